@@ -1,0 +1,39 @@
+# The two commands of README.md:  `make book` builds the book, `make test` runs every test.
+# Both set everything up on a fresh machine (a virtual environment in .venv from requirements.txt).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+JB_FLAGS := --builder html -W -n --keep-going
+
+.PHONY: setup browser book test nbval-notebooks clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Headless Chromium for the test that looks at the rendered pages (math typeset offline).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null)
+
+# Build the book into a clean _build/html; any failing cell, broken reference or missing citation fails.
+book: $(STAMP)
+	rm -rf _build/html _build/.doctrees _build/jupyter_execute _build/reports
+	MPLBACKEND=agg $(VENV)/bin/jupyter-book build . $(JB_FLAGS)
+
+# Every CPU chapter converted by jupytext into a scratch folder, for nbval (never next to the .md).
+nbval-notebooks: $(STAMP)
+	rm -rf _build/nbval && mkdir -p _build/nbval
+	$(PY) scripts/chapters.py --to _build/nbval
+
+# All tests: the book build, nclib's unit tests, the rendered-page check and every chapter under nbval.
+test: $(STAMP) browser book nbval-notebooks
+	MPLBACKEND=agg $(PY) -m pytest tests _build/nbval --nbval-lax -p no:cacheprovider
+
+clean:
+	rm -rf _build

@@ -1,0 +1,89 @@
+"""Input validation shared by every nclib module.
+
+Each checker returns a clean value or raises a ``ValueError`` whose message starts with the
+argument's name and says what was expected, so that a caller never gets a silently wrong answer
+or a deep numpy traceback.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Sequence
+
+import numpy as np
+
+
+def _is_integral(x) -> bool:
+    if isinstance(x, (bool, np.bool_)):
+        return False
+    if isinstance(x, numbers.Integral):
+        return True
+    return False
+
+
+def positive_int(value, name: str) -> int:
+    """An integer >= 1 (``L``, ``d``, ``K``, an epoch count, ...)."""
+    if not _is_integral(value) or int(value) < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def counts(n, name: str = "n") -> np.ndarray:
+    """Class counts: a non-empty 1-D sequence of positive integers, returned as an int64 array."""
+    try:
+        arr = np.asarray(n)
+    except Exception as exc:  # ragged input and the like
+        raise ValueError(f"{name} must be a 1-D sequence of positive integers, got {n!r}") from exc
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of class counts, got shape {arr.shape}")
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"{name} must hold integer class counts, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name} must hold integer class counts, got {arr.tolist()}")
+    if np.any(arr < 1):
+        raise ValueError(f"{name} must hold positive class counts (every class needs a sample), got {arr.tolist()}")
+    return arr.astype(np.int64)
+
+
+def nonneg_float(value, name: str) -> float:
+    """A finite real number >= 0 (a weight decay)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a non-negative number, got {value!r}") from exc
+    if isinstance(value, (bool, np.bool_)) or not np.isfinite(x) or x < 0:
+        raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+    return x
+
+
+def positive_float(value, name: str) -> float:
+    """A finite real number > 0."""
+    x = nonneg_float(value, name)
+    if x == 0:
+        raise ValueError(f"{name} must be strictly positive, got {value!r}")
+    return x
+
+
+def layer_lambdas(lam_W, L: int, name: str = "lam_W", positive: bool = True) -> np.ndarray:
+    """Per-layer weight decays lambda_W1..lambda_WL: one float for all layers, or exactly L floats."""
+    check = positive_float if positive else nonneg_float
+    if np.ndim(lam_W) == 0:
+        return np.full(L, check(lam_W, name))
+    values = list(np.asarray(lam_W, dtype=object).ravel())
+    if len(values) != L:
+        raise ValueError(f"{name} must be one number or a sequence of L={L} numbers, got {len(values)}")
+    return np.array([check(v, f"{name}[{j}]") for j, v in enumerate(values)], dtype=np.float64)
+
+
+def matrix(a, name: str, shape: Sequence[int | None] | None = None) -> np.ndarray:
+    """A finite 2-D float64 array, optionally with a required shape (None = any size on that axis)."""
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got shape {arr.shape}")
+    if shape is not None:
+        for axis, (got, want) in enumerate(zip(arr.shape, shape)):
+            if want is not None and got != want:
+                raise ValueError(f"{name} must have shape {tuple(shape)} (None = any), got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return arr
