@@ -1,0 +1,75 @@
+"""Unit tests of nclib.imbalance's basics (Definition 4.1, Y, Y-bar); ch-setting uses them."""
+import numpy as np
+import pytest
+
+import nclib.imbalance as imb
+
+
+def test_class_counts_expands_groups_in_order():
+    assert imb.class_counts([(500, 2), (100, 1)]).tolist() == [500, 500, 100]
+    assert imb.class_counts(imb.PROFILES["emnist-letters"]).tolist() == [1500] + [600] * 5 + [50] * 20
+    n = imb.class_counts(imb.PROFILES["cifar10"])
+    assert n.dtype == np.int64 and n.sum() == 3000 and n.size == 10
+
+
+@pytest.mark.parametrize(
+    "groups, match",
+    [
+        ([], "at least one"),
+        ([(5, 1), (5, 2)], "strictly decreasing"),
+        ([(3, 1), (5, 2)], "strictly decreasing"),
+        ([(0, 1)], "N_i must be a positive integer"),
+        ([(-4, 1)], "N_i must be a positive integer"),
+        ([(2.5, 1)], "N_i must be a positive integer"),
+        ([(5, 0)], "l_i must be a positive integer"),
+        ([(5, 1.0)], "l_i must be a positive integer"),
+        ([(5, 1, 2)], "pair"),
+        (5, "sequence"),
+    ],
+)
+def test_class_counts_rejects_bad_groups(groups, match):
+    with pytest.raises(ValueError, match=match):
+        imb.class_counts(groups)
+
+
+def test_groups_of_inverts_class_counts_for_any_order():
+    groups = [(9, 3), (4, 1), (2, 2)]
+    n = imb.class_counts(groups)
+    rng = np.random.default_rng(1)
+    assert imb.groups_of(rng.permutation(n)) == groups
+
+
+def test_label_matrix_is_one_hot_grouped_by_class():
+    Y = imb.label_matrix([2, 1, 3])
+    assert Y.shape == (3, 6)
+    np.testing.assert_array_equal(Y.sum(axis=0), 1.0)
+    np.testing.assert_array_equal(Y.sum(axis=1), [2, 1, 3])
+    np.testing.assert_array_equal(Y.argmax(axis=0), [0, 0, 1, 2, 2, 2])
+
+
+@pytest.mark.parametrize("n, match", [([], "non-empty"), ([3, 0], "positive"), ([3, -1], "positive"),
+                                      ([2.5, 1], "integer"), ([[1, 2]], "1-D"), (np.array([True, True]), "integer")])
+def test_count_vectors_are_validated(n, match):
+    with pytest.raises(ValueError, match=match):
+        imb.ybar(n)
+    with pytest.raises(ValueError, match=match):
+        imb.label_matrix(n)
+
+
+def test_ybar_matches_its_definition_and_gram_identity():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = rng.integers(1, 50, size=int(rng.integers(1, 12)))
+        N, K = n.sum(), n.size
+        D = np.diag(np.sqrt(n))
+        expected = (np.eye(K) - np.outer(n, np.ones(K)) / N) @ D
+        np.testing.assert_allclose(imb.ybar(n), expected, rtol=1e-14, atol=1e-14)
+        np.testing.assert_allclose(imb.ybar(n) @ imb.ybar(n).T, np.diag(n) - np.outer(n, n) / N,
+                                   rtol=0, atol=1e-12 * n.max())
+
+
+def test_ybar_equals_centred_labels_weighted_by_class():
+    # Y-bar D^{-1} has columns e_k - n/N: the centred one-hot labels of each class
+    n = np.array([4, 2, 1])
+    cols = imb.ybar(n) / np.sqrt(n)[None, :]
+    np.testing.assert_allclose(cols, np.eye(3) - (n / n.sum())[:, None], atol=1e-15)

@@ -1,0 +1,64 @@
+"""The built book, opened in a real headless browser with no network, shows typeset math.
+
+Runs after `make book` (the test command builds the book first). MathJax must be bundled with the site
+(sphinx-mathjax-offline), never fetched from a CDN: the pages are loaded from file:// with Chromium's
+background networking off, and the test checks that MathJax produced its output elements and left no
+raw TeX delimiters behind.
+"""
+import pathlib
+import re
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+import nclib
+
+HTML = nclib.ROOT / "_build" / "html"
+PAGES = ["book/setting.html", "book/intro.html"]
+
+
+def _chromium():
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.fail("headless Chromium is missing: `make test` installs it (apt-get install chromium)")
+    return exe
+
+
+def _dump_dom(page: pathlib.Path) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        out = subprocess.run(
+            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+             f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_mathjax_is_bundled_not_fetched():
+    if not (HTML / "index.html").exists():
+        pytest.fail("no built book in _build/html: run `make book` first (`make test` does)")
+    script = HTML / "_static" / "mathjax" / "tex-chtml.js"
+    assert script.is_file(), "MathJax is not bundled into _static/mathjax"
+    page = (HTML / "book" / "setting.html").read_text()
+    srcs = re.findall(r'<script[^>]+src="([^"]*mathjax[^"]*)"', page, flags=re.I)
+    assert srcs, "no MathJax script tag in the page"
+    assert all(not s.startswith(("http:", "https:", "//")) for s in srcs), srcs
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_math_is_typeset_offline(name):
+    page = HTML / name
+    if not page.exists():
+        pytest.fail(f"{page} was not built: run `make book` first (`make test` does)")
+    dom = _dump_dom(page)
+    typeset = dom.count("<mjx-container")
+    assert typeset >= 5, f"MathJax typeset only {typeset} formulas in {name}"
+    body = dom.split("<body", 1)[1]
+    text = re.sub(r"<script.*?</script>", "", body, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", text)
+    leftovers = re.findall(r"\\\(|\\\[|\$\$", text)
+    assert not leftovers, f"raw TeX delimiters left in {name}: {leftovers[:5]}"
