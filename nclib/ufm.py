@@ -1,0 +1,344 @@
+"""The (L-extended) unconstrained feature model: objective and closed-form global minimizers.
+
+Implements the objective of Definition 3.1 / (4.1)-(4.3) of the paper and the closed forms of
+Theorems 4.1 (bias-free UFM), 4.2 (UFM with bias) and 4.3 (L-layer head with bias; its bias-free
+analogue is obtained with ``bias=False``), together with the two auxiliary lemmas: Lemma A.1 (the
+variational form of the nuclear norm) and Lemma A.2 (the scalar function g(x) = 1/(x^L + 1) + a x).
+Used in :ref:`ch-lemma-a1`, :ref:`ch-lemma-a2`, :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`
+and :ref:`ch-errata-theory`.
+
+The reduction used throughout (checked symbolically and numerically in the chapters): at a global
+minimizer features collapse to their class means H-bar, the bias is b* = n/N and the global feature
+mean is 0; with E = H-bar D (D = diag(sqrt n)) the problem becomes
+
+    min 1/(2N) ||W_L ... W_1 E - M||_F^2 + sum_j lam_Wj/2 ||W_j||_F^2 + lam_H/2 ||E||_F^2,
+
+with M = Y-bar = (I - n 1^T/N) D with a bias and M = D without. Each singular value kappa of M
+then solves a scalar problem (Lemma A.2 for L >= 2, soft thresholding for L = 1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import optimize
+
+from . import _checks
+from .imbalance import label_matrix, ybar
+
+
+# --------------------------------------------------------------------------------------------
+# input checks shared by this module and nclib.solvers
+# --------------------------------------------------------------------------------------------
+
+def _check_bias(bias) -> bool:
+    if not isinstance(bias, (bool, np.bool_)):
+        raise ValueError(f"bias must be True or False, got {bias!r}")
+    return bool(bias)
+
+
+def _check_problem(n, lam_W, lam_H, L, bias, d=None):
+    """Validated (n, lam_W array, lam_H, L, bias, d) for the closed forms and the solver."""
+    n = _checks.counts(n)
+    L = _checks.positive_int(L, "L")
+    lam_W = _checks.layer_lambdas(lam_W, L, "lam_W", positive=True)
+    lam_H = _checks.positive_float(lam_H, "lam_H")
+    bias = _check_bias(bias)
+    if d is None:
+        d = n.size
+    d = _checks.positive_int(d, "d")
+    return n, lam_W, lam_H, L, bias, d
+
+
+# --------------------------------------------------------------------------------------------
+# the objective
+# --------------------------------------------------------------------------------------------
+
+def objective(Ws: Sequence[np.ndarray], H, b, n, lam_W, lam_H) -> float:
+    """The objective f(W_L, ..., W_1, H, b) of Definition 3.1 with rho_b = 0 ((4.1)-(4.3) of the paper).
+
+    f = 1/(2N) ||W_L ... W_1 H + b 1_N^T - Y||_F^2 + sum_j lam_Wj/2 ||W_j||_F^2 + lam_H/2 ||H||_F^2.
+
+    ``Ws = [W_1, ..., W_L]`` (W_1 is applied first, W_L has K rows), ``H`` is d x N with its
+    columns grouped by class as in :func:`nclib.imbalance.label_matrix`, ``b`` is a length-K vector
+    or ``None`` (the bias-free model (4.1)), ``lam_W`` one number or L numbers lambda_W1..lambda_WL,
+    ``lam_H`` a number (zero decays are allowed here). Used in :ref:`ch-thm41`, :ref:`ch-thm42`
+    and :ref:`ch-thm43`.
+    """
+    n = _checks.counts(n)
+    K, N = n.size, int(n.sum())
+    if isinstance(Ws, np.ndarray) and Ws.ndim == 2:
+        raise ValueError("Ws must be a list [W_1, ..., W_L] of matrices, got a single matrix (wrap it in a list)")
+    try:
+        Ws = list(Ws)
+    except TypeError as exc:
+        raise ValueError(f"Ws must be a list [W_1, ..., W_L] of matrices, got {type(Ws).__name__}") from exc
+    if len(Ws) == 0:
+        raise ValueError("Ws must hold at least one matrix (L >= 1), got an empty list")
+    L = len(Ws)
+    H = _checks.matrix(H, "H", (None, N))
+    mats = []
+    cols = H.shape[0]
+    for j, W in enumerate(Ws):
+        rows = K if j == L - 1 else None
+        W = _checks.matrix(W, f"Ws[{j}]", (rows, cols))
+        mats.append(W)
+        cols = W.shape[0]
+    lam = _checks.layer_lambdas(lam_W, L, "lam_W", positive=False)
+    lam_H = _checks.nonneg_float(lam_H, "lam_H")
+    out = H
+    for W in mats:
+        out = W @ out
+    R = out - label_matrix(n)
+    if b is not None:
+        b = np.asarray(b, dtype=np.float64)
+        if b.shape != (K,) or not np.all(np.isfinite(b)):
+            raise ValueError(f"b must be None or a finite vector of length K={K}, got shape {b.shape}")
+        R = R + b[:, None]
+    value = 0.5 / N * np.sum(R * R)
+    value += 0.5 * sum(l * np.sum(W * W) for l, W in zip(lam, mats))
+    value += 0.5 * lam_H * np.sum(H * H)
+    return float(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Lemma A.2: the scalar function g(x) = 1/(x^L + 1) + a x
+# --------------------------------------------------------------------------------------------
+
+def lemma_a2_critical_a(L: int) -> float:
+    """The critical a of Lemma A.2 where the nonzero minimizer of g ties with 0: (L-1)^((L-1)/L) / L.
+
+    Derived in :ref:`ch-lemma-a2`; needs L >= 2.
+    """
+    L = _checks.positive_int(L, "L")
+    if L < 2:
+        raise ValueError(f"L must be >= 2 for Lemma A.2, got {L}")
+    return float((L - 1) ** ((L - 1) / L) / L)
+
+
+def lemma_a2_largest_root(a: float, L: int) -> float | None:
+    """The largest solution x > 0 of a = L x^(L-1) / (x^L + 1)^2 (stationarity of g in Lemma A.2).
+
+    ``None`` when there is none (a above the maximum of the right-hand side, attained at
+    x^L = (L-1)/(L+1)). Found by bracketing on the decreasing branch (Brent's method to machine
+    precision). Used in :ref:`ch-lemma-a2` and :ref:`ch-thm43`.
+    """
+    L = _checks.positive_int(L, "L")
+    if L < 2:
+        raise ValueError(f"L must be >= 2 for Lemma A.2, got {L}")
+    a = _checks.positive_float(a, "a")
+    x_peak = ((L - 1) / (L + 1)) ** (1.0 / L)
+    h = lambda x: L * x ** (L - 1) / (x ** L + 1) ** 2 - a  # noqa: E731
+    if h(x_peak) <= 0:
+        return None
+    hi = (L / a) ** (1.0 / (L + 1))  # h(x) < L x^(-L-1) - a <= 0 beyond this point
+    hi = max(hi, 2 * x_peak)
+    while h(hi) > 0:
+        hi *= 2
+    return float(optimize.brentq(h, x_peak, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500))
+
+
+def lemma_a2_minimizer(a: float, L: int) -> float:
+    """The global minimizer of g(x) = 1/(x^L + 1) + a x on x >= 0 (Lemma A.2, L >= 2).
+
+    0 when a is at or above the critical value (the tie is resolved towards 0), otherwise the largest
+    stationary point. Used in :ref:`ch-lemma-a2` and :ref:`ch-thm43`.
+    """
+    root = lemma_a2_largest_root(a, L)
+    if root is None:
+        return 0.0
+    g_root = 1.0 / (root ** L + 1.0) + a * root
+    return root if g_root < 1.0 else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# the scalar problem of each singular value
+# --------------------------------------------------------------------------------------------
+
+def lemma_a2_a(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
+    """The parameter a of Lemma A.2 for a singular value kappa (corrected Theorem 4.3, erratum T-a).
+
+    a = L N / kappa^2 * (N lam_H lam_W1 ... lam_WL)^(1/L); the paper prints it without the factor N
+    in front (see :ref:`ch-errata-theory`). Infinite for kappa = 0. Used in :ref:`ch-thm43`.
+    """
+    L = _checks.positive_int(L, "L")
+    lam = _checks.layer_lambdas(lam_W, L, "lam_W")
+    lam_H = _checks.positive_float(lam_H, "lam_H")
+    N = _checks.positive_int(N, "N")
+    kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
+    if np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
+        raise ValueError("kappa must hold finite non-negative singular values")
+    scale = L * N * (N * lam_H * np.prod(lam)) ** (1.0 / L)
+    with np.errstate(divide="ignore"):
+        return np.where(kappa > 0, scale / np.where(kappa > 0, kappa, 1.0) ** 2, np.inf)
+
+
+def _mode_products(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
+    """s_i = sigma_i(W_L ... W_1 E) at the global minimizer, for each singular value kappa_i of M."""
+    s = np.zeros_like(kappa)
+    if L == 1:
+        return np.maximum(kappa - N * np.sqrt(lam[0] * lam_H), 0.0)
+    a = lemma_a2_a(kappa, N, lam, lam_H, L)
+    for i, (k, ai) in enumerate(zip(kappa, a)):
+        if k > 0:
+            x = lemma_a2_minimizer(ai, L)
+            s[i] = k * x ** L / (1.0 + x ** L)
+    return s
+
+
+def _mode_factors(s: np.ndarray, lam: np.ndarray, lam_H: float):
+    """Balanced factors of a singular value s over L weight layers and E (AM-GM equality case).
+
+    Returns (t, a, e): t_i = lam_Wj a_ij^2 = lam_H e_i^2 = (lam_H prod_j lam_Wj s_i^2)^(1/(L+1)).
+    """
+    L = lam.size
+    t = (lam_H * np.prod(lam) * s ** 2) ** (1.0 / (L + 1))
+    a = np.sqrt(t[None, :] / lam[:, None])  # (L, K): layer j, mode i
+    e = np.sqrt(t / lam_H)
+    return t, a, e
+
+
+def _problem_matrix(n: np.ndarray, bias: bool) -> np.ndarray:
+    return ybar(n) if bias else np.diag(np.sqrt(n.astype(np.float64)))
+
+
+@dataclass(frozen=True)
+class Structure:
+    """The predicted geometry of Theorems 4.1-4.3 in the SVD basis of M (see :func:`structure`)."""
+
+    M: np.ndarray
+    U: np.ndarray
+    kappa: np.ndarray
+    V: np.ndarray
+    s_product: np.ndarray
+    s_features: np.ndarray
+
+
+def structure(n, lam_W, lam_H, L=1, bias=True) -> Structure:
+    """The geometry of every global minimizer (Theorems 4.1, 4.2 and 4.3; hidden widths >= K).
+
+    ``M`` is the K x K matrix whose SVD drives the theorems: Y-bar = (I - n 1^T/N) D with a bias,
+    D = diag(sqrt n) without; ``M = U diag(kappa) V^T`` with kappa non-increasing. At every global
+    minimizer (P = W_L ... W_1, E = H-bar D):
+
+    * P P^T = U diag(s_product^2) U^T,
+    * E^T E = V diag(s_features^2) V^T,
+    * P E = U diag(s_product * s_features) V^T,
+
+    and zero entries mark collapsed modes. With a bias, M has a zero singular value (M sqrt(n) = 0),
+    so at least one mode always collapses. Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`
+    and by the metrics chapters.
+    """
+    n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
+    M = _problem_matrix(n, bias)
+    U, kappa, Vt = np.linalg.svd(M)
+    N = int(n.sum())
+    s = _mode_products(kappa, N, lam, lam_H, L)
+    t, a, e = _mode_factors(s, lam, lam_H)
+    s_product = np.prod(a, axis=0)
+    return Structure(M=M, U=U, kappa=kappa, V=Vt.T, s_product=s_product, s_features=e)
+
+
+def _mode_values(kappa, s, t, N, L):
+    """Per-mode minimal values (s - kappa)^2/(2N) + (L+1)/2 t of the reduced problem."""
+    return (s - kappa) ** 2 / (2 * N) + 0.5 * (L + 1) * t
+
+
+def minimum_value(n, lam_W, lam_H, L=1, bias=True) -> float:
+    """The closed-form global minimum of (4.1) (``bias=False``, L = 1), (4.2) (L = 1) or (4.3) (L >= 1).
+
+    Sum over the singular values kappa_i of M (:func:`structure`) of the scalar problem
+    min_s (s - kappa_i)^2/(2N) + (L+1)/2 (lam_H lam_W1...lam_WL)^(1/(L+1)) s^(2/(L+1)),
+    equivalently kappa_i^2/(2N) min_x g(x) with g of Lemma A.2 (Theorems 4.1-4.3).
+
+    Assumes every hidden width d_0, ..., d_(L-1) is >= K. With a smaller width d only the top d
+    modes can be nonzero and the remaining modes each contribute kappa_i^2/(2N) (their collapsed
+    value): pass ``d`` to :func:`global_minimizer`, whose ``value`` accounts for it. Used in
+    :ref:`ch-thm41`, :ref:`ch-thm42` and :ref:`ch-thm43`.
+    """
+    n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
+    return _minimum_value(n, lam, lam_H, L, bias, n.size)
+
+
+def _minimum_value(n, lam, lam_H, L, bias, d):
+    M = _problem_matrix(n, bias)
+    kappa = np.linalg.svd(M, compute_uv=False)
+    N = int(n.sum())
+    s = _mode_products(kappa, N, lam, lam_H, L)
+    s[min(d, kappa.size):] = 0.0
+    t, _, _ = _mode_factors(s, lam, lam_H)
+    return float(np.sum(_mode_values(kappa, s, t, N, L)))
+
+
+@dataclass(frozen=True)
+class Minimizer:
+    """A point of the (L-extended) UFM: ``Ws = [W_1, ..., W_L]``, ``H`` (d x N), ``b`` (None when
+    bias-free) and its objective ``value``."""
+
+    Ws: list
+    H: np.ndarray
+    b: np.ndarray | None
+    value: float
+
+
+def global_minimizer(n, lam_W, lam_H, L=1, bias=True, d=None) -> Minimizer:
+    """A closed-form global minimizer of (4.1)/(4.2)/(4.3) (Theorems 4.1, 4.2 and 4.3).
+
+    Hidden width ``d`` (default K) for every layer: W_1 .. W_(L-1) are d x d, W_L is K x d and H is
+    d x N. Built in the SVD basis of M: E = H-bar D = R diag(e) V^T, W_1 = R diag(a_1) R^T, ...,
+    W_L = U diag(a_L) R^T with balanced factors lam_Wj a_j^2 = lam_H e^2, every sample equal to its
+    class mean, and b = n/N (bias) or None. When d < K only the top d modes are kept (a rank-d
+    product cannot carry more), which is the global minimum under that width. ``value`` is the
+    closed-form minimum. Used in :ref:`ch-thm41`, :ref:`ch-thm42` and :ref:`ch-thm43`.
+    """
+    n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d)
+    K = n.size
+    M = _problem_matrix(n, bias)
+    U, kappa, Vt = np.linalg.svd(M)
+    N = int(n.sum())
+    s = _mode_products(kappa, N, lam, lam_H, L)
+    r = min(d, K)
+    s[r:] = 0.0
+    t, a, e = _mode_factors(s, lam, lam_H)
+    R = np.zeros((d, K))
+    R[np.arange(r), np.arange(r)] = 1.0  # embeds the first r modes into the hidden space
+    Ws = []
+    for j in range(L):
+        left = U if j == L - 1 else R
+        Ws.append(left @ np.diag(a[j]) @ R.T)
+    E = R @ np.diag(e) @ Vt
+    Hbar = E / np.sqrt(n.astype(np.float64))[None, :]
+    H = Hbar @ label_matrix(n)
+    b = n / N if bias else None
+    value = float(np.sum(_mode_values(kappa, s, t, N, L)))
+    return Minimizer(Ws=Ws, H=H, b=None if b is None else b.astype(np.float64), value=value)
+
+
+# --------------------------------------------------------------------------------------------
+# Lemma A.1: the variational form of the nuclear norm
+# --------------------------------------------------------------------------------------------
+
+def nuclear_factorization(Z, alpha: float = 1.0):
+    """The minimizing factorization Z = W H of Lemma A.1 (corrected form, see :ref:`ch-errata-theory`).
+
+    ||Z||_* = min_{Z = W H} 1/(2 sqrt(alpha)) (||W||_F^2 + alpha ||H||_F^2), attained at
+    W = alpha^(1/4) U Sigma^(1/2), H = alpha^(-1/4) Sigma^(1/2) V^T (thin SVD Z = U Sigma V^T).
+    Returns (W, H). Used in :ref:`ch-lemma-a1`.
+    """
+    Z = _checks.matrix(Z, "Z")
+    alpha = _checks.positive_float(alpha, "alpha")
+    U, sig, Vt = np.linalg.svd(Z, full_matrices=False)
+    root = np.sqrt(sig)
+    return alpha ** 0.25 * U * root[None, :], alpha ** -0.25 * root[:, None] * Vt
+
+
+def nuclear_variational_value(W, H, alpha: float = 1.0) -> float:
+    """The variational objective 1/(2 sqrt(alpha)) (||W||_F^2 + alpha ||H||_F^2) of Lemma A.1.
+
+    Never below ||W H||_* (Lemma A.1). Used in :ref:`ch-lemma-a1`.
+    """
+    W = _checks.matrix(W, "W")
+    H = _checks.matrix(H, "H", (W.shape[1], None))
+    alpha = _checks.positive_float(alpha, "alpha")
+    return float((np.sum(W * W) + alpha * np.sum(H * H)) / (2 * np.sqrt(alpha)))

@@ -1,0 +1,164 @@
+"""Unit tests of nclib.ufm: the objective of Definition 3.1 and the closed forms of Theorems 4.1-4.3,
+Lemma A.1 and Lemma A.2 (chapters ch-lemma-a1, ch-lemma-a2, ch-thm41, ch-thm42, ch-thm43)."""
+import numpy as np
+import pytest
+from scipy import optimize
+
+import nclib.ufm as ufm
+from nclib.imbalance import label_matrix, ybar
+
+CASES = [
+    ([5, 3, 2], 0.01, 0.02, 1, True),
+    ([5, 3, 2], 0.01, 0.02, 1, False),
+    ([6, 6, 2, 2, 1], [0.02, 0.005], 0.01, 2, True),
+    ([4, 7, 1, 3], [0.01, 0.03, 0.002], 0.02, 3, False),
+    ([9, 9, 9, 3, 3, 3], [0.01, 0.02, 0.01, 0.005, 0.03, 0.02], 0.01, 6, True),
+    ([12, 2, 2, 2], 0.05, 0.05, 1, True),  # strong decay: minority modes collapse
+]
+
+
+def product(Ws):
+    P = Ws[0]
+    for W in Ws[1:]:
+        P = W @ P
+    return P
+
+
+def test_objective_by_hand():
+    n = [2, 1]
+    W = np.array([[1.0, 0.0], [0.0, 2.0]])
+    H = np.array([[1.0, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    b = np.array([0.1, -0.2])
+    out = W @ H + b[:, None]
+    Y = np.array([[1, 1, 0], [0, 0, 1.0]])
+    want = np.sum((out - Y) ** 2) / 6 + 0.3 / 2 * np.sum(W ** 2) + 0.4 / 2 * np.sum(H ** 2)
+    assert ufm.objective([W], H, b, n, 0.3, 0.4) == pytest.approx(want, rel=1e-15)
+    want_free = np.sum((W @ H - Y) ** 2) / 6 + 0.3 / 2 * np.sum(W ** 2) + 0.4 / 2 * np.sum(H ** 2)
+    assert ufm.objective([W], H, None, n, 0.3, 0.4) == pytest.approx(want_free, rel=1e-15)
+
+
+@pytest.mark.parametrize("n, lam_W, lam_H, L, bias", CASES)
+def test_global_minimizer_attains_minimum_value(n, lam_W, lam_H, L, bias):
+    g = ufm.global_minimizer(n, lam_W, lam_H, L=L, bias=bias)
+    v = ufm.minimum_value(n, lam_W, lam_H, L=L, bias=bias)
+    assert g.value == pytest.approx(v, rel=1e-13)
+    assert ufm.objective(g.Ws, g.H, g.b, n, lam_W, lam_H) == pytest.approx(v, rel=1e-12)
+    assert len(g.Ws) == L and g.Ws[-1].shape[0] == len(n) and g.H.shape == (len(n), sum(n))
+    if bias:
+        np.testing.assert_allclose(g.b, np.asarray(n) / sum(n), rtol=1e-15)
+        np.testing.assert_allclose(g.H.mean(axis=1), 0, atol=1e-13)  # zero global feature mean
+    else:
+        assert g.b is None
+
+
+@pytest.mark.parametrize("n, lam_W, lam_H, L, bias", CASES)
+def test_structure_holds_at_closed_form(n, lam_W, lam_H, L, bias):
+    g = ufm.global_minimizer(n, lam_W, lam_H, L=L, bias=bias)
+    st = ufm.structure(n, lam_W, lam_H, L=L, bias=bias)
+    assert np.all(np.diff(st.kappa) <= 1e-12)
+    np.testing.assert_allclose(st.U @ np.diag(st.kappa) @ st.V.T, st.M, atol=1e-12)
+    np.testing.assert_allclose(st.M, ybar(n) if bias else np.diag(np.sqrt(n)), atol=0)
+    nf = np.asarray(n, float)
+    E = g.H @ label_matrix(n).T / nf * np.sqrt(nf)
+    P = product(g.Ws)
+    np.testing.assert_allclose(P @ P.T, st.U @ np.diag(st.s_product ** 2) @ st.U.T, atol=1e-12)
+    np.testing.assert_allclose(E.T @ E, st.V @ np.diag(st.s_features ** 2) @ st.V.T, atol=1e-12)
+    np.testing.assert_allclose(P @ E, st.U @ np.diag(st.s_product * st.s_features) @ st.V.T, atol=1e-12)
+    if bias:  # Y-bar sqrt(n) = 0: the last mode always collapses
+        assert st.kappa[-1] < 1e-12 and st.s_product[-1] == 0 and st.s_features[-1] == 0
+    with pytest.raises(Exception):
+        st.kappa = None  # frozen
+
+
+def test_soft_threshold_for_L1():
+    n = [12, 6, 3, 1]
+    lam_W, lam_H = 0.05, 0.2
+    N = sum(n)
+    st = ufm.structure(n, lam_W, lam_H, L=1, bias=False)
+    s = st.s_product * st.s_features
+    np.testing.assert_allclose(s, np.maximum(np.sqrt(sorted(n, reverse=True)) - N * np.sqrt(lam_W * lam_H), 0), atol=1e-14)
+    assert np.sum(s > 0) == 2  # n_k > N^2 lam_W lam_H = 4.84 for the two largest classes only
+
+
+@pytest.mark.parametrize("L", [1, 2, 3, 6])
+def test_each_mode_solves_its_scalar_problem(L):
+    """Independent check: a dense grid plus bounded search on phi(s) never beats the closed form."""
+    n = [10, 10, 6, 3, 2, 1]
+    lam_W = list(np.linspace(0.004, 0.02, L))
+    lam_H = 0.01
+    st = ufm.structure(n, lam_W, lam_H, L=L, bias=True)
+    N = sum(n)
+    mu = (lam_H * np.prod(lam_W)) ** (1 / (L + 1))
+    for kappa, sp, sf in zip(st.kappa, st.s_product, st.s_features):
+        phi = lambda s: (s - kappa) ** 2 / (2 * N) + (L + 1) / 2 * mu * s ** (2 / (L + 1))  # noqa: E731
+        grid = np.linspace(0, max(kappa, 1e-9), 20001)
+        s_grid = grid[np.argmin(phi(grid))]
+        local = optimize.minimize_scalar(phi, bounds=(max(0, s_grid - 1e-3), s_grid + 1e-3), method="bounded",
+                                         options={"xatol": 1e-13})
+        best = min(phi(0.0), local.fun)
+        assert phi(sp * sf) <= best + 1e-14
+        # and the Lemma A.2 route gives the same minimum: kappa^2/(2N) min_x g(x)
+        if kappa > 1e-12 and L >= 2:
+            a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, L)[0]
+            x = ufm.lemma_a2_minimizer(a, L)
+            assert kappa ** 2 / (2 * N) * (1 / (x ** L + 1) + a * x) == pytest.approx(phi(sp * sf), rel=1e-12)
+
+
+@pytest.mark.parametrize("L", [2, 3, 4, 5, 6])
+def test_lemma_a2(L):
+    a_c = ufm.lemma_a2_critical_a(L)
+    x_t = (L - 1) ** (1 / L)
+    g = lambda x, a: 1 / (x ** L + 1) + a * x  # noqa: E731
+    assert g(x_t, a_c) == pytest.approx(1.0, rel=1e-14)  # tie with g(0) = 1
+    assert ufm.lemma_a2_largest_root(a_c, L) == pytest.approx(x_t, rel=1e-12)
+    grid = np.linspace(0, 4, 400001)
+    for a in [0.5 * a_c, 0.9 * a_c, 0.99 * a_c, 1.01 * a_c, 2 * a_c]:
+        x = ufm.lemma_a2_minimizer(a, L)
+        assert g(x, a) <= np.min(g(grid, a)) + 1e-12
+        assert (x > 0) == (a < a_c)
+
+
+def test_d_smaller_than_K_keeps_top_modes():
+    n, lam_W, lam_H = [8, 6, 4, 3, 2], 0.002, 0.002
+    full = ufm.global_minimizer(n, lam_W, lam_H, L=2, bias=False)
+    small = ufm.global_minimizer(n, lam_W, lam_H, L=2, bias=False, d=2)
+    assert small.H.shape == (2, sum(n)) and small.Ws[0].shape == (2, 2) and small.Ws[1].shape == (5, 2)
+    assert ufm.objective(small.Ws, small.H, None, n, lam_W, lam_H) == pytest.approx(small.value, rel=1e-12)
+    assert small.value > full.value
+    assert np.linalg.matrix_rank(product(small.Ws)) == 2
+
+
+def test_lemma_a1_nuclear_norm():
+    rng = np.random.default_rng(0)
+    for alpha in [0.1, 1.0, 7.0]:
+        Z = rng.standard_normal((4, 6))
+        W, H = ufm.nuclear_factorization(Z, alpha)
+        np.testing.assert_allclose(W @ H, Z, atol=1e-12)
+        nuc = np.linalg.norm(Z, "nuc")
+        assert ufm.nuclear_variational_value(W, H, alpha) == pytest.approx(nuc, rel=1e-13)
+        for _ in range(50):  # random factorizations Z = (W R)(R^-1 H) never go below
+            R = rng.standard_normal((4, 4))
+            assert ufm.nuclear_variational_value(W @ R, np.linalg.solve(R, H), alpha) >= nuc * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: ufm.minimum_value([3, 2], -0.1, 0.1), "lam_W"),
+    (lambda: ufm.minimum_value([3, 2], 0.1, -0.1), "lam_H"),
+    (lambda: ufm.minimum_value([3, 2], [0.1, 0.1], 0.1, L=3), "lam_W"),
+    (lambda: ufm.minimum_value([3, 2], 0.1, 0.1, L=0), "L"),
+    (lambda: ufm.minimum_value([3, 0], 0.1, 0.1), "n"),
+    (lambda: ufm.minimum_value([3, 2], 0.1, 0.1, bias="yes"), "bias"),
+    (lambda: ufm.global_minimizer([3, 2], 0.1, 0.1, d=0), "d"),
+    (lambda: ufm.structure([3, 2], 0.1, 0.1, L=1.5), "L"),
+    (lambda: ufm.objective([np.ones((2, 2))], np.ones((2, 4)), None, [3, 2], 0.1, 0.1), "H"),
+    (lambda: ufm.objective([np.ones((3, 2))], np.ones((2, 5)), None, [3, 2], 0.1, 0.1), "Ws[0]"),
+    (lambda: ufm.objective([np.ones((2, 2))], np.ones((2, 5)), np.ones(3), [3, 2], 0.1, 0.1), "b"),
+    (lambda: ufm.objective([], np.ones((2, 5)), None, [3, 2], 0.1, 0.1), "Ws"),
+    (lambda: ufm.objective([np.ones((2, 2))], np.ones((2, 5)), None, [3, 2], [0.1, 0.1], 0.1), "lam_W"),
+    (lambda: ufm.lemma_a2_minimizer(0.3, 1), "L"),
+    (lambda: ufm.lemma_a2_minimizer(-0.3, 2), "a"),
+    (lambda: ufm.nuclear_factorization(np.ones((2, 2)), 0.0), "alpha"),
+])
+def test_bad_input(call, name):
+    with pytest.raises(ValueError, match=f"^{name.replace('[', '.').replace(']', '.')}"):
+        call()
