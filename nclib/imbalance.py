@@ -87,3 +87,125 @@ def ybar(n) -> np.ndarray:
     nf = n.astype(np.float64)
     K, N = n.size, nf.sum()
     return (np.eye(K) - np.outer(nf, np.ones(K)) / N) * np.sqrt(nf)[None, :]
+
+
+# ---------------------------------------------------------------------------------------------
+# The spectrum of Y-bar for grouped imbalance: Theorem 4.4 (Theorems B.1, B.2); chapter ch-spectrum.
+# ---------------------------------------------------------------------------------------------
+
+def _group_arrays(groups) -> tuple[np.ndarray, np.ndarray, float]:
+    """(N_i, l_i, N) as float64 arrays and the total sample count, after :func:`check_groups`."""
+    pairs = check_groups(groups)
+    sizes = np.array([N for N, _ in pairs], dtype=np.float64)
+    mults = np.array([l for _, l in pairs], dtype=np.float64)
+    return sizes, mults, float(np.dot(sizes, mults))
+
+
+def group_matrix(groups) -> np.ndarray:
+    """The m x m group matrix G of Theorem 4.4 / Theorem B.1, reconstructed from the proof of B.1.
+
+    G_ii = sqrt(N_i) (1 - N_i l_i / N) and G_ij = -(N_i sqrt(N_j) / N) sqrt(l_i l_j) for i != j, i.e.
+    G = diag(sqrt(N_i)) - v t^T / N with v_i = N_i sqrt(l_i) and t_j = sqrt(N_j l_j); it is the block of
+    U^T Y-bar U on the normalised group indicators 1_{l_i} / sqrt(l_i).  The singular values of Y-bar are
+    those of G plus sqrt(N_i) repeated l_i - 1 times (chapter ch-spectrum).
+
+    >>> np.round(group_matrix([(2, 1), (1, 1)]), 4).tolist()
+    [[0.4714, -0.6667], [-0.4714, 0.6667]]
+    """
+    sizes, mults, N = _group_arrays(groups)
+    v = sizes * np.sqrt(mults)
+    t = np.sqrt(sizes * mults)
+    return np.diag(np.sqrt(sizes)) - np.outer(v, t) / N
+
+
+def secular_function(groups, mu) -> np.ndarray:
+    """The secular function w(mu) = 1 - (1/N) sum_i l_i N_i^2 / (N_i - mu) of Y-bar Y-bar^T (ch-spectrum).
+
+    det(mu I - G G^T) = prod_i (mu - N_i) * w(mu) because G G^T = diag(N_i) - v v^T / N with
+    v_i = N_i sqrt(l_i) (matrix determinant lemma; the secular equation of :cite:`golub1973some`).
+    Its zeros are the m eigenvalues of G G^T: 0 and one in each interval (N_{i+1}, N_i).  Since
+    sum_i l_i N_i = N it equals -(mu / N) sum_i l_i N_i / (N_i - mu), the form the solver uses.
+    ``mu`` may be a scalar or an array (values equal to some N_i give +-inf).
+    """
+    sizes, mults, N = _group_arrays(groups)
+    mu = np.asarray(mu, dtype=np.float64)
+    if not np.all(np.isfinite(mu)):
+        raise ValueError("mu must be finite")
+    with np.errstate(divide="ignore"):
+        terms = (mults * sizes**2) / (sizes - mu[..., None])
+    return 1.0 - terms.sum(axis=-1) / N
+
+
+def _secular_roots(sizes: np.ndarray, mults: np.ndarray, N: float) -> np.ndarray:
+    """The m - 1 positive eigenvalues of G G^T, mu_1 > ... > mu_{m-1}, mu_i in (N_{i+1}, N_i).
+
+    Because sum_j l_j N_j = N, the secular function factors as w(mu) = -(mu / N) h(mu) with
+    h(mu) = sum_j l_j N_j / (N_j - mu), which increases from -inf to +inf on each (N_{i+1}, N_i); the
+    positive eigenvalues are the zeros of h (the known root mu = 0 deflated, and with it the constant
+    1 of w whose cancellation would cost accuracy).  Safeguarded bisection on each interval, vectorised
+    over the intervals; the origin is moved to the pole nearer to the root (by the sign of h at the
+    midpoint) so that N_j - mu = (N_j - origin) - t is formed without cancellation (N_j - origin is
+    exact for integer counts), as in LAPACK's dlaed4.  Each iteration costs O(m) per interval.
+    """
+    m = sizes.size
+    if m == 1:
+        return np.empty(0)
+    c = mults * sizes / N  # h(mu) / N = sum_j c_j / (N_j - mu), sum_j c_j = 1
+    hi, lo = sizes[:-1], sizes[1:]
+    roots = np.empty(m - 1)
+    chunk = max(1, (1 << 22) // m)  # bound the (intervals x m) work arrays to ~32 MB
+    for s in range(0, m - 1, chunk):
+        h, l_ = hi[s:s + chunk], lo[s:s + chunk]
+        mid = 0.5 * (h + l_)
+        h_mid = (c / (sizes - mid[:, None])).sum(axis=1)
+        upper = h_mid <= 0.0  # h increases in mu: root in [mid, N_i) -> origin at the upper pole N_i
+        origin = np.where(upper, h, l_)
+        delta = sizes[None, :] - origin[:, None]  # N_j - origin, exact for integer counts
+        half = 0.5 * (h - l_)
+        a = np.where(upper, -half, 0.0)  # bracket for t = mu - origin, with h(a) <= 0 <= h(b)
+        b = np.where(upper, 0.0, half)
+        for _ in range(1100):  # bisection down to adjacent floating-point numbers
+            t = 0.5 * (a + b)
+            active = (t != a) & (t != b)
+            if not np.any(active):
+                break
+            with np.errstate(divide="ignore", invalid="ignore"):
+                val = (c / (delta - t[:, None])).sum(axis=1)
+            go_right = val < 0.0
+            a = np.where(active & go_right, t, a)
+            b = np.where(active & ~go_right, t, b)
+        roots[s:s + chunk] = origin + 0.5 * (a + b)
+    return roots
+
+
+def group_singular_values(groups) -> np.ndarray:
+    """The singular values sigma~_1 >= ... >= sigma~_m = 0 of the group matrix G (Theorems 4.4, B.1, B.2).
+
+    Computed from the secular equation (ch-spectrum), not from an SVD: sigma~_m = 0 exactly (G has the
+    left null vector sqrt(l)) and sigma~_i = sqrt(mu_i) with mu_i the root of w in (N_{i+1}, N_i), so
+    0 = sigma~_m < sqrt(N_m) < sigma~_{m-1} < ... < sqrt(N_2) < sigma~_1 < sqrt(N_1).
+    """
+    sizes, mults, N = _group_arrays(groups)
+    return np.concatenate([np.sqrt(_secular_roots(sizes, mults, N)), [0.0]])
+
+
+def ybar_singular_values(groups) -> np.ndarray:
+    """All K singular values of Y-bar in non-increasing order, from Theorem 4.4 / Theorem B.1 (ch-spectrum).
+
+    sqrt(N_i) with multiplicity l_i - 1 for each group and the m singular values of the group matrix G
+    (:func:`group_singular_values`); by the interlacing the list
+    [sqrt(N_1) x (l_1 - 1), sigma~_1, sqrt(N_2) x (l_2 - 1), sigma~_2, ..., sqrt(N_m) x (l_m - 1), 0]
+    is already sorted.  Costs O(m^2 log) for the roots plus O(K) for the output; no K x K matrix is formed.
+
+    >>> np.round(ybar_singular_values([(3, 2), (1, 1)]), 6).tolist()
+    [1.732051, 1.133893, 0.0]
+    """
+    sizes, mults, N = _group_arrays(groups)
+    sigma = np.concatenate([np.sqrt(_secular_roots(sizes, mults, N)), [0.0]])
+    values = np.empty(2 * sizes.size)
+    values[0::2] = np.sqrt(sizes)
+    values[1::2] = sigma
+    reps = np.empty(2 * sizes.size, dtype=np.int64)
+    reps[0::2] = mults.astype(np.int64) - 1
+    reps[1::2] = 1
+    return np.repeat(values, reps)

@@ -8,3 +8,84 @@ at the end of this module.
 """
 
 import sympy
+
+from . import _checks
+
+
+# ---------------------------------------------------------------------------------------------
+# The spectrum of Y-bar: Theorem 4.4 and Theorems B.1, B.2 (chapter ch-spectrum).
+# ---------------------------------------------------------------------------------------------
+
+def group_symbols(m):
+    """The symbols of a grouped profile with m groups (Definition 4.1): ``(mu, (N1..Nm), (l1..lm))``.
+
+    N_i and l_i are positive; ``mu`` (the eigenvalue variable of G G^T) is real.  Used in ch-spectrum.
+    """
+    m = _checks.positive_int(m, "m")
+    mu = sympy.Symbol("mu", real=True)
+    sizes = sympy.symbols(f"N1:{m + 1}", positive=True)
+    mults = sympy.symbols(f"l1:{m + 1}", positive=True)
+    return mu, tuple(sizes), tuple(mults)
+
+
+def total_count(sizes, mults):
+    """N = sum_i N_i l_i (Definition 4.1) as a sympy expression."""
+    return sympy.Add(*[a * b for a, b in zip(sizes, mults)])
+
+
+def group_matrix_symbolic(m):
+    """The m x m group matrix G of Theorem 4.4 / B.1 in the symbols of :func:`group_symbols` (ch-spectrum).
+
+    G_ii = sqrt(N_i)(1 - N_i l_i / N), G_ij = -(N_i sqrt(N_j) / N) sqrt(l_i l_j), N = sum_i N_i l_i
+    substituted; the symbolic twin of :func:`nclib.imbalance.group_matrix`.
+    """
+    _, sizes, mults = group_symbols(m)
+    N = total_count(sizes, mults)
+    m = len(sizes)
+    return sympy.Matrix(m, m, lambda i, j: sympy.sqrt(sizes[i]) * (1 - sizes[i] * mults[i] / N) if i == j
+                        else -sizes[i] * sympy.sqrt(sizes[j]) / N * sympy.sqrt(mults[i]) * sympy.sqrt(mults[j]))
+
+
+def charpoly_GGt(m):
+    """det(mu I - G G^T) for the group matrix G (Theorem B.2 for m = 2, 3; any small m), from first principles.
+
+    Forms G G^T from :func:`group_matrix_symbolic`, takes the determinant (Berkowitz, no division) and
+    simplifies to a single fraction in ``mu``, ``N1..Nm``, ``l1..lm`` with N = sum N_i l_i substituted.
+    Used in ch-spectrum; m up to 4 runs in seconds.
+    """
+    m = _checks.positive_int(m, "m")
+    mu, _, _ = group_symbols(m)
+    G = group_matrix_symbolic(m)
+    A = mu * sympy.eye(m) - G * G.T
+    det = A.det(method="berkowitz")
+    return sympy.factor(sympy.cancel(sympy.expand(det)))
+
+
+def secular_charpoly(m):
+    """The shorter route's det(mu I - G G^T) = prod_i (mu - N_i) * (1 - (1/N) sum_i l_i N_i^2 / (N_i - mu)).
+
+    Written as the polynomial prod_i (mu - N_i) + (1/N) sum_i l_i N_i^2 prod_{j != i} (mu - N_j), from
+    G G^T = diag(N_i) - v v^T / N with v_i = N_i sqrt(l_i) and the matrix determinant lemma (ch-spectrum).
+    """
+    mu, sizes, mults = group_symbols(m)
+    N = total_count(sizes, mults)
+    prod_all = sympy.Mul(*[mu - s for s in sizes])
+    rank_one = sympy.Add(*[mults[i] * sizes[i] ** 2 * sympy.Mul(*[mu - s for j, s in enumerate(sizes) if j != i])
+                           for i in range(len(sizes))])
+    return prod_all + rank_one / N
+
+
+def ybar_grouped_symbolic(mults):
+    """Y-bar = D - n sqrt(n)^T / N (Theorem 4.4) for concrete group multiplicities and symbolic sizes.
+
+    ``mults`` = (l_1, ..., l_m) positive integers; returns ``(Ybar, (N1..Nm))`` with
+    n = [N_1 1_{l_1}; ...; N_m 1_{l_m}].  Used in ch-spectrum for the symbolic check of Theorem B.1.
+    """
+    values = [_checks.positive_int(l, f"mults[{i}]") for i, l in enumerate(list(mults))]
+    if not values:
+        raise ValueError("mults must hold at least one group multiplicity (m >= 1), got none")
+    _, sizes, _ = group_symbols(len(values))
+    n = [s for s, l in zip(sizes, values) for _ in range(l)]
+    N = sympy.Add(*n)
+    K = len(n)
+    return sympy.Matrix(K, K, lambda i, j: (sympy.sqrt(n[i]) if i == j else 0) - n[i] * sympy.sqrt(n[j]) / N), sizes

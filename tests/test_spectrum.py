@@ -1,0 +1,162 @@
+"""Unit tests of the spectrum of Y-bar in nclib.imbalance (Theorem 4.4, Theorems B.1, B.2; ch-spectrum)."""
+import mpmath
+import numpy as np
+import pytest
+
+import nclib.imbalance as imb
+
+
+def random_groups(rng, K_max, m_max, N_max):
+    """A random grouped profile: m distinct sizes N_i <= N_max, multiplicities summing to K <= K_max."""
+    K = int(rng.integers(1, K_max + 1))
+    m = int(rng.integers(1, min(K, m_max, N_max) + 1))
+    sizes = np.sort(rng.choice(np.arange(1, N_max + 1), size=m, replace=False))[::-1]
+    mults = rng.multinomial(K - m, np.ones(m) / m) + 1
+    return list(zip(sizes.tolist(), mults.tolist()))
+
+
+def test_group_matrix_entries_match_the_proof_of_theorem_b1():
+    groups = [(7, 2), (4, 3), (2, 1)]
+    G = imb.group_matrix(groups)
+    N = 7 * 2 + 4 * 3 + 2 * 1
+    for i, (Ni, li) in enumerate(groups):
+        for j, (Nj, lj) in enumerate(groups):
+            want = np.sqrt(Ni) * (1 - Ni * li / N) if i == j else -Ni * np.sqrt(Nj) / N * np.sqrt(li * lj)
+            assert G[i, j] == pytest.approx(want, rel=1e-14)
+
+
+def test_group_matrix_gram_is_diagonal_minus_rank_one_and_has_null_vector():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        groups = random_groups(rng, 500, 30, 10_000)
+        sizes, mults = (np.array(x, dtype=float) for x in zip(*groups))
+        N = sizes @ mults
+        G = imb.group_matrix(groups)
+        v = sizes * np.sqrt(mults)
+        np.testing.assert_allclose(G @ G.T, np.diag(sizes) - np.outer(v, v) / N, rtol=0, atol=1e-12 * sizes[0])
+        np.testing.assert_allclose(np.sqrt(mults) @ G, 0.0, atol=1e-12 * np.sqrt(sizes[0]) * np.sqrt(mults.sum()))
+
+
+def test_group_singular_values_match_svd_of_G_and_interlace_strictly():
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        groups = random_groups(rng, 400, 40, 5_000)
+        sizes = np.array([N for N, _ in groups], dtype=float)
+        sig = imb.group_singular_values(groups)
+        ref = np.linalg.svd(imb.group_matrix(groups), compute_uv=False)
+        assert sig.shape == (len(groups),) and sig[-1] == 0.0
+        np.testing.assert_allclose(sig[:-1], ref[:-1], rtol=1e-10)
+        assert ref[-1] <= 1e-12 * ref[0]
+        # 0 = s_m < sqrt(N_m) < s_{m-1} < sqrt(N_{m-1}) < ... < s_1 < sqrt(N_1)
+        assert np.all(sig[:-1] < np.sqrt(sizes[:-1])) and np.all(sig[:-1] > np.sqrt(sizes[1:]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ybar_singular_values_agree_with_dense_svd(seed):
+    rng = np.random.default_rng(seed)
+    for trial in range(12):
+        K_max = 2000 if trial == 0 else 600
+        groups = random_groups(rng, K_max, 60, int(rng.choice([70, 1000, 10**6])))
+        s = imb.ybar_singular_values(groups)
+        d = np.linalg.svd(imb.ybar(imb.class_counts(groups)), compute_uv=False)
+        assert s.shape == d.shape
+        assert np.all(np.diff(s) <= 0)
+        # the positive values to 1e-10 relative; the zero one (last) to 1e-10 of the largest
+        np.testing.assert_allclose(s[:-1], d[:-1], rtol=1e-10)
+        np.testing.assert_allclose(s[-1], d[-1], rtol=0, atol=1e-10 * d[0])
+
+
+def test_ybar_singular_values_structure_and_paper_profiles():
+    for name, groups in imb.PROFILES.items():
+        s = imb.ybar_singular_values(groups)
+        d = np.linalg.svd(imb.ybar(imb.class_counts(groups)), compute_uv=False)
+        np.testing.assert_allclose(s[:-1], d[:-1], rtol=1e-12)
+        assert s[-1] == 0.0 and abs(d[-1]) < 1e-12 * d[0]
+        for N_i, l_i in groups:
+            assert np.sum(s == np.sqrt(N_i)) == l_i - 1
+
+
+def test_balanced_and_two_group_closed_forms():
+    s = imb.ybar_singular_values([(50, 4)])  # m = 1: sqrt(N_1) three times and 0
+    np.testing.assert_array_equal(s, [np.sqrt(50)] * 3 + [0.0])
+    for (N1, l1), (N2, l2) in [((500, 3), (100, 7)), ((2, 1), (1, 1)), ((10**6, 1), (1, 10**3))]:
+        N = N1 * l1 + N2 * l2
+        sig = imb.group_singular_values([(N1, l1), (N2, l2)])
+        np.testing.assert_allclose(sig, [np.sqrt(N1 * N2 * (l1 + l2) / N), 0.0], rtol=1e-14)
+
+
+def test_roots_are_accurate_for_clustered_sizes_against_high_precision():
+    # consecutive large sizes: the roots crowd against the poles; compare with 50-digit eigenvalues
+    groups = [(10**6 - i, 1 + 3 * i) for i in range(8)]
+    mpmath.mp.dps = 50
+    sizes = [mpmath.mpf(N) for N, _ in groups]
+    mults = [mpmath.mpf(l) for _, l in groups]
+    N = sum(a * b for a, b in zip(sizes, mults))
+    m = len(groups)
+    A = mpmath.matrix(m, m)
+    for i in range(m):
+        for j in range(m):
+            A[i, j] = (sizes[i] if i == j else 0) - sizes[i] * sizes[j] * mpmath.sqrt(mults[i] * mults[j]) / N
+    ev = sorted((float(x) for x in mpmath.eigsy(A, eigvals_only=True)), reverse=True)
+    sig = imb.group_singular_values(groups)
+    np.testing.assert_allclose(sig[:-1] ** 2, ev[:-1], rtol=1e-14)
+    # the distances to the poles, where cancellation would show first
+    gaps = np.array([N for N, _ in groups[:-1]], dtype=float) - sig[:-1] ** 2
+    gaps_ref = np.array([float(sizes[i] - mpmath.mpf(e)) for i, e in enumerate(
+        sorted(mpmath.eigsy(A, eigvals_only=True), reverse=True)[:-1])])
+    np.testing.assert_allclose(gaps, gaps_ref, rtol=1e-8)  # gaps ~ 0.1 re-formed from sigma^2 ~ 1e6
+    mpmath.mp.dps = 15
+
+
+def test_secular_function_vanishes_at_the_spectrum_and_changes_sign_at_poles():
+    groups = imb.PROFILES["emnist-letters"]
+    sig = imb.group_singular_values(groups)
+    vals = imb.secular_function(groups, sig**2)
+    assert abs(vals[-1]) < 1e-14  # mu = 0 is a root because sum l_i N_i = N
+    sizes = np.array([N for N, _ in groups], dtype=float)
+    eps = 1e-6
+    assert np.all(imb.secular_function(groups, sizes - eps) < 0)  # w -> -inf just below each pole
+    assert np.all(imb.secular_function(groups, sizes + eps) > 0)  # w -> +inf just above
+    # f(N_i) = prod_j (N_i - N_j) w(N_i) = (l_i N_i^2 / N) prod_{j != i} (N_i - N_j): sign (-1)^(i-1)
+    N = sum(a * b for a, b in groups)
+    for i, (Ni, li) in enumerate(groups):
+        f = li * Ni**2 / N * np.prod([Ni - Nj for j, (Nj, _) in enumerate(groups) if j != i])
+        assert np.sign(f) == (-1) ** i  # i is 0-based here: (-1)^((i+1)-1)
+
+
+def test_million_classes_without_a_dense_matrix():
+    rng = np.random.default_rng(7)
+    sizes = np.sort(rng.choice(np.arange(1, 100_001), size=100, replace=False))[::-1]
+    mults = rng.multinomial(10**6 - 100, np.ones(100) / 100) + 1
+    groups = list(zip(sizes.tolist(), mults.tolist()))
+    s = imb.ybar_singular_values(groups)
+    assert s.shape == (10**6,) and np.all(np.diff(s) <= 0) and s[-1] == 0.0
+    # sum of squares = trace(Y-bar Y-bar^T) = N - sum n_k^2 / N
+    N = float(sizes @ mults)
+    np.testing.assert_allclose(np.sum(s**2), N - float((sizes.astype(float) ** 2) @ mults) / N, rtol=1e-12)
+
+
+BAD = [
+    ([], "at least one"),
+    ([(5, 1), (7, 2)], "strictly decreasing"),
+    ([(5, 1), (5, 2)], "strictly decreasing"),
+    ([(0, 1)], "N_i must be a positive integer"),
+    ([(5, -1)], "l_i must be a positive integer"),
+    ([(5, 0)], "l_i must be a positive integer"),
+    ("abc", "groups"),
+]
+
+
+@pytest.mark.parametrize("func", [imb.group_matrix, imb.group_singular_values, imb.ybar_singular_values])
+@pytest.mark.parametrize("groups, match", BAD)
+def test_bad_groups_raise_value_error_naming_the_argument(func, groups, match):
+    with pytest.raises(ValueError, match="groups") as info:
+        func(groups)
+    assert match in str(info.value)
+
+
+def test_secular_function_rejects_bad_input():
+    with pytest.raises(ValueError, match="groups"):
+        imb.secular_function([(3, 1), (4, 1)], 1.0)
+    with pytest.raises(ValueError, match="mu"):
+        imb.secular_function([(4, 1), (3, 1)], np.nan)

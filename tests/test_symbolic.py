@@ -1,0 +1,75 @@
+"""Unit tests of nclib.symbolic's spectrum helpers (Theorem 4.4, Theorems B.1, B.2; ch-spectrum)."""
+import numpy as np
+import pytest
+import sympy as sp
+
+import nclib.imbalance as imb
+import nclib.symbolic as sym
+
+
+def _subs(m, groups):
+    mu, sizes, mults = sym.group_symbols(m)
+    return mu, {**{s: N for s, (N, _) in zip(sizes, groups)}, **{l: li for l, (_, li) in zip(mults, groups)}}
+
+
+def test_symbols_have_the_documented_names():
+    mu, sizes, mults = sym.group_symbols(3)
+    assert mu.name == "mu" and [s.name for s in sizes] == ["N1", "N2", "N3"]
+    assert [l.name for l in mults] == ["l1", "l2", "l3"]
+    assert sym.charpoly_GGt(3).free_symbols == {mu, *sizes, *mults}
+
+
+def test_charpoly_m2_is_mu_times_mu_minus_N1N2_l1_plus_l2_over_N():
+    mu, (N1, N2), (l1, l2) = sym.group_symbols(2)
+    N = N1 * l1 + N2 * l2
+    assert sp.simplify(sym.charpoly_GGt(2) - mu * (mu - N1 * N2 * (l1 + l2) / N)) == 0
+
+
+def test_charpoly_m3_has_the_quadratic_factor_with_a_and_b():
+    mu, (N1, N2, N3), (l1, l2, l3) = sym.group_symbols(3)
+    N = N1 * l1 + N2 * l2 + N3 * l3
+    a = (N1 * (N2 * l2 + N3 * l3) + N2 * (N1 * l1 + N3 * l3) + N3 * (N1 * l1 + N2 * l2)) / N
+    b = N1 * N2 * N3 * (l1 + l2 + l3) / N
+    assert sp.simplify(sym.charpoly_GGt(3) - mu * (mu**2 - a * mu + b)) == 0
+    # and a wrong b (without the factor K = l1 + l2 + l3) is detected
+    assert sp.simplify(sym.charpoly_GGt(3) - mu * (mu**2 - a * mu + N1 * N2 * N3 / N)) != 0
+
+
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_charpoly_equals_the_secular_form(m):
+    assert sp.simplify(sym.charpoly_GGt(m) - sym.secular_charpoly(m)) == 0
+
+
+@pytest.mark.parametrize("groups", [[(9, 2), (4, 1)], [(7, 2), (4, 3), (2, 1)], [(1500, 1), (600, 5), (50, 20)]])
+def test_symbolic_objects_evaluate_to_the_numeric_ones(groups):
+    m = len(groups)
+    mu, subs = _subs(m, groups)
+    G = np.array(sym.group_matrix_symbolic(m).subs(subs).evalf(30), dtype=float)
+    np.testing.assert_allclose(G, imb.group_matrix(groups), rtol=1e-13, atol=1e-13)
+    coeffs = sp.Poly(sp.together(sym.charpoly_GGt(m).subs(subs)), mu).all_coeffs()
+    got = np.array([float(c) for c in coeffs])
+    want = np.poly(np.linalg.eigvalsh(G @ G.T))
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-8 * max(N for N, _ in groups) ** m)
+
+
+def test_ybar_grouped_symbolic_matches_ybar_and_its_gram():
+    Yb, sizes = sym.ybar_grouped_symbolic([2, 1, 3])
+    subs = {sizes[0]: 9, sizes[1]: 4, sizes[2]: 2}
+    n = imb.class_counts([(9, 2), (4, 1), (2, 3)])
+    np.testing.assert_allclose(np.array(Yb.subs(subs).evalf(30), dtype=float), imb.ybar(n), rtol=1e-13, atol=1e-13)
+    nvec = sp.Matrix([s for s, l in zip(sizes, [2, 1, 3]) for _ in range(l)])
+    N = sum(nvec)
+    assert sp.simplify(Yb * Yb.T - (sp.diag(*nvec) - nvec * nvec.T / N)) == sp.zeros(6, 6)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "3"])
+def test_bad_m_raises(bad):
+    for func in (sym.group_symbols, sym.group_matrix_symbolic, sym.charpoly_GGt, sym.secular_charpoly):
+        with pytest.raises(ValueError, match="^m "):
+            func(bad)
+
+
+@pytest.mark.parametrize("bad, match", [([], "mults"), ([2, 0], r"mults\[1\]"), ([1.5], r"mults\[0\]")])
+def test_bad_mults_raise(bad, match):
+    with pytest.raises(ValueError, match=match):
+        sym.ybar_grouped_symbolic(bad)
