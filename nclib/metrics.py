@@ -1,0 +1,428 @@
+"""Neural-collapse metrics NC1, NC2^W, NC2^H, NC2^{WH}, NC3, made well defined.
+
+Section 5 of the paper (bias case) and Appendix C (bias-free case) define the metrics plotted in
+Figures 1-4. As printed they have defects (an undefined 0/0 in NC3 at every bias-case minimizer,
+a dependence on the SVD routine's choice of basis when singular values repeat, targets that are not
+zero at the exact minimizer); see :ref:`ch-errata-metrics`. This module implements the corrected,
+basis-independent definitions that :ref:`ch-metrics` derives, each of which is exactly 0 (to
+rounding) at the closed-form global minimizer of ``nclib.ufm``:
+
+* :func:`nc1` -- tr(Sigma_W Sigma_B^+)/K of Section 5, without a d x d pseudo-inverse;
+* :func:`geometry_metrics` -- NC2^W, NC2^H, NC2^{WH}, NC3 of the product P = W_L...W_1 and of
+  E = H-bar D against the structure predicted by Theorems 4.1-4.3;
+* :func:`collapse_metrics` -- all five from features, labels and the head weights;
+* :func:`accuracy`, :func:`bias_error`, :func:`global_mean_norm` -- the other quantities the
+  training runs report;
+* :func:`printed_nc2`, :func:`printed_nc3` -- the printed forms, kept only to exhibit their defects.
+
+Features are given as an N x d array (one row per sample), labels as N integers 0..K-1; float32 or
+float64 input is accepted and every computation is carried out in float64.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks
+
+#: Relative tolerance under which two singular values of M (Y-bar or D) count as equal, so that
+#: their modes form one block of NC3 (see :func:`mode_blocks`).
+BLOCK_RTOL = 1e-8
+
+
+# ---------------------------------------------------------------------------------------------
+# input handling
+# ---------------------------------------------------------------------------------------------
+
+def _features(features, name: str = "features") -> np.ndarray:
+    """N x d finite float64 copy-free view (a copy when a cast is needed) of a float array."""
+    arr = np.asarray(features)
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name} must be a real float array (N x d), got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array of shape (N, d), one row per sample; got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one sample and one feature, got shape {arr.shape}")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return arr
+
+
+def _labels(labels, N: int, num_classes: int | None = None, name: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+    """Validated int64 labels of length N with values 0..K-1, and the class counts n (length K).
+
+    K is ``num_classes`` when given, else ``max(labels) + 1``; every class must have a sample.
+    """
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of class indices, got shape {arr.shape}")
+    if arr.size != N:
+        raise ValueError(f"{name} must have one entry per sample: features has N={N} rows, {name} has {arr.size}")
+    if arr.dtype == bool:
+        raise ValueError(f"{name} must hold integer class indices 0..K-1, got booleans")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name} must hold integer class indices 0..K-1, got non-integer values")
+    elif not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer class indices 0..K-1, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.min() < 0:
+        raise ValueError(f"{name} must hold class indices 0..K-1, got the value {int(arr.min())}")
+    if num_classes is None:
+        K = int(arr.max()) + 1
+    else:
+        K = _checks.positive_int(num_classes, "num_classes")
+        if arr.max() >= K:
+            raise ValueError(f"{name} must hold class indices 0..K-1 with K={K}, got the value {int(arr.max())}")
+    n = np.bincount(arr, minlength=K)
+    if np.any(n == 0):
+        missing = np.flatnonzero(n == 0).tolist()
+        raise ValueError(f"{name}: every class 0..{K - 1} needs at least one sample; classes {missing} have none")
+    return arr, n.astype(np.int64)
+
+
+def class_means(features, labels, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The class means h_k = (1/n_k) sum_i h_{k,i} of Section 5, as a K x d float64 array, and n.
+
+    Used by :func:`nc1` and :func:`collapse_metrics` (chapter :ref:`ch-metrics`).
+    """
+    X = _features(features)
+    y, n = _labels(labels, X.shape[0], num_classes)
+    K = n.size
+    onehot = np.zeros((K, y.size))
+    onehot[y, np.arange(y.size)] = 1.0
+    return (onehot @ X) / n[:, None], n
+
+
+# ---------------------------------------------------------------------------------------------
+# NC1
+# ---------------------------------------------------------------------------------------------
+
+def nc1(features, labels, num_classes: int | None = None, rtol: float | None = None) -> float:
+    """NC1 = tr(Sigma_W Sigma_B^+)/K of Section 5 (feature collapse), chapter :ref:`ch-metrics`.
+
+    With class means h_k, the sample-weighted global mean h_G = (1/N) sum_k n_k h_k,
+    Sigma_W = (1/N) sum_{k,i} (h_{k,i} - h_k)(h_{k,i} - h_k)^T and
+    Sigma_B = (1/K) sum_k (h_k - h_G)(h_k - h_G)^T = A A^T / K with A = [h_1 - h_G, ..., h_K - h_G]
+    (d x K), one has Sigma_B^+ = K (A^+)^T A^+ and therefore
+
+        NC1 = tr(Sigma_W Sigma_B^+) / K = (1/N) sum_{k,i} ||A^+ (h_{k,i} - h_k)||^2,
+
+    with A^+ from a thin SVD of the d x K matrix A: no d x d matrix is ever formed.
+
+    Rank: sum_k n_k (h_k - h_G) = 0, so A has rank at most K - 1; the K - 1 largest singular values
+    are kept, minus those below ``rtol * s_max`` (default ``rtol = max(d, K) * eps``, the default
+    of ``numpy.linalg.matrix_rank``). If every class mean equals h_G (Sigma_B = 0) the printed formula
+    would give 0 whatever the within-class spread; this function returns ``inf`` then, and 0 only
+    when the features themselves are all equal (see :ref:`ch-metrics`).
+
+    features: N x d array (float32 or float64); labels: N integers 0..K-1 (K = ``num_classes`` or
+    max label + 1), every class with at least one sample.
+    """
+    X = _features(features)
+    N, d = X.shape
+    y, n = _labels(labels, N, num_classes)
+    K = n.size
+    onehot = np.zeros((K, N))
+    onehot[y, np.arange(N)] = 1.0
+    means = (onehot @ X) / n[:, None]  # K x d
+    h_G = (n @ means) / N
+    A = (means - h_G).T  # d x K
+    if rtol is None:
+        rtol = max(d, K) * np.finfo(np.float64).eps
+    else:
+        rtol = _checks.nonneg_float(rtol, "rtol")
+    U_A, s_A, _ = np.linalg.svd(A, full_matrices=False)
+    C = X - means[y]  # within-class deviations, N x d (a fresh array: X is never modified)
+    if s_A.size == 0 or s_A[0] == 0.0:
+        return 0.0 if not np.any(C) else float("inf")
+    keep = min(K - 1, d)
+    s_A = s_A[:keep]
+    r = int(np.count_nonzero(s_A > rtol * s_A[0]))
+    B = U_A[:, :r] / s_A[:r]  # d x r: (A^+)^T
+    Z = C @ B  # N x r: rows are (A^+ (h_{k,i} - h_k))^T
+    return float(np.einsum("ij,ij->", Z, Z) / N)
+
+
+# ---------------------------------------------------------------------------------------------
+# NC2 and NC3 against the predicted structure
+# ---------------------------------------------------------------------------------------------
+
+def _normalized(X: np.ndarray) -> np.ndarray:
+    """X / ||X||_F, with the convention normalized(0) = 0."""
+    nrm = np.linalg.norm(X)
+    return X / nrm if nrm > 0 else np.zeros_like(X)
+
+
+def normalized_distance(X, T) -> float:
+    """|| X/||X||_F - T/||T||_F ||_F with 0/0 := 0 for a zero matrix (the shape of every NC2 metric).
+
+    Lies in [0, 2]; equals 1 when exactly one of X, T is zero and 0 when both are. Used by
+    :func:`geometry_metrics` (chapter :ref:`ch-metrics`).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    T = np.asarray(T, dtype=np.float64)
+    if X.shape != T.shape:
+        raise ValueError(f"X and T must have the same shape, got {X.shape} and {T.shape}")
+    return float(np.linalg.norm(_normalized(X) - _normalized(T)))
+
+
+def mode_blocks(kappa, alive, rtol: float = BLOCK_RTOL) -> list[np.ndarray]:
+    """Group the surviving modes into blocks of equal singular value kappa (chapter :ref:`ch-metrics`).
+
+    kappa: the K singular values of M (Y-bar with bias, D without), in any order; alive: a boolean
+    mask of the modes whose predicted singular values are non-zero. Two modes share a block when
+    their kappas differ by at most ``rtol * max(kappa)``, chained along the sorted kappas. Returns a
+    list of index arrays (blocks in decreasing kappa). Inside a block the singular vectors of M
+    are determined only up to a common rotation, which the NC3 of :func:`geometry_metrics` ignores.
+    """
+    kappa = np.asarray(kappa, dtype=np.float64).ravel()
+    alive = np.asarray(alive, dtype=bool).ravel()
+    if kappa.shape != alive.shape:
+        raise ValueError(f"alive must have one entry per singular value: kappa has {kappa.size}, alive {alive.size}")
+    rtol = _checks.nonneg_float(rtol, "rtol")
+    idx = np.flatnonzero(alive)
+    if idx.size == 0:
+        return []
+    idx = idx[np.argsort(-kappa[idx], kind="stable")]
+    tol = rtol * float(np.max(np.abs(kappa)))
+    blocks, current = [], [idx[0]]
+    for a, b in zip(idx[:-1], idx[1:]):
+        if kappa[a] - kappa[b] <= tol:
+            current.append(b)
+        else:
+            blocks.append(np.array(current))
+            current = [b]
+    blocks.append(np.array(current))
+    return blocks
+
+
+def _structure_arrays(structure, K: int):
+    try:
+        U = np.asarray(structure.U, dtype=np.float64)
+        V = np.asarray(structure.V, dtype=np.float64)
+        kappa = np.asarray(structure.kappa, dtype=np.float64).ravel()
+        s_p = np.asarray(structure.s_product, dtype=np.float64).ravel()
+        s_f = np.asarray(structure.s_features, dtype=np.float64).ravel()
+    except AttributeError as exc:
+        raise ValueError("structure must have the fields U, V, kappa, s_product, s_features "
+                         "(nclib.ufm.structure)") from exc
+    for name, arr in (("structure.U", U), ("structure.V", V)):
+        if arr.shape != (K, K):
+            raise ValueError(f"{name} must be K x K with K={K}, got shape {arr.shape}")
+    for name, arr in (("structure.kappa", kappa), ("structure.s_product", s_p), ("structure.s_features", s_f)):
+        if arr.shape != (K,):
+            raise ValueError(f"{name} must have K={K} entries, got {arr.size}")
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise ValueError(f"{name} must hold finite non-negative numbers")
+    return U, V, kappa, s_p, s_f
+
+
+def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[str, float]:
+    """NC2^W, NC2^H, NC2^{WH} and NC3 of Section 5 / Appendix C, basis-independent (:ref:`ch-metrics`).
+
+    P = W_L ... W_1 (K x d) is the product of the head, E = H-bar D (d x K) the class-mean matrix
+    times D = diag(sqrt(n)), and ``structure`` the prediction of Theorems 4.1-4.3 for the same n and
+    lambdas (``nclib.ufm.structure``: M = U diag(kappa) V^T, and at every global minimizer
+    P P^T = U diag(s_product^2) U^T, E^T E = V diag(s_features^2) V^T,
+    P E = U diag(s_product s_features) V^T). With nd(X, T) = ||X/||X||_F - T/||T||_F||_F:
+
+    * nc2_w  = nd(P P^T, U diag(s_product^2) U^T),
+    * nc2_h  = nd(E^T E, V diag(s_features^2) V^T),
+    * nc2_wh = nd(P E,   U diag(s_product s_features) V^T),
+    * nc3    = sqrt(sum_B || sqrt|B| P^T U_B/||P^T U_B||_F - sqrt|B| E V_B/||E V_B||_F ||_F^2)
+      over the blocks B of equal kappa among the modes with s_product > 0 (:func:`mode_blocks`).
+
+    The targets are functions of M alone, hence independent of the choice of U, V; NC3 is
+    invariant under a common rotation inside a block, and for singleton blocks it is the paper's
+    per-mode comparison of the rows of U^T P with the columns of H-bar D V. Conventions (documented
+    in :ref:`ch-metrics`): a zero matrix normalizes to 0 (so an NC2 is 1 when exactly one side
+    vanishes, 0 when both do); a surviving block where P^T U_B or E V_B vanishes contributes |B|;
+    collapsed modes (the printed 0/0) are left out of NC3, so NC3 = 0 when no mode survives.
+    """
+    P = _checks.matrix(P, "P")
+    K = P.shape[0]
+    E = _checks.matrix(E, "E", shape=(P.shape[1], K))
+    U, V, kappa, s_p, s_f = _structure_arrays(structure, K)
+    T_W = (U * s_p**2) @ U.T
+    T_H = (V * s_f**2) @ V.T
+    T_WH = (U * (s_p * s_f)) @ V.T
+    out = {
+        "nc2_w": normalized_distance(P @ P.T, T_W),
+        "nc2_h": normalized_distance(E.T @ E, T_H),
+        "nc2_wh": normalized_distance(P @ E, T_WH),
+    }
+    total = 0.0
+    for B in mode_blocks(kappa, (s_p > 0) & (s_f > 0), block_rtol):
+        scale = np.sqrt(B.size)
+        a = scale * _normalized(P.T @ U[:, B])
+        b = scale * _normalized(E @ V[:, B])
+        total += float(np.sum((a - b) ** 2))
+    out["nc3"] = float(np.sqrt(total))
+    return out
+
+
+def _head_product(Ws, d: int, K: int | None = None) -> np.ndarray:
+    """P = W_L ... W_1 (K x d) in float64, checking that the shapes chain (W_1 has d columns)."""
+    if isinstance(Ws, np.ndarray) or not hasattr(Ws, "__len__"):
+        raise ValueError("Ws must be a list [W_1, ..., W_L] of 2-D arrays (W_1 applied first)")
+    if len(Ws) == 0:
+        raise ValueError("Ws must hold at least one layer (L >= 1), got an empty list")
+    mats = []
+    cols = d
+    for j, W in enumerate(Ws):
+        W = _checks.matrix(W, f"Ws[{j}]")
+        if W.shape[1] != cols:
+            what = f"the feature dimension d={d}" if j == 0 else f"the {cols} rows of Ws[{j - 1}]"
+            raise ValueError(f"Ws[{j}] has shape {W.shape}; its number of columns must equal {what}")
+        cols = W.shape[0]
+        mats.append(W)
+    if K is not None and mats[-1].shape[0] != K:
+        raise ValueError(f"Ws[-1] (W_L) must have K={K} rows, one per class; got shape {mats[-1].shape}")
+    P = mats[-1]
+    for W in mats[-2::-1]:
+        P = P @ W
+    return P
+
+
+def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> dict[str, float]:
+    """NC1, NC2^W, NC2^H, NC2^{WH}, NC3 of Section 5 (bias) or Appendix C (bias-free), made well defined.
+
+    features: N x d array of the features H^T (one row per sample, float32 or float64); labels: N
+    integers 0..K-1 where K is the number of rows of W_L and every class has a sample;
+    Ws = [W_1, ..., W_L] with W_1 applied first (d_1 x d) and W_L of shape K x d_{L-1};
+    lam_W: one weight decay or L of them (lambda_{W_1}, ..., lambda_{W_L}); lam_H > 0; bias: whether
+    the model of Theorem 4.2/4.3 (with b) or of Theorem 4.1 (without) gives the targets.
+
+    Returns the dict {"nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3"}: :func:`nc1`, and
+    :func:`geometry_metrics` of P = W_L...W_1 and E = H-bar D against
+    ``nclib.ufm.structure(n, lam_W, lam_H, L, bias)`` with n the class counts of ``labels``.
+    All five are 0 (to rounding) at every closed-form global minimizer and independent of the
+    choice of singular vectors of M (chapter :ref:`ch-metrics`). The bias-case H-bar is not
+    centred, so a non-zero global feature mean (0 at every minimizer, Theorem 4.2) shows up in
+    nc2_h and nc2_wh.
+    """
+    from . import ufm  # the theory module; imported here so that NC1 alone does not need it
+
+    X = _features(features)
+    N, d = X.shape
+    if isinstance(Ws, np.ndarray) or not hasattr(Ws, "__len__") or len(Ws) == 0:
+        raise ValueError("Ws must be a non-empty list [W_1, ..., W_L] of 2-D arrays (W_1 applied first)")
+    W_L = np.asarray(Ws[-1])
+    if W_L.ndim != 2:
+        raise ValueError(f"Ws[-1] (W_L) must be a 2-D array of shape (K, d_(L-1)), got shape {W_L.shape}")
+    K = W_L.shape[0]
+    y, n = _labels(labels, N, num_classes=K)
+    L = len(Ws)
+    lam_W = _checks.layer_lambdas(lam_W, L, "lam_W")
+    lam_H = _checks.positive_float(lam_H, "lam_H")
+    if not isinstance(bias, (bool, np.bool_)):
+        raise ValueError(f"bias must be True or False, got {bias!r}")
+    P = _head_product(Ws, d, K)
+    onehot = np.zeros((K, N))
+    onehot[y, np.arange(N)] = 1.0
+    means = (onehot @ X) / n[:, None]  # K x d
+    E = means.T * np.sqrt(n)[None, :]  # H-bar D, d x K
+    structure = ufm.structure(n, lam_W, lam_H, L=L, bias=bool(bias))
+    out = {"nc1": nc1(X, y, num_classes=K)}
+    out.update(geometry_metrics(P, E, structure))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the other quantities a training run reports
+# ---------------------------------------------------------------------------------------------
+
+def accuracy(outputs, labels) -> float:
+    """Training accuracy: the fraction of samples whose prediction equals the label (Figures 1-4).
+
+    outputs: N x K network outputs W_L...W_1 h + b (the predicted class is the arg-max of a row),
+    or N predicted class indices. labels: N integers. Chapter :ref:`ch-metrics`.
+    """
+    out = np.asarray(outputs)
+    if out.ndim == 2:
+        if out.shape[0] == 0 or out.shape[1] == 0:
+            raise ValueError(f"outputs must be N x K with N, K >= 1, got shape {out.shape}")
+        if not np.all(np.isfinite(out)):
+            raise ValueError("outputs must be finite (no NaN or inf)")
+        pred = np.argmax(out, axis=1)
+        K = out.shape[1]
+    elif out.ndim == 1:
+        if not np.issubdtype(out.dtype, np.integer):
+            raise ValueError(f"outputs must be an N x K array of scores or N integer predictions, got dtype {out.dtype}")
+        pred = out.astype(np.int64)
+        K = None
+    else:
+        raise ValueError(f"outputs must be an N x K array of scores or N predictions, got shape {out.shape}")
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.size != pred.size:
+        raise ValueError(f"labels must be 1-D with one entry per row of outputs ({pred.size}), got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+        raise ValueError("labels must hold non-negative integer class indices")
+    if K is not None and y.size and y.max() >= K:
+        raise ValueError(f"labels must be < K={K} (the number of columns of outputs), got {int(y.max())}")
+    if pred.size == 0:
+        raise ValueError("outputs must hold at least one sample")
+    return float(np.mean(pred == y))
+
+
+def bias_error(b, labels, num_classes: int | None = None) -> float:
+    """||b - n/N||_2: distance of the bias to its value n/N at every minimizer (Theorems 4.2, 4.3).
+
+    b: the K bias entries; labels: the N training labels 0..K-1 (n = class counts); K = len(b)
+    unless ``num_classes`` is given. Chapter :ref:`ch-metrics`.
+    """
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if b.size == 0 or not np.all(np.isfinite(b)):
+        raise ValueError(f"b must be a non-empty finite vector, got {b.size} entries")
+    K = b.size if num_classes is None else _checks.positive_int(num_classes, "num_classes")
+    if K != b.size:
+        raise ValueError(f"b must have num_classes={K} entries, got {b.size}")
+    y, n = _labels(labels, np.asarray(labels).size, num_classes=K)
+    return float(np.linalg.norm(b - n / n.sum()))
+
+
+def global_mean_norm(features) -> float:
+    """||h_G||_2 with h_G = (1/N) sum_{k,i} h_{k,i}, the global feature mean (0 at every bias-case
+    minimizer: proof of Theorem 4.2, eq. (B.5)-(B.7)). features: N x d. Chapter :ref:`ch-metrics`."""
+    X = _features(features)
+    return float(np.linalg.norm(X.mean(axis=0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# the printed forms, for the errata
+# ---------------------------------------------------------------------------------------------
+
+def printed_nc2(X, target) -> float:
+    """The printed NC2 shape || X/||X||_F - T/||T||_F ||_F with no convention for 0/0 (Section 5).
+
+    X is U^T P P^T U, V^T E^T E V or U^T P E V (or, Appendix C, P P^T, H-bar^T H-bar, P H-bar) and T
+    the printed target. Returns NaN where a norm is 0. Used by :ref:`ch-errata-metrics`.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    T = np.asarray(target, dtype=np.float64)
+    if X.shape != T.shape:
+        raise ValueError(f"X and target must have the same shape, got {X.shape} and {T.shape}")
+    nx, nt = np.linalg.norm(X), np.linalg.norm(T)
+    if nx == 0 or nt == 0:
+        return float("nan")
+    return float(np.linalg.norm(X / nx - T / nt))
+
+
+def printed_nc3(P, G_left, G_right) -> float:
+    """The printed NC3 = || [w_k/||w_k||]_k - [g_k/||g_k||]_k ||_F of Section 5 / Appendix C.
+
+    P: K x d; w_k is row k of ``G_left^T P`` (G_left = U in Section 5, I in Appendix C);
+    G_right: d x K whose columns are g_k (H-bar D V in Section 5, H-bar in Appendix C).
+    Every mode is compared, so a zero w_k or g_k gives 0/0 = NaN, as printed.
+    Used by :ref:`ch-errata-metrics`.
+    """
+    P = np.asarray(P, dtype=np.float64)
+    Wt = (np.asarray(G_left, dtype=np.float64).T @ P).T  # d x K, columns w_k
+    G = np.asarray(G_right, dtype=np.float64)
+    if Wt.shape != G.shape:
+        raise ValueError(f"G_right must be d x K = {Wt.shape}, got {G.shape}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = Wt / np.linalg.norm(Wt, axis=0, keepdims=True)
+        b = G / np.linalg.norm(G, axis=0, keepdims=True)
+    return float(np.linalg.norm(a - b))

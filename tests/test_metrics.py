@@ -1,0 +1,353 @@
+"""Unit tests of nclib.metrics (chapter ch-metrics, errata ch-errata-metrics)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import nclib.metrics as m
+import nclib.ufm as ufm
+
+CIFAR = [500, 500, 400, 400, 300, 300, 200, 200, 100, 100]
+EMNIST_SMALL = [150] + [60] * 5 + [5] * 20  # the EMNIST-letters shape (1 x 1500, 5 x 600, 20 x 50) / 10
+KEYS = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3")
+
+
+def _labels(n):
+    return np.repeat(np.arange(len(n)), n)
+
+
+def _random_point(n, L, d, rng, offset=0.0):
+    """A random head [W_1..W_L] (widths d, W_L K x d) and N x d features."""
+    K, N = len(n), int(np.sum(n))
+    Ws = [rng.standard_normal((d, d)) / np.sqrt(d) for _ in range(L - 1)] + [rng.standard_normal((K, d)) / np.sqrt(d)]
+    X = rng.standard_normal((N, d)) + offset
+    return Ws, X
+
+
+def _random_rotation(k, rng):
+    Q, R = np.linalg.qr(rng.standard_normal((k, k)))
+    return Q * np.sign(np.diag(R))
+
+
+# (n, lam, L, bias): lam chosen so that some cases keep every mode and some collapse minority modes
+CASES = [
+    (CIFAR, 1e-3, 1, True),
+    (CIFAR, 1e-3, 3, False),
+    (CIFAR, 1e-5, 6, True),
+    (CIFAR, 6e-3, 1, True),      # kappa threshold N sqrt(lam_W lam_H) = 18: four modes collapse
+    (CIFAR, 6e-3, 1, False),     # bias-free: sqrt(n_k) <= 18 collapses the 100- and 200-sample classes
+    (CIFAR, 2e-3, 3, True),
+    (CIFAR, 2e-3, 6, False),
+    (EMNIST_SMALL, 1e-3, 1, True),
+    (EMNIST_SMALL, 1e-3, 3, False),
+    (EMNIST_SMALL, 5e-3, 6, True),
+    (EMNIST_SMALL, 5e-3, 6, False),
+    ([7, 7, 7, 7], 1e-2, 3, False),  # balanced, bias-free: one block of 4 equal kappas
+    ([9, 6, 6, 6, 2], 2e-2, 1, True),
+]
+
+
+@pytest.mark.parametrize("n, lam, L, bias", CASES)
+def test_metrics_vanish_at_closed_form_minimizer(n, lam, L, bias):
+    d = len(n) + 3
+    mz = ufm.global_minimizer(n, lam, lam, L=L, bias=bias, d=d)
+    out = m.collapse_metrics(mz.H.T, _labels(n), mz.Ws, lam, lam, bias=bias)
+    assert set(out) == set(KEYS)
+    for key in KEYS:
+        assert 0.0 <= out[key] <= 1e-8, (key, out[key])
+    if bias:
+        assert m.bias_error(mz.b, _labels(n)) <= 1e-12
+        assert m.global_mean_norm(mz.H.T) <= 1e-12
+
+
+def test_cases_cover_collapsed_and_repeated_modes():
+    """The parametrization above really exercises partial collapse and repeated singular values."""
+    partial, repeated = 0, 0
+    for n, lam, L, bias in CASES:
+        st = ufm.structure(n, lam, lam, L=L, bias=bias)
+        alive = st.s_product > 0
+        dead = np.count_nonzero(~alive) - (1 if bias else 0)
+        partial += dead > 0 and alive.any()
+        blocks = m.mode_blocks(st.kappa, alive)
+        repeated += any(B.size > 1 for B in blocks)
+    assert partial >= 4 and repeated >= 4
+
+
+@pytest.mark.parametrize("n, lam, L, bias", [c for c in CASES if c[1] < 5e-3])
+def test_metrics_order_one_at_random_points(n, lam, L, bias):
+    rng = np.random.default_rng(7)
+    Ws, X = _random_point(n, L, len(n) + 3, rng)
+    out = m.collapse_metrics(X, _labels(n), Ws, lam, lam, bias=bias)
+    for key in KEYS:
+        assert out[key] > 0.1, (key, out[key])
+    assert out["nc2_w"] <= 2 and out["nc2_h"] <= 2 and out["nc2_wh"] <= 2
+    assert out["nc3"] <= 2 * np.sqrt(len(n))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_rotation_of_features_leaves_metrics_unchanged(bias):
+    """H -> Q H, W_1 -> W_1 Q^T leaves the network function and every metric unchanged."""
+    rng = np.random.default_rng(3)
+    n, L, d = EMNIST_SMALL, 3, 30
+    Ws, X = _random_point(n, L, d, rng, offset=0.5)
+    Q = _random_rotation(d, rng)
+    before = m.collapse_metrics(X, _labels(n), Ws, 1e-3, 2e-3, bias=bias)
+    Ws_rot = [Ws[0] @ Q.T] + Ws[1:]
+    after = m.collapse_metrics(X @ Q.T, _labels(n), Ws_rot, 1e-3, 2e-3, bias=bias)
+    for key in KEYS:
+        np.testing.assert_allclose(after[key], before[key], rtol=1e-10)
+
+
+def test_rotation_at_minimizer_keeps_zero():
+    rng = np.random.default_rng(4)
+    n, L = CIFAR, 3
+    mz = ufm.global_minimizer(n, 1e-3, 1e-3, L=L, bias=True, d=16)
+    Q = _random_rotation(16, rng)
+    Ws = [mz.Ws[0] @ Q.T] + mz.Ws[1:]
+    out = m.collapse_metrics((Q @ mz.H).T, _labels(n), Ws, 1e-3, 1e-3)
+    assert max(out.values()) <= 1e-8
+
+
+def test_geometry_metrics_do_not_depend_on_the_svd_basis():
+    """Rotating U_B and V_B together inside a block of equal kappa (another valid SVD of M)."""
+    rng = np.random.default_rng(5)
+    n = EMNIST_SMALL
+    st = ufm.structure(n, 1e-3, 1e-3, L=1, bias=True)
+    blocks = m.mode_blocks(st.kappa, st.s_product > 0)
+    big = max(blocks, key=len)
+    assert big.size >= 4
+    Q = _random_rotation(big.size, rng)
+    U2, V2 = st.U.copy(), st.V.copy()
+    U2[:, big] = st.U[:, big] @ Q
+    V2[:, big] = st.V[:, big] @ Q
+    np.testing.assert_allclose(U2 @ np.diag(st.kappa) @ V2.T, st.M, atol=1e-10)
+    st2 = dataclasses.replace(st, U=U2, V=V2)
+    Ws, X = _random_point(n, 1, 30, rng)
+    K = len(n)
+    P = Ws[0]
+    means, counts = m.class_means(X, _labels(n))
+    E = means.T * np.sqrt(counts)
+    a = m.geometry_metrics(P, E, st)
+    b = m.geometry_metrics(P, E, st2)
+    for key in a:
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-10)
+    # the printed per-mode NC3 does depend on the basis (erratum M2)
+    pa = m.printed_nc3(P, st.U, E @ st.V)
+    pb = m.printed_nc3(P, U2, E @ V2)
+    assert abs(pa - pb) > 1e-3
+    assert P.shape == (K, 30)
+
+
+def test_geometry_metrics_at_structured_points_with_arbitrary_spectra():
+    """The definitions vanish at P = U diag(s) R^T, E = R diag(e) V^T for any targets s, e."""
+    rng = np.random.default_rng(6)
+    K, d = 6, 11
+    M = rng.standard_normal((K, K))
+    U, kappa, Vt = np.linalg.svd(M)
+    s = np.array([3.0, 2.0, 1.5, 0.5, 0.0, 0.0])
+    e = np.array([1.0, 4.0, 0.2, 0.1, 0.0, 0.0])
+    st = ufm.Structure(M=M, U=U, kappa=kappa, V=Vt.T, s_product=s, s_features=e)
+    R, _ = np.linalg.qr(rng.standard_normal((d, K)))
+    P = U @ np.diag(s) @ R.T
+    E = R @ np.diag(e) @ Vt
+    out = m.geometry_metrics(P, E, st)
+    assert max(out.values()) <= 1e-12
+    # scaling P and E (the metrics are scale free)
+    out = m.geometry_metrics(7.0 * P, 0.01 * E, st)
+    assert max(out.values()) <= 1e-12
+    # misaligned features: NC3 and NC2^{WH} see it, NC2^W and NC2^H do not
+    R2, _ = np.linalg.qr(rng.standard_normal((d, K)))
+    out = m.geometry_metrics(P, R2 @ np.diag(e) @ Vt, st)
+    assert out["nc2_w"] <= 1e-12 and out["nc2_h"] <= 1e-12
+    assert out["nc3"] > 0.1 and out["nc2_wh"] > 0.1
+
+
+def test_complete_collapse_conventions():
+    """All targets zero: NC2 is 0 at P = E = 0 and 1 elsewhere; NC3 is an empty sum, 0."""
+    n, lam = [30, 20, 10], 0.1
+    st = ufm.structure(n, lam, lam, L=2, bias=True)
+    assert not np.any(st.s_product)
+    mz = ufm.global_minimizer(n, lam, lam, L=2, bias=True, d=5)
+    at_min = m.collapse_metrics(mz.H.T, _labels(n), mz.Ws, lam, lam, bias=True)
+    assert all(v == 0.0 for v in at_min.values())
+    rng = np.random.default_rng(8)
+    Ws, X = _random_point(n, 2, 5, rng)
+    out = m.collapse_metrics(X, _labels(n), Ws, lam, lam, bias=True)
+    for key in ("nc2_w", "nc2_h", "nc2_wh"):
+        np.testing.assert_allclose(out[key], 1.0, rtol=1e-12)
+    assert out["nc3"] == 0.0 and out["nc1"] > 0.1
+
+
+def test_zero_head_against_surviving_targets():
+    """P = 0 while the targets survive: each NC2 involving P is 1, and NC3 counts every surviving mode."""
+    n = CIFAR
+    st = ufm.structure(n, 1e-3, 1e-3, L=1, bias=True)
+    rng = np.random.default_rng(9)
+    E = rng.standard_normal((12, len(n)))
+    out = m.geometry_metrics(np.zeros((len(n), 12)), E, st)
+    np.testing.assert_allclose([out["nc2_w"], out["nc2_wh"]], [1.0, 1.0], rtol=1e-14)
+    np.testing.assert_allclose(out["nc3"], np.sqrt(np.count_nonzero(st.s_product)), rtol=1e-12)
+
+
+def test_normalized_distance_and_blocks():
+    assert m.normalized_distance(np.zeros((2, 2)), np.zeros((2, 2))) == 0.0
+    np.testing.assert_allclose(m.normalized_distance(np.eye(2), np.zeros((2, 2))), 1.0, rtol=1e-15)
+    np.testing.assert_allclose(m.normalized_distance(np.eye(2), -np.eye(2)), 2.0, rtol=1e-15)
+    blocks = m.mode_blocks([5.0, 3.0, 3.0 + 1e-12, 2.0, 0.0], [True, True, True, True, False])
+    assert [sorted(b.tolist()) for b in blocks] == [[0], [1, 2], [3]]
+    assert m.mode_blocks([1.0, 1.0], [False, False]) == []
+    with pytest.raises(ValueError, match="alive"):
+        m.mode_blocks([1.0, 2.0], [True])
+
+
+# ---------------------------------------------------------------------------------------------
+# NC1
+# ---------------------------------------------------------------------------------------------
+
+def _nc1_direct(X, y):
+    """tr(Sigma_W Sigma_B^+)/K exactly as printed in Section 5, with a d x d pseudo-inverse."""
+    K = y.max() + 1
+    N = y.size
+    means = np.stack([X[y == k].mean(axis=0) for k in range(K)])
+    h_G = X.mean(axis=0)
+    C = X - means[y]
+    S_W = C.T @ C / N
+    A = (means - h_G).T
+    S_B = A @ A.T / K
+    return np.trace(S_W @ np.linalg.pinv(S_B, hermitian=True, rtol=1e-10)) / K
+
+
+@pytest.mark.parametrize("d, n", [(8, [9, 7, 5, 3]), (20, [12, 12, 4, 4, 4]), (3, [6, 5, 4, 3, 2])])
+def test_nc1_matches_direct_pinv(d, n):
+    rng = np.random.default_rng(10)
+    y = rng.permutation(_labels(n))  # labels in any order
+    X = rng.standard_normal((y.size, d)) + rng.standard_normal((len(n), d))[y]
+    np.testing.assert_allclose(m.nc1(X, y), _nc1_direct(X, y), rtol=1e-9)
+
+
+def test_nc1_invariances_and_float32():
+    rng = np.random.default_rng(11)
+    n = EMNIST_SMALL
+    y = _labels(n)
+    d = 40
+    X = rng.standard_normal((y.size, d)) + 3 * rng.standard_normal((len(n), d))[y]
+    ref = m.nc1(X, y)
+    Q = _random_rotation(d, rng)
+    np.testing.assert_allclose(m.nc1(X @ Q.T, y), ref, rtol=1e-10)
+    np.testing.assert_allclose(m.nc1(5.0 * X, y), ref, rtol=1e-10)
+    # a large common offset (ReLU features): the rank cap K - 1 keeps the null direction out
+    np.testing.assert_allclose(m.nc1(X + 1e4, y), ref, rtol=1e-6)
+    np.testing.assert_allclose(m.nc1(X.astype(np.float32), y), ref, rtol=1e-5)
+    assert m.nc1(X.astype(np.float32), y) == m.nc1(X.astype(np.float32).astype(np.float64), y)
+
+
+def test_nc1_collapsed_features_and_degenerate_cases():
+    y = _labels([3, 2, 2])
+    means = np.array([[1.0, 0.0], [0.0, 2.0], [-1.0, -1.0]])
+    assert m.nc1(means[y], y) == 0.0
+    # all class means equal but features spread: no between-class scatter
+    X = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, -1.0], [2.0, 0.0], [-2.0, 0.0]])
+    assert m.nc1(X, y) == np.inf
+    assert m.nc1(np.zeros((7, 2)), y) == 0.0
+
+
+def test_nc1_against_hand_computed_example():
+    # two classes on a line: h = (-1, 1 | 3, 5) in 1-D; means -> 0, 4; h_G = 2; Sigma_W = 1; Sigma_B = 4
+    X = np.array([[-1.0], [1.0], [3.0], [5.0]])
+    y = np.array([0, 0, 1, 1])
+    np.testing.assert_allclose(m.nc1(X, y), (1.0 / 4.0) / 2, rtol=1e-14)
+
+
+# ---------------------------------------------------------------------------------------------
+# accuracy, bias error, global mean
+# ---------------------------------------------------------------------------------------------
+
+def test_accuracy_bias_error_global_mean():
+    out = np.array([[0.9, 0.1], [0.2, 0.7], [0.6, 0.5], [0.1, 0.3]])
+    assert m.accuracy(out, np.array([0, 1, 1, 1])) == 0.75
+    assert m.accuracy(np.array([1, 0, 1]), np.array([1, 1, 1])) == pytest.approx(2 / 3, rel=1e-15)
+    y = _labels([3, 1])
+    np.testing.assert_allclose(m.bias_error(np.array([0.75, 0.25]), y), 0.0, atol=1e-16)
+    np.testing.assert_allclose(m.bias_error(np.array([1.0, 0.0]), y), np.sqrt(2) / 4, rtol=1e-14)
+    np.testing.assert_allclose(m.global_mean_norm(np.array([[3.0, 0.0], [1.0, 4.0]])), np.hypot(2.0, 2.0), rtol=1e-15)
+
+
+def test_minimizer_outputs_classify_surviving_classes():
+    n = CIFAR
+    mz = ufm.global_minimizer(n, 1e-3, 1e-3, L=3, bias=True, d=12)
+    P = mz.Ws[2] @ mz.Ws[1] @ mz.Ws[0]
+    outputs = (P @ mz.H + mz.b[:, None]).T
+    assert m.accuracy(outputs, _labels(n)) == 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+# ---------------------------------------------------------------------------------------------
+
+def test_bad_input_raises_value_error_naming_the_argument():
+    rng = np.random.default_rng(12)
+    n = [4, 3, 2]
+    y = _labels(n)
+    Ws, X = _random_point(n, 2, 5, rng)
+    with pytest.raises(ValueError, match="labels"):
+        m.collapse_metrics(X, np.where(y == 2, 3, y), Ws, 1e-3, 1e-3)  # label 3 >= K
+    with pytest.raises(ValueError, match="labels"):
+        m.nc1(X, y - 1)  # negative label
+    with pytest.raises(ValueError, match="labels"):
+        m.nc1(X, y[:-1])  # one label short
+    with pytest.raises(ValueError, match="labels"):
+        m.nc1(X, np.where(y == 1, 0, y))  # class 1 has no sample
+    with pytest.raises(ValueError, match="labels"):
+        m.collapse_metrics(X, np.where(y == 2, 1, y), Ws, 1e-3, 1e-3)  # class 2 of K=3 empty
+    with pytest.raises(ValueError, match="labels"):
+        m.nc1(X, y + 0.5)
+    with pytest.raises(ValueError, match="features"):
+        m.nc1(X[:, :, None], y)
+    with pytest.raises(ValueError, match="features"):
+        m.nc1(np.where(X > 1, np.nan, X), y)
+    with pytest.raises(ValueError, match=r"Ws\[0\]"):
+        m.collapse_metrics(X[:, :4], y, Ws, 1e-3, 1e-3)  # W_1 has 5 columns, features have 4
+    with pytest.raises(ValueError, match=r"Ws\[1\]"):
+        m.collapse_metrics(X, y, [Ws[0], Ws[1][:, :3]], 1e-3, 1e-3)  # W_2 does not chain onto W_1
+    with pytest.raises(ValueError, match="Ws"):
+        m.collapse_metrics(X, y, [], 1e-3, 1e-3)
+    with pytest.raises(ValueError, match="lam_W"):
+        m.collapse_metrics(X, y, Ws, [1e-3, 1e-3, 1e-3], 1e-3)  # three lambdas for L = 2
+    with pytest.raises(ValueError, match="lam_W"):
+        m.collapse_metrics(X, y, Ws, -1e-3, 1e-3)
+    with pytest.raises(ValueError, match="lam_H"):
+        m.collapse_metrics(X, y, Ws, 1e-3, 0.0)
+    with pytest.raises(ValueError, match="bias"):
+        m.collapse_metrics(X, y, Ws, 1e-3, 1e-3, bias="yes")
+    with pytest.raises(ValueError, match="E"):
+        m.geometry_metrics(np.ones((3, 5)), np.ones((4, 3)), ufm.structure(n, 1e-3, 1e-3))
+    with pytest.raises(ValueError, match="structure"):
+        m.geometry_metrics(np.ones((3, 5)), np.ones((5, 3)), object())
+    with pytest.raises(ValueError, match="b"):
+        m.bias_error(np.ones(2), y)
+    with pytest.raises(ValueError, match="labels"):
+        m.accuracy(np.ones((9, 3)), y[:-1])
+    with pytest.raises(ValueError, match="rtol"):
+        m.nc1(X, y, rtol=-1.0)
+
+
+def test_collapse_metrics_accepts_per_layer_lambdas():
+    n = [6, 4, 2]
+    lam = [1e-3, 2e-3, 3e-3]
+    mz = ufm.global_minimizer(n, lam, 1e-3, L=3, bias=False, d=5)
+    out = m.collapse_metrics(mz.H.T, _labels(n), mz.Ws, lam, 1e-3, bias=False)
+    assert max(out.values()) <= 1e-8
+
+
+def test_float32_input_is_computed_in_float64():
+    """float32 features and weights: only their own rounding (unit roundoff 6e-8) is left."""
+    n = CIFAR
+    mz = ufm.global_minimizer(n, 1e-3, 1e-3, L=3, bias=True, d=16)
+    X32 = mz.H.T.astype(np.float32)
+    Ws32 = [W.astype(np.float32) for W in mz.Ws]
+    out32 = m.collapse_metrics(X32, _labels(n), Ws32, 1e-3, 1e-3)
+    assert max(out32.values()) <= 1e-6
+    out64 = m.collapse_metrics(X32.astype(np.float64), _labels(n), [W.astype(np.float64) for W in Ws32], 1e-3, 1e-3)
+    assert out32 == out64
