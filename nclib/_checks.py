@@ -87,3 +87,10 @@ def matrix(a, name: str, shape: Sequence[int | None] | None = None) -> np.ndarra
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite (no NaN or inf)")
     return arr
+
+
+def nonneg_int(value, name: str) -> int:
+    """An integer >= 0 (a random seed, an epoch index)."""
+    if not _is_integral(value) or int(value) < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)

@@ -1,0 +1,453 @@
+"""Training data for the experiments of Section 5 and Appendix C: the paper's imbalanced subsets.
+
+Every loader returns a :class:`TrainingSet`: flattened, normalized float32 inputs, int64 labels 0..K-1,
+the class counts actually used, and provenance (the source, the sha256 of the source files and of the
+selected arrays).  Used by :ref:`ch-train` and :ref:`ch-engine`.
+
+Datasets (``load(dataset=...)``):
+
+``cifar10``
+    CIFAR-10 {cite:p}`krizhevsky2009learning`.  ``data_path`` is either a torchvision root folder holding
+    ``cifar-10-batches-py/`` (read through ``torchvision.datasets.CIFAR10``, the python-batch format) or an
+    ``.npz`` file with ``x_train`` (N, 32, 32, 3) uint8 and ``y_train`` (the shared JPEG-decoded subset).
+``emnist-letters``
+    EMNIST letters {cite:p}`cohen2017emnist` through ``torchvision.datasets.EMNIST(split="letters")``: the
+    IDX files ``EMNIST/raw/emnist-letters-{train,test}-{images-idx3,labels-idx1}-ubyte`` under ``data_path``
+    (``.gz`` copies of them, as in the official ``gzip.zip``, are decompressed next to themselves first), or
+    an ``.npz`` in torchvision's raw orientation.  Labels 1..26 become 0..25; images are transposed to upright.
+``letters-synthetic``
+    An offline **stand-in for EMNIST letters**: the 26 letters a..z (upper or lower case at random) rendered
+    from the fonts shipped with matplotlib, with random affine jitter, stroke width and pixel noise,
+    28 x 28 grayscale, deterministic by seed.  Its name always says it is a stand-in.
+``synthetic``
+    A Gaussian mixture in ``dim`` dimensions, for fast tests.
+
+Class profiles: ``counts`` is a preset name (``"cifar10"``, ``"emnist-letters"``, i.e.
+``nclib.imbalance.PROFILES``) or an explicit list of K counts (class k gets ``counts[k]``).  For a preset,
+``class_order`` says which class gets which count: ``"reference"`` follows the closest public code (Dang et
+al. 2023): CIFAR-10 ascending by class index (airplane 100, ..., truck 500), EMNIST letters descending
+(a: 1500, b-f: 600, g-z: 50); ``"ascending"`` / ``"descending"`` force one order.  Within a class, the rows
+are chosen by a seeded permutation (``selection="random"``, the paper's "random subset") or the first rows
+in file order (``selection="first"``, what the reference code does).
+"""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import os
+import pathlib
+import shutil
+import string
+
+import numpy as np
+
+from . import _checks, imbalance
+
+DATASETS = ("cifar10", "emnist-letters", "letters-synthetic", "synthetic")
+#: The stand-in's display name, used in run names, provenance, legends and titles.
+LETTERS_SYNTHETIC_LABEL = "letters-synthetic (a stand-in for EMNIST letters, rendered from matplotlib's fonts)"
+
+#: Per-channel normalization of the reference code (Dang et al. 2023, ``datasets_unbalance.py``).
+#: The std values are the often-copied (0.2023, 0.1994, 0.2010), not the true CIFAR-10 stds.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2023, 0.1994, 0.2010)
+#: The reference code's MNIST normalization, used for the grayscale letters.
+GRAY_MEAN = (0.1307,)
+GRAY_STD = (0.3081,)
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+LETTERS = tuple(string.ascii_lowercase)
+
+
+@dataclasses.dataclass
+class TrainingSet:
+    """The training subset a run uses (objective (4.3) sums over exactly these N samples).
+
+    ``x``: (N, D) float32 normalized inputs; ``y``: (N,) int64 labels sorted by class; ``counts``: (K,)
+    int64, ``counts[k]`` samples of class k; ``images``: (N, H, W[, C]) uint8 upright images (for
+    display); ``provenance``: a JSON-ready dict (dataset, source, sha256 of the source files and of the
+    selected arrays, class order, selection, seed, normalization).
+    """
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    counts: np.ndarray
+    classes: tuple
+    images: np.ndarray
+    provenance: dict
+
+    @property
+    def K(self) -> int:
+        return int(self.counts.size)
+
+    @property
+    def N(self) -> int:
+        return int(self.y.size)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+def sha256_file(path) -> str:
+    """The sha256 hex digest of a file (recorded in provenance)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_arrays(*arrays) -> str:
+    """The sha256 of the bytes of the given arrays (C order, dtype and shape included)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def preset_counts(preset: str, class_order: str = "reference") -> np.ndarray:
+    """The class-count vector of a paper profile (Section 5; ``nclib.imbalance.PROFILES``) in a class order.
+
+    ``class_order="reference"`` assigns the counts as the reference code does (CIFAR-10 ascending by class
+    index, EMNIST letters descending); ``"ascending"``/``"descending"`` force an order.
+    Used by :ref:`ch-train`.
+    """
+    if preset not in imbalance.PROFILES:
+        raise ValueError(f"counts must be a list of class counts or one of the presets "
+                         f"{sorted(imbalance.PROFILES)}, got {preset!r}")
+    n = imbalance.class_counts(imbalance.PROFILES[preset])  # descending, as the paper lists them
+    if class_order == "reference":
+        class_order = "ascending" if preset == "cifar10" else "descending"
+    if class_order == "ascending":
+        return np.sort(n)
+    if class_order == "descending":
+        return np.sort(n)[::-1].copy()
+    raise ValueError(f"class_order must be 'reference', 'ascending' or 'descending', got {class_order!r}")
+
+
+def select_per_class(y, counts, seed: int = 0, selection: str = "random") -> np.ndarray:
+    """Row indices taking ``counts[k]`` samples of each class k, deterministic by ``seed``.
+
+    ``selection="random"``: a seeded permutation of each class's rows (numpy PCG64 seeded with ``seed``);
+    ``"first"``: the first rows of each class in file order.  The result is sorted by class, then by the
+    original row order.  Raises ValueError if a class has fewer rows than asked.  Used by :ref:`ch-train`.
+    """
+    y = np.asarray(y)
+    counts = _checks.counts(counts, "counts")
+    if selection not in ("random", "first"):
+        raise ValueError(f"selection must be 'random' or 'first', got {selection!r}")
+    rng = np.random.default_rng(_checks.nonneg_int(seed, "seed"))
+    out = []
+    for k, n_k in enumerate(counts):
+        rows = np.flatnonzero(y == k)
+        if rows.size < n_k:
+            raise ValueError(f"counts[{k}] = {n_k} is larger than the {rows.size} samples class {k} has in the "
+                             f"data; lower the count or use a larger copy of the dataset")
+        if selection == "random":
+            rows = np.sort(rng.permutation(rows)[:n_k])
+        else:
+            rows = rows[:n_k]
+        out.append(rows)
+    return np.concatenate(out)
+
+
+def _normalize(images: np.ndarray, mean, std) -> np.ndarray:
+    """uint8 images (N, H, W[, C]) -> (N, D) float32, (x/255 - mean)/std per channel, flattened."""
+    x = images.astype(np.float32) / 255.0
+    if x.ndim == 4:
+        x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+        x = x.transpose(0, 3, 1, 2)  # CHW flattening, as torchvision's ToTensor + view does
+    else:
+        x = (x - np.float32(mean[0])) / np.float32(std[0])
+    return np.ascontiguousarray(x.reshape(x.shape[0], -1))
+
+
+def _need_path(data_path, dataset):
+    if data_path is None:
+        raise ValueError(f"data_path is required for dataset {dataset!r}: a torchvision root folder or an .npz file")
+    path = pathlib.Path(os.path.expanduser(str(data_path)))
+    return path
+
+
+# ----------------------------------------------------------------------------------------------- sources
+
+def load_npz(path):
+    """``x_train``, ``y_train`` (and the sha256 of the file) from an ``.npz`` like ``cifar10_subset.npz``.
+
+    Loaded with ``allow_pickle=False``.  Used by :ref:`ch-train`.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(f"data_path {str(path)!r} does not exist; pass the path of an .npz with x_train/y_train")
+    with np.load(path, allow_pickle=False) as f:
+        if "x_train" not in f or "y_train" not in f:
+            raise ValueError(f"data_path {str(path)!r} must hold arrays x_train and y_train, has {sorted(f.files)}")
+        x, y = np.asarray(f["x_train"]), np.asarray(f["y_train"]).astype(np.int64)
+    return x, y, {str(path.name): sha256_file(path)}
+
+
+def load_cifar10_torchvision(root, train: bool = True, download: bool = False, verify_checksums: bool = True):
+    """CIFAR-10 through ``torchvision.datasets.CIFAR10`` (python batches under ``root/cifar-10-batches-py``).
+
+    Returns (images (N, 32, 32, 3) uint8, labels int64, {file: sha256}).  ``download`` is passed on (off by
+    default: nothing is fetched unless asked).  ``verify_checksums=False`` skips torchvision's md5 checks of
+    the batch and meta files, which only the official files pass; the tests use it for their small fixtures
+    written in the same format.  Used by :ref:`ch-train`.
+    """
+    from torchvision.datasets import CIFAR10
+
+    class _CIFAR10(CIFAR10):
+        def _check_integrity(self) -> bool:
+            if verify_checksums:
+                return super()._check_integrity()
+            return all(os.path.isfile(os.path.join(self.root, self.base_folder, f)) for f, _ in
+                       self.train_list + self.test_list)
+
+        def _load_meta(self) -> None:
+            if verify_checksums:
+                return super()._load_meta()
+            import pickle
+            with open(os.path.join(self.root, self.base_folder, self.meta["filename"]), "rb") as infile:
+                self.classes = pickle.load(infile, encoding="latin1")[self.meta["key"]]
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    root = pathlib.Path(root)
+    folder = root / CIFAR10.base_folder
+    if not download and not folder.is_dir():
+        raise ValueError(f"data_path {str(root)!r} has no {CIFAR10.base_folder}/ folder; point it at a torchvision "
+                         f"CIFAR-10 root, at an .npz with x_train/y_train, or pass download=True")
+    try:
+        ds = _CIFAR10(str(root), train=train, download=download)
+    except RuntimeError as exc:
+        raise ValueError(f"data_path {str(root)!r}: torchvision could not read CIFAR-10 ({exc}); pass "
+                         f"verify_checksums=False for files that are not the official batches") from exc
+    names = [f for f, _ in (ds.train_list if train else ds.test_list)] + [ds.meta["filename"]]
+    shas = {n: sha256_file(folder / n) for n in names}
+    return np.asarray(ds.data, dtype=np.uint8), np.asarray(ds.targets, dtype=np.int64), shas
+
+
+def emnist_raw_files(root, train: bool = True) -> tuple[pathlib.Path, pathlib.Path]:
+    """The two IDX files torchvision's ``EMNIST(split="letters")`` reads under ``root``."""
+    raw = pathlib.Path(root) / "EMNIST" / "raw"
+    prefix = f"emnist-letters-{'train' if train else 'test'}"
+    return raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
+
+
+def load_emnist_letters_torchvision(root, train: bool = True, download: bool = False):
+    """EMNIST letters through ``torchvision.datasets.EMNIST(root, split="letters")``.
+
+    torchvision reads the uncompressed IDX files in ``root/EMNIST/raw``; where only the ``.gz`` files of the
+    official archive lie there, they are decompressed first (nothing is downloaded unless ``download``).
+    Returns (upright images (N, 28, 28) uint8, labels 0..25 int64, {file: sha256}): torchvision's labels
+    1..26 are shifted down by one and its images, stored transposed, are transposed back.
+    Used by :ref:`ch-train`.
+    """
+    from torchvision.datasets import EMNIST
+
+    files = emnist_raw_files(root, train)
+    for f in files:
+        gz = f.with_name(f.name + ".gz")
+        if not f.is_file() and gz.is_file():
+            tmp = f.with_name(f.name + ".part")
+            with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.replace(tmp, f)
+    if not download and not all(f.is_file() for f in files):
+        raise ValueError(f"data_path {str(root)!r} lacks {files[0].relative_to(root)} / {files[1].name} (or their "
+                         f".gz); point it at a torchvision EMNIST root, at an .npz, or pass download=True")
+    ds = EMNIST(str(root), split="letters", train=train, download=download)
+    images = ds.data.numpy().transpose(0, 2, 1).copy()
+    labels = ds.targets.numpy().astype(np.int64) - 1
+    if labels.min() < 0 or labels.max() > 25:
+        raise ValueError(f"data_path {str(root)!r}: EMNIST letters labels must be 1..26, got "
+                         f"{labels.min() + 1}..{labels.max() + 1}")
+    return images, labels, {f.name: sha256_file(f) for f in files}
+
+
+def gaussian_mixture(counts, dim: int = 32, seed: int = 0, spread: float = 1.0):
+    """The ``synthetic`` dataset: class k has counts[k] points N(mu_k, spread^2 I_dim), mu_k ~ N(0, I_dim).
+
+    Returns (x (N, dim) float32, y int64 sorted by class).  Used by the tests and the smoke run of
+    :ref:`ch-train`.
+    """
+    counts = _checks.counts(counts, "counts")
+    dim = _checks.positive_int(dim, "dim")
+    spread = _checks.nonneg_float(spread, "spread")
+    rng = np.random.default_rng(_checks.nonneg_int(seed, "seed"))
+    means = rng.standard_normal((counts.size, dim))
+    y = np.repeat(np.arange(counts.size), counts)
+    x = means[y] + spread * rng.standard_normal((y.size, dim))
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def matplotlib_fonts() -> list[pathlib.Path]:
+    """The TrueType fonts shipped inside matplotlib that ``letters_synthetic`` renders from (sorted)."""
+    import matplotlib
+
+    folder = pathlib.Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    wanted = ("DejaVuSans", "DejaVuSerif", "DejaVuSansMono", "STIXGeneral", "cmr10", "cmss10", "cmtt10")
+    return sorted(p for p in folder.glob("*.ttf") if p.stem.split("-")[0] in wanted)
+
+
+def _glyph(char: str, font: pathlib.Path, size: int = 64) -> np.ndarray:
+    """A centred, anti-aliased (4x supersampled) coverage bitmap in [0, 1] of one character."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.path import Path
+    from matplotlib.textpath import TextPath
+
+    tp = TextPath((0, 0), char, size=1.0, prop=FontProperties(fname=str(font)))
+    verts = tp.vertices.copy()
+    lo, hi = verts.min(0), verts.max(0)
+    scale = 0.72 * size / max(hi - lo)
+    verts = (verts - (lo + hi) / 2) * scale + size / 2
+    s = 4
+    g = (np.arange(size * s) + 0.5) / s
+    gx, gy = np.meshgrid(g, g)
+    points = np.column_stack([gx.ravel(), size - gy.ravel()])
+    inside = np.zeros(points.shape[0], bool)
+    for poly in Path(verts, tp.codes).to_polygons():  # even-odd rule: the holes of o, a, e, B stay empty
+        inside ^= Path(poly).contains_points(points)
+    return inside.reshape(size * s, size * s).reshape(size, s, size, s).mean(axis=(1, 3))
+
+
+def letters_synthetic(counts, seed: int = 0, size: int = 28):
+    """The ``letters-synthetic`` stand-in for EMNIST letters: class k is the letter ``a..z``[k].
+
+    Each sample: a font drawn from :func:`matplotlib_fonts`, upper or lower case at random, a 64 x 64 glyph
+    moved by a random affine map (rotation +-15 deg, shear +-0.2, scale 0.8-1.1, shift +-3 px), stroke width
+    changed by a grey dilation of 0-2 px or a half-strength erosion of 1 px (at 64 x 64), reduced to ``size`` x ``size`` by area averaging,
+    then Gaussian pixel noise (std 0.05) and clipping.  Deterministic by ``seed``.  Returns (upright images
+    (N, size, size) uint8, labels int64 sorted by class).  Used by :ref:`ch-train`.
+    """
+    from scipy import ndimage
+
+    counts = _checks.counts(counts, "counts")
+    if counts.size > 26:
+        raise ValueError(f"counts must have at most 26 classes (a..z) for letters-synthetic, got {counts.size}")
+    size = _checks.positive_int(size, "size")
+    rng = np.random.default_rng(_checks.nonneg_int(seed, "seed"))
+    fonts = matplotlib_fonts()
+    big = 64
+    cache: dict = {}
+    y = np.repeat(np.arange(counts.size), counts)
+    out = np.empty((y.size, size, size), np.uint8)
+    for i, k in enumerate(y):
+        font = fonts[rng.integers(len(fonts))]
+        char = LETTERS[k].upper() if rng.random() < 0.5 else LETTERS[k]
+        key = (char, font)
+        if key not in cache:
+            cache[key] = _glyph(char, font, big)
+        g = cache[key]
+        angle = np.deg2rad(rng.uniform(-15, 15))
+        shear = rng.uniform(-0.2, 0.2)
+        scale = rng.uniform(0.8, 1.1)
+        shift = rng.uniform(-3, 3, size=2) * big / size
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        A = scale * rot @ np.array([[1.0, shear], [0.0, 1.0]])
+        Ainv = np.linalg.inv(A)
+        c = np.array([big / 2, big / 2])
+        offset = c - Ainv @ (c + shift)
+        img = ndimage.affine_transform(g, Ainv, offset=offset, order=1, mode="constant", cval=0.0)
+        width = int(rng.integers(-1, 3))
+        if width > 0:
+            img = ndimage.grey_dilation(img, size=(2 * width + 1, 2 * width + 1))
+        elif width < 0:
+            img = ndimage.grey_erosion(img, size=(3, 3)) * 0.5 + img * 0.5
+        img = ndimage.zoom(ndimage.uniform_filter(img, size=big // size + 1), size / big, order=1)[:size, :size]
+        img = img + rng.normal(0.0, 0.05, img.shape)
+        out[i] = np.clip(np.round(255 * img), 0, 255).astype(np.uint8)
+    return out, y.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------- entry point
+
+def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str = "reference",
+         selection: str = "random", seed: int = 0, normalization: str = "reference", download: bool = False,
+         verify_checksums: bool = True, dim: int = 32, spread: float = 1.0) -> TrainingSet:
+    """The training subset of a run (Section 5 of the paper): data, imbalanced profile, normalization.
+
+    ``counts``: a preset name or a list of K counts; None means the dataset's own preset (``cifar10`` for
+    cifar10, ``emnist-letters`` for the letters, ``[20, 10, 5]`` for synthetic).  ``normalization``:
+    ``"reference"`` (the reference code's per-channel constants :data:`CIFAR10_MEAN`/:data:`CIFAR10_STD`,
+    or :data:`GRAY_MEAN`/:data:`GRAY_STD` for the letters), ``"standardize"`` (per-channel mean and std of
+    the selected subset) or ``"none"`` (x/255).  Used by :func:`nclib.train.run` and :ref:`ch-train`.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    if normalization not in ("reference", "standardize", "none"):
+        raise ValueError(f"normalization must be 'reference', 'standardize' or 'none', got {normalization!r}")
+    seed = _checks.nonneg_int(seed, "seed")
+    default_preset = {"cifar10": "cifar10", "emnist-letters": "emnist-letters",
+                      "letters-synthetic": "emnist-letters", "synthetic": None}[dataset]
+    if counts is None:
+        counts = default_preset if default_preset else [20, 10, 5]
+    if isinstance(counts, str):
+        n = preset_counts(counts, class_order)
+        profile = counts
+    else:
+        if class_order not in ("reference", "ascending", "descending"):
+            raise ValueError(f"class_order must be 'reference', 'ascending' or 'descending', got {class_order!r}")
+        n = _checks.counts(counts, "counts")
+        profile = "explicit"
+    prov = {"dataset": dataset, "profile": profile, "counts": n.tolist(), "class_order": class_order,
+            "selection": selection, "seed": seed, "normalization": normalization}
+
+    if dataset == "synthetic":
+        x, y = gaussian_mixture(n, dim=dim, seed=seed, spread=spread)
+        prov.update(source=f"Gaussian mixture, dim={dim}, spread={spread}", source_sha256={})
+        ts = TrainingSet("synthetic", x, y, n, tuple(str(k) for k in range(n.size)), x.copy(), prov)
+        if normalization == "standardize":
+            ts.x = ((x - x.mean(0)) / np.maximum(x.std(0), 1e-12)).astype(np.float32)
+        ts.provenance["data_sha256"] = sha256_arrays(ts.x, ts.y)
+        return ts
+
+    if dataset == "letters-synthetic":
+        if n.size > 26:
+            raise ValueError(f"counts must have at most 26 classes for letters-synthetic, got {n.size}")
+        images, y = letters_synthetic(n, seed=seed)
+        classes = LETTERS[: n.size]
+        prov.update(source=LETTERS_SYNTHETIC_LABEL,
+                    fonts=[p.name for p in matplotlib_fonts()], source_sha256={})
+        name = "letters-synthetic"
+        mean, std = GRAY_MEAN, GRAY_STD
+    else:
+        path = _need_path(data_path, dataset)
+        if not path.exists():
+            raise ValueError(f"data_path {str(path)!r} does not exist; pass a torchvision root folder or an .npz file")
+        if path.suffix == ".npz":
+            images_all, labels_all, shas = load_npz(path)
+            source = f"npz file {path.name}"
+            if dataset == "emnist-letters":
+                images_all = images_all.transpose(0, 2, 1)  # stored in torchvision's raw orientation
+        elif dataset == "cifar10":
+            images_all, labels_all, shas = load_cifar10_torchvision(path, True, download, verify_checksums)
+            source = "torchvision.datasets.CIFAR10 (python batches)"
+        else:
+            images_all, labels_all, shas = load_emnist_letters_torchvision(path, True, download)
+            source = "torchvision.datasets.EMNIST(split='letters') (IDX files)"
+        K_data = 10 if dataset == "cifar10" else 26
+        if n.size > K_data:
+            raise ValueError(f"counts has {n.size} classes but {dataset} has {K_data}")
+        rows = select_per_class(labels_all, n, seed=seed, selection=selection)
+        images, y = images_all[rows], labels_all[rows]
+        classes = (CIFAR10_CLASSES if dataset == "cifar10" else LETTERS)[: n.size]
+        prov.update(source=source, source_sha256=shas)
+        name = dataset
+        mean, std = (CIFAR10_MEAN, CIFAR10_STD) if dataset == "cifar10" else (GRAY_MEAN, GRAY_STD)
+
+    if normalization == "reference":
+        x = _normalize(images, mean, std)
+    elif normalization == "none":
+        x = _normalize(images, (0.0,) * 3, (1.0,) * 3)
+    else:
+        f = images.astype(np.float64) / 255.0
+        axes = (0, 1, 2)
+        m = f.mean(axis=axes) if f.ndim == 4 else (f.mean(),)
+        s = f.std(axis=axes) if f.ndim == 4 else (f.std(),)
+        x = _normalize(images, tuple(np.atleast_1d(m)), tuple(np.atleast_1d(s)))
+    prov["data_sha256"] = sha256_arrays(x, y)
+    prov["images_sha256"] = sha256_arrays(images, y)
+    return TrainingSet(name, x, y.astype(np.int64), n, tuple(classes), images, prov)

@@ -1,0 +1,178 @@
+"""nclib.data on fixtures written in torchvision's real on-disk formats (CIFAR-10 python batches, EMNIST IDX)."""
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+from nclib import data, imbalance
+
+PER_CLASS = 10  # fixture train rows per class (2 in each of the 5 batch files)
+
+
+def _cifar_images(labels, rng):
+    # class k images have mean level 20 k, so a selection can be checked from the pixels
+    base = (20 * labels)[:, None, None, None].astype(np.int64)
+    return np.clip(base + rng.integers(0, 5, (labels.size, 32, 32, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def cifar_root(tmp_path):
+    """A CIFAR-10 root in the python-batch format: 5 train batches and a test batch, unpickled by torchvision."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = rng.permutation(np.repeat(np.arange(10), PER_CLASS // 5 if name != "test_batch" else 2))
+        imgs = _cifar_images(labels, rng)
+        entry = {"batch_label": name, "labels": labels.tolist(),
+                 "data": imgs.transpose(0, 3, 1, 2).reshape(len(labels), -1),  # CHW rows, as the real files
+                 "filenames": [f"img{i}.png" for i in range(len(labels))]}
+        with open(folder / name, "wb") as f:
+            pickle.dump(entry, f, protocol=2)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": list(data.CIFAR10_CLASSES), "num_cases_per_batch": 10}, f, protocol=2)
+    return tmp_path
+
+
+def _idx(array: np.ndarray) -> bytes:
+    code = 0x08  # unsigned byte
+    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + b"".join(struct.pack(">I", s) for s in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+@pytest.fixture
+def emnist_root(tmp_path):
+    """EMNIST letters IDX files, gzipped as in the official archive, in torchvision's raw folder."""
+    rng = np.random.default_rng(1)
+    labels = rng.permutation(np.repeat(np.arange(1, 27), 6))  # torchvision's letters labels are 1..26
+    upright = np.zeros((labels.size, 28, 28), np.uint8)
+    upright[:, :14, :] = (labels * 9)[:, None, None]  # top half marks the class: orientation is checkable
+    raw = tmp_path / "EMNIST" / "raw"
+    raw.mkdir(parents=True)
+    images_file, labels_file = data.emnist_raw_files(tmp_path, train=True)
+    with gzip.open(str(images_file) + ".gz", "wb") as f:
+        f.write(_idx(upright.transpose(0, 2, 1)))  # stored transposed, like the real files
+    with gzip.open(str(labels_file) + ".gz", "wb") as f:
+        f.write(_idx(labels))
+    return tmp_path, upright, labels
+
+
+def test_preset_counts_and_profiles():
+    asc = data.preset_counts("cifar10")
+    assert asc.tolist() == [100, 100, 200, 200, 300, 300, 400, 400, 500, 500]
+    assert data.preset_counts("cifar10", "descending").tolist() == asc[::-1].tolist()
+    em = data.preset_counts("emnist-letters")
+    assert em.tolist() == [1500] + [600] * 5 + [50] * 20
+    assert imbalance.groups_of(em) == imbalance.PROFILES["emnist-letters"]
+    with pytest.raises(ValueError, match="class_order"):
+        data.preset_counts("cifar10", "sideways")
+    with pytest.raises(ValueError, match="counts"):
+        data.preset_counts("mnist")
+
+
+def test_cifar10_torchvision_format(cifar_root):
+    ts = data.load("cifar10", data_path=cifar_root, counts=[5, 4, 3, 2, 1, 1, 2, 3, 4, 5], verify_checksums=False)
+    assert ts.counts.tolist() == [5, 4, 3, 2, 1, 1, 2, 3, 4, 5]
+    assert np.bincount(ts.y).tolist() == ts.counts.tolist()
+    assert ts.x.shape == (ts.N, 3072) and ts.x.dtype == np.float32
+    # each image's pixel level says its class: rows and labels stay together through the selection
+    np.testing.assert_array_equal(ts.images.reshape(ts.N, -1).min(1) // 20, ts.y)
+    # reference normalization: (x/255 - mean)/std per channel, CHW flattening
+    img = ts.images[0].astype(np.float32) / 255
+    expect = ((img - np.array(data.CIFAR10_MEAN, np.float32)) / np.array(data.CIFAR10_STD, np.float32)).transpose(2, 0, 1)
+    np.testing.assert_allclose(ts.x[0], expect.ravel(), rtol=1e-6)
+    assert set(ts.provenance["source_sha256"]) == {f"data_batch_{i}" for i in range(1, 6)} | {"batches.meta"}
+    assert ts.classes[0] == "airplane"
+
+
+def test_cifar10_checksums_are_checked_by_default(cifar_root):
+    with pytest.raises(ValueError, match="verify_checksums"):
+        data.load("cifar10", data_path=cifar_root, counts=[1] * 10)
+
+
+def test_cifar10_count_too_large(cifar_root):
+    with pytest.raises(ValueError, match=r"counts\[2\] = 99 is larger than the 10 samples"):
+        data.load("cifar10", data_path=cifar_root, counts=[1, 1, 99, 1, 1, 1, 1, 1, 1, 1], verify_checksums=False)
+
+
+def test_selection_is_deterministic_by_seed(cifar_root):
+    kw = dict(data_path=cifar_root, counts=[3] * 10, verify_checksums=False)
+    a, b, c = data.load("cifar10", seed=1, **kw), data.load("cifar10", seed=1, **kw), data.load("cifar10", seed=2, **kw)
+    np.testing.assert_array_equal(a.x, b.x)
+    assert a.provenance["data_sha256"] == b.provenance["data_sha256"] != c.provenance["data_sha256"]
+    first = data.load("cifar10", selection="first", **kw)
+    assert first.provenance["selection"] == "first"
+
+
+def test_select_per_class_first_rows():
+    y = np.array([1, 0, 1, 0, 1, 0])
+    assert data.select_per_class(y, [2, 1], selection="first").tolist() == [1, 3, 0]
+    with pytest.raises(ValueError, match="selection"):
+        data.select_per_class(y, [1, 1], selection="best")
+
+
+def test_emnist_letters_torchvision_format(emnist_root):
+    root, upright, labels = emnist_root
+    ts = data.load("emnist-letters", data_path=root, counts=[3] * 26, seed=0)
+    assert ts.K == 26 and np.bincount(ts.y).tolist() == [3] * 26
+    # labels 1..26 -> 0..25, and images back upright (top half carries the class mark)
+    np.testing.assert_array_equal(ts.images[:, 0, 0], (ts.y + 1) * 9)
+    np.testing.assert_array_equal(ts.images[:, 27, 0], 0)
+    assert ts.classes[:3] == ("a", "b", "c")
+    files = data.emnist_raw_files(root)
+    assert all(f.is_file() for f in files)  # the .gz files were decompressed where torchvision reads them
+    assert set(ts.provenance["source_sha256"]) == {f.name for f in files}
+
+
+def test_emnist_preset_needs_enough_rows(emnist_root):
+    root, _, _ = emnist_root
+    with pytest.raises(ValueError, match="larger than"):
+        data.load("emnist-letters", data_path=root)  # the preset asks 1500 'a's
+
+
+def test_npz(tmp_path):
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(10), 4)
+    np.savez(tmp_path / "sub.npz", x_train=_cifar_images(y, rng), y_train=y)
+    ts = data.load("cifar10", data_path=tmp_path / "sub.npz", counts=[4, 3, 2, 1, 1, 1, 1, 2, 3, 4])
+    np.testing.assert_array_equal(ts.images.reshape(ts.N, -1).min(1) // 20, ts.y)
+    assert ts.provenance["source_sha256"] == {"sub.npz": data.sha256_file(tmp_path / "sub.npz")}
+    np.savez(tmp_path / "bad.npz", images=y)
+    with pytest.raises(ValueError, match="x_train and y_train"):
+        data.load("cifar10", data_path=tmp_path / "bad.npz", counts=[1] * 10)
+
+
+def test_letters_synthetic_is_a_labelled_deterministic_stand_in():
+    a = data.load("letters-synthetic", counts=[4] * 26, seed=5)
+    b = data.load("letters-synthetic", counts=[4] * 26, seed=5)
+    c = data.load("letters-synthetic", counts=[4] * 26, seed=6)
+    assert a.images.shape == (104, 28, 28) and a.images.dtype == np.uint8 and a.x.shape == (104, 784)
+    np.testing.assert_array_equal(a.images, b.images)
+    assert not np.array_equal(a.images, c.images)
+    assert "stand-in for EMNIST letters" in a.provenance["source"]
+    assert a.classes == data.LETTERS
+    # ink covers a plausible fraction of the square, and the noise leaves the background dark
+    ink = (a.images > 128).mean(axis=(1, 2))
+    assert np.all(ink > 0.03) and np.all(ink < 0.6)
+    # the letters differ: mean images of 'o' and 'l' are far apart
+    mo, ml = a.images[a.y == 14].mean(0), a.images[a.y == 11].mean(0)
+    assert np.abs(mo - ml).mean() > 10
+
+
+def test_synthetic_and_bad_parameters():
+    ts = data.load("synthetic", counts=[5, 3], dim=7, seed=0)
+    assert ts.x.shape == (8, 7) and ts.y.tolist() == [0] * 5 + [1] * 3
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        data.load("imagenet")
+    with pytest.raises(ValueError, match="data_path is required"):
+        data.load("cifar10")
+    with pytest.raises(ValueError, match="does not exist"):
+        data.load("cifar10", data_path="/nonexistent/cifar")
+    with pytest.raises(ValueError, match="counts"):
+        data.load("synthetic", counts=[3, 0])
+    with pytest.raises(ValueError, match="seed"):
+        data.load("synthetic", seed=-1)
+    with pytest.raises(ValueError, match="normalization"):
+        data.load("synthetic", normalization="zca")

@@ -1,0 +1,67 @@
+"""nclib.models: the backbone + deep linear head of Section 5 and its documented initialization."""
+import numpy as np
+import pytest
+import torch
+
+from nclib import models
+
+
+def test_shapes_and_bias_only_on_last_head_layer():
+    m = models.build_model(in_dim=12, K=4, L=3, width=16, depth=6, seed=0)
+    logits, h = m(torch.randn(5, 12))
+    assert logits.shape == (5, 4) and h.shape == (5, 16)
+    assert [tuple(W.shape) for W in m.head_weights()] == [(16, 16), (16, 16), (4, 16)]
+    assert [layer.bias is not None for layer in m.head] == [False, False, True]
+    assert m.head_bias().shape == (4,)
+    # 6 x (Linear + ReLU) then the feature Linear: 7 Linear layers, 6 ReLUs, and no ReLU after the features
+    kinds = [type(x).__name__ for x in m.backbone]
+    assert kinds == ["Linear", "ReLU"] * 6 + ["Linear"]
+    # the head is linear: logits are W_3 W_2 W_1 h + b
+    P = m.head[2].weight @ m.head[1].weight @ m.head[0].weight
+    torch.testing.assert_close(logits, h @ P.T + m.head_bias(), rtol=1e-5, atol=1e-6)
+
+
+def test_bias_free_and_feature_dim():
+    m = models.build_model(in_dim=3, K=2, L=1, width=8, depth=2, feature_dim=5, bias=False, seed=0)
+    assert m.head_bias() is None and m.head[0].weight.shape == (2, 5)
+    assert models.parameter_count(m) == 3 * 8 + 8 + 8 * 8 + 8 + 8 * 5 + 5 + 5 * 2
+
+
+def _is_orthogonal(W):
+    W = W.detach().double()
+    G = W @ W.T if W.shape[0] <= W.shape[1] else W.T @ W
+    return torch.allclose(G, torch.eye(G.shape[0], dtype=torch.float64), atol=1e-5)
+
+
+def test_reference_initialization():
+    m = models.build_model(in_dim=20, K=3, L=3, width=20, depth=6, init="reference", seed=0)
+    linears = m.backbone_weights()
+    # the reference loop reaches backbone Linear layers 1-3 only, then every head layer
+    assert [_is_orthogonal(W) for W in linears] == [True, True, True, False, False, False, False]
+    assert all(_is_orthogonal(W) for W in m.head_weights())
+    # the others keep PyTorch's default: Kaiming-uniform, |w| <= 1/sqrt(fan_in)
+    assert linears[4].abs().max() <= 1 / np.sqrt(20)
+    orth = models.build_model(in_dim=20, K=3, L=3, width=20, depth=6, init="orthogonal", seed=0)
+    assert all(_is_orthogonal(W) for W in orth.backbone_weights() + orth.head_weights())
+    plain = models.build_model(in_dim=20, K=3, L=3, width=20, depth=6, init="pytorch", seed=0)
+    assert not any(_is_orthogonal(W) for W in plain.head_weights())
+
+
+def test_seed_makes_initialization_reproducible():
+    a = models.build_model(10, 3, 2, width=8, depth=2, seed=7)
+    b = models.build_model(10, 3, 2, width=8, depth=2, seed=7)
+    c = models.build_model(10, 3, 2, width=8, depth=2, seed=8)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+    assert not torch.equal(a.head[0].weight, c.head[0].weight)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="L must be a positive integer"):
+        models.build_model(10, 3, 0)
+    with pytest.raises(ValueError, match="init must be one of"):
+        models.build_model(10, 3, 1, init="xavier")
+    with pytest.raises(ValueError, match="bias must be True or False"):
+        models.build_model(10, 3, 1, width=4, depth=1, bias="yes")
+    with pytest.raises(ValueError, match="width"):
+        models.build_model(10, 3, 1, width=0)
