@@ -1,0 +1,625 @@
+"""The training engine of Section 5 / Appendix C: minimizes objective (4.3) and records the collapse metrics.
+
+``run(**params)`` trains one network (an MLP backbone and an L-layer linear head, :mod:`nclib.models`) on
+one imbalanced subset (:mod:`nclib.data`) and writes one run folder::
+
+    params.json       every parameter, defaults filled in
+    history.csv       one row per metric epoch (epoch 0 = the initialization)
+    provenance.json   git commit and dirty flag, package versions, device, precision, wall time, data sha256,
+                      command line, status ("running", "finished", "diverged" or "failed")
+
+Each file is written atomically (a temporary file in the same folder, then ``os.replace``), and the history is
+rewritten after every metric epoch, so an interrupted run leaves a complete history of the epochs it reached.
+
+The objective (4.3), with H = [h_1, ..., h_N] the backbone features of all N training samples and
+P = W_L ... W_1::
+
+    F = 1/(2N) ||P H + b 1^T - Y||_F^2 + sum_j lam_Wj/2 ||W_j||_F^2 + lam_H/2 ||H||_F^2
+        (+ lam_backbone/2 * sum of the squared backbone weights, 0 by default)
+
+A mini-batch B (|B| = B, drawn without replacement from a fresh permutation each epoch) uses::
+
+    F_B = 1/(2B) sum_{i in B} ||P h_i + b - y_i||^2 + lam_H N/(2B) sum_{i in B} ||h_i||^2 + sum_j lam_Wj/2 ||W_j||^2
+
+whose expectation over the batch is F exactly; with ``batch_size="full"`` F_B = F.  The last N mod B samples of
+each epoch's permutation are dropped (static shapes for CUDA graphs; each batch is still a uniform sample, so
+the estimate stays unbiased).  ``lam_W``/``lam_H`` are in the normalization of (4.3); the reference code's
+"weight decay" wd and "feature decay" fd correspond to ``lam_W = K wd``, ``lam_H = K fd``
+(:func:`from_reference_decay`).  Chapters: :ref:`ch-train` (the notebook) and :ref:`ch-engine` (the design).
+
+Speed design (GPU): the whole subset lives on the device, batches are gathered with indices from
+``torch.randperm`` made on the device, there is no host synchronisation inside an epoch (the loss is
+accumulated on the device and read only at metric epochs, where NaN/divergence is checked), Adam is fused,
+and with ``cuda_graph`` the whole step (gather, forward, backward, Adam) is captured once and replayed.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime
+import io
+import json
+import math
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from . import ROOT, _checks, data, models
+
+HISTORY_COLUMNS = ("epoch", "lr", "loss", "objective", "nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc",
+                   "bias_error", "global_mean_norm", "wall_time")
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+#: Documented defaults (``../shared/paper/README.md``: the closest public code, Dang et al. 2023, and Section 5).
+DEFAULTS: dict = dict(
+    dataset="cifar10", data_path=None, counts=None, class_order="reference", selection="random",
+    normalization="reference", download=False, verify_checksums=True, dim=32, spread=1.0,
+    L=1, bias=True, width=2048, depth=6, feature_dim=None, init="reference",
+    epochs=12000, batch_size=128, lam_W=1e-5, lam_H=1e-5, lam_backbone=0.0,
+    lr=1e-4, lr_milestones=(6000,), lr_gamma=0.1,
+    seed=0, device="auto", precision="fp32", cuda_graph="auto",
+    metric_every=100, divergence_factor=1e4,
+    out_dir=None, run_name=None, overwrite=False, progress=True,
+)
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised when the loss or objective becomes NaN/inf or grows past ``divergence_factor`` x its start."""
+
+
+def from_reference_decay(weight_decay: float, feature_decay: float, K: int) -> tuple[float, float]:
+    """(lam_W, lam_H) of (4.3) equivalent to a reference-style loss (Dang et al. 2023, ``sep_decay``).
+
+    That loss is mean((P h + b - y)^2)/2 over the N*K entries + wd/2 sum ||W_j||^2 + fd/2 sum_i ||h_i||^2
+    (full batch), i.e. (4.3) divided by K with lam_W = K wd and lam_H = K fd.  Adam is invariant to this
+    rescaling of the loss (up to its eps), so both follow the same trajectory.  Used by :ref:`ch-engine`.
+    """
+    wd = _checks.nonneg_float(weight_decay, "weight_decay")
+    fd = _checks.nonneg_float(feature_decay, "feature_decay")
+    K = _checks.positive_int(K, "K")
+    return K * wd, K * fd
+
+
+# --------------------------------------------------------------------------------------------- files
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsync, ``os.replace``."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _json(obj) -> str:
+    def default(o):
+        if isinstance(o, (np.integer,)):
+            return int(o)
+        if isinstance(o, (np.floating,)):
+            return float(o)
+        if isinstance(o, (np.ndarray, tuple)):
+            return list(o)
+        if isinstance(o, pathlib.Path):
+            return str(o)
+        raise TypeError(f"not JSON serializable: {type(o).__name__}")
+    return json.dumps(obj, indent=2, default=default) + "\n"
+
+
+def _history_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (repr(float(r[k])) if k != "epoch" else int(r[k])) for k in HISTORY_COLUMNS})
+    return buf.getvalue()
+
+
+def load_history(run_dir) -> dict[str, np.ndarray]:
+    """The metric history of a run folder as {column: array} (epoch as int64, the rest float64)."""
+    path = pathlib.Path(run_dir) / "history.csv"
+    if not path.is_file():
+        raise ValueError(f"run_dir {str(run_dir)!r} has no history.csv")
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    out = {k: np.array([float(r[k]) for r in rows]) for k in HISTORY_COLUMNS}
+    out["epoch"] = out["epoch"].astype(np.int64)
+    return out
+
+
+def load_run(run_dir) -> tuple[dict, dict, dict]:
+    """(params, history, provenance) of a run folder written by :func:`run`."""
+    run_dir = pathlib.Path(run_dir)
+    params = json.loads((run_dir / "params.json").read_text())
+    prov = json.loads((run_dir / "provenance.json").read_text())
+    return params, load_history(run_dir), prov
+
+
+def _git_state() -> dict:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=20)
+    try:
+        commit = git("rev-parse", "HEAD")
+        status = git("status", "--porcelain", "--untracked-files=no")
+        if commit.returncode != 0:
+            return {"git_commit": None, "git_dirty": None}
+        return {"git_commit": commit.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty": None}
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+           "cuda": torch.version.cuda}
+    for name in ("torchvision", "scipy", "matplotlib"):
+        try:
+            out[name] = __import__(name).__version__
+        except ImportError:
+            out[name] = None
+    return out
+
+
+# --------------------------------------------------------------------------------------------- parameters
+
+def check_params(**params) -> dict:
+    """All parameters of :func:`run` with defaults filled in, validated; ValueError says what to fix."""
+    unknown = set(params) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    p = {**DEFAULTS, **params}
+    if p["dataset"] not in data.DATASETS:
+        raise ValueError(f"dataset must be one of {data.DATASETS}, got {p['dataset']!r}")
+    p["L"] = _checks.positive_int(p["L"], "L")
+    if not isinstance(p["bias"], bool):
+        raise ValueError(f"bias must be True or False, got {p['bias']!r}")
+    for k in ("width", "depth", "epochs", "metric_every"):
+        p[k] = _checks.positive_int(p[k], k)
+    if p["feature_dim"] is not None:
+        p["feature_dim"] = _checks.positive_int(p["feature_dim"], "feature_dim")
+    p["seed"] = _checks.nonneg_int(p["seed"], "seed")
+    lam = _checks.layer_lambdas(p["lam_W"], p["L"], "lam_W", positive=False)
+    p["lam_W"] = float(lam[0]) if np.ndim(p["lam_W"]) == 0 else lam.tolist()
+    p["lam_H"] = _checks.nonneg_float(p["lam_H"], "lam_H")
+    p["lam_backbone"] = _checks.nonneg_float(p["lam_backbone"], "lam_backbone")
+    p["lr"] = _checks.positive_float(p["lr"], "lr")
+    p["lr_gamma"] = _checks.positive_float(p["lr_gamma"], "lr_gamma")
+    p["divergence_factor"] = _checks.positive_float(p["divergence_factor"], "divergence_factor")
+    ms = p["lr_milestones"]
+    ms = [] if ms is None else ([ms] if np.ndim(ms) == 0 else list(ms))
+    p["lr_milestones"] = sorted(_checks.positive_int(m, "lr_milestones") for m in ms)
+    bs = p["batch_size"]
+    if bs is None or (isinstance(bs, str) and bs == "full"):
+        p["batch_size"] = "full"
+    else:
+        p["batch_size"] = _checks.positive_int(bs, "batch_size (a positive integer or 'full')")
+    if p["precision"] not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {p['precision']!r}")
+    if p["cuda_graph"] not in ("auto", True, False):
+        raise ValueError(f"cuda_graph must be 'auto', True or False, got {p['cuda_graph']!r}")
+    if p["init"] not in models.INITS:
+        raise ValueError(f"init must be one of {models.INITS}, got {p['init']!r}")
+    dev = str(p["device"])
+    if dev != "auto" and not (dev == "cpu" or dev.startswith("cuda")):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {dev!r}")
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {dev!r} asked for, but torch sees no CUDA device; use device='cpu' or 'auto'")
+    if p["dataset"] in ("cifar10", "emnist-letters"):
+        if p["data_path"] is None:
+            raise ValueError(f"data_path is required for dataset {p['dataset']!r}: a torchvision root or an .npz")
+        path = pathlib.Path(os.path.expanduser(str(p["data_path"])))
+        if not path.exists() and not p["download"]:
+            raise ValueError(f"data_path {str(path)!r} does not exist; fix the path or pass download=True")
+        p["data_path"] = str(path)
+    for k in ("overwrite", "progress", "download", "verify_checksums"):
+        if not isinstance(p[k], bool):
+            raise ValueError(f"{k} must be True or False, got {p[k]!r}")
+    p["out_dir"] = str(ROOT / "results" / "runs") if p["out_dir"] is None else str(p["out_dir"])
+    if p["run_name"] is None:
+        p["run_name"] = f"{p['dataset']}-L{p['L']}-{'bias' if p['bias'] else 'nobias'}-seed{p['seed']}"
+    if not isinstance(p["run_name"], str) or not p["run_name"] or "/" in p["run_name"]:
+        raise ValueError(f"run_name must be a non-empty folder name without '/', got {p['run_name']!r}")
+    if isinstance(p["counts"], (tuple, np.ndarray)):
+        p["counts"] = list(np.asarray(p["counts"]).tolist())
+    return p
+
+
+def lr_at(epoch: int, lr: float, milestones, gamma: float) -> float:
+    """The step schedule: epoch e (1-based) uses lr * gamma^#{m in milestones : e > m}.
+
+    With milestone 6000 this is the reference code's StepLR(step_size=6000): epochs 1..6000 at lr,
+    6001.. at lr * gamma.
+    """
+    return lr * gamma ** sum(1 for m in milestones if epoch > m)
+
+
+@contextlib.contextmanager
+def _matmul_precision(allow_tf32: bool):
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+# --------------------------------------------------------------------------------------------- the engine
+
+class Engine:
+    """The training state of one run: data and labels on the device, model, fused Adam, the step.
+
+    ``step(idx)`` is the one step function (gather, forward, mini-batch objective F_B, backward, Adam) on
+    every device; ``train_epoch()`` runs one epoch without host synchronisation, through a captured CUDA
+    graph of ``step`` when ``cuda_graph`` is on.  ``evaluate()`` computes the history row on the whole
+    training set.  Used by :func:`run` and ``benchmarks/bench_train.py`` (:ref:`ch-engine`).
+    """
+
+    def __init__(self, ts: data.TrainingSet, p: dict):
+        self.p, self.ts = p, ts
+        dev = p["device"]
+        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev)
+        self.is_cuda = self.device.type == "cuda"
+        self.N, self.K = ts.N, ts.K
+        self.B = self.N if p["batch_size"] == "full" else p["batch_size"]
+        if self.B > self.N:
+            raise ValueError(f"batch_size {self.B} is larger than the N = {self.N} training samples; use "
+                             f"batch_size='full' or a smaller batch")
+        self.steps_per_epoch = self.N // self.B
+        self.dropped_per_epoch = self.N - self.steps_per_epoch * self.B
+        self.X = torch.as_tensor(ts.x, dtype=torch.float32).to(self.device)
+        self.y = torch.as_tensor(ts.y, dtype=torch.int64).to(self.device)
+        self.Y = torch.nn.functional.one_hot(self.y, self.K).to(torch.float32)
+        self.model = models.build_model(ts.x.shape[1], self.K, p["L"], width=p["width"], depth=p["depth"],
+                                        feature_dim=p["feature_dim"], bias=p["bias"], init=p["init"],
+                                        seed=p["seed"]).to(self.device)
+        self.lam_W = [float(v) for v in _checks.layer_lambdas(p["lam_W"], p["L"], "lam_W", positive=False)]
+        self.lam_H = float(p["lam_H"])
+        self.lam_backbone = float(p["lam_backbone"])
+        self.bf16 = p["precision"] == "bf16"
+        self.allow_tf32 = p["precision"] == "tf32"
+        self.use_graph = self.is_cuda and p["cuda_graph"] in ("auto", True)
+        self.fused = self.is_cuda
+        lr0 = lr_at(1, p["lr"], p["lr_milestones"], p["lr_gamma"])
+        if self.is_cuda:
+            # A tensor lr lives in device memory, so a captured graph sees schedule changes (fill_).
+            self.opt = torch.optim.Adam(self.model.parameters(), lr=torch.tensor(lr0, device=self.device),
+                                        betas=(0.9, 0.999), eps=1e-8, fused=True, capturable=self.use_graph)
+        else:
+            self.opt = torch.optim.Adam(self.model.parameters(), lr=lr0, betas=(0.9, 0.999), eps=1e-8)
+        self.current_lr = lr0
+        self.gen = torch.Generator(device=self.device)
+        self.gen.manual_seed(p["seed"])
+        self.loss_sum = torch.zeros((), dtype=torch.float32, device=self.device)
+        self.loss_count = 0
+        self.steps_done = 0
+        self.graph = None
+        self.graph_note = "off" if not self.use_graph else "pending"
+        self._warmup_left = 3
+        if self.use_graph:
+            self.static_idx = torch.zeros(self.B, dtype=torch.int64, device=self.device)
+            self.side_stream = torch.cuda.Stream(device=self.device)
+
+    # -- the objective ------------------------------------------------------------------------------
+    def batch_objective(self, idx: torch.Tensor) -> torch.Tensor:
+        """F_B of the module docstring for the rows ``idx`` (equals (4.3) when idx is all N rows)."""
+        x, yb = self.X[idx], self.Y[idx]
+        B = idx.shape[0]
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16,
+                            cache_enabled=False):
+            logits, h = self.model(x)
+        logits, h = logits.float(), h.float()
+        loss = ((logits - yb) ** 2).sum() / (2 * B)
+        loss = loss + (self.lam_H * self.N / (2 * B)) * (h * h).sum()
+        for lam, W in zip(self.lam_W, self.model.head_weights()):
+            if lam:
+                loss = loss + (lam / 2) * (W * W).sum()
+        if self.lam_backbone:
+            loss = loss + (self.lam_backbone / 2) * sum((W * W).sum() for W in self.model.backbone_weights())
+        return loss
+
+    def step(self, idx: torch.Tensor) -> torch.Tensor:
+        """One Adam step on the batch ``idx``; returns the batch objective (a device tensor, no sync)."""
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.batch_objective(idx)
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+    def set_lr(self, lr: float) -> None:
+        if lr == self.current_lr:
+            return
+        for g in self.opt.param_groups:
+            if torch.is_tensor(g["lr"]):
+                g["lr"].fill_(lr)
+            else:
+                g["lr"] = lr
+        self.current_lr = lr
+
+    # -- CUDA graph -------------------------------------------------------------------------------------
+    def _capture(self) -> None:
+        """Capture ``step(static_idx)`` into a CUDA graph (after warm-up steps on a side stream)."""
+        torch.cuda.current_stream(self.device).wait_stream(self.side_stream)
+        graph = torch.cuda.CUDAGraph()
+        self.opt.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph):
+            loss = self.batch_objective(self.static_idx)
+            loss.backward()
+            self.opt.step()
+        self.static_loss = loss.detach()
+        self.graph = graph
+        self.graph_note = "on: one graph per step (gather, forward, backward, fused Adam)"
+
+    def _one(self, idx: torch.Tensor) -> None:
+        if self.graph is not None:
+            self.static_idx.copy_(idx)
+            self.graph.replay()
+            self.loss_sum += self.static_loss
+        elif self.use_graph and self._warmup_left > 0:
+            self.side_stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(self.side_stream):
+                self.loss_sum += self.step(idx)
+            self._warmup_left -= 1
+            if self._warmup_left == 0:
+                try:
+                    self._capture()
+                except Exception as exc:  # any op that refuses capture: keep training eagerly
+                    if self.p["cuda_graph"] is True:
+                        raise
+                    torch.cuda.synchronize(self.device)
+                    self.graph, self.use_graph = None, False
+                    self.graph_note = f"capture failed, eager steps instead: {type(exc).__name__}: {exc}"
+                    self.opt.zero_grad(set_to_none=True)
+        else:
+            self.loss_sum += self.step(idx)
+        self.loss_count += 1
+        self.steps_done += 1
+
+    def batches(self) -> torch.Tensor:
+        """This epoch's batches: a (steps_per_epoch, B) index tensor from a permutation made on the device."""
+        perm = torch.randperm(self.N, device=self.device, generator=self.gen)
+        return perm[: self.steps_per_epoch * self.B].view(self.steps_per_epoch, self.B)
+
+    def train_epoch(self) -> None:
+        with _matmul_precision(self.allow_tf32):
+            for idx in self.batches():
+                self._one(idx)
+
+    def train_steps(self, n: int) -> None:
+        """``n`` steps of the same path as training, ending with a device synchronisation (benchmarks)."""
+        with _matmul_precision(self.allow_tf32):
+            done = 0
+            while done < n:
+                for idx in self.batches():
+                    if done == n:
+                        break
+                    self._one(idx)
+                    done += 1
+        if self.is_cuda:
+            torch.cuda.synchronize(self.device)
+
+    def take_loss(self) -> float:
+        """Mean batch objective since the last call (one host synchronisation); NaN if no step was taken."""
+        if self.loss_count == 0:
+            return float("nan")
+        value = float(self.loss_sum.item()) / self.loss_count
+        self.loss_sum.zero_()
+        self.loss_count = 0
+        return value
+
+    # -- metrics --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def features(self) -> torch.Tensor:
+        """H^T: the (N, d) float32 features of the whole training set, computed in full fp32."""
+        with _matmul_precision(False):
+            chunks = [self.model.features(self.X[i:i + 4096]) for i in range(0, self.N, 4096)]
+        return torch.cat(chunks).float()
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """One history row (except epoch, lr, loss, wall time) on the whole training set.
+
+        ``objective`` is (4.3) in float64 on the device; ``nc1``..``nc3`` come from
+        ``nclib.metrics.collapse_metrics`` with the run's own lambdas (NaN for NC2/NC3 when a decay is 0:
+        Theorem 4.3 has no target then); ``train_acc``, ``bias_error`` (NaN without bias) and
+        ``global_mean_norm`` from ``nclib.metrics.accuracy``, ``bias_error`` and ``global_mean_norm``.
+        Every metric is NaN when the network holds NaN/inf (the caller then stops the run).
+        """
+        from . import metrics
+
+        Ht = self.features()
+        with _matmul_precision(False):
+            logits = self.model.classify(Ht)
+        Hd = Ht.double()
+        Ws = [W.detach().double() for W in self.model.head_weights()]
+        P = Ws[0]
+        for W in Ws[1:]:
+            P = W @ P
+        R = Hd @ P.T - self.Y.double()
+        b = self.model.head_bias()
+        if b is not None:
+            R = R + b.detach().double()
+        obj = (R * R).sum() / (2 * self.N) + self.lam_H / 2 * (Hd * Hd).sum()
+        obj = obj + sum(lam / 2 * (W * W).sum() for lam, W in zip(self.lam_W, Ws))
+        if self.lam_backbone:
+            obj = obj + self.lam_backbone / 2 * sum((W.double() ** 2).sum() for W in self.model.backbone_weights())
+        row = {"objective": float(obj.item())}
+        keys = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc", "bias_error", "global_mean_norm")
+        finite = bool(torch.isfinite(Hd).all().item()) and bool(torch.isfinite(logits).all().item()) and all(
+            bool(torch.isfinite(W).all().item()) for W in Ws)
+        if not finite:
+            return {**row, **{k: float("nan") for k in keys}}
+        Hn = Hd.cpu().numpy()
+        row["train_acc"] = metrics.accuracy(logits.double().cpu().numpy(), self.ts.y)
+        row["global_mean_norm"] = metrics.global_mean_norm(Hn)
+        row["bias_error"] = (metrics.bias_error(b.detach().double().cpu().numpy(), self.ts.y)
+                             if b is not None else float("nan"))
+        if min(self.lam_W) > 0 and self.lam_H > 0:
+            Ws_np = [W.cpu().numpy() for W in Ws]
+            lam_W = self.lam_W[0] if len(set(self.lam_W)) == 1 else self.lam_W
+            m = metrics.collapse_metrics(Hn, self.ts.y, Ws_np, lam_W, self.lam_H, bias=self.p["bias"])
+            for k in ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3"):
+                row[k] = float(m[k])
+        else:  # Theorem 4.3's targets need positive decays; NC1 does not
+            row["nc1"] = metrics.nc1(Hn, self.ts.y, num_classes=self.K)
+            for k in ("nc2_w", "nc2_h", "nc2_wh", "nc3"):
+                row[k] = float("nan")
+        return row
+
+
+# --------------------------------------------------------------------------------------------- run
+
+def run(**params) -> pathlib.Path:
+    """Train one network on objective (4.3) and write its run folder; returns the folder's path.
+
+    Parameters (defaults in :data:`DEFAULTS`): data (``dataset``, ``data_path``, ``counts``,
+    ``class_order``, ``selection``, ``normalization``, ``download``, ``verify_checksums``, ``dim``,
+    ``spread``: see :func:`nclib.data.load`), model (``L``, ``bias``, ``width``, ``depth``,
+    ``feature_dim``, ``init``: :func:`nclib.models.build_model`), objective (``lam_W`` one number or L,
+    ``lam_H``, ``lam_backbone``, in the normalization of (4.3)), optimization (``epochs``, ``batch_size``
+    an int or ``"full"``, ``lr``, ``lr_milestones``, ``lr_gamma``, ``seed``), execution (``device``
+    ``"auto"``/``"cpu"``/``"cuda"``, ``precision`` ``"fp32"``/``"tf32"``/``"bf16"``, ``cuda_graph``
+    ``"auto"``/True/False, ``progress``), recording (``metric_every``, ``divergence_factor``,
+    ``out_dir``, ``run_name``, ``overwrite``).  Raises ValueError for bad parameters (before any file is
+    written) and :class:`TrainingDiverged` on NaN/inf or divergence (the history so far is kept).
+    Used by :ref:`ch-train`.
+    """
+    p = check_params(**params)
+    run_dir = pathlib.Path(p["out_dir"]) / p["run_name"]
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not p["overwrite"]:
+            raise ValueError(f"run folder {str(run_dir)!r} already exists; pass overwrite=True or another run_name")
+        shutil.rmtree(run_dir)
+    t_start = time.perf_counter()
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    ts = data.load(p["dataset"], data_path=p["data_path"], counts=p["counts"], class_order=p["class_order"],
+                   selection=p["selection"], seed=p["seed"], normalization=p["normalization"],
+                   download=p["download"], verify_checksums=p["verify_checksums"], dim=p["dim"],
+                   spread=p["spread"])
+    engine = Engine(ts, p)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "params.json", _json(p))
+
+    dev_name = torch.cuda.get_device_name(engine.device) if engine.is_cuda else (platform.processor() or "cpu")
+    prov = {"status": "running", "started_utc": started, **_git_state(), "versions": _versions(),
+            "device": str(engine.device), "device_name": dev_name, "precision": p["precision"],
+            "tf32_matmul": engine.allow_tf32 and engine.is_cuda, "fused_adam": engine.fused,
+            "cuda_graph": engine.graph_note, "command_line": list(sys.argv),
+            "parameter_count": models.parameter_count(engine.model), "N": ts.N, "K": ts.K,
+            "batch_size": engine.B, "steps_per_epoch": engine.steps_per_epoch,
+            "dropped_per_epoch": engine.dropped_per_epoch, "data": ts.provenance,
+            "data_sha256": ts.provenance["data_sha256"]}
+    if p["dataset"] == "letters-synthetic":
+        prov["stand_in"] = data.LETTERS_SYNTHETIC_LABEL
+    atomic_write_text(run_dir / "provenance.json", _json(prov))
+
+    rows: list[dict] = []
+    t_train = time.perf_counter()
+
+    def record(epoch: int) -> dict:
+        row = {"epoch": epoch, "lr": engine.current_lr, "loss": engine.take_loss(), **engine.evaluate(),
+               "wall_time": time.perf_counter() - t_train}
+        rows.append(row)
+        atomic_write_text(run_dir / "history.csv", _history_csv(rows))
+        return row
+
+    def finish(status: str, error: str | None = None) -> None:
+        prov.update(status=status, cuda_graph=engine.graph_note, steps=engine.steps_done,
+                    finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                    wall_time_s=time.perf_counter() - t_start, train_time_s=time.perf_counter() - t_train)
+        prov["steps_per_s"] = engine.steps_done / prov["train_time_s"] if prov["train_time_s"] > 0 else None
+        if error:
+            prov["error"] = error
+        atomic_write_text(run_dir / "provenance.json", _json(prov))
+
+    try:
+        first = record(0)
+        limit = p["divergence_factor"] * max(first["objective"], 1e-12)
+        from tqdm import tqdm
+
+        bar = tqdm(range(1, p["epochs"] + 1), disable=not p["progress"], desc=p["run_name"], mininterval=1.0)
+        for epoch in bar:
+            engine.set_lr(lr_at(epoch, p["lr"], p["lr_milestones"], p["lr_gamma"]))
+            engine.train_epoch()
+            if epoch % p["metric_every"] == 0 or epoch == p["epochs"]:
+                row = record(epoch)
+                bar.set_postfix(nc1=f"{row['nc1']:.2e}", acc=f"{row['train_acc']:.3f}", refresh=False)
+                bad = [k for k in ("loss", "objective") if not math.isfinite(row[k])]
+                if bad or row["objective"] > limit:
+                    why = (f"{' and '.join(bad)} became NaN/inf" if bad else
+                           f"the objective {row['objective']:.3e} exceeds {p['divergence_factor']:g} x its "
+                           f"initial value {first['objective']:.3e}")
+                    raise TrainingDiverged(f"run {p['run_name']!r} diverged at epoch {epoch}: {why}; lower lr "
+                                           f"(now {engine.current_lr:g}) or use precision='fp32'. The history up "
+                                           f"to this epoch is in {run_dir / 'history.csv'}")
+        bar.close()
+    except TrainingDiverged as exc:
+        finish("diverged", str(exc))
+        raise
+    except BaseException as exc:
+        finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    finish("finished")
+    return run_dir
+
+
+# --------------------------------------------------------------------------------------------- CLI
+
+def _parse_value(text: str):
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def main(argv=None) -> list[pathlib.Path]:
+    """``python -m nclib.train --dataset cifar10 --data-path ... --L 1 3 6 ...``: one run per L."""
+    ap = argparse.ArgumentParser(prog="python -m nclib.train", description=__doc__.split("\n")[0])
+    for name, default in DEFAULTS.items():
+        flag = "--" + name.replace("_", "-")
+        if name == "L":
+            ap.add_argument("--L", nargs="+", type=int, default=[1], help="one run per value (default 1)")
+        elif name in ("lr_milestones", "lam_W"):
+            ap.add_argument(flag, nargs="*", type=float if name == "lam_W" else int, default=None,
+                            help=f"default {default}")
+        elif name == "counts":
+            ap.add_argument(flag, default=None, help="a preset name or comma-separated counts")
+        elif isinstance(default, bool):
+            ap.add_argument(flag, type=lambda s: _parse_value(s), default=default, help=f"true/false (default {default})")
+        else:
+            ap.add_argument(flag, type=_parse_value, default=default, help=f"default {default}")
+    ns = vars(ap.parse_args(argv))
+    Ls = ns.pop("L")
+    if ns["counts"] is not None and "," in str(ns["counts"]):
+        ns["counts"] = [int(c) for c in str(ns["counts"]).split(",")]
+    for name in ("lr_milestones", "lam_W"):
+        if ns[name] is None:
+            ns[name] = DEFAULTS[name]
+        elif name == "lam_W" and len(ns[name]) == 1:
+            ns[name] = ns[name][0]
+    base = ns.pop("run_name")
+    out = []
+    for L in Ls:
+        name = None if base is None else (base if len(Ls) == 1 else f"{base}-L{L}")
+        path = run(L=L, run_name=name, **ns)
+        print(path)
+        out.append(path)
+    return out
+
+
+if __name__ == "__main__":
+    main()

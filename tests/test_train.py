@@ -1,0 +1,162 @@
+"""nclib.train on CPU: the objective and its mini-batch estimate, a short training run, the run folder."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from nclib import data, imbalance, train, ufm
+
+SMALL = dict(dataset="synthetic", counts=[20, 10, 5], dim=16, width=64, depth=2, progress=False)
+
+
+def _engine(**kw):
+    p = train.check_params(**{**SMALL, **kw})
+    ts = data.load("synthetic", counts=p["counts"], dim=p["dim"], seed=p["seed"])
+    return train.Engine(ts, p), ts
+
+
+def test_full_batch_loss_is_objective_4_3_and_minibatches_are_unbiased():
+    eng, ts = _engine(L=3, bias=True, lam_W=[1e-2, 2e-2, 3e-2], lam_H=5e-2, batch_size=5)
+    with torch.no_grad():
+        # give the bias a non-trivial value so that its term is exercised
+        eng.model.head_bias().copy_(torch.tensor([0.3, -0.2, 0.1]))
+        H = eng.model.features(eng.X).double().numpy().T  # d x N, columns grouped by class
+        Ws = [W.double().numpy() for W in eng.model.head_weights()]
+        b = eng.model.head_bias().double().numpy()
+        exact = ufm.objective(Ws, H, b, ts.counts, [1e-2, 2e-2, 3e-2], 5e-2)  # independent implementation
+        full = eng.batch_objective(torch.arange(ts.N)).item()
+        np.testing.assert_allclose(full, exact, rtol=1e-5)
+        np.testing.assert_allclose(eng.evaluate()["objective"], exact, rtol=1e-6)
+        # the batches of one permutation partition the samples: their mean is F exactly (N = 35 = 7 x 5)
+        batches = eng.batches()
+        assert batches.shape == (7, 5) and sorted(batches.flatten().tolist()) == list(range(ts.N))
+        mean = np.mean([eng.batch_objective(idx).item() for idx in batches])
+        np.testing.assert_allclose(mean, exact, rtol=1e-5)
+
+
+def test_batch_size_drop_last_and_schedule():
+    eng, ts = _engine(batch_size=8)
+    assert eng.steps_per_epoch == 4 and eng.dropped_per_epoch == 3
+    assert train.lr_at(6000, 1e-4, [6000], 0.1) == 1e-4
+    np.testing.assert_allclose(train.lr_at(6001, 1e-4, [6000], 0.1), 1e-5, rtol=1e-12)
+    assert train.from_reference_decay(1e-5, 2e-5, 10) == pytest.approx((1e-4, 2e-4))
+
+
+def test_short_training_collapses(tmp_path):
+    path = train.run(**SMALL, L=2, epochs=1000, batch_size="full", lam_W=1e-3, lam_H=1e-3, lr=1e-3,
+                     lr_milestones=[], metric_every=250, out_dir=tmp_path)
+    h = train.load_history(path)
+    assert h["epoch"].tolist() == [0, 250, 500, 750, 1000]
+    assert h["nc1"][-1] < 1e-4 * h["nc1"][0]  # NC1 falls by more than four orders of magnitude
+    assert h["train_acc"][-1] == 1.0
+    assert h["objective"][-1] < 0.05 * h["objective"][0]
+    cols = ["objective", "nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc", "bias_error", "global_mean_norm"]
+    assert all(np.all(np.isfinite(h[c])) for c in cols) and np.all(np.isfinite(h["loss"][1:]))
+    params, _, prov = train.load_run(path)
+    assert params["L"] == 2 and params["batch_size"] == "full"
+    assert prov["status"] == "finished" and prov["steps"] == 1000 and prov["device"] == "cpu"
+    assert prov["precision"] == "fp32" and len(prov["data_sha256"]) == 64
+    assert {"git_commit", "git_dirty", "versions", "wall_time_s", "command_line", "device_name"} <= set(prov)
+    assert not [f for f in os.listdir(path) if f.endswith(".tmp")]
+
+
+def test_runs_are_reproducible_and_minibatch_schedule_recorded(tmp_path):
+    kw = dict(**SMALL, L=1, epochs=40, batch_size=8, lr=1e-3, lr_milestones=[20], metric_every=20, out_dir=tmp_path)
+    a = train.load_history(train.run(run_name="a", **kw))
+    b = train.load_history(train.run(run_name="b", **kw))
+    for k in ("loss", "objective", "nc1", "nc3"):
+        np.testing.assert_array_equal(a[k][1:], b[k][1:])
+    np.testing.assert_allclose(a["lr"], [1e-3, 1e-3, 1e-4], rtol=1e-12)
+
+
+def test_bias_free_and_bf16_on_cpu(tmp_path):
+    path = train.run(**SMALL, L=2, bias=False, epochs=20, batch_size=16, lr=1e-3, precision="bf16",
+                     metric_every=10, out_dir=tmp_path)
+    h = train.load_history(path)
+    assert np.all(np.isnan(h["bias_error"])) and np.all(np.isfinite(h["nc2_wh"]))
+    assert json.loads((path / "provenance.json").read_text())["precision"] == "bf16"
+
+
+def test_divergence_stops_with_clear_error_and_keeps_history(tmp_path):
+    with pytest.raises(train.TrainingDiverged, match="diverged at epoch 10.*lower lr"):
+        train.run(**SMALL, L=3, epochs=200, batch_size=5, lr=10.0, lam_W=1e-3, lam_H=1e-3, metric_every=10,
+                  out_dir=tmp_path, run_name="boom")
+    h = train.load_history(tmp_path / "boom")
+    assert h["epoch"].tolist() == [0, 10]
+    prov = json.loads((tmp_path / "boom" / "provenance.json").read_text())
+    assert prov["status"] == "diverged" and "diverged" in prov["error"]
+
+
+def test_interrupted_run_leaves_a_complete_history(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = train.Engine.evaluate
+
+    def flaky(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # an interruption in the middle of the third metric epoch
+        return real(self)
+
+    monkeypatch.setattr(train.Engine, "evaluate", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(**SMALL, epochs=30, batch_size=8, metric_every=10, out_dir=tmp_path, run_name="cut")
+    run_dir = tmp_path / "cut"
+    assert train.load_history(run_dir)["epoch"].tolist() == [0, 10]
+    assert json.loads((run_dir / "provenance.json").read_text())["status"] == "failed"
+    assert sorted(os.listdir(run_dir)) == ["history.csv", "params.json", "provenance.json"]
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "history.csv"
+    train.atomic_write_text(target, "epoch\n0\n")
+
+    def broken(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(OSError, match="disk full"):
+        train.atomic_write_text(target, "epoch\n0\n1\n")
+    assert target.read_text() == "epoch\n0\n"
+    assert os.listdir(tmp_path) == ["history.csv"]
+
+
+def test_bad_parameters(tmp_path):
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        train.run(dataset="mnist", out_dir=tmp_path)
+    with pytest.raises(ValueError, match="L must be a positive integer"):
+        train.run(**SMALL, L=0, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="lam_W"):
+        train.run(**SMALL, lam_W=-1e-5, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="lam_H"):
+        train.run(**SMALL, lam_H=-1.0, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="data_path is required"):
+        train.run(dataset="cifar10", out_dir=tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        train.run(dataset="cifar10", data_path=tmp_path / "missing.npz", out_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        train.run(**SMALL, learning_rate=1e-3, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="precision"):
+        train.run(**SMALL, precision="fp16", out_dir=tmp_path)
+    with pytest.raises(ValueError, match="batch_size 64 is larger than the N = 35"):
+        train.run(**SMALL, batch_size=64, epochs=1, out_dir=tmp_path)
+    y = np.repeat(np.arange(10), 3)
+    np.savez(tmp_path / "tiny.npz", x_train=np.zeros((30, 32, 32, 3), np.uint8), y_train=y)
+    with pytest.raises(ValueError, match=r"counts\[0\] = 100 is larger than the 3 samples"):
+        train.run(dataset="cifar10", data_path=tmp_path / "tiny.npz", out_dir=tmp_path, progress=False)
+    train.run(**SMALL, epochs=1, batch_size="full", out_dir=tmp_path, run_name="once")
+    with pytest.raises(ValueError, match="already exists; pass overwrite=True"):
+        train.run(**SMALL, epochs=1, batch_size="full", out_dir=tmp_path, run_name="once")
+
+
+def test_command_line_one_run_per_L(tmp_path, capsys):
+    paths = train.main(["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1",
+                        "--L", "1", "2", "--epochs", "3", "--batch-size", "full", "--lr-milestones",
+                        "--metric-every", "3", "--out-dir", str(tmp_path), "--progress", "false"])
+    assert [p.name for p in paths] == ["synthetic-L1-bias-seed0", "synthetic-L2-bias-seed0"]
+    assert str(paths[1]) in capsys.readouterr().out
+    params, h, _ = train.load_run(paths[1])
+    assert params["L"] == 2 and params["counts"] == [6, 4] and params["lr_milestones"] == []
+    assert h["epoch"].tolist() == [0, 3]
+    assert imbalance.groups_of(params["counts"]) == [(6, 1), (4, 1)]
