@@ -3,7 +3,8 @@
     python scripts/chapters.py              # print the chapter files
     python scripts/chapters.py --to DIR     # jupytext every CPU chapter into DIR
 
-GPU training notebooks (``*.gpu.ipynb``) are committed executed and are never re-run on CPU.
+Executed run notebooks (``*.run.ipynb``, papermill output of GPU or CPU-scale runs) are committed with
+their outputs and never re-run.
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def main() -> None:
     args.to.mkdir(parents=True, exist_ok=True)
     jupytext = pathlib.Path(sys.executable).with_name("jupytext")
     for path in files:
-        if path.suffix != ".md" or ".gpu" in path.name:
+        if path.suffix != ".md":
             continue
         text = path.read_text()
         if "jupytext:" not in text.split("---", 2)[1] if text.startswith("---") else True:
