@@ -157,7 +157,7 @@ def lemma_a2_minimizer(a: float, L: int) -> float:
 # --------------------------------------------------------------------------------------------
 
 def lemma_a2_a(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
-    """The parameter a of Lemma A.2 for a singular value kappa (corrected Theorem 4.3, erratum T-a).
+    """The parameter a of Lemma A.2 for a singular value kappa (Theorem 4.3 as corrected in erratum T1).
 
     a = L N / kappa^2 * (N lam_H lam_W1 ... lam_WL)^(1/L); the paper prints it without the factor N
     in front (see :ref:`ch-errata-theory`). Infinite for kappa = 0. Used in :ref:`ch-thm43`.

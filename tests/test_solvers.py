@@ -1,0 +1,83 @@
+"""Unit tests of nclib.solvers: the independent numerical minimizer against the closed forms of
+Theorems 4.1, 4.2 and 4.3 (chapters ch-thm41, ch-thm42, ch-thm43)."""
+import numpy as np
+import pytest
+
+import nclib.solvers as solvers
+import nclib.ufm as ufm
+
+#: Acceptance of issue 3: values to 1e-8 relative, structural identities to 1e-6.
+VALUE_RTOL, STRUCT_ATOL = 1e-8, 1e-6
+
+
+def test_gradient_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    n = np.array([3, 2, 2])
+    prob = solvers._Problem(n, np.array([0.02, 0.05, 0.01]), 0.03, 3, True, 4)
+    x = rng.standard_normal(prob.size)
+    f, g = prob.value_and_grad(x)
+    Ws, H, b = prob.unpack(x)
+    assert f == pytest.approx(ufm.objective(Ws, H, b, n, [0.02, 0.05, 0.01], 0.03), rel=1e-14)
+    for i in rng.choice(prob.size, 25, replace=False):
+        e = np.zeros(prob.size)
+        e[i] = 1e-6
+        fd = (prob.value_and_grad(x + e)[0] - prob.value_and_grad(x - e)[0]) / 2e-6
+        assert g[i] == pytest.approx(fd, rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("theorem", ["4.1", "4.2", "4.3"])
+def test_closed_form_matches_solver_on_20_random_instances(theorem):
+    rng = np.random.default_rng({"4.1": 41, "4.2": 42, "4.3": 43}[theorem])
+    collapsed = 0
+    for i in range(20):
+        inst = solvers.random_instance(theorem, rng)
+        r = solvers.verify(**inst, seed=i)
+        assert abs(r["rel_gap"]) <= VALUE_RTOL, (inst, r)
+        assert r["rel_lowest"] >= -VALUE_RTOL, (inst, r)  # no start goes below the closed form
+        for key in ("nc1", "bias_err", "balance", "PPt", "EtE", "PE"):
+            assert r[key] <= STRUCT_ATOL, (key, inst, r)
+        collapsed += r["active"] < r["K"] - (1 if inst["bias"] else 0)
+    assert collapsed >= 5  # the random instances do include minority collapse
+
+
+def test_repeated_singular_values_and_d_larger_than_K():
+    n = [10, 10, 10, 3, 3, 3]  # two groups: kappa has multiplicities
+    r = solvers.verify(n, [0.01, 0.03], 0.02, L=2, bias=True, d=8)
+    assert abs(r["rel_gap"]) <= VALUE_RTOL and max(r["PPt"], r["EtE"], r["PE"]) <= STRUCT_ATOL
+
+
+@pytest.mark.parametrize("L, bias", [(1, False), (2, True)])
+def test_width_below_K(L, bias):
+    n, lam_W, lam_H = [8, 6, 4, 3, 2], 0.002, 0.002
+    res = solvers.minimize(n, lam_W, lam_H, L=L, bias=bias, d=2)
+    closed = ufm.global_minimizer(n, lam_W, lam_H, L=L, bias=bias, d=2)
+    assert res.H.shape == (2, sum(n))
+    assert res.value == pytest.approx(closed.value, rel=VALUE_RTOL)
+    assert closed.value > ufm.minimum_value(n, lam_W, lam_H, L=L, bias=bias)
+
+
+def test_small_starts_alone_are_trapped_for_L_at_least_2():
+    n, lam_W, lam_H = [6, 6, 6, 1, 1, 1], [0.0089, 0.0101, 0.0100], 0.00254
+    trapped = solvers.minimize(n, lam_W, lam_H, L=3, bias=True, scales=(1e-3,), repeats=1)
+    assert max(trapped.run_values[:1]) > ufm.minimum_value(n, lam_W, lam_H, L=3) * (1 + 1e-3)
+    full = solvers.minimize(n, lam_W, lam_H, L=3, bias=True)
+    assert full.value == pytest.approx(ufm.minimum_value(n, lam_W, lam_H, L=3), rel=VALUE_RTOL)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(lam_W=-1.0), "lam_W"),
+    (dict(lam_H=0.0), "lam_H"),
+    (dict(lam_W=[0.1, 0.1], L=3), "lam_W"),
+    (dict(L=0), "L"),
+    (dict(d=0), "d"),
+    (dict(seed=-1), "seed"),
+    (dict(scales=()), "scales"),
+    (dict(repeats=0), "repeats"),
+])
+def test_bad_input(kwargs, name):
+    args = dict(n=[3, 2, 2], lam_W=0.01, lam_H=0.01)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=f"^{name}"):
+        solvers.minimize(**args)
+    with pytest.raises(ValueError, match="^theorem"):
+        solvers.random_instance("4.4", np.random.default_rng(0))
