@@ -1,0 +1,87 @@
+"""Paper-style panels of Figures 1-4: NC1, NC2^W, NC2^H, NC2^{WH}, NC3 and training accuracy against epochs.
+
+One curve per head depth L, drawn from the run folders that :func:`nclib.train.run` writes (never from a
+model in memory), so a figure can be redrawn without retraining.  The NC metrics use a log scale, as in the
+paper's figures; the accuracy a linear one.  Used by :ref:`ch-train` and the figure chapters.
+"""
+from __future__ import annotations
+
+import pathlib
+from typing import Mapping
+
+import numpy as np
+
+
+#: (history column, axis label, log scale) of the six panels, in the paper's order.
+PANELS = (
+    ("nc1", r"$\mathcal{NC}_1$", True),
+    ("nc2_w", r"$\mathcal{NC}_2^{W}$", True),
+    ("nc2_h", r"$\mathcal{NC}_2^{H}$", True),
+    ("nc2_wh", r"$\mathcal{NC}_2^{WH}$", True),
+    ("nc3", r"$\mathcal{NC}_3$", True),
+    ("train_acc", "training accuracy", False),
+)
+
+
+def dataset_label(params: Mapping) -> str:
+    """How a run's data is named in legends: the stand-in always says it is one."""
+    name = params.get("dataset", "?")
+    if name == "letters-synthetic":
+        return "letters-synthetic (stand-in for EMNIST letters)"
+    if name == "cifar10" and str(params.get("data_path", "")).endswith(".npz"):
+        return "CIFAR-10 (JPEG-decoded copy)" if "cifar10_subset" in str(params["data_path"]) else "CIFAR-10 (npz)"
+    return {"cifar10": "CIFAR-10", "emnist-letters": "EMNIST letters", "synthetic": "Gaussian mixture"}.get(name, name)
+
+
+def load_runs(run_dirs) -> dict:
+    """{L: (params, history)} of the given run folders, sorted by L (one run per L expected)."""
+    from . import train
+
+    out = {}
+    for run_dir in run_dirs:
+        params, history, _ = train.load_run(pathlib.Path(run_dir))
+        L = int(params["L"])
+        if L in out:
+            raise ValueError(f"run_dirs holds two runs with L={L}; pass one run per L")
+        out[L] = (params, history)
+    return dict(sorted(out.items()))
+
+
+def collapse_panels(runs, axes=None, legend_title: str | None = None):
+    """Draw the six panels of Figures 1-4 for ``runs`` ({L: (params, history)} or a list of run folders).
+
+    Returns the matplotlib Figure.  ``axes``: six Axes to draw into (default: a new 2 x 3 figure).
+    The legend names each curve "L = ..." and its title the dataset (:func:`dataset_label`) and the bias
+    case, unless ``legend_title`` is given.
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(runs, Mapping):
+        runs = load_runs(runs)
+    if not runs:
+        raise ValueError("runs must hold at least one run")
+    if axes is None:
+        fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), constrained_layout=True)
+    axes = np.asarray(axes).ravel()
+    if axes.size != len(PANELS):
+        raise ValueError(f"axes must hold {len(PANELS)} Axes, got {axes.size}")
+    fig = axes[0].figure
+    first = next(iter(runs.values()))[0]
+    if legend_title is None:
+        legend_title = f"{dataset_label(first)}, {'with bias' if first.get('bias', True) else 'bias-free'}"
+    for (L, (params, h)), color in zip(runs.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4):
+        for ax, (key, label, log) in zip(axes, PANELS):
+            y = np.asarray(h[key], dtype=float)
+            x = np.asarray(h["epoch"])
+            keep = np.isfinite(y) & ((y > 0) if log else True)
+            ax.plot(x[keep], y[keep], color=color, marker="o" if keep.sum() < 30 else None, ms=3,
+                    label=f"L = {L}")
+    for ax, (key, label, log) in zip(axes, PANELS):
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[-1].set_ylim(-0.02, 1.02)
+    axes[0].legend(title=legend_title, fontsize="small", title_fontsize="small")
+    return fig
