@@ -426,3 +426,33 @@ def printed_nc3(P, G_left, G_right) -> float:
         a = Wt / np.linalg.norm(Wt, axis=0, keepdims=True)
         b = G / np.linalg.norm(G, axis=0, keepdims=True)
     return float(np.linalg.norm(a - b))
+
+
+def printed_upsilon(structure, lam_W, lam_H, N: int, L: int) -> dict[str, np.ndarray]:
+    """The diagonal targets Upsilon_1, Upsilon_2 of Theorem 4.3 as read from the printed text.
+
+    Theorem 4.3 sets c = lambda_{W_1}^{L-1} / (lambda_{W_2} ... lambda_{W_L}) and
+    Upsilon_1 = diag(sigma_1^{2L}, ..., sigma_r^{2L}, 0, ..., 0), and states
+    U^T P P^T U = c Upsilon_1, V^T E^T E V = c Upsilon_2 kappa^2, U^T P E V = c Upsilon_2 kappa;
+    the OCR of Upsilon_2 = diag(sigma_k^{2L} / (c sigma_k^{2L} + N lambda_H)^p) leaves the power p
+    unreadable, so both readings are returned ("upsilon2_p1", "upsilon2_p2"). sigma_k^{2L} is taken
+    from the exact minimizer (c sigma_k^{2L} = s_product_k^2), so that only the form of each target is
+    tested, not the formula for sigma_k. Returns K x K diagonal matrices in the order of
+    ``structure.kappa`` together with ``kappa`` as a diagonal matrix. Used by :ref:`ch-errata-metrics`.
+    """
+    L = _checks.positive_int(L, "L")
+    lam = _checks.layer_lambdas(lam_W, L, "lam_W")
+    lam_H = _checks.positive_float(lam_H, "lam_H")
+    N = _checks.positive_int(N, "N")
+    s_p = np.asarray(structure.s_product, dtype=np.float64)
+    kappa = np.asarray(structure.kappa, dtype=np.float64)
+    c = lam[0] ** (L - 1) / np.prod(lam[1:])
+    sigma2L = s_p**2 / c
+    q = c * sigma2L + N * lam_H
+    return {
+        "c": c,
+        "upsilon1": np.diag(sigma2L),
+        "upsilon2_p1": np.diag(sigma2L / q),
+        "upsilon2_p2": np.diag(sigma2L / q**2),
+        "kappa": np.diag(kappa),
+    }
