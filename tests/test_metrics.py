@@ -351,3 +351,38 @@ def test_float32_input_is_computed_in_float64():
     assert max(out32.values()) <= 1e-6
     out64 = m.collapse_metrics(X32.astype(np.float64), _labels(n), [W.astype(np.float64) for W in Ws32], 1e-3, 1e-3)
     assert out32 == out64
+
+
+# ---------------------------------------------------------------------------------------------
+# the printed forms (errata M1-M5)
+# ---------------------------------------------------------------------------------------------
+
+def test_printed_forms_at_the_minimizer():
+    n, lam, L = CIFAR, 1e-3, 3
+    mz = ufm.global_minimizer(n, lam, lam, L=L, bias=True, d=12)
+    st = ufm.structure(n, lam, lam, L=L, bias=True)
+    P = mz.Ws[2] @ mz.Ws[1] @ mz.Ws[0]
+    means, counts = m.class_means(mz.H.T, _labels(n))
+    E = means.T * np.sqrt(counts)
+    up = m.printed_upsilon(st, lam, lam, int(np.sum(n)), L)
+    assert up["c"] == pytest.approx(1.0, rel=1e-15)  # equal lambdas
+    U, V, k = st.U, st.V, up["kappa"]
+    assert m.printed_nc2(U.T @ P @ P.T @ U, up["upsilon1"]) <= 1e-12
+    # one Upsilon_2 cannot serve both E^T E and P E (erratum M3)
+    assert m.printed_nc2(U.T @ P @ E @ V, up["upsilon2_p1"] @ k) <= 1e-12
+    assert m.printed_nc2(V.T @ E.T @ E @ V, up["upsilon2_p1"] @ k @ k) > 0.1
+    assert m.printed_nc2(V.T @ E.T @ E @ V, up["upsilon2_p2"] @ k @ k) <= 1e-12
+    assert m.printed_nc2(U.T @ P @ E @ V, up["upsilon2_p2"] @ k) > 0.1
+    # printed NC3 at exact zeros is 0/0 (erratum M1)
+    R, _ = np.linalg.qr(np.random.default_rng(13).standard_normal((12, 10)))
+    assert np.isnan(m.printed_nc3(np.diag(st.s_product) @ R.T, np.eye(10), R @ np.diag(st.s_features)))
+    assert np.isnan(m.printed_nc2(np.zeros((2, 2)), np.eye(2)))
+
+
+def test_printed_upsilon_constant_c_with_per_layer_lambdas():
+    st = ufm.structure([5, 3, 2], [1e-3, 2e-3, 4e-3], 1e-3, L=3, bias=False)
+    up = m.printed_upsilon(st, [1e-3, 2e-3, 4e-3], 1e-3, 10, 3)
+    np.testing.assert_allclose(up["c"], 1e-3**2 / (2e-3 * 4e-3), rtol=1e-14)
+    np.testing.assert_allclose(up["c"] * np.diag(up["upsilon1"]), st.s_product**2, rtol=1e-14)
+    with pytest.raises(ValueError, match="lam_W"):
+        m.printed_upsilon(st, [1e-3, 2e-3], 1e-3, 10, 3)
