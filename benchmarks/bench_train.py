@@ -1,0 +1,140 @@
+"""Steps per second of nclib.train's step loop against a plain PyTorch loop, same model, data and batch size.
+
+The plain loop is the usual research-code pattern: a DataLoader over a TensorDataset in host memory
+(shuffled, batch size B, last partial batch dropped), each batch copied to the device, forward, the same
+mini-batch objective as nclib.train, backward, a default torch.optim.Adam step, and ``loss.item()`` every
+step.  nclib's loop is ``nclib.train.Engine.train_steps``: data on the device, device-side permutation,
+no host synchronisation per step, fused Adam and a CUDA graph of the step on a GPU.  Both start from the
+same initialization and run warm-up steps (not timed) before ``--steps`` timed steps.
+
+The data have the shape of the paper's CIFAR-10 subset (N = 3000 samples of 3 x 32 x 32, K = 10; random
+values, which do not change the cost of a step).  Chapter :ref:`ch-engine` quotes the output.
+
+    python benchmarks/bench_train.py                       # GPU: the paper's setting (width 2048)
+    python benchmarks/bench_train.py --device cpu --width 256 --steps 150   # the committed CPU run
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+
+from nclib import data, models, train
+
+
+def make_set(N: int, D: int, K: int, seed: int = 0) -> data.TrainingSet:
+    rng = np.random.default_rng(seed)
+    counts = np.full(K, N // K, dtype=np.int64)
+    y = np.repeat(np.arange(K), counts)
+    x = rng.standard_normal((y.size, D)).astype(np.float32)
+    return data.TrainingSet("bench", x, y, counts, tuple(map(str, range(K))), x, {"data_sha256": ""})
+
+
+def plain_loop(ts, p, device, steps: int, warmup: int) -> float:
+    """Steps per second of the plain loop (DataLoader, host-to-device copies, .item() each step)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(p["seed"])
+    model = models.build_model(ts.x.shape[1], ts.K, p["L"], width=p["width"], depth=p["depth"], bias=True,
+                               init=p["init"], seed=p["seed"]).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=p["lr"])
+    X = torch.as_tensor(ts.x)
+    Y = torch.nn.functional.one_hot(torch.as_tensor(ts.y), ts.K).float()
+    loader = DataLoader(TensorDataset(X, Y), batch_size=p["batch_size"], shuffle=True, drop_last=True)
+    N, lam_H, lam_W = ts.N, p["lam_H"], p["lam_W"]
+    bf16 = p["precision"] == "bf16"
+
+    def one(x, yb):
+        x, yb = x.to(device), yb.to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits, h = model(x)
+        logits, h = logits.float(), h.float()
+        B = x.shape[0]
+        loss = ((logits - yb) ** 2).sum() / (2 * B) + lam_H * N / (2 * B) * (h * h).sum()
+        loss = loss + sum(lam_W / 2 * (W * W).sum() for W in model.head_weights())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    done, t0 = 0, None
+    while True:
+        for x, yb in loader:
+            if done == warmup:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t0 = time.perf_counter()
+            one(x, yb)
+            done += 1
+            if done == warmup + steps:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                return steps / (time.perf_counter() - t0)
+
+
+def engine_loop(ts, p, steps: int, warmup: int) -> tuple[float, train.Engine]:
+    """Steps per second of nclib.train's loop (Engine.train_steps, synchronised at the end)."""
+    eng = train.Engine(ts, p)
+    eng.train_steps(warmup)  # includes the CUDA-graph capture on a GPU
+    t0 = time.perf_counter()
+    eng.train_steps(steps)
+    return steps / (time.perf_counter() - t0), eng
+
+
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--width", type=int, default=2048)
+    ap.add_argument("--depth", type=int, default=6)
+    ap.add_argument("--L", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--precision", default="fp32", choices=train.PRECISIONS)
+    ap.add_argument("--cuda-graph", default="auto", choices=["auto", "true", "false"])
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cuda_graph = {"auto": "auto", "true": True, "false": False}[args.cuda_graph]
+    ts = make_set(3000, 3 * 32 * 32, 10)
+    p = train.check_params(dataset="synthetic", L=args.L, width=args.width, depth=args.depth,
+                           batch_size=args.batch_size, device=args.device, precision=args.precision,
+                           cuda_graph=cuda_graph, lr=1e-4, lam_W=1e-5, lam_H=1e-5, progress=False)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+
+    rate_engine, eng = engine_loop(ts, p, args.steps, args.warmup)
+    with train._matmul_precision(p["precision"] == "tf32"):
+        rate_plain = plain_loop(ts, p, device, args.steps, args.warmup)
+
+    n_params = models.parameter_count(eng.model)
+    print(f"device          {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"precision       {args.precision}; nclib cuda graph: {eng.graph_note}; fused Adam: {eng.fused}")
+    print(f"problem         N={ts.N}, input dim {ts.x.shape[1]}, K={ts.K}, batch {eng.B} "
+          f"({eng.steps_per_epoch} steps/epoch), width {args.width}, depth {args.depth}, L={args.L}, "
+          f"{n_params} parameters")
+    print(f"timed steps     {args.steps} after {args.warmup} warm-up steps")
+    print(f"plain loop      {rate_plain:10.1f} steps/s   (DataLoader, host->device copies, .item() per step)")
+    print(f"nclib.train     {rate_engine:10.1f} steps/s")
+    print(f"ratio           {rate_engine / rate_plain:10.2f} x")
+    epochs_12000 = 12000 * eng.steps_per_epoch
+    print(f"12000 epochs    {epochs_12000} steps: {epochs_12000 / rate_engine:.0f} s with nclib.train, "
+          f"{epochs_12000 / rate_plain:.0f} s with the plain loop (training steps only)")
+
+
+if __name__ == "__main__":
+    main()
