@@ -88,10 +88,7 @@ def class_means(features, labels, num_classes: int | None = None) -> tuple[np.nd
     """
     X = _features(features)
     y, n = _labels(labels, X.shape[0], num_classes)
-    K = n.size
-    onehot = np.zeros((K, y.size))
-    onehot[y, np.arange(y.size)] = 1.0
-    return (onehot @ X) / n[:, None], n
+    return _means(X, y, n.size), n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,18 +117,27 @@ def nc1(features, labels, num_classes: int | None = None, rtol: float | None = N
     max label + 1), every class with at least one sample.
     """
     X = _features(features)
+    y, n = _labels(labels, X.shape[0], num_classes)
+    if rtol is not None:
+        rtol = _checks.nonneg_float(rtol, "rtol")
+    return _nc1(X, y, n, _means(X, y, n.size), rtol)
+
+
+def _means(X: np.ndarray, y: np.ndarray, K: int) -> np.ndarray:
+    """Class means (K x d) of validated float64 features and labels."""
+    onehot = np.zeros((K, y.size))
+    onehot[y, np.arange(y.size)] = 1.0
+    return (onehot @ X) / onehot.sum(axis=1)[:, None]
+
+
+def _nc1(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: float | None) -> float:
+    """NC1 of :func:`nc1` from validated float64 features, labels, counts and class means."""
     N, d = X.shape
-    y, n = _labels(labels, N, num_classes)
     K = n.size
-    onehot = np.zeros((K, N))
-    onehot[y, np.arange(N)] = 1.0
-    means = (onehot @ X) / n[:, None]  # K x d
     h_G = (n @ means) / N
     A = (means - h_G).T  # d x K
     if rtol is None:
         rtol = max(d, K) * np.finfo(np.float64).eps
-    else:
-        rtol = _checks.nonneg_float(rtol, "rtol")
     U_A, s_A, _ = np.linalg.svd(A, full_matrices=False)
     C = X - means[y]  # within-class deviations, N x d (a fresh array: X is never modified)
     if s_A.size == 0 or s_A[0] == 0.0:
@@ -271,17 +277,21 @@ def _head_product(Ws, d: int, K: int | None = None) -> np.ndarray:
     mats = []
     cols = d
     for j, W in enumerate(Ws):
-        W = _checks.matrix(W, f"Ws[{j}]")
+        W = np.asarray(W)
+        if W.ndim != 2 or W.dtype == bool or not (np.issubdtype(W.dtype, np.floating) or np.issubdtype(W.dtype, np.integer)):
+            raise ValueError(f"Ws[{j}] must be a 2-D real array, got shape {W.shape} and dtype {W.dtype}")
         if W.shape[1] != cols:
             what = f"the feature dimension d={d}" if j == 0 else f"the {cols} rows of Ws[{j - 1}]"
             raise ValueError(f"Ws[{j}] has shape {W.shape}; its number of columns must equal {what}")
+        if not np.all(np.isfinite(W)):
+            raise ValueError(f"Ws[{j}] must be finite (no NaN or inf)")
         cols = W.shape[0]
         mats.append(W)
     if K is not None and mats[-1].shape[0] != K:
         raise ValueError(f"Ws[-1] (W_L) must have K={K} rows, one per class; got shape {mats[-1].shape}")
-    P = mats[-1]
+    P = mats[-1].astype(np.float64)
     for W in mats[-2::-1]:
-        P = P @ W
+        P = P @ W.astype(np.float64, copy=False)  # K x d_(j-1): never a d x d product
     return P
 
 
@@ -319,12 +329,10 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     if not isinstance(bias, (bool, np.bool_)):
         raise ValueError(f"bias must be True or False, got {bias!r}")
     P = _head_product(Ws, d, K)
-    onehot = np.zeros((K, N))
-    onehot[y, np.arange(N)] = 1.0
-    means = (onehot @ X) / n[:, None]  # K x d
+    means = _means(X, y, K)  # K x d
     E = means.T * np.sqrt(n)[None, :]  # H-bar D, d x K
     structure = ufm.structure(n, lam_W, lam_H, L=L, bias=bool(bias))
-    out = {"nc1": nc1(X, y, num_classes=K)}
+    out = {"nc1": _nc1(X, y, n, means, None)}
     out.update(geometry_metrics(P, E, structure))
     return out
 
