@@ -30,7 +30,8 @@ the estimate stays unbiased).  ``lam_W``/``lam_H`` are in the normalization of (
 Speed design (GPU): the whole subset lives on the device, batches are gathered with indices from
 ``torch.randperm`` made on the device, there is no host synchronisation inside an epoch (the loss is
 accumulated on the device and read only at metric epochs, where NaN/divergence is checked), Adam is fused,
-and with ``cuda_graph`` the whole step (gather, forward, backward, Adam) is captured once and replayed.
+with ``cuda_graph`` the whole step (gather, forward, backward, Adam) is captured once and replayed, and the
+host-side metrics (numpy, float64) of a metric epoch run in a worker thread while training continues.
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -66,7 +68,7 @@ DEFAULTS: dict = dict(
     epochs=12000, batch_size=128, lam_W=1e-5, lam_H=1e-5, lam_backbone=0.0,
     lr=1e-4, lr_milestones=(6000,), lr_gamma=0.1,
     seed=0, device="auto", precision="fp32", cuda_graph="auto",
-    metric_every=100, divergence_factor=1e4,
+    metric_every=100, divergence_factor=1e4, async_metrics="auto",
     out_dir=None, run_name=None, overwrite=False, progress=True,
 )
 
@@ -209,6 +211,8 @@ def check_params(**params) -> dict:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {p['precision']!r}")
     if p["cuda_graph"] not in ("auto", True, False):
         raise ValueError(f"cuda_graph must be 'auto', True or False, got {p['cuda_graph']!r}")
+    if p["async_metrics"] not in ("auto", True, False):
+        raise ValueError(f"async_metrics must be 'auto', True or False, got {p['async_metrics']!r}")
     if p["init"] not in models.INITS:
         raise ValueError(f"init must be one of {models.INITS}, got {p['init']!r}")
     dev = str(p["device"])
@@ -428,17 +432,9 @@ class Engine:
         return torch.cat(chunks).float()
 
     @torch.no_grad()
-    def evaluate(self) -> dict:
-        """One history row (except epoch, lr, loss, wall time) on the whole training set.
-
-        ``objective`` is (4.3) in float64 on the device; ``nc1``..``nc3`` come from
-        ``nclib.metrics.collapse_metrics`` with the run's own lambdas (NaN for NC2/NC3 when a decay is 0:
-        Theorem 4.3 has no target then); ``train_acc``, ``bias_error`` (NaN without bias) and
-        ``global_mean_norm`` from ``nclib.metrics.accuracy``, ``bias_error`` and ``global_mean_norm``.
-        Every metric is NaN when the network holds NaN/inf (the caller then stops the run).
-        """
-        from . import metrics
-
+    def evaluate_device(self) -> tuple[dict, dict | None]:
+        """The device half of a history row: ``objective`` ((4.3) in float64 on the device) and the arrays
+        the host metrics need (None when the network holds NaN/inf)."""
         Ht = self.features()
         with _matmul_precision(False):
             logits = self.model.classify(Ht)
@@ -455,28 +451,43 @@ class Engine:
         obj = obj + sum(lam / 2 * (W * W).sum() for lam, W in zip(self.lam_W, Ws))
         if self.lam_backbone:
             obj = obj + self.lam_backbone / 2 * sum((W.double() ** 2).sum() for W in self.model.backbone_weights())
-        row = {"objective": float(obj.item())}
-        keys = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc", "bias_error", "global_mean_norm")
         finite = bool(torch.isfinite(Hd).all().item()) and bool(torch.isfinite(logits).all().item()) and all(
             bool(torch.isfinite(W).all().item()) for W in Ws)
+        row = {"objective": float(obj.item())}
         if not finite:
-            return {**row, **{k: float("nan") for k in keys}}
-        Hn = Hd.cpu().numpy()
-        row["train_acc"] = metrics.accuracy(logits.double().cpu().numpy(), self.ts.y)
-        row["global_mean_norm"] = metrics.global_mean_norm(Hn)
-        row["bias_error"] = (metrics.bias_error(b.detach().double().cpu().numpy(), self.ts.y)
-                             if b is not None else float("nan"))
+            return row, None
+        payload = {"H": Hd.cpu().numpy(), "logits": logits.double().cpu().numpy(),
+                   "Ws": [W.cpu().numpy() for W in Ws],
+                   "b": None if b is None else b.detach().double().cpu().numpy()}
+        return row, payload
+
+    def host_metrics(self, payload: dict | None) -> dict:
+        """The host half: ``nc1``..``nc3`` from ``nclib.metrics.collapse_metrics`` with the run's own
+        lambdas (NaN for NC2/NC3 when a decay is 0: Theorem 4.3 has no target then), ``train_acc``,
+        ``bias_error`` (NaN without bias) and ``global_mean_norm`` from ``nclib.metrics``; all NaN when
+        ``payload`` is None.  Pure numpy on copies, so it may run in a worker thread."""
+        from . import metrics
+
+        keys = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc", "bias_error", "global_mean_norm")
+        if payload is None:
+            return {k: float("nan") for k in keys}
+        Hn, y = payload["H"], self.ts.y
+        row = {"train_acc": metrics.accuracy(payload["logits"], y), "global_mean_norm": metrics.global_mean_norm(Hn),
+               "bias_error": float("nan") if payload["b"] is None else metrics.bias_error(payload["b"], y)}
         if min(self.lam_W) > 0 and self.lam_H > 0:
-            Ws_np = [W.cpu().numpy() for W in Ws]
             lam_W = self.lam_W[0] if len(set(self.lam_W)) == 1 else self.lam_W
-            m = metrics.collapse_metrics(Hn, self.ts.y, Ws_np, lam_W, self.lam_H, bias=self.p["bias"])
-            for k in ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3"):
-                row[k] = float(m[k])
-        else:  # Theorem 4.3's targets need positive decays; NC1 does not
-            row["nc1"] = metrics.nc1(Hn, self.ts.y, num_classes=self.K)
-            for k in ("nc2_w", "nc2_h", "nc2_wh", "nc3"):
-                row[k] = float("nan")
+            m = metrics.collapse_metrics(Hn, y, payload["Ws"], lam_W, self.lam_H, bias=self.p["bias"])
+            row.update({k: float(m[k]) for k in ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3")})
+        else:
+            row["nc1"] = metrics.nc1(Hn, y, num_classes=self.K)
+            row.update({k: float("nan") for k in ("nc2_w", "nc2_h", "nc2_wh", "nc3")})
         return row
+
+    def evaluate(self) -> dict:
+        """One history row (except epoch, lr, loss, wall time) on the whole training set:
+        :meth:`evaluate_device` then :meth:`host_metrics`."""
+        row, payload = self.evaluate_device()
+        return {**row, **self.host_metrics(payload)}
 
 
 # --------------------------------------------------------------------------------------------- run
@@ -492,6 +503,8 @@ def run(**params) -> pathlib.Path:
     an int or ``"full"``, ``lr``, ``lr_milestones``, ``lr_gamma``, ``seed``), execution (``device``
     ``"auto"``/``"cpu"``/``"cuda"``, ``precision`` ``"fp32"``/``"tf32"``/``"bf16"``, ``cuda_graph``
     ``"auto"``/True/False, ``progress``), recording (``metric_every``, ``divergence_factor``,
+    ``async_metrics`` (``"auto"``: on a GPU the numpy metrics of a metric epoch run in a worker thread
+    while training goes on; rows reach history.csv in epoch order as they complete),
     ``out_dir``, ``run_name``, ``overwrite``).  Raises ValueError for bad parameters (before any file is
     written) and :class:`TrainingDiverged` on NaN/inf or divergence (the history so far is kept).
     Used by :ref:`ch-train`.
@@ -527,15 +540,43 @@ def run(**params) -> pathlib.Path:
 
     rows: list[dict] = []
     t_train = time.perf_counter()
+    use_async = engine.is_cuda if p["async_metrics"] == "auto" else p["async_metrics"]
+    prov["async_metrics"] = use_async
+
+    pool = ThreadPoolExecutor(max_workers=1) if use_async else None
+    pending: list = []  # [row, future or None], in epoch order
+
+    def flush(wait: bool = False) -> None:
+        """Move finished rows to the history (in epoch order) and rewrite history.csv atomically."""
+        moved = False
+        while pending and (wait or pending[0][1] is None or pending[0][1].done()):
+            row, fut = pending.pop(0)
+            if fut is not None:
+                row.update(fut.result())
+            rows.append(row)
+            moved = True
+        if moved:
+            atomic_write_text(run_dir / "history.csv", _history_csv(rows))
 
     def record(epoch: int) -> dict:
-        row = {"epoch": epoch, "lr": engine.current_lr, "loss": engine.take_loss(), **engine.evaluate(),
+        loss = engine.take_loss()
+        part, payload = engine.evaluate_device()
+        row = {"epoch": epoch, "lr": engine.current_lr, "loss": loss, **part,
                "wall_time": time.perf_counter() - t_train}
-        rows.append(row)
-        atomic_write_text(run_dir / "history.csv", _history_csv(rows))
+        if pool is not None and payload is not None:
+            pending.append([row, pool.submit(engine.host_metrics, payload)])
+        else:
+            row.update(engine.host_metrics(payload))
+            pending.append([row, None])
+        flush()
         return row
 
     def finish(status: str, error: str | None = None) -> None:
+        try:
+            flush(wait=True)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         prov.update(status=status, cuda_graph=engine.graph_note, steps=engine.steps_done,
                     finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                     wall_time_s=time.perf_counter() - t_start, train_time_s=time.perf_counter() - t_train)
@@ -555,7 +596,7 @@ def run(**params) -> pathlib.Path:
             engine.train_epoch()
             if epoch % p["metric_every"] == 0 or epoch == p["epochs"]:
                 row = record(epoch)
-                bar.set_postfix(nc1=f"{row['nc1']:.2e}", acc=f"{row['train_acc']:.3f}", refresh=False)
+                bar.set_postfix(objective=f"{row['objective']:.3e}", refresh=False)
                 bad = [k for k in ("loss", "objective") if not math.isfinite(row[k])]
                 if bad or row["objective"] > limit:
                     why = (f"{' and '.join(bad)} became NaN/inf" if bad else

@@ -71,6 +71,17 @@ def test_runs_are_reproducible_and_minibatch_schedule_recorded(tmp_path):
     np.testing.assert_allclose(a["lr"], [1e-3, 1e-3, 1e-4], rtol=1e-12)
 
 
+def test_metrics_in_a_worker_thread_give_the_same_history(tmp_path):
+    kw = dict(**SMALL, L=2, epochs=30, batch_size=8, lr=1e-3, metric_every=5, out_dir=tmp_path)
+    sync = train.run(run_name="sync", async_metrics=False, **kw)
+    asyn = train.run(run_name="async", async_metrics=True, **kw)
+    a, b = train.load_history(sync), train.load_history(asyn)
+    assert b["epoch"].tolist() == list(range(0, 31, 5))
+    for k in train.HISTORY_COLUMNS[:-1]:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert json.loads((asyn / "provenance.json").read_text())["async_metrics"] is True
+
+
 def test_bias_free_and_bf16_on_cpu(tmp_path):
     path = train.run(**SMALL, L=2, bias=False, epochs=20, batch_size=16, lr=1e-3, precision="bf16",
                      metric_every=10, out_dir=tmp_path)
@@ -91,7 +102,7 @@ def test_divergence_stops_with_clear_error_and_keeps_history(tmp_path):
 
 def test_interrupted_run_leaves_a_complete_history(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = train.Engine.evaluate
+    real = train.Engine.evaluate_device
 
     def flaky(self):
         calls["n"] += 1
@@ -99,7 +110,7 @@ def test_interrupted_run_leaves_a_complete_history(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # an interruption in the middle of the third metric epoch
         return real(self)
 
-    monkeypatch.setattr(train.Engine, "evaluate", flaky)
+    monkeypatch.setattr(train.Engine, "evaluate_device", flaky)
     with pytest.raises(KeyboardInterrupt):
         train.run(**SMALL, epochs=30, batch_size=8, metric_every=10, out_dir=tmp_path, run_name="cut")
     run_dir = tmp_path / "cut"
