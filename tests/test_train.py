@@ -171,3 +171,24 @@ def test_command_line_one_run_per_L(tmp_path, capsys):
     assert params["L"] == 2 and params["counts"] == [6, 4] and params["lr_milestones"] == []
     assert h["epoch"].tolist() == [0, 3]
     assert imbalance.groups_of(params["counts"]) == [(6, 1), (4, 1)]
+
+
+def test_paper_style_panels_from_run_folders(tmp_path):
+    import matplotlib
+
+    matplotlib.use("agg")
+    from nclib import plotting
+
+    dirs = [train.run(**SMALL, L=L, epochs=10, batch_size="full", lr=1e-3, metric_every=5, out_dir=tmp_path)
+            for L in (3, 1)]
+    fig = plotting.collapse_panels(dirs)
+    axes = fig.axes
+    assert [ax.get_ylabel() for ax in axes] == [label for _, label, _ in plotting.PANELS]
+    assert [ax.get_yscale() for ax in axes] == ["log"] * 5 + ["linear"]
+    legend = axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["L = 1", "L = 3"]
+    assert legend.get_title().get_text() == "Gaussian mixture, with bias"
+    np.testing.assert_array_equal(axes[0].lines[0].get_xdata(), [0, 5, 10])
+    assert plotting.dataset_label({"dataset": "letters-synthetic"}) == "letters-synthetic (stand-in for EMNIST letters)"
+    with pytest.raises(ValueError, match="two runs with L=3"):
+        plotting.load_runs([dirs[0], dirs[0]])
