@@ -19,12 +19,14 @@ from . import _checks
 def group_symbols(m):
     """The symbols of a grouped profile with m groups (Definition 4.1): ``(mu, (N1..Nm), (l1..lm))``.
 
-    N_i and l_i are positive; ``mu`` (the eigenvalue variable of G G^T) is real.  Used in ch-spectrum.
+    Plain symbols without assumptions, so that ``sympy.Symbol("N1")`` written anywhere is the same
+    symbol; every identity derived with them is an identity of rational functions (G G^T has no square
+    roots left).  Used in ch-spectrum.
     """
     m = _checks.positive_int(m, "m")
-    mu = sympy.Symbol("mu", real=True)
-    sizes = sympy.symbols(f"N1:{m + 1}", positive=True)
-    mults = sympy.symbols(f"l1:{m + 1}", positive=True)
+    mu = sympy.Symbol("mu")
+    sizes = sympy.symbols(f"N1:{m + 1}")
+    mults = sympy.symbols(f"l1:{m + 1}")
     return mu, tuple(sizes), tuple(mults)
 
 

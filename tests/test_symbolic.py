@@ -17,6 +17,9 @@ def test_symbols_have_the_documented_names():
     assert mu.name == "mu" and [s.name for s in sizes] == ["N1", "N2", "N3"]
     assert [l.name for l in mults] == ["l1", "l2", "l3"]
     assert sym.charpoly_GGt(3).free_symbols == {mu, *sizes, *mults}
+    # plain symbols: a Symbol made elsewhere by name is the same symbol
+    values = {sp.Symbol("mu"): 7, sp.Symbol("N1"): 5, sp.Symbol("N2"): 2, sp.Symbol("l1"): 1, sp.Symbol("l2"): 3}
+    assert sym.charpoly_GGt(2).subs(values) == sp.Rational(7 * (7 * 11 - 5 * 2 * 4), 11)
 
 
 def test_charpoly_m2_is_mu_times_mu_minus_N1N2_l1_plus_l2_over_N():
