@@ -90,7 +90,7 @@ class TrainingSet:
 # ----------------------------------------------------------------------------------------------- helpers
 
 def sha256_file(path) -> str:
-    """The sha256 hex digest of a file (recorded in provenance)."""
+    """The sha256 hex digest of a file (the ``source_sha256`` of a run's provenance; :ref:`ch-engine`)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -99,7 +99,8 @@ def sha256_file(path) -> str:
 
 
 def sha256_arrays(*arrays) -> str:
-    """The sha256 of the bytes of the given arrays (C order, dtype and shape included)."""
+    """The sha256 of the bytes of the given arrays, dtype and shape included (the ``data_sha256`` of a run:
+    the exact inputs and labels objective (4.3) was trained on; :ref:`ch-engine`)."""
     h = hashlib.sha256()
     for a in arrays:
         a = np.ascontiguousarray(a)
@@ -230,7 +231,8 @@ def load_cifar10_torchvision(root, train: bool = True, download: bool = False, v
 
 
 def emnist_raw_files(root, train: bool = True) -> tuple[pathlib.Path, pathlib.Path]:
-    """The two IDX files torchvision's ``EMNIST(split="letters")`` reads under ``root``."""
+    """The two IDX files torchvision's ``EMNIST(split="letters")`` reads under ``root`` (the EMNIST data of
+    Section 5; :ref:`ch-train`)."""
     raw = pathlib.Path(root) / "EMNIST" / "raw"
     prefix = f"emnist-letters-{'train' if train else 'test'}"
     return raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
@@ -284,7 +286,8 @@ def gaussian_mixture(counts, dim: int = 32, seed: int = 0, spread: float = 1.0):
 
 
 def matplotlib_fonts() -> list[pathlib.Path]:
-    """The TrueType fonts shipped inside matplotlib that ``letters_synthetic`` renders from (sorted)."""
+    """The TrueType fonts shipped inside matplotlib that :func:`letters_synthetic` renders from (sorted;
+    the stand-in for the EMNIST data of Section 5, :ref:`ch-train`)."""
     import matplotlib
 
     folder = pathlib.Path(matplotlib.get_data_path()) / "fonts" / "ttf"

@@ -88,7 +88,8 @@ class CollapseNet(nn.Module):
 
 
 def initialize(model: CollapseNet, init: str = "reference") -> CollapseNet:
-    """Re-initialize ``model`` in place as documented in the module docstring; returns it."""
+    """Re-initialize ``model`` in place as documented in the module docstring (the reference code's scheme
+    for the network of Section 5, :ref:`ch-engine`); returns it."""
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     with torch.no_grad():
@@ -126,5 +127,5 @@ def build_model(in_dim: int, K: int, L: int, width: int = 2048, depth: int = 6, 
 
 
 def parameter_count(model: nn.Module) -> int:
-    """The number of trainable scalars (what Adam updates each step)."""
+    """The number of trainable scalars, what Adam updates each step (the speed arithmetic of :ref:`ch-engine`)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

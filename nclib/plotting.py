@@ -24,7 +24,8 @@ PANELS = (
 
 
 def dataset_label(params: Mapping) -> str:
-    """How a run's data is named in legends: the stand-in always says it is one."""
+    """How a run's data is named in the legends of Figures 1-4 (:ref:`ch-train`): the stand-in always says it
+    is one."""
     name = params.get("dataset", "?")
     if name == "letters-synthetic":
         return "letters-synthetic (stand-in for EMNIST letters)"
@@ -34,7 +35,8 @@ def dataset_label(params: Mapping) -> str:
 
 
 def load_runs(run_dirs) -> dict:
-    """{L: (params, history)} of the given run folders, sorted by L (one run per L expected)."""
+    """{L: (params, history)} of the given run folders, sorted by L, one run per L (the curves of one panel
+    set of Figures 1-4, :ref:`ch-train`)."""
     from . import train
 
     out = {}

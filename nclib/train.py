@@ -93,7 +93,8 @@ def from_reference_decay(weight_decay: float, feature_decay: float, K: int) -> t
 # --------------------------------------------------------------------------------------------- files
 
 def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsync, ``os.replace``."""
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsync, ``os.replace`` (how a
+    run folder of :ref:`ch-train` is written, so an interruption never leaves a half-written file)."""
     path = pathlib.Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -131,7 +132,8 @@ def _history_csv(rows: list[dict]) -> str:
 
 
 def load_history(run_dir) -> dict[str, np.ndarray]:
-    """The metric history of a run folder as {column: array} (epoch as int64, the rest float64)."""
+    """The metric history of a run folder as {column: array} (epoch as int64, the rest float64): the curves of
+    Figures 1-4 (:ref:`ch-train`)."""
     path = pathlib.Path(run_dir) / "history.csv"
     if not path.is_file():
         raise ValueError(f"run_dir {str(run_dir)!r} has no history.csv")
@@ -143,7 +145,7 @@ def load_history(run_dir) -> dict[str, np.ndarray]:
 
 
 def load_run(run_dir) -> tuple[dict, dict, dict]:
-    """(params, history, provenance) of a run folder written by :func:`run`."""
+    """(params, history, provenance) of a run folder written by :func:`run` (:ref:`ch-train`)."""
     run_dir = pathlib.Path(run_dir)
     params = json.loads((run_dir / "params.json").read_text())
     prov = json.loads((run_dir / "provenance.json").read_text())
@@ -177,7 +179,8 @@ def _versions() -> dict:
 # --------------------------------------------------------------------------------------------- parameters
 
 def check_params(**params) -> dict:
-    """All parameters of :func:`run` with defaults filled in, validated; ValueError says what to fix."""
+    """All parameters of :func:`run` with defaults filled in (the documented defaults of :ref:`ch-engine`),
+    validated; a ValueError names the parameter and says what to fix."""
     unknown = set(params) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
@@ -244,7 +247,7 @@ def lr_at(epoch: int, lr: float, milestones, gamma: float) -> float:
     """The step schedule: epoch e (1-based) uses lr * gamma^#{m in milestones : e > m}.
 
     With milestone 6000 this is the reference code's StepLR(step_size=6000): epochs 1..6000 at lr,
-    6001.. at lr * gamma.
+    6001.. at lr * gamma (the schedule of the Section 5 runs, :ref:`ch-engine`).
     """
     return lr * gamma ** sum(1 for m in milestones if epoch > m)
 
