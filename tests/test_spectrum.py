@@ -55,7 +55,7 @@ def test_group_singular_values_match_svd_of_G_and_interlace_strictly():
 def test_ybar_singular_values_agree_with_dense_svd(seed):
     rng = np.random.default_rng(seed)
     for trial in range(12):
-        K = 2000 if trial == 0 else None  # one profile with K = 2,000 classes per seed
+        K = 2000 if trial == 0 and seed < 2 else None  # two profiles with K = 2,000 classes
         groups = random_groups(rng, 600, 60, int(rng.choice([70, 1000, 10**6])), K=K)
         s = imb.ybar_singular_values(groups)
         d = np.linalg.svd(imb.ybar(imb.class_counts(groups)), compute_uv=False)
