@@ -31,7 +31,10 @@ def group_symbols(m):
 
 
 def total_count(sizes, mults):
-    """N = sum_i N_i l_i (Definition 4.1) as a sympy expression."""
+    """N = sum_i N_i l_i (Definition 4.1) as a sympy expression; ``sizes``, ``mults`` of equal length (ch-spectrum)."""
+    sizes, mults = list(sizes), list(mults)
+    if len(sizes) == 0 or len(sizes) != len(mults):
+        raise ValueError(f"sizes and mults must be non-empty and of equal length, got {len(sizes)} and {len(mults)}")
     return sympy.Add(*[a * b for a, b in zip(sizes, mults)])
 
 

@@ -76,3 +76,12 @@ def test_bad_m_raises(bad):
 def test_bad_mults_raise(bad, match):
     with pytest.raises(ValueError, match=match):
         sym.ybar_grouped_symbolic(bad)
+
+
+def test_total_count_checks_lengths():
+    _, sizes, mults = sym.group_symbols(2)
+    assert sym.total_count(sizes, mults) == sizes[0] * mults[0] + sizes[1] * mults[1]
+    with pytest.raises(ValueError, match="sizes and mults"):
+        sym.total_count(sizes, mults[:1])
+    with pytest.raises(ValueError, match="sizes and mults"):
+        sym.total_count([], [])
