@@ -24,7 +24,7 @@ browser:
 # Build the book into a clean _build/html; any failing cell, broken reference or missing citation fails.
 book: $(STAMP)
 	rm -rf _build/html _build/.doctrees _build/jupyter_execute _build/reports
-	MPLBACKEND=agg $(VENV)/bin/jupyter-book build . $(JB_FLAGS)
+	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
 
 # Every CPU chapter converted by jupytext into a scratch folder, for nbval (never next to the .md).
 nbval-notebooks: $(STAMP)
@@ -33,7 +33,7 @@ nbval-notebooks: $(STAMP)
 
 # All tests: the book build, nclib's unit tests, the rendered-page check and every chapter under nbval.
 test: $(STAMP) browser book nbval-notebooks
-	MPLBACKEND=agg $(PY) -m pytest tests _build/nbval --nbval-lax -p no:cacheprovider
+	$(PY) -m pytest tests _build/nbval --nbval-lax -p no:cacheprovider
 
 clean:
 	rm -rf _build

@@ -17,6 +17,8 @@ import nclib
 
 HTML = nclib.ROOT / "_build" / "html"
 PAGES = ["book/setting.html", "book/intro.html"]
+#: Pages whose figures must be in the built HTML (a wrong matplotlib backend silently drops them).
+FIGURE_PAGES = ["book/setting.html"]
 
 
 def _chromium():
@@ -62,3 +64,14 @@ def test_math_is_typeset_offline(name):
     text = re.sub(r"<[^>]+>", " ", text)
     leftovers = re.findall(r"\\\(|\\\[|\$\$", text)
     assert not leftovers, f"raw TeX delimiters left in {name}: {leftovers[:5]}"
+
+
+@pytest.mark.parametrize("name", FIGURE_PAGES)
+def test_figures_are_in_the_pages(name):
+    page = HTML / name
+    if not page.exists():
+        pytest.fail(f"{page} was not built: run `make book` first (`make test` does)")
+    images = re.findall(r'<img[^>]+src="([^"]+)"', page.read_text())
+    assert images, f"no figure rendered in {name}"
+    for src in images:
+        assert (page.parent / src).is_file(), f"{name} links a missing image {src}"
