@@ -187,6 +187,24 @@ def _mode_products(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: 
     return s
 
 
+def mode_strengths(kappa, N, lam_W, lam_H, L=1) -> np.ndarray:
+    """The singular values s_k of W_L...W_1 H-bar D at the global minimizer, one per singular value
+    kappa_k of M (Theorems 4.1-4.3): (kappa - N sqrt(lam_W lam_H))_+ for L = 1, kappa x^L/(1 + x^L)
+    with x the minimizer of Lemma A.2 for L >= 2 (0 for a collapsed mode).
+
+    Vectorised over ``kappa`` for the plots against lambda in :ref:`ch-thm41`, :ref:`ch-thm42` and
+    :ref:`ch-thm43` (hidden widths >= K).
+    """
+    L = _checks.positive_int(L, "L")
+    lam = _checks.layer_lambdas(lam_W, L, "lam_W")
+    lam_H = _checks.positive_float(lam_H, "lam_H")
+    N = _checks.positive_int(N, "N")
+    kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
+    if kappa.ndim != 1 or np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
+        raise ValueError("kappa must be a 1-D array of finite non-negative singular values")
+    return _mode_products(kappa, N, lam, lam_H, L)
+
+
 def _mode_factors(s: np.ndarray, lam: np.ndarray, lam_H: float):
     """Balanced factors of a singular value s over L weight layers and E (AM-GM equality case).
 
@@ -320,25 +338,26 @@ def global_minimizer(n, lam_W, lam_H, L=1, bias=True, d=None) -> Minimizer:
 # --------------------------------------------------------------------------------------------
 
 def nuclear_factorization(Z, alpha: float = 1.0):
-    """The minimizing factorization Z = W H of Lemma A.1 (corrected form, see :ref:`ch-errata-theory`).
+    """The minimizing factorization Z = W H of Lemma A.1 in its corrected form (erratum T3).
 
-    ||Z||_* = min_{Z = W H} 1/(2 sqrt(alpha)) (||W||_F^2 + alpha ||H||_F^2), attained at
-    W = alpha^(1/4) U Sigma^(1/2), H = alpha^(-1/4) Sigma^(1/2) V^T (thin SVD Z = U Sigma V^T).
+    ||Z||_* = min_{Z = W H} 1/2 (||W||_F^2 / alpha + alpha ||H||_F^2), attained at
+    W = alpha^(1/2) U Sigma^(1/2), H = alpha^(-1/2) Sigma^(1/2) V^T (thin SVD Z = U Sigma V^T; any
+    W R, R^T H with R orthonormal too). The paper prints the exponents of alpha the other way round.
     Returns (W, H). Used in :ref:`ch-lemma-a1`.
     """
     Z = _checks.matrix(Z, "Z")
     alpha = _checks.positive_float(alpha, "alpha")
     U, sig, Vt = np.linalg.svd(Z, full_matrices=False)
     root = np.sqrt(sig)
-    return alpha ** 0.25 * U * root[None, :], alpha ** -0.25 * root[:, None] * Vt
+    return alpha ** 0.5 * U * root[None, :], alpha ** -0.5 * root[:, None] * Vt
 
 
 def nuclear_variational_value(W, H, alpha: float = 1.0) -> float:
-    """The variational objective 1/(2 sqrt(alpha)) (||W||_F^2 + alpha ||H||_F^2) of Lemma A.1.
+    """The variational objective 1/2 (||W||_F^2 / alpha + alpha ||H||_F^2) of Lemma A.1.
 
     Never below ||W H||_* (Lemma A.1). Used in :ref:`ch-lemma-a1`.
     """
     W = _checks.matrix(W, "W")
     H = _checks.matrix(H, "H", (W.shape[1], None))
     alpha = _checks.positive_float(alpha, "alpha")
-    return float((np.sum(W * W) + alpha * np.sum(H * H)) / (2 * np.sqrt(alpha)))
+    return float(0.5 * (np.sum(W * W) / alpha + alpha * np.sum(H * H)))
