@@ -1,0 +1,634 @@
+"""Figures 1-4 of Section 5 and Appendix C: their run configurations, the committed runs, theory and tables.
+
+The paper's Figures 1-4 plot NC1, NC2^W, NC2^H, NC2^{WH}, NC3 and the training accuracy against epochs
+for a 6-layer MLP backbone and an L-layer linear head (L = 1, 3, 6) trained on objective (4.3):
+
+========  =====================================  ============  ==========================
+figure    data                                   bias          chapter
+========  =====================================  ============  ==========================
+1         CIFAR-10, 500,500,400,...,100,100      with bias     :ref:`ch-fig1`
+2         EMNIST letters, 1 x 1500, 5 x 600,     with bias     :ref:`ch-fig2`
+          20 x 50
+3         CIFAR-10                               bias-free     :ref:`ch-fig3`
+4         EMNIST letters                         bias-free     :ref:`ch-fig4`
+========  =====================================  ============  ==========================
+
+This module holds (i) the configuration of each figure at two scales: ``"paper"`` (Section 5: 12,000
+epochs, width 2048, batch size 128, Adam at 1e-4; the decays and the schedule are the documented defaults
+of ``nclib.train.DEFAULTS``) and ``"cpu-scale"`` (class counts divided by 10, width 256, 1,000 epochs,
+Adam at 1e-3: small enough for a 2-core CPU, **not** the paper's settings); (ii) the papermill parameters of
+the training notebook (:ref:`ch-train`) for a figure, as a function and as a command line
+(``python -m nclib.figures params 1 --scale paper``); (iii) readers of the committed run folders
+(``results/figures/<scale>/fig<k>/fig<k>-L<L>/``), the checks that a committed run is the figure's
+configuration and complete, the theory a run can be compared with (the surviving modes and the global
+minimum of Theorems 4.1-4.3 at the run's own lambdas, b* = n/N), and the comparison tables of the figure
+chapters and of :ref:`ch-figures-summary`.
+
+EMNIST letters cannot be downloaded here; Figures 2 and 4 run on the ``letters-synthetic`` stand-in with
+the same class-count profile (:data:`nclib.data.LETTERS_SYNTHETIC_LABEL`), and every label says so.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+from typing import Mapping
+
+import numpy as np
+
+from . import ROOT, _checks, data, imbalance, ufm
+
+#: The folder holding the committed figure runs, one subfolder per scale.
+RESULTS = ROOT / "results" / "figures"
+#: The folder of the committed executed notebooks (``<scale>/fig<k>.run.ipynb``).
+NOTEBOOKS = ROOT / "book" / "figures"
+#: The head depths of every figure (Section 5).
+L_VALUES = (1, 3, 6)
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """One of the paper's Figures 1-4: which data, which bias case, what the paper's caption says."""
+
+    number: int
+    dataset: str  # an nclib.data dataset name
+    preset: str  # the class-count profile (nclib.imbalance.PROFILES)
+    bias: bool
+    paper_data: str  # the data the paper used
+    caption: str  # the paper's caption, de-OCR'd
+
+
+FIGURES: dict[int, Figure] = {
+    1: Figure(1, "cifar10", "cifar10", True, "CIFAR-10",
+              "Bias Case: The performance of the NC metrics and training accuracy versus epoch with a 6-layer "
+              "MLP backbone on an imbalanced subset of CIFAR10 for L-extended unconstrained feature model with "
+              "L = 1, 3, 6."),
+    2: Figure(2, "letters-synthetic", "emnist-letters", True, "EMNIST letters",
+              "Base case: The performance of the NC metrics and training accuracy versus epoch with a 6-layer "
+              "MLP backbone on an imbalanced subset of EMNIST for L-extended unconstrained feature model with "
+              "L = 1, 3, 6."),
+    3: Figure(3, "cifar10", "cifar10", False, "CIFAR-10",
+              "Bias-free case: The performance of the NC metrics and training accuracy versus epoch with a "
+              "6-layer MLP backbone on an imbalanced subset of CIFAR10 for L-extended unconstrained feature "
+              "model with L = 1, 3, 6."),
+    4: Figure(4, "letters-synthetic", "emnist-letters", False, "EMNIST letters",
+              "Bias-free case: The performance of the NC metrics and training accuracy versus epoch with a "
+              "6-layer MLP backbone on an imbalanced subset of EMNIST for L-extended unconstrained feature "
+              "model with L = 1, 3, 6."),
+}
+
+#: What each scale changes. ``divisor`` divides the paper's class counts; the rest are notebook parameters.
+#: "paper": Section 5 (12,000 epochs, width 2048, batch size 128, Adam lr 1e-4) with the documented defaults
+#: of the closest public code for what the paper leaves out (decays 1e-5, lr x0.1 at epoch 6000, metrics every
+#: 100 epochs). "cpu-scale": what two shared CPU cores can do in minutes; NOT the paper's settings.
+SCALES: dict[str, dict] = {
+    "paper": dict(divisor=1, width=2048, depth=6, epochs=12000, batch_size=128, lr=1e-4, lr_milestones=[6000],
+                  lr_gamma=0.1, lam_W=1e-5, lam_H=1e-5, metric_every=100),
+    "cpu-scale": dict(divisor=10, width=256, depth=6, epochs=1000, batch_size=128, lr=1e-3, lr_milestones=[500],
+                      lr_gamma=0.1, lam_W=1e-5, lam_H=1e-5, metric_every=20),
+}
+#: The results folder of each scale's runs (GPU runs at the paper's settings go to "gpu").
+SCALE_FOLDERS = {"paper": "gpu", "cpu-scale": "cpu-scale"}
+#: Human-readable scale labels, used in legends, tables and prose.
+SCALE_LABELS = {"gpu": "GPU runs at the paper's settings", "cpu-scale": "CPU-scale runs (not the paper's settings)"}
+
+HISTORY_KEYS = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc")
+
+
+def _figure(fig) -> Figure:
+    if isinstance(fig, Figure):
+        return fig
+    if isinstance(fig, (bool, np.bool_)) or not isinstance(fig, (int, np.integer)) or int(fig) not in FIGURES:
+        raise ValueError(f"fig must be one of {sorted(FIGURES)} (the paper's Figures 1-4), got {fig!r}")
+    return FIGURES[int(fig)]
+
+
+def _scale(scale: str) -> dict:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
+    return SCALES[scale]
+
+
+def figure_counts(fig, scale: str = "paper") -> list[int]:
+    """The class counts of a figure's run, class k getting entry k (Section 5's profiles).
+
+    The paper's profile (``nclib.imbalance.PROFILES``) in the reference code's class order
+    (:func:`nclib.data.preset_counts`), divided by the scale's divisor (``"cpu-scale"``: 10).
+    Used by :func:`figure_parameters` and the chapters :ref:`ch-fig1` to :ref:`ch-fig4`.
+    """
+    f, s = _figure(fig), _scale(scale)
+    n = data.preset_counts(f.preset, "reference")
+    if np.any(n % s["divisor"]):
+        raise ValueError(f"scale {scale!r} divides the counts by {s['divisor']}, which does not divide {n.tolist()}")
+    return (n // s["divisor"]).astype(int).tolist()
+
+
+def figure_parameters(fig, scale: str = "paper", **overrides) -> dict:
+    """The papermill parameters of the training notebook (:ref:`ch-train`) that run one figure.
+
+    ``scale``: ``"paper"`` (Section 5) or ``"cpu-scale"`` (:data:`SCALES`). ``overrides`` replace any
+    parameter (e.g. ``epochs`` when a GPU budget cannot fit 12,000, ``data_path``, ``device``); an unknown
+    name raises ValueError. The run folders are ``<out_dir>/fig<k>-L<L>``. Used by
+    ``scripts/gpu_figures.sh``, the CPU-scale runs of ``results/README.md`` and the figure chapters.
+    """
+    f, s = _figure(fig), _scale(scale)
+    p = dict(smoke=False, dataset=f.dataset, data_path=None, counts=figure_counts(f, scale),
+             class_order="reference", bias=f.bias, L_values=list(L_VALUES), epochs=s["epochs"],
+             batch_size=s["batch_size"], lam_W=s["lam_W"], lam_H=s["lam_H"], lam_backbone=0.0, lr=s["lr"],
+             lr_milestones=list(s["lr_milestones"]), lr_gamma=s["lr_gamma"], width=s["width"], depth=s["depth"],
+             init="reference", seed=0, device="auto", precision="fp32", cuda_graph="auto",
+             metric_every=s["metric_every"], out_dir=str(RESULTS / SCALE_FOLDERS[scale] / f"fig{f.number}"),
+             run_tag=f"fig{f.number}", progress=True)
+    unknown = set(overrides) - set(p)
+    if unknown:
+        raise ValueError(f"unknown notebook parameter(s) {sorted(unknown)}; known: {sorted(p)}")
+    p.update(overrides)
+    if "epochs" in overrides:
+        p["epochs"] = _checks.positive_int(p["epochs"], "epochs")
+    return p
+
+
+
+def train_kwargs(params: Mapping, L: int) -> dict:
+    """The ``nclib.train.run`` keyword arguments of one run (head depth ``L``) of a figure's notebook parameters.
+
+    The same mapping as the training notebook (:ref:`ch-train`): ``L_values`` gives one run per L named
+    ``<run_tag>-L<L>``; ``smoke`` must be False. Used by ``tests/test_figures.py`` to make run folders
+    without a notebook.
+    """
+    if params.get("smoke"):
+        raise ValueError("params['smoke'] must be False: a smoke run replaces the figure's data and network")
+    L = _checks.positive_int(L, "L")
+    skip = {"smoke", "L_values", "run_tag"}
+    kw = {k: v for k, v in params.items() if k not in skip}
+    return dict(kw, L=L, run_name=f"{params['run_tag']}-L{L}", overwrite=True)
+
+
+# --------------------------------------------------------------------------------------------- reading runs
+
+@dataclasses.dataclass
+class Run:
+    """One committed run folder: ``params.json``, ``history.csv`` (as arrays) and ``provenance.json``."""
+
+    path: pathlib.Path
+    params: dict
+    history: dict
+    provenance: dict
+
+    @property
+    def L(self) -> int:
+        return int(self.params["L"])
+
+
+def preferred_scale(fig, root=None) -> str:
+    """``"gpu"`` when ``results/figures/gpu/fig<k>/`` holds the three finished runs of Figure ``fig``, else
+    ``"cpu-scale"``.
+
+    Each figure chapter sets ``SCALE = nclib.figures.preferred_scale(FIG)``: committing a figure's GPU runs
+    switches its chapter to them with no edit (one line to change to force a scale). Runs whose provenance
+    does not say ``finished`` (a run stopped by the time budget) do not count. Used by :ref:`ch-fig1` to
+    :ref:`ch-fig4` and :ref:`ch-figures-summary`.
+    """
+    f = _figure(fig)
+    paths = run_folders(f, "gpu", root)
+    finished = [p for p in paths if (p / "provenance.json").is_file()
+                and json.loads((p / "provenance.json").read_text()).get("status") == "finished"]
+    return "gpu" if len(finished) == len(L_VALUES) else "cpu-scale"
+
+
+def run_folders(fig, scale_folder: str = "cpu-scale", root=None) -> list[pathlib.Path]:
+    """The run folders of one figure (``<root>/<scale_folder>/fig<k>/fig<k>-L*``), sorted by L."""
+    f = _figure(fig)
+    root = RESULTS if root is None else pathlib.Path(root)
+    base = root / scale_folder / f"fig{f.number}"
+    found = [p for p in base.glob(f"fig{f.number}-L*") if (p / "params.json").is_file()]
+    return sorted(found, key=lambda p: int(json.loads((p / "params.json").read_text())["L"]))
+
+
+def load_figure(fig, scale_folder: str = "cpu-scale", root=None) -> dict[int, Run]:
+    """{L: Run} of one figure's committed runs (read with ``nclib.train.load_run``).
+
+    Raises ValueError when the folder holds no runs or two runs with the same L. Used by the figure
+    chapters :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary`.
+    """
+    from . import train
+
+    f = _figure(fig)
+    paths = run_folders(f, scale_folder, root)
+    if not paths:
+        where = (RESULTS if root is None else pathlib.Path(root)) / scale_folder / f"fig{f.number}"
+        raise ValueError(f"scale_folder {scale_folder!r} has no runs of Figure {f.number} under {str(where)!r}")
+    out: dict[int, Run] = {}
+    for path in paths:
+        params, history, prov = train.load_run(path)
+        run = Run(path, params, history, prov)
+        if run.L in out:
+            raise ValueError(f"Figure {f.number} has two runs with L={run.L}: {out[run.L].path} and {path}")
+        out[run.L] = run
+    return out
+
+
+def as_plot_runs(runs: Mapping[int, Run]) -> dict:
+    """{L: (params, history)}, the form ``nclib.plotting.collapse_panels`` draws."""
+    return {L: (r.params, r.history) for L, r in sorted(runs.items())}
+
+
+
+def run_counts(params: Mapping) -> np.ndarray:
+    """The class counts n of a run (class k has n[k] samples) from its ``params.json``.
+
+    ``counts`` is a list, a preset name (:func:`nclib.data.preset_counts` with the run's ``class_order``) or
+    None (the dataset's own preset, as :func:`nclib.data.load` fills it in).
+    """
+    c = params.get("counts")
+    if c is None:
+        preset = {"cifar10": "cifar10", "emnist-letters": "emnist-letters",
+                  "letters-synthetic": "emnist-letters"}.get(params.get("dataset"))
+        if preset is None:
+            raise ValueError(f"params has counts=None and dataset {params.get('dataset')!r} has no preset")
+        c = preset
+    if isinstance(c, str):
+        return data.preset_counts(c, params.get("class_order", "reference"))
+    return _checks.counts(c, "counts")
+
+
+# --------------------------------------------------------------------------------------------- theory
+
+@dataclasses.dataclass(frozen=True)
+class RunTheory:
+    """What Theorems 4.1-4.3 predict for a run's own problem (counts n, lambdas, L, bias).
+
+    ``kappa``: singular values of M (Y-bar with a bias, D = diag(sqrt n) without); ``s_product``: the
+    singular values of P = W_L ... W_1 at every global minimizer (0 = a collapsed mode); ``alive``: the
+    number of nonzero modes; ``minimum``: the global minimum of (4.3) over free features (a lower bound of
+    the run's objective whenever every hidden width is >= K); ``b_star``: n/N (bias case, Theorems 4.2/4.3)
+    or None.
+    """
+
+    n: np.ndarray
+    L: int
+    bias: bool
+    lam_W: object
+    lam_H: float
+    kappa: np.ndarray
+    s_product: np.ndarray
+    alive: int
+    minimum: float
+    b_star: np.ndarray | None
+
+    @property
+    def N(self) -> int:
+        return int(self.n.sum())
+
+    @property
+    def K(self) -> int:
+        return int(self.n.size)
+
+
+def run_theory(params: Mapping) -> RunTheory:
+    """The predictions of Theorems 4.1-4.3 (``nclib.ufm.structure`` and ``minimum_value``) at a run's settings.
+
+    Uses the run's counts (:func:`run_counts`), ``lam_W`` (one number or L), ``lam_H``, ``L`` and ``bias``
+    from its ``params.json``. Raises ValueError when a decay is 0 (the theorems then have no minimizer).
+    Used by the figure chapters :ref:`ch-fig1` to :ref:`ch-fig4`.
+    """
+    n = run_counts(params)
+    L = _checks.positive_int(int(params["L"]), "L")
+    bias = params.get("bias")
+    if not isinstance(bias, bool):
+        raise ValueError(f"params['bias'] must be True or False, got {bias!r}")
+    lam_W = params["lam_W"]
+    lam_H = _checks.positive_float(params["lam_H"], "lam_H")
+    _checks.layer_lambdas(lam_W, L, "lam_W", positive=True)
+    st = ufm.structure(n, lam_W, lam_H, L, bias)
+    alive = int(np.count_nonzero(st.s_product > 0))
+    minimum = ufm.minimum_value(n, lam_W, lam_H, L, bias)
+    b_star = n / n.sum() if bias else None
+    return RunTheory(n=n, L=L, bias=bias, lam_W=lam_W, lam_H=lam_H, kappa=st.kappa, s_product=st.s_product,
+                     alive=alive, minimum=float(minimum), b_star=b_star)
+
+
+# --------------------------------------------------------------------------------------------- checks
+
+#: The parameters a committed run must share with its figure's configuration (``epochs`` may be lower on a
+#: GPU whose time budget cannot fit the paper's 12,000; it is reported, never hidden).
+CONFIG_KEYS = ("dataset", "bias", "width", "depth", "batch_size", "lr", "lr_milestones", "lr_gamma", "lam_W",
+               "lam_H", "lam_backbone", "init", "seed", "class_order")
+
+
+def check_figure(runs: Mapping[int, Run], fig, scale: str) -> dict:
+    """Check that committed runs are the figure's configuration and complete; raise ValueError if not.
+
+    For every run: its parameters equal :func:`figure_parameters` (``fig``, ``scale``) on
+    :data:`CONFIG_KEYS` and the class counts, its ``epochs`` is at most the scale's and at least one
+    metric interval, its history holds epoch 0, every ``metric_every``-th epoch and the last one with
+    finite metrics, and its provenance says ``finished``. The runs must be exactly L = 1, 3, 6.
+    Returns ``{"epochs": {L: epochs}, "complete": True}``. Used by the figure chapters.
+    """
+    f = _figure(fig)
+    cfg = figure_parameters(f, scale)
+    problems = []
+    if sorted(runs) != list(L_VALUES):
+        problems.append(f"runs have L = {sorted(runs)}, expected {list(L_VALUES)}")
+    epochs = {}
+    for L, run in sorted(runs.items()):
+        p = run.params
+        for k in CONFIG_KEYS:
+            want, got = cfg.get(k, None), p.get(k, None)
+            if k == "lam_backbone" and want is None:
+                continue
+            if isinstance(want, float) or isinstance(got, float):
+                same = got is not None and want is not None and math.isclose(float(got), float(want), rel_tol=1e-12)
+            else:
+                same = got == want
+            if not same:
+                problems.append(f"L={L}: {k} = {got!r}, the figure's configuration has {want!r}")
+        if run_counts(p).tolist() != list(cfg["counts"]):
+            problems.append(f"L={L}: counts {run_counts(p).tolist()} differ from {cfg['counts']}")
+        E, m = int(p["epochs"]), int(p["metric_every"])
+        epochs[L] = E
+        if E > cfg["epochs"] or E < m:
+            problems.append(f"L={L}: epochs = {E}, expected between {m} and {cfg['epochs']}")
+        expected = sorted({0, *range(m, E + 1, m), E})
+        got_epochs = run.history["epoch"].tolist()
+        if got_epochs != expected:
+            problems.append(f"L={L}: history holds {len(got_epochs)} metric epochs "
+                            f"({got_epochs[:2]}...{got_epochs[-1:]}), expected {len(expected)} up to {E}")
+        for k in ("objective", *HISTORY_KEYS):
+            if not np.all(np.isfinite(run.history[k])):
+                problems.append(f"L={L}: history column {k} is not finite everywhere")
+        if run.provenance.get("status") != "finished":
+            problems.append(f"L={L}: provenance status is {run.provenance.get('status')!r}, not 'finished'")
+    if problems:
+        raise ValueError(f"Figure {f.number} ({scale}) runs do not match its configuration: " + "; ".join(problems))
+    return {"epochs": epochs, "complete": True}
+
+
+# --------------------------------------------------------------------------------------------- tables
+
+def first_epoch(history: Mapping, key: str, threshold: float, above: bool = True) -> int | None:
+    """The first recorded epoch at which ``history[key] >= threshold`` (``above``) or ``<= threshold``.
+
+    None when it never happens. Resolution: the run's ``metric_every``. Used for "the first epoch at which
+    the training accuracy reaches 100 %" in the figure chapters.
+    """
+    if key not in history:
+        raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
+    y = np.asarray(history[key], dtype=float)
+    hit = np.flatnonzero(y >= threshold) if above else np.flatnonzero(y <= threshold)
+    return int(history["epoch"][hit[0]]) if hit.size else None
+
+
+def final_rows(runs: Mapping[int, Run]) -> list[dict]:
+    """One row per run (sorted by L) of the comparison tables of the figure chapters.
+
+    Keys: ``L``, ``epochs``, the final ``nc1`` .. ``nc3`` and ``train_acc``, ``acc100_epoch`` (first
+    recorded epoch with 100 % training accuracy, None if never), ``nc1_drop`` (NC1 at epoch 0 over the
+    final NC1), ``bias_error`` (final ||b - n/N||, NaN bias-free), ``global_mean_norm``, ``objective``,
+    ``minimum`` and ``gap`` (objective - global minimum of (4.3), :func:`run_theory`), ``alive`` (modes
+    that survive at the run's lambdas), ``wall_time_s``, ``device`` (the provenance's device name) and
+    ``steps_per_s``. Used by :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary`.
+    """
+    rows = []
+    for L, run in sorted(runs.items()):
+        h, th = run.history, run_theory(run.params)
+        rows.append(dict(
+            L=L, epochs=int(h["epoch"][-1]),
+            **{k: float(h[k][-1]) for k in HISTORY_KEYS},
+            acc100_epoch=first_epoch(h, "train_acc", 1.0),
+            nc1_drop=float(h["nc1"][0] / h["nc1"][-1]),
+            bias_error=float(h["bias_error"][-1]), bias_error_0=float(h["bias_error"][0]),
+            global_mean_norm=float(h["global_mean_norm"][-1]),
+            objective=float(h["objective"][-1]), minimum=th.minimum, gap=float(h["objective"][-1] - th.minimum),
+            alive=th.alive, K=th.K,
+            wall_time_s=float(run.provenance.get("wall_time_s", float("nan"))),
+            device=str(run.provenance.get("device_name", run.provenance.get("device", "?"))),
+            steps_per_s=float(run.provenance.get("steps_per_s") or float("nan"))))
+    return rows
+
+
+def order_by(rows: list[dict], key: str) -> list[int]:
+    """The head depths L of ``rows`` sorted by ``key`` (smallest first; None/NaN last)."""
+    def value(r):
+        v = r[key]
+        return (1, 0.0) if v is None or (isinstance(v, float) and math.isnan(v)) else (0, float(v))
+    if rows and key not in rows[0]:
+        raise ValueError(f"key {key!r} is not a column of rows; columns: {sorted(rows[0])}")
+    return [r["L"] for r in sorted(rows, key=value)]
+
+
+# --------------------------------------------------------------------------------------------- figures
+
+def figure_legend(runs: Mapping[int, Run], scale_folder: str) -> str:
+    """The legend title of a figure: the data (stand-in named as such), the bias case, the scale, the epochs."""
+    from . import plotting
+
+    first = next(iter(runs.values())).params
+    epochs = sorted({int(r.params["epochs"]) for r in runs.values()})
+    ep = "/".join(f"{e:,}" for e in epochs)
+    scale = "CPU-scale, not the paper's settings" if scale_folder == "cpu-scale" else "GPU, paper's settings"
+    return (f"{plotting.dataset_label(first)}, {'with bias' if first.get('bias', True) else 'bias-free'}\n"
+            f"{scale}, {ep} epochs")
+
+
+def draw_panels(runs: Mapping[int, Run], scale_folder: str = "cpu-scale"):
+    """The six paper-style panels of Figures 1-4 from committed runs, with the theory's targets marked.
+
+    Draws with ``nclib.plotting.collapse_panels``; on each NC panel a note says its target is 0 (the
+    corrected metrics of :ref:`ch-metrics` vanish exactly at every global minimizer of Theorems 4.1-4.3),
+    and the accuracy panel marks 100 %. Returns the Figure. Used by :ref:`ch-fig1` to :ref:`ch-fig4`.
+    """
+    from . import plotting
+
+    if not runs:
+        raise ValueError("runs must hold at least one run")
+    fig = plotting.collapse_panels(as_plot_runs(runs), legend_title=figure_legend(runs, scale_folder))
+    axes = fig.axes[:6]
+    for ax in axes[:5]:
+        ax.text(0.98, 0.96, "target: 0 (Thm 4.3)", transform=ax.transAxes, ha="right", va="top",
+                fontsize="x-small", color="0.35")
+    axes[5].axhline(1.0, color="0.5", ls="--", lw=0.8)
+    return fig
+
+
+def draw_theory(runs: Mapping[int, Run]):
+    """Three panels comparing a figure's runs with the theory at their own lambdas.
+
+    (a) the objective (4.3) minus its global minimum over free features (:func:`run_theory`), which
+    Theorems 4.1-4.3 say is >= 0 and 0 only at the minimizer; (b) with a bias, ||b - n/N|| and the global
+    feature-mean norm, both 0 at every minimizer (b* = n/N, eq. (B.5)-(B.7)); bias-free, the global
+    feature-mean norm (no prediction); (c) the predicted singular values of P = W_L ... W_1 at the
+    minimizer, one series per L (0 = a collapsed mode). Returns the Figure. Used by the figure chapters.
+    """
+    import matplotlib.pyplot as plt
+
+    if not runs:
+        raise ValueError("runs must hold at least one run")
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), constrained_layout=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    bias = bool(next(iter(runs.values())).params["bias"])
+    for (L, run), c in zip(sorted(runs.items()), colors):
+        h, th = run.history, run_theory(run.params)
+        gap = np.asarray(h["objective"]) - th.minimum
+        keep = gap > 0
+        axes[0].plot(h["epoch"][keep], gap[keep], color=c, label=f"L = {L}")
+        if bias:
+            axes[1].plot(h["epoch"], h["bias_error"], color=c, label=f"$\\|b - n/N\\|$, L = {L}")
+        axes[1].plot(h["epoch"], h["global_mean_norm"], color=c, ls=":", label=f"$\\|h_G\\|$, L = {L}")
+        k = np.arange(1, th.K + 1)
+        axes[2].plot(k, th.s_product, color=c, marker="o", ms=3, lw=0.8, label=f"L = {L} ({th.alive} of {th.K} alive)")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("objective (4.3) $-$ global minimum")
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("distance to the minimizer's value (target 0)" if bias else "global feature-mean norm")
+    axes[2].set_xlabel("mode i (singular values of M, descending)")
+    axes[2].set_ylabel("predicted singular value of $W_L\\cdots W_1$")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small")
+    return fig
+
+
+
+# --------------------------------------------------------------------------------------------- the engine benchmark
+
+#: Where the engine benchmark's committed outputs live (``benchmarks/bench_train.py``).
+BENCHMARKS = ROOT / "benchmarks" / "results"
+
+
+def read_benchmark(path) -> dict:
+    """The numbers of one committed output of ``benchmarks/bench_train.py`` (e.g. ``bench_train_cpu.txt``).
+
+    Returns ``command`` (the first line, without ``$``), ``device``, ``problem``, ``plain`` and ``engine``
+    (steps per second of the plain PyTorch loop and of nclib.train) and ``ratio`` (their quotient as
+    printed). Raises ValueError naming the file when a line is missing. Used by :ref:`ch-figures-summary`.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} is not a file")
+    lines = path.read_text().splitlines()
+    out: dict = {"command": lines[0].lstrip("$ ").strip() if lines and lines[0].startswith("$") else None}
+    for line in lines:
+        key, _, rest = line.partition("  ")
+        key, rest = key.strip(), rest.strip()
+        if key in ("device", "problem", "precision"):
+            out[key] = rest
+        elif key in ("plain loop", "nclib.train"):
+            out["plain" if key == "plain loop" else "engine"] = float(rest.split()[0])
+        elif key == "ratio":
+            out["ratio"] = float(rest.split()[0])
+    missing = [k for k in ("device", "plain", "engine", "ratio") if k not in out]
+    if missing:
+        raise ValueError(f"path {str(path)!r} is not a bench_train output: no {', '.join(missing)} line")
+    return out
+
+
+# --------------------------------------------------------------------------------------------- executed notebooks
+
+def notebook_path(fig, scale_folder: str = "cpu-scale") -> pathlib.Path:
+    """Where the executed training notebook of a figure's runs is committed: ``book/figures/<scale>/fig<k>.run.ipynb``.
+
+    The ``*.run.ipynb`` name keeps the book build from re-executing it (``_config.yml``).
+    """
+    f = _figure(fig)
+    if scale_folder not in SCALE_LABELS:
+        raise ValueError(f"scale_folder must be one of {sorted(SCALE_LABELS)}, got {scale_folder!r}")
+    return NOTEBOOKS / scale_folder / f"fig{f.number}.run.ipynb"
+
+
+def run_label(fig, scale_folder: str) -> str:
+    """The target of an executed figure notebook in the book, e.g. ``run-fig1-cpu-scale``."""
+    f = _figure(fig)
+    if scale_folder not in SCALE_LABELS:
+        raise ValueError(f"scale_folder must be one of {sorted(SCALE_LABELS)}, got {scale_folder!r}")
+    return f"run-fig{f.number}-{scale_folder}"
+
+
+def relabel_notebook(path, fig, scale_folder: str) -> pathlib.Path:
+    """Give an executed copy of the training notebook (:ref:`ch-train`) its own title and target.
+
+    Every executed copy would otherwise repeat the ``(ch-train)=`` target and the title of the training
+    chapter (duplicate labels in the book). Only markdown is changed: the target becomes
+    :func:`run_label`, the title names the figure and the scale, and a note after the title says what the
+    notebook is. Code cells and their outputs are left exactly as papermill wrote them. Used by
+    ``scripts/gpu_run_figure.sh`` (GPU and CPU-scale runs alike).
+    """
+    path = pathlib.Path(path)
+    f = _figure(fig)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} is not a file")
+    nb = json.loads(path.read_text())
+    label = run_label(f, scale_folder)
+    title = f"Figure {f.number}: the executed training notebook ({SCALE_LABELS[scale_folder]})"
+    note = (f"This is the training notebook of {{ref}}`ch-train` as papermill executed it for Figure {f.number} "
+            f"({f.paper_data if f.dataset == 'cifar10' else data.LETTERS_SYNTHETIC_LABEL}, "
+            f"{'with bias' if f.bias else 'bias-free'}), shown with its outputs and never re-executed by the "
+            f"book build. Its parameters are in the cell tagged `injected-parameters`; the chapter "
+            f"{{ref}}`ch-fig{f.number}` draws and discusses the runs it wrote.")
+    done = False
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if "(ch-train)=" in text:
+            lines = text.split("\n")
+            out = []
+            for line in lines:
+                if line.strip() == "(ch-train)=":
+                    out.append(f"({label})=")
+                elif line.startswith("# ") and not done:
+                    out.extend([f"# {title}", "", note])
+                    done = True
+                else:
+                    out.append(line)
+            cell["source"] = "\n".join(out)
+    if not done:
+        raise ValueError(f"path {str(path)!r} is not an executed training notebook (no '(ch-train)=' title cell)")
+    text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------- command line
+
+def main(argv=None) -> int:
+    """``python -m nclib.figures params FIG [--scale S] [--set NAME=VALUE ...]``: print a figure's notebook
+    parameters as JSON (valid YAML, for ``papermill -f``); ``... relabel NOTEBOOK FIG SCALE_FOLDER``: give an
+    executed training notebook its own title and target (:func:`relabel_notebook`)."""
+    ap = argparse.ArgumentParser(prog="python -m nclib.figures", description=main.__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    pp = sub.add_parser("params", help="print the papermill parameters of one figure as JSON")
+    pp.add_argument("fig", type=int)
+    pp.add_argument("--scale", default="paper", choices=sorted(SCALES))
+    pp.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override one parameter; VALUE is read as JSON when it parses, else as a string")
+    rp = sub.add_parser("relabel", help="retitle an executed training notebook for the book")
+    rp.add_argument("notebook", type=pathlib.Path)
+    rp.add_argument("fig", type=int)
+    rp.add_argument("scale_folder", choices=sorted(SCALE_LABELS))
+    args = ap.parse_args(argv)
+    if args.command == "params":
+        overrides = {}
+        for item in args.set:
+            if "=" not in item:
+                raise SystemExit(f"--set takes NAME=VALUE, got {item!r}")
+            name, value = item.split("=", 1)
+            try:
+                overrides[name] = json.loads(value)
+            except json.JSONDecodeError:
+                overrides[name] = value
+        print(json.dumps(figure_parameters(args.fig, args.scale, **overrides), indent=1))
+    else:
+        relabel_notebook(args.notebook, args.fig, args.scale_folder)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

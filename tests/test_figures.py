@@ -1,0 +1,252 @@
+"""Tests of nclib.figures on small run folders made here with a tiny nclib.train.run (seconds in all)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import nclib.data  # noqa: E402
+import nclib.figures as figures  # noqa: E402
+import nclib.imbalance  # noqa: E402
+import nclib.train  # noqa: E402
+import nclib.ufm  # noqa: E402
+
+#: A tiny scale: the paper's CIFAR-10 profile divided by 100 (1,1,2,2,...,5,5; N = 30), a small network.
+TINY = dict(divisor=100, width=32, depth=2, epochs=120, batch_size="full", lr=3e-3, lr_milestones=[80],
+            lr_gamma=0.1, lam_W=1e-3, lam_H=1e-3, metric_every=20)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Figure 1 and Figure 3 run folders at the tiny scale on a fake CIFAR-10 .npz (structured class signal)."""
+    root = tmp_path_factory.mktemp("figures")
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 6)
+    centers = rng.integers(40, 215, size=(10, 32, 32, 3))
+    x = np.clip(centers[y] + rng.normal(0, 20, size=(y.size, 32, 32, 3)), 0, 255).astype(np.uint8)
+    npz = root / "fake_cifar.npz"
+    np.savez(npz, x_train=x, y_train=y)
+    mp = pytest.MonkeyPatch()
+    mp.setitem(figures.SCALES, "tiny", TINY)
+    mp.setitem(figures.SCALE_FOLDERS, "tiny", "tiny")
+    for fig in (1, 3):
+        params = figures.figure_parameters(fig, "tiny", data_path=str(npz), progress=False,
+                                           out_dir=str(root / "tiny" / f"fig{fig}"))
+        for L in params["L_values"]:
+            nclib.train.run(**figures.train_kwargs(params, L))
+    yield root
+    mp.undo()
+
+
+@pytest.fixture()
+def tiny_scale(monkeypatch):
+    monkeypatch.setitem(figures.SCALES, "tiny", TINY)
+    monkeypatch.setitem(figures.SCALE_FOLDERS, "tiny", "tiny")
+
+
+# ------------------------------------------------------------------------------------------ configuration
+
+def test_paper_configuration_is_section_5():
+    for k, f in figures.FIGURES.items():
+        p = figures.figure_parameters(k, "paper")
+        assert (p["epochs"], p["width"], p["depth"], p["batch_size"], p["lr"]) == (12000, 2048, 6, 128, 1e-4)
+        assert p["L_values"] == [1, 3, 6] and p["bias"] == (k in (1, 2)) and p["smoke"] is False
+        n = np.array(p["counts"])
+        assert sorted(n.tolist()) == sorted(nclib.imbalance.class_counts(nclib.imbalance.PROFILES[f.preset]).tolist())
+    assert figures.FIGURES[2].dataset == figures.FIGURES[4].dataset == "letters-synthetic"
+    # the reference class order: CIFAR-10 ascending by class index, letters descending (a is the major class)
+    assert figures.figure_counts(1)[:2] == [100, 100] and figures.figure_counts(2)[0] == 1500
+
+
+def test_cpu_scale_divides_the_counts_by_ten():
+    for k in figures.FIGURES:
+        paper, cpu = np.array(figures.figure_counts(k, "paper")), np.array(figures.figure_counts(k, "cpu-scale"))
+        np.testing.assert_array_equal(paper, 10 * cpu)
+    p = figures.figure_parameters(3, "cpu-scale")
+    assert p["out_dir"].endswith("results/figures/cpu-scale/fig3") and p["run_tag"] == "fig3"
+    assert figures.figure_parameters(1, "paper")["out_dir"].endswith("results/figures/gpu/fig1")
+
+
+def test_bad_arguments_raise_value_errors():
+    with pytest.raises(ValueError, match="fig must be one of"):
+        figures.figure_parameters(5)
+    with pytest.raises(ValueError, match="fig must be one of"):
+        figures.figure_parameters(True)
+    with pytest.raises(ValueError, match="scale must be one of"):
+        figures.figure_parameters(1, "huge")
+    with pytest.raises(ValueError, match="unknown notebook parameter"):
+        figures.figure_parameters(1, "paper", epoch=10)
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        figures.figure_parameters(1, "paper", epochs=0)
+    with pytest.raises(ValueError, match="smoke"):
+        figures.train_kwargs(dict(figures.figure_parameters(1), smoke=True), 1)
+    with pytest.raises(ValueError, match="key 'acc'"):
+        figures.first_epoch({"epoch": np.arange(3)}, "acc", 1.0)
+    with pytest.raises(ValueError, match="scale_folder"):
+        figures.notebook_path(1, "paper")
+
+
+def test_command_line_prints_the_parameters(capsys):
+    assert figures.main(["params", "2", "--scale", "cpu-scale", "--set", "epochs=7", "--set", "device=cuda"]) == 0
+    p = json.loads(capsys.readouterr().out)
+    assert p == figures.figure_parameters(2, "cpu-scale", epochs=7, device="cuda")
+
+
+def test_train_kwargs_are_accepted_by_the_engine():
+    p = figures.figure_parameters(1, "paper", data_path=str(figures.ROOT))
+    kw = figures.train_kwargs(p, 6)
+    assert kw["L"] == 6 and kw["run_name"] == "fig1-L6"
+    checked = nclib.train.check_params(**kw)
+    assert checked["epochs"] == 12000 and checked["batch_size"] == 128
+
+
+# ------------------------------------------------------------------------------------------ committed runs
+
+def test_load_figure_reads_three_runs(tiny):
+    runs = figures.load_figure(1, "tiny", root=tiny)
+    assert sorted(runs) == [1, 3, 6]
+    for L, run in runs.items():
+        assert run.L == L and run.path.name == f"fig1-L{L}"
+        assert run.history["epoch"].tolist() == [0, 20, 40, 60, 80, 100, 120]
+    with pytest.raises(ValueError, match="has no runs of Figure 2"):
+        figures.load_figure(2, "tiny", root=tiny)
+
+
+def test_check_figure_accepts_the_configuration_and_rejects_changes(tiny, tiny_scale, tmp_path):
+    runs = figures.load_figure(1, "tiny", root=tiny)
+    assert figures.check_figure(runs, 1, "tiny") == {"epochs": {1: 120, 3: 120, 6: 120}, "complete": True}
+    with pytest.raises(ValueError, match="bias = True"):
+        figures.check_figure(runs, 3, "tiny")  # Figure 3 is bias-free
+    # a run with another learning rate, and a run whose history stops early, are both caught
+    bad = tmp_path / "tiny" / "fig1"
+    shutil.copytree(tiny / "tiny" / "fig1", bad)
+    p = json.loads((bad / "fig1-L3" / "params.json").read_text())
+    (bad / "fig1-L3" / "params.json").write_text(json.dumps(dict(p, lr=1e-4)))
+    lines = (bad / "fig1-L6" / "history.csv").read_text().splitlines()
+    (bad / "fig1-L6" / "history.csv").write_text("\n".join(lines[:-2]) + "\n")
+    with pytest.raises(ValueError, match=r"L=3: lr = 0.0001.*L=6: history holds 5 metric epochs"):
+        figures.check_figure(figures.load_figure(1, "tiny", root=tmp_path), 1, "tiny")
+
+
+def test_preferred_scale_switches_per_figure_when_its_gpu_runs_finished(tiny, tmp_path):
+    assert figures.preferred_scale(1, tmp_path) == "cpu-scale"
+    shutil.copytree(tiny / "tiny" / "fig3", tmp_path / "gpu" / "fig3")
+    assert figures.preferred_scale(3, tmp_path) == "gpu"
+    assert figures.preferred_scale(1, tmp_path) == "cpu-scale"
+    # a run stopped by the time budget ("failed" in its provenance) keeps the figure on the CPU-scale runs
+    prov = tmp_path / "gpu" / "fig3" / "fig3-L6" / "provenance.json"
+    prov.write_text(json.dumps(dict(json.loads(prov.read_text()), status="failed")))
+    assert figures.preferred_scale(3, tmp_path) == "cpu-scale"
+    shutil.rmtree(tmp_path / "gpu" / "fig3" / "fig3-L6")
+    assert figures.preferred_scale(3, tmp_path) == "cpu-scale"
+
+
+def test_theory_matches_nclib_ufm_and_bounds_the_objective(tiny):
+    for fig, bias in ((1, True), (3, False)):
+        for L, run in figures.load_figure(fig, "tiny", root=tiny).items():
+            th = figures.run_theory(run.params)
+            n = np.array(run.params["counts"])
+            assert th.bias is bias and th.L == L and th.N == 30 and th.K == 10
+            st = nclib.ufm.structure(n, 1e-3, 1e-3, L, bias)
+            np.testing.assert_allclose(th.s_product, st.s_product, rtol=0, atol=0)
+            assert th.alive == np.count_nonzero(st.s_product > 0)
+            assert th.minimum == nclib.ufm.minimum_value(n, 1e-3, 1e-3, L, bias)
+            if bias:
+                np.testing.assert_allclose(th.b_star, n / 30, rtol=1e-15)
+                assert th.alive < th.K  # Y-bar has a zero singular value: one mode always collapses
+            else:
+                assert th.b_star is None
+            # the network's features are constrained, so its objective never goes below the UFM minimum
+            assert np.all(run.history["objective"] >= th.minimum * (1 - 1e-12))
+    with pytest.raises(ValueError, match="lam_H must be strictly positive"):
+        figures.run_theory(dict(run.params, lam_H=0.0))
+
+
+def test_final_rows_and_orderings(tiny):
+    runs = figures.load_figure(1, "tiny", root=tiny)
+    rows = figures.final_rows(runs)
+    assert [r["L"] for r in rows] == [1, 3, 6]
+    for r in rows:
+        h = runs[r["L"]].history
+        assert r["nc1"] == h["nc1"][-1] and r["train_acc"] == h["train_acc"][-1] and r["epochs"] == 120
+        assert r["nc1_drop"] == h["nc1"][0] / h["nc1"][-1]
+        assert r["gap"] == r["objective"] - r["minimum"] and r["gap"] >= 0
+        assert r["acc100_epoch"] == figures.first_epoch(h, "train_acc", 1.0)
+        assert r["wall_time_s"] > 0 and r["device"]
+    order = figures.order_by(rows, "nc1")
+    assert sorted(order) == [1, 3, 6]
+    assert [r["nc1"] for r in sorted(rows, key=lambda r: order.index(r["L"]))] == sorted(r["nc1"] for r in rows)
+    assert figures.order_by([dict(L=1, a=None), dict(L=3, a=2.0)], "a") == [3, 1]
+
+
+def test_first_epoch():
+    h = {"epoch": np.array([0, 10, 20, 30]), "train_acc": np.array([0.1, 0.9, 1.0, 1.0]),
+         "nc1": np.array([5.0, 1.0, 0.5, 0.01])}
+    assert figures.first_epoch(h, "train_acc", 1.0) == 20
+    assert figures.first_epoch(h, "nc1", 0.6, above=False) == 20
+    assert figures.first_epoch(h, "nc1", 1e-3, above=False) is None
+
+
+def test_drawing(tiny):
+    for fig in (1, 3):
+        runs = figures.load_figure(fig, "tiny", root=tiny)
+        f = figures.draw_panels(runs, "cpu-scale")
+        assert len(f.axes) == 6
+        assert "CPU-scale, not the paper's settings, 120 epochs" in f.axes[0].get_legend().get_title().get_text()
+        assert len(f.axes[0].get_lines()) == 3
+        g = figures.draw_theory(runs)
+        assert len(g.axes) == 3 and len(g.axes[2].get_lines()) == 3
+        assert len(g.axes[1].get_lines()) == (6 if fig == 1 else 3)
+        plt.close("all")
+
+
+# ------------------------------------------------------------------------------------------ executed notebooks
+
+def test_relabel_notebook(tmp_path):
+    nb = {"cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": ["(ch-train)=\n", "# The training notebook\n", "\n", "Text."]},
+        {"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": [{"output_type": "stream", "name": "stdout",
+                                                                           "text": "1\n"}], "execution_count": 1},
+    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "fig3.run.ipynb"
+    path.write_text(json.dumps(nb))
+    figures.relabel_notebook(path, 3, "gpu")
+    out = json.loads(path.read_text())
+    md = out["cells"][0]["source"]
+    assert md.startswith("(run-fig3-gpu)=\n# Figure 3: the executed training notebook (GPU runs at the paper's settings)")
+    assert "(ch-train)=" not in md and "{ref}`ch-fig3`" in md and md.endswith("Text.")
+    assert out["cells"][1] == nb["cells"][1]
+    with pytest.raises(ValueError, match="not an executed training notebook"):
+        figures.relabel_notebook(path, 3, "gpu")  # already relabelled
+    with pytest.raises(ValueError, match="is not a file"):
+        figures.relabel_notebook(tmp_path / "missing.ipynb", 3, "gpu")
+    assert figures.notebook_path(2, "cpu-scale").relative_to(figures.ROOT).as_posix() == \
+        "book/figures/cpu-scale/fig2.run.ipynb"
+
+
+def test_read_benchmark(tmp_path):
+    text = ("$ python benchmarks/bench_train.py --steps 1500\n"
+            "device          NVIDIA H100 80GB HBM3, torch 2.11.0+cu130\n"
+            "problem         N=3000, input dim 3072, K=10, batch 128 (23 steps/epoch), width 2048\n"
+            "plain loop           512.0 steps/s   (DataLoader, host->device copies, .item() per step)\n"
+            "nclib.train         4096.0 steps/s\n"
+            "ratio                 8.00 x\n")
+    path = tmp_path / "bench_train_gpu.txt"
+    path.write_text(text)
+    b = figures.read_benchmark(path)
+    assert b["command"] == "python benchmarks/bench_train.py --steps 1500"
+    assert (b["plain"], b["engine"], b["ratio"]) == (512.0, 4096.0, 8.0)
+    assert b["device"].startswith("NVIDIA H100")
+    path.write_text("\n".join(text.splitlines()[:3]))
+    with pytest.raises(ValueError, match="no plain, engine, ratio line"):
+        figures.read_benchmark(path)
+    with pytest.raises(ValueError, match="is not a file"):
+        figures.read_benchmark(tmp_path / "none.txt")
+    committed = figures.read_benchmark(figures.BENCHMARKS / "bench_train_cpu.txt")
+    assert committed["engine"] > 0 and committed["plain"] > 0
