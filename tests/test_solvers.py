@@ -81,3 +81,11 @@ def test_bad_input(kwargs, name):
         solvers.minimize(**args)
     with pytest.raises(ValueError, match="^theorem"):
         solvers.random_instance("4.4", np.random.default_rng(0))
+
+
+def test_verify_many_rows():
+    rows = solvers.verify_many("4.2", count=2, seed=5)
+    assert len(rows) == 2 and all({"n", "lam_W", "lam_H", "result", "rel_gap"} <= set(r) for r in rows)
+    assert all(abs(r["rel_gap"]) <= VALUE_RTOL for r in rows)
+    with pytest.raises(ValueError, match="^count"):
+        solvers.verify_many("4.2", count=0)

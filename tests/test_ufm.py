@@ -162,3 +162,23 @@ def test_lemma_a1_nuclear_norm():
 def test_bad_input(call, name):
     with pytest.raises(ValueError, match=f"^{name.replace('[', '.').replace(']', '.')}"):
         call()
+
+
+@pytest.mark.parametrize("L", [1, 2, 3, 6])
+def test_mode_strengths_match_structure(L):
+    n = [10, 10, 6, 3, 2, 1]
+    lam_W = list(np.linspace(0.004, 0.02, L))
+    st = ufm.structure(n, lam_W, 0.01, L=L, bias=True)
+    np.testing.assert_allclose(ufm.mode_strengths(st.kappa, sum(n), lam_W, 0.01, L=L),
+                               st.s_product * st.s_features, rtol=1e-14, atol=1e-15)
+    with pytest.raises(ValueError, match="^kappa"):
+        ufm.mode_strengths([-1.0], 10, 0.1, 0.1)
+    with pytest.raises(ValueError, match="^N"):
+        ufm.mode_strengths([1.0], 0, 0.1, 0.1)
+
+
+def test_lemma_a2_a_has_the_factor_N():
+    """Erratum T1: a = L N / kappa^2 (N lam_H prod lam_W)^(1/L)."""
+    a = ufm.lemma_a2_a([2.0], 30, [0.01, 0.02], 0.03, 2)[0]
+    assert a == pytest.approx(2 * 30 / 4 * (30 * 0.03 * 0.01 * 0.02) ** 0.5, rel=1e-14)
+    assert np.isinf(ufm.lemma_a2_a([0.0], 30, 0.01, 0.03, 2)[0])
