@@ -550,13 +550,14 @@ def run_label(fig, scale_folder: str) -> str:
 
 
 def relabel_notebook(path, fig, scale_folder: str) -> pathlib.Path:
-    """Give an executed copy of the training notebook (:ref:`ch-train`) its own title and target.
+    """Give an executed copy of the training notebook (:ref:`ch-train`) its own title, target and figure names.
 
-    Every executed copy would otherwise repeat the ``(ch-train)=`` target and the title of the training
-    chapter (duplicate labels in the book). Only markdown is changed: the target becomes
-    :func:`run_label`, the title names the figure and the scale, and a note after the title says what the
-    notebook is. Code cells and their outputs are left exactly as papermill wrote them. Used by
-    ``scripts/gpu_run_figure.sh`` (GPU and CPU-scale runs alike).
+    Every executed copy would otherwise repeat the ``(ch-train)=`` target, the title and the figure names
+    (``fig-train-panels``) of the training chapter: duplicate labels in the book. Only the markdown and the
+    ``mystnb.figure.name`` of code cells change: the target becomes :func:`run_label`, the title names the
+    figure and the scale, a note after the title says what the notebook is, and each figure name gets the
+    run label as prefix. Code, outputs and execution metadata are left exactly as papermill wrote them.
+    Idempotent. Used by ``scripts/gpu_run_figure.sh`` (GPU and CPU-scale runs alike).
     """
     path = pathlib.Path(path)
     f = _figure(fig)
@@ -570,24 +571,27 @@ def relabel_notebook(path, fig, scale_folder: str) -> pathlib.Path:
             f"{'with bias' if f.bias else 'bias-free'}), shown with its outputs and never re-executed by the "
             f"book build. Its parameters are in the cell tagged `injected-parameters`; the chapter "
             f"{{ref}}`ch-fig{f.number}` draws and discusses the runs it wrote.")
-    done = False
+    titled = False
     for cell in nb["cells"]:
-        if cell["cell_type"] != "markdown":
-            continue
         text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        if "(ch-train)=" in text:
-            lines = text.split("\n")
+        if cell["cell_type"] == "markdown" and f"({label})=" in text:
+            titled = True
+        elif cell["cell_type"] == "markdown" and "(ch-train)=" in text:
             out = []
-            for line in lines:
+            for line in text.split("\n"):
                 if line.strip() == "(ch-train)=":
                     out.append(f"({label})=")
-                elif line.startswith("# ") and not done:
+                elif line.startswith("# ") and not titled:
                     out.extend([f"# {title}", "", note])
-                    done = True
+                    titled = True
                 else:
                     out.append(line)
             cell["source"] = "\n".join(out)
-    if not done:
+        elif cell["cell_type"] == "code":
+            fig_meta = cell.get("metadata", {}).get("mystnb", {}).get("figure", {})
+            if "name" in fig_meta and not str(fig_meta["name"]).startswith(label):
+                fig_meta["name"] = f"{label}-{fig_meta['name']}"
+    if not titled:
         raise ValueError(f"path {str(path)!r} is not an executed training notebook (no '(ch-train)=' title cell)")
     text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
     tmp = path.with_name(f".{path.name}.tmp")

@@ -213,6 +213,8 @@ def test_relabel_notebook(tmp_path):
         {"cell_type": "markdown", "metadata": {}, "source": ["(ch-train)=\n", "# The training notebook\n", "\n", "Text."]},
         {"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": [{"output_type": "stream", "name": "stdout",
                                                                            "text": "1\n"}], "execution_count": 1},
+        {"cell_type": "code", "metadata": {"mystnb": {"figure": {"caption": "c", "name": "fig-train-panels"}}},
+         "source": "fig = 1", "outputs": [], "execution_count": 2},
     ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     path = tmp_path / "fig3.run.ipynb"
     path.write_text(json.dumps(nb))
@@ -222,8 +224,13 @@ def test_relabel_notebook(tmp_path):
     assert md.startswith("(run-fig3-gpu)=\n# Figure 3: the executed training notebook (GPU runs at the paper's settings)")
     assert "(ch-train)=" not in md and "{ref}`ch-fig3`" in md and md.endswith("Text.")
     assert out["cells"][1] == nb["cells"][1]
+    assert out["cells"][2]["metadata"]["mystnb"]["figure"] == {"caption": "c", "name": "run-fig3-gpu-fig-train-panels"}
+    assert out["cells"][2]["outputs"] == [] and out["cells"][2]["source"] == "fig = 1"
+    figures.relabel_notebook(path, 3, "gpu")  # idempotent
+    assert json.loads(path.read_text()) == out
+    path.write_text(json.dumps(dict(nb, cells=nb["cells"][1:])))
     with pytest.raises(ValueError, match="not an executed training notebook"):
-        figures.relabel_notebook(path, 3, "gpu")  # already relabelled
+        figures.relabel_notebook(path, 3, "gpu")
     with pytest.raises(ValueError, match="is not a file"):
         figures.relabel_notebook(tmp_path / "missing.ipynb", 3, "gpu")
     assert figures.notebook_path(2, "cpu-scale").relative_to(figures.ROOT).as_posix() == \

@@ -1,0 +1,149 @@
+"""Epoch budgets for the GPU runs of Figures 1-4 (scripts/gpu_figures.sh).
+
+The engine has no wall-time budget parameter, so the runs are budgeted by epochs: ``calibrate`` measures
+on this device, at the paper's settings (width 2048, batch size 128), the steps per second of
+``nclib.train.Engine`` for L = 1, 3, 6 and both data shapes (CIFAR-10: N = 3000, 3072 inputs, K = 10;
+the letters profile: N = 5500, 784 inputs, K = 26; random inputs, which do not change a step's cost), the
+cost of one metric evaluation and of building a run; ``epochs`` then splits the seconds left between the
+figures still to run (Figures 1 and 3 first: 35 % each, Figures 2 and 4 15 % each, what one does not need
+going to the next in priority order) and prints the epochs of one figure: the most that fit its share,
+a multiple of ``metric_every``, at most the paper's 12,000.
+
+    python scripts/gpu_budget.py calibrate --out calib.json [--device auto] [--steps 300]
+    python scripts/gpu_budget.py epochs FIG --calibration calib.json --remaining SECONDS --todo "1 3 2 4"
+        -> prints "EPOCHS SECONDS" (the epochs and the seconds allotted to FIG); EPOCHS 0 means skip
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+
+SHARES = {1: 0.35, 3: 0.35, 2: 0.15, 4: 0.15}
+#: Seconds per figure outside the runs' steps and metrics: kernel start, imports, notebook cells, plots.
+NOTEBOOK_OVERHEAD_S = 25.0
+
+
+def calibrate(device: str, steps: int, letters_images: int, width: int | None = None) -> dict:
+    import torch
+
+    from nclib import data, figures, train
+
+    out = {"device": None, "torch": torch.__version__, "steps": steps, "kinds": {}}
+    for fig in (1, 2):
+        f = figures.FIGURES[fig]
+        counts = np.array(figures.figure_counts(fig, "paper"))
+        D = 3072 if f.dataset == "cifar10" else 784
+        y = np.repeat(np.arange(counts.size), counts)
+        x = np.random.default_rng(0).standard_normal((y.size, D)).astype(np.float32)
+        ts = data.TrainingSet("calibration", x, y, counts, tuple(map(str, range(counts.size))), x,
+                              {"data_sha256": ""})
+        kind = {"N": int(y.size), "K": int(counts.size), "rate": {}, "eval_s": {}, "setup_s": {}}
+        for L in figures.L_VALUES:
+            params = figures.figure_parameters(fig, "paper", device=device, progress=False, data_path=".")
+            if width is not None:  # CPU tests of the script only
+                params["width"] = width
+            p = train.check_params(**dict(figures.train_kwargs(params, L), dataset="synthetic", data_path=None))
+            t0 = time.perf_counter()
+            eng = train.Engine(ts, p)
+            eng.train_steps(10)  # warm-up, CUDA-graph capture
+            kind["setup_s"][L] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            eng.train_steps(steps)
+            kind["rate"][L] = steps / (time.perf_counter() - t0)
+            eng.evaluate()
+            t0 = time.perf_counter()
+            eng.evaluate()
+            kind["eval_s"][L] = time.perf_counter() - t0
+            kind["steps_per_epoch"] = eng.steps_per_epoch
+            out["device"] = torch.cuda.get_device_name(eng.device) if eng.is_cuda else "cpu"
+            del eng
+        out["kinds"][f.dataset] = kind
+    # the letters stand-in is rendered on the CPU at every run: time a few images, scale to the profile
+    t0 = time.perf_counter()
+    data.letters_synthetic(np.full(26, max(1, letters_images // 26)), seed=0)
+    per_image = (time.perf_counter() - t0) / (26 * max(1, letters_images // 26))
+    out["kinds"]["letters-synthetic"]["data_s"] = per_image * out["kinds"]["letters-synthetic"]["N"]
+    out["kinds"]["cifar10"]["data_s"] = 1.0
+    return out
+
+
+def figure_seconds(cal: dict, fig: int, epochs: int) -> float:
+    """Predicted seconds of one figure (three runs) at ``epochs`` epochs."""
+    from nclib import figures
+
+    kind = cal["kinds"][figures.FIGURES[fig].dataset]
+    m = figures.SCALES["paper"]["metric_every"]
+    t = NOTEBOOK_OVERHEAD_S
+    for L in figures.L_VALUES:
+        key = str(L) if str(L) in kind["rate"] else L
+        steps = epochs * kind["steps_per_epoch"]
+        evals = epochs // m + 2
+        t += kind["data_s"] + kind["setup_s"][key] + steps / kind["rate"][key] + evals * kind["eval_s"][key]
+    return t
+
+
+def epochs_for(cal: dict, fig: int, remaining: float, todo: list[int]) -> tuple[int, float]:
+    from nclib import figures
+
+    full = figures.SCALES["paper"]["epochs"]
+    m = figures.SCALES["paper"]["metric_every"]
+    if fig not in todo:
+        raise SystemExit(f"FIG {fig} is not in --todo {todo}")
+    need = {f: figure_seconds(cal, f, full) for f in todo}
+    total_share = sum(SHARES[f] for f in todo)
+    alloc = {f: min(need[f], remaining * SHARES[f] / total_share) for f in todo}
+    spare = remaining - sum(alloc.values())
+    for f in todo:  # priority order: what one figure does not need goes to the next that does
+        extra = min(spare, need[f] - alloc[f])
+        alloc[f] += extra
+        spare -= extra
+    budget = alloc[fig]
+    lo, hi = 0, full // m  # largest multiple of m whose predicted time fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if figure_seconds(cal, fig, mid * m) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo * m, budget
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("calibrate")
+    c.add_argument("--out", required=True)
+    c.add_argument("--device", default="auto")
+    c.add_argument("--steps", type=int, default=300)
+    c.add_argument("--letters-images", type=int, default=260)
+    c.add_argument("--width", type=int, default=None, help="override the width (CPU tests of the script only)")
+    e = sub.add_parser("epochs")
+    e.add_argument("fig", type=int)
+    e.add_argument("--calibration", required=True)
+    e.add_argument("--remaining", type=float, required=True)
+    e.add_argument("--todo", required=True, help='figures not yet run, in priority order, e.g. "1 3 2 4"')
+    args = ap.parse_args(argv)
+    if args.command == "calibrate":
+        cal = calibrate(args.device, args.steps, args.letters_images, args.width)
+        with open(args.out, "w") as fh:
+            json.dump(cal, fh, indent=1)
+        for name, k in cal["kinds"].items():
+            rates = ", ".join(f"L={L}: {r:.0f} steps/s" for L, r in k["rate"].items())
+            evals = ", ".join(f"{s:.2f}" for s in k["eval_s"].values())
+            full = figure_seconds(cal, 1 if name == "cifar10" else 2, 12000)
+            print(f"{name}: {rates}; one metric evaluation {evals} s; data {k['data_s']:.1f} s; "
+                  f"a full figure (3 x 12,000 epochs) ~{full:.0f} s on {cal['device']}")
+    else:
+        with open(args.calibration) as fh:
+            cal = json.load(fh)
+        todo = [int(t) for t in args.todo.replace(",", " ").split()]
+        epochs, budget = epochs_for(cal, args.fig, max(0.0, args.remaining), todo)
+        print(epochs, int(math.floor(budget)))
+
+
+if __name__ == "__main__":
+    main()

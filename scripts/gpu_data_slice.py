@@ -1,0 +1,44 @@
+"""Write the rows of the shared CIFAR-10 copy that the GPU runs of Figures 1 and 3 use into a small .npz.
+
+    python scripts/gpu_data_slice.py SRC.npz DEST.npz
+
+The device machine gets only the repository (64 MiB in all), so the 34 MB ``cifar10_subset.npz`` (a
+JPEG-decoded copy of CIFAR-10, see ../shared/data/README.md) cannot travel whole. The runs at the paper's
+settings take counts[k] rows of class k by ``nclib.data.select_per_class(..., seed=0, selection="random")``;
+this script keeps exactly those rows, in their original order. Loading the slice then selects every row of
+each class (counts[k] of counts[k]), whatever the seed, so the training data, and their sha256 in each run's
+provenance (``data_sha256``), are identical to a run on the full file. The script checks that before it
+writes, and stores the source file's sha256 and the kept row numbers in the slice.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from nclib import data, figures
+
+
+def main(src: str, dest: str) -> None:
+    counts = figures.figure_counts(1, "paper")
+    assert counts == figures.figure_counts(3, "paper"), "Figures 1 and 3 share their class counts"
+    full = data.load("cifar10", data_path=src, counts=counts, seed=0)
+    x, y, shas = data.load_npz(src)
+    rows = data.select_per_class(y, counts, seed=0, selection="random")
+    tmp = dest + ".tmp.npz"
+    np.savez_compressed(tmp, x_train=x[rows], y_train=y[rows], source_rows=rows.astype(np.int64),
+                        source_sha256=np.array(next(iter(shas.values()))),
+                        note=np.array("rows of cifar10_subset.npz (a JPEG-decoded copy of CIFAR-10) used by the "
+                                      "paper-scale runs of Figures 1 and 3, in their original order"))
+    sliced = data.load("cifar10", data_path=tmp, counts=counts, seed=0)
+    if sliced.provenance["data_sha256"] != full.provenance["data_sha256"]:
+        raise SystemExit("the slice does not reproduce the training data of the full file")
+    import os
+    os.replace(tmp, dest)
+    print(f"{dest}: {rows.size} rows, training data sha256 {full.provenance['data_sha256']} (same as the full file)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The GPU runs of Figures 1-4 at the paper's settings, in one device-tool call (results/README.md gives the
+# exact call; scripts/gpu_prepare.sh fills .gpu/ here first). Runs THERE, from the repository root:
+#
+#   OUT=<folder whose files come back> bash scripts/gpu_figures.sh
+#
+# 1. installs papermill, jupytext and ipykernel from .gpu/wheels (no network there) unless present, and puts
+#    nclib on PYTHONPATH (and scripts/gpu_shim, a stand-in for myst_nb.glue, if myst_nb is missing);
+# 2. prints nvidia-smi, papermill's, ipykernel's, jupytext's and torch's versions;
+# 3. runs the engine benchmark for a few seconds (benchmarks/bench_train.py -> $OUT/bench_train_gpu.txt);
+# 4. calibrates the engine's speed on the device (scripts/gpu_budget.py) and runs Figure 1, 3, 2, 4 in that
+#    order through the training notebook (scripts/gpu_run_figure.sh FIG paper), each with the most epochs
+#    (<= 12,000) that fit its share of the time left: the engine has no wall-time parameter, so the budget is
+#    in epochs, with `timeout` as a safety net; a figure that gets under 100 epochs is skipped;
+# 5. tars results/figures/gpu and book/figures/gpu into $OUT/figures_gpu.tar.gz (with the log, the
+#    calibration and the benchmark output beside it: 5 files).
+#
+# Environment: BUDGET_S (seconds for the whole script, default 530), PY (default python3), DEVICE (default
+# auto), DATA (default .gpu/cifar10_slice.npz). For a CPU test of the script only: TEST_EPOCHS (every figure
+# gets this many epochs), EXTRA_SETS (more NAME=VALUE notebook overrides, e.g. "width=32 metric_every=1"),
+# BENCH_ARGS, CALIB_ARGS, FORCE_SHIM=1.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+: "${OUT:?set OUT to the folder whose files come back}"
+mkdir -p "$OUT"
+T0=$(date +%s)
+BUDGET_S=${BUDGET_S:-530}
+PY=${PY:-python3}
+DEVICE=${DEVICE:-auto}
+DATA=${DATA:-.gpu/cifar10_slice.npz}
+BENCH_ARGS=${BENCH_ARGS:---steps 1500 --warmup 50}
+CALIB_ARGS=${CALIB_ARGS:-}
+TEST_EPOCHS=${TEST_EPOCHS:-}
+EXTRA_SETS=${EXTRA_SETS:-}
+
+elapsed() { echo $(( $(date +%s) - T0 )); }
+
+main() {
+  echo "== 1. install ($(date -u +%FT%TZ))"
+  if ! "$PY" -c "import papermill, jupytext, ipykernel" 2>/dev/null; then
+    "$PY" -m pip install -q --no-index --find-links .gpu/wheels papermill jupytext ipykernel || return 1
+  fi
+  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+  if [ -n "${FORCE_SHIM:-}" ] || ! "$PY" -c "import myst_nb" 2>/dev/null; then
+    export PYTHONPATH="$PWD/scripts/gpu_shim:$PYTHONPATH"
+    echo "myst_nb missing: using scripts/gpu_shim (myst_nb.glue's output format)"
+  fi
+  echo "== 2. versions"
+  nvidia-smi || echo "(no nvidia-smi)"
+  "$PY" -m papermill --version
+  "$PY" -c "import ipykernel, jupytext, myst_nb, torch, numpy; print('ipykernel', ipykernel.__version__, '| jupytext', jupytext.__version__, '| myst_nb', myst_nb.__version__, '| torch', torch.__version__, '| numpy', numpy.__version__, '| cuda available', torch.cuda.is_available())" || return 1
+  echo "== 3. engine benchmark ($(elapsed) s)"
+  { echo "\$ python benchmarks/bench_train.py $BENCH_ARGS"; timeout 150 "$PY" benchmarks/bench_train.py $BENCH_ARGS 2>&1; } \
+    | tee "$OUT/bench_train_gpu.txt"
+  echo "== 4. calibration ($(elapsed) s)"
+  timeout 120 "$PY" scripts/gpu_budget.py calibrate --out "$OUT/calibration.json" --device "$DEVICE" $CALIB_ARGS || return 1
+  local todo="1 3 2 4" f E alloc line
+  for f in 1 3 2 4; do
+    local remaining=$(( BUDGET_S - $(elapsed) - 20 ))  # 20 s kept for the archive
+    if [ -n "$TEST_EPOCHS" ]; then
+      E=$TEST_EPOCHS; alloc=$(( remaining > 60 ? remaining : 60 ))
+    else
+      line=$("$PY" scripts/gpu_budget.py epochs "$f" --calibration "$OUT/calibration.json" --remaining "$remaining" --todo "$todo") || return 1
+      read -r E alloc <<< "$line"
+    fi
+    todo=$(echo " $todo " | sed "s/ $f / /" | xargs)
+    echo "== Figure $f: $E epochs in a budget of $alloc s ($(elapsed) s elapsed, $remaining s left)"
+    if [ "$E" -lt 1 ]; then echo "Figure $f skipped: under 100 epochs would fit"; continue; fi
+    local sets=("epochs=$E" "progress=false" "device=$DEVICE")
+    case $f in 1|3) sets+=("data_path=$DATA") ;; esac
+    for kv in $EXTRA_SETS; do sets+=("$kv"); done
+    timeout --signal=INT --kill-after=15 $(( alloc + 45 )) scripts/gpu_run_figure.sh "$f" paper "${sets[@]}" \
+      || echo "Figure $f: scripts/gpu_run_figure.sh ended with status $? (124: stopped by the time budget)"
+  done
+  echo "== 5. archive ($(elapsed) s)"
+  tar czf "$OUT/figures_gpu.tar.gz" results/figures/gpu book/figures/gpu && tar tzf "$OUT/figures_gpu.tar.gz"
+  echo "== done in $(elapsed) s"
+}
+
+main 2>&1 | tee "$OUT/log.txt"
+exit "${PIPESTATUS[0]}"
