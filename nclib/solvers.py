@@ -254,7 +254,7 @@ def random_instance(theorem: str, rng: np.random.Generator, margin: float = 0.05
     """A random test instance of Theorem ``theorem`` ("4.1", "4.2" or "4.3") for :func:`verify`.
 
     K in 3..8 classes with counts 1..12 (half of the draws grouped, which gives repeated singular
-    values), per-layer decays that differ, L from ``THEOREMS``, and lam_H placed between the
+    values), per-layer decays that differ, L from ``THEOREMS``, hidden width d from K to K+2, and lam_H placed between the
     collapse thresholds of two modes (or below all of them), so that a random number of modes
     collapse, never within ``margin`` (relative, in lam_H) of a threshold where convergence is slow.
     Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43` and the unit tests.
@@ -294,7 +294,9 @@ def random_instance(theorem: str, rng: np.random.Generator, margin: float = 0.05
         rel = 10 ** rng.uniform(-0.5, 0.5, size=L)
         lam_W = g * rel
         lam_H = lam_H * np.prod(lam) / np.prod(lam_W)
-        return {"n": n.astype(int).tolist(), "lam_W": lam_W.tolist(), "lam_H": float(lam_H), "L": L, "bias": bias}
+        d = K + int(rng.integers(0, 3))  # hidden width K, K+1 or K+2
+        return {"n": n.astype(int).tolist(), "lam_W": lam_W.tolist(), "lam_H": float(lam_H), "L": L, "bias": bias,
+                "d": d}
 
 
 def verify(n, lam_W, lam_H, L=1, bias=True, d=None, seed=0) -> dict:
