@@ -448,7 +448,7 @@ def draw_panels(runs: Mapping[int, Run], scale_folder: str = "cpu-scale"):
     fig = plotting.collapse_panels(as_plot_runs(runs), legend_title=figure_legend(runs, scale_folder))
     axes = fig.axes[:6]
     for ax in axes[:5]:
-        ax.text(0.98, 0.96, "target: 0 (Thm 4.3)", transform=ax.transAxes, ha="right", va="top",
+        ax.text(0.02, 0.02, "target: 0 (Thm 4.3)", transform=ax.transAxes, ha="left", va="bottom",
                 fontsize="x-small", color="0.35")
     axes[5].axhline(1.0, color="0.5", ls="--", lw=0.8)
     return fig
