@@ -16,7 +16,7 @@
 #    calibration and the benchmark output beside it: 5 files).
 #
 # Environment: BUDGET_S (seconds for the whole script, default 530), PY (default python3), DEVICE (default
-# auto), DATA (default .gpu/cifar10_slice.npz). For a CPU test of the script only: TEST_EPOCHS (every figure
+# auto), DATA (default .gpu/cifar10_subset_slice.npz). For a CPU test of the script only: TEST_EPOCHS (every figure
 # gets this many epochs), EXTRA_SETS (more NAME=VALUE notebook overrides, e.g. "width=32 metric_every=1"),
 # BENCH_ARGS, CALIB_ARGS, FORCE_SHIM=1.
 set -uo pipefail
@@ -27,7 +27,7 @@ T0=$(date +%s)
 BUDGET_S=${BUDGET_S:-530}
 PY=${PY:-python3}
 DEVICE=${DEVICE:-auto}
-DATA=${DATA:-.gpu/cifar10_slice.npz}
+DATA=${DATA:-.gpu/cifar10_subset_slice.npz}
 BENCH_ARGS=${BENCH_ARGS:---steps 1500 --warmup 50}
 CALIB_ARGS=${CALIB_ARGS:-}
 TEST_EPOCHS=${TEST_EPOCHS:-}
@@ -45,10 +45,15 @@ main() {
     export PYTHONPATH="$PWD/scripts/gpu_shim:$PYTHONPATH"
     echo "myst_nb missing: using scripts/gpu_shim (myst_nb.glue's output format)"
   fi
+  # the kernel papermill starts ("python3") must be this interpreter, not another one the machine may register
+  KDIR=$(mktemp -d /tmp/nclib-kernel.XXXXXX)
+  "$PY" -m ipykernel install --prefix "$KDIR" --name python3 > /dev/null || return 1
+  export JUPYTER_PATH="$KDIR/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
   echo "== 2. versions"
   nvidia-smi || echo "(no nvidia-smi)"
   "$PY" -m papermill --version
   "$PY" -c "import ipykernel, jupytext, myst_nb, torch, numpy; print('ipykernel', ipykernel.__version__, '| jupytext', jupytext.__version__, '| myst_nb', myst_nb.__version__, '| torch', torch.__version__, '| numpy', numpy.__version__, '| cuda available', torch.cuda.is_available())" || return 1
+  "$PY" -m jupyter kernelspec list 2>/dev/null | grep python3 || true
   echo "== 3. engine benchmark ($(elapsed) s)"
   { echo "\$ python benchmarks/bench_train.py $BENCH_ARGS"; timeout 150 "$PY" benchmarks/bench_train.py $BENCH_ARGS 2>&1; } \
     | tee "$OUT/bench_train_gpu.txt"
@@ -72,6 +77,7 @@ main() {
     timeout --signal=INT --kill-after=15 $(( alloc + 45 )) scripts/gpu_run_figure.sh "$f" paper "${sets[@]}" \
       || echo "Figure $f: scripts/gpu_run_figure.sh ended with status $? (124: stopped by the time budget)"
   done
+  rm -rf "$KDIR"
   echo "== 5. archive ($(elapsed) s)"
   tar czf "$OUT/figures_gpu.tar.gz" results/figures/gpu book/figures/gpu && tar tzf "$OUT/figures_gpu.tar.gz"
   echo "== done in $(elapsed) s"

@@ -2,14 +2,14 @@
 # Prepare .gpu/ (an ignored folder) for the GPU runs of Figures 1-4 (scripts/gpu_figures.sh): run HERE, once,
 # before the device-tool call that results/README.md gives.
 #   .gpu/wheels/             papermill, jupytext, ipykernel and their needs (cp312 wheels, ../shared/wheels-gpu)
-#   .gpu/cifar10_slice.npz   the 3,000 rows of the CIFAR-10 copy that Figures 1 and 3 use (scripts/gpu_data_slice.py)
+#   .gpu/cifar10_subset_slice.npz   the 3,000 rows of the CIFAR-10 copy that Figures 1 and 3 use (scripts/gpu_data_slice.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
 mkdir -p .gpu/wheels
 cp "$SHARED"/wheels-gpu/*.whl .gpu/wheels/
-"$PY" scripts/gpu_data_slice.py "$SHARED/data/cifar10_subset.npz" .gpu/cifar10_slice.npz
+"$PY" scripts/gpu_data_slice.py "$SHARED/data/cifar10_subset.npz" .gpu/cifar10_subset_slice.npz
 git check-ignore -q .gpu || { echo ".gpu is not ignored by git" >&2; exit 1; }
-du -sh .gpu/wheels .gpu/cifar10_slice.npz
+du -sh .gpu/wheels .gpu/cifar10_subset_slice.npz
 echo "tracked + untracked-not-ignored files: $(git ls-files -co --exclude-standard -z | du -ch --files0-from=- | tail -1)"
