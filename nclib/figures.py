@@ -171,7 +171,8 @@ def train_kwargs(params: Mapping, L: int) -> dict:
 
 @dataclasses.dataclass
 class Run:
-    """One committed run folder: ``params.json``, ``history.csv`` (as arrays) and ``provenance.json``."""
+    """One committed run folder: ``params.json``, ``history.csv`` (as arrays) and ``provenance.json``
+    (the files :func:`nclib.train.run` writes). Used by :ref:`ch-fig1` to :ref:`ch-fig4`."""
 
     path: pathlib.Path
     params: dict
@@ -200,7 +201,10 @@ def preferred_scale(fig, root=None) -> str:
 
 
 def run_folders(fig, scale_folder: str = "cpu-scale", root=None) -> list[pathlib.Path]:
-    """The run folders of one figure (``<root>/<scale_folder>/fig<k>/fig<k>-L*``), sorted by L."""
+    """The run folders of one figure (``<root>/<scale_folder>/fig<k>/fig<k>-L*``), sorted by L.
+
+    Used by :func:`load_figure` and :func:`preferred_scale` (:ref:`ch-fig1` to :ref:`ch-fig4`).
+    """
     f = _figure(fig)
     root = RESULTS if root is None else pathlib.Path(root)
     base = root / scale_folder / f"fig{f.number}"
@@ -232,7 +236,7 @@ def load_figure(fig, scale_folder: str = "cpu-scale", root=None) -> dict[int, Ru
 
 
 def as_plot_runs(runs: Mapping[int, Run]) -> dict:
-    """{L: (params, history)}, the form ``nclib.plotting.collapse_panels`` draws."""
+    """{L: (params, history)}, the form ``nclib.plotting.collapse_panels`` draws (:ref:`ch-fig1` to :ref:`ch-fig4`)."""
     return {L: (r.params, r.history) for L, r in sorted(runs.items())}
 
 
@@ -241,7 +245,8 @@ def run_counts(params: Mapping) -> np.ndarray:
     """The class counts n of a run (class k has n[k] samples) from its ``params.json``.
 
     ``counts`` is a list, a preset name (:func:`nclib.data.preset_counts` with the run's ``class_order``) or
-    None (the dataset's own preset, as :func:`nclib.data.load` fills it in).
+    None (the dataset's own preset, as :func:`nclib.data.load` fills it in). The n of Definition 4.1 that
+    :func:`run_theory` feeds to Theorems 4.1-4.3; used by :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     c = params.get("counts")
     if c is None:
@@ -326,7 +331,8 @@ def check_figure(runs: Mapping[int, Run], fig, scale: str) -> dict:
     :data:`CONFIG_KEYS` and the class counts, its ``epochs`` is at most the scale's and at least one
     metric interval, its history holds epoch 0, every ``metric_every``-th epoch and the last one with
     finite metrics, and its provenance says ``finished``. The runs must be exactly L = 1, 3, 6.
-    Returns ``{"epochs": {L: epochs}, "complete": True}``. Used by the figure chapters.
+    Returns ``{"epochs": {L: epochs}, "complete": True}``. Used by :ref:`ch-fig1` to :ref:`ch-fig4` and
+    :ref:`ch-figures-summary`.
     """
     f = _figure(fig)
     cfg = figure_parameters(f, scale)
@@ -373,7 +379,7 @@ def first_epoch(history: Mapping, key: str, threshold: float, above: bool = True
     """The first recorded epoch at which ``history[key] >= threshold`` (``above``) or ``<= threshold``.
 
     None when it never happens. Resolution: the run's ``metric_every``. Used for "the first epoch at which
-    the training accuracy reaches 100 %" in the figure chapters.
+    the training accuracy reaches 100 %" in :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     if key not in history:
         raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
@@ -411,7 +417,10 @@ def final_rows(runs: Mapping[int, Run]) -> list[dict]:
 
 
 def order_by(rows: list[dict], key: str) -> list[int]:
-    """The head depths L of ``rows`` sorted by ``key`` (smallest first; None/NaN last)."""
+    """The head depths L of ``rows`` sorted by ``key`` (smallest first; None/NaN last).
+
+    "How L changes the curves" in the comparison sections of :ref:`ch-fig1` to :ref:`ch-fig4`.
+    """
     def value(r):
         v = r[key]
         return (1, 0.0) if v is None or (isinstance(v, float) and math.isnan(v)) else (0, float(v))
@@ -423,7 +432,11 @@ def order_by(rows: list[dict], key: str) -> list[int]:
 # --------------------------------------------------------------------------------------------- figures
 
 def figure_legend(runs: Mapping[int, Run], scale_folder: str) -> str:
-    """The legend title of a figure: the data (stand-in named as such), the bias case, the scale, the epochs."""
+    """The legend title of a figure: the data (stand-in named as such), the bias case, the scale, the epochs.
+
+    The epoch count is on every figure, as the issue asks when a GPU budget cuts the paper's 12,000
+    (:ref:`ch-fig1` to :ref:`ch-fig4`).
+    """
     from . import plotting
 
     first = next(iter(runs.values())).params
@@ -533,7 +546,8 @@ def read_benchmark(path) -> dict:
 def notebook_path(fig, scale_folder: str = "cpu-scale") -> pathlib.Path:
     """Where the executed training notebook of a figure's runs is committed: ``book/figures/<scale>/fig<k>.run.ipynb``.
 
-    The ``*.run.ipynb`` name keeps the book build from re-executing it (``_config.yml``).
+    The ``*.run.ipynb`` name keeps the book build from re-executing it (``_config.yml``). The chapters
+    :ref:`ch-fig1` to :ref:`ch-fig4` name it; ``scripts/gpu_run_figure.sh`` writes it.
     """
     f = _figure(fig)
     if scale_folder not in SCALE_LABELS:
@@ -542,7 +556,8 @@ def notebook_path(fig, scale_folder: str = "cpu-scale") -> pathlib.Path:
 
 
 def run_label(fig, scale_folder: str) -> str:
-    """The target of an executed figure notebook in the book, e.g. ``run-fig1-cpu-scale``."""
+    """The target of an executed figure notebook in the book, e.g. ``run-fig1-cpu-scale`` (see
+    :func:`relabel_notebook`; the notebooks sit under :ref:`ch-fig1` to :ref:`ch-fig4`)."""
     f = _figure(fig)
     if scale_folder not in SCALE_LABELS:
         raise ValueError(f"scale_folder must be one of {sorted(SCALE_LABELS)}, got {scale_folder!r}")
