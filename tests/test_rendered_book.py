@@ -20,7 +20,8 @@ import nclib
 HTML = nclib.ROOT / "_build" / "html"
 PAGES = sorted(str(p.relative_to(HTML)) for p in HTML.glob("book/**/*.html")) or ["book/setting.html"]
 #: Pages whose figures must be in the built HTML (a wrong matplotlib backend silently drops them).
-FIGURE_PAGES = ["book/setting.html"]
+FIGURE_PAGES = ["book/setting.html", "book/theory/thm43.html", "book/spectrum/thm44.html",
+                "book/training/metrics.html", "book/training/train.html", "book/figures/fig1.html"]
 
 
 def _chromium():
