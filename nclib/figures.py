@@ -22,7 +22,9 @@ the training notebook (:ref:`ch-train`) for a figure, as a function and as a com
 (``results/figures/<scale>/fig<k>/fig<k>-L<L>/``), the checks that a committed run is the figure's
 configuration and complete, the theory a run can be compared with (the surviving modes and the global
 minimum of Theorems 4.1-4.3 at the run's own lambdas, b* = n/N), and the comparison tables of the figure
-chapters and of :ref:`ch-figures-summary`.
+chapters and of :ref:`ch-figures-summary`; (iv) everything a figure chapter shows but its plots
+(:func:`figure_chapter`: the checked runs, the values its prose glues, its tables) and the properties of the
+runs it asserts (:func:`check_runs`), so that the four chapters differ only in their narration.
 
 EMNIST letters cannot be downloaded here; Figures 2 and 4 run on the ``letters-synthetic`` stand-in with
 the same class-count profile (:data:`nclib.data.LETTERS_SYNTHETIC_LABEL`), and every label says so.
@@ -506,6 +508,266 @@ def draw_theory(runs: Mapping[int, Run]):
         ax.legend(fontsize="x-small")
     return fig
 
+
+
+# --------------------------------------------------------------------------------------------- the figure chapters
+
+def config_scale(scale_folder: str) -> str:
+    """The configuration (:data:`SCALES`) whose runs a results folder holds: ``"gpu"`` -> ``"paper"``,
+    ``"cpu-scale"`` -> ``"cpu-scale"`` (the inverse of :data:`SCALE_FOLDERS`).
+
+    The scale that :func:`check_figure` checks a figure's runs against, in :ref:`ch-fig1` to :ref:`ch-fig4`
+    and :ref:`ch-figures-summary`.
+    """
+    inverse = {folder: scale for scale, folder in SCALE_FOLDERS.items()}
+    if scale_folder not in inverse:
+        raise ValueError(f"scale_folder must be one of {sorted(inverse)}, got {scale_folder!r}")
+    return inverse[scale_folder]
+
+
+@dataclasses.dataclass
+class FigureChapter:
+    """Everything one figure chapter shows, from :func:`figure_chapter`.
+
+    ``runs`` ({L: Run}, checked by :func:`check_figure`, whose result is ``check``), ``rows``
+    (:func:`final_rows`), ``theory`` ({L: :func:`run_theory`}), ``glue`` (the numbers and phrases of the
+    prose, formatted, keyed without the ``fig<k>-`` prefix: the chapter glues ``glue[key]`` as
+    ``fig<k>-<key>``) and ``tables`` (pandas DataFrames indexed by L, or by setting for ``"settings"``:
+    ``"provenance"``, ``"theory"``, ``"final"``, ``"settings"``).
+    """
+
+    figure: Figure
+    scale_folder: str
+    config_scale: str
+    runs: dict
+    check: dict
+    rows: list
+    theory: dict
+    glue: dict
+    tables: dict
+
+
+def _comma(values) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping, rows: list[dict],
+                theory: Mapping[int, RunTheory]) -> dict:
+    """The values that the prose of a figure chapter quotes, formatted as the chapter prints them.
+
+    Keys (the chapter glues them as ``fig<k>-<key>``): the paper's caption and settings (``caption``,
+    ``paper-counts``, ``paper-epochs``, ``paper-width``, ``paper-batch``, ``paper-lr``); the runs' scale and
+    settings (``scale``, ``data``, ``epochs``, ``N``, ``counts``, ``counts-note``, ``width``, ``lr``,
+    ``gamma``, ``batch``, ``decay``, ``milestone``, ``metric-every``), what the scale means (``scale-note``,
+    ``differs``); against Theorem 4.3 (``alive``, ``K`` (an int), ``gap-min``, ``gap-max``, ``mean-end``,
+    ``nc3-fall``, with a bias also ``bstar``, ``bias0``, ``bias-end-min``, ``bias-end-max``); the comparison
+    (``acc-epochs``, ``drop-min``, ``nc1-order``, ``nc3-order``, ``gap-order``, ``gap-trend``).
+    ``runs``, ``check``, ``rows`` and ``theory`` are those of :func:`figure_chapter`. Used by
+    :ref:`ch-fig1` to :ref:`ch-fig4` through :func:`figure_chapter`.
+    """
+    from . import plotting
+
+    f = _figure(fig)
+    cfg = config_scale(scale_folder)
+    first = runs[min(runs)]
+    p = first.params
+    n = run_counts(p)
+    paper = SCALES["paper"]
+    paper_n = figure_counts(f, "paper")
+    epochs = max(check["epochs"].values())
+    g: dict = {
+        "caption": f.caption,
+        "paper-counts": _comma(sorted(paper_n, reverse=True)),
+        "paper-epochs": f"{paper['epochs']:,}",
+        "paper-width": f"{paper['width']:,}",
+        "paper-batch": str(paper["batch_size"]),
+        "paper-lr": f"{paper['lr']:g}",
+        "scale": SCALE_LABELS[scale_folder],
+        "data": plotting.dataset_label(p),
+        "epochs": f"{epochs:,}",
+        "N": f"{int(n.sum()):,}",
+        "counts": _comma(sorted(n.tolist(), reverse=True)),
+        "width": f"{p['width']:,}",
+        "lr": f"{p['lr']:g}",
+        "gamma": f"{p['lr_gamma']:g}",
+        "batch": str(p["batch_size"]),
+        "decay": f"{p['lam_W']:g}",
+        "milestone": _comma(p["lr_milestones"]),
+    }
+    divisor = SCALES[cfg]["divisor"]
+    g["counts-note"] = "the paper's counts" if divisor == 1 else f"the paper's counts divided by {divisor}"
+    full_epochs = all(e == paper["epochs"] for e in check["epochs"].values())
+    if scale_folder == "cpu-scale":
+        note = ("Until GPU runs at the paper's settings are committed, every number below describes these CPU-scale "
+                "runs, which check the pipeline and the qualitative behaviour and do not reproduce the paper's "
+                "figure.")
+        differs = ("The runs are CPU-scale: a fraction of the data, a narrower network, far fewer and larger steps, "
+                   f"because two shared CPU cores cannot train the paper's network for {paper['epochs']:,} epochs.")
+    elif full_epochs:
+        note = f"These runs use the paper's settings, all {paper['epochs']:,} epochs included."
+        differs = "The runs use the paper's stated settings."
+    else:
+        note = (f"These runs use the paper's settings except the epoch count: {epochs:,} of "
+                f"the paper's {paper['epochs']:,} epochs fitted the device time of one session (results/README.md).")
+        differs = (f"The runs stop at {epochs:,} of the paper's {paper['epochs']:,} epochs, "
+                   "the most that fitted the device time of one session.")
+    g["scale-note"] = note
+    g["differs"] = differs
+
+    t_first = theory[min(theory)]
+    g["alive"] = " or ".join(map(str, sorted({t.alive for t in theory.values()})))
+    g["K"] = t_first.K
+    g["gap-min"] = f"{min(r['gap'] / r['minimum'] for r in rows):.2g}"
+    g["gap-max"] = f"{max(r['gap'] / r['minimum'] for r in rows):.2g}"
+    g["mean-end"] = f"{max(r['global_mean_norm'] for r in rows):.3f}"
+    g["nc3-fall"] = f"{max(runs[r['L']].history['nc3'][0] / r['nc3'] for r in rows):.3g}"
+    if t_first.b_star is not None:
+        g["bstar"] = f"{np.linalg.norm(t_first.b_star):.3f}"
+        g["bias0"] = f"{min(r['bias_error_0'] for r in rows):.3f}"
+        g["bias-end-min"] = f"{min(r['bias_error'] for r in rows):.3f}"
+        g["bias-end-max"] = f"{max(r['bias_error'] for r in rows):.3f}"
+
+    by_L = {r["L"]: r for r in rows}
+    g["acc-epochs"] = _comma(by_L[L]["acc100_epoch"] for L in L_VALUES)
+    g["metric-every"] = str(p["metric_every"])
+    g["drop-min"] = f"{min(r['nc1_drop'] for r in rows):.1e}"
+    g["nc1-order"] = _comma(order_by(rows, "nc1"))
+    g["nc3-order"] = _comma(order_by(rows, "nc3"))
+    gap_order = order_by(rows, "gap")
+    g["gap-order"] = _comma(gap_order)
+    g["gap-trend"] = ("the deeper the head, the further its run stays from the global minimum after the same number "
+                      "of epochs" if gap_order == sorted(gap_order) else
+                      "the distance to the global minimum is not monotone in L")
+    return g
+
+
+def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict],
+                  theory: Mapping[int, RunTheory]) -> dict:
+    """The four tables of a figure chapter as pandas DataFrames (pandas is a dependency of the book).
+
+    ``"provenance"``: what each run's provenance recorded (N, K, parameters, steps, speed, wall time, device,
+    precision, torch, git commit, data checksum); ``"theory"``: the modes alive, the extreme nonzero kappa,
+    the global minimum of (4.3) and the final objective (:func:`run_theory`); ``"final"``: the final metrics
+    of :func:`final_rows` (with a bias also ||b - n/N||); ``"settings"``: the paper's settings (Section 5)
+    next to the runs'. Used by :ref:`ch-fig1` to :ref:`ch-fig4` through :func:`figure_chapter`.
+    """
+    import pandas as pd
+
+    from . import plotting
+
+    f = _figure(fig)
+    provenance = pd.DataFrame([{
+        "L": L, "N": r.provenance["N"], "K": r.provenance["K"], "parameters": r.provenance["parameter_count"],
+        "steps": r.provenance["steps"], "steps/s": round(r.provenance["steps_per_s"], 1),
+        "wall time (s)": round(r.provenance["wall_time_s"], 1), "device": r.provenance["device_name"],
+        "precision": r.provenance["precision"], "torch": r.provenance["versions"]["torch"],
+        "git commit": (r.provenance["git_commit"] or "?")[:10], "data sha256": r.provenance["data_sha256"][:12],
+    } for L, r in sorted(runs.items())]).set_index("L")
+    theory_table = pd.DataFrame([{
+        "L": L, "modes alive": f"{t.alive} of {t.K}", "largest kappa": round(float(t.kappa[0]), 3),
+        "smallest nonzero kappa": round(float(t.kappa[t.kappa > 1e-9 * t.kappa[0]].min()), 3),
+        "global minimum of (4.3)": f"{t.minimum:.4e}",
+        "objective at the end": f"{runs[L].history['objective'][-1]:.4e}",
+    } for L, t in sorted(theory.items())]).set_index("L")
+    final = pd.DataFrame([{
+        "L": r["L"], "epochs": r["epochs"], "NC1": f"{r['nc1']:.2e}", "NC2^W": f"{r['nc2_w']:.3f}",
+        "NC2^H": f"{r['nc2_h']:.3f}", "NC2^WH": f"{r['nc2_wh']:.2e}", "NC3": f"{r['nc3']:.3f}",
+        "train acc": f"{r['train_acc']:.4f}", "100 % acc from epoch": r["acc100_epoch"],
+        "NC1 drop": f"{r['nc1_drop']:.1e}",
+        **({"||b - n/N||": f"{r['bias_error']:.3f}"} if f.bias else {}),
+    } for r in rows]).set_index("L")
+    p = runs[min(runs)].params
+    paper = SCALES["paper"]
+    settings = pd.DataFrame({
+        "paper (Section 5)": [f.paper_data, _comma(sorted(figure_counts(f, "paper"), reverse=True)),
+                              str(paper["width"]), str(paper["batch_size"]), f"Adam, {paper['lr']:g}", "not stated",
+                              "not stated", f"{paper['epochs']:,}"],
+        "these runs": [plotting.dataset_label(p), _comma(sorted(run_counts(p).tolist(), reverse=True)),
+                       str(p["width"]), str(p["batch_size"]), f"Adam, {p['lr']:g}",
+                       f"x{p['lr_gamma']:g} after epoch {_comma(p['lr_milestones'])}",
+                       f"lam_W = lam_H = {p['lam_W']:g}", f"{max(check['epochs'].values()):,}"],
+    }, index=["data", "class counts", "width", "batch size", "optimizer, lr", "lr schedule", "decays", "epochs"])
+    return {"provenance": provenance, "theory": theory_table, "final": final, "settings": settings}
+
+
+def figure_chapter(fig, scale_folder: str | None = None, root=None) -> FigureChapter:
+    """Read, check and tabulate one figure's committed runs: everything a figure chapter shows but its plots.
+
+    ``scale_folder``: ``"gpu"`` or ``"cpu-scale"`` (None: :func:`preferred_scale`); ``root``: the results
+    folder (default :data:`RESULTS`). Loads the runs (:func:`load_figure`), checks them against the figure's
+    configuration (:func:`check_figure`, ValueError if they differ), and returns a :class:`FigureChapter`
+    with the final rows, the theory at each run's decays, the glued values (:func:`figure_glue`) and the
+    tables (:func:`figure_tables`). The plots are :func:`draw_panels` and :func:`draw_theory`, the
+    properties asserted :func:`check_runs`. Used by :ref:`ch-fig1` to :ref:`ch-fig4` and
+    :ref:`ch-figures-summary`.
+    """
+    f = _figure(fig)
+    if scale_folder is None:
+        scale_folder = preferred_scale(f, root)
+    cfg = config_scale(scale_folder)
+    runs = load_figure(f, scale_folder, root)
+    check = check_figure(runs, f, cfg)
+    rows = final_rows(runs)
+    theory = {L: run_theory(run.params) for L, run in runs.items()}
+    return FigureChapter(figure=f, scale_folder=scale_folder, config_scale=cfg, runs=runs, check=check, rows=rows,
+                         theory=theory, glue=figure_glue(f, scale_folder, runs, check, rows, theory),
+                         tables=figure_tables(f, runs, check, rows, theory))
+
+
+def _require(ok, message: str) -> None:
+    if not ok:
+        raise AssertionError(message)
+
+
+def check_runs(runs: Mapping[int, Run], fig) -> None:
+    """Assert the properties of a figure's committed runs that the figure chapters check; AssertionError if not.
+
+    For every run (each message names the run's L and the property): the objective (4.3) never goes below
+    its global minimum over free features (:func:`run_theory`, relative tolerance 1e-12); NC1 falls by more
+    than a factor 100 from epoch 0 to the last epoch, and by more than NC3; the final training accuracy is
+    exactly 1; the data checksum equals the first run's; the run's bias case is Figure ``fig``'s. Figures 1
+    and 2 (with a bias, Theorems 4.2/4.3): at most K - 1 modes survive and the smallest singular value of
+    Y-bar is below 1e-9 times the largest; b* = n/N (rtol 1e-15, n the first run's counts); the recorded
+    ||b - n/N|| is finite. Figures 3 and 4 (bias-free, Appendix C): the singular values of
+    M = diag(sqrt n) are sqrt(n) (rtol 1e-12); there is no b* and the recorded bias error is NaN. Figures 2
+    and 4 (the letters-synthetic stand-in): every run's provenance names the stand-in. Used by
+    :ref:`ch-fig1` to :ref:`ch-fig4`.
+    """
+    f = _figure(fig)
+    if not runs:
+        raise ValueError("runs must hold at least one run")
+    first = runs[min(runs)]
+    n = run_counts(first.params)
+    for L, run in runs.items():
+        h, t = run.history, run_theory(run.params)
+        _require(np.all(h["objective"] >= t.minimum * (1 - 1e-12)),
+                 f"L={L}: the objective goes below the global minimum {t.minimum:.6e} of (4.3) "
+                 f"(smallest {np.min(h['objective']):.6e})")
+        drop_nc1, drop_nc3 = h["nc1"][0] / h["nc1"][-1], h["nc3"][0] / h["nc3"][-1]
+        _require(drop_nc1 > 1e2, f"L={L}: NC1 falls by a factor {drop_nc1:.3g} ({h['nc1'][0]:.3g} to "
+                                 f"{h['nc1'][-1]:.3g}), not more than 100")
+        _require(drop_nc1 > drop_nc3, f"L={L}: NC1 falls by a factor {drop_nc1:.3g}, not more than NC3 "
+                                      f"({drop_nc3:.3g})")
+        _require(h["train_acc"][-1] == 1.0, f"L={L}: the final training accuracy is {h['train_acc'][-1]!r}, not 1")
+        _require(run.provenance["data_sha256"] == first.provenance["data_sha256"],
+                 f"L={L}: data sha256 {run.provenance['data_sha256'][:12]} differs from the first run's "
+                 f"{first.provenance['data_sha256'][:12]}")
+        _require(t.bias is f.bias, f"L={L}: the run has bias={t.bias}, Figure {f.number} has bias={f.bias}")
+        if f.bias:
+            _require(t.alive <= t.K - 1 and t.kappa[-1] < 1e-9 * t.kappa[0],
+                     f"L={L}: with a bias the zero singular value of Y-bar must collapse; {t.alive} of {t.K} "
+                     f"modes alive, smallest kappa {t.kappa[-1]:.3g}")
+            np.testing.assert_allclose(t.b_star, n / n.sum(), rtol=1e-15, err_msg=f"L={L}: b* is not n/N")
+            _require(np.all(np.isfinite(h["bias_error"])), f"L={L}: the recorded ||b - n/N|| is not finite")
+        else:
+            np.testing.assert_allclose(np.sort(t.kappa), np.sort(np.sqrt(n)), rtol=1e-12,
+                                       err_msg=f"L={L}: bias-free, the singular values of M are not sqrt(n)")
+            _require(t.b_star is None and np.all(np.isnan(h["bias_error"])),
+                     f"L={L}: a bias-free run has a b* or a recorded bias error")
+        if f.dataset == "letters-synthetic":
+            _require("stand-in" in (run.provenance.get("stand_in") or ""),
+                     f"L={L}: the provenance does not label the letters-synthetic stand-in "
+                     f"(stand_in = {run.provenance.get('stand_in')!r})")
 
 
 # --------------------------------------------------------------------------------------------- the engine benchmark

@@ -1,6 +1,7 @@
 """Tests of nclib.figures on small run folders made here with a tiny nclib.train.run (seconds in all)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -48,6 +49,7 @@ def tiny(tmp_path_factory):
 def tiny_scale(monkeypatch):
     monkeypatch.setitem(figures.SCALES, "tiny", TINY)
     monkeypatch.setitem(figures.SCALE_FOLDERS, "tiny", "tiny")
+    monkeypatch.setitem(figures.SCALE_LABELS, "tiny", "tiny runs (a test scale)")
 
 
 # ------------------------------------------------------------------------------------------ configuration
@@ -204,6 +206,130 @@ def test_drawing(tiny):
         assert len(g.axes) == 3 and len(g.axes[2].get_lines()) == 3
         assert len(g.axes[1].get_lines()) == (6 if fig == 1 else 3)
         plt.close("all")
+
+
+# ------------------------------------------------------------------------------------------ figure chapters
+
+def test_config_scale_inverts_the_scale_folders():
+    assert figures.config_scale("gpu") == "paper" and figures.config_scale("cpu-scale") == "cpu-scale"
+    with pytest.raises(ValueError, match="scale_folder must be one of"):
+        figures.config_scale("paper")
+
+
+def test_figure_chapter_glue_values(tiny, tiny_scale):
+    for fig in (1, 3):
+        ch = figures.figure_chapter(fig, "tiny", root=tiny)
+        runs = figures.load_figure(fig, "tiny", root=tiny)
+        rows = figures.final_rows(runs)
+        assert (ch.figure.number, ch.scale_folder, ch.config_scale) == (fig, "tiny", "tiny")
+        assert sorted(ch.runs) == [1, 3, 6]
+        assert [(r["L"], r["gap"]) for r in ch.rows] == [(r["L"], r["gap"]) for r in rows]
+        assert ch.check == figures.check_figure(runs, fig, "tiny")
+        assert ch.theory[6].minimum == figures.run_theory(runs[6].params).minimum
+        g = ch.glue
+        bias_keys = {"bstar", "bias0", "bias-end-min", "bias-end-max"}
+        assert bias_keys <= set(g) if fig == 1 else not bias_keys & set(g)
+        assert all(isinstance(v, str) for k, v in g.items() if k != "K") and g["K"] == 10
+        # the paper's settings (Section 5) and the runs' own
+        assert g["caption"] == figures.FIGURES[fig].caption
+        assert (g["paper-counts"], g["paper-epochs"], g["paper-width"], g["paper-batch"], g["paper-lr"]) == \
+            ("500, 500, 400, 400, 300, 300, 200, 200, 100, 100", "12,000", "2,048", "128", "0.0001")
+        assert (g["N"], g["counts"], g["epochs"], g["width"], g["batch"], g["lr"], g["gamma"], g["milestone"],
+                g["decay"], g["metric-every"]) == ("30", "5, 5, 4, 4, 3, 3, 2, 2, 1, 1", "120", "32", "full", "0.003",
+                                                   "0.1", "80", "0.001", "20")
+        assert g["scale"] == "tiny runs (a test scale)" and g["counts-note"] == "the paper's counts divided by 100"
+        assert g["data"] == "CIFAR-10 (npz)"
+        assert g["differs"].startswith("The runs stop at 120 of the paper's 12,000 epochs")
+        # against the theory, and the comparison, from the rows
+        alive = sorted({figures.run_theory(r.params).alive for r in runs.values()})
+        assert g["alive"] == " or ".join(map(str, alive)) and (fig != 1 or g["alive"] == "9")
+        assert g["gap-min"] == f"{min(r['gap'] / r['minimum'] for r in rows):.2g}"
+        assert g["gap-max"] == f"{max(r['gap'] / r['minimum'] for r in rows):.2g}"
+        assert g["mean-end"] == f"{max(r['global_mean_norm'] for r in rows):.3f}"
+        assert g["nc3-fall"] == f"{max(runs[r['L']].history['nc3'][0] / r['nc3'] for r in rows):.3g}"
+        assert g["drop-min"] == f"{min(r['nc1_drop'] for r in rows):.1e}"
+        assert g["acc-epochs"] == ", ".join(str(r["acc100_epoch"]) for r in rows)
+        for key in ("nc1", "nc3", "gap"):
+            assert g[f"{key}-order"] == ", ".join(map(str, figures.order_by(rows, key)))
+        assert g["gap-trend"].startswith("the deeper the head" if figures.order_by(rows, "gap") == [1, 3, 6]
+                                         else "the distance to the global minimum is not monotone")
+        if fig == 1:
+            assert g["bstar"] == f"{np.linalg.norm(np.array(runs[1].params['counts']) / 30):.3f}"
+            assert g["bias-end-max"] == f"{max(r['bias_error'] for r in rows):.3f}"
+
+
+def test_figure_chapter_scale_notes(tiny, tiny_scale, monkeypatch):
+    runs = figures.load_figure(1, "tiny", root=tiny)
+    check, rows = figures.check_figure(runs, 1, "tiny"), figures.final_rows(runs)
+    theory = {L: figures.run_theory(r.params) for L, r in runs.items()}
+    cpu = figures.figure_glue(1, "cpu-scale", runs, check, rows, theory)
+    assert cpu["scale-note"].startswith("Until GPU runs") and cpu["differs"].startswith("The runs are CPU-scale")
+    assert cpu["counts-note"] == "the paper's counts divided by 10"
+    full = figures.figure_glue(1, "gpu", runs, {"epochs": {1: 12000, 3: 12000, 6: 12000}}, rows, theory)
+    assert full["differs"] == "The runs use the paper's stated settings."
+    assert full["counts-note"] == "the paper's counts"
+    assert full["epochs"] == "12,000"
+
+
+def test_figure_chapter_tables(tiny, tiny_scale):
+    for fig in (1, 3):
+        ch = figures.figure_chapter(fig, "tiny", root=tiny)
+        t = ch.tables
+        assert set(t) == {"provenance", "theory", "final", "settings"}
+        for name in ("provenance", "theory", "final"):
+            assert t[name].index.name == "L" and t[name].index.tolist() == [1, 3, 6]
+        assert t["provenance"]["N"].tolist() == [30] * 3 and t["provenance"]["K"].tolist() == [10] * 3
+        assert t["theory"].loc[1, "modes alive"] == f"{ch.theory[1].alive} of 10"
+        assert t["theory"].loc[3, "global minimum of (4.3)"] == f"{ch.theory[3].minimum:.4e}"
+        assert t["final"].loc[6, "NC1"] == f"{ch.runs[6].history['nc1'][-1]:.2e}"
+        assert ("||b - n/N||" in t["final"].columns) is (fig == 1)
+        s = t["settings"]
+        assert s.index.tolist() == ["data", "class counts", "width", "batch size", "optimizer, lr", "lr schedule",
+                                    "decays", "epochs"]
+        assert s.loc["epochs"].tolist() == ["12,000", "120"] and s.loc["width"].tolist() == ["2048", "32"]
+        assert s.loc["decays", "these runs"] == "lam_W = lam_H = 0.001"
+
+
+def test_figure_chapter_picks_the_preferred_scale(tiny, tmp_path):
+    # no GPU runs: the CPU-scale folder, empty here; finished GPU runs: checked against the paper's settings
+    with pytest.raises(ValueError, match="'cpu-scale' has no runs of Figure 3"):
+        figures.figure_chapter(3, root=tmp_path)
+    shutil.copytree(tiny / "tiny" / "fig3", tmp_path / "gpu" / "fig3")
+    with pytest.raises(ValueError, match=r"Figure 3 \(paper\) runs do not match its configuration"):
+        figures.figure_chapter(3, root=tmp_path)
+
+
+def _with_history(run, **columns):
+    return dataclasses.replace(run, history=dict(run.history, **columns))
+
+
+def test_check_runs_passes_the_runs_and_names_what_fails(tiny):
+    runs1, runs3 = figures.load_figure(1, "tiny", root=tiny), figures.load_figure(3, "tiny", root=tiny)
+    figures.check_runs(runs1, 1)
+    figures.check_runs(runs3, 3)
+    h = runs1[3].history
+    broken = {
+        "objective goes below the global minimum": dict(objective=h["objective"] * 0),
+        "NC1 falls by a factor": dict(nc1=np.full_like(h["nc1"], 1.0)),
+        "not more than NC3": dict(nc3=h["nc3"] * np.geomspace(1, 1e-9, h["nc3"].size)),
+        "final training accuracy": dict(train_acc=np.minimum(h["train_acc"], 0.9)),
+        "is not finite": dict(bias_error=np.full_like(h["bias_error"], np.nan)),
+    }
+    for message, columns in broken.items():
+        with pytest.raises(AssertionError, match=f"L=3: .*{message}"):
+            figures.check_runs({**runs1, 3: _with_history(runs1[3], **columns)}, 1)
+    other = dataclasses.replace(runs1[6], provenance=dict(runs1[6].provenance, data_sha256="0" * 64))
+    with pytest.raises(AssertionError, match="L=6: data sha256"):
+        figures.check_runs({**runs1, 6: other}, 1)
+    with pytest.raises(AssertionError, match="L=1: a bias-free run has a b\\* or a recorded bias error"):
+        figures.check_runs({1: _with_history(runs3[1], bias_error=np.zeros_like(runs3[1].history["bias_error"]))}, 3)
+    with pytest.raises(AssertionError, match="Figure 3 has bias=False"):
+        figures.check_runs(runs1, 3)
+    # Figure 2 is Figure 1's bias case on the stand-in: these CIFAR-10 runs do not name it
+    with pytest.raises(AssertionError, match="L=1: the provenance does not label the letters-synthetic stand-in"):
+        figures.check_runs(runs1, 2)
+    with pytest.raises(ValueError, match="runs must hold"):
+        figures.check_runs({}, 1)
 
 
 # ------------------------------------------------------------------------------------------ executed notebooks
