@@ -87,7 +87,8 @@ def test_math_is_typeset_offline(name):
     """Every page: MathJax ran from the bundled copy and no raw TeX is left in the prose.
 
     Raw TeX (a stray $, a backslash command, ^{ or _{) outside code means a formula was not parsed as
-    math, e.g. display math glued to the line before it inside a directive.
+    math, e.g. display math glued to the line before it inside a directive; a raw `| --- |` means a
+    markdown table printed by a cell was not rendered.
     """
     page = HTML / name
     if not page.exists():
@@ -98,9 +99,11 @@ def test_math_is_typeset_offline(name):
         assert dom.count("<mjx-container") > 0, f"MathJax typeset nothing in {name}"
     parser = _ProseText()
     parser.feed(dom.split("<body", 1)[1])
-    text = " ".join(parser.parts)
+    text = " ".join(" ".join(parser.parts).split())
     leftovers = re.findall(r".{0,40}(?:\\[A-Za-z]{2,}|\\\(|\\\[|\$|\^\{|_\{).{0,40}", text)
     assert not leftovers, f"raw TeX left in {name}: {leftovers[:3]}"
+    tables = re.findall(r".{0,40}\|\s*(?:---|\u2014)\s*\|.{0,40}", text)  # Sphinx turns --- into an em dash
+    assert not tables, f"a markdown table was shown as text in {name}: {tables[:2]}"
 
 
 @pytest.mark.parametrize("name", FIGURE_PAGES)
