@@ -186,8 +186,7 @@ def minimize(n, lam_W, lam_H, L=1, bias=True, d=None, seed=0, scales=(0.1, 1.0, 
     :ref:`ch-thm42` and :ref:`ch-thm43`.
     """
     n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d)
-    if not _checks._is_integral(seed) or int(seed) < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = _checks.nonneg_int(seed, "seed")
     try:
         scales = tuple(_checks.positive_float(s, "scales") for s in scales)
     except TypeError as exc:
@@ -198,7 +197,7 @@ def minimize(n, lam_W, lam_H, L=1, bias=True, d=None, seed=0, scales=(0.1, 1.0, 
     continuations = _checks.nonneg_int(continuations, "continuations")
     maxiter = _checks.positive_int(maxiter, "maxiter")
     prob = _Problem(n, lam, lam_H, L, bias, d)
-    rng = np.random.default_rng(int(seed))
+    rng = np.random.default_rng(seed)
     # Start each factor with entries of size ~ sqrt(lam_mean / lam_j): at any critical point the
     # factors are balanced (lam_j ||W_j||^2 equal across j), so this puts starts near that manifold.
     lam_all = np.append(lam, lam_H)
@@ -352,9 +351,8 @@ def verify_many(theorem: str, count: int = 20, seed: int = 0) -> list[dict]:
     numerical minimum in :ref:`ch-thm41`, :ref:`ch-thm42` and :ref:`ch-thm43`.
     """
     count = _checks.positive_int(count, "count")
-    if not _checks._is_integral(seed) or int(seed) < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    rng = np.random.default_rng(int(seed))
+    seed = _checks.nonneg_int(seed, "seed")
+    rng = np.random.default_rng(seed)
     rows = []
     for i in range(count):
         inst = random_instance(theorem, rng)
