@@ -203,21 +203,23 @@ def minimize(n, lam_W, lam_H, L=1, bias=True, d=None, seed=0, scales=(0.1, 1.0, 
     lam_all = np.append(lam, lam_H)
     lam_mean = np.exp(np.mean(np.log(lam_all)))
     weights = list(np.sqrt(lam_mean / lam_all)) + ([1.0] if bias else [])
+
+    def random_start(scale):
+        return np.concatenate([rng.standard_normal(r * c) * scale * w / np.sqrt(c)
+                               for (r, c), w in zip(prob.shapes, weights)])
+
     best = None
     run_values, run_scales = [], []
     for scale in scales:
         for _ in range(repeats):
-            x0 = np.concatenate([rng.standard_normal(r * c) * scale * w / np.sqrt(c)
-                                 for (r, c), w in zip(prob.shapes, weights)])
-            x, fx = _lbfgs(prob, x0, maxiter)
+            x, fx = _lbfgs(prob, random_start(scale), maxiter)
             run_values.append(float(fx))
             run_scales.append(float(scale))
             if best is None or fx < best[1]:
                 best = (x, fx)
     if L >= 2:
         for _ in range(continuations):
-            x0 = np.concatenate([rng.standard_normal(r * c) * w / np.sqrt(c) for (r, c), w in zip(prob.shapes, weights)])
-            x, fx = _continuation(prob, x0, maxiter)
+            x, fx = _continuation(prob, random_start(1.0), maxiter)
             x, fx = _prune_directions(prob, x, fx, maxiter)
             run_values.append(float(fx))
             run_scales.append(float("nan"))
