@@ -166,10 +166,22 @@ def _normalize(images: np.ndarray, mean, std) -> np.ndarray:
     return np.ascontiguousarray(x.reshape(x.shape[0], -1))
 
 
-def _need_path(data_path, dataset):
+def source_path(dataset: str, data_path, download: bool = False) -> pathlib.Path | None:
+    """The file or folder a dataset of Section 5 is read from: ``data_path`` with ``~`` expanded.
+
+    ``cifar10`` and ``emnist-letters`` need a ``data_path`` (a torchvision root folder or an .npz) that
+    exists, unless ``download`` (torchvision then creates the root); the generated datasets
+    (``letters-synthetic``, ``synthetic``) read no file and get None.  Raises ValueError naming
+    ``data_path``.  Used by :func:`load` and ``nclib.train.check_params`` (:ref:`ch-train`).
+    """
+    if dataset not in ("cifar10", "emnist-letters"):
+        return None
     if data_path is None:
         raise ValueError(f"data_path is required for dataset {dataset!r}: a torchvision root folder or an .npz file")
     path = pathlib.Path(os.path.expanduser(str(data_path)))
+    if not path.exists() and not download:
+        raise ValueError(f"data_path {str(path)!r} does not exist; pass a torchvision root folder or an .npz file, "
+                         f"or download=True to fetch into a torchvision root")
     return path
 
 
@@ -417,9 +429,7 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
         name = "letters-synthetic"
         mean, std = GRAY_MEAN, GRAY_STD
     else:
-        path = _need_path(data_path, dataset)
-        if not path.exists():
-            raise ValueError(f"data_path {str(path)!r} does not exist; pass a torchvision root folder or an .npz file")
+        path = source_path(dataset, data_path, download)
         if path.suffix == ".npz":
             images_all, labels_all, shas = load_npz(path)
             source = f"npz file {path.name}"

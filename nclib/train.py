@@ -223,12 +223,8 @@ def check_params(**params) -> dict:
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {dev!r}")
     if dev.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {dev!r} asked for, but torch sees no CUDA device; use device='cpu' or 'auto'")
-    if p["dataset"] in ("cifar10", "emnist-letters"):
-        if p["data_path"] is None:
-            raise ValueError(f"data_path is required for dataset {p['dataset']!r}: a torchvision root or an .npz")
-        path = pathlib.Path(os.path.expanduser(str(p["data_path"])))
-        if not path.exists() and not p["download"]:
-            raise ValueError(f"data_path {str(path)!r} does not exist; fix the path or pass download=True")
+    path = data.source_path(p["dataset"], p["data_path"], p["download"])
+    if path is not None:
         p["data_path"] = str(path)
     for k in ("overwrite", "progress", "download", "verify_checksums"):
         if not isinstance(p[k], bool):

@@ -176,3 +176,15 @@ def test_synthetic_and_bad_parameters():
         data.load("synthetic", seed=-1)
     with pytest.raises(ValueError, match="normalization"):
         data.load("synthetic", normalization="zca")
+
+
+def test_source_path_is_the_one_data_path_check(tmp_path):
+    # nclib.train.check_params and nclib.data.load share it: the generated datasets read no file
+    assert data.source_path("synthetic", None) is None and data.source_path("letters-synthetic", "x") is None
+    assert data.source_path("cifar10", tmp_path) == tmp_path
+    with pytest.raises(ValueError, match="data_path is required for dataset 'emnist-letters'"):
+        data.source_path("emnist-letters", None)
+    with pytest.raises(ValueError, match="does not exist.*download=True"):
+        data.source_path("cifar10", tmp_path / "fresh")
+    # a root that torchvision is to create when it downloads
+    assert data.source_path("cifar10", tmp_path / "fresh", download=True) == tmp_path / "fresh"
