@@ -45,6 +45,13 @@ def counts(n, name: str = "n") -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def flag(value, name: str) -> bool:
+    """A Python or numpy bool (``bias``); 0, 1 and strings are refused, not read as truth values."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def nonneg_float(value, name: str) -> float:
     """A finite real number >= 0 (a weight decay)."""
     try:

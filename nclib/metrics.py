@@ -326,12 +326,11 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     L = len(Ws)
     lam_W = _checks.layer_lambdas(lam_W, L, "lam_W")
     lam_H = _checks.positive_float(lam_H, "lam_H")
-    if not isinstance(bias, (bool, np.bool_)):
-        raise ValueError(f"bias must be True or False, got {bias!r}")
+    bias = _checks.flag(bias, "bias")
     P = _head_product(Ws, d, K)
     means = _means(X, y, K)  # K x d
     E = means.T * np.sqrt(n)[None, :]  # H-bar D, d x K
-    structure = ufm.structure(n, lam_W, lam_H, L=L, bias=bool(bias))
+    structure = ufm.structure(n, lam_W, lam_H, L=L, bias=bias)
     out = {"nc1": _nc1(X, y, n, means, None)}
     out.update(geometry_metrics(P, E, structure))
     return out

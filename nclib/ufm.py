@@ -32,19 +32,13 @@ from .imbalance import label_matrix, ybar
 # input checks shared by this module and nclib.solvers
 # --------------------------------------------------------------------------------------------
 
-def _check_bias(bias) -> bool:
-    if not isinstance(bias, (bool, np.bool_)):
-        raise ValueError(f"bias must be True or False, got {bias!r}")
-    return bool(bias)
-
-
 def _check_problem(n, lam_W, lam_H, L, bias, d=None):
     """Validated (n, lam_W array, lam_H, L, bias, d) for the closed forms and the solver."""
     n = _checks.counts(n)
     L = _checks.positive_int(L, "L")
     lam_W = _checks.layer_lambdas(lam_W, L, "lam_W", positive=True)
     lam_H = _checks.positive_float(lam_H, "lam_H")
-    bias = _check_bias(bias)
+    bias = _checks.flag(bias, "bias")
     if d is None:
         d = n.size
     d = _checks.positive_int(d, "d")
