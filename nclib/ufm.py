@@ -270,15 +270,9 @@ def minimum_value(n, lam_W, lam_H, L=1, bias=True) -> float:
     :ref:`ch-thm41`, :ref:`ch-thm42` and :ref:`ch-thm43`.
     """
     n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
-    return _minimum_value(n, lam, lam_H, L, bias, n.size)
-
-
-def _minimum_value(n, lam, lam_H, L, bias, d):
-    M = _problem_matrix(n, bias)
-    kappa = np.linalg.svd(M, compute_uv=False)
+    kappa = np.linalg.svd(_problem_matrix(n, bias), compute_uv=False)
     N = int(n.sum())
     s = _mode_products(kappa, N, lam, lam_H, L)
-    s[min(d, kappa.size):] = 0.0
     t, _, _ = _mode_factors(s, lam, lam_H)
     return float(np.sum(_mode_values(kappa, s, t, N, L)))
 
@@ -322,9 +316,9 @@ def global_minimizer(n, lam_W, lam_H, L=1, bias=True, d=None) -> Minimizer:
     E = R @ np.diag(e) @ Vt
     Hbar = E / np.sqrt(n.astype(np.float64))[None, :]
     H = Hbar @ label_matrix(n)
-    b = n / N if bias else None
+    b = n / N if bias else None  # float64: n is int64
     value = float(np.sum(_mode_values(kappa, s, t, N, L)))
-    return Minimizer(Ws=Ws, H=H, b=None if b is None else b.astype(np.float64), value=value)
+    return Minimizer(Ws=Ws, H=H, b=b, value=value)
 
 
 # --------------------------------------------------------------------------------------------
