@@ -185,7 +185,11 @@ def group_singular_values(groups) -> np.ndarray:
     left null vector sqrt(l)) and sigma~_i = sqrt(mu_i) with mu_i the root of w in (N_{i+1}, N_i), so
     0 = sigma~_m < sqrt(N_m) < sigma~_{m-1} < ... < sqrt(N_2) < sigma~_1 < sqrt(N_1).
     """
-    sizes, mults, N = _group_arrays(groups)
+    return _group_sigma(*_group_arrays(groups))
+
+
+def _group_sigma(sizes: np.ndarray, mults: np.ndarray, N: float) -> np.ndarray:
+    """:func:`group_singular_values` from the arrays of :func:`_group_arrays`: sqrt of the roots, then 0."""
     return np.concatenate([np.sqrt(_secular_roots(sizes, mults, N)), [0.0]])
 
 
@@ -201,10 +205,9 @@ def ybar_singular_values(groups) -> np.ndarray:
     [1.732051, 1.133893, 0.0]
     """
     sizes, mults, N = _group_arrays(groups)
-    sigma = np.concatenate([np.sqrt(_secular_roots(sizes, mults, N)), [0.0]])
     values = np.empty(2 * sizes.size)
     values[0::2] = np.sqrt(sizes)
-    values[1::2] = sigma
+    values[1::2] = _group_sigma(sizes, mults, N)
     reps = np.empty(2 * sizes.size, dtype=np.int64)
     reps[0::2] = mults.astype(np.int64) - 1
     reps[1::2] = 1
