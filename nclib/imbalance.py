@@ -22,7 +22,7 @@ def check_groups(groups) -> list[tuple[int, int]]:
     """Validate a grouped profile ``[(N_1, l_1), ..., (N_m, l_m)]`` of Definition 4.1.
 
     N_i must be strictly decreasing positive integers and l_i positive integers.
-    Returns the groups as a list of Python int pairs.
+    Returns the groups as a list of Python int pairs. Used in :ref:`ch-spectrum`.
     """
     try:
         pairs = [tuple(g) for g in groups]
@@ -49,6 +49,8 @@ def check_groups(groups) -> list[tuple[int, int]]:
 def class_counts(groups) -> np.ndarray:
     """The count vector n = [N_1 1_{l_1}; ...; N_m 1_{l_m}] of Definition 4.1 (length K = sum l_i).
 
+    Used from :ref:`ch-setting` on (the theory, spectrum, metrics and training chapters).
+
     >>> class_counts([(500, 2), (100, 1)]).tolist()
     [500, 500, 100]
     """
@@ -59,7 +61,8 @@ def class_counts(groups) -> np.ndarray:
 def groups_of(n) -> list[tuple[int, int]]:
     """The grouped profile ({N_i, l_i}) of Definition 4.1 for any count vector n (any order).
 
-    Inverse of :func:`class_counts` up to the order of the classes.
+    Inverse of :func:`class_counts` up to the order of the classes. Used in :ref:`ch-setting` and
+    :ref:`ch-spectrum`.
     """
     n = _checks.counts(n)
     values, multiplicities = np.unique(n, return_counts=True)
@@ -69,7 +72,8 @@ def groups_of(n) -> list[tuple[int, int]]:
 def label_matrix(n) -> np.ndarray:
     """The K x N one-hot label matrix Y of Definition 3.1, columns grouped by class.
 
-    Column j is e_k for the k-th block of n_k columns (class 0 first).
+    Column j is e_k for the k-th block of n_k columns (class 0 first). Used in :ref:`ch-setting`,
+    :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43` and :ref:`ch-errata-theory`.
     """
     n = _checks.counts(n)
     labels = np.repeat(np.arange(n.size), n)
@@ -81,7 +85,8 @@ def label_matrix(n) -> np.ndarray:
 def ybar(n) -> np.ndarray:
     """Y-bar = (I_K - n 1_K^T / N) D with D = diag(sqrt(n)) (Theorem 4.2; abstract of the paper).
 
-    The K x K float64 matrix whose singular values drive Theorems 4.2-4.4.
+    The K x K float64 matrix whose singular values drive Theorems 4.2-4.4. Used in :ref:`ch-setting`,
+    :ref:`ch-thm42`, :ref:`ch-thm43`, :ref:`ch-spectrum`, :ref:`ch-metrics` and the errata.
     """
     n = _checks.counts(n)
     nf = n.astype(np.float64)
