@@ -129,6 +129,27 @@ def preset_counts(preset: str, class_order: str = "reference") -> np.ndarray:
     raise ValueError(f"class_order must be 'reference', 'ascending' or 'descending', got {class_order!r}")
 
 
+def resolve_counts(dataset: str, counts=None, class_order: str = "reference") -> tuple[np.ndarray, str]:
+    """The class counts n of a run of ``dataset`` (class k gets n[k]; Section 5's profiles) and the profile's name.
+
+    ``counts``: None means the dataset's own preset (``cifar10`` for cifar10, ``emnist-letters`` for the
+    letters and their stand-in, ``[20, 10, 5]`` for synthetic); a preset name goes through
+    :func:`preset_counts` in ``class_order``; a list of K counts is checked and kept (profile
+    ``"explicit"``).  Raises ValueError naming ``dataset``, ``counts`` or ``class_order``.  Used by
+    :func:`load` and ``nclib.figures.run_counts`` (:ref:`ch-train`, :ref:`ch-fig1` to :ref:`ch-fig4`).
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    if counts is None:
+        counts = {"cifar10": "cifar10", "emnist-letters": "emnist-letters",
+                  "letters-synthetic": "emnist-letters"}.get(dataset, [20, 10, 5])
+    if isinstance(counts, str):
+        return preset_counts(counts, class_order), counts
+    if class_order not in ("reference", "ascending", "descending"):
+        raise ValueError(f"class_order must be 'reference', 'ascending' or 'descending', got {class_order!r}")
+    return _checks.counts(counts, "counts"), "explicit"
+
+
 def select_per_class(y, counts, seed: int = 0, selection: str = "random") -> np.ndarray:
     """Row indices taking ``counts[k]`` samples of each class k, deterministic by ``seed``.
 
@@ -395,18 +416,7 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
     if normalization not in ("reference", "standardize", "none"):
         raise ValueError(f"normalization must be 'reference', 'standardize' or 'none', got {normalization!r}")
     seed = _checks.nonneg_int(seed, "seed")
-    default_preset = {"cifar10": "cifar10", "emnist-letters": "emnist-letters",
-                      "letters-synthetic": "emnist-letters", "synthetic": None}[dataset]
-    if counts is None:
-        counts = default_preset if default_preset else [20, 10, 5]
-    if isinstance(counts, str):
-        n = preset_counts(counts, class_order)
-        profile = counts
-    else:
-        if class_order not in ("reference", "ascending", "descending"):
-            raise ValueError(f"class_order must be 'reference', 'ascending' or 'descending', got {class_order!r}")
-        n = _checks.counts(counts, "counts")
-        profile = "explicit"
+    n, profile = resolve_counts(dataset, counts, class_order)
     prov = {"dataset": dataset, "profile": profile, "counts": n.tolist(), "class_order": class_order,
             "selection": selection, "seed": seed, "normalization": normalization}
 

@@ -247,19 +247,11 @@ def run_counts(params: Mapping) -> np.ndarray:
     """The class counts n of a run (class k has n[k] samples) from its ``params.json``.
 
     ``counts`` is a list, a preset name (:func:`nclib.data.preset_counts` with the run's ``class_order``) or
-    None (the dataset's own preset, as :func:`nclib.data.load` fills it in). The n of Definition 4.1 that
-    :func:`run_theory` feeds to Theorems 4.1-4.3; used by :ref:`ch-fig1` to :ref:`ch-fig4`.
+    None (the dataset's own preset), resolved by :func:`nclib.data.resolve_counts` exactly as
+    :func:`nclib.data.load` resolved them for the run. The n of Definition 4.1 that :func:`run_theory` feeds
+    to Theorems 4.1-4.3; used by :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
-    c = params.get("counts")
-    if c is None:
-        preset = {"cifar10": "cifar10", "emnist-letters": "emnist-letters",
-                  "letters-synthetic": "emnist-letters"}.get(params.get("dataset"))
-        if preset is None:
-            raise ValueError(f"params has counts=None and dataset {params.get('dataset')!r} has no preset")
-        c = preset
-    if isinstance(c, str):
-        return data.preset_counts(c, params.get("class_order", "reference"))
-    return _checks.counts(c, "counts")
+    return data.resolve_counts(params.get("dataset"), params.get("counts"), params.get("class_order", "reference"))[0]
 
 
 # --------------------------------------------------------------------------------------------- theory

@@ -188,3 +188,17 @@ def test_source_path_is_the_one_data_path_check(tmp_path):
         data.source_path("cifar10", tmp_path / "fresh")
     # a root that torchvision is to create when it downloads
     assert data.source_path("cifar10", tmp_path / "fresh", download=True) == tmp_path / "fresh"
+
+
+def test_resolve_counts_is_what_load_trains_on():
+    # nclib.figures.run_counts reads a run's counts back through the same function
+    assert data.resolve_counts("cifar10")[0].tolist() == data.preset_counts("cifar10").tolist()
+    n, profile = data.resolve_counts("letters-synthetic", None, "ascending")
+    assert profile == "emnist-letters" and n.tolist() == [50] * 20 + [600] * 5 + [1500]
+    n, profile = data.resolve_counts("synthetic")
+    assert profile == "explicit" and n.tolist() == [20, 10, 5]
+    assert data.load("synthetic").counts.tolist() == [20, 10, 5]
+    with pytest.raises(ValueError, match="class_order"):
+        data.resolve_counts("synthetic", [3, 2], "sideways")
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        data.resolve_counts("mnist")

@@ -383,3 +383,13 @@ def test_read_benchmark(tmp_path):
         figures.read_benchmark(tmp_path / "none.txt")
     committed = figures.read_benchmark(figures.BENCHMARKS / "bench_train_cpu.txt")
     assert committed["engine"] > 0 and committed["plain"] > 0
+
+
+def test_run_counts_reads_counts_as_the_run_resolved_them():
+    assert figures.run_counts({"dataset": "cifar10", "counts": None}).tolist() == figures.figure_counts(1)
+    assert figures.run_counts({"dataset": "letters-synthetic", "counts": "emnist-letters",
+                               "class_order": "reference"}).tolist() == figures.figure_counts(2)
+    assert figures.run_counts({"dataset": "synthetic", "counts": [4, 2]}).tolist() == [4, 2]
+    assert figures.run_counts({"dataset": "synthetic", "counts": None}).tolist() == [20, 10, 5]
+    with pytest.raises(ValueError, match="counts"):
+        figures.run_counts({"dataset": "synthetic", "counts": [4, 0]})
