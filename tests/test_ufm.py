@@ -148,6 +148,7 @@ def test_lemma_a1_nuclear_norm():
     (lambda: ufm.minimum_value([3, 2], 0.1, 0.1, L=0), "L"),
     (lambda: ufm.minimum_value([3, 0], 0.1, 0.1), "n"),
     (lambda: ufm.minimum_value([3, 2], 0.1, 0.1, bias="yes"), "bias"),
+    (lambda: ufm.minimum_value([3, 2], 0.1, 0.1, bias=1), "bias"),  # _checks.flag: 1 is not read as True
     (lambda: ufm.global_minimizer([3, 2], 0.1, 0.1, d=0), "d"),
     (lambda: ufm.structure([3, 2], 0.1, 0.1, L=1.5), "L"),
     (lambda: ufm.objective([np.ones((2, 2))], np.ones((2, 4)), None, [3, 2], 0.1, 0.1), "H"),
@@ -162,6 +163,10 @@ def test_lemma_a1_nuclear_norm():
 def test_bad_input(call, name):
     with pytest.raises(ValueError, match=f"^{name.replace('[', '.').replace(']', '.')}"):
         call()
+
+
+def test_numpy_bool_bias_is_accepted():
+    assert ufm.minimum_value([3, 2], 0.1, 0.1, bias=np.bool_(False)) == ufm.minimum_value([3, 2], 0.1, 0.1, bias=False)
 
 
 @pytest.mark.parametrize("L", [1, 2, 3, 6])
