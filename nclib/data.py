@@ -415,8 +415,13 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     if normalization not in ("reference", "standardize", "none"):
         raise ValueError(f"normalization must be 'reference', 'standardize' or 'none', got {normalization!r}")
+    if selection not in ("random", "first"):
+        raise ValueError(f"selection must be 'random' or 'first', got {selection!r}")
     seed = _checks.nonneg_int(seed, "seed")
     n, profile = resolve_counts(dataset, counts, class_order)
+    K_data = {"cifar10": 10, "emnist-letters": 26, "letters-synthetic": 26}.get(dataset)
+    if K_data is not None and n.size > K_data:  # checked before any file is read
+        raise ValueError(f"counts has {n.size} classes but {dataset} has {K_data}")
     prov = {"dataset": dataset, "profile": profile, "counts": n.tolist(), "class_order": class_order,
             "selection": selection, "seed": seed, "normalization": normalization}
 
@@ -430,8 +435,6 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
         return ts
 
     if dataset == "letters-synthetic":
-        if n.size > 26:
-            raise ValueError(f"counts must have at most 26 classes for letters-synthetic, got {n.size}")
         images, y = letters_synthetic(n, seed=seed)
         classes = LETTERS[: n.size]
         prov.update(source=LETTERS_SYNTHETIC_LABEL,
@@ -451,9 +454,6 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
         else:
             images_all, labels_all, shas = load_emnist_letters_torchvision(path, True, download)
             source = "torchvision.datasets.EMNIST(split='letters') (IDX files)"
-        K_data = 10 if dataset == "cifar10" else 26
-        if n.size > K_data:
-            raise ValueError(f"counts has {n.size} classes but {dataset} has {K_data}")
         rows = select_per_class(labels_all, n, seed=seed, selection=selection)
         images, y = images_all[rows], labels_all[rows]
         classes = (CIFAR10_CLASSES if dataset == "cifar10" else LETTERS)[: n.size]

@@ -202,3 +202,13 @@ def test_resolve_counts_is_what_load_trains_on():
         data.resolve_counts("synthetic", [3, 2], "sideways")
     with pytest.raises(ValueError, match="dataset must be one of"):
         data.resolve_counts("mnist")
+
+
+def test_load_checks_selection_and_class_count_before_reading(tmp_path):
+    # neither needs the data: a missing file is not reached
+    with pytest.raises(ValueError, match="selection must be 'random' or 'first'"):
+        data.load("synthetic", selection="best")
+    with pytest.raises(ValueError, match="counts has 11 classes but cifar10 has 10"):
+        data.load("cifar10", data_path=tmp_path / "missing.npz", counts=[1] * 11)
+    with pytest.raises(ValueError, match="counts has 27 classes but letters-synthetic has 26"):
+        data.load("letters-synthetic", counts=[1] * 27)
