@@ -273,8 +273,6 @@ def random_instance(theorem: str, rng: np.random.Generator, margin: float = 0.05
             n = np.repeat(np.sort(sizes)[::-1], mult)
         else:
             n = rng.integers(1, 13, size=K)
-        if bias and np.all(n == n[0]) and K < 3:
-            continue
         L = int(rng.choice(Ls))
         lam = 10 ** rng.uniform(-0.5, 0.5, size=L)  # relative per-layer decays; rescaled below
         N = int(n.sum())
