@@ -145,8 +145,12 @@ def load_history(run_dir) -> dict[str, np.ndarray]:
 
 
 def load_run(run_dir) -> tuple[dict, dict, dict]:
-    """(params, history, provenance) of a run folder written by :func:`run` (:ref:`ch-train`)."""
+    """(params, history, provenance) of a run folder written by :func:`run` (:ref:`ch-train`); ValueError naming
+    ``run_dir`` when one of its three files is missing."""
     run_dir = pathlib.Path(run_dir)
+    missing = [name for name in ("params.json", "history.csv", "provenance.json") if not (run_dir / name).is_file()]
+    if missing:
+        raise ValueError(f"run_dir {str(run_dir)!r} is not a run folder of nclib.train.run: no {', '.join(missing)}")
     params = json.loads((run_dir / "params.json").read_text())
     prov = json.loads((run_dir / "provenance.json").read_text())
     return params, load_history(run_dir), prov

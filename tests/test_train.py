@@ -118,6 +118,11 @@ def test_interrupted_run_leaves_a_complete_history(tmp_path, monkeypatch):
     assert train.load_history(run_dir)["epoch"].tolist() == [0, 10]
     assert json.loads((run_dir / "provenance.json").read_text())["status"] == "failed"
     assert sorted(os.listdir(run_dir)) == ["history.csv", "params.json", "provenance.json"]
+    os.remove(run_dir / "provenance.json")
+    with pytest.raises(ValueError, match="is not a run folder of nclib.train.run: no provenance.json"):
+        train.load_run(run_dir)
+    with pytest.raises(ValueError, match="no params.json, history.csv, provenance.json"):
+        train.load_run(tmp_path / "none")
 
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
