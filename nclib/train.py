@@ -514,10 +514,9 @@ def run(**params) -> pathlib.Path:
     """
     p = check_params(**params)
     run_dir = pathlib.Path(p["out_dir"]) / p["run_name"]
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not p["overwrite"]:
-            raise ValueError(f"run folder {str(run_dir)!r} already exists; pass overwrite=True or another run_name")
-        shutil.rmtree(run_dir)
+    replace = run_dir.exists() and any(run_dir.iterdir())
+    if replace and not p["overwrite"]:
+        raise ValueError(f"run folder {str(run_dir)!r} already exists; pass overwrite=True or another run_name")
     t_start = time.perf_counter()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     ts = data.load(p["dataset"], data_path=p["data_path"], counts=p["counts"], class_order=p["class_order"],
@@ -525,6 +524,8 @@ def run(**params) -> pathlib.Path:
                    download=p["download"], verify_checksums=p["verify_checksums"], dim=p["dim"],
                    spread=p["spread"])
     engine = Engine(ts, p)
+    if replace:  # only now: a parameter that data.load or the Engine refuses leaves the old run in place
+        shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "params.json", _json(p))
 

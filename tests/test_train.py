@@ -165,6 +165,12 @@ def test_bad_parameters(tmp_path):
     train.run(**SMALL, epochs=1, batch_size="full", out_dir=tmp_path, run_name="once")
     with pytest.raises(ValueError, match="already exists; pass overwrite=True"):
         train.run(**SMALL, epochs=1, batch_size="full", out_dir=tmp_path, run_name="once")
+    # overwrite=True replaces a run only once its parameters passed data.load and the Engine
+    before = train.load_history(tmp_path / "once")
+    for bad in (dict(batch_size=64), dict(counts=[3, 0], batch_size="full")):
+        with pytest.raises(ValueError, match="batch_size 64|counts"):
+            train.run(**{**SMALL, **bad}, epochs=1, out_dir=tmp_path, run_name="once", overwrite=True)
+        np.testing.assert_array_equal(train.load_history(tmp_path / "once")["objective"], before["objective"])
 
 
 def test_command_line_one_run_per_L(tmp_path, capsys):
