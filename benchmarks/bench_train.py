@@ -114,10 +114,9 @@ def main(argv=None) -> None:
     p = train.check_params(dataset="synthetic", L=args.L, width=args.width, depth=args.depth,
                            batch_size=args.batch_size, device=args.device, precision=args.precision,
                            cuda_graph=cuda_graph, lr=1e-4, lam_W=1e-5, lam_H=1e-5, progress=False)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-
     rate_engine, eng = engine_loop(ts, p, args.steps, args.warmup)
+    device = eng.device  # the plain loop runs where the Engine resolved device="auto"
+    name = torch.cuda.get_device_name(device) if eng.is_cuda else cpu_name()
     with train._matmul_precision(p["precision"] == "tf32"):
         rate_plain = plain_loop(ts, p, device, args.steps, args.warmup)
 
