@@ -468,7 +468,8 @@ def draw_theory(runs: Mapping[int, Run]):
     Theorems 4.1-4.3 say is >= 0 and 0 only at the minimizer; (b) with a bias, ||b - n/N|| and the global
     feature-mean norm, both 0 at every minimizer (b* = n/N, eq. (B.5)-(B.7)); bias-free, the global
     feature-mean norm (no prediction); (c) the predicted singular values of P = W_L ... W_1 at the
-    minimizer, one series per L (0 = a collapsed mode). Returns the Figure. Used by the figure chapters.
+    minimizer, one series per L (0 = a collapsed mode). Returns the Figure. Used by :ref:`ch-fig1` to
+    :ref:`ch-fig4`.
     """
     import matplotlib.pyplot as plt
 
@@ -874,7 +875,8 @@ def relabel_notebook(path, fig, scale_folder: str) -> pathlib.Path:
 def main(argv=None) -> int:
     """``python -m nclib.figures params FIG [--scale S] [--set NAME=VALUE ...]``: print a figure's notebook
     parameters as JSON (valid YAML, for ``papermill -f``); ``... relabel NOTEBOOK FIG SCALE_FOLDER``: give an
-    executed training notebook its own title and target (:func:`relabel_notebook`)."""
+    executed training notebook its own title and target (:func:`relabel_notebook`). The papermill runs of
+    Figures 1-4 (Section 5) through :ref:`ch-train`, made by ``scripts/gpu_run_figure.sh``."""
     ap = argparse.ArgumentParser(prog="python -m nclib.figures", description=main.__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     pp = sub.add_parser("params", help="print the papermill parameters of one figure as JSON")

@@ -54,7 +54,8 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
 
     Returns the matplotlib Figure.  ``axes``: six Axes to draw into (default: a new 2 x 3 figure).
     The legend names each curve "L = ..." and its title the dataset (:func:`dataset_label`) and the bias
-    case, unless ``legend_title`` is given.
+    case, unless ``legend_title`` is given.  Used by :ref:`ch-train` and, through
+    ``nclib.figures.draw_panels``, :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     import matplotlib.pyplot as plt
 

@@ -74,7 +74,8 @@ DEFAULTS: dict = dict(
 
 
 class TrainingDiverged(RuntimeError):
-    """Raised when the loss or objective becomes NaN/inf or grows past ``divergence_factor`` x its start."""
+    """Raised when the loss or objective (4.3) becomes NaN/inf or grows past ``divergence_factor`` x its start
+    (checked at metric epochs, :ref:`ch-engine`)."""
 
 
 def from_reference_decay(weight_decay: float, feature_decay: float, K: int) -> tuple[float, float]:
@@ -346,6 +347,8 @@ class Engine:
         return loss.detach()
 
     def set_lr(self, lr: float) -> None:
+        """Set Adam's learning rate (the step schedule :func:`lr_at` of :ref:`ch-engine`); on a GPU it is a device
+        tensor filled in place, so a captured CUDA graph reads the new value."""
         if lr == self.current_lr:
             return
         for g in self.opt.param_groups:
@@ -400,6 +403,8 @@ class Engine:
         return perm[: self.steps_per_epoch * self.B].view(self.steps_per_epoch, self.B)
 
     def train_epoch(self) -> None:
+        """One epoch: a step on F_B for each batch of :meth:`batches`, without host synchronisation
+        (:ref:`ch-engine`)."""
         with _matmul_precision(self.allow_tf32):
             for idx in self.batches():
                 self._one(idx)
@@ -632,7 +637,8 @@ def _parse_value(text: str):
 
 
 def main(argv=None) -> list[pathlib.Path]:
-    """``python -m nclib.train --dataset cifar10 --data-path ... --L 1 3 6 ...``: one run per L."""
+    """``python -m nclib.train --dataset cifar10 --data-path ... --L 1 3 6 ...``: one run of :func:`run` (objective
+    (4.3), Section 5) per L, the shell form of :ref:`ch-train`."""
     ap = argparse.ArgumentParser(prog="python -m nclib.train", description=__doc__.split("\n")[0])
     for name, default in DEFAULTS.items():
         flag = "--" + name.replace("_", "-")
