@@ -64,14 +64,19 @@ class CollapseNet(nn.Module):
         self.in_dim, self.K, self.L, self.width, self.depth, self.d, self.bias = in_dim, K, L, width, depth, d, bias
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The features h of the rows of ``x``: the columns of H in objective (4.3) (:ref:`ch-engine`)."""
         return self.backbone(x)
 
     def classify(self, h: torch.Tensor) -> torch.Tensor:
+        """The logits W_L ... W_1 h + b of features ``h`` (rows): the prediction P H + b 1^T of (4.3)
+        (:ref:`ch-engine`)."""
         for layer in self.head:
             h = layer(h)
         return h
 
     def forward(self, x: torch.Tensor):
+        """``(logits, h)`` of a batch ``x``: :meth:`classify` of :meth:`features`, as (4.3) uses them
+        (:ref:`ch-engine`)."""
         h = self.backbone(x)
         return self.classify(h), h
 
@@ -84,6 +89,8 @@ class CollapseNet(nn.Module):
         return self.head[-1].bias
 
     def backbone_weights(self) -> list[torch.Tensor]:
+        """The backbone's Linear weights, decayed only by ``lam_backbone`` (0 by default; (4.3) penalizes the head and
+        H only, :ref:`ch-engine`)."""
         return [m.weight for m in self.backbone if isinstance(m, nn.Linear)]
 
 
@@ -100,8 +107,7 @@ def initialize(model: CollapseNet, init: str = "reference") -> CollapseNet:
             return model
         linears = [m for m in model.backbone if isinstance(m, nn.Linear)]
         if init == "reference":
-            n_orth = math.ceil(model.depth / 2)  # the reference loop reaches modules 0..depth-1 only
-            backbone_orth = linears[:min(n_orth, model.depth)]
+            backbone_orth = linears[:math.ceil(model.depth / 2)]  # the reference loop reaches modules 0..depth-1 only
         else:
             backbone_orth = linears
         for m in backbone_orth + list(model.head):
@@ -113,7 +119,8 @@ def build_model(in_dim: int, K: int, L: int, width: int = 2048, depth: int = 6, 
                 bias: bool = True, init: str = "reference", seed: int | None = None) -> CollapseNet:
     """A :class:`CollapseNet` initialized by ``init``; with ``seed`` the initialization is reproducible.
 
-    The network of Section 5 (defaults: depth 6, width 2048, d = 2048).  Used by :func:`nclib.train.run`.
+    The network of Section 5 (defaults: depth 6, width 2048, d = 2048).  Used by :func:`nclib.train.run` and
+    :ref:`ch-engine`.
     """
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
