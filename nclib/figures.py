@@ -337,9 +337,7 @@ def check_figure(runs: Mapping[int, Run], fig, scale: str) -> dict:
     for L, run in sorted(runs.items()):
         p = run.params
         for k in CONFIG_KEYS:
-            want, got = cfg.get(k, None), p.get(k, None)
-            if k == "lam_backbone" and want is None:
-                continue
+            want, got = cfg[k], p.get(k)
             if isinstance(want, float) or isinstance(got, float):
                 same = got is not None and want is not None and math.isclose(float(got), float(want), rel_tol=1e-12)
             else:
