@@ -146,6 +146,7 @@ def test_npz(tmp_path):
 
 def test_letters_synthetic_is_a_labelled_deterministic_stand_in():
     a = data.load("letters-synthetic", counts=[4] * 26, seed=5)
+    data._render_letters.cache_clear()  # b is rendered again, not read from the memo
     b = data.load("letters-synthetic", counts=[4] * 26, seed=5)
     c = data.load("letters-synthetic", counts=[4] * 26, seed=6)
     assert a.images.shape == (104, 28, 28) and a.images.dtype == np.uint8 and a.x.shape == (104, 784)
@@ -212,3 +213,15 @@ def test_load_checks_selection_and_class_count_before_reading(tmp_path):
         data.load("cifar10", data_path=tmp_path / "missing.npz", counts=[1] * 11)
     with pytest.raises(ValueError, match="counts has 27 classes but letters-synthetic has 26"):
         data.load("letters-synthetic", counts=[1] * 27)
+
+
+def test_letters_synthetic_renders_once_and_hands_out_copies():
+    data._render_letters.cache_clear()
+    a, ya = data.letters_synthetic([2] * 26, seed=3)
+    a[:] = 0  # a caller's changes do not reach the memo
+    b, yb = data.letters_synthetic(np.array([2] * 26), seed=3)
+    info = data._render_letters.cache_info()
+    assert (info.hits, info.misses) == (1, 1)
+    assert b.max() == 255 and yb.tolist() == ya.tolist() == np.repeat(np.arange(26), 2).tolist()
+    data._render_letters.cache_clear()
+    np.testing.assert_array_equal(data.letters_synthetic([2] * 26, seed=3)[0], b)
