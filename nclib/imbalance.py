@@ -69,6 +69,32 @@ def groups_of(n) -> list[tuple[int, int]]:
     return [(int(N), int(l)) for N, l in zip(values[::-1], multiplicities[::-1])]
 
 
+def class_labels(n) -> np.ndarray:
+    """The length-N label vector [0]*n_1 + [1]*n_2 + ... of Definition 3.1 (samples grouped by class).
+
+    The labels of the columns of :func:`label_matrix`; what :func:`nclib.metrics.nc1` and
+    :func:`nclib.metrics.collapse_metrics` take. Used in :ref:`ch-metrics` and :ref:`ch-errata-metrics`.
+    """
+    n = _checks.counts(n)
+    return np.repeat(np.arange(n.size), n)
+
+
+def random_groups(rng: np.random.Generator, K_max: int, m_max: int, N_max: int, K: int | None = None):
+    """A random grouped profile of Definition 4.1 for numerical checks of Theorem 4.4.
+
+    K classes (K drawn from 1..K_max unless given), m <= min(K, m_max, N_max) distinct sizes
+    N_1 > ... > N_m drawn from 1..N_max, multiplicities l_i >= 1 summing to K. Used in :ref:`ch-spectrum`
+    and its tests.
+    """
+    K_max, m_max, N_max = (_checks.positive_int(v, name) for v, name in
+                           ((K_max, "K_max"), (m_max, "m_max"), (N_max, "N_max")))
+    K = int(rng.integers(1, K_max + 1)) if K is None else _checks.positive_int(K, "K")
+    m = int(rng.integers(1, min(K, m_max, N_max) + 1))
+    sizes = np.sort(rng.choice(np.arange(1, N_max + 1), size=m, replace=False))[::-1]
+    mults = rng.multinomial(K - m, np.ones(m) / m) + 1
+    return list(zip(sizes.tolist(), mults.tolist()))
+
+
 def label_matrix(n) -> np.ndarray:
     """The K x N one-hot label matrix Y of Definition 3.1, columns grouped by class.
 
@@ -76,7 +102,7 @@ def label_matrix(n) -> np.ndarray:
     :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43` and :ref:`ch-errata-theory`.
     """
     n = _checks.counts(n)
-    labels = np.repeat(np.arange(n.size), n)
+    labels = class_labels(n)
     Y = np.zeros((n.size, labels.size))
     Y[labels, np.arange(labels.size)] = 1.0
     return Y

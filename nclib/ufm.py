@@ -96,6 +96,27 @@ def objective(Ws: Sequence[np.ndarray], H, b, n, lam_W, lam_H) -> float:
     return float(value)
 
 
+def head_product(Ws: Sequence[np.ndarray]) -> np.ndarray:
+    """The product P = W_L ... W_1 of the linear head of Definition 3.1, in float64.
+
+    ``Ws = [W_1, ..., W_L]`` with W_1 applied first; consecutive shapes must chain
+    (W_(j+1) has as many columns as W_j has rows). Used in :ref:`ch-metrics` and :ref:`ch-errata-metrics`.
+    """
+    if isinstance(Ws, np.ndarray) and Ws.ndim == 2:
+        raise ValueError("Ws must be a list [W_1, ..., W_L] of matrices, got a single matrix (wrap it in a list)")
+    try:
+        Ws = list(Ws)
+    except TypeError as exc:
+        raise ValueError(f"Ws must be a list [W_1, ..., W_L] of matrices, got {type(Ws).__name__}") from exc
+    if len(Ws) == 0:
+        raise ValueError("Ws must hold at least one matrix (L >= 1), got an empty list")
+    P = _checks.matrix(Ws[0], "Ws[0]")
+    for j, W in enumerate(Ws[1:], start=1):
+        W = _checks.matrix(W, f"Ws[{j}]", (None, P.shape[0]))
+        P = W @ P
+    return P
+
+
 # --------------------------------------------------------------------------------------------
 # Lemma A.2: the scalar function g(x) = 1/(x^L + 1) + a x
 # --------------------------------------------------------------------------------------------

@@ -73,3 +73,22 @@ def test_ybar_equals_centred_labels_weighted_by_class():
     n = np.array([4, 2, 1])
     cols = imb.ybar(n) / np.sqrt(n)[None, :]
     np.testing.assert_allclose(cols, np.eye(3) - (n / n.sum())[:, None], atol=1e-15)
+
+
+def test_class_labels_are_the_columns_of_the_label_matrix():
+    n = [3, 1, 2]
+    np.testing.assert_array_equal(imb.class_labels(n), [0, 0, 0, 1, 2, 2])
+    np.testing.assert_array_equal(imb.label_matrix(n).argmax(axis=0), imb.class_labels(n))
+    with pytest.raises(ValueError, match="positive"):
+        imb.class_labels([2, 0])
+
+
+def test_random_groups_are_valid_grouped_profiles():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        groups = imb.random_groups(rng, 50, 8, 30)
+        n = imb.class_counts(groups)  # validates: strictly decreasing sizes, multiplicities >= 1
+        assert 1 <= n.size <= 50 and 1 <= len(groups) <= 8 and n.max() <= 30
+    assert sum(l for _, l in imb.random_groups(rng, 50, 8, 30, K=17)) == 17
+    with pytest.raises(ValueError, match="K_max"):
+        imb.random_groups(rng, 0, 8, 30)

@@ -6,16 +6,13 @@ import dataclasses
 import numpy as np
 import pytest
 
+import nclib.imbalance as imb
 import nclib.metrics as m
 import nclib.ufm as ufm
 
 CIFAR = [500, 500, 400, 400, 300, 300, 200, 200, 100, 100]
 EMNIST_SMALL = [150] + [60] * 5 + [5] * 20  # the EMNIST-letters shape (1 x 1500, 5 x 600, 20 x 50) / 10
 KEYS = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3")
-
-
-def _labels(n):
-    return np.repeat(np.arange(len(n)), n)
 
 
 def _random_point(n, L, d, rng, offset=0.0):
@@ -53,12 +50,12 @@ CASES = [
 def test_metrics_vanish_at_closed_form_minimizer(n, lam, L, bias):
     d = len(n) + 3
     mz = ufm.global_minimizer(n, lam, lam, L=L, bias=bias, d=d)
-    out = m.collapse_metrics(mz.H.T, _labels(n), mz.Ws, lam, lam, bias=bias)
+    out = m.collapse_metrics(mz.H.T, imb.class_labels(n), mz.Ws, lam, lam, bias=bias)
     assert set(out) == set(KEYS)
     for key in KEYS:
         assert 0.0 <= out[key] <= 1e-8, (key, out[key])
     if bias:
-        assert m.bias_error(mz.b, _labels(n)) <= 1e-12
+        assert m.bias_error(mz.b, imb.class_labels(n)) <= 1e-12
         assert m.global_mean_norm(mz.H.T) <= 1e-12
 
 
@@ -79,7 +76,7 @@ def test_cases_cover_collapsed_and_repeated_modes():
 def test_metrics_order_one_at_random_points(n, lam, L, bias):
     rng = np.random.default_rng(7)
     Ws, X = _random_point(n, L, len(n) + 3, rng)
-    out = m.collapse_metrics(X, _labels(n), Ws, lam, lam, bias=bias)
+    out = m.collapse_metrics(X, imb.class_labels(n), Ws, lam, lam, bias=bias)
     for key in KEYS:
         assert out[key] > 0.1, (key, out[key])
     assert out["nc2_w"] <= 2 and out["nc2_h"] <= 2 and out["nc2_wh"] <= 2
@@ -93,9 +90,9 @@ def test_rotation_of_features_leaves_metrics_unchanged(bias):
     n, L, d = EMNIST_SMALL, 3, 30
     Ws, X = _random_point(n, L, d, rng, offset=0.5)
     Q = _random_rotation(d, rng)
-    before = m.collapse_metrics(X, _labels(n), Ws, 1e-3, 2e-3, bias=bias)
+    before = m.collapse_metrics(X, imb.class_labels(n), Ws, 1e-3, 2e-3, bias=bias)
     Ws_rot = [Ws[0] @ Q.T] + Ws[1:]
-    after = m.collapse_metrics(X @ Q.T, _labels(n), Ws_rot, 1e-3, 2e-3, bias=bias)
+    after = m.collapse_metrics(X @ Q.T, imb.class_labels(n), Ws_rot, 1e-3, 2e-3, bias=bias)
     for key in KEYS:
         np.testing.assert_allclose(after[key], before[key], rtol=1e-10)
 
@@ -106,7 +103,7 @@ def test_rotation_at_minimizer_keeps_zero():
     mz = ufm.global_minimizer(n, 1e-3, 1e-3, L=L, bias=True, d=16)
     Q = _random_rotation(16, rng)
     Ws = [mz.Ws[0] @ Q.T] + mz.Ws[1:]
-    out = m.collapse_metrics((Q @ mz.H).T, _labels(n), Ws, 1e-3, 1e-3)
+    out = m.collapse_metrics((Q @ mz.H).T, imb.class_labels(n), Ws, 1e-3, 1e-3)
     assert max(out.values()) <= 1e-8
 
 
@@ -127,7 +124,7 @@ def test_geometry_metrics_do_not_depend_on_the_svd_basis():
     Ws, X = _random_point(n, 1, 30, rng)
     K = len(n)
     P = Ws[0]
-    means, counts = m.class_means(X, _labels(n))
+    means, counts = m.class_means(X, imb.class_labels(n))
     E = means.T * np.sqrt(counts)
     a = m.geometry_metrics(P, E, st)
     b = m.geometry_metrics(P, E, st2)
@@ -170,11 +167,11 @@ def test_complete_collapse_conventions():
     st = ufm.structure(n, lam, lam, L=2, bias=True)
     assert not np.any(st.s_product)
     mz = ufm.global_minimizer(n, lam, lam, L=2, bias=True, d=5)
-    at_min = m.collapse_metrics(mz.H.T, _labels(n), mz.Ws, lam, lam, bias=True)
+    at_min = m.collapse_metrics(mz.H.T, imb.class_labels(n), mz.Ws, lam, lam, bias=True)
     assert all(v == 0.0 for v in at_min.values())
     rng = np.random.default_rng(8)
     Ws, X = _random_point(n, 2, 5, rng)
-    out = m.collapse_metrics(X, _labels(n), Ws, lam, lam, bias=True)
+    out = m.collapse_metrics(X, imb.class_labels(n), Ws, lam, lam, bias=True)
     for key in ("nc2_w", "nc2_h", "nc2_wh"):
         np.testing.assert_allclose(out[key], 1.0, rtol=1e-12)
     assert out["nc3"] == 0.0 and out["nc1"] > 0.1
@@ -222,7 +219,7 @@ def _nc1_direct(X, y):
 @pytest.mark.parametrize("d, n", [(8, [9, 7, 5, 3]), (20, [12, 12, 4, 4, 4]), (3, [6, 5, 4, 3, 2])])
 def test_nc1_matches_direct_pinv(d, n):
     rng = np.random.default_rng(10)
-    y = rng.permutation(_labels(n))  # labels in any order
+    y = rng.permutation(imb.class_labels(n))  # labels in any order
     X = rng.standard_normal((y.size, d)) + rng.standard_normal((len(n), d))[y]
     np.testing.assert_allclose(m.nc1(X, y), _nc1_direct(X, y), rtol=1e-9)
 
@@ -230,7 +227,7 @@ def test_nc1_matches_direct_pinv(d, n):
 def test_nc1_invariances_and_float32():
     rng = np.random.default_rng(11)
     n = EMNIST_SMALL
-    y = _labels(n)
+    y = imb.class_labels(n)
     d = 40
     X = rng.standard_normal((y.size, d)) + 3 * rng.standard_normal((len(n), d))[y]
     ref = m.nc1(X, y)
@@ -244,7 +241,7 @@ def test_nc1_invariances_and_float32():
 
 
 def test_nc1_collapsed_features_and_degenerate_cases():
-    y = _labels([3, 2, 2])
+    y = imb.class_labels([3, 2, 2])
     means = np.array([[1.0, 0.0], [0.0, 2.0], [-1.0, -1.0]])
     assert m.nc1(means[y], y) == 0.0
     # all class means equal but features spread: no between-class scatter
@@ -268,7 +265,7 @@ def test_accuracy_bias_error_global_mean():
     out = np.array([[0.9, 0.1], [0.2, 0.7], [0.6, 0.5], [0.1, 0.3]])
     assert m.accuracy(out, np.array([0, 1, 1, 1])) == 0.75
     assert m.accuracy(np.array([1, 0, 1]), np.array([1, 1, 1])) == pytest.approx(2 / 3, rel=1e-15)
-    y = _labels([3, 1])
+    y = imb.class_labels([3, 1])
     np.testing.assert_allclose(m.bias_error(np.array([0.75, 0.25]), y), 0.0, atol=1e-16)
     np.testing.assert_allclose(m.bias_error(np.array([1.0, 0.0]), y), np.sqrt(2) / 4, rtol=1e-14)
     np.testing.assert_allclose(m.global_mean_norm(np.array([[3.0, 0.0], [1.0, 4.0]])), np.hypot(2.0, 2.0), rtol=1e-15)
@@ -279,7 +276,7 @@ def test_minimizer_outputs_classify_surviving_classes():
     mz = ufm.global_minimizer(n, 1e-3, 1e-3, L=3, bias=True, d=12)
     P = mz.Ws[2] @ mz.Ws[1] @ mz.Ws[0]
     outputs = (P @ mz.H + mz.b[:, None]).T
-    assert m.accuracy(outputs, _labels(n)) == 1.0
+    assert m.accuracy(outputs, imb.class_labels(n)) == 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,7 +286,7 @@ def test_minimizer_outputs_classify_surviving_classes():
 def test_bad_input_raises_value_error_naming_the_argument():
     rng = np.random.default_rng(12)
     n = [4, 3, 2]
-    y = _labels(n)
+    y = imb.class_labels(n)
     Ws, X = _random_point(n, 2, 5, rng)
     with pytest.raises(ValueError, match="labels"):
         m.collapse_metrics(X, np.where(y == 2, 3, y), Ws, 1e-3, 1e-3)  # label 3 >= K
@@ -337,7 +334,7 @@ def test_collapse_metrics_accepts_per_layer_lambdas():
     n = [6, 4, 2]
     lam = [1e-3, 2e-3, 3e-3]
     mz = ufm.global_minimizer(n, lam, 1e-3, L=3, bias=False, d=5)
-    out = m.collapse_metrics(mz.H.T, _labels(n), mz.Ws, lam, 1e-3, bias=False)
+    out = m.collapse_metrics(mz.H.T, imb.class_labels(n), mz.Ws, lam, 1e-3, bias=False)
     assert max(out.values()) <= 1e-8
 
 
@@ -347,9 +344,9 @@ def test_float32_input_is_computed_in_float64():
     mz = ufm.global_minimizer(n, 1e-3, 1e-3, L=3, bias=True, d=16)
     X32 = mz.H.T.astype(np.float32)
     Ws32 = [W.astype(np.float32) for W in mz.Ws]
-    out32 = m.collapse_metrics(X32, _labels(n), Ws32, 1e-3, 1e-3)
+    out32 = m.collapse_metrics(X32, imb.class_labels(n), Ws32, 1e-3, 1e-3)
     assert max(out32.values()) <= 1e-6
-    out64 = m.collapse_metrics(X32.astype(np.float64), _labels(n), [W.astype(np.float64) for W in Ws32], 1e-3, 1e-3)
+    out64 = m.collapse_metrics(X32.astype(np.float64), imb.class_labels(n), [W.astype(np.float64) for W in Ws32], 1e-3, 1e-3)
     assert out32 == out64
 
 
@@ -362,7 +359,7 @@ def test_printed_forms_at_the_minimizer():
     mz = ufm.global_minimizer(n, lam, lam, L=L, bias=True, d=12)
     st = ufm.structure(n, lam, lam, L=L, bias=True)
     P = mz.Ws[2] @ mz.Ws[1] @ mz.Ws[0]
-    means, counts = m.class_means(mz.H.T, _labels(n))
+    means, counts = m.class_means(mz.H.T, imb.class_labels(n))
     E = means.T * np.sqrt(counts)
     up = m.printed_upsilon(st, lam, lam, int(np.sum(n)), L)
     assert up["c"] == pytest.approx(1.0, rel=1e-15)  # equal lambdas

@@ -6,15 +6,6 @@ import pytest
 import nclib.imbalance as imb
 
 
-def random_groups(rng, K_max, m_max, N_max, K=None):
-    """A random grouped profile: m distinct sizes N_i <= N_max, multiplicities summing to K <= K_max."""
-    K = int(rng.integers(1, K_max + 1)) if K is None else K
-    m = int(rng.integers(1, min(K, m_max, N_max) + 1))
-    sizes = np.sort(rng.choice(np.arange(1, N_max + 1), size=m, replace=False))[::-1]
-    mults = rng.multinomial(K - m, np.ones(m) / m) + 1
-    return list(zip(sizes.tolist(), mults.tolist()))
-
-
 def test_group_matrix_entries_match_the_proof_of_theorem_b1():
     groups = [(7, 2), (4, 3), (2, 1)]
     G = imb.group_matrix(groups)
@@ -28,7 +19,7 @@ def test_group_matrix_entries_match_the_proof_of_theorem_b1():
 def test_group_matrix_gram_is_diagonal_minus_rank_one_and_has_null_vector():
     rng = np.random.default_rng(3)
     for _ in range(20):
-        groups = random_groups(rng, 500, 30, 10_000)
+        groups = imb.random_groups(rng, 500, 30, 10_000)
         sizes, mults = (np.array(x, dtype=float) for x in zip(*groups))
         N = sizes @ mults
         G = imb.group_matrix(groups)
@@ -40,7 +31,7 @@ def test_group_matrix_gram_is_diagonal_minus_rank_one_and_has_null_vector():
 def test_group_singular_values_match_svd_of_G_and_interlace_strictly():
     rng = np.random.default_rng(4)
     for _ in range(30):
-        groups = random_groups(rng, 400, 40, 5_000)
+        groups = imb.random_groups(rng, 400, 40, 5_000)
         sizes = np.array([N for N, _ in groups], dtype=float)
         sig = imb.group_singular_values(groups)
         ref = np.linalg.svd(imb.group_matrix(groups), compute_uv=False)
@@ -56,7 +47,7 @@ def test_ybar_singular_values_agree_with_dense_svd(seed):
     rng = np.random.default_rng(seed)
     for trial in range(12):
         K = 2000 if trial == 0 and seed < 2 else None  # two profiles with K = 2,000 classes
-        groups = random_groups(rng, 600, 60, int(rng.choice([70, 1000, 10**6])), K=K)
+        groups = imb.random_groups(rng, 600, 60, int(rng.choice([70, 1000, 10**6])), K=K)
         s = imb.ybar_singular_values(groups)
         d = np.linalg.svd(imb.ybar(imb.class_counts(groups)), compute_uv=False)
         assert s.shape == d.shape

@@ -17,13 +17,6 @@ CASES = [
 ]
 
 
-def product(Ws):
-    P = Ws[0]
-    for W in Ws[1:]:
-        P = W @ P
-    return P
-
-
 def test_objective_by_hand():
     n = [2, 1]
     W = np.array([[1.0, 0.0], [0.0, 2.0]])
@@ -60,7 +53,7 @@ def test_structure_holds_at_closed_form(n, lam_W, lam_H, L, bias):
     np.testing.assert_allclose(st.M, ybar(n) if bias else np.diag(np.sqrt(n)), atol=0)
     nf = np.asarray(n, float)
     E = g.H @ label_matrix(n).T / nf * np.sqrt(nf)
-    P = product(g.Ws)
+    P = ufm.head_product(g.Ws)
     np.testing.assert_allclose(P @ P.T, st.U @ np.diag(st.s_product ** 2) @ st.U.T, atol=1e-12)
     np.testing.assert_allclose(E.T @ E, st.V @ np.diag(st.s_features ** 2) @ st.V.T, atol=1e-12)
     np.testing.assert_allclose(P @ E, st.U @ np.diag(st.s_product * st.s_features) @ st.V.T, atol=1e-12)
@@ -125,7 +118,7 @@ def test_d_smaller_than_K_keeps_top_modes():
     assert small.H.shape == (2, sum(n)) and small.Ws[0].shape == (2, 2) and small.Ws[1].shape == (5, 2)
     assert ufm.objective(small.Ws, small.H, None, n, lam_W, lam_H) == pytest.approx(small.value, rel=1e-12)
     assert small.value > full.value
-    assert np.linalg.matrix_rank(product(small.Ws)) == 2
+    assert np.linalg.matrix_rank(ufm.head_product(small.Ws)) == 2
 
 
 def test_lemma_a1_nuclear_norm():
@@ -187,3 +180,16 @@ def test_lemma_a2_a_has_the_factor_N():
     a = ufm.lemma_a2_a([2.0], 30, [0.01, 0.02], 0.03, 2)[0]
     assert a == pytest.approx(2 * 30 / 4 * (30 * 0.03 * 0.01 * 0.02) ** 0.5, rel=1e-14)
     assert np.isinf(ufm.lemma_a2_a([0.0], 30, 0.01, 0.03, 2)[0])
+
+
+def test_head_product_multiplies_in_order_and_checks_shapes():
+    rng = np.random.default_rng(3)
+    Ws = [rng.standard_normal((4, 3)), rng.standard_normal((5, 4)), rng.standard_normal((2, 5))]
+    np.testing.assert_allclose(ufm.head_product(Ws), Ws[2] @ Ws[1] @ Ws[0], rtol=1e-14, atol=1e-14)
+    np.testing.assert_array_equal(ufm.head_product(Ws[:1]), Ws[0])
+    with pytest.raises(ValueError, match=r"Ws\[1\]"):
+        ufm.head_product([Ws[0], Ws[2]])
+    with pytest.raises(ValueError, match="single matrix"):
+        ufm.head_product(Ws[0])
+    with pytest.raises(ValueError, match="at least one"):
+        ufm.head_product([])
