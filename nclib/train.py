@@ -581,18 +581,26 @@ def run(**params) -> pathlib.Path:
         return row
 
     def finish(status: str, error: str | None = None) -> None:
+        """Flush the last rows and write the final provenance, also when that flush itself fails (a
+        metric computed in the worker thread raised): then the status is "failed" and the error says so."""
         try:
-            flush(wait=True)
+            try:
+                flush(wait=True)
+            finally:
+                if pool is not None:
+                    pool.shutdown(wait=True)
+        except BaseException as exc:
+            status = "failed"
+            error = "; ".join(filter(None, [error, f"recording the last metric rows: {type(exc).__name__}: {exc}"]))
+            raise
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
-        prov.update(status=status, cuda_graph=engine.graph_note, steps=engine.steps_done,
-                    finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                    wall_time_s=time.perf_counter() - t_start, train_time_s=time.perf_counter() - t_train)
-        prov["steps_per_s"] = engine.steps_done / prov["train_time_s"] if prov["train_time_s"] > 0 else None
-        if error:
-            prov["error"] = error
-        atomic_write_text(run_dir / "provenance.json", _json(prov))
+            prov.update(status=status, cuda_graph=engine.graph_note, steps=engine.steps_done,
+                        finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                        wall_time_s=time.perf_counter() - t_start, train_time_s=time.perf_counter() - t_train)
+            prov["steps_per_s"] = engine.steps_done / prov["train_time_s"] if prov["train_time_s"] > 0 else None
+            if error:
+                prov["error"] = error
+            atomic_write_text(run_dir / "provenance.json", _json(prov))
 
     try:
         first = record(0)

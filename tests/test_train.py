@@ -125,6 +125,24 @@ def test_interrupted_run_leaves_a_complete_history(tmp_path, monkeypatch):
         train.load_run(tmp_path / "none")
 
 
+def test_a_failing_worker_metric_still_writes_the_final_provenance(tmp_path, monkeypatch):
+    """The last metric row is computed in the worker thread; if it raises, the run reports "failed"."""
+    real = train.Engine.host_metrics
+
+    def last_one_fails(self, payload):
+        if self.steps_done >= 3 * self.steps_per_epoch:  # the final metric epoch (epoch 3)
+            raise FloatingPointError("metric blew up")
+        return real(self, payload)
+
+    monkeypatch.setattr(train.Engine, "host_metrics", last_one_fails)
+    with pytest.raises(FloatingPointError, match="metric blew up"):
+        train.run(**SMALL, epochs=3, batch_size=8, metric_every=1, async_metrics=True, out_dir=tmp_path,
+                  run_name="late")
+    prov = json.loads((tmp_path / "late" / "provenance.json").read_text())
+    assert prov["status"] == "failed" and "metric blew up" in prov["error"]
+    assert train.load_history(tmp_path / "late")["epoch"].tolist() == [0, 1, 2]
+
+
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
     target = tmp_path / "history.csv"
     train.atomic_write_text(target, "epoch\n0\n")
