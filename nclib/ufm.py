@@ -49,6 +49,19 @@ def _check_problem(n, lam_W, lam_H, L, bias, d=None):
 # the objective
 # --------------------------------------------------------------------------------------------
 
+def _layer_list(Ws) -> list:
+    """``Ws = [W_1, ..., W_L]`` as a non-empty list (shapes are checked by the caller)."""
+    if isinstance(Ws, np.ndarray) and Ws.ndim == 2:
+        raise ValueError("Ws must be a list [W_1, ..., W_L] of matrices, got a single matrix (wrap it in a list)")
+    try:
+        Ws = list(Ws)
+    except TypeError as exc:
+        raise ValueError(f"Ws must be a list [W_1, ..., W_L] of matrices, got {type(Ws).__name__}") from exc
+    if len(Ws) == 0:
+        raise ValueError("Ws must hold at least one matrix (L >= 1), got an empty list")
+    return Ws
+
+
 def objective(Ws: Sequence[np.ndarray], H, b, n, lam_W, lam_H) -> float:
     """The objective f(W_L, ..., W_1, H, b) of Definition 3.1 with rho_b = 0 ((4.1)-(4.3) of the paper).
 
@@ -62,14 +75,7 @@ def objective(Ws: Sequence[np.ndarray], H, b, n, lam_W, lam_H) -> float:
     """
     n = _checks.counts(n)
     K, N = n.size, int(n.sum())
-    if isinstance(Ws, np.ndarray) and Ws.ndim == 2:
-        raise ValueError("Ws must be a list [W_1, ..., W_L] of matrices, got a single matrix (wrap it in a list)")
-    try:
-        Ws = list(Ws)
-    except TypeError as exc:
-        raise ValueError(f"Ws must be a list [W_1, ..., W_L] of matrices, got {type(Ws).__name__}") from exc
-    if len(Ws) == 0:
-        raise ValueError("Ws must hold at least one matrix (L >= 1), got an empty list")
+    Ws = _layer_list(Ws)
     L = len(Ws)
     H = _checks.matrix(H, "H", (None, N))
     mats = []
@@ -102,14 +108,7 @@ def head_product(Ws: Sequence[np.ndarray]) -> np.ndarray:
     ``Ws = [W_1, ..., W_L]`` with W_1 applied first; consecutive shapes must chain
     (W_(j+1) has as many columns as W_j has rows). Used in :ref:`ch-metrics` and :ref:`ch-errata-metrics`.
     """
-    if isinstance(Ws, np.ndarray) and Ws.ndim == 2:
-        raise ValueError("Ws must be a list [W_1, ..., W_L] of matrices, got a single matrix (wrap it in a list)")
-    try:
-        Ws = list(Ws)
-    except TypeError as exc:
-        raise ValueError(f"Ws must be a list [W_1, ..., W_L] of matrices, got {type(Ws).__name__}") from exc
-    if len(Ws) == 0:
-        raise ValueError("Ws must hold at least one matrix (L >= 1), got an empty list")
+    Ws = _layer_list(Ws)
     P = _checks.matrix(Ws[0], "Ws[0]")
     for j, W in enumerate(Ws[1:], start=1):
         W = _checks.matrix(W, f"Ws[{j}]", (None, P.shape[0]))
