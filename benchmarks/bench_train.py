@@ -12,6 +12,7 @@ values, which do not change the cost of a step).  Chapter :ref:`ch-engine` quote
 
     python benchmarks/bench_train.py                       # GPU: the paper's setting (width 2048)
     python benchmarks/bench_train.py --device cpu --width 256 --steps 150   # the committed CPU run
+    python benchmarks/bench_train.py --precision tf32 --figure-epochs 40    # also a figure's three runs
 """
 from __future__ import annotations
 
@@ -84,6 +85,32 @@ def engine_loop(ts, p, steps: int, warmup: int) -> tuple[float, train.Engine]:
     return steps / (time.perf_counter() - t0), eng
 
 
+def figure_loop(ts, p, Ls, epochs: int) -> tuple[float, float]:
+    """Seconds for ``epochs`` epochs of one run per L: one run after another, then all side by side (the lockstep
+    of ``nclib.train.run_many``: each epoch queued for every run, on a GPU each on its own stream)."""
+    engines = [train.Engine(ts, train.check_params(**{**p, "L": L})) for L in Ls]
+    for eng in engines:
+        eng.train_steps(eng.steps_per_epoch)  # warm-up and CUDA-graph capture, not timed
+
+    def sync():
+        if engines[0].is_cuda:
+            torch.cuda.synchronize(engines[0].device)
+
+    sync()
+    t0 = time.perf_counter()
+    for eng in engines:
+        for _ in range(epochs):
+            eng.train_epoch()
+    sync()
+    one_after_another = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        for eng in engines:
+            eng.train_epoch()
+    sync()
+    return one_after_another, time.perf_counter() - t0
+
+
 def cpu_name() -> str:
     try:
         for line in open("/proc/cpuinfo"):
@@ -106,6 +133,9 @@ def main(argv=None) -> None:
     ap.add_argument("--precision", default="fp32", choices=train.PRECISIONS)
     ap.add_argument("--cuda-graph", default="auto", choices=["auto", "true", "false"])
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--figure-epochs", type=int, default=0,
+                    help="also time a figure's runs (L = 1, 3, 6) for this many epochs each, one after another "
+                         "and side by side (nclib.train.run_many); 0: skip")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -133,6 +163,13 @@ def main(argv=None) -> None:
     epochs_12000 = 12000 * eng.steps_per_epoch
     print(f"12000 epochs    {epochs_12000} steps: {epochs_12000 / rate_engine:.0f} s with nclib.train, "
           f"{epochs_12000 / rate_plain:.0f} s with the plain loop (training steps only)")
+    if args.figure_epochs > 0:
+        E = args.figure_epochs
+        apart, together = figure_loop(ts, p, (1, 3, 6), E)
+        print(f"figure runs     L = 1, 3, 6, {E} epochs each: one after another {apart:.2f} s, side by side "
+              f"{together:.2f} s, ratio {apart / together:.2f} x")
+        print(f"12000 epochs    a figure's three runs side by side: {12000 * together / E:.0f} s "
+              f"(one after another: {12000 * apart / E:.0f} s; training steps only)")
 
 
 if __name__ == "__main__":

@@ -387,8 +387,9 @@ def final_rows(runs: Mapping[int, Run]) -> list[dict]:
     recorded epoch with 100 % training accuracy, None if never), ``nc1_drop`` (NC1 at epoch 0 over the
     final NC1), ``bias_error`` (final ||b - n/N||, NaN bias-free), ``global_mean_norm``, ``objective``,
     ``minimum`` and ``gap`` (objective - global minimum of (4.3), :func:`run_theory`), ``alive`` (modes
-    that survive at the run's lambdas), ``wall_time_s``, ``device`` (the provenance's device name) and
-    ``steps_per_s``. Used by :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary`.
+    that survive at the run's lambdas), ``wall_time_s``, ``device`` (the provenance's device name),
+    ``steps_per_s`` and ``trained_with`` (the runs trained side by side with it by ``nclib.train.run_many``,
+    which share its wall time). Used by :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary`.
     """
     rows = []
     for L, run in sorted(runs.items()):
@@ -404,8 +405,24 @@ def final_rows(runs: Mapping[int, Run]) -> list[dict]:
             alive=th.alive, K=th.K,
             wall_time_s=float(run.provenance.get("wall_time_s", float("nan"))),
             device=str(run.provenance.get("device_name", run.provenance.get("device", "?"))),
-            steps_per_s=float(run.provenance.get("steps_per_s") or float("nan"))))
+            steps_per_s=float(run.provenance.get("steps_per_s") or float("nan")),
+            trained_with=list(run.provenance.get("trained_with", []))))
     return rows
+
+
+def wall_time_s(runs: Mapping[int, Run]) -> float:
+    """The wall time the runs took together, in seconds: runs trained side by side (``nclib.train.run_many``,
+    recorded in the provenance as ``trained_with``) ran at the same time and count once, with the longest of
+    their wall times; runs trained alone add up. Used by :ref:`ch-figures-summary`."""
+    by_name = {run.params["run_name"]: run for run in runs.values()}
+    total, counted = 0.0, set()
+    for name, run in sorted(by_name.items()):
+        if name in counted:
+            continue
+        group = {name} | ({n for n in run.provenance.get("trained_with", []) if n in by_name})
+        counted |= group
+        total += max(float(by_name[n].provenance["wall_time_s"]) for n in group)
+    return total
 
 
 def order_by(rows: list[dict], key: str) -> list[int]:

@@ -319,6 +319,15 @@ class Engine:
         if self.use_graph:
             self.static_idx = torch.zeros(self.B, dtype=torch.int64, device=self.device)
             self.side_stream = torch.cuda.Stream(device=self.device)
+        # On a GPU every later operation of this run (schedule, steps, graph replays, metrics) is queued on a
+        # stream of its own, so that runs trained side by side (:func:`run_many`) overlap on the device.
+        self.stream = torch.cuda.Stream(device=self.device) if self.is_cuda else None
+        if self.stream is not None:
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))
+
+    def on_stream(self):
+        """Context in which this run's device work is queued: its own CUDA stream (a no-op on the CPU)."""
+        return torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
 
     # -- the objective ------------------------------------------------------------------------------
     def batch_objective(self, idx: torch.Tensor) -> torch.Tensor:
@@ -351,11 +360,12 @@ class Engine:
         tensor filled in place, so a captured CUDA graph reads the new value."""
         if lr == self.current_lr:
             return
-        for g in self.opt.param_groups:
-            if torch.is_tensor(g["lr"]):
-                g["lr"].fill_(lr)
-            else:
-                g["lr"] = lr
+        with self.on_stream():  # ordered after the steps already queued with the old rate
+            for g in self.opt.param_groups:
+                if torch.is_tensor(g["lr"]):
+                    g["lr"].fill_(lr)
+                else:
+                    g["lr"] = lr
         self.current_lr = lr
 
     # -- CUDA graph -------------------------------------------------------------------------------------
@@ -379,6 +389,7 @@ class Engine:
             self.loss_sum += self.static_loss
         elif self.use_graph and self._warmup_left > 0:
             self.side_stream.wait_stream(torch.cuda.current_stream(self.device))
+            idx.record_stream(self.side_stream)  # its memory is not reused before the side stream has read it
             with torch.cuda.stream(self.side_stream):
                 self.loss_sum += self.step(idx)
             self._warmup_left -= 1
@@ -405,13 +416,13 @@ class Engine:
     def train_epoch(self) -> None:
         """One epoch: a step on F_B for each batch of :meth:`batches`, without host synchronisation
         (:ref:`ch-engine`)."""
-        with _matmul_precision(self.allow_tf32):
+        with self.on_stream(), _matmul_precision(self.allow_tf32):
             for idx in self.batches():
                 self._one(idx)
 
     def train_steps(self, n: int) -> None:
         """``n`` steps of the same path as training, ending with a device synchronisation (benchmarks)."""
-        with _matmul_precision(self.allow_tf32):
+        with self.on_stream(), _matmul_precision(self.allow_tf32):
             done = 0
             while done < n:
                 for idx in self.batches():
@@ -426,8 +437,9 @@ class Engine:
         """Mean batch objective since the last call (one host synchronisation); NaN if no step was taken."""
         if self.loss_count == 0:
             return float("nan")
-        value = float(self.loss_sum.item()) / self.loss_count
-        self.loss_sum.zero_()
+        with self.on_stream():
+            value = float(self.loss_sum.item()) / self.loss_count
+            self.loss_sum.zero_()
         self.loss_count = 0
         return value
 
@@ -435,39 +447,40 @@ class Engine:
     @torch.no_grad()
     def features(self) -> torch.Tensor:
         """H^T: the (N, d) float32 features of the whole training set, computed in full fp32."""
-        with _matmul_precision(False):
+        with self.on_stream(), _matmul_precision(False):
             chunks = [self.model.features(self.X[i:i + 4096]) for i in range(0, self.N, 4096)]
-        return torch.cat(chunks).float()
+            return torch.cat(chunks).float()
 
     @torch.no_grad()
     def evaluate_device(self) -> tuple[dict, dict | None]:
         """The device half of a history row: ``objective`` ((4.3) in float64 on the device) and the arrays
         the host metrics need (None when the network holds NaN/inf)."""
-        Ht = self.features()
-        with _matmul_precision(False):
-            logits = self.model.classify(Ht)
-        Hd = Ht.double()
-        Ws = [W.detach().double() for W in self.model.head_weights()]
-        P = Ws[0]
-        for W in Ws[1:]:
-            P = W @ P
-        R = Hd @ P.T - self.Y.double()
-        b = self.model.head_bias()
-        if b is not None:
-            R = R + b.detach().double()
-        obj = (R * R).sum() / (2 * self.N) + self.lam_H / 2 * (Hd * Hd).sum()
-        obj = obj + sum(lam / 2 * (W * W).sum() for lam, W in zip(self.lam_W, Ws))
-        if self.lam_backbone:
-            obj = obj + self.lam_backbone / 2 * sum((W.double() ** 2).sum() for W in self.model.backbone_weights())
-        finite = bool(torch.isfinite(Hd).all().item()) and bool(torch.isfinite(logits).all().item()) and all(
-            bool(torch.isfinite(W).all().item()) for W in Ws)
-        row = {"objective": float(obj.item())}
-        if not finite:
-            return row, None
-        payload = {"H": Hd.cpu().numpy(), "logits": logits.double().cpu().numpy(),
-                   "Ws": [W.cpu().numpy() for W in Ws],
-                   "b": None if b is None else b.detach().double().cpu().numpy()}
-        return row, payload
+        with self.on_stream():
+            Ht = self.features()
+            with _matmul_precision(False):
+                logits = self.model.classify(Ht)
+            Hd = Ht.double()
+            Ws = [W.detach().double() for W in self.model.head_weights()]
+            P = Ws[0]
+            for W in Ws[1:]:
+                P = W @ P
+            R = Hd @ P.T - self.Y.double()
+            b = self.model.head_bias()
+            if b is not None:
+                R = R + b.detach().double()
+            obj = (R * R).sum() / (2 * self.N) + self.lam_H / 2 * (Hd * Hd).sum()
+            obj = obj + sum(lam / 2 * (W * W).sum() for lam, W in zip(self.lam_W, Ws))
+            if self.lam_backbone:
+                obj = obj + self.lam_backbone / 2 * sum((W.double() ** 2).sum() for W in self.model.backbone_weights())
+            finite = bool(torch.isfinite(Hd).all().item()) and bool(torch.isfinite(logits).all().item()) and all(
+                bool(torch.isfinite(W).all().item()) for W in Ws)
+            row = {"objective": float(obj.item())}
+            if not finite:
+                return row, None
+            payload = {"H": Hd.cpu().numpy(), "logits": logits.double().cpu().numpy(),
+                       "Ws": [W.cpu().numpy() for W in Ws],
+                       "b": None if b is None else b.detach().double().cpu().numpy()}
+            return row, payload
 
     def host_metrics(self, payload: dict | None) -> dict:
         """The host half: ``nc1``..``nc3`` from ``nclib.metrics.collapse_metrics`` with the run's own
@@ -500,6 +513,111 @@ class Engine:
 
 # --------------------------------------------------------------------------------------------- run
 
+#: The parameters in which the runs of one :func:`run_many` call may differ: the head (depth, bias), the decays
+#: of (4.3) and the initialization scheme, and where each run is written.  Everything else (data, network
+#: width and depth, schedule, seed, device, precision, recording) is one setting for all of them.
+MEMBER_KEYS = ("L", "bias", "lam_W", "lam_H", "lam_backbone", "init", "run_name", "out_dir", "overwrite")
+
+
+class _RunFolder:
+    """One run's folder while it trains: params.json and provenance.json at the start, history.csv rewritten
+    atomically after every metric epoch (rows in epoch order, metrics of a GPU run computed in a worker
+    thread), the final provenance at the end.  Used by :func:`run_many`."""
+
+    def __init__(self, engine: Engine, run_dir: pathlib.Path, started: str, t_start: float, together: list[str]):
+        self.engine, self.p, self.run_dir, self.t_start = engine, engine.p, run_dir, t_start
+        p, ts = engine.p, engine.ts
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "params.json", _json(p))
+        dev_name = torch.cuda.get_device_name(engine.device) if engine.is_cuda else (platform.processor() or "cpu")
+        use_async = engine.is_cuda if p["async_metrics"] == "auto" else p["async_metrics"]
+        self.prov = {"status": "running", "started_utc": started, **_git_state(), "versions": _versions(),
+                     "device": str(engine.device), "device_name": dev_name, "precision": p["precision"],
+                     "tf32_matmul": engine.allow_tf32 and engine.is_cuda, "fused_adam": engine.fused,
+                     "cuda_graph": engine.graph_note, "command_line": list(sys.argv),
+                     "parameter_count": models.parameter_count(engine.model), "N": ts.N, "K": ts.K,
+                     "batch_size": engine.B, "steps_per_epoch": engine.steps_per_epoch,
+                     "dropped_per_epoch": engine.dropped_per_epoch, "data": ts.provenance,
+                     "data_sha256": ts.provenance["data_sha256"], "async_metrics": use_async,
+                     "trained_with": [name for name in together if name != p["run_name"]]}
+        if p["dataset"] == "letters-synthetic":
+            self.prov["stand_in"] = data.LETTERS_SYNTHETIC_LABEL
+        atomic_write_text(run_dir / "provenance.json", _json(self.prov))
+        self.rows: list[dict] = []
+        self.pending: list = []  # [row, future or None], in epoch order
+        self.pool = ThreadPoolExecutor(max_workers=1) if use_async else None
+        self.t_train = time.perf_counter()
+        self.initial_objective = self.limit = math.inf
+
+    def flush(self, wait: bool = False) -> None:
+        """Move finished rows to the history (in epoch order) and rewrite history.csv atomically."""
+        moved = False
+        while self.pending and (wait or self.pending[0][1] is None or self.pending[0][1].done()):
+            row, fut = self.pending.pop(0)
+            if fut is not None:
+                row.update(fut.result())
+            self.rows.append(row)
+            moved = True
+        if moved:
+            atomic_write_text(self.run_dir / "history.csv", _history_csv(self.rows))
+
+    def record(self, epoch: int) -> dict:
+        """The history row of ``epoch``; the device half now, the host metrics now or in the worker thread."""
+        eng = self.engine
+        loss = eng.take_loss()
+        part, payload = eng.evaluate_device()
+        row = {"epoch": epoch, "lr": eng.current_lr, "loss": loss, **part,
+               "wall_time": time.perf_counter() - self.t_train}
+        if self.pool is not None and payload is not None:
+            self.pending.append([row, self.pool.submit(eng.host_metrics, payload)])
+        else:
+            row.update(eng.host_metrics(payload))
+            self.pending.append([row, None])
+        self.flush()
+        if epoch == 0:
+            self.initial_objective = row["objective"]
+            self.limit = self.p["divergence_factor"] * max(row["objective"], 1e-12)
+        return row
+
+    def divergence(self, row: dict) -> str | None:
+        """Why the run diverged at this row (NaN/inf loss or objective, or the objective past
+        ``divergence_factor`` x its initial value), or None."""
+        bad = [k for k in ("loss", "objective") if not math.isfinite(row[k])]
+        if not bad and row["objective"] <= self.limit:
+            return None
+        p = self.p
+        why = (f"{' and '.join(bad)} became NaN/inf" if bad else
+               f"the objective {row['objective']:.3e} exceeds {p['divergence_factor']:g} x its "
+               f"initial value {self.initial_objective:.3e}")
+        return (f"run {p['run_name']!r} diverged at epoch {row['epoch']}: {why}; lower lr (now "
+                f"{self.engine.current_lr:g}) or use precision='fp32'. The history up to this epoch is in "
+                f"{self.run_dir / 'history.csv'}")
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        """Flush the last rows and write the final provenance, also when that flush itself fails (a
+        metric computed in the worker thread raised): then the status is "failed" and the error says so."""
+        eng, prov = self.engine, self.prov
+        try:
+            try:
+                self.flush(wait=True)
+            finally:
+                if self.pool is not None:
+                    self.pool.shutdown(wait=True)
+        except BaseException as exc:
+            status = "failed"
+            error = "; ".join(filter(None, [error, f"recording the last metric rows: {type(exc).__name__}: {exc}"]))
+            raise
+        finally:
+            now = time.perf_counter()
+            prov.update(status=status, cuda_graph=eng.graph_note, steps=eng.steps_done,
+                        finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                        wall_time_s=now - self.t_start, train_time_s=now - self.t_train)
+            prov["steps_per_s"] = eng.steps_done / prov["train_time_s"] if prov["train_time_s"] > 0 else None
+            if error:
+                prov["error"] = error
+            atomic_write_text(self.run_dir / "provenance.json", _json(prov))
+
+
 def run(**params) -> pathlib.Path:
     """Train one network on objective (4.3) and write its run folder; returns the folder's path.
 
@@ -517,120 +635,101 @@ def run(**params) -> pathlib.Path:
     written) and :class:`TrainingDiverged` on NaN/inf or divergence (the history so far is kept).
     Used by :ref:`ch-train`.
     """
-    p = check_params(**params)
-    run_dir = pathlib.Path(p["out_dir"]) / p["run_name"]
-    replace = run_dir.exists() and any(run_dir.iterdir())
-    if replace and not p["overwrite"]:
-        raise ValueError(f"run folder {str(run_dir)!r} already exists; pass overwrite=True or another run_name")
+    return run_many([params])[0]
+
+
+def run_many(runs, **shared) -> list[pathlib.Path]:
+    """Train several networks side by side, each exactly as :func:`run` would, and write one run folder each.
+
+    ``runs`` is a list of parameter dicts; ``shared`` holds the parameters common to all of them (a key in
+    both takes the run's value).  The runs may differ only in :data:`MEMBER_KEYS` (head depth L, bias, the
+    decays, the initialization scheme, run_name/out_dir/overwrite); a ValueError names any other parameter
+    that differs, before anything is written.  The data are loaded once; each run keeps its own model,
+    optimizer and batch order (its own generator, seeded with the shared seed, as in :func:`run`), so every
+    run folder holds what :func:`run` would have written (the tests compare them number for number).  The
+    runs advance in lockstep, one epoch at a time; on a GPU each run's steps are queued on a CUDA stream of
+    its own, so that one run's memory-bound Adam update overlaps another's matrix products.  A run that
+    diverges is stopped and written as in :func:`run` while the others go on; :class:`TrainingDiverged` is
+    raised at the end, naming every run that diverged.  Used by :ref:`ch-train` (the L = 1, 3, 6 runs of one
+    figure) and ``python -m nclib.train``.
+    """
+    if isinstance(runs, (str, bytes)) or not hasattr(runs, "__len__") or len(runs) == 0 or not all(
+            isinstance(r, dict) for r in runs):
+        raise ValueError(f"runs must be a non-empty list of parameter dicts, got {runs!r}")
+    plist = [check_params(**{**shared, **r}) for r in runs]
+    for key in DEFAULTS:
+        if key not in MEMBER_KEYS and any(q[key] != plist[0][key] for q in plist[1:]):
+            raise ValueError(f"runs differ in {key!r} ({[q[key] for q in plist]}); runs trained together share "
+                             f"the data, network shape, schedule and device and may differ only in {MEMBER_KEYS}")
+    run_dirs = [pathlib.Path(q["out_dir"]) / q["run_name"] for q in plist]
+    if len({d.resolve() for d in run_dirs}) < len(run_dirs):
+        raise ValueError(f"two runs would write the same run folder: {[str(d) for d in run_dirs]}; give each its "
+                         f"own run_name")
+    replace = [d.exists() and any(d.iterdir()) for d in run_dirs]
+    for d, q, r in zip(run_dirs, plist, replace):
+        if r and not q["overwrite"]:
+            raise ValueError(f"run folder {str(d)!r} already exists; pass overwrite=True or another run_name")
     t_start = time.perf_counter()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    p = plist[0]
     ts = data.load(p["dataset"], data_path=p["data_path"], counts=p["counts"], class_order=p["class_order"],
                    selection=p["selection"], seed=p["seed"], normalization=p["normalization"],
                    download=p["download"], verify_checksums=p["verify_checksums"], dim=p["dim"],
                    spread=p["spread"])
-    engine = Engine(ts, p)
-    if replace:  # only now: a parameter that data.load or the Engine refuses leaves the old run in place
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "params.json", _json(p))
+    engines = [Engine(ts, q) for q in plist]
+    for d, r in zip(run_dirs, replace):  # only now: parameters data.load or the Engine refuse leave old runs in place
+        if r:
+            shutil.rmtree(d)
+    names = [q["run_name"] for q in plist]
+    folders = [_RunFolder(eng, d, started, t_start, names) for eng, d in zip(engines, run_dirs)]
+    active, diverged = list(folders), []
 
-    dev_name = torch.cuda.get_device_name(engine.device) if engine.is_cuda else (platform.processor() or "cpu")
-    prov = {"status": "running", "started_utc": started, **_git_state(), "versions": _versions(),
-            "device": str(engine.device), "device_name": dev_name, "precision": p["precision"],
-            "tf32_matmul": engine.allow_tf32 and engine.is_cuda, "fused_adam": engine.fused,
-            "cuda_graph": engine.graph_note, "command_line": list(sys.argv),
-            "parameter_count": models.parameter_count(engine.model), "N": ts.N, "K": ts.K,
-            "batch_size": engine.B, "steps_per_epoch": engine.steps_per_epoch,
-            "dropped_per_epoch": engine.dropped_per_epoch, "data": ts.provenance,
-            "data_sha256": ts.provenance["data_sha256"]}
-    if p["dataset"] == "letters-synthetic":
-        prov["stand_in"] = data.LETTERS_SYNTHETIC_LABEL
-    atomic_write_text(run_dir / "provenance.json", _json(prov))
-
-    rows: list[dict] = []
-    t_train = time.perf_counter()
-    use_async = engine.is_cuda if p["async_metrics"] == "auto" else p["async_metrics"]
-    prov["async_metrics"] = use_async
-
-    pool = ThreadPoolExecutor(max_workers=1) if use_async else None
-    pending: list = []  # [row, future or None], in epoch order
-
-    def flush(wait: bool = False) -> None:
-        """Move finished rows to the history (in epoch order) and rewrite history.csv atomically."""
-        moved = False
-        while pending and (wait or pending[0][1] is None or pending[0][1].done()):
-            row, fut = pending.pop(0)
-            if fut is not None:
-                row.update(fut.result())
-            rows.append(row)
-            moved = True
-        if moved:
-            atomic_write_text(run_dir / "history.csv", _history_csv(rows))
-
-    def record(epoch: int) -> dict:
-        loss = engine.take_loss()
-        part, payload = engine.evaluate_device()
-        row = {"epoch": epoch, "lr": engine.current_lr, "loss": loss, **part,
-               "wall_time": time.perf_counter() - t_train}
-        if pool is not None and payload is not None:
-            pending.append([row, pool.submit(engine.host_metrics, payload)])
-        else:
-            row.update(engine.host_metrics(payload))
-            pending.append([row, None])
-        flush()
-        return row
-
-    def finish(status: str, error: str | None = None) -> None:
-        """Flush the last rows and write the final provenance, also when that flush itself fails (a
-        metric computed in the worker thread raised): then the status is "failed" and the error says so."""
-        try:
-            try:
-                flush(wait=True)
-            finally:
-                if pool is not None:
-                    pool.shutdown(wait=True)
-        except BaseException as exc:
-            status = "failed"
-            error = "; ".join(filter(None, [error, f"recording the last metric rows: {type(exc).__name__}: {exc}"]))
-            raise
-        finally:
-            prov.update(status=status, cuda_graph=engine.graph_note, steps=engine.steps_done,
-                        finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                        wall_time_s=time.perf_counter() - t_start, train_time_s=time.perf_counter() - t_train)
-            prov["steps_per_s"] = engine.steps_done / prov["train_time_s"] if prov["train_time_s"] > 0 else None
-            if error:
-                prov["error"] = error
-            atomic_write_text(run_dir / "provenance.json", _json(prov))
+    def stop(folder: _RunFolder, status: str, error: str) -> None:
+        active.remove(folder)
+        folder.finish(status, error)
 
     try:
-        first = record(0)
-        limit = p["divergence_factor"] * max(first["objective"], 1e-12)
+        for folder in list(active):
+            folder.record(0)
         from tqdm import tqdm
 
-        bar = tqdm(range(1, p["epochs"] + 1), disable=not p["progress"], desc=p["run_name"], mininterval=1.0)
+        bar = tqdm(range(1, p["epochs"] + 1), disable=not p["progress"], desc=", ".join(names), mininterval=1.0)
         for epoch in bar:
-            engine.set_lr(lr_at(epoch, p["lr"], p["lr_milestones"], p["lr_gamma"]))
-            engine.train_epoch()
+            lr = lr_at(epoch, p["lr"], p["lr_milestones"], p["lr_gamma"])
+            for folder in active:  # queues the epoch of each run (on a GPU, on its own stream) before waiting
+                folder.engine.set_lr(lr)
+                folder.engine.train_epoch()
             if epoch % p["metric_every"] == 0 or epoch == p["epochs"]:
-                row = record(epoch)
-                bar.set_postfix(objective=f"{row['objective']:.3e}", refresh=False)
-                bad = [k for k in ("loss", "objective") if not math.isfinite(row[k])]
-                if bad or row["objective"] > limit:
-                    why = (f"{' and '.join(bad)} became NaN/inf" if bad else
-                           f"the objective {row['objective']:.3e} exceeds {p['divergence_factor']:g} x its "
-                           f"initial value {first['objective']:.3e}")
-                    raise TrainingDiverged(f"run {p['run_name']!r} diverged at epoch {epoch}: {why}; lower lr "
-                                           f"(now {engine.current_lr:g}) or use precision='fp32'. The history up "
-                                           f"to this epoch is in {run_dir / 'history.csv'}")
+                for folder in list(active):
+                    row = folder.record(epoch)
+                    why = folder.divergence(row)
+                    if why is not None:
+                        diverged.append(why)
+                        stop(folder, "diverged", why)
+                if len(active) == 1:
+                    bar.set_postfix(objective=f"{row['objective']:.3e}", refresh=False)
+                if not active:
+                    break
         bar.close()
-    except TrainingDiverged as exc:
-        finish("diverged", str(exc))
-        raise
     except BaseException as exc:
-        finish("failed", f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        for folder in list(active):  # every run still open is written as failed, then the error is raised
+            try:
+                stop(folder, "failed", error)
+            except BaseException as also:  # noqa: PERF203 - each folder must be finished
+                exc.add_note(f"while writing run {folder.p['run_name']!r} as failed: {type(also).__name__}: {also}")
         raise
-    finish("finished")
-    return run_dir
+    errors = []
+    for folder in list(active):
+        try:
+            stop(folder, "finished", None)
+        except BaseException as exc:  # noqa: PERF203 - finish every folder, then raise the first error
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+    if diverged:
+        raise TrainingDiverged("; ".join(diverged))
+    return run_dirs
 
 
 # --------------------------------------------------------------------------------------------- CLI
@@ -645,8 +744,8 @@ def _parse_value(text: str):
 
 
 def main(argv=None) -> list[pathlib.Path]:
-    """``python -m nclib.train --dataset cifar10 --data-path ... --L 1 3 6 ...``: one run of :func:`run` (objective
-    (4.3), Section 5) per L, the shell form of :ref:`ch-train`."""
+    """``python -m nclib.train --dataset cifar10 --data-path ... --L 1 3 6 ...``: one run (objective (4.3),
+    Section 5) per L, trained side by side by :func:`run_many`; the shell form of :ref:`ch-train`."""
     ap = argparse.ArgumentParser(prog="python -m nclib.train", description=__doc__.split("\n")[0])
     for name, default in DEFAULTS.items():
         flag = "--" + name.replace("_", "-")
@@ -671,12 +770,10 @@ def main(argv=None) -> list[pathlib.Path]:
         elif name == "lam_W" and len(ns[name]) == 1:
             ns[name] = ns[name][0]
     base = ns.pop("run_name")
-    out = []
-    for L in Ls:
-        name = None if base is None else (base if len(Ls) == 1 else f"{base}-L{L}")
-        path = run(L=L, run_name=name, **ns)
+    runs = [dict(L=L, run_name=None if base is None else (base if len(Ls) == 1 else f"{base}-L{L}")) for L in Ls]
+    out = run_many(runs, **ns)
+    for path in out:
         print(path)
-        out.append(path)
     return out
 
 

@@ -1,8 +1,9 @@
 """Epoch budgets for the GPU runs of Figures 1-4 (scripts/gpu_figures.sh).
 
 The engine has no wall-time budget parameter, so the runs are budgeted by epochs: ``calibrate`` measures
-on this device, at the paper's settings (width 2048, batch size 128), the steps per second of
-``nclib.train.Engine`` for L = 1, 3, 6 and both data shapes (CIFAR-10: N = 3000, 3072 inputs, K = 10;
+on this device, at the paper's settings (width 2048, batch size 128) and the runs' precision, the seconds
+per epoch of a figure's three runs (L = 1, 3, 6) trained side by side as ``nclib.train.run_many`` trains
+them, for both data shapes (CIFAR-10: N = 3000, 3072 inputs, K = 10;
 the letters profile: N = 5500, 784 inputs, K = 26; random inputs, which do not change a step's cost), the
 cost of one metric evaluation and of building a run; ``epochs`` then splits the seconds left between the
 figures still to run (Figures 1 and 3 first: 40 % each, Figures 2 and 4 10 % each, what one does not need
@@ -10,7 +11,7 @@ going to the next in priority order; a figure whose share fits no epoch takes al
 fits it) and prints the epochs of one figure: the most that fit its share, a multiple of ``metric_every``,
 at most the paper's 12,000.
 
-    python scripts/gpu_budget.py calibrate --out calib.json [--device auto] [--steps 300]
+    python scripts/gpu_budget.py calibrate --out calib.json [--device auto] [--precision tf32] [--epochs 12]
     python scripts/gpu_budget.py epochs FIG --calibration calib.json --remaining SECONDS --todo "1 3 2 4"
         -> prints "EPOCHS SECONDS" (the epochs and the seconds allotted to FIG); EPOCHS 0 means skip
 """
@@ -28,12 +29,12 @@ SHARES = {1: 0.4, 3: 0.4, 2: 0.1, 4: 0.1}
 NOTEBOOK_OVERHEAD_S = 25.0
 
 
-def calibrate(device: str, steps: int, letters_images: int, width: int | None = None) -> dict:
+def calibrate(device: str, epochs: int, letters_images: int, precision: str, width: int | None = None) -> dict:
     import torch
 
     from nclib import data, figures, train
 
-    out = {"device": None, "torch": torch.__version__, "steps": steps, "kinds": {}}
+    out = {"device": None, "torch": torch.__version__, "epochs": epochs, "precision": precision, "kinds": {}}
     for fig in (1, 2):
         f = figures.FIGURES[fig]
         counts = np.array(figures.figure_counts(fig, "paper"))
@@ -42,26 +43,38 @@ def calibrate(device: str, steps: int, letters_images: int, width: int | None = 
         x = np.random.default_rng(0).standard_normal((y.size, D)).astype(np.float32)
         ts = data.TrainingSet("calibration", x, y, counts, tuple(map(str, range(counts.size))), x,
                               {"data_sha256": ""})
-        kind = {"N": int(y.size), "K": int(counts.size), "rate": {}, "eval_s": {}, "setup_s": {}}
-        for L in figures.L_VALUES:
-            params = figures.figure_parameters(fig, "paper", device=device, progress=False, data_path=".")
-            if width is not None:  # CPU tests of the script only
-                params["width"] = width
-            p = train.check_params(**dict(figures.train_kwargs(params, L), dataset="synthetic", data_path=None))
-            t0 = time.perf_counter()
-            eng = train.Engine(ts, p)
+        params = figures.figure_parameters(fig, "paper", device=device, progress=False, data_path=".",
+                                           precision=precision)
+        if width is not None:  # CPU tests of the script only
+            params["width"] = width
+        t0 = time.perf_counter()
+        engines = [train.Engine(ts, train.check_params(**dict(figures.train_kwargs(params, L), dataset="synthetic",
+                                                              data_path=None)))
+                   for L in figures.L_VALUES]
+        for eng in engines:
             eng.train_steps(10)  # warm-up, CUDA-graph capture
-            kind["setup_s"][L] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            eng.train_steps(steps)
-            kind["rate"][L] = steps / (time.perf_counter() - t0)
+        kind = {"N": int(y.size), "K": int(counts.size), "steps_per_epoch": engines[0].steps_per_epoch,
+                "setup_s": time.perf_counter() - t0}
+
+        def sync():
+            if engines[0].is_cuda:
+                torch.cuda.synchronize(engines[0].device)
+
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(epochs):  # the lockstep of nclib.train.run_many
+            for eng in engines:
+                eng.train_epoch()
+        sync()
+        kind["epoch_s"] = (time.perf_counter() - t0) / epochs
+        for eng in engines:
             eng.evaluate()
-            t0 = time.perf_counter()
+        t0 = time.perf_counter()
+        for eng in engines:  # device and host parts in turn (in the runs the host part overlaps training)
             eng.evaluate()
-            kind["eval_s"][L] = time.perf_counter() - t0
-            kind["steps_per_epoch"] = eng.steps_per_epoch
-            out["device"] = torch.cuda.get_device_name(eng.device) if eng.is_cuda else "cpu"
-            del eng
+        kind["eval_s"] = time.perf_counter() - t0
+        out["device"] = torch.cuda.get_device_name(engines[0].device) if engines[0].is_cuda else "cpu"
+        del engines
         out["kinds"][f.dataset] = kind
     # the letters stand-in is rendered on the CPU once per figure notebook (nclib.data memoizes it for the runs
     # L = 1, 3, 6): time a few images, scale to the profile
@@ -69,23 +82,18 @@ def calibrate(device: str, steps: int, letters_images: int, width: int | None = 
     data.letters_synthetic(np.full(26, max(1, letters_images // 26)), seed=0)
     per_image = (time.perf_counter() - t0) / (26 * max(1, letters_images // 26))
     out["kinds"]["letters-synthetic"]["data_s"] = per_image * out["kinds"]["letters-synthetic"]["N"]
-    out["kinds"]["cifar10"]["data_s"] = 3.0  # the .npz slice, read by each of the three runs (about 1 s each)
+    out["kinds"]["cifar10"]["data_s"] = 1.0  # the .npz slice, read once for the three runs
     return out
 
 
 def figure_seconds(cal: dict, fig: int, epochs: int) -> float:
-    """Predicted seconds of one figure (three runs) at ``epochs`` epochs."""
+    """Predicted seconds of one figure (three runs side by side) at ``epochs`` epochs."""
     from nclib import figures
 
     kind = cal["kinds"][figures.FIGURES[fig].dataset]
     m = figures.SCALES["paper"]["metric_every"]
-    t = NOTEBOOK_OVERHEAD_S + kind["data_s"]  # the data are made once for the three runs
-    for L in figures.L_VALUES:
-        key = str(L) if str(L) in kind["rate"] else L
-        steps = epochs * kind["steps_per_epoch"]
-        evals = epochs // m + 2
-        t += kind["setup_s"][key] + steps / kind["rate"][key] + evals * kind["eval_s"][key]
-    return t
+    evals = epochs // m + 2
+    return NOTEBOOK_OVERHEAD_S + kind["data_s"] + kind["setup_s"] + epochs * kind["epoch_s"] + evals * kind["eval_s"]
 
 
 def epochs_for(cal: dict, fig: int, remaining: float, todo: list[int]) -> tuple[int, float]:
@@ -127,7 +135,8 @@ def main(argv=None) -> None:
     c = sub.add_parser("calibrate")
     c.add_argument("--out", required=True)
     c.add_argument("--device", default="auto")
-    c.add_argument("--steps", type=int, default=300)
+    c.add_argument("--epochs", type=int, default=12, help="epochs of the three runs side by side to time")
+    c.add_argument("--precision", default="tf32", help="the figure runs' precision (nclib.train.PRECISIONS)")
     c.add_argument("--letters-images", type=int, default=260)
     c.add_argument("--width", type=int, default=None, help="override the width (CPU tests of the script only)")
     e = sub.add_parser("epochs")
@@ -137,15 +146,15 @@ def main(argv=None) -> None:
     e.add_argument("--todo", required=True, help='figures not yet run, in priority order, e.g. "1 3 2 4"')
     args = ap.parse_args(argv)
     if args.command == "calibrate":
-        cal = calibrate(args.device, args.steps, args.letters_images, args.width)
+        cal = calibrate(args.device, args.epochs, args.letters_images, args.precision, args.width)
         with open(args.out, "w") as fh:
             json.dump(cal, fh, indent=1)
         for name, k in cal["kinds"].items():
-            rates = ", ".join(f"L={L}: {r:.0f} steps/s" for L, r in k["rate"].items())
-            evals = ", ".join(f"{s:.2f}" for s in k["eval_s"].values())
             full = figure_seconds(cal, 1 if name == "cifar10" else 2, 12000)
-            print(f"{name}: {rates}; one metric evaluation {evals} s; data {k['data_s']:.1f} s; "
-                  f"a full figure (3 x 12,000 epochs) ~{full:.0f} s on {cal['device']}")
+            print(f"{name}: L = 1, 3, 6 side by side {k['epoch_s'] * 1e3:.1f} ms per epoch "
+                  f"({k['steps_per_epoch'] / k['epoch_s']:.0f} steps/s of each run, {cal['precision']}); "
+                  f"a metric epoch of the three {k['eval_s']:.2f} s; data {k['data_s']:.1f} s; a full figure "
+                  f"(3 x 12,000 epochs) ~{full:.0f} s on {cal['device']}")
     else:
         with open(args.calibration) as fh:
             cal = json.load(fh)

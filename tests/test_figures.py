@@ -39,8 +39,11 @@ def tiny(tmp_path_factory):
     for fig in (1, 3):
         params = figures.figure_parameters(fig, "tiny", data_path=str(npz), progress=False,
                                            out_dir=str(root / "tiny" / f"fig{fig}"))
-        for L in params["L_values"]:
-            nclib.train.run(**figures.train_kwargs(params, L))
+        if fig == 1:  # side by side, as the training notebook trains a figure
+            nclib.train.run_many([figures.train_kwargs(params, L) for L in params["L_values"]])
+        else:  # one after another
+            for L in params["L_values"]:
+                nclib.train.run(**figures.train_kwargs(params, L))
     yield root
     mp.undo()
 
@@ -185,6 +188,17 @@ def test_final_rows_and_orderings(tiny):
     assert sorted(order) == [1, 3, 6]
     assert [r["nc1"] for r in sorted(rows, key=lambda r: order.index(r["L"]))] == sorted(r["nc1"] for r in rows)
     assert figures.order_by([dict(L=1, a=None), dict(L=3, a=2.0)], "a") == [3, 1]
+
+
+def test_wall_time_counts_runs_trained_side_by_side_once(tiny):
+    together, apart = figures.load_figure(1, "tiny", root=tiny), figures.load_figure(3, "tiny", root=tiny)
+    assert [r["trained_with"] for r in figures.final_rows(together)] == [
+        ["fig1-L3", "fig1-L6"], ["fig1-L1", "fig1-L6"], ["fig1-L1", "fig1-L3"]]
+    assert all(r["trained_with"] == [] for r in figures.final_rows(apart))
+    wall = {L: run.provenance["wall_time_s"] for L, run in together.items()}
+    assert figures.wall_time_s(together) == max(wall.values())  # the three ran at the same time
+    assert figures.wall_time_s(apart) == pytest.approx(sum(r.provenance["wall_time_s"] for r in apart.values()))
+    assert figures.wall_time_s({1: together[1]}) == wall[1]  # a partner not among the runs is not counted
 
 
 def test_first_epoch():

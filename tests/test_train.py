@@ -191,6 +191,62 @@ def test_bad_parameters(tmp_path):
         np.testing.assert_array_equal(train.load_history(tmp_path / "once")["objective"], before["objective"])
 
 
+MEMBERS = [dict(L=1, run_name="L1"), dict(L=2, bias=False, lam_W=[1e-3, 2e-3], run_name="L2-nobias"),
+           dict(L=3, lam_H=2e-3, init="orthogonal", run_name="L3")]
+
+
+def test_runs_trained_together_equal_runs_trained_alone(tmp_path):
+    """run_many trains each run exactly as run() does: same data, initialization, batch order and steps."""
+    kw = dict(**SMALL, epochs=12, batch_size=8, lr=1e-3, lr_milestones=[6], lam_W=1e-3, lam_H=1e-3, metric_every=4)
+    together = train.run_many(MEMBERS, out_dir=tmp_path / "together", **kw)
+    assert [p.name for p in together] == ["L1", "L2-nobias", "L3"]
+    for member, path in zip(MEMBERS, together):
+        alone = train.run(**{**kw, **member}, out_dir=tmp_path / "alone")
+        (pa, ha, va), (pt, ht, vt) = train.load_run(alone), train.load_run(path)
+        assert {k: v for k, v in pa.items() if k != "out_dir"} == {k: v for k, v in pt.items() if k != "out_dir"}
+        for k in train.HISTORY_COLUMNS[:-1]:  # every column but the wall time, number for number
+            np.testing.assert_array_equal(ha[k], ht[k], err_msg=f"{member['run_name']}: {k}")
+        assert va["trained_with"] == [] and vt["status"] == "finished" and vt["steps"] == va["steps"] == 12 * 4
+        assert vt["trained_with"] == [m["run_name"] for m in MEMBERS if m is not member]
+        assert vt["data_sha256"] == va["data_sha256"] and vt["parameter_count"] == va["parameter_count"]
+
+
+def test_runs_trained_together_must_share_everything_but_the_head_and_decays(tmp_path):
+    kw = dict(**SMALL, epochs=1, batch_size="full", out_dir=tmp_path)
+    with pytest.raises(ValueError, match="runs differ in 'width'"):
+        train.run_many([dict(L=1, run_name="a"), dict(L=2, width=32, run_name="b")], **kw)
+    with pytest.raises(ValueError, match="runs differ in 'seed'"):
+        train.run_many([dict(L=1, run_name="a"), dict(L=1, seed=1, run_name="b")], **kw)
+    with pytest.raises(ValueError, match="two runs would write the same run folder"):
+        train.run_many([dict(L=1, run_name="a"), dict(L=2, run_name="a")], **kw)
+    for bad in ([], dict(L=1), "L1", [dict(L=1), 3]):
+        with pytest.raises(ValueError, match="runs must be a non-empty list of parameter dicts"):
+            train.run_many(bad, **kw)
+    with pytest.raises(ValueError, match="L must be a positive integer"):
+        train.run_many([dict(L=1, run_name="a"), dict(L=0, run_name="b")], **kw)
+    assert not any(tmp_path.iterdir())  # nothing written for refused parameters
+
+
+def test_a_run_that_diverges_stops_alone(tmp_path, monkeypatch):
+    real = train.Engine.evaluate_device
+
+    def blows_up(self):
+        row, payload = real(self)
+        if self.p["run_name"] == "L2-nobias" and self.steps_done >= 4 * self.steps_per_epoch:
+            return {"objective": float("inf")}, None
+        return row, payload
+
+    monkeypatch.setattr(train.Engine, "evaluate_device", blows_up)
+    kw = dict(**SMALL, epochs=12, batch_size=8, lr=1e-3, lam_W=1e-3, lam_H=1e-3, metric_every=4, out_dir=tmp_path)
+    with pytest.raises(train.TrainingDiverged, match="run 'L2-nobias' diverged at epoch 4: objective became NaN/inf"):
+        train.run_many(MEMBERS, **kw)
+    provs = {m["run_name"]: train.load_run(tmp_path / m["run_name"])[2] for m in MEMBERS}
+    assert {k: v["status"] for k, v in provs.items()} == {"L1": "finished", "L2-nobias": "diverged", "L3": "finished"}
+    assert train.load_history(tmp_path / "L2-nobias")["epoch"].tolist() == [0, 4]
+    assert train.load_history(tmp_path / "L3")["epoch"].tolist() == [0, 4, 8, 12]
+    assert provs["L2-nobias"]["steps"] == 4 * 4 and provs["L3"]["steps"] == 12 * 4
+
+
 def test_command_line_one_run_per_L(tmp_path, capsys):
     paths = train.main(["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1",
                         "--L", "1", "2", "--epochs", "3", "--batch-size", "full", "--lr-milestones",
@@ -249,3 +305,17 @@ def test_cuda_graph_matches_eager_steps_and_follows_the_schedule(tmp_path):
     # learning-rate drop at epoch 30 (a device tensor the captured Adam reads)
     for k in ("loss", "objective", "nc1"):
         np.testing.assert_allclose(graph[k][1:], eager[k][1:], rtol=1e-4)
+
+
+@cuda_only
+def test_runs_trained_together_on_streams_equal_runs_trained_alone(tmp_path):
+    """On a GPU each run of run_many is queued on its own CUDA stream; the histories must not change."""
+    kw = dict(**{**SMALL, "device": "cuda"}, epochs=40, batch_size=5, lam_W=1e-3, lam_H=1e-3, lr=1e-3,
+              lr_milestones=[20], metric_every=10)
+    together = train.run_many(MEMBERS, out_dir=tmp_path / "together", **kw)
+    for member, path in zip(MEMBERS, together):
+        alone = train.load_history(train.run(**{**kw, **member}, out_dir=tmp_path / "alone"))
+        both = train.load_history(path)
+        assert json.loads((path / "provenance.json").read_text())["cuda_graph"].startswith("on")
+        for k in ("loss", "objective", "nc1", "train_acc"):  # the same kernels on the same data, in the same order
+            np.testing.assert_array_equal(alone[k], both[k], err_msg=f"{member['run_name']}: {k}")
