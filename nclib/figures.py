@@ -41,7 +41,8 @@ from typing import Mapping
 
 import numpy as np
 
-from . import ROOT, _checks, data, imbalance, ufm
+from . import ROOT, _checks, data, ufm
+from .runs import atomic_write_text, load_run
 
 #: The folder holding the committed figure runs, one subfolder per scale.
 RESULTS = ROOT / "results" / "figures"
@@ -215,12 +216,11 @@ def run_folders(fig, scale_folder: str = "cpu-scale", root=None) -> list[pathlib
 
 
 def load_figure(fig, scale_folder: str = "cpu-scale", root=None) -> dict[int, Run]:
-    """{L: Run} of one figure's committed runs (read with ``nclib.train.load_run``).
+    """{L: Run} of one figure's committed runs (read with ``nclib.runs.load_run``).
 
     Raises ValueError when the folder holds no runs or two runs with the same L. Used by the figure
     chapters :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary`.
     """
-    from . import train
 
     f = _figure(fig)
     paths = run_folders(f, scale_folder, root)
@@ -229,7 +229,7 @@ def load_figure(fig, scale_folder: str = "cpu-scale", root=None) -> dict[int, Ru
         raise ValueError(f"scale_folder {scale_folder!r} has no runs of Figure {f.number} under {str(where)!r}")
     out: dict[int, Run] = {}
     for path in paths:
-        params, history, prov = train.load_run(path)
+        params, history, prov = load_run(path)
         run = Run(path, params, history, prov)
         if run.L in out:
             raise ValueError(f"Figure {f.number} has two runs with L={run.L}: {out[run.L].path} and {path}")
@@ -878,10 +878,7 @@ def relabel_notebook(path, fig, scale_folder: str) -> pathlib.Path:
                 fig_meta["name"] = f"{label}-{fig_meta['name']}"
     if not titled:
         raise ValueError(f"path {str(path)!r} is not an executed training notebook (no '(ch-train)=' title cell)")
-    text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return path
 
 

@@ -5,8 +5,6 @@ Section 3 and Theorem 4.2; used from :ref:`ch-setting` on.
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 
 from . import _checks

@@ -11,6 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .runs import load_run
 
 #: (history column, axis label, log scale) of the six panels, in the paper's order.
 PANELS = (
@@ -37,11 +38,9 @@ def dataset_label(params: Mapping) -> str:
 def load_runs(run_dirs) -> dict:
     """{L: (params, history)} of the given run folders, sorted by L, one run per L (the curves of one panel
     set of Figures 1-4, :ref:`ch-train`)."""
-    from . import train
-
     out = {}
     for run_dir in run_dirs:
-        params, history, _ = train.load_run(pathlib.Path(run_dir))
+        params, history, _ = load_run(pathlib.Path(run_dir))
         L = int(params["L"])
         if L in out:
             raise ValueError(f"run_dirs holds two runs with L={L}; pass one run per L")

@@ -42,7 +42,6 @@ import datetime
 import io
 import json
 import math
-import os
 import pathlib
 import platform
 import shutil
@@ -55,9 +54,8 @@ import numpy as np
 import torch
 
 from . import ROOT, _checks, data, models
+from .runs import HISTORY_COLUMNS, atomic_write_text, load_history, load_run  # noqa: F401 (re-exported)
 
-HISTORY_COLUMNS = ("epoch", "lr", "loss", "objective", "nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc",
-                   "bias_error", "global_mean_norm", "wall_time")
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 #: Documented defaults (``../shared/paper/README.md``: the closest public code, Dang et al. 2023, and Section 5).
@@ -93,22 +91,6 @@ def from_reference_decay(weight_decay: float, feature_decay: float, K: int) -> t
 
 # --------------------------------------------------------------------------------------------- files
 
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsync, ``os.replace`` (how a
-    run folder of :ref:`ch-train` is written, so an interruption never leaves a half-written file)."""
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _json(obj) -> str:
     def default(o):
         if isinstance(o, (np.integer,)):
@@ -130,31 +112,6 @@ def _history_csv(rows: list[dict]) -> str:
     for r in rows:
         w.writerow({k: (repr(float(r[k])) if k != "epoch" else int(r[k])) for k in HISTORY_COLUMNS})
     return buf.getvalue()
-
-
-def load_history(run_dir) -> dict[str, np.ndarray]:
-    """The metric history of a run folder as {column: array} (epoch as int64, the rest float64): the curves of
-    Figures 1-4 (:ref:`ch-train`)."""
-    path = pathlib.Path(run_dir) / "history.csv"
-    if not path.is_file():
-        raise ValueError(f"run_dir {str(run_dir)!r} has no history.csv")
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    out = {k: np.array([float(r[k]) for r in rows]) for k in HISTORY_COLUMNS}
-    out["epoch"] = out["epoch"].astype(np.int64)
-    return out
-
-
-def load_run(run_dir) -> tuple[dict, dict, dict]:
-    """(params, history, provenance) of a run folder written by :func:`run` (:ref:`ch-train`); ValueError naming
-    ``run_dir`` when one of its three files is missing."""
-    run_dir = pathlib.Path(run_dir)
-    missing = [name for name in ("params.json", "history.csv", "provenance.json") if not (run_dir / name).is_file()]
-    if missing:
-        raise ValueError(f"run_dir {str(run_dir)!r} is not a run folder of nclib.train.run: no {', '.join(missing)}")
-    params = json.loads((run_dir / "params.json").read_text())
-    prov = json.loads((run_dir / "provenance.json").read_text())
-    return params, load_history(run_dir), prov
 
 
 def _git_state() -> dict:

@@ -407,3 +407,15 @@ def test_run_counts_reads_counts_as_the_run_resolved_them():
     assert figures.run_counts({"dataset": "synthetic", "counts": None}).tolist() == [20, 10, 5]
     with pytest.raises(ValueError, match="counts"):
         figures.run_counts({"dataset": "synthetic", "counts": [4, 0]})
+
+
+def test_reading_committed_runs_does_not_import_torch():
+    """The figure chapters read run folders on any machine without torch (nclib.runs), which keeps their
+    execution in the book build fast."""
+    import subprocess
+    import sys
+
+    code = ("import sys, nclib.figures as F, nclib.plotting; F.figure_chapter(1, 'cpu-scale'); "
+            "nclib.plotting.load_runs(F.run_folders(3, 'cpu-scale')); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
