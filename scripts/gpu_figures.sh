@@ -25,7 +25,8 @@
 # products in training, the metrics in fp32), PY (default python3), DEVICE (default auto), DATA (default
 # .gpu/cifar10_subset_slice.npz). For a CPU test of the script only: TEST_EPOCHS (every figure gets this
 # many epochs), EXTRA_SETS (more NAME=VALUE notebook overrides, e.g. "width=32 metric_every=1"),
-# BENCH_ARGS, CALIB_ARGS, FORCE_SHIM=1.
+# BENCH_ARGS, CALIB_ARGS, FORCE_SHIM=1, RESULTS_ROOT and NOTEBOOK_ROOT (scripts/gpu_run_figure.sh; the
+# archive holds $RESULTS_ROOT/gpu and $NOTEBOOK_ROOT/gpu). tests/test_gpu_scripts.py runs it so on a CPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the folder whose files come back}"
@@ -96,7 +97,7 @@ main() {
   done
   rm -rf "$KDIR"
   echo "== 5. archive ($(elapsed) s)"
-  local made; made=$(ls -d results/figures/gpu book/figures/gpu 2>/dev/null)
+  local made; made=$(ls -d "${RESULTS_ROOT:-results/figures}/gpu" "${NOTEBOOK_ROOT:-book/figures}/gpu" 2>/dev/null)
   if [ -n "$made" ]; then tar czf "$OUT/figures_gpu.tar.gz" $made && tar tzf "$OUT/figures_gpu.tar.gz"; else echo "no figure ran"; fi
   echo "== done in $(elapsed) s"
 }

@@ -1,0 +1,65 @@
+"""The GPU figure script (scripts/gpu_figures.sh) end to end on the CPU, at a toy size: the device session that
+makes Figures 1-4 runs this same script once, so a break in it must show here first, not on the GPU."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+
+import nclib
+import nclib.figures as figures
+
+ROOT = nclib.ROOT
+
+
+def fake_cifar(path: pathlib.Path) -> pathlib.Path:
+    """A CIFAR-10-shaped .npz (torchvision's layout, uint8 32 x 32 x 3) with 500 images per class and a class
+    signal, enough rows for the Figure 1 profile (a fixture: input data are never committed)."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 500)
+    centers = rng.integers(40, 215, size=(10, 32, 32, 3))
+    x = np.clip(centers[y] + rng.normal(0, 20, size=(y.size, 32, 32, 3)), 0, 255).astype(np.uint8)
+    np.savez(path, x_train=x, y_train=y)
+    return path
+
+
+def test_gpu_figures_script_runs_end_to_end_on_the_cpu(tmp_path):
+    out, results, notebooks = tmp_path / "out", tmp_path / "results", tmp_path / "notebooks"
+    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="3",
+               DATA=str(fake_cifar(tmp_path / "cifar.npz")), EXTRA_SETS="width=32 metric_every=1 lr=0.001",
+               BENCH_ARGS="--device cpu --width 32 --steps 10 --warmup 2 --figure-epochs 1",
+               CALIB_ARGS="--width 32 --epochs 1 --letters-images 26",
+               RESULTS_ROOT=str(results), NOTEBOOK_ROOT=str(notebooks), OMP_NUM_THREADS="1")
+    done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["bench_train_gpu.txt", "bench_train_gpu_fp32.txt",
+                                                     "calibration.json", "figures_gpu.tar.gz", "log.txt"]
+    # the two benchmark outputs are what the summary chapter reads, at the precisions the script says
+    tf32, fp32 = (figures.read_benchmark(out / f) for f in ("bench_train_gpu.txt", "bench_train_gpu_fp32.txt"))
+    assert tf32["precision"].startswith("tf32") and fp32["precision"].startswith("fp32")
+    assert "side by side" in (out / "bench_train_gpu.txt").read_text()
+    # the calibration times a figure's three runs side by side for both data shapes
+    cal = json.loads((out / "calibration.json").read_text())
+    assert cal["precision"] == "tf32" and set(cal["kinds"]) == {"cifar10", "letters-synthetic"}
+    assert all(k["epoch_s"] > 0 and k["eval_s"] > 0 for k in cal["kinds"].values())
+    # Figure 1's three runs, trained side by side through the papermill-executed training notebook
+    runs = figures.load_figure(1, "gpu", root=results)
+    assert sorted(runs) == [1, 3, 6]
+    for L, run in runs.items():
+        assert run.provenance["status"] == "finished" and run.provenance["precision"] == "tf32"
+        assert run.params["epochs"] == 3 and run.history["epoch"].tolist() == [0, 1, 2, 3]
+        assert sorted(run.provenance["trained_with"]) == sorted(f"fig1-L{k}" for k in (1, 3, 6) if k != L)
+    notebook = notebooks / "gpu" / "fig1.run.ipynb"
+    assert f"({figures.run_label(1, 'gpu')})=" in notebook.read_text()
+    with tarfile.open(out / "figures_gpu.tar.gz") as tar:
+        names = tar.getnames()
+    assert any(n.endswith("gpu/fig1.run.ipynb") for n in names)
+    assert sum(n.endswith("history.csv") for n in names) == 3
+    assert "== Figure 1: 3 epochs" in log and "== Figure 1 (paper) ended with status 0" in log and "== done" in log
