@@ -56,10 +56,7 @@ def calibrate(device: str, epochs: int, letters_images: int, precision: str, wid
         kind = {"N": int(y.size), "K": int(counts.size), "steps_per_epoch": engines[0].steps_per_epoch,
                 "setup_s": time.perf_counter() - t0}
 
-        def sync():
-            if engines[0].is_cuda:
-                torch.cuda.synchronize(engines[0].device)
-
+        sync = (lambda: torch.cuda.synchronize(engines[0].device)) if engines[0].is_cuda else (lambda: None)
         sync()
         t0 = time.perf_counter()
         for _ in range(epochs):  # the lockstep of nclib.train.run_many
@@ -74,7 +71,6 @@ def calibrate(device: str, epochs: int, letters_images: int, precision: str, wid
             eng.evaluate()
         kind["eval_s"] = time.perf_counter() - t0
         out["device"] = torch.cuda.get_device_name(engines[0].device) if engines[0].is_cuda else "cpu"
-        del engines
         out["kinds"][f.dataset] = kind
     # the letters stand-in is rendered on the CPU once per figure notebook (nclib.data memoizes it for the runs
     # L = 1, 3, 6): time a few images, scale to the profile
