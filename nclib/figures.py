@@ -36,6 +36,7 @@ import dataclasses
 import json
 import math
 import pathlib
+import re
 import sys
 from typing import Mapping
 
@@ -789,7 +790,9 @@ def read_benchmark(path) -> dict:
 
     Returns ``command`` (the first line, without ``$``), ``device``, ``problem``, ``plain`` and ``engine``
     (steps per second of the plain PyTorch loop and of nclib.train) and ``ratio`` (their quotient as
-    printed). Raises ValueError naming the file when a line is missing. Used by :ref:`ch-figures-summary`.
+    printed); with ``--figure-epochs`` also ``figure_apart_s`` and ``figure_together_s`` (seconds for a
+    figure's three runs one after another and side by side) and ``figure_ratio``. Raises ValueError naming
+    the file when a line is missing. Used by :ref:`ch-figures-summary`.
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -805,6 +808,11 @@ def read_benchmark(path) -> dict:
             out["plain" if key == "plain loop" else "engine"] = float(rest.split()[0])
         elif key == "ratio":
             out["ratio"] = float(rest.split()[0])
+        elif key == "figure runs":
+            m = re.search(r"one after another ([\d.]+) s, side by side ([\d.]+) s, ratio ([\d.]+) x", rest)
+            if m is None:
+                raise ValueError(f"path {str(path)!r}: unreadable 'figure runs' line {line!r}")
+            out["figure_apart_s"], out["figure_together_s"], out["figure_ratio"] = map(float, m.groups())
     missing = [k for k in ("device", "plain", "engine", "ratio") if k not in out]
     if missing:
         raise ValueError(f"path {str(path)!r} is not a bench_train output: no {', '.join(missing)} line")

@@ -389,7 +389,14 @@ def test_read_benchmark(tmp_path):
     b = figures.read_benchmark(path)
     assert b["command"] == "python benchmarks/bench_train.py --steps 1500"
     assert (b["plain"], b["engine"], b["ratio"]) == (512.0, 4096.0, 8.0)
-    assert b["device"].startswith("NVIDIA H100")
+    assert b["device"].startswith("NVIDIA H100") and "figure_ratio" not in b
+    path.write_text(text + "figure runs     L = 1, 3, 6, 40 epochs each: one after another 3.60 s, side by side "
+                    "2.40 s, ratio 1.50 x\n")
+    b = figures.read_benchmark(path)
+    assert (b["figure_apart_s"], b["figure_together_s"], b["figure_ratio"]) == (3.6, 2.4, 1.5)
+    path.write_text(text + "figure runs     garbled\n")
+    with pytest.raises(ValueError, match="unreadable 'figure runs' line"):
+        figures.read_benchmark(path)
     path.write_text("\n".join(text.splitlines()[:3]))
     with pytest.raises(ValueError, match="no plain, engine, ratio line"):
         figures.read_benchmark(path)
