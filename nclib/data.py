@@ -15,10 +15,16 @@ Datasets (``load(dataset=...)``):
     IDX files ``EMNIST/raw/emnist-letters-{train,test}-{images-idx3,labels-idx1}-ubyte`` under ``data_path``
     (``.gz`` copies of them, as in the official ``gzip.zip``, are decompressed next to themselves first), or
     an ``.npz`` in torchvision's raw orientation.  Labels 1..26 become 0..25; images are transposed to upright.
+    The network sees them as the closest public code with EMNIST feeds them (the EMNIST variant of Dang et
+    al.'s code, ``thotranhuu99/Neural-Collapse-in-Deep-Linear-Networks``, ``datasets_imbalanced.py``:
+    ``Grayscale(3)``, ``Resize(32)``, ``Normalize((0.1722,), (0.3309,))``): resized to 32 x 32 with PIL's
+    bilinear filter, the gray value repeated over 3 channels, so 3,072 inputs as for CIFAR-10
+    (:func:`letters_input`).
 ``letters-synthetic``
     An offline **stand-in for EMNIST letters**: the 26 letters a..z (upper or lower case at random) rendered
     from the fonts shipped with matplotlib, with random affine jitter, stroke width and pixel noise,
-    28 x 28 grayscale, deterministic by seed.  Its name always says it is a stand-in.
+    28 x 28 grayscale, deterministic by seed, fed to the network exactly as EMNIST letters are.  Its name always
+    says it is a stand-in.
 ``synthetic``
     A Gaussian mixture in ``dim`` dimensions, for fast tests.
 
@@ -53,9 +59,12 @@ LETTERS_SYNTHETIC_LABEL = "letters-synthetic (a stand-in for EMNIST letters, ren
 #: The std values are the often-copied (0.2023, 0.1994, 0.2010), not the true CIFAR-10 stds.
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
-#: The reference code's MNIST normalization, used for the grayscale letters.
-GRAY_MEAN = (0.1307,)
-GRAY_STD = (0.3081,)
+#: The normalization of the closest public code with EMNIST letters (the EMNIST variant of Dang et al. 2023,
+#: ``datasets_imbalanced.py``: ``Normalize((0.1722,), (0.3309,))`` after ``Grayscale(3)``), per channel.
+EMNIST_MEAN = (0.1722,) * 3
+EMNIST_STD = (0.3309,) * 3
+#: The side of the square the letters are resized to before they reach the network (its ``Resize(32)``).
+LETTERS_INPUT_SIZE = 32
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 LETTERS = tuple(string.ascii_lowercase)
@@ -186,6 +195,23 @@ def _normalize(images: np.ndarray, mean, std) -> np.ndarray:
     else:
         x = (x - np.float32(mean[0])) / np.float32(std[0])
     return np.ascontiguousarray(x.reshape(x.shape[0], -1))
+
+
+def letters_input(images: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) uint8 letters -> (N, 32, 32, 3) uint8, what the network of Section 5 is fed for EMNIST letters
+    (and their stand-in): the closest public code's ``transforms.Grayscale(3)`` and ``transforms.Resize(32)``
+    on PIL images, i.e. PIL's bilinear resize to :data:`LETTERS_INPUT_SIZE` and the gray value in all three
+    channels (:ref:`ch-engine`)."""
+    from PIL import Image
+
+    images = np.asarray(images)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be (N, H, W) uint8 grayscale, got shape {images.shape} dtype {images.dtype}")
+    size = LETTERS_INPUT_SIZE
+    out = np.empty((images.shape[0], size, size, 3), dtype=np.uint8)
+    for i, im in enumerate(images):
+        out[i] = np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR))[..., None]
+    return out
 
 
 def source_path(dataset: str, data_path, download: bool = False) -> pathlib.Path | None:
@@ -419,8 +445,10 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
     ``counts``: a preset name or a list of K counts; None means the dataset's own preset (``cifar10`` for
     cifar10, ``emnist-letters`` for the letters, ``[20, 10, 5]`` for synthetic).  ``normalization``:
     ``"reference"`` (the reference code's per-channel constants :data:`CIFAR10_MEAN`/:data:`CIFAR10_STD`,
-    or :data:`GRAY_MEAN`/:data:`GRAY_STD` for the letters), ``"standardize"`` (per-channel mean and std of
-    the selected subset) or ``"none"`` (x/255).  Used by :func:`nclib.train.run` and :ref:`ch-train`.
+    or :data:`EMNIST_MEAN`/:data:`EMNIST_STD` for the letters), ``"standardize"`` (per-channel mean and std of
+    the selected subset) or ``"none"`` (x/255).  Letters reach the network as :func:`letters_input` makes
+    them (32 x 32 x 3); ``images`` keeps the 28 x 28 originals.  Used by :func:`nclib.train.run` and
+    :ref:`ch-train`.
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
@@ -451,7 +479,7 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
         prov.update(source=LETTERS_SYNTHETIC_LABEL,
                     fonts=[p.name for p in matplotlib_fonts()], source_sha256={})
         name = "letters-synthetic"
-        mean, std = GRAY_MEAN, GRAY_STD
+        mean, std = EMNIST_MEAN, EMNIST_STD
     else:
         path = source_path(dataset, data_path, download)
         if path.suffix == ".npz":
@@ -470,18 +498,23 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
         classes = (CIFAR10_CLASSES if dataset == "cifar10" else LETTERS)[: n.size]
         prov.update(source=source, source_sha256=shas)
         name = dataset
-        mean, std = (CIFAR10_MEAN, CIFAR10_STD) if dataset == "cifar10" else (GRAY_MEAN, GRAY_STD)
+        mean, std = (CIFAR10_MEAN, CIFAR10_STD) if dataset == "cifar10" else (EMNIST_MEAN, EMNIST_STD)
 
+    net_images = images
+    if dataset != "cifar10":  # the letters: Grayscale(3) + Resize(32), as the closest public code
+        net_images = letters_input(images)
+        prov["input"] = (f"28 x 28 letters resized to {LETTERS_INPUT_SIZE} x {LETTERS_INPUT_SIZE} (PIL bilinear), "
+                         f"gray repeated over 3 channels: transforms.Grayscale(3), transforms.Resize(32)")
     if normalization == "reference":
-        x = _normalize(images, mean, std)
+        x = _normalize(net_images, mean, std)
     elif normalization == "none":
-        x = _normalize(images, (0.0,) * 3, (1.0,) * 3)
+        x = _normalize(net_images, (0.0,) * 3, (1.0,) * 3)
     else:
-        f = images.astype(np.float64) / 255.0
+        f = net_images.astype(np.float64) / 255.0
         axes = (0, 1, 2)
         m = f.mean(axis=axes) if f.ndim == 4 else (f.mean(),)
         s = f.std(axis=axes) if f.ndim == 4 else (f.std(),)
-        x = _normalize(images, tuple(np.atleast_1d(m)), tuple(np.atleast_1d(s)))
+        x = _normalize(net_images, tuple(np.atleast_1d(m)), tuple(np.atleast_1d(s)))
     prov["data_sha256"] = sha256_arrays(x, y)
     prov["images_sha256"] = sha256_arrays(images, y)
     return TrainingSet(name, x, y.astype(np.int64), n, tuple(classes), images, prov)

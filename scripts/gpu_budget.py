@@ -4,7 +4,7 @@ The engine has no wall-time budget parameter, so the runs are budgeted by epochs
 on this device, at the paper's settings (width 2048, batch size 128) and the runs' precision, the seconds
 per epoch of a figure's three runs (L = 1, 3, 6) trained side by side as ``nclib.train.run_many`` trains
 them, for both data shapes (CIFAR-10: N = 3000, 3072 inputs, K = 10;
-the letters profile: N = 5500, 784 inputs, K = 26; random inputs, which do not change a step's cost), the
+the letters profile: N = 5500, 3072 inputs (32 x 32 x 3, as the letters reach the network), K = 26; random inputs, which do not change a step's cost), the
 cost of one metric evaluation and of building a run; ``epochs`` then splits the seconds left between the
 figures still to run (Figures 1 and 3 first: 40 % each, Figures 2 and 4 10 % each, what one does not need
 going to the next in priority order; a figure whose share fits no epoch takes all the time left if that
@@ -38,7 +38,7 @@ def calibrate(device: str, epochs: int, letters_images: int, precision: str, wid
     for fig in (1, 2):
         f = figures.FIGURES[fig]
         counts = np.array(figures.figure_counts(fig, "paper"))
-        D = 3072 if f.dataset == "cifar10" else 784
+        D = 3 * 32 * 32 if f.dataset == "cifar10" else 3 * data.LETTERS_INPUT_SIZE ** 2
         y = np.repeat(np.arange(counts.size), counts)
         x = np.random.default_rng(0).standard_normal((y.size, D)).astype(np.float32)
         ts = data.TrainingSet("calibration", x, y, counts, tuple(map(str, range(counts.size))), x,

@@ -149,7 +149,7 @@ def test_letters_synthetic_is_a_labelled_deterministic_stand_in():
     data._render_letters.cache_clear()  # b is rendered again, not read from the memo
     b = data.load("letters-synthetic", counts=[4] * 26, seed=5)
     c = data.load("letters-synthetic", counts=[4] * 26, seed=6)
-    assert a.images.shape == (104, 28, 28) and a.images.dtype == np.uint8 and a.x.shape == (104, 784)
+    assert a.images.shape == (104, 28, 28) and a.images.dtype == np.uint8 and a.x.shape == (104, 3 * 32 * 32)
     np.testing.assert_array_equal(a.images, b.images)
     assert not np.array_equal(a.images, c.images)
     assert "stand-in for EMNIST letters" in a.provenance["source"]
@@ -225,3 +225,19 @@ def test_letters_synthetic_renders_once_and_hands_out_copies():
     assert b.max() == 255 and yb.tolist() == ya.tolist() == np.repeat(np.arange(26), 2).tolist()
     data._render_letters.cache_clear()
     np.testing.assert_array_equal(data.letters_synthetic([2] * 26, seed=3)[0], b)
+
+
+def test_letters_reach_the_network_as_the_reference_code_feeds_emnist():
+    """Grayscale(3) + Resize(32) + ToTensor + Normalize((0.1722,), (0.3309,)) of the closest public code with EMNIST,
+    through torchvision itself, against nclib.data.letters_input and load()'s normalization."""
+    from PIL import Image
+    from torchvision import transforms
+
+    ts = data.load("letters-synthetic", counts=[2] * 26, seed=1)
+    reference = transforms.Compose([transforms.Grayscale(3), transforms.Resize(32), transforms.ToTensor(),
+                                    transforms.Normalize((0.1722,), (0.3309,))])
+    expected = np.stack([reference(Image.fromarray(im)).numpy().reshape(-1) for im in ts.images])
+    np.testing.assert_allclose(ts.x, expected, rtol=0, atol=1e-6)
+    assert data.letters_input(ts.images).shape == (ts.N, 32, 32, 3)
+    with pytest.raises(ValueError, match="images must be"):
+        data.letters_input(ts.x)
