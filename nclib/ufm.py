@@ -14,7 +14,10 @@ mean is 0; with E = H-bar D (D = diag(sqrt n)) the problem becomes
     min 1/(2N) ||W_L ... W_1 E - M||_F^2 + sum_j lam_Wj/2 ||W_j||_F^2 + lam_H/2 ||E||_F^2,
 
 with M = Y-bar = (I - n 1^T/N) D with a bias and M = D without. Each singular value kappa of M
-then solves a scalar problem (Lemma A.2 for L >= 2, soft thresholding for L = 1).
+then solves a scalar problem (Lemma A.2 for L >= 2, soft thresholding for L = 1). Y-bar always
+includes D here, as in Theorem 4.3 and the abstract; the paper's Theorem 4.2 writes Y-bar for
+I - n 1^T/N and takes the SVD of "Y-bar D", the same matrix (the notation note of
+:ref:`ch-errata-theory`).
 """
 from __future__ import annotations
 
@@ -188,6 +191,27 @@ def lemma_a2_a(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
         return np.where(kappa > 0, scale / np.where(kappa > 0, kappa, 1.0) ** 2, np.inf)
 
 
+def threshold_gap(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
+    """The quantity L^2 N (N lam_H lam_W1 ... lam_WL)^(1/L) - kappa^2 (L-1)^((L-1)/L) of Theorem 4.3.
+
+    One value per singular value kappa_k of M (Y-bar with a bias, D without; see :func:`structure`).
+    Mode k survives at the global minimizer (hidden widths >= K) iff its value is negative, i.e. iff
+    a_k of :func:`lemma_a2_a` is below the critical value of Lemma A.2 (at zero both 0 and the
+    nonzero point are global minimizers). For L = 1 it reads N^2 lam_W lam_H - kappa^2, the soft
+    threshold of Theorems 4.1 and 4.2. The paper's prose after Theorem 4.3 says the modes collapse
+    when it is negative, the reverse (erratum T6). Used in :ref:`ch-thm43` and :ref:`ch-errata-theory`.
+    """
+    L = _checks.positive_int(L, "L")
+    lam = _checks.layer_lambdas(lam_W, L, "lam_W")
+    lam_H = _checks.positive_float(lam_H, "lam_H")
+    N = _checks.positive_int(N, "N")
+    kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
+    if kappa.ndim != 1 or np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
+        raise ValueError("kappa must be a 1-D array of finite non-negative singular values")
+    depth = float((L - 1) ** ((L - 1) / L)) if L > 1 else 1.0  # (L-1)^((L-1)/L) -> 1 as L -> 1
+    return L ** 2 * N * (N * lam_H * np.prod(lam)) ** (1.0 / L) - kappa ** 2 * depth
+
+
 def _mode_products(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
     """s_i = sigma_i(W_L ... W_1 E) at the global minimizer, for each singular value kappa_i of M."""
     s = np.zeros_like(kappa)
@@ -229,6 +253,20 @@ def _mode_factors(s: np.ndarray, lam: np.ndarray, lam_H: float):
     a = np.sqrt(t[None, :] / lam[:, None])  # (L, K): layer j, mode i
     e = np.sqrt(t / lam_H)
     return t, a, e
+
+
+def weighted_class_means(H, n) -> np.ndarray:
+    """E = H-bar D of the proofs of Theorems 4.1-4.3 (Appendices B.1-B.3), a d x K matrix.
+
+    Column k is sqrt(n_k) times the class mean h-bar_k = (1/n_k) sum_i h_(k,i) of the d x N features
+    ``H``, whose columns are grouped by class as in :func:`nclib.imbalance.label_matrix`; D = diag(sqrt n).
+    The theorems state the geometry of E (E^T E, W_L ... W_1 E) in the SVD basis of Y-bar. Used in
+    :ref:`ch-thm41`, :ref:`ch-thm43` and :ref:`ch-errata-theory`.
+    """
+    n = _checks.counts(n)
+    nf = n.astype(np.float64)
+    H = _checks.matrix(H, "H", (None, int(n.sum())))
+    return H @ label_matrix(n).T / nf[None, :] * np.sqrt(nf)[None, :]
 
 
 def _problem_matrix(n: np.ndarray, bias: bool) -> np.ndarray:
@@ -350,7 +388,8 @@ def nuclear_factorization(Z, alpha: float = 1.0):
 
     ||Z||_* = min_{Z = W H} 1/2 (||W||_F^2 / alpha + alpha ||H||_F^2), attained at
     W = alpha^(1/2) U Sigma^(1/2), H = alpha^(-1/2) Sigma^(1/2) V^T (thin SVD Z = U Sigma V^T; any
-    W R, R^T H with R orthonormal too). The paper prints the exponents of alpha the other way round.
+    W R, R^T H with R orthonormal too). The paper prints a negative power of alpha on W and a
+    positive one on H (their size, 1/2 or 1/4, is illegible in the OCR): the signs are swapped.
     Returns (W, H). Used in :ref:`ch-lemma-a1`.
     """
     Z = _checks.matrix(Z, "Z")

@@ -89,3 +89,25 @@ def test_verify_many_rows():
     assert all(abs(r["rel_gap"]) <= VALUE_RTOL for r in rows)
     with pytest.raises(ValueError, match="^count"):
         solvers.verify_many("4.2", count=0)
+
+
+def test_width_K_minus_1_suffices_with_a_bias():
+    """Erratum T4: with a bias d >= K - 1 loses nothing (Y-bar sqrt(n) = 0), even with all K - 1 modes alive."""
+    n, lam = [7, 5, 4, 2, 1], 0.005
+    assert np.sum(ufm.structure(n, lam, lam, L=1, bias=True).s_product > 0) == len(n) - 1
+    res = solvers.minimize(n, lam, lam, L=1, bias=True, d=len(n) - 1)
+    assert res.value == pytest.approx(ufm.minimum_value(n, lam, lam, L=1, bias=True), rel=VALUE_RTOL)
+
+
+def test_width_cap_r_for_L_2():
+    """Theorem 4.3 with r = d < number of surviving modes: only the top r modes survive (erratum T4)."""
+    n, lam_W, lam_H, d = [9, 7, 5, 3, 1], [0.01, 0.02], 0.01, 2
+    st = ufm.structure(n, lam_W, lam_H, L=2, bias=True)
+    assert np.sum(st.s_product > 0) == 4 > d
+    res = solvers.minimize(n, lam_W, lam_H, L=2, bias=True, d=d)
+    closed = ufm.global_minimizer(n, lam_W, lam_H, L=2, bias=True, d=d)
+    assert res.value == pytest.approx(closed.value, rel=VALUE_RTOL)
+    assert closed.value > ufm.minimum_value(n, lam_W, lam_H, L=2, bias=True) * (1 + 1e-2)
+    rows = np.linalg.norm(st.U.T @ ufm.head_product(res.Ws), axis=1)
+    np.testing.assert_allclose(rows[d:], 0, atol=STRUCT_ATOL)  # modes 3 and 4 pass the threshold, yet vanish
+    np.testing.assert_allclose(rows[:d] ** 2, st.s_product[:d] ** 2, rtol=1e-6)

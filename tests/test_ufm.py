@@ -193,3 +193,40 @@ def test_head_product_multiplies_in_order_and_checks_shapes():
         ufm.head_product(Ws[0])
     with pytest.raises(ValueError, match="at least one"):
         ufm.head_product([])
+
+
+@pytest.mark.parametrize("L", [1, 2, 3, 6])
+def test_threshold_gap_sign_decides_survival(L):
+    """Theorem 4.3: mode k survives iff the gap is negative (erratum T6: the paper's prose says the reverse)."""
+    n = [10, 10, 6, 3, 2, 1]
+    N = sum(n)
+    for lam_H in [1e-4, 1e-3, 0.01, 0.05]:
+        lam_W = list(np.linspace(0.004, 0.02, L))
+        st = ufm.structure(n, lam_W, lam_H, L=L, bias=True)
+        gap = ufm.threshold_gap(st.kappa, N, lam_W, lam_H, L)
+        np.testing.assert_array_equal(gap < 0, st.s_product > 0)
+        if L >= 2:  # gap / (kappa^2 (L-1)^((L-1)/L)) = a / a_crit of Lemma A.2
+            a = ufm.lemma_a2_a(st.kappa[:-1], N, lam_W, lam_H, L)
+            ratio = 1 + gap[:-1] / (st.kappa[:-1] ** 2 * (L - 1) ** ((L - 1) / L))
+            np.testing.assert_allclose(ratio, a / ufm.lemma_a2_critical_a(L), rtol=1e-12)
+    # L = 1: N^2 lam_W lam_H - kappa^2, the soft threshold of Theorems 4.1 and 4.2
+    assert ufm.threshold_gap([2.0], 10, 0.01, 0.03, 1)[0] == pytest.approx(100 * 0.01 * 0.03 - 4.0, rel=1e-14)
+    with pytest.raises(ValueError, match="^kappa"):
+        ufm.threshold_gap([-1.0], 10, 0.1, 0.1, 2)
+    with pytest.raises(ValueError, match="^lam_W"):
+        ufm.threshold_gap([1.0], 10, [0.1], 0.1, 2)
+
+
+def test_weighted_class_means():
+    n = [2, 1]
+    H = np.array([[1.0, 3.0, 5.0], [0.0, 2.0, -1.0]])
+    want = np.array([[2.0 * np.sqrt(2), 5.0], [1.0 * np.sqrt(2), -1.0]])
+    np.testing.assert_allclose(ufm.weighted_class_means(H, n), want, rtol=1e-15)
+    g = ufm.global_minimizer([6, 6, 2, 2, 1], [0.02, 0.005], 0.01, L=2)
+    st = ufm.structure([6, 6, 2, 2, 1], [0.02, 0.005], 0.01, L=2)
+    E = ufm.weighted_class_means(g.H, [6, 6, 2, 2, 1])
+    np.testing.assert_allclose(E.T @ E, st.V @ np.diag(st.s_features ** 2) @ st.V.T, atol=1e-12)
+    with pytest.raises(ValueError, match="^H"):
+        ufm.weighted_class_means(np.ones((2, 4)), n)
+    with pytest.raises(ValueError, match="^n"):
+        ufm.weighted_class_means(H, [3, 0])
