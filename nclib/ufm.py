@@ -315,6 +315,27 @@ def _mode_values(kappa, s, t, N, L):
     return (s - kappa) ** 2 / (2 * N) + 0.5 * (L + 1) * t
 
 
+def value_from_spectrum(kappa, N: int, lam_W, lam_H: float, L: int = 1) -> float:
+    """The minimum of the reduced problem for given singular values ``kappa`` (Theorems 4.1-4.3).
+
+    Sum over kappa_i of min_s (s - kappa_i)^2/(2N) + (L+1)/2 (lam_H lam_W1...lam_WL)^(1/(L+1)) s^(2/(L+1)):
+    :func:`minimum_value` is this at the singular values of M. Takes any non-negative numbers, so that
+    the chapters can show what a wrong spectrum (the eigenvalues of Y-bar, erratum T2; the singular
+    values of the mixed reading (I - n 1^T/N) D^2, the notation note) would predict. Used in
+    :ref:`ch-thm42` and :ref:`ch-errata-theory`.
+    """
+    L = _checks.positive_int(L, "L")
+    lam = _checks.layer_lambdas(lam_W, L, "lam_W")
+    lam_H = _checks.positive_float(lam_H, "lam_H")
+    N = _checks.positive_int(N, "N")
+    kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
+    if kappa.ndim != 1 or np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
+        raise ValueError("kappa must be a 1-D array of finite non-negative numbers")
+    s = _mode_products(kappa, N, lam, lam_H, L)
+    t, _, _ = _mode_factors(s, lam, lam_H)
+    return float(np.sum(_mode_values(kappa, s, t, N, L)))
+
+
 def minimum_value(n, lam_W, lam_H, L=1, bias=True) -> float:
     """The closed-form global minimum of (4.1) (``bias=False``, L = 1), (4.2) (L = 1) or (4.3) (L >= 1).
 
@@ -329,10 +350,7 @@ def minimum_value(n, lam_W, lam_H, L=1, bias=True) -> float:
     """
     n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
     kappa = np.linalg.svd(_problem_matrix(n, bias), compute_uv=False)
-    N = int(n.sum())
-    s = _mode_products(kappa, N, lam, lam_H, L)
-    t, _, _ = _mode_factors(s, lam, lam_H)
-    return float(np.sum(_mode_values(kappa, s, t, N, L)))
+    return value_from_spectrum(kappa, int(n.sum()), lam, lam_H, L)
 
 
 @dataclass(frozen=True)

@@ -230,3 +230,16 @@ def test_weighted_class_means():
         ufm.weighted_class_means(np.ones((2, 4)), n)
     with pytest.raises(ValueError, match="^n"):
         ufm.weighted_class_means(H, [3, 0])
+
+
+@pytest.mark.parametrize("n, lam_W, lam_H, L, bias", CASES)
+def test_value_from_spectrum(n, lam_W, lam_H, L, bias):
+    kappa = np.linalg.svd(ybar(n) if bias else np.diag(np.sqrt(n)), compute_uv=False)
+    assert ufm.value_from_spectrum(kappa, sum(n), lam_W, lam_H, L) == ufm.minimum_value(n, lam_W, lam_H, L, bias)
+    if L == 1:  # soft thresholding: s = (kappa - N sqrt(lam_W lam_H))_+
+        N, mu = sum(n), np.sqrt(lam_W * lam_H)
+        s = np.maximum(kappa - N * mu, 0)
+        want = np.sum((s - kappa) ** 2 / (2 * N) + mu * s)
+        assert ufm.value_from_spectrum(kappa, N, lam_W, lam_H) == pytest.approx(want, rel=1e-13)
+    with pytest.raises(ValueError, match="^kappa"):
+        ufm.value_from_spectrum([-1e-3], 10, 0.1, 0.1)
