@@ -33,8 +33,8 @@ CASES = [
     (CIFAR, 1e-3, 1, True),
     (CIFAR, 1e-3, 3, False),
     (CIFAR, 1e-5, 6, True),
-    (CIFAR, 6e-3, 1, True),      # kappa threshold N sqrt(lam_W lam_H) = 18: four modes collapse
-    (CIFAR, 6e-3, 1, False),     # bias-free: sqrt(n_k) <= 18 collapses the 100- and 200-sample classes
+    (CIFAR, 6e-3, 1, True),      # threshold N sqrt(lam_W lam_H) = 18: four modes survive, six collapse
+    (CIFAR, 6e-3, 1, False),     # bias-free: sqrt(n_k) <= 18 collapses the 100-, 200- and 300-sample classes
     (CIFAR, 2e-3, 3, True),
     (CIFAR, 2e-3, 6, False),
     (EMNIST_SMALL, 1e-3, 1, True),
@@ -70,6 +70,22 @@ def test_cases_cover_collapsed_and_repeated_modes():
         blocks = m.mode_blocks(st.kappa, alive)
         repeated += any(B.size > 1 for B in blocks)
     assert partial >= 4 and repeated >= 4
+
+
+def test_cases_at_lambda_6e3_collapse_what_their_comments_say():
+    """L = 1, lam = 6e-3 on the CIFAR profile: a mode survives iff kappa > N sqrt(lam_W lam_H) = 18."""
+    n, lam = np.array(CIFAR), 6e-3
+    threshold = n.sum() * lam
+    assert threshold == pytest.approx(18.0)
+    for bias in (True, False):
+        st = ufm.structure(n, lam, lam, L=1, bias=bias)
+        alive = st.s_product > 0
+        np.testing.assert_array_equal(alive, st.kappa > threshold)
+        assert np.count_nonzero(alive) == 4 and np.count_nonzero(~alive) == 6
+    # bias-free the modes are the classes (kappa = sqrt(n_k)): the collapsed ones are the smallest six
+    st = ufm.structure(n, lam, lam, L=1, bias=False)
+    collapsed_counts = np.rint(st.kappa[st.s_product == 0] ** 2).astype(int)
+    assert sorted(collapsed_counts.tolist()) == [100, 100, 200, 200, 300, 300]
 
 
 @pytest.mark.parametrize("n, lam, L, bias", [c for c in CASES if c[1] < 5e-3])
@@ -351,7 +367,7 @@ def test_float32_input_is_computed_in_float64():
 
 
 # ---------------------------------------------------------------------------------------------
-# the printed forms (errata M1-M5)
+# the printed forms (errata M1 and M3 of ch-errata-metrics)
 # ---------------------------------------------------------------------------------------------
 
 def test_printed_forms_at_the_minimizer():
