@@ -382,11 +382,126 @@ def first_epoch(history: Mapping, key: str, threshold: float, above: bool = True
     return int(history["epoch"][hit[0]]) if hit.size else None
 
 
+def settled_epoch(history: Mapping, key: str, threshold: float, above: bool = True) -> int | None:
+    """The first recorded epoch from which ``history[key] >= threshold`` (``above``) or ``<= threshold`` holds at
+    every later recorded epoch, up to the last one.
+
+    None when the last recorded value misses the threshold. Equal to :func:`first_epoch` unless the value
+    crosses back after first reaching the threshold (a training spike). Used for "the epoch from which the
+    training accuracy stays at 100 % to the end" in :ref:`ch-fig1` to :ref:`ch-fig4`.
+    """
+    if key not in history:
+        raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
+    y = np.asarray(history[key], dtype=float)
+    miss = np.flatnonzero(~(y >= threshold)) if above else np.flatnonzero(~(y <= threshold))
+    if y.size == 0 or (miss.size and miss[-1] == y.size - 1):
+        return None
+    return int(history["epoch"][miss[-1] + 1 if miss.size else 0])
+
+
+#: A rise of the objective (4.3) by more than this factor between two consecutive recorded epochs counts as a
+#: training spike in :ref:`ch-fig1` to :ref:`ch-fig4`: within one metric interval the objective rose by more
+#: than its whole distance to the global minimum (which is > 0). A choice; the chapters glue the size of the
+#: other rises next to it.
+SPIKE_FACTOR = 2.0
+
+#: The history columns whose values :func:`largest_rise` reports before, at and after a rise.
+RISE_KEYS = ("objective", "nc1", "nc3", "train_acc")
+
+
+def largest_rise(history: Mapping, key: str = "objective") -> dict | None:
+    """The largest rise of ``history[key]`` (default: objective (4.3)) between two consecutive recorded epochs.
+
+    Returns None when the column never rises, else a dict: ``factor`` (value at ``epoch`` over the value at
+    ``prev_epoch``, the largest such quotient of consecutive recorded epochs), ``epoch``, ``prev_epoch``;
+    ``start_epoch`` and ``climb``: where the stretch of consecutive rises that ends at ``epoch`` starts, and
+    the value at ``epoch`` over the value there (``climb >= factor``; the two differ when the rise took more
+    than one metric interval); ``lr`` and ``lr_prev``: the learning rate recorded at ``epoch`` (the rate of
+    the epochs since ``prev_epoch`` when the two agree) and at ``prev_epoch``; ``before``, ``at`` and
+    ``final``: the objective, NC1, NC3 and training accuracy (:data:`RISE_KEYS`) at ``start_epoch``, at
+    ``epoch`` and at the last recorded epoch; ``back_epoch``: the first recorded epoch after ``epoch`` at which
+    ``history[key]`` is back at or below its value at ``start_epoch`` (None if never). Used for the training
+    spikes (:data:`SPIKE_FACTOR`) of :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary`.
+    """
+    if key not in history:
+        raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
+    missing = [k for k in ("epoch", "lr", *RISE_KEYS) if k not in history]
+    if missing:
+        raise ValueError(f"history lacks the column(s) {missing}")
+    y = np.asarray(history[key], dtype=float)
+    if y.size < 2 or not np.all(np.isfinite(y)) or np.any(y <= 0):
+        raise ValueError(f"history[{key!r}] must hold at least two finite positive values, got {y.tolist()[:5]}...")
+    ratio = y[1:] / y[:-1]
+    if not np.any(ratio > 1):
+        return None
+    j = int(np.argmax(ratio)) + 1
+    s = j - 1
+    while s > 0 and y[s] > y[s - 1]:
+        s -= 1
+    e = np.asarray(history["epoch"])
+    values = lambda i: {k: float(history[k][i]) for k in RISE_KEYS}  # noqa: E731
+    back = np.flatnonzero(y[j + 1:] <= y[s])
+    return dict(factor=float(ratio[j - 1]), epoch=int(e[j]), prev_epoch=int(e[j - 1]), start_epoch=int(e[s]),
+                climb=float(y[j] / y[s]), lr=float(history["lr"][j]), lr_prev=float(history["lr"][j - 1]),
+                before=values(s), at=values(j), final=values(-1),
+                back_epoch=int(e[j + 1 + back[0]]) if back.size else None)
+
+
+def spikes(runs: Mapping[int, Run], threshold: float = SPIKE_FACTOR) -> dict[int, dict]:
+    """{L: :func:`largest_rise` of the objective} of the runs whose objective rises by more than ``threshold``
+    between two consecutive recorded epochs (the training spikes of :ref:`ch-fig1` to :ref:`ch-fig4` and
+    :ref:`ch-figures-summary`), sorted by L."""
+    threshold = _checks.positive_float(threshold, "threshold")
+    out = {}
+    for L, run in sorted(runs.items()):
+        rise = largest_rise(run.history)
+        if rise is not None and rise["factor"] > threshold:
+            out[L] = rise
+    return out
+
+
+#: The final values whose L-orderings the figure chapters state (:func:`order_by` keys of :func:`final_rows`).
+ORDER_KEYS = ("nc1", "nc3", "gap")
+
+
+def orders_without_spikes(rows: list[dict], spiked: Mapping[int, dict]) -> dict[str, dict]:
+    """Which L-orderings of the final values (:data:`ORDER_KEYS`) a training spike decides.
+
+    For every run in ``spiked`` ({L: :func:`largest_rise`}, from :func:`spikes`) whose final NC1, NC3 or
+    objective is above its value before the rise (``before``, at ``start_epoch``), that final value is
+    replaced by the value before the rise (for ``gap``: the objective then minus the global minimum); where
+    this changes :func:`order_by`, the result holds ``{key: {"order": final order, "without": the order
+    with the replaced values, "runs": {L: (value before the rise, final value)}}}`` for the runs replaced.
+    Empty when no ordering depends on a spike. Used by :ref:`ch-fig1` to :ref:`ch-fig4`.
+    """
+    by_L = {r["L"]: r for r in rows}
+    unknown = sorted(set(spiked) - set(by_L))
+    if unknown:
+        raise ValueError(f"spiked names runs L = {unknown} that rows do not hold")
+    out = {}
+    for key in ORDER_KEYS:
+        changed, replaced = [dict(r) for r in rows], {}
+        for r in changed:
+            if r["L"] not in spiked:
+                continue
+            before = spiked[r["L"]]["before"]
+            was = before["objective"] - r["minimum"] if key == "gap" else before[key]
+            if r[key] > was:
+                replaced[r["L"]] = (float(was), float(r[key]))
+                r[key] = was
+        order, without = order_by(rows, key), order_by(changed, key)
+        if replaced and order != without:
+            out[key] = {"order": order, "without": without, "runs": replaced}
+    return out
+
+
 def final_rows(runs: Mapping[int, Run]) -> list[dict]:
     """One row per run (sorted by L) of the comparison tables of the figure chapters.
 
     Keys: ``L``, ``epochs``, the final ``nc1`` .. ``nc3`` and ``train_acc``, ``acc100_epoch`` (first
-    recorded epoch with 100 % training accuracy, None if never), ``nc1_drop`` (NC1 at epoch 0 over the
+    recorded epoch with 100 % training accuracy, None if never), ``acc100_stays`` (the recorded epoch from
+    which it stays at 100 % to the end, :func:`settled_epoch`, None if the final accuracy is below 1),
+    ``rise`` (:func:`largest_rise` of the objective, None if it never rises), ``nc1_drop`` (NC1 at epoch 0 over the
     final NC1), ``bias_error`` (final ||b - n/N||, NaN bias-free), ``global_mean_norm``, ``objective``,
     ``minimum`` and ``gap`` (objective - global minimum of (4.3), :func:`run_theory`), ``alive`` (modes
     that survive at the run's lambdas), ``wall_time_s``, ``device`` (the provenance's device name),
@@ -399,7 +514,8 @@ def final_rows(runs: Mapping[int, Run]) -> list[dict]:
         rows.append(dict(
             L=L, epochs=int(h["epoch"][-1]),
             **{k: float(h[k][-1]) for k in HISTORY_KEYS},
-            acc100_epoch=first_epoch(h, "train_acc", 1.0),
+            acc100_epoch=first_epoch(h, "train_acc", 1.0), acc100_stays=settled_epoch(h, "train_acc", 1.0),
+            rise=largest_rise(h),
             nc1_drop=float(h["nc1"][0] / h["nc1"][-1]),
             bias_error=float(h["bias_error"][-1]), bias_error_0=float(h["bias_error"][0]),
             global_mean_norm=float(h["global_mean_norm"][-1]),
@@ -463,7 +579,8 @@ def draw_panels(runs: Mapping[int, Run], scale_folder: str = "cpu-scale"):
 
     Draws with ``nclib.plotting.collapse_panels``; on each NC panel a note says its target is 0 (the
     corrected metrics of :ref:`ch-metrics` vanish exactly at every global minimizer of Theorems 4.1-4.3),
-    and the accuracy panel marks 100 %. Returns the Figure. Used by :ref:`ch-fig1` to :ref:`ch-fig4`.
+    the accuracy panel marks 100 %, and a dotted vertical line on every panel marks each step decay of the
+    learning rate (``lr_milestones``, shared by the runs). Returns the Figure. Used by :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     from . import plotting
 
@@ -475,6 +592,10 @@ def draw_panels(runs: Mapping[int, Run], scale_folder: str = "cpu-scale"):
         ax.text(0.02, 0.02, "target: 0 (Thm 4.3)", transform=ax.transAxes, ha="left", va="bottom",
                 fontsize="x-small", color="0.35")
     axes[5].axhline(1.0, color="0.5", ls="--", lw=0.8)
+    milestones = sorted({int(m) for r in runs.values() for m in r.params.get("lr_milestones") or []})
+    for ax in axes:
+        for m in milestones:
+            ax.axvline(m, color="0.5", ls=":", lw=0.8)
     return fig
 
 
@@ -561,6 +682,13 @@ def _comma(values) -> str:
     return ", ".join(str(v) for v in values)
 
 
+def rise_cell(rise: dict | None) -> str:
+    """A table cell for a :func:`largest_rise`: ``"x21.6 (480 to 500)"``, or ``"none"`` (the tables of
+    :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary`)."""
+    return "none" if rise is None else f"x{rise['factor']:.3g} ({rise['prev_epoch']} to {rise['epoch']})"
+
+
+
 def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping, rows: list[dict],
                 theory: Mapping[int, RunTheory]) -> dict:
     """The values that the prose of a figure chapter quotes, formatted as the chapter prints them.
@@ -571,7 +699,11 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
     ``gamma``, ``batch``, ``decay``, ``milestone``, ``metric-every``), what the scale means (``scale-note``,
     ``differs``); against Theorem 4.3 (``alive``, ``K`` (an int), ``gap-min``, ``gap-max``, ``mean-end``,
     ``nc3-fall``, with a bias also ``bstar``, ``bias0``, ``bias-end-min``, ``bias-end-max``); the comparison
-    (``acc-epochs``, ``drop-min``, ``nc1-order``, ``nc3-order``, ``gap-order``, ``gap-trend``).
+    (``acc-epochs``: first recorded epoch at 100 % training accuracy per L, ``acc-stays``: the epoch from which
+    it stays at 100 % to the end, "never" if it ends below; ``acc-drops``: a sentence on the runs whose
+    accuracy falls again after reaching 100 %; ``drop-min``, ``nc1-order``, ``nc3-order``, ``gap-order``,
+    ``gap-trend``); the training spikes
+    (:func:`spikes`: ``spike-threshold``, ``spike-noise``, ``spike-runs``, ``spike-orders``, sentences).
     ``runs``, ``check``, ``rows`` and ``theory`` are those of :func:`figure_chapter`. Used by
     :ref:`ch-fig1` to :ref:`ch-fig4` through :func:`figure_chapter`.
     """
@@ -638,7 +770,14 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
         g["bias-end-max"] = f"{max(r['bias_error'] for r in rows):.3f}"
 
     by_L = {r["L"]: r for r in rows}
-    g["acc-epochs"] = _comma(by_L[L]["acc100_epoch"] for L in L_VALUES)
+    g["acc-epochs"] = _comma(_never(by_L[L]["acc100_epoch"]) for L in L_VALUES)
+    g["acc-stays"] = _comma(_never(by_L[L]["acc100_stays"]) for L in L_VALUES)
+    g["acc-drops"] = _accuracy_sentence(runs, rows)
+    spiked = spikes(runs)
+    g["spike-threshold"] = f"{SPIKE_FACTOR:g}"
+    g["spike-noise"] = _noise_sentence(runs)
+    g["spike-runs"] = _spike_sentence(runs, rows, spiked)
+    g["spike-orders"] = _orders_sentence(rows, spiked)
     g["metric-every"] = str(p["metric_every"])
     g["drop-min"] = f"{min(r['nc1_drop'] for r in rows):.1e}"
     g["nc1-order"] = _comma(order_by(rows, "nc1"))
@@ -651,6 +790,114 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
     return g
 
 
+def _never(epoch) -> str:
+    return "never" if epoch is None else str(epoch)
+
+
+_ORDER_NAMES = {"nc1": "NC1", "nc3": "NC3", "gap": "the distance of the objective to its global minimum"}
+
+
+def _accuracy_sentence(runs: Mapping[int, Run], rows: list[dict]) -> str:
+    """Which runs' training accuracy falls below 100 % again after first reaching it (:func:`figure_glue`)."""
+    parts = []
+    for r in rows:
+        first, stays = r["acc100_epoch"], r["acc100_stays"]
+        if first is None or stays == first:
+            continue
+        h = runs[r["L"]].history
+        after = np.asarray(h["epoch"]) > first
+        i = np.flatnonzero(after)[np.argmin(np.asarray(h["train_acc"])[after])]
+        end = (f"is at 100 % again from epoch {stays} on" if stays is not None else
+               f"ends at {r['train_acc']:.3f}")
+        parts.append(f"for L = {r['L']} it falls to {h['train_acc'][i]:.3f} at epoch {int(h['epoch'][i])} and {end}")
+    never = [str(r["L"]) for r in rows if r["acc100_epoch"] is None]
+    out = ("Once at 100 %, the training accuracy of every run stays there." if not parts else
+           "After first reaching 100 %, the training accuracy falls again: " + "; ".join(parts) + ".")
+    if never:
+        out += f" For L = {', '.join(never)} it never reaches 100 %."
+    return out
+
+
+def _noise_sentence(runs: Mapping[int, Run]) -> str:
+    """How much the objective of the runs rises between consecutive recorded epochs (:func:`figure_glue`)."""
+    ratios = np.concatenate([np.asarray(r.history["objective"][1:]) / np.asarray(r.history["objective"][:-1])
+                             for r in runs.values()])
+    rises = ratios[ratios > 1]
+    if not rises.size:
+        return "The objective of these runs never rises between consecutive recorded epochs."
+    below = rises[rises <= SPIKE_FACTOR]
+    out = (f"Of the {rises.size} rises of the objective between consecutive recorded epochs in these "
+           f"{len(runs)} runs ({ratios.size} intervals), the median is a factor {np.median(rises):.3g}")
+    return out + (f" and the largest up to {SPIKE_FACTOR:g} a factor {below.max():.3g}." if below.size else ".")
+
+
+def _lr_phrase(run: Run, rise: dict) -> str:
+    """Where a rise lies against the step decay of the learning rate (``lr_milestones`` of params.json)."""
+    p = run.params
+    ms, gamma = sorted(int(m) for m in p.get("lr_milestones") or []), float(p["lr_gamma"])
+    prev, epoch = rise["prev_epoch"], rise["epoch"]
+    inside = [m for m in ms if prev < m < epoch]
+    if inside:
+        return (f"over an interval that contains the step decay after epoch {inside[0]} (learning rate "
+                f"{rise['lr_prev']:g}, then {rise['lr']:g})")
+    out = f"at the constant learning rate {rise['lr']:g}"
+    later, earlier = [m for m in ms if m >= epoch], [m for m in ms if m <= prev]
+    if later and later[0] == epoch:
+        return (out + f", in the {epoch - prev} epochs that end where the step decay takes over (x{gamma:g} from "
+                f"epoch {epoch + 1} on): the rise comes before the decay, which did not cause it")
+    if later:
+        return out + f", {later[0] - epoch} epochs before the step decay after epoch {later[0]}"
+    if earlier:
+        return out + f", {prev - earlier[-1]} epochs after the step decay after epoch {earlier[-1]}"
+    return out + " (the run has no step decay)"
+
+
+def _spike_sentence(runs: Mapping[int, Run], rows: list[dict], spiked: Mapping[int, dict]) -> str:
+    """The training spikes of a figure's runs in words (:func:`figure_glue`)."""
+    if not spiked:
+        rises = [(r["rise"]["factor"], r["L"], r["rise"]) for r in rows if r["rise"] is not None]
+        if not rises:
+            return "No run's objective ever rises between consecutive recorded epochs."
+        factor, L, rise = max(rises, key=lambda t: t[0])
+        return (f"No run's objective rises by more than a factor {SPIKE_FACTOR:g} between consecutive recorded "
+                f"epochs: the largest rise is a factor {factor:.3g}, for L = {L} between epochs "
+                f"{rise['prev_epoch']} and {rise['epoch']}.")
+    out = []
+    for L, r in spiked.items():
+        b, a, f, start = r["before"], r["at"], r["final"], r["start_epoch"]
+        climb = (f" (a factor {r['climb']:.3g} from epoch {start}, where its rise began)"
+                 if start != r["prev_epoch"] else "")
+        back = (f"The objective is back at or below its level of epoch {start} at epoch {r['back_epoch']}"
+                if r["back_epoch"] is not None else f"The objective never returns to its level of epoch {start}")
+        rel = lambda k: "above" if f[k] > b[k] else "at or below"  # noqa: E731
+        out.append(
+            f"For L = {L} the objective rises by a factor {r['factor']:.3g} between the recorded epochs "
+            f"{r['prev_epoch']} and {r['epoch']}{climb}, {_lr_phrase(runs[L], r)}. From epoch {start} to "
+            f"{r['epoch']} NC1 goes from {b['nc1']:.2g} to {a['nc1']:.2g}, NC3 from {b['nc3']:.3g} to "
+            f"{a['nc3']:.3g} and the training accuracy from {b['train_acc']:.3f} to {a['train_acc']:.3f}. "
+            f"{back}; at the end NC1 is {f['nc1']:.2g} ({rel('nc1')} its value of epoch {start}) and NC3 "
+            f"{f['nc3']:.3g} ({rel('nc3')} its value there).")
+    return " ".join(out)
+
+
+def _orders_sentence(rows: list[dict], spiked: Mapping[int, dict]) -> str:
+    """Which L-orderings of the final values a spike decides, in words (:func:`orders_without_spikes`)."""
+    if not spiked:
+        return "No L-ordering above is shaped by a spike."
+    shaped = orders_without_spikes(rows, spiked)
+    if not shaped:
+        return ("None of the L-orderings above depends on the spikes: with the final NC1, NC3 and objective of "
+                "each spiked run replaced by their values before its rise wherever those were lower, every "
+                "ordering stays the same.")
+    out = []
+    for key, s in shaped.items():
+        runs_txt = " and ".join(f"L = {L} at its value before the rise ({was:.3g} instead of the final {end:.3g})"
+                                for L, (was, end) in s["runs"].items())
+        out.append(f"The L-ordering of the final {_ORDER_NAMES[key]} ({_comma(s['order'])}) is shaped by a spike: "
+                   f"with {runs_txt} it would be {_comma(s['without'])}.")
+    return " ".join(out)
+
+
 def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict],
                   theory: Mapping[int, RunTheory]) -> dict:
     """The four tables of a figure chapter as pandas DataFrames (pandas is a dependency of the book).
@@ -658,8 +905,10 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
     ``"provenance"``: what each run's provenance recorded (N, K, parameters, steps, speed, wall time, device,
     precision, torch, git commit, data checksum); ``"theory"``: the modes alive, the extreme nonzero kappa,
     the global minimum of (4.3) and the final objective (:func:`run_theory`); ``"final"``: the final metrics
-    of :func:`final_rows` (with a bias also ||b - n/N||); ``"settings"``: the paper's settings (Section 5)
-    next to the runs'. Used by :ref:`ch-fig1` to :ref:`ch-fig4` through :func:`figure_chapter`.
+    of :func:`final_rows` (the first epoch at 100 % training accuracy and the epoch from which it stays
+    there, the largest rise of the objective, :func:`rise_cell`; with a bias also ||b - n/N||);
+    ``"settings"``: the paper's settings (Section 5) next to the runs'. Used by :ref:`ch-fig1` to
+    :ref:`ch-fig4` through :func:`figure_chapter`.
     """
     import pandas as pd
 
@@ -682,7 +931,9 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
     final = pd.DataFrame([{
         "L": r["L"], "epochs": r["epochs"], "NC1": f"{r['nc1']:.2e}", "NC2^W": f"{r['nc2_w']:.3f}",
         "NC2^H": f"{r['nc2_h']:.3f}", "NC2^WH": f"{r['nc2_wh']:.2e}", "NC3": f"{r['nc3']:.3f}",
-        "train acc": f"{r['train_acc']:.4f}", "100 % acc from epoch": r["acc100_epoch"],
+        "train acc": f"{r['train_acc']:.4f}", "100 % acc first at epoch": _never(r["acc100_epoch"]),
+        "100 % acc to the end from epoch": _never(r["acc100_stays"]),
+        "largest objective rise": rise_cell(r["rise"]),
         "NC1 drop": f"{r['nc1_drop']:.1e}",
         **({"||b - n/N||": f"{r['bias_error']:.3f}"} if f.bias else {}),
     } for r in rows]).set_index("L")

@@ -93,6 +93,21 @@ def test_bad_arguments_raise_value_errors():
         figures.train_kwargs(dict(figures.figure_parameters(1), smoke=True), 1)
     with pytest.raises(ValueError, match="key 'acc'"):
         figures.first_epoch({"epoch": np.arange(3)}, "acc", 1.0)
+    with pytest.raises(ValueError, match="key 'acc'"):
+        figures.settled_epoch({"epoch": np.arange(3)}, "acc", 1.0)
+    h = _history([1.0, 0.5, 0.4])
+    with pytest.raises(ValueError, match="key 'loss'"):
+        figures.largest_rise(h, "loss")
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['lr'\]"):
+        figures.largest_rise({k: v for k, v in h.items() if k != "lr"})
+    with pytest.raises(ValueError, match="at least two finite positive values"):
+        figures.largest_rise(_history([1.0, 0.0, 0.4]))
+    with pytest.raises(ValueError, match="at least two finite positive values"):
+        figures.largest_rise(_history([1.0]))
+    with pytest.raises(ValueError, match="threshold must be strictly positive"):
+        figures.spikes({}, threshold=0)
+    with pytest.raises(ValueError, match=r"spiked names runs L = \[6\]"):
+        figures.orders_without_spikes([dict(L=1, nc1=1.0, nc3=1.0, gap=1.0, minimum=1.0)], {6: {}})
     with pytest.raises(ValueError, match="scale_folder"):
         figures.notebook_path(1, "paper")
 
@@ -183,6 +198,8 @@ def test_final_rows_and_orderings(tiny):
         assert r["nc1_drop"] == h["nc1"][0] / h["nc1"][-1]
         assert r["gap"] == r["objective"] - r["minimum"] and r["gap"] >= 0
         assert r["acc100_epoch"] == figures.first_epoch(h, "train_acc", 1.0)
+        assert r["acc100_stays"] == figures.settled_epoch(h, "train_acc", 1.0)
+        assert r["rise"] == figures.largest_rise(h)
         assert r["wall_time_s"] > 0 and r["device"]
     order = figures.order_by(rows, "nc1")
     assert sorted(order) == [1, 3, 6]
@@ -209,13 +226,112 @@ def test_first_epoch():
     assert figures.first_epoch(h, "nc1", 1e-3, above=False) is None
 
 
+def test_settled_epoch_is_where_it_stays_to_the_end():
+    e = np.arange(0, 70, 10)
+    spiked = {"epoch": e, "train_acc": np.array([0.1, 1.0, 1.0, 0.92, 0.99, 1.0, 1.0])}
+    assert figures.first_epoch(spiked, "train_acc", 1.0) == 10
+    assert figures.settled_epoch(spiked, "train_acc", 1.0) == 50  # reached at 10, lost at 30, back from 50 on
+    ends_below = {"epoch": e, "train_acc": np.array([0.1, 1.0, 1.0, 1.0, 1.0, 1.0, 0.98])}
+    assert figures.first_epoch(ends_below, "train_acc", 1.0) == 10
+    assert figures.settled_epoch(ends_below, "train_acc", 1.0) is None
+    always = {"epoch": e[:2], "nc1": np.array([0.5, 0.1])}
+    assert figures.settled_epoch(always, "nc1", 1.0, above=False) == 0
+    assert figures.settled_epoch({"epoch": e[:2], "nc1": np.array([0.5, np.nan])}, "nc1", 1.0, above=False) is None
+
+
+def _history(objective, lr=None, **columns):
+    """A history with the columns largest_rise reads; NC1, NC3 and accuracy default to simple patterns."""
+    y = np.asarray(objective, dtype=float)
+    e = 10 * np.arange(y.size)
+    h = {"epoch": e, "objective": y, "lr": np.full(y.size, 1e-3) if lr is None else np.asarray(lr),
+         "nc1": y / 10, "nc3": 1 + y, "train_acc": np.ones(y.size)}
+    return {**h, **{k: np.asarray(v, dtype=float) for k, v in columns.items()}}
+
+
+def test_largest_rise_finds_the_spike_its_stretch_and_what_the_metrics_did():
+    #          epoch:   0    10   20    30   40    50   60    70    80
+    obj = np.array([1.0, 0.2, 0.1, 0.15, 0.6, 0.12, 0.08, 0.09, 0.07])
+    acc = np.array([0.0, 1.0, 1.0, 1.0, 0.9, 1.0, 1.0, 1.0, 1.0])
+    lr = np.array([1e-3] * 5 + [1e-4] * 4)
+    r = figures.largest_rise(_history(obj, lr, train_acc=acc))
+    # the largest quotient of consecutive values is 0.6 / 0.15 = 4 (30 -> 40); the rise began at 20
+    assert (r["factor"], r["prev_epoch"], r["epoch"], r["start_epoch"]) == (4.0, 30, 40, 20)
+    assert r["climb"] == pytest.approx(6.0) and (r["lr"], r["lr_prev"]) == (1e-3, 1e-3)
+    assert r["before"] == {"objective": 0.1, "nc1": 0.1 / 10, "nc3": 1.1, "train_acc": 1.0}
+    assert r["at"] == {"objective": 0.6, "nc1": 0.6 / 10, "nc3": 1.6, "train_acc": 0.9}
+    assert r["final"]["objective"] == 0.07 and r["back_epoch"] == 60  # 0.08 <= 0.1 first at epoch 60
+    never_back = figures.largest_rise(_history([1.0, 0.1, 0.5, 0.3, 0.2]))
+    assert (never_back["factor"], never_back["epoch"], never_back["back_epoch"]) == (5.0, 20, None)
+    assert figures.largest_rise(_history([1.0, 0.5, 0.5, 0.2])) is None  # never rises
+    # another column than the objective
+    assert figures.largest_rise(_history(obj, nc3=[5, 4, 3, 2, 1, 1, 1, 3, 1]), "nc3")["epoch"] == 70
+
+
+def _spike_run(objective, L, lr=None, milestones=(), **columns):
+    h = _history(objective, lr, **columns)
+    return figures.Run(path=None, params={"L": L, "lr_milestones": list(milestones), "lr_gamma": 0.1},
+                       history=h, provenance={})
+
+
+def test_spikes_use_the_threshold_and_orderings_say_what_a_spike_decides():
+    calm = _spike_run([1.0, 0.5, 0.6, 0.4], 1)  # largest rise 1.2
+    spike = _spike_run([1.0, 0.5, 0.1, 0.3, 0.2], 3)  # rise 3 between epochs 20 and 30
+    assert figures.spikes({1: calm, 3: spike}) == {3: figures.largest_rise(spike.history)}
+    assert figures.spikes({1: calm, 3: spike}, threshold=3.5) == {}
+    assert sorted(figures.spikes({1: calm, 3: spike}, threshold=1.1)) == [1, 3]
+    # ordering: L = 3 ends with NC3 above the one before its rise and above L = 1's; replaced, it ranks first
+    rows = [dict(L=1, nc1=1e-3, nc3=0.5, gap=1.0, minimum=1.0), dict(L=3, nc1=1e-3, nc3=2.0, gap=2.0, minimum=1.0)]
+    spiked = {3: dict(before={"objective": 1.5, "nc1": 1e-2, "nc3": 0.3, "train_acc": 1.0})}
+    shaped = figures.orders_without_spikes(rows, spiked)
+    assert shaped == {"nc3": {"order": [1, 3], "without": [3, 1], "runs": {3: (0.3, 2.0)}},
+                      "gap": {"order": [1, 3], "without": [3, 1], "runs": {3: (0.5, 2.0)}}}
+    assert rows[1]["nc3"] == 2.0  # the rows are not changed
+    # NC1 ended below its value before the rise: not replaced; no spike, or one that changes no order: empty
+    assert "nc1" not in shaped and figures.orders_without_spikes(rows, {}) == {}
+    mild = {3: dict(before={"objective": 2.5, "nc1": 1e-2, "nc3": 1.0, "train_acc": 1.0})}
+    assert figures.orders_without_spikes(rows, mild) == {}
+
+
+def test_spike_sentences_place_the_rise_against_the_step_decay():
+    lr = [1e-3] * 6 + [1e-4] * 3
+    obj = [1.0, 0.2, 0.1, 0.1, 0.05, 0.5, 0.3, 0.1, 0.04]  # x10 between 40 and 50, the milestone
+    runs = {1: _spike_run([1.0, 0.5, 0.4, 0.3, 0.2, 0.1, 0.09, 0.08, 0.07], 1, lr, [50]),
+            6: _spike_run(obj, 6, lr, [50], train_acc=[0, 1, 1, 1, 1, 0.9, 1, 1, 1])}
+    rows = [dict(L=L, rise=figures.largest_rise(r.history), acc100_epoch=figures.first_epoch(r.history, "train_acc", 1),
+                 acc100_stays=figures.settled_epoch(r.history, "train_acc", 1), train_acc=1.0) for L, r in runs.items()]
+    text = figures._spike_sentence(runs, rows, figures.spikes(runs))
+    assert text.startswith("For L = 6 the objective rises by a factor 10 between the recorded epochs 40 and 50, "
+                           "at the constant learning rate 0.001, in the 10 epochs that end where the step decay")
+    assert "x0.1 from epoch 51 on" in text and "did not cause it" in text
+    assert "at epoch 80" in text  # back at or below 0.05 first at epoch 80
+    later = {6: _spike_run(obj, 6, lr, [70])}
+    assert "20 epochs before the step decay after epoch 70" in figures._spike_sentence(
+        later, rows[1:], figures.spikes(later))
+    inside = {6: _spike_run(obj, 6, lr, [45])}
+    assert "contains the step decay after epoch 45" in figures._spike_sentence(
+        inside, rows[1:], figures.spikes(inside))
+    assert figures._spike_sentence({1: runs[1]}, rows[:1], {}) == (
+        "No run's objective ever rises between consecutive recorded epochs.")
+    mild = {3: _spike_run([1.0, 0.5, 0.75, 0.4], 3)}
+    mild_rows = [dict(L=3, rise=figures.largest_rise(mild[3].history))]
+    assert figures.spikes(mild) == {} and figures._spike_sentence(mild, mild_rows, {}) == (
+        "No run's objective rises by more than a factor 2 between consecutive recorded epochs: the largest rise "
+        "is a factor 1.5, for L = 3 between epochs 10 and 20.")
+    assert figures._accuracy_sentence(runs, rows) == ("After first reaching 100 %, the training accuracy falls "
+                                                     "again: for L = 6 it falls to 0.900 at epoch 50 and is at "
+                                                     "100 % again from epoch 60 on.")
+    assert figures._accuracy_sentence({1: runs[1]}, rows[:1]) == (
+        "Once at 100 %, the training accuracy of every run stays there.")
+
+
 def test_drawing(tiny):
     for fig in (1, 3):
         runs = figures.load_figure(fig, "tiny", root=tiny)
         f = figures.draw_panels(runs, "cpu-scale")
         assert len(f.axes) == 6
         assert "CPU-scale, not the paper's settings, 120 epochs" in f.axes[0].get_legend().get_title().get_text()
-        assert len(f.axes[0].get_lines()) == 3
+        lines = f.axes[0].get_lines()  # three curves and the dotted line of the step decay after epoch 80
+        assert len(lines) == 4 and lines[-1].get_linestyle() == ":" and list(lines[-1].get_xdata()) == [80, 80]
         g = figures.draw_theory(runs)
         assert len(g.axes) == 3 and len(g.axes[2].get_lines()) == 3
         assert len(g.axes[1].get_lines()) == (6 if fig == 1 else 3)
@@ -262,7 +378,15 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
         assert g["mean-end"] == f"{max(r['global_mean_norm'] for r in rows):.3f}"
         assert g["nc3-fall"] == f"{max(runs[r['L']].history['nc3'][0] / r['nc3'] for r in rows):.3g}"
         assert g["drop-min"] == f"{min(r['nc1_drop'] for r in rows):.1e}"
-        assert g["acc-epochs"] == ", ".join(str(r["acc100_epoch"]) for r in rows)
+        never = lambda e: "never" if e is None else str(e)  # noqa: E731
+        assert g["acc-epochs"] == ", ".join(never(r["acc100_epoch"]) for r in rows)
+        assert g["acc-stays"] == ", ".join(never(r["acc100_stays"]) for r in rows)
+        assert g["spike-threshold"] == "2"
+        spiked = figures.spikes(runs)
+        assert g["spike-runs"] == figures._spike_sentence(runs, rows, spiked)
+        assert g["spike-orders"] == figures._orders_sentence(rows, spiked)
+        assert g["spike-noise"].startswith("Of the ") or g["spike-noise"].endswith("never rises between "
+                                                                                     "consecutive recorded epochs.")
         for key in ("nc1", "nc3", "gap"):
             assert g[f"{key}-order"] == ", ".join(map(str, figures.order_by(rows, key)))
         assert g["gap-trend"].startswith("the deeper the head" if figures.order_by(rows, "gap") == [1, 3, 6]
