@@ -702,7 +702,8 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
     (``acc-epochs``: first recorded epoch at 100 % training accuracy per L, ``acc-stays``: the epoch from which
     it stays at 100 % to the end, "never" if it ends below; ``acc-drops``: a sentence on the runs whose
     accuracy falls again after reaching 100 %; ``drop-min``, ``nc1-order``, ``nc3-order``, ``gap-order``,
-    ``gap-trend``); the training spikes
+    ``gap-trend``); the decays of the closest public code in (4.3)'s normalization (``ref-decay``, K times
+    the runs' decay, as ``nclib.train.from_reference_decay`` converts it); the training spikes
     (:func:`spikes`: ``spike-threshold``, ``spike-noise``, ``spike-runs``, ``spike-orders``, sentences).
     ``runs``, ``check``, ``rows`` and ``theory`` are those of :func:`figure_chapter`. Used by
     :ref:`ch-fig1` to :ref:`ch-fig4` through :func:`figure_chapter`.
@@ -773,6 +774,8 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
     g["acc-epochs"] = _comma(_never(by_L[L]["acc100_epoch"]) for L in L_VALUES)
     g["acc-stays"] = _comma(_never(by_L[L]["acc100_stays"]) for L in L_VALUES)
     g["acc-drops"] = _accuracy_sentence(runs, rows)
+    # the reference code's wd = fd = decay is (4.3) divided by K with lam = K * decay (full batch)
+    g["ref-decay"] = f"{t_first.K * p['lam_W']:g}"
     spiked = spikes(runs)
     g["spike-threshold"] = f"{SPIKE_FACTOR:g}"
     g["spike-noise"] = _noise_sentence(runs)

@@ -381,6 +381,8 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
         never = lambda e: "never" if e is None else str(e)  # noqa: E731
         assert g["acc-epochs"] == ", ".join(never(r["acc100_epoch"]) for r in rows)
         assert g["acc-stays"] == ", ".join(never(r["acc100_stays"]) for r in rows)
+        # the closest public code's decays in (4.3)'s normalization, as nclib.train converts them
+        assert g["ref-decay"] == f"{nclib.train.from_reference_decay(1e-3, 1e-3, 10)[0]:g}" == "0.01"
         assert g["spike-threshold"] == "2"
         spiked = figures.spikes(runs)
         assert g["spike-runs"] == figures._spike_sentence(runs, rows, spiked)
