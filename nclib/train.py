@@ -25,7 +25,8 @@ whose expectation over the batch is F exactly; with ``batch_size="full"`` F_B = 
 each epoch's permutation are dropped (static shapes for CUDA graphs; each batch is still a uniform sample, so
 the estimate stays unbiased).  ``lam_W``/``lam_H`` are in the normalization of (4.3); the reference code's
 "weight decay" wd and "feature decay" fd correspond to ``lam_W = K wd``, ``lam_H = K fd``
-(:func:`from_reference_decay`).  Chapters: :ref:`ch-train` (the notebook) and :ref:`ch-engine` (the design).
+(:func:`from_reference_decay`), and the default ``"reference"`` is that code's wd = fd = 1e-5 read so:
+K x 1e-5.  Chapters: :ref:`ch-train` (the notebook) and :ref:`ch-engine` (the design).
 
 Speed design (GPU): the whole subset lives on the device, batches are gathered with indices from
 ``torch.randperm`` made on the device, there is no host synchronisation inside an epoch (the loss is
@@ -63,12 +64,17 @@ DEFAULTS: dict = dict(
     dataset="cifar10", data_path=None, counts=None, class_order="reference", selection="random",
     normalization="reference", download=False, verify_checksums=True, dim=32, spread=1.0,
     L=1, bias=True, width=2048, depth=6, feature_dim=None, init="reference",
-    epochs=12000, batch_size=128, lam_W=1e-5, lam_H=1e-5, lam_backbone=0.0,
+    epochs=12000, batch_size=128, lam_W="reference", lam_H="reference", lam_backbone=0.0,
     lr=1e-4, lr_milestones=(6000,), lr_gamma=0.1,
     seed=0, device="auto", precision="fp32", cuda_graph="auto",
     metric_every=100, divergence_factor=1e4, async_metrics="auto",
     out_dir=None, run_name=None, overwrite=False, progress=True,
 )
+
+
+#: The reference code's weight decay wd and feature decay fd (Dang et al. 2023: 1e-5 each); ``lam_W="reference"``
+#: and ``lam_H="reference"`` mean K times this in (4.3)'s normalization (:func:`from_reference_decay`).
+REFERENCE_DECAY = 1e-5
 
 
 class TrainingDiverged(RuntimeError):
@@ -157,6 +163,13 @@ def check_params(**params) -> dict:
     if p["feature_dim"] is not None:
         p["feature_dim"] = _checks.positive_int(p["feature_dim"], "feature_dim")
     p["seed"] = _checks.nonneg_int(p["seed"], "seed")
+    for key in ("lam_W", "lam_H"):  # "reference": the reference code's wd = fd = 1e-5, i.e. K x 1e-5 in (4.3)
+        if isinstance(p[key], str):
+            if p[key] != "reference":
+                raise ValueError(f"{key} must be a non-negative number{' (or L of them)' if key == 'lam_W' else ''} "
+                                 f"or 'reference' (K x {REFERENCE_DECAY:g}), got {p[key]!r}")
+            K = data.resolve_counts(p["dataset"], p["counts"], p["class_order"])[0].size
+            p[key] = round(from_reference_decay(REFERENCE_DECAY, REFERENCE_DECAY, K)[0], 15)  # 26e-5, not 2.6000000000000003e-4
     lam = _checks.layer_lambdas(p["lam_W"], p["L"], "lam_W", positive=False)
     p["lam_W"] = float(lam[0]) if np.ndim(p["lam_W"]) == 0 else lam.tolist()
     p["lam_H"] = _checks.nonneg_float(p["lam_H"], "lam_H")
@@ -481,7 +494,8 @@ class _RunFolder:
     atomically after every metric epoch (rows in epoch order, metrics of a GPU run computed in a worker
     thread), the final provenance at the end.  Used by :func:`run_many`."""
 
-    def __init__(self, engine: Engine, run_dir: pathlib.Path, started: str, t_start: float, together: list[str]):
+    def __init__(self, engine: Engine, run_dir: pathlib.Path, started: str, t_start: float, together: list[str],
+                 decays: str):
         self.engine, self.p, self.run_dir, self.t_start = engine, engine.p, run_dir, t_start
         p, ts = engine.p, engine.ts
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -496,7 +510,7 @@ class _RunFolder:
                      "batch_size": engine.B, "steps_per_epoch": engine.steps_per_epoch,
                      "dropped_per_epoch": engine.dropped_per_epoch, "data": ts.provenance,
                      "data_sha256": ts.provenance["data_sha256"], "async_metrics": use_async,
-                     "trained_with": [name for name in together if name != p["run_name"]]}
+                     "trained_with": [name for name in together if name != p["run_name"]], "decays": decays}
         if p["dataset"] == "letters-synthetic":
             self.prov["stand_in"] = data.LETTERS_SYNTHETIC_LABEL
         atomic_write_text(run_dir / "provenance.json", _json(self.prov))
@@ -638,7 +652,16 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
         if r:
             shutil.rmtree(d)
     names = [q["run_name"] for q in plist]
-    folders = [_RunFolder(eng, d, started, t_start, names) for eng, d in zip(engines, run_dirs)]
+
+    def decays(given: dict, q: dict) -> str:
+        """Where the run's decays come from, for its provenance."""
+        return "; ".join(
+            f"{key} = {q[key]!r}: " + ("'reference', the reference code's 1e-5 in (4.3)'s normalization (K x 1e-5, "
+                                       "from_reference_decay)" if given.get(key, DEFAULTS[key]) == "reference"
+                                       else "given") for key in ("lam_W", "lam_H"))
+
+    folders = [_RunFolder(eng, d, started, t_start, names, decays({**shared, **r}, q))
+               for eng, d, r, q in zip(engines, run_dirs, runs, plist)]
     active, diverged = list(folders), []
 
     def stop(folder: _RunFolder, status: str, error: str) -> None:

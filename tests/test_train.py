@@ -157,6 +157,22 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["history.csv"]
 
 
+def test_decays_default_to_the_reference_code_read_in_4_3(tmp_path):
+    """lam_W = lam_H = "reference": the reference code's wd = fd = 1e-5 are K x 1e-5 in (4.3) (its loss is (4.3)/K)."""
+    assert train.DEFAULTS["lam_W"] == train.DEFAULTS["lam_H"] == "reference"
+    for counts, K in (("cifar10", 10), ("emnist-letters", 26), ([5, 4, 3], 3)):
+        p = train.check_params(dataset="synthetic", counts=counts)
+        assert p["lam_W"] == p["lam_H"] == pytest.approx(train.from_reference_decay(1e-5, 1e-5, K)[0], rel=1e-12)
+    assert train.check_params(dataset="synthetic", counts="emnist-letters")["lam_W"] == 26e-5  # rounded, not 2.6000000000000003e-4
+    path = train.run(**SMALL, epochs=1, batch_size="full", lam_H=2e-3, out_dir=tmp_path)
+    params, _, prov = train.load_run(path)
+    assert params["lam_W"] == pytest.approx(3e-5) and params["lam_H"] == 2e-3
+    assert "lam_W = 3e-05: 'reference'" in prov["decays"] and "lam_H = 0.002: given" in prov["decays"]
+    for key in ("lam_W", "lam_H"):
+        with pytest.raises(ValueError, match=f"{key} must be a non-negative number.* or 'reference'"):
+            train.check_params(**SMALL, **{key: "literal"})
+
+
 def test_bad_parameters(tmp_path):
     with pytest.raises(ValueError, match="dataset must be one of"):
         train.run(dataset="mnist", out_dir=tmp_path)
