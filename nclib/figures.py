@@ -1149,6 +1149,33 @@ def relabel_notebook(path, fig, scale_folder: str) -> pathlib.Path:
 
 # --------------------------------------------------------------------------------------------- command line
 
+def yaml_safe_json(params: Mapping) -> str:
+    """``params`` as JSON that a YAML 1.1 reader (PyYAML, papermill's ``-f``) reads back with the same types.
+
+    JSON writes 1e-05 for 0.00001, which YAML 1.1 reads as the *string* '1e-05' (its floats need a dot);
+    every float in exponent form gets one (1.0e-05), which both read as the float. Strings are left alone.
+    Used by :func:`main` for the papermill parameters of ``scripts/gpu_run_figure.sh`` (:ref:`ch-fig1` to
+    :ref:`ch-fig4`).
+    """
+    floats: list[str] = []
+    tag = "\x00float\x00"
+
+    def mark(v):
+        if isinstance(v, Mapping):
+            return {k: mark(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [mark(x) for x in v]
+        if isinstance(v, float) and math.isfinite(v):
+            text = repr(v)
+            mantissa, e, exponent = text.partition("e")
+            floats.append(f"{mantissa}.0e{exponent}" if e and "." not in mantissa else text)
+            return f"{tag}{len(floats) - 1}"
+        return v
+
+    text = json.dumps(mark(params), indent=1)
+    return re.sub(r'"\\u0000float\\u0000(\d+)"', lambda m: floats[int(m.group(1))], text)
+
+
 def main(argv=None) -> int:
     """``python -m nclib.figures params FIG [--scale S] [--set NAME=VALUE ...]``: print a figure's notebook
     parameters as JSON (valid YAML, for ``papermill -f``); ``... relabel NOTEBOOK FIG SCALE_FOLDER``: give an
@@ -1176,7 +1203,7 @@ def main(argv=None) -> int:
                 overrides[name] = json.loads(value)
             except json.JSONDecodeError:
                 overrides[name] = value
-        print(json.dumps(figure_parameters(args.fig, args.scale, **overrides), indent=1))
+        print(yaml_safe_json(figure_parameters(args.fig, args.scale, **overrides)))
     else:
         relabel_notebook(args.notebook, args.fig, args.scale_folder)
     return 0

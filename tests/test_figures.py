@@ -113,9 +113,16 @@ def test_bad_arguments_raise_value_errors():
 
 
 def test_command_line_prints_the_parameters(capsys):
+    import yaml
+
     assert figures.main(["params", "2", "--scale", "cpu-scale", "--set", "epochs=7", "--set", "device=cuda"]) == 0
-    p = json.loads(capsys.readouterr().out)
-    assert p == figures.figure_parameters(2, "cpu-scale", epochs=7, device="cuda")
+    out = capsys.readouterr().out
+    want = figures.figure_parameters(2, "cpu-scale", epochs=7, device="cuda")
+    # JSON, and YAML for papermill -f: the decays 1e-5 come back as floats, not as the string '1e-05'
+    assert json.loads(out) == want and yaml.safe_load(out) == want
+    assert isinstance(yaml.safe_load(out)["lam_W"], float)
+    odd = {"a": 1e-05, "b": -2e+20, "c": 0.001, "d": "run 1e-05", "e": [3e-07, 1.5], "f": 12, "g": None}
+    assert yaml.safe_load(figures.yaml_safe_json(odd)) == json.loads(figures.yaml_safe_json(odd)) == odd
 
 
 def test_train_kwargs_are_accepted_by_the_engine():
