@@ -91,9 +91,9 @@ FIGURES: dict[int, Figure] = {
 #: 100 epochs). "cpu-scale": what two shared CPU cores can do in minutes; NOT the paper's settings.
 SCALES: dict[str, dict] = {
     "paper": dict(divisor=1, width=2048, depth=6, epochs=12000, batch_size=128, lr=1e-4, lr_milestones=[6000],
-                  lr_gamma=0.1, lam_W=1e-5, lam_H=1e-5, metric_every=100),
+                  lr_gamma=0.1, lam_W="reference", lam_H="reference", metric_every=100),
     "cpu-scale": dict(divisor=10, width=256, depth=6, epochs=1000, batch_size=128, lr=1e-3, lr_milestones=[500],
-                      lr_gamma=0.1, lam_W=1e-5, lam_H=1e-5, metric_every=20),
+                      lr_gamma=0.1, lam_W="reference", lam_H="reference", metric_every=20),
 }
 #: The results folder of each scale's runs (GPU runs at the paper's settings go to "gpu").
 SCALE_FOLDERS = {"paper": "gpu", "cpu-scale": "cpu-scale"}
@@ -340,6 +340,8 @@ def check_figure(runs: Mapping[int, Run], fig, scale: str) -> dict:
         p = run.params
         for k in CONFIG_KEYS:
             want, got = cfg[k], p.get(k)
+            if k in ("lam_W", "lam_H") and want == "reference":  # K x 1e-5, as nclib.train resolves it
+                want = ufm.reference_decay(len(cfg["counts"]))
             if isinstance(want, float) or isinstance(got, float):
                 same = got is not None and want is not None and math.isclose(float(got), float(want), rel_tol=1e-12)
             else:
@@ -702,8 +704,7 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
     (``acc-epochs``: first recorded epoch at 100 % training accuracy per L, ``acc-stays``: the epoch from which
     it stays at 100 % to the end, "never" if it ends below; ``acc-drops``: a sentence on the runs whose
     accuracy falls again after reaching 100 %; ``drop-min``, ``nc1-order``, ``nc3-order``, ``gap-order``,
-    ``gap-trend``); the decays of the closest public code in (4.3)'s normalization (``ref-decay``, K times
-    the runs' decay, as ``nclib.train.from_reference_decay`` converts it); the training spikes
+    ``gap-trend``); where the runs' decays come from (``decay-reading``, :func:`decay_reading`); the training spikes
     (:func:`spikes`: ``spike-threshold``, ``spike-noise``, ``spike-runs``, ``spike-orders``, sentences).
     ``runs``, ``check``, ``rows`` and ``theory`` are those of :func:`figure_chapter`. Used by
     :ref:`ch-fig1` to :ref:`ch-fig4` through :func:`figure_chapter`.
@@ -774,8 +775,7 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
     g["acc-epochs"] = _comma(_never(by_L[L]["acc100_epoch"]) for L in L_VALUES)
     g["acc-stays"] = _comma(_never(by_L[L]["acc100_stays"]) for L in L_VALUES)
     g["acc-drops"] = _accuracy_sentence(runs, rows)
-    # the reference code's wd = fd = decay is (4.3) divided by K with lam = K * decay (full batch)
-    g["ref-decay"] = f"{t_first.K * p['lam_W']:g}"
+    g["decay-reading"] = decay_reading(p)
     spiked = spikes(runs)
     g["spike-threshold"] = f"{SPIKE_FACTOR:g}"
     g["spike-noise"] = _noise_sentence(runs)
@@ -952,6 +952,28 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
                        f"lam_W = lam_H = {p['lam_W']:g}", f"{max(check['epochs'].values()):,}"],
     }, index=["data", "class counts", "width", "batch size", "optimizer, lr", "lr schedule", "decays", "epochs"])
     return {"provenance": provenance, "theory": theory_table, "final": final, "settings": settings}
+
+
+def decay_reading(params: Mapping) -> str:
+    """A sentence on where a run's decays lam_W, lam_H come from, against the closest public code's wd = fd = 1e-5
+    (Dang et al. 2023), whose loss (trained full batch) is (4.3) divided by K: K x 1e-5 in (4.3)'s normalization
+    (:func:`nclib.ufm.reference_decay`, the engine's default ``"reference"``), 1e-5 read literally, or neither.
+    Used by :ref:`ch-fig1` to :ref:`ch-fig4` (glue ``decay-reading``)."""
+    K = int(run_counts(params).size)
+    ref, wd = ufm.reference_decay(K), ufm.REFERENCE_DECAY
+    lam_W, lam_H = params["lam_W"], params["lam_H"]
+    if np.ndim(lam_W) or np.ndim(lam_H):
+        return f"set per layer by hand (lam_W = {lam_W}, lam_H = {lam_H}); that code's decays would be K x {wd:g} = {ref:g}"
+    if math.isclose(lam_W, ref, rel_tol=1e-12) and math.isclose(lam_H, ref, rel_tol=1e-12):
+        return (f"the closest public code's weight decay and feature decay wd = fd = {wd:g} as that code trains them: "
+                f"its loss (trained full batch) is (4.3) divided by K, so they are K x {wd:g} = {ref:g} in (4.3)'s "
+                f"normalization (K = {K}); read literally, {wd:g} would decay {K} times more weakly")
+    if math.isclose(lam_W, wd, rel_tol=1e-12) and math.isclose(lam_H, wd, rel_tol=1e-12):
+        return (f"the literal reading of the closest public code's wd = fd = {wd:g} in (4.3)'s normalization; that "
+                f"code's own loss is (4.3) divided by K, so it trains with K x {wd:g} = {ref:g} (K = {K}), "
+                f"{K} times more strongly than these runs")
+    return (f"set by hand (lam_W = {lam_W:g}, lam_H = {lam_H:g}); the closest public code's wd = fd = {wd:g} would "
+            f"be K x {wd:g} = {ref:g} in (4.3)'s normalization (K = {K})")
 
 
 def figure_chapter(fig, scale_folder: str | None = None, root=None) -> FigureChapter:

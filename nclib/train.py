@@ -56,6 +56,7 @@ import torch
 
 from . import ROOT, _checks, data, models
 from .runs import HISTORY_COLUMNS, atomic_write_text, load_history, load_run  # noqa: F401 (re-exported)
+from .ufm import REFERENCE_DECAY, from_reference_decay, reference_decay  # noqa: F401 (re-exported)
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 
@@ -72,27 +73,9 @@ DEFAULTS: dict = dict(
 )
 
 
-#: The reference code's weight decay wd and feature decay fd (Dang et al. 2023: 1e-5 each); ``lam_W="reference"``
-#: and ``lam_H="reference"`` mean K times this in (4.3)'s normalization (:func:`from_reference_decay`).
-REFERENCE_DECAY = 1e-5
-
-
 class TrainingDiverged(RuntimeError):
     """Raised when the loss or objective (4.3) becomes NaN/inf or grows past ``divergence_factor`` x its start
     (checked at metric epochs, :ref:`ch-engine`)."""
-
-
-def from_reference_decay(weight_decay: float, feature_decay: float, K: int) -> tuple[float, float]:
-    """(lam_W, lam_H) of (4.3) equivalent to a reference-style loss (Dang et al. 2023, ``sep_decay``).
-
-    That loss is mean((P h + b - y)^2)/2 over the N*K entries + wd/2 sum ||W_j||^2 + fd/2 sum_i ||h_i||^2
-    (full batch), i.e. (4.3) divided by K with lam_W = K wd and lam_H = K fd.  Adam is invariant to this
-    rescaling of the loss (up to its eps), so both follow the same trajectory.  Used by :ref:`ch-engine`.
-    """
-    wd = _checks.nonneg_float(weight_decay, "weight_decay")
-    fd = _checks.nonneg_float(feature_decay, "feature_decay")
-    K = _checks.positive_int(K, "K")
-    return K * wd, K * fd
 
 
 # --------------------------------------------------------------------------------------------- files
@@ -169,7 +152,7 @@ def check_params(**params) -> dict:
                 raise ValueError(f"{key} must be a non-negative number{' (or L of them)' if key == 'lam_W' else ''} "
                                  f"or 'reference' (K x {REFERENCE_DECAY:g}), got {p[key]!r}")
             K = data.resolve_counts(p["dataset"], p["counts"], p["class_order"])[0].size
-            p[key] = round(from_reference_decay(REFERENCE_DECAY, REFERENCE_DECAY, K)[0], 15)  # 26e-5, not 2.6000000000000003e-4
+            p[key] = reference_decay(K)
     lam = _checks.layer_lambdas(p["lam_W"], p["L"], "lam_W", positive=False)
     p["lam_W"] = float(lam[0]) if np.ndim(p["lam_W"]) == 0 else lam.tolist()
     p["lam_H"] = _checks.nonneg_float(p["lam_H"], "lam_H")

@@ -118,9 +118,11 @@ def test_command_line_prints_the_parameters(capsys):
     assert figures.main(["params", "2", "--scale", "cpu-scale", "--set", "epochs=7", "--set", "device=cuda"]) == 0
     out = capsys.readouterr().out
     want = figures.figure_parameters(2, "cpu-scale", epochs=7, device="cuda")
-    # JSON, and YAML for papermill -f: the decays 1e-5 come back as floats, not as the string '1e-05'
+    # JSON, and YAML for papermill -f: a float like 1e-5 comes back as a float, not as the string '1e-05'
     assert json.loads(out) == want and yaml.safe_load(out) == want
-    assert isinstance(yaml.safe_load(out)["lam_W"], float)
+    assert figures.main(["params", "1", "--set", "lam_W=1e-5", "--set", "lam_H=2e-05"]) == 0
+    decays = yaml.safe_load(capsys.readouterr().out)
+    assert (decays["lam_W"], decays["lam_H"]) == (1e-5, 2e-5) and isinstance(decays["lam_W"], float)
     odd = {"a": 1e-05, "b": -2e+20, "c": 0.001, "d": "run 1e-05", "e": [3e-07, 1.5], "f": 12, "g": None}
     assert yaml.safe_load(figures.yaml_safe_json(odd)) == json.loads(figures.yaml_safe_json(odd)) == odd
 
@@ -388,8 +390,9 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
         never = lambda e: "never" if e is None else str(e)  # noqa: E731
         assert g["acc-epochs"] == ", ".join(never(r["acc100_epoch"]) for r in rows)
         assert g["acc-stays"] == ", ".join(never(r["acc100_stays"]) for r in rows)
-        # the closest public code's decays in (4.3)'s normalization, as nclib.train converts them
-        assert g["ref-decay"] == f"{nclib.train.from_reference_decay(1e-3, 1e-3, 10)[0]:g}" == "0.01"
+        # where the decays come from: the tiny scale sets 1e-3 by hand
+        assert g["decay-reading"] == figures.decay_reading(runs[1].params)
+        assert g["decay-reading"].startswith("set by hand (lam_W = 0.001, lam_H = 0.001)")
         assert g["spike-threshold"] == "2"
         spiked = figures.spikes(runs)
         assert g["spike-runs"] == figures._spike_sentence(runs, rows, spiked)
@@ -565,3 +568,20 @@ def test_reading_committed_runs_does_not_import_torch():
             "nclib.plotting.load_runs(F.run_folders(3, 'cpu-scale')); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_decay_reading_names_the_reading_of_the_reference_decays():
+    cifar = dict(dataset="cifar10", counts=figures.figure_counts(1, "paper"))
+    ref = nclib.train.from_reference_decay(1e-5, 1e-5, 10)[0]
+    assert "as that code trains them" in figures.decay_reading(dict(cifar, lam_W=ref, lam_H=ref))
+    assert "K x 1e-05 = 0.0001" in figures.decay_reading(dict(cifar, lam_W=ref, lam_H=ref))
+    assert figures.decay_reading(dict(cifar, lam_W=1e-5, lam_H=1e-5)).startswith("the literal reading")
+    assert figures.decay_reading(dict(cifar, lam_W=1e-5, lam_H=1e-4)).startswith("set by hand")
+    assert figures.decay_reading(dict(cifar, lam_W=[1e-4, 2e-4], lam_H=1e-4)).startswith("set per layer")
+    # the figure configurations take the reference decays, and check_figure resolves them as nclib.train does
+    for k in figures.FIGURES:
+        p = figures.figure_parameters(k, "paper")
+        assert p["lam_W"] == p["lam_H"] == "reference"
+        K = len(p["counts"])
+        resolved = nclib.train.check_params(**figures.train_kwargs(dict(p, data_path=None, dataset="synthetic"), 1))
+        assert resolved["lam_W"] == resolved["lam_H"] == nclib.ufm.reference_decay(K)
