@@ -92,7 +92,7 @@ FIGURES: dict[int, Figure] = {
 SCALES: dict[str, dict] = {
     "paper": dict(divisor=1, width=2048, depth=6, epochs=12000, batch_size=128, lr=1e-4, lr_milestones=[6000],
                   lr_gamma=0.1, lam_W="reference", lam_H="reference", metric_every=100),
-    "cpu-scale": dict(divisor=10, width=256, depth=6, epochs=1000, batch_size=128, lr=1e-3, lr_milestones=[500],
+    "cpu-scale": dict(divisor=10, width=256, depth=6, epochs=1000, batch_size=128, lr=3e-4, lr_milestones=[500],
                       lr_gamma=0.1, lam_W="reference", lam_H="reference", metric_every=20),
 }
 #: The results folder of each scale's runs (GPU runs at the paper's settings go to "gpu").
