@@ -103,17 +103,27 @@ def _history_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+#: Paths whose changes do not make a run's code "dirty": the committed outputs of runs themselves (run folders
+#: under results/, executed notebooks *.run.ipynb), which a run that regenerates them rewrites while it starts.
+OUTPUT_PATHSPECS = (":(exclude)results", ":(exclude,glob)**/*.run.ipynb")
+
+
 def _git_state() -> dict:
+    """The commit of the checkout and whether its code differs from it: ``git_dirty`` (tracked files other than
+    :data:`OUTPUT_PATHSPECS` modified) and ``git_dirty_paths`` (those files, at most 20).  None where git or the
+    repository is missing.  Part of every run's provenance (:ref:`ch-train`)."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=20)
+    none = {"git_commit": None, "git_dirty": None, "git_dirty_paths": None}
     try:
         commit = git("rev-parse", "HEAD")
-        status = git("status", "--porcelain", "--untracked-files=no")
-        if commit.returncode != 0:
-            return {"git_commit": None, "git_dirty": None}
-        return {"git_commit": commit.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
+        status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUT_PATHSPECS)
+        if commit.returncode != 0 or status.returncode != 0:
+            return none
+        paths = [line[3:] for line in status.stdout.splitlines() if line.strip()]
+        return {"git_commit": commit.stdout.strip(), "git_dirty": bool(paths), "git_dirty_paths": paths[:20]}
     except (OSError, subprocess.SubprocessError):
-        return {"git_commit": None, "git_dirty": None}
+        return none
 
 
 def _versions() -> dict:

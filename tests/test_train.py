@@ -335,3 +335,29 @@ def test_runs_trained_together_on_streams_equal_runs_trained_alone(tmp_path):
         assert json.loads((path / "provenance.json").read_text())["cuda_graph"].startswith("on")
         for k in ("loss", "objective", "nc1", "train_acc"):  # the same kernels on the same data, in the same order
             np.testing.assert_array_equal(alone[k], both[k], err_msg=f"{member['run_name']}: {k}")
+
+
+def test_git_state_ignores_the_run_outputs_it_rewrites(tmp_path, monkeypatch):
+    """A run that regenerates committed runs rewrites them while it starts; only code changes make it dirty."""
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "results" / "fig1").mkdir(parents=True)
+    (tmp_path / "book").mkdir()
+    files = {"code.py": "x = 1\n", "results/fig1/history.csv": "epoch\n0\n", "book/fig1.run.ipynb": "{}\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "init")
+    monkeypatch.setattr(train, "ROOT", tmp_path)
+    assert train._git_state()["git_dirty"] is False
+    (tmp_path / "results/fig1/history.csv").write_text("epoch\n0\n20\n")
+    (tmp_path / "book/fig1.run.ipynb").write_text('{"cells": []}\n')
+    state = train._git_state()
+    assert state["git_dirty"] is False and state["git_dirty_paths"] == [] and len(state["git_commit"]) == 40
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert train._git_state()["git_dirty_paths"] == ["code.py"] and train._git_state()["git_dirty"] is True
