@@ -191,6 +191,19 @@ def lemma_a2_a(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
         return np.where(kappa > 0, scale / np.where(kappa > 0, kappa, 1.0) ** 2, np.inf)
 
 
+def _mode_args(kappa, N, lam_W, lam_H, L):
+    """The checked arguments (kappa as a 1-D float64 array, N, per-layer lam, lam_H, L) of the per-mode functions
+    :func:`threshold_gap`, :func:`mode_strengths` and :func:`value_from_spectrum`; ValueError naming the argument otherwise."""
+    L = _checks.positive_int(L, "L")
+    lam = _checks.layer_lambdas(lam_W, L, "lam_W")
+    lam_H = _checks.positive_float(lam_H, "lam_H")
+    N = _checks.positive_int(N, "N")
+    kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
+    if kappa.ndim != 1 or np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
+        raise ValueError("kappa must be a 1-D array of finite non-negative singular values")
+    return kappa, N, lam, lam_H, L
+
+
 def threshold_gap(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
     """The quantity L^2 N (N lam_H lam_W1 ... lam_WL)^(1/L) - kappa^2 (L-1)^((L-1)/L) of Theorem 4.3.
 
@@ -201,13 +214,7 @@ def threshold_gap(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
     threshold of Theorems 4.1 and 4.2. The paper's prose after Theorem 4.3 says the modes collapse
     when it is negative, the reverse (erratum T6). Used in :ref:`ch-thm43` and :ref:`ch-errata-theory`.
     """
-    L = _checks.positive_int(L, "L")
-    lam = _checks.layer_lambdas(lam_W, L, "lam_W")
-    lam_H = _checks.positive_float(lam_H, "lam_H")
-    N = _checks.positive_int(N, "N")
-    kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
-    if kappa.ndim != 1 or np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
-        raise ValueError("kappa must be a 1-D array of finite non-negative singular values")
+    kappa, N, lam, lam_H, L = _mode_args(kappa, N, lam_W, lam_H, L)
     depth = float((L - 1) ** ((L - 1) / L)) if L > 1 else 1.0  # (L-1)^((L-1)/L) -> 1 as L -> 1
     return L ** 2 * N * (N * lam_H * np.prod(lam)) ** (1.0 / L) - kappa ** 2 * depth
 
@@ -233,13 +240,7 @@ def mode_strengths(kappa, N, lam_W, lam_H, L=1) -> np.ndarray:
     Vectorised over ``kappa`` for the plots against lambda in :ref:`ch-thm41`, :ref:`ch-thm42` and
     :ref:`ch-thm43` (hidden widths >= K).
     """
-    L = _checks.positive_int(L, "L")
-    lam = _checks.layer_lambdas(lam_W, L, "lam_W")
-    lam_H = _checks.positive_float(lam_H, "lam_H")
-    N = _checks.positive_int(N, "N")
-    kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
-    if kappa.ndim != 1 or np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
-        raise ValueError("kappa must be a 1-D array of finite non-negative singular values")
+    kappa, N, lam, lam_H, L = _mode_args(kappa, N, lam_W, lam_H, L)
     return _mode_products(kappa, N, lam, lam_H, L)
 
 
@@ -324,13 +325,7 @@ def value_from_spectrum(kappa, N: int, lam_W, lam_H: float, L: int = 1) -> float
     values of the mixed reading (I - n 1^T/N) D^2, the notation note) would predict. Used in
     :ref:`ch-thm42` and :ref:`ch-errata-theory`.
     """
-    L = _checks.positive_int(L, "L")
-    lam = _checks.layer_lambdas(lam_W, L, "lam_W")
-    lam_H = _checks.positive_float(lam_H, "lam_H")
-    N = _checks.positive_int(N, "N")
-    kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
-    if kappa.ndim != 1 or np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
-        raise ValueError("kappa must be a 1-D array of finite non-negative numbers")
+    kappa, N, lam, lam_H, L = _mode_args(kappa, N, lam_W, lam_H, L)
     s = _mode_products(kappa, N, lam, lam_H, L)
     t, _, _ = _mode_factors(s, lam, lam_H)
     return float(np.sum(_mode_values(kappa, s, t, N, L)))
