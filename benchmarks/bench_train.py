@@ -101,7 +101,7 @@ def figure_loop(ts, p, Ls, epochs: int) -> tuple[float, float]:
     for eng in engines:
         for _ in range(epochs):
             eng.train_epoch()
-    sync()
+        sync()  # each run on its own stream: without this the runs would overlap here too
     one_after_another = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(epochs):

@@ -333,11 +333,15 @@ class Engine:
 
     # -- CUDA graph -------------------------------------------------------------------------------------
     def _capture(self) -> None:
-        """Capture ``step(static_idx)`` into a CUDA graph (after warm-up steps on a side stream)."""
+        """Capture ``step(static_idx)`` into a CUDA graph (after warm-up steps on a side stream).
+
+        The capture runs on this run's own side stream, not on torch.cuda.graph's one class-wide capture stream:
+        cuBLAS workspaces are kept per (handle, stream), so graphs of several runs captured on one stream would
+        share a workspace and race when :func:`run_many` replays them concurrently (pytorch/pytorch#193402)."""
         torch.cuda.current_stream(self.device).wait_stream(self.side_stream)
         graph = torch.cuda.CUDAGraph()
         self.opt.zero_grad(set_to_none=True)
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=self.side_stream):
             loss = self.batch_objective(self.static_idx)
             loss.backward()
             self.opt.step()
@@ -355,6 +359,9 @@ class Engine:
             idx.record_stream(self.side_stream)  # its memory is not reused before the side stream has read it
             with torch.cuda.stream(self.side_stream):
                 self.loss_sum += self.step(idx)
+            # what follows on this run's stream (the next batch, a metric epoch reading loss_sum and the
+            # parameters) must see this step: warm-up can span epochs when an epoch has fewer than 3 steps
+            torch.cuda.current_stream(self.device).wait_stream(self.side_stream)
             self._warmup_left -= 1
             if self._warmup_left == 0:
                 try:
@@ -362,6 +369,7 @@ class Engine:
                 except Exception as exc:  # any op that refuses capture: keep training eagerly
                     if self.p["cuda_graph"] is True:
                         raise
+                    torch.cuda.set_stream(self.stream)  # a failed capture can leave the capture stream current
                     torch.cuda.synchronize(self.device)
                     self.graph, self.use_graph = None, False
                     self.graph_note = f"capture failed, eager steps instead: {type(exc).__name__}: {exc}"

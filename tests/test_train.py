@@ -324,7 +324,7 @@ def test_cuda_graph_matches_eager_steps_and_follows_the_schedule(tmp_path):
 
 
 @cuda_only
-def test_runs_trained_together_on_streams_equal_runs_trained_alone(tmp_path):
+def test_cuda_runs_trained_together_on_streams_equal_runs_trained_alone(tmp_path):
     """On a GPU each run of run_many is queued on its own CUDA stream; the histories must not change."""
     kw = dict(**{**SMALL, "device": "cuda"}, epochs=40, batch_size=5, lam_W=1e-3, lam_H=1e-3, lr=1e-3,
               lr_milestones=[20], metric_every=10)
@@ -361,3 +361,19 @@ def test_git_state_ignores_the_run_outputs_it_rewrites(tmp_path, monkeypatch):
     assert state["git_dirty"] is False and state["git_dirty_paths"] == [] and len(state["git_commit"]) == 40
     (tmp_path / "code.py").write_text("x = 2\n")
     assert train._git_state()["git_dirty_paths"] == ["code.py"] and train._git_state()["git_dirty"] is True
+
+
+@cuda_only
+@pytest.mark.parametrize("precision", ["fp32", "tf32"])
+def test_cuda_paper_width_runs_together_equal_runs_alone(tmp_path, precision):
+    """At the paper's width and batch (where cuBLAS may split K and use its workspace), runs replayed concurrently
+    on their streams give the losses of runs trained alone, bit for bit (scripts/gpu_figures.sh runs -k cuda)."""
+    kw = dict(dataset="synthetic", counts=[200, 200, 200], dim=3072, width=2048, depth=6, epochs=4, batch_size=128,
+              lr=1e-4, metric_every=2, progress=False, device="cuda", precision=precision)
+    members = [dict(L=1, run_name="L1"), dict(L=3, run_name="L3"), dict(L=6, bias=False, run_name="L6")]
+    together = train.run_many(members, out_dir=tmp_path / "together", **kw)
+    for member, path in zip(members, together):
+        alone = train.load_history(train.run(**kw, **member, out_dir=tmp_path / "alone"))
+        both = train.load_history(path)
+        for k in ("loss", "objective", "nc1"):
+            np.testing.assert_array_equal(alone[k], both[k], err_msg=f"{member['run_name']}: {k}")
