@@ -91,24 +91,9 @@ def figure_loop(ts, p, Ls, epochs: int) -> tuple[float, float]:
     engines = [train.Engine(ts, train.check_params(**{**p, "L": L})) for L in Ls]
     for eng in engines:
         eng.train_steps(eng.steps_per_epoch)  # warm-up and CUDA-graph capture, not timed
-
-    def sync():
-        if engines[0].is_cuda:
-            torch.cuda.synchronize(engines[0].device)
-
-    sync()
-    t0 = time.perf_counter()
-    for eng in engines:
-        for _ in range(epochs):
-            eng.train_epoch()
-        sync()  # each run on its own stream: without this the runs would overlap here too
-    one_after_another = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(epochs):
-        for eng in engines:
-            eng.train_epoch()
-    sync()
-    return one_after_another, time.perf_counter() - t0
+    # one after another: each run alone, the device idle between them (on its own stream it would overlap otherwise)
+    one_after_another = sum(train.time_side_by_side([eng], epochs) for eng in engines)
+    return one_after_another, train.time_side_by_side(engines, epochs)
 
 
 def cpu_name() -> str:

@@ -401,6 +401,10 @@ class Engine:
                         break
                     self._one(idx)
                     done += 1
+        self.synchronize()
+
+    def synchronize(self) -> None:
+        """Wait until the device has done everything queued so far (a no-op on the CPU; timings)."""
         if self.is_cuda:
             torch.cuda.synchronize(self.device)
 
@@ -482,6 +486,20 @@ class Engine:
         return {**row, **self.host_metrics(payload)}
 
 
+def time_side_by_side(engines: list[Engine], epochs: int) -> float:
+    """Seconds for ``epochs`` epochs of ``engines`` in the lockstep of :func:`run_many` (each epoch queued for every
+    engine in turn, on a GPU each on its own stream), from an idle device to an idle device.  Used by
+    ``benchmarks/bench_train.py`` and ``scripts/gpu_budget.py`` (:ref:`ch-engine`)."""
+    epochs = _checks.positive_int(epochs, "epochs")
+    engines[0].synchronize()
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        for eng in engines:
+            eng.train_epoch()
+    engines[0].synchronize()
+    return time.perf_counter() - t0
+
+
 # --------------------------------------------------------------------------------------------- run
 
 #: The parameters in which the runs of one :func:`run_many` call may differ: the head (depth, bias), the decays
@@ -496,14 +514,14 @@ class _RunFolder:
     thread), the final provenance at the end.  Used by :func:`run_many`."""
 
     def __init__(self, engine: Engine, run_dir: pathlib.Path, started: str, t_start: float, together: list[str],
-                 decays: str):
+                 decays: str, code: dict):
         self.engine, self.p, self.run_dir, self.t_start = engine, engine.p, run_dir, t_start
         p, ts = engine.p, engine.ts
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "params.json", _json(p))
         dev_name = torch.cuda.get_device_name(engine.device) if engine.is_cuda else (platform.processor() or "cpu")
         use_async = engine.is_cuda if p["async_metrics"] == "auto" else p["async_metrics"]
-        self.prov = {"status": "running", "started_utc": started, **_git_state(), "versions": _versions(),
+        self.prov = {"status": "running", "started_utc": started, **code,
                      "device": str(engine.device), "device_name": dev_name, "precision": p["precision"],
                      "tf32_matmul": engine.allow_tf32 and engine.is_cuda, "fused_adam": engine.fused,
                      "cuda_graph": engine.graph_note, "command_line": list(sys.argv),
@@ -661,7 +679,8 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
                                        "from_reference_decay)" if given.get(key, DEFAULTS[key]) == "reference"
                                        else "given") for key in ("lam_W", "lam_H"))
 
-    folders = [_RunFolder(eng, d, started, t_start, names, decays({**shared, **r}, q))
+    code = {**_git_state(), "versions": _versions()}  # one checkout and one environment for all the runs
+    folders = [_RunFolder(eng, d, started, t_start, names, decays({**shared, **r}, q), code)
                for eng, d, r, q in zip(engines, run_dirs, runs, plist)]
     active, diverged = list(folders), []
 

@@ -56,14 +56,7 @@ def calibrate(device: str, epochs: int, letters_images: int, precision: str, wid
         kind = {"N": int(y.size), "K": int(counts.size), "steps_per_epoch": engines[0].steps_per_epoch,
                 "setup_s": time.perf_counter() - t0}
 
-        sync = (lambda: torch.cuda.synchronize(engines[0].device)) if engines[0].is_cuda else (lambda: None)
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(epochs):  # the lockstep of nclib.train.run_many
-            for eng in engines:
-                eng.train_epoch()
-        sync()
-        kind["epoch_s"] = (time.perf_counter() - t0) / epochs
+        kind["epoch_s"] = train.time_side_by_side(engines, epochs) / epochs  # the lockstep of nclib.train.run_many
         for eng in engines:
             eng.evaluate()
         t0 = time.perf_counter()

@@ -377,3 +377,11 @@ def test_cuda_paper_width_runs_together_equal_runs_alone(tmp_path, precision):
         both = train.load_history(path)
         for k in ("loss", "objective", "nc1"):
             np.testing.assert_array_equal(alone[k], both[k], err_msg=f"{member['run_name']}: {k}")
+
+
+def test_time_side_by_side_advances_every_engine_by_whole_epochs():
+    engines = [_engine(L=L, batch_size=8)[0] for L in (1, 2)]
+    seconds = train.time_side_by_side(engines, 3)
+    assert seconds > 0 and [e.steps_done for e in engines] == [3 * 4, 3 * 4]
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        train.time_side_by_side(engines, 0)
