@@ -24,15 +24,15 @@ import time
 
 import numpy as np
 
+from nclib import figures
+
 SHARES = {1: 0.4, 3: 0.4, 2: 0.1, 4: 0.1}
-#: Seconds per figure outside the runs' steps and metrics: kernel start, imports, notebook cells, plots.
-NOTEBOOK_OVERHEAD_S = 25.0
 
 
 def calibrate(device: str, epochs: int, letters_images: int, precision: str, width: int | None = None) -> dict:
     import torch
 
-    from nclib import data, figures, train
+    from nclib import data, train
 
     out = {"device": None, "torch": torch.__version__, "epochs": epochs, "precision": precision, "kinds": {}}
     for fig in (1, 2):
@@ -75,24 +75,12 @@ def calibrate(device: str, epochs: int, letters_images: int, precision: str, wid
     return out
 
 
-def figure_seconds(cal: dict, fig: int, epochs: int) -> float:
-    """Predicted seconds of one figure (three runs side by side) at ``epochs`` epochs."""
-    from nclib import figures
-
-    kind = cal["kinds"][figures.FIGURES[fig].dataset]
-    m = figures.SCALES["paper"]["metric_every"]
-    evals = epochs // m + 2
-    return NOTEBOOK_OVERHEAD_S + kind["data_s"] + kind["setup_s"] + epochs * kind["epoch_s"] + evals * kind["eval_s"]
-
-
 def epochs_for(cal: dict, fig: int, remaining: float, todo: list[int]) -> tuple[int, float]:
-    from nclib import figures
-
     full = figures.SCALES["paper"]["epochs"]
     m = figures.SCALES["paper"]["metric_every"]
     if fig not in todo:
         raise SystemExit(f"FIG {fig} is not in --todo {todo}")
-    need = {f: figure_seconds(cal, f, full) for f in todo}
+    need = {f: figures.calibrated_seconds(cal, f, full) for f in todo}
     total_share = sum(SHARES[f] for f in todo)
     alloc = {f: min(need[f], remaining * SHARES[f] / total_share) for f in todo}
     spare = remaining - sum(alloc.values())
@@ -104,7 +92,7 @@ def epochs_for(cal: dict, fig: int, remaining: float, todo: list[int]) -> tuple[
         lo, hi = 0, full // m  # largest multiple of m whose predicted time fits
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if figure_seconds(cal, fig, mid * m) <= budget:
+            if figures.calibrated_seconds(cal, fig, mid * m) <= budget:
                 lo = mid
             else:
                 hi = mid - 1
@@ -139,7 +127,7 @@ def main(argv=None) -> None:
         with open(args.out, "w") as fh:
             json.dump(cal, fh, indent=1)
         for name, k in cal["kinds"].items():
-            full = figure_seconds(cal, 1 if name == "cifar10" else 2, 12000)
+            full = figures.calibrated_seconds(cal, 1 if name == "cifar10" else 2, 12000)
             print(f"{name}: L = 1, 3, 6 side by side {k['epoch_s'] * 1e3:.1f} ms per epoch "
                   f"({k['steps_per_epoch'] / k['epoch_s']:.0f} steps/s of each run, {cal['precision']}); "
                   f"a metric epoch of the three {k['eval_s']:.2f} s; data {k['data_s']:.1f} s; a full figure "

@@ -243,3 +243,40 @@ def test_value_from_spectrum(n, lam_W, lam_H, L, bias):
         assert ufm.value_from_spectrum(kappa, N, lam_W, lam_H) == pytest.approx(want, rel=1e-13)
     with pytest.raises(ValueError, match="^kappa"):
         ufm.value_from_spectrum([-1e-3], 10, 0.1, 0.1)
+
+
+@pytest.mark.parametrize("n, lam_W, lam_H, L, bias", [
+    ([5, 3, 2], 0.01, 0.02, 1, True),
+    ([4, 7, 1, 3], 0.01, 0.02, 3, False),
+    ([12, 2, 2, 2], 0.05, 0.05, 3, True),   # the minority modes collapse: accuracy below 1
+    ([12, 2, 2, 2], 0.1, 0.1, 1, False),
+])
+def test_minimizer_accuracy_matches_the_numerical_minimizer(n, lam_W, lam_H, L, bias):
+    """The accuracy of the closed-form minimizer equals that of nclib.solvers.minimize's point, which never looks
+    at an SVD of Y-bar. Collapsed modes leave exact ties between classes (margins at rounding level, errors); every
+    other margin must be clearly away from 0, or the comparison would be meaningless."""
+    from nclib import solvers
+
+    want = ufm.minimizer_accuracy(n, lam_W, lam_H, L, bias)
+    num = solvers.minimize(n, lam_W, lam_H, L=L, bias=bias, seed=0)
+    out = ufm.head_product(num.Ws) @ num.H + (num.b[:, None] if bias else 0.0)
+    y = np.repeat(np.arange(len(n)), n)
+    own = out[y, np.arange(y.size)]
+    others = out.copy()
+    others[y, np.arange(y.size)] = -np.inf
+    margin = own - others.max(axis=0)
+    tie = np.abs(margin) < 1e-9
+    assert np.all(tie | (np.abs(margin) > 1e-3))
+    assert want == np.mean(margin > 1e-3)
+
+
+def test_minimizer_accuracy_by_hand():
+    # weak decays: every sample right; decays so strong that every mode collapses: with a bias the output is
+    # b* = n/N for every sample (the majority class wins, 12 of 18), bias-free it is 0 (all ties: none right)
+    assert ufm.minimizer_accuracy([12, 2, 2, 2], 1e-3, 1e-3, 1, True) == 1.0
+    assert ufm.minimizer_accuracy([12, 2, 2, 2], 0.2, 0.2, 1, True) == pytest.approx(12 / 18, abs=1e-15)
+    assert ufm.minimizer_accuracy([12, 2, 2, 2], 0.2, 0.2, 1, False) == 0.0
+    with pytest.raises(ValueError, match="L"):
+        ufm.minimizer_accuracy([3, 2], 0.1, 0.1, 0)
+    with pytest.raises(ValueError, match="lam_H"):
+        ufm.minimizer_accuracy([3, 2], 0.1, -1.0, 1)
