@@ -135,8 +135,8 @@ def figure_parameters(fig, scale: str = "paper", **overrides) -> dict:
     """The papermill parameters of the training notebook (:ref:`ch-train`) that run one figure.
 
     ``scale``: ``"paper"`` (Section 5) or ``"cpu-scale"`` (:data:`SCALES`). ``overrides`` replace any
-    parameter (e.g. ``epochs`` when a GPU budget cannot fit 12,000, ``data_path``, ``device``); an unknown
-    name raises ValueError. The run folders are ``<out_dir>/fig<k>-L<L>``. Used by
+    parameter (e.g. ``epochs`` when a GPU budget cannot fit 12,000, ``data_path``, ``device``, or
+    ``max_train_s`` and ``resume`` to make a run in several calls); an unknown name raises ValueError. The run folders are ``<out_dir>/fig<k>-L<L>``. Used by
     ``scripts/gpu_figures.sh``, the CPU-scale runs of ``results/README.md`` and the figure chapters.
     """
     f, s = _figure(fig), _scale(scale)
@@ -146,7 +146,7 @@ def figure_parameters(fig, scale: str = "paper", **overrides) -> dict:
              lr_milestones=list(s["lr_milestones"]), lr_gamma=s["lr_gamma"], width=s["width"], depth=s["depth"],
              init="reference", seed=0, device="auto", precision="fp32", cuda_graph="auto",
              metric_every=s["metric_every"], out_dir=str(RESULTS / SCALE_FOLDERS[scale] / f"fig{f.number}"),
-             run_tag=f"fig{f.number}", progress=True)
+             run_tag=f"fig{f.number}", progress=True, max_train_s=None, resume=False)
     unknown = set(overrides) - set(p)
     if unknown:
         raise ValueError(f"unknown notebook parameter(s) {sorted(unknown)}; known: {sorted(p)}")

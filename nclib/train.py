@@ -6,10 +6,16 @@ one imbalanced subset (:mod:`nclib.data`) and writes one run folder::
     params.json       every parameter, defaults filled in
     history.csv       one row per metric epoch (epoch 0 = the initialization)
     provenance.json   git commit and dirty flag, package versions, device, precision, wall time, data sha256,
-                      command line, status ("running", "finished", "diverged" or "failed")
+                      command line, status ("running", "finished", "stopped", "diverged" or "failed"), and
+                      one segment per call that trained it (``max_train_s`` and ``resume``)
+    checkpoint.pt     only while a run is stopped: what ``resume=True`` continues from
 
 Each file is written atomically (a temporary file in the same folder, then ``os.replace``), and the history is
 rewritten after every metric epoch, so an interrupted run leaves a complete history of the epochs it reached.
+With ``max_train_s`` a call stops its runs at the first metric epoch past that many seconds and writes a
+checkpoint; a later call with ``resume=True`` and the same parameters continues them exactly where they stopped
+(the tests compare the histories with an uninterrupted run's, number for number), so a run longer than one call
+allows (a device session's command limit) is made in several.
 
 The objective (4.3), with H = [h_1, ..., h_N] the backbone features of all N training samples and
 P = W_L ... W_1::
@@ -69,8 +75,16 @@ DEFAULTS: dict = dict(
     lr=1e-4, lr_milestones=(6000,), lr_gamma=0.1,
     seed=0, device="auto", precision="fp32", cuda_graph="auto",
     metric_every=100, divergence_factor=1e4, async_metrics="auto",
-    out_dir=None, run_name=None, overwrite=False, progress=True,
+    out_dir=None, run_name=None, overwrite=False, progress=True, max_train_s=None, resume=False,
 )
+
+#: Parameters that say how one call trains, not what the run is: a call that resumes a run (``resume=True``) may
+#: set them differently from the call that started it (every other parameter must be the same).
+EXECUTION_KEYS = ("progress", "overwrite", "max_train_s", "resume")
+
+#: The file in a run folder that holds the state of a run stopped by ``max_train_s`` (model, Adam, the batch
+#: generator, the history so far), removed when the run finishes.  Never committed (``.gitignore``).
+CHECKPOINT = "checkpoint.pt"
 
 
 class TrainingDiverged(RuntimeError):
@@ -194,7 +208,9 @@ def check_params(**params) -> dict:
     path = data.source_path(p["dataset"], p["data_path"], p["download"])
     if path is not None:
         p["data_path"] = str(path)
-    for k in ("overwrite", "progress", "download", "verify_checksums"):
+    if p["max_train_s"] is not None:
+        p["max_train_s"] = _checks.nonneg_float(p["max_train_s"], "max_train_s")
+    for k in ("overwrite", "progress", "download", "verify_checksums", "resume"):
         if not isinstance(p[k], bool):
             raise ValueError(f"{k} must be True or False, got {p[k]!r}")
     p["out_dir"] = str(ROOT / "results" / "runs") if p["out_dir"] is None else str(p["out_dir"])
@@ -418,6 +434,29 @@ class Engine:
         self.loss_count = 0
         return value
 
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """What a stopped run needs to continue exactly (``max_train_s``, ``resume``): the model, Adam's state,
+        the batch generator's state and the steps taken.  Taken at a metric epoch, when no loss is pending."""
+        if self.loss_count:
+            raise RuntimeError("state_dict is taken at a metric epoch, after take_loss; steps are pending")
+        self.synchronize()
+        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "gen": self.gen.get_state().cpu(),
+                "steps_done": self.steps_done}
+
+    def load_state_dict(self, state: dict, lr: float) -> None:
+        """Continue from :meth:`state_dict` of a run with the same parameters, at learning rate ``lr`` (the
+        schedule's rate of the next epoch).  Called before any step, so a CUDA graph is captured after it."""
+        if self.steps_done or self.graph is not None:
+            raise RuntimeError("load_state_dict must come before the run's first step")
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        for g in self.opt.param_groups:  # a fresh rate, as __init__ makes it (a device tensor on a GPU)
+            g["lr"] = torch.tensor(lr, device=self.device) if self.is_cuda else lr
+        self.current_lr = lr
+        self.gen.set_state(state["gen"].cpu())
+        self.steps_done = int(state["steps_done"])
+
     # -- metrics --------------------------------------------------------------------------------------
     @torch.no_grad()
     def features(self) -> torch.Tensor:
@@ -511,33 +550,50 @@ MEMBER_KEYS = ("L", "bias", "lam_W", "lam_H", "lam_backbone", "init", "run_name"
 class _RunFolder:
     """One run's folder while it trains: params.json and provenance.json at the start, history.csv rewritten
     atomically after every metric epoch (rows in epoch order, metrics of a GPU run computed in a worker
-    thread), the final provenance at the end.  Used by :func:`run_many`."""
+    thread), the final provenance at the end; a checkpoint when ``max_train_s`` stops the run.  A resumed run
+    (``checkpoint`` given) keeps its params.json and provenance.json and adds a segment to the provenance's
+    ``segments`` (one per call: when, from which epoch to which, on what, how long).  Used by :func:`run_many`."""
 
     def __init__(self, engine: Engine, run_dir: pathlib.Path, started: str, t_start: float, together: list[str],
-                 decays: str, code: dict):
+                 decays: str, code: dict, checkpoint: dict | None = None):
         self.engine, self.p, self.run_dir, self.t_start = engine, engine.p, run_dir, t_start
         p, ts = engine.p, engine.ts
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "params.json", _json(p))
         dev_name = torch.cuda.get_device_name(engine.device) if engine.is_cuda else (platform.processor() or "cpu")
         use_async = engine.is_cuda if p["async_metrics"] == "auto" else p["async_metrics"]
-        self.prov = {"status": "running", "started_utc": started, **code,
-                     "device": str(engine.device), "device_name": dev_name, "precision": p["precision"],
-                     "tf32_matmul": engine.allow_tf32 and engine.is_cuda, "fused_adam": engine.fused,
-                     "cuda_graph": engine.graph_note, "command_line": list(sys.argv),
-                     "parameter_count": models.parameter_count(engine.model), "N": ts.N, "K": ts.K,
-                     "batch_size": engine.B, "steps_per_epoch": engine.steps_per_epoch,
-                     "dropped_per_epoch": engine.dropped_per_epoch, "data": ts.provenance,
-                     "data_sha256": ts.provenance["data_sha256"], "async_metrics": use_async,
-                     "trained_with": [name for name in together if name != p["run_name"]], "decays": decays}
-        if p["dataset"] == "letters-synthetic":
-            self.prov["stand_in"] = data.LETTERS_SYNTHETIC_LABEL
+        segment = {"started_utc": started, "from_epoch": 0 if checkpoint is None else int(checkpoint["epoch"]),
+                   "git_commit": code["git_commit"], "git_dirty": code["git_dirty"], "device_name": dev_name,
+                   "torch": code["versions"]["torch"], "max_train_s": p["max_train_s"],
+                   "command_line": list(sys.argv)}
+        if checkpoint is None:
+            atomic_write_text(run_dir / "params.json", _json(p))
+            self.prov = {"status": "running", "started_utc": started, **code,
+                         "device": str(engine.device), "device_name": dev_name, "precision": p["precision"],
+                         "tf32_matmul": engine.allow_tf32 and engine.is_cuda, "fused_adam": engine.fused,
+                         "cuda_graph": engine.graph_note, "command_line": list(sys.argv),
+                         "parameter_count": models.parameter_count(engine.model), "N": ts.N, "K": ts.K,
+                         "batch_size": engine.B, "steps_per_epoch": engine.steps_per_epoch,
+                         "dropped_per_epoch": engine.dropped_per_epoch, "data": ts.provenance,
+                         "data_sha256": ts.provenance["data_sha256"], "async_metrics": use_async,
+                         "trained_with": [name for name in together if name != p["run_name"]], "decays": decays,
+                         "segments": [segment]}
+            if p["dataset"] == "letters-synthetic":
+                self.prov["stand_in"] = data.LETTERS_SYNTHETIC_LABEL
+            self.rows: list[dict] = []
+            self.initial_objective = self.limit = math.inf
+            self.before = {"wall_time_s": 0.0, "train_time_s": 0.0}
+        else:
+            self.prov = json.loads((run_dir / "provenance.json").read_text())
+            self.prov["status"] = "running"
+            self.prov.setdefault("segments", []).append(segment)
+            self.rows = [dict(r) for r in checkpoint["rows"]]
+            self.initial_objective, self.limit = float(checkpoint["initial_objective"]), float(checkpoint["limit"])
+            self.before = {k: float(self.prov.get(k) or 0.0) for k in ("wall_time_s", "train_time_s")}
         atomic_write_text(run_dir / "provenance.json", _json(self.prov))
-        self.rows: list[dict] = []
         self.pending: list = []  # [row, future or None], in epoch order
         self.pool = ThreadPoolExecutor(max_workers=1) if use_async else None
         self.t_train = time.perf_counter()
-        self.initial_objective = self.limit = math.inf
+        self.steps_at_start = engine.steps_done
 
     def flush(self, wait: bool = False) -> None:
         """Move finished rows to the history (in epoch order) and rewrite history.csv atomically."""
@@ -557,7 +613,7 @@ class _RunFolder:
         loss = eng.take_loss()
         part, payload = eng.evaluate_device()
         row = {"epoch": epoch, "lr": eng.current_lr, "loss": loss, **part,
-               "wall_time": time.perf_counter() - self.t_train}
+               "wall_time": self.before["train_time_s"] + time.perf_counter() - self.t_train}
         if self.pool is not None and payload is not None:
             self.pending.append([row, self.pool.submit(eng.host_metrics, payload)])
         else:
@@ -583,9 +639,20 @@ class _RunFolder:
                 f"{self.engine.current_lr:g}) or use precision='fp32'. The history up to this epoch is in "
                 f"{self.run_dir / 'history.csv'}")
 
+    def save_checkpoint(self, epoch: int) -> None:
+        """Write :data:`CHECKPOINT` (atomically) at metric epoch ``epoch``: the engine's state, the history so
+        far and the divergence limit, all a later call with ``resume=True`` needs to continue exactly."""
+        self.flush(wait=True)
+        state = {"format": 1, "epoch": int(epoch), "engine": self.engine.state_dict(), "rows": self.rows,
+                 "initial_objective": self.initial_objective, "limit": self.limit}
+        tmp = self.run_dir / (CHECKPOINT + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.run_dir / CHECKPOINT)
+
     def finish(self, status: str, error: str | None = None) -> None:
         """Flush the last rows and write the final provenance, also when that flush itself fails (a
-        metric computed in the worker thread raised): then the status is "failed" and the error says so."""
+        metric computed in the worker thread raised): then the status is "failed" and the error says so.
+        A finished run's checkpoint is removed; "stopped" (by ``max_train_s``) keeps it."""
         eng, prov = self.engine, self.prov
         try:
             try:
@@ -599,13 +666,21 @@ class _RunFolder:
             raise
         finally:
             now = time.perf_counter()
+            wall, train = now - self.t_start, now - self.t_train
+            prov["segments"][-1].update(
+                status=status, to_epoch=int(self.rows[-1]["epoch"]) if self.rows else None,
+                finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                steps=eng.steps_done - self.steps_at_start, wall_time_s=wall, train_time_s=train)
             prov.update(status=status, cuda_graph=eng.graph_note, steps=eng.steps_done,
-                        finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                        wall_time_s=now - self.t_start, train_time_s=now - self.t_train)
+                        finished_utc=prov["segments"][-1]["finished_utc"],
+                        wall_time_s=self.before["wall_time_s"] + wall,
+                        train_time_s=self.before["train_time_s"] + train)
             prov["steps_per_s"] = eng.steps_done / prov["train_time_s"] if prov["train_time_s"] > 0 else None
             if error:
                 prov["error"] = error
             atomic_write_text(self.run_dir / "provenance.json", _json(prov))
+            if status == "finished":
+                (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
 
 
 def run(**params) -> pathlib.Path:
@@ -621,7 +696,10 @@ def run(**params) -> pathlib.Path:
     ``"auto"``/True/False, ``progress``), recording (``metric_every``, ``divergence_factor``,
     ``async_metrics`` (``"auto"``: on a GPU the numpy metrics of a metric epoch run in a worker thread
     while training goes on; rows reach history.csv in epoch order as they complete),
-    ``out_dir``, ``run_name``, ``overwrite``).  Raises ValueError for bad parameters (before any file is
+    ``out_dir``, ``run_name``, ``overwrite``), calls (``max_train_s``: None, or the seconds after which the
+    run stops at its next metric epoch with status "stopped" and a checkpoint; ``resume``: continue a stopped
+    run from its checkpoint; every parameter but :data:`EXECUTION_KEYS` must equal the first call's, and the
+    code its commit).  Raises ValueError for bad parameters (before any file is
     written) and :class:`TrainingDiverged` on NaN/inf or divergence (the history so far is kept).
     Used by :ref:`ch-train`.
     """
@@ -640,8 +718,9 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     runs advance in lockstep, one epoch at a time; on a GPU each run's steps are queued on a CUDA stream of
     its own, so that one run's memory-bound Adam update overlaps another's matrix products.  A run that
     diverges is stopped and written as in :func:`run` while the others go on; :class:`TrainingDiverged` is
-    raised at the end, naming every run that diverged.  Used by :ref:`ch-train` (the L = 1, 3, 6 runs of one
-    figure) and ``python -m nclib.train``.
+    raised at the end, naming every run that diverged.  ``max_train_s`` stops all the runs at the same metric
+    epoch, each with its checkpoint; ``resume=True`` continues them together (they must have stopped at the
+    same epoch).  Used by :ref:`ch-train` (the L = 1, 3, 6 runs of one figure) and ``python -m nclib.train``.
     """
     if isinstance(runs, (str, bytes)) or not hasattr(runs, "__len__") or len(runs) == 0 or not all(
             isinstance(r, dict) for r in runs):
@@ -655,10 +734,24 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     if len({d.resolve() for d in run_dirs}) < len(run_dirs):
         raise ValueError(f"two runs would write the same run folder: {[str(d) for d in run_dirs]}; give each its "
                          f"own run_name")
-    replace = [d.exists() and any(d.iterdir()) for d in run_dirs]
-    for d, q, r in zip(run_dirs, plist, replace):
-        if r and not q["overwrite"]:
-            raise ValueError(f"run folder {str(d)!r} already exists; pass overwrite=True or another run_name")
+    resume = plist[0]["resume"]
+    if resume:  # every run continues from its checkpoint, with the parameters it was started with
+        replace = [False] * len(run_dirs)
+        for d, q in zip(run_dirs, plist):
+            if not (d / CHECKPOINT).is_file():
+                raise ValueError(f"resume=True, but run folder {str(d)!r} holds no {CHECKPOINT} (a run stopped by "
+                                 f"max_train_s leaves one; a finished run does not)")
+            saved = json.loads((d / "params.json").read_text())
+            now = json.loads(_json(q))
+            differ = [k for k in DEFAULTS if k not in EXECUTION_KEYS and saved.get(k) != now[k]]
+            if differ:
+                raise ValueError(f"resume=True, but run {q['run_name']!r} was started with other parameters: "
+                                 + "; ".join(f"{k} = {saved.get(k)!r}, now {now[k]!r}" for k in differ))
+    else:
+        replace = [d.exists() and any(d.iterdir()) for d in run_dirs]
+        for d, q, r in zip(run_dirs, plist, replace):
+            if r and not q["overwrite"]:
+                raise ValueError(f"run folder {str(d)!r} already exists; pass overwrite=True or another run_name")
     t_start = time.perf_counter()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     p = plist[0]
@@ -680,8 +773,25 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
                                        else "given") for key in ("lam_W", "lam_H"))
 
     code = {**_git_state(), "versions": _versions()}  # one checkout and one environment for all the runs
-    folders = [_RunFolder(eng, d, started, t_start, names, decays({**shared, **r}, q), code)
-               for eng, d, r, q in zip(engines, run_dirs, runs, plist)]
+    checkpoints = [None] * len(engines)
+    start = 0
+    if resume:
+        checkpoints = [torch.load(d / CHECKPOINT, map_location=eng.device, weights_only=True)
+                       for d, eng in zip(run_dirs, engines)]
+        epochs_at = sorted({int(c["epoch"]) for c in checkpoints})
+        if len(epochs_at) > 1:
+            raise ValueError(f"resume=True, but the runs stopped at different epochs {epochs_at}; resume each alone")
+        start = epochs_at[0]
+        for d in run_dirs:
+            first = json.loads((d / "provenance.json").read_text()).get("git_commit")
+            if first is not None and code["git_commit"] is not None and first != code["git_commit"]:
+                raise ValueError(f"resume=True, but run folder {str(d)!r} was started at commit {first[:10]} and "
+                                 f"this checkout is at {code['git_commit'][:10]}: a run's code must not change")
+        next_lr = lr_at(start + 1, p["lr"], p["lr_milestones"], p["lr_gamma"])
+        for eng, c in zip(engines, checkpoints):
+            eng.load_state_dict(c["engine"], next_lr)
+    folders = [_RunFolder(eng, d, started, t_start, names, decays({**shared, **r}, q), code, c)
+               for eng, d, r, q, c in zip(engines, run_dirs, runs, plist, checkpoints)]
     active, diverged = list(folders), []
 
     def stop(folder: _RunFolder, status: str, error: str) -> None:
@@ -689,11 +799,13 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
         folder.finish(status, error)
 
     try:
-        for folder in list(active):
-            folder.record(0)
+        if not resume:
+            for folder in list(active):
+                folder.record(0)
         from tqdm import tqdm
 
-        bar = tqdm(range(1, p["epochs"] + 1), disable=not p["progress"], desc=", ".join(names), mininterval=1.0)
+        bar = tqdm(range(start + 1, p["epochs"] + 1), disable=not p["progress"], desc=", ".join(names),
+                   mininterval=1.0)
         for epoch in bar:
             lr = lr_at(epoch, p["lr"], p["lr_milestones"], p["lr_gamma"])
             for folder in active:  # queues the epoch of each run (on a GPU, on its own stream) before waiting
@@ -709,6 +821,12 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
                 if len(active) == 1:
                     bar.set_postfix(objective=f"{row['objective']:.3e}", refresh=False)
                 if not active:
+                    break
+                if (p["max_train_s"] is not None and epoch < p["epochs"]
+                        and time.perf_counter() - t_start >= p["max_train_s"]):
+                    for folder in list(active):  # out of time: each run keeps its state and stops
+                        folder.save_checkpoint(epoch)
+                        stop(folder, "stopped", None)
                     break
         bar.close()
     except BaseException as exc:

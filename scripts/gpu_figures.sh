@@ -20,6 +20,14 @@
 # 5. tars results/figures/gpu and book/figures/gpu into $OUT/figures_gpu.tar.gz (with the log, the
 #    calibration, the CUDA test report and the two benchmark outputs beside it: 6 files).
 #
+# FULL=1 (the paper's 12,000 epochs in several calls): no benchmark and no calibration; each figure of $FIGURES
+# trains toward 12,000 epochs with max_train_s = the seconds left (BUDGET_S - elapsed - RESERVE_S, default 60;
+# MAX_TRAIN_S overrides), so its runs stop with a checkpoint when the call's time is up; the next call of the
+# same command on the same (warm) machine resumes them (resume=true) until they finish. The runs live in
+# $STAGE (default /var/tmp/nclib-gpu-stage, outside the repository copy, which each call refreshes) and every
+# call archives them (checkpoints excluded); the executed notebook of an earlier call is kept as
+# $STAGE/results/figures/gpu/figK/segments/figK.segment-N.run.ipynb. The CUDA-only tests run in the first call only.
+#
 # Environment: BUDGET_S (seconds for the whole script, default 530), FIGURES (default "1 3": the figures to
 # run, in priority order; "2 4" for the EMNIST-profile figures), PRECISION (default tf32: TF32 matrix
 # products in training, the metrics in fp32), PY (default python3), DEVICE (default auto), DATA (default
@@ -42,6 +50,14 @@ CALIB_ARGS=${CALIB_ARGS:-}
 TEST_EPOCHS=${TEST_EPOCHS:-}
 EXTRA_SETS=${EXTRA_SETS:-}
 FIGURES=${FIGURES:-1 3}  # which figures, in priority order (e.g. FIGURES=3 to finish one figure alone, "2 4" later)
+FULL=${FULL:-}
+RESERVE_S=${RESERVE_S:-60}
+MAX_TRAIN_S=${MAX_TRAIN_S:-}
+if [ -n "$FULL" ]; then
+  STAGE=${STAGE:-/var/tmp/nclib-gpu-stage}
+  export RESULTS_ROOT=$STAGE/results/figures NOTEBOOK_ROOT=$STAGE/book/figures
+  mkdir -p "$RESULTS_ROOT" "$NOTEBOOK_ROOT"
+fi
 
 elapsed() { echo $(( $(date +%s) - T0 )); }
 
@@ -64,11 +80,19 @@ main() {
   "$PY" -m papermill --version
   "$PY" -c "import ipykernel, jupytext, myst_nb, torch, numpy; print('ipykernel', ipykernel.__version__, '| jupytext', jupytext.__version__, '| myst_nb', myst_nb.__version__, '| torch', torch.__version__, '| numpy', numpy.__version__, '| cuda available', torch.cuda.is_available())" || return 1
   "$PY" -m jupyter kernelspec list 2>/dev/null | grep python3 || true
-  if [ "$DEVICE" != cpu ]; then
+  local resuming=""
+  if [ -n "$FULL" ]; then
+    for f in $FIGURES; do
+      if [ -f "$RESULTS_ROOT/gpu/fig$f/fig$f-L1/checkpoint.pt" ]; then resuming="$resuming $f"; fi
+    done
+    echo "FULL mode: runs in $STAGE; resuming:${resuming:- none}"
+  fi
+  if [ "$DEVICE" != cpu ] && [ -z "$resuming" ]; then
     { echo "\$ python -m pytest -q -p no:cacheprovider tests/test_train.py -k cuda"
       timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py -k cuda 2>&1; } | tee "$OUT/cuda_tests.txt" \
       || echo "CUDA tests: not all passed (see cuda_tests.txt); the runs go on"
   fi
+  if [ -n "$FULL" ]; then full_figures "$resuming"; archive; return; fi
   echo "== 3. engine benchmark ($(elapsed) s)"
   { echo "\$ python benchmarks/bench_train.py $BENCH_ARGS --precision $PRECISION"
     timeout 120 "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision "$PRECISION" 2>&1; } | tee "$OUT/bench_train_gpu.txt"
@@ -95,10 +119,49 @@ main() {
     timeout --signal=INT --kill-after=15 $(( alloc + 45 )) scripts/gpu_run_figure.sh "$f" paper "${sets[@]}" \
       || echo "Figure $f: scripts/gpu_run_figure.sh ended with status $? (124: stopped by the time budget)"
   done
+  archive
+}
+
+# FULL mode: each figure toward the paper's 12,000 epochs in the seconds left, resumed where a checkpoint exists
+full_figures() {
+  local resuming=" $1 " f resume max_s n sets
+  for f in $FIGURES; do
+    resume=false
+    if [[ "$resuming" == *" $f "* ]]; then
+      resume=true
+      n=$(ls "$RESULTS_ROOT/gpu/fig$f/segments" 2>/dev/null | wc -l)
+      mkdir -p "$RESULTS_ROOT/gpu/fig$f/segments"
+      if [ -f "$NOTEBOOK_ROOT/gpu/fig$f.run.ipynb" ]; then
+        mv "$NOTEBOOK_ROOT/gpu/fig$f.run.ipynb" "$RESULTS_ROOT/gpu/fig$f/segments/fig$f.segment-$((n + 1)).run.ipynb"
+      fi
+    fi
+    max_s=${MAX_TRAIN_S:-$(( BUDGET_S - $(elapsed) - RESERVE_S ))}
+    echo "== Figure $f (FULL): resume=$resume, max_train_s=$max_s ($(elapsed) s elapsed)"
+    if [ "$max_s" -lt 0 ]; then echo "Figure $f skipped: no time left"; continue; fi
+    sets=("progress=false" "device=$DEVICE" "precision=$PRECISION" "max_train_s=$max_s" "resume=$resume")
+    if [ -n "$TEST_EPOCHS" ]; then sets+=("epochs=$TEST_EPOCHS"); fi
+    case $f in 1|3) sets+=("data_path=$DATA") ;; esac
+    for kv in $EXTRA_SETS; do sets+=("$kv"); done
+    timeout --signal=INT --kill-after=15 $(( max_s + 150 )) scripts/gpu_run_figure.sh "$f" paper "${sets[@]}" \
+      || echo "Figure $f: scripts/gpu_run_figure.sh ended with status $?"
+    grep -h '"status"' "$RESULTS_ROOT"/gpu/fig$f/fig$f-L*/provenance.json 2>/dev/null | sort | uniq -c
+  done
+}
+
+archive() {
   rm -rf "$KDIR"
   echo "== 5. archive ($(elapsed) s)"
-  local made; made=$(ls -d "${RESULTS_ROOT:-results/figures}/gpu" "${NOTEBOOK_ROOT:-book/figures}/gpu" 2>/dev/null)
-  if [ -n "$made" ]; then tar czf "$OUT/figures_gpu.tar.gz" $made && tar tzf "$OUT/figures_gpu.tar.gz"; else echo "no figure ran"; fi
+  local made
+  if [ -n "$FULL" ]; then
+    made=$(cd "$STAGE" && ls -d results/figures/gpu book/figures/gpu 2>/dev/null)
+    if [ -n "$made" ]; then
+      tar czf "$OUT/figures_gpu.tar.gz" --exclude=checkpoint.pt --exclude=checkpoint.pt.tmp -C "$STAGE" $made \
+        && tar tzf "$OUT/figures_gpu.tar.gz"
+    else echo "no figure ran"; fi
+  else
+    made=$(ls -d "${RESULTS_ROOT:-results/figures}/gpu" "${NOTEBOOK_ROOT:-book/figures}/gpu" 2>/dev/null)
+    if [ -n "$made" ]; then tar czf "$OUT/figures_gpu.tar.gz" $made && tar tzf "$OUT/figures_gpu.tar.gz"; else echo "no figure ran"; fi
+  fi
   echo "== done in $(elapsed) s"
 }
 

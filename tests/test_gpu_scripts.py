@@ -63,3 +63,42 @@ def test_gpu_figures_script_runs_end_to_end_on_the_cpu(tmp_path):
     assert any(n.endswith("gpu/fig1.run.ipynb") for n in names)
     assert sum(n.endswith("history.csv") for n in names) == 3
     assert "== Figure 1: 3 epochs" in log and "== Figure 1 (paper) ended with status 0" in log and "== done" in log
+
+
+def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
+    """FULL=1, the paper's epochs in several calls: the first call's runs stop with checkpoints (MAX_TRAIN_S=0:
+    at their first metric epoch), the archive leaves the checkpoints out, and the same command again resumes
+    them to the end, keeping the first call's executed notebook as a segment."""
+    out, stage = tmp_path / "out", tmp_path / "stage"
+    base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="3", FULL="1",
+                STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
+                EXTRA_SETS="width=32 metric_every=1 lr=0.001", OMP_NUM_THREADS="1")
+
+    def call(**env):
+        done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=dict(base, **env), capture_output=True,
+                              text=True, timeout=900)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        with tarfile.open(out / "figures_gpu.tar.gz") as tar:
+            names = tar.getnames()
+        assert not any("checkpoint" in n for n in names) and sum(n.endswith("history.csv") for n in names) == 3
+        return done.stdout, names
+
+    log, _ = call(MAX_TRAIN_S="0")
+    assert sorted(p.name for p in out.iterdir()) == ["figures_gpu.tar.gz", "log.txt"]  # no benchmark, no calibration
+    assert "resume=false, max_train_s=0" in log
+    gpu = stage / "results" / "figures" / "gpu"
+    for L in (1, 3, 6):
+        run = gpu / "fig1" / f"fig1-L{L}"
+        assert json.loads((run / "provenance.json").read_text())["status"] == "stopped"
+        assert (run / "checkpoint.pt").is_file()
+    log, names = call()
+    assert "resuming: 1" in log and "resume=true" in log
+    runs = figures.load_figure(1, "gpu", root=stage / "results" / "figures")
+    for L, run in runs.items():
+        prov = run.provenance
+        assert prov["status"] == "finished" and run.history["epoch"].tolist() == [0, 1, 2, 3]
+        assert [(s["from_epoch"], s["to_epoch"], s["status"]) for s in prov["segments"]] == \
+            [(0, 1, "stopped"), (1, 3, "finished")]
+        assert not (run.path / "checkpoint.pt").exists()
+    assert "results/figures/gpu/fig1/segments/fig1.segment-1.run.ipynb" in names
+    assert "book/figures/gpu/fig1.run.ipynb" in names

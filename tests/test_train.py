@@ -385,3 +385,81 @@ def test_time_side_by_side_advances_every_engine_by_whole_epochs():
     assert seconds > 0 and [e.steps_done for e in engines] == [3 * 4, 3 * 4]
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         train.time_side_by_side(engines, 0)
+
+
+# ------------------------------------------------------------------------------------------ stop and resume
+
+RESUME_KW = dict(dataset="synthetic", counts=[12, 6, 3], dim=8, width=16, depth=2, epochs=6, batch_size=4,
+                 lr=1e-3, lr_milestones=[3], lam_W=1e-3, lam_H=1e-3, metric_every=2, progress=False, device="cpu")
+RESUME_MEMBERS = [dict(L=1, run_name="L1"), dict(L=3, run_name="L3"), dict(L=6, bias=False, run_name="L6")]
+
+
+def _status(path):
+    return json.loads((path / "provenance.json").read_text())["status"]
+
+
+def test_a_stopped_run_resumes_exactly(tmp_path):
+    """max_train_s=0 stops the runs at their first metric epoch after the call's start, with a checkpoint; each
+    resume continues by one metric interval; the histories (every column but the wall time) and step counts equal
+    an uninterrupted run's, across the step decay of the learning rate after epoch 3."""
+    whole = train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "whole", **RESUME_KW)
+    parts = train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, **RESUME_KW)
+    assert [_status(p) for p in parts] == ["stopped"] * 3
+    assert all((p / train.CHECKPOINT).is_file() for p in parts)
+    assert [train.load_history(p)["epoch"].tolist() for p in parts] == [[0, 2]] * 3
+    calls = 1
+    while _status(parts[0]) == "stopped":
+        parts = train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, resume=True, **RESUME_KW)
+        calls += 1
+    assert calls == 3 and [_status(p) for p in parts] == ["finished"] * 3
+    for a, b in zip(whole, parts):
+        ha, hb = train.load_history(a), train.load_history(b)
+        for col in train.HISTORY_COLUMNS[:-1]:
+            np.testing.assert_array_equal(ha[col], hb[col], err_msg=f"{b.name}: {col}")
+        pa, pb = (json.loads((p / "provenance.json").read_text()) for p in (a, b))
+        assert pb["steps"] == pa["steps"] == 6 * 5
+        assert [(s["from_epoch"], s["to_epoch"], s["status"], s["steps"]) for s in pb["segments"]] == \
+            [(0, 2, "stopped", 10), (2, 4, "stopped", 10), (4, 6, "finished", 10)]
+        assert pb["wall_time_s"] == pytest.approx(sum(s["wall_time_s"] for s in pb["segments"]))
+        assert not (b / train.CHECKPOINT).exists()  # a finished run keeps no checkpoint
+        assert np.all(np.diff(hb["wall_time"]) > 0)  # the wall-time column goes on across calls
+
+
+def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="max_train_s"):
+        train.check_params(**RESUME_KW, max_train_s=-1.0)
+    with pytest.raises(ValueError, match="resume must be True or False"):
+        train.check_params(**RESUME_KW, resume="yes")
+    with pytest.raises(ValueError, match="holds no checkpoint.pt"):
+        train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "none", resume=True, **RESUME_KW)
+    parts = train.run_many(RESUME_MEMBERS, out_dir=tmp_path, max_train_s=0, **RESUME_KW)
+    with pytest.raises(ValueError, match=r"run 'L1' was started with other parameters: lr = 0.001, now 0.002"):
+        train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **{**RESUME_KW, "lr": 2e-3})
+    real = train._git_state
+    monkeypatch.setattr(train, "_git_state", lambda: {**real(), "git_commit": "f" * 40})
+    if json.loads((parts[0] / "provenance.json").read_text())["git_commit"] is not None:
+        with pytest.raises(ValueError, match="a run's code must not change"):
+            train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
+    monkeypatch.undo()
+    # a run resumed alone moves on to the next metric epoch: the three no longer stop at the same epoch
+    train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path, resume=True, max_train_s=0, **RESUME_KW)
+    with pytest.raises(ValueError, match=r"stopped at different epochs \[2, 4\]"):
+        train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
+    assert [_status(p) for p in parts] == ["stopped"] * 3  # nothing refused was touched
+
+
+@cuda_only
+@pytest.mark.parametrize("precision", ["fp32", "tf32"])
+def test_cuda_a_stopped_run_resumes_exactly(tmp_path, precision):
+    """On a GPU (fused capturable Adam, a CUDA graph captured again after the resume's warm-up steps) a run stopped
+    at a metric epoch and resumed gives the losses of an uninterrupted run bit for bit (scripts/gpu_figures.sh)."""
+    kw = dict(dataset="synthetic", counts=[200, 200, 200], dim=3072, width=2048, depth=6, epochs=6, batch_size=128,
+              lr=1e-4, lr_milestones=[3], metric_every=2, progress=False, device="cuda", precision=precision)
+    whole = train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "whole", **kw)
+    parts = train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, **kw)
+    while _status(parts[0]) == "stopped":
+        parts = train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, resume=True, **kw)
+    for a, b in zip(whole, parts):
+        ha, hb = train.load_history(a), train.load_history(b)
+        for k in ("loss", "objective", "nc1", "train_acc"):
+            np.testing.assert_array_equal(ha[k], hb[k], err_msg=f"{b.name}: {k}")
