@@ -612,9 +612,11 @@ def figure_legend(runs: Mapping[int, Run], scale_folder: str) -> str:
     first = next(iter(runs.values())).params
     epochs = sorted({int(r.params["epochs"]) for r in runs.values()})
     ep = "/".join(f"{e:,}" for e in epochs)
-    scale = "CPU-scale, not the paper's settings" if scale_folder == "cpu-scale" else "GPU, paper's settings"
+    full = SCALES["paper"]["epochs"]
+    scale = ("CPU-scale, not the paper's settings" if scale_folder == "cpu-scale" else
+             "GPU, paper's settings" + (f" but {ep} of {full:,}" if max(epochs) < full else ""))
     return (f"{plotting.dataset_label(first)}, {'with bias' if first.get('bias', True) else 'bias-free'}\n"
-            f"{scale}, {ep} epochs")
+            f"{scale}" + ("" if scale.endswith(f"of {full:,}") else f", {ep}") + " epochs")
 
 
 def draw_panels(runs: Mapping[int, Run], scale_folder: str = "cpu-scale"):
@@ -635,7 +637,8 @@ def draw_panels(runs: Mapping[int, Run], scale_folder: str = "cpu-scale"):
         ax.text(0.02, 0.02, "target: 0 (Thm 4.3)", transform=ax.transAxes, ha="left", va="bottom",
                 fontsize="x-small", color="0.35")
     axes[5].axhline(1.0, color="0.5", ls="--", lw=0.8)
-    milestones = sorted({int(m) for r in runs.values() for m in r.params.get("lr_milestones") or []})
+    last = max(int(r.history["epoch"][-1]) for r in runs.values())
+    milestones = sorted({int(m) for r in runs.values() for m in r.params.get("lr_milestones") or [] if m < last})
     for ax in axes:
         for m in milestones:
             ax.axvline(m, color="0.5", ls=":", lw=0.8)
@@ -767,7 +770,7 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
         "paper-width": f"{paper['width']:,}",
         "paper-batch": str(paper["batch_size"]),
         "paper-lr": f"{paper['lr']:g}",
-        "scale": SCALE_LABELS[scale_folder],
+        "scale": scale_label(scale_folder, max(check["epochs"].values())),
         "data": plotting.dataset_label(p),
         "epochs": f"{epochs:,}",
         "N": f"{int(n.sum()):,}",
@@ -778,6 +781,7 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
         "batch": str(p["batch_size"]),
         "decay": f"{p['lam_W']:g}",
         "milestone": _comma(p["lr_milestones"]),
+        "schedule": schedule_phrase(p, max(check["epochs"].values())),
     }
     divisor = SCALES[cfg]["divisor"]
     g["counts-note"] = "the paper's counts" if divisor == 1 else f"the paper's counts divided by {divisor}"
@@ -792,10 +796,19 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
         note = f"These runs use the paper's settings, all {paper['epochs']:,} epochs included."
         differs = "The runs use the paper's stated settings."
     else:
-        note = (f"These runs use the paper's settings except the epoch count: {epochs:,} of "
-                f"the paper's {paper['epochs']:,} epochs fitted the device time of one session (results/README.md).")
-        differs = (f"The runs stop at {epochs:,} of the paper's {paper['epochs']:,} epochs, "
-                   "the most that fitted the device time of one session.")
+        note = (f"These runs use the paper's settings except the epoch count: {epochs:,} of the paper's "
+                f"{paper['epochs']:,} epochs, what the device time of one GPU session (15 minutes, shared between "
+                "the figures made in it) gave this figure (results/README.md).")
+        differs = (f"The runs stop at {epochs:,} of the paper's {paper['epochs']:,} epochs: one GPU session's device "
+                   "time, shared between the figures made in it, allowed no more.")
+    if scale_folder == "gpu":
+        precision = sorted({r.provenance.get("precision", "?") for r in runs.values()})
+        if precision != ["fp32"]:
+            differs += (f" The matrix products of training ran in {'/'.join(precision)} (TF32: fp32 data, a 10-bit "
+                        "mantissa inside the products; the metrics in fp32), a precision the paper does not state.")
+        if any(str(r.params.get("data_path", "")).endswith("_slice.npz") for r in runs.values()):
+            differs += (" The images were read from a slice of cifar10_subset.npz holding exactly the rows these runs use "
+                        "(the same training data: the sha256 in the provenance is that of a run on the full file).")
     g["scale-note"] = note
     g["differs"] = differs
 
@@ -830,10 +843,34 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
     g["nc3-order"] = _comma(order_by(rows, "nc3"))
     gap_order = order_by(rows, "gap")
     g["gap-order"] = _comma(gap_order)
-    g["gap-trend"] = ("the deeper the head, the further its run stays from the global minimum after the same number "
-                      "of epochs" if gap_order == sorted(gap_order) else
-                      "the distance to the global minimum is not monotone in L")
+    g["gap-trend"] = ("in these runs (one seed per L) the deeper the head, the further its run ends from the global "
+                      "minimum after the same number of epochs" if gap_order == sorted(gap_order) else
+                      "in these runs (one seed per L) the distance to the global minimum is not monotone in L")
     return g
+
+
+def scale_label(scale_folder: str, epochs: int) -> str:
+    """What the runs of a results folder are, with their epoch count where it falls short of the paper's: "GPU runs
+    at the paper's settings but 2,600 of its 12,000 epochs" (the figure chapters' ``scale`` glue)."""
+    label = SCALE_LABELS[scale_folder]
+    full = SCALES["paper"]["epochs"]
+    if scale_folder == "gpu" and epochs < full:
+        label += f" but {epochs:,} of its {full:,} epochs"
+    return label
+
+
+def schedule_phrase(params: Mapping, epochs: int) -> str:
+    """The learning-rate schedule of a run in words, saying when the run ends before a step: "multiplied by 0.1
+    after epoch 6000 (a step these runs, 2,600 epochs long, do not reach)" (glue ``schedule``)."""
+    ms, gamma = [int(m) for m in params.get("lr_milestones") or []], float(params["lr_gamma"])
+    if not ms:
+        return "constant"
+    out = f"multiplied by {gamma:g} after epoch {_comma(ms)}"
+    missed = [m for m in ms if m >= epochs]
+    if missed:
+        out += (f" (a step these runs, {epochs:,} epochs long, do not reach)" if len(missed) == len(ms) else
+                f" (the runs, {epochs:,} epochs long, do not reach the step after epoch {_comma(missed)})")
+    return out
 
 
 def _never(epoch) -> str:
@@ -856,12 +893,13 @@ def _accuracy_sentence(runs: Mapping[int, Run], rows: list[dict]) -> str:
         end = (f"is at 100 % again from epoch {stays} on" if stays is not None else
                f"ends at {r['train_acc']:.3f}")
         parts.append(f"for L = {r['L']} it falls to {h['train_acc'][i]:.4f} at epoch {int(h['epoch'][i])} and {end}")
-    never = [str(r["L"]) for r in rows if r["acc100_epoch"] is None]
-    out = ("Once at 100 %, the training accuracy of every run stays there." if not parts else
-           "After first reaching 100 %, the training accuracy falls again: " + "; ".join(parts) + ".")
-    if never:
-        out += f" For L = {', '.join(never)} it never reaches 100 %."
-    return out
+    reached = [r for r in rows if r["acc100_epoch"] is not None]
+    if not reached:
+        return "No run reaches 100 % training accuracy."
+    if not parts:
+        return ("Once at 100 %, the training accuracy of every run stays there." if len(reached) == len(rows) else
+                "Once at 100 %, the training accuracy of every run that reaches it stays there.")
+    return "After first reaching 100 %, the training accuracy falls again: " + "; ".join(parts) + "."
 
 
 def _ls(Ls) -> str:
@@ -891,7 +929,8 @@ def _fit_sentence(runs: Mapping[int, Run], rows: list[dict]) -> str:
            f"over a run while NC1 falls by at least a factor {nc1:.1e} (checked below).")
     rest = [r["L"] for r in rows if r["L"] not in fitted]
     if rest:
-        out += f" The run{'s' if len(rest) > 1 else ''} {_ls(rest)} did not fit the labels (section Comparison)."
+        out += (f" The run{'s' if len(rest) > 1 else ''} {_ls(rest)} end{'' if len(rest) > 1 else 's'} below 100 % "
+                "training accuracy (section Comparison).")
     return out
 
 
@@ -937,24 +976,28 @@ def _stall_sentence(runs: Mapping[int, Run], stalled: Mapping[int, dict]) -> str
             lr0, lr1 = float(h["lr"][e.index(st["before"])]), float(h["lr"][e.index(st["since"])])
             lr = (f"at the constant learning rate {lr1:g}" if lr0 == lr1 else
                   f"while the learning rate went from {lr0:g} to {lr1:g}")
+            factor = st["objective_since"] / st["objective_before"]
+            spike = f", a training spike by the rule below (x{SPIKE_FACTOR:g})" if factor > SPIKE_FACTOR else ""
             text = (f"For L = {L} the training accuracy was 100 % at the recorded epoch {st['before']} and is below "
                     f"100 % at every recorded epoch from {st['since']} to the last ({st['end']:,}): {end}. Between "
-                    f"epochs {st['before']} and {st['since']} its objective rose from {st['objective_before']:.3g} to "
-                    f"{st['objective_since']:.3g}, {lr}.")
+                    f"epochs {st['before']} and {st['since']} its objective rose by a factor {factor:.3g}, from "
+                    f"{st['objective_before']:.3g} to {st['objective_since']:.3g}, {lr}{spike}.")
         text += (f" Its objective changed by {100 * st['objective_change']:+.2g} % over the second half of the run "
                  f"(from epoch {st['half']:,}) and ends {st['objective_ratio']:.3g} times the global minimum of "
                  f"(4.3), with NC1 at {st['nc1']:.2g} (a fall by a factor {st['nc1_drop']:.3g} from epoch 0) and "
                  f"NC3 at {st['nc3']:.3g}.")
         out.append(text)
+    out.append("The history records the accuracy over all training samples only, so which classes the misclassified "
+               "samples belong to is not recorded.")
     accs = sorted({st["minimizer_accuracy"] for st in stalled.values()})
     below = [L for L, st in stalled.items() if st["train_acc"] < st["minimizer_accuracy"]]
     if accs == [1.0]:
         out.append("Every global minimizer of (4.3) at these decays classifies every training sample correctly "
-                   "(`nclib.ufm.minimizer_accuracy`),")
+                   "(nclib.ufm.minimizer_accuracy),")
     else:
         out.append("The global minimizers of (4.3) at these decays classify "
                    + " and ".join(f"{a:.3f}" for a in accs) + " of the training samples correctly "
-                   "(`nclib.ufm.minimizer_accuracy`),")
+                   "(nclib.ufm.minimizer_accuracy),")
     if below:
         out[-1] += (f" so at the end of the epochs trained the run{'s' if len(below) > 1 else ''} {_ls(below)} "
                     f"{'are' if len(below) > 1 else 'is'} away from every global minimizer: the collapse that "
@@ -972,9 +1015,10 @@ def _noise_sentence(runs: Mapping[int, Run]) -> str:
     if not rises.size:
         return "The objective of these runs never rises between consecutive recorded epochs."
     below = rises[rises <= SPIKE_FACTOR]
-    out = (f"Of the {rises.size} rises of the objective between consecutive recorded epochs in these "
-           f"{len(runs)} runs ({ratios.size} intervals), the median is a factor {np.median(rises):.3g}")
-    return out + (f" and the largest up to {SPIKE_FACTOR:g} a factor {below.max():.3g}." if below.size else ".")
+    out = (f"Of the {ratios.size} intervals between consecutive recorded epochs in these {len(runs)} runs, "
+           f"{rises.size} see the objective rise; the median rise is a factor {np.median(rises):.4g}")
+    return out + (f", and the largest that stays under the threshold a factor {below.max():.3g}." if below.size
+                  else ".")
 
 
 def _lr_phrase(run: Run, rise: dict) -> str:
@@ -991,6 +1035,8 @@ def _lr_phrase(run: Run, rise: dict) -> str:
     if later and later[0] == epoch:
         return (out + f", in the {epoch - prev} epochs that end where the step decay takes over (x{gamma:g} from "
                 f"epoch {epoch + 1} on): the rise comes before the decay, which did not cause it")
+    if later and later[0] >= int(run.history["epoch"][-1]):
+        return out + f" (the run ends before the step decay after epoch {later[0]})"
     if later:
         return out + f", {later[0] - epoch} epochs before the step decay after epoch {later[0]}"
     if earlier:
@@ -1023,6 +1069,9 @@ def _spike_sentence(runs: Mapping[int, Run], rows: list[dict], spiked: Mapping[i
             f"{a['nc3']:.3g} and the training accuracy from {b['train_acc']:.3f} to {a['train_acc']:.3f}. "
             f"{back}; at the end NC1 is {f['nc1']:.2g} ({rel('nc1')} its value of epoch {start}) and NC3 "
             f"{f['nc3']:.3g} ({rel('nc3')} its value there).")
+    if any(r["lr"] == r["lr_prev"] for r in spiked.values()):
+        out.append("A rise at a constant learning rate is an instability of the training itself (Adam on "
+                   "mini-batches), not an effect of the step schedule.")
     return " ".join(out)
 
 
@@ -1030,18 +1079,20 @@ def _orders_sentence(rows: list[dict], spiked: Mapping[int, dict]) -> str:
     """Which L-orderings of the final values a spike decides, in words (:func:`orders_without_spikes`)."""
     if not spiked:
         return "No L-ordering above is shaped by a spike."
+    caveat = (" With one seed per L, an ordering in L of final values says little about L when a run's last "
+              "stretch is the recovery from such a spike.")
     shaped = orders_without_spikes(rows, spiked)
     if not shaped:
         return ("None of the L-orderings above depends on the spikes: with the final NC1, NC3 and objective of "
                 "each spiked run replaced by their values before its rise wherever those were lower, every "
-                "ordering stays the same.")
+                "ordering stays the same." + caveat)
     out = []
     for key, s in shaped.items():
         runs_txt = " and ".join(f"L = {L} at its value before the rise ({was:.3g} instead of the final {end:.3g})"
                                 for L, (was, end) in s["runs"].items())
         out.append(f"The L-ordering of the final {_ORDER_NAMES[key]} ({_comma(s['order'])}) is shaped by a spike: "
                    f"with {runs_txt} it would be {_comma(s['without'])}.")
-    return " ".join(out)
+    return " ".join(out) + caveat
 
 
 def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict],
@@ -1085,15 +1136,18 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
     } for r in rows]).set_index("L")
     p = runs[min(runs)].params
     paper = SCALES["paper"]
+    epochs = max(check["epochs"].values())
+    precision = "/".join(sorted({str(r.provenance.get("precision", "?")) for r in runs.values()}))
     settings = pd.DataFrame({
-        "paper (Section 5)": [f.paper_data, _comma(sorted(figure_counts(f, "paper"), reverse=True)),
+        "paper (Section 5)": [f.paper_data, _comma(sorted(figure_counts(f, "paper"), reverse=True)), "not stated",
                               str(paper["width"]), str(paper["batch_size"]), f"Adam, {paper['lr']:g}", "not stated",
-                              "not stated", f"{paper['epochs']:,}"],
+                              "not stated", "not stated", f"{paper['epochs']:,}"],
         "these runs": [plotting.dataset_label(p), _comma(sorted(run_counts(p).tolist(), reverse=True)),
-                       str(p["width"]), str(p["batch_size"]), f"Adam, {p['lr']:g}",
-                       f"x{p['lr_gamma']:g} after epoch {_comma(p['lr_milestones'])}",
-                       f"lam_W = lam_H = {p['lam_W']:g}", f"{max(check['epochs'].values()):,}"],
-    }, index=["data", "class counts", "width", "batch size", "optimizer, lr", "lr schedule", "decays", "epochs"])
+                       f"class k has the k-th of {_comma(run_counts(p).tolist())} ({p.get('class_order', '?')})",
+                       str(p["width"]), str(p["batch_size"]), f"Adam, {p['lr']:g}", schedule_phrase(p, epochs),
+                       f"lam_W = lam_H = {p['lam_W']:g}", precision, f"{epochs:,}"],
+    }, index=["data", "class counts", "class order", "width", "batch size", "optimizer, lr", "lr schedule", "decays",
+              "precision of the products", "epochs"])
     return {"provenance": provenance, "theory": theory_table, "final": final, "settings": settings}
 
 
@@ -1325,13 +1379,17 @@ def relabel_notebook(path, fig, scale_folder: str) -> pathlib.Path:
     note = (f"This is the training notebook of {{ref}}`ch-train` as papermill executed it for Figure {f.number} "
             f"({f.paper_data if f.dataset == 'cifar10' else data.LETTERS_SYNTHETIC_LABEL}, "
             f"{'with bias' if f.bias else 'bias-free'}), shown with its outputs and never re-executed by the "
-            f"book build. Its parameters are in the cell tagged `injected-parameters`; the chapter "
-            f"{{ref}}`ch-fig{f.number}` draws and discusses the runs it wrote.")
+            f"book build. Its parameters are in the cell tagged `injected-parameters` (smoke = False: where the "
+            f"text below, the training chapter's own, speaks of the smoke run, those parameters apply instead); "
+            f"the chapter {{ref}}`ch-fig{f.number}` draws and discusses the runs it wrote, with their epoch count "
+            f"against the paper's.")
     titled = False
     for cell in nb["cells"]:
         text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         if cell["cell_type"] == "markdown" and f"({label})=" in text:
-            titled = True
+            titled = True  # relabelled before: the note is brought up to date, nothing else changes
+            cell["source"] = "\n".join(note if line.startswith("This is the training notebook of {ref}`ch-train`")
+                                       else line for line in text.split("\n"))
         elif cell["cell_type"] == "markdown" and "(ch-train)=" in text:
             out = []
             for line in text.split("\n"):

@@ -85,5 +85,7 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
         ax.set_ylabel(label)
         ax.grid(True, which="major", alpha=0.3)
     axes[-1].set_ylim(-0.02, 1.02)
-    axes[0].legend(title=legend_title, fontsize="small", title_fontsize="small")
+    # above the first panel, outside every axes: no curve is hidden behind it
+    axes[0].legend(title=legend_title, fontsize="small", title_fontsize="small", loc="lower left",
+                   bbox_to_anchor=(0.0, 1.02), ncol=len(runs), borderaxespad=0.0, alignment="left")
     return fig

@@ -403,8 +403,9 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
                                                                                      "consecutive recorded epochs.")
         for key in ("nc1", "nc3", "gap"):
             assert g[f"{key}-order"] == ", ".join(map(str, figures.order_by(rows, key)))
-        assert g["gap-trend"].startswith("the deeper the head" if figures.order_by(rows, "gap") == [1, 3, 6]
-                                         else "the distance to the global minimum is not monotone")
+        assert g["gap-trend"].startswith("in these runs (one seed per L) " + (
+            "the deeper the head" if figures.order_by(rows, "gap") == [1, 3, 6]
+            else "the distance to the global minimum is not monotone"))
         if fig == 1:
             assert g["bstar"] == f"{np.linalg.norm(np.array(runs[1].params['counts']) / 30):.3f}"
             assert g["bias-end-max"] == f"{max(r['bias_error'] for r in rows):.3f}"
@@ -436,8 +437,10 @@ def test_figure_chapter_tables(tiny, tiny_scale):
         assert t["final"].loc[6, "NC1"] == f"{ch.runs[6].history['nc1'][-1]:.2e}"
         assert ("||b - n/N||" in t["final"].columns) is (fig == 1)
         s = t["settings"]
-        assert s.index.tolist() == ["data", "class counts", "width", "batch size", "optimizer, lr", "lr schedule",
-                                    "decays", "epochs"]
+        assert s.index.tolist() == ["data", "class counts", "class order", "width", "batch size", "optimizer, lr",
+                                    "lr schedule", "decays", "precision of the products", "epochs"]
+        assert s.loc["lr schedule", "these runs"] == "multiplied by 0.1 after epoch 80"
+        assert s.loc["precision of the products"].tolist() == ["not stated", "fp32"]
         assert s.loc["epochs"].tolist() == ["12,000", "120"] and s.loc["width"].tolist() == ["2048", "32"]
         assert s.loc["decays", "these runs"] == "lam_W = lam_H = 0.001"
 
@@ -635,7 +638,8 @@ def test_stalls_and_their_sentences(tiny):
     assert (f"For L = 6 the training accuracy was 100 % at the recorded epoch {e[1]} and is below 100 % at every "
             f"recorded epoch from {e[2]} to the last ({e[-1]:,})") in text
     assert f"(3 of the {N:,} training samples misclassified)" in text
-    assert f"its objective rose from {obj6[1]:.3g} to {obj6[2]:.3g}" in text
+    assert f"its objective rose by a factor 3, from {obj6[1]:.3g} to {obj6[2]:.3g}" in text
+    assert "a training spike by the rule below (x2)" in text
     assert "For L = 3 the training accuracy never reaches 100 %" in text
     assert text.endswith("so at the end of the epochs trained the runs L = 3 and 6 are away from every global "
                          "minimizer: the collapse that Theorem 4.3 predicts at its minimizers is not what such a "
@@ -643,7 +647,8 @@ def test_stalls_and_their_sentences(tiny):
     rows = figures.final_rows(stalled)
     assert figures._fitted(rows) == [1]
     assert "in the run that ends at 100 % training accuracy (L = 1)" in figures._fit_sentence(stalled, rows)
-    assert figures._fit_sentence(stalled, rows).endswith("The runs L = 3 and 6 did not fit the labels (section Comparison).")
+    assert figures._fit_sentence(stalled, rows).endswith(
+        "The runs L = 3 and 6 end below 100 % training accuracy (section Comparison).")
     assert figures._drop_sentence(rows).endswith("over each run that ends at 100 % training accuracy (L = 1).")
     assert "for L = 1, as the paper's claim" in figures._collapse_claim(rows)
     assert "but not for L = 3 and 6 within these epochs" in figures._collapse_claim(rows)
@@ -670,3 +675,16 @@ def test_calibrated_seconds_and_the_benchmark_figure_line(tmp_path):
                    "ratio 1.25 x\n")
     b = figures.read_benchmark(out)
     assert (b["figure_epochs"], b["figure_apart_s"], b["figure_together_s"], b["figure_ratio"]) == (40, 2.89, 2.31, 1.25)
+
+
+def test_scale_label_and_schedule_phrase():
+    assert figures.scale_label("gpu", 2600) == "GPU runs at the paper's settings but 2,600 of its 12,000 epochs"
+    assert figures.scale_label("gpu", 12000) == "GPU runs at the paper's settings"
+    assert figures.scale_label("cpu-scale", 1000) == "CPU-scale runs (not the paper's settings)"
+    p = dict(lr_milestones=[6000], lr_gamma=0.1)
+    assert figures.schedule_phrase(p, 2600) == ("multiplied by 0.1 after epoch 6000 (a step these runs, 2,600 epochs "
+                                                "long, do not reach)")
+    assert figures.schedule_phrase(p, 12000) == "multiplied by 0.1 after epoch 6000"
+    assert figures.schedule_phrase(dict(lr_milestones=[500, 6000], lr_gamma=0.5), 1000) == (
+        "multiplied by 0.5 after epoch 500, 6000 (the runs, 1,000 epochs long, do not reach the step after epoch 6000)")
+    assert figures.schedule_phrase(dict(lr_milestones=[], lr_gamma=0.1), 10) == "constant"
