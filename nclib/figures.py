@@ -43,7 +43,7 @@ from typing import Mapping
 import numpy as np
 
 from . import ROOT, _checks, data, ufm
-from .runs import atomic_write_text, load_run
+from .runs import atomic_write_text, load_class_accuracy, load_run
 
 #: The folder holding the committed figure runs, one subfolder per scale.
 RESULTS = ROOT / "results" / "figures"
@@ -477,7 +477,10 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     ``objective_change`` (the final objective over the objective there, minus 1), ``acc100_epoch`` (:func:`first_epoch` at 100 %), ``objective_ratio``
     (final objective over the global minimum of (4.3)), ``nc1`` and ``nc3`` (final), ``nc1_drop`` (NC1 at
     epoch 0 over the final NC1) and ``minimizer_accuracy`` (the training accuracy of every global minimizer
-    at the run's decays, :func:`run_theory`). A run whose accuracy stays below ``minimizer_accuracy`` has
+    at the run's decays, :func:`run_theory`), and ``classes``: None when the run has no ``class_accuracy.csv``
+    (runs made before it was recorded), else the classes below 100 % at the last recorded epoch as
+    ``(class index, its sample count, its accuracy)``, whose misclassified samples must add up to
+    ``misclassified`` (ValueError otherwise). A run whose accuracy stays below ``minimizer_accuracy`` has
     stalled away from the global minimizers. Used by :ref:`ch-fig1` to :ref:`ch-fig4` and
     :ref:`ch-figures-summary`.
     """
@@ -492,7 +495,18 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
         obj = np.asarray(h["objective"], dtype=float)
         before = int(e[i - 1]) if i > 0 else None
         half = int(np.searchsorted(e, e[-1] / 2))  # the first recorded epoch of the second half
-        out[L] = dict(since=int(e[i]), end=int(e[-1]), train_acc=float(acc[-1]), half=int(e[half]),
+        classes, per_class = None, load_class_accuracy(run.path)
+        if per_class is not None:
+            if int(per_class["epoch"][-1]) != int(e[-1]):
+                raise ValueError(f"run L={L}: class_accuracy.csv ends at epoch {int(per_class['epoch'][-1])}, the "
+                                 f"history at {int(e[-1])}")
+            last = per_class["acc"][-1]
+            classes = [(int(k), int(th.n[k]), float(last[k])) for k in np.flatnonzero(last < 1.0)]
+            wrong, want = sum(round((1.0 - a) * n) for _, n, a in classes), int(round((1.0 - acc[-1]) * th.N))
+            if wrong != want:
+                raise ValueError(f"run L={L}: class_accuracy.csv misclassifies {wrong} samples at the end, the "
+                                 f"history {want}")
+        out[L] = dict(classes=classes, since=int(e[i]), end=int(e[-1]), train_acc=float(acc[-1]), half=int(e[half]),
                       objective_change=float(obj[-1] / obj[half] - 1.0),
                       misclassified=int(round((1.0 - acc[-1]) * th.N)), best_acc=float(acc[i:].max()),
                       before=before, objective_before=float(obj[i - 1]) if before is not None else None,
@@ -987,8 +1001,19 @@ def _stall_sentence(runs: Mapping[int, Run], stalled: Mapping[int, dict]) -> str
                  f"(4.3), with NC1 at {st['nc1']:.2g} (a fall by a factor {st['nc1_drop']:.3g} from epoch 0) and "
                  f"NC3 at {st['nc3']:.3g}.")
         out.append(text)
-    out.append("The history records the accuracy over all training samples only, so which classes the misclassified "
-               "samples belong to is not recorded.")
+    for L, st in stalled.items():
+        if st["classes"] is not None:
+            n = run_theory(runs[L].params).n
+            cls = st["classes"]
+            out.append(f"At the end of the run L = {L} the misclassified samples are in class"
+                       f"{'es' if len(cls) > 1 else ''} " + ", ".join(f"{k} ({c} samples, accuracy {a:.3f})"
+                                                                     for k, c, a in cls)
+                       + f" (class_accuracy.csv; the class counts range from {int(n.min())} to {int(n.max())}).")
+    unknown = [L for L, st in stalled.items() if st["classes"] is None]
+    if unknown:
+        out.append(f"The history of {_ls(unknown)} records the accuracy over all training samples only (made "
+                   "before class_accuracy.csv was recorded), so which classes the misclassified samples belong to "
+                   "is not known.")
     accs = sorted({st["minimizer_accuracy"] for st in stalled.values()})
     below = [L for L, st in stalled.items() if st["train_acc"] < st["minimizer_accuracy"]]
     if accs == [1.0]:

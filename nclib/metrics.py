@@ -340,12 +340,8 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
 # the other quantities a training run reports
 # ---------------------------------------------------------------------------------------------
 
-def accuracy(outputs, labels) -> float:
-    """Training accuracy: the fraction of samples whose prediction equals the label (Figures 1-4).
-
-    outputs: N x K network outputs W_L...W_1 h + b (the predicted class is the arg-max of a row),
-    or N predicted class indices. labels: N integers. Chapter :ref:`ch-metrics`.
-    """
+def _predictions(outputs, labels) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(predicted classes, labels, K or None) of :func:`accuracy` and :func:`class_accuracy`, validated."""
     out = np.asarray(outputs)
     if out.ndim == 2:
         if out.shape[0] == 0 or out.shape[1] == 0:
@@ -370,7 +366,37 @@ def accuracy(outputs, labels) -> float:
         raise ValueError(f"labels must be < K={K} (the number of columns of outputs), got {int(y.max())}")
     if pred.size == 0:
         raise ValueError("outputs must hold at least one sample")
+    return pred, y, K
+
+
+def accuracy(outputs, labels) -> float:
+    """Training accuracy: the fraction of samples whose prediction equals the label (Figures 1-4).
+
+    outputs: N x K network outputs W_L...W_1 h + b (the predicted class is the arg-max of a row),
+    or N predicted class indices. labels: N integers. Chapter :ref:`ch-metrics`.
+    """
+    pred, y, _ = _predictions(outputs, labels)
     return float(np.mean(pred == y))
+
+
+def class_accuracy(outputs, labels, num_classes: int | None = None) -> np.ndarray:
+    """The training accuracy of each class: entry k is the fraction of class k's samples predicted as k.
+
+    outputs and labels as in :func:`accuracy`; ``num_classes`` (default: the columns of outputs, or the largest
+    label + 1) sets the length; a class without samples gets NaN. Which classes a run misclassifies, under
+    imbalance the minority ones first (minority collapse): the per-class record of ``nclib.train``
+    (``class_accuracy.csv``) and the figure chapters :ref:`ch-fig1` to :ref:`ch-fig4`.
+    """
+    pred, y, K = _predictions(outputs, labels)
+    if num_classes is None:
+        num_classes = K if K is not None else int(y.max()) + 1
+    num_classes = _checks.positive_int(num_classes, "num_classes")
+    if y.max() >= num_classes:
+        raise ValueError(f"num_classes must exceed every label, got {num_classes} with a label {int(y.max())}")
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    right = np.bincount(y[pred == y], minlength=num_classes).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, right / np.maximum(counts, 1), np.nan)
 
 
 def bias_error(b, labels, num_classes: int | None = None) -> float:

@@ -2,7 +2,8 @@
 plotting helpers read committed runs on any machine (and without the 5 s of importing torch).
 
 A run folder holds ``params.json``, ``history.csv`` (one row per metric epoch, the columns of
-:data:`HISTORY_COLUMNS`) and ``provenance.json``; each is written atomically by :func:`atomic_write_text`.
+:data:`HISTORY_COLUMNS`), ``class_accuracy.csv`` (:data:`CLASS_ACCURACY`; runs made before it was recorded have
+none) and ``provenance.json``; each is written atomically by :func:`atomic_write_text`.
 Used by :mod:`nclib.train` (which writes them), :mod:`nclib.plotting` and :mod:`nclib.figures`.
 """
 from __future__ import annotations
@@ -46,6 +47,27 @@ def load_history(run_dir) -> dict[str, np.ndarray]:
     out = {k: np.array([float(r[k]) for r in rows]) for k in HISTORY_COLUMNS}
     out["epoch"] = out["epoch"].astype(np.int64)
     return out
+
+
+#: The file of a run folder with the training accuracy of each class per metric epoch (runs made before it
+#: was recorded have none).
+CLASS_ACCURACY = "class_accuracy.csv"
+
+
+def load_class_accuracy(run_dir) -> dict | None:
+    """``{"epoch": (E,) int array, "acc": (E, K) array}`` from a run folder's ``class_accuracy.csv`` (entry [e, k]:
+    the training accuracy of class k at the e-th recorded epoch), or None when the run has no such file (runs
+    made before it was recorded).  Used by :mod:`nclib.figures` (:ref:`ch-fig1` to :ref:`ch-fig4`)."""
+    path = pathlib.Path(run_dir) / CLASS_ACCURACY
+    if not path.is_file():
+        return None
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], rows[1:]
+    if not header or header[0] != "epoch" or not body:
+        raise ValueError(f"run_dir {str(run_dir)!r}: {CLASS_ACCURACY} has no epoch column or no rows")
+    arr = np.array([[float(v) for v in r] for r in body])
+    return {"epoch": arr[:, 0].astype(np.int64), "acc": arr[:, 1:]}
 
 
 def load_run(run_dir) -> tuple[dict, dict, dict]:

@@ -5,6 +5,7 @@ one imbalanced subset (:mod:`nclib.data`) and writes one run folder::
 
     params.json       every parameter, defaults filled in
     history.csv       one row per metric epoch (epoch 0 = the initialization)
+    class_accuracy.csv  per metric epoch the training accuracy of each class (which classes a run misses)
     provenance.json   git commit and dirty flag, package versions, device, precision, wall time, data sha256,
                       command line, status ("running", "finished", "stopped", "diverged" or "failed"), and
                       one segment per call that trained it (``max_train_s`` and ``resume``)
@@ -61,7 +62,8 @@ import numpy as np
 import torch
 
 from . import ROOT, _checks, data, models
-from .runs import HISTORY_COLUMNS, atomic_write_text, load_history, load_run  # noqa: F401 (re-exported)
+from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text, load_class_accuracy,  # noqa: F401
+                   load_history, load_run)
 from .ufm import REFERENCE_DECAY, from_reference_decay, reference_decay  # noqa: F401 (re-exported)
 
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -114,6 +116,18 @@ def _history_csv(rows: list[dict]) -> str:
     w.writeheader()
     for r in rows:
         w.writerow({k: (repr(float(r[k])) if k != "epoch" else int(r[k])) for k in HISTORY_COLUMNS})
+    return buf.getvalue()
+
+
+def _class_accuracy_csv(rows: list[dict], K: int) -> str:
+    """``class_accuracy.csv``: per metric epoch the training accuracy of each class (columns epoch, class_0 ..
+    class_{K-1}); rows without it (written before it was recorded) are left out."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["epoch", *(f"class_{k}" for k in range(K))])
+    for r in rows:
+        if "class_acc" in r:
+            w.writerow([int(r["epoch"]), *(repr(float(v)) for v in r["class_acc"])])
     return buf.getvalue()
 
 
@@ -499,15 +513,16 @@ class Engine:
     def host_metrics(self, payload: dict | None) -> dict:
         """The host half: ``nc1``..``nc3`` from ``nclib.metrics.collapse_metrics`` with the run's own
         lambdas (NaN for NC2/NC3 when a decay is 0: Theorem 4.3 has no target then), ``train_acc``,
-        ``bias_error`` (NaN without bias) and ``global_mean_norm`` from ``nclib.metrics``; all NaN when
-        ``payload`` is None.  Pure numpy on copies, so it may run in a worker thread."""
+        ``bias_error`` (NaN without bias), ``global_mean_norm`` and ``class_acc`` (the accuracy of each class,
+        :func:`nclib.metrics.class_accuracy`) from ``nclib.metrics``; all NaN when ``payload`` is None.  Pure numpy on copies, so it may run in a worker thread."""
         from . import metrics
 
         keys = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc", "bias_error", "global_mean_norm")
         if payload is None:
-            return {k: float("nan") for k in keys}
+            return {**{k: float("nan") for k in keys}, "class_acc": [float("nan")] * self.K}
         Hn, y = payload["H"], self.ts.y
         row = {"train_acc": metrics.accuracy(payload["logits"], y), "global_mean_norm": metrics.global_mean_norm(Hn),
+               "class_acc": metrics.class_accuracy(payload["logits"], y, self.K).tolist(),
                "bias_error": float("nan") if payload["b"] is None else metrics.bias_error(payload["b"], y)}
         if min(self.lam_W) > 0 and self.lam_H > 0:
             lam_W = self.lam_W[0] if len(set(self.lam_W)) == 1 else self.lam_W
@@ -606,6 +621,7 @@ class _RunFolder:
             moved = True
         if moved:
             atomic_write_text(self.run_dir / "history.csv", _history_csv(self.rows))
+            atomic_write_text(self.run_dir / CLASS_ACCURACY, _class_accuracy_csv(self.rows, self.engine.K))
 
     def record(self, epoch: int) -> dict:
         """The history row of ``epoch``; the device half now, the host metrics now or in the worker thread."""

@@ -481,6 +481,7 @@ def test_check_runs_passes_the_runs_and_names_what_fails(tiny, monkeypatch):
     # a run that ends below 100 % accuracy is checked as stalled: no NC1 fall is asked of it, but its accuracy
     # must be below the global minimizers' and leave a whole number of samples misclassified
     N = figures.run_theory(runs1[3].params).N
+    monkeypatch.setattr(figures, "load_class_accuracy", lambda path: None)  # the fixture's record says 100 %
     acc = h["train_acc"].copy()
     acc[-1] = 1.0 - 2.0 / N
     stalled = _with_history(runs1[3], train_acc=acc, nc1=np.full_like(h["nc1"], 1.0))
@@ -608,10 +609,12 @@ def test_decay_reading_names_the_reading_of_the_reference_decays():
         assert resolved["lam_W"] == resolved["lam_H"] == nclib.ufm.reference_decay(K)
 
 
-def test_stalls_and_their_sentences(tiny):
+def test_stalls_and_their_sentences(tiny, monkeypatch):
     """A run that reached 100 % and fell below for good, and one that never reached it: what stalls records and
-    what the chapters' sentences say of them, against the history written here."""
+    what the chapters' sentences say of them, against the history written here (first without, then with a
+    per-class record)."""
     runs = figures.load_figure(1, "tiny", root=tiny)
+    monkeypatch.setattr(figures, "load_class_accuracy", lambda path: None)
     N = figures.run_theory(runs[6].params).N
     h6, h3 = runs[6].history, runs[3].history
     e = np.asarray(h6["epoch"])
@@ -652,6 +655,24 @@ def test_stalls_and_their_sentences(tiny):
     assert figures._drop_sentence(rows).endswith("over each run that ends at 100 % training accuracy (L = 1).")
     assert "for L = 1, as the paper's claim" in figures._collapse_claim(rows)
     assert "but not for L = 3 and 6 within these epochs" in figures._collapse_claim(rows)
+    assert "The history of L = 3 and 6 records the accuracy over all training samples only" in text
+    # with a per-class record for L = 6: the classes below 100 % at the end, checked against the overall accuracy
+    n = figures.run_theory(runs[6].params).n
+    k = int(np.argmax(n))
+    per = np.ones((e.size, n.size))
+    per[-1, k] = 1.0 - 3.0 / n[k]
+    monkeypatch.setattr(figures, "load_class_accuracy",
+                        lambda path: {"epoch": e, "acc": per} if path == runs[6].path else None)
+    st = figures.stalls(stalled)
+    assert st[6]["classes"] == [(k, int(n[k]), per[-1, k])] and st[3]["classes"] is None
+    text = figures._stall_sentence(stalled, st)
+    assert (f"At the end of the run L = 6 the misclassified samples are in class {k} ({n[k]} samples, accuracy "
+            f"{per[-1, k]:.3f})") in text
+    assert "The history of L = 3 records the accuracy over all training samples only" in text
+    per[-1, k] = 1.0 - 1.0 / n[k]
+    with pytest.raises(ValueError, match="class_accuracy.csv misclassifies 1 samples at the end, the history 3"):
+        figures.stalls(stalled)
+    monkeypatch.setattr(figures, "load_class_accuracy", lambda path: None)
     none = {L: _with_history(r, train_acc=acc3) for L, r in runs.items()}
     assert figures._fit_sentence(none, figures.final_rows(none)).startswith("No run ends at 100 % training accuracy")
     assert figures.stalls(runs) == {} and figures._stall_sentence(runs, {}) == "Every run ends at 100 % training accuracy."

@@ -399,3 +399,24 @@ def test_printed_upsilon_constant_c_with_per_layer_lambdas():
     np.testing.assert_allclose(up["c"] * np.diag(up["upsilon1"]), st.s_product**2, rtol=1e-14)
     with pytest.raises(ValueError, match="lam_W"):
         m.printed_upsilon(st, [1e-3, 2e-3], 1e-3, 10, 3)
+
+
+def test_class_accuracy_by_hand():
+    # 3 classes; class 0: 2 of 3 right, class 1: 1 of 1, class 2: 0 of 2; class 3 has no sample
+    y = np.array([0, 0, 0, 1, 2, 2])
+    pred = np.array([0, 0, 1, 1, 0, 1])
+    np.testing.assert_array_equal(m.class_accuracy(pred, y), [2 / 3, 1.0, 0.0])
+    got = m.class_accuracy(pred, y, num_classes=4)
+    np.testing.assert_array_equal(got[:3], [2 / 3, 1.0, 0.0])
+    assert np.isnan(got[3])
+    scores = np.eye(4)[pred]  # N x K scores whose arg-max is pred
+    np.testing.assert_array_equal(m.class_accuracy(scores, y), got)
+    # the overall accuracy is the count-weighted mean of the per-class ones
+    counts = np.bincount(y, minlength=3)
+    assert m.accuracy(pred, y) == pytest.approx(np.sum(counts * got[:3]) / counts.sum(), rel=1e-15)
+    with pytest.raises(ValueError, match="num_classes must exceed every label"):
+        m.class_accuracy(pred, y, num_classes=2)
+    with pytest.raises(ValueError, match="num_classes"):
+        m.class_accuracy(pred, y, num_classes=0)
+    with pytest.raises(ValueError, match="labels must be 1-D"):
+        m.class_accuracy(pred, y[:3])

@@ -117,7 +117,7 @@ def test_interrupted_run_leaves_a_complete_history(tmp_path, monkeypatch):
     run_dir = tmp_path / "cut"
     assert train.load_history(run_dir)["epoch"].tolist() == [0, 10]
     assert json.loads((run_dir / "provenance.json").read_text())["status"] == "failed"
-    assert sorted(os.listdir(run_dir)) == ["history.csv", "params.json", "provenance.json"]
+    assert sorted(os.listdir(run_dir)) == ["class_accuracy.csv", "history.csv", "params.json", "provenance.json"]
     os.remove(run_dir / "provenance.json")
     with pytest.raises(ValueError, match="is not a run folder of nclib.train.run: no provenance.json"):
         train.load_run(run_dir)
@@ -463,3 +463,18 @@ def test_cuda_a_stopped_run_resumes_exactly(tmp_path, precision):
         ha, hb = train.load_history(a), train.load_history(b)
         for k in ("loss", "objective", "nc1", "train_acc"):
             np.testing.assert_array_equal(ha[k], hb[k], err_msg=f"{b.name}: {k}")
+
+
+def test_class_accuracy_record_agrees_with_the_overall_accuracy(tmp_path):
+    """class_accuracy.csv holds one row per metric epoch; the count-weighted mean of a row is that epoch's
+    train_acc in history.csv (both from the same logits), and resuming continues it like the history."""
+    path = train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path, **RESUME_KW)[0]
+    h, per = train.load_history(path), train.load_class_accuracy(path)
+    n = np.array(RESUME_KW["counts"])
+    assert per["epoch"].tolist() == h["epoch"].tolist() and per["acc"].shape == (h["epoch"].size, n.size)
+    np.testing.assert_allclose(per["acc"] @ n / n.sum(), h["train_acc"], rtol=0, atol=1e-12)
+    parts = train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path / "parts", max_train_s=0, **RESUME_KW)
+    while _status(parts[0]) == "stopped":
+        parts = train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path / "parts", max_train_s=0, resume=True, **RESUME_KW)
+    np.testing.assert_array_equal(train.load_class_accuracy(parts[0])["acc"], per["acc"])
+    assert train.load_class_accuracy(tmp_path / "none") is None
