@@ -21,12 +21,13 @@
 #    calibration, the CUDA test report and the two benchmark outputs beside it: 6 files).
 #
 # FULL=1 (the paper's 12,000 epochs in several calls): no benchmark and no calibration; each figure of $FIGURES
-# trains toward 12,000 epochs with max_train_s = the seconds left (BUDGET_S - elapsed - RESERVE_S, default 60;
+# trains toward 12,000 epochs (FULL_EPOCHS: fewer, the first FULL_EPOCHS epochs of the paper's run) with max_train_s = the seconds left (BUDGET_S - elapsed - RESERVE_S, default 60;
 # MAX_TRAIN_S overrides), so its runs stop with a checkpoint when the call's time is up; the next call of the
 # same command on the same (warm) machine resumes them (resume=true) until they finish. The runs live in
 # $STAGE (default /var/tmp/nclib-gpu-stage, outside the repository copy, which each call refreshes) and every
 # call archives them (checkpoints excluded); the executed notebook of an earlier call is kept as
-# $STAGE/results/figures/gpu/figK/segments/figK.segment-N.run.ipynb. The CUDA-only tests run in the first call only.
+# $STAGE/results/figures/gpu/figK/segments/figK.segment-N.run.ipynb. The CUDA-only tests run in the first call only,
+# and only those of stop-and-resume (CUDA_TESTS, a pytest -k expression, sets which).
 #
 # Environment: BUDGET_S (seconds for the whole script, default 530), FIGURES (default "1 3": the figures to
 # run, in priority order; "2 4" for the EMNIST-profile figures), PRECISION (default tf32: TF32 matrix
@@ -51,6 +52,8 @@ TEST_EPOCHS=${TEST_EPOCHS:-}
 EXTRA_SETS=${EXTRA_SETS:-}
 FIGURES=${FIGURES:-1 3}  # which figures, in priority order (e.g. FIGURES=3 to finish one figure alone, "2 4" later)
 FULL=${FULL:-}
+# the CUDA-only engine tests run first (-k); in FULL mode only the stop-and-resume ones, to leave the time to training
+CUDA_TESTS=${CUDA_TESTS:-$([ -n "$FULL" ] && echo "cuda and resumes" || echo cuda)}
 RESERVE_S=${RESERVE_S:-60}
 MAX_TRAIN_S=${MAX_TRAIN_S:-}
 if [ -n "$FULL" ]; then
@@ -88,8 +91,8 @@ main() {
     echo "FULL mode: runs in $STAGE; resuming:${resuming:- none}"
   fi
   if [ "$DEVICE" != cpu ] && [ -z "$resuming" ]; then
-    { echo "\$ python -m pytest -q -p no:cacheprovider tests/test_train.py -k cuda"
-      timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py -k cuda 2>&1; } | tee "$OUT/cuda_tests.txt" \
+    { echo "\$ python -m pytest -q -p no:cacheprovider tests/test_train.py -k '$CUDA_TESTS'"
+      timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py -k "$CUDA_TESTS" 2>&1; } | tee "$OUT/cuda_tests.txt" \
       || echo "CUDA tests: not all passed (see cuda_tests.txt); the runs go on"
   fi
   if [ -n "$FULL" ]; then full_figures "$resuming"; archive; return; fi
@@ -139,7 +142,7 @@ full_figures() {
     echo "== Figure $f (FULL): resume=$resume, max_train_s=$max_s ($(elapsed) s elapsed)"
     if [ "$max_s" -lt 0 ]; then echo "Figure $f skipped: no time left"; continue; fi
     sets=("progress=false" "device=$DEVICE" "precision=$PRECISION" "max_train_s=$max_s" "resume=$resume")
-    if [ -n "$TEST_EPOCHS" ]; then sets+=("epochs=$TEST_EPOCHS"); fi
+    if [ -n "$TEST_EPOCHS" ]; then sets+=("epochs=$TEST_EPOCHS"); elif [ -n "${FULL_EPOCHS:-}" ]; then sets+=("epochs=$FULL_EPOCHS"); fi
     case $f in 1|3) sets+=("data_path=$DATA") ;; esac
     for kv in $EXTRA_SETS; do sets+=("$kv"); done
     timeout --signal=INT --kill-after=15 $(( max_s + 150 )) scripts/gpu_run_figure.sh "$f" paper "${sets[@]}" \

@@ -453,7 +453,7 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
 def test_cuda_a_stopped_run_resumes_exactly(tmp_path, precision):
     """On a GPU (fused capturable Adam, a CUDA graph captured again after the resume's warm-up steps) a run stopped
     at a metric epoch and resumed gives the losses of an uninterrupted run bit for bit (scripts/gpu_figures.sh)."""
-    kw = dict(dataset="synthetic", counts=[200, 200, 200], dim=3072, width=2048, depth=6, epochs=6, batch_size=128,
+    kw = dict(dataset="synthetic", counts=[200, 200, 200], dim=3072, width=2048, depth=6, epochs=4, batch_size=128,
               lr=1e-4, lr_milestones=[3], metric_every=2, progress=False, device="cuda", precision=precision)
     whole = train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "whole", **kw)
     parts = train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, **kw)
