@@ -134,10 +134,10 @@ def figure_counts(fig, scale: str = "paper") -> list[int]:
 def figure_parameters(fig, scale: str = "paper", **overrides) -> dict:
     """The papermill parameters of the training notebook (:ref:`ch-train`) that run one figure.
 
-    ``scale``: ``"paper"`` (Section 5) or ``"cpu-scale"`` (:data:`SCALES`). ``overrides`` replace any
-    parameter (e.g. ``epochs`` when a GPU budget cannot fit 12,000, ``data_path``, ``device``, or
-    ``max_train_s`` and ``resume`` to make a run in several calls); an unknown name raises ValueError. The run folders are ``<out_dir>/fig<k>-L<L>``. Used by
-    ``scripts/gpu_figures.sh``, the CPU-scale runs of ``results/README.md`` and the figure chapters.
+    ``scale``: ``"paper"`` (Section 5) or ``"cpu-scale"`` (:data:`SCALES`). ``overrides`` replace any parameter (e.g.
+    ``epochs`` when a GPU budget cannot fit 12,000, ``data_path``, ``device``, or ``max_train_s`` and ``resume`` to
+    make a run in several calls); an unknown name raises ValueError. The run folders are ``<out_dir>/fig<k>-L<L>``.
+    Used by ``scripts/gpu_figures.sh``, the CPU-scale runs of ``results/README.md`` and the figure chapters.
     """
     f, s = _figure(fig), _scale(scale)
     p = dict(smoke=False, dataset=f.dataset, data_path=None, counts=figure_counts(f, scale),
@@ -468,21 +468,20 @@ def spikes(runs: Mapping[int, Run], threshold: float = SPIKE_FACTOR) -> dict[int
 def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     """{L: what the history says} of the runs whose training accuracy ends below 100 % (sorted by L).
 
-    For each such run: ``since`` (the first recorded epoch from which the accuracy is below 100 % at every
-    recorded epoch to the end), ``end`` (the last recorded epoch), ``train_acc`` and ``misclassified`` (the
-    final accuracy and the training samples misclassified then, (1 - accuracy) x N), ``best_acc`` (the highest
-    accuracy recorded from ``since`` on), ``before`` (None when the run never reached 100 %; else the recorded
-    epoch just before ``since``, where it was at 100 %, with ``objective_before`` and ``objective_since``,
-    the objective there and at ``since``), ``half`` (the first recorded epoch of the run's second half) and
-    ``objective_change`` (the final objective over the objective there, minus 1), ``acc100_epoch`` (:func:`first_epoch` at 100 %), ``objective_ratio``
-    (final objective over the global minimum of (4.3)), ``nc1`` and ``nc3`` (final), ``nc1_drop`` (NC1 at
-    epoch 0 over the final NC1) and ``minimizer_accuracy`` (the training accuracy of every global minimizer
-    at the run's decays, :func:`run_theory`), and ``classes``: None when the run has no ``class_accuracy.csv``
-    (runs made before it was recorded), else the classes below 100 % at the last recorded epoch as
-    ``(class index, its sample count, its accuracy)``, whose misclassified samples must add up to
-    ``misclassified`` (ValueError otherwise). A run whose accuracy stays below ``minimizer_accuracy`` has
-    stalled away from the global minimizers. Used by :ref:`ch-fig1` to :ref:`ch-fig4` and
-    :ref:`ch-figures-summary`.
+    For each such run: ``since`` (the first recorded epoch from which the accuracy is below 100 % at every recorded
+    epoch to the end), ``end`` (the last recorded epoch), ``train_acc`` and ``misclassified`` (the final accuracy and
+    the training samples misclassified then, (1 - accuracy) x N), ``best_acc`` (the highest accuracy recorded from
+    ``since`` on), ``before`` (None when the run never reached 100 %; else the recorded epoch just before ``since``,
+    where it was at 100 %, with ``objective_before`` and ``objective_since``, the objective there and at ``since``),
+    ``half`` (the first recorded epoch of the run's second half) and ``objective_change`` (the final objective over
+    the objective there, minus 1), ``acc100_epoch`` (:func:`first_epoch` at 100 %), ``objective_ratio`` (final
+    objective over the global minimum of (4.3)), ``nc1`` and ``nc3`` (final), ``nc1_drop`` (NC1 at epoch 0 over the
+    final NC1) and ``minimizer_accuracy`` (the training accuracy of every global minimizer at the run's decays,
+    :func:`run_theory`), and ``classes``: None when the run has no ``class_accuracy.csv`` (runs made before it was
+    recorded), else the classes below 100 % at the last recorded epoch as ``(class index, its sample count, its
+    accuracy)``, whose misclassified samples must add up to ``misclassified`` (ValueError otherwise). A run whose
+    accuracy stays below ``minimizer_accuracy`` has stalled away from the global minimizers. Used by :ref:`ch-fig1` to
+    :ref:`ch-fig4` and :ref:`ch-figures-summary`.
     """
     out = {}
     for L, run in sorted(runs.items()):
@@ -754,16 +753,17 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
     """The values that the prose of a figure chapter quotes, formatted as the chapter prints them.
 
     Keys (the chapter glues them as ``fig<k>-<key>``): the paper's caption and settings (``caption``,
-    ``paper-counts``, ``paper-epochs``, ``paper-width``, ``paper-batch``, ``paper-lr``); the runs' scale and
-    settings (``scale``, ``data``, ``epochs``, ``N``, ``counts``, ``counts-note``, ``width``, ``lr``,
-    ``gamma``, ``batch``, ``decay``, ``milestone``, ``metric-every``), what the scale means (``scale-note``,
-    ``differs``); against Theorem 4.3 (``alive``, ``K`` (an int), ``gap-min``, ``gap-max``, ``mean-end``,
-    ``fit-sentence``, with a bias also ``bstar``, ``bias0``, ``bias-end-min``, ``bias-end-max``); the
-    comparison (``acc-epochs``: first recorded epoch at 100 % training accuracy per L, ``acc-stays``: the epoch
-    from which it stays at 100 % to the end, "never" if it ends below; ``acc-drops``: a sentence on the runs
-    whose accuracy falls again after reaching 100 %; ``stall``: the runs that end below 100 %, :func:`stalls`;
-    ``drop-sentence``, ``collapse-claim``, ``nc1-order``, ``nc3-order``, ``gap-order``, ``gap-trend``); where the runs' decays come from (``decay-reading``, :func:`decay_reading`); the training spikes
-    (:func:`spikes`: ``spike-threshold``, ``spike-noise``, ``spike-runs``, ``spike-orders``, sentences).
+    ``paper-counts``, ``paper-epochs``, ``paper-width``, ``paper-batch``, ``paper-lr``); the runs' scale and settings
+    (``scale``, ``data``, ``epochs``, ``N``, ``counts``, ``counts-note``, ``width``, ``lr``, ``gamma``, ``batch``,
+    ``decay``, ``milestone``, ``metric-every``), what the scale means (``scale-note``, ``differs``); against Theorem
+    4.3 (``alive``, ``K`` (an int), ``gap-min``, ``gap-max``, ``mean-end``, ``fit-sentence``, with a bias also
+    ``bstar``, ``bias0``, ``bias-end-min``, ``bias-end-max``); the comparison (``acc-epochs``: first recorded epoch at
+    100 % training accuracy per L, ``acc-stays``: the epoch from which it stays at 100 % to the end, "never" if it
+    ends below; ``acc-drops``: a sentence on the runs whose accuracy falls again after reaching 100 %; ``stall``: the
+    runs that end below 100 %, :func:`stalls`; ``drop-sentence``, ``collapse-claim``, ``nc1-order``, ``nc3-order``,
+    ``gap-order``, ``gap-trend``); where the runs' decays come from (``decay-reading``, :func:`decay_reading`); the
+    training spikes (:func:`spikes`: ``spike-threshold``, ``spike-noise``, ``spike-runs``, ``spike-orders``,
+    sentences).
     ``runs``, ``check``, ``rows`` and ``theory`` are those of :func:`figure_chapter`. Used by
     :ref:`ch-fig1` to :ref:`ch-fig4` through :func:`figure_chapter`.
     """
@@ -821,8 +821,9 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
             differs += (f" The matrix products of training ran in {'/'.join(precision)} (TF32: fp32 data, a 10-bit "
                         "mantissa inside the products; the metrics in fp32), a precision the paper does not state.")
         if any(str(r.params.get("data_path", "")).endswith("_slice.npz") for r in runs.values()):
-            differs += (" The images were read from a slice of cifar10_subset.npz holding exactly the rows these runs use "
-                        "(the same training data: the sha256 in the provenance is that of a run on the full file).")
+            differs += (" The images were read from a slice of cifar10_subset.npz holding exactly the rows "
+                        "these runs use (the same training data: the sha256 in the provenance is that of a run on "
+                        "the full file).")
     g["scale-note"] = note
     g["differs"] = differs
 

@@ -514,7 +514,8 @@ class Engine:
         """The host half: ``nc1``..``nc3`` from ``nclib.metrics.collapse_metrics`` with the run's own
         lambdas (NaN for NC2/NC3 when a decay is 0: Theorem 4.3 has no target then), ``train_acc``,
         ``bias_error`` (NaN without bias), ``global_mean_norm`` and ``class_acc`` (the accuracy of each class,
-        :func:`nclib.metrics.class_accuracy`) from ``nclib.metrics``; all NaN when ``payload`` is None.  Pure numpy on copies, so it may run in a worker thread."""
+        :func:`nclib.metrics.class_accuracy`) from ``nclib.metrics``; all NaN when ``payload`` is None.  Pure
+        numpy on copies, so it may run in a worker thread."""
         from . import metrics
 
         keys = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc", "bias_error", "global_mean_norm")

@@ -395,13 +395,13 @@ def global_minimizer(n, lam_W, lam_H, L=1, bias=True, d=None) -> Minimizer:
 def minimizer_accuracy(n, lam_W, lam_H, L=1, bias=True) -> float:
     """The training accuracy of the closed-form global minimizer of (4.1)/(4.2)/(4.3) (:func:`global_minimizer`).
 
-    The fraction of the N samples whose output W_L ... W_1 h (+ b) is largest, strictly, at the sample's own
-    class, by more than 1e-9 times the largest output (a tie counts as an error). At every global minimizer each feature equals its class mean and the
-    outputs are fixed by the strengths of the modes (Theorems 4.1-4.3), so this is the accuracy at all of
-    them, except at a decay where some mode's scalar problem (Lemma A.2) has two minimizers. It is 1 when
-    the decays are weak enough and falls below 1 when they collapse the modes that separate minority classes.
-    A run whose training accuracy stays below it is not near a global minimizer. Used by
-    :func:`nclib.figures.run_theory` (:ref:`ch-fig1` to :ref:`ch-fig4`).
+    The fraction of the N samples whose output W_L ... W_1 h (+ b) is largest, strictly, at the sample's own class, by
+    more than 1e-9 times the largest output (a tie counts as an error). At every global minimizer each feature equals
+    its class mean and the outputs are fixed by the strengths of the modes (Theorems 4.1-4.3), so this is the accuracy
+    at all of them, except at a decay where some mode's scalar problem (Lemma A.2) has two minimizers. It is 1 when
+    the decays are weak enough and falls below 1 when they collapse the modes that separate minority classes. A run
+    whose training accuracy stays below it is not near a global minimizer. Used by :func:`nclib.figures.run_theory`
+    (:ref:`ch-fig1` to :ref:`ch-fig4`).
     """
     n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
     g = global_minimizer(n, lam, lam_H, L, bias)
