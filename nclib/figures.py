@@ -807,10 +807,13 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
         differs = ("The runs are CPU-scale: a fraction of the data, a narrower network, far fewer and larger steps, "
                    f"because two shared CPU cores cannot train the paper's network for {paper['epochs']:,} epochs.")
     elif full_epochs:
-        note = f"These runs use the paper's settings, all {paper['epochs']:,} epochs included."
+        note = (f"These runs use the paper's settings"
+                + (" on the letters-synthetic stand-in for EMNIST letters" if f.dataset == "letters-synthetic" else "")
+                + f", all {paper['epochs']:,} epochs included.")
         differs = "The runs use the paper's stated settings."
     else:
-        note = (f"These runs use the paper's settings except the epoch count: {epochs:,} of the paper's "
+        on = " on the letters-synthetic stand-in for EMNIST letters" if f.dataset == "letters-synthetic" else ""
+        note = (f"These runs use the paper's settings{on} except the epoch count: {epochs:,} of the paper's "
                 f"{paper['epochs']:,} epochs, what the device time of one GPU session (15 minutes, shared between "
                 "the figures made in it) gave this figure (results/README.md).")
         differs = (f"The runs stop at {epochs:,} of the paper's {paper['epochs']:,} epochs: one GPU session's device "
@@ -819,11 +822,12 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
         precision = sorted({r.provenance.get("precision", "?") for r in runs.values()})
         if precision != ["fp32"]:
             differs += (f" The matrix products of training ran in {'/'.join(precision)} (TF32: fp32 data, a 10-bit "
-                        "mantissa inside the products; the metrics in fp32), a precision the paper does not state.")
+                        "mantissa inside the products), a precision the paper does not state; the metrics come from "
+                        "a full-fp32 forward pass, computed in float64.")
         if any(str(r.params.get("data_path", "")).endswith("_slice.npz") for r in runs.values()):
             differs += (" The images were read from a slice of cifar10_subset.npz holding exactly the rows "
-                        "these runs use (the same training data: the sha256 in the provenance is that of a run on "
-                        "the full file).")
+                        "these runs use: the training data, and so the data checksum in each run's provenance, are "
+                        "those of a run on the full file.")
     g["scale-note"] = note
     g["differs"] = differs
 
@@ -842,6 +846,13 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
     by_L = {r["L"]: r for r in rows}
     g["acc-epochs"] = _comma(_never(by_L[L]["acc100_epoch"]) for L in L_VALUES)
     g["acc-stays"] = _comma(_never(by_L[L]["acc100_stays"]) for L in L_VALUES)
+    stays = [by_L[L]["acc100_stays"] for L in L_VALUES]
+    if all(st is not None and st == by_L[L]["acc100_epoch"] for L, st in zip(L_VALUES, stays)):
+        g["acc-stays-sentence"] = "it stays there at every recorded epoch to the end."
+    else:
+        g["acc-stays-sentence"] = (f"the epochs from which it is at 100 % at every recorded epoch to the end are "
+                                   f"{g['acc-stays']}" + (' ("never": it ends below 100 %)' if None in stays else "")
+                                   + ".")
     g["acc-drops"] = _accuracy_sentence(runs, rows)
     g["decay-reading"] = decay_reading(p)
     spiked = spikes(runs)
@@ -969,7 +980,7 @@ def _collapse_claim(rows: list[dict]) -> str:
     if not fitted:
         return ("that no run reaches 100 % training accuracy within these epochs, so none shows the collapse that "
                 "the paper reports")
-    return (f"that NC1 falls by orders of magnitude and the training accuracy reaches 100 % for {_ls(fitted)}, as "
+    return (f"that NC1 falls by orders of magnitude and the training accuracy ends at 100 % for {_ls(fitted)}, as "
             f"the paper's claim of \"neural collapse\" requires, but not for {_ls(rest)} within these epochs "
             "(above)")
 
@@ -982,8 +993,10 @@ def _stall_sentence(runs: Mapping[int, Run], stalled: Mapping[int, dict]) -> str
     for L, st in stalled.items():
         h = runs[L].history
         N = run_theory(runs[L].params).N
-        end = (f"at most {st['best_acc']:.3f}, and {st['train_acc']:.3f} at the end ({st['misclassified']:,} of the "
-               f"{N:,} training samples misclassified)")
+        wrong = f"{st['misclassified']:,} of the {N:,} training samples misclassified"
+        end = (f"{st['train_acc']:.3f} at the end ({wrong}), the highest it reached from epoch {st['since']} on"
+               if st["best_acc"] == st["train_acc"] else
+               f"at most {st['best_acc']:.3f}, and {st['train_acc']:.3f} at the end ({wrong})")
         if st["before"] is None:
             text = f"For L = {L} the training accuracy never reaches 100 %: {end}."
         else:
@@ -1015,6 +1028,13 @@ def _stall_sentence(runs: Mapping[int, Run], stalled: Mapping[int, dict]) -> str
         out.append(f"The history of {_ls(unknown)} records the accuracy over all training samples only (made "
                    "before class_accuracy.csv was recorded), so which classes the misclassified samples belong to "
                    "is not known.")
+    for L in unknown:
+        n, m = run_theory(runs[L].params).n, stalled[L]["misclassified"]
+        small, count = int(n.min()), int(np.sum(n == n.min()))
+        if m % small == 0 and 0 < m // small <= count:
+            out.append(f"For L = {L} the {m:,} misclassified samples are exactly {m // small} times the smallest class "
+                       f"size ({small}; {count} classes have it): what losing {m // small} of those classes whole "
+                       "(minority collapse) would give, though the count alone does not show it.")
     accs = sorted({st["minimizer_accuracy"] for st in stalled.values()})
     below = [L for L, st in stalled.items() if st["train_acc"] < st["minimizer_accuracy"]]
     if accs == [1.0]:
@@ -1070,8 +1090,10 @@ def _lr_phrase(run: Run, rise: dict) -> str:
     return out + " (the run has no step decay)"
 
 
-def _spike_sentence(runs: Mapping[int, Run], rows: list[dict], spiked: Mapping[int, dict]) -> str:
-    """The training spikes of a figure's runs in words (:func:`figure_glue`)."""
+def _spike_sentence(runs: Mapping[int, Run], rows: list[dict], spiked: Mapping[int, dict],
+                    threshold: float = SPIKE_FACTOR) -> str:
+    """The training spikes of a figure's runs in words (:func:`figure_glue`): each run's largest rise in detail,
+    its other rises above ``threshold`` by epochs and factor."""
     if not spiked:
         rises = [(r["rise"]["factor"], r["L"], r["rise"]) for r in rows if r["rise"] is not None]
         if not rises:
@@ -1088,9 +1110,17 @@ def _spike_sentence(runs: Mapping[int, Run], rows: list[dict], spiked: Mapping[i
         back = (f"The objective is back at or below its level of epoch {start} at epoch {r['back_epoch']}"
                 if r["back_epoch"] is not None else f"The objective never returns to its level of epoch {start}")
         rel = lambda k: "above" if f[k] > b[k] else "at or below"  # noqa: E731
+        h = runs[L].history
+        obj, ep = np.asarray(h["objective"], dtype=float), np.asarray(h["epoch"])
+        others = [(int(ep[i]), int(ep[i + 1]), obj[i + 1] / obj[i]) for i in range(obj.size - 1)
+                  if obj[i + 1] / obj[i] > threshold and int(ep[i + 1]) != r["epoch"]]
+        also = ("" if not others else
+                f" (its largest of {len(others) + 1} rises above x{threshold:g}; the other"
+                + ("s" if len(others) > 1 else "") + ": " + ", ".join(f"epochs {a} to {b_} (x{x:.3g})"
+                                                                         for a, b_, x in others) + ")")
         out.append(
             f"For L = {L} the objective rises by a factor {r['factor']:.3g} between the recorded epochs "
-            f"{r['prev_epoch']} and {r['epoch']}{climb}, {_lr_phrase(runs[L], r)}. From epoch {start} to "
+            f"{r['prev_epoch']} and {r['epoch']}{climb}{also}, {_lr_phrase(runs[L], r)}. From epoch {start} to "
             f"{r['epoch']} NC1 goes from {b['nc1']:.2g} to {a['nc1']:.2g}, NC3 from {b['nc3']:.3g} to "
             f"{a['nc3']:.3g} and the training accuracy from {b['train_acc']:.3f} to {a['train_acc']:.3f}. "
             f"{back}; at the end NC1 is {f['nc1']:.2g} ({rel('nc1')} its value of epoch {start}) and NC3 "
@@ -1110,7 +1140,7 @@ def _orders_sentence(rows: list[dict], spiked: Mapping[int, dict]) -> str:
     shaped = orders_without_spikes(rows, spiked)
     if not shaped:
         return ("None of the L-orderings above depends on the spikes: with the final NC1, NC3 and objective of "
-                "each spiked run replaced by their values before its rise wherever those were lower, every "
+                "each spiked run replaced by their values before its largest rise wherever those were lower, every "
                 "ordering stays the same." + caveat)
     out = []
     for key, s in shaped.items():
@@ -1385,15 +1415,34 @@ def run_label(fig, scale_folder: str) -> str:
     return f"run-fig{f.number}-{scale_folder}"
 
 
+#: The caption of the panels in an executed copy of the training notebook (:func:`relabel_notebook`): the
+#: training chapter's own caption speaks of its smoke run.
+RUN_PANELS_CAPTION = ("The collapse metrics and the training accuracy against epochs, one curve per head depth L, "
+                      "read back from the run folders this execution wrote; the figure's chapter draws them with the "
+                      "theory's targets and the epoch count against the paper's.")
+
+
+def _injected_epochs(nb: dict) -> int | None:
+    """The ``epochs`` papermill injected into an executed training notebook, or None."""
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            m = re.search(r"^epochs = (\d+)\s*$", text, flags=re.M)
+            return int(m.group(1)) if m else None
+    return None
+
+
 def relabel_notebook(path, fig, scale_folder: str) -> pathlib.Path:
-    """Give an executed copy of the training notebook (:ref:`ch-train`) its own title, target and figure names.
+    """Give an executed copy of the training notebook (:ref:`ch-train`) its own title, target, note and figure names.
 
     Every executed copy would otherwise repeat the ``(ch-train)=`` target, the title and the figure names
-    (``fig-train-panels``) of the training chapter: duplicate labels in the book. Only the markdown and the
-    ``mystnb.figure.name`` of code cells change: the target becomes :func:`run_label`, the title names the
-    figure and the scale, a note after the title says what the notebook is, and each figure name gets the
-    run label as prefix. Code, outputs and execution metadata are left exactly as papermill wrote them.
-    Idempotent. Used by ``scripts/gpu_run_figure.sh`` (GPU and CPU-scale runs alike).
+    (``fig-train-panels``) of the training chapter: duplicate labels in the book. Only markdown and code-cell
+    metadata change: the first cell becomes the target :func:`run_label`, a title naming the figure and the scale
+    with the epochs papermill injected (:func:`scale_label`) and a note on what the notebook is, in place of the
+    training chapter's introduction (which speaks of its smoke run and of how to make these runs); each figure
+    name gets the run label as prefix, and the panels' caption becomes :data:`RUN_PANELS_CAPTION`. Code, outputs
+    and execution metadata are left exactly as papermill wrote them. Idempotent. Used by
+    ``scripts/gpu_run_figure.sh`` (GPU and CPU-scale runs alike).
     """
     path = pathlib.Path(path)
     f = _figure(fig)
@@ -1401,7 +1450,9 @@ def relabel_notebook(path, fig, scale_folder: str) -> pathlib.Path:
         raise ValueError(f"path {str(path)!r} is not a file")
     nb = json.loads(path.read_text())
     label = run_label(f, scale_folder)
-    title = f"Figure {f.number}: the executed training notebook ({SCALE_LABELS[scale_folder]})"
+    epochs = _injected_epochs(nb)
+    scale = SCALE_LABELS[scale_folder] if epochs is None else scale_label(scale_folder, epochs)
+    title = f"Figure {f.number}: the executed training notebook ({scale})"
     note = (f"This is the training notebook of {{ref}}`ch-train` as papermill executed it for Figure {f.number} "
             f"({f.paper_data if f.dataset == 'cifar10' else data.LETTERS_SYNTHETIC_LABEL}, "
             f"{'with bias' if f.bias else 'bias-free'}), shown with its outputs and never re-executed by the "
@@ -1412,25 +1463,15 @@ def relabel_notebook(path, fig, scale_folder: str) -> pathlib.Path:
     titled = False
     for cell in nb["cells"]:
         text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        if cell["cell_type"] == "markdown" and f"({label})=" in text:
-            titled = True  # relabelled before: the note is brought up to date, nothing else changes
-            cell["source"] = "\n".join(note if line.startswith("This is the training notebook of {ref}`ch-train`")
-                                       else line for line in text.split("\n"))
-        elif cell["cell_type"] == "markdown" and "(ch-train)=" in text:
-            out = []
-            for line in text.split("\n"):
-                if line.strip() == "(ch-train)=":
-                    out.append(f"({label})=")
-                elif line.startswith("# ") and not titled:
-                    out.extend([f"# {title}", "", note])
-                    titled = True
-                else:
-                    out.append(line)
-            cell["source"] = "\n".join(out)
+        if cell["cell_type"] == "markdown" and not titled and ("(ch-train)=" in text or f"({label})=" in text):
+            cell["source"] = f"({label})=\n# {title}\n\n{note}"
+            titled = True
         elif cell["cell_type"] == "code":
             fig_meta = cell.get("metadata", {}).get("mystnb", {}).get("figure", {})
             if "name" in fig_meta and not str(fig_meta["name"]).startswith(label):
                 fig_meta["name"] = f"{label}-{fig_meta['name']}"
+            if "caption" in fig_meta:
+                fig_meta["caption"] = RUN_PANELS_CAPTION
     if not titled:
         raise ValueError(f"path {str(path)!r} is not an executed training notebook (no '(ch-train)=' title cell)")
     atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")

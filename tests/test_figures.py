@@ -515,6 +515,8 @@ def test_check_runs_passes_the_runs_and_names_what_fails(tiny, monkeypatch):
 def test_relabel_notebook(tmp_path):
     nb = {"cells": [
         {"cell_type": "markdown", "metadata": {}, "source": ["(ch-train)=\n", "# The training notebook\n", "\n", "Text."]},
+        {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": "smoke = False\nepochs = 2600\n",
+         "outputs": [], "execution_count": 1},
         {"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": [{"output_type": "stream", "name": "stdout",
                                                                            "text": "1\n"}], "execution_count": 1},
         {"cell_type": "code", "metadata": {"mystnb": {"figure": {"caption": "c", "name": "fig-train-panels"}}},
@@ -525,11 +527,14 @@ def test_relabel_notebook(tmp_path):
     figures.relabel_notebook(path, 3, "gpu")
     out = json.loads(path.read_text())
     md = out["cells"][0]["source"]
-    assert md.startswith("(run-fig3-gpu)=\n# Figure 3: the executed training notebook (GPU runs at the paper's settings)")
-    assert "(ch-train)=" not in md and "{ref}`ch-fig3`" in md and md.endswith("Text.")
-    assert out["cells"][1] == nb["cells"][1]
-    assert out["cells"][2]["metadata"]["mystnb"]["figure"] == {"caption": "c", "name": "run-fig3-gpu-fig-train-panels"}
-    assert out["cells"][2]["outputs"] == [] and out["cells"][2]["source"] == "fig = 1"
+    assert md.startswith("(run-fig3-gpu)=\n# Figure 3: the executed training notebook (GPU runs at the paper's settings "
+                         "but 2,600 of its 12,000 epochs)")
+    # the training chapter's introduction (its smoke run, how to make runs) gives way to the note
+    assert "(ch-train)=" not in md and "{ref}`ch-fig3`" in md and "Text." not in md
+    assert out["cells"][1:3] == nb["cells"][1:3]
+    assert out["cells"][3]["metadata"]["mystnb"]["figure"] == {"caption": figures.RUN_PANELS_CAPTION,
+                                                               "name": "run-fig3-gpu-fig-train-panels"}
+    assert out["cells"][3]["outputs"] == [] and out["cells"][3]["source"] == "fig = 1"
     figures.relabel_notebook(path, 3, "gpu")  # idempotent
     assert json.loads(path.read_text()) == out
     path.write_text(json.dumps(dict(nb, cells=nb["cells"][1:])))
