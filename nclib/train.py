@@ -470,6 +470,8 @@ class Engine:
         self.current_lr = lr
         self.gen.set_state(state["gen"].cpu())
         self.steps_done = int(state["steps_done"])
+        if self.stream is not None:  # the copies above ran on the current stream: this run's stream waits for them
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))
 
     # -- metrics --------------------------------------------------------------------------------------
     @torch.no_grad()
