@@ -718,8 +718,9 @@ def run(**params) -> pathlib.Path:
     ``out_dir``, ``run_name``, ``overwrite``), calls (``max_train_s``: None, or the seconds after which the
     run stops at its next metric epoch with status "stopped" and a checkpoint; ``resume``: continue a stopped
     run from its checkpoint; every parameter but :data:`EXECUTION_KEYS` must equal the first call's, and the
-    code its commit).  Raises ValueError for bad parameters (before any file is
-    written) and :class:`TrainingDiverged` on NaN/inf or divergence (the history so far is kept).
+    code, device (type and name) and torch version the first call's).  Raises ValueError for bad parameters
+    (before any file is written) and :class:`TrainingDiverged` on NaN/inf or divergence (the history so far is
+    kept).
     Used by :ref:`ch-train`.
     """
     return run_many([params])[0]
@@ -801,14 +802,24 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
         if len(epochs_at) > 1:
             raise ValueError(f"resume=True, but the runs stopped at different epochs {epochs_at}; resume each alone")
         start = epochs_at[0]
+        eng0 = engines[0]
+        name = torch.cuda.get_device_name(eng0.device) if eng0.is_cuda else (platform.processor() or "cpu")
+        here = {"device": str(eng0.device), "device_name": name, "torch": torch.__version__}
         for d in run_dirs:
-            first = json.loads((d / "provenance.json").read_text()).get("git_commit")
+            prov = json.loads((d / "provenance.json").read_text())
+            first = prov.get("git_commit")
             if first is not None and code["git_commit"] is not None and first != code["git_commit"]:
                 raise ValueError(f"resume=True, but run folder {str(d)!r} was started at commit {first[:10]} and "
                                  f"this checkout is at {code['git_commit'][:10]}: a run's code must not change")
+            then = {"device": prov.get("device"), "device_name": prov.get("device_name"),
+                    "torch": (prov.get("versions") or {}).get("torch")}
+            differ = [k for k in here if then[k] != here[k]]
+            if differ:  # another device, card or torch changes the kernels (and fused Adam's flags): not the same run
+                raise ValueError(f"resume=True, but run folder {str(d)!r} was started on another device or torch: "
+                                 + "; ".join(f"{k} {then[k]!r}, now {here[k]!r}" for k in differ))
         next_lr = lr_at(start + 1, p["lr"], p["lr_milestones"], p["lr_gamma"])
         for eng, c in zip(engines, checkpoints):
-            eng.load_state_dict(c["engine"], next_lr)
+            eng.load_state_dict(c.pop("engine"), next_lr)  # popped: the loaded tensors need not outlive the load
     folders = [_RunFolder(eng, d, started, t_start, names, decays({**shared, **r}, q), code, c)
                for eng, d, r, q, c in zip(engines, run_dirs, runs, plist, checkpoints)]
     active, diverged = list(folders), []

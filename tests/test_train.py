@@ -441,6 +441,12 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match="a run's code must not change"):
             train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
     monkeypatch.undo()
+    prov_path = parts[0] / "provenance.json"
+    saved = prov_path.read_text()
+    prov_path.write_text(json.dumps({**json.loads(saved), "device_name": "NVIDIA H200"}))
+    with pytest.raises(ValueError, match="started on another device or torch: device_name 'NVIDIA H200', now"):
+        train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
+    prov_path.write_text(saved)
     # a run resumed alone moves on to the next metric epoch: the three no longer stop at the same epoch
     train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path, resume=True, max_train_s=0, **RESUME_KW)
     with pytest.raises(ValueError, match=r"stopped at different epochs \[2, 4\]"):
