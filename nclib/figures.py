@@ -468,7 +468,7 @@ def spikes(runs: Mapping[int, Run], threshold: float = SPIKE_FACTOR) -> dict[int
 def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     """{L: what the history says} of the runs whose training accuracy ends below 100 % (sorted by L).
 
-    For each such run: ``since`` (the first recorded epoch from which the accuracy is below 100 % at every recorded
+    For each such run: ``n`` (its class counts), ``since`` (the first recorded epoch from which the accuracy is below 100 % at every recorded
     epoch to the end), ``end`` (the last recorded epoch), ``train_acc`` and ``misclassified`` (the final accuracy and
     the training samples misclassified then, (1 - accuracy) x N), ``best_acc`` (the highest accuracy recorded from
     ``since`` on), ``before`` (None when the run never reached 100 %; else the recorded epoch just before ``since``,
@@ -494,6 +494,7 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
         obj = np.asarray(h["objective"], dtype=float)
         before = int(e[i - 1]) if i > 0 else None
         half = int(np.searchsorted(e, e[-1] / 2))  # the first recorded epoch of the second half
+        misclassified = int(round((1.0 - acc[-1]) * th.N))
         classes, per_class = None, load_class_accuracy(run.path)
         if per_class is not None:
             if int(per_class["epoch"][-1]) != int(e[-1]):
@@ -501,13 +502,13 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
                                  f"history at {int(e[-1])}")
             last = per_class["acc"][-1]
             classes = [(int(k), int(th.n[k]), float(last[k])) for k in np.flatnonzero(last < 1.0)]
-            wrong, want = sum(round((1.0 - a) * n) for _, n, a in classes), int(round((1.0 - acc[-1]) * th.N))
-            if wrong != want:
+            wrong = sum(round((1.0 - a) * n) for _, n, a in classes)
+            if wrong != misclassified:
                 raise ValueError(f"run L={L}: class_accuracy.csv misclassifies {wrong} samples at the end, the "
-                                 f"history {want}")
-        out[L] = dict(classes=classes, since=int(e[i]), end=int(e[-1]), train_acc=float(acc[-1]), half=int(e[half]),
+                                 f"history {misclassified}")
+        out[L] = dict(n=th.n, classes=classes, since=int(e[i]), end=int(e[-1]), train_acc=float(acc[-1]), half=int(e[half]),
                       objective_change=float(obj[-1] / obj[half] - 1.0),
-                      misclassified=int(round((1.0 - acc[-1]) * th.N)), best_acc=float(acc[i:].max()),
+                      misclassified=misclassified, best_acc=float(acc[i:].max()),
                       before=before, objective_before=float(obj[i - 1]) if before is not None else None,
                       objective_since=float(obj[i]), acc100_epoch=first_epoch(h, "train_acc", 1.0),
                       objective_ratio=float(obj[-1] / th.minimum), nc1=float(h["nc1"][-1]),
@@ -626,10 +627,13 @@ def figure_legend(runs: Mapping[int, Run], scale_folder: str) -> str:
     epochs = sorted({int(r.params["epochs"]) for r in runs.values()})
     ep = "/".join(f"{e:,}" for e in epochs)
     full = SCALES["paper"]["epochs"]
-    scale = ("CPU-scale, not the paper's settings" if scale_folder == "cpu-scale" else
-             "GPU, paper's settings" + (f" but {ep} of {full:,}" if max(epochs) < full else ""))
-    return (f"{plotting.dataset_label(first)}, {'with bias' if first.get('bias', True) else 'bias-free'}\n"
-            f"{scale}" + ("" if scale.endswith(f"of {full:,}") else f", {ep}") + " epochs")
+    if scale_folder == "cpu-scale":
+        scale = f"CPU-scale, not the paper's settings, {ep} epochs"
+    elif max(epochs) < full:
+        scale = f"GPU, paper's settings but {ep} of {full:,} epochs"
+    else:
+        scale = f"GPU, paper's settings, {ep} epochs"
+    return f"{plotting.dataset_label(first)}, {'with bias' if first.get('bias', True) else 'bias-free'}\n{scale}"
 
 
 def draw_panels(runs: Mapping[int, Run], scale_folder: str = "cpu-scale"):
@@ -760,7 +764,7 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
     ``bstar``, ``bias0``, ``bias-end-min``, ``bias-end-max``); the comparison (``acc-epochs``: first recorded epoch at
     100 % training accuracy per L, ``acc-stays``: the epoch from which it stays at 100 % to the end, "never" if it
     ends below; ``acc-drops``: a sentence on the runs whose accuracy falls again after reaching 100 %; ``stall``: the
-    runs that end below 100 %, :func:`stalls`; ``drop-sentence``, ``collapse-claim``, ``nc1-order``, ``nc3-order``,
+    runs that end below 100 %, :func:`stalls`; ``collapse-claim``, ``nc1-order``, ``nc3-order``,
     ``gap-order``, ``gap-trend``); where the runs' decays come from (``decay-reading``, :func:`decay_reading`); the
     training spikes (:func:`spikes`: ``spike-threshold``, ``spike-noise``, ``spike-runs``, ``spike-orders``,
     sentences).
@@ -800,6 +804,7 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
     divisor = SCALES[cfg]["divisor"]
     g["counts-note"] = "the paper's counts" if divisor == 1 else f"the paper's counts divided by {divisor}"
     full_epochs = all(e == paper["epochs"] for e in check["epochs"].values())
+    on = " on the letters-synthetic stand-in for EMNIST letters" if f.dataset == "letters-synthetic" else ""
     if scale_folder == "cpu-scale":
         note = ("Until GPU runs at the paper's settings are committed, every number below describes these CPU-scale "
                 "runs, which check the pipeline and the qualitative behaviour and do not reproduce the paper's "
@@ -807,21 +812,18 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
         differs = ("The runs are CPU-scale: a fraction of the data, a narrower network, far fewer and larger steps, "
                    f"because two shared CPU cores cannot train the paper's network for {paper['epochs']:,} epochs.")
     elif full_epochs:
-        note = (f"These runs use the paper's settings"
-                + (" on the letters-synthetic stand-in for EMNIST letters" if f.dataset == "letters-synthetic" else "")
-                + f", all {paper['epochs']:,} epochs included.")
+        note = f"These runs use the paper's settings{on}, all {paper['epochs']:,} epochs included."
         differs = "The runs use the paper's stated settings."
     else:
-        on = " on the letters-synthetic stand-in for EMNIST letters" if f.dataset == "letters-synthetic" else ""
         note = (f"These runs use the paper's settings{on} except the epoch count: {epochs:,} of the paper's "
                 f"{paper['epochs']:,} epochs, what the device time of one GPU session (15 minutes, shared between "
                 "the figures made in it) gave this figure (results/README.md).")
         differs = (f"The runs stop at {epochs:,} of the paper's {paper['epochs']:,} epochs: one GPU session's device "
                    "time, shared between the figures made in it, allowed no more.")
     if scale_folder == "gpu":
-        precision = sorted({r.provenance.get("precision", "?") for r in runs.values()})
-        if precision != ["fp32"]:
-            differs += (f" The matrix products of training ran in {'/'.join(precision)} (TF32: fp32 data, a 10-bit "
+        precision = _precisions(runs)
+        if precision != "fp32":
+            differs += (f" The matrix products of training ran in {precision} (TF32: fp32 data, a 10-bit "
                         "mantissa inside the products), a precision the paper does not state; the metrics come from "
                         "a full-fp32 forward pass, computed in float64.")
         if any(str(r.params.get("data_path", "")).endswith("_slice.npz") for r in runs.values()):
@@ -863,7 +865,6 @@ def figure_glue(fig, scale_folder: str, runs: Mapping[int, Run], check: Mapping,
     g["metric-every"] = str(p["metric_every"])
     g["stall"] = _stall_sentence(runs, stalls(runs))
     g["fit-sentence"] = _fit_sentence(runs, rows)
-    g["drop-sentence"] = _drop_sentence(rows)
     g["collapse-claim"] = _collapse_claim(rows)
     g["nc1-order"] = _comma(order_by(rows, "nc1"))
     g["nc3-order"] = _comma(order_by(rows, "nc3"))
@@ -897,6 +898,11 @@ def schedule_phrase(params: Mapping, epochs: int) -> str:
         out += (f" (a step these runs, {epochs:,} epochs long, do not reach)" if len(missed) == len(ms) else
                 f" (the runs, {epochs:,} epochs long, do not reach the step after epoch {_comma(missed)})")
     return out
+
+
+def _precisions(runs: Mapping[int, Run]) -> str:
+    """The precision(s) of the runs' matrix products as their provenance records them: "tf32", or "fp32/tf32"."""
+    return "/".join(sorted({str(r.provenance.get("precision", "?")) for r in runs.values()}))
 
 
 def _never(epoch) -> str:
@@ -960,16 +966,6 @@ def _fit_sentence(runs: Mapping[int, Run], rows: list[dict]) -> str:
     return out
 
 
-def _drop_sentence(rows: list[dict]) -> str:
-    """The smallest NC1 fall over the runs that end at 100 % training accuracy (:func:`figure_glue`)."""
-    fitted = _fitted(rows)
-    if not fitted:
-        return "No run ends at 100 % training accuracy."
-    low = min(r["nc1_drop"] for r in rows if r["L"] in fitted)
-    who = "each run" if len(fitted) == len(rows) else f"each run that ends at 100 % training accuracy ({_ls(fitted)})"
-    return f"NC1 falls by a factor of at least {low:.1e} over {who}."
-
-
 def _collapse_claim(rows: list[dict]) -> str:
     """What the runs show of the paper's claim of collapse, for the comparison with the paper (:func:`figure_glue`)."""
     fitted = _fitted(rows)
@@ -992,8 +988,7 @@ def _stall_sentence(runs: Mapping[int, Run], stalled: Mapping[int, dict]) -> str
     out = []
     for L, st in stalled.items():
         h = runs[L].history
-        N = run_theory(runs[L].params).N
-        wrong = f"{st['misclassified']:,} of the {N:,} training samples misclassified"
+        wrong = f"{st['misclassified']:,} of the {int(st['n'].sum()):,} training samples misclassified"
         end = (f"{st['train_acc']:.3f} at the end ({wrong}), the highest it reached from epoch {st['since']} on"
                if st["best_acc"] == st["train_acc"] else
                f"at most {st['best_acc']:.3f}, and {st['train_acc']:.3f} at the end ({wrong})")
@@ -1017,8 +1012,7 @@ def _stall_sentence(runs: Mapping[int, Run], stalled: Mapping[int, dict]) -> str
         out.append(text)
     for L, st in stalled.items():
         if st["classes"] is not None:
-            n = run_theory(runs[L].params).n
-            cls = st["classes"]
+            n, cls = st["n"], st["classes"]
             out.append(f"At the end of the run L = {L} the misclassified samples are in class"
                        f"{'es' if len(cls) > 1 else ''} " + ", ".join(f"{k} ({c} samples, accuracy {a:.3f})"
                                                                      for k, c, a in cls)
@@ -1029,7 +1023,7 @@ def _stall_sentence(runs: Mapping[int, Run], stalled: Mapping[int, dict]) -> str
                    "before class_accuracy.csv was recorded), so which classes the misclassified samples belong to "
                    "is not known.")
     for L in unknown:
-        n, m = run_theory(runs[L].params).n, stalled[L]["misclassified"]
+        n, m = stalled[L]["n"], stalled[L]["misclassified"]
         small, count = int(n.min()), int(np.sum(n == n.min()))
         if m % small == 0 and 0 < m // small <= count:
             out.append(f"For L = {L} the {m:,} misclassified samples are exactly {m // small} times the smallest class "
@@ -1193,7 +1187,7 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
     p = runs[min(runs)].params
     paper = SCALES["paper"]
     epochs = max(check["epochs"].values())
-    precision = "/".join(sorted({str(r.provenance.get("precision", "?")) for r in runs.values()}))
+    precision = _precisions(runs)
     settings = pd.DataFrame({
         "paper (Section 5)": [f.paper_data, _comma(sorted(figure_counts(f, "paper"), reverse=True)), "not stated",
                               str(paper["width"]), str(paper["batch_size"]), f"Adam, {paper['lr']:g}", "not stated",

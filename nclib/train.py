@@ -318,6 +318,11 @@ class Engine:
         if self.stream is not None:
             self.stream.wait_stream(torch.cuda.current_stream(self.device))
 
+    @property
+    def device_name(self) -> str:
+        """The device as run folders name it: the GPU's name, else the CPU's (provenance, and what resume checks)."""
+        return torch.cuda.get_device_name(self.device) if self.is_cuda else (platform.processor() or "cpu")
+
     def on_stream(self):
         """Context in which this run's device work is queued: its own CUDA stream (a no-op on the CPU)."""
         return torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
@@ -577,7 +582,7 @@ class _RunFolder:
         self.engine, self.p, self.run_dir, self.t_start = engine, engine.p, run_dir, t_start
         p, ts = engine.p, engine.ts
         run_dir.mkdir(parents=True, exist_ok=True)
-        dev_name = torch.cuda.get_device_name(engine.device) if engine.is_cuda else (platform.processor() or "cpu")
+        dev_name = engine.device_name
         use_async = engine.is_cuda if p["async_metrics"] == "auto" else p["async_metrics"]
         segment = {"started_utc": started, "from_epoch": 0 if checkpoint is None else int(checkpoint["epoch"]),
                    "git_commit": code["git_commit"], "git_dirty": code["git_dirty"], "device_name": dev_name,
@@ -802,9 +807,7 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
         if len(epochs_at) > 1:
             raise ValueError(f"resume=True, but the runs stopped at different epochs {epochs_at}; resume each alone")
         start = epochs_at[0]
-        eng0 = engines[0]
-        name = torch.cuda.get_device_name(eng0.device) if eng0.is_cuda else (platform.processor() or "cpu")
-        here = {"device": str(eng0.device), "device_name": name, "torch": torch.__version__}
+        here = {"device": str(engines[0].device), "device_name": engines[0].device_name, "torch": torch.__version__}
         for d in run_dirs:
             prov = json.loads((d / "provenance.json").read_text())
             first = prov.get("git_commit")

@@ -21,8 +21,9 @@
 #    calibration, the CUDA test report and the two benchmark outputs beside it: 6 files).
 #
 # FULL=1 (the paper's 12,000 epochs in several calls): no benchmark and no calibration; each figure of $FIGURES
-# trains toward 12,000 epochs (FULL_EPOCHS: fewer, the first FULL_EPOCHS epochs of the paper's run) with max_train_s = the seconds left (BUDGET_S - elapsed - RESERVE_S, default 60;
-# MAX_TRAIN_S overrides), so its runs stop with a checkpoint when the call's time is up; the next call of the
+# trains toward 12,000 epochs (FULL_EPOCHS: fewer, the first FULL_EPOCHS epochs of the paper's run) with
+# max_train_s = the seconds left (BUDGET_S - elapsed - RESERVE_S, default 60; MAX_TRAIN_S overrides), so its
+# runs stop with a checkpoint when the call's time is up; the next call of the
 # same command on the same (warm) machine resumes them (resume=true) until they finish. The runs live in
 # $STAGE (default /var/tmp/nclib-gpu-stage, outside the repository copy, which each call refreshes) and every
 # call archives them (checkpoints excluded); the executed notebook of an earlier call is kept as

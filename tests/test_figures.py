@@ -387,7 +387,7 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
         assert g["mean-end"] == f"{max(r['global_mean_norm'] for r in rows):.3f}"
         nc3 = max(runs[r['L']].history['nc3'][0] / r['nc3'] for r in rows)
         assert f"NC3 falls by at most a factor {nc3:.3g} over a run" in g["fit-sentence"]
-        assert g["drop-sentence"] == f"NC1 falls by a factor of at least {min(r['nc1_drop'] for r in rows):.1e} over each run."
+        assert f"NC1 falls by at least a factor {min(r['nc1_drop'] for r in rows):.1e}" in g["fit-sentence"]
         assert g["stall"] == "Every run ends at 100 % training accuracy."
         never = lambda e: "never" if e is None else str(e)  # noqa: E731
         assert g["acc-epochs"] == ", ".join(never(r["acc100_epoch"]) for r in rows)
@@ -657,7 +657,8 @@ def test_stalls_and_their_sentences(tiny, monkeypatch):
     assert "in the run that ends at 100 % training accuracy (L = 1)" in figures._fit_sentence(stalled, rows)
     assert figures._fit_sentence(stalled, rows).endswith(
         "The runs L = 3 and 6 end below 100 % training accuracy (section Comparison).")
-    assert figures._drop_sentence(rows).endswith("over each run that ends at 100 % training accuracy (L = 1).")
+    assert f"NC1 falls by at least a factor {rows[0]['nc1_drop']:.1e} (checked below)" in figures._fit_sentence(stalled,
+                                                                                                        rows)
     assert "for L = 1, as the paper's claim" in figures._collapse_claim(rows)
     assert "but not for L = 3 and 6 within these epochs" in figures._collapse_claim(rows)
     assert "The history of L = 3 and 6 records the accuracy over all training samples only" in text
