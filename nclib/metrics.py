@@ -7,7 +7,9 @@ zero at the exact minimizer); see :ref:`ch-errata-metrics`. This module implemen
 basis-independent definitions that :ref:`ch-metrics` derives, each of which is exactly 0 (to
 rounding) at the closed-form global minimizer of ``nclib.ufm``:
 
-* :func:`nc1` -- tr(Sigma_W Sigma_B^+)/K of Section 5, without a d x d pseudo-inverse;
+* :func:`nc1` -- tr(Sigma_W Sigma_B^+)/K of Section 5, without a d x d pseudo-inverse, with Sigma_B
+  cut to the rank it has at the global minimizer (:func:`between_class_rank`) so that NC1 stays
+  continuous when modes collapse;
 * :func:`geometry_metrics` -- NC2^W, NC2^H, NC2^{WH}, NC3 of the product P = W_L...W_1 and of
   E = H-bar D against the structure predicted by Theorems 4.1-4.3;
 * :func:`collapse_metrics` -- all five from features, labels and the head weights;
@@ -65,13 +67,21 @@ def _labels(labels, N: int, num_classes: int | None = None, name: str = "labels"
             raise ValueError(f"{name} must hold integer class indices 0..K-1, got non-integer values")
     elif not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"{name} must hold integer class indices 0..K-1, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and np.any(np.abs(arr) > 2.0**62):
+        raise ValueError(f"{name} must hold class indices 0..K-1, got the value {float(np.max(np.abs(arr))):g}")
     arr = arr.astype(np.int64)
     if arr.min() < 0:
         raise ValueError(f"{name} must hold class indices 0..K-1, got the value {int(arr.min())}")
+    # every class needs a sample, so K <= N: checked before np.bincount allocates K counters
     if num_classes is None:
+        if arr.max() >= N:
+            raise ValueError(f"{name} must hold class indices 0..K-1 with every class present, so each label must be "
+                             f"below the number of samples N={N}; got the value {int(arr.max())}")
         K = int(arr.max()) + 1
     else:
         K = _checks.positive_int(num_classes, "num_classes")
+        if K > N:
+            raise ValueError(f"num_classes={K} exceeds the number of samples N={N}; every class needs a sample")
         if arr.max() >= K:
             raise ValueError(f"{name} must hold class indices 0..K-1 with K={K}, got the value {int(arr.max())}")
     n = np.bincount(arr, minlength=K)
@@ -95,8 +105,10 @@ def class_means(features, labels, num_classes: int | None = None) -> tuple[np.nd
 # NC1
 # ---------------------------------------------------------------------------------------------
 
-def nc1(features, labels, num_classes: int | None = None, rtol: float | None = None) -> float:
-    """NC1 = tr(Sigma_W Sigma_B^+)/K of Section 5 (feature collapse), chapter :ref:`ch-metrics`.
+def nc1(features, labels, num_classes: int | None = None, rtol: float | None = None,
+        rank: int | None = None) -> float:
+    """NC1 = tr(Sigma_W Sigma_B^+)/K of Section 5 (feature collapse), with the pseudo-inverse taken at a
+    given rank (chapter :ref:`ch-metrics`, section :ref:`sec-metrics-nc1-rank`; erratum M5).
 
     With class means h_k, the sample-weighted global mean h_G = (1/N) sum_k n_k h_k,
     Sigma_W = (1/N) sum_{k,i} (h_{k,i} - h_k)(h_{k,i} - h_k)^T and
@@ -107,20 +119,48 @@ def nc1(features, labels, num_classes: int | None = None, rtol: float | None = N
 
     with A^+ from a thin SVD of the d x K matrix A: no d x d matrix is ever formed.
 
-    Rank: sum_k n_k (h_k - h_G) = 0, so A has rank at most K - 1; the K - 1 largest singular values
-    are kept, minus those below ``rtol * s_max`` (default ``rtol = max(d, K) * eps``, the default
-    of ``numpy.linalg.matrix_rank``). If every class mean equals h_G (Sigma_B = 0) the printed formula
-    would give 0 whatever the within-class spread; this function returns ``inf`` then, and 0 only
-    when the features themselves are all equal (see :ref:`ch-metrics`).
+    Rank: ``rank`` (default K - 1) is the number r of between-class directions kept: A is replaced by
+    its best rank-r approximation A_r (the r largest singular values), i.e. Sigma_B by its best rank-r
+    approximation. sum_k n_k (h_k - h_G) = 0, so A has rank at most K - 1 and the default keeps every
+    direction Sigma_B can have. At a global minimizer with collapsed modes Sigma_B has rank
+    r = :func:`between_class_rank` < K - 1, and only that rank makes NC1 continuous there;
+    :func:`collapse_metrics` passes it. Among the r values, those below ``rtol * s_max`` are dropped too
+    (default ``rtol = max(d, K) * eps``, the default of ``numpy.linalg.matrix_rank``). ``rank = 0`` keeps
+    no direction and gives 0 (the theory predicts no between-class direction: complete collapse). If
+    every class mean equals h_G (Sigma_B = 0) and r >= 1 this function returns ``inf``, and 0 only when
+    the features themselves are all equal (see :ref:`ch-metrics`).
 
     features: N x d array (float32 or float64); labels: N integers 0..K-1 (K = ``num_classes`` or
-    max label + 1), every class with at least one sample.
+    max label + 1), every class with at least one sample (so K <= N; a larger label is refused before
+    anything is allocated).
     """
     X = _features(features)
     y, n = _labels(labels, X.shape[0], num_classes)
     if rtol is not None:
         rtol = _checks.nonneg_float(rtol, "rtol")
-    return _nc1(X, y, n, _means(X, y, n.size), rtol)
+    if rank is not None:
+        if not _checks._is_integral(rank) or not 0 <= int(rank) <= n.size - 1:
+            raise ValueError(f"rank must be an integer 0..K-1 = 0..{n.size - 1}, got {rank!r}")
+        rank = int(rank)
+    return _nc1(X, y, n, _means(X, y, n.size), rtol, rank)
+
+
+def between_class_rank(structure) -> int:
+    """The rank of Sigma_B (of A = [h_k - h_G]_k) at every global minimizer: min(r_alive, K - 1), where
+    r_alive is the number of surviving modes (``structure.s_product > 0``) of ``nclib.ufm.structure``
+    (Theorems 4.1-4.3). Chapter :ref:`ch-metrics`, section :ref:`sec-metrics-nc1-rank`.
+
+    At a minimizer H-bar = R diag(s_features) V^T D^{-1} (R with orthonormal columns). With a bias
+    h_G = 0 and A = H-bar has rank r_alive (<= K - 1, the zero mode of Y-bar never survives). Without a
+    bias the modes are the classes: if all K survive, A = H-bar (I - n 1^T/N) has rank K - 1; otherwise
+    a collapsed class has h_k = 0, its column -h_G lies in the span of the surviving means, and the rank
+    is r_alive.
+    """
+    s_p = np.asarray(getattr(structure, "s_product", None), dtype=np.float64)
+    if s_p.ndim != 1 or s_p.size == 0 or not np.all(np.isfinite(s_p)) or np.any(s_p < 0):
+        raise ValueError("structure must have s_product, a vector of finite non-negative numbers "
+                         "(nclib.ufm.structure)")
+    return int(min(np.count_nonzero(s_p > 0), s_p.size - 1))
 
 
 def _means(X: np.ndarray, y: np.ndarray, K: int) -> np.ndarray:
@@ -130,10 +170,15 @@ def _means(X: np.ndarray, y: np.ndarray, K: int) -> np.ndarray:
     return (onehot @ X) / onehot.sum(axis=1)[:, None]
 
 
-def _nc1(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: float | None) -> float:
-    """NC1 of :func:`nc1` from validated float64 features, labels, counts and class means."""
+def _nc1(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: float | None,
+         rank: int | None = None) -> float:
+    """NC1 of :func:`nc1` from validated float64 features, labels, counts, class means and rank r."""
     N, d = X.shape
     K = n.size
+    if rank is None:
+        rank = K - 1
+    if rank == 0:
+        return 0.0  # no between-class direction to compare the spread with: the empty sum
     h_G = (n @ means) / N
     A = (means - h_G).T  # d x K
     if rtol is None:
@@ -142,7 +187,7 @@ def _nc1(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: f
     C = X - means[y]  # within-class deviations, N x d (a fresh array: X is never modified)
     if s_A.size == 0 or s_A[0] == 0.0:
         return 0.0 if not np.any(C) else float("inf")
-    keep = min(K - 1, d)
+    keep = min(rank, d)
     s_A = s_A[:keep]
     r = int(np.count_nonzero(s_A > rtol * s_A[0]))
     B = U_A[:, :r] / s_A[:r]  # d x r: (A^+)^T
@@ -163,13 +208,17 @@ def _normalized(X: np.ndarray) -> np.ndarray:
 def normalized_distance(X, T) -> float:
     """|| X/||X||_F - T/||T||_F ||_F with 0/0 := 0 for a zero matrix (the shape of every NC2 metric).
 
-    Lies in [0, 2]; equals 1 when exactly one of X, T is zero and 0 when both are. Used by
-    :func:`geometry_metrics` (chapter :ref:`ch-metrics`).
+    Lies in [0, 2]; equals 1 when exactly one of X, T is zero and 0 when both are. X and T must be
+    finite: a NaN or inf has no direction, and the distance is refused (ValueError naming X or T) rather
+    than returned as a number, like every other input of this module. Chapter :ref:`ch-metrics`.
     """
     X = np.asarray(X, dtype=np.float64)
     T = np.asarray(T, dtype=np.float64)
     if X.shape != T.shape:
         raise ValueError(f"X and T must have the same shape, got {X.shape} and {T.shape}")
+    for name, arr in (("X", X), ("T", T)):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite (no NaN or inf): a matrix with NaN or inf has no direction")
     return float(np.linalg.norm(_normalized(X) - _normalized(T)))
 
 
@@ -304,7 +353,9 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     lam_W: one weight decay or L of them (lambda_{W_1}, ..., lambda_{W_L}); lam_H > 0; bias: whether
     the model of Theorem 4.2/4.3 (with b) or of Theorem 4.1 (without) gives the targets.
 
-    Returns the dict {"nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3"}: :func:`nc1`, and
+    Returns the dict {"nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3"}: :func:`nc1` at the rank
+    :func:`between_class_rank` that Sigma_B has at every global minimizer (K - 1 unless modes other
+    than the zero mode of Y-bar collapse, and then the rank that keeps NC1 continuous there), and
     :func:`geometry_metrics` of P = W_L...W_1 and E = H-bar D against
     ``nclib.ufm.structure(n, lam_W, lam_H, L, bias)`` with n the class counts of ``labels``.
     All five are 0 (to rounding) at every closed-form global minimizer and independent of the
@@ -331,7 +382,7 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     means = _means(X, y, K)  # K x d
     E = means.T * np.sqrt(n)[None, :]  # H-bar D, d x K
     structure = ufm.structure(n, lam_W, lam_H, L=L, bias=bias)
-    out = {"nc1": _nc1(X, y, n, means, None)}
+    out = {"nc1": _nc1(X, y, n, means, None, between_class_rank(structure))}
     out.update(geometry_metrics(P, E, structure))
     return out
 

@@ -178,7 +178,8 @@ def test_geometry_metrics_at_structured_points_with_arbitrary_spectra():
 
 
 def test_complete_collapse_conventions():
-    """All targets zero: NC2 is 0 at P = E = 0 and 1 elsewhere; NC3 is an empty sum, 0."""
+    """All targets zero: NC2 is 0 at P = E = 0 and 1 elsewhere; NC3 and NC1 (Sigma_B of rank 0 at the
+    minimizer) are empty sums, 0; the printed NC1 (rank K - 1) is positive at the random point."""
     n, lam = [30, 20, 10], 0.1
     st = ufm.structure(n, lam, lam, L=2, bias=True)
     assert not np.any(st.s_product)
@@ -190,7 +191,8 @@ def test_complete_collapse_conventions():
     out = m.collapse_metrics(X, imb.class_labels(n), Ws, lam, lam, bias=True)
     for key in ("nc2_w", "nc2_h", "nc2_wh"):
         np.testing.assert_allclose(out[key], 1.0, rtol=1e-12)
-    assert out["nc3"] == 0.0 and out["nc1"] > 0.1
+    assert out["nc3"] == 0.0 and out["nc1"] == 0.0
+    assert m.between_class_rank(st) == 0 and m.nc1(X, imb.class_labels(n)) > 0.1
 
 
 def test_zero_head_against_surviving_targets():
@@ -420,3 +422,122 @@ def test_class_accuracy_by_hand():
         m.class_accuracy(pred, y, num_classes=0)
     with pytest.raises(ValueError, match="labels must be 1-D"):
         m.class_accuracy(pred, y[:3])
+
+
+# ---------------------------------------------------------------------------------------------
+# NC1 at the rank of Sigma_B at the minimizer (collapsed modes, erratum M5)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n, lam, L, bias", CASES)
+def test_between_class_rank_is_the_rank_of_sigma_b_at_the_minimizer(n, lam, L, bias):
+    mz = ufm.global_minimizer(n, lam, lam, L=L, bias=bias, d=len(n) + 3)
+    st = ufm.structure(n, lam, lam, L=L, bias=bias)
+    means, counts = m.class_means(mz.H.T, imb.class_labels(n))
+    A = (means - counts @ means / counts.sum()).T
+    s = np.linalg.svd(A, compute_uv=False)
+    numerical_rank = int(np.count_nonzero(s > 1e-10 * s[0])) if s[0] > 0 else 0
+    assert m.between_class_rank(st) == numerical_rank
+    assert m.between_class_rank(st) == min(np.count_nonzero(st.s_product), len(n) - 1)
+
+
+def _perturbed(mz, eps, rng):
+    """The minimizer plus a perturbation of relative size eps in every parameter."""
+    H = mz.H + eps * np.linalg.norm(mz.H) / np.sqrt(mz.H.size) * rng.standard_normal(mz.H.shape)
+    Ws = [W + eps * np.linalg.norm(W) / np.sqrt(W.size) * rng.standard_normal(W.shape) for W in mz.Ws]
+    return H, Ws
+
+
+def test_nc1_continuous_at_a_minimizer_with_collapsed_modes():
+    """Counts [4, 4, 2, 2, 1, 1], L = 1, lambda = 0.1, bias: 3 of 6 modes alive. The printed NC1 (rank K - 1)
+    at a perturbation of 1e-7 is a ratio of noise to noise; at the minimizer's rank it falls like eps^2."""
+    n, lam = [4, 4, 2, 2, 1, 1], 0.1
+    y = imb.class_labels(n)
+    st = ufm.structure(n, lam, lam, L=1, bias=True)
+    assert np.count_nonzero(st.s_product) == 3 and m.between_class_rank(st) == 3
+    mz = ufm.global_minimizer(n, lam, lam, L=1, bias=True)
+    rng = np.random.default_rng(20)
+    printed = []
+    for eps in (1e-3, 1e-5, 1e-7):
+        for _ in range(4):
+            H, Ws = _perturbed(mz, eps, rng)
+            out = m.collapse_metrics(H.T, y, Ws, lam, lam)
+            assert out["nc1"] <= 10 * eps**2, (eps, out["nc1"])
+            assert max(out[k] for k in ("nc2_w", "nc2_h", "nc2_wh", "nc3")) <= 100 * eps
+            assert m.nc1(H.T, y, rank=3) == out["nc1"]
+            printed.append(m.nc1(H.T, y))
+    assert min(printed[-4:]) > 0.01  # the printed NC1 does not go to 0 with eps
+
+
+@pytest.mark.parametrize("n, lam, L, bias", CASES)
+def test_nc1_positive_at_random_points_with_any_rank(n, lam, L, bias):
+    rng = np.random.default_rng(21)
+    Ws, X = _random_point(n, L, len(n) + 3, rng)
+    st = ufm.structure(n, lam, lam, L=L, bias=bias)
+    value = m.collapse_metrics(X, imb.class_labels(n), Ws, lam, lam, bias=bias)["nc1"]
+    if m.between_class_rank(st) == 0:
+        assert value == 0.0  # complete collapse: no between-class direction (the empty sum)
+    else:
+        assert value > 0.1
+
+
+def test_nc1_rank_by_hand():
+    # A = [h_k - h_G] has singular values 2 (along e_1) and 1 (along e_2); the spread lies along e_2
+    # and along e_1, 0.1 each: rank 2 sees both (0.1^2/2^2 + 0.1^2/1^2 summed over samples), rank 1 only e_1
+    means = np.array([[2.0, 0.0], [-2.0, 0.0], [0.0, 1.0], [0.0, -1.0]]) / np.sqrt(2.0)
+    y = np.repeat(np.arange(4), 2)
+    dev = np.array([[0.1, 0.0], [-0.1, 0.0], [0.0, 0.1], [0.0, -0.1]] * 2)
+    X = means[y] + dev
+    # A A^T = diag(4, 1): singular values of A are 2 and 1; each sample's deviation is 0.1 along one axis
+    full = np.mean([(0.1 / 2) ** 2 if d[0] else (0.1 / 1) ** 2 for d in dev])
+    top = np.mean([(0.1 / 2) ** 2 if d[0] else 0.0 for d in dev])
+    np.testing.assert_allclose(m.nc1(X, y), full, rtol=1e-12)
+    np.testing.assert_allclose(m.nc1(X, y, rank=3), full, rtol=1e-12)
+    np.testing.assert_allclose(m.nc1(X, y, rank=1), top, rtol=1e-12)
+    assert m.nc1(X, y, rank=0) == 0.0
+
+
+def test_nc1_unchanged_where_no_mode_but_the_zero_mode_collapses():
+    """The figure runs' setting (counts 10..50, lambda = 1e-4, L = 1, 3, 6): rank K - 1, the printed NC1."""
+    n = [10, 10, 20, 20, 30, 30, 40, 40, 50, 50]
+    y = imb.class_labels(n)
+    rng = np.random.default_rng(22)
+    for bias in (True, False):
+        for L in (1, 3, 6):
+            st = ufm.structure(n, 1e-4, 1e-4, L=L, bias=bias)
+            assert m.between_class_rank(st) == len(n) - 1
+            Ws, X = _random_point(n, L, 16, rng, offset=0.3)
+            assert m.collapse_metrics(X, y, Ws, 1e-4, 1e-4, bias=bias)["nc1"] == m.nc1(X, y)
+
+
+def test_stray_labels_and_non_finite_distances_are_refused():
+    rng = np.random.default_rng(23)
+    X = rng.standard_normal((7, 3))
+    y = imb.class_labels([3, 2, 2])
+    stray = y.copy()
+    stray[0] = 10**9
+    with pytest.raises(ValueError, match="labels"):
+        m.nc1(X, stray)  # refused before np.bincount allocates 10**9 counters
+    with pytest.raises(ValueError, match="labels"):
+        m.nc1(X, stray, num_classes=3)
+    with pytest.raises(ValueError, match="labels"):
+        m.nc1(X, stray.astype(np.float64) * 1e21)
+    with pytest.raises(ValueError, match="num_classes"):
+        m.nc1(X, y, num_classes=10**9)
+    with pytest.raises(ValueError, match="labels"):
+        m.class_means(X, stray)
+    with pytest.raises(ValueError, match="rank"):
+        m.nc1(X, y, rank=3)  # K - 1 = 2 at most
+    with pytest.raises(ValueError, match="rank"):
+        m.nc1(X, y, rank=-1)
+    with pytest.raises(ValueError, match="rank"):
+        m.nc1(X, y, rank=1.5)
+    with pytest.raises(ValueError, match="structure"):
+        m.between_class_rank(object())
+    for bad in (np.nan, np.inf):
+        Z = np.eye(2)
+        Z[0, 1] = bad
+        with pytest.raises(ValueError, match="X"):
+            m.normalized_distance(Z, np.eye(2))
+        with pytest.raises(ValueError, match="T"):
+            m.normalized_distance(np.eye(2), Z)
+    np.testing.assert_allclose(m.normalized_distance(np.eye(2), 3 * np.eye(2)), 0.0, atol=1e-15)
