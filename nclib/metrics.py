@@ -357,7 +357,8 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     :func:`between_class_rank` that Sigma_B has at every global minimizer (K - 1 unless modes other
     than the zero mode of Y-bar collapse, and then the rank that keeps NC1 continuous there), and
     :func:`geometry_metrics` of P = W_L...W_1 and E = H-bar D against
-    ``nclib.ufm.structure(n, lam_W, lam_H, L, bias)`` with n the class counts of ``labels``.
+    ``nclib.ufm.structure(n, lam_W, lam_H, L, bias)`` with n the class counts of ``labels``. Without
+    a bias too the features enter as E = H-bar D, not as H-bar (erratum M4 says why).
     All five are 0 (to rounding) at every closed-form global minimizer and independent of the
     choice of singular vectors of M (chapter :ref:`ch-metrics`). The bias-case H-bar is not
     centred, so a non-zero global feature mean (0 at every minimizer, Theorem 4.2) shows up in
