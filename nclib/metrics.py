@@ -108,7 +108,7 @@ def class_means(features, labels, num_classes: int | None = None) -> tuple[np.nd
 def nc1(features, labels, num_classes: int | None = None, rtol: float | None = None,
         rank: int | None = None) -> float:
     """NC1 = tr(Sigma_W Sigma_B^+)/K of Section 5 (feature collapse), with the pseudo-inverse taken at a
-    given rank (chapter :ref:`ch-metrics`, section :ref:`sec-metrics-nc1-rank`; erratum M5).
+    given rank (chapter :ref:`ch-metrics`, section :ref:`sec-metrics-nc1-rank`; erratum M6).
 
     With class means h_k, the sample-weighted global mean h_G = (1/N) sum_k n_k h_k,
     Sigma_W = (1/N) sum_{k,i} (h_{k,i} - h_k)(h_{k,i} - h_k)^T and

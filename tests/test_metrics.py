@@ -425,7 +425,7 @@ def test_class_accuracy_by_hand():
 
 
 # ---------------------------------------------------------------------------------------------
-# NC1 at the rank of Sigma_B at the minimizer (collapsed modes, erratum M5)
+# NC1 at the rank of Sigma_B at the minimizer (collapsed modes, erratum M6)
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n, lam, L, bias", CASES)
