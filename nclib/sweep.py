@@ -64,6 +64,7 @@ import pathlib
 import re
 import sys
 import uuid
+import warnings
 
 import pandas as pd
 
@@ -328,6 +329,14 @@ def _run_point(params: dict) -> dict:
 
 # --------------------------------------------------------------------------------------------- the sweep
 
+def task_resources(params: dict, resources: dict | None = None) -> dict | None:
+    """The Dask resources a run asks its worker for (:ref:`ch-sweeps`): ``resources`` when given, else
+    ``{"GPU": 1}`` for a run with ``device="cuda..."`` (one run per GPU at a time) and None otherwise."""
+    if resources is not None:
+        return dict(resources)
+    return {"GPU": 1} if str(params["device"]).startswith("cuda") else None
+
+
 @contextlib.contextmanager
 def _lock(out_dir: pathlib.Path):
     """Hold ``OUT_DIR/.sweep.lock`` (an exclusive flock) for the sweep; RuntimeError when another sweep holds it."""
@@ -402,8 +411,7 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
 
         todo = [item["params"] for item in planned
                 if read_run_status(out_dir / item["params"]["run_name"]) not in FINAL]
-        asks = [resources if resources is not None else
-                ({"GPU": 1} if str(p["device"]).startswith("cuda") else None) for p in todo]
+        asks = [task_resources(p, resources) for p in todo]
         if todo:
             need = {}
             for ask in asks:
@@ -414,6 +422,12 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
                 from dask.distributed import as_completed
                 from tqdm import tqdm
 
+                held = [w.get("resources", {}) for w in client.scheduler_info().get("workers", {}).values()]
+                lacking = sorted(k for k, v in need.items() if not any(r.get(k, 0) >= v for r in held))
+                if lacking:  # a cluster that scales up (dask-jobqueue) may still add such workers
+                    warnings.warn(f"no worker of the cluster holds the resources {lacking} that the runs ask "
+                                  f"for; they wait until one joins (start workers with --resources, e.g. "
+                                  f"GPU=1)", stacklevel=2)
                 tag = uuid.uuid4().hex[:8]
                 futures = {client.submit(_run_point, p, key=f"train-{p['run_name']}-{tag}", pure=False,
                                          resources=ask): p["run_name"] for p, ask in zip(todo, asks)}

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from dask.distributed import LocalCluster
 
 from nclib import runs, sweep, train
@@ -96,6 +97,21 @@ def test_the_command_line_refuses_by_name(tmp_path, capsys):
         sweep.main(["--grid", "lam_w=1e-3,1e-2", "--out-dir", str(tmp_path / "out")])
     assert exc.value.code == 2 and "lam_w" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_cuda_points_are_checked_for_the_workers_of_a_cluster(tmp_path):
+    """With a scheduler the runs train elsewhere: device="cuda" passes the check on a machine without a GPU
+    (the workers check it again), and each such run asks for the resource GPU=1."""
+    planned = sweep.plan({"seed": [0, 1]}, {**TINY, "device": "cuda"}, tmp_path, remote=True)
+    assert [q["params"]["device"] for q in planned] == ["cuda", "cuda"]
+    assert [q["params"]["seed"] for q in planned] == [0, 1]
+    assert [sweep.task_resources(q["params"]) for q in planned] == [{"GPU": 1}] * 2
+    assert sweep.task_resources(planned[0]["params"], {"GPU": 0.5}) == {"GPU": 0.5}
+    assert sweep.task_resources(sweep.plan({}, TINY, tmp_path)[0]["params"]) is None
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device"):
+            sweep.plan({"seed": [0, 1]}, {**TINY, "device": "cuda"}, tmp_path)
+    assert not any(tmp_path.iterdir())
 
 
 def test_a_folder_with_other_parameters_is_refused(tmp_path):
