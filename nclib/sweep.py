@@ -311,12 +311,11 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False) -> list[
 
 def _run_point(params: dict) -> dict:
     """Train (or resume, or skip) one grid point on a worker; never raises for the run's own failure: returns
-    ``{"run_name", "action", "status", "error"}`` (the error as ``Type: message``)."""
+    ``{"status": the folder's status after, "error": None or "Type: message"}``."""
     run_dir = pathlib.Path(params["out_dir"]) / params["run_name"]
     before = read_run_status(run_dir)  # read again here: a retried task finds what its first attempt left
     if before in FINAL:
-        return {"run_name": params["run_name"], "action": "skipped", "status": before, "error": None}
-    action = "resumed" if before == "stopped" else ("restarted" if before != "absent" else "started")
+        return {"status": before, "error": None}
     error = None
     try:
         from . import train
@@ -324,7 +323,7 @@ def _run_point(params: dict) -> dict:
         train.run(**{**params, "resume": before == "stopped", "overwrite": before != "stopped"})
     except Exception as exc:  # noqa: BLE001 - a failing run is reported, the sweep goes on
         error = f"{type(exc).__name__}: {exc}"
-    return {"run_name": params["run_name"], "action": action, "status": read_run_status(run_dir), "error": error}
+    return {"status": read_run_status(run_dir), "error": error}
 
 
 # --------------------------------------------------------------------------------------------- the sweep
@@ -367,13 +366,9 @@ def _client(scheduler, workers, worker_resources):
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:
-        if workers is not None:
-            raise ValueError("workers sets the size of the local cluster; with scheduler the cluster's own "
-                             "workers run the sweep")
         return Client(scheduler), None
-    n = (1 if worker_resources else os.cpu_count() or 1) if workers is None else workers
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n = (1 if worker_resources else cores) if workers is None else workers
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                            resources=worker_resources or None, silence_logs=logging.ERROR)
     return Client(cluster), cluster
@@ -394,6 +389,11 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     run with ``device="cuda..."``, none otherwise).  ``progress``: a tqdm bar over the finished runs."""
     if not isinstance(progress, bool):
         raise ValueError(f"progress must be True or False, got {progress!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive integer (or None: one per core), got {workers!r}")
+    if workers is not None and scheduler is not None:
+        raise ValueError("workers sets the size of the local cluster; with scheduler the cluster's own workers "
+                         "run the sweep")
     if resources is not None and (not isinstance(resources, dict) or not all(
             isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
             for k, v in resources.items())):

@@ -92,6 +92,14 @@ def test_refusals_name_the_parameter_and_write_nothing(tmp_path, grid, fixed, na
     assert not out.exists()
 
 
+@pytest.mark.parametrize("kw, name", [(dict(workers=0), "workers"), (dict(workers=2, scheduler="tcp://h:8786"), "workers"),
+                                      (dict(resources={"GPU": -1}), "resources"), (dict(progress=1), "progress")])
+def test_bad_sweep_arguments_are_refused_by_name(tmp_path, kw, name):
+    with pytest.raises(ValueError, match=name):
+        sweep.run_sweep({"seed": [0]}, TINY, tmp_path / "out", **kw)
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_command_line_refuses_by_name(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         sweep.main(["--grid", "lam_w=1e-3,1e-2", "--out-dir", str(tmp_path / "out")])
@@ -212,3 +220,14 @@ def test_a_run_that_fails_before_its_folder_is_written_is_reported(scheduler, tm
     assert not (tmp_path / df["run_name"][1]).exists()
     table = sweep.summary(tmp_path)  # rebuilt from the folders and sweep.json: the error is still there
     pd.testing.assert_frame_equal(table, df)
+
+
+def test_a_second_sweep_on_the_same_folder_is_refused(tmp_path):
+    """While one sweep holds out_dir's lock file, another is refused before it trains or writes anything."""
+    import fcntl
+
+    with open(tmp_path / sweep.LOCK, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RuntimeError, match=re.escape(str(tmp_path))):
+            sweep.run_sweep({"seed": [0]}, TINY, tmp_path, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == [sweep.LOCK]
