@@ -19,7 +19,8 @@ Command line::
 ``--grid NAME=V1,V2,...`` and ``--set NAME=VALUE`` take any parameter of :data:`nclib.train.DEFAULTS`; a value
 is an integer, a float, ``true``/``false``/``none``, a list in brackets (``--set counts=[500,100,20]``,
 ``--grid lr_milestones=[100],[100,150]``) or else a string.  ``--summary-only`` rewrites the table from the run
-folders.
+folders.  The command prints the table's main columns and exits with status 1 when a run failed (an error;
+a divergence is a result, status 0).
 
 Where the runs go:
 
@@ -447,7 +448,7 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
                         else:
                             manifest["errors"].pop(name, None)
                         failed += result["error"] is not None
-                        bar.set_postfix(failed=failed, refresh=False)
+                        bar.set_postfix(errors=failed, refresh=False)
                         bar.update()
             finally:
                 client.close()
@@ -563,10 +564,12 @@ def main(argv=None) -> pd.DataFrame:
                            scheduler=ns.scheduler, resources=res, progress=not ns.no_progress)
     except ValueError as exc:
         ap.error(str(exc))
-    shown = [c for c in df.columns if c in ("run_name", "status", "epoch", "final_objective", "final_train_acc",
-                                            "final_nc1", "error")]
-    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
-        print(df[shown].to_string(index=False))
+    view = df[[c for c in ("run_name", "status", "epoch", "final_objective", "final_train_acc", "final_nc1",
+                           "error") if c in df.columns]].copy()
+    if "epoch" in view:
+        view["epoch"] = view["epoch"].astype("Int64")
+    view["error"] = [e[:57] + "..." if isinstance(e, str) and len(e) > 60 else e for e in view["error"]]
+    print(view.to_string(index=False))
     print(pathlib.Path(ns.out_dir) / SUMMARY)
     return df
 
