@@ -67,6 +67,7 @@ import sys
 import uuid
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from .runs import CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text, load_class_accuracy, load_run
@@ -194,6 +195,17 @@ def parse_fixed(items) -> dict:
     return fixed
 
 
+def _plain(v):
+    """A value as JSON has it: numpy scalars and arrays (``np.logspace(-4, -1, 4)``) as Python numbers and lists."""
+    if isinstance(v, np.ndarray):
+        return [_plain(x) for x in v.tolist()]
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
 def _check_names(grid: dict, fixed: dict) -> None:
     from .train import DEFAULTS, EXECUTION_KEYS
 
@@ -216,7 +228,8 @@ def _check_names(grid: dict, fixed: dict) -> None:
     if both:
         raise ValueError(f"{both} given both in grid and in fixed")
     for k, values in grid.items():
-        if isinstance(values, (str, bytes, dict)) or not isinstance(values, (list, tuple)) or not values:
+        if (not isinstance(values, (list, tuple, np.ndarray)) or (isinstance(values, np.ndarray) and values.ndim == 0)
+                or len(values) == 0):
             raise ValueError(f"grid[{k!r}] must be a non-empty list of values, got {values!r}")
 
 
@@ -228,7 +241,7 @@ def expand_grid(grid: dict) -> list[dict]:
 
     _check_names(grid, {})
     keys = [k for k in DEFAULTS if k in grid]
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*([_plain(v) for v in grid[k]] for k in keys))]
 
 
 def _value_text(v) -> str:
@@ -275,6 +288,7 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False) -> list[
 
     fixed = {} if fixed is None else fixed
     _check_names(grid, fixed)
+    fixed = {k: _plain(v) for k, v in fixed.items()}
     if out_dir is None:
         raise ValueError("out_dir must be a folder for the run folders and sweep.csv, got None")
     out_dir = pathlib.Path(out_dir).resolve()
@@ -400,11 +414,13 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
             for k, v in resources.items())):
         raise ValueError(f"resources must be a dict of resource name -> positive amount, got {resources!r}")
     planned = plan(grid, fixed, out_dir, remote=scheduler is not None)
+    grid = {k: [_plain(v) for v in values] for k, values in grid.items()}
+    fixed = {k: _plain(v) for k, v in (fixed or {}).items()}
     out_dir = pathlib.Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     with _lock(out_dir):
         manifest = _read_manifest(out_dir)
-        manifest.update(format=1, grid=grid, fixed=fixed or {})
+        manifest.update(format=1, grid=grid, fixed=fixed)
         manifest.setdefault("errors", {})
         for item in planned:
             manifest["runs"][item["params"]["run_name"]] = item["point"]

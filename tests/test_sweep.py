@@ -48,6 +48,10 @@ def test_grid_expands_in_parameter_order_with_safe_unique_names():
     assert names[0] == "batch_size-full_lam_W-0.001_seed-0"
     assert sweep.run_name_for({"data_path": "/a/b c"}) != sweep.run_name_for({"data_path": "/a/b_c"})
     assert sweep.expand_grid({}) == [{}]
+    # numpy values (np.logspace) are plain numbers in the points and the names
+    points = sweep.expand_grid({"lam_W": np.array([1e-3, 1e-2]), "seed": np.arange(2)})
+    assert points[1] == {"lam_W": 1e-3, "seed": 1} and type(points[1]["seed"]) is int
+    assert sweep.run_name_for(points[1]) == "lam_W-0.001_seed-1"
     assert sweep.parse_fixed(["counts=[6,3,2]", "bias=false", "device=cpu", "lam_W=reference"]) == \
         {"counts": [6, 3, 2], "bias": False, "device": "cpu", "lam_W": "reference"}
 
@@ -81,6 +85,7 @@ def test_bad_fixed_syntax_is_refused_by_name():
     ({"seed": [0, 1]}, {"seed": 0}, "seed"),             # in both
     ({"seed": 0}, {}, "seed"),                           # not a list
     ({"seed": []}, {}, "seed"),                          # no value
+    ({"lam_W": np.array(0.1)}, {}, "lam_W"),             # a 0-d array is not a list
     ({"L": [1, 0]}, {}, "L"),                            # one point fails check_params
     ({"batch_size": [2, 2]}, {}, "batch_size"),          # the same run twice
     ({"lr": [1, 1.0]}, {}, "lr"),                        # the same run under two names
