@@ -265,7 +265,7 @@ def run_name_for(point: dict) -> str:
     for k, v in point.items():
         text = _value_text(v)
         safe = _SAFE.sub("_", text)
-        lossy |= safe != text.replace(" ", "")
+        lossy |= safe != text
         parts.append(f"{k}-{safe}")
     name = "_".join(parts)
     if lossy or len(name) > 120:

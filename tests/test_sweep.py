@@ -97,7 +97,8 @@ def test_refusals_name_the_parameter_and_write_nothing(tmp_path, grid, fixed, na
     assert not out.exists()
 
 
-@pytest.mark.parametrize("kw, name", [(dict(workers=0), "workers"), (dict(workers=2, scheduler="tcp://h:8786"), "workers"),
+@pytest.mark.parametrize("kw, name", [(dict(workers=0), "workers"),
+                                      (dict(workers=2, scheduler="tcp://h:8786"), "workers"),
                                       (dict(resources={"GPU": -1}), "resources"), (dict(progress=1), "progress")])
 def test_bad_sweep_arguments_are_refused_by_name(tmp_path, kw, name):
     with pytest.raises(ValueError, match=name):
