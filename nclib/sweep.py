@@ -1,0 +1,595 @@
+"""Sweeps of the training engine (objective (4.3), :mod:`nclib.train`) over a grid of parameters, on Dask
+distributed (:ref:`ch-sweeps`).
+
+A sweep is a grid (parameter -> list of values) and fixed parameters (parameter -> one value), over any
+parameter of :data:`nclib.train.DEFAULTS`.  Every grid point is one run of :func:`nclib.train.run`, written to
+its own run folder ``OUT_DIR/<run name>`` (the name is made from the point's grid values, e.g.
+``lam_W-0.001_seed-1``), and the sweep ends with one table, ``OUT_DIR/sweep.csv``, of every run's parameters,
+status and final metrics, read back from the run folders (so :func:`summary` rebuilds it without training).
+Every point is validated by :func:`nclib.train.check_params` before anything is submitted.  Running the same
+sweep again skips the finished (and the diverged) runs, resumes the runs that ``max_train_s`` stopped
+(``resume=True``) and starts again those that failed or were left "running" by a killed process.  A failing run
+is written to the table with its error and does not stop the others.
+
+Command line::
+
+    python -m nclib.sweep --grid lam_W=1e-4,1e-3,1e-2 --grid seed=0,1 \\
+        --set dataset=synthetic --set epochs=200 --set width=64 --out-dir runs/decays [--workers 2]
+
+``--grid NAME=V1,V2,...`` and ``--set NAME=VALUE`` take any parameter of :data:`nclib.train.DEFAULTS`; a value
+is an integer, a float, ``true``/``false``/``none``, a list in brackets (``--set counts=[500,100,20]``,
+``--grid lr_milestones=[100],[100,150]``) or else a string.  ``--summary-only`` rewrites the table from the run
+folders.  The command prints the table's main columns and exits with status 1 when a run failed (an error;
+a divergence is a result, status 0).
+
+Where the runs go:
+
+- By default a :class:`dask.distributed.LocalCluster` on this machine: ``--workers N`` processes (default one
+  per core), one thread each (dask sets ``OMP_NUM_THREADS=1`` in its workers, so N runs use N cores).
+- ``--scheduler tcp://HOST:8786``: the workers of a running Dask cluster, started for instance with
+  ``dask scheduler`` on one machine and ``dask worker tcp://HOST:8786 --nworkers 4 --nthreads 1`` on others.
+  The run folders are written by the workers: ``--out-dir`` must be on a file system they all share (and
+  the client validates the parameters, ``data_path`` included, against its own view of it).
+- GPUs: a run with ``device=cuda`` asks for the Dask resource ``GPU=1`` (``--resources`` sets another
+  request), so that each GPU trains one run at a time.  Start one worker per GPU, each seeing its own card::
+
+      CUDA_VISIBLE_DEVICES=0 dask worker tcp://HOST:8786 --nworkers 1 --nthreads 1 --resources GPU=1
+      CUDA_VISIBLE_DEVICES=1 dask worker tcp://HOST:8786 --nworkers 1 --nthreads 1 --resources GPU=1
+
+  (``--resources GPU=2`` on a worker lets two small runs share its card).  Without ``--scheduler``, a sweep
+  with ``device=cuda`` starts a local cluster of ``--workers`` workers (default 1) that each hold ``GPU=1``.
+- Slurm or PBS through ``dask-jobqueue`` (``pip install dask-jobqueue``), from Python::
+
+      from dask_jobqueue import SLURMCluster          # or PBSCluster
+      cluster = SLURMCluster(cores=1, processes=1, memory="8GB", walltime="04:00:00",
+                             job_extra_directives=["--gres=gpu:1"], worker_extra_args=["--resources", "GPU=1"])
+      cluster.scale(jobs=8)                           # eight batch jobs, one worker (one GPU) each
+      nclib.sweep.run_sweep(grid, fixed, "runs/decays", scheduler=cluster)
+
+  or start ``dask scheduler`` on a login node and submit ``dask worker tcp://LOGIN:8786 ...`` as batch jobs,
+  then pass ``--scheduler tcp://LOGIN:8786``.
+
+One sweep at a time may use an output folder (a lock file, ``OUT_DIR/.sweep.lock``, refuses a second one), which
+is what lets a rerun treat a run folder left "running" as left by a killed process.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import itertools
+import json
+import logging
+import os
+import pathlib
+import re
+import sys
+import uuid
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .runs import CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text, load_class_accuracy, load_run
+
+#: The table a sweep writes into its output folder, and the record of its grid points (run name -> point).
+SUMMARY = "sweep.csv"
+MANIFEST = "sweep.json"
+LOCK = ".sweep.lock"
+
+#: Parameters of :func:`nclib.train.run` that the sweep sets itself: where each run goes, whether it resumes or
+#: replaces a folder, and the progress bars (one for the whole sweep instead of one per run).
+SWEEP_KEYS = ("out_dir", "run_name", "resume", "overwrite", "progress")
+
+#: The status of a run folder as :func:`read_run_status` reads it: "absent" (no folder), "incomplete" (a folder
+#: without params.json and provenance.json, or "stopped" without its checkpoint), or the provenance's status.
+RUN_STATUSES = ("absent", "incomplete", "running", "finished", "stopped", "diverged", "failed")
+
+#: Statuses that a rerun of the sweep keeps: a finished run, and a diverged one (the divergence is the result of
+#: its parameters; delete its folder to train it again).
+FINAL = ("finished", "diverged")
+
+_SAFE = re.compile(r"[^A-Za-z0-9.+-]")
+
+
+# --------------------------------------------------------------------------------------------- run folders
+
+def read_run_status(run_dir) -> str:
+    """The status of a run folder of :func:`nclib.train.run`, one of :data:`RUN_STATUSES`, read from its files
+    without torch: ``provenance.json``'s "status" ("running", "finished", "stopped", "diverged", "failed"),
+    where "stopped" counts only with its ``checkpoint.pt`` (what ``resume=True`` continues from), else
+    "incomplete"; "running" is a run in progress or one whose process was killed (the files cannot tell them
+    apart).  The one place where the sweep reads a run's state (:ref:`ch-sweeps`)."""
+    run_dir = pathlib.Path(run_dir)
+    if not run_dir.exists():
+        return "absent"
+    prov_path = run_dir / "provenance.json"
+    if not (run_dir / "params.json").is_file() or not prov_path.is_file():
+        return "incomplete"
+    try:
+        status = json.loads(prov_path.read_text()).get("status")
+    except (OSError, ValueError):
+        return "incomplete"
+    if status == "stopped" and not (run_dir / "checkpoint.pt").is_file():
+        return "incomplete"
+    return status if status in RUN_STATUSES else "incomplete"
+
+
+# --------------------------------------------------------------------------------------------- the grid
+
+def parse_value(text: str):
+    """One value of ``--grid``/``--set``: ``[a,b,...]`` a list (of values), an int, a float,
+    ``true``/``false``/``none``, else the string itself (``full``, ``reference``, ``cifar10``)."""
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        inner = text[1:-1].strip()
+        return [] if not inner else [parse_value(t) for t in _split_top(inner, "value " + repr(text))]
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def _split_top(text: str, what: str) -> list[str]:
+    """``text`` split at the commas outside brackets; ValueError naming ``what`` on unbalanced brackets or an
+    empty item."""
+    items, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"{what}: unbalanced ']'")
+        if ch == "," and depth == 0:
+            items.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if depth != 0:
+        raise ValueError(f"{what}: unbalanced '['")
+    items.append(cur)
+    if any(not t.strip() for t in items):
+        raise ValueError(f"{what}: an empty value (write V1,V2,... with no empty item)")
+    return items
+
+
+def _name_and_text(item: str, flag: str) -> tuple[str, str]:
+    if not isinstance(item, str) or "=" not in item:
+        raise ValueError(f"{flag} {item}: expected NAME=VALUE")
+    name, text = item.split("=", 1)
+    name = name.strip()
+    if not name:
+        raise ValueError(f"{flag} {item}: no parameter name before '='")
+    if not text.strip():
+        raise ValueError(f"{flag} {name}: no value after '='")
+    return name, text
+
+
+def parse_grid(items) -> dict:
+    """``["lam_W=1e-4,1e-3", "seed=0,1"]`` (the ``--grid`` arguments) -> ``{"lam_W": [1e-4, 1e-3], "seed": [0, 1]}``;
+    ValueError naming the argument for a missing '=', an empty value or a parameter given twice."""
+    grid: dict = {}
+    for item in items:
+        name, text = _name_and_text(item, "--grid")
+        if name in grid:
+            raise ValueError(f"--grid {name}: given twice")
+        grid[name] = [parse_value(t) for t in _split_top(text, f"--grid {name}")]
+    return grid
+
+
+def parse_fixed(items) -> dict:
+    """``["dataset=synthetic", "counts=[4,2,1]"]`` (the ``--set`` arguments) -> ``{"dataset": "synthetic",
+    "counts": [4, 2, 1]}``; one value each (a list in brackets); ValueError naming the argument otherwise."""
+    fixed: dict = {}
+    for item in items:
+        name, text = _name_and_text(item, "--set")
+        if name in fixed:
+            raise ValueError(f"--set {name}: given twice")
+        if len(_split_top(text, f"--set {name}")) > 1:
+            raise ValueError(f"--set {name}: one value expected (a list goes in brackets, [a,b]); sweep several "
+                             f"values with --grid")
+        fixed[name] = parse_value(text)
+    return fixed
+
+
+def _plain(v):
+    """A value as JSON has it: numpy scalars and arrays (``np.logspace(-4, -1, 4)``) as Python numbers and lists."""
+    if isinstance(v, np.ndarray):
+        return [_plain(x) for x in v.tolist()]
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _check_names(grid: dict, fixed: dict) -> None:
+    from .train import DEFAULTS, EXECUTION_KEYS
+
+    for what, d in (("grid", grid), ("fixed", fixed)):
+        if not isinstance(d, dict):
+            raise ValueError(f"{what} must be a dict of parameter -> {'list of values' if what == 'grid' else 'value'}"
+                             f", got {type(d).__name__}")
+        unknown = [k for k in d if k not in DEFAULTS]
+        if unknown:
+            raise ValueError(f"{what}: unknown parameter(s) {unknown}; the parameters of nclib.train.run are "
+                             f"{sorted(DEFAULTS)}")
+        own = [k for k in d if k in SWEEP_KEYS]
+        if own:
+            raise ValueError(f"{what}: {own} set by the sweep itself (each run goes to out_dir/<run name>, "
+                             f"is resumed or replaced as its folder requires, under one progress bar)")
+    execution = [k for k in grid if k in EXECUTION_KEYS]
+    if execution:
+        raise ValueError(f"grid: {execution} say how a call trains, not what a run is; give them in fixed")
+    both = sorted(set(grid) & set(fixed))
+    if both:
+        raise ValueError(f"{both} given both in grid and in fixed")
+    for k, values in grid.items():
+        if (not isinstance(values, (list, tuple, np.ndarray)) or (isinstance(values, np.ndarray) and values.ndim == 0)
+                or len(values) == 0):
+            raise ValueError(f"grid[{k!r}] must be a non-empty list of values, got {values!r}")
+
+
+def expand_grid(grid: dict) -> list[dict]:
+    """Every point of ``grid`` (parameter -> list of values): the cartesian product, parameters in the order of
+    :data:`nclib.train.DEFAULTS`, values in the order given (the last parameter varies fastest); ``{}`` has one
+    point, ``{}``."""
+    from .train import DEFAULTS
+
+    _check_names(grid, {})
+    keys = [k for k in DEFAULTS if k in grid]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*([_plain(v) for v in grid[k]] for k in keys))]
+
+
+def _value_text(v) -> str:
+    if v is None or isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "_".join(_value_text(x) for x in v) or "empty"
+    return str(v)
+
+
+def run_name_for(point: dict) -> str:
+    """The run folder's name of a grid point: ``NAME-VALUE`` joined by ``_`` (``L-3_lam_W-0.001_seed-1``), only
+    the characters ``A-Za-z0-9.+-_``; a value with other characters (a path) is replaced by ``_``s and the
+    name gets the first 8 hex digits of the point's sha256, as does a name past 120 characters; ``{}`` ->
+    ``"run"``."""
+    if not point:
+        return "run"
+    lossy, parts = False, []
+    for k, v in point.items():
+        text = _value_text(v)
+        safe = _SAFE.sub("_", text)
+        lossy |= safe != text
+        parts.append(f"{k}-{safe}")
+    name = "_".join(parts)
+    if lossy or len(name) > 120:
+        digest = hashlib.sha256(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        name = f"{name[:110]}-h{digest}"
+    return name
+
+
+def _normalized(p: dict) -> dict:
+    return json.loads(json.dumps(p, default=str))
+
+
+def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False) -> list[dict]:
+    """The checked parameters of every run of the sweep (:func:`nclib.train.check_params` of fixed + point,
+    with ``out_dir`` and the point's run name), in grid order; nothing is written.  ValueError naming the
+    parameter when a point is refused, two points are the same run, or an existing run folder holds a run
+    with other parameters.  ``remote``: the runs train on other machines, so ``device="cuda"`` is accepted
+    where this machine has no GPU (the workers check it again)."""
+    from .train import EXECUTION_KEYS, check_params
+
+    fixed = {} if fixed is None else fixed
+    _check_names(grid, fixed)
+    fixed = {k: _plain(v) for k, v in fixed.items()}
+    if out_dir is None:
+        raise ValueError("out_dir must be a folder for the run folders and sweep.csv, got None")
+    out_dir = pathlib.Path(out_dir).resolve()
+    planned, seen = [], {}
+    for point in expand_grid(grid):
+        name = run_name_for(point)
+        q = {**fixed, **point, "out_dir": str(out_dir), "run_name": name, "progress": False}
+        dev = str(q.get("device", "auto"))
+        try:
+            if remote and dev.startswith("cuda"):
+                p = {**check_params(**{**q, "device": "cpu"}), "device": dev}
+            else:
+                p = check_params(**q)
+        except ValueError as exc:
+            raise ValueError(f"grid point {name}: {exc}") from None
+        key = json.dumps({k: v for k, v in _normalized(p).items() if k != "run_name"}, sort_keys=True)
+        if name in seen or key in seen.values():
+            other = name if name in seen else next(n for n, s in seen.items() if s == key)
+            raise ValueError(f"grid: points {other} and {name} are the same run (a value listed twice?)")
+        seen[name] = key
+        saved_path = out_dir / name / "params.json"
+        if saved_path.is_file():
+            saved, now = json.loads(saved_path.read_text()), _normalized(p)
+            differ = [k for k in now if k not in EXECUTION_KEYS and k not in ("out_dir", "run_name")
+                      and saved.get(k) != now[k]]
+            if differ:
+                raise ValueError(f"run folder {str(out_dir / name)!r} holds a run with other parameters: "
+                                 + "; ".join(f"{k} = {saved.get(k)!r}, now {now[k]!r}" for k in differ)
+                                 + "; use another out_dir (or delete the folder)")
+        planned.append({"point": point, "params": p})
+    return planned
+
+
+# --------------------------------------------------------------------------------------------- one run
+
+def _run_point(params: dict) -> dict:
+    """Train (or resume, or skip) one grid point on a worker; never raises for the run's own failure: returns
+    ``{"status": the folder's status after, "error": None or "Type: message"}``."""
+    run_dir = pathlib.Path(params["out_dir"]) / params["run_name"]
+    before = read_run_status(run_dir)  # read again here: a retried task finds what its first attempt left
+    if before in FINAL:
+        return {"status": before, "error": None}
+    error = None
+    try:
+        from . import train
+
+        train.run(**{**params, "resume": before == "stopped", "overwrite": before != "stopped"})
+    except Exception as exc:  # noqa: BLE001 - a failing run is reported, the sweep goes on
+        error = f"{type(exc).__name__}: {exc}"
+    return {"status": read_run_status(run_dir), "error": error}
+
+
+# --------------------------------------------------------------------------------------------- the sweep
+
+def task_resources(params: dict, resources: dict | None = None) -> dict | None:
+    """The Dask resources a run asks its worker for (:ref:`ch-sweeps`): ``resources`` when given, else
+    ``{"GPU": 1}`` for a run with ``device="cuda..."`` (one run per GPU at a time) and None otherwise."""
+    if resources is not None:
+        return dict(resources)
+    return {"GPU": 1} if str(params["device"]).startswith("cuda") else None
+
+
+@contextlib.contextmanager
+def _lock(out_dir: pathlib.Path):
+    """Hold ``OUT_DIR/.sweep.lock`` (an exclusive flock) for the sweep; RuntimeError when another sweep holds it."""
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform: one sweep per folder is the user's to keep
+        yield
+        return
+    with open(out_dir / LOCK, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RuntimeError(f"another sweep is running in {str(out_dir)!r} (it holds {LOCK})") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _read_manifest(out_dir: pathlib.Path) -> dict:
+    path = out_dir / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else {"runs": {}, "errors": {}}
+
+
+def _client(scheduler, workers, worker_resources):
+    """A dask Client: to ``scheduler`` (an address or a cluster object), else to a new LocalCluster of ``workers``
+    single-threaded processes (each holding ``worker_resources``); returns (client, cluster or None)."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        return Client(scheduler), None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n = (1 if worker_resources else cores) if workers is None else workers
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                           resources=worker_resources or None, silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int | None = None, scheduler=None,
+              resources: dict | None = None, progress: bool = True) -> pd.DataFrame:
+    """Train every point of ``grid`` (parameter -> list of values) with the parameters ``fixed`` (parameter ->
+    value) on Dask, one run folder each under ``out_dir``, and return the sweep's table (also written to
+    ``out_dir/sweep.csv``, :func:`summary`).  The sweeps of :ref:`ch-sweeps`: objective (4.3) trained by
+    :func:`nclib.train.run` across its parameters.
+
+    Every point is checked (:func:`plan`) before anything is submitted.  Finished and diverged runs already in
+    ``out_dir`` are kept, stopped ones resumed, others (failed, left running by a killed process) trained
+    again from the start.  ``scheduler``: None (a LocalCluster of ``workers`` processes, default one per core,
+    one thread each), a scheduler address ``"tcp://HOST:8786"`` or a dask cluster object (dask-jobqueue's
+    ``SLURMCluster``...).  ``resources``: the Dask resources each run asks for (default ``{"GPU": 1}`` for a
+    run with ``device="cuda..."``, none otherwise).  ``progress``: a tqdm bar over the finished runs."""
+    if not isinstance(progress, bool):
+        raise ValueError(f"progress must be True or False, got {progress!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive integer (or None: one per core), got {workers!r}")
+    if workers is not None and scheduler is not None:
+        raise ValueError("workers sets the size of the local cluster; with scheduler the cluster's own workers "
+                         "run the sweep")
+    if resources is not None and (not isinstance(resources, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+            for k, v in resources.items())):
+        raise ValueError(f"resources must be a dict of resource name -> positive amount, got {resources!r}")
+    planned = plan(grid, fixed, out_dir, remote=scheduler is not None)
+    grid = {k: [_plain(v) for v in values] for k, values in grid.items()}
+    fixed = {k: _plain(v) for k, v in (fixed or {}).items()}
+    out_dir = pathlib.Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _lock(out_dir):
+        manifest = _read_manifest(out_dir)
+        manifest.update(format=1, grid=grid, fixed=fixed)
+        manifest.setdefault("errors", {})
+        for item in planned:
+            manifest["runs"][item["params"]["run_name"]] = item["point"]
+        atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1, default=str))
+
+        todo = [item["params"] for item in planned
+                if read_run_status(out_dir / item["params"]["run_name"]) not in FINAL]
+        asks = [task_resources(p, resources) for p in todo]
+        if todo:
+            need = {}
+            for ask in asks:
+                for k, v in (ask or {}).items():
+                    need[k] = max(need.get(k, 0), v)
+            client, cluster = _client(scheduler, workers, need)
+            try:
+                from dask.distributed import as_completed
+                from tqdm import tqdm
+
+                held = [w.get("resources", {}) for w in client.scheduler_info().get("workers", {}).values()]
+                lacking = sorted(k for k, v in need.items() if not any(r.get(k, 0) >= v for r in held))
+                if lacking:  # a cluster that scales up (dask-jobqueue) may still add such workers
+                    warnings.warn(f"no worker of the cluster holds the resources {lacking} that the runs ask "
+                                  f"for; they wait until one joins (start workers with --resources, e.g. "
+                                  f"GPU=1)", stacklevel=2)
+                tag = uuid.uuid4().hex[:8]
+                futures = {client.submit(_run_point, p, key=f"train-{p['run_name']}-{tag}", pure=False,
+                                         resources=ask): p["run_name"] for p, ask in zip(todo, asks)}
+                failed = 0
+                with tqdm(total=len(futures), desc="sweep", unit="run", disable=not progress) as bar:
+                    for fut in as_completed(futures):
+                        name = futures[fut]
+                        try:
+                            result = fut.result()
+                        except Exception as exc:  # noqa: BLE001 - the worker died (KilledWorker) or was cancelled
+                            result = {"status": read_run_status(out_dir / name), "error": f"{type(exc).__name__}: "
+                                                                                          f"{exc}"}
+                        # the folder records a diverged or failed run's error itself; others (refused before
+                        # the folder was written, a killed worker) are kept in the manifest
+                        if result["error"] and result["status"] not in ("diverged", "failed"):
+                            manifest["errors"][name] = result["error"]
+                        else:
+                            manifest["errors"].pop(name, None)
+                        failed += result["error"] is not None
+                        bar.set_postfix(errors=failed, refresh=False)
+                        bar.update()
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+            atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1, default=str))
+        return summary(out_dir)
+
+
+# --------------------------------------------------------------------------------------------- the table
+
+def _cell(v):
+    return json.dumps(v) if isinstance(v, (list, dict)) else v
+
+
+def summary(out_dir) -> pd.DataFrame:
+    """The sweep's table, one row per run, written to ``out_dir/sweep.csv`` (atomically) and returned: run_name,
+    status (:func:`read_run_status`; "failed" for a run refused before its folder was written), error, the
+    grid parameters, the last recorded epoch and ``final_<metric>`` for each column of ``history.csv``
+    (objective (4.3), NC1-NC3, training accuracy, ...), ``class_acc_<k>`` (the training accuracy of class k at
+    the last epoch), wall and training time, device, then every other parameter of the run (lists as JSON).
+    Read from the run folders only (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`).  The
+    rows follow ``sweep.json`` (the grid order); without it, every run folder in ``out_dir`` by name."""
+    out_dir = pathlib.Path(out_dir)
+    if not out_dir.is_dir():
+        raise ValueError(f"out_dir {str(out_dir)!r} is not a folder")
+    manifest = _read_manifest(out_dir)
+    runs = manifest.get("runs") or {d.name: {} for d in sorted(out_dir.iterdir())
+                                    if d.is_dir() and (d / "params.json").is_file()}
+    errors = manifest.get("errors", {})
+    grid_keys = list(dict.fromkeys(k for point in runs.values() for k in point))
+    skip = set(SWEEP_KEYS) | {"max_train_s"}
+    rows = []
+    for name, point in runs.items():
+        run_dir = out_dir / name
+        status = read_run_status(run_dir)
+        row = {"run_name": name, "status": status, "error": None}
+        params, prov, hist, classes = dict(point), {}, None, None
+        if (run_dir / "params.json").is_file():
+            if (run_dir / "history.csv").is_file() and (run_dir / "provenance.json").is_file():
+                params, hist, prov = load_run(run_dir)
+            else:
+                params = json.loads((run_dir / "params.json").read_text())
+                if (run_dir / "provenance.json").is_file():
+                    prov = json.loads((run_dir / "provenance.json").read_text())
+            if (run_dir / CLASS_ACCURACY).is_file():
+                classes = load_class_accuracy(run_dir)
+        if errors.get(name):  # the last attempt's error where the folder does not record it
+            row["status"], row["error"] = ("failed" if status == "absent" else status), errors[name]
+        elif prov.get("error"):
+            row["error"] = prov["error"]
+        for k in grid_keys:
+            row[k] = _cell(params.get(k, point.get(k)))
+        if hist is not None and hist["epoch"].size:
+            row["epoch"] = int(hist["epoch"][-1])
+            for col in HISTORY_COLUMNS:
+                if col not in ("epoch", "lr", "wall_time"):
+                    row[f"final_{col}"] = float(hist[col][-1])
+        if classes is not None:
+            for k, acc in enumerate(classes["acc"][-1]):
+                row[f"class_acc_{k}"] = float(acc)
+        for k in ("wall_time_s", "train_time_s", "device_name"):
+            row[k] = prov.get(k)
+        for k, v in params.items():
+            if k not in grid_keys and k not in skip:
+                row[k] = _cell(v)
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=None if rows else ["run_name", "status", "error", *grid_keys])
+    atomic_write_text(out_dir / SUMMARY, df.to_csv(index=False))
+    return df
+
+
+def load_summary(out_dir) -> pd.DataFrame:
+    """``out_dir/sweep.csv`` as written by :func:`summary` (:ref:`ch-sweeps`)."""
+    path = pathlib.Path(out_dir) / SUMMARY
+    if not path.is_file():
+        raise ValueError(f"out_dir {str(out_dir)!r} has no {SUMMARY}; run the sweep or summary(out_dir)")
+    return pd.read_csv(path)
+
+
+# --------------------------------------------------------------------------------------------- CLI
+
+def main(argv=None) -> pd.DataFrame:
+    """``python -m nclib.sweep --grid NAME=V1,V2 ... --set NAME=VALUE ... --out-dir DIR``: :func:`run_sweep`
+    from the shell (:ref:`ch-sweeps`); prints the table's main columns and the path of sweep.csv."""
+    ap = argparse.ArgumentParser(prog="python -m nclib.sweep", description=__doc__.split("\n")[0])
+    ap.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                    help="a parameter of nclib.train.run and its values (repeat for more parameters)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="fixed",
+                    help="a parameter of nclib.train.run fixed for every run (repeatable)")
+    ap.add_argument("--out-dir", required=True, help="the folder of the run folders and sweep.csv")
+    ap.add_argument("--workers", type=int, default=None, help="local cluster size (default: one per core)")
+    ap.add_argument("--scheduler", default=None, help="address of a running Dask scheduler, tcp://HOST:8786")
+    ap.add_argument("--resources", action="append", default=[], metavar="NAME=AMOUNT",
+                    help="Dask resources each run asks for (default GPU=1 for device=cuda)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--summary-only", action="store_true", help="rewrite sweep.csv from the run folders only")
+    ns = ap.parse_args(argv)
+    try:
+        if ns.summary_only:
+            df = summary(ns.out_dir)
+        else:
+            res = None
+            if ns.resources:
+                res = {}
+                for item in ns.resources:
+                    name, text = _name_and_text(item, "--resources")
+                    value = parse_value(text)
+                    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                        raise ValueError(f"--resources {name}: a positive amount expected, got {text!r}")
+                    res[name] = value
+            df = run_sweep(parse_grid(ns.grid), parse_fixed(ns.fixed), ns.out_dir, workers=ns.workers,
+                           scheduler=ns.scheduler, resources=res, progress=not ns.no_progress)
+    except ValueError as exc:
+        ap.error(str(exc))
+    view = df[[c for c in ("run_name", "status", "epoch", "final_objective", "final_train_acc", "final_nc1",
+                           "error") if c in df.columns]].copy()
+    if "epoch" in view:
+        view["epoch"] = view["epoch"].astype("Int64")
+    view["error"] = [e[:57] + "..." if isinstance(e, str) and len(e) > 60 else e for e in view["error"]]
+    print(view.to_string(index=False))
+    print(pathlib.Path(ns.out_dir) / SUMMARY)
+    return df
+
+
+if __name__ == "__main__":
+    table = main()
+    sys.exit(1 if (table["status"] == "failed").any() else 0)

@@ -1,0 +1,239 @@
+"""nclib.sweep: grids of nclib.train runs on a Dask LocalCluster (tiny synthetic runs, one cluster for the module)."""
+import hashlib
+import json
+import logging
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from dask.distributed import LocalCluster
+
+from nclib import runs, sweep, train
+
+TINY = dict(dataset="synthetic", counts=[6, 3, 2], dim=4, width=16, depth=1, epochs=4, batch_size="full",
+            metric_every=2, device="cpu", lr=1e-2, lam_H=1e-3)
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """One LocalCluster of two single-threaded worker processes for every sweep of this module."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster:
+        yield cluster.scheduler_address
+
+
+def _files(folder):
+    """{relative path: (sha256, mtime_ns)} of every file under ``folder``."""
+    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------------------ the grid
+
+def test_grid_expands_in_parameter_order_with_safe_unique_names():
+    grid = sweep.parse_grid(["seed=0,1,2", "lam_W=1e-3,[1e-3,1e-2]", "batch_size=full,4"])
+    assert grid == {"seed": [0, 1, 2], "lam_W": [1e-3, [1e-3, 1e-2]], "batch_size": ["full", 4]}
+    points = sweep.expand_grid(grid)
+    assert len(points) == 3 * 2 * 2
+    # parameters in the order of train.DEFAULTS (batch_size, lam_W, seed), the last one varying fastest
+    assert [list(p) for p in points] == [["batch_size", "lam_W", "seed"]] * 12
+    assert points[0] == {"batch_size": "full", "lam_W": 1e-3, "seed": 0}
+    assert points[1] == {"batch_size": "full", "lam_W": 1e-3, "seed": 1}
+    assert points[-1] == {"batch_size": 4, "lam_W": [1e-3, 1e-2], "seed": 2}
+    names = [sweep.run_name_for(p) for p in points]
+    assert len(set(names)) == 12
+    assert all(re.fullmatch(r"[A-Za-z0-9.+_-]+", n) for n in names)
+    assert names[0] == "batch_size-full_lam_W-0.001_seed-0"
+    assert sweep.run_name_for({"data_path": "/a/b c"}) != sweep.run_name_for({"data_path": "/a/b_c"})
+    assert sweep.expand_grid({}) == [{}]
+    # numpy values (np.logspace) are plain numbers in the points and the names
+    points = sweep.expand_grid({"lam_W": np.array([1e-3, 1e-2]), "seed": np.arange(2)})
+    assert points[1] == {"lam_W": 1e-3, "seed": 1} and type(points[1]["seed"]) is int
+    assert sweep.run_name_for(points[1]) == "lam_W-0.001_seed-1"
+    assert sweep.parse_fixed(["counts=[6,3,2]", "bias=false", "device=cpu", "lam_W=reference"]) == \
+        {"counts": [6, 3, 2], "bias": False, "device": "cpu", "lam_W": "reference"}
+
+
+@pytest.mark.parametrize("items, name", [
+    (["lam_W"], "lam_W"),             # no '='
+    (["=1,2"], "=1,2"),               # no name
+    (["lam_W="], "lam_W"),            # no value
+    (["lam_W=1,,2"], "lam_W"),        # an empty value
+    (["lam_W=[1,2"], "lam_W"),        # an unbalanced bracket
+    (["seed=0", "seed=1"], "seed"),   # given twice
+])
+def test_bad_grid_syntax_is_refused_by_name(items, name):
+    with pytest.raises(ValueError, match=re.escape(f"--grid {name}")):
+        sweep.parse_grid(items)
+
+
+def test_bad_fixed_syntax_is_refused_by_name():
+    with pytest.raises(ValueError, match="--set counts"):
+        sweep.parse_fixed(["counts=6,3,2"])  # a list goes in brackets
+    with pytest.raises(ValueError, match="--set width"):
+        sweep.parse_fixed(["width"])
+
+
+@pytest.mark.parametrize("grid, fixed, name", [
+    ({"lam_w": [1e-3]}, {}, "lam_w"),                    # unknown in the grid (the parameter is lam_W)
+    ({"seed": [0]}, {"widht": 16}, "widht"),             # unknown among the fixed
+    ({"run_name": ["a", "b"]}, {}, "run_name"),          # set by the sweep
+    ({"seed": [0]}, {"resume": True}, "resume"),
+    ({"max_train_s": [1, 2]}, {}, "max_train_s"),        # how a call trains, not what a run is
+    ({"seed": [0, 1]}, {"seed": 0}, "seed"),             # in both
+    ({"seed": 0}, {}, "seed"),                           # not a list
+    ({"seed": []}, {}, "seed"),                          # no value
+    ({"lam_W": np.array(0.1)}, {}, "lam_W"),             # a 0-d array is not a list
+    ({"L": [1, 0]}, {}, "L"),                            # one point fails check_params
+    ({"batch_size": [2, 2]}, {}, "batch_size"),          # the same run twice
+    ({"lr": [1, 1.0]}, {}, "lr"),                        # the same run under two names
+])
+def test_refusals_name_the_parameter_and_write_nothing(tmp_path, grid, fixed, name):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=re.escape(name)):
+        sweep.run_sweep(grid, {**{k: v for k, v in TINY.items() if k not in grid}, **fixed}, out, progress=False)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kw, name", [(dict(workers=0), "workers"),
+                                      (dict(workers=2, scheduler="tcp://h:8786"), "workers"),
+                                      (dict(resources={"GPU": -1}), "resources"), (dict(progress=1), "progress")])
+def test_bad_sweep_arguments_are_refused_by_name(tmp_path, kw, name):
+    with pytest.raises(ValueError, match=name):
+        sweep.run_sweep({"seed": [0]}, TINY, tmp_path / "out", **kw)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_command_line_refuses_by_name(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        sweep.main(["--grid", "lam_w=1e-3,1e-2", "--out-dir", str(tmp_path / "out")])
+    assert exc.value.code == 2 and "lam_w" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cuda_points_are_checked_for_the_workers_of_a_cluster(tmp_path):
+    """With a scheduler the runs train elsewhere: device="cuda" passes the check on a machine without a GPU
+    (the workers check it again), and each such run asks for the resource GPU=1."""
+    planned = sweep.plan({"seed": [0, 1]}, {**TINY, "device": "cuda"}, tmp_path, remote=True)
+    assert [q["params"]["device"] for q in planned] == ["cuda", "cuda"]
+    assert [q["params"]["seed"] for q in planned] == [0, 1]
+    assert [sweep.task_resources(q["params"]) for q in planned] == [{"GPU": 1}] * 2
+    assert sweep.task_resources(planned[0]["params"], {"GPU": 0.5}) == {"GPU": 0.5}
+    assert sweep.task_resources(sweep.plan({}, TINY, tmp_path)[0]["params"]) is None
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device"):
+            sweep.plan({"seed": [0, 1]}, {**TINY, "device": "cuda"}, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_folder_with_other_parameters_is_refused(tmp_path):
+    train.run(**TINY, lam_W=1e-3, out_dir=tmp_path, run_name="lam_W-0.001", progress=False)
+    before = _files(tmp_path)
+    with pytest.raises(ValueError, match="epochs"):
+        sweep.run_sweep({"lam_W": [1e-3]}, {**TINY, "epochs": 6}, tmp_path, progress=False)
+    assert _files(tmp_path) == before
+
+
+# ------------------------------------------------------------------------------------------ sweeps
+
+def test_sweep_writes_one_folder_per_point_and_the_table(scheduler, tmp_path):
+    grid = {"lam_W": [1e-3, 1e-2], "seed": [0, 1]}
+    df = sweep.run_sweep(grid, TINY, tmp_path, scheduler=scheduler, progress=False)
+    names = [sweep.run_name_for(p) for p in sweep.expand_grid(grid)]
+    assert sorted(d.name for d in tmp_path.iterdir() if d.is_dir()) == sorted(names)
+    assert df["run_name"].tolist() == names
+    assert (df["status"] == "finished").all() and df["error"].isna().all()
+    assert df["lam_W"].tolist() == [1e-3, 1e-3, 1e-2, 1e-2] and df["seed"].tolist() == [0, 1, 0, 1]
+    table = pd.read_csv(tmp_path / sweep.SUMMARY)
+    for _, row in table.iterrows():  # every number comes from the run folder
+        params, hist, prov = runs.load_run(tmp_path / row["run_name"])
+        assert row["lam_W"] == params["lam_W"] and row["seed"] == params["seed"] and row["width"] == 16
+        assert row["epoch"] == hist["epoch"][-1] == 4
+        for col in ("loss", "objective", "nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc"):
+            assert row[f"final_{col}"] == pytest.approx(hist[col][-1], rel=1e-12, abs=0), col
+        acc = runs.load_class_accuracy(tmp_path / row["run_name"])["acc"][-1]
+        np.testing.assert_allclose([row[f"class_acc_{k}"] for k in range(3)], acc, rtol=1e-12)
+        assert row["wall_time_s"] == pytest.approx(prov["wall_time_s"], rel=1e-12)
+    # the seeds give other runs, the decays other minima
+    assert len(set(table["final_objective"])) == 4
+
+    # run again: every run is finished, nothing is touched, the table is the same
+    before = _files(tmp_path)
+    again = sweep.run_sweep(grid, TINY, tmp_path, scheduler=scheduler, progress=False)
+    after = _files(tmp_path)
+    assert {k: v for k, v in after.items() if "/" in k} == {k: v for k, v in before.items() if "/" in k}
+    pd.testing.assert_frame_equal(again, df)
+
+    # the table is rebuilt from the run folders alone
+    (tmp_path / sweep.SUMMARY).unlink()
+    rebuilt = sweep.main(["--summary-only", "--out-dir", str(tmp_path)])
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / sweep.SUMMARY), table)
+    pd.testing.assert_frame_equal(rebuilt, df)
+
+
+def test_a_stopped_run_is_resumed_and_equals_an_uninterrupted_one(scheduler, tmp_path):
+    grid = {"lam_W": [1e-3, 1e-2]}
+    df = sweep.run_sweep(grid, {**TINY, "max_train_s": 0}, tmp_path / "sweep", scheduler=scheduler, progress=False)
+    assert df["status"].tolist() == ["stopped", "stopped"] and df["epoch"].tolist() == [2, 2]
+    assert all((tmp_path / "sweep" / n / train.CHECKPOINT).is_file() for n in df["run_name"])
+    assert [sweep.read_run_status(tmp_path / "sweep" / n) for n in df["run_name"]] == ["stopped"] * 2
+
+    df = sweep.main(["--grid", "lam_W=1e-3,1e-2", *[f"--set={k}={_text(v)}" for k, v in TINY.items()],
+                     "--out-dir", str(tmp_path / "sweep"), "--scheduler", scheduler, "--no-progress"])
+    assert df["status"].tolist() == ["finished", "finished"] and df["epoch"].tolist() == [4, 4]
+    for lam, name in zip(grid["lam_W"], df["run_name"]):
+        whole = train.run(**TINY, lam_W=lam, out_dir=tmp_path / "whole", run_name=name, progress=False)
+        part = tmp_path / "sweep" / name
+        ha, hb = runs.load_history(whole), runs.load_history(part)
+        for col in runs.HISTORY_COLUMNS[:-1]:  # all but the wall time
+            np.testing.assert_array_equal(ha[col], hb[col], err_msg=f"{name}: {col}")
+        prov = json.loads((part / "provenance.json").read_text())
+        assert [(s["from_epoch"], s["to_epoch"], s["status"]) for s in prov["segments"]] == \
+            [(0, 2, "stopped"), (2, 4, "finished")]
+        assert not (part / train.CHECKPOINT).exists()
+
+
+def _text(v):
+    return "[" + ",".join(map(str, v)) + "]" if isinstance(v, list) else str(v)
+
+
+def test_a_failing_point_is_reported_and_the_others_finish(scheduler, tmp_path):
+    grid = {"lr": [1e-2, 1e3, 3e-2]}  # lr = 1000: the objective exceeds 1e4 x its start at the first metric epoch
+    df = sweep.run_sweep(grid, {k: v for k, v in TINY.items() if k != "lr"}, tmp_path, scheduler=scheduler,
+                         progress=False)
+    assert df["lr"].tolist() == [1e-2, 1e3, 3e-2]
+    assert df["status"].tolist() == ["finished", "diverged", "finished"]
+    assert df["error"].isna().tolist() == [True, False, True]
+    prov = json.loads((tmp_path / df["run_name"][1] / "provenance.json").read_text())
+    assert df["error"][1] == prov["error"]  # the engine's account of the divergence
+    assert df["epoch"].tolist() == [4, 2, 4]
+    # a diverged run is a result: running the sweep again keeps it
+    before = _files(tmp_path / df["run_name"][1])
+    again = sweep.run_sweep(grid, {k: v for k, v in TINY.items() if k != "lr"}, tmp_path, scheduler=scheduler,
+                            progress=False)
+    assert again["status"].tolist() == df["status"].tolist()
+    assert _files(tmp_path / df["run_name"][1]) == before
+
+
+def test_a_run_that_fails_before_its_folder_is_written_is_reported(scheduler, tmp_path):
+    """A value check_params passes but the data loader refuses at run time: the run's error is in the table,
+    and the other runs finish."""
+    df = sweep.run_sweep({"selection": ["random", "bogus"]}, TINY, tmp_path, scheduler=scheduler, progress=False)
+    assert df["status"].tolist() == ["finished", "failed"]
+    assert df["error"].isna()[0] and "selection" in df["error"][1] and "ValueError" in df["error"][1]
+    assert not (tmp_path / df["run_name"][1]).exists()
+    table = sweep.summary(tmp_path)  # rebuilt from the folders and sweep.json: the error is still there
+    pd.testing.assert_frame_equal(table, df)
+
+
+def test_a_second_sweep_on_the_same_folder_is_refused(tmp_path):
+    """While one sweep holds out_dir's lock file, another is refused before it trains or writes anything."""
+    import fcntl
+
+    with open(tmp_path / sweep.LOCK, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RuntimeError, match=re.escape(str(tmp_path))):
+            sweep.run_sweep({"seed": [0]}, TINY, tmp_path, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == [sweep.LOCK]
