@@ -349,15 +349,19 @@ def run_status(run_dir) -> str:
     return "running" if lock_owner(run_dir) is not None else recorded_status(run_dir)
 
 
-def plan_runs(run_dirs, overwrite: bool = False) -> str:
+def plan_runs(run_dirs, overwrite: bool = False, params=None) -> str:
     """What a caller that must never lose a run does with the folders ``run_dirs`` of runs trained together
-    (:ref:`ch-train`): "start" (all absent, or ``overwrite=True``), "resume" (all stopped or dead with a
-    checkpoint), "skip" (all finished).  Anything else is refused with :class:`RunFolderBusy` (a live writer) or
-    :class:`RunExists` naming the folder and its status (runs in different states, a dead run without a
-    checkpoint, a diverged or failed run: ``overwrite=True`` starts them again)."""
+    (:ref:`ch-train`): "start" (all absent, or ``overwrite=True``), "resume" (all stopped, dead or failed with a
+    checkpoint), "skip" (all finished).  ``params``: one dict per folder of the parameters that define its run;
+    a folder whose ``params.json`` differs in one of them is refused.  Anything else is refused with
+    :class:`RunFolderBusy` (a live writer) or :class:`RunExists` naming the folder and its status (runs in
+    different states, other parameters, a dead run without a checkpoint, a diverged run: ``overwrite=True``
+    starts them again)."""
     if not isinstance(overwrite, bool):
         raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
     run_dirs = [pathlib.Path(d) for d in run_dirs]
+    if params is not None and len(params) != len(run_dirs):
+        raise ValueError(f"params must hold one dict per run folder ({len(run_dirs)}), got {len(params)}")
     status = {d: run_status(d) for d in run_dirs}
     for d, s in status.items():
         if s == "running":
@@ -366,16 +370,30 @@ def plan_runs(run_dirs, overwrite: bool = False) -> str:
                                 f"on host {owner.get('host')!r})", d, owner)
     if overwrite or all(s == "absent" for s in status.values()):
         return "start"
+    together = ", ".join(f"{x.name} {y}" for x, y in status.items())
+    for (d, s), want in zip(status.items(), params or [None] * len(run_dirs)):
+        if want is None or s == "absent":
+            continue
+        try:
+            saved = json.loads((d / "params.json").read_text())
+        except (OSError, ValueError):
+            saved = {}
+        want = json.loads(json.dumps(dict(want), default=str))
+        differ = [k for k in want if saved.get(k) != want[k]]
+        if differ:
+            raise RunExists(f"run folder {str(d)!r} holds a {s} run with other parameters ("
+                            + "; ".join(f"{k} = {saved.get(k)!r}, now {want[k]!r}" for k in differ[:5])
+                            + "); pass overwrite=True to replace it, or another run name or out_dir", d, s)
     if all(s == "finished" for s in status.values()):
         return "skip"
-    if all(s in ("stopped", "dead") and (d / CHECKPOINT).is_file() for d, s in status.items()):
+    resumable = {d: s in ("stopped", "dead", "failed") and (d / CHECKPOINT).is_file() for d, s in status.items()}
+    if all(resumable.values()):
         return "resume"
-    d, s = next((d, s) for d, s in status.items()
-                if not (s in ("stopped", "dead") and (d / CHECKPOINT).is_file()))
-    raise RunExists(f"run folder {str(d)!r} holds a {s} run" + (" without a checkpoint" if s in ("stopped", "dead")
-                                                                  else "")
-                    + f" (the runs trained with it: {', '.join(f'{x.name} {y}' for x, y in status.items())}); "
-                    f"pass overwrite=True to start them again", d, s)
+    d = next(d for d, ok in resumable.items() if not ok)
+    s = status[d]
+    raise RunExists(f"run folder {str(d)!r} holds a {s} run" + (" without a checkpoint" if s in ("stopped", "dead",
+                                                                                                  "failed") else "")
+                    + f" (the runs trained with it: {together}); pass overwrite=True to start them again", d, s)
 
 
 # --------------------------------------------------------------------------------------------- checkpoints

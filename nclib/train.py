@@ -251,6 +251,26 @@ def run_names(L_values, run_tag=None, *, dataset=DEFAULTS["dataset"], bias=DEFAU
     return [_runs.check_run_name(n) for n in names]
 
 
+#: The training notebook's parameters (:ref:`ch-train`): those of :data:`DEFAULTS` but ``L`` and ``run_name``,
+#: which ``L_values`` (one run per L) and ``run_tag`` (:func:`run_names`) replace, and ``smoke``.
+NOTEBOOK_PARAMETERS = tuple(k for k in DEFAULTS if k not in ("L", "run_name")) + ("smoke", "L_values", "run_tag")
+
+
+def plan(runs, **shared) -> str:
+    """What the training notebook (:ref:`ch-train`) does with the runs that :func:`run_many` would train with
+    these arguments, so that it never deletes a run it could continue: "start" (no folder holds them, or
+    ``overwrite=True``), "resume" (stopped, or killed, with a checkpoint), "skip" (finished with these
+    parameters); anything else (another writer, other parameters, a diverged run, runs in different states) is
+    refused by :func:`nclib.runs.plan_runs` naming the folder.  Parameters are checked as by :func:`run_many`."""
+    if isinstance(runs, (str, bytes)) or not hasattr(runs, "__len__") or len(runs) == 0 or not all(
+            isinstance(r, dict) for r in runs):
+        raise ValueError(f"runs must be a non-empty list of parameter dicts, got {runs!r}")
+    plist = [check_params(**{**shared, **r}) for r in runs]
+    dirs = [pathlib.Path(q["out_dir"]) / q["run_name"] for q in plist]
+    defining = [json.loads(_json({k: q[k] for k in DEFAULTS if k not in EXECUTION_KEYS})) for q in plist]
+    return _runs.plan_runs(dirs, overwrite=plist[0]["overwrite"], params=defining)
+
+
 def lr_at(epoch: int, lr: float, milestones, gamma: float) -> float:
     """The step schedule: epoch e (1-based) uses lr * gamma^#{m in milestones : e > m}.
 
