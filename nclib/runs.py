@@ -156,7 +156,7 @@ CLASS_ACCURACY = "class_accuracy.csv"
 def load_class_accuracy(run_dir) -> dict | None:
     """``{"epoch": (E,) int array, "acc": (E, K) array}`` from a run folder's ``class_accuracy.csv`` (entry [e, k]:
     the training accuracy of class k at the e-th recorded epoch), or None when the run has no such file (runs
-    made before it was recorded).  Used by :mod:`nclib.figures` (:ref:`ch-fig1` to :ref:`ch-fig4`)."""
+    made before it was recorded) (:ref:`ch-fig1` to :ref:`ch-fig4`)."""
     path = pathlib.Path(run_dir) / CLASS_ACCURACY
     if not path.is_file():
         return None

@@ -9,10 +9,13 @@ one imbalanced subset (:mod:`nclib.data`) and writes one run folder::
     provenance.json   git commit and dirty flag, package versions, device, precision, wall time, data sha256,
                       command line, status ("running", "finished", "stopped", "diverged" or "failed"), and
                       one segment per call that trained it (``max_train_s`` and ``resume``)
-    checkpoint.pt     only while a run is stopped: what ``resume=True`` continues from
+    checkpoint.pt     only while a run is stopped: what ``resume=True`` continues from, and beside it
+                      checkpoint.pt.sha256 (its sha256, size and epoch, checked before it is read)
+    .lock             while a process writes the folder: its pid and host (one writer per run folder)
 
 Each file is written atomically (a temporary file in the same folder, then ``os.replace``), and the history is
-rewritten after every metric epoch, so an interrupted run leaves a complete history of the epochs it reached.
+rewritten after every metric epoch, so an interrupted run leaves a complete history of the epochs it reached;
+the folder's contract (names, the lock, statuses, checkpoints) is :mod:`nclib.runs`.
 With ``max_train_s`` a call stops its runs at the first metric epoch past that many seconds and writes a
 checkpoint; a later call with ``resume=True`` and the same parameters continues them exactly where they stopped
 (the tests compare the histories with an uninterrupted run's, number for number), so a run longer than one call
@@ -609,7 +612,8 @@ class _RunFolder:
     atomically after every metric epoch (rows in epoch order, metrics of a GPU run computed in a worker
     thread), the final provenance at the end; a checkpoint when ``max_train_s`` stops the run.  A resumed run
     (``checkpoint`` given) keeps its params.json and provenance.json and adds a segment to the provenance's
-    ``segments`` (one per call: when, from which epoch to which, on what, how long).  Used by :func:`run_many`."""
+    ``segments`` (one per call: when, from which epoch to which, on what, how long; a call whose process was
+    killed is marked "dead" when a later call resumes the run)."""
 
     def __init__(self, engine: Engine, run_dir: pathlib.Path, started: str, t_start: float, together: list[str],
                  decays: str, code: dict, checkpoint: dict | None = None):
@@ -764,8 +768,11 @@ def run(**params) -> pathlib.Path:
     run from its checkpoint; every parameter but :data:`EXECUTION_KEYS` must equal the first call's, and the
     code, device (type and name) and torch version the first call's).  Raises ValueError for bad parameters
     (before any file is written) and :class:`TrainingDiverged` on NaN/inf or divergence (the history so far is
-    kept).
-    Used by :ref:`ch-train`.
+    kept).  The run folder is locked for the call (one writer, :func:`nclib.runs.lock_run`); its refusals are
+    ValueErrors of their own: :class:`~nclib.runs.RunFolderBusy` (another live process writes the folder),
+    :class:`~nclib.runs.RunExists` (the folder holds a run and ``overwrite`` is False; its ``status`` says which,
+    "dead" for a run whose process was killed), :class:`~nclib.runs.ResumeRefused` and
+    :class:`~nclib.runs.CheckpointDamaged` (:func:`_resume_state`).  Notebook: :ref:`ch-train`.
     """
     return run_many([params])[0]
 
@@ -784,7 +791,9 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     diverges is stopped and written as in :func:`run` while the others go on; :class:`TrainingDiverged` is
     raised at the end, naming every run that diverged.  ``max_train_s`` stops all the runs at the same metric
     epoch, each with its checkpoint; ``resume=True`` continues them together (they must have stopped at the
-    same epoch).  Used by :ref:`ch-train` (the L = 1, 3, 6 runs of one figure) and ``python -m nclib.train``.
+    same epoch).  Every run folder is locked (:func:`nclib.runs.lock_run`) before it is checked, written or
+    deleted, until the call ends; ``overwrite=True`` deletes only the files a run writes, and only once the
+    data and the networks are built (:ref:`ch-train`, :ref:`ch-engine`).
     """
     if isinstance(runs, (str, bytes)) or not hasattr(runs, "__len__") or len(runs) == 0 or not all(
             isinstance(r, dict) for r in runs):
@@ -1035,8 +1044,10 @@ def main(argv=None) -> list[pathlib.Path]:
         elif isinstance(default, bool):
             ap.add_argument(flag, type=_parse_value, default=default, help=f"true/false (default {default})")
         else:
+            shown = {"out_dir": "results/runs/ in the repository", "run_name": "see below",
+                     "data_path": "the dataset's own (see nclib.data)"}.get(name, default)
             ap.add_argument(flag, type=lambda text, key=name: _parse_value(text, key), default=default,
-                            help=f"default {default}{choices}")
+                            help=f"default {shown}{choices}")
         if name == "run_name":
             ap.add_argument("--run-tag", default=None, help="folders <run-tag>-L<L>, as the notebook's run_tag")
     ns = vars(ap.parse_args(argv))
