@@ -254,6 +254,8 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
     the folder at that moment).  A lock file written on another host is refused too: whether its writer lives
     cannot be known from here (remove the file once that process is gone)."""
     run_dir = pathlib.Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"run_dir {str(run_dir)!r} exists and is not a folder; choose another run_name or out_dir")
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK
@@ -312,8 +314,9 @@ def clear_run_folder(run_dir, check_only: bool = False) -> None:
     ``check_only`` nothing is deleted (the refusal alone)."""
     run_dir = pathlib.Path(run_dir)
     entries = [e for e in run_dir.iterdir() if e.name != LOCK]
-    foreign = sorted(e.name for e in entries
-                     if not (e.is_file() and (e.name in RUN_FILES or (e.name.startswith(".") and e.name.endswith(".tmp")))))
+    ours = [e.is_file() and (e.name in RUN_FILES or (e.name.startswith(".") and e.name.endswith(".tmp")))
+            for e in entries]
+    foreign = sorted(e.name for e, mine in zip(entries, ours) if not mine)
     if foreign:
         raise ValueError(f"run_dir {str(run_dir)!r} holds entries a run does not write ({foreign[:5]}); "
                          f"overwrite=True deletes only run folders: move them or choose another run_name")

@@ -825,7 +825,8 @@ def _exists_message(d: pathlib.Path, status: str) -> str:
     if status == "dead":
         hint = (": its writer ended without recording an end (killed or crashed; no live process holds its lock)"
                 + hint)
-    return f"run folder {str(d)!r} already exists; pass overwrite=True or another run_name (it holds a {status} run{hint})"
+    return (f"run folder {str(d)!r} already exists; pass overwrite=True or another run_name (it holds a {status} "
+            f"run{hint})")
 
 
 def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
@@ -1028,7 +1029,7 @@ def main(argv=None) -> list[pathlib.Path]:
     """``python -m nclib.train --dataset cifar10 --data-path ... --L 1 3 6 ...``: one run (objective (4.3),
     Section 5) per L, trained side by side by :func:`run_many`; the shell form of :ref:`ch-train`.  A refused
     argument or run folder (ValueError) prints one line to stderr and exits with status 2, a divergence
-    (:class:`TrainingDiverged`) with status 1, without a traceback."""
+    (:class:`TrainingDiverged`) or a file that cannot be written (OSError) with status 1, without a traceback."""
     ap = argparse.ArgumentParser(prog="python -m nclib.train", description=__doc__.split("\n")[0], epilog=_EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, default in DEFAULTS.items():
@@ -1076,6 +1077,9 @@ def main(argv=None) -> list[pathlib.Path]:
     except ValueError as exc:  # the argument or run folder refused, named in the message
         print(f"python -m nclib.train: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except OSError as exc:  # a folder that cannot be written, a full disk: the file is in the message
+        print(f"python -m nclib.train: {type(exc).__name__}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     for path in out:
         print(path)
     return out
