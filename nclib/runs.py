@@ -3,21 +3,120 @@ plotting helpers read committed runs on any machine (and without the 5 s of impo
 
 A run folder holds ``params.json``, ``history.csv`` (one row per metric epoch, the columns of
 :data:`HISTORY_COLUMNS`), ``class_accuracy.csv`` (:data:`CLASS_ACCURACY`; runs made before it was recorded have
-none) and ``provenance.json``; each is written atomically by :func:`atomic_write_text`.
-Used by :mod:`nclib.train` (which writes them), :mod:`nclib.plotting` and :mod:`nclib.figures`.
+none) and ``provenance.json``; each is written atomically by :func:`atomic_write_text`.  A run stopped by
+``max_train_s`` also holds :data:`CHECKPOINT` and its sha256 beside it (:data:`CHECKSUM`).
+
+The contract that keeps a run folder whole (:ref:`ch-engine`):
+
+- a run name is one folder name inside ``out_dir`` (:func:`check_run_name`), never ``.``, ``..``, a path or empty;
+- one writer per run folder: :func:`lock_run` takes an exclusive lock (:data:`LOCK`, holding the writer's pid and
+  host) before anything in the folder is written or deleted, and :meth:`RunLock.release` gives it back; the
+  kernel releases the lock of a process that dies, so a later writer takes over a dead writer's lock (with a
+  warning that names it) and a second live writer is refused (:class:`RunFolderBusy`);
+- :func:`run_status` says what a folder holds ("absent", "running", "finished", "stopped", "diverged",
+  "failed", or "dead": a run whose writer ended without recording an end, after a crash or SIGKILL), and
+  :func:`plan_runs` what a caller that must never lose a run does next (start, resume, or skip);
+- a checkpoint is written to ``checkpoint.pt.tmp``, fsync'd, its sha256 recorded beside it, then renamed
+  (:func:`commit_checkpoint`); a resume reads it only after :func:`verify_checkpoint` found the bytes the
+  writer recorded (:class:`CheckpointDamaged` otherwise).
 """
 from __future__ import annotations
 
 import csv
+import datetime
+import fcntl
+import hashlib
 import json
 import os
 import pathlib
+import socket
+import sys
+import time
+import warnings
 
 import numpy as np
 
 #: The columns of ``history.csv``, in order (:ref:`ch-train`).
 HISTORY_COLUMNS = ("epoch", "lr", "loss", "objective", "nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc",
                    "bias_error", "global_mean_norm", "wall_time")
+
+
+#: The file of a stopped run from which ``resume=True`` continues (model, Adam, the batch generator, the history so
+#: far); removed when the run finishes.  Never committed (``.gitignore``).
+CHECKPOINT = "checkpoint.pt"
+
+#: The sha256 of :data:`CHECKPOINT`, written beside it (JSON: file, sha256, bytes, epoch) before the rename.
+CHECKSUM = "checkpoint.pt.sha256"
+
+#: The lock file of the process writing a run folder (JSON: pid, host, since, command line).
+LOCK = ".lock"
+
+#: Every file name a run writes in its folder; :func:`clear_run_folder` deletes nothing else.
+RUN_FILES = ("params.json", "history.csv", "class_accuracy.csv", "provenance.json", CHECKPOINT, CHECKSUM,
+             CHECKPOINT + ".tmp", LOCK)
+
+#: The statuses :func:`run_status` returns.
+STATUSES = ("absent", "running", "finished", "stopped", "diverged", "failed", "dead")
+
+
+class RunFolderBusy(ValueError):
+    """Another live process holds the lock of the run folder ``run_dir`` (``owner``: its pid and host)."""
+
+    def __init__(self, message: str, run_dir, owner: dict | None = None):
+        super().__init__(message)
+        self.run_dir, self.owner = pathlib.Path(run_dir), owner
+
+
+class RunExists(ValueError):
+    """The run folder ``run_dir`` already holds a run (``status``, one of :data:`STATUSES`) that the call would
+    replace; ``overwrite=True`` replaces it, ``resume=True`` continues a stopped or dead run."""
+
+    def __init__(self, message: str, run_dir, status: str):
+        super().__init__(message)
+        self.run_dir, self.status = pathlib.Path(run_dir), status
+
+
+class ResumeRefused(ValueError):
+    """``resume=True`` would not continue the run that the folder ``run_dir`` holds (other parameters, code,
+    device, data, or no checkpoint)."""
+
+    def __init__(self, message: str, run_dir):
+        super().__init__(message)
+        self.run_dir = pathlib.Path(run_dir)
+
+
+class CheckpointDamaged(ResumeRefused):
+    """The checkpoint ``path`` is not the file its writer recorded (truncated, corrupted, or without its
+    :data:`CHECKSUM`)."""
+
+    def __init__(self, message: str, run_dir, path):
+        super().__init__(message, run_dir)
+        self.path = pathlib.Path(path)
+
+
+def check_run_name(run_name) -> str:
+    """A run name is one folder name inside ``out_dir``: a non-empty string, not ``.`` or ``..``, without a path
+    separator or NUL, not absolute; anything else is refused by name (ValueError naming ``run_name``) before a
+    file is touched, since ``overwrite=True`` deletes the folder it names (:ref:`ch-train`)."""
+    seps = {"/", "\\", os.sep, os.altsep or "/", "\0"}
+    if (not isinstance(run_name, str) or not run_name.strip() or run_name in (".", "..")
+            or any(c in run_name for c in seps) or os.path.isabs(run_name)):
+        raise ValueError(f"run_name must be one folder name inside out_dir (not '.', '..', empty, or with a path "
+                         f"separator), got {run_name!r}")
+    return run_name
+
+
+def _fsync_dir(folder: pathlib.Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -57,7 +156,7 @@ CLASS_ACCURACY = "class_accuracy.csv"
 def load_class_accuracy(run_dir) -> dict | None:
     """``{"epoch": (E,) int array, "acc": (E, K) array}`` from a run folder's ``class_accuracy.csv`` (entry [e, k]:
     the training accuracy of class k at the e-th recorded epoch), or None when the run has no such file (runs
-    made before it was recorded).  Used by :mod:`nclib.figures` (:ref:`ch-fig1` to :ref:`ch-fig4`)."""
+    made before it was recorded) (:ref:`ch-fig1` to :ref:`ch-fig4`)."""
     path = pathlib.Path(run_dir) / CLASS_ACCURACY
     if not path.is_file():
         return None
@@ -80,3 +179,271 @@ def load_run(run_dir) -> tuple[dict, dict, dict]:
     params = json.loads((run_dir / "params.json").read_text())
     prov = json.loads((run_dir / "provenance.json").read_text())
     return params, load_history(run_dir), prov
+
+
+# --------------------------------------------------------------------------------------------- one writer
+
+def _read_lock(path: pathlib.Path) -> dict | None:
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    try:
+        owner = json.loads(text)
+    except ValueError:
+        return {"pid": None, "host": None, "raw": text[:200]}
+    return owner if isinstance(owner, dict) else None
+
+
+def lock_owner(run_dir) -> dict | None:
+    """The live process that holds the lock of ``run_dir`` (its :data:`LOCK` contents: pid, host, since,
+    command line), or None when no live process holds it (no lock file, or the lock of a writer that died)."""
+    path = pathlib.Path(run_dir) / LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_lock(path) or {"pid": None, "host": None}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+class RunLock:
+    """The exclusive lock of one run folder, held from :func:`lock_run` to :meth:`release` (also a context
+    manager).  ``took_over``: the lock contents of a dead writer this lock replaced, or None."""
+
+    def __init__(self, run_dir: pathlib.Path, fd: int, created: bool, took_over: dict | None):
+        self.run_dir, self.fd, self.created, self.took_over = run_dir, fd, created, took_over
+
+    def release(self) -> None:
+        """Remove the lock file and give the lock back; a folder the lock created and nothing filled is removed."""
+        if self.fd is None:
+            return
+        try:
+            (self.run_dir / LOCK).unlink(missing_ok=True)
+        finally:
+            os.close(self.fd)  # releases the flock
+            self.fd = None
+        if self.created:
+            try:
+                self.run_dir.rmdir()  # only when empty
+            except OSError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
+    """Take the exclusive lock of the run folder ``run_dir`` (created with its parents if missing) before anything
+    in it is written or deleted: one writer per run folder (:ref:`ch-engine`).
+
+    The lock is ``flock`` on :data:`LOCK`, which holds the writer's pid and host; the kernel releases it when the
+    writer's process ends, however it ends.  A lock file whose writer died (SIGKILL, a crash) is taken over with
+    a warning naming that writer; a lock held by a live process is refused with :class:`RunFolderBusy` naming
+    the folder and the owner's pid and host (after ``retry_s`` seconds, which cover a :func:`run_status` reading
+    the folder at that moment).  A lock file written on another host is refused too: whether its writer lives
+    cannot be known from here (remove the file once that process is gone)."""
+    run_dir = pathlib.Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"run_dir {str(run_dir)!r} exists and is not a folder; choose another run_name or out_dir")
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    deadline = time.monotonic() + retry_s
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            owner = _read_lock(path) or {}
+            raise RunFolderBusy(f"run folder {str(run_dir)!r} is being written by another process (pid "
+                                f"{owner.get('pid')} on host {owner.get('host')!r}, since {owner.get('since')}); "
+                                f"one writer per run folder: wait for it to end or use another run_name",
+                                run_dir, owner) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:  # not a file that a releasing writer unlinked after we opened it
+            break
+        os.close(fd)
+    with os.fdopen(os.dup(fd), "r") as f:
+        text = f.read()
+    previous = None
+    if text.strip():
+        try:
+            previous = json.loads(text)
+        except ValueError:
+            previous = {"pid": None, "host": None, "raw": text[:200]}
+        host = socket.gethostname()
+        if previous.get("host") not in (None, host):
+            os.close(fd)
+            raise RunFolderBusy(f"run folder {str(run_dir)!r} holds the lock of pid {previous.get('pid')} on "
+                                f"another host {previous.get('host')!r}; whether that process still runs cannot be "
+                                f"seen from {host!r}: remove {str(path)!r} once it has ended", run_dir, previous)
+        warnings.warn(f"run folder {str(run_dir)!r}: taking over the lock of process {previous.get('pid')} on "
+                      f"{previous.get('host')!r} (since {previous.get('since')}), which ended without releasing it",
+                      RuntimeWarning, stacklevel=2)
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+          "command_line": list(sys.argv)}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+    os.fsync(fd)
+    return RunLock(run_dir, fd, created, previous)
+
+
+def clear_run_folder(run_dir, check_only: bool = False) -> None:
+    """Delete the files of the run in ``run_dir`` (``overwrite=True``), keeping the lock the caller holds.  Only
+    the files a run writes (:data:`RUN_FILES`, and atomic writes' temporaries) are deleted; a folder holding
+    anything else is refused (ValueError naming ``run_dir`` and those entries) and left as it is.  With
+    ``check_only`` nothing is deleted (the refusal alone)."""
+    run_dir = pathlib.Path(run_dir)
+    entries = [e for e in run_dir.iterdir() if e.name != LOCK]
+    ours = [e.is_file() and (e.name in RUN_FILES or (e.name.startswith(".") and e.name.endswith(".tmp")))
+            for e in entries]
+    foreign = sorted(e.name for e, mine in zip(entries, ours) if not mine)
+    if foreign:
+        raise ValueError(f"run_dir {str(run_dir)!r} holds entries a run does not write ({foreign[:5]}); "
+                         f"overwrite=True deletes only run folders: move them or choose another run_name")
+    if check_only:
+        return
+    for e in entries:
+        e.unlink()
+    _fsync_dir(run_dir)
+
+
+# --------------------------------------------------------------------------------------------- status
+
+def recorded_status(run_dir) -> str:
+    """What ``run_dir`` records, without asking whether a process writes it now: "absent" (no folder, or nothing
+    but a lock), the provenance's status, or "dead" where the provenance is missing or says "running" (a run that
+    the caller knows has no live writer)."""
+    run_dir = pathlib.Path(run_dir)
+    if not run_dir.is_dir() or not any(e.name != LOCK for e in run_dir.iterdir()):
+        return "absent"
+    try:
+        status = json.loads((run_dir / "provenance.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return "dead"
+    return "dead" if status not in STATUSES or status in ("running", "absent") else status
+
+
+def run_status(run_dir) -> str:
+    """The state of a run folder, one of :data:`STATUSES`: "running" while a live process holds its lock,
+    otherwise "absent" (nothing there), "finished", "stopped" (by ``max_train_s``: ``resume=True`` continues it
+    from its checkpoint), "diverged", "failed", or "dead" (the provenance still says "running" but no live
+    process holds the lock: its writer was killed or crashed; ``resume=True`` continues from the last complete
+    checkpoint where one exists).  Reads only the folder's files (no torch) (:ref:`ch-train`)."""
+    return "running" if lock_owner(run_dir) is not None else recorded_status(run_dir)
+
+
+def plan_runs(run_dirs, overwrite: bool = False, params=None) -> str:
+    """What a caller that must never lose a run does with the folders ``run_dirs`` of runs trained together
+    (:ref:`ch-train`): "start" (all absent, or ``overwrite=True``), "resume" (all stopped, dead or failed with a
+    checkpoint), "skip" (all finished).  ``params``: one dict per folder of the parameters that define its run;
+    a folder whose ``params.json`` differs in one of them is refused.  Anything else is refused with
+    :class:`RunFolderBusy` (a live writer) or :class:`RunExists` naming the folder and its status (runs in
+    different states, other parameters, a dead run without a checkpoint, a diverged run: ``overwrite=True``
+    starts them again)."""
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
+    run_dirs = [pathlib.Path(d) for d in run_dirs]
+    if params is not None and len(params) != len(run_dirs):
+        raise ValueError(f"params must hold one dict per run folder ({len(run_dirs)}), got {len(params)}")
+    status = {d: run_status(d) for d in run_dirs}
+    for d, s in status.items():
+        if s == "running":
+            owner = lock_owner(d) or {}
+            raise RunFolderBusy(f"run folder {str(d)!r} is being written by another process (pid {owner.get('pid')} "
+                                f"on host {owner.get('host')!r})", d, owner)
+    if overwrite or all(s == "absent" for s in status.values()):
+        return "start"
+    together = ", ".join(f"{x.name} {y}" for x, y in status.items())
+    for (d, s), want in zip(status.items(), params or [None] * len(run_dirs)):
+        if want is None or s == "absent":
+            continue
+        try:
+            saved = json.loads((d / "params.json").read_text())
+        except (OSError, ValueError):
+            saved = {}
+        want = json.loads(json.dumps(dict(want), default=str))
+        differ = [k for k in want if saved.get(k) != want[k]]
+        if differ:
+            raise RunExists(f"run folder {str(d)!r} holds a {s} run with other parameters ("
+                            + "; ".join(f"{k} = {saved.get(k)!r}, now {want[k]!r}" for k in differ[:5])
+                            + "); pass overwrite=True to replace it, or another run name or out_dir", d, s)
+    if all(s == "finished" for s in status.values()):
+        return "skip"
+    resumable = {d: s in ("stopped", "dead", "failed") and (d / CHECKPOINT).is_file() for d, s in status.items()}
+    if all(resumable.values()):
+        return "resume"
+    d = next(d for d, ok in resumable.items() if not ok)
+    s = status[d]
+    raise RunExists(f"run folder {str(d)!r} holds a {s} run" + (" without a checkpoint" if s in ("stopped", "dead",
+                                                                                                  "failed") else "")
+                    + f" (the runs trained with it: {together}); pass overwrite=True to start them again", d, s)
+
+
+# --------------------------------------------------------------------------------------------- checkpoints
+
+def _sha256(path: pathlib.Path) -> tuple[str, int]:
+    h, n = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+            n += len(block)
+    return h.hexdigest(), n
+
+
+def commit_checkpoint(run_dir, epoch: int) -> None:
+    """Make ``run_dir/checkpoint.pt.tmp`` (written completely by the caller) the run's :data:`CHECKPOINT`: fsync
+    it, record its sha256, size and epoch in :data:`CHECKSUM` (atomically), rename it, fsync the folder.  A crash
+    before the rename leaves the previous checkpoint and its checksum; one between the checksum and the rename
+    leaves a checkpoint that :func:`verify_checkpoint` refuses (never one read as another)."""
+    run_dir = pathlib.Path(run_dir)
+    tmp = run_dir / (CHECKPOINT + ".tmp")
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    digest, size = _sha256(tmp)
+    atomic_write_text(run_dir / CHECKSUM, json.dumps({"file": CHECKPOINT, "sha256": digest, "bytes": size,
+                                                      "epoch": int(epoch)}) + "\n")
+    os.replace(tmp, run_dir / CHECKPOINT)
+    _fsync_dir(run_dir)
+
+
+def verify_checkpoint(run_dir) -> dict:
+    """The :data:`CHECKSUM` record of ``run_dir``'s checkpoint after checking that the file holds exactly the
+    bytes its writer recorded; :class:`CheckpointDamaged` naming the file otherwise (truncated, corrupted, no
+    checksum beside it), since a damaged checkpoint can load and resume a different run (:ref:`ch-engine`)."""
+    run_dir = pathlib.Path(run_dir)
+    path, record_path = run_dir / CHECKPOINT, run_dir / CHECKSUM
+    if not path.is_file():
+        raise ResumeRefused(f"resume=True, but run folder {str(run_dir)!r} holds no {CHECKPOINT} (a run stopped by "
+                            f"max_train_s leaves one; a finished run does not)", run_dir)
+    try:
+        record = json.loads(record_path.read_text())
+        want, want_size = str(record["sha256"]), int(record["bytes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CheckpointDamaged(f"checkpoint {str(path)!r} has no readable {CHECKSUM} beside it, so its integrity "
+                                f"cannot be checked; start the run again with overwrite=True", run_dir, path) from None
+    digest, size = _sha256(path)
+    if digest != want or size != want_size:
+        raise CheckpointDamaged(f"checkpoint {str(path)!r} is damaged: {size} bytes with sha256 {digest[:12]}..., "
+                                f"but its writer recorded {want_size} bytes with sha256 {want[:12]}... in {CHECKSUM}; "
+                                f"it cannot be resumed: start the run again with overwrite=True", run_dir, path)
+    return record

@@ -9,10 +9,13 @@ one imbalanced subset (:mod:`nclib.data`) and writes one run folder::
     provenance.json   git commit and dirty flag, package versions, device, precision, wall time, data sha256,
                       command line, status ("running", "finished", "stopped", "diverged" or "failed"), and
                       one segment per call that trained it (``max_train_s`` and ``resume``)
-    checkpoint.pt     only while a run is stopped: what ``resume=True`` continues from
+    checkpoint.pt     only while a run is stopped: what ``resume=True`` continues from, and beside it
+                      checkpoint.pt.sha256 (its sha256, size and epoch, checked before it is read)
+    .lock             while a process writes the folder: its pid and host (one writer per run folder)
 
 Each file is written atomically (a temporary file in the same folder, then ``os.replace``), and the history is
-rewritten after every metric epoch, so an interrupted run leaves a complete history of the epochs it reached.
+rewritten after every metric epoch, so an interrupted run leaves a complete history of the epochs it reached;
+the folder's contract (names, the lock, statuses, checkpoints) is :mod:`nclib.runs`.
 With ``max_train_s`` a call stops its runs at the first metric epoch past that many seconds and writes a
 checkpoint; a later call with ``resume=True`` and the same parameters continues them exactly where they stopped
 (the tests compare the histories with an uninterrupted run's, number for number), so a run longer than one call
@@ -52,7 +55,6 @@ import json
 import math
 import pathlib
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -62,8 +64,10 @@ import numpy as np
 import torch
 
 from . import ROOT, _checks, data, models
-from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text, load_class_accuracy,  # noqa: F401
-                   load_history, load_run)
+from . import runs as _runs
+from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, CheckpointDamaged,  # noqa: F401
+                   ResumeRefused, RunExists, RunFolderBusy, atomic_write_text, load_class_accuracy, load_history,
+                   load_run, run_status)
 from .ufm import REFERENCE_DECAY, from_reference_decay, reference_decay  # noqa: F401 (re-exported)
 
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -83,10 +87,6 @@ DEFAULTS: dict = dict(
 #: Parameters that say how one call trains, not what the run is: a call that resumes a run (``resume=True``) may
 #: set them differently from the call that started it (every other parameter must be the same).
 EXECUTION_KEYS = ("progress", "overwrite", "max_train_s", "resume")
-
-#: The file in a run folder that holds the state of a run stopped by ``max_train_s`` (model, Adam, the batch
-#: generator, the history so far), removed when the run finishes.  Never committed (``.gitignore``).
-CHECKPOINT = "checkpoint.pt"
 
 
 class TrainingDiverged(RuntimeError):
@@ -229,12 +229,49 @@ def check_params(**params) -> dict:
             raise ValueError(f"{k} must be True or False, got {p[k]!r}")
     p["out_dir"] = str(ROOT / "results" / "runs") if p["out_dir"] is None else str(p["out_dir"])
     if p["run_name"] is None:
-        p["run_name"] = f"{p['dataset']}-L{p['L']}-{'bias' if p['bias'] else 'nobias'}-seed{p['seed']}"
-    if not isinstance(p["run_name"], str) or not p["run_name"] or "/" in p["run_name"]:
-        raise ValueError(f"run_name must be a non-empty folder name without '/', got {p['run_name']!r}")
+        p["run_name"] = run_names([p["L"]], None, dataset=p["dataset"], bias=p["bias"], seed=p["seed"])[0]
+    p["run_name"] = _runs.check_run_name(p["run_name"])
     if isinstance(p["counts"], (tuple, np.ndarray)):
         p["counts"] = list(np.asarray(p["counts"]).tolist())
     return p
+
+
+def run_names(L_values, run_tag=None, *, dataset=DEFAULTS["dataset"], bias=DEFAULTS["bias"],
+              seed=DEFAULTS["seed"]) -> list[str]:
+    """The run folder names of one run per head depth L (objective (4.3), Section 5), the same for the command line
+    (``--run-tag``) and the training notebook (``run_tag``): ``<run_tag>-L<L>``, or without a tag
+    ``<dataset>-L<L>-<bias|nobias>-seed<seed>`` (the name :func:`check_params` gives a run without ``run_name``)
+    (:ref:`ch-train`)."""
+    Ls = [_checks.positive_int(L, "L_values") for L in (L_values if np.ndim(L_values) else [L_values])]
+    if not Ls:
+        raise ValueError("L_values must name at least one head depth L")
+    if run_tag is None:
+        names = [f"{dataset}-L{L}-{'bias' if bias else 'nobias'}-seed{seed}" for L in Ls]
+    elif not isinstance(run_tag, str):
+        raise ValueError(f"run_tag must be a string or None, got {run_tag!r}")
+    else:
+        names = [f"{run_tag}-L{L}" for L in Ls]
+    return [_runs.check_run_name(n) for n in names]
+
+
+#: The training notebook's parameters (:ref:`ch-train`): those of :data:`DEFAULTS` but ``L`` and ``run_name``,
+#: which ``L_values`` (one run per L) and ``run_tag`` (:func:`run_names`) replace, and ``smoke``.
+NOTEBOOK_PARAMETERS = tuple(k for k in DEFAULTS if k not in ("L", "run_name")) + ("smoke", "L_values", "run_tag")
+
+
+def plan(runs, **shared) -> str:
+    """What the training notebook (:ref:`ch-train`) does with the runs that :func:`run_many` would train with
+    these arguments, so that it never deletes a run it could continue: "start" (no folder holds them, or
+    ``overwrite=True``), "resume" (stopped, or killed, with a checkpoint), "skip" (finished with these
+    parameters); anything else (another writer, other parameters, a diverged run, runs in different states) is
+    refused by :func:`nclib.runs.plan_runs` naming the folder.  Parameters are checked as by :func:`run_many`."""
+    if isinstance(runs, (str, bytes)) or not hasattr(runs, "__len__") or len(runs) == 0 or not all(
+            isinstance(r, dict) for r in runs):
+        raise ValueError(f"runs must be a non-empty list of parameter dicts, got {runs!r}")
+    plist = [check_params(**{**shared, **r}) for r in runs]
+    dirs = [pathlib.Path(q["out_dir"]) / q["run_name"] for q in plist]
+    defining = [json.loads(_json({k: q[k] for k in DEFAULTS if k not in EXECUTION_KEYS})) for q in plist]
+    return _runs.plan_runs(dirs, overwrite=plist[0]["overwrite"], params=defining)
 
 
 def lr_at(epoch: int, lr: float, milestones, gamma: float) -> float:
@@ -575,7 +612,8 @@ class _RunFolder:
     atomically after every metric epoch (rows in epoch order, metrics of a GPU run computed in a worker
     thread), the final provenance at the end; a checkpoint when ``max_train_s`` stops the run.  A resumed run
     (``checkpoint`` given) keeps its params.json and provenance.json and adds a segment to the provenance's
-    ``segments`` (one per call: when, from which epoch to which, on what, how long).  Used by :func:`run_many`."""
+    ``segments`` (one per call: when, from which epoch to which, on what, how long; a call whose process was
+    killed is marked "dead" when a later call resumes the run)."""
 
     def __init__(self, engine: Engine, run_dir: pathlib.Path, started: str, t_start: float, together: list[str],
                  decays: str, code: dict, checkpoint: dict | None = None):
@@ -607,6 +645,10 @@ class _RunFolder:
             self.before = {"wall_time_s": 0.0, "train_time_s": 0.0}
         else:
             self.prov = json.loads((run_dir / "provenance.json").read_text())
+            if self.prov.get("status") == "running":  # its writer died (SIGKILL, a crash): say so, then go on
+                self.prov.setdefault("segments", [{}])[-1]["status"] = "dead"
+                self.prov["dead_segments"] = self.prov.get("dead_segments", 0) + 1
+            (run_dir / (CHECKPOINT + ".tmp")).unlink(missing_ok=True)  # a checkpoint whose writing was cut off
             self.prov["status"] = "running"
             self.prov.setdefault("segments", []).append(segment)
             self.rows = [dict(r) for r in checkpoint["rows"]]
@@ -669,9 +711,9 @@ class _RunFolder:
         self.flush(wait=True)
         state = {"format": 1, "epoch": int(epoch), "engine": self.engine.state_dict(), "rows": self.rows,
                  "initial_objective": self.initial_objective, "limit": self.limit}
-        tmp = self.run_dir / (CHECKPOINT + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.run_dir / CHECKPOINT)
+        with open(self.run_dir / (CHECKPOINT + ".tmp"), "wb") as f:
+            torch.save(state, f)
+        _runs.commit_checkpoint(self.run_dir, epoch)  # fsync, sha256 beside it, rename
 
     def finish(self, status: str, error: str | None = None) -> None:
         """Flush the last rows and write the final provenance, also when that flush itself fails (a
@@ -704,7 +746,8 @@ class _RunFolder:
                 prov["error"] = error
             atomic_write_text(self.run_dir / "provenance.json", _json(prov))
             if status == "finished":
-                (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
+                for name in (CHECKPOINT, CHECKSUM, CHECKPOINT + ".tmp"):
+                    (self.run_dir / name).unlink(missing_ok=True)
 
 
 def run(**params) -> pathlib.Path:
@@ -725,8 +768,11 @@ def run(**params) -> pathlib.Path:
     run from its checkpoint; every parameter but :data:`EXECUTION_KEYS` must equal the first call's, and the
     code, device (type and name) and torch version the first call's).  Raises ValueError for bad parameters
     (before any file is written) and :class:`TrainingDiverged` on NaN/inf or divergence (the history so far is
-    kept).
-    Used by :ref:`ch-train`.
+    kept).  The run folder is locked for the call (one writer, :func:`nclib.runs.lock_run`); its refusals are
+    ValueErrors of their own: :class:`~nclib.runs.RunFolderBusy` (another live process writes the folder),
+    :class:`~nclib.runs.RunExists` (the folder holds a run and ``overwrite`` is False; its ``status`` says which,
+    "dead" for a run whose process was killed), :class:`~nclib.runs.ResumeRefused` and
+    :class:`~nclib.runs.CheckpointDamaged` (:func:`_resume_state`).  Notebook: :ref:`ch-train`.
     """
     return run_many([params])[0]
 
@@ -745,7 +791,9 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     diverges is stopped and written as in :func:`run` while the others go on; :class:`TrainingDiverged` is
     raised at the end, naming every run that diverged.  ``max_train_s`` stops all the runs at the same metric
     epoch, each with its checkpoint; ``resume=True`` continues them together (they must have stopped at the
-    same epoch).  Used by :ref:`ch-train` (the L = 1, 3, 6 runs of one figure) and ``python -m nclib.train``.
+    same epoch).  Every run folder is locked (:func:`nclib.runs.lock_run`) before it is checked, written or
+    deleted, until the call ends; ``overwrite=True`` deletes only the files a run writes, and only once the
+    data and the networks are built (:ref:`ch-train`, :ref:`ch-engine`).
     """
     if isinstance(runs, (str, bytes)) or not hasattr(runs, "__len__") or len(runs) == 0 or not all(
             isinstance(r, dict) for r in runs):
@@ -759,24 +807,101 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     if len({d.resolve() for d in run_dirs}) < len(run_dirs):
         raise ValueError(f"two runs would write the same run folder: {[str(d) for d in run_dirs]}; give each its "
                          f"own run_name")
+    locks = []
+    try:  # one writer per run folder, from before anything is checked, written or deleted until the end
+        for d in run_dirs:
+            locks.append(_runs.lock_run(d))
+        return _train_locked(runs, shared, plist, run_dirs)
+    finally:
+        for lock in reversed(locks):
+            lock.release()
+
+
+def _exists_message(d: pathlib.Path, status: str) -> str:
+    hint = ""
+    if status in ("stopped", "dead", "failed"):
+        hint = ("; resume=True continues it from its checkpoint" if (d / CHECKPOINT).is_file()
+                else "; it has no checkpoint to resume from")
+    if status == "dead":
+        hint = (": its writer ended without recording an end (killed or crashed; no live process holds its lock)"
+                + hint)
+    return (f"run folder {str(d)!r} already exists; pass overwrite=True or another run_name (it holds a {status} "
+            f"run{hint})")
+
+
+def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
+    """All the checks of ``resume=True`` (:ref:`ch-engine`), then the checkpoints: each folder holds a stopped,
+    dead or failed run with a checkpoint; the run was started with the same parameters (but
+    :data:`EXECUTION_KEYS`), at the same commit, on the same device (type and name) and torch version, on the same
+    data (the ``data_sha256`` of its provenance equals the data loaded now); the checkpoint holds the bytes its
+    writer recorded beside it (sha256) and loads; the runs stopped at the same epoch.  Refusals are
+    :class:`ResumeRefused` (:class:`CheckpointDamaged` for the checkpoint) naming the folder, before anything is
+    written.  Returns the epoch the runs continue from and their checkpoints."""
+    here = {"device": str(engines[0].device), "device_name": engines[0].device_name, "torch": torch.__version__}
+    for d, q in zip(run_dirs, plist):
+        if not (d / CHECKPOINT).is_file():
+            raise ResumeRefused(f"resume=True, but run folder {str(d)!r} holds no {CHECKPOINT} (a run stopped by "
+                                f"max_train_s leaves one; a finished run does not)", d)
+        status = _runs.recorded_status(d)
+        if status not in ("stopped", "dead", "failed"):
+            raise ResumeRefused(f"resume=True, but run folder {str(d)!r} holds a {status} run; only a stopped, dead "
+                                f"or failed run continues from its checkpoint", d)
+        saved = json.loads((d / "params.json").read_text())
+        now = json.loads(_json(q))
+        differ = [k for k in DEFAULTS if k not in EXECUTION_KEYS and saved.get(k) != now[k]]
+        if differ:
+            raise ResumeRefused(f"resume=True, but run {q['run_name']!r} was started with other parameters: "
+                                + "; ".join(f"{k} = {saved.get(k)!r}, now {now[k]!r}" for k in differ), d)
+        prov = json.loads((d / "provenance.json").read_text())
+        first = prov.get("git_commit")
+        if first is not None and code["git_commit"] is not None and first != code["git_commit"]:
+            raise ResumeRefused(f"resume=True, but run folder {str(d)!r} was started at commit {first[:10]} and "
+                                f"this checkout is at {code['git_commit'][:10]}: a run's code must not change", d)
+        then = {"device": prov.get("device"), "device_name": prov.get("device_name"),
+                "torch": (prov.get("versions") or {}).get("torch")}
+        differ = [k for k in here if then[k] != here[k]]
+        if differ:  # another device, card or torch changes the kernels (and fused Adam's flags): not the same run
+            raise ResumeRefused(f"resume=True, but run folder {str(d)!r} was started on another device or torch: "
+                                + "; ".join(f"{k} {then[k]!r}, now {here[k]!r}" for k in differ), d)
+        then_data, now_data = prov.get("data_sha256"), ts.provenance["data_sha256"]
+        if then_data != now_data:  # the data file rewritten at the same path, or other data
+            raise ResumeRefused(f"resume=True, but the data differ from those run folder {str(d)!r} started on: "
+                                f"data_sha256 {str(then_data)[:12]}... then, {now_data[:12]}... now (data_path "
+                                f"{q['data_path']!r}); resume on the run's own data, or start again with "
+                                f"overwrite=True", d)
+    checkpoints = []
+    for d, eng in zip(run_dirs, engines):
+        record = _runs.verify_checkpoint(d)
+        path = d / CHECKPOINT
+        try:
+            c = torch.load(path, map_location=eng.device, weights_only=True)
+            epoch = int(c["epoch"])
+            ok = epoch == int(record["epoch"]) and {"engine", "rows", "initial_objective", "limit"} <= set(c)
+        except Exception as exc:  # noqa: BLE001 - any failure to read it is a damaged checkpoint
+            raise CheckpointDamaged(f"checkpoint {str(path)!r} matches its sha256 but cannot be read "
+                                    f"({type(exc).__name__}: {str(exc)[:200]}); start the run again with "
+                                    f"overwrite=True", d, path) from None
+        if not ok:
+            raise CheckpointDamaged(f"checkpoint {str(path)!r} does not hold the state of epoch {record['epoch']} "
+                                    f"its {CHECKSUM} records; start the run again with overwrite=True", d, path)
+        checkpoints.append(c)
+    epochs_at = sorted({int(c["epoch"]) for c in checkpoints})
+    if len(epochs_at) > 1:
+        raise ResumeRefused(f"resume=True, but the runs stopped at different epochs {epochs_at}; resume each alone",
+                            run_dirs[0])
+    return epochs_at[0], checkpoints
+
+
+def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
+    """:func:`run_many` once it holds the lock of every run folder."""
     resume = plist[0]["resume"]
-    if resume:  # every run continues from its checkpoint, with the parameters it was started with
-        replace = [False] * len(run_dirs)
-        for d, q in zip(run_dirs, plist):
-            if not (d / CHECKPOINT).is_file():
-                raise ValueError(f"resume=True, but run folder {str(d)!r} holds no {CHECKPOINT} (a run stopped by "
-                                 f"max_train_s leaves one; a finished run does not)")
-            saved = json.loads((d / "params.json").read_text())
-            now = json.loads(_json(q))
-            differ = [k for k in DEFAULTS if k not in EXECUTION_KEYS and saved.get(k) != now[k]]
-            if differ:
-                raise ValueError(f"resume=True, but run {q['run_name']!r} was started with other parameters: "
-                                 + "; ".join(f"{k} = {saved.get(k)!r}, now {now[k]!r}" for k in differ))
-    else:
-        replace = [d.exists() and any(d.iterdir()) for d in run_dirs]
-        for d, q, r in zip(run_dirs, plist, replace):
-            if r and not q["overwrite"]:
-                raise ValueError(f"run folder {str(d)!r} already exists; pass overwrite=True or another run_name")
+    existing = [_runs.recorded_status(d) for d in run_dirs]
+    if not resume:
+        for d, q, status in zip(run_dirs, plist, existing):
+            if status != "absent":
+                if not q["overwrite"]:
+                    raise RunExists(_exists_message(d, status), d, status)
+                _runs.clear_run_folder(d, check_only=True)  # only a run folder is ever deleted
     t_start = time.perf_counter()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     p = plist[0]
@@ -785,9 +910,6 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
                    download=p["download"], verify_checksums=p["verify_checksums"], dim=p["dim"],
                    spread=p["spread"])
     engines = [Engine(ts, q) for q in plist]
-    for d, r in zip(run_dirs, replace):  # only now: parameters data.load or the Engine refuse leave old runs in place
-        if r:
-            shutil.rmtree(d)
     names = [q["run_name"] for q in plist]
 
     def decays(given: dict, q: dict) -> str:
@@ -801,28 +923,14 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     checkpoints = [None] * len(engines)
     start = 0
     if resume:
-        checkpoints = [torch.load(d / CHECKPOINT, map_location=eng.device, weights_only=True)
-                       for d, eng in zip(run_dirs, engines)]
-        epochs_at = sorted({int(c["epoch"]) for c in checkpoints})
-        if len(epochs_at) > 1:
-            raise ValueError(f"resume=True, but the runs stopped at different epochs {epochs_at}; resume each alone")
-        start = epochs_at[0]
-        here = {"device": str(engines[0].device), "device_name": engines[0].device_name, "torch": torch.__version__}
-        for d in run_dirs:
-            prov = json.loads((d / "provenance.json").read_text())
-            first = prov.get("git_commit")
-            if first is not None and code["git_commit"] is not None and first != code["git_commit"]:
-                raise ValueError(f"resume=True, but run folder {str(d)!r} was started at commit {first[:10]} and "
-                                 f"this checkout is at {code['git_commit'][:10]}: a run's code must not change")
-            then = {"device": prov.get("device"), "device_name": prov.get("device_name"),
-                    "torch": (prov.get("versions") or {}).get("torch")}
-            differ = [k for k in here if then[k] != here[k]]
-            if differ:  # another device, card or torch changes the kernels (and fused Adam's flags): not the same run
-                raise ValueError(f"resume=True, but run folder {str(d)!r} was started on another device or torch: "
-                                 + "; ".join(f"{k} {then[k]!r}, now {here[k]!r}" for k in differ))
+        start, checkpoints = _resume_state(run_dirs, plist, engines, ts, code)
         next_lr = lr_at(start + 1, p["lr"], p["lr_milestones"], p["lr_gamma"])
         for eng, c in zip(engines, checkpoints):
             eng.load_state_dict(c.pop("engine"), next_lr)  # popped: the loaded tensors need not outlive the load
+    else:
+        for d, status in zip(run_dirs, existing):  # only now: parameters data.load or the Engine refuse leave old runs
+            if status != "absent":
+                _runs.clear_run_folder(d)
     folders = [_RunFolder(eng, d, started, t_start, names, decays({**shared, **r}, q), code, c)
                for eng, d, r, q, c in zip(engines, run_dirs, runs, plist, checkpoints)]
     active, diverged = list(folders), []
@@ -885,7 +993,21 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
 
 # --------------------------------------------------------------------------------------------- CLI
 
-def _parse_value(text: str):
+#: The choices the command line lists in ``--help`` (the checks themselves are those of :func:`check_params`).
+CHOICES = {"dataset": data.DATASETS, "class_order": ("reference", "ascending", "descending"),
+           "selection": ("random", "first"), "normalization": ("reference", "standardize", "none"),
+           "init": models.INITS, "precision": PRECISIONS, "device": ("auto", "cpu", "cuda", "cuda:<i>"),
+           "cuda_graph": ("auto", "true", "false"), "async_metrics": ("auto", "true", "false")}
+
+#: Parameters whose command-line value is text as given (a path or a name; ``none`` reads as None), never a number.
+_TEXT_KEYS = ("dataset", "data_path", "class_order", "selection", "normalization", "init", "device", "precision",
+              "out_dir", "run_name")
+
+
+def _parse_value(text: str, key: str | None = None):
+    """A command-line value: text for :data:`_TEXT_KEYS`, otherwise an int, a float, true/false/none, or text."""
+    if key in _TEXT_KEYS:
+        return None if text.lower() == "none" else text
     for conv in (int, float):
         try:
             return conv(text)
@@ -894,12 +1016,25 @@ def _parse_value(text: str):
     return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
+_EPILOG = """output: one run folder per L, <out-dir>/<run name>, holding params.json, history.csv,
+class_accuracy.csv, provenance.json (and checkpoint.pt while a run is stopped); out-dir defaults to
+results/runs/ in the repository; the run name is <run-tag>-L<L>, or without --run-tag
+<dataset>-L<L>-<bias|nobias>-seed<seed> (the names of the training notebook); --run-name names the folder of a
+single L exactly.  A folder that holds a run is never replaced without --overwrite true; --resume true continues a
+stopped run (or one whose process was killed) from its checkpoint.  Errors in the arguments print one line and
+exit with status 2; a run that diverges exits with status 1."""
+
+
 def main(argv=None) -> list[pathlib.Path]:
     """``python -m nclib.train --dataset cifar10 --data-path ... --L 1 3 6 ...``: one run (objective (4.3),
-    Section 5) per L, trained side by side by :func:`run_many`; the shell form of :ref:`ch-train`."""
-    ap = argparse.ArgumentParser(prog="python -m nclib.train", description=__doc__.split("\n")[0])
+    Section 5) per L, trained side by side by :func:`run_many`; the shell form of :ref:`ch-train`.  A refused
+    argument or run folder (ValueError) prints one line to stderr and exits with status 2, a divergence
+    (:class:`TrainingDiverged`) or a file that cannot be written (OSError) with status 1, without a traceback."""
+    ap = argparse.ArgumentParser(prog="python -m nclib.train", description=__doc__.split("\n")[0], epilog=_EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, default in DEFAULTS.items():
         flag = "--" + name.replace("_", "-")
+        choices = f"; one of {', '.join(CHOICES[name])}" if name in CHOICES else ""
         if name == "L":
             ap.add_argument("--L", nargs="+", type=int, default=[1], help="one run per value (default 1)")
         elif name in ("lr_milestones", "lam_W"):
@@ -908,21 +1043,43 @@ def main(argv=None) -> list[pathlib.Path]:
         elif name == "counts":
             ap.add_argument(flag, default=None, help="a preset name or comma-separated counts")
         elif isinstance(default, bool):
-            ap.add_argument(flag, type=lambda s: _parse_value(s), default=default, help=f"true/false (default {default})")
+            ap.add_argument(flag, type=_parse_value, default=default, help=f"true/false (default {default})")
         else:
-            ap.add_argument(flag, type=_parse_value, default=default, help=f"default {default}")
+            shown = {"out_dir": "results/runs/ in the repository", "run_name": "see below",
+                     "data_path": "the dataset's own (see nclib.data)"}.get(name, default)
+            ap.add_argument(flag, type=lambda text, key=name: _parse_value(text, key), default=default,
+                            help=f"default {shown}{choices}")
+        if name == "run_name":
+            ap.add_argument("--run-tag", default=None, help="folders <run-tag>-L<L>, as the notebook's run_tag")
     ns = vars(ap.parse_args(argv))
-    Ls = ns.pop("L")
-    if ns["counts"] is not None and "," in str(ns["counts"]):
-        ns["counts"] = [int(c) for c in str(ns["counts"]).split(",")]
-    for name in ("lr_milestones", "lam_W"):
-        if ns[name] is None:
-            ns[name] = DEFAULTS[name]
-        elif name == "lam_W" and len(ns[name]) == 1:
-            ns[name] = ns[name][0]
-    base = ns.pop("run_name")
-    runs = [dict(L=L, run_name=None if base is None else (base if len(Ls) == 1 else f"{base}-L{L}")) for L in Ls]
-    out = run_many(runs, **ns)
+    Ls, tag, base = ns.pop("L"), ns.pop("run_tag"), ns.pop("run_name")
+    try:
+        if ns["counts"] is not None and "," in str(ns["counts"]):
+            try:
+                ns["counts"] = [int(c) for c in str(ns["counts"]).split(",")]
+            except ValueError:
+                raise ValueError(f"counts must be a preset name or comma-separated integers, got "
+                                 f"{ns['counts']!r}") from None
+        for name in ("lr_milestones", "lam_W"):
+            if ns[name] is None:
+                ns[name] = DEFAULTS[name]
+            elif name == "lam_W" and len(ns[name]) == 1:
+                ns[name] = ns[name][0]
+        if base is not None and (tag is not None or len(Ls) > 1):
+            raise ValueError(f"run_name names the folder of one run; with {len(Ls)} values of L (or with "
+                             f"--run-tag) use --run-tag, which names them <run-tag>-L<L>")
+        names = [base] if base is not None else run_names(Ls, tag, dataset=ns["dataset"], bias=ns["bias"],
+                                                           seed=ns["seed"])
+        out = run_many([dict(L=L, run_name=n) for L, n in zip(Ls, names)], **ns)
+    except TrainingDiverged as exc:
+        print(f"python -m nclib.train: diverged: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except ValueError as exc:  # the argument or run folder refused, named in the message
+        print(f"python -m nclib.train: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as exc:  # a folder that cannot be written, a full disk: the file is in the message
+        print(f"python -m nclib.train: {type(exc).__name__}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     for path in out:
         print(path)
     return out

@@ -159,7 +159,7 @@ archive() {
   if [ -n "$FULL" ]; then
     made=$(cd "$STAGE" && ls -d results/figures/gpu book/figures/gpu 2>/dev/null)
     if [ -n "$made" ]; then
-      tar czf "$OUT/figures_gpu.tar.gz" --exclude=checkpoint.pt --exclude=checkpoint.pt.tmp -C "$STAGE" $made \
+      tar czf "$OUT/figures_gpu.tar.gz" --exclude=checkpoint.pt --exclude=checkpoint.pt.tmp --exclude=checkpoint.pt.sha256 --exclude=.lock -C "$STAGE" $made \
         && tar tzf "$OUT/figures_gpu.tar.gz"
     else echo "no figure ran"; fi
   else

@@ -197,7 +197,7 @@ def test_bad_parameters(tmp_path):
     with pytest.raises(ValueError, match=r"counts\[0\] = 100 is larger than the 3 samples"):
         train.run(dataset="cifar10", data_path=tmp_path / "tiny.npz", out_dir=tmp_path, progress=False)
     train.run(**SMALL, epochs=1, batch_size="full", out_dir=tmp_path, run_name="once")
-    with pytest.raises(ValueError, match="already exists; pass overwrite=True"):
+    with pytest.raises(train.RunExists, match="already exists; pass overwrite=True"):
         train.run(**SMALL, epochs=1, batch_size="full", out_dir=tmp_path, run_name="once")
     # overwrite=True replaces a run only once its parameters passed data.load and the Engine
     before = train.load_history(tmp_path / "once")
@@ -422,6 +422,8 @@ def test_a_stopped_run_resumes_exactly(tmp_path):
             [(0, 2, "stopped", 10), (2, 4, "stopped", 10), (4, 6, "finished", 10)]
         assert pb["wall_time_s"] == pytest.approx(sum(s["wall_time_s"] for s in pb["segments"]))
         assert not (b / train.CHECKPOINT).exists()  # a finished run keeps no checkpoint
+        assert sorted(f.name for f in b.iterdir()) == ["class_accuracy.csv", "history.csv", "params.json",
+                                                        "provenance.json"]  # nor its checksum or lock
         assert np.all(np.diff(hb["wall_time"]) > 0)  # the wall-time column goes on across calls
 
 
@@ -430,26 +432,26 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
         train.check_params(**RESUME_KW, max_train_s=-1.0)
     with pytest.raises(ValueError, match="resume must be True or False"):
         train.check_params(**RESUME_KW, resume="yes")
-    with pytest.raises(ValueError, match="holds no checkpoint.pt"):
+    with pytest.raises(train.ResumeRefused, match="holds no checkpoint.pt"):
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "none", resume=True, **RESUME_KW)
     parts = train.run_many(RESUME_MEMBERS, out_dir=tmp_path, max_train_s=0, **RESUME_KW)
-    with pytest.raises(ValueError, match=r"run 'L1' was started with other parameters: lr = 0.001, now 0.002"):
+    with pytest.raises(train.ResumeRefused, match=r"run 'L1' was started with other parameters: lr = 0.001, now 0.002"):
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **{**RESUME_KW, "lr": 2e-3})
     real = train._git_state
     monkeypatch.setattr(train, "_git_state", lambda: {**real(), "git_commit": "f" * 40})
     if json.loads((parts[0] / "provenance.json").read_text())["git_commit"] is not None:
-        with pytest.raises(ValueError, match="a run's code must not change"):
+        with pytest.raises(train.ResumeRefused, match="a run's code must not change"):
             train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
     monkeypatch.undo()
     prov_path = parts[0] / "provenance.json"
     saved = prov_path.read_text()
     prov_path.write_text(json.dumps({**json.loads(saved), "device_name": "NVIDIA H200"}))
-    with pytest.raises(ValueError, match="started on another device or torch: device_name 'NVIDIA H200', now"):
+    with pytest.raises(train.ResumeRefused, match="started on another device or torch: device_name 'NVIDIA H200', now"):
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
     prov_path.write_text(saved)
     # a run resumed alone moves on to the next metric epoch: the three no longer stop at the same epoch
     train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path, resume=True, max_train_s=0, **RESUME_KW)
-    with pytest.raises(ValueError, match=r"stopped at different epochs \[2, 4\]"):
+    with pytest.raises(train.ResumeRefused, match=r"stopped at different epochs \[2, 4\]"):
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
     assert [_status(p) for p in parts] == ["stopped"] * 3  # nothing refused was touched
 

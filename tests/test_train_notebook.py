@@ -1,11 +1,15 @@
 """The training notebook (book/training/train.md) run by papermill in smoke mode, as a GPU session would drive it."""
+import ast
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
 import nclib
+from nclib import train
+from nclib.runs import run_status as runs_status
 
 NOTEBOOK = nclib.ROOT / "book" / "training" / "train.md"
 
@@ -33,3 +37,83 @@ def test_notebook_smoke_run_with_papermill(tmp_path):
         assert (runs / name / "history.csv").read_text().count("\n") == 1 + 600 // 50 + 1
     # the figure cell produced an image
     assert any("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
+
+
+def _papermill(tmp_path, *args, out="train.ipynb"):
+    bindir = pathlib.Path(sys.executable).parent
+    env = {**os.environ, "MPLBACKEND": "agg", "OMP_NUM_THREADS": "1"}
+    cmd = (f"{bindir / 'jupytext'} --to ipynb -o - {NOTEBOOK} | {bindir / 'papermill'} - {tmp_path / out} -k python3 "
+           f"--cwd {NOTEBOOK.parent} " + " ".join(args))
+    return subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, env=env, timeout=300)
+
+
+def _parameters_cell() -> dict:
+    """The names and values the notebook's parameters cell assigns (literals only)."""
+    text = NOTEBOOK.read_text()
+    start = text.index(":tags: [parameters]")
+    body = text[start:text.index("```", start)].split("\n", 1)[1]
+    out = {}
+    for node in ast.parse(body).body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
+        name = node.targets[0].id
+        if name != "parameter_defaults":
+            out[name] = ast.literal_eval(node.value)
+    return out
+
+
+def test_the_parameters_cell_is_the_engine_parameter_list():
+    """One parameter list: the notebook assigns exactly nclib.train.NOTEBOOK_PARAMETERS (DEFAULTS but L and
+    run_name, plus smoke, L_values, run_tag), each engine parameter with the engine's default."""
+    cell = _parameters_cell()
+    assert sorted(cell) == sorted(train.NOTEBOOK_PARAMETERS)
+    assert set(train.NOTEBOOK_PARAMETERS) - set(train.DEFAULTS) == {"smoke", "L_values", "run_tag"}
+    for name, value in cell.items():
+        if name in train.DEFAULTS:
+            want = train.DEFAULTS[name]
+            assert value == (list(want) if isinstance(want, tuple) else want), name
+    assert cell["smoke"] is True and cell["L_values"] == [1, 3, 6] and cell["run_tag"] is None
+
+
+def test_notebook_refuses_unknown_and_smoke_ignored_parameters(tmp_path):
+    runs = tmp_path / "runs"
+    proc = _papermill(tmp_path, f"-p out_dir {runs} -p epochs -5")  # smoke=True would train 600 epochs instead
+    assert proc.returncode != 0
+    assert re.search(r"ValueError: parameter\(s\) \['epochs'\] set while smoke=True", proc.stderr + proc.stdout)
+    proc = _papermill(tmp_path, f"-p out_dir {runs} -p learning_rate 0.1")
+    assert proc.returncode != 0
+    assert re.search(r"ValueError: unknown notebook parameter\(s\) \['learning_rate'\]", proc.stderr + proc.stdout)
+    assert not runs.exists()  # refused before anything is written
+    # without the smoke run the same value reaches the engine's check, which names it
+    proc = _papermill(tmp_path, f"-p smoke False -p dataset synthetic -p out_dir {runs} -p epochs -5")
+    assert proc.returncode != 0 and "epochs must be a positive integer, got -5" in proc.stderr + proc.stdout
+
+
+def test_notebook_resumes_a_stopped_run_and_never_deletes_one(tmp_path):
+    """Executed again on a stopped run the notebook continues it (its first segment kept); on a finished run it
+    reads the run as it is; with other parameters it refuses by folder name unless overwrite=True."""
+    runs = tmp_path / "runs"
+    base = f"-p out_dir {runs} -p run_tag nb -y 'L_values: [1]'"
+    proc = _papermill(tmp_path, base, "-p max_train_s 0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = runs / "nb-L1"
+    assert runs_status(folder) == "stopped" and (folder / train.CHECKPOINT).is_file()
+    assert train.load_history(folder)["epoch"].tolist() == [0, 50]
+    proc = _papermill(tmp_path, base)  # resume=False, overwrite=False: the stopped run is continued, not replaced
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["status"] == "finished"
+    assert [(s["from_epoch"], s["to_epoch"], s["status"]) for s in prov["segments"]] == [(0, 50, "stopped"),
+                                                                                          (50, 600, "finished")]
+    assert train.load_history(folder)["epoch"].tolist() == list(range(0, 601, 50))
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
+    proc = _papermill(tmp_path, base)  # finished with the same parameters: read as it is
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before
+    proc = _papermill(tmp_path, base, "-p seed 1")  # another run in the same folder: refused by name
+    assert proc.returncode != 0
+    assert re.search(r"RunExists: run folder '[^']*nb-L1' holds a finished run with other parameters \(seed = 0, "
+                     r"now 1\)", proc.stderr + proc.stdout)
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before
+    proc = _papermill(tmp_path, base, "-p seed 1 -p overwrite True")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((folder / "params.json").read_text())["seed"] == 1

@@ -1,0 +1,295 @@
+"""Faults tried against run folders, for real: run names that would leave out_dir, two writers on one folder,
+SIGKILL and a crash while the checkpoint is written, data rewritten under a stopped run, damaged checkpoints,
+and the command line's answer to a user error.  Tiny synthetic runs; a second process or a kill runs in a
+subprocess."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import nclib
+from nclib import runs, train
+
+TINY = dict(dataset="synthetic", width=16, depth=1, batch_size="full", lam_W=1e-3, lam_H=1e-3, progress=False,
+            device="cpu")
+LONG = dict(TINY, epochs=10**6, metric_every=5)  # runs until stopped (max_train_s) or killed
+CLI = ["--dataset", "synthetic", "--width", "16", "--depth", "1", "--epochs", "5", "--batch-size", "full",
+       "--lam-W", "1e-3", "--lam-H", "1e-3", "--progress", "false"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(nclib.ROOT)}
+
+# A second process: train.run(**json argv[1]); with CRASH_IN_SAVE it dies (SIGKILL) half-way through writing its
+# checkpoint, as a machine that loses power or a job killed at that moment would leave it.
+CHILD = """
+import io, json, os, signal, sys
+import torch
+from nclib import train
+if os.environ.get("CRASH_IN_SAVE"):
+    real = torch.save
+    def crash(obj, f, *args, **kwargs):
+        buf = io.BytesIO()
+        real(obj, buf)
+        f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+        f.flush()
+        os.fsync(f.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+    torch.save = crash
+train.run(**json.loads(sys.argv[1]))
+"""
+
+
+def _child(crash_in_save=False, **kw):
+    env = {**ENV, **({"CRASH_IN_SAVE": "1"} if crash_in_save else {})}
+    return subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(kw, default=str)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait(predicate, proc=None, timeout=120.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"condition not reached; child: {None if proc is None else proc.communicate()}")
+
+
+def _epochs(folder):
+    try:
+        return train.load_history(folder)["epoch"].tolist()
+    except (ValueError, KeyError, OSError):
+        return []
+
+
+def _files(folder):
+    return {f.name: f.read_bytes() for f in folder.iterdir()}
+
+
+def _same_history(a, b):
+    ha, hb = train.load_history(a), train.load_history(b)
+    for col in train.HISTORY_COLUMNS[:-1]:  # all but the wall time
+        np.testing.assert_array_equal(ha[col], hb[col], err_msg=col)
+
+
+# ------------------------------------------------------------------------------------------ run names
+
+def test_run_names_that_would_leave_out_dir_are_refused_before_anything_is_touched(tmp_path):
+    """The fault: `--run-name . --overwrite true` deleted out_dir itself (and `..` its parent)."""
+    out = tmp_path / "runs"
+    (out / "old").mkdir(parents=True)
+    (out / "old" / "history.csv").write_text("epoch\n0\n")
+    proc = subprocess.run([sys.executable, "-m", "nclib.train", *CLI, "--out-dir", str(out), "--run-name", ".",
+                           "--overwrite", "true"], capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0].startswith("python -m nclib.train: error: run_name must be one folder name") and "'.'" in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == ["old"]
+    assert (out / "old" / "history.csv").read_text() == "epoch\n0\n"
+    for bad in (".", "..", "", "  ", "a/b", "../x", "/abs", str(tmp_path / "x"), "a\\b", "a\0b", 3):
+        with pytest.raises(ValueError, match=r"^run_name must be one folder name inside out_dir"):
+            train.run(**TINY, epochs=5, out_dir=out, run_name=bad, overwrite=True)
+        with pytest.raises(ValueError, match=r"^run_name must be one folder name inside out_dir"):
+            runs.check_run_name(bad)
+    with pytest.raises(ValueError, match=r"^run_name must be one folder name"):
+        train.run_names([1, 3], "../up")
+    assert sorted(p.name for p in out.iterdir()) == ["old"]
+    # overwrite deletes only a run folder: a folder holding anything else is refused by name and kept
+    (out / "notes").mkdir()
+    (out / "notes" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"run_dir '.*notes' holds entries a run does not write \(\['notes.txt'\]\)"):
+        train.run(**TINY, epochs=5, out_dir=out, run_name="notes", overwrite=True)
+    assert (out / "notes" / "notes.txt").read_text() == "mine"
+
+
+def test_command_line_prints_one_line_for_user_errors_and_lists_its_choices(tmp_path):
+    out = tmp_path / "runs"
+    proc = subprocess.run([sys.executable, "-m", "nclib.train", *CLI, "--out-dir", str(out), "--lr", "-1"],
+                          capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["python -m nclib.train: error: lr must be a finite non-negative "
+                                                "number, got -1"]
+    assert not out.exists()
+    train.run(**TINY, epochs=5, out_dir=out, run_name="synthetic-L1-bias-seed0")  # the command line's own name
+    proc = subprocess.run([sys.executable, "-m", "nclib.train", *CLI, "--out-dir", str(out)],
+                          capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert f"run folder {str(out / 'synthetic-L1-bias-seed0')!r} already exists" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "nclib.train", "--help"], capture_output=True, text=True, env=ENV,
+                          timeout=300)
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    for choice in (*nclib.data.DATASETS, *train.PRECISIONS, *nclib.models.INITS):
+        assert choice in text
+    assert "results/runs/" in text and "<run-tag>-L<L>" in text and "--run-tag" in text
+
+
+def test_command_line_and_notebook_name_run_folders_the_same_way():
+    assert train.run_names([1, 3], None, dataset="cifar10", bias=False, seed=2) == \
+        ["cifar10-L1-nobias-seed2", "cifar10-L3-nobias-seed2"]
+    assert train.run_names([1, 3, 6], "fig1") == ["fig1-L1", "fig1-L3", "fig1-L6"]
+    p = train.check_params(**TINY, L=3, bias=False, seed=2)
+    assert p["run_name"] == train.run_names([3], None, dataset="synthetic", bias=False, seed=2)[0]
+    with pytest.raises(ValueError, match="L_values"):
+        train.run_names([0], "x")
+
+
+# ------------------------------------------------------------------------------------------ one writer
+
+def test_two_writers_on_one_folder_the_second_refused_and_a_killed_run_recognised_and_resumed(tmp_path):
+    """The faults: two processes on one run folder both "succeeded" and mixed their files (also with
+    overwrite=True while the first ran); SIGKILL left the status "running" for good."""
+    ref = train.run(**LONG, out_dir=tmp_path, run_name="reference", max_train_s=0)  # stopped at epoch 5
+    train.run(**LONG, out_dir=tmp_path, run_name="reference", max_train_s=0, resume=True)  # and at 10
+    folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)
+    assert runs.run_status(folder) == "stopped" and _epochs(folder) == [0, 5]
+    proc = _child(**LONG, out_dir=str(tmp_path), run_name="r", resume=True)  # trains until killed
+    try:
+        _wait(lambda: runs.run_status(folder) == "running" and len(_epochs(folder)) > 3, proc)
+        owner = runs.lock_owner(folder)
+        assert owner["pid"] == proc.pid and owner["host"]
+        for kw in (dict(), dict(overwrite=True), dict(resume=True)):
+            with pytest.raises(runs.RunFolderBusy, match=f"run folder {str(folder)!r} is being written by another "
+                                                         f"process \\(pid {proc.pid}") as err:
+                train.run(**LONG, out_dir=tmp_path, run_name="r", **kw)
+            assert err.value.run_dir == folder and err.value.owner["pid"] == proc.pid
+        with pytest.raises(runs.RunFolderBusy):
+            runs.plan_runs([folder])
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # the killed run: its provenance still says "running", but no live process holds the lock
+    assert json.loads((folder / "provenance.json").read_text())["status"] == "running"
+    assert runs.run_status(folder) == "dead" and runs.lock_owner(folder) is None
+    assert json.loads((folder / runs.LOCK).read_text())["pid"] == proc.pid  # the dead writer's lock is still there
+    assert runs.plan_runs([folder]) == "resume"
+    # the next call takes the dead writer's lock over, saying so, and refuses to replace the run
+    with pytest.warns(RuntimeWarning, match=f"taking over the lock of process {proc.pid} .* which ended without "
+                                            f"releasing it"):
+        with pytest.raises(runs.RunExists, match=r"already exists; pass overwrite=True or another run_name \(it "
+                                                 r"holds a dead run: its writer ended without recording an end .*"
+                                                 r"resume=True continues it from its checkpoint\)") as err:
+            train.run(**LONG, out_dir=tmp_path, run_name="r")
+    assert err.value.status == "dead" and err.value.run_dir == folder
+    assert runs.run_status(folder) == "dead"
+    # resume continues from the last complete checkpoint
+    train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)
+    assert runs.run_status(folder) == "stopped" and not (folder / runs.LOCK).exists()
+    _same_history(ref, folder)  # as if it had never been killed
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert [s.get("status") for s in prov["segments"]] == ["stopped", "dead", "stopped"]
+    assert prov["dead_segments"] == 1
+
+
+def test_overwrite_waits_for_no_one_and_a_lock_is_released_on_every_exit(tmp_path):
+    """The lock is taken before the existence check and the slow data load, and released however the call ends."""
+    lock = runs.lock_run(tmp_path / "held")
+    try:
+        with pytest.raises(runs.RunFolderBusy, match=f"pid {os.getpid()}"):  # also in one process
+            train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="held", overwrite=True)
+        assert runs.run_status(tmp_path / "held") == "running"
+    finally:
+        lock.release()
+    assert not (tmp_path / "held").exists()  # the lock made the folder and nothing filled it
+    with pytest.raises(ValueError, match="batch_size 64 is larger"):  # refused after the lock was taken
+        train.run(**{**TINY, "batch_size": 64}, epochs=5, out_dir=tmp_path, run_name="refused")
+    assert not (tmp_path / "refused").exists()
+    folder = train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="done")
+    assert runs.run_status(folder) == "finished" and not (folder / runs.LOCK).exists()
+    assert runs.plan_runs([folder]) == "skip" and runs.run_status(tmp_path / "nothing") == "absent"
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+
+def test_a_crash_while_the_checkpoint_is_written_resumes_from_the_last_complete_one(tmp_path):
+    """The fault: a crash while checkpoint.pt is written left checkpoint.pt.tmp and the status "running" for
+    good.  Now the run is recognised as dead and resumes from the previous checkpoint, which the crash left
+    whole."""
+    ref = train.run(**LONG, out_dir=tmp_path, run_name="reference", max_train_s=0)
+    train.run(**LONG, out_dir=tmp_path, run_name="reference", max_train_s=0, resume=True)
+    folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)
+    whole = (folder / runs.CHECKPOINT).read_bytes()
+    proc = _child(crash_in_save=True, **LONG, out_dir=str(tmp_path), run_name="r", resume=True, max_train_s=0)
+    proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    assert (folder / (runs.CHECKPOINT + ".tmp")).is_file()  # the half-written one
+    assert (folder / runs.CHECKPOINT).read_bytes() == whole  # the last complete one, untouched
+    assert json.loads((folder / "provenance.json").read_text())["status"] == "running"
+    assert runs.run_status(folder) == "dead"
+    with pytest.warns(RuntimeWarning, match=f"taking over the lock of process {proc.pid}"):
+        with pytest.raises(runs.RunExists, match="dead run") as err:
+            train.run(**LONG, out_dir=tmp_path, run_name="r")
+    assert err.value.status == "dead"
+    train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)
+    assert not (folder / (runs.CHECKPOINT + ".tmp")).exists() and runs.run_status(folder) == "stopped"
+    _same_history(ref, folder)
+
+
+def test_a_crash_before_the_first_checkpoint_leaves_a_dead_run_that_only_overwrite_replaces(tmp_path):
+    proc = _child(crash_in_save=True, **LONG, out_dir=str(tmp_path), run_name="r", max_train_s=0)
+    proc.communicate(timeout=300)
+    folder = tmp_path / "r"
+    assert proc.returncode == -signal.SIGKILL and runs.run_status(folder) == "dead"
+    assert not (folder / runs.CHECKPOINT).exists()
+    with pytest.warns(RuntimeWarning, match=f"taking over the lock of process {proc.pid}"):
+        with pytest.raises(runs.RunExists, match="it has no checkpoint to resume from"):
+            train.run(**LONG, out_dir=tmp_path, run_name="r")
+    with pytest.raises(runs.ResumeRefused, match=f"run folder {str(folder)!r} holds no checkpoint.pt"):
+        train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True)
+    with pytest.raises(runs.RunExists, match="holds a dead run without a checkpoint") as err:
+        runs.plan_runs([folder])
+    assert err.value.run_dir == folder
+    train.run(**LONG, out_dir=tmp_path, run_name="r", overwrite=True, max_train_s=0)
+    assert runs.run_status(folder) == "stopped" and not (folder / (runs.CHECKPOINT + ".tmp")).exists()
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "no-checksum"])
+def test_a_damaged_checkpoint_is_refused_naming_the_file(tmp_path, damage):
+    """The faults: corrupted tensor bytes resumed to a different run (or a false "diverged ... lower lr"); a
+    truncated checkpoint gave "PytorchStreamReader failed"."""
+    folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)
+    path = folder / runs.CHECKPOINT
+    raw = bytearray(path.read_bytes())
+    if damage == "flip":  # bytes inside the tensors' storage, the zip container intact
+        mid = len(raw) // 2
+        raw[mid:mid + 64] = bytes(b ^ 0xFF for b in raw[mid:mid + 64])
+        path.write_bytes(bytes(raw))
+    elif damage == "truncate":
+        path.write_bytes(bytes(raw[: len(raw) // 2]))
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        (folder / runs.CHECKSUM).unlink()
+    before = _files(folder)
+    with pytest.raises(runs.CheckpointDamaged, match=f"checkpoint {str(path)!r} (is damaged|has no readable "
+                                                     f"checkpoint.pt.sha256)") as err:
+        train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True)
+    assert err.value.path == path and err.value.run_dir == folder
+    assert "PytorchStreamReader" not in str(err.value)
+    assert _files(folder) == before and runs.run_status(folder) == "stopped"
+
+
+def test_resume_refuses_data_rewritten_at_the_same_path(tmp_path):
+    """The fault: stop a run, rewrite the data file at the same path, resume: the run finished as "finished" and
+    its provenance kept the old data hash."""
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "data.npz"
+    y = np.repeat(np.arange(10), 4)
+    np.savez(npz, x_train=rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8), y_train=y)
+    kw = dict(LONG, dataset="cifar10", data_path=npz, counts=[4, 3, 2, 2, 2, 2, 2, 2, 2, 2])
+    folder = train.run(**kw, out_dir=tmp_path, run_name="r", max_train_s=0)
+    np.savez(npz, x_train=rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8), y_train=y)  # same path, shape
+    before = _files(folder)
+    with pytest.raises(runs.ResumeRefused, match=f"resume=True, but the data differ from those run folder "
+                                                 f"{str(folder)!r} started on: data_sha256 ") as err:
+        train.run(**kw, out_dir=tmp_path, run_name="r", resume=True)
+    assert err.value.run_dir == folder and str(npz) in str(err.value)
+    assert _files(folder) == before and runs.run_status(folder) == "stopped"
