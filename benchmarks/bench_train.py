@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from nclib import data, models, train
+from nclib.step import matmul_precision
 
 
 def make_set(N: int, D: int, K: int, seed: int = 0) -> data.TrainingSet:
@@ -132,7 +133,7 @@ def main(argv=None) -> None:
     rate_engine, eng = engine_loop(ts, p, args.steps, args.warmup)
     device = eng.device  # the plain loop runs where the Engine resolved device="auto"
     name = torch.cuda.get_device_name(device) if eng.is_cuda else cpu_name()
-    with train._matmul_precision(p["precision"] == "tf32"):
+    with matmul_precision(p["precision"] == "tf32"):
         rate_plain = plain_loop(ts, p, device, args.steps, args.warmup)
 
     n_params = models.parameter_count(eng.model)
