@@ -160,3 +160,23 @@ def test_cuda_graph_replays_the_eager_steps_and_reads_the_tensor_rate():
         runs[graph] = (w.detach().cpu().numpy(), loss)
     np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=1e-5)
     np.testing.assert_allclose(runs[True][1], runs[False][1], rtol=1e-5)
+
+
+def test_the_floor_of_a_step_counts_adam_traffic_and_products():
+    from nclib import models
+
+    net = models.build_model(in_dim=6, K=3, L=2, width=5, depth=2, feature_dim=4, seed=0)
+    # weights 5x6 (the first: no input gradient), 5x5, 4x5, head 4x4 and 3x4: per row 2 FLOPs per weight for the
+    # forward product, the weight gradient and the input gradient
+    sizes = [W.numel() for W in net.backbone_weights() + net.head_weights()]
+    assert sizes == [30, 25, 20, 16, 12]
+    assert nstep.product_flops(net, 7) == 2 * 7 * (3 * 103 - 30)
+    n = models.parameter_count(net)
+    seconds = nstep.floor_seconds([net, net], 7, bandwidth=1e9, flops_per_s=1e12)
+    np.testing.assert_allclose(seconds, 2 * (nstep.ADAM_BYTES * n / 1e9 + 2 * 7 * (3 * 103 - 30) / 1e12), rtol=1e-15)
+    with pytest.raises(ValueError, match="nets must hold at least one network"):
+        nstep.floor_seconds([], 7, 1e9, 1e12)
+    with pytest.raises(ValueError, match="bandwidth must be strictly positive"):
+        nstep.floor_seconds([net], 7, 0.0, 1e12)
+    with pytest.raises(ValueError, match="rows must be a positive integer"):
+        nstep.product_flops(net, 0)
