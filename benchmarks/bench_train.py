@@ -16,7 +16,8 @@ GPU with TF32 (``bench_train_gpu_fp32.json`` and ``bench_train_gpu_bf16.json`` a
 precision, the commit benchmarked (and whether the checkout differed from it), the steps per second of both
 loops and, with ``--figure-epochs``, a figure's three runs side by side per epoch against the engine chapter's
 floor for that device (None where the chapter has no data sheet for it), the time of one metric epoch of the
-three runs, and the seconds of 12,000 epochs with a metric epoch every ``metric_every`` (the default 100).
+three runs, and the seconds of 12,000 epochs with a metric epoch every ``metric_every`` (the default 100); and
+the host's load average when the timings ended (other jobs on a shared machine slow the CPU loops).
 
     python benchmarks/bench_train.py                       # GPU: the paper's setting (width 2048)
     python benchmarks/bench_train.py --device cpu --width 256 --steps 150   # the committed CPU run
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import sys
@@ -219,6 +221,8 @@ def main(argv=None) -> None:
             "epoch_ms_one_after_another": 1e3 * apart / E, "epoch_ms_floor": floor_ms(engines, name, args.precision),
             "metric_ms": 1e3 * metric_s, "metric_every": every,
             "seconds_12000_epochs_with_metrics": 12000 * together / E + (12000 // every + 1) * metric_s}
+    # on a shared machine other jobs slow the CPU loops: the load when the timings ended qualifies them
+    record["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     path = json_path(args.json, eng.is_cuda, args.precision)
     if path is not None:
         path.write_text(json.dumps(record, indent=2) + "\n")
