@@ -10,18 +10,19 @@ same initialization and run warm-up steps (not timed) before ``--steps`` timed s
 The data have the shape of the paper's CIFAR-10 subset (N = 3000 samples of 3 x 32 x 32, K = 10; random
 values, which do not change the cost of a step).  Chapter :ref:`ch-engine` quotes the output.
 
-Besides the printed report, a machine-readable record goes to ``benchmarks/results/bench_train_gpu.json`` on a
-GPU with TF32 (``bench_train_gpu_fp32.json`` and ``bench_train_gpu_bf16.json`` at the other precisions) and to
-``bench_train_cpu.json`` on the CPU (``--json PATH`` elsewhere, ``--json none`` not at all): the device, torch,
-precision, the commit benchmarked (and whether the checkout differed from it), the steps per second of both
-loops and, with ``--figure-epochs``, a figure's three runs side by side per epoch against the engine chapter's
-floor for that device (None where the chapter has no data sheet for it), the time of one metric epoch of the
-three runs, and the seconds of 12,000 epochs with a metric epoch every ``metric_every`` (the default 100); and
-the host's load average when the timings ended (other jobs on a shared machine slow the CPU loops).
+With ``--json auto`` a machine-readable record also goes to ``benchmarks/results/bench_train_gpu.json`` on a
+GPU with TF32 (``bench_train_gpu_fp32.json`` and ``bench_train_gpu_bf16.json`` at the other precisions) or to
+``bench_train_cpu.json`` on the CPU; ``--json PATH`` writes it to PATH, and by default none is written, so that a
+trial run never rewrites a committed record.  It holds the device, torch, precision, the commit benchmarked (and
+whether the checkout differed from it), the steps per second of both loops, the host's load average when the
+timings ended (other jobs on a shared machine slow the CPU loops) and, with ``--figure-epochs``, a figure's
+three runs side by side per epoch against the engine chapter's floor for that device (None where the chapter
+has no data sheet for it), the time of one metric epoch of the three runs, and the seconds of 12,000 epochs with
+a metric epoch every ``metric_every`` (the default 100).
 
     python benchmarks/bench_train.py                       # GPU: the paper's setting (width 2048)
     python benchmarks/bench_train.py --device cpu --width 256 --steps 150   # the committed CPU run
-    python benchmarks/bench_train.py --precision tf32 --figure-epochs 40    # also a figure's three runs
+    python benchmarks/bench_train.py --precision tf32 --figure-epochs 40 --json auto   # + bench_train_gpu.json
 """
 from __future__ import annotations
 
@@ -169,10 +170,10 @@ def main(argv=None) -> None:
     ap.add_argument("--figure-epochs", type=int, default=0,
                     help="also time a figure's runs (L = 1, 3, 6) for this many epochs each, one after another "
                          "and side by side (nclib.train.run_many); 0: skip")
-    ap.add_argument("--json", default="auto",
-                    help="where the machine-readable record goes: 'auto' (benchmarks/results/bench_train_gpu.json "
-                         "with TF32 on a GPU, bench_train_gpu_PRECISION.json otherwise, bench_train_cpu.json on "
-                         "the CPU), a path, or 'none'")
+    ap.add_argument("--json", default="none",
+                    help="where the machine-readable record goes: 'none' (the default), 'auto' "
+                         "(benchmarks/results/bench_train_gpu.json with TF32 on a GPU, bench_train_gpu_PRECISION.json "
+                         "otherwise, bench_train_cpu.json on the CPU) or a path")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
