@@ -10,20 +10,38 @@ same initialization and run warm-up steps (not timed) before ``--steps`` timed s
 The data have the shape of the paper's CIFAR-10 subset (N = 3000 samples of 3 x 32 x 32, K = 10; random
 values, which do not change the cost of a step).  Chapter :ref:`ch-engine` quotes the output.
 
+With ``--json auto`` a machine-readable record also goes to ``benchmarks/results/bench_train_gpu.json`` on a
+GPU with TF32 (``bench_train_gpu_fp32.json`` and ``bench_train_gpu_bf16.json`` at the other precisions) or to
+``bench_train_cpu.json`` on the CPU; ``--json PATH`` writes it to PATH, and by default none is written, so that a
+trial run never rewrites a committed record.  It holds the device, torch, precision, the commit benchmarked (and
+whether the checkout differed from it), the steps per second of both loops, the host's load average when the
+timings ended (other jobs on a shared machine slow the CPU loops) and, with ``--figure-epochs``, a figure's
+three runs side by side per epoch against the engine chapter's floor for that device (None where the chapter
+has no data sheet for it), the time of one metric epoch of the three runs, and the seconds of 12,000 epochs with
+a metric epoch every ``metric_every`` (the default 100).
+
     python benchmarks/bench_train.py                       # GPU: the paper's setting (width 2048)
     python benchmarks/bench_train.py --device cpu --width 256 --steps 150   # the committed CPU run
-    python benchmarks/bench_train.py --precision tf32 --figure-epochs 40    # also a figure's three runs
+    python benchmarks/bench_train.py --precision tf32 --figure-epochs 40 --json auto   # + bench_train_gpu.json
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import pathlib
 import platform
+import sys
 import time
 
 import numpy as np
 import torch
 
 from nclib import data, models, train
+from nclib import step as nstep
+from nclib.step import matmul_precision
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 
 def make_set(N: int, D: int, K: int, seed: int = 0) -> data.TrainingSet:
@@ -85,15 +103,46 @@ def engine_loop(ts, p, steps: int, warmup: int) -> tuple[float, train.Engine]:
     return steps / (time.perf_counter() - t0), eng
 
 
-def figure_loop(ts, p, Ls, epochs: int) -> tuple[float, float]:
+def figure_loop(ts, p, Ls, epochs: int) -> tuple[float, float, float, list[train.Engine]]:
     """Seconds for ``epochs`` epochs of one run per L: one run after another, then all side by side (the lockstep
-    of ``nclib.train.run_many``: each epoch queued for every run, on a GPU each on its own stream)."""
+    of ``nclib.train.run_many``: each epoch queued for every run, on a GPU each on its own stream); then the
+    seconds of one metric epoch of all runs (``Engine.evaluate``, device and host parts, in turn)."""
     engines = [train.Engine(ts, train.check_params(**{**p, "L": L})) for L in Ls]
     for eng in engines:
         eng.train_steps(eng.steps_per_epoch)  # warm-up and CUDA-graph capture, not timed
     # one after another: each run alone, the device idle between them (on its own stream it would overlap otherwise)
     one_after_another = sum(train.time_side_by_side([eng], epochs) for eng in engines)
-    return one_after_another, train.time_side_by_side(engines, epochs)
+    together = train.time_side_by_side(engines, epochs)
+    t0 = time.perf_counter()
+    for eng in engines:
+        eng.evaluate()
+    return one_after_another, together, time.perf_counter() - t0, engines
+
+
+def floor_ms(engines: list[train.Engine], device_name: str, precision: str) -> float | None:
+    """The engine chapter's floor for one epoch of ``engines`` in turn (Adam's traffic plus the products, at the
+    data-sheet peaks of the GPU named), in ms; None on a device or at a precision the chapter has no peak for."""
+    if "H200" in device_name:
+        sheet = nstep.DATASHEETS["H200"]
+    elif "H100" in device_name and "PCIe" not in device_name and "NVL" not in device_name:  # the SXM card
+        sheet = nstep.DATASHEETS["H100 SXM"]
+    else:
+        sheet = None
+    if sheet is None or precision not in sheet:
+        return None
+    eng = engines[0]
+    return 1e3 * eng.steps_per_epoch * nstep.floor_seconds([e.model for e in engines], eng.B, sheet["bandwidth"],
+                                                           sheet[precision])
+
+
+def json_path(arg: str, is_cuda: bool, precision: str) -> pathlib.Path | None:
+    if arg == "none":
+        return None
+    if arg != "auto":
+        return pathlib.Path(arg)
+    if not is_cuda:
+        return RESULTS / "bench_train_cpu.json"
+    return RESULTS / ("bench_train_gpu.json" if precision == "tf32" else f"bench_train_gpu_{precision}.json")
 
 
 def cpu_name() -> str:
@@ -121,6 +170,10 @@ def main(argv=None) -> None:
     ap.add_argument("--figure-epochs", type=int, default=0,
                     help="also time a figure's runs (L = 1, 3, 6) for this many epochs each, one after another "
                          "and side by side (nclib.train.run_many); 0: skip")
+    ap.add_argument("--json", default="none",
+                    help="where the machine-readable record goes: 'none' (the default), 'auto' "
+                         "(benchmarks/results/bench_train_gpu.json with TF32 on a GPU, bench_train_gpu_PRECISION.json "
+                         "otherwise, bench_train_cpu.json on the CPU) or a path")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -132,7 +185,7 @@ def main(argv=None) -> None:
     rate_engine, eng = engine_loop(ts, p, args.steps, args.warmup)
     device = eng.device  # the plain loop runs where the Engine resolved device="auto"
     name = torch.cuda.get_device_name(device) if eng.is_cuda else cpu_name()
-    with train._matmul_precision(p["precision"] == "tf32"):
+    with matmul_precision(p["precision"] == "tf32"):
         rate_plain = plain_loop(ts, p, device, args.steps, args.warmup)
 
     n_params = models.parameter_count(eng.model)
@@ -148,14 +201,33 @@ def main(argv=None) -> None:
     epochs_12000 = 12000 * eng.steps_per_epoch
     print(f"12000 epochs    {epochs_12000} steps: {epochs_12000 / rate_engine:.0f} s with nclib.train, "
           f"{epochs_12000 / rate_plain:.0f} s with the plain loop (training steps only)")
+    code = train._git_state()
+    record = {"device": name, "torch": torch.__version__, "precision": args.precision,
+              "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
+              "command": " ".join(["python", *sys.argv]),
+              "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": eng.B,
+                          "width": args.width, "depth": args.depth, "L": args.L, "parameters": n_params,
+                          "threads": torch.get_num_threads()},
+              "steps_per_s": {"engine": rate_engine, "plain": rate_plain}, "figure": None}
     if args.figure_epochs > 0:
         E = args.figure_epochs
-        apart, together = figure_loop(ts, p, (1, 3, 6), E)
+        apart, together, metric_s, engines = figure_loop(ts, p, (1, 3, 6), E)
         print(f"figure runs     L = 1, 3, 6, {E} epochs each: one after another {apart:.2f} s, side by side "
               f"{together:.2f} s, ratio {apart / together:.2f} x")
         print(f"12000 epochs    a figure's three runs side by side: {12000 * together / E:.0f} s "
               f"(one after another: {12000 * apart / E:.0f} s; training steps only)")
-
+        every = train.DEFAULTS["metric_every"]
+        record["figure"] = {
+            "L": [1, 3, 6], "epochs_timed": E, "epoch_ms_side_by_side": 1e3 * together / E,
+            "epoch_ms_one_after_another": 1e3 * apart / E, "epoch_ms_floor": floor_ms(engines, name, args.precision),
+            "metric_ms": 1e3 * metric_s, "metric_every": every,
+            "seconds_12000_epochs_with_metrics": 12000 * together / E + (12000 // every + 1) * metric_s}
+    # on a shared machine other jobs slow the CPU loops: the load when the timings ended qualifies them
+    record["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    path = json_path(args.json, eng.is_cuda, args.precision)
+    if path is not None:
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"record          {path}")
 
 if __name__ == "__main__":
     main()

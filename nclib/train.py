@@ -47,7 +47,6 @@ host-side metrics (numpy, float64) of a metric epoch run in a worker thread whil
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import datetime
 import io
@@ -68,6 +67,7 @@ from . import runs as _runs
 from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, CheckpointDamaged,  # noqa: F401
                    ResumeRefused, RunExists, RunFolderBusy, atomic_write_text, load_class_accuracy, load_history,
                    load_run, run_status)
+from .step import AdamStep, matmul_precision
 from .ufm import REFERENCE_DECAY, from_reference_decay, reference_decay  # noqa: F401 (re-exported)
 
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -283,26 +283,15 @@ def lr_at(epoch: int, lr: float, milestones, gamma: float) -> float:
     return lr * gamma ** sum(1 for m in milestones if epoch > m)
 
 
-@contextlib.contextmanager
-def _matmul_precision(allow_tf32: bool):
-    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
-    torch.backends.cudnn.allow_tf32 = allow_tf32
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-
 # --------------------------------------------------------------------------------------------- the engine
 
 class Engine:
-    """The training state of one run: data and labels on the device, model, fused Adam, the step.
+    """One run's training state (:ref:`ch-engine`), top to bottom: the data on the device and the batches, the
+    model and its mini-batch objective F_B, one :class:`nclib.step.AdamStep` (Adam, and on a GPU the run's
+    stream and CUDA graph), and the metrics of a history row.
 
-    ``step(idx)`` is the one step function (gather, forward, mini-batch objective F_B, backward, Adam) on
-    every device; ``train_epoch()`` runs one epoch without host synchronisation, through a captured CUDA
-    graph of ``step`` when ``cuda_graph`` is on.  ``evaluate()`` computes the history row on the whole
-    training set.  Used by :func:`run` and ``benchmarks/bench_train.py`` (:ref:`ch-engine`).
+    ``train_epoch()`` takes one step per batch without host synchronisation; ``evaluate()`` computes the history
+    row on the whole training set.
     """
 
     def __init__(self, ts: data.TrainingSet, p: dict):
@@ -310,6 +299,7 @@ class Engine:
         dev = p["device"]
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev)
         self.is_cuda = self.device.type == "cuda"
+        # the data: the whole training set on the device, batches cut from a permutation drawn there
         self.N, self.K = ts.N, ts.K
         self.B = self.N if p["batch_size"] == "full" else p["batch_size"]
         if self.B > self.N:
@@ -320,6 +310,9 @@ class Engine:
         self.X = torch.as_tensor(ts.x, dtype=torch.float32).to(self.device)
         self.y = torch.as_tensor(ts.y, dtype=torch.int64).to(self.device)
         self.Y = torch.nn.functional.one_hot(self.y, self.K).to(torch.float32)
+        self.gen = torch.Generator(device=self.device)
+        self.gen.manual_seed(p["seed"])
+        # the model and the decays of (4.3)
         self.model = models.build_model(ts.x.shape[1], self.K, p["L"], width=p["width"], depth=p["depth"],
                                         feature_dim=p["feature_dim"], bias=p["bias"], init=p["init"],
                                         seed=p["seed"]).to(self.device)
@@ -327,42 +320,21 @@ class Engine:
         self.lam_H = float(p["lam_H"])
         self.lam_backbone = float(p["lam_backbone"])
         self.bf16 = p["precision"] == "bf16"
-        self.allow_tf32 = p["precision"] == "tf32"
-        self.use_graph = self.is_cuda and p["cuda_graph"] in ("auto", True)
-        self.fused = self.is_cuda
-        lr0 = lr_at(1, p["lr"], p["lr_milestones"], p["lr_gamma"])
-        if self.is_cuda:
-            # A tensor lr lives in device memory, so a captured graph sees schedule changes (fill_).
-            self.opt = torch.optim.Adam(self.model.parameters(), lr=torch.tensor(lr0, device=self.device),
-                                        betas=(0.9, 0.999), eps=1e-8, fused=True, capturable=self.use_graph)
-        else:
-            self.opt = torch.optim.Adam(self.model.parameters(), lr=lr0, betas=(0.9, 0.999), eps=1e-8)
-        self.current_lr = lr0
-        self.gen = torch.Generator(device=self.device)
-        self.gen.manual_seed(p["seed"])
-        self.loss_sum = torch.zeros((), dtype=torch.float32, device=self.device)
-        self.loss_count = 0
-        self.steps_done = 0
-        self.graph = None
-        self.graph_note = "off" if not self.use_graph else "pending"
-        self._warmup_left = 3
-        if self.use_graph:
-            self.static_idx = torch.zeros(self.B, dtype=torch.int64, device=self.device)
-            self.side_stream = torch.cuda.Stream(device=self.device)
-        # On a GPU every later operation of this run (schedule, steps, graph replays, metrics) is queued on a
-        # stream of its own, so that runs trained side by side (:func:`run_many`) overlap on the device.
-        self.stream = torch.cuda.Stream(device=self.device) if self.is_cuda else None
-        if self.stream is not None:
-            self.stream.wait_stream(torch.cuda.current_stream(self.device))
+        # the step, made last: on a GPU its stream starts after the copies above
+        self.step = AdamStep(self.model.parameters(), self.batch_objective, self.device,
+                             lr=lr_at(1, p["lr"], p["lr_milestones"], p["lr_gamma"]), batch_size=self.B,
+                             tf32=p["precision"] == "tf32", cuda_graph=p["cuda_graph"])
 
     @property
     def device_name(self) -> str:
         """The device as run folders name it: the GPU's name, else the CPU's (provenance, and what resume checks)."""
         return torch.cuda.get_device_name(self.device) if self.is_cuda else (platform.processor() or "cpu")
 
-    def on_stream(self):
-        """Context in which this run's device work is queued: its own CUDA stream (a no-op on the CPU)."""
-        return torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
+    # -- the data -------------------------------------------------------------------------------------
+    def batches(self) -> torch.Tensor:
+        """This epoch's batches: a (steps_per_epoch, B) index tensor from a permutation made on the device."""
+        perm = torch.randperm(self.N, device=self.device, generator=self.gen)
+        return perm[: self.steps_per_epoch * self.B].view(self.steps_per_epoch, self.B)
 
     # -- the objective ------------------------------------------------------------------------------
     def batch_objective(self, idx: torch.Tensor) -> torch.Tensor:
@@ -382,144 +354,81 @@ class Engine:
             loss = loss + (self.lam_backbone / 2) * sum((W * W).sum() for W in self.model.backbone_weights())
         return loss
 
-    def step(self, idx: torch.Tensor) -> torch.Tensor:
-        """One Adam step on the batch ``idx``; returns the batch objective (a device tensor, no sync)."""
-        self.opt.zero_grad(set_to_none=True)
-        loss = self.batch_objective(idx)
-        loss.backward()
-        self.opt.step()
-        return loss.detach()
-
-    def set_lr(self, lr: float) -> None:
-        """Set Adam's learning rate (the step schedule :func:`lr_at` of :ref:`ch-engine`); on a GPU it is a device
-        tensor filled in place, so a captured CUDA graph reads the new value."""
-        if lr == self.current_lr:
-            return
-        with self.on_stream():  # ordered after the steps already queued with the old rate
-            for g in self.opt.param_groups:
-                if torch.is_tensor(g["lr"]):
-                    g["lr"].fill_(lr)
-                else:
-                    g["lr"] = lr
-        self.current_lr = lr
-
-    # -- CUDA graph -------------------------------------------------------------------------------------
-    def _capture(self) -> None:
-        """Capture ``step(static_idx)`` into a CUDA graph (after warm-up steps on a side stream).
-
-        The capture runs on this run's own side stream, not on torch.cuda.graph's one class-wide capture stream:
-        cuBLAS workspaces are kept per (handle, stream), so graphs of several runs captured on one stream would
-        share a workspace and race when :func:`run_many` replays them concurrently (pytorch/pytorch#193402)."""
-        torch.cuda.current_stream(self.device).wait_stream(self.side_stream)
-        graph = torch.cuda.CUDAGraph()
-        self.opt.zero_grad(set_to_none=True)
-        with torch.cuda.graph(graph, stream=self.side_stream):
-            loss = self.batch_objective(self.static_idx)
-            loss.backward()
-            self.opt.step()
-        self.static_loss = loss.detach()
-        self.graph = graph
-        self.graph_note = "on: one graph per step (gather, forward, backward, fused Adam)"
-
-    def _one(self, idx: torch.Tensor) -> None:
-        if self.graph is not None:
-            self.static_idx.copy_(idx)
-            self.graph.replay()
-            self.loss_sum += self.static_loss
-        elif self.use_graph and self._warmup_left > 0:
-            self.side_stream.wait_stream(torch.cuda.current_stream(self.device))
-            idx.record_stream(self.side_stream)  # its memory is not reused before the side stream has read it
-            with torch.cuda.stream(self.side_stream):
-                self.loss_sum += self.step(idx)
-            # what follows on this run's stream (the next batch, a metric epoch reading loss_sum and the
-            # parameters) must see this step: warm-up can span epochs when an epoch has fewer than 3 steps
-            torch.cuda.current_stream(self.device).wait_stream(self.side_stream)
-            self._warmup_left -= 1
-            if self._warmup_left == 0:
-                try:
-                    self._capture()
-                except Exception as exc:  # any op that refuses capture: keep training eagerly
-                    if self.p["cuda_graph"] is True:
-                        raise
-                    torch.cuda.set_stream(self.stream)  # a failed capture can leave the capture stream current
-                    torch.cuda.synchronize(self.device)
-                    self.graph, self.use_graph = None, False
-                    self.graph_note = f"capture failed, eager steps instead: {type(exc).__name__}: {exc}"
-                    self.opt.zero_grad(set_to_none=True)
-        else:
-            self.loss_sum += self.step(idx)
-        self.loss_count += 1
-        self.steps_done += 1
-
-    def batches(self) -> torch.Tensor:
-        """This epoch's batches: a (steps_per_epoch, B) index tensor from a permutation made on the device."""
-        perm = torch.randperm(self.N, device=self.device, generator=self.gen)
-        return perm[: self.steps_per_epoch * self.B].view(self.steps_per_epoch, self.B)
-
+    # -- training: the step on every batch ----------------------------------------------------------------
     def train_epoch(self) -> None:
         """One epoch: a step on F_B for each batch of :meth:`batches`, without host synchronisation
         (:ref:`ch-engine`)."""
-        with self.on_stream(), _matmul_precision(self.allow_tf32):
+        with self.step.training():
             for idx in self.batches():
-                self._one(idx)
+                self.step.run(idx)
 
     def train_steps(self, n: int) -> None:
         """``n`` steps of the same path as training, ending with a device synchronisation (benchmarks)."""
-        with self.on_stream(), _matmul_precision(self.allow_tf32):
+        with self.step.training():
             done = 0
             while done < n:
                 for idx in self.batches():
                     if done == n:
                         break
-                    self._one(idx)
+                    self.step.run(idx)
                     done += 1
-        self.synchronize()
+        self.step.synchronize()
 
-    def synchronize(self) -> None:
-        """Wait until the device has done everything queued so far (a no-op on the CPU; timings)."""
-        if self.is_cuda:
-            torch.cuda.synchronize(self.device)
+    # The step's state as the run folder and the schedule read and set it.
+    @property
+    def steps_done(self) -> int:
+        return self.step.steps_done
+
+    @property
+    def current_lr(self) -> float:
+        return self.step.lr
+
+    @property
+    def graph_note(self) -> str:
+        return self.step.note
+
+    @property
+    def fused(self) -> bool:
+        return self.step.fused
+
+    @property
+    def allow_tf32(self) -> bool:
+        return self.step.tf32
+
+    def set_lr(self, lr: float) -> None:
+        """Set the learning rate of the next steps (the schedule :func:`lr_at`), :meth:`nclib.step.AdamStep.set_lr`."""
+        self.step.set_lr(lr)
 
     def take_loss(self) -> float:
         """Mean batch objective since the last call (one host synchronisation); NaN if no step was taken."""
-        if self.loss_count == 0:
-            return float("nan")
-        with self.on_stream():
-            value = float(self.loss_sum.item()) / self.loss_count
-            self.loss_sum.zero_()
-        self.loss_count = 0
-        return value
+        return self.step.take_loss()
+
+    def synchronize(self) -> None:
+        """Wait until the device has done everything queued so far (a no-op on the CPU; timings)."""
+        self.step.synchronize()
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """What a stopped run needs to continue exactly (``max_train_s``, ``resume``): the model, Adam's state,
         the batch generator's state and the steps taken.  Taken at a metric epoch, when no loss is pending."""
-        if self.loss_count:
-            raise RuntimeError("state_dict is taken at a metric epoch, after take_loss; steps are pending")
-        self.synchronize()
-        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "gen": self.gen.get_state().cpu(),
-                "steps_done": self.steps_done}
+        step = self.step.state_dict()  # refuses pending steps, waits for the device
+        return {"model": self.model.state_dict(), "opt": step["opt"], "gen": self.gen.get_state().cpu(),
+                "steps_done": step["steps_done"]}
 
     def load_state_dict(self, state: dict, lr: float) -> None:
         """Continue from :meth:`state_dict` of a run with the same parameters, at learning rate ``lr`` (the
         schedule's rate of the next epoch).  Called before any step, so a CUDA graph is captured after it."""
-        if self.steps_done or self.graph is not None:
+        if self.step.started:
             raise RuntimeError("load_state_dict must come before the run's first step")
         self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["opt"])
-        for g in self.opt.param_groups:  # a fresh rate, as __init__ makes it (a device tensor on a GPU)
-            g["lr"] = torch.tensor(lr, device=self.device) if self.is_cuda else lr
-        self.current_lr = lr
         self.gen.set_state(state["gen"].cpu())
-        self.steps_done = int(state["steps_done"])
-        if self.stream is not None:  # the copies above ran on the current stream: this run's stream waits for them
-            self.stream.wait_stream(torch.cuda.current_stream(self.device))
+        self.step.load_state_dict(state, lr)  # last: on a GPU the run's stream waits for the copies above
 
     # -- metrics --------------------------------------------------------------------------------------
     @torch.no_grad()
     def features(self) -> torch.Tensor:
         """H^T: the (N, d) float32 features of the whole training set, computed in full fp32."""
-        with self.on_stream(), _matmul_precision(False):
+        with self.step.on_stream(), matmul_precision(False):
             chunks = [self.model.features(self.X[i:i + 4096]) for i in range(0, self.N, 4096)]
             return torch.cat(chunks).float()
 
@@ -527,9 +436,9 @@ class Engine:
     def evaluate_device(self) -> tuple[dict, dict | None]:
         """The device half of a history row: ``objective`` ((4.3) in float64 on the device) and the arrays
         the host metrics need (None when the network holds NaN/inf)."""
-        with self.on_stream():
+        with self.step.on_stream():
             Ht = self.features()
-            with _matmul_precision(False):
+            with matmul_precision(False):
                 logits = self.model.classify(Ht)
             Hd = Ht.double()
             Ws = [W.detach().double() for W in self.model.head_weights()]
@@ -587,8 +496,8 @@ class Engine:
 
 def time_side_by_side(engines: list[Engine], epochs: int) -> float:
     """Seconds for ``epochs`` epochs of ``engines`` in the lockstep of :func:`run_many` (each epoch queued for every
-    engine in turn, on a GPU each on its own stream), from an idle device to an idle device.  Used by
-    ``benchmarks/bench_train.py`` and ``scripts/gpu_budget.py`` (:ref:`ch-engine`)."""
+    engine in turn, on a GPU each on its own stream), from an idle device to an idle device: the speed of a figure's
+    runs side by side (:ref:`ch-engine`)."""
     epochs = _checks.positive_int(epochs, "epochs")
     engines[0].synchronize()
     t0 = time.perf_counter()

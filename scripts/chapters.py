@@ -43,6 +43,12 @@ def chapters() -> list[pathlib.Path]:
     return out
 
 
+def is_notebook(path: pathlib.Path) -> bool:
+    """Whether a chapter file is a MyST notebook (jupytext front matter), not a plain markdown page."""
+    text = path.read_text()
+    return text.startswith("---") and "jupytext:" in text.split("---", 2)[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--to", type=pathlib.Path, help="folder to write the CPU chapters into as .ipynb")
@@ -56,8 +62,7 @@ def main() -> None:
     for path in files:
         if path.suffix != ".md":
             continue
-        text = path.read_text()
-        if "jupytext:" not in text.split("---", 2)[1] if text.startswith("---") else True:
+        if not is_notebook(path):
             continue  # plain markdown page, nothing to execute
         target = args.to / (str(path.relative_to(ROOT).with_suffix(".ipynb")).replace("/", "__"))
         subprocess.run([str(jupytext), "--quiet", "--to", "ipynb", "-o", str(target), str(path)], check=True)

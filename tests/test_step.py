@@ -1,0 +1,182 @@
+"""nclib.step on the CPU: one Adam step against Adam written out by hand, the learning rate, the loss sum, the
+checkpoint, refusals by name; on a GPU (CUDA-only tests) the captured graph against eager steps."""
+import numpy as np
+import pytest
+import torch
+
+from nclib import step as nstep
+
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
+
+X = np.array([[1.0, 2.0], [-1.0, 0.5], [0.3, -0.7], [2.0, 1.0]])
+T = np.array([1.0, -2.0, 0.5, 3.0])
+W0 = np.array([0.4, -0.3])
+
+
+def _problem(device="cpu", dtype=torch.float64, **kw):
+    """Least squares F(idx) = 1/(2|idx|) ||X[idx] w - t[idx]||^2 in one parameter w."""
+    w = torch.nn.Parameter(torch.tensor(W0, dtype=dtype, device=device))
+    Xt, Tt = torch.tensor(X, dtype=dtype, device=device), torch.tensor(T, dtype=dtype, device=device)
+
+    def objective(idx):
+        r = Xt[idx] @ w - Tt[idx]
+        return (r * r).sum() / (2 * idx.shape[0])
+
+    kw = {"lr": 0.1, "batch_size": 2, **kw}
+    return w, nstep.AdamStep([w], objective, device, **kw)
+
+
+def _adam_by_hand(batches, lrs, beta1=0.9, beta2=0.999, eps=1e-8):
+    """Adam (Kingma and Ba, Algorithm 1) in float64 numpy: the parameters and losses after each step."""
+    w, m, v = W0.copy(), np.zeros(2), np.zeros(2)
+    ws, losses = [], []
+    for t, (rows, lr) in enumerate(zip(batches, lrs), start=1):
+        r = X[rows] @ w - T[rows]
+        losses.append((r @ r) / (2 * len(rows)))
+        g = X[rows].T @ r / len(rows)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        w = w - lr * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + eps)
+        ws.append(w.copy())
+    return ws, losses
+
+
+BATCHES = [[0, 1], [2, 3], [1, 3], [0, 2]]
+
+
+def test_a_step_is_adam_written_out_and_a_new_rate_takes_effect_at_the_next_step():
+    w, step = _problem()
+    lrs = [0.1, 0.1, 0.02, 0.02]
+    expected, losses = _adam_by_hand(BATCHES, lrs)
+    for k, rows in enumerate(BATCHES):
+        step.set_lr(lrs[k])
+        loss = step(torch.tensor(rows))
+        np.testing.assert_allclose(loss.item(), losses[k], rtol=1e-14)  # F_B before the step
+        np.testing.assert_allclose(w.detach().numpy(), expected[k], rtol=1e-12, atol=1e-15)
+    assert step.lr == 0.02
+    # the same steps at the first rate throughout end elsewhere: the rate change was used
+    unchanged, _ = _adam_by_hand(BATCHES, [0.1] * 4)
+    assert np.abs(unchanged[-1] - expected[-1]).max() > 1e-3
+
+
+def test_run_sums_the_batch_objectives_until_take_loss():
+    w, step = _problem()
+    _, losses = _adam_by_hand(BATCHES, [0.1] * 4)
+    assert np.isnan(step.take_loss())  # no step taken yet
+    with step.training():
+        for rows in BATCHES[:3]:
+            step.run(torch.tensor(rows))
+    assert step.steps_done == 3
+    # the device sum is float32 (as in training), so its mean is exact to single precision
+    np.testing.assert_allclose(step.take_loss(), np.mean(losses[:3]), rtol=1e-6)
+    with step.training():
+        step.run(torch.tensor(BATCHES[3]))
+    np.testing.assert_allclose(step.take_loss(), losses[3], rtol=1e-6)  # the sum restarts after each read
+    assert step.steps_done == 4 and np.isnan(step.take_loss())
+
+
+def test_on_the_cpu_the_step_is_eager_with_plain_adam():
+    w, step = _problem(cuda_graph=True)  # a graph is a GPU feature: asked for on the CPU, the steps stay eager
+    assert step.note == "off" and step.fused is False and step.stream is None
+    assert step.opt.param_groups[0]["lr"] == 0.1 and not torch.is_tensor(step.opt.param_groups[0]["lr"])
+
+
+def test_a_loaded_state_continues_exactly():
+    w_whole, whole = _problem()
+    for rows in BATCHES:
+        whole(torch.tensor(rows))
+    w_a, a = _problem()
+    with a.training():
+        for rows in BATCHES[:2]:
+            a.run(torch.tensor(rows))
+    with pytest.raises(RuntimeError, match="steps are pending"):
+        a.state_dict()
+    a.take_loss()
+    state = a.state_dict()
+    w_b, b = _problem()
+    with torch.no_grad():
+        w_b.copy_(w_a)
+    b.load_state_dict(state, lr=0.1)
+    assert b.steps_done == 2 and b.started
+    for rows in BATCHES[2:]:
+        b(torch.tensor(rows))
+    np.testing.assert_array_equal(w_b.detach().numpy(), w_whole.detach().numpy())
+    with pytest.raises(RuntimeError, match="before the run's first step"):
+        b.load_state_dict(state, lr=0.1)
+
+
+def test_refusals_name_the_argument():
+    w = torch.nn.Parameter(torch.zeros(2))
+
+    def f(idx):
+        return (w * w).sum()
+
+    with pytest.raises(ValueError, match="lr must be strictly positive"):
+        nstep.AdamStep([w], f, "cpu", lr=0.0, batch_size=2)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        nstep.AdamStep([w], f, "cpu", lr=0.1, batch_size=0)
+    with pytest.raises(ValueError, match="tf32 must be True or False"):
+        nstep.AdamStep([w], f, "cpu", lr=0.1, batch_size=2, tf32="yes")
+    with pytest.raises(ValueError, match="cuda_graph must be 'auto', True or False"):
+        nstep.AdamStep([w], f, "cpu", lr=0.1, batch_size=2, cuda_graph="always")
+    with pytest.raises(ValueError, match="params must hold at least one parameter"):
+        nstep.AdamStep([], f, "cpu", lr=0.1, batch_size=2)
+    with pytest.raises(ValueError, match="objective must be a function"):
+        nstep.AdamStep([w], None, "cpu", lr=0.1, batch_size=2)
+    step = nstep.AdamStep([w], f, "cpu", lr=0.1, batch_size=2)
+    with pytest.raises(ValueError, match="^lr must be"):
+        step.set_lr(-1e-3)
+    with pytest.raises(ValueError, match="^lr must be strictly positive"):
+        step.set_lr(0)
+    assert step.lr == 0.1
+
+
+def test_matmul_precision_sets_tf32_and_restores_it():
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    with nstep.matmul_precision(True):
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        with nstep.matmul_precision(False):
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+
+
+@cuda_only
+def test_cuda_graph_replays_the_eager_steps_and_reads_the_tensor_rate():
+    """Fused Adam with a device-tensor rate: after the warm-up steps the captured graph replays what eager steps
+    compute, including a rate changed in place between replays (no re-capture)."""
+    runs = {}
+    for graph in (True, False):
+        w, step = _problem("cuda", torch.float32, cuda_graph=graph)
+        with step.training():
+            for k in range(12):
+                if k == 8:
+                    step.set_lr(0.01)
+                step.run(torch.tensor(BATCHES[k % 4], device="cuda"))
+        loss = step.take_loss()
+        step.synchronize()
+        assert step.fused and torch.is_tensor(step.opt.param_groups[0]["lr"])
+        assert step.note.startswith("on") if graph else step.note == "off"
+        runs[graph] = (w.detach().cpu().numpy(), loss)
+    np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=1e-5)
+    np.testing.assert_allclose(runs[True][1], runs[False][1], rtol=1e-5)
+
+
+def test_the_floor_of_a_step_counts_adam_traffic_and_products():
+    from nclib import models
+
+    net = models.build_model(in_dim=6, K=3, L=2, width=5, depth=2, feature_dim=4, seed=0)
+    # weights 5x6 (the first: no input gradient), 5x5, 4x5, head 4x4 and 3x4: per row 2 FLOPs per weight for the
+    # forward product, the weight gradient and the input gradient
+    sizes = [W.numel() for W in net.backbone_weights() + net.head_weights()]
+    assert sizes == [30, 25, 20, 16, 12]
+    assert nstep.product_flops(net, 7) == 2 * 7 * (3 * 103 - 30)
+    n = models.parameter_count(net)
+    seconds = nstep.floor_seconds([net, net], 7, bandwidth=1e9, flops_per_s=1e12)
+    np.testing.assert_allclose(seconds, 2 * (nstep.ADAM_BYTES * n / 1e9 + 2 * 7 * (3 * 103 - 30) / 1e12), rtol=1e-15)
+    with pytest.raises(ValueError, match="nets must hold at least one network"):
+        nstep.floor_seconds([], 7, 1e9, 1e12)
+    with pytest.raises(ValueError, match="bandwidth must be strictly positive"):
+        nstep.floor_seconds([net], 7, 0.0, 1e12)
+    with pytest.raises(ValueError, match="rows must be a positive integer"):
+        nstep.product_flops(net, 0)
