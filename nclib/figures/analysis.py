@@ -171,19 +171,23 @@ def spikes(runs: Mapping[int, Run], threshold: float = SPIKE_FACTOR) -> dict[int
 def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     """{L: what the history says} of the runs whose training accuracy ends below 100 % (sorted by L).
 
-    For each such run: ``n`` (its class counts), ``since`` (the first recorded epoch from which the accuracy is below 100 % at every recorded
-    epoch to the end), ``end`` (the last recorded epoch), ``train_acc`` and ``misclassified`` (the final accuracy and
-    the training samples misclassified then, (1 - accuracy) x N), ``best_acc`` (the highest accuracy recorded from
+    For each such run: ``n`` (its class counts), ``since`` (the first recorded epoch from which the accuracy is
+    below 100 % at every recorded epoch to the end), ``end`` (the last recorded epoch), ``train_acc`` and
+    ``misclassified`` (the final accuracy and the training samples misclassified then, (1 - accuracy) x N), ``best_acc`` (the highest accuracy recorded from
     ``since`` on), ``before`` (None when the run never reached 100 %; else the recorded epoch just before ``since``,
-    where it was at 100 %, with ``objective_before`` and ``objective_since``, the objective there and at ``since``),
+    where it was at 100 %, with ``objective_before`` and ``objective_since``, the objective there and at ``since``,
+    and ``lr_before`` and ``lr_since``, the learning rate recorded there; ``lr_before`` is None when ``before`` is),
     ``half`` (the first recorded epoch of the run's second half) and ``objective_change`` (the final objective over
     the objective there, minus 1), ``acc100_epoch`` (:func:`first_epoch` at 100 %), ``objective_ratio`` (final
     objective over the global minimum of (4.3)), ``nc1`` and ``nc3`` (final), ``nc1_drop`` (NC1 at epoch 0 over the
     final NC1) and ``minimizer_accuracy`` (the training accuracy of every global minimizer at the run's decays,
     :func:`run_theory`), and ``classes``: None when the run has no ``class_accuracy.csv`` (runs made before it was
     recorded), else the classes below 100 % at the last recorded epoch as ``(class index, its sample count, its
-    accuracy)``, whose misclassified samples must add up to ``misclassified`` (ValueError otherwise). A run whose
-    accuracy stays below ``minimizer_accuracy`` has stalled away from the global minimizers.
+    accuracy)``, whose misclassified samples must add up to ``misclassified`` (ValueError otherwise); ``smallest``
+    and ``smallest_count`` (the smallest class count and how many classes have it) and ``smallest_multiple``
+    (``misclassified`` over ``smallest`` when it divides evenly, else None: how many smallest classes the
+    misclassified samples would fill, which the count alone does not show they do). A run whose accuracy stays
+    below ``minimizer_accuracy`` has stalled away from the global minimizers.
     """
     out = {}
     for L, run in sorted(runs.items()):
