@@ -486,7 +486,9 @@ def test_summary_tables_and_glue(tiny, tiny_scale):
     assert t["stalls"].empty and t["stalls"].index.names == ["figure", "L"]
     g = figures.summary_glue(chapters)
     rows = [r for c in chapters.values() for r in c.rows]
-    assert (g["n-gpu"], g["n-cpu"], g["n-runs"], g["n-fitted"], g["gpu-figures"]) == ("0", "2", "6", "6", "")
+    assert (g["n-gpu"], g["n-cpu"], g["n-runs"], g["n-fitted"], g["n-stalled"], g["gpu-figures"]) == \
+        ("0", "2", "6", "6", "0", "")
+    assert g["paper-epochs"] == "12,000"
     assert g["drop-min"] == f"{min(r['nc1_drop'] for r in rows):.1e}"
     assert g["ratio-max"] == f"{max(r['objective'] / r['minimum'] for r in rows):.2f}"
     wall = figures.wall_time_s(chapters[1].runs) + figures.wall_time_s(chapters[3].runs)

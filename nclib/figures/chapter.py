@@ -298,8 +298,8 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     """The numbers of :ref:`ch-figures-summary` (keys without the ``sum-`` prefix), from the four chapters.
 
     ``n-gpu``, ``n-cpu``, ``n-runs``, ``gpu-figures`` and ``gpu-epochs`` (the figures read from GPU runs and
-    their epochs), ``n-fitted`` and ``drop-min`` (the runs that end at 100 % training accuracy and the smallest
-    fall of NC1 among them), ``ratio-min``/``ratio-max`` (final objective over the global minimum), per device
+    their epochs, against the paper's ``paper-epochs``), ``n-fitted`` and ``drop-min`` (the runs that end at
+    100 % training accuracy and the smallest fall of NC1 among them), ``n-stalled`` (the others), ``ratio-min``/``ratio-max`` (final objective over the global minimum), per device
     ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`), ``spike-threshold``, ``be-min``/``be-max`` (final over
     initial ||b - n/N||, with a bias), and for the pairs with and without a bias at the same scale
     ``wh-<a>-<b>-with-min`` .. ``-without-max`` (final NC2^WH over the runs at 100 %).
@@ -311,7 +311,8 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     g = {"n-gpu": str(len(gpu)), "n-cpu": str(len(chapters) - len(gpu)), "n-runs": str(len(all_rows)),
          "gpu-figures": _comma(gpu),
          "gpu-epochs": _comma(f"{max(chapters[k].check['epochs'].values()):,}" for k in gpu),
-         "n-fitted": str(len(fitted)),
+         "n-fitted": str(len(fitted)), "n-stalled": str(len(all_rows) - len(fitted)),
+         "paper-epochs": f"{scale_settings('gpu')['epochs']:,}",
          "ratio-min": f"{min(r['objective'] / r['minimum'] for r in all_rows):.2f}",
          "ratio-max": f"{max(r['objective'] / r['minimum'] for r in all_rows):.2f}",
          "spike-threshold": f"{SPIKE_FACTOR:g}"}
