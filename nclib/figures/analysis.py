@@ -18,6 +18,8 @@ from ..runs import load_class_accuracy
 from .config import HISTORY_KEYS, figure, scale_settings
 from .load import Run, run_counts
 
+# --------------------------------------------------------------------------------------------- theory
+
 
 @dataclasses.dataclass(frozen=True)
 class RunTheory:
@@ -75,7 +77,7 @@ def run_theory(params: Mapping) -> RunTheory:
                      minimizer_accuracy=ufm.minimizer_accuracy(n, lam_W, lam_H, L, bias))
 
 
-# --------------------------------------------------------------------------------------------- tables
+# --------------------------------------------------------------------------------------------- histories
 
 def first_epoch(history: Mapping, key: str, threshold: float, above: bool = True) -> int | None:
     """The first recorded epoch at which ``history[key] >= threshold`` (``above``) or ``<= threshold``.
@@ -376,6 +378,8 @@ def order_by(rows: list[dict], key: str) -> list[int]:
     return [r["L"] for r in sorted(rows, key=value)]
 
 
+# --------------------------------------------------------------------------------------------- checks
+
 def _require(ok, message: str) -> None:
     if not ok:
         raise AssertionError(message)
@@ -442,7 +446,7 @@ def check_runs(runs: Mapping[int, Run], fig) -> None:
                      f"(stand_in = {run.provenance.get('stand_in')!r})")
 
 
-# --------------------------------------------------------------------------------------------- the engine benchmark
+# --------------------------------------------------------------------------------------------- speed of the engine
 
 #: Where the engine benchmark's committed outputs live (``benchmarks/bench_train.py``).
 BENCHMARKS = ROOT / "benchmarks" / "results"
