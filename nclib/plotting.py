@@ -2,7 +2,7 @@
 
 One curve per head depth L, drawn from the run folders that :func:`nclib.train.run` writes (never from a
 model in memory), so a figure can be redrawn without retraining.  The NC metrics use a log scale, as in the
-paper's figures; the accuracy a linear one.  Used by :ref:`ch-train` and the figure chapters.
+paper's figures; the accuracy a linear one (:ref:`ch-train`, :ref:`ch-fig1` to :ref:`ch-fig4`).
 """
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
 
     Returns the matplotlib Figure.  ``axes``: six Axes to draw into (default: a new 2 x 3 figure).
     The legend names each curve "L = ..." and its title the dataset (:func:`dataset_label`) and the bias
-    case, unless ``legend_title`` is given.  Used by :ref:`ch-train` and, through
-    ``nclib.figures.draw_panels``, :ref:`ch-fig1` to :ref:`ch-fig4`.
+    case, unless ``legend_title`` is given (:ref:`ch-train`; with the theory's targets,
+    :func:`nclib.figures.draw_panels`).
     """
     import matplotlib.pyplot as plt
 

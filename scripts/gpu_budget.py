@@ -37,13 +37,13 @@ def calibrate(device: str, epochs: int, letters_images: int, precision: str, wid
     out = {"device": None, "torch": torch.__version__, "epochs": epochs, "precision": precision, "kinds": {}}
     for fig in (1, 2):
         f = figures.FIGURES[fig]
-        counts = np.array(figures.figure_counts(fig, "paper"))
+        counts = np.array(figures.figure_counts(fig, "gpu"))
         D = 3 * 32 * 32 if f.dataset == "cifar10" else 3 * data.LETTERS_INPUT_SIZE ** 2
         y = np.repeat(np.arange(counts.size), counts)
         x = np.random.default_rng(0).standard_normal((y.size, D)).astype(np.float32)
         ts = data.TrainingSet("calibration", x, y, counts, tuple(map(str, range(counts.size))), x,
                               {"data_sha256": ""})
-        params = figures.figure_parameters(fig, "paper", device=device, progress=False, data_path=".",
+        params = figures.figure_parameters(fig, "gpu", device=device, progress=False, data_path=".",
                                            precision=precision)
         if width is not None:  # CPU tests of the script only
             params["width"] = width
@@ -76,8 +76,8 @@ def calibrate(device: str, epochs: int, letters_images: int, precision: str, wid
 
 
 def epochs_for(cal: dict, fig: int, remaining: float, todo: list[int]) -> tuple[int, float]:
-    full = figures.SCALES["paper"]["epochs"]
-    m = figures.SCALES["paper"]["metric_every"]
+    full = figures.scale_settings("gpu")["epochs"]
+    m = figures.scale_settings("gpu")["metric_every"]
     if fig not in todo:
         raise SystemExit(f"FIG {fig} is not in --todo {todo}")
     need = {f: figures.calibrated_seconds(cal, f, full) for f in todo}

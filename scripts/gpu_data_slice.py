@@ -20,8 +20,8 @@ from nclib import data, figures
 
 
 def main(src: str, dest: str) -> None:
-    counts = figures.figure_counts(1, "paper")
-    assert counts == figures.figure_counts(3, "paper"), "Figures 1 and 3 share their class counts"
+    counts = figures.figure_counts(1, "gpu")
+    assert counts == figures.figure_counts(3, "gpu"), "Figures 1 and 3 share their class counts"
     full = data.load("cifar10", data_path=src, counts=counts, seed=0)
     x, y, shas = data.load_npz(src)
     rows = data.select_per_class(y, counts, seed=0, selection="random")

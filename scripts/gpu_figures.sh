@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU runs of Figures 1-4 at the paper's settings, in one device-tool call (results/README.md gives the
-# exact call; scripts/gpu_prepare.sh fills .gpu/ here first). Runs THERE, from the repository root:
+# The GPU runs of Figures 1-4 at the paper's settings, as one job on a GPU machine with a time budget
+# (results/README.md gives the exact command; scripts/gpu_prepare.sh fills .gpu/ here first). Runs THERE, from
+# the repository root:
 #
 #   OUT=<folder whose files come back> bash scripts/gpu_figures.sh
 #
@@ -13,21 +14,21 @@
 #    figure's three runs one after another against side by side -> $OUT/bench_train_gpu.txt) and in strict
 #    fp32 ($OUT/bench_train_gpu_fp32.txt);
 # 4. calibrates the engine's speed on the device (scripts/gpu_budget.py) and runs the figures of $FIGURES in
-#    that order through the training notebook (scripts/gpu_run_figure.sh FIG paper), each with the most epochs
+#    that order through the training notebook (scripts/gpu_run_figure.sh FIG gpu), each with the most epochs
 #    (<= 12,000) that fit its share of the time left: the engine has no wall-time parameter, so the budget is
 #    in epochs, with `timeout` as a safety net; a figure that gets under 100 epochs is skipped; each figure's
 #    three runs (L = 1, 3, 6) train side by side (nclib.train.run_many), in precision $PRECISION;
 # 5. tars results/figures/gpu and book/figures/gpu into $OUT/figures_gpu.tar.gz (with the log, the
 #    calibration, the CUDA test report and the two benchmark outputs beside it: 6 files).
 #
-# FULL=1 (the paper's 12,000 epochs in several calls): no benchmark and no calibration; each figure of $FIGURES
+# FULL=1 (the paper's 12,000 epochs in several jobs): no benchmark and no calibration; each figure of $FIGURES
 # trains toward 12,000 epochs (FULL_EPOCHS: fewer, the first FULL_EPOCHS epochs of the paper's run) with
 # max_train_s = the seconds left (BUDGET_S - elapsed - RESERVE_S, default 60; MAX_TRAIN_S overrides), so its
-# runs stop with a checkpoint when the call's time is up; the next call of the
+# runs stop with a checkpoint when the job's time is up; the next job running the
 # same command on the same (warm) machine resumes them (resume=true) until they finish. The runs live in
-# $STAGE (default /var/tmp/nclib-gpu-stage, outside the repository copy, which each call refreshes) and every
-# call archives them (checkpoints excluded); the executed notebook of an earlier call is kept as
-# $STAGE/results/figures/gpu/figK/segments/figK.segment-N.run.ipynb. The CUDA-only tests run in the first call only,
+# $STAGE (default /var/tmp/nclib-gpu-stage, outside the repository copy, which each job refreshes) and every
+# job archives them (checkpoints excluded); the executed notebook of an earlier job is kept as
+# $STAGE/results/figures/gpu/figK/segments/figK.segment-N.run.ipynb. The CUDA-only tests run in the first job only,
 # and only those of stop-and-resume (CUDA_TESTS, a pytest -k expression, sets which).
 #
 # Environment: BUDGET_S (seconds for the whole script, default 530), FIGURES (default "1 3": the figures to
@@ -120,7 +121,7 @@ main() {
     local sets=("epochs=$E" "progress=false" "device=$DEVICE" "precision=$PRECISION")
     case $f in 1|3) sets+=("data_path=$DATA") ;; esac
     for kv in $EXTRA_SETS; do sets+=("$kv"); done
-    timeout --signal=INT --kill-after=15 $(( alloc + 45 )) scripts/gpu_run_figure.sh "$f" paper "${sets[@]}" \
+    timeout --signal=INT --kill-after=15 $(( alloc + 45 )) scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}" \
       || echo "Figure $f: scripts/gpu_run_figure.sh ended with status $? (124: stopped by the time budget)"
   done
   archive
@@ -146,7 +147,7 @@ full_figures() {
     if [ -n "$TEST_EPOCHS" ]; then sets+=("epochs=$TEST_EPOCHS"); elif [ -n "${FULL_EPOCHS:-}" ]; then sets+=("epochs=$FULL_EPOCHS"); fi
     case $f in 1|3) sets+=("data_path=$DATA") ;; esac
     for kv in $EXTRA_SETS; do sets+=("$kv"); done
-    timeout --signal=INT --kill-after=15 $(( max_s + 150 )) scripts/gpu_run_figure.sh "$f" paper "${sets[@]}" \
+    timeout --signal=INT --kill-after=15 $(( max_s + 150 )) scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}" \
       || echo "Figure $f: scripts/gpu_run_figure.sh ended with status $?"
     grep -h '"status"' "$RESULTS_ROOT"/gpu/fig$f/fig$f-L*/provenance.json 2>/dev/null | sort | uniq -c
   done

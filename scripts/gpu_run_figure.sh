@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Run one of the paper's Figures 1-4 (three runs, L = 1, 3, 6) through the training notebook with papermill,
 # exactly as the book's figure runs are made (GPU at the paper's settings, or CPU-scale), then give the
-# executed notebook its own title and target (python -m nclib.figures relabel).
+# executed notebook its own title and target (scripts/figure_notebook.py relabel).
 #
 #   scripts/gpu_run_figure.sh FIG SCALE [NAME=VALUE ...]
 #
-# FIG: 1-4; SCALE: paper (results/figures/gpu/, book/figures/gpu/) or cpu-scale (results/figures/cpu-scale/,
+# FIG: 1-4; SCALE: gpu (the paper's settings; results/figures/gpu/, book/figures/gpu/) or cpu-scale (results/figures/cpu-scale/,
 # book/figures/cpu-scale/); NAME=VALUE: notebook parameters to override (VALUE read as JSON when it parses).
 # Environment: PY (python interpreter with nclib, papermill, jupytext and ipykernel; default .venv/bin/python
 # when it exists, else python3), RESULTS_ROOT / NOTEBOOK_ROOT (default results/figures and book/figures).
@@ -14,14 +14,14 @@ cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then echo "usage: $0 FIG SCALE [NAME=VALUE ...]" >&2; exit 2; fi
 fig=$1; scale=$2; shift 2
 if [ -z "${PY:-}" ]; then if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi; fi
-case "$scale" in paper) folder=gpu ;; cpu-scale) folder=cpu-scale ;; *) echo "SCALE must be paper or cpu-scale" >&2; exit 2 ;; esac
-results=${RESULTS_ROOT:-results/figures}/$folder/fig$fig
-nbdir=${NOTEBOOK_ROOT:-book/figures}/$folder
+case "$scale" in gpu|cpu-scale) ;; *) echo "SCALE must be gpu or cpu-scale" >&2; exit 2 ;; esac
+results=${RESULTS_ROOT:-results/figures}/$scale/fig$fig
+nbdir=${NOTEBOOK_ROOT:-book/figures}/$scale
 mkdir -p "$results" "$nbdir"
 params=$(mktemp /tmp/fig${fig}-params.XXXXXX.yaml)
 sets=(--set "out_dir=\"$results\"")
 for kv in "$@"; do sets+=(--set "$kv"); done
-"$PY" -m nclib.figures params "$fig" --scale "$scale" "${sets[@]}" > "$params"
+"$PY" scripts/figure_notebook.py params "$fig" --scale "$scale" "${sets[@]}" > "$params"
 echo "== Figure $fig ($scale): parameters $(tr -d ' \n' < "$params")"
 nb=$nbdir/fig$fig.run.ipynb
 start=$(date +%s)
@@ -32,7 +32,7 @@ set +e
 "$PY" -m jupytext --to ipynb -o - book/training/train.md | "$PY" -m papermill - "$nb" -f "$params" --cwd . --no-progress-bar
 status=$?
 set -e
-if [ -f "$nb" ]; then "$PY" -m nclib.figures relabel "$nb" "$fig" "$folder"; fi
+if [ -f "$nb" ]; then "$PY" scripts/figure_notebook.py relabel "$nb" "$fig" "$scale"; fi
 rm -f "$params"
 echo "== Figure $fig ($scale) ended with status $status after $(( $(date +%s) - start )) s: $nb, $(ls -d "$results"/fig$fig-L* 2>/dev/null | tr '\n' ' ')"
 exit $status

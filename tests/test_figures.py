@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 
 import nclib.data  # noqa: E402
 import nclib.figures as figures  # noqa: E402
+import nclib.figures.analysis  # noqa: E402
 import nclib.imbalance  # noqa: E402
 import nclib.train  # noqa: E402
 import nclib.ufm  # noqa: E402
@@ -35,7 +36,6 @@ def tiny(tmp_path_factory):
     np.savez(npz, x_train=x, y_train=y)
     mp = pytest.MonkeyPatch()
     mp.setitem(figures.SCALES, "tiny", TINY)
-    mp.setitem(figures.SCALE_FOLDERS, "tiny", "tiny")
     for fig in (1, 3):
         params = figures.figure_parameters(fig, "tiny", data_path=str(npz), progress=False,
                                            out_dir=str(root / "tiny" / f"fig{fig}"))
@@ -51,15 +51,13 @@ def tiny(tmp_path_factory):
 @pytest.fixture()
 def tiny_scale(monkeypatch):
     monkeypatch.setitem(figures.SCALES, "tiny", TINY)
-    monkeypatch.setitem(figures.SCALE_FOLDERS, "tiny", "tiny")
-    monkeypatch.setitem(figures.SCALE_LABELS, "tiny", "tiny runs (a test scale)")
 
 
 # ------------------------------------------------------------------------------------------ configuration
 
-def test_paper_configuration_is_section_5():
+def test_gpu_configuration_is_section_5():
     for k, f in figures.FIGURES.items():
-        p = figures.figure_parameters(k, "paper")
+        p = figures.figure_parameters(k, "gpu")
         assert (p["epochs"], p["width"], p["depth"], p["batch_size"], p["lr"]) == (12000, 2048, 6, 128, 1e-4)
         assert p["L_values"] == [1, 3, 6] and p["bias"] == (k in (1, 2)) and p["smoke"] is False
         n = np.array(p["counts"])
@@ -69,13 +67,32 @@ def test_paper_configuration_is_section_5():
     assert figures.figure_counts(1)[:2] == [100, 100] and figures.figure_counts(2)[0] == 1500
 
 
+def test_parameters_derive_from_the_engine_defaults():
+    """One parameter list: every engine parameter but the per-run ones is a notebook parameter, at the engine's
+    default unless the scale or the figure sets it."""
+    figure_keys = {"dataset", "counts", "bias", "out_dir"}
+    for scale, changes in figures.SCALES.items():
+        p = figures.figure_parameters(1, scale)
+        assert set(p) == (set(nclib.train.DEFAULTS) - set(figures.PER_RUN_KEYS)) | {"smoke", "L_values", "run_tag"}
+        for key, default in nclib.train.DEFAULTS.items():
+            if key in figures.PER_RUN_KEYS or key in figure_keys:
+                continue
+            want = changes.get(key, default)
+            assert p[key] == (list(want) if isinstance(want, tuple) else want), key
+    assert figures.SCALES["gpu"] == {"divisor": 1}  # the paper's settings are the engine's defaults
+    assert figures.scale_settings("cpu-scale")["width"] == 256 and figures.scale_settings("gpu")["width"] == 2048
+
+
 def test_cpu_scale_divides_the_counts_by_ten():
     for k in figures.FIGURES:
-        paper, cpu = np.array(figures.figure_counts(k, "paper")), np.array(figures.figure_counts(k, "cpu-scale"))
-        np.testing.assert_array_equal(paper, 10 * cpu)
+        gpu, cpu = np.array(figures.figure_counts(k, "gpu")), np.array(figures.figure_counts(k, "cpu-scale"))
+        np.testing.assert_array_equal(gpu, 10 * cpu)
     p = figures.figure_parameters(3, "cpu-scale")
     assert p["out_dir"].endswith("results/figures/cpu-scale/fig3") and p["run_tag"] == "fig3"
-    assert figures.figure_parameters(1, "paper")["out_dir"].endswith("results/figures/gpu/fig1")
+    assert figures.figure_parameters(1, "gpu")["out_dir"].endswith("results/figures/gpu/fig1")
+    assert figures.notebook_path(2, "cpu-scale").relative_to(figures.ROOT).as_posix() == \
+        "book/figures/cpu-scale/fig2.run.ipynb"
+    assert figures.notebook_path(1, "gpu").relative_to(figures.ROOT).as_posix() == "book/figures/gpu/fig1.run.ipynb"
 
 
 def test_bad_arguments_raise_value_errors():
@@ -85,10 +102,12 @@ def test_bad_arguments_raise_value_errors():
         figures.figure_parameters(True)
     with pytest.raises(ValueError, match="scale must be one of"):
         figures.figure_parameters(1, "huge")
+    with pytest.raises(ValueError, match="scale must be one of"):
+        figures.figure_parameters(1, "paper")  # one name per scale
     with pytest.raises(ValueError, match="unknown notebook parameter"):
-        figures.figure_parameters(1, "paper", epoch=10)
+        figures.figure_parameters(1, "gpu", epoch=10)
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
-        figures.figure_parameters(1, "paper", epochs=0)
+        figures.figure_parameters(1, "gpu", epochs=0)
     with pytest.raises(ValueError, match="smoke"):
         figures.train_kwargs(dict(figures.figure_parameters(1), smoke=True), 1)
     with pytest.raises(ValueError, match="key 'acc'"):
@@ -106,31 +125,20 @@ def test_bad_arguments_raise_value_errors():
         figures.largest_rise(_history([1.0]))
     with pytest.raises(ValueError, match="threshold must be strictly positive"):
         figures.spikes({}, threshold=0)
+    with pytest.raises(ValueError, match="threshold must be strictly positive"):
+        figures.other_spikes(h, threshold=0)
     with pytest.raises(ValueError, match=r"spiked names runs L = \[6\]"):
         figures.orders_without_spikes([dict(L=1, nc1=1.0, nc3=1.0, gap=1.0, minimum=1.0)], {6: {}})
-    with pytest.raises(ValueError, match="scale_folder"):
+    with pytest.raises(ValueError, match="scale must be one of"):
         figures.notebook_path(1, "paper")
-
-
-def test_command_line_prints_the_parameters(capsys):
-    import yaml
-
-    assert figures.main(["params", "2", "--scale", "cpu-scale", "--set", "epochs=7", "--set", "device=cuda"]) == 0
-    out = capsys.readouterr().out
-    want = figures.figure_parameters(2, "cpu-scale", epochs=7, device="cuda")
-    # JSON, and YAML for papermill -f: a float like 1e-5 comes back as a float, not as the string '1e-05'
-    assert json.loads(out) == want and yaml.safe_load(out) == want
-    assert figures.main(["params", "1", "--set", "lam_W=1e-5", "--set", "lam_H=2e-05"]) == 0
-    decays = yaml.safe_load(capsys.readouterr().out)
-    assert (decays["lam_W"], decays["lam_H"]) == (1e-5, 2e-5) and isinstance(decays["lam_W"], float)
-    odd = {"a": 1e-05, "b": -2e+20, "c": 0.001, "d": "run 1e-05", "e": [3e-07, 1.5], "f": 12, "g": None}
-    assert yaml.safe_load(figures.yaml_safe_json(odd)) == json.loads(figures.yaml_safe_json(odd)) == odd
+    with pytest.raises(ValueError, match="scale must be one of"):
+        figures.run_folders(1, "paper")
 
 
 def test_train_kwargs_are_accepted_by_the_engine():
-    p = figures.figure_parameters(1, "paper", data_path=str(figures.ROOT))
+    p = figures.figure_parameters(1, "gpu", data_path=str(figures.ROOT))
     kw = figures.train_kwargs(p, 6)
-    assert kw["L"] == 6 and kw["run_name"] == "fig1-L6"
+    assert kw["L"] == 6 and kw["run_name"] == "fig1-L6" and kw["overwrite"] is True
     checked = nclib.train.check_params(**kw)
     assert checked["epochs"] == 12000 and checked["batch_size"] == 128
 
@@ -301,36 +309,34 @@ def test_spikes_use_the_threshold_and_orderings_say_what_a_spike_decides():
     assert figures.orders_without_spikes(rows, mild) == {}
 
 
-def test_spike_sentences_place_the_rise_against_the_step_decay():
+def test_other_spikes_milestones_dips_and_rise_ratios():
     lr = [1e-3] * 6 + [1e-4] * 3
-    obj = [1.0, 0.2, 0.1, 0.1, 0.05, 0.5, 0.3, 0.1, 0.04]  # x10 between 40 and 50, the milestone
-    runs = {1: _spike_run([1.0, 0.5, 0.4, 0.3, 0.2, 0.1, 0.09, 0.08, 0.07], 1, lr, [50]),
-            6: _spike_run(obj, 6, lr, [50], train_acc=[0, 1, 1, 1, 1, 0.9, 1, 1, 1])}
-    rows = [dict(L=L, rise=figures.largest_rise(r.history), acc100_epoch=figures.first_epoch(r.history, "train_acc", 1),
-                 acc100_stays=figures.settled_epoch(r.history, "train_acc", 1), train_acc=1.0) for L, r in runs.items()]
-    text = figures._spike_sentence(runs, rows, figures.spikes(runs))
-    assert text.startswith("For L = 6 the objective rises by a factor 10 between the recorded epochs 40 and 50, "
-                           "at the constant learning rate 0.001, in the 10 epochs that end where the step decay")
-    assert "x0.1 from epoch 51 on" in text and "did not cause it" in text
-    assert "at epoch 80" in text  # back at or below 0.05 first at epoch 80
-    later = {6: _spike_run(obj, 6, lr, [70])}
-    assert "20 epochs before the step decay after epoch 70" in figures._spike_sentence(
-        later, rows[1:], figures.spikes(later))
-    inside = {6: _spike_run(obj, 6, lr, [45])}
-    assert "contains the step decay after epoch 45" in figures._spike_sentence(
-        inside, rows[1:], figures.spikes(inside))
-    assert figures._spike_sentence({1: runs[1]}, rows[:1], {}) == (
-        "No run's objective ever rises between consecutive recorded epochs.")
-    mild = {3: _spike_run([1.0, 0.5, 0.75, 0.4], 3)}
-    mild_rows = [dict(L=3, rise=figures.largest_rise(mild[3].history))]
-    assert figures.spikes(mild) == {} and figures._spike_sentence(mild, mild_rows, {}) == (
-        "No run's objective rises by more than a factor 2 between consecutive recorded epochs: the largest rise "
-        "is a factor 1.5, for L = 3 between epochs 10 and 20.")
-    assert figures._accuracy_sentence(runs, rows) == ("After first reaching 100 %, the training accuracy falls "
-                                                     "again: for L = 6 it falls to 0.9000 at epoch 50 and is at "
-                                                     "100 % again from epoch 60 on.")
-    assert figures._accuracy_sentence({1: runs[1]}, rows[:1]) == (
-        "Once at 100 %, the training accuracy of every run stays there.")
+    #        epoch:  0    10   20   30   40    50   60   70   80
+    obj = np.array([1.0, 0.2, 0.1, 0.3, 0.05, 0.5, 0.3, 0.1, 0.04])  # x3 (20 -> 30) and x10 (40 -> 50)
+    acc = np.array([0.0, 1.0, 1.0, 0.95, 1.0, 0.9, 1.0, 1.0, 1.0])
+    run6 = _spike_run(obj, 6, lr, [50], train_acc=acc)
+    assert figures.largest_rise(run6.history)["epoch"] == 50
+    assert figures.other_spikes(run6.history) == [(20, 30, pytest.approx(3.0))]
+    assert figures.other_spikes(run6.history, threshold=5) == []
+    assert figures.next_milestone(run6.params, 50) == 50 and figures.next_milestone(run6.params, 51) is None
+    # the accuracy: 100 % at 10, lost at 30 and at 50, lowest 0.9 at 50, back for good from 60
+    calm = _spike_run([1.0, 0.5, 0.4, 0.3], 1)
+    assert figures.accuracy_dips({1: calm, 6: run6}) == {
+        6: dict(first=10, low=0.9, low_epoch=50, back=60, final=1.0)}
+    ends_below = _spike_run([1.0, 0.5, 0.4, 0.3], 3, train_acc=[0.5, 1.0, 1.0, 0.98])
+    assert figures.accuracy_dips({3: ends_below}) == {3: dict(first=10, low=0.98, low_epoch=30, back=None,
+                                                              final=0.98)}
+    # rises of the objective over all runs: calm has none, run6 two (x3 and x10, both above the threshold)
+    ratios = np.concatenate([obj[1:] / obj[:-1], [0.5, 0.8, 0.75]])
+    rises = ratios[ratios > 1]
+    r = figures.rise_ratios({1: calm, 6: run6})
+    assert r == dict(intervals=11, rises=int(rises.size), median=float(np.median(rises)),
+                     largest_below=None)  # both rises are above the threshold x2
+    assert rises.size == 2
+    mild = _spike_run([1.0, 0.5, 0.75, 0.6, 0.66], 3)
+    assert figures.rise_ratios({3: mild}) == dict(intervals=4, rises=2, median=pytest.approx(1.3),
+                                                  largest_below=pytest.approx(1.5))
+    assert figures.rise_ratios({1: calm}) == dict(intervals=3, rises=0, median=None, largest_below=None)
 
 
 def test_drawing(tiny):
@@ -338,111 +344,125 @@ def test_drawing(tiny):
         runs = figures.load_figure(fig, "tiny", root=tiny)
         f = figures.draw_panels(runs, "cpu-scale")
         assert len(f.axes) == 6
-        assert "CPU-scale, not the paper's settings, 120 epochs" in f.axes[0].get_legend().get_title().get_text()
+        assert "120 epochs" in f.axes[0].get_legend().get_title().get_text()
         lines = f.axes[0].get_lines()  # three curves and the dotted line of the step decay after epoch 80
         assert len(lines) == 4 and lines[-1].get_linestyle() == ":" and list(lines[-1].get_xdata()) == [80, 80]
         g = figures.draw_theory(runs)
         assert len(g.axes) == 3 and len(g.axes[2].get_lines()) == 3
         assert len(g.axes[1].get_lines()) == (6 if fig == 1 else 3)
         plt.close("all")
+    with pytest.raises(ValueError, match="runs must hold"):
+        figures.draw_panels({})
+    with pytest.raises(ValueError, match="runs must hold"):
+        figures.draw_theory({})
 
 
 # ------------------------------------------------------------------------------------------ figure chapters
-
-def test_config_scale_inverts_the_scale_folders():
-    assert figures.config_scale("gpu") == "paper" and figures.config_scale("cpu-scale") == "cpu-scale"
-    with pytest.raises(ValueError, match="scale_folder must be one of"):
-        figures.config_scale("paper")
-
 
 def test_figure_chapter_glue_values(tiny, tiny_scale):
     for fig in (1, 3):
         ch = figures.figure_chapter(fig, "tiny", root=tiny)
         runs = figures.load_figure(fig, "tiny", root=tiny)
         rows = figures.final_rows(runs)
-        assert (ch.figure.number, ch.scale_folder, ch.config_scale) == (fig, "tiny", "tiny")
-        assert sorted(ch.runs) == [1, 3, 6]
+        assert (ch.figure.number, ch.scale) == (fig, "tiny") and sorted(ch.runs) == [1, 3, 6]
         assert [(r["L"], r["gap"]) for r in ch.rows] == [(r["L"], r["gap"]) for r in rows]
         assert ch.check == figures.check_figure(runs, fig, "tiny")
         assert ch.theory[6].minimum == figures.run_theory(runs[6].params).minimum
         g = ch.glue
+        assert all(isinstance(v, str) for v in g.values())
         bias_keys = {"bstar", "bias0", "bias-end-min", "bias-end-max"}
         assert bias_keys <= set(g) if fig == 1 else not bias_keys & set(g)
-        assert all(isinstance(v, str) for k, v in g.items() if k != "K") and g["K"] == 10
         # the paper's settings (Section 5) and the runs' own
-        assert g["caption"] == figures.FIGURES[fig].caption
         assert (g["paper-counts"], g["paper-epochs"], g["paper-width"], g["paper-batch"], g["paper-lr"]) == \
             ("500, 500, 400, 400, 300, 300, 200, 200, 100, 100", "12,000", "2,048", "128", "0.0001")
         assert (g["N"], g["counts"], g["epochs"], g["width"], g["batch"], g["lr"], g["gamma"], g["milestone"],
-                g["decay"], g["metric-every"]) == ("30", "5, 5, 4, 4, 3, 3, 2, 2, 1, 1", "120", "32", "full", "0.003",
-                                                   "0.1", "80", "0.001", "20")
-        assert g["scale"] == "tiny runs (a test scale)" and g["counts-note"] == "the paper's counts divided by 100"
-        assert g["data"] == "CIFAR-10 (npz)"
-        assert g["differs"].startswith("The runs stop at 120 of the paper's 12,000 epochs")
+                g["decay"], g["metric-every"], g["divisor"], g["K"], g["precision"], g["wd"]) == \
+            ("30", "5, 5, 4, 4, 3, 3, 2, 2, 1, 1", "120", "32", "full", "0.003", "0.1", "80", "0.001", "20", "100",
+             "10", "fp32", "1e-05")
         # against the theory, and the comparison, from the rows
         alive = sorted({figures.run_theory(r.params).alive for r in runs.values()})
         assert g["alive"] == " or ".join(map(str, alive)) and (fig != 1 or g["alive"] == "9")
         assert g["gap-min"] == f"{min(r['gap'] / r['minimum'] for r in rows):.2g}"
         assert g["gap-max"] == f"{max(r['gap'] / r['minimum'] for r in rows):.2g}"
         assert g["mean-end"] == f"{max(r['global_mean_norm'] for r in rows):.3f}"
-        nc3 = max(runs[r['L']].history['nc3'][0] / r['nc3'] for r in rows)
-        assert f"NC3 falls by at most a factor {nc3:.3g} over a run" in g["fit-sentence"]
-        assert f"NC1 falls by at least a factor {min(r['nc1_drop'] for r in rows):.1e}" in g["fit-sentence"]
-        assert g["stall"] == "Every run ends at 100 % training accuracy."
+        assert g["minimizer-acc"] == "1.000"
+        fitted = [r for r in rows if r["train_acc"] >= 1.0]
+        assert g["n-fitted"] == str(len(fitted)) == "3"
+        nc3 = max(runs[r["L"]].history["nc3"][0] / r["nc3"] for r in fitted)
+        assert g["fit-nc3-drop"] == f"{nc3:.3g}" and g["fit-nc1-drop"] == f"{min(r['nc1_drop'] for r in fitted):.1e}"
         never = lambda e: "never" if e is None else str(e)  # noqa: E731
         assert g["acc-epochs"] == ", ".join(never(r["acc100_epoch"]) for r in rows)
         assert g["acc-stays"] == ", ".join(never(r["acc100_stays"]) for r in rows)
-        # where the decays come from: the tiny scale sets 1e-3 by hand
-        assert g["decay-reading"] == figures.decay_reading(runs[1].params)
-        assert g["decay-reading"].startswith("set by hand (lam_W = 0.001, lam_H = 0.001)")
-        assert g["spike-threshold"] == "2"
-        spiked = figures.spikes(runs)
-        assert g["spike-runs"] == figures._spike_sentence(runs, rows, spiked)
-        assert g["spike-orders"] == figures._orders_sentence(rows, spiked)
-        assert g["spike-noise"].startswith("Of the ") or g["spike-noise"].endswith("never rises between "
-                                                                                     "consecutive recorded epochs.")
+        for r in rows:
+            L = r["L"]
+            assert (g[f"acc100-L{L}"], g[f"stays-L{L}"], g[f"acc-L{L}"], g[f"nc1-drop-L{L}"]) == \
+                (never(r["acc100_epoch"]), never(r["acc100_stays"]), f"{r['train_acc']:.3f}", f"{r['nc1_drop']:.3g}")
         for key in ("nc1", "nc3", "gap"):
             assert g[f"{key}-order"] == ", ".join(map(str, figures.order_by(rows, key)))
-        assert g["gap-trend"].startswith("in these runs (one seed per L) " + (
-            "the deeper the head" if figures.order_by(rows, "gap") == [1, 3, 6]
-            else "the distance to the global minimum is not monotone"))
+        noise = figures.rise_ratios(runs)
+        assert (g["rise-intervals"], g["rise-count"]) == (str(noise["intervals"]), str(noise["rises"]))
+        assert noise["intervals"] == 18  # three runs, six intervals between their seven recorded epochs each
+        assert g["spike-threshold"] == "2" and g["stall-runs"] == "none"
+        spiked = figures.spikes(runs)
+        assert g["spike-runs"] == (", ".join(map(str, spiked)) or "none")
+        for L, s in spiked.items():
+            assert g[f"spike-L{L}-factor"] == f"{s['factor']:.3g}" and g[f"spike-L{L}-to"] == str(s["epoch"])
         if fig == 1:
             assert g["bstar"] == f"{np.linalg.norm(np.array(runs[1].params['counts']) / 30):.3f}"
             assert g["bias-end-max"] == f"{max(r['bias_error'] for r in rows):.3f}"
 
 
-def test_figure_chapter_scale_notes(tiny, tiny_scale, monkeypatch):
+def test_figure_glue_of_stalled_and_spiked_runs(tiny, monkeypatch):
+    """A run that loses 100 % accuracy in a spike: the glue carries the spike's and the stall's numbers."""
+    monkeypatch.setattr(nclib.figures.analysis, "load_class_accuracy", lambda path: None)
     runs = figures.load_figure(1, "tiny", root=tiny)
-    check, rows = figures.check_figure(runs, 1, "tiny"), figures.final_rows(runs)
-    theory = {L: figures.run_theory(r.params) for L, r in runs.items()}
-    cpu = figures.figure_glue(1, "cpu-scale", runs, check, rows, theory)
-    assert cpu["scale-note"].startswith("Until GPU runs") and cpu["differs"].startswith("The runs are CPU-scale")
-    assert cpu["counts-note"] == "the paper's counts divided by 10"
-    full = figures.figure_glue(1, "gpu", runs, {"epochs": {1: 12000, 3: 12000, 6: 12000}}, rows, theory)
-    assert full["differs"] == "The runs use the paper's stated settings."
-    assert full["counts-note"] == "the paper's counts"
-    assert full["epochs"] == "12,000"
+    N = figures.run_theory(runs[6].params).N
+    h = runs[6].history
+    obj = np.asarray(h["objective"], dtype=float).copy()
+    obj[3:] = obj[2] * 4.0  # x4 between the recorded epochs 40 and 60, never back
+    acc = np.ones(obj.size)
+    acc[3:] = 1.0 - 2.0 / N
+    stalled = {**runs, 6: _with_history(runs[6], objective=obj, train_acc=acc)}
+    rows = figures.final_rows(stalled)
+    theory = {L: figures.run_theory(r.params) for L, r in stalled.items()}
+    g = figures.figure_glue(1, "cpu-scale", stalled, {"epochs": {1: 120, 3: 120, 6: 120}}, rows, theory)
+    assert g["divisor"] == "10" and g["spike-runs"] == "6" and g["stall-runs"] == "6"
+    assert (g["spike-L6-factor"], g["spike-L6-from"], g["spike-L6-to"], g["spike-L6-back"]) == ("4", "40", "60", "never")
+    assert g["spike-L6-milestone"] == "80" and g["spike-L6-count"] == "1"
+    assert (g["stall-L6-before"], g["stall-L6-since"], g["stall-L6-wrong"], g["stall-L6-N"]) == ("40", "60", "2", "30")
+    assert (g["stall-L6-smallest"], g["stall-L6-smallest-count"], g["stall-L6-multiple"]) == ("1", "2", "2")
+    assert g["stall-L6-rise"] == "4" and g["stall-L6-acc"] == f"{1 - 2 / N:.3f}"
+    assert g["n-fitted"] == "2" and g["acc-stays"].endswith("never")
+    assert (g["dip-L6-low"], g["dip-L6-epoch"], g["dip-L6-back"]) == (f"{1 - 2 / N:.4f}", "60", "never")
 
 
 def test_figure_chapter_tables(tiny, tiny_scale):
     for fig in (1, 3):
         ch = figures.figure_chapter(fig, "tiny", root=tiny)
         t = ch.tables
-        assert set(t) == {"provenance", "theory", "final", "settings"}
-        for name in ("provenance", "theory", "final"):
+        assert set(t) == {"provenance", "theory", "final", "training", "settings"}
+        for name in ("theory", "final", "training"):
             assert t[name].index.name == "L" and t[name].index.tolist() == [1, 3, 6]
-        assert t["provenance"]["N"].tolist() == [30] * 3 and t["provenance"]["K"].tolist() == [10] * 3
+        # the provenance is transposed to fit the page: one column per run
+        assert t["provenance"].columns.tolist() == ["L = 1", "L = 3", "L = 6"]
+        assert t["provenance"].loc["N"].tolist() == [30] * 3 and t["provenance"].loc["K"].tolist() == [10] * 3
+        assert all(len(t[name].columns) <= 9 for name in t)
         assert t["theory"].loc[1, "modes alive"] == f"{ch.theory[1].alive} of 10"
         assert t["theory"].loc[3, "global minimum of (4.3)"] == f"{ch.theory[3].minimum:.4e}"
         assert t["final"].loc[6, "NC1"] == f"{ch.runs[6].history['nc1'][-1]:.2e}"
         assert ("||b - n/N||" in t["final"].columns) is (fig == 1)
+        assert t["training"].loc[1, "100 % acc first at epoch"] == str(ch.rows[0]["acc100_epoch"])
+        assert t["training"].loc[3, "largest objective rise"] == figures.rise_cell(ch.rows[1]["rise"])
         s = t["settings"]
-        assert s.index.tolist() == ["data", "class counts", "class order", "width", "batch size", "optimizer, lr",
-                                    "lr schedule", "decays", "precision of the products", "epochs"]
-        assert s.loc["lr schedule", "these runs"] == "multiplied by 0.1 after epoch 80"
+        assert s.index.tolist() == ["data", "class counts", "counts by class index", "width", "batch size",
+                                    "optimizer, lr", "lr schedule", "decays", "precision of the products",
+                                    "metrics every (epochs)", "epochs"]
+        assert s.loc["lr schedule", "these runs"] == "x0.1 after epoch 80"
         assert s.loc["precision of the products"].tolist() == ["not stated", "fp32"]
         assert s.loc["epochs"].tolist() == ["12,000", "120"] and s.loc["width"].tolist() == ["2048", "32"]
         assert s.loc["decays", "these runs"] == "lam_W = lam_H = 0.001"
+    assert figures.rise_cell(None) == "none"
+    assert figures.rise_cell(dict(factor=21.63, prev_epoch=480, epoch=500)) == "x21.6 (480 to 500)"
 
 
 def test_figure_chapter_picks_the_preferred_scale(tiny, tmp_path):
@@ -450,8 +470,32 @@ def test_figure_chapter_picks_the_preferred_scale(tiny, tmp_path):
     with pytest.raises(ValueError, match="'cpu-scale' has no runs of Figure 3"):
         figures.figure_chapter(3, root=tmp_path)
     shutil.copytree(tiny / "tiny" / "fig3", tmp_path / "gpu" / "fig3")
-    with pytest.raises(ValueError, match=r"Figure 3 \(paper\) runs do not match its configuration"):
+    with pytest.raises(ValueError, match=r"Figure 3 \(gpu\) runs do not match its configuration: L=1: width = 32"):
         figures.figure_chapter(3, root=tmp_path)
+
+
+def test_summary_tables_and_glue(tiny, tiny_scale):
+    chapters = {k: figures.figure_chapter(k, "tiny", root=tiny) for k in (1, 3)}
+    t = figures.summary_tables(chapters)
+    assert t["figures"].index.tolist() == [1, 3] and t["figures"]["epochs"].tolist() == [120, 120]
+    assert t["figures"]["bias"].tolist() == ["yes", "no"]
+    assert t["final"].index.tolist() == [(k, L) for k in (1, 3) for L in (1, 3, 6)]
+    assert t["final"].loc[(3, 1), "||b - n/N||"] == "" and t["final"].loc[(1, 6), "NC1"] == \
+        f"{chapters[1].rows[2]['nc1']:.1e}"
+    assert t["training"].loc[(1, 3), "trained"] == "side by side" and t["training"].loc[(3, 3), "trained"] == "alone"
+    assert t["stalls"].empty and t["stalls"].index.names == ["figure", "L"]
+    g = figures.summary_glue(chapters)
+    rows = [r for c in chapters.values() for r in c.rows]
+    assert (g["n-gpu"], g["n-cpu"], g["n-runs"], g["n-fitted"], g["n-stalled"], g["gpu-figures"]) == \
+        ("0", "2", "6", "6", "0", "")
+    assert g["paper-epochs"] == "12,000"
+    assert g["drop-min"] == f"{min(r['nc1_drop'] for r in rows):.1e}"
+    assert g["ratio-max"] == f"{max(r['objective'] / r['minimum'] for r in rows):.2f}"
+    wall = figures.wall_time_s(chapters[1].runs) + figures.wall_time_s(chapters[3].runs)
+    assert g["wall-cpu"] == f"{wall / 60:.1f}" and "wall-gpu" not in g
+    wh = lambda k: [r["nc2_wh"] for r in chapters[k].rows]  # noqa: E731
+    assert (g["wh-1-3-with-min"], g["wh-1-3-without-max"]) == (f"{min(wh(1)):.2g}", f"{max(wh(3)):.2g}")
+    assert g["be-max"] == f"{max(r['bias_error'] / r['bias_error_0'] for r in chapters[1].rows):.2f}"
 
 
 def _with_history(run, **columns):
@@ -481,7 +525,7 @@ def test_check_runs_passes_the_runs_and_names_what_fails(tiny, monkeypatch):
     # a run that ends below 100 % accuracy is checked as stalled: no NC1 fall is asked of it, but its accuracy
     # must be below the global minimizers' and leave a whole number of samples misclassified
     N = figures.run_theory(runs1[3].params).N
-    monkeypatch.setattr(figures, "load_class_accuracy", lambda path: None)  # the fixture's record says 100 %
+    monkeypatch.setattr(nclib.figures.analysis, "load_class_accuracy", lambda path: None)  # the fixture's record says 100 %
     acc = h["train_acc"].copy()
     acc[-1] = 1.0 - 2.0 / N
     stalled = _with_history(runs1[3], train_acc=acc, nc1=np.full_like(h["nc1"], 1.0))
@@ -491,7 +535,7 @@ def test_check_runs_passes_the_runs_and_names_what_fails(tiny, monkeypatch):
     with pytest.raises(AssertionError, match="L=3: .* is not a whole number of samples"):
         figures.check_runs({**runs1, 3: _with_history(runs1[3], train_acc=acc)}, 1)
     real = figures.run_theory
-    monkeypatch.setattr(figures, "run_theory",
+    monkeypatch.setattr(nclib.figures.analysis, "run_theory",
                         lambda params: dataclasses.replace(real(params), minimizer_accuracy=0.5))
     with pytest.raises(AssertionError, match="L=3: the final training accuracy .* is not below .*global minimizers"):
         figures.check_runs({**runs1, 3: stalled}, 1)
@@ -508,42 +552,6 @@ def test_check_runs_passes_the_runs_and_names_what_fails(tiny, monkeypatch):
         figures.check_runs(runs1, 2)
     with pytest.raises(ValueError, match="runs must hold"):
         figures.check_runs({}, 1)
-
-
-# ------------------------------------------------------------------------------------------ executed notebooks
-
-def test_relabel_notebook(tmp_path):
-    nb = {"cells": [
-        {"cell_type": "markdown", "metadata": {}, "source": ["(ch-train)=\n", "# The training notebook\n", "\n", "Text."]},
-        {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": "smoke = False\nepochs = 2600\n",
-         "outputs": [], "execution_count": 1},
-        {"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": [{"output_type": "stream", "name": "stdout",
-                                                                           "text": "1\n"}], "execution_count": 1},
-        {"cell_type": "code", "metadata": {"mystnb": {"figure": {"caption": "c", "name": "fig-train-panels"}}},
-         "source": "fig = 1", "outputs": [], "execution_count": 2},
-    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-    path = tmp_path / "fig3.run.ipynb"
-    path.write_text(json.dumps(nb))
-    figures.relabel_notebook(path, 3, "gpu")
-    out = json.loads(path.read_text())
-    md = out["cells"][0]["source"]
-    assert md.startswith("(run-fig3-gpu)=\n# Figure 3: the executed training notebook (GPU runs at the paper's settings "
-                         "but 2,600 of its 12,000 epochs)")
-    # the training chapter's introduction (its smoke run, how to make runs) gives way to the note
-    assert "(ch-train)=" not in md and "{ref}`ch-fig3`" in md and "Text." not in md
-    assert out["cells"][1:3] == nb["cells"][1:3]
-    assert out["cells"][3]["metadata"]["mystnb"]["figure"] == {"caption": figures.RUN_PANELS_CAPTION,
-                                                               "name": "run-fig3-gpu-fig-train-panels"}
-    assert out["cells"][3]["outputs"] == [] and out["cells"][3]["source"] == "fig = 1"
-    figures.relabel_notebook(path, 3, "gpu")  # idempotent
-    assert json.loads(path.read_text()) == out
-    path.write_text(json.dumps(dict(nb, cells=nb["cells"][1:])))
-    with pytest.raises(ValueError, match="not an executed training notebook"):
-        figures.relabel_notebook(path, 3, "gpu")
-    with pytest.raises(ValueError, match="is not a file"):
-        figures.relabel_notebook(tmp_path / "missing.ipynb", 3, "gpu")
-    assert figures.notebook_path(2, "cpu-scale").relative_to(figures.ROOT).as_posix() == \
-        "book/figures/cpu-scale/fig2.run.ipynb"
 
 
 def test_read_benchmark(tmp_path):
@@ -586,42 +594,37 @@ def test_run_counts_reads_counts_as_the_run_resolved_them():
 
 
 def test_reading_committed_runs_does_not_import_torch():
-    """The figure chapters read run folders on any machine without torch (nclib.runs), which keeps their
-    execution in the book build fast."""
+    """Reading and analysing run folders needs no torch (nclib.runs); what compares them with the engine's
+    parameter list (figure_chapter, the legends' epochs against the paper's, through nclib.train.DEFAULTS)
+    imports it."""
     import subprocess
     import sys
 
-    code = ("import sys, nclib.figures as F, nclib.plotting; F.figure_chapter(1, 'cpu-scale'); "
+    code = ("import sys, nclib.figures as F, nclib.plotting; runs = F.load_figure(1, 'cpu-scale'); "
+            "F.final_rows(runs); F.stalls(runs); F.draw_theory(runs); "
             "nclib.plotting.load_runs(F.run_folders(3, 'cpu-scale')); print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "MPLBACKEND": "Agg"})
     assert out.stdout.strip() == "False", out.stderr
 
 
-def test_decay_reading_names_the_reading_of_the_reference_decays():
-    cifar = dict(dataset="cifar10", counts=figures.figure_counts(1, "paper"))
-    ref = nclib.train.from_reference_decay(1e-5, 1e-5, 10)[0]
-    assert "as that code trains them" in figures.decay_reading(dict(cifar, lam_W=ref, lam_H=ref))
-    assert "K x 1e-05 = 0.0001" in figures.decay_reading(dict(cifar, lam_W=ref, lam_H=ref))
-    assert figures.decay_reading(dict(cifar, lam_W=1e-5, lam_H=1e-5)).startswith("the literal reading")
-    assert figures.decay_reading(dict(cifar, lam_W=1e-5, lam_H=1e-4)).startswith("set by hand")
-    assert figures.decay_reading(dict(cifar, lam_W=[1e-4, 2e-4], lam_H=1e-4)).startswith("set per layer")
+def test_figure_configurations_take_the_reference_decays():
     # the figure configurations take the reference decays, and check_figure resolves them as nclib.train does
     for k in figures.FIGURES:
-        p = figures.figure_parameters(k, "paper")
+        p = figures.figure_parameters(k, "gpu")
         assert p["lam_W"] == p["lam_H"] == "reference"
         K = len(p["counts"])
         resolved = nclib.train.check_params(**figures.train_kwargs(dict(p, data_path=None, dataset="synthetic"), 1))
         assert resolved["lam_W"] == resolved["lam_H"] == nclib.ufm.reference_decay(K)
 
 
-def test_stalls_and_their_sentences(tiny, monkeypatch):
-    """A run that reached 100 % and fell below for good, and one that never reached it: what stalls records and
-    what the chapters' sentences say of them, against the history written here (first without, then with a
-    per-class record)."""
+def test_stalls(tiny, monkeypatch):
+    """A run that reached 100 % and fell below for good, and one that never reached it: what stalls records
+    against the history written here (first without, then with a per-class record)."""
     runs = figures.load_figure(1, "tiny", root=tiny)
-    monkeypatch.setattr(figures, "load_class_accuracy", lambda path: None)
+    monkeypatch.setattr(nclib.figures.analysis, "load_class_accuracy", lambda path: None)
     N = figures.run_theory(runs[6].params).N
-    h6, h3 = runs[6].history, runs[3].history
+    h6 = runs[6].history
     e = np.asarray(h6["epoch"])
     assert e.size >= 4
     acc6 = np.ones(e.size)
@@ -637,57 +640,42 @@ def test_stalls_and_their_sentences(tiny, monkeypatch):
     assert sorted(st) == [3, 6]
     assert (st[6]["since"], st[6]["before"], st[6]["end"], st[6]["misclassified"]) == (int(e[2]), int(e[1]), int(e[-1]), 3)
     assert st[6]["best_acc"] == 1.0 - 3.0 / N and st[6]["objective_since"] == obj6[2]
+    assert st[6]["objective_before"] == obj6[1] and st[6]["lr_before"] == st[6]["lr_since"] == h6["lr"][1]
     assert st[3]["before"] is None and st[3]["since"] == 0 and st[3]["acc100_epoch"] is None
+    assert st[3]["lr_before"] is None and st[3]["misclassified"] == 1
     assert st[6]["minimizer_accuracy"] == 1.0
+    n = figures.run_theory(runs[6].params).n
+    # the counts are 1,1,2,2,...,5,5: 3 samples are 3 smallest classes, but only 2 classes have that size
+    assert (st[6]["smallest"], st[6]["smallest_count"], st[6]["smallest_multiple"]) == (1, 2, 3)
+    assert int(n.min()) == 1
     half = int(e[np.searchsorted(e, e[-1] / 2)])
     assert st[6]["half"] == half
     np.testing.assert_allclose(st[6]["objective_change"], obj6[-1] / obj6[list(e).index(half)] - 1)
-    text = figures._stall_sentence(stalled, st)
-    assert (f"For L = 6 the training accuracy was 100 % at the recorded epoch {e[1]} and is below 100 % at every "
-            f"recorded epoch from {e[2]} to the last ({e[-1]:,})") in text
-    assert f"(3 of the {N:,} training samples misclassified)" in text
-    assert f"its objective rose by a factor 3, from {obj6[1]:.3g} to {obj6[2]:.3g}" in text
-    assert "a training spike by the rule below (x2)" in text
-    assert "For L = 3 the training accuracy never reaches 100 %" in text
-    assert text.endswith("so at the end of the epochs trained the runs L = 3 and 6 are away from every global "
-                         "minimizer: the collapse that Theorem 4.3 predicts at its minimizers is not what such a "
-                         "run shows.")
-    rows = figures.final_rows(stalled)
-    assert figures._fitted(rows) == [1]
-    assert "in the run that ends at 100 % training accuracy (L = 1)" in figures._fit_sentence(stalled, rows)
-    assert figures._fit_sentence(stalled, rows).endswith(
-        "The runs L = 3 and 6 end below 100 % training accuracy (section Comparison).")
-    assert f"NC1 falls by at least a factor {rows[0]['nc1_drop']:.1e} (checked below)" in figures._fit_sentence(stalled,
-                                                                                                        rows)
-    assert "for L = 1, as the paper's claim" in figures._collapse_claim(rows)
-    assert "but not for L = 3 and 6 within these epochs" in figures._collapse_claim(rows)
-    assert "The history of L = 3 and 6 records the accuracy over all training samples only" in text
+    np.testing.assert_allclose(st[6]["objective_ratio"], obj6[-1] / figures.run_theory(runs[6].params).minimum)
+    assert st[3]["classes"] is None and st[6]["classes"] is None
     # with a per-class record for L = 6: the classes below 100 % at the end, checked against the overall accuracy
-    n = figures.run_theory(runs[6].params).n
     k = int(np.argmax(n))
     per = np.ones((e.size, n.size))
     per[-1, k] = 1.0 - 3.0 / n[k]
-    monkeypatch.setattr(figures, "load_class_accuracy",
+    monkeypatch.setattr(nclib.figures.analysis, "load_class_accuracy",
                         lambda path: {"epoch": e, "acc": per} if path == runs[6].path else None)
     st = figures.stalls(stalled)
     assert st[6]["classes"] == [(k, int(n[k]), per[-1, k])] and st[3]["classes"] is None
-    text = figures._stall_sentence(stalled, st)
-    assert (f"At the end of the run L = 6 the misclassified samples are in class {k} ({n[k]} samples, accuracy "
-            f"{per[-1, k]:.3f})") in text
-    assert "The history of L = 3 records the accuracy over all training samples only" in text
     per[-1, k] = 1.0 - 1.0 / n[k]
     with pytest.raises(ValueError, match="class_accuracy.csv misclassifies 1 samples at the end, the history 3"):
         figures.stalls(stalled)
-    monkeypatch.setattr(figures, "load_class_accuracy", lambda path: None)
-    none = {L: _with_history(r, train_acc=acc3) for L, r in runs.items()}
-    assert figures._fit_sentence(none, figures.final_rows(none)).startswith("No run ends at 100 % training accuracy")
-    assert figures.stalls(runs) == {} and figures._stall_sentence(runs, {}) == "Every run ends at 100 % training accuracy."
+    monkeypatch.setattr(nclib.figures.analysis, "load_class_accuracy",
+                        lambda path: {"epoch": e[:-1], "acc": per[:-1]})
+    with pytest.raises(ValueError, match="class_accuracy.csv ends at epoch"):
+        figures.stalls(stalled)
+    monkeypatch.setattr(nclib.figures.analysis, "load_class_accuracy", lambda path: None)
+    assert figures.stalls(runs) == {}
 
 
 def test_calibrated_seconds_and_the_benchmark_figure_line(tmp_path):
     cal = {"kinds": {"cifar10": dict(data_s=1.0, setup_s=2.0, epoch_s=0.05, eval_s=0.5),
                      "letters-synthetic": dict(data_s=30.0, setup_s=3.0, epoch_s=0.1, eval_s=0.7)}}
-    m = figures.SCALES["paper"]["metric_every"]
+    m = figures.scale_settings("gpu")["metric_every"]
     want = figures.NOTEBOOK_OVERHEAD_S + 1.0 + 2.0 + 1000 * 0.05 + (1000 // m + 2) * 0.5
     assert figures.calibrated_seconds(cal, 1, 1000) == pytest.approx(want, rel=1e-15)
     assert figures.calibrated_seconds(cal, 4, 0) == pytest.approx(figures.NOTEBOOK_OVERHEAD_S + 33.0 + 2 * 0.7)
@@ -704,14 +692,37 @@ def test_calibrated_seconds_and_the_benchmark_figure_line(tmp_path):
     assert (b["figure_epochs"], b["figure_apart_s"], b["figure_together_s"], b["figure_ratio"]) == (40, 2.89, 2.31, 1.25)
 
 
-def test_scale_label_and_schedule_phrase():
-    assert figures.scale_label("gpu", 2600) == "GPU runs at the paper's settings but 2,600 of its 12,000 epochs"
-    assert figures.scale_label("gpu", 12000) == "GPU runs at the paper's settings"
-    assert figures.scale_label("cpu-scale", 1000) == "CPU-scale runs (not the paper's settings)"
-    p = dict(lr_milestones=[6000], lr_gamma=0.1)
-    assert figures.schedule_phrase(p, 2600) == ("multiplied by 0.1 after epoch 6000 (a step these runs, 2,600 epochs "
-                                                "long, do not reach)")
-    assert figures.schedule_phrase(p, 12000) == "multiplied by 0.1 after epoch 6000"
-    assert figures.schedule_phrase(dict(lr_milestones=[500, 6000], lr_gamma=0.5), 1000) == (
-        "multiplied by 0.5 after epoch 500, 6000 (the runs, 1,000 epochs long, do not reach the step after epoch 6000)")
-    assert figures.schedule_phrase(dict(lr_milestones=[], lr_gamma=0.1), 10) == "constant"
+def test_benchmark_glue_logged_figures_and_calibration_glue(tmp_path, tiny, tiny_scale):
+    line = ("figure runs     L = 1, 3, 6, 40 epochs each: one after another 2.89 s, side by side 2.31 s, "
+            "ratio 1.25 x\n")
+    files = []
+    for name, device, plain, engine in (("cpu", "cpu (x)", 27.3, 37.7), ("gpu", "cuda (NVIDIA H200), torch", 214.0,
+                                                                          1389.0), ("gpu_fp32", "cuda (NVIDIA H200)",
+                                                                                    239.0, 730.0)):
+        path = tmp_path / f"bench_train_{name}.txt"
+        path.write_text(f"device          {device}\nplain loop  {plain} steps/s\nnclib.train  {engine} steps/s\n"
+                        f"ratio  {engine / plain:.2f} x\n" + (line if name == "gpu" else ""))
+        files.append(path)
+    g = figures.benchmark_glue(files)
+    assert (g["bench-cpu-engine"], g["bench-cpu-plain"], g["bench-cpu-ratio"]) == ("37.7", "27.3", "1.38")
+    assert (g["bench-gpu-engine"], g["bench-gpu-plain"], g["bench-gpu-ratio"]) == ("1389", "214", "6.49")
+    assert (g["bench-gpu-fp32-engine"], g["bench-gpu-fp32-ratio"]) == ("730", "3.05")
+    assert g["bench-tf32-speedup"] == f"{1389 / 730:.2f}" and g["bench-gpu-device"] == "NVIDIA H200"
+    assert (g["bench-figure-epochs"], g["bench-figure-together"], g["bench-figure-apart"],
+            g["bench-figure-ratio"]) == ("40", "2.31", "2.89", "1.25")
+    log = ("== Figure 1: 2600 epochs in a budget of 199 s (132 s elapsed, 399 s left)\n"
+           "== Figure 1 (gpu) ended with status 0 after 174 s: ...\n"
+           "== Figure 3: 3000 epochs in a budget of 223 s (308 s elapsed, 223 s left)\n")
+    assert figures.logged_figure(log, 1) == {"epochs": 2600, "budget_s": 199, "took_s": 174}
+    assert figures.logged_figure(log, 3) == {"epochs": 3000, "budget_s": 223, "took_s": None}
+    assert figures.logged_figure(log, 2) == {"epochs": None, "budget_s": None, "took_s": None}
+    cal = {"device": "NVIDIA H200", "precision": "tf32",
+           "kinds": {"cifar10": dict(data_s=1.0, setup_s=2.0, epoch_s=0.0574, eval_s=0.5),
+                     "letters-synthetic": dict(data_s=35.0, setup_s=3.0, epoch_s=0.1047, eval_s=0.73)}}
+    chapters = {k: figures.figure_chapter(k, "tiny", root=tiny) for k in (1, 3)}
+    c = figures.calibration_glue(cal, chapters, log)
+    full = {k: figures.calibrated_seconds(cal, k, 12000) for k in figures.FIGURES}
+    assert (c["cal-epochs"], c["cal-cifar-min"], c["cal-letters-min"]) == \
+        ("12,000", f"{full[1] / 60:.0f}", f"{full[2] / 60:.0f}")
+    assert c["cal-all-min"] == f"{sum(full.values()) / 60:.0f}" and c["cal-device"] == "NVIDIA H200"
+    assert not any(k.startswith("cal-fig") for k in c)  # no figure here is read from GPU runs

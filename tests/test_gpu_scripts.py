@@ -1,5 +1,7 @@
-"""The GPU figure script (scripts/gpu_figures.sh) end to end on the CPU, at a toy size: the device session that
-makes Figures 1-4 runs this same script once, so a break in it must show here first, not on the GPU."""
+"""The figure-run tooling of scripts/: the GPU figure script (scripts/gpu_figures.sh) end to end on the CPU at a
+toy size (the GPU job that makes Figures 1-4 runs this same script, so a break in it must show here first, not on
+the GPU), and scripts/figure_notebook.py (the notebook parameters of a figure, the relabelling of an executed
+notebook)."""
 from __future__ import annotations
 
 import json
@@ -11,10 +13,25 @@ import tarfile
 
 import numpy as np
 
+import pytest
+
 import nclib
 import nclib.figures as figures
 
 ROOT = nclib.ROOT
+
+
+def _script(name: str):
+    """A script of scripts/ as a module (scripts/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+figure_notebook = _script("figure_notebook")
 
 
 def fake_cifar(path: pathlib.Path) -> pathlib.Path:
@@ -57,12 +74,12 @@ def test_gpu_figures_script_runs_end_to_end_on_the_cpu(tmp_path):
         assert run.params["epochs"] == 3 and run.history["epoch"].tolist() == [0, 1, 2, 3]
         assert sorted(run.provenance["trained_with"]) == sorted(f"fig1-L{k}" for k in (1, 3, 6) if k != L)
     notebook = notebooks / "gpu" / "fig1.run.ipynb"
-    assert f"({figures.run_label(1, 'gpu')})=" in notebook.read_text()
+    assert f"({figure_notebook.run_label(1, 'gpu')})=" in notebook.read_text()
     with tarfile.open(out / "figures_gpu.tar.gz") as tar:
         names = tar.getnames()
     assert any(n.endswith("gpu/fig1.run.ipynb") for n in names)
     assert sum(n.endswith("history.csv") for n in names) == 3
-    assert "== Figure 1: 3 epochs" in log and "== Figure 1 (paper) ended with status 0" in log and "== done" in log
+    assert "== Figure 1: 3 epochs" in log and "== Figure 1 (gpu) ended with status 0" in log and "== done" in log
 
 
 def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
@@ -102,3 +119,58 @@ def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
         assert not (run.path / "checkpoint.pt").exists()
     assert "results/figures/gpu/fig1/segments/fig1.segment-1.run.ipynb" in names
     assert "book/figures/gpu/fig1.run.ipynb" in names
+
+
+def test_params_prints_the_figure_parameters_as_yaml_safe_json(capsys):
+    import yaml
+
+    assert figure_notebook.main(["params", "2", "--scale", "cpu-scale", "--set", "epochs=7", "--set", "device=cuda"]) == 0
+    out = capsys.readouterr().out
+    want = figures.figure_parameters(2, "cpu-scale", epochs=7, device="cuda")
+    # JSON, and YAML for papermill -f: a float like 1e-5 comes back as a float, not as the string '1e-05'
+    assert json.loads(out) == want and yaml.safe_load(out) == want
+    assert figure_notebook.main(["params", "1", "--set", "lam_W=1e-5", "--set", "lam_H=2e-05"]) == 0
+    decays = yaml.safe_load(capsys.readouterr().out)
+    assert (decays["lam_W"], decays["lam_H"]) == (1e-5, 2e-5) and isinstance(decays["lam_W"], float)
+    assert decays["out_dir"].endswith("results/figures/gpu/fig1") and decays["epochs"] == 12000
+    odd = {"a": 1e-05, "b": -2e+20, "c": 0.001, "d": "run 1e-05", "e": [3e-07, 1.5], "f": 12, "g": None}
+    assert yaml.safe_load(figure_notebook.yaml_safe_json(odd)) == json.loads(figure_notebook.yaml_safe_json(odd)) == odd
+    with pytest.raises(SystemExit):
+        figure_notebook.main(["params", "1", "--scale", "paper"])  # one name per scale: "gpu" or "cpu-scale"
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        figure_notebook.main(["params", "1", "--set", "epochs"])
+
+
+def test_relabel_notebook(tmp_path):
+    nb = {"cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": ["(ch-train)=\n", "# The training notebook\n", "\n", "Text."]},
+        {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": "smoke = False\nepochs = 2600\n",
+         "outputs": [], "execution_count": 1},
+        {"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": [{"output_type": "stream", "name": "stdout",
+                                                                           "text": "1\n"}], "execution_count": 1},
+        {"cell_type": "code", "metadata": {"mystnb": {"figure": {"caption": "c", "name": "fig-train-panels"}}},
+         "source": "fig = 1", "outputs": [], "execution_count": 2},
+    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "fig3.run.ipynb"
+    path.write_text(json.dumps(nb))
+    figure_notebook.relabel_notebook(path, 3, "gpu")
+    out = json.loads(path.read_text())
+    md = out["cells"][0]["source"]
+    assert md.startswith("(run-fig3-gpu)=\n# Figure 3: the executed training notebook")
+    assert "2,600 of its 12,000 epochs" in md.splitlines()[1]
+    # the training chapter's introduction (its smoke run, how to make runs) gives way to the note
+    assert "(ch-train)=" not in md and "{ref}`ch-fig3`" in md and "Text." not in md
+    assert out["cells"][1:3] == nb["cells"][1:3]
+    assert out["cells"][3]["metadata"]["mystnb"]["figure"] == {"caption": figure_notebook.RUN_PANELS_CAPTION,
+                                                               "name": "run-fig3-gpu-fig-train-panels"}
+    assert out["cells"][3]["outputs"] == [] and out["cells"][3]["source"] == "fig = 1"
+    figure_notebook.relabel_notebook(path, 3, "gpu")  # idempotent
+    assert json.loads(path.read_text()) == out
+    path.write_text(json.dumps(dict(nb, cells=nb["cells"][1:])))
+    with pytest.raises(ValueError, match="not an executed training notebook"):
+        figure_notebook.relabel_notebook(path, 3, "gpu")
+    with pytest.raises(ValueError, match="is not a file"):
+        figure_notebook.relabel_notebook(tmp_path / "missing.ipynb", 3, "gpu")
+    with pytest.raises(ValueError, match="scale must be one of"):
+        figure_notebook.run_label(3, "paper")
+    assert figure_notebook.run_label(2, "cpu-scale") == "run-fig2-cpu-scale"

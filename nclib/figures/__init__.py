@@ -1,0 +1,39 @@
+"""Figures 1-4 of Section 5 and Appendix C: their configuration, the committed runs, the theory at the runs'
+decays, the plots and the numbers and tables of the figure chapters.
+
+The paper's Figures 1-4 plot NC1, NC2^W, NC2^H, NC2^{WH}, NC3 and the training accuracy against epochs
+for a 6-layer MLP backbone and an L-layer linear head (L = 1, 3, 6) trained on objective (4.3):
+
+========  =====================================  ============  ==========================
+figure    data                                   bias          chapter
+========  =====================================  ============  ==========================
+1         CIFAR-10, 500,500,400,...,100,100      with bias     :ref:`ch-fig1`
+2         EMNIST letters, 1 x 1500, 5 x 600,     with bias     :ref:`ch-fig2`
+          20 x 50
+3         CIFAR-10                               bias-free     :ref:`ch-fig3`
+4         EMNIST letters                         bias-free     :ref:`ch-fig4`
+========  =====================================  ============  ==========================
+
+One module per concern, imported in this order (no cycles): :mod:`.config` (the figures and the two scales,
+``"gpu"`` and ``"cpu-scale"``, derived from :data:`nclib.train.DEFAULTS`), :mod:`.load` (reading the run
+folders, checking them against the configuration), :mod:`.analysis` (theory at the runs' decays, rises,
+spikes, stalls, orderings, wall times, benchmark outputs), :mod:`.plots` (the panels and the theory
+overlay) and :mod:`.chapter` (the chapters' tables and glued numbers). Everything public is re-exported
+here. The tooling that makes the runs (notebook parameters, relabelling, GPU budget) is in ``scripts/``.
+
+EMNIST letters cannot be downloaded here; Figures 2 and 4 run on the ``letters-synthetic`` stand-in with
+the same class-count profile (:data:`nclib.data.LETTERS_SYNTHETIC_LABEL`), and every label says so.
+"""
+from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOKS, PER_RUN_KEYS, RESULTS, SCALES, Figure, check_scale,
+                     figure, figure_counts, figure_parameters, notebook_path, scale_settings, train_kwargs)
+from .load import CONFIG_KEYS, Run, check_figure, load_figure, preferred_scale, run_counts, run_folders
+from .analysis import (BENCHMARKS, NOTEBOOK_OVERHEAD_S, ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory,
+                       accuracy_dips, calibrated_seconds, check_runs, final_rows, first_epoch, largest_rise,
+                       next_milestone, order_by, orders_without_spikes, other_spikes, read_benchmark, rise_ratios,
+                       run_theory, settled_epoch, spikes, stalls, wall_time_s)
+from .plots import as_plot_runs, draw_panels, draw_theory, figure_legend
+from .chapter import (FigureChapter, benchmark_glue, calibration_glue, figure_chapter, figure_glue, figure_tables,
+                      logged_figure, precisions, rise_cell, summary_glue, summary_tables)
+from .. import ROOT
+
+__all__ = [name for name in dir() if not name.startswith("_")]

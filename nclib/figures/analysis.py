@@ -1,0 +1,519 @@
+"""What the committed runs of Figures 1-4 show, as numbers and tables: the theory at each run's own decays
+(Theorems 4.1-4.3), first and settled epochs, rises and training spikes of objective (4.3), stalls below 100 %
+training accuracy, orderings in L, wall times; the properties every figure chapter asserts
+(:func:`check_runs`); and the committed outputs of the engine benchmark and GPU calibration.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import re
+from typing import Mapping
+
+import numpy as np
+
+from .. import ROOT, _checks, ufm
+from ..runs import load_class_accuracy
+from .config import HISTORY_KEYS, figure, scale_settings
+from .load import Run, run_counts
+
+# --------------------------------------------------------------------------------------------- theory
+
+
+@dataclasses.dataclass(frozen=True)
+class RunTheory:
+    """What Theorems 4.1-4.3 predict for a run's own problem (counts n, lambdas, L, bias).
+
+    ``kappa``: singular values of M (Y-bar with a bias, D = diag(sqrt n) without); ``s_product``: the
+    singular values of P = W_L ... W_1 at every global minimizer (0 = a collapsed mode); ``alive``: the
+    number of nonzero modes; ``minimum``: the global minimum of (4.3) over free features (a lower bound of
+    the run's objective whenever every hidden width is >= K); ``b_star``: n/N (bias case, Theorems 4.2/4.3)
+    or None; ``minimizer_accuracy``: the training accuracy of every global minimizer
+    (:func:`nclib.ufm.minimizer_accuracy`).
+    """
+
+    n: np.ndarray
+    L: int
+    bias: bool
+    lam_W: object
+    lam_H: float
+    kappa: np.ndarray
+    s_product: np.ndarray
+    alive: int
+    minimum: float
+    b_star: np.ndarray | None
+    minimizer_accuracy: float
+
+    @property
+    def N(self) -> int:
+        return int(self.n.sum())
+
+    @property
+    def K(self) -> int:
+        return int(self.n.size)
+
+
+def run_theory(params: Mapping) -> RunTheory:
+    """The predictions of Theorems 4.1-4.3 (``nclib.ufm.structure`` and ``minimum_value``) at a run's settings.
+
+    Uses the run's counts (:func:`run_counts`), ``lam_W`` (one number or L), ``lam_H``, ``L`` and ``bias``
+    from its ``params.json``. Raises ValueError when a decay is 0 (the theorems then have no minimizer).
+    """
+    n = run_counts(params)
+    L = _checks.positive_int(int(params["L"]), "L")
+    bias = params.get("bias")
+    if not isinstance(bias, bool):
+        raise ValueError(f"params['bias'] must be True or False, got {bias!r}")
+    lam_W = params["lam_W"]
+    lam_H = _checks.positive_float(params["lam_H"], "lam_H")
+    _checks.layer_lambdas(lam_W, L, "lam_W", positive=True)
+    st = ufm.structure(n, lam_W, lam_H, L, bias)
+    alive = int(np.count_nonzero(st.s_product > 0))
+    minimum = ufm.minimum_value(n, lam_W, lam_H, L, bias)
+    b_star = n / n.sum() if bias else None
+    return RunTheory(n=n, L=L, bias=bias, lam_W=lam_W, lam_H=lam_H, kappa=st.kappa, s_product=st.s_product,
+                     alive=alive, minimum=float(minimum), b_star=b_star,
+                     minimizer_accuracy=ufm.minimizer_accuracy(n, lam_W, lam_H, L, bias))
+
+
+# --------------------------------------------------------------------------------------------- histories
+
+def first_epoch(history: Mapping, key: str, threshold: float, above: bool = True) -> int | None:
+    """The first recorded epoch at which ``history[key] >= threshold`` (``above``) or ``<= threshold``.
+
+    None when it never happens. Resolution: the run's ``metric_every``. Used for "the first epoch at which
+    the training accuracy reaches 100 %" in :ref:`ch-fig1` to :ref:`ch-fig4`.
+    """
+    if key not in history:
+        raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
+    y = np.asarray(history[key], dtype=float)
+    hit = np.flatnonzero(y >= threshold) if above else np.flatnonzero(y <= threshold)
+    return int(history["epoch"][hit[0]]) if hit.size else None
+
+
+def settled_epoch(history: Mapping, key: str, threshold: float, above: bool = True) -> int | None:
+    """The first recorded epoch from which ``history[key] >= threshold`` (``above``) or ``<= threshold`` holds at
+    every later recorded epoch, up to the last one.
+
+    None when the last recorded value misses the threshold. Equal to :func:`first_epoch` unless the value
+    crosses back after first reaching the threshold (a training spike). Used for "the epoch from which the
+    training accuracy stays at 100 % to the end" in :ref:`ch-fig1` to :ref:`ch-fig4`.
+    """
+    if key not in history:
+        raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
+    y = np.asarray(history[key], dtype=float)
+    miss = np.flatnonzero(~(y >= threshold)) if above else np.flatnonzero(~(y <= threshold))
+    if y.size == 0 or (miss.size and miss[-1] == y.size - 1):
+        return None
+    return int(history["epoch"][miss[-1] + 1 if miss.size else 0])
+
+
+#: A rise of the objective (4.3) by more than this factor between two consecutive recorded epochs counts as a
+#: training spike in :ref:`ch-fig1` to :ref:`ch-fig4`: within one metric interval the objective rose by more
+#: than its whole distance to the global minimum (which is > 0). A choice; the chapters glue the size of the
+#: other rises next to it.
+SPIKE_FACTOR = 2.0
+
+#: The history columns whose values :func:`largest_rise` reports before, at and after a rise.
+RISE_KEYS = ("objective", "nc1", "nc3", "train_acc")
+
+
+def largest_rise(history: Mapping, key: str = "objective") -> dict | None:
+    """The largest rise of ``history[key]`` (default: objective (4.3)) between two consecutive recorded epochs.
+
+    Returns None when the column never rises, else a dict: ``factor`` (value at ``epoch`` over the value at
+    ``prev_epoch``, the largest such quotient of consecutive recorded epochs), ``epoch``, ``prev_epoch``;
+    ``start_epoch`` and ``climb``: where the stretch of consecutive rises that ends at ``epoch`` starts, and
+    the value at ``epoch`` over the value there (``climb >= factor``; the two differ when the rise took more
+    than one metric interval); ``lr`` and ``lr_prev``: the learning rate recorded at ``epoch`` (the rate of
+    the epochs since ``prev_epoch`` when the two agree) and at ``prev_epoch``; ``before``, ``at`` and
+    ``final``: the objective, NC1, NC3 and training accuracy (:data:`RISE_KEYS`) at ``start_epoch``, at
+    ``epoch`` and at the last recorded epoch; ``back_epoch``: the first recorded epoch after ``epoch`` at which
+    ``history[key]`` is back at or below its value at ``start_epoch`` (None if never). Used for the training
+    spikes (:data:`SPIKE_FACTOR`) of :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary`.
+    """
+    if key not in history:
+        raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
+    missing = [k for k in ("epoch", "lr", *RISE_KEYS) if k not in history]
+    if missing:
+        raise ValueError(f"history lacks the column(s) {missing}")
+    y = np.asarray(history[key], dtype=float)
+    if y.size < 2 or not np.all(np.isfinite(y)) or np.any(y <= 0):
+        raise ValueError(f"history[{key!r}] must hold at least two finite positive values, got {y.tolist()[:5]}...")
+    ratio = y[1:] / y[:-1]
+    if not np.any(ratio > 1):
+        return None
+    j = int(np.argmax(ratio)) + 1
+    s = j - 1
+    while s > 0 and y[s] > y[s - 1]:
+        s -= 1
+    e = np.asarray(history["epoch"])
+    values = lambda i: {k: float(history[k][i]) for k in RISE_KEYS}  # noqa: E731
+    back = np.flatnonzero(y[j + 1:] <= y[s])
+    return dict(factor=float(ratio[j - 1]), epoch=int(e[j]), prev_epoch=int(e[j - 1]), start_epoch=int(e[s]),
+                climb=float(y[j] / y[s]), lr=float(history["lr"][j]), lr_prev=float(history["lr"][j - 1]),
+                before=values(s), at=values(j), final=values(-1),
+                back_epoch=int(e[j + 1 + back[0]]) if back.size else None)
+
+
+def spikes(runs: Mapping[int, Run], threshold: float = SPIKE_FACTOR) -> dict[int, dict]:
+    """{L: :func:`largest_rise` of the objective} of the runs whose objective rises by more than ``threshold``
+    between two consecutive recorded epochs (the training spikes of :ref:`ch-fig1` to :ref:`ch-fig4` and
+    :ref:`ch-figures-summary`), sorted by L."""
+    threshold = _checks.positive_float(threshold, "threshold")
+    out = {}
+    for L, run in sorted(runs.items()):
+        rise = largest_rise(run.history)
+        if rise is not None and rise["factor"] > threshold:
+            out[L] = rise
+    return out
+
+
+def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
+    """{L: what the history says} of the runs whose training accuracy ends below 100 % (sorted by L).
+
+    For each such run: ``n`` (its class counts), ``since`` (the first recorded epoch from which the accuracy is
+    below 100 % at every recorded epoch to the end), ``end`` (the last recorded epoch), ``train_acc`` and
+    ``misclassified`` (the final accuracy and the training samples misclassified then, (1 - accuracy) x N), ``best_acc`` (the highest accuracy recorded from
+    ``since`` on), ``before`` (None when the run never reached 100 %; else the recorded epoch just before ``since``,
+    where it was at 100 %, with ``objective_before`` and ``objective_since``, the objective there and at ``since``,
+    and ``lr_before`` and ``lr_since``, the learning rate recorded there; ``lr_before`` is None when ``before`` is),
+    ``half`` (the first recorded epoch of the run's second half) and ``objective_change`` (the final objective over
+    the objective there, minus 1), ``acc100_epoch`` (:func:`first_epoch` at 100 %), ``objective_ratio`` (final
+    objective over the global minimum of (4.3)), ``nc1`` and ``nc3`` (final), ``nc1_drop`` (NC1 at epoch 0 over the
+    final NC1) and ``minimizer_accuracy`` (the training accuracy of every global minimizer at the run's decays,
+    :func:`run_theory`), and ``classes``: None when the run has no ``class_accuracy.csv`` (runs made before it was
+    recorded), else the classes below 100 % at the last recorded epoch as ``(class index, its sample count, its
+    accuracy)``, whose misclassified samples must add up to ``misclassified`` (ValueError otherwise); ``smallest``
+    and ``smallest_count`` (the smallest class count and how many classes have it) and ``smallest_multiple``
+    (``misclassified`` over ``smallest`` when it divides evenly, else None: how many smallest classes the
+    misclassified samples would fill, which the count alone does not show they do). A run whose accuracy stays
+    below ``minimizer_accuracy`` has stalled away from the global minimizers.
+    """
+    out = {}
+    for L, run in sorted(runs.items()):
+        h, th = run.history, run_theory(run.params)
+        acc, e = np.asarray(h["train_acc"], dtype=float), np.asarray(h["epoch"])
+        if acc[-1] >= 1.0:
+            continue
+        full = np.flatnonzero(acc >= 1.0)
+        i = int(full[-1]) + 1 if full.size else 0
+        obj = np.asarray(h["objective"], dtype=float)
+        before = int(e[i - 1]) if i > 0 else None
+        half = int(np.searchsorted(e, e[-1] / 2))  # the first recorded epoch of the second half
+        misclassified = int(round((1.0 - acc[-1]) * th.N))
+        classes, per_class = None, load_class_accuracy(run.path)
+        if per_class is not None:
+            if int(per_class["epoch"][-1]) != int(e[-1]):
+                raise ValueError(f"run L={L}: class_accuracy.csv ends at epoch {int(per_class['epoch'][-1])}, the "
+                                 f"history at {int(e[-1])}")
+            last = per_class["acc"][-1]
+            classes = [(int(k), int(th.n[k]), float(last[k])) for k in np.flatnonzero(last < 1.0)]
+            wrong = sum(round((1.0 - a) * n) for _, n, a in classes)
+            if wrong != misclassified:
+                raise ValueError(f"run L={L}: class_accuracy.csv misclassifies {wrong} samples at the end, the "
+                                 f"history {misclassified}")
+        out[L] = dict(n=th.n, classes=classes, since=int(e[i]), end=int(e[-1]), train_acc=float(acc[-1]), half=int(e[half]),
+                      objective_change=float(obj[-1] / obj[half] - 1.0),
+                      misclassified=misclassified, best_acc=float(acc[i:].max()),
+                      before=before, objective_before=float(obj[i - 1]) if before is not None else None,
+                      objective_since=float(obj[i]), acc100_epoch=first_epoch(h, "train_acc", 1.0),
+                      objective_ratio=float(obj[-1] / th.minimum), nc1=float(h["nc1"][-1]),
+                      nc3=float(h["nc3"][-1]), nc1_drop=float(h["nc1"][0] / h["nc1"][-1]),
+                      minimizer_accuracy=th.minimizer_accuracy,
+                      lr_before=float(h["lr"][i - 1]) if before is not None else None, lr_since=float(h["lr"][i]),
+                      smallest=int(th.n.min()), smallest_count=int(np.sum(th.n == th.n.min())),
+                      smallest_multiple=(misclassified // int(th.n.min()) if misclassified % int(th.n.min()) == 0
+                                         else None))
+    return out
+
+
+def rise_ratios(runs: Mapping[int, Run]) -> dict:
+    """How objective (4.3) moves between consecutive recorded epochs over all of a figure's runs.
+
+    ``intervals`` (the number of pairs of consecutive recorded epochs), ``rises`` (how many of them see the
+    objective rise), ``median`` (the median factor of those rises, None if none) and ``largest_below`` (the
+    largest rise factor at most :data:`SPIKE_FACTOR`, None if none): the scale against which a training
+    spike stands out.
+    """
+    ratios = np.concatenate([np.asarray(r.history["objective"][1:]) / np.asarray(r.history["objective"][:-1])
+                             for r in runs.values()])
+    rises = ratios[ratios > 1]
+    below = rises[rises <= SPIKE_FACTOR]
+    return dict(intervals=int(ratios.size), rises=int(rises.size),
+                median=float(np.median(rises)) if rises.size else None,
+                largest_below=float(below.max()) if below.size else None)
+
+
+def other_spikes(history: Mapping, threshold: float = SPIKE_FACTOR) -> list[tuple[int, int, float]]:
+    """Every rise of objective (4.3) by more than ``threshold`` between consecutive recorded epochs but the
+    largest (:func:`largest_rise`), as ``(previous epoch, epoch, factor)`` in epoch order."""
+    threshold = _checks.positive_float(threshold, "threshold")
+    rise = largest_rise(history)
+    obj, ep = np.asarray(history["objective"], dtype=float), np.asarray(history["epoch"])
+    return [(int(ep[i]), int(ep[i + 1]), float(obj[i + 1] / obj[i])) for i in range(obj.size - 1)
+            if obj[i + 1] / obj[i] > threshold and (rise is None or int(ep[i + 1]) != rise["epoch"])]
+
+
+def next_milestone(params: Mapping, epoch: int) -> int | None:
+    """The first step decay of the learning rate (``lr_milestones``) at or after ``epoch``, None if none."""
+    later = sorted(int(m) for m in params.get("lr_milestones") or [] if int(m) >= epoch)
+    return later[0] if later else None
+
+
+def accuracy_dips(runs: Mapping[int, Run]) -> dict[int, dict]:
+    """{L: the dip} of the runs whose training accuracy falls below 100 % again after first reaching it.
+
+    ``first`` (the first recorded epoch at 100 %, :func:`first_epoch`), ``low`` and ``low_epoch`` (the lowest
+    accuracy recorded after ``first`` and where), ``back`` (the epoch from which it is at 100 % to the end,
+    :func:`settled_epoch`; None if it ends below) and ``final`` (the final accuracy). Sorted by L.
+    """
+    out = {}
+    for L, run in sorted(runs.items()):
+        h = run.history
+        first, back = first_epoch(h, "train_acc", 1.0), settled_epoch(h, "train_acc", 1.0)
+        if first is None or back == first:
+            continue
+        after = np.asarray(h["epoch"]) > first
+        i = np.flatnonzero(after)[np.argmin(np.asarray(h["train_acc"])[after])]
+        out[L] = dict(first=first, low=float(h["train_acc"][i]), low_epoch=int(h["epoch"][i]), back=back,
+                      final=float(h["train_acc"][-1]))
+    return out
+
+
+#: The final values whose L-orderings the figure chapters state (:func:`order_by` keys of :func:`final_rows`).
+ORDER_KEYS = ("nc1", "nc3", "gap")
+
+
+def orders_without_spikes(rows: list[dict], spiked: Mapping[int, dict]) -> dict[str, dict]:
+    """Which L-orderings of the final values (:data:`ORDER_KEYS`) a training spike decides.
+
+    For every run in ``spiked`` ({L: :func:`largest_rise`}, from :func:`spikes`) whose final NC1, NC3 or
+    objective is above its value before the rise (``before``, at ``start_epoch``), that final value is
+    replaced by the value before the rise (for ``gap``: the objective then minus the global minimum); where
+    this changes :func:`order_by`, the result holds ``{key: {"order": final order, "without": the order
+    with the replaced values, "runs": {L: (value before the rise, final value)}}}`` for the runs replaced.
+    Empty when no ordering depends on a spike.
+    """
+    by_L = {r["L"]: r for r in rows}
+    unknown = sorted(set(spiked) - set(by_L))
+    if unknown:
+        raise ValueError(f"spiked names runs L = {unknown} that rows do not hold")
+    out = {}
+    for key in ORDER_KEYS:
+        changed, replaced = [dict(r) for r in rows], {}
+        for r in changed:
+            if r["L"] not in spiked:
+                continue
+            before = spiked[r["L"]]["before"]
+            was = before["objective"] - r["minimum"] if key == "gap" else before[key]
+            if r[key] > was:
+                replaced[r["L"]] = (float(was), float(r[key]))
+                r[key] = was
+        order, without = order_by(rows, key), order_by(changed, key)
+        if replaced and order != without:
+            out[key] = {"order": order, "without": without, "runs": replaced}
+    return out
+
+
+def final_rows(runs: Mapping[int, Run]) -> list[dict]:
+    """One row per run (sorted by L) of the comparison tables of the figure chapters.
+
+    Keys: ``L``, ``epochs``, the final ``nc1`` .. ``nc3`` and ``train_acc``, ``acc100_epoch`` (first
+    recorded epoch with 100 % training accuracy, None if never), ``acc100_stays`` (the recorded epoch from
+    which it stays at 100 % to the end, :func:`settled_epoch`, None if the final accuracy is below 1),
+    ``rise`` (:func:`largest_rise` of the objective, None if it never rises), ``nc1_drop`` (NC1 at epoch 0 over the
+    final NC1), ``bias_error`` (final ||b - n/N||, NaN bias-free), ``global_mean_norm``, ``objective``,
+    ``minimum`` and ``gap`` (objective - global minimum of (4.3), :func:`run_theory`), ``alive`` (modes
+    that survive at the run's lambdas), ``wall_time_s``, ``device`` (the provenance's device name),
+    ``steps_per_s`` and ``trained_with`` (the runs trained side by side with it by ``nclib.train.run_many``,
+    which share its wall time).
+    """
+    rows = []
+    for L, run in sorted(runs.items()):
+        h, th = run.history, run_theory(run.params)
+        rows.append(dict(
+            L=L, epochs=int(h["epoch"][-1]),
+            **{k: float(h[k][-1]) for k in HISTORY_KEYS},
+            acc100_epoch=first_epoch(h, "train_acc", 1.0), acc100_stays=settled_epoch(h, "train_acc", 1.0),
+            rise=largest_rise(h),
+            nc1_drop=float(h["nc1"][0] / h["nc1"][-1]),
+            bias_error=float(h["bias_error"][-1]), bias_error_0=float(h["bias_error"][0]),
+            global_mean_norm=float(h["global_mean_norm"][-1]),
+            objective=float(h["objective"][-1]), minimum=th.minimum, gap=float(h["objective"][-1] - th.minimum),
+            alive=th.alive, K=th.K,
+            wall_time_s=float(run.provenance.get("wall_time_s", float("nan"))),
+            device=str(run.provenance.get("device_name", run.provenance.get("device", "?"))),
+            steps_per_s=float(run.provenance.get("steps_per_s") or float("nan")),
+            trained_with=list(run.provenance.get("trained_with", []))))
+    return rows
+
+
+def wall_time_s(runs: Mapping[int, Run]) -> float:
+    """The wall time the runs took together, in seconds: runs trained side by side (``nclib.train.run_many``,
+    recorded in the provenance as ``trained_with``) ran at the same time and count once, with the longest of
+    their wall times; runs trained alone add up."""
+    by_name = {run.params["run_name"]: run for run in runs.values()}
+    total, counted = 0.0, set()
+    for name, run in sorted(by_name.items()):
+        if name in counted:
+            continue
+        group = {name} | ({n for n in run.provenance.get("trained_with", []) if n in by_name})
+        counted |= group
+        total += max(float(by_name[n].provenance["wall_time_s"]) for n in group)
+    return total
+
+
+def order_by(rows: list[dict], key: str) -> list[int]:
+    """The head depths L of ``rows`` sorted by ``key`` (smallest first; None/NaN last).
+
+    "How L changes the curves" in the comparison sections of :ref:`ch-fig1` to :ref:`ch-fig4`.
+    """
+    def value(r):
+        v = r[key]
+        return (1, 0.0) if v is None or (isinstance(v, float) and math.isnan(v)) else (0, float(v))
+    if rows and key not in rows[0]:
+        raise ValueError(f"key {key!r} is not a column of rows; columns: {sorted(rows[0])}")
+    return [r["L"] for r in sorted(rows, key=value)]
+
+
+# --------------------------------------------------------------------------------------------- checks
+
+def _require(ok, message: str) -> None:
+    if not ok:
+        raise AssertionError(message)
+
+
+def check_runs(runs: Mapping[int, Run], fig) -> None:
+    """Assert the properties of a figure's committed runs that the figure chapters check; AssertionError if not.
+
+    Each is a property of the recorded histories and provenance, which other runs could fail (the theory's
+    own identities are tested in ``tests/``, not here). For every run (each message names the run's L and the
+    property): the objective (4.3) never goes below its global minimum over free features
+    (:func:`run_theory`, relative tolerance 1e-12); NC2^W, NC2^H, NC2^WH and NC3 each end below their value
+    at epoch 0 (every corrected metric is 0 at the minimizers of Theorems 4.1-4.3). A run whose final training
+    accuracy is exactly 1: NC1 falls by more than a factor 100 from epoch 0 to the last epoch, and by more
+    than NC3. A run that ends below 1 (:func:`stalls`): its accuracy is below that of every global minimizer
+    (``minimizer_accuracy``), and (1 - accuracy) x N is a whole number. For every run: the data checksum
+    equals the first run's; the run's bias case is Figure ``fig``'s. Figures 1
+    and 2 (with a bias, Theorems 4.2/4.3: b* = n/N and a zero global feature mean): the recorded
+    ||b - n/N|| is finite and ends below its value at epoch 0, and so does the global feature-mean norm.
+    Figures 3 and 4 (bias-free, Appendix C): the recorded bias error is NaN. Figures 2 and 4 (the
+    letters-synthetic stand-in): every run's provenance names the stand-in.
+    """
+    f = figure(fig)
+    if not runs:
+        raise ValueError("runs must hold at least one run")
+    first = runs[min(runs)]
+    for L, run in runs.items():
+        h, t = run.history, run_theory(run.params)
+        _require(np.all(h["objective"] >= t.minimum * (1 - 1e-12)),
+                 f"L={L}: the objective goes below the global minimum {t.minimum:.6e} of (4.3) "
+                 f"(smallest {np.min(h['objective']):.6e})")
+        for key in ("nc2_w", "nc2_h", "nc2_wh", "nc3"):
+            _require(h[key][-1] < h[key][0], f"L={L}: {key} ends at {h[key][-1]:.3g}, not below its value "
+                                             f"{h[key][0]:.3g} at epoch 0")
+        acc = float(h["train_acc"][-1])
+        if acc == 1.0:  # fitted: collapse
+            drop_nc1, drop_nc3 = h["nc1"][0] / h["nc1"][-1], h["nc3"][0] / h["nc3"][-1]
+            _require(drop_nc1 > 1e2, f"L={L}: NC1 falls by a factor {drop_nc1:.3g} ({h['nc1'][0]:.3g} to "
+                                     f"{h['nc1'][-1]:.3g}), not more than 100")
+            _require(drop_nc1 > drop_nc3, f"L={L}: NC1 falls by a factor {drop_nc1:.3g}, not more than NC3 "
+                                          f"({drop_nc3:.3g})")
+        else:  # stalled (stalls): away from every global minimizer
+            _require(acc < t.minimizer_accuracy, f"L={L}: the final training accuracy {acc!r} is not below "
+                                                 f"{t.minimizer_accuracy!r}, that of the global minimizers")
+            wrong = (1.0 - acc) * t.N
+            _require(abs(wrong - round(wrong)) < 1e-6, f"L={L}: (1 - accuracy) x N = {wrong!r} is not a whole "
+                                                       "number of samples")
+        _require(run.provenance["data_sha256"] == first.provenance["data_sha256"],
+                 f"L={L}: data sha256 {run.provenance['data_sha256'][:12]} differs from the first run's "
+                 f"{first.provenance['data_sha256'][:12]}")
+        _require(t.bias is f.bias, f"L={L}: the run has bias={t.bias}, Figure {f.number} has bias={f.bias}")
+        if f.bias:
+            be, gm = h["bias_error"], h["global_mean_norm"]
+            _require(np.all(np.isfinite(be)), f"L={L}: the recorded ||b - n/N|| is not finite")
+            _require(be[-1] < be[0], f"L={L}: ||b - n/N|| ends at {be[-1]:.3g}, not below its value {be[0]:.3g} "
+                                     f"at epoch 0")
+            _require(gm[-1] < gm[0], f"L={L}: the global feature-mean norm ends at {gm[-1]:.3g}, not below its "
+                                     f"value {gm[0]:.3g} at epoch 0")
+        else:
+            _require(np.all(np.isnan(h["bias_error"])), f"L={L}: a bias-free run has a recorded bias error")
+        if f.dataset == "letters-synthetic":
+            _require("stand-in" in (run.provenance.get("stand_in") or ""),
+                     f"L={L}: the provenance does not label the letters-synthetic stand-in "
+                     f"(stand_in = {run.provenance.get('stand_in')!r})")
+
+
+# --------------------------------------------------------------------------------------------- speed of the engine
+
+#: Where the engine benchmark's committed outputs live (``benchmarks/bench_train.py``).
+BENCHMARKS = ROOT / "benchmarks" / "results"
+
+
+def read_benchmark(path) -> dict:
+    """The numbers of one committed output of ``benchmarks/bench_train.py`` (e.g. ``bench_train_cpu.txt``).
+
+    Returns ``command`` (the first line, without ``$``), ``device``, ``problem``, ``plain`` and ``engine``
+    (steps per second of the plain PyTorch loop and of nclib.train) and ``ratio`` (their quotient as
+    printed); with ``--figure-epochs`` also ``figure_epochs``, ``figure_apart_s`` and ``figure_together_s``
+    (seconds for a figure's three runs of that many epochs one after another and side by side) and
+    ``figure_ratio``. Raises ValueError naming
+    the file when a line is missing.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} is not a file")
+    lines = path.read_text().splitlines()
+    out: dict = {"command": lines[0].lstrip("$ ").strip() if lines and lines[0].startswith("$") else None}
+    for line in lines:
+        key, _, rest = line.partition("  ")
+        key, rest = key.strip(), rest.strip()
+        if key in ("device", "problem", "precision"):
+            out[key] = rest
+        elif key in ("plain loop", "nclib.train"):
+            out["plain" if key == "plain loop" else "engine"] = float(rest.split()[0])
+        elif key == "ratio":
+            out["ratio"] = float(rest.split()[0])
+        elif key == "figure runs":
+            m = re.search(r"(\d+) epochs each: one after another ([\d.]+) s, side by side ([\d.]+) s, "
+                          r"ratio ([\d.]+) x", rest)
+            if m is None:
+                raise ValueError(f"path {str(path)!r}: unreadable 'figure runs' line {line!r}")
+            out["figure_epochs"] = int(m.group(1))
+            out["figure_apart_s"], out["figure_together_s"], out["figure_ratio"] = map(float, m.groups()[1:])
+    missing = [k for k in ("device", "plain", "engine", "ratio") if k not in out]
+    if missing:
+        raise ValueError(f"path {str(path)!r} is not a bench_train output: no {', '.join(missing)} line")
+    return out
+
+
+#: Seconds per figure notebook outside its runs' steps and metrics (kernel start, imports, cells, plots): the
+#: allowance of :func:`calibrated_seconds`.
+NOTEBOOK_OVERHEAD_S = 25.0
+
+
+def calibrated_seconds(calibration: Mapping, fig, epochs: int) -> float:
+    """Predicted wall seconds of one figure notebook (three runs side by side) at ``epochs`` epochs.
+
+    ``calibration`` is what ``scripts/gpu_budget.py calibrate`` measured on a device (committed with the GPU
+    runs as ``results/figures/gpu/logs/*/calibration.json``): per data shape, seconds per epoch of the three
+    runs in lockstep (``epoch_s``), of one metric evaluation of the three (``eval_s``), of building the
+    runs (``setup_s``) and of making the data (``data_s``). The prediction adds :data:`NOTEBOOK_OVERHEAD_S`,
+    ``data_s``, ``setup_s``, ``epochs x epoch_s`` and one evaluation per ``metric_every`` epochs (plus the
+    first and the last): the time model behind each GPU figure's epoch budget.
+    """
+    f = figure(fig)
+    epochs = _checks.nonneg_int(epochs, "epochs")
+    try:
+        kind = calibration["kinds"][f.dataset]
+        parts = {k: float(kind[k]) for k in ("data_s", "setup_s", "epoch_s", "eval_s")}
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"calibration has no complete entry for {f.dataset!r} (kinds/{f.dataset}/data_s, setup_s, "
+                         f"epoch_s, eval_s): {exc!r}") from exc
+    evals = epochs // scale_settings("gpu")["metric_every"] + 2
+    return (NOTEBOOK_OVERHEAD_S + parts["data_s"] + parts["setup_s"] + epochs * parts["epoch_s"]
+            + evals * parts["eval_s"])
+
+

@@ -1,0 +1,396 @@
+"""What the figure chapters (:ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`) show besides their
+plots: the checked runs, their tables (pandas DataFrames narrow enough for the page) and the numbers their prose
+glues, formatted as printed. Numbers only: the chapters' sentences are written in the chapters, each claim
+guarded by an assert there.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import re
+from typing import Mapping
+
+import numpy as np
+
+from .. import plotting, ufm
+from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, calibrated_seconds, final_rows,
+                       next_milestone, order_by, orders_without_spikes, other_spikes, read_benchmark, rise_ratios,
+                       run_theory, spikes, stalls, wall_time_s)
+from .config import FIGURES, L_VALUES, Figure, figure, figure_counts, scale_settings
+from .load import Run, check_figure, load_figure, preferred_scale, run_counts
+
+
+@dataclasses.dataclass
+class FigureChapter:
+    """Everything one figure chapter shows but its plots, from :func:`figure_chapter`.
+
+    ``runs`` ({L: Run}, checked by :func:`check_figure`, whose result is ``check``), ``rows``
+    (:func:`final_rows`), ``theory`` ({L: :func:`run_theory`}), ``glue`` (the numbers of the prose,
+    formatted, keyed without the ``fig<k>-`` prefix: the chapter glues ``glue[key]`` as ``fig<k>-<key>``) and
+    ``tables`` (pandas DataFrames: ``"provenance"`` (one column per L), ``"theory"``, ``"final"`` and
+    ``"training"`` (indexed by L), ``"settings"`` (the paper's against the runs')).
+    """
+
+    figure: Figure
+    scale: str
+    runs: dict
+    check: dict
+    rows: list
+    theory: dict
+    glue: dict
+    tables: dict
+
+
+def _comma(values) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def _epoch(epoch) -> str:
+    """A recorded epoch for a table cell or glue, "never" when there is none (None)."""
+    return "never" if epoch is None else str(epoch)
+
+
+def rise_cell(rise: dict | None) -> str:
+    """A table cell for a :func:`largest_rise`: ``"x21.6 (480 to 500)"``, or ``"none"``."""
+    return "none" if rise is None else f"x{rise['factor']:.3g} ({rise['prev_epoch']} to {rise['epoch']})"
+
+
+def precisions(runs: Mapping[int, Run]) -> str:
+    """The precision(s) of the runs' matrix products as their provenance records them: "tf32", or "fp32/tf32"."""
+    return "/".join(sorted({str(r.provenance.get("precision", "?")) for r in runs.values()}))
+
+
+def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: list[dict],
+                theory: Mapping[int, RunTheory]) -> dict:
+    """The numbers the prose of a figure chapter quotes, formatted as printed (keys without ``fig<k>-``).
+
+    The paper's settings (``paper-counts``, ``paper-epochs``, ``paper-width``, ``paper-batch``, ``paper-lr``);
+    the runs' (``epochs``, ``N``, ``counts``, ``divisor``, ``width``, ``lr``, ``gamma``, ``batch``, ``decay``,
+    ``wd`` (the closest public code's 1e-5), ``milestone``, ``metric-every``, ``precision``, ``device``); against Theorem
+    4.3 (``alive``, ``K``, ``gap-min``, ``gap-max``, ``mean-end``, ``minimizer-acc``; with a bias ``bstar``,
+    ``bias0``, ``bias-end-min``, ``bias-end-max``); per run ``acc100-L<L>``, ``stays-L<L>`` (first and
+    settled epoch at 100 % training accuracy, "never" if none), ``acc-L<L>`` and ``nc1-drop-L<L>``; over the
+    runs that end at 100 % (``n-fitted``) ``fit-nc1-drop`` (the smallest fall of NC1) and ``fit-nc3-drop`` (the
+    largest fall of NC3); the orderings in L ``nc1-order``, ``nc3-order``, ``gap-order`` (and ``<key>-order-
+    without-spikes``, :func:`orders_without_spikes`, with the replaced values ``<key>-spike-L<L>-before`` and
+    ``-end``); the rises of the objective (``rise-intervals``,
+    ``rise-count``, ``rise-median``, ``rise-below``, ``rise-max``, ``rise-max-L``, ``rise-max-from``,
+    ``rise-max-to``; :func:`rise_ratios`); each training spike (``spike-L<L>-...``, :func:`spikes`), each dip
+    of the accuracy after 100 % (``dip-L<L>-...``, :func:`accuracy_dips`) and each run that ends below 100 %
+    (``stall-L<L>-...``, :func:`stalls`).
+    """
+    f = figure(fig)
+    p = runs[min(runs)].params
+    n = run_counts(p)
+    paper = scale_settings("gpu")
+    epochs = max(check["epochs"].values())
+    g: dict = {
+        "paper-counts": _comma(sorted(figure_counts(f, "gpu"), reverse=True)),
+        "paper-epochs": f"{paper['epochs']:,}", "paper-width": f"{paper['width']:,}",
+        "paper-batch": str(paper["batch_size"]), "paper-lr": f"{paper['lr']:g}",
+        "epochs": f"{epochs:,}", "N": f"{int(n.sum()):,}", "counts": _comma(sorted(n.tolist(), reverse=True)),
+        "divisor": str(scale_settings(scale)["divisor"]), "width": f"{p['width']:,}", "lr": f"{p['lr']:g}",
+        "gamma": f"{p['lr_gamma']:g}", "batch": str(p["batch_size"]), "decay": f"{p['lam_W']:g}",
+        "wd": f"{ufm.REFERENCE_DECAY:g}", "milestone": _comma(p["lr_milestones"]),
+        "metric-every": str(p["metric_every"]), "precision": precisions(runs),
+        "device": " / ".join(sorted({r["device"] for r in rows})),
+    }
+    t_first = theory[min(theory)]
+    g["alive"] = " or ".join(map(str, sorted({t.alive for t in theory.values()})))
+    g["K"] = str(t_first.K)
+    g["gap-min"] = f"{min(r['gap'] / r['minimum'] for r in rows):.2g}"
+    g["gap-max"] = f"{max(r['gap'] / r['minimum'] for r in rows):.2g}"
+    g["mean-end"] = f"{max(r['global_mean_norm'] for r in rows):.3f}"
+    g["minimizer-acc"] = " or ".join(sorted({f"{t.minimizer_accuracy:.3f}" for t in theory.values()}))
+    if t_first.b_star is not None:
+        g["bstar"] = f"{np.linalg.norm(t_first.b_star):.3f}"
+        g["bias0"] = f"{min(r['bias_error_0'] for r in rows):.3f}"
+        g["bias-end-min"] = f"{min(r['bias_error'] for r in rows):.3f}"
+        g["bias-end-max"] = f"{max(r['bias_error'] for r in rows):.3f}"
+
+    by_L = {r["L"]: r for r in rows}
+    g["acc-epochs"] = _comma(_epoch(by_L[L]["acc100_epoch"]) for L in L_VALUES)
+    g["acc-stays"] = _comma(_epoch(by_L[L]["acc100_stays"]) for L in L_VALUES)
+    for L, r in by_L.items():
+        g[f"acc100-L{L}"] = _epoch(r["acc100_epoch"])
+        g[f"stays-L{L}"] = _epoch(r["acc100_stays"])
+        g[f"acc-L{L}"] = f"{r['train_acc']:.3f}"
+        g[f"nc1-drop-L{L}"] = f"{r['nc1_drop']:.3g}"
+    fitted = [L for L, r in by_L.items() if r["train_acc"] >= 1.0]
+    g["n-fitted"] = str(len(fitted))
+    if fitted:
+        g["fit-nc3-drop"] = f"{max(runs[L].history['nc3'][0] / runs[L].history['nc3'][-1] for L in fitted):.3g}"
+        g["fit-nc1-drop"] = f"{min(by_L[L]['nc1_drop'] for L in fitted):.1e}"
+    for key in ORDER_KEYS:
+        g[f"{key}-order"] = _comma(order_by(rows, key))
+
+    spiked = spikes(runs)
+    shaped = orders_without_spikes(rows, spiked)
+    for key in ORDER_KEYS:
+        g[f"{key}-order-without-spikes"] = _comma(shaped[key]["without"] if key in shaped else order_by(rows, key))
+        for L, (was, end) in (shaped[key]["runs"].items() if key in shaped else ()):
+            g[f"{key}-spike-L{L}-before"], g[f"{key}-spike-L{L}-end"] = f"{was:.3g}", f"{end:.3g}"
+    g["spike-threshold"] = f"{SPIKE_FACTOR:g}"
+    noise = rise_ratios(runs)
+    g["rise-intervals"], g["rise-count"] = str(noise["intervals"]), str(noise["rises"])
+    if noise["median"] is not None:
+        g["rise-median"] = f"{noise['median']:.4g}"
+    if noise["largest_below"] is not None:
+        g["rise-below"] = f"{noise['largest_below']:.3g}"
+    rises = [(r["rise"]["factor"], r["L"], r["rise"]) for r in rows if r["rise"] is not None]
+    if rises:
+        factor, L, rise = max(rises, key=lambda t: t[0])
+        g.update({"rise-max": f"{factor:.3g}", "rise-max-L": str(L), "rise-max-from": str(rise["prev_epoch"]),
+                  "rise-max-to": str(rise["epoch"])})
+    g["spike-runs"] = _comma(spiked) if spiked else "none"
+    for L, r in spiked.items():
+        b, a, fin = r["before"], r["at"], r["final"]
+        s = f"spike-L{L}-"
+        g.update({s + "factor": f"{r['factor']:.3g}", s + "from": str(r["prev_epoch"]), s + "to": str(r["epoch"]),
+                  s + "start": str(r["start_epoch"]), s + "climb": f"{r['climb']:.3g}", s + "lr": f"{r['lr']:g}",
+                  s + "lr-before": f"{r['lr_prev']:g}",
+                  s + "milestone": _epoch(next_milestone(runs[L].params, r["epoch"])),
+                  s + "nc1-before": f"{b['nc1']:.2g}", s + "nc1-at": f"{a['nc1']:.2g}",
+                  s + "nc3-before": f"{b['nc3']:.3g}", s + "nc3-at": f"{a['nc3']:.3g}",
+                  s + "acc-before": f"{b['train_acc']:.3f}", s + "acc-at": f"{a['train_acc']:.3f}",
+                  s + "back": _epoch(r["back_epoch"]), s + "nc1-end": f"{fin['nc1']:.2g}",
+                  s + "nc3-end": f"{fin['nc3']:.3g}"})
+        others = other_spikes(runs[L].history)
+        g[s + "count"] = str(len(others) + 1)
+        for i, (e0, e1, x) in enumerate(others, start=1):
+            g.update({f"{s}other{i}-from": str(e0), f"{s}other{i}-to": str(e1), f"{s}other{i}-factor": f"{x:.3g}"})
+    for L, d in accuracy_dips(runs).items():
+        s = f"dip-L{L}-"
+        g.update({s + "low": f"{d['low']:.4f}", s + "epoch": str(d["low_epoch"]), s + "back": _epoch(d["back"]),
+                  s + "final": f"{d['final']:.3f}"})
+    g["stall-runs"] = _comma(stalls(runs)) or "none"
+    for L, st in stalls(runs).items():
+        s = f"stall-L{L}-"
+        g.update({s + "since": str(st["since"]), s + "end": f"{st['end']:,}", s + "acc": f"{st['train_acc']:.3f}",
+                  s + "best": f"{st['best_acc']:.3f}", s + "wrong": f"{st['misclassified']:,}",
+                  s + "N": f"{int(st['n'].sum()):,}", s + "half": f"{st['half']:,}",
+                  s + "change": f"{100 * st['objective_change']:+.2g}", s + "ratio": f"{st['objective_ratio']:.3g}",
+                  s + "nc1": f"{st['nc1']:.2g}", s + "nc1-drop": f"{st['nc1_drop']:.3g}", s + "nc3": f"{st['nc3']:.3g}",
+                  s + "smallest": str(st["smallest"]), s + "smallest-count": str(st["smallest_count"]),
+                  s + "multiple": _epoch(st["smallest_multiple"])})
+        if st["before"] is not None:
+            g.update({s + "before": str(st["before"]), s + "lr-before": f"{st['lr_before']:g}",
+                      s + "lr-since": f"{st['lr_since']:g}",
+                      s + "rise": f"{st['objective_since'] / st['objective_before']:.3g}",
+                      s + "obj-before": f"{st['objective_before']:.3g}", s + "obj-since": f"{st['objective_since']:.3g}"})
+    return g
+
+
+def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict],
+                  theory: Mapping[int, RunTheory]) -> dict:
+    """The tables of a figure chapter as pandas DataFrames, each narrow enough for the page.
+
+    ``"provenance"``: what each run's provenance recorded (one column per L: N, K, parameters, steps, speed,
+    wall time, device, precision, torch, git commit, data checksum); ``"theory"``: the modes alive, the extreme
+    nonzero kappa, the global minimum of (4.3) and the final objective (:func:`run_theory`); ``"final"``: the
+    final metrics of :func:`final_rows` (with a bias also ||b - n/N||); ``"training"``: the first epoch at 100 %
+    training accuracy and the epoch from which it stays there, the largest rise of the objective
+    (:func:`rise_cell`) and the fall of NC1; ``"settings"``: the paper's settings (Section 5) next to the runs'.
+    """
+    import pandas as pd
+
+    f = figure(fig)
+    provenance = pd.DataFrame([{
+        "L": L, "N": r.provenance["N"], "K": r.provenance["K"], "parameters": r.provenance["parameter_count"],
+        "steps": r.provenance["steps"], "steps/s": round(r.provenance["steps_per_s"], 1),
+        "wall time (s)": round(r.provenance["wall_time_s"], 1), "device": r.provenance["device_name"],
+        "precision": r.provenance["precision"], "torch": r.provenance["versions"]["torch"],
+        "git commit": (r.provenance["git_commit"] or "?")[:10], "data sha256": r.provenance["data_sha256"][:12],
+    } for L, r in sorted(runs.items())]).set_index("L").T
+    provenance.columns = [f"L = {L}" for L in provenance.columns]
+    theory_table = pd.DataFrame([{
+        "L": L, "modes alive": f"{t.alive} of {t.K}", "largest kappa": round(float(t.kappa[0]), 3),
+        "smallest nonzero kappa": round(float(t.kappa[t.kappa > 1e-9 * t.kappa[0]].min()), 3),
+        "global minimum of (4.3)": f"{t.minimum:.4e}",
+        "objective at the end": f"{runs[L].history['objective'][-1]:.4e}",
+    } for L, t in sorted(theory.items())]).set_index("L")
+    final = pd.DataFrame([{
+        "L": r["L"], "epochs": r["epochs"], "NC1": f"{r['nc1']:.2e}", "NC2^W": f"{r['nc2_w']:.3f}",
+        "NC2^H": f"{r['nc2_h']:.3f}", "NC2^WH": f"{r['nc2_wh']:.2e}", "NC3": f"{r['nc3']:.3f}",
+        "train acc": f"{r['train_acc']:.4f}",
+        **({"||b - n/N||": f"{r['bias_error']:.3f}"} if f.bias else {}),
+    } for r in rows]).set_index("L")
+    training = pd.DataFrame([{
+        "L": r["L"], "100 % acc first at epoch": _epoch(r["acc100_epoch"]),
+        "100 % acc to the end from epoch": _epoch(r["acc100_stays"]),
+        "largest objective rise": rise_cell(r["rise"]), "NC1 drop": f"{r['nc1_drop']:.1e}",
+    } for r in rows]).set_index("L")
+    p = runs[min(runs)].params
+    paper = scale_settings("gpu")
+    epochs = max(check["epochs"].values())
+    settings = pd.DataFrame({
+        "paper (Section 5)": [f.paper_data, _comma(sorted(figure_counts(f, "gpu"), reverse=True)), "not stated",
+                              str(paper["width"]), str(paper["batch_size"]), f"Adam, {paper['lr']:g}", "not stated",
+                              "not stated", "not stated", "not stated", f"{paper['epochs']:,}"],
+        "these runs": [plotting.dataset_label(p), _comma(sorted(run_counts(p).tolist(), reverse=True)),
+                       f"{_comma(run_counts(p).tolist())} ({p.get('class_order', '?')})",
+                       str(p["width"]), str(p["batch_size"]), f"Adam, {p['lr']:g}",
+                       f"x{p['lr_gamma']:g} after epoch {_comma(p['lr_milestones'])}" if p["lr_milestones"]
+                       else "constant", f"lam_W = lam_H = {p['lam_W']:g}", precisions(runs),
+                       str(p["metric_every"]), f"{epochs:,}"],
+    }, index=["data", "class counts", "counts by class index", "width", "batch size", "optimizer, lr",
+              "lr schedule", "decays", "precision of the products", "metrics every (epochs)", "epochs"])
+    return {"provenance": provenance, "theory": theory_table, "final": final, "training": training,
+            "settings": settings}
+
+
+def figure_chapter(fig, scale: str | None = None, root=None) -> FigureChapter:
+    """Read, check and tabulate one figure's committed runs: everything a figure chapter shows but its plots.
+
+    ``scale``: ``"gpu"`` or ``"cpu-scale"`` (None: :func:`preferred_scale`); ``root``: the results folder
+    (default :data:`RESULTS`). Loads the runs (:func:`load_figure`), checks them against the figure's
+    configuration (:func:`check_figure`, ValueError if they differ), and returns a :class:`FigureChapter`.
+    """
+    f = figure(fig)
+    if scale is None:
+        scale = preferred_scale(f, root)
+    runs = load_figure(f, scale, root)
+    check = check_figure(runs, f, scale)
+    rows = final_rows(runs)
+    theory = {L: run_theory(run.params) for L, run in runs.items()}
+    return FigureChapter(figure=f, scale=scale, runs=runs, check=check, rows=rows, theory=theory,
+                         glue=figure_glue(f, scale, runs, check, rows, theory),
+                         tables=figure_tables(f, runs, check, rows, theory))
+
+
+# --------------------------------------------------------------------------------------------- the summary
+
+def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
+    """The tables of :ref:`ch-figures-summary` from the four :class:`FigureChapter`: ``"figures"`` (data, bias
+    case, scale and epochs of each figure), ``"final"`` (the final values of every run, indexed by figure and
+    L), ``"training"`` (when it reached 100 %, its largest rise, wall time, device, precision) and ``"stalls"``
+    (the runs that end below 100 % training accuracy, :func:`stalls`: final accuracy, misclassified samples,
+    objective over the global minimum)."""
+    import pandas as pd
+
+    figures = pd.DataFrame([{
+        "figure": k, "data": plotting.dataset_label(c.runs[min(c.runs)].params).split(" (")[0]
+        + (" (stand-in)" if c.figure.dataset == "letters-synthetic" else ""),
+        "bias": "yes" if c.figure.bias else "no", "scale": c.scale,
+        "epochs": max(c.check["epochs"].values()),
+    } for k, c in sorted(chapters.items())]).set_index("figure")
+    final = pd.DataFrame([{
+        "figure": k, "L": r["L"], "NC1": f"{r['nc1']:.1e}", "NC2^W": f"{r['nc2_w']:.3f}",
+        "NC2^H": f"{r['nc2_h']:.3f}", "NC2^WH": f"{r['nc2_wh']:.1e}", "NC3": f"{r['nc3']:.3f}",
+        "train acc": f"{r['train_acc']:.3f}", "objective / minimum": f"{r['objective'] / r['minimum']:.2f}",
+        "||b - n/N||": "" if np.isnan(r["bias_error"]) else f"{r['bias_error']:.3f}",
+    } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "L"])
+    training = pd.DataFrame([{
+        "figure": k, "L": r["L"], "100 % first at epoch": _epoch(r["acc100_epoch"]),
+        "100 % to the end from epoch": _epoch(r["acc100_stays"]), "largest objective rise": rise_cell(r["rise"]),
+        "wall time (s)": round(r["wall_time_s"], 1), "trained": "side by side" if r["trained_with"] else "alone",
+        "device": r["device"], "precision": c.runs[r["L"]].provenance["precision"],
+    } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "L"])
+    stalled = pd.DataFrame([{
+        "figure": k, "L": L, "train acc": f"{st['train_acc']:.3f}", "misclassified": f"{st['misclassified']:,}",
+        "objective / minimum": f"{st['objective_ratio']:.3g}",
+    } for k, c in sorted(chapters.items()) for L, st in stalls(c.runs).items()],
+        columns=["figure", "L", "train acc", "misclassified", "objective / minimum"]).set_index(["figure", "L"])
+    return {"figures": figures, "final": final, "training": training, "stalls": stalled}
+
+
+def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
+    """The numbers of :ref:`ch-figures-summary` (keys without the ``sum-`` prefix), from the four chapters.
+
+    ``n-gpu``, ``n-cpu``, ``n-runs``, ``gpu-figures`` and ``gpu-epochs`` (the figures read from GPU runs and
+    their epochs, against the paper's ``paper-epochs``), ``n-fitted`` and ``drop-min`` (the runs that end at
+    100 % training accuracy and the smallest fall of NC1 among them), ``n-stalled`` (the others), ``ratio-min``/``ratio-max`` (final objective over the global minimum), per device
+    ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`), ``spike-threshold``, ``be-min``/``be-max`` (final over
+    initial ||b - n/N||, with a bias), and for the pairs with and without a bias at the same scale
+    ``wh-<a>-<b>-with-min`` .. ``-without-max`` (final NC2^WH over the runs at 100 %).
+    """
+    rows = {k: c.rows for k, c in chapters.items()}
+    all_rows = [r for k in sorted(rows) for r in rows[k]]
+    fitted = [r for r in all_rows if r["train_acc"] == 1.0]
+    gpu = [k for k, c in sorted(chapters.items()) if c.scale == "gpu"]
+    g = {"n-gpu": str(len(gpu)), "n-cpu": str(len(chapters) - len(gpu)), "n-runs": str(len(all_rows)),
+         "gpu-figures": _comma(gpu),
+         "gpu-epochs": _comma(f"{max(chapters[k].check['epochs'].values()):,}" for k in gpu),
+         "n-fitted": str(len(fitted)), "n-stalled": str(len(all_rows) - len(fitted)),
+         "paper-epochs": f"{scale_settings('gpu')['epochs']:,}",
+         "ratio-min": f"{min(r['objective'] / r['minimum'] for r in all_rows):.2f}",
+         "ratio-max": f"{max(r['objective'] / r['minimum'] for r in all_rows):.2f}",
+         "spike-threshold": f"{SPIKE_FACTOR:g}"}
+    if fitted:
+        g["drop-min"] = f"{min(r['nc1_drop'] for r in fitted):.1e}"
+    for name, ks in (("gpu", gpu), ("cpu", [k for k in sorted(chapters) if k not in gpu])):
+        if ks:
+            g[f"wall-{name}"] = f"{sum(wall_time_s(chapters[k].runs) for k in ks) / 60:.1f}"
+    for with_bias, without in ((1, 3), (2, 4)):
+        if with_bias not in chapters or without not in chapters or chapters[with_bias].scale != chapters[without].scale:
+            continue
+        a = [r["nc2_wh"] for r in rows[with_bias] if r["train_acc"] == 1.0]
+        b = [r["nc2_wh"] for r in rows[without] if r["train_acc"] == 1.0]
+        if a and b:
+            s = f"wh-{with_bias}-{without}-"
+            g.update({s + "with-min": f"{min(a):.2g}", s + "with-max": f"{max(a):.2g}",
+                      s + "without-min": f"{min(b):.2g}", s + "without-max": f"{max(b):.2g}"})
+    be = [r["bias_error"] / r["bias_error_0"] for k in sorted(rows) if chapters[k].figure.bias for r in rows[k]]
+    if be:
+        g["be-min"], g["be-max"] = f"{min(be):.2f}", f"{max(be):.2f}"
+    return g
+
+
+def benchmark_glue(files) -> dict:
+    """The numbers of the committed engine benchmark outputs (:func:`read_benchmark`) that
+    :ref:`ch-figures-summary` quotes, keyed ``bench-<cpu|gpu|gpu-fp32>-<engine|plain|ratio>`` (steps per
+    second of one run and their quotient), ``bench-tf32-speedup`` (TF32 over strict fp32 on the GPU) and
+    ``bench-figure-<epochs|together|apart|ratio>`` (a figure's three runs side by side against one after
+    another); ``files``: the paths of ``bench_train_*.txt``."""
+    g = {}
+    for path in files:
+        b = read_benchmark(path)
+        name = pathlib.Path(path).stem.removeprefix("bench_train_").replace("_", "-")
+        digits = ".1f" if name == "cpu" else ".0f"
+        g.update({f"bench-{name}-engine": f"{b['engine']:{digits}}", f"bench-{name}-plain": f"{b['plain']:{digits}}",
+                  f"bench-{name}-ratio": f"{b['ratio']:.2f}" if name != "gpu-fp32" else f"{b['ratio']:.2f}"})
+        if name == "gpu":
+            g["bench-gpu-device"] = re.search(r"[(](.*?)[)]", b["device"]).group(1)
+            if "figure_ratio" in b:
+                g.update({"bench-figure-epochs": str(b["figure_epochs"]),
+                          "bench-figure-together": f"{b['figure_together_s']:.2f}",
+                          "bench-figure-apart": f"{b['figure_apart_s']:.2f}",
+                          "bench-figure-ratio": f"{b['figure_ratio']:.2f}"})
+        g[f"_{name}"] = b
+    if "_gpu" in g and "_gpu-fp32" in g:
+        g["bench-tf32-speedup"] = f"{g['_gpu']['engine'] / g['_gpu-fp32']['engine']:.2f}"
+    return {k: v for k, v in g.items() if not k.startswith("_")}
+
+
+def logged_figure(log_text: str, fig) -> dict:
+    """What a GPU log (``results/figures/gpu/logs/*/log.txt``, written by ``scripts/gpu_figures.sh``) records of
+    one figure: ``epochs`` and ``budget_s`` (the epochs it got and the seconds of its job's budget they were fitted
+    to) and ``took_s`` (the wall seconds of its notebook); each None when the log does not record it."""
+    f = figure(fig)
+    m = re.search(rf"== Figure {f.number}: (\d+) epochs in a budget of (\d+) s", log_text)
+    took = re.search(rf"== Figure {f.number} \((?:paper|gpu)\) ended with status 0 after (\d+) s", log_text)
+    return {"epochs": int(m.group(1)) if m else None, "budget_s": int(m.group(2)) if m else None,
+            "took_s": int(took.group(1)) if took else None}
+
+
+def calibration_glue(calibration: Mapping, chapters: Mapping[int, FigureChapter], log_text: str) -> dict:
+    """What a committed GPU calibration (``calibration.json``, :func:`calibrated_seconds`) predicts, keyed for
+    :ref:`ch-figures-summary`: ``cal-cifar-min`` and ``cal-letters-min`` (minutes for one figure's notebook at
+    the paper's 12,000 epochs), ``cal-all-min`` (all four), ``cal-epochs``; per figure read from GPU runs
+    ``cal-fig<k>-predicted`` (seconds at its epochs), ``cal-fig<k>-budget`` and ``cal-fig<k>-took`` (the seconds
+    of the job's budget it got and the notebook's seconds, :func:`logged_figure`) and ``cal-fig<k>-runs`` (its
+    runs' wall time)."""
+    E = scale_settings("gpu")["epochs"]
+    full = {k: calibrated_seconds(calibration, k, E) for k in FIGURES}
+    g = {"cal-epochs": f"{E:,}", "cal-cifar-min": f"{full[1] / 60:.0f}", "cal-letters-min": f"{full[2] / 60:.0f}",
+         "cal-all-min": f"{sum(full.values()) / 60:.0f}", "cal-device": str(calibration["device"]),
+         "cal-precision": str(calibration["precision"])}
+    for k, c in sorted(chapters.items()):
+        if c.scale == "gpu":
+            epochs = max(c.check["epochs"].values())
+            g[f"cal-fig{k}-predicted"] = f"{calibrated_seconds(calibration, k, epochs):.0f}"
+            logged = logged_figure(log_text, k)
+            g[f"cal-fig{k}-took"] = _epoch(logged["took_s"])
+            g[f"cal-fig{k}-budget"] = _epoch(logged["budget_s"])
+            g[f"cal-fig{k}-runs"] = f"{wall_time_s(c.runs):.0f}"
+    return g

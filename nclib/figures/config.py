@@ -1,0 +1,161 @@
+"""The configuration of the paper's Figures 1-4 (Section 5, Appendix C) at two scales.
+
+A scale names where its runs are made and what it changes from the training engine's one parameter list,
+:data:`nclib.train.DEFAULTS` (the paper's Section 5 settings, with the documented defaults of the closest
+public code for what the paper leaves out):
+
+- ``"gpu"``: the paper's settings unchanged (12,000 epochs, width 2048, batch size 128, Adam at 1e-4, step
+  decay x0.1 after epoch 6000, decays K x 1e-5, metrics every 100 epochs); a GPU trains them;
+- ``"cpu-scale"``: class counts divided by 10, width 256, 1,000 epochs, Adam at 3e-4 with its step after
+  epoch 500, metrics every 20 epochs: small enough for a 2-core CPU, **not** the paper's settings.
+
+The scale is also the name of the folders of its runs (``results/figures/<scale>/fig<k>/``) and of its
+executed notebooks (``book/figures/<scale>/fig<k>.run.ipynb``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Mapping
+
+import numpy as np
+
+from .. import ROOT, _checks, data
+
+#: The folder holding the committed figure runs, one subfolder per scale.
+RESULTS = ROOT / "results" / "figures"
+#: The folder of the committed executed notebooks (``<scale>/fig<k>.run.ipynb``).
+NOTEBOOKS = ROOT / "book" / "figures"
+#: The head depths of every figure (Section 5).
+L_VALUES = (1, 3, 6)
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """One of the paper's Figures 1-4: which data, which bias case, what the paper's caption says."""
+
+    number: int
+    dataset: str  # an nclib.data dataset name
+    preset: str  # the class-count profile (nclib.imbalance.PROFILES)
+    bias: bool
+    paper_data: str  # the data the paper used
+    caption: str  # the paper's caption, de-OCR'd
+
+
+FIGURES: dict[int, Figure] = {
+    1: Figure(1, "cifar10", "cifar10", True, "CIFAR-10",
+              "Bias Case: The performance of the NC metrics and training accuracy versus epoch with a 6-layer "
+              "MLP backbone on an imbalanced subset of CIFAR10 for L-extended unconstrained feature model with "
+              "L = 1, 3, 6."),
+    # "Base case" as printed: a typo for "Bias case" (Section 5 makes Figures 1-2 the bias case; erratum M5)
+    2: Figure(2, "letters-synthetic", "emnist-letters", True, "EMNIST letters",
+              "Base case: The performance of the NC metrics and training accuracy versus epoch with a 6-layer "
+              "MLP backbone on an imbalanced subset of EMNIST for L-extended unconstrained feature model with "
+              "L = 1, 3, 6."),
+    3: Figure(3, "cifar10", "cifar10", False, "CIFAR-10",
+              "Bias-free case: The performance of the NC metrics and training accuracy versus epoch with a "
+              "6-layer MLP backbone on an imbalanced subset of CIFAR10 for L-extended unconstrained feature "
+              "model with L = 1, 3, 6."),
+    4: Figure(4, "letters-synthetic", "emnist-letters", False, "EMNIST letters",
+              "Bias-free case: The performance of the NC metrics and training accuracy versus epoch with a "
+              "6-layer MLP backbone on an imbalanced subset of EMNIST for L-extended unconstrained feature "
+              "model with L = 1, 3, 6."),
+}
+
+#: What each scale changes in :data:`nclib.train.DEFAULTS`; ``divisor`` divides the paper's class counts.
+SCALES: dict[str, dict] = {
+    "gpu": dict(divisor=1),
+    "cpu-scale": dict(divisor=10, width=256, epochs=1000, lr=3e-4, lr_milestones=[500], metric_every=20),
+}
+
+#: The engine's parameters that one notebook execution sets per run (one run per L of ``L_values``).
+PER_RUN_KEYS = ("L", "run_name", "overwrite")
+
+HISTORY_KEYS = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc")
+
+
+def figure(fig) -> Figure:
+    """The :class:`Figure` numbered ``fig`` (1-4), or ``fig`` itself when it is one; ValueError otherwise."""
+    if isinstance(fig, Figure):
+        return fig
+    if isinstance(fig, (bool, np.bool_)) or not isinstance(fig, (int, np.integer)) or int(fig) not in FIGURES:
+        raise ValueError(f"fig must be one of {sorted(FIGURES)} (the paper's Figures 1-4), got {fig!r}")
+    return FIGURES[int(fig)]
+
+
+def check_scale(scale: str) -> str:
+    """``scale`` if it names a scale of :data:`SCALES` (``"gpu"``, ``"cpu-scale"``); ValueError otherwise."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
+    return scale
+
+
+def scale_settings(scale: str) -> dict:
+    """The training settings of a scale: :data:`nclib.train.DEFAULTS` with the scale's changes (:data:`SCALES`)
+    applied, plus its ``divisor``. ``scale``: ``"gpu"`` or ``"cpu-scale"``; ValueError otherwise."""
+    check_scale(scale)
+    from .. import train  # here, not at the top: reading and drawing committed runs needs no torch
+
+    s = {k: v for k, v in train.DEFAULTS.items() if k not in PER_RUN_KEYS}
+    s.update(SCALES[scale])
+    s["lr_milestones"] = list(s["lr_milestones"])
+    return s
+
+
+def figure_counts(fig, scale: str = "gpu") -> list[int]:
+    """The class counts of a figure's run, class k getting entry k (Section 5's profiles).
+
+    The paper's profile (``nclib.imbalance.PROFILES``) in the reference code's class order
+    (:func:`nclib.data.preset_counts`), divided by the scale's divisor (``"cpu-scale"``: 10).
+    """
+    f, s = figure(fig), scale_settings(scale)
+    n = data.preset_counts(f.preset, "reference")
+    if np.any(n % s["divisor"]):
+        raise ValueError(f"scale {scale!r} divides the counts by {s['divisor']}, which does not divide {n.tolist()}")
+    return (n // s["divisor"]).astype(int).tolist()
+
+
+def figure_parameters(fig, scale: str = "gpu", **overrides) -> dict:
+    """The papermill parameters of the training notebook (:ref:`ch-train`) that run one figure.
+
+    Every parameter of :data:`nclib.train.DEFAULTS` but the per-run ones (:data:`PER_RUN_KEYS`), set to the
+    scale's value (:func:`scale_settings`), with the figure's data, counts and bias case, plus the notebook's
+    ``smoke`` (False), ``L_values`` (1, 3, 6) and ``run_tag`` (``fig<k>``: the run folders are
+    ``<out_dir>/fig<k>-L<L>``). ``overrides`` replace any parameter (e.g. ``epochs`` when a GPU time budget
+    cannot fit 12,000, ``data_path``, ``device``, or ``max_train_s`` and ``resume`` to make a run in several
+    jobs); an unknown name raises ValueError.
+    """
+    f, s = figure(fig), scale_settings(scale)
+    p = {k: v for k, v in s.items() if k != "divisor"}
+    p.update(smoke=False, dataset=f.dataset, counts=figure_counts(f, scale), bias=f.bias, L_values=list(L_VALUES),
+             out_dir=str(RESULTS / scale / f"fig{f.number}"), run_tag=f"fig{f.number}")
+    unknown = set(overrides) - set(p)
+    if unknown:
+        raise ValueError(f"unknown notebook parameter(s) {sorted(unknown)}; known: {sorted(p)}")
+    p.update(overrides)
+    if "epochs" in overrides:
+        p["epochs"] = _checks.positive_int(p["epochs"], "epochs")
+    return p
+
+
+def train_kwargs(params: Mapping, L: int) -> dict:
+    """The ``nclib.train.run`` keyword arguments of one run (head depth ``L``) of a figure's notebook parameters.
+
+    The same mapping as the training notebook (:ref:`ch-train`): ``L_values`` gives one run per L named
+    ``<run_tag>-L<L>``; ``smoke`` must be False.
+    """
+    if params.get("smoke"):
+        raise ValueError("params['smoke'] must be False: a smoke run replaces the figure's data and network")
+    L = _checks.positive_int(L, "L")
+    skip = {"smoke", "L_values", "run_tag"}
+    kw = {k: v for k, v in params.items() if k not in skip}
+    return dict(kw, L=L, run_name=f"{params['run_tag']}-L{L}", overwrite=True)
+
+
+def notebook_path(fig, scale: str = "cpu-scale") -> pathlib.Path:
+    """Where the executed training notebook of a figure's runs is committed: ``book/figures/<scale>/fig<k>.run.ipynb``.
+
+    The ``*.run.ipynb`` name keeps the book build from re-executing it (``_config.yml``).
+    """
+    f = figure(fig)
+    return NOTEBOOKS / check_scale(scale) / f"fig{f.number}.run.ipynb"

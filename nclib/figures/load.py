@@ -1,0 +1,143 @@
+"""Reading the committed runs of Figures 1-4 and checking that they are the figure's configuration.
+
+A run folder (``results/figures/<scale>/fig<k>/fig<k>-L<L>/``) holds what :func:`nclib.train.run` writes:
+``params.json``, ``history.csv`` and ``provenance.json`` (:mod:`nclib.runs`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+from typing import Mapping
+
+import numpy as np
+
+from .. import data, ufm
+from ..runs import load_run
+from .config import HISTORY_KEYS, L_VALUES, RESULTS, check_scale, figure, figure_parameters
+
+
+@dataclasses.dataclass
+class Run:
+    """One committed run folder: ``params.json``, ``history.csv`` (as arrays) and ``provenance.json``
+    (the files :func:`nclib.train.run` writes)."""
+
+    path: pathlib.Path
+    params: dict
+    history: dict
+    provenance: dict
+
+    @property
+    def L(self) -> int:
+        return int(self.params["L"])
+
+
+def preferred_scale(fig, root=None) -> str:
+    """``"gpu"`` when ``results/figures/gpu/fig<k>/`` holds the three finished runs of Figure ``fig``, else
+    ``"cpu-scale"``.
+
+    Committing a figure's GPU runs switches its chapter to them with no edit. Runs whose provenance does not
+    say ``finished`` (a run stopped by its time budget) do not count.
+    """
+    f = figure(fig)
+    paths = run_folders(f, "gpu", root)
+    finished = [p for p in paths if (p / "provenance.json").is_file()
+                and json.loads((p / "provenance.json").read_text()).get("status") == "finished"]
+    return "gpu" if len(finished) == len(L_VALUES) else "cpu-scale"
+
+
+def run_folders(fig, scale: str = "cpu-scale", root=None) -> list[pathlib.Path]:
+    """The run folders of one figure (``<root>/<scale>/fig<k>/fig<k>-L*``), sorted by L."""
+    f = figure(fig)
+    check_scale(scale)
+    root = RESULTS if root is None else pathlib.Path(root)
+    base = root / scale / f"fig{f.number}"
+    found = [p for p in base.glob(f"fig{f.number}-L*") if (p / "params.json").is_file()]
+    return sorted(found, key=lambda p: int(json.loads((p / "params.json").read_text())["L"]))
+
+
+def load_figure(fig, scale: str = "cpu-scale", root=None) -> dict[int, Run]:
+    """{L: Run} of one figure's committed runs (read with ``nclib.runs.load_run``).
+
+    Raises ValueError when the folder holds no runs or two runs with the same L.
+    """
+    f = figure(fig)
+    paths = run_folders(f, scale, root)
+    if not paths:
+        where = (RESULTS if root is None else pathlib.Path(root)) / scale / f"fig{f.number}"
+        raise ValueError(f"scale {scale!r} has no runs of Figure {f.number} under {str(where)!r}")
+    out: dict[int, Run] = {}
+    for path in paths:
+        params, history, prov = load_run(path)
+        run = Run(path, params, history, prov)
+        if run.L in out:
+            raise ValueError(f"Figure {f.number} has two runs with L={run.L}: {out[run.L].path} and {path}")
+        out[run.L] = run
+    return out
+
+
+def run_counts(params: Mapping) -> np.ndarray:
+    """The class counts n of a run (class k has n[k] samples) from its ``params.json``: the n of Definition 4.1.
+
+    ``counts`` is a list, a preset name (:func:`nclib.data.preset_counts` with the run's ``class_order``) or
+    None (the dataset's own preset), resolved by :func:`nclib.data.resolve_counts` exactly as
+    :func:`nclib.data.load` resolved them for the run.
+    """
+    return data.resolve_counts(params.get("dataset"), params.get("counts"), params.get("class_order", "reference"))[0]
+
+
+
+#: The parameters a committed run must share with its figure's configuration (``epochs`` may be lower on a
+#: GPU whose time budget cannot fit the paper's 12,000; it is reported, never hidden).
+CONFIG_KEYS = ("dataset", "bias", "width", "depth", "batch_size", "lr", "lr_milestones", "lr_gamma", "lam_W",
+               "lam_H", "lam_backbone", "init", "seed", "class_order")
+
+
+def check_figure(runs: Mapping[int, Run], fig, scale: str) -> dict:
+    """Check that committed runs are the figure's configuration and complete; raise ValueError if not.
+
+    For every run: its parameters equal :func:`figure_parameters` (``fig``, ``scale``) on
+    :data:`CONFIG_KEYS` and the class counts, its ``epochs`` is at most the scale's and at least one
+    metric interval, its history holds epoch 0, every ``metric_every``-th epoch and the last one with
+    finite metrics, and its provenance says ``finished``. The runs must be exactly L = 1, 3, 6.
+    Returns ``{"epochs": {L: epochs}, "complete": True}``.
+    """
+    f = figure(fig)
+    cfg = figure_parameters(f, scale)
+    problems = []
+    if sorted(runs) != list(L_VALUES):
+        problems.append(f"runs have L = {sorted(runs)}, expected {list(L_VALUES)}")
+    epochs = {}
+    for L, run in sorted(runs.items()):
+        p = run.params
+        for k in CONFIG_KEYS:
+            want, got = cfg[k], p.get(k)
+            if k in ("lam_W", "lam_H") and want == "reference":  # K x 1e-5, as nclib.train resolves it
+                want = ufm.reference_decay(len(cfg["counts"]))
+            if isinstance(want, float) or isinstance(got, float):
+                same = got is not None and want is not None and math.isclose(float(got), float(want), rel_tol=1e-12)
+            else:
+                same = got == want
+            if not same:
+                problems.append(f"L={L}: {k} = {got!r}, the figure's configuration has {want!r}")
+        if run_counts(p).tolist() != list(cfg["counts"]):
+            problems.append(f"L={L}: counts {run_counts(p).tolist()} differ from {cfg['counts']}")
+        E, m = int(p["epochs"]), int(p["metric_every"])
+        epochs[L] = E
+        if E > cfg["epochs"] or E < m:
+            problems.append(f"L={L}: epochs = {E}, expected between {m} and {cfg['epochs']}")
+        expected = sorted({0, *range(m, E + 1, m), E})
+        got_epochs = run.history["epoch"].tolist()
+        if got_epochs != expected:
+            problems.append(f"L={L}: history holds {len(got_epochs)} metric epochs "
+                            f"({got_epochs[:2]}...{got_epochs[-1:]}), expected {len(expected)} up to {E}")
+        for k in ("objective", *HISTORY_KEYS):
+            if not np.all(np.isfinite(run.history[k])):
+                problems.append(f"L={L}: history column {k} is not finite everywhere")
+        if run.provenance.get("status") != "finished":
+            problems.append(f"L={L}: provenance status is {run.provenance.get('status')!r}, not 'finished'")
+    if problems:
+        raise ValueError(f"Figure {f.number} ({scale}) runs do not match its configuration: " + "; ".join(problems))
+    return {"epochs": epochs, "complete": True}
+

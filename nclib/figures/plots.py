@@ -1,0 +1,98 @@
+"""The plots of Figures 1-4 from committed runs: the paper-style panels (drawn by
+:func:`nclib.plotting.collapse_panels`) with the theory's targets, and the comparison with Theorems 4.1-4.3 at
+the runs' own decays (:ref:`ch-fig1` to :ref:`ch-fig4`)."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from .. import plotting
+from .analysis import run_theory
+from .config import scale_settings
+from .load import Run
+
+
+def as_plot_runs(runs: Mapping[int, Run]) -> dict:
+    """{L: (params, history)}, the form ``nclib.plotting.collapse_panels`` draws."""
+    return {L: (r.params, r.history) for L, r in sorted(runs.items())}
+
+
+def figure_legend(runs: Mapping[int, Run], scale: str) -> str:
+    """The legend title of a figure: the data (stand-in named as such), the bias case, the scale, the epochs
+    (on every figure, against the paper's 12,000 when a GPU time budget cuts them)."""
+    first = next(iter(runs.values())).params
+    epochs = sorted({int(r.params["epochs"]) for r in runs.values()})
+    ep = "/".join(f"{e:,}" for e in epochs)
+    full = scale_settings("gpu")["epochs"]
+    if scale == "cpu-scale":
+        scale = f"CPU-scale, not the paper's settings, {ep} epochs"
+    elif max(epochs) < full:
+        scale = f"GPU, paper's settings but {ep} of {full:,} epochs"
+    else:
+        scale = f"GPU, paper's settings, {ep} epochs"
+    return f"{plotting.dataset_label(first)}, {'with bias' if first.get('bias', True) else 'bias-free'}\n{scale}"
+
+
+def draw_panels(runs: Mapping[int, Run], scale: str = "cpu-scale"):
+    """The six paper-style panels of Figures 1-4 from committed runs, with the theory's targets marked.
+
+    Draws with ``nclib.plotting.collapse_panels``; on each NC panel a note says its target is 0 (the
+    corrected metrics of :ref:`ch-metrics` vanish exactly at every global minimizer of Theorems 4.1-4.3),
+    the accuracy panel marks 100 %, and a dotted vertical line on every panel marks each step decay of the
+    learning rate (``lr_milestones``, shared by the runs). Returns the Figure.
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one run")
+    fig = plotting.collapse_panels(as_plot_runs(runs), legend_title=figure_legend(runs, scale))
+    axes = fig.axes[:6]
+    for ax in axes[:5]:
+        ax.text(0.02, 0.02, "target: 0 (Thm 4.3)", transform=ax.transAxes, ha="left", va="bottom",
+                fontsize="x-small", color="0.35")
+    axes[5].axhline(1.0, color="0.5", ls="--", lw=0.8)
+    last = max(int(r.history["epoch"][-1]) for r in runs.values())
+    milestones = sorted({int(m) for r in runs.values() for m in r.params.get("lr_milestones") or [] if m < last})
+    for ax in axes:
+        for m in milestones:
+            ax.axvline(m, color="0.5", ls=":", lw=0.8)
+    return fig
+
+
+def draw_theory(runs: Mapping[int, Run]):
+    """Three panels comparing a figure's runs with the theory at their own lambdas.
+
+    (a) the objective (4.3) minus its global minimum over free features (:func:`run_theory`), which
+    Theorems 4.1-4.3 say is >= 0 and 0 only at the minimizer; (b) with a bias, ||b - n/N|| and the global
+    feature-mean norm, both 0 at every minimizer (b* = n/N, eq. (B.5)-(B.7)); bias-free, the global
+    feature-mean norm (no prediction); (c) the predicted singular values of P = W_L ... W_1 at the
+    minimizer, one series per L (0 = a collapsed mode). Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if not runs:
+        raise ValueError("runs must hold at least one run")
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), constrained_layout=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    bias = bool(next(iter(runs.values())).params["bias"])
+    for (L, run), c in zip(sorted(runs.items()), colors):
+        h, th = run.history, run_theory(run.params)
+        gap = np.asarray(h["objective"]) - th.minimum
+        keep = gap > 0
+        axes[0].plot(h["epoch"][keep], gap[keep], color=c, label=f"L = {L}")
+        if bias:
+            axes[1].plot(h["epoch"], h["bias_error"], color=c, label=f"$\\|b - n/N\\|$, L = {L}")
+        axes[1].plot(h["epoch"], h["global_mean_norm"], color=c, ls=":", label=f"$\\|h_G\\|$, L = {L}")
+        k = np.arange(1, th.K + 1)
+        axes[2].plot(k, th.s_product, color=c, marker="o", ms=3, lw=0.8, label=f"L = {L} ({th.alive} of {th.K} alive)")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("objective (4.3) $-$ global minimum")
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("distance to the minimizer's value (target 0)" if bias else "global feature-mean norm")
+    axes[2].set_xlabel("mode i (singular values of M, descending)")
+    axes[2].set_ylabel("predicted singular value of $W_L\\cdots W_1$")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small")
+    return fig

@@ -1,0 +1,158 @@
+"""The papermill parameters of a figure's runs, and the relabelling of the executed training notebook.
+
+    python scripts/figure_notebook.py params FIG [--scale gpu|cpu-scale] [--set NAME=VALUE ...]
+        prints the training notebook's parameters of Figure FIG (nclib.figures.figure_parameters) as JSON that
+        YAML readers (papermill -f) read back with the same types
+    python scripts/figure_notebook.py relabel NOTEBOOK FIG SCALE
+        gives an executed copy of the training notebook its own title, target and figure names for the book
+
+scripts/gpu_run_figure.sh runs both around papermill; the runs are those of Figures 1-4 (Section 5).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import re
+import sys
+from typing import Mapping
+
+from nclib import data, figures
+from nclib.runs import atomic_write_text
+
+#: The caption of the panels in an executed copy of the training notebook (:func:`relabel_notebook`): the
+#: training chapter's own caption speaks of its smoke run.
+RUN_PANELS_CAPTION = ("The collapse metrics and the training accuracy against epochs, one curve per head depth L, "
+                      "read back from the run folders this execution wrote; the figure's chapter draws them with the "
+                      "theory's targets and the epoch count against the paper's.")
+
+#: How the title of an executed notebook names the runs of each scale.
+SCALE_TITLES = {"gpu": "GPU runs at the paper's settings", "cpu-scale": "CPU-scale runs (not the paper's settings)"}
+
+
+def yaml_safe_json(params: Mapping) -> str:
+    """``params`` as JSON that a YAML 1.1 reader (PyYAML, papermill's ``-f``) reads back with the same types.
+
+    JSON writes 1e-05 for 0.00001, which YAML 1.1 reads as the *string* '1e-05' (its floats need a dot);
+    every float in exponent form gets one (1.0e-05), which both read as the float. Strings are left alone.
+    """
+    floats: list[str] = []
+    tag = "\x00float\x00"
+
+    def mark(v):
+        if isinstance(v, Mapping):
+            return {k: mark(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [mark(x) for x in v]
+        if isinstance(v, float) and math.isfinite(v):
+            text = repr(v)
+            mantissa, e, exponent = text.partition("e")
+            floats.append(f"{mantissa}.0e{exponent}" if e and "." not in mantissa else text)
+            return f"{tag}{len(floats) - 1}"
+        return v
+
+    text = json.dumps(mark(params), indent=1)
+    return re.sub(r'"\\u0000float\\u0000(\d+)"', lambda m: floats[int(m.group(1))], text)
+
+
+def run_label(fig, scale: str) -> str:
+    """The target of an executed figure notebook in the book, e.g. ``run-fig1-cpu-scale``."""
+    f = figures.figure(fig)
+    figures.scale_settings(scale)
+    return f"run-fig{f.number}-{scale}"
+
+
+def injected_epochs(nb: dict) -> int | None:
+    """The ``epochs`` papermill injected into an executed training notebook, or None."""
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            m = re.search(r"^epochs = (\d+)\s*$", text, flags=re.M)
+            return int(m.group(1)) if m else None
+    return None
+
+
+def scale_title(scale: str, epochs: int | None) -> str:
+    """How a notebook title names its runs: "GPU runs at the paper's settings but 2,600 of its 12,000 epochs"."""
+    label = SCALE_TITLES[scale]
+    full = figures.scale_settings("gpu")["epochs"]
+    if scale == "gpu" and epochs is not None and epochs < full:
+        label += f" but {epochs:,} of its {full:,} epochs"
+    return label
+
+
+def relabel_notebook(path, fig, scale: str) -> pathlib.Path:
+    """Give an executed copy of the training notebook (:ref:`ch-train`) its own title, target, note and figure names.
+
+    Every executed copy would otherwise repeat the ``(ch-train)=`` target, the title and the figure names
+    (``fig-train-panels``) of the training chapter: duplicate labels in the book. Only markdown and code-cell
+    metadata change: the first cell becomes the target :func:`run_label`, a title naming the figure and the scale
+    with the epochs papermill injected and a note on what the notebook is, in place of the training chapter's
+    introduction; each figure name gets the run label as prefix, and the panels' caption becomes
+    :data:`RUN_PANELS_CAPTION`. Code, outputs and execution metadata are left exactly as papermill wrote them.
+    Idempotent.
+    """
+    path = pathlib.Path(path)
+    f = figures.figure(fig)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} is not a file")
+    nb = json.loads(path.read_text())
+    label = run_label(f, scale)
+    title = f"Figure {f.number}: the executed training notebook ({scale_title(scale, injected_epochs(nb))})"
+    note = (f"This is the training notebook of {{ref}}`ch-train` as papermill executed it for Figure {f.number} "
+            f"({f.paper_data if f.dataset == 'cifar10' else data.LETTERS_SYNTHETIC_LABEL}, "
+            f"{'with bias' if f.bias else 'bias-free'}), shown with its outputs and never re-executed by the "
+            f"book build. Its parameters are in the cell tagged `injected-parameters` (smoke = False: where the "
+            f"text below, the training chapter's own, speaks of the smoke run, those parameters apply instead); "
+            f"the chapter {{ref}}`ch-fig{f.number}` draws and discusses the runs it wrote, with their epoch count "
+            f"against the paper's.")
+    titled = False
+    for cell in nb["cells"]:
+        text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "markdown" and not titled and ("(ch-train)=" in text or f"({label})=" in text):
+            cell["source"] = f"({label})=\n# {title}\n\n{note}"
+            titled = True
+        elif cell["cell_type"] == "code":
+            fig_meta = cell.get("metadata", {}).get("mystnb", {}).get("figure", {})
+            if "name" in fig_meta and not str(fig_meta["name"]).startswith(label):
+                fig_meta["name"] = f"{label}-{fig_meta['name']}"
+            if "caption" in fig_meta:
+                fig_meta["caption"] = RUN_PANELS_CAPTION
+    if not titled:
+        raise ValueError(f"path {str(path)!r} is not an executed training notebook (no '(ch-train)=' title cell)")
+    atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="scripts/figure_notebook.py", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    pp = sub.add_parser("params", help="print the papermill parameters of one figure as JSON")
+    pp.add_argument("fig", type=int)
+    pp.add_argument("--scale", default="gpu", choices=sorted(figures.SCALES))
+    pp.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override one parameter; VALUE is read as JSON when it parses, else as a string")
+    rp = sub.add_parser("relabel", help="retitle an executed training notebook for the book")
+    rp.add_argument("notebook", type=pathlib.Path)
+    rp.add_argument("fig", type=int)
+    rp.add_argument("scale", choices=sorted(figures.SCALES))
+    args = ap.parse_args(argv)
+    if args.command == "params":
+        overrides = {}
+        for item in args.set:
+            if "=" not in item:
+                raise SystemExit(f"--set takes NAME=VALUE, got {item!r}")
+            name, value = item.split("=", 1)
+            try:
+                overrides[name] = json.loads(value)
+            except json.JSONDecodeError:
+                overrides[name] = value
+        print(yaml_safe_json(figures.figure_parameters(args.fig, args.scale, **overrides)))
+    else:
+        relabel_notebook(args.notebook, args.fig, args.scale)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
