@@ -647,6 +647,7 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
         path = source_path(dataset, data_path, download)
         if path.suffix == ".npz":
             images_all, labels_all, shas = load_npz(path)
+            images_all = check_images(images_all, dataset, "x_train")  # as stored, before any transpose
             source = f"npz file {path.name}"
             if dataset == "emnist-letters":
                 images_all = images_all.transpose(0, 2, 1)  # stored in torchvision's raw orientation
@@ -657,7 +658,8 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
             images_all, labels_all, shas = load_emnist_letters_torchvision(path, True, download)
             source = "torchvision.datasets.EMNIST(split='letters') (IDX files)"
         names = ("x_train", "y_train") if path.suffix == ".npz" else ("images", "labels")
-        images_all = check_images(images_all, dataset, names[0])
+        if path.suffix != ".npz":
+            images_all = check_images(images_all, dataset, names[0])
         labels_all = check_labels(labels_all, dataset, len(images_all), names[1], names[0])
         rows = select_per_class(labels_all, n, seed=seed, selection=selection)
         images, y = images_all[rows], labels_all[rows]
