@@ -79,6 +79,10 @@ def class_labels(n) -> np.ndarray:
     :func:`nclib.metrics.collapse_metrics` take. Used in :ref:`ch-metrics` and :ref:`ch-errata-metrics`.
     """
     n = _checks.counts(n)
+    N = _checks.count_total(n)
+    if N > np.iinfo(np.intp).max:
+        raise ValueError(f"n sums to N = {N} samples, more than an array can index (2**63 - 1); the per-sample "
+                         f"matrices (labels, Y, H) cannot be formed, only the closed forms over the K classes")
     return np.repeat(np.arange(n.size), n)
 
 

@@ -266,6 +266,15 @@ def test_counts_near_2_to_the_62_are_summed_exactly():
                                    np.sqrt(c) * st.s_product * st.s_features, rtol=1e-12, atol=1e-20)
 
 
+def test_per_sample_matrices_of_more_than_2_to_the_63_samples_are_refused_naming_n():
+    big = [2 ** 62, 2 ** 62]  # the closed forms work (above); H, Y and the labels have N columns
+    for func in (imbalance.class_labels, imbalance.label_matrix):
+        with pytest.raises(ValueError, match=r"^n sums to N = 9223372036854775808 samples"):
+            func(big)
+    with pytest.raises(ValueError, match=r"^n sums to N = 9223372036854775808 samples"):
+        ufm.global_minimizer(big, 1e-3, 1e-3)
+
+
 def test_counts_beyond_int64_are_refused_naming_n():
     with pytest.raises(ValueError, match=r"^n must hold class counts below 2\*\*63"):
         ufm.minimum_value([2 ** 63, 5], 1e-3, 1e-3)
