@@ -475,12 +475,19 @@ def load_emnist_letters_torchvision(root, train: bool = True, download: bool = F
         gz = f.with_name(f.name + ".gz")
         if not f.is_file() and gz.is_file():
             tmp = f.with_name(f.name + ".part")
-            with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            try:
+                with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                tmp.unlink(missing_ok=True)
+                raise DamagedFileError(gz, _error_text(exc)) from exc
             os.replace(tmp, f)
     if not download and not all(f.is_file() for f in files):
         raise ValueError(f"data_path {str(root)!r} lacks {files[0].relative_to(root)} / {files[1].name} (or their "
                          f".gz); point it at a torchvision EMNIST root, at an .npz, or pass download=True")
+    for f in files:
+        if f.is_file():
+            _check_idx_size(f)
     ds = EMNIST(str(root), split="letters", train=train, download=download)
     images = ds.data.numpy().transpose(0, 2, 1).copy()
     labels = ds.targets.numpy().astype(np.int64) - 1
@@ -488,6 +495,24 @@ def load_emnist_letters_torchvision(root, train: bool = True, download: bool = F
         raise ValueError(f"data_path {str(root)!r}: EMNIST letters labels must be 1..26, got "
                          f"{labels.min() + 1}..{labels.max() + 1}")
     return images, labels, {f.name: sha256_file(f) for f in files}
+
+
+def _check_idx_size(path: pathlib.Path) -> None:
+    """DamagedFileError unless an IDX file (EMNIST's format) is exactly as long as its header says: 4 magic bytes
+    (0, 0, type, number of dimensions), 4 bytes per dimension, then the unsigned bytes."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4)
+        if len(head) < 4 or head[:2] != b"\x00\x00" or head[2] != 0x08:
+            raise DamagedFileError(path, f"not an IDX file of unsigned bytes (its first bytes are {head!r})")
+        dims = f.read(4 * head[3])
+    if len(dims) < 4 * head[3]:
+        raise DamagedFileError(path, "its IDX header is cut short")
+    shape = struct.unpack(f">{head[3]}I", dims)
+    want = 4 + 4 * head[3] + int(np.prod(shape, dtype=np.int64))
+    if size != want:
+        raise DamagedFileError(path, f"its IDX header says {shape} bytes of data, {want} bytes in all, the file has "
+                                     f"{size}: truncated or padded")
 
 
 def gaussian_mixture(counts, dim: int = 32, seed: int = 0, spread: float = 1.0):

@@ -1,5 +1,6 @@
 """Fault injection on the inputs and the closed forms: each bad input or damaged file is refused by name (the
 argument, array or file in the message, the exception type), and each overflow case now gives the right number."""
+import gzip
 import pickle
 import re
 import struct
@@ -198,6 +199,34 @@ def test_truncated_cifar_batch_names_the_file(cifar_batches, name, keep):
         data.load("cifar10", data_path=cifar_batches, counts=[10] * 10, verify_checksums=False)
     assert info.value.path == path and str(path) in str(info.value)
     assert ("UnpicklingError" in str(info.value)) or ("EOFError" in str(info.value))
+
+
+def _idx_bytes(array):
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", s) for s in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("which, how", [("images", "truncated"), ("labels", "truncated"), ("images", "gz")])
+def test_damaged_emnist_idx_file_is_named(tmp_path, which, how):
+    labels = np.repeat(np.arange(1, 27), 2)
+    images = np.zeros((labels.size, 28, 28), np.uint8)
+    (tmp_path / "EMNIST" / "raw").mkdir(parents=True)
+    files = dict(zip(("images", "labels"), data.emnist_raw_files(tmp_path)))
+    files["images"].write_bytes(_idx_bytes(images))
+    files["labels"].write_bytes(_idx_bytes(labels))
+    assert data.load("emnist-letters", data_path=tmp_path, counts=[2] * 26).N == 52
+    path = files[which]
+    raw = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(raw[: len(raw) - 7])
+    else:  # only a truncated .gz copy lies there, as if the download of the official archive broke off
+        path.unlink()
+        path = path.with_name(path.name + ".gz")
+        packed = gzip.compress(raw)
+        path.write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(data.DamagedFileError) as info:
+        data.load("emnist-letters", data_path=tmp_path, counts=[2] * 26)
+    assert info.value.path == path and str(path) in str(info.value)
 
 
 # ------------------------------------------------------------------------------------------ closed forms
