@@ -43,7 +43,7 @@ def counts(n, name: str = "n") -> np.ndarray:
     if np.any(arr < 1):
         raise ValueError(f"{name} must hold positive class counts (every class needs a sample), got {arr.tolist()}")
     if np.any(arr >= 2.0 ** 63):  # would wrap around to negative numbers in int64
-        raise ValueError(f"{name} must hold class counts below 2**63 (int64), got max {arr.max()!r}")
+        raise ValueError(f"{name} must hold class counts below 2**63 (int64), got max {arr.max().item()!r}")
     return arr.astype(np.int64)
 
 

@@ -367,13 +367,14 @@ def load_npz(path):
         raise ValueError(f"data_path {str(path)!r} does not exist; pass the path of an .npz with x_train/y_train")
     x = y = None
     try:
-        f = np.load(path, allow_pickle=False)
-        if not isinstance(f, np.lib.npyio.NpzFile):
-            raise TypeError(f"data_path {str(path)!r} holds one .npy array, not an .npz with x_train and y_train")
-        with f:
-            files = sorted(f.files)
-            if "x_train" in files and "y_train" in files:
-                x, y = np.asarray(f["x_train"]), np.asarray(f["y_train"])
+        with open(path, "rb") as handle:  # closed on every path, also when numpy cannot read the file
+            f = np.load(handle, allow_pickle=False)
+            if not isinstance(f, np.lib.npyio.NpzFile):
+                raise TypeError(f"data_path {str(path)!r} holds one .npy array, not an .npz with x_train and y_train")
+            with f:
+                files = sorted(f.files)
+                if "x_train" in files and "y_train" in files:
+                    x, y = np.asarray(f["x_train"]), np.asarray(f["y_train"])
     except TypeError as exc:
         raise ValueError(str(exc)) from None
     except ValueError as exc:
