@@ -143,7 +143,8 @@ def check_images(images, dataset: str, name: str = "x_train") -> np.ndarray:
     :ref:`ch-train` and :ref:`ch-engine`.
     """
     if dataset not in IMAGE_SHAPES:
-        raise ValueError(f"dataset must be one of {tuple(IMAGE_SHAPES)} (the datasets read from files), got {dataset!r}")
+        raise ValueError(f"dataset must be one of {tuple(IMAGE_SHAPES)} (the datasets read from files), "
+                         f"got {dataset!r}")
     x = np.asarray(images)
     want = IMAGE_SHAPES[dataset]
     what = (f"(N, {want[0]}, {want[1]}, {want[2]}): N images of {want[0]} x {want[1]} pixels, RGB channels last"
@@ -186,7 +187,8 @@ def check_images(images, dataset: str, name: str = "x_train") -> np.ndarray:
     return x
 
 
-def check_labels(labels, dataset: str, n_images: int, name: str = "y_train", images_name: str = "x_train") -> np.ndarray:
+def check_labels(labels, dataset: str, n_images: int, name: str = "y_train",
+                 images_name: str = "x_train") -> np.ndarray:
     """The labels of a file-backed dataset, checked and returned as int64: a 1-D array of integers 0..K-1
     (K = :data:`DATASET_CLASSES`), one per image (``n_images``, the length of ``images_name``).
 
@@ -195,7 +197,8 @@ def check_labels(labels, dataset: str, n_images: int, name: str = "y_train", ima
     the number of images (naming both arrays).  The data of :ref:`ch-train` and :ref:`ch-engine`.
     """
     if dataset not in DATASET_CLASSES:
-        raise ValueError(f"dataset must be one of {tuple(DATASET_CLASSES)} (the datasets read from files), got {dataset!r}")
+        raise ValueError(f"dataset must be one of {tuple(DATASET_CLASSES)} (the datasets read from files), "
+                         f"got {dataset!r}")
     K = DATASET_CLASSES[dataset]
     y = np.asarray(labels)
     if y.ndim != 1:
@@ -379,8 +382,9 @@ def load_npz(path):
         raise ValueError(str(exc)) from None
     except ValueError as exc:
         if "pickle" in str(exc):
-            raise DamagedFileError(path, "it holds pickled (object) data, which is not loaded (allow_pickle=False): "
-                                         "a damaged file, or arrays saved from Python objects instead of numbers") from exc
+            problem = ("it holds pickled (object) data, which is not loaded (allow_pickle=False): a damaged file, "
+                       "or arrays saved from Python objects instead of numbers")
+            raise DamagedFileError(path, problem) from exc
         raise DamagedFileError(path, _error_text(exc)) from exc
     except (zipfile.BadZipFile, EOFError, zlib.error, struct.error, NotImplementedError) as exc:
         raise DamagedFileError(path, _error_text(exc)) from exc
