@@ -42,7 +42,15 @@ def counts(n, name: str = "n") -> np.ndarray:
             raise ValueError(f"{name} must hold integer class counts, got {arr.tolist()}")
     if np.any(arr < 1):
         raise ValueError(f"{name} must hold positive class counts (every class needs a sample), got {arr.tolist()}")
+    if np.any(arr >= 2.0 ** 63):  # would wrap around to negative numbers in int64
+        raise ValueError(f"{name} must hold class counts below 2**63 (int64), got max {arr.max().item()!r}")
     return arr.astype(np.int64)
+
+
+def count_total(n) -> int:
+    """The sample count N = n_1 + ... + n_K of checked class counts ``n`` (int64, from :func:`counts`), as an exact
+    Python int: ``n.sum()`` in int64 wraps around to a negative number once N reaches 2**63."""
+    return sum(int(v) for v in n) if n.size and int(n.max()) > (2 ** 63 - 1) // n.size else int(n.sum())
 
 
 def flag(value, name: str) -> bool:

@@ -21,6 +21,7 @@ I - n 1^T/N and takes the SVD of "Y-bar D", the same matrix (the notation note o
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -46,6 +47,23 @@ def _check_problem(n, lam_W, lam_H, L, bias, d=None):
         d = n.size
     d = _checks.positive_int(d, "d")
     return n, lam_W, lam_H, L, bias, d
+
+
+def _normal(x) -> np.ndarray:
+    """Where x is a finite float of the normal range (neither overflowed nor underflowed)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.isfinite(x) & (np.abs(x) >= np.finfo(np.float64).tiny)
+
+
+def _decay_root(N: int, lam_H: float, lam: np.ndarray, L: int) -> float:
+    """(N lam_H lam_W1 ... lam_WL)^(1/L) of Theorem 4.3, evaluated as written where every partial product is a
+    normal float and through logarithms where one over- or underflows (decays near 1e160, depths L in the hundreds);
+    +inf or 0 only when the root itself is out of the float range."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        inner = N * lam_H
+        if _normal(inner) and np.all(_normal(np.cumprod(lam))) and _normal(inner * np.prod(lam)):
+            return (N * lam_H * np.prod(lam)) ** (1.0 / L)
+        return float(np.exp((math.log(N) + math.log(lam_H) + float(np.sum(np.log(lam)))) / L))
 
 
 # --------------------------------------------------------------------------------------------
@@ -77,7 +95,7 @@ def objective(Ws: Sequence[np.ndarray], H, b, n, lam_W, lam_H) -> float:
     and :ref:`ch-thm43`.
     """
     n = _checks.counts(n)
-    K, N = n.size, int(n.sum())
+    K, N = n.size, _checks.count_total(n)
     Ws = _layer_list(Ws)
     L = len(Ws)
     H = _checks.matrix(H, "H", (None, N))
@@ -147,10 +165,15 @@ def lemma_a2_largest_root(a: float, L: int) -> float | None:
     a = _checks.positive_float(a, "a")
     x_peak = ((L - 1) / (L + 1)) ** (1.0 / L)
     h = lambda x: L * x ** (L - 1) / (x ** L + 1) ** 2 - a  # noqa: E731
-    if h(x_peak) <= 0:
-        return None
     hi = (L / a) ** (1.0 / (L + 1))  # h(x) < L x^(-L-1) - a <= 0 beyond this point
     hi = max(hi, 2 * x_peak)
+    try:
+        h(hi)
+    except OverflowError:  # x^L beyond the float range (L in the thousands, or a tiny a): the same h in logs,
+        # L exp((L-1) log x - 2 log(1 + x^L)) - a, which is finite for every x > 0
+        h = lambda x: L * math.exp((L - 1) * math.log(x) - 2.0 * np.logaddexp(0.0, L * math.log(x))) - a  # noqa: E731
+    if h(x_peak) <= 0:
+        return None
     while h(hi) > 0:
         hi *= 2
     return float(optimize.brentq(h, x_peak, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500))
@@ -165,7 +188,10 @@ def lemma_a2_minimizer(a: float, L: int) -> float:
     root = lemma_a2_largest_root(a, L)
     if root is None:
         return 0.0
-    g_root = 1.0 / (root ** L + 1.0) + a * root
+    try:
+        g_root = 1.0 / (root ** L + 1.0) + a * root
+    except OverflowError:  # root^L beyond the float range: 1/(root^L + 1) rounds to 0
+        g_root = a * root
     return root if g_root < 1.0 else 0.0
 
 
@@ -186,8 +212,8 @@ def lemma_a2_a(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
     kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
     if np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
         raise ValueError("kappa must hold finite non-negative singular values")
-    scale = L * N * (N * lam_H * np.prod(lam)) ** (1.0 / L)
-    with np.errstate(divide="ignore"):
+    scale = L * N * _decay_root(N, lam_H, lam, L)
+    with np.errstate(divide="ignore", over="ignore"):
         return np.where(kappa > 0, scale / np.where(kappa > 0, kappa, 1.0) ** 2, np.inf)
 
 
@@ -216,19 +242,31 @@ def threshold_gap(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
     """
     kappa, N, lam, lam_H, L = _mode_args(kappa, N, lam_W, lam_H, L)
     depth = float((L - 1) ** ((L - 1) / L)) if L > 1 else 1.0  # (L-1)^((L-1)/L) -> 1 as L -> 1
-    return L ** 2 * N * (N * lam_H * np.prod(lam)) ** (1.0 / L) - kappa ** 2 * depth
+    with np.errstate(over="ignore"):
+        return L ** 2 * N * _decay_root(N, lam_H, lam, L) - kappa ** 2 * depth
 
 
 def _mode_products(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
     """s_i = sigma_i(W_L ... W_1 E) at the global minimizer, for each singular value kappa_i of M."""
     s = np.zeros_like(kappa)
     if L == 1:
-        return np.maximum(kappa - N * np.sqrt(lam[0] * lam_H), 0.0)
+        with np.errstate(over="ignore", under="ignore"):  # sqrt(lam_W lam_H) in logs where the product leaves the
+            prod = lam[0] * lam_H                                # float range; an infinite threshold removes every mode
+            root = np.sqrt(prod) if _normal(prod) else np.exp(0.5 * (np.log(lam[0]) + np.log(lam_H)))
+            return np.maximum(kappa - N * root, 0.0)
     a = lemma_a2_a(kappa, N, lam, lam_H, L)
     for i, (k, ai) in enumerate(zip(kappa, a)):
         if k > 0:
+            if not np.isfinite(ai):  # a above every critical value: the minimizer of g is 0
+                continue
+            if ai == 0.0:  # a below the float range: x^L/(1 + x^L) = 1 - O(a^(L/(L+1))) rounds to 1
+                s[i] = k
+                continue
             x = lemma_a2_minimizer(ai, L)
-            s[i] = k * x ** L / (1.0 + x ** L)
+            try:
+                s[i] = k * x ** L / (1.0 + x ** L)
+            except OverflowError:  # x^L beyond the float range: the ratio rounds to 1
+                s[i] = k
     return s
 
 
@@ -250,7 +288,12 @@ def _mode_factors(s: np.ndarray, lam: np.ndarray, lam_H: float):
     Returns (t, a, e): t_i = lam_Wj a_ij^2 = lam_H e_i^2 = (lam_H prod_j lam_Wj s_i^2)^(1/(L+1)).
     """
     L = lam.size
-    t = (lam_H * np.prod(lam) * s ** 2) ** (1.0 / (L + 1))
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        direct = (lam_H * np.prod(lam) * s ** 2) ** (1.0 / (L + 1))
+        ok = (_normal(lam_H * np.prod(lam)) & np.all(_normal(np.cumprod(lam))) & _normal(s ** 2)
+              & _normal(lam_H * np.prod(lam) * s ** 2))
+        logs = np.exp((np.log(lam_H) + np.sum(np.log(lam)) + 2.0 * np.log(np.where(s > 0, s, 1.0))) / (L + 1))
+    t = np.where(s > 0, np.where(ok, direct, logs), 0.0)  # in logs where a partial product leaves the float range
     a = np.sqrt(t[None, :] / lam[:, None])  # (L, K): layer j, mode i
     e = np.sqrt(t / lam_H)
     return t, a, e
@@ -304,7 +347,7 @@ def structure(n, lam_W, lam_H, L=1, bias=True) -> Structure:
     n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
     M = _problem_matrix(n, bias)
     U, kappa, Vt = np.linalg.svd(M)
-    N = int(n.sum())
+    N = _checks.count_total(n)
     s = _mode_products(kappa, N, lam, lam_H, L)
     t, a, e = _mode_factors(s, lam, lam_H)
     s_product = np.prod(a, axis=0)
@@ -340,12 +383,14 @@ def minimum_value(n, lam_W, lam_H, L=1, bias=True) -> float:
 
     Assumes every hidden width d_0, ..., d_(L-1) is >= K. With a smaller width d only the top d
     modes can be nonzero and the remaining modes each contribute kappa_i^2/(2N) (their collapsed
-    value): pass ``d`` to :func:`global_minimizer`, whose ``value`` accounts for it. Used in
-    :ref:`ch-thm41`, :ref:`ch-thm42` and :ref:`ch-thm43`.
+    value): pass ``d`` to :func:`global_minimizer`, whose ``value`` accounts for it. Decays whose
+    products leave the float range (1e160 and up, 1e-160 and down, depths L in the hundreds or thousands) are
+    taken through logarithms, N is summed exactly (counts up to 2**63 - 1), so the value stays right where
+    the plain formulas give NaN. Used in :ref:`ch-thm41`, :ref:`ch-thm42` and :ref:`ch-thm43`.
     """
     n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
     kappa = np.linalg.svd(_problem_matrix(n, bias), compute_uv=False)
-    return value_from_spectrum(kappa, int(n.sum()), lam, lam_H, L)
+    return value_from_spectrum(kappa, _checks.count_total(n), lam, lam_H, L)
 
 
 @dataclass(frozen=True)
@@ -367,13 +412,13 @@ def global_minimizer(n, lam_W, lam_H, L=1, bias=True, d=None) -> Minimizer:
     W_L = U diag(a_L) R^T with balanced factors lam_Wj a_j^2 = lam_H e^2, every sample equal to its
     class mean, and b = n/N (bias) or None. When d < K only the top d modes are kept (a rank-d
     product cannot carry more), which is the global minimum under that width. ``value`` is the
-    closed-form minimum. Used in :ref:`ch-thm41`, :ref:`ch-thm42` and :ref:`ch-thm43`.
+    closed-form minimum. H has N columns: counts summing past 2**63 - 1 are refused (ValueError naming ``n``). Used in :ref:`ch-thm41`, :ref:`ch-thm42` and :ref:`ch-thm43`.
     """
     n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d)
     K = n.size
     M = _problem_matrix(n, bias)
     U, kappa, Vt = np.linalg.svd(M)
-    N = int(n.sum())
+    N = _checks.count_total(n)
     s = _mode_products(kappa, N, lam, lam_H, L)
     r = min(d, K)
     s[r:] = 0.0
