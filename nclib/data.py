@@ -343,7 +343,7 @@ def source_path(dataset: str, data_path, download: bool = False) -> pathlib.Path
     ``cifar10`` and ``emnist-letters`` need a ``data_path`` (a torchvision root folder or an .npz) that
     exists, unless ``download`` (torchvision then creates the root); the generated datasets
     (``letters-synthetic``, ``synthetic``) read no file and get None.  Raises ValueError naming
-    ``data_path``.  Used by :func:`load` and ``nclib.train.check_params`` (:ref:`ch-train`).
+    ``data_path`` (chapter :ref:`ch-train`).
     """
     if dataset not in ("cifar10", "emnist-letters"):
         return None
@@ -523,8 +523,7 @@ def _check_idx_size(path: pathlib.Path) -> None:
 def gaussian_mixture(counts, dim: int = 32, seed: int = 0, spread: float = 1.0):
     """The ``synthetic`` dataset: class k has counts[k] points N(mu_k, spread^2 I_dim), mu_k ~ N(0, I_dim).
 
-    Returns (x (N, dim) float32, y int64 sorted by class).  Used by the tests and the smoke run of
-    :ref:`ch-train`.
+    Returns (x (N, dim) float32, y int64 sorted by class): the smoke run of :ref:`ch-train`.
     """
     counts = _checks.counts(counts, "counts")
     dim = _checks.positive_int(dim, "dim")
@@ -641,7 +640,7 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
     them (32 x 32 x 3); ``images`` keeps the 28 x 28 originals.  Arrays read from a file pass
     :func:`check_images` and :func:`check_labels` (uint8 pixels in the dataset's shape, labels 0..K-1, one per
     image) before any row is selected; a truncated, empty or corrupted file raises :class:`DamagedFileError` naming
-    it.  Used by :func:`nclib.train.run` and :ref:`ch-train`.
+    it (chapter :ref:`ch-train`).
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")

@@ -94,7 +94,7 @@ def _labels(labels, N: int, num_classes: int | None = None, name: str = "labels"
 def class_means(features, labels, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The class means h_k = (1/n_k) sum_i h_{k,i} of Section 5, as a K x d float64 array, and n.
 
-    Used by :func:`nc1` and :func:`collapse_metrics` (chapter :ref:`ch-metrics`).
+    Chapter :ref:`ch-metrics`.
     """
     X = _features(features)
     y, n = _labels(labels, X.shape[0], num_classes)

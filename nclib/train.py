@@ -19,7 +19,7 @@ the folder's contract (names, the lock, statuses, checkpoints) is :mod:`nclib.ru
 With ``max_train_s`` a call stops its runs at the first metric epoch past that many seconds and writes a
 checkpoint; a later call with ``resume=True`` and the same parameters continues them exactly where they stopped
 (the tests compare the histories with an uninterrupted run's, number for number), so a run longer than one call
-allows (a device session's command limit) is made in several.
+allows (a GPU job's time limit) is made in several.
 
 The objective (4.3), with H = [h_1, ..., h_N] the backbone features of all N training samples and
 P = W_L ... W_1::
@@ -67,26 +67,10 @@ from . import runs as _runs
 from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, CheckpointDamaged,  # noqa: F401
                    ResumeRefused, RunExists, RunFolderBusy, atomic_write_text, load_class_accuracy, load_history,
                    load_run, run_status)
+from .parameters import DEFAULTS, EXECUTION_KEYS, NOTEBOOK_PARAMETERS, PRECISIONS  # noqa: F401 (re-exported)
 from .step import AdamStep, matmul_precision
 from .ufm import REFERENCE_DECAY, from_reference_decay, reference_decay  # noqa: F401 (re-exported)
 
-PRECISIONS = ("fp32", "tf32", "bf16")
-
-#: Documented defaults (``../shared/paper/README.md``: the closest public code, Dang et al. 2023, and Section 5).
-DEFAULTS: dict = dict(
-    dataset="cifar10", data_path=None, counts=None, class_order="reference", selection="random",
-    normalization="reference", download=False, verify_checksums=True, dim=32, spread=1.0,
-    L=1, bias=True, width=2048, depth=6, feature_dim=None, init="reference",
-    epochs=12000, batch_size=128, lam_W="reference", lam_H="reference", lam_backbone=0.0,
-    lr=1e-4, lr_milestones=(6000,), lr_gamma=0.1,
-    seed=0, device="auto", precision="fp32", cuda_graph="auto",
-    metric_every=100, divergence_factor=1e4, async_metrics="auto",
-    out_dir=None, run_name=None, overwrite=False, progress=True, max_train_s=None, resume=False,
-)
-
-#: Parameters that say how one call trains, not what the run is: a call that resumes a run (``resume=True``) may
-#: set them differently from the call that started it (every other parameter must be the same).
-EXECUTION_KEYS = ("progress", "overwrite", "max_train_s", "resume")
 
 
 class TrainingDiverged(RuntimeError):
@@ -254,9 +238,6 @@ def run_names(L_values, run_tag=None, *, dataset=DEFAULTS["dataset"], bias=DEFAU
     return [_runs.check_run_name(n) for n in names]
 
 
-#: The training notebook's parameters (:ref:`ch-train`): those of :data:`DEFAULTS` but ``L`` and ``run_name``,
-#: which ``L_values`` (one run per L) and ``run_tag`` (:func:`run_names`) replace, and ``smoke``.
-NOTEBOOK_PARAMETERS = tuple(k for k in DEFAULTS if k not in ("L", "run_name")) + ("smoke", "L_values", "run_tag")
 
 
 def plan(runs, **shared) -> str:

@@ -445,8 +445,7 @@ def minimizer_accuracy(n, lam_W, lam_H, L=1, bias=True) -> float:
     its class mean and the outputs are fixed by the strengths of the modes (Theorems 4.1-4.3), so this is the accuracy
     at all of them, except at a decay where some mode's scalar problem (Lemma A.2) has two minimizers. It is 1 when
     the decays are weak enough and falls below 1 when they collapse the modes that separate minority classes. A run
-    whose training accuracy stays below it is not near a global minimizer. Used by :func:`nclib.figures.run_theory`
-    (:ref:`ch-fig1` to :ref:`ch-fig4`).
+    whose training accuracy stays below it is not near a global minimizer (chapters :ref:`ch-fig1` to :ref:`ch-fig4`).
     """
     n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
     g = global_minimizer(n, lam, lam_H, L, bias)
@@ -503,8 +502,7 @@ def from_reference_decay(weight_decay: float, feature_decay: float, K: int) -> t
 
     That loss is mean((P h + b - y)^2)/2 over the N*K entries + wd/2 sum ||W_j||^2 + fd/2 sum_i ||h_i||^2
     (full batch), i.e. (4.3) divided by K with lam_W = K wd and lam_H = K fd.  Adam is invariant to this
-    rescaling of the loss (up to its eps), so both follow the same trajectory.  Used by :ref:`ch-engine`,
-    :func:`reference_decay` and the figure chapters.
+    rescaling of the loss (up to its eps), so both follow the same trajectory (chapter :ref:`ch-engine`).
     """
     wd = _checks.nonneg_float(weight_decay, "weight_decay")
     fd = _checks.nonneg_float(feature_decay, "feature_decay")
@@ -515,5 +513,5 @@ def from_reference_decay(weight_decay: float, feature_decay: float, K: int) -> t
 def reference_decay(K: int) -> float:
     """The value of the decays ``"reference"`` for K classes: the reference code's wd = fd = :data:`REFERENCE_DECAY`
     in (4.3)'s normalization, K x 1e-5 (:func:`from_reference_decay`), rounded to 15 decimals so that K = 26 gives
-    2.6e-4 and not 2.6000000000000003e-4.  Used by :func:`nclib.train.check_params` and :mod:`nclib.figures`."""
+    2.6e-4 and not 2.6000000000000003e-4 (chapter :ref:`ch-engine`)."""
     return round(from_reference_decay(REFERENCE_DECAY, REFERENCE_DECAY, K)[0], 15)

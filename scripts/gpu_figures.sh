@@ -118,7 +118,8 @@ main() {
     todo=$(echo " $todo " | sed "s/ $f / /" | xargs)
     echo "== Figure $f: $E epochs in a budget of $alloc s ($(elapsed) s elapsed, $remaining s left)"
     if [ "$E" -lt 1 ]; then echo "Figure $f skipped: under 100 epochs would fit"; continue; fi
-    local sets=("epochs=$E" "progress=false" "device=$DEVICE" "precision=$PRECISION")
+    # overwrite: this mode replaces the copy's committed runs of the figure (the archive brings the new ones back)
+    local sets=("epochs=$E" "progress=false" "device=$DEVICE" "precision=$PRECISION" "overwrite=true")
     case $f in 1|3) sets+=("data_path=$DATA") ;; esac
     for kv in $EXTRA_SETS; do sets+=("$kv"); done
     timeout --signal=INT --kill-after=15 $(( alloc + 45 )) scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}" \

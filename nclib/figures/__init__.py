@@ -15,7 +15,7 @@ figure    data                                   bias          chapter
 ========  =====================================  ============  ==========================
 
 One module per concern, imported in this order (no cycles): :mod:`.config` (the figures and the two scales,
-``"gpu"`` and ``"cpu-scale"``, derived from :data:`nclib.train.DEFAULTS`), :mod:`.load` (reading the run
+``"gpu"`` and ``"cpu-scale"``, derived from :data:`nclib.parameters.DEFAULTS`), :mod:`.load` (reading the run
 folders, checking them against the configuration), :mod:`.analysis` (theory at the runs' decays, rises,
 spikes, stalls, orderings, wall times, benchmark outputs), :mod:`.plots` (the panels and the theory
 overlay) and :mod:`.chapter` (the chapters' tables and glued numbers). Everything public is re-exported

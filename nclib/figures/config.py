@@ -1,7 +1,7 @@
 """The configuration of the paper's Figures 1-4 (Section 5, Appendix C) at two scales.
 
 A scale names where its runs are made and what it changes from the training engine's one parameter list,
-:data:`nclib.train.DEFAULTS` (the paper's Section 5 settings, with the documented defaults of the closest
+:data:`nclib.parameters.DEFAULTS` (the paper's Section 5 settings, with the documented defaults of the closest
 public code for what the paper leaves out):
 
 - ``"gpu"``: the paper's settings unchanged (12,000 epochs, width 2048, batch size 128, Adam at 1e-4, step
@@ -20,7 +20,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import ROOT, _checks, data
+from .. import ROOT, _checks, data, parameters  # parameters: torch-free, as reading committed runs is
 
 #: The folder holding the committed figure runs, one subfolder per scale.
 RESULTS = ROOT / "results" / "figures"
@@ -62,14 +62,14 @@ FIGURES: dict[int, Figure] = {
               "model with L = 1, 3, 6."),
 }
 
-#: What each scale changes in :data:`nclib.train.DEFAULTS`; ``divisor`` divides the paper's class counts.
+#: What each scale changes in :data:`nclib.parameters.DEFAULTS`; ``divisor`` divides the paper's class counts.
 SCALES: dict[str, dict] = {
     "gpu": dict(divisor=1),
     "cpu-scale": dict(divisor=10, width=256, epochs=1000, lr=3e-4, lr_milestones=[500], metric_every=20),
 }
 
 #: The engine's parameters that one notebook execution sets per run (one run per L of ``L_values``).
-PER_RUN_KEYS = ("L", "run_name", "overwrite")
+PER_RUN_KEYS = ("L", "run_name")
 
 HISTORY_KEYS = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc")
 
@@ -91,12 +91,10 @@ def check_scale(scale: str) -> str:
 
 
 def scale_settings(scale: str) -> dict:
-    """The training settings of a scale: :data:`nclib.train.DEFAULTS` with the scale's changes (:data:`SCALES`)
+    """The training settings of a scale: :data:`nclib.parameters.DEFAULTS` with the scale's changes (:data:`SCALES`)
     applied, plus its ``divisor``. ``scale``: ``"gpu"`` or ``"cpu-scale"``; ValueError otherwise."""
     check_scale(scale)
-    from .. import train  # here, not at the top: reading and drawing committed runs needs no torch
-
-    s = {k: v for k, v in train.DEFAULTS.items() if k not in PER_RUN_KEYS}
+    s = {k: v for k, v in parameters.DEFAULTS.items() if k not in PER_RUN_KEYS}
     s.update(SCALES[scale])
     s["lr_milestones"] = list(s["lr_milestones"])
     return s
@@ -118,7 +116,7 @@ def figure_counts(fig, scale: str = "gpu") -> list[int]:
 def figure_parameters(fig, scale: str = "gpu", **overrides) -> dict:
     """The papermill parameters of the training notebook (:ref:`ch-train`) that run one figure.
 
-    Every parameter of :data:`nclib.train.DEFAULTS` but the per-run ones (:data:`PER_RUN_KEYS`), set to the
+    Every parameter of :data:`nclib.parameters.DEFAULTS` but the per-run ones (:data:`PER_RUN_KEYS`), set to the
     scale's value (:func:`scale_settings`), with the figure's data, counts and bias case, plus the notebook's
     ``smoke`` (False), ``L_values`` (1, 3, 6) and ``run_tag`` (``fig<k>``: the run folders are
     ``<out_dir>/fig<k>-L<L>``). ``overrides`` replace any parameter (e.g. ``epochs`` when a GPU time budget
