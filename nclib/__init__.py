@@ -2,8 +2,12 @@
 
 Modules: ``imbalance`` (class profiles, Y, Y-bar and its spectrum), ``symbolic`` (sympy derivations),
 ``ufm`` (the objective of Definition 3.1 and the closed-form minimizers of Theorems 4.1-4.3),
-``solvers`` (an independent numerical minimizer), ``metrics`` (NC1-NC3), ``data``, ``models``,
-``train`` (the training engine), ``plotting`` and ``figures`` (Figures 1-4 from committed runs).
+``solvers`` (an independent numerical minimizer), ``metrics`` (NC1-NC3), ``minority`` (minority collapse:
+the decays at which modes die, the unconstrained feature model trained by Adam), ``data``, ``models``,
+``parameters`` (the training engine's one parameter list), ``step`` (one optimizer step: Adam, CUDA streams
+and graphs), ``train`` (the training engine), ``runs`` (the run-folder contract: names, lock, status,
+checkpoints), ``sweep`` (grids of runs on Dask), ``plotting`` and the package ``figures`` (Figures 1-4
+from committed runs).
 """
 from pathlib import Path
 
