@@ -404,10 +404,11 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
 
     Every point is checked (:func:`plan`) before anything is submitted.  A run folder already in ``out_dir`` is
     kept, left to the live process writing it, resumed or started again as :func:`next_step` says (finished
-    and diverged runs kept, stopped and dead ones resumed from their checkpoint, failed ones started again).  ``scheduler``: None (a LocalCluster of ``workers`` processes, default one per core,
-    one thread each), a scheduler address ``"tcp://HOST:8786"`` or a dask cluster object (dask-jobqueue's
-    ``SLURMCluster``...).  ``resources``: the Dask resources each run asks for (default ``{"GPU": 1}`` for a
-    run with ``device="cuda..."``, none otherwise).  ``progress``: a tqdm bar over the finished runs."""
+    and diverged runs kept, stopped and dead ones resumed from their checkpoint, failed ones started again).
+    ``scheduler``: None (a LocalCluster of ``workers`` processes, default one per core, one thread each), a
+    scheduler address ``"tcp://HOST:8786"`` or a dask cluster object (dask-jobqueue's ``SLURMCluster``...).
+    ``resources``: the Dask resources each run asks for (default ``{"GPU": 1}`` for a run with
+    ``device="cuda..."``, none otherwise).  ``progress``: a tqdm bar over the finished runs."""
     if not isinstance(progress, bool):
         raise ValueError(f"progress must be True or False, got {progress!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):

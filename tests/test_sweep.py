@@ -253,8 +253,9 @@ def test_every_run_name_is_a_run_folder_name():
 
 def _hold_lock(run_dir):
     """A live process holding run_dir's lock (nclib.runs.lock_run) until its stdin closes."""
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from nclib import runs; lock = runs.lock_run(sys.argv[1]);"
-                             " print('locked', flush=True); sys.stdin.read(); lock.release()", str(run_dir)],
+    code = ("import sys; from nclib import runs; lock = runs.lock_run(sys.argv[1]); print('locked', flush=True); "
+            "sys.stdin.read(); lock.release()")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(run_dir)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ)
     assert proc.stdout.readline().strip() == "locked"
     return proc
