@@ -7,9 +7,12 @@ its own run folder ``OUT_DIR/<run name>`` (the name is made from the point's gri
 ``lam_W-0.001_seed-1``), and the sweep ends with one table, ``OUT_DIR/sweep.csv``, of every run's parameters,
 status and final metrics, read back from the run folders (so :func:`summary` rebuilds it without training).
 Every point is validated by :func:`nclib.train.check_params` before anything is submitted.  Running the same
-sweep again skips the finished (and the diverged) runs, resumes the runs that ``max_train_s`` stopped
-(``resume=True``) and starts again those that failed or were left "running" by a killed process.  A failing run
-is written to the table with its error and does not stop the others.
+sweep again reads each run folder's state with :func:`nclib.runs.run_status` and keeps the finished (and the
+diverged) runs, resumes (``resume=True``) the runs that ``max_train_s`` stopped and the "dead" ones (whose
+process was killed) that have a checkpoint, starts again the failed ones and the dead ones without a
+checkpoint, and leaves alone a run that another live process is writing (it holds the run folder's lock; the
+table reports it as "running").  A failing run is written to the table with its error and does not stop the
+others.
 
 Command line::
 
@@ -49,8 +52,9 @@ Where the runs go:
   or start ``dask scheduler`` on a login node and submit ``dask worker tcp://LOGIN:8786 ...`` as batch jobs,
   then pass ``--scheduler tcp://LOGIN:8786``.
 
-One sweep at a time may use an output folder (a lock file, ``OUT_DIR/.sweep.lock``, refuses a second one), which
-is what lets a rerun treat a run folder left "running" as left by a killed process.
+One sweep at a time may use an output folder (a lock file, ``OUT_DIR/.sweep.lock``, refuses a second one): each
+run folder has its own lock (:func:`nclib.runs.lock_run`), but ``sweep.json`` and ``sweep.csv`` belong to the
+whole folder.
 """
 from __future__ import annotations
 
@@ -70,7 +74,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .runs import CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text, load_class_accuracy, load_run
+from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RunExists, RunFolderBusy, atomic_write_text, check_run_name,
+                   load_class_accuracy, load_run, plan_runs, run_status)
 
 #: The table a sweep writes into its output folder, and the record of its grid points (run name -> point).
 SUMMARY = "sweep.csv"
@@ -81,38 +86,15 @@ LOCK = ".sweep.lock"
 #: replaces a folder, and the progress bars (one for the whole sweep instead of one per run).
 SWEEP_KEYS = ("out_dir", "run_name", "resume", "overwrite", "progress")
 
-#: The status of a run folder as :func:`read_run_status` reads it: "absent" (no folder), "incomplete" (a folder
-#: without params.json and provenance.json, or "stopped" without its checkpoint), or the provenance's status.
-RUN_STATUSES = ("absent", "incomplete", "running", "finished", "stopped", "diverged", "failed")
-
-#: Statuses that a rerun of the sweep keeps: a finished run, and a diverged one (the divergence is the result of
-#: its parameters; delete its folder to train it again).
+#: Statuses (:func:`nclib.runs.run_status`) that a rerun of the sweep keeps: a finished run, and a diverged one
+#: (the divergence is the result of its parameters; delete its folder to train it again).
 FINAL = ("finished", "diverged")
 
+#: What a sweep does with a run folder (:func:`next_step`): "keep" it (finished or diverged), "leave" it to the live
+#: process that writes it, "resume" it from its checkpoint, or "start" it (again) from epoch 0.
+STEPS = ("keep", "leave", "resume", "start")
+
 _SAFE = re.compile(r"[^A-Za-z0-9.+-]")
-
-
-# --------------------------------------------------------------------------------------------- run folders
-
-def read_run_status(run_dir) -> str:
-    """The status of a run folder of :func:`nclib.train.run`, one of :data:`RUN_STATUSES`, read from its files
-    without torch: ``provenance.json``'s "status" ("running", "finished", "stopped", "diverged", "failed"),
-    where "stopped" counts only with its ``checkpoint.pt`` (what ``resume=True`` continues from), else
-    "incomplete"; "running" is a run in progress or one whose process was killed (the files cannot tell them
-    apart).  The one place where the sweep reads a run's state (:ref:`ch-sweeps`)."""
-    run_dir = pathlib.Path(run_dir)
-    if not run_dir.exists():
-        return "absent"
-    prov_path = run_dir / "provenance.json"
-    if not (run_dir / "params.json").is_file() or not prov_path.is_file():
-        return "incomplete"
-    try:
-        status = json.loads(prov_path.read_text()).get("status")
-    except (OSError, ValueError):
-        return "incomplete"
-    if status == "stopped" and not (run_dir / "checkpoint.pt").is_file():
-        return "incomplete"
-    return status if status in RUN_STATUSES else "incomplete"
 
 
 # --------------------------------------------------------------------------------------------- the grid
@@ -271,7 +253,7 @@ def run_name_for(point: dict) -> str:
     if lossy or len(name) > 120:
         digest = hashlib.sha256(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()[:8]
         name = f"{name[:110]}-h{digest}"
-    return name
+    return check_run_name(name)  # never fails: "NAME-..." has no separator and is never "." or ".."
 
 
 def _normalized(p: dict) -> dict:
@@ -324,21 +306,44 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False) -> list[
 
 # --------------------------------------------------------------------------------------------- one run
 
+def next_step(run_dir) -> tuple[str, str]:
+    """(status, step) of a run folder on a rerun of a sweep (:ref:`ch-sweeps`): its :func:`nclib.runs.run_status`
+    and one of :data:`STEPS`.  Finished and diverged runs are kept; a run another live process writes (it holds
+    the folder's lock) is left to it; a stopped or dead run (killed without recording an end) is resumed where
+    :func:`nclib.runs.plan_runs` finds a checkpoint to resume from, else started again, as are a failed run and
+    an absent one."""
+    status = run_status(run_dir)
+    if status in FINAL:
+        return status, "keep"
+    if status == "running":
+        return status, "leave"
+    if status in ("stopped", "dead"):
+        try:
+            return status, "resume" if plan_runs([run_dir]) == "resume" else "start"
+        except RunFolderBusy:  # a process took the lock since run_status read the folder
+            return "running", "leave"
+        except RunExists:  # no checkpoint to continue from
+            return status, "start"
+    return status, "start"
+
+
 def _run_point(params: dict) -> dict:
     """Train (or resume, or skip) one grid point on a worker; never raises for the run's own failure: returns
-    ``{"status": the folder's status after, "error": None or "Type: message"}``."""
+    ``{"status": the folder's run_status after, "error": None or "Type: message"}``."""
     run_dir = pathlib.Path(params["out_dir"]) / params["run_name"]
-    before = read_run_status(run_dir)  # read again here: a retried task finds what its first attempt left
-    if before in FINAL:
-        return {"status": before, "error": None}
+    status, step = next_step(run_dir)  # read again here: a retried task finds what its first attempt left
+    if step in ("keep", "leave"):
+        return {"status": status, "error": None}
     error = None
     try:
         from . import train
 
-        train.run(**{**params, "resume": before == "stopped", "overwrite": before != "stopped"})
+        train.run(**{**params, "resume": step == "resume", "overwrite": step == "start"})
+    except RunFolderBusy:  # another process took the run folder's lock first: its run, not an error of this one
+        pass
     except Exception as exc:  # noqa: BLE001 - a failing run is reported, the sweep goes on
         error = f"{type(exc).__name__}: {exc}"
-    return {"status": read_run_status(run_dir), "error": error}
+    return {"status": run_status(run_dir), "error": error}
 
 
 # --------------------------------------------------------------------------------------------- the sweep
@@ -353,12 +358,13 @@ def task_resources(params: dict, resources: dict | None = None) -> dict | None:
 
 @contextlib.contextmanager
 def _lock(out_dir: pathlib.Path):
-    """Hold ``OUT_DIR/.sweep.lock`` (an exclusive flock) for the sweep; RuntimeError when another sweep holds it."""
-    try:
-        import fcntl
-    except ImportError:  # no flock on this platform: one sweep per folder is the user's to keep
-        yield
-        return
+    """Hold ``OUT_DIR/.sweep.lock`` (an exclusive flock) for the sweep; RuntimeError when another sweep holds it.
+
+    Not the lock of a run folder (:func:`nclib.runs.lock_run`, taken by :func:`nclib.train.run` for each run):
+    this one guards what belongs to the whole output folder, the read-modify-write of ``sweep.json`` (the grid
+    points and the errors of runs without a folder) and ``sweep.csv``, which two sweeps would overwrite."""
+    import fcntl
+
     with open(out_dir / LOCK, "a") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -396,12 +402,13 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     ``out_dir/sweep.csv``, :func:`summary`).  The sweeps of :ref:`ch-sweeps`: objective (4.3) trained by
     :func:`nclib.train.run` across its parameters.
 
-    Every point is checked (:func:`plan`) before anything is submitted.  Finished and diverged runs already in
-    ``out_dir`` are kept, stopped ones resumed, others (failed, left running by a killed process) trained
-    again from the start.  ``scheduler``: None (a LocalCluster of ``workers`` processes, default one per core,
-    one thread each), a scheduler address ``"tcp://HOST:8786"`` or a dask cluster object (dask-jobqueue's
-    ``SLURMCluster``...).  ``resources``: the Dask resources each run asks for (default ``{"GPU": 1}`` for a
-    run with ``device="cuda..."``, none otherwise).  ``progress``: a tqdm bar over the finished runs."""
+    Every point is checked (:func:`plan`) before anything is submitted.  A run folder already in ``out_dir`` is
+    kept, left to the live process writing it, resumed or started again as :func:`next_step` says (finished
+    and diverged runs kept, stopped and dead ones resumed from their checkpoint, failed ones started again).
+    ``scheduler``: None (a LocalCluster of ``workers`` processes, default one per core, one thread each), a
+    scheduler address ``"tcp://HOST:8786"`` or a dask cluster object (dask-jobqueue's ``SLURMCluster``...).
+    ``resources``: the Dask resources each run asks for (default ``{"GPU": 1}`` for a run with
+    ``device="cuda..."``, none otherwise).  ``progress``: a tqdm bar over the finished runs."""
     if not isinstance(progress, bool):
         raise ValueError(f"progress must be True or False, got {progress!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -426,8 +433,13 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
             manifest["runs"][item["params"]["run_name"]] = item["point"]
         atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1, default=str))
 
-        todo = [item["params"] for item in planned
-                if read_run_status(out_dir / item["params"]["run_name"]) not in FINAL]
+        todo = []
+        for item in planned:
+            name = item["params"]["run_name"]
+            if next_step(out_dir / name)[1] in ("keep", "leave"):
+                manifest["errors"].pop(name, None)  # the folder says what the run is now
+            else:
+                todo.append(item["params"])
         asks = [task_resources(p, resources) for p in todo]
         if todo:
             need = {}
@@ -455,8 +467,7 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
                         try:
                             result = fut.result()
                         except Exception as exc:  # noqa: BLE001 - the worker died (KilledWorker) or was cancelled
-                            result = {"status": read_run_status(out_dir / name), "error": f"{type(exc).__name__}: "
-                                                                                          f"{exc}"}
+                            result = {"status": run_status(out_dir / name), "error": f"{type(exc).__name__}: {exc}"}
                         # the folder records a diverged or failed run's error itself; others (refused before
                         # the folder was written, a killed worker) are kept in the manifest
                         if result["error"] and result["status"] not in ("diverged", "failed"):
@@ -482,7 +493,7 @@ def _cell(v):
 
 def summary(out_dir) -> pd.DataFrame:
     """The sweep's table, one row per run, written to ``out_dir/sweep.csv`` (atomically) and returned: run_name,
-    status (:func:`read_run_status`; "failed" for a run refused before its folder was written), error, the
+    status (:func:`nclib.runs.run_status`; "failed" for a run refused before its folder was written), error, the
     grid parameters, the last recorded epoch and ``final_<metric>`` for each column of ``history.csv``
     (objective (4.3), NC1-NC3, training accuracy, ...), ``class_acc_<k>`` (the training accuracy of class k at
     the last epoch), wall and training time, device, then every other parameter of the run (lists as JSON).
@@ -500,7 +511,7 @@ def summary(out_dir) -> pd.DataFrame:
     rows = []
     for name, point in runs.items():
         run_dir = out_dir / name
-        status = read_run_status(run_dir)
+        status = run_status(run_dir)
         row = {"run_name": name, "status": status, "error": None}
         params, prov, hist, classes = dict(point), {}, None, None
         if (run_dir / "params.json").is_file():

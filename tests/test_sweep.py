@@ -2,7 +2,11 @@
 import hashlib
 import json
 import logging
+import os
 import re
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -178,7 +182,7 @@ def test_a_stopped_run_is_resumed_and_equals_an_uninterrupted_one(scheduler, tmp
     df = sweep.run_sweep(grid, {**TINY, "max_train_s": 0}, tmp_path / "sweep", scheduler=scheduler, progress=False)
     assert df["status"].tolist() == ["stopped", "stopped"] and df["epoch"].tolist() == [2, 2]
     assert all((tmp_path / "sweep" / n / train.CHECKPOINT).is_file() for n in df["run_name"])
-    assert [sweep.read_run_status(tmp_path / "sweep" / n) for n in df["run_name"]] == ["stopped"] * 2
+    assert [runs.run_status(tmp_path / "sweep" / n) for n in df["run_name"]] == ["stopped"] * 2
 
     df = sweep.main(["--grid", "lam_W=1e-3,1e-2", *[f"--set={k}={_text(v)}" for k, v in TINY.items()],
                      "--out-dir", str(tmp_path / "sweep"), "--scheduler", scheduler, "--no-progress"])
@@ -218,14 +222,89 @@ def test_a_failing_point_is_reported_and_the_others_finish(scheduler, tmp_path):
 
 
 def test_a_run_that_fails_before_its_folder_is_written_is_reported(scheduler, tmp_path):
-    """A value check_params passes but the data loader refuses at run time: the run's error is in the table,
-    and the other runs finish."""
-    df = sweep.run_sweep({"selection": ["random", "bogus"]}, TINY, tmp_path, scheduler=scheduler, progress=False)
+    """A data file that exists (so check_params passes it) but lacks y_train, which only loading it finds: the
+    run's error is in the table, no folder is left, and the other run finishes."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "good.npz", x_train=x, y_train=np.repeat(np.arange(3), 10))
+    np.savez(tmp_path / "bad.npz", x_train=x)
+    fixed = {**TINY, "dataset": "cifar10"}
+    del fixed["dim"]
+    out = tmp_path / "out"
+    grid = {"data_path": [str(tmp_path / "good.npz"), str(tmp_path / "bad.npz")]}
+    df = sweep.run_sweep(grid, fixed, out, scheduler=scheduler, progress=False)
     assert df["status"].tolist() == ["finished", "failed"]
-    assert df["error"].isna()[0] and "selection" in df["error"][1] and "ValueError" in df["error"][1]
-    assert not (tmp_path / df["run_name"][1]).exists()
-    table = sweep.summary(tmp_path)  # rebuilt from the folders and sweep.json: the error is still there
+    assert df["error"].isna()[0] and "y_train" in df["error"][1] and "ValueError" in df["error"][1]
+    assert not (out / df["run_name"][1]).exists()
+    table = sweep.summary(out)  # rebuilt from the folders and sweep.json: the error is still there
     pd.testing.assert_frame_equal(table, df)
+
+
+def test_every_run_name_is_a_run_folder_name():
+    """The names the sweep makes pass nclib.runs.check_run_name, for values that are paths, dots, empty lists,
+    separators, NUL or too long; different points keep different names."""
+    values = ["/a/b", "..", ".", "a\\b", "a\0b", "", "x" * 300, [], ["..", "/"], None, True, 1e-3, "é/ü", "~/data"]
+    points = [{"data_path": v} for v in values] + [{"class_order": ".."}, {"dataset": ".", "seed": 1}, {}]
+    names = [sweep.run_name_for(p) for p in points]
+    assert [runs.check_run_name(n) for n in names] == names
+    assert all(re.fullmatch(r"[A-Za-z0-9.+_-]+", n) and len(n) <= 120 for n in names)
+    assert len(set(names)) == len(names)
+
+
+def _hold_lock(run_dir):
+    """A live process holding run_dir's lock (nclib.runs.lock_run) until its stdin closes."""
+    code = ("import sys; from nclib import runs; lock = runs.lock_run(sys.argv[1]); print('locked', flush=True); "
+            "sys.stdin.read(); lock.release()")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(run_dir)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def _kill(run_dir):
+    """Make run_dir's run look killed mid-run: provenance says running, and the lock file of a writer gone."""
+    prov = json.loads((run_dir / "provenance.json").read_text())
+    (run_dir / "provenance.json").write_text(json.dumps({**prov, "status": "running"}))
+    (run_dir / runs.LOCK).write_text(json.dumps({"pid": 2 ** 22 + 1, "host": socket.gethostname()}) + "\n")
+
+
+def test_dead_runs_are_resumed_or_restarted_and_a_live_one_is_left_alone(scheduler, tmp_path):
+    """seed 0: killed after a checkpoint (dead, resumed from it); seed 1: killed without one (dead, started
+    again); seed 2: another live process holds its folder's lock (running: not trained, reported as running)."""
+    out = tmp_path / "sweep"
+    grid = {"seed": [0, 1, 2]}
+    names = [sweep.run_name_for(p) for p in sweep.expand_grid(grid)]
+    train.run(**TINY, seed=0, out_dir=out, run_name=names[0], max_train_s=0, progress=False)
+    train.run(**TINY, seed=1, out_dir=out, run_name=names[1], progress=False)
+    _kill(out / names[0])
+    _kill(out / names[1])
+    assert (out / names[0] / train.CHECKPOINT).is_file() and not (out / names[1] / train.CHECKPOINT).exists()
+    holder = _hold_lock(out / names[2])
+    try:
+        assert [runs.run_status(out / n) for n in names] == ["dead", "dead", "running"]
+        assert [sweep.next_step(out / n)[1] for n in names] == ["resume", "start", "leave"]
+        df = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
+        assert df["status"].tolist() == ["finished", "finished", "running"]
+        assert df["error"].isna().all() and df["epoch"].tolist()[:2] == [4, 4] and np.isnan(df["epoch"][2])
+        assert sorted(p.name for p in (out / names[2]).iterdir()) == [runs.LOCK]  # nothing written beside it
+        assert pd.read_csv(out / sweep.SUMMARY)["status"].tolist() == ["finished", "finished", "running"]
+    finally:
+        holder.stdin.close()
+        assert holder.wait(timeout=30) == 0
+    for seed, name, segments in ((0, names[0], [(0, 2), (2, 4)]), (1, names[1], [(0, 4)])):
+        whole = train.run(**TINY, seed=seed, out_dir=tmp_path / "whole", run_name=name, progress=False)
+        ha, hb = runs.load_history(whole), runs.load_history(out / name)
+        for col in runs.HISTORY_COLUMNS[:-1]:  # all but the wall time
+            np.testing.assert_array_equal(ha[col], hb[col], err_msg=f"{name}: {col}")
+        prov = json.loads((out / name / "provenance.json").read_text())
+        assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == segments
+        assert prov["status"] == "finished" and not (out / name / train.CHECKPOINT).exists()
+
+    # once its writer has gone, the next sweep trains the third run and keeps the two others as they are
+    kept = {n: _files(out / n) for n in names[:2]}
+    again = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
+    assert again["status"].tolist() == ["finished"] * 3 and again["epoch"].tolist() == [4, 4, 4]
+    assert {n: _files(out / n) for n in names[:2]} == kept
 
 
 def test_a_second_sweep_on_the_same_folder_is_refused(tmp_path):
