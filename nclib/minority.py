@@ -31,11 +31,14 @@ ALIVE_TOL = 1e-3
 
 def problem_spectrum(n, bias: bool = True) -> np.ndarray:
     """The singular values kappa_1 >= ... >= kappa_K of M: Y-bar = (I - n 1^T/N) D with a bias (Theorems 4.2,
-    4.3), D = diag(sqrt n) without (Theorem 4.1).  With a bias kappa_K = 0."""
+    4.3), D = diag(sqrt n) without (Theorem 4.1).  With a bias kappa_K = 0 (set exactly: Y-bar sqrt(n) = 0)."""
     n = _checks.counts(n)
     bias = _checks.flag(bias, "bias")
     M = ybar(n) if bias else np.diag(np.sqrt(n.astype(np.float64)))
-    return np.linalg.svd(M, compute_uv=False)
+    kappa = np.linalg.svd(M, compute_uv=False)
+    if bias:  # Y-bar sqrt(n) = 0 exactly; its singular value comes out of the SVD at rounding level
+        kappa[-1] = 0.0
+    return kappa
 
 
 def product_threshold(kappa, N: int, L: int) -> np.ndarray:
@@ -169,7 +172,7 @@ class UFMRun:
     @property
     def alive(self) -> np.ndarray:
         """The modes alive in the trained model (:func:`alive_modes` of ``s``)."""
-        return alive_modes(np.abs(self.s), self.kappa)
+        return alive_modes(self.s, self.kappa)
 
     @property
     def alive_theory(self) -> np.ndarray:
@@ -183,16 +186,24 @@ class UFMRun:
 
 
 def mode_values(Ws, H, n, bias: bool = True) -> np.ndarray:
-    """The diagonal of U^T W_L ... W_1 H-bar D V (M = U diag(kappa) V^T, :func:`problem_spectrum`): at a global
-    minimizer the singular values of Theorems 4.1-4.3 (:func:`nclib.ufm.mode_strengths`), at any other point the
-    strength of each mode of M in the trained model."""
+    """The strength of each mode of M (:func:`problem_spectrum`) in a model (Ws, H): with M = U diag(kappa) V^T and
+    the modes grouped by equal kappa (a repeated singular value has no preferred basis), the singular values of
+    U_g^T W_L ... W_1 H-bar D V_g for each group g, in the order of kappa.  At a global minimizer these are the values
+    of Theorems 4.1-4.3 (:func:`nclib.ufm.mode_strengths`); at another point, a mode of zero strength is dead."""
     n = _checks.counts(n)
     bias = _checks.flag(bias, "bias")
     M = ybar(n) if bias else np.diag(np.sqrt(n.astype(np.float64)))
-    U, _, Vt = np.linalg.svd(M)
-    P = ufm.head_product(Ws)
-    E = ufm.weighted_class_means(H, n)
-    return np.diag(U.T @ P @ E @ Vt.T)
+    U, kappa, Vt = np.linalg.svd(M)
+    C = U.T @ ufm.head_product(Ws) @ ufm.weighted_class_means(H, n) @ Vt.T
+    out = np.empty(kappa.size)
+    start = 0
+    while start < kappa.size:
+        stop = start + 1
+        while stop < kappa.size and abs(kappa[stop] - kappa[start]) <= 1e-9 * kappa[0]:
+            stop += 1
+        out[start:stop] = np.linalg.svd(C[start:stop, start:stop], compute_uv=False)
+        start = stop
+    return out
 
 
 def _lr_factor(step: int, steps: int, final: float) -> float:
