@@ -143,6 +143,28 @@ def phase_diagram(n, lams, L: int, bias: bool = True) -> dict:
             "accuracy": acc @ n / N}
 
 
+def partial_minimum(n, lam_W, lam_H, L: int, bias: bool, alive) -> float:
+    """The value of (4.1)-(4.3) at the critical point that keeps the modes in ``alive`` (a boolean mask over the modes
+    of M, :func:`problem_spectrum` order) at their nonzero minimizer and puts every other mode at 0, the local
+    minimizer x = 0 of Lemma A.2 (for L >= 2 each such point is a local minimizer; all modes dead is the origin).
+
+    sum over alive k of min_s (s - kappa_k)^2/(2N) + (L+1)/2 Pi^(1/(L+1)) s^(2/(L+1)) (Theorems 4.1-4.3, as in
+    :func:`nclib.ufm.value_from_spectrum`) plus kappa_k^2/(2N) for each dead mode.  A mode in ``alive`` that is dead at
+    the global minimizer has no nonzero minimizer: ValueError naming ``alive``.
+    """
+    n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
+    kappa = problem_spectrum(n, bias)
+    alive = np.asarray(alive)
+    if alive.shape != kappa.shape or alive.dtype != bool:
+        raise ValueError(f"alive must be a boolean mask of shape {kappa.shape}, got {alive.dtype} {alive.shape}")
+    N = int(n.sum())
+    theory = alive_modes(ufm.mode_strengths(kappa, N, lam, lam_H, L=L), kappa)
+    if np.any(alive & ~theory):
+        raise ValueError("alive keeps a mode that is dead at the global minimizer (no nonzero minimizer to keep)")
+    kept = ufm.value_from_spectrum(kappa[alive], N, lam, lam_H, L) if alive.any() else 0.0
+    return float(kept + np.sum(kappa[~alive] ** 2) / (2 * N))
+
+
 # ------------------------------------------------------------------------------------------ training the UFM
 
 @dataclass(frozen=True)

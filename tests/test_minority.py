@@ -156,3 +156,26 @@ def test_refusals_by_name():
         mino.problem_spectrum([3, 1], bias=1)
     with pytest.raises(ValueError, match="s must"):
         mino.alive_modes([1.0], [1.0, 2.0])
+
+
+def test_partial_minimum_ends():
+    n, lam, L = [6, 4, 2], 0.01, 3
+    kappa = mino.problem_spectrum(n, True)
+    theory = mino.alive_modes(ufm.mode_strengths(kappa, 12, lam, lam, L=L), kappa)
+    assert mino.partial_minimum(n, lam, lam, L, True, theory) == pytest.approx(ufm.minimum_value(n, lam, lam, L=L),
+                                                                               rel=1e-12)
+    origin = ufm.objective([np.zeros((3, 3))] * 3, np.zeros((3, 12)), np.array(n) / 12, n, lam, lam)
+    assert mino.partial_minimum(n, lam, lam, L, True, np.zeros(3, bool)) == pytest.approx(origin, rel=1e-12)
+    with pytest.raises(ValueError, match="alive"):
+        mino.partial_minimum(n, 1.0, 1.0, L, True, np.array([True, False, False]))
+
+
+def test_small_start_ends_at_a_local_minimizer_of_the_partial_form():
+    # the second mode starts inside the basin of x = 0 (Lemma A.2) and stays there; the first reaches its minimizer
+    n, L = [6, 4, 2], 2
+    lam = 0.9 * mino.mode_thresholds(n, L, True)["lam"][1]
+    r = mino.train_ufm(n, lam, lam, L=L, bias=True, steps=3000, lr=0.01, init_scale=0.3, seed=0)
+    np.testing.assert_array_equal(r.alive, [True, False, False])
+    np.testing.assert_array_equal(r.alive_theory, [True, True, False])
+    assert r.value == pytest.approx(mino.partial_minimum(n, lam, lam, L, True, r.alive), rel=1e-10)
+    assert r.gap > 1e-3
