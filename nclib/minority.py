@@ -1,5 +1,6 @@
 """Minority collapse: the decays at which the modes of Theorems 4.1-4.3 die, the classes a global minimizer
-still separates, and the unconstrained feature model trained by Adam (chapter :ref:`ch-minority`).
+still separates, the other critical points of Lemma A.2 (some modes at 0, :func:`partial_minimum`) and the
+unconstrained feature model trained by Adam (chapter :ref:`ch-minority`).
 
 With every decay equal to lambda (lam_W1 = ... = lam_WL = lam_H = lambda) the threshold of Theorem 4.3
 (corrected, :ref:`ch-thm43`), L^2 N (N lam_H lam_W1 ... lam_WL)^(1/L) >= kappa_k^2 (L-1)^((L-1)/L), depends on
@@ -170,10 +171,10 @@ def partial_minimum(n, lam_W, lam_H, L: int, bias: bool, alive) -> float:
 @dataclass(frozen=True)
 class UFMRun:
     """The end point of :func:`train_ufm`: ``Ws`` = [W_1, ..., W_L], ``H`` (d x N), ``b`` (None without a bias),
-    ``value`` (objective (4.3) there, float64), ``minimum`` (the closed-form global minimum), ``s`` (the diagonal of
-    U^T W_L...W_1 H-bar D V, :func:`mode_values`), ``s_theory`` (:func:`nclib.ufm.mode_strengths`), ``class_acc``
-    (:func:`class_accuracy`), ``history`` (the objective every ``record_every`` steps) and ``kappa`` (the spectrum of M,
-:func:`problem_spectrum`)."""
+    ``value`` (objective (4.3) there, float64), ``minimum`` (the closed-form global minimum), ``s`` (the strength of
+    each mode of M in the run, :func:`mode_values`), ``s_theory`` (at the global minimizer,
+    :func:`nclib.ufm.mode_strengths`), ``class_acc`` (:func:`class_accuracy`), ``history`` (the objective every
+    ``record_every`` steps, then at the end) and ``kappa`` (the spectrum of M, :func:`problem_spectrum`)."""
 
     Ws: list
     H: np.ndarray
@@ -237,16 +238,15 @@ def _lr_factor(step: int, steps: int, final: float) -> float:
     return final ** ((step - half) / max(1, steps - 1 - half))
 
 
-def ufm_gradients(Ws, H, b, n, lam_W, lam_H) -> tuple[float, list, np.ndarray, np.ndarray | None]:
-    """The objective (4.3) of the L-extended UFM (:func:`nclib.ufm.objective`) and its gradients, written out:
-    with R = (W_L...W_1 H + b 1^T - Y)/N, dF/dW_j = (W_L...W_(j+1))^T R (W_(j-1)...W_1 H)^T + lam_Wj W_j,
-    dF/dH = (W_L...W_1)^T R + lam_H H and dF/db = R 1.  Returns (value, [dW_1, ..., dW_L], dH, db or None);
-    ``b`` None is the bias-free model (4.1).  No input checks: the inner loop of :func:`train_ufm`."""
+def _gradients(Ws, H, b, Y, lam_W, lam_H) -> tuple[float, list, np.ndarray, np.ndarray | None]:
+    """The objective (4.3) (:func:`nclib.ufm.objective`) and its gradients, written out: with
+    R = (W_L...W_1 H + b 1^T - Y)/N, dF/dW_j = (W_L...W_(j+1))^T R (W_(j-1)...W_1 H)^T + lam_Wj W_j,
+    dF/dH = (W_L...W_1)^T R + lam_H H and dF/db = R 1 (``b`` None: the bias-free model (4.1), no db)."""
     N = H.shape[1]
     forward = [H]
     for W in Ws:
         forward.append(W @ forward[-1])
-    R = forward[-1] - label_matrix_cached(n)
+    R = forward[-1] - Y
     if b is not None:
         R = R + b[:, None]
     value = 0.5 / N * float(np.sum(R * R)) + 0.5 * lam_H * float(np.sum(H * H))
@@ -259,18 +259,6 @@ def ufm_gradients(Ws, H, b, n, lam_W, lam_H) -> tuple[float, list, np.ndarray, n
     dH = G + lam_H * H
     db = None if b is None else R.sum(axis=1)
     return value, dWs, dH, db
-
-
-_LABELS: dict = {}
-
-
-def label_matrix_cached(n) -> np.ndarray:
-    """:func:`nclib.imbalance.label_matrix` of ``n``, built once per count vector (the training loop's Y)."""
-    key = tuple(int(v) for v in n)
-    if key not in _LABELS:
-        _LABELS.clear()
-        _LABELS[key] = label_matrix(np.asarray(key))
-    return _LABELS[key]
 
 
 #: Adam's constants, those of ``torch.optim.Adam``'s defaults (and of :mod:`nclib.train`).
@@ -301,7 +289,7 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
     (Ws, H, b)).
 
     Adam is ``torch.optim.Adam``'s update (betas :data:`ADAM_BETAS`, eps :data:`ADAM_EPS`, bias-corrected moments;
-    the tests compare the two step for step) on the gradients of :func:`ufm_gradients`, written out in numpy because
+    the tests compare the two step for step) on the gradients of (4.3) written out in numpy because
     the per-step overhead of autograd dominates at these sizes.  The rate is ``lr`` for the first half of ``steps``,
     then decays geometrically to ``lr * final_lr_factor``.  Decays as in :func:`nclib.ufm.objective` (``lam_W`` one
     number or L).  Returns a :class:`UFMRun` set against the closed form of Theorems 4.1-4.3 (:ref:`ch-minority`).
@@ -325,13 +313,14 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
         if (b is None) == bias:
             raise ValueError(f"start b must be {'a length-K vector' if bias else 'None'} when bias={bias}")
         b = None if b is None else np.asarray(b, dtype=np.float64).copy()
+    Y = label_matrix(n)
     params = [*Ws, H] + ([b] if bias else [])
     m1 = [np.zeros_like(p) for p in params]
     m2 = [np.zeros_like(p) for p in params]
     beta1, beta2 = ADAM_BETAS
     history = []
     for k in range(steps):
-        value, dWs, dH, db = ufm_gradients(Ws, H, b, n, lam, lam_H)
+        value, dWs, dH, db = _gradients(Ws, H, b, Y, lam, lam_H)
         if k % record_every == 0:
             history.append(value)
         grads = [*dWs, dH] + ([db] if bias else [])
