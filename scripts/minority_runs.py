@@ -23,8 +23,10 @@ from nclib import data, imbalance, minority
 
 OUT = nclib.ROOT / "results" / "minority"
 
+#: Where the CIFAR-10 subset was read from for the committed runs (``--data-path`` to read it elsewhere).
+DATA_PATH = "/work/shared/data/cifar10_subset.npz"
 #: The CPU scale of the MLP runs: the CIFAR-10 profile's counts divided by 10 (N = 300), width 128, full batch.
-MLP = dict(dataset="cifar10", data_path="/work/shared/data/cifar10_subset.npz", width=128, depth=6, bias=True,
+MLP = dict(dataset="cifar10", width=128, depth=6, bias=True,
            epochs=1000, batch_size="full", lr=1e-3, lr_milestones=(700,), lr_gamma=0.1, metric_every=100,
            seed=0, device="cpu", progress=False)
 #: The decays of the MLP runs: for each head depth L, a log grid across the thresholds of the scaled profile.
@@ -41,7 +43,7 @@ def mlp_run_name(L: int, lam: float) -> str:
     return f"L{L}-lam{lam:.4g}"
 
 
-def run_mlp(out_dir: pathlib.Path) -> None:
+def run_mlp(out_dir: pathlib.Path, data_path: str = DATA_PATH) -> None:
     from nclib import train
     for L, lams in MLP_DECAYS.items():
         for lam in lams:
@@ -51,11 +53,11 @@ def run_mlp(out_dir: pathlib.Path) -> None:
                 print("exists", name, flush=True)
                 continue
             t0 = time.time()
-            train.run(**MLP, counts=mlp_counts(), L=L, lam_W=lam, lam_H=lam, out_dir=str(out_dir), run_name=name)
+            train.run(**MLP, data_path=data_path, counts=mlp_counts(), L=L, lam_W=lam, lam_H=lam, out_dir=str(out_dir), run_name=name)
             print(f"{name}: {time.time() - t0:.1f} s", flush=True)
 
 
-#: The UFM sweep: profiles scaled by 1/SCALE, L, bias, decays relative to the thresholds, init scales, seeds.
+#: The UFM sweep: profiles scaled by 1/SCALE, L, bias, decays relative to the thresholds, seeds.
 UFM_LS = (1, 2, 3, 6)
 #: lambda / (the largest collapse decay of the profile, L and bias): 8 points from well inside to past the thresholds.
 UFM_RELATIVE = np.geomspace(0.1, 1.5, 8)
@@ -108,10 +110,11 @@ def main(argv=None) -> int:
     ap.add_argument("what", choices=("mlp", "ufm"))
     ap.add_argument("--profile", choices=tuple(imbalance.PROFILES), default="cifar10",
                     help="the class profile of the UFM sweep (one csv each)")
+    ap.add_argument("--data-path", default=DATA_PATH, help="the CIFAR-10 .npz or torchvision root of the MLP runs")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     if args.what == "mlp":
-        run_mlp(OUT / "mlp-cifar10")
+        run_mlp(OUT / "mlp-cifar10", args.data_path)
     else:
         run_ufm(args.profile, OUT / f"ufm-{args.profile}.csv")
     return 0
