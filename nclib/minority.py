@@ -1,0 +1,343 @@
+"""Minority collapse: the decays at which the modes of Theorems 4.1-4.3 die, the classes a global minimizer
+still separates, the other critical points of Lemma A.2 (some modes at 0, :func:`partial_minimum`) and the
+unconstrained feature model trained by Adam (chapter :ref:`ch-minority`).
+
+With every decay equal to lambda (lam_W1 = ... = lam_WL = lam_H = lambda) the threshold of Theorem 4.3
+(corrected, :ref:`ch-thm43`), L^2 N (N lam_H lam_W1 ... lam_WL)^(1/L) >= kappa_k^2 (L-1)^((L-1)/L), depends on
+the decays only through their product Pi = lam_H lam_W1 ... lam_WL: mode k dies once
+
+    Pi >= Pi_k = (kappa_k^2 (L-1)^((L-1)/L) / (L^2 N))^L / N        (L = 1: Pi_k = kappa_k^2 / N^2),
+
+i.e. once lambda >= lambda_k = Pi_k^(1/(L+1)).  The classes a global minimizer still classifies are read off the
+closed-form minimizer of :func:`nclib.ufm.global_minimizer`, class by class.  :func:`train_ufm` minimizes the full
+objective (4.3) (free H and W_1..W_L, with or without a bias) by Adam in float64, so that a run can be set against
+the closed form: the value reached, the modes alive and the accuracy of each class.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _checks
+from . import ufm
+from .imbalance import class_labels, label_matrix, ybar
+
+#: A mode counts as alive when its singular value of W_L ... W_1 H-bar D is above this fraction of the largest
+#: singular value kappa_1 of M (applied alike to the closed form and to trained models, :func:`alive_modes`).
+ALIVE_TOL = 1e-3
+
+
+# ------------------------------------------------------------------------------------------ thresholds
+
+def problem_spectrum(n, bias: bool = True) -> np.ndarray:
+    """The singular values kappa_1 >= ... >= kappa_K of M: Y-bar = (I - n 1^T/N) D with a bias (Theorems 4.2,
+    4.3), D = diag(sqrt n) without (Theorem 4.1).  With a bias kappa_K = 0 (set exactly: Y-bar sqrt(n) = 0)."""
+    n = _checks.counts(n)
+    bias = _checks.flag(bias, "bias")
+    M = ybar(n) if bias else np.diag(np.sqrt(n.astype(np.float64)))
+    kappa = np.linalg.svd(M, compute_uv=False)
+    if bias:  # Y-bar sqrt(n) = 0 exactly; its singular value comes out of the SVD at rounding level
+        kappa[-1] = 0.0
+    return kappa
+
+
+def product_threshold(kappa, N: int, L: int) -> np.ndarray:
+    """The product of the decays Pi = lam_H lam_W1 ... lam_WL at which a mode of singular value kappa dies
+    (Theorem 4.3 corrected; Theorems 4.1 and 4.2 for L = 1): Pi_k = (kappa^2 (L-1)^((L-1)/L) / (L^2 N))^L / N.
+
+    The mode is alive at the global minimizer iff Pi < Pi_k (hidden widths >= K); a zero kappa gives 0 (the mode is
+    never alive).  Vectorised over ``kappa``.
+    """
+    L = _checks.positive_int(L, "L")
+    N = _checks.positive_int(N, "N")
+    kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
+    if kappa.ndim != 1 or np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
+        raise ValueError("kappa must be a 1-D array of finite non-negative singular values")
+    depth = float((L - 1) ** ((L - 1) / L)) if L > 1 else 1.0
+    return (kappa ** 2 * depth / (L ** 2 * N)) ** L / N
+
+
+def collapse_decay(kappa, N: int, L: int) -> np.ndarray:
+    """The common decay lambda = lam_W1 = ... = lam_WL = lam_H at which a mode of singular value kappa dies:
+    lambda_k = Pi_k^(1/(L+1)) with Pi_k of :func:`product_threshold` (kappa / N for L = 1).  Vectorised."""
+    L = _checks.positive_int(L, "L")
+    return product_threshold(kappa, N, L) ** (1.0 / (L + 1))
+
+
+def mode_thresholds(n, L: int, bias: bool = True) -> dict:
+    """For each mode of M (:func:`problem_spectrum`, non-increasing kappa): ``kappa``, the product threshold ``Pi``
+    (:func:`product_threshold`) and the common decay ``lam`` (:func:`collapse_decay`) at which it dies."""
+    n = _checks.counts(n)
+    kappa = problem_spectrum(n, bias)
+    N = int(n.sum())
+    return {"kappa": kappa, "Pi": product_threshold(kappa, N, L), "lam": collapse_decay(kappa, N, L)}
+
+
+# ------------------------------------------------------------------------------------------ the minimizer
+
+def _class_margins(out: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Per sample: the output at its own class minus the largest other output (ties within 1e-9 of the scale
+    count as 0, so as errors)."""
+    y = class_labels(n)
+    cols = np.arange(y.size)
+    own = out[y, cols]
+    others = out.copy()
+    others[y, cols] = -np.inf
+    margin = own - others.max(axis=0)
+    tie = 1e-9 * max(1.0, float(np.abs(out).max()))
+    return np.where(np.abs(margin) <= tie, 0.0, margin)
+
+
+def class_accuracy(out, n) -> np.ndarray:
+    """The training accuracy of each class (length K) for the K x N outputs ``out`` = W_L ... W_1 H (+ b 1^T) of
+    samples grouped by class as in :func:`nclib.imbalance.label_matrix`: the fraction of its samples whose own
+    output is largest, strictly (a tie, within 1e-9 of the largest output, counts as an error, as in
+    :func:`nclib.ufm.minimizer_accuracy`)."""
+    n = _checks.counts(n)
+    out = _checks.matrix(out, "out", (n.size, int(n.sum())))
+    correct = _class_margins(out, n) > 0
+    y = class_labels(n)
+    return np.bincount(y, weights=correct.astype(np.float64), minlength=n.size) / n
+
+
+def minimizer_class_accuracy(n, lam_W, lam_H, L: int = 1, bias: bool = True) -> np.ndarray:
+    """The training accuracy of each class at the closed-form global minimizer of (4.1)-(4.3) (Theorems 4.1-4.3,
+    :func:`nclib.ufm.global_minimizer`): 1 or 0 per class, since every feature equals its class mean there.
+
+    Its mean weighted by n is :func:`nclib.ufm.minimizer_accuracy`.  At a decay where some mode's scalar problem has
+    two minimizers (exactly at a threshold) it describes the one with the mode collapsed.
+    """
+    n = _checks.counts(n)
+    g = ufm.global_minimizer(n, lam_W, lam_H, L=L, bias=bias)
+    out = ufm.head_product(g.Ws) @ g.H + (g.b[:, None] if g.b is not None else 0.0)
+    return class_accuracy(out, n)
+
+
+def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:
+    """Which modes are alive: s_k > tol * kappa_1, for singular values ``s`` of W_L ... W_1 H-bar D in the SVD basis
+    of M (closed form: :func:`nclib.ufm.mode_strengths`; trained: :func:`mode_values`) and the spectrum ``kappa``."""
+    s = np.atleast_1d(np.asarray(s, dtype=np.float64))
+    kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
+    tol = _checks.positive_float(tol, "tol")
+    if s.shape != kappa.shape:
+        raise ValueError(f"s must have the shape of kappa {kappa.shape}, got {s.shape}")
+    return s > tol * float(kappa.max())
+
+
+def phase_diagram(n, lams, L: int, bias: bool = True) -> dict:
+    """Along lam_W = lam_H = lambda for each lambda in ``lams``: ``modes`` (the modes alive at the global minimizer,
+    :func:`alive_modes` of :func:`nclib.ufm.mode_strengths`), ``classes`` (the classes it classifies correctly),
+    ``class_acc`` (len(lams) x K, :func:`minimizer_class_accuracy`) and ``accuracy`` (weighted by n)."""
+    n = _checks.counts(n)
+    lams = np.atleast_1d(np.asarray(lams, dtype=np.float64))
+    if lams.ndim != 1 or lams.size == 0 or np.any(~np.isfinite(lams)) or np.any(lams <= 0):
+        raise ValueError("lams must be a non-empty 1-D array of positive decays")
+    kappa = problem_spectrum(n, bias)
+    N = int(n.sum())
+    modes, acc = [], []
+    for lam in lams:
+        modes.append(int(alive_modes(ufm.mode_strengths(kappa, N, lam, lam, L=L), kappa).sum()))
+        acc.append(minimizer_class_accuracy(n, lam, lam, L=L, bias=bias))
+    acc = np.array(acc)
+    return {"lam": lams, "modes": np.array(modes), "classes": (acc == 1).sum(axis=1), "class_acc": acc,
+            "accuracy": acc @ n / N}
+
+
+def partial_minimum(n, lam_W, lam_H, L: int, bias: bool, alive) -> float:
+    """The value of (4.1)-(4.3) at the critical point that keeps the modes in ``alive`` (a boolean mask over the modes
+    of M, :func:`problem_spectrum` order) at their nonzero minimizer and puts every other mode at 0, the local
+    minimizer x = 0 of Lemma A.2 (for L >= 2 each such point is a local minimizer; all modes dead is the origin).
+
+    sum over alive k of min_s (s - kappa_k)^2/(2N) + (L+1)/2 Pi^(1/(L+1)) s^(2/(L+1)) (Theorems 4.1-4.3, as in
+    :func:`nclib.ufm.value_from_spectrum`) plus kappa_k^2/(2N) for each dead mode.  A mode in ``alive`` that is dead at
+    the global minimizer has no nonzero minimizer: ValueError naming ``alive``.
+    """
+    n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
+    kappa = problem_spectrum(n, bias)
+    alive = np.asarray(alive)
+    if alive.shape != kappa.shape or alive.dtype != bool:
+        raise ValueError(f"alive must be a boolean mask of shape {kappa.shape}, got {alive.dtype} {alive.shape}")
+    N = int(n.sum())
+    theory = alive_modes(ufm.mode_strengths(kappa, N, lam, lam_H, L=L), kappa)
+    if np.any(alive & ~theory):
+        raise ValueError("alive keeps a mode that is dead at the global minimizer (no nonzero minimizer to keep)")
+    kept = ufm.value_from_spectrum(kappa[alive], N, lam, lam_H, L) if alive.any() else 0.0
+    return float(kept + np.sum(kappa[~alive] ** 2) / (2 * N))
+
+
+# ------------------------------------------------------------------------------------------ training the UFM
+
+@dataclass(frozen=True)
+class UFMRun:
+    """The end point of :func:`train_ufm`: ``Ws`` = [W_1, ..., W_L], ``H`` (d x N), ``b`` (None without a bias),
+    ``value`` (objective (4.3) there, float64), ``minimum`` (the closed-form global minimum), ``s`` (the strength of
+    each mode of M in the run, :func:`mode_values`), ``s_theory`` (at the global minimizer,
+    :func:`nclib.ufm.mode_strengths`), ``class_acc`` (:func:`class_accuracy`), ``history`` (the objective every
+    ``record_every`` steps, then at the end) and ``kappa`` (the spectrum of M, :func:`problem_spectrum`)."""
+
+    Ws: list
+    H: np.ndarray
+    b: np.ndarray | None
+    value: float
+    minimum: float
+    s: np.ndarray
+    s_theory: np.ndarray
+    class_acc: np.ndarray
+    history: np.ndarray
+    kappa: np.ndarray
+
+    @property
+    def gap(self) -> float:
+        """(value - minimum) / minimum: how far above the global minimum the run ended."""
+        return (self.value - self.minimum) / self.minimum
+
+    @property
+    def alive(self) -> np.ndarray:
+        """The modes alive in the trained model (:func:`alive_modes` of ``s``)."""
+        return alive_modes(self.s, self.kappa)
+
+    @property
+    def alive_theory(self) -> np.ndarray:
+        """The modes alive at the global minimizer (:func:`alive_modes` of ``s_theory``)."""
+        return alive_modes(self.s_theory, self.kappa)
+
+    @property
+    def at_origin(self) -> bool:
+        """Whether every mode is dead: the point where each mode sits at the local minimizer 0 of Lemma A.2."""
+        return not self.alive.any()
+
+
+def mode_values(Ws, H, n, bias: bool = True) -> np.ndarray:
+    """The strength of each mode of M (:func:`problem_spectrum`) in a model (Ws, H): with M = U diag(kappa) V^T and
+    the modes grouped by equal kappa (a repeated singular value has no preferred basis), the singular values of
+    U_g^T W_L ... W_1 H-bar D V_g for each group g, in the order of kappa.  At a global minimizer these are the values
+    of Theorems 4.1-4.3 (:func:`nclib.ufm.mode_strengths`); at another point, a mode of zero strength is dead."""
+    n = _checks.counts(n)
+    bias = _checks.flag(bias, "bias")
+    M = ybar(n) if bias else np.diag(np.sqrt(n.astype(np.float64)))
+    U, kappa, Vt = np.linalg.svd(M)
+    C = U.T @ ufm.head_product(Ws) @ ufm.weighted_class_means(H, n) @ Vt.T
+    out = np.empty(kappa.size)
+    start = 0
+    while start < kappa.size:
+        stop = start + 1
+        while stop < kappa.size and abs(kappa[stop] - kappa[start]) <= 1e-9 * kappa[0]:
+            stop += 1
+        out[start:stop] = np.linalg.svd(C[start:stop, start:stop], compute_uv=False)
+        start = stop
+    return out
+
+
+def _lr_factor(step: int, steps: int, final: float) -> float:
+    """The learning-rate factor of step ``step`` (0-based): 1 for the first half of ``steps``, then a geometric
+    decay that reaches ``final`` at the last step."""
+    half = steps // 2
+    if step < half:
+        return 1.0
+    return final ** ((step - half) / max(1, steps - 1 - half))
+
+
+def _gradients(Ws, H, b, Y, lam_W, lam_H) -> tuple[float, list, np.ndarray, np.ndarray | None]:
+    """The objective (4.3) (:func:`nclib.ufm.objective`) and its gradients, written out: with
+    R = (W_L...W_1 H + b 1^T - Y)/N, dF/dW_j = (W_L...W_(j+1))^T R (W_(j-1)...W_1 H)^T + lam_Wj W_j,
+    dF/dH = (W_L...W_1)^T R + lam_H H and dF/db = R 1 (``b`` None: the bias-free model (4.1), no db)."""
+    N = H.shape[1]
+    forward = [H]
+    for W in Ws:
+        forward.append(W @ forward[-1])
+    R = forward[-1] - Y
+    if b is not None:
+        R = R + b[:, None]
+    value = 0.5 / N * float(np.sum(R * R)) + 0.5 * lam_H * float(np.sum(H * H))
+    value += 0.5 * sum(lj * float(np.sum(W * W)) for lj, W in zip(lam_W, Ws))
+    R /= N
+    G, dWs = R, [None] * len(Ws)
+    for j in range(len(Ws) - 1, -1, -1):
+        dWs[j] = G @ forward[j].T + lam_W[j] * Ws[j]
+        G = Ws[j].T @ G
+    dH = G + lam_H * H
+    db = None if b is None else R.sum(axis=1)
+    return value, dWs, dH, db
+
+
+#: Adam's constants, those of ``torch.optim.Adam``'s defaults (and of :mod:`nclib.train`).
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
+def init_ufm(n, L: int, bias: bool = True, d: int | None = None, init_scale: float = 1.0, seed: int = 0):
+    """A random starting point (Ws, H, b) of the L-extended UFM, times ``init_scale``: every W_j (W_1 .. W_(L-1)
+    d x d, W_L K x d) as PyTorch's ``nn.Linear`` initializes it (U(-1/sqrt(d), 1/sqrt(d)), the scale of the head of
+    :mod:`nclib.models`), H (d x N) with N(0, 1) entries, b = 0 (None without a bias); hidden width d = K by
+    default.  Drawn from ``numpy.random.default_rng(seed)``."""
+    n, _, _, L, bias, d = ufm._check_problem(n, 1.0, 1.0, L, bias, d)
+    init_scale = _checks.positive_float(init_scale, "init_scale")
+    seed = _checks.nonneg_int(seed, "seed")
+    rng = np.random.default_rng(seed)
+    K, N = n.size, int(n.sum())
+    Ws = [rng.uniform(-1, 1, size=(K if j == L - 1 else d, d)) / np.sqrt(d) * init_scale for j in range(L)]
+    H = rng.standard_normal((d, N)) * init_scale
+    return Ws, H, (np.zeros(K) if bias else None)
+
+
+def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = None, steps: int = 4000,
+              lr: float = 0.05, final_lr_factor: float = 1e-3, init_scale: float = 1.0, seed: int = 0,
+              record_every: int = 100, start=None) -> UFMRun:
+    """Minimize the objective (4.3) of the L-extended UFM (Definition 3.1; (4.1)/(4.2) for L = 1) over free
+    W_1, ..., W_L, H and b (``bias``) by full-batch Adam in float64, from :func:`init_ufm` (or from ``start`` =
+    (Ws, H, b)).
+
+    Adam is ``torch.optim.Adam``'s update (betas :data:`ADAM_BETAS`, eps :data:`ADAM_EPS`, bias-corrected moments;
+    the tests compare the two step for step) on the gradients of (4.3) written out in numpy because
+    the per-step overhead of autograd dominates at these sizes.  The rate is ``lr`` for the first half of ``steps``,
+    then decays geometrically to ``lr * final_lr_factor``.  Decays as in :func:`nclib.ufm.objective` (``lam_W`` one
+    number or L).  Returns a :class:`UFMRun` set against the closed form of Theorems 4.1-4.3 (:ref:`ch-minority`).
+    """
+    n, lam, lam_H, L, bias, d = ufm._check_problem(n, lam_W, lam_H, L, bias, d)
+    steps = _checks.positive_int(steps, "steps")
+    lr = _checks.positive_float(lr, "lr")
+    final_lr_factor = _checks.positive_float(final_lr_factor, "final_lr_factor")
+    if final_lr_factor > 1:
+        raise ValueError(f"final_lr_factor must be in (0, 1], got {final_lr_factor!r}")
+    record_every = _checks.positive_int(record_every, "record_every")
+    K, N = n.size, int(n.sum())
+    if start is None:
+        Ws, H, b = init_ufm(n, L, bias, d, init_scale, seed)
+    else:
+        Ws, H, b = start
+        Ws = [_checks.matrix(W, f"start Ws[{j}]", (K if j == L - 1 else d, d)).copy() for j, W in enumerate(Ws)]
+        if len(Ws) != L:
+            raise ValueError(f"start must hold L={L} weight matrices, got {len(Ws)}")
+        H = _checks.matrix(H, "start H", (d, N)).copy()
+        if (b is None) == bias:
+            raise ValueError(f"start b must be {'a length-K vector' if bias else 'None'} when bias={bias}")
+        b = None if b is None else np.asarray(b, dtype=np.float64).copy()
+    Y = label_matrix(n)
+    params = [*Ws, H] + ([b] if bias else [])
+    m1 = [np.zeros_like(p) for p in params]
+    m2 = [np.zeros_like(p) for p in params]
+    beta1, beta2 = ADAM_BETAS
+    history = []
+    for k in range(steps):
+        value, dWs, dH, db = _gradients(Ws, H, b, Y, lam, lam_H)
+        if k % record_every == 0:
+            history.append(value)
+        grads = [*dWs, dH] + ([db] if bias else [])
+        rate = lr * _lr_factor(k, steps, final_lr_factor)
+        t = k + 1
+        c1, c2 = 1 - beta1 ** t, np.sqrt(1 - beta2 ** t)
+        for p, g, a, v in zip(params, grads, m1, m2):  # torch.optim.Adam, single-tensor form
+            a *= beta1
+            a += (1 - beta1) * g
+            v *= beta2
+            v += (1 - beta2) * g * g
+            p -= (rate / c1) * a / (np.sqrt(v) / c2 + ADAM_EPS)
+    value = ufm.objective(Ws, H, b, n, lam, lam_H)
+    history.append(value)
+    kappa = problem_spectrum(n, bias)
+    out = ufm.head_product(Ws) @ H + (b[:, None] if b is not None else 0.0)
+    return UFMRun(Ws=[W.copy() for W in Ws], H=H.copy(), b=None if b is None else b.copy(), value=value,
+                  minimum=ufm.minimum_value(n, lam, lam_H, L=L, bias=bias), s=mode_values(Ws, H, n, bias),
+                  s_theory=ufm.mode_strengths(kappa, N, lam, lam_H, L=L), class_acc=class_accuracy(out, n),
+                  history=np.array(history), kappa=kappa)

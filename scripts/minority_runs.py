@@ -1,0 +1,124 @@
+"""Make the committed runs of the chapter "Minority collapse: theory against training" (book/minority).
+
+    python scripts/minority_runs.py mlp    # the 6-layer MLP on the CIFAR-10 subset, one run folder per decay
+    python scripts/minority_runs.py ufm --profile cifar10         # the UFM trained by Adam: ufm-cifar10.csv
+    python scripts/minority_runs.py ufm --profile emnist-letters  # ufm-emnist-letters.csv
+
+Both write under results/minority/ (see its README.md for the exact commands and settings).  The MLP runs are a
+plain loop of nclib.train.run over the decays, one run folder named after (L, decay) each, so that a sweep grid
+over (L, lam) maps onto them one to one.  Run with OMP_NUM_THREADS=1.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+import nclib
+from nclib import data, imbalance, minority
+
+OUT = nclib.ROOT / "results" / "minority"
+
+#: Where the CIFAR-10 subset was read from for the committed runs (``--data-path`` to read it elsewhere).
+DATA_PATH = "/work/shared/data/cifar10_subset.npz"
+#: The CPU scale of the MLP runs: the CIFAR-10 profile's counts divided by 10 (N = 300), width 128, full batch.
+MLP = dict(dataset="cifar10", width=128, depth=6, bias=True,
+           epochs=1000, batch_size="full", lr=1e-3, lr_milestones=(700,), lr_gamma=0.1, metric_every=100,
+           seed=0, device="cpu", progress=False)
+#: The decays of the MLP runs: for each head depth L, a log grid across the thresholds of the scaled profile.
+MLP_DECAYS = {1: np.geomspace(0.006, 0.03, 8), 3: np.geomspace(0.004, 0.02, 5)}
+#: The divisor of the paper's class counts for the CPU runs (MLP and UFM).
+SCALE = 10
+
+
+def mlp_counts() -> list[int]:
+    return (data.preset_counts("cifar10") // SCALE).tolist()
+
+
+def mlp_run_name(L: int, lam: float) -> str:
+    return f"L{L}-lam{lam:.4g}"
+
+
+def run_mlp(out_dir: pathlib.Path, data_path: str = DATA_PATH) -> None:
+    from nclib import train
+    for L, lams in MLP_DECAYS.items():
+        for lam in lams:
+            lam = float(f"{lam:.4g}")
+            name = mlp_run_name(L, lam)
+            if (out_dir / name / "history.csv").is_file():
+                print("exists", name, flush=True)
+                continue
+            t0 = time.time()
+            train.run(**MLP, data_path=data_path, counts=mlp_counts(), L=L, lam_W=lam, lam_H=lam, out_dir=str(out_dir), run_name=name)
+            print(f"{name}: {time.time() - t0:.1f} s", flush=True)
+
+
+#: The UFM sweep: profiles scaled by 1/SCALE, L, bias, decays relative to the thresholds, seeds.
+UFM_LS = (1, 2, 3, 6)
+#: lambda / (the largest collapse decay of the profile, L and bias): 8 points from well inside to past the thresholds.
+UFM_RELATIVE = np.geomspace(0.1, 1.5, 8)
+UFM_STEPS = 4000
+UFM_LR = 0.05
+def ufm_seeds(profile: str, bias: bool, L: int) -> tuple:
+    """Three seeds for the CIFAR-10 profile with a bias and L >= 2 (how often training ends at a local minimizer),
+    one otherwise (the EMNIST-letters profile, K = 26, costs about five times as much per step)."""
+    return (0, 1, 2) if (profile == "cifar10" and bias and L > 1) else (0,)
+
+
+def ufm_rows(profile: str):
+    n = imbalance.class_counts(imbalance.PROFILES[profile]) // SCALE
+    for bias in (True, False):
+        for L in UFM_LS:
+            top = float(minority.mode_thresholds(n, L, bias)["lam"].max())
+            for rel in UFM_RELATIVE:
+                for seed in ufm_seeds(profile, bias, L):
+                    yield profile, n, bias, L, float(rel * top), seed
+
+
+def run_ufm(profile: str, path: pathlib.Path) -> None:
+    fields = ["profile", "bias", "L", "lam", "seed", "init_scale", "steps", "lr", "value", "minimum", "gap",
+              "modes_alive", "modes_theory", "classes_correct", "classes_theory", "at_origin", "s", "s_theory",
+              "class_acc"]
+    rows = []
+    t0 = time.time()
+    for profile, n, bias, L, lam, seed in ufm_rows(profile):
+        r = minority.train_ufm(n, lam, lam, L=L, bias=bias, steps=UFM_STEPS, lr=UFM_LR, seed=seed)
+        theory = minority.minimizer_class_accuracy(n, lam, lam, L=L, bias=bias)
+        rows.append(dict(profile=profile, bias=bias, L=L, lam=repr(lam), seed=seed, init_scale=1.0, steps=UFM_STEPS,
+                         lr=UFM_LR, value=repr(r.value), minimum=repr(r.minimum), gap=repr(r.gap),
+                         modes_alive=int(r.alive.sum()), modes_theory=int(r.alive_theory.sum()),
+                         classes_correct=int((r.class_acc == 1).sum()), classes_theory=int((theory == 1).sum()),
+                         at_origin=r.at_origin, s=" ".join(f"{v:.6g}" for v in r.s),
+                         s_theory=" ".join(f"{v:.6g}" for v in r.s_theory),
+                         class_acc=" ".join(f"{v:.6g}" for v in r.class_acc)))
+        print(f"{len(rows)} {profile} bias={bias} L={L} lam={lam:.3g} seed={seed} gap={r.gap:.1e} "
+              f"modes {rows[-1]['modes_alive']}/{rows[-1]['modes_theory']} ({time.time() - t0:.0f} s)", flush=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("what", choices=("mlp", "ufm"))
+    ap.add_argument("--profile", choices=tuple(imbalance.PROFILES), default="cifar10",
+                    help="the class profile of the UFM sweep (one csv each)")
+    ap.add_argument("--data-path", default=DATA_PATH, help="the CIFAR-10 .npz or torchvision root of the MLP runs")
+    args = ap.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.what == "mlp":
+        run_mlp(OUT / "mlp-cifar10", args.data_path)
+    else:
+        run_ufm(args.profile, OUT / f"ufm-{args.profile}.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

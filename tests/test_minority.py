@@ -1,0 +1,181 @@
+"""Unit tests of nclib.minority: the collapse decays of Theorems 4.1-4.3, the classes a global minimizer
+classifies, and the UFM trained by Adam (chapter ch-minority)."""
+import numpy as np
+import pytest
+import torch
+
+import nclib.minority as mino
+import nclib.solvers as solvers
+import nclib.ufm as ufm
+from nclib.imbalance import label_matrix
+
+
+def _solver_alive(n, lam, L, bias):
+    """Modes alive at the independent numerical minimizer (never uses the closed form)."""
+    r = solvers.minimize(n, lam, lam, L=L, bias=bias, repeats=1)
+    return int(mino.alive_modes(mino.mode_values(r.Ws, r.H, n, bias), mino.problem_spectrum(n, bias)).sum())
+
+
+@pytest.mark.parametrize("n, L, bias", [([5, 3, 1], 1, True), ([5, 3, 1], 2, True), ([6, 2, 1], 3, False)])
+def test_collapse_decay_against_the_solver(n, L, bias):
+    # each mode dies between 0.97 and 1.03 times its collapse decay, at the numerical minimizer
+    th = mino.mode_thresholds(n, L, bias)
+    lam_k = th["lam"][th["lam"] > 0]
+    for k, lam in enumerate(lam_k):
+        assert _solver_alive(n, lam * 0.97, L, bias) == k + 1
+        assert _solver_alive(n, lam * 1.03, L, bias) == k
+
+
+def test_product_threshold_is_the_theorem_threshold_for_any_split():
+    # Theorem 4.3's gap L^2 N (N lam_H prod lam_W)^(1/L) - kappa^2 (L-1)^((L-1)/L) changes sign at Pi_k
+    kappa, N, L = np.array([3.0, 1.5]), 20, 3
+    Pi = mino.product_threshold(kappa, N, L)
+    for k in range(2):
+        for lam_W in ([1.0, 2.0, 0.5], [0.1, 3.0, 1.0]):
+            lam_H_at = Pi[k] / np.prod(lam_W)
+            below = ufm.threshold_gap(kappa[k], N, lam_W, lam_H_at * 0.999, L)
+            above = ufm.threshold_gap(kappa[k], N, lam_W, lam_H_at * 1.001, L)
+            assert below[0] < 0 < above[0]
+    np.testing.assert_allclose(mino.collapse_decay(kappa, N, L), Pi ** 0.25, rtol=1e-15)
+    np.testing.assert_allclose(mino.collapse_decay(kappa, N, 1), kappa / N, rtol=1e-15)  # soft threshold
+    assert mino.product_threshold([0.0], N, L)[0] == 0.0
+
+
+def test_class_accuracy_by_hand():
+    n = [2, 1]
+    out = np.array([[1.0, 0.2, 0.5], [0.0, 0.3, 0.5]])  # sample 3 is a tie: an error
+    np.testing.assert_array_equal(mino.class_accuracy(out, n), [0.5, 0.0])
+
+
+@pytest.mark.parametrize("n, lam, L, bias", [([5, 3, 3, 1], 0.02, 1, True), ([5, 3, 3, 1], 0.05, 1, True),
+                                             ([9, 4, 4, 1], 0.03, 2, False), ([9, 4, 4, 1], 0.06, 3, True)])
+def test_minimizer_class_accuracy_matches_the_total(n, lam, L, bias):
+    acc = mino.minimizer_class_accuracy(n, lam, lam, L=L, bias=bias)
+    assert set(np.unique(acc)) <= {0.0, 1.0}  # collapsed classes: all or none of a class
+    assert acc @ np.array(n) / sum(n) == pytest.approx(ufm.minimizer_accuracy(n, lam, lam, L=L, bias=bias), abs=1e-15)
+
+
+def test_minimizer_class_accuracy_extremes():
+    n = [5, 3, 1]
+    np.testing.assert_array_equal(mino.minimizer_class_accuracy(n, 1e-4, 1e-4, L=2), [1, 1, 1])
+    # every mode dead: with a bias the outputs are b = n / N, so only the unique largest class is right
+    np.testing.assert_array_equal(mino.minimizer_class_accuracy(n, 1.0, 1.0, L=2, bias=True), [1, 0, 0])
+    np.testing.assert_array_equal(mino.minimizer_class_accuracy(n, 1.0, 1.0, L=2, bias=False), [0, 0, 0])
+
+
+def test_phase_diagram_counts_fall_with_the_decay():
+    n = [50, 50, 40, 40, 10, 10]
+    for L in (1, 2, 6):
+        th = mino.mode_thresholds(n, L, True)["lam"]
+        lams = np.sort(np.concatenate([th[th > 0] * 0.99, th[th > 0] * 1.01]))
+        pd = mino.phase_diagram(n, lams, L, True)
+        assert np.all(np.diff(pd["modes"]) <= 0) and np.all(np.diff(pd["classes"]) <= 0)
+        # just below the k-th smallest collapse decay the modes alive are those of larger decay
+        for lam, modes in zip(lams, pd["modes"]):
+            assert modes == int(np.sum(th > lam))
+        np.testing.assert_allclose(pd["accuracy"], [ufm.minimizer_accuracy(n, l, l, L=L) for l in lams], atol=1e-15)
+
+
+@pytest.mark.parametrize("n", [[5, 3, 3, 1], [4, 4, 4, 2]])
+def test_mode_values_at_the_global_minimizer(n):
+    for L, bias in ((1, True), (3, False)):
+        g = ufm.global_minimizer(n, 0.01, 0.02, L=L, bias=bias)
+        kappa = mino.problem_spectrum(n, bias)
+        np.testing.assert_allclose(mino.mode_values(g.Ws, g.H, n, bias),
+                                   ufm.mode_strengths(kappa, sum(n), 0.01, 0.02, L=L), atol=1e-12)
+
+
+def test_adam_is_torch_adam():
+    n, lam_W, lam_H, L = [4, 2, 1], [0.01, 0.03], 0.02, 2
+    start = mino.init_ufm(n, L, bias=True, seed=3)
+    r = mino.train_ufm(n, lam_W, lam_H, L=L, bias=True, steps=25, lr=0.01, final_lr_factor=1.0, start=start)
+    Ws = [torch.tensor(W, requires_grad=True) for W in start[0]]
+    H = torch.tensor(start[1], requires_grad=True)
+    b = torch.tensor(start[2], requires_grad=True)
+    Y = torch.tensor(label_matrix(n))
+    opt = torch.optim.Adam([*Ws, H, b], lr=0.01)
+    for _ in range(25):
+        opt.zero_grad()
+        R = Ws[1] @ Ws[0] @ H + b[:, None] - Y
+        f = (R * R).sum() / (2 * sum(n)) + lam_H / 2 * (H * H).sum()
+        f = f + sum(lj / 2 * (W * W).sum() for lj, W in zip(lam_W, Ws))
+        f.backward()
+        opt.step()
+    for mine, ref in zip([*r.Ws, r.H, r.b], [*Ws, H, b]):
+        np.testing.assert_allclose(mine, ref.detach().numpy(), rtol=1e-9, atol=1e-12)
+    assert r.value == pytest.approx(ufm.objective(r.Ws, r.H, r.b, n, lam_W, lam_H), rel=1e-15)
+
+
+@pytest.mark.parametrize("L, bias, lam", [(1, True, 0.02), (1, False, 0.05), (2, True, 0.01)])
+def test_train_ufm_reaches_the_closed_form(L, bias, lam):
+    n = [6, 4, 2]
+    r = mino.train_ufm(n, lam, lam, L=L, bias=bias, steps=4000, lr=0.05)
+    assert r.gap < 1e-9 and r.gap > -1e-12
+    np.testing.assert_allclose(r.s, r.s_theory, atol=1e-5)
+    np.testing.assert_array_equal(r.alive, r.alive_theory)
+    np.testing.assert_array_equal(r.class_acc, mino.minimizer_class_accuracy(n, lam, lam, L=L, bias=bias))
+    assert not r.at_origin
+
+
+def test_train_ufm_small_start_ends_at_the_origin():
+    # Lemma A.2: for L >= 2 the origin is a local minimizer; a small start stays in its basin
+    n, lam = [6, 4, 2], 0.01
+    r = mino.train_ufm(n, lam, lam, L=3, bias=True, steps=2000, lr=0.01, init_scale=1e-3)
+    assert r.at_origin and r.alive_theory.any()
+    assert r.gap > 0.1
+    assert r.value == pytest.approx(ufm.objective([np.zeros((3, 3))] * 3, np.zeros((3, 12)), np.array(n) / 12,
+                                                  n, lam, lam), rel=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(lam_W=-1.0), "lam_W"), (dict(lam_H=0.0), "lam_H"), (dict(L=0), "L"), (dict(bias="yes"), "bias"),
+    (dict(steps=0), "steps"), (dict(lr=-0.1), "lr"), (dict(final_lr_factor=2.0), "final_lr_factor"),
+    (dict(init_scale=0.0), "init_scale"), (dict(seed=-1), "seed"), (dict(record_every=0), "record_every"),
+    (dict(start=([np.zeros((3, 3))], np.zeros((2, 12)), np.zeros(3))), "start H"),
+    (dict(start=([np.zeros((3, 3))], np.zeros((3, 12)), None)), "start b"),
+])
+def test_train_ufm_refusals(kwargs, name):
+    args = dict(n=[6, 4, 2], lam_W=0.01, lam_H=0.01, L=1, bias=True, steps=10)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        mino.train_ufm(**args)
+
+
+def test_refusals_by_name():
+    with pytest.raises(ValueError, match="kappa"):
+        mino.product_threshold([-1.0], 10, 2)
+    with pytest.raises(ValueError, match="N"):
+        mino.collapse_decay([1.0], 0, 2)
+    with pytest.raises(ValueError, match="L"):
+        mino.mode_thresholds([3, 1], 0)
+    with pytest.raises(ValueError, match="lams"):
+        mino.phase_diagram([3, 1], [], 1)
+    with pytest.raises(ValueError, match="out"):
+        mino.class_accuracy(np.zeros((2, 3)), [3, 1])
+    with pytest.raises(ValueError, match="bias"):
+        mino.problem_spectrum([3, 1], bias=1)
+    with pytest.raises(ValueError, match="s must"):
+        mino.alive_modes([1.0], [1.0, 2.0])
+
+
+def test_partial_minimum_ends():
+    n, lam, L = [6, 4, 2], 0.01, 3
+    kappa = mino.problem_spectrum(n, True)
+    theory = mino.alive_modes(ufm.mode_strengths(kappa, 12, lam, lam, L=L), kappa)
+    assert mino.partial_minimum(n, lam, lam, L, True, theory) == pytest.approx(ufm.minimum_value(n, lam, lam, L=L),
+                                                                               rel=1e-12)
+    origin = ufm.objective([np.zeros((3, 3))] * 3, np.zeros((3, 12)), np.array(n) / 12, n, lam, lam)
+    assert mino.partial_minimum(n, lam, lam, L, True, np.zeros(3, bool)) == pytest.approx(origin, rel=1e-12)
+    with pytest.raises(ValueError, match="alive"):
+        mino.partial_minimum(n, 1.0, 1.0, L, True, np.array([True, False, False]))
+
+
+def test_small_start_ends_at_a_local_minimizer_of_the_partial_form():
+    # the second mode starts inside the basin of x = 0 (Lemma A.2) and stays there; the first reaches its minimizer
+    n, L = [6, 4, 2], 2
+    lam = 0.9 * mino.mode_thresholds(n, L, True)["lam"][1]
+    r = mino.train_ufm(n, lam, lam, L=L, bias=True, steps=3000, lr=0.01, init_scale=0.3, seed=0)
+    np.testing.assert_array_equal(r.alive, [True, False, False])
+    np.testing.assert_array_equal(r.alive_theory, [True, True, False])
+    assert r.value == pytest.approx(mino.partial_minimum(n, lam, lam, L, True, r.alive), rel=1e-10)
+    assert r.gap > 1e-3
