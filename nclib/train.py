@@ -67,7 +67,8 @@ from . import runs as _runs
 from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, CheckpointDamaged,  # noqa: F401
                    ResumeRefused, RunExists, RunFolderBusy, atomic_write_text, load_class_accuracy, load_history,
                    load_run, run_status)
-from .parameters import DEFAULTS, EXECUTION_KEYS, NOTEBOOK_PARAMETERS, PRECISIONS  # noqa: F401 (re-exported)
+from .parameters import (DEFAULTS, EXECUTION_KEYS, LEVER_KEYS, NOTEBOOK_PARAMETERS,  # noqa: F401
+                         PRECISIONS)
 from .step import AdamStep, GroupedAdamStep, matmul_precision
 from .ufm import REFERENCE_DECAY, from_reference_decay, reference_decay  # noqa: F401 (re-exported)
 
