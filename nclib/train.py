@@ -42,7 +42,10 @@ Speed design (GPU): the whole subset lives on the device, batches are gathered w
 ``torch.randperm`` made on the device, there is no host synchronisation inside an epoch (the loss is
 accumulated on the device and read only at metric epochs, where NaN/divergence is checked), Adam is fused,
 with ``cuda_graph`` the whole step (gather, forward, backward, Adam) is captured once and replayed, and the
-host-side metrics (numpy, float64) of a metric epoch run in a worker thread while training continues.
+host-side metrics (numpy, float64) of a metric epoch run in a worker thread while training continues.  Two
+opt-in levers, off by default until a GPU has measured them: ``grouped_adam`` (the runs of one :func:`run_many`
+call take one Adam step over all their parameters, :func:`group_engines`) and ``steps_per_graph`` (several steps
+per CUDA graph replay); neither changes a run's arithmetic (:ref:`ch-engine`).
 """
 from __future__ import annotations
 
@@ -699,7 +702,8 @@ def run(**params) -> pathlib.Path:
     ``lam_H``, ``lam_backbone``, in the normalization of (4.3)), optimization (``epochs``, ``batch_size``
     an int or ``"full"``, ``lr``, ``lr_milestones``, ``lr_gamma``, ``seed``), execution (``device``
     ``"auto"``/``"cpu"``/``"cuda"``, ``precision`` ``"fp32"``/``"tf32"``/``"bf16"``, ``cuda_graph``
-    ``"auto"``/True/False, ``progress``), recording (``metric_every``, ``divergence_factor``,
+    ``"auto"``/True/False, ``progress``; the opt-in levers ``grouped_adam`` and ``steps_per_graph``, see
+    :data:`nclib.parameters.LEVER_KEYS`), recording (``metric_every``, ``divergence_factor``,
     ``async_metrics`` (``"auto"``: on a GPU the numpy metrics of a metric epoch run in a worker thread
     while training goes on; rows reach history.csv in epoch order as they complete),
     ``out_dir``, ``run_name``, ``overwrite``), calls (``max_train_s``: None, or the seconds after which the
