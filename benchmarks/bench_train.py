@@ -30,7 +30,9 @@ plain engine instead: each SPEC is ``plain`` or comma-separated ``name=value`` s
 second of one run (L = ``--L``) over whole epochs (``--steps`` rounded up to epochs, after two warm-up epochs in
 which the graphs are captured) and, with ``--figure-epochs``, a figure's three runs side by side per epoch.  A lever
 the device refuses (several steps per graph on the CPU) or that fails is recorded with its error, and the others go
-on.  The plain PyTorch loop is skipped; the record's ``levers`` holds one entry per SPEC.
+on.  The plain PyTorch loop is skipped; the record's ``levers`` holds one entry per SPEC, with the sha256 of the
+runs' parameters after the timed steps and, once ``plain`` was measured, ``same_as_plain``: whether the lever's
+runs (the same steps from the same start) ended bit for bit where the plain engine's did.
 
     python benchmarks/bench_train.py --precision tf32 --steps 300 --figure-epochs 10 \
         --levers plain grouped_adam=true steps_per_graph=4 grouped_adam=true,steps_per_graph=4 --json levers.json
@@ -38,6 +40,7 @@ on.  The plain PyTorch loop is skipped; the record's ``levers`` holds one entry 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import pathlib
@@ -143,6 +146,16 @@ def parse_lever(spec: str) -> dict:
     return out
 
 
+def params_sha256(engines) -> str:
+    """sha256 of every parameter of ``engines`` (their bytes, in order): equal for runs equal bit for bit."""
+    h = hashlib.sha256()
+    for eng in engines:
+        eng.synchronize()
+        for q in eng.model.parameters():
+            h.update(q.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def lever_loop(ts, p, Ls, steps: int, figure_epochs: int, settings: dict) -> dict:
     """One lever's measures: steps/s of one run over whole epochs, and a figure's runs side by side per epoch."""
     q = train.check_params(**{**p, **settings})  # refusals (several steps per graph on the CPU) by name
@@ -153,7 +166,7 @@ def lever_loop(ts, p, Ls, steps: int, figure_epochs: int, settings: dict) -> dic
     train.time_side_by_side([eng], 2)  # warm-up, graph capture (a remainder graph in the second epoch)
     seconds = train.time_side_by_side([eng], epochs)
     out = {"settings": settings, "steps_per_s": epochs * eng.steps_per_epoch / seconds, "graph_note": eng.graph_note,
-           "epoch_ms_side_by_side": None}
+           "epoch_ms_side_by_side": None, "params_sha256": params_sha256([eng])}
     if figure_epochs > 0:
         engines = [train.Engine(ts, train.check_params(**{**q, "L": L})) for L in Ls]
         if q["grouped_adam"]:
@@ -161,6 +174,7 @@ def lever_loop(ts, p, Ls, steps: int, figure_epochs: int, settings: dict) -> dic
         train.time_side_by_side(engines, 2)
         out["epoch_ms_side_by_side"] = 1e3 * train.time_side_by_side(engines, figure_epochs) / figure_epochs
         out["figure_graph_note"] = engines[0].graph_note
+        out["figure_params_sha256"] = params_sha256(engines)
     return out
 
 
@@ -184,8 +198,12 @@ def run_levers(args, ts, p) -> None:
             print(f"lever {spec:<40} failed: {type(exc).__name__}: {exc}")
             continue
         m = levers[spec]
+        if spec != "plain" and "steps_per_s" in levers.get("plain", {}):  # the same steps from the same start as plain
+            m["same_as_plain"] = all(m.get(k) == levers["plain"].get(k)
+                                     for k in ("params_sha256", "figure_params_sha256"))
         fig = "" if m["epoch_ms_side_by_side"] is None else f", figure {m['epoch_ms_side_by_side']:8.2f} ms/epoch"
-        print(f"lever {spec:<40} {m['steps_per_s']:10.1f} steps/s{fig}   ({m['graph_note']})")
+        same = "" if "same_as_plain" not in m else f", bit for bit as plain: {m['same_as_plain']}"
+        print(f"lever {spec:<40} {m['steps_per_s']:10.1f} steps/s{fig}{same}   ({m['graph_note']})")
     code = train._git_state()
     record = {"device": name, "torch": torch.__version__, "precision": args.precision,
               "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
@@ -272,7 +290,8 @@ def main(argv=None) -> None:
                            cuda_graph=cuda_graph, lr=1e-4, lam_W=1e-5, lam_H=1e-5, progress=False)
     if args.levers:
         if args.json == "auto":
-            raise SystemExit("--levers writes its record with --json PATH (not auto: the main records stay as they are)")
+            raise SystemExit("--levers writes its record with --json PATH (not auto: the main records stay as "
+                             "they are)")
         run_levers(args, ts, p)
         return
     rate_engine, eng = engine_loop(ts, p, args.steps, args.warmup)

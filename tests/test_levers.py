@@ -190,3 +190,28 @@ def test_cuda_paper_width_levers_equal_the_plain_engine(tmp_path, precision):
         ha, hb = train.load_history(a), train.load_history(b)
         for k in ("loss", "objective", "nc1"):
             np.testing.assert_array_equal(ha[k], hb[k], err_msg=f"{b.name}: {k}")
+
+
+def test_the_benchmark_measures_each_lever_beside_the_plain_engine(tmp_path, capsys):
+    """benchmarks/bench_train.py --levers: one record with the plain engine and each lever (steps/s of one run,
+    a figure's runs side by side per epoch, whether the runs ended bit for bit as the plain engine's), a lever
+    refused on the CPU recorded with its error and the others measured."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_train", train.ROOT / "benchmarks" / "bench_train.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    path = tmp_path / "levers.json"
+    bench.main(["--device", "cpu", "--width", "16", "--depth", "2", "--steps", "20", "--figure-epochs", "1",
+                "--threads", "1", "--levers", "plain", "grouped_adam=true", "steps_per_graph=4", "--json", str(path)])
+    record = json.loads(path.read_text())
+    assert {"device", "torch", "precision", "commit", "epoch_ms_floor", "levers"} <= set(record)
+    levers = record["levers"]
+    assert list(levers) == ["plain", "grouped_adam=true", "steps_per_graph=4"]
+    for name in ("plain", "grouped_adam=true"):
+        assert levers[name]["steps_per_s"] > 0 and levers[name]["epoch_ms_side_by_side"] > 0
+    assert levers["grouped_adam=true"]["settings"] == {"grouped_adam": True}
+    assert levers["grouped_adam=true"]["same_as_plain"] is True and "same_as_plain" not in levers["plain"]
+    assert "steps_per_graph" in levers["steps_per_graph=4"]["error"]
+    with pytest.raises(SystemExit):
+        bench.main(["--device", "cpu", "--levers", "plain", "--json", "auto"])
