@@ -179,16 +179,29 @@ def lever_loop(ts, p, Ls, steps: int, figure_epochs: int, settings: dict) -> dic
 
 
 def run_levers(args, ts, p) -> None:
-    """``--levers``: the plain engine and each lever, one line each, and their record."""
+    """``--levers``: the plain engine and each lever, one line each; the record is rewritten after each lever, so
+    that a run stopped by a time limit leaves the levers it measured."""
     Ls = (1, 3, 6)
     first = train.Engine(ts, p)  # where device="auto" resolves
     is_cuda = first.is_cuda
     name = torch.cuda.get_device_name(first.device) if is_cuda else cpu_name()
-    floor = None
-    if args.figure_epochs > 0:
-        floor = floor_ms([train.Engine(ts, train.check_params(**{**p, "L": L})) for L in Ls], name, args.precision)
     del first
+    floor = None
+    if args.figure_epochs > 0:  # the floor needs the networks' shapes only: built on the CPU
+        floor = floor_ms([train.Engine(ts, train.check_params(**{**p, "L": L, "device": "cpu"})) for L in Ls], name,
+                         args.precision)
+    print(f"device          {name}, torch {torch.__version__}, precision {args.precision}; figure floor "
+          f"{'n/a' if floor is None else f'{floor:.2f} ms/epoch'}")
+    code = train._git_state()
     levers = {}
+    record = {"device": name, "torch": torch.__version__, "precision": args.precision,
+              "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
+              "command": " ".join(["python", *sys.argv]),
+              "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": p["batch_size"],
+                          "width": args.width, "depth": args.depth, "L": args.L, "figure_L": list(Ls),
+                          "threads": torch.get_num_threads(), "figure_epochs_timed": args.figure_epochs},
+              "epoch_ms_floor": floor, "levers": levers, "load_average": None}
+    path = json_path(args.json, is_cuda, args.precision)
     for spec in args.levers:
         try:
             settings = parse_lever(spec)
@@ -196,29 +209,19 @@ def run_levers(args, ts, p) -> None:
         except Exception as exc:  # noqa: BLE001 - a lever that fails is recorded, the others go on
             levers[spec] = {"error": f"{type(exc).__name__}: {exc}"}
             print(f"lever {spec:<40} failed: {type(exc).__name__}: {exc}")
-            continue
-        m = levers[spec]
-        if spec != "plain" and "steps_per_s" in levers.get("plain", {}):  # the same steps from the same start as plain
-            m["same_as_plain"] = all(m.get(k) == levers["plain"].get(k)
-                                     for k in ("params_sha256", "figure_params_sha256"))
-        fig = "" if m["epoch_ms_side_by_side"] is None else f", figure {m['epoch_ms_side_by_side']:8.2f} ms/epoch"
-        same = "" if "same_as_plain" not in m else f", bit for bit as plain: {m['same_as_plain']}"
-        print(f"lever {spec:<40} {m['steps_per_s']:10.1f} steps/s{fig}{same}   ({m['graph_note']})")
-    code = train._git_state()
-    record = {"device": name, "torch": torch.__version__, "precision": args.precision,
-              "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
-              "command": " ".join(["python", *sys.argv]),
-              "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": p["batch_size"],
-                          "width": args.width, "depth": args.depth, "L": args.L, "figure_L": list(Ls),
-                          "threads": torch.get_num_threads(), "figure_epochs_timed": args.figure_epochs},
-              "epoch_ms_floor": floor, "levers": levers,
-              "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
-    print(f"device          {name}, torch {torch.__version__}, precision {args.precision}; figure floor "
-          f"{'n/a' if floor is None else f'{floor:.2f} ms/epoch'}")
-    path = json_path(args.json, is_cuda, args.precision)
+        else:
+            m = levers[spec]
+            if spec != "plain" and "steps_per_s" in levers.get("plain", {}):  # same steps, same start as plain
+                m["same_as_plain"] = all(m.get(k) == levers["plain"].get(k)
+                                         for k in ("params_sha256", "figure_params_sha256"))
+            fig = "" if m["epoch_ms_side_by_side"] is None else f", figure {m['epoch_ms_side_by_side']:8.2f} ms/epoch"
+            same = "" if "same_as_plain" not in m else f", bit for bit as plain: {m['same_as_plain']}"
+            print(f"lever {spec:<40} {m['steps_per_s']:10.1f} steps/s{fig}{same}   ({m['graph_note']})", flush=True)
+        record["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record, indent=2) + "\n")
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2) + "\n")
         print(f"record          {path}")
 
 

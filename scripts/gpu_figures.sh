@@ -15,7 +15,8 @@
 #    fp32 ($OUT/bench_train_gpu_fp32.txt); then, at the runs' precision, the engine's opt-in levers beside the
 #    plain engine (benchmarks/bench_train.py --levers $LEVERS: steps/s of one run and a figure's runs side by side
 #    per epoch for each; the lines go to the log, the record to $RESULTS_ROOT/gpu/bench_levers_$PRECISION.json,
-#    inside the archive), stopped after 60 s: a lever that fails costs at most that, and the figures go on;
+#    inside the archive, rewritten after each lever), stopped after 60 s: a lever that fails costs at most
+#    that, and the figures go on;
 # 4. calibrates the engine's speed on the device (scripts/gpu_budget.py) and runs the figures of $FIGURES in
 #    that order through the training notebook (scripts/gpu_run_figure.sh FIG gpu), each with the most epochs
 #    (<= 12,000) that fit its share of the time left: the engine has no wall-time parameter, so the budget is
@@ -53,7 +54,7 @@ DATA=${DATA:-.gpu/cifar10_subset_slice.npz}
 PRECISION=${PRECISION:-tf32}
 # the levers' benchmark: BENCH_ARGS where the environment sets them (a CPU test), a few seconds a lever otherwise
 LEVER_ARGS=${LEVER_ARGS:-${BENCH_ARGS:---steps 600 --figure-epochs 20}}
-LEVERS=${LEVERS:-plain grouped_adam=true steps_per_graph=4 steps_per_graph=23 grouped_adam=true,steps_per_graph=23}
+LEVERS=${LEVERS:-plain grouped_adam=true steps_per_graph=23 grouped_adam=true,steps_per_graph=23}
 BENCH_ARGS=${BENCH_ARGS:---steps 1500 --warmup 50 --figure-epochs 40}
 CALIB_ARGS=${CALIB_ARGS:-}
 TEST_EPOCHS=${TEST_EPOCHS:-}
