@@ -23,10 +23,24 @@ a metric epoch every ``metric_every`` (the default 100).
     python benchmarks/bench_train.py                       # GPU: the paper's setting (width 2048)
     python benchmarks/bench_train.py --device cpu --width 256 --steps 150   # the committed CPU run
     python benchmarks/bench_train.py --precision tf32 --figure-epochs 40 --json auto   # + bench_train_gpu.json
+
+With ``--levers SPEC ...`` it measures the engine's opt-in speed levers (``nclib.parameters.LEVER_KEYS``) beside the
+plain engine instead: each SPEC is ``plain`` or comma-separated ``name=value`` settings of the levers (e.g.
+``grouped_adam=true``, ``steps_per_graph=4``, ``grouped_adam=true,steps_per_graph=4``); for each, the steps per
+second of one run (L = ``--L``) over whole epochs (``--steps`` rounded up to epochs, after two warm-up epochs in
+which the graphs are captured) and, with ``--figure-epochs``, a figure's three runs side by side per epoch.  A lever
+the device refuses (several steps per graph on the CPU) or that fails is recorded with its error, and the others go
+on.  The plain PyTorch loop is skipped; the record's ``levers`` holds one entry per SPEC, with the sha256 of the
+runs' parameters after the timed steps and, once ``plain`` was measured, ``same_as_plain``: whether the lever's
+runs (the same steps from the same start) ended bit for bit where the plain engine's did.
+
+    python benchmarks/bench_train.py --precision tf32 --steps 300 --figure-epochs 10 \
+        --levers plain grouped_adam=true steps_per_graph=4 grouped_adam=true,steps_per_graph=4 --json levers.json
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import pathlib
@@ -119,6 +133,98 @@ def figure_loop(ts, p, Ls, epochs: int) -> tuple[float, float, float, list[train
     return one_after_another, together, time.perf_counter() - t0, engines
 
 
+def parse_lever(spec: str) -> dict:
+    """The lever settings of one ``--levers`` SPEC: ``plain`` (none) or ``name=value,...`` of LEVER_KEYS."""
+    if spec == "plain":
+        return {}
+    out = {}
+    for part in spec.split(","):
+        name, _, value = part.partition("=")
+        if name not in train.LEVER_KEYS or not value:
+            raise ValueError(f"levers: {part!r} is not name=value with a name of {train.LEVER_KEYS}")
+        out[name] = train._parse_value(value, name)
+    return out
+
+
+def params_sha256(engines) -> str:
+    """sha256 of every parameter of ``engines`` (their bytes, in order): equal for runs equal bit for bit."""
+    h = hashlib.sha256()
+    for eng in engines:
+        eng.synchronize()
+        for q in eng.model.parameters():
+            h.update(q.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def lever_loop(ts, p, Ls, steps: int, figure_epochs: int, settings: dict) -> dict:
+    """One lever's measures: steps/s of one run over whole epochs, and a figure's runs side by side per epoch."""
+    q = train.check_params(**{**p, **settings})  # refusals (several steps per graph on the CPU) by name
+    eng = train.Engine(ts, q)
+    if q["grouped_adam"]:
+        train.group_engines([eng])
+    epochs = -(-steps // eng.steps_per_epoch)
+    train.time_side_by_side([eng], 2)  # warm-up, graph capture (a remainder graph in the second epoch)
+    seconds = train.time_side_by_side([eng], epochs)
+    out = {"settings": settings, "steps_per_s": epochs * eng.steps_per_epoch / seconds, "graph_note": eng.graph_note,
+           "epoch_ms_side_by_side": None, "params_sha256": params_sha256([eng])}
+    if figure_epochs > 0:
+        engines = [train.Engine(ts, train.check_params(**{**q, "L": L})) for L in Ls]
+        if q["grouped_adam"]:
+            train.group_engines(engines)
+        train.time_side_by_side(engines, 2)
+        out["epoch_ms_side_by_side"] = 1e3 * train.time_side_by_side(engines, figure_epochs) / figure_epochs
+        out["figure_graph_note"] = engines[0].graph_note
+        out["figure_params_sha256"] = params_sha256(engines)
+    return out
+
+
+def run_levers(args, ts, p) -> None:
+    """``--levers``: the plain engine and each lever, one line each; the record is rewritten after each lever, so
+    that a run stopped by a time limit leaves the levers it measured."""
+    Ls = (1, 3, 6)
+    first = train.Engine(ts, p)  # where device="auto" resolves
+    is_cuda = first.is_cuda
+    name = torch.cuda.get_device_name(first.device) if is_cuda else cpu_name()
+    del first
+    floor = None
+    if args.figure_epochs > 0:  # the floor needs the networks' shapes only: built on the CPU
+        floor = floor_ms([train.Engine(ts, train.check_params(**{**p, "L": L, "device": "cpu"})) for L in Ls], name,
+                         args.precision)
+    print(f"device          {name}, torch {torch.__version__}, precision {args.precision}; figure floor "
+          f"{'n/a' if floor is None else f'{floor:.2f} ms/epoch'}")
+    code = train._git_state()
+    levers = {}
+    record = {"device": name, "torch": torch.__version__, "precision": args.precision,
+              "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
+              "command": " ".join(["python", *sys.argv]),
+              "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": p["batch_size"],
+                          "width": args.width, "depth": args.depth, "L": args.L, "figure_L": list(Ls),
+                          "threads": torch.get_num_threads(), "figure_epochs_timed": args.figure_epochs},
+              "epoch_ms_floor": floor, "levers": levers, "load_average": None}
+    path = json_path(args.json, is_cuda, args.precision)
+    for spec in args.levers:
+        try:
+            settings = parse_lever(spec)
+            levers[spec] = lever_loop(ts, p, Ls, args.steps, args.figure_epochs, settings)
+        except Exception as exc:  # noqa: BLE001 - a lever that fails is recorded, the others go on
+            levers[spec] = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"lever {spec:<40} failed: {type(exc).__name__}: {exc}")
+        else:
+            m = levers[spec]
+            if spec != "plain" and "steps_per_s" in levers.get("plain", {}):  # same steps, same start as plain
+                m["same_as_plain"] = all(m.get(k) == levers["plain"].get(k)
+                                         for k in ("params_sha256", "figure_params_sha256"))
+            fig = "" if m["epoch_ms_side_by_side"] is None else f", figure {m['epoch_ms_side_by_side']:8.2f} ms/epoch"
+            same = "" if "same_as_plain" not in m else f", bit for bit as plain: {m['same_as_plain']}"
+            print(f"lever {spec:<40} {m['steps_per_s']:10.1f} steps/s{fig}{same}   ({m['graph_note']})", flush=True)
+        record["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record, indent=2) + "\n")
+    if path is not None:
+        print(f"record          {path}")
+
+
 def floor_ms(engines: list[train.Engine], device_name: str, precision: str) -> float | None:
     """The engine chapter's floor for one epoch of ``engines`` in turn (Adam's traffic plus the products, at the
     data-sheet peaks of the GPU named), in ms; None on a device or at a precision the chapter has no peak for."""
@@ -174,6 +280,9 @@ def main(argv=None) -> None:
                     help="where the machine-readable record goes: 'none' (the default), 'auto' "
                          "(benchmarks/results/bench_train_gpu.json with TF32 on a GPU, bench_train_gpu_PRECISION.json "
                          "otherwise, bench_train_cpu.json on the CPU) or a path")
+    ap.add_argument("--levers", nargs="+", default=None, metavar="SPEC",
+                    help="measure the plain engine and the opt-in levers instead: 'plain' or name=value[,...] of "
+                         f"{', '.join(train.LEVER_KEYS)} (see the module docstring); the plain loop is skipped")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -182,6 +291,12 @@ def main(argv=None) -> None:
     p = train.check_params(dataset="synthetic", L=args.L, width=args.width, depth=args.depth,
                            batch_size=args.batch_size, device=args.device, precision=args.precision,
                            cuda_graph=cuda_graph, lr=1e-4, lam_W=1e-5, lam_H=1e-5, progress=False)
+    if args.levers:
+        if args.json == "auto":
+            raise SystemExit("--levers writes its record with --json PATH (not auto: the main records stay as "
+                             "they are)")
+        run_levers(args, ts, p)
+        return
     rate_engine, eng = engine_loop(ts, p, args.steps, args.warmup)
     device = eng.device  # the plain loop runs where the Engine resolved device="auto"
     name = torch.cuda.get_device_name(device) if eng.is_cuda else cpu_name()

@@ -14,6 +14,13 @@
 
 On the CPU the same step runs eagerly with a float learning rate: ``objective(idx)``, backward, Adam.
 
+Two opt-in levers (:ref:`ch-engine`, off by default until a GPU has measured them): ``steps_per_graph=k``
+captures k consecutive steps in one CUDA graph, the k batches' rows read from one device buffer (a shorter
+graph for the epoch's remainder); :class:`GroupedAdamStep` takes one step of several runs with the same schedule
+and step count (a figure's runs side by side) with one Adam over all their parameters, on a GPU one fused
+multi-tensor launch instead of one per run.  Adam's arithmetic is elementwise per parameter, so both change
+where the work is launched, not what it computes.
+
 The floor of a step (:func:`floor_seconds`: Adam's memory traffic plus the matrix products at a GPU's data-sheet
 peaks, :data:`DATASHEETS`) is the engine chapter's measure of how far a measured step is from what the device
 allows.
@@ -87,11 +94,16 @@ class AdamStep:
     the device sum that :meth:`take_loss` reads.  ``params`` are the parameters Adam updates, ``lr`` the first
     learning rate, ``batch_size`` the number of rows of every ``idx`` given to ``run`` (the graph's static input
     shape), ``tf32`` whether the products of ``run`` use TF32, ``cuda_graph`` ``"auto"`` or ``True`` (capture on
-    a GPU; with ``True`` a failed capture is an error, with ``"auto"`` the steps stay eager) or ``False``.
+    a GPU; with ``True`` a failed capture is an error, with ``"auto"`` the steps stay eager) or ``False``,
+    ``steps_per_graph`` the steps one graph replay takes (:meth:`run_steps`; above 1 only where a graph is
+    captured, a GPU with ``cuda_graph`` on: a ValueError names it otherwise).
     """
 
+    _grouped = False  # run_steps takes one run's (steps, batch_size) batches
+
     def __init__(self, params: Iterable[torch.nn.Parameter], objective: Callable[[torch.Tensor], torch.Tensor],
-                 device: torch.device, *, lr: float, batch_size: int, tf32: bool = False, cuda_graph="auto"):
+                 device: torch.device, *, lr: float, batch_size: int, tf32: bool = False, cuda_graph="auto",
+                 steps_per_graph: int = 1):
         self.params = list(params)
         if not self.params:
             raise ValueError("params must hold at least one parameter for Adam to update")
@@ -105,6 +117,7 @@ class AdamStep:
         self.objective, self.device, self.tf32, self.cuda_graph = objective, torch.device(device), tf32, cuda_graph
         self.is_cuda = self.device.type == "cuda"
         self.use_graph = self.is_cuda and cuda_graph in ("auto", True)
+        self.steps_per_graph = _check_steps_per_graph(steps_per_graph, self.use_graph)
         #: Whether Adam is the fused CUDA implementation (always on a GPU).
         self.fused = self.is_cuda
         if self.is_cuda:
@@ -117,19 +130,25 @@ class AdamStep:
         self.loss_sum = torch.zeros((), dtype=torch.float32, device=self.device)
         self.loss_count = 0
         self.steps_done = 0
-        self.graph = None
-        #: How the steps run, as provenance records it ("off", "pending", "on: ..." or why capture failed).
-        self.note = "off" if not self.use_graph else "pending"
-        self._warmup_left = WARMUP_STEPS
-        if self.use_graph:
-            self.static_idx = torch.zeros(self.batch_size, dtype=torch.int64, device=self.device)
-            self.side_stream = torch.cuda.Stream(device=self.device)
+        self._members, self._objectives = [self], [objective]  # whose objectives a step takes and whose sums it adds to
+        self._grouped_state = None  # a GroupedAdamStep's Adam state, once one steps this run
+        self._graph_state()
         # On a GPU every later operation of this run (schedule, steps, graph replays, metrics) is queued on a
         # stream of its own, so that runs trained side by side overlap on the device; it starts after all the
         # work queued so far (the data, the model and the rate above, copied on the current stream).
         self.stream = torch.cuda.Stream(device=self.device) if self.is_cuda else None
         if self.stream is not None:
             self.stream.wait_stream(torch.cuda.current_stream(self.device))
+
+    def _graph_state(self) -> None:
+        """No graph yet: the warm-up count, the graphs by number of steps, the capture's side stream."""
+        self.graph = None  # the graph of steps_per_graph steps once captured
+        self.graphs: dict = {}  # number of steps -> (graph, static rows: (members, steps, batch_size) int64)
+        #: How the steps run, as provenance records it ("off", "pending", "on: ..." or why capture failed).
+        self.note = "off" if not self.use_graph else "pending"
+        self._warmup_left = WARMUP_STEPS
+        if self.use_graph:
+            self.side_stream = torch.cuda.Stream(device=self.device)
 
     # -- where the work is queued ---------------------------------------------------------------------
     def on_stream(self):
@@ -150,61 +169,107 @@ class AdamStep:
     # -- the step ---------------------------------------------------------------------------------------
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         """One eager Adam step on the batch ``idx``; returns F_B before the step (a device tensor, no sync)."""
+        return self._eager([idx])[0]
+
+    def _eager(self, rows) -> list:
+        """One eager step: each member's objective on its rows, backward, then one Adam step; the F_B values."""
         self.opt.zero_grad(set_to_none=True)
-        loss = self.objective(idx)
-        loss.backward()
+        losses = []
+        for objective, idx in zip(self._objectives, rows):
+            loss = objective(idx)
+            loss.backward()
+            losses.append(loss.detach())
         self.opt.step()
-        return loss.detach()
+        return losses
 
     def run(self, idx: torch.Tensor) -> None:
         """One step of training on the batch ``idx`` (``batch_size`` rows): a replay of the CUDA graph once it is
         captured, before that a warm-up step on the side stream, on the CPU an eager step.  F_B is added to the
         device sum that :meth:`take_loss` reads.  Call it inside :meth:`training`."""
-        if self.graph is not None:
-            self.static_idx.copy_(idx)
-            self.graph.replay()
-            self.loss_sum += self.static_loss
-        elif self.use_graph and self._warmup_left > 0:
-            self.side_stream.wait_stream(torch.cuda.current_stream(self.device))
-            idx.record_stream(self.side_stream)  # its memory is not reused before the side stream has read it
-            with torch.cuda.stream(self.side_stream):
-                self.loss_sum += self(idx)
-            # what follows on this run's stream (the next batch, a metric epoch reading loss_sum and the
-            # parameters) must see this step: warm-up can span epochs when an epoch has fewer than 3 steps
-            torch.cuda.current_stream(self.device).wait_stream(self.side_stream)
-            self._warmup_left -= 1
-            if self._warmup_left == 0:
-                try:
-                    self._capture()
-                except Exception as exc:  # any op that refuses capture: keep training eagerly
-                    if self.cuda_graph is True:
-                        raise
-                    torch.cuda.set_stream(self.stream)  # a failed capture can leave the capture stream current
-                    torch.cuda.synchronize(self.device)
-                    self.graph, self.use_graph = None, False
-                    self.note = f"capture failed, eager steps instead: {type(exc).__name__}: {exc}"
-                    self.opt.zero_grad(set_to_none=True)
-        else:
-            self.loss_sum += self(idx)
-        self.loss_count += 1
-        self.steps_done += 1
+        self.run_steps(idx[None])
 
-    def _capture(self) -> None:
-        """Capture the step on ``static_idx`` into a CUDA graph (after the warm-up steps on the side stream).
+    def run_steps(self, batches: torch.Tensor) -> None:
+        """``len(batches)`` steps of training, one per row of the (steps, batch_size) index tensor ``batches``
+        (for a :class:`GroupedAdamStep` a (runs, steps, batch_size) tensor, one slice per run): chunks of
+        ``steps_per_graph`` steps, each one replay of a graph of that many steps once the graphs are captured
+        (a chunk shorter than that, an epoch's remainder, replays a graph of its own length, captured when first
+        needed); before that warm-up steps on the side stream; on the CPU eager steps.  Call it inside
+        :meth:`training`."""
+        batches = batches if self._grouped else batches[None]
+        steps, done = batches.shape[1], 0
+        while done < steps:
+            if self.use_graph and self._warmup_left == 0:
+                m = min(self.steps_per_graph, steps - done)
+                if m not in self.graphs and not self._try_capture(m):
+                    continue  # capture failed with cuda_graph "auto": the steps go on eagerly
+                graph, static = self.graphs[m]
+                static.copy_(batches[:, done:done + m])
+                graph.replay()
+            elif self.use_graph:
+                self._warmup([b for b in batches[:, done]])
+                m = 1
+            else:
+                for member, loss in zip(self._members, self._eager([b for b in batches[:, done]])):
+                    member.loss_sum += loss
+                m = 1
+            for member in self._members:
+                member.loss_count += m
+                member.steps_done += m
+            done += m
+
+    def _warmup(self, rows) -> None:
+        """A warm-up step on the side stream (cuBLAS handles and Adam's state exist after it)."""
+        self.side_stream.wait_stream(torch.cuda.current_stream(self.device))
+        for idx in rows:
+            idx.record_stream(self.side_stream)  # its memory is not reused before the side stream has read it
+        with torch.cuda.stream(self.side_stream):
+            for member, loss in zip(self._members, self._eager(rows)):
+                member.loss_sum += loss
+        # what follows on this run's stream (the next batch, a metric epoch reading loss_sum and the
+        # parameters) must see this step: warm-up can span epochs when an epoch has fewer than 3 steps
+        torch.cuda.current_stream(self.device).wait_stream(self.side_stream)
+        self._warmup_left -= 1
+
+    def _try_capture(self, steps: int) -> bool:
+        """Capture the graph of ``steps`` steps; on failure with ``cuda_graph="auto"`` go on eagerly (False)."""
+        try:
+            self._capture(steps)
+            return True
+        except Exception as exc:  # any op that refuses capture: keep training eagerly
+            if self.cuda_graph is True:
+                raise
+            torch.cuda.set_stream(self.stream)  # a failed capture can leave the capture stream current
+            torch.cuda.synchronize(self.device)
+            self.graph, self.graphs, self.use_graph = None, {}, False
+            self.note = f"capture failed, eager steps instead: {type(exc).__name__}: {exc}"
+            self.opt.zero_grad(set_to_none=True)
+            return False
+
+    def _captured_step(self, rows) -> None:
+        """The body of a captured step: as :meth:`_eager`, each F_B added to its member's sum on the device."""
+        for member, loss in zip(self._members, self._eager(rows)):
+            member.loss_sum += loss
+
+    def _capture(self, steps: int) -> None:
+        """Capture ``steps`` consecutive steps, their batch rows read from one static device buffer, into a CUDA
+        graph (after the warm-up steps on the side stream).
 
         The capture runs on this run's own side stream, not on torch.cuda.graph's one class-wide capture stream:
         cuBLAS workspaces are kept per (handle, stream), so graphs of several runs captured on one stream would
         share a workspace and race when runs side by side replay them concurrently (pytorch/pytorch#193402)."""
         torch.cuda.current_stream(self.device).wait_stream(self.side_stream)
         graph = torch.cuda.CUDAGraph()
-        self.opt.zero_grad(set_to_none=True)
+        static = torch.zeros((len(self._members), steps, self.batch_size), dtype=torch.int64, device=self.device)
         with torch.cuda.graph(graph, stream=self.side_stream):
-            loss = self.objective(self.static_idx)
-            loss.backward()
-            self.opt.step()
-        self.static_loss = loss.detach()
-        self.graph = graph
-        self.note = "on: one graph per step (gather, forward, backward, fused Adam)"
+            for j in range(steps):
+                self._captured_step([static[r, j] for r in range(len(self._members))])
+        self.graphs[steps] = (graph, static)
+        if steps == self.steps_per_graph:
+            self.graph = graph
+        self.note = ("on: one graph per step (gather, forward, backward, fused Adam)" if self.steps_per_graph == 1
+                     else f"on: one graph per {self.steps_per_graph} steps (gather, forward, backward, fused Adam)")
+        if len(self._members) > 1:
+            self.note += f", one Adam for {len(self._members)} runs"
 
     # -- learning rate and loss -------------------------------------------------------------------------
     def set_lr(self, lr: float) -> None:
@@ -243,14 +308,19 @@ class AdamStep:
         if self.loss_count:
             raise RuntimeError("state_dict is taken after take_loss; steps are pending")
         self.synchronize()
+        shared = self._grouped_state
+        if shared is not None:  # stepped by a GroupedAdamStep: its state of this run's parameters (same tensors)
+            for p in self.params:
+                if p in shared:
+                    self.opt.state[p] = shared[p]
         return {"opt": self.opt.state_dict(), "steps_done": self.steps_done}
 
     def load_state_dict(self, state: dict, lr: float) -> None:
         """Continue from :meth:`state_dict` (``opt``, ``steps_done``) at learning rate ``lr``, before any step,
         so that a CUDA graph is captured after it.  On a GPU this run's stream then waits for every copy queued
         so far on the current stream (the loaded parameters too, when they were loaded before this call)."""
-        if self.started:
-            raise RuntimeError("load_state_dict must come before the run's first step")
+        if self.started or self._grouped_state is not None:
+            raise RuntimeError("load_state_dict must come before the run's first step (and before grouping)")
         lr = _checks.positive_float(lr, "lr")
         self.opt.load_state_dict(state["opt"])
         for g in self.opt.param_groups:  # a fresh rate, as __init__ makes it (a device tensor on a GPU)
@@ -259,3 +329,116 @@ class AdamStep:
         self.steps_done = int(state["steps_done"])
         if self.stream is not None:
             self.stream.wait_stream(torch.cuda.current_stream(self.device))
+
+
+def _check_steps_per_graph(steps_per_graph, use_graph: bool) -> int:
+    k = _checks.positive_int(steps_per_graph, "steps_per_graph")
+    if k > 1 and not use_graph:
+        raise ValueError(f"steps_per_graph = {k} takes several steps per CUDA graph replay, which needs a GPU with "
+                         f"cuda_graph 'auto' or True; use steps_per_graph=1 here")
+    return k
+
+
+class GroupedAdamStep(AdamStep):
+    """One step of several runs at once (:ref:`ch-engine`): each run's F_B and its backward pass, then ONE Adam
+    step over every run's parameters (on a GPU one fused multi-tensor launch, captured with the runs' forward
+    and backward passes in one CUDA graph, each run's passes on a stream of its own inside it).
+
+    ``steps`` are the runs' own :class:`AdamStep` objects, made with the same learning rate, batch size,
+    precision and step count (a figure's runs side by side, whose schedules are one); their Adam state (after a
+    checkpoint was loaded into them, if one was) becomes this step's, and stays readable through theirs
+    (:meth:`AdamStep.state_dict`), so each run keeps its own checkpoint, loss sum, step count and rate.  Adam's
+    update is elementwise per parameter, so each parameter gets the arithmetic of its own run's Adam.
+    ``run_steps`` takes a (runs, steps, batch_size) tensor; ``set_lr`` sets every run's rate."""
+
+    _grouped = True
+
+    def __init__(self, steps, *, cuda_graph="auto", steps_per_graph: int = 1):
+        steps = list(steps)
+        if not steps or not all(isinstance(s, AdamStep) and not isinstance(s, GroupedAdamStep) for s in steps):
+            raise ValueError("steps must be a non-empty list of the runs' AdamStep objects")
+        first = steps[0]
+        for key in ("device", "lr", "batch_size", "tf32", "steps_done"):
+            values = [getattr(s, key) for s in steps]
+            if any(v != values[0] for v in values[1:]):
+                raise ValueError(f"steps differ in {key} ({values}); one Adam step serves runs with one schedule")
+        if any(s.loss_count for s in steps):
+            raise ValueError("steps hold pending losses; group them before training (or after take_loss)")
+        if cuda_graph not in ("auto", True, False):
+            raise ValueError(f"cuda_graph must be 'auto', True or False, got {cuda_graph!r}")
+        self.device, self.is_cuda, self.tf32, self.cuda_graph = first.device, first.is_cuda, first.tf32, cuda_graph
+        self.batch_size, self.lr = first.batch_size, first.lr
+        self.use_graph = self.is_cuda and cuda_graph in ("auto", True)
+        self.steps_per_graph = _check_steps_per_graph(steps_per_graph, self.use_graph)
+        self.params = [p for s in steps for p in s.params]
+        self.fused = self.is_cuda
+        if self.is_cuda:
+            self.opt = torch.optim.Adam(self.params, lr=torch.tensor(self.lr, device=self.device), betas=BETAS,
+                                        eps=EPS, fused=True, capturable=self.use_graph)
+        else:
+            self.opt = torch.optim.Adam(self.params, lr=self.lr, betas=BETAS, eps=EPS)
+        for s in steps:  # one state; each run's optimizer reads its parameters' part for its checkpoint
+            for p in s.params:
+                if p in s.opt.state:
+                    self.opt.state[p] = s.opt.state[p]
+            s._grouped_state = self.opt.state
+        self.members = steps
+        self._members, self._objectives = steps, [s.objective for s in steps]
+        self.loss_sum = torch.zeros((), dtype=torch.float32, device=self.device)  # unused: each run keeps its sum
+        self.loss_count = self.steps_done = 0
+        self._graph_state()
+        self.stream = torch.cuda.Stream(device=self.device) if self.is_cuda else None
+        if self.is_cuda:
+            self._forks = [torch.cuda.Stream(device=self.device) for _ in steps]
+
+    @contextlib.contextmanager
+    def training(self):
+        """Context for a stretch of :meth:`run_steps` calls: on a GPU the group's stream, after the work queued
+        on every run's stream (a rate set, a loss read), and every run's stream after the steps; matmul
+        precision as the runs'."""
+        if self.stream is not None:
+            for s in self.members:
+                self.stream.wait_stream(s.stream)
+        with self.on_stream(), matmul_precision(self.tf32):
+            yield
+        if self.stream is not None:
+            for s in self.members:
+                s.stream.wait_stream(self.stream)
+
+    def _captured_step(self, rows) -> None:
+        """Inside the capture: each run's forward and backward pass on a stream of its own (forked from the
+        capture stream and joined back), then the one Adam step."""
+        here = torch.cuda.current_stream(self.device)
+        self.opt.zero_grad(set_to_none=True)
+        for member, objective, idx, fork in zip(self.members, self._objectives, rows, self._forks):
+            fork.wait_stream(here)
+            with torch.cuda.stream(fork):
+                loss = objective(idx)
+                loss.backward()
+                member.loss_sum += loss.detach()
+        for fork in self._forks:
+            here.wait_stream(fork)
+        self.opt.step()
+
+    def set_lr(self, lr: float) -> None:
+        """Set every run's learning rate (the schedule), :meth:`AdamStep.set_lr`."""
+        lr = _checks.positive_float(lr, "lr")
+        for s in self.members:
+            s.set_lr(lr)
+        if lr != self.lr:
+            with self.on_stream():
+                for g in self.opt.param_groups:
+                    if torch.is_tensor(g["lr"]):
+                        g["lr"].fill_(lr)
+                    else:
+                        g["lr"] = lr
+            self.lr = lr
+
+    def take_loss(self) -> float:
+        raise RuntimeError("each run reads its own loss: call take_loss on the runs' AdamStep objects")
+
+    def state_dict(self) -> dict:
+        raise RuntimeError("each run's checkpoint is its own: call state_dict on the runs' AdamStep objects")
+
+    def load_state_dict(self, state: dict, lr: float) -> None:
+        raise RuntimeError("load each run's checkpoint into its AdamStep before grouping them")

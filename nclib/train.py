@@ -42,7 +42,10 @@ Speed design (GPU): the whole subset lives on the device, batches are gathered w
 ``torch.randperm`` made on the device, there is no host synchronisation inside an epoch (the loss is
 accumulated on the device and read only at metric epochs, where NaN/divergence is checked), Adam is fused,
 with ``cuda_graph`` the whole step (gather, forward, backward, Adam) is captured once and replayed, and the
-host-side metrics (numpy, float64) of a metric epoch run in a worker thread while training continues.
+host-side metrics (numpy, float64) of a metric epoch run in a worker thread while training continues.  Two
+opt-in levers, off by default until a GPU has measured them: ``grouped_adam`` (the runs of one :func:`run_many`
+call take one Adam step over all their parameters, :func:`group_engines`) and ``steps_per_graph`` (several steps
+per CUDA graph replay); neither changes a run's arithmetic (:ref:`ch-engine`).
 """
 from __future__ import annotations
 
@@ -67,8 +70,9 @@ from . import runs as _runs
 from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, CheckpointDamaged,  # noqa: F401
                    ResumeRefused, RunExists, RunFolderBusy, atomic_write_text, load_class_accuracy, load_history,
                    load_run, run_status)
-from .parameters import DEFAULTS, EXECUTION_KEYS, NOTEBOOK_PARAMETERS, PRECISIONS  # noqa: F401 (re-exported)
-from .step import AdamStep, matmul_precision
+from .parameters import (DEFAULTS, EXECUTION_KEYS, LEVER_KEYS, NOTEBOOK_PARAMETERS,  # noqa: F401
+                         PRECISIONS)
+from .step import AdamStep, GroupedAdamStep, matmul_precision
 from .ufm import REFERENCE_DECAY, from_reference_decay, reference_decay  # noqa: F401 (re-exported)
 
 
@@ -194,6 +198,9 @@ def check_params(**params) -> dict:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {p['precision']!r}")
     if p["cuda_graph"] not in ("auto", True, False):
         raise ValueError(f"cuda_graph must be 'auto', True or False, got {p['cuda_graph']!r}")
+    if not isinstance(p["grouped_adam"], bool):
+        raise ValueError(f"grouped_adam must be True or False, got {p['grouped_adam']!r}")
+    p["steps_per_graph"] = _checks.positive_int(p["steps_per_graph"], "steps_per_graph")
     if p["async_metrics"] not in ("auto", True, False):
         raise ValueError(f"async_metrics must be 'auto', True or False, got {p['async_metrics']!r}")
     if p["init"] not in models.INITS:
@@ -203,6 +210,11 @@ def check_params(**params) -> dict:
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {dev!r}")
     if dev.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {dev!r} asked for, but torch sees no CUDA device; use device='cpu' or 'auto'")
+    on_cpu = dev == "cpu" or (dev == "auto" and not torch.cuda.is_available())
+    if p["steps_per_graph"] > 1 and (on_cpu or p["cuda_graph"] is False):
+        raise ValueError(f"steps_per_graph = {p['steps_per_graph']} takes several steps per CUDA graph replay, which "
+                         f"needs a GPU with cuda_graph 'auto' or True (here device {dev!r}, cuda_graph "
+                         f"{p['cuda_graph']!r}); use steps_per_graph=1")
     path = data.source_path(p["dataset"], p["data_path"], p["download"])
     if path is not None:
         p["data_path"] = str(path)
@@ -301,10 +313,15 @@ class Engine:
         self.lam_H = float(p["lam_H"])
         self.lam_backbone = float(p["lam_backbone"])
         self.bf16 = p["precision"] == "bf16"
-        # the step, made last: on a GPU its stream starts after the copies above
+        # the step, made last: on a GPU its stream starts after the copies above; with grouped_adam the runs'
+        # steps are taken by one GroupedAdamStep (group_engines), which captures the graphs, so this one stays eager
+        grouped = p["grouped_adam"]
         self.step = AdamStep(self.model.parameters(), self.batch_objective, self.device,
                              lr=lr_at(1, p["lr"], p["lr_milestones"], p["lr_gamma"]), batch_size=self.B,
-                             tf32=p["precision"] == "tf32", cuda_graph=p["cuda_graph"])
+                             tf32=p["precision"] == "tf32", cuda_graph=False if grouped else p["cuda_graph"],
+                             steps_per_graph=1 if grouped else p["steps_per_graph"])
+        #: The GroupedAdamStep that steps this run with others (grouped_adam), once group_engines made it.
+        self.group: GroupedAdamStep | None = None
 
     @property
     def device_name(self) -> str:
@@ -339,20 +356,21 @@ class Engine:
     def train_epoch(self) -> None:
         """One epoch: a step on F_B for each batch of :meth:`batches`, without host synchronisation
         (:ref:`ch-engine`)."""
+        if self.group is not None:
+            raise RuntimeError("this run is stepped with others by one Adam (grouped_adam): train_epochs_together")
         with self.step.training():
-            for idx in self.batches():
-                self.step.run(idx)
+            self.step.run_steps(self.batches())
 
     def train_steps(self, n: int) -> None:
         """``n`` steps of the same path as training, ending with a device synchronisation (benchmarks)."""
+        if self.group is not None:
+            raise RuntimeError("this run is stepped with others by one Adam (grouped_adam): train_epochs_together")
         with self.step.training():
             done = 0
             while done < n:
-                for idx in self.batches():
-                    if done == n:
-                        break
-                    self.step.run(idx)
-                    done += 1
+                batches = self.batches()[: n - done]
+                self.step.run_steps(batches)
+                done += len(batches)
         self.step.synchronize()
 
     # The step's state as the run folder and the schedule read and set it.
@@ -366,7 +384,7 @@ class Engine:
 
     @property
     def graph_note(self) -> str:
-        return self.step.note
+        return self.step.note if self.group is None else self.group.note
 
     @property
     def fused(self) -> bool:
@@ -475,16 +493,50 @@ class Engine:
         return {**row, **self.host_metrics(payload)}
 
 
+def group_engines(engines: list[Engine]) -> GroupedAdamStep:
+    """One :class:`nclib.step.GroupedAdamStep` for the runs of ``engines`` (made with ``grouped_adam=True`` and one
+    schedule, batch size and step count): one Adam step over all their parameters per batch, with their
+    ``cuda_graph`` and ``steps_per_graph`` (:ref:`ch-engine`'s first lever).  Made after any checkpoint is loaded
+    into the engines; from then on :func:`train_epochs_together` trains them."""
+    engines = list(engines)
+    if not engines or not all(isinstance(e, Engine) and e.p["grouped_adam"] for e in engines):
+        raise ValueError("engines must be a non-empty list of Engines made with grouped_adam=True")
+    if any(e.group is not None for e in engines):
+        raise ValueError("engines must not be grouped already")
+    p = engines[0].p
+    group = GroupedAdamStep([e.step for e in engines], cuda_graph=p["cuda_graph"], steps_per_graph=p["steps_per_graph"])
+    for e in engines:
+        e.group = group
+    return group
+
+
+def train_epochs_together(engines: list[Engine], epochs: int = 1) -> None:
+    """``epochs`` epochs of every engine in the lockstep of :func:`run_many`: each epoch queued for every engine in
+    turn (on a GPU each on its own stream), or, for engines grouped by :func:`group_engines`, one step of all of
+    them per batch (each run's own batches, one Adam); no host synchronisation (:ref:`ch-engine`)."""
+    epochs = _checks.positive_int(epochs, "epochs")
+    groups = {id(e.group): e.group for e in engines if e.group is not None}
+    for _ in range(epochs):
+        for eng in engines:
+            if eng.group is None:
+                eng.train_epoch()
+        for group in groups.values():
+            members = [e for e in engines if e.group is group]
+            if [e.step for e in members] != group.members:
+                raise ValueError("a group's engines are trained all together or not at all")
+            with group.training():
+                group.run_steps(torch.stack([e.batches() for e in members]))
+
+
 def time_side_by_side(engines: list[Engine], epochs: int) -> float:
-    """Seconds for ``epochs`` epochs of ``engines`` in the lockstep of :func:`run_many` (each epoch queued for every
-    engine in turn, on a GPU each on its own stream), from an idle device to an idle device: the speed of a figure's
-    runs side by side (:ref:`ch-engine`)."""
+    """Seconds for ``epochs`` epochs of ``engines`` in the lockstep of :func:`run_many`
+    (:func:`train_epochs_together`: each epoch queued for every engine in turn, on a GPU each on its own stream, or
+    one Adam for grouped engines), from an idle device to an idle device: the speed of a figure's runs side by side
+    (:ref:`ch-engine`)."""
     epochs = _checks.positive_int(epochs, "epochs")
     engines[0].synchronize()
     t0 = time.perf_counter()
-    for _ in range(epochs):
-        for eng in engines:
-            eng.train_epoch()
+    train_epochs_together(engines, epochs)
     engines[0].synchronize()
     return time.perf_counter() - t0
 
@@ -650,7 +702,8 @@ def run(**params) -> pathlib.Path:
     ``lam_H``, ``lam_backbone``, in the normalization of (4.3)), optimization (``epochs``, ``batch_size``
     an int or ``"full"``, ``lr``, ``lr_milestones``, ``lr_gamma``, ``seed``), execution (``device``
     ``"auto"``/``"cpu"``/``"cuda"``, ``precision`` ``"fp32"``/``"tf32"``/``"bf16"``, ``cuda_graph``
-    ``"auto"``/True/False, ``progress``), recording (``metric_every``, ``divergence_factor``,
+    ``"auto"``/True/False, ``progress``; the opt-in levers ``grouped_adam`` and ``steps_per_graph``, see
+    :data:`nclib.parameters.LEVER_KEYS`), recording (``metric_every``, ``divergence_factor``,
     ``async_metrics`` (``"auto"``: on a GPU the numpy metrics of a metric epoch run in a worker thread
     while training goes on; rows reach history.csv in epoch order as they complete),
     ``out_dir``, ``run_name``, ``overwrite``), calls (``max_train_s``: None, or the seconds after which the
@@ -821,6 +874,8 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
         for d, status in zip(run_dirs, existing):  # only now: parameters data.load or the Engine refuse leave old runs
             if status != "absent":
                 _runs.clear_run_folder(d)
+    if p["grouped_adam"]:
+        group_engines(engines)  # after the load: the group takes over the runs' Adam state
     folders = [_RunFolder(eng, d, started, t_start, names, decays({**shared, **r}, q), code, c)
                for eng, d, r, q, c in zip(engines, run_dirs, runs, plist, checkpoints)]
     active, diverged = list(folders), []
@@ -839,7 +894,10 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
                    mininterval=1.0)
         for epoch in bar:
             lr = lr_at(epoch, p["lr"], p["lr_milestones"], p["lr_gamma"])
-            for folder in active:  # queues the epoch of each run (on a GPU, on its own stream) before waiting
+            if p["grouped_adam"]:  # one Adam for all the runs (a diverged run is stepped on, but not recorded)
+                engines[0].group.set_lr(lr)
+                train_epochs_together(engines)
+            for folder in ([] if p["grouped_adam"] else active):  # queues each run's epoch (a GPU: on its stream)
                 folder.engine.set_lr(lr)
                 folder.engine.train_epoch()
             if epoch % p["metric_every"] == 0 or epoch == p["epochs"]:

@@ -12,7 +12,11 @@
 #    the engine falls back to eager steps where a CUDA graph cannot be captured);
 # 3. runs the engine benchmark for a few seconds at the runs' precision (benchmarks/bench_train.py, also a
 #    figure's three runs one after another against side by side -> $OUT/bench_train_gpu.txt) and in strict
-#    fp32 ($OUT/bench_train_gpu_fp32.txt);
+#    fp32 ($OUT/bench_train_gpu_fp32.txt); then, at the runs' precision, the engine's opt-in levers beside the
+#    plain engine (benchmarks/bench_train.py --levers $LEVERS: steps/s of one run and a figure's runs side by side
+#    per epoch for each; the lines go to the log, the record to $RESULTS_ROOT/gpu/bench_levers_$PRECISION.json,
+#    inside the archive, rewritten after each lever), stopped after 60 s: a lever that fails costs at most
+#    that, and the figures go on;
 # 4. calibrates the engine's speed on the device (scripts/gpu_budget.py) and runs the figures of $FIGURES in
 #    that order through the training notebook (scripts/gpu_run_figure.sh FIG gpu), each with the most epochs
 #    (<= 12,000) that fit its share of the time left: the engine has no wall-time parameter, so the budget is
@@ -48,6 +52,9 @@ PY=${PY:-python3}
 DEVICE=${DEVICE:-auto}
 DATA=${DATA:-.gpu/cifar10_subset_slice.npz}
 PRECISION=${PRECISION:-tf32}
+# the levers' benchmark: BENCH_ARGS where the environment sets them (a CPU test), a few seconds a lever otherwise
+LEVER_ARGS=${LEVER_ARGS:-${BENCH_ARGS:---steps 600 --figure-epochs 20}}
+LEVERS=${LEVERS:-plain grouped_adam=true steps_per_graph=23 grouped_adam=true,steps_per_graph=23}
 BENCH_ARGS=${BENCH_ARGS:---steps 1500 --warmup 50 --figure-epochs 40}
 CALIB_ARGS=${CALIB_ARGS:-}
 TEST_EPOCHS=${TEST_EPOCHS:-}
@@ -103,6 +110,10 @@ main() {
     timeout 120 "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision "$PRECISION" 2>&1; } | tee "$OUT/bench_train_gpu.txt"
   { echo "\$ python benchmarks/bench_train.py $BENCH_ARGS --precision fp32"
     timeout 120 "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision fp32 2>&1; } | tee "$OUT/bench_train_gpu_fp32.txt"
+  local levers_json="${RESULTS_ROOT:-results/figures}/gpu/bench_levers_$PRECISION.json"
+  echo "\$ python benchmarks/bench_train.py $LEVER_ARGS --precision $PRECISION --levers $LEVERS --json $levers_json"
+  timeout --kill-after=5 60 "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
+    --json "$levers_json" 2>&1 || echo "lever benchmark: ended with status $? (124: stopped after 60 s); the runs go on"
   echo "== 4. calibration ($(elapsed) s)"
   timeout 120 "$PY" scripts/gpu_budget.py calibrate --out "$OUT/calibration.json" --device "$DEVICE" \
     --precision "$PRECISION" $CALIB_ARGS || return 1

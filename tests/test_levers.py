@@ -1,0 +1,217 @@
+"""The engine's opt-in speed levers (nclib.step, nclib.train; :ref:`ch-engine`): one Adam step for all the runs
+of a figure (``grouped_adam``) and several steps per CUDA graph (``steps_per_graph``).
+
+On the CPU the grouped runs equal the plain runs number for number (Adam is elementwise per parameter, and the
+CPU's Adam is the same per-parameter loop in both), across a learning-rate step and a stop/resume; several steps
+per graph are refused by name there.  On a GPU (CUDA-only tests) both levers are compared with the plain engine
+bit for bit: the grouped fused Adam runs the per-parameter kernel of the per-run fused Adam over a longer list of
+tensors, and a graph of k steps holds the kernels of k one-step graphs in the same order, so neither changes any
+operation's arithmetic."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nclib import data, step as nstep, train
+
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
+
+# an lr step after epoch 3 and, with metric_every 2, a stop/resume at epochs 2 and 4
+KW = dict(dataset="synthetic", counts=[12, 6, 3], dim=8, width=16, depth=2, epochs=6, batch_size=4, lr=1e-3,
+          lr_milestones=[3], lam_W=1e-3, lam_H=1e-3, metric_every=2, progress=False, device="cpu")
+MEMBERS = [dict(L=1, run_name="L1"), dict(L=3, run_name="L3"), dict(L=6, bias=False, run_name="L6")]
+COLUMNS = [c for c in train.HISTORY_COLUMNS if c != "wall_time"]
+
+
+def _status(path):
+    return json.loads((path / "provenance.json").read_text())["status"]
+
+
+def _assert_same_histories(plain, other):
+    for a, b in zip(plain, other):
+        ha, hb = train.load_history(a), train.load_history(b)
+        assert ha["epoch"].tolist() == hb["epoch"].tolist() == [0, 2, 4, 6]
+        for col in COLUMNS:
+            np.testing.assert_array_equal(ha[col], hb[col], err_msg=f"{b.name}: {col}")
+        np.testing.assert_array_equal(np.loadtxt(a / train.CLASS_ACCURACY, delimiter=",", skiprows=1),
+                                      np.loadtxt(b / train.CLASS_ACCURACY, delimiter=",", skiprows=1))
+
+
+def test_the_levers_are_off_by_default_and_execution_keys():
+    assert train.DEFAULTS["grouped_adam"] is False and train.DEFAULTS["steps_per_graph"] == 1
+    assert {"grouped_adam", "steps_per_graph"} <= set(train.EXECUTION_KEYS)
+    p = train.check_params(**KW)
+    assert p["grouped_adam"] is False and p["steps_per_graph"] == 1
+
+
+def test_grouped_adam_runs_equal_plain_runs_number_for_number(tmp_path):
+    """L = 1, 3, 6 side by side, one Adam for the three against one Adam each, across the lr step after epoch 3."""
+    plain = train.run_many(MEMBERS, out_dir=tmp_path / "plain", **KW)
+    grouped = train.run_many(MEMBERS, out_dir=tmp_path / "grouped", grouped_adam=True, **KW)
+    _assert_same_histories(plain, grouped)
+    for a, b in zip(plain, grouped):
+        pa, pb = (json.loads((p / "provenance.json").read_text()) for p in (a, b))
+        assert pa["steps"] == pb["steps"] == 6 * 5
+        assert json.loads((b / "params.json").read_text())["grouped_adam"] is True
+
+
+@pytest.mark.parametrize("first", [False, True])
+def test_grouped_adam_across_a_stop_and_resume(tmp_path, first):
+    """Stopped at every metric epoch (max_train_s=0) and resumed, switching between the plain and the grouped Adam
+    at each call (execution keys: the checkpoint is each run's own Adam state), the runs equal uninterrupted
+    plain runs."""
+    plain = train.run_many(MEMBERS, out_dir=tmp_path / "plain", **KW)
+    parts = train.run_many(MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, grouped_adam=first, **KW)
+    use, calls = not first, 1
+    while _status(parts[0]) == "stopped":
+        parts = train.run_many(MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, resume=True, grouped_adam=use,
+                               **KW)
+        use, calls = not use, calls + 1
+    assert calls == 3 and [_status(p) for p in parts] == ["finished"] * 3
+    _assert_same_histories(plain, parts)
+
+
+def test_grouped_engines_equal_engines_stepped_alone():
+    """The grouped step's parameters and Adam state (each run's checkpoint) equal those of per-run Adam steps."""
+    p = train.check_params(**KW)
+    ts = data.load("synthetic", counts=p["counts"], dim=p["dim"], seed=p["seed"])
+    alone = [train.Engine(ts, train.check_params(**{**KW, **m})) for m in MEMBERS]
+    grouped = [train.Engine(ts, train.check_params(**{**KW, **m, "grouped_adam": True})) for m in MEMBERS]
+    group = train.group_engines(grouped)
+    train.train_epochs_together(alone, 3)
+    train.train_epochs_together(grouped, 3)
+    assert [e.steps_done for e in grouped] == [15] * 3 and group.note == "off"
+    for a, b in zip(alone, grouped):
+        assert a.take_loss() == b.take_loss()
+        for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+            assert torch.equal(pa, pb)
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa["steps_done"] == sb["steps_done"] == 15
+        for i, st in sa["opt"]["state"].items():
+            for key in ("exp_avg", "exp_avg_sq", "step"):
+                assert torch.equal(torch.as_tensor(st[key]), torch.as_tensor(sb["opt"]["state"][i][key])), (i, key)
+    with pytest.raises(RuntimeError, match="train_epochs_together"):
+        grouped[0].train_epoch()
+    with pytest.raises(ValueError, match="grouped already"):
+        train.group_engines(grouped)
+
+
+def test_grouping_refusals_name_the_argument():
+    p = train.check_params(**KW)
+    ts = data.load("synthetic", counts=p["counts"], dim=p["dim"], seed=p["seed"])
+    with pytest.raises(ValueError, match="engines must"):
+        train.group_engines([train.Engine(ts, p)])  # made without grouped_adam
+    with pytest.raises(ValueError, match="steps must"):
+        nstep.GroupedAdamStep([])
+    a = train.Engine(ts, train.check_params(**{**KW, "grouped_adam": True}))
+    b = train.Engine(ts, train.check_params(**{**KW, "grouped_adam": True, "lr": 2e-3}))
+    with pytest.raises(ValueError, match="steps differ in lr"):
+        nstep.GroupedAdamStep([a.step, b.step])
+    with pytest.raises(ValueError, match="cuda_graph"):
+        nstep.GroupedAdamStep([a.step], cuda_graph="yes")
+
+
+def test_lever_parameters_are_refused_by_name():
+    for bad in (0, -1, 1.5, "2"):
+        with pytest.raises(ValueError, match="steps_per_graph"):
+            train.check_params(**{**KW, "steps_per_graph": bad})
+    for bad in (1, "true", None):
+        with pytest.raises(ValueError, match="grouped_adam"):
+            train.check_params(**{**KW, "grouped_adam": bad})
+    # several steps per graph replay need a CUDA graph: refused on the CPU and with cuda_graph=False
+    with pytest.raises(ValueError, match="steps_per_graph"):
+        train.check_params(**{**KW, "steps_per_graph": 2})
+    with pytest.raises(ValueError, match="steps_per_graph"):
+        train.check_params(**{**KW, "device": "auto", "cuda_graph": False, "steps_per_graph": 4})
+    w = torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match="steps_per_graph"):
+        nstep.AdamStep([w], lambda idx: (w * w).sum(), "cpu", lr=0.1, batch_size=2, steps_per_graph=3)
+
+
+def test_run_steps_equals_one_step_per_batch():
+    """AdamStep.run_steps(batches) takes the steps that run(idx) takes one by one (the path of every epoch)."""
+    X = torch.tensor([[1.0, 2.0], [-1.0, 0.5], [0.3, -0.7], [2.0, 1.0]], dtype=torch.float64)
+
+    def make():
+        w = torch.nn.Parameter(torch.tensor([0.4, -0.3], dtype=torch.float64))
+        return w, nstep.AdamStep([w], lambda idx: ((X[idx] @ w - 1.0) ** 2).sum(), "cpu", lr=0.1, batch_size=2)
+
+    batches = torch.tensor([[0, 1], [2, 3], [1, 3], [0, 2], [3, 0]])
+    (w1, s1), (w2, s2) = make(), make()
+    with s1.training():
+        s1.run_steps(batches)
+    with s2.training():
+        for idx in batches:
+            s2.run(idx)
+    assert torch.equal(w1, w2) and s1.steps_done == s2.steps_done == 5 and s1.take_loss() == s2.take_loss()
+
+
+# ------------------------------------------------------------------------------------------ on a GPU
+
+GPU_KW = dict(KW, device="cuda", counts=[40, 30, 20], width=64, batch_size=8, epochs=6)  # 11 steps per epoch
+
+
+@cuda_only
+@pytest.mark.parametrize("levers", [dict(grouped_adam=True), dict(steps_per_graph=4), dict(steps_per_graph=11),
+                                    dict(grouped_adam=True, steps_per_graph=3)])
+def test_cuda_levers_equal_the_plain_engine_bit_for_bit(tmp_path, levers):
+    """On a GPU the lever runs equal the plain runs bit for bit (every column but the wall time), with a
+    remainder graph where steps_per_graph does not divide the 11 steps of an epoch: the grouped fused Adam is the
+    per-run fused kernel over more tensors, a k-step graph the kernels of k one-step graphs in order."""
+    plain = train.run_many(MEMBERS, out_dir=tmp_path / "plain", **GPU_KW)
+    lever = train.run_many(MEMBERS, out_dir=tmp_path / "lever", **GPU_KW, **levers)
+    _assert_same_histories(plain, lever)
+    for path in lever:
+        note = json.loads((path / "provenance.json").read_text())["cuda_graph"]
+        assert note.startswith("on"), note
+
+
+@cuda_only
+def test_cuda_grouped_adam_across_a_stop_and_resume(tmp_path):
+    plain = train.run_many(MEMBERS, out_dir=tmp_path / "plain", **GPU_KW)
+    parts = train.run_many(MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, grouped_adam=True, **GPU_KW)
+    while _status(parts[0]) == "stopped":
+        parts = train.run_many(MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, resume=True, grouped_adam=True,
+                               steps_per_graph=2, **GPU_KW)
+    _assert_same_histories(plain, parts)
+
+
+@cuda_only
+@pytest.mark.parametrize("precision", ["fp32", "tf32"])
+def test_cuda_paper_width_levers_equal_the_plain_engine(tmp_path, precision):
+    """At the paper's width and batch, the losses and objective of the lever runs equal the plain runs' bit for
+    bit (scripts/gpu_figures.sh runs -k cuda)."""
+    kw = dict(dataset="synthetic", counts=[200, 200, 200], dim=3072, width=2048, depth=6, epochs=4, batch_size=128,
+              lr=1e-4, metric_every=2, progress=False, device="cuda", precision=precision)
+    plain = train.run_many(MEMBERS, out_dir=tmp_path / "plain", **kw)
+    lever = train.run_many(MEMBERS, out_dir=tmp_path / "lever", grouped_adam=True, steps_per_graph=4, **kw)
+    for a, b in zip(plain, lever):
+        ha, hb = train.load_history(a), train.load_history(b)
+        for k in ("loss", "objective", "nc1"):
+            np.testing.assert_array_equal(ha[k], hb[k], err_msg=f"{b.name}: {k}")
+
+
+def test_the_benchmark_measures_each_lever_beside_the_plain_engine(tmp_path, capsys):
+    """benchmarks/bench_train.py --levers: one record with the plain engine and each lever (steps/s of one run,
+    a figure's runs side by side per epoch, whether the runs ended bit for bit as the plain engine's), a lever
+    refused on the CPU recorded with its error and the others measured."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_train", train.ROOT / "benchmarks" / "bench_train.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    path = tmp_path / "levers.json"
+    bench.main(["--device", "cpu", "--width", "16", "--depth", "2", "--steps", "20", "--figure-epochs", "1",
+                "--threads", "1", "--levers", "plain", "grouped_adam=true", "steps_per_graph=4", "--json", str(path)])
+    record = json.loads(path.read_text())
+    assert {"device", "torch", "precision", "commit", "epoch_ms_floor", "levers"} <= set(record)
+    levers = record["levers"]
+    assert list(levers) == ["plain", "grouped_adam=true", "steps_per_graph=4"]
+    for name in ("plain", "grouped_adam=true"):
+        assert levers[name]["steps_per_s"] > 0 and levers[name]["epoch_ms_side_by_side"] > 0
+    assert levers["grouped_adam=true"]["settings"] == {"grouped_adam": True}
+    assert levers["grouped_adam=true"]["same_as_plain"] is True and "same_as_plain" not in levers["plain"]
+    assert "steps_per_graph" in levers["steps_per_graph=4"]["error"]
+    with pytest.raises(SystemExit):
+        bench.main(["--device", "cpu", "--levers", "plain", "--json", "auto"])
