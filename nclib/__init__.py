@@ -5,7 +5,8 @@ Modules: ``imbalance`` (class profiles, Y, Y-bar and its spectrum), ``symbolic``
 ``solvers`` (an independent numerical minimizer), ``metrics`` (NC1-NC3), ``minority`` (minority collapse:
 the decays at which modes die, the unconstrained feature model trained by Adam), ``data``, ``models``,
 ``parameters`` (the training engine's one parameter list), ``step`` (one optimizer step: Adam, CUDA streams
-and graphs), ``train`` (the training engine), ``runs`` (the run-folder contract: names, lock, status,
+and graphs), ``engine`` (one run's training state: data, model, step, metrics), ``train`` (runs: parameters, run
+folders, the command line), ``runs`` (the run-folder contract: names, lock, status,
 checkpoints), ``sweep`` (grids of runs on Dask), ``plotting`` and the package ``figures`` (Figures 1-4
 from committed runs).
 """

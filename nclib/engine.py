@@ -1,0 +1,294 @@
+"""One run's training state (chapter :ref:`ch-engine`): the data on the device, the model and its mini-batch
+objective F_B of (4.3), one optimizer step (:mod:`nclib.step`), and the metrics of a history row; and the
+lockstep in which a figure's runs train side by side.
+
+A mini-batch B (|B| = B, drawn without replacement from a fresh permutation each epoch) uses::
+
+    F_B = 1/(2B) sum_{i in B} ||P h_i + b - y_i||^2 + lam_H N/(2B) sum_{i in B} ||h_i||^2 + sum_j lam_Wj/2 ||W_j||^2
+
+whose expectation over the batch is F of (4.3) exactly.  :mod:`nclib.train` builds engines from validated
+parameters, writes their run folders and re-exports everything here.
+"""
+from __future__ import annotations
+
+import platform
+import time
+
+import torch
+
+from . import _checks, data, models
+from .step import AdamStep, GroupedAdamStep, matmul_precision
+
+
+def lr_at(epoch: int, lr: float, milestones, gamma: float) -> float:
+    """The step schedule: epoch e (1-based) uses lr * gamma^#{m in milestones : e > m}.
+
+    With milestone 6000 this is the reference code's StepLR(step_size=6000): epochs 1..6000 at lr,
+    6001.. at lr * gamma (the schedule of the Section 5 runs, :ref:`ch-engine`).
+    """
+    return lr * gamma ** sum(1 for m in milestones if epoch > m)
+
+
+# --------------------------------------------------------------------------------------------- the engine
+
+class Engine:
+    """One run's training state (:ref:`ch-engine`), top to bottom: the data on the device and the batches, the
+    model and its mini-batch objective F_B, one :class:`nclib.step.AdamStep` (Adam, and on a GPU the run's
+    stream and CUDA graph), and the metrics of a history row.
+
+    ``train_epoch()`` takes one step per batch without host synchronisation; ``evaluate()`` computes the history
+    row on the whole training set.
+    """
+
+    def __init__(self, ts: data.TrainingSet, p: dict):
+        self.p, self.ts = p, ts
+        dev = p["device"]
+        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev)
+        self.is_cuda = self.device.type == "cuda"
+        # the data: the whole training set on the device, batches cut from a permutation drawn there
+        self.N, self.K = ts.N, ts.K
+        self.B = self.N if p["batch_size"] == "full" else p["batch_size"]
+        if self.B > self.N:
+            raise ValueError(f"batch_size {self.B} is larger than the N = {self.N} training samples; use "
+                             f"batch_size='full' or a smaller batch")
+        self.steps_per_epoch = self.N // self.B
+        self.dropped_per_epoch = self.N - self.steps_per_epoch * self.B
+        self.X = torch.as_tensor(ts.x, dtype=torch.float32).to(self.device)
+        self.y = torch.as_tensor(ts.y, dtype=torch.int64).to(self.device)
+        self.Y = torch.nn.functional.one_hot(self.y, self.K).to(torch.float32)
+        self.gen = torch.Generator(device=self.device)
+        self.gen.manual_seed(p["seed"])
+        # the model and the decays of (4.3)
+        self.model = models.build_model(ts.x.shape[1], self.K, p["L"], width=p["width"], depth=p["depth"],
+                                        feature_dim=p["feature_dim"], bias=p["bias"], init=p["init"],
+                                        seed=p["seed"]).to(self.device)
+        self.lam_W = [float(v) for v in _checks.layer_lambdas(p["lam_W"], p["L"], "lam_W", positive=False)]
+        self.lam_H = float(p["lam_H"])
+        self.lam_backbone = float(p["lam_backbone"])
+        self.bf16 = p["precision"] == "bf16"
+        # the step, made last: on a GPU its stream starts after the copies above; with grouped_adam the runs'
+        # steps are taken by one GroupedAdamStep (group_engines), which captures the graphs, so this one stays eager
+        grouped = p["grouped_adam"]
+        self.step = AdamStep(self.model.parameters(), self.batch_objective, self.device,
+                             lr=lr_at(1, p["lr"], p["lr_milestones"], p["lr_gamma"]), batch_size=self.B,
+                             tf32=p["precision"] == "tf32", cuda_graph=False if grouped else p["cuda_graph"],
+                             steps_per_graph=1 if grouped else p["steps_per_graph"])
+        #: The GroupedAdamStep that steps this run with others (grouped_adam), once group_engines made it.
+        self.group: GroupedAdamStep | None = None
+
+    @property
+    def device_name(self) -> str:
+        """The device as run folders name it: the GPU's name, else the CPU's (provenance, and what resume checks)."""
+        return torch.cuda.get_device_name(self.device) if self.is_cuda else (platform.processor() or "cpu")
+
+    # -- the data -------------------------------------------------------------------------------------
+    def batches(self) -> torch.Tensor:
+        """This epoch's batches: a (steps_per_epoch, B) index tensor from a permutation made on the device."""
+        perm = torch.randperm(self.N, device=self.device, generator=self.gen)
+        return perm[: self.steps_per_epoch * self.B].view(self.steps_per_epoch, self.B)
+
+    # -- the objective ------------------------------------------------------------------------------
+    def batch_objective(self, idx: torch.Tensor) -> torch.Tensor:
+        """F_B of the module docstring for the rows ``idx`` (equals (4.3) when idx is all N rows)."""
+        x, yb = self.X[idx], self.Y[idx]
+        B = idx.shape[0]
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16,
+                            cache_enabled=False):
+            logits, h = self.model(x)
+        logits, h = logits.float(), h.float()
+        loss = ((logits - yb) ** 2).sum() / (2 * B)
+        loss = loss + (self.lam_H * self.N / (2 * B)) * (h * h).sum()
+        for lam, W in zip(self.lam_W, self.model.head_weights()):
+            if lam:
+                loss = loss + (lam / 2) * (W * W).sum()
+        if self.lam_backbone:
+            loss = loss + (self.lam_backbone / 2) * sum((W * W).sum() for W in self.model.backbone_weights())
+        return loss
+
+    # -- training: the step on every batch ----------------------------------------------------------------
+    def train_epoch(self) -> None:
+        """One epoch: a step on F_B for each batch of :meth:`batches`, without host synchronisation
+        (:ref:`ch-engine`)."""
+        if self.group is not None:
+            raise RuntimeError("this run is stepped with others by one Adam (grouped_adam): train_epochs_together")
+        with self.step.training():
+            self.step.run_steps(self.batches())
+
+    def train_steps(self, n: int) -> None:
+        """``n`` steps of the same path as training, ending with a device synchronisation (benchmarks)."""
+        if self.group is not None:
+            raise RuntimeError("this run is stepped with others by one Adam (grouped_adam): train_epochs_together")
+        with self.step.training():
+            done = 0
+            while done < n:
+                batches = self.batches()[: n - done]
+                self.step.run_steps(batches)
+                done += len(batches)
+        self.step.synchronize()
+
+    # The step's state as the run folder and the schedule read and set it.
+    @property
+    def steps_done(self) -> int:
+        return self.step.steps_done
+
+    @property
+    def current_lr(self) -> float:
+        return self.step.lr
+
+    @property
+    def graph_note(self) -> str:
+        return self.step.note if self.group is None else self.group.note
+
+    @property
+    def fused(self) -> bool:
+        return self.step.fused
+
+    @property
+    def allow_tf32(self) -> bool:
+        return self.step.tf32
+
+    def set_lr(self, lr: float) -> None:
+        """Set the learning rate of the next steps (the schedule :func:`lr_at`), :meth:`nclib.step.AdamStep.set_lr`."""
+        self.step.set_lr(lr)
+
+    def take_loss(self) -> float:
+        """Mean batch objective since the last call (one host synchronisation); NaN if no step was taken."""
+        return self.step.take_loss()
+
+    def synchronize(self) -> None:
+        """Wait until the device has done everything queued so far (a no-op on the CPU; timings)."""
+        self.step.synchronize()
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """What a stopped run needs to continue exactly (``max_train_s``, ``resume``): the model, Adam's state,
+        the batch generator's state and the steps taken.  Taken at a metric epoch, when no loss is pending."""
+        step = self.step.state_dict()  # refuses pending steps, waits for the device
+        return {"model": self.model.state_dict(), "opt": step["opt"], "gen": self.gen.get_state().cpu(),
+                "steps_done": step["steps_done"]}
+
+    def load_state_dict(self, state: dict, lr: float) -> None:
+        """Continue from :meth:`state_dict` of a run with the same parameters, at learning rate ``lr`` (the
+        schedule's rate of the next epoch).  Called before any step, so a CUDA graph is captured after it."""
+        if self.step.started:
+            raise RuntimeError("load_state_dict must come before the run's first step")
+        self.model.load_state_dict(state["model"])
+        self.gen.set_state(state["gen"].cpu())
+        self.step.load_state_dict(state, lr)  # last: on a GPU the run's stream waits for the copies above
+
+    # -- metrics --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def features(self) -> torch.Tensor:
+        """H^T: the (N, d) float32 features of the whole training set, computed in full fp32."""
+        with self.step.on_stream(), matmul_precision(False):
+            chunks = [self.model.features(self.X[i:i + 4096]) for i in range(0, self.N, 4096)]
+            return torch.cat(chunks).float()
+
+    @torch.no_grad()
+    def evaluate_device(self) -> tuple[dict, dict | None]:
+        """The device half of a history row: ``objective`` ((4.3) in float64 on the device) and the arrays
+        the host metrics need (None when the network holds NaN/inf)."""
+        with self.step.on_stream():
+            Ht = self.features()
+            with matmul_precision(False):
+                logits = self.model.classify(Ht)
+            Hd = Ht.double()
+            Ws = [W.detach().double() for W in self.model.head_weights()]
+            P = Ws[0]
+            for W in Ws[1:]:
+                P = W @ P
+            R = Hd @ P.T - self.Y.double()
+            b = self.model.head_bias()
+            if b is not None:
+                R = R + b.detach().double()
+            obj = (R * R).sum() / (2 * self.N) + self.lam_H / 2 * (Hd * Hd).sum()
+            obj = obj + sum(lam / 2 * (W * W).sum() for lam, W in zip(self.lam_W, Ws))
+            if self.lam_backbone:
+                obj = obj + self.lam_backbone / 2 * sum((W.double() ** 2).sum() for W in self.model.backbone_weights())
+            finite = bool(torch.isfinite(Hd).all().item()) and bool(torch.isfinite(logits).all().item()) and all(
+                bool(torch.isfinite(W).all().item()) for W in Ws)
+            row = {"objective": float(obj.item())}
+            if not finite:
+                return row, None
+            payload = {"H": Hd.cpu().numpy(), "logits": logits.double().cpu().numpy(),
+                       "Ws": [W.cpu().numpy() for W in Ws],
+                       "b": None if b is None else b.detach().double().cpu().numpy()}
+            return row, payload
+
+    def host_metrics(self, payload: dict | None) -> dict:
+        """The host half: ``nc1``..``nc3`` from ``nclib.metrics.collapse_metrics`` with the run's own
+        lambdas (NaN for NC2/NC3 when a decay is 0: Theorem 4.3 has no target then), ``train_acc``,
+        ``bias_error`` (NaN without bias), ``global_mean_norm`` and ``class_acc`` (the accuracy of each class,
+        :func:`nclib.metrics.class_accuracy`) from ``nclib.metrics``; all NaN when ``payload`` is None.  Pure
+        numpy on copies, so it may run in a worker thread."""
+        from . import metrics
+
+        keys = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc", "bias_error", "global_mean_norm")
+        if payload is None:
+            return {**{k: float("nan") for k in keys}, "class_acc": [float("nan")] * self.K}
+        Hn, y = payload["H"], self.ts.y
+        row = {"train_acc": metrics.accuracy(payload["logits"], y), "global_mean_norm": metrics.global_mean_norm(Hn),
+               "class_acc": metrics.class_accuracy(payload["logits"], y, self.K).tolist(),
+               "bias_error": float("nan") if payload["b"] is None else metrics.bias_error(payload["b"], y)}
+        if min(self.lam_W) > 0 and self.lam_H > 0:
+            lam_W = self.lam_W[0] if len(set(self.lam_W)) == 1 else self.lam_W
+            m = metrics.collapse_metrics(Hn, y, payload["Ws"], lam_W, self.lam_H, bias=self.p["bias"])
+            row.update({k: float(m[k]) for k in ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3")})
+        else:
+            row["nc1"] = metrics.nc1(Hn, y, num_classes=self.K)
+            row.update({k: float("nan") for k in ("nc2_w", "nc2_h", "nc2_wh", "nc3")})
+        return row
+
+    def evaluate(self) -> dict:
+        """One history row (except epoch, lr, loss, wall time) on the whole training set:
+        :meth:`evaluate_device` then :meth:`host_metrics`."""
+        row, payload = self.evaluate_device()
+        return {**row, **self.host_metrics(payload)}
+
+
+def group_engines(engines: list[Engine]) -> GroupedAdamStep:
+    """One :class:`nclib.step.GroupedAdamStep` for the runs of ``engines`` (made with ``grouped_adam=True`` and one
+    schedule, batch size and step count): one Adam step over all their parameters per batch, with their
+    ``cuda_graph`` and ``steps_per_graph`` (:ref:`ch-engine`'s first lever).  Made after any checkpoint is loaded
+    into the engines; from then on :func:`train_epochs_together` trains them."""
+    engines = list(engines)
+    if not engines or not all(isinstance(e, Engine) and e.p["grouped_adam"] for e in engines):
+        raise ValueError("engines must be a non-empty list of Engines made with grouped_adam=True")
+    if any(e.group is not None for e in engines):
+        raise ValueError("engines must not be grouped already")
+    p = engines[0].p
+    group = GroupedAdamStep([e.step for e in engines], cuda_graph=p["cuda_graph"], steps_per_graph=p["steps_per_graph"])
+    for e in engines:
+        e.group = group
+    return group
+
+
+def train_epochs_together(engines: list[Engine], epochs: int = 1) -> None:
+    """``epochs`` epochs of every engine in the lockstep of :func:`run_many`: each epoch queued for every engine in
+    turn (on a GPU each on its own stream), or, for engines grouped by :func:`group_engines`, one step of all of
+    them per batch (each run's own batches, one Adam); no host synchronisation (:ref:`ch-engine`)."""
+    epochs = _checks.positive_int(epochs, "epochs")
+    groups = {id(e.group): e.group for e in engines if e.group is not None}
+    for _ in range(epochs):
+        for eng in engines:
+            if eng.group is None:
+                eng.train_epoch()
+        for group in groups.values():
+            members = [e for e in engines if e.group is group]
+            if [e.step for e in members] != group.members:
+                raise ValueError("a group's engines are trained all together or not at all")
+            with group.training():
+                group.run_steps(torch.stack([e.batches() for e in members]))
+
+
+def time_side_by_side(engines: list[Engine], epochs: int) -> float:
+    """Seconds for ``epochs`` epochs of ``engines`` in the lockstep of :func:`run_many`
+    (:func:`train_epochs_together`: each epoch queued for every engine in turn, on a GPU each on its own stream, or
+    one Adam for grouped engines), from an idle device to an idle device: the speed of a figure's runs side by side
+    (:ref:`ch-engine`)."""
+    epochs = _checks.positive_int(epochs, "epochs")
+    engines[0].synchronize()
+    t0 = time.perf_counter()
+    train_epochs_together(engines, epochs)
+    engines[0].synchronize()
+    return time.perf_counter() - t0
