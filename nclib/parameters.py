@@ -9,6 +9,17 @@ from __future__ import annotations
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 
+
+def parse_scalar(text: str):
+    """A parameter's value written as text (the command lines of :mod:`nclib.train` and :mod:`nclib.sweep`): an
+    int, else a float, else ``true``/``false``/``none`` (any case) as True/False/None, else the text itself."""
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
 #: Documented defaults (``../shared/paper/README.md``: the closest public code, Dang et al. 2023, and Section 5).
 DEFAULTS: dict = dict(
     dataset="cifar10", data_path=None, counts=None, class_order="reference", selection="random",

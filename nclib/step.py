@@ -425,14 +425,7 @@ class GroupedAdamStep(AdamStep):
         lr = _checks.positive_float(lr, "lr")
         for s in self.members:
             s.set_lr(lr)
-        if lr != self.lr:
-            with self.on_stream():
-                for g in self.opt.param_groups:
-                    if torch.is_tensor(g["lr"]):
-                        g["lr"].fill_(lr)
-                    else:
-                        g["lr"] = lr
-            self.lr = lr
+        super().set_lr(lr)  # the rate of the one Adam that steps them
 
     def take_loss(self) -> float:
         raise RuntimeError("each run reads its own loss: call take_loss on the runs' AdamStep objects")

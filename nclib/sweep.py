@@ -74,6 +74,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from . import parameters
 from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RunExists, RunFolderBusy, atomic_write_text, check_run_name,
                    load_class_accuracy, load_run, plan_runs, run_status)
 
@@ -106,12 +107,7 @@ def parse_value(text: str):
     if text.startswith("[") and text.endswith("]"):
         inner = text[1:-1].strip()
         return [] if not inner else [parse_value(t) for t in _split_top(inner, "value " + repr(text))]
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+    return parameters.parse_scalar(text)
 
 
 def _split_top(text: str, what: str) -> list[str]:

@@ -71,7 +71,7 @@ from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, Checkp
                    ResumeRefused, RunExists, RunFolderBusy, atomic_write_text, load_class_accuracy, load_history,
                    load_run, run_status)
 from .parameters import (DEFAULTS, EXECUTION_KEYS, LEVER_KEYS, NOTEBOOK_PARAMETERS,  # noqa: F401
-                         PRECISIONS)
+                         PRECISIONS, parse_scalar)
 from .engine import (Engine, group_engines, lr_at, time_side_by_side,  # noqa: F401 (re-exported)
                      train_epochs_together)
 from .ufm import REFERENCE_DECAY, from_reference_decay, reference_decay  # noqa: F401 (re-exported)
@@ -683,12 +683,7 @@ def _parse_value(text: str, key: str | None = None):
     """A command-line value: text for :data:`_TEXT_KEYS`, otherwise an int, a float, true/false/none, or text."""
     if key in _TEXT_KEYS:
         return None if text.lower() == "none" else text
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+    return parse_scalar(text)
 
 
 _EPILOG = """output: one run folder per L, <out-dir>/<run name>, holding params.json, history.csv,
