@@ -21,8 +21,11 @@ Command line::
 
 ``--grid NAME=V1,V2,...`` and ``--set NAME=VALUE`` take any parameter of :data:`nclib.train.DEFAULTS`; a value
 is an integer, a float, ``true``/``false``/``none``, a list in brackets (``--set counts=[500,100,20]``,
-``--grid lr_milestones=[100],[100,150]``) or else a string.  ``--summary-only`` rewrites the table from the run
-folders.  The command prints the table's main columns and exits with status 1 when a run failed (an error;
+``--grid lr_milestones=[100],[100,150]``) or else a string.  ``--tie NAME=GRIDNAME`` gives the parameter NAME
+the value of the grid parameter GRIDNAME at every point (``--grid lam_W=1e-3,1e-2 --tie lam_H=lam_W`` sweeps the two
+decays together, lam_W = lam_H; from Python ``tie={"lam_H": "lam_W"}``): the run folder is named after the grid
+values alone (``lam_W-0.001``) and the table has a column for the tied parameter too.  ``--summary-only`` rewrites
+the table from the run folders.  The command prints the table's main columns and exits with status 1 when a run failed (an error;
 a divergence is a result, status 0).
 
 Where the runs go:
@@ -173,6 +176,18 @@ def parse_fixed(items) -> dict:
     return fixed
 
 
+def parse_tie(items) -> dict:
+    """``["lam_H=lam_W"]`` (the ``--tie`` arguments) -> ``{"lam_H": "lam_W"}``: each tied parameter and the grid
+    parameter whose value it takes; ValueError naming the argument for a missing '=' or a name given twice."""
+    tie: dict = {}
+    for item in items:
+        name, text = _name_and_text(item, "--tie")
+        if name in tie:
+            raise ValueError(f"--tie {name}: given twice")
+        tie[name] = text.strip()
+    return tie
+
+
 def _plain(v):
     """A value as JSON has it: numpy scalars and arrays (``np.logspace(-4, -1, 4)``) as Python numbers and lists."""
     if isinstance(v, np.ndarray):
@@ -211,15 +226,46 @@ def _check_names(grid: dict, fixed: dict) -> None:
             raise ValueError(f"grid[{k!r}] must be a non-empty list of values, got {values!r}")
 
 
-def expand_grid(grid: dict) -> list[dict]:
+def _check_tie(tie, grid: dict, fixed: dict) -> dict:
+    """``tie`` (tied parameter -> grid parameter) checked against the grid and the fixed parameters: a tied
+    parameter is a parameter of the run that neither the grid nor ``fixed`` sets, tied to a parameter of the grid."""
+    from .train import DEFAULTS, EXECUTION_KEYS
+
+    if tie is None:
+        return {}
+    if not isinstance(tie, dict):
+        raise ValueError(f"tie must be a dict of parameter -> grid parameter, got {type(tie).__name__}")
+    for name, to in tie.items():
+        if name not in DEFAULTS:
+            raise ValueError(f"tie: unknown parameter {name!r}; the parameters of nclib.train.run are "
+                             f"{sorted(DEFAULTS)}")
+        if name in SWEEP_KEYS or name in EXECUTION_KEYS:
+            raise ValueError(f"tie[{name!r}]: {name} says how a call trains or is set by the sweep itself; it "
+                             f"cannot follow a grid parameter")
+        if name in grid:
+            raise ValueError(f"tie[{name!r}]: {name} is also in the grid (a tied parameter takes the values of "
+                             f"another)")
+        if name in fixed:
+            raise ValueError(f"tie[{name!r}]: {name} is also fixed (a tied parameter takes the values of a grid "
+                             f"parameter)")
+        if not isinstance(to, str) or to not in grid:
+            raise ValueError(f"tie[{name!r}] = {to!r}: not a parameter of the grid {sorted(grid)}")
+    return dict(tie)
+
+
+def expand_grid(grid: dict, tie: dict | None = None) -> list[dict]:
     """Every point of ``grid`` (parameter -> list of values): the cartesian product, parameters in the order of
     :data:`nclib.train.DEFAULTS`, values in the order given (the last parameter varies fastest); ``{}`` has one
-    point, ``{}``."""
+    point, ``{}``.  ``tie`` (parameter -> grid parameter, e.g. ``{"lam_H": "lam_W"}``) adds each tied parameter
+    to every point with the value of the grid parameter it follows (:ref:`ch-sweeps`)."""
     from .train import DEFAULTS
 
     _check_names(grid, {})
+    tie = _check_tie(tie, grid, {})
     keys = [k for k in DEFAULTS if k in grid]
-    return [dict(zip(keys, combo)) for combo in itertools.product(*([_plain(v) for v in grid[k]] for k in keys))]
+    points = [dict(zip(keys, combo)) for combo in itertools.product(*([_plain(v) for v in grid[k]] for k in keys))]
+    order = [k for k in DEFAULTS if k in grid or k in tie]
+    return [{k: point[k] if k in point else point[tie[k]] for k in order} for point in points]
 
 
 def _value_text(v) -> str:
@@ -256,9 +302,11 @@ def _normalized(p: dict) -> dict:
     return json.loads(json.dumps(p, default=str))
 
 
-def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False) -> list[dict]:
+def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dict | None = None) -> list[dict]:
     """The checked parameters of every run of the sweep (:func:`nclib.train.check_params` of fixed + point,
-    with ``out_dir`` and the point's run name), in grid order; nothing is written.  ValueError naming the
+    with ``out_dir`` and the point's run name), in grid order; nothing is written.  ``tie``: parameters that take
+    the value of a grid parameter at every point (:func:`expand_grid`); the run name is made from the grid
+    values alone.  ValueError naming the
     parameter when a point is refused, two points are the same run, or an existing run folder holds a run
     with other parameters.  ``remote``: the runs train on other machines, so ``device="cuda"`` is accepted
     where this machine has no GPU (the workers check it again)."""
@@ -266,13 +314,14 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False) -> list[
 
     fixed = {} if fixed is None else fixed
     _check_names(grid, fixed)
+    tie = _check_tie(tie, grid, fixed)
     fixed = {k: _plain(v) for k, v in fixed.items()}
     if out_dir is None:
         raise ValueError("out_dir must be a folder for the run folders and sweep.csv, got None")
     out_dir = pathlib.Path(out_dir).resolve()
     planned, seen = [], {}
-    for point in expand_grid(grid):
-        name = run_name_for(point)
+    for point in expand_grid(grid, tie):
+        name = run_name_for({k: v for k, v in point.items() if k not in tie})
         q = {**fixed, **point, "out_dir": str(out_dir), "run_name": name, "progress": False}
         dev = str(q.get("device", "auto"))
         try:
@@ -392,7 +441,7 @@ def _client(scheduler, workers, worker_resources):
 
 
 def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int | None = None, scheduler=None,
-              resources: dict | None = None, progress: bool = True) -> pd.DataFrame:
+              resources: dict | None = None, progress: bool = True, tie: dict | None = None) -> pd.DataFrame:
     """Train every point of ``grid`` (parameter -> list of values) with the parameters ``fixed`` (parameter ->
     value) on Dask, one run folder each under ``out_dir``, and return the sweep's table (also written to
     ``out_dir/sweep.csv``, :func:`summary`).  The sweeps of :ref:`ch-sweeps`: objective (4.3) trained by
@@ -404,7 +453,10 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     ``scheduler``: None (a LocalCluster of ``workers`` processes, default one per core, one thread each), a
     scheduler address ``"tcp://HOST:8786"`` or a dask cluster object (dask-jobqueue's ``SLURMCluster``...).
     ``resources``: the Dask resources each run asks for (default ``{"GPU": 1}`` for a run with
-    ``device="cuda..."``, none otherwise).  ``progress``: a tqdm bar over the finished runs."""
+    ``device="cuda..."``, none otherwise).  ``progress``: a tqdm bar over the finished runs.  ``tie``: parameters
+    that take the value of a grid parameter at every point, ``{"lam_H": "lam_W"}`` for lam_H = lam_W (each must be a
+    parameter of the run set neither by the grid nor by ``fixed``, and follow a parameter of the grid); the run
+    folders are named after the grid values and the table has a column for each tied parameter."""
     if not isinstance(progress, bool):
         raise ValueError(f"progress must be True or False, got {progress!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -416,14 +468,15 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
             isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
             for k, v in resources.items())):
         raise ValueError(f"resources must be a dict of resource name -> positive amount, got {resources!r}")
-    planned = plan(grid, fixed, out_dir, remote=scheduler is not None)
+    planned = plan(grid, fixed, out_dir, remote=scheduler is not None, tie=tie)
+    tie = dict(tie or {})
     grid = {k: [_plain(v) for v in values] for k, values in grid.items()}
     fixed = {k: _plain(v) for k, v in (fixed or {}).items()}
     out_dir = pathlib.Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     with _lock(out_dir):
         manifest = _read_manifest(out_dir)
-        manifest.update(format=1, grid=grid, fixed=fixed)
+        manifest.update(format=1, grid=grid, fixed=fixed, tie=tie)
         manifest.setdefault("errors", {})
         for item in planned:
             manifest["runs"][item["params"]["run_name"]] = item["point"]
@@ -562,6 +615,8 @@ def main(argv=None) -> pd.DataFrame:
                     help="a parameter of nclib.train.run and its values (repeat for more parameters)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="fixed",
                     help="a parameter of nclib.train.run fixed for every run (repeatable)")
+    ap.add_argument("--tie", action="append", default=[], metavar="NAME=GRIDNAME",
+                    help="a parameter that takes the value of a grid parameter at every point (lam_H=lam_W)")
     ap.add_argument("--out-dir", required=True, help="the folder of the run folders and sweep.csv")
     ap.add_argument("--workers", type=int, default=None, help="local cluster size (default: one per core)")
     ap.add_argument("--scheduler", default=None, help="address of a running Dask scheduler, tcp://HOST:8786")
@@ -584,7 +639,8 @@ def main(argv=None) -> pd.DataFrame:
                         raise ValueError(f"--resources {name}: a positive amount expected, got {text!r}")
                     res[name] = value
             df = run_sweep(parse_grid(ns.grid), parse_fixed(ns.fixed), ns.out_dir, workers=ns.workers,
-                           scheduler=ns.scheduler, resources=res, progress=not ns.no_progress)
+                           scheduler=ns.scheduler, resources=res, progress=not ns.no_progress,
+                           tie=parse_tie(ns.tie))
     except ValueError as exc:
         ap.error(str(exc))
     view = df[[c for c in ("run_name", "status", "epoch", "final_objective", "final_train_acc", "final_nc1",

@@ -1,12 +1,13 @@
 """Make the committed runs of the chapter "Minority collapse: theory against training" (book/minority).
 
-    python scripts/minority_runs.py mlp    # the 6-layer MLP on the CIFAR-10 subset, one run folder per decay
+    python scripts/minority_runs.py mlp    # the 6-layer MLP on the CIFAR-10 subset: one nclib.sweep per head depth L
     python scripts/minority_runs.py ufm --profile cifar10         # the UFM trained by Adam: ufm-cifar10.csv
     python scripts/minority_runs.py ufm --profile emnist-letters  # ufm-emnist-letters.csv
 
 Both write under results/minority/ (see its README.md for the exact commands and settings).  The MLP runs are a
-plain loop of nclib.train.run over the decays, one run folder named after (L, decay) each, so that a sweep grid
-over (L, lam) maps onto them one to one.  Run with OMP_NUM_THREADS=1.
+sweep of nclib.sweep for each head depth L (the grids of decays differ), over lam_W with lam_H tied to it
+(lam_W = lam_H), on a local Dask cluster of two single-threaded workers, into one folder: a run folder
+``L-{L}_lam_W-{lambda}`` per point and the table sweep.csv of all of them.  Run with OMP_NUM_THREADS=1.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ DATA_PATH = "/work/shared/data/cifar10_subset.npz"
 #: The CPU scale of the MLP runs: the CIFAR-10 profile's counts divided by 10 (N = 300), width 128, full batch.
 MLP = dict(dataset="cifar10", width=128, depth=6, bias=True,
            epochs=1000, batch_size="full", lr=1e-3, lr_milestones=(700,), lr_gamma=0.1, metric_every=100,
-           seed=0, device="cpu", progress=False)
+           seed=0, device="cpu")
 #: The decays of the MLP runs: for each head depth L, a log grid across the thresholds of the scaled profile.
 MLP_DECAYS = {1: np.geomspace(0.006, 0.03, 8), 3: np.geomspace(0.004, 0.02, 5)}
 #: The divisor of the paper's class counts for the CPU runs (MLP and UFM).
@@ -39,22 +40,21 @@ def mlp_counts() -> list[int]:
     return (data.preset_counts("cifar10") // SCALE).tolist()
 
 
-def mlp_run_name(L: int, lam: float) -> str:
-    return f"L{L}-lam{lam:.4g}"
+#: Local Dask workers of the MLP sweeps (one thread each).
+MLP_WORKERS = 2
 
 
-def run_mlp(out_dir: pathlib.Path, data_path: str = DATA_PATH) -> None:
-    from nclib import train
+def run_mlp(out_dir: pathlib.Path, data_path: str = DATA_PATH, workers: int = MLP_WORKERS) -> None:
+    """One sweep per head depth L over lam_W (4 significant digits) with lam_H tied to it; a rerun keeps the
+    finished runs (nclib.sweep)."""
+    from nclib import sweep
     for L, lams in MLP_DECAYS.items():
-        for lam in lams:
-            lam = float(f"{lam:.4g}")
-            name = mlp_run_name(L, lam)
-            if (out_dir / name / "history.csv").is_file():
-                print("exists", name, flush=True)
-                continue
-            t0 = time.time()
-            train.run(**MLP, data_path=data_path, counts=mlp_counts(), L=L, lam_W=lam, lam_H=lam, out_dir=str(out_dir), run_name=name)
-            print(f"{name}: {time.time() - t0:.1f} s", flush=True)
+        t0 = time.time()
+        table = sweep.run_sweep({"L": [L], "lam_W": [float(f"{lam:.4g}") for lam in lams]},
+                                {**MLP, "data_path": data_path, "counts": mlp_counts()}, out_dir, workers=workers,
+                                tie={"lam_H": "lam_W"}, progress=False)
+        print(table[["run_name", "status", "final_objective", "final_train_acc", "train_time_s"]].to_string(index=False))
+        print(f"L = {L}: {time.time() - t0:.1f} s", flush=True)
 
 
 #: The UFM sweep: profiles scaled by 1/SCALE, L, bias, decays relative to the thresholds, seeds.
@@ -111,10 +111,11 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", choices=tuple(imbalance.PROFILES), default="cifar10",
                     help="the class profile of the UFM sweep (one csv each)")
     ap.add_argument("--data-path", default=DATA_PATH, help="the CIFAR-10 .npz or torchvision root of the MLP runs")
+    ap.add_argument("--workers", type=int, default=MLP_WORKERS, help="local Dask workers of the MLP sweeps")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     if args.what == "mlp":
-        run_mlp(OUT / "mlp-cifar10", args.data_path)
+        run_mlp(OUT / "mlp-cifar10", args.data_path, args.workers)
     else:
         run_ufm(args.profile, OUT / f"ufm-{args.profile}.csv")
     return 0

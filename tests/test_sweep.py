@@ -117,6 +117,39 @@ def test_the_command_line_refuses_by_name(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_tied_parameters_follow_their_grid_parameter_and_stay_out_of_the_names():
+    assert sweep.parse_tie(["lam_H=lam_W"]) == {"lam_H": "lam_W"}
+    points = sweep.expand_grid({"lam_W": [1e-3, 1e-2], "L": [1, 3]}, {"lam_H": "lam_W"})
+    assert points == [{"L": L, "lam_W": lam, "lam_H": lam} for L in (1, 3) for lam in (1e-3, 1e-2)]
+    planned = sweep.plan({"lam_W": [1e-3, 1e-2], "L": [1, 3]}, {k: v for k, v in TINY.items() if k != "lam_H"},
+                         "/tmp/out", tie={"lam_H": "lam_W"})
+    assert [q["params"]["run_name"] for q in planned] == ["L-1_lam_W-0.001", "L-1_lam_W-0.01",
+                                                         "L-3_lam_W-0.001", "L-3_lam_W-0.01"]
+    assert [q["params"]["lam_H"] for q in planned] == [q["params"]["lam_W"] for q in planned] == [1e-3, 1e-2] * 2
+
+
+@pytest.mark.parametrize("tie, fixed, name", [
+    ({"lam_h": "lam_W"}, {}, "lam_h"),                    # unknown tied parameter
+    ({"lam_H": "lam_w"}, {}, "lam_w"),                    # tied to a parameter not in the grid
+    ({"lam_H": "lr"}, {}, "lr"),                          # lr is fixed, not in the grid
+    ({"seed": "lam_W"}, {}, "seed"),                      # the tied parameter is also in the grid
+    ({"lam_H": "lam_W"}, {"lam_H": 1e-3}, "lam_H"),       # the tied parameter is also fixed
+    ({"max_train_s": "lam_W"}, {}, "max_train_s"),        # how a call trains
+    ({"run_name": "lam_W"}, {}, "run_name"),              # set by the sweep
+    (["lam_H", "lam_W"], {}, "tie"),                      # not a dict
+])
+def test_bad_ties_are_refused_by_name_and_write_nothing(tmp_path, tie, fixed, name):
+    out = tmp_path / "out"
+    base = {k: v for k, v in TINY.items() if k != "lam_H"}
+    with pytest.raises(ValueError, match=re.escape(name)):
+        sweep.run_sweep({"lam_W": [1e-3, 1e-2], "seed": [0]}, {**base, **fixed}, out, progress=False, tie=tie)
+    assert not out.exists()
+    with pytest.raises(ValueError, match=re.escape("--tie lam_H")):
+        sweep.parse_tie(["lam_H"])
+    with pytest.raises(ValueError, match=re.escape("--tie lam_H")):
+        sweep.parse_tie(["lam_H=lam_W", "lam_H=lr"])
+
+
 def test_cuda_points_are_checked_for_the_workers_of_a_cluster(tmp_path):
     """With a scheduler the runs train elsewhere: device="cuda" passes the check on a machine without a GPU
     (the workers check it again), and each such run asks for the resource GPU=1."""
@@ -175,6 +208,33 @@ def test_sweep_writes_one_folder_per_point_and_the_table(scheduler, tmp_path):
     rebuilt = sweep.main(["--summary-only", "--out-dir", str(tmp_path)])
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / sweep.SUMMARY), table)
     pd.testing.assert_frame_equal(rebuilt, df)
+
+
+def test_a_tied_sweep_from_the_command_line_names_folders_by_the_grid(scheduler, tmp_path, capsys):
+    """--grid lam_W=... --tie lam_H=lam_W: one folder per decay, named after lam_W alone, each run trained with
+    lam_H = lam_W (the same history as a run given both), and both decays in the table."""
+    sets = ["dataset=synthetic", "counts=[6,3,2]", "dim=4", "width=16", "depth=1", "epochs=4", "batch_size=full",
+            "metric_every=2", "device=cpu", "lr=0.01"]
+    df = sweep.main(["--grid", "lam_W=1e-3,1e-1", "--tie", "lam_H=lam_W", *sum((["--set", s] for s in sets), []),
+                     "--scheduler", scheduler, "--out-dir", str(tmp_path / "tied"), "--no-progress"])
+    capsys.readouterr()
+    assert sorted(d.name for d in (tmp_path / "tied").iterdir() if d.is_dir()) == ["lam_W-0.001", "lam_W-0.1"]
+    table = sweep.load_summary(tmp_path / "tied")
+    assert table["run_name"].tolist() == df["run_name"].tolist() == ["lam_W-0.001", "lam_W-0.1"]
+    assert table["lam_W"].tolist() == table["lam_H"].tolist() == [1e-3, 1e-1]
+    assert list(table.columns[3:5]) == ["lam_W", "lam_H"]  # the tied decay is a grid column of the table
+    assert (table["status"] == "finished").all()
+    for _, row in table.iterrows():
+        params, hist, _ = runs.load_run(tmp_path / "tied" / row["run_name"])
+        assert params["lam_W"] == params["lam_H"] == row["lam_W"]
+        assert row["final_objective"] == pytest.approx(hist["objective"][-1], rel=1e-12, abs=0)
+    base = {k: v for k, v in TINY.items() if k != "lam_H"}
+    train.run(**base, lam_W=1e-1, lam_H=1e-1, out_dir=tmp_path / "plain", run_name="both", progress=False)
+    _, plain, _ = runs.load_run(tmp_path / "plain" / "both")
+    _, tied, _ = runs.load_run(tmp_path / "tied" / "lam_W-0.1")
+    for col in plain:
+        if col != "wall_time":
+            np.testing.assert_array_equal(tied[col], plain[col], err_msg=col)
 
 
 def test_a_stopped_run_is_resumed_and_equals_an_uninterrupted_one(scheduler, tmp_path):
