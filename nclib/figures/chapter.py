@@ -45,6 +45,11 @@ def _comma(values) -> str:
     return ", ".join(str(v) for v in values)
 
 
+def _order_label(class_order: str) -> str:
+    """How a settings table names a run's class order: ``"reference"`` is the order of Dang et al. (2023)."""
+    return "as in Dang et al." if class_order == "reference" else f"order: {class_order}"
+
+
 def _epoch(epoch) -> str:
     """A recorded epoch for a table cell or glue, "never" when there is none (None)."""
     return "never" if epoch is None else str(epoch)
@@ -100,13 +105,13 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     g["K"] = str(t_first.K)
     g["gap-min"] = f"{min(r['gap'] / r['minimum'] for r in rows):.2g}"
     g["gap-max"] = f"{max(r['gap'] / r['minimum'] for r in rows):.2g}"
-    g["mean-end"] = f"{max(r['global_mean_norm'] for r in rows):.3f}"
+    g["mean-end"] = f"{max(r['global_mean_norm'] for r in rows):.2g}"
     g["minimizer-acc"] = " or ".join(sorted({f"{t.minimizer_accuracy:.3f}" for t in theory.values()}))
     if t_first.b_star is not None:
         g["bstar"] = f"{np.linalg.norm(t_first.b_star):.3f}"
         g["bias0"] = f"{min(r['bias_error_0'] for r in rows):.3f}"
-        g["bias-end-min"] = f"{min(r['bias_error'] for r in rows):.3f}"
-        g["bias-end-max"] = f"{max(r['bias_error'] for r in rows):.3f}"
+        g["bias-end-min"] = f"{min(r['bias_error'] for r in rows):.2g}"
+        g["bias-end-max"] = f"{max(r['bias_error'] for r in rows):.2g}"
 
     by_L = {r["L"]: r for r in rows}
     g["acc-epochs"] = _comma(_epoch(by_L[L]["acc100_epoch"]) for L in L_VALUES)
@@ -213,7 +218,7 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
         "L": r["L"], "epochs": r["epochs"], "NC1": f"{r['nc1']:.2e}", "NC2^W": f"{r['nc2_w']:.3f}",
         "NC2^H": f"{r['nc2_h']:.3f}", "NC2^WH": f"{r['nc2_wh']:.2e}", "NC3": f"{r['nc3']:.3f}",
         "train acc": f"{r['train_acc']:.4f}",
-        **({"||b - n/N||": f"{r['bias_error']:.3f}"} if f.bias else {}),
+        **({"||b - n/N||": f"{r['bias_error']:.2e}"} if f.bias else {}),
     } for r in rows]).set_index("L")
     training = pd.DataFrame([{
         "L": r["L"], "100 % acc first at epoch": _epoch(r["acc100_epoch"]),
@@ -228,7 +233,7 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
                               str(paper["width"]), str(paper["batch_size"]), f"Adam, {paper['lr']:g}", "not stated",
                               "not stated", "not stated", "not stated", f"{paper['epochs']:,}"],
         "these runs": [plotting.dataset_label(p), _comma(sorted(run_counts(p).tolist(), reverse=True)),
-                       f"{_comma(run_counts(p).tolist())} ({p.get('class_order', '?')})",
+                       f"{_comma(run_counts(p).tolist())} ({_order_label(p.get('class_order', '?'))})",
                        str(p["width"]), str(p["batch_size"]), f"Adam, {p['lr']:g}",
                        f"x{p['lr_gamma']:g} after epoch {_comma(p['lr_milestones'])}" if p["lr_milestones"]
                        else "constant", f"lam_W = lam_H = {p['lam_W']:g}", precisions(runs),
@@ -278,7 +283,7 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
         "figure": k, "L": r["L"], "NC1": f"{r['nc1']:.1e}", "NC2^W": f"{r['nc2_w']:.3f}",
         "NC2^H": f"{r['nc2_h']:.3f}", "NC2^WH": f"{r['nc2_wh']:.1e}", "NC3": f"{r['nc3']:.3f}",
         "train acc": f"{r['train_acc']:.3f}", "objective / minimum": f"{r['objective'] / r['minimum']:.2f}",
-        "||b - n/N||": "" if np.isnan(r["bias_error"]) else f"{r['bias_error']:.3f}",
+        "||b - n/N||": "" if np.isnan(r["bias_error"]) else f"{r['bias_error']:.1e}",
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "L"])
     training = pd.DataFrame([{
         "figure": k, "L": r["L"], "100 % first at epoch": _epoch(r["acc100_epoch"]),
