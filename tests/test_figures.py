@@ -384,7 +384,8 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
         assert g["alive"] == " or ".join(map(str, alive)) and (fig != 1 or g["alive"] == "9")
         assert g["gap-min"] == f"{min(r['gap'] / r['minimum'] for r in rows):.2g}"
         assert g["gap-max"] == f"{max(r['gap'] / r['minimum'] for r in rows):.2g}"
-        assert g["mean-end"] == f"{max(r['global_mean_norm'] for r in rows):.2g}"
+        top = max(r["global_mean_norm"] for r in rows)  # an upper bound, two significant figures
+        assert top <= float(g["mean-end"]) < 1.1 * top
         assert g["minimizer-acc"] == "1.000"
         fitted = [r for r in rows if r["train_acc"] >= 1.0]
         assert g["n-fitted"] == str(len(fitted)) == "3"
@@ -409,7 +410,8 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
             assert g[f"spike-L{L}-factor"] == f"{s['factor']:.3g}" and g[f"spike-L{L}-to"] == str(s["epoch"])
         if fig == 1:
             assert g["bstar"] == f"{np.linalg.norm(np.array(runs[1].params['counts']) / 30):.3f}"
-            assert g["bias-end-max"] == f"{max(r['bias_error'] for r in rows):.2g}"
+            top, low = max(r["bias_error"] for r in rows), min(r["bias_error_0"] for r in rows)
+            assert top <= float(g["bias-end-max"]) < 1.1 * top and 0.9 * low < float(g["bias0"]) <= low
 
 
 def test_figure_glue_of_stalled_and_spiked_runs(tiny, monkeypatch):

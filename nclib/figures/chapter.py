@@ -6,6 +6,7 @@ guarded by an assert there.
 from __future__ import annotations
 
 import dataclasses
+import math
 import pathlib
 import re
 from typing import Mapping
@@ -43,6 +44,16 @@ class FigureChapter:
 
 def _comma(values) -> str:
     return ", ".join(str(v) for v in values)
+
+
+def _bound(x: float, up: bool) -> str:
+    """``x`` to two significant figures, rounded outward (up for an upper bound, down for a lower one), so that
+    a glued "at most" or "at least" stays true of the unrounded value."""
+    x = float(x)
+    if x == 0 or not np.isfinite(x):
+        return f"{x:.2g}"
+    q = 10.0 ** (math.floor(math.log10(abs(x))) - 1)
+    return f"{(math.ceil(x / q) if up else math.floor(x / q)) * q:.2g}"
 
 
 def _order_label(class_order: str) -> str:
@@ -105,13 +116,13 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     g["K"] = str(t_first.K)
     g["gap-min"] = f"{min(r['gap'] / r['minimum'] for r in rows):.2g}"
     g["gap-max"] = f"{max(r['gap'] / r['minimum'] for r in rows):.2g}"
-    g["mean-end"] = f"{max(r['global_mean_norm'] for r in rows):.2g}"
+    g["mean-end"] = _bound(max(r['global_mean_norm'] for r in rows), up=True)
     g["minimizer-acc"] = " or ".join(sorted({f"{t.minimizer_accuracy:.3f}" for t in theory.values()}))
     if t_first.b_star is not None:
         g["bstar"] = f"{np.linalg.norm(t_first.b_star):.3f}"
-        g["bias0"] = f"{min(r['bias_error_0'] for r in rows):.3f}"
-        g["bias-end-min"] = f"{min(r['bias_error'] for r in rows):.2g}"
-        g["bias-end-max"] = f"{max(r['bias_error'] for r in rows):.2g}"
+        g["bias0"] = _bound(min(r['bias_error_0'] for r in rows), up=False)
+        g["bias-end-min"] = _bound(min(r['bias_error'] for r in rows), up=False)
+        g["bias-end-max"] = _bound(max(r['bias_error'] for r in rows), up=True)
 
     by_L = {r["L"]: r for r in rows}
     g["acc-epochs"] = _comma(_epoch(by_L[L]["acc100_epoch"]) for L in L_VALUES)
@@ -369,8 +380,8 @@ def benchmark_glue(files) -> dict:
 
 def logged_figure(log_text: str, fig) -> dict:
     """What a GPU log (``results/figures/gpu/logs/*/log.txt``, written by ``scripts/gpu_figures.sh``) records of
-    one figure: ``epochs`` and ``budget_s`` (the epochs it got and the seconds of its job's budget they were fitted
-    to) and ``took_s`` (the wall seconds of its notebook); each None when the log does not record it."""
+    one figure: ``epochs`` and ``budget_s`` (the epochs it got and the wall-clock cap in seconds on its notebook they
+    were fitted to) and ``took_s`` (the wall seconds of its notebook); each None when the log does not record it."""
     f = figure(fig)
     m = re.search(rf"== Figure {f.number}: (\d+) epochs in a budget of (\d+) s", log_text)
     took = re.search(rf"== Figure {f.number} \((?:paper|gpu)\) ended with status 0 after (\d+) s", log_text)
@@ -382,8 +393,8 @@ def calibration_glue(calibration: Mapping, chapters: Mapping[int, FigureChapter]
     """What a committed GPU calibration (``calibration.json``, :func:`calibrated_seconds`) predicts, keyed for
     :ref:`ch-figures-summary`: ``cal-cifar-min`` and ``cal-letters-min`` (minutes for one figure's notebook at
     the paper's 12,000 epochs), ``cal-all-min`` (all four), ``cal-epochs``; per figure read from GPU runs
-    ``cal-fig<k>-predicted`` (seconds at its epochs), ``cal-fig<k>-budget`` and ``cal-fig<k>-took`` (the seconds
-    of the job's budget it got and the notebook's seconds, :func:`logged_figure`) and ``cal-fig<k>-runs`` (its
+    ``cal-fig<k>-predicted`` (seconds at its epochs), ``cal-fig<k>-budget`` and ``cal-fig<k>-took`` (the wall-clock
+    cap on its notebook and the notebook's seconds, :func:`logged_figure`) and ``cal-fig<k>-runs`` (its
     runs' wall time)."""
     E = scale_settings("gpu")["epochs"]
     full = {k: calibrated_seconds(calibration, k, E) for k in FIGURES}
