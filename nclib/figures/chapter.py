@@ -6,6 +6,7 @@ guarded by an assert there.
 from __future__ import annotations
 
 import dataclasses
+import math
 import pathlib
 import re
 from typing import Mapping
@@ -43,6 +44,21 @@ class FigureChapter:
 
 def _comma(values) -> str:
     return ", ".join(str(v) for v in values)
+
+
+def _bound(x: float, up: bool) -> str:
+    """``x`` to two significant figures, rounded outward (up for an upper bound, down for a lower one), so that
+    a glued "at most" or "at least" stays true of the unrounded value."""
+    x = float(x)
+    if x == 0 or not np.isfinite(x):
+        return f"{x:.2g}"
+    q = 10.0 ** (math.floor(math.log10(abs(x))) - 1)
+    return f"{(math.ceil(x / q) if up else math.floor(x / q)) * q:.2g}"
+
+
+def _order_label(class_order: str) -> str:
+    """How a settings table names a run's class order: ``"reference"`` is the order of Dang et al. (2023)."""
+    return "as in Dang et al." if class_order == "reference" else f"order: {class_order}"
 
 
 def _epoch(epoch) -> str:
@@ -100,13 +116,13 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     g["K"] = str(t_first.K)
     g["gap-min"] = f"{min(r['gap'] / r['minimum'] for r in rows):.2g}"
     g["gap-max"] = f"{max(r['gap'] / r['minimum'] for r in rows):.2g}"
-    g["mean-end"] = f"{max(r['global_mean_norm'] for r in rows):.3f}"
+    g["mean-end"] = _bound(max(r['global_mean_norm'] for r in rows), up=True)
     g["minimizer-acc"] = " or ".join(sorted({f"{t.minimizer_accuracy:.3f}" for t in theory.values()}))
     if t_first.b_star is not None:
         g["bstar"] = f"{np.linalg.norm(t_first.b_star):.3f}"
-        g["bias0"] = f"{min(r['bias_error_0'] for r in rows):.3f}"
-        g["bias-end-min"] = f"{min(r['bias_error'] for r in rows):.3f}"
-        g["bias-end-max"] = f"{max(r['bias_error'] for r in rows):.3f}"
+        g["bias0"] = _bound(min(r['bias_error_0'] for r in rows), up=False)
+        g["bias-end-min"] = _bound(min(r['bias_error'] for r in rows), up=False)
+        g["bias-end-max"] = _bound(max(r['bias_error'] for r in rows), up=True)
 
     by_L = {r["L"]: r for r in rows}
     g["acc-epochs"] = _comma(_epoch(by_L[L]["acc100_epoch"]) for L in L_VALUES)
@@ -213,7 +229,7 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
         "L": r["L"], "epochs": r["epochs"], "NC1": f"{r['nc1']:.2e}", "NC2^W": f"{r['nc2_w']:.3f}",
         "NC2^H": f"{r['nc2_h']:.3f}", "NC2^WH": f"{r['nc2_wh']:.2e}", "NC3": f"{r['nc3']:.3f}",
         "train acc": f"{r['train_acc']:.4f}",
-        **({"||b - n/N||": f"{r['bias_error']:.3f}"} if f.bias else {}),
+        **({"||b - n/N||": f"{r['bias_error']:.2e}"} if f.bias else {}),
     } for r in rows]).set_index("L")
     training = pd.DataFrame([{
         "L": r["L"], "100 % acc first at epoch": _epoch(r["acc100_epoch"]),
@@ -228,7 +244,7 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
                               str(paper["width"]), str(paper["batch_size"]), f"Adam, {paper['lr']:g}", "not stated",
                               "not stated", "not stated", "not stated", f"{paper['epochs']:,}"],
         "these runs": [plotting.dataset_label(p), _comma(sorted(run_counts(p).tolist(), reverse=True)),
-                       f"{_comma(run_counts(p).tolist())} ({p.get('class_order', '?')})",
+                       f"{_comma(run_counts(p).tolist())} ({_order_label(p.get('class_order', '?'))})",
                        str(p["width"]), str(p["batch_size"]), f"Adam, {p['lr']:g}",
                        f"x{p['lr_gamma']:g} after epoch {_comma(p['lr_milestones'])}" if p["lr_milestones"]
                        else "constant", f"lam_W = lam_H = {p['lam_W']:g}", precisions(runs),
@@ -278,7 +294,7 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
         "figure": k, "L": r["L"], "NC1": f"{r['nc1']:.1e}", "NC2^W": f"{r['nc2_w']:.3f}",
         "NC2^H": f"{r['nc2_h']:.3f}", "NC2^WH": f"{r['nc2_wh']:.1e}", "NC3": f"{r['nc3']:.3f}",
         "train acc": f"{r['train_acc']:.3f}", "objective / minimum": f"{r['objective'] / r['minimum']:.2f}",
-        "||b - n/N||": "" if np.isnan(r["bias_error"]) else f"{r['bias_error']:.3f}",
+        "||b - n/N||": "" if np.isnan(r["bias_error"]) else f"{r['bias_error']:.1e}",
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "L"])
     training = pd.DataFrame([{
         "figure": k, "L": r["L"], "100 % first at epoch": _epoch(r["acc100_epoch"]),
@@ -364,8 +380,8 @@ def benchmark_glue(files) -> dict:
 
 def logged_figure(log_text: str, fig) -> dict:
     """What a GPU log (``results/figures/gpu/logs/*/log.txt``, written by ``scripts/gpu_figures.sh``) records of
-    one figure: ``epochs`` and ``budget_s`` (the epochs it got and the seconds of its job's budget they were fitted
-    to) and ``took_s`` (the wall seconds of its notebook); each None when the log does not record it."""
+    one figure: ``epochs`` and ``budget_s`` (the epochs it got and the wall-clock cap in seconds on its notebook they
+    were fitted to) and ``took_s`` (the wall seconds of its notebook); each None when the log does not record it."""
     f = figure(fig)
     m = re.search(rf"== Figure {f.number}: (\d+) epochs in a budget of (\d+) s", log_text)
     took = re.search(rf"== Figure {f.number} \((?:paper|gpu)\) ended with status 0 after (\d+) s", log_text)
@@ -377,8 +393,8 @@ def calibration_glue(calibration: Mapping, chapters: Mapping[int, FigureChapter]
     """What a committed GPU calibration (``calibration.json``, :func:`calibrated_seconds`) predicts, keyed for
     :ref:`ch-figures-summary`: ``cal-cifar-min`` and ``cal-letters-min`` (minutes for one figure's notebook at
     the paper's 12,000 epochs), ``cal-all-min`` (all four), ``cal-epochs``; per figure read from GPU runs
-    ``cal-fig<k>-predicted`` (seconds at its epochs), ``cal-fig<k>-budget`` and ``cal-fig<k>-took`` (the seconds
-    of the job's budget it got and the notebook's seconds, :func:`logged_figure`) and ``cal-fig<k>-runs`` (its
+    ``cal-fig<k>-predicted`` (seconds at its epochs), ``cal-fig<k>-budget`` and ``cal-fig<k>-took`` (the wall-clock
+    cap on its notebook and the notebook's seconds, :func:`logged_figure`) and ``cal-fig<k>-runs`` (its
     runs' wall time)."""
     E = scale_settings("gpu")["epochs"]
     full = {k: calibrated_seconds(calibration, k, E) for k in FIGURES}

@@ -65,7 +65,7 @@ def draw_theory(runs: Mapping[int, Run]):
     Theorems 4.1-4.3 say is >= 0 and 0 only at the minimizer; (b) with a bias, ||b - n/N|| and the global
     feature-mean norm, both 0 at every minimizer (b* = n/N, eq. (B.5)-(B.7)); bias-free, the global
     feature-mean norm (no prediction); (c) the predicted singular values of P = W_L ... W_1 at the
-    minimizer, one series per L (0 = a collapsed mode). Returns the Figure.
+    minimizer, one series per L (0 = a collapsed mode): the prediction only, the runs do not record their own. Returns the Figure.
     """
     import matplotlib.pyplot as plt
 
@@ -92,6 +92,7 @@ def draw_theory(runs: Mapping[int, Run]):
     axes[1].set_ylabel("distance to the minimizer's value (target 0)" if bias else "global feature-mean norm")
     axes[2].set_xlabel("mode i (singular values of M, descending)")
     axes[2].set_ylabel("predicted singular value of $W_L\\cdots W_1$")
+    axes[2].set_title("Theorem 4.3's prediction only (not measured)", fontsize="small")
     for ax in axes:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="x-small")
