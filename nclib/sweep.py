@@ -647,8 +647,18 @@ def main(argv=None) -> pd.DataFrame:
                            "error") if c in df.columns]].copy()
     if "epoch" in view:
         view["epoch"] = view["epoch"].astype("Int64")
-    view["error"] = [e[:57] + "..." if isinstance(e, str) and len(e) > 60 else e for e in view["error"]]
-    print(view.to_string(index=False))
+    if "error" not in view:
+        pass
+    elif view["error"].isna().all():  # no run failed: no column of empty errors
+        view = view.drop(columns="error")
+    else:
+        view["error"] = [e[:57] + "..." if isinstance(e, str) and len(e) > 60 else ("" if pd.isna(e) else e)
+                         for e in view["error"]]
+    short = {"final_objective": "objective", "final_train_acc": "train_acc", "final_nc1": "nc1"}
+    formats = {"final_objective": ".4g", "final_train_acc": ".3f", "final_nc1": ".2e"}
+    formatters = {short[c]: (lambda v, f=f: "" if pd.isna(v) else format(v, f)) for c, f in formats.items()
+                  if c in view.columns}
+    print(view.rename(columns=short).to_string(index=False, na_rep="", formatters=formatters))
     print(pathlib.Path(ns.out_dir) / SUMMARY)
     return df
 
