@@ -6,7 +6,6 @@ guarded by an assert there.
 from __future__ import annotations
 
 import dataclasses
-import math
 import pathlib
 import re
 from typing import Mapping
@@ -14,6 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import plotting, ufm
+from ..rounding import round_down, round_up
 from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, calibrated_seconds, final_rows,
                        next_milestone, order_by, orders_without_spikes, other_spikes, read_benchmark, rise_ratios,
                        run_theory, spikes, stalls, wall_time_s)
@@ -44,16 +44,6 @@ class FigureChapter:
 
 def _comma(values) -> str:
     return ", ".join(str(v) for v in values)
-
-
-def _bound(x: float, up: bool) -> str:
-    """``x`` to two significant figures, rounded outward (up for an upper bound, down for a lower one), so that
-    a glued "at most" or "at least" stays true of the unrounded value."""
-    x = float(x)
-    if x == 0 or not np.isfinite(x):
-        return f"{x:.2g}"
-    q = 10.0 ** (math.floor(math.log10(abs(x))) - 1)
-    return f"{(math.ceil(x / q) if up else math.floor(x / q)) * q:.2g}"
 
 
 def _order_label(class_order: str) -> str:
@@ -116,13 +106,13 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     g["K"] = str(t_first.K)
     g["gap-min"] = f"{min(r['gap'] / r['minimum'] for r in rows):.2g}"
     g["gap-max"] = f"{max(r['gap'] / r['minimum'] for r in rows):.2g}"
-    g["mean-end"] = _bound(max(r['global_mean_norm'] for r in rows), up=True)
+    g["mean-end"] = round_up(max(r['global_mean_norm'] for r in rows))
     g["minimizer-acc"] = " or ".join(sorted({f"{t.minimizer_accuracy:.3f}" for t in theory.values()}))
     if t_first.b_star is not None:
         g["bstar"] = f"{np.linalg.norm(t_first.b_star):.3f}"
-        g["bias0"] = _bound(min(r['bias_error_0'] for r in rows), up=False)
-        g["bias-end-min"] = _bound(min(r['bias_error'] for r in rows), up=False)
-        g["bias-end-max"] = _bound(max(r['bias_error'] for r in rows), up=True)
+        g["bias0"] = round_down(min(r['bias_error_0'] for r in rows))
+        g["bias-end-min"] = round_down(min(r['bias_error'] for r in rows))
+        g["bias-end-max"] = round_up(max(r['bias_error'] for r in rows))
 
     by_L = {r["L"]: r for r in rows}
     g["acc-epochs"] = _comma(_epoch(by_L[L]["acc100_epoch"]) for L in L_VALUES)
