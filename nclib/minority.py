@@ -76,19 +76,6 @@ def mode_thresholds(n, L: int, bias: bool = True) -> dict:
 
 # ------------------------------------------------------------------------------------------ the minimizer
 
-def _class_margins(out: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Per sample: the output at its own class minus the largest other output (ties within 1e-9 of the scale
-    count as 0, so as errors)."""
-    y = class_labels(n)
-    cols = np.arange(y.size)
-    own = out[y, cols]
-    others = out.copy()
-    others[y, cols] = -np.inf
-    margin = own - others.max(axis=0)
-    tie = 1e-9 * max(1.0, float(np.abs(out).max()))
-    return np.where(np.abs(margin) <= tie, 0.0, margin)
-
-
 def class_accuracy(out, n) -> np.ndarray:
     """The training accuracy of each class (length K) for the K x N outputs ``out`` = W_L ... W_1 H (+ b 1^T) of
     samples grouped by class as in :func:`nclib.imbalance.label_matrix`: the fraction of its samples whose own
@@ -96,7 +83,7 @@ def class_accuracy(out, n) -> np.ndarray:
     :func:`nclib.ufm.minimizer_accuracy`)."""
     n = _checks.counts(n)
     out = _checks.matrix(out, "out", (n.size, int(n.sum())))
-    correct = _class_margins(out, n) > 0
+    correct = ufm.class_margins(out, n) > 0
     y = class_labels(n)
     return np.bincount(y, weights=correct.astype(np.float64), minlength=n.size) / n
 

@@ -450,13 +450,24 @@ def minimizer_accuracy(n, lam_W, lam_H, L=1, bias=True) -> float:
     n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
     g = global_minimizer(n, lam, lam_H, L, bias)
     out = head_product(g.Ws) @ g.H + (g.b[:, None] if bias else 0.0)
+    return float(np.mean(class_margins(out, n) > 0))
+
+
+def class_margins(out, n) -> np.ndarray:
+    """Per sample, its output at its own class minus the largest other output, for the K x N outputs ``out`` of
+    samples grouped by class (``n``, as :func:`nclib.imbalance.label_matrix` orders them).  Margins within 1e-9
+    times the largest output are 0: collapsed modes leave exact ties between classes, which rounding turns into
+    margins of +-1e-16, and a tie counts as an error (chapter :ref:`ch-minority`)."""
+    out = np.asarray(out, dtype=np.float64)
+    n = np.asarray(n)
     y = np.repeat(np.arange(n.size), n)
-    own = out[y, np.arange(y.size)]
+    cols = np.arange(y.size)
+    own = out[y, cols]
     others = out.copy()
-    others[y, np.arange(y.size)] = -np.inf
-    # collapsed modes leave exact ties between classes, which rounding turns into margins of +-1e-16
+    others[y, cols] = -np.inf
+    margin = own - others.max(axis=0)
     tie = 1e-9 * max(1.0, float(np.abs(out).max()))
-    return float(np.mean(own - others.max(axis=0) > tie))
+    return np.where(np.abs(margin) <= tie, 0.0, margin)
 
 
 # --------------------------------------------------------------------------------------------
