@@ -271,9 +271,12 @@ def plan(runs, **shared) -> str:
 # --------------------------------------------------------------------------------------------- run
 
 #: The parameters in which the runs of one :func:`run_many` call may differ: the head (depth, bias), the decays
-#: of (4.3) and the initialization scheme, and where each run is written.  Everything else (data, network
-#: width and depth, schedule, seed, device, precision, recording) is one setting for all of them.
-MEMBER_KEYS = ("L", "bias", "lam_W", "lam_H", "lam_backbone", "init", "run_name", "out_dir", "overwrite")
+#: of (4.3), the initialization scheme, the precision of the training products (each run's steps use its own,
+#: the metrics are fp32 for all; the same seed then gives each run the same data, initialization and batch
+#: order, a paired comparison of precisions), and where each run is written.  Everything else (data, network
+#: width and depth, schedule, seed, device, recording) is one setting for all of them.
+MEMBER_KEYS = ("L", "bias", "lam_W", "lam_H", "lam_backbone", "init", "precision", "run_name", "out_dir",
+               "overwrite")
 
 
 class _RunFolder:
@@ -452,8 +455,9 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
 
     ``runs`` is a list of parameter dicts; ``shared`` holds the parameters common to all of them (a key in
     both takes the run's value).  The runs may differ only in :data:`MEMBER_KEYS` (head depth L, bias, the
-    decays, the initialization scheme, run_name/out_dir/overwrite); a ValueError names any other parameter
-    that differs, before anything is written.  The data are loaded once; each run keeps its own model,
+    decays, the initialization scheme, the precision of the training products, run_name/out_dir/overwrite); a
+    ValueError names any other parameter that differs, before anything is written (and different precisions
+    with ``grouped_adam``, whose one Adam step takes every run's products at one precision).  The data are loaded once; each run keeps its own model,
     optimizer and batch order (its own generator, seeded with the shared seed, as in :func:`run`), so every
     run folder holds what :func:`run` would have written (the tests compare them number for number).  The
     runs advance in lockstep, one epoch at a time; on a GPU each run's steps are queued on a CUDA stream of
@@ -473,6 +477,9 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
         if key not in MEMBER_KEYS and any(q[key] != plist[0][key] for q in plist[1:]):
             raise ValueError(f"runs differ in {key!r} ({[q[key] for q in plist]}); runs trained together share "
                              f"the data, network shape, schedule and device and may differ only in {MEMBER_KEYS}")
+    if plist[0]["grouped_adam"] and len({q["precision"] for q in plist}) > 1:
+        raise ValueError(f"runs differ in 'precision' ({[q['precision'] for q in plist]}) with grouped_adam=True, "
+                         f"whose one Adam step takes the runs' products at one precision; use grouped_adam=False")
     run_dirs = [pathlib.Path(q["out_dir"]) / q["run_name"] for q in plist]
     if len({d.resolve() for d in run_dirs}) < len(run_dirs):
         raise ValueError(f"two runs would write the same run folder: {[str(d) for d in run_dirs]}; give each its "

@@ -25,6 +25,14 @@
 # 5. tars results/figures/gpu and book/figures/gpu into $OUT/figures_gpu.tar.gz (with the log, the
 #    calibration, the CUDA test report and the two benchmark outputs beside it: 6 files).
 #
+# STABILITY=1 (the first job on a GPU, before any 12,000-epoch run): after steps 1-2, the CUDA-only tests of the
+# default step path ($CUDA_FIRST), the precision stability runs (scripts/stability_runs.py, seeds
+# $STABILITY_SEEDS, default "0 1 2": Figure 1 at L = 6, fp32 against TF32, 400 epochs, into results/stability/),
+# the other CUDA-only tests of tests/test_train.py and tests/test_levers.py, the engine benchmark at $PRECISION
+# and fp32 with its JSON records and the levers (into $BENCH_DIR, default benchmarks/results/), then up to
+# $STABILITY_EXTRA (default 3) more seeds while the budget lasts; archives $OUT/stability.tar.gz (the run
+# folders) and $OUT/benchmarks.tar.gz (the benchmark outputs and records, the CUDA test report), beside log.txt.
+#
 # FULL=1 (the paper's 12,000 epochs in several jobs): no benchmark and no calibration; each figure of $FIGURES
 # trains toward 12,000 epochs (FULL_EPOCHS: fewer, the first FULL_EPOCHS epochs of the paper's run) with
 # max_train_s = the seconds left (BUDGET_S - elapsed - RESERVE_S, default 60; MAX_TRAIN_S overrides), so its
@@ -64,6 +72,12 @@ FULL=${FULL:-}
 # the CUDA-only engine tests run first (-k); in FULL mode only the stop-and-resume ones, to leave the time to training
 CUDA_TESTS=${CUDA_TESTS:-$([ -n "$FULL" ] && echo "cuda and resumes" || echo cuda)}
 RESERVE_S=${RESERVE_S:-60}
+STABILITY=${STABILITY:-}
+STABILITY_SEEDS=${STABILITY_SEEDS:-0 1 2}
+STABILITY_EXTRA=${STABILITY_EXTRA:-3}
+# in STABILITY mode the CUDA tests of the default step path run before the stability runs (-k), the others after
+CUDA_FIRST=${CUDA_FIRST:-graph_replays or graph_matches_eager or fp32_and_tf32}
+BENCH_DIR=${BENCH_DIR:-benchmarks/results}  # STABILITY mode: where the benchmark records go (then into the archive)
 MAX_TRAIN_S=${MAX_TRAIN_S:-}
 if [ -n "$FULL" ]; then
   STAGE=${STAGE:-/var/tmp/nclib-gpu-stage}
@@ -92,6 +106,7 @@ main() {
   "$PY" -m papermill --version
   "$PY" -c "import ipykernel, jupytext, myst_nb, torch, numpy; print('ipykernel', ipykernel.__version__, '| jupytext', jupytext.__version__, '| myst_nb', myst_nb.__version__, '| torch', torch.__version__, '| numpy', numpy.__version__, '| cuda available', torch.cuda.is_available())" || return 1
   "$PY" -m jupyter kernelspec list 2>/dev/null | grep python3 || true
+  if [ -n "$STABILITY" ]; then stability_job; return; fi
   local resuming=""
   if [ -n "$FULL" ]; then
     for f in $FIGURES; do
@@ -137,6 +152,56 @@ main() {
       || echo "Figure $f: scripts/gpu_run_figure.sh ended with status $? (124: stopped by the time budget)"
   done
   archive
+}
+
+# STABILITY mode: the precision stability runs first, then the engine's checks and benchmarks, then more seeds
+stability_job() {
+  local out_dir=${STABILITY_OUT:-results/stability} sets=(--set "data_path=$DATA" --set "device=$DEVICE")
+  for kv in $EXTRA_SETS; do sets+=(--set "$kv"); done
+  : > "$OUT/cuda_tests.txt"
+  if [ "$DEVICE" != cpu ]; then
+    echo "== 2a. CUDA tests of the default step path ($(elapsed) s)"
+    { echo "\$ python -m pytest -q -p no:cacheprovider tests/test_step.py tests/test_train.py -k '$CUDA_FIRST'"
+      timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_step.py tests/test_train.py -k "$CUDA_FIRST" 2>&1; } \
+      | tee -a "$OUT/cuda_tests.txt" || echo "CUDA tests: not all passed (see cuda_tests.txt); the runs go on"
+  fi
+  echo "== 3. stability runs, seeds $STABILITY_SEEDS ($(elapsed) s)"
+  timeout --signal=INT --kill-after=15 $(( BUDGET_S - $(elapsed) - 30 )) "$PY" scripts/stability_runs.py \
+    --seeds $STABILITY_SEEDS --out "$out_dir" "${sets[@]}" || echo "stability runs: ended with status $?"
+  if [ "$DEVICE" != cpu ]; then
+    echo "== 4. the other CUDA tests ($(elapsed) s)"
+    { echo "\$ python -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_levers.py -k 'cuda and not ($CUDA_FIRST)'"
+      timeout 240 "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_levers.py \
+        -k "cuda and not ($CUDA_FIRST)" 2>&1; } | tee -a "$OUT/cuda_tests.txt" || echo "CUDA tests: not all passed"
+  fi
+  echo "== 5. engine benchmark ($(elapsed) s)"
+  local q name
+  mkdir -p "$BENCH_DIR"
+  for q in "$PRECISION" fp32; do
+    name=bench_train_gpu$([ "$q" = tf32 ] || echo "_$q")
+    { echo "\$ python benchmarks/bench_train.py $BENCH_ARGS --precision $q --json benchmarks/results/$name.json"
+      timeout 120 "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision "$q" --json "$BENCH_DIR/$name.json" 2>&1; } \
+      | tee "$BENCH_DIR/$name.txt" || echo "benchmark ($q): ended with status $?"
+  done
+  echo "\$ python benchmarks/bench_train.py $LEVER_ARGS --precision $PRECISION --levers $LEVERS --json benchmarks/results/bench_levers_$PRECISION.json"
+  timeout --kill-after=5 60 "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
+    --json "$BENCH_DIR/bench_levers_$PRECISION.json" 2>&1 || echo "lever benchmark: ended with status $?"
+  local left=$(( BUDGET_S - $(elapsed) - 30 ))
+  echo "== 6. more seeds while $left s are left ($(elapsed) s)"
+  if [ "$STABILITY_EXTRA" -gt 0 ] && [ "$left" -gt 0 ]; then
+    timeout --signal=INT --kill-after=15 "$left" "$PY" scripts/stability_runs.py --seeds $STABILITY_SEEDS \
+      --extra-seeds "$STABILITY_EXTRA" --budget-s "$left" --out "$out_dir" "${sets[@]}" \
+      || echo "stability runs: ended with status $?"
+  fi
+  rm -rf "$KDIR"
+  echo "== 7. archive ($(elapsed) s)"
+  tar czf "$OUT/stability.tar.gz" --exclude=checkpoint.pt --exclude=checkpoint.pt.tmp --exclude=checkpoint.pt.sha256 \
+    --exclude=.lock "$out_dir" && tar tzf "$OUT/stability.tar.gz" | grep -c history.csv
+  cp "$OUT/cuda_tests.txt" "$BENCH_DIR/cuda_tests.txt"
+  tar czf "$OUT/benchmarks.tar.gz" -C "$BENCH_DIR" $(cd "$BENCH_DIR" && ls bench_train_gpu* bench_levers_* cuda_tests.txt \
+    2>/dev/null) && tar tzf "$OUT/benchmarks.tar.gz"
+  rm -f "$OUT/cuda_tests.txt"
+  echo "== done in $(elapsed) s"
 }
 
 # FULL mode: each figure toward the paper's 12,000 epochs in the seconds left, resumed where a checkpoint exists

@@ -121,6 +121,38 @@ def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
     assert "book/figures/gpu/fig1.run.ipynb" in names
 
 
+def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
+    """STABILITY=1, the first GPU job: the paired precision runs (seed 0, then one extra seed while the budget
+    lasts), the engine benchmark with its JSON records and the levers, two archives beside the log."""
+    from nclib.figures import stability
+
+    out, runs, bench = tmp_path / "out", tmp_path / "stability", tmp_path / "bench"
+    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", STABILITY="1", STABILITY_SEEDS="0",
+               STABILITY_EXTRA="1", BUDGET_S="900", DATA=str(fake_cifar(tmp_path / "cifar.npz")),
+               EXTRA_SETS="width=16 epochs=10", STABILITY_OUT=str(runs), BENCH_DIR=str(bench),
+               BENCH_ARGS="--device cpu --width 32 --steps 10 --warmup 2 --figure-epochs 1", OMP_NUM_THREADS="1")
+    done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["benchmarks.tar.gz", "log.txt", "stability.tar.gz"]
+    made = stability.load_stability(runs)
+    assert sorted(made) == [("fp32", 0), ("fp32", 1), ("tf32", 0), ("tf32", 1)]
+    assert all(r.provenance["status"] == "finished" and r.params["epochs"] == 10 for r in made.values())
+    assert log.index("== 3. stability runs") < log.index("== 5. engine benchmark") < log.index("seed 1 (extra)")
+    assert "decision: tf32 (no spike; seeds [0, 1]" in log
+    with tarfile.open(out / "stability.tar.gz") as tar:
+        assert sum(n.endswith("history.csv") for n in tar.getnames()) == 4
+    with tarfile.open(out / "benchmarks.tar.gz") as tar:
+        assert sorted(tar.getnames()) == ["bench_levers_tf32.json", "bench_train_gpu.json", "bench_train_gpu.txt",
+                                          "bench_train_gpu_fp32.json", "bench_train_gpu_fp32.txt", "cuda_tests.txt"]
+    record = json.loads((bench / "bench_train_gpu.json").read_text())
+    assert record["precision"] == "tf32" and record["steps_per_s"]["engine"] > 0
+    assert record["figure"]["seconds_12000_epochs_with_metrics"] > 0
+    assert figures.read_benchmark(bench / "bench_train_gpu_fp32.txt")["precision"].startswith("fp32")
+    assert "plain" in json.loads((bench / "bench_levers_tf32.json").read_text())["levers"]
+
+
 def test_params_prints_the_figure_parameters_as_yaml_safe_json(capsys):
     import yaml
 

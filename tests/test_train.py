@@ -227,6 +227,27 @@ def test_runs_trained_together_equal_runs_trained_alone(tmp_path):
         assert vt["data_sha256"] == va["data_sha256"] and vt["parameter_count"] == va["parameter_count"]
 
 
+def test_runs_of_several_precisions_trained_together_equal_runs_trained_alone(tmp_path):
+    """precision is a member key: one seed gives each run the same data, initialization and batches, and each
+    run's steps use its own precision (on the CPU TF32 is not used, so fp32 and tf32 runs are identical; bf16
+    autocast is not)."""
+    kw = dict(**SMALL, L=2, epochs=6, batch_size=8, lr=1e-3, lam_W=1e-3, lam_H=1e-3, metric_every=3)
+    members = [dict(precision=q, run_name=q) for q in ("fp32", "tf32", "bf16")]
+    together = train.run_many(members, out_dir=tmp_path / "together", **kw)
+    histories = {}
+    for member, path in zip(members, together):
+        alone = train.load_history(train.run(**kw, **member, out_dir=tmp_path / "alone"))
+        histories[member["precision"]] = both = train.load_history(path)
+        assert json.loads((path / "provenance.json").read_text())["precision"] == member["precision"]
+        for k in train.HISTORY_COLUMNS[:-1]:
+            np.testing.assert_array_equal(alone[k], both[k], err_msg=f"{member['run_name']}: {k}")
+    np.testing.assert_array_equal(histories["fp32"]["objective"], histories["tf32"]["objective"])
+    assert not np.array_equal(histories["fp32"]["loss"][1:], histories["bf16"]["loss"][1:])
+    with pytest.raises(ValueError, match="runs differ in 'precision'.*grouped_adam"):
+        train.run_many(members[:2], out_dir=tmp_path / "grouped", grouped_adam=True, **kw)
+    assert not (tmp_path / "grouped").exists()  # refused before any folder is made
+
+
 def test_runs_trained_together_must_share_everything_but_the_head_and_decays(tmp_path):
     kw = dict(**SMALL, epochs=1, batch_size="full", out_dir=tmp_path)
     with pytest.raises(ValueError, match="runs differ in 'width'"):
@@ -377,6 +398,24 @@ def test_cuda_paper_width_runs_together_equal_runs_alone(tmp_path, precision):
         both = train.load_history(path)
         for k in ("loss", "objective", "nc1"):
             np.testing.assert_array_equal(alone[k], both[k], err_msg=f"{member['run_name']}: {k}")
+
+
+@cuda_only
+def test_cuda_fp32_and_tf32_runs_together_equal_runs_alone(tmp_path):
+    """The paired precision runs (results/stability/): a strict fp32 run and a TF32 run side by side on their
+    streams each give the losses of the same run trained alone, bit for bit."""
+    kw = dict(dataset="synthetic", counts=[200, 200, 200], dim=3072, width=2048, depth=6, epochs=4, batch_size=128,
+              lr=1e-4, metric_every=2, progress=False, device="cuda", L=6)
+    members = [dict(precision="fp32", run_name="fp32"), dict(precision="tf32", run_name="tf32")]
+    together = train.run_many(members, out_dir=tmp_path / "together", **kw)
+    losses = []
+    for member, path in zip(members, together):
+        alone = train.load_history(train.run(**kw, **member, out_dir=tmp_path / "alone"))
+        both = train.load_history(path)
+        losses.append(both["loss"])
+        for k in ("loss", "objective", "nc1"):
+            np.testing.assert_array_equal(alone[k], both[k], err_msg=f"{member['run_name']}: {k}")
+    assert not np.array_equal(losses[0][1:], losses[1][1:])  # TF32 products do change the arithmetic on a GPU
 
 
 def test_time_side_by_side_advances_every_engine_by_whole_epochs():

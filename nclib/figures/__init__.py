@@ -19,7 +19,8 @@ One module per concern, imported in this order (no cycles): :mod:`.config` (the 
 folders, checking them against the configuration), :mod:`.analysis` (theory at the runs' decays, rises,
 spikes, stalls, orderings, wall times, benchmark outputs), :mod:`.plots` (the panels and the theory
 overlay) and :mod:`.chapter` (the chapters' tables and glued numbers). Everything public is re-exported
-here. The tooling that makes the runs (notebook parameters, relabelling, GPU budget) is in ``scripts/``.
+here; :mod:`.stability` (the precision stability runs of Figure 1's setting: what counts as a spike, and the rule
+that chooses the precision of the figure runs) is a module of its own, ``nclib.figures.stability``. The tooling that makes the runs (notebook parameters, relabelling, GPU budget) is in ``scripts/``.
 
 EMNIST letters cannot be downloaded here; Figures 2 and 4 run on the ``letters-synthetic`` stand-in with
 the same class-count profile (:data:`nclib.data.LETTERS_SYNTHETIC_LABEL`), and every label says so.
@@ -34,6 +35,7 @@ from .analysis import (BENCHMARKS, NOTEBOOK_OVERHEAD_S, ORDER_KEYS, RISE_KEYS, S
 from .plots import as_plot_runs, draw_panels, draw_theory, figure_legend
 from .chapter import (FigureChapter, benchmark_glue, calibration_glue, figure_chapter, figure_glue, figure_tables,
                       logged_figure, precisions, rise_cell, summary_glue, summary_tables)
+from . import stability
 from .. import ROOT
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,161 @@
+"""The precision stability runs: does TF32 cause the training spikes of the L = 6 runs of Figure 1?
+
+At the paper's settings the committed GPU runs of Figure 1 (TF32 products) saw the objective (4.3) of its L = 6
+run more than double at the constant learning rate between epochs 100 and 200, and lose 100 % training accuracy.
+The stability runs repeat Figure 1's setting (CIFAR-10, bias, width 2048, batch size 128, Adam at 1e-4) at L = 6
+for the first epochs, in strict fp32 and with TF32 products, recording every few epochs.  They are paired: for each
+seed the two runs train side by side in one :func:`nclib.train.run_many` call, with the same data, initialization
+and batch order, and differ only in the precision of the training products.  They live in
+``results/stability/fig1-L6-<precision>-seed<s>/`` (``scripts/stability_runs.py`` makes them).
+
+What counts as a spike, and what decides the precision of the figure runs, is fixed here before any run is
+made (:func:`spiked`, :func:`precision_decision`).
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Mapping
+
+import numpy as np
+
+from .. import ROOT, _checks
+from ..runs import load_run
+from .analysis import SPIKE_FACTOR, first_epoch, settled_epoch
+from .config import figure_parameters, train_kwargs
+from .load import Run
+
+#: Where the stability runs are committed.
+RESULTS = ROOT / "results" / "stability"
+#: The two precisions compared: strict fp32 products (PyTorch's default) and TF32 products (the committed runs').
+PRECISIONS = ("fp32", "tf32")
+#: The stability runs' setting: Figure 1 (CIFAR-10, bias) at the gpu scale, head depth 6, the first 400 epochs
+#: (the committed run's spike came between epochs 100 and 200), the metrics every 10 epochs, seeds 0, 1, 2.
+FIGURE, L, EPOCHS, METRIC_EVERY, SEEDS = 1, 6, 400, 10, (0, 1, 2)
+
+
+def run_name(precision: str, seed: int) -> str:
+    """The run folder name of one stability run: ``fig1-L6-<precision>-seed<seed>``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return f"fig{FIGURE}-L{L}-{precision}-seed{_checks.nonneg_int(seed, 'seed')}"
+
+
+def pair_kwargs(seed: int, out_dir=None, **overrides) -> tuple[list[dict], dict]:
+    """The :func:`nclib.train.run_many` arguments of one seed's pair: ``(runs, shared)``, the runs differing only
+    in ``precision`` and ``run_name``, ``shared`` Figure 1's gpu-scale parameters at L = 6 with the stability
+    runs' epochs, metric interval and ``seed``.  ``overrides`` replace parameters of ``shared`` (``data_path``,
+    ``device``; for a CPU test of the tooling ``width``, ``epochs`` and the like); ``out_dir`` defaults to
+    :data:`RESULTS`."""
+    seed = _checks.nonneg_int(seed, "seed")
+    for key in ("precision", "run_name", "L"):
+        if key in overrides:
+            raise ValueError(f"overrides must not set {key!r}: the stability runs fix it")
+    params = figure_parameters(FIGURE, "gpu", epochs=EPOCHS, metric_every=METRIC_EVERY, seed=seed,
+                               out_dir=str(RESULTS if out_dir is None else out_dir), progress=False)
+    unknown = set(overrides) - set(params)
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {sorted(unknown)} in overrides")
+    params.update(overrides)
+    shared = train_kwargs(params, L)
+    del shared["run_name"], shared["overwrite"]
+    runs = [dict(precision=q, run_name=run_name(q, seed)) for q in PRECISIONS]
+    return runs, shared
+
+
+def load_stability(root=None) -> dict[tuple[str, int], Run]:
+    """{(precision, seed): Run} of the stability runs under ``root`` (default :data:`RESULTS`), finished ones only;
+    ValueError when there is none, or when a run is not of the stability setting (its L, epochs, metric interval,
+    precision or name)."""
+    root = RESULTS if root is None else pathlib.Path(root)
+    out: dict[tuple[str, int], Run] = {}
+    for path in sorted(root.glob(f"fig{FIGURE}-L{L}-*-seed*")):
+        if not (path / "provenance.json").is_file():
+            continue
+        if json.loads((path / "provenance.json").read_text()).get("status") != "finished":
+            continue
+        params, history, prov = load_run(path)
+        key = (params["precision"], int(params["seed"]))
+        if path.name != run_name(*key) or int(params["L"]) != L or int(params["metric_every"]) != METRIC_EVERY:
+            raise ValueError(f"{str(path)!r} is not a stability run (name, L or metric interval)")
+        out[key] = Run(path, params, history, prov)
+    if not out:
+        raise ValueError(f"no finished stability runs under {str(root)!r}")
+    return out
+
+
+def rise_from_low(history: Mapping) -> dict | None:
+    """The largest rise of the objective (4.3) above its lowest value recorded before: ``factor`` (the largest
+    quotient of a recorded objective by the lowest one recorded at an earlier epoch), ``low_epoch`` (where that
+    low was) and ``epoch`` (where the objective reached ``factor`` times it); None when the objective never rises
+    above an earlier value.  Unlike a rise between consecutive recorded epochs, it does not depend on the
+    metric interval, nor on whether the rise was monotone."""
+    y = np.asarray(history["objective"], dtype=float)
+    if y.size < 2 or not np.all(np.isfinite(y)) or np.any(y <= 0):
+        raise ValueError(f"history['objective'] must hold at least two finite positive values, got {y.tolist()[:5]}...")
+    low_at = np.array([int(np.argmin(y[:i + 1])) for i in range(y.size - 1)])  # the earliest low of y[0..i]
+    ratio = y[1:] / y[low_at]
+    j = int(np.argmax(ratio))
+    if ratio[j] <= 1:
+        return None
+    epochs = np.asarray(history["epoch"])
+    return dict(factor=float(ratio[j]), low_epoch=int(epochs[low_at[j]]), epoch=int(epochs[j + 1]))
+
+
+def spiked(run: Run, threshold: float = SPIKE_FACTOR) -> bool:
+    """Whether a run spiked: its objective (4.3) rose to more than ``threshold`` (:data:`SPIKE_FACTOR`) times its
+    lowest earlier recorded value (:func:`rise_from_low`).  The figure chapters' spikes (a rise by more than
+    the factor between consecutive recorded epochs, every 100 epochs) are spikes by this definition too; recorded
+    every 10 epochs, a rise that took 100 epochs, or that paused on the way, still counts."""
+    threshold = _checks.positive_float(threshold, "threshold")
+    rise = rise_from_low(run.history)
+    return rise is not None and rise["factor"] > threshold
+
+
+def stability_rows(runs: Mapping[tuple[str, int], Run]) -> list[dict]:
+    """One row per run, sorted by precision then seed: ``precision``, ``seed``, ``epochs``, ``spiked``
+    (:func:`spiked`), ``rise``, ``rise_from`` and ``rise_to`` (:func:`rise_from_low`: the largest rise of the
+    objective above an earlier low, the epochs of the low and of the peak; None when it never rises), ``first_100`` (the first recorded epoch at 100 % training
+    accuracy), ``lost_100`` (whether the accuracy fell below 100 % after it), ``settled_100`` (the epoch from
+    which it stays at 100 %), ``final_acc``, ``final_objective``, ``min_objective`` and ``wall_s``."""
+    rows = []
+    for (precision, seed), run in sorted(runs.items()):
+        h = run.history
+        rise = rise_from_low(h)
+        first, settled = first_epoch(h, "train_acc", 1.0), settled_epoch(h, "train_acc", 1.0)
+        rows.append(dict(precision=precision, seed=seed, epochs=int(h["epoch"][-1]), spiked=spiked(run),
+                         rise=None if rise is None else rise["factor"],
+                         rise_from=None if rise is None else rise["low_epoch"],
+                         rise_to=None if rise is None else rise["epoch"],
+                         first_100=first, lost_100=first is not None and settled != first, settled_100=settled,
+                         final_acc=float(h["train_acc"][-1]), final_objective=float(h["objective"][-1]),
+                         min_objective=float(np.min(h["objective"])),
+                         wall_s=float(run.provenance.get("wall_time_s", float("nan")))))
+    return rows
+
+
+def precision_decision(rows: list[dict]) -> dict:
+    """The precision of the figure runs, by the rule fixed before the stability runs were made.
+
+    Only seeds with both a fp32 and a TF32 row count (a pair).  Strict fp32 is chosen when TF32 runs spike where
+    fp32 runs do not: the seeds whose fp32 run spiked are among those whose TF32 run spiked, and there are more
+    of the latter.  Otherwise TF32 stays: when both spike alike (or fp32 runs spike where TF32 runs do not), the
+    spike is not a precision artefact; when no run spiked, the stability runs did not reproduce the spike in
+    their epochs, and say nothing about precision.  Returns ``precision``, ``case`` (``"tf32 spikes more"``;
+    ``"alike"``: the same seeds spiked; ``"fp32 spikes too"``: some fp32 run spiked where its TF32 pair did not;
+    ``"no spike"``), ``seeds`` (the paired seeds) and ``spiked`` ({precision: seeds whose run spiked}).
+    """
+    by = {(r["precision"], r["seed"]): r for r in rows}
+    seeds = sorted({s for (q, s) in by if all((p, s) in by for p in PRECISIONS)})
+    if not seeds:
+        raise ValueError("rows hold no seed with both a fp32 and a tf32 run")
+    hit = {q: [s for s in seeds if by[q, s]["spiked"]] for q in PRECISIONS}
+    if not hit["fp32"] and not hit["tf32"]:
+        case, precision = "no spike", "tf32"
+    elif set(hit["fp32"]) < set(hit["tf32"]):
+        case, precision = "tf32 spikes more", "fp32"
+    elif hit["fp32"] == hit["tf32"]:
+        case, precision = "alike", "tf32"
+    else:
+        case, precision = "fp32 spikes too", "tf32"
+    return dict(precision=precision, case=case, seeds=seeds, spiked=hit)

@@ -1,0 +1,105 @@
+"""The precision stability runs (nclib.figures.stability): Figure 1's setting at L = 6, strict fp32 against TF32.
+
+    python scripts/stability_runs.py [--seeds 0 1 2] [--extra-seeds N] [--budget-s S] [--out DIR]
+                                     [--set NAME=VALUE ...] [--overwrite]
+
+For each seed one nclib.train.run_many call trains the fp32 run and the TF32 run side by side (same data,
+initialization and batch order) for the first 400 epochs, metrics every 10 epochs, into
+DIR/fig1-L6-<precision>-seed<s>/ (default results/stability/).  A pair whose two runs are finished with the same
+parameters is kept, not made again; other runs in its folders are an error unless --overwrite.  --budget-s: a pair starts only when the seconds left are at least 1.2 times
+the longest pair so far (the first pair always starts); --extra-seeds N: after the given seeds, up to N more
+(the next seed numbers) while the budget allows.  At the end it prints one line per run and the precision the
+fixed rule chooses (nclib.figures.stability.precision_decision).  --set NAME=VALUE replaces a parameter of
+Figure 1's (data_path, device; for a test of the tooling width, epochs, ...).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+from nclib import parameters, train
+from nclib.figures import stability
+
+
+def pair_is_finished(runs, shared) -> bool:
+    """Whether both runs of a pair are finished with exactly these parameters."""
+    for r in runs:
+        want = train.check_params(**{**shared, **r})
+        path = pathlib.Path(want["out_dir"]) / want["run_name"]
+        prov, params = path / "provenance.json", path / "params.json"
+        if not (prov.is_file() and params.is_file()):
+            return False
+        if json.loads(prov.read_text()).get("status") != "finished":
+            return False
+        have = json.loads(params.read_text())
+        keys = [k for k in parameters.DEFAULTS if k not in parameters.EXECUTION_KEYS]
+        if any(json.loads(json.dumps(want[k])) != have.get(k) for k in keys):
+            return False
+    return True
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(stability.SEEDS))
+    ap.add_argument("--extra-seeds", type=int, default=0)
+    ap.add_argument("--budget-s", type=float, default=None)
+    ap.add_argument("--out", default=str(stability.RESULTS))
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace a pair's run folders that hold other runs (stopped, failed, other parameters)")
+    args = ap.parse_args(argv)
+    overrides = {}
+    for kv in args.set:
+        name, sep, value = kv.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--set takes NAME=VALUE, got {kv!r}")
+        overrides[name] = parameters.parse_scalar(value)
+    if args.extra_seeds < 0:
+        raise SystemExit(f"--extra-seeds must be >= 0, got {args.extra_seeds}")
+    t0, longest = time.perf_counter(), 0.0
+    seeds = list(args.seeds) + [max(args.seeds) + 1 + i for i in range(args.extra_seeds)]
+    for n, seed in enumerate(seeds):
+        runs, shared = stability.pair_kwargs(seed, out_dir=args.out, **overrides)
+        if pair_is_finished(runs, shared):
+            print(f"seed {seed}: both runs finished already, kept", flush=True)
+            continue
+        left = None if args.budget_s is None else args.budget_s - (time.perf_counter() - t0)
+        if left is not None and longest > 0 and left < 1.2 * longest:
+            print(f"seed {seed}: not started, {left:.0f} s left and a pair took {longest:.0f} s", flush=True)
+            break
+        extra = " (extra)" if n >= len(args.seeds) else ""
+        print(f"seed {seed}{extra}: {', '.join(r['run_name'] for r in runs)} side by side ...", flush=True)
+        start = time.perf_counter()
+        try:
+            train.run_many(runs, **shared, overwrite=args.overwrite)
+        except ValueError as exc:  # a refusal before training (a folder holding other runs, a bad parameter)
+            print(f"seed {seed}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 2
+        longest = max(longest, time.perf_counter() - start)
+        print(f"seed {seed}: done in {time.perf_counter() - start:.0f} s", flush=True)
+    try:
+        rows = stability.stability_rows(stability.load_stability(args.out))
+    except ValueError as exc:
+        print(f"no summary: {exc}")
+        return 1
+    for r in rows:
+        rise = "never rises" if r["rise"] is None else (f"largest rise above an earlier low x{r['rise']:.2f} "
+                                                         f"(epochs {r['rise_from']}-{r['rise_to']})")
+        print(f"{r['precision']} seed {r['seed']}: {'SPIKED' if r['spiked'] else 'no spike'}, {rise}; 100 % "
+              f"accuracy first at {r['first_100']}, lost after: {r['lost_100']}, final {r['final_acc']:.4f}; "
+              f"objective final {r['final_objective']:.4g}, min {r['min_objective']:.4g}")
+    try:
+        decision = stability.precision_decision(rows)
+    except ValueError as exc:
+        print(f"no decision: {exc}")
+        return 1
+    print(f"decision: {decision['precision']} ({decision['case']}; seeds {decision['seeds']}, spiked "
+          f"{decision['spiked']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The precision stability runs (nclib.figures.stability, scripts/stability_runs.py): the paired runs' parameters,
+what counts as a spike, the rule that chooses the figure runs' precision, and the script end to end on the CPU."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nclib import figures, train
+from nclib.figures import stability
+
+from test_gpu_scripts import _script, fake_cifar
+
+stability_runs = _script("stability_runs")
+
+
+def row(precision, seed, spiked):
+    return dict(precision=precision, seed=seed, spiked=spiked)
+
+
+@pytest.mark.parametrize("fp32, tf32, precision, case", [
+    ([], [], "tf32", "no spike"),
+    ([], [1], "fp32", "tf32 spikes more"),
+    ([0], [0, 2], "fp32", "tf32 spikes more"),
+    ([1], [1], "tf32", "alike"),
+    ([0, 1, 2], [0, 1, 2], "tf32", "alike"),
+    ([0], [], "tf32", "fp32 spikes too"),
+    ([0], [1, 2], "tf32", "fp32 spikes too"),
+])
+def test_precision_decision_follows_the_fixed_rule(fp32, tf32, precision, case):
+    rows = [row("fp32", s, s in fp32) for s in (0, 1, 2)] + [row("tf32", s, s in tf32) for s in (0, 1, 2)]
+    got = stability.precision_decision(rows)
+    assert (got["precision"], got["case"]) == (precision, case)
+    assert got["seeds"] == [0, 1, 2] and got["spiked"] == {"fp32": fp32, "tf32": tf32}
+
+
+def test_precision_decision_counts_only_paired_seeds():
+    rows = [row("fp32", 0, False), row("tf32", 0, False), row("tf32", 1, True)]  # seed 1 has no fp32 run
+    assert stability.precision_decision(rows) == dict(precision="tf32", case="no spike", seeds=[0],
+                                                      spiked={"fp32": [], "tf32": []})
+    with pytest.raises(ValueError, match="no seed with both"):
+        stability.precision_decision([row("tf32", 1, True)])
+
+
+def test_rise_from_low_measures_a_rise_above_any_earlier_low():
+    epoch = np.arange(0, 80, 10)
+    # a rise that pauses on the way (x1.5, a dip, x1.6): no two consecutive records differ by x2, the peak is
+    # 2.4 / 0.9 times the low at epoch 20
+    h = dict(epoch=epoch, objective=np.array([3.0, 1.0, 0.9, 1.35, 1.3, 2.08, 2.4, 1.0]))
+    got = stability.rise_from_low(h)
+    assert got == dict(factor=pytest.approx(2.4 / 0.9), low_epoch=20, epoch=60)
+    assert stability.spiked(figures.Run(None, {}, h, {})) and not stability.spiked(figures.Run(None, {}, h, {}), 3)
+    assert figures.largest_rise(dict(h, lr=np.ones(8), nc1=h["objective"], nc3=h["objective"],
+                                     train_acc=np.ones(8)))["factor"] < figures.SPIKE_FACTOR
+    assert stability.rise_from_low(dict(epoch=epoch[:3], objective=np.array([3.0, 2.0, 2.0]))) is None
+    with pytest.raises(ValueError, match="finite positive"):
+        stability.rise_from_low(dict(epoch=epoch[:2], objective=np.array([1.0, np.nan])))
+
+
+def test_the_committed_figure_1_spike_counts_as_a_spike():
+    """The rise that raised the question (Figure 1 on the GPU, L = 6, between epochs 100 and 200) is a spike by
+    the stability runs' definition; the L = 1 and 3 runs are not."""
+    runs = figures.load_figure(1, "gpu")
+    assert [L for L, run in runs.items() if stability.spiked(run)] == [6]
+    assert (100, 200) in [(a, b) for a, b, _ in figures.other_spikes(runs[6].history)]
+    with pytest.raises(ValueError, match="threshold"):
+        stability.spiked(runs[6], threshold=0)
+
+
+def test_a_pair_differs_only_in_precision_and_is_figure_1_at_L6(tmp_path):
+    data = str(fake_cifar(tmp_path / "cifar.npz"))
+    runs, shared = stability.pair_kwargs(2, out_dir="/tmp/x", data_path=data)
+    assert runs == [dict(precision="fp32", run_name="fig1-L6-fp32-seed2"),
+                    dict(precision="tf32", run_name="fig1-L6-tf32-seed2")]
+    fig1 = figures.train_kwargs(figures.figure_parameters(1, "gpu"), 6)
+    changed = {k: shared[k] for k in shared if shared[k] != fig1.get(k)}
+    assert changed == dict(epochs=400, metric_every=10, seed=2, out_dir="/tmp/x", data_path=data, progress=False)
+    assert shared["L"] == 6 and shared["bias"] is True and shared["width"] == 2048 and shared["lr"] == 1e-4
+    for q in (train.check_params(**{**shared, **r}) for r in runs):  # valid parameter sets
+        assert q["precision"] in stability.PRECISIONS
+    for bad in (dict(precision="bf16"), dict(L=3), dict(run_name="x")):
+        with pytest.raises(ValueError, match="must not set"):
+            stability.pair_kwargs(0, **bad)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        stability.pair_kwargs(0, widht=32)
+    with pytest.raises(ValueError, match="seed"):
+        stability.pair_kwargs(-1)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        stability.run_name("bf16", 0)
+
+
+def test_the_script_makes_the_pairs_keeps_finished_ones_and_summarizes(tmp_path, capsys):
+    out = tmp_path / "stability"
+    sets = ["--set", f"data_path={fake_cifar(tmp_path / 'cifar.npz')}", "--set", "device=cpu", "--set", "width=16",
+            "--set", "epochs=10"]
+    assert stability_runs.main(["--seeds", "0", "--extra-seeds", "1", "--out", str(out), *sets]) == 0
+    log = capsys.readouterr().out
+    assert "seed 1 (extra)" in log and "decision: tf32 (no spike; seeds [0, 1]" in log
+    runs = stability.load_stability(out)
+    assert sorted(runs) == [("fp32", 0), ("fp32", 1), ("tf32", 0), ("tf32", 1)]
+    for (precision, seed), run in runs.items():
+        assert run.params["precision"] == precision and run.params["seed"] == seed and run.params["L"] == 6
+        assert run.history["epoch"].tolist() == [0, 10]
+        assert sorted(run.provenance["trained_with"]) == [stability.run_name(
+            "tf32" if precision == "fp32" else "fp32", seed)]
+    # on the CPU TF32 does not exist: each pair's two runs are identical
+    for seed in (0, 1):
+        np.testing.assert_array_equal(runs["fp32", seed].history["objective"], runs["tf32", seed].history["objective"])
+    rows = stability.stability_rows(runs)
+    assert [(r["precision"], r["seed"]) for r in rows] == sorted(runs)
+    assert all(r["epochs"] == 10 and r["final_objective"] >= r["min_objective"] > 0 for r in rows)
+    # again: the finished pairs are kept; a pair with other parameters in the same folders is refused
+    assert stability_runs.main(["--seeds", "0", "1", "--out", str(out), *sets]) == 0
+    assert capsys.readouterr().out.count("both runs finished already, kept") == 2
+    assert stability_runs.main(["--seeds", "0", "--out", str(out), *sets, "--set", "width=8"]) == 2
+    assert "RunExists" in capsys.readouterr().err
+    # a budget that one pair used up stops before the next
+    assert stability_runs.main(["--seeds", "3", "4", "--budget-s", "0.01", "--out", str(out), *sets]) == 0
+    log = capsys.readouterr().out
+    assert "seed 4: not started" in log and (out / "fig1-L6-fp32-seed3").is_dir()
+    assert not (out / "fig1-L6-fp32-seed4").exists()
+
+
+def test_load_stability_refuses_what_is_not_a_stability_run(tmp_path):
+    with pytest.raises(ValueError, match="no finished stability runs"):
+        stability.load_stability(tmp_path)
+    path = tmp_path / "fig1-L6-fp32-seed0"
+    path.mkdir()
+    (path / "provenance.json").write_text(json.dumps({"status": "stopped"}))
+    with pytest.raises(ValueError, match="no finished stability runs"):
+        stability.load_stability(tmp_path)  # unfinished runs do not count
