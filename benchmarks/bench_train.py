@@ -26,9 +26,11 @@ a metric epoch every ``metric_every`` (the default 100).
 
 With ``--levers SPEC ...`` it measures the engine's opt-in speed levers (``nclib.parameters.LEVER_KEYS``) beside the
 plain engine instead: each SPEC is ``plain`` or comma-separated ``name=value`` settings of the levers (e.g.
-``grouped_adam=true``, ``steps_per_graph=4``, ``grouped_adam=true,steps_per_graph=4``); for each, the steps per
-second of one run (L = ``--L``) over whole epochs (``--steps`` rounded up to epochs, after two warm-up epochs in
-which the graphs are captured) and, with ``--figure-epochs``, a figure's three runs side by side per epoch.  A lever
+``grouped_adam=true``, ``steps_per_graph=4``, ``deferred_metrics=true``); for each, the steps per second of one
+run (L = ``--L``) over whole epochs (``--steps`` rounded up to epochs, after two warm-up epochs in which the graphs
+are captured) and, with ``--figure-epochs``, a figure's three runs side by side per epoch, and what a metric epoch
+of the three costs as training sees it (the same epochs again with four metric epochs, as ``run_many`` records
+them, less the epochs alone: ``metric_ms_seen_by_training``, per metric epoch).  A lever
 the device refuses (several steps per graph on the CPU) or that fails is recorded with its error, and the others go
 on.  The plain PyTorch loop is skipped; the record's ``levers`` holds one entry per SPEC, with the sha256 of the
 runs' parameters after the timed steps and, once ``plain`` was measured, ``same_as_plain``: whether the lever's
@@ -175,7 +177,42 @@ def lever_loop(ts, p, Ls, steps: int, figure_epochs: int, settings: dict) -> dic
         out["epoch_ms_side_by_side"] = 1e3 * train.time_side_by_side(engines, figure_epochs) / figure_epochs
         out["figure_graph_note"] = engines[0].graph_note
         out["figure_params_sha256"] = params_sha256(engines)
+        every = max(1, figure_epochs // 4)
+        seconds = with_metric_epochs(engines, figure_epochs, every, q["deferred_metrics"])
+        n = figure_epochs // every
+        out["metric_epochs"] = n
+        out["metric_ms_seen_by_training"] = 1e3 * (seconds - figure_epochs * out["epoch_ms_side_by_side"] / 1e3) / n
     return out
+
+
+def with_metric_epochs(engines, epochs: int, every: int, deferred: bool) -> float:
+    """Seconds for ``epochs`` epochs of ``engines`` side by side with a metric epoch of every run each ``every``
+    epochs, as ``nclib.train.run_many`` records them (without files): the device half and the loss read at once
+    and the host metrics in a worker thread, or with ``deferred`` the device work queued
+    (``Engine.queue_evaluation``) and the whole row completed in the worker thread; from an idle device until
+    the device and the worker are done.  Less the same epochs without metrics, the cost of the metric epochs
+    as training sees it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    futures = []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        engines[0].synchronize()
+        t0 = time.perf_counter()
+        for epoch in range(1, epochs + 1):
+            train.train_epochs_together(engines)
+            if epoch % every:
+                continue
+            for eng in engines:
+                if deferred:
+                    finish = eng.queue_evaluation()
+                    futures.append(pool.submit(lambda f=finish, e=eng: e.host_metrics(f()[1])))
+                else:
+                    eng.take_loss()
+                    futures.append(pool.submit(eng.host_metrics, eng.evaluate_device()[1]))
+        for f in futures:
+            f.result()
+        engines[0].synchronize()
+        return time.perf_counter() - t0
 
 
 def run_levers(args, ts, p) -> None:
@@ -214,7 +251,8 @@ def run_levers(args, ts, p) -> None:
             if spec != "plain" and "steps_per_s" in levers.get("plain", {}):  # same steps, same start as plain
                 m["same_as_plain"] = all(m.get(k) == levers["plain"].get(k)
                                          for k in ("params_sha256", "figure_params_sha256"))
-            fig = "" if m["epoch_ms_side_by_side"] is None else f", figure {m['epoch_ms_side_by_side']:8.2f} ms/epoch"
+            fig = "" if m["epoch_ms_side_by_side"] is None else (
+                f", figure {m['epoch_ms_side_by_side']:8.2f} ms/epoch, a metric epoch {m['metric_ms_seen_by_training']:7.1f} ms")
             same = "" if "same_as_plain" not in m else f", bit for bit as plain: {m['same_as_plain']}"
             print(f"lever {spec:<40} {m['steps_per_s']:10.1f} steps/s{fig}{same}   ({m['graph_note']})", flush=True)
         record["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None

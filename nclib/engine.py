@@ -184,36 +184,82 @@ class Engine:
             chunks = [self.model.features(self.X[i:i + 4096]) for i in range(0, self.N, 4096)]
             return torch.cat(chunks).float()
 
+    def _device_half(self):
+        """On the device, in the run's stream's order: the features H^T (float32), the logits (fp32 products),
+        objective (4.3) in float64 as a device scalar, and the head's weights and bias (the tensors themselves)."""
+        Ht = self.features()
+        with matmul_precision(False):
+            logits = self.model.classify(Ht)
+        Hd = Ht.double()
+        Ws = [W.detach().double() for W in self.model.head_weights()]
+        P = Ws[0]
+        for W in Ws[1:]:
+            P = W @ P
+        R = Hd @ P.T - self.Y.double()
+        b = self.model.head_bias()
+        if b is not None:
+            R = R + b.detach().double()
+        obj = (R * R).sum() / (2 * self.N) + self.lam_H / 2 * (Hd * Hd).sum()
+        obj = obj + sum(lam / 2 * (W * W).sum() for lam, W in zip(self.lam_W, Ws))
+        if self.lam_backbone:
+            obj = obj + self.lam_backbone / 2 * sum((W.double() ** 2).sum() for W in self.model.backbone_weights())
+        return Ht, logits, obj, [W.detach() for W in self.model.head_weights()], None if b is None else b.detach()
+
+    @staticmethod
+    def _payload(Ht, logits, Ws, b) -> dict | None:
+        """The arrays the host metrics need, in float64 (from float32 an exact conversion); None when any of
+        them holds NaN/inf."""
+        Hd, lg, Wd = Ht.double(), logits.double(), [W.double() for W in Ws]
+        finite = bool(torch.isfinite(Hd).all().item()) and bool(torch.isfinite(lg).all().item()) and all(
+            bool(torch.isfinite(W).all().item()) for W in Wd)
+        if not finite:
+            return None
+        return {"H": Hd.cpu().numpy(), "logits": lg.cpu().numpy(), "Ws": [W.cpu().numpy() for W in Wd],
+                "b": None if b is None else b.double().cpu().numpy()}
+
     @torch.no_grad()
     def evaluate_device(self) -> tuple[dict, dict | None]:
         """The device half of a history row: ``objective`` ((4.3) in float64 on the device) and the arrays
         the host metrics need (None when the network holds NaN/inf)."""
         with self.step.on_stream():
-            Ht = self.features()
-            with matmul_precision(False):
-                logits = self.model.classify(Ht)
-            Hd = Ht.double()
-            Ws = [W.detach().double() for W in self.model.head_weights()]
-            P = Ws[0]
-            for W in Ws[1:]:
-                P = W @ P
-            R = Hd @ P.T - self.Y.double()
-            b = self.model.head_bias()
-            if b is not None:
-                R = R + b.detach().double()
-            obj = (R * R).sum() / (2 * self.N) + self.lam_H / 2 * (Hd * Hd).sum()
-            obj = obj + sum(lam / 2 * (W * W).sum() for lam, W in zip(self.lam_W, Ws))
-            if self.lam_backbone:
-                obj = obj + self.lam_backbone / 2 * sum((W.double() ** 2).sum() for W in self.model.backbone_weights())
-            finite = bool(torch.isfinite(Hd).all().item()) and bool(torch.isfinite(logits).all().item()) and all(
-                bool(torch.isfinite(W).all().item()) for W in Ws)
-            row = {"objective": float(obj.item())}
-            if not finite:
-                return row, None
-            payload = {"H": Hd.cpu().numpy(), "logits": logits.double().cpu().numpy(),
-                       "Ws": [W.cpu().numpy() for W in Ws],
-                       "b": None if b is None else b.detach().double().cpu().numpy()}
-            return row, payload
+            Ht, logits, obj, Ws, b = self._device_half()
+            return {"objective": float(obj.item())}, self._payload(Ht, logits, Ws, b)
+
+    @torch.no_grad()
+    def queue_evaluation(self):
+        """The device half of a history row queued on the run's stream without a host synchronisation (the
+        ``deferred_metrics`` lever, :ref:`ch-engine`): the loss sum since the last row taken and reset, the
+        features, logits and objective (4.3) computed as :meth:`evaluate_device` does, and copies of them, of
+        the head and of the loss into host memory (pinned on a GPU) ordered after them.  Returns a function of no
+        arguments that waits for those copies and gives ``(row, payload)`` as :meth:`take_loss` and
+        :meth:`evaluate_device` would have at this point (``row`` with ``loss`` and ``objective``), the same
+        numbers; it may run in a worker thread while training goes on (it reads only its own copies)."""
+        step = self.step
+        count, step.loss_count = step.loss_count, 0
+        pin = self.is_cuda
+
+        def to_host(t: torch.Tensor) -> torch.Tensor:  # a copy of its own, queued after what computed t
+            out = torch.empty(t.shape, dtype=t.dtype, device="cpu", pin_memory=pin)
+            return out.copy_(t, non_blocking=pin)
+
+        with step.on_stream():
+            loss = to_host(step.loss_sum)
+            step.loss_sum.zero_()
+            Ht, logits, obj, Ws, b = self._device_half()
+            host = {"loss": loss, "objective": to_host(obj), "H": to_host(Ht), "logits": to_host(logits),
+                    "Ws": [to_host(W) for W in Ws], "b": None if b is None else to_host(b)}
+            done = torch.cuda.Event() if self.is_cuda else None
+            if done is not None:
+                done.record()
+
+        def finish() -> tuple[dict, dict | None]:
+            if done is not None:
+                done.synchronize()
+            row = {"loss": float(host["loss"].item()) / count if count else float("nan"),
+                   "objective": float(host["objective"].item())}
+            return row, self._payload(host["H"], host["logits"], host["Ws"], host["b"])
+
+        return finish
 
     def host_metrics(self, payload: dict | None) -> dict:
         """The host half: ``nc1``..``nc3`` from ``nclib.metrics.collapse_metrics`` with the run's own

@@ -28,21 +28,26 @@ DEFAULTS: dict = dict(
     epochs=12000, batch_size=128, lam_W="reference", lam_H="reference", lam_backbone=0.0,
     lr=1e-4, lr_milestones=(6000,), lr_gamma=0.1,
     seed=0, device="auto", precision="fp32", cuda_graph="auto", grouped_adam=False, steps_per_graph=1,
+    deferred_metrics=False,
     metric_every=100, divergence_factor=1e4, async_metrics="auto",
     out_dir=None, run_name=None, overwrite=False, progress=True, max_train_s=None, resume=False,
 )
 
 #: Parameters that say how one call trains, not what the run is: a call that resumes a run (``resume=True``) may
 #: set them differently from the call that started it (every other parameter must be the same).
-EXECUTION_KEYS = ("progress", "overwrite", "max_train_s", "resume", "grouped_adam", "steps_per_graph")
+EXECUTION_KEYS = ("progress", "overwrite", "max_train_s", "resume", "grouped_adam", "steps_per_graph",
+                  "deferred_metrics")
 
 #: The engine's opt-in speed levers (:ref:`ch-engine`), off by default until a GPU has measured them; each changes
 #: where the work is launched, not the arithmetic of a run (hence execution keys):
 #: ``grouped_adam`` (True/False): the runs of one call take ONE Adam step over all their parameters per batch (on a
 #: GPU one fused multi-tensor launch, the runs' forward and backward passes and that step captured in one graph)
 #: instead of one Adam per run; ``steps_per_graph`` (a positive int): consecutive steps captured in one CUDA graph,
-#: their batch rows read from one device buffer; above 1 only on a GPU with ``cuda_graph`` on.
-LEVER_KEYS = ("grouped_adam", "steps_per_graph")
+#: their batch rows read from one device buffer; above 1 only on a GPU with ``cuda_graph`` on;
+#: ``deferred_metrics`` (True/False): a metric epoch queues its device work and copies to host memory on the run's
+#: stream and training goes on at once; the row is completed in the worker thread (with ``async_metrics``) and
+#: checked for divergence at the next metric epoch (or the run's end), so no metric epoch waits for the device.
+LEVER_KEYS = ("grouped_adam", "steps_per_graph", "deferred_metrics")
 
 
 #: The training notebook's parameters (:ref:`ch-train`): those of :data:`DEFAULTS` but ``L`` and ``run_name``,

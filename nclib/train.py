@@ -202,6 +202,8 @@ def check_params(**params) -> dict:
     if not isinstance(p["grouped_adam"], bool):
         raise ValueError(f"grouped_adam must be True or False, got {p['grouped_adam']!r}")
     p["steps_per_graph"] = _checks.positive_int(p["steps_per_graph"], "steps_per_graph")
+    if not isinstance(p["deferred_metrics"], bool):
+        raise ValueError(f"deferred_metrics must be True or False, got {p['deferred_metrics']!r}")
     if p["async_metrics"] not in ("auto", True, False):
         raise ValueError(f"async_metrics must be 'auto', True or False, got {p['async_metrics']!r}")
     if p["init"] not in models.INITS:
@@ -327,7 +329,8 @@ class _RunFolder:
             self.initial_objective, self.limit = float(checkpoint["initial_objective"]), float(checkpoint["limit"])
             self.before = {k: float(self.prov.get(k) or 0.0) for k in ("wall_time_s", "train_time_s")}
         atomic_write_text(run_dir / "provenance.json", _json(self.prov))
-        self.pending: list = []  # [row, future or None], in epoch order
+        self.pending: list = []  # [row, future or None], in epoch order, until written to history.csv
+        self.unchecked: list = []  # the same entries until checked for divergence (rows_to_check)
         self.pool = ThreadPoolExecutor(max_workers=1) if use_async else None
         self.t_train = time.perf_counter()
         self.steps_at_start = engine.steps_done
@@ -342,26 +345,72 @@ class _RunFolder:
             self.rows.append(row)
             moved = True
         if moved:
-            atomic_write_text(self.run_dir / "history.csv", _history_csv(self.rows))
-            atomic_write_text(self.run_dir / CLASS_ACCURACY, _class_accuracy_csv(self.rows, self.engine.K))
+            self._write_history()
 
-    def record(self, epoch: int) -> dict:
-        """The history row of ``epoch``; the device half now, the host metrics now or in the worker thread."""
+    def _write_history(self) -> None:
+        atomic_write_text(self.run_dir / "history.csv", _history_csv(self.rows))
+        atomic_write_text(self.run_dir / CLASS_ACCURACY, _class_accuracy_csv(self.rows, self.engine.K))
+
+    def record(self, epoch: int) -> None:
+        """Record the history row of ``epoch``: the device half now and the host metrics now or in the worker
+        thread; with ``deferred_metrics`` the device half queued (:meth:`Engine.queue_evaluation`) and the whole
+        row completed in the worker thread, or now without one.  :meth:`rows_to_check` gives the rows whose
+        loss and objective are known for the divergence check."""
         eng = self.engine
-        loss = eng.take_loss()
-        part, payload = eng.evaluate_device()
-        row = {"epoch": epoch, "lr": eng.current_lr, "loss": loss, **part,
-               "wall_time": self.before["train_time_s"] + time.perf_counter() - self.t_train}
-        if self.pool is not None and payload is not None:
-            self.pending.append([row, self.pool.submit(eng.host_metrics, payload)])
+        row = {"epoch": epoch, "lr": eng.current_lr}
+        if self.p["deferred_metrics"]:
+            finish = eng.queue_evaluation()
+            row["wall_time"] = self.before["train_time_s"] + time.perf_counter() - self.t_train
+
+            def complete() -> dict:
+                part, payload = finish()
+                return {**part, **eng.host_metrics(payload)}
+
+            entry = [row, self.pool.submit(complete) if self.pool is not None else None]
+            if entry[1] is None:
+                row.update(complete())
         else:
-            row.update(eng.host_metrics(payload))
-            self.pending.append([row, None])
+            loss = eng.take_loss()
+            part, payload = eng.evaluate_device()
+            row.update(loss=loss, **part, wall_time=self.before["train_time_s"] + time.perf_counter() - self.t_train)
+            if self.pool is not None and payload is not None:
+                entry = [row, self.pool.submit(eng.host_metrics, payload)]
+            else:
+                row.update(eng.host_metrics(payload))
+                entry = [row, None]
+        self.pending.append(entry)
+        self.unchecked.append(entry)
         self.flush()
-        if epoch == 0:
-            self.initial_objective = row["objective"]
-            self.limit = self.p["divergence_factor"] * max(row["objective"], 1e-12)
-        return row
+
+    def rows_to_check(self, wait: bool) -> list[dict]:
+        """The rows to check for divergence, in epoch order, their loss and objective known: without
+        ``deferred_metrics`` those recorded since the last call; with it all of those but the newest (whose
+        device work is still queued behind training), and the newest too when ``wait`` (the run's last metric
+        epoch, or it stops for time).  An epoch-0 row is not returned: it sets the divergence limit."""
+        deferred = self.p["deferred_metrics"]
+        n = len(self.unchecked) if (wait or not deferred) else len(self.unchecked) - 1
+        out = []
+        for entry in self.unchecked[:max(n, 0)]:
+            row, fut = entry
+            if deferred and fut is not None:
+                row.update(fut.result())
+                entry[1] = None
+            if row["epoch"] == 0:  # the initialization: it sets the limit and is not itself checked
+                self.initial_objective = row["objective"]
+                self.limit = self.p["divergence_factor"] * max(row["objective"], 1e-12)
+            else:
+                out.append(row)
+        del self.unchecked[:max(n, 0)]
+        self.flush()
+        return out
+
+    def drop_rows_after(self, epoch: int) -> None:
+        """Forget the rows recorded after ``epoch`` (a deferred run that diverged at ``epoch`` trained on)."""
+        self.pending = [e for e in self.pending if e[0]["epoch"] <= epoch]
+        self.unchecked = [e for e in self.unchecked if e[0]["epoch"] <= epoch]
+        if any(r["epoch"] > epoch for r in self.rows):
+            self.rows = [r for r in self.rows if r["epoch"] <= epoch]
+            self._write_history()
 
     def divergence(self, row: dict) -> str | None:
         """Why the run diverged at this row (NaN/inf loss or objective, or the objective past
@@ -635,18 +684,23 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
                 folder.engine.set_lr(lr)
                 folder.engine.train_epoch()
             if epoch % p["metric_every"] == 0 or epoch == p["epochs"]:
+                for folder in active:
+                    folder.record(epoch)
+                out_of_time = (p["max_train_s"] is not None and epoch < p["epochs"]
+                               and time.perf_counter() - t_start >= p["max_train_s"])
                 for folder in list(active):
-                    row = folder.record(epoch)
-                    why = folder.divergence(row)
-                    if why is not None:
-                        diverged.append(why)
-                        stop(folder, "diverged", why)
-                if len(active) == 1:
-                    bar.set_postfix(objective=f"{row['objective']:.3e}", refresh=False)
+                    for row in folder.rows_to_check(wait=epoch == p["epochs"] or out_of_time):
+                        why = folder.divergence(row)
+                        if why is not None:
+                            folder.drop_rows_after(row["epoch"])
+                            diverged.append(why)
+                            stop(folder, "diverged", why)
+                            break
+                        if len(folders) == 1:
+                            bar.set_postfix(objective=f"{row['objective']:.3e}", refresh=False)
                 if not active:
                     break
-                if (p["max_train_s"] is not None and epoch < p["epochs"]
-                        and time.perf_counter() - t_start >= p["max_train_s"]):
+                if out_of_time:
                     for folder in list(active):  # out of time: each run keeps its state and stops
                         folder.save_checkpoint(epoch)
                         stop(folder, "stopped", None)

@@ -62,7 +62,7 @@ DATA=${DATA:-.gpu/cifar10_subset_slice.npz}
 PRECISION=${PRECISION:-tf32}
 # the levers' benchmark: BENCH_ARGS where the environment sets them (a CPU test), a few seconds a lever otherwise
 LEVER_ARGS=${LEVER_ARGS:-${BENCH_ARGS:---steps 600 --figure-epochs 20}}
-LEVERS=${LEVERS:-plain grouped_adam=true steps_per_graph=23 grouped_adam=true,steps_per_graph=23}
+LEVERS=${LEVERS:-plain grouped_adam=true steps_per_graph=23 grouped_adam=true,steps_per_graph=23 deferred_metrics=true}
 BENCH_ARGS=${BENCH_ARGS:---steps 1500 --warmup 50 --figure-epochs 40}
 CALIB_ARGS=${CALIB_ARGS:-}
 TEST_EPOCHS=${TEST_EPOCHS:-}

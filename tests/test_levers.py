@@ -1,5 +1,7 @@
 """The engine's opt-in speed levers (nclib.step, nclib.train; :ref:`ch-engine`): one Adam step for all the runs
-of a figure (``grouped_adam``) and several steps per CUDA graph (``steps_per_graph``).
+of a figure (``grouped_adam``), several steps per CUDA graph (``steps_per_graph``) and metric epochs that do not
+wait for the device (``deferred_metrics``: the rows are the same numbers, computed from copies queued on the
+run's stream; a divergence is seen one metric epoch later, the history still ends at the row that shows it).
 
 On the CPU the grouped runs equal the plain runs number for number (Adam is elementwise per parameter, and the
 CPU's Adam is the same per-parameter loop in both), across a learning-rate step and a stop/resume; several steps
@@ -40,9 +42,11 @@ def _assert_same_histories(plain, other):
 
 def test_the_levers_are_off_by_default_and_execution_keys():
     assert train.DEFAULTS["grouped_adam"] is False and train.DEFAULTS["steps_per_graph"] == 1
-    assert {"grouped_adam", "steps_per_graph"} <= set(train.EXECUTION_KEYS)
+    assert train.DEFAULTS["deferred_metrics"] is False
+    assert set(train.LEVER_KEYS) == {"grouped_adam", "steps_per_graph", "deferred_metrics"}
+    assert set(train.LEVER_KEYS) <= set(train.EXECUTION_KEYS)
     p = train.check_params(**KW)
-    assert p["grouped_adam"] is False and p["steps_per_graph"] == 1
+    assert p["grouped_adam"] is False and p["steps_per_graph"] == 1 and p["deferred_metrics"] is False
 
 
 def test_grouped_adam_runs_equal_plain_runs_number_for_number(tmp_path):
@@ -70,6 +74,61 @@ def test_grouped_adam_across_a_stop_and_resume(tmp_path, first):
         use, calls = not use, calls + 1
     assert calls == 3 and [_status(p) for p in parts] == ["finished"] * 3
     _assert_same_histories(plain, parts)
+
+
+@pytest.mark.parametrize("async_metrics", [False, True])
+def test_deferred_metrics_rows_equal_plain_rows_number_for_number(tmp_path, async_metrics):
+    """Metric epochs that queue their device work and complete the row later (in the worker thread with
+    async_metrics, while the main thread trains on and changes the parameters in place) give the rows of the
+    plain engine, across the lr step and with grouped_adam too."""
+    plain = train.run_many(MEMBERS, out_dir=tmp_path / "plain", **KW)
+    deferred = train.run_many(MEMBERS, out_dir=tmp_path / "deferred", deferred_metrics=True,
+                              async_metrics=async_metrics, **KW)
+    _assert_same_histories(plain, deferred)
+    both = train.run_many(MEMBERS, out_dir=tmp_path / "both", deferred_metrics=True, grouped_adam=True,
+                          async_metrics=async_metrics, **KW)
+    _assert_same_histories(plain, both)
+    for path in deferred:
+        prov = json.loads((path / "provenance.json").read_text())
+        assert prov["status"] == "finished" and prov["async_metrics"] is async_metrics
+
+
+def test_deferred_metrics_across_a_stop_and_resume(tmp_path):
+    """Stopped at every metric epoch (the stop waits for the newest row and checks it) and resumed with and
+    without the lever, the runs equal uninterrupted plain runs."""
+    plain = train.run_many(MEMBERS, out_dir=tmp_path / "plain", **KW)
+    parts = train.run_many(MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, deferred_metrics=True,
+                           async_metrics=True, **KW)
+    use, calls = False, 1
+    while _status(parts[0]) == "stopped":
+        parts = train.run_many(MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, resume=True,
+                               deferred_metrics=use, async_metrics=True, **KW)
+        use, calls = not use, calls + 1
+    assert calls == 3
+    _assert_same_histories(plain, parts)
+
+
+def test_a_deferred_run_that_diverges_ends_at_the_same_row(tmp_path):
+    """A divergence is seen one metric epoch later with deferred_metrics; the run is still written as diverged,
+    its history ending at the row that shows it, as the plain engine's does, and the other runs go on."""
+    kw = dict(KW, epochs=12, lr_milestones=[], divergence_factor=2.0, lr=0.2)  # L = 3 and 6 diverge at epoch 2
+    histories = {}
+    for deferred in (False, True):
+        with pytest.raises(train.TrainingDiverged) as err:
+            train.run_many(MEMBERS, out_dir=tmp_path / str(deferred), deferred_metrics=deferred, **kw)
+        runs = [tmp_path / str(deferred) / m["run_name"] for m in MEMBERS]
+        histories[deferred] = [train.load_history(r) for r in runs]
+        assert [_status(r) for r in runs] == ["finished", "diverged", "diverged"]
+        assert str(err.value).count("diverged at epoch 2") == 2
+    for ha, hb in zip(histories[False], histories[True]):
+        assert ha["epoch"].tolist() == hb["epoch"].tolist()
+        for col in COLUMNS:
+            np.testing.assert_array_equal(ha[col], hb[col])
+
+
+def test_deferred_metrics_is_refused_unless_a_bool():
+    with pytest.raises(ValueError, match="deferred_metrics must be True or False"):
+        train.check_params(**KW, deferred_metrics="yes")
 
 
 def test_grouped_engines_equal_engines_stepped_alone():
@@ -154,7 +213,8 @@ GPU_KW = dict(KW, device="cuda", counts=[40, 30, 20], width=64, batch_size=8, ep
 
 @cuda_only
 @pytest.mark.parametrize("levers", [dict(grouped_adam=True), dict(steps_per_graph=4), dict(steps_per_graph=11),
-                                    dict(grouped_adam=True, steps_per_graph=3)])
+                                    dict(grouped_adam=True, steps_per_graph=3), dict(deferred_metrics=True),
+                                    dict(grouped_adam=True, steps_per_graph=4, deferred_metrics=True)])
 def test_cuda_levers_equal_the_plain_engine_bit_for_bit(tmp_path, levers):
     """On a GPU the lever runs equal the plain runs bit for bit (every column but the wall time), with a
     remainder graph where steps_per_graph does not divide the 11 steps of an epoch: the grouped fused Adam is the
@@ -203,13 +263,16 @@ def test_the_benchmark_measures_each_lever_beside_the_plain_engine(tmp_path, cap
     spec.loader.exec_module(bench)
     path = tmp_path / "levers.json"
     bench.main(["--device", "cpu", "--width", "16", "--depth", "2", "--steps", "20", "--figure-epochs", "1",
-                "--threads", "1", "--levers", "plain", "grouped_adam=true", "steps_per_graph=4", "--json", str(path)])
+                "--threads", "1", "--levers", "plain", "grouped_adam=true", "steps_per_graph=4",
+                "deferred_metrics=true", "--json", str(path)])
     record = json.loads(path.read_text())
     assert {"device", "torch", "precision", "commit", "epoch_ms_floor", "levers"} <= set(record)
     levers = record["levers"]
-    assert list(levers) == ["plain", "grouped_adam=true", "steps_per_graph=4"]
-    for name in ("plain", "grouped_adam=true"):
+    assert list(levers) == ["plain", "grouped_adam=true", "steps_per_graph=4", "deferred_metrics=true"]
+    for name in ("plain", "grouped_adam=true", "deferred_metrics=true"):
         assert levers[name]["steps_per_s"] > 0 and levers[name]["epoch_ms_side_by_side"] > 0
+        assert levers[name]["metric_epochs"] == 1 and np.isfinite(levers[name]["metric_ms_seen_by_training"])
+    assert levers["deferred_metrics=true"]["same_as_plain"] is True
     assert levers["grouped_adam=true"]["settings"] == {"grouped_adam": True}
     assert levers["grouped_adam=true"]["same_as_plain"] is True and "same_as_plain" not in levers["plain"]
     assert "steps_per_graph" in levers["steps_per_graph=4"]["error"]
