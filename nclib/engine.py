@@ -72,7 +72,8 @@ class Engine:
         self.step = AdamStep(self.model.parameters(), self.batch_objective, self.device,
                              lr=lr_at(1, p["lr"], p["lr_milestones"], p["lr_gamma"]), batch_size=self.B,
                              tf32=p["precision"] == "tf32", cuda_graph=False if grouped else p["cuda_graph"],
-                             steps_per_graph=1 if grouped else p["steps_per_graph"])
+                             steps_per_graph=1 if grouped else p["steps_per_graph"],
+                             adam_in_backward=p["adam_in_backward"])
         #: The GroupedAdamStep that steps this run with others (grouped_adam), once group_engines made it.
         self.group: GroupedAdamStep | None = None
 

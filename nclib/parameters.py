@@ -28,7 +28,7 @@ DEFAULTS: dict = dict(
     epochs=12000, batch_size=128, lam_W="reference", lam_H="reference", lam_backbone=0.0,
     lr=1e-4, lr_milestones=(6000,), lr_gamma=0.1,
     seed=0, device="auto", precision="fp32", cuda_graph="auto", grouped_adam=False, steps_per_graph=1,
-    deferred_metrics=False,
+    deferred_metrics=False, adam_in_backward=False,
     metric_every=100, divergence_factor=1e4, async_metrics="auto",
     out_dir=None, run_name=None, overwrite=False, progress=True, max_train_s=None, resume=False,
 )
@@ -36,7 +36,7 @@ DEFAULTS: dict = dict(
 #: Parameters that say how one call trains, not what the run is: a call that resumes a run (``resume=True``) may
 #: set them differently from the call that started it (every other parameter must be the same).
 EXECUTION_KEYS = ("progress", "overwrite", "max_train_s", "resume", "grouped_adam", "steps_per_graph",
-                  "deferred_metrics")
+                  "deferred_metrics", "adam_in_backward")
 
 #: The engine's opt-in speed levers (:ref:`ch-engine`), off by default until a GPU has measured them; each changes
 #: where the work is launched, not the arithmetic of a run (hence execution keys):
@@ -47,7 +47,10 @@ EXECUTION_KEYS = ("progress", "overwrite", "max_train_s", "resume", "grouped_ada
 #: ``deferred_metrics`` (True/False): a metric epoch queues its device work and copies to host memory on the run's
 #: stream and training goes on at once; the row is completed in the worker thread (with ``async_metrics``) and
 #: checked for divergence at the next metric epoch (or the run's end), so no metric epoch waits for the device.
-LEVER_KEYS = ("grouped_adam", "steps_per_graph", "deferred_metrics")
+#: ``adam_in_backward`` (True/False): each parameter's Adam step is taken inside the backward pass, by a hook, as
+#: soon as its gradient is complete (the gradient consumed while it is still in the GPU's cache, then freed); not
+#: with ``grouped_adam``.
+LEVER_KEYS = ("grouped_adam", "steps_per_graph", "deferred_metrics", "adam_in_backward")
 
 
 #: The training notebook's parameters (:ref:`ch-train`): those of :data:`DEFAULTS` but ``L`` and ``run_name``,

@@ -103,7 +103,7 @@ class AdamStep:
 
     def __init__(self, params: Iterable[torch.nn.Parameter], objective: Callable[[torch.Tensor], torch.Tensor],
                  device: torch.device, *, lr: float, batch_size: int, tf32: bool = False, cuda_graph="auto",
-                 steps_per_graph: int = 1):
+                 steps_per_graph: int = 1, adam_in_backward: bool = False):
         self.params = list(params)
         if not self.params:
             raise ValueError("params must hold at least one parameter for Adam to update")
@@ -127,6 +127,11 @@ class AdamStep:
         else:
             self.opt = torch.optim.Adam(self.params, lr=lr, betas=BETAS, eps=EPS)
         self.lr = lr
+        #: Adam applied inside the backward pass: {parameter: its own Adam}, stepped by a hook as soon as the
+        #: parameter's gradient is complete (None: one Adam step after the backward pass).
+        self.in_backward = None
+        if _checks.flag(adam_in_backward, "adam_in_backward"):
+            self._adam_in_backward()
         self.loss_sum = torch.zeros((), dtype=torch.float32, device=self.device)
         self.loss_count = 0
         self.steps_done = 0
@@ -139,6 +144,25 @@ class AdamStep:
         self.stream = torch.cuda.Stream(device=self.device) if self.is_cuda else None
         if self.stream is not None:
             self.stream.wait_stream(torch.cuda.current_stream(self.device))
+
+    def _adam_in_backward(self) -> None:
+        """One Adam per parameter, sharing the learning rate of ``self.opt`` (on a GPU the same device tensor) and
+        keeping its state where ``self.opt`` finds it for a checkpoint; a post-accumulate-grad hook steps it and
+        frees the gradient as soon as the backward pass has accumulated it (the lever ``adam_in_backward``)."""
+        group = self.opt.param_groups[0]
+        self.in_backward = {}
+        for p in self.params:
+            opt = torch.optim.Adam([p], lr=group["lr"], betas=BETAS, eps=EPS, fused=True if self.is_cuda else None,
+                                   capturable=self.use_graph if self.is_cuda else False)
+            opt.state = self.opt.state  # one state dict (keyed by parameter) for all: state_dict reads it
+            opt.param_groups[0]["lr"] = group["lr"]  # the same object: set_lr fills it once for all
+            self.in_backward[p] = opt
+            p.register_post_accumulate_grad_hook(self._step_in_backward)
+
+    def _step_in_backward(self, p: torch.nn.Parameter) -> None:
+        opt = self.in_backward[p]
+        opt.step()
+        p.grad = None
 
     def _graph_state(self) -> None:
         """No graph yet: the warm-up count, the graphs by number of steps, the capture's side stream."""
@@ -177,9 +201,10 @@ class AdamStep:
         losses = []
         for objective, idx in zip(self._objectives, rows):
             loss = objective(idx)
-            loss.backward()
+            loss.backward()  # with adam_in_backward each parameter's Adam step is taken here, by its hook
             losses.append(loss.detach())
-        self.opt.step()
+        if self.in_backward is None:
+            self.opt.step()
         return losses
 
     def run(self, idx: torch.Tensor) -> None:
@@ -278,8 +303,11 @@ class AdamStep:
         lr = _checks.positive_float(lr, "lr")
         if lr == self.lr:
             return
+        groups = list(self.opt.param_groups)
+        if self.in_backward is not None and not self.is_cuda:  # float rates: each Adam's own (a GPU's is shared)
+            groups += [opt.param_groups[0] for opt in self.in_backward.values()]
         with self.on_stream():  # ordered after the steps already queued with the old rate
-            for g in self.opt.param_groups:
+            for g in groups:
                 if torch.is_tensor(g["lr"]):
                     g["lr"].fill_(lr)
                 else:
@@ -325,6 +353,10 @@ class AdamStep:
         self.opt.load_state_dict(state["opt"])
         for g in self.opt.param_groups:  # a fresh rate, as __init__ makes it (a device tensor on a GPU)
             g["lr"] = torch.tensor(lr, device=self.device) if self.is_cuda else lr
+        if self.in_backward is not None:  # load_state_dict replaced the state: share the new one and the rate
+            for opt in self.in_backward.values():
+                opt.state = self.opt.state
+                opt.param_groups[0]["lr"] = self.opt.param_groups[0]["lr"]
         self.lr = lr
         self.steps_done = int(state["steps_done"])
         if self.stream is not None:
@@ -364,6 +396,9 @@ class GroupedAdamStep(AdamStep):
                 raise ValueError(f"steps differ in {key} ({values}); one Adam step serves runs with one schedule")
         if any(s.loss_count for s in steps):
             raise ValueError("steps hold pending losses; group them before training (or after take_loss)")
+        if any(s.in_backward is not None for s in steps):
+            raise ValueError("steps take Adam inside their backward pass (adam_in_backward); one Adam step after the "
+                             "backward passes of all the runs cannot take them too")
         if cuda_graph not in ("auto", True, False):
             raise ValueError(f"cuda_graph must be 'auto', True or False, got {cuda_graph!r}")
         self.device, self.is_cuda, self.tf32, self.cuda_graph = first.device, first.is_cuda, first.tf32, cuda_graph
@@ -383,6 +418,7 @@ class GroupedAdamStep(AdamStep):
                     self.opt.state[p] = s.opt.state[p]
             s._grouped_state = self.opt.state
         self.members = steps
+        self.in_backward = None  # one Adam step after the runs' backward passes
         self._members, self._objectives = steps, [s.objective for s in steps]
         self.loss_sum = torch.zeros((), dtype=torch.float32, device=self.device)  # unused: each run keeps its sum
         self.loss_count = self.steps_done = 0

@@ -202,8 +202,12 @@ def check_params(**params) -> dict:
     if not isinstance(p["grouped_adam"], bool):
         raise ValueError(f"grouped_adam must be True or False, got {p['grouped_adam']!r}")
     p["steps_per_graph"] = _checks.positive_int(p["steps_per_graph"], "steps_per_graph")
-    if not isinstance(p["deferred_metrics"], bool):
-        raise ValueError(f"deferred_metrics must be True or False, got {p['deferred_metrics']!r}")
+    for key in ("deferred_metrics", "adam_in_backward"):
+        if not isinstance(p[key], bool):
+            raise ValueError(f"{key} must be True or False, got {p[key]!r}")
+    if p["adam_in_backward"] and p["grouped_adam"]:
+        raise ValueError("adam_in_backward=True takes each parameter's Adam step inside its run's backward pass, "
+                         "grouped_adam=True one Adam step after all the runs' passes; choose one")
     if p["async_metrics"] not in ("auto", True, False):
         raise ValueError(f"async_metrics must be 'auto', True or False, got {p['async_metrics']!r}")
     if p["init"] not in models.INITS:

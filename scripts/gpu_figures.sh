@@ -62,7 +62,8 @@ DATA=${DATA:-.gpu/cifar10_subset_slice.npz}
 PRECISION=${PRECISION:-tf32}
 # the levers' benchmark: BENCH_ARGS where the environment sets them (a CPU test), a few seconds a lever otherwise
 LEVER_ARGS=${LEVER_ARGS:-${BENCH_ARGS:---steps 600 --figure-epochs 20}}
-LEVERS=${LEVERS:-plain grouped_adam=true steps_per_graph=23 grouped_adam=true,steps_per_graph=23 deferred_metrics=true}
+LEVERS=${LEVERS:-plain grouped_adam=true adam_in_backward=true steps_per_graph=23 grouped_adam=true,steps_per_graph=23 adam_in_backward=true,steps_per_graph=23 deferred_metrics=true}
+LEVER_TIMEOUT_S=${LEVER_TIMEOUT_S:-60}  # the lever benchmark stops after this many seconds (the levers measured stay)
 BENCH_ARGS=${BENCH_ARGS:---steps 1500 --warmup 50 --figure-epochs 40}
 CALIB_ARGS=${CALIB_ARGS:-}
 TEST_EPOCHS=${TEST_EPOCHS:-}
@@ -127,8 +128,8 @@ main() {
     timeout 120 "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision fp32 2>&1; } | tee "$OUT/bench_train_gpu_fp32.txt"
   local levers_json="${RESULTS_ROOT:-results/figures}/gpu/bench_levers_$PRECISION.json"
   echo "\$ python benchmarks/bench_train.py $LEVER_ARGS --precision $PRECISION --levers $LEVERS --json $levers_json"
-  timeout --kill-after=5 60 "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
-    --json "$levers_json" 2>&1 || echo "lever benchmark: ended with status $? (124: stopped after 60 s); the runs go on"
+  timeout --kill-after=5 "$LEVER_TIMEOUT_S" "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
+    --json "$levers_json" 2>&1 || echo "lever benchmark: ended with status $? (124: stopped after $LEVER_TIMEOUT_S s); the runs go on"
   echo "== 4. calibration ($(elapsed) s)"
   timeout 120 "$PY" scripts/gpu_budget.py calibrate --out "$OUT/calibration.json" --device "$DEVICE" \
     --precision "$PRECISION" $CALIB_ARGS || return 1
@@ -184,7 +185,7 @@ stability_job() {
       | tee "$BENCH_DIR/$name.txt" || echo "benchmark ($q): ended with status $?"
   done
   echo "\$ python benchmarks/bench_train.py $LEVER_ARGS --precision $PRECISION --levers $LEVERS --json benchmarks/results/bench_levers_$PRECISION.json"
-  timeout --kill-after=5 60 "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
+  timeout --kill-after=5 "$LEVER_TIMEOUT_S" "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
     --json "$BENCH_DIR/bench_levers_$PRECISION.json" 2>&1 || echo "lever benchmark: ended with status $?"
   local left=$(( BUDGET_S - $(elapsed) - 30 ))
   echo "== 6. more seeds while $left s are left ($(elapsed) s)"

@@ -43,7 +43,8 @@ def _assert_same_histories(plain, other):
 def test_the_levers_are_off_by_default_and_execution_keys():
     assert train.DEFAULTS["grouped_adam"] is False and train.DEFAULTS["steps_per_graph"] == 1
     assert train.DEFAULTS["deferred_metrics"] is False
-    assert set(train.LEVER_KEYS) == {"grouped_adam", "steps_per_graph", "deferred_metrics"}
+    assert set(train.LEVER_KEYS) == {"grouped_adam", "steps_per_graph", "deferred_metrics", "adam_in_backward"}
+    assert train.DEFAULTS["adam_in_backward"] is False
     assert set(train.LEVER_KEYS) <= set(train.EXECUTION_KEYS)
     p = train.check_params(**KW)
     assert p["grouped_adam"] is False and p["steps_per_graph"] == 1 and p["deferred_metrics"] is False
@@ -124,6 +125,68 @@ def test_a_deferred_run_that_diverges_ends_at_the_same_row(tmp_path):
         assert ha["epoch"].tolist() == hb["epoch"].tolist()
         for col in COLUMNS:
             np.testing.assert_array_equal(ha[col], hb[col])
+
+
+def test_adam_in_backward_runs_equal_plain_runs_number_for_number(tmp_path):
+    """Each parameter's Adam step taken by a hook inside the backward pass gives the plain runs, across the lr
+    step: Adam is elementwise per parameter, and no later part of the backward pass reads a parameter once its
+    gradient is complete."""
+    plain = train.run_many(MEMBERS, out_dir=tmp_path / "plain", **KW)
+    inside = train.run_many(MEMBERS, out_dir=tmp_path / "inside", adam_in_backward=True, **KW)
+    _assert_same_histories(plain, inside)
+    with_deferred = train.run_many(MEMBERS, out_dir=tmp_path / "both", adam_in_backward=True, deferred_metrics=True,
+                                   **KW)
+    _assert_same_histories(plain, with_deferred)
+
+
+def test_adam_in_backward_across_a_stop_and_resume(tmp_path):
+    """Stopped at every metric epoch and resumed, switching the lever off and on at each call: the checkpoint's
+    Adam state is the same whoever took the steps."""
+    plain = train.run_many(MEMBERS, out_dir=tmp_path / "plain", **KW)
+    parts = train.run_many(MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, adam_in_backward=True, **KW)
+    use, calls = False, 1
+    while _status(parts[0]) == "stopped":
+        parts = train.run_many(MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, resume=True,
+                               adam_in_backward=use, **KW)
+        use, calls = not use, calls + 1
+    assert calls == 3
+    _assert_same_histories(plain, parts)
+
+
+def test_adam_in_backward_step_holds_one_state_and_one_rate():
+    """nclib.step.AdamStep(adam_in_backward=True): the hooks step every parameter once per step, the state a
+    checkpoint takes holds every parameter, and set_lr reaches every parameter's Adam."""
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    X, Y = torch.randn(16, 4), torch.randn(16, 2)
+    steps = [nstep.AdamStep(net.parameters(), lambda idx, net=net: ((net(X[idx]) - Y[idx]) ** 2).mean(), "cpu",
+                            lr=1e-2, batch_size=4, adam_in_backward=flag) for net, flag in zip(nets, (False, True))]
+    batches = torch.arange(16).view(4, 4)
+    for k, lr in enumerate((1e-2, 1e-2, 3e-3, 3e-3)):
+        for st in steps:
+            st.set_lr(lr)
+            st.run_steps(batches[k:k + 1])
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        assert torch.equal(a, b) and b.grad is None  # the hook freed the gradient
+    assert steps[0].take_loss() == steps[1].take_loss()
+    saved = [st.state_dict() for st in steps]
+    assert len(saved[1]["opt"]["state"]) == 4 and saved[1]["steps_done"] == 4
+    for i in range(4):
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(saved[0]["opt"]["state"][i][key], saved[1]["opt"]["state"][i][key])
+    assert all(g["lr"] == 3e-3 for opt in steps[1].in_backward.values() for g in opt.param_groups)
+    with pytest.raises(ValueError, match="adam_in_backward"):
+        nstep.GroupedAdamStep([steps[1]])
+    with pytest.raises(ValueError, match="adam_in_backward"):
+        nstep.AdamStep(nets[0].parameters(), steps[0].objective, "cpu", lr=1e-2, batch_size=4, adam_in_backward=1)
+
+
+def test_adam_in_backward_is_refused_with_grouped_adam_and_unless_a_bool():
+    with pytest.raises(ValueError, match="adam_in_backward=True .* grouped_adam=True"):
+        train.check_params(**KW, adam_in_backward=True, grouped_adam=True)
+    with pytest.raises(ValueError, match="adam_in_backward must be True or False"):
+        train.check_params(**KW, adam_in_backward="true")
 
 
 def test_deferred_metrics_is_refused_unless_a_bool():
@@ -214,7 +277,8 @@ GPU_KW = dict(KW, device="cuda", counts=[40, 30, 20], width=64, batch_size=8, ep
 @cuda_only
 @pytest.mark.parametrize("levers", [dict(grouped_adam=True), dict(steps_per_graph=4), dict(steps_per_graph=11),
                                     dict(grouped_adam=True, steps_per_graph=3), dict(deferred_metrics=True),
-                                    dict(grouped_adam=True, steps_per_graph=4, deferred_metrics=True)])
+                                    dict(grouped_adam=True, steps_per_graph=4, deferred_metrics=True),
+                                    dict(adam_in_backward=True), dict(adam_in_backward=True, steps_per_graph=4)])
 def test_cuda_levers_equal_the_plain_engine_bit_for_bit(tmp_path, levers):
     """On a GPU the lever runs equal the plain runs bit for bit (every column but the wall time), with a
     remainder graph where steps_per_graph does not divide the 11 steps of an epoch: the grouped fused Adam is the
