@@ -56,11 +56,31 @@ def yaml_safe_json(params: Mapping) -> str:
     return re.sub(r'"\\u0000float\\u0000(\d+)"', lambda m: floats[int(m.group(1))], text)
 
 
-def run_label(fig, scale: str) -> str:
-    """The target of an executed figure notebook in the book, e.g. ``run-fig1-cpu-scale``."""
+def check_piece(piece) -> str | None:
+    """``piece`` if it names some of a figure's runs, as ``L1`` or ``L1-L3`` (head depths of ``L_VALUES`` in
+    increasing order), or None; ValueError otherwise."""
+    if piece is None:
+        return None
+    Ls = [int(x) for x in re.findall(r"L(\d+)", str(piece))]
+    if not Ls or str(piece) != "-".join(f"L{L}" for L in Ls) or sorted(set(Ls)) != Ls or not set(Ls) <= set(
+            figures.L_VALUES):
+        raise ValueError(f"piece must name head depths of {list(figures.L_VALUES)} in increasing order, as 'L1' or "
+                         f"'L1-L3', got {piece!r}")
+    return str(piece)
+
+
+def piece_of(L_values) -> str:
+    """The piece name of the runs ``L_values`` (``[1, 3]`` -> ``"L1-L3"``)."""
+    return check_piece("-".join(f"L{int(L)}" for L in sorted(L_values)))
+
+
+def run_label(fig, scale: str, piece=None) -> str:
+    """The target of an executed figure notebook in the book, e.g. ``run-fig1-cpu-scale``; for a notebook that
+    made only some of the figure's runs (``piece``, :func:`check_piece`), e.g. ``run-fig2-gpu-L1``."""
     f = figures.figure(fig)
     figures.scale_settings(scale)
-    return f"run-fig{f.number}-{scale}"
+    piece = check_piece(piece)
+    return f"run-fig{f.number}-{scale}" + ("" if piece is None else f"-{piece}")
 
 
 def injected_epochs(nb: dict) -> int | None:
@@ -82,7 +102,7 @@ def scale_title(scale: str, epochs: int | None) -> str:
     return label
 
 
-def relabel_notebook(path, fig, scale: str) -> pathlib.Path:
+def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     """Give an executed copy of the training notebook (:ref:`ch-train`) its own title, target, note and figure names.
 
     Every executed copy would otherwise repeat the ``(ch-train)=`` target, the title and the figure names
@@ -91,15 +111,17 @@ def relabel_notebook(path, fig, scale: str) -> pathlib.Path:
     with the epochs papermill injected and a note on what the notebook is, in place of the training chapter's
     introduction; each figure name gets the run label as prefix, and the panels' caption becomes
     :data:`RUN_PANELS_CAPTION`. Code, outputs and execution metadata are left exactly as papermill wrote them.
-    Idempotent.
+    ``piece`` (e.g. ``"L1"``): the notebook made only those runs of the figure (a figure trained one piece per
+    GPU machine); the title and the target say which. Idempotent.
     """
     path = pathlib.Path(path)
     f = figures.figure(fig)
     if not path.is_file():
         raise ValueError(f"path {str(path)!r} is not a file")
     nb = json.loads(path.read_text())
-    label = run_label(f, scale)
-    title = f"Figure {f.number}: the executed training notebook ({scale_title(scale, injected_epochs(nb))})"
+    label = run_label(f, scale, piece)
+    runs = "" if piece is None else ", runs " + ", ".join(f"L = {L[1:]}" for L in piece.split("-"))
+    title = f"Figure {f.number}{runs}: the executed training notebook ({scale_title(scale, injected_epochs(nb))})"
     note = (f"This is the training notebook of {{ref}}`ch-train` as papermill executed it for Figure {f.number} "
             f"({f.paper_data if f.dataset == 'cifar10' else data.LETTERS_SYNTHETIC_LABEL}, "
             f"{'with bias' if f.bias else 'bias-free'}), shown with its outputs and never re-executed by the "
@@ -137,6 +159,7 @@ def main(argv=None) -> int:
     rp.add_argument("notebook", type=pathlib.Path)
     rp.add_argument("fig", type=int)
     rp.add_argument("scale", choices=sorted(figures.SCALES))
+    rp.add_argument("--piece", default=None, help="the runs this notebook made, as L1 or L1-L3 (default: all)")
     args = ap.parse_args(argv)
     if args.command == "params":
         overrides = {}
@@ -150,7 +173,7 @@ def main(argv=None) -> int:
                 overrides[name] = value
         print(yaml_safe_json(figures.figure_parameters(args.fig, args.scale, **overrides)))
     else:
-        relabel_notebook(args.notebook, args.fig, args.scale)
+        relabel_notebook(args.notebook, args.fig, args.scale, args.piece)
     return 0
 
 

@@ -40,7 +40,8 @@
 # same command on the same (warm) machine resumes them (resume=true) until they finish. The runs live in
 # $STAGE (default /var/tmp/nclib-gpu-stage, outside the repository copy, which each job refreshes) and every
 # job archives them (checkpoints excluded); the executed notebook of an earlier job is kept as
-# $STAGE/results/figures/gpu/figK/segments/figK.segment-N.run.ipynb. The CUDA-only tests run in the first job only,
+# $STAGE/results/figures/gpu/figK/segments/figK[.PIECE].segment-N.run.ipynb. With PIECE (e.g. PIECE=L1), each
+# figure of $FIGURES makes only those runs (a letters figure does not fit one machine: one run per machine). The CUDA-only tests run in the first job only,
 # and only those of stop-and-resume (CUDA_TESTS, a pytest -k expression, sets which).
 #
 # Environment: BUDGET_S (seconds for the whole script, default 530), FIGURES (default "1 3": the figures to
@@ -73,6 +74,9 @@ FULL=${FULL:-}
 # the CUDA-only engine tests run first (-k); in FULL mode only the stop-and-resume ones, to leave the time to training
 CUDA_TESTS=${CUDA_TESTS:-$([ -n "$FULL" ] && echo "cuda and resumes" || echo cuda)}
 RESERVE_S=${RESERVE_S:-60}
+# PIECE (e.g. L1, L1-L3): only those runs of each figure (scripts/gpu_run_figure.sh), one piece per GPU machine
+export PIECE=${PIECE:-}
+FIRST_L=$(echo "${PIECE:-L1}" | sed 's/^L\([0-9]*\).*/\1/')
 STABILITY=${STABILITY:-}
 STABILITY_SEEDS=${STABILITY_SEEDS:-0 1 2}
 STABILITY_EXTRA=${STABILITY_EXTRA:-3}
@@ -111,7 +115,7 @@ main() {
   local resuming=""
   if [ -n "$FULL" ]; then
     for f in $FIGURES; do
-      if [ -f "$RESULTS_ROOT/gpu/fig$f/fig$f-L1/checkpoint.pt" ]; then resuming="$resuming $f"; fi
+      if [ -f "$RESULTS_ROOT/gpu/fig$f/fig$f-L$FIRST_L/checkpoint.pt" ]; then resuming="$resuming $f"; fi
     done
     echo "FULL mode: runs in $STAGE; resuming:${resuming:- none}"
   fi
@@ -212,10 +216,11 @@ full_figures() {
     resume=false
     if [[ "$resuming" == *" $f "* ]]; then
       resume=true
-      n=$(ls "$RESULTS_ROOT/gpu/fig$f/segments" 2>/dev/null | wc -l)
+      local name="fig$f${PIECE:+.$PIECE}"
+      n=$(ls "$RESULTS_ROOT/gpu/fig$f/segments" 2>/dev/null | grep -c "^$name\.segment-" || true)
       mkdir -p "$RESULTS_ROOT/gpu/fig$f/segments"
-      if [ -f "$NOTEBOOK_ROOT/gpu/fig$f.run.ipynb" ]; then
-        mv "$NOTEBOOK_ROOT/gpu/fig$f.run.ipynb" "$RESULTS_ROOT/gpu/fig$f/segments/fig$f.segment-$((n + 1)).run.ipynb"
+      if [ -f "$NOTEBOOK_ROOT/gpu/$name.run.ipynb" ]; then
+        mv "$NOTEBOOK_ROOT/gpu/$name.run.ipynb" "$RESULTS_ROOT/gpu/fig$f/segments/$name.segment-$((n + 1)).run.ipynb"
       fi
     fi
     max_s=${MAX_TRAIN_S:-$(( BUDGET_S - $(elapsed) - RESERVE_S ))}

@@ -8,7 +8,9 @@
 # FIG: 1-4; SCALE: gpu (the paper's settings; results/figures/gpu/, book/figures/gpu/) or cpu-scale (results/figures/cpu-scale/,
 # book/figures/cpu-scale/); NAME=VALUE: notebook parameters to override (VALUE read as JSON when it parses).
 # Environment: PY (python interpreter with nclib, papermill, jupytext and ipykernel; default .venv/bin/python
-# when it exists, else python3), RESULTS_ROOT / NOTEBOOK_ROOT (default results/figures and book/figures).
+# when it exists, else python3), RESULTS_ROOT / NOTEBOOK_ROOT (default results/figures and book/figures),
+# PIECE (e.g. L1 or L1-L3: the notebook makes only those runs, L_values set to match, and is written as
+# figK.PIECE.run.ipynb: a figure trained one piece per GPU machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then echo "usage: $0 FIG SCALE [NAME=VALUE ...]" >&2; exit 2; fi
@@ -20,10 +22,17 @@ nbdir=${NOTEBOOK_ROOT:-book/figures}/$scale
 mkdir -p "$results" "$nbdir"
 params=$(mktemp /tmp/fig${fig}-params.XXXXXX.yaml)
 sets=(--set "out_dir=\"$results\"")
+nb=$nbdir/fig$fig.run.ipynb
+relabel=()
+if [ -n "${PIECE:-}" ]; then
+  Ls=$("$PY" -c "import sys; sys.path.insert(0, 'scripts'); import figure_notebook as f; p = f.check_piece(sys.argv[1]); print([int(x[1:]) for x in p.split('-')])" "$PIECE") || exit 2
+  sets+=(--set "L_values=$Ls")
+  nb=$nbdir/fig$fig.$PIECE.run.ipynb
+  relabel=(--piece "$PIECE")
+fi
 for kv in "$@"; do sets+=(--set "$kv"); done
 "$PY" scripts/figure_notebook.py params "$fig" --scale "$scale" "${sets[@]}" > "$params"
 echo "== Figure $fig ($scale): parameters $(tr -d ' \n' < "$params")"
-nb=$nbdir/fig$fig.run.ipynb
 start=$(date +%s)
 # An interrupt (the time budget's `timeout --signal=INT`) stops papermill, which keeps the cells run so far;
 # this shell only notes it, so that the executed notebook is still relabelled below.
@@ -32,7 +41,7 @@ set +e
 "$PY" -m jupytext --to ipynb -o - book/training/train.md | "$PY" -m papermill - "$nb" -f "$params" --cwd . --no-progress-bar
 status=$?
 set -e
-if [ -f "$nb" ]; then "$PY" scripts/figure_notebook.py relabel "$nb" "$fig" "$scale"; fi
+if [ -f "$nb" ]; then "$PY" scripts/figure_notebook.py relabel "$nb" "$fig" "$scale" "${relabel[@]}"; fi
 rm -f "$params"
 echo "== Figure $fig ($scale) ended with status $status after $(( $(date +%s) - start )) s: $nb, $(ls -d "$results"/fig$fig-L* 2>/dev/null | tr '\n' ' ')"
 exit $status

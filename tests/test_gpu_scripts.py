@@ -121,6 +121,40 @@ def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
     assert "book/figures/gpu/fig1.run.ipynb" in names
 
 
+def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_path):
+    """FULL=1 with PIECE: a figure made one piece of its runs at a time (a letters figure does not fit one GPU
+    machine): PIECE=L1 stops and resumes its one run, keeping its own notebook and segment; PIECE=L3-L6 makes
+    the other two side by side; together they are the figure's three runs."""
+    out, stage = tmp_path / "out", tmp_path / "stage"
+    base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="2", FULL="1",
+                STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
+                EXTRA_SETS="width=16 metric_every=1 lr=0.001", OMP_NUM_THREADS="1")
+
+    def call(**env):
+        done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=dict(base, **env), capture_output=True,
+                              text=True, timeout=900)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        return done.stdout
+
+    assert "resume=false" in call(PIECE="L1", MAX_TRAIN_S="0")
+    gpu = stage / "results" / "figures" / "gpu" / "fig1"
+    assert sorted(p.name for p in gpu.glob("fig1-L*")) == ["fig1-L1"] and (gpu / "fig1-L1" / "checkpoint.pt").is_file()
+    assert "resuming: 1" in call(PIECE="L1")
+    assert "resuming: none" in call(PIECE="L3-L6")
+    runs = figures.load_figure(1, "gpu", root=stage / "results" / "figures")
+    assert sorted(runs) == [1, 3, 6]
+    assert all(r.provenance["status"] == "finished" and r.history["epoch"].tolist() == [0, 1, 2] for r in runs.values())
+    assert runs[1].provenance["trained_with"] == [] and runs[3].provenance["trained_with"] == ["fig1-L6"]
+    assert [s["status"] for s in runs[1].provenance["segments"]] == ["stopped", "finished"]
+    notebooks = stage / "book" / "figures" / "gpu"
+    assert sorted(p.name for p in notebooks.iterdir()) == ["fig1.L1.run.ipynb", "fig1.L3-L6.run.ipynb"]
+    assert [p.name for p in (gpu / "segments").iterdir()] == ["fig1.L1.segment-1.run.ipynb"]
+    first = json.loads((notebooks / "fig1.L1.run.ipynb").read_text())["cells"][0]["source"]
+    assert first.startswith("(run-fig1-gpu-L1)=\n# Figure 1, runs L = 1: the executed training notebook")
+    with tarfile.open(out / "figures_gpu.tar.gz") as tar:
+        assert sum(n.endswith("history.csv") for n in tar.getnames()) == 3
+
+
 def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     """STABILITY=1, the first GPU job: the paired precision runs (seed 0, then one extra seed while the budget
     lasts), the engine benchmark with its JSON records and the levers, two archives beside the log."""
@@ -206,3 +240,8 @@ def test_relabel_notebook(tmp_path):
     with pytest.raises(ValueError, match="scale must be one of"):
         figure_notebook.run_label(3, "paper")
     assert figure_notebook.run_label(2, "cpu-scale") == "run-fig2-cpu-scale"
+    assert figure_notebook.run_label(2, "gpu", "L1-L3") == "run-fig2-gpu-L1-L3"
+    assert figure_notebook.piece_of([3, 1]) == "L1-L3" and figure_notebook.check_piece(None) is None
+    for bad in ("L2", "L3-L1", "L1-L1", "1", "L1_L3", "L1-"):
+        with pytest.raises(ValueError, match="piece must name head depths"):
+            figure_notebook.check_piece(bad)
