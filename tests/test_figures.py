@@ -339,6 +339,32 @@ def test_other_spikes_milestones_dips_and_rise_ratios():
     assert figures.rise_ratios({1: calm}) == dict(intervals=3, rises=0, median=None, largest_below=None)
 
 
+def test_lr_step_says_what_the_step_decay_did():
+    #        epoch:   0    10   20   30   40   50    60    70
+    obj = np.array([1.0, 0.5, 0.4, 0.5, 0.45, 0.1, 0.05, 0.04])
+    acc = np.array([0.0, 0.9, 1.0, 0.95, 0.97, 1.0, 1.0, 1.0])  # below 100 % at the step (epoch 40), settled from 50
+    lr = [1e-3] * 5 + [1e-4] * 3
+    stuck = _spike_run(obj, 6, lr, [40], train_acc=acc)
+    fine = _spike_run([1.0, 0.5, 0.3, 0.2, 0.2, 0.1, 0.1, 0.1], 1, lr, [40])
+    short = _spike_run([1.0, 0.5, 0.3, 0.2, 0.2], 3, lr[:5], [40])  # stops at its milestone: left out
+    got = figures.lr_step({1: fine, 3: short, 6: stuck})
+    assert sorted(got) == [1, 6]
+    six = got[6]
+    assert six["milestone"] == 40 and six["before"] == {"epoch": 40, "objective": 0.45, "nc1": 0.045, "nc3": 1.45,
+                                                       "train_acc": 0.97}
+    assert six["after"]["epoch"] == 50 and six["final"]["epoch"] == 70
+    assert six["objective_drop"] == pytest.approx(0.45 / 0.04)
+    assert six["below_100_before"] and six["settled_100"] == 50 and six["recovered"]
+    assert not got[1]["below_100_before"] and got[1]["settled_100"] == 0 and not got[1]["recovered"]
+    # the committed CPU-scale runs of Figure 4 go past their step after epoch 500
+    runs = figures.load_figure(4, "cpu-scale")
+    steps = figures.lr_step(runs)
+    assert sorted(steps) == [1, 3, 6]
+    for L, d in steps.items():
+        assert d["milestone"] == 500 and d["before"]["epoch"] == 500 and d["after"]["epoch"] == 520
+        assert d["final"]["objective"] == runs[L].history["objective"][-1]
+
+
 def test_drawing(tiny):
     for fig in (1, 3):
         runs = figures.load_figure(fig, "tiny", root=tiny)

@@ -45,6 +45,15 @@ def fake_cifar(path: pathlib.Path) -> pathlib.Path:
     return path
 
 
+def run_gpu_figures(env: dict) -> str:
+    """scripts/gpu_figures.sh run with the environment ``env``; asserts that it ended with status 0 and returns its
+    stdout (stderr is shown when it did not)."""
+    done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    return done.stdout
+
+
 def test_gpu_figures_script_runs_end_to_end_on_the_cpu(tmp_path):
     out, results, notebooks = tmp_path / "out", tmp_path / "results", tmp_path / "notebooks"
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="3",
@@ -52,10 +61,7 @@ def test_gpu_figures_script_runs_end_to_end_on_the_cpu(tmp_path):
                BENCH_ARGS="--device cpu --width 32 --steps 10 --warmup 2 --figure-epochs 1",
                CALIB_ARGS="--width 32 --epochs 1 --letters-images 26",
                RESULTS_ROOT=str(results), NOTEBOOK_ROOT=str(notebooks), OMP_NUM_THREADS="1")
-    done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=900)
-    log = done.stdout + done.stderr
-    assert done.returncode == 0, log[-3000:]
+    log = run_gpu_figures(env)
     assert sorted(p.name for p in out.iterdir()) == ["bench_train_gpu.txt", "bench_train_gpu_fp32.txt",
                                                      "calibration.json", "figures_gpu.tar.gz", "log.txt"]
     # the two benchmark outputs are what the summary chapter reads, at the precisions the script says
@@ -92,13 +98,11 @@ def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
                 EXTRA_SETS="width=32 metric_every=1 lr=0.001", OMP_NUM_THREADS="1")
 
     def call(**env):
-        done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=dict(base, **env), capture_output=True,
-                              text=True, timeout=900)
-        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        log = run_gpu_figures(dict(base, **env))
         with tarfile.open(out / "figures_gpu.tar.gz") as tar:
             names = tar.getnames()
         assert not any("checkpoint" in n for n in names) and sum(n.endswith("history.csv") for n in names) == 3
-        return done.stdout, names
+        return log, names
 
     log, _ = call(MAX_TRAIN_S="0")
     assert sorted(p.name for p in out.iterdir()) == ["figures_gpu.tar.gz", "log.txt"]  # no benchmark, no calibration
@@ -131,10 +135,7 @@ def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_pa
                 EXTRA_SETS="width=16 metric_every=1 lr=0.001", OMP_NUM_THREADS="1")
 
     def call(**env):
-        done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=dict(base, **env), capture_output=True,
-                              text=True, timeout=900)
-        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-        return done.stdout
+        return run_gpu_figures(dict(base, **env))
 
     assert "resume=false" in call(PIECE="L1", MAX_TRAIN_S="0")
     gpu = stage / "results" / "figures" / "gpu" / "fig1"
@@ -165,10 +166,7 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
                STABILITY_EXTRA="1", BUDGET_S="900", DATA=str(fake_cifar(tmp_path / "cifar.npz")),
                EXTRA_SETS="width=16 epochs=10", STABILITY_OUT=str(runs), BENCH_DIR=str(bench),
                BENCH_ARGS="--device cpu --width 32 --steps 10 --warmup 2 --figure-epochs 1", OMP_NUM_THREADS="1")
-    done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=900)
-    log = done.stdout + done.stderr
-    assert done.returncode == 0, log[-3000:]
+    log = run_gpu_figures(env)
     assert sorted(p.name for p in out.iterdir()) == ["benchmarks.tar.gz", "log.txt", "stability.tar.gz"]
     made = stability.load_stability(runs)
     assert sorted(made) == [("fp32", 0), ("fp32", 1), ("tf32", 0), ("tf32", 1)]

@@ -29,7 +29,7 @@ from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOKS, PER_RUN_KEYS, R
                      figure, figure_counts, figure_parameters, notebook_path, scale_settings, train_kwargs)
 from .load import CONFIG_KEYS, Run, check_figure, load_figure, preferred_scale, run_counts, run_folders
 from .analysis import (BENCHMARKS, NOTEBOOK_OVERHEAD_S, ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory,
-                       accuracy_dips, calibrated_seconds, check_runs, final_rows, first_epoch, largest_rise,
+                       accuracy_dips, calibrated_seconds, check_runs, final_rows, first_epoch, largest_rise, lr_step,
                        next_milestone, order_by, orders_without_spikes, other_spikes, read_benchmark, rise_ratios,
                        run_theory, settled_epoch, spikes, stalls, wall_time_s)
 from .plots import as_plot_runs, draw_panels, draw_theory, figure_legend

@@ -262,6 +262,36 @@ def next_milestone(params: Mapping, epoch: int) -> int | None:
     return later[0] if later else None
 
 
+def lr_step(runs: Mapping[int, Run]) -> dict[int, dict]:
+    """{L: what the step decay of the learning rate did} of the runs whose history goes past their first
+    milestone (``lr_milestones``: epochs after it use lr x ``lr_gamma``; the paper's runs step after epoch 6,000).
+
+    For each: ``milestone``; ``before``: the last recorded epoch at or before it (``epoch`` and the objective,
+    NC1, NC3 and training accuracy there, :data:`RISE_KEYS`); ``after``: the first recorded epoch after it (the
+    same keys); ``final``: the last recorded epoch (the same keys); ``objective_drop``: the objective at
+    ``before`` over the final one (above 1: it fell after the step); ``below_100_before``: whether the accuracy
+    was below 100 % at ``before``; ``settled_100``: the recorded epoch from which it stays at 100 % to the end
+    (:func:`settled_epoch`; None if it ends below); ``recovered``: the accuracy was below 100 % at ``before`` and
+    settled at 100 % after the milestone.  Sorted by L; runs that stop at or before their milestone are left out.
+    """
+    out = {}
+    for L, run in sorted(runs.items()):
+        h = run.history
+        milestones = sorted(int(m) for m in run.params.get("lr_milestones") or [])
+        epochs = np.asarray(h["epoch"])
+        if not milestones or epochs[-1] <= milestones[0]:
+            continue
+        m = milestones[0]
+        i = int(np.flatnonzero(epochs <= m)[-1])
+        values = lambda j: {"epoch": int(epochs[j]), **{k: float(h[k][j]) for k in RISE_KEYS}}  # noqa: E731
+        settled = settled_epoch(h, "train_acc", 1.0)
+        below = float(h["train_acc"][i]) < 1.0
+        out[L] = dict(milestone=m, before=values(i), after=values(i + 1), final=values(-1),
+                      objective_drop=float(h["objective"][i] / h["objective"][-1]), below_100_before=below,
+                      settled_100=settled, recovered=below and settled is not None and settled > m)
+    return out
+
+
 def accuracy_dips(runs: Mapping[int, Run]) -> dict[int, dict]:
     """{L: the dip} of the runs whose training accuracy falls below 100 % again after first reaching it.
 

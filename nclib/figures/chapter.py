@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import plotting, ufm
 from ..rounding import round_down, round_up
-from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, calibrated_seconds, final_rows,
+from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, calibrated_seconds, final_rows, lr_step,
                        next_milestone, order_by, orders_without_spikes, other_spikes, read_benchmark, rise_ratios,
                        run_theory, spikes, stalls, wall_time_s)
 from .config import FIGURES, L_VALUES, Figure, figure, figure_counts, scale_settings
@@ -83,7 +83,10 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     ``rise-count``, ``rise-median``, ``rise-below``, ``rise-max``, ``rise-max-L``, ``rise-max-from``,
     ``rise-max-to``; :func:`rise_ratios`); each training spike (``spike-L<L>-...``, :func:`spikes`), each dip
     of the accuracy after 100 % (``dip-L<L>-...``, :func:`accuracy_dips`) and each run that ends below 100 %
-    (``stall-L<L>-...``, :func:`stalls`).
+    (``stall-L<L>-...``, :func:`stalls`); for runs past their learning-rate step (:func:`lr_step`) the smallest
+    and largest fall of the objective from the step to the end (``lrstep-drop-min``, ``-max``), the runs below
+    100 % at the step and those that then settled at 100 % (``lrstep-below``, ``lrstep-recovered``) and per
+    run ``lrstep-L<L>-...``.
     """
     f = figure(fig)
     p = runs[min(runs)].params
@@ -169,6 +172,17 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
         s = f"dip-L{L}-"
         g.update({s + "low": f"{d['low']:.4f}", s + "epoch": str(d["low_epoch"]), s + "back": _epoch(d["back"]),
                   s + "final": f"{d['final']:.3f}"})
+    stepped = lr_step(runs)
+    if stepped:
+        drops = [d["objective_drop"] for d in stepped.values()]
+        g["lrstep-drop-min"], g["lrstep-drop-max"] = f"{min(drops):.3g}", f"{max(drops):.3g}"
+        g["lrstep-recovered"] = _comma(L for L, d in stepped.items() if d["recovered"]) or "none"
+        g["lrstep-below"] = _comma(L for L, d in stepped.items() if d["below_100_before"]) or "none"
+    for L, d in stepped.items():
+        s = f"lrstep-L{L}-"
+        g.update({s + "before": str(d["before"]["epoch"]), s + "acc-before": f"{d['before']['train_acc']:.3f}",
+                  s + "obj-before": f"{d['before']['objective']:.3g}", s + "obj-end": f"{d['final']['objective']:.3g}",
+                  s + "drop": f"{d['objective_drop']:.3g}", s + "settled": _epoch(d["settled_100"])})
     g["stall-runs"] = _comma(stalls(runs)) or "none"
     for L, st in stalls(runs).items():
         s = f"stall-L{L}-"
