@@ -249,7 +249,7 @@ class Engine:
             Ht, logits, obj, Ws, b = self._device_half()
             host = {"loss": loss, "objective": to_host(obj), "H": to_host(Ht), "logits": to_host(logits),
                     "Ws": [to_host(W) for W in Ws], "b": None if b is None else to_host(b)}
-            done = torch.cuda.Event() if self.is_cuda else None
+            done = torch.cuda.Event(blocking=True) if self.is_cuda else None  # the waiting thread sleeps
             if done is not None:
                 done.record()
 

@@ -46,10 +46,11 @@ EXECUTION_KEYS = ("progress", "overwrite", "max_train_s", "resume", "grouped_ada
 #: their batch rows read from one device buffer; above 1 only on a GPU with ``cuda_graph`` on;
 #: ``deferred_metrics`` (True/False): a metric epoch queues its device work and copies to host memory on the run's
 #: stream and training goes on at once; the row is completed in the worker thread (with ``async_metrics``) and
-#: checked for divergence at the next metric epoch (or the run's end), so no metric epoch waits for the device.
+#: checked for divergence at the next metric epoch (or the run's end), so a metric epoch does not wait for the
+#: device's queue to drain.
 #: ``adam_in_backward`` (True/False): each parameter's Adam step is taken inside the backward pass, by a hook, as
-#: soon as its gradient is complete (the gradient consumed while it is still in the GPU's cache, then freed); not
-#: with ``grouped_adam``.
+#: soon as its gradient is complete, then the gradient is freed (on a GPU it may still be in the cache when Adam
+#: reads it); not with ``grouped_adam``.
 LEVER_KEYS = ("grouped_adam", "steps_per_graph", "deferred_metrics", "adam_in_backward")
 
 

@@ -150,19 +150,21 @@ class AdamStep:
         keeping its state where ``self.opt`` finds it for a checkpoint; a post-accumulate-grad hook steps it and
         frees the gradient as soon as the backward pass has accumulated it (the lever ``adam_in_backward``)."""
         group = self.opt.param_groups[0]
-        self.in_backward = {}
+        self.in_backward, self._hooks, self._in_step = {}, [], False
         for p in self.params:
             opt = torch.optim.Adam([p], lr=group["lr"], betas=BETAS, eps=EPS, fused=True if self.is_cuda else None,
                                    capturable=self.use_graph if self.is_cuda else False)
             opt.state = self.opt.state  # one state dict (keyed by parameter) for all: state_dict reads it
             opt.param_groups[0]["lr"] = group["lr"]  # the same object: set_lr fills it once for all
             self.in_backward[p] = opt
-            p.register_post_accumulate_grad_hook(self._step_in_backward)
+            self._hooks.append(p.register_post_accumulate_grad_hook(self._step_in_backward))
 
     def _step_in_backward(self, p: torch.nn.Parameter) -> None:
-        opt = self.in_backward[p]
-        opt.step()
-        p.grad = None
+        """The hook: Adam on ``p`` during a step's backward pass (any other backward pass of the model only
+        accumulates gradients, as without the lever)."""
+        if self._in_step:
+            self.in_backward[p].step()
+            p.grad = None
 
     def _graph_state(self) -> None:
         """No graph yet: the warm-up count, the graphs by number of steps, the capture's side stream."""
@@ -199,10 +201,14 @@ class AdamStep:
         """One eager step: each member's objective on its rows, backward, then one Adam step; the F_B values."""
         self.opt.zero_grad(set_to_none=True)
         losses = []
-        for objective, idx in zip(self._objectives, rows):
-            loss = objective(idx)
-            loss.backward()  # with adam_in_backward each parameter's Adam step is taken here, by its hook
-            losses.append(loss.detach())
+        self._in_step = self.in_backward is not None
+        try:
+            for objective, idx in zip(self._objectives, rows):
+                loss = objective(idx)
+                loss.backward()  # with adam_in_backward each parameter's Adam step is taken here, by its hook
+                losses.append(loss.detach())
+        finally:
+            self._in_step = False
         if self.in_backward is None:
             self.opt.step()
         return losses

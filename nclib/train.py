@@ -333,7 +333,9 @@ class _RunFolder:
             self.initial_objective, self.limit = float(checkpoint["initial_objective"]), float(checkpoint["limit"])
             self.before = {k: float(self.prov.get(k) or 0.0) for k in ("wall_time_s", "train_time_s")}
         atomic_write_text(run_dir / "provenance.json", _json(self.prov))
-        self.pending: list = []  # [row, future or None], in epoch order, until written to history.csv
+        # [row, future of the host metrics or None, future of a deferred row's device half or None], in epoch
+        # order, until written to history.csv
+        self.pending: list = []
         self.unchecked: list = []  # the same entries until checked for divergence (rows_to_check)
         self.pool = ThreadPoolExecutor(max_workers=1) if use_async else None
         self.t_train = time.perf_counter()
@@ -343,7 +345,9 @@ class _RunFolder:
         """Move finished rows to the history (in epoch order) and rewrite history.csv atomically."""
         moved = False
         while self.pending and (wait or self.pending[0][1] is None or self.pending[0][1].done()):
-            row, fut = self.pending.pop(0)
+            row, fut, device_half = self.pending.pop(0)
+            if device_half is not None:  # a deferred row not checked yet (a run that stops): its loss and objective
+                row.update(device_half.result()[0])
             if fut is not None:
                 row.update(fut.result())
             self.rows.append(row)
@@ -357,31 +361,31 @@ class _RunFolder:
 
     def record(self, epoch: int) -> None:
         """Record the history row of ``epoch``: the device half now and the host metrics now or in the worker
-        thread; with ``deferred_metrics`` the device half queued (:meth:`Engine.queue_evaluation`) and the whole
-        row completed in the worker thread, or now without one.  :meth:`rows_to_check` gives the rows whose
-        loss and objective are known for the divergence check."""
+        thread; with ``deferred_metrics`` the device half queued (:meth:`Engine.queue_evaluation`) and read in
+        the worker thread, then the host metrics there, or both now without a worker thread (``async_metrics``
+        False, the CPU's default: then the lever only delays the divergence check).  :meth:`rows_to_check` gives
+        the rows whose loss and objective are known for the divergence check."""
         eng = self.engine
         row = {"epoch": epoch, "lr": eng.current_lr}
         if self.p["deferred_metrics"]:
             finish = eng.queue_evaluation()
             row["wall_time"] = self.before["train_time_s"] + time.perf_counter() - self.t_train
-
-            def complete() -> dict:
+            if self.pool is not None:  # two tasks in the one worker, in order: the device half, then the metrics
+                device_half = self.pool.submit(finish)
+                entry = [row, self.pool.submit(lambda: eng.host_metrics(device_half.result()[1])), device_half]
+            else:  # no worker thread (the CPU's default): the row is completed at once
                 part, payload = finish()
-                return {**part, **eng.host_metrics(payload)}
-
-            entry = [row, self.pool.submit(complete) if self.pool is not None else None]
-            if entry[1] is None:
-                row.update(complete())
+                row.update(part, **eng.host_metrics(payload))
+                entry = [row, None, None]
         else:
             loss = eng.take_loss()
             part, payload = eng.evaluate_device()
             row.update(loss=loss, **part, wall_time=self.before["train_time_s"] + time.perf_counter() - self.t_train)
             if self.pool is not None and payload is not None:
-                entry = [row, self.pool.submit(eng.host_metrics, payload)]
+                entry = [row, self.pool.submit(eng.host_metrics, payload), None]
             else:
                 row.update(eng.host_metrics(payload))
-                entry = [row, None]
+                entry = [row, None, None]
         self.pending.append(entry)
         self.unchecked.append(entry)
         self.flush()
@@ -395,10 +399,10 @@ class _RunFolder:
         n = len(self.unchecked) if (wait or not deferred) else len(self.unchecked) - 1
         out = []
         for entry in self.unchecked[:max(n, 0)]:
-            row, fut = entry
-            if deferred and fut is not None:
-                row.update(fut.result())
-                entry[1] = None
+            row, _, device_half = entry
+            if device_half is not None:  # the loss and objective only: the host metrics may still be computed
+                row.update(device_half.result()[0])
+                entry[2] = None
             if row["epoch"] == 0:  # the initialization: it sets the limit and is not itself checked
                 self.initial_objective = row["objective"]
                 self.limit = self.p["divergence_factor"] * max(row["objective"], 1e-12)

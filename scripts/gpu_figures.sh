@@ -161,22 +161,25 @@ main() {
 
 # STABILITY mode: the precision stability runs first, then the engine's checks and benchmarks, then more seeds
 stability_job() {
-  local out_dir=${STABILITY_OUT:-results/stability} sets=(--set "data_path=$DATA" --set "device=$DEVICE")
+  local out_dir=${STABILITY_OUT:-results/stability} sets=(--set "data_path=$DATA" --set "device=$DEVICE") t
   for kv in $EXTRA_SETS; do sets+=(--set "$kv"); done
   : > "$OUT/cuda_tests.txt"
-  if [ "$DEVICE" != cpu ]; then
+  if [ "$DEVICE" != cpu ] && t=$(capped 150); then
     echo "== 2a. CUDA tests of the default step path ($(elapsed) s)"
     { echo "\$ python -m pytest -q -p no:cacheprovider tests/test_step.py tests/test_train.py -k '$CUDA_FIRST'"
-      timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_step.py tests/test_train.py -k "$CUDA_FIRST" 2>&1; } \
+      timeout "$t" "$PY" -m pytest -q -p no:cacheprovider tests/test_step.py tests/test_train.py -k "$CUDA_FIRST" 2>&1; } \
       | tee -a "$OUT/cuda_tests.txt" || echo "CUDA tests: not all passed (see cuda_tests.txt); the runs go on"
   fi
   echo "== 3. stability runs, seeds $STABILITY_SEEDS ($(elapsed) s)"
-  timeout --signal=INT --kill-after=15 $(( BUDGET_S - $(elapsed) - 30 )) "$PY" scripts/stability_runs.py \
-    --seeds $STABILITY_SEEDS --out "$out_dir" "${sets[@]}" || echo "stability runs: ended with status $?"
-  if [ "$DEVICE" != cpu ]; then
+  if t=$(capped 100000); then
+    timeout --signal=INT --kill-after=15 "$t" "$PY" scripts/stability_runs.py --seeds $STABILITY_SEEDS --out "$out_dir" \
+      "${sets[@]}" || echo "stability runs: ended with status $?"
+  fi
+  archive_stability "$out_dir"  # now, in case the job is stopped later
+  if [ "$DEVICE" != cpu ] && t=$(capped 240); then
     echo "== 4. the other CUDA tests ($(elapsed) s)"
     { echo "\$ python -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_levers.py -k 'cuda and not ($CUDA_FIRST)'"
-      timeout 240 "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_levers.py \
+      timeout "$t" "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_levers.py \
         -k "cuda and not ($CUDA_FIRST)" 2>&1; } | tee -a "$OUT/cuda_tests.txt" || echo "CUDA tests: not all passed"
   fi
   echo "== 5. engine benchmark ($(elapsed) s)"
@@ -184,29 +187,43 @@ stability_job() {
   mkdir -p "$BENCH_DIR"
   for q in "$PRECISION" fp32; do
     name=bench_train_gpu$([ "$q" = tf32 ] || echo "_$q")
-    { echo "\$ python benchmarks/bench_train.py $BENCH_ARGS --precision $q --json benchmarks/results/$name.json"
-      timeout 120 "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision "$q" --json "$BENCH_DIR/$name.json" 2>&1; } \
+    t=$(capped 120) || { echo "benchmark ($q): skipped, no time left"; continue; }
+    { echo "\$ python benchmarks/bench_train.py $BENCH_ARGS --precision $q --json $BENCH_DIR/$name.json"
+      timeout "$t" "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision "$q" --json "$BENCH_DIR/$name.json" 2>&1; } \
       | tee "$BENCH_DIR/$name.txt" || echo "benchmark ($q): ended with status $?"
   done
-  echo "\$ python benchmarks/bench_train.py $LEVER_ARGS --precision $PRECISION --levers $LEVERS --json benchmarks/results/bench_levers_$PRECISION.json"
-  timeout --kill-after=5 "$LEVER_TIMEOUT_S" "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
-    --json "$BENCH_DIR/bench_levers_$PRECISION.json" 2>&1 || echo "lever benchmark: ended with status $?"
-  local left=$(( BUDGET_S - $(elapsed) - 30 ))
-  echo "== 6. more seeds while $left s are left ($(elapsed) s)"
-  if [ "$STABILITY_EXTRA" -gt 0 ] && [ "$left" -gt 0 ]; then
-    timeout --signal=INT --kill-after=15 "$left" "$PY" scripts/stability_runs.py --seeds $STABILITY_SEEDS \
-      --extra-seeds "$STABILITY_EXTRA" --budget-s "$left" --out "$out_dir" "${sets[@]}" \
+  if t=$(capped "$LEVER_TIMEOUT_S"); then
+    echo "\$ python benchmarks/bench_train.py $LEVER_ARGS --precision $PRECISION --levers $LEVERS --json $BENCH_DIR/bench_levers_$PRECISION.json"
+    timeout --kill-after=5 "$t" "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
+      --json "$BENCH_DIR/bench_levers_$PRECISION.json" 2>&1 || echo "lever benchmark: ended with status $?"
+  fi
+  echo "== 6. more seeds ($(elapsed) s)"
+  if [ "$STABILITY_EXTRA" -gt 0 ] && t=$(capped 100000); then
+    timeout --signal=INT --kill-after=15 "$t" "$PY" scripts/stability_runs.py --seeds $STABILITY_SEEDS \
+      --extra-seeds "$STABILITY_EXTRA" --budget-s "$t" --out "$out_dir" "${sets[@]}" \
       || echo "stability runs: ended with status $?"
   fi
   rm -rf "$KDIR"
   echo "== 7. archive ($(elapsed) s)"
-  tar czf "$OUT/stability.tar.gz" --exclude=checkpoint.pt --exclude=checkpoint.pt.tmp --exclude=checkpoint.pt.sha256 \
-    --exclude=.lock "$out_dir" && tar tzf "$OUT/stability.tar.gz" | grep -c history.csv
+  archive_stability "$out_dir"
   cp "$OUT/cuda_tests.txt" "$BENCH_DIR/cuda_tests.txt"
   tar czf "$OUT/benchmarks.tar.gz" -C "$BENCH_DIR" $(cd "$BENCH_DIR" && ls bench_train_gpu* bench_levers_* cuda_tests.txt \
     2>/dev/null) && tar tzf "$OUT/benchmarks.tar.gz"
   rm -f "$OUT/cuda_tests.txt"
   echo "== done in $(elapsed) s"
+}
+
+# the seconds a step may take: at most $1 and what the budget leaves (30 s kept for the archives); status 1, and a
+# note, when under 20 s are left
+capped() {
+  local left=$(( BUDGET_S - $(elapsed) - 30 ))
+  if [ "$left" -lt 20 ]; then echo "skipped: $left s left in the budget" >&2; return 1; fi
+  echo $(( left < $1 ? left : $1 ))
+}
+
+archive_stability() {
+  tar czf "$OUT/stability.tar.gz" --exclude=checkpoint.pt --exclude=checkpoint.pt.tmp --exclude=checkpoint.pt.sha256 \
+    --exclude=.lock "$1" && echo "stability.tar.gz: $(tar tzf "$OUT/stability.tar.gz" | grep -c history.csv) runs"
 }
 
 # FULL mode: each figure toward the paper's 12,000 epochs in the seconds left, resumed where a checkpoint exists

@@ -5,12 +5,14 @@
 
 For each seed one nclib.train.run_many call trains the fp32 run and the TF32 run side by side (same data,
 initialization and batch order) for the first 400 epochs, metrics every 10 epochs, into
-DIR/fig1-L6-<precision>-seed<s>/ (default results/stability/).  A pair whose two runs are finished with the same
-parameters is kept, not made again; other runs in its folders are an error unless --overwrite.  --budget-s: a pair starts only when the seconds left are at least 1.2 times
-the longest pair so far (the first pair always starts); --extra-seeds N: after the given seeds, up to N more
-(the next seed numbers) while the budget allows.  At the end it prints one line per run and the precision the
-fixed rule chooses (nclib.figures.stability.precision_decision).  --set NAME=VALUE replaces a parameter of
-Figure 1's (data_path, device; for a test of the tooling width, epochs, ...).
+DIR/fig1-L6-<precision>-seed<s>/ (default results/stability/).  A run that diverges is written as such (a
+spike) and the other seeds go on.  A pair whose two runs ended (finished or diverged) with the same parameters
+is kept, not made again; other runs in its folders are an error unless --overwrite.  --budget-s: a pair starts
+only when the seconds left are at least 1.2 times the longest pair so far, made or kept (the first pair made
+always starts); --extra-seeds N: after the given seeds, up to N more (the next seed numbers) while the budget
+allows.  At the end it prints one line per run and the precision the fixed rule chooses
+(nclib.figures.stability.precision_decision).  --set NAME=VALUE replaces a parameter of Figure 1's
+(data_path, device; for a test of the tooling width, epochs, ...).
 """
 from __future__ import annotations
 
@@ -24,21 +26,25 @@ from nclib import parameters, train
 from nclib.figures import stability
 
 
-def pair_is_finished(runs, shared) -> bool:
-    """Whether both runs of a pair are finished with exactly these parameters."""
+def pair_seconds(runs, shared) -> float | None:
+    """The wall seconds of a pair whose two runs ended (finished, or stopped as diverged) with exactly these
+    parameters, None if they did not."""
+    seconds = 0.0
     for r in runs:
         want = train.check_params(**{**shared, **r})
         path = pathlib.Path(want["out_dir"]) / want["run_name"]
         prov, params = path / "provenance.json", path / "params.json"
         if not (prov.is_file() and params.is_file()):
-            return False
-        if json.loads(prov.read_text()).get("status") != "finished":
-            return False
+            return None
+        record = json.loads(prov.read_text())
+        if record.get("status") not in stability.ENDED:
+            return None
         have = json.loads(params.read_text())
         keys = [k for k in parameters.DEFAULTS if k not in parameters.EXECUTION_KEYS]
         if any(json.loads(json.dumps(want[k])) != have.get(k) for k in keys):
-            return False
-    return True
+            return None
+        seconds = max(seconds, float(record.get("wall_time_s") or 0.0))
+    return seconds
 
 
 def main(argv=None) -> int:
@@ -63,8 +69,10 @@ def main(argv=None) -> int:
     seeds = list(args.seeds) + [max(args.seeds) + 1 + i for i in range(args.extra_seeds)]
     for n, seed in enumerate(seeds):
         runs, shared = stability.pair_kwargs(seed, out_dir=args.out, **overrides)
-        if pair_is_finished(runs, shared):
-            print(f"seed {seed}: both runs finished already, kept", flush=True)
+        kept = pair_seconds(runs, shared)
+        if kept is not None:  # its time is the estimate of the next pair's
+            longest = max(longest, kept)
+            print(f"seed {seed}: both runs ended already ({kept:.0f} s), kept", flush=True)
             continue
         left = None if args.budget_s is None else args.budget_s - (time.perf_counter() - t0)
         if left is not None and longest > 0 and left < 1.2 * longest:
@@ -75,6 +83,8 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         try:
             train.run_many(runs, **shared, overwrite=args.overwrite)
+        except train.TrainingDiverged as exc:  # a result (a spike), written as such: the other seeds go on
+            print(f"seed {seed}: diverged: {exc}", flush=True)
         except ValueError as exc:  # a refusal before training (a folder holding other runs, a bad parameter)
             print(f"seed {seed}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 2
@@ -88,7 +98,8 @@ def main(argv=None) -> int:
     for r in rows:
         rise = "never rises" if r["rise"] is None else (f"largest rise above an earlier low x{r['rise']:.2f} "
                                                          f"(epochs {r['rise_from']}-{r['rise_to']})")
-        print(f"{r['precision']} seed {r['seed']}: {'SPIKED' if r['spiked'] else 'no spike'}, {rise}; 100 % "
+        what = "DIVERGED" if r["diverged"] else ("SPIKED" if r["spiked"] else "no spike")
+        print(f"{r['precision']} seed {r['seed']}: {what}, {rise}; 100 % "
               f"accuracy first at {r['first_100']}, lost after: {r['lost_100']}, final {r['final_acc']:.4f}; "
               f"objective final {r['final_objective']:.4g}, min {r['min_objective']:.4g}")
     try:

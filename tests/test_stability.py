@@ -112,7 +112,7 @@ def test_the_script_makes_the_pairs_keeps_finished_ones_and_summarizes(tmp_path,
     assert all(r["epochs"] == 10 and r["final_objective"] >= r["min_objective"] > 0 for r in rows)
     # again: the finished pairs are kept; a pair with other parameters in the same folders is refused
     assert stability_runs.main(["--seeds", "0", "1", "--out", str(out), *sets]) == 0
-    assert capsys.readouterr().out.count("both runs finished already, kept") == 2
+    assert capsys.readouterr().out.count("both runs ended already") == 2
     assert stability_runs.main(["--seeds", "0", "--out", str(out), *sets, "--set", "width=8"]) == 2
     assert "RunExists" in capsys.readouterr().err
     # a budget that one pair used up stops before the next
@@ -120,13 +120,36 @@ def test_the_script_makes_the_pairs_keeps_finished_ones_and_summarizes(tmp_path,
     log = capsys.readouterr().out
     assert "seed 4: not started" in log and (out / "fig1-L6-fp32-seed3").is_dir()
     assert not (out / "fig1-L6-fp32-seed4").exists()
+    # the kept pairs' wall time is the estimate: with less budget than that, no new pair starts
+    assert stability_runs.main(["--seeds", "0", "5", "--budget-s", "0.01", "--out", str(out), *sets]) == 0
+    assert "seed 5: not started" in capsys.readouterr().out and not (out / "fig1-L6-fp32-seed5").exists()
+
+
+def test_a_diverged_run_is_a_spike_and_the_other_seeds_go_on(tmp_path, capsys):
+    """A learning rate at which the runs diverge: nclib.train stops them as diverged, the script goes on to the
+    next seed, the runs load as spiked ones and the decision counts them (here both precisions alike)."""
+    out = tmp_path / "stability"
+    sets = ["--set", f"data_path={fake_cifar(tmp_path / 'cifar.npz')}", "--set", "device=cpu", "--set", "width=16",
+            "--set", "epochs=20", "--set", "lr=50"]
+    assert stability_runs.main(["--seeds", "0", "1", "--out", str(out), *sets]) == 0
+    log = capsys.readouterr().out
+    assert log.count("diverged: ") == 2 and "fp32 seed 1: DIVERGED" in log
+    assert "decision: tf32 (alike; seeds [0, 1]" in log
+    runs = stability.load_stability(out)
+    assert len(runs) == 4 and all(stability.diverged(r) and stability.spiked(r) for r in runs.values())
+    rows = stability.stability_rows(runs)
+    assert all(r["diverged"] and r["spiked"] and r["epochs"] == 10 for r in rows)
+    assert all(np.isfinite(r["final_objective"]) for r in rows)
+    # ended pairs (diverged ones too) are kept when the command is run again
+    assert stability_runs.main(["--seeds", "0", "1", "--out", str(out), *sets]) == 0
+    assert capsys.readouterr().out.count("both runs ended already") == 2
 
 
 def test_load_stability_refuses_what_is_not_a_stability_run(tmp_path):
-    with pytest.raises(ValueError, match="no finished stability runs"):
+    with pytest.raises(ValueError, match="no stability runs that ended"):
         stability.load_stability(tmp_path)
     path = tmp_path / "fig1-L6-fp32-seed0"
     path.mkdir()
     (path / "provenance.json").write_text(json.dumps({"status": "stopped"}))
-    with pytest.raises(ValueError, match="no finished stability runs"):
-        stability.load_stability(tmp_path)  # unfinished runs do not count
+    with pytest.raises(ValueError, match="no stability runs that ended"):
+        stability.load_stability(tmp_path)  # stopped runs do not count

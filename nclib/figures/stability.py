@@ -63,16 +63,21 @@ def pair_kwargs(seed: int, out_dir=None, **overrides) -> tuple[list[dict], dict]
     return runs, shared
 
 
+#: The statuses of a stability run that ended by itself: it trained all its epochs, or it diverged (nclib.train
+#: stopped it, its history ending at the row that showed it), which is a spike too.
+ENDED = ("finished", "diverged")
+
+
 def load_stability(root=None) -> dict[tuple[str, int], Run]:
-    """{(precision, seed): Run} of the stability runs under ``root`` (default :data:`RESULTS`), finished ones only;
-    ValueError when there is none, or when a run is not of the stability setting (its L, epochs, metric interval,
-    precision or name)."""
+    """{(precision, seed): Run} of the stability runs under ``root`` (default :data:`RESULTS`) that ended
+    (:data:`ENDED`); ValueError when there is none, or when a run is not of the stability setting (its folder
+    name, which names its precision and seed, its L or its metric interval)."""
     root = RESULTS if root is None else pathlib.Path(root)
     out: dict[tuple[str, int], Run] = {}
     for path in sorted(root.glob(f"fig{FIGURE}-L{L}-*-seed*")):
         if not (path / "provenance.json").is_file():
             continue
-        if json.loads((path / "provenance.json").read_text()).get("status") != "finished":
+        if json.loads((path / "provenance.json").read_text()).get("status") not in ENDED:
             continue
         params, history, prov = load_run(path)
         key = (params["precision"], int(params["seed"]))
@@ -80,7 +85,7 @@ def load_stability(root=None) -> dict[tuple[str, int], Run]:
             raise ValueError(f"{str(path)!r} is not a stability run (name, L or metric interval)")
         out[key] = Run(path, params, history, prov)
     if not out:
-        raise ValueError(f"no finished stability runs under {str(root)!r}")
+        raise ValueError(f"no stability runs that ended ({' or '.join(ENDED)}) under {str(root)!r}")
     return out
 
 
@@ -102,28 +107,48 @@ def rise_from_low(history: Mapping) -> dict | None:
     return dict(factor=float(ratio[j]), low_epoch=int(epochs[low_at[j]]), epoch=int(epochs[j + 1]))
 
 
+def diverged(run: Run) -> bool:
+    """Whether nclib.train stopped the run as diverged (its objective past ``divergence_factor`` times the
+    initial one, or NaN/inf)."""
+    return run.provenance.get("status") == "diverged"
+
+
+def finite_history(run: Run) -> dict:
+    """The run's history up to its first row whose objective is not a finite positive number (a diverged run's
+    last row may be NaN/inf); the whole history otherwise."""
+    y = np.asarray(run.history["objective"], dtype=float)
+    bad = np.flatnonzero(~(np.isfinite(y) & (y > 0)))
+    end = int(bad[0]) if bad.size else y.size
+    return {k: np.asarray(v)[:end] for k, v in run.history.items()}
+
+
 def spiked(run: Run, threshold: float = SPIKE_FACTOR) -> bool:
-    """Whether a run spiked: its objective (4.3) rose to more than ``threshold`` (:data:`SPIKE_FACTOR`) times its
-    lowest earlier recorded value (:func:`rise_from_low`).  The figure chapters' spikes (a rise by more than
-    the factor between consecutive recorded epochs, every 100 epochs) are spikes by this definition too; recorded
-    every 10 epochs, a rise that took 100 epochs, or that paused on the way, still counts."""
+    """Whether a run spiked: it diverged (:func:`diverged`), or its objective (4.3) rose to more than
+    ``threshold`` (:data:`SPIKE_FACTOR`) times its lowest earlier recorded value (:func:`rise_from_low`).  The
+    figure chapters' spikes (a rise by more than the factor between consecutive recorded epochs, every 100
+    epochs) are spikes by this definition too; recorded every 10 epochs, a rise that took 100 epochs, or that
+    paused on the way, still counts."""
     threshold = _checks.positive_float(threshold, "threshold")
+    if diverged(run):
+        return True
     rise = rise_from_low(run.history)
     return rise is not None and rise["factor"] > threshold
 
 
 def stability_rows(runs: Mapping[tuple[str, int], Run]) -> list[dict]:
-    """One row per run, sorted by precision then seed: ``precision``, ``seed``, ``epochs``, ``spiked``
-    (:func:`spiked`), ``rise``, ``rise_from`` and ``rise_to`` (:func:`rise_from_low`: the largest rise of the
-    objective above an earlier low, the epochs of the low and of the peak; None when it never rises), ``first_100`` (the first recorded epoch at 100 % training
-    accuracy), ``lost_100`` (whether the accuracy fell below 100 % after it), ``settled_100`` (the epoch from
-    which it stays at 100 %), ``final_acc``, ``final_objective``, ``min_objective`` and ``wall_s``."""
+    """One row per run, sorted by precision then seed: ``precision``, ``seed``, ``epochs`` (the last recorded),
+    ``spiked`` (:func:`spiked`), ``diverged``, ``rise``, ``rise_from`` and ``rise_to`` (:func:`rise_from_low`: the largest rise of the
+    objective above an earlier low, the epochs of the low and of the peak, over :func:`finite_history`; None when
+    it never rises), ``first_100`` (the first recorded epoch at 100 % training accuracy), ``lost_100`` (whether the accuracy fell below 100 % after it), ``settled_100`` (the epoch from
+    which it stays at 100 %), ``final_acc``, ``final_objective``, ``min_objective`` (these over :func:`finite_history` too) and
+    ``wall_s``."""
     rows = []
     for (precision, seed), run in sorted(runs.items()):
-        h = run.history
-        rise = rise_from_low(h)
+        h = finite_history(run)
+        rise = rise_from_low(h) if h["objective"].size >= 2 else None
         first, settled = first_epoch(h, "train_acc", 1.0), settled_epoch(h, "train_acc", 1.0)
-        rows.append(dict(precision=precision, seed=seed, epochs=int(h["epoch"][-1]), spiked=spiked(run),
+        rows.append(dict(precision=precision, seed=seed, epochs=int(run.history["epoch"][-1]),
+                         spiked=spiked(run), diverged=diverged(run),
                          rise=None if rise is None else rise["factor"],
                          rise_from=None if rise is None else rise["low_epoch"],
                          rise_to=None if rise is None else rise["epoch"],
@@ -144,6 +169,10 @@ def precision_decision(rows: list[dict]) -> dict:
     their epochs, and say nothing about precision.  Returns ``precision``, ``case`` (``"tf32 spikes more"``;
     ``"alike"``: the same seeds spiked; ``"fp32 spikes too"``: some fp32 run spiked where its TF32 pair did not;
     ``"no spike"``), ``seeds`` (the paired seeds) and ``spiked`` ({precision: seeds whose run spiked}).
+
+    It is a decision rule, not a test of a cause: a pair's two runs drift apart after their first different
+    rounding, so one seed on which only the TF32 run spiked can be chance; more seeds (``--extra-seeds`` of
+    ``scripts/stability_runs.py``) weigh it, and the book says how many seeds decided.
     """
     by = {(r["precision"], r["seed"]): r for r in rows}
     seeds = sorted({s for (q, s) in by if all((p, s) in by for p in PRECISIONS)})
