@@ -339,6 +339,30 @@ def test_other_spikes_milestones_dips_and_rise_ratios():
     assert figures.rise_ratios({1: calm}) == dict(intervals=3, rises=0, median=None, largest_below=None)
 
 
+def test_read_benchmark_record_checks_the_fields_the_engine_chapter_reads(tmp_path):
+    record = figures.read_benchmark_record(figures.ROOT / "benchmarks" / "results" / "bench_train_cpu.json")
+    assert record["steps_per_s"]["engine"] > 0 and record["figure"]["epoch_ms_floor"] is None  # no data sheet
+    good = dict(record)
+    for broken, message in ((dict(good, steps_per_s={"engine": 1.0}), "no steps_per_s.plain"),
+                            (dict(good, figure={k: v for k, v in good["figure"].items() if k != "metric_ms"}),
+                             "no figure.metric_ms"),
+                            ({k: v for k, v in good.items() if k != "commit"}, "no commit"),
+                            (dict(good, steps_per_s={"engine": 0.0, "plain": 1.0}), "positive"),
+                            (dict(good, figure=dict(good["figure"], seconds_12000_epochs_with_metrics=1.0)),
+                             "inconsistent")):
+        path = tmp_path / "r.json"
+        path.write_text(json.dumps(broken))
+        with pytest.raises(ValueError, match=message):
+            figures.read_benchmark_record(path)
+    path.write_text(json.dumps(dict(good, figure=None)))  # a record without a figure's runs
+    assert figures.read_benchmark_record(path)["figure"] is None
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="is not JSON"):
+        figures.read_benchmark_record(path)
+    with pytest.raises(ValueError, match="is not a file"):
+        figures.read_benchmark_record(tmp_path / "missing.json")
+
+
 def test_lr_step_says_what_the_step_decay_did():
     #        epoch:   0    10   20   30   40   50    60    70
     obj = np.array([1.0, 0.5, 0.4, 0.5, 0.45, 0.1, 0.05, 0.04])

@@ -178,9 +178,8 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     with tarfile.open(out / "benchmarks.tar.gz") as tar:
         assert sorted(tar.getnames()) == ["bench_levers_tf32.json", "bench_train_gpu.json", "bench_train_gpu.txt",
                                           "bench_train_gpu_fp32.json", "bench_train_gpu_fp32.txt", "cuda_tests.txt"]
-    record = json.loads((bench / "bench_train_gpu.json").read_text())
-    assert record["precision"] == "tf32" and record["steps_per_s"]["engine"] > 0
-    assert record["figure"]["seconds_12000_epochs_with_metrics"] > 0
+    record = figures.read_benchmark_record(bench / "bench_train_gpu.json")  # the fields the engine chapter reads
+    assert record["precision"] == "tf32" and record["figure"] is not None
     assert figures.read_benchmark(bench / "bench_train_gpu_fp32.txt")["precision"].startswith("fp32")
     assert "plain" in json.loads((bench / "bench_levers_tf32.json").read_text())["levers"]
 

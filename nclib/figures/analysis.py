@@ -6,6 +6,7 @@ training accuracy, orderings in L, wall times; the properties every figure chapt
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import pathlib
 import re
@@ -517,6 +518,52 @@ def read_benchmark(path) -> dict:
     if missing:
         raise ValueError(f"path {str(path)!r} is not a bench_train output: no {', '.join(missing)} line")
     return out
+
+
+#: The fields every JSON record of ``benchmarks/bench_train.py --json`` holds (dotted: inside ``steps_per_s`` and,
+#: when the record timed a figure's runs, inside ``figure``).
+RECORD_FIELDS = ("device", "torch", "precision", "commit", "commit_dirty", "command", "problem", "steps_per_s.engine",
+                 "steps_per_s.plain")
+#: The fields of a record's ``figure`` (``--figure-epochs``): a figure's three runs side by side per epoch, the engine
+#: chapter's floor for them on that device (None where it has no data sheet), one metric epoch of the three, and
+#: 12,000 epochs with a metric epoch every ``metric_every``.
+RECORD_FIGURE_FIELDS = ("epoch_ms_side_by_side", "epoch_ms_floor", "metric_ms", "metric_every",
+                        "seconds_12000_epochs_with_metrics")
+
+
+def read_benchmark_record(path) -> dict:
+    """The JSON record of one ``benchmarks/bench_train.py --json`` run (e.g. ``bench_train_gpu.json``), checked:
+    every field of :data:`RECORD_FIELDS`, and of :data:`RECORD_FIGURE_FIELDS` when ``figure`` is not None, is
+    there, the speeds are positive and the figure's times consistent (12,000 epochs with metrics at least 12,000
+    side-by-side epochs).  ValueError naming the file and what is missing or wrong."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} is not a file")
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"path {str(path)!r} is not JSON: {exc}") from None
+
+    def get(d, dotted):
+        for part in dotted.split("."):
+            if not isinstance(d, dict) or part not in d:
+                return KeyError
+            d = d[part]
+        return d
+
+    missing = [f for f in RECORD_FIELDS if get(record, f) is KeyError]
+    fig = record.get("figure")
+    if fig is not None:
+        missing += [f"figure.{f}" for f in RECORD_FIGURE_FIELDS if get(fig, f) is KeyError]
+    if missing:
+        raise ValueError(f"path {str(path)!r} is not a bench_train record: no {', '.join(missing)}")
+    speeds = record["steps_per_s"]
+    if not all(isinstance(speeds[k], (int, float)) and speeds[k] > 0 for k in ("engine", "plain")):
+        raise ValueError(f"path {str(path)!r}: steps_per_s must be positive numbers, got {speeds}")
+    if fig is not None and not (fig["epoch_ms_side_by_side"] > 0 and fig["metric_ms"] >= 0
+                                and fig["seconds_12000_epochs_with_metrics"] >= 12 * fig["epoch_ms_side_by_side"]):
+        raise ValueError(f"path {str(path)!r}: the figure's times are inconsistent: {fig}")
+    return record
 
 
 #: Seconds per figure notebook outside its runs' steps and metrics (kernel start, imports, cells, plots): the
