@@ -14,12 +14,16 @@ at most the paper's 12,000.
     python scripts/gpu_budget.py calibrate --out calib.json [--device auto] [--precision tf32] [--epochs 12]
     python scripts/gpu_budget.py epochs FIG --calibration calib.json --remaining SECONDS --todo "1 3 2 4"
         -> prints "EPOCHS SECONDS" (the epochs and the seconds allotted to FIG); EPOCHS 0 means skip
+    python scripts/gpu_budget.py levers benchmarks/results/bench_levers_tf32.json [--metric-every 100]
+        -> prints the notebook settings (NAME=VALUE ...) of the fastest lever measured for a figure's runs, for
+           EXTRA_SETS; nothing for the plain engine (:func:`choose_levers`)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import sys
 import time
 
 import numpy as np
@@ -106,6 +110,31 @@ def epochs_for(cal: dict, fig: int, remaining: float, todo: list[int]) -> tuple[
     return epochs, budget
 
 
+def choose_levers(record: dict, metric_every: int = 100) -> tuple[str, float, float]:
+    """The lever of a ``benchmarks/bench_train.py --levers`` record with the least time for a figure's runs
+    side by side per epoch, a metric epoch every ``metric_every`` epochs included (``epoch_ms_side_by_side`` +
+    ``metric_ms_seen_by_training`` / ``metric_every``), among the plain engine and the levers that ran without
+    error and ended bit for bit where the plain engine did (``same_as_plain``).  Returns ``(spec, ms, plain_ms)``:
+    the lever's SPEC (``"plain"`` when none is faster), its time per epoch and the plain engine's.  ValueError
+    when the record has no timed plain engine."""
+    levers = record.get("levers") or {}
+
+    def ms(m: dict) -> float | None:
+        if "error" in m or m.get("epoch_ms_side_by_side") is None:
+            return None
+        return m["epoch_ms_side_by_side"] + (m.get("metric_ms_seen_by_training") or 0.0) / metric_every
+
+    plain = ms(levers.get("plain", {"error": "missing"}))
+    if plain is None:
+        raise ValueError("the record has no timed plain engine (--levers plain ... --figure-epochs N)")
+    best, best_ms = "plain", plain
+    for spec, m in levers.items():
+        t = ms(m)
+        if spec != "plain" and t is not None and m.get("same_as_plain") is True and t < best_ms:
+            best, best_ms = spec, t
+    return best, best_ms, plain
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -121,7 +150,17 @@ def main(argv=None) -> None:
     e.add_argument("--calibration", required=True)
     e.add_argument("--remaining", type=float, required=True)
     e.add_argument("--todo", required=True, help='figures not yet run, in priority order, e.g. "1 3 2 4"')
+    lv = sub.add_parser("levers")
+    lv.add_argument("record")
+    lv.add_argument("--metric-every", type=int, default=100)
     args = ap.parse_args(argv)
+    if args.command == "levers":
+        with open(args.record) as fh:
+            spec, best, plain = choose_levers(json.load(fh), args.metric_every)
+        print(f"levers: {spec}, {best:.2f} ms per epoch of a figure's runs against {plain:.2f} for the plain engine",
+              file=sys.stderr)
+        print("" if spec == "plain" else " ".join(spec.split(",")))
+        return
     if args.command == "calibrate":
         cal = calibrate(args.device, args.epochs, args.letters_images, args.precision, args.width)
         with open(args.out, "w") as fh:

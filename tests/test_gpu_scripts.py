@@ -242,3 +242,32 @@ def test_relabel_notebook(tmp_path):
     for bad in ("L2", "L3-L1", "L1-L1", "1", "L1_L3", "L1-"):
         with pytest.raises(ValueError, match="piece must name head depths"):
             figure_notebook.check_piece(bad)
+
+
+def test_choose_levers_takes_the_fastest_lever_that_ended_as_the_plain_engine(tmp_path, capsys):
+    budget = _script("gpu_budget")
+    record = {"levers": {
+        "plain": dict(epoch_ms_side_by_side=60.0, metric_ms_seen_by_training=300.0, steps_per_s=1.0),
+        "grouped_adam=true": dict(epoch_ms_side_by_side=58.0, metric_ms_seen_by_training=300.0, same_as_plain=True),
+        "steps_per_graph=23": dict(epoch_ms_side_by_side=50.0, metric_ms_seen_by_training=300.0, same_as_plain=False),
+        "adam_in_backward=true": {"error": "RuntimeError: capture failed"},
+        "grouped_adam=true,deferred_metrics=true": dict(epoch_ms_side_by_side=58.5, metric_ms_seen_by_training=20.0,
+                                                        same_as_plain=True)}}
+    # per epoch with a metric epoch every 100: plain 63, grouped 61, grouped + deferred 58.7; steps_per_graph is
+    # faster but did not end where the plain engine did, and the failed lever is not a candidate
+    spec, ms, plain = budget.choose_levers(record)
+    assert spec == "grouped_adam=true,deferred_metrics=true" and ms == pytest.approx(58.7) and plain == 63.0
+    assert budget.choose_levers(record, metric_every=10**9)[0] == "grouped_adam=true"
+    slow = {"levers": {"plain": record["levers"]["plain"],
+                       "grouped_adam=true": dict(epoch_ms_side_by_side=70.0, same_as_plain=True)}}
+    assert budget.choose_levers(slow)[0] == "plain"
+    with pytest.raises(ValueError, match="no timed plain engine"):
+        budget.choose_levers({"levers": {"grouped_adam=true": record["levers"]["grouped_adam=true"]}})
+    path = tmp_path / "levers.json"
+    path.write_text(json.dumps(record))
+    budget.main(["levers", str(path)])
+    out = capsys.readouterr()
+    assert out.out == "grouped_adam=true deferred_metrics=true\n" and "58.70 ms per epoch" in out.err
+    path.write_text(json.dumps(slow))
+    budget.main(["levers", str(path)])
+    assert capsys.readouterr().out == "\n"
