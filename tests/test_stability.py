@@ -153,3 +153,23 @@ def test_load_stability_refuses_what_is_not_a_stability_run(tmp_path):
     (path / "provenance.json").write_text(json.dumps({"status": "stopped"}))
     with pytest.raises(ValueError, match="no stability runs that ended"):
         stability.load_stability(tmp_path)  # stopped runs do not count
+
+
+def test_stability_glue_counts_per_precision_over_the_paired_seeds():
+    def r(q, seed, spiked, rise, first, lost=False, diverged=False):
+        return dict(precision=q, seed=seed, spiked=spiked, rise=rise, first_100=first, lost_100=lost,
+                    diverged=diverged)
+
+    rows = [r("fp32", 0, False, 1.3, 90), r("fp32", 1, False, None, 100), r("fp32", 2, False, 1.1, 90),
+            r("tf32", 0, True, 2.4, 90, lost=True), r("tf32", 1, False, 1.2, 110), r("tf32", 2, True, None, None,
+                                                                                     diverged=True),
+            r("tf32", 3, True, 9.0, 80)]  # seed 3 has no fp32 pair: left out
+    g = stability.stability_glue(rows)
+    assert g == {"seeds": "3", "decision": "fp32", "case": "tf32 spikes more",
+                 "fp32-spiked": "0", "fp32-spiked-seeds": "none", "fp32-diverged": "0", "fp32-rise-max": "1.3",
+                 "fp32-first-100": "90-100", "fp32-lost-100": "0",
+                 "tf32-spiked": "2", "tf32-spiked-seeds": "0, 2", "tf32-diverged": "1", "tf32-rise-max": "2.4",
+                 "tf32-first-100": "90-110", "tf32-lost-100": "1"}
+    same = [r(q, 0, False, None, 50) for q in ("fp32", "tf32")]
+    g = stability.stability_glue(same)
+    assert (g["fp32-first-100"], g["tf32-rise-max"], g["case"]) == ("50", "none", "no spike")

@@ -137,11 +137,12 @@ def spiked(run: Run, threshold: float = SPIKE_FACTOR) -> bool:
 
 def stability_rows(runs: Mapping[tuple[str, int], Run]) -> list[dict]:
     """One row per run, sorted by precision then seed: ``precision``, ``seed``, ``epochs`` (the last recorded),
-    ``spiked`` (:func:`spiked`), ``diverged``, ``rise``, ``rise_from`` and ``rise_to`` (:func:`rise_from_low`: the largest rise of the
-    objective above an earlier low, the epochs of the low and of the peak, over :func:`finite_history`; None when
-    it never rises), ``first_100`` (the first recorded epoch at 100 % training accuracy), ``lost_100`` (whether the accuracy fell below 100 % after it), ``settled_100`` (the epoch from
-    which it stays at 100 %), ``final_acc``, ``final_objective``, ``min_objective`` (these over :func:`finite_history` too) and
-    ``wall_s``."""
+    ``spiked`` (:func:`spiked`), ``diverged``, ``rise``, ``rise_from`` and ``rise_to`` (:func:`rise_from_low`:
+    the largest rise of the objective above an earlier low, the epochs of the low and of the peak, over
+    :func:`finite_history`; None when it never rises), ``first_100`` (the first recorded epoch at 100 % training
+    accuracy), ``lost_100`` (whether the accuracy fell below 100 % after it), ``settled_100`` (the epoch from
+    which it stays at 100 %), ``final_acc``, ``final_objective``, ``min_objective`` (these over
+    :func:`finite_history` too) and ``wall_s``."""
     rows = []
     for (precision, seed), run in sorted(runs.items()):
         h = finite_history(run)
@@ -188,3 +189,27 @@ def precision_decision(rows: list[dict]) -> dict:
     else:
         case, precision = "fp32 spikes too", "tf32"
     return dict(precision=precision, case=case, seeds=seeds, spiked=hit)
+
+
+def stability_glue(rows: list[dict]) -> dict:
+    """The numbers a chapter quotes about the stability runs (:func:`stability_rows`), formatted as printed:
+    ``seeds`` (how many paired seeds) and, per precision ``<q>`` of :data:`PRECISIONS`, ``<q>-spiked`` (how many
+    of its runs spiked), ``<q>-spiked-seeds`` (which, or "none"), ``<q>-diverged``, ``<q>-rise-max`` (the largest
+    rise above an earlier low, "none" if no run rose), ``<q>-first-100`` (the earliest and latest first epoch at
+    100 % training accuracy, "never" if none reached it) and ``<q>-lost-100`` (how many runs fell below 100 %
+    after reaching it); ``decision`` and ``case`` (:func:`precision_decision`)."""
+    decision = precision_decision(rows)
+    paired = set(decision["seeds"])
+    g = {"seeds": str(len(paired)), "decision": decision["precision"], "case": decision["case"]}
+    for q in PRECISIONS:
+        mine = [r for r in rows if r["precision"] == q and r["seed"] in paired]
+        hit = decision["spiked"][q]
+        rises = [r["rise"] for r in mine if r["rise"] is not None]
+        firsts = sorted(r["first_100"] for r in mine if r["first_100"] is not None)
+        g.update({f"{q}-spiked": str(len(hit)), f"{q}-spiked-seeds": ", ".join(map(str, hit)) or "none",
+                  f"{q}-diverged": str(sum(r["diverged"] for r in mine)),
+                  f"{q}-rise-max": f"{max(rises):.3g}" if rises else "none",
+                  f"{q}-first-100": (f"{firsts[0]}" if firsts and firsts[0] == firsts[-1] else
+                                     f"{firsts[0]}-{firsts[-1]}" if firsts else "never"),
+                  f"{q}-lost-100": str(sum(r["lost_100"] for r in mine))})
+    return g
