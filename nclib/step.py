@@ -14,12 +14,13 @@
 
 On the CPU the same step runs eagerly with a float learning rate: ``objective(idx)``, backward, Adam.
 
-Two opt-in levers (:ref:`ch-engine`, off by default until a GPU has measured them): ``steps_per_graph=k``
+Three opt-in levers (:ref:`ch-engine`, off by default until a GPU has measured them): ``steps_per_graph=k``
 captures k consecutive steps in one CUDA graph, the k batches' rows read from one device buffer (a shorter
 graph for the epoch's remainder); :class:`GroupedAdamStep` takes one step of several runs with the same schedule
 and step count (a figure's runs side by side) with one Adam over all their parameters, on a GPU one fused
-multi-tensor launch instead of one per run.  Adam's arithmetic is elementwise per parameter, so both change
-where the work is launched, not what it computes.
+multi-tensor launch instead of one per run; ``adam_in_backward=True`` steps each parameter's own Adam from a hook
+as soon as the backward pass has completed its gradient.  Adam's arithmetic is elementwise per parameter, so all
+three change where and when the work is launched, not what it computes.
 
 The floor of a step (:func:`floor_seconds`: Adam's memory traffic plus the matrix products at a GPU's data-sheet
 peaks, :data:`DATASHEETS`) is the engine chapter's measure of how far a measured step is from what the device
