@@ -35,8 +35,8 @@ DEFAULTS: dict = dict(
 
 #: Parameters that say how one call trains, not what the run is: a call that resumes a run (``resume=True``) may
 #: set them differently from the call that started it (every other parameter must be the same).
-EXECUTION_KEYS = ("progress", "overwrite", "max_train_s", "resume", "grouped_adam", "steps_per_graph",
-                  "deferred_metrics", "adam_in_backward")
+EXECUTION_KEYS = ("progress", "overwrite", "max_train_s", "resume", "async_metrics", "grouped_adam",
+                  "steps_per_graph", "deferred_metrics", "adam_in_backward")
 
 #: The engine's opt-in speed levers (:ref:`ch-engine`), off by default until a GPU has measured them; each changes
 #: where the work is launched, not the arithmetic of a run (hence execution keys):

@@ -290,7 +290,8 @@ class _RunFolder:
     atomically after every metric epoch (rows in epoch order, metrics of a GPU run computed in a worker
     thread), the final provenance at the end; a checkpoint when ``max_train_s`` stops the run.  A resumed run
     (``checkpoint`` given) keeps its params.json and provenance.json and adds a segment to the provenance's
-    ``segments`` (one per call: when, from which epoch to which, on what, how long; a call whose process was
+    ``segments`` (one per call: when, from which epoch to which, on what, with which levers and whether the host
+    metrics ran in a worker thread, how long; a call whose process was
     killed is marked "dead" when a later call resumes the run)."""
 
     def __init__(self, engine: Engine, run_dir: pathlib.Path, started: str, t_start: float, together: list[str],
@@ -303,6 +304,7 @@ class _RunFolder:
         segment = {"started_utc": started, "from_epoch": 0 if checkpoint is None else int(checkpoint["epoch"]),
                    "git_commit": code["git_commit"], "git_dirty": code["git_dirty"], "device_name": dev_name,
                    "torch": code["versions"]["torch"], "max_train_s": p["max_train_s"],
+                   "levers": {k: p[k] for k in LEVER_KEYS}, "async_metrics": use_async,
                    "command_line": list(sys.argv)}
         if checkpoint is None:
             atomic_write_text(run_dir / "params.json", _json(p))

@@ -75,6 +75,9 @@ def test_grouped_adam_across_a_stop_and_resume(tmp_path, first):
         use, calls = not use, calls + 1
     assert calls == 3 and [_status(p) for p in parts] == ["finished"] * 3
     _assert_same_histories(plain, parts)
+    for path in parts:  # each segment says how its call trained
+        segments = json.loads((path / "provenance.json").read_text())["segments"]
+        assert [s["levers"]["grouped_adam"] for s in segments] == [first, not first, first]
 
 
 @pytest.mark.parametrize("async_metrics", [False, True])

@@ -447,8 +447,9 @@ def test_a_stopped_run_resumes_exactly(tmp_path):
     assert all((p / train.CHECKPOINT).is_file() for p in parts)
     assert [train.load_history(p)["epoch"].tolist() for p in parts] == [[0, 2]] * 3
     calls = 1
-    while _status(parts[0]) == "stopped":
-        parts = train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, resume=True, **RESUME_KW)
+    while _status(parts[0]) == "stopped":  # async_metrics says how a call computes the rows: it may change
+        parts = train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, resume=True,
+                               async_metrics=calls % 2 == 1, **RESUME_KW)
         calls += 1
     assert calls == 3 and [_status(p) for p in parts] == ["finished"] * 3
     for a, b in zip(whole, parts):
@@ -459,6 +460,8 @@ def test_a_stopped_run_resumes_exactly(tmp_path):
         assert pb["steps"] == pa["steps"] == 6 * 5
         assert [(s["from_epoch"], s["to_epoch"], s["status"], s["steps"]) for s in pb["segments"]] == \
             [(0, 2, "stopped", 10), (2, 4, "stopped", 10), (4, 6, "finished", 10)]
+        assert [s["async_metrics"] for s in pb["segments"]] == [False, True, False]  # "auto" on the CPU: False
+        assert all(s["levers"] == {k: train.DEFAULTS[k] for k in train.LEVER_KEYS} for s in pb["segments"])
         assert pb["wall_time_s"] == pytest.approx(sum(s["wall_time_s"] for s in pb["segments"]))
         assert not (b / train.CHECKPOINT).exists()  # a finished run keeps no checkpoint
         assert sorted(f.name for f in b.iterdir()) == ["class_accuracy.csv", "history.csv", "params.json",
