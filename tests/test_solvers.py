@@ -6,7 +6,7 @@ import pytest
 import nclib.solvers as solvers
 import nclib.ufm as ufm
 
-#: Acceptance of issue 3: values to 1e-8 relative, structural identities to 1e-6.
+#: What the solver must reach against the closed forms: values to 1e-8 relative, structural identities to 1e-6.
 VALUE_RTOL, STRUCT_ATOL = 1e-8, 1e-6
 
 

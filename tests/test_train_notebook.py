@@ -1,4 +1,4 @@
-"""The training notebook (book/training/train.md) run by papermill in smoke mode, as a GPU session would drive it."""
+"""The training notebook (book/training/train.md) run by papermill in smoke mode, as a GPU job drives it."""
 import ast
 import json
 import os
