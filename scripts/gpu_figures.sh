@@ -29,7 +29,8 @@
 # default step path ($CUDA_FIRST), the precision stability runs (scripts/stability_runs.py, seeds
 # $STABILITY_SEEDS, default "0 1 2": Figure 1 at L = 6, fp32 against TF32, 400 epochs, into results/stability/),
 # the other CUDA-only tests of tests/test_train.py and tests/test_levers.py, the engine benchmark at $PRECISION
-# and fp32 with its JSON records and the levers (into $BENCH_DIR, default benchmarks/results/), then up to
+# and fp32 with its JSON records, the levers and the step's anatomy (benchmarks/bench_anatomy.py $ANATOMY_ARGS,
+# stopped after $ANATOMY_TIMEOUT_S s) (into $BENCH_DIR, default benchmarks/results/), then up to
 # $STABILITY_EXTRA (default 3) more seeds while the budget lasts; archives $OUT/stability.tar.gz (the run
 # folders) and $OUT/benchmarks.tar.gz (the benchmark outputs and records, the CUDA test report), beside log.txt.
 #
@@ -65,6 +66,8 @@ PRECISION=${PRECISION:-tf32}
 LEVER_ARGS=${LEVER_ARGS:-${BENCH_ARGS:---steps 600 --figure-epochs 20}}
 LEVERS=${LEVERS:-plain grouped_adam=true adam_in_backward=true steps_per_graph=23 grouped_adam=true,steps_per_graph=23 adam_in_backward=true,steps_per_graph=23 deferred_metrics=true}
 LEVER_TIMEOUT_S=${LEVER_TIMEOUT_S:-60}  # the lever benchmark stops after this many seconds (the levers measured stay)
+ANATOMY_ARGS=${ANATOMY_ARGS:---reps 200}  # STABILITY mode: benchmarks/bench_anatomy.py (a step's parts, batched backbones)
+ANATOMY_TIMEOUT_S=${ANATOMY_TIMEOUT_S:-45}
 BENCH_ARGS=${BENCH_ARGS:---steps 1500 --warmup 50 --figure-epochs 40}
 CALIB_ARGS=${CALIB_ARGS:-}
 TEST_EPOCHS=${TEST_EPOCHS:-}
@@ -197,6 +200,11 @@ stability_job() {
     timeout --kill-after=5 "$t" "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
       --json "$BENCH_DIR/bench_levers_$PRECISION.json" 2>&1 || echo "lever benchmark: ended with status $?"
   fi
+  if t=$(capped "$ANATOMY_TIMEOUT_S"); then
+    echo "\$ python benchmarks/bench_anatomy.py $ANATOMY_ARGS --precision $PRECISION --json $BENCH_DIR/bench_anatomy_$PRECISION.json"
+    timeout --kill-after=5 "$t" "$PY" benchmarks/bench_anatomy.py $ANATOMY_ARGS --precision "$PRECISION" \
+      --json "$BENCH_DIR/bench_anatomy_$PRECISION.json" 2>&1 || echo "step anatomy: ended with status $?"
+  fi
   echo "== 6. more seeds ($(elapsed) s)"
   if [ "$STABILITY_EXTRA" -gt 0 ] && t=$(capped 100000); then
     timeout --signal=INT --kill-after=15 "$t" "$PY" scripts/stability_runs.py --seeds $STABILITY_SEEDS \
@@ -207,7 +215,7 @@ stability_job() {
   echo "== 7. archive ($(elapsed) s)"
   archive_stability "$out_dir"
   cp "$OUT/cuda_tests.txt" "$BENCH_DIR/cuda_tests.txt"
-  tar czf "$OUT/benchmarks.tar.gz" -C "$BENCH_DIR" $(cd "$BENCH_DIR" && ls bench_train_gpu* bench_levers_* cuda_tests.txt \
+  tar czf "$OUT/benchmarks.tar.gz" -C "$BENCH_DIR" $(cd "$BENCH_DIR" && ls bench_train_gpu* bench_levers_* bench_anatomy_* cuda_tests.txt \
     2>/dev/null) && tar tzf "$OUT/benchmarks.tar.gz"
   rm -f "$OUT/cuda_tests.txt"
   echo "== done in $(elapsed) s"

@@ -165,7 +165,8 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", STABILITY="1", STABILITY_SEEDS="0",
                STABILITY_EXTRA="1", BUDGET_S="900", DATA=str(fake_cifar(tmp_path / "cifar.npz")),
                EXTRA_SETS="width=16 epochs=10", STABILITY_OUT=str(runs), BENCH_DIR=str(bench),
-               BENCH_ARGS="--device cpu --width 32 --steps 10 --warmup 2 --figure-epochs 1", OMP_NUM_THREADS="1")
+               BENCH_ARGS="--device cpu --width 32 --steps 10 --warmup 2 --figure-epochs 1",
+               ANATOMY_ARGS="--device cpu --width 32 --depth 2 --reps 2", OMP_NUM_THREADS="1")
     log = run_gpu_figures(env)
     assert sorted(p.name for p in out.iterdir()) == ["benchmarks.tar.gz", "log.txt", "stability.tar.gz"]
     made = stability.load_stability(runs)
@@ -176,12 +177,15 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     with tarfile.open(out / "stability.tar.gz") as tar:
         assert sum(n.endswith("history.csv") for n in tar.getnames()) == 4
     with tarfile.open(out / "benchmarks.tar.gz") as tar:
-        assert sorted(tar.getnames()) == ["bench_levers_tf32.json", "bench_train_gpu.json", "bench_train_gpu.txt",
-                                          "bench_train_gpu_fp32.json", "bench_train_gpu_fp32.txt", "cuda_tests.txt"]
+        assert sorted(tar.getnames()) == ["bench_anatomy_tf32.json", "bench_levers_tf32.json", "bench_train_gpu.json",
+                                          "bench_train_gpu.txt", "bench_train_gpu_fp32.json",
+                                          "bench_train_gpu_fp32.txt", "cuda_tests.txt"]
     record = figures.read_benchmark_record(bench / "bench_train_gpu.json")  # the fields the engine chapter reads
     assert record["precision"] == "tf32" and record["figure"] is not None
     assert figures.read_benchmark(bench / "bench_train_gpu_fp32.txt")["precision"].startswith("fp32")
     assert "plain" in json.loads((bench / "bench_levers_tf32.json").read_text())["levers"]
+    anatomy = json.loads((bench / "bench_anatomy_tf32.json").read_text())
+    assert sorted(anatomy["steps"]) == ["1", "3", "6"] and anatomy["backbones"]["runs"] == 3
 
 
 def test_params_prints_the_figure_parameters_as_yaml_safe_json(capsys):

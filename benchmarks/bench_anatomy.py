@@ -1,0 +1,271 @@
+"""Where the time of a training step goes: its parts timed alone, and the figure's backbones as one batched product.
+
+For one run at each L of a figure (1, 3, 6) on the paper's CIFAR-10 problem (the shapes of
+``bench_train.py``), three graphs are captured and each replayed ``--reps`` times alone:
+
+- ``step``: the engine's own step (``Engine.train_steps``: gather, forward, F_B, backward, fused Adam);
+- ``forward_backward``: the same step without Adam (the gradients zeroed as the engine does, then F_B and its
+  backward pass);
+- ``adam``: Adam alone, on the gradients the previous graph leaves.
+
+Each part is set against its share of the engine chapter's floor (``nclib.step.floor_seconds``): the matrix
+products at the data-sheet peak for ``forward_backward``, Adam's memory traffic (``nclib.step.ADAM_BYTES`` per
+parameter) for ``adam``.  A third number bounds ``forward_backward`` from the memory side:
+``forward_backward_bytes_floor_ms``, the weights read twice (the forward and the input-gradient products) and
+the gradient written once, 12 bytes per parameter at the data-sheet bandwidth; with 128 rows a product moves as
+many bytes as it does arithmetic, so this bound can exceed the arithmetic one.
+
+Then the backbones of the three runs (identical shapes: ``depth`` Linear + ReLU layers and the feature layer),
+the products that the lever "batched backbones" would merge: their forward and backward passes (the loss the sum
+of the squared features) timed one after another, side by side (each run's graph on its own stream, as a figure's
+runs train) and as one batched product per layer (``torch.baddbmm`` over the three runs' stacked weights).  Whether
+the batched products keep each run's arithmetic is recorded too: ``equal_bits`` compares the batched features
+and weight gradients with each run's own, bit for bit, and ``max_relative_difference`` says by how much they
+differ where they do.
+
+On the CPU the parts run eagerly (no graphs, no streams): a check of the code path, not a measurement of a
+GPU.  ``--json PATH`` writes the record (``benchmarks/results/bench_anatomy_tf32.json`` on the GPU).
+
+    python benchmarks/bench_anatomy.py --precision tf32 --json benchmarks/results/bench_anatomy_tf32.json
+    python benchmarks/bench_anatomy.py --device cpu --width 32 --depth 2 --reps 3   # the code path only
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import torch
+
+from nclib import models, train
+from nclib import step as nstep
+from nclib.step import matmul_precision
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from bench_train import cpu_name, make_set  # noqa: E402  (the same problem as bench_train.py)
+
+FIGURE_L = (1, 3, 6)
+
+#: Bytes per parameter that a step's products must move at the least: the weights read by the forward and the
+#: input-gradient products (fp32), the weight gradient written (the chapter's floor counts it in ADAM_BYTES).
+PRODUCT_BYTES = 12
+
+
+def timed(fn, reps: int, device: torch.device, stream=None) -> float:
+    """Milliseconds per call of ``fn``: on a GPU a CUDA graph of one call (captured on ``stream`` after three warm-up
+    calls there) replayed ``reps`` times between two events; on the CPU ``reps`` eager calls."""
+    if device.type != "cuda":
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return 1e3 * (time.perf_counter() - t0) / reps
+    graph = capture(fn, device, stream)
+    return replay_ms([graph], [stream], reps, device)
+
+
+def capture(fn, device: torch.device, stream):
+    """A CUDA graph of one call of ``fn``, captured on ``stream`` (a run's own side stream: cuBLAS keeps a workspace
+    per stream, so graphs captured on one stream and replayed side by side would share it) after three warm-up calls
+    there."""
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=stream):
+        fn()
+    return graph
+
+
+def replay_ms(graphs, streams, reps: int, device: torch.device) -> float:
+    """Milliseconds per round of ``reps`` rounds in which every graph of ``graphs`` is replayed once, each on its
+    stream of ``streams`` (side by side where the streams differ), from an idle device to an idle device."""
+    torch.cuda.synchronize(device)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    here = torch.cuda.current_stream(device)
+    start.record(here)
+    for s in set(streams):
+        s.wait_stream(here)
+    for _ in range(reps):
+        for graph, s in zip(graphs, streams):
+            with torch.cuda.stream(s):
+                graph.replay()
+    for s in set(streams):
+        here.wait_stream(s)
+    end.record(here)
+    torch.cuda.synchronize(device)
+    return start.elapsed_time(end) / reps
+
+
+def step_parts(eng: train.Engine, reps: int, sheet: dict | None, precision: str) -> dict:
+    """The step of one run and its two parts, in ms, beside their floors (module docstring)."""
+    step, model = eng.step, eng.model
+    eng.train_steps(2 * eng.steps_per_epoch)  # warm-up and the engine's own graph
+    eng.synchronize()
+    t0 = time.perf_counter()
+    epochs = max(1, -(-reps // eng.steps_per_epoch))
+    eng.train_steps(epochs * eng.steps_per_epoch)
+    step_ms = 1e3 * (time.perf_counter() - t0) / (epochs * eng.steps_per_epoch)
+    idx = eng.batches()[0]
+
+    def forward_backward():
+        step.opt.zero_grad(set_to_none=True)
+        eng.batch_objective(idx).backward()
+
+    side = torch.cuda.Stream(device=eng.device) if eng.is_cuda else None
+    with step.training():
+        fb_ms = timed(forward_backward, reps, eng.device, side)
+        adam_ms = timed(step.opt.step, reps, eng.device, side)
+    n = models.parameter_count(model)
+    out = {"parameters": n, "step_ms": step_ms, "forward_backward_ms": fb_ms, "adam_ms": adam_ms,
+           "products_floor_ms": None, "adam_floor_ms": None, "forward_backward_bytes_floor_ms": None}
+    if sheet is not None:
+        out["products_floor_ms"] = 1e3 * nstep.product_flops(model, eng.B) / sheet[precision]
+        out["adam_floor_ms"] = 1e3 * nstep.ADAM_BYTES * n / sheet["bandwidth"]
+        out["forward_backward_bytes_floor_ms"] = 1e3 * PRODUCT_BYTES * n / sheet["bandwidth"]
+    return out
+
+
+def stacked(engines) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The backbones' Linear layers of ``engines`` as (weights (runs, out, in), biases (runs, 1, out)), copies that
+    require gradients: the stacked storage a batched-backbone lever would keep, each run's weight in the layout
+    of its ``nn.Linear``."""
+    layers = []
+    linears = [[m for m in e.model.backbone if isinstance(m, torch.nn.Linear)] for e in engines]
+    for per_run in zip(*linears):
+        W = torch.stack([m.weight.detach() for m in per_run]).requires_grad_(True)
+        b = torch.stack([m.bias.detach()[None] for m in per_run]).requires_grad_(True)
+        layers.append((W, b))
+    return layers
+
+
+def batched_features(layers, x: torch.Tensor) -> torch.Tensor:
+    """The features of every run at once: ``x`` (runs, rows, in) through the stacked layers, one ``baddbmm`` per
+    layer (x W^T + b, as ``nn.Linear`` computes it per run), ReLU between them and none after the feature layer
+    (as ``CollapseNet.backbone``)."""
+    h = x
+    for j, (W, b) in enumerate(layers):
+        h = torch.baddbmm(b, h, W.mT)
+        if j < len(layers) - 1:
+            h = torch.relu(h)
+    return h
+
+
+def backbones(engines, reps: int, sheet: dict | None, precision: str) -> dict:
+    """The three backbones' forward and backward passes: one after another, side by side, batched; and whether the
+    batched products give each run's features and weight gradients bit for bit."""
+    device = engines[0].device
+    rows = [e.batches()[0] for e in engines]
+    xs = [e.X[idx] for e, idx in zip(engines, rows)]
+    layers = stacked(engines)
+    x_all = torch.stack(xs)
+    separate = []
+    for e, x in zip(engines, xs):
+        def one(e=e, x=x):
+            e.model.zero_grad(set_to_none=True)
+            e.model.backbone(x).square().sum().backward()
+        separate.append(one)
+
+    def batched():
+        for W, b in layers:
+            W.grad = b.grad = None
+        batched_features(layers, x_all).square().sum().backward()
+
+    with matmul_precision(precision == "tf32"):
+        if device.type == "cuda":
+            streams = [torch.cuda.Stream(device=device) for _ in engines]
+            graphs = [capture(fn, device, s) for fn, s in zip(separate, streams)]
+            in_turn = sum(replay_ms([g], [s], reps, device) for g, s in zip(graphs, streams))
+            side_by_side = replay_ms(graphs, streams, reps, device)
+            batched_ms = timed(batched, reps, device, torch.cuda.Stream(device=device))
+        else:
+            in_turn = sum(timed(fn, reps, device) for fn in separate)
+            side_by_side = None
+            batched_ms = timed(batched, reps, device)
+        # the arithmetic, from the same weights: each run's features and gradients against the batched ones
+        for fn in separate:
+            fn()
+        batched()
+        with torch.no_grad():
+            own_h = [e.model.backbone(x) for e, x in zip(engines, xs)]
+            all_h = batched_features(layers, x_all)
+    pairs = [(all_h[r], own_h[r]) for r in range(len(engines))]
+    linears = [[m for m in e.model.backbone if isinstance(m, torch.nn.Linear)] for e in engines]
+    for j, (W, b) in enumerate(layers):
+        for r in range(len(engines)):
+            pairs += [(W.grad[r], linears[r][j].weight.grad), (b.grad[r, 0], linears[r][j].bias.grad)]
+    equal = all(torch.equal(a, b) for a, b in pairs)
+    worst = max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-30)) for a, b in pairs)
+    weights = sum(W.numel() for W, _ in layers)
+    # forward and weight-gradient products of every layer, input gradients of all but the first (product_flops)
+    flops = sum(2 * rows[0].numel() * W.numel() * (2 if j == 0 else 3) for j, (W, _) in enumerate(layers))
+    return {"runs": len(engines), "parameters": weights + sum(b.numel() for _, b in layers),
+            "in_turn_ms": in_turn, "side_by_side_ms": side_by_side, "batched_ms": batched_ms,
+            "products_floor_ms": None if sheet is None else 1e3 * flops / sheet[precision],
+            "equal_bits": equal, "max_relative_difference": worst}
+
+
+def data_sheet(device_name: str) -> dict | None:
+    """The data sheet of ``nclib.step.DATASHEETS`` for the GPU named (as ``bench_train.floor_ms`` picks it)."""
+    if "H200" in device_name:
+        return nstep.DATASHEETS["H200"]
+    if "H100" in device_name and "PCIe" not in device_name and "NVL" not in device_name:
+        return nstep.DATASHEETS["H100 SXM"]
+    return None
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--width", type=int, default=2048)
+    ap.add_argument("--depth", type=int, default=6)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=200, help="replays (GPU) or calls (CPU) per timing")
+    ap.add_argument("--precision", default="tf32", choices=("fp32", "tf32"))
+    ap.add_argument("--json", default=None, help="where the record goes (default: none)")
+    args = ap.parse_args(argv)
+    if args.reps < 1:
+        raise SystemExit(f"--reps must be a positive number of replays, got {args.reps}")
+    ts = make_set(3000, 3 * 32 * 32, 10)
+    kw = dict(dataset="synthetic", width=args.width, depth=args.depth, batch_size=args.batch_size,
+              device=args.device, precision=args.precision, lr=1e-4, lam_W=1e-5, lam_H=1e-5, progress=False)
+    engines = [train.Engine(ts, train.check_params(**kw, L=L)) for L in FIGURE_L]
+    device = engines[0].device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    sheet = data_sheet(name) if device.type == "cuda" else None
+    code = train._git_state()
+    print(f"device          {name}, torch {torch.__version__}, precision {args.precision}, {args.reps} reps per timing")
+    record = {"device": name, "torch": torch.__version__, "precision": args.precision,
+              "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
+              "command": " ".join(["python", *sys.argv]) if argv is None else "main(" + repr(argv) + ")",
+              "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": args.batch_size,
+                          "width": args.width, "depth": args.depth}, "reps": args.reps,
+              "graphs": device.type == "cuda", "steps": {}, "backbones": None}
+    for L, eng in zip(FIGURE_L, engines):
+        part = step_parts(eng, args.reps, sheet, args.precision)
+        record["steps"][str(L)] = part
+        floors = "" if sheet is None else (f" (floors: products {part['products_floor_ms']:.3f}, Adam "
+                                           f"{part['adam_floor_ms']:.3f}, bytes of the products "
+                                           f"{part['forward_backward_bytes_floor_ms']:.3f})")
+        print(f"L = {L}             step {part['step_ms']:.3f} ms = forward+backward {part['forward_backward_ms']:.3f} "
+              f"+ Adam {part['adam_ms']:.3f} alone{floors}", flush=True)
+    bb = backbones(engines, args.reps, sheet, args.precision)
+    record["backbones"] = bb
+    side = "n/a" if bb["side_by_side_ms"] is None else f"{bb['side_by_side_ms']:.3f}"
+    print(f"backbones x{bb['runs']}    in turn {bb['in_turn_ms']:.3f} ms, side by side {side} ms, batched "
+          f"{bb['batched_ms']:.3f} ms; batched equal bit for bit: {bb['equal_bits']} (max relative difference "
+          f"{bb['max_relative_difference']:.2e})")
+    if args.json:
+        path = pathlib.Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"record          {path}")
+    return record
+
+
+if __name__ == "__main__":
+    main()

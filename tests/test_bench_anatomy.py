@@ -1,0 +1,77 @@
+"""benchmarks/bench_anatomy.py on the CPU: the parts of a step and the batched backbones compute what they claim."""
+import importlib.util
+import json
+
+import pytest
+import torch
+
+import nclib
+from nclib import models, train
+
+_spec = importlib.util.spec_from_file_location("bench_anatomy", nclib.ROOT / "benchmarks" / "bench_anatomy.py")
+anatomy = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(anatomy)
+
+SMALL = ["--device", "cpu", "--width", "24", "--depth", "2", "--reps", "2", "--precision", "fp32"]
+
+
+def _engines(ts=None, width=24, depth=2):
+    ts = anatomy.make_set(300, 12, 3) if ts is None else ts
+    kw = dict(dataset="synthetic", width=width, depth=depth, batch_size=16, device="cpu", lr=1e-3, lam_W=1e-5,
+              lam_H=1e-5, progress=False)
+    return [train.Engine(ts, train.check_params(**kw, L=L)) for L in anatomy.FIGURE_L]
+
+
+def test_batched_features_are_each_runs_backbone():
+    """One baddbmm per layer over the stacked weights gives every run's own features (the function a
+    batched-backbone lever would compute), to float32 rounding."""
+    engines = _engines()
+    with torch.no_grad():  # one seed gives the three backbones the same start: make them differ
+        for r, eng in enumerate(engines):
+            for q in eng.model.backbone.parameters():
+                q.mul_(1 + 0.25 * r)
+    x = torch.randn(3, 16, 12)
+    layers = anatomy.stacked(engines)
+    assert [tuple(W.shape) for W, _ in layers] == [(3, 24, 12), (3, 24, 24), (3, 24, 24)]
+    assert all(W.requires_grad and b.requires_grad for W, b in layers)
+    batched = anatomy.batched_features(layers, x)
+    assert batched.shape == (3, 16, 24)
+    with torch.no_grad():
+        for r, eng in enumerate(engines):
+            torch.testing.assert_close(batched[r], eng.model.backbone(x[r]), rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(batched[0], engines[1].model.backbone(x[0]))  # each run through its own weights
+
+
+def test_the_record_on_the_cpu(tmp_path):
+    path = tmp_path / "anatomy.json"
+    record = anatomy.main(SMALL + ["--json", str(path)])
+    assert json.loads(path.read_text()) == json.loads(json.dumps(record))
+    assert record["graphs"] is False and record["problem"]["width"] == 24
+    engines = _engines(anatomy.make_set(3000, 3 * 32 * 32, 10))  # the problem main times
+    for L, eng in zip(anatomy.FIGURE_L, engines):
+        part = record["steps"][str(L)]
+        assert part["parameters"] == models.parameter_count(eng.model)
+        assert min(part["step_ms"], part["forward_backward_ms"], part["adam_ms"]) > 0
+        assert part["products_floor_ms"] is None  # no data sheet for a CPU
+    bb = record["backbones"]
+    assert bb["runs"] == 3 and bb["side_by_side_ms"] is None and bb["batched_ms"] > 0
+    assert bb["parameters"] == 3 * sum(q.numel() for q in engines[0].model.backbone.parameters())
+    # the batched features and gradients are each run's, to float32 rounding at the least
+    assert bb["max_relative_difference"] < 1e-5 and bb["equal_bits"] == (bb["max_relative_difference"] == 0)
+
+
+def test_floors_are_the_engine_chapters():
+    """The parts' floors are the shares of nclib.step.floor_seconds: products at the peak, Adam's traffic."""
+    eng = _engines()[0]
+    sheet = anatomy.data_sheet("NVIDIA H200")
+    part = anatomy.step_parts(eng, 2, sheet, "tf32")
+    n = models.parameter_count(eng.model)
+    whole = nclib.step.floor_seconds([eng.model], eng.B, sheet["bandwidth"], sheet["tf32"])
+    assert 1e-3 * (part["products_floor_ms"] + part["adam_floor_ms"]) == pytest.approx(whole, rel=1e-12)
+    assert part["forward_backward_bytes_floor_ms"] == pytest.approx(1e3 * 12 * n / sheet["bandwidth"])
+    assert anatomy.data_sheet("NVIDIA H100 PCIe") is None and anatomy.data_sheet("NVIDIA H100 80GB HBM3")
+
+
+def test_reps_must_be_positive():
+    with pytest.raises(SystemExit, match="--reps"):
+        anatomy.main(SMALL[:-4] + ["--reps", "0"])
