@@ -97,14 +97,17 @@ class AdamStep:
     shape), ``tf32`` whether the products of ``run`` use TF32, ``cuda_graph`` ``"auto"`` or ``True`` (capture on
     a GPU; with ``True`` a failed capture is an error, with ``"auto"`` the steps stay eager) or ``False``,
     ``steps_per_graph`` the steps one graph replay takes (:meth:`run_steps`; above 1 only where a graph is
-    captured, a GPU with ``cuda_graph`` on: a ValueError names it otherwise).
+    captured, a GPU with ``cuda_graph`` on: a ValueError names it otherwise), ``capture_error_mode`` the CUDA
+    stream-capture mode of the captures (:data:`CAPTURE_MODES`): ``"global"``, PyTorch's default, unless another
+    thread may make CUDA calls while a graph is captured (the worker thread of ``deferred_metrics`` waits on events
+    and frees pinned memory), which under ``"global"`` would invalidate the capture; ``"thread_local"`` then.
     """
 
     _grouped = False  # run_steps takes one run's (steps, batch_size) batches
 
     def __init__(self, params: Iterable[torch.nn.Parameter], objective: Callable[[torch.Tensor], torch.Tensor],
                  device: torch.device, *, lr: float, batch_size: int, tf32: bool = False, cuda_graph="auto",
-                 steps_per_graph: int = 1, adam_in_backward: bool = False):
+                 steps_per_graph: int = 1, adam_in_backward: bool = False, capture_error_mode: str = "global"):
         self.params = list(params)
         if not self.params:
             raise ValueError("params must hold at least one parameter for Adam to update")
@@ -116,6 +119,7 @@ class AdamStep:
         if cuda_graph not in ("auto", True, False):
             raise ValueError(f"cuda_graph must be 'auto', True or False, got {cuda_graph!r}")
         self.objective, self.device, self.tf32, self.cuda_graph = objective, torch.device(device), tf32, cuda_graph
+        self.capture_error_mode = _check_capture_mode(capture_error_mode)
         self.is_cuda = self.device.type == "cuda"
         self.use_graph = self.is_cuda and cuda_graph in ("auto", True)
         self.steps_per_graph = _check_steps_per_graph(steps_per_graph, self.use_graph)
@@ -292,7 +296,7 @@ class AdamStep:
         torch.cuda.current_stream(self.device).wait_stream(self.side_stream)
         graph = torch.cuda.CUDAGraph()
         static = torch.zeros((len(self._members), steps, self.batch_size), dtype=torch.int64, device=self.device)
-        with torch.cuda.graph(graph, stream=self.side_stream):
+        with torch.cuda.graph(graph, stream=self.side_stream, capture_error_mode=self.capture_error_mode):
             for j in range(steps):
                 self._captured_step([static[r, j] for r in range(len(self._members))])
         self.graphs[steps] = (graph, static)
@@ -357,9 +361,13 @@ class AdamStep:
         if self.started or self._grouped_state is not None:
             raise RuntimeError("load_state_dict must come before the run's first step (and before grouping)")
         lr = _checks.positive_float(lr, "lr")
+        # How this call steps is its own: Optimizer.load_state_dict would also bring back the checkpoint's group
+        # settings, e.g. capturable=False from a run stepped by a GroupedAdamStep, which no graph can capture.
+        own = [{k: v for k, v in g.items() if k not in ("params", "lr")} for g in self.opt.param_groups]
         self.opt.load_state_dict(state["opt"])
-        for g in self.opt.param_groups:  # a fresh rate, as __init__ makes it (a device tensor on a GPU)
-            g["lr"] = torch.tensor(lr, device=self.device) if self.is_cuda else lr
+        for g, settings in zip(self.opt.param_groups, own):
+            g.update(settings)
+            g["lr"] = torch.tensor(lr, device=self.device) if self.is_cuda else lr  # a fresh rate, as __init__'s
         if self.in_backward is not None:  # load_state_dict replaced the state: share the new one and the rate
             for opt in self.in_backward.values():
                 opt.state = self.opt.state
@@ -368,6 +376,16 @@ class AdamStep:
         self.steps_done = int(state["steps_done"])
         if self.stream is not None:
             self.stream.wait_stream(torch.cuda.current_stream(self.device))
+
+
+#: The CUDA stream-capture modes ``torch.cuda.graph`` takes (``capture_error_mode`` of :class:`AdamStep`).
+CAPTURE_MODES = ("global", "thread_local", "relaxed")
+
+
+def _check_capture_mode(mode) -> str:
+    if mode not in CAPTURE_MODES:
+        raise ValueError(f"capture_error_mode must be one of {CAPTURE_MODES}, got {mode!r}")
+    return mode
 
 
 def _check_steps_per_graph(steps_per_graph, use_graph: bool) -> int:
@@ -392,7 +410,7 @@ class GroupedAdamStep(AdamStep):
 
     _grouped = True
 
-    def __init__(self, steps, *, cuda_graph="auto", steps_per_graph: int = 1):
+    def __init__(self, steps, *, cuda_graph="auto", steps_per_graph: int = 1, capture_error_mode: str = "global"):
         steps = list(steps)
         if not steps or not all(isinstance(s, AdamStep) and not isinstance(s, GroupedAdamStep) for s in steps):
             raise ValueError("steps must be a non-empty list of the runs' AdamStep objects")
@@ -409,6 +427,7 @@ class GroupedAdamStep(AdamStep):
         if cuda_graph not in ("auto", True, False):
             raise ValueError(f"cuda_graph must be 'auto', True or False, got {cuda_graph!r}")
         self.device, self.is_cuda, self.tf32, self.cuda_graph = first.device, first.is_cuda, first.tf32, cuda_graph
+        self.capture_error_mode = _check_capture_mode(capture_error_mode)
         self.batch_size, self.lr = first.batch_size, first.lr
         self.use_graph = self.is_cuda and cuda_graph in ("auto", True)
         self.steps_per_graph = _check_steps_per_graph(steps_per_graph, self.use_graph)

@@ -467,7 +467,8 @@ class _RunFolder:
             prov["segments"][-1].update(
                 status=status, to_epoch=int(self.rows[-1]["epoch"]) if self.rows else None,
                 finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                steps=eng.steps_done - self.steps_at_start, wall_time_s=wall, train_time_s=train)
+                steps=eng.steps_done - self.steps_at_start, wall_time_s=wall, train_time_s=train,
+                cuda_graph=eng.graph_note)
             prov.update(status=status, cuda_graph=eng.graph_note, steps=eng.steps_done,
                         finished_utc=prov["segments"][-1]["finished_utc"],
                         wall_time_s=self.before["wall_time_s"] + wall,

@@ -105,6 +105,23 @@ def test_a_loaded_state_continues_exactly():
         b.load_state_dict(state, lr=0.1)
 
 
+def test_a_loaded_state_keeps_this_calls_optimizer_settings():
+    """A checkpoint holds Adam's state, not how the next call steps: settings saved with it (capturable, as a
+    GPU run made without a graph saves it False) do not replace the loading step's own, so a run stopped while
+    grouped (its own Adam not capturable) and resumed alone can still be captured in a graph."""
+    _, a = _problem()
+    a(torch.tensor(BATCHES[0]))
+    state = a.state_dict()
+    own = {k: v for k, v in a.opt.param_groups[0].items() if k not in ("params", "lr")}
+    for flag in (True, False):  # another call's settings in the checkpoint
+        state["opt"]["param_groups"][0].update(capturable=flag, foreach=flag)
+        _, b = _problem()
+        b.load_state_dict(state, lr=0.05)
+        group = b.opt.param_groups[0]
+        assert {k: v for k, v in group.items() if k not in ("params", "lr")} == own and group["lr"] == 0.05
+        assert torch.equal(b.opt.state[b.params[0]]["exp_avg"], a.opt.state[a.params[0]]["exp_avg"])
+
+
 def test_refusals_name_the_argument():
     w = torch.nn.Parameter(torch.zeros(2))
 
