@@ -29,6 +29,14 @@ def lr_at(epoch: int, lr: float, milestones, gamma: float) -> float:
     return lr * gamma ** sum(1 for m in milestones if epoch > m)
 
 
+def capture_mode(p: dict) -> str:
+    """The stream-capture mode of a run's CUDA graphs (``capture_error_mode`` of :class:`nclib.step.AdamStep`):
+    ``"thread_local"`` with ``deferred_metrics``, whose worker thread makes CUDA calls (it waits on the copies'
+    event, frees their pinned memory) while another run's graph may be captured; PyTorch's ``"global"``
+    otherwise (:ref:`ch-engine`)."""
+    return "thread_local" if p["deferred_metrics"] else "global"
+
+
 # --------------------------------------------------------------------------------------------- the engine
 
 class Engine:
@@ -73,7 +81,7 @@ class Engine:
                              lr=lr_at(1, p["lr"], p["lr_milestones"], p["lr_gamma"]), batch_size=self.B,
                              tf32=p["precision"] == "tf32", cuda_graph=False if grouped else p["cuda_graph"],
                              steps_per_graph=1 if grouped else p["steps_per_graph"],
-                             adam_in_backward=p["adam_in_backward"])
+                             adam_in_backward=p["adam_in_backward"], capture_error_mode=capture_mode(p))
         #: The GroupedAdamStep that steps this run with others (grouped_adam), once group_engines made it.
         self.group: GroupedAdamStep | None = None
 
@@ -304,7 +312,8 @@ def group_engines(engines: list[Engine]) -> GroupedAdamStep:
     if any(e.group is not None for e in engines):
         raise ValueError("engines must not be grouped already")
     p = engines[0].p
-    group = GroupedAdamStep([e.step for e in engines], cuda_graph=p["cuda_graph"], steps_per_graph=p["steps_per_graph"])
+    group = GroupedAdamStep([e.step for e in engines], cuda_graph=p["cuda_graph"], steps_per_graph=p["steps_per_graph"],
+                            capture_error_mode=capture_mode(p))
     for e in engines:
         e.group = group
     return group

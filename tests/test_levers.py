@@ -50,6 +50,25 @@ def test_the_levers_are_off_by_default_and_execution_keys():
     assert p["grouped_adam"] is False and p["steps_per_graph"] == 1 and p["deferred_metrics"] is False
 
 
+def test_deferred_metrics_capture_their_graphs_thread_local():
+    """The worker thread of deferred_metrics makes CUDA calls (it waits on an event, frees pinned memory) while a
+    graph may be captured: those runs capture in the "thread_local" mode, which such calls cannot invalidate;
+    the others in PyTorch's default, "global"; any other mode is refused by name."""
+    ts = data.load("synthetic", counts=KW["counts"], dim=KW["dim"], seed=0)
+    modes = {}
+    for deferred in (False, True):
+        for grouped in (False, True):
+            engines = [train.Engine(ts, train.check_params(**KW, L=L, deferred_metrics=deferred, grouped_adam=grouped))
+                       for L in (1, 3)]
+            steps = [train.group_engines(engines)] if grouped else [e.step for e in engines]
+            modes[deferred, grouped] = {s.capture_error_mode for s in steps}
+    assert modes == {(False, False): {"global"}, (False, True): {"global"}, (True, False): {"thread_local"},
+                     (True, True): {"thread_local"}}
+    w = torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match="capture_error_mode must be one of"):
+        nstep.AdamStep([w], lambda idx: (w * w).sum(), "cpu", lr=0.1, batch_size=1, capture_error_mode="local")
+
+
 def test_grouped_adam_runs_equal_plain_runs_number_for_number(tmp_path):
     """L = 1, 3, 6 side by side, one Adam for the three against one Adam each, across the lr step after epoch 3."""
     plain = train.run_many(MEMBERS, out_dir=tmp_path / "plain", **KW)
@@ -306,6 +325,23 @@ def test_cuda_grouped_adam_across_a_stop_and_resume(tmp_path):
         parts = train.run_many(MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, resume=True, grouped_adam=True,
                                steps_per_graph=2, **GPU_KW)
     _assert_same_histories(plain, parts)
+
+
+@cuda_only
+def test_cuda_a_grouped_run_resumed_alone_is_still_captured(tmp_path):
+    """A run stopped while grouped (its own Adam made without a graph) and resumed without grouped_adam, and back:
+    every segment's steps are captured graphs, and the runs equal uninterrupted plain runs bit for bit."""
+    plain = train.run_many(MEMBERS, out_dir=tmp_path / "plain", **GPU_KW)
+    parts = train.run_many(MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, grouped_adam=True, **GPU_KW)
+    use = False
+    while _status(parts[0]) == "stopped":
+        parts = train.run_many(MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, resume=True, grouped_adam=use,
+                               **GPU_KW)
+        use = not use
+    _assert_same_histories(plain, parts)
+    for path in parts:
+        segments = json.loads((path / "provenance.json").read_text())["segments"]
+        assert len(segments) > 1 and all(s["cuda_graph"].startswith("on") for s in segments), segments
 
 
 @cuda_only
