@@ -110,14 +110,14 @@ def step_parts(eng: train.Engine, reps: int, sheet: dict | None, precision: str)
     epochs = max(1, -(-reps // eng.steps_per_epoch))
     eng.train_steps(epochs * eng.steps_per_epoch)
     step_ms = 1e3 * (time.perf_counter() - t0) / (epochs * eng.steps_per_epoch)
-    idx = eng.batches()[0]
-
-    def forward_backward():
-        step.opt.zero_grad(set_to_none=True)
-        eng.batch_objective(idx).backward()
-
     side = torch.cuda.Stream(device=eng.device) if eng.is_cuda else None
-    with step.training():
+    with step.training():  # on the run's stream, which the capture's side stream waits for
+        idx = eng.batches()[0]
+
+        def forward_backward():
+            step.opt.zero_grad(set_to_none=True)
+            eng.batch_objective(idx).backward()
+
         fb_ms = timed(forward_backward, reps, eng.device, side)
         adam_ms = timed(step.opt.step, reps, eng.device, side)
     n = models.parameter_count(model)
@@ -262,7 +262,7 @@ def main(argv=None) -> dict:
     if args.json:
         path = pathlib.Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2) + "\n")
+        train.atomic_write_text(path, json.dumps(record, indent=2) + "\n")  # whole, even if stopped by a timeout
         print(f"record          {path}")
     return record
 

@@ -258,7 +258,7 @@ def run_levers(args, ts, p) -> None:
         record["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(record, indent=2) + "\n")
+            train.atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     if path is not None:
         print(f"record          {path}")
 
@@ -379,7 +379,7 @@ def main(argv=None) -> None:
     record["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     path = json_path(args.json, eng.is_cuda, args.precision)
     if path is not None:
-        path.write_text(json.dumps(record, indent=2) + "\n")
+        train.atomic_write_text(path, json.dumps(record, indent=2) + "\n")
         print(f"record          {path}")
 
 if __name__ == "__main__":

@@ -114,6 +114,8 @@ main() {
   "$PY" -m papermill --version
   "$PY" -c "import ipykernel, jupytext, myst_nb, torch, numpy; print('ipykernel', ipykernel.__version__, '| jupytext', jupytext.__version__, '| myst_nb', myst_nb.__version__, '| torch', torch.__version__, '| numpy', numpy.__version__, '| cuda available', torch.cuda.is_available())" || return 1
   "$PY" -m jupyter kernelspec list 2>/dev/null | grep python3 || true
+  "$PY" -c "import pytest; print('pytest', pytest.__version__)" \
+    || echo "WARNING: no pytest here: the CUDA-only tests cannot run (each pytest step below says so)"
   if [ -n "$STABILITY" ]; then stability_job; return; fi
   local resuming=""
   if [ -n "$FULL" ]; then
