@@ -42,10 +42,12 @@ Speed design (GPU): the whole subset lives on the device, batches are gathered w
 ``torch.randperm`` made on the device, there is no host synchronisation inside an epoch (the loss is
 accumulated on the device and read only at metric epochs, where NaN/divergence is checked), Adam is fused,
 with ``cuda_graph`` the whole step (gather, forward, backward, Adam) is captured once and replayed, and the
-host-side metrics (numpy, float64) of a metric epoch run in a worker thread while training continues.  Two
-opt-in levers, off by default until a GPU has measured them: ``grouped_adam`` (the runs of one :func:`run_many`
-call take one Adam step over all their parameters, :func:`group_engines`) and ``steps_per_graph`` (several steps
-per CUDA graph replay); neither changes a run's arithmetic (:ref:`ch-engine`).
+host-side metrics (numpy, float64) of a metric epoch run in a worker thread while training continues.  Four
+opt-in levers, off by default until a GPU has measured them (:data:`nclib.parameters.LEVER_KEYS`):
+``grouped_adam`` (the runs of one :func:`run_many` call take one Adam step over all their parameters,
+:func:`group_engines`), ``steps_per_graph`` (several steps per CUDA graph replay), ``deferred_metrics`` (a metric
+epoch's device work queued, its row completed later) and ``adam_in_backward`` (each parameter's Adam step taken
+inside the backward pass); none changes a run's arithmetic (:ref:`ch-engine`).
 """
 from __future__ import annotations
 

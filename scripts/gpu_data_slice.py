@@ -2,8 +2,9 @@
 
     python scripts/gpu_data_slice.py SRC.npz DEST.npz
 
-The device machine gets only the repository (64 MiB in all), so the 34 MB ``cifar10_subset.npz`` (a
-JPEG-decoded copy of CIFAR-10, see ../shared/data/README.md) cannot travel whole. The runs at the paper's
+The GPU machine gets a copy of the repository and of the small ignored folder ``.gpu/``, nothing else, and the
+34 MB ``cifar10_subset.npz`` (a JPEG-decoded copy of CIFAR-10, see ../shared/data/README.md) is too large to
+travel with them whole. The runs at the paper's
 settings take counts[k] rows of class k by ``nclib.data.select_per_class(..., seed=0, selection="random")``;
 this script keeps exactly those rows, in their original order. Loading the slice then selects every row of
 each class (counts[k] of counts[k]), whatever the seed, so the training data, and their sha256 in each run's
