@@ -27,7 +27,7 @@ the same class-count profile (:data:`nclib.data.LETTERS_SYNTHETIC_LABEL`), and e
 """
 from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOKS, PER_RUN_KEYS, RESULTS, SCALES, Figure, check_scale,
                      figure, figure_counts, figure_parameters, notebook_path, scale_settings, train_kwargs)
-from .load import CONFIG_KEYS, Run, check_figure, load_figure, preferred_scale, run_counts, run_folders
+from .load import CONFIG_KEYS, Run, check_figure, check_run, load_figure, preferred_scale, run_counts, run_folders
 from .analysis import (BENCHMARKS, NOTEBOOK_OVERHEAD_S, ORDER_KEYS, RECORD_FIELDS, RECORD_FIGURE_FIELDS, RISE_KEYS,
                        SPIKE_FACTOR, RunTheory, accuracy_dips, calibrated_seconds, check_runs, final_rows, first_epoch,
                        largest_rise, lr_step, next_milestone, order_by, orders_without_spikes, other_spikes,

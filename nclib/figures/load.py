@@ -94,50 +94,56 @@ CONFIG_KEYS = ("dataset", "bias", "width", "depth", "batch_size", "lr", "lr_mile
                "lam_H", "lam_backbone", "init", "seed", "class_order")
 
 
+def check_run(run: Run, fig, scale: str) -> list[str]:
+    """What keeps one run from being a run of Figure ``fig`` at ``scale``: its parameters against
+    :func:`figure_parameters` on :data:`CONFIG_KEYS` and the class counts, its ``epochs`` (at most the scale's, at
+    least one metric interval), its history (epoch 0, every ``metric_every``-th epoch and the last one, finite
+    metrics) and its provenance status (``finished``).  Returns the problems, each naming the run's L; empty when
+    there is none (:func:`check_figure` for a figure's runs, ``scripts/land_gpu_runs.py`` for one run)."""
+    f = figure(fig)
+    cfg = figure_parameters(f, scale)
+    L, p = run.L, run.params
+    problems = []
+    for k in CONFIG_KEYS:
+        want, got = cfg[k], p.get(k)
+        if k in ("lam_W", "lam_H") and want == "reference":  # K x 1e-5, as nclib.train resolves it
+            want = ufm.reference_decay(len(cfg["counts"]))
+        if isinstance(want, float) or isinstance(got, float):
+            same = got is not None and want is not None and math.isclose(float(got), float(want), rel_tol=1e-12)
+        else:
+            same = got == want
+        if not same:
+            problems.append(f"L={L}: {k} = {got!r}, the figure's configuration has {want!r}")
+    if run_counts(p).tolist() != list(cfg["counts"]):
+        problems.append(f"L={L}: counts {run_counts(p).tolist()} differ from {cfg['counts']}")
+    E, m = int(p["epochs"]), int(p["metric_every"])
+    if E > cfg["epochs"] or E < m:
+        problems.append(f"L={L}: epochs = {E}, expected between {m} and {cfg['epochs']}")
+    expected = sorted({0, *range(m, E + 1, m), E})
+    got_epochs = run.history["epoch"].tolist()
+    if got_epochs != expected:
+        problems.append(f"L={L}: history holds {len(got_epochs)} metric epochs "
+                        f"({got_epochs[:2]}...{got_epochs[-1:]}), expected {len(expected)} up to {E}")
+    for k in ("objective", *HISTORY_KEYS):
+        if not np.all(np.isfinite(run.history[k])):
+            problems.append(f"L={L}: history column {k} is not finite everywhere")
+    if run.provenance.get("status") != "finished":
+        problems.append(f"L={L}: provenance status is {run.provenance.get('status')!r}, not 'finished'")
+    return problems
+
+
 def check_figure(runs: Mapping[int, Run], fig, scale: str) -> dict:
     """Check that committed runs are the figure's configuration and complete; raise ValueError if not.
 
-    For every run: its parameters equal :func:`figure_parameters` (``fig``, ``scale``) on
-    :data:`CONFIG_KEYS` and the class counts, its ``epochs`` is at most the scale's and at least one
-    metric interval, its history holds epoch 0, every ``metric_every``-th epoch and the last one with
-    finite metrics, and its provenance says ``finished``. The runs must be exactly L = 1, 3, 6.
+    Every run passes :func:`check_run`, and the runs are exactly L = 1, 3, 6.
     Returns ``{"epochs": {L: epochs}, "complete": True}``.
     """
     f = figure(fig)
-    cfg = figure_parameters(f, scale)
     problems = []
     if sorted(runs) != list(L_VALUES):
         problems.append(f"runs have L = {sorted(runs)}, expected {list(L_VALUES)}")
-    epochs = {}
     for L, run in sorted(runs.items()):
-        p = run.params
-        for k in CONFIG_KEYS:
-            want, got = cfg[k], p.get(k)
-            if k in ("lam_W", "lam_H") and want == "reference":  # K x 1e-5, as nclib.train resolves it
-                want = ufm.reference_decay(len(cfg["counts"]))
-            if isinstance(want, float) or isinstance(got, float):
-                same = got is not None and want is not None and math.isclose(float(got), float(want), rel_tol=1e-12)
-            else:
-                same = got == want
-            if not same:
-                problems.append(f"L={L}: {k} = {got!r}, the figure's configuration has {want!r}")
-        if run_counts(p).tolist() != list(cfg["counts"]):
-            problems.append(f"L={L}: counts {run_counts(p).tolist()} differ from {cfg['counts']}")
-        E, m = int(p["epochs"]), int(p["metric_every"])
-        epochs[L] = E
-        if E > cfg["epochs"] or E < m:
-            problems.append(f"L={L}: epochs = {E}, expected between {m} and {cfg['epochs']}")
-        expected = sorted({0, *range(m, E + 1, m), E})
-        got_epochs = run.history["epoch"].tolist()
-        if got_epochs != expected:
-            problems.append(f"L={L}: history holds {len(got_epochs)} metric epochs "
-                            f"({got_epochs[:2]}...{got_epochs[-1:]}), expected {len(expected)} up to {E}")
-        for k in ("objective", *HISTORY_KEYS):
-            if not np.all(np.isfinite(run.history[k])):
-                problems.append(f"L={L}: history column {k} is not finite everywhere")
-        if run.provenance.get("status") != "finished":
-            problems.append(f"L={L}: provenance status is {run.provenance.get('status')!r}, not 'finished'")
+        problems += check_run(run, f, scale)
     if problems:
         raise ValueError(f"Figure {f.number} ({scale}) runs do not match its configuration: " + "; ".join(problems))
-    return {"epochs": epochs, "complete": True}
-
+    return {"epochs": {L: int(run.params["epochs"]) for L, run in sorted(runs.items())}, "complete": True}

@@ -1,0 +1,167 @@
+"""Land the 12,000-epoch GPU runs of a figure one piece at a time, and make them the figure's runs once complete.
+
+A figure's three runs at the paper's 12,000 epochs come back in pieces (``FULL=1 PIECE=L1-L3 scripts/gpu_figures.sh``
+on one GPU machine, ``PIECE=L6`` on another), each piece committed as soon as it is back.  Until all three are
+there the figure keeps its committed runs and its chapter builds unchanged; so a piece lands beside them:
+
+    python scripts/land_gpu_runs.py land FILES --job NAME
+        FILES is the folder the GPU job's $OUT files were copied to (figures_gpu.tar.gz, log.txt).  Every run
+        of the archive that finished the paper's epochs with its figure's configuration
+        (nclib.figures.check_run) is copied to results/figures/pieces/fig<k>/fig<k>-L<L>/, with its piece's
+        executed notebook (notebooks/), the notebooks of its earlier segments (segments/) and the job's log
+        (logs/NAME/).  A run that did not finish, or finished fewer epochs, is reported and not landed: it never
+        becomes a figure's run.  A run already landed is not replaced.
+    python scripts/land_gpu_runs.py promote FIG
+        once results/figures/pieces/fig<FIG>/ holds the runs L = 1, 3, 6 at one precision: they replace the
+        figure's committed GPU runs in results/figures/gpu/fig<FIG>/ (the earlier ones stay in git's history),
+        the piece notebooks go to book/figures/gpu/, and it prints the _toc.yml line that lists them.  The
+        figure's chapter then reads the new runs, and its asserts say which sentences to rewrite.
+
+``--epochs`` (default: the paper's 12,000) is the epoch count a run must have finished; ``--root`` (default:
+the repository) where results/ and book/ are.  results/README.md gives the whole recipe.
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import re
+import shutil
+import sys
+import tarfile
+import tempfile
+
+from nclib import ROOT, figures
+from nclib.runs import load_run
+
+#: Where landed pieces wait for their figure's other runs (under --root).
+PIECES = pathlib.Path("results") / "figures" / "pieces"
+GPU_RUNS = pathlib.Path("results") / "figures" / "gpu"
+GPU_NOTEBOOKS = pathlib.Path("book") / "figures" / "gpu"
+
+
+def _runs_in(tree: pathlib.Path) -> list[pathlib.Path]:
+    """The run folders of an unpacked archive: results/figures/gpu/fig<k>/fig<k>-L<L>/ with a params.json."""
+    return sorted(p.parent for p in (tree / GPU_RUNS).glob("fig[0-9]/fig[0-9]-L*/params.json"))
+
+
+def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None = None) -> dict:
+    """Land the finished runs of the GPU job whose outputs are in ``files``; returns {"landed": [...],
+    "refused": {run: why}} (module docstring)."""
+    files, root = pathlib.Path(files), pathlib.Path(root)
+    archive = files / "figures_gpu.tar.gz"
+    if not archive.is_file():
+        raise ValueError(f"files must be the folder of a GPU job's outputs, with figures_gpu.tar.gz; {str(files)!r} "
+                         f"has none")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", job or ""):
+        raise ValueError(f"job must name the job in letters, digits, '.', '_' or '-', got {job!r}")
+    landed, refused = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = pathlib.Path(tmp)
+        with tarfile.open(archive) as tar:
+            tar.extractall(tree, filter="data")
+        runs = _runs_in(tree)
+        if not runs:
+            raise ValueError(f"{str(archive)!r} holds no run folder under {GPU_RUNS}/fig<k>/")
+        figs = set()
+        for path in runs:
+            params, history, prov = load_run(path)
+            run = figures.Run(path, params, history, prov)
+            fig = int(path.parent.name[3:])
+            want = figures.scale_settings("gpu")["epochs"] if epochs is None else epochs
+            problems = figures.check_run(run, fig, "gpu")
+            if int(params["epochs"]) != want:
+                problems.append(f"L={run.L}: {params['epochs']} epochs, not the {want} a figure run needs")
+            dest = root / PIECES / f"fig{fig}" / path.name
+            if dest.exists():
+                problems.append(f"already landed in {dest.relative_to(root)}")
+            if problems:
+                refused[path.name] = "; ".join(problems)
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(path, dest)
+            landed.append(path.name)
+            figs.add(fig)
+        for fig in sorted(figs):  # the piece's notebooks and segments, and the job's log, beside its runs
+            here = root / PIECES / f"fig{fig}"
+            for nb in sorted((tree / GPU_NOTEBOOKS).glob(f"fig{fig}.*run.ipynb")):
+                (here / "notebooks").mkdir(exist_ok=True)
+                shutil.copy2(nb, here / "notebooks" / nb.name)
+            for seg in sorted((tree / GPU_RUNS / f"fig{fig}" / "segments").glob("*.run.ipynb")):
+                (here / "segments").mkdir(exist_ok=True)
+                shutil.copy2(seg, here / "segments" / seg.name)
+            if (files / "log.txt").is_file():
+                (here / "logs" / job).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(files / "log.txt", here / "logs" / job / "log.txt")
+    return {"landed": landed, "refused": refused}
+
+
+def promote(fig: int, root: pathlib.Path) -> str:
+    """Make the landed runs of Figure ``fig`` its GPU runs (module docstring); returns the _toc.yml line."""
+    f = figures.figure(fig)
+    root = pathlib.Path(root)
+    here = root / PIECES / f"fig{f.number}"
+    runs = {}
+    for L in figures.L_VALUES:
+        path = here / f"fig{f.number}-L{L}"
+        if not (path / "params.json").is_file():
+            raise ValueError(f"Figure {f.number} has no landed run L = {L} in {str(path.relative_to(root))!r}; "
+                             f"promote once L = {', '.join(map(str, figures.L_VALUES))} are all landed")
+        params, history, prov = load_run(path)
+        runs[L] = figures.Run(path, params, history, prov)
+    figures.check_figure(runs, f, "gpu")
+    precisions = {r.params["precision"] for r in runs.values()}
+    if len(precisions) != 1:
+        raise ValueError(f"Figure {f.number}'s landed runs were trained at different precisions {sorted(precisions)}")
+    target = root / GPU_RUNS / f"fig{f.number}"
+    if target.exists():
+        shutil.rmtree(target)  # the figure's earlier runs; git keeps them
+    target.mkdir(parents=True)
+    for L in figures.L_VALUES:
+        shutil.move(str(here / f"fig{f.number}-L{L}"), str(target / f"fig{f.number}-L{L}"))
+    for sub in ("segments", "logs"):
+        if (here / sub).is_dir():
+            shutil.move(str(here / sub), str(target / sub))
+    notebooks = sorted((here / "notebooks").glob("*.run.ipynb")) if (here / "notebooks").is_dir() else []
+    books = root / GPU_NOTEBOOKS
+    books.mkdir(parents=True, exist_ok=True)
+    for old in books.glob(f"fig{f.number}.*run.ipynb"):
+        old.unlink()  # the earlier runs' executed notebook(s)
+    for nb in notebooks:
+        shutil.move(str(nb), str(books / nb.name))
+    shutil.rmtree(here)
+    sections = [f"{{file: {GPU_NOTEBOOKS.as_posix()}/{nb.name[:-len('.ipynb')]}}}" for nb in notebooks]
+    sections.append(f"{{file: book/figures/cpu-scale/fig{f.number}.run}}")
+    return f"sections: [{', '.join(sections)}]"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("land", help="land the finished runs of one GPU job's outputs beside the figure's runs")
+    a.add_argument("files", type=pathlib.Path)
+    a.add_argument("--job", required=True, help="a name for the job (its log goes to logs/JOB/)")
+    a.add_argument("--epochs", type=int, default=None, help="the epochs a run must have finished (default 12,000)")
+    b = sub.add_parser("promote", help="make a figure's landed runs its GPU runs once L = 1, 3, 6 are there")
+    b.add_argument("fig", type=int)
+    for p in (a, b):
+        p.add_argument("--root", type=pathlib.Path, default=ROOT)
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "land":
+            got = land(args.files, args.job, args.root, args.epochs)
+            for name in got["landed"]:
+                print(f"landed   {name}")
+            for name, why in got["refused"].items():
+                print(f"refused  {name}: {why}")
+            return 0 if got["landed"] else 1
+        print(promote(args.fig, args.root))
+        print(f"Figure {args.fig}: its GPU runs are now the landed ones; put the line above under its file in "
+              f"_toc.yml and rewrite the sentences whose asserts fail")
+        return 0
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

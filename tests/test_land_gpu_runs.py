@@ -1,0 +1,127 @@
+"""scripts/land_gpu_runs.py: the 12,000-epoch runs of a figure landed one piece at a time beside the figure's
+committed runs, and made its runs only once all three are there (on fixture run folders: no training)."""
+from __future__ import annotations
+
+import json
+import pathlib
+import tarfile
+
+import numpy as np
+import pytest
+
+import nclib
+from nclib import figures, train
+
+from test_gpu_scripts import _script
+
+land_gpu_runs = _script("land_gpu_runs")
+
+TEMPLATE = nclib.ROOT / "results" / "figures" / "gpu" / "fig1"  # the committed runs' parameters, as nclib wrote them
+
+
+def fake_run(folder: pathlib.Path, L: int, epochs: int = 12000, status: str = "finished", precision: str = "tf32",
+             **changes) -> pathlib.Path:
+    """A run folder of Figure 1 at the paper's settings (a fixture: finite made-up metrics, every 100 epochs)."""
+    params = json.loads((TEMPLATE / f"fig1-L{L}" / "params.json").read_text())
+    params.update(epochs=epochs, precision=precision, **changes)
+    run = folder / f"fig1-L{L}"
+    run.mkdir(parents=True)
+    (run / "params.json").write_text(json.dumps(params))
+    ep = np.array(sorted({0, *range(100, epochs + 1, 100), epochs}))
+    cols = {c: np.exp(-ep / 3000.0) + 0.01 for c in train.HISTORY_COLUMNS}
+    cols.update(epoch=ep, lr=np.where(ep > 6000, 1e-5, 1e-4), train_acc=np.minimum(1.0, 0.1 + ep / 100))
+    table = np.column_stack([cols[c] for c in train.HISTORY_COLUMNS])
+    np.savetxt(run / "history.csv", table, delimiter=",", header=",".join(train.HISTORY_COLUMNS), comments="")
+    (run / "provenance.json").write_text(json.dumps({"status": status, "precision": precision}))
+    return run
+
+
+def job_outputs(tmp: pathlib.Path, name: str, piece: str, runs: list[dict]) -> pathlib.Path:
+    """A GPU job's $OUT: figures_gpu.tar.gz as FULL mode archives it (runs, segments, the piece's notebook) and
+    log.txt."""
+    stage, files = tmp / f"{name}-stage", tmp / name
+    gpu = stage / "results" / "figures" / "gpu" / "fig1"
+    for r in runs:
+        fake_run(gpu, **r)
+    (gpu / "segments").mkdir()
+    (gpu / "segments" / f"fig1.{piece}.segment-1.run.ipynb").write_text("{}")
+    books = stage / "book" / "figures" / "gpu"
+    books.mkdir(parents=True)
+    (books / f"fig1.{piece}.run.ipynb").write_text("{}")
+    files.mkdir()
+    with tarfile.open(files / "figures_gpu.tar.gz", "w:gz") as tar:
+        tar.add(stage / "results" / "figures" / "gpu", arcname="results/figures/gpu")
+        tar.add(books, arcname="book/figures/gpu")
+    (files / "log.txt").write_text(f"the log of {name}\n")
+    return files
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A repository-shaped folder holding the figure's committed (shorter) GPU runs and their notebook."""
+    base = tmp_path / "repo"
+    for L in (1, 3, 6):
+        fake_run(base / "results" / "figures" / "gpu" / "fig1", L, epochs=2600)
+    (base / "book" / "figures" / "gpu").mkdir(parents=True)
+    (base / "book" / "figures" / "gpu" / "fig1.run.ipynb").write_text("{}")
+    return base
+
+
+def test_pieces_land_beside_the_figure_and_replace_it_once_complete(root, tmp_path):
+    first = job_outputs(tmp_path, "job-a", "L1-L3", [dict(L=1), dict(L=3)])
+    got = land_gpu_runs.land(first, "job-a", root)
+    assert got == {"landed": ["fig1-L1", "fig1-L3"], "refused": {}}
+    pieces = root / "results" / "figures" / "pieces" / "fig1"
+    assert sorted(p.name for p in pieces.iterdir()) == ["fig1-L1", "fig1-L3", "logs", "notebooks", "segments"]
+    assert (pieces / "logs" / "job-a" / "log.txt").read_text() == "the log of job-a\n"
+    # the figure's committed runs are untouched: its chapter still reads them
+    committed = figures.load_figure(1, "gpu", root=root / "results" / "figures")
+    assert {r.params["epochs"] for r in committed.values()} == {2600}
+    with pytest.raises(ValueError, match="no landed run L = 6"):
+        land_gpu_runs.promote(1, root)
+
+    second = job_outputs(tmp_path, "job-b", "L6", [dict(L=6)])
+    assert land_gpu_runs.land(second, "job-b", root)["landed"] == ["fig1-L6"]
+    toc = land_gpu_runs.promote(1, root)
+    assert toc == ("sections: [{file: book/figures/gpu/fig1.L1-L3.run}, {file: book/figures/gpu/fig1.L6.run}, "
+                   "{file: book/figures/cpu-scale/fig1.run}]")
+    runs = figures.load_figure(1, "gpu", root=root / "results" / "figures")
+    assert figures.check_figure(runs, 1, "gpu")["epochs"] == {1: 12000, 3: 12000, 6: 12000}
+    assert figures.preferred_scale(1, root=root / "results" / "figures") == "gpu"
+    gpu = root / "results" / "figures" / "gpu" / "fig1"
+    assert sorted((gpu / "logs").iterdir()) == [gpu / "logs" / "job-a", gpu / "logs" / "job-b"]
+    assert sorted(p.name for p in (gpu / "segments").iterdir()) == ["fig1.L1-L3.segment-1.run.ipynb",
+                                                                    "fig1.L6.segment-1.run.ipynb"]
+    assert sorted(p.name for p in (root / "book" / "figures" / "gpu").iterdir()) == ["fig1.L1-L3.run.ipynb",
+                                                                                     "fig1.L6.run.ipynb"]
+    assert not pieces.exists()
+
+
+def test_a_run_short_of_the_papers_epochs_or_settings_never_lands(root, tmp_path):
+    files = job_outputs(tmp_path, "job", "L1-L6", [dict(L=1, status="stopped"), dict(L=3, epochs=11000),
+                                                   dict(L=6, width=1024)])
+    got = land_gpu_runs.land(files, "job", root)
+    assert got["landed"] == []
+    assert "status is 'stopped'" in got["refused"]["fig1-L1"]
+    assert "11000 epochs, not the 12000" in got["refused"]["fig1-L3"]
+    assert "width = 1024" in got["refused"]["fig1-L6"]
+    assert not (root / "results" / "figures" / "pieces").exists()
+    assert land_gpu_runs.main(["land", str(files), "--job", "job", "--root", str(root)]) == 1  # nothing landed
+
+
+def test_a_landed_run_is_not_replaced_and_one_precision_per_figure(root, tmp_path):
+    land_gpu_runs.land(job_outputs(tmp_path, "a", "L1", [dict(L=1, precision="fp32")]), "a", root)
+    again = land_gpu_runs.land(job_outputs(tmp_path, "b", "L1-L6", [dict(L=1), dict(L=3), dict(L=6)]), "b", root)
+    assert again["landed"] == ["fig1-L3", "fig1-L6"] and "already landed" in again["refused"]["fig1-L1"]
+    with pytest.raises(ValueError, match=r"different precisions \['fp32', 'tf32'\]"):
+        land_gpu_runs.promote(1, root)
+    assert len(figures.load_figure(1, "gpu", root=root / "results" / "figures")) == 3  # nothing moved
+    assert land_gpu_runs.main(["promote", "1", "--root", str(root)]) == 2
+
+
+def test_refusals_name_the_argument(root, tmp_path):
+    with pytest.raises(ValueError, match="files must be the folder of a GPU job's outputs"):
+        land_gpu_runs.land(tmp_path, "job", root)
+    files = job_outputs(tmp_path, "job", "L1", [dict(L=1)])
+    with pytest.raises(ValueError, match="job must name the job"):
+        land_gpu_runs.land(files, "../elsewhere", root)
