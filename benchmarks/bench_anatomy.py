@@ -44,7 +44,7 @@ from nclib import step as nstep
 from nclib.step import matmul_precision
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_train import cpu_name, make_set  # noqa: E402  (the same problem as bench_train.py)
+from bench_train import cpu_name, data_sheet, make_set  # noqa: E402  (the same problem as bench_train.py)
 
 FIGURE_L = (1, 3, 6)
 
@@ -207,15 +207,6 @@ def backbones(engines, reps: int, sheet: dict | None, precision: str) -> dict:
             "in_turn_ms": in_turn, "side_by_side_ms": side_by_side, "batched_ms": batched_ms,
             "products_floor_ms": None if sheet is None else 1e3 * flops / sheet[precision],
             "equal_bits": equal, "max_relative_difference": worst}
-
-
-def data_sheet(device_name: str) -> dict | None:
-    """The data sheet of ``nclib.step.DATASHEETS`` for the GPU named (as ``bench_train.floor_ms`` picks it)."""
-    if "H200" in device_name:
-        return nstep.DATASHEETS["H200"]
-    if "H100" in device_name and "PCIe" not in device_name and "NVL" not in device_name:
-        return nstep.DATASHEETS["H100 SXM"]
-    return None
 
 
 def main(argv=None) -> dict:

@@ -267,17 +267,22 @@ def run_levers(args, ts, p) -> None:
 def floor_ms(engines: list[train.Engine], device_name: str, precision: str) -> float | None:
     """The engine chapter's floor for one epoch of ``engines`` in turn (Adam's traffic plus the products, at the
     data-sheet peaks of the GPU named), in ms; None on a device or at a precision the chapter has no peak for."""
-    if "H200" in device_name:
-        sheet = nstep.DATASHEETS["H200"]
-    elif "H100" in device_name and "PCIe" not in device_name and "NVL" not in device_name:  # the SXM card
-        sheet = nstep.DATASHEETS["H100 SXM"]
-    else:
-        sheet = None
+    sheet = data_sheet(device_name)
     if sheet is None or precision not in sheet:
         return None
     eng = engines[0]
     return 1e3 * eng.steps_per_epoch * nstep.floor_seconds([e.model for e in engines], eng.B, sheet["bandwidth"],
                                                            sheet[precision])
+
+
+def data_sheet(device_name: str) -> dict | None:
+    """The data sheet of ``nclib.step.DATASHEETS`` for the GPU named (an H200, an H100 SXM card), None for another
+    device."""
+    if "H200" in device_name:
+        return nstep.DATASHEETS["H200"]
+    if "H100" in device_name and "PCIe" not in device_name and "NVL" not in device_name:  # the SXM card
+        return nstep.DATASHEETS["H100 SXM"]
+    return None
 
 
 def json_path(arg: str, is_cuda: bool, precision: str) -> pathlib.Path | None:
