@@ -7,15 +7,19 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
     python scripts/land_gpu_runs.py land FILES --job NAME
         FILES is the folder the GPU job's $OUT files were copied to (figures_gpu.tar.gz, log.txt).  Every run
         of the archive that finished the paper's epochs with its figure's configuration
-        (nclib.figures.check_run) is copied to results/figures/pieces/fig<k>/fig<k>-L<L>/, with its piece's
-        executed notebook (notebooks/), the notebooks of its earlier segments (segments/) and the job's log
-        (logs/NAME/).  A run that did not finish, or finished fewer epochs, is reported and not landed: it never
-        becomes a figure's run.  A run already landed is not replaced.
+        (nclib.figures.check_run) is copied to results/figures/pieces/fig<k>/fig<k>-L<L>/; the job's record
+        goes to results/figures/pieces/fig<k>/jobs/NAME/: its executed notebook(s) and its earlier segments'
+        notebooks as the job wrote them, its log.txt, and landed.json (which runs landed, which were refused and
+        why).  A run that did not finish, or finished fewer epochs, is reported and not landed: it never becomes
+        a figure's run; a job none of whose runs of a figure landed leaves no record there.  A run already landed
+        is not replaced, nor a job's record.
     python scripts/land_gpu_runs.py promote FIG
-        once results/figures/pieces/fig<FIG>/ holds the runs L = 1, 3, 6 at one precision: they replace the
-        figure's committed GPU runs in results/figures/gpu/fig<FIG>/ (the earlier ones stay in git's history),
-        the piece notebooks go to book/figures/gpu/, and it prints the _toc.yml line that lists them.  The
-        figure's chapter then reads the new runs, and its asserts say which sentences to rewrite.
+        once results/figures/pieces/fig<FIG>/ holds the runs L = 1, 3, 6, clean commits of one precision, GPU
+        model and torch version (it prints the commits, and what changed in nclib/ between them): they replace
+        the figure's committed GPU runs in results/figures/gpu/fig<FIG>/ (the earlier ones stay in git's
+        history), with the jobs' records in results/figures/gpu/fig<FIG>/jobs/ and their notebooks in
+        book/figures/gpu/, and it prints the _toc.yml line that lists those.  The figure's chapter then reads
+        the new runs, and its asserts say which sentences to rewrite.
 
 ``--epochs`` (default: the paper's 12,000) is the epoch count a run must have finished; ``--root`` (default:
 the repository) where results/ and book/ are.  results/README.md gives the whole recipe.
@@ -23,9 +27,11 @@ the repository) where results/ and book/ are.  results/README.md gives the whole
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import re
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -54,6 +60,7 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
                          f"has none")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", job or ""):
         raise ValueError(f"job must name the job in letters, digits, '.', '_' or '-', got {job!r}")
+    want = figures.scale_settings("gpu")["epochs"] if epochs is None else epochs
     landed, refused = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         tree = pathlib.Path(tmp)
@@ -62,12 +69,16 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
         runs = _runs_in(tree)
         if not runs:
             raise ValueError(f"{str(archive)!r} holds no run folder under {GPU_RUNS}/fig<k>/")
-        figs = set()
+        figs = sorted({int(path.parent.name[3:]) for path in runs})
+        for fig in figs:
+            record = root / PIECES / f"fig{fig}" / "jobs" / job
+            if record.exists():
+                raise ValueError(f"job {job!r} has landed in {str(record.relative_to(root))!r} already; give this "
+                                 f"job another name")
         for path in runs:
             params, history, prov = load_run(path)
             run = figures.Run(path, params, history, prov)
             fig = int(path.parent.name[3:])
-            want = figures.scale_settings("gpu")["epochs"] if epochs is None else epochs
             problems = figures.check_run(run, fig, "gpu")
             if int(params["epochs"]) != want:
                 problems.append(f"L={run.L}: {params['epochs']} epochs, not the {want} a figure run needs")
@@ -80,19 +91,41 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copytree(path, dest)
             landed.append(path.name)
-            figs.add(fig)
-        for fig in sorted(figs):  # the piece's notebooks and segments, and the job's log, beside its runs
-            here = root / PIECES / f"fig{fig}"
-            for nb in sorted((tree / GPU_NOTEBOOKS).glob(f"fig{fig}.*run.ipynb")):
-                (here / "notebooks").mkdir(exist_ok=True)
-                shutil.copy2(nb, here / "notebooks" / nb.name)
-            for seg in sorted((tree / GPU_RUNS / f"fig{fig}" / "segments").glob("*.run.ipynb")):
-                (here / "segments").mkdir(exist_ok=True)
-                shutil.copy2(seg, here / "segments" / seg.name)
+        for fig in figs:  # the job's record where a run of its landed: its notebooks show every run it made
+            if not any(n.startswith(f"fig{fig}-") for n in landed):
+                continue
+            record = root / PIECES / f"fig{fig}" / "jobs" / job
+            record.mkdir(parents=True)
+            for sub, found in (("notebooks", (tree / GPU_NOTEBOOKS).glob(f"fig{fig}.*run.ipynb")),
+                               ("segments", (tree / GPU_RUNS / f"fig{fig}" / "segments").glob("*.run.ipynb"))):
+                for nb in sorted(found):
+                    (record / sub).mkdir(exist_ok=True)
+                    shutil.copy2(nb, record / sub / nb.name)
             if (files / "log.txt").is_file():
-                (here / "logs" / job).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(files / "log.txt", here / "logs" / job / "log.txt")
+                shutil.copy2(files / "log.txt", record / "log.txt")
+            mine = {"landed": [n for n in landed if n.startswith(f"fig{fig}-")],
+                    "refused": {n: why for n, why in refused.items() if n.startswith(f"fig{fig}-")}}
+            (record / "landed.json").write_text(json.dumps(mine, indent=2) + "\n")
     return {"landed": landed, "refused": refused}
+
+
+def _same(runs, what: str, key) -> None:
+    values = {L: key(r) for L, r in runs.items()}
+    if len(set(map(json.dumps, values.values()))) != 1:
+        raise ValueError(f"the landed runs differ in {what}: " + ", ".join(f"L={L} {v}" for L, v in values.items()))
+
+
+def code_changes(commits: list[str], root: pathlib.Path) -> str:
+    """What changed in nclib/ between the landed runs' commits (``git diff --stat``), or why it cannot be said."""
+    commits = sorted(set(commits))
+    if len(commits) < 2:
+        return "one commit"
+    try:
+        out = subprocess.run(["git", "-C", str(root), "diff", "--stat", commits[0], commits[-1], "--", "nclib"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        return f"not known ({type(exc).__name__})"
+    return out or "nclib/ unchanged"
 
 
 def promote(fig: int, root: pathlib.Path) -> str:
@@ -109,26 +142,46 @@ def promote(fig: int, root: pathlib.Path) -> str:
         params, history, prov = load_run(path)
         runs[L] = figures.Run(path, params, history, prov)
     figures.check_figure(runs, f, "gpu")
-    precisions = {r.params["precision"] for r in runs.values()}
-    if len(precisions) != 1:
-        raise ValueError(f"Figure {f.number}'s landed runs were trained at different precisions {sorted(precisions)}")
+    # a figure made in pieces is the figure made at once only with the same arithmetic: one precision, one GPU
+    # model, one torch; and from committed code
+    _same(runs, "precision", lambda r: r.params["precision"])
+    _same(runs, "GPU", lambda r: r.provenance.get("device_name"))
+    _same(runs, "torch", lambda r: r.provenance.get("versions", {}).get("torch"))
+    dirty = [L for L, r in runs.items() if r.provenance.get("git_dirty") is not False]
+    if dirty:
+        raise ValueError(f"the landed runs L = {dirty} were not made from a clean commit (git_dirty)")
+    jobs = sorted((here / "jobs").iterdir()) if (here / "jobs").is_dir() else []
+    moves = {}  # every notebook a job brought, to its place in the book or beside the runs
+    books = root / GPU_NOTEBOOKS
     target = root / GPU_RUNS / f"fig{f.number}"
+    for job in jobs:
+        for nb in sorted((job / "notebooks").glob("*.run.ipynb")) if (job / "notebooks").is_dir() else []:
+            moves.setdefault(books / nb.name, []).append(nb)
+        for nb in sorted((job / "segments").glob("*.run.ipynb")) if (job / "segments").is_dir() else []:
+            moves.setdefault(target / "segments" / nb.name, []).append(nb)
+    clash = {str(dest.relative_to(root)): [str(s.relative_to(root)) for s in srcs]
+             for dest, srcs in moves.items() if len(srcs) > 1}
+    if clash:
+        raise ValueError(f"jobs bring notebooks of the same name: {clash}; keep one job's (remove the other job's "
+                         f"record from {str((here / 'jobs').relative_to(root))!r}) and promote again")
+    commits = [r.provenance.get("git_commit") for r in runs.values()]
+    print(f"Figure {f.number}: runs from commits {sorted(set(commits))}; nclib/ between them: "
+          f"{code_changes(commits, root)}")
     if target.exists():
         shutil.rmtree(target)  # the figure's earlier runs; git keeps them
     target.mkdir(parents=True)
     for L in figures.L_VALUES:
         shutil.move(str(here / f"fig{f.number}-L{L}"), str(target / f"fig{f.number}-L{L}"))
-    for sub in ("segments", "logs"):
-        if (here / sub).is_dir():
-            shutil.move(str(here / sub), str(target / sub))
-    notebooks = sorted((here / "notebooks").glob("*.run.ipynb")) if (here / "notebooks").is_dir() else []
-    books = root / GPU_NOTEBOOKS
     books.mkdir(parents=True, exist_ok=True)
     for old in books.glob(f"fig{f.number}.*run.ipynb"):
         old.unlink()  # the earlier runs' executed notebook(s)
-    for nb in notebooks:
-        shutil.move(str(nb), str(books / nb.name))
+    for dest, (src,) in moves.items():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(src), str(dest))
+    if jobs:
+        shutil.move(str(here / "jobs"), str(target / "jobs"))  # logs and landed.json, beside the runs
     shutil.rmtree(here)
+    notebooks = sorted(dest for dest in moves if dest.parent == books)
     sections = [f"{{file: {GPU_NOTEBOOKS.as_posix()}/{nb.name[:-len('.ipynb')]}}}" for nb in notebooks]
     sections.append(f"{{file: book/figures/cpu-scale/fig{f.number}.run}}")
     return f"sections: [{', '.join(sections)}]"

@@ -20,7 +20,7 @@ TEMPLATE = nclib.ROOT / "results" / "figures" / "gpu" / "fig1"  # the committed 
 
 
 def fake_run(folder: pathlib.Path, L: int, epochs: int = 12000, status: str = "finished", precision: str = "tf32",
-             **changes) -> pathlib.Path:
+             prov: dict | None = None, **changes) -> pathlib.Path:
     """A run folder of Figure 1 at the paper's settings (a fixture: finite made-up metrics, every 100 epochs)."""
     params = json.loads((TEMPLATE / f"fig1-L{L}" / "params.json").read_text())
     params.update(epochs=epochs, precision=precision, **changes)
@@ -32,7 +32,9 @@ def fake_run(folder: pathlib.Path, L: int, epochs: int = 12000, status: str = "f
     cols.update(epoch=ep, lr=np.where(ep > 6000, 1e-5, 1e-4), train_acc=np.minimum(1.0, 0.1 + ep / 100))
     table = np.column_stack([cols[c] for c in train.HISTORY_COLUMNS])
     np.savetxt(run / "history.csv", table, delimiter=",", header=",".join(train.HISTORY_COLUMNS), comments="")
-    (run / "provenance.json").write_text(json.dumps({"status": status, "precision": precision}))
+    made = {"status": status, "precision": precision, "device_name": "NVIDIA H200", "git_commit": "a" * 40,
+            "git_dirty": False, "versions": {"torch": "2.11.0+cu130"}}
+    (run / "provenance.json").write_text(json.dumps({**made, **(prov or {})}))
     return run
 
 
@@ -72,8 +74,13 @@ def test_pieces_land_beside_the_figure_and_replace_it_once_complete(root, tmp_pa
     got = land_gpu_runs.land(first, "job-a", root)
     assert got == {"landed": ["fig1-L1", "fig1-L3"], "refused": {}}
     pieces = root / "results" / "figures" / "pieces" / "fig1"
-    assert sorted(p.name for p in pieces.iterdir()) == ["fig1-L1", "fig1-L3", "logs", "notebooks", "segments"]
-    assert (pieces / "logs" / "job-a" / "log.txt").read_text() == "the log of job-a\n"
+    assert sorted(p.name for p in pieces.iterdir()) == ["fig1-L1", "fig1-L3", "jobs"]
+    record = pieces / "jobs" / "job-a"
+    assert (record / "log.txt").read_text() == "the log of job-a\n"
+    assert json.loads((record / "landed.json").read_text()) == {"landed": ["fig1-L1", "fig1-L3"], "refused": {}}
+    assert [p.name for p in (record / "notebooks").iterdir()] == ["fig1.L1-L3.run.ipynb"]
+    with pytest.raises(ValueError, match="job 'job-a' has landed"):  # a job's record is never replaced
+        land_gpu_runs.land(first, "job-a", root)
     # the figure's committed runs are untouched: its chapter still reads them
     committed = figures.load_figure(1, "gpu", root=root / "results" / "figures")
     assert {r.params["epochs"] for r in committed.values()} == {2600}
@@ -89,7 +96,8 @@ def test_pieces_land_beside_the_figure_and_replace_it_once_complete(root, tmp_pa
     assert figures.check_figure(runs, 1, "gpu")["epochs"] == {1: 12000, 3: 12000, 6: 12000}
     assert figures.preferred_scale(1, root=root / "results" / "figures") == "gpu"
     gpu = root / "results" / "figures" / "gpu" / "fig1"
-    assert sorted((gpu / "logs").iterdir()) == [gpu / "logs" / "job-a", gpu / "logs" / "job-b"]
+    assert sorted(p.name for p in (gpu / "jobs").iterdir()) == ["job-a", "job-b"]
+    assert (gpu / "jobs" / "job-b" / "log.txt").is_file()
     assert sorted(p.name for p in (gpu / "segments").iterdir()) == ["fig1.L1-L3.segment-1.run.ipynb",
                                                                     "fig1.L6.segment-1.run.ipynb"]
     assert sorted(p.name for p in (root / "book" / "figures" / "gpu").iterdir()) == ["fig1.L1-L3.run.ipynb",
@@ -113,10 +121,38 @@ def test_a_landed_run_is_not_replaced_and_one_precision_per_figure(root, tmp_pat
     land_gpu_runs.land(job_outputs(tmp_path, "a", "L1", [dict(L=1, precision="fp32")]), "a", root)
     again = land_gpu_runs.land(job_outputs(tmp_path, "b", "L1-L6", [dict(L=1), dict(L=3), dict(L=6)]), "b", root)
     assert again["landed"] == ["fig1-L3", "fig1-L6"] and "already landed" in again["refused"]["fig1-L1"]
-    with pytest.raises(ValueError, match=r"different precisions \['fp32', 'tf32'\]"):
+    with pytest.raises(ValueError, match="differ in precision: L=1 fp32, L=3 tf32"):
         land_gpu_runs.promote(1, root)
     assert len(figures.load_figure(1, "gpu", root=root / "results" / "figures")) == 3  # nothing moved
     assert land_gpu_runs.main(["promote", "1", "--root", str(root)]) == 2
+
+
+def test_promote_refuses_pieces_that_are_not_one_arithmetic(root, tmp_path):
+    """Pieces from another GPU model or torch, or from uncommitted code, are not the figure made at once."""
+    land_gpu_runs.land(job_outputs(tmp_path, "a", "L1-L3", [dict(L=1), dict(L=3)]), "a", root)
+    land_gpu_runs.land(job_outputs(tmp_path, "b", "L6", [dict(L=6, prov={"device_name": "NVIDIA H100 80GB HBM3"})]),
+                       "b", root)
+    with pytest.raises(ValueError, match="differ in GPU: L=1 NVIDIA H200, L=3 NVIDIA H200, L=6 NVIDIA H100"):
+        land_gpu_runs.promote(1, root)
+    pieces = root / "results" / "figures" / "pieces" / "fig1"
+    for torch_version, dirty, match in (("2.12.0", False, "differ in torch"), ("2.11.0+cu130", True, "clean commit")):
+        (pieces / "fig1-L6" / "provenance.json").write_text(json.dumps(
+            {"status": "finished", "precision": "tf32", "device_name": "NVIDIA H200", "git_commit": "b" * 40,
+             "git_dirty": dirty, "versions": {"torch": torch_version}}))
+        with pytest.raises(ValueError, match=match):
+            land_gpu_runs.promote(1, root)
+    assert pieces.is_dir() and len(figures.load_figure(1, "gpu", root=root / "results" / "figures")) == 3
+
+
+def test_two_jobs_with_the_same_notebook_must_be_resolved_by_hand(root, tmp_path):
+    """Job a landed L1 of piece L1-L3 (its L3 stopped); job b made the piece again and landed L3: both records hold
+    fig1.L1-L3.run.ipynb, which promote refuses to choose between."""
+    a = land_gpu_runs.land(job_outputs(tmp_path, "a", "L1-L3", [dict(L=1), dict(L=3, status="stopped")]), "a", root)
+    b = land_gpu_runs.land(job_outputs(tmp_path, "b", "L1-L3", [dict(L=1), dict(L=3)]), "b", root)
+    land_gpu_runs.land(job_outputs(tmp_path, "c", "L6", [dict(L=6)]), "c", root)
+    assert (a["landed"], b["landed"]) == (["fig1-L1"], ["fig1-L3"])
+    with pytest.raises(ValueError, match="jobs bring notebooks of the same name"):
+        land_gpu_runs.promote(1, root)
 
 
 def test_refusals_name_the_argument(root, tmp_path):
