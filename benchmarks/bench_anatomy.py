@@ -1,19 +1,24 @@
 """Where the time of a training step goes: its parts timed alone, and the figure's backbones as one batched product.
 
 For one run at each L of a figure (1, 3, 6) on the paper's CIFAR-10 problem (the shapes of
-``bench_train.py``), three graphs are captured and each replayed ``--reps`` times alone:
+``bench_train.py``):
 
-- ``step``: the engine's own step (``Engine.train_steps``: gather, forward, F_B, backward, fused Adam);
-- ``forward_backward``: the same step without Adam (the gradients zeroed as the engine does, then F_B and its
-  backward pass);
-- ``adam``: Adam alone, on the gradients the previous graph leaves.
+- ``step``: the engine's own training steps (``Engine.train_steps`` over whole epochs: its graph replays and
+  each epoch's permutation), per step, timed on the host from an idle device to an idle device;
+- ``forward_backward``: the step without Adam (the gradients zeroed as the engine does, then F_B and its
+  backward pass), captured as a graph and replayed ``--reps`` times alone, timed by CUDA events;
+- ``adam``: Adam alone, on the gradients the previous graph leaves, captured and timed the same way (its
+  warm-up and replays move the weights by a few Adam steps; the parts after it do not need the run's own
+  weights).
 
-Each part is set against its share of the engine chapter's floor (``nclib.step.floor_seconds``): the matrix
-products at the data-sheet peak for ``forward_backward``, Adam's memory traffic (``nclib.step.ADAM_BYTES`` per
-parameter) for ``adam``.  A third number bounds ``forward_backward`` from the memory side:
-``forward_backward_bytes_floor_ms``, the weights read twice (the forward and the input-gradient products) and
-the gradient written once, 12 bytes per parameter at the data-sheet bandwidth; with 128 rows a product moves as
-many bytes as it does arithmetic, so this bound can exceed the arithmetic one.
+The two parts are set against their shares of the engine chapter's floor (``nclib.step.floor_seconds``, the
+products at the data-sheet peak plus ``nclib.step.ADAM_BYTES`` per parameter): ``products_floor_ms`` for
+``forward_backward``, ``adam_floor_ms`` (Adam's reads of p, g, m, v and writes of p, m, v: 28 of those bytes)
+for ``adam``; the other 4 bytes, the gradient written by the backward pass, are counted in
+``forward_backward_bytes_floor_ms``, which bounds ``forward_backward`` from the memory side: the weights read
+twice (the forward and the input-gradient products) and the gradient written once, 12 bytes per parameter at
+the data-sheet bandwidth; with 128 rows a product moves as many bytes as it does arithmetic, so this bound can
+exceed the arithmetic one.
 
 Then the backbones of the three runs (identical shapes: ``depth`` Linear + ReLU layers and the feature layer),
 the products that the lever "batched backbones" would merge: their forward and backward passes (the loss the sum
@@ -44,13 +49,15 @@ from nclib import step as nstep
 from nclib.step import matmul_precision
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_train import cpu_name, data_sheet, make_set  # noqa: E402  (the same problem as bench_train.py)
+from bench_train import cpu_name, data_sheet, make_set, shown  # noqa: E402  (the same problem as bench_train.py)
 
 FIGURE_L = (1, 3, 6)
 
 #: Bytes per parameter that a step's products must move at the least: the weights read by the forward and the
 #: input-gradient products (fp32), the weight gradient written (the chapter's floor counts it in ADAM_BYTES).
 PRODUCT_BYTES = 12
+#: Of nclib.step.ADAM_BYTES, what Adam alone moves: all but the gradient's write by the backward pass.
+ADAM_ALONE_BYTES = nstep.ADAM_BYTES - 4
 
 
 def timed(fn, reps: int, device: torch.device, stream=None) -> float:
@@ -125,7 +132,7 @@ def step_parts(eng: train.Engine, reps: int, sheet: dict | None, precision: str)
            "products_floor_ms": None, "adam_floor_ms": None, "forward_backward_bytes_floor_ms": None}
     if sheet is not None:
         out["products_floor_ms"] = 1e3 * nstep.product_flops(model, eng.B) / sheet[precision]
-        out["adam_floor_ms"] = 1e3 * nstep.ADAM_BYTES * n / sheet["bandwidth"]
+        out["adam_floor_ms"] = 1e3 * ADAM_ALONE_BYTES * n / sheet["bandwidth"]
         out["forward_backward_bytes_floor_ms"] = 1e3 * PRODUCT_BYTES * n / sheet["bandwidth"]
     return out
 
@@ -242,8 +249,8 @@ def main(argv=None) -> dict:
         floors = "" if sheet is None else (f" (floors: products {part['products_floor_ms']:.3f}, Adam "
                                            f"{part['adam_floor_ms']:.3f}, bytes of the products "
                                            f"{part['forward_backward_bytes_floor_ms']:.3f})")
-        print(f"L = {L}             step {part['step_ms']:.3f} ms = forward+backward {part['forward_backward_ms']:.3f} "
-              f"+ Adam {part['adam_ms']:.3f} alone{floors}", flush=True)
+        print(f"L = {L}           step {part['step_ms']:.3f} ms; alone: forward+backward "
+              f"{part['forward_backward_ms']:.3f}, Adam {part['adam_ms']:.3f}{floors}", flush=True)
     bb = backbones(engines, args.reps, sheet, args.precision)
     record["backbones"] = bb
     side = "n/a" if bb["side_by_side_ms"] is None else f"{bb['side_by_side_ms']:.3f}"
@@ -254,7 +261,7 @@ def main(argv=None) -> dict:
         path = pathlib.Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         train.atomic_write_text(path, json.dumps(record, indent=2) + "\n")  # whole, even if stopped by a timeout
-        print(f"record          {path}")
+        print(f"record          {shown(path)}")
     return record
 
 

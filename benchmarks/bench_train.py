@@ -261,7 +261,7 @@ def run_levers(args, ts, p) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             train.atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     if path is not None:
-        print(f"record          {path}")
+        print(f"record          {shown(path)}")
 
 
 def floor_ms(engines: list[train.Engine], device_name: str, precision: str) -> float | None:
@@ -273,6 +273,14 @@ def floor_ms(engines: list[train.Engine], device_name: str, precision: str) -> f
     eng = engines[0]
     return 1e3 * eng.steps_per_epoch * nstep.floor_seconds([e.model for e in engines], eng.B, sheet["bandwidth"],
                                                            sheet[precision])
+
+
+def shown(path: pathlib.Path) -> str:
+    """``path`` as the output shows it: relative to the working directory where it lies below it."""
+    try:
+        return str(pathlib.Path(path).resolve().relative_to(pathlib.Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def data_sheet(device_name: str) -> dict | None:
@@ -386,7 +394,7 @@ def main(argv=None) -> None:
     path = json_path(args.json, eng.is_cuda, args.precision)
     if path is not None:
         train.atomic_write_text(path, json.dumps(record, indent=2) + "\n")
-        print(f"record          {path}")
+        print(f"record          {shown(path)}")
 
 if __name__ == "__main__":
     main()

@@ -368,6 +368,11 @@ class AdamStep:
         for g, settings in zip(self.opt.param_groups, own):
             g.update(settings)
             g["lr"] = torch.tensor(lr, device=self.device) if self.is_cuda else lr  # a fresh rate, as __init__'s
+            if g.get("capturable") or g.get("fused"):  # their step counts live beside the parameters, in float32
+                for q in g["params"]:
+                    st = self.opt.state.get(q)
+                    if st and torch.is_tensor(st.get("step")):
+                        st["step"] = st["step"].to(device=q.device, dtype=torch.float32)
         if self.in_backward is not None:  # load_state_dict replaced the state: share the new one and the rate
             for opt in self.in_backward.values():
                 opt.state = self.opt.state

@@ -317,7 +317,8 @@ class _RunFolder:
                          "parameter_count": models.parameter_count(engine.model), "N": ts.N, "K": ts.K,
                          "batch_size": engine.B, "steps_per_epoch": engine.steps_per_epoch,
                          "dropped_per_epoch": engine.dropped_per_epoch, "data": ts.provenance,
-                         "data_sha256": ts.provenance["data_sha256"], "async_metrics": use_async,
+                         "data_sha256": ts.provenance["data_sha256"],
+                         "async_metrics": use_async,  # the first call's; each segment records its own
                          "trained_with": [name for name in together if name != p["run_name"]], "decays": decays,
                          "segments": [segment]}
             if p["dataset"] == "letters-synthetic":

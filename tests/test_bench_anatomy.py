@@ -57,17 +57,19 @@ def test_the_record_on_the_cpu(tmp_path):
     assert bb["runs"] == 3 and bb["side_by_side_ms"] is None and bb["batched_ms"] > 0
     assert bb["parameters"] == 3 * sum(q.numel() for q in engines[0].model.backbone.parameters())
     # the batched features and gradients are each run's, to float32 rounding at the least
-    assert bb["max_relative_difference"] < 1e-5 and bb["equal_bits"] == (bb["max_relative_difference"] == 0)
+    assert bb["max_relative_difference"] < 1e-5
 
 
 def test_floors_are_the_engine_chapters():
-    """The parts' floors are the shares of nclib.step.floor_seconds: products at the peak, Adam's traffic."""
+    """The parts' floors add up to nclib.step.floor_seconds: the products at the peak, Adam's own 28 bytes per
+    parameter, and the gradient's 4 bytes written by the backward pass (counted in the products' bytes)."""
     eng = _engines()[0]
     sheet = anatomy.data_sheet("NVIDIA H200")
     part = anatomy.step_parts(eng, 2, sheet, "tf32")
     n = models.parameter_count(eng.model)
     whole = nclib.step.floor_seconds([eng.model], eng.B, sheet["bandwidth"], sheet["tf32"])
-    assert 1e-3 * (part["products_floor_ms"] + part["adam_floor_ms"]) == pytest.approx(whole, rel=1e-12)
+    grad_write = 4 * n / sheet["bandwidth"]
+    assert 1e-3 * (part["products_floor_ms"] + part["adam_floor_ms"]) + grad_write == pytest.approx(whole, rel=1e-12)
     assert part["forward_backward_bytes_floor_ms"] == pytest.approx(1e3 * 12 * n / sheet["bandwidth"])
     assert anatomy.data_sheet("NVIDIA H100 PCIe") is None and anatomy.data_sheet("NVIDIA H100 80GB HBM3")
 
