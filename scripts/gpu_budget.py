@@ -14,6 +14,10 @@ at most the paper's 12,000.
     python scripts/gpu_budget.py calibrate --out calib.json [--device auto] [--precision tf32] [--epochs 12]
     python scripts/gpu_budget.py epochs FIG --calibration calib.json --remaining SECONDS --todo "1 3 2 4"
         -> prints "EPOCHS SECONDS" (the epochs and the seconds allotted to FIG); EPOCHS 0 means skip
+    python scripts/gpu_budget.py pieces FIG --calibration calib.json [--budget-s 720] [--slower X] [--apart-ratio R]
+        -> prints the fewest pieces of FIG's runs (e.g. "L1-L3 L6") that each fit one GPU machine's BUDGET_S
+           seconds at the paper's 12,000 epochs (nclib.figures.piece_seconds, fewest_pieces), with their
+           predicted seconds; status 1 when a run does not fit alone
     python scripts/gpu_budget.py levers benchmarks/results/bench_levers_tf32.json [--metric-every 100]
         -> prints the notebook settings (NAME=VALUE ...) of the fastest lever measured for a figure's runs, for
            EXTRA_SETS; nothing for the plain engine (:func:`choose_levers`)
@@ -150,6 +154,14 @@ def main(argv=None) -> None:
     e.add_argument("--calibration", required=True)
     e.add_argument("--remaining", type=float, required=True)
     e.add_argument("--todo", required=True, help='figures not yet run, in priority order, e.g. "1 3 2 4"')
+    pc = sub.add_parser("pieces")
+    pc.add_argument("fig", type=int)
+    pc.add_argument("--calibration", required=True)
+    pc.add_argument("--budget-s", type=float, default=720.0, help="one GPU machine's seconds for the notebooks")
+    pc.add_argument("--slower", type=float, default=1.0,
+                    help="the runs' precision against the calibration's (e.g. fp32 side by side / tf32 side by side)")
+    pc.add_argument("--apart-ratio", type=float, default=1.25,
+                    help="a figure's runs one after another against side by side (bench_train.py --figure-epochs)")
     lv = sub.add_parser("levers")
     lv.add_argument("record")
     lv.add_argument("--metric-every", type=int, default=100)
@@ -160,6 +172,22 @@ def main(argv=None) -> None:
         print(f"levers: {spec}, {best:.2f} ms per epoch of a figure's runs against {plain:.2f} for the plain engine",
               file=sys.stderr)
         print("" if spec == "plain" else " ".join(spec.split(",")))
+        return
+    if args.command == "pieces":
+        with open(args.calibration) as fh:
+            cal = json.load(fh)
+
+        def seconds(piece):
+            return figures.piece_seconds(cal, args.fig, piece, slower=args.slower, apart_ratio=args.apart_ratio)
+
+        plan = figures.fewest_pieces(seconds, args.budget_s)
+        alone = {L: seconds((L,)) for L in figures.L_VALUES}
+        if plan is None:
+            print(f"Figure {args.fig}: no plan; alone " + ", ".join(f"L{L} {t:.0f} s" for L, t in alone.items())
+                  + f", against {args.budget_s:.0f} s of one machine")
+            sys.exit(1)
+        print(" ".join("L" + "-L".join(map(str, pc)) for pc in plan) + "   ("
+              + ", ".join(f"{seconds(pc):.0f} s" for pc in plan) + f" of {args.budget_s:.0f} s each)")
         return
     if args.command == "calibrate":
         cal = calibrate(args.device, args.epochs, args.letters_images, args.precision, args.width)

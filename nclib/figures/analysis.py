@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import ROOT, _checks, ufm
 from ..runs import load_class_accuracy
-from .config import HISTORY_KEYS, figure, scale_settings
+from .config import HISTORY_KEYS, L_VALUES, figure, figure_parameters, scale_settings
 from .load import Run, run_counts
 
 # --------------------------------------------------------------------------------------------- theory
@@ -592,5 +592,68 @@ def calibrated_seconds(calibration: Mapping, fig, epochs: int) -> float:
     evals = epochs // scale_settings("gpu")["metric_every"] + 2
     return (NOTEBOOK_OVERHEAD_S + parts["data_s"] + parts["setup_s"] + epochs * parts["epoch_s"]
             + evals * parts["eval_s"])
+
+
+#: The input dimension of every figure's network: CIFAR-10's 32 x 32 x 3, and the letters resized to it (as the
+#: reference code feeds EMNIST, :mod:`nclib.data`).
+INPUT_DIM = 3 * 32 * 32
+
+
+def figure_parameter_counts(fig) -> dict[int, int]:
+    """{L: trainable parameters} of Figure ``fig``'s networks at the paper's settings (:mod:`nclib.models`: a
+    backbone of ``depth`` Linear layers of ``width`` with biases and the feature layer, then L head layers, the
+    last one K x d with a bias where the figure has one), counted without building them."""
+    p = figure_parameters(figure(fig), "gpu")
+    w, depth, K = int(p["width"]), int(p["depth"]), len(p["counts"])
+    d = w if p.get("feature_dim") is None else int(p["feature_dim"])
+    backbone = INPUT_DIM * w + w + (depth - 1) * (w * w + w) + w * d + d
+    return {L: backbone + (L - 1) * d * d + K * d + (K if p["bias"] else 0) for L in L_VALUES}
+
+
+def piece_seconds(calibration: Mapping, fig, piece, epochs: int | None = None, slower: float = 1.0,
+                  apart_ratio: float = 1.0) -> float:
+    """Predicted wall seconds of one notebook that makes only the runs ``piece`` (head depths, e.g. ``(1, 3)``) of
+    Figure ``fig`` at ``epochs`` epochs (default the paper's), as :func:`calibrated_seconds` predicts a whole
+    figure.  A step is bound by Adam's memory traffic (:ref:`ch-engine`), so the piece's share of the three runs'
+    calibrated side-by-side epoch is its share of their parameters (:func:`figure_parameter_counts`); a piece of
+    fewer than three runs gets no credit for running side by side: its epochs take ``apart_ratio`` (a figure's
+    runs one after another against side by side, ``bench_train.py --figure-epochs``) times as long.  Its metric
+    epochs and setup are its share of the three runs'.  ``slower`` scales the epochs and metric epochs, e.g. to
+    strict fp32 from a TF32 calibration (the ratio of the two benchmarks' side-by-side figure times)."""
+    f = figure(fig)
+    piece = tuple(sorted(set(piece)))
+    if not piece or any(L not in L_VALUES for L in piece):
+        raise ValueError(f"piece must hold head depths of {L_VALUES}, got {piece!r}")
+    slower = _checks.positive_float(slower, "slower")
+    apart_ratio = _checks.positive_float(apart_ratio, "apart_ratio")
+    E = scale_settings("gpu")["epochs"] if epochs is None else _checks.nonneg_int(epochs, "epochs")
+    whole = {L: n for L, n in figure_parameter_counts(f).items()}
+    share = sum(whole[L] for L in piece) / sum(whole.values())
+    kind = calibration["kinds"][f.dataset]
+    runs = len(piece) / len(L_VALUES)
+    overlap = 1.0 if len(piece) == len(L_VALUES) else apart_ratio
+    evals = E // scale_settings("gpu")["metric_every"] + 2
+    return (NOTEBOOK_OVERHEAD_S + float(kind["data_s"]) + float(kind["setup_s"]) * runs
+            + slower * (E * float(kind["epoch_s"]) * share * overlap + evals * float(kind["eval_s"]) * runs))
+
+
+def fewest_pieces(seconds_of, budget_s: float) -> list[tuple[int, ...]] | None:
+    """The fewest pieces of consecutive head depths (L = 1, 3, 6 in order) each of which ``seconds_of(piece)`` says
+    fits ``budget_s`` seconds (one GPU machine's); of plans with as few pieces, the one whose longest piece is
+    shortest (the most room left).  None when a run does not fit alone."""
+    budget_s = _checks.positive_float(budget_s, "budget_s")
+    Ls = list(L_VALUES)
+    plans = []
+    for cuts in range(2 ** (len(Ls) - 1)):  # each bit: a cut after that L
+        plan, start = [], 0
+        for i in range(1, len(Ls)):
+            if cuts >> (i - 1) & 1:
+                plan.append(tuple(Ls[start:i]))
+                start = i
+        plan.append(tuple(Ls[start:]))
+        times = [seconds_of(pc) for pc in plan]
+        if max(times) <= budget_s:
+            plans.append((len(plan), max(times), plan))
+    return min(plans)[2] if plans else None
 
 

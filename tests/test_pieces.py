@@ -1,0 +1,66 @@
+"""What fits one GPU machine: the parameter counts of the figures' networks, the predicted seconds of a piece of a
+figure's runs (nclib.figures.piece_seconds), the fewest pieces (fewest_pieces) and scripts/gpu_budget.py pieces."""
+import json
+
+import pytest
+import torch
+
+import nclib.figures as figures
+from nclib import models
+
+from test_gpu_scripts import _script
+
+gpu_budget = _script("gpu_budget")
+
+CAL = {"kinds": {"cifar10": dict(data_s=1.0, setup_s=6.0, epoch_s=0.06, eval_s=0.5),
+                 "letters-synthetic": dict(data_s=30.0, setup_s=3.0, epoch_s=0.1, eval_s=0.7)}}
+
+
+@pytest.mark.parametrize("fig", [1, 2, 3, 4])
+def test_parameter_counts_are_the_networks(fig):
+    p = figures.figure_parameters(fig, "gpu")
+    with torch.device("meta"):  # shapes only
+        built = {L: models.parameter_count(models.CollapseNet(figures.INPUT_DIM, len(p["counts"]), L, p["width"],
+                                                              p["depth"], bias=p["bias"])) for L in (1, 3, 6)}
+    assert figures.figure_parameter_counts(fig) == built
+
+
+def test_a_whole_figure_is_the_calibrated_figure_and_a_piece_its_share():
+    assert figures.piece_seconds(CAL, 1, (6, 3, 1)) == pytest.approx(figures.calibrated_seconds(CAL, 1, 12000))
+    n = figures.figure_parameter_counts(1)
+    share = n[6] / sum(n.values())
+    fixed = figures.NOTEBOOK_OVERHEAD_S + 1.0 + 6.0 / 3
+    evals = 12000 // 100 + 2
+    assert figures.piece_seconds(CAL, 1, (6,)) == pytest.approx(fixed + 12000 * 0.06 * share + evals * 0.5 / 3)
+    # no side-by-side credit for a partial piece; slower scales the epochs and metric epochs only
+    assert figures.piece_seconds(CAL, 1, (6,), apart_ratio=1.5) == pytest.approx(
+        fixed + 1.5 * 12000 * 0.06 * share + evals * 0.5 / 3)
+    assert figures.piece_seconds(CAL, 1, (6,), slower=2.0) == pytest.approx(
+        fixed + 2 * (12000 * 0.06 * share + evals * 0.5 / 3))
+    assert figures.piece_seconds(CAL, 1, (1, 3, 6), apart_ratio=9.0) == figures.piece_seconds(CAL, 1, (1, 3, 6))
+    with pytest.raises(ValueError, match="piece must hold head depths"):
+        figures.piece_seconds(CAL, 1, (2,))
+    with pytest.raises(ValueError, match="slower"):
+        figures.piece_seconds(CAL, 1, (1,), slower=0)
+
+
+def test_fewest_pieces_prefers_fewer_then_the_most_room():
+    cost = {(1,): 3, (3,): 4, (6,): 5, (1, 3): 6, (3, 6): 8, (1, 3, 6): 11}
+    assert figures.fewest_pieces(cost.__getitem__, 11) == [(1, 3, 6)]
+    assert figures.fewest_pieces(cost.__getitem__, 8) == [(1, 3), (6,)]  # not [(1,), (3, 6)]: its longest is 8
+    assert figures.fewest_pieces(cost.__getitem__, 5) == [(1,), (3,), (6,)]
+    assert figures.fewest_pieces(cost.__getitem__, 4.9) is None
+    with pytest.raises(ValueError, match="budget_s"):
+        figures.fewest_pieces(cost.__getitem__, 0)
+
+
+def test_the_script_prints_the_pieces_or_says_none_fits(tmp_path, capsys):
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(CAL))
+    gpu_budget.main(["pieces", "1", "--calibration", str(path), "--budget-s", "1000"])
+    assert capsys.readouterr().out.startswith("L1-L3-L6   (")
+    gpu_budget.main(["pieces", "1", "--calibration", str(path), "--budget-s", "600"])
+    assert capsys.readouterr().out.startswith("L1-L3 L6   (")
+    with pytest.raises(SystemExit) as done:
+        gpu_budget.main(["pieces", "2", "--calibration", str(path), "--budget-s", "100"])
+    assert done.value.code == 1 and "Figure 2: no plan" in capsys.readouterr().out
