@@ -17,7 +17,8 @@ figure    data                                   bias          chapter
 One module per concern, imported in this order (no cycles): :mod:`.config` (the figures and the two scales,
 ``"gpu"`` and ``"cpu-scale"``, derived from :data:`nclib.parameters.DEFAULTS`), :mod:`.load` (reading the run
 folders, checking them against the configuration), :mod:`.analysis` (theory at the runs' decays, rises,
-spikes, stalls, orderings, wall times, benchmark outputs), :mod:`.plots` (the panels and the theory
+spikes, stalls, orderings, wall times), :mod:`.speed` (benchmark outputs, the GPU calibration, what one machine
+fits), :mod:`.plots` (the panels and the theory
 overlay) and :mod:`.chapter` (the chapters' tables and glued numbers). Everything public is re-exported
 here; :mod:`.stability` (the precision stability runs of Figure 1's setting: what counts as a spike, and the rule
 that chooses the precision of the figure runs) is a module of its own, ``nclib.figures.stability``. The tooling that makes the runs (notebook parameters, relabelling, GPU budget) is in ``scripts/``.
@@ -28,11 +29,11 @@ the same class-count profile (:data:`nclib.data.LETTERS_SYNTHETIC_LABEL`), and e
 from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOKS, PER_RUN_KEYS, RESULTS, SCALES, Figure, check_scale,
                      figure, figure_counts, figure_parameters, notebook_path, scale_settings, train_kwargs)
 from .load import CONFIG_KEYS, Run, check_figure, check_run, load_figure, preferred_scale, run_counts, run_folders
-from .analysis import (BENCHMARKS, INPUT_DIM, NOTEBOOK_OVERHEAD_S, ORDER_KEYS, RECORD_FIELDS, RECORD_FIGURE_FIELDS,
-                       RISE_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, calibrated_seconds, check_runs,
-                       fewest_pieces, figure_parameter_counts, final_rows, first_epoch, largest_rise, lr_step,
-                       next_milestone, order_by, orders_without_spikes, other_spikes, piece_seconds, read_benchmark,
-                       read_benchmark_record, rise_ratios, run_theory, settled_epoch, spikes, stalls, wall_time_s)
+from .analysis import (ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, check_runs, final_rows,
+                       first_epoch, largest_rise, lr_step, next_milestone, order_by, orders_without_spikes,
+                       other_spikes, rise_ratios, run_theory, settled_epoch, spikes, stalls, wall_time_s)
+from .speed import (BENCHMARKS, INPUT_DIM, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS, RECORD_FIGURE_FIELDS, calibrated_seconds,
+                    fewest_pieces, figure_parameter_counts, piece_seconds, read_benchmark, read_benchmark_record)
 from .plots import as_plot_runs, draw_panels, draw_theory, figure_legend
 from .chapter import (FigureChapter, benchmark_glue, calibration_glue, figure_chapter, figure_glue, figure_tables,
                       logged_figure, precisions, rise_cell, summary_glue, summary_tables)

@@ -1,22 +1,20 @@
 """What the committed runs of Figures 1-4 show, as numbers and tables: the theory at each run's own decays
 (Theorems 4.1-4.3), first and settled epochs, rises and training spikes of objective (4.3), stalls below 100 %
 training accuracy, orderings in L, wall times; the properties every figure chapter asserts
-(:func:`check_runs`); and the committed outputs of the engine benchmark and GPU calibration.
+(:func:`check_runs`).  The speed of the GPU runs (benchmarks, calibration, what one machine fits) is
+:mod:`nclib.figures.speed`.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import pathlib
-import re
 from typing import Mapping
 
 import numpy as np
 
-from .. import ROOT, _checks, ufm
+from .. import _checks, ufm
 from ..runs import load_class_accuracy
-from .config import HISTORY_KEYS, L_VALUES, figure, figure_parameters, scale_settings
+from .config import HISTORY_KEYS, figure
 from .load import Run, run_counts
 
 # --------------------------------------------------------------------------------------------- theory
@@ -475,185 +473,3 @@ def check_runs(runs: Mapping[int, Run], fig) -> None:
             _require("stand-in" in (run.provenance.get("stand_in") or ""),
                      f"L={L}: the provenance does not label the letters-synthetic stand-in "
                      f"(stand_in = {run.provenance.get('stand_in')!r})")
-
-
-# --------------------------------------------------------------------------------------------- speed of the engine
-
-#: Where the engine benchmark's committed outputs live (``benchmarks/bench_train.py``).
-BENCHMARKS = ROOT / "benchmarks" / "results"
-
-
-def read_benchmark(path) -> dict:
-    """The numbers of one committed output of ``benchmarks/bench_train.py`` (e.g. ``bench_train_cpu.txt``).
-
-    Returns ``command`` (the first line, without ``$``), ``device``, ``problem``, ``plain`` and ``engine``
-    (steps per second of the plain PyTorch loop and of nclib.train) and ``ratio`` (their quotient as
-    printed); with ``--figure-epochs`` also ``figure_epochs``, ``figure_apart_s`` and ``figure_together_s``
-    (seconds for a figure's three runs of that many epochs one after another and side by side) and
-    ``figure_ratio``. Raises ValueError naming
-    the file when a line is missing.
-    """
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise ValueError(f"path {str(path)!r} is not a file")
-    lines = path.read_text().splitlines()
-    out: dict = {"command": lines[0].lstrip("$ ").strip() if lines and lines[0].startswith("$") else None}
-    for line in lines:
-        key, _, rest = line.partition("  ")
-        key, rest = key.strip(), rest.strip()
-        if key in ("device", "problem", "precision"):
-            out[key] = rest
-        elif key in ("plain loop", "nclib.train"):
-            out["plain" if key == "plain loop" else "engine"] = float(rest.split()[0])
-        elif key == "ratio":
-            out["ratio"] = float(rest.split()[0])
-        elif key == "figure runs":
-            m = re.search(r"(\d+) epochs each: one after another ([\d.]+) s, side by side ([\d.]+) s, "
-                          r"ratio ([\d.]+) x", rest)
-            if m is None:
-                raise ValueError(f"path {str(path)!r}: unreadable 'figure runs' line {line!r}")
-            out["figure_epochs"] = int(m.group(1))
-            out["figure_apart_s"], out["figure_together_s"], out["figure_ratio"] = map(float, m.groups()[1:])
-    missing = [k for k in ("device", "plain", "engine", "ratio") if k not in out]
-    if missing:
-        raise ValueError(f"path {str(path)!r} is not a bench_train output: no {', '.join(missing)} line")
-    return out
-
-
-#: The fields every JSON record of ``benchmarks/bench_train.py --json`` holds (dotted: inside ``steps_per_s`` and,
-#: when the record timed a figure's runs, inside ``figure``).
-RECORD_FIELDS = ("device", "torch", "precision", "commit", "commit_dirty", "command", "problem", "steps_per_s.engine",
-                 "steps_per_s.plain")
-#: The fields of a record's ``figure`` (``--figure-epochs``): a figure's three runs side by side per epoch, the engine
-#: chapter's floor for them on that device (None where it has no data sheet), one metric epoch of the three, and
-#: 12,000 epochs with a metric epoch every ``metric_every``.
-RECORD_FIGURE_FIELDS = ("epoch_ms_side_by_side", "epoch_ms_floor", "metric_ms", "metric_every",
-                        "seconds_12000_epochs_with_metrics")
-
-
-def read_benchmark_record(path) -> dict:
-    """The JSON record of one ``benchmarks/bench_train.py --json`` run (e.g. ``bench_train_gpu.json``), checked:
-    every field of :data:`RECORD_FIELDS`, and of :data:`RECORD_FIGURE_FIELDS` when ``figure`` is not None, is
-    there, the speeds are positive and the figure's times consistent (12,000 epochs with metrics at least 12,000
-    side-by-side epochs).  ValueError naming the file and what is missing or wrong."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise ValueError(f"path {str(path)!r} is not a file")
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"path {str(path)!r} is not JSON: {exc}") from None
-
-    def get(d, dotted):
-        for part in dotted.split("."):
-            if not isinstance(d, dict) or part not in d:
-                return KeyError
-            d = d[part]
-        return d
-
-    missing = [f for f in RECORD_FIELDS if get(record, f) is KeyError]
-    fig = record.get("figure")
-    if fig is not None:
-        missing += [f"figure.{f}" for f in RECORD_FIGURE_FIELDS if get(fig, f) is KeyError]
-    if missing:
-        raise ValueError(f"path {str(path)!r} is not a bench_train record: no {', '.join(missing)}")
-    speeds = record["steps_per_s"]
-    if not all(isinstance(speeds[k], (int, float)) and speeds[k] > 0 for k in ("engine", "plain")):
-        raise ValueError(f"path {str(path)!r}: steps_per_s must be positive numbers, got {speeds}")
-    if fig is not None and not (fig["epoch_ms_side_by_side"] > 0 and fig["metric_ms"] >= 0
-                                and fig["seconds_12000_epochs_with_metrics"] >= 12 * fig["epoch_ms_side_by_side"]):
-        raise ValueError(f"path {str(path)!r}: the figure's times are inconsistent: {fig}")
-    return record
-
-
-#: Seconds per figure notebook outside its runs' steps and metrics (kernel start, imports, cells, plots): the
-#: allowance of :func:`calibrated_seconds`.
-NOTEBOOK_OVERHEAD_S = 25.0
-
-
-def calibrated_seconds(calibration: Mapping, fig, epochs: int) -> float:
-    """Predicted wall seconds of one figure notebook (three runs side by side) at ``epochs`` epochs.
-
-    ``calibration`` is what ``scripts/gpu_budget.py calibrate`` measured on a device (committed with the GPU
-    runs as ``results/figures/gpu/logs/*/calibration.json``): per data shape, seconds per epoch of the three
-    runs in lockstep (``epoch_s``), of one metric evaluation of the three (``eval_s``), of building the
-    runs (``setup_s``) and of making the data (``data_s``). The prediction adds :data:`NOTEBOOK_OVERHEAD_S`,
-    ``data_s``, ``setup_s``, ``epochs x epoch_s`` and one evaluation per ``metric_every`` epochs (plus the
-    first and the last): the time model behind each GPU figure's epoch budget.
-    """
-    f = figure(fig)
-    epochs = _checks.nonneg_int(epochs, "epochs")
-    try:
-        kind = calibration["kinds"][f.dataset]
-        parts = {k: float(kind[k]) for k in ("data_s", "setup_s", "epoch_s", "eval_s")}
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"calibration has no complete entry for {f.dataset!r} (kinds/{f.dataset}/data_s, setup_s, "
-                         f"epoch_s, eval_s): {exc!r}") from exc
-    evals = epochs // scale_settings("gpu")["metric_every"] + 2
-    return (NOTEBOOK_OVERHEAD_S + parts["data_s"] + parts["setup_s"] + epochs * parts["epoch_s"]
-            + evals * parts["eval_s"])
-
-
-#: The input dimension of every figure's network: CIFAR-10's 32 x 32 x 3, and the letters resized to it (as the
-#: reference code feeds EMNIST, :mod:`nclib.data`).
-INPUT_DIM = 3 * 32 * 32
-
-
-def figure_parameter_counts(fig) -> dict[int, int]:
-    """{L: trainable parameters} of Figure ``fig``'s networks at the paper's settings (:mod:`nclib.models`: a
-    backbone of ``depth`` Linear layers of ``width`` with biases and the feature layer, then L head layers, the
-    last one K x d with a bias where the figure has one), counted without building them."""
-    p = figure_parameters(figure(fig), "gpu")
-    w, depth, K = int(p["width"]), int(p["depth"]), len(p["counts"])
-    d = w if p.get("feature_dim") is None else int(p["feature_dim"])
-    backbone = INPUT_DIM * w + w + (depth - 1) * (w * w + w) + w * d + d
-    return {L: backbone + (L - 1) * d * d + K * d + (K if p["bias"] else 0) for L in L_VALUES}
-
-
-def piece_seconds(calibration: Mapping, fig, piece, epochs: int | None = None, slower: float = 1.0,
-                  apart_ratio: float = 1.0) -> float:
-    """Predicted wall seconds of one notebook that makes only the runs ``piece`` (head depths, e.g. ``(1, 3)``) of
-    Figure ``fig`` at ``epochs`` epochs (default the paper's), as :func:`calibrated_seconds` predicts a whole
-    figure.  A step is bound by Adam's memory traffic (:ref:`ch-engine`), so the piece's share of the three runs'
-    calibrated side-by-side epoch is its share of their parameters (:func:`figure_parameter_counts`); a piece of
-    fewer than three runs gets no credit for running side by side: its epochs take ``apart_ratio`` (a figure's
-    runs one after another against side by side, ``bench_train.py --figure-epochs``) times as long.  Its metric
-    epochs and setup are its share of the three runs'.  ``slower`` scales the epochs and metric epochs, e.g. to
-    strict fp32 from a TF32 calibration (the ratio of the two benchmarks' side-by-side figure times)."""
-    f = figure(fig)
-    piece = tuple(sorted(set(piece)))
-    if not piece or any(L not in L_VALUES for L in piece):
-        raise ValueError(f"piece must hold head depths of {L_VALUES}, got {piece!r}")
-    slower = _checks.positive_float(slower, "slower")
-    apart_ratio = _checks.positive_float(apart_ratio, "apart_ratio")
-    E = scale_settings("gpu")["epochs"] if epochs is None else _checks.nonneg_int(epochs, "epochs")
-    whole = {L: n for L, n in figure_parameter_counts(f).items()}
-    share = sum(whole[L] for L in piece) / sum(whole.values())
-    kind = calibration["kinds"][f.dataset]
-    runs = len(piece) / len(L_VALUES)
-    overlap = 1.0 if len(piece) == len(L_VALUES) else apart_ratio
-    evals = E // scale_settings("gpu")["metric_every"] + 2
-    return (NOTEBOOK_OVERHEAD_S + float(kind["data_s"]) + float(kind["setup_s"]) * runs
-            + slower * (E * float(kind["epoch_s"]) * share * overlap + evals * float(kind["eval_s"]) * runs))
-
-
-def fewest_pieces(seconds_of, budget_s: float) -> list[tuple[int, ...]] | None:
-    """The fewest pieces of consecutive head depths (L = 1, 3, 6 in order) each of which ``seconds_of(piece)`` says
-    fits ``budget_s`` seconds (one GPU machine's); of plans with as few pieces, the one whose longest piece is
-    shortest (the most room left).  None when a run does not fit alone."""
-    budget_s = _checks.positive_float(budget_s, "budget_s")
-    Ls = list(L_VALUES)
-    plans = []
-    for cuts in range(2 ** (len(Ls) - 1)):  # each bit: a cut after that L
-        plan, start = [], 0
-        for i in range(1, len(Ls)):
-            if cuts >> (i - 1) & 1:
-                plan.append(tuple(Ls[start:i]))
-                start = i
-        plan.append(tuple(Ls[start:]))
-        times = [seconds_of(pc) for pc in plan]
-        if max(times) <= budget_s:
-            plans.append((len(plan), max(times), plan))
-    return min(plans)[2] if plans else None
-
-

@@ -14,9 +14,10 @@ import numpy as np
 
 from .. import plotting, ufm
 from ..rounding import round_down, round_up
-from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, calibrated_seconds, final_rows, lr_step,
-                       next_milestone, order_by, orders_without_spikes, other_spikes, read_benchmark, rise_ratios,
-                       run_theory, spikes, stalls, wall_time_s)
+from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, final_rows, lr_step, next_milestone,
+                       order_by, orders_without_spikes, other_spikes, rise_ratios, run_theory, spikes, stalls,
+                       wall_time_s)
+from .speed import calibrated_seconds, read_benchmark
 from .config import FIGURES, L_VALUES, Figure, figure, figure_counts, scale_settings
 from .load import Run, check_figure, load_figure, preferred_scale, run_counts
 
