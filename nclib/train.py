@@ -15,7 +15,8 @@ one imbalanced subset (:mod:`nclib.data`) and writes one run folder::
 
 Each file is written atomically (a temporary file in the same folder, then ``os.replace``), and the history is
 rewritten after every metric epoch, so an interrupted run leaves a complete history of the epochs it reached;
-the folder's contract (names, the lock, statuses, checkpoints) is :mod:`nclib.runs`.
+the folder's contract (names, the lock, statuses, checkpoints) is :mod:`nclib.runs`, and its writing while a run
+trains :mod:`nclib.runfolder`.
 With ``max_train_s`` a call stops its runs at the first metric epoch past that many seconds and writes a
 checkpoint; a later call with ``resume=True`` and the same parameters continues them exactly where they stopped
 (the tests compare the histories with an uninterrupted run's, number for number), so a run longer than one call
@@ -52,17 +53,13 @@ inside the backward pass); none changes a run's arithmetic (:ref:`ch-engine`).
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
-import io
 import json
-import math
 import pathlib
 import platform
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -77,50 +74,11 @@ from .parameters import (DEFAULTS, EXECUTION_KEYS, LEVER_KEYS, NOTEBOOK_PARAMETE
 from .engine import (Engine, group_engines, lr_at, time_side_by_side,  # noqa: F401 (re-exported)
                      train_epochs_together)
 from .ufm import REFERENCE_DECAY, from_reference_decay, reference_decay  # noqa: F401 (re-exported)
+from .runfolder import RunFolder, TrainingDiverged, to_json  # noqa: F401 (TrainingDiverged re-exported)
 
-
-
-class TrainingDiverged(RuntimeError):
-    """Raised when the loss or objective (4.3) becomes NaN/inf or grows past ``divergence_factor`` x its start
-    (checked at metric epochs, :ref:`ch-engine`)."""
 
 
 # --------------------------------------------------------------------------------------------- files
-
-def _json(obj) -> str:
-    def default(o):
-        if isinstance(o, (np.integer,)):
-            return int(o)
-        if isinstance(o, (np.floating,)):
-            return float(o)
-        if isinstance(o, (np.ndarray, tuple)):
-            return list(o)
-        if isinstance(o, pathlib.Path):
-            return str(o)
-        raise TypeError(f"not JSON serializable: {type(o).__name__}")
-    return json.dumps(obj, indent=2, default=default) + "\n"
-
-
-def _history_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (repr(float(r[k])) if k != "epoch" else int(r[k])) for k in HISTORY_COLUMNS})
-    return buf.getvalue()
-
-
-def _class_accuracy_csv(rows: list[dict], K: int) -> str:
-    """``class_accuracy.csv``: per metric epoch the training accuracy of each class (columns epoch, class_0 ..
-    class_{K-1}); rows without it (written before it was recorded) are left out."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["epoch", *(f"class_{k}" for k in range(K))])
-    for r in rows:
-        if "class_acc" in r:
-            w.writerow([int(r["epoch"]), *(repr(float(v)) for v in r["class_acc"])])
-    return buf.getvalue()
-
 
 #: Paths whose changes do not make a run's code "dirty": the committed outputs of runs themselves (run folders
 #: under results/, executed notebooks *.run.ipynb), which a run that regenerates them rewrites while it starts.
@@ -272,7 +230,7 @@ def plan(runs, **shared) -> str:
         raise ValueError(f"runs must be a non-empty list of parameter dicts, got {runs!r}")
     plist = [check_params(**{**shared, **r}) for r in runs]
     dirs = [pathlib.Path(q["out_dir"]) / q["run_name"] for q in plist]
-    defining = [json.loads(_json({k: q[k] for k in DEFAULTS if k not in EXECUTION_KEYS})) for q in plist]
+    defining = [json.loads(to_json({k: q[k] for k in DEFAULTS if k not in EXECUTION_KEYS})) for q in plist]
     return _runs.plan_runs(dirs, overwrite=plist[0]["overwrite"], params=defining)
 
 
@@ -285,204 +243,6 @@ def plan(runs, **shared) -> str:
 #: width and depth, schedule, seed, device, recording) is one setting for all of them.
 MEMBER_KEYS = ("L", "bias", "lam_W", "lam_H", "lam_backbone", "init", "precision", "run_name", "out_dir",
                "overwrite")
-
-
-class _RunFolder:
-    """One run's folder while it trains: params.json and provenance.json at the start, history.csv rewritten
-    atomically after every metric epoch (rows in epoch order, metrics of a GPU run computed in a worker
-    thread), the final provenance at the end; a checkpoint when ``max_train_s`` stops the run.  A resumed run
-    (``checkpoint`` given) keeps its params.json and provenance.json and adds a segment to the provenance's
-    ``segments`` (one per call: when, from which epoch to which, on what, with which levers and whether the host
-    metrics ran in a worker thread, how long; a call whose process was
-    killed is marked "dead" when a later call resumes the run)."""
-
-    def __init__(self, engine: Engine, run_dir: pathlib.Path, started: str, t_start: float, together: list[str],
-                 decays: str, code: dict, checkpoint: dict | None = None):
-        self.engine, self.p, self.run_dir, self.t_start = engine, engine.p, run_dir, t_start
-        p, ts = engine.p, engine.ts
-        run_dir.mkdir(parents=True, exist_ok=True)
-        dev_name = engine.device_name
-        use_async = engine.is_cuda if p["async_metrics"] == "auto" else p["async_metrics"]
-        segment = {"started_utc": started, "from_epoch": 0 if checkpoint is None else int(checkpoint["epoch"]),
-                   "git_commit": code["git_commit"], "git_dirty": code["git_dirty"], "device_name": dev_name,
-                   "torch": code["versions"]["torch"], "max_train_s": p["max_train_s"],
-                   "levers": {k: p[k] for k in LEVER_KEYS}, "async_metrics": use_async,
-                   "command_line": list(sys.argv)}
-        if checkpoint is None:
-            atomic_write_text(run_dir / "params.json", _json(p))
-            self.prov = {"status": "running", "started_utc": started, **code,
-                         "device": str(engine.device), "device_name": dev_name, "precision": p["precision"],
-                         "tf32_matmul": engine.allow_tf32 and engine.is_cuda, "fused_adam": engine.fused,
-                         "cuda_graph": engine.graph_note, "command_line": list(sys.argv),
-                         "parameter_count": models.parameter_count(engine.model), "N": ts.N, "K": ts.K,
-                         "batch_size": engine.B, "steps_per_epoch": engine.steps_per_epoch,
-                         "dropped_per_epoch": engine.dropped_per_epoch, "data": ts.provenance,
-                         "data_sha256": ts.provenance["data_sha256"],
-                         "async_metrics": use_async,  # the first call's; each segment records its own
-                         "trained_with": [name for name in together if name != p["run_name"]], "decays": decays,
-                         "segments": [segment]}
-            if p["dataset"] == "letters-synthetic":
-                self.prov["stand_in"] = data.LETTERS_SYNTHETIC_LABEL
-            self.rows: list[dict] = []
-            self.initial_objective = self.limit = math.inf
-            self.before = {"wall_time_s": 0.0, "train_time_s": 0.0}
-        else:
-            self.prov = json.loads((run_dir / "provenance.json").read_text())
-            if self.prov.get("status") == "running":  # its writer died (SIGKILL, a crash): say so, then go on
-                self.prov.setdefault("segments", [{}])[-1]["status"] = "dead"
-                self.prov["dead_segments"] = self.prov.get("dead_segments", 0) + 1
-            (run_dir / (CHECKPOINT + ".tmp")).unlink(missing_ok=True)  # a checkpoint whose writing was cut off
-            self.prov["status"] = "running"
-            self.prov.setdefault("segments", []).append(segment)
-            self.rows = [dict(r) for r in checkpoint["rows"]]
-            self.initial_objective, self.limit = float(checkpoint["initial_objective"]), float(checkpoint["limit"])
-            self.before = {k: float(self.prov.get(k) or 0.0) for k in ("wall_time_s", "train_time_s")}
-        atomic_write_text(run_dir / "provenance.json", _json(self.prov))
-        # [row, future of the host metrics or None, future of a deferred row's device half or None], in epoch
-        # order, until written to history.csv
-        self.pending: list = []
-        self.unchecked: list = []  # the same entries until checked for divergence (rows_to_check)
-        self.pool = ThreadPoolExecutor(max_workers=1) if use_async else None
-        self.t_train = time.perf_counter()
-        self.steps_at_start = engine.steps_done
-
-    def flush(self, wait: bool = False) -> None:
-        """Move finished rows to the history (in epoch order) and rewrite history.csv atomically."""
-        moved = False
-        while self.pending and (wait or self.pending[0][1] is None or self.pending[0][1].done()):
-            row, fut, device_half = self.pending.pop(0)
-            if device_half is not None:  # a deferred row not checked yet (a run that stops): its loss and objective
-                row.update(device_half.result()[0])
-            if fut is not None:
-                row.update(fut.result())
-            self.rows.append(row)
-            moved = True
-        if moved:
-            self._write_history()
-
-    def _write_history(self) -> None:
-        atomic_write_text(self.run_dir / "history.csv", _history_csv(self.rows))
-        atomic_write_text(self.run_dir / CLASS_ACCURACY, _class_accuracy_csv(self.rows, self.engine.K))
-
-    def record(self, epoch: int) -> None:
-        """Record the history row of ``epoch``: the device half now and the host metrics now or in the worker
-        thread; with ``deferred_metrics`` the device half queued (:meth:`Engine.queue_evaluation`) and read in
-        the worker thread, then the host metrics there, or both now without a worker thread (``async_metrics``
-        False, the CPU's default: then the lever only delays the divergence check).  :meth:`rows_to_check` gives
-        the rows whose loss and objective are known for the divergence check."""
-        eng = self.engine
-        row = {"epoch": epoch, "lr": eng.current_lr}
-        if self.p["deferred_metrics"]:
-            finish = eng.queue_evaluation()
-            row["wall_time"] = self.before["train_time_s"] + time.perf_counter() - self.t_train
-            if self.pool is not None:  # two tasks in the one worker, in order: the device half, then the metrics
-                device_half = self.pool.submit(finish)
-                entry = [row, self.pool.submit(lambda: eng.host_metrics(device_half.result()[1])), device_half]
-            else:  # no worker thread (the CPU's default): the row is completed at once
-                part, payload = finish()
-                row.update(part, **eng.host_metrics(payload))
-                entry = [row, None, None]
-        else:
-            loss = eng.take_loss()
-            part, payload = eng.evaluate_device()
-            row.update(loss=loss, **part, wall_time=self.before["train_time_s"] + time.perf_counter() - self.t_train)
-            if self.pool is not None and payload is not None:
-                entry = [row, self.pool.submit(eng.host_metrics, payload), None]
-            else:
-                row.update(eng.host_metrics(payload))
-                entry = [row, None, None]
-        self.pending.append(entry)
-        self.unchecked.append(entry)
-        self.flush()
-
-    def rows_to_check(self, wait: bool) -> list[dict]:
-        """The rows to check for divergence, in epoch order, their loss and objective known: without
-        ``deferred_metrics`` those recorded since the last call; with it all of those but the newest (whose
-        device work is still queued behind training), and the newest too when ``wait`` (the run's last metric
-        epoch, or it stops for time).  An epoch-0 row is not returned: it sets the divergence limit."""
-        deferred = self.p["deferred_metrics"]
-        n = len(self.unchecked) if (wait or not deferred) else len(self.unchecked) - 1
-        out = []
-        for entry in self.unchecked[:max(n, 0)]:
-            row, _, device_half = entry
-            if device_half is not None:  # the loss and objective only: the host metrics may still be computed
-                row.update(device_half.result()[0])
-                entry[2] = None
-            if row["epoch"] == 0:  # the initialization: it sets the limit and is not itself checked
-                self.initial_objective = row["objective"]
-                self.limit = self.p["divergence_factor"] * max(row["objective"], 1e-12)
-            else:
-                out.append(row)
-        del self.unchecked[:max(n, 0)]
-        self.flush()
-        return out
-
-    def drop_rows_after(self, epoch: int) -> None:
-        """Forget the rows recorded after ``epoch`` (a deferred run that diverged at ``epoch`` trained on)."""
-        self.pending = [e for e in self.pending if e[0]["epoch"] <= epoch]
-        self.unchecked = [e for e in self.unchecked if e[0]["epoch"] <= epoch]
-        if any(r["epoch"] > epoch for r in self.rows):
-            self.rows = [r for r in self.rows if r["epoch"] <= epoch]
-            self._write_history()
-
-    def divergence(self, row: dict) -> str | None:
-        """Why the run diverged at this row (NaN/inf loss or objective, or the objective past
-        ``divergence_factor`` x its initial value), or None."""
-        bad = [k for k in ("loss", "objective") if not math.isfinite(row[k])]
-        if not bad and row["objective"] <= self.limit:
-            return None
-        p = self.p
-        why = (f"{' and '.join(bad)} became NaN/inf" if bad else
-               f"the objective {row['objective']:.3e} exceeds {p['divergence_factor']:g} x its "
-               f"initial value {self.initial_objective:.3e}")
-        return (f"run {p['run_name']!r} diverged at epoch {row['epoch']}: {why}; lower lr (now "
-                f"{self.engine.current_lr:g}) or use precision='fp32'. The history up to this epoch is in "
-                f"{self.run_dir / 'history.csv'}")
-
-    def save_checkpoint(self, epoch: int) -> None:
-        """Write :data:`CHECKPOINT` (atomically) at metric epoch ``epoch``: the engine's state, the history so
-        far and the divergence limit, all a later call with ``resume=True`` needs to continue exactly."""
-        self.flush(wait=True)
-        state = {"format": 1, "epoch": int(epoch), "engine": self.engine.state_dict(), "rows": self.rows,
-                 "initial_objective": self.initial_objective, "limit": self.limit}
-        with open(self.run_dir / (CHECKPOINT + ".tmp"), "wb") as f:
-            torch.save(state, f)
-        _runs.commit_checkpoint(self.run_dir, epoch)  # fsync, sha256 beside it, rename
-
-    def finish(self, status: str, error: str | None = None) -> None:
-        """Flush the last rows and write the final provenance, also when that flush itself fails (a
-        metric computed in the worker thread raised): then the status is "failed" and the error says so.
-        A finished run's checkpoint is removed; "stopped" (by ``max_train_s``) keeps it."""
-        eng, prov = self.engine, self.prov
-        try:
-            try:
-                self.flush(wait=True)
-            finally:
-                if self.pool is not None:
-                    self.pool.shutdown(wait=True)
-        except BaseException as exc:
-            status = "failed"
-            error = "; ".join(filter(None, [error, f"recording the last metric rows: {type(exc).__name__}: {exc}"]))
-            raise
-        finally:
-            now = time.perf_counter()
-            wall, train = now - self.t_start, now - self.t_train
-            prov["segments"][-1].update(
-                status=status, to_epoch=int(self.rows[-1]["epoch"]) if self.rows else None,
-                finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                steps=eng.steps_done - self.steps_at_start, wall_time_s=wall, train_time_s=train,
-                cuda_graph=eng.graph_note)
-            prov.update(status=status, cuda_graph=eng.graph_note, steps=eng.steps_done,
-                        finished_utc=prov["segments"][-1]["finished_utc"],
-                        wall_time_s=self.before["wall_time_s"] + wall,
-                        train_time_s=self.before["train_time_s"] + train)
-            prov["steps_per_s"] = eng.steps_done / prov["train_time_s"] if prov["train_time_s"] > 0 else None
-            if error:
-                prov["error"] = error
-            atomic_write_text(self.run_dir / "provenance.json", _json(prov))
-            if status == "finished":
-                for name in (CHECKPOINT, CHECKSUM, CHECKPOINT + ".tmp"):
-                    (self.run_dir / name).unlink(missing_ok=True)
 
 
 def run(**params) -> pathlib.Path:
@@ -587,7 +347,7 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
             raise ResumeRefused(f"resume=True, but run folder {str(d)!r} holds a {status} run; only a stopped, dead "
                                 f"or failed run continues from its checkpoint", d)
         saved = json.loads((d / "params.json").read_text())
-        now = json.loads(_json(q))
+        now = json.loads(to_json(q))
         differ = [k for k in DEFAULTS if k not in EXECUTION_KEYS and saved.get(k) != now[k]]
         if differ:
             raise ResumeRefused(f"resume=True, but run {q['run_name']!r} was started with other parameters: "
@@ -673,11 +433,11 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
                 _runs.clear_run_folder(d)
     if p["grouped_adam"]:
         group_engines(engines)  # after the load: the group takes over the runs' Adam state
-    folders = [_RunFolder(eng, d, started, t_start, names, decays({**shared, **r}, q), code, c)
+    folders = [RunFolder(eng, d, started, t_start, names, decays({**shared, **r}, q), code, c)
                for eng, d, r, q, c in zip(engines, run_dirs, runs, plist, checkpoints)]
     active, diverged = list(folders), []
 
-    def stop(folder: _RunFolder, status: str, error: str) -> None:
+    def stop(folder: RunFolder, status: str, error: str) -> None:
         active.remove(folder)
         folder.finish(status, error)
 
