@@ -14,10 +14,12 @@ at most the paper's 12,000.
     python scripts/gpu_budget.py calibrate --out calib.json [--device auto] [--precision tf32] [--epochs 12]
     python scripts/gpu_budget.py epochs FIG --calibration calib.json --remaining SECONDS --todo "1 3 2 4"
         -> prints "EPOCHS SECONDS" (the epochs and the seconds allotted to FIG); EPOCHS 0 means skip
-    python scripts/gpu_budget.py pieces FIG --calibration calib.json [--budget-s 720] [--slower X] [--apart-ratio R]
-        -> prints the fewest pieces of FIG's runs (e.g. "L1-L3 L6") that each fit one GPU machine's BUDGET_S
-           seconds at the paper's 12,000 epochs (nclib.figures.piece_seconds, fewest_pieces), with their
-           predicted seconds; status 1 when a run does not fit alone
+    python scripts/gpu_budget.py pieces FIG --calibration calib.json --budget-s SECONDS [--slower X]
+            [--apart-ratio R] [--starts 2]
+        -> prints the fewest pieces of FIG's runs (e.g. "L1-L3 L6") that each fit SECONDS of notebook time on one
+           GPU machine at the paper's 12,000 epochs, each piece's runs started STARTS times (a second command
+           resumes them), with their predicted seconds (nclib.figures.piece_seconds, fewest_pieces); status 1
+           when a run does not fit alone
     python scripts/gpu_budget.py levers benchmarks/results/bench_levers_tf32.json [--metric-every 100]
         -> prints the notebook settings (NAME=VALUE ...) of the fastest lever measured for a figure's runs, for
            EXTRA_SETS; nothing for the plain engine (:func:`choose_levers`)
@@ -157,11 +159,12 @@ def main(argv=None) -> None:
     pc = sub.add_parser("pieces")
     pc.add_argument("fig", type=int)
     pc.add_argument("--calibration", required=True)
-    pc.add_argument("--budget-s", type=float, default=720.0, help="one GPU machine's seconds for the notebooks")
+    pc.add_argument("--budget-s", type=float, required=True, help="one GPU machine's seconds for the notebooks")
     pc.add_argument("--slower", type=float, default=1.0,
                     help="the runs' precision against the calibration's (e.g. fp32 side by side / tf32 side by side)")
-    pc.add_argument("--apart-ratio", type=float, default=1.25,
+    pc.add_argument("--apart-ratio", type=float, default=1.0,
                     help="a figure's runs one after another against side by side (bench_train.py --figure-epochs)")
+    pc.add_argument("--starts", type=int, default=2, help="notebooks a piece's runs go through (two commands: 2)")
     lv = sub.add_parser("levers")
     lv.add_argument("record")
     lv.add_argument("--metric-every", type=int, default=100)
@@ -178,7 +181,8 @@ def main(argv=None) -> None:
             cal = json.load(fh)
 
         def seconds(piece):
-            return figures.piece_seconds(cal, args.fig, piece, slower=args.slower, apart_ratio=args.apart_ratio)
+            return figures.piece_seconds(cal, args.fig, piece, slower=args.slower, apart_ratio=args.apart_ratio,
+                                         starts=args.starts)
 
         plan = figures.fewest_pieces(seconds, args.budget_s)
         alone = {L: seconds((L,)) for L in figures.L_VALUES}

@@ -35,13 +35,18 @@ def test_a_whole_figure_is_the_calibrated_figure_and_a_piece_its_share():
     # no side-by-side credit for a partial piece; slower scales the epochs and metric epochs only
     assert figures.piece_seconds(CAL, 1, (6,), apart_ratio=1.5) == pytest.approx(
         fixed + 1.5 * 12000 * 0.06 * share + evals * 0.5 / 3)
+    # slower scales the training epochs only (the metrics are fp32 at every precision); each start pays again
     assert figures.piece_seconds(CAL, 1, (6,), slower=2.0) == pytest.approx(
-        fixed + 2 * (12000 * 0.06 * share + evals * 0.5 / 3))
+        fixed + 2 * 12000 * 0.06 * share + evals * 0.5 / 3)
+    assert figures.piece_seconds(CAL, 1, (6,), starts=2) == pytest.approx(
+        2 * fixed + 12000 * 0.06 * share + evals * 0.5 / 3)
     assert figures.piece_seconds(CAL, 1, (1, 3, 6), apart_ratio=9.0) == figures.piece_seconds(CAL, 1, (1, 3, 6))
     with pytest.raises(ValueError, match="piece must hold head depths"):
         figures.piece_seconds(CAL, 1, (2,))
     with pytest.raises(ValueError, match="slower"):
         figures.piece_seconds(CAL, 1, (1,), slower=0)
+    with pytest.raises(ValueError, match="no complete entry for 'letters-synthetic'"):
+        figures.piece_seconds({"kinds": {"cifar10": CAL["kinds"]["cifar10"]}}, 2, (1,))
 
 
 def test_fewest_pieces_prefers_fewer_then_the_most_room():

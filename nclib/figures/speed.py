@@ -144,30 +144,39 @@ def figure_parameter_counts(fig) -> dict[int, int]:
 
 
 def piece_seconds(calibration: Mapping, fig, piece, epochs: int | None = None, slower: float = 1.0,
-                  apart_ratio: float = 1.0) -> float:
-    """Predicted wall seconds of one notebook that makes only the runs ``piece`` (head depths, e.g. ``(1, 3)``) of
+                  apart_ratio: float = 1.0, starts: int = 1) -> float:
+    """Predicted wall seconds of the notebooks that make only the runs ``piece`` (head depths, e.g. ``(1, 3)``) of
     Figure ``fig`` at ``epochs`` epochs (default the paper's), as :func:`calibrated_seconds` predicts a whole
-    figure.  A step is bound by Adam's memory traffic (:ref:`ch-engine`), so the piece's share of the three runs'
-    calibrated side-by-side epoch is its share of their parameters (:func:`figure_parameter_counts`); a piece of
-    fewer than three runs gets no credit for running side by side: its epochs take ``apart_ratio`` (a figure's
-    runs one after another against side by side, ``bench_train.py --figure-epochs``) times as long.  Its metric
-    epochs and setup are its share of the three runs'.  ``slower`` scales the epochs and metric epochs, e.g. to
-    strict fp32 from a TF32 calibration (the ratio of the two benchmarks' side-by-side figure times)."""
+    figure in one notebook.  A step's Adam traffic and its matrix products both grow with the parameters, so the
+    piece's epoch is the three runs' calibrated side-by-side epoch times the piece's share of their parameters
+    (:func:`figure_parameter_counts`); a piece of fewer than three runs gets no credit for running side by side:
+    its epochs take ``apart_ratio`` (a figure's runs one after another against side by side,
+    ``bench_train.py --figure-epochs``) times as long.  Its metric epochs and setup are its share of the three
+    runs', by number of runs.  ``slower`` scales the training epochs only, e.g. to strict fp32 from a TF32
+    calibration (the ratio of the two benchmarks' side-by-side figure times; the metrics are computed in fp32
+    at every precision).  ``starts``: how many notebooks the runs go through (a run stopped with a checkpoint
+    and resumed by a second command starts a second notebook), each paying the notebook's overhead, the data
+    and the setup."""
     f = figure(fig)
     piece = tuple(sorted(set(piece)))
     if not piece or any(L not in L_VALUES for L in piece):
         raise ValueError(f"piece must hold head depths of {L_VALUES}, got {piece!r}")
     slower = _checks.positive_float(slower, "slower")
     apart_ratio = _checks.positive_float(apart_ratio, "apart_ratio")
+    starts = _checks.positive_int(starts, "starts")
     E = scale_settings("gpu")["epochs"] if epochs is None else _checks.nonneg_int(epochs, "epochs")
-    whole = {L: n for L, n in figure_parameter_counts(f).items()}
+    whole = figure_parameter_counts(f)
     share = sum(whole[L] for L in piece) / sum(whole.values())
-    kind = calibration["kinds"][f.dataset]
+    try:
+        kind = {k: float(calibration["kinds"][f.dataset][k]) for k in ("data_s", "setup_s", "epoch_s", "eval_s")}
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"calibration has no complete entry for {f.dataset!r} (kinds/{f.dataset}/data_s, setup_s, "
+                         f"epoch_s, eval_s): {exc!r}") from exc
     runs = len(piece) / len(L_VALUES)
     overlap = 1.0 if len(piece) == len(L_VALUES) else apart_ratio
     evals = E // scale_settings("gpu")["metric_every"] + 2
-    return (NOTEBOOK_OVERHEAD_S + float(kind["data_s"]) + float(kind["setup_s"]) * runs
-            + slower * (E * float(kind["epoch_s"]) * share * overlap + evals * float(kind["eval_s"]) * runs))
+    return (starts * (NOTEBOOK_OVERHEAD_S + kind["data_s"] + kind["setup_s"] * runs)
+            + slower * E * kind["epoch_s"] * share * overlap + evals * kind["eval_s"] * runs)
 
 
 def fewest_pieces(seconds_of, budget_s: float) -> list[tuple[int, ...]] | None:
