@@ -197,11 +197,13 @@ stability_job() {
       timeout "$t" "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision "$q" --json "$BENCH_DIR/$name.json" 2>&1; } \
       | tee "$BENCH_DIR/$name.txt" || echo "benchmark ($q): ended with status $?"
   done
+  echo "== 5b. levers ($(elapsed) s)"
   if t=$(capped "$LEVER_TIMEOUT_S"); then
     echo "\$ python benchmarks/bench_train.py $LEVER_ARGS --precision $PRECISION --levers $LEVERS --json $BENCH_DIR/bench_levers_$PRECISION.json"
     timeout --kill-after=5 "$t" "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
       --json "$BENCH_DIR/bench_levers_$PRECISION.json" 2>&1 || echo "lever benchmark: ended with status $?"
   fi
+  echo "== 5c. step anatomy ($(elapsed) s)"
   if t=$(capped "$ANATOMY_TIMEOUT_S"); then
     echo "\$ python benchmarks/bench_anatomy.py $ANATOMY_ARGS --precision $PRECISION --json $BENCH_DIR/bench_anatomy_$PRECISION.json"
     timeout --kill-after=5 "$t" "$PY" benchmarks/bench_anatomy.py $ANATOMY_ARGS --precision "$PRECISION" \

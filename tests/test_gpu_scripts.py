@@ -172,7 +172,8 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     made = stability.load_stability(runs)
     assert sorted(made) == [("fp32", 0), ("fp32", 1), ("tf32", 0), ("tf32", 1)]
     assert all(r.provenance["status"] == "finished" and r.params["epochs"] == 10 for r in made.values())
-    assert log.index("== 3. stability runs") < log.index("== 5. engine benchmark") < log.index("seed 1 (extra)")
+    assert log.index("== 3. stability runs") < log.index("== 5. engine benchmark") < log.index("== 5b. levers") \
+        < log.index("== 5c. step anatomy") < log.index("seed 1 (extra)")
     assert "decision: tf32 (no spike; seeds [0, 1]" in log
     with tarfile.open(out / "stability.tar.gz") as tar:
         assert sum(n.endswith("history.csv") for n in tar.getnames()) == 4
