@@ -352,6 +352,18 @@ def run_status(run_dir) -> str:
     return "running" if lock_owner(run_dir) is not None else recorded_status(run_dir)
 
 
+def differing_params(run_dir, want) -> dict:
+    """{name: (saved, wanted)} for each parameter of ``want`` (a dict of the parameters that define a run) that
+    the ``params.json`` of ``run_dir`` records otherwise (compared as JSON values; an unreadable or missing file
+    records nothing); empty when the folder holds that run (:func:`plan_runs`, ``scripts/stability_runs.py``)."""
+    try:
+        saved = json.loads((pathlib.Path(run_dir) / "params.json").read_text())
+    except (OSError, ValueError):
+        saved = {}
+    want = json.loads(json.dumps(dict(want), default=str))
+    return {k: (saved.get(k), v) for k, v in want.items() if saved.get(k) != v}
+
+
 def plan_runs(run_dirs, overwrite: bool = False, params=None) -> str:
     """What a caller that must never lose a run does with the folders ``run_dirs`` of runs trained together
     (:ref:`ch-train`): "start" (all absent, or ``overwrite=True``), "resume" (all stopped, dead or failed with a
@@ -377,15 +389,10 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None) -> str:
     for (d, s), want in zip(status.items(), params or [None] * len(run_dirs)):
         if want is None or s == "absent":
             continue
-        try:
-            saved = json.loads((d / "params.json").read_text())
-        except (OSError, ValueError):
-            saved = {}
-        want = json.loads(json.dumps(dict(want), default=str))
-        differ = [k for k in want if saved.get(k) != want[k]]
+        differ = differing_params(d, want)
         if differ:
             raise RunExists(f"run folder {str(d)!r} holds a {s} run with other parameters ("
-                            + "; ".join(f"{k} = {saved.get(k)!r}, now {want[k]!r}" for k in differ[:5])
+                            + "; ".join(f"{k} = {a!r}, now {b!r}" for k, (a, b) in list(differ.items())[:5])
                             + "); pass overwrite=True to replace it, or another run name or out_dir", d, s)
     if all(s == "finished" for s in status.values()):
         return "skip"

@@ -23,6 +23,7 @@ import sys
 import time
 
 from nclib import parameters, train
+from nclib import runs as runs_contract
 from nclib.figures import stability
 
 
@@ -33,15 +34,14 @@ def pair_seconds(runs, shared) -> float | None:
     for r in runs:
         want = train.check_params(**{**shared, **r})
         path = pathlib.Path(want["out_dir"]) / want["run_name"]
-        prov, params = path / "provenance.json", path / "params.json"
-        if not (prov.is_file() and params.is_file()):
+        prov = path / "provenance.json"
+        if not (prov.is_file() and (path / "params.json").is_file()):
             return None
         record = json.loads(prov.read_text())
         if record.get("status") not in stability.ENDED:
             return None
-        have = json.loads(params.read_text())
-        keys = [k for k in parameters.DEFAULTS if k not in parameters.EXECUTION_KEYS]
-        if any(json.loads(json.dumps(want[k])) != have.get(k) for k in keys):
+        defining = {k: want[k] for k in parameters.DEFAULTS if k not in parameters.EXECUTION_KEYS}
+        if runs_contract.differing_params(path, defining):
             return None
         seconds = max(seconds, float(record.get("wall_time_s") or 0.0))
     return seconds
