@@ -112,19 +112,10 @@ def calibrated_seconds(calibration: Mapping, fig, epochs: int) -> float:
     runs in lockstep (``epoch_s``), of one metric evaluation of the three (``eval_s``), of building the
     runs (``setup_s``) and of making the data (``data_s``). The prediction adds :data:`NOTEBOOK_OVERHEAD_S`,
     ``data_s``, ``setup_s``, ``epochs x epoch_s`` and one evaluation per ``metric_every`` epochs (plus the
-    first and the last): the time model behind each GPU figure's epoch budget.
+    first and the last): the time model behind each GPU figure's epoch budget, and :func:`piece_seconds` of
+    all three runs in one notebook.
     """
-    f = figure(fig)
-    epochs = _checks.nonneg_int(epochs, "epochs")
-    try:
-        kind = calibration["kinds"][f.dataset]
-        parts = {k: float(kind[k]) for k in ("data_s", "setup_s", "epoch_s", "eval_s")}
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"calibration has no complete entry for {f.dataset!r} (kinds/{f.dataset}/data_s, setup_s, "
-                         f"epoch_s, eval_s): {exc!r}") from exc
-    evals = epochs // scale_settings("gpu")["metric_every"] + 2
-    return (NOTEBOOK_OVERHEAD_S + parts["data_s"] + parts["setup_s"] + epochs * parts["epoch_s"]
-            + evals * parts["eval_s"])
+    return piece_seconds(calibration, fig, L_VALUES, _checks.nonneg_int(epochs, "epochs"))
 
 
 #: The input dimension of every figure's network: CIFAR-10's 32 x 32 x 3, and the letters resized to it (as the

@@ -123,6 +123,12 @@ def finite_history(run: Run) -> dict:
     return {k: np.asarray(v)[:end] for k, v in run.history.items()}
 
 
+def finite_rise(run: Run) -> dict | None:
+    """:func:`rise_from_low` over the run's :func:`finite_history`; None where that holds fewer than two rows."""
+    h = finite_history(run)
+    return rise_from_low(h) if h["objective"].size >= 2 else None
+
+
 def spiked(run: Run, threshold: float = SPIKE_FACTOR) -> bool:
     """Whether a run spiked: it diverged (:func:`diverged`), or its objective (4.3) rose to more than
     ``threshold`` (:data:`SPIKE_FACTOR`) times its lowest earlier recorded value (:func:`rise_from_low`).  The
@@ -146,8 +152,7 @@ def stability_rows(runs: Mapping[tuple[str, int], Run]) -> list[dict]:
     :func:`finite_history` too) and ``wall_s``."""
     rows = []
     for (precision, seed), run in sorted(runs.items()):
-        h = finite_history(run)
-        rise = rise_from_low(h) if h["objective"].size >= 2 else None
+        h, rise = finite_history(run), finite_rise(run)
         first, settled = first_epoch(h, "train_acc", 1.0), settled_epoch(h, "train_acc", 1.0)
         rows.append(dict(precision=precision, seed=seed, epochs=int(run.history["epoch"][-1]),
                          spiked=spiked(run), diverged=diverged(run),
@@ -239,7 +244,7 @@ def draw_stability(runs: Mapping[tuple[str, int], Run]):
         label = f"seed {seed}, {'strict fp32' if q == 'fp32' else 'TF32'}"
         ax_obj.plot(h["epoch"], h["objective"], styles[q], color=color, lw=1.2, label=label)
         ax_acc.plot(h["epoch"], 100 * np.asarray(h["train_acc"]), styles[q], color=color, lw=1.2, label=label)
-        rise = rise_from_low(h) if h["objective"].size >= 2 else None
+        rise = finite_rise(run)
         if spiked(run) and rise is not None:
             at = {int(e): float(v) for e, v in zip(h["epoch"], h["objective"])}
             ax_obj.plot([rise["low_epoch"], rise["epoch"]], [at[rise["low_epoch"]], at[rise["epoch"]]], ":",
