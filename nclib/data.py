@@ -24,7 +24,8 @@ Datasets (``load(dataset=...)``):
     An offline **stand-in for EMNIST letters**: the 26 letters a..z (upper or lower case at random) rendered
     from the fonts shipped with matplotlib, with random affine jitter, stroke width and pixel noise,
     28 x 28 grayscale, deterministic by seed, fed to the network exactly as EMNIST letters are.  Its name always
-    says it is a stand-in.
+    says it is a stand-in.  Rendered on the fly, or read from a rendering saved ahead
+    (:func:`save_letters_synthetic`) given as ``data_path``.
 ``synthetic``
     A Gaussian mixture in ``dim`` dimensions, for fast tests.
 
@@ -341,12 +342,19 @@ def source_path(dataset: str, data_path, download: bool = False) -> pathlib.Path
     """The file or folder a dataset of Section 5 is read from: ``data_path`` with ``~`` expanded.
 
     ``cifar10`` and ``emnist-letters`` need a ``data_path`` (a torchvision root folder or an .npz) that
-    exists, unless ``download`` (torchvision then creates the root); the generated datasets
-    (``letters-synthetic``, ``synthetic``) read no file and get None.  Raises ValueError naming
-    ``data_path`` (chapter :ref:`ch-train`).
+    exists, unless ``download`` (torchvision then creates the root); ``letters-synthetic`` reads the file of a
+    rendering saved ahead (:func:`save_letters_synthetic`) when ``data_path`` names one, which must exist, and
+    renders otherwise (None), as ``synthetic`` always does.  Raises ValueError naming ``data_path`` (chapter
+    :ref:`ch-train`).
     """
-    if dataset not in ("cifar10", "emnist-letters"):
+    if dataset == "synthetic" or (dataset == "letters-synthetic" and data_path is None):
         return None
+    if dataset == "letters-synthetic":  # a rendering saved ahead (save_letters_synthetic)
+        path = pathlib.Path(os.path.expanduser(str(data_path)))
+        if not path.is_file():
+            raise ValueError(f"data_path {str(path)!r} does not exist; for letters-synthetic pass the .npz that "
+                             f"nclib.data.save_letters_synthetic wrote, or None to render the letters")
+        return path
     if data_path is None:
         raise ValueError(f"data_path is required for dataset {dataset!r}: a torchvision root folder or an .npz file")
     path = pathlib.Path(os.path.expanduser(str(data_path)))
@@ -585,6 +593,66 @@ def letters_synthetic(counts, seed: int = 0, size: int = 28):
     return images.copy(), y.copy()
 
 
+def save_letters_synthetic(path, counts=None, class_order: str = "reference", seed: int = 0) -> pathlib.Path:
+    """Render the ``letters-synthetic`` stand-in once and write it to the ``.npz`` file ``path``, which
+    ``load("letters-synthetic", data_path=path, ...)`` then reads instead of rendering again when it asks for the
+    same class counts and seed (:func:`read_letters_synthetic`).
+
+    ``counts``, ``class_order`` and ``seed`` are :func:`load`'s.  The file holds ``x_train`` (the 28 x 28 uint8
+    images), ``y_train``, the class counts, the seed, the names of the fonts rendered from and the sha256 of the
+    images and labels; it is written atomically.  Rendering the paper's EMNIST profile (5,500 images) takes tens
+    of seconds on one core, time a GPU machine's notebook would otherwise spend with the GPU idle, once per
+    notebook.  Used by :ref:`ch-train`.
+    """
+    n, _ = resolve_counts("letters-synthetic", counts, class_order)
+    seed = _checks.nonneg_int(seed, "seed")
+    path = pathlib.Path(os.path.expanduser(str(path)))
+    if path.suffix != ".npz":
+        raise ValueError(f"path must name an .npz file, got {str(path)!r}")
+    images, y = letters_synthetic(n, seed=seed)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, x_train=images, y_train=y, counts=n.astype(np.int64), seed=np.int64(seed),
+                        fonts=np.array([f.name for f in matplotlib_fonts()]),
+                        images_sha256=np.array(sha256_arrays(images, y)),
+                        note=np.array(LETTERS_SYNTHETIC_LABEL + ", rendered ahead by nclib.data.save_letters_synthetic"))
+    os.replace(tmp, path)
+    return path
+
+
+def read_letters_synthetic(path, counts, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+    """The ``letters-synthetic`` rendering that :func:`save_letters_synthetic` wrote to ``path``, checked against
+    what a run asks for: ``(images, labels, fonts, {file name: sha256})``.
+
+    ``counts`` are the class counts in class order (as :func:`resolve_counts` gives them) and ``seed`` the
+    rendering's; a file rendered for other counts or another seed is refused with a ValueError naming
+    ``data_path``, as are images not (N, 28, 28) uint8 and labels not sorted by class in those counts.  A file
+    that cannot be read, or whose images and labels no longer have the sha256 stored with them, raises
+    :class:`DamagedFileError`.  Used by :func:`load` (:ref:`ch-train`).
+    """
+    path = pathlib.Path(path)
+    n = _checks.counts(counts, "counts")
+    seed = _checks.nonneg_int(seed, "seed")
+    images, y, shas = load_npz(path)
+    with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
+        missing = sorted({"counts", "seed", "fonts", "images_sha256"} - set(f.files))
+        if missing:
+            raise ValueError(f"data_path {str(path)!r} is not a letters-synthetic rendering of "
+                             f"nclib.data.save_letters_synthetic: it lacks {missing}")
+        file_counts, file_seed = f["counts"].tolist(), int(f["seed"])
+        fonts, stored_sha = [str(v) for v in f["fonts"].tolist()], str(f["images_sha256"])
+    if file_counts != n.tolist() or file_seed != seed:
+        raise ValueError(f"data_path {str(path)!r} holds the letters-synthetic rendering of counts {file_counts} "
+                         f"and seed {file_seed}; this run asks for counts {n.tolist()} and seed {seed}: render "
+                         f"those with nclib.data.save_letters_synthetic, or leave data_path None")
+    images = check_images(images, "emnist-letters", "x_train")  # 28 x 28 uint8, as the rendering
+    if not np.array_equal(y, np.repeat(np.arange(n.size), n)):
+        raise ValueError(f"data_path {str(path)!r}: y_train is not the labels 0..{n.size - 1} sorted by class in "
+                         f"the counts {n.tolist()}")
+    if sha256_arrays(images, y) != stored_sha:
+        raise DamagedFileError(path, "its images and labels do not have the sha256 stored with them")
+    return images, y, fonts, shas
+
+
 @functools.lru_cache(maxsize=4)
 def _render_letters(counts: tuple, seed: int, size: int):
     """The rendering of :func:`letters_synthetic` for checked arguments (memoized; callers get copies)."""
@@ -666,10 +734,15 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
         return ts
 
     if dataset == "letters-synthetic":
-        images, y = letters_synthetic(n, seed=seed)
+        path = source_path(dataset, data_path)
+        if path is None:
+            images, y = letters_synthetic(n, seed=seed)
+            fonts, shas = [p.name for p in matplotlib_fonts()], {}
+        else:  # rendered ahead: the same images, read
+            images, y, fonts, shas = read_letters_synthetic(path, n, seed)
+            prov["rendered_ahead"] = path.name
         classes = LETTERS[: n.size]
-        prov.update(source=LETTERS_SYNTHETIC_LABEL,
-                    fonts=[p.name for p in matplotlib_fonts()], source_sha256={})
+        prov.update(source=LETTERS_SYNTHETIC_LABEL, fonts=fonts, source_sha256=shas)
         name = "letters-synthetic"
         mean, std = EMNIST_MEAN, EMNIST_STD
     else:

@@ -5,13 +5,15 @@ on this device, at the paper's settings (width 2048, batch size 128) and the run
 per epoch of a figure's three runs (L = 1, 3, 6) trained side by side as ``nclib.train.run_many`` trains
 them, for both data shapes (CIFAR-10: N = 3000, 3072 inputs, K = 10;
 the letters profile: N = 5500, 3072 inputs (32 x 32 x 3, as the letters reach the network), K = 26; random inputs, which do not change a step's cost), the
-cost of one metric evaluation and of building a run; ``epochs`` then splits the seconds left between the
+cost of one metric evaluation and of building a run, and of a notebook's data (the letters read from their
+rendering saved ahead with ``--letters-data``, else rendered); ``epochs`` then splits the seconds left between the
 figures still to run (Figures 1 and 3 first: 40 % each, Figures 2 and 4 10 % each, what one does not need
 going to the next in priority order; a figure whose share fits no epoch takes all the time left if that
 fits it) and prints the epochs of one figure: the most that fit its share, a multiple of ``metric_every``,
 at most the paper's 12,000.
 
     python scripts/gpu_budget.py calibrate --out calib.json [--device auto] [--precision tf32] [--epochs 12]
+            [--letters-data .gpu/letters_synthetic_gpu.npz]
     python scripts/gpu_budget.py epochs FIG --calibration calib.json --remaining SECONDS --todo "1 3 2 4"
         -> prints "EPOCHS SECONDS" (the epochs and the seconds allotted to FIG); EPOCHS 0 means skip
     python scripts/gpu_budget.py pieces FIG --calibration calib.json --budget-s SECONDS [--slower X]
@@ -39,7 +41,8 @@ from nclib import figures
 SHARES = {1: 0.4, 3: 0.4, 2: 0.1, 4: 0.1}
 
 
-def calibrate(device: str, epochs: int, letters_images: int, precision: str, width: int | None = None) -> dict:
+def calibrate(device: str, epochs: int, letters_images: int, precision: str, width: int | None = None,
+              letters_data: str | None = None) -> dict:
     import torch
 
     from nclib import data, train
@@ -75,12 +78,23 @@ def calibrate(device: str, epochs: int, letters_images: int, precision: str, wid
         kind["eval_s"] = time.perf_counter() - t0
         out["device"] = torch.cuda.get_device_name(engines[0].device) if engines[0].is_cuda else "cpu"
         out["kinds"][f.dataset] = kind
-    # the letters stand-in is rendered on the CPU once per figure notebook (nclib.data memoizes it for the runs
-    # L = 1, 3, 6): time a few images, scale to the profile
-    t0 = time.perf_counter()
-    data.letters_synthetic(np.full(26, max(1, letters_images // 26)), seed=0)
-    per_image = (time.perf_counter() - t0) / (26 * max(1, letters_images // 26))
-    out["kinds"]["letters-synthetic"]["data_s"] = per_image * out["kinds"]["letters-synthetic"]["N"]
+    # the letters stand-in: read from the rendering saved ahead (letters_data, scripts/gpu_letters_data.py), else
+    # rendered on the CPU once per figure notebook (nclib.data memoizes it for the runs L = 1, 3, 6): a few images
+    # timed, scaled to the profile
+    letters = out["kinds"]["letters-synthetic"]
+    if letters_data is not None:
+        p = figures.figure_parameters(2, "gpu")
+        t0 = time.perf_counter()
+        data.load(p["dataset"], data_path=letters_data, counts=p["counts"], class_order=p["class_order"],
+                  seed=p["seed"])
+        letters["data_s"] = time.perf_counter() - t0
+        letters["data"] = "rendered ahead"
+    else:
+        t0 = time.perf_counter()
+        data.letters_synthetic(np.full(26, max(1, letters_images // 26)), seed=0)
+        per_image = (time.perf_counter() - t0) / (26 * max(1, letters_images // 26))
+        letters["data_s"] = per_image * letters["N"]
+        letters["data"] = "rendered in the notebook"
     out["kinds"]["cifar10"]["data_s"] = 1.0  # the .npz slice, read once for the three runs
     return out
 
@@ -150,6 +164,8 @@ def main(argv=None) -> None:
     c.add_argument("--epochs", type=int, default=12, help="epochs of the three runs side by side to time")
     c.add_argument("--precision", default="tf32", help="the figure runs' precision (nclib.train.PRECISIONS)")
     c.add_argument("--letters-images", type=int, default=260)
+    c.add_argument("--letters-data", default=None,
+                   help="the letters of Figures 2 and 4 rendered ahead (scripts/gpu_letters_data.py): time reading them")
     c.add_argument("--width", type=int, default=None, help="override the width (CPU tests of the script only)")
     e = sub.add_parser("epochs")
     e.add_argument("fig", type=int)
@@ -194,7 +210,7 @@ def main(argv=None) -> None:
               + ", ".join(f"{seconds(pc):.0f} s" for pc in plan) + f" of {args.budget_s:.0f} s each)")
         return
     if args.command == "calibrate":
-        cal = calibrate(args.device, args.epochs, args.letters_images, args.precision, args.width)
+        cal = calibrate(args.device, args.epochs, args.letters_images, args.precision, args.width, args.letters_data)
         with open(args.out, "w") as fh:
             json.dump(cal, fh, indent=1)
         for name, k in cal["kinds"].items():

@@ -48,7 +48,9 @@
 # Environment: BUDGET_S (seconds for the whole script, default 530), FIGURES (default "1 3": the figures to
 # run, in priority order; "2 4" for the EMNIST-profile figures), PRECISION (default tf32: TF32 matrix
 # products in training, the metrics in fp32), PY (default python3), DEVICE (default auto), DATA (default
-# .gpu/cifar10_subset_slice.npz). For a CPU test of the script only: TEST_EPOCHS (every figure gets this
+# .gpu/cifar10_subset_slice.npz), LETTERS_DATA (default .gpu/letters_synthetic_gpu.npz: the letters of Figures 2
+# and 4 rendered ahead, read by their notebooks and the calibration; where the file is missing they render the
+# letters themselves, about 35 s a notebook). For a CPU test of the script only: TEST_EPOCHS (every figure gets this
 # many epochs), EXTRA_SETS (more NAME=VALUE notebook overrides, e.g. "width=32 metric_every=1"),
 # BENCH_ARGS, CALIB_ARGS, FORCE_SHIM=1, RESULTS_ROOT and NOTEBOOK_ROOT (scripts/gpu_run_figure.sh; the
 # archive holds $RESULTS_ROOT/gpu and $NOTEBOOK_ROOT/gpu). tests/test_gpu_scripts.py runs it so on a CPU.
@@ -61,6 +63,7 @@ BUDGET_S=${BUDGET_S:-530}
 PY=${PY:-python3}
 DEVICE=${DEVICE:-auto}
 DATA=${DATA:-.gpu/cifar10_subset_slice.npz}
+LETTERS_DATA=${LETTERS_DATA:-.gpu/letters_synthetic_gpu.npz}
 PRECISION=${PRECISION:-tf32}
 # the levers' benchmark: BENCH_ARGS where the environment sets them (a CPU test), a few seconds a lever otherwise
 LEVER_ARGS=${LEVER_ARGS:-${BENCH_ARGS:---steps 600 --figure-epochs 20}}
@@ -94,6 +97,16 @@ if [ -n "$FULL" ]; then
 fi
 
 elapsed() { echo $(( $(date +%s) - T0 )); }
+
+# the data of figure $1 for its notebook (appended to the caller's sets): the CIFAR-10 slice for Figures 1 and 3,
+# the letters rendered ahead for Figures 2 and 4 when $LETTERS_DATA exists (else the notebook renders them)
+data_sets() {
+  case $1 in
+    1|3) sets+=("data_path=$DATA") ;;
+    2|4) if [ -f "$LETTERS_DATA" ]; then sets+=("data_path=$LETTERS_DATA")
+         else echo "Figure $1: no $LETTERS_DATA (scripts/gpu_prepare.sh makes it): its notebook renders the letters"; fi ;;
+  esac
+}
 
 main() {
   echo "== 1. install ($(date -u +%FT%TZ))"
@@ -140,8 +153,10 @@ main() {
   timeout --kill-after=5 "$LEVER_TIMEOUT_S" "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
     --json "$levers_json" 2>&1 || echo "lever benchmark: ended with status $? (124: stopped after $LEVER_TIMEOUT_S s); the runs go on"
   echo "== 4. calibration ($(elapsed) s)"
+  local letters=()
+  if [ -f "$LETTERS_DATA" ]; then letters=(--letters-data "$LETTERS_DATA"); fi
   timeout 120 "$PY" scripts/gpu_budget.py calibrate --out "$OUT/calibration.json" --device "$DEVICE" \
-    --precision "$PRECISION" $CALIB_ARGS || return 1
+    --precision "$PRECISION" "${letters[@]}" $CALIB_ARGS || return 1
   local todo="$FIGURES" f E alloc line
   for f in $FIGURES; do
     local remaining=$(( BUDGET_S - $(elapsed) - 20 ))  # 20 s kept for the archive
@@ -156,7 +171,7 @@ main() {
     if [ "$E" -lt 1 ]; then echo "Figure $f skipped: under 100 epochs would fit"; continue; fi
     # overwrite: this mode replaces the copy's committed runs of the figure (the archive brings the new ones back)
     local sets=("epochs=$E" "progress=false" "device=$DEVICE" "precision=$PRECISION" "overwrite=true")
-    case $f in 1|3) sets+=("data_path=$DATA") ;; esac
+    data_sets "$f"
     for kv in $EXTRA_SETS; do sets+=("$kv"); done
     timeout --signal=INT --kill-after=15 $(( alloc + 45 )) scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}" \
       || echo "Figure $f: scripts/gpu_run_figure.sh ended with status $? (124: stopped by the time budget)"
@@ -257,7 +272,7 @@ full_figures() {
     if [ "$max_s" -lt 0 ]; then echo "Figure $f skipped: no time left"; continue; fi
     sets=("progress=false" "device=$DEVICE" "precision=$PRECISION" "max_train_s=$max_s" "resume=$resume")
     if [ -n "$TEST_EPOCHS" ]; then sets+=("epochs=$TEST_EPOCHS"); elif [ -n "${FULL_EPOCHS:-}" ]; then sets+=("epochs=$FULL_EPOCHS"); fi
-    case $f in 1|3) sets+=("data_path=$DATA") ;; esac
+    data_sets "$f"
     for kv in $EXTRA_SETS; do sets+=("$kv"); done
     timeout --signal=INT --kill-after=15 $(( max_s + 150 )) scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}" \
       || echo "Figure $f: scripts/gpu_run_figure.sh ended with status $?"

@@ -3,6 +3,7 @@
 # before the GPU job that results/README.md gives.
 #   .gpu/wheels/             papermill, jupytext, ipykernel and their needs (cp312 wheels, ../shared/wheels-gpu)
 #   .gpu/cifar10_subset_slice.npz   the 3,000 rows of the CIFAR-10 copy that Figures 1 and 3 use (scripts/gpu_data_slice.py)
+#   .gpu/letters_synthetic_gpu.npz  the 5,500 letters of Figures 2 and 4, rendered here once (scripts/gpu_letters_data.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -10,6 +11,7 @@ SHARED=${SHARED:-$(cd .. && pwd)/shared}
 mkdir -p .gpu/wheels
 cp "$SHARED"/wheels-gpu/*.whl .gpu/wheels/
 "$PY" scripts/gpu_data_slice.py "$SHARED/data/cifar10_subset.npz" .gpu/cifar10_subset_slice.npz
+"$PY" scripts/gpu_letters_data.py .gpu/letters_synthetic_gpu.npz
 git check-ignore -q .gpu || { echo ".gpu is not ignored by git" >&2; exit 1; }
-du -sh .gpu/wheels .gpu/cifar10_subset_slice.npz
+du -sh .gpu/wheels .gpu/cifar10_subset_slice.npz .gpu/letters_synthetic_gpu.npz
 echo "tracked + untracked-not-ignored files: $(git ls-files -co --exclude-standard -z | du -ch --files0-from=- | tail -1)"

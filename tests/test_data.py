@@ -162,6 +162,53 @@ def test_letters_synthetic_is_a_labelled_deterministic_stand_in():
     assert np.abs(mo - ml).mean() > 10
 
 
+def test_letters_rendered_ahead_are_the_letters_rendered_now(tmp_path):
+    """save_letters_synthetic writes the rendering once; load reads it for the same counts and seed and gets the
+    training data a fresh rendering gives, bit for bit (the same data_sha256 in a run's provenance)."""
+    path = data.save_letters_synthetic(tmp_path / "letters.npz", counts=[3] * 20 + [5] * 6, seed=2)
+    data._render_letters.cache_clear()
+    now = data.load("letters-synthetic", counts=[3] * 20 + [5] * 6, seed=2)
+    ahead = data.load("letters-synthetic", counts=[3] * 20 + [5] * 6, seed=2, data_path=path)
+    np.testing.assert_array_equal(ahead.x, now.x)
+    np.testing.assert_array_equal(ahead.y, now.y)
+    np.testing.assert_array_equal(ahead.images, now.images)
+    for key in ("data_sha256", "images_sha256", "source", "fonts", "counts"):
+        assert ahead.provenance[key] == now.provenance[key]
+    assert ahead.provenance["rendered_ahead"] == "letters.npz" and "rendered_ahead" not in now.provenance
+    assert ahead.provenance["source_sha256"] == {"letters.npz": data.sha256_file(path)}
+
+
+def test_letters_rendered_ahead_refuse_another_run_or_damage(tmp_path):
+    counts = [2] * 26
+    path = data.save_letters_synthetic(tmp_path / "letters.npz", counts=counts, seed=0)
+    with pytest.raises(ValueError, match="data_path .* counts .* and seed 0; this run asks for counts .* seed 1"):
+        data.load("letters-synthetic", counts=counts, seed=1, data_path=path)
+    with pytest.raises(ValueError, match="this run asks for counts \\[3, 2"):
+        data.load("letters-synthetic", counts=[3] + [2] * 25, seed=0, data_path=path)
+    with pytest.raises(ValueError, match="path must name an .npz file"):
+        data.save_letters_synthetic(tmp_path / "letters.bin", counts=counts)
+    # an .npz that is not a rendering: CIFAR-like arrays only
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    np.savez(tmp_path / "plain.npz", x_train=arrays["x_train"], y_train=arrays["y_train"])
+    with pytest.raises(ValueError, match="not a letters-synthetic rendering .* lacks \\['counts', 'fonts'"):
+        data.load("letters-synthetic", counts=counts, data_path=tmp_path / "plain.npz")
+    # images changed after the rendering: their sha256 no longer matches the one stored
+    changed = dict(arrays, x_train=arrays["x_train"].copy())
+    changed["x_train"][0, 0, 0] ^= 1
+    np.savez(tmp_path / "changed.npz", **changed)
+    with pytest.raises(data.DamagedFileError, match="do not have the sha256 stored with them"):
+        data.load("letters-synthetic", counts=counts, data_path=tmp_path / "changed.npz")
+    # labels out of class order
+    np.savez(tmp_path / "shuffled.npz", **dict(arrays, y_train=arrays["y_train"][::-1].copy()))
+    with pytest.raises(ValueError, match="y_train is not the labels 0..25 sorted by class"):
+        data.load("letters-synthetic", counts=counts, data_path=tmp_path / "shuffled.npz")
+    # a truncated copy
+    (tmp_path / "cut.npz").write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(data.DamagedFileError, match="cut.npz"):
+        data.load("letters-synthetic", counts=counts, data_path=tmp_path / "cut.npz")
+
+
 def test_synthetic_and_bad_parameters():
     ts = data.load("synthetic", counts=[5, 3], dim=7, seed=0)
     assert ts.x.shape == (8, 7) and ts.y.tolist() == [0] * 5 + [1] * 3
@@ -181,7 +228,9 @@ def test_synthetic_and_bad_parameters():
 
 def test_source_path_is_the_one_data_path_check(tmp_path):
     # nclib.train.check_params and nclib.data.load share it: the generated datasets read no file
-    assert data.source_path("synthetic", None) is None and data.source_path("letters-synthetic", "x") is None
+    assert data.source_path("synthetic", None) is None and data.source_path("letters-synthetic", None) is None
+    with pytest.raises(ValueError, match="data_path .* does not exist; for letters-synthetic"):
+        data.source_path("letters-synthetic", tmp_path / "x.npz")  # a rendering saved ahead, which is missing
     assert data.source_path("cifar10", tmp_path) == tmp_path
     with pytest.raises(ValueError, match="data_path is required for dataset 'emnist-letters'"):
         data.source_path("emnist-letters", None)

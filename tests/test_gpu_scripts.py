@@ -57,6 +57,7 @@ def run_gpu_figures(env: dict) -> str:
 def test_gpu_figures_script_runs_end_to_end_on_the_cpu(tmp_path):
     out, results, notebooks = tmp_path / "out", tmp_path / "results", tmp_path / "notebooks"
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="3",
+               LETTERS_DATA=str(tmp_path / "no-letters.npz"),  # the calibration renders them, .gpu/ or not
                DATA=str(fake_cifar(tmp_path / "cifar.npz")), EXTRA_SETS="width=32 metric_every=1 lr=0.001",
                BENCH_ARGS="--device cpu --width 32 --steps 10 --warmup 2 --figure-epochs 1",
                CALIB_ARGS="--width 32 --epochs 1 --letters-images 26",
@@ -154,6 +155,30 @@ def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_pa
     assert first.startswith("(run-fig1-gpu-L1)=\n# Figure 1, runs L = 1: the executed training notebook")
     with tarfile.open(out / "figures_gpu.tar.gz") as tar:
         assert sum(n.endswith("history.csv") for n in tar.getnames()) == 3
+
+
+def test_gpu_figures_script_reads_the_letters_rendered_ahead(tmp_path):
+    """Figures 2 and 4 read the letters that scripts/gpu_letters_data.py rendered ahead (LETTERS_DATA) instead of
+    rendering them in each notebook: the runs' training data are those of a fresh rendering (the same
+    data_sha256), and their provenance names the file. Without the file the notebook renders them, and says so."""
+    from nclib import data
+
+    counts = [3] * 20 + [4] * 6
+    letters = data.save_letters_synthetic(tmp_path / "letters.npz", counts=counts, seed=0)
+    out, stage = tmp_path / "out", tmp_path / "stage"
+    base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="2", TEST_EPOCHS="1", FULL="1",
+                STAGE=str(stage), LETTERS_DATA=str(letters), OMP_NUM_THREADS="1",
+                EXTRA_SETS="width=16 depth=1 metric_every=1 batch_size=16 counts=" + json.dumps(counts).replace(" ", ""))
+    log = run_gpu_figures(base)
+    assert f'"data_path":"{letters}"' in log
+    fresh = data.load("letters-synthetic", counts=counts, seed=0).provenance["data_sha256"]
+    runs = figures.load_figure(2, "gpu", root=stage / "results" / "figures")
+    for run in runs.values():
+        assert run.provenance["status"] == "finished"
+        assert run.provenance["data_sha256"] == fresh and run.provenance["data"]["rendered_ahead"] == "letters.npz"
+    log = run_gpu_figures(dict(base, LETTERS_DATA=str(tmp_path / "missing.npz"), PIECE="L1",
+                               STAGE=str(tmp_path / "stage2")))
+    assert "Figure 2: no " in log and "its notebook renders the letters" in log and '"data_path":null' in log
 
 
 def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
