@@ -600,8 +600,8 @@ def save_letters_synthetic(path, counts=None, class_order: str = "reference", se
 
     ``counts``, ``class_order`` and ``seed`` are :func:`load`'s.  The file holds ``x_train`` (the 28 x 28 uint8
     images), ``y_train``, the class counts, the seed, the names of the fonts rendered from and the sha256 of the
-    images and labels; it is written atomically.  Rendering the paper's EMNIST profile (5,500 images) takes tens
-    of seconds on one core, time a GPU machine's notebook would otherwise spend with the GPU idle, once per
+    images and labels; it is written atomically.  Rendering the paper's EMNIST profile (5,500 images) takes about
+    ten seconds on one core, time a GPU machine's notebook would otherwise spend with the GPU idle, once per
     notebook.  Used by :ref:`ch-train`.
     """
     n, _ = resolve_counts("letters-synthetic", counts, class_order)

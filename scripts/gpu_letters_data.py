@@ -3,8 +3,8 @@
     python scripts/gpu_letters_data.py DEST.npz [--scale gpu]
 
 Figures 2 and 4 train on ``letters-synthetic`` (the stand-in for EMNIST letters). A notebook renders its 5,500
-images at the paper's counts on the processor, once per notebook (about 35 s on a GPU machine, with the GPU
-idle), and a run made in two commands goes through two notebooks. This script renders them once with
+images at the paper's counts on the processor, once per notebook (about 10 s, with the GPU idle), and a run
+made in two commands goes through two notebooks. This script renders them once with
 ``nclib.data.save_letters_synthetic`` at the figures' counts, class order and seed; a notebook given the file as
 ``data_path`` reads it instead (``nclib.data.read_letters_synthetic`` checks that it holds the rendering of the
 counts and seed the run asks for), and the training data, and their sha256 in each run's provenance
