@@ -17,7 +17,7 @@ at most the paper's 12,000.
     python scripts/gpu_budget.py epochs FIG --calibration calib.json --remaining SECONDS --todo "1 3 2 4"
         -> prints "EPOCHS SECONDS" (the epochs and the seconds allotted to FIG); EPOCHS 0 means skip
     python scripts/gpu_budget.py pieces FIG --calibration calib.json --budget-s SECONDS [--slower X]
-            [--apart-ratio R] [--starts 2]
+            [--apart-ratio R] [--starts 2] [--data-s S]
         -> prints the fewest pieces of FIG's runs (e.g. "L1-L3 L6") that each fit SECONDS of notebook time on one
            GPU machine at the paper's 12,000 epochs, each piece's runs started STARTS times (a second command
            resumes them), with their predicted seconds (nclib.figures.piece_seconds, fewest_pieces); status 1
@@ -190,6 +190,9 @@ def main(argv=None) -> None:
     pc.add_argument("--apart-ratio", type=float, default=1.0,
                     help="a figure's runs one after another against side by side (bench_train.py --figure-epochs)")
     pc.add_argument("--starts", type=int, default=2, help="notebooks a piece's runs go through (two commands: 2)")
+    pc.add_argument("--data-s", type=float, default=None,
+                    help="a notebook's seconds for its data instead of the calibration's (e.g. 1 for the letters "
+                         "rendered ahead, read from .gpu/letters_synthetic_gpu.npz, with a calibration that rendered them)")
     lv = sub.add_parser("levers")
     lv.add_argument("record")
     lv.add_argument("--metric-every", type=int, default=100)
@@ -204,6 +207,11 @@ def main(argv=None) -> None:
     if args.command == "pieces":
         with open(args.calibration) as fh:
             cal = json.load(fh)
+        if args.data_s is not None:
+            if args.data_s < 0:
+                raise SystemExit(f"--data-s must be a number of seconds >= 0, got {args.data_s}")
+            kind = figures.figure(args.fig).dataset
+            cal = {**cal, "kinds": {**cal["kinds"], kind: {**cal["kinds"][kind], "data_s": args.data_s}}}
 
         def seconds(piece):
             return figures.piece_seconds(cal, args.fig, piece, slower=args.slower, apart_ratio=args.apart_ratio,

@@ -69,3 +69,21 @@ def test_the_script_prints_the_pieces_or_says_none_fits(tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         gpu_budget.main(["pieces", "2", "--calibration", str(path), "--budget-s", "100"])
     assert done.value.code == 1 and "Figure 2: no plan" in capsys.readouterr().out
+
+
+def test_the_script_counts_a_notebook_s_data_as_told(tmp_path, capsys):
+    """--data-s replaces the calibration's seconds for a notebook's data of the figure's kind (the letters read
+    from their rendering saved ahead, with a calibration that rendered them): each of a piece's two starts saves
+    the difference."""
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(CAL))
+
+    def alone_l6(*extra):
+        with pytest.raises(SystemExit):  # budget 1 s: no plan, and the line says each run's seconds
+            gpu_budget.main(["pieces", "2", "--calibration", str(path), "--budget-s", "1", *extra])
+        out = capsys.readouterr().out
+        return float(out.split("L6 ")[1].split(" s")[0])
+
+    assert alone_l6() - alone_l6("--data-s", "1") == pytest.approx(2 * (30.0 - 1.0), abs=1.0)
+    with pytest.raises(SystemExit, match="--data-s must be a number of seconds >= 0"):
+        gpu_budget.main(["pieces", "2", "--calibration", str(path), "--budget-s", "1", "--data-s", "-1"])
