@@ -633,13 +633,22 @@ def read_letters_synthetic(path, counts, seed: int = 0) -> tuple[np.ndarray, np.
     n = _checks.counts(counts, "counts")
     seed = _checks.nonneg_int(seed, "seed")
     images, y, shas = load_npz(path)
-    with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
-        missing = sorted({"counts", "seed", "fonts", "images_sha256"} - set(f.files))
-        if missing:
-            raise ValueError(f"data_path {str(path)!r} is not a letters-synthetic rendering of "
-                             f"nclib.data.save_letters_synthetic: it lacks {missing}")
-        file_counts, file_seed = f["counts"].tolist(), int(f["seed"])
-        fonts, stored_sha = [str(v) for v in f["fonts"].tolist()], str(f["images_sha256"])
+    keys = ("counts", "seed", "fonts", "images_sha256")
+    try:  # load_npz read x_train and y_train; the other members may still be damaged
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
+            meta = {k: np.asarray(f[k]) for k in keys if k in f.files}
+    except (ValueError, zipfile.BadZipFile, EOFError, zlib.error, struct.error, NotImplementedError) as exc:
+        raise DamagedFileError(path, _error_text(exc)) from exc
+    missing = [k for k in keys if k not in meta]
+    if missing:
+        raise ValueError(f"data_path {str(path)!r} is not a letters-synthetic rendering of "
+                         f"nclib.data.save_letters_synthetic: it lacks {missing}")
+    kinds = {"counts": ("iu", 1), "seed": ("iu", 0), "fonts": ("U", 1), "images_sha256": ("U", 0)}
+    if any(meta[k].dtype.kind not in kind or meta[k].ndim != ndim for k, (kind, ndim) in kinds.items()):
+        raise DamagedFileError(path, "its counts, seed, fonts and sha256 are not the arrays save_letters_synthetic "
+                                     "writes")
+    file_counts, file_seed = meta["counts"].tolist(), int(meta["seed"])
+    fonts, stored_sha = [str(v) for v in meta["fonts"].tolist()], str(meta["images_sha256"])
     if file_counts != n.tolist() or file_seed != seed:
         raise ValueError(f"data_path {str(path)!r} holds the letters-synthetic rendering of counts {file_counts} "
                          f"and seed {file_seed}; this run asks for counts {n.tolist()} and seed {seed}: render "

@@ -332,7 +332,8 @@ def _exists_message(d: pathlib.Path, status: str) -> str:
 def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
     """All the checks of ``resume=True`` (:ref:`ch-engine`), then the checkpoints: each folder holds a stopped,
     dead or failed run with a checkpoint; the run was started with the same parameters (but
-    :data:`EXECUTION_KEYS`), at the same commit, on the same device (type and name) and torch version, on the same
+    :data:`EXECUTION_KEYS`, and ``data_path`` for the letters stand-in, rendered or read from a rendering saved
+    ahead), at the same commit, on the same device (type and name) and torch version, on the same
     data (the ``data_sha256`` of its provenance equals the data loaded now); the checkpoint holds the bytes its
     writer recorded beside it (sha256) and loads; the runs stopped at the same epoch.  Refusals are
     :class:`ResumeRefused` (:class:`CheckpointDamaged` for the checkpoint) naming the folder, before anything is
@@ -348,7 +349,10 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
                                 f"or failed run continues from its checkpoint", d)
         saved = json.loads((d / "params.json").read_text())
         now = json.loads(to_json(q))
-        differ = [k for k in DEFAULTS if k not in EXECUTION_KEYS and saved.get(k) != now[k]]
+        # the letters stand-in is the same data rendered now or read from a rendering saved ahead (data_path): where
+        # it comes from is not what the run is, and the data_sha256 check below holds either way
+        loose = ("data_path",) if q["dataset"] == "letters-synthetic" else ()
+        differ = [k for k in DEFAULTS if k not in EXECUTION_KEYS + loose and saved.get(k) != now[k]]
         if differ:
             raise ResumeRefused(f"resume=True, but run {q['run_name']!r} was started with other parameters: "
                                 + "; ".join(f"{k} = {saved.get(k)!r}, now {now[k]!r}" for k in differ), d)

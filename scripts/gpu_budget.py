@@ -78,32 +78,41 @@ def calibrate(device: str, epochs: int, letters_images: int | None, precision: s
         kind["eval_s"] = time.perf_counter() - t0
         out["device"] = torch.cuda.get_device_name(engines[0].device) if engines[0].is_cuda else "cpu"
         out["kinds"][f.dataset] = kind
-    # the letters stand-in: read from the rendering saved ahead (letters_data, scripts/gpu_letters_data.py), else
-    # rendered on the CPU once per figure notebook (nclib.data memoizes it for the runs L = 1, 3, 6): a few images
-    # timed, scaled to the profile
     letters = out["kinds"]["letters-synthetic"]
-    if letters_data is not None:
-        p = figures.figure_parameters(2, "gpu")
-        t0 = time.perf_counter()
-        data.load(p["dataset"], data_path=letters_data, counts=p["counts"], class_order=p["class_order"],
-                  seed=p["seed"])
-        letters["data_s"] = time.perf_counter() - t0
-        letters["data"] = "rendered ahead"
-    elif letters_images is None:  # what a notebook does: the figure's whole profile, rendered once
-        p = figures.figure_parameters(2, "gpu")
-        t0 = time.perf_counter()
-        data.load(p["dataset"], counts=p["counts"], class_order=p["class_order"], seed=p["seed"])
-        letters["data_s"] = time.perf_counter() - t0
-        letters["data"] = "rendered in the notebook"
-    else:  # a few images, scaled to the profile (CPU tests of the script): an overestimate, as each letter's glyph
-        # in each font is rendered once and reused, which a few images hardly do
-        t0 = time.perf_counter()
-        data.letters_synthetic(np.full(26, max(1, letters_images // 26)), seed=0)
-        per_image = (time.perf_counter() - t0) / (26 * max(1, letters_images // 26))
-        letters["data_s"] = per_image * letters["N"]
-        letters["data"] = f"rendered in the notebook, scaled from {26 * max(1, letters_images // 26)} images"
+    letters["data_s"], letters["data"] = letters_data_seconds(letters_data, letters_images)
     out["kinds"]["cifar10"]["data_s"] = 1.0  # the .npz slice, read once for the three runs
     return out
+
+
+def letters_data_seconds(letters_data: str | None = None, letters_images: int | None = None,
+                         scale: str = "gpu") -> tuple[float, str]:
+    """A notebook's seconds for the letters of Figures 2 and 4 at ``scale``, and how it gets them: read from the
+    rendering saved ahead ``letters_data`` (scripts/gpu_letters_data.py); rendered whole, as a notebook does
+    without it (also when the file is refused, for other counts or seed or damaged: the reason is given); or, with
+    ``letters_images``, that many rendered and scaled to the profile, an overestimate (each letter's glyph in each
+    font is drawn once and reused, which a few images hardly do), for CPU tests of the script."""
+    from nclib import data
+
+    p = figures.figure_parameters(2, scale)
+    how = "rendered in the notebook"
+    if letters_data is not None:
+        t0 = time.perf_counter()
+        try:
+            data.load(p["dataset"], data_path=letters_data, counts=p["counts"], class_order=p["class_order"],
+                      seed=p["seed"])
+            return time.perf_counter() - t0, "rendered ahead"
+        except ValueError as exc:
+            how += f" (the file was refused: {exc})"
+            print(f"letters: {how}", file=sys.stderr)
+    if letters_images is not None:
+        per_class = max(1, letters_images // 26)
+        t0 = time.perf_counter()
+        data.letters_synthetic(np.full(26, per_class), seed=0)
+        seconds = (time.perf_counter() - t0) / (26 * per_class) * sum(p["counts"])
+        return seconds, how + f", scaled from {26 * per_class} images"
+    t0 = time.perf_counter()
+    data.load(p["dataset"], counts=p["counts"], class_order=p["class_order"], seed=p["seed"])
+    return time.perf_counter() - t0, how
 
 
 def epochs_for(cal: dict, fig: int, remaining: float, todo: list[int]) -> tuple[int, float]:

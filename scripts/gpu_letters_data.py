@@ -24,6 +24,7 @@ def main(dest: str, scale: str = "gpu") -> str:
     if any(p2[k] != p4[k] for k in keys):
         raise SystemExit("Figures 2 and 4 no longer share their data: render each figure's letters separately")
     path = data.save_letters_synthetic(dest, counts=p2["counts"], class_order=p2["class_order"], seed=p2["seed"])
+    data._render_letters.cache_clear()  # rendered again, not the memo of the rendering just saved
     fresh = data.load(p2["dataset"], counts=p2["counts"], class_order=p2["class_order"], seed=p2["seed"])
     ahead = data.load(p2["dataset"], counts=p2["counts"], class_order=p2["class_order"], seed=p2["seed"],
                       data_path=path)

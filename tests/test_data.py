@@ -191,7 +191,7 @@ def test_letters_rendered_ahead_refuse_another_run_or_damage(tmp_path):
     with np.load(path) as f:
         arrays = {k: f[k] for k in f.files}
     np.savez(tmp_path / "plain.npz", x_train=arrays["x_train"], y_train=arrays["y_train"])
-    with pytest.raises(ValueError, match="not a letters-synthetic rendering .* lacks \\['counts', 'fonts'"):
+    with pytest.raises(ValueError, match="not a letters-synthetic rendering .* lacks \\['counts', 'seed', 'fonts'"):
         data.load("letters-synthetic", counts=counts, data_path=tmp_path / "plain.npz")
     # images changed after the rendering: their sha256 no longer matches the one stored
     changed = dict(arrays, x_train=arrays["x_train"].copy())
@@ -203,6 +203,13 @@ def test_letters_rendered_ahead_refuse_another_run_or_damage(tmp_path):
     np.savez(tmp_path / "shuffled.npz", **dict(arrays, y_train=arrays["y_train"][::-1].copy()))
     with pytest.raises(ValueError, match="y_train is not the labels 0..25 sorted by class"):
         data.load("letters-synthetic", counts=counts, data_path=tmp_path / "shuffled.npz")
+    # images and labels intact, a member of the rendering's record damaged
+    import zipfile
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp_path / "member.npz", "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, b"not an array" if name == "counts.npy" else src.read(name))
+    with pytest.raises(data.DamagedFileError, match="member.npz"):
+        data.load("letters-synthetic", counts=counts, data_path=tmp_path / "member.npz")
     # a truncated copy
     (tmp_path / "cut.npz").write_bytes(path.read_bytes()[:1000])
     with pytest.raises(data.DamagedFileError, match="cut.npz"):

@@ -87,3 +87,25 @@ def test_the_script_counts_a_notebook_s_data_as_told(tmp_path, capsys):
     assert alone_l6() - alone_l6("--data-s", "1") == pytest.approx(2 * (30.0 - 1.0), abs=1.0)
     with pytest.raises(SystemExit, match="--data-s must be a number of seconds >= 0"):
         gpu_budget.main(["pieces", "2", "--calibration", str(path), "--budget-s", "1", "--data-s", "-1"])
+
+
+def test_the_calibration_times_the_letters_as_a_notebook_gets_them(tmp_path, capsys):
+    """calibrate's letters: read from the rendering saved ahead (scripts/gpu_letters_data.py, checked to give the
+    training data of a fresh rendering); a file for other counts is refused, said, and the letters rendered whole
+    instead; or a sample rendered and scaled (CPU tests)."""
+    from nclib import data
+
+    gpu_letters_data = _script("gpu_letters_data")
+    ahead = tmp_path / "letters.npz"
+    sha = gpu_letters_data.main(str(ahead), "cpu-scale")
+    assert "same as a fresh rendering" in capsys.readouterr().out
+    p = figures.figure_parameters(2, "cpu-scale")
+    assert sha == data.load("letters-synthetic", counts=p["counts"], seed=p["seed"]).provenance["data_sha256"]
+    seconds, how = gpu_budget.letters_data_seconds(str(ahead), scale="cpu-scale")
+    assert how == "rendered ahead" and seconds > 0
+    other = data.save_letters_synthetic(tmp_path / "other.npz", counts=[2] * 26)
+    seconds, how = gpu_budget.letters_data_seconds(str(other), scale="cpu-scale")
+    assert how.startswith("rendered in the notebook (the file was refused: data_path") and seconds > 0
+    assert "the file was refused" in capsys.readouterr().err
+    seconds, how = gpu_budget.letters_data_seconds(None, letters_images=52, scale="cpu-scale")
+    assert how == "rendered in the notebook, scaled from 52 images" and seconds > 0

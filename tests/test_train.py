@@ -384,6 +384,30 @@ def test_git_state_ignores_the_run_outputs_it_rewrites(tmp_path, monkeypatch):
     assert train._git_state()["git_dirty_paths"] == ["code.py"] and train._git_state()["git_dirty"] is True
 
 
+def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
+    """A letters-synthetic run started on letters rendered in the call resumes on the same letters read from a
+    rendering saved ahead (data_path), and the other way round, ending as the uninterrupted run; another data set's
+    data_path must stay the same, as every other parameter."""
+    from nclib import data
+
+    kw = dict(dataset="letters-synthetic", counts=[2] * 26, width=8, depth=1, epochs=4, batch_size=13, lr=1e-3,
+              metric_every=1, progress=False, device="cpu")
+    ahead = str(data.save_letters_synthetic(tmp_path / "letters.npz", counts=kw["counts"], seed=0))
+    whole = train.run(**kw, L=1, out_dir=tmp_path / "whole")
+    for first, then in ((None, ahead), (ahead, None)):
+        out = tmp_path / f"from-{'file' if first else 'render'}"
+        part = train.run(**kw, L=1, out_dir=out, data_path=first, max_train_s=0)
+        while _status(part) == "stopped":
+            part = train.run(**kw, L=1, out_dir=out, data_path=then, max_train_s=0, resume=True)
+        for col in train.HISTORY_COLUMNS[:-1]:
+            np.testing.assert_array_equal(train.load_history(whole)[col], train.load_history(part)[col])
+    stopped = train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path / "synthetic", max_train_s=0, **RESUME_KW)
+    with pytest.raises(train.ResumeRefused, match="other parameters: data_path = None, now"):
+        train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path / "synthetic", resume=True, **RESUME_KW,
+                       data_path=ahead)
+    assert _status(stopped[0]) == "stopped"
+
+
 @cuda_only
 @pytest.mark.parametrize("precision", ["fp32", "tf32"])
 def test_cuda_paper_width_runs_together_equal_runs_alone(tmp_path, precision):
