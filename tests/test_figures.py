@@ -781,3 +781,13 @@ def test_benchmark_glue_logged_figures_and_calibration_glue(tmp_path, tiny, tiny
         ("12,000", f"{full[1] / 60:.0f}", f"{full[2] / 60:.0f}")
     assert c["cal-all-min"] == f"{sum(full.values()) / 60:.0f}" and c["cal-device"] == "NVIDIA H200"
     assert not any(k.startswith("cal-fig") for k in c)  # no figure here is read from GPU runs
+    # read as GPU runs: each figure's seconds predicted by the calibration of the command that ran it
+    import dataclasses
+    as_gpu = {1: dataclasses.replace(chapters[1], scale="gpu")}
+    slower = {**cal, "kinds": {**cal["kinds"], "cifar10": {**cal["kinds"]["cifar10"], "epoch_s": 0.2}}}
+    epochs = max(as_gpu[1].check["epochs"].values())
+    for own, used in ((None, cal), ({1: slower}, slower)):
+        c = figures.calibration_glue(cal, as_gpu, log, own)
+        assert c["cal-fig1-predicted"] == f"{figures.calibrated_seconds(used, 1, epochs):.0f}"
+        assert (c["cal-fig1-budget"], c["cal-fig1-took"]) == ("199", "174")
+    assert c["cal-cifar-min"] == f"{full[1] / 60:.0f}"  # the whole-figure minutes stay the given calibration's

@@ -394,13 +394,15 @@ def logged_figure(log_text: str, fig) -> dict:
             "took_s": int(took.group(1)) if took else None}
 
 
-def calibration_glue(calibration: Mapping, chapters: Mapping[int, FigureChapter], log_text: str) -> dict:
+def calibration_glue(calibration: Mapping, chapters: Mapping[int, FigureChapter], log_text: str,
+                     own: Mapping[int, Mapping] | None = None) -> dict:
     """What a committed GPU calibration (``calibration.json``, :func:`calibrated_seconds`) predicts, keyed for
     :ref:`ch-figures-summary`: ``cal-cifar-min`` and ``cal-letters-min`` (minutes for one figure's notebook at
     the paper's 12,000 epochs), ``cal-all-min`` (all four), ``cal-epochs``; per figure read from GPU runs
     ``cal-fig<k>-predicted`` (seconds at its epochs), ``cal-fig<k>-budget`` and ``cal-fig<k>-took`` (the wall-clock
     cap on its notebook and the notebook's seconds, :func:`logged_figure`) and ``cal-fig<k>-runs`` (its
-    runs' wall time)."""
+    runs' wall time).  ``own``: per figure, the calibration of the GPU command that ran it, which predicts its
+    seconds (default ``calibration``)."""
     E = scale_settings("gpu")["epochs"]
     full = {k: calibrated_seconds(calibration, k, E) for k in FIGURES}
     g = {"cal-epochs": f"{E:,}", "cal-cifar-min": f"{full[1] / 60:.0f}", "cal-letters-min": f"{full[2] / 60:.0f}",
@@ -409,7 +411,7 @@ def calibration_glue(calibration: Mapping, chapters: Mapping[int, FigureChapter]
     for k, c in sorted(chapters.items()):
         if c.scale == "gpu":
             epochs = max(c.check["epochs"].values())
-            g[f"cal-fig{k}-predicted"] = f"{calibrated_seconds(calibration, k, epochs):.0f}"
+            g[f"cal-fig{k}-predicted"] = f"{calibrated_seconds((own or {}).get(k, calibration), k, epochs):.0f}"
             logged = logged_figure(log_text, k)
             g[f"cal-fig{k}-took"] = _epoch(logged["took_s"])
             g[f"cal-fig{k}-budget"] = _epoch(logged["budget_s"])
