@@ -219,8 +219,7 @@ def main(argv=None) -> None:
         if args.data_s is not None:
             if args.data_s < 0:
                 raise SystemExit(f"--data-s must be a number of seconds >= 0, got {args.data_s}")
-            kind = figures.figure(args.fig).dataset
-            cal = {**cal, "kinds": {**cal["kinds"], kind: {**cal["kinds"][kind], "data_s": args.data_s}}}
+            cal = figures.with_data_seconds(cal, args.fig, args.data_s)
 
         def seconds(piece):
             return figures.piece_seconds(cal, args.fig, piece, slower=args.slower, apart_ratio=args.apart_ratio,

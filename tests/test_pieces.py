@@ -109,3 +109,16 @@ def test_the_calibration_times_the_letters_as_a_notebook_gets_them(tmp_path, cap
     assert "the file was refused" in capsys.readouterr().err
     seconds, how = gpu_budget.letters_data_seconds(None, letters_images=52, scale="cpu-scale")
     assert how == "rendered in the notebook, scaled from 52 images" and seconds > 0
+
+
+def test_with_data_seconds_replaces_one_data_set_s_data_time():
+    ahead = figures.with_data_seconds(CAL, 4, 1.5)
+    assert ahead["kinds"]["letters-synthetic"] == {**CAL["kinds"]["letters-synthetic"], "data_s": 1.5}
+    assert ahead["kinds"]["cifar10"] == CAL["kinds"]["cifar10"]
+    assert CAL["kinds"]["letters-synthetic"]["data_s"] == 30.0  # the calibration given is not changed
+    assert figures.piece_seconds(CAL, 2, (6,), starts=2) - figures.piece_seconds(ahead, 2, (6,), starts=2) == \
+        pytest.approx(2 * (30.0 - 1.5))
+    with pytest.raises(ValueError, match="seconds"):
+        figures.with_data_seconds(CAL, 2, -1.0)
+    with pytest.raises(ValueError, match="no entry kinds/letters-synthetic for Figure 2"):
+        figures.with_data_seconds({"kinds": {"cifar10": CAL["kinds"]["cifar10"]}}, 2, 1.0)

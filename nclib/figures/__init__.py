@@ -33,7 +33,8 @@ from .analysis import (ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory, accuracy_
                        first_epoch, largest_rise, lr_step, next_milestone, order_by, orders_without_spikes,
                        other_spikes, rise_ratios, run_theory, settled_epoch, spikes, stalls, wall_time_s)
 from .speed import (BENCHMARKS, INPUT_DIM, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS, RECORD_FIGURE_FIELDS, calibrated_seconds,
-                    fewest_pieces, figure_parameter_counts, piece_seconds, read_benchmark, read_benchmark_record)
+                    fewest_pieces, figure_parameter_counts, piece_seconds, read_benchmark, read_benchmark_record,
+                    with_data_seconds)
 from .plots import as_plot_runs, draw_panels, draw_theory, figure_legend
 from .chapter import (FigureChapter, benchmark_glue, calibration_glue, figure_chapter, figure_glue, figure_tables,
                       logged_figure, precisions, rise_cell, summary_glue, summary_tables)

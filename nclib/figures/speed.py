@@ -123,6 +123,19 @@ def calibrated_seconds(calibration: Mapping, fig, epochs: int) -> float:
 INPUT_DIM = 3 * 32 * 32
 
 
+def with_data_seconds(calibration: Mapping, fig, seconds: float) -> dict:
+    """A copy of ``calibration`` in which a notebook of Figure ``fig``'s data set spends ``seconds`` on its data
+    (``kinds/<dataset>/data_s``), the rest unchanged: a plan with the letters read from their rendering saved
+    ahead, or with a corrected rendering time (:ref:`ch-figures-summary`, ``scripts/gpu_budget.py pieces
+    --data-s``).  ValueError for negative ``seconds`` or a calibration without the data set."""
+    seconds = _checks.nonneg_float(seconds, "seconds")
+    kind = figure(fig).dataset
+    kinds = calibration.get("kinds") if isinstance(calibration, Mapping) else None
+    if not isinstance(kinds, Mapping) or kind not in kinds:
+        raise ValueError(f"calibration has no entry kinds/{kind} for Figure {figure(fig).number}")
+    return {**calibration, "kinds": {**kinds, kind: {**kinds[kind], "data_s": seconds}}}
+
+
 def figure_parameter_counts(fig) -> dict[int, int]:
     """{L: trainable parameters} of Figure ``fig``'s networks at the paper's settings (:mod:`nclib.models`: a
     backbone of ``depth`` Linear layers of ``width`` with biases and the feature layer, then L head layers, the
