@@ -255,8 +255,8 @@ def run(**params) -> pathlib.Path:
     ``lam_H``, ``lam_backbone``, in the normalization of (4.3)), optimization (``epochs``, ``batch_size``
     an int or ``"full"``, ``lr``, ``lr_milestones``, ``lr_gamma``, ``seed``), execution (``device``
     ``"auto"``/``"cpu"``/``"cuda"``, ``precision`` ``"fp32"``/``"tf32"``/``"bf16"``, ``cuda_graph``
-    ``"auto"``/True/False, ``progress``; the opt-in levers ``grouped_adam`` and ``steps_per_graph``, see
-    :data:`nclib.parameters.LEVER_KEYS`), recording (``metric_every``, ``divergence_factor``,
+    ``"auto"``/True/False, ``progress``; the opt-in levers ``grouped_adam``, ``steps_per_graph``,
+    ``deferred_metrics`` and ``adam_in_backward``, see :data:`nclib.parameters.LEVER_KEYS`), recording (``metric_every``, ``divergence_factor``,
     ``async_metrics`` (``"auto"``: on a GPU the numpy metrics of a metric epoch run in a worker thread
     while training goes on; rows reach history.csv in epoch order as they complete),
     ``out_dir``, ``run_name``, ``overwrite``), calls (``max_train_s``: None, or the seconds after which the
@@ -530,8 +530,11 @@ class_accuracy.csv, provenance.json (and checkpoint.pt while a run is stopped); 
 results/runs/ in the repository; the run name is <run-tag>-L<L>, or without --run-tag
 <dataset>-L<L>-<bias|nobias>-seed<seed> (the names of the training notebook); --run-name names the folder of a
 single L exactly.  A folder that holds a run is never replaced without --overwrite true; --resume true continues a
-stopped run (or one whose process was killed) from its checkpoint.  Errors in the arguments print one line and
-exit with status 2; a run that diverges exits with status 1."""
+stopped run (or one whose process was killed) from its checkpoint.  --resume auto does what the training notebook
+does, so that one command serves every job of a run split over several (with --max-train-s below the job's time
+limit): it starts the runs when no folder holds them, continues them from their checkpoints when they stopped,
+prints their folders when they finished with these parameters, and refuses anything else.  Errors in the
+arguments print one line and exit with status 2; a run that diverges exits with status 1."""
 
 
 def main(argv=None) -> list[pathlib.Path]:
@@ -546,16 +549,23 @@ def main(argv=None) -> list[pathlib.Path]:
         choices = f"; one of {', '.join(CHOICES[name])}" if name in CHOICES else ""
         if name == "L":
             ap.add_argument("--L", nargs="+", type=int, default=[1], help="one run per value (default 1)")
-        elif name in ("lr_milestones", "lam_W"):
-            ap.add_argument(flag, nargs="*", type=float if name == "lam_W" else int, default=None,
-                            help=f"default {default}")
+        elif name == "lr_milestones":
+            ap.add_argument(flag, nargs="*", type=int, default=None, help=f"default {default}")
+        elif name == "lam_W":
+            ap.add_argument(flag, nargs="*", type=lambda text: _parse_value(text, "lam_W"), default=None,
+                            help=f"one value for every head layer, one per layer, or reference (default {default})")
         elif name == "counts":
             ap.add_argument(flag, default=None, help="a preset name or comma-separated counts")
+        elif name == "resume":
+            ap.add_argument(flag, type=_parse_value, default=default,
+                            help=f"true/false/auto (default {default}; auto: see below)")
         elif isinstance(default, bool):
             ap.add_argument(flag, type=_parse_value, default=default, help=f"true/false (default {default})")
         else:
             shown = {"out_dir": "results/runs/ in the repository", "run_name": "see below",
-                     "data_path": "the dataset's own (see nclib.data)"}.get(name, default)
+                     "data_path": "none; cifar10 and emnist-letters need one (a torchvision root or an .npz), "
+                                  "letters-synthetic reads the .npz of nclib.data.save_letters_synthetic or, "
+                                  "with none, renders"}.get(name, default)
             ap.add_argument(flag, type=lambda text, key=name: _parse_value(text, key), default=default,
                             help=f"default {shown}{choices}")
         if name == "run_name":
@@ -579,7 +589,20 @@ def main(argv=None) -> list[pathlib.Path]:
                              f"--run-tag) use --run-tag, which names them <run-tag>-L<L>")
         names = [base] if base is not None else run_names(Ls, tag, dataset=ns["dataset"], bias=ns["bias"],
                                                            seed=ns["seed"])
-        out = run_many([dict(L=L, run_name=n) for L, n in zip(Ls, names)], **ns)
+        members = [dict(L=L, run_name=n) for L, n in zip(Ls, names)]
+        if ns["resume"] == "auto" and ns["overwrite"] is True:
+            raise ValueError("resume auto never deletes a run, and overwrite true would start the runs again in "
+                             "every job: pass one of them")
+        if ns["resume"] == "auto":  # as the training notebook: start, resume or read, never delete
+            todo = plan(members, **{**ns, "resume": False})
+            if todo == "skip":
+                print(f"python -m nclib.train: finished already, kept: {', '.join(names)}", file=sys.stderr)
+                out = [pathlib.Path(check_params(**{**ns, **m, "resume": False})["out_dir"]) / m["run_name"]
+                       for m in members]
+            else:
+                out = run_many(members, **{**ns, "resume": todo == "resume"})
+        else:
+            out = run_many(members, **ns)
     except TrainingDiverged as exc:
         print(f"python -m nclib.train: diverged: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

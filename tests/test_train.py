@@ -296,6 +296,35 @@ def test_command_line_one_run_per_L(tmp_path, capsys):
     assert imbalance.groups_of(params["counts"]) == [(6, 1), (4, 1)]
 
 
+def test_command_line_resume_auto_serves_every_job_of_a_split_run(tmp_path, capsys):
+    """--resume auto, the one command of a run split over jobs: it starts the runs, continues them from their
+    checkpoints, then reads them as finished without training; with --overwrite true it is refused."""
+    argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--L", "1",
+            "2", "--epochs", "4", "--batch-size", "full", "--lr-milestones", "--metric-every", "2", "--out-dir",
+            str(tmp_path), "--progress", "false", "--max-train-s", "0", "--resume", "auto"]
+    statuses = []
+    for _ in range(3):
+        paths = train.main(argv)
+        statuses.append([train.load_run(p)[2]["status"] for p in paths])
+    assert statuses == [["stopped"] * 2, ["finished"] * 2, ["finished"] * 2]
+    assert "finished already, kept" in capsys.readouterr().err
+    for path in paths:
+        prov = train.load_run(path)[2]
+        assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 2), (2, 4)]
+        assert train.load_history(path)["epoch"].tolist() == [0, 2, 4]
+    with pytest.raises(SystemExit) as exit_:
+        train.main([*argv, "--overwrite", "true"])
+    assert exit_.value.code == 2 and "resume auto never deletes a run" in capsys.readouterr().err
+
+
+def test_command_line_takes_the_reference_decays_by_name(tmp_path):
+    argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--epochs",
+            "2", "--batch-size", "full", "--metric-every", "2", "--progress", "false"]
+    named = train.load_run(train.main([*argv, "--lam-W", "reference", "--out-dir", str(tmp_path / "a")])[0])[0]
+    default = train.load_run(train.main([*argv, "--out-dir", str(tmp_path / "b")])[0])[0]
+    assert named["lam_W"] == default["lam_W"] == train.check_params(dataset="synthetic", counts=[6, 4])["lam_W"]
+
+
 def test_paper_style_panels_from_run_folders(tmp_path):
     import matplotlib
 
