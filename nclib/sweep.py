@@ -79,7 +79,7 @@ import pandas as pd
 
 from . import parameters
 from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RunExists, RunFolderBusy, atomic_write_text, check_run_name,
-                   load_class_accuracy, load_run, plan_runs, run_status)
+                   load_class_accuracy, load_run, lock_owner, plan_runs, run_status)
 
 #: The table a sweep writes into its output folder, and the record of its grid points (run name -> point).
 SUMMARY = "sweep.csv"
@@ -384,8 +384,9 @@ def _run_point(params: dict) -> dict:
         from . import train
 
         train.run(**{**params, "resume": step == "resume", "overwrite": step == "start"})
-    except RunFolderBusy:  # another process took the run folder's lock first: its run, not an error of this one
-        pass
+    except RunFolderBusy as exc:  # another process took the run folder's lock first: its run, not an error of this
+        if lock_owner(run_dir) is None:  # one; but no live process holds it: the lock of a writer on another host,
+            error = f"{type(exc).__name__}: {exc}"  # whose end cannot be seen from here (remove it once it ended)
     except Exception as exc:  # noqa: BLE001 - a failing run is reported, the sweep goes on
         error = f"{type(exc).__name__}: {exc}"
     return {"status": run_status(run_dir), "error": error}

@@ -367,6 +367,28 @@ def test_dead_runs_are_resumed_or_restarted_and_a_live_one_is_left_alone(schedul
     assert {n: _files(out / n) for n in names[:2]} == kept
 
 
+def test_the_lock_left_by_a_writer_on_another_host_is_reported_not_passed_over(scheduler, tmp_path):
+    """A run stopped, then killed on another node of a cluster: its lock names that host, and no live process
+    holds it here.  Whether that writer has ended cannot be seen from this host, so the run is not trained; the
+    table says why (the lock file to remove), and once it is removed the next sweep resumes the run."""
+    out = tmp_path / "sweep"
+    grid = {"seed": [0]}
+    name = sweep.run_name_for(sweep.expand_grid(grid)[0])
+    train.run(**TINY, seed=0, out_dir=out, run_name=name, max_train_s=0, progress=False)
+    _kill(out / name)
+    (out / name / runs.LOCK).write_text(json.dumps({"pid": 12, "host": "another-node"}) + "\n")
+    before = _files(out / name)
+    df = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
+    assert df["status"].tolist() == ["dead"]
+    assert "another host 'another-node'" in df["error"][0] and str(out / name / runs.LOCK) in df["error"][0]
+    assert _files(out / name) == before
+    (out / name / runs.LOCK).unlink()
+    again = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
+    assert again["status"].tolist() == ["finished"] and again["error"].isna().all()
+    prov = json.loads((out / name / "provenance.json").read_text())
+    assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 2), (2, 4)]
+
+
 def test_a_second_sweep_on_the_same_folder_is_refused(tmp_path):
     """While one sweep holds out_dir's lock file, another is refused before it trains or writes anything."""
     import fcntl
