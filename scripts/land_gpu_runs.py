@@ -192,7 +192,8 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("land", help="land the finished runs of one GPU job's outputs beside the figure's runs")
     a.add_argument("files", type=pathlib.Path)
-    a.add_argument("--job", required=True, help="a name for the job (its log goes to logs/JOB/)")
+    a.add_argument("--job", required=True,
+                   help="a name for the job (its record goes to results/figures/pieces/fig<k>/jobs/JOB/)")
     a.add_argument("--epochs", type=int, default=None, help="the epochs a run must have finished (default 12,000)")
     b = sub.add_parser("promote", help="make a figure's landed runs its GPU runs once L = 1, 3, 6 are there")
     b.add_argument("fig", type=int)

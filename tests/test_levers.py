@@ -1,7 +1,8 @@
 """The engine's opt-in speed levers (nclib.step, nclib.train; :ref:`ch-engine`): one Adam step for all the runs
-of a figure (``grouped_adam``), several steps per CUDA graph (``steps_per_graph``) and metric epochs that do not
+of a figure (``grouped_adam``), several steps per CUDA graph (``steps_per_graph``), metric epochs that do not
 wait for the device (``deferred_metrics``: the rows are the same numbers, computed from copies queued on the
-run's stream; a divergence is seen one metric epoch later, the history still ends at the row that shows it).
+run's stream; a divergence is seen one metric epoch later, the history still ends at the row that shows it) and
+each parameter's Adam step inside the backward pass (``adam_in_backward``).
 
 On the CPU the grouped runs equal the plain runs number for number (Adam is elementwise per parameter, and the
 CPU's Adam is the same per-parameter loop in both), across a learning-rate step and a stop/resume; several steps
