@@ -25,8 +25,9 @@ is an integer, a float, ``true``/``false``/``none``, a list in brackets (``--set
 the value of the grid parameter GRIDNAME at every point (``--grid lam_W=1e-3,1e-2 --tie lam_H=lam_W`` sweeps the two
 decays together, lam_W = lam_H; from Python ``tie={"lam_H": "lam_W"}``): the run folder is named after the grid
 values alone (``lam_W-0.001``) and the table has a column for the tied parameter too.  ``--summary-only`` rewrites
-the table from the run folders.  The command prints the table's main columns and exits with status 1 when a run failed (an error;
-a divergence is a result, status 0).
+the table from the run folders.  The command prints the table's main columns (each error cut short: ``sweep.csv``
+holds it whole) and exits with status 1 when a run failed or carries an error (:func:`exit_status`; a divergence
+is a result, status 0).
 
 Where the runs go:
 
@@ -70,6 +71,7 @@ import logging
 import os
 import pathlib
 import re
+import socket
 import sys
 import uuid
 import warnings
@@ -384,9 +386,12 @@ def _run_point(params: dict) -> dict:
         from . import train
 
         train.run(**{**params, "resume": step == "resume", "overwrite": step == "start"})
-    except RunFolderBusy as exc:  # another process took the run folder's lock first: its run, not an error of this
-        if lock_owner(run_dir) is None:  # one; but no live process holds it: the lock of a writer on another host,
-            error = f"{type(exc).__name__}: {exc}"  # whose end cannot be seen from here (remove it once it ended)
+    except RunFolderBusy as exc:
+        # another process took the run folder's lock first: its run, not an error of this one; unless the lock
+        # names another host and no live process holds it, a writer whose end cannot be seen from this host
+        # (a job killed on another node): an error, whose message names the lock file to remove
+        if (exc.owner or {}).get("host") not in (None, socket.gethostname()) and lock_owner(run_dir) is None:
+            error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 - a failing run is reported, the sweep goes on
         error = f"{type(exc).__name__}: {exc}"
     return {"status": run_status(run_dir), "error": error}
@@ -664,6 +669,12 @@ def main(argv=None) -> pd.DataFrame:
     return df
 
 
+def exit_status(table: pd.DataFrame) -> int:
+    """The command's exit status for a sweep's table: 1 when a run failed or carries an error other than its
+    divergence (a divergence is a result), else 0."""
+    errors = table["error"].notna() if "error" in table else pd.Series(False, index=table.index)
+    return int(bool(((table["status"] == "failed") | (errors & (table["status"] != "diverged"))).any()))
+
+
 if __name__ == "__main__":
-    table = main()
-    sys.exit(1 if (table["status"] == "failed").any() else 0)
+    sys.exit(exit_status(main()))

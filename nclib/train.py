@@ -236,6 +236,22 @@ def plan(runs, **shared) -> str:
 
 # --------------------------------------------------------------------------------------------- run
 
+def run_planned(runs, **shared) -> tuple[str, list[pathlib.Path]]:
+    """Train, continue or read the runs of one :func:`run_many` call, as :func:`plan` says, and never delete one
+    it could continue: ``(todo, run folders)``, ``todo`` being :func:`plan`'s "start" (trained by
+    :func:`run_many`), "resume" (continued from their checkpoints) or "skip" (finished with these parameters:
+    read, not trained).  ``resume=True`` in ``shared`` refuses to start runs that are not there (as in
+    :func:`run_many`).  The training notebook (:ref:`ch-train`) and ``python -m nclib.train --resume auto``
+    call it, so that one call serves every job of a run split over several."""
+    todo = plan(runs, **{**shared, "resume": False})
+    if todo == "skip":
+        dirs = [pathlib.Path(q["out_dir"]) / q["run_name"]
+                for q in (check_params(**{**shared, **r, "resume": False}) for r in runs)]
+        return todo, dirs
+    return todo, run_many(runs, **{**shared, "resume": bool(shared.get("resume")) or todo == "resume"})
+
+
+
 #: The parameters in which the runs of one :func:`run_many` call may differ: the head (depth, bias), the decays
 #: of (4.3), the initialization scheme, the precision of the training products (each run's steps use its own,
 #: the metrics are fp32 for all; the same seed then gives each run the same data, initialization and batch
@@ -590,17 +606,16 @@ def main(argv=None) -> list[pathlib.Path]:
         names = [base] if base is not None else run_names(Ls, tag, dataset=ns["dataset"], bias=ns["bias"],
                                                            seed=ns["seed"])
         members = [dict(L=L, run_name=n) for L, n in zip(Ls, names)]
-        if ns["resume"] == "auto" and ns["overwrite"] is True:
-            raise ValueError("resume auto never deletes a run, and overwrite true would start the runs again in "
-                             "every job: pass one of them")
-        if ns["resume"] == "auto":  # as the training notebook: start, resume or read, never delete
-            todo = plan(members, **{**ns, "resume": False})
+        if isinstance(ns["resume"], str):
+            if ns["resume"].lower() != "auto":
+                raise ValueError(f"resume must be true, false or auto, got {ns['resume']!r}")
+            if ns["overwrite"] is True:
+                raise ValueError("resume auto never deletes a run, and overwrite true would start the runs again "
+                                 "in every job: pass one of them")
+            todo, out = run_planned(members, **{**ns, "resume": False})
             if todo == "skip":
-                print(f"python -m nclib.train: finished already, kept: {', '.join(names)}", file=sys.stderr)
-                out = [pathlib.Path(check_params(**{**ns, **m, "resume": False})["out_dir"]) / m["run_name"]
-                       for m in members]
-            else:
-                out = run_many(members, **{**ns, "resume": todo == "resume"})
+                print(f"python -m nclib.train: finished already, read, not trained: {', '.join(names)}",
+                      file=sys.stderr)
         else:
             out = run_many(members, **ns)
     except TrainingDiverged as exc:
@@ -613,6 +628,9 @@ def main(argv=None) -> list[pathlib.Path]:
         print(f"python -m nclib.train: {type(exc).__name__}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     for path in out:
+        params, history, prov = load_run(path)
+        print(f"python -m nclib.train: {path.name}: {prov['status']} at epoch {int(history['epoch'][-1])} of "
+              f"{params['epochs']}", file=sys.stderr)
         print(path)
     return out
 

@@ -270,6 +270,7 @@ def test_a_failing_point_is_reported_and_the_others_finish(scheduler, tmp_path):
     assert df["lr"].tolist() == [1e-2, 1e3, 3e-2]
     assert df["status"].tolist() == ["finished", "diverged", "finished"]
     assert df["error"].isna().tolist() == [True, False, True]
+    assert sweep.exit_status(df) == 0  # a divergence is a result
     prov = json.loads((tmp_path / df["run_name"][1] / "provenance.json").read_text())
     assert df["error"][1] == prov["error"]  # the engine's account of the divergence
     assert df["epoch"].tolist() == [4, 2, 4]
@@ -293,7 +294,7 @@ def test_a_run_that_fails_before_its_folder_is_written_is_reported(scheduler, tm
     out = tmp_path / "out"
     grid = {"data_path": [str(tmp_path / "good.npz"), str(tmp_path / "bad.npz")]}
     df = sweep.run_sweep(grid, fixed, out, scheduler=scheduler, progress=False)
-    assert df["status"].tolist() == ["finished", "failed"]
+    assert df["status"].tolist() == ["finished", "failed"] and sweep.exit_status(df) == 1
     assert df["error"].isna()[0] and "y_train" in df["error"][1] and "ValueError" in df["error"][1]
     assert not (out / df["run_name"][1]).exists()
     table = sweep.summary(out)  # rebuilt from the folders and sweep.json: the error is still there
@@ -379,12 +380,13 @@ def test_the_lock_left_by_a_writer_on_another_host_is_reported_not_passed_over(s
     (out / name / runs.LOCK).write_text(json.dumps({"pid": 12, "host": "another-node"}) + "\n")
     before = _files(out / name)
     df = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
-    assert df["status"].tolist() == ["dead"]
+    assert df["status"].tolist() == ["dead"] and sweep.exit_status(df) == 1
     assert "another host 'another-node'" in df["error"][0] and str(out / name / runs.LOCK) in df["error"][0]
     assert _files(out / name) == before
     (out / name / runs.LOCK).unlink()
     again = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
     assert again["status"].tolist() == ["finished"] and again["error"].isna().all()
+    assert sweep.exit_status(again) == 0
     prov = json.loads((out / name / "provenance.json").read_text())
     assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 2), (2, 4)]
 

@@ -1,12 +1,14 @@
 """nclib.train on CPU: the objective and its mini-batch estimate, a short training run, the run folder."""
+import contextlib
 import json
 import os
+import socket
 
 import numpy as np
 import pytest
 import torch
 
-from nclib import data, imbalance, train, ufm
+from nclib import data, imbalance, runs, train, ufm
 
 SMALL = dict(dataset="synthetic", counts=[20, 10, 5], dim=16, width=64, depth=2, progress=False, device="cpu")
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
@@ -298,23 +300,37 @@ def test_command_line_one_run_per_L(tmp_path, capsys):
 
 def test_command_line_resume_auto_serves_every_job_of_a_split_run(tmp_path, capsys):
     """--resume auto, the one command of a run split over jobs: it starts the runs, continues them from their
-    checkpoints, then reads them as finished without training; with --overwrite true it is refused."""
+    checkpoints (also after a job was killed: the runs are then "dead"), then reads them as finished without
+    training, printing their folders; each call says on stderr where each run is.  With --overwrite true, or
+    another value than true, false or auto, it is refused."""
     argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--L", "1",
-            "2", "--epochs", "4", "--batch-size", "full", "--lr-milestones", "--metric-every", "2", "--out-dir",
-            str(tmp_path), "--progress", "false", "--max-train-s", "0", "--resume", "auto"]
+            "2", "--epochs", "6", "--batch-size", "full", "--lr-milestones", "--metric-every", "2", "--out-dir",
+            str(tmp_path), "--progress", "false", "--max-train-s", "0", "--resume", "Auto"]
     statuses = []
-    for _ in range(3):
-        paths = train.main(argv)
+    for call in range(4):
+        with pytest.warns(RuntimeWarning, match="taking over the lock") if call == 2 else contextlib.nullcontext():
+            paths = train.main(argv)
         statuses.append([train.load_run(p)[2]["status"] for p in paths])
-    assert statuses == [["stopped"] * 2, ["finished"] * 2, ["finished"] * 2]
-    assert "finished already, kept" in capsys.readouterr().err
+        if call == 1:  # the job is killed after its runs stopped at epoch 4: provenance "running", a dead lock
+            for path in paths:
+                prov = json.loads((path / "provenance.json").read_text())
+                (path / "provenance.json").write_text(json.dumps({**prov, "status": "running"}))
+                (path / runs.LOCK).write_text(json.dumps({"pid": 2 ** 22 + 1, "host": socket.gethostname()}) + "\n")
+                assert runs.run_status(path) == "dead"
+    assert statuses == [["stopped"] * 2, ["stopped"] * 2, ["finished"] * 2, ["finished"] * 2]
+    out, err = capsys.readouterr()
+    assert out.split().count(str(paths[1])) == 4
+    assert "synthetic-L2-bias-seed0: stopped at epoch 2 of 6" in err and "finished at epoch 6 of 6" in err
+    assert err.count("finished already, read, not trained") == 1
     for path in paths:
         prov = train.load_run(path)[2]
-        assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 2), (2, 4)]
-        assert train.load_history(path)["epoch"].tolist() == [0, 2, 4]
-    with pytest.raises(SystemExit) as exit_:
-        train.main([*argv, "--overwrite", "true"])
-    assert exit_.value.code == 2 and "resume auto never deletes a run" in capsys.readouterr().err
+        assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 2), (2, 4), (4, 6)]
+        assert train.load_history(path)["epoch"].tolist() == [0, 2, 4, 6]
+    for extra, message in ((["--overwrite", "true"], "resume auto never deletes a run"),
+                           (["--resume", "yes"], "resume must be true, false or auto, got 'yes'")):
+        with pytest.raises(SystemExit) as exit_:
+            train.main([*argv, *extra])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_command_line_takes_the_reference_decays_by_name(tmp_path):
