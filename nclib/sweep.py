@@ -44,7 +44,9 @@ Where the runs go:
       CUDA_VISIBLE_DEVICES=1 dask worker tcp://HOST:8786 --nworkers 1 --nthreads 1 --resources GPU=1
 
   (``--resources GPU=2`` on a worker lets two small runs share its card).  Without ``--scheduler``, a sweep
-  with ``device=cuda`` starts a local cluster of ``--workers`` workers (default 1) that each hold ``GPU=1``.
+  with ``device=cuda`` starts a local cluster of ``--workers`` workers (default 1) that each hold ``GPU=1``;
+  they all see every card and train on the first (``cuda`` is ``cuda:0``), so on a machine with several GPUs
+  start one worker per card as above.
 - Slurm or PBS through ``dask-jobqueue`` (``pip install dask-jobqueue``), from Python::
 
       from dask_jobqueue import SLURMCluster          # or PBSCluster
