@@ -7,8 +7,9 @@ the decays at which modes die, the unconstrained feature model trained by Adam),
 ``parameters`` (the training engine's one parameter list), ``step`` (one optimizer step: Adam, CUDA streams
 and graphs), ``engine`` (one run's training state: data, model, step, metrics), ``train`` (runs: parameters, run
 folders, the command line), ``runfolder`` (one run's folder while it trains: history, checkpoint, provenance
-segments), ``runs`` (the run-folder contract: names, lock, status, checkpoints), ``sweep`` (grids of runs on Dask), ``rounding`` (bounds stated in prose, rounded outward), ``plotting`` and the package ``figures`` (Figures 1-4
-from committed runs).
+segments), ``runs`` (the run-folder contract: names, lock, status, checkpoints), ``sweep`` (grids of runs on
+Dask), ``rounding`` (bounds stated in prose, rounded outward), ``plotting`` and the package ``figures``
+(Figures 1-4 from committed runs).
 """
 from pathlib import Path
 

@@ -251,7 +251,6 @@ def run_planned(runs, **shared) -> tuple[str, list[pathlib.Path]]:
     return todo, run_many(runs, **{**shared, "resume": bool(shared.get("resume")) or todo == "resume"})
 
 
-
 #: The parameters in which the runs of one :func:`run_many` call may differ: the head (depth, bias), the decays
 #: of (4.3), the initialization scheme, the precision of the training products (each run's steps use its own,
 #: the metrics are fp32 for all; the same seed then gives each run the same data, initialization and batch
@@ -272,9 +271,10 @@ def run(**params) -> pathlib.Path:
     an int or ``"full"``, ``lr``, ``lr_milestones``, ``lr_gamma``, ``seed``), execution (``device``
     ``"auto"``/``"cpu"``/``"cuda"``, ``precision`` ``"fp32"``/``"tf32"``/``"bf16"``, ``cuda_graph``
     ``"auto"``/True/False, ``progress``; the opt-in levers ``grouped_adam``, ``steps_per_graph``,
-    ``deferred_metrics`` and ``adam_in_backward``, see :data:`nclib.parameters.LEVER_KEYS`), recording (``metric_every``, ``divergence_factor``,
-    ``async_metrics`` (``"auto"``: on a GPU the numpy metrics of a metric epoch run in a worker thread
-    while training goes on; rows reach history.csv in epoch order as they complete),
+    ``deferred_metrics`` and ``adam_in_backward``, see :data:`nclib.parameters.LEVER_KEYS`), recording
+    (``metric_every``, ``divergence_factor``, ``async_metrics`` (``"auto"``: on a GPU the numpy metrics of a
+    metric epoch run in a worker thread while training goes on; rows reach history.csv in epoch order as they
+    complete),
     ``out_dir``, ``run_name``, ``overwrite``), calls (``max_train_s``: None, or the seconds after which the
     run stops at its next metric epoch with status "stopped" and a checkpoint; ``resume``: continue a stopped
     run from its checkpoint; every parameter but :data:`EXECUTION_KEYS` must equal the first call's, and the
