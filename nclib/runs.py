@@ -67,6 +67,12 @@ class RunFolderBusy(ValueError):
         self.run_dir, self.owner = pathlib.Path(run_dir), owner
 
 
+class RunLockedElsewhere(RunFolderBusy):
+    """The run folder ``run_dir`` holds the lock file of a writer on another host (``owner``), which no process
+    holds here: whether that writer still runs cannot be seen from this host; the file is removed once it has
+    ended (a job killed on another node of a cluster)."""
+
+
 class RunExists(ValueError):
     """The run folder ``run_dir`` already holds a run (``status``, one of :data:`STATUSES`) that the call would
     replace; ``overwrite=True`` replaces it, ``resume=True`` continues a stopped or dead run."""
@@ -251,8 +257,9 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
     writer's process ends, however it ends.  A lock file whose writer died (SIGKILL, a crash) is taken over with
     a warning naming that writer; a lock held by a live process is refused with :class:`RunFolderBusy` naming
     the folder and the owner's pid and host (after ``retry_s`` seconds, which cover a :func:`run_status` reading
-    the folder at that moment).  A lock file written on another host is refused too: whether its writer lives
-    cannot be known from here (remove the file once that process is gone)."""
+    the folder at that moment).  A lock file written on another host is refused too, with
+    :class:`RunLockedElsewhere`: whether its writer lives cannot be known from here (remove the file once that
+    process is gone)."""
     run_dir = pathlib.Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"run_dir {str(run_dir)!r} exists and is not a folder; choose another run_name or out_dir")
@@ -292,7 +299,7 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
         host = socket.gethostname()
         if previous.get("host") not in (None, host):
             os.close(fd)
-            raise RunFolderBusy(f"run folder {str(run_dir)!r} holds the lock of pid {previous.get('pid')} on "
+            raise RunLockedElsewhere(f"run folder {str(run_dir)!r} holds the lock of pid {previous.get('pid')} on "
                                 f"another host {previous.get('host')!r}; whether that process still runs cannot be "
                                 f"seen from {host!r}: remove {str(path)!r} once it has ended", run_dir, previous)
         warnings.warn(f"run folder {str(run_dir)!r}: taking over the lock of process {previous.get('pid')} on "

@@ -73,7 +73,6 @@ import logging
 import os
 import pathlib
 import re
-import socket
 import sys
 import uuid
 import warnings
@@ -82,8 +81,8 @@ import numpy as np
 import pandas as pd
 
 from . import parameters
-from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RunExists, RunFolderBusy, atomic_write_text, check_run_name,
-                   load_class_accuracy, load_run, lock_owner, plan_runs, run_status)
+from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RunExists, RunFolderBusy, RunLockedElsewhere, atomic_write_text,
+                   check_run_name, load_class_accuracy, load_run, plan_runs, run_status)
 
 #: The table a sweep writes into its output folder, and the record of its grid points (run name -> point).
 SUMMARY = "sweep.csv"
@@ -388,12 +387,10 @@ def _run_point(params: dict) -> dict:
         from . import train
 
         train.run(**{**params, "resume": step == "resume", "overwrite": step == "start"})
-    except RunFolderBusy as exc:
-        # another process took the run folder's lock first: its run, not an error of this one; unless the lock
-        # names another host and no live process holds it, a writer whose end cannot be seen from this host
-        # (a job killed on another node): an error, whose message names the lock file to remove
-        if (exc.owner or {}).get("host") not in (None, socket.gethostname()) and lock_owner(run_dir) is None:
-            error = f"{type(exc).__name__}: {exc}"
+    except RunLockedElsewhere as exc:  # a writer on another host, whose end cannot be seen from here: an error,
+        error = f"{type(exc).__name__}: {exc}"  # whose message names the lock file to remove
+    except RunFolderBusy:  # another process took the run folder's lock first: its run, not an error of this one
+        pass
     except Exception as exc:  # noqa: BLE001 - a failing run is reported, the sweep goes on
         error = f"{type(exc).__name__}: {exc}"
     return {"status": run_status(run_dir), "error": error}

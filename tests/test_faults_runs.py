@@ -141,6 +141,22 @@ def test_command_line_and_notebook_name_run_folders_the_same_way():
 
 # ------------------------------------------------------------------------------------------ one writer
 
+def test_the_lock_file_of_another_host_is_refused_by_its_own_error(tmp_path):
+    """No process holds the lock here, but its file names another host: whether that writer still runs cannot be
+    seen from here, so lock_run refuses with RunLockedElsewhere (a RunFolderBusy), naming the file to remove and
+    leaving it; removed, the folder is locked."""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / runs.LOCK).write_text(json.dumps({"pid": 12, "host": "another-node"}) + "\n")
+    with pytest.raises(runs.RunLockedElsewhere, match="another host 'another-node'") as refused:
+        runs.lock_run(folder, retry_s=0)
+    assert isinstance(refused.value, runs.RunFolderBusy) and refused.value.owner["host"] == "another-node"
+    assert str(folder / runs.LOCK) in str(refused.value) and (folder / runs.LOCK).is_file()
+    (folder / runs.LOCK).unlink()
+    with runs.lock_run(folder, retry_s=0):
+        assert runs.lock_owner(folder)["pid"] == os.getpid()
+
+
 def test_two_writers_on_one_folder_the_second_refused_and_a_killed_run_recognised_and_resumed(tmp_path):
     """The faults: two processes on one run folder both "succeeded" and mixed their files (also with
     overwrite=True while the first ran); SIGKILL left the status "running" for good."""
