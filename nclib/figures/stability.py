@@ -28,6 +28,9 @@ from .load import Run
 
 #: Where the stability runs are committed.
 RESULTS = ROOT / "results" / "stability"
+#: The stability setting's strict fp32 run of seed 0 made on a CPU (results/README.md; :ref:`ch-fig1`): outside
+#: :data:`RESULTS`, so that the GPU pairs are made beside no other run; read it with ``load_stability(RESULTS_CPU)``.
+RESULTS_CPU = ROOT / "results" / "stability-cpu"
 #: The two precisions compared: strict fp32 products (PyTorch's default) and TF32 products (the committed runs').
 PRECISIONS = ("fp32", "tf32")
 #: The stability runs' setting: Figure 1 (CIFAR-10, bias) at the gpu scale, head depth 6, the first 400 epochs
