@@ -1,7 +1,7 @@
 """The precision stability runs (nclib.figures.stability): Figure 1's setting at L = 6, strict fp32 against TF32.
 
     python scripts/stability_runs.py [--seeds 0 1 2] [--extra-seeds N] [--budget-s S] [--out DIR]
-                                     [--set NAME=VALUE ...] [--overwrite]
+                                     [--set NAME=VALUE ...] [--precisions fp32 tf32] [--overwrite]
 
 For each seed one nclib.train.run_many call trains the fp32 run and the TF32 run side by side (same data,
 initialization and batch order) for the first 400 epochs, metrics every 10 epochs, into
@@ -12,7 +12,9 @@ only when the seconds left are at least 1.2 times the longest pair so far, made 
 always starts); --extra-seeds N: after the given seeds, up to N more (the next seed numbers) while the budget
 allows.  At the end it prints one line per run and the precision the fixed rule chooses
 (nclib.figures.stability.precision_decision).  --set NAME=VALUE replaces a parameter of Figure 1's
-(data_path, device; for a test of the tooling width, epochs, ...).
+(data_path, device; for a test of the tooling width, epochs, ...).  --precisions fp32: the fp32 run of each
+seed alone, no pair (the strict fp32 runs made on a CPU, results/stability-cpu/); it prints no decision, which
+needs pairs.
 """
 from __future__ import annotations
 
@@ -54,6 +56,8 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-s", type=float, default=None)
     ap.add_argument("--out", default=str(stability.RESULTS))
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--precisions", nargs="+", choices=stability.PRECISIONS, default=list(stability.PRECISIONS),
+                    help="the runs of each seed (default both, a pair)")
     ap.add_argument("--overwrite", action="store_true",
                     help="replace a pair's run folders that hold other runs (stopped, failed, other parameters)")
     args = ap.parse_args(argv)
@@ -69,10 +73,12 @@ def main(argv=None) -> int:
     seeds = list(args.seeds) + [max(args.seeds) + 1 + i for i in range(args.extra_seeds)]
     for n, seed in enumerate(seeds):
         runs, shared = stability.pair_kwargs(seed, out_dir=args.out, **overrides)
+        runs = [r for r in runs if r["precision"] in args.precisions]
         kept = pair_seconds(runs, shared)
         if kept is not None:  # its time is the estimate of the next pair's
             longest = max(longest, kept)
-            print(f"seed {seed}: both runs ended already ({kept:.0f} s), kept", flush=True)
+            which = "both runs" if len(runs) == 2 else "the run"
+            print(f"seed {seed}: {which} ended already ({kept:.0f} s), kept", flush=True)
             continue
         left = None if args.budget_s is None else args.budget_s - (time.perf_counter() - t0)
         if left is not None and longest > 0 and left < 1.2 * longest:
@@ -102,6 +108,8 @@ def main(argv=None) -> int:
         print(f"{r['precision']} seed {r['seed']}: {what}, {rise}; 100 % "
               f"accuracy first at {r['first_100']}, lost after: {r['lost_100']}, final {r['final_acc']:.4f}; "
               f"objective final {r['final_objective']:.4g}, min {r['min_objective']:.4g}")
+    if set(args.precisions) != set(stability.PRECISIONS):
+        return 0
     try:
         decision = stability.precision_decision(rows)
     except ValueError as exc:

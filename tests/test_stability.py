@@ -125,6 +125,23 @@ def test_the_script_makes_the_pairs_keeps_finished_ones_and_summarizes(tmp_path,
     assert "seed 5: not started" in capsys.readouterr().out and not (out / "fig1-L6-fp32-seed5").exists()
 
 
+def test_the_script_makes_the_fp32_runs_alone_when_asked_and_decides_nothing(tmp_path, capsys):
+    """--precisions fp32: one run per seed (the strict fp32 runs made on a CPU), no TF32 folder, no decision."""
+    out = tmp_path / "stability-cpu"
+    sets = ["--set", f"data_path={fake_cifar(tmp_path / 'cifar.npz')}", "--set", "device=cpu", "--set", "width=16",
+            "--set", "epochs=10"]
+    assert stability_runs.main(["--seeds", "1", "--precisions", "fp32", "--out", str(out), *sets]) == 0
+    log = capsys.readouterr().out
+    assert "fp32 seed 1: no spike" in log and "decision" not in log
+    runs = stability.load_stability(out)
+    assert sorted(runs) == [("fp32", 1)] and not (out / "fig1-L6-tf32-seed1").exists()
+    assert runs["fp32", 1].provenance["trained_with"] == []
+    assert stability_runs.main(["--seeds", "1", "--precisions", "fp32", "--out", str(out), *sets]) == 0
+    assert "seed 1: the run ended already" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        stability_runs.main(["--precisions", "bf16", "--out", str(out), *sets])
+
+
 def test_a_diverged_run_is_a_spike_and_the_other_seeds_go_on(tmp_path, capsys):
     """A learning rate at which the runs diverge: nclib.train stops them as diverged, the script goes on to the
     next seed, the runs load as spiked ones and the decision counts them (here both precisions alike)."""
