@@ -22,6 +22,7 @@ from . import data, models
 from . import runs as _runs
 from .engine import Engine
 from .parameters import LEVER_KEYS
+from .step import products_precision
 from .runs import CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text
 
 
@@ -83,16 +84,19 @@ class RunFolder:
         run_dir.mkdir(parents=True, exist_ok=True)
         dev_name = engine.device_name
         use_async = engine.is_cuda if p["async_metrics"] == "auto" else p["async_metrics"]
+        matmul = products_precision(engine.device, engine.allow_tf32)  # "ieee" (strict fp32) or "tf32"
         segment = {"started_utc": started, "from_epoch": 0 if checkpoint is None else int(checkpoint["epoch"]),
                    "git_commit": code["git_commit"], "git_dirty": code["git_dirty"], "device_name": dev_name,
                    "torch": code["versions"]["torch"], "max_train_s": p["max_train_s"],
                    "levers": {k: p[k] for k in LEVER_KEYS}, "async_metrics": use_async,
+                   "products_precision": matmul,
                    "command_line": list(sys.argv)}
         if checkpoint is None:
             atomic_write_text(run_dir / "params.json", to_json(p))
             self.prov = {"status": "running", "started_utc": started, **code,
                          "device": str(engine.device), "device_name": dev_name, "precision": p["precision"],
-                         "tf32_matmul": engine.allow_tf32 and engine.is_cuda, "fused_adam": engine.fused,
+                         "tf32_matmul": engine.allow_tf32 and engine.is_cuda, "products_precision": matmul,
+                         "fused_adam": engine.fused,
                          "cuda_graph": engine.graph_note, "command_line": list(sys.argv),
                          "parameter_count": models.parameter_count(engine.model), "N": ts.N, "K": ts.K,
                          "batch_size": engine.B, "steps_per_epoch": engine.steps_per_epoch,

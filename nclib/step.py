@@ -73,17 +73,55 @@ def floor_seconds(nets, rows: int, bandwidth: float, flops_per_s: float) -> floa
     return adam + sum(product_flops(net, rows) for net in nets) / flops_per_s
 
 
+#: The float32 precision settings of torch's backends that :func:`matmul_precision` sets: CUDA products, cuDNN
+#: convolutions, and the CPU's oneDNN products and convolutions (``torch.backends.<name>.fp32_precision``).
+_FP32_BACKENDS = (("cuda", "matmul"), ("cudnn", "conv"), ("mkldnn", "matmul"), ("mkldnn", "conv"))
+
+
+def _fp32_settings():
+    """The settings objects of :data:`_FP32_BACKENDS`, or None for a torch without ``fp32_precision`` (before 2.9)."""
+    found = [getattr(getattr(torch.backends, b), op, None) for b, op in _FP32_BACKENDS]
+    return found if all(hasattr(f, "fp32_precision") for f in found) else None
+
+
 @contextlib.contextmanager
 def matmul_precision(allow_tf32: bool):
     """Context in which CUDA matrix products and convolutions use TF32 (``True``) or strict fp32 (``False``); the
-    ``precision`` ``"tf32"`` of :ref:`ch-engine`.  The previous setting is restored on exit."""
-    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
-    torch.backends.cudnn.allow_tf32 = allow_tf32
+    ``precision`` ``"tf32"`` of :ref:`ch-engine`.  On the CPU the products and convolutions are strict fp32 either
+    way, also where a global setting (``torch.set_float32_matmul_precision("medium")``) would let oneDNN use bf16.
+    The previous settings are restored on exit."""
+    allow_tf32 = _checks.flag(allow_tf32, "allow_tf32")
+    settings = _fp32_settings()
+    if settings is None:  # torch < 2.9: only the CUDA flags exist
+        old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow_tf32
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+        return
+    old = [s.fp32_precision for s in settings]
+    cuda = "tf32" if allow_tf32 else "ieee"
+    for s, value in zip(settings, (cuda, cuda, "ieee", "ieee")):
+        s.fp32_precision = value
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+        for s, value in zip(settings, old):
+            s.fp32_precision = value
+
+
+def products_precision(device, allow_tf32: bool) -> str:
+    """The float32 precision that training products on ``device`` (``"cpu"`` or ``"cuda"``) run under inside
+    :func:`matmul_precision` (``allow_tf32``), as torch reads it back there: ``"ieee"`` (strict fp32) or ``"tf32"``;
+    what a run's provenance records."""
+    kind = torch.device(device).type
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"device must be a cpu or cuda device, got {device!r}")
+    with matmul_precision(allow_tf32):
+        if _fp32_settings() is None:
+            return "tf32" if kind == "cuda" and torch.backends.cuda.matmul.allow_tf32 else "ieee"
+        return (torch.backends.cuda.matmul if kind == "cuda" else torch.backends.mkldnn.matmul).fp32_precision
 
 
 class AdamStep:

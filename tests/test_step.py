@@ -148,14 +148,27 @@ def test_refusals_name_the_argument():
     assert step.lr == 0.1
 
 
-def test_matmul_precision_sets_tf32_and_restores_it():
-    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    with nstep.matmul_precision(True):
-        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
-        with nstep.matmul_precision(False):
-            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
-        assert torch.backends.cuda.matmul.allow_tf32
-    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+def test_matmul_precision_sets_tf32_on_cuda_strict_fp32_on_the_cpu_and_restores_them():
+    backends = (torch.backends.cuda.matmul, torch.backends.cudnn.conv, torch.backends.mkldnn.matmul,
+                torch.backends.mkldnn.conv)
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16"  # a global setting that would lower the CPU's products
+    try:
+        before = [b.fp32_precision for b in backends]
+        with nstep.matmul_precision(True):
+            assert [b.fp32_precision for b in backends] == ["tf32", "tf32", "ieee", "ieee"]
+            with nstep.matmul_precision(False):
+                assert [b.fp32_precision for b in backends] == ["ieee", "ieee", "ieee", "ieee"]
+            assert torch.backends.cuda.matmul.fp32_precision == "tf32"
+        assert [b.fp32_precision for b in backends] == before
+    finally:
+        torch.backends.mkldnn.matmul.fp32_precision = "none"
+    assert [nstep.products_precision(d, t) for d in ("cpu", "cuda") for t in (False, True)] == \
+        ["ieee", "ieee", "ieee", "tf32"]
+    with pytest.raises(ValueError, match="^device must be a cpu or cuda device"):
+        nstep.products_precision("meta", True)
+    with pytest.raises(ValueError, match="allow_tf32"):
+        with nstep.matmul_precision("yes"):
+            pass
 
 
 @cuda_only

@@ -93,6 +93,25 @@ def test_bias_free_and_bf16_on_cpu(tmp_path):
     assert json.loads((path / "provenance.json").read_text())["precision"] == "bf16"
 
 
+def test_the_provenance_records_the_products_precision_and_the_cpu_runs_strict_fp32(tmp_path):
+    """On the CPU both precisions' products are strict fp32 ("ieee"), also under a global setting that would let
+    oneDNN use bf16 products; the two runs are identical, and the global setting is restored after them."""
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+    try:
+        paths = {}
+        for precision in ("fp32", "tf32"):
+            paths[precision] = train.run(**SMALL, epochs=2, batch_size=16, metric_every=1, precision=precision,
+                                         out_dir=tmp_path, run_name=precision)
+            prov = json.loads((paths[precision] / "provenance.json").read_text())
+            assert prov["products_precision"] == "ieee" and not prov["tf32_matmul"]
+            assert [s["products_precision"] for s in prov["segments"]] == ["ieee"]
+            assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
+        np.testing.assert_array_equal(train.load_history(paths["fp32"])["objective"],
+                                      train.load_history(paths["tf32"])["objective"])
+    finally:
+        torch.backends.mkldnn.matmul.fp32_precision = "none"
+
+
 def test_divergence_stops_with_clear_error_and_keeps_history(tmp_path):
     with pytest.raises(train.TrainingDiverged, match="diverged at epoch 10.*lower lr"):
         train.run(**SMALL, L=3, epochs=200, batch_size=5, lr=10.0, lam_W=1e-3, lam_H=1e-3, metric_every=10,
