@@ -406,9 +406,15 @@ def task_resources(params: dict, resources: dict | None = None) -> dict | None:
     return {"GPU": 1} if str(params["device"]).startswith("cuda") else None
 
 
+class SweepBusy(RuntimeError):
+    """Another sweep holds the output folder's lock (``OUT_DIR/.sweep.lock``): :func:`run_sweep` refuses to run
+    a second sweep in the same folder while the first is running."""
+
+
 @contextlib.contextmanager
 def _lock(out_dir: pathlib.Path):
-    """Hold ``OUT_DIR/.sweep.lock`` (an exclusive flock) for the sweep; RuntimeError when another sweep holds it.
+    """Hold ``OUT_DIR/.sweep.lock`` (an exclusive flock) for the sweep; :class:`SweepBusy` when another sweep
+    holds it.
 
     Not the lock of a run folder (:func:`nclib.runs.lock_run`, taken by :func:`nclib.train.run` for each run):
     this one guards what belongs to the whole output folder, the read-modify-write of ``sweep.json`` (the grid
@@ -419,7 +425,8 @@ def _lock(out_dir: pathlib.Path):
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise RuntimeError(f"another sweep is running in {str(out_dir)!r} (it holds {LOCK})") from None
+            raise SweepBusy(f"another sweep is running in {str(out_dir)!r} (it holds {LOCK}); wait for it to "
+                            f"end, or give this sweep another --out-dir") from None
         try:
             yield
         finally:
@@ -461,7 +468,8 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     ``device="cuda..."``, none otherwise).  ``progress``: a tqdm bar over the finished runs.  ``tie``: parameters
     that take the value of a grid parameter at every point, ``{"lam_H": "lam_W"}`` for lam_H = lam_W (each must be a
     parameter of the run set neither by the grid nor by ``fixed``, and follow a parameter of the grid); the run
-    folders are named after the grid values and the table has a column for each tied parameter."""
+    folders are named after the grid values and the table has a column for each tied parameter.
+    :class:`SweepBusy` when another sweep is running in ``out_dir``."""
     if not isinstance(progress, bool):
         raise ValueError(f"progress must be True or False, got {progress!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -648,6 +656,8 @@ def main(argv=None) -> pd.DataFrame:
                            tie=parse_tie(ns.tie))
     except ValueError as exc:
         ap.error(str(exc))
+    except SweepBusy as exc:  # not a usage error: the same command works once the other sweep has ended
+        ap.exit(3, f"{ap.prog}: {exc}\n")
     view = df[[c for c in ("run_name", "status", "epoch", "final_objective", "final_train_acc", "final_nc1",
                            "error") if c in df.columns]].copy()
     if "epoch" in view:

@@ -117,6 +117,33 @@ def test_the_command_line_refuses_by_name(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_second_sweep_in_a_running_sweeps_folder_is_refused_and_touches_nothing(tmp_path, capsys):
+    """Another process holds OUT_DIR/.sweep.lock: run_sweep raises SweepBusy before it writes anything, the
+    command line exits 3 with one line that says what to do, and once the lock is released the sweep runs."""
+    out = tmp_path / "out"
+    out.mkdir()
+    code = ("import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); print('locked', "
+            "flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(out / sweep.LOCK)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(sweep.SweepBusy, match=re.escape(f"another sweep is running in {str(out)!r}")):
+            sweep.run_sweep({"seed": [0]}, TINY, out, workers=1, progress=False)
+        args = ["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out),
+                "--workers", "1", "--no-progress"]
+        with pytest.raises(SystemExit) as exc:
+            sweep.main(args)
+        err = capsys.readouterr().err
+        assert exc.value.code == 3 and "another sweep is running" in err and "usage:" not in err
+        assert sorted(p.name for p in out.iterdir()) == [sweep.LOCK]
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    df = sweep.main(args)
+    assert df["status"].tolist() == ["finished"] and sweep.exit_status(df) == 0
+
+
 def test_tied_parameters_follow_their_grid_parameter_and_stay_out_of_the_names():
     assert sweep.parse_tie(["lam_H=lam_W"]) == {"lam_H": "lam_W"}
     points = sweep.expand_grid({"lam_W": [1e-3, 1e-2], "L": [1, 3]}, {"lam_H": "lam_W"})
@@ -389,14 +416,3 @@ def test_the_lock_left_by_a_writer_on_another_host_is_reported_not_passed_over(s
     assert sweep.exit_status(again) == 0
     prov = json.loads((out / name / "provenance.json").read_text())
     assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 2), (2, 4)]
-
-
-def test_a_second_sweep_on_the_same_folder_is_refused(tmp_path):
-    """While one sweep holds out_dir's lock file, another is refused before it trains or writes anything."""
-    import fcntl
-
-    with open(tmp_path / sweep.LOCK, "a") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(RuntimeError, match=re.escape(str(tmp_path))):
-            sweep.run_sweep({"seed": [0]}, TINY, tmp_path, progress=False)
-    assert [p.name for p in tmp_path.iterdir()] == [sweep.LOCK]
