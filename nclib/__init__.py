@@ -3,7 +3,8 @@
 Modules: ``imbalance`` (class profiles, Y, Y-bar and its spectrum), ``symbolic`` (sympy derivations),
 ``ufm`` (the objective of Definition 3.1 and the closed-form minimizers of Theorems 4.1-4.3),
 ``solvers`` (an independent numerical minimizer), ``metrics`` (NC1-NC3), ``minority`` (minority collapse:
-the decays at which modes die, the unconstrained feature model trained by Adam), ``data``, ``models``,
+the decays at which modes die, the unconstrained feature model trained by Adam), ``data``, ``letters`` (the
+letters-synthetic stand-in for EMNIST letters), ``models``,
 ``parameters`` (the training engine's one parameter list), ``step`` (one optimizer step: Adam, CUDA streams
 and graphs), ``engine`` (one run's training state: data, model, step, metrics), ``train`` (runs: parameters, run
 folders, the command line), ``runfolder`` (one run's folder while it trains: history, checkpoint, provenance

@@ -25,7 +25,7 @@ Datasets (``load(dataset=...)``):
     from the fonts shipped with matplotlib, with random affine jitter, stroke width and pixel noise,
     28 x 28 grayscale, deterministic by seed, fed to the network exactly as EMNIST letters are.  Its name always
     says it is a stand-in.  Rendered on the fly, or read from a rendering saved ahead
-    (:func:`save_letters_synthetic`) given as ``data_path``.
+    (:func:`nclib.letters.save_letters_synthetic`) given as ``data_path``; :mod:`nclib.letters` renders it.
 ``synthetic``
     A Gaussian mixture in ``dim`` dimensions, for fast tests.
 
@@ -40,7 +40,6 @@ in file order (``selection="first"``, what the reference code does).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import gzip
 import hashlib
 import os
@@ -57,8 +56,6 @@ import numpy as np
 from . import _checks, imbalance
 
 DATASETS = ("cifar10", "emnist-letters", "letters-synthetic", "synthetic")
-#: The stand-in's display name, used in run names, provenance, legends and titles.
-LETTERS_SYNTHETIC_LABEL = "letters-synthetic (a stand-in for EMNIST letters, rendered from matplotlib's fonts)"
 
 #: Per-channel normalization of the reference code (Dang et al. 2023, ``datasets_unbalance.py``).
 #: The std values are the often-copied (0.2023, 0.1994, 0.2010), not the true CIFAR-10 stds.
@@ -343,8 +340,8 @@ def source_path(dataset: str, data_path, download: bool = False) -> pathlib.Path
 
     ``cifar10`` and ``emnist-letters`` need a ``data_path`` (a torchvision root folder or an .npz) that
     exists, unless ``download`` (torchvision then creates the root); ``letters-synthetic`` reads the file of a
-    rendering saved ahead (:func:`save_letters_synthetic`) when ``data_path`` names one, which must exist, and
-    renders otherwise (None), as ``synthetic`` always does.  Raises ValueError naming ``data_path`` (chapter
+    rendering saved ahead (:func:`nclib.letters.save_letters_synthetic`) when ``data_path`` names one, which
+    must exist, and renders otherwise (None), as ``synthetic`` always does.  Raises ValueError naming ``data_path`` (chapter
     :ref:`ch-train`).
     """
     if dataset == "synthetic" or (dataset == "letters-synthetic" and data_path is None):
@@ -353,7 +350,7 @@ def source_path(dataset: str, data_path, download: bool = False) -> pathlib.Path
         path = pathlib.Path(os.path.expanduser(str(data_path)))
         if not path.is_file():
             raise ValueError(f"data_path {str(path)!r} does not exist; for letters-synthetic pass the .npz that "
-                             f"nclib.data.save_letters_synthetic wrote, or None to render the letters")
+                             f"nclib.letters.save_letters_synthetic wrote, or None to render the letters")
         return path
     if data_path is None:
         raise ValueError(f"data_path is required for dataset {dataset!r}: a torchvision root folder or an .npz file")
@@ -543,165 +540,6 @@ def gaussian_mixture(counts, dim: int = 32, seed: int = 0, spread: float = 1.0):
     return x.astype(np.float32), y.astype(np.int64)
 
 
-def matplotlib_fonts() -> list[pathlib.Path]:
-    """The TrueType fonts shipped inside matplotlib that :func:`letters_synthetic` renders from (sorted;
-    the stand-in for the EMNIST data of Section 5, :ref:`ch-train`)."""
-    import matplotlib
-
-    folder = pathlib.Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    wanted = ("DejaVuSans", "DejaVuSerif", "DejaVuSansMono", "STIXGeneral", "cmr10", "cmss10", "cmtt10")
-    return sorted(p for p in folder.glob("*.ttf") if p.stem.split("-")[0] in wanted)
-
-
-def _glyph(char: str, font: pathlib.Path, size: int = 64) -> np.ndarray:
-    """A centred, anti-aliased (4x supersampled) coverage bitmap in [0, 1] of one character."""
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.path import Path
-    from matplotlib.textpath import TextPath
-
-    tp = TextPath((0, 0), char, size=1.0, prop=FontProperties(fname=str(font)))
-    verts = tp.vertices.copy()
-    lo, hi = verts.min(0), verts.max(0)
-    scale = 0.72 * size / max(hi - lo)
-    verts = (verts - (lo + hi) / 2) * scale + size / 2
-    s = 4
-    g = (np.arange(size * s) + 0.5) / s
-    gx, gy = np.meshgrid(g, g)
-    points = np.column_stack([gx.ravel(), size - gy.ravel()])
-    inside = np.zeros(points.shape[0], bool)
-    for poly in Path(verts, tp.codes).to_polygons():  # even-odd rule: the holes of o, a, e, B stay empty
-        inside ^= Path(poly).contains_points(points)
-    return inside.reshape(size * s, size * s).reshape(size, s, size, s).mean(axis=(1, 3))
-
-
-def letters_synthetic(counts, seed: int = 0, size: int = 28):
-    """The ``letters-synthetic`` stand-in for EMNIST letters: class k is the letter ``a..z``[k].
-
-    Each sample: a font drawn from :func:`matplotlib_fonts`, upper or lower case at random, a 64 x 64 glyph
-    moved by a random affine map (rotation +-15 deg, shear +-0.2, scale 0.8-1.1, shift +-3 px), stroke width
-    changed by a grey dilation of 0-2 px or a half-strength erosion of 1 px (at 64 x 64), reduced to ``size`` x ``size`` by area averaging,
-    then Gaussian pixel noise (std 0.05) and clipping.  Deterministic by ``seed``.  Returns (upright images
-    (N, size, size) uint8, labels int64 sorted by class), fresh copies of a rendering kept for the last few
-    (counts, seed, size): the runs L = 1, 3, 6 of one figure notebook render their data once, not three times.
-    Used by :ref:`ch-train`.
-    """
-    counts = _checks.counts(counts, "counts")
-    if counts.size > 26:
-        raise ValueError(f"counts must have at most 26 classes (a..z) for letters-synthetic, got {counts.size}")
-    size = _checks.positive_int(size, "size")
-    images, y = _render_letters(tuple(counts.tolist()), _checks.nonneg_int(seed, "seed"), size)
-    return images.copy(), y.copy()
-
-
-def save_letters_synthetic(path, counts=None, class_order: str = "reference", seed: int = 0) -> pathlib.Path:
-    """Render the ``letters-synthetic`` stand-in once and write it to the ``.npz`` file ``path``, which
-    ``load("letters-synthetic", data_path=path, ...)`` then reads instead of rendering again when it asks for the
-    same class counts and seed (:func:`read_letters_synthetic`).
-
-    ``counts``, ``class_order`` and ``seed`` are :func:`load`'s.  The file holds ``x_train`` (the 28 x 28 uint8
-    images), ``y_train``, the class counts, the seed, the names of the fonts rendered from and the sha256 of the
-    images and labels; it is written atomically.  Rendering the paper's EMNIST profile (5,500 images) takes about
-    ten seconds on one core, time a GPU machine's notebook would otherwise spend with the GPU idle, once per
-    notebook.  Used by :ref:`ch-train`.
-    """
-    n, _ = resolve_counts("letters-synthetic", counts, class_order)
-    seed = _checks.nonneg_int(seed, "seed")
-    path = pathlib.Path(os.path.expanduser(str(path)))
-    if path.suffix != ".npz":
-        raise ValueError(f"path must name an .npz file, got {str(path)!r}")
-    images, y = letters_synthetic(n, seed=seed)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, x_train=images, y_train=y, counts=n.astype(np.int64), seed=np.int64(seed),
-                        fonts=np.array([f.name for f in matplotlib_fonts()]),
-                        images_sha256=np.array(sha256_arrays(images, y)),
-                        note=np.array(LETTERS_SYNTHETIC_LABEL + ", rendered ahead by nclib.data.save_letters_synthetic"))
-    os.replace(tmp, path)
-    return path
-
-
-def read_letters_synthetic(path, counts, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
-    """The ``letters-synthetic`` rendering that :func:`save_letters_synthetic` wrote to ``path``, checked against
-    what a run asks for: ``(images, labels, fonts, {file name: sha256})``.
-
-    ``counts`` are the class counts in class order (as :func:`resolve_counts` gives them) and ``seed`` the
-    rendering's; a file rendered for other counts or another seed is refused with a ValueError naming
-    ``data_path``, as are images not (N, 28, 28) uint8 and labels not sorted by class in those counts.  A file
-    that cannot be read, or whose images and labels no longer have the sha256 stored with them, raises
-    :class:`DamagedFileError`.  Used by :func:`load` (:ref:`ch-train`).
-    """
-    path = pathlib.Path(path)
-    n = _checks.counts(counts, "counts")
-    seed = _checks.nonneg_int(seed, "seed")
-    images, y, shas = load_npz(path)
-    keys = ("counts", "seed", "fonts", "images_sha256")
-    try:  # load_npz read x_train and y_train; the other members may still be damaged
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
-            meta = {k: np.asarray(f[k]) for k in keys if k in f.files}
-    except (ValueError, zipfile.BadZipFile, EOFError, zlib.error, struct.error, NotImplementedError) as exc:
-        raise DamagedFileError(path, _error_text(exc)) from exc
-    missing = [k for k in keys if k not in meta]
-    if missing:
-        raise ValueError(f"data_path {str(path)!r} is not a letters-synthetic rendering of "
-                         f"nclib.data.save_letters_synthetic: it lacks {missing}")
-    kinds = {"counts": ("iu", 1), "seed": ("iu", 0), "fonts": ("U", 1), "images_sha256": ("U", 0)}
-    if any(meta[k].dtype.kind not in kind or meta[k].ndim != ndim for k, (kind, ndim) in kinds.items()):
-        raise DamagedFileError(path, "its counts, seed, fonts and sha256 are not the arrays save_letters_synthetic "
-                                     "writes")
-    file_counts, file_seed = meta["counts"].tolist(), int(meta["seed"])
-    fonts, stored_sha = [str(v) for v in meta["fonts"].tolist()], str(meta["images_sha256"])
-    if file_counts != n.tolist() or file_seed != seed:
-        raise ValueError(f"data_path {str(path)!r} holds the letters-synthetic rendering of counts {file_counts} "
-                         f"and seed {file_seed}; this run asks for counts {n.tolist()} and seed {seed}: render "
-                         f"those with nclib.data.save_letters_synthetic, or leave data_path None")
-    images = check_images(images, "emnist-letters", "x_train")  # 28 x 28 uint8, as the rendering
-    if not np.array_equal(y, np.repeat(np.arange(n.size), n)):
-        raise ValueError(f"data_path {str(path)!r}: y_train is not the labels 0..{n.size - 1} sorted by class in "
-                         f"the counts {n.tolist()}")
-    if sha256_arrays(images, y) != stored_sha:
-        raise DamagedFileError(path, "its images and labels do not have the sha256 stored with them")
-    return images, y, fonts, shas
-
-
-@functools.lru_cache(maxsize=4)
-def _render_letters(counts: tuple, seed: int, size: int):
-    """The rendering of :func:`letters_synthetic` for checked arguments (memoized; callers get copies)."""
-    from scipy import ndimage
-
-    counts = np.array(counts, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    fonts = matplotlib_fonts()
-    big = 64
-    cache: dict = {}
-    y = np.repeat(np.arange(counts.size), counts)
-    out = np.empty((y.size, size, size), np.uint8)
-    for i, k in enumerate(y):
-        font = fonts[rng.integers(len(fonts))]
-        char = LETTERS[k].upper() if rng.random() < 0.5 else LETTERS[k]
-        key = (char, font)
-        if key not in cache:
-            cache[key] = _glyph(char, font, big)
-        g = cache[key]
-        angle = np.deg2rad(rng.uniform(-15, 15))
-        shear = rng.uniform(-0.2, 0.2)
-        scale = rng.uniform(0.8, 1.1)
-        shift = rng.uniform(-3, 3, size=2) * big / size
-        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-        A = scale * rot @ np.array([[1.0, shear], [0.0, 1.0]])
-        Ainv = np.linalg.inv(A)
-        c = np.array([big / 2, big / 2])
-        offset = c - Ainv @ (c + shift)
-        img = ndimage.affine_transform(g, Ainv, offset=offset, order=1, mode="constant", cval=0.0)
-        width = int(rng.integers(-1, 3))
-        if width > 0:
-            img = ndimage.grey_dilation(img, size=(2 * width + 1, 2 * width + 1))
-        elif width < 0:
-            img = ndimage.grey_erosion(img, size=(3, 3)) * 0.5 + img * 0.5
-        img = ndimage.zoom(ndimage.uniform_filter(img, size=big // size + 1), size / big, order=1)[:size, :size]
-        img = img + rng.normal(0.0, 0.05, img.shape)
-        out[i] = np.clip(np.round(255 * img), 0, 255).astype(np.uint8)
-    return out, y.astype(np.int64)
-
-
 # ----------------------------------------------------------------------------------------------- entry point
 
 def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str = "reference",
@@ -743,15 +581,17 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
         return ts
 
     if dataset == "letters-synthetic":
+        from . import letters  # here, not above: nclib.letters reads its files with this module's helpers
+
         path = source_path(dataset, data_path)
         if path is None:
-            images, y = letters_synthetic(n, seed=seed)
-            fonts, shas = [p.name for p in matplotlib_fonts()], {}
+            images, y = letters.letters_synthetic(n, seed=seed)
+            fonts, shas = [p.name for p in letters.matplotlib_fonts()], {}
         else:  # rendered ahead: the same images, read
-            images, y, fonts, shas = read_letters_synthetic(path, n, seed)
+            images, y, fonts, shas = letters.read_letters_synthetic(path, n, seed)
             prov["rendered_ahead"] = path.name
         classes = LETTERS[: n.size]
-        prov.update(source=LETTERS_SYNTHETIC_LABEL, fonts=fonts, source_sha256=shas)
+        prov.update(source=letters.LETTERS_SYNTHETIC_LABEL, fonts=fonts, source_sha256=shas)
         name = "letters-synthetic"
         mean, std = EMNIST_MEAN, EMNIST_STD
     else:

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from . import data, models
+from . import letters, models
 from . import runs as _runs
 from .engine import Engine
 from .parameters import LEVER_KEYS
@@ -106,7 +106,7 @@ class RunFolder:
                          "trained_with": [name for name in together if name != p["run_name"]], "decays": decays,
                          "segments": [segment]}
             if p["dataset"] == "letters-synthetic":
-                self.prov["stand_in"] = data.LETTERS_SYNTHETIC_LABEL
+                self.prov["stand_in"] = letters.LETTERS_SYNTHETIC_LABEL
             self.rows: list[dict] = []
             self.initial_objective = self.limit = math.inf
             self.before = {"wall_time_s": 0.0, "train_time_s": 0.0}

@@ -580,7 +580,7 @@ def main(argv=None) -> list[pathlib.Path]:
         else:
             shown = {"out_dir": "results/runs/ in the repository", "run_name": "see below",
                      "data_path": "none; cifar10 and emnist-letters need one (a torchvision root or an .npz), "
-                                  "letters-synthetic reads the .npz of nclib.data.save_letters_synthetic or, "
+                                  "letters-synthetic reads the .npz of nclib.letters.save_letters_synthetic or, "
                                   "with none, renders"}.get(name, default)
             ap.add_argument(flag, type=lambda text, key=name: _parse_value(text, key), default=default,
                             help=f"default {shown}{choices}")

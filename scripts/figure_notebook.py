@@ -18,7 +18,7 @@ import re
 import sys
 from typing import Mapping
 
-from nclib import data, figures
+from nclib import figures, letters
 from nclib.runs import atomic_write_text
 
 #: The caption of the panels in an executed copy of the training notebook (:func:`relabel_notebook`): the
@@ -123,7 +123,7 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     runs = "" if piece is None else ", runs " + ", ".join(f"L = {L[1:]}" for L in piece.split("-"))
     title = f"Figure {f.number}{runs}: the executed training notebook ({scale_title(scale, injected_epochs(nb))})"
     note = (f"This is the training notebook of {{ref}}`ch-train` as papermill executed it for Figure {f.number} "
-            f"({f.paper_data if f.dataset == 'cifar10' else data.LETTERS_SYNTHETIC_LABEL}, "
+            f"({f.paper_data if f.dataset == 'cifar10' else letters.LETTERS_SYNTHETIC_LABEL}, "
             f"{'with bias' if f.bias else 'bias-free'}), shown with its outputs and never re-executed by the "
             f"book build. Its parameters are in the cell tagged `injected-parameters` (smoke = False: where the "
             f"text below, the training chapter's own, speaks of the smoke run, those parameters apply instead); "

@@ -91,7 +91,7 @@ def letters_data_seconds(letters_data: str | None = None, letters_images: int | 
     without it (also when the file is refused, for other counts or seed or damaged: the reason is given); or, with
     ``letters_images``, that many rendered and scaled to the profile, an overestimate (each letter's glyph in each
     font is drawn once and reused, which a few images hardly do), for CPU tests of the script."""
-    from nclib import data
+    from nclib import data, letters
 
     p = figures.figure_parameters(2, scale)
     how = "rendered in the notebook"
@@ -107,7 +107,7 @@ def letters_data_seconds(letters_data: str | None = None, letters_images: int | 
     if letters_images is not None:
         per_class = max(1, letters_images // 26)
         t0 = time.perf_counter()
-        data.letters_synthetic(np.full(26, per_class), seed=0)
+        letters.letters_synthetic(np.full(26, per_class), seed=0)
         seconds = (time.perf_counter() - t0) / (26 * per_class) * sum(p["counts"])
         return seconds, how + f", scaled from {26 * per_class} images"
     t0 = time.perf_counter()

@@ -5,8 +5,8 @@
 Figures 2 and 4 train on ``letters-synthetic`` (the stand-in for EMNIST letters). A notebook renders its 5,500
 images at the paper's counts on the processor, once per notebook (about 10 s, with the GPU idle), and a run
 made in two commands goes through two notebooks. This script renders them once with
-``nclib.data.save_letters_synthetic`` at the figures' counts, class order and seed; a notebook given the file as
-``data_path`` reads it instead (``nclib.data.read_letters_synthetic`` checks that it holds the rendering of the
+``nclib.letters.save_letters_synthetic`` at the figures' counts, class order and seed; a notebook given the file as
+``data_path`` reads it instead (``nclib.letters.read_letters_synthetic`` checks that it holds the rendering of the
 counts and seed the run asks for), and the training data, and their sha256 in each run's provenance
 (``data_sha256``), are those of a fresh rendering. The script checks that before it finishes.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from nclib import data, figures
+from nclib import data, figures, letters
 
 
 def main(dest: str, scale: str = "gpu") -> str:
@@ -23,8 +23,8 @@ def main(dest: str, scale: str = "gpu") -> str:
     keys = ("dataset", "counts", "class_order", "seed")
     if any(p2[k] != p4[k] for k in keys):
         raise SystemExit("Figures 2 and 4 no longer share their data: render each figure's letters separately")
-    path = data.save_letters_synthetic(dest, counts=p2["counts"], class_order=p2["class_order"], seed=p2["seed"])
-    data._render_letters.cache_clear()  # rendered again, not the memo of the rendering just saved
+    path = letters.save_letters_synthetic(dest, counts=p2["counts"], class_order=p2["class_order"], seed=p2["seed"])
+    letters._render_letters.cache_clear()  # rendered again, not the memo of the rendering just saved
     fresh = data.load(p2["dataset"], counts=p2["counts"], class_order=p2["class_order"], seed=p2["seed"])
     ahead = data.load(p2["dataset"], counts=p2["counts"], class_order=p2["class_order"], seed=p2["seed"],
                       data_path=path)

@@ -161,16 +161,16 @@ def test_gpu_figures_script_reads_the_letters_rendered_ahead(tmp_path):
     """Figures 2 and 4 read the letters that scripts/gpu_letters_data.py rendered ahead (LETTERS_DATA) instead of
     rendering them in each notebook: the runs' training data are those of a fresh rendering (the same
     data_sha256), and their provenance names the file. Without the file the notebook renders them, and says so."""
-    from nclib import data
+    from nclib import data, letters
 
     counts = [3] * 20 + [4] * 6
-    letters = data.save_letters_synthetic(tmp_path / "letters.npz", counts=counts, seed=0)
+    letters_file = letters.save_letters_synthetic(tmp_path / "letters.npz", counts=counts, seed=0)
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="2", TEST_EPOCHS="1", FULL="1",
-                STAGE=str(stage), LETTERS_DATA=str(letters), OMP_NUM_THREADS="1",
+                STAGE=str(stage), LETTERS_DATA=str(letters_file), OMP_NUM_THREADS="1",
                 EXTRA_SETS="width=16 depth=1 metric_every=1 batch_size=16 counts=" + json.dumps(counts).replace(" ", ""))
     log = run_gpu_figures(base)
-    assert f'"data_path":"{letters}"' in log
+    assert f'"data_path":"{letters_file}"' in log
     fresh = data.load("letters-synthetic", counts=counts, seed=0).provenance["data_sha256"]
     runs = figures.load_figure(2, "gpu", root=stage / "results" / "figures")
     for run in runs.values():

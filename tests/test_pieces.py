@@ -93,7 +93,7 @@ def test_the_calibration_times_the_letters_as_a_notebook_gets_them(tmp_path, cap
     """calibrate's letters: read from the rendering saved ahead (scripts/gpu_letters_data.py, checked to give the
     training data of a fresh rendering); a file for other counts is refused, said, and the letters rendered whole
     instead; or a sample rendered and scaled (CPU tests)."""
-    from nclib import data
+    from nclib import data, letters
 
     gpu_letters_data = _script("gpu_letters_data")
     ahead = tmp_path / "letters.npz"
@@ -103,7 +103,7 @@ def test_the_calibration_times_the_letters_as_a_notebook_gets_them(tmp_path, cap
     assert sha == data.load("letters-synthetic", counts=p["counts"], seed=p["seed"]).provenance["data_sha256"]
     seconds, how = gpu_budget.letters_data_seconds(str(ahead), scale="cpu-scale")
     assert how == "rendered ahead" and seconds > 0
-    other = data.save_letters_synthetic(tmp_path / "other.npz", counts=[2] * 26)
+    other = letters.save_letters_synthetic(tmp_path / "other.npz", counts=[2] * 26)
     seconds, how = gpu_budget.letters_data_seconds(str(other), scale="cpu-scale")
     assert how.startswith("rendered in the notebook (the file was refused: data_path") and seconds > 0
     assert "the file was refused" in capsys.readouterr().err

@@ -452,11 +452,11 @@ def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
     """A letters-synthetic run started on letters rendered in the call resumes on the same letters read from a
     rendering saved ahead (data_path), and the other way round, ending as the uninterrupted run; another data set's
     data_path must stay the same, as every other parameter."""
-    from nclib import data
+    from nclib import letters
 
     kw = dict(dataset="letters-synthetic", counts=[2] * 26, width=8, depth=1, epochs=4, batch_size=13, lr=1e-3,
               metric_every=1, progress=False, device="cpu")
-    ahead = str(data.save_letters_synthetic(tmp_path / "letters.npz", counts=kw["counts"], seed=0))
+    ahead = str(letters.save_letters_synthetic(tmp_path / "letters.npz", counts=kw["counts"], seed=0))
     whole = train.run(**kw, L=1, out_dir=tmp_path / "whole")
     for first, then in ((None, ahead), (ahead, None)):
         out = tmp_path / f"from-{'file' if first else 'render'}"

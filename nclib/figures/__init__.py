@@ -24,7 +24,7 @@ here; :mod:`.stability` (the precision stability runs of Figure 1's setting: wha
 that chooses the precision of the figure runs) is a module of its own, ``nclib.figures.stability``. The tooling that makes the runs (notebook parameters, relabelling, GPU budget) is in ``scripts/``.
 
 EMNIST letters cannot be downloaded here; Figures 2 and 4 run on the ``letters-synthetic`` stand-in with
-the same class-count profile (:data:`nclib.data.LETTERS_SYNTHETIC_LABEL`), and every label says so.
+the same class-count profile (:data:`nclib.letters.LETTERS_SYNTHETIC_LABEL`), and every label says so.
 """
 from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOKS, PER_RUN_KEYS, RESULTS, SCALES, Figure, check_scale,
                      figure, figure_counts, figure_parameters, notebook_path, scale_settings, train_kwargs)

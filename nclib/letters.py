@@ -1,0 +1,182 @@
+"""The ``letters-synthetic`` data set: an offline stand-in for the EMNIST letters of Section 5 (Figures 2 and 4).
+
+The 26 letters a..z, upper or lower case at random, rendered from the fonts shipped with matplotlib with random
+affine jitter, stroke width and pixel noise, 28 x 28 grayscale, deterministic by seed.  Its name always says it
+is a stand-in (:data:`LETTERS_SYNTHETIC_LABEL`).  :func:`nclib.data.load` ``("letters-synthetic")`` renders it
+(:func:`letters_synthetic`) or reads a rendering saved ahead (:func:`save_letters_synthetic`,
+:func:`read_letters_synthetic`) and feeds it to the network exactly as EMNIST letters are.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import pathlib
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+
+from . import _checks, data
+
+#: The stand-in's display name, used in run names, provenance, legends and titles.
+LETTERS_SYNTHETIC_LABEL = "letters-synthetic (a stand-in for EMNIST letters, rendered from matplotlib's fonts)"
+
+
+def matplotlib_fonts() -> list[pathlib.Path]:
+    """The TrueType fonts shipped inside matplotlib that :func:`letters_synthetic` renders from (sorted;
+    the stand-in for the EMNIST data of Section 5, :ref:`ch-train`)."""
+    import matplotlib
+
+    folder = pathlib.Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    wanted = ("DejaVuSans", "DejaVuSerif", "DejaVuSansMono", "STIXGeneral", "cmr10", "cmss10", "cmtt10")
+    return sorted(p for p in folder.glob("*.ttf") if p.stem.split("-")[0] in wanted)
+
+
+def _glyph(char: str, font: pathlib.Path, size: int = 64) -> np.ndarray:
+    """A centred, anti-aliased (4x supersampled) coverage bitmap in [0, 1] of one character."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.path import Path
+    from matplotlib.textpath import TextPath
+
+    tp = TextPath((0, 0), char, size=1.0, prop=FontProperties(fname=str(font)))
+    verts = tp.vertices.copy()
+    lo, hi = verts.min(0), verts.max(0)
+    scale = 0.72 * size / max(hi - lo)
+    verts = (verts - (lo + hi) / 2) * scale + size / 2
+    s = 4
+    g = (np.arange(size * s) + 0.5) / s
+    gx, gy = np.meshgrid(g, g)
+    points = np.column_stack([gx.ravel(), size - gy.ravel()])
+    inside = np.zeros(points.shape[0], bool)
+    for poly in Path(verts, tp.codes).to_polygons():  # even-odd rule: the holes of o, a, e, B stay empty
+        inside ^= Path(poly).contains_points(points)
+    return inside.reshape(size * s, size * s).reshape(size, s, size, s).mean(axis=(1, 3))
+
+
+def letters_synthetic(counts, seed: int = 0, size: int = 28):
+    """The ``letters-synthetic`` stand-in for EMNIST letters: class k is the letter ``a..z``[k].
+
+    Each sample: a font drawn from :func:`matplotlib_fonts`, upper or lower case at random, a 64 x 64 glyph
+    moved by a random affine map (rotation +-15 deg, shear +-0.2, scale 0.8-1.1, shift +-3 px), stroke width
+    changed by a grey dilation of 0-2 px or a half-strength erosion of 1 px (at 64 x 64), reduced to ``size`` x ``size`` by area averaging,
+    then Gaussian pixel noise (std 0.05) and clipping.  Deterministic by ``seed``.  Returns (upright images
+    (N, size, size) uint8, labels int64 sorted by class), fresh copies of a rendering kept for the last few
+    (counts, seed, size): the runs L = 1, 3, 6 of one figure notebook render their data once, not three times.
+    Used by :ref:`ch-train`.
+    """
+    counts = _checks.counts(counts, "counts")
+    if counts.size > 26:
+        raise ValueError(f"counts must have at most 26 classes (a..z) for letters-synthetic, got {counts.size}")
+    size = _checks.positive_int(size, "size")
+    images, y = _render_letters(tuple(counts.tolist()), _checks.nonneg_int(seed, "seed"), size)
+    return images.copy(), y.copy()
+
+
+def save_letters_synthetic(path, counts=None, class_order: str = "reference", seed: int = 0) -> pathlib.Path:
+    """Render the ``letters-synthetic`` stand-in once and write it to the ``.npz`` file ``path``, which
+    ``nclib.data.load("letters-synthetic", data_path=path, ...)`` then reads instead of rendering again when it asks for the
+    same class counts and seed (:func:`read_letters_synthetic`).
+
+    ``counts``, ``class_order`` and ``seed`` are :func:`nclib.data.load`'s.  The file holds ``x_train`` (the 28 x 28 uint8
+    images), ``y_train``, the class counts, the seed, the names of the fonts rendered from and the sha256 of the
+    images and labels; it is written atomically.  Rendering the paper's EMNIST profile (5,500 images) takes about
+    ten seconds on one core, time a GPU machine's notebook would otherwise spend with the GPU idle, once per
+    notebook.  Used by :ref:`ch-train`.
+    """
+    n, _ = data.resolve_counts("letters-synthetic", counts, class_order)
+    seed = _checks.nonneg_int(seed, "seed")
+    path = pathlib.Path(os.path.expanduser(str(path)))
+    if path.suffix != ".npz":
+        raise ValueError(f"path must name an .npz file, got {str(path)!r}")
+    images, y = letters_synthetic(n, seed=seed)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, x_train=images, y_train=y, counts=n.astype(np.int64), seed=np.int64(seed),
+                        fonts=np.array([f.name for f in matplotlib_fonts()]),
+                        images_sha256=np.array(data.sha256_arrays(images, y)),
+                        note=np.array(LETTERS_SYNTHETIC_LABEL + ", rendered ahead by nclib.letters.save_letters_synthetic"))
+    os.replace(tmp, path)
+    return path
+
+
+def read_letters_synthetic(path, counts, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+    """The ``letters-synthetic`` rendering that :func:`save_letters_synthetic` wrote to ``path``, checked against
+    what a run asks for: ``(images, labels, fonts, {file name: sha256})``.
+
+    ``counts`` are the class counts in class order (as :func:`nclib.data.resolve_counts` gives them) and ``seed`` the
+    rendering's; a file rendered for other counts or another seed is refused with a ValueError naming
+    ``data_path``, as are images not (N, 28, 28) uint8 and labels not sorted by class in those counts.  A file
+    that cannot be read, or whose images and labels no longer have the sha256 stored with them, raises
+    :class:`nclib.data.DamagedFileError`.  Used by :func:`nclib.data.load` (:ref:`ch-train`).
+    """
+    path = pathlib.Path(path)
+    n = _checks.counts(counts, "counts")
+    seed = _checks.nonneg_int(seed, "seed")
+    images, y, shas = data.load_npz(path)
+    keys = ("counts", "seed", "fonts", "images_sha256")
+    try:  # load_npz read x_train and y_train; the other members may still be damaged
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
+            meta = {k: np.asarray(f[k]) for k in keys if k in f.files}
+    except (ValueError, zipfile.BadZipFile, EOFError, zlib.error, struct.error, NotImplementedError) as exc:
+        raise data.DamagedFileError(path, data._error_text(exc)) from exc
+    missing = [k for k in keys if k not in meta]
+    if missing:
+        raise ValueError(f"data_path {str(path)!r} is not a letters-synthetic rendering of "
+                         f"nclib.letters.save_letters_synthetic: it lacks {missing}")
+    kinds = {"counts": ("iu", 1), "seed": ("iu", 0), "fonts": ("U", 1), "images_sha256": ("U", 0)}
+    if any(meta[k].dtype.kind not in kind or meta[k].ndim != ndim for k, (kind, ndim) in kinds.items()):
+        raise data.DamagedFileError(path, "its counts, seed, fonts and sha256 are not the arrays save_letters_synthetic "
+                                     "writes")
+    file_counts, file_seed = meta["counts"].tolist(), int(meta["seed"])
+    fonts, stored_sha = [str(v) for v in meta["fonts"].tolist()], str(meta["images_sha256"])
+    if file_counts != n.tolist() or file_seed != seed:
+        raise ValueError(f"data_path {str(path)!r} holds the letters-synthetic rendering of counts {file_counts} "
+                         f"and seed {file_seed}; this run asks for counts {n.tolist()} and seed {seed}: render "
+                         f"those with nclib.letters.save_letters_synthetic, or leave data_path None")
+    images = data.check_images(images, "emnist-letters", "x_train")  # 28 x 28 uint8, as the rendering
+    if not np.array_equal(y, np.repeat(np.arange(n.size), n)):
+        raise ValueError(f"data_path {str(path)!r}: y_train is not the labels 0..{n.size - 1} sorted by class in "
+                         f"the counts {n.tolist()}")
+    if data.sha256_arrays(images, y) != stored_sha:
+        raise data.DamagedFileError(path, "its images and labels do not have the sha256 stored with them")
+    return images, y, fonts, shas
+
+
+@functools.lru_cache(maxsize=4)
+def _render_letters(counts: tuple, seed: int, size: int):
+    """The rendering of :func:`letters_synthetic` for checked arguments (memoized; callers get copies)."""
+    from scipy import ndimage
+
+    counts = np.array(counts, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    fonts = matplotlib_fonts()
+    big = 64
+    cache: dict = {}
+    y = np.repeat(np.arange(counts.size), counts)
+    out = np.empty((y.size, size, size), np.uint8)
+    for i, k in enumerate(y):
+        font = fonts[rng.integers(len(fonts))]
+        char = data.LETTERS[k].upper() if rng.random() < 0.5 else data.LETTERS[k]
+        key = (char, font)
+        if key not in cache:
+            cache[key] = _glyph(char, font, big)
+        g = cache[key]
+        angle = np.deg2rad(rng.uniform(-15, 15))
+        shear = rng.uniform(-0.2, 0.2)
+        scale = rng.uniform(0.8, 1.1)
+        shift = rng.uniform(-3, 3, size=2) * big / size
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        A = scale * rot @ np.array([[1.0, shear], [0.0, 1.0]])
+        Ainv = np.linalg.inv(A)
+        c = np.array([big / 2, big / 2])
+        offset = c - Ainv @ (c + shift)
+        img = ndimage.affine_transform(g, Ainv, offset=offset, order=1, mode="constant", cval=0.0)
+        width = int(rng.integers(-1, 3))
+        if width > 0:
+            img = ndimage.grey_dilation(img, size=(2 * width + 1, 2 * width + 1))
+        elif width < 0:
+            img = ndimage.grey_erosion(img, size=(3, 3)) * 0.5 + img * 0.5
+        img = ndimage.zoom(ndimage.uniform_filter(img, size=big // size + 1), size / big, order=1)[:size, :size]
+        img = img + rng.normal(0.0, 0.05, img.shape)
+        out[i] = np.clip(np.round(255 * img), 0, 255).astype(np.uint8)
+    return out, y.astype(np.int64)

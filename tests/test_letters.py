@@ -1,0 +1,93 @@
+"""nclib.letters: the letters-synthetic stand-in for EMNIST letters, rendered now or ahead, as nclib.data.load
+gives it to the runs."""
+import numpy as np
+import pytest
+
+from nclib import data, letters
+
+
+def test_letters_synthetic_is_a_labelled_deterministic_stand_in():
+    a = data.load("letters-synthetic", counts=[4] * 26, seed=5)
+    letters._render_letters.cache_clear()  # b is rendered again, not read from the memo
+    b = data.load("letters-synthetic", counts=[4] * 26, seed=5)
+    c = data.load("letters-synthetic", counts=[4] * 26, seed=6)
+    assert a.images.shape == (104, 28, 28) and a.images.dtype == np.uint8 and a.x.shape == (104, 3 * 32 * 32)
+    np.testing.assert_array_equal(a.images, b.images)
+    assert not np.array_equal(a.images, c.images)
+    assert "stand-in for EMNIST letters" in a.provenance["source"]
+    assert a.classes == data.LETTERS
+    # ink covers a plausible fraction of the square, and the noise leaves the background dark
+    ink = (a.images > 128).mean(axis=(1, 2))
+    assert np.all(ink > 0.03) and np.all(ink < 0.6)
+    # the letters differ: mean images of 'o' and 'l' are far apart
+    mo, ml = a.images[a.y == 14].mean(0), a.images[a.y == 11].mean(0)
+    assert np.abs(mo - ml).mean() > 10
+
+
+
+def test_letters_rendered_ahead_are_the_letters_rendered_now(tmp_path):
+    """save_letters_synthetic writes the rendering once; load reads it for the same counts and seed and gets the
+    training data a fresh rendering gives, bit for bit (the same data_sha256 in a run's provenance)."""
+    path = letters.save_letters_synthetic(tmp_path / "letters.npz", counts=[3] * 20 + [5] * 6, seed=2)
+    letters._render_letters.cache_clear()
+    now = data.load("letters-synthetic", counts=[3] * 20 + [5] * 6, seed=2)
+    ahead = data.load("letters-synthetic", counts=[3] * 20 + [5] * 6, seed=2, data_path=path)
+    np.testing.assert_array_equal(ahead.x, now.x)
+    np.testing.assert_array_equal(ahead.y, now.y)
+    np.testing.assert_array_equal(ahead.images, now.images)
+    for key in ("data_sha256", "images_sha256", "source", "fonts", "counts"):
+        assert ahead.provenance[key] == now.provenance[key]
+    assert ahead.provenance["rendered_ahead"] == "letters.npz" and "rendered_ahead" not in now.provenance
+    assert ahead.provenance["source_sha256"] == {"letters.npz": data.sha256_file(path)}
+
+
+
+def test_letters_rendered_ahead_refuse_another_run_or_damage(tmp_path):
+    counts = [2] * 26
+    path = letters.save_letters_synthetic(tmp_path / "letters.npz", counts=counts, seed=0)
+    with pytest.raises(ValueError, match="data_path .* counts .* and seed 0; this run asks for counts .* seed 1"):
+        data.load("letters-synthetic", counts=counts, seed=1, data_path=path)
+    with pytest.raises(ValueError, match="this run asks for counts \\[3, 2"):
+        data.load("letters-synthetic", counts=[3] + [2] * 25, seed=0, data_path=path)
+    with pytest.raises(ValueError, match="path must name an .npz file"):
+        letters.save_letters_synthetic(tmp_path / "letters.bin", counts=counts)
+    # an .npz that is not a rendering: CIFAR-like arrays only
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    np.savez(tmp_path / "plain.npz", x_train=arrays["x_train"], y_train=arrays["y_train"])
+    with pytest.raises(ValueError, match="not a letters-synthetic rendering .* lacks \\['counts', 'seed', 'fonts'"):
+        data.load("letters-synthetic", counts=counts, data_path=tmp_path / "plain.npz")
+    # images changed after the rendering: their sha256 no longer matches the one stored
+    changed = dict(arrays, x_train=arrays["x_train"].copy())
+    changed["x_train"][0, 0, 0] ^= 1
+    np.savez(tmp_path / "changed.npz", **changed)
+    with pytest.raises(data.DamagedFileError, match="do not have the sha256 stored with them"):
+        data.load("letters-synthetic", counts=counts, data_path=tmp_path / "changed.npz")
+    # labels out of class order
+    np.savez(tmp_path / "shuffled.npz", **dict(arrays, y_train=arrays["y_train"][::-1].copy()))
+    with pytest.raises(ValueError, match="y_train is not the labels 0..25 sorted by class"):
+        data.load("letters-synthetic", counts=counts, data_path=tmp_path / "shuffled.npz")
+    # images and labels intact, a member of the rendering's record damaged
+    import zipfile
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp_path / "member.npz", "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, b"not an array" if name == "counts.npy" else src.read(name))
+    with pytest.raises(data.DamagedFileError, match="member.npz"):
+        data.load("letters-synthetic", counts=counts, data_path=tmp_path / "member.npz")
+    # a truncated copy
+    (tmp_path / "cut.npz").write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(data.DamagedFileError, match="cut.npz"):
+        data.load("letters-synthetic", counts=counts, data_path=tmp_path / "cut.npz")
+
+
+
+def test_letters_synthetic_renders_once_and_hands_out_copies():
+    letters._render_letters.cache_clear()
+    a, ya = letters.letters_synthetic([2] * 26, seed=3)
+    a[:] = 0  # a caller's changes do not reach the memo
+    b, yb = letters.letters_synthetic(np.array([2] * 26), seed=3)
+    info = letters._render_letters.cache_info()
+    assert (info.hits, info.misses) == (1, 1)
+    assert b.max() == 255 and yb.tolist() == ya.tolist() == np.repeat(np.arange(26), 2).tolist()
+    letters._render_letters.cache_clear()
+    np.testing.assert_array_equal(letters.letters_synthetic([2] * 26, seed=3)[0], b)
