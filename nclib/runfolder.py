@@ -84,7 +84,8 @@ class RunFolder:
         run_dir.mkdir(parents=True, exist_ok=True)
         dev_name = engine.device_name
         use_async = engine.is_cuda if p["async_metrics"] == "auto" else p["async_metrics"]
-        matmul = products_precision(engine.device, engine.allow_tf32)  # "ieee" (strict fp32) or "tf32"
+        # the products' precision: "bf16" under autocast, else what torch reads back, "ieee" (strict fp32) or "tf32"
+        matmul = "bf16" if p["precision"] == "bf16" else products_precision(engine.device, engine.allow_tf32)
         segment = {"started_utc": started, "from_epoch": 0 if checkpoint is None else int(checkpoint["epoch"]),
                    "git_commit": code["git_commit"], "git_dirty": code["git_dirty"], "device_name": dev_name,
                    "torch": code["versions"]["torch"], "max_train_s": p["max_train_s"],

@@ -87,24 +87,25 @@ def _fp32_settings():
 @contextlib.contextmanager
 def matmul_precision(allow_tf32: bool):
     """Context in which CUDA matrix products and convolutions use TF32 (``True``) or strict fp32 (``False``); the
-    ``precision`` ``"tf32"`` of :ref:`ch-engine`.  On the CPU the products and convolutions are strict fp32 either
-    way, also where a global setting (``torch.set_float32_matmul_precision("medium")``) would let oneDNN use bf16.
-    The previous settings are restored on exit."""
+    ``precision`` ``"tf32"`` of :ref:`ch-engine`.  On torch >= 2.9 the CPU's products and convolutions are strict
+    fp32 either way, also where a global setting (``torch.set_float32_matmul_precision("medium")``) would let
+    oneDNN use bf16; before 2.9 only the CUDA flags are set and the CPU keeps torch's setting.  The previous
+    settings are restored on exit."""
     allow_tf32 = _checks.flag(allow_tf32, "allow_tf32")
     settings = _fp32_settings()
     if settings is None:  # torch < 2.9: only the CUDA flags exist
         old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow_tf32
         try:
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow_tf32
             yield
         finally:
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
         return
     old = [s.fp32_precision for s in settings]
     cuda = "tf32" if allow_tf32 else "ieee"
-    for s, value in zip(settings, (cuda, cuda, "ieee", "ieee")):
-        s.fp32_precision = value
     try:
+        for s, value in zip(settings, (cuda, cuda, "ieee", "ieee")):
+            s.fp32_precision = value
         yield
     finally:
         for s, value in zip(settings, old):
@@ -114,13 +115,16 @@ def matmul_precision(allow_tf32: bool):
 def products_precision(device, allow_tf32: bool) -> str:
     """The float32 precision that training products on ``device`` (``"cpu"`` or ``"cuda"``) run under inside
     :func:`matmul_precision` (``allow_tf32``), as torch reads it back there: ``"ieee"`` (strict fp32) or ``"tf32"``;
-    what a run's provenance records."""
+    on torch < 2.9, whose CPU setting that context does not pin, ``"unpinned"`` for the CPU.  What a run's
+    provenance records (outside bf16 autocast)."""
     kind = torch.device(device).type
     if kind not in ("cpu", "cuda"):
         raise ValueError(f"device must be a cpu or cuda device, got {device!r}")
     with matmul_precision(allow_tf32):
         if _fp32_settings() is None:
-            return "tf32" if kind == "cuda" and torch.backends.cuda.matmul.allow_tf32 else "ieee"
+            if kind == "cpu":
+                return "unpinned"
+            return "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
         return (torch.backends.cuda.matmul if kind == "cuda" else torch.backends.mkldnn.matmul).fp32_precision
 
 

@@ -148,9 +148,14 @@ def test_refusals_name_the_argument():
     assert step.lr == 0.1
 
 
+new_fp32_api = pytest.mark.skipif(nstep._fp32_settings() is None, reason="torch < 2.9 has no fp32_precision")
+
+
+@new_fp32_api
 def test_matmul_precision_sets_tf32_on_cuda_strict_fp32_on_the_cpu_and_restores_them():
     backends = (torch.backends.cuda.matmul, torch.backends.cudnn.conv, torch.backends.mkldnn.matmul,
                 torch.backends.mkldnn.conv)
+    saved = torch.backends.mkldnn.matmul.fp32_precision
     torch.backends.mkldnn.matmul.fp32_precision = "bf16"  # a global setting that would lower the CPU's products
     try:
         before = [b.fp32_precision for b in backends]
@@ -160,15 +165,34 @@ def test_matmul_precision_sets_tf32_on_cuda_strict_fp32_on_the_cpu_and_restores_
                 assert [b.fp32_precision for b in backends] == ["ieee", "ieee", "ieee", "ieee"]
             assert torch.backends.cuda.matmul.fp32_precision == "tf32"
         assert [b.fp32_precision for b in backends] == before
+        assert [nstep.products_precision(d, t) for d in ("cpu", "cuda") for t in (False, True)] == \
+            ["ieee", "ieee", "ieee", "tf32"]
+        assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
     finally:
-        torch.backends.mkldnn.matmul.fp32_precision = "none"
-    assert [nstep.products_precision(d, t) for d in ("cpu", "cuda") for t in (False, True)] == \
-        ["ieee", "ieee", "ieee", "tf32"]
+        torch.backends.mkldnn.matmul.fp32_precision = saved
     with pytest.raises(ValueError, match="^device must be a cpu or cuda device"):
         nstep.products_precision("meta", True)
     with pytest.raises(ValueError, match="allow_tf32"):
         with nstep.matmul_precision("yes"):
             pass
+
+
+def test_before_torch_2_9_only_the_cuda_flags_are_set_and_the_cpu_is_said_unpinned(monkeypatch):
+    """The fallback for a torch without fp32_precision (as pyproject's torch>=2.4 allows): the legacy CUDA flags,
+    set and restored, also when the body raises; the CPU's products recorded as not pinned."""
+    monkeypatch.setattr(nstep, "_fp32_settings", lambda: None)
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    with nstep.matmul_precision(True):
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        with nstep.matmul_precision(False):
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32
+    with pytest.raises(KeyError):
+        with nstep.matmul_precision(True):
+            raise KeyError("boom")
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+    assert [nstep.products_precision(d, t) for d in ("cpu", "cuda") for t in (False, True)] == \
+        ["unpinned", "unpinned", "ieee", "tf32"]
 
 
 @cuda_only

@@ -93,23 +93,23 @@ def test_bias_free_and_bf16_on_cpu(tmp_path):
     assert json.loads((path / "provenance.json").read_text())["precision"] == "bf16"
 
 
+@pytest.mark.skipif(not hasattr(torch.backends.mkldnn.matmul, "fp32_precision"), reason="torch < 2.9")
 def test_the_provenance_records_the_products_precision_and_the_cpu_runs_strict_fp32(tmp_path):
-    """On the CPU both precisions' products are strict fp32 ("ieee"), also under a global setting that would let
-    oneDNN use bf16 products; the two runs are identical, and the global setting is restored after them."""
+    """On the CPU both fp32 and tf32 runs' products are read back as strict fp32 ("ieee"), also under a global
+    setting that would let oneDNN use bf16 products, which is restored after the runs; a bf16 run records "bf16".
+    (This machine's CPU may compute bf16 products as fp32 ones: the read-back setting is what is checked.)"""
+    saved = torch.backends.mkldnn.matmul.fp32_precision
     torch.backends.mkldnn.matmul.fp32_precision = "bf16"
     try:
-        paths = {}
-        for precision in ("fp32", "tf32"):
-            paths[precision] = train.run(**SMALL, epochs=2, batch_size=16, metric_every=1, precision=precision,
-                                         out_dir=tmp_path, run_name=precision)
-            prov = json.loads((paths[precision] / "provenance.json").read_text())
-            assert prov["products_precision"] == "ieee" and not prov["tf32_matmul"]
-            assert [s["products_precision"] for s in prov["segments"]] == ["ieee"]
+        for precision, want in (("fp32", "ieee"), ("tf32", "ieee"), ("bf16", "bf16")):
+            path = train.run(**SMALL, epochs=2, batch_size=16, metric_every=1, precision=precision, out_dir=tmp_path,
+                             run_name=precision)
+            prov = json.loads((path / "provenance.json").read_text())
+            assert prov["products_precision"] == want and not prov["tf32_matmul"]
+            assert [s["products_precision"] for s in prov["segments"]] == [want]
             assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
-        np.testing.assert_array_equal(train.load_history(paths["fp32"])["objective"],
-                                      train.load_history(paths["tf32"])["objective"])
     finally:
-        torch.backends.mkldnn.matmul.fp32_precision = "none"
+        torch.backends.mkldnn.matmul.fp32_precision = saved
 
 
 def test_divergence_stops_with_clear_error_and_keeps_history(tmp_path):
