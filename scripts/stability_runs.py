@@ -12,9 +12,10 @@ only when the seconds left are at least 1.2 times the longest pair so far, made 
 always starts); --extra-seeds N: after the given seeds, up to N more (the next seed numbers) while the budget
 allows.  At the end it prints one line per run and the precision the fixed rule chooses
 (nclib.figures.stability.precision_decision).  --set NAME=VALUE replaces a parameter of Figure 1's
-(data_path, device; for a test of the tooling width, epochs, ...).  --precisions fp32: the fp32 run of each
-seed alone, no pair (the strict fp32 runs made on a CPU, results/stability-cpu/); it prints no decision, which
-needs pairs.
+(data_path, device; for a test of the tooling width, epochs, ...).  --precisions fp32 (or tf32): that run of
+each seed alone, no pair, into the --out it then requires (never beside the pairs of results/stability/); it
+prints no decision, which needs pairs.  The strict fp32 runs on a CPU in results/stability-cpu/ after the first
+are made so (results/README.md gives the command).
 """
 from __future__ import annotations
 
@@ -54,13 +55,18 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=list(stability.SEEDS))
     ap.add_argument("--extra-seeds", type=int, default=0)
     ap.add_argument("--budget-s", type=float, default=None)
-    ap.add_argument("--out", default=str(stability.RESULTS))
+    ap.add_argument("--out", default=None, help=f"default {stability.RESULTS} (pairs only)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     ap.add_argument("--precisions", nargs="+", choices=stability.PRECISIONS, default=list(stability.PRECISIONS),
                     help="the runs of each seed (default both, a pair)")
     ap.add_argument("--overwrite", action="store_true",
                     help="replace a pair's run folders that hold other runs (stopped, failed, other parameters)")
     args = ap.parse_args(argv)
+    pairs = set(args.precisions) == set(stability.PRECISIONS)
+    if args.out is None and not pairs:
+        raise SystemExit(f"--precisions {' '.join(args.precisions)} needs its own --out: single runs never go "
+                         f"beside the pairs of {stability.RESULTS}")
+    args.out = str(stability.RESULTS) if args.out is None else args.out
     overrides = {}
     for kv in args.set:
         name, sep, value = kv.partition("=")
@@ -82,10 +88,12 @@ def main(argv=None) -> int:
             continue
         left = None if args.budget_s is None else args.budget_s - (time.perf_counter() - t0)
         if left is not None and longest > 0 and left < 1.2 * longest:
-            print(f"seed {seed}: not started, {left:.0f} s left and a pair took {longest:.0f} s", flush=True)
+            what = "a pair" if pairs else "a run"
+            print(f"seed {seed}: not started, {left:.0f} s left and {what} took {longest:.0f} s", flush=True)
             break
         extra = " (extra)" if n >= len(args.seeds) else ""
-        print(f"seed {seed}{extra}: {', '.join(r['run_name'] for r in runs)} side by side ...", flush=True)
+        how = "side by side" if len(runs) > 1 else "alone"
+        print(f"seed {seed}{extra}: {', '.join(r['run_name'] for r in runs)} {how} ...", flush=True)
         start = time.perf_counter()
         try:
             train.run_many(runs, **shared, overwrite=args.overwrite)
@@ -108,7 +116,7 @@ def main(argv=None) -> int:
         print(f"{r['precision']} seed {r['seed']}: {what}, {rise}; 100 % "
               f"accuracy first at {r['first_100']}, lost after: {r['lost_100']}, final {r['final_acc']:.4f}; "
               f"objective final {r['final_objective']:.4g}, min {r['min_objective']:.4g}")
-    if set(args.precisions) != set(stability.PRECISIONS):
+    if not pairs:
         return 0
     try:
         decision = stability.precision_decision(rows)

@@ -140,6 +140,8 @@ def test_the_script_makes_the_fp32_runs_alone_when_asked_and_decides_nothing(tmp
     assert "seed 1: the run ended already" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         stability_runs.main(["--precisions", "bf16", "--out", str(out), *sets])
+    with pytest.raises(SystemExit, match="needs its own --out"):  # never beside the pairs of results/stability/
+        stability_runs.main(["--seeds", "1", "--precisions", "fp32", *sets])
 
 
 def test_a_diverged_run_is_a_spike_and_the_other_seeds_go_on(tmp_path, capsys):
