@@ -341,12 +341,12 @@ def source_path(dataset: str, data_path, download: bool = False) -> pathlib.Path
     ``cifar10`` and ``emnist-letters`` need a ``data_path`` (a torchvision root folder or an .npz) that
     exists, unless ``download`` (torchvision then creates the root); ``letters-synthetic`` reads the file of a
     rendering saved ahead (:func:`nclib.letters.save_letters_synthetic`) when ``data_path`` names one, which
-    must exist, and renders otherwise (None), as ``synthetic`` always does.  Raises ValueError naming ``data_path`` (chapter
-    :ref:`ch-train`).
+    must exist, and renders otherwise (None), as ``synthetic`` always does.  Raises ValueError naming
+    ``data_path`` (chapter :ref:`ch-train`).
     """
     if dataset == "synthetic" or (dataset == "letters-synthetic" and data_path is None):
         return None
-    if dataset == "letters-synthetic":  # a rendering saved ahead (save_letters_synthetic)
+    if dataset == "letters-synthetic":  # a rendering saved ahead (nclib.letters.save_letters_synthetic)
         path = pathlib.Path(os.path.expanduser(str(data_path)))
         if not path.is_file():
             raise ValueError(f"data_path {str(path)!r} does not exist; for letters-synthetic pass the .npz that "

@@ -59,10 +59,11 @@ def letters_synthetic(counts, seed: int = 0, size: int = 28):
 
     Each sample: a font drawn from :func:`matplotlib_fonts`, upper or lower case at random, a 64 x 64 glyph
     moved by a random affine map (rotation +-15 deg, shear +-0.2, scale 0.8-1.1, shift +-3 px), stroke width
-    changed by a grey dilation of 0-2 px or a half-strength erosion of 1 px (at 64 x 64), reduced to ``size`` x ``size`` by area averaging,
-    then Gaussian pixel noise (std 0.05) and clipping.  Deterministic by ``seed``.  Returns (upright images
-    (N, size, size) uint8, labels int64 sorted by class), fresh copies of a rendering kept for the last few
-    (counts, seed, size): the runs L = 1, 3, 6 of one figure notebook render their data once, not three times.
+    changed by a grey dilation of 0-2 px or a half-strength erosion of 1 px (at 64 x 64), reduced to ``size`` x
+    ``size`` by area averaging, then Gaussian pixel noise (std 0.05) and clipping.  Deterministic by ``seed``.
+    Returns (upright images (N, size, size) uint8, labels int64 sorted by class), fresh copies of a rendering kept
+    for the last few (counts, seed, size): the runs L = 1, 3, 6 of one figure notebook render their data once, not
+    three times.
     Used by :ref:`ch-train`.
     """
     counts = _checks.counts(counts, "counts")
@@ -75,14 +76,14 @@ def letters_synthetic(counts, seed: int = 0, size: int = 28):
 
 def save_letters_synthetic(path, counts=None, class_order: str = "reference", seed: int = 0) -> pathlib.Path:
     """Render the ``letters-synthetic`` stand-in once and write it to the ``.npz`` file ``path``, which
-    ``nclib.data.load("letters-synthetic", data_path=path, ...)`` then reads instead of rendering again when it asks for the
-    same class counts and seed (:func:`read_letters_synthetic`).
+    ``nclib.data.load("letters-synthetic", data_path=path, ...)`` then reads instead of rendering again when it
+    asks for the same class counts and seed (:func:`read_letters_synthetic`).
 
-    ``counts``, ``class_order`` and ``seed`` are :func:`nclib.data.load`'s.  The file holds ``x_train`` (the 28 x 28 uint8
-    images), ``y_train``, the class counts, the seed, the names of the fonts rendered from and the sha256 of the
-    images and labels; it is written atomically.  Rendering the paper's EMNIST profile (5,500 images) takes about
-    ten seconds on one core, time a GPU machine's notebook would otherwise spend with the GPU idle, once per
-    notebook.  Used by :ref:`ch-train`.
+    ``counts``, ``class_order`` and ``seed`` are :func:`nclib.data.load`'s.  The file holds ``x_train`` (the
+    28 x 28 uint8 images), ``y_train``, the class counts, the seed, the names of the fonts rendered from and the
+    sha256 of the images and labels; it is written atomically.  Rendering the paper's EMNIST profile (5,500
+    images) takes about ten seconds on one core, time a GPU machine's notebook would otherwise spend with the GPU
+    idle, once per notebook.  Used by :ref:`ch-train`.
     """
     n, _ = data.resolve_counts("letters-synthetic", counts, class_order)
     seed = _checks.nonneg_int(seed, "seed")
@@ -94,7 +95,8 @@ def save_letters_synthetic(path, counts=None, class_order: str = "reference", se
     np.savez_compressed(tmp, x_train=images, y_train=y, counts=n.astype(np.int64), seed=np.int64(seed),
                         fonts=np.array([f.name for f in matplotlib_fonts()]),
                         images_sha256=np.array(data.sha256_arrays(images, y)),
-                        note=np.array(LETTERS_SYNTHETIC_LABEL + ", rendered ahead by nclib.letters.save_letters_synthetic"))
+                        note=np.array(LETTERS_SYNTHETIC_LABEL
+                                      + ", rendered ahead by nclib.letters.save_letters_synthetic"))
     os.replace(tmp, path)
     return path
 
@@ -125,8 +127,8 @@ def read_letters_synthetic(path, counts, seed: int = 0) -> tuple[np.ndarray, np.
                          f"nclib.letters.save_letters_synthetic: it lacks {missing}")
     kinds = {"counts": ("iu", 1), "seed": ("iu", 0), "fonts": ("U", 1), "images_sha256": ("U", 0)}
     if any(meta[k].dtype.kind not in kind or meta[k].ndim != ndim for k, (kind, ndim) in kinds.items()):
-        raise data.DamagedFileError(path, "its counts, seed, fonts and sha256 are not the arrays save_letters_synthetic "
-                                     "writes")
+        raise data.DamagedFileError(path, "its counts, seed, fonts and sha256 are not the arrays "
+                                          "save_letters_synthetic writes")
     file_counts, file_seed = meta["counts"].tolist(), int(meta["seed"])
     fonts, stored_sha = [str(v) for v in meta["fonts"].tolist()], str(meta["images_sha256"])
     if file_counts != n.tolist() or file_seed != seed:

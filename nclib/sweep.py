@@ -27,7 +27,7 @@ decays together, lam_W = lam_H; from Python ``tie={"lam_H": "lam_W"}``): the run
 values alone (``lam_W-0.001``) and the table has a column for the tied parameter too.  ``--summary-only`` rewrites
 the table from the run folders.  The command prints the table's main columns (each error cut short: ``sweep.csv``
 holds it whole) and exits with status 1 when a run failed or carries an error (:func:`exit_status`; a divergence
-is a result, status 0).
+is a result, status 0), 3 when another sweep is running in the same ``--out-dir`` (:class:`SweepBusy`).
 
 Where the runs go:
 

@@ -24,7 +24,6 @@ def test_letters_synthetic_is_a_labelled_deterministic_stand_in():
     assert np.abs(mo - ml).mean() > 10
 
 
-
 def test_letters_rendered_ahead_are_the_letters_rendered_now(tmp_path):
     """save_letters_synthetic writes the rendering once; load reads it for the same counts and seed and gets the
     training data a fresh rendering gives, bit for bit (the same data_sha256 in a run's provenance)."""
@@ -39,7 +38,6 @@ def test_letters_rendered_ahead_are_the_letters_rendered_now(tmp_path):
         assert ahead.provenance[key] == now.provenance[key]
     assert ahead.provenance["rendered_ahead"] == "letters.npz" and "rendered_ahead" not in now.provenance
     assert ahead.provenance["source_sha256"] == {"letters.npz": data.sha256_file(path)}
-
 
 
 def test_letters_rendered_ahead_refuse_another_run_or_damage(tmp_path):
@@ -78,7 +76,6 @@ def test_letters_rendered_ahead_refuse_another_run_or_damage(tmp_path):
     (tmp_path / "cut.npz").write_bytes(path.read_bytes()[:1000])
     with pytest.raises(data.DamagedFileError, match="cut.npz"):
         data.load("letters-synthetic", counts=counts, data_path=tmp_path / "cut.npz")
-
 
 
 def test_letters_synthetic_renders_once_and_hands_out_copies():
