@@ -8,6 +8,13 @@ seed the two runs train side by side in one :func:`nclib.train.run_many` call, w
 and batch order, and differ only in the precision of the training products.  They live in
 ``results/stability/fig1-L6-<precision>-seed<s>/`` (``scripts/stability_runs.py`` makes them).
 
+What a seed varies depends on the data file, as everywhere in nclib (``nclib.data.select_per_class``): the GPU
+job trains on the slice of the CIFAR-10 copy that holds Figure 1's 3,000 samples (``scripts/gpu_data_slice.py``),
+so there every seed trains on exactly Figure 1's training data (the same ``data_sha256``) and varies the
+initialization and the batch order; a run on the whole ``cifar10_subset.npz`` (the CPU runs of :data:`RESULTS_CPU`)
+draws seed s's own 3,000 samples as well, Figure 1's for seed 0 only.  ``data_sha256`` in each run's provenance
+says which.
+
 What counts as a spike, and what decides the precision of the figure runs, is fixed here before any run is
 made (:func:`spiked`, :func:`precision_decision`); :func:`stability_rows` and :func:`stability_glue` give the
 numbers a chapter quotes, :func:`draw_stability` the plot of the pairs.
@@ -28,8 +35,9 @@ from .load import Run
 
 #: Where the stability runs are committed.
 RESULTS = ROOT / "results" / "stability"
-#: The stability setting's strict fp32 run of seed 0 made on a CPU (results/README.md; :ref:`ch-fig1`): outside
-#: :data:`RESULTS`, so that the GPU pairs are made beside no other run; read it with ``load_stability(RESULTS_CPU)``.
+#: The stability setting's strict fp32 runs made on a CPU (results/README.md; :ref:`ch-fig1`), single runs, not
+#: pairs: outside :data:`RESULTS`, so that the GPU pairs are made beside no other run; read them with
+#: ``load_stability(RESULTS_CPU)``.
 RESULTS_CPU = ROOT / "results" / "stability-cpu"
 #: The two precisions compared: strict fp32 products (PyTorch's default) and TF32 products (the committed runs').
 PRECISIONS = ("fp32", "tf32")
