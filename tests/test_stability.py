@@ -90,10 +90,15 @@ def test_a_pair_differs_only_in_precision_and_is_figure_1_at_L6(tmp_path):
         stability.run_name("bf16", 0)
 
 
+def _tiny_sets(tmp_path, **more):
+    """The script's --set arguments for a tiny CPU test of the tooling on a fake CIFAR-10 file."""
+    params = dict(data_path=fake_cifar(tmp_path / "cifar.npz"), device="cpu", width=16, **more)
+    return [arg for k, v in params.items() for arg in ("--set", f"{k}={v}")]
+
+
 def test_the_script_makes_the_pairs_keeps_finished_ones_and_summarizes(tmp_path, capsys):
     out = tmp_path / "stability"
-    sets = ["--set", f"data_path={fake_cifar(tmp_path / 'cifar.npz')}", "--set", "device=cpu", "--set", "width=16",
-            "--set", "epochs=10"]
+    sets = _tiny_sets(tmp_path, epochs=10)
     assert stability_runs.main(["--seeds", "0", "--extra-seeds", "1", "--out", str(out), *sets]) == 0
     log = capsys.readouterr().out
     assert "seed 1 (extra)" in log and "decision: tf32 (no spike; seeds [0, 1]" in log
@@ -128,8 +133,7 @@ def test_the_script_makes_the_pairs_keeps_finished_ones_and_summarizes(tmp_path,
 def test_the_script_makes_the_fp32_runs_alone_when_asked_and_decides_nothing(tmp_path, capsys):
     """--precisions fp32: one run per seed (the strict fp32 runs made on a CPU), no TF32 folder, no decision."""
     out = tmp_path / "stability-cpu"
-    sets = ["--set", f"data_path={fake_cifar(tmp_path / 'cifar.npz')}", "--set", "device=cpu", "--set", "width=16",
-            "--set", "epochs=10"]
+    sets = _tiny_sets(tmp_path, epochs=10)
     assert stability_runs.main(["--seeds", "1", "--precisions", "fp32", "--out", str(out), *sets]) == 0
     log = capsys.readouterr().out
     assert "fp32 seed 1: no spike" in log and "decision" not in log
@@ -148,8 +152,7 @@ def test_a_diverged_run_is_a_spike_and_the_other_seeds_go_on(tmp_path, capsys):
     """A learning rate at which the runs diverge: nclib.train stops them as diverged, the script goes on to the
     next seed, the runs load as spiked ones and the decision counts them (here both precisions alike)."""
     out = tmp_path / "stability"
-    sets = ["--set", f"data_path={fake_cifar(tmp_path / 'cifar.npz')}", "--set", "device=cpu", "--set", "width=16",
-            "--set", "epochs=20", "--set", "lr=50"]
+    sets = _tiny_sets(tmp_path, epochs=20, lr=50)
     assert stability_runs.main(["--seeds", "0", "1", "--out", str(out), *sets]) == 0
     log = capsys.readouterr().out
     assert log.count("diverged: ") == 2 and "fp32 seed 1: DIVERGED" in log
