@@ -229,3 +229,29 @@ def test_draw_stability_draws_each_run_and_marks_the_spikes():
         stability.draw_stability({("bf16", 0): runs["fp32", 0]})
     with pytest.raises(ValueError, match="at least one"):
         stability.draw_stability({})
+
+
+def _class_record(path, counts, rows):
+    path.mkdir()
+    lines = ["epoch," + ",".join(f"class_{k}" for k in range(len(counts)))]
+    lines += [",".join([str(e)] + [str(v) for v in acc]) for e, acc in rows]
+    (path / "class_accuracy.csv").write_text("\n".join(lines) + "\n")
+    return figures.Run(path, {"counts": counts}, {}, {})
+
+
+def test_smallest_pair_turns_counts_the_records_where_one_smallest_class_is_lost_whole(tmp_path):
+    counts = [2, 1, 1, 3]  # the smallest pair: classes 1 and 2
+    rows = [(0, [0.5, 0.0, 0.0, 0.3]),  # both lost: not "one of the two"
+            (10, [1, 0.0, 1.0, 1]), (20, [1, 1.0, 0.0, 1]),  # one, then the other, held at 100 %
+            (30, [1, 0.6, 0.6, 1]),  # both partly held: the turns start again after this record
+            (40, [1, 0.0, 0.9, 1]), (50, [1, 0.0, 0.75, 1]), (60, [1, 0.8, 0.0, 1]), (70, [0, 0.0, 1.0, 1])]
+    turns = stability.smallest_pair_turns(_class_record(tmp_path / "a", counts, rows))
+    assert turns == dict(since=40, records=4, held=0.75, swaps=2)
+    # the last record holds both: no such stretch up to the end
+    none = stability.smallest_pair_turns(_class_record(tmp_path / "b", counts, rows + [(80, [1, 1, 1, 1])]))
+    assert none == dict(since=None, records=0, held=None, swaps=0)
+    with pytest.raises(ValueError, match="has 3 classes, not 2"):
+        stability.smallest_pair_turns(_class_record(tmp_path / "c", [1, 1, 1], [(0, [0, 0, 1])]))
+    (tmp_path / "d").mkdir()
+    with pytest.raises(ValueError, match="has no per-class record"):
+        stability.smallest_pair_turns(figures.Run(tmp_path / "d", {"counts": counts}, {}, {}))

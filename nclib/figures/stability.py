@@ -28,7 +28,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import ROOT, _checks
-from ..runs import load_run
+from ..runs import load_class_accuracy, load_run
 from .analysis import SPIKE_FACTOR, first_epoch, settled_epoch
 from .config import figure_parameters, train_kwargs
 from .load import Run
@@ -175,6 +175,34 @@ def stability_rows(runs: Mapping[tuple[str, int], Run]) -> list[dict]:
                          min_objective=float(np.min(h["objective"])),
                          wall_s=float(run.provenance.get("wall_time_s", float("nan")))))
     return rows
+
+
+def smallest_pair_turns(run: Run) -> dict:
+    """How a run holds its two smallest classes (the two classes of the smallest count: Figure 1's 100 samples
+    each), from its per-class record (``class_accuracy.csv``, :func:`nclib.runs.load_class_accuracy`).
+
+    ``since``: the first recorded epoch from which, at every record to the last, one of the two is misclassified
+    whole (accuracy 0) while the other is above 50 % (None when the last record is not so); over the records from
+    ``since`` on (none when ``since`` is None): ``records``, ``held`` (the lowest accuracy of the class held) and
+    ``swaps`` (how often the class lost changes from one record to the next).  The minority collapse of a trained
+    network seen one class at a time, in :ref:`ch-fig1`.  ValueError when the run has no per-class record, or when
+    its smallest count is not shared by exactly two classes."""
+    record = load_class_accuracy(run.path)
+    if record is None:
+        raise ValueError(f"run {run.path.name!r} has no per-class record ({run.path}/class_accuracy.csv)")
+    counts = np.asarray(run.params["counts"])
+    pair = np.flatnonzero(counts == counts.min())
+    if pair.size != 2:
+        raise ValueError(f"run {run.path.name!r}: its smallest count {counts.min()} has {pair.size} classes, not 2")
+    acc = record["acc"][:, pair]
+    one_lost = (acc.min(axis=1) == 0) & (acc.max(axis=1) > 0.5)
+    since = settled_epoch({"epoch": record["epoch"], "one_lost": one_lost.astype(float)}, "one_lost", 1.0)
+    if since is None:
+        return dict(since=None, records=0, held=None, swaps=0)
+    tail = record["epoch"] >= since
+    lost = acc[tail].argmin(axis=1)  # which of the two is lost at each of those records
+    return dict(since=int(since), records=int(np.count_nonzero(tail)), held=float(acc[tail].max(axis=1).min()),
+                swaps=int(np.count_nonzero(np.diff(lost))))
 
 
 def precision_decision(rows: list[dict]) -> dict:
