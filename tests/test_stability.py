@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from nclib import figures, train
+from nclib import figures, train, ufm
 from nclib.figures import stability
 
 from test_gpu_scripts import _script, fake_cifar
@@ -236,7 +236,7 @@ def _class_record(path, counts, rows):
     lines = ["epoch," + ",".join(f"class_{k}" for k in range(len(counts)))]
     lines += [",".join([str(e)] + [str(v) for v in acc]) for e, acc in rows]
     (path / "class_accuracy.csv").write_text("\n".join(lines) + "\n")
-    return figures.Run(path, {"counts": counts}, {}, {})
+    return figures.Run(path, {"dataset": "synthetic", "counts": counts}, {}, {})
 
 
 def test_smallest_pair_turns_counts_the_records_where_one_smallest_class_is_lost_whole(tmp_path):
@@ -254,4 +254,24 @@ def test_smallest_pair_turns_counts_the_records_where_one_smallest_class_is_lost
         stability.smallest_pair_turns(_class_record(tmp_path / "c", [1, 1, 1], [(0, [0, 0, 1])]))
     (tmp_path / "d").mkdir()
     with pytest.raises(ValueError, match="has no per-class record"):
-        stability.smallest_pair_turns(figures.Run(tmp_path / "d", {"counts": counts}, {}, {}))
+        stability.smallest_pair_turns(figures.Run(tmp_path / "d", {"dataset": "synthetic", "counts": counts}, {}, {}))
+
+
+def test_run_summary_reads_the_peak_the_errors_and_the_distance_to_the_minimum(tmp_path):
+    counts = [2, 1, 1, 3]  # 7 samples, the smallest pair: classes 1 and 2
+    run = _class_record(tmp_path / "a", counts, [(0, [0, 0, 0, 0]), (10, [1, 1, 1, 1]), (20, [1, 0, 1, 1]),
+                                                 (30, [1, 1, 0, 1])])
+    run.params.update(precision="fp32", seed=2, L=1, bias=True, lam_W=1e-2, lam_H=1e-3)
+    run.history.update(epoch=np.array([0, 10, 20, 30]), objective=np.array([1.0, 0.1, 0.5, 0.2]),
+                       train_acc=np.array([0.0, 1.0, 6 / 7, 6 / 7]), nc1=np.array([9.0, 0.5, 3.0, 1.0]))
+    summary = stability.run_summary(run)
+    assert (summary["row"]["seed"], summary["row"]["rise"], summary["row"]["rise_from"],
+            summary["row"]["rise_to"]) == (2, 5.0, 10, 20)
+    assert (summary["acc_peak"], summary["nc1_peak"], summary["wrong"]) == (6 / 7, 3.0, 1)
+    minimum = ufm.minimum_value(np.array(counts), 1e-2, 1e-3, 1, True)
+    assert summary["final_ratio"] == pytest.approx(0.2 / minimum, rel=1e-12)
+    assert summary["turns"] == dict(since=20, records=2, held=1.0, swaps=1)
+    # an objective that only falls: no peak to read
+    run.history.update(objective=np.array([1.0, 0.5, 0.3, 0.2]))
+    falling = stability.run_summary(run)
+    assert falling["row"]["rise"] is None and falling["acc_peak"] is None and falling["nc1_peak"] is None

@@ -17,7 +17,8 @@ says which.
 
 What counts as a spike, and what decides the precision of the figure runs, is fixed here before any run is
 made (:func:`spiked`, :func:`precision_decision`); :func:`stability_rows` and :func:`stability_glue` give the
-numbers a chapter quotes, :func:`draw_stability` the plot of the pairs.
+numbers a chapter quotes (:func:`run_summary` those of one single run), :func:`draw_stability` the plot of the
+pairs.
 """
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ import numpy as np
 
 from .. import ROOT, _checks
 from ..runs import load_class_accuracy, load_run
-from .analysis import SPIKE_FACTOR, first_epoch, settled_epoch
+from .analysis import SPIKE_FACTOR, first_epoch, run_theory, settled_epoch
 from .config import figure_parameters, train_kwargs
-from .load import Run
+from .load import Run, run_counts
 
 #: Where the stability runs are committed.
 RESULTS = ROOT / "results" / "stability"
@@ -190,7 +191,7 @@ def smallest_pair_turns(run: Run) -> dict:
     record = load_class_accuracy(run.path)
     if record is None:
         raise ValueError(f"run {run.path.name!r} has no per-class record ({run.path}/class_accuracy.csv)")
-    counts = np.asarray(run.params["counts"])
+    counts = run_counts(run.params)
     pair = np.flatnonzero(counts == counts.min())
     if pair.size != 2:
         raise ValueError(f"run {run.path.name!r}: its smallest count {counts.min()} has {pair.size} classes, not 2")
@@ -203,6 +204,24 @@ def smallest_pair_turns(run: Run) -> dict:
     lost = acc[tail].argmin(axis=1)  # which of the two is lost at each of those records
     return dict(since=int(since), records=int(np.count_nonzero(tail)), held=float(acc[tail].max(axis=1).min()),
                 swaps=int(np.count_nonzero(np.diff(lost))))
+
+
+def run_summary(run: Run) -> dict:
+    """What :ref:`ch-fig1` tells of one strict fp32 run of :data:`RESULTS_CPU`: ``row`` (its
+    :func:`stability_rows` row), ``acc_peak`` and ``nc1_peak`` (the training accuracy and NC1 recorded at the peak
+    of its largest rise, None when its objective never rose), ``wrong`` (how many training samples it
+    misclassifies at its last finite record), ``final_ratio`` (its objective (4.3) there over the global minimum at
+    its decays, Theorems 4.1-4.3 through :func:`nclib.figures.analysis.run_theory`) and ``turns``
+    (:func:`smallest_pair_turns`, so the run must have a per-class record)."""
+    row = stability_rows({(run.params["precision"], int(run.params["seed"])): run})[0]
+    h = finite_history(run)
+    peak = None if row["rise_to"] is None else list(h["epoch"]).index(row["rise_to"])
+    n_samples = int(run_counts(run.params).sum())
+    return dict(row=row, acc_peak=None if peak is None else float(h["train_acc"][peak]),
+                nc1_peak=None if peak is None else float(h["nc1"][peak]),
+                wrong=round((1 - float(h["train_acc"][-1])) * n_samples),
+                final_ratio=float(h["objective"][-1]) / run_theory(run.params).minimum,
+                turns=smallest_pair_turns(run))
 
 
 def precision_decision(rows: list[dict]) -> dict:
