@@ -66,6 +66,9 @@ def test_the_committed_figure_1_spike_counts_as_a_spike():
     assert (100, 200) in [(a, b) for a, b, _ in figures.other_spikes(runs[6].history)]
     with pytest.raises(ValueError, match="threshold"):
         stability.spiked(runs[6], threshold=0)
+    with pytest.raises(ValueError, match="threshold must be above 1"):
+        stability.spiked(runs[6], threshold=1)  # every rise would be a spike
+    assert stability.spiked(runs[6], threshold=1.01)
 
 
 def test_a_pair_differs_only_in_precision_and_is_figure_1_at_L6(tmp_path):

@@ -143,11 +143,14 @@ def finite_rise(run: Run) -> dict | None:
 
 def spiked(run: Run, threshold: float = SPIKE_FACTOR) -> bool:
     """Whether a run spiked: it diverged (:func:`diverged`), or its objective (4.3) rose to more than
-    ``threshold`` (:data:`SPIKE_FACTOR`) times its lowest earlier recorded value (:func:`rise_from_low`).  The
+    ``threshold`` (:data:`SPIKE_FACTOR`; ValueError unless above 1) times its lowest earlier recorded value
+    (:func:`rise_from_low`).  The
     figure chapters' spikes (a rise by more than the factor between consecutive recorded epochs, every 100
     epochs) are spikes by this definition too; recorded every 10 epochs, a rise that took 100 epochs, or that
     paused on the way, still counts."""
     threshold = _checks.positive_float(threshold, "threshold")
+    if threshold <= 1:
+        raise ValueError(f"threshold must be above 1 (a rise), got {threshold}")
     if diverged(run):
         return True
     rise = rise_from_low(run.history)
