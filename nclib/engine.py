@@ -7,7 +7,7 @@ A mini-batch B (|B| = B, drawn without replacement from a fresh permutation each
     F_B = 1/(2B) sum_{i in B} ||P h_i + b - y_i||^2 + lam_H N/(2B) sum_{i in B} ||h_i||^2 + sum_j lam_Wj/2 ||W_j||^2
 
 whose expectation over the batch is F of (4.3) exactly.  :mod:`nclib.train` builds engines from validated
-parameters, writes their run folders and re-exports everything here.
+parameters and trains them, :mod:`nclib.runfolder` writes their run folders.
 """
 from __future__ import annotations
 

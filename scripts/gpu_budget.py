@@ -1,6 +1,7 @@
 """Epoch budgets for the GPU runs of Figures 1-4 (scripts/gpu_figures.sh).
 
-The engine has no wall-time budget parameter, so the runs are budgeted by epochs: ``calibrate`` measures
+The default mode of gpu_figures.sh budgets its runs by epochs (it came before the engine's ``max_train_s``, which
+its FULL mode uses instead): ``calibrate`` measures
 on this device, at the paper's settings (width 2048, batch size 128) and the runs' precision, the seconds
 per epoch of a figure's three runs (L = 1, 3, 6) trained side by side as ``nclib.train.run_many`` trains
 them, for both data shapes (CIFAR-10: N = 3000, 3072 inputs, K = 10;

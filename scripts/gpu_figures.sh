@@ -19,8 +19,8 @@
 #    that, and the figures go on;
 # 4. calibrates the engine's speed on the device (scripts/gpu_budget.py) and runs the figures of $FIGURES in
 #    that order through the training notebook (scripts/gpu_run_figure.sh FIG gpu), each with the most epochs
-#    (<= 12,000) that fit its share of the time left: the engine has no wall-time parameter, so the budget is
-#    in epochs, with `timeout` as a safety net; a figure that gets under 100 epochs is skipped; each figure's
+#    (<= 12,000) that fit its share of the time left: this mode budgets in epochs (FULL mode uses the
+#    engine's max_train_s instead), with `timeout` as a safety net; a figure that gets under 100 epochs is skipped; each figure's
 #    three runs (L = 1, 3, 6) train side by side (nclib.train.run_many), in precision $PRECISION;
 # 5. tars results/figures/gpu and book/figures/gpu into $OUT/figures_gpu.tar.gz (with the log, the
 #    calibration, the CUDA test report and the two benchmark outputs beside it: 6 files).
