@@ -265,6 +265,6 @@ class RunFolder:
             if error:
                 prov["error"] = error
             atomic_write_text(self.run_dir / "provenance.json", to_json(prov))
-            if status == "finished":
+            if status in ("finished", "diverged"):  # a diverged run is never resumed: its checkpoint is dead weight
                 for name in (CHECKPOINT, CHECKSUM, CHECKPOINT + ".tmp"):
                     (self.run_dir / name).unlink(missing_ok=True)

@@ -122,6 +122,21 @@ def test_divergence_stops_with_clear_error_and_keeps_history(tmp_path):
     assert prov["status"] == "diverged" and "diverged" in prov["error"]
 
 
+def test_a_resumed_run_that_diverges_keeps_no_checkpoint(tmp_path):
+    """A diverged run cannot be resumed, so the checkpoint of its earlier stop is deleted with it."""
+    # a step up of the learning rate at epoch 10, where the first call stops: the second call diverges
+    kw = dict(**SMALL, L=3, epochs=200, batch_size=5, lr=0.01, lr_milestones=(10,), lr_gamma=1000.0,
+              lam_W=1e-3, lam_H=1e-3, metric_every=10, out_dir=tmp_path, run_name="boom")
+    train.run(**kw, max_train_s=0)
+    folder = tmp_path / "boom"
+    assert json.loads((folder / "provenance.json").read_text())["status"] == "stopped"
+    assert (folder / runs.CHECKPOINT).is_file() and (folder / runs.CHECKSUM).is_file()
+    with pytest.raises(train.TrainingDiverged, match="diverged at epoch 20"):
+        train.run(**kw, resume=True)
+    assert json.loads((folder / "provenance.json").read_text())["status"] == "diverged"
+    assert not (folder / runs.CHECKPOINT).exists() and not (folder / runs.CHECKSUM).exists()
+
+
 def test_interrupted_run_leaves_a_complete_history(tmp_path, monkeypatch):
     calls = {"n": 0}
     real = train.Engine.evaluate_device
