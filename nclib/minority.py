@@ -153,6 +153,22 @@ def partial_minimum(n, lam_W, lam_H, L: int, bias: bool, alive) -> float:
     return float(kept + np.sum(kappa[~alive] ** 2) / (2 * N))
 
 
+def alive_without_weakest(n, lam_W, lam_H, L: int, bias: bool, dead: int) -> np.ndarray:
+    """The modes kept at a local minimizer of :func:`partial_minimum` that puts at 0 the ``dead`` weakest of the modes
+    alive at the global minimizer (those of smallest kappa; the mask over :func:`problem_spectrum` order): with a
+    bias and equal counts the weakest tells the two smallest classes apart (:ref:`ch-fig1`, "Where the runs
+    stopped").  ``dead`` = 0 gives the global minimizer's modes; ValueError naming ``dead`` when it is negative or
+    more than the modes alive there."""
+    n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
+    kappa = problem_spectrum(n, bias)
+    alive = alive_modes(ufm.mode_strengths(kappa, int(n.sum()), lam, lam_H, L=L), kappa)
+    if isinstance(dead, bool) or not isinstance(dead, (int, np.integer)) or not 0 <= dead <= int(alive.sum()):
+        raise ValueError(f"dead must be an int from 0 to the {int(alive.sum())} modes alive, got {dead!r}")
+    weakest = [k for k in np.argsort(kappa, kind="stable") if alive[k]][:dead]
+    alive[weakest] = False
+    return alive
+
+
 # ------------------------------------------------------------------------------------------ training the UFM
 
 @dataclass(frozen=True)

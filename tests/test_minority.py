@@ -158,6 +158,21 @@ def test_refusals_by_name():
         mino.alive_modes([1.0], [1.0, 2.0])
 
 
+def test_alive_without_weakest_kills_the_modes_of_smallest_kappa_first():
+    n, lam, L = [100, 100, 200, 200, 300], 1e-4, 6  # a bias: the last mode, kappa = 0, is dead at every minimizer
+    kappa = mino.problem_spectrum(n, True)
+    assert mino.alive_without_weakest(n, lam, lam, L, True, 0).tolist() == [True] * 4 + [False]
+    one = mino.alive_without_weakest(n, lam, lam, L, True, 1)
+    assert np.isclose(kappa[~one & (kappa > 0)], 10.0).all() and one.sum() == 3  # sqrt(100): the pair of 100 apart
+    two = mino.alive_without_weakest(n, lam, lam, L, True, 2)
+    assert two.sum() == 2 and set(np.flatnonzero(~two)) == set(np.flatnonzero(~one)) | {int(np.argsort(kappa)[2])}
+    assert mino.partial_minimum(n, lam, lam, L, True, one) < mino.partial_minimum(n, lam, lam, L, True, two)
+    assert not mino.alive_without_weakest(n, lam, lam, L, True, 4).any()
+    for bad in (-1, 5, 1.0, True):
+        with pytest.raises(ValueError, match="dead must be"):
+            mino.alive_without_weakest(n, lam, lam, L, True, bad)
+
+
 def test_partial_minimum_ends():
     n, lam, L = [6, 4, 2], 0.01, 3
     kappa = mino.problem_spectrum(n, True)

@@ -249,10 +249,14 @@ def test_smallest_pair_turns_counts_the_records_where_one_smallest_class_is_lost
             (30, [1, 0.6, 0.6, 1]),  # both partly held: the turns start again after this record
             (40, [1, 0.0, 0.9, 1]), (50, [1, 0.0, 0.75, 1]), (60, [1, 0.8, 0.0, 1]), (70, [0, 0.0, 1.0, 1])]
     turns = stability.smallest_pair_turns(_class_record(tmp_path / "a", counts, rows))
-    assert turns == dict(since=40, records=4, held=0.75, swaps=2)
+    assert turns == dict(since=40, records=4, held=0.75, swaps=2, both_since=None)
     # the last record holds both: no such stretch up to the end
     none = stability.smallest_pair_turns(_class_record(tmp_path / "b", counts, rows + [(80, [1, 1, 1, 1])]))
-    assert none == dict(since=None, records=0, held=None, swaps=0)
+    assert none == dict(since=None, records=0, held=None, swaps=0, both_since=None)
+    # both lost whole from epoch 80 to the last record (after a record where one of them was held)
+    both = stability.smallest_pair_turns(_class_record(tmp_path / "e", counts,
+                                                       rows + [(80, [1, 0, 0, 1]), (90, [1, 0, 0, 1])]))
+    assert both == dict(since=None, records=0, held=None, swaps=0, both_since=80)
     with pytest.raises(ValueError, match="has 3 classes, not 2"):
         stability.smallest_pair_turns(_class_record(tmp_path / "c", [1, 1, 1], [(0, [0, 0, 1])]))
     (tmp_path / "d").mkdir()
@@ -273,7 +277,7 @@ def test_run_summary_reads_the_peak_the_errors_and_the_distance_to_the_minimum(t
     assert (summary["acc_peak"], summary["nc1_peak"], summary["wrong"]) == (6 / 7, 3.0, 1)
     minimum = ufm.minimum_value(np.array(counts), 1e-2, 1e-3, 1, True)
     assert summary["final_ratio"] == pytest.approx(0.2 / minimum, rel=1e-12)
-    assert summary["turns"] == dict(since=20, records=2, held=1.0, swaps=1)
+    assert summary["turns"] == dict(since=20, records=2, held=1.0, swaps=1, both_since=None)
     # an objective that only falls: no peak to read
     run.history.update(objective=np.array([1.0, 0.5, 0.3, 0.2]))
     falling = stability.run_summary(run)

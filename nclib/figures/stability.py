@@ -188,9 +188,10 @@ def smallest_pair_turns(run: Run) -> dict:
     ``since``: the first recorded epoch from which, at every record to the last, one of the two is misclassified
     whole (accuracy 0) while the other is above 50 % (None when the last record is not so); over the records from
     ``since`` on (none when ``since`` is None): ``records``, ``held`` (the lowest accuracy of the class held) and
-    ``swaps`` (how often the class lost changes from one record to the next).  The minority collapse of a trained
-    network seen one class at a time, in :ref:`ch-fig1`.  ValueError when the run has no per-class record, or when
-    its smallest count is not shared by exactly two classes."""
+    ``swaps`` (how often the class lost changes from one record to the next); and ``both_since``: the first recorded
+    epoch from which both are misclassified whole at every record to the last (None when the last record holds
+    either).  The minority collapse of a trained network seen one class at a time, in :ref:`ch-fig1`.  ValueError
+    when the run has no per-class record, or when its smallest count is not shared by exactly two classes."""
     record = load_class_accuracy(run.path)
     if record is None:
         raise ValueError(f"run {run.path.name!r} has no per-class record ({run.path}/class_accuracy.csv)")
@@ -201,12 +202,15 @@ def smallest_pair_turns(run: Run) -> dict:
     acc = record["acc"][:, pair]
     one_lost = (acc.min(axis=1) == 0) & (acc.max(axis=1) > 0.5)
     since = settled_epoch({"epoch": record["epoch"], "one_lost": one_lost.astype(float)}, "one_lost", 1.0)
+    both = settled_epoch({"epoch": record["epoch"], "both_lost": (acc.max(axis=1) == 0).astype(float)},
+                         "both_lost", 1.0)
+    both_since = None if both is None else int(both)
     if since is None:
-        return dict(since=None, records=0, held=None, swaps=0)
+        return dict(since=None, records=0, held=None, swaps=0, both_since=both_since)
     tail = record["epoch"] >= since
     lost = acc[tail].argmin(axis=1)  # which of the two is lost at each of those records
     return dict(since=int(since), records=int(np.count_nonzero(tail)), held=float(acc[tail].max(axis=1).min()),
-                swaps=int(np.count_nonzero(np.diff(lost))))
+                swaps=int(np.count_nonzero(np.diff(lost))), both_since=both_since)
 
 
 def run_summary(run: Run) -> dict:
