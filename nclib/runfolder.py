@@ -237,7 +237,8 @@ class RunFolder:
     def finish(self, status: str, error: str | None = None) -> None:
         """Flush the last rows and write the final provenance, also when that flush itself fails (a
         metric computed in the worker thread raised): then the status is "failed" and the error says so.
-        A finished run's checkpoint is removed; "stopped" (by ``max_train_s``) keeps it."""
+        A finished or diverged run's checkpoint is removed (a diverged run is never resumed); "stopped" (by
+        ``max_train_s``) and "failed" keep it."""
         eng, prov = self.engine, self.prov
         try:
             try:

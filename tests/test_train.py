@@ -130,6 +130,7 @@ def test_a_resumed_run_that_diverges_keeps_no_checkpoint(tmp_path):
     train.run(**kw, max_train_s=0)
     folder = tmp_path / "boom"
     assert json.loads((folder / "provenance.json").read_text())["status"] == "stopped"
+    assert train.load_history(folder)["epoch"].tolist()[-1] == 10  # stopped where the rate steps up
     assert (folder / runs.CHECKPOINT).is_file() and (folder / runs.CHECKSUM).is_file()
     with pytest.raises(train.TrainingDiverged, match="diverged at epoch 20"):
         train.run(**kw, resume=True)
