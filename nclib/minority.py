@@ -169,6 +169,28 @@ def alive_without_weakest(n, lam_W, lam_H, L: int, bias: bool, dead: int) -> np.
     return alive
 
 
+def partial_minimum_below(n, lam_W, lam_H, L: int, bias: bool, value) -> dict:
+    """Where a value of (4.3), e.g. a run's final objective, sits among the local minimizers of Lemma A.2 that put
+    the d weakest modes at 0 (:func:`alive_without_weakest`, :func:`partial_minimum`), d = 0 the global minimizer.
+
+    Their values increase with d (a mode alive at the global minimizer is worth more than at 0), so one of them is
+    the last at or below ``value``: ``dead`` (its d), ``partial`` (its value), ``above`` (value / partial - 1,
+    >= 0) and ``next_above`` (the next one's value / partial - 1: the spacing that ``above`` is small against;
+    None when every alive mode is already at 0).  ValueError naming ``value`` when it is not finite or is below
+    the global minimum."""
+    n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
+    value = _checks.positive_float(value, "value")
+    kappa = problem_spectrum(n, bias)
+    alive = int(alive_modes(ufm.mode_strengths(kappa, int(n.sum()), lam, lam_H, L=L), kappa).sum())
+    values = [partial_minimum(n, lam, lam_H, L, bias, alive_without_weakest(n, lam, lam_H, L, bias, d))
+              for d in range(alive + 1)]
+    if value < values[0]:
+        raise ValueError(f"value {value!r} is below the global minimum {values[0]!r} of (4.3) at these decays")
+    dead = int(np.searchsorted(values, value, side="right")) - 1
+    following = values[dead + 1] / values[dead] - 1 if dead < alive else None
+    return {"dead": dead, "partial": values[dead], "above": value / values[dead] - 1, "next_above": following}
+
+
 # ------------------------------------------------------------------------------------------ training the UFM
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import nclib.data  # noqa: E402
 import nclib.figures as figures  # noqa: E402
 import nclib.figures.analysis  # noqa: E402
 import nclib.imbalance  # noqa: E402
+from nclib import minority  # noqa: E402
 import nclib.train  # noqa: E402
 import nclib.ufm  # noqa: E402
 
@@ -529,7 +530,7 @@ def test_figure_chapter_picks_the_preferred_scale(tiny, tmp_path):
         figures.figure_chapter(3, root=tmp_path)
 
 
-def test_summary_tables_and_glue(tiny, tiny_scale):
+def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     chapters = {k: figures.figure_chapter(k, "tiny", root=tiny) for k in (1, 3)}
     t = figures.summary_tables(chapters)
     assert t["figures"].index.tolist() == [1, 3] and t["figures"]["epochs"].tolist() == [120, 120]
@@ -551,6 +552,21 @@ def test_summary_tables_and_glue(tiny, tiny_scale):
     wh = lambda k: [r["nc2_wh"] for r in chapters[k].rows]  # noqa: E731
     assert (g["wh-1-3-with-min"], g["wh-1-3-without-max"]) == (f"{min(wh(1)):.2g}", f"{max(wh(3)):.2g}")
     assert g["be-max"] == f"{max(r['bias_error'] / r['bias_error_0'] for r in chapters[1].rows):.2f}"
+    assert "partial-above-max" not in g  # no run ends below 100 %
+    # L = 6 of Figure 1 made to end with 3 samples wrong at 3x its objective: a row of the stalls table and its glue
+    monkeypatch.setattr(nclib.figures.analysis, "load_class_accuracy", lambda path: None)
+    run6 = chapters[1].runs[6]
+    N = figures.run_theory(run6.params).N
+    acc6 = np.where(np.arange(len(run6.history["epoch"])) >= 2, 1.0 - 3.0 / N, 1.0)
+    obj6 = 3.0 * np.asarray(run6.history["objective"], dtype=float)
+    chapters[1] = dataclasses.replace(chapters[1], runs={**chapters[1].runs,
+                                                         6: _with_history(run6, train_acc=acc6, objective=obj6)})
+    t, g = figures.summary_tables(chapters), figures.summary_glue(chapters)
+    place = figures.stalls(chapters[1].runs)[6]["partial"]
+    assert t["stalls"].index.tolist() == [(1, 6)] and t["stalls"].loc[(1, 6), "misclassified"] == "3"
+    assert t["stalls"].loc[(1, 6), "weakest modes at 0"] == place["dead"]
+    assert t["stalls"].loc[(1, 6), "objective above that point (%)"] == f"{100 * place['above']:.2g}"
+    assert float(g["partial-above-max"]) >= 100 * place["above"] > float(g["partial-above-max"]) * 0.95
 
 
 def _with_history(run, **columns):
@@ -706,7 +722,13 @@ def test_stalls(tiny, monkeypatch):
     half = int(e[np.searchsorted(e, e[-1] / 2)])
     assert st[6]["half"] == half
     np.testing.assert_allclose(st[6]["objective_change"], obj6[-1] / obj6[list(e).index(half)] - 1)
-    np.testing.assert_allclose(st[6]["objective_ratio"], obj6[-1] / figures.run_theory(runs[6].params).minimum)
+    th6 = figures.run_theory(runs[6].params)
+    np.testing.assert_allclose(st[6]["objective_ratio"], obj6[-1] / th6.minimum)
+    # the Lemma A.2 local minimizer with the weakest modes at 0 that is last at or below the final objective
+    place = minority.partial_minimum_below(n, th6.lam_W, th6.lam_H, 6, th6.bias, obj6[-1])
+    assert st[6]["partial"] == place and st[6]["partial_ratio"] == place["partial"] / th6.minimum
+    assert place["partial"] <= obj6[-1] and (place["next_above"] is None
+                                             or obj6[-1] < place["partial"] * (1 + place["next_above"]))
     assert st[3]["classes"] is None and st[6]["classes"] is None
     # with a per-class record for L = 6: the classes below 100 % at the end, checked against the overall accuracy
     k = int(np.argmax(n))

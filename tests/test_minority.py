@@ -194,3 +194,23 @@ def test_small_start_ends_at_a_local_minimizer_of_the_partial_form():
     np.testing.assert_array_equal(r.alive_theory, [True, True, False])
     assert r.value == pytest.approx(mino.partial_minimum(n, lam, lam, L, True, r.alive), rel=1e-10)
     assert r.gap > 1e-3
+
+
+def test_partial_minimum_below_places_a_value_among_the_local_minimizers():
+    n, lam, L = [100, 100, 200, 200, 300], 1e-4, 6
+    values = [mino.partial_minimum(n, lam, lam, L, True, mino.alive_without_weakest(n, lam, lam, L, True, d))
+              for d in range(5)]
+    assert np.all(np.diff(values) > 0)  # each mode alive at the global minimizer is worth more than at 0
+    at = mino.partial_minimum_below(n, lam, lam, L, True, values[0])
+    assert at["dead"] == 0 and at["above"] == 0 and at["partial"] == pytest.approx(ufm.minimum_value(n, lam, lam, L=L))
+    between = mino.partial_minimum_below(n, lam, lam, L, True, 1.001 * values[2])
+    assert between["dead"] == 2 and between["partial"] == values[2]
+    assert between["above"] == pytest.approx(0.001) and between["next_above"] == pytest.approx(values[3] / values[2] - 1)
+    past = mino.partial_minimum_below(n, lam, lam, L, True, 2 * values[4])  # beyond the origin: every mode at 0
+    assert past["dead"] == 4 and past["next_above"] is None and past["above"] == pytest.approx(1.0)
+    no_bias = mino.partial_minimum_below(n, lam, lam, L, False, 1.0001 * mino.partial_minimum(
+        n, lam, lam, L, False, np.array([True, True, True, False, False])))
+    assert no_bias["dead"] == 2  # without a bias the modes are the classes, kappa = sqrt(n_k): the two of 100
+    for bad in (0.99 * values[0], float("nan"), -1.0):
+        with pytest.raises(ValueError, match="value"):
+            mino.partial_minimum_below(n, lam, lam, L, True, bad)

@@ -12,7 +12,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import _checks, ufm
+from .. import _checks, minority, ufm
 from ..runs import load_class_accuracy
 from .config import HISTORY_KEYS, figure
 from .load import Run, run_counts
@@ -188,7 +188,10 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     and ``smallest_count`` (the smallest class count and how many classes have it) and ``smallest_multiple``
     (``misclassified`` over ``smallest`` when it divides evenly, else None: how many smallest classes the
     misclassified samples would fill, which the count alone does not show they do). A run whose accuracy stays
-    below ``minimizer_accuracy`` has stalled away from the global minimizers.
+    below ``minimizer_accuracy`` has stalled away from the global minimizers. ``partial``: where the final objective
+    sits among the local minimizers of Lemma A.2 with the weakest modes at 0 and the others at their minimizing
+    strength (:func:`nclib.minority.partial_minimum_below`: ``dead``, ``partial``, ``above``, ``next_above``), with
+    ``partial_ratio`` (that local minimizer's value over the global minimum).
     """
     out = {}
     for L, run in sorted(runs.items()):
@@ -213,7 +216,8 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
             if wrong != misclassified:
                 raise ValueError(f"run L={L}: class_accuracy.csv misclassifies {wrong} samples at the end, the "
                                  f"history {misclassified}")
-        out[L] = dict(n=th.n, classes=classes, since=int(e[i]), end=int(e[-1]), train_acc=float(acc[-1]), half=int(e[half]),
+        partial = minority.partial_minimum_below(th.n, th.lam_W, th.lam_H, th.L, th.bias, float(obj[-1]))
+        out[L] = dict(n=th.n, classes=classes, partial=partial, partial_ratio=partial["partial"] / th.minimum, since=int(e[i]), end=int(e[-1]), train_acc=float(acc[-1]), half=int(e[half]),
                       objective_change=float(obj[-1] / obj[half] - 1.0),
                       misclassified=misclassified, best_acc=float(acc[i:].max()),
                       before=before, objective_before=float(obj[i - 1]) if before is not None else None,

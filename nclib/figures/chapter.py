@@ -193,7 +193,11 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
                   s + "change": f"{100 * st['objective_change']:+.2g}", s + "ratio": f"{st['objective_ratio']:.3g}",
                   s + "nc1": f"{st['nc1']:.2g}", s + "nc1-drop": f"{st['nc1_drop']:.3g}", s + "nc3": f"{st['nc3']:.3g}",
                   s + "smallest": str(st["smallest"]), s + "smallest-count": str(st["smallest_count"]),
-                  s + "multiple": _epoch(st["smallest_multiple"])})
+                  s + "multiple": _epoch(st["smallest_multiple"]), s + "dead": str(st["partial"]["dead"]),
+                  s + "partial-ratio": f"{st['partial_ratio']:.3g}",
+                  s + "partial-above": round_up(100 * st["partial"]["above"], 2)})
+        if st["partial"]["next_above"] is not None:
+            g[s + "partial-next"] = round_down(100 * st["partial"]["next_above"], 2)
         if st["before"] is not None:
             g.update({s + "before": str(st["before"]), s + "lr-before": f"{st['lr_before']:g}",
                       s + "lr-since": f"{st['lr_since']:g}",
@@ -286,7 +290,8 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     case, scale and epochs of each figure), ``"final"`` (the final values of every run, indexed by figure and
     L), ``"training"`` (when it reached 100 %, its largest rise, wall time, device, precision) and ``"stalls"``
     (the runs that end below 100 % training accuracy, :func:`stalls`: final accuracy, misclassified samples,
-    objective over the global minimum)."""
+    objective over the global minimum, and the last local minimizer of Lemma A.2 with the weakest modes at 0 at or
+    below the final objective: how many modes it puts at 0 and how far above its value the run ends)."""
     import pandas as pd
 
     figures = pd.DataFrame([{
@@ -309,9 +314,11 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "L"])
     stalled = pd.DataFrame([{
         "figure": k, "L": L, "train acc": f"{st['train_acc']:.3f}", "misclassified": f"{st['misclassified']:,}",
-        "objective / minimum": f"{st['objective_ratio']:.3g}",
+        "objective / minimum": f"{st['objective_ratio']:.3g}", "weakest modes at 0": st["partial"]["dead"],
+        "objective above that point (%)": f"{100 * st['partial']['above']:.2g}",
     } for k, c in sorted(chapters.items()) for L, st in stalls(c.runs).items()],
-        columns=["figure", "L", "train acc", "misclassified", "objective / minimum"]).set_index(["figure", "L"])
+        columns=["figure", "L", "train acc", "misclassified", "objective / minimum", "weakest modes at 0",
+                 "objective above that point (%)"]).set_index(["figure", "L"])
     return {"figures": figures, "final": final, "training": training, "stalls": stalled}
 
 
@@ -320,7 +327,10 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
 
     ``n-gpu``, ``n-cpu``, ``n-runs``, ``gpu-figures`` and ``gpu-epochs`` (the figures read from GPU runs and
     their epochs, against the paper's ``paper-epochs``), ``n-fitted`` and ``drop-min`` (the runs that end at
-    100 % training accuracy and the smallest fall of NC1 among them), ``n-stalled`` (the others), ``ratio-min``/``ratio-max`` (final objective over the global minimum), per device
+    100 % training accuracy and the smallest fall of NC1 among them), ``n-stalled`` (the others) and
+    ``partial-above-max`` (the furthest, in %, that one of them ends above the last local minimizer of Lemma A.2
+    with the weakest modes at 0 at or below its objective, :func:`stalls`; rounded up), ``ratio-min``/``ratio-max``
+    (final objective over the global minimum), per device
     ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`), ``spike-threshold``, ``be-min``/``be-max`` (final over
     initial ||b - n/N||, with a bias), and for the pairs with and without a bias at the same scale
     ``wh-<a>-<b>-with-min`` .. ``-without-max`` (final NC2^WH over the runs at 100 %).
@@ -339,6 +349,9 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
          "spike-threshold": f"{SPIKE_FACTOR:g}"}
     if fitted:
         g["drop-min"] = f"{min(r['nc1_drop'] for r in fitted):.1e}"
+    above = [st["partial"]["above"] for c in chapters.values() for st in stalls(c.runs).values()]
+    if above:
+        g["partial-above-max"] = round_up(100 * max(above), 2)
     for name, ks in (("gpu", gpu), ("cpu", [k for k in sorted(chapters) if k not in gpu])):
         if ks:
             g[f"wall-{name}"] = f"{sum(wall_time_s(chapters[k].runs) for k in ks) / 60:.1f}"
