@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         longest = max(longest, time.perf_counter() - start)
         print(f"seed {seed}: done in {time.perf_counter() - start:.0f} s", flush=True)
     try:
-        rows = stability.stability_rows(stability.load_stability(args.out))
+        rows = stability.stability_rows(stability.load_stability(args.out, **overrides))
     except ValueError as exc:
         print(f"no summary: {exc}")
         return 1

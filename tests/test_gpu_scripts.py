@@ -194,7 +194,7 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
                ANATOMY_ARGS="--device cpu --width 32 --depth 2 --reps 2", OMP_NUM_THREADS="1")
     log = run_gpu_figures(env)
     assert sorted(p.name for p in out.iterdir()) == ["benchmarks.tar.gz", "log.txt", "stability.tar.gz"]
-    made = stability.load_stability(runs)
+    made = stability.load_stability(runs, width=16, epochs=10)
     assert sorted(made) == [("fp32", 0), ("fp32", 1), ("tf32", 0), ("tf32", 1)]
     assert all(r.provenance["status"] == "finished" and r.params["epochs"] == 10 for r in made.values())
     assert log.index("== 3. stability runs") < log.index("== 5. engine benchmark") < log.index("== 5b. levers") \

@@ -105,7 +105,9 @@ def test_the_script_makes_the_pairs_keeps_finished_ones_and_summarizes(tmp_path,
     assert stability_runs.main(["--seeds", "0", "--extra-seeds", "1", "--out", str(out), *sets]) == 0
     log = capsys.readouterr().out
     assert "seed 1 (extra)" in log and "decision: tf32 (no spike; seeds [0, 1]" in log
-    runs = stability.load_stability(out)
+    with pytest.raises(ValueError, match="not a stability run of this setting.*'width': \\(16, 2048\\)"):
+        stability.load_stability(out)  # tooling runs never count as runs of the setting
+    runs = stability.load_stability(out, width=16, epochs=10)
     assert sorted(runs) == [("fp32", 0), ("fp32", 1), ("tf32", 0), ("tf32", 1)]
     for (precision, seed), run in runs.items():
         assert run.params["precision"] == precision and run.params["seed"] == seed and run.params["L"] == 6
@@ -140,7 +142,7 @@ def test_the_script_makes_the_fp32_runs_alone_when_asked_and_decides_nothing(tmp
     assert stability_runs.main(["--seeds", "1", "--precisions", "fp32", "--out", str(out), *sets]) == 0
     log = capsys.readouterr().out
     assert "fp32 seed 1: no spike" in log and "decision" not in log
-    runs = stability.load_stability(out)
+    runs = stability.load_stability(out, width=16, epochs=10)
     assert sorted(runs) == [("fp32", 1)] and not (out / "fig1-L6-tf32-seed1").exists()
     assert runs["fp32", 1].provenance["trained_with"] == []
     assert stability_runs.main(["--seeds", "1", "--precisions", "fp32", "--out", str(out), *sets]) == 0
@@ -160,7 +162,7 @@ def test_a_diverged_run_is_a_spike_and_the_other_seeds_go_on(tmp_path, capsys):
     log = capsys.readouterr().out
     assert log.count("diverged: ") == 2 and "fp32 seed 1: DIVERGED" in log
     assert "decision: tf32 (alike; seeds [0, 1]" in log
-    runs = stability.load_stability(out)
+    runs = stability.load_stability(out, width=16, epochs=20, lr=50)
     assert len(runs) == 4 and all(stability.diverged(r) and stability.spiked(r) for r in runs.values())
     rows = stability.stability_rows(runs)
     assert all(r["diverged"] and r["spiked"] and r["epochs"] == 10 for r in rows)
@@ -178,6 +180,21 @@ def test_load_stability_refuses_what_is_not_a_stability_run(tmp_path):
     (path / "provenance.json").write_text(json.dumps({"status": "stopped"}))
     with pytest.raises(ValueError, match="no stability runs that ended"):
         stability.load_stability(tmp_path)  # stopped runs do not count
+
+
+def test_setting_differences_reads_the_recorded_parameters_against_the_pair():
+    # a committed strict fp32 run made on a CPU: its data file, device and folder are free, the rest is the setting
+    run = stability.load_stability(stability.RESULTS_CPU)[("fp32", 1)]
+    assert run.params["data_path"] is not None and run.params["device"] == "cpu"
+    assert stability.setting_differences(run.params) == {}
+    assert stability.setting_differences(dict(run.params, lr=1e-3)) == {"lr": (1e-3, 1e-4)}
+    assert stability.setting_differences(dict(run.params, lam_H=2e-4)) == {"lam_H": (2e-4, 1e-4)}  # K x 1e-5
+    assert stability.setting_differences(dict(run.params, width=16), width=16) == {}
+    assert set(stability.setting_differences(run.params, epochs=10)) == {"epochs"}
+    with pytest.raises(ValueError, match="seed"):
+        stability.setting_differences(dict(run.params, seed=-1))
+    with pytest.raises(ValueError, match="must not set"):
+        stability.setting_differences(run.params, L=3)
 
 
 def test_stability_glue_counts_per_precision_over_the_paired_seeds():

@@ -28,7 +28,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import ROOT, _checks
+from .. import ROOT, _checks, ufm
+from ..parameters import EXECUTION_KEYS
 from ..runs import load_class_accuracy, load_run
 from .analysis import SPIKE_FACTOR, first_epoch, run_theory, settled_epoch
 from .config import figure_parameters, train_kwargs
@@ -81,10 +82,33 @@ def pair_kwargs(seed: int, out_dir=None, **overrides) -> tuple[list[dict], dict]
 ENDED = ("finished", "diverged")
 
 
-def load_stability(root=None) -> dict[tuple[str, int], Run]:
+#: The parameters a stability run may set as its machine needs, outside the setting it tests: its data file (the
+#: slice of Figure 1's samples or the whole CIFAR-10 copy; ``data_sha256`` says which), its device, its folder and
+#: how one call trains (:data:`nclib.parameters.EXECUTION_KEYS`).
+FREE_KEYS = ("data_path", "device", "out_dir") + EXECUTION_KEYS
+
+
+def setting_differences(params: Mapping, **overrides) -> dict:
+    """{name: (recorded, wanted)} for each parameter that defines a stability run (all but :data:`FREE_KEYS` and the
+    precision, which its folder name states, :func:`load_stability`) that a run's ``params`` record otherwise than
+    :func:`pair_kwargs` of its seed with ``overrides`` gives (decays ``"reference"`` read as
+    :func:`nclib.ufm.reference_decay`; compared as JSON values); empty for a run of the stability setting.
+    ValueError from :func:`pair_kwargs` for overrides it refuses."""
+    _, shared = pair_kwargs(_checks.nonneg_int(params.get("seed"), "params['seed']"), **overrides)
+    want = {k: v for k, v in shared.items() if k not in FREE_KEYS + ("precision",)}  # the folder name has it
+    for key in ("lam_W", "lam_H"):
+        if want[key] == "reference":
+            want[key] = ufm.reference_decay(run_counts(shared).size)
+    want = json.loads(json.dumps(want, default=str))
+    return {k: (params.get(k), v) for k, v in want.items() if params.get(k) != v}
+
+
+def load_stability(root=None, **overrides) -> dict[tuple[str, int], Run]:
     """{(precision, seed): Run} of the stability runs under ``root`` (default :data:`RESULTS`) that ended
-    (:data:`ENDED`); ValueError when there is none, or when a run is not of the stability setting (its folder
-    name, which names its precision and seed, its L or its metric interval)."""
+    (:data:`ENDED`); ValueError when there is none, or when a run is not of the stability setting: its folder name
+    (which names its precision and seed), or a parameter that :func:`setting_differences` finds, so that a run made
+    with other parameters (a CPU test of the tooling) never counts as one.  ``overrides``: the parameters that the
+    runs were made with on purpose (:func:`pair_kwargs`; ``width``, ``epochs`` for such a test)."""
     root = RESULTS if root is None else pathlib.Path(root)
     out: dict[tuple[str, int], Run] = {}
     for path in sorted(root.glob(f"fig{FIGURE}-L{L}-*-seed*")):
@@ -94,8 +118,11 @@ def load_stability(root=None) -> dict[tuple[str, int], Run]:
             continue
         params, history, prov = load_run(path)
         key = (params["precision"], int(params["seed"]))
-        if path.name != run_name(*key) or int(params["L"]) != L or int(params["metric_every"]) != METRIC_EVERY:
-            raise ValueError(f"{str(path)!r} is not a stability run (name, L or metric interval)")
+        if path.name != run_name(*key):
+            raise ValueError(f"{str(path)!r} is not a stability run: its folder name is not {run_name(*key)!r}")
+        differ = setting_differences(params, **overrides)
+        if differ:
+            raise ValueError(f"{str(path)!r} is not a stability run of this setting: (recorded, wanted) {differ}")
         out[key] = Run(path, params, history, prov)
     if not out:
         raise ValueError(f"no stability runs that ended ({' or '.join(ENDED)}) under {str(root)!r}")
