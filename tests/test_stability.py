@@ -299,3 +299,11 @@ def test_run_summary_reads_the_peak_the_errors_and_the_distance_to_the_minimum(t
     run.history.update(objective=np.array([1.0, 0.5, 0.3, 0.2]))
     falling = stability.run_summary(run)
     assert falling["row"]["rise"] is None and falling["acc_peak"] is None and falling["nc1_peak"] is None
+    # a diverged run: its last row (NaN objective) is left out; the numbers are those of its last finite record
+    run.provenance.update(status="diverged")
+    run.history.update(epoch=np.array([0, 10, 20, 30, 40]), objective=np.array([1.0, 0.1, 0.5, 0.2, np.nan]),
+                       train_acc=np.array([0.0, 1.0, 6 / 7, 5 / 7, 0.0]), nc1=np.array([9.0, 0.5, 3.0, 1.0, np.nan]))
+    broke = stability.run_summary(run)
+    assert broke["row"]["diverged"] and broke["row"]["spiked"] and broke["row"]["epochs"] == 40
+    assert (broke["row"]["rise"], broke["row"]["rise_to"], broke["acc_peak"], broke["nc1_peak"]) == (5.0, 20, 6 / 7, 3.0)
+    assert broke["wrong"] == 2 and broke["final_ratio"] == pytest.approx(0.2 / minimum, rel=1e-12)
