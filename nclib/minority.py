@@ -22,6 +22,7 @@ import numpy as np
 from . import _checks
 from . import ufm
 from .imbalance import class_labels, label_matrix, ybar
+from .parameters import ADAM_BETAS, ADAM_EPS
 
 #: A mode counts as alive when its singular value of W_L ... W_1 H-bar D is above this fraction of the largest
 #: singular value kappa_1 of M (applied alike to the closed form and to trained models, :func:`alive_modes`).
@@ -263,34 +264,6 @@ def _lr_factor(step: int, steps: int, final: float) -> float:
     return final ** ((step - half) / max(1, steps - 1 - half))
 
 
-def _gradients(Ws, H, b, Y, lam_W, lam_H) -> tuple[float, list, np.ndarray, np.ndarray | None]:
-    """The objective (4.3) (:func:`nclib.ufm.objective`) and its gradients, written out: with
-    R = (W_L...W_1 H + b 1^T - Y)/N, dF/dW_j = (W_L...W_(j+1))^T R (W_(j-1)...W_1 H)^T + lam_Wj W_j,
-    dF/dH = (W_L...W_1)^T R + lam_H H and dF/db = R 1 (``b`` None: the bias-free model (4.1), no db)."""
-    N = H.shape[1]
-    forward = [H]
-    for W in Ws:
-        forward.append(W @ forward[-1])
-    R = forward[-1] - Y
-    if b is not None:
-        R = R + b[:, None]
-    value = 0.5 / N * float(np.sum(R * R)) + 0.5 * lam_H * float(np.sum(H * H))
-    value += 0.5 * sum(lj * float(np.sum(W * W)) for lj, W in zip(lam_W, Ws))
-    R /= N
-    G, dWs = R, [None] * len(Ws)
-    for j in range(len(Ws) - 1, -1, -1):
-        dWs[j] = G @ forward[j].T + lam_W[j] * Ws[j]
-        G = Ws[j].T @ G
-    dH = G + lam_H * H
-    db = None if b is None else R.sum(axis=1)
-    return value, dWs, dH, db
-
-
-#: Adam's constants, those of ``torch.optim.Adam``'s defaults (and of :mod:`nclib.train`).
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8
-
-
 def init_ufm(n, L: int, bias: bool = True, d: int | None = None, init_scale: float = 1.0, seed: int = 0):
     """A random starting point (Ws, H, b) of the L-extended UFM, times ``init_scale``: every W_j (W_1 .. W_(L-1)
     d x d, W_L K x d) as PyTorch's ``nn.Linear`` initializes it (U(-1/sqrt(d), 1/sqrt(d)), the scale of the head of
@@ -313,7 +286,7 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
     W_1, ..., W_L, H and b (``bias``) by full-batch Adam in float64, from :func:`init_ufm` (or from ``start`` =
     (Ws, H, b)).
 
-    Adam is ``torch.optim.Adam``'s update (betas :data:`ADAM_BETAS`, eps :data:`ADAM_EPS`, bias-corrected moments;
+    Adam is ``torch.optim.Adam``'s update (:data:`nclib.parameters.ADAM_BETAS`, ``ADAM_EPS``, bias-corrected moments;
     the tests compare the two step for step) on the gradients of (4.3) written out in numpy because
     the per-step overhead of autograd dominates at these sizes.  The rate is ``lr`` for the first half of ``steps``,
     then decays geometrically to ``lr * final_lr_factor``.  Decays as in :func:`nclib.ufm.objective` (``lam_W`` one
@@ -345,7 +318,7 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
     beta1, beta2 = ADAM_BETAS
     history = []
     for k in range(steps):
-        value, dWs, dH, db = _gradients(Ws, H, b, Y, lam, lam_H)
+        value, dWs, dH, db = ufm._value_and_gradients(Ws, H, b, Y, lam, lam_H)
         if k % record_every == 0:
             history.append(value)
         grads = [*dWs, dH] + ([db] if bias else [])

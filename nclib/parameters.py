@@ -57,3 +57,7 @@ LEVER_KEYS = ("grouped_adam", "steps_per_graph", "deferred_metrics", "adam_in_ba
 #: The training notebook's parameters (:ref:`ch-train`): those of :data:`DEFAULTS` but ``L`` and ``run_name``,
 #: which ``L_values`` (one run per L) and ``run_tag`` (:func:`nclib.train.run_names`) replace, and ``smoke``.
 NOTEBOOK_PARAMETERS = tuple(k for k in DEFAULTS if k not in ("L", "run_name")) + ("smoke", "L_values", "run_tag")
+
+#: Adam's constants (betas, eps): ``torch.optim.Adam``'s defaults, as the paper's training uses them; the training
+#: step (:mod:`nclib.step`) and the numpy Adam of the UFM (:func:`nclib.minority.train_ufm`) both take them from here.
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8

@@ -16,7 +16,7 @@ from scipy.sparse import linalg as splinalg
 
 from . import _checks
 from .imbalance import label_matrix
-from .ufm import Minimizer, _check_problem, objective
+from .ufm import Minimizer, _check_problem, _value_and_gradients, objective
 
 
 @dataclass(frozen=True)
@@ -61,26 +61,9 @@ class _Problem:
 
     def value_and_grad(self, x):
         Ws, H, b = self.unpack(x)
-        # forward: partial products A_j = W_j ... W_1 H
-        acts = [H]
-        for W in Ws:
-            acts.append(W @ acts[-1])
-        R = acts[-1] - self.Y
-        if b is not None:
-            R = R + b[:, None]
-        f = 0.5 / self.N * np.sum(R * R) + 0.5 * self.lam_H * np.sum(H * H)
-        f += 0.5 * sum(l * np.sum(W * W) for l, W in zip(self.lam, Ws))
-        # backward
-        G = R / self.N  # d f / d(output)
-        grads = [None] * self.L
-        for j in range(self.L - 1, -1, -1):
-            grads[j] = G @ acts[j].T + self.lam[j] * Ws[j]
-            G = Ws[j].T @ G
-        gH = G + self.lam_H * H
-        parts = [g.ravel() for g in grads] + [gH.ravel()]
-        if b is not None:
-            parts.append(R.sum(axis=1) / self.N)
-        return float(f), np.concatenate(parts)
+        f, dWs, dH, db = _value_and_gradients(Ws, H, b, self.Y, self.lam, self.lam_H)
+        parts = [g.ravel() for g in dWs] + [dH.ravel()] + ([db] if b is not None else [])
+        return f, np.concatenate(parts)
 
 
 def _newton_polish(prob, x, steps=8, eps=1e-6):

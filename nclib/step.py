@@ -34,9 +34,7 @@ from typing import Callable, Iterable
 import torch
 
 from . import _checks, models
-
-#: Adam's hyperparameters besides the learning rate (the paper's optimizer with PyTorch's defaults).
-BETAS, EPS = (0.9, 0.999), 1e-8
+from .parameters import ADAM_BETAS, ADAM_EPS  # Adam's betas and eps: PyTorch's defaults (the paper's optimizer)
 
 #: Eager steps before a CUDA graph is captured (cuBLAS handles and Adam's state exist by then).
 WARMUP_STEPS = 3
@@ -169,10 +167,10 @@ class AdamStep:
         self.fused = self.is_cuda
         if self.is_cuda:
             # A tensor lr lives in device memory, so a captured graph sees schedule changes (fill_).
-            self.opt = torch.optim.Adam(self.params, lr=torch.tensor(lr, device=self.device), betas=BETAS, eps=EPS,
-                                        fused=True, capturable=self.use_graph)
+            self.opt = torch.optim.Adam(self.params, lr=torch.tensor(lr, device=self.device), betas=ADAM_BETAS,
+                                        eps=ADAM_EPS, fused=True, capturable=self.use_graph)
         else:
-            self.opt = torch.optim.Adam(self.params, lr=lr, betas=BETAS, eps=EPS)
+            self.opt = torch.optim.Adam(self.params, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS)
         self.lr = lr
         #: Adam applied inside the backward pass: {parameter: its own Adam}, stepped by a hook as soon as the
         #: parameter's gradient is complete (None: one Adam step after the backward pass).
@@ -199,7 +197,8 @@ class AdamStep:
         group = self.opt.param_groups[0]
         self.in_backward, self._hooks, self._in_step = {}, [], False
         for p in self.params:
-            opt = torch.optim.Adam([p], lr=group["lr"], betas=BETAS, eps=EPS, fused=True if self.is_cuda else None,
+            opt = torch.optim.Adam([p], lr=group["lr"], betas=ADAM_BETAS, eps=ADAM_EPS,
+                                   fused=True if self.is_cuda else None,
                                    capturable=self.use_graph if self.is_cuda else False)
             opt.state = self.opt.state  # one state dict (keyed by parameter) for all: state_dict reads it
             opt.param_groups[0]["lr"] = group["lr"]  # the same object: set_lr fills it once for all
@@ -481,10 +480,10 @@ class GroupedAdamStep(AdamStep):
         self.params = [p for s in steps for p in s.params]
         self.fused = self.is_cuda
         if self.is_cuda:
-            self.opt = torch.optim.Adam(self.params, lr=torch.tensor(self.lr, device=self.device), betas=BETAS,
-                                        eps=EPS, fused=True, capturable=self.use_graph)
+            self.opt = torch.optim.Adam(self.params, lr=torch.tensor(self.lr, device=self.device), betas=ADAM_BETAS,
+                                        eps=ADAM_EPS, fused=True, capturable=self.use_graph)
         else:
-            self.opt = torch.optim.Adam(self.params, lr=self.lr, betas=BETAS, eps=EPS)
+            self.opt = torch.optim.Adam(self.params, lr=self.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
         for s in steps:  # one state; each run's optimizer reads its parameters' part for its checkpoint
             for p in s.params:
                 if p in s.opt.state:

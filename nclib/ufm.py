@@ -123,6 +123,31 @@ def objective(Ws: Sequence[np.ndarray], H, b, n, lam_W, lam_H) -> float:
     return float(value)
 
 
+
+def _value_and_gradients(Ws, H, b, Y, lam_W, lam_H) -> tuple[float, list, np.ndarray, np.ndarray | None]:
+    """The objective (4.3) of :func:`objective` and its gradients, written out for the solvers' inner loops
+    (:mod:`nclib.solvers`, :func:`nclib.minority.train_ufm`; arguments unchecked, ``lam_W`` L numbers, ``Y`` the
+    K x N label matrix): with R = (W_L...W_1 H + b 1^T - Y)/N, dF/dW_j = (W_L...W_(j+1))^T R (W_(j-1)...W_1 H)^T +
+    lam_Wj W_j, dF/dH = (W_L...W_1)^T R + lam_H H and dF/db = R 1 (``b`` None: the bias-free model (4.1), no db).
+    Returns (value, [dF/dW_1, ..., dF/dW_L], dF/dH, dF/db or None)."""
+    N = H.shape[1]
+    forward = [H]
+    for W in Ws:
+        forward.append(W @ forward[-1])
+    R = forward[-1] - Y
+    if b is not None:
+        R = R + b[:, None]
+    value = 0.5 / N * float(np.sum(R * R)) + 0.5 * lam_H * float(np.sum(H * H))
+    value += 0.5 * sum(lj * float(np.sum(W * W)) for lj, W in zip(lam_W, Ws))
+    R /= N
+    G, dWs = R, [None] * len(Ws)
+    for j in range(len(Ws) - 1, -1, -1):
+        dWs[j] = G @ forward[j].T + lam_W[j] * Ws[j]
+        G = Ws[j].T @ G
+    dH = G + lam_H * H
+    db = None if b is None else R.sum(axis=1)
+    return value, dWs, dH, db
+
 def head_product(Ws: Sequence[np.ndarray]) -> np.ndarray:
     """The product P = W_L ... W_1 of the linear head of Definition 3.1, in float64.
 

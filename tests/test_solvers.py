@@ -10,10 +10,12 @@ import nclib.ufm as ufm
 VALUE_RTOL, STRUCT_ATOL = 1e-8, 1e-6
 
 
-def test_gradient_matches_finite_differences():
+@pytest.mark.parametrize("bias", [True, False])
+def test_gradient_matches_finite_differences(bias):
+    # the kernel nclib.ufm._value_and_gradients, shared with nclib.minority.train_ufm, through the flat problem
     rng = np.random.default_rng(0)
     n = np.array([3, 2, 2])
-    prob = solvers._Problem(n, np.array([0.02, 0.05, 0.01]), 0.03, 3, True, 4)
+    prob = solvers._Problem(n, np.array([0.02, 0.05, 0.01]), 0.03, 3, bias, 4)
     x = rng.standard_normal(prob.size)
     f, g = prob.value_and_grad(x)
     Ws, H, b = prob.unpack(x)
