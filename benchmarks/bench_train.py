@@ -54,7 +54,7 @@ import time
 import numpy as np
 import torch
 
-from nclib import data, models, train
+from nclib import data, models, parameters, train
 from nclib import step as nstep
 from nclib.step import matmul_precision
 
@@ -137,15 +137,17 @@ def figure_loop(ts, p, Ls, epochs: int) -> tuple[float, float, float, list[train
 
 
 def parse_lever(spec: str) -> dict:
-    """The lever settings of one ``--levers`` SPEC: ``plain`` (none) or ``name=value,...`` of LEVER_KEYS."""
+    """The lever settings of one ``--levers`` SPEC: ``plain`` (none) or ``name=value,...`` of LEVER_KEYS, each
+    value read by ``nclib.parameters.parse_value``; ValueError naming ``--levers`` for another name or a setting
+    that ``nclib.parameters.parse_setting`` refuses."""
     if spec == "plain":
         return {}
     out = {}
     for part in spec.split(","):
-        name, _, value = part.partition("=")
-        if name not in train.LEVER_KEYS or not value:
-            raise ValueError(f"levers: {part!r} is not name=value with a name of {train.LEVER_KEYS}")
-        out[name] = train._parse_value(value, name)
+        name, value = parameters.parse_setting(part, "--levers")
+        if name not in train.LEVER_KEYS:
+            raise ValueError(f"--levers {part}: {name!r} is not a lever; the levers are {train.LEVER_KEYS}")
+        out[name] = value
     return out
 
 

@@ -19,9 +19,10 @@ Command line::
     python -m nclib.sweep --grid lam_W=1e-4,1e-3,1e-2 --grid seed=0,1 \\
         --set dataset=synthetic --set epochs=200 --set width=64 --out-dir runs/decays [--workers 2]
 
-``--grid NAME=V1,V2,...`` and ``--set NAME=VALUE`` take any parameter of :data:`nclib.train.DEFAULTS`; a value
-is an integer, a float, ``true``/``false``/``none``, a list in brackets (``--set counts=[500,100,20]``,
-``--grid lr_milestones=[100],[100,150]``) or else a string.  ``--tie NAME=GRIDNAME`` gives the parameter NAME
+``--grid NAME=V1,V2,...`` and ``--set NAME=VALUE`` take any parameter of :data:`nclib.train.DEFAULTS`; each
+value is read by :func:`nclib.parameters.parse_value`, the grammar of every command line of the repository (a
+list in brackets, ``--set counts=[500,100,20]``, ``--grid lr_milestones=[100],[100,150]``; a path or a name as
+given; else a number, ``true``/``false``/``none`` or the text).  ``--tie NAME=GRIDNAME`` gives the parameter NAME
 the value of the grid parameter GRIDNAME at every point (``--grid lam_W=1e-3,1e-2 --tie lam_H=lam_W`` sweeps the two
 decays together, lam_W = lam_H; from Python ``tie={"lam_H": "lam_W"}``): the run folder is named after the grid
 values alone (``lam_W-0.001``) and the table has a column for the tied parameter too.  ``--summary-only`` rewrites
@@ -106,85 +107,44 @@ _SAFE = re.compile(r"[^A-Za-z0-9.+-]")
 
 # --------------------------------------------------------------------------------------------- the grid
 
-def parse_value(text: str):
-    """One value of ``--grid``/``--set``: ``[a,b,...]`` a list (of values), an int, a float,
-    ``true``/``false``/``none``, else the string itself (``full``, ``reference``, ``cifar10``)."""
-    text = text.strip()
-    if text.startswith("[") and text.endswith("]"):
-        inner = text[1:-1].strip()
-        return [] if not inner else [parse_value(t) for t in _split_top(inner, "value " + repr(text))]
-    return parameters.parse_scalar(text)
-
-
-def _split_top(text: str, what: str) -> list[str]:
-    """``text`` split at the commas outside brackets; ValueError naming ``what`` on unbalanced brackets or an
-    empty item."""
-    items, depth, cur = [], 0, ""
-    for ch in text:
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-            if depth < 0:
-                raise ValueError(f"{what}: unbalanced ']'")
-        if ch == "," and depth == 0:
-            items.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    if depth != 0:
-        raise ValueError(f"{what}: unbalanced '['")
-    items.append(cur)
-    if any(not t.strip() for t in items):
-        raise ValueError(f"{what}: an empty value (write V1,V2,... with no empty item)")
-    return items
-
-
-def _name_and_text(item: str, flag: str) -> tuple[str, str]:
-    if not isinstance(item, str) or "=" not in item:
-        raise ValueError(f"{flag} {item}: expected NAME=VALUE")
-    name, text = item.split("=", 1)
-    name = name.strip()
-    if not name:
-        raise ValueError(f"{flag} {item}: no parameter name before '='")
-    if not text.strip():
-        raise ValueError(f"{flag} {name}: no value after '='")
-    return name, text
-
-
 def parse_grid(items) -> dict:
-    """``["lam_W=1e-4,1e-3", "seed=0,1"]`` (the ``--grid`` arguments) -> ``{"lam_W": [1e-4, 1e-3], "seed": [0, 1]}``;
-    ValueError naming the argument for a missing '=', an empty value or a parameter given twice."""
+    """``["lam_W=1e-4,1e-3", "seed=0,1"]`` (the ``--grid`` arguments) -> ``{"lam_W": [1e-4, 1e-3], "seed": [0, 1]}``:
+    the values are the text's items at its commas outside brackets, each read by :func:`nclib.parameters.parse_value`
+    (with the parameter's name, so a text key's values stay text); ValueError naming the argument for a missing
+    '=', an empty value, a value that grammar refuses or a parameter given twice."""
     grid: dict = {}
     for item in items:
-        name, text = _name_and_text(item, "--grid")
+        name, text = parameters.split_setting(item, "--grid")
         if name in grid:
             raise ValueError(f"--grid {name}: given twice")
-        grid[name] = [parse_value(t) for t in _split_top(text, f"--grid {name}")]
+        grid[name] = [parameters.parse_value(t, name, "--grid")
+                      for t in parameters.split_items(text, f"--grid {name}")]
     return grid
 
 
 def parse_fixed(items) -> dict:
     """``["dataset=synthetic", "counts=[4,2,1]"]`` (the ``--set`` arguments) -> ``{"dataset": "synthetic",
-    "counts": [4, 2, 1]}``; one value each (a list in brackets); ValueError naming the argument otherwise."""
+    "counts": [4, 2, 1]}``, each read by :func:`nclib.parameters.parse_setting`; one value each (a comma outside
+    brackets, which ``--grid`` reads as several values, is refused); ValueError naming the argument otherwise."""
     fixed: dict = {}
     for item in items:
-        name, text = _name_and_text(item, "--set")
+        name, text = parameters.split_setting(item, "--set")
         if name in fixed:
             raise ValueError(f"--set {name}: given twice")
-        if len(_split_top(text, f"--set {name}")) > 1:
+        if len(parameters.split_items(text, f"--set {name}")) > 1:
             raise ValueError(f"--set {name}: one value expected (a list goes in brackets, [a,b]); sweep several "
                              f"values with --grid")
-        fixed[name] = parse_value(text)
+        fixed[name] = parameters.parse_value(text, name, "--set")
     return fixed
 
 
 def parse_tie(items) -> dict:
     """``["lam_H=lam_W"]`` (the ``--tie`` arguments) -> ``{"lam_H": "lam_W"}``: each tied parameter and the grid
-    parameter whose value it takes; ValueError naming the argument for a missing '=' or a name given twice."""
+    parameter whose value it takes (a name, never parsed as a value); ValueError naming the argument for a missing
+    '=' or a name given twice."""
     tie: dict = {}
     for item in items:
-        name, text = _name_and_text(item, "--tie")
+        name, text = parameters.split_setting(item, "--tie")
         if name in tie:
             raise ValueError(f"--tie {name}: given twice")
         tie[name] = text.strip()
@@ -646,10 +606,9 @@ def main(argv=None) -> pd.DataFrame:
             if ns.resources:
                 res = {}
                 for item in ns.resources:
-                    name, text = _name_and_text(item, "--resources")
-                    value = parse_value(text)
+                    name, value = parameters.parse_setting(item, "--resources")
                     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                        raise ValueError(f"--resources {name}: a positive amount expected, got {text!r}")
+                        raise ValueError(f"--resources {name}: a positive amount expected, got {value!r}")
                     res[name] = value
             df = run_sweep(parse_grid(ns.grid), parse_fixed(ns.fixed), ns.out_dir, workers=ns.workers,
                            scheduler=ns.scheduler, resources=res, progress=not ns.no_progress,

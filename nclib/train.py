@@ -70,7 +70,7 @@ from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, Checkp
                    ResumeRefused, RunExists, RunFolderBusy, atomic_write_text, load_class_accuracy, load_history,
                    load_run, run_status)
 from .parameters import (DEFAULTS, EXECUTION_KEYS, LEVER_KEYS, NOTEBOOK_PARAMETERS,  # noqa: F401
-                         PRECISIONS, parse_scalar)
+                         PRECISIONS, TEXT_KEYS, parse_scalar, parse_setting, parse_value)
 from .engine import (Engine, group_engines, lr_at, time_side_by_side,  # noqa: F401 (re-exported)
                      train_epochs_together)
 from .ufm import REFERENCE_DECAY, from_reference_decay, reference_decay  # noqa: F401 (re-exported)
@@ -529,18 +529,6 @@ CHOICES = {"dataset": data.DATASETS, "class_order": ("reference", "ascending", "
            "init": models.INITS, "precision": PRECISIONS, "device": ("auto", "cpu", "cuda", "cuda:<i>"),
            "cuda_graph": ("auto", "true", "false"), "async_metrics": ("auto", "true", "false")}
 
-#: Parameters whose command-line value is text as given (a path or a name; ``none`` reads as None), never a number.
-_TEXT_KEYS = ("dataset", "data_path", "class_order", "selection", "normalization", "init", "device", "precision",
-              "out_dir", "run_name")
-
-
-def _parse_value(text: str, key: str | None = None):
-    """A command-line value: text for :data:`_TEXT_KEYS`, otherwise an int, a float, true/false/none, or text."""
-    if key in _TEXT_KEYS:
-        return None if text.lower() == "none" else text
-    return parse_scalar(text)
-
-
 _EPILOG = """output: one run folder per L, <out-dir>/<run name>, holding params.json, history.csv,
 class_accuracy.csv, provenance.json (and checkpoint.pt while a run is stopped); out-dir defaults to
 results/runs/ in the repository; the run name is <run-tag>-L<L>, or without --run-tag
@@ -550,7 +538,9 @@ stopped run (or one whose process was killed) from its checkpoint.  --resume aut
 does, so that one command serves every job of a run split over several (with --max-train-s below the job's time
 limit): it starts the runs when no folder holds them, continues them from their checkpoints when they stopped,
 prints their folders when they finished with these parameters, and refuses anything else.  Errors in the
-arguments print one line and exit with status 2; a run that diverges exits with status 1."""
+arguments print one line and exit with status 2; a run that diverges exits with status 1.  A flag's value is
+read by nclib.parameters.parse_value, the grammar of every command line of the repository, but those of
+--counts (a preset name or comma-separated counts), --lr-milestones and --L (integers)."""
 
 
 def main(argv=None) -> list[pathlib.Path]:
@@ -568,21 +558,21 @@ def main(argv=None) -> list[pathlib.Path]:
         elif name == "lr_milestones":
             ap.add_argument(flag, nargs="*", type=int, default=None, help=f"default {default}")
         elif name == "lam_W":
-            ap.add_argument(flag, nargs="*", type=lambda text: _parse_value(text, "lam_W"), default=None,
+            ap.add_argument(flag, nargs="*", type=lambda text: parse_value(text, "lam_W"), default=None,
                             help=f"one value for every head layer, one per layer, or reference (default {default})")
         elif name == "counts":
             ap.add_argument(flag, default=None, help="a preset name or comma-separated counts")
         elif name == "resume":
-            ap.add_argument(flag, type=_parse_value, default=default,
+            ap.add_argument(flag, type=parse_value, default=default,
                             help=f"true/false/auto (default {default}; auto: see below)")
         elif isinstance(default, bool):
-            ap.add_argument(flag, type=_parse_value, default=default, help=f"true/false (default {default})")
+            ap.add_argument(flag, type=parse_value, default=default, help=f"true/false (default {default})")
         else:
             shown = {"out_dir": "results/runs/ in the repository", "run_name": "see below",
                      "data_path": "none; cifar10 and emnist-letters need one (a torchvision root or an .npz), "
                                   "letters-synthetic reads the .npz of nclib.letters.save_letters_synthetic or, "
                                   "with none, renders"}.get(name, default)
-            ap.add_argument(flag, type=lambda text, key=name: _parse_value(text, key), default=default,
+            ap.add_argument(flag, type=lambda text, key=name: parse_value(text, key), default=default,
                             help=f"default {shown}{choices}")
         if name == "run_name":
             ap.add_argument("--run-tag", default=None, help="folders <run-tag>-L<L>, as the notebook's run_tag")

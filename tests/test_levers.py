@@ -400,3 +400,20 @@ def test_the_benchmark_measures_each_lever_beside_the_plain_engine(tmp_path, cap
     assert "steps_per_graph" in levers["steps_per_graph=4"]["error"]
     with pytest.raises(SystemExit):
         bench.main(["--device", "cpu", "--levers", "plain", "--json", "auto"])
+
+
+def test_a_lever_spec_is_read_by_the_one_grammar():
+    """benchmarks/bench_train.py --levers SPEC: ``plain`` or comma-separated settings of the levers, each value read
+    by nclib.parameters.parse_value; another name, or a setting that grammar refuses, is refused naming --levers."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_train", train.ROOT / "benchmarks" / "bench_train.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.parse_lever("plain") == {}
+    got = bench.parse_lever("grouped_adam=true,steps_per_graph=23")
+    assert got == {"grouped_adam": True, "steps_per_graph": 23} and type(got["steps_per_graph"]) is int
+    assert bench.parse_lever("deferred_metrics=False") == {"deferred_metrics": False}
+    for bad in ("lr=1e-3", "grouped_adam", "grouped_adam=", "grouped_adam=true,,steps_per_graph=2", "=true"):
+        with pytest.raises(ValueError, match="--levers"):
+            bench.parse_lever(bad)

@@ -73,11 +73,21 @@ def test_bad_grid_syntax_is_refused_by_name(items, name):
         sweep.parse_grid(items)
 
 
+def test_grid_and_fixed_values_of_text_keys_stay_text():
+    """A path or a name is read as text (nclib.parameters.TEXT_KEYS), ``none`` as None, in --grid as in --set."""
+    assert sweep.parse_grid(["data_path=007.npz,007,none", "precision=fp32,tf32"]) == \
+        {"data_path": ["007.npz", "007", None], "precision": ["fp32", "tf32"]}
+    assert sweep.parse_fixed(["data_path=007", "device=NONE", "width=007"]) == \
+        {"data_path": "007", "device": None, "width": 7}
+
+
 def test_bad_fixed_syntax_is_refused_by_name():
     with pytest.raises(ValueError, match="--set counts"):
         sweep.parse_fixed(["counts=6,3,2"])  # a list goes in brackets
     with pytest.raises(ValueError, match="--set width"):
         sweep.parse_fixed(["width"])
+    with pytest.raises(ValueError, match="--set counts"):
+        sweep.parse_fixed(["counts=[6,3"])
 
 
 @pytest.mark.parametrize("grid, fixed, name", [

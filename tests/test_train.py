@@ -368,6 +368,19 @@ def test_command_line_resume_auto_serves_every_job_of_a_split_run(tmp_path, caps
         assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_command_line_values_follow_the_one_grammar(tmp_path, capsys):
+    """A flag's value is read by nclib.parameters.parse_value: a run name stays text, a bad bracket is refused
+    (status 2, naming the flag) before anything is written."""
+    argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--epochs",
+            "2", "--batch-size", "full", "--metric-every", "2", "--progress", "false", "--out-dir", str(tmp_path)]
+    path, = train.main([*argv, "--run-name", "007", "--lam-W", "[1e-3]"])
+    params = train.load_run(path)[0]
+    assert path.name == "007" and params["run_name"] == "007" and params["lam_W"] == [1e-3]
+    with pytest.raises(SystemExit) as exit_:
+        train.main([*argv, "--run-name", "x", "--width", "[16"])
+    assert exit_.value.code == 2 and "--width" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 def test_command_line_takes_the_reference_decays_by_name(tmp_path):
     argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--epochs",
             "2", "--batch-size", "full", "--metric-every", "2", "--progress", "false"]
