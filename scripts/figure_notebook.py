@@ -2,7 +2,8 @@
 
     python scripts/figure_notebook.py params FIG [--scale gpu|cpu-scale] [--set NAME=VALUE ...]
         prints the training notebook's parameters of Figure FIG (nclib.figures.figure_parameters) as JSON that
-        YAML readers (papermill -f) read back with the same types
+        YAML readers (papermill -f) read back with the same types; each --set is read by
+        nclib.parameters.parse_setting, as scripts/stability_runs.py reads it
     python scripts/figure_notebook.py relabel NOTEBOOK FIG SCALE
         gives an executed copy of the training notebook its own title, target and figure names for the book
 
@@ -18,7 +19,7 @@ import re
 import sys
 from typing import Mapping
 
-from nclib import figures, letters
+from nclib import figures, letters, parameters
 from nclib.runs import atomic_write_text
 
 #: The caption of the panels in an executed copy of the training notebook (:func:`relabel_notebook`): the
@@ -154,7 +155,7 @@ def main(argv=None) -> int:
     pp.add_argument("fig", type=int)
     pp.add_argument("--scale", default="gpu", choices=sorted(figures.SCALES))
     pp.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="override one parameter; VALUE is read as JSON when it parses, else as a string")
+                    help="override one parameter (VALUE read by nclib.parameters.parse_value)")
     rp = sub.add_parser("relabel", help="retitle an executed training notebook for the book")
     rp.add_argument("notebook", type=pathlib.Path)
     rp.add_argument("fig", type=int)
@@ -164,13 +165,11 @@ def main(argv=None) -> int:
     if args.command == "params":
         overrides = {}
         for item in args.set:
-            if "=" not in item:
-                raise SystemExit(f"--set takes NAME=VALUE, got {item!r}")
-            name, value = item.split("=", 1)
             try:
-                overrides[name] = json.loads(value)
-            except json.JSONDecodeError:
-                overrides[name] = value
+                name, value = parameters.parse_setting(item, "--set")
+            except ValueError as exc:
+                raise SystemExit(str(exc)) from None
+            overrides[name] = value
         print(yaml_safe_json(figures.figure_parameters(args.fig, args.scale, **overrides)))
     else:
         relabel_notebook(args.notebook, args.fig, args.scale, args.piece)

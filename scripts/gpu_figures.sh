@@ -51,7 +51,8 @@
 # .gpu/cifar10_subset_slice.npz), LETTERS_DATA (default .gpu/letters_synthetic_gpu.npz: the letters of Figures 2
 # and 4 rendered ahead, read by their notebooks and the calibration; where the file is missing they render the
 # letters themselves, about 10 s a notebook). For a CPU test of the script only: TEST_EPOCHS (every figure gets this
-# many epochs), EXTRA_SETS (more NAME=VALUE notebook overrides, e.g. "width=32 metric_every=1"),
+# many epochs), EXTRA_SETS (more NAME=VALUE notebook overrides, e.g. "width=32 metric_every=1";
+# the notebook and the stability runs read each word alike, nclib.parameters.parse_setting),
 # BENCH_ARGS, CALIB_ARGS, FORCE_SHIM=1, RESULTS_ROOT and NOTEBOOK_ROOT (scripts/gpu_run_figure.sh; the
 # archive holds $RESULTS_ROOT/gpu and $NOTEBOOK_ROOT/gpu). tests/test_gpu_scripts.py runs it so on a CPU.
 set -uo pipefail

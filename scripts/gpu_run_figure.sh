@@ -6,7 +6,7 @@
 #   scripts/gpu_run_figure.sh FIG SCALE [NAME=VALUE ...]
 #
 # FIG: 1-4; SCALE: gpu (the paper's settings; results/figures/gpu/, book/figures/gpu/) or cpu-scale (results/figures/cpu-scale/,
-# book/figures/cpu-scale/); NAME=VALUE: notebook parameters to override (VALUE read as JSON when it parses).
+# book/figures/cpu-scale/); NAME=VALUE: notebook parameters to override (read by nclib.parameters.parse_setting).
 # Environment: PY (python interpreter with nclib, papermill, jupytext and ipykernel; default .venv/bin/python
 # when it exists, else python3), RESULTS_ROOT / NOTEBOOK_ROOT (default results/figures and book/figures),
 # PIECE (e.g. L1 or L1-L3: the notebook makes only those runs, L_values set to match, and is written as
@@ -21,7 +21,7 @@ results=${RESULTS_ROOT:-results/figures}/$scale/fig$fig
 nbdir=${NOTEBOOK_ROOT:-book/figures}/$scale
 mkdir -p "$results" "$nbdir"
 params=$(mktemp /tmp/fig${fig}-params.XXXXXX.yaml)
-sets=(--set "out_dir=\"$results\"")
+sets=(--set "out_dir=$results")
 nb=$nbdir/fig$fig.run.ipynb
 relabel=()
 if [ -n "${PIECE:-}" ]; then

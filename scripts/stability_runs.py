@@ -12,7 +12,7 @@ only when the seconds left are at least 1.2 times the longest pair so far, made 
 always starts); --extra-seeds N: after the given seeds, up to N more (the next seed numbers) while the budget
 allows.  At the end it prints one line per run and the precision the fixed rule chooses
 (nclib.figures.stability.precision_decision).  --set NAME=VALUE replaces a parameter of Figure 1's
-(data_path, device; for a test of the tooling width, epochs, ...).  --precisions fp32 (or tf32): that run of
+(data_path, device; for a test of the tooling width, epochs, ...), read by nclib.parameters.parse_setting.  --precisions fp32 (or tf32): that run of
 each seed alone, no pair, into the --out it then requires (never beside the pairs of results/stability/); it
 prints no decision, which needs pairs.  The strict fp32 runs on a CPU in results/stability-cpu/ after the first
 are made so (results/README.md gives the command).
@@ -69,10 +69,11 @@ def main(argv=None) -> int:
     args.out = str(stability.RESULTS) if args.out is None else args.out
     overrides = {}
     for kv in args.set:
-        name, sep, value = kv.partition("=")
-        if not sep or not name:
-            raise SystemExit(f"--set takes NAME=VALUE, got {kv!r}")
-        overrides[name] = parameters.parse_scalar(value)
+        try:
+            name, value = parameters.parse_setting(kv, "--set")
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        overrides[name] = value
     if args.extra_seeds < 0:
         raise SystemExit(f"--extra-seeds must be >= 0, got {args.extra_seeds}")
     t0, longest = time.perf_counter(), 0.0

@@ -1,11 +1,19 @@
 """The one grammar of a parameter's value written as text (nclib.parameters.parse_value, parse_setting): lists in
-brackets, numbers, booleans and none, the text keys kept as text, the refusals by name."""
+brackets, numbers, booleans and none, the text keys kept as text, the refusals by name; and the scripts that take
+``--set NAME=VALUE`` (scripts/stability_runs.py, scripts/figure_notebook.py) reading one word to one value."""
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from nclib import parameters
 from nclib.parameters import parse_setting, parse_value
+
+from test_gpu_scripts import _script
+
+stability_runs = _script("stability_runs")
+figure_notebook = _script("figure_notebook")
 
 
 @pytest.mark.parametrize("text, value", [
@@ -91,3 +99,43 @@ def test_bad_values_are_refused_by_name():
         parameters.split_items("0,,1", "--grid seed")
     assert parameters.split_items("1,[2,3],[[4]]") == ["1", "[2,3]", "[[4]]"]
 
+
+# the words scripts/gpu_figures.sh passes to both scripts (EXTRA_SETS, the data, the device), and some that the
+# two scripts' old grammars read differently (JSON in the one, parse_scalar in the other)
+WORDS = ["epochs=10", "metric_every=1", "width=32", "lr=0.001", "lam_W=1e-5", "data_path=none", "device=cpu",
+         "precision=tf32", "progress=false", "counts=[6,3,2]", "lr_milestones=[6000]", "run_tag=007"]
+
+
+def test_the_stability_runs_and_the_figure_parameters_read_a_word_alike(monkeypatch, tmp_path, capsys):
+    sets = [arg for w in WORDS for arg in ("--set", w)]
+    taken = {}
+
+    class Stop(Exception):
+        pass
+
+    def pair_kwargs(seed, out_dir=None, **overrides):  # the overrides the script read, then no training
+        taken.update(overrides)
+        raise Stop
+
+    monkeypatch.setattr(stability_runs.stability, "pair_kwargs", pair_kwargs)
+    with pytest.raises(Stop):
+        stability_runs.main(["--seeds", "0", "--out", str(tmp_path), *sets])
+    assert figure_notebook.main(["params", "1", *sets]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    want = dict(parse_setting(w) for w in WORDS)
+    assert taken == want
+    assert {k: printed[k] for k in want} == want
+    assert printed["data_path"] is None and printed["run_tag"] == "007" and printed["lr_milestones"] == [6000]
+    assert isinstance(printed["lr"], float) and printed["counts"] == [6, 3, 2]
+
+
+@pytest.mark.parametrize("word", ["width", "width=", "=32", "counts=[6,3"])
+def test_both_scripts_refuse_a_bad_word_before_any_work(monkeypatch, tmp_path, word):
+    def pair_kwargs(*args, **kwargs):
+        raise AssertionError("a refused --set reached the runs")
+
+    monkeypatch.setattr(stability_runs.stability, "pair_kwargs", pair_kwargs)
+    with pytest.raises(SystemExit, match="--set"):
+        stability_runs.main(["--seeds", "0", "--out", str(tmp_path), "--set", word])
+    with pytest.raises(SystemExit, match="--set"):
+        figure_notebook.main(["params", "1", "--set", word])
