@@ -12,9 +12,10 @@ only when the seconds left are at least 1.2 times the longest pair so far, made 
 always starts); --extra-seeds N: after the given seeds, up to N more (the next seed numbers) while the budget
 allows.  At the end it prints one line per run and the precision the fixed rule chooses
 (nclib.figures.stability.precision_decision).  --set NAME=VALUE replaces a parameter of Figure 1's
-(data_path, device; for a test of the tooling width, epochs, ...), read by nclib.parameters.parse_setting.  --precisions fp32 (or tf32): that run of
-each seed alone, no pair, into the --out it then requires (never beside the pairs of results/stability/); it
-prints no decision, which needs pairs.  The strict fp32 runs on a CPU in results/stability-cpu/ after the first
+(data_path, device; for a test of the tooling width, epochs, ...), read by nclib.parameters.parse_setting; the
+summary reads the runs with the same replacements (stability.load_stability refuses runs of other parameters).
+--precisions fp32 (or tf32): that run of each seed alone, no pair, into the --out it then requires (never beside
+the pairs of results/stability/); it prints no decision, which needs pairs.  The strict fp32 runs on a CPU in results/stability-cpu/ after the first
 are made so (results/README.md gives the command).
 """
 from __future__ import annotations
