@@ -17,7 +17,10 @@ def _outward(x, sig, up: bool) -> str:
     if x == 0:
         return "0"
     step = 10.0 ** (math.floor(math.log10(abs(x))) - sig + 1)
-    return f"{(math.ceil(x / step) if up else math.floor(x / step)) * step:.{sig}g}"
+    rounded = (math.ceil(x / step) if up else math.floor(x / step)) * step
+    if step >= 1:  # a whole number: written out (1300, 100), never as 1.3e+03 or 1e+02
+        return f"{rounded:.0f}"
+    return f"{rounded:.{sig}g}"
 
 
 def round_up(x, sig: int = 2) -> str:
