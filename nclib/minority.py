@@ -15,6 +15,7 @@ the closed form: the value reached, the modes alive and the accuracy of each cla
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,26 +171,61 @@ def alive_without_weakest(n, lam_W, lam_H, L: int, bias: bool, dead: int) -> np.
     return alive
 
 
-def partial_minimum_below(n, lam_W, lam_H, L: int, bias: bool, value) -> dict:
-    """Where a value of (4.3), e.g. a run's final objective, sits among the local minimizers of Lemma A.2 that put
-    the d weakest modes at 0 (:func:`alive_without_weakest`, :func:`partial_minimum`), d = 0 the global minimizer.
+def partial_minima(n, lam_W, lam_H, L: int, bias: bool) -> dict:
+    """Every local minimizer of (4.3) that Lemma A.2 gives for L >= 2, by value: each puts at 0 some of the modes alive
+    at the global minimizer (the others at their minimizing strength, :func:`partial_minimum`), and since modes of
+    equal kappa can be rotated into one another, a point is fixed (up to such rotations) by how many modes of each
+    distinct kappa it puts at 0.
 
-    Their values increase with d (a mode alive at the global minimizer is worth more than at 0), so one of them is
-    the last at or below ``value``: ``dead`` (its d), ``partial`` (its value), ``above`` (value / partial - 1,
-    >= 0) and ``next_above`` (the next one's value / partial - 1: the spacing that ``above`` is small against;
-    None when every alive mode is already at 0).  ValueError naming ``value`` when it is not finite or is below
-    the global minimum."""
+    Returns ``kappa`` (the distinct kappa of the alive modes, increasing), ``count`` (how many alive modes have
+    each), ``dead`` (one row per point: how many of each it puts at 0; the first row none, the global minimizer) and
+    ``value`` (objective (4.3) there: the global minimum plus, per mode put at 0, kappa^2/(2N) less that mode's
+    minimized value, so more modes at 0 never lower it).  ValueError naming ``L`` for L < 2, where points with modes
+    at 0 are saddles (Lemma A.2 has no local minimizer at 0 for L = 1), and naming ``n`` when there are more than
+    10^6 points."""
     n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
-    value = _checks.positive_float(value, "value")
+    if L < 2:
+        raise ValueError(f"L must be >= 2 for local minimizers with modes at 0 (Lemma A.2), got {L}")
     kappa = problem_spectrum(n, bias)
-    alive = int(alive_modes(ufm.mode_strengths(kappa, int(n.sum()), lam, lam_H, L=L), kappa).sum())
-    values = [partial_minimum(n, lam, lam_H, L, bias, alive_without_weakest(n, lam, lam_H, L, bias, d))
-              for d in range(alive + 1)]
-    if value < values[0]:
-        raise ValueError(f"value {value!r} is below the global minimum {values[0]!r} of (4.3) at these decays")
-    dead = int(np.searchsorted(values, value, side="right")) - 1
-    following = values[dead + 1] / values[dead] - 1 if dead < alive else None
-    return {"dead": dead, "partial": values[dead], "above": value / values[dead] - 1, "next_above": following}
+    N = int(n.sum())
+    alive = np.sort(kappa[alive_modes(ufm.mode_strengths(kappa, N, lam, lam_H, L=L), kappa)])
+    groups, count = [], []
+    for k in alive:
+        if groups and np.isclose(k, groups[-1], rtol=1e-9, atol=0.0):
+            count[-1] += 1
+        else:
+            groups.append(float(k))
+            count.append(1)
+    groups, count = np.array(groups), np.array(count)
+    points = int(np.prod(count + 1))
+    if points > 10 ** 6:
+        raise ValueError(f"n gives {points} local minimizers with modes at 0 (more than 10^6 to list)")
+    cost = np.array([g ** 2 / (2 * N) - ufm.value_from_spectrum([g], N, lam, lam_H, L) for g in groups])
+    dead = np.array(list(itertools.product(*(range(c + 1) for c in count))), dtype=int).reshape(points, groups.size)
+    value = ufm.minimum_value(n, lam, lam_H, L, bias) + dead @ cost
+    order = np.argsort(value, kind="stable")
+    return {"kappa": groups, "count": count, "dead": dead[order], "value": value[order]}
+
+
+def nearest_partial_minimum(n, lam_W, lam_H, L: int, bias: bool, value) -> dict:
+    """The local minimizer of :func:`partial_minima` whose value is nearest (relatively) to ``value``, e.g. a run's
+    final objective (4.3): ``dead`` (how many modes it puts at 0), ``dead_kappa`` (their kappa, increasing, with
+    repeats), ``partial`` (its value), ``above`` (value / partial - 1; negative when ``value`` is below it),
+    ``weakest_first`` (whether its modes at 0 are the weakest alive ones, up to ties: those of
+    :func:`alive_without_weakest`) and ``runner_up`` (|value / p - 1| for the next nearest value p of another point:
+    how far off any other such point is).  ValueError naming ``value`` when it is not a finite positive number, or
+    from :func:`partial_minima`."""
+    value = _checks.positive_float(value, "value")
+    points = partial_minima(n, lam_W, lam_H, L, bias)
+    off = np.abs(value / points["value"] - 1)
+    order = np.argsort(off, kind="stable")
+    best = points["dead"][order[0]]
+    full = best == points["count"]
+    started = np.flatnonzero(best > 0)
+    weakest_first = started.size == 0 or bool(np.all(full[:started[-1]]))
+    return {"dead": int(best.sum()), "dead_kappa": np.repeat(points["kappa"], best),
+            "partial": float(points["value"][order[0]]), "above": value / float(points["value"][order[0]]) - 1,
+            "weakest_first": weakest_first, "runner_up": float(off[order[1]]) if order.size > 1 else None}
 
 
 # ------------------------------------------------------------------------------------------ training the UFM

@@ -552,7 +552,7 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     wh = lambda k: [r["nc2_wh"] for r in chapters[k].rows]  # noqa: E731
     assert (g["wh-1-3-with-min"], g["wh-1-3-without-max"]) == (f"{min(wh(1)):.2g}", f"{max(wh(3)):.2g}")
     assert g["be-max"] == f"{max(r['bias_error'] / r['bias_error_0'] for r in chapters[1].rows):.2f}"
-    assert "partial-above-max" not in g  # no run ends below 100 %
+    assert "partial-off-max" not in g  # no run ends below 100 %
     # L = 6 of Figure 1 made to end with 3 samples wrong at 3x its objective: a row of the stalls table and its glue
     monkeypatch.setattr(nclib.figures.analysis, "load_class_accuracy", lambda path: None)
     run6 = chapters[1].runs[6]
@@ -564,9 +564,11 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     t, g = figures.summary_tables(chapters), figures.summary_glue(chapters)
     place = figures.stalls(chapters[1].runs)[6]["partial"]
     assert t["stalls"].index.tolist() == [(1, 6)] and t["stalls"].loc[(1, 6), "misclassified"] == "3"
-    assert t["stalls"].loc[(1, 6), "weakest modes at 0"] == place["dead"]
-    assert t["stalls"].loc[(1, 6), "objective above that point (%)"] == f"{100 * place['above']:.2g}"
-    assert float(g["partial-above-max"]) >= 100 * place["above"] > float(g["partial-above-max"]) * 0.95
+    assert t["stalls"].loc[(1, 6), "modes at 0"] == place["dead"]
+    assert t["stalls"].loc[(1, 6), "objective over that point - 1 (%)"] == \
+        ("-" if place["above"] < 0 else "+") + g["partial-off-max"]
+    assert float(g["partial-off-max"]) >= 100 * abs(place["above"]) > float(g["partial-off-max"]) * 0.95
+    assert float(g["partial-runner-up-min"]) <= 100 * place["runner_up"] < float(g["partial-runner-up-min"]) * 1.05
 
 
 def _with_history(run, **columns):
@@ -724,11 +726,13 @@ def test_stalls(tiny, monkeypatch):
     np.testing.assert_allclose(st[6]["objective_change"], obj6[-1] / obj6[list(e).index(half)] - 1)
     th6 = figures.run_theory(runs[6].params)
     np.testing.assert_allclose(st[6]["objective_ratio"], obj6[-1] / th6.minimum)
-    # the Lemma A.2 local minimizer with the weakest modes at 0 that is last at or below the final objective
-    place = minority.partial_minimum_below(n, th6.lam_W, th6.lam_H, 6, th6.bias, obj6[-1])
-    assert st[6]["partial"] == place and st[6]["partial_ratio"] == place["partial"] / th6.minimum
-    assert place["partial"] <= obj6[-1] and (place["next_above"] is None
-                                             or obj6[-1] < place["partial"] * (1 + place["next_above"]))
+    # the Lemma A.2 local minimizer with modes at 0 nearest the final objective (L >= 2 only)
+    place = st[6]["partial"]
+    values = minority.partial_minima(n, th6.lam_W, th6.lam_H, 6, th6.bias)["value"]
+    assert place["partial"] == values[np.argmin(np.abs(obj6[-1] / values - 1))]
+    assert st[6]["partial_ratio"] == place["partial"] / th6.minimum
+    assert st[3]["partial"] is not None and figures.stalls({1: _with_history(runs[1], train_acc=acc3)})[1][
+        "partial"] is None
     assert st[3]["classes"] is None and st[6]["classes"] is None
     # with a per-class record for L = 6: the classes below 100 % at the end, checked against the overall accuracy
     k = int(np.argmax(n))
@@ -813,3 +817,27 @@ def test_benchmark_glue_logged_figures_and_calibration_glue(tmp_path, tiny, tiny
         assert c["cal-fig1-predicted"] == f"{figures.calibrated_seconds(used, 1, epochs):.0f}"
         assert (c["cal-fig1-budget"], c["cal-fig1-took"]) == ("199", "174")
     assert c["cal-cifar-min"] == f"{full[1] / 60:.0f}"  # the whole-figure minutes stay the given calibration's
+
+
+def test_order_held_counts_the_records_that_rank_as_the_last(tiny):
+    runs = figures.load_figure(1, "tiny", root=tiny)
+    e = np.asarray(runs[1].history["epoch"])
+    k = e.size
+    # NC1: L = 1 < 3 < 6 at every record but the first of the last three, where 1 and 3 trade places
+    nc1 = {1: np.full(k, 1.0), 3: np.full(k, 2.0), 6: np.full(k, 3.0)}
+    nc1[3][k - 3] = 0.5
+    made = {L: _with_history(run, nc1=nc1[L]) for L, run in runs.items()}
+    held = figures.order_held(made, "nc1", last=3)
+    assert held == {"records": 3, "held": 2, "order": [1, 3, 6], "kept": [6]}
+    assert figures.order_held(made, "nc1", last=2)["kept"] == [1, 3, 6]
+    assert figures.order_held(made, "nc1", last=10 * k)["records"] == k
+    # the distance to the global minimum is the objective less each run's own minimum
+    gap = figures.order_held(runs, "gap", last=1)
+    final = {L: float(r.history["objective"][-1]) - figures.run_theory(r.params).minimum for L, r in runs.items()}
+    assert gap["order"] == sorted(final, key=final.get) and gap["held"] == gap["records"] == 1
+    with pytest.raises(ValueError, match="key must be one of"):
+        figures.order_held(runs, "objective")
+    with pytest.raises(ValueError, match="last"):
+        figures.order_held(runs, "nc1", last=0)
+    with pytest.raises(ValueError, match="runs must hold"):
+        figures.order_held({}, "nc1")

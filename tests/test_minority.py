@@ -196,21 +196,44 @@ def test_small_start_ends_at_a_local_minimizer_of_the_partial_form():
     assert r.gap > 1e-3
 
 
-def test_partial_minimum_below_places_a_value_among_the_local_minimizers():
+def test_partial_minima_lists_every_point_by_value_against_partial_minimum():
+    n, lam, L = [100, 100, 200, 200, 300], 1e-4, 6  # a bias: kappa 10 (the pair of 100), two others, and 0
+    pts = mino.partial_minima(n, lam, lam, L, True)
+    kappa = mino.problem_spectrum(n, True)
+    assert pts["count"].sum() == 4 and np.allclose(pts["kappa"], np.sort(kappa[:4]))
+    assert pts["dead"].shape == (int(np.prod(pts["count"] + 1)), pts["kappa"].size)
+    assert (pts["dead"][0] == 0).all() and pts["value"][0] == pytest.approx(ufm.minimum_value(n, lam, lam, L=L))
+    assert np.all(np.diff(pts["value"]) >= 0)
+    # the rows of the weakest-first chain are partial_minimum of alive_without_weakest
+    for d in range(5):
+        chain, left = [], d
+        for c in pts["count"]:  # the weakest kappa first
+            chain.append(min(int(c), left))
+            left -= chain[-1]
+        row = np.flatnonzero((pts["dead"] == chain).all(axis=1))[0]
+        mask = mino.alive_without_weakest(n, lam, lam, L, True, d)
+        assert pts["value"][row] == pytest.approx(mino.partial_minimum(n, lam, lam, L, True, mask), rel=1e-12)
+    # equal counts: without a bias two classes of 200 share kappa = sqrt(200); one point per number at 0
+    free = mino.partial_minima(n, lam, lam, L, False)
+    assert free["count"].tolist() == [2, 2, 1] and len(free["value"]) == 3 * 3 * 2
+    with pytest.raises(ValueError, match="L must be >= 2"):
+        mino.partial_minima(n, lam, lam, 1, True)
+
+
+def test_nearest_partial_minimum_finds_the_point_and_the_next_nearest():
     n, lam, L = [100, 100, 200, 200, 300], 1e-4, 6
-    values = [mino.partial_minimum(n, lam, lam, L, True, mino.alive_without_weakest(n, lam, lam, L, True, d))
-              for d in range(5)]
-    assert np.all(np.diff(values) > 0)  # each mode alive at the global minimizer is worth more than at 0
-    at = mino.partial_minimum_below(n, lam, lam, L, True, values[0])
-    assert at["dead"] == 0 and at["above"] == 0 and at["partial"] == pytest.approx(ufm.minimum_value(n, lam, lam, L=L))
-    between = mino.partial_minimum_below(n, lam, lam, L, True, 1.001 * values[2])
-    assert between["dead"] == 2 and between["partial"] == values[2]
-    assert between["above"] == pytest.approx(0.001) and between["next_above"] == pytest.approx(values[3] / values[2] - 1)
-    past = mino.partial_minimum_below(n, lam, lam, L, True, 2 * values[4])  # beyond the origin: every mode at 0
-    assert past["dead"] == 4 and past["next_above"] is None and past["above"] == pytest.approx(1.0)
-    no_bias = mino.partial_minimum_below(n, lam, lam, L, False, 1.0001 * mino.partial_minimum(
-        n, lam, lam, L, False, np.array([True, True, True, False, False])))
-    assert no_bias["dead"] == 2  # without a bias the modes are the classes, kappa = sqrt(n_k): the two of 100
-    for bad in (0.99 * values[0], float("nan"), -1.0):
+    pts = mino.partial_minima(n, lam, lam, L, False)
+    target = np.flatnonzero((pts["dead"] == [2, 1, 0]).all(axis=1))[0]  # the pair of 100 and one class of 200
+    place = mino.nearest_partial_minimum(n, lam, lam, L, False, 1.0003 * pts["value"][target])
+    assert place["dead"] == 3 and np.allclose(place["dead_kappa"], [10, 10, np.sqrt(200)])
+    assert place["weakest_first"] and place["above"] == pytest.approx(3e-4)
+    others = np.delete(pts["value"], target)
+    assert place["runner_up"] == pytest.approx(np.min(np.abs(1.0003 * pts["value"][target] / others - 1)))
+    skipped = np.flatnonzero((pts["dead"] == [0, 1, 0]).all(axis=1))[0]  # a class of 200 at 0, those of 100 not
+    below = mino.nearest_partial_minimum(n, lam, lam, L, False, 0.9999 * pts["value"][skipped])
+    assert below["dead"] == 1 and not below["weakest_first"] and below["above"] == pytest.approx(-1e-4)
+    for bad in (float("nan"), float("inf"), -1.0, 0.0):
         with pytest.raises(ValueError, match="value"):
-            mino.partial_minimum_below(n, lam, lam, L, True, bad)
+            mino.nearest_partial_minimum(n, lam, lam, L, False, bad)
+    with pytest.raises(ValueError, match="L must be"):
+        mino.nearest_partial_minimum(n, lam, lam, 1, False, 1.0)

@@ -30,7 +30,7 @@ from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOKS, PER_RUN_KEYS, R
                      figure, figure_counts, figure_parameters, notebook_path, scale_settings, train_kwargs)
 from .load import CONFIG_KEYS, Run, check_figure, check_run, load_figure, preferred_scale, run_counts, run_folders
 from .analysis import (ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, check_runs, final_rows,
-                       first_epoch, largest_rise, lr_step, next_milestone, order_by, orders_without_spikes,
+                       first_epoch, largest_rise, lr_step, next_milestone, order_by, order_held, orders_without_spikes,
                        other_spikes, rise_ratios, run_theory, settled_epoch, spikes, stalls, wall_time_s)
 from .speed import (BENCHMARKS, INPUT_DIM, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS, RECORD_FIGURE_FIELDS, calibrated_seconds,
                     fewest_pieces, figure_parameter_counts, piece_seconds, read_benchmark, read_benchmark_record,

@@ -188,10 +188,10 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     and ``smallest_count`` (the smallest class count and how many classes have it) and ``smallest_multiple``
     (``misclassified`` over ``smallest`` when it divides evenly, else None: how many smallest classes the
     misclassified samples would fill, which the count alone does not show they do). A run whose accuracy stays
-    below ``minimizer_accuracy`` has stalled away from the global minimizers. ``partial``: where the final objective
-    sits among the local minimizers of Lemma A.2 with the weakest modes at 0 and the others at their minimizing
-    strength (:func:`nclib.minority.partial_minimum_below`: ``dead``, ``partial``, ``above``, ``next_above``), with
-    ``partial_ratio`` (that local minimizer's value over the global minimum).
+    below ``minimizer_accuracy`` has stalled away from the global minimizers. ``partial``: for L >= 2 (None for
+    L = 1) the local minimizer of Lemma A.2 with some modes at 0 whose value is nearest the final objective
+    (:func:`nclib.minority.nearest_partial_minimum`), with ``partial_ratio`` (its value over the global minimum;
+    None for L = 1).
     """
     out = {}
     for L, run in sorted(runs.items()):
@@ -216,8 +216,10 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
             if wrong != misclassified:
                 raise ValueError(f"run L={L}: class_accuracy.csv misclassifies {wrong} samples at the end, the "
                                  f"history {misclassified}")
-        partial = minority.partial_minimum_below(th.n, th.lam_W, th.lam_H, th.L, th.bias, float(obj[-1]))
-        out[L] = dict(n=th.n, classes=classes, partial=partial, partial_ratio=partial["partial"] / th.minimum, since=int(e[i]), end=int(e[-1]), train_acc=float(acc[-1]), half=int(e[half]),
+        partial = (minority.nearest_partial_minimum(th.n, th.lam_W, th.lam_H, th.L, th.bias, float(obj[-1]))
+                   if th.L >= 2 else None)
+        out[L] = dict(n=th.n, classes=classes, partial=partial,
+                      partial_ratio=None if partial is None else partial["partial"] / th.minimum, since=int(e[i]), end=int(e[-1]), train_acc=float(acc[-1]), half=int(e[half]),
                       objective_change=float(obj[-1] / obj[half] - 1.0),
                       misclassified=misclassified, best_acc=float(acc[i:].max()),
                       before=before, objective_before=float(obj[i - 1]) if before is not None else None,
@@ -409,6 +411,34 @@ def order_by(rows: list[dict], key: str) -> list[int]:
     if rows and key not in rows[0]:
         raise ValueError(f"key {key!r} is not a column of rows; columns: {sorted(rows[0])}")
     return [r["L"] for r in sorted(rows, key=value)]
+
+
+
+def order_held(runs: Mapping[int, Run], key: str, last: int = 10) -> dict:
+    """How firm the final L-ordering by ``key`` (:data:`ORDER_KEYS`: NC1, NC3, or ``gap``, the objective (4.3) minus
+    the global minimum at the run's decays) is: over the last ``last`` recorded epochs that every run of ``runs``
+    recorded, ``records`` (how many that is), ``held`` (at how many of them the runs rank as at the last) and
+    ``order`` (the ranking at the last, smallest first, as :func:`order_by`) and ``kept`` (the runs whose place in
+    it is the same at every one of those records).  A final ordering that the
+    records before it do not share is a snapshot, not a trend.  ValueError naming ``key`` or ``last``."""
+    if key not in ORDER_KEYS:
+        raise ValueError(f"key must be one of {ORDER_KEYS}, got {key!r}")
+    last = _checks.positive_int(last, "last")
+    if not runs:
+        raise ValueError("runs must hold at least one run")
+    epochs = sorted(set.intersection(*(set(np.asarray(r.history["epoch"]).tolist()) for r in runs.values())))[-last:]
+    rankings = []
+    for e in epochs:
+        value = {}
+        for L, run in runs.items():
+            h = run.history
+            i = int(np.flatnonzero(np.asarray(h["epoch"]) == e)[0])
+            value[L] = (float(h["objective"][i]) - run_theory(run.params).minimum if key == "gap"
+                        else float(h[key][i]))
+        rankings.append(sorted(value, key=lambda L: (math.isnan(value[L]), value[L])))
+    final = rankings[-1]
+    kept = [L for k, L in enumerate(final) if all(r[k] == L for r in rankings)]
+    return {"records": len(epochs), "held": sum(r == final for r in rankings), "order": final, "kept": kept}
 
 
 # --------------------------------------------------------------------------------------------- checks

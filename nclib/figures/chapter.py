@@ -15,8 +15,8 @@ import numpy as np
 from .. import plotting, ufm
 from ..rounding import round_down, round_up
 from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, final_rows, lr_step, next_milestone,
-                       order_by, orders_without_spikes, other_spikes, rise_ratios, run_theory, spikes, stalls,
-                       wall_time_s)
+                       order_by, order_held, orders_without_spikes, other_spikes, rise_ratios, run_theory, spikes,
+                       stalls, wall_time_s)
 from .speed import calibrated_seconds, read_benchmark
 from .config import FIGURES, L_VALUES, Figure, figure, figure_counts, scale_settings
 from .load import Run, check_figure, load_figure, preferred_scale, run_counts
@@ -78,7 +78,9 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     ``bias0``, ``bias-end-min``, ``bias-end-max``); per run ``acc100-L<L>``, ``stays-L<L>`` (first and
     settled epoch at 100 % training accuracy, "never" if none), ``acc-L<L>`` and ``nc1-drop-L<L>``; over the
     runs that end at 100 % (``n-fitted``) ``fit-nc1-drop`` (the smallest fall of NC1) and ``fit-nc3-drop`` (the
-    largest fall of NC3); the orderings in L ``nc1-order``, ``nc3-order``, ``gap-order`` (and ``<key>-order-
+    largest fall of NC3); the orderings in L ``nc1-order``, ``nc3-order``, ``gap-order`` (with ``<key>-order-held``,
+    at how many of the last ``order-records`` recorded epochs the runs rank so, and ``<key>-order-kept``, the runs
+    whose place never changes there, :func:`order_held`; and ``<key>-order-
     without-spikes``, :func:`orders_without_spikes`, with the replaced values ``<key>-spike-L<L>-before`` and
     ``-end``); the rises of the objective (``rise-intervals``,
     ``rise-count``, ``rise-median``, ``rise-below``, ``rise-max``, ``rise-max-L``, ``rise-max-from``,
@@ -133,6 +135,9 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
         g["fit-nc1-drop"] = f"{min(by_L[L]['nc1_drop'] for L in fitted):.1e}"
     for key in ORDER_KEYS:
         g[f"{key}-order"] = _comma(order_by(rows, key))
+        held = order_held(runs, key)
+        g[f"{key}-order-held"], g["order-records"] = str(held["held"]), str(held["records"])
+        g[f"{key}-order-kept"] = _comma(held["kept"]) or "none"
 
     spiked = spikes(runs)
     shaped = orders_without_spikes(rows, spiked)
@@ -193,11 +198,13 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
                   s + "change": f"{100 * st['objective_change']:+.2g}", s + "ratio": f"{st['objective_ratio']:.3g}",
                   s + "nc1": f"{st['nc1']:.2g}", s + "nc1-drop": f"{st['nc1_drop']:.3g}", s + "nc3": f"{st['nc3']:.3g}",
                   s + "smallest": str(st["smallest"]), s + "smallest-count": str(st["smallest_count"]),
-                  s + "multiple": _epoch(st["smallest_multiple"]), s + "dead": str(st["partial"]["dead"]),
-                  s + "partial-ratio": f"{st['partial_ratio']:.3g}",
-                  s + "partial-above": round_up(100 * st["partial"]["above"], 2)})
-        if st["partial"]["next_above"] is not None:
-            g[s + "partial-next"] = round_down(100 * st["partial"]["next_above"], 2)
+                  s + "multiple": _epoch(st["smallest_multiple"])})
+        place = st["partial"]
+        if place is not None:  # |objective / that point's value - 1| as an "at most", the runner-up as "at least"
+            g.update({s + "dead": str(place["dead"]), s + "partial-ratio": f"{st['partial_ratio']:.3g}",
+                      s + "partial-off": round_up(100 * abs(place["above"]), 2)})
+            if place["runner_up"] is not None:
+                g[s + "partial-runner-up"] = round_down(100 * place["runner_up"], 3)
         if st["before"] is not None:
             g.update({s + "before": str(st["before"]), s + "lr-before": f"{st['lr_before']:g}",
                       s + "lr-since": f"{st['lr_since']:g}",
@@ -290,8 +297,9 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     case, scale and epochs of each figure), ``"final"`` (the final values of every run, indexed by figure and
     L), ``"training"`` (when it reached 100 %, its largest rise, wall time, device, precision) and ``"stalls"``
     (the runs that end below 100 % training accuracy, :func:`stalls`: final accuracy, misclassified samples,
-    objective over the global minimum, and the last local minimizer of Lemma A.2 with the weakest modes at 0 at or
-    below the final objective: how many modes it puts at 0 and how far above its value the run ends)."""
+    objective over the global minimum, and for L >= 2 the local minimizer of Lemma A.2 with modes at 0 nearest the
+    final objective, :func:`nclib.minority.nearest_partial_minimum`: how many modes it puts at 0, the final
+    objective over its value, and how far off (relatively) the next nearest such point is)."""
     import pandas as pd
 
     figures = pd.DataFrame([{
@@ -314,11 +322,15 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "L"])
     stalled = pd.DataFrame([{
         "figure": k, "L": L, "train acc": f"{st['train_acc']:.3f}", "misclassified": f"{st['misclassified']:,}",
-        "objective / minimum": f"{st['objective_ratio']:.3g}", "weakest modes at 0": st["partial"]["dead"],
-        "objective above that point (%)": f"{100 * st['partial']['above']:.2g}",
+        "objective / minimum": f"{st['objective_ratio']:.3g}",
+        "modes at 0": "" if st["partial"] is None else st["partial"]["dead"],
+        "objective over that point - 1 (%)": "" if st["partial"] is None else
+        ("-" if st["partial"]["above"] < 0 else "+") + round_up(100 * abs(st["partial"]["above"]), 2),
+        "next nearest point (%)": "" if st["partial"] is None or st["partial"]["runner_up"] is None else
+        round_down(100 * st["partial"]["runner_up"], 3),
     } for k, c in sorted(chapters.items()) for L, st in stalls(c.runs).items()],
-        columns=["figure", "L", "train acc", "misclassified", "objective / minimum", "weakest modes at 0",
-                 "objective above that point (%)"]).set_index(["figure", "L"])
+        columns=["figure", "L", "train acc", "misclassified", "objective / minimum", "modes at 0",
+                 "objective over that point - 1 (%)", "next nearest point (%)"]).set_index(["figure", "L"])
     return {"figures": figures, "final": final, "training": training, "stalls": stalled}
 
 
@@ -328,9 +340,10 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     ``n-gpu``, ``n-cpu``, ``n-runs``, ``gpu-figures`` and ``gpu-epochs`` (the figures read from GPU runs and
     their epochs, against the paper's ``paper-epochs``), ``n-fitted`` and ``drop-min`` (the runs that end at
     100 % training accuracy and the smallest fall of NC1 among them), ``n-stalled`` (the others) and
-    ``partial-above-max`` (the furthest, in %, that one of them ends above the last local minimizer of Lemma A.2
-    with the weakest modes at 0 at or below its objective, :func:`stalls`; rounded up), ``ratio-min``/``ratio-max``
-    (final objective over the global minimum), per device
+    ``partial-off-max`` (over those with L >= 2, the largest relative distance, in %, between the final objective
+    and the nearest local minimizer of Lemma A.2 with modes at 0, :func:`stalls`; rounded up) and
+    ``partial-runner-up-min`` (the smallest distance to the next nearest such point; rounded down),
+    ``ratio-min``/``ratio-max`` (final objective over the global minimum), per device
     ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`), ``spike-threshold``, ``be-min``/``be-max`` (final over
     initial ||b - n/N||, with a bias), and for the pairs with and without a bias at the same scale
     ``wh-<a>-<b>-with-min`` .. ``-without-max`` (final NC2^WH over the runs at 100 %).
@@ -349,9 +362,12 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
          "spike-threshold": f"{SPIKE_FACTOR:g}"}
     if fitted:
         g["drop-min"] = f"{min(r['nc1_drop'] for r in fitted):.1e}"
-    above = [st["partial"]["above"] for c in chapters.values() for st in stalls(c.runs).values()]
-    if above:
-        g["partial-above-max"] = round_up(100 * max(above), 2)
+    places = [st["partial"] for c in chapters.values() for st in stalls(c.runs).values() if st["partial"] is not None]
+    if places:
+        g["partial-off-max"] = round_up(100 * max(abs(p["above"]) for p in places), 2)
+        runners = [p["runner_up"] for p in places if p["runner_up"] is not None]
+        if runners:
+            g["partial-runner-up-min"] = round_down(100 * min(runners), 3)
     for name, ks in (("gpu", gpu), ("cpu", [k for k in sorted(chapters) if k not in gpu])):
         if ks:
             g[f"wall-{name}"] = f"{sum(wall_time_s(chapters[k].runs) for k in ks) / 60:.1f}"
