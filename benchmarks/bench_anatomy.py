@@ -44,7 +44,7 @@ import time
 
 import torch
 
-from nclib import models, train
+from nclib import models, provenance, train
 from nclib import step as nstep
 from nclib.step import matmul_precision
 
@@ -235,7 +235,7 @@ def main(argv=None) -> dict:
     device = engines[0].device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     sheet = data_sheet(name) if device.type == "cuda" else None
-    code = train._git_state()
+    code = provenance.git_state()
     print(f"device          {name}, torch {torch.__version__}, precision {args.precision}, {args.reps} reps per timing")
     record = {"device": name, "torch": torch.__version__, "precision": args.precision,
               "commit": code["git_commit"], "commit_dirty": code["git_dirty"],

@@ -54,7 +54,7 @@ import time
 import numpy as np
 import torch
 
-from nclib import data, models, parameters, train
+from nclib import data, models, parameters, provenance, train
 from nclib import step as nstep
 from nclib.step import matmul_precision
 
@@ -232,7 +232,7 @@ def run_levers(args, ts, p) -> None:
                          args.precision)
     print(f"device          {name}, torch {torch.__version__}, precision {args.precision}; figure floor "
           f"{'n/a' if floor is None else f'{floor:.2f} ms/epoch'}")
-    code = train._git_state()
+    code = provenance.git_state()
     levers = {}
     record = {"device": name, "torch": torch.__version__, "precision": args.precision,
               "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
@@ -370,7 +370,7 @@ def main(argv=None) -> None:
     epochs_12000 = 12000 * eng.steps_per_epoch
     print(f"12000 epochs    {epochs_12000} steps: {epochs_12000 / rate_engine:.0f} s with nclib.train, "
           f"{epochs_12000 / rate_plain:.0f} s with the plain loop (training steps only)")
-    code = train._git_state()
+    code = provenance.git_state()
     record = {"device": name, "torch": torch.__version__, "precision": args.precision,
               "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
               "command": " ".join(["python", *sys.argv]),

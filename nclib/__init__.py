@@ -8,7 +8,8 @@ letters-synthetic stand-in for EMNIST letters), ``models``,
 ``parameters`` (the training engine's one parameter list), ``step`` (one optimizer step: Adam, CUDA streams
 and graphs), ``engine`` (one run's training state: data, model, step, metrics), ``train`` (runs: parameters, plans,
 resuming, the command line), ``runfolder`` (one run's folder while it trains: history, checkpoint, provenance
-segments), ``runs`` (the run-folder contract: names, lock, status, checkpoints), ``sweep`` (grids of runs on
+segments), ``provenance`` (the commit and software versions a run or a benchmark records), ``runs`` (the
+run-folder contract: names, lock, status, checkpoints), ``sweep`` (grids of runs on
 Dask), ``rounding`` (bounds stated in prose, rounded outward), ``plotting`` and the package ``figures``
 (Figures 1-4 from committed runs).
 """

@@ -56,15 +56,13 @@ import argparse
 import datetime
 import json
 import pathlib
-import platform
-import subprocess
 import sys
 import time
 
 import numpy as np
 import torch
 
-from . import ROOT, _checks, data, models
+from . import ROOT, _checks, data, models, provenance
 from . import runs as _runs
 from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, CheckpointDamaged,  # noqa: F401
                    ResumeRefused, RunExists, RunFolderBusy, atomic_write_text, load_class_accuracy, load_history,
@@ -76,42 +74,6 @@ from .engine import (Engine, group_engines, lr_at, time_side_by_side,  # noqa: F
 from .ufm import REFERENCE_DECAY, from_reference_decay, reference_decay  # noqa: F401 (re-exported)
 from .runfolder import RunFolder, TrainingDiverged, to_json  # noqa: F401 (TrainingDiverged re-exported)
 
-
-
-# --------------------------------------------------------------------------------------------- files
-
-#: Paths whose changes do not make a run's code "dirty": the committed outputs of runs themselves (run folders
-#: under results/, executed notebooks *.run.ipynb), which a run that regenerates them rewrites while it starts.
-OUTPUT_PATHSPECS = (":(exclude)results", ":(exclude,glob)**/*.run.ipynb")
-
-
-def _git_state() -> dict:
-    """The commit of the checkout and whether its code differs from it: ``git_dirty`` (tracked files other than
-    :data:`OUTPUT_PATHSPECS` modified) and ``git_dirty_paths`` (those files, at most 20).  None where git or the
-    repository is missing.  Part of every run's provenance (:ref:`ch-train`)."""
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=20)
-    none = {"git_commit": None, "git_dirty": None, "git_dirty_paths": None}
-    try:
-        commit = git("rev-parse", "HEAD")
-        status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUT_PATHSPECS)
-        if commit.returncode != 0 or status.returncode != 0:
-            return none
-        paths = [line[3:] for line in status.stdout.splitlines() if line.strip()]
-        return {"git_commit": commit.stdout.strip(), "git_dirty": bool(paths), "git_dirty_paths": paths[:20]}
-    except (OSError, subprocess.SubprocessError):
-        return none
-
-
-def _versions() -> dict:
-    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-           "cuda": torch.version.cuda}
-    for name in ("torchvision", "scipy", "matplotlib"):
-        try:
-            out[name] = __import__(name).__version__
-        except ImportError:
-            out[name] = None
-    return out
 
 
 # --------------------------------------------------------------------------------------------- parameters
@@ -439,7 +401,7 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
                                        "from_reference_decay)" if given.get(key, DEFAULTS[key]) == "reference"
                                        else "given") for key in ("lam_W", "lam_H"))
 
-    code = {**_git_state(), "versions": _versions()}  # one checkout and one environment for all the runs
+    code = {**provenance.git_state(), "versions": provenance.versions()}  # one checkout and one environment for all the runs
     checkpoints = [None] * len(engines)
     start = 0
     if resume:

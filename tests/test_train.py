@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nclib import data, imbalance, runs, train, ufm
+from nclib import data, imbalance, provenance, runs, train, ufm
 
 SMALL = dict(dataset="synthetic", counts=[20, 10, 5], dim=16, width=64, depth=2, progress=False, device="cpu")
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
@@ -467,14 +467,16 @@ def test_git_state_ignores_the_run_outputs_it_rewrites(tmp_path, monkeypatch):
     git("init", "-q")
     git("add", ".")
     git("commit", "-q", "-m", "init")
-    monkeypatch.setattr(train, "ROOT", tmp_path)
-    assert train._git_state()["git_dirty"] is False
+    assert provenance.git_state(tmp_path)["git_dirty"] is False
     (tmp_path / "results/fig1/history.csv").write_text("epoch\n0\n20\n")
     (tmp_path / "book/fig1.run.ipynb").write_text('{"cells": []}\n')
-    state = train._git_state()
+    state = provenance.git_state(tmp_path)
     assert state["git_dirty"] is False and state["git_dirty_paths"] == [] and len(state["git_commit"]) == 40
     (tmp_path / "code.py").write_text("x = 2\n")
-    assert train._git_state()["git_dirty_paths"] == ["code.py"] and train._git_state()["git_dirty"] is True
+    assert provenance.git_state(tmp_path)["git_dirty_paths"] == ["code.py"]
+    assert provenance.git_state(tmp_path)["git_dirty"] is True
+    assert provenance.git_state(tmp_path / "no-such-folder") == dict.fromkeys(("git_commit", "git_dirty",
+                                                                                "git_dirty_paths"))
 
 
 def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
@@ -596,8 +598,8 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
     parts = train.run_many(RESUME_MEMBERS, out_dir=tmp_path, max_train_s=0, **RESUME_KW)
     with pytest.raises(train.ResumeRefused, match=r"run 'L1' was started with other parameters: lr = 0.001, now 0.002"):
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **{**RESUME_KW, "lr": 2e-3})
-    real = train._git_state
-    monkeypatch.setattr(train, "_git_state", lambda: {**real(), "git_commit": "f" * 40})
+    real = provenance.git_state
+    monkeypatch.setattr(provenance, "git_state", lambda: {**real(), "git_commit": "f" * 40})
     if json.loads((parts[0] / "provenance.json").read_text())["git_commit"] is not None:
         with pytest.raises(train.ResumeRefused, match="a run's code must not change"):
             train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)

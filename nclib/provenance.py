@@ -1,0 +1,52 @@
+"""Where a run or a benchmark was made: the commit of the checkout and whether its code differed from it, and the
+versions of the software (every run's ``provenance.json``, :ref:`ch-train`; the benchmarks' records).  Torch is
+imported only to read its version.
+"""
+from __future__ import annotations
+
+import pathlib
+import platform
+import subprocess
+
+import numpy as np
+
+from . import ROOT
+
+#: Paths whose changes do not make a run's code "dirty": the committed outputs of runs themselves (run folders
+#: under results/, executed notebooks *.run.ipynb), which a run that regenerates them rewrites while it starts.
+OUTPUT_PATHSPECS = (":(exclude)results", ":(exclude,glob)**/*.run.ipynb")
+
+
+def git_state(root=None) -> dict:
+    """The commit of the checkout at ``root`` (default the repository's) and whether its code differs from it:
+    ``git_commit``, ``git_dirty`` (tracked files other than :data:`OUTPUT_PATHSPECS` modified) and
+    ``git_dirty_paths`` (those files, at most 20); all three None where git or the repository is missing."""
+    root = ROOT if root is None else pathlib.Path(root)
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
+    none = {"git_commit": None, "git_dirty": None, "git_dirty_paths": None}
+    try:
+        commit = git("rev-parse", "HEAD")
+        status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUT_PATHSPECS)
+        if commit.returncode != 0 or status.returncode != 0:
+            return none
+        paths = [line[3:] for line in status.stdout.splitlines() if line.strip()]
+        return {"git_commit": commit.stdout.strip(), "git_dirty": bool(paths), "git_dirty_paths": paths[:20]}
+    except (OSError, subprocess.SubprocessError):
+        return none
+
+
+def versions() -> dict:
+    """The versions of Python, torch (and its CUDA, None for a CPU build), numpy, torchvision, scipy and matplotlib
+    (None for one that is not installed)."""
+    import torch
+
+    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+           "cuda": torch.version.cuda}
+    for name in ("torchvision", "scipy", "matplotlib"):
+        try:
+            out[name] = __import__(name).__version__
+        except ImportError:
+            out[name] = None
+    return out
