@@ -91,8 +91,7 @@ def draw_theory(runs: Mapping[int, Run]):
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("distance to the minimizer's value (target 0)" if bias else "global feature-mean norm")
     axes[2].set_xlabel("mode i (singular values of M, descending)")
-    axes[2].set_ylabel("predicted singular value of $W_L\\cdots W_1$")
-    axes[2].set_title("Theorem 4.3's prediction only (not measured)", fontsize="small")
+    axes[2].set_ylabel("predicted singular value of $W_L\\cdots W_1$ (not measured)")
     for ax in axes:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="x-small")

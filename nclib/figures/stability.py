@@ -344,9 +344,8 @@ def draw_stability(runs: Mapping[tuple[str, int], Run]):
             ax_obj.plot([rise["epoch"]], [at[rise["epoch"]]], "^", color=color, ms=7)
         if diverged(run) and h["epoch"].size:
             ax_obj.plot([h["epoch"][-1]], [h["objective"][-1]], "x", color=color, ms=9, mew=2)
-    ax_obj.set(yscale="log", xlabel="epoch", ylabel="objective (4.3)",
-               title="objective; ^ a spike's peak (dotted: from its earlier low)")
+    ax_obj.set(yscale="log", xlabel="epoch", ylabel="objective (4.3)")
     ax_acc.axhline(100, color="0.5", ls="--", lw=0.8)
-    ax_acc.set(xlabel="epoch", ylabel="training accuracy (%)", title="training accuracy")
+    ax_acc.set(xlabel="epoch", ylabel="training accuracy (%)")
     ax_acc.legend(fontsize="small", ncol=2 if len(seeds) > 3 else 1)
     return fig
