@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU runs of Figures 1-4 at the paper's settings, as one job on a GPU machine with a time budget
-# (results/README.md gives the exact command; scripts/gpu_prepare.sh fills .gpu/ here first). Runs THERE, from
+# (scripts/README.md gives the exact command; scripts/gpu_prepare.sh fills .gpu/ here first). Runs THERE, from
 # the repository root:
 #
 #   OUT=<folder whose files come back> bash scripts/gpu_figures.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare .gpu/ (an ignored folder) for the GPU runs of Figures 1-4 (scripts/gpu_figures.sh): run HERE, once,
-# before the GPU job that results/README.md gives.
+# before the GPU job that scripts/README.md gives.
 #   .gpu/wheels/             papermill, jupytext, ipykernel and their needs (cp312 wheels, ../shared/wheels-gpu)
 #   .gpu/cifar10_subset_slice.npz   the 3,000 rows of the CIFAR-10 copy that Figures 1 and 3 use (scripts/gpu_data_slice.py)
 #   .gpu/letters_synthetic_gpu.npz  the 5,500 letters of Figures 2 and 4, rendered here once (scripts/gpu_letters_data.py)

@@ -22,7 +22,7 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         the new runs, and its asserts say which sentences to rewrite.
 
 ``--epochs`` (default: the paper's 12,000) is the epoch count a run must have finished; ``--root`` (default:
-the repository) where results/ and book/ are.  results/README.md gives the whole recipe.
+the repository) where results/ and book/ are.  scripts/README.md gives the whole recipe.
 """
 from __future__ import annotations
 
