@@ -71,7 +71,7 @@ def draw_theory(runs: Mapping[int, Run]):
 
     if not runs:
         raise ValueError("runs must hold at least one run")
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), constrained_layout=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     bias = bool(next(iter(runs.values())).params["bias"])
     for (L, run), c in zip(sorted(runs.items()), colors):
@@ -94,5 +94,5 @@ def draw_theory(runs: Mapping[int, Run]):
     axes[2].set_ylabel("predicted singular value of $W_L\\cdots W_1$ (not measured)")
     for ax in axes:
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="x-small")
+        ax.legend(fontsize="small")
     return fig
