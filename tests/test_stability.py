@@ -232,7 +232,7 @@ def test_draw_stability_draws_each_run_and_marks_the_spikes():
             ("tf32", 0): figures.Run(None, {}, spike, {"status": "finished"}),
             ("fp32", 1): figures.Run(None, {}, calm, {"status": "finished"}),
             ("tf32", 1): figures.Run(None, {}, blown, {"status": "diverged"})}
-    fig = stability.draw_stability(runs)
+    fig = figures.draw_stability(runs)
     ax_obj, ax_acc = fig.axes
     solid = [ln for ln in ax_obj.lines if ln.get_linestyle() == "-"]
     dashed = [ln for ln in ax_obj.lines if ln.get_linestyle() == "--"]
@@ -246,9 +246,9 @@ def test_draw_stability_draws_each_run_and_marks_the_spikes():
     assert {ln.get_color() for ln in solid} == {ln.get_color() for ln in dashed}  # one colour per seed
     plt.close(fig)
     with pytest.raises(ValueError, match="compare"):
-        stability.draw_stability({("bf16", 0): runs["fp32", 0]})
+        figures.draw_stability({("bf16", 0): runs["fp32", 0]})
     with pytest.raises(ValueError, match="at least one"):
-        stability.draw_stability({})
+        figures.draw_stability({})
 
 
 def _class_record(path, counts, rows):

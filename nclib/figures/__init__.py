@@ -18,10 +18,11 @@ One module per concern, imported in this order (no cycles): :mod:`.config` (the 
 ``"gpu"`` and ``"cpu-scale"``, derived from :data:`nclib.parameters.DEFAULTS`), :mod:`.load` (reading the run
 folders, checking them against the configuration), :mod:`.analysis` (theory at the runs' decays, rises,
 spikes, stalls, orderings, wall times), :mod:`.speed` (benchmark outputs, the GPU calibration, what one machine
-fits), :mod:`.plots` (the panels and the theory
-overlay) and :mod:`.chapter` (the chapters' tables and glued numbers). Everything public is re-exported
-here; :mod:`.stability` (the precision stability runs of Figure 1's setting: what counts as a spike, and the rule
-that chooses the precision of the figure runs) is a module of its own, ``nclib.figures.stability``. The tooling that makes the runs (notebook parameters, relabelling, GPU budget) is in ``scripts/``.
+fits), :mod:`.stability` (the precision stability runs of Figure 1's setting: what counts as a spike, and the
+rule that chooses the precision of the figure runs; used as ``nclib.figures.stability``), :mod:`.plots` (the
+panels, the theory overlay and the stability runs' plot) and :mod:`.chapter` (the chapters' tables and glued
+numbers). Everything public but :mod:`.stability`'s is re-exported here. The tooling that makes the runs
+(notebook parameters, relabelling, GPU budget) is in ``scripts/``.
 
 EMNIST letters cannot be downloaded here; Figures 2 and 4 run on the ``letters-synthetic`` stand-in with
 the same class-count profile (:data:`nclib.letters.LETTERS_SYNTHETIC_LABEL`), and every label says so.
@@ -35,7 +36,7 @@ from .analysis import (ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory, accuracy_
 from .speed import (BENCHMARKS, INPUT_DIM, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS, RECORD_FIGURE_FIELDS, calibrated_seconds,
                     fewest_pieces, figure_parameter_counts, piece_seconds, read_benchmark, read_benchmark_record,
                     with_data_seconds)
-from .plots import as_plot_runs, draw_panels, draw_theory, figure_legend
+from .plots import as_plot_runs, draw_panels, draw_stability, draw_theory, figure_legend
 from .chapter import (FigureChapter, benchmark_glue, calibration_glue, figure_chapter, figure_glue, figure_tables,
                       logged_figure, precisions, rise_cell, summary_glue, summary_tables)
 from . import stability

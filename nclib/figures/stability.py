@@ -17,8 +17,8 @@ says which.
 
 What counts as a spike, and what decides the precision of the figure runs, is fixed here before any run is
 made (:func:`spiked`, :func:`precision_decision`); :func:`stability_rows` and :func:`stability_glue` give the
-numbers a chapter quotes (:func:`run_summary` those of one single run), :func:`draw_stability` the plot of the
-pairs.
+numbers a chapter quotes (:func:`run_summary` those of one single run); the plot of the pairs is
+:func:`nclib.figures.plots.draw_stability`.
 """
 from __future__ import annotations
 
@@ -311,41 +311,3 @@ def stability_glue(rows: list[dict]) -> dict:
                                      f"{firsts[0]}-{firsts[-1]}" if firsts else "never"),
                   f"{q}-lost-100": str(sum(r["lost_100"] for r in mine))})
     return g
-
-
-def draw_stability(runs: Mapping[tuple[str, int], Run]):
-    """The stability runs side by side: objective (4.3) (log scale) and training accuracy against epochs, one
-    colour per seed, strict fp32 solid and TF32 dashed, so that each pair's two runs lie on top of each other
-    until they drift apart; on the objective panel each spiked run (:func:`spiked`) is marked at its peak, joined
-    to the earlier low it rose from (:func:`rise_from_low`), and a diverged run ends with a cross.  Returns the
-    Figure."""
-    import matplotlib.pyplot as plt
-
-    if not runs:
-        raise ValueError("runs must hold at least one stability run")
-    unknown = sorted({q for q, _ in runs} - set(PRECISIONS))
-    if unknown:
-        raise ValueError(f"runs hold precisions {unknown}; the stability runs compare {PRECISIONS}")
-    fig, (ax_obj, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    seeds = sorted({s for _, s in runs})
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    styles = {"fp32": "-", "tf32": "--"}
-    for (q, seed), run in sorted(runs.items()):
-        h = finite_history(run)
-        color = colors[seeds.index(seed) % len(colors)]
-        label = f"seed {seed}, {'strict fp32' if q == 'fp32' else 'TF32'}"
-        ax_obj.plot(h["epoch"], h["objective"], styles[q], color=color, lw=1.2, label=label)
-        ax_acc.plot(h["epoch"], 100 * np.asarray(h["train_acc"]), styles[q], color=color, lw=1.2, label=label)
-        rise = finite_rise(run)
-        if spiked(run) and rise is not None:
-            at = {int(e): float(v) for e, v in zip(h["epoch"], h["objective"])}
-            ax_obj.plot([rise["low_epoch"], rise["epoch"]], [at[rise["low_epoch"]], at[rise["epoch"]]], ":",
-                        color=color, lw=1)
-            ax_obj.plot([rise["epoch"]], [at[rise["epoch"]]], "^", color=color, ms=7)
-        if diverged(run) and h["epoch"].size:
-            ax_obj.plot([h["epoch"][-1]], [h["objective"][-1]], "x", color=color, ms=9, mew=2)
-    ax_obj.set(yscale="log", xlabel="epoch", ylabel="objective (4.3)")
-    ax_acc.axhline(100, color="0.5", ls="--", lw=0.8)
-    ax_acc.set(xlabel="epoch", ylabel="training accuracy (%)")
-    ax_acc.legend(fontsize="small", ncol=2 if len(seeds) > 3 else 1)
-    return fig
