@@ -1,5 +1,6 @@
 """Minority collapse: the decays at which the modes of Theorems 4.1-4.3 die, the classes a global minimizer
-still separates, the other critical points of Lemma A.2 (some modes at 0, :func:`partial_minimum`) and the
+still separates, the other critical points of Lemma A.2 (some modes at 0, :func:`partial_minimum`; all of them
+listed by :func:`partial_minima`, the one nearest a run's objective by :func:`nearest_partial_minimum`) and the
 unconstrained feature model trained by Adam (chapter :ref:`ch-minority`).
 
 With every decay equal to lambda (lam_W1 = ... = lam_WL = lam_H = lambda) the threshold of Theorem 4.3
@@ -196,7 +197,7 @@ def partial_minima(n, lam_W, lam_H, L: int, bias: bool) -> dict:
         else:
             groups.append(float(k))
             count.append(1)
-    groups, count = np.array(groups), np.array(count)
+    groups, count = np.array(groups, dtype=np.float64), np.array(count, dtype=int)
     points = int(np.prod(count + 1))
     if points > 10 ** 6:
         raise ValueError(f"n gives {points} local minimizers with modes at 0 (more than 10^6 to list)")

@@ -8,6 +8,8 @@ parameter's value written as text on a command line (:func:`parse_value`, :func:
 """
 from __future__ import annotations
 
+import re
+
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 
@@ -18,14 +20,19 @@ TEXT_KEYS = ("dataset", "data_path", "class_order", "selection", "normalization"
              "out_dir", "run_name", "run_tag")
 
 
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def parse_scalar(text: str):
-    """A scalar written as text (:func:`parse_value` without brackets and text keys): an int, else a float, else
-    ``true``/``false``/``none`` (any case) as True/False/None, else the text itself."""
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
+    """A scalar written as text (:func:`parse_value` without brackets and text keys): an int (ASCII digits with an
+    optional sign), else a float (decimal, optional exponent; not ``nan``, ``inf``, ``1_000`` or other scripts'
+    digits, which stay text), else ``true``/``false``/``none`` (any case) as True/False/None, else the text
+    itself."""
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
     return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 

@@ -512,6 +512,15 @@ def main(argv=None) -> list[pathlib.Path]:
     (:class:`TrainingDiverged`) or a file that cannot be written (OSError) with status 1, without a traceback."""
     ap = argparse.ArgumentParser(prog="python -m nclib.train", description=__doc__.split("\n")[0], epilog=_EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    def value_of(key):  # parse_value for one flag; its refusal reaches the user as argparse's error line
+        def read(text):
+            try:
+                return parse_value(text, key)
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
+        return read
+
     for name, default in DEFAULTS.items():
         flag = "--" + name.replace("_", "-")
         choices = f"; one of {', '.join(CHOICES[name])}" if name in CHOICES else ""
@@ -520,24 +529,24 @@ def main(argv=None) -> list[pathlib.Path]:
         elif name == "lr_milestones":
             ap.add_argument(flag, nargs="*", type=int, default=None, help=f"default {default}")
         elif name == "lam_W":
-            ap.add_argument(flag, nargs="*", type=lambda text: parse_value(text, "lam_W"), default=None,
+            ap.add_argument(flag, nargs="*", type=value_of("lam_W"), default=None,
                             help=f"one value for every head layer, one per layer, or reference (default {default})")
         elif name == "counts":
             ap.add_argument(flag, default=None, help="a preset name or comma-separated counts")
         elif name == "resume":
-            ap.add_argument(flag, type=parse_value, default=default,
+            ap.add_argument(flag, type=value_of(name), default=default,
                             help=f"true/false/auto (default {default}; auto: see below)")
         elif isinstance(default, bool):
-            ap.add_argument(flag, type=parse_value, default=default, help=f"true/false (default {default})")
+            ap.add_argument(flag, type=value_of(name), default=default, help=f"true/false (default {default})")
         else:
             shown = {"out_dir": "results/runs/ in the repository", "run_name": "see below",
                      "data_path": "none; cifar10 and emnist-letters need one (a torchvision root or an .npz), "
                                   "letters-synthetic reads the .npz of nclib.letters.save_letters_synthetic or, "
                                   "with none, renders"}.get(name, default)
-            ap.add_argument(flag, type=lambda text, key=name: parse_value(text, key), default=default,
-                            help=f"default {shown}{choices}")
+            ap.add_argument(flag, type=value_of(name), default=default, help=f"default {shown}{choices}")
         if name == "run_name":
-            ap.add_argument("--run-tag", default=None, help="folders <run-tag>-L<L>, as the notebook's run_tag")
+            ap.add_argument("--run-tag", type=value_of("run_tag"), default=None,
+                            help="folders <run-tag>-L<L>, as the notebook's run_tag")
     ns = vars(ap.parse_args(argv))
     Ls, tag, base = ns.pop("L"), ns.pop("run_tag"), ns.pop("run_name")
     try:

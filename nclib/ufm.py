@@ -123,7 +123,6 @@ def objective(Ws: Sequence[np.ndarray], H, b, n, lam_W, lam_H) -> float:
     return float(value)
 
 
-
 def _value_and_gradients(Ws, H, b, Y, lam_W, lam_H) -> tuple[float, list, np.ndarray, np.ndarray | None]:
     """The objective (4.3) of :func:`objective` and its gradients, written out for the solvers' inner loops
     (:mod:`nclib.solvers`, :func:`nclib.minority.train_ufm`; arguments unchecked, ``lam_W`` L numbers, ``Y`` the
@@ -147,6 +146,7 @@ def _value_and_gradients(Ws, H, b, Y, lam_W, lam_H) -> tuple[float, list, np.nda
     dH = G + lam_H * H
     db = None if b is None else R.sum(axis=1)
     return value, dWs, dH, db
+
 
 def head_product(Ws: Sequence[np.ndarray]) -> np.ndarray:
     """The product P = W_L ... W_1 of the linear head of Definition 3.1, in float64.

@@ -830,7 +830,7 @@ def test_order_held_counts_the_records_that_rank_as_the_last(tiny):
     held = figures.order_held(made, "nc1", last=3)
     assert held == {"records": 3, "held": 2, "order": [1, 3, 6], "kept": [6]}
     assert figures.order_held(made, "nc1", last=2)["kept"] == [1, 3, 6]
-    assert figures.order_held(made, "nc1", last=10 * k)["records"] == k
+    assert figures.order_held(made, "nc1", last=10 * k)["records"] == k - 1  # every record but epoch 0
     # the distance to the global minimum is the objective less each run's own minimum
     gap = figures.order_held(runs, "gap", last=1)
     final = {L: float(r.history["objective"][-1]) - figures.run_theory(r.params).minimum for L, r in runs.items()}
@@ -841,3 +841,9 @@ def test_order_held_counts_the_records_that_rank_as_the_last(tiny):
         figures.order_held(runs, "nc1", last=0)
     with pytest.raises(ValueError, match="runs must hold"):
         figures.order_held({}, "nc1")
+    short = {**runs, 6: _with_history(runs[6], **{k: np.asarray(v)[:-1] for k, v in runs[6].history.items()})}
+    with pytest.raises(ValueError, match="runs must all end at the same epoch"):
+        figures.order_held(short, "nc1")  # a shorter run would move the window away from the final rows
+    first = {L: _with_history(r, **{k: np.asarray(v)[:1] for k, v in r.history.items()}) for L, r in runs.items()}
+    with pytest.raises(ValueError, match="no recorded epoch after epoch 0"):
+        figures.order_held(first, "nc1")

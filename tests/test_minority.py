@@ -218,6 +218,9 @@ def test_partial_minima_lists_every_point_by_value_against_partial_minimum():
     assert free["count"].tolist() == [2, 2, 1] and len(free["value"]) == 3 * 3 * 2
     with pytest.raises(ValueError, match="L must be >= 2"):
         mino.partial_minima(n, lam, lam, 1, True)
+    many = [k for k in range(1, 21) for _ in range(2)]  # 20 sizes, two classes each: 3^20 points
+    with pytest.raises(ValueError, match="n gives 3486784401 local minimizers"):
+        mino.partial_minima(many, 1e-8, 1e-8, L, False)
 
 
 def test_nearest_partial_minimum_finds_the_point_and_the_next_nearest():

@@ -32,6 +32,12 @@ figure_notebook = _script("figure_notebook")
     ("[true,none]", [True, None]),
     ("full", "full"),
     ("  7  ", 7),
+    ("+2.", 2.0),
+    (".5e+2", 50.0),
+    ("nan", "nan"),  # only decimal numbers in ASCII digits are numbers
+    ("inf", "inf"),
+    ("1_000", "1_000"),
+    ("\u0661\u0662", "\u0661\u0662"),
 ])
 def test_values_are_lists_numbers_booleans_none_or_text(text, value):
     got = parse_value(text)

@@ -451,7 +451,7 @@ def test_cuda_runs_trained_together_on_streams_equal_runs_trained_alone(tmp_path
             np.testing.assert_array_equal(alone[k], both[k], err_msg=f"{member['run_name']}: {k}")
 
 
-def test_git_state_ignores_the_run_outputs_it_rewrites(tmp_path, monkeypatch):
+def test_git_state_ignores_the_run_outputs_it_rewrites(tmp_path):
     """A run that regenerates committed runs rewrites them while it starts; only code changes make it dirty."""
     import subprocess
 

@@ -413,28 +413,35 @@ def order_by(rows: list[dict], key: str) -> list[int]:
     return [r["L"] for r in sorted(rows, key=value)]
 
 
-
 def order_held(runs: Mapping[int, Run], key: str, last: int = 10) -> dict:
     """How firm the final L-ordering by ``key`` (:data:`ORDER_KEYS`: NC1, NC3, or ``gap``, the objective (4.3) minus
-    the global minimum at the run's decays) is: over the last ``last`` recorded epochs that every run of ``runs``
-    recorded, ``records`` (how many that is), ``held`` (at how many of them the runs rank as at the last) and
-    ``order`` (the ranking at the last, smallest first, as :func:`order_by`) and ``kept`` (the runs whose place in
-    it is the same at every one of those records).  A final ordering that the
-    records before it do not share is a snapshot, not a trend.  ValueError naming ``key`` or ``last``."""
+    the global minimum at the run's decays) is, over the last ``last`` recorded epochs after epoch 0 (the
+    initialization) that every run of ``runs`` recorded: ``records`` (how many that is), ``held`` (at how many of
+    them the runs rank as at the last), ``order`` (the ranking at the last, smallest first, that of
+    :func:`order_by` on the final rows) and ``kept`` (the runs whose place in it is the same at every one of those
+    records).  A final ordering that the records before it do not share is a snapshot, not a trend.  ValueError
+    naming ``key`` or ``last``, or ``runs`` when they are empty, do not all end at the same epoch, or share no
+    epoch after 0."""
     if key not in ORDER_KEYS:
         raise ValueError(f"key must be one of {ORDER_KEYS}, got {key!r}")
     last = _checks.positive_int(last, "last")
     if not runs:
         raise ValueError("runs must hold at least one run")
-    epochs = sorted(set.intersection(*(set(np.asarray(r.history["epoch"]).tolist()) for r in runs.values())))[-last:]
+    ends = {L: int(np.asarray(r.history["epoch"])[-1]) for L, r in runs.items()}
+    if len(set(ends.values())) > 1:
+        raise ValueError(f"runs must all end at the same epoch to rank them, got {ends}")
+    shared = set.intersection(*(set(np.asarray(r.history["epoch"]).tolist()) for r in runs.values())) - {0}
+    if not shared:
+        raise ValueError("runs share no recorded epoch after epoch 0")
+    epochs = sorted(shared)[-last:]
+    minimum = {L: run_theory(run.params).minimum for L, run in runs.items()} if key == "gap" else {}
     rankings = []
     for e in epochs:
         value = {}
         for L, run in runs.items():
             h = run.history
             i = int(np.flatnonzero(np.asarray(h["epoch"]) == e)[0])
-            value[L] = (float(h["objective"][i]) - run_theory(run.params).minimum if key == "gap"
-                        else float(h[key][i]))
+            value[L] = float(h["objective"][i]) - minimum[L] if key == "gap" else float(h[key][i])
         rankings.append(sorted(value, key=lambda L: (math.isnan(value[L]), value[L])))
     final = rankings[-1]
     kept = [L for k, L in enumerate(final) if all(r[k] == L for r in rankings)]

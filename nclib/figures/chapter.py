@@ -78,9 +78,9 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     ``bias0``, ``bias-end-min``, ``bias-end-max``); per run ``acc100-L<L>``, ``stays-L<L>`` (first and
     settled epoch at 100 % training accuracy, "never" if none), ``acc-L<L>`` and ``nc1-drop-L<L>``; over the
     runs that end at 100 % (``n-fitted``) ``fit-nc1-drop`` (the smallest fall of NC1) and ``fit-nc3-drop`` (the
-    largest fall of NC3); the orderings in L ``nc1-order``, ``nc3-order``, ``gap-order`` (with ``<key>-order-held``,
-    at how many of the last ``order-records`` recorded epochs the runs rank so, and ``<key>-order-kept``, the runs
-    whose place never changes there, :func:`order_held`; and ``<key>-order-
+    largest fall of NC3); the orderings in L ``nc1-order``, ``nc3-order``, ``gap-order`` (where the runs end at one
+    epoch, with ``<key>-order-held``, at how many of the last ``order-records`` recorded epochs the runs rank so,
+    and ``<key>-order-kept``, the runs whose place never changes there, :func:`order_held`; and ``<key>-order-
     without-spikes``, :func:`orders_without_spikes`, with the replaced values ``<key>-spike-L<L>-before`` and
     ``-end``); the rises of the objective (``rise-intervals``,
     ``rise-count``, ``rise-median``, ``rise-below``, ``rise-max``, ``rise-max-L``, ``rise-max-from``,
@@ -133,11 +133,16 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     if fitted:
         g["fit-nc3-drop"] = f"{max(runs[L].history['nc3'][0] / runs[L].history['nc3'][-1] for L in fitted):.3g}"
         g["fit-nc1-drop"] = f"{min(by_L[L]['nc1_drop'] for L in fitted):.1e}"
+    same_end = len({int(np.asarray(r.history["epoch"])[-1]) for r in runs.values()}) == 1
     for key in ORDER_KEYS:
         g[f"{key}-order"] = _comma(order_by(rows, key))
-        held = order_held(runs, key)
-        g[f"{key}-order-held"], g["order-records"] = str(held["held"]), str(held["records"])
-        g[f"{key}-order-kept"] = _comma(held["kept"]) or "none"
+        if same_end and len(runs[min(runs)].history["epoch"]) > 1:  # order_held ranks runs that end together
+            held = order_held(runs, key)
+            if held["order"] != order_by(rows, key):
+                raise ValueError(f"{key}: the last shared record ranks {held['order']}, the final rows "
+                                 f"{order_by(rows, key)}")
+            g[f"{key}-order-held"], g["order-records"] = str(held["held"]), str(held["records"])
+            g[f"{key}-order-kept"] = _comma(held["kept"]) or "none"
 
     spiked = spikes(runs)
     shaped = orders_without_spikes(rows, spiked)
