@@ -327,15 +327,15 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "L"])
     stalled = pd.DataFrame([{
         "figure": k, "L": L, "train acc": f"{st['train_acc']:.3f}", "misclassified": f"{st['misclassified']:,}",
-        "objective / minimum": f"{st['objective_ratio']:.3g}",
+        "objective / minimum": f"{st['objective_ratio']:.2f}",
         "modes at 0": "" if st["partial"] is None else st["partial"]["dead"],
-        "objective over that point - 1 (%)": "" if st["partial"] is None else
+        "above the nearest point (%)": "" if st["partial"] is None else
         ("-" if st["partial"]["above"] < 0 else "+") + round_up(100 * abs(st["partial"]["above"]), 2),
-        "next nearest point (%)": "" if st["partial"] is None or st["partial"]["runner_up"] is None else
+        "distance to the next point (%)": "" if st["partial"] is None or st["partial"]["runner_up"] is None else
         round_down(100 * st["partial"]["runner_up"], 3),
     } for k, c in sorted(chapters.items()) for L, st in stalls(c.runs).items()],
         columns=["figure", "L", "train acc", "misclassified", "objective / minimum", "modes at 0",
-                 "objective over that point - 1 (%)", "next nearest point (%)"]).set_index(["figure", "L"])
+                 "above the nearest point (%)", "distance to the next point (%)"]).set_index(["figure", "L"])
     return {"figures": figures, "final": final, "training": training, "stalls": stalled}
 
 
@@ -349,7 +349,7 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     and the nearest local minimizer of Lemma A.2 with modes at 0, :func:`stalls`; rounded up) and
     ``partial-runner-up-min`` (the smallest distance to the next nearest such point; rounded down),
     ``ratio-min``/``ratio-max`` (final objective over the global minimum), per device
-    ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`), ``spike-threshold``, ``be-min``/``be-max`` (final over
+    ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`), ``spike-threshold``, ``be-min``/``be-max`` (rounded outward; final over
     initial ||b - n/N||, with a bias), and for the pairs with and without a bias at the same scale
     ``wh-<a>-<b>-with-min`` .. ``-without-max`` (final NC2^WH over the runs at 100 %).
     """
@@ -387,7 +387,7 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
                       s + "without-min": f"{min(b):.2g}", s + "without-max": f"{max(b):.2g}"})
     be = [r["bias_error"] / r["bias_error_0"] for k in sorted(rows) if chapters[k].figure.bias for r in rows[k]]
     if be:
-        g["be-min"], g["be-max"] = f"{min(be):.2f}", f"{max(be):.2f}"
+        g["be-min"], g["be-max"] = round_down(min(be), 2), round_up(max(be), 2)  # an outward range
     return g
 
 

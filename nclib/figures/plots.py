@@ -73,7 +73,7 @@ def draw_theory(runs: Mapping[int, Run]):
 
     if not runs:
         raise ValueError("runs must hold at least one run")
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 5.2), constrained_layout=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     bias = bool(next(iter(runs.values())).params["bias"])
     for (L, run), c in zip(sorted(runs.items()), colors):
@@ -94,9 +94,9 @@ def draw_theory(runs: Mapping[int, Run]):
     axes[1].set_ylabel("distance to the minimizer's value (target 0)" if bias else "global feature-mean norm")
     axes[2].set_xlabel("mode i (singular values of M, descending)")
     axes[2].set_ylabel("predicted singular value of $W_L\\cdots W_1$ (not measured)")
-    for ax in axes:
+    for ax, ncol in zip(axes, (3, 2, 1)):  # legends below the panels, off the data
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=ncol, frameon=False)
     return fig
 
 
