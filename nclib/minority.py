@@ -115,6 +115,12 @@ def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:
     return s > tol * float(kappa.max())
 
 
+def _alive_at_minimum(kappa, N: int, lam, lam_H, L: int) -> np.ndarray:
+    """The modes alive at the global minimizer of (4.3) (:func:`alive_modes` of :func:`nclib.ufm.mode_strengths`)
+    for the spectrum ``kappa`` of M; arguments already validated."""
+    return alive_modes(ufm.mode_strengths(kappa, N, lam, lam_H, L=L), kappa)
+
+
 def phase_diagram(n, lams, L: int, bias: bool = True) -> dict:
     """Along lam_W = lam_H = lambda for each lambda in ``lams``: ``modes`` (the modes alive at the global minimizer,
     :func:`alive_modes` of :func:`nclib.ufm.mode_strengths`), ``classes`` (the classes it classifies correctly),
@@ -127,7 +133,7 @@ def phase_diagram(n, lams, L: int, bias: bool = True) -> dict:
     N = int(n.sum())
     modes, acc = [], []
     for lam in lams:
-        modes.append(int(alive_modes(ufm.mode_strengths(kappa, N, lam, lam, L=L), kappa).sum()))
+        modes.append(int(_alive_at_minimum(kappa, N, lam, lam, L).sum()))
         acc.append(minimizer_class_accuracy(n, lam, lam, L=L, bias=bias))
     acc = np.array(acc)
     return {"lam": lams, "modes": np.array(modes), "classes": (acc == 1).sum(axis=1), "class_acc": acc,
@@ -149,7 +155,7 @@ def partial_minimum(n, lam_W, lam_H, L: int, bias: bool, alive) -> float:
     if alive.shape != kappa.shape or alive.dtype != bool:
         raise ValueError(f"alive must be a boolean mask of shape {kappa.shape}, got {alive.dtype} {alive.shape}")
     N = int(n.sum())
-    theory = alive_modes(ufm.mode_strengths(kappa, N, lam, lam_H, L=L), kappa)
+    theory = _alive_at_minimum(kappa, N, lam, lam_H, L)
     if np.any(alive & ~theory):
         raise ValueError("alive keeps a mode that is dead at the global minimizer (no nonzero minimizer to keep)")
     kept = ufm.value_from_spectrum(kappa[alive], N, lam, lam_H, L) if alive.any() else 0.0
@@ -164,7 +170,7 @@ def alive_without_weakest(n, lam_W, lam_H, L: int, bias: bool, dead: int) -> np.
     more than the modes alive there."""
     n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
     kappa = problem_spectrum(n, bias)
-    alive = alive_modes(ufm.mode_strengths(kappa, int(n.sum()), lam, lam_H, L=L), kappa)
+    alive = _alive_at_minimum(kappa, int(n.sum()), lam, lam_H, L)
     if isinstance(dead, bool) or not isinstance(dead, (int, np.integer)) or not 0 <= dead <= int(alive.sum()):
         raise ValueError(f"dead must be an int from 0 to the {int(alive.sum())} modes alive, got {dead!r}")
     weakest = [k for k in np.argsort(kappa, kind="stable") if alive[k]][:dead]
@@ -189,7 +195,7 @@ def partial_minima(n, lam_W, lam_H, L: int, bias: bool) -> dict:
         raise ValueError(f"L must be >= 2 for local minimizers with modes at 0 (Lemma A.2), got {L}")
     kappa = problem_spectrum(n, bias)
     N = int(n.sum())
-    alive = np.sort(kappa[alive_modes(ufm.mode_strengths(kappa, N, lam, lam_H, L=L), kappa)])
+    alive = np.sort(kappa[_alive_at_minimum(kappa, N, lam, lam_H, L)])
     groups, count = [], []
     for k in alive:
         if groups and np.isclose(k, groups[-1], rtol=1e-9, atol=0.0):

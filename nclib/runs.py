@@ -359,15 +359,24 @@ def run_status(run_dir) -> str:
     return "running" if lock_owner(run_dir) is not None else recorded_status(run_dir)
 
 
+def json_values(params) -> dict:
+    """``params`` as a run folder's ``params.json`` holds them: numpy scalars and arrays as JSON numbers and lists,
+    tuples as lists, anything else JSON cannot hold (a path) as its text; what :func:`differing_params` and
+    :func:`nclib.figures.stability.setting_differences` compare against the recorded parameters."""
+    def plain(o):
+        return o.item() if isinstance(o, np.generic) else o.tolist() if isinstance(o, np.ndarray) else str(o)
+    return json.loads(json.dumps(dict(params), default=plain))
+
+
 def differing_params(run_dir, want) -> dict:
     """{name: (saved, wanted)} for each parameter of ``want`` (a dict of the parameters that define a run) that
-    the ``params.json`` of ``run_dir`` records otherwise (compared as JSON values; an unreadable or missing file
-    records nothing); empty when the folder holds that run (:func:`plan_runs`, ``scripts/stability_runs.py``)."""
+    the ``params.json`` of ``run_dir`` records otherwise (compared as :func:`json_values`; an unreadable or missing
+    file records nothing); empty when the folder holds that run (:func:`plan_runs`, ``scripts/stability_runs.py``)."""
     try:
         saved = json.loads((pathlib.Path(run_dir) / "params.json").read_text())
     except (OSError, ValueError):
         saved = {}
-    want = json.loads(json.dumps(dict(want), default=str))
+    want = json_values(want)
     return {k: (saved.get(k), v) for k, v in want.items() if saved.get(k) != v}
 
 

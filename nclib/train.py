@@ -401,7 +401,8 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
                                        "from_reference_decay)" if given.get(key, DEFAULTS[key]) == "reference"
                                        else "given") for key in ("lam_W", "lam_H"))
 
-    code = {**provenance.git_state(), "versions": provenance.versions()}  # one checkout and one environment for all the runs
+    # one checkout and one environment for all the runs
+    code = {**provenance.git_state(), "versions": provenance.versions()}
     checkpoints = [None] * len(engines)
     start = 0
     if resume:

@@ -309,3 +309,14 @@ def test_resume_refuses_data_rewritten_at_the_same_path(tmp_path):
         train.run(**kw, out_dir=tmp_path, run_name="r", resume=True)
     assert err.value.run_dir == folder and str(npz) in str(err.value)
     assert _files(folder) == before and runs.run_status(folder) == "stopped"
+
+
+def test_differing_params_compares_numpy_values_as_numbers(tmp_path):
+    # a caller's numpy values (np.int64 epochs, an array of counts) are the recorded JSON numbers and lists
+    (tmp_path / "params.json").write_text(json.dumps({"epochs": 400, "counts": [3, 2, 1], "lr": 1e-4}))
+    same = {"epochs": np.int64(400), "counts": np.array([3, 2, 1]), "lr": np.float64(1e-4)}
+    assert runs.json_values(same) == {"epochs": 400, "counts": [3, 2, 1], "lr": 1e-4}
+    assert runs.differing_params(tmp_path, same) == {}
+    assert runs.differing_params(tmp_path, {**same, "epochs": np.int64(401)}) == {"epochs": (400, 401)}
+    assert runs.json_values({"out_dir": tmp_path, "milestones": (6000,)}) == {"out_dir": str(tmp_path),
+                                                                             "milestones": [6000]}

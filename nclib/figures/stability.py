@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import ROOT, _checks, ufm
 from ..parameters import DEFAULTS, EXECUTION_KEYS
-from ..runs import load_class_accuracy, load_run
+from ..runs import json_values, load_class_accuracy, load_run
 from .analysis import SPIKE_FACTOR, first_epoch, run_theory, settled_epoch
 from .config import figure_parameters, train_kwargs
 from .load import Run, run_counts
@@ -92,18 +92,15 @@ def setting_differences(params: Mapping, **overrides) -> dict:
     """{name: (recorded, wanted)} for each parameter that defines a stability run (all but :data:`FREE_KEYS` and the
     precision, which its folder name states, :func:`load_stability`) that a run's ``params`` record otherwise than
     :func:`pair_kwargs` of its seed with ``overrides`` gives (decays ``"reference"`` read as
-    :func:`nclib.ufm.reference_decay`; compared as JSON values; a parameter the run does not record, added since it
-    was made, counts at its default); empty for a run of the stability setting.  ValueError from
-    :func:`pair_kwargs` for overrides it refuses."""
+    :func:`nclib.ufm.reference_decay`; compared as :func:`nclib.runs.json_values`; a parameter the run does not
+    record, added since it was made, counts at its default); empty for a run of the stability setting.  ValueError
+    from :func:`pair_kwargs` for overrides it refuses."""
     _, shared = pair_kwargs(_checks.nonneg_int(params.get("seed"), "params['seed']"), **overrides)
     want = {k: v for k, v in shared.items() if k not in FREE_KEYS + ("precision",)}  # the folder name has it
     for key in ("lam_W", "lam_H"):
         if want[key] == "reference":
             want[key] = ufm.reference_decay(run_counts(shared).size)
-    def plain(o):  # numpy values as JSON has them; anything else (a path) as text
-        return o.item() if isinstance(o, np.generic) else o.tolist() if isinstance(o, np.ndarray) else str(o)
-
-    want = json.loads(json.dumps(want, default=plain))
+    want = json_values(want)
     # a parameter added after a run was made is recorded at its default
     recorded = {k: params.get(k, DEFAULTS.get(k)) for k in want}
     return {k: (recorded[k], v) for k, v in want.items() if recorded[k] != v}
