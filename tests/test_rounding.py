@@ -1,29 +1,47 @@
 import numpy as np
 import pytest
 
-from nclib.rounding import round_down, round_up
+from nclib.rounding import number, round_down, round_up, written
 
 
-@pytest.mark.parametrize("x, up, down", [(6.37e-7, "6.4e-07", "6.3e-07"), (0.0575, "0.058", "0.057"),
-                                         (1.12e-6, "1.2e-06", "1.1e-06"), (18.0, "18", "18"), (0.0, "0", "0"),
+@pytest.mark.parametrize("x, up, down", [(6.37e-7, "6.4 × 10⁻⁷", "6.3 × 10⁻⁷"), (0.0575, "0.058", "0.057"),
+                                         (1.12e-6, "1.2 × 10⁻⁶", "1.1 × 10⁻⁶"), (18.0, "18", "18"), (0.0, "0", "0"),
                                          (-0.0575, "-0.057", "-0.058"), (99.6, "100", "99"),
-                                         (12345.0, "13000", "12000")])
+                                         (12345.0, "13,000", "12,000"), (1e-5, "1 × 10⁻⁵", "1 × 10⁻⁵"),
+                                         (4.93e6, "5 × 10⁶", "4.9 × 10⁶")])
 def test_bounds_round_outward(x, up, down):
     assert round_up(x) == up and round_down(x) == down
 
 
-def test_bounds_hold_for_many_values():
+@pytest.mark.parametrize("x, sig, text", [(6.37e-7, 2, "6.4 × 10⁻⁷"), (0.000123, 2, "0.00012"), (2600.0, 3, "2,600"),
+                                          (9.96, 2, "10"), (-3.1e-9, 1, "-3 × 10⁻⁹"), (123456.0, 3, "123,000"),
+                                          (7.25e7, 3, "7.25 × 10⁷"), (0.5, 3, "0.5")])
+def test_written_as_the_chapters_write_numbers(x, sig, text):
+    assert written(x, sig) == text and number(text) == pytest.approx(float(text.replace(",", "").replace(
+        " × 10", "e").translate(str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-"))))
+
+
+def test_bounds_hold_and_numbers_read_back_for_many_values():
     rng = np.random.default_rng(0)
-    for x in 10.0 ** rng.uniform(-15, 5, 2000):
+    for x in 10.0 ** rng.uniform(-15, 9, 3000) * rng.choice([-1, 1], 3000):
         for sig in (1, 2, 3):
-            assert float(round_down(x, sig)) <= x <= float(round_up(x, sig))
-            text = round_up(x, sig)
-            digits = text.split("e")[0].replace(".", "").lstrip("0") if "." in text or "e" in text else text.rstrip("0")
-            assert len(digits) <= sig + 1 and "e+" not in text  # whole numbers are written out
+            assert number(round_down(x, sig)) <= x <= number(round_up(x, sig))
+            near = written(x, sig)
+            assert abs(number(near) - x) <= abs(x) * 0.5 * 10.0 ** (1 - sig) * (1 + 1e-12)
+            assert "e" not in near and "E" not in near  # never a program's E-notation
+            mantissa = near.split(" × ")[0].replace(",", "").replace(".", "").lstrip("-").strip("0")
+            assert 1 <= len(mantissa) <= sig
 
 
 def test_refusals_name_the_argument():
     with pytest.raises(ValueError, match="x must be a finite"):
         round_up(float("nan"))
+    with pytest.raises(ValueError, match="x must be a finite"):
+        written("ten")
     with pytest.raises(ValueError, match="sig"):
         round_down(1.0, sig=0)
+    for bad in ("1e-05", "1,00", "ten", "6.4 x 10^-7", ""):
+        with pytest.raises(ValueError, match="text must be a number"):
+            number(bad)
+    with pytest.raises(ValueError, match="text must be a string"):
+        number(0.5)
