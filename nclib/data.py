@@ -56,6 +56,14 @@ import numpy as np
 from . import _checks, imbalance
 
 DATASETS = ("cifar10", "emnist-letters", "letters-synthetic", "synthetic")
+#: How a preset's counts are given to the classes (:func:`preset_counts`).
+CLASS_ORDERS = ("reference", "ascending", "descending")
+#: Which samples of a class a run takes (:func:`select_per_class`).
+SELECTIONS = ("random", "first")
+#: How the pixels are scaled (:func:`load`).
+NORMALIZATIONS = ("reference", "standardize", "none")
+#: The number of classes of each dataset with a fixed label set (the synthetic mixture has as many as asked).
+CLASSES = {"cifar10": 10, "emnist-letters": 26, "letters-synthetic": 26}
 
 #: Per-channel normalization of the reference code (Dang et al. 2023, ``datasets_unbalance.py``).
 #: The std values are the often-copied (0.2023, 0.1994, 0.2010), not the true CIFAR-10 stds.
@@ -275,8 +283,8 @@ def resolve_counts(dataset: str, counts=None, class_order: str = "reference") ->
                   "letters-synthetic": "emnist-letters"}.get(dataset, [20, 10, 5])
     if isinstance(counts, str):
         return preset_counts(counts, class_order), counts
-    if class_order not in ("reference", "ascending", "descending"):
-        raise ValueError(f"class_order must be 'reference', 'ascending' or 'descending', got {class_order!r}")
+    if class_order not in CLASS_ORDERS:
+        raise ValueError(f"class_order must be one of {CLASS_ORDERS}, got {class_order!r}")
     return _checks.counts(counts, "counts"), "explicit"
 
 
@@ -289,8 +297,8 @@ def select_per_class(y, counts, seed: int = 0, selection: str = "random") -> np.
     """
     y = np.asarray(y)
     counts = _checks.counts(counts, "counts")
-    if selection not in ("random", "first"):
-        raise ValueError(f"selection must be 'random' or 'first', got {selection!r}")
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
     rng = np.random.default_rng(_checks.nonneg_int(seed, "seed"))
     out = []
     for k, n_k in enumerate(counts):
@@ -542,6 +550,25 @@ def gaussian_mixture(counts, dim: int = 32, seed: int = 0, spread: float = 1.0):
 
 # ----------------------------------------------------------------------------------------------- entry point
 
+def check_load_args(dataset, counts=None, class_order="reference", selection="random", normalization="reference",
+                    dim=32, spread=1.0) -> tuple[np.ndarray, str, int, float]:
+    """The arguments of :func:`load` that choose the data, checked before any file is read: ``(n, profile, dim,
+    spread)``, with the class counts n and the profile's name of :func:`resolve_counts`.  ValueError naming
+    ``dataset``, ``counts`` (also when it asks for more classes than the dataset has), ``class_order``,
+    ``selection``, ``normalization``, ``dim`` or ``spread``; :func:`nclib.parameters.check_params` calls it so
+    that a run's parameters are refused before it starts (:ref:`ch-train`)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    n, profile = resolve_counts(dataset, counts, class_order)
+    if dataset in CLASSES and n.size > CLASSES[dataset]:
+        raise ValueError(f"counts has {n.size} classes but {dataset} has {CLASSES[dataset]}")
+    return n, profile, _checks.positive_int(dim, "dim"), _checks.nonneg_float(spread, "spread")
+
+
 def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str = "reference",
          selection: str = "random", seed: int = 0, normalization: str = "reference", download: bool = False,
          verify_checksums: bool = True, dim: int = 32, spread: float = 1.0) -> TrainingSet:
@@ -557,17 +584,8 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
     image) before any row is selected; a truncated, empty or corrupted file raises :class:`DamagedFileError` naming
     it (chapter :ref:`ch-train`).
     """
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-    if normalization not in ("reference", "standardize", "none"):
-        raise ValueError(f"normalization must be 'reference', 'standardize' or 'none', got {normalization!r}")
-    if selection not in ("random", "first"):
-        raise ValueError(f"selection must be 'random' or 'first', got {selection!r}")
     seed = _checks.nonneg_int(seed, "seed")
-    n, profile = resolve_counts(dataset, counts, class_order)
-    K_data = {"cifar10": 10, "emnist-letters": 26, "letters-synthetic": 26}.get(dataset)
-    if K_data is not None and n.size > K_data:  # checked before any file is read
-        raise ValueError(f"counts has {n.size} classes but {dataset} has {K_data}")
+    n, profile, dim, spread = check_load_args(dataset, counts, class_order, selection, normalization, dim, spread)
     prov = {"dataset": dataset, "profile": profile, "counts": n.tolist(), "class_order": class_order,
             "selection": selection, "seed": seed, "normalization": normalization}
 

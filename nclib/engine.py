@@ -26,7 +26,12 @@ def lr_at(epoch: int, lr: float, milestones, gamma: float) -> float:
     With milestone 6000 this is the reference code's StepLR(step_size=6000): epochs 1..6000 at lr,
     6001.. at lr * gamma (the schedule of the Section 5 runs, :ref:`ch-engine`).
     """
-    return lr * gamma ** sum(1 for m in milestones if epoch > m)
+    epoch = _checks.positive_int(epoch, "epoch")
+    lr = _checks.positive_float(lr, "lr")
+    gamma = _checks.positive_float(gamma, "gamma")
+    if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
+        raise ValueError(f"milestones must be a list of epochs, got {milestones!r}")
+    return lr * gamma ** sum(1 for m in milestones if epoch > _checks.positive_int(m, "milestones"))
 
 
 def capture_mode(p: dict) -> str:

@@ -3,7 +3,7 @@
 Backbone: ``depth`` x (Linear + ReLU) of width ``width``, then one Linear(width, d) whose output is the
 feature h of a sample (the columns of H in objective (4.3)); head: L Linear layers W_1 (d x d), ...,
 W_{L-1} (d x d), W_L (K x d) with no activation between them (the deep linear head of the L-extended
-UFM, Section 4.3), a bias b only on the last layer (``bias=True``) or none (the bias-free case,
+UFM, Section 4.2), a bias b only on the last layer (``bias=True``) or none (the bias-free case,
 Appendix C).  This is the architecture of the closest public code (Dang et al. 2023, ``models/mlp.py``,
 without batch norm).  Used by :ref:`ch-train` and :ref:`ch-engine`.
 
@@ -29,8 +29,7 @@ import torch
 from torch import nn
 
 from . import _checks
-
-INITS = ("reference", "orthogonal", "pytorch")
+from .parameters import INITS  # noqa: F401 (the parameter list names the choices; build_model checks them)
 
 
 class CollapseNet(nn.Module):

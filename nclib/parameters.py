@@ -1,16 +1,24 @@
 """The training engine's one parameter list (chapter :ref:`ch-engine`): every parameter of
 :func:`nclib.train.run`, with its documented default.
 
-Torch-free, so that what reads the parameters without training (the figures' configuration, the sweeps'
-grids, the training notebook's parameters cell) need not import torch; :mod:`nclib.train` re-exports all of
-it and validates a parameter set (:func:`nclib.train.check_params`).  It also holds the one grammar of a
-parameter's value written as text on a command line (:func:`parse_value`, :func:`parse_setting`).
+Torch-free, so that what reads or checks the parameters without training (the figures' configuration, the
+sweeps' grids and plans, the training notebook's parameters cell) need not import torch: the one grammar of a
+parameter's value written as text on a command line (:func:`parse_value`, :func:`parse_setting`), the parameter
+list with its defaults (:data:`DEFAULTS`), the check of a whole parameter set (:func:`check_params`), and which
+parameters define what a run is (:func:`defining_params`).
 """
 from __future__ import annotations
 
 import re
 
+import numpy as np
+
+from . import ROOT, _checks, data, runs
+from .ufm import REFERENCE_DECAY, reference_decay
+
 PRECISIONS = ("fp32", "tf32", "bf16")
+#: The initializations of the network (:func:`nclib.models.build_model`).
+INITS = ("reference", "orthogonal", "pytorch")
 
 
 #: Parameters whose value written as text (:func:`parse_value`) is that text, never a number: paths and names
@@ -170,3 +178,141 @@ NOTEBOOK_PARAMETERS = tuple(k for k in DEFAULTS if k not in ("L", "run_name")) +
 #: Adam's constants (betas, eps): ``torch.optim.Adam``'s defaults, as the paper's training uses them; the training
 #: step (:mod:`nclib.step`) and the numpy Adam of the UFM (:func:`nclib.minority.train_ufm`) both take them from here.
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+
+#: Parameters that say where a run is written; the folder itself, not what the run is.
+PLACE_KEYS = ("out_dir", "run_name")
+
+
+def defining_params(p: dict) -> dict:
+    """The parameters of a checked set ``p`` (:func:`check_params`) that say what the run is: all of
+    :data:`DEFAULTS` but :data:`EXECUTION_KEYS` (how one call trains), :data:`PLACE_KEYS` (where the run is written:
+    the folder is found by them, however they are spelled) and, for the letters stand-in, ``data_path`` (the same
+    images rendered now or read from a rendering saved ahead; the resumed run's data checksum is compared anyway).
+    A run folder holds the run ``p`` asks for iff its ``params.json`` records these values
+    (:func:`nclib.runs.differing_params`); resuming, planning a run and planning a sweep all compare these."""
+    if not isinstance(p, dict) or set(p) != set(DEFAULTS):
+        raise ValueError(f"p must be a checked parameter set (check_params), got {p!r:.200}")
+    skip = set(EXECUTION_KEYS) | set(PLACE_KEYS) | ({"data_path"} if p["dataset"] == "letters-synthetic" else set())
+    return {k: v for k, v in p.items() if k not in skip}
+
+
+def _cuda_available() -> bool:
+    import torch  # here, not above: only a parameter set that asks for (or may use) a GPU needs torch
+
+    return torch.cuda.is_available()
+
+
+def check_params(**params) -> dict:
+    """All parameters of :func:`nclib.train.run` with defaults filled in (:data:`DEFAULTS`, the documented defaults
+    of :ref:`ch-engine`), validated before anything is loaded or written: a ValueError names the parameter and says
+    what to fix.  Also normalizes: ``lam_W`` equal on every layer becomes one number, ``"reference"`` decays become
+    K x 1e-5 (:func:`nclib.ufm.reference_decay`), ``batch_size`` None becomes ``"full"``, a run without
+    ``run_name`` gets :func:`run_names`'s.  Torch is imported only to ask whether a CUDA device is there."""
+    unknown = set(params) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    p = {**DEFAULTS, **params}
+    n = data.check_load_args(p["dataset"], p["counts"], p["class_order"], p["selection"], p["normalization"],
+                             p["dim"], p["spread"])[0]
+    p["dim"] = _checks.positive_int(p["dim"], "dim")
+    p["spread"] = _checks.nonneg_float(p["spread"], "spread")
+    p["L"] = _checks.positive_int(p["L"], "L")
+    if not isinstance(p["bias"], bool):
+        raise ValueError(f"bias must be True or False, got {p['bias']!r}")
+    for k in ("width", "depth", "epochs", "metric_every"):
+        p[k] = _checks.positive_int(p[k], k)
+    if p["feature_dim"] is not None:
+        p["feature_dim"] = _checks.positive_int(p["feature_dim"], "feature_dim")
+    p["seed"] = _checks.nonneg_int(p["seed"], "seed")
+    for key in ("lam_W", "lam_H"):  # "reference": the reference code's wd = fd = 1e-5, i.e. K x 1e-5 in (4.3)
+        if isinstance(p[key], str):
+            if p[key] != "reference":
+                raise ValueError(f"{key} must be a non-negative number{' (or L of them)' if key == 'lam_W' else ''} "
+                                 f"or 'reference' (K x {REFERENCE_DECAY:g}), got {p[key]!r}")
+            p[key] = reference_decay(n.size)
+    lam = _checks.layer_lambdas(p["lam_W"], p["L"], "lam_W", positive=False)
+    p["lam_W"] = float(lam[0]) if np.all(lam == lam[0]) else lam.tolist()  # equal on every layer: one number
+    p["lam_H"] = _checks.nonneg_float(p["lam_H"], "lam_H")
+    p["lam_backbone"] = _checks.nonneg_float(p["lam_backbone"], "lam_backbone")
+    p["lr"] = _checks.positive_float(p["lr"], "lr")
+    p["lr_gamma"] = _checks.positive_float(p["lr_gamma"], "lr_gamma")
+    p["divergence_factor"] = _checks.positive_float(p["divergence_factor"], "divergence_factor")
+    if p["divergence_factor"] <= 1:  # the objective of a healthy run may sit at its initial value: never "diverged"
+        raise ValueError(f"divergence_factor must be above 1 (a run is diverged once its objective exceeds this "
+                         f"many times its initial value), got {p['divergence_factor']!r}")
+    ms = p["lr_milestones"]
+    ms = [] if ms is None else ([ms] if np.ndim(ms) == 0 else list(ms))
+    p["lr_milestones"] = sorted(_checks.positive_int(m, "lr_milestones") for m in ms)
+    bs = p["batch_size"]
+    if bs is None or (isinstance(bs, str) and bs == "full"):
+        p["batch_size"] = "full"
+    else:
+        p["batch_size"] = _checks.positive_int(bs, "batch_size (a positive integer or 'full')")
+    if p["precision"] not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {p['precision']!r}")
+    if p["cuda_graph"] not in ("auto", True, False):
+        raise ValueError(f"cuda_graph must be 'auto', True or False, got {p['cuda_graph']!r}")
+    if not isinstance(p["grouped_adam"], bool):
+        raise ValueError(f"grouped_adam must be True or False, got {p['grouped_adam']!r}")
+    p["steps_per_graph"] = _checks.positive_int(p["steps_per_graph"], "steps_per_graph")
+    for key in ("deferred_metrics", "adam_in_backward"):
+        if not isinstance(p[key], bool):
+            raise ValueError(f"{key} must be True or False, got {p[key]!r}")
+    if p["adam_in_backward"] and p["grouped_adam"]:
+        raise ValueError("adam_in_backward=True takes each parameter's Adam step inside its run's backward pass, "
+                         "grouped_adam=True one Adam step after all the runs' passes; choose one")
+    if p["async_metrics"] not in ("auto", True, False):
+        raise ValueError(f"async_metrics must be 'auto', True or False, got {p['async_metrics']!r}")
+    if p["init"] not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {p['init']!r}")
+    dev = str(p["device"])
+    if dev != "auto" and not (dev == "cpu" or dev.startswith("cuda")):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {dev!r}")
+    if dev.startswith("cuda") and not _cuda_available():
+        raise ValueError(f"device {dev!r} asked for, but torch sees no CUDA device; use device='cpu' or 'auto'")
+    on_cpu = dev == "cpu" or (dev == "auto" and p["steps_per_graph"] > 1 and not _cuda_available())
+    if p["steps_per_graph"] > 1 and (on_cpu or p["cuda_graph"] is False):
+        raise ValueError(f"steps_per_graph = {p['steps_per_graph']} takes several steps per CUDA graph replay, which "
+                         f"needs a GPU with cuda_graph 'auto' or True (here device {dev!r}, cuda_graph "
+                         f"{p['cuda_graph']!r}); use steps_per_graph=1")
+    path = data.source_path(p["dataset"], p["data_path"], p["download"])
+    if path is not None:
+        p["data_path"] = str(path)
+    if p["max_train_s"] is not None:
+        p["max_train_s"] = _checks.nonneg_float(p["max_train_s"], "max_train_s")
+    for k in ("overwrite", "progress", "download", "verify_checksums", "resume"):
+        if not isinstance(p[k], bool):
+            raise ValueError(f"{k} must be True or False, got {p[k]!r}")
+    p["out_dir"] = str(ROOT / "results" / "runs") if p["out_dir"] is None else str(p["out_dir"])
+    if p["run_name"] is None:
+        p["run_name"] = run_names([p["L"]], None, dataset=p["dataset"], bias=p["bias"], seed=p["seed"])[0]
+    p["run_name"] = runs.check_run_name(p["run_name"])
+    if isinstance(p["counts"], (tuple, np.ndarray)):
+        p["counts"] = list(np.asarray(p["counts"]).tolist())
+    return p
+
+
+def run_names(L_values, run_tag=None, *, dataset=DEFAULTS["dataset"], bias=DEFAULTS["bias"],
+              seed=DEFAULTS["seed"]) -> list[str]:
+    """The run folder names of one run per head depth L (objective (4.3), Section 5), the same for the command line
+    (``--run-tag``) and the training notebook (``run_tag``): ``<run_tag>-L<L>``, or without a tag
+    ``<dataset>-L<L>-<bias|nobias>-seed<seed>`` (the name :func:`check_params` gives a run without ``run_name``)
+    (:ref:`ch-train`)."""
+    Ls = [_checks.positive_int(L, "L_values") for L in (L_values if np.ndim(L_values) else [L_values])]
+    if not Ls:
+        raise ValueError("L_values must name at least one head depth L")
+    if run_tag is None:
+        names = [f"{dataset}-L{L}-{'bias' if bias else 'nobias'}-seed{seed}" for L in Ls]
+    elif not isinstance(run_tag, str):
+        raise ValueError(f"run_tag must be a string or None, got {run_tag!r}")
+    else:
+        names = [f"{run_tag}-L{L}" for L in Ls]
+    return [runs.check_run_name(n) for n in names]
+
+
+#: The parameters in which the runs of one :func:`run_many` call (:func:`nclib.train.run_many`) may differ: the head (depth, bias), the decays
+#: of (4.3), the initialization scheme, the precision of the training products (each run's steps use its own,
+#: the metrics are fp32 for all; the same seed then gives each run the same data, initialization and batch
+#: order, a paired comparison of precisions), and where each run is written.  Whether a call may delete runs (``overwrite``) is one setting for all.  Everything else (data, network
+#: width and depth, schedule, seed, device, recording) is one setting for all of them.
+MEMBER_KEYS = ("L", "bias", "lam_W", "lam_H", "lam_backbone", "init", "precision", "run_name", "out_dir")

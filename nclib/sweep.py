@@ -81,7 +81,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import parameters
+from . import parameters, runs
+from .parameters import DEFAULTS, EXECUTION_KEYS, check_params
 from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RunExists, RunFolderBusy, RunLockedElsewhere, atomic_write_text,
                    check_run_name, load_class_accuracy, load_run, plan_runs, run_status)
 
@@ -163,8 +164,6 @@ def _plain(v):
 
 
 def _check_names(grid: dict, fixed: dict) -> None:
-    from .train import DEFAULTS, EXECUTION_KEYS
-
     for what, d in (("grid", grid), ("fixed", fixed)):
         if not isinstance(d, dict):
             raise ValueError(f"{what} must be a dict of parameter -> {'list of values' if what == 'grid' else 'value'}"
@@ -192,8 +191,6 @@ def _check_names(grid: dict, fixed: dict) -> None:
 def _check_tie(tie, grid: dict, fixed: dict) -> dict:
     """``tie`` (tied parameter -> grid parameter) checked against the grid and the fixed parameters: a tied
     parameter is a parameter of the run that neither the grid nor ``fixed`` sets, tied to a parameter of the grid."""
-    from .train import DEFAULTS, EXECUTION_KEYS
-
     if tie is None:
         return {}
     if not isinstance(tie, dict):
@@ -221,8 +218,6 @@ def expand_grid(grid: dict, tie: dict | None = None) -> list[dict]:
     :data:`nclib.train.DEFAULTS`, values in the order given (the last parameter varies fastest); ``{}`` has one
     point, ``{}``.  ``tie`` (parameter -> grid parameter, e.g. ``{"lam_H": "lam_W"}``) adds each tied parameter
     to every point with the value of the grid parameter it follows (:ref:`ch-sweeps`)."""
-    from .train import DEFAULTS
-
     _check_names(grid, {})
     tie = _check_tie(tie, grid, {})
     keys = [k for k in DEFAULTS if k in grid]
@@ -261,20 +256,14 @@ def run_name_for(point: dict) -> str:
     return check_run_name(name)  # never fails: "NAME-..." has no separator and is never "." or ".."
 
 
-def _normalized(p: dict) -> dict:
-    return json.loads(json.dumps(p, default=str))
-
-
 def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dict | None = None) -> list[dict]:
-    """The checked parameters of every run of the sweep (:func:`nclib.train.check_params` of fixed + point,
+    """The checked parameters of every run of the sweep (:func:`nclib.parameters.check_params` of fixed + point,
     with ``out_dir`` and the point's run name), in grid order; nothing is written.  ``tie``: parameters that take
     the value of a grid parameter at every point (:func:`expand_grid`); the run name is made from the grid
     values alone.  ValueError naming the
     parameter when a point is refused, two points are the same run, or an existing run folder holds a run
     with other parameters.  ``remote``: the runs train on other machines, so ``device="cuda"`` is accepted
     where this machine has no GPU (the workers check it again)."""
-    from .train import EXECUTION_KEYS, check_params
-
     fixed = {} if fixed is None else fixed
     _check_names(grid, fixed)
     tie = _check_tie(tie, grid, fixed)
@@ -294,19 +283,16 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
                 p = check_params(**q)
         except ValueError as exc:
             raise ValueError(f"grid point {name}: {exc}") from None
-        key = json.dumps({k: v for k, v in _normalized(p).items() if k != "run_name"}, sort_keys=True)
+        key = json.dumps(runs.json_values({k: v for k, v in p.items() if k != "run_name"}), sort_keys=True)
         if name in seen or key in seen.values():
             other = name if name in seen else next(n for n, s in seen.items() if s == key)
             raise ValueError(f"grid: points {other} and {name} are the same run (a value listed twice?)")
         seen[name] = key
-        saved_path = out_dir / name / "params.json"
-        if saved_path.is_file():
-            saved, now = json.loads(saved_path.read_text()), _normalized(p)
-            differ = [k for k in now if k not in EXECUTION_KEYS and k not in ("out_dir", "run_name")
-                      and saved.get(k) != now[k]]
+        if (out_dir / name / "params.json").is_file():
+            differ = runs.differing_params(out_dir / name, parameters.defining_params(p))
             if differ:
                 raise ValueError(f"run folder {str(out_dir / name)!r} holds a run with other parameters: "
-                                 + "; ".join(f"{k} = {saved.get(k)!r}, now {now[k]!r}" for k in differ)
+                                 + "; ".join(f"{k} = {was!r}, now {now!r}" for k, (was, now) in differ.items())
                                  + "; use another out_dir (or delete the folder)")
         planned.append({"point": point, "params": p})
     return planned

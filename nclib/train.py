@@ -59,127 +59,23 @@ import pathlib
 import sys
 import time
 
-import numpy as np
 import torch
 
-from . import ROOT, _checks, data, models, provenance
+from . import ROOT, data, provenance  # noqa: F401 (ROOT re-exported)
 from . import runs as _runs
 from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, CheckpointDamaged,  # noqa: F401
                    ResumeRefused, RunExists, RunFolderBusy, atomic_write_text, load_class_accuracy, load_history,
                    load_run, run_status)
-from .parameters import (DEFAULTS, EXECUTION_KEYS, LEVER_KEYS, NOTEBOOK_PARAMETERS,  # noqa: F401
-                         PRECISIONS, TEXT_KEYS, parse_scalar, parse_setting, parse_value)
+from .parameters import (DEFAULTS, EXECUTION_KEYS, INITS, LEVER_KEYS, MEMBER_KEYS,  # noqa: F401 (re-exported)
+                         NOTEBOOK_PARAMETERS, PRECISIONS, TEXT_KEYS, check_params, defining_params, parse_scalar,
+                         parse_setting, parse_value, run_names)
 from .engine import (Engine, group_engines, lr_at, time_side_by_side,  # noqa: F401 (re-exported)
                      train_epochs_together)
 from .ufm import REFERENCE_DECAY, from_reference_decay, reference_decay  # noqa: F401 (re-exported)
-from .runfolder import RunFolder, TrainingDiverged, to_json  # noqa: F401 (TrainingDiverged re-exported)
+from .runfolder import RunFolder, TrainingDiverged  # noqa: F401 (TrainingDiverged re-exported)
 
 
-
-# --------------------------------------------------------------------------------------------- parameters
-
-def check_params(**params) -> dict:
-    """All parameters of :func:`run` with defaults filled in (the documented defaults of :ref:`ch-engine`),
-    validated; a ValueError names the parameter and says what to fix."""
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
-    if p["dataset"] not in data.DATASETS:
-        raise ValueError(f"dataset must be one of {data.DATASETS}, got {p['dataset']!r}")
-    p["L"] = _checks.positive_int(p["L"], "L")
-    if not isinstance(p["bias"], bool):
-        raise ValueError(f"bias must be True or False, got {p['bias']!r}")
-    for k in ("width", "depth", "epochs", "metric_every"):
-        p[k] = _checks.positive_int(p[k], k)
-    if p["feature_dim"] is not None:
-        p["feature_dim"] = _checks.positive_int(p["feature_dim"], "feature_dim")
-    p["seed"] = _checks.nonneg_int(p["seed"], "seed")
-    for key in ("lam_W", "lam_H"):  # "reference": the reference code's wd = fd = 1e-5, i.e. K x 1e-5 in (4.3)
-        if isinstance(p[key], str):
-            if p[key] != "reference":
-                raise ValueError(f"{key} must be a non-negative number{' (or L of them)' if key == 'lam_W' else ''} "
-                                 f"or 'reference' (K x {REFERENCE_DECAY:g}), got {p[key]!r}")
-            K = data.resolve_counts(p["dataset"], p["counts"], p["class_order"])[0].size
-            p[key] = reference_decay(K)
-    lam = _checks.layer_lambdas(p["lam_W"], p["L"], "lam_W", positive=False)
-    p["lam_W"] = float(lam[0]) if np.ndim(p["lam_W"]) == 0 else lam.tolist()
-    p["lam_H"] = _checks.nonneg_float(p["lam_H"], "lam_H")
-    p["lam_backbone"] = _checks.nonneg_float(p["lam_backbone"], "lam_backbone")
-    p["lr"] = _checks.positive_float(p["lr"], "lr")
-    p["lr_gamma"] = _checks.positive_float(p["lr_gamma"], "lr_gamma")
-    p["divergence_factor"] = _checks.positive_float(p["divergence_factor"], "divergence_factor")
-    ms = p["lr_milestones"]
-    ms = [] if ms is None else ([ms] if np.ndim(ms) == 0 else list(ms))
-    p["lr_milestones"] = sorted(_checks.positive_int(m, "lr_milestones") for m in ms)
-    bs = p["batch_size"]
-    if bs is None or (isinstance(bs, str) and bs == "full"):
-        p["batch_size"] = "full"
-    else:
-        p["batch_size"] = _checks.positive_int(bs, "batch_size (a positive integer or 'full')")
-    if p["precision"] not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {p['precision']!r}")
-    if p["cuda_graph"] not in ("auto", True, False):
-        raise ValueError(f"cuda_graph must be 'auto', True or False, got {p['cuda_graph']!r}")
-    if not isinstance(p["grouped_adam"], bool):
-        raise ValueError(f"grouped_adam must be True or False, got {p['grouped_adam']!r}")
-    p["steps_per_graph"] = _checks.positive_int(p["steps_per_graph"], "steps_per_graph")
-    for key in ("deferred_metrics", "adam_in_backward"):
-        if not isinstance(p[key], bool):
-            raise ValueError(f"{key} must be True or False, got {p[key]!r}")
-    if p["adam_in_backward"] and p["grouped_adam"]:
-        raise ValueError("adam_in_backward=True takes each parameter's Adam step inside its run's backward pass, "
-                         "grouped_adam=True one Adam step after all the runs' passes; choose one")
-    if p["async_metrics"] not in ("auto", True, False):
-        raise ValueError(f"async_metrics must be 'auto', True or False, got {p['async_metrics']!r}")
-    if p["init"] not in models.INITS:
-        raise ValueError(f"init must be one of {models.INITS}, got {p['init']!r}")
-    dev = str(p["device"])
-    if dev != "auto" and not (dev == "cpu" or dev.startswith("cuda")):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {dev!r}")
-    if dev.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {dev!r} asked for, but torch sees no CUDA device; use device='cpu' or 'auto'")
-    on_cpu = dev == "cpu" or (dev == "auto" and not torch.cuda.is_available())
-    if p["steps_per_graph"] > 1 and (on_cpu or p["cuda_graph"] is False):
-        raise ValueError(f"steps_per_graph = {p['steps_per_graph']} takes several steps per CUDA graph replay, which "
-                         f"needs a GPU with cuda_graph 'auto' or True (here device {dev!r}, cuda_graph "
-                         f"{p['cuda_graph']!r}); use steps_per_graph=1")
-    path = data.source_path(p["dataset"], p["data_path"], p["download"])
-    if path is not None:
-        p["data_path"] = str(path)
-    if p["max_train_s"] is not None:
-        p["max_train_s"] = _checks.nonneg_float(p["max_train_s"], "max_train_s")
-    for k in ("overwrite", "progress", "download", "verify_checksums", "resume"):
-        if not isinstance(p[k], bool):
-            raise ValueError(f"{k} must be True or False, got {p[k]!r}")
-    p["out_dir"] = str(ROOT / "results" / "runs") if p["out_dir"] is None else str(p["out_dir"])
-    if p["run_name"] is None:
-        p["run_name"] = run_names([p["L"]], None, dataset=p["dataset"], bias=p["bias"], seed=p["seed"])[0]
-    p["run_name"] = _runs.check_run_name(p["run_name"])
-    if isinstance(p["counts"], (tuple, np.ndarray)):
-        p["counts"] = list(np.asarray(p["counts"]).tolist())
-    return p
-
-
-def run_names(L_values, run_tag=None, *, dataset=DEFAULTS["dataset"], bias=DEFAULTS["bias"],
-              seed=DEFAULTS["seed"]) -> list[str]:
-    """The run folder names of one run per head depth L (objective (4.3), Section 5), the same for the command line
-    (``--run-tag``) and the training notebook (``run_tag``): ``<run_tag>-L<L>``, or without a tag
-    ``<dataset>-L<L>-<bias|nobias>-seed<seed>`` (the name :func:`check_params` gives a run without ``run_name``)
-    (:ref:`ch-train`)."""
-    Ls = [_checks.positive_int(L, "L_values") for L in (L_values if np.ndim(L_values) else [L_values])]
-    if not Ls:
-        raise ValueError("L_values must name at least one head depth L")
-    if run_tag is None:
-        names = [f"{dataset}-L{L}-{'bias' if bias else 'nobias'}-seed{seed}" for L in Ls]
-    elif not isinstance(run_tag, str):
-        raise ValueError(f"run_tag must be a string or None, got {run_tag!r}")
-    else:
-        names = [f"{run_tag}-L{L}" for L in Ls]
-    return [_runs.check_run_name(n) for n in names]
-
-
-
+# --------------------------------------------------------------------------------------------- plans
 
 def plan(runs, **shared) -> str:
     """What the training notebook (:ref:`ch-train`) does with the runs that :func:`run_many` would train with
@@ -191,9 +87,9 @@ def plan(runs, **shared) -> str:
             isinstance(r, dict) for r in runs):
         raise ValueError(f"runs must be a non-empty list of parameter dicts, got {runs!r}")
     plist = [check_params(**{**shared, **r}) for r in runs]
+    _same_for_all(plist)
     dirs = [pathlib.Path(q["out_dir"]) / q["run_name"] for q in plist]
-    defining = [json.loads(to_json({k: q[k] for k in DEFAULTS if k not in EXECUTION_KEYS})) for q in plist]
-    return _runs.plan_runs(dirs, overwrite=plist[0]["overwrite"], params=defining)
+    return _runs.plan_runs(dirs, overwrite=plist[0]["overwrite"], params=[defining_params(q) for q in plist])
 
 
 # --------------------------------------------------------------------------------------------- run
@@ -213,13 +109,12 @@ def run_planned(runs, **shared) -> tuple[str, list[pathlib.Path]]:
     return todo, run_many(runs, **{**shared, "resume": bool(shared.get("resume")) or todo == "resume"})
 
 
-#: The parameters in which the runs of one :func:`run_many` call may differ: the head (depth, bias), the decays
-#: of (4.3), the initialization scheme, the precision of the training products (each run's steps use its own,
-#: the metrics are fp32 for all; the same seed then gives each run the same data, initialization and batch
-#: order, a paired comparison of precisions), and where each run is written.  Everything else (data, network
-#: width and depth, schedule, seed, device, recording) is one setting for all of them.
-MEMBER_KEYS = ("L", "bias", "lam_W", "lam_H", "lam_backbone", "init", "precision", "run_name", "out_dir",
-               "overwrite")
+def _same_for_all(plist) -> None:
+    """Refuse runs of one call that differ in anything but :data:`MEMBER_KEYS`, naming the parameter."""
+    for key in DEFAULTS:
+        if key not in MEMBER_KEYS and any(q[key] != plist[0][key] for q in plist[1:]):
+            raise ValueError(f"runs differ in {key!r} ({[q[key] for q in plist]}); runs trained together share "
+                             f"the data, network shape, schedule and device and may differ only in {MEMBER_KEYS}")
 
 
 def run(**params) -> pathlib.Path:
@@ -274,10 +169,7 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
             isinstance(r, dict) for r in runs):
         raise ValueError(f"runs must be a non-empty list of parameter dicts, got {runs!r}")
     plist = [check_params(**{**shared, **r}) for r in runs]
-    for key in DEFAULTS:
-        if key not in MEMBER_KEYS and any(q[key] != plist[0][key] for q in plist[1:]):
-            raise ValueError(f"runs differ in {key!r} ({[q[key] for q in plist]}); runs trained together share "
-                             f"the data, network shape, schedule and device and may differ only in {MEMBER_KEYS}")
+    _same_for_all(plist)
     if plist[0]["grouped_adam"] and len({q["precision"] for q in plist}) > 1:
         raise ValueError(f"runs differ in 'precision' ({[q['precision'] for q in plist]}) with grouped_adam=True, "
                          f"whose one Adam step takes the runs' products at one precision; use grouped_adam=False")
@@ -325,15 +217,10 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
         if status not in ("stopped", "dead", "failed"):
             raise ResumeRefused(f"resume=True, but run folder {str(d)!r} holds a {status} run; only a stopped, dead "
                                 f"or failed run continues from its checkpoint", d)
-        saved = json.loads((d / "params.json").read_text())
-        now = json.loads(to_json(q))
-        # the letters stand-in is the same data rendered now or read from a rendering saved ahead (data_path): where
-        # it comes from is not what the run is, and the data_sha256 check below holds either way
-        loose = ("data_path",) if q["dataset"] == "letters-synthetic" else ()
-        differ = [k for k in DEFAULTS if k not in EXECUTION_KEYS + loose and saved.get(k) != now[k]]
+        differ = _runs.differing_params(d, defining_params(q))
         if differ:
             raise ResumeRefused(f"resume=True, but run {q['run_name']!r} was started with other parameters: "
-                                + "; ".join(f"{k} = {saved.get(k)!r}, now {now[k]!r}" for k in differ), d)
+                                + "; ".join(f"{k} = {was!r}, now {now!r}" for k, (was, now) in differ.items()), d)
         prov = json.loads((d / "provenance.json").read_text())
         first = prov.get("git_commit")
         if first is not None and code["git_commit"] is not None and first != code["git_commit"]:
@@ -487,9 +374,8 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
 # --------------------------------------------------------------------------------------------- CLI
 
 #: The choices the command line lists in ``--help`` (the checks themselves are those of :func:`check_params`).
-CHOICES = {"dataset": data.DATASETS, "class_order": ("reference", "ascending", "descending"),
-           "selection": ("random", "first"), "normalization": ("reference", "standardize", "none"),
-           "init": models.INITS, "precision": PRECISIONS, "device": ("auto", "cpu", "cuda", "cuda:<i>"),
+CHOICES = {"dataset": data.DATASETS, "class_order": data.CLASS_ORDERS, "selection": data.SELECTIONS,
+           "normalization": data.NORMALIZATIONS, "init": INITS, "precision": PRECISIONS, "device": ("auto", "cpu", "cuda", "cuda:<i>"),
            "cuda_graph": ("auto", "true", "false"), "async_metrics": ("auto", "true", "false")}
 
 _EPILOG = """output: one run folder per L, <out-dir>/<run name>, holding params.json, history.csv,

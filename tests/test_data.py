@@ -191,7 +191,7 @@ def test_resolve_counts_is_what_load_trains_on():
 
 def test_load_checks_selection_and_class_count_before_reading(tmp_path):
     # neither needs the data: a missing file is not reached
-    with pytest.raises(ValueError, match="selection must be 'random' or 'first'"):
+    with pytest.raises(ValueError, match="selection must be one of"):
         data.load("synthetic", selection="best")
     with pytest.raises(ValueError, match="counts has 11 classes but cifar10 has 10"):
         data.load("cifar10", data_path=tmp_path / "missing.npz", counts=[1] * 11)

@@ -145,3 +145,56 @@ def test_both_scripts_refuse_a_bad_word_before_any_work(monkeypatch, tmp_path, w
         stability_runs.main(["--seeds", "0", "--out", str(tmp_path), "--set", word])
     with pytest.raises(SystemExit, match="--set"):
         figure_notebook.main(["params", "1", "--set", word])
+
+
+SMALL = dict(dataset="synthetic", counts=[5, 3], device="cpu")
+
+
+@pytest.mark.parametrize("bad, named", [
+    (dict(selection="frist"), "selection"),
+    (dict(normalization="zscore"), "normalization"),
+    (dict(class_order="up"), "class_order"),
+    (dict(dim=0), "dim"),
+    (dict(spread=-1.0), "spread"),
+    (dict(counts=[0, 2, 1]), "counts"),
+    (dict(dataset="cifar10", counts=[5] * 11), "counts has 11 classes but cifar10 has 10"),
+    (dict(divergence_factor=1.0), "divergence_factor must be above 1"),
+    (dict(divergence_factor=0.5), "divergence_factor must be above 1"),
+    (dict(lam_W=[1e-3, 1e-3], L=3), "lam_W"),
+])
+def test_a_parameter_set_is_refused_by_name_before_any_work(bad, named):
+    """Every data argument is checked with the rest, so that a sweep refuses a bad point before any worker loads
+    data (nclib.parameters.check_params, nclib.data.check_load_args)."""
+    with pytest.raises(ValueError, match=named):
+        parameters.check_params(**{**SMALL, **bad})
+
+
+def test_equal_decays_on_every_layer_are_one_number():
+    """lam_W given once or once per layer, the same decays: one run, recorded alike (resume, plans and sweeps
+    compare the recorded value)."""
+    one = parameters.check_params(**SMALL, L=3, lam_W=1e-3)
+    assert parameters.check_params(**SMALL, L=3, lam_W=[1e-3] * 3)["lam_W"] == one["lam_W"] == 1e-3
+    assert parameters.check_params(**SMALL, L=1, lam_W=[2e-3])["lam_W"] == 2e-3
+    assert parameters.check_params(**SMALL, L=2, lam_W=[1e-3, 2e-3])["lam_W"] == [1e-3, 2e-3]
+
+
+def test_what_defines_a_run_leaves_out_how_and_where_it_is_trained():
+    p = parameters.check_params(**SMALL, out_dir="runs", run_name="a", max_train_s=5.0)
+    d = parameters.defining_params(p)
+    assert not set(d) & set(parameters.EXECUTION_KEYS + parameters.PLACE_KEYS)
+    assert d["counts"] == [5, 3] and "data_path" in d
+    letters = parameters.check_params(dataset="letters-synthetic", counts=[2] * 26, device="cpu")
+    assert "data_path" not in parameters.defining_params(letters)  # rendered now or read ahead: the same images
+    with pytest.raises(ValueError, match="p must be a checked parameter set"):
+        parameters.defining_params({"dataset": "synthetic"})
+
+
+def test_checking_parameters_needs_no_torch():
+    """The figures' configuration and the sweeps' plans check parameters without importing torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, nclib.parameters as p, nclib.sweep as s; "
+            "p.check_params(dataset='synthetic', counts=[5, 3]); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -44,6 +44,11 @@ def test_batch_size_drop_last_and_schedule():
     assert eng.steps_per_epoch == 4 and eng.dropped_per_epoch == 3
     assert train.lr_at(6000, 1e-4, [6000], 0.1) == 1e-4
     np.testing.assert_allclose(train.lr_at(6001, 1e-4, [6000], 0.1), 1e-5, rtol=1e-12)
+    for args, name in (((0, 1e-4, [6000], 0.1), "epoch"), ((1, -1e-4, [6000], 0.1), "lr"),
+                       ((1, 1e-4, "6000", 0.1), "milestones"), ((1, 1e-4, [0], 0.1), "milestones"),
+                       ((1, 1e-4, [6000], 0.0), "gamma")):
+        with pytest.raises(ValueError, match=name):
+            train.lr_at(*args)
     assert train.from_reference_decay(1e-5, 2e-5, 10) == pytest.approx((1e-4, 2e-4))
 
 
@@ -375,7 +380,7 @@ def test_command_line_values_follow_the_one_grammar(tmp_path, capsys):
             "2", "--batch-size", "full", "--metric-every", "2", "--progress", "false", "--out-dir", str(tmp_path)]
     path, = train.main([*argv, "--run-name", "007", "--lam-W", "[1e-3]"])
     params = train.load_run(path)[0]
-    assert path.name == "007" and params["run_name"] == "007" and params["lam_W"] == [1e-3]
+    assert path.name == "007" and params["run_name"] == "007" and params["lam_W"] == 1e-3
     with pytest.raises(SystemExit) as exit_:
         train.main([*argv, "--run-name", "x", "--width", "[16"])
     assert exit_.value.code == 2 and "--width" in capsys.readouterr().err and not (tmp_path / "x").exists()
@@ -501,6 +506,27 @@ def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
         train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path / "synthetic", resume=True, **RESUME_KW,
                        data_path=ahead)
     assert _status(stopped[0]) == "stopped"
+
+
+def test_a_run_resumes_and_plans_alike_however_its_folder_and_letters_are_given(tmp_path, monkeypatch):
+    """The folder is found by out_dir and run_name, so their spelling (relative or absolute) is not what the run is;
+    nor is where the letters stand-in comes from.  Resuming (run_many) and planning (plan, the notebook's and
+    ``--resume auto``'s choice) compare the same parameters (nclib.parameters.defining_params)."""
+    monkeypatch.chdir(tmp_path)
+    train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path / "runs", max_train_s=0, **RESUME_KW)
+    assert train.plan(RESUME_MEMBERS[:1], out_dir="runs", **RESUME_KW) == "resume"
+    done = train.run_many(RESUME_MEMBERS[:1], out_dir="runs", resume=True, **RESUME_KW)
+    assert _status(done[0]) == "finished"
+    assert train.plan(RESUME_MEMBERS[:1], out_dir=tmp_path / "runs", **RESUME_KW) == "skip"
+    from nclib import letters
+
+    kw = dict(dataset="letters-synthetic", counts=[2] * 26, width=8, depth=1, epochs=4, batch_size=13, lr=1e-3,
+              metric_every=1, progress=False, device="cpu", out_dir="letters")
+    ahead = str(letters.save_letters_synthetic(tmp_path / "letters.npz", counts=kw["counts"], seed=0))
+    train.run(**kw, L=1, max_train_s=0)
+    assert train.plan([dict(L=1)], **kw, data_path=ahead) == "resume"
+    with pytest.raises(ValueError, match="runs differ in 'overwrite'"):
+        train.plan([dict(L=1, overwrite=True), dict(L=3)], **RESUME_KW, out_dir="other")
 
 
 @cuda_only
