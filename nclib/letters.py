@@ -1,4 +1,4 @@
-"""The ``letters-synthetic`` data set: an offline stand-in for the EMNIST letters of Section 5 (Figures 2 and 4).
+"""The ``letters-synthetic`` data set: an offline stand-in for the EMNIST letters of Figures 2 and 4.
 
 The 26 letters a..z, upper or lower case at random, rendered from the fonts shipped with matplotlib with random
 affine jitter, stroke width and pixel noise, 28 x 28 grayscale, deterministic by seed.  Its name always says it

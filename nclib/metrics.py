@@ -435,7 +435,9 @@ def class_accuracy(outputs, labels, num_classes: int | None = None) -> np.ndarra
     """The training accuracy of each class: entry k is the fraction of class k's samples predicted as k.
 
     outputs and labels as in :func:`accuracy`; ``num_classes`` (default: the columns of outputs, or the largest
-    label + 1) sets the length; a class without samples gets NaN. Which classes a run misclassifies, under
+    label + 1) sets the length; a class without samples gets NaN.  A tie goes to the lowest class index (the
+    arg-max, as the accuracy of a trained network is read); :func:`nclib.minority.class_accuracy`, for the closed-form
+    minimizers whose collapsed modes leave exact ties, counts a tie as an error instead. Which classes a run misclassifies, under
     imbalance the minority ones first (minority collapse): the per-class record of ``nclib.train``
     (``class_accuracy.csv``) and the figure chapters :ref:`ch-fig1` to :ref:`ch-fig4`.
     """

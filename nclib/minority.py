@@ -110,8 +110,10 @@ def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:
     s = np.atleast_1d(np.asarray(s, dtype=np.float64))
     kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
     tol = _checks.positive_float(tol, "tol")
-    if s.shape != kappa.shape:
-        raise ValueError(f"s must have the shape of kappa {kappa.shape}, got {s.shape}")
+    if kappa.ndim != 1 or not np.all(np.isfinite(kappa)) or np.any(kappa < 0) or not np.any(kappa > 0):
+        raise ValueError("kappa must be a 1-D array of finite non-negative singular values, not all 0")
+    if s.shape != kappa.shape or not np.all(np.isfinite(s)):
+        raise ValueError(f"s must be finite, with the shape of kappa {kappa.shape}, got shape {s.shape}")
     return s > tol * float(kappa.max())
 
 
@@ -346,14 +348,21 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
     if start is None:
         Ws, H, b = init_ufm(n, L, bias, d, init_scale, seed)
     else:
+        if not isinstance(start, (tuple, list)) or len(start) != 3:
+            raise ValueError(f"start must be (Ws, H, b) as init_ufm returns it, got {type(start).__name__}")
         Ws, H, b = start
-        Ws = [_checks.matrix(W, f"start Ws[{j}]", (K if j == L - 1 else d, d)).copy() for j, W in enumerate(Ws)]
+        if isinstance(Ws, np.ndarray) or not isinstance(Ws, (tuple, list)):
+            raise ValueError(f"start Ws must be a list of the L={L} weight matrices W_1..W_L")
         if len(Ws) != L:
             raise ValueError(f"start must hold L={L} weight matrices, got {len(Ws)}")
+        Ws = [_checks.matrix(W, f"start Ws[{j}]", (K if j == L - 1 else d, d)).copy() for j, W in enumerate(Ws)]
         H = _checks.matrix(H, "start H", (d, N)).copy()
         if (b is None) == bias:
             raise ValueError(f"start b must be {'a length-K vector' if bias else 'None'} when bias={bias}")
-        b = None if b is None else np.asarray(b, dtype=np.float64).copy()
+        if b is not None:
+            b = np.asarray(b, dtype=np.float64).copy()
+            if b.shape != (K,) or not np.all(np.isfinite(b)):
+                raise ValueError(f"start b must be a finite vector of length K={K}, got shape {b.shape}")
     Y = label_matrix(n)
     params = [*Ws, H] + ([b] if bias else [])
     m1 = [np.zeros_like(p) for p in params]

@@ -235,8 +235,8 @@ def lemma_a2_a(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
     lam_H = _checks.positive_float(lam_H, "lam_H")
     N = _checks.positive_int(N, "N")
     kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
-    if np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
-        raise ValueError("kappa must hold finite non-negative singular values")
+    if kappa.ndim != 1 or np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
+        raise ValueError("kappa must be a 1-D array of finite non-negative singular values")
     scale = L * N * _decay_root(N, lam_H, lam, L)
     with np.errstate(divide="ignore", over="ignore"):
         return np.where(kappa > 0, scale / np.where(kappa > 0, kappa, 1.0) ** 2, np.inf)
@@ -483,8 +483,8 @@ def class_margins(out, n) -> np.ndarray:
     samples grouped by class (``n``, as :func:`nclib.imbalance.label_matrix` orders them).  Margins within 1e-9
     times the largest output are 0: collapsed modes leave exact ties between classes, which rounding turns into
     margins of +-1e-16, and a tie counts as an error (chapter :ref:`ch-minority`)."""
-    out = np.asarray(out, dtype=np.float64)
-    n = np.asarray(n)
+    n = _checks.counts(n)
+    out = _checks.matrix(out, "out", (n.size, int(n.sum())))
     y = np.repeat(np.arange(n.size), n)
     cols = np.arange(y.size)
     own = out[y, cols]

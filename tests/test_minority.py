@@ -133,6 +133,11 @@ def test_train_ufm_small_start_ends_at_the_origin():
     (dict(init_scale=0.0), "init_scale"), (dict(seed=-1), "seed"), (dict(record_every=0), "record_every"),
     (dict(start=([np.zeros((3, 3))], np.zeros((2, 12)), np.zeros(3))), "start H"),
     (dict(start=([np.zeros((3, 3))], np.zeros((3, 12)), None)), "start b"),
+    (dict(start=([np.zeros((3, 3))], np.zeros((3, 12)), np.zeros(1))), "start b"),
+    (dict(start=([np.zeros((3, 3))], np.zeros((3, 12)), np.array([0.0, np.nan, 0.0]))), "start b"),
+    (dict(start=([np.zeros((3, 3))], np.zeros((3, 12)))), "start must be"),
+    (dict(start=([np.zeros((3, 3))] * 2, np.zeros((3, 12)), np.zeros(3))), "start must hold L=1"),
+    (dict(start=(np.zeros((3, 3)), np.zeros((3, 12)), np.zeros(3))), "start Ws"),
 ])
 def test_train_ufm_refusals(kwargs, name):
     args = dict(n=[6, 4, 2], lam_W=0.01, lam_H=0.01, L=1, bias=True, steps=10)
@@ -156,6 +161,12 @@ def test_refusals_by_name():
         mino.problem_spectrum([3, 1], bias=1)
     with pytest.raises(ValueError, match="s must"):
         mino.alive_modes([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="s must"):
+        mino.alive_modes([np.nan, 1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="kappa must"):
+        mino.alive_modes([1.0, 1.0], [0.0, 0.0])
+    with pytest.raises(ValueError, match="kappa must"):
+        mino.alive_modes([[1.0]], [[1.0]])
 
 
 def test_alive_without_weakest_kills_the_modes_of_smallest_kappa_first():
