@@ -11,8 +11,8 @@ For one run at each L of a figure (1, 3, 6) on the paper's CIFAR-10 problem (the
   warm-up and replays move the weights by a few Adam steps; the parts after it do not need the run's own
   weights).
 
-The two parts are set against their shares of the engine chapter's floor (``nclib.step.floor_seconds``, the
-products at the data-sheet peak plus ``nclib.step.ADAM_BYTES`` per parameter): ``products_floor_ms`` for
+The two parts are set against their shares of the engine chapter's floor (``nclib.floor.floor_seconds``, the
+products at the data-sheet peak plus ``nclib.floor.ADAM_BYTES`` per parameter): ``products_floor_ms`` for
 ``forward_backward``, ``adam_floor_ms`` (Adam's reads of p, g, m, v and writes of p, m, v: 28 of those bytes)
 for ``adam``; the other 4 bytes, the gradient written by the backward pass, are counted in
 ``forward_backward_bytes_floor_ms``, which bounds ``forward_backward`` from the memory side: the weights read
@@ -45,7 +45,7 @@ import time
 import torch
 
 from nclib import models, provenance, train
-from nclib import step as nstep
+from nclib import floor as nfloor
 from nclib.step import matmul_precision
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -56,8 +56,8 @@ FIGURE_L = (1, 3, 6)
 #: Bytes per parameter that a step's products must move at the least: the weights read by the forward and the
 #: input-gradient products (fp32), the weight gradient written (the chapter's floor counts it in ADAM_BYTES).
 PRODUCT_BYTES = 12
-#: Of nclib.step.ADAM_BYTES, what Adam alone moves: all but the gradient's write by the backward pass.
-ADAM_ALONE_BYTES = nstep.ADAM_BYTES - 4
+#: Of nclib.floor.ADAM_BYTES, what Adam alone moves: all but the gradient's write by the backward pass.
+ADAM_ALONE_BYTES = nfloor.ADAM_BYTES - 4
 
 
 def timed(fn, reps: int, device: torch.device, stream=None) -> float:
@@ -131,7 +131,7 @@ def step_parts(eng: train.Engine, reps: int, sheet: dict | None, precision: str)
     out = {"parameters": n, "step_ms": step_ms, "forward_backward_ms": fb_ms, "adam_ms": adam_ms,
            "products_floor_ms": None, "adam_floor_ms": None, "forward_backward_bytes_floor_ms": None}
     if sheet is not None:
-        out["products_floor_ms"] = 1e3 * nstep.product_flops(model, eng.B) / sheet[precision]
+        out["products_floor_ms"] = 1e3 * nfloor.product_flops(model, eng.B) / sheet[precision]
         out["adam_floor_ms"] = 1e3 * ADAM_ALONE_BYTES * n / sheet["bandwidth"]
         out["forward_backward_bytes_floor_ms"] = 1e3 * PRODUCT_BYTES * n / sheet["bandwidth"]
     return out

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from nclib import data, models, parameters, provenance, train
-from nclib import step as nstep
+from nclib import floor as nfloor
 from nclib.step import matmul_precision
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
@@ -273,7 +273,7 @@ def floor_ms(engines: list[train.Engine], device_name: str, precision: str) -> f
     if sheet is None or precision not in sheet:
         return None
     eng = engines[0]
-    return 1e3 * eng.steps_per_epoch * nstep.floor_seconds([e.model for e in engines], eng.B, sheet["bandwidth"],
+    return 1e3 * eng.steps_per_epoch * nfloor.floor_seconds([e.model for e in engines], eng.B, sheet["bandwidth"],
                                                            sheet[precision])
 
 
@@ -286,12 +286,12 @@ def shown(path: pathlib.Path) -> str:
 
 
 def data_sheet(device_name: str) -> dict | None:
-    """The data sheet of ``nclib.step.DATASHEETS`` for the GPU named (an H200, an H100 SXM card), None for another
+    """The data sheet of ``nclib.floor.DATASHEETS`` for the GPU named (an H200, an H100 SXM card), None for another
     device."""
     if "H200" in device_name:
-        return nstep.DATASHEETS["H200"]
+        return nfloor.DATASHEETS["H200"]
     if "H100" in device_name and "PCIe" not in device_name and "NVL" not in device_name:  # the SXM card
-        return nstep.DATASHEETS["H100 SXM"]
+        return nfloor.DATASHEETS["H100 SXM"]
     return None
 
 

@@ -22,9 +22,7 @@ multi-tensor launch instead of one per run; ``adam_in_backward=True`` steps each
 as soon as the backward pass has completed its gradient.  Adam's arithmetic is elementwise per parameter, so all
 three change where and when the work is launched, not what it computes.
 
-The floor of a step (:func:`floor_seconds`: Adam's memory traffic plus the matrix products at a GPU's data-sheet
-peaks, :data:`DATASHEETS`) is the engine chapter's measure of how far a measured step is from what the device
-allows.
+How far a measured step is from what the device allows is :mod:`nclib.floor`'s concern.
 """
 from __future__ import annotations
 
@@ -33,42 +31,11 @@ from typing import Callable, Iterable
 
 import torch
 
-from . import _checks, models
+from . import _checks
 from .parameters import ADAM_BETAS, ADAM_EPS  # Adam's betas and eps: PyTorch's defaults (the paper's optimizer)
 
 #: Eager steps before a CUDA graph is captured (cuBLAS handles and Adam's state exist by then).
 WARMUP_STEPS = 3
-
-
-#: Bytes of memory traffic per parameter and step at the least: fused Adam reads p, g, m, v and writes p, m, v
-#: (fp32), and the backward pass writes g.
-ADAM_BYTES = 32
-
-#: Data-sheet peaks (dense) of the GPUs whose floors :ref:`ch-engine` computes: HBM bandwidth in bytes/s and
-#: matrix-product throughput in FLOP/s, strict fp32 and TF32 (NVIDIA's H100 SXM and H200 data sheets).
-DATASHEETS = {"H100 SXM": dict(bandwidth=3.35e12, fp32=67e12, tf32=495e12),
-              "H200": dict(bandwidth=4.8e12, fp32=67e12, tf32=495e12)}
-
-
-def product_flops(model: models.CollapseNet, rows: int) -> int:
-    """Matrix-product FLOPs of one step on ``rows`` samples: forward and weight gradients for every layer, input
-    gradients for every layer but the first (the data need none); :ref:`ch-engine`'s arithmetic."""
-    rows = _checks.positive_int(rows, "rows")
-    weights = [W.numel() for W in model.backbone_weights() + model.head_weights()]
-    return 2 * rows * (3 * sum(weights) - weights[0])
-
-
-def floor_seconds(nets, rows: int, bandwidth: float, flops_per_s: float) -> float:
-    """The least time of one step of each network of ``nets`` on ``rows`` samples (:ref:`ch-engine`): Adam's
-    memory traffic (:data:`ADAM_BYTES` per parameter at ``bandwidth`` bytes/s), which no schedule hides, plus
-    the matrix products at ``flops_per_s``, taken in turn."""
-    nets = list(nets)
-    if not nets:
-        raise ValueError("nets must hold at least one network")
-    bandwidth = _checks.positive_float(bandwidth, "bandwidth")
-    flops_per_s = _checks.positive_float(flops_per_s, "flops_per_s")
-    adam = sum(ADAM_BYTES * models.parameter_count(net) for net in nets) / bandwidth
-    return adam + sum(product_flops(net, rows) for net in nets) / flops_per_s
 
 
 #: The float32 precision settings of torch's backends that :func:`matmul_precision` sets: CUDA products, cuDNN

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import nclib
+import nclib.floor
 from nclib import models, train
 
 _spec = importlib.util.spec_from_file_location("bench_anatomy", nclib.ROOT / "benchmarks" / "bench_anatomy.py")
@@ -61,13 +62,13 @@ def test_the_record_on_the_cpu(tmp_path):
 
 
 def test_floors_are_the_engine_chapters():
-    """The parts' floors add up to nclib.step.floor_seconds: the products at the peak, Adam's own 28 bytes per
+    """The parts' floors add up to nclib.floor.floor_seconds: the products at the peak, Adam's own 28 bytes per
     parameter, and the gradient's 4 bytes written by the backward pass (counted in the products' bytes)."""
     eng = _engines()[0]
     sheet = anatomy.data_sheet("NVIDIA H200")
     part = anatomy.step_parts(eng, 2, sheet, "tf32")
     n = models.parameter_count(eng.model)
-    whole = nclib.step.floor_seconds([eng.model], eng.B, sheet["bandwidth"], sheet["tf32"])
+    whole = nclib.floor.floor_seconds([eng.model], eng.B, sheet["bandwidth"], sheet["tf32"])
     grad_write = 4 * n / sheet["bandwidth"]
     assert 1e-3 * (part["products_floor_ms"] + part["adam_floor_ms"]) + grad_write == pytest.approx(whole, rel=1e-12)
     assert part["forward_backward_bytes_floor_ms"] == pytest.approx(1e3 * 12 * n / sheet["bandwidth"])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from nclib import floor as nfloor
 from nclib import step as nstep
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
@@ -224,13 +225,13 @@ def test_the_floor_of_a_step_counts_adam_traffic_and_products():
     # forward product, the weight gradient and the input gradient
     sizes = [W.numel() for W in net.backbone_weights() + net.head_weights()]
     assert sizes == [30, 25, 20, 16, 12]
-    assert nstep.product_flops(net, 7) == 2 * 7 * (3 * 103 - 30)
+    assert nfloor.product_flops(net, 7) == 2 * 7 * (3 * 103 - 30)
     n = models.parameter_count(net)
-    seconds = nstep.floor_seconds([net, net], 7, bandwidth=1e9, flops_per_s=1e12)
-    np.testing.assert_allclose(seconds, 2 * (nstep.ADAM_BYTES * n / 1e9 + 2 * 7 * (3 * 103 - 30) / 1e12), rtol=1e-15)
+    seconds = nfloor.floor_seconds([net, net], 7, bandwidth=1e9, flops_per_s=1e12)
+    np.testing.assert_allclose(seconds, 2 * (nfloor.ADAM_BYTES * n / 1e9 + 2 * 7 * (3 * 103 - 30) / 1e12), rtol=1e-15)
     with pytest.raises(ValueError, match="nets must hold at least one network"):
-        nstep.floor_seconds([], 7, 1e9, 1e12)
+        nfloor.floor_seconds([], 7, 1e9, 1e12)
     with pytest.raises(ValueError, match="bandwidth must be strictly positive"):
-        nstep.floor_seconds([net], 7, 0.0, 1e12)
+        nfloor.floor_seconds([net], 7, 0.0, 1e12)
     with pytest.raises(ValueError, match="rows must be a positive integer"):
-        nstep.product_flops(net, 0)
+        nfloor.product_flops(net, 0)
