@@ -51,7 +51,7 @@ def load_runs(run_dirs) -> dict:
 def collapse_panels(runs, axes=None, legend_title: str | None = None):
     """Draw the six panels of Figures 1-4 for ``runs`` ({L: (params, history)} or a list of run folders).
 
-    Returns the matplotlib Figure.  ``axes``: six Axes to draw into (default: a new 2 x 3 figure).
+    Returns the matplotlib Figure.  ``axes``: six Axes to draw into (default: a new figure of 3 rows x 2 columns).
     The legend names each curve "L = ..." and its title the dataset (:func:`dataset_label`) and the bias
     case, unless ``legend_title`` is given (:ref:`ch-train`; with the theory's targets,
     :func:`nclib.figures.draw_panels`).
@@ -63,7 +63,8 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
     if not runs:
         raise ValueError("runs must hold at least one run")
     if axes is None:
-        fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), constrained_layout=True)
+        # three rows of two: at the width of a book page each panel stays readable (2 x 3 halves the text)
+        fig, axes = plt.subplots(3, 2, figsize=(8, 9), constrained_layout=True)
     axes = np.asarray(axes).ravel()
     if axes.size != len(PANELS):
         raise ValueError(f"axes must hold {len(PANELS)} Axes, got {axes.size}")

@@ -19,6 +19,7 @@ import nclib.imbalance  # noqa: E402
 from nclib import minority  # noqa: E402
 import nclib.train  # noqa: E402
 import nclib.ufm  # noqa: E402
+from nclib.rounding import number, round_down, written  # noqa: E402
 
 #: A tiny scale: the paper's CIFAR-10 profile divided by 100 (1,1,2,2,...,5,5; N = 30), a small network.
 TINY = dict(divisor=100, width=32, depth=2, epochs=120, batch_size="full", lr=3e-3, lr_milestones=[80],
@@ -429,26 +430,26 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
         assert (g["N"], g["counts"], g["epochs"], g["width"], g["batch"], g["lr"], g["gamma"], g["milestone"],
                 g["decay"], g["metric-every"], g["divisor"], g["K"], g["precision"], g["wd"]) == \
             ("30", "5, 5, 4, 4, 3, 3, 2, 2, 1, 1", "120", "32", "full", "0.003", "0.1", "80", "0.001", "20", "100",
-             "10", "fp32", "1e-05")
+             "10", "fp32", "1 × 10⁻⁵")
         # against the theory, and the comparison, from the rows
         alive = sorted({figures.run_theory(r.params).alive for r in runs.values()})
         assert g["alive"] == " or ".join(map(str, alive)) and (fig != 1 or g["alive"] == "9")
-        assert g["gap-min"] == f"{min(r['gap'] / r['minimum'] for r in rows):.2g}"
-        assert g["gap-max"] == f"{max(r['gap'] / r['minimum'] for r in rows):.2g}"
+        assert number(g["gap-min"]) == pytest.approx(min(r['gap'] / r['minimum'] for r in rows), rel=0.05)
+        assert number(g["gap-max"]) == pytest.approx(max(r['gap'] / r['minimum'] for r in rows), rel=0.05)
         top = max(r["global_mean_norm"] for r in rows)  # an upper bound, two significant figures
-        assert top <= float(g["mean-end"]) < 1.1 * top
+        assert top <= number(g["mean-end"]) < 1.1 * top
         assert g["minimizer-acc"] == "1.000"
         fitted = [r for r in rows if r["train_acc"] >= 1.0]
         assert g["n-fitted"] == str(len(fitted)) == "3"
         nc3 = max(runs[r["L"]].history["nc3"][0] / r["nc3"] for r in fitted)
-        assert g["fit-nc3-drop"] == f"{nc3:.3g}" and g["fit-nc1-drop"] == f"{min(r['nc1_drop'] for r in fitted):.1e}"
+        assert g["fit-nc3-drop"] == written(nc3, 3) and g["fit-nc1-drop"] == round_down(min(r['nc1_drop'] for r in fitted), 2)
         never = lambda e: "never" if e is None else str(e)  # noqa: E731
         assert g["acc-epochs"] == ", ".join(never(r["acc100_epoch"]) for r in rows)
         assert g["acc-stays"] == ", ".join(never(r["acc100_stays"]) for r in rows)
         for r in rows:
             L = r["L"]
             assert (g[f"acc100-L{L}"], g[f"stays-L{L}"], g[f"acc-L{L}"], g[f"nc1-drop-L{L}"]) == \
-                (never(r["acc100_epoch"]), never(r["acc100_stays"]), f"{r['train_acc']:.3f}", f"{r['nc1_drop']:.3g}")
+                (never(r["acc100_epoch"]), never(r["acc100_stays"]), f"{r['train_acc']:.3f}", written(r['nc1_drop'], 3))
         for key in ("nc1", "nc3", "gap"):
             assert g[f"{key}-order"] == ", ".join(map(str, figures.order_by(rows, key)))
         noise = figures.rise_ratios(runs)
@@ -458,11 +459,11 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
         spiked = figures.spikes(runs)
         assert g["spike-runs"] == (", ".join(map(str, spiked)) or "none")
         for L, s in spiked.items():
-            assert g[f"spike-L{L}-factor"] == f"{s['factor']:.3g}" and g[f"spike-L{L}-to"] == str(s["epoch"])
+            assert g[f"spike-L{L}-factor"] == written(s['factor'], 3) and g[f"spike-L{L}-to"] == str(s["epoch"])
         if fig == 1:
             assert g["bstar"] == f"{np.linalg.norm(np.array(runs[1].params['counts']) / 30):.3f}"
             top, low = max(r["bias_error"] for r in rows), min(r["bias_error_0"] for r in rows)
-            assert top <= float(g["bias-end-max"]) < 1.1 * top and 0.9 * low < float(g["bias0"]) <= low
+            assert top <= number(g["bias-end-max"]) < 1.1 * top and 0.9 * low < number(g["bias0"]) <= low
 
 
 def test_figure_glue_of_stalled_and_spiked_runs(tiny, monkeypatch):
@@ -498,27 +499,27 @@ def test_figure_chapter_tables(tiny, tiny_scale):
             assert t[name].index.name == "L" and t[name].index.tolist() == [1, 3, 6]
         # the provenance is transposed to fit the page: one column per run
         assert t["provenance"].columns.tolist() == ["L = 1", "L = 3", "L = 6"]
-        assert t["provenance"].loc["N"].tolist() == [30] * 3 and t["provenance"].loc["K"].tolist() == [10] * 3
+        assert t["provenance"].loc["N"].tolist() == ["30"] * 3 and t["provenance"].loc["K"].tolist() == [10] * 3
         assert all(len(t[name].columns) <= 9 for name in t)
         assert t["theory"].loc[1, "modes alive"] == f"{ch.theory[1].alive} of 10"
-        assert t["theory"].loc[3, "global minimum of (4.3)"] == f"{ch.theory[3].minimum:.4e}"
-        assert t["final"].loc[6, "NC1"] == f"{ch.runs[6].history['nc1'][-1]:.2e}"
-        assert ("||b - n/N||" in t["final"].columns) is (fig == 1)
+        assert t["theory"].loc[3, "global minimum of (4.3)"] == written(ch.theory[3].minimum, 5)
+        assert number(t["final"].loc[6, "NC1"]) == pytest.approx(ch.runs[6].history['nc1'][-1], rel=5e-3)
+        assert ("‖b − n/N‖" in t["final"].columns) is (fig == 1)
         if fig == 1:  # small distances keep their significant digits
-            assert t["final"].loc[3, "||b - n/N||"] == f"{ch.rows[1]['bias_error']:.2e}"
+            assert number(t["final"].loc[3, "‖b − n/N‖"]) == pytest.approx(ch.rows[1]['bias_error'], rel=5e-3)
         assert t["training"].loc[1, "100 % acc first at epoch"] == str(ch.rows[0]["acc100_epoch"])
         assert t["training"].loc[3, "largest objective rise"] == figures.rise_cell(ch.rows[1]["rise"])
         s = t["settings"]
         assert s.index.tolist() == ["data", "class counts", "counts by class index", "width", "batch size",
                                     "optimizer, lr", "lr schedule", "decays", "precision of the products",
                                     "metrics every (epochs)", "epochs"]
-        assert s.loc["lr schedule", "these runs"] == "x0.1 after epoch 80"
+        assert s.loc["lr schedule", "these runs"] == "×0.1 after epoch 80"
         assert s.loc["precision of the products"].tolist() == ["not stated", "fp32"]
         assert s.loc["epochs"].tolist() == ["12,000", "120"] and s.loc["width"].tolist() == ["2048", "32"]
-        assert s.loc["decays", "these runs"] == "lam_W = lam_H = 0.001"
+        assert s.loc["decays", "these runs"] == "λ_W = λ_H = 0.001"
         assert s.loc["counts by class index", "these runs"].endswith("(as in Dang et al.)")
     assert figures.rise_cell(None) == "none"
-    assert figures.rise_cell(dict(factor=21.63, prev_epoch=480, epoch=500)) == "x21.6 (480 to 500)"
+    assert figures.rise_cell(dict(factor=21.63, prev_epoch=480, epoch=500)) == "×21.6 (epochs 480 to 500)"
 
 
 def test_figure_chapter_picks_the_preferred_scale(tiny, tmp_path):
@@ -536,8 +537,8 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     assert t["figures"].index.tolist() == [1, 3] and t["figures"]["epochs"].tolist() == [120, 120]
     assert t["figures"]["bias"].tolist() == ["yes", "no"]
     assert t["final"].index.tolist() == [(k, L) for k in (1, 3) for L in (1, 3, 6)]
-    assert t["final"].loc[(3, 1), "||b - n/N||"] == "" and t["final"].loc[(1, 6), "NC1"] == \
-        f"{chapters[1].rows[2]['nc1']:.1e}"
+    assert t["final"].loc[(3, 1), "‖b − n/N‖"] == "" and t["final"].loc[(1, 6), "NC1"] == \
+        written(chapters[1].rows[2]['nc1'], 2)
     assert t["training"].loc[(1, 3), "trained"] == "side by side" and t["training"].loc[(3, 3), "trained"] == "alone"
     assert t["stalls"].empty and t["stalls"].index.names == ["figure", "L"]
     g = figures.summary_glue(chapters)
@@ -545,14 +546,14 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     assert (g["n-gpu"], g["n-cpu"], g["n-runs"], g["n-fitted"], g["n-stalled"], g["gpu-figures"]) == \
         ("0", "2", "6", "6", "0", "")
     assert g["paper-epochs"] == "12,000"
-    assert g["drop-min"] == f"{min(r['nc1_drop'] for r in rows):.1e}"
+    assert g["drop-min"] == round_down(min(r['nc1_drop'] for r in rows), 2)
     assert g["ratio-max"] == f"{max(r['objective'] / r['minimum'] for r in rows):.2f}"
     wall = figures.wall_time_s(chapters[1].runs) + figures.wall_time_s(chapters[3].runs)
     assert g["wall-cpu"] == f"{wall / 60:.1f}" and "wall-gpu" not in g
     wh = lambda k: [r["nc2_wh"] for r in chapters[k].rows]  # noqa: E731
-    assert (g["wh-1-3-with-min"], g["wh-1-3-without-max"]) == (f"{min(wh(1)):.2g}", f"{max(wh(3)):.2g}")
+    assert (g["wh-1-3-with-min"], g["wh-1-3-without-max"]) == (written(min(wh(1)), 2), written(max(wh(3)), 2))
     be = [r["bias_error"] / r["bias_error_0"] for r in chapters[1].rows]
-    assert float(g["be-min"]) <= min(be) and max(be) <= float(g["be-max"]) <= 1.01 * max(be)
+    assert number(g["be-min"]) <= min(be) and max(be) <= number(g["be-max"]) <= 1.01 * max(be)
     assert "partial-off-max" not in g  # no run ends below 100 %
     # L = 6 of Figure 1 made to end with 3 samples wrong at 3x its objective: a row of the stalls table and its glue
     monkeypatch.setattr(nclib.figures.analysis, "load_class_accuracy", lambda path: None)
@@ -568,8 +569,8 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     assert t["stalls"].loc[(1, 6), "modes at 0"] == place["dead"]
     assert t["stalls"].loc[(1, 6), "above the nearest point (%)"] == \
         ("-" if place["above"] < 0 else "+") + g["partial-off-max"]
-    assert float(g["partial-off-max"]) >= 100 * abs(place["above"]) > float(g["partial-off-max"]) * 0.95
-    assert float(g["partial-runner-up-min"]) <= 100 * place["runner_up"] < float(g["partial-runner-up-min"]) * 1.05
+    assert number(g["partial-off-max"]) >= 100 * abs(place["above"]) > number(g["partial-off-max"]) * 0.95
+    assert number(g["partial-runner-up-min"]) <= 100 * place["runner_up"] < number(g["partial-runner-up-min"]) * 1.05
 
 
 def _with_history(run, **columns):

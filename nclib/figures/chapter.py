@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import plotting, ufm
-from ..rounding import round_down, round_up
+from ..rounding import round_down, round_up, written
 from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, final_rows, lr_step, next_milestone,
                        order_by, order_held, orders_without_spikes, other_spikes, rise_ratios, run_theory, spikes,
                        stalls, wall_time_s)
@@ -47,9 +47,12 @@ def _comma(values) -> str:
     return ", ".join(str(v) for v in values)
 
 
-def _order_label(class_order: str) -> str:
-    """How a settings table names a run's class order: ``"reference"`` is the order of Dang et al. (2023)."""
-    return "as in Dang et al." if class_order == "reference" else f"order: {class_order}"
+def _order_label(class_order: str, dataset: str) -> str:
+    """How a settings table names a run's class order: ``"reference"`` is the order of Dang et al. (2023)'s code,
+    for the letters that of its EMNIST variant (:mod:`nclib.data`)."""
+    if class_order != "reference":
+        return f"order: {class_order}"
+    return "as in Dang et al." if dataset == "cifar10" else "as in the EMNIST variant of Dang et al.'s code"
 
 
 def _epoch(epoch) -> str:
@@ -58,8 +61,8 @@ def _epoch(epoch) -> str:
 
 
 def rise_cell(rise: dict | None) -> str:
-    """A table cell for a :func:`largest_rise`: ``"x21.6 (480 to 500)"``, or ``"none"``."""
-    return "none" if rise is None else f"x{rise['factor']:.3g} ({rise['prev_epoch']} to {rise['epoch']})"
+    """A table cell for a :func:`largest_rise`: ``"×21.6 (epochs 480 to 500)"``, or ``"none"``."""
+    return "none" if rise is None else f"×{written(rise['factor'], 3)} (epochs {rise['prev_epoch']} to {rise['epoch']})"
 
 
 def precisions(runs: Mapping[int, Run]) -> str:
@@ -99,19 +102,19 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     g: dict = {
         "paper-counts": _comma(sorted(figure_counts(f, "gpu"), reverse=True)),
         "paper-epochs": f"{paper['epochs']:,}", "paper-width": f"{paper['width']:,}",
-        "paper-batch": str(paper["batch_size"]), "paper-lr": f"{paper['lr']:g}",
+        "paper-batch": str(paper["batch_size"]), "paper-lr": written(paper['lr'], 6),
         "epochs": f"{epochs:,}", "N": f"{int(n.sum()):,}", "counts": _comma(sorted(n.tolist(), reverse=True)),
-        "divisor": str(scale_settings(scale)["divisor"]), "width": f"{p['width']:,}", "lr": f"{p['lr']:g}",
-        "gamma": f"{p['lr_gamma']:g}", "batch": str(p["batch_size"]), "decay": f"{p['lam_W']:g}",
-        "wd": f"{ufm.REFERENCE_DECAY:g}", "milestone": _comma(p["lr_milestones"]),
+        "divisor": str(scale_settings(scale)["divisor"]), "width": f"{p['width']:,}", "lr": written(p['lr'], 6),
+        "gamma": written(p['lr_gamma'], 6), "batch": str(p["batch_size"]), "decay": written(p['lam_W'], 6),
+        "wd": written(ufm.REFERENCE_DECAY, 6), "milestone": _comma(p["lr_milestones"]),
         "metric-every": str(p["metric_every"]), "precision": precisions(runs),
         "device": " / ".join(sorted({r["device"] for r in rows})),
     }
     t_first = theory[min(theory)]
     g["alive"] = " or ".join(map(str, sorted({t.alive for t in theory.values()})))
     g["K"] = str(t_first.K)
-    g["gap-min"] = f"{min(r['gap'] / r['minimum'] for r in rows):.2g}"
-    g["gap-max"] = f"{max(r['gap'] / r['minimum'] for r in rows):.2g}"
+    g["gap-min"] = written(min(r['gap'] / r['minimum'] for r in rows), 2)
+    g["gap-max"] = written(max(r['gap'] / r['minimum'] for r in rows), 2)
     g["mean-end"] = round_up(max(r['global_mean_norm'] for r in rows))
     g["minimizer-acc"] = " or ".join(sorted({f"{t.minimizer_accuracy:.3f}" for t in theory.values()}))
     if t_first.b_star is not None:
@@ -127,12 +130,12 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
         g[f"acc100-L{L}"] = _epoch(r["acc100_epoch"])
         g[f"stays-L{L}"] = _epoch(r["acc100_stays"])
         g[f"acc-L{L}"] = f"{r['train_acc']:.3f}"
-        g[f"nc1-drop-L{L}"] = f"{r['nc1_drop']:.3g}"
+        g[f"nc1-drop-L{L}"] = written(r['nc1_drop'], 3)
     fitted = [L for L, r in by_L.items() if r["train_acc"] >= 1.0]
     g["n-fitted"] = str(len(fitted))
     if fitted:
-        g["fit-nc3-drop"] = f"{max(runs[L].history['nc3'][0] / runs[L].history['nc3'][-1] for L in fitted):.3g}"
-        g["fit-nc1-drop"] = f"{min(by_L[L]['nc1_drop'] for L in fitted):.1e}"
+        g["fit-nc3-drop"] = written(max(runs[L].history['nc3'][0] / runs[L].history['nc3'][-1] for L in fitted), 3)
+        g["fit-nc1-drop"] = round_down(min(by_L[L]['nc1_drop'] for L in fitted), 2)  # "at least"
     same_end = len({int(np.asarray(r.history["epoch"])[-1]) for r in runs.values()}) == 1
     for key in ORDER_KEYS:
         g[f"{key}-order"] = _comma(order_by(rows, key))
@@ -149,36 +152,36 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     for key in ORDER_KEYS:
         g[f"{key}-order-without-spikes"] = _comma(shaped[key]["without"] if key in shaped else order_by(rows, key))
         for L, (was, end) in (shaped[key]["runs"].items() if key in shaped else ()):
-            g[f"{key}-spike-L{L}-before"], g[f"{key}-spike-L{L}-end"] = f"{was:.3g}", f"{end:.3g}"
-    g["spike-threshold"] = f"{SPIKE_FACTOR:g}"
+            g[f"{key}-spike-L{L}-before"], g[f"{key}-spike-L{L}-end"] = written(was, 3), written(end, 3)
+    g["spike-threshold"] = written(SPIKE_FACTOR, 6)
     noise = rise_ratios(runs)
     g["rise-intervals"], g["rise-count"] = str(noise["intervals"]), str(noise["rises"])
     if noise["median"] is not None:
-        g["rise-median"] = f"{noise['median']:.4g}"
+        g["rise-median"] = written(noise['median'], 4)
     if noise["largest_below"] is not None:
-        g["rise-below"] = f"{noise['largest_below']:.3g}"
+        g["rise-below"] = written(noise['largest_below'], 3)
     rises = [(r["rise"]["factor"], r["L"], r["rise"]) for r in rows if r["rise"] is not None]
     if rises:
         factor, L, rise = max(rises, key=lambda t: t[0])
-        g.update({"rise-max": f"{factor:.3g}", "rise-max-L": str(L), "rise-max-from": str(rise["prev_epoch"]),
+        g.update({"rise-max": written(factor, 3), "rise-max-L": str(L), "rise-max-from": str(rise["prev_epoch"]),
                   "rise-max-to": str(rise["epoch"])})
     g["spike-runs"] = _comma(spiked) if spiked else "none"
     for L, r in spiked.items():
         b, a, fin = r["before"], r["at"], r["final"]
         s = f"spike-L{L}-"
-        g.update({s + "factor": f"{r['factor']:.3g}", s + "from": str(r["prev_epoch"]), s + "to": str(r["epoch"]),
-                  s + "start": str(r["start_epoch"]), s + "climb": f"{r['climb']:.3g}", s + "lr": f"{r['lr']:g}",
-                  s + "lr-before": f"{r['lr_prev']:g}",
+        g.update({s + "factor": written(r['factor'], 3), s + "from": str(r["prev_epoch"]), s + "to": str(r["epoch"]),
+                  s + "start": str(r["start_epoch"]), s + "climb": written(r['climb'], 3), s + "lr": written(r['lr'], 6),
+                  s + "lr-before": written(r['lr_prev'], 6),
                   s + "milestone": _epoch(next_milestone(runs[L].params, r["epoch"])),
-                  s + "nc1-before": f"{b['nc1']:.2g}", s + "nc1-at": f"{a['nc1']:.2g}",
-                  s + "nc3-before": f"{b['nc3']:.3g}", s + "nc3-at": f"{a['nc3']:.3g}",
+                  s + "nc1-before": written(b['nc1'], 2), s + "nc1-at": written(a['nc1'], 2),
+                  s + "nc3-before": written(b['nc3'], 3), s + "nc3-at": written(a['nc3'], 3),
                   s + "acc-before": f"{b['train_acc']:.3f}", s + "acc-at": f"{a['train_acc']:.3f}",
-                  s + "back": _epoch(r["back_epoch"]), s + "nc1-end": f"{fin['nc1']:.2g}",
-                  s + "nc3-end": f"{fin['nc3']:.3g}"})
+                  s + "back": _epoch(r["back_epoch"]), s + "nc1-end": written(fin['nc1'], 2),
+                  s + "nc3-end": written(fin['nc3'], 3)})
         others = other_spikes(runs[L].history)
         g[s + "count"] = str(len(others) + 1)
         for i, (e0, e1, x) in enumerate(others, start=1):
-            g.update({f"{s}other{i}-from": str(e0), f"{s}other{i}-to": str(e1), f"{s}other{i}-factor": f"{x:.3g}"})
+            g.update({f"{s}other{i}-from": str(e0), f"{s}other{i}-to": str(e1), f"{s}other{i}-factor": written(x, 3)})
     for L, d in accuracy_dips(runs).items():
         s = f"dip-L{L}-"
         g.update({s + "low": f"{d['low']:.4f}", s + "epoch": str(d["low_epoch"]), s + "back": _epoch(d["back"]),
@@ -186,35 +189,35 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     stepped = lr_step(runs)
     if stepped:
         drops = [d["objective_drop"] for d in stepped.values()]
-        g["lrstep-drop-min"], g["lrstep-drop-max"] = f"{min(drops):.3g}", f"{max(drops):.3g}"
+        g["lrstep-drop-min"], g["lrstep-drop-max"] = written(min(drops), 3), written(max(drops), 3)
         g["lrstep-recovered"] = _comma(L for L, d in stepped.items() if d["recovered"]) or "none"
         g["lrstep-below"] = _comma(L for L, d in stepped.items() if d["below_100_before"]) or "none"
     for L, d in stepped.items():
         s = f"lrstep-L{L}-"
         g.update({s + "before": str(d["before"]["epoch"]), s + "acc-before": f"{d['before']['train_acc']:.3f}",
-                  s + "obj-before": f"{d['before']['objective']:.3g}", s + "obj-end": f"{d['final']['objective']:.3g}",
-                  s + "drop": f"{d['objective_drop']:.3g}", s + "settled": _epoch(d["settled_100"])})
+                  s + "obj-before": written(d['before']['objective'], 3), s + "obj-end": written(d['final']['objective'], 3),
+                  s + "drop": written(d['objective_drop'], 3), s + "settled": _epoch(d["settled_100"])})
     g["stall-runs"] = _comma(stalls(runs)) or "none"
     for L, st in stalls(runs).items():
         s = f"stall-L{L}-"
         g.update({s + "since": str(st["since"]), s + "end": f"{st['end']:,}", s + "acc": f"{st['train_acc']:.3f}",
                   s + "best": f"{st['best_acc']:.3f}", s + "wrong": f"{st['misclassified']:,}",
                   s + "N": f"{int(st['n'].sum()):,}", s + "half": f"{st['half']:,}",
-                  s + "change": f"{100 * st['objective_change']:+.2g}", s + "ratio": f"{st['objective_ratio']:.3g}",
-                  s + "nc1": f"{st['nc1']:.2g}", s + "nc1-drop": f"{st['nc1_drop']:.3g}", s + "nc3": f"{st['nc3']:.3g}",
+                  s + "change": ("-" if st["objective_change"] < 0 else "+") + written(abs(100 * st["objective_change"]), 2), s + "ratio": written(st['objective_ratio'], 3),
+                  s + "nc1": written(st['nc1'], 2), s + "nc1-drop": written(st['nc1_drop'], 3), s + "nc3": written(st['nc3'], 3),
                   s + "smallest": str(st["smallest"]), s + "smallest-count": str(st["smallest_count"]),
                   s + "multiple": _epoch(st["smallest_multiple"])})
         place = st["partial"]
         if place is not None:  # |objective / that point's value - 1| as an "at most", the runner-up as "at least"
-            g.update({s + "dead": str(place["dead"]), s + "partial-ratio": f"{st['partial_ratio']:.3g}",
+            g.update({s + "dead": str(place["dead"]), s + "partial-ratio": written(st['partial_ratio'], 3),
                       s + "partial-off": round_up(100 * abs(place["above"]), 2)})
             if place["runner_up"] is not None:
                 g[s + "partial-runner-up"] = round_down(100 * place["runner_up"], 3)
         if st["before"] is not None:
-            g.update({s + "before": str(st["before"]), s + "lr-before": f"{st['lr_before']:g}",
-                      s + "lr-since": f"{st['lr_since']:g}",
-                      s + "rise": f"{st['objective_since'] / st['objective_before']:.3g}",
-                      s + "obj-before": f"{st['objective_before']:.3g}", s + "obj-since": f"{st['objective_since']:.3g}"})
+            g.update({s + "before": str(st["before"]), s + "lr-before": written(st['lr_before'], 6),
+                      s + "lr-since": written(st['lr_since'], 6),
+                      s + "rise": written(st['objective_since'] / st['objective_before'], 3),
+                      s + "obj-before": written(st['objective_before'], 3), s + "obj-since": written(st['objective_since'], 3)})
     return g
 
 
@@ -233,8 +236,8 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
 
     f = figure(fig)
     provenance = pd.DataFrame([{
-        "L": L, "N": r.provenance["N"], "K": r.provenance["K"], "parameters": r.provenance["parameter_count"],
-        "steps": r.provenance["steps"], "steps/s": round(r.provenance["steps_per_s"], 1),
+        "L": L, "N": f'{r.provenance["N"]:,}', "K": r.provenance["K"],
+        "parameters": f'{r.provenance["parameter_count"]:,}', "steps": f'{r.provenance["steps"]:,}', "steps/s": round(r.provenance["steps_per_s"], 1),
         "wall time (s)": round(r.provenance["wall_time_s"], 1), "device": r.provenance["device_name"],
         "precision": r.provenance["precision"], "torch": r.provenance["versions"]["torch"],
         "git commit": (r.provenance["git_commit"] or "?")[:10], "data sha256": r.provenance["data_sha256"][:12],
@@ -243,32 +246,32 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
     theory_table = pd.DataFrame([{
         "L": L, "modes alive": f"{t.alive} of {t.K}", "largest kappa": round(float(t.kappa[0]), 3),
         "smallest nonzero kappa": round(float(t.kappa[t.kappa > 1e-9 * t.kappa[0]].min()), 3),
-        "global minimum of (4.3)": f"{t.minimum:.4e}",
-        "objective at the end": f"{runs[L].history['objective'][-1]:.4e}",
+        "global minimum of (4.3)": written(t.minimum, 5),
+        "objective at the end": written(runs[L].history['objective'][-1], 5),
     } for L, t in sorted(theory.items())]).set_index("L")
     final = pd.DataFrame([{
-        "L": r["L"], "epochs": r["epochs"], "NC1": f"{r['nc1']:.2e}", "NC2^W": f"{r['nc2_w']:.3f}",
-        "NC2^H": f"{r['nc2_h']:.3f}", "NC2^WH": f"{r['nc2_wh']:.2e}", "NC3": f"{r['nc3']:.3f}",
+        "L": r["L"], "epochs": r["epochs"], "NC1": written(r['nc1'], 3), "NC2ᵂ": f"{r['nc2_w']:.3f}",
+        "NC2ᴴ": f"{r['nc2_h']:.3f}", "NC2ᵂᴴ": written(r['nc2_wh'], 3), "NC3": f"{r['nc3']:.3f}",
         "train acc": f"{r['train_acc']:.4f}",
-        **({"||b - n/N||": f"{r['bias_error']:.2e}"} if f.bias else {}),
+        **({"‖b − n/N‖": written(r['bias_error'], 3)} if f.bias else {}),
     } for r in rows]).set_index("L")
     training = pd.DataFrame([{
         "L": r["L"], "100 % acc first at epoch": _epoch(r["acc100_epoch"]),
         "100 % acc to the end from epoch": _epoch(r["acc100_stays"]),
-        "largest objective rise": rise_cell(r["rise"]), "NC1 drop": f"{r['nc1_drop']:.1e}",
+        "largest objective rise": rise_cell(r["rise"]), "NC1 drop": written(r['nc1_drop'], 2),
     } for r in rows]).set_index("L")
     p = runs[min(runs)].params
     paper = scale_settings("gpu")
     epochs = max(check["epochs"].values())
     settings = pd.DataFrame({
         "paper (Section 5)": [f.paper_data, _comma(sorted(figure_counts(f, "gpu"), reverse=True)), "not stated",
-                              str(paper["width"]), str(paper["batch_size"]), f"Adam, {paper['lr']:g}", "not stated",
+                              str(paper["width"]), str(paper["batch_size"]), f"Adam, {written(paper['lr'], 6)}", "not stated",
                               "not stated", "not stated", "not stated", f"{paper['epochs']:,}"],
         "these runs": [plotting.dataset_label(p), _comma(sorted(run_counts(p).tolist(), reverse=True)),
-                       f"{_comma(run_counts(p).tolist())} ({_order_label(p.get('class_order', '?'))})",
-                       str(p["width"]), str(p["batch_size"]), f"Adam, {p['lr']:g}",
-                       f"x{p['lr_gamma']:g} after epoch {_comma(p['lr_milestones'])}" if p["lr_milestones"]
-                       else "constant", f"lam_W = lam_H = {p['lam_W']:g}", precisions(runs),
+                       f"{_comma(run_counts(p).tolist())} ({_order_label(p.get('class_order', '?'), p['dataset'])})",
+                       str(p["width"]), str(p["batch_size"]), f"Adam, {written(p['lr'], 6)}",
+                       f"×{written(p['lr_gamma'], 6)} after epoch {_comma(p['lr_milestones'])}" if p["lr_milestones"]
+                       else "constant", f"λ_W = λ_H = {written(p['lam_W'], 6)}", precisions(runs),
                        str(p["metric_every"]), f"{epochs:,}"],
     }, index=["data", "class counts", "counts by class index", "width", "batch size", "optimizer, lr",
               "lr schedule", "decays", "precision of the products", "metrics every (epochs)", "epochs"])
@@ -314,10 +317,10 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
         "epochs": max(c.check["epochs"].values()),
     } for k, c in sorted(chapters.items())]).set_index("figure")
     final = pd.DataFrame([{
-        "figure": k, "L": r["L"], "NC1": f"{r['nc1']:.1e}", "NC2^W": f"{r['nc2_w']:.3f}",
-        "NC2^H": f"{r['nc2_h']:.3f}", "NC2^WH": f"{r['nc2_wh']:.1e}", "NC3": f"{r['nc3']:.3f}",
+        "figure": k, "L": r["L"], "NC1": written(r['nc1'], 2), "NC2ᵂ": f"{r['nc2_w']:.3f}",
+        "NC2ᴴ": f"{r['nc2_h']:.3f}", "NC2ᵂᴴ": written(r['nc2_wh'], 2), "NC3": f"{r['nc3']:.3f}",
         "train acc": f"{r['train_acc']:.3f}", "objective / minimum": f"{r['objective'] / r['minimum']:.2f}",
-        "||b - n/N||": "" if np.isnan(r["bias_error"]) else f"{r['bias_error']:.1e}",
+        "‖b − n/N‖": "" if np.isnan(r["bias_error"]) else written(r['bias_error'], 2),
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "L"])
     training = pd.DataFrame([{
         "figure": k, "L": r["L"], "100 % first at epoch": _epoch(r["acc100_epoch"]),
@@ -364,9 +367,9 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
          "paper-epochs": f"{scale_settings('gpu')['epochs']:,}",
          "ratio-min": f"{min(r['objective'] / r['minimum'] for r in all_rows):.2f}",
          "ratio-max": f"{max(r['objective'] / r['minimum'] for r in all_rows):.2f}",
-         "spike-threshold": f"{SPIKE_FACTOR:g}"}
+         "spike-threshold": written(SPIKE_FACTOR, 6)}
     if fitted:
-        g["drop-min"] = f"{min(r['nc1_drop'] for r in fitted):.1e}"
+        g["drop-min"] = round_down(min(r['nc1_drop'] for r in fitted), 2)  # "at least"
     places = [st["partial"] for c in chapters.values() for st in stalls(c.runs).values() if st["partial"] is not None]
     if places:
         g["partial-off-max"] = round_up(100 * max(abs(p["above"]) for p in places), 2)
@@ -383,8 +386,8 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
         b = [r["nc2_wh"] for r in rows[without] if r["train_acc"] == 1.0]
         if a and b:
             s = f"wh-{with_bias}-{without}-"
-            g.update({s + "with-min": f"{min(a):.2g}", s + "with-max": f"{max(a):.2g}",
-                      s + "without-min": f"{min(b):.2g}", s + "without-max": f"{max(b):.2g}"})
+            g.update({s + "with-min": written(min(a), 2), s + "with-max": written(max(a), 2),
+                      s + "without-min": written(min(b), 2), s + "without-max": written(max(b), 2)})
     be = [r["bias_error"] / r["bias_error_0"] for k in sorted(rows) if chapters[k].figure.bias for r in rows[k]]
     if be:
         g["be-min"], g["be-max"] = round_down(min(be), 2), round_up(max(be), 2)  # an outward range
