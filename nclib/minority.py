@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks
+from . import _checks, metrics
 from . import ufm
-from .imbalance import class_labels, label_matrix, ybar
+from .imbalance import class_labels, label_matrix
 from .parameters import ADAM_BETAS, ADAM_EPS
 
 #: A mode counts as alive when its singular value of W_L ... W_1 H-bar D is above this fraction of the largest
@@ -38,8 +38,7 @@ def problem_spectrum(n, bias: bool = True) -> np.ndarray:
     4.3), D = diag(sqrt n) without (Theorem 4.1).  With a bias kappa_K = 0 (set exactly: Y-bar sqrt(n) = 0)."""
     n = _checks.counts(n)
     bias = _checks.flag(bias, "bias")
-    M = ybar(n) if bias else np.diag(np.sqrt(n.astype(np.float64)))
-    kappa = np.linalg.svd(M, compute_uv=False)
+    kappa = np.linalg.svd(ufm.problem_matrix(n, bias), compute_uv=False)
     if bias:  # Y-bar sqrt(n) = 0 exactly; its singular value comes out of the SVD at rounding level
         kappa[-1] = 0.0
     return kappa
@@ -197,15 +196,9 @@ def partial_minima(n, lam_W, lam_H, L: int, bias: bool) -> dict:
         raise ValueError(f"L must be >= 2 for local minimizers with modes at 0 (Lemma A.2), got {L}")
     kappa = problem_spectrum(n, bias)
     N = int(n.sum())
-    alive = np.sort(kappa[_alive_at_minimum(kappa, N, lam, lam_H, L)])
-    groups, count = [], []
-    for k in alive:
-        if groups and np.isclose(k, groups[-1], rtol=1e-9, atol=0.0):
-            count[-1] += 1
-        else:
-            groups.append(float(k))
-            count.append(1)
-    groups, count = np.array(groups, dtype=np.float64), np.array(count, dtype=int)
+    blocks = metrics.mode_blocks(kappa, _alive_at_minimum(kappa, N, lam, lam_H, L))[::-1]  # weakest first
+    groups = np.array([kappa[b].min() for b in blocks], dtype=np.float64)
+    count = np.array([b.size for b in blocks], dtype=int)
     points = int(np.prod(count + 1))
     if points > 10 ** 6:
         raise ValueError(f"n gives {points} local minimizers with modes at 0 (more than 10^6 to list)")
@@ -285,18 +278,11 @@ def mode_values(Ws, H, n, bias: bool = True) -> np.ndarray:
     U_g^T W_L ... W_1 H-bar D V_g for each group g, in the order of kappa.  At a global minimizer these are the values
     of Theorems 4.1-4.3 (:func:`nclib.ufm.mode_strengths`); at another point, a mode of zero strength is dead."""
     n = _checks.counts(n)
-    bias = _checks.flag(bias, "bias")
-    M = ybar(n) if bias else np.diag(np.sqrt(n.astype(np.float64)))
-    U, kappa, Vt = np.linalg.svd(M)
+    U, kappa, Vt = np.linalg.svd(ufm.problem_matrix(n, bias))
     C = U.T @ ufm.head_product(Ws) @ ufm.weighted_class_means(H, n) @ Vt.T
     out = np.empty(kappa.size)
-    start = 0
-    while start < kappa.size:
-        stop = start + 1
-        while stop < kappa.size and abs(kappa[stop] - kappa[start]) <= 1e-9 * kappa[0]:
-            stop += 1
-        out[start:stop] = np.linalg.svd(C[start:stop, start:stop], compute_uv=False)
-        start = stop
+    for block in metrics.mode_blocks(kappa, np.ones(kappa.size, dtype=bool)):  # contiguous: kappa non-increasing
+        out[block] = np.linalg.svd(C[np.ix_(block, block)], compute_uv=False)
     return out
 
 

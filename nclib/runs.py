@@ -36,7 +36,9 @@ import warnings
 
 import numpy as np
 
-#: The columns of ``history.csv``, in order (:ref:`ch-train`).
+#: The columns of ``history.csv``, in order (:ref:`ch-train`).  ``wall_time`` is the seconds of training up to the
+#: row, summed over the calls that trained the run (without loading data, building the networks or writing
+#: checkpoints: the provenance's ``train_time_s``, not its ``wall_time_s``).
 HISTORY_COLUMNS = ("epoch", "lr", "loss", "objective", "nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc",
                    "bias_error", "global_mean_norm", "wall_time")
 

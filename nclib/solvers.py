@@ -226,14 +226,6 @@ def minimize(n, lam_W, lam_H, L=1, bias=True, d=None, seed=0, scales=(0.1, 1.0, 
 THEOREMS = {"4.1": (False, (1,)), "4.2": (True, (1,)), "4.3": (True, (1, 2, 3, 6))}
 
 
-def _thresholds(kappa, N, lam, L):
-    """lam_H at which a mode with singular value kappa sits exactly on the collapse threshold."""
-    if L == 1:  # kappa = N sqrt(lam_W lam_H)
-        return kappa ** 2 / (N ** 2 * lam[0])
-    # L^2 N (N lam_H prod lam)^(1/L) = kappa^2 (L-1)^((L-1)/L)
-    return (kappa ** 2 * (L - 1) ** ((L - 1) / L) / (L ** 2 * N)) ** L / (N * np.prod(lam))
-
-
 def random_instance(theorem: str, rng: np.random.Generator, margin: float = 0.05) -> dict:
     """A random test instance of Theorem ``theorem`` ("4.1", "4.2" or "4.3") for :func:`verify`.
 
@@ -243,7 +235,8 @@ def random_instance(theorem: str, rng: np.random.Generator, margin: float = 0.05
     collapse, never within ``margin`` (relative, in lam_H) of a threshold where convergence is slow.
     Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43` and the unit tests.
     """
-    from .ufm import _problem_matrix  # the instance's placement uses the spectrum, the solver never does
+    from .minority import product_threshold  # the instance's placement uses the spectrum, the solver never does
+    from .ufm import problem_matrix
 
     if theorem not in THEOREMS:
         raise ValueError(f"theorem must be one of {sorted(THEOREMS)}, got {theorem!r}")
@@ -259,9 +252,10 @@ def random_instance(theorem: str, rng: np.random.Generator, margin: float = 0.05
         L = int(rng.choice(Ls))
         lam = 10 ** rng.uniform(-0.5, 0.5, size=L)  # relative per-layer decays; rescaled below
         N = int(n.sum())
-        kappa = np.linalg.svd(_problem_matrix(n, bias), compute_uv=False)
+        kappa = np.linalg.svd(problem_matrix(n, bias), compute_uv=False)
         kappa = kappa[kappa > 1e-9 * kappa[0]]
-        logcuts = np.log(_thresholds(kappa, N, lam, L))
+        # the lam_H at which each mode sits on its threshold: the product Pi_k of Theorem 4.3 over the lam_Wj
+        logcuts = np.log(product_threshold(kappa, N, L) / np.prod(lam))
         cuts = np.sort(np.unique(np.round(logcuts, 9)))  # ascending log lam_H
         pos = int(rng.integers(0, cuts.size))  # 0: every mode survives
         hi = cuts[pos]

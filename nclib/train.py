@@ -83,11 +83,7 @@ def plan(runs, **shared) -> str:
     ``overwrite=True``), "resume" (stopped, or killed, with a checkpoint), "skip" (finished with these
     parameters); anything else (another writer, other parameters, a diverged run, runs in different states) is
     refused by :func:`nclib.runs.plan_runs` naming the folder.  Parameters are checked as by :func:`run_many`."""
-    if isinstance(runs, (str, bytes)) or not hasattr(runs, "__len__") or len(runs) == 0 or not all(
-            isinstance(r, dict) for r in runs):
-        raise ValueError(f"runs must be a non-empty list of parameter dicts, got {runs!r}")
-    plist = [check_params(**{**shared, **r}) for r in runs]
-    _same_for_all(plist)
+    plist = _checked_runs(runs, shared)
     dirs = [pathlib.Path(q["out_dir"]) / q["run_name"] for q in plist]
     return _runs.plan_runs(dirs, overwrite=plist[0]["overwrite"], params=[defining_params(q) for q in plist])
 
@@ -109,12 +105,26 @@ def run_planned(runs, **shared) -> tuple[str, list[pathlib.Path]]:
     return todo, run_many(runs, **{**shared, "resume": bool(shared.get("resume")) or todo == "resume"})
 
 
-def _same_for_all(plist) -> None:
-    """Refuse runs of one call that differ in anything but :data:`MEMBER_KEYS`, naming the parameter."""
+def _checked_runs(runs, shared) -> list[dict]:
+    """The checked parameters of each run of one :func:`run_many` call (``shared`` under each run's own): a
+    ValueError for anything but a non-empty list of dicts, for runs that differ in anything but
+    :data:`MEMBER_KEYS` or in precision with ``grouped_adam``, and for two runs writing one folder."""
+    if isinstance(runs, (str, bytes)) or not hasattr(runs, "__len__") or len(runs) == 0 or not all(
+            isinstance(r, dict) for r in runs):
+        raise ValueError(f"runs must be a non-empty list of parameter dicts, got {runs!r}")
+    plist = [check_params(**{**shared, **r}) for r in runs]
     for key in DEFAULTS:
         if key not in MEMBER_KEYS and any(q[key] != plist[0][key] for q in plist[1:]):
             raise ValueError(f"runs differ in {key!r} ({[q[key] for q in plist]}); runs trained together share "
                              f"the data, network shape, schedule and device and may differ only in {MEMBER_KEYS}")
+    if plist[0]["grouped_adam"] and len({q["precision"] for q in plist}) > 1:
+        raise ValueError(f"runs differ in 'precision' ({[q['precision'] for q in plist]}) with grouped_adam=True, "
+                         f"whose one Adam step takes the runs' products at one precision; use grouped_adam=False")
+    run_dirs = [pathlib.Path(q["out_dir"]) / q["run_name"] for q in plist]
+    if len({d.resolve() for d in run_dirs}) < len(run_dirs):
+        raise ValueError(f"two runs would write the same run folder: {[str(d) for d in run_dirs]}; give each its "
+                         f"own run_name")
+    return plist
 
 
 def run(**params) -> pathlib.Path:
@@ -165,18 +175,8 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     deleted, until the call ends; ``overwrite=True`` deletes only the files a run writes, and only once the
     data and the networks are built (:ref:`ch-train`, :ref:`ch-engine`).
     """
-    if isinstance(runs, (str, bytes)) or not hasattr(runs, "__len__") or len(runs) == 0 or not all(
-            isinstance(r, dict) for r in runs):
-        raise ValueError(f"runs must be a non-empty list of parameter dicts, got {runs!r}")
-    plist = [check_params(**{**shared, **r}) for r in runs]
-    _same_for_all(plist)
-    if plist[0]["grouped_adam"] and len({q["precision"] for q in plist}) > 1:
-        raise ValueError(f"runs differ in 'precision' ({[q['precision'] for q in plist]}) with grouped_adam=True, "
-                         f"whose one Adam step takes the runs' products at one precision; use grouped_adam=False")
+    plist = _checked_runs(runs, shared)
     run_dirs = [pathlib.Path(q["out_dir"]) / q["run_name"] for q in plist]
-    if len({d.resolve() for d in run_dirs}) < len(run_dirs):
-        raise ValueError(f"two runs would write the same run folder: {[str(d) for d in run_dirs]}; give each its "
-                         f"own run_name")
     locks = []
     try:  # one writer per run folder, from before anything is checked, written or deleted until the end
         for d in run_dirs:

@@ -338,8 +338,11 @@ def weighted_class_means(H, n) -> np.ndarray:
     return H @ label_matrix(n).T / nf[None, :] * np.sqrt(nf)[None, :]
 
 
-def _problem_matrix(n: np.ndarray, bias: bool) -> np.ndarray:
-    return ybar(n) if bias else np.diag(np.sqrt(n.astype(np.float64)))
+def problem_matrix(n, bias: bool = True) -> np.ndarray:
+    """The K x K matrix M whose SVD drives the closed forms: Y-bar = (I - n 1^T/N) D with a bias (Theorems 4.2, 4.3),
+    D = diag(sqrt n) without (Theorem 4.1) (:ref:`ch-setting`)."""
+    n = _checks.counts(n)
+    return ybar(n) if _checks.flag(bias, "bias") else np.diag(np.sqrt(n.astype(np.float64)))
 
 
 @dataclass(frozen=True)
@@ -370,7 +373,7 @@ def structure(n, lam_W, lam_H, L=1, bias=True) -> Structure:
     and by the metrics chapters.
     """
     n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
-    M = _problem_matrix(n, bias)
+    M = problem_matrix(n, bias)
     U, kappa, Vt = np.linalg.svd(M)
     N = _checks.count_total(n)
     s = _mode_products(kappa, N, lam, lam_H, L)
@@ -414,7 +417,7 @@ def minimum_value(n, lam_W, lam_H, L=1, bias=True) -> float:
     the plain formulas give NaN. Used in :ref:`ch-thm41`, :ref:`ch-thm42` and :ref:`ch-thm43`.
     """
     n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
-    kappa = np.linalg.svd(_problem_matrix(n, bias), compute_uv=False)
+    kappa = np.linalg.svd(problem_matrix(n, bias), compute_uv=False)
     return value_from_spectrum(kappa, _checks.count_total(n), lam, lam_H, L)
 
 
@@ -441,7 +444,7 @@ def global_minimizer(n, lam_W, lam_H, L=1, bias=True, d=None) -> Minimizer:
     """
     n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d)
     K = n.size
-    M = _problem_matrix(n, bias)
+    M = problem_matrix(n, bias)
     U, kappa, Vt = np.linalg.svd(M)
     N = _checks.count_total(n)
     s = _mode_products(kappa, N, lam, lam_H, L)
