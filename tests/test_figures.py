@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 
 import matplotlib
@@ -434,15 +435,15 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
         # against the theory, and the comparison, from the rows
         alive = sorted({figures.run_theory(r.params).alive for r in runs.values()})
         assert g["alive"] == " or ".join(map(str, alive)) and (fig != 1 or g["alive"] == "9")
-        assert number(g["gap-min"]) == pytest.approx(min(r['gap'] / r['minimum'] for r in rows), rel=0.05)
-        assert number(g["gap-max"]) == pytest.approx(max(r['gap'] / r['minimum'] for r in rows), rel=0.05)
+        low, high = min(r['gap'] / r['minimum'] for r in rows), max(r['gap'] / r['minimum'] for r in rows)
+        assert 0.9 * low < number(g["gap-min"]) <= low and high <= number(g["gap-max"]) < 1.1 * high  # outward
         top = max(r["global_mean_norm"] for r in rows)  # an upper bound, two significant figures
         assert top <= number(g["mean-end"]) < 1.1 * top
         assert g["minimizer-acc"] == "1.000"
         fitted = [r for r in rows if r["train_acc"] >= 1.0]
         assert g["n-fitted"] == str(len(fitted)) == "3"
         nc3 = max(runs[r["L"]].history["nc3"][0] / r["nc3"] for r in fitted)
-        assert g["fit-nc3-drop"] == written(nc3, 3) and g["fit-nc1-drop"] == round_down(min(r['nc1_drop'] for r in fitted), 2)
+        assert nc3 <= number(g["fit-nc3-drop"]) < 1.01 * nc3 and g["fit-nc1-drop"] == round_down(min(r['nc1_drop'] for r in fitted), 2)
         never = lambda e: "never" if e is None else str(e)  # noqa: E731
         assert g["acc-epochs"] == ", ".join(never(r["acc100_epoch"]) for r in rows)
         assert g["acc-stays"] == ", ".join(never(r["acc100_stays"]) for r in rows)
@@ -513,13 +514,14 @@ def test_figure_chapter_tables(tiny, tiny_scale):
         assert s.index.tolist() == ["data", "class counts", "counts by class index", "width", "batch size",
                                     "optimizer, lr", "lr schedule", "decays", "precision of the products",
                                     "metrics every (epochs)", "epochs"]
-        assert s.loc["lr schedule", "these runs"] == "×0.1 after epoch 80"
+        assert re.findall(r"[0-9.]+", s.loc["lr schedule", "these runs"]) == ["0.1", "80"]  # factor, epoch
         assert s.loc["precision of the products"].tolist() == ["not stated", "fp32"]
         assert s.loc["epochs"].tolist() == ["12,000", "120"] and s.loc["width"].tolist() == ["2048", "32"]
-        assert s.loc["decays", "these runs"] == "λ_W = λ_H = 0.001"
+        assert number(s.loc["decays", "these runs"].split("= ")[-1]) == 0.001
         assert s.loc["counts by class index", "these runs"].endswith("(as in Dang et al.)")
     assert figures.rise_cell(None) == "none"
-    assert figures.rise_cell(dict(factor=21.63, prev_epoch=480, epoch=500)) == "×21.6 (epochs 480 to 500)"
+    assert re.findall(r"[0-9.]+", figures.rise_cell(dict(factor=21.63, prev_epoch=480, epoch=500))) == \
+        ["21.6", "480", "500"]
 
 
 def test_figure_chapter_picks_the_preferred_scale(tiny, tmp_path):

@@ -113,8 +113,8 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     t_first = theory[min(theory)]
     g["alive"] = " or ".join(map(str, sorted({t.alive for t in theory.values()})))
     g["K"] = str(t_first.K)
-    g["gap-min"] = written(min(r['gap'] / r['minimum'] for r in rows), 2)
-    g["gap-max"] = written(max(r['gap'] / r['minimum'] for r in rows), 2)
+    g["gap-min"] = round_down(min(r['gap'] / r['minimum'] for r in rows), 2)  # an outward range
+    g["gap-max"] = round_up(max(r['gap'] / r['minimum'] for r in rows), 2)
     g["mean-end"] = round_up(max(r['global_mean_norm'] for r in rows))
     g["minimizer-acc"] = " or ".join(sorted({f"{t.minimizer_accuracy:.3f}" for t in theory.values()}))
     if t_first.b_star is not None:
@@ -134,7 +134,8 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     fitted = [L for L, r in by_L.items() if r["train_acc"] >= 1.0]
     g["n-fitted"] = str(len(fitted))
     if fitted:
-        g["fit-nc3-drop"] = written(max(runs[L].history['nc3'][0] / runs[L].history['nc3'][-1] for L in fitted), 3)
+        g["fit-nc3-drop"] = round_up(max(runs[L].history['nc3'][0] / runs[L].history['nc3'][-1] for L in fitted),
+                                     3)  # "at most"
         g["fit-nc1-drop"] = round_down(min(by_L[L]['nc1_drop'] for L in fitted), 2)  # "at least"
     same_end = len({int(np.asarray(r.history["epoch"])[-1]) for r in runs.values()}) == 1
     for key in ORDER_KEYS:
