@@ -310,9 +310,9 @@ def run_names(L_values, run_tag=None, *, dataset=DEFAULTS["dataset"], bias=DEFAU
     return [runs.check_run_name(n) for n in names]
 
 
-#: The parameters in which the runs of one :func:`run_many` call (:func:`nclib.train.run_many`) may differ: the head (depth, bias), the decays
-#: of (4.3), the initialization scheme, the precision of the training products (each run's steps use its own,
-#: the metrics are fp32 for all; the same seed then gives each run the same data, initialization and batch
-#: order, a paired comparison of precisions), and where each run is written.  Whether a call may delete runs (``overwrite``) is one setting for all.  Everything else (data, network
-#: width and depth, schedule, seed, device, recording) is one setting for all of them.
+#: The parameters in which the runs of one :func:`nclib.train.run_many` call may differ: the head (depth, bias), the
+#: decays of (4.3), the initialization scheme, the precision of the training products (each run's steps use its own,
+#: the metrics are fp32 for all; the same seed then gives each run the same data, initialization and batch order, a
+#: paired comparison of precisions), and where each run is written.  Everything else (data, network width and
+#: depth, schedule, seed, device, recording, whether the call may delete runs) is one setting for all of them.
 MEMBER_KEYS = ("L", "bias", "lam_W", "lam_H", "lam_backbone", "init", "precision", "run_name", "out_dir")

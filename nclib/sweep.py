@@ -83,6 +83,7 @@ import pandas as pd
 
 from . import parameters, runs
 from .parameters import DEFAULTS, EXECUTION_KEYS, check_params
+from .rounding import written
 from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RunExists, RunFolderBusy, RunLockedElsewhere, atomic_write_text,
                    check_run_name, load_class_accuracy, load_run, plan_runs, run_status)
 
@@ -615,8 +616,9 @@ def main(argv=None) -> pd.DataFrame:
         view["error"] = [e[:57] + "..." if isinstance(e, str) and len(e) > 60 else ("" if pd.isna(e) else e)
                          for e in view["error"]]
     short = {"final_objective": "objective", "final_train_acc": "train_acc", "final_nc1": "nc1"}
-    formats = {"final_objective": ".4g", "final_train_acc": ".3f", "final_nc1": ".2e"}
-    formatters = {short[c]: (lambda v, f=f: "" if pd.isna(v) else format(v, f)) for c, f in formats.items()
+    formats = {"final_objective": lambda v: written(v, 4), "final_train_acc": lambda v: f"{v:.3f}",
+               "final_nc1": lambda v: written(v, 3)}  # numbers as the book writes them, no E-notation
+    formatters = {short[c]: (lambda v, f=f: "" if pd.isna(v) else f(v)) for c, f in formats.items()
                   if c in view.columns}
     print(view.rename(columns=short).to_string(index=False, na_rep="", formatters=formatters))
     print(pathlib.Path(ns.out_dir) / SUMMARY)
