@@ -122,14 +122,16 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     nb = json.loads(path.read_text())
     label = run_label(f, scale, piece)
     runs = "" if piece is None else ", runs " + ", ".join(f"L = {L[1:]}" for L in piece.split("-"))
-    title = f"Figure {f.number}{runs}: the executed training notebook ({scale_title(scale, injected_epochs(nb))})"
+    title = f"Figure {f.number}{runs}: the executed training notebook, {scale_title(scale, injected_epochs(nb))}"
     note = (f"This is the training notebook of {{ref}}`ch-train` as papermill executed it for Figure {f.number} "
             f"({f.paper_data if f.dataset == 'cifar10' else letters.LETTERS_SYNTHETIC_LABEL}, "
             f"{'with bias' if f.bias else 'bias-free'}), shown with its outputs and never re-executed by the "
             f"book build. Its parameters are in the cell tagged `injected-parameters` (smoke = False: where the "
             f"text below, the training chapter's own, speaks of the smoke run, those parameters apply instead); "
-            f"the chapter {{ref}}`ch-fig{f.number}` draws and discusses the runs it wrote, with their epoch count "
-            f"against the paper's.")
+            + (f"the chapter {{ref}}`ch-fig{f.number}` draws and discusses the runs it wrote, with their epoch count "
+               f"against the paper's." if scale == "gpu" else
+               f"the chapter {{ref}}`ch-fig{f.number}` draws the figure's GPU runs where there are any and these "
+               f"otherwise, and {{ref}}`ch-figures-summary` sets the two scales side by side."))
     titled = False
     for cell in nb["cells"]:
         text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
