@@ -2,8 +2,9 @@
 
 :func:`written` writes a number to a few significant figures the way the prose and the tables state it: a
 decimal (``0.058``, ``18``), a whole number with thousands separators (``13,000``), or, below 10^-4 and from
-10^6 on, a power of ten (``6.4 × 10⁻⁷``, ``4.9 × 10⁶``); :func:`number` reads such text back, so that a hidden
-cell can assert a claim about the very number it glued.  A glued "at most" or "at least" must stay true of the
+10^6 on, a power of ten (``6.4 × 10⁻⁷``, ``4.9 × 10⁶``, and ``10⁻⁵`` for a mantissa of 1), its spaces
+non-breaking so that a line never ends inside it; :func:`number` reads such text back, so that a hidden cell can
+assert a claim about the very number it glued.  A glued "at most" or "at least" must stay true of the
 unrounded value, so :func:`round_up` and :func:`round_down` round outward (up for an upper bound, down for a
 lower one).  Chapters :ref:`ch-metrics`, :ref:`ch-errata-metrics` and :ref:`ch-fig1` to :ref:`ch-fig4`.
 """
@@ -19,7 +20,9 @@ _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _PLAIN = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
 #: From here down (in absolute value) a number is written as a power of ten; from LARGE on as well.
 SMALL, LARGE = 1e-4, 1e6
-_POWER = re.compile(r"(-?[0-9]+(?:\.[0-9]+)?) × 10([⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
+_POWER = re.compile(r"(-?)(?:([0-9]+(?:\.[0-9]+)?)[ \u00a0]×[ \u00a0])?10([⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
+#: Between a mantissa and its power of ten: no-break spaces, so that "6.4 × 10⁻⁷" stays on one line.
+TIMES = "\u00a0×\u00a0"
 _DECIMAL = re.compile(r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
 
 
@@ -41,8 +44,8 @@ def _text(d: decimal.Decimal) -> str:
     if mag < decimal.Decimal(str(SMALL)) or mag >= decimal.Decimal(str(LARGE)):
         e = mag.adjusted()
         mant = mag.scaleb(-e).normalize()
-        m = f"{mant:f}"
-        return f"{sign}{m} × 10{str(e).translate(_SUPERSCRIPT)}"
+        power = f"10{str(e).translate(_SUPERSCRIPT)}"
+        return f"{sign}{power}" if mant == 1 else f"{sign}{mant:f}{TIMES}{power}"
     mag = mag.normalize()
     if mag == mag.to_integral_value():
         return f"{sign}{int(mag):,}"
@@ -66,7 +69,7 @@ def _round(x, sig, rounding) -> str:
 
 def written(x, sig: int = 2) -> str:
     """``x`` to ``sig`` significant figures (rounded to nearest, ties to even) as the chapters write it:
-    ``0.058``, ``13,000``, ``6.4 × 10⁻⁷``; trailing zeros dropped.  :func:`number` reads it back."""
+    ``0.058``, ``13,000``, ``6.4 × 10⁻⁷``, ``10⁻⁵``; trailing zeros dropped.  :func:`number` reads it back."""
     return _round(x, sig, decimal.ROUND_HALF_EVEN)
 
 
@@ -84,12 +87,13 @@ def round_down(x, sig: int = 2) -> str:
 
 def number(text: str) -> float:
     """The number that :func:`written`, :func:`round_up` or :func:`round_down` wrote as ``text``
-    (``"6.4 × 10⁻⁷"``, ``"13,000"``, ``"0.058"``); ValueError for anything else."""
+    (``"6.4 × 10⁻⁷"``, ``"10⁻⁵"``, ``"13,000"``, ``"0.058"``; ordinary or no-break spaces around the ×);
+    ValueError for anything else."""
     if not isinstance(text, str):
         raise ValueError(f"text must be a string, got {text!r}")
     m = _POWER.fullmatch(text)
     if m:
-        return float(f"{m.group(1)}e{m.group(2).translate(_PLAIN)}")
+        return float(f"{m.group(1)}{m.group(2) or '1'}e{m.group(3).translate(_PLAIN)}")
     if _DECIMAL.fullmatch(text):
         return float(text.replace(",", ""))
     raise ValueError(f"text must be a number as the chapters write it (0.058, 13,000, 6.4 × 10⁻⁷), got {text!r}")
