@@ -106,15 +106,15 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
         "epochs": f"{epochs:,}", "N": f"{int(n.sum()):,}", "counts": _comma(sorted(n.tolist(), reverse=True)),
         "divisor": str(scale_settings(scale)["divisor"]), "width": f"{p['width']:,}", "lr": written(p['lr'], 6),
         "gamma": written(p['lr_gamma'], 6), "batch": str(p["batch_size"]), "decay": written(p['lam_W'], 6),
-        "wd": written(ufm.REFERENCE_DECAY, 6), "milestone": _comma(p["lr_milestones"]),
+        "wd": written(ufm.REFERENCE_DECAY, 6), "milestone": _comma(f"{m:,}" for m in p["lr_milestones"]),
         "metric-every": str(p["metric_every"]), "precision": precisions(runs),
         "device": " / ".join(sorted({r["device"] for r in rows})),
     }
     t_first = theory[min(theory)]
     g["alive"] = " or ".join(map(str, sorted({t.alive for t in theory.values()})))
     g["K"] = str(t_first.K)
-    g["gap-min"] = round_down(min(r['gap'] / r['minimum'] for r in rows), 2)  # an outward range
-    g["gap-max"] = round_up(max(r['gap'] / r['minimum'] for r in rows), 2)
+    g["gap-min"] = round_down(min(r['gap'] / r['minimum'] for r in rows), 3)  # an outward range
+    g["gap-max"] = round_up(max(r['gap'] / r['minimum'] for r in rows), 3)
     g["mean-end"] = round_up(max(r['global_mean_norm'] for r in rows))
     g["minimizer-acc"] = " or ".join(sorted({f"{t.minimizer_accuracy:.3f}" for t in theory.values()}))
     if t_first.b_star is not None:
@@ -136,7 +136,7 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     if fitted:
         g["fit-nc3-drop"] = round_up(max(runs[L].history['nc3'][0] / runs[L].history['nc3'][-1] for L in fitted),
                                      3)  # "at most"
-        g["fit-nc1-drop"] = round_down(min(by_L[L]['nc1_drop'] for L in fitted), 2)  # "at least"
+        g["fit-nc1-drop"] = round_down(min(by_L[L]['nc1_drop'] for L in fitted), 3)  # "at least"
     same_end = len({int(np.asarray(r.history["epoch"])[-1]) for r in runs.values()}) == 1
     for key in ORDER_KEYS:
         g[f"{key}-order"] = _comma(order_by(rows, key))
@@ -266,12 +266,12 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
     epochs = max(check["epochs"].values())
     settings = pd.DataFrame({
         "paper (Section 5)": [f.paper_data, _comma(sorted(figure_counts(f, "gpu"), reverse=True)), "not stated",
-                              str(paper["width"]), str(paper["batch_size"]), f"Adam, {written(paper['lr'], 6)}", "not stated",
+                              f"{paper['width']:,}", str(paper["batch_size"]), f"Adam, {written(paper['lr'], 6)}", "not stated",
                               "not stated", "not stated", "not stated", f"{paper['epochs']:,}"],
         "these runs": [plotting.dataset_label(p), _comma(sorted(run_counts(p).tolist(), reverse=True)),
                        f"{_comma(run_counts(p).tolist())} ({_order_label(p.get('class_order', '?'), p['dataset'])})",
-                       str(p["width"]), str(p["batch_size"]), f"Adam, {written(p['lr'], 6)}",
-                       f"×{written(p['lr_gamma'], 6)} after epoch {_comma(p['lr_milestones'])}" if p["lr_milestones"]
+                       f"{p['width']:,}", str(p["batch_size"]), f"Adam, {written(p['lr'], 6)}",
+                       f"×{written(p['lr_gamma'], 6)} after epoch {_comma(f'{m:,}' for m in p['lr_milestones'])}" if p["lr_milestones"]
                        else "constant", f"λ_W = λ_H = {written(p['lam_W'], 6)}", precisions(runs),
                        str(p["metric_every"]), f"{epochs:,}"],
     }, index=["data", "class counts", "counts by class index", "width", "batch size", "optimizer, lr",
@@ -370,7 +370,7 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
          "ratio-max": f"{max(r['objective'] / r['minimum'] for r in all_rows):.2f}",
          "spike-threshold": written(SPIKE_FACTOR, 6)}
     if fitted:
-        g["drop-min"] = round_down(min(r['nc1_drop'] for r in fitted), 2)  # "at least"
+        g["drop-min"] = round_down(min(r['nc1_drop'] for r in fitted), 3)  # "at least"
     places = [st["partial"] for c in chapters.values() for st in stalls(c.runs).values() if st["partial"] is not None]
     if places:
         g["partial-off-max"] = round_up(100 * max(abs(p["above"]) for p in places), 2)

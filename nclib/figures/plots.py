@@ -73,7 +73,10 @@ def draw_theory(runs: Mapping[int, Run]):
 
     if not runs:
         raise ValueError("runs must hold at least one run")
-    fig, axes = plt.subplots(1, 3, figsize=(13, 5.2), constrained_layout=True)
+    # two rows, the third panel below the first two: at the width of a book page the text stays readable
+    fig, grid = plt.subplots(2, 2, figsize=(9, 8.5), constrained_layout=True)
+    fig.delaxes(grid[1, 1])
+    axes = [grid[0, 0], grid[0, 1], grid[1, 0]]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     bias = bool(next(iter(runs.values())).params["bias"])
     for (L, run), c in zip(sorted(runs.items()), colors):
