@@ -555,8 +555,8 @@ def check_load_args(dataset, counts=None, class_order="reference", selection="ra
     """The arguments of :func:`load` that choose the data, checked before any file is read: ``(n, profile, dim,
     spread)``, with the class counts n and the profile's name of :func:`resolve_counts`.  ValueError naming
     ``dataset``, ``counts`` (also when it asks for more classes than the dataset has), ``class_order``,
-    ``selection``, ``normalization``, ``dim`` or ``spread``; :func:`nclib.parameters.check_params` calls it so
-    that a run's parameters are refused before it starts (:ref:`ch-train`)."""
+    ``selection``, ``normalization``, ``dim`` or ``spread``, so that a run's parameters can be refused before it
+    starts (:ref:`ch-train`)."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     if normalization not in NORMALIZATIONS:

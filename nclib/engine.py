@@ -129,7 +129,7 @@ class Engine:
             self.step.run_steps(self.batches())
 
     def train_steps(self, n: int) -> None:
-        """``n`` steps of the same path as training, ending with a device synchronisation (benchmarks)."""
+        """``n`` steps of the same path as training, ending with a device synchronisation (what a timing needs)."""
         if self.group is not None:
             raise RuntimeError("this run is stepped with others by one Adam (grouped_adam): train_epochs_together")
         with self.step.training():

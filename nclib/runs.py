@@ -363,8 +363,8 @@ def run_status(run_dir) -> str:
 
 def json_values(params) -> dict:
     """``params`` as a run folder's ``params.json`` holds them: numpy scalars and arrays as JSON numbers and lists,
-    tuples as lists, anything else JSON cannot hold (a path) as its text; what :func:`differing_params` and
-    :func:`nclib.figures.stability.setting_differences` compare against the recorded parameters."""
+    tuples as lists, anything else JSON cannot hold (a path) as its text: the form in which wanted parameters are
+    compared with recorded ones."""
     def plain(o):
         return o.item() if isinstance(o, np.generic) else o.tolist() if isinstance(o, np.ndarray) else str(o)
     return json.loads(json.dumps(dict(params), default=plain))
@@ -373,7 +373,7 @@ def json_values(params) -> dict:
 def differing_params(run_dir, want) -> dict:
     """{name: (saved, wanted)} for each parameter of ``want`` (a dict of the parameters that define a run) that
     the ``params.json`` of ``run_dir`` records otherwise (compared as :func:`json_values`; an unreadable or missing
-    file records nothing); empty when the folder holds that run (:func:`plan_runs`, ``scripts/stability_runs.py``)."""
+    file records nothing); empty when the folder holds that run (:ref:`ch-train`)."""
     try:
         saved = json.loads((pathlib.Path(run_dir) / "params.json").read_text())
     except (OSError, ValueError):

@@ -95,8 +95,7 @@ def run_planned(runs, **shared) -> tuple[str, list[pathlib.Path]]:
     it could continue: ``(todo, run folders)``, ``todo`` being :func:`plan`'s "start" (trained by
     :func:`run_many`), "resume" (continued from their checkpoints) or "skip" (finished with these parameters:
     read, not trained).  ``resume=True`` in ``shared`` refuses to start runs that are not there (as in
-    :func:`run_many`).  The training notebook (:ref:`ch-train`) and ``python -m nclib.train --resume auto``
-    call it, so that one call serves every job of a run split over several."""
+    :func:`run_many`).  So one call serves every job of a run split over several (:ref:`ch-train`)."""
     todo = plan(runs, **{**shared, "resume": False})
     if todo == "skip":
         dirs = [pathlib.Path(q["out_dir"]) / q["run_name"]
