@@ -36,27 +36,33 @@ def _finite(x) -> float:
     return x
 
 
-def _text(d: decimal.Decimal) -> str:
-    """The decimal ``d`` (already rounded to its significant figures) as the chapters write it."""
+def _powered(mag: decimal.Decimal) -> bool:
+    return mag < decimal.Decimal(str(SMALL)) or mag >= decimal.Decimal(str(LARGE))
+
+
+def _text(d: decimal.Decimal, power: bool | None = None, zeros: bool = False) -> str:
+    """The decimal ``d`` (already rounded to its significant figures) as the chapters write it; ``power``: as a
+    power of ten or not (None: by its size); ``zeros``: keep the trailing zeros of its significant figures."""
     if d == 0:
         return "0"
     sign, mag = ("-" if d < 0 else ""), abs(d)
-    if mag < decimal.Decimal(str(SMALL)) or mag >= decimal.Decimal(str(LARGE)):
+    if _powered(mag) if power is None else power:
         e = mag.adjusted()
-        mant = mag.scaleb(-e).normalize()
-        power = f"10{str(e).translate(_SUPERSCRIPT)}"
-        return f"{sign}{power}" if mant == 1 else f"{sign}{mant:f}{TIMES}{power}"
-    mag = mag.normalize()
+        mant = mag.scaleb(-e) if zeros else mag.scaleb(-e).normalize()
+        power_text = f"10{str(e).translate(_SUPERSCRIPT)}"
+        return f"{sign}{power_text}" if mant == 1 and not zeros else f"{sign}{mant:f}{TIMES}{power_text}"
+    if not zeros or mag.as_tuple().exponent >= 0:
+        mag = mag.normalize()
     if mag == mag.to_integral_value():
         return f"{sign}{int(mag):,}"
     return f"{sign}{mag:f}"
 
 
-def _round(x, sig, rounding) -> str:
+def _rounded(x, sig, rounding) -> decimal.Decimal:
     x = _finite(x)
     sig = _checks.positive_int(sig, "sig")
     if x == 0:
-        return "0"
+        return decimal.Decimal(0)
     # the shortest decimal that reads back as x (repr): rounded outward, it reads back on x's side (float() is
     # monotone), and a value such as 1e-05 is not pushed to 1.1e-05 by the binary digits beyond its repr
     d = decimal.Decimal(repr(x))
@@ -64,13 +70,30 @@ def _round(x, sig, rounding) -> str:
     r = d.quantize(q, rounding=rounding)
     if r.adjusted() > d.adjusted():  # 9.96 -> 10.0: one figure more than asked for; drop it
         r = r.quantize(q.scaleb(1), rounding=rounding)
-    return _text(r)
+    return r
+
+
+def _round(x, sig, rounding) -> str:
+    return _text(_rounded(x, sig, rounding))
 
 
 def written(x, sig: int = 2) -> str:
     """``x`` to ``sig`` significant figures (rounded to nearest, ties to even) as the chapters write it:
     ``0.058``, ``13,000``, ``6.4 × 10⁻⁷``, ``10⁻⁵``; trailing zeros dropped.  :func:`number` reads it back."""
     return _round(x, sig, decimal.ROUND_HALF_EVEN)
+
+
+def written_column(values, sig: int = 2) -> list[str]:
+    """The numbers of one table column, each to ``sig`` significant figures (as :func:`written`) but in one
+    notation for the whole column: all as powers of ten when any needs one (``9.5 × 10⁵``, ``1.0 × 10⁶``), else all
+    as decimals, and each with the trailing zeros of its significant figures (``0.20`` beside ``0.22``), so that the
+    column reads at one precision.  :func:`number` reads each back."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"values must be a list of numbers, got {values!r}")
+    sig = _checks.positive_int(sig, "sig")
+    rounded = [_rounded(v, sig, decimal.ROUND_HALF_EVEN) for v in values]
+    power = any(r != 0 and _powered(abs(r)) for r in rounded)
+    return [_text(r, power=power, zeros=True) for r in rounded]
 
 
 def round_up(x, sig: int = 2) -> str:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nclib.rounding import number, round_down, round_up, written
+from nclib.rounding import number, round_down, round_up, written, written_column
 
 
 def nb(text):
@@ -53,3 +53,17 @@ def test_refusals_name_the_argument():
             number(bad)
     with pytest.raises(ValueError, match="text must be a string"):
         number(0.5)
+
+
+def test_a_column_is_written_in_one_notation_at_one_precision():
+    assert written_column([950_000, 1.04e6, 810_000], 2) == [nb("9.5 × 10⁵"), nb("1.0 × 10⁶"), nb("8.1 × 10⁵")]
+    assert written_column([0.2, 0.22, 0.431], 2) == ["0.20", "0.22", "0.43"]
+    assert written_column([2600.0, 0.5, 0.0], 2) == ["2,600", "0.50", "0"]
+    values = [1.69e-6, 2.13e-6, 0.614]
+    texts = written_column(values, 3)
+    assert all("×" in t for t in texts)
+    assert [number(t) for t in texts] == pytest.approx(values, rel=5e-3)
+    with pytest.raises(ValueError, match="values must be a list"):
+        written_column(0.5)
+    with pytest.raises(ValueError, match="x must be a finite"):
+        written_column([float("nan")])

@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import plotting, ufm
-from ..rounding import round_down, round_up, written
+from ..rounding import round_down, round_up, written, written_column
 from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, final_rows, lr_step, next_milestone,
                        order_by, order_held, orders_without_spikes, other_spikes, rise_ratios, run_theory, spikes,
                        stalls, wall_time_s)
@@ -58,6 +58,13 @@ def _order_label(class_order: str, dataset: str) -> str:
 def _epoch(epoch) -> str:
     """A recorded epoch for a table cell or glue, "never" when there is none (None)."""
     return "never" if epoch is None else str(epoch)
+
+
+def _column(values, sig: int) -> list[str]:
+    """A table column of numbers in one notation (:func:`nclib.rounding.written_column`), "" where there is none."""
+    values = [float(v) for v in values]
+    written_ = iter(written_column([v for v in values if np.isfinite(v)], sig))
+    return [next(written_) if np.isfinite(v) else "" for v in values]
 
 
 def rise_cell(rise: dict | None) -> str:
@@ -251,16 +258,20 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
         "objective at the end": written(runs[L].history['objective'][-1], 5),
     } for L, t in sorted(theory.items())]).set_index("L")
     final = pd.DataFrame([{
-        "L": r["L"], "epochs": r["epochs"], "NC1": written(r['nc1'], 3), "NC2ᵂ": f"{r['nc2_w']:.3f}",
-        "NC2ᴴ": f"{r['nc2_h']:.3f}", "NC2ᵂᴴ": written(r['nc2_wh'], 3), "NC3": f"{r['nc3']:.3f}",
+        "L": r["L"], "epochs": r["epochs"], "NC1": r["nc1"], "NC2ᵂ": f"{r['nc2_w']:.3f}",
+        "NC2ᴴ": f"{r['nc2_h']:.3f}", "NC2ᵂᴴ": r["nc2_wh"], "NC3": f"{r['nc3']:.3f}",
         "train acc": f"{r['train_acc']:.4f}",
-        **({"‖b − n/N‖": written(r['bias_error'], 3)} if f.bias else {}),
+        **({"‖b − n/N‖": r["bias_error"]} if f.bias else {}),
     } for r in rows]).set_index("L")
+    for col in ("NC1", "NC2ᵂᴴ", "‖b − n/N‖"):  # spanning orders of magnitude: one notation per column
+        if col in final:
+            final[col] = _column(final[col], 3)
     training = pd.DataFrame([{
         "L": r["L"], "100 % acc first at epoch": _epoch(r["acc100_epoch"]),
         "100 % acc to the end from epoch": _epoch(r["acc100_stays"]),
-        "largest objective rise": rise_cell(r["rise"]), "NC1 drop": written(r['nc1_drop'], 2),
+        "largest objective rise": rise_cell(r["rise"]), "NC1 drop": r["nc1_drop"],
     } for r in rows]).set_index("L")
+    training["NC1 drop"] = _column(training["NC1 drop"], 2)
     p = runs[min(runs)].params
     paper = scale_settings("gpu")
     epochs = max(check["epochs"].values())
@@ -318,11 +329,13 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
         "epochs": max(c.check["epochs"].values()),
     } for k, c in sorted(chapters.items())]).set_index("figure")
     final = pd.DataFrame([{
-        "figure": k, "L": r["L"], "NC1": written(r['nc1'], 2), "NC2ᵂ": f"{r['nc2_w']:.3f}",
-        "NC2ᴴ": f"{r['nc2_h']:.3f}", "NC2ᵂᴴ": written(r['nc2_wh'], 2), "NC3": f"{r['nc3']:.3f}",
+        "figure": k, "L": r["L"], "NC1": r["nc1"], "NC2ᵂ": f"{r['nc2_w']:.3f}",
+        "NC2ᴴ": f"{r['nc2_h']:.3f}", "NC2ᵂᴴ": r["nc2_wh"], "NC3": f"{r['nc3']:.3f}",
         "train acc": f"{r['train_acc']:.3f}", "objective / minimum": f"{r['objective'] / r['minimum']:.2f}",
-        "‖b − n/N‖": "" if np.isnan(r["bias_error"]) else written(r['bias_error'], 2),
+        "‖b − n/N‖": r["bias_error"],
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "L"])
+    for col in ("NC1", "NC2ᵂᴴ", "‖b − n/N‖"):  # one notation per column; bias-free runs have no bias
+        final[col] = _column(final[col], 2)
     training = pd.DataFrame([{
         "figure": k, "L": r["L"], "100 % first at epoch": _epoch(r["acc100_epoch"]),
         "100 % to the end from epoch": _epoch(r["acc100_stays"]), "largest objective rise": rise_cell(r["rise"]),
