@@ -212,10 +212,8 @@ def check_params(**params) -> dict:
     if unknown:
         raise ValueError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     p = {**DEFAULTS, **params}
-    n = data.check_load_args(p["dataset"], p["counts"], p["class_order"], p["selection"], p["normalization"],
-                             p["dim"], p["spread"])[0]
-    p["dim"] = _checks.positive_int(p["dim"], "dim")
-    p["spread"] = _checks.nonneg_float(p["spread"], "spread")
+    n, _, p["dim"], p["spread"] = data.check_load_args(p["dataset"], p["counts"], p["class_order"], p["selection"],
+                                                       p["normalization"], p["dim"], p["spread"])
     p["L"] = _checks.positive_int(p["L"], "L")
     if not isinstance(p["bias"], bool):
         raise ValueError(f"bias must be True or False, got {p['bias']!r}")

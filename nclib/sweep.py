@@ -284,7 +284,7 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
                 p = check_params(**q)
         except ValueError as exc:
             raise ValueError(f"grid point {name}: {exc}") from None
-        key = json.dumps(runs.json_values({k: v for k, v in p.items() if k != "run_name"}), sort_keys=True)
+        key = json.dumps(runs.json_values(parameters.defining_params(p)), sort_keys=True)  # what the run is
         if name in seen or key in seen.values():
             other = name if name in seen else next(n for n, s in seen.items() if s == key)
             raise ValueError(f"grid: points {other} and {name} are the same run (a value listed twice?)")

@@ -44,8 +44,7 @@ def pair_seconds(runs, shared) -> float | None:
         record = json.loads(prov.read_text())
         if record.get("status") not in stability.ENDED:
             return None
-        defining = {k: want[k] for k in parameters.DEFAULTS if k not in parameters.EXECUTION_KEYS}
-        if runs_contract.differing_params(path, defining):
+        if runs_contract.differing_params(path, parameters.defining_params(want)):
             return None
         seconds = max(seconds, float(record.get("wall_time_s") or 0.0))
     return seconds
