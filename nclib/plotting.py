@@ -13,6 +13,10 @@ import numpy as np
 
 from .runs import load_run
 
+#: The line style of each head depth's curves, in the order of L: where two runs' curves coincide (both at 100 %
+#: training accuracy) the dashes of the later one leave the earlier one visible.
+LINE_STYLES = ("-", "--", "-.", ":")
+
 #: (history column, axis label, log scale) of the six panels, in the paper's order.
 PANELS = (
     ("nc1", r"$\mathcal{NC}_1$", True),
@@ -51,7 +55,7 @@ def load_runs(run_dirs) -> dict:
 def collapse_panels(runs, axes=None, legend_title: str | None = None):
     """Draw the six panels of Figures 1-4 for ``runs`` ({L: (params, history)} or a list of run folders).
 
-    Returns the matplotlib Figure.  ``axes``: six Axes to draw into (default: a new figure of 3 rows x 2 columns).
+    Returns the matplotlib Figure.  Each L has its own colour and line style (:data:`LINE_STYLES`).  ``axes``: six Axes to draw into (default: a new figure of 3 rows x 2 columns).
     The legend names each curve "L = ..." and its title the dataset (:func:`dataset_label`) and the bias
     case, unless ``legend_title`` is given (:ref:`ch-train`; with the theory's targets,
     :func:`nclib.figures.draw_panels`).
@@ -72,12 +76,14 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
     first = next(iter(runs.values()))[0]
     if legend_title is None:
         legend_title = f"{dataset_label(first)}, {'with bias' if first.get('bias', True) else 'bias-free'}"
-    for (L, (params, h)), color in zip(runs.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4):
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (L, (params, h)) in enumerate(runs.items()):
+        color, style = colors[i % len(colors)], LINE_STYLES[i % len(LINE_STYLES)]
         for ax, (key, label, log) in zip(axes, PANELS):
             y = np.asarray(h[key], dtype=float)
             x = np.asarray(h["epoch"])
             keep = np.isfinite(y) & ((y > 0) if log else True)
-            ax.plot(x[keep], y[keep], color=color, marker="o" if keep.sum() < 30 else None, ms=3,
+            ax.plot(x[keep], y[keep], color=color, ls=style, marker="o" if keep.sum() < 30 else None, ms=3,
                     label=f"L = {L}")
     for ax, (key, label, log) in zip(axes, PANELS):
         if log:

@@ -410,6 +410,8 @@ def test_paper_style_panels_from_run_folders(tmp_path):
     assert [t.get_text() for t in legend.get_texts()] == ["L = 1", "L = 3"]
     assert legend.get_title().get_text() == "Gaussian mixture, with bias"
     np.testing.assert_array_equal(axes[0].lines[0].get_xdata(), [0, 5, 10])
+    # one line style per L on every panel, so that two runs' curves at 100 % accuracy both stay visible
+    assert all([ln.get_linestyle() for ln in ax.lines] == ["-", "--"] for ax in axes)
     assert plotting.dataset_label({"dataset": "letters-synthetic"}) == "letters-synthetic (stand-in for EMNIST letters)"
     with pytest.raises(ValueError, match="two runs with L=3"):
         plotting.load_runs([dirs[0], dirs[0]])
