@@ -229,7 +229,8 @@ def main(argv=None) -> dict:
     if args.reps < 1:
         raise SystemExit(f"--reps must be a positive number of replays, got {args.reps}")
     ts = make_set(3000, 3 * 32 * 32, 10)
-    kw = dict(dataset="synthetic", width=args.width, depth=args.depth, batch_size=args.batch_size,
+    kw = dict(dataset="synthetic", counts=ts.counts.tolist(), width=args.width, depth=args.depth,
+              batch_size=args.batch_size,
               device=args.device, precision=args.precision, lr=1e-4, lam_W=1e-5, lam_H=1e-5, progress=False)
     engines = [train.Engine(ts, train.check_params(**kw, L=L)) for L in FIGURE_L]
     device = engines[0].device

@@ -342,7 +342,8 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     cuda_graph = {"auto": "auto", "true": True, "false": False}[args.cuda_graph]
     ts = make_set(3000, 3 * 32 * 32, 10)
-    p = train.check_params(dataset="synthetic", L=args.L, width=args.width, depth=args.depth,
+    p = train.check_params(dataset="synthetic", counts=ts.counts.tolist(), L=args.L, width=args.width,
+                           depth=args.depth,
                            batch_size=args.batch_size, device=args.device, precision=args.precision,
                            cuda_graph=cuda_graph, lr=1e-4, lam_W=1e-5, lam_H=1e-5, progress=False)
     if args.levers:

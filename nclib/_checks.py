@@ -109,3 +109,13 @@ def nonneg_int(value, name: str) -> int:
     if not _is_integral(value) or int(value) < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     return int(value)
+
+
+def auto_flag(value, name: str):
+    """``"auto"``, True or False (a switch whose default is decided by the device: ``cuda_graph``,
+    ``async_metrics``); numpy bools read as bools."""
+    if isinstance(value, str) and value == "auto":
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name} must be 'auto', True or False, got {value!r}")

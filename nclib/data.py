@@ -111,8 +111,6 @@ class TrainingSet:
 
 #: The image arrays each file-backed dataset is stored as: (height, width) or (height, width, channels) after N.
 IMAGE_SHAPES = {"cifar10": (32, 32, 3), "emnist-letters": (28, 28)}
-#: The number of classes of each file-backed dataset: its labels are 0..K-1.
-DATASET_CLASSES = {"cifar10": 10, "emnist-letters": 26}
 
 
 class DamagedFileError(ValueError):
@@ -196,16 +194,16 @@ def check_images(images, dataset: str, name: str = "x_train") -> np.ndarray:
 def check_labels(labels, dataset: str, n_images: int, name: str = "y_train",
                  images_name: str = "x_train") -> np.ndarray:
     """The labels of a file-backed dataset, checked and returned as int64: a 1-D array of integers 0..K-1
-    (K = :data:`DATASET_CLASSES`), one per image (``n_images``, the length of ``images_name``).
+    (K = :data:`CLASSES`), one per image (``n_images``, the length of ``images_name``).
 
     Refused with a ValueError naming ``name``: one-hot rows (2-D), non-integer values, labels outside 0..K-1 (the
     message gives the minimum and maximum found, and says 1-based when they are 1..K), and a count that differs from
     the number of images (naming both arrays).  The data of :ref:`ch-train` and :ref:`ch-engine`.
     """
-    if dataset not in DATASET_CLASSES:
-        raise ValueError(f"dataset must be one of {tuple(DATASET_CLASSES)} (the datasets read from files), "
+    if dataset not in IMAGE_SHAPES:
+        raise ValueError(f"dataset must be one of {tuple(IMAGE_SHAPES)} (the datasets read from files), "
                          f"got {dataset!r}")
-    K = DATASET_CLASSES[dataset]
+    K = CLASSES[dataset]
     y = np.asarray(labels)
     if y.ndim != 1:
         hint = ": one-hot rows? store y.argmax(axis=1)" if y.ndim == 2 and y.shape[1] == K else ""
@@ -273,8 +271,8 @@ def resolve_counts(dataset: str, counts=None, class_order: str = "reference") ->
     ``counts``: None means the dataset's own preset (``cifar10`` for cifar10, ``emnist-letters`` for the
     letters and their stand-in, ``[20, 10, 5]`` for synthetic); a preset name goes through
     :func:`preset_counts` in ``class_order``; a list of K counts is checked and kept (profile
-    ``"explicit"``).  Raises ValueError naming ``dataset``, ``counts`` or ``class_order``.  Used by
-    :func:`load` and ``nclib.figures.run_counts`` (:ref:`ch-train`, :ref:`ch-fig1` to :ref:`ch-fig4`).
+    ``"explicit"``; the list is the order, so ``class_order`` must stay "reference").  Raises ValueError naming
+    ``dataset``, ``counts`` or ``class_order`` (:ref:`ch-train`, :ref:`ch-fig1` to :ref:`ch-fig4`).
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
@@ -285,6 +283,9 @@ def resolve_counts(dataset: str, counts=None, class_order: str = "reference") ->
         return preset_counts(counts, class_order), counts
     if class_order not in CLASS_ORDERS:
         raise ValueError(f"class_order must be one of {CLASS_ORDERS}, got {class_order!r}")
+    if class_order != "reference":
+        raise ValueError(f"class_order orders a preset's counts; with explicit counts the list is the order (class k "
+                         f"gets counts[k]): leave class_order 'reference', got {class_order!r}")
     return _checks.counts(counts, "counts"), "explicit"
 
 

@@ -4,8 +4,9 @@
 Torch-free, so that what reads or checks the parameters without training (the figures' configuration, the
 sweeps' grids and plans, the training notebook's parameters cell) need not import torch: the one grammar of a
 parameter's value written as text on a command line (:func:`parse_value`, :func:`parse_setting`), the parameter
-list with its defaults (:data:`DEFAULTS`), the check of a whole parameter set (:func:`check_params`), and which
-parameters define what a run is (:func:`defining_params`).
+list with its defaults (:data:`DEFAULTS`), the check of a whole parameter set (:func:`check_params`, or
+:func:`checked` for a set that trains on another machine), and which parameters define what a run is
+(:func:`defining_params`).
 """
 from __future__ import annotations
 
@@ -78,8 +79,9 @@ def split_items(text: str, what: str = "value") -> list[str]:
 
 def parse_value(text: str, name: str | None = None, flag: str | None = None):
     """The value of the parameter ``name`` written as text: the one grammar of the repository's command lines, for
-    every ``NAME=VALUE`` setting (:func:`parse_setting`; each value of a sweep's ``--grid``) and every flag value of
-    ``python -m nclib.train`` (:ref:`ch-engine`), so that one word means one value whichever tool reads it.
+    every ``NAME=VALUE`` setting (:func:`parse_setting`; each value of a sweep's ``--grid``) and the flag values of
+    ``python -m nclib.train`` (:ref:`ch-engine`; but ``--L`` and ``--lr-milestones``, whose integers come apart,
+    ``--L 1 3 6``), so that one word means one value whichever tool reads it.
 
     Surrounding spaces are dropped, then:
 
@@ -182,17 +184,35 @@ ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 #: Parameters that say where a run is written; the folder itself, not what the run is.
 PLACE_KEYS = ("out_dir", "run_name")
 
+#: A device as a run names it: ``auto`` (a GPU where torch sees one, else the CPU), ``cpu``, ``cuda`` or ``cuda:i``.
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+
+#: A seed is drawn into torch's generators, which take at most 64 bits.
+SEED_LIMIT = 2 ** 64
+
 
 def defining_params(p: dict) -> dict:
     """The parameters of a checked set ``p`` (:func:`check_params`) that say what the run is: all of
-    :data:`DEFAULTS` but :data:`EXECUTION_KEYS` (how one call trains), :data:`PLACE_KEYS` (where the run is written:
-    the folder is found by them, however they are spelled) and, for the letters stand-in, ``data_path`` (the same
-    images rendered now or read from a rendering saved ahead; the resumed run's data checksum is compared anyway).
+    :data:`DEFAULTS` but
+
+    - :data:`EXECUTION_KEYS` (how one call trains) and :data:`PLACE_KEYS` (where the run is written: the folder is
+      found by them, however they are spelled);
+    - ``device`` (where it trains: ``auto`` and ``cpu`` name one device on a machine without a GPU; a resumed run's
+      device, card and torch version are compared from its provenance instead);
+    - ``download`` and ``verify_checksums`` (how the data are fetched and checked, not which: a resumed run's data
+      checksum is compared anyway), and for the letters stand-in ``data_path`` (the same images rendered now or
+      read from a rendering saved ahead);
+    - ``dim`` and ``spread`` but for the synthetic Gaussian mixture, the only data they shape.
+
     A run folder holds the run ``p`` asks for iff its ``params.json`` records these values
     (:func:`nclib.runs.differing_params`); resuming, planning a run and planning a sweep all compare these."""
     if not isinstance(p, dict) or set(p) != set(DEFAULTS):
         raise ValueError(f"p must be a checked parameter set (check_params), got {p!r:.200}")
-    skip = set(EXECUTION_KEYS) | set(PLACE_KEYS) | ({"data_path"} if p["dataset"] == "letters-synthetic" else set())
+    skip = {*EXECUTION_KEYS, *PLACE_KEYS, "device", "download", "verify_checksums"}
+    if p["dataset"] == "letters-synthetic":
+        skip.add("data_path")
+    if p["dataset"] != "synthetic":
+        skip |= {"dim", "spread"}
     return {k: v for k, v in p.items() if k not in skip}
 
 
@@ -208,6 +228,18 @@ def check_params(**params) -> dict:
     what to fix.  Also normalizes: ``lam_W`` equal on every layer becomes one number, ``"reference"`` decays become
     K x 1e-5 (:func:`nclib.ufm.reference_decay`), ``batch_size`` None becomes ``"full"``, a run without
     ``run_name`` gets :func:`run_names`'s.  Torch is imported only to ask whether a CUDA device is there."""
+    return checked(params)
+
+
+def checked(params: dict, cuda: bool | None = None) -> dict:
+    """:func:`check_params` of the parameter dict ``params``, for a run that trains on a machine with a CUDA device
+    (``cuda=True``), without one (False), or on this machine (None: torch is asked).  A sweep planned here for
+    workers elsewhere passes True: ``device="cuda"`` and the GPU-only ``steps_per_graph`` are accepted, and the
+    worker checks them again where the run trains (:ref:`ch-sweeps`)."""
+    if not isinstance(params, dict):
+        raise ValueError(f"params must be a dict of parameters, got {type(params).__name__}")
+    if cuda is not None and not isinstance(cuda, bool):
+        raise ValueError(f"cuda must be True, False or None, got {cuda!r}")
     unknown = set(params) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
@@ -215,13 +247,16 @@ def check_params(**params) -> dict:
     n, _, p["dim"], p["spread"] = data.check_load_args(p["dataset"], p["counts"], p["class_order"], p["selection"],
                                                        p["normalization"], p["dim"], p["spread"])
     p["L"] = _checks.positive_int(p["L"], "L")
-    if not isinstance(p["bias"], bool):
-        raise ValueError(f"bias must be True or False, got {p['bias']!r}")
+    for k in ("bias", "grouped_adam", "deferred_metrics", "adam_in_backward", "overwrite", "progress", "download",
+              "verify_checksums", "resume"):
+        p[k] = _checks.flag(p[k], k)
     for k in ("width", "depth", "epochs", "metric_every"):
         p[k] = _checks.positive_int(p[k], k)
     if p["feature_dim"] is not None:
         p["feature_dim"] = _checks.positive_int(p["feature_dim"], "feature_dim")
     p["seed"] = _checks.nonneg_int(p["seed"], "seed")
+    if p["seed"] >= SEED_LIMIT:
+        raise ValueError(f"seed must be below 2**64 (torch's generators take 64 bits), got {p['seed']!r}")
     for key in ("lam_W", "lam_H"):  # "reference": the reference code's wd = fd = 1e-5, i.e. K x 1e-5 in (4.3)
         if isinstance(p[key], str):
             if p[key] != "reference":
@@ -246,29 +281,27 @@ def check_params(**params) -> dict:
         p["batch_size"] = "full"
     else:
         p["batch_size"] = _checks.positive_int(bs, "batch_size (a positive integer or 'full')")
+        N = _checks.count_total(n)
+        if p["batch_size"] > N:
+            raise ValueError(f"batch_size {p['batch_size']} is larger than the N = {N} training samples that counts "
+                             f"gives; use batch_size='full' or a smaller batch")
     if p["precision"] not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {p['precision']!r}")
-    if p["cuda_graph"] not in ("auto", True, False):
-        raise ValueError(f"cuda_graph must be 'auto', True or False, got {p['cuda_graph']!r}")
-    if not isinstance(p["grouped_adam"], bool):
-        raise ValueError(f"grouped_adam must be True or False, got {p['grouped_adam']!r}")
+    p["cuda_graph"] = _checks.auto_flag(p["cuda_graph"], "cuda_graph")
+    p["async_metrics"] = _checks.auto_flag(p["async_metrics"], "async_metrics")
     p["steps_per_graph"] = _checks.positive_int(p["steps_per_graph"], "steps_per_graph")
-    for key in ("deferred_metrics", "adam_in_backward"):
-        if not isinstance(p[key], bool):
-            raise ValueError(f"{key} must be True or False, got {p[key]!r}")
     if p["adam_in_backward"] and p["grouped_adam"]:
         raise ValueError("adam_in_backward=True takes each parameter's Adam step inside its run's backward pass, "
                          "grouped_adam=True one Adam step after all the runs' passes; choose one")
-    if p["async_metrics"] not in ("auto", True, False):
-        raise ValueError(f"async_metrics must be 'auto', True or False, got {p['async_metrics']!r}")
     if p["init"] not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {p['init']!r}")
-    dev = str(p["device"])
-    if dev != "auto" and not (dev == "cpu" or dev.startswith("cuda")):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {dev!r}")
-    if dev.startswith("cuda") and not _cuda_available():
+    dev = p["device"]
+    if not isinstance(dev, str) or not _DEVICE.fullmatch(dev):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:i', got {dev!r}")
+    if dev.startswith("cuda") and not (_cuda_available() if cuda is None else cuda):
         raise ValueError(f"device {dev!r} asked for, but torch sees no CUDA device; use device='cpu' or 'auto'")
-    on_cpu = dev == "cpu" or (dev == "auto" and p["steps_per_graph"] > 1 and not _cuda_available())
+    on_cpu = dev == "cpu" or (dev == "auto" and p["steps_per_graph"] > 1
+                              and not (_cuda_available() if cuda is None else cuda))
     if p["steps_per_graph"] > 1 and (on_cpu or p["cuda_graph"] is False):
         raise ValueError(f"steps_per_graph = {p['steps_per_graph']} takes several steps per CUDA graph replay, which "
                          f"needs a GPU with cuda_graph 'auto' or True (here device {dev!r}, cuda_graph "
@@ -278,9 +311,6 @@ def check_params(**params) -> dict:
         p["data_path"] = str(path)
     if p["max_train_s"] is not None:
         p["max_train_s"] = _checks.nonneg_float(p["max_train_s"], "max_train_s")
-    for k in ("overwrite", "progress", "download", "verify_checksums", "resume"):
-        if not isinstance(p[k], bool):
-            raise ValueError(f"{k} must be True or False, got {p[k]!r}")
     p["out_dir"] = str(ROOT / "results" / "runs") if p["out_dir"] is None else str(p["out_dir"])
     if p["run_name"] is None:
         p["run_name"] = run_names([p["L"]], None, dataset=p["dataset"], bias=p["bias"], seed=p["seed"])[0]

@@ -74,8 +74,9 @@ class RunFolder:
     thread), the final provenance at the end; a checkpoint when ``max_train_s`` stops the run.  A resumed run
     (``checkpoint`` given) keeps its params.json and provenance.json and adds a segment to the provenance's
     ``segments`` (one per call: when, from which epoch to which, on what, with which levers and whether the host
-    metrics ran in a worker thread, how long; a call whose process was
-    killed is marked "dead" when a later call resumes the run)."""
+    metrics ran in a worker thread, how long, the error it ended with; a call whose process was killed is marked
+    "dead" when a later call resumes the run).  The provenance's ``error`` is the last call's only: a run resumed
+    after a failed call and finished has none."""
 
     def __init__(self, engine: Engine, run_dir: pathlib.Path, started: str, t_start: float, together: list[str],
                  decays: str, code: dict, checkpoint: dict | None = None):
@@ -117,6 +118,9 @@ class RunFolder:
                 self.prov.setdefault("segments", [{}])[-1]["status"] = "dead"
                 self.prov["dead_segments"] = self.prov.get("dead_segments", 0) + 1
             (run_dir / (CHECKPOINT + ".tmp")).unlink(missing_ok=True)  # a checkpoint whose writing was cut off
+            earlier = self.prov.pop("error", None)  # the error of an earlier call is its segment's, not the run's
+            if earlier is not None and self.prov.get("segments"):
+                self.prov["segments"][-1].setdefault("error", earlier)
             self.prov["status"] = "running"
             self.prov.setdefault("segments", []).append(segment)
             self.rows = [dict(r) for r in checkpoint["rows"]]
@@ -263,8 +267,8 @@ class RunFolder:
                         wall_time_s=self.before["wall_time_s"] + wall,
                         train_time_s=self.before["train_time_s"] + train)
             prov["steps_per_s"] = eng.steps_done / prov["train_time_s"] if prov["train_time_s"] > 0 else None
-            if error:
-                prov["error"] = error
+            if error:  # the run's error is this call's; each segment keeps its own
+                prov["error"] = prov["segments"][-1]["error"] = error
             atomic_write_text(self.run_dir / "provenance.json", to_json(prov))
             if status in ("finished", "diverged"):  # a diverged run is never resumed: its checkpoint is dead weight
                 for name in (CHECKPOINT, CHECKSUM, CHECKPOINT + ".tmp"):

@@ -17,8 +17,9 @@ The contract that keeps a run folder whole (:ref:`ch-engine`):
   "failed", or "dead": a run whose writer ended without recording an end, after a crash or SIGKILL), and
   :func:`plan_runs` what a caller that must never lose a run does next (start, resume, or skip);
 - a checkpoint is written to ``checkpoint.pt.tmp``, fsync'd, its sha256 recorded beside it, then renamed
-  (:func:`commit_checkpoint`); a resume reads it only after :func:`verify_checkpoint` found the bytes the
-  writer recorded (:class:`CheckpointDamaged` otherwise).
+  (:func:`commit_checkpoint`; the record is the commit point, and :func:`settle_checkpoint` completes a rename
+  that a crash cut off); a resume reads it only after :func:`verify_checkpoint` found the bytes the writer
+  recorded (:class:`CheckpointDamaged` otherwise).
 """
 from __future__ import annotations
 
@@ -60,6 +61,11 @@ RUN_FILES = ("params.json", "history.csv", "class_accuracy.csv", "provenance.jso
 #: The statuses :func:`run_status` returns.
 STATUSES = ("absent", "running", "finished", "stopped", "diverged", "failed", "dead")
 
+#: The statuses of a run that its checkpoint continues (:func:`plan_runs`, ``resume=True``): stopped by
+#: ``max_train_s``, dead (its writer was killed), or failed (an error in a call after a stop that left a
+#: checkpoint).  Without a checkpoint such a run can only start again.
+RESUMABLE = ("stopped", "dead", "failed")
+
 
 class RunFolderBusy(ValueError):
     """Another live process holds the lock of the run folder ``run_dir`` (``owner``: its pid and host)."""
@@ -77,7 +83,8 @@ class RunLockedElsewhere(RunFolderBusy):
 
 class RunExists(ValueError):
     """The run folder ``run_dir`` already holds a run (``status``, one of :data:`STATUSES`) that the call would
-    replace; ``overwrite=True`` replaces it, ``resume=True`` continues a stopped or dead run."""
+    replace; ``overwrite=True`` replaces it, ``resume=True`` continues a run of :data:`RESUMABLE` status from its
+    checkpoint."""
 
     def __init__(self, message: str, run_dir, status: str):
         super().__init__(message)
@@ -382,6 +389,14 @@ def differing_params(run_dir, want) -> dict:
     return {k: (saved.get(k), v) for k, v in want.items() if saved.get(k) != v}
 
 
+def differences_text(differ: dict) -> str:
+    """The answer of :func:`differing_params` as a refusal names it: ``lr = 0.001, now 0.01; ...`` (the first
+    five, and how many more)."""
+    shown = [f"{k} = {was!r}, now {now!r}" for k, (was, now) in list(differ.items())[:5]]
+    more = len(differ) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+
+
 def plan_runs(run_dirs, overwrite: bool = False, params=None) -> str:
     """What a caller that must never lose a run does with the folders ``run_dirs`` of runs trained together
     (:ref:`ch-train`): "start" (all absent, or ``overwrite=True``), "resume" (all stopped, dead or failed with a
@@ -409,18 +424,16 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None) -> str:
             continue
         differ = differing_params(d, want)
         if differ:
-            raise RunExists(f"run folder {str(d)!r} holds a {s} run with other parameters ("
-                            + "; ".join(f"{k} = {a!r}, now {b!r}" for k, (a, b) in list(differ.items())[:5])
-                            + "); pass overwrite=True to replace it, or another run name or out_dir", d, s)
+            raise RunExists(f"run folder {str(d)!r} holds a {s} run with other parameters ({differences_text(differ)}"
+                            f"); pass overwrite=True to replace it, or another run name or out_dir", d, s)
     if all(s == "finished" for s in status.values()):
         return "skip"
-    resumable = {d: s in ("stopped", "dead", "failed") and (d / CHECKPOINT).is_file() for d, s in status.items()}
+    resumable = {d: s in RESUMABLE and settle_checkpoint(d) for d, s in status.items()}
     if all(resumable.values()):
         return "resume"
     d = next(d for d, ok in resumable.items() if not ok)
     s = status[d]
-    raise RunExists(f"run folder {str(d)!r} holds a {s} run" + (" without a checkpoint" if s in ("stopped", "dead",
-                                                                                                  "failed") else "")
+    raise RunExists(f"run folder {str(d)!r} holds a {s} run" + (" without a checkpoint" if s in RESUMABLE else "")
                     + f" (the runs trained with it: {together}); pass overwrite=True to start them again", d, s)
 
 
@@ -437,9 +450,10 @@ def _sha256(path: pathlib.Path) -> tuple[str, int]:
 
 def commit_checkpoint(run_dir, epoch: int) -> None:
     """Make ``run_dir/checkpoint.pt.tmp`` (written completely by the caller) the run's :data:`CHECKPOINT`: fsync
-    it, record its sha256, size and epoch in :data:`CHECKSUM` (atomically), rename it, fsync the folder.  A crash
-    before the rename leaves the previous checkpoint and its checksum; one between the checksum and the rename
-    leaves a checkpoint that :func:`verify_checkpoint` refuses (never one read as another)."""
+    it, record its sha256, size and epoch in :data:`CHECKSUM` (atomically), rename it, fsync the folder.  The record
+    is the commit point: a crash before it leaves the previous checkpoint and its record; one between the record
+    and the rename leaves the new checkpoint complete under its temporary name, which :func:`settle_checkpoint`
+    puts in place.  A checkpoint is never read as another (:func:`verify_checkpoint`)."""
     run_dir = pathlib.Path(run_dir)
     tmp = run_dir / (CHECKPOINT + ".tmp")
     with open(tmp, "rb+") as f:
@@ -451,13 +465,34 @@ def commit_checkpoint(run_dir, epoch: int) -> None:
     _fsync_dir(run_dir)
 
 
+def settle_checkpoint(run_dir) -> bool:
+    """Whether ``run_dir`` holds a :data:`CHECKPOINT`, once a commit that a crash cut off between its record and
+    its rename (:func:`commit_checkpoint`) is completed: a ``checkpoint.pt.tmp`` that holds exactly the bytes
+    :data:`CHECKSUM` records is the newest checkpoint, and is renamed into place.  Any other ``checkpoint.pt.tmp``
+    (its writing cut off before the record) is left alone; the resumed run deletes it.  Call it only while no
+    other process writes the folder (its lock held, or :func:`run_status` not "running")."""
+    run_dir = pathlib.Path(run_dir)
+    tmp, path = run_dir / (CHECKPOINT + ".tmp"), run_dir / CHECKPOINT
+    if tmp.is_file():
+        try:
+            record = json.loads((run_dir / CHECKSUM).read_text())
+            want = (str(record["sha256"]), int(record["bytes"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            want = None
+        if want is not None and _sha256(tmp) == want:
+            os.replace(tmp, path)
+            _fsync_dir(run_dir)
+    return path.is_file()
+
+
 def verify_checkpoint(run_dir) -> dict:
-    """The :data:`CHECKSUM` record of ``run_dir``'s checkpoint after checking that the file holds exactly the
-    bytes its writer recorded; :class:`CheckpointDamaged` naming the file otherwise (truncated, corrupted, no
-    checksum beside it), since a damaged checkpoint can load and resume a different run (:ref:`ch-engine`)."""
+    """The :data:`CHECKSUM` record of ``run_dir``'s checkpoint (after :func:`settle_checkpoint`) once the file is
+    found to hold exactly the bytes its writer recorded; :class:`ResumeRefused` when there is no checkpoint, and
+    :class:`CheckpointDamaged` naming the file when it differs from its record (truncated, corrupted, no checksum
+    beside it), since a damaged checkpoint can load and resume a different run (:ref:`ch-engine`)."""
     run_dir = pathlib.Path(run_dir)
     path, record_path = run_dir / CHECKPOINT, run_dir / CHECKSUM
-    if not path.is_file():
+    if not settle_checkpoint(run_dir):
         raise ResumeRefused(f"resume=True, but run folder {str(run_dir)!r} holds no {CHECKPOINT} (a run stopped by "
                             f"max_train_s leaves one; a finished run does not)", run_dir)
     try:

@@ -123,8 +123,7 @@ class AdamStep:
         lr = _checks.positive_float(lr, "lr")
         self.batch_size = _checks.positive_int(batch_size, "batch_size")
         tf32 = _checks.flag(tf32, "tf32")
-        if cuda_graph not in ("auto", True, False):
-            raise ValueError(f"cuda_graph must be 'auto', True or False, got {cuda_graph!r}")
+        cuda_graph = _checks.auto_flag(cuda_graph, "cuda_graph")
         self.objective, self.device, self.tf32, self.cuda_graph = objective, torch.device(device), tf32, cuda_graph
         self.capture_error_mode = _check_capture_mode(capture_error_mode)
         self.is_cuda = self.device.type == "cuda"
@@ -437,8 +436,7 @@ class GroupedAdamStep(AdamStep):
         if any(s.in_backward is not None for s in steps):
             raise ValueError("steps take Adam inside their backward pass (adam_in_backward); one Adam step after the "
                              "backward passes of all the runs cannot take them too")
-        if cuda_graph not in ("auto", True, False):
-            raise ValueError(f"cuda_graph must be 'auto', True or False, got {cuda_graph!r}")
+        cuda_graph = _checks.auto_flag(cuda_graph, "cuda_graph")
         self.device, self.is_cuda, self.tf32, self.cuda_graph = first.device, first.is_cuda, first.tf32, cuda_graph
         self.capture_error_mode = _check_capture_mode(capture_error_mode)
         self.batch_size, self.lr = first.batch_size, first.lr

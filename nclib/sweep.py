@@ -6,10 +6,10 @@ parameter of :data:`nclib.train.DEFAULTS`.  Every grid point is one run of :func
 its own run folder ``OUT_DIR/<run name>`` (the name is made from the point's grid values, e.g.
 ``lam_W-0.001_seed-1``), and the sweep ends with one table, ``OUT_DIR/sweep.csv``, of every run's parameters,
 status and final metrics, read back from the run folders (so :func:`summary` rebuilds it without training).
-Every point is validated by :func:`nclib.train.check_params` before anything is submitted.  Running the same
+Every point is validated by :func:`nclib.parameters.check_params` before anything is submitted.  Running the same
 sweep again reads each run folder's state with :func:`nclib.runs.run_status` and keeps the finished (and the
-diverged) runs, resumes (``resume=True``) the runs that ``max_train_s`` stopped and the "dead" ones (whose
-process was killed) that have a checkpoint, starts again the failed ones and the dead ones without a
+diverged) runs, resumes (``resume=True``) from its checkpoint a run that ``max_train_s`` stopped, a "dead" one
+(whose process was killed) and a failed one (an error after such a stop), starts again such a run without a
 checkpoint, and leaves alone a run that another live process is writing (it holds the run folder's lock; the
 table reports it as "running").  A failing run is written to the table with its error and does not stop the
 others.
@@ -17,7 +17,8 @@ others.
 Command line::
 
     python -m nclib.sweep --grid lam_W=1e-4,1e-3,1e-2 --grid seed=0,1 \\
-        --set dataset=synthetic --set epochs=200 --set width=64 --out-dir runs/decays [--workers 2]
+        --set dataset=synthetic --set epochs=200 --set width=64 --set batch_size=full \\
+        --out-dir runs/decays [--workers 2]
 
 ``--grid NAME=V1,V2,...`` and ``--set NAME=VALUE`` take any parameter of :data:`nclib.train.DEFAULTS`; each
 value is read by :func:`nclib.parameters.parse_value`, the grammar of every command line of the repository (a
@@ -82,10 +83,10 @@ import numpy as np
 import pandas as pd
 
 from . import parameters, runs
-from .parameters import DEFAULTS, EXECUTION_KEYS, check_params
+from .parameters import DEFAULTS, EXECUTION_KEYS
 from .rounding import written
-from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RunExists, RunFolderBusy, RunLockedElsewhere, atomic_write_text,
-                   check_run_name, load_class_accuracy, load_run, plan_runs, run_status)
+from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RESUMABLE, RunExists, RunFolderBusy, RunLockedElsewhere,
+                   atomic_write_text, check_run_name, load_class_accuracy, load_run, plan_runs, run_status)
 
 #: The table a sweep writes into its output folder, and the record of its grid points (run name -> point).
 SUMMARY = "sweep.csv"
@@ -261,10 +262,10 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
     """The checked parameters of every run of the sweep (:func:`nclib.parameters.check_params` of fixed + point,
     with ``out_dir`` and the point's run name), in grid order; nothing is written.  ``tie``: parameters that take
     the value of a grid parameter at every point (:func:`expand_grid`); the run name is made from the grid
-    values alone.  ValueError naming the
-    parameter when a point is refused, two points are the same run, or an existing run folder holds a run
-    with other parameters.  ``remote``: the runs train on other machines, so ``device="cuda"`` is accepted
-    where this machine has no GPU (the workers check it again)."""
+    values alone.  ValueError naming the parameter when a point is refused, two points are the same run, or an
+    existing run folder holds a run with other parameters.  ``remote``: the runs train on other machines, which
+    are taken to have a GPU (:func:`nclib.parameters.checked` with ``cuda=True``): ``device="cuda"`` and the
+    GPU-only ``steps_per_graph`` are accepted where this machine has none, and each worker checks them again."""
     fixed = {} if fixed is None else fixed
     _check_names(grid, fixed)
     tie = _check_tie(tie, grid, fixed)
@@ -276,15 +277,12 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
     for point in expand_grid(grid, tie):
         name = run_name_for({k: v for k, v in point.items() if k not in tie})
         q = {**fixed, **point, "out_dir": str(out_dir), "run_name": name, "progress": False}
-        dev = str(q.get("device", "auto"))
         try:
-            if remote and dev.startswith("cuda"):
-                p = {**check_params(**{**q, "device": "cpu"}), "device": dev}
-            else:
-                p = check_params(**q)
+            p = parameters.checked(q, cuda=True if remote else None)
         except ValueError as exc:
             raise ValueError(f"grid point {name}: {exc}") from None
-        key = json.dumps(runs.json_values(parameters.defining_params(p)), sort_keys=True)  # what the run is
+        # what the point is: the run, and where it trains (a grid over device compares devices)
+        key = json.dumps(runs.json_values({**parameters.defining_params(p), "device": p["device"]}), sort_keys=True)
         if name in seen or key in seen.values():
             other = name if name in seen else next(n for n, s in seen.items() if s == key)
             raise ValueError(f"grid: points {other} and {name} are the same run (a value listed twice?)")
@@ -293,8 +291,7 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
             differ = runs.differing_params(out_dir / name, parameters.defining_params(p))
             if differ:
                 raise ValueError(f"run folder {str(out_dir / name)!r} holds a run with other parameters: "
-                                 + "; ".join(f"{k} = {was!r}, now {now!r}" for k, (was, now) in differ.items())
-                                 + "; use another out_dir (or delete the folder)")
+                                 f"{runs.differences_text(differ)}; use another out_dir (or delete the folder)")
         planned.append({"point": point, "params": p})
     return planned
 
@@ -304,15 +301,16 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
 def next_step(run_dir) -> tuple[str, str]:
     """(status, step) of a run folder on a rerun of a sweep (:ref:`ch-sweeps`): its :func:`nclib.runs.run_status`
     and one of :data:`STEPS`.  Finished and diverged runs are kept; a run another live process writes (it holds
-    the folder's lock) is left to it; a stopped or dead run (killed without recording an end) is resumed where
-    :func:`nclib.runs.plan_runs` finds a checkpoint to resume from, else started again, as are a failed run and
-    an absent one."""
+    the folder's lock) is left to it; a stopped, dead (killed without recording an end) or failed run
+    (:data:`nclib.runs.RESUMABLE`) is resumed where :func:`nclib.runs.plan_runs` finds a checkpoint to resume
+    from, as ``resume="auto"`` of the command line and the training notebook do, else started again, as is an
+    absent one."""
     status = run_status(run_dir)
     if status in FINAL:
         return status, "keep"
     if status == "running":
         return status, "leave"
-    if status in ("stopped", "dead"):
+    if status in RESUMABLE:
         try:
             return status, "resume" if plan_runs([run_dir]) == "resume" else "start"
         except RunFolderBusy:  # a process took the lock since run_status read the folder
@@ -351,6 +349,13 @@ def task_resources(params: dict, resources: dict | None = None) -> dict | None:
     if resources is not None:
         return dict(resources)
     return {"GPU": 1} if str(params["device"]).startswith("cuda") else None
+
+
+def _resource_amount(name: str, value, what: str):
+    """A Dask resource amount: a positive number (ValueError naming ``what`` and the resource otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{what} {name}: a positive amount expected, got {value!r}")
+    return value
 
 
 class SweepBusy(RuntimeError):
@@ -408,7 +413,8 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
 
     Every point is checked (:func:`plan`) before anything is submitted.  A run folder already in ``out_dir`` is
     kept, left to the live process writing it, resumed or started again as :func:`next_step` says (finished
-    and diverged runs kept, stopped and dead ones resumed from their checkpoint, failed ones started again).
+    and diverged runs kept; stopped, dead and failed ones resumed from their checkpoint, or started again without
+    one).
     ``scheduler``: None (a LocalCluster of ``workers`` processes, default one per core, one thread each), a
     scheduler address ``"tcp://HOST:8786"`` or a dask cluster object (dask-jobqueue's ``SLURMCluster``...).
     ``resources``: the Dask resources each run asks for (default ``{"GPU": 1}`` for a run with
@@ -424,10 +430,11 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     if workers is not None and scheduler is not None:
         raise ValueError("workers sets the size of the local cluster; with scheduler the cluster's own workers "
                          "run the sweep")
-    if resources is not None and (not isinstance(resources, dict) or not all(
-            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-            for k, v in resources.items())):
-        raise ValueError(f"resources must be a dict of resource name -> positive amount, got {resources!r}")
+    if resources is not None:
+        if not isinstance(resources, dict) or not all(isinstance(k, str) for k in resources):
+            raise ValueError(f"resources must be a dict of resource name -> positive amount, got {resources!r}")
+        for k, v in resources.items():
+            _resource_amount(k, v, "resources")
     planned = plan(grid, fixed, out_dir, remote=scheduler is not None, tie=tie)
     tie = dict(tie or {})
     grid = {k: [_plain(v) for v in values] for k, values in grid.items()}
@@ -594,9 +601,7 @@ def main(argv=None) -> pd.DataFrame:
                 res = {}
                 for item in ns.resources:
                     name, value = parameters.parse_setting(item, "--resources")
-                    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                        raise ValueError(f"--resources {name}: a positive amount expected, got {value!r}")
-                    res[name] = value
+                    res[name] = _resource_amount(name, value, "--resources")
             df = run_sweep(parse_grid(ns.grid), parse_fixed(ns.fixed), ns.out_dir, workers=ns.workers,
                            scheduler=ns.scheduler, resources=res, progress=not ns.no_progress,
                            tie=parse_tie(ns.tie))
@@ -608,11 +613,9 @@ def main(argv=None) -> pd.DataFrame:
                            "error") if c in df.columns]].copy()
     if "epoch" in view:
         view["epoch"] = view["epoch"].astype("Int64")
-    if "error" not in view:
-        pass
-    elif view["error"].isna().all():  # no run failed: no column of empty errors
+    if "error" in view and view["error"].isna().all():  # no run failed: no column of empty errors
         view = view.drop(columns="error")
-    else:
+    elif "error" in view:
         view["error"] = [e[:57] + "..." if isinstance(e, str) and len(e) > 60 else ("" if pd.isna(e) else e)
                          for e in view["error"]]
     short = {"final_objective": "objective", "final_train_acc": "train_acc", "final_nc1": "nc1"}

@@ -83,9 +83,18 @@ def plan(runs, **shared) -> str:
     ``overwrite=True``), "resume" (stopped, or killed, with a checkpoint), "skip" (finished with these
     parameters); anything else (another writer, other parameters, a diverged run, runs in different states) is
     refused by :func:`nclib.runs.plan_runs` naming the folder.  Parameters are checked as by :func:`run_many`."""
-    plist = _checked_runs(runs, shared)
-    dirs = [pathlib.Path(q["out_dir"]) / q["run_name"] for q in plist]
-    return _runs.plan_runs(dirs, overwrite=plist[0]["overwrite"], params=[defining_params(q) for q in plist])
+    return _plan(_checked_runs(runs, shared))
+
+
+def _plan(plist: list[dict]) -> str:
+    """:func:`plan` of checked parameters (:func:`_checked_runs`)."""
+    return _runs.plan_runs([_run_dir(q) for q in plist], overwrite=plist[0]["overwrite"],
+                           params=[defining_params(q) for q in plist])
+
+
+def _run_dir(q: dict) -> pathlib.Path:
+    """The folder of the run of checked parameters ``q``: ``out_dir/run_name``."""
+    return pathlib.Path(q["out_dir"]) / q["run_name"]
 
 
 # --------------------------------------------------------------------------------------------- run
@@ -96,11 +105,10 @@ def run_planned(runs, **shared) -> tuple[str, list[pathlib.Path]]:
     :func:`run_many`), "resume" (continued from their checkpoints) or "skip" (finished with these parameters:
     read, not trained).  ``resume=True`` in ``shared`` refuses to start runs that are not there (as in
     :func:`run_many`).  So one call serves every job of a run split over several (:ref:`ch-train`)."""
-    todo = plan(runs, **{**shared, "resume": False})
+    plist = _checked_runs(runs, {**shared, "resume": False})
+    todo = _plan(plist)
     if todo == "skip":
-        dirs = [pathlib.Path(q["out_dir"]) / q["run_name"]
-                for q in (check_params(**{**shared, **r, "resume": False}) for r in runs)]
-        return todo, dirs
+        return todo, [_run_dir(q) for q in plist]
     return todo, run_many(runs, **{**shared, "resume": bool(shared.get("resume")) or todo == "resume"})
 
 
@@ -119,7 +127,7 @@ def _checked_runs(runs, shared) -> list[dict]:
     if plist[0]["grouped_adam"] and len({q["precision"] for q in plist}) > 1:
         raise ValueError(f"runs differ in 'precision' ({[q['precision'] for q in plist]}) with grouped_adam=True, "
                          f"whose one Adam step takes the runs' products at one precision; use grouped_adam=False")
-    run_dirs = [pathlib.Path(q["out_dir"]) / q["run_name"] for q in plist]
+    run_dirs = [_run_dir(q) for q in plist]
     if len({d.resolve() for d in run_dirs}) < len(run_dirs):
         raise ValueError(f"two runs would write the same run folder: {[str(d) for d in run_dirs]}; give each its "
                          f"own run_name")
@@ -160,7 +168,7 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
 
     ``runs`` is a list of parameter dicts; ``shared`` holds the parameters common to all of them (a key in
     both takes the run's value).  The runs may differ only in :data:`MEMBER_KEYS` (head depth L, bias, the
-    decays, the initialization scheme, the precision of the training products, run_name/out_dir/overwrite); a
+    decays, the initialization scheme, the precision of the training products, run_name/out_dir); a
     ValueError names any other parameter that differs, before anything is written (and different precisions
     with ``grouped_adam``, whose one Adam step takes every run's products at one precision).  The data are loaded once; each run keeps its own model,
     optimizer and batch order (its own generator, seeded with the shared seed, as in :func:`run`), so every
@@ -175,7 +183,7 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     data and the networks are built (:ref:`ch-train`, :ref:`ch-engine`).
     """
     plist = _checked_runs(runs, shared)
-    run_dirs = [pathlib.Path(q["out_dir"]) / q["run_name"] for q in plist]
+    run_dirs = [_run_dir(q) for q in plist]
     locks = []
     try:  # one writer per run folder, from before anything is checked, written or deleted until the end
         for d in run_dirs:
@@ -188,7 +196,7 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
 
 def _exists_message(d: pathlib.Path, status: str) -> str:
     hint = ""
-    if status in ("stopped", "dead", "failed"):
+    if status in _runs.RESUMABLE:
         hint = ("; resume=True continues it from its checkpoint" if (d / CHECKPOINT).is_file()
                 else "; it has no checkpoint to resume from")
     if status == "dead":
@@ -200,7 +208,7 @@ def _exists_message(d: pathlib.Path, status: str) -> str:
 
 def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
     """All the checks of ``resume=True`` (:ref:`ch-engine`), then the checkpoints: each folder holds a stopped,
-    dead or failed run with a checkpoint; the run was started with the same parameters (but
+    dead or failed run (:data:`nclib.runs.RESUMABLE`) with a checkpoint; the run was started with the same parameters (but
     :data:`EXECUTION_KEYS`, and ``data_path`` for the letters stand-in, rendered or read from a rendering saved
     ahead), at the same commit, on the same device (type and name) and torch version, on the same
     data (the ``data_sha256`` of its provenance equals the data loaded now); the checkpoint holds the bytes its
@@ -209,17 +217,17 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
     written.  Returns the epoch the runs continue from and their checkpoints."""
     here = {"device": str(engines[0].device), "device_name": engines[0].device_name, "torch": torch.__version__}
     for d, q in zip(run_dirs, plist):
-        if not (d / CHECKPOINT).is_file():
-            raise ResumeRefused(f"resume=True, but run folder {str(d)!r} holds no {CHECKPOINT} (a run stopped by "
-                                f"max_train_s leaves one; a finished run does not)", d)
         status = _runs.recorded_status(d)
-        if status not in ("stopped", "dead", "failed"):
+        if status == "absent":
+            raise ResumeRefused(f"resume=True, but run folder {str(d)!r} holds no run to continue; start it with "
+                                f"resume=False", d)
+        if status not in _runs.RESUMABLE:
             raise ResumeRefused(f"resume=True, but run folder {str(d)!r} holds a {status} run; only a stopped, dead "
                                 f"or failed run continues from its checkpoint", d)
         differ = _runs.differing_params(d, defining_params(q))
         if differ:
             raise ResumeRefused(f"resume=True, but run {q['run_name']!r} was started with other parameters: "
-                                + "; ".join(f"{k} = {was!r}, now {now!r}" for k, (was, now) in differ.items()), d)
+                                f"{_runs.differences_text(differ)}", d)
         prov = json.loads((d / "provenance.json").read_text())
         first = prov.get("git_commit")
         if first is not None and code["git_commit"] is not None and first != code["git_commit"]:
@@ -260,6 +268,15 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
     return epochs_at[0], checkpoints
 
 
+def _decays_note(given: dict, q: dict) -> str:
+    """Where the decays of the run of checked parameters ``q`` come from (``given``: as the caller passed them), for
+    its provenance."""
+    return "; ".join(
+        f"{key} = {q[key]!r}: " + ("'reference', the reference code's 1e-5 in (4.3)'s normalization (K x 1e-5, "
+                                   "from_reference_decay)" if given.get(key, DEFAULTS[key]) == "reference"
+                                   else "given") for key in ("lam_W", "lam_H"))
+
+
 def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     """:func:`run_many` once it holds the lock of every run folder."""
     resume = plist[0]["resume"]
@@ -280,13 +297,6 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     engines = [Engine(ts, q) for q in plist]
     names = [q["run_name"] for q in plist]
 
-    def decays(given: dict, q: dict) -> str:
-        """Where the run's decays come from, for its provenance."""
-        return "; ".join(
-            f"{key} = {q[key]!r}: " + ("'reference', the reference code's 1e-5 in (4.3)'s normalization (K x 1e-5, "
-                                       "from_reference_decay)" if given.get(key, DEFAULTS[key]) == "reference"
-                                       else "given") for key in ("lam_W", "lam_H"))
-
     # one checkout and one environment for all the runs
     code = {**provenance.git_state(), "versions": provenance.versions()}
     checkpoints = [None] * len(engines)
@@ -302,7 +312,7 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
                 _runs.clear_run_folder(d)
     if p["grouped_adam"]:
         group_engines(engines)  # after the load: the group takes over the runs' Adam state
-    folders = [RunFolder(eng, d, started, t_start, names, decays({**shared, **r}, q), code, c)
+    folders = [RunFolder(eng, d, started, t_start, names, _decays_note({**shared, **r}, q), code, c)
                for eng, d, r, q, c in zip(engines, run_dirs, runs, plist, checkpoints)]
     active, diverged = list(folders), []
 
@@ -387,8 +397,9 @@ does, so that one command serves every job of a run split over several (with --m
 limit): it starts the runs when no folder holds them, continues them from their checkpoints when they stopped,
 prints their folders when they finished with these parameters, and refuses anything else.  Errors in the
 arguments print one line and exit with status 2; a run that diverges exits with status 1.  A flag's value is
-read by nclib.parameters.parse_value, the grammar of every command line of the repository, but those of
---counts (a preset name or comma-separated counts), --lr-milestones and --L (integers)."""
+read by nclib.parameters.parse_value, the grammar of every command line of the repository (--counts [500,100,20]
+or a preset name; also, for short, --counts 500,100,20), but --L and --lr-milestones, which take integers apart
+(--L 1 3 6, --lr-milestones 6000; --lr-milestones alone for none)."""
 
 
 def main(argv=None) -> list[pathlib.Path]:
@@ -418,7 +429,8 @@ def main(argv=None) -> list[pathlib.Path]:
             ap.add_argument(flag, nargs="*", type=value_of("lam_W"), default=None,
                             help=f"one value for every head layer, one per layer, or reference (default {default})")
         elif name == "counts":
-            ap.add_argument(flag, default=None, help="a preset name or comma-separated counts")
+            ap.add_argument(flag, type=value_of(name), default=None,
+                            help="a preset name, or the counts: [n1,n2,...] or n1,n2,...")
         elif name == "resume":
             ap.add_argument(flag, type=value_of(name), default=default,
                             help=f"true/false/auto (default {default}; auto: see below)")
@@ -436,12 +448,8 @@ def main(argv=None) -> list[pathlib.Path]:
     ns = vars(ap.parse_args(argv))
     Ls, tag, base = ns.pop("L"), ns.pop("run_tag"), ns.pop("run_name")
     try:
-        if ns["counts"] is not None and "," in str(ns["counts"]):
-            try:
-                ns["counts"] = [int(c) for c in str(ns["counts"]).split(",")]
-            except ValueError:
-                raise ValueError(f"counts must be a preset name or comma-separated integers, got "
-                                 f"{ns['counts']!r}") from None
+        if isinstance(ns["counts"], str) and "," in ns["counts"]:  # n1,n2,... for [n1,n2,...]
+            ns["counts"] = parse_value(f"[{ns['counts']}]", "counts", "--counts")
         for name in ("lr_milestones", "lam_W"):
             if ns[name] is None:
                 ns[name] = DEFAULTS[name]

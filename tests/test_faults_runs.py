@@ -23,7 +23,8 @@ CLI = ["--dataset", "synthetic", "--width", "16", "--depth", "1", "--epochs", "5
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(nclib.ROOT)}
 
 # A second process: train.run(**json argv[1]); with CRASH_IN_SAVE it dies (SIGKILL) half-way through writing its
-# checkpoint, as a machine that loses power or a job killed at that moment would leave it.
+# checkpoint, with CRASH_IN_RENAME once it is written and recorded but before its rename, as a machine that loses
+# power or a job killed at that moment would leave it.
 CHILD = """
 import io, json, os, signal, sys
 import torch
@@ -38,12 +39,20 @@ if os.environ.get("CRASH_IN_SAVE"):
         os.fsync(f.fileno())
         os.kill(os.getpid(), signal.SIGKILL)
     torch.save = crash
+if os.environ.get("CRASH_IN_RENAME"):  # dies between recording the new checkpoint's checksum and its rename
+    real_replace = os.replace
+    def crash_replace(src, dst, *args, **kwargs):
+        if str(dst).endswith("checkpoint.pt"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_replace(src, dst, *args, **kwargs)
+    os.replace = crash_replace
 train.run(**json.loads(sys.argv[1]))
 """
 
 
-def _child(crash_in_save=False, **kw):
-    env = {**ENV, **({"CRASH_IN_SAVE": "1"} if crash_in_save else {})}
+def _child(crash_in_save=False, crash_in_rename=False, **kw):
+    env = {**ENV, **({"CRASH_IN_SAVE": "1"} if crash_in_save else {}),
+           **({"CRASH_IN_RENAME": "1"} if crash_in_rename else {})}
     return subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(kw, default=str)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -246,6 +255,27 @@ def test_a_crash_while_the_checkpoint_is_written_resumes_from_the_last_complete_
     assert err.value.status == "dead"
     train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)
     assert not (folder / (runs.CHECKPOINT + ".tmp")).exists() and runs.run_status(folder) == "stopped"
+    _same_history(ref, folder)
+
+
+def test_a_crash_between_the_checkpoints_record_and_its_rename_resumes_from_the_new_one(tmp_path):
+    """The fault: the checksum of the new checkpoint was recorded, then the process died before the rename; the
+    previous checkpoint no longer matched the record, so the run could not be resumed at all.  The record is now
+    the commit point: the new checkpoint, complete under its temporary name, is put in place and resumed."""
+    ref = train.run(**LONG, out_dir=tmp_path, run_name="reference", max_train_s=0)
+    for _ in range(2):
+        train.run(**LONG, out_dir=tmp_path, run_name="reference", max_train_s=0, resume=True)
+    folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)
+    first = json.loads((folder / runs.CHECKSUM).read_text())["epoch"]
+    proc = _child(crash_in_rename=True, **LONG, out_dir=str(tmp_path), run_name="r", resume=True, max_train_s=0)
+    proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL and runs.run_status(folder) == "dead"
+    assert json.loads((folder / runs.CHECKSUM).read_text())["epoch"] == first + LONG["metric_every"]
+    assert (folder / (runs.CHECKPOINT + ".tmp")).is_file()
+    assert runs.plan_runs([folder]) == "resume"
+    with pytest.warns(RuntimeWarning, match=f"taking over the lock of process {proc.pid}"):
+        train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0, resume=True)
+    assert runs.run_status(folder) == "stopped" and not (folder / (runs.CHECKPOINT + ".tmp")).exists()
     _same_history(ref, folder)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from nclib import parameters
@@ -147,7 +148,7 @@ def test_both_scripts_refuse_a_bad_word_before_any_work(monkeypatch, tmp_path, w
         figure_notebook.main(["params", "1", "--set", word])
 
 
-SMALL = dict(dataset="synthetic", counts=[5, 3], device="cpu")
+SMALL = dict(dataset="synthetic", counts=[5, 3], device="cpu", batch_size="full")
 
 
 @pytest.mark.parametrize("bad, named", [
@@ -161,6 +162,13 @@ SMALL = dict(dataset="synthetic", counts=[5, 3], device="cpu")
     (dict(divergence_factor=1.0), "divergence_factor must be above 1"),
     (dict(divergence_factor=0.5), "divergence_factor must be above 1"),
     (dict(lam_W=[1e-3, 1e-3], L=3), "lam_W"),
+    (dict(class_order="descending"), "class_order orders a preset's counts"),  # counts [5, 3] are the order
+    (dict(batch_size=9), "batch_size 9 is larger than the N = 8 training samples"),
+    (dict(seed=2 ** 64), r"seed must be below 2\*\*64"),
+    (dict(device="cuda:x"), "device must be"),
+    (dict(device="gpu"), "device must be"),
+    (dict(bias=1), "bias must be True or False"),
+    (dict(cuda_graph="yes"), "cuda_graph must be 'auto', True or False"),
 ])
 def test_a_parameter_set_is_refused_by_name_before_any_work(bad, named):
     """Every data argument is checked with the rest, so that a sweep refuses a bad point before any worker loads
@@ -178,12 +186,21 @@ def test_equal_decays_on_every_layer_are_one_number():
     assert parameters.check_params(**SMALL, L=2, lam_W=[1e-3, 2e-3])["lam_W"] == [1e-3, 2e-3]
 
 
+def test_the_largest_seed_and_numpy_bools_pass():
+    p = parameters.check_params(**SMALL, seed=2 ** 64 - 1, bias=np.bool_(False), cuda_graph=np.bool_(True))
+    assert p["seed"] == 2 ** 64 - 1 and p["bias"] is False and p["cuda_graph"] is True
+    assert parameters.check_params(**{**SMALL, "batch_size": 8})["batch_size"] == 8  # N = 8: one batch
+
+
 def test_what_defines_a_run_leaves_out_how_and_where_it_is_trained():
     p = parameters.check_params(**SMALL, out_dir="runs", run_name="a", max_train_s=5.0)
     d = parameters.defining_params(p)
     assert not set(d) & set(parameters.EXECUTION_KEYS + parameters.PLACE_KEYS)
-    assert d["counts"] == [5, 3] and "data_path" in d
-    letters = parameters.check_params(dataset="letters-synthetic", counts=[2] * 26, device="cpu")
+    assert not set(d) & {"device", "download", "verify_checksums"}  # where it trains, how the data are fetched
+    assert d["counts"] == [5, 3] and "data_path" in d and d["dim"] == 32  # the mixture's dimension shapes it
+    cifar = parameters.check_params(dataset="cifar10", counts=[5] * 10, batch_size=5, device="cpu", data_path=__file__)
+    assert not {"dim", "spread"} & set(parameters.defining_params(cifar))  # they shape the synthetic data only
+    letters = parameters.check_params(dataset="letters-synthetic", counts=[2] * 26, batch_size=4, device="cpu")
     assert "data_path" not in parameters.defining_params(letters)  # rendered now or read ahead: the same images
     with pytest.raises(ValueError, match="p must be a checked parameter set"):
         parameters.defining_params({"dataset": "synthetic"})
@@ -195,6 +212,6 @@ def test_checking_parameters_needs_no_torch():
     import sys
 
     code = ("import sys, nclib.parameters as p, nclib.sweep as s; "
-            "p.check_params(dataset='synthetic', counts=[5, 3]); print('torch' in sys.modules)")
+            "p.check_params(dataset='synthetic', counts=[5, 3], batch_size='full'); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -199,6 +199,14 @@ def test_cuda_points_are_checked_for_the_workers_of_a_cluster(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device"):
             sweep.plan({"seed": [0, 1]}, {**TINY, "device": "cuda"}, tmp_path)
+        with pytest.raises(ValueError, match="steps_per_graph = 2"):  # here: no GPU to replay graphs on
+            sweep.plan({}, {**TINY, "steps_per_graph": 2}, tmp_path)
+    # for the workers the GPU-only lever passes too, with device "cuda" or "auto"; a device misspelled does not
+    for device in ("cuda", "auto"):
+        p = sweep.plan({}, {**TINY, "device": device, "steps_per_graph": 2}, tmp_path, remote=True)[0]["params"]
+        assert (p["device"], p["steps_per_graph"]) == (device, 2)
+    with pytest.raises(ValueError, match="device must be"):
+        sweep.plan({}, {**TINY, "device": "cuda:x"}, tmp_path, remote=True)
     assert not any(tmp_path.iterdir())
 
 

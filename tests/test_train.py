@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nclib import data, imbalance, provenance, runs, train, ufm
+from nclib import data, imbalance, provenance, runs, sweep, train, ufm
 
 SMALL = dict(dataset="synthetic", counts=[20, 10, 5], dim=16, width=64, depth=2, progress=False, device="cpu")
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
@@ -203,7 +203,7 @@ def test_decays_default_to_the_reference_code_read_in_4_3(tmp_path):
     """lam_W = lam_H = "reference": the reference code's wd = fd = 1e-5 are K x 1e-5 in (4.3) (its loss is (4.3)/K)."""
     assert train.DEFAULTS["lam_W"] == train.DEFAULTS["lam_H"] == "reference"
     for counts, K in (("cifar10", 10), ("emnist-letters", 26), ([5, 4, 3], 3)):
-        p = train.check_params(dataset="synthetic", counts=counts)
+        p = train.check_params(dataset="synthetic", counts=counts, batch_size="full")
         assert p["lam_W"] == p["lam_H"] == pytest.approx(train.from_reference_decay(1e-5, 1e-5, K)[0], rel=1e-12)
     assert train.check_params(dataset="synthetic", counts="emnist-letters")["lam_W"] == 26e-5  # rounded, not 2.6000000000000003e-4
     path = train.run(**SMALL, epochs=1, batch_size="full", lam_H=2e-3, out_dir=tmp_path)
@@ -231,7 +231,7 @@ def test_bad_parameters(tmp_path):
     with pytest.raises(ValueError, match="unknown parameter"):
         train.run(**SMALL, learning_rate=1e-3, out_dir=tmp_path)
     with pytest.raises(ValueError, match="precision"):
-        train.run(**SMALL, precision="fp16", out_dir=tmp_path)
+        train.run(**SMALL, precision="fp16", batch_size="full", out_dir=tmp_path)
     with pytest.raises(ValueError, match="batch_size 64 is larger than the N = 35"):
         train.run(**SMALL, batch_size=64, epochs=1, out_dir=tmp_path)
     y = np.repeat(np.arange(10), 3)
@@ -379,6 +379,8 @@ def test_command_line_values_follow_the_one_grammar(tmp_path, capsys):
     argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--epochs",
             "2", "--batch-size", "full", "--metric-every", "2", "--progress", "false", "--out-dir", str(tmp_path)]
     path, = train.main([*argv, "--run-name", "007", "--lam-W", "[1e-3]"])
+    listed, = train.main([*argv, "--run-name", "listed", "--lam-W", "[1e-3]", "--counts", "[6,4]"])
+    assert train.load_run(listed)[0]["counts"] == train.load_run(path)[0]["counts"] == [6, 4]  # n1,n2 for short
     params = train.load_run(path)[0]
     assert path.name == "007" and params["run_name"] == "007" and params["lam_W"] == 1e-3
     with pytest.raises(SystemExit) as exit_:
@@ -391,7 +393,7 @@ def test_command_line_takes_the_reference_decays_by_name(tmp_path):
             "2", "--batch-size", "full", "--metric-every", "2", "--progress", "false"]
     named = train.load_run(train.main([*argv, "--lam-W", "reference", "--out-dir", str(tmp_path / "a")])[0])[0]
     default = train.load_run(train.main([*argv, "--out-dir", str(tmp_path / "b")])[0])[0]
-    assert named["lam_W"] == default["lam_W"] == train.check_params(dataset="synthetic", counts=[6, 4])["lam_W"]
+    assert named["lam_W"] == default["lam_W"] == train.check_params(dataset="synthetic", counts=[6, 4], batch_size="full")["lam_W"]
 
 
 def test_paper_style_panels_from_run_folders(tmp_path):
@@ -621,7 +623,7 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
         train.check_params(**RESUME_KW, max_train_s=-1.0)
     with pytest.raises(ValueError, match="resume must be True or False"):
         train.check_params(**RESUME_KW, resume="yes")
-    with pytest.raises(train.ResumeRefused, match="holds no checkpoint.pt"):
+    with pytest.raises(train.ResumeRefused, match="holds no run to continue"):
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "none", resume=True, **RESUME_KW)
     parts = train.run_many(RESUME_MEMBERS, out_dir=tmp_path, max_train_s=0, **RESUME_KW)
     with pytest.raises(train.ResumeRefused, match=r"run 'L1' was started with other parameters: lr = 0.001, now 0.002"):
@@ -643,6 +645,46 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
     with pytest.raises(train.ResumeRefused, match=r"stopped at different epochs \[2, 4\]"):
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
     assert [_status(p) for p in parts] == ["stopped"] * 3  # nothing refused was touched
+
+
+def test_a_run_finished_after_a_failed_call_carries_no_error(tmp_path, monkeypatch):
+    """A call that fails after a stop keeps the checkpoint; the next call continues from it (as a sweep's rerun
+    and resume "auto" do), and once the run has finished its provenance carries no error: the failed call's
+    error stays in its own segment.  The history equals an uninterrupted run's."""
+    whole = train.run(**RESUME_KW, out_dir=tmp_path, run_name="whole")
+    kw = dict(**RESUME_KW, out_dir=tmp_path, run_name="r")
+    folder = train.run(**kw, max_train_s=0)
+    real = train.Engine.host_metrics
+
+    def fails(self, payload):
+        raise FloatingPointError("metric blew up")
+
+    monkeypatch.setattr(train.Engine, "host_metrics", fails)
+    with pytest.raises(FloatingPointError):
+        train.run(**kw, resume=True)
+    monkeypatch.setattr(train.Engine, "host_metrics", real)
+    assert _status(folder) == "failed" and (folder / train.CHECKPOINT).is_file()
+    assert train.plan([{}], **kw) == "resume" and sweep.next_step(folder) == ("failed", "resume")
+    train.run(**kw, resume=True)
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["status"] == "finished" and "error" not in prov
+    assert [(s["status"], "metric blew up" in s.get("error", "")) for s in prov["segments"]] == \
+        [("stopped", False), ("failed", True), ("finished", False)]
+    ha, hb = train.load_history(whole), train.load_history(folder)
+    for col in train.HISTORY_COLUMNS[:-1]:
+        np.testing.assert_array_equal(ha[col], hb[col], err_msg=col)
+
+
+def test_a_run_resumes_whatever_its_device_is_called_on_the_same_machine(tmp_path):
+    """device "auto" and "cpu" name one device on a machine without a GPU: a run started with one resumes and
+    plans with the other; what a resume compares is the device the run trained on (provenance)."""
+    if torch.cuda.is_available():
+        pytest.skip("auto names the GPU on this machine")
+    kw = dict(**{k: v for k, v in RESUME_KW.items() if k != "device"}, out_dir=tmp_path, run_name="r")
+    folder = train.run(**kw, device="auto", max_train_s=0)
+    assert train.plan([{}], **kw, device="cpu") == "resume"
+    train.run(**kw, device="cpu", resume=True)
+    assert train.plan([{}], **kw, device="auto") == "skip"
 
 
 @cuda_only
