@@ -539,7 +539,7 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     assert t["figures"].index.tolist() == [1, 3] and t["figures"]["epochs"].tolist() == [120, 120]
     assert t["figures"]["bias"].tolist() == ["yes", "no"]
     assert t["final"].index.tolist() == [(k, L) for k in (1, 3) for L in (1, 3, 6)]
-    assert t["final"].loc[(3, 1), "‖b − n/N‖"] == "" and t["final"].loc[(1, 6), "NC1"] == \
+    assert t["final"].loc[(3, 1), "‖b − n/N‖"] == "no bias" and t["final"].loc[(1, 6), "NC1"] == \
         written(chapters[1].rows[2]['nc1'], 2)
     assert t["training"].loc[(1, 3), "trained"] == "side by side" and t["training"].loc[(3, 3), "trained"] == "alone"
     assert t["stalls"].empty and t["stalls"].index.names == ["figure", "L"]

@@ -258,12 +258,12 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
         "objective at the end": written(runs[L].history['objective'][-1], 5),
     } for L, t in sorted(theory.items())]).set_index("L")
     final = pd.DataFrame([{
-        "L": r["L"], "epochs": r["epochs"], "NC1": r["nc1"], "NC2ᵂ": f"{r['nc2_w']:.3f}",
-        "NC2ᴴ": f"{r['nc2_h']:.3f}", "NC2ᵂᴴ": r["nc2_wh"], "NC3": f"{r['nc3']:.3f}",
-        "train acc": f"{r['train_acc']:.4f}",
+        "L": r["L"], "epochs": r["epochs"], "NC1": r["nc1"], "NC2ᵂ": r["nc2_w"], "NC2ᴴ": r["nc2_h"],
+        "NC2ᵂᴴ": r["nc2_wh"], "NC3": r["nc3"], "train acc": f"{r['train_acc']:.4f}",
         **({"‖b − n/N‖": r["bias_error"]} if f.bias else {}),
     } for r in rows]).set_index("L")
-    for col in ("NC1", "NC2ᵂᴴ", "‖b − n/N‖"):  # spanning orders of magnitude: one notation per column
+    # spanning orders of magnitude: significant figures, one notation per column
+    for col in ("NC1", "NC2ᵂ", "NC2ᴴ", "NC2ᵂᴴ", "NC3", "‖b − n/N‖"):
         if col in final:
             final[col] = _column(final[col], 3)
     training = pd.DataFrame([{
@@ -315,7 +315,7 @@ def figure_chapter(fig, scale: str | None = None, root=None) -> FigureChapter:
 def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     """The tables of :ref:`ch-figures-summary` from the four :class:`FigureChapter`: ``"figures"`` (data, bias
     case, scale and epochs of each figure), ``"final"`` (the final values of every run, indexed by figure and
-    L), ``"training"`` (when it reached 100 %, its largest rise, wall time, device, precision) and ``"stalls"``
+    L; "no bias" for the bias of a bias-free run), ``"training"`` (when it reached 100 %, its largest rise, wall time, device, precision) and ``"stalls"``
     (the runs that end below 100 % training accuracy, :func:`stalls`: final accuracy, misclassified samples,
     objective over the global minimum, and for L >= 2 the local minimizer of Lemma A.2 with modes at 0 nearest the
     final objective, :func:`nclib.minority.nearest_partial_minimum`: how many modes it puts at 0, the final
@@ -329,13 +329,14 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
         "epochs": max(c.check["epochs"].values()),
     } for k, c in sorted(chapters.items())]).set_index("figure")
     final = pd.DataFrame([{
-        "figure": k, "L": r["L"], "NC1": r["nc1"], "NC2ᵂ": f"{r['nc2_w']:.3f}",
-        "NC2ᴴ": f"{r['nc2_h']:.3f}", "NC2ᵂᴴ": r["nc2_wh"], "NC3": f"{r['nc3']:.3f}",
-        "train acc": f"{r['train_acc']:.3f}", "objective / minimum": f"{r['objective'] / r['minimum']:.2f}",
-        "‖b − n/N‖": r["bias_error"],
+        "figure": k, "L": r["L"], "NC1": r["nc1"], "NC2ᵂ": r["nc2_w"], "NC2ᴴ": r["nc2_h"], "NC2ᵂᴴ": r["nc2_wh"],
+        "NC3": r["nc3"], "train acc": f"{r['train_acc']:.3f}",
+        "objective / minimum": f"{r['objective'] / r['minimum']:.2f}", "‖b − n/N‖": r["bias_error"],
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "L"])
-    for col in ("NC1", "NC2ᵂᴴ", "‖b − n/N‖"):  # one notation per column; bias-free runs have no bias
+    for col in ("NC1", "NC2ᵂ", "NC2ᴴ", "NC2ᵂᴴ", "NC3", "‖b − n/N‖"):  # significant figures, one notation per column
         final[col] = _column(final[col], 2)
+    final["‖b − n/N‖"] = ["no bias" if not chapters[k].runs[L].params["bias"] else v
+                          for (k, L), v in final["‖b − n/N‖"].items()]
     training = pd.DataFrame([{
         "figure": k, "L": r["L"], "100 % first at epoch": _epoch(r["acc100_epoch"]),
         "100 % to the end from epoch": _epoch(r["acc100_stays"]), "largest objective rise": rise_cell(r["rise"]),
