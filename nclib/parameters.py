@@ -197,8 +197,9 @@ def defining_params(p: dict) -> dict:
 
     - :data:`EXECUTION_KEYS` (how one call trains) and :data:`PLACE_KEYS` (where the run is written: the folder is
       found by them, however they are spelled);
-    - ``device`` (where it trains: ``auto`` and ``cpu`` name one device on a machine without a GPU; a resumed run's
-      device, card and torch version are compared from its provenance instead);
+    - ``device`` (where it trains: ``auto`` and ``cpu`` name one device on a machine without a GPU; plans compare
+      the kind of device instead, :func:`device_type` against the provenance, and a resumed run's device, card
+      and torch version);
     - ``download`` and ``verify_checksums`` (how the data are fetched and checked, not which: a resumed run's data
       checksum is compared anyway), and for the letters stand-in ``data_path`` (the same images rendered now or
       read from a rendering saved ahead);
@@ -214,6 +215,18 @@ def defining_params(p: dict) -> dict:
     if p["dataset"] != "synthetic":
         skip |= {"dim", "spread"}
     return {k: v for k, v in p.items() if k not in skip}
+
+
+def device_type(device: str, cuda: bool | None = None) -> str:
+    """The kind of device, "cpu" or "cuda", on which a run with ``device`` ("auto", "cpu", "cuda", "cuda:i")
+    trains on a machine that has a CUDA device (``cuda=True``), has none (False) or is this one (None: torch is
+    asked): "auto" is "cuda" where there is one.  What a finished run's provenance is compared with, since
+    ``device`` itself does not define a run (:func:`defining_params`)."""
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:i', got {device!r}")
+    if device == "auto":
+        return "cuda" if (_cuda_available() if cuda is None else cuda) else "cpu"
+    return device.split(":")[0]
 
 
 def _cuda_available() -> bool:

@@ -389,6 +389,16 @@ def differing_params(run_dir, want) -> dict:
     return {k: (saved.get(k), v) for k, v in want.items() if saved.get(k) != v}
 
 
+def recorded_device_type(run_dir) -> str | None:
+    """The kind of device ("cpu" or "cuda") the run in ``run_dir`` was trained on, from its provenance (the device
+    it resolved, never "auto"); None where the folder records none."""
+    try:
+        device = json.loads((pathlib.Path(run_dir) / "provenance.json").read_text()).get("device")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(device).split(":")[0] if device else None
+
+
 def differences_text(differ: dict) -> str:
     """The answer of :func:`differing_params` as a refusal names it: ``lr = 0.001, now 0.01; ...`` (the first
     five, and how many more)."""
@@ -397,11 +407,14 @@ def differences_text(differ: dict) -> str:
     return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
 
-def plan_runs(run_dirs, overwrite: bool = False, params=None) -> str:
+def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> str:
     """What a caller that must never lose a run does with the folders ``run_dirs`` of runs trained together
     (:ref:`ch-train`): "start" (all absent, or ``overwrite=True``), "resume" (all stopped, dead or failed with a
-    checkpoint), "skip" (all finished).  ``params``: one dict per folder of the parameters that define its run;
-    a folder whose ``params.json`` differs in one of them is refused.  Anything else is refused with
+    checkpoint, :func:`has_checkpoint`), "skip" (all finished).  ``params``: one dict per folder of the parameters
+    that define its run; a folder whose ``params.json`` differs in one of them is refused.  ``devices``: one
+    device type per folder ("cpu", "cuda", or None for unknown), the kind of device the caller trains on; a run
+    recorded on another kind (:func:`recorded_device_type`) is refused too.  Reads only.  Anything else is
+    refused with
     :class:`RunFolderBusy` (a live writer) or :class:`RunExists` naming the folder and its status (runs in
     different states, other parameters, a dead run without a checkpoint, a diverged run: ``overwrite=True``
     starts them again)."""
@@ -410,6 +423,8 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None) -> str:
     run_dirs = [pathlib.Path(d) for d in run_dirs]
     if params is not None and len(params) != len(run_dirs):
         raise ValueError(f"params must hold one dict per run folder ({len(run_dirs)}), got {len(params)}")
+    if devices is not None and len(devices) != len(run_dirs):
+        raise ValueError(f"devices must hold one device type per run folder ({len(run_dirs)}), got {len(devices)}")
     status = {d: run_status(d) for d in run_dirs}
     for d, s in status.items():
         if s == "running":
@@ -419,16 +434,19 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None) -> str:
     if overwrite or all(s == "absent" for s in status.values()):
         return "start"
     together = ", ".join(f"{x.name} {y}" for x, y in status.items())
-    for (d, s), want in zip(status.items(), params or [None] * len(run_dirs)):
-        if want is None or s == "absent":
+    for (d, s), want, kind in zip(status.items(), params or [None] * len(run_dirs), devices or [None] * len(run_dirs)):
+        if s == "absent":
             continue
-        differ = differing_params(d, want)
+        differ = {} if want is None else differing_params(d, want)
+        recorded = recorded_device_type(d)
+        if kind is not None and recorded is not None and recorded != kind:
+            differ["device"] = (recorded, kind)
         if differ:
             raise RunExists(f"run folder {str(d)!r} holds a {s} run with other parameters ({differences_text(differ)}"
                             f"); pass overwrite=True to replace it, or another run name or out_dir", d, s)
     if all(s == "finished" for s in status.values()):
         return "skip"
-    resumable = {d: s in RESUMABLE and settle_checkpoint(d) for d, s in status.items()}
+    resumable = {d: s in RESUMABLE and has_checkpoint(d) for d, s in status.items()}
     if all(resumable.values()):
         return "resume"
     d = next(d for d, ok in resumable.items() if not ok)
@@ -465,36 +483,54 @@ def commit_checkpoint(run_dir, epoch: int) -> None:
     _fsync_dir(run_dir)
 
 
+def _recorded_tmp(run_dir: pathlib.Path) -> bool:
+    """Whether ``checkpoint.pt.tmp`` holds exactly the bytes :data:`CHECKSUM` records: a checkpoint committed
+    (:func:`commit_checkpoint`) whose rename a crash cut off.  False where either file is missing or unreadable,
+    also when another process moves it meanwhile."""
+    try:
+        record = json.loads((run_dir / CHECKSUM).read_text())
+        want = (str(record["sha256"]), int(record["bytes"]))
+        return _sha256(run_dir / (CHECKPOINT + ".tmp")) == want
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def has_checkpoint(run_dir) -> bool:
+    """Whether ``run_dir`` holds a checkpoint to resume from: :data:`CHECKPOINT`, or a committed one whose rename a
+    crash cut off (:func:`settle_checkpoint` puts it in place).  Reads only; safe while another process writes."""
+    run_dir = pathlib.Path(run_dir)
+    return (run_dir / CHECKPOINT).is_file() or _recorded_tmp(run_dir)
+
+
 def settle_checkpoint(run_dir) -> bool:
     """Whether ``run_dir`` holds a :data:`CHECKPOINT`, once a commit that a crash cut off between its record and
     its rename (:func:`commit_checkpoint`) is completed: a ``checkpoint.pt.tmp`` that holds exactly the bytes
     :data:`CHECKSUM` records is the newest checkpoint, and is renamed into place.  Any other ``checkpoint.pt.tmp``
-    (its writing cut off before the record) is left alone; the resumed run deletes it.  Call it only while no
-    other process writes the folder (its lock held, or :func:`run_status` not "running")."""
+    (its writing cut off before the record) is left alone; the resumed run deletes it.  Renames a file: call it
+    only while holding the folder's lock (:func:`lock_run`), as :func:`verify_checkpoint` is called."""
     run_dir = pathlib.Path(run_dir)
     tmp, path = run_dir / (CHECKPOINT + ".tmp"), run_dir / CHECKPOINT
-    if tmp.is_file():
-        try:
-            record = json.loads((run_dir / CHECKSUM).read_text())
-            want = (str(record["sha256"]), int(record["bytes"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            want = None
-        if want is not None and _sha256(tmp) == want:
-            os.replace(tmp, path)
-            _fsync_dir(run_dir)
+    if _recorded_tmp(run_dir):
+        os.replace(tmp, path)
+        _fsync_dir(run_dir)
     return path.is_file()
 
 
+def no_checkpoint(run_dir) -> ResumeRefused:
+    """The refusal of ``resume=True`` for a run folder without a checkpoint."""
+    return ResumeRefused(f"resume=True, but run folder {str(run_dir)!r} holds no {CHECKPOINT} (a run stopped by "
+                         f"max_train_s leaves one; a finished run does not)", run_dir)
+
+
 def verify_checkpoint(run_dir) -> dict:
-    """The :data:`CHECKSUM` record of ``run_dir``'s checkpoint (after :func:`settle_checkpoint`) once the file is
-    found to hold exactly the bytes its writer recorded; :class:`ResumeRefused` when there is no checkpoint, and
+    """The :data:`CHECKSUM` record of ``run_dir``'s checkpoint (after :func:`settle_checkpoint`: the caller holds the
+    folder's lock) once the file is found to hold exactly the bytes its writer recorded; :class:`ResumeRefused` when there is no checkpoint, and
     :class:`CheckpointDamaged` naming the file when it differs from its record (truncated, corrupted, no checksum
     beside it), since a damaged checkpoint can load and resume a different run (:ref:`ch-engine`)."""
     run_dir = pathlib.Path(run_dir)
     path, record_path = run_dir / CHECKPOINT, run_dir / CHECKSUM
     if not settle_checkpoint(run_dir):
-        raise ResumeRefused(f"resume=True, but run folder {str(run_dir)!r} holds no {CHECKPOINT} (a run stopped by "
-                            f"max_train_s leaves one; a finished run does not)", run_dir)
+        raise no_checkpoint(run_dir)
     try:
         record = json.loads(record_path.read_text())
         want, want_size = str(record["sha256"]), int(record["bytes"])

@@ -85,8 +85,8 @@ import pandas as pd
 from . import parameters, runs
 from .parameters import DEFAULTS, EXECUTION_KEYS
 from .rounding import written
-from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RESUMABLE, RunExists, RunFolderBusy, RunLockedElsewhere,
-                   atomic_write_text, check_run_name, load_class_accuracy, load_run, plan_runs, run_status)
+from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RESUMABLE, ResumeRefused, RunExists, RunFolderBusy,
+                   RunLockedElsewhere, atomic_write_text, check_run_name, load_class_accuracy, load_run, plan_runs, run_status)
 
 #: The table a sweep writes into its output folder, and the record of its grid points (run name -> point).
 SUMMARY = "sweep.csv"
@@ -289,6 +289,12 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
         seen[name] = key
         if (out_dir / name / "params.json").is_file():
             differ = runs.differing_params(out_dir / name, parameters.defining_params(p))
+            # and the kind of device, where it is known here ("auto" on remote workers is not)
+            kind = None if remote and p["device"] == "auto" else parameters.device_type(p["device"], True if remote
+                                                                                       else None)
+            recorded = runs.recorded_device_type(out_dir / name)
+            if kind is not None and recorded is not None and recorded != kind:
+                differ["device"] = (recorded, kind)
             if differ:
                 raise ValueError(f"run folder {str(out_dir / name)!r} holds a run with other parameters: "
                                  f"{runs.differences_text(differ)}; use another out_dir (or delete the folder)")
@@ -304,7 +310,7 @@ def next_step(run_dir) -> tuple[str, str]:
     the folder's lock) is left to it; a stopped, dead (killed without recording an end) or failed run
     (:data:`nclib.runs.RESUMABLE`) is resumed where :func:`nclib.runs.plan_runs` finds a checkpoint to resume
     from, as ``resume="auto"`` of the command line and the training notebook do, else started again, as is an
-    absent one."""
+    absent one (and a failed run whose resume is refused, :func:`_run_point`)."""
     status = run_status(run_dir)
     if status in FINAL:
         return status, "keep"
@@ -331,7 +337,14 @@ def _run_point(params: dict) -> dict:
     try:
         from . import train
 
-        train.run(**{**params, "resume": step == "resume", "overwrite": step == "start"})
+        try:
+            train.run(**{**params, "resume": step == "resume", "overwrite": step == "start"})
+        except ResumeRefused:
+            if status != "failed":
+                raise
+            # a failed run whose checkpoint cannot continue (the code changed since, say) starts again: the
+            # checkpoint was a convenience, and a failed run is never kept as a result
+            train.run(**{**params, "resume": False, "overwrite": True})
     except RunLockedElsewhere as exc:  # a writer on another host, whose end cannot be seen from here: an error,
         error = f"{type(exc).__name__}: {exc}"  # whose message names the lock file to remove
     except RunFolderBusy:  # another process took the run folder's lock first: its run, not an error of this one

@@ -61,7 +61,7 @@ import time
 
 import torch
 
-from . import ROOT, data, provenance  # noqa: F401 (ROOT re-exported)
+from . import ROOT, data, parameters, provenance  # noqa: F401 (ROOT re-exported)
 from . import runs as _runs
 from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, CheckpointDamaged,  # noqa: F401
                    ResumeRefused, RunExists, RunFolderBusy, atomic_write_text, load_class_accuracy, load_history,
@@ -80,16 +80,18 @@ from .runfolder import RunFolder, TrainingDiverged  # noqa: F401 (TrainingDiverg
 def plan(runs, **shared) -> str:
     """What the training notebook (:ref:`ch-train`) does with the runs that :func:`run_many` would train with
     these arguments, so that it never deletes a run it could continue: "start" (no folder holds them, or
-    ``overwrite=True``), "resume" (stopped, or killed, with a checkpoint), "skip" (finished with these
-    parameters); anything else (another writer, other parameters, a diverged run, runs in different states) is
-    refused by :func:`nclib.runs.plan_runs` naming the folder.  Parameters are checked as by :func:`run_many`."""
+    ``overwrite=True``), "resume" (stopped, killed or failed, with a checkpoint), "skip" (finished with these
+    parameters on this kind of device); anything else (another writer, other parameters or another kind of
+    device, a diverged run, runs in different states) is refused by :func:`nclib.runs.plan_runs` naming the
+    folder.  Parameters are checked as by :func:`run_many`."""
     return _plan(_checked_runs(runs, shared))
 
 
 def _plan(plist: list[dict]) -> str:
     """:func:`plan` of checked parameters (:func:`_checked_runs`)."""
     return _runs.plan_runs([_run_dir(q) for q in plist], overwrite=plist[0]["overwrite"],
-                           params=[defining_params(q) for q in plist])
+                           params=[defining_params(q) for q in plist],
+                           devices=[parameters.device_type(q["device"]) for q in plist])
 
 
 def _run_dir(q: dict) -> pathlib.Path:
@@ -197,7 +199,7 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
 def _exists_message(d: pathlib.Path, status: str) -> str:
     hint = ""
     if status in _runs.RESUMABLE:
-        hint = ("; resume=True continues it from its checkpoint" if (d / CHECKPOINT).is_file()
+        hint = ("; resume=True continues it from its checkpoint" if _runs.has_checkpoint(d)
                 else "; it has no checkpoint to resume from")
     if status == "dead":
         hint = (": its writer ended without recording an end (killed or crashed; no live process holds its lock)"
@@ -218,6 +220,8 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
     here = {"device": str(engines[0].device), "device_name": engines[0].device_name, "torch": torch.__version__}
     for d, q in zip(run_dirs, plist):
         status = _runs.recorded_status(d)
+        if status in _runs.RESUMABLE and not _runs.has_checkpoint(d):  # also a run killed before its provenance
+            raise _runs.no_checkpoint(d)
         if status == "absent":
             raise ResumeRefused(f"resume=True, but run folder {str(d)!r} holds no run to continue; start it with "
                                 f"resume=False", d)

@@ -33,7 +33,7 @@ from nclib.figures import stability
 
 def pair_seconds(runs, shared) -> float | None:
     """The wall seconds of a pair whose two runs ended (finished, or stopped as diverged) with exactly these
-    parameters, None if they did not."""
+    parameters on this kind of device, None if they did not."""
     seconds = 0.0
     for r in runs:
         want = train.check_params(**{**shared, **r})
@@ -46,6 +46,8 @@ def pair_seconds(runs, shared) -> float | None:
             return None
         if runs_contract.differing_params(path, parameters.defining_params(want)):
             return None
+        if runs_contract.recorded_device_type(path) != parameters.device_type(want["device"]):
+            return None  # made on another kind of device: not the pair this machine is to make
         seconds = max(seconds, float(record.get("wall_time_s") or 0.0))
     return seconds
 

@@ -258,21 +258,28 @@ def test_a_crash_while_the_checkpoint_is_written_resumes_from_the_last_complete_
     _same_history(ref, folder)
 
 
-def test_a_crash_between_the_checkpoints_record_and_its_rename_resumes_from_the_new_one(tmp_path):
+@pytest.mark.parametrize("first", [True, False], ids=["first checkpoint", "a later one"])
+def test_a_crash_between_the_checkpoints_record_and_its_rename_resumes_from_the_new_one(tmp_path, first):
     """The fault: the checksum of the new checkpoint was recorded, then the process died before the rename; the
-    previous checkpoint no longer matched the record, so the run could not be resumed at all.  The record is now
-    the commit point: the new checkpoint, complete under its temporary name, is put in place and resumed."""
+    previous checkpoint (if any) no longer matched the record, so the run could not be resumed at all.  The record
+    is now the commit point: planning sees the committed file without touching it, and the resume, holding the
+    folder's lock, puts it in place and continues from it."""
+    stops = 2 if first else 3  # the calls of the run: its last stop is one metric interval after the crash's
     ref = train.run(**LONG, out_dir=tmp_path, run_name="reference", max_train_s=0)
-    for _ in range(2):
+    for _ in range(stops - 1):
         train.run(**LONG, out_dir=tmp_path, run_name="reference", max_train_s=0, resume=True)
-    folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)
-    first = json.loads((folder / runs.CHECKSUM).read_text())["epoch"]
-    proc = _child(crash_in_rename=True, **LONG, out_dir=str(tmp_path), run_name="r", resume=True, max_train_s=0)
+    folder = tmp_path / "r"
+    if not first:
+        train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)
+    proc = _child(crash_in_rename=True, **LONG, out_dir=str(tmp_path), run_name="r", resume=not first, max_train_s=0)
     proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL and runs.run_status(folder) == "dead"
-    assert json.loads((folder / runs.CHECKSUM).read_text())["epoch"] == first + LONG["metric_every"]
-    assert (folder / (runs.CHECKPOINT + ".tmp")).is_file()
+    epoch = json.loads((folder / runs.CHECKSUM).read_text())["epoch"]
+    assert epoch == (1 if first else 2) * LONG["metric_every"]
+    assert (folder / runs.CHECKPOINT).is_file() is not first  # the previous checkpoint, if any, stayed
+    tmp = (folder / (runs.CHECKPOINT + ".tmp")).read_bytes()
     assert runs.plan_runs([folder]) == "resume"
+    assert (folder / (runs.CHECKPOINT + ".tmp")).read_bytes() == tmp  # planning reads only
     with pytest.warns(RuntimeWarning, match=f"taking over the lock of process {proc.pid}"):
         train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0, resume=True)
     assert runs.run_status(folder) == "stopped" and not (folder / (runs.CHECKPOINT + ".tmp")).exists()

@@ -215,6 +215,10 @@ def test_a_folder_with_other_parameters_is_refused(tmp_path):
     before = _files(tmp_path)
     with pytest.raises(ValueError, match="epochs"):
         sweep.run_sweep({"lam_W": [1e-3]}, {**TINY, "epochs": 6}, tmp_path, progress=False)
+    # nor is a run made on another kind of device kept for workers that train on a GPU
+    with pytest.raises(ValueError, match="device = 'cpu', now 'cuda'"):
+        sweep.plan({"lam_W": [1e-3]}, {**TINY, "device": "cuda"}, tmp_path, remote=True)
+    assert len(sweep.plan({"lam_W": [1e-3]}, {**TINY, "device": "auto"}, tmp_path, remote=True)) == 1  # unknown
     assert _files(tmp_path) == before
 
 

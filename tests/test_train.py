@@ -675,6 +675,25 @@ def test_a_run_finished_after_a_failed_call_carries_no_error(tmp_path, monkeypat
         np.testing.assert_array_equal(ha[col], hb[col], err_msg=col)
 
 
+def test_a_failed_run_whose_resume_is_refused_starts_again_in_a_sweep(tmp_path, monkeypatch):
+    """A sweep's rerun resumes a failed run from its checkpoint; where the resume is refused (here the run's card
+    is another, as after a change of the code), the run is trained again from the start, as a failed run was
+    before it could resume, instead of staying failed."""
+    p = train.check_params(**RESUME_KW, out_dir=tmp_path, run_name="r")
+    folder = train.run(**{**p, "max_train_s": 0})
+    monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        train.run(**{**p, "resume": True})
+    monkeypatch.undo()
+    prov_path = folder / "provenance.json"
+    prov_path.write_text(json.dumps({**json.loads(prov_path.read_text()), "device_name": "NVIDIA H200"}))
+    assert sweep.next_step(folder) == ("failed", "resume")
+    with pytest.raises(train.ResumeRefused, match="another device"):
+        train.run(**{**p, "resume": True})
+    assert sweep._run_point(p) == {"status": "finished", "error": None}
+    assert [s["from_epoch"] for s in json.loads(prov_path.read_text())["segments"]] == [0]  # from the start
+
+
 def test_a_run_resumes_whatever_its_device_is_called_on_the_same_machine(tmp_path):
     """device "auto" and "cpu" name one device on a machine without a GPU: a run started with one resumes and
     plans with the other; what a resume compares is the device the run trained on (provenance)."""
@@ -685,6 +704,10 @@ def test_a_run_resumes_whatever_its_device_is_called_on_the_same_machine(tmp_pat
     assert train.plan([{}], **kw, device="cpu") == "resume"
     train.run(**kw, device="cpu", resume=True)
     assert train.plan([{}], **kw, device="auto") == "skip"
+    # a finished run is read back only for a call on its kind of device: a GPU job does not take a CPU run
+    assert runs.plan_runs([folder], devices=["cpu"]) == "skip"
+    with pytest.raises(runs.RunExists, match="device = 'cpu', now 'cuda'"):
+        runs.plan_runs([folder], devices=["cuda"])
 
 
 @cuda_only
