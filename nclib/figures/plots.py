@@ -41,7 +41,7 @@ def draw_panels(runs: Mapping[int, Run], scale: str = "cpu-scale"):
 
     Draws with ``nclib.plotting.collapse_panels``; on each NC panel a note says its target is 0 (the
     corrected metrics of :ref:`ch-metrics` vanish exactly at every global minimizer of Theorems 4.1-4.3),
-    the accuracy panel marks 100 %, and a dotted vertical line on every panel marks each step decay of the
+    the accuracy panel marks 100 % with a thin grey line, and a dotted vertical line on every panel marks each step decay of the
     learning rate (``lr_milestones``, shared by the runs). Returns the Figure.
     """
     if not runs:
@@ -51,7 +51,7 @@ def draw_panels(runs: Mapping[int, Run], scale: str = "cpu-scale"):
     for ax in axes[:5]:
         ax.text(0.02, 0.02, "target: 0 (Thm 4.3)", transform=ax.transAxes, ha="left", va="bottom",
                 fontsize="x-small", color="0.35")
-    axes[5].axhline(1.0, color="0.5", ls="--", lw=0.8)
+    axes[5].axhline(1.0, color="0.5", ls="-", lw=0.5)  # thin and solid: the dashes are those of L's curves
     last = max(int(r.history["epoch"][-1]) for r in runs.values())
     milestones = sorted({int(m) for r in runs.values() for m in r.params.get("lr_milestones") or [] if m < last})
     for ax in axes:
