@@ -229,6 +229,14 @@ def device_type(device: str, cuda: bool | None = None) -> str:
     return device.split(":")[0]
 
 
+def required_device_type(device: str, cuda: bool | None = None) -> str | None:
+    """The kind of device on which a finished run must have been trained to be read back, as it is, for a call with
+    ``device`` (on a machine with a CUDA device, ``cuda=True``; without, False; this one, None): "cuda" for a call
+    that trains on a GPU, since a run trained on a CPU has neither TF32 products nor the GPU's kernels; None (any)
+    for a call on a CPU, which reads a run trained on a GPU as it is (:func:`nclib.runs.plan_runs`)."""
+    return "cuda" if device_type(device, cuda) == "cuda" else None
+
+
 def _cuda_available() -> bool:
     import torch  # here, not above: only a parameter set that asks for (or may use) a GPU needs torch
 

@@ -412,10 +412,9 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     (:ref:`ch-train`): "start" (all absent, or ``overwrite=True``), "resume" (all stopped, dead or failed with a
     checkpoint, :func:`has_checkpoint`), "skip" (all finished).  ``params``: one dict per folder of the parameters
     that define its run; a folder whose ``params.json`` differs in one of them is refused.  ``devices``: one
-    device type per folder ("cpu", "cuda", or None for unknown), the kind of device the caller trains on; a run
-    recorded on another kind (:func:`recorded_device_type`) is refused too.  Reads only.  Anything else is
-    refused with
-    :class:`RunFolderBusy` (a live writer) or :class:`RunExists` naming the folder and its status (runs in
+    device type per folder ("cpu", "cuda", or None for any), the kind a run must have been trained on; a run
+    recorded on another kind (:func:`recorded_device_type`) is refused too.  Reads only.  Anything else is refused
+    with :class:`RunFolderBusy` (a live writer) or :class:`RunExists` naming the folder and its status (runs in
     different states, other parameters, a dead run without a checkpoint, a diverged run: ``overwrite=True``
     starts them again)."""
     if not isinstance(overwrite, bool):
@@ -434,7 +433,8 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     if overwrite or all(s == "absent" for s in status.values()):
         return "start"
     together = ", ".join(f"{x.name} {y}" for x, y in status.items())
-    for (d, s), want, kind in zip(status.items(), params or [None] * len(run_dirs), devices or [None] * len(run_dirs)):
+    nothing = [None] * len(run_dirs)
+    for (d, s), want, kind in zip(status.items(), params or nothing, devices or nothing):
         if s == "absent":
             continue
         differ = {} if want is None else differing_params(d, want)
@@ -499,7 +499,7 @@ def has_checkpoint(run_dir) -> bool:
     """Whether ``run_dir`` holds a checkpoint to resume from: :data:`CHECKPOINT`, or a committed one whose rename a
     crash cut off (:func:`settle_checkpoint` puts it in place).  Reads only; safe while another process writes."""
     run_dir = pathlib.Path(run_dir)
-    return (run_dir / CHECKPOINT).is_file() or _recorded_tmp(run_dir)
+    return _recorded_tmp(run_dir) or (run_dir / CHECKPOINT).is_file()  # in this order: a rename between is seen
 
 
 def settle_checkpoint(run_dir) -> bool:
@@ -524,9 +524,10 @@ def no_checkpoint(run_dir) -> ResumeRefused:
 
 def verify_checkpoint(run_dir) -> dict:
     """The :data:`CHECKSUM` record of ``run_dir``'s checkpoint (after :func:`settle_checkpoint`: the caller holds the
-    folder's lock) once the file is found to hold exactly the bytes its writer recorded; :class:`ResumeRefused` when there is no checkpoint, and
-    :class:`CheckpointDamaged` naming the file when it differs from its record (truncated, corrupted, no checksum
-    beside it), since a damaged checkpoint can load and resume a different run (:ref:`ch-engine`)."""
+    folder's lock) once the file is found to hold exactly the bytes its writer recorded; :class:`ResumeRefused`
+    when there is no checkpoint, and :class:`CheckpointDamaged` naming the file when it differs from its record
+    (truncated, corrupted, no checksum beside it), since a damaged checkpoint can load and resume a different run
+    (:ref:`ch-engine`)."""
     run_dir = pathlib.Path(run_dir)
     path, record_path = run_dir / CHECKPOINT, run_dir / CHECKSUM
     if not settle_checkpoint(run_dir):

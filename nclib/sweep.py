@@ -86,7 +86,8 @@ from . import parameters, runs
 from .parameters import DEFAULTS, EXECUTION_KEYS
 from .rounding import written
 from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RESUMABLE, ResumeRefused, RunExists, RunFolderBusy,
-                   RunLockedElsewhere, atomic_write_text, check_run_name, load_class_accuracy, load_run, plan_runs, run_status)
+                   RunLockedElsewhere, atomic_write_text, check_run_name, load_class_accuracy, load_run, plan_runs,
+                   run_status)
 
 #: The table a sweep writes into its output folder, and the record of its grid points (run name -> point).
 SUMMARY = "sweep.csv"
@@ -289,12 +290,11 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
         seen[name] = key
         if (out_dir / name / "params.json").is_file():
             differ = runs.differing_params(out_dir / name, parameters.defining_params(p))
-            # and the kind of device, where it is known here ("auto" on remote workers is not)
-            kind = None if remote and p["device"] == "auto" else parameters.device_type(p["device"], True if remote
-                                                                                       else None)
-            recorded = runs.recorded_device_type(out_dir / name)
-            if kind is not None and recorded is not None and recorded != kind:
-                differ["device"] = (recorded, kind)
+            # and a run trained on a CPU is not kept for a GPU (asked only then: torch answers for "auto" here;
+            # on remote workers "auto" is not known here)
+            if runs.recorded_device_type(out_dir / name) == "cpu" and not (remote and p["device"] == "auto"):
+                if parameters.required_device_type(p["device"], True if remote else None) == "cuda":
+                    differ["device"] = ("cpu", "cuda")
             if differ:
                 raise ValueError(f"run folder {str(out_dir / name)!r} holds a run with other parameters: "
                                  f"{runs.differences_text(differ)}; use another out_dir (or delete the folder)")
@@ -340,7 +340,7 @@ def _run_point(params: dict) -> dict:
         try:
             train.run(**{**params, "resume": step == "resume", "overwrite": step == "start"})
         except ResumeRefused:
-            if status != "failed":
+            if run_status(run_dir) != "failed":  # read again: another process may have finished it since
                 raise
             # a failed run whose checkpoint cannot continue (the code changed since, say) starts again: the
             # checkpoint was a convenience, and a failed run is never kept as a result

@@ -81,9 +81,10 @@ def plan(runs, **shared) -> str:
     """What the training notebook (:ref:`ch-train`) does with the runs that :func:`run_many` would train with
     these arguments, so that it never deletes a run it could continue: "start" (no folder holds them, or
     ``overwrite=True``), "resume" (stopped, killed or failed, with a checkpoint), "skip" (finished with these
-    parameters on this kind of device); anything else (another writer, other parameters or another kind of
-    device, a diverged run, runs in different states) is refused by :func:`nclib.runs.plan_runs` naming the
-    folder.  Parameters are checked as by :func:`run_many`."""
+    parameters; for a call on a GPU, trained on one: :func:`nclib.parameters.required_device_type`); anything else
+    (another writer, other parameters, a run trained on a CPU for a call on a GPU, a diverged run, runs in
+    different states) is refused by :func:`nclib.runs.plan_runs` naming the folder.  Parameters are checked as by
+    :func:`run_many`."""
     return _plan(_checked_runs(runs, shared))
 
 
@@ -91,7 +92,7 @@ def _plan(plist: list[dict]) -> str:
     """:func:`plan` of checked parameters (:func:`_checked_runs`)."""
     return _runs.plan_runs([_run_dir(q) for q in plist], overwrite=plist[0]["overwrite"],
                            params=[defining_params(q) for q in plist],
-                           devices=[parameters.device_type(q["device"]) for q in plist])
+                           devices=[parameters.required_device_type(q["device"]) for q in plist])
 
 
 def _run_dir(q: dict) -> pathlib.Path:

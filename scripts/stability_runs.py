@@ -33,7 +33,8 @@ from nclib.figures import stability
 
 def pair_seconds(runs, shared) -> float | None:
     """The wall seconds of a pair whose two runs ended (finished, or stopped as diverged) with exactly these
-    parameters on this kind of device, None if they did not."""
+    parameters, None if they did not; ValueError for a run trained on a CPU where this machine trains on a GPU
+    (TF32 exists only there: such a pair is not the one to make here)."""
     seconds = 0.0
     for r in runs:
         want = train.check_params(**{**shared, **r})
@@ -46,8 +47,11 @@ def pair_seconds(runs, shared) -> float | None:
             return None
         if runs_contract.differing_params(path, parameters.defining_params(want)):
             return None
-        if runs_contract.recorded_device_type(path) != parameters.device_type(want["device"]):
-            return None  # made on another kind of device: not the pair this machine is to make
+        kind = parameters.required_device_type(want["device"])
+        if kind is not None and runs_contract.recorded_device_type(path) != kind:
+            raise ValueError(f"run folder {str(path)!r} holds a run trained on "
+                             f"{runs_contract.recorded_device_type(path)}, and this machine trains on {kind}: move "
+                             f"the folder aside (it is not the pair to make here), or pass --overwrite")
         seconds = max(seconds, float(record.get("wall_time_s") or 0.0))
     return seconds
 
@@ -83,7 +87,13 @@ def main(argv=None) -> int:
     for n, seed in enumerate(seeds):
         runs, shared = stability.pair_kwargs(seed, out_dir=args.out, **overrides)
         runs = [r for r in runs if r["precision"] in args.precisions]
-        kept = pair_seconds(runs, shared)
+        try:
+            kept = pair_seconds(runs, shared)
+        except ValueError as exc:  # a pair trained on a CPU, here on a GPU: replaced only with --overwrite
+            if not args.overwrite:
+                print(f"seed {seed}: {exc}", file=sys.stderr)
+                return 2
+            kept = None
         if kept is not None:  # its time is the estimate of the next pair's
             longest = max(longest, kept)
             which = "both runs" if len(runs) == 2 else "the run"

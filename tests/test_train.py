@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nclib import data, imbalance, provenance, runs, sweep, train, ufm
+from nclib import data, imbalance, parameters, provenance, runs, sweep, train, ufm
 
 SMALL = dict(dataset="synthetic", counts=[20, 10, 5], dim=16, width=64, depth=2, progress=False, device="cpu")
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
@@ -694,7 +694,7 @@ def test_a_failed_run_whose_resume_is_refused_starts_again_in_a_sweep(tmp_path, 
     assert [s["from_epoch"] for s in json.loads(prov_path.read_text())["segments"]] == [0]  # from the start
 
 
-def test_a_run_resumes_whatever_its_device_is_called_on_the_same_machine(tmp_path):
+def test_a_run_resumes_whatever_its_device_is_called_on_the_same_machine(tmp_path, monkeypatch):
     """device "auto" and "cpu" name one device on a machine without a GPU: a run started with one resumes and
     plans with the other; what a resume compares is the device the run trained on (provenance)."""
     if torch.cuda.is_available():
@@ -704,10 +704,26 @@ def test_a_run_resumes_whatever_its_device_is_called_on_the_same_machine(tmp_pat
     assert train.plan([{}], **kw, device="cpu") == "resume"
     train.run(**kw, device="cpu", resume=True)
     assert train.plan([{}], **kw, device="auto") == "skip"
-    # a finished run is read back only for a call on its kind of device: a GPU job does not take a CPU run
-    assert runs.plan_runs([folder], devices=["cpu"]) == "skip"
+    # a call that trains on a GPU does not take a run trained on a CPU (no TF32, other kernels) ...
+    monkeypatch.setattr(parameters, "_cuda_available", lambda: True)  # "auto" is a GPU now
     with pytest.raises(runs.RunExists, match="device = 'cpu', now 'cuda'"):
-        runs.plan_runs([folder], devices=["cuda"])
+        train.plan([{}], **kw, device="auto")
+    monkeypatch.undo()
+    # ... but a call on a CPU reads a run trained on a GPU as it is
+    prov_path = folder / "provenance.json"
+    prov_path.write_text(json.dumps({**json.loads(prov_path.read_text()), "device": "cuda:0"}))
+    assert train.plan([{}], **kw, device="cpu") == "skip"
+
+
+def test_resume_of_a_run_killed_before_its_provenance_is_refused_by_name(tmp_path):
+    """A process killed between writing params.json and provenance.json leaves a dead run without a checkpoint:
+    resume=True refuses it by name (it raised FileNotFoundError)."""
+    p = train.check_params(**RESUME_KW, out_dir=tmp_path, run_name="r")
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "params.json").write_text(json.dumps(runs.json_values(p)))
+    assert runs.run_status(tmp_path / "r") == "dead"
+    with pytest.raises(train.ResumeRefused, match="holds no checkpoint.pt"):
+        train.run(**{**p, "resume": True})
 
 
 @cuda_only
