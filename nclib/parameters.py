@@ -222,11 +222,16 @@ def device_type(device: str, cuda: bool | None = None) -> str:
     trains on a machine that has a CUDA device (``cuda=True``), has none (False) or is this one (None: torch is
     asked): "auto" is "cuda" where there is one.  What a finished run's provenance is compared with, since
     ``device`` itself does not define a run (:func:`defining_params`)."""
-    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:i', got {device!r}")
+    _check_device(device)
     if device == "auto":
         return "cuda" if (_cuda_available() if cuda is None else cuda) else "cpu"
     return device.split(":")[0]
+
+
+def _check_device(device) -> str:
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:i', got {device!r}")
+    return device
 
 
 def required_device_type(device: str, cuda: bool | None = None) -> str | None:
@@ -316,14 +321,11 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
                          "grouped_adam=True one Adam step after all the runs' passes; choose one")
     if p["init"] not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {p['init']!r}")
-    dev = p["device"]
-    if not isinstance(dev, str) or not _DEVICE.fullmatch(dev):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:i', got {dev!r}")
+    dev = _check_device(p["device"])
     if dev.startswith("cuda") and not (_cuda_available() if cuda is None else cuda):
         raise ValueError(f"device {dev!r} asked for, but torch sees no CUDA device; use device='cpu' or 'auto'")
-    on_cpu = dev == "cpu" or (dev == "auto" and p["steps_per_graph"] > 1
-                              and not (_cuda_available() if cuda is None else cuda))
-    if p["steps_per_graph"] > 1 and (on_cpu or p["cuda_graph"] is False):
+    # (device_type asks torch about "auto" only here, for the GPU-only lever)
+    if p["steps_per_graph"] > 1 and (p["cuda_graph"] is False or device_type(dev, cuda) == "cpu"):
         raise ValueError(f"steps_per_graph = {p['steps_per_graph']} takes several steps per CUDA graph replay, which "
                          f"needs a GPU with cuda_graph 'auto' or True (here device {dev!r}, cuda_graph "
                          f"{p['cuda_graph']!r}); use steps_per_graph=1")

@@ -399,6 +399,14 @@ def recorded_device_type(run_dir) -> str | None:
     return str(device).split(":")[0] if device else None
 
 
+def device_difference(run_dir, kind: str | None) -> dict:
+    """``{"device": (recorded, kind)}`` when the run in ``run_dir`` was trained on another kind of device
+    (:func:`recorded_device_type`) than ``kind`` ("cpu", "cuda", or None for any), else ``{}``: a difference in the
+    form of :func:`differing_params`."""
+    recorded = recorded_device_type(run_dir)
+    return {"device": (recorded, kind)} if kind is not None and recorded not in (None, kind) else {}
+
+
 def differences_text(differ: dict) -> str:
     """The answer of :func:`differing_params` as a refusal names it: ``lr = 0.001, now 0.01; ...`` (the first
     five, and how many more)."""
@@ -437,10 +445,7 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     for (d, s), want, kind in zip(status.items(), params or nothing, devices or nothing):
         if s == "absent":
             continue
-        differ = {} if want is None else differing_params(d, want)
-        recorded = recorded_device_type(d)
-        if kind is not None and recorded is not None and recorded != kind:
-            differ["device"] = (recorded, kind)
+        differ = {**({} if want is None else differing_params(d, want)), **device_difference(d, kind)}
         if differ:
             raise RunExists(f"run folder {str(d)!r} holds a {s} run with other parameters ({differences_text(differ)}"
                             f"); pass overwrite=True to replace it, or another run name or out_dir", d, s)

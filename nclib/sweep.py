@@ -290,11 +290,11 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
         seen[name] = key
         if (out_dir / name / "params.json").is_file():
             differ = runs.differing_params(out_dir / name, parameters.defining_params(p))
-            # and a run trained on a CPU is not kept for a GPU (asked only then: torch answers for "auto" here;
-            # on remote workers "auto" is not known here)
+            # and a run trained on a CPU is not kept for a GPU (asked only then, so that torch answers for "auto"
+            # only then; on remote workers "auto" is not known here)
             if runs.recorded_device_type(out_dir / name) == "cpu" and not (remote and p["device"] == "auto"):
-                if parameters.required_device_type(p["device"], True if remote else None) == "cuda":
-                    differ["device"] = ("cpu", "cuda")
+                kind = parameters.required_device_type(p["device"], True if remote else None)
+                differ.update(runs.device_difference(out_dir / name, kind))
             if differ:
                 raise ValueError(f"run folder {str(out_dir / name)!r} holds a run with other parameters: "
                                  f"{runs.differences_text(differ)}; use another out_dir (or delete the folder)")

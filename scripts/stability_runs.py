@@ -47,11 +47,11 @@ def pair_seconds(runs, shared) -> float | None:
             return None
         if runs_contract.differing_params(path, parameters.defining_params(want)):
             return None
-        kind = parameters.required_device_type(want["device"])
-        if kind is not None and runs_contract.recorded_device_type(path) != kind:
-            raise ValueError(f"run folder {str(path)!r} holds a run trained on "
-                             f"{runs_contract.recorded_device_type(path)}, and this machine trains on {kind}: move "
-                             f"the folder aside (it is not the pair to make here), or pass --overwrite")
+        other = runs_contract.device_difference(path, parameters.required_device_type(want["device"]))
+        if other:
+            trained, here = other["device"]
+            raise ValueError(f"run folder {str(path)!r} holds a run trained on {trained}, and this machine trains on "
+                             f"{here}: move the folder aside (it is not the pair to make here), or pass --overwrite")
         seconds = max(seconds, float(record.get("wall_time_s") or 0.0))
     return seconds
 

@@ -315,7 +315,8 @@ def figure_chapter(fig, scale: str | None = None, root=None) -> FigureChapter:
 def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     """The tables of :ref:`ch-figures-summary` from the four :class:`FigureChapter`: ``"figures"`` (data, bias
     case, scale and epochs of each figure), ``"final"`` (the final values of every run, indexed by figure and
-    L; "no bias" for the bias of a bias-free run), ``"training"`` (when it reached 100 %, its largest rise, wall time, device, precision) and ``"stalls"``
+    L; "no bias" for the bias of a bias-free run), ``"training"`` (when it reached 100 %, its largest rise, wall
+    time, device, precision) and ``"stalls"``
     (the runs that end below 100 % training accuracy, :func:`stalls`: final accuracy, misclassified samples,
     objective over the global minimum, and for L >= 2 the local minimizer of Lemma A.2 with modes at 0 nearest the
     final objective, :func:`nclib.minority.nearest_partial_minimum`: how many modes it puts at 0, the final
