@@ -60,13 +60,23 @@ def flag(value, name: str) -> bool:
     return bool(value)
 
 
+def real_number(value) -> bool:
+    """Whether ``value`` is a real number (a Python or numpy int or float, or a 0-d numpy array of one), not a bool,
+    a string or a complex number (``float("0.1")`` would read the text)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return np.issubdtype(value.dtype, np.integer) or np.issubdtype(value.dtype, np.floating)
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def nonneg_float(value, name: str) -> float:
-    """A finite real number >= 0 (a weight decay)."""
+    """A finite real number >= 0 (a weight decay); bools and text are refused, not read as numbers."""
+    if not real_number(value):
+        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
     try:
         x = float(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a non-negative number, got {value!r}") from exc
-    if isinstance(value, (bool, np.bool_)) or not np.isfinite(x) or x < 0:
+    if not np.isfinite(x) or x < 0:
         raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
     return x
 
@@ -91,8 +101,18 @@ def layer_lambdas(lam_W, L: int, name: str = "lam_W", positive: bool = True) -> 
 
 
 def matrix(a, name: str, shape: Sequence[int | None] | None = None) -> np.ndarray:
-    """A finite 2-D float64 array, optionally with a required shape (None = any size on that axis)."""
-    arr = np.asarray(a, dtype=np.float64)
+    """A finite 2-D float64 array of real numbers, optionally with a required shape (None = any size on that axis);
+    bool, complex and text arrays are refused, not converted."""
+    try:
+        raw = np.asarray(a)
+    except Exception as exc:  # ragged input and the like
+        raise ValueError(f"{name} must be a 2-D array of real numbers") from exc
+    if raw.dtype != object and not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
+        raise ValueError(f"{name} must hold real numbers, got dtype {raw.dtype}")
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # an object array of text, complex numbers, ...
+        raise ValueError(f"{name} must hold real numbers") from exc
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {arr.shape}")
     if shape is not None:

@@ -233,6 +233,8 @@ def mode_blocks(kappa, alive, rtol: float = BLOCK_RTOL) -> list[np.ndarray]:
     """
     kappa = np.asarray(kappa, dtype=np.float64).ravel()
     alive = np.asarray(alive, dtype=bool).ravel()
+    if not np.all(np.isfinite(kappa)):
+        raise ValueError("kappa must hold finite singular values (no NaN or inf)")
     if kappa.shape != alive.shape:
         raise ValueError(f"alive must have one entry per singular value: kappa has {kappa.size}, alive {alive.size}")
     rtol = _checks.nonneg_float(rtol, "rtol")
@@ -344,6 +346,9 @@ def _head_product(Ws, d: int, K: int | None = None) -> np.ndarray:
     return P
 
 
+_GEOMETRY_KEYS = ("nc2_w", "nc2_h", "nc2_wh", "nc3")
+
+
 def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> dict[str, float]:
     """NC1, NC2^W, NC2^H, NC2^{WH}, NC3 of Section 5 (bias) or Appendix C (bias-free), made well defined.
 
@@ -357,7 +362,10 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     :func:`between_class_rank` that Sigma_B has at every global minimizer (K - 1 unless modes other
     than the zero mode of Y-bar collapse, and then the rank that keeps NC1 continuous there), and
     :func:`geometry_metrics` of P = W_L...W_1 and E = H-bar D against
-    ``nclib.ufm.structure(n, lam_W, lam_H, L, bias)`` with n the class counts of ``labels``. Without
+    ``nclib.ufm.structure(n, lam_W, lam_H, L, bias, d)`` with n the class counts of ``labels`` and d the
+    smallest of the feature dimension and the hidden widths (only the top d modes survive when d < K). When d
+    splits a group of surviving modes of equal kappa the global minimizers share no one geometry, and the four
+    geometry metrics are NaN (NC1 is still defined: Sigma_B has rank d there). Without
     a bias too the features enter as E = H-bar D, not as H-bar (erratum M4 says why).
     All five are 0 (to rounding) at every closed-form global minimizer and independent of the
     choice of singular vectors of M (chapter :ref:`ch-metrics`). The bias-case H-bar is not
@@ -382,7 +390,12 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     P = _head_product(Ws, d, K)
     means = _means(X, y, K)  # K x d
     E = means.T * np.sqrt(n)[None, :]  # H-bar D, d x K
-    structure = ufm.structure(n, lam_W, lam_H, L=L, bias=bias)
+    width = min([d] + [np.shape(W)[0] for W in Ws[:-1]])  # the feature dimension and the hidden widths
+    try:
+        structure = ufm.structure(n, lam_W, lam_H, L=L, bias=bias, d=width)
+    except ValueError:  # the width cuts a group of equal kappa among the surviving modes: no one target geometry
+        rank = min(width, between_class_rank(ufm.structure(n, lam_W, lam_H, L=L, bias=bias)))
+        return {"nc1": _nc1(X, y, n, means, None, rank), **{k: float("nan") for k in _GEOMETRY_KEYS}}
     out = {"nc1": _nc1(X, y, n, means, None, between_class_rank(structure))}
     out.update(geometry_metrics(P, E, structure))
     return out

@@ -17,6 +17,7 @@ the closed form: the value reached, the modes alive and the accuracy of each cla
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,8 +27,9 @@ from . import ufm
 from .imbalance import class_labels, label_matrix
 from .parameters import ADAM_BETAS, ADAM_EPS
 
-#: A mode counts as alive when its singular value of W_L ... W_1 H-bar D is above this fraction of the largest
-#: singular value kappa_1 of M (applied alike to the closed form and to trained models, :func:`alive_modes`).
+#: A mode of a trained model counts as alive when its singular value of W_L ... W_1 H-bar D is above this fraction
+#: of the largest singular value kappa_1 of M (:func:`alive_modes`).  The closed form needs no tolerance: a mode
+#: is alive at the global minimizer iff its strength is > 0 (iff its threshold gap is < 0, :func:`alive_at_minimum`).
 ALIVE_TOL = 1e-3
 
 
@@ -36,12 +38,7 @@ ALIVE_TOL = 1e-3
 def problem_spectrum(n, bias: bool = True) -> np.ndarray:
     """The singular values kappa_1 >= ... >= kappa_K of M: Y-bar = (I - n 1^T/N) D with a bias (Theorems 4.2,
     4.3), D = diag(sqrt n) without (Theorem 4.1).  With a bias kappa_K = 0 (set exactly: Y-bar sqrt(n) = 0)."""
-    n = _checks.counts(n)
-    bias = _checks.flag(bias, "bias")
-    kappa = np.linalg.svd(ufm.problem_matrix(n, bias), compute_uv=False)
-    if bias:  # Y-bar sqrt(n) = 0 exactly; its singular value comes out of the SVD at rounding level
-        kappa[-1] = 0.0
-    return kappa
+    return ufm.problem_svd(n, bias)[1]
 
 
 def product_threshold(kappa, N: int, L: int) -> np.ndarray:
@@ -51,28 +48,41 @@ def product_threshold(kappa, N: int, L: int) -> np.ndarray:
     The mode is alive at the global minimizer iff Pi < Pi_k (hidden widths >= K); a zero kappa gives 0 (the mode is
     never alive).  Vectorised over ``kappa``.
     """
+    kappa, N, L = _threshold_args(kappa, N, L)
+    with np.errstate(under="ignore", over="ignore"):
+        return np.exp(_log_product_threshold(kappa, N, L))
+
+
+def _threshold_args(kappa, N, L):
     L = _checks.positive_int(L, "L")
     N = _checks.positive_int(N, "N")
-    kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
-    if kappa.ndim != 1 or np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
-        raise ValueError("kappa must be a 1-D array of finite non-negative singular values")
-    depth = float((L - 1) ** ((L - 1) / L)) if L > 1 else 1.0
-    return (kappa ** 2 * depth / (L ** 2 * N)) ** L / N
+    return ufm._spectrum_values(kappa), N, L
+
+
+def _log_product_threshold(kappa: np.ndarray, N: int, L: int) -> np.ndarray:
+    """log Pi_k of :func:`product_threshold` (-inf for kappa = 0), in logs: Pi_k itself leaves the float range for
+    deep heads (about 1e-348 for CIFAR-10's counts at L = 120) while the decay lambda_k stays an ordinary number."""
+    depth = (L - 1) / L * math.log(L - 1) if L > 1 else 0.0  # log (L-1)^((L-1)/L)
+    with np.errstate(divide="ignore"):
+        return L * (2 * np.log(kappa) + depth - math.log(L ** 2 * N)) - math.log(N)
 
 
 def collapse_decay(kappa, N: int, L: int) -> np.ndarray:
     """The common decay lambda = lam_W1 = ... = lam_WL = lam_H at which a mode of singular value kappa dies:
-    lambda_k = Pi_k^(1/(L+1)) with Pi_k of :func:`product_threshold` (kappa / N for L = 1).  Vectorised."""
-    L = _checks.positive_int(L, "L")
-    return product_threshold(kappa, N, L) ** (1.0 / (L + 1))
+    lambda_k = Pi_k^(1/(L+1)) with Pi_k of :func:`product_threshold` (kappa / N for L = 1), computed through
+    log Pi_k, so that it stays right where Pi_k underflows.  Vectorised."""
+    kappa, N, L = _threshold_args(kappa, N, L)
+    with np.errstate(under="ignore"):
+        return np.exp(_log_product_threshold(kappa, N, L) / (L + 1))
 
 
 def mode_thresholds(n, L: int, bias: bool = True) -> dict:
     """For each mode of M (:func:`problem_spectrum`, non-increasing kappa): ``kappa``, the product threshold ``Pi``
-    (:func:`product_threshold`) and the common decay ``lam`` (:func:`collapse_decay`) at which it dies."""
+    (:func:`product_threshold`; 0 where it underflows, for deep heads) and the common decay ``lam``
+    (:func:`collapse_decay`) at which it dies."""
     n = _checks.counts(n)
     kappa = problem_spectrum(n, bias)
-    N = int(n.sum())
+    N = _checks.count_total(n)
     return {"kappa": kappa, "Pi": product_threshold(kappa, N, L), "lam": collapse_decay(kappa, N, L)}
 
 
@@ -117,21 +127,30 @@ def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:
 
 
 def _alive_at_minimum(kappa, N: int, lam, lam_H, L: int) -> np.ndarray:
-    """The modes alive at the global minimizer of (4.3) (:func:`alive_modes` of :func:`nclib.ufm.mode_strengths`)
-    for the spectrum ``kappa`` of M; arguments already validated."""
-    return alive_modes(ufm.mode_strengths(kappa, N, lam, lam_H, L=L), kappa)
+    """The modes alive at the global minimizer of (4.3) for the spectrum ``kappa`` of M: those of strength > 0
+    (:func:`nclib.ufm.mode_strengths`, exactly those whose threshold gap is < 0); arguments already validated."""
+    return ufm.mode_strengths(kappa, N, lam, lam_H, L=L) > 0
+
+
+def alive_at_minimum(n, lam_W, lam_H, L: int = 1, bias: bool = True) -> np.ndarray:
+    """Which modes of M (:func:`problem_spectrum` order) are alive at the global minimizer of (4.1)-(4.3) (Theorems
+    4.1-4.3, hidden widths >= K): a boolean mask, True where the mode's strength
+    (:func:`nclib.ufm.mode_strengths`) is > 0, i.e. where its threshold gap (:func:`nclib.ufm.threshold_gap`) is < 0;
+    at a gap of exactly 0 the mode counts as collapsed (both are minimizers there)."""
+    n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
+    return _alive_at_minimum(problem_spectrum(n, bias), _checks.count_total(n), lam, lam_H, L)
 
 
 def phase_diagram(n, lams, L: int, bias: bool = True) -> dict:
-    """Along lam_W = lam_H = lambda for each lambda in ``lams``: ``modes`` (the modes alive at the global minimizer,
-    :func:`alive_modes` of :func:`nclib.ufm.mode_strengths`), ``classes`` (the classes it classifies correctly),
+    """Along lam_W = lam_H = lambda for each lambda in ``lams``: ``modes`` (how many modes are alive at the global
+    minimizer, :func:`alive_at_minimum`), ``classes`` (the classes it classifies correctly),
     ``class_acc`` (len(lams) x K, :func:`minimizer_class_accuracy`) and ``accuracy`` (weighted by n)."""
     n = _checks.counts(n)
     lams = np.atleast_1d(np.asarray(lams, dtype=np.float64))
     if lams.ndim != 1 or lams.size == 0 or np.any(~np.isfinite(lams)) or np.any(lams <= 0):
         raise ValueError("lams must be a non-empty 1-D array of positive decays")
     kappa = problem_spectrum(n, bias)
-    N = int(n.sum())
+    N = _checks.count_total(n)
     modes, acc = [], []
     for lam in lams:
         modes.append(int(_alive_at_minimum(kappa, N, lam, lam, L).sum()))
@@ -155,7 +174,7 @@ def partial_minimum(n, lam_W, lam_H, L: int, bias: bool, alive) -> float:
     alive = np.asarray(alive)
     if alive.shape != kappa.shape or alive.dtype != bool:
         raise ValueError(f"alive must be a boolean mask of shape {kappa.shape}, got {alive.dtype} {alive.shape}")
-    N = int(n.sum())
+    N = _checks.count_total(n)
     theory = _alive_at_minimum(kappa, N, lam, lam_H, L)
     if np.any(alive & ~theory):
         raise ValueError("alive keeps a mode that is dead at the global minimizer (no nonzero minimizer to keep)")
@@ -171,7 +190,7 @@ def alive_without_weakest(n, lam_W, lam_H, L: int, bias: bool, dead: int) -> np.
     more than the modes alive there."""
     n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
     kappa = problem_spectrum(n, bias)
-    alive = _alive_at_minimum(kappa, int(n.sum()), lam, lam_H, L)
+    alive = _alive_at_minimum(kappa, _checks.count_total(n), lam, lam_H, L)
     if isinstance(dead, bool) or not isinstance(dead, (int, np.integer)) or not 0 <= dead <= int(alive.sum()):
         raise ValueError(f"dead must be an int from 0 to the {int(alive.sum())} modes alive, got {dead!r}")
     weakest = [k for k in np.argsort(kappa, kind="stable") if alive[k]][:dead]
@@ -195,7 +214,7 @@ def partial_minima(n, lam_W, lam_H, L: int, bias: bool) -> dict:
     if L < 2:
         raise ValueError(f"L must be >= 2 for local minimizers with modes at 0 (Lemma A.2), got {L}")
     kappa = problem_spectrum(n, bias)
-    N = int(n.sum())
+    N = _checks.count_total(n)
     blocks = metrics.mode_blocks(kappa, _alive_at_minimum(kappa, N, lam, lam_H, L))[::-1]  # weakest first
     groups = np.array([kappa[b].min() for b in blocks], dtype=np.float64)
     count = np.array([b.size for b in blocks], dtype=int)
@@ -263,8 +282,8 @@ class UFMRun:
 
     @property
     def alive_theory(self) -> np.ndarray:
-        """The modes alive at the global minimizer (:func:`alive_modes` of ``s_theory``)."""
-        return alive_modes(self.s_theory, self.kappa)
+        """The modes alive at the global minimizer (``s_theory`` > 0, as in :func:`alive_at_minimum`)."""
+        return self.s_theory > 0
 
     @property
     def at_origin(self) -> bool:

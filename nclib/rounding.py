@@ -14,6 +14,8 @@ import decimal
 import math
 import re
 
+import numpy as np
+
 from . import _checks
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
@@ -27,6 +29,8 @@ _DECIMAL = re.compile(r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
 
 
 def _finite(x) -> float:
+    if isinstance(x, (bool, np.bool_, str, bytes)):
+        raise ValueError(f"x must be a finite number, got {x!r}")
     try:
         x = float(x)
     except (TypeError, ValueError):
@@ -58,9 +62,17 @@ def _text(d: decimal.Decimal, power: bool | None = None, zeros: bool = False) ->
     return f"{sign}{mag:f}"
 
 
+def _significant(sig) -> int:
+    """``sig`` significant figures: 1 to 17, the most a float64 holds (ValueError naming ``sig`` otherwise)."""
+    sig = _checks.positive_int(sig, "sig")
+    if sig > 17:
+        raise ValueError(f"sig must be at most 17 (the significant figures of a float64), got {sig}")
+    return sig
+
+
 def _rounded(x, sig, rounding) -> decimal.Decimal:
     x = _finite(x)
-    sig = _checks.positive_int(sig, "sig")
+    sig = _significant(sig)
     if x == 0:
         return decimal.Decimal(0)
     # the shortest decimal that reads back as x (repr): rounded outward, it reads back on x's side (float() is
@@ -90,7 +102,7 @@ def written_column(values, sig: int = 2) -> list[str]:
     column reads at one precision.  :func:`number` reads each back."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise ValueError(f"values must be a list of numbers, got {values!r}")
-    sig = _checks.positive_int(sig, "sig")
+    sig = _significant(sig)
     rounded = [_rounded(v, sig, decimal.ROUND_HALF_EVEN) for v in values]
     power = any(r != 0 and _powered(abs(r)) for r in rounded)
     return [_text(r, power=power, zeros=True) for r in rounded]

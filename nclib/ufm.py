@@ -30,6 +30,7 @@ from scipy import optimize
 
 from . import _checks
 from .imbalance import label_matrix, ybar
+from .metrics import BLOCK_RTOL
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,13 +212,9 @@ def lemma_a2_minimizer(a: float, L: int) -> float:
     stationary point. Used in :ref:`ch-lemma-a2` and :ref:`ch-thm43`.
     """
     root = lemma_a2_largest_root(a, L)
-    if root is None:
+    if root is None or a >= lemma_a2_critical_a(L):
         return 0.0
-    try:
-        g_root = 1.0 / (root ** L + 1.0) + a * root
-    except OverflowError:  # root^L beyond the float range: 1/(root^L + 1) rounds to 0
-        g_root = a * root
-    return root if g_root < 1.0 else 0.0
+    return root
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,12 +231,24 @@ def lemma_a2_a(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
     lam = _checks.layer_lambdas(lam_W, L, "lam_W")
     lam_H = _checks.positive_float(lam_H, "lam_H")
     N = _checks.positive_int(N, "N")
-    kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
-    if kappa.ndim != 1 or np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
-        raise ValueError("kappa must be a 1-D array of finite non-negative singular values")
+    kappa = _spectrum_values(kappa)
     scale = L * N * _decay_root(N, lam_H, lam, L)
     with np.errstate(divide="ignore", over="ignore"):
         return np.where(kappa > 0, scale / np.where(kappa > 0, kappa, 1.0) ** 2, np.inf)
+
+
+def _spectrum_values(kappa) -> np.ndarray:
+    """``kappa`` as a non-empty 1-D float64 array of finite non-negative numbers (singular values of M, one per
+    mode); ValueError naming ``kappa`` otherwise (text, bools and complex numbers included)."""
+    arr = np.atleast_1d(np.asarray(kappa))
+    if arr.dtype == object:
+        arr = np.array([v if _checks.real_number(v) else np.nan for v in arr.ravel()]).reshape(arr.shape)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"kappa must hold real singular values, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if arr.ndim != 1 or arr.size == 0 or np.any(~np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError("kappa must be a non-empty 1-D array of finite non-negative singular values")
+    return arr
 
 
 def _mode_args(kappa, N, lam_W, lam_H, L):
@@ -249,10 +258,7 @@ def _mode_args(kappa, N, lam_W, lam_H, L):
     lam = _checks.layer_lambdas(lam_W, L, "lam_W")
     lam_H = _checks.positive_float(lam_H, "lam_H")
     N = _checks.positive_int(N, "N")
-    kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
-    if kappa.ndim != 1 or np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
-        raise ValueError("kappa must be a 1-D array of finite non-negative singular values")
-    return kappa, N, lam, lam_H, L
+    return _spectrum_values(kappa), N, lam, lam_H, L
 
 
 def threshold_gap(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
@@ -265,29 +271,45 @@ def threshold_gap(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
     threshold of Theorems 4.1 and 4.2. The paper's prose after Theorem 4.3 says the modes collapse
     when it is negative, the reverse (erratum T6). Used in :ref:`ch-thm43` and :ref:`ch-errata-theory`.
     """
-    kappa, N, lam, lam_H, L = _mode_args(kappa, N, lam_W, lam_H, L)
-    depth = float((L - 1) ** ((L - 1) / L)) if L > 1 else 1.0  # (L-1)^((L-1)/L) -> 1 as L -> 1
-    with np.errstate(over="ignore"):
+    return _gap(*_mode_args(kappa, N, lam_W, lam_H, L))
+
+
+def _gap(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
+    """:func:`threshold_gap` of checked arguments; for L = 1 as (N r - kappa)(N r + kappa) with r = sqrt(lam_W lam_H)
+    as :func:`_mode_products` computes it, so that its sign is that of the soft threshold's, to the last bit."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if L == 1:
+            t = N * _sqrt_product(lam[0], lam_H)
+            return (t - kappa) * (t + kappa)
+        depth = float((L - 1) ** ((L - 1) / L))
         return L ** 2 * N * _decay_root(N, lam_H, lam, L) - kappa ** 2 * depth
+
+
+def _sqrt_product(lam_W: float, lam_H: float) -> float:
+    """sqrt(lam_W lam_H), in logs where the product leaves the float range."""
+    with np.errstate(over="ignore", under="ignore"):
+        prod = lam_W * lam_H
+        return float(np.sqrt(prod) if _normal(prod) else np.exp(0.5 * (np.log(lam_W) + np.log(lam_H))))
 
 
 def _mode_products(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
     """s_i = sigma_i(W_L ... W_1 E) at the global minimizer, for each singular value kappa_i of M."""
     s = np.zeros_like(kappa)
-    if L == 1:
-        with np.errstate(over="ignore", under="ignore"):  # sqrt(lam_W lam_H) in logs where the product leaves the
-            prod = lam[0] * lam_H                                # float range; an infinite threshold removes every mode
-            root = np.sqrt(prod) if _normal(prod) else np.exp(0.5 * (np.log(lam[0]) + np.log(lam_H)))
-            return np.maximum(kappa - N * root, 0.0)
+    # a mode is alive iff its threshold_gap is negative (at 0 the tie goes to the collapsed mode, as in
+    # lemma_a2_minimizer): decided by the one formula, so that a strength is never > 0 where threshold_gap >= 0
+    alive = _gap(kappa, N, lam, lam_H, L) < 0
+    if L == 1:  # the soft threshold (an infinite one removes every mode)
+        with np.errstate(over="ignore"):
+            return np.where(alive, np.maximum(kappa - N * _sqrt_product(lam[0], lam_H), 0.0), 0.0)
     a = lemma_a2_a(kappa, N, lam, lam_H, L)
     for i, (k, ai) in enumerate(zip(kappa, a)):
-        if k > 0:
-            if not np.isfinite(ai):  # a above every critical value: the minimizer of g is 0
-                continue
+        if k > 0 and alive[i] and np.isfinite(ai):
             if ai == 0.0:  # a below the float range: x^L/(1 + x^L) = 1 - O(a^(L/(L+1))) rounds to 1
                 s[i] = k
                 continue
-            x = lemma_a2_minimizer(ai, L)
+            x = lemma_a2_largest_root(ai, L)
+            if x is None:  # a at the top of h's range by rounding: no nonzero stationary point left
+                continue
             try:
                 s[i] = k * x ** L / (1.0 + x ** L)
             except OverflowError:  # x^L beyond the float range: the ratio rounds to 1
@@ -345,6 +367,18 @@ def problem_matrix(n, bias: bool = True) -> np.ndarray:
     return ybar(n) if _checks.flag(bias, "bias") else np.diag(np.sqrt(n.astype(np.float64)))
 
 
+def problem_svd(n, bias: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``M = U diag(kappa) V^T`` (:func:`problem_matrix`), kappa non-increasing: ``(U, kappa, V^T)``.  With a bias
+    kappa_K = 0 is set exactly (Y-bar sqrt(n) = 0; the SVD leaves it at rounding level, which a tiny decay would
+    otherwise count as a surviving mode)."""
+    n = _checks.counts(n)
+    bias = _checks.flag(bias, "bias")
+    U, kappa, Vt = np.linalg.svd(problem_matrix(n, bias))
+    if bias:
+        kappa[-1] = 0.0
+    return U, kappa, Vt
+
+
 @dataclass(frozen=True)
 class Structure:
     """The predicted geometry of Theorems 4.1-4.3 in the SVD basis of M (see :func:`structure`)."""
@@ -357,7 +391,7 @@ class Structure:
     s_features: np.ndarray
 
 
-def structure(n, lam_W, lam_H, L=1, bias=True) -> Structure:
+def structure(n, lam_W, lam_H, L=1, bias=True, d=None) -> Structure:
     """The geometry of every global minimizer (Theorems 4.1, 4.2 and 4.3; hidden widths >= K).
 
     ``M`` is the K x K matrix whose SVD drives the theorems: Y-bar = (I - n 1^T/N) D with a bias,
@@ -371,15 +405,31 @@ def structure(n, lam_W, lam_H, L=1, bias=True) -> Structure:
     and zero entries mark collapsed modes. With a bias, M has a zero singular value (M sqrt(n) = 0),
     so at least one mode always collapses. Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`
     and by the metrics chapters.
+
+    ``d``, the smallest hidden width (feature dimension and every W_j's rows but W_L's; default K): below K only
+    the top d modes can survive, as in :func:`global_minimizer`.  When the cut falls inside a group of equal
+    kappa among the surviving modes, the minimizers keep any d-dimensional part of that group and no one
+    geometry is shared by all of them: ValueError naming ``d``.
     """
-    n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
+    n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d)
     M = problem_matrix(n, bias)
-    U, kappa, Vt = np.linalg.svd(M)
+    U, kappa, Vt = problem_svd(n, bias)
     N = _checks.count_total(n)
     s = _mode_products(kappa, N, lam, lam_H, L)
+    _cut(s, kappa, d)
     t, a, e = _mode_factors(s, lam, lam_H)
     s_product = np.prod(a, axis=0)
     return Structure(M=M, U=U, kappa=kappa, V=Vt.T, s_product=s_product, s_features=e)
+
+
+def _cut(s: np.ndarray, kappa: np.ndarray, d: int) -> None:
+    """Put at 0, in place, the modes beyond the hidden width ``d`` (a rank-d product carries the top d modes at
+    most); ValueError naming ``d`` when the cut splits surviving modes of equal kappa (then the minimizer is not
+    unique up to the rotations inside a group, :func:`structure`)."""
+    if d < s.size and s[d] > 0 and kappa[d - 1] - kappa[d] <= BLOCK_RTOL * kappa[0]:
+        raise ValueError(f"d={d} splits surviving modes of equal singular value {kappa[d]:.6g}: the global "
+                         f"minimizers keep any {d}-dimensional part of them, with no one geometry")
+    s[d:] = 0.0
 
 
 def _mode_values(kappa, s, t, N, L):
@@ -417,8 +467,7 @@ def minimum_value(n, lam_W, lam_H, L=1, bias=True) -> float:
     the plain formulas give NaN. Used in :ref:`ch-thm41`, :ref:`ch-thm42` and :ref:`ch-thm43`.
     """
     n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
-    kappa = np.linalg.svd(problem_matrix(n, bias), compute_uv=False)
-    return value_from_spectrum(kappa, _checks.count_total(n), lam, lam_H, L)
+    return value_from_spectrum(problem_svd(n, bias)[1], _checks.count_total(n), lam, lam_H, L)
 
 
 @dataclass(frozen=True)
@@ -444,8 +493,7 @@ def global_minimizer(n, lam_W, lam_H, L=1, bias=True, d=None) -> Minimizer:
     """
     n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d)
     K = n.size
-    M = problem_matrix(n, bias)
-    U, kappa, Vt = np.linalg.svd(M)
+    U, kappa, Vt = problem_svd(n, bias)
     N = _checks.count_total(n)
     s = _mode_products(kappa, N, lam, lam_H, L)
     r = min(d, K)

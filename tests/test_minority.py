@@ -41,6 +41,52 @@ def test_product_threshold_is_the_theorem_threshold_for_any_split():
     assert mino.product_threshold([0.0], N, L)[0] == 0.0
 
 
+def test_collapse_decay_of_deep_heads():
+    """For deep heads Pi_k leaves the float range (about 1e-348 for CIFAR-10's counts at L = 120) while lambda_k is
+    an ordinary number: it is computed through log Pi_k, and each mode still dies there (threshold_gap's sign)."""
+    n = [5000] * 5 + [500] * 5
+    L = 120
+    th = mino.mode_thresholds(n, L)
+    kappa, N, lam = th["kappa"], sum(n), th["lam"]
+    assert np.all(lam[:-1] > 1e-4) and lam[-1] == 0.0 and th["Pi"][0] == 0.0  # Pi_1 underflows, lambda_1 does not
+    depth = (L - 1) / L * np.log(L - 1)
+    want = np.exp((L * (2 * np.log(kappa[:-1]) + depth - np.log(L ** 2 * N)) - np.log(N)) / (L + 1))
+    np.testing.assert_allclose(lam[:-1], want, rtol=1e-13)
+    for k in range(kappa.size - 1):
+        below = ufm.threshold_gap(kappa[k], N, lam[k] * (1 - 1e-9), lam[k] * (1 - 1e-9), L)[0]
+        above = ufm.threshold_gap(kappa[k], N, lam[k] * (1 + 1e-9), lam[k] * (1 + 1e-9), L)[0]
+        assert below < 0 < above
+    # where Pi_k is a normal float, the two routes agree
+    np.testing.assert_allclose(mino.collapse_decay(kappa, N, 3), mino.product_threshold(kappa, N, 3) ** 0.25,
+                               rtol=1e-14)
+
+
+@pytest.mark.parametrize("L", [1, 2, 3])
+def test_alive_at_minimum_is_exact_near_the_thresholds(L):
+    """The modes alive at the closed form are those of strength > 0 (no tolerance against kappa_1): just below a
+    mode's collapse decay it still counts, and phase_diagram's mode and class counts agree with each other."""
+    n = [50, 50, 40, 40, 10, 10]
+    th = mino.mode_thresholds(n, L)
+    for k, lam in enumerate(th["lam"][:-1]):
+        below, above = lam * (1 - 1e-4), lam * (1 + 1e-4)
+        assert mino.alive_at_minimum(n, below, below, L).sum() == k + 1
+        assert mino.alive_at_minimum(n, above, above, L).sum() == k
+        pd = mino.phase_diagram(n, [below], L)
+        assert pd["modes"][0] == k + 1 and pd["classes"][0] >= 1
+
+
+def test_a_weak_minority_mode_is_alive_under_strong_imbalance():
+    """n = (2,000,000, 1) without a bias at a tiny decay: the minority mode has strength 0.998 of its kappa = 1,
+    though that is under 1e-3 kappa_1 (kappa_1 = 1414); the closed-form functions count it alive."""
+    n, lam = [2_000_000, 1], 1e-9
+    s = ufm.mode_strengths(mino.problem_spectrum(n, False), sum(n), lam, lam, 2)
+    assert s[1] > 0.99
+    np.testing.assert_array_equal(mino.alive_at_minimum(n, lam, lam, 2, False), [True, True])
+    assert mino.partial_minima(n, lam, lam, 2, False)["count"].tolist() == [1, 1]
+    both = mino.partial_minimum(n, lam, lam, 2, False, np.array([True, True]))
+    assert both == pytest.approx(ufm.minimum_value(n, lam, lam, 2, False), rel=1e-12)
+
+
 def test_class_accuracy_by_hand():
     n = [2, 1]
     out = np.array([[1.0, 0.2, 0.5], [0.0, 0.3, 0.5]])  # sample 3 is a tie: an error
@@ -186,8 +232,7 @@ def test_alive_without_weakest_kills_the_modes_of_smallest_kappa_first():
 
 def test_partial_minimum_ends():
     n, lam, L = [6, 4, 2], 0.01, 3
-    kappa = mino.problem_spectrum(n, True)
-    theory = mino.alive_modes(ufm.mode_strengths(kappa, 12, lam, lam, L=L), kappa)
+    theory = mino.alive_at_minimum(n, lam, lam, L)
     assert mino.partial_minimum(n, lam, lam, L, True, theory) == pytest.approx(ufm.minimum_value(n, lam, lam, L=L),
                                                                                rel=1e-12)
     origin = ufm.objective([np.zeros((3, 3))] * 3, np.zeros((3, 12)), np.array(n) / 12, n, lam, lam)

@@ -48,6 +48,12 @@ def test_refusals_name_the_argument():
         written("ten")
     with pytest.raises(ValueError, match="sig"):
         round_down(1.0, sig=0)
+    with pytest.raises(ValueError, match="^sig must be at most 17"):  # not decimal's InvalidOperation at 29
+        written(1 / 3, sig=29)
+    assert written(1 / 3, sig=17) == "0.3333333333333333"  # the shortest decimal that reads back as 1/3
+    for bad in (True, "0.5"):  # not read as 1 and 0.5
+        with pytest.raises(ValueError, match="x must be a finite"):
+            written(bad)
     for bad in ("1e-05", "1,00", "ten", "6.4 x 10^-7", ""):
         with pytest.raises(ValueError, match="text must be a number"):
             number(bad)

@@ -103,15 +103,22 @@ def test_secular_function_vanishes_at_the_spectrum_and_changes_sign_at_poles():
     groups = imb.PROFILES["emnist-letters"]
     sig = imb.group_singular_values(groups)
     vals = imb.secular_function(groups, sig**2)
-    assert abs(vals[-1]) < 1e-14  # mu = 0 is a root because sum l_i N_i = N
     sizes = np.array([N for N, _ in groups], dtype=float)
+    mults = np.array([l for _, l in groups], dtype=float)
+    N = float(sizes @ mults)
+    # w = 1 - (1/N) sum_i l_i N_i^2 / (N_i - mu) vanishes at every root, to rounding relative to its terms (mu = 0
+    # is a root of any input, since sum l_i N_i = N; the others are the solver's)
+    scale = 1 + np.abs(mults * sizes**2 / (sizes - sig[:, None] ** 2)).sum(axis=1) / N
+    assert np.all(np.abs(vals) <= 1e-13 * scale), vals
+    assert np.all(np.abs(imb.secular_function(groups, (sig * (1 + 1e-6)) ** 2)[:-1]) > 1e-9)  # not 0 elsewhere
     eps = 1e-6
     assert np.all(imb.secular_function(groups, sizes - eps) < 0)  # w -> -inf just below each pole
     assert np.all(imb.secular_function(groups, sizes + eps) > 0)  # w -> +inf just above
-    # f(N_i) = prod_j (N_i - N_j) w(N_i) = (l_i N_i^2 / N) prod_{j != i} (N_i - N_j): sign (-1)^(i-1)
-    N = sum(a * b for a, b in groups)
+    # f(N_i) = det(N_i I - G G^T) = (l_i N_i^2 / N) prod_{j != i} (N_i - N_j), of sign (-1)^(i-1) (1-based i)
+    GGt = imb.group_matrix(groups) @ imb.group_matrix(groups).T
     for i, (Ni, li) in enumerate(groups):
         f = li * Ni**2 / N * np.prod([Ni - Nj for j, (Nj, _) in enumerate(groups) if j != i])
+        assert np.linalg.det(Ni * np.eye(len(groups)) - GGt) == pytest.approx(f, rel=1e-9)
         assert np.sign(f) == (-1) ** i  # i is 0-based here: (-1)^((i+1)-1)
 
 

@@ -52,7 +52,11 @@ def test_symbolic_objects_evaluate_to_the_numeric_ones(groups):
     coeffs = sp.Poly(sp.together(sym.charpoly_GGt(m).subs(subs)), mu).all_coeffs()
     got = np.array([float(c) for c in coeffs])
     want = np.poly(np.linalg.eigvalsh(G @ G.T))
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-8 * max(N for N, _ in groups) ** m)
+    # the mu^(m-k) coefficient is a sum of products of k eigenvalues (each at most max N): an absolute tolerance
+    # of 1e-12 max(N)^k per coefficient on top of the relative one (the constant term is 0: a root mu = 0)
+    top = max(N for N, _ in groups)
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert g == pytest.approx(w, rel=1e-12, abs=1e-12 * top ** k), (k, g, w)
 
 
 def test_ybar_grouped_symbolic_matches_ybar_and_its_gram():

@@ -111,6 +111,56 @@ def test_lemma_a2(L):
         assert (x > 0) == (a < a_c)
 
 
+@pytest.mark.parametrize("L", range(2, 13))
+def test_lemma_a2_tie_goes_to_zero(L):
+    """At the critical a both 0 and the nonzero point minimize g; the docstring's tie-break (towards 0) holds for
+    every L, not only where rounding happens to favour it."""
+    assert ufm.lemma_a2_minimizer(ufm.lemma_a2_critical_a(L), L) == 0.0
+    assert ufm.lemma_a2_minimizer(ufm.lemma_a2_critical_a(L) * (1 - 1e-9), L) > 0
+
+
+@pytest.mark.parametrize("L", [1, 2, 3, 4, 5, 9])
+def test_strengths_and_threshold_gap_agree_at_the_thresholds(L):
+    """A mode's strength is > 0 iff its threshold gap is < 0, also at decays placed on a threshold, where the two
+    formulas could round to opposite sides."""
+    n = [50, 50, 40, 40, 10, 10]
+    kappa = ufm.problem_svd(n)[1]
+    N = sum(n)
+    depth = (L - 1) ** ((L - 1) / L) if L > 1 else 1.0
+    for k in kappa[:-1]:
+        lam = ((k ** 2 * depth / (L ** 2 * N)) ** L / N) ** (1 / (L + 1))  # mode k's collapse decay
+        for f in (1 - 1e-12, 1.0, 1 + 1e-12, 1 - 1e-4, 1 + 1e-4):
+            gap = ufm.threshold_gap(kappa, N, lam * f, lam * f, L)
+            np.testing.assert_array_equal(ufm.mode_strengths(kappa, N, lam * f, lam * f, L) > 0, gap < 0)
+
+
+def test_the_zero_mode_of_ybar_stays_dead_at_tiny_decays():
+    """With a bias kappa_K = 0 exactly (Y-bar sqrt(n) = 0): no decay, however small, revives it, and the features'
+    global mean stays 0 (Theorem 4.2)."""
+    n = [5, 3, 2]
+    for lam, L in ((1e-18, 1), (1e-30, 3)):
+        st = ufm.structure(n, lam, lam, L=L)
+        assert st.kappa[-1] == 0.0 and st.s_product[-1] == 0.0 and st.s_features[-1] == 0.0
+        g = ufm.global_minimizer(n, lam, lam, L=L)
+        assert np.abs(g.H.mean(axis=1)).max() < 1e-12 * np.abs(g.H).max()
+
+
+def test_structure_at_a_width_below_K():
+    """structure(d=...) keeps the top d modes, as global_minimizer does; a width that splits surviving modes of
+    equal kappa has no one geometry and is refused."""
+    n, lam = [8, 6, 4, 3, 2], 0.002
+    st = ufm.structure(n, lam, lam, L=2, bias=False, d=2)
+    full = ufm.structure(n, lam, lam, L=2, bias=False)
+    assert np.count_nonzero(st.s_product) == 2
+    np.testing.assert_array_equal(st.s_product[:2], full.s_product[:2])
+    g = ufm.global_minimizer(n, lam, lam, L=2, bias=False, d=2)
+    P = ufm.head_product(g.Ws)
+    np.testing.assert_allclose(st.U.T @ P @ P.T @ st.U, np.diag(st.s_product ** 2), atol=1e-12)
+    with pytest.raises(ValueError, match="^d=2 splits"):
+        ufm.structure([8, 5, 5, 5, 1], 0.01, 0.01, d=2)  # kappa = (2.64, 2.24, 2.24, 1.09, 0)
+    assert np.count_nonzero(ufm.structure([8, 5, 5, 5, 1], 0.01, 0.01, d=3).s_product) == 3
+
+
 def test_d_smaller_than_K_keeps_top_modes():
     n, lam_W, lam_H = [8, 6, 4, 3, 2], 0.002, 0.002
     full = ufm.global_minimizer(n, lam_W, lam_H, L=2, bias=False)
@@ -155,6 +205,15 @@ def test_lemma_a1_nuclear_norm():
     (lambda: ufm.class_margins(np.ones((2, 4)), [3, 2]), "out"),
     (lambda: ufm.class_margins(np.ones((2, 5)), [3, 0]), "n"),
     (lambda: ufm.lemma_a2_a([[1.0, 2.0]], 10, 0.1, 0.1, 2), "kappa"),
+    (lambda: ufm.mode_strengths([], 10, 0.1, 0.1), "kappa"),
+    (lambda: ufm.value_from_spectrum([], 10, 0.1, 0.1), "kappa"),
+    (lambda: ufm.mode_strengths("2", 10, 0.1, 0.1), "kappa"),
+    (lambda: ufm.mode_strengths([1.0, 2j], 10, 0.1, 0.1), "kappa"),
+    (lambda: ufm.minimum_value([3, 2], "0.1", 0.1), "lam_W"),  # text is not read as a number
+    (lambda: ufm.minimum_value([3, 2], 0.1, "0.1"), "lam_H"),
+    (lambda: ufm.objective([np.eye(2)], np.ones((2, 5)) * (1 + 5j), None, [3, 2], 0.1, 0.1), "H"),  # complex
+    (lambda: ufm.objective([np.eye(2)], np.ones((2, 5), dtype=bool), None, [3, 2], 0.1, 0.1), "H"),
+    (lambda: ufm.objective([np.eye(2)], np.full((2, 5), "1"), None, [3, 2], 0.1, 0.1), "H"),
 ])
 def test_bad_input(call, name):
     with pytest.raises(ValueError, match=f"^{name.replace('[', '.').replace(']', '.')}"):
@@ -238,7 +297,15 @@ def test_weighted_class_means():
 @pytest.mark.parametrize("n, lam_W, lam_H, L, bias", CASES)
 def test_value_from_spectrum(n, lam_W, lam_H, L, bias):
     kappa = np.linalg.svd(ybar(n) if bias else np.diag(np.sqrt(n)), compute_uv=False)
-    assert ufm.value_from_spectrum(kappa, sum(n), lam_W, lam_H, L) == ufm.minimum_value(n, lam_W, lam_H, L, bias)
+    value = ufm.value_from_spectrum(kappa, sum(n), lam_W, lam_H, L)
+    assert value == pytest.approx(ufm.minimum_value(n, lam_W, lam_H, L, bias), rel=1e-14)
+    # each mode's scalar problem min_s (s - kappa)^2/(2N) + (L+1)/2 Pi^(1/(L+1)) s^(2/(L+1)), minimized here by
+    # bounded search on [0, kappa] (its minimizer lies there) and at the end point s = 0
+    N, Pi = sum(n), lam_H * np.prod(np.broadcast_to(lam_W, (L,)))
+    phi = lambda s, k: (s - k) ** 2 / (2 * N) + (L + 1) / 2 * Pi ** (1 / (L + 1)) * s ** (2 / (L + 1))  # noqa: E731
+    direct = sum(min(phi(0.0, k), optimize.minimize_scalar(phi, bounds=(0, k), args=(k,), method="bounded",
+                                                           options={"xatol": 1e-12}).fun) for k in kappa)
+    assert value == pytest.approx(direct, rel=1e-10)
     if L == 1:  # soft thresholding: s = (kappa - N sqrt(lam_W lam_H))_+
         N, mu = sum(n), np.sqrt(lam_W * lam_H)
         s = np.maximum(kappa - N * mu, 0)
