@@ -380,13 +380,22 @@ def json_values(params) -> dict:
 def differing_params(run_dir, want) -> dict:
     """{name: (saved, wanted)} for each parameter of ``want`` (a dict of the parameters that define a run) that
     the ``params.json`` of ``run_dir`` records otherwise (compared as :func:`json_values`; an unreadable or missing
-    file records nothing); empty when the folder holds that run (:ref:`ch-train`)."""
+    file records nothing); empty when the folder holds that run (:ref:`ch-train`).
+
+    A parameter that a readable ``params.json`` lacks reads as its default (:data:`nclib.parameters.DEFAULTS`): it
+    was added to the engine after the run was made, with a default that keeps the behaviour from before it
+    (``CONTRIBUTING.md``), so an older run folder still holds the run its parameters describe."""
+    from .parameters import DEFAULTS  # here: nclib.parameters imports this module
+
     try:
         saved = json.loads((pathlib.Path(run_dir) / "params.json").read_text())
     except (OSError, ValueError):
-        saved = {}
+        saved = None
     want = json_values(want)
-    return {k: (saved.get(k), v) for k, v in want.items() if saved.get(k) != v}
+    if not isinstance(saved, dict):
+        return {k: (None, v) for k, v in want.items() if v is not None}
+    recorded = {k: saved[k] if k in saved else json_values({k: DEFAULTS.get(k)})[k] for k in want}
+    return {k: (recorded[k], v) for k, v in want.items() if recorded[k] != v}
 
 
 def recorded_device_type(run_dir) -> str | None:

@@ -357,3 +357,15 @@ def test_differing_params_compares_numpy_values_as_numbers(tmp_path):
     assert runs.differing_params(tmp_path, {**same, "epochs": np.int64(401)}) == {"epochs": (400, 401)}
     assert runs.json_values({"out_dir": tmp_path, "milestones": (6000,)}) == {"out_dir": str(tmp_path),
                                                                              "milestones": [6000]}
+
+
+def test_a_parameter_an_older_run_lacks_reads_as_its_default(tmp_path):
+    """A defining parameter added after a run was made is missing from its params.json: it reads as its default
+    (which keeps the engine's behaviour from before it), so the older folder still holds its run."""
+    from nclib.parameters import DEFAULTS
+
+    (tmp_path / "params.json").write_text(json.dumps({"epochs": 400}))
+    assert runs.differing_params(tmp_path, {"epochs": 400, "init": DEFAULTS["init"]}) == {}
+    other = "orthogonal" if DEFAULTS["init"] != "orthogonal" else "pytorch"
+    assert runs.differing_params(tmp_path, {"epochs": 400, "init": other}) == {"init": (DEFAULTS["init"], other)}
+    assert runs.differing_params(tmp_path / "absent", {"epochs": 400, "init": None}) == {"epochs": (None, 400)}
