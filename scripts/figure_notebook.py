@@ -4,14 +4,16 @@
         prints the training notebook's parameters of Figure FIG (nclib.figures.figure_parameters) as JSON that
         YAML readers (papermill -f) read back with the same types; each --set is read by
         nclib.parameters.parse_setting, as scripts/stability_runs.py reads it
-    python scripts/figure_notebook.py relabel NOTEBOOK FIG SCALE
+    python scripts/figure_notebook.py relabel NOTEBOOK FIG SCALE [--piece L1-L3]
         gives an executed copy of the training notebook its own title, target and figure names for the book
+        (--piece: the notebook made only those runs of the figure)
 
 scripts/gpu_run_figure.sh runs both around papermill; the runs are those of Figures 1-4 (Section 5).
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import pathlib
@@ -84,14 +86,31 @@ def run_label(fig, scale: str, piece=None) -> str:
     return f"run-fig{f.number}-{scale}" + ("" if piece is None else f"-{piece}")
 
 
-def injected_epochs(nb: dict) -> int | None:
-    """The ``epochs`` papermill injected into an executed training notebook, or None."""
+def injected_value(nb: dict, name: str):
+    """The value of ``name`` that papermill injected into an executed training notebook (a Python literal in its
+    ``injected-parameters`` cell), or None where it injected none."""
     for cell in nb["cells"]:
         if cell["cell_type"] == "code" and "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            m = re.search(r"^epochs = (\d+)\s*$", text, flags=re.M)
-            return int(m.group(1)) if m else None
+            m = re.search(rf"^{re.escape(name)} = (.+?)\s*$", text, flags=re.M)
+            if m is None:
+                return None
+            try:
+                return ast.literal_eval(m.group(1))
+            except (ValueError, SyntaxError):
+                return None
     return None
+
+
+def injected_epochs(nb: dict) -> int | None:
+    """The ``epochs`` papermill injected into an executed training notebook, or None."""
+    epochs = injected_value(nb, "epochs")
+    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
+
+
+#: How a notebook's note names the data of its runs, by dataset (the figure's own data where none was injected).
+DATA_LABELS = {"cifar10": "CIFAR-10", "emnist-letters": "EMNIST letters",
+               "letters-synthetic": letters.LETTERS_SYNTHETIC_LABEL, "synthetic": "a Gaussian mixture"}
 
 
 def scale_title(scale: str, epochs: int | None) -> str:
@@ -123,8 +142,9 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     label = run_label(f, scale, piece)
     runs = "" if piece is None else ", runs " + ", ".join(f"L = {L[1:]}" for L in piece.split("-"))
     title = f"Figure {f.number}{runs}: the executed training notebook, {scale_title(scale, injected_epochs(nb))}"
+    dataset = injected_value(nb, "dataset") or f.dataset  # the runs' data: real EMNIST letters where injected
     note = (f"This is the training notebook of {{ref}}`ch-train` as papermill executed it for Figure {f.number} "
-            f"({f.paper_data if f.dataset == 'cifar10' else letters.LETTERS_SYNTHETIC_LABEL}, "
+            f"({DATA_LABELS.get(dataset, dataset)}, "
             f"{'with bias' if f.bias else 'bias-free'}), shown with its outputs and never re-executed by the "
             f"book build. Its parameters are in the cell tagged `injected-parameters` (smoke = False: where the "
             f"text below, the training chapter's own, speaks of the smoke run, those parameters apply instead); "

@@ -98,6 +98,8 @@ if [ -n "$FULL" ]; then
 fi
 
 elapsed() { echo $(( $(date +%s) - T0 )); }
+# "status S" for a command's exit status S, and what 124 (timeout's status) means for that command, $2
+status_text() { if [ "$1" -eq 124 ]; then echo "status 124 ($2)"; else echo "status $1"; fi; }
 
 # the data of figure $1 for its notebook (appended to the caller's sets): the CIFAR-10 slice for Figures 1 and 3,
 # the letters rendered ahead for Figures 2 and 4 when $LETTERS_DATA exists (else the notebook renders them)
@@ -152,7 +154,7 @@ main() {
   local levers_json="${RESULTS_ROOT:-results/figures}/gpu/bench_levers_$PRECISION.json"
   echo "\$ python benchmarks/bench_train.py $LEVER_ARGS --precision $PRECISION --levers $LEVERS --json $levers_json"
   timeout --kill-after=5 "$LEVER_TIMEOUT_S" "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
-    --json "$levers_json" 2>&1 || echo "lever benchmark: ended with status $? (124: stopped after $LEVER_TIMEOUT_S s); the runs go on"
+    --json "$levers_json" 2>&1 || echo "lever benchmark: ended with $(status_text $? "stopped after $LEVER_TIMEOUT_S s"); the runs go on"
   echo "== 4. calibration ($(elapsed) s)"
   local letters=()
   if [ -f "$LETTERS_DATA" ]; then letters=(--letters-data "$LETTERS_DATA"); fi
@@ -175,7 +177,7 @@ main() {
     data_sets "$f"
     for kv in $EXTRA_SETS; do sets+=("$kv"); done
     timeout --signal=INT --kill-after=15 $(( alloc + 45 )) scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}" \
-      || echo "Figure $f: scripts/gpu_run_figure.sh ended with status $? (124: stopped by the time budget)"
+      || echo "Figure $f: scripts/gpu_run_figure.sh ended with $(status_text $? "stopped by the time budget")"
   done
   archive
 }

@@ -266,6 +266,27 @@ def test_relabel_notebook(tmp_path):
         figure_notebook.relabel_notebook(tmp_path / "missing.ipynb", 3, "gpu")
     with pytest.raises(ValueError, match="scale must be one of"):
         figure_notebook.run_label(3, "paper")
+
+
+def test_relabel_notebook_names_the_data_the_runs_were_given(tmp_path):
+    """Figure 2's notebook names the stand-in when it ran on it, and EMNIST letters when papermill gave it the real
+    data (dataset injected), not the figure's default."""
+    def executed(injected):
+        return {"cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": "(ch-train)=\n# The training notebook\n"},
+            {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": injected, "outputs": [],
+             "execution_count": 1}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    for injected, named, not_named in (
+            ("smoke = False\nepochs = 700\n", "letters-synthetic (a stand-in", "(EMNIST letters,"),
+            ("smoke = False\ndataset = \"emnist-letters\"\ndata_path = \"/data/emnist\"\n", "(EMNIST letters, with bias)",
+             "stand-in")):
+        path = tmp_path / "fig2.run.ipynb"
+        path.write_text(json.dumps(executed(injected)))
+        figure_notebook.relabel_notebook(path, 2, "gpu")
+        md = json.loads(path.read_text())["cells"][0]["source"]
+        assert named in md and not_named not in md, md
+    assert figure_notebook.injected_value(executed("epochs = 700\n"), "epochs") == 700
+    assert figure_notebook.injected_value(executed("epochs = 700\n"), "dataset") is None
     assert figure_notebook.run_label(2, "cpu-scale") == "run-fig2-cpu-scale"
     assert figure_notebook.run_label(2, "gpu", "L1-L3") == "run-fig2-gpu-L1-L3"
     assert figure_notebook.piece_of([3, 1]) == "L1-L3" and figure_notebook.check_piece(None) is None
