@@ -408,6 +408,8 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
 def _predictions(outputs, labels) -> tuple[np.ndarray, np.ndarray, int | None]:
     """(predicted classes, labels, K or None) of :func:`accuracy` and :func:`class_accuracy`, validated."""
     out = np.asarray(outputs)
+    if out.dtype == bool:
+        raise ValueError("outputs must be N x K scores or N integer predictions, not booleans")
     if out.ndim == 2:
         if out.shape[0] == 0 or out.shape[1] == 0:
             raise ValueError(f"outputs must be N x K with N, K >= 1, got shape {out.shape}")
@@ -419,6 +421,8 @@ def _predictions(outputs, labels) -> tuple[np.ndarray, np.ndarray, int | None]:
         if not np.issubdtype(out.dtype, np.integer):
             raise ValueError(f"outputs must be an N x K array of scores or N integer predictions, got dtype {out.dtype}")
         pred = out.astype(np.int64)
+        if pred.size and pred.min() < 0:
+            raise ValueError(f"outputs must hold non-negative class predictions, got {int(pred.min())}")
         K = None
     else:
         raise ValueError(f"outputs must be an N x K array of scores or N predictions, got shape {out.shape}")

@@ -240,6 +240,9 @@ def random_instance(theorem: str, rng: np.random.Generator, margin: float = 0.05
 
     if theorem not in THEOREMS:
         raise ValueError(f"theorem must be one of {sorted(THEOREMS)}, got {theorem!r}")
+    margin = _checks.nonneg_float(margin, "margin")
+    if margin >= 1:
+        raise ValueError(f"margin must be below 1 (a relative distance in lam_H), got {margin!r}")
     bias, Ls = THEOREMS[theorem]
     while True:
         K = int(rng.integers(3, 9))

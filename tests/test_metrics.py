@@ -362,6 +362,10 @@ def test_bad_input_raises_value_error_naming_the_argument():
         m.bias_error(np.ones(2), y)
     with pytest.raises(ValueError, match="labels"):
         m.accuracy(np.ones((9, 3)), y[:-1])
+    with pytest.raises(ValueError, match="^outputs must hold non-negative"):  # -1 is no class, not a miss
+        m.accuracy(np.array([-1, 0, 1]), np.array([0, 0, 1]))
+    with pytest.raises(ValueError, match="^outputs must be N x K scores"):  # booleans are not scores
+        m.accuracy(np.eye(3, dtype=bool), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="rtol"):
         m.nc1(X, y, rtol=-1.0)
 
