@@ -61,11 +61,18 @@ def flag(value, name: str) -> bool:
 
 
 def real_number(value) -> bool:
-    """Whether ``value`` is a real number (a Python or numpy int or float, or a 0-d numpy array of one), not a bool,
-    a string or a complex number (``float("0.1")`` would read the text)."""
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        return np.issubdtype(value.dtype, np.integer) or np.issubdtype(value.dtype, np.floating)
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    """Whether ``value`` is a real number: a Python or numpy int or float, or anything numpy reads as a 0-d int or
+    float array (a 0-d numpy array or torch tensor); not a bool, a string or a complex number (``float("0.1")``
+    would read the text)."""
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        return False
+    if isinstance(value, numbers.Real):
+        return True
+    try:
+        arr = np.asarray(value)
+    except Exception:  # noqa: BLE001 - whatever numpy cannot read is not a number
+        return False
+    return arr.ndim == 0 and (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating))
 
 
 def nonneg_float(value, name: str) -> float:
@@ -107,7 +114,10 @@ def matrix(a, name: str, shape: Sequence[int | None] | None = None) -> np.ndarra
         raw = np.asarray(a)
     except Exception as exc:  # ragged input and the like
         raise ValueError(f"{name} must be a 2-D array of real numbers") from exc
-    if raw.dtype != object and not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
+    if raw.dtype == object:
+        if not all(real_number(v) for v in raw.ravel()):
+            raise ValueError(f"{name} must hold real numbers (no text, bools or complex numbers)")
+    elif not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
         raise ValueError(f"{name} must hold real numbers, got dtype {raw.dtype}")
     try:
         arr = np.asarray(raw, dtype=np.float64)

@@ -49,8 +49,14 @@ def product_threshold(kappa, N: int, L: int) -> np.ndarray:
     never alive).  Vectorised over ``kappa``.
     """
     kappa, N, L = _threshold_args(kappa, N, L)
-    with np.errstate(under="ignore", over="ignore"):
-        return np.exp(_log_product_threshold(kappa, N, L))
+    return _product_threshold(kappa, N, L)
+
+
+def _product_threshold(kappa: np.ndarray, N: int, L: int) -> np.ndarray:
+    """Pi_k of checked arguments, as written (0 where it underflows, for deep heads)."""
+    depth = float((L - 1) ** ((L - 1) / L)) if L > 1 else 1.0
+    with np.errstate(under="ignore"):
+        return (kappa ** 2 * depth / (L ** 2 * N)) ** L / N
 
 
 def _threshold_args(kappa, N, L):
@@ -69,11 +75,14 @@ def _log_product_threshold(kappa: np.ndarray, N: int, L: int) -> np.ndarray:
 
 def collapse_decay(kappa, N: int, L: int) -> np.ndarray:
     """The common decay lambda = lam_W1 = ... = lam_WL = lam_H at which a mode of singular value kappa dies:
-    lambda_k = Pi_k^(1/(L+1)) with Pi_k of :func:`product_threshold` (kappa / N for L = 1), computed through
-    log Pi_k, so that it stays right where Pi_k underflows.  Vectorised."""
+    lambda_k = Pi_k^(1/(L+1)) with Pi_k of :func:`product_threshold` (kappa / N for L = 1); through log Pi_k where
+    Pi_k underflows (deep heads), so that it stays right there.  Vectorised."""
     kappa, N, L = _threshold_args(kappa, N, L)
+    Pi = _product_threshold(kappa, N, L)
     with np.errstate(under="ignore"):
-        return np.exp(_log_product_threshold(kappa, N, L) / (L + 1))
+        in_logs = np.exp(_log_product_threshold(kappa, N, L) / (L + 1))
+    normal = Pi >= np.finfo(np.float64).tiny  # the formula as written where Pi_k is a normal float (to the last bit
+    return np.where(normal, Pi ** (1.0 / (L + 1)), in_logs)  # there), through logs where it underflows
 
 
 def mode_thresholds(n, L: int, bias: bool = True) -> dict:
@@ -114,8 +123,9 @@ def minimizer_class_accuracy(n, lam_W, lam_H, L: int = 1, bias: bool = True) -> 
 
 
 def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:
-    """Which modes are alive: s_k > tol * kappa_1, for singular values ``s`` of W_L ... W_1 H-bar D in the SVD basis
-    of M (closed form: :func:`nclib.ufm.mode_strengths`; trained: :func:`mode_values`) and the spectrum ``kappa``."""
+    """Which modes of a trained model are alive: s_k > tol * kappa_1, for the singular values ``s`` of
+    W_L ... W_1 H-bar D in the SVD basis of M (:func:`mode_values`) and the spectrum ``kappa``.  At the closed form a
+    mode is alive iff its strength is > 0, without a tolerance (:func:`alive_at_minimum`)."""
     s = np.atleast_1d(np.asarray(s, dtype=np.float64))
     kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
     tol = _checks.positive_float(tol, "tol")

@@ -231,7 +231,11 @@ def lemma_a2_a(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
     lam = _checks.layer_lambdas(lam_W, L, "lam_W")
     lam_H = _checks.positive_float(lam_H, "lam_H")
     N = _checks.positive_int(N, "N")
-    kappa = _spectrum_values(kappa)
+    return _a(_spectrum_values(kappa), N, lam, lam_H, L)
+
+
+def _a(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
+    """:func:`lemma_a2_a` of checked arguments."""
     scale = L * N * _decay_root(N, lam_H, lam, L)
     with np.errstate(divide="ignore", over="ignore"):
         return np.where(kappa > 0, scale / np.where(kappa > 0, kappa, 1.0) ** 2, np.inf)
@@ -241,8 +245,8 @@ def _spectrum_values(kappa) -> np.ndarray:
     """``kappa`` as a non-empty 1-D float64 array of finite non-negative numbers (singular values of M, one per
     mode); ValueError naming ``kappa`` otherwise (text, bools and complex numbers included)."""
     arr = np.atleast_1d(np.asarray(kappa))
-    if arr.dtype == object:
-        arr = np.array([v if _checks.real_number(v) else np.nan for v in arr.ravel()]).reshape(arr.shape)
+    if arr.dtype == object:  # a list mixing number types: each must be a real number (sympy's Float, say)
+        arr = np.array([float(v) if _checks.real_number(v) else np.nan for v in arr.ravel()]).reshape(arr.shape)
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise ValueError(f"kappa must hold real singular values, got dtype {arr.dtype}")
     arr = arr.astype(np.float64)
@@ -275,14 +279,21 @@ def threshold_gap(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
 
 
 def _gap(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
-    """:func:`threshold_gap` of checked arguments; for L = 1 as (N r - kappa)(N r + kappa) with r = sqrt(lam_W lam_H)
-    as :func:`_mode_products` computes it, so that its sign is that of the soft threshold's, to the last bit."""
+    """:func:`threshold_gap` of checked arguments, written so that its sign is decided by the same floats as the
+    minimizer's: for L = 1 as (N r - kappa)(N r + kappa) with r = sqrt(lam_W lam_H), the soft threshold of
+    :func:`_mode_products`; for L >= 2 as kappa^2 (L-1)^((L-1)/L) (a - a_c) / a_c with a of :func:`lemma_a2_a` and
+    a_c of :func:`lemma_a2_critical_a`, the comparison :func:`lemma_a2_minimizer` makes (the same quantity:
+    a / a_c = L^2 N (N lam_H prod lam_W)^(1/L) / (kappa^2 (L-1)^((L-1)/L))), so the sign of a float difference,
+    exact, is the sign of the gap."""
     with np.errstate(over="ignore", invalid="ignore"):
         if L == 1:
             t = N * _sqrt_product(lam[0], lam_H)
             return (t - kappa) * (t + kappa)
         depth = float((L - 1) ** ((L - 1) / L))
-        return L ** 2 * N * _decay_root(N, lam_H, lam, L) - kappa ** 2 * depth
+        a_c = lemma_a2_critical_a(L)
+        a = _a(kappa, N, lam, lam_H, L)
+        at_zero = L ** 2 * N * _decay_root(N, lam_H, lam, L)  # kappa = 0: the mode is never alive
+        return np.where(kappa ** 2 > 0, kappa ** 2 * depth * ((a - a_c) / a_c), at_zero)
 
 
 def _sqrt_product(lam_W: float, lam_H: float) -> float:
@@ -301,7 +312,7 @@ def _mode_products(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: 
     if L == 1:  # the soft threshold (an infinite one removes every mode)
         with np.errstate(over="ignore"):
             return np.where(alive, np.maximum(kappa - N * _sqrt_product(lam[0], lam_H), 0.0), 0.0)
-    a = lemma_a2_a(kappa, N, lam, lam_H, L)
+    a = _a(kappa, N, lam, lam_H, L)
     for i, (k, ai) in enumerate(zip(kappa, a)):
         if k > 0 and alive[i] and np.isfinite(ai):
             if ai == 0.0:  # a below the float range: x^L/(1 + x^L) = 1 - O(a^(L/(L+1))) rounds to 1
@@ -426,10 +437,15 @@ def _cut(s: np.ndarray, kappa: np.ndarray, d: int) -> None:
     """Put at 0, in place, the modes beyond the hidden width ``d`` (a rank-d product carries the top d modes at
     most); ValueError naming ``d`` when the cut splits surviving modes of equal kappa (then the minimizer is not
     unique up to the rotations inside a group, :func:`structure`)."""
-    if d < s.size and s[d] > 0 and kappa[d - 1] - kappa[d] <= BLOCK_RTOL * kappa[0]:
+    if _cut_splits(s, kappa, d):
         raise ValueError(f"d={d} splits surviving modes of equal singular value {kappa[d]:.6g}: the global "
                          f"minimizers keep any {d}-dimensional part of them, with no one geometry")
     s[d:] = 0.0
+
+
+def _cut_splits(s: np.ndarray, kappa: np.ndarray, d: int) -> bool:
+    """Whether the hidden width ``d`` cuts a group of equal kappa among the surviving modes (strengths ``s``)."""
+    return bool(d < s.size and s[d] > 0 and kappa[d - 1] - kappa[d] <= BLOCK_RTOL * kappa[0])
 
 
 def _mode_values(kappa, s, t, N, L):

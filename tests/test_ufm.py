@@ -134,6 +134,20 @@ def test_strengths_and_threshold_gap_agree_at_the_thresholds(L):
             np.testing.assert_array_equal(ufm.mode_strengths(kappa, N, lam * f, lam * f, L) > 0, gap < 0)
 
 
+def test_the_three_survival_tests_agree_at_rounding_level():
+    """Near a tie, threshold_gap's sign, mode_strengths > 0 and lemma_a2_minimizer's x* > 0 decide alike: each
+    compares the same floats (a against a_c for L >= 2), where two formulas for one quantity disagreed in 48 of
+    3,000 cases placed on a threshold to 1e-15."""
+    rng = np.random.default_rng(0)
+    for _ in range(600):
+        L, N, k = int(rng.integers(2, 10)), int(rng.integers(10, 20000)), float(rng.uniform(1, 100))
+        depth = (L - 1) ** ((L - 1) / L)
+        lam = ((k ** 2 * depth / (L ** 2 * N)) ** L / N) ** (1 / (L + 1)) * (1 + float(rng.normal()) * 1e-15)
+        alive = ufm.mode_strengths([k], N, lam, lam, L)[0] > 0
+        assert (ufm.threshold_gap([k], N, lam, lam, L)[0] < 0) == alive
+        assert (ufm.lemma_a2_minimizer(ufm.lemma_a2_a([k], N, lam, lam, L)[0], L) > 0) == alive
+
+
 def test_the_zero_mode_of_ybar_stays_dead_at_tiny_decays():
     """With a bias kappa_K = 0 exactly (Y-bar sqrt(n) = 0): no decay, however small, revives it, and the features'
     global mean stays 0 (Theorem 4.2)."""
@@ -214,10 +228,25 @@ def test_lemma_a1_nuclear_norm():
     (lambda: ufm.objective([np.eye(2)], np.ones((2, 5)) * (1 + 5j), None, [3, 2], 0.1, 0.1), "H"),  # complex
     (lambda: ufm.objective([np.eye(2)], np.ones((2, 5), dtype=bool), None, [3, 2], 0.1, 0.1), "H"),
     (lambda: ufm.objective([np.eye(2)], np.full((2, 5), "1"), None, [3, 2], 0.1, 0.1), "H"),
+    (lambda: ufm.objective([np.eye(2)], np.full((2, 5), "1", dtype=object), None, [3, 2], 0.1, 0.1), "H"),
+    (lambda: ufm.objective([np.eye(2)], np.full((2, 5), True, dtype=object), None, [3, 2], 0.1, 0.1), "H"),
 ])
+
 def test_bad_input(call, name):
     with pytest.raises(ValueError, match=f"^{name.replace('[', '.').replace(']', '.')}"):
         call()
+
+
+def test_numbers_of_other_types_are_read_as_numbers():
+    """What numpy reads as a 0-d number (a numpy float32, a 0-d array or tensor) is a decay; a list mixing number
+    types is a spectrum."""
+    import torch
+
+    want = ufm.minimum_value([3, 2], 0.25, 0.01)
+    for lam in (np.float32(0.25), np.asarray(0.25), torch.tensor(0.25, dtype=torch.float64)):
+        assert ufm.minimum_value([3, 2], lam, 0.01) == want
+    np.testing.assert_array_equal(ufm.mode_strengths(np.array([2, 1.0], dtype=object), 10, 0.01, 0.01),
+                                  ufm.mode_strengths([2.0, 1.0], 10, 0.01, 0.01))
 
 
 def test_numpy_bool_bias_is_accepted():
