@@ -328,22 +328,25 @@ def next_step(run_dir) -> tuple[str, str]:
 
 def _run_point(params: dict) -> dict:
     """Train (or resume, or skip) one grid point on a worker; never raises for the run's own failure: returns
-    ``{"status": the folder's run_status after, "error": None or "Type: message"}``."""
+    ``{"status": the folder's run_status after, "error": None or "Type: message", "restarted": None or why a failed
+    run was trained again from the start ("Type: message" of the refused resume), "fresh": whether the run was
+    started from the start as planned}``."""
     run_dir = pathlib.Path(params["out_dir"]) / params["run_name"]
     status, step = next_step(run_dir)  # read again here: a retried task finds what its first attempt left
     if step in ("keep", "leave"):
-        return {"status": status, "error": None}
-    error = None
+        return {"status": status, "error": None, "restarted": None, "fresh": False}
+    error = restarted = None
     try:
         from . import train
 
         try:
             train.run(**{**params, "resume": step == "resume", "overwrite": step == "start"})
-        except ResumeRefused:
+        except ResumeRefused as refused:
             if run_status(run_dir) != "failed":  # read again: another process may have finished it since
                 raise
             # a failed run whose checkpoint cannot continue (the code changed since, say) starts again: the
-            # checkpoint was a convenience, and a failed run is never kept as a result
+            # checkpoint was a convenience, and a failed run is never kept as a result; the table says so
+            restarted = f"{type(refused).__name__}: {refused}"
             train.run(**{**params, "resume": False, "overwrite": True})
     except RunLockedElsewhere as exc:  # a writer on another host, whose end cannot be seen from here: an error,
         error = f"{type(exc).__name__}: {exc}"  # whose message names the lock file to remove
@@ -351,7 +354,7 @@ def _run_point(params: dict) -> dict:
         pass
     except Exception as exc:  # noqa: BLE001 - a failing run is reported, the sweep goes on
         error = f"{type(exc).__name__}: {exc}"
-    return {"status": run_status(run_dir), "error": error}
+    return {"status": run_status(run_dir), "error": error, "restarted": restarted, "fresh": step == "start"}
 
 
 # --------------------------------------------------------------------------------------------- the sweep
@@ -503,6 +506,10 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
                             manifest["errors"][name] = result["error"]
                         else:
                             manifest["errors"].pop(name, None)
+                        if result.get("restarted"):  # kept until a fresh start replaces the run
+                            manifest.setdefault("restarted", {})[name] = result["restarted"]
+                        elif result.get("fresh"):
+                            manifest.get("restarted", {}).pop(name, None)
                         failed += result["error"] is not None
                         bar.set_postfix(errors=failed, refresh=False)
                         bar.update()
@@ -525,7 +532,9 @@ def summary(out_dir) -> pd.DataFrame:
     status (:func:`nclib.runs.run_status`; "failed" for a run refused before its folder was written), error, the
     grid parameters, the last recorded epoch and ``final_<metric>`` for each column of ``history.csv``
     (objective (4.3), NC1-NC3, training accuracy, ...), ``class_acc_<k>`` (the training accuracy of class k at
-    the last epoch), wall and training time, device, then every other parameter of the run (lists as JSON).
+    the last epoch), ``restarted`` (for a failed run that a rerun trained again from the start because its resume
+    was refused, the refusal; else empty), wall and training time, device, then every other parameter of the run
+    (lists as JSON).
     Read from the run folders only (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`).  The
     rows follow ``sweep.json`` (the grid order); without it, every run folder in ``out_dir`` by name."""
     out_dir = pathlib.Path(out_dir)
@@ -535,6 +544,7 @@ def summary(out_dir) -> pd.DataFrame:
     runs = manifest.get("runs") or {d.name: {} for d in sorted(out_dir.iterdir())
                                     if d.is_dir() and (d / "params.json").is_file()}
     errors = manifest.get("errors", {})
+    restarted = manifest.get("restarted", {})
     grid_keys = list(dict.fromkeys(k for point in runs.values() for k in point))
     skip = set(SWEEP_KEYS) | {"max_train_s"}
     rows = []
@@ -566,6 +576,8 @@ def summary(out_dir) -> pd.DataFrame:
         if classes is not None:
             for k, acc in enumerate(classes["acc"][-1]):
                 row[f"class_acc_{k}"] = float(acc)
+        # a failed run trained again from the start because its resume was refused: why (sweep.json keeps it)
+        row["restarted"] = restarted.get(name)
         for k in ("wall_time_s", "train_time_s", "device_name"):
             row[k] = prov.get(k)
         for k, v in params.items():

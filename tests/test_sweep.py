@@ -417,6 +417,33 @@ def test_dead_runs_are_resumed_or_restarted_and_a_live_one_is_left_alone(schedul
     assert {n: _files(out / n) for n in names[:2]} == kept
 
 
+def test_a_failed_run_trained_again_from_the_start_says_so_in_the_table(scheduler, tmp_path, monkeypatch):
+    """A failed run whose resume is refused (here its provenance names another card) is trained again from the
+    start by the sweep's rerun; the table's 'restarted' column gives the refusal, and keeps it on the next rerun,
+    which leaves the finished run as it is."""
+    out = tmp_path / "sweep"
+    grid = {"seed": [0, 1]}
+    names = [sweep.run_name_for(p) for p in sweep.expand_grid(grid)]
+    first = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
+    assert first["restarted"].isna().all()
+    folder = out / names[0]
+    train.run(**TINY, seed=0, out_dir=out, run_name=names[0], max_train_s=0, overwrite=True, progress=False)
+    monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        train.run(**TINY, seed=0, out_dir=out, run_name=names[0], resume=True, progress=False)
+    monkeypatch.undo()
+    prov_path = folder / "provenance.json"
+    prov_path.write_text(json.dumps({**json.loads(prov_path.read_text()), "device_name": "NVIDIA H200"}))
+    assert sweep.next_step(folder) == ("failed", "resume")
+    again = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
+    assert again["status"].tolist() == ["finished", "finished"] and again["error"].isna().all()
+    assert again["restarted"][0].startswith("ResumeRefused: ") and "another device" in again["restarted"][0]
+    assert pd.isna(again["restarted"][1])
+    kept = _files(folder)
+    third = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
+    assert third["restarted"].tolist()[0] == again["restarted"][0] and _files(folder) == kept
+
+
 def test_the_lock_left_by_a_writer_on_another_host_is_reported_not_passed_over(scheduler, tmp_path):
     """A run stopped, then killed on another node of a cluster: its lock names that host, and no live process
     holds it here.  Whether that writer has ended cannot be seen from this host, so the run is not trained; the

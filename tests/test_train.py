@@ -690,7 +690,9 @@ def test_a_failed_run_whose_resume_is_refused_starts_again_in_a_sweep(tmp_path, 
     assert sweep.next_step(folder) == ("failed", "resume")
     with pytest.raises(train.ResumeRefused, match="another device"):
         train.run(**{**p, "resume": True})
-    assert sweep._run_point(p) == {"status": "finished", "error": None}
+    result = sweep._run_point(p)
+    assert (result["status"], result["error"], result["fresh"]) == ("finished", None, False)
+    assert result["restarted"].startswith("ResumeRefused: ") and "another device" in result["restarted"]
     assert [s["from_epoch"] for s in json.loads(prov_path.read_text())["segments"]] == [0]  # from the start
 
 
