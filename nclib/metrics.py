@@ -521,10 +521,11 @@ def printed_nc3(P, G_left, G_right) -> float:
     Every mode is compared, so a zero w_k or g_k gives 0/0 = NaN, as printed.
     Used by :ref:`ch-errata-metrics`.
     """
-    P = np.asarray(P, dtype=np.float64)
-    Wt = (np.asarray(G_left, dtype=np.float64).T @ P).T  # d x K, columns w_k
+    P = _checks.matrix(P, "P")
+    G_left = _checks.matrix(G_left, "G_left", (P.shape[0], P.shape[0]))
+    Wt = (G_left.T @ P).T  # d x K, columns w_k
     G = np.asarray(G_right, dtype=np.float64)
-    if Wt.shape != G.shape:
+    if G.ndim != 2 or Wt.shape != G.shape:
         raise ValueError(f"G_right must be d x K = {Wt.shape}, got {G.shape}")
     with np.errstate(invalid="ignore", divide="ignore"):
         a = Wt / np.linalg.norm(Wt, axis=0, keepdims=True)

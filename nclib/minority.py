@@ -307,8 +307,13 @@ def mode_values(Ws, H, n, bias: bool = True) -> np.ndarray:
     U_g^T W_L ... W_1 H-bar D V_g for each group g, in the order of kappa.  At a global minimizer these are the values
     of Theorems 4.1-4.3 (:func:`nclib.ufm.mode_strengths`); at another point, a mode of zero strength is dead."""
     n = _checks.counts(n)
-    U, kappa, Vt = np.linalg.svd(ufm.problem_matrix(n, bias))
-    C = U.T @ ufm.head_product(Ws) @ ufm.weighted_class_means(H, n) @ Vt.T
+    U, kappa, Vt = ufm.problem_svd(n, bias)
+    P, E = ufm.head_product(Ws), ufm.weighted_class_means(H, n)
+    if P.shape[0] != n.size:
+        raise ValueError(f"Ws: W_L must have one row per class, K={n.size}, got {P.shape[0]}")
+    if P.shape[1] != E.shape[0]:
+        raise ValueError(f"H must have as many rows as W_1 has columns ({P.shape[1]}), got {E.shape[0]}")
+    C = U.T @ P @ E @ Vt.T
     out = np.empty(kappa.size)
     for block in metrics.mode_blocks(kappa, np.ones(kappa.size, dtype=bool)):  # contiguous: kappa non-increasing
         out[block] = np.linalg.svd(C[np.ix_(block, block)], compute_uv=False)

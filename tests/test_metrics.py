@@ -362,6 +362,10 @@ def test_bad_input_raises_value_error_naming_the_argument():
         m.bias_error(np.ones(2), y)
     with pytest.raises(ValueError, match="labels"):
         m.accuracy(np.ones((9, 3)), y[:-1])
+    with pytest.raises(ValueError, match="^G_left"):  # U must be K x K for P of K rows
+        m.printed_nc3(np.ones((3, 5)), np.eye(2), np.ones((5, 3)))
+    with pytest.raises(ValueError, match="^G_right"):
+        m.printed_nc3(np.ones((3, 5)), np.eye(3), np.ones((3, 5)))
     with pytest.raises(ValueError, match="^outputs must hold non-negative"):  # -1 is no class, not a miss
         m.accuracy(np.array([-1, 0, 1]), np.array([0, 0, 1]))
     with pytest.raises(ValueError, match="^outputs must be N x K scores"):  # booleans are not scores

@@ -122,6 +122,15 @@ def test_phase_diagram_counts_fall_with_the_decay():
         np.testing.assert_allclose(pd["accuracy"], [ufm.minimizer_accuracy(n, l, l, L=L) for l in lams], atol=1e-15)
 
 
+def test_mode_values_refuse_shapes_that_do_not_chain():
+    n = [5, 3, 1]
+    g = ufm.global_minimizer(n, 1e-3, 1e-3, L=2, d=4)
+    with pytest.raises(ValueError, match="^Ws: W_L must have one row per class"):
+        mino.mode_values([g.Ws[0], g.Ws[1][:2]], g.H, n)
+    with pytest.raises(ValueError, match="^H must have as many rows"):
+        mino.mode_values(g.Ws, g.H[:3], n)
+
+
 @pytest.mark.parametrize("n", [[5, 3, 3, 1], [4, 4, 4, 2]])
 def test_mode_values_at_the_global_minimizer(n):
     for L, bias in ((1, True), (3, False)):
