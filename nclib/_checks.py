@@ -79,10 +79,7 @@ def nonneg_float(value, name: str) -> float:
     """A finite real number >= 0 (a weight decay); bools and text are refused, not read as numbers."""
     if not real_number(value):
         raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}") from exc
+    x = float(value)  # a real number: float() reads it
     if not np.isfinite(x) or x < 0:
         raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
     return x
@@ -119,10 +116,7 @@ def matrix(a, name: str, shape: Sequence[int | None] | None = None) -> np.ndarra
             raise ValueError(f"{name} must hold real numbers (no text, bools or complex numbers)")
     elif not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
         raise ValueError(f"{name} must hold real numbers, got dtype {raw.dtype}")
-    try:
-        arr = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError) as exc:  # an object array of text, complex numbers, ...
-        raise ValueError(f"{name} must hold real numbers") from exc
+    arr = raw.astype(np.float64)  # real numbers only, checked above
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {arr.shape}")
     if shape is not None:
@@ -131,6 +125,20 @@ def matrix(a, name: str, shape: Sequence[int | None] | None = None) -> np.ndarra
                 raise ValueError(f"{name} must have shape {tuple(shape)} (None = any), got {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return arr
+
+
+def singular_values(kappa, name: str = "kappa") -> np.ndarray:
+    """Singular values (of M, one per mode): a non-empty 1-D float64 array of finite non-negative real numbers;
+    text, bools and complex numbers are refused, a list mixing number types (sympy's Float, say) is read."""
+    arr = np.atleast_1d(np.asarray(kappa))
+    if arr.dtype == object:
+        arr = np.array([float(v) if real_number(v) else np.nan for v in arr.ravel()]).reshape(arr.shape)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"{name} must hold real singular values, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if arr.ndim != 1 or arr.size == 0 or np.any(~np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError(f"{name} must be a non-empty 1-D array of finite non-negative singular values")
     return arr
 
 

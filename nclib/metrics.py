@@ -391,11 +391,12 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     means = _means(X, y, K)  # K x d
     E = means.T * np.sqrt(n)[None, :]  # H-bar D, d x K
     width = min([d] + [np.shape(W)[0] for W in Ws[:-1]])  # the feature dimension and the hidden widths
-    full = ufm.structure(n, lam_W, lam_H, L=L, bias=bias)
-    if ufm._cut_splits(full.s_product, full.kappa, width):  # no one target geometry (ufm.structure refuses it)
-        rank = min(width, between_class_rank(full))
-        return {"nc1": _nc1(X, y, n, means, None, rank), **{k: float("nan") for k in _GEOMETRY_KEYS}}
-    structure = ufm.structure(n, lam_W, lam_H, L=L, bias=bias, d=width)
+    structure = ufm.structure(n, lam_W, lam_H, L=L, bias=bias)
+    if width < K:  # only the top `width` modes can survive
+        if ufm._cut_splits(structure.s_product, structure.kappa, width):  # no one target geometry
+            rank = min(width, between_class_rank(structure))
+            return {"nc1": _nc1(X, y, n, means, None, rank), **{k: float("nan") for k in _GEOMETRY_KEYS}}
+        structure = ufm.structure(n, lam_W, lam_H, L=L, bias=bias, d=width)
     out = {"nc1": _nc1(X, y, n, means, None, between_class_rank(structure))}
     out.update(geometry_metrics(P, E, structure))
     return out

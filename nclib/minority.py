@@ -62,7 +62,7 @@ def _product_threshold(kappa: np.ndarray, N: int, L: int) -> np.ndarray:
 def _threshold_args(kappa, N, L):
     L = _checks.positive_int(L, "L")
     N = _checks.positive_int(N, "N")
-    return ufm._spectrum_values(kappa), N, L
+    return _checks.singular_values(kappa), N, L
 
 
 def _log_product_threshold(kappa: np.ndarray, N: int, L: int) -> np.ndarray:
@@ -127,10 +127,10 @@ def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:
     W_L ... W_1 H-bar D in the SVD basis of M (:func:`mode_values`) and the spectrum ``kappa``.  At the closed form a
     mode is alive iff its strength is > 0, without a tolerance (:func:`alive_at_minimum`)."""
     s = np.atleast_1d(np.asarray(s, dtype=np.float64))
-    kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
+    kappa = _checks.singular_values(kappa)
     tol = _checks.positive_float(tol, "tol")
-    if kappa.ndim != 1 or not np.all(np.isfinite(kappa)) or np.any(kappa < 0) or not np.any(kappa > 0):
-        raise ValueError("kappa must be a 1-D array of finite non-negative singular values, not all 0")
+    if not np.any(kappa > 0):
+        raise ValueError("kappa must hold a positive singular value, not all 0")
     if s.shape != kappa.shape or not np.all(np.isfinite(s)):
         raise ValueError(f"s must be finite, with the shape of kappa {kappa.shape}, got shape {s.shape}")
     return s > tol * float(kappa.max())

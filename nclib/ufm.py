@@ -227,11 +227,7 @@ def lemma_a2_a(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
     a = L N / kappa^2 * (N lam_H lam_W1 ... lam_WL)^(1/L); the paper prints it without the factor N
     in front (see :ref:`ch-errata-theory`). Infinite for kappa = 0. Used in :ref:`ch-thm43`.
     """
-    L = _checks.positive_int(L, "L")
-    lam = _checks.layer_lambdas(lam_W, L, "lam_W")
-    lam_H = _checks.positive_float(lam_H, "lam_H")
-    N = _checks.positive_int(N, "N")
-    return _a(_spectrum_values(kappa), N, lam, lam_H, L)
+    return _a(*_mode_args(kappa, N, lam_W, lam_H, L))
 
 
 def _a(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
@@ -241,20 +237,6 @@ def _a(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.n
         return np.where(kappa > 0, scale / np.where(kappa > 0, kappa, 1.0) ** 2, np.inf)
 
 
-def _spectrum_values(kappa) -> np.ndarray:
-    """``kappa`` as a non-empty 1-D float64 array of finite non-negative numbers (singular values of M, one per
-    mode); ValueError naming ``kappa`` otherwise (text, bools and complex numbers included)."""
-    arr = np.atleast_1d(np.asarray(kappa))
-    if arr.dtype == object:  # a list mixing number types: each must be a real number (sympy's Float, say)
-        arr = np.array([float(v) if _checks.real_number(v) else np.nan for v in arr.ravel()]).reshape(arr.shape)
-    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise ValueError(f"kappa must hold real singular values, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
-    if arr.ndim != 1 or arr.size == 0 or np.any(~np.isfinite(arr)) or np.any(arr < 0):
-        raise ValueError("kappa must be a non-empty 1-D array of finite non-negative singular values")
-    return arr
-
-
 def _mode_args(kappa, N, lam_W, lam_H, L):
     """The checked arguments (kappa as a 1-D float64 array, N, per-layer lam, lam_H, L) of the per-mode functions
     :func:`threshold_gap`, :func:`mode_strengths` and :func:`value_from_spectrum`; ValueError naming the argument otherwise."""
@@ -262,7 +244,7 @@ def _mode_args(kappa, N, lam_W, lam_H, L):
     lam = _checks.layer_lambdas(lam_W, L, "lam_W")
     lam_H = _checks.positive_float(lam_H, "lam_H")
     N = _checks.positive_int(N, "N")
-    return _spectrum_values(kappa), N, lam, lam_H, L
+    return _checks.singular_values(kappa), N, lam, lam_H, L
 
 
 def threshold_gap(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
