@@ -174,6 +174,36 @@ def test_check_figure_accepts_the_configuration_and_rejects_changes(tiny, tiny_s
         figures.check_figure(figures.load_figure(1, "tiny", root=tmp_path), 1, "tiny")
 
 
+@pytest.mark.parametrize("change, named", [
+    (dict(feature_dim=5), "feature_dim = 5"),
+    (dict(normalization="none"), "normalization = 'none'"),
+    (dict(selection="first"), "selection = 'first'"),
+    (dict(lam_W=[1e-4, 1e-4, 1e-4]), r"lam_W = \[0.0001, 0.0001, 0.0001\]"),
+    (dict(lr_milestones=[]), r"lr_milestones = \[\]"),
+])
+def test_check_figure_names_every_setting_that_differs(tiny, tmp_path, change, named):
+    bad = tmp_path / "tiny" / "fig1"
+    shutil.copytree(tiny / "tiny" / "fig1", bad)
+    p = json.loads((bad / "fig1-L3" / "params.json").read_text())
+    (bad / "fig1-L3" / "params.json").write_text(json.dumps(dict(p, **change)))
+    with pytest.raises(ValueError, match="L=3: " + named):
+        figures.check_figure(figures.load_figure(1, "tiny", root=tmp_path), 1, "tiny")
+
+
+def test_check_figure_refuses_a_run_recorded_at_another_interval(tiny, tmp_path):
+    # the run's own history is complete for its interval; the figure's interval is another
+    bad = tmp_path / "tiny" / "fig1"
+    shutil.copytree(tiny / "tiny" / "fig1", bad)
+    p = json.loads((bad / "fig1-L1" / "params.json").read_text())
+    (bad / "fig1-L1" / "params.json").write_text(json.dumps(dict(p, metric_every=60)))
+    lines = (bad / "fig1-L1" / "history.csv").read_text().splitlines()
+    kept = [lines[0]] + [ln for ln in lines[1:] if int(float(ln.split(",")[0])) % 60 == 0]
+    (bad / "fig1-L1" / "history.csv").write_text("\n".join(kept) + "\n")
+    with pytest.raises(ValueError, match="L=1: metric_every = 60") as refused:
+        figures.check_figure(figures.load_figure(1, "tiny", root=tmp_path), 1, "tiny")
+    assert "history holds" not in str(refused.value)
+
+
 def test_preferred_scale_switches_per_figure_when_its_gpu_runs_finished(tiny, tmp_path):
     assert figures.preferred_scale(1, tmp_path) == "cpu-scale"
     shutil.copytree(tiny / "tiny" / "fig3", tmp_path / "gpu" / "fig3")

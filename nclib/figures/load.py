@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import pathlib
 from typing import Mapping
 
@@ -90,8 +89,23 @@ def run_counts(params: Mapping) -> np.ndarray:
 
 #: The parameters a committed run must share with its figure's configuration (``epochs`` may be lower on a
 #: GPU whose time budget cannot fit the paper's 12,000; it is reported, never hidden).
-CONFIG_KEYS = ("dataset", "bias", "width", "depth", "batch_size", "lr", "lr_milestones", "lr_gamma", "lam_W",
-               "lam_H", "lam_backbone", "init", "seed", "class_order")
+CONFIG_KEYS = ("dataset", "bias", "width", "depth", "feature_dim", "batch_size", "lr", "lr_milestones", "lr_gamma",
+               "lam_W", "lam_H", "lam_backbone", "init", "seed", "class_order", "selection", "normalization",
+               "metric_every")
+
+
+def _same_value(want, got) -> bool:
+    """Whether a run's recorded parameter ``got`` is the configuration's ``want``: numbers (and lists of numbers,
+    such as per-layer decays) equal to 12 digits, anything else (text, None, booleans) equal as written."""
+    def numeric(v):
+        if isinstance(v, (list, tuple)):
+            return len(v) > 0 and all(numeric(x) for x in v)
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if numeric(want) and numeric(got):
+        w, g = np.asarray(want, dtype=float), np.asarray(got, dtype=float)
+        return w.shape == g.shape and bool(np.allclose(g, w, rtol=1e-12, atol=0.0))
+    return type(want) is type(got) and want == got
 
 
 def check_run(run: Run, fig, scale: str) -> list[str]:
@@ -108,11 +122,7 @@ def check_run(run: Run, fig, scale: str) -> list[str]:
         want, got = cfg[k], p.get(k)
         if k in ("lam_W", "lam_H") and want == "reference":  # K x 1e-5, as nclib.train resolves it
             want = ufm.reference_decay(len(cfg["counts"]))
-        if isinstance(want, float) or isinstance(got, float):
-            same = got is not None and want is not None and math.isclose(float(got), float(want), rel_tol=1e-12)
-        else:
-            same = got == want
-        if not same:
+        if not _same_value(want, got):
             problems.append(f"L={L}: {k} = {got!r}, the figure's configuration has {want!r}")
     if run_counts(p).tolist() != list(cfg["counts"]):
         problems.append(f"L={L}: counts {run_counts(p).tolist()} differ from {cfg['counts']}")
