@@ -157,10 +157,38 @@ def load_history(run_dir) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise ValueError(f"run_dir {str(run_dir)!r} has no history.csv")
     with open(path) as f:
-        rows = list(csv.DictReader(f))
-    out = {k: np.array([float(r[k]) for r in rows]) for k in HISTORY_COLUMNS}
+        reader = csv.DictReader(f)
+        missing = [k for k in HISTORY_COLUMNS if k not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"run_dir {str(run_dir)!r}: history.csv has no column {', '.join(missing)}")
+        rows = list(reader)
+    out = {}
+    for k in HISTORY_COLUMNS:
+        try:
+            out[k] = np.array([float(r[k]) for r in rows])
+        except (TypeError, ValueError):  # a row cut short (None) or a field that is not a number
+            bad = next(i for i, r in enumerate(rows) if not _is_number(r[k]))
+            raise ValueError(f"run_dir {str(run_dir)!r}: history.csv row {bad + 1} has no number in column {k} "
+                             f"({rows[bad][k]!r})") from None
     out["epoch"] = out["epoch"].astype(np.int64)
     return out
+
+
+def _is_number(text) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def metric_epochs(epochs: int, metric_every: int) -> list[int]:
+    """The epochs at which :func:`nclib.train.run` records a history row for a run of ``epochs`` epochs: epoch 0,
+    every ``metric_every``-th epoch and the last one (a diverged run's history is a prefix of these)."""
+    for name, v in (("epochs", epochs), ("metric_every", metric_every)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return sorted({0, *range(int(metric_every), int(epochs) + 1, int(metric_every)), int(epochs)})
 
 
 #: The file of a run folder with the training accuracy of each class per metric epoch (runs made before it

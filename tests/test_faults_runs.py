@@ -369,3 +369,29 @@ def test_a_parameter_an_older_run_lacks_reads_as_its_default(tmp_path):
     other = "orthogonal" if DEFAULTS["init"] != "orthogonal" else "pytorch"
     assert runs.differing_params(tmp_path, {"epochs": 400, "init": other}) == {"init": (DEFAULTS["init"], other)}
     assert runs.differing_params(tmp_path / "absent", {"epochs": 400, "init": None}) == {"epochs": (None, 400)}
+
+
+def test_a_damaged_history_is_refused_naming_the_folder_and_the_row(tmp_path):
+    train.run(**TINY, epochs=10, metric_every=5, out_dir=str(tmp_path), run_name="r")
+    folder = tmp_path / "r"
+    assert runs.load_history(folder)["epoch"].tolist() == [0, 5, 10] == runs.metric_epochs(10, 5)
+    text = (folder / "history.csv").read_text()
+    lines = text.splitlines()
+    (folder / "history.csv").write_text("\n".join(lines[:-1] + [lines[-1][: len(lines[-1]) // 2]]) + "\n")
+    with pytest.raises(ValueError, match=r"history.csv row 3 has no number in column \w+"):
+        runs.load_history(folder)
+    header = lines[0].split(",")
+    (folder / "history.csv").write_text("\n".join([",".join(h for h in header if h != "nc3")] + lines[1:]) + "\n")
+    with pytest.raises(ValueError, match="history.csv has no column nc3"):
+        runs.load_history(folder)
+
+
+def test_metric_epochs_are_epoch_0_every_interval_and_the_last():
+    assert runs.metric_epochs(10, 4) == [0, 4, 8, 10]
+    assert runs.metric_epochs(3, 5) == [0, 3]
+    assert runs.metric_epochs(np.int64(6), 3) == [0, 3, 6]
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="epochs"):
+            runs.metric_epochs(bad, 5)
+        with pytest.raises(ValueError, match="metric_every"):
+            runs.metric_epochs(10, bad)

@@ -791,9 +791,10 @@ def test_calibrated_seconds_and_the_benchmark_figure_line(tmp_path):
     cal = {"kinds": {"cifar10": dict(data_s=1.0, setup_s=2.0, epoch_s=0.05, eval_s=0.5),
                      "letters-synthetic": dict(data_s=30.0, setup_s=3.0, epoch_s=0.1, eval_s=0.7)}}
     m = figures.scale_settings("gpu")["metric_every"]
-    want = figures.NOTEBOOK_OVERHEAD_S + 1.0 + 2.0 + 1000 * 0.05 + (1000 // m + 2) * 0.5
+    # one evaluation per history row: epoch 0, every m-th epoch, and the last when m does not divide the epochs
+    want = figures.NOTEBOOK_OVERHEAD_S + 1.0 + 2.0 + 1000 * 0.05 + (1000 // m + 1 + (1000 % m > 0)) * 0.5
     assert figures.calibrated_seconds(cal, 1, 1000) == pytest.approx(want, rel=1e-15)
-    assert figures.calibrated_seconds(cal, 4, 0) == pytest.approx(figures.NOTEBOOK_OVERHEAD_S + 33.0 + 2 * 0.7)
+    assert figures.calibrated_seconds(cal, 4, 0) == pytest.approx(figures.NOTEBOOK_OVERHEAD_S + 33.0 + 1 * 0.7)
     with pytest.raises(ValueError, match="calibration has no complete entry for 'letters-synthetic'"):
         figures.calibrated_seconds({"kinds": {"cifar10": cal["kinds"]["cifar10"]}}, 2, 10)
     with pytest.raises(ValueError, match="epochs"):

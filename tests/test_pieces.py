@@ -30,7 +30,7 @@ def test_a_whole_figure_is_the_calibrated_figure_and_a_piece_its_share():
     n = figures.figure_parameter_counts(1)
     share = n[6] / sum(n.values())
     fixed = figures.NOTEBOOK_OVERHEAD_S + 1.0 + 6.0 / 3
-    evals = 12000 // 100 + 2
+    evals = 12000 // 100 + 1  # epochs 0, 100, ..., 12,000
     assert figures.piece_seconds(CAL, 1, (6,)) == pytest.approx(fixed + 12000 * 0.06 * share + evals * 0.5 / 3)
     # no side-by-side credit for a partial piece; slower scales the epochs and metric epochs only
     assert figures.piece_seconds(CAL, 1, (6,), apart_ratio=1.5) == pytest.approx(

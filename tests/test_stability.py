@@ -3,6 +3,7 @@ what counts as a spike, the rule that chooses the figure runs' precision, and th
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -180,6 +181,18 @@ def test_load_stability_refuses_what_is_not_a_stability_run(tmp_path):
     (path / "provenance.json").write_text(json.dumps({"status": "stopped"}))
     with pytest.raises(ValueError, match="no stability runs that ended"):
         stability.load_stability(tmp_path)  # stopped runs do not count
+
+
+def test_load_stability_refuses_a_finished_run_whose_history_is_cut_short(tmp_path):
+    # a cut history would read as a run without a spike and could change the precision decision
+    src = stability.RESULTS_CPU / "fig1-L6-fp32-seed0"
+    dst = tmp_path / src.name
+    shutil.copytree(src, dst)
+    assert sorted(stability.load_stability(tmp_path)) == [("fp32", 0)]
+    lines = (dst / "history.csv").read_text().splitlines()
+    (dst / "history.csv").write_text("\n".join(lines[:5]) + "\n")
+    with pytest.raises(ValueError, match="its history holds 4 metric epochs .* finished run of 400 epochs"):
+        stability.load_stability(tmp_path)
 
 
 def test_setting_differences_reads_the_recorded_parameters_against_the_pair():

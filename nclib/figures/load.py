@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import data, ufm
-from ..runs import load_run
+from ..runs import load_run, metric_epochs
 from .config import HISTORY_KEYS, L_VALUES, RESULTS, check_scale, figure, figure_parameters
 
 
@@ -129,7 +129,7 @@ def check_run(run: Run, fig, scale: str) -> list[str]:
     E, m = int(p["epochs"]), int(p["metric_every"])
     if E > cfg["epochs"] or E < m:
         problems.append(f"L={L}: epochs = {E}, expected between {m} and {cfg['epochs']}")
-    expected = sorted({0, *range(m, E + 1, m), E})
+    expected = metric_epochs(E, m)
     got_epochs = run.history["epoch"].tolist()
     if got_epochs != expected:
         problems.append(f"L={L}: history holds {len(got_epochs)} metric epochs "

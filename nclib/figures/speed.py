@@ -9,6 +9,7 @@ import re
 from typing import Mapping
 
 from .. import ROOT, _checks
+from ..runs import metric_epochs
 from .config import L_VALUES, figure, figure_parameters, scale_settings
 
 
@@ -111,8 +112,8 @@ def calibrated_seconds(calibration: Mapping, fig, epochs: int) -> float:
     runs as ``results/figures/gpu/logs/*/calibration.json``): per data shape, seconds per epoch of the three
     runs in lockstep (``epoch_s``), of one metric evaluation of the three (``eval_s``), of building the
     runs (``setup_s``) and of making the data (``data_s``). The prediction adds :data:`NOTEBOOK_OVERHEAD_S`,
-    ``data_s``, ``setup_s``, ``epochs x epoch_s`` and one evaluation per ``metric_every`` epochs (plus the
-    first and the last): the time model behind each GPU figure's epoch budget, and :func:`piece_seconds` of
+    ``data_s``, ``setup_s``, ``epochs x epoch_s`` and one evaluation per history row (epoch 0, every
+    ``metric_every``-th epoch and the last, :func:`nclib.runs.metric_epochs`): the time model behind each GPU figure's epoch budget, and :func:`piece_seconds` of
     all three runs in one notebook.
     """
     return piece_seconds(calibration, fig, L_VALUES, _checks.nonneg_int(epochs, "epochs"))
@@ -178,7 +179,7 @@ def piece_seconds(calibration: Mapping, fig, piece, epochs: int | None = None, s
                          f"epoch_s, eval_s): {exc!r}") from exc
     runs = len(piece) / len(L_VALUES)
     overlap = 1.0 if len(piece) == len(L_VALUES) else apart_ratio
-    evals = E // scale_settings("gpu")["metric_every"] + 2
+    evals = len(metric_epochs(E, scale_settings("gpu")["metric_every"])) if E else 1  # the history rows
     return (starts * (NOTEBOOK_OVERHEAD_S + kind["data_s"] + kind["setup_s"] * runs)
             + slower * E * kind["epoch_s"] * share * overlap + evals * kind["eval_s"] * runs)
 

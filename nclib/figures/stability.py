@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import ROOT, _checks, ufm
 from ..parameters import DEFAULTS, EXECUTION_KEYS
-from ..runs import json_values, load_class_accuracy, load_run
+from ..runs import json_values, load_class_accuracy, load_run, metric_epochs
 from .analysis import SPIKE_FACTOR, first_epoch, run_theory, settled_epoch
 from .config import figure_parameters, train_kwargs
 from .load import Run, run_counts
@@ -110,7 +110,8 @@ def load_stability(root=None, **overrides) -> dict[tuple[str, int], Run]:
     """{(precision, seed): Run} of the stability runs under ``root`` (default :data:`RESULTS`) that ended
     (:data:`ENDED`); ValueError when there is none, or when a run is not of the stability setting: its folder name
     (which names its precision and seed), or a parameter that :func:`setting_differences` finds, so that a run made
-    with other parameters (a CPU test of the tooling) never counts as one.  ``overrides``: the parameters that the
+    with other parameters (a CPU test of the tooling) never counts as one, or its history (a finished run holds
+    every metric epoch of :func:`nclib.runs.metric_epochs`, a diverged one a prefix of them).  ``overrides``: the parameters that the
     runs were made with on purpose (:func:`pair_kwargs`; ``width``, ``epochs`` for such a test)."""
     root = RESULTS if root is None else pathlib.Path(root)
     out: dict[tuple[str, int], Run] = {}
@@ -126,6 +127,12 @@ def load_stability(root=None, **overrides) -> dict[tuple[str, int], Run]:
         differ = setting_differences(params, **overrides)
         if differ:
             raise ValueError(f"{str(path)!r} is not a stability run of this setting: (recorded, wanted) {differ}")
+        # a finished run recorded every metric epoch; a diverged one those up to the row that showed it
+        want, got = metric_epochs(int(params["epochs"]), int(params["metric_every"])), history["epoch"].tolist()
+        whole = got == want if prov["status"] == "finished" else 0 < len(got) and got == want[:len(got)]
+        if not whole:
+            raise ValueError(f"{str(path)!r}: its history holds {len(got)} metric epochs ({got[:2]}...{got[-1:]}), "
+                             f"not those of a {prov['status']} run of {params['epochs']} epochs")
         out[key] = Run(path, params, history, prov)
     if not out:
         raise ValueError(f"no stability runs that ended ({' or '.join(ENDED)}) under {str(root)!r}")
