@@ -42,6 +42,9 @@ def dataset_label(params: Mapping) -> str:
 def load_runs(run_dirs) -> dict:
     """{L: (params, history)} of the given run folders, sorted by L, one run per L (the curves of one panel
     set of Figures 1-4, :ref:`ch-train`)."""
+    if isinstance(run_dirs, (str, pathlib.PurePath)):
+        raise ValueError(f"run_dirs must be a list of run folders, got the one path {str(run_dirs)!r} "
+                         f"(write [{str(run_dirs)!r}])")
     out = {}
     for run_dir in run_dirs:
         params, history, _ = load_run(pathlib.Path(run_dir))
@@ -62,6 +65,9 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
     """
     import matplotlib.pyplot as plt
 
+    if isinstance(runs, (str, pathlib.PurePath)):
+        raise ValueError(f"runs must be {{L: (params, history)}} or a list of run folders, got the one path "
+                         f"{str(runs)!r}")
     if not isinstance(runs, Mapping):
         runs = load_runs(runs)
     if not runs:

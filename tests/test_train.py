@@ -417,6 +417,13 @@ def test_paper_style_panels_from_run_folders(tmp_path):
     assert plotting.dataset_label({"dataset": "letters-synthetic"}) == "letters-synthetic (stand-in for EMNIST letters)"
     with pytest.raises(ValueError, match="two runs with L=3"):
         plotting.load_runs([dirs[0], dirs[0]])
+    # one folder passed alone is named, not read as a list of one-letter folders
+    for one in (dirs[0], str(dirs[0])):
+        with pytest.raises(ValueError, match="runs must be .* got the one path"):
+            plotting.collapse_panels(one)
+        with pytest.raises(ValueError, match="run_dirs must be a list of run folders"):
+            plotting.load_runs(one)
+    assert [ln.get_label() for ln in plotting.collapse_panels([dirs[0]]).axes[0].lines] == ["L = 3"]
 
 
 @cuda_only
