@@ -367,7 +367,7 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     ``partial-off-max`` (over those with L >= 2, the largest relative distance, in %, between the final objective
     and the nearest local minimizer of Lemma A.2 with modes at 0, :func:`stalls`; rounded up) and
     ``partial-runner-up-min`` (the smallest distance to the next nearest such point; rounded down),
-    ``ratio-min``/``ratio-max`` (final objective over the global minimum), per device
+    ``ratio-min``/``ratio-max`` (final objective over the global minimum, rounded outward), per device
     ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`), ``spike-threshold``, ``be-min``/``be-max`` (rounded outward; final over
     initial ||b - n/N||, with a bias), and for the pairs with and without a bias at the same scale
     ``wh-<a>-<b>-with-min`` .. ``-without-max`` (final NC2^WH over the runs at 100 %).
@@ -381,8 +381,8 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
          "gpu-epochs": _comma(f"{max(chapters[k].check['epochs'].values()):,}" for k in gpu),
          "n-fitted": str(len(fitted)), "n-stalled": str(len(all_rows) - len(fitted)),
          "paper-epochs": f"{scale_settings('gpu')['epochs']:,}",
-         "ratio-min": f"{min(r['objective'] / r['minimum'] for r in all_rows):.2f}",
-         "ratio-max": f"{max(r['objective'] / r['minimum'] for r in all_rows):.2f}",
+         "ratio-min": round_down(min(r["objective"] / r["minimum"] for r in all_rows), 3),  # rounded outward
+         "ratio-max": round_up(max(r["objective"] / r["minimum"] for r in all_rows), 3),
          "spike-threshold": written(SPIKE_FACTOR, 6)}
     if fitted:
         g["drop-min"] = round_down(min(r['nc1_drop'] for r in fitted), 3)  # "at least"
