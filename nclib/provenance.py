@@ -4,6 +4,7 @@ imported only to read its version.
 """
 from __future__ import annotations
 
+import hashlib
 import pathlib
 import platform
 import subprocess
@@ -19,20 +20,30 @@ OUTPUT_PATHSPECS = (":(exclude)results", ":(exclude,glob)**/*.run.ipynb")
 
 def git_state(root=None) -> dict:
     """The commit of the checkout at ``root`` (default the repository's) and whether its code differs from it:
-    ``git_commit``, ``git_dirty`` (tracked files other than :data:`OUTPUT_PATHSPECS` modified) and
-    ``git_dirty_paths`` (those files, at most 20); all three None where git or the repository is missing."""
+    ``git_commit``, ``git_dirty`` (tracked files other than :data:`OUTPUT_PATHSPECS` modified),
+    ``git_dirty_paths`` (those files, at most 20) and ``git_diff_sha256`` (the sha256 of their changes against the
+    commit, ``git diff HEAD``; None when there is none), so that two calls can tell whether they ran the same code;
+    all four None where git or the repository is missing."""
     root = ROOT if root is None else pathlib.Path(root)
 
     def git(*args):
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
-    none = {"git_commit": None, "git_dirty": None, "git_dirty_paths": None}
+    none = {"git_commit": None, "git_dirty": None, "git_dirty_paths": None, "git_diff_sha256": None}
     try:
         commit = git("rev-parse", "HEAD")
         status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUT_PATHSPECS)
         if commit.returncode != 0 or status.returncode != 0:
             return none
         paths = [line[3:] for line in status.stdout.splitlines() if line.strip()]
-        return {"git_commit": commit.stdout.strip(), "git_dirty": bool(paths), "git_dirty_paths": paths[:20]}
+        diff = None
+        if paths:
+            out = subprocess.run(["git", "diff", "HEAD", "--binary", "--", ".", *OUTPUT_PATHSPECS], cwd=root,
+                                 capture_output=True, timeout=20)
+            if out.returncode != 0:
+                return none
+            diff = hashlib.sha256(out.stdout).hexdigest()
+        return {"git_commit": commit.stdout.strip(), "git_dirty": bool(paths), "git_dirty_paths": paths[:20],
+                "git_diff_sha256": diff}
     except (OSError, subprocess.SubprocessError):
         return none
 

@@ -88,7 +88,8 @@ class RunFolder:
         # the products' precision: "bf16" under autocast, else what torch reads back, "ieee" (strict fp32) or "tf32"
         matmul = "bf16" if p["precision"] == "bf16" else products_precision(engine.device, engine.allow_tf32)
         segment = {"started_utc": started, "from_epoch": 0 if checkpoint is None else int(checkpoint["epoch"]),
-                   "git_commit": code["git_commit"], "git_dirty": code["git_dirty"], "device_name": dev_name,
+                   "git_commit": code["git_commit"], "git_dirty": code["git_dirty"],
+                   "git_diff_sha256": code["git_diff_sha256"], "device_name": dev_name,
                    "torch": code["versions"]["torch"], "max_train_s": p["max_train_s"],
                    "levers": {k: p[k] for k in LEVER_KEYS}, "async_metrics": use_async,
                    "products_precision": matmul,

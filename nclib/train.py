@@ -211,11 +211,12 @@ def _exists_message(d: pathlib.Path, status: str) -> str:
 
 def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
     """All the checks of ``resume=True`` (:ref:`ch-engine`), then the checkpoints: each folder holds a stopped,
-    dead or failed run (:data:`nclib.runs.RESUMABLE`) with a checkpoint; the run was started with the same parameters (but
-    :data:`EXECUTION_KEYS`, and ``data_path`` for the letters stand-in, rendered or read from a rendering saved
-    ahead), at the same commit, on the same device (type and name) and torch version, on the same
-    data (the ``data_sha256`` of its provenance equals the data loaded now); the checkpoint holds the bytes its
-    writer recorded beside it (sha256) and loads; the runs stopped at the same epoch.  Refusals are
+    dead or failed run (:data:`nclib.runs.RESUMABLE`) with a checkpoint; the run was started with the same
+    parameters (but :data:`EXECUTION_KEYS`, and ``data_path`` for the letters stand-in, rendered or read from a
+    rendering saved ahead), at the same commit with the same uncommitted changes (none, or the same ``git diff``),
+    on the same device (type and name) and torch version, on the same data (the ``data_sha256`` of its
+    provenance equals the data loaded now); the checkpoint holds the bytes its writer recorded beside it (sha256)
+    and loads; the runs stopped at the same epoch.  Refusals are
     :class:`ResumeRefused` (:class:`CheckpointDamaged` for the checkpoint) naming the folder, before anything is
     written.  Returns the epoch the runs continue from and their checkpoints."""
     here = {"device": str(engines[0].device), "device_name": engines[0].device_name, "torch": torch.__version__}
@@ -238,6 +239,17 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
         if first is not None and code["git_commit"] is not None and first != code["git_commit"]:
             raise ResumeRefused(f"resume=True, but run folder {str(d)!r} was started at commit {first[:10]} and "
                                 f"this checkout is at {code['git_commit'][:10]}: a run's code must not change", d)
+        if first is not None and code["git_commit"] is not None and "git_dirty" in prov:
+            # the same commit, and the same changes to it (none, or the same diff) as the first call's
+            then_diff = prov.get("git_diff_sha256") if prov["git_dirty"] else None
+            known = not prov["git_dirty"] or "git_diff_sha256" in prov  # runs made before the diff was recorded
+            if known and then_diff != code["git_diff_sha256"]:
+                now_diff = code["git_diff_sha256"]
+                then_text = "uncommitted changes" if then_diff else "no uncommitted changes"
+                now_text = "none" if now_diff is None else "other ones" if then_diff else "uncommitted changes"
+                raise ResumeRefused(f"resume=True, but run folder {str(d)!r} was started from commit {first[:10]} "
+                                    f"with {then_text} and this checkout has {now_text}: a run's code must not "
+                                    f"change", d)
         then = {"device": prov.get("device"), "device_name": prov.get("device_name"),
                 "torch": (prov.get("versions") or {}).get("torch")}
         differ = [k for k in here if then[k] != here[k]]

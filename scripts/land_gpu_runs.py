@@ -147,7 +147,9 @@ def promote(fig: int, root: pathlib.Path) -> str:
     _same(runs, "precision", lambda r: r.params["precision"])
     _same(runs, "GPU", lambda r: r.provenance.get("device_name"))
     _same(runs, "torch", lambda r: r.provenance.get("versions", {}).get("torch"))
-    dirty = [L for L, r in runs.items() if r.provenance.get("git_dirty") is not False]
+    # every call that trained a run (its segments: a run resumed in a later job has one per job) from a clean commit
+    dirty = [L for L, r in runs.items() if r.provenance.get("git_dirty") is not False
+             or any(seg.get("git_dirty") is not False for seg in r.provenance.get("segments", []))]
     if dirty:
         raise ValueError(f"the landed runs L = {dirty} were not made from a clean commit (git_dirty)")
     jobs = sorted((here / "jobs").iterdir()) if (here / "jobs").is_dir() else []

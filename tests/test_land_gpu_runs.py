@@ -135,10 +135,14 @@ def test_promote_refuses_pieces_that_are_not_one_arithmetic(root, tmp_path):
     with pytest.raises(ValueError, match="differ in GPU: L=1 NVIDIA H200, L=3 NVIDIA H200, L=6 NVIDIA H100"):
         land_gpu_runs.promote(1, root)
     pieces = root / "results" / "figures" / "pieces" / "fig1"
-    for torch_version, dirty, match in (("2.12.0", False, "differ in torch"), ("2.11.0+cu130", True, "clean commit")):
+    # a run resumed from uncommitted code in a later job: clean at its start, dirty in its second segment
+    resumed_dirty = [{"git_dirty": False}, {"git_dirty": True}]
+    for torch_version, dirty, segments, match in (("2.12.0", False, [], "differ in torch"),
+                                                  ("2.11.0+cu130", True, [], "clean commit"),
+                                                  ("2.11.0+cu130", False, resumed_dirty, "clean commit")):
         (pieces / "fig1-L6" / "provenance.json").write_text(json.dumps(
             {"status": "finished", "precision": "tf32", "device_name": "NVIDIA H200", "git_commit": "b" * 40,
-             "git_dirty": dirty, "versions": {"torch": torch_version}}))
+             "git_dirty": dirty, "versions": {"torch": torch_version}, "segments": segments}))
         with pytest.raises(ValueError, match=match):
             land_gpu_runs.promote(1, root)
     assert pieces.is_dir() and len(figures.load_figure(1, "gpu", root=root / "results" / "figures")) == 3

@@ -488,11 +488,17 @@ def test_git_state_ignores_the_run_outputs_it_rewrites(tmp_path):
     (tmp_path / "book/fig1.run.ipynb").write_text('{"cells": []}\n')
     state = provenance.git_state(tmp_path)
     assert state["git_dirty"] is False and state["git_dirty_paths"] == [] and len(state["git_commit"]) == 40
+    assert state["git_diff_sha256"] is None  # the outputs' changes are not the code's
     (tmp_path / "code.py").write_text("x = 2\n")
     assert provenance.git_state(tmp_path)["git_dirty_paths"] == ["code.py"]
     assert provenance.git_state(tmp_path)["git_dirty"] is True
+    # the changes themselves are recorded by their hash: the same changes, the same hash; others, another
+    two = provenance.git_state(tmp_path)["git_diff_sha256"]
+    assert len(two) == 64 and provenance.git_state(tmp_path)["git_diff_sha256"] == two
+    (tmp_path / "code.py").write_text("x = 3\n")
+    assert provenance.git_state(tmp_path)["git_diff_sha256"] not in (None, two)
     assert provenance.git_state(tmp_path / "no-such-folder") == dict.fromkeys(("git_commit", "git_dirty",
-                                                                                "git_dirty_paths"))
+                                                                                "git_dirty_paths", "git_diff_sha256"))
 
 
 def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
@@ -641,6 +647,15 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
         with pytest.raises(train.ResumeRefused, match="a run's code must not change"):
             train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
     monkeypatch.undo()
+    # the same commit with other uncommitted changes than the first call's is other code too
+    first = json.loads((parts[0] / "provenance.json").read_text())
+    if first["git_commit"] is not None:
+        other = "0" * 64 if first["git_diff_sha256"] != "0" * 64 else "1" * 64
+        monkeypatch.setattr(provenance, "git_state", lambda: {**real(), "git_commit": first["git_commit"],
+                                                              "git_dirty": True, "git_diff_sha256": other})
+        with pytest.raises(train.ResumeRefused, match="with (no )?uncommitted changes and this checkout has"):
+            train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
+        monkeypatch.undo()
     prov_path = parts[0] / "provenance.json"
     saved = prov_path.read_text()
     prov_path.write_text(json.dumps({**json.loads(saved), "device_name": "NVIDIA H200"}))
