@@ -355,9 +355,9 @@ def test_other_spikes_milestones_dips_and_rise_ratios():
     # the accuracy: 100 % at 10, lost at 30 and at 50, lowest 0.9 at 50, back for good from 60
     calm = _spike_run([1.0, 0.5, 0.4, 0.3], 1)
     assert figures.accuracy_dips({1: calm, 6: run6}) == {
-        6: dict(first=10, low=0.9, low_epoch=50, back=60, final=1.0)}
+        6: dict(first=10, times=2, low=0.9, low_epoch=50, back=60, final=1.0)}
     ends_below = _spike_run([1.0, 0.5, 0.4, 0.3], 3, train_acc=[0.5, 1.0, 1.0, 0.98])
-    assert figures.accuracy_dips({3: ends_below}) == {3: dict(first=10, low=0.98, low_epoch=30, back=None,
+    assert figures.accuracy_dips({3: ends_below}) == {3: dict(first=10, times=1, low=0.98, low_epoch=30, back=None,
                                                               final=0.98)}
     # rises of the objective over all runs: calm has none, run6 two (x3 and x10, both above the threshold)
     ratios = np.concatenate([obj[1:] / obj[:-1], [0.5, 0.8, 0.75]])
@@ -568,15 +568,17 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     t = figures.summary_tables(chapters)
     assert t["figures"].index.tolist() == [1, 3] and t["figures"]["epochs"].tolist() == [120, 120]
     assert t["figures"]["bias"].tolist() == ["yes", "no"]
-    assert t["final"].index.tolist() == [(k, L) for k in (1, 3) for L in (1, 3, 6)]
-    assert t["final"].loc[(3, 1), "‖b − n/N‖"] == "no bias" and t["final"].loc[(1, 6), "NC1"] == \
+    assert t["final"].index.tolist() == [(k, "tiny", L) for k in (1, 3) for L in (1, 3, 6)]
+    assert t["final"].loc[(3, "tiny", 1), "‖b − n/N‖"] == "no bias" and t["final"].loc[(1, "tiny", 6), "NC1"] == \
         written(chapters[1].rows[2]['nc1'], 2)
-    assert t["training"].loc[(1, 3), "trained"] == "side by side" and t["training"].loc[(3, 3), "trained"] == "alone"
+    assert t["training"].loc[(1, "tiny", 3), "trained"] == "side by side"
+    assert t["training"].loc[(3, "tiny", 3), "trained"] == "alone"
     assert t["stalls"].empty and t["stalls"].index.names == ["figure", "L"]
     g = figures.summary_glue(chapters)
     rows = [r for c in chapters.values() for r in c.rows]
     assert (g["n-gpu"], g["n-cpu"], g["n-runs"], g["n-fitted"], g["n-stalled"], g["gpu-figures"]) == \
         ("0", "2", "6", "6", "0", "")
+    assert (g["n-gpu-runs"], g["n-fitted-gpu"], g["n-cpu-runs"]) == ("0", "0", "6")
     assert g["paper-epochs"] == "12,000"
     assert g["drop-min"] == round_down(min(r['nc1_drop'] for r in rows), 3)
     assert g["ratio-max"] == round_up(max(r["objective"] / r["minimum"] for r in rows), 3)

@@ -300,9 +300,10 @@ def lr_step(runs: Mapping[int, Run]) -> dict[int, dict]:
 def accuracy_dips(runs: Mapping[int, Run]) -> dict[int, dict]:
     """{L: the dip} of the runs whose training accuracy falls below 100 % again after first reaching it.
 
-    ``first`` (the first recorded epoch at 100 %, :func:`first_epoch`), ``low`` and ``low_epoch`` (the lowest
-    accuracy recorded after ``first`` and where), ``back`` (the epoch from which it is at 100 % to the end,
-    :func:`settled_epoch`; None if it ends below) and ``final`` (the final accuracy). Sorted by L.
+    ``first`` (the first recorded epoch at 100 %, :func:`first_epoch`), ``times`` (how many separate spells of
+    recorded epochs below 100 % follow it), ``low`` and ``low_epoch`` (the lowest accuracy recorded after
+    ``first`` and where), ``back`` (the epoch from which it is at 100 % to the end, :func:`settled_epoch`; None if
+    it ends below) and ``final`` (the final accuracy). Sorted by L.
     """
     out = {}
     for L, run in sorted(runs.items()):
@@ -312,8 +313,10 @@ def accuracy_dips(runs: Mapping[int, Run]) -> dict[int, dict]:
             continue
         after = np.asarray(h["epoch"]) > first
         i = np.flatnonzero(after)[np.argmin(np.asarray(h["train_acc"])[after])]
-        out[L] = dict(first=first, low=float(h["train_acc"][i]), low_epoch=int(h["epoch"][i]), back=back,
-                      final=float(h["train_acc"][-1]))
+        below = np.asarray(h["train_acc"])[after] < 1.0
+        times = int(below[0]) + int(np.sum(below[1:] & ~below[:-1]))
+        out[L] = dict(first=first, times=times, low=float(h["train_acc"][i]), low_epoch=int(h["epoch"][i]),
+                      back=back, final=float(h["train_acc"][-1]))
     return out
 
 

@@ -193,7 +193,8 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     for L, d in accuracy_dips(runs).items():
         s = f"dip-L{L}-"
         g.update({s + "low": f"{d['low']:.4f}", s + "epoch": str(d["low_epoch"]), s + "back": _epoch(d["back"]),
-                  s + "final": f"{d['final']:.3f}"})
+                  s + "final": f"{d['final']:.3f}",
+                  s + "times": {1: "once", 2: "twice"}.get(d["times"], f"{d['times']} times")})
     stepped = lr_step(runs)
     if stepped:
         drops = [d["objective_drop"] for d in stepped.values()]
@@ -283,7 +284,7 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
                        f"{_comma(run_counts(p).tolist())} ({_order_label(p.get('class_order', '?'), p['dataset'])})",
                        f"{p['width']:,}", str(p["batch_size"]), f"Adam, {written(p['lr'], 6)}",
                        f"×{written(p['lr_gamma'], 6)} after epoch {_comma(f'{m:,}' for m in p['lr_milestones'])}" if p["lr_milestones"]
-                       else "constant", f"λ_W = λ_H = {written(p['lam_W'], 6)}", precisions(runs),
+                       else "constant", f"lam_W = lam_H = {written(p['lam_W'], 6)}", precisions(runs),
                        str(p["metric_every"]), f"{epochs:,}"],
     }, index=["data", "class counts", "counts by class index", "width", "batch size", "optimizer, lr",
               "lr schedule", "decays", "precision of the products", "metrics every (epochs)", "epochs"])
@@ -316,7 +317,7 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     """The tables of :ref:`ch-figures-summary` from the four :class:`FigureChapter`: ``"figures"`` (data, bias
     case, scale and epochs of each figure), ``"final"`` (the final values of every run, indexed by figure and
     L; "no bias" for the bias of a bias-free run), ``"training"`` (when it reached 100 %, its largest rise, wall
-    time, device, precision) and ``"stalls"``
+    time, device, precision; these two also indexed by the scale of the runs) and ``"stalls"``
     (the runs that end below 100 % training accuracy, :func:`stalls`: final accuracy, misclassified samples,
     objective over the global minimum, and for L >= 2 the local minimizer of Lemma A.2 with modes at 0 nearest the
     final objective, :func:`nclib.minority.nearest_partial_minimum`: how many modes it puts at 0, the final
@@ -330,20 +331,20 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
         "epochs": max(c.check["epochs"].values()),
     } for k, c in sorted(chapters.items())]).set_index("figure")
     final = pd.DataFrame([{
-        "figure": k, "L": r["L"], "NC1": r["nc1"], "NC2ᵂ": r["nc2_w"], "NC2ᴴ": r["nc2_h"], "NC2ᵂᴴ": r["nc2_wh"],
+        "figure": k, "scale": c.scale, "L": r["L"], "NC1": r["nc1"], "NC2ᵂ": r["nc2_w"], "NC2ᴴ": r["nc2_h"], "NC2ᵂᴴ": r["nc2_wh"],
         "NC3": r["nc3"], "train acc": f"{r['train_acc']:.3f}",
         "objective / minimum": f"{r['objective'] / r['minimum']:.2f}", "‖b − n/N‖": r["bias_error"],
-    } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "L"])
+    } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "scale", "L"])
     for col in ("NC1", "NC2ᵂ", "NC2ᴴ", "NC2ᵂᴴ", "NC3", "‖b − n/N‖"):  # significant figures, one notation per column
         final[col] = _column(final[col], 2)
     final["‖b − n/N‖"] = ["no bias" if not chapters[k].runs[L].params["bias"] else v
-                          for (k, L), v in final["‖b − n/N‖"].items()]
+                          for (k, _, L), v in final["‖b − n/N‖"].items()]
     training = pd.DataFrame([{
-        "figure": k, "L": r["L"], "100 % first at epoch": _epoch(r["acc100_epoch"]),
+        "figure": k, "scale": c.scale, "L": r["L"], "100 % first at epoch": _epoch(r["acc100_epoch"]),
         "100 % to the end from epoch": _epoch(r["acc100_stays"]), "largest objective rise": rise_cell(r["rise"]),
         "wall time (s)": round(r["wall_time_s"], 1), "trained": "side by side" if r["trained_with"] else "alone",
         "device": r["device"], "precision": c.runs[r["L"]].provenance["precision"],
-    } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "L"])
+    } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "scale", "L"])
     stalled = pd.DataFrame([{
         "figure": k, "L": L, "train acc": f"{st['train_acc']:.3f}", "misclassified": f"{st['misclassified']:,}",
         "objective / minimum": f"{st['objective_ratio']:.2f}",
@@ -361,7 +362,8 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
 def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     """The numbers of :ref:`ch-figures-summary` (keys without the ``sum-`` prefix), from the four chapters.
 
-    ``n-gpu``, ``n-cpu``, ``n-runs``, ``gpu-figures`` and ``gpu-epochs`` (the figures read from GPU runs and
+    ``n-gpu``, ``n-cpu``, ``n-runs`` (``n-gpu-runs`` and ``n-cpu-runs`` of them read from GPU and CPU-scale runs,
+    ``n-fitted-gpu`` of the GPU runs at 100 %), ``gpu-figures`` and ``gpu-epochs`` (the figures read from GPU runs and
     their epochs, against the paper's ``paper-epochs``), ``n-fitted`` and ``drop-min`` (the runs that end at
     100 % training accuracy and the smallest fall of NC1 among them), ``n-stalled`` (the others) and
     ``partial-off-max`` (over those with L >= 2, the largest relative distance, in %, between the final objective
@@ -380,6 +382,9 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
          "gpu-figures": _comma(gpu),
          "gpu-epochs": _comma(f"{max(chapters[k].check['epochs'].values()):,}" for k in gpu),
          "n-fitted": str(len(fitted)), "n-stalled": str(len(all_rows) - len(fitted)),
+         "n-gpu-runs": str(sum(len(rows[k]) for k in gpu)),
+         "n-fitted-gpu": str(sum(r["train_acc"] == 1.0 for k in gpu for r in rows[k])),
+         "n-cpu-runs": str(sum(len(rows[k]) for k in rows if k not in gpu)),
          "paper-epochs": f"{scale_settings('gpu')['epochs']:,}",
          "ratio-min": round_down(min(r["objective"] / r["minimum"] for r in all_rows), 3),  # rounded outward
          "ratio-max": round_up(max(r["objective"] / r["minimum"] for r in all_rows), 3),
