@@ -31,7 +31,8 @@ RUN_PANELS_CAPTION = ("The collapse metrics and the training accuracy against ep
                       "theory's targets and the epoch count against the paper's.")
 
 #: How the title of an executed notebook names the runs of each scale.
-SCALE_TITLES = {"gpu": "GPU runs at the paper's settings", "cpu-scale": "CPU-scale runs (not the paper's settings)"}
+SCALE_TITLES = {"gpu": "GPU runs with every setting the paper states",
+                "cpu-scale": "CPU-scale runs (not the paper's settings)"}
 
 
 def yaml_safe_json(params: Mapping) -> str:
@@ -114,7 +115,8 @@ DATA_LABELS = {"cifar10": "CIFAR-10", "emnist-letters": "EMNIST letters",
 
 
 def scale_title(scale: str, epochs: int | None) -> str:
-    """How a notebook title names its runs: "GPU runs at the paper's settings but 2,600 of its 12,000 epochs"."""
+    """How a notebook title names its runs: "GPU runs with every setting the paper states but 2,600 of its 12,000
+    epochs"."""
     label = SCALE_TITLES[scale]
     full = figures.scale_settings("gpu")["epochs"]
     if scale == "gpu" and epochs is not None and epochs < full:
@@ -141,8 +143,10 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     nb = json.loads(path.read_text())
     label = run_label(f, scale, piece)
     runs = "" if piece is None else ", runs " + ", ".join(f"L = {L[1:]}" for L in piece.split("-"))
-    title = f"Figure {f.number}{runs}: the executed training notebook, {scale_title(scale, injected_epochs(nb))}"
     dataset = injected_value(nb, "dataset") or f.dataset  # the runs' data: real EMNIST letters where injected
+    title = f"Figure {f.number}{runs}: the executed training notebook, {scale_title(scale, injected_epochs(nb))}"
+    if dataset == "letters-synthetic":  # not the paper's data, whatever the scale
+        title += ", on the letters-synthetic stand-in"
     note = (f"This is the training notebook of {{ref}}`ch-train` as papermill executed it for Figure {f.number} "
             f"({DATA_LABELS.get(dataset, dataset)}, "
             f"{'with bias' if f.bias else 'bias-free'}), shown with its outputs and never re-executed by the "

@@ -30,9 +30,12 @@
 # $STABILITY_SEEDS, default "0 1 2": Figure 1 at L = 6, fp32 against TF32, 400 epochs, into results/stability/),
 # the other CUDA-only tests of tests/test_train.py and tests/test_levers.py, the engine benchmark at $PRECISION
 # and fp32 with its JSON records, the levers and the step's anatomy (benchmarks/bench_anatomy.py $ANATOMY_ARGS,
-# stopped after $ANATOMY_TIMEOUT_S s) (into $BENCH_DIR, default benchmarks/results/), then up to
+# stopped after $ANATOMY_TIMEOUT_S s) (into $BENCH_DIR, default a new folder under /tmp: never the committed
+# benchmarks/results/, whose rewritten files would make every later record of the job "dirty"), then up to
 # $STABILITY_EXTRA (default 3) more seeds while the budget lasts; archives $OUT/stability.tar.gz (the run
-# folders) and $OUT/benchmarks.tar.gz (the benchmark outputs and records, the CUDA test report), beside log.txt.
+# folders of the runs that ended, finished or diverged; a run cut off by the budget is left out, since it is no
+# result) and $OUT/benchmarks.tar.gz (the benchmark outputs and records, the CUDA test report), beside log.txt.
+# A CPU trial of this mode sets STABILITY_OUT to a folder outside results/stability/.
 #
 # FULL=1 (the paper's 12,000 epochs in several jobs): no benchmark and no calibration; each figure of $FIGURES
 # trains toward 12,000 epochs (FULL_EPOCHS: fewer, the first FULL_EPOCHS epochs of the paper's run) with
@@ -42,8 +45,11 @@
 # $STAGE (default /var/tmp/nclib-gpu-stage, outside the repository copy, which each job refreshes) and every
 # job archives them (checkpoints excluded); the executed notebook of an earlier job is kept as
 # $STAGE/results/figures/gpu/figK/segments/figK[.PIECE].segment-N.run.ipynb. With PIECE (e.g. PIECE=L1), each
-# figure of $FIGURES makes only those runs (a letters figure does not fit one machine: one run per machine). The CUDA-only tests run in the first job only,
-# and only those of stop-and-resume (CUDA_TESTS, a pytest -k expression, sets which).
+# figure of $FIGURES makes only those runs (a letters figure does not fit one machine: one run per machine). The
+# CUDA-only tests run in the first job only, and only those of stop-and-resume (CUDA_TESTS, a pytest -k
+# expression, sets which). FULL mode refuses to start from a checkout whose code differs from its commit
+# (nclib.provenance.git_state): scripts/land_gpu_runs.py promotes only runs made from a clean commit, so such a
+# job would be lost; ALLOW_DIRTY=1 lets a CPU test of the script start anyway.
 #
 # Environment: BUDGET_S (seconds for the whole script, default 530), FIGURES (default "1 3": the figures to
 # run, in priority order; "2 4" for the EMNIST-profile figures), PRECISION (default tf32: TF32 matrix
@@ -88,8 +94,9 @@ STABILITY=${STABILITY:-}
 STABILITY_SEEDS=${STABILITY_SEEDS:-0 1 2}
 STABILITY_EXTRA=${STABILITY_EXTRA:-3}
 # in STABILITY mode the CUDA tests of the default step path run before the stability runs (-k), the others after
-CUDA_FIRST=${CUDA_FIRST:-graph_replays or graph_matches_eager or fp32_and_tf32}
-BENCH_DIR=${BENCH_DIR:-benchmarks/results}  # STABILITY mode: where the benchmark records go (then into the archive)
+CUDA_FIRST=${CUDA_FIRST:-graph_replays or graph_matches_eager or fp32_and_tf32 or matmul_precision}
+# STABILITY mode: where the benchmark records go (then into the archive); a new folder, outside the repository
+BENCH_DIR=${BENCH_DIR:-$(mktemp -d /tmp/nclib-bench.XXXXXX)}
 MAX_TRAIN_S=${MAX_TRAIN_S:-}
 if [ -n "$FULL" ]; then
   STAGE=${STAGE:-/var/tmp/nclib-gpu-stage}
@@ -135,6 +142,7 @@ main() {
   if [ -n "$STABILITY" ]; then stability_job; return; fi
   local resuming=""
   if [ -n "$FULL" ]; then
+    clean_code || return 1
     for f in $FIGURES; do
       if [ -f "$RESULTS_ROOT/gpu/fig$f/fig$f-L$FIRST_L/checkpoint.pt" ]; then resuming="$resuming $f"; fi
     done
@@ -229,8 +237,9 @@ stability_job() {
   fi
   echo "== 6. more seeds ($(elapsed) s)"
   if [ "$STABILITY_EXTRA" -gt 0 ] && t=$(capped 100000); then
+    # its budget clock starts after torch is imported and the device started: 15 s less than the timeout's
     timeout --signal=INT --kill-after=15 "$t" "$PY" scripts/stability_runs.py --seeds $STABILITY_SEEDS \
-      --extra-seeds "$STABILITY_EXTRA" --budget-s "$t" --out "$out_dir" "${sets[@]}" \
+      --extra-seeds "$STABILITY_EXTRA" --budget-s "$(( t > 30 ? t - 15 : t ))" --out "$out_dir" "${sets[@]}" \
       || echo "stability runs: ended with status $?"
   fi
   rm -rf "$KDIR"
@@ -251,9 +260,29 @@ capped() {
   echo $(( left < $1 ? left : $1 ))
 }
 
+# the run folders under $1 of the runs that ended (nclib.figures.stability.ENDED): a run cut off is no result, and
+# landed it would block the next job's pair of the same seed
 archive_stability() {
+  local ended
+  ended=$("$PY" -c "import json, pathlib, sys; from nclib.figures.stability import ENDED
+print(' '.join(str(p.parent) for p in sorted(pathlib.Path(sys.argv[1]).glob('*/provenance.json'))
+               if json.loads(p.read_text()).get('status') in ENDED))" "$1") || ended=""
+  if [ -z "$ended" ]; then echo "stability.tar.gz: no run under $1 ended"; rm -f "$OUT/stability.tar.gz"; return; fi
   tar czf "$OUT/stability.tar.gz" --exclude=checkpoint.pt --exclude=checkpoint.pt.tmp --exclude=checkpoint.pt.sha256 \
-    --exclude=.lock "$1" && echo "stability.tar.gz: $(tar tzf "$OUT/stability.tar.gz" | grep -c history.csv) runs"
+    --exclude=.lock $ended && echo "stability.tar.gz: $(tar tzf "$OUT/stability.tar.gz" | grep -c history.csv) runs that ended"
+}
+
+# FULL mode: status 1, and why, where the checkout's code differs from its commit (or git cannot say), unless
+# ALLOW_DIRTY is set
+clean_code() {
+  local state
+  state=$("$PY" -c "from nclib import provenance; s = provenance.git_state()
+print('clean' if s['git_dirty'] is False else 'no git' if s['git_dirty'] is None else ' '.join(s['git_dirty_paths']))")
+  [ "$state" = clean ] && return 0
+  if [ -n "${ALLOW_DIRTY:-}" ]; then echo "ALLOW_DIRTY: starting from a checkout that is not clean ($state)"; return 0; fi
+  echo "FULL mode refused: the checkout's code is not its commit's ($state); scripts/land_gpu_runs.py promotes only"
+  echo "runs made from a clean commit. Commit first (ALLOW_DIRTY=1 for a test of the script)."
+  return 1
 }
 
 # FULL mode: each figure toward the paper's 12,000 epochs in the seconds left, resumed where a checkpoint exists
@@ -277,8 +306,12 @@ full_figures() {
     if [ -n "$TEST_EPOCHS" ]; then sets+=("epochs=$TEST_EPOCHS"); elif [ -n "${FULL_EPOCHS:-}" ]; then sets+=("epochs=$FULL_EPOCHS"); fi
     data_sets "$f"
     for kv in $EXTRA_SETS; do sets+=("$kv"); done
-    timeout --signal=INT --kill-after=15 $(( max_s + 150 )) scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}" \
-      || echo "Figure $f: scripts/gpu_run_figure.sh ended with status $?"
+    # the safety net: a notebook still running 15 s before the budget ends is stopped, so that the archive is
+    # written before the machine's own limit (max_train_s stops the runs well before, RESERVE_S before the end)
+    local net=$(( BUDGET_S - $(elapsed) - 15 ))
+    timeout --signal=INT --kill-after=10 $(( net < max_s + 150 ? net : max_s + 150 )) \
+      scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}" \
+      || echo "Figure $f: scripts/gpu_run_figure.sh ended with $(status_text $? "stopped by the safety net")"
     grep -h '"status"' "$RESULTS_ROOT"/gpu/fig$f/fig$f-L*/provenance.json 2>/dev/null | sort | uniq -c
   done
 }

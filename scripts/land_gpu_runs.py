@@ -9,8 +9,8 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         of the archive that finished the paper's epochs with its figure's configuration
         (nclib.figures.check_run) is copied to results/figures/pieces/fig<k>/fig<k>-L<L>/; the job's record
         goes to results/figures/pieces/fig<k>/jobs/NAME/: its executed notebook(s) and its earlier segments'
-        notebooks as the job wrote them, its log.txt, and landed.json (which runs landed, which were refused and
-        why).  A run that did not finish, or finished fewer epochs, is reported and not landed: it never becomes
+        notebooks as the job wrote them, the .txt files of FILES (log.txt, an earlier command's log kept beside
+        it) and landed.json (which runs landed, which were refused and why).  A run that did not finish, or finished fewer epochs, is reported and not landed: it never becomes
         a figure's run; a job none of whose runs of a figure landed leaves no record there.  A run already landed
         is not replaced, nor a job's record.
     python scripts/land_gpu_runs.py promote FIG
@@ -101,8 +101,8 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
                 for nb in sorted(found):
                     (record / sub).mkdir(exist_ok=True)
                     shutil.copy2(nb, record / sub / nb.name)
-            if (files / "log.txt").is_file():
-                shutil.copy2(files / "log.txt", record / "log.txt")
+            for text in sorted(files.glob("*.txt")):  # log.txt, and an earlier command's log where it was kept
+                shutil.copy2(text, record / text.name)
             mine = {"landed": [n for n in landed if n.startswith(f"fig{fig}-")],
                     "refused": {n: why for n, why in refused.items() if n.startswith(f"fig{fig}-")}}
             (record / "landed.json").write_text(json.dumps(mine, indent=2) + "\n")

@@ -6,8 +6,11 @@
 For each seed one nclib.train.run_many call trains the fp32 run and the TF32 run side by side (same data,
 initialization and batch order) for the first 400 epochs, metrics every 10 epochs, into
 DIR/fig1-L6-<precision>-seed<s>/ (default results/stability/).  A run that diverges is written as such (a
-spike) and the other seeds go on.  A pair whose two runs ended (finished or diverged) with the same parameters
-is kept, not made again; other runs in its folders are an error unless --overwrite.  --budget-s: a pair starts
+spike) and the other seeds go on; so do they after any other error of a pair, which is printed (the status is
+then 2).  A pair whose two runs ended (finished or diverged) with the same parameters is kept, not made again; a
+run that did not end (failed, cut off by a time limit, dead, stopped) is no result and is made again; runs that
+ended with other parameters in its folders are an error unless --overwrite.  Interrupted (SIGINT, as `timeout
+--signal=INT` stops it), it prints the summary and the decision of the pairs that ended, then stops (status 1).  --budget-s: a pair starts
 only when the seconds left are at least 1.2 times the longest pair so far, made or kept (the first pair made
 always starts); --extra-seeds N: after the given seeds, up to N more (the next seed numbers) while the budget
 allows.  At the end it prints one line per run and the precision the fixed rule chooses
@@ -29,6 +32,13 @@ import time
 from nclib import parameters, train
 from nclib import runs as runs_contract
 from nclib.figures import stability
+
+
+def not_ended(runs, shared) -> bool:
+    """Whether a run folder of the pair holds a run that did not end (failed, dead, stopped: never a result), and
+    none holds a run that ended: the pair is then made again over them."""
+    status = [runs_contract.run_status(pathlib.Path(shared["out_dir"]) / r["run_name"]) for r in runs]
+    return any(s not in ("absent", *stability.ENDED) for s in status) and not any(s in stability.ENDED for s in status)
 
 
 def pair_seconds(runs, shared) -> float | None:
@@ -66,7 +76,8 @@ def main(argv=None) -> int:
     ap.add_argument("--precisions", nargs="+", choices=stability.PRECISIONS, default=list(stability.PRECISIONS),
                     help="the runs of each seed (default both, a pair)")
     ap.add_argument("--overwrite", action="store_true",
-                    help="replace a pair's run folders that hold other runs (stopped, failed, other parameters)")
+                    help="replace a pair's run folders that hold runs that ended with other parameters (or on "
+                         "another kind of device); runs that did not end are made again without it")
     args = ap.parse_args(argv)
     pairs = set(args.precisions) == set(stability.PRECISIONS)
     if args.out is None and not pairs:
@@ -82,8 +93,27 @@ def main(argv=None) -> int:
         overrides[name] = value
     if args.extra_seeds < 0:
         raise SystemExit(f"--extra-seeds must be >= 0, got {args.extra_seeds}")
-    t0, longest = time.perf_counter(), 0.0
+    t0, failed, interrupted = time.perf_counter(), [], False
     seeds = list(args.seeds) + [max(args.seeds) + 1 + i for i in range(args.extra_seeds)]
+    try:
+        failed = make_pairs(args, seeds, overrides, t0, pairs)
+    except KeyboardInterrupt:  # the time limit: what ended is still summarized
+        print("interrupted: the pairs that ended are summarized below", flush=True)
+        interrupted = True
+    except _Refused:
+        return 2
+    status = summarize(args, overrides, pairs)
+    return 1 if interrupted else 2 if failed else status
+
+
+class _Refused(Exception):
+    """A pair trained on a CPU where this machine trains on a GPU, without --overwrite (printed already)."""
+
+
+def make_pairs(args, seeds, overrides, t0, pairs) -> list[int]:
+    """Train the pairs of ``seeds`` in turn (the loop of :func:`main`); returns the seeds whose pair raised an error
+    (printed; the next seed goes on)."""
+    longest, failed = 0.0, []
     for n, seed in enumerate(seeds):
         runs, shared = stability.pair_kwargs(seed, out_dir=args.out, **overrides)
         runs = [r for r in runs if r["precision"] in args.precisions]
@@ -92,7 +122,7 @@ def main(argv=None) -> int:
         except ValueError as exc:  # a pair trained on a CPU, here on a GPU: replaced only with --overwrite
             if not args.overwrite:
                 print(f"seed {seed}: {exc}", file=sys.stderr)
-                return 2
+                raise _Refused from None
             kept = None
         if kept is not None:  # its time is the estimate of the next pair's
             longest = max(longest, kept)
@@ -108,15 +138,25 @@ def main(argv=None) -> int:
         how = "side by side" if len(runs) > 1 else "alone"
         print(f"seed {seed}{extra}: {', '.join(r['run_name'] for r in runs)} {how} ...", flush=True)
         start = time.perf_counter()
+        again = not_ended(runs, shared)
+        if again:
+            print(f"seed {seed}: its folders hold runs that did not end; made again", flush=True)
         try:
-            train.run_many(runs, **shared, overwrite=args.overwrite)
+            train.run_many(runs, **shared, overwrite=args.overwrite or again)
         except train.TrainingDiverged as exc:  # a result (a spike), written as such: the other seeds go on
             print(f"seed {seed}: diverged: {exc}", flush=True)
-        except ValueError as exc:  # a refusal before training (a folder holding other runs, a bad parameter)
-            print(f"seed {seed}: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 2
+        except Exception as exc:  # a refusal (a folder holding other runs) or an error of the device: the next seed
+            print(f"seed {seed}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            print(f"seed {seed}: FAILED ({type(exc).__name__}); the next seed goes on", flush=True)
+            failed.append(seed)
+            continue
         longest = max(longest, time.perf_counter() - start)
         print(f"seed {seed}: done in {time.perf_counter() - start:.0f} s", flush=True)
+    return failed
+
+
+def summarize(args, overrides, pairs) -> int:
+    """Print one line per run that ended and, for pairs, the decision; 0, or 1 when there is nothing to decide."""
     try:
         rows = stability.stability_rows(stability.load_stability(args.out, **overrides))
     except ValueError as exc:

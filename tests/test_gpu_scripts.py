@@ -95,7 +95,7 @@ def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
     them to the end, keeping the first call's executed notebook as a segment."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="3", FULL="1",
-                STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
+                ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
                 EXTRA_SETS="width=32 metric_every=1 lr=0.001", OMP_NUM_THREADS="1")
 
     def call(**env):
@@ -132,7 +132,7 @@ def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_pa
     the other two side by side; together they are the figure's three runs."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="2", FULL="1",
-                STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
+                ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
                 EXTRA_SETS="width=16 metric_every=1 lr=0.001", OMP_NUM_THREADS="1")
 
     def call(**env):
@@ -167,7 +167,7 @@ def test_gpu_figures_script_reads_the_letters_rendered_ahead(tmp_path):
     letters_file = letters.save_letters_synthetic(tmp_path / "letters.npz", counts=counts, seed=0)
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="2", TEST_EPOCHS="1", FULL="1",
-                STAGE=str(stage), LETTERS_DATA=str(letters_file), OMP_NUM_THREADS="1",
+                ALLOW_DIRTY="1", STAGE=str(stage), LETTERS_DATA=str(letters_file), OMP_NUM_THREADS="1",
                 EXTRA_SETS="width=16 depth=1 metric_every=1 batch_size=16 counts=" + json.dumps(counts).replace(" ", ""))
     log = run_gpu_figures(base)
     assert f'"data_path":"{letters_file}"' in log
@@ -181,15 +181,36 @@ def test_gpu_figures_script_reads_the_letters_rendered_ahead(tmp_path):
     assert "Figure 2: no " in log and "its notebook renders the letters" in log and '"data_path":null' in log
 
 
+def test_gpu_figures_script_full_mode_refuses_a_checkout_whose_code_is_not_its_commit(tmp_path):
+    """Runs made from uncommitted code are never promoted (scripts/land_gpu_runs.py), so FULL mode does not start
+    them: in a clone with a changed tracked file it stops before anything is trained, naming the file."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("needs the repository's git history")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--local", str(ROOT), str(clone)], check=True, capture_output=True)
+    (clone / "scripts" / "gpu_figures.sh").write_text((ROOT / "scripts" / "gpu_figures.sh").read_text())
+    (clone / "CONTRIBUTING.md").write_text((clone / "CONTRIBUTING.md").read_text() + "\na change\n")
+    env = dict(os.environ, OUT=str(tmp_path / "out"), PY=sys.executable, DEVICE="cpu", FULL="1",
+               STAGE=str(tmp_path / "stage"), OMP_NUM_THREADS="1")
+    env.pop("ALLOW_DIRTY", None)
+    done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=clone, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert "FULL mode refused" in done.stdout and "CONTRIBUTING.md" in done.stdout
+    assert not (tmp_path / "stage" / "results" / "figures" / "gpu").exists()
+
+
 def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     """STABILITY=1, the first GPU job: the paired precision runs (seed 0, then one extra seed while the budget
     lasts), the engine benchmark with its JSON records and the levers, two archives beside the log."""
     from nclib.figures import stability
 
     out, runs, bench = tmp_path / "out", tmp_path / "stability", tmp_path / "bench"
+    committed = {p.name: p.read_bytes() for p in (ROOT / "benchmarks" / "results").iterdir() if p.is_file()}
+    # no BENCH_DIR: the records go to a new folder, never over the committed benchmarks/results/
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", STABILITY="1", STABILITY_SEEDS="0",
                STABILITY_EXTRA="1", BUDGET_S="900", DATA=str(fake_cifar(tmp_path / "cifar.npz")),
-               EXTRA_SETS="width=16 epochs=10", STABILITY_OUT=str(runs), BENCH_DIR=str(bench),
+               EXTRA_SETS="width=16 epochs=10", STABILITY_OUT=str(runs),
                BENCH_ARGS="--device cpu --width 32 --steps 10 --warmup 2 --figure-epochs 1",
                ANATOMY_ARGS="--device cpu --width 32 --depth 2 --reps 2", OMP_NUM_THREADS="1")
     log = run_gpu_figures(env)
@@ -206,6 +227,10 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
         assert sorted(tar.getnames()) == ["bench_anatomy_tf32.json", "bench_levers_tf32.json", "bench_train_gpu.json",
                                           "bench_train_gpu.txt", "bench_train_gpu_fp32.json",
                                           "bench_train_gpu_fp32.txt", "cuda_tests.txt"]
+        tar.extractall(bench, filter="data")
+    assert {p.name: p.read_bytes() for p in (ROOT / "benchmarks" / "results").iterdir() if p.is_file()} == committed
+    # so no run after the benchmarks (the extra seed) counts them among the changes to its code
+    assert not any(path.startswith("benchmarks/") for r in made.values() for path in r.provenance["git_dirty_paths"])
     record = figures.read_benchmark_record(bench / "bench_train_gpu.json")  # the fields the engine chapter reads
     assert record["precision"] == "tf32" and record["figure"] is not None
     assert figures.read_benchmark(bench / "bench_train_gpu_fp32.txt")["precision"].startswith("fp32")
@@ -285,6 +310,8 @@ def test_relabel_notebook_names_the_data_the_runs_were_given(tmp_path):
         figure_notebook.relabel_notebook(path, 2, "gpu")
         md = json.loads(path.read_text())["cells"][0]["source"]
         assert named in md and not_named not in md, md
+        # the title says so too: the stand-in is not the paper's data at any scale
+        assert md.splitlines()[1].endswith("on the letters-synthetic stand-in") == ("stand-in" in named)
     assert figure_notebook.injected_value(executed("epochs = 700\n"), "epochs") == 700
     assert figure_notebook.injected_value(executed("epochs = 700\n"), "dataset") is None
     assert figure_notebook.run_label(2, "cpu-scale") == "run-fig2-cpu-scale"

@@ -55,6 +55,7 @@ def job_outputs(tmp: pathlib.Path, name: str, piece: str, runs: list[dict]) -> p
         tar.add(stage / "results" / "figures" / "gpu", arcname="results/figures/gpu")
         tar.add(books, arcname="book/figures/gpu")
     (files / "log.txt").write_text(f"the log of {name}\n")
+    (files / "call1-log.txt").write_text(f"the first command's log of {name}\n")
     return files
 
 
@@ -77,6 +78,7 @@ def test_pieces_land_beside_the_figure_and_replace_it_once_complete(root, tmp_pa
     assert sorted(p.name for p in pieces.iterdir()) == ["fig1-L1", "fig1-L3", "jobs"]
     record = pieces / "jobs" / "job-a"
     assert (record / "log.txt").read_text() == "the log of job-a\n"
+    assert (record / "call1-log.txt").read_text() == "the first command's log of job-a\n"
     assert json.loads((record / "landed.json").read_text()) == {"landed": ["fig1-L1", "fig1-L3"], "refused": {}}
     assert [p.name for p in (record / "notebooks").iterdir()] == ["fig1.L1-L3.run.ipynb"]
     with pytest.raises(ValueError, match="job 'job-a' has landed"):  # a job's record is never replaced

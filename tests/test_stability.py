@@ -173,6 +173,52 @@ def test_a_diverged_run_is_a_spike_and_the_other_seeds_go_on(tmp_path, capsys):
     assert capsys.readouterr().out.count("both runs ended already") == 2
 
 
+def test_an_error_in_one_pair_leaves_the_other_seeds_and_a_cut_pair_is_made_again(tmp_path, capsys, monkeypatch):
+    """A device error in seed 0's pair (any exception but divergence) is printed and seed 1 goes on (status 2); the
+    runs of seed 0 that did not end are made again by the next call, without --overwrite."""
+    out = tmp_path / "stability"
+    sets = _tiny_sets(tmp_path, epochs=10)
+    real = train.run_many
+
+    def broken_for_seed_0(runs, **shared):
+        if shared["seed"] == 0:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return real(runs, **shared)
+
+    monkeypatch.setattr(stability_runs.train, "run_many", broken_for_seed_0)
+    assert stability_runs.main(["--seeds", "0", "1", "--out", str(out), *sets]) == 2
+    log = capsys.readouterr().out
+    assert "seed 0: FAILED (RuntimeError); the next seed goes on" in log and "seed 1: done in" in log
+    assert "decision: tf32 (no spike; seeds [1]" in log
+    monkeypatch.undo()
+    # seed 0's folders as a run cut off by a time limit leaves them: a failed run, never a result
+    for name in ("fig1-L6-fp32-seed0", "fig1-L6-tf32-seed0"):
+        (out / name).mkdir()
+        (out / name / "params.json").write_text("{}")
+        (out / name / "provenance.json").write_text(json.dumps({"status": "failed", "error": "KeyboardInterrupt"}))
+    assert stability_runs.main(["--seeds", "0", "1", "--out", str(out), *sets]) == 0
+    log = capsys.readouterr().out
+    assert "seed 0: its folders hold runs that did not end; made again" in log
+    assert "seed 1: both runs ended already" in log and "decision: tf32 (no spike; seeds [0, 1]" in log
+
+
+def test_an_interrupted_script_still_summarizes_the_pairs_that_ended(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "stability"
+    sets = _tiny_sets(tmp_path, epochs=10)
+    real = train.run_many
+
+    def interrupted_at_seed_1(runs, **shared):
+        if shared["seed"] == 1:
+            raise KeyboardInterrupt  # what `timeout --signal=INT` raises
+        return real(runs, **shared)
+
+    monkeypatch.setattr(stability_runs.train, "run_many", interrupted_at_seed_1)
+    assert stability_runs.main(["--seeds", "0", "1", "2", "--out", str(out), *sets]) == 1
+    log = capsys.readouterr().out
+    assert "interrupted: the pairs that ended are summarized below" in log and "seed 2" not in log
+    assert "fp32 seed 0: no spike" in log and "decision: tf32 (no spike; seeds [0]" in log
+
+
 def test_load_stability_refuses_what_is_not_a_stability_run(tmp_path):
     with pytest.raises(ValueError, match="no stability runs that ended"):
         stability.load_stability(tmp_path)
