@@ -86,7 +86,7 @@ class TrainingSet:
 
     ``x``: (N, D) float32 normalized inputs; ``y``: (N,) int64 labels sorted by class; ``counts``: (K,)
     int64, ``counts[k]`` samples of class k; ``images``: (N, H, W[, C]) uint8 upright images (for
-    display); ``provenance``: a JSON-ready dict (dataset, source, sha256 of the source files and of the
+    display; for the synthetic Gaussian mixture, which has no images, a float32 copy of ``x``); ``provenance``: a JSON-ready dict (dataset, source, sha256 of the source files and of the
     selected arrays, class order, selection, seed, normalization).
     """
 
@@ -276,6 +276,7 @@ def resolve_counts(dataset: str, counts=None, class_order: str = "reference") ->
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    defaulted = counts is None
     if counts is None:
         counts = {"cifar10": "cifar10", "emnist-letters": "emnist-letters",
                   "letters-synthetic": "emnist-letters"}.get(dataset, [20, 10, 5])
@@ -284,8 +285,9 @@ def resolve_counts(dataset: str, counts=None, class_order: str = "reference") ->
     if class_order not in CLASS_ORDERS:
         raise ValueError(f"class_order must be one of {CLASS_ORDERS}, got {class_order!r}")
     if class_order != "reference":
-        raise ValueError(f"class_order orders a preset's counts; with explicit counts the list is the order (class k "
-                         f"gets counts[k]): leave class_order 'reference', got {class_order!r}")
+        given = f"for the synthetic mixture's default counts {counts}" if defaulted else "with explicit counts"
+        raise ValueError(f"class_order orders a preset's counts; {given} the list is the order (class k gets "
+                         f"counts[k]): leave class_order 'reference', got {class_order!r}")
     return _checks.counts(counts, "counts"), "explicit"
 
 

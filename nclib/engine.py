@@ -129,7 +129,9 @@ class Engine:
             self.step.run_steps(self.batches())
 
     def train_steps(self, n: int) -> None:
-        """``n`` steps of the same path as training, ending with a device synchronisation (what a timing needs)."""
+        """``n`` steps of the same path as training, ending with a device synchronisation (what a timing needs);
+        ``n`` a non-negative int (ValueError otherwise)."""
+        n = _checks.nonneg_int(n, "n")
         if self.group is not None:
             raise RuntimeError("this run is stepped with others by one Adam (grouped_adam): train_epochs_together")
         with self.step.training():
@@ -348,6 +350,8 @@ def time_side_by_side(engines: list[Engine], epochs: int) -> float:
     one Adam for grouped engines), from an idle device to an idle device: the speed of a figure's runs side by side
     (:ref:`ch-engine`)."""
     epochs = _checks.positive_int(epochs, "epochs")
+    if not isinstance(engines, (list, tuple)) or not engines:
+        raise ValueError(f"engines must be a non-empty list of Engine, got {engines!r:.100}")
     engines[0].synchronize()
     t0 = time.perf_counter()
     train_epochs_together(engines, epochs)

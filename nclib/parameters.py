@@ -329,6 +329,14 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
         raise ValueError(f"steps_per_graph = {p['steps_per_graph']} takes several steps per CUDA graph replay, which "
                          f"needs a GPU with cuda_graph 'auto' or True (here device {dev!r}, cuda_graph "
                          f"{p['cuda_graph']!r}); use steps_per_graph=1")
+    if p["cuda_graph"] is True and device_type(dev, cuda) == "cpu":
+        raise ValueError(f"cuda_graph=True asks for the step captured as a CUDA graph, which needs a GPU (here device "
+                         f"{dev!r}); use cuda_graph='auto' (a graph where there is a GPU) or False")
+    if p["resume"] and p["overwrite"]:
+        raise ValueError("resume=True continues the run in its folder, overwrite=True replaces it; choose one")
+    if p["dataset"] == "synthetic" and p["data_path"] is not None:
+        raise ValueError(f"data_path {p['data_path']!r} given, but the synthetic Gaussian mixture is drawn from the "
+                         f"seed, not read from a file; leave data_path None")
     path = data.source_path(p["dataset"], p["data_path"], p["download"])
     if path is not None:
         p["data_path"] = str(path)

@@ -61,3 +61,27 @@ def versions() -> dict:
         except ImportError:
             out[name] = None
     return out
+
+
+def cpu_name() -> str:
+    """The CPU a run trains on, as its provenance names it: the model (``/proc/cpuinfo``, else
+    ``platform.processor()``, else "unknown CPU") and the vector kernels torch chooses on it
+    (``torch.backends.cpu.get_cpu_capability()``, e.g. "AVX2"), which decide the arithmetic of a CPU run: a
+    resumed CPU run must find the same."""
+    import torch
+
+    model = None
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    model = model or platform.processor() or "unknown CPU"
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # a torch without it
+        capability = "unknown kernels"
+    return f"{model} ({capability})"
+

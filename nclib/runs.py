@@ -410,6 +410,7 @@ def differing_params(run_dir, want) -> dict:
     the ``params.json`` of ``run_dir`` records otherwise (compared as :func:`json_values`; an unreadable or missing
     file records nothing); empty when the folder holds that run (:ref:`ch-train`).
 
+    ``data_path`` spelled otherwise (relative or absolute) but naming the same existing file is the same.
     A parameter that a readable ``params.json`` lacks reads as its default (:data:`nclib.parameters.DEFAULTS`): it
     was added to the engine after the run was made, with a default that keeps the behaviour from before it
     (``CONTRIBUTING.md``), so an older run folder still holds the run its parameters describe."""
@@ -423,7 +424,20 @@ def differing_params(run_dir, want) -> dict:
     if not isinstance(saved, dict):
         return {k: (None, v) for k, v in want.items() if v is not None}
     recorded = {k: saved[k] if k in saved else json_values({k: DEFAULTS.get(k)})[k] for k in want}
-    return {k: (recorded[k], v) for k, v in want.items() if recorded[k] != v}
+    return {k: (recorded[k], v) for k, v in want.items() if recorded[k] != v
+            and not (k == "data_path" and _same_file(recorded[k], v))}
+
+
+def _same_file(a, b) -> bool:
+    """Whether two data paths name one existing file, however spelled (relative or absolute, through links): the
+    data's checksum, compared on resume, guards its content."""
+    if not (isinstance(a, str) and isinstance(b, str)):
+        return False
+    pa, pb = pathlib.Path(a).expanduser(), pathlib.Path(b).expanduser()
+    try:
+        return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+    except OSError:
+        return False
 
 
 def recorded_device_type(run_dir) -> str | None:

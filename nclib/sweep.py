@@ -463,8 +463,6 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
         manifest.setdefault("errors", {})
         for item in planned:
             manifest["runs"][item["params"]["run_name"]] = item["point"]
-        atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1, default=str))
-
         todo = []
         for item in planned:
             name = item["params"]["run_name"]
@@ -472,6 +470,9 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
                 manifest["errors"].pop(name, None)  # the folder says what the run is now
             else:
                 todo.append(item["params"])
+        # written now, with nothing to train too: an error that a kept run's folder has replaced is gone from it
+        atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1, default=str))
+
         asks = [task_resources(p, resources) for p in todo]
         if todo:
             need = {}

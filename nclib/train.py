@@ -9,7 +9,8 @@ one imbalanced subset (:mod:`nclib.data`) and writes one run folder::
     provenance.json   git commit and dirty flag, package versions, device, precision, wall time, data sha256,
                       command line, status ("running", "finished", "stopped", "diverged" or "failed"), and
                       one segment per call that trained it (``max_train_s`` and ``resume``)
-    checkpoint.pt     only while a run is stopped: what ``resume=True`` continues from, and beside it
+    checkpoint.pt     while a run can be continued (stopped, and a failed or dead run that wrote one before):
+                      what ``resume=True`` continues from, and beside it
                       checkpoint.pt.sha256 (its sha256, size and epoch, checked before it is read)
     .lock             while a process writes the folder: its pid and host (one writer per run folder)
 
@@ -209,12 +210,24 @@ def _exists_message(d: pathlib.Path, status: str) -> str:
             f"run{hint})")
 
 
+def device_key(device) -> str | None:
+    """A device as a resume compares it: ``"cuda"`` (the current GPU, as a run on ``auto`` or ``cuda`` records it)
+    and ``"cuda:<current index>"`` name the same card; None and other text stay as they are."""
+    if not isinstance(device, str) or not device.startswith("cuda"):
+        return device
+    d = torch.device(device)
+    if d.index is None and torch.cuda.is_available():
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(d) if d.index is not None else "cuda"
+
+
 def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
     """All the checks of ``resume=True`` (:ref:`ch-engine`), then the checkpoints: each folder holds a stopped,
     dead or failed run (:data:`nclib.runs.RESUMABLE`) with a checkpoint; the run was started with the same
     parameters (but :data:`EXECUTION_KEYS`, and ``data_path`` for the letters stand-in, rendered or read from a
     rendering saved ahead), at the same commit with the same uncommitted changes (none, or the same ``git diff``),
-    on the same device (type and name) and torch version, on the same data (the ``data_sha256`` of its
+    on the same device (type and name; on a CPU its model and torch's kernels there, ``host_cpu``) and torch
+    version, on the same data (the ``data_sha256`` of its
     provenance equals the data loaded now); the checkpoint holds the bytes its writer recorded beside it (sha256)
     and loads; the runs stopped at the same epoch.  Refusals are
     :class:`ResumeRefused` (:class:`CheckpointDamaged` for the checkpoint) naming the folder, before anything is
@@ -252,10 +265,16 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
                                     f"change", d)
         then = {"device": prov.get("device"), "device_name": prov.get("device_name"),
                 "torch": (prov.get("versions") or {}).get("torch")}
-        differ = [k for k in here if then[k] != here[k]]
+        differ = [k for k in here if (device_key(then[k]) != device_key(here[k]) if k == "device"
+                                      else then[k] != here[k])]
         if differ:  # another device, card or torch changes the kernels (and fused Adam's flags): not the same run
             raise ResumeRefused(f"resume=True, but run folder {str(d)!r} was started on another device or torch: "
                                 + "; ".join(f"{k} {then[k]!r}, now {here[k]!r}" for k in differ), d)
+        if not engines[0].is_cuda and prov.get("host_cpu") not in (None, code["host_cpu"]):
+            # a CPU run's arithmetic is that of the kernels torch picks on its CPU (runs made before it was recorded
+            # say nothing, and are not refused)
+            raise ResumeRefused(f"resume=True, but run folder {str(d)!r} was started on another CPU: "
+                                f"{prov['host_cpu']!r}, now {code['host_cpu']!r}", d)
         then_data, now_data = prov.get("data_sha256"), ts.provenance["data_sha256"]
         if then_data != now_data:  # the data file rewritten at the same path, or other data
             raise ResumeRefused(f"resume=True, but the data differ from those run folder {str(d)!r} started on: "
@@ -315,7 +334,7 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     names = [q["run_name"] for q in plist]
 
     # one checkout and one environment for all the runs
-    code = {**provenance.git_state(), "versions": provenance.versions()}
+    code = {**provenance.git_state(), "versions": provenance.versions(), "host_cpu": provenance.cpu_name()}
     checkpoints = [None] * len(engines)
     start = 0
     if resume:

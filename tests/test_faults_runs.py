@@ -359,6 +359,22 @@ def test_differing_params_compares_numpy_values_as_numbers(tmp_path):
                                                                              "milestones": [6000]}
 
 
+def test_a_data_path_spelled_otherwise_is_the_same_file(tmp_path, monkeypatch):
+    """A run started with a relative data path resumes with the absolute one (and the other way round): the same
+    file; another existing file is another run (the data checksum, compared on resume, guards the content)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    for name in ("a.npz", "b.npz"):
+        (tmp_path / "data" / name).write_bytes(b"x")
+    (tmp_path / "params.json").write_text(json.dumps({"data_path": "data/a.npz"}))
+    assert runs.differing_params(tmp_path, {"data_path": str(tmp_path / "data" / "a.npz")}) == {}
+    assert runs.differing_params(tmp_path, {"data_path": "./data/../data/a.npz"}) == {}
+    assert runs.differing_params(tmp_path, {"data_path": str(tmp_path / "data" / "b.npz")}) == \
+        {"data_path": ("data/a.npz", str(tmp_path / "data" / "b.npz"))}
+    assert runs.differing_params(tmp_path, {"data_path": "data/missing.npz"}) == \
+        {"data_path": ("data/a.npz", "data/missing.npz")}
+
+
 def test_a_parameter_an_older_run_lacks_reads_as_its_default(tmp_path):
     """A defining parameter added after a run was made is missing from its params.json: it reads as its default
     (which keeps the engine's behaviour from before it), so the older folder still holds its run."""

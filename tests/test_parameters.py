@@ -169,6 +169,9 @@ SMALL = dict(dataset="synthetic", counts=[5, 3], device="cpu", batch_size="full"
     (dict(device="gpu"), "device must be"),
     (dict(bias=1), "bias must be True or False"),
     (dict(cuda_graph="yes"), "cuda_graph must be 'auto', True or False"),
+    (dict(cuda_graph=True), "cuda_graph=True asks for the step captured as a CUDA graph, which needs a GPU"),
+    (dict(resume=True, overwrite=True), "resume=True continues the run in its folder, overwrite=True replaces it"),
+    (dict(data_path="cifar.npz"), "the synthetic Gaussian mixture is drawn from the seed"),
 ])
 def test_a_parameter_set_is_refused_by_name_before_any_work(bad, named):
     """Every data argument is checked with the rest, so that a sweep refuses a bad point before any worker loads
@@ -187,8 +190,10 @@ def test_equal_decays_on_every_layer_are_one_number():
 
 
 def test_the_largest_seed_and_numpy_bools_pass():
-    p = parameters.check_params(**SMALL, seed=2 ** 64 - 1, bias=np.bool_(False), cuda_graph=np.bool_(True))
-    assert p["seed"] == 2 ** 64 - 1 and p["bias"] is False and p["cuda_graph"] is True
+    p = parameters.check_params(**SMALL, seed=2 ** 64 - 1, bias=np.bool_(False), cuda_graph=np.bool_(False))
+    assert p["seed"] == 2 ** 64 - 1 and p["bias"] is False and p["cuda_graph"] is False
+    # a GPU-only setting passes for a machine with a GPU (a sweep planned here for workers there)
+    assert parameters.checked({**SMALL, "device": "cuda", "cuda_graph": np.bool_(True)}, cuda=True)["cuda_graph"] is True
     assert parameters.check_params(**{**SMALL, "batch_size": 8})["batch_size"] == 8  # N = 8: one batch
 
 

@@ -465,3 +465,19 @@ def test_the_lock_left_by_a_writer_on_another_host_is_reported_not_passed_over(s
     assert sweep.exit_status(again) == 0
     prov = json.loads((out / name / "provenance.json").read_text())
     assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 2), (2, 4)]
+
+
+def test_a_sweep_with_nothing_to_train_clears_the_errors_its_folders_replaced(scheduler, tmp_path):
+    """A run kept as finished while sweep.json still holds an error from an earlier sweep (a lock of another host,
+    since removed, and the run finished by hand): the rerun trains nothing and writes the manifest without it."""
+    out = tmp_path / "sweep"
+    grid = {"seed": [0]}
+    first = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
+    assert first["status"].tolist() == ["finished"]
+    manifest = json.loads((out / sweep.MANIFEST).read_text())
+    manifest["errors"] = {first["run_name"][0]: "RunLockedElsewhere: lock of pid 1 on host other"}
+    (out / sweep.MANIFEST).write_text(json.dumps(manifest))
+    assert sweep.exit_status(sweep.summary(out)) == 1  # the stale error, as the table read it before the rerun
+    again = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
+    assert again["error"].isna().all() and sweep.exit_status(again) == 0
+    assert json.loads((out / sweep.MANIFEST).read_text())["errors"] == {}

@@ -503,8 +503,8 @@ def test_git_state_ignores_the_run_outputs_it_rewrites(tmp_path):
 
 def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
     """A letters-synthetic run started on letters rendered in the call resumes on the same letters read from a
-    rendering saved ahead (data_path), and the other way round, ending as the uninterrupted run; another data set's
-    data_path must stay the same, as every other parameter."""
+    rendering saved ahead (data_path), and the other way round, ending as the uninterrupted run; the synthetic
+    Gaussian mixture, which reads no file, refuses a data_path."""
     from nclib import letters
 
     kw = dict(dataset="letters-synthetic", counts=[2] * 26, width=8, depth=1, epochs=4, batch_size=13, lr=1e-3,
@@ -519,9 +519,9 @@ def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
         for col in train.HISTORY_COLUMNS[:-1]:
             np.testing.assert_array_equal(train.load_history(whole)[col], train.load_history(part)[col])
     stopped = train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path / "synthetic", max_train_s=0, **RESUME_KW)
-    with pytest.raises(train.ResumeRefused, match="other parameters: data_path = None, now"):
+    with pytest.raises(ValueError, match="the synthetic Gaussian mixture is drawn from the seed"):
         train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path / "synthetic", resume=True, **RESUME_KW,
-                       data_path=ahead)
+                       data_path=ahead)  # refused before any folder is read: such a data_path reads nothing
     assert _status(stopped[0]) == "stopped"
 
 
@@ -586,6 +586,15 @@ def test_time_side_by_side_advances_every_engine_by_whole_epochs():
     assert seconds > 0 and [e.steps_done for e in engines] == [3 * 4, 3 * 4]
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         train.time_side_by_side(engines, 0)
+    with pytest.raises(ValueError, match="engines must be a non-empty list"):
+        train.time_side_by_side([], 3)
+    # a timing's steps: a whole number of them, refused by name otherwise
+    engines[0].train_steps(5)
+    assert engines[0].steps_done == 3 * 4 + 5
+    for bad in (-3, True, 2.5):
+        with pytest.raises(ValueError, match="n must be a non-negative integer"):
+            engines[0].train_steps(bad)
+    assert engines[0].steps_done == 3 * 4 + 5
 
 
 # ------------------------------------------------------------------------------------------ stop and resume
@@ -662,6 +671,12 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
     with pytest.raises(train.ResumeRefused, match="started on another device or torch: device_name 'NVIDIA H200', now"):
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
     prov_path.write_text(saved)
+    # a CPU run records its CPU and the kernels torch picks there; another CPU would not continue it exactly
+    assert json.loads(saved)["host_cpu"] == provenance.cpu_name()
+    monkeypatch.setattr(provenance, "cpu_name", lambda: "Another CPU (AVX512)")
+    with pytest.raises(train.ResumeRefused, match="started on another CPU: .*, now 'Another CPU \\(AVX512\\)'"):
+        train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
+    monkeypatch.undo()
     # a run resumed alone moves on to the next metric epoch: the three no longer stop at the same epoch
     train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path, resume=True, max_train_s=0, **RESUME_KW)
     with pytest.raises(train.ResumeRefused, match=r"stopped at different epochs \[2, 4\]"):
@@ -780,3 +795,15 @@ def test_class_accuracy_record_agrees_with_the_overall_accuracy(tmp_path):
         parts = train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path / "parts", max_train_s=0, resume=True, **RESUME_KW)
     np.testing.assert_array_equal(train.load_class_accuracy(parts[0])["acc"], per["acc"])
     assert train.load_class_accuracy(tmp_path / "none") is None
+
+
+def test_a_resume_takes_cuda_and_the_current_cuda_index_for_one_card(monkeypatch):
+    """A run started on device "auto" or "cuda" records "cuda"; resumed with device "cuda:0" on the same card it is
+    the same device (the card's name is compared too), while another index is another card."""
+    assert train.device_key("cpu") == "cpu" and train.device_key(None) is None
+    monkeypatch.setattr(train.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(train.torch.cuda, "current_device", lambda: 0)
+    assert train.device_key("cuda") == train.device_key("cuda:0") == "cuda:0"
+    assert train.device_key("cuda:1") == "cuda:1" != train.device_key("cuda")
+    monkeypatch.setattr(train.torch.cuda, "is_available", lambda: False)
+    assert train.device_key("cuda") == "cuda" != train.device_key("cuda:0")
