@@ -171,6 +171,11 @@ def summarize(args, overrides, pairs) -> int:
               f"objective final {r['final_objective']:.4g}, min {r['min_objective']:.4g}")
     if not pairs:
         return 0
+    flat = stability.tf32_not_engaged(stability.load_stability(args.out, **overrides))
+    if flat:
+        print(f"no decision: on the GPU the TF32 runs of seeds {flat} did not differ from their fp32 pairs (no "
+              f"TF32 products recorded, or the same history): the pairs compare fp32 with itself")
+        return 1
     try:
         decision = stability.precision_decision(rows)
     except ValueError as exc:

@@ -219,6 +219,27 @@ def test_an_interrupted_script_still_summarizes_the_pairs_that_ended(tmp_path, c
     assert "fp32 seed 0: no spike" in log and "decision: tf32 (no spike; seeds [0]" in log
 
 
+def test_a_gpu_pair_whose_tf32_run_equals_its_fp32_run_is_named():
+    """On a GPU a pair whose TF32 run did not use TF32 products (or ran number for number as the fp32 one) compares
+    fp32 with itself; such seeds are named, and the script then makes no decision. CPU pairs are identical by
+    design and never named."""
+    base = stability.load_stability(stability.RESULTS_CPU)[("fp32", 0)]
+
+    def run(precision, seed, device, products, shift=0.0):
+        history = {k: np.asarray(v, dtype=float) + (shift if k == "objective" else 0.0)
+                   for k, v in base.history.items()}
+        return figures.Run(base.path, dict(base.params, precision=precision, seed=seed), history,
+                           dict(base.provenance, device=device, products_precision=products))
+
+    gpu = {("fp32", 0): run("fp32", 0, "cuda", "ieee"), ("tf32", 0): run("tf32", 0, "cuda", "tf32", 1e-9),
+           ("fp32", 1): run("fp32", 1, "cuda", "ieee"), ("tf32", 1): run("tf32", 1, "cuda", "tf32"),
+           ("fp32", 2): run("fp32", 2, "cuda:0", "ieee"), ("tf32", 2): run("tf32", 2, "cuda:0", "ieee", 1e-9),
+           ("fp32", 3): run("fp32", 3, "cuda", "ieee")}
+    assert stability.tf32_not_engaged(gpu) == [1, 2]  # 1: the same history; 2: no TF32 products recorded
+    cpu = {("fp32", 0): run("fp32", 0, "cpu", "ieee"), ("tf32", 0): run("tf32", 0, "cpu", "ieee")}
+    assert stability.tf32_not_engaged(cpu) == []
+
+
 def test_load_stability_refuses_what_is_not_a_stability_run(tmp_path):
     with pytest.raises(ValueError, match="no stability runs that ended"):
         stability.load_stability(tmp_path)

@@ -218,6 +218,28 @@ def stability_rows(runs: Mapping[tuple[str, int], Run]) -> list[dict]:
     return rows
 
 
+def tf32_not_engaged(runs: Mapping[tuple[str, int], Run]) -> list[int]:
+    """The seeds whose pair trained on a GPU and yet did not differ in precision: the TF32 run's provenance does not
+    record TF32 products (``products_precision``), or its history equals the fp32 run's number for number (TF32
+    products round differently, so two runs that differ only in them part within a few steps).  A decision made
+    from such pairs compares fp32 with itself: it says nothing of TF32.  Pairs trained on a CPU (where TF32 does
+    not exist, and each pair is identical by design) and seeds without both runs are not listed."""
+    out = []
+    for seed in sorted({seed for _, seed in runs}):
+        pair = {q: runs.get((q, seed)) for q in PRECISIONS}
+        if any(r is None for r in pair.values()):
+            continue
+        devices = {str(r.provenance.get("device", "")).split(":")[0] for r in pair.values()}
+        if devices != {"cuda"}:
+            continue
+        tf32, fp32 = pair["tf32"], pair["fp32"]
+        same = all(np.array_equal(tf32.history[k], fp32.history[k], equal_nan=True)
+                   for k in ("objective", "loss", "nc1"))
+        if tf32.provenance.get("products_precision") != "tf32" or same:
+            out.append(seed)
+    return out
+
+
 def smallest_pair_turns(run: Run) -> dict:
     """How a run holds its two smallest classes (the two classes of the smallest count: Figure 1's 100 samples
     each), from its per-class record (``class_accuracy.csv``, :func:`nclib.runs.load_class_accuracy`).
