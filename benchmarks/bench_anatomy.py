@@ -49,7 +49,7 @@ from nclib import floor as nfloor
 from nclib.step import matmul_precision
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_train import cpu_name, data_sheet, make_set, shown  # noqa: E402  (the same problem as bench_train.py)
+from bench_train import data_sheet, make_set, shown  # noqa: E402  (the same problem as bench_train.py)
 
 FIGURE_L = (1, 3, 6)
 
@@ -234,7 +234,7 @@ def main(argv=None) -> dict:
               device=args.device, precision=args.precision, lr=1e-4, lam_W=1e-5, lam_H=1e-5, progress=False)
     engines = [train.Engine(ts, train.check_params(**kw, L=L)) for L in FIGURE_L]
     device = engines[0].device
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else provenance.cpu_model()
     sheet = data_sheet(name) if device.type == "cuda" else None
     code = provenance.git_state()
     print(f"device          {name}, torch {torch.__version__}, precision {args.precision}, {args.reps} reps per timing")

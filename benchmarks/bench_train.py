@@ -47,7 +47,6 @@ import hashlib
 import json
 import os
 import pathlib
-import platform
 import sys
 import time
 
@@ -224,12 +223,12 @@ def run_levers(args, ts, p) -> None:
     Ls = (1, 3, 6)
     first = train.Engine(ts, p)  # where device="auto" resolves
     is_cuda = first.is_cuda
-    name = torch.cuda.get_device_name(first.device) if is_cuda else cpu_name()
+    name = torch.cuda.get_device_name(first.device) if is_cuda else provenance.cpu_model()
     del first
     floor = None
     if args.figure_epochs > 0:  # the floor needs the networks' shapes only: built on the CPU
-        floor = floor_ms([train.Engine(ts, train.check_params(**{**p, "L": L, "device": "cpu"})) for L in Ls], name,
-                         args.precision)
+        floor = floor_ms([train.Engine(ts, train.check_params(**{**p, "L": L, "device": "cpu", "cuda_graph": False}))
+                          for L in Ls], name, args.precision)
     print(f"device          {name}, torch {torch.__version__}, precision {args.precision}; figure floor "
           f"{'n/a' if floor is None else f'{floor:.2f} ms/epoch'}")
     code = provenance.git_state()
@@ -305,16 +304,6 @@ def json_path(arg: str, is_cuda: bool, precision: str) -> pathlib.Path | None:
     return RESULTS / ("bench_train_gpu.json" if precision == "tf32" else f"bench_train_gpu_{precision}.json")
 
 
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="auto")
@@ -354,7 +343,7 @@ def main(argv=None) -> None:
         return
     rate_engine, eng = engine_loop(ts, p, args.steps, args.warmup)
     device = eng.device  # the plain loop runs where the Engine resolved device="auto"
-    name = torch.cuda.get_device_name(device) if eng.is_cuda else cpu_name()
+    name = torch.cuda.get_device_name(device) if eng.is_cuda else provenance.cpu_model()
     with matmul_precision(p["precision"] == "tf32"):
         rate_plain = plain_loop(ts, p, device, args.steps, args.warmup)
 

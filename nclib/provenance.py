@@ -22,7 +22,8 @@ def git_state(root=None) -> dict:
     """The commit of the checkout at ``root`` (default the repository's) and whether its code differs from it:
     ``git_commit``, ``git_dirty`` (tracked files other than :data:`OUTPUT_PATHSPECS` modified),
     ``git_dirty_paths`` (those files, at most 20) and ``git_diff_sha256`` (the sha256 of their changes against the
-    commit, ``git diff HEAD``; None when there is none), so that two calls can tell whether they ran the same code;
+    commit, ``git diff-index -p HEAD``; None when there is none), so that two calls can tell whether they ran from
+    the same checkout;
     all four None where git or the repository is missing."""
     root = ROOT if root is None else pathlib.Path(root)
 
@@ -37,8 +38,10 @@ def git_state(root=None) -> dict:
         paths = [line[3:] for line in status.stdout.splitlines() if line.strip()]
         diff = None
         if paths:
-            out = subprocess.run(["git", "diff", "HEAD", "--binary", "--", ".", *OUTPUT_PATHSPECS], cwd=root,
-                                 capture_output=True, timeout=20)
+            # plumbing with fixed options: the same changes give the same bytes under any user's git configuration
+            out = subprocess.run(["git", "diff-index", "-p", "--binary", "--full-index", "--no-color", "--no-ext-diff",
+                                  "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/", "HEAD", "--", ".",
+                                  *OUTPUT_PATHSPECS], cwd=root, capture_output=True, timeout=20)
             if out.returncode != 0:
                 return none
             diff = hashlib.sha256(out.stdout).hexdigest()
@@ -63,25 +66,26 @@ def versions() -> dict:
     return out
 
 
-def cpu_name() -> str:
-    """The CPU a run trains on, as its provenance names it: the model (``/proc/cpuinfo``, else
-    ``platform.processor()``, else "unknown CPU") and the vector kernels torch chooses on it
-    (``torch.backends.cpu.get_cpu_capability()``, e.g. "AVX2"), which decide the arithmetic of a CPU run: a
-    resumed CPU run must find the same."""
-    import torch
-
-    model = None
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else ``platform.processor()``, else "cpu": how a CPU run's
+    provenance and a CPU benchmark name the machine."""
     try:
         for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    model = model or platform.processor() or "unknown CPU"
+    return platform.processor() or "cpu"
+
+
+def cpu_name() -> str:
+    """The CPU a run trains on, as its provenance names it (``host_cpu``): :func:`cpu_model` and the vector kernels
+    torch chooses on it (``torch.backends.cpu.get_cpu_capability()``, e.g. "AVX2"), which decide the arithmetic
+    of a CPU run: a resumed CPU run must find the same."""
+    import torch
+
     try:
         capability = torch.backends.cpu.get_cpu_capability()
     except AttributeError:  # a torch without it
         capability = "unknown kernels"
-    return f"{model} ({capability})"
-
+    return f"{cpu_model()} ({capability})"

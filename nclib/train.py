@@ -261,8 +261,9 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
                 then_text = "uncommitted changes" if then_diff else "no uncommitted changes"
                 now_text = "none" if now_diff is None else "other ones" if then_diff else "uncommitted changes"
                 raise ResumeRefused(f"resume=True, but run folder {str(d)!r} was started from commit {first[:10]} "
-                                    f"with {then_text} and this checkout has {now_text}: a run's code must not "
-                                    f"change", d)
+                                    f"with {then_text} and this checkout has {now_text}: a run's checkout (every "
+                                    f"tracked file outside results/ and the executed notebooks) must not change "
+                                    f"between its calls", d)
         then = {"device": prov.get("device"), "device_name": prov.get("device_name"),
                 "torch": (prov.get("versions") or {}).get("torch")}
         differ = [k for k in here if (device_key(then[k]) != device_key(here[k]) if k == "device"

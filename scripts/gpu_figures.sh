@@ -95,8 +95,9 @@ STABILITY_SEEDS=${STABILITY_SEEDS:-0 1 2}
 STABILITY_EXTRA=${STABILITY_EXTRA:-3}
 # in STABILITY mode the CUDA tests of the default step path run before the stability runs (-k), the others after
 CUDA_FIRST=${CUDA_FIRST:-graph_replays or graph_matches_eager or fp32_and_tf32 or matmul_precision}
-# STABILITY mode: where the benchmark records go (then into the archive); a new folder, outside the repository
-BENCH_DIR=${BENCH_DIR:-$(mktemp -d /tmp/nclib-bench.XXXXXX)}
+# STABILITY mode: where the benchmark records go (then into the archive); default a new folder outside the
+# repository, made (and removed after the archive) by stability_job
+BENCH_DIR=${BENCH_DIR:-}
 MAX_TRAIN_S=${MAX_TRAIN_S:-}
 if [ -n "$FULL" ]; then
   STAGE=${STAGE:-/var/tmp/nclib-gpu-stage}
@@ -214,7 +215,8 @@ stability_job() {
         -k "cuda and not ($CUDA_FIRST)" 2>&1; } | tee -a "$OUT/cuda_tests.txt" || echo "CUDA tests: not all passed"
   fi
   echo "== 5. engine benchmark ($(elapsed) s)"
-  local q name
+  local q name own_bench=""
+  if [ -z "$BENCH_DIR" ]; then BENCH_DIR=$(mktemp -d /tmp/nclib-bench.XXXXXX); own_bench=1; fi
   mkdir -p "$BENCH_DIR"
   for q in "$PRECISION" fp32; do
     name=bench_train_gpu$([ "$q" = tf32 ] || echo "_$q")
@@ -249,6 +251,7 @@ stability_job() {
   tar czf "$OUT/benchmarks.tar.gz" -C "$BENCH_DIR" $(cd "$BENCH_DIR" && ls bench_train_gpu* bench_levers_* bench_anatomy_* cuda_tests.txt \
     2>/dev/null) && tar tzf "$OUT/benchmarks.tar.gz"
   rm -f "$OUT/cuda_tests.txt"
+  if [ -n "$own_bench" ]; then rm -rf "$BENCH_DIR"; fi
   echo "== done in $(elapsed) s"
 }
 
@@ -260,16 +263,17 @@ capped() {
   echo $(( left < $1 ? left : $1 ))
 }
 
-# the run folders under $1 of the runs that ended (nclib.figures.stability.ENDED): a run cut off is no result, and
-# landed it would block the next job's pair of the same seed
+# the run folders under $1 of the whole pairs, both runs ended (nclib.figures.stability.whole_pairs): a run cut
+# off is no result, half a pair is none either, and landed they would stand in the way of the next job's pair
 archive_stability() {
-  local ended
-  ended=$("$PY" -c "import json, pathlib, sys; from nclib.figures.stability import ENDED
-print(' '.join(str(p.parent) for p in sorted(pathlib.Path(sys.argv[1]).glob('*/provenance.json'))
-               if json.loads(p.read_text()).get('status') in ENDED))" "$1") || ended=""
-  if [ -z "$ended" ]; then echo "stability.tar.gz: no run under $1 ended"; rm -f "$OUT/stability.tar.gz"; return; fi
+  local pairs=()
+  mapfile -d '' pairs < <("$PY" -c "import sys; from nclib.figures.stability import whole_pairs
+sys.stdout.write(''.join(str(p) + chr(0) for p in whole_pairs(sys.argv[1])))" "$1")
+  if [ "${#pairs[@]}" -eq 0 ]; then
+    echo "stability.tar.gz: no whole pair under $1"; rm -f "$OUT/stability.tar.gz"; return
+  fi
   tar czf "$OUT/stability.tar.gz" --exclude=checkpoint.pt --exclude=checkpoint.pt.tmp --exclude=checkpoint.pt.sha256 \
-    --exclude=.lock $ended && echo "stability.tar.gz: $(tar tzf "$OUT/stability.tar.gz" | grep -c history.csv) runs that ended"
+    --exclude=.lock "${pairs[@]}" && echo "stability.tar.gz: $(tar tzf "$OUT/stability.tar.gz" | grep -c history.csv) runs of whole pairs"
 }
 
 # FULL mode: status 1, and why, where the checkout's code differs from its commit (or git cannot say), unless
@@ -277,7 +281,8 @@ print(' '.join(str(p.parent) for p in sorted(pathlib.Path(sys.argv[1]).glob('*/p
 clean_code() {
   local state
   state=$("$PY" -c "from nclib import provenance; s = provenance.git_state()
-print('clean' if s['git_dirty'] is False else 'no git' if s['git_dirty'] is None else ' '.join(s['git_dirty_paths']))")
+print('clean' if s['git_dirty'] is False else 'no git' if s['git_dirty'] is None else ' '.join(s['git_dirty_paths']))") \
+    || state="the check itself failed"
   [ "$state" = clean ] && return 0
   if [ -n "${ALLOW_DIRTY:-}" ]; then echo "ALLOW_DIRTY: starting from a checkout that is not clean ($state)"; return 0; fi
   echo "FULL mode refused: the checkout's code is not its commit's ($state); scripts/land_gpu_runs.py promotes only"
@@ -309,6 +314,7 @@ full_figures() {
     # the safety net: a notebook still running 15 s before the budget ends is stopped, so that the archive is
     # written before the machine's own limit (max_train_s stops the runs well before, RESERVE_S before the end)
     local net=$(( BUDGET_S - $(elapsed) - 15 ))
+    if [ "$net" -lt 1 ]; then echo "Figure $f skipped: no time left before the budget's end"; continue; fi
     timeout --signal=INT --kill-after=10 $(( net < max_s + 150 ? net : max_s + 150 )) \
       scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}" \
       || echo "Figure $f: scripts/gpu_run_figure.sh ended with $(status_text $? "stopped by the safety net")"

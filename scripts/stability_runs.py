@@ -34,11 +34,22 @@ from nclib import runs as runs_contract
 from nclib.figures import stability
 
 
-def not_ended(runs, shared) -> bool:
-    """Whether a run folder of the pair holds a run that did not end (failed, dead, stopped: never a result), and
-    none holds a run that ended: the pair is then made again over them."""
-    status = [runs_contract.run_status(pathlib.Path(shared["out_dir"]) / r["run_name"]) for r in runs]
-    return any(s not in ("absent", *stability.ENDED) for s in status) and not any(s in stability.ENDED for s in status)
+def remake(runs, shared) -> bool:
+    """Whether the pair is to be made again over what its folders hold: some folder holds a run, yet the pair is not
+    whole (a run that did not end, failed, dead or stopped, which is never a result; or one run that ended beside
+    an absent or cut partner: a pair's runs share their batches only when trained side by side), and no folder
+    holds a run that ended with other parameters (that one is refused, :func:`main`'s ``--overwrite``)."""
+    states = []
+    for r in runs:
+        want = train.check_params(**{**shared, **r})
+        path = pathlib.Path(want["out_dir"]) / want["run_name"]
+        status = runs_contract.run_status(path)
+        if status in stability.ENDED:
+            other = runs_contract.differing_params(path, parameters.defining_params(want))
+            states.append("other" if other else "ended")
+        else:
+            states.append("absent" if status == "absent" else "cut")
+    return "other" not in states and any(st != "absent" for st in states) and any(st != "ended" for st in states)
 
 
 def pair_seconds(runs, shared) -> float | None:
@@ -138,9 +149,10 @@ def make_pairs(args, seeds, overrides, t0, pairs) -> list[int]:
         how = "side by side" if len(runs) > 1 else "alone"
         print(f"seed {seed}{extra}: {', '.join(r['run_name'] for r in runs)} {how} ...", flush=True)
         start = time.perf_counter()
-        again = not_ended(runs, shared)
+        again = remake(runs, shared)
         if again:
-            print(f"seed {seed}: its folders hold runs that did not end; made again", flush=True)
+            print(f"seed {seed}: its folders hold no whole pair (a run that did not end, or one without its "
+                  f"partner); made again", flush=True)
         try:
             train.run_many(runs, **shared, overwrite=args.overwrite or again)
         except train.TrainingDiverged as exc:  # a result (a spike), written as such: the other seeds go on

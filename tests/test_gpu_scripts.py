@@ -205,7 +205,7 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     lasts), the engine benchmark with its JSON records and the levers, two archives beside the log."""
     from nclib.figures import stability
 
-    out, runs, bench = tmp_path / "out", tmp_path / "stability", tmp_path / "bench"
+    out, runs, bench = tmp_path / "out", tmp_path / "stability runs", tmp_path / "bench"  # a path with a space
     committed = {p.name: p.read_bytes() for p in (ROOT / "benchmarks" / "results").iterdir() if p.is_file()}
     # no BENCH_DIR: the records go to a new folder, never over the committed benchmarks/results/
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", STABILITY="1", STABILITY_SEEDS="0",
@@ -230,7 +230,8 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
         tar.extractall(bench, filter="data")
     assert {p.name: p.read_bytes() for p in (ROOT / "benchmarks" / "results").iterdir() if p.is_file()} == committed
     # so no run after the benchmarks (the extra seed) counts them among the changes to its code
-    assert not any(path.startswith("benchmarks/") for r in made.values() for path in r.provenance["git_dirty_paths"])
+    assert not any(path.startswith("benchmarks/results/") for r in made.values()
+                   for path in r.provenance["git_dirty_paths"])
     record = figures.read_benchmark_record(bench / "bench_train_gpu.json")  # the fields the engine chapter reads
     assert record["precision"] == "tf32" and record["figure"] is not None
     assert figures.read_benchmark(bench / "bench_train_gpu_fp32.txt")["precision"].startswith("fp32")

@@ -196,10 +196,21 @@ def test_an_error_in_one_pair_leaves_the_other_seeds_and_a_cut_pair_is_made_agai
         (out / name).mkdir()
         (out / name / "params.json").write_text("{}")
         (out / name / "provenance.json").write_text(json.dumps({"status": "failed", "error": "KeyboardInterrupt"}))
+    assert stability.whole_pairs(out) == [out / "fig1-L6-fp32-seed1", out / "fig1-L6-tf32-seed1"]
     assert stability_runs.main(["--seeds", "0", "1", "--out", str(out), *sets]) == 0
     log = capsys.readouterr().out
-    assert "seed 0: its folders hold runs that did not end; made again" in log
+    assert "seed 0: its folders hold no whole pair" in log
     assert "seed 1: both runs ended already" in log and "decision: tf32 (no spike; seeds [0, 1]" in log
+    # half a pair: the TF32 run ended (it diverged, say) and its fp32 partner was cut off, or never landed
+    prov = out / "fig1-L6-fp32-seed1" / "provenance.json"
+    prov.write_text(json.dumps(dict(json.loads(prov.read_text()), status="failed")))
+    assert stability.whole_pairs(out) == [out / "fig1-L6-fp32-seed0", out / "fig1-L6-tf32-seed0"]
+    assert stability_runs.main(["--seeds", "0", "1", "--out", str(out), *sets]) == 0
+    assert "seed 1: its folders hold no whole pair" in capsys.readouterr().out
+    shutil.rmtree(out / "fig1-L6-fp32-seed1")
+    assert stability_runs.main(["--seeds", "1", "--out", str(out), *sets]) == 0
+    assert "seed 1: its folders hold no whole pair" in capsys.readouterr().out
+    assert len(stability.whole_pairs(out)) == 4
 
 
 def test_an_interrupted_script_still_summarizes_the_pairs_that_ended(tmp_path, capsys, monkeypatch):

@@ -495,6 +495,9 @@ def test_git_state_ignores_the_run_outputs_it_rewrites(tmp_path):
     # the changes themselves are recorded by their hash: the same changes, the same hash; others, another
     two = provenance.git_state(tmp_path)["git_diff_sha256"]
     assert len(two) == 64 and provenance.git_state(tmp_path)["git_diff_sha256"] == two
+    git("config", "diff.noprefix", "true")  # another user's way of showing a diff: the same changes, the same hash
+    git("config", "color.diff", "always")
+    assert provenance.git_state(tmp_path)["git_diff_sha256"] == two
     (tmp_path / "code.py").write_text("x = 3\n")
     assert provenance.git_state(tmp_path)["git_diff_sha256"] not in (None, two)
     assert provenance.git_state(tmp_path / "no-such-folder") == dict.fromkeys(("git_commit", "git_dirty",

@@ -386,7 +386,7 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
          "n-fitted-gpu": str(sum(r["train_acc"] == 1.0 for k in gpu for r in rows[k])),
          "n-cpu-runs": str(sum(len(rows[k]) for k in rows if k not in gpu)),
          "paper-epochs": f"{scale_settings('gpu')['epochs']:,}",
-         "ratio-min": round_down(min(r["objective"] / r["minimum"] for r in all_rows), 3),  # rounded outward
+         "ratio-min": round_down(min(r["objective"] / r["minimum"] for r in all_rows), 6),  # rounded outward
          "ratio-max": round_up(max(r["objective"] / r["minimum"] for r in all_rows), 3),
          "spike-threshold": written(SPIKE_FACTOR, 6)}
     if fitted:

@@ -139,6 +139,24 @@ def load_stability(root=None, **overrides) -> dict[tuple[str, int], Run]:
     return out
 
 
+def whole_pairs(root) -> list[pathlib.Path]:
+    """The run folders under ``root`` of the pairs whose two runs ended (:data:`ENDED`), both precisions of each
+    seed, sorted: what a GPU job archives (``scripts/gpu_figures.sh``). A run that did not end is no result, and a
+    run whose partner did not end is half a pair; landed, either would stand in the way of the next job's pair."""
+    root = pathlib.Path(root)
+    ended = {}
+    for path in sorted(root.glob(f"fig{FIGURE}-L{L}-*-seed*")):
+        prov = path / "provenance.json"
+        if prov.is_file() and json.loads(prov.read_text()).get("status") in ENDED:
+            ended[path.name] = path
+    out = []
+    for seed in sorted({int(name.rsplit("seed", 1)[1]) for name in ended if name.rsplit("seed", 1)[1].isdigit()}):
+        names = [run_name(q, seed) for q in PRECISIONS]
+        if all(n in ended for n in names):
+            out += [ended[n] for n in names]
+    return out
+
+
 def rise_from_low(history: Mapping) -> dict | None:
     """The largest rise of the objective (4.3) above its lowest value recorded before: ``factor`` (the largest
     quotient of a recorded objective by the lowest one recorded at an earlier epoch), ``low_epoch`` (where that
