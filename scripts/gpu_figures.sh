@@ -25,16 +25,18 @@
 # 5. tars results/figures/gpu and book/figures/gpu into $OUT/figures_gpu.tar.gz (with the log, the
 #    calibration, the CUDA test report and the two benchmark outputs beside it: 6 files).
 #
-# STABILITY=1 (the first job on a GPU, before any 12,000-epoch run): after steps 1-2, the CUDA-only tests of the
+# STABILITY=1 (the first job on a GPU, before any 12,000-epoch run; the notebook tools of step 1 are not needed
+# there): after steps 1-2, the CUDA-only tests of the
 # default step path ($CUDA_FIRST), the precision stability runs (scripts/stability_runs.py, seeds
 # $STABILITY_SEEDS, default "0 1 2": Figure 1 at L = 6, fp32 against TF32, 400 epochs, into results/stability/),
 # the other CUDA-only tests of tests/test_train.py and tests/test_levers.py, the engine benchmark at $PRECISION
 # and fp32 with its JSON records, the levers and the step's anatomy (benchmarks/bench_anatomy.py $ANATOMY_ARGS,
-# stopped after $ANATOMY_TIMEOUT_S s) (into $BENCH_DIR, default a new folder under /tmp: never the committed
-# benchmarks/results/, whose rewritten files would make every later record of the job "dirty"), then up to
-# $STABILITY_EXTRA (default 3) more seeds while the budget lasts; archives $OUT/stability.tar.gz (the run
-# folders of the runs that ended, finished or diverged; a run cut off by the budget is left out, since it is no
-# result) and $OUT/benchmarks.tar.gz (the benchmark outputs and records, the CUDA test report), beside log.txt.
+# stopped after $ANATOMY_TIMEOUT_S s) (into $BENCH_DIR, default bench-tmp/ in the stability runs' folder, removed
+# once archived: never the committed benchmarks/results/, whose rewritten files would make every later record of
+# the job "dirty"), then up to $STABILITY_EXTRA (default 3) more seeds while the budget lasts; archives
+# $OUT/stability.tar.gz (the folders of the whole pairs, both runs finished or diverged; a run cut off by the
+# budget, and half a pair, are left out: no result) and $OUT/benchmarks.tar.gz (the benchmark outputs and
+# records, the CUDA test report), beside log.txt.
 # A CPU trial of this mode sets STABILITY_OUT to a folder outside results/stability/.
 #
 # FULL=1 (the paper's 12,000 epochs in several jobs): no benchmark and no calibration; each figure of $FIGURES
@@ -47,9 +49,10 @@
 # $STAGE/results/figures/gpu/figK/segments/figK[.PIECE].segment-N.run.ipynb. With PIECE (e.g. PIECE=L1), each
 # figure of $FIGURES makes only those runs (a letters figure does not fit one machine: one run per machine). The
 # CUDA-only tests run in the first job only, and only those of stop-and-resume (CUDA_TESTS, a pytest -k
-# expression, sets which). FULL mode refuses to start from a checkout whose code differs from its commit
-# (nclib.provenance.git_state): scripts/land_gpu_runs.py promotes only runs made from a clean commit, so such a
-# job would be lost; ALLOW_DIRTY=1 lets a CPU test of the script start anyway.
+# expression, sets which). FULL mode, and STABILITY mode, refuse to start from a checkout whose code differs
+# from its commit (nclib.provenance.git_state): scripts/land_gpu_runs.py promotes only runs made from a clean
+# commit, so such a job would be lost; ALLOW_DIRTY=1 lets a CPU test of the script start anyway. STABILITY mode
+# also refuses to start where torch sees no CUDA device, unless DEVICE=cpu (a CPU test).
 #
 # Environment: BUDGET_S (seconds for the whole script, default 530), FIGURES (default "1 3": the figures to
 # run, in priority order; "2 4" for the EMNIST-profile figures), PRECISION (default tf32: TF32 matrix
@@ -62,6 +65,11 @@
 # BENCH_ARGS, CALIB_ARGS, FORCE_SHIM=1, RESULTS_ROOT and NOTEBOOK_ROOT (scripts/gpu_run_figure.sh; the
 # archive holds $RESULTS_ROOT/gpu and $NOTEBOOK_ROOT/gpu). tests/test_gpu_scripts.py runs it so on a CPU.
 set -uo pipefail
+# mapfile -d and empty arrays under set -u need bash 4.4
+if (( BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4) )); then
+  echo "scripts/gpu_figures.sh needs bash >= 4.4, this is $BASH_VERSION" >&2; exit 1
+fi
+export PYTHONUNBUFFERED=1  # a step stopped by its timeout keeps every line it printed in the log
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the folder whose files come back}"
 mkdir -p "$OUT"
@@ -82,6 +90,7 @@ BENCH_ARGS=${BENCH_ARGS:---steps 1500 --warmup 50 --figure-epochs 40}
 CALIB_ARGS=${CALIB_ARGS:-}
 TEST_EPOCHS=${TEST_EPOCHS:-}
 EXTRA_SETS=${EXTRA_SETS:-}
+read -ra EXTRA <<< "$EXTRA_SETS"  # its words, never expanded as file names (lr_milestones=[6000])
 FIGURES=${FIGURES:-1 3}  # which figures, in priority order (e.g. FIGURES=3 to finish one figure alone, "2 4" later)
 FULL=${FULL:-}
 # the CUDA-only engine tests run first (-k); in FULL mode only the stop-and-resume ones, to leave the time to training
@@ -95,8 +104,8 @@ STABILITY_SEEDS=${STABILITY_SEEDS:-0 1 2}
 STABILITY_EXTRA=${STABILITY_EXTRA:-3}
 # in STABILITY mode the CUDA tests of the default step path run before the stability runs (-k), the others after
 CUDA_FIRST=${CUDA_FIRST:-graph_replays or graph_matches_eager or fp32_and_tf32 or matmul_precision}
-# STABILITY mode: where the benchmark records go (then into the archive); default a new folder outside the
-# repository, made (and removed after the archive) by stability_job
+# STABILITY mode: where the benchmark records go (then into the archive); default bench-tmp/ in the stability
+# runs' folder (under results/, which no run counts as a change to its code), made and removed by stability_job
 BENCH_DIR=${BENCH_DIR:-}
 MAX_TRAIN_S=${MAX_TRAIN_S:-}
 if [ -n "$FULL" ]; then
@@ -121,8 +130,12 @@ data_sets() {
 
 main() {
   echo "== 1. install ($(date -u +%FT%TZ))"
+  # STABILITY mode runs no notebook: there the notebook tools are not needed, and their failure is not fatal
+  local tools_needed=1
+  if [ -n "$STABILITY" ]; then tools_needed=""; fi
   if ! "$PY" -c "import papermill, jupytext, ipykernel" 2>/dev/null; then
-    "$PY" -m pip install -q --no-index --find-links .gpu/wheels papermill jupytext ipykernel || return 1
+    "$PY" -m pip install -q --no-index --find-links .gpu/wheels papermill jupytext ipykernel \
+      || { [ -z "$tools_needed" ] || return 1; echo "(papermill, jupytext, ipykernel not installed)"; }
   fi
   export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
   if [ -n "${FORCE_SHIM:-}" ] || ! "$PY" -c "import myst_nb" 2>/dev/null; then
@@ -131,12 +144,14 @@ main() {
   fi
   # the kernel papermill starts ("python3") must be this interpreter, not another one the machine may register
   KDIR=$(mktemp -d /tmp/nclib-kernel.XXXXXX)
-  "$PY" -m ipykernel install --prefix "$KDIR" --name python3 > /dev/null || return 1
+  "$PY" -m ipykernel install --prefix "$KDIR" --name python3 > /dev/null || [ -z "$tools_needed" ] || return 1
   export JUPYTER_PATH="$KDIR/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
   echo "== 2. versions"
   nvidia-smi || echo "(no nvidia-smi)"
   "$PY" -m papermill --version
-  "$PY" -c "import ipykernel, jupytext, myst_nb, torch, numpy; print('ipykernel', ipykernel.__version__, '| jupytext', jupytext.__version__, '| myst_nb', myst_nb.__version__, '| torch', torch.__version__, '| numpy', numpy.__version__, '| cuda available', torch.cuda.is_available())" || return 1
+  "$PY" -c "import torch, numpy; print('torch', torch.__version__, '| numpy', numpy.__version__, '| cuda available', torch.cuda.is_available())" || return 1
+  "$PY" -c "import ipykernel, jupytext, myst_nb; print('ipykernel', ipykernel.__version__, '| jupytext', jupytext.__version__, '| myst_nb', myst_nb.__version__)" \
+    || [ -z "$tools_needed" ] || return 1
   "$PY" -m jupyter kernelspec list 2>/dev/null | grep python3 || true
   "$PY" -c "import pytest; print('pytest', pytest.__version__)" \
     || echo "WARNING: no pytest here: the CUDA-only tests cannot run (each pytest step below says so)"
@@ -184,7 +199,7 @@ main() {
     # overwrite: this mode replaces the copy's committed runs of the figure (the archive brings the new ones back)
     local sets=("epochs=$E" "progress=false" "device=$DEVICE" "precision=$PRECISION" "overwrite=true")
     data_sets "$f"
-    for kv in $EXTRA_SETS; do sets+=("$kv"); done
+    for kv in "${EXTRA[@]}"; do sets+=("$kv"); done
     timeout --signal=INT --kill-after=15 $(( alloc + 45 )) scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}" \
       || echo "Figure $f: scripts/gpu_run_figure.sh ended with $(status_text $? "stopped by the time budget")"
   done
@@ -194,12 +209,19 @@ main() {
 # STABILITY mode: the precision stability runs first, then the engine's checks and benchmarks, then more seeds
 stability_job() {
   local out_dir=${STABILITY_OUT:-results/stability} sets=(--set "data_path=$DATA" --set "device=$DEVICE") t
-  for kv in $EXTRA_SETS; do sets+=(--set "$kv"); done
+  for kv in "${EXTRA[@]}"; do sets+=(--set "$kv"); done
+  clean_code || return 1
+  if [ "$DEVICE" != cpu ] && ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    echo "STABILITY mode refused: torch sees no CUDA device, and the pairs would train on the CPU for hours"
+    echo "(DEVICE=cpu for a CPU test of the script)"
+    return 1
+  fi
   : > "$OUT/cuda_tests.txt"
   if [ "$DEVICE" != cpu ] && t=$(capped 150); then
     echo "== 2a. CUDA tests of the default step path ($(elapsed) s)"
     { echo "\$ python -m pytest -q -p no:cacheprovider tests/test_step.py tests/test_train.py -k '$CUDA_FIRST'"
-      timeout "$t" "$PY" -m pytest -q -p no:cacheprovider tests/test_step.py tests/test_train.py -k "$CUDA_FIRST" 2>&1; } \
+      timeout --kill-after=5 "$t" "$PY" -m pytest -q -p no:cacheprovider tests/test_step.py tests/test_train.py \
+        -k "$CUDA_FIRST" 2>&1; } \
       | tee -a "$OUT/cuda_tests.txt" || echo "CUDA tests: not all passed (see cuda_tests.txt); the runs go on"
   fi
   echo "== 3. stability runs, seeds $STABILITY_SEEDS ($(elapsed) s)"
@@ -211,18 +233,18 @@ stability_job() {
   if [ "$DEVICE" != cpu ] && t=$(capped 240); then
     echo "== 4. the other CUDA tests ($(elapsed) s)"
     { echo "\$ python -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_levers.py -k 'cuda and not ($CUDA_FIRST)'"
-      timeout "$t" "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_levers.py \
+      timeout --kill-after=5 "$t" "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_levers.py \
         -k "cuda and not ($CUDA_FIRST)" 2>&1; } | tee -a "$OUT/cuda_tests.txt" || echo "CUDA tests: not all passed"
   fi
   echo "== 5. engine benchmark ($(elapsed) s)"
   local q name own_bench=""
-  if [ -z "$BENCH_DIR" ]; then BENCH_DIR=$(mktemp -d /tmp/nclib-bench.XXXXXX); own_bench=1; fi
-  mkdir -p "$BENCH_DIR"
-  for q in "$PRECISION" fp32; do
+  if [ -z "$BENCH_DIR" ]; then BENCH_DIR="$out_dir/bench-tmp"; rm -rf "$BENCH_DIR"; own_bench=1; fi
+  mkdir -p "$BENCH_DIR" || return 1
+  for q in $(printf '%s\n' "$PRECISION" fp32 | awk '!seen[$0]++'); do
     name=bench_train_gpu$([ "$q" = tf32 ] || echo "_$q")
     t=$(capped 120) || { echo "benchmark ($q): skipped, no time left"; continue; }
     { echo "\$ python benchmarks/bench_train.py $BENCH_ARGS --precision $q --json $BENCH_DIR/$name.json"
-      timeout "$t" "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision "$q" --json "$BENCH_DIR/$name.json" 2>&1; } \
+      timeout --kill-after=5 "$t" "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision "$q" --json "$BENCH_DIR/$name.json" 2>&1; } \
       | tee "$BENCH_DIR/$name.txt" || echo "benchmark ($q): ended with status $?"
   done
   echo "== 5b. levers ($(elapsed) s)"
@@ -249,8 +271,7 @@ stability_job() {
   archive_stability "$out_dir"
   cp "$OUT/cuda_tests.txt" "$BENCH_DIR/cuda_tests.txt"
   tar czf "$OUT/benchmarks.tar.gz" -C "$BENCH_DIR" $(cd "$BENCH_DIR" && ls bench_train_gpu* bench_levers_* bench_anatomy_* cuda_tests.txt \
-    2>/dev/null) && tar tzf "$OUT/benchmarks.tar.gz"
-  rm -f "$OUT/cuda_tests.txt"
+    2>/dev/null) && tar tzf "$OUT/benchmarks.tar.gz" && rm -f "$OUT/cuda_tests.txt"
   if [ -n "$own_bench" ]; then rm -rf "$BENCH_DIR"; fi
   echo "== done in $(elapsed) s"
 }
@@ -266,18 +287,22 @@ capped() {
 # the run folders under $1 of the whole pairs, both runs ended (nclib.figures.stability.whole_pairs): a run cut
 # off is no result, half a pair is none either, and landed they would stand in the way of the next job's pair
 archive_stability() {
-  local pairs=()
-  mapfile -d '' pairs < <("$PY" -c "import sys; from nclib.figures.stability import whole_pairs
-sys.stdout.write(''.join(str(p) + chr(0) for p in whole_pairs(sys.argv[1])))" "$1")
-  if [ "${#pairs[@]}" -eq 0 ]; then
-    echo "stability.tar.gz: no whole pair under $1"; rm -f "$OUT/stability.tar.gz"; return
+  local pairs=() list="$OUT/.pairs"
+  if ! "$PY" -c "import sys; from nclib.figures.stability import whole_pairs
+sys.stdout.write(''.join(str(p) + chr(0) for p in whole_pairs(sys.argv[1])))" "$1" > "$list"; then
+    echo "stability.tar.gz: the pairs could not be listed; an archive written before stays"; rm -f "$list"; return
   fi
-  tar czf "$OUT/stability.tar.gz" --exclude=checkpoint.pt --exclude=checkpoint.pt.tmp --exclude=checkpoint.pt.sha256 \
-    --exclude=.lock "${pairs[@]}" && echo "stability.tar.gz: $(tar tzf "$OUT/stability.tar.gz" | grep -c history.csv) runs of whole pairs"
+  mapfile -d '' pairs < "$list"
+  rm -f "$list"
+  if [ "${#pairs[@]}" -eq 0 ]; then echo "stability.tar.gz: no whole pair under $1"; return; fi
+  # written beside, then moved: a job stopped while it is written keeps the archive written before
+  tar czf "$OUT/stability.tar.gz.tmp" --exclude=checkpoint.pt --exclude=checkpoint.pt.tmp \
+    --exclude=checkpoint.pt.sha256 --exclude=.lock "${pairs[@]}" && mv "$OUT/stability.tar.gz.tmp" "$OUT/stability.tar.gz" \
+    && echo "stability.tar.gz: $(tar tzf "$OUT/stability.tar.gz" | grep -c history.csv) runs of whole pairs"
 }
 
-# FULL mode: status 1, and why, where the checkout's code differs from its commit (or git cannot say), unless
-# ALLOW_DIRTY is set
+# FULL and STABILITY modes: status 1, and why, where the checkout's code differs from its commit (or git cannot
+# say), unless ALLOW_DIRTY is set
 clean_code() {
   local state
   state=$("$PY" -c "from nclib import provenance; s = provenance.git_state()
@@ -285,8 +310,9 @@ print('clean' if s['git_dirty'] is False else 'no git' if s['git_dirty'] is None
     || state="the check itself failed"
   [ "$state" = clean ] && return 0
   if [ -n "${ALLOW_DIRTY:-}" ]; then echo "ALLOW_DIRTY: starting from a checkout that is not clean ($state)"; return 0; fi
-  echo "FULL mode refused: the checkout's code is not its commit's ($state); scripts/land_gpu_runs.py promotes only"
-  echo "runs made from a clean commit. Commit first (ALLOW_DIRTY=1 for a test of the script)."
+  echo "$([ -n "$FULL" ] && echo FULL || echo STABILITY) mode refused: the checkout's code is not its commit's"
+  echo "($state); its runs would record git_dirty, and scripts/land_gpu_runs.py promotes only runs made from a"
+  echo "clean commit. Commit first (ALLOW_DIRTY=1 for a test of the script)."
   return 1
 }
 
@@ -310,7 +336,7 @@ full_figures() {
     sets=("progress=false" "device=$DEVICE" "precision=$PRECISION" "max_train_s=$max_s" "resume=$resume")
     if [ -n "$TEST_EPOCHS" ]; then sets+=("epochs=$TEST_EPOCHS"); elif [ -n "${FULL_EPOCHS:-}" ]; then sets+=("epochs=$FULL_EPOCHS"); fi
     data_sets "$f"
-    for kv in $EXTRA_SETS; do sets+=("$kv"); done
+    for kv in "${EXTRA[@]}"; do sets+=("$kv"); done
     # the safety net: a notebook still running 15 s before the budget ends is stopped, so that the archive is
     # written before the machine's own limit (max_train_s stops the runs well before, RESERVE_S before the end)
     local net=$(( BUDGET_S - $(elapsed) - 15 ))

@@ -209,7 +209,7 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     committed = {p.name: p.read_bytes() for p in (ROOT / "benchmarks" / "results").iterdir() if p.is_file()}
     # no BENCH_DIR: the records go to a new folder, never over the committed benchmarks/results/
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", STABILITY="1", STABILITY_SEEDS="0",
-               STABILITY_EXTRA="1", BUDGET_S="900", DATA=str(fake_cifar(tmp_path / "cifar.npz")),
+               STABILITY_EXTRA="1", BUDGET_S="900", DATA=str(fake_cifar(tmp_path / "cifar.npz")), ALLOW_DIRTY="1",
                EXTRA_SETS="width=16 epochs=10", STABILITY_OUT=str(runs),
                BENCH_ARGS="--device cpu --width 32 --steps 10 --warmup 2 --figure-epochs 1",
                ANATOMY_ARGS="--device cpu --width 32 --depth 2 --reps 2", OMP_NUM_THREADS="1")
@@ -229,6 +229,7 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
                                           "bench_train_gpu_fp32.txt", "cuda_tests.txt"]
         tar.extractall(bench, filter="data")
     assert {p.name: p.read_bytes() for p in (ROOT / "benchmarks" / "results").iterdir() if p.is_file()} == committed
+    assert not (runs / "bench-tmp").exists()  # the records' folder is gone once they are archived
     # so no run after the benchmarks (the extra seed) counts them among the changes to its code
     assert not any(path.startswith("benchmarks/results/") for r in made.values()
                    for path in r.provenance["git_dirty_paths"])
