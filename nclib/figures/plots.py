@@ -30,9 +30,9 @@ def figure_legend(runs: Mapping[int, Run], scale: str) -> str:
     if scale == "cpu-scale":
         scale = f"CPU-scale, not the paper's settings, {ep} epochs"
     elif max(epochs) < full:
-        scale = f"GPU, paper's settings but {ep} of {full:,} epochs"
+        scale = f"GPU, the paper's stated settings but {ep} of {full:,} epochs"
     else:
-        scale = f"GPU, paper's settings, {ep} epochs"
+        scale = f"GPU, the paper's stated settings, {ep} epochs"
     return f"{plotting.dataset_label(first)}, {'with bias' if first.get('bias', True) else 'bias-free'}\n{scale}"
 
 
