@@ -86,8 +86,9 @@ class TrainingSet:
 
     ``x``: (N, D) float32 normalized inputs; ``y``: (N,) int64 labels sorted by class; ``counts``: (K,)
     int64, ``counts[k]`` samples of class k; ``images``: (N, H, W[, C]) uint8 upright images (for
-    display; for the synthetic Gaussian mixture, which has no images, a float32 copy of ``x``); ``provenance``: a JSON-ready dict (dataset, source, sha256 of the source files and of the
-    selected arrays, class order, selection, seed, normalization).
+    display; for the synthetic Gaussian mixture, which has no images, a float32 copy of ``x``); ``provenance``: a
+    JSON-ready dict (dataset, source, sha256 of the source files and of the selected arrays, class order,
+    selection, seed, normalization).
     """
 
     name: str

@@ -23,12 +23,11 @@ def git_state(root=None) -> dict:
     ``git_commit``, ``git_dirty`` (tracked files other than :data:`OUTPUT_PATHSPECS` modified),
     ``git_dirty_paths`` (those files, at most 20) and ``git_diff_sha256`` (the sha256 of their changes against the
     commit, ``git diff-index -p HEAD``; None when there is none), so that two calls can tell whether they ran from
-    the same checkout;
-    all four None where git or the repository is missing."""
+    the same checkout; all four None where git or the repository is missing."""
     root = ROOT if root is None else pathlib.Path(root)
 
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
+    def git(*args, text=True):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=text, timeout=20)
     none = {"git_commit": None, "git_dirty": None, "git_dirty_paths": None, "git_diff_sha256": None}
     try:
         commit = git("rev-parse", "HEAD")
@@ -39,9 +38,8 @@ def git_state(root=None) -> dict:
         diff = None
         if paths:
             # plumbing with fixed options: the same changes give the same bytes under any user's git configuration
-            out = subprocess.run(["git", "diff-index", "-p", "--binary", "--full-index", "--no-color", "--no-ext-diff",
-                                  "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/", "HEAD", "--", ".",
-                                  *OUTPUT_PATHSPECS], cwd=root, capture_output=True, timeout=20)
+            out = git("diff-index", "-p", "--binary", "--full-index", "--no-color", "--no-ext-diff", "--no-textconv",
+                      "--src-prefix=a/", "--dst-prefix=b/", "HEAD", "--", ".", *OUTPUT_PATHSPECS, text=False)
             if out.returncode != 0:
                 return none
             diff = hashlib.sha256(out.stdout).hexdigest()

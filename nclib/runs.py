@@ -37,6 +37,8 @@ import warnings
 
 import numpy as np
 
+from . import _checks
+
 #: The columns of ``history.csv``, in order (:ref:`ch-train`).  ``wall_time`` is the seconds of training up to the
 #: row, summed over the calls that trained the run (without loading data, building the networks or writing
 #: checkpoints: the provenance's ``train_time_s``, not its ``wall_time_s``).
@@ -185,10 +187,8 @@ def _is_number(text) -> bool:
 def metric_epochs(epochs: int, metric_every: int) -> list[int]:
     """The epochs at which :func:`nclib.train.run` records a history row for a run of ``epochs`` epochs: epoch 0,
     every ``metric_every``-th epoch and the last one (a diverged run's history is a prefix of these)."""
-    for name, v in (("epochs", epochs), ("metric_every", metric_every)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return sorted({0, *range(int(metric_every), int(epochs) + 1, int(metric_every)), int(epochs)})
+    epochs, metric_every = _checks.positive_int(epochs, "epochs"), _checks.positive_int(metric_every, "metric_every")
+    return sorted({0, *range(metric_every, epochs + 1, metric_every), epochs})
 
 
 #: The file of a run folder with the training accuracy of each class per metric epoch (runs made before it
@@ -433,10 +433,9 @@ def _same_file(a, b) -> bool:
     data's checksum, compared on resume, guards its content."""
     if not (isinstance(a, str) and isinstance(b, str)):
         return False
-    pa, pb = pathlib.Path(a).expanduser(), pathlib.Path(b).expanduser()
     try:
-        return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
-    except OSError:
+        return pathlib.Path(a).expanduser().samefile(pathlib.Path(b).expanduser())
+    except OSError:  # one of them is missing: no file to be the same
         return False
 
 

@@ -232,7 +232,8 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
     and loads; the runs stopped at the same epoch.  Refusals are
     :class:`ResumeRefused` (:class:`CheckpointDamaged` for the checkpoint) naming the folder, before anything is
     written.  Returns the epoch the runs continue from and their checkpoints."""
-    here = {"device": str(engines[0].device), "device_name": engines[0].device_name, "torch": torch.__version__}
+    here = {"device": device_key(str(engines[0].device)), "device_name": engines[0].device_name,
+            "torch": torch.__version__}
     for d, q in zip(run_dirs, plist):
         status = _runs.recorded_status(d)
         if status in _runs.RESUMABLE and not _runs.has_checkpoint(d):  # also a run killed before its provenance
@@ -249,13 +250,14 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
                                 f"{_runs.differences_text(differ)}", d)
         prov = json.loads((d / "provenance.json").read_text())
         first = prov.get("git_commit")
-        if first is not None and code["git_commit"] is not None and first != code["git_commit"]:
-            raise ResumeRefused(f"resume=True, but run folder {str(d)!r} was started at commit {first[:10]} and "
-                                f"this checkout is at {code['git_commit'][:10]}: a run's code must not change", d)
-        if first is not None and code["git_commit"] is not None and "git_dirty" in prov:
+        if first is not None and code["git_commit"] is not None:
+            if first != code["git_commit"]:
+                raise ResumeRefused(f"resume=True, but run folder {str(d)!r} was started at commit {first[:10]} and "
+                                    f"this checkout is at {code['git_commit'][:10]}: a run's code must not change", d)
             # the same commit, and the same changes to it (none, or the same diff) as the first call's
-            then_diff = prov.get("git_diff_sha256") if prov["git_dirty"] else None
-            known = not prov["git_dirty"] or "git_diff_sha256" in prov  # runs made before the diff was recorded
+            then_diff = prov.get("git_diff_sha256") if prov.get("git_dirty") else None
+            # runs made before the diff was recorded say only whether they had changes: a dirty one is not compared
+            known = prov.get("git_dirty") is False or "git_diff_sha256" in prov
             if known and then_diff != code["git_diff_sha256"]:
                 now_diff = code["git_diff_sha256"]
                 then_text = "uncommitted changes" if then_diff else "no uncommitted changes"
@@ -264,10 +266,9 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
                                     f"with {then_text} and this checkout has {now_text}: a run's checkout (every "
                                     f"tracked file outside results/ and the executed notebooks) must not change "
                                     f"between its calls", d)
-        then = {"device": prov.get("device"), "device_name": prov.get("device_name"),
+        then = {"device": device_key(prov.get("device")), "device_name": prov.get("device_name"),
                 "torch": (prov.get("versions") or {}).get("torch")}
-        differ = [k for k in here if (device_key(then[k]) != device_key(here[k]) if k == "device"
-                                      else then[k] != here[k])]
+        differ = [k for k in here if then[k] != here[k]]
         if differ:  # another device, card or torch changes the kernels (and fused Adam's flags): not the same run
             raise ResumeRefused(f"resume=True, but run folder {str(d)!r} was started on another device or torch: "
                                 + "; ".join(f"{k} {then[k]!r}, now {here[k]!r}" for k in differ), d)

@@ -10,8 +10,8 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         (nclib.figures.check_run) is copied to results/figures/pieces/fig<k>/fig<k>-L<L>/; the job's record
         goes to results/figures/pieces/fig<k>/jobs/NAME/: its executed notebook(s) and its earlier segments'
         notebooks as the job wrote them, the .txt files of FILES (log.txt, an earlier command's log kept beside
-        it) and landed.json (which runs landed, which were refused and why).  A run that did not finish, or finished fewer epochs, is reported and not landed: it never becomes
-        a figure's run; a job none of whose runs of a figure landed leaves no record there.  A run already landed
+        it) and landed.json (which runs landed, which were refused and why).  A run that did not finish, or
+        finished fewer epochs, is reported and not landed: it never becomes a figure's run; a job none of whose runs of a figure landed leaves no record there.  A run already landed
         is not replaced, nor a job's record.
     python scripts/land_gpu_runs.py promote FIG
         once results/figures/pieces/fig<FIG>/ holds the runs L = 1, 3, 6, clean commits of one precision, GPU

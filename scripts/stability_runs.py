@@ -34,47 +34,47 @@ from nclib import runs as runs_contract
 from nclib.figures import stability
 
 
-def remake(runs, shared) -> bool:
-    """Whether the pair is to be made again over what its folders hold: some folder holds a run, yet the pair is not
-    whole (a run that did not end, failed, dead or stopped, which is never a result; or one run that ended beside
-    an absent or cut partner: a pair's runs share their batches only when trained side by side), and no folder
-    holds a run that ended with other parameters (that one is refused, :func:`main`'s ``--overwrite``)."""
-    states = []
+def pair_states(runs, shared) -> list[tuple[str, dict | None]]:
+    """What each run folder of the pair holds, read once: ``("ended", its provenance)`` for a run that ended
+    (finished, or stopped as diverged) with exactly these parameters, ``("other", None)`` for one that ended with
+    other parameters, ``("cut", None)`` for a run that did not end (failed, dead, stopped: never a result) and
+    ``("absent", None)``.  ValueError for a run that ended on a CPU where this machine trains on a GPU (TF32 exists
+    only there: such a pair is not the one to make here)."""
+    out = []
     for r in runs:
         want = train.check_params(**{**shared, **r})
         path = pathlib.Path(want["out_dir"]) / want["run_name"]
         status = runs_contract.run_status(path)
-        if status in stability.ENDED:
-            other = runs_contract.differing_params(path, parameters.defining_params(want))
-            states.append("other" if other else "ended")
+        if status not in stability.ENDED:
+            out.append(("absent" if status == "absent" else "cut", None))
+        elif runs_contract.differing_params(path, parameters.defining_params(want)):
+            out.append(("other", None))
         else:
-            states.append("absent" if status == "absent" else "cut")
-    return "other" not in states and any(st != "absent" for st in states) and any(st != "ended" for st in states)
+            other = runs_contract.device_difference(path, parameters.required_device_type(want["device"]))
+            if other:
+                trained, here = other["device"]
+                raise ValueError(f"run folder {str(path)!r} holds a run trained on {trained}, and this machine "
+                                 f"trains on {here}: move the folder aside (it is not the pair to make here), or "
+                                 f"pass --overwrite")
+            out.append(("ended", json.loads((path / "provenance.json").read_text())))
+    return out
 
 
-def pair_seconds(runs, shared) -> float | None:
-    """The wall seconds of a pair whose two runs ended (finished, or stopped as diverged) with exactly these
-    parameters, None if they did not; ValueError for a run trained on a CPU where this machine trains on a GPU
-    (TF32 exists only there: such a pair is not the one to make here)."""
-    seconds = 0.0
-    for r in runs:
-        want = train.check_params(**{**shared, **r})
-        path = pathlib.Path(want["out_dir"]) / want["run_name"]
-        prov = path / "provenance.json"
-        if not (prov.is_file() and (path / "params.json").is_file()):
-            return None
-        record = json.loads(prov.read_text())
-        if record.get("status") not in stability.ENDED:
-            return None
-        if runs_contract.differing_params(path, parameters.defining_params(want)):
-            return None
-        other = runs_contract.device_difference(path, parameters.required_device_type(want["device"]))
-        if other:
-            trained, here = other["device"]
-            raise ValueError(f"run folder {str(path)!r} holds a run trained on {trained}, and this machine trains on "
-                             f"{here}: move the folder aside (it is not the pair to make here), or pass --overwrite")
-        seconds = max(seconds, float(record.get("wall_time_s") or 0.0))
-    return seconds
+def pair_seconds(states) -> float | None:
+    """The wall seconds of a pair whose runs all ended with exactly its parameters (:func:`pair_states`), None
+    if they did not."""
+    if any(state != "ended" for state, _ in states):
+        return None
+    return max(float(record.get("wall_time_s") or 0.0) for _, record in states)
+
+
+def remake(states) -> bool:
+    """Whether the pair is to be made again over what its folders hold (:func:`pair_states`): some folder holds a
+    run, yet the pair is not whole (a run that did not end; or one run that ended beside an absent or cut partner:
+    a pair's runs share their batches only when trained side by side), and no folder holds a run that ended with
+    other parameters (that one is refused, :func:`main`'s ``--overwrite``)."""
+    kinds = [state for state, _ in states]
+    return "other" not in kinds and any(k != "absent" for k in kinds) and any(k != "ended" for k in kinds)
 
 
 def main(argv=None) -> int:
@@ -129,12 +129,13 @@ def make_pairs(args, seeds, overrides, t0, pairs) -> list[int]:
         runs, shared = stability.pair_kwargs(seed, out_dir=args.out, **overrides)
         runs = [r for r in runs if r["precision"] in args.precisions]
         try:
-            kept = pair_seconds(runs, shared)
+            states = pair_states(runs, shared)
         except ValueError as exc:  # a pair trained on a CPU, here on a GPU: replaced only with --overwrite
             if not args.overwrite:
                 print(f"seed {seed}: {exc}", file=sys.stderr)
                 raise _Refused from None
-            kept = None
+            states = None
+        kept = None if states is None else pair_seconds(states)
         if kept is not None:  # its time is the estimate of the next pair's
             longest = max(longest, kept)
             which = "both runs" if len(runs) == 2 else "the run"
@@ -149,7 +150,7 @@ def make_pairs(args, seeds, overrides, t0, pairs) -> list[int]:
         how = "side by side" if len(runs) > 1 else "alone"
         print(f"seed {seed}{extra}: {', '.join(r['run_name'] for r in runs)} {how} ...", flush=True)
         start = time.perf_counter()
-        again = remake(runs, shared)
+        again = states is not None and remake(states)
         if again:
             print(f"seed {seed}: its folders hold no whole pair (a run that did not end, or one without its "
                   f"partner); made again", flush=True)

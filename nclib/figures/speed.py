@@ -113,8 +113,8 @@ def calibrated_seconds(calibration: Mapping, fig, epochs: int) -> float:
     runs in lockstep (``epoch_s``), of one metric evaluation of the three (``eval_s``), of building the
     runs (``setup_s``) and of making the data (``data_s``). The prediction adds :data:`NOTEBOOK_OVERHEAD_S`,
     ``data_s``, ``setup_s``, ``epochs x epoch_s`` and one evaluation per history row (epoch 0, every
-    ``metric_every``-th epoch and the last, :func:`nclib.runs.metric_epochs`): the time model behind each GPU figure's epoch budget, and :func:`piece_seconds` of
-    all three runs in one notebook.
+    ``metric_every``-th epoch and the last, :func:`nclib.runs.metric_epochs`): the time model behind each GPU
+    figure's epoch budget, and :func:`piece_seconds` of all three runs in one notebook.
     """
     return piece_seconds(calibration, fig, L_VALUES, _checks.nonneg_int(epochs, "epochs"))
 

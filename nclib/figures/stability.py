@@ -22,7 +22,6 @@ numbers a chapter quotes (:func:`run_summary` those of one single run); the plot
 """
 from __future__ import annotations
 
-import json
 import pathlib
 from typing import Mapping
 
@@ -30,7 +29,7 @@ import numpy as np
 
 from .. import ROOT, _checks, ufm
 from ..parameters import DEFAULTS, EXECUTION_KEYS
-from ..runs import json_values, load_class_accuracy, load_run, metric_epochs
+from ..runs import json_values, load_class_accuracy, load_run, metric_epochs, recorded_status
 from .analysis import SPIKE_FACTOR, first_epoch, run_theory, settled_epoch
 from .config import figure_parameters, train_kwargs
 from .load import Run, run_counts
@@ -111,14 +110,13 @@ def load_stability(root=None, **overrides) -> dict[tuple[str, int], Run]:
     (:data:`ENDED`); ValueError when there is none, or when a run is not of the stability setting: its folder name
     (which names its precision and seed), or a parameter that :func:`setting_differences` finds, so that a run made
     with other parameters (a CPU test of the tooling) never counts as one, or its history (a finished run holds
-    every metric epoch of :func:`nclib.runs.metric_epochs`, a diverged one a prefix of them).  ``overrides``: the parameters that the
-    runs were made with on purpose (:func:`pair_kwargs`; ``width``, ``epochs`` for such a test)."""
+    every metric epoch of :func:`nclib.runs.metric_epochs`, a diverged one a prefix of them).  ``overrides``: the
+    parameters that the runs were made with on purpose (:func:`pair_kwargs`; ``width``, ``epochs`` for such a
+    test)."""
     root = RESULTS if root is None else pathlib.Path(root)
     out: dict[tuple[str, int], Run] = {}
     for path in sorted(root.glob(f"fig{FIGURE}-L{L}-*-seed*")):
-        if not (path / "provenance.json").is_file():
-            continue
-        if json.loads((path / "provenance.json").read_text()).get("status") not in ENDED:
+        if recorded_status(path) not in ENDED:
             continue
         params, history, prov = load_run(path)
         key = (params["precision"], int(params["seed"]))
@@ -144,17 +142,10 @@ def whole_pairs(root) -> list[pathlib.Path]:
     seed, sorted: what a GPU job archives (``scripts/gpu_figures.sh``). A run that did not end is no result, and a
     run whose partner did not end is half a pair; landed, either would stand in the way of the next job's pair."""
     root = pathlib.Path(root)
-    ended = {}
-    for path in sorted(root.glob(f"fig{FIGURE}-L{L}-*-seed*")):
-        prov = path / "provenance.json"
-        if prov.is_file() and json.loads(prov.read_text()).get("status") in ENDED:
-            ended[path.name] = path
-    out = []
-    for seed in sorted({int(name.rsplit("seed", 1)[1]) for name in ended if name.rsplit("seed", 1)[1].isdigit()}):
-        names = [run_name(q, seed) for q in PRECISIONS]
-        if all(n in ended for n in names):
-            out += [ended[n] for n in names]
-    return out
+    ended = {path.name for path in root.glob(f"fig{FIGURE}-L{L}-*-seed*") if recorded_status(path) in ENDED}
+    seeds = sorted({int(tail) for tail in (name.rsplit("seed", 1)[1] for name in ended) if tail.isdigit()})
+    pairs = [[run_name(q, seed) for q in PRECISIONS] for seed in seeds]
+    return [root / name for pair in pairs if ended.issuperset(pair) for name in pair]
 
 
 def rise_from_low(history: Mapping) -> dict | None:
