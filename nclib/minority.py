@@ -1,6 +1,7 @@
 """Minority collapse: the decays at which the modes of Theorems 4.1-4.3 die, the classes a global minimizer
-still separates, the other critical points of Lemma A.2 (some modes at 0, :func:`partial_minimum`; all of them
-listed by :func:`partial_minima`, the one nearest a run's objective by :func:`nearest_partial_minimum`) and the
+still separates, the other local minimizers of Lemma A.2 (each mode at 0 or at its nonzero minimizer, which for
+L >= 2 outlives the mode's collapse decay a little: :func:`partial_minimum`; all of them listed by
+:func:`partial_minima`, the one nearest a run's objective by :func:`nearest_partial_minimum`) and the
 unconstrained feature model trained by Adam (chapter :ref:`ch-minority`).
 
 With every decay equal to lambda (lam_W1 = ... = lam_WL = lam_H = lambda) the threshold of Theorem 4.3
@@ -28,7 +29,7 @@ from .imbalance import class_labels, label_matrix
 from .parameters import ADAM_BETAS, ADAM_EPS
 
 #: A mode of a trained model counts as alive when its singular value of W_L ... W_1 H-bar D is above this fraction
-#: of the largest singular value kappa_1 of M (:func:`alive_modes`).  The closed form needs no tolerance: a mode
+#: of its own singular value kappa_k of M (:func:`alive_modes`).  The closed form needs no tolerance: a mode
 #: is alive at the global minimizer iff its strength is > 0 (iff its threshold gap is < 0, :func:`alive_at_minimum`).
 ALIVE_TOL = 1e-3
 
@@ -46,7 +47,9 @@ def product_threshold(kappa, N: int, L: int) -> np.ndarray:
     (Theorem 4.3 corrected; Theorems 4.1 and 4.2 for L = 1): Pi_k = (kappa^2 (L-1)^((L-1)/L) / (L^2 N))^L / N.
 
     The mode is alive at the global minimizer iff Pi < Pi_k (hidden widths >= K); a zero kappa gives 0 (the mode is
-    never alive).  Vectorised over ``kappa``.
+    never alive).  Vectorised over ``kappa``.  The closed form decides survival from the decays themselves, not from
+    their product, so within a few ulps of Pi_k the float comparison and its decision may differ; for equal decays
+    :func:`collapse_decay` gives the decay at which they agree exactly.
     """
     kappa, N, L = _threshold_args(kappa, N, L)
     return _product_threshold(kappa, N, L)
@@ -76,13 +79,53 @@ def _log_product_threshold(kappa: np.ndarray, N: int, L: int) -> np.ndarray:
 def collapse_decay(kappa, N: int, L: int) -> np.ndarray:
     """The common decay lambda = lam_W1 = ... = lam_WL = lam_H at which a mode of singular value kappa dies:
     lambda_k = Pi_k^(1/(L+1)) with Pi_k of :func:`product_threshold` (kappa / N for L = 1); through log Pi_k where
-    Pi_k underflows (deep heads), so that it stays right there.  Vectorised."""
+    Pi_k underflows (deep heads), so that it stays right there.  Vectorised.
+
+    The formula is then moved by the few ulps that rounding puts between it and the closed form's own decision
+    (:func:`alive_at_minimum`, through :func:`nclib.ufm.threshold_gap`): the float returned is the least at which
+    the mode is dead, so that at every float lambda the mode is alive iff lambda < lambda_k."""
     kappa, N, L = _threshold_args(kappa, N, L)
     Pi = _product_threshold(kappa, N, L)
     with np.errstate(under="ignore"):
         in_logs = np.exp(_log_product_threshold(kappa, N, L) / (L + 1))
     normal = Pi >= np.finfo(np.float64).tiny  # the formula as written where Pi_k is a normal float (to the last bit
-    return np.where(normal, Pi ** (1.0 / (L + 1)), in_logs)  # there), through logs where it underflows
+    lam = np.where(normal, Pi ** (1.0 / (L + 1)), in_logs)  # there), through logs where it underflows
+    return np.array([_least_dead_decay(k, N, L, v) for k, v in zip(kappa, lam)], dtype=np.float64)
+
+
+def _least_dead_decay(kappa: float, N: int, L: int, guess: float) -> float:
+    """The least float lambda > 0 at which the closed form kills a mode of singular value ``kappa`` (threshold gap
+    >= 0 with every decay lambda), searched from ``guess`` (the formula of :func:`collapse_decay`, a few ulps off):
+    a bracket widened in ulps, then a bisection on the floats' bit patterns (increasing for positive floats)."""
+    if not (kappa > 0 and 0 < guess < np.inf):
+        return float(guess)
+
+    def dead(bits: int) -> bool:
+        lam = float(np.int64(bits).view(np.float64))
+        return bool(ufm._gap(np.array([kappa]), N, np.full(L, lam), lam, L)[0] >= 0)
+
+    top = int(np.float64(np.finfo(np.float64).max).view(np.int64))
+    guess_bits = int(np.float64(guess).view(np.int64))
+    step = 1
+    if dead(guess_bits):  # the least dead float is at or below the guess
+        hi, lo = guess_bits, guess_bits - step
+        while lo > 0 and dead(lo):
+            hi, step = lo, 2 * step
+            lo = max(hi - step, 0)  # bits 0 is lambda = 0, where every mode is alive
+    else:  # alive at the guess: the least dead float is above it
+        lo, hi = guess_bits, guess_bits + step
+        while hi < top and not dead(hi):
+            lo, step = hi, 2 * step
+            hi = min(lo + step, top)
+        if not dead(hi):
+            return float(np.int64(hi).view(np.float64))
+    while hi - lo > 1:  # lo alive, hi dead
+        mid = (lo + hi) // 2
+        if dead(mid):
+            hi = mid
+        else:
+            lo = mid
+    return float(np.int64(hi).view(np.float64))
 
 
 def mode_thresholds(n, L: int, bias: bool = True) -> dict:
@@ -123,9 +166,11 @@ def minimizer_class_accuracy(n, lam_W, lam_H, L: int = 1, bias: bool = True) -> 
 
 
 def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:
-    """Which modes of a trained model are alive: s_k > tol * kappa_1, for the singular values ``s`` of
-    W_L ... W_1 H-bar D in the SVD basis of M (:func:`mode_values`) and the spectrum ``kappa``.  At the closed form a
-    mode is alive iff its strength is > 0, without a tolerance (:func:`alive_at_minimum`)."""
+    """Which modes of a trained model are alive: s_k > tol * kappa_k, each mode against its own singular value, for
+    the singular values ``s`` of W_L ... W_1 H-bar D in the SVD basis of M (:func:`mode_values`) and the spectrum
+    ``kappa`` (a mode of kappa_k = 0, never alive at a minimizer, against tol * kappa_1).  An alive mode of the
+    closed form has s_k >= kappa_k (L-1)/L for L >= 2, whatever kappa_1 is; at the closed form a mode is alive iff
+    its strength is > 0, without a tolerance (:func:`alive_at_minimum`)."""
     s = np.atleast_1d(np.asarray(s, dtype=np.float64))
     kappa = _checks.singular_values(kappa)
     tol = _checks.positive_float(tol, "tol")
@@ -133,7 +178,7 @@ def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:
         raise ValueError("kappa must hold a positive singular value, not all 0")
     if s.shape != kappa.shape or not np.all(np.isfinite(s)):
         raise ValueError(f"s must be finite, with the shape of kappa {kappa.shape}, got shape {s.shape}")
-    return s > tol * float(kappa.max())
+    return s > tol * np.where(kappa > 0, kappa, float(kappa.max()))
 
 
 def _alive_at_minimum(kappa, N: int, lam, lam_H, L: int) -> np.ndarray:
@@ -175,9 +220,12 @@ def partial_minimum(n, lam_W, lam_H, L: int, bias: bool, alive) -> float:
     of M, :func:`problem_spectrum` order) at their nonzero minimizer and puts every other mode at 0, the local
     minimizer x = 0 of Lemma A.2 (for L >= 2 each such point is a local minimizer; all modes dead is the origin).
 
-    sum over alive k of min_s (s - kappa_k)^2/(2N) + (L+1)/2 Pi^(1/(L+1)) s^(2/(L+1)) (Theorems 4.1-4.3, as in
-    :func:`nclib.ufm.value_from_spectrum`) plus kappa_k^2/(2N) for each dead mode.  A mode in ``alive`` that is dead at
-    the global minimizer has no nonzero minimizer: ValueError naming ``alive``.
+    sum over alive k of (s_k - kappa_k)^2/(2N) + (L+1)/2 (Pi s_k^2)^(1/(L+1)) at the mode's nonzero minimizer s_k
+    (Theorems 4.1-4.3, as in :func:`nclib.ufm.value_from_spectrum`) plus kappa_k^2/(2N) for each dead mode.  For
+    L >= 2 a mode slightly past its collapse decay still has a nonzero local minimizer (Lemma A.2's g keeps a local
+    minimum at its largest stationary point until a reaches the top of L x^(L-1)/(x^L + 1)^2, about 1.6 times the
+    critical a_c for L = 3): ``alive`` may keep it, :func:`nonzero_minimizer_exists`.  A mode in ``alive`` without a
+    nonzero minimizer (for L = 1 every mode past its threshold): ValueError naming ``alive``.
     """
     n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
     kappa = problem_spectrum(n, bias)
@@ -185,11 +233,30 @@ def partial_minimum(n, lam_W, lam_H, L: int, bias: bool, alive) -> float:
     if alive.shape != kappa.shape or alive.dtype != bool:
         raise ValueError(f"alive must be a boolean mask of shape {kappa.shape}, got {alive.dtype} {alive.shape}")
     N = _checks.count_total(n)
-    theory = _alive_at_minimum(kappa, N, lam, lam_H, L)
-    if np.any(alive & ~theory):
-        raise ValueError("alive keeps a mode that is dead at the global minimizer (no nonzero minimizer to keep)")
-    kept = ufm.value_from_spectrum(kappa[alive], N, lam, lam_H, L) if alive.any() else 0.0
-    return float(kept + np.sum(kappa[~alive] ** 2) / (2 * N))
+    kept = _kept_values(kappa, N, lam, lam_H, L)
+    if np.any(alive & np.isnan(kept)):
+        raise ValueError("alive keeps a mode that has no nonzero minimizer at these decays (past the top of Lemma "
+                         "A.2's range for L >= 2, past its threshold for L = 1)")
+    return float(np.sum(kept[alive]) + np.sum(kappa[~alive] ** 2) / (2 * N))
+
+
+def _kept_values(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
+    """Per mode, its value (s - kappa)^2/(2N) + (L+1)/2 t at its nonzero local minimizer s (the global one where the
+    mode is alive at the global minimizer; for L >= 2 also the local one past its threshold), NaN where it has
+    none; arguments already validated."""
+    s = ufm._nonzero_branch(kappa, N, lam, lam_H, L)
+    t, _, _ = ufm._mode_factors(s, lam, lam_H)
+    return np.where(s > 0, ufm._mode_values(kappa, s, t, N, L), np.nan)
+
+
+def nonzero_minimizer_exists(n, lam_W, lam_H, L: int = 1, bias: bool = True) -> np.ndarray:
+    """Which modes of M (:func:`problem_spectrum` order) have a nonzero local minimizer at these decays: those alive
+    at the global minimizer (:func:`alive_at_minimum`) and, for L >= 2, those past their collapse decay whose scalar
+    problem (Lemma A.2) still has one, where 0 is the global minimizer and the nonzero point a worse local one.  A
+    trained model can keep such a mode alive, e.g. one started near the global minimizer of a smaller decay."""
+    n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
+    kappa = problem_spectrum(n, bias)
+    return ufm._nonzero_branch(kappa, _checks.count_total(n), lam, lam_H, L) > 0
 
 
 def alive_without_weakest(n, lam_W, lam_H, L: int, bias: bool, dead: int) -> np.ndarray:
@@ -209,52 +276,66 @@ def alive_without_weakest(n, lam_W, lam_H, L: int, bias: bool, dead: int) -> np.
 
 
 def partial_minima(n, lam_W, lam_H, L: int, bias: bool) -> dict:
-    """Every local minimizer of (4.3) that Lemma A.2 gives for L >= 2, by value: each puts at 0 some of the modes alive
-    at the global minimizer (the others at their minimizing strength, :func:`partial_minimum`), and since modes of
-    equal kappa can be rotated into one another, a point is fixed (up to such rotations) by how many modes of each
-    distinct kappa it puts at 0.
+    """Every local minimizer of (4.3) that Lemma A.2 gives for L >= 2, by value: each mode that has a nonzero local
+    minimizer (:func:`nonzero_minimizer_exists`) sits either there or at 0, every other mode at 0
+    (:func:`partial_minimum`), and since modes of equal kappa can be rotated into one another, a point is fixed (up
+    to such rotations) by how many modes of each distinct kappa it puts at 0.
 
-    Returns ``kappa`` (the distinct kappa of the alive modes, increasing), ``count`` (how many alive modes have
-    each), ``dead`` (one row per point: how many of each it puts at 0; the first row none, the global minimizer) and
-    ``value`` (objective (4.3) there: the global minimum plus, per mode put at 0, kappa^2/(2N) less that mode's
-    minimized value, so more modes at 0 never lower it).  ValueError naming ``L`` for L < 2, where points with modes
-    at 0 are saddles (Lemma A.2 has no local minimizer at 0 for L = 1), and naming ``n`` when there are more than
-    10^6 points."""
+    Returns ``kappa`` (the distinct kappa of those modes, increasing), ``count`` (how many modes have each),
+    ``kills`` (per kappa, whether the global minimizer puts its modes at 0: past their collapse decay, where the
+    nonzero point is only a local minimizer), ``dead`` (one row per point: how many of each it puts at 0; the first
+    row is the global minimizer, with ``count`` where ``kills`` and 0 elsewhere) and ``value`` (objective (4.3)
+    there: the global minimum plus, per mode away from the global minimizer's choice, the difference between the
+    mode's value at 0, kappa^2/(2N), and at its nonzero minimizer, so no row is below the first).  ValueError naming
+    ``L`` for L < 2, where points with modes at 0 are saddles (Lemma A.2 has no local minimizer at 0 for L = 1),
+    and naming ``n`` when there are more than 10^6 points."""
     n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
     if L < 2:
         raise ValueError(f"L must be >= 2 for local minimizers with modes at 0 (Lemma A.2), got {L}")
     kappa = problem_spectrum(n, bias)
     N = _checks.count_total(n)
-    blocks = metrics.mode_blocks(kappa, _alive_at_minimum(kappa, N, lam, lam_H, L))[::-1]  # weakest first
+    kept = _kept_values(kappa, N, lam, lam_H, L)
+    blocks = metrics.mode_blocks(kappa, ~np.isnan(kept))[::-1]  # weakest first
     groups = np.array([kappa[b].min() for b in blocks], dtype=np.float64)
     count = np.array([b.size for b in blocks], dtype=int)
+    alive = _alive_at_minimum(kappa, N, lam, lam_H, L)
+    kills = np.array([not alive[b].any() for b in blocks], dtype=bool)
     points = int(np.prod(count + 1))
     if points > 10 ** 6:
         raise ValueError(f"n gives {points} local minimizers with modes at 0 (more than 10^6 to list)")
-    cost = np.array([g ** 2 / (2 * N) - ufm.value_from_spectrum([g], N, lam, lam_H, L) for g in groups])
+    # what one mode of each group adds when it is at 0 rather than at its nonzero minimizer (> 0 for the modes the
+    # global minimizer keeps, <= 0 for those it kills)
+    cost = np.array([g ** 2 / (2 * N) - kept[b[0]] for g, b in zip(groups, blocks)])
     dead = np.array(list(itertools.product(*(range(c + 1) for c in count))), dtype=int).reshape(points, groups.size)
-    value = ufm.minimum_value(n, lam, lam_H, L, bias) + dead @ cost
-    order = np.argsort(value, kind="stable")
-    return {"kappa": groups, "count": count, "dead": dead[order], "value": value[order]}
+    away = dead - np.where(kills, count, 0)  # modes away from the global minimizer's choice (< 0: kept past it)
+    value = ufm.minimum_value(n, lam, lam_H, L, bias) + away @ cost
+    order = np.lexsort((np.abs(away).sum(axis=1), value))  # by value; at a tie (a decay on a threshold) the global
+    # minimizer's own choice first
+    return {"kappa": groups, "count": count, "kills": kills, "dead": dead[order], "value": value[order]}
 
 
 def nearest_partial_minimum(n, lam_W, lam_H, L: int, bias: bool, value) -> dict:
     """The local minimizer of :func:`partial_minima` whose value is nearest (relatively) to ``value``, e.g. a run's
-    final objective (4.3): ``dead`` (how many modes it puts at 0), ``dead_kappa`` (their kappa, increasing, with
-    repeats), ``partial`` (its value), ``above`` (value / partial - 1; negative when ``value`` is below it),
-    ``weakest_first`` (whether its modes at 0 are the weakest alive ones, up to ties: those of
-    :func:`alive_without_weakest`) and ``runner_up`` (|value / p - 1| for the next nearest value p of another point:
-    how far off any other such point is).  ValueError naming ``value`` when it is not a finite positive number, or
-    from :func:`partial_minima`."""
+    final objective (4.3): ``dead`` (how many of the modes the global minimizer keeps it puts at 0), ``dead_kappa``
+    (their kappa, increasing, with repeats), ``kept`` and ``kept_kappa`` (the same for the modes the global minimizer
+    kills that it keeps at their nonzero local minimizer), ``partial`` (its value), ``above`` (value / partial - 1;
+    negative when ``value`` is below it), ``weakest_first`` (whether its modes at 0 are the weakest of those the
+    global minimizer keeps, up to ties: those of :func:`alive_without_weakest`) and ``runner_up`` (|value / p - 1|
+    for the next nearest value p of another point: how far off any other such point is).  ValueError naming
+    ``value`` when it is not a finite positive number, or from :func:`partial_minima`."""
     value = _checks.positive_float(value, "value")
     points = partial_minima(n, lam_W, lam_H, L, bias)
     off = np.abs(value / points["value"] - 1)
     order = np.argsort(off, kind="stable")
     best = points["dead"][order[0]]
-    full = best == points["count"]
-    started = np.flatnonzero(best > 0)
+    kills, count = points["kills"], points["count"]
+    dead = np.where(kills, 0, best)
+    kept = np.where(kills, count - best, 0)
+    full = (dead == count)[~kills]
+    started = np.flatnonzero(dead[~kills] > 0)
     weakest_first = started.size == 0 or bool(np.all(full[:started[-1]]))
-    return {"dead": int(best.sum()), "dead_kappa": np.repeat(points["kappa"], best),
+    return {"dead": int(dead.sum()), "dead_kappa": np.repeat(points["kappa"], dead),
+            "kept": int(kept.sum()), "kept_kappa": np.repeat(points["kappa"], kept),
             "partial": float(points["value"][order[0]]), "above": value / float(points["value"][order[0]]) - 1,
             "weakest_first": weakest_first, "runner_up": float(off[order[1]]) if order.size > 1 else None}
 

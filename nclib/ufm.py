@@ -287,16 +287,28 @@ def _sqrt_product(lam_W: float, lam_H: float) -> float:
 
 def _mode_products(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
     """s_i = sigma_i(W_L ... W_1 E) at the global minimizer, for each singular value kappa_i of M."""
-    s = np.zeros_like(kappa)
     # a mode is alive iff its threshold_gap is negative (at 0 the tie goes to the collapsed mode, as in
     # lemma_a2_minimizer): decided by the one formula, so that a strength is never > 0 where threshold_gap >= 0
     alive = _gap(kappa, N, lam, lam_H, L) < 0
+    return _nonzero_branch(kappa, N, lam, lam_H, L, alive)
+
+
+def _nonzero_branch(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int,
+                    where: np.ndarray | None = None) -> np.ndarray:
+    """The strength s_i of each mode at the nonzero local minimizer of its scalar problem, 0 where it has none:
+    for L = 1 the soft threshold (kappa - N sqrt(lam_W lam_H))_+; for L >= 2 kappa x^L / (1 + x^L) at the largest
+    stationary point x of Lemma A.2, which is a local minimizer wherever it exists (a below the top of
+    L x^(L-1) / (x^L + 1)^2), also past the mode's threshold, where 0 is the global one.  Only the modes of the mask
+    ``where`` (default all) are computed, the others are 0."""
+    s = np.zeros_like(kappa)
+    if where is None:
+        where = np.ones(kappa.shape, dtype=bool)
     if L == 1:  # the soft threshold (an infinite one removes every mode)
         with np.errstate(over="ignore"):
-            return np.where(alive, np.maximum(kappa - N * _sqrt_product(lam[0], lam_H), 0.0), 0.0)
+            return np.where(where, np.maximum(kappa - N * _sqrt_product(lam[0], lam_H), 0.0), 0.0)
     a = _a(kappa, N, lam, lam_H, L)
     for i, (k, ai) in enumerate(zip(kappa, a)):
-        if k > 0 and alive[i] and np.isfinite(ai):
+        if k > 0 and where[i] and np.isfinite(ai):
             if ai == 0.0:  # a below the float range: x^L/(1 + x^L) = 1 - O(a^(L/(L+1))) rounds to 1
                 s[i] = k
                 continue
@@ -360,16 +372,44 @@ def problem_matrix(n, bias: bool = True) -> np.ndarray:
     return ybar(n) if _checks.flag(bias, "bias") else np.diag(np.sqrt(n.astype(np.float64)))
 
 
+#: Singular values of M closer than this many times K eps kappa_1 are one repeated value that the SVD's rounding
+#: split (:func:`problem_svd`): LAPACK computes them to within a small multiple of K eps kappa_1, and a repeated
+#: sqrt(N_i) of Theorem 4.4 comes out a few ulps apart.
+SVD_SPLIT_ULPS = 16
+
+
 def problem_svd(n, bias: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``M = U diag(kappa) V^T`` (:func:`problem_matrix`), kappa non-increasing: ``(U, kappa, V^T)``.  With a bias
     kappa_K = 0 is set exactly (Y-bar sqrt(n) = 0; the SVD leaves it at rounding level, which a tiny decay would
-    otherwise count as a surviving mode)."""
+    otherwise count as a surviving mode).
+
+    A repeated singular value (sqrt(N_i) with multiplicity l_i - 1 with a bias, Theorem 4.4; sqrt(n_k) of equal
+    counts without) comes out of the SVD a few ulps apart; each run of values within ``SVD_SPLIT_ULPS`` K eps
+    kappa_1 of the next is set to its mean, so that the modes of one repeated value are one float and live or die
+    together at every decay (a decay on a threshold would otherwise keep some of them and not the others, and the
+    geometry would depend on the basis chosen inside the block). U and V are left as they are: M changes by
+    rounding only."""
     n = _checks.counts(n)
     bias = _checks.flag(bias, "bias")
     U, kappa, Vt = np.linalg.svd(problem_matrix(n, bias))
     if bias:
         kappa[-1] = 0.0
+    _merge_rounding_splits(kappa[:-1] if bias else kappa)
     return U, kappa, Vt
+
+
+def _merge_rounding_splits(kappa: np.ndarray) -> None:
+    """Set, in place, each run of non-increasing ``kappa`` whose neighbours are within SVD_SPLIT_ULPS K eps kappa_1
+    of each other to the run's mean (:func:`problem_svd`)."""
+    if kappa.size < 2:
+        return
+    tol = SVD_SPLIT_ULPS * kappa.size * np.finfo(np.float64).eps * float(kappa[0])
+    start = 0
+    for i in range(1, kappa.size + 1):
+        if i == kappa.size or kappa[i - 1] - kappa[i] > tol:
+            if i - start > 1:
+                kappa[start:i] = np.mean(kappa[start:i])
+            start = i
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+import nclib.imbalance as imb
 import nclib.minority as mino
 import nclib.solvers as solvers
 import nclib.ufm as ufm
@@ -75,6 +76,47 @@ def test_alive_at_minimum_is_exact_near_the_thresholds(L):
         assert pd["modes"][0] == k + 1 and pd["classes"][0] >= 1
 
 
+@pytest.mark.parametrize("profile", ["cifar10", "emnist-letters"])
+@pytest.mark.parametrize("L", [1, 2, 3, 6])
+@pytest.mark.parametrize("bias", [True, False])
+def test_collapse_decay_is_the_closed_forms_own_threshold_to_the_last_bit(profile, L, bias):
+    """At lambda_k itself the mode is dead, one float below it alive (alive_at_minimum): the formula's rounding does
+    not leave a mode alive at its own collapse decay. The paper's EMNIST profile repeats sqrt(600) four times and
+    sqrt(50) nineteen times (Theorem 4.4, with a bias): the modes of a repeated value die together."""
+    n = imb.class_counts(imb.PROFILES[profile])
+    th = mino.mode_thresholds(n, L, bias)
+    for k, lam in zip(th["kappa"], th["lam"]):
+        if k == 0:
+            continue
+        same = th["kappa"] == k
+        below = np.nextafter(lam, 0.0)
+        assert not mino.alive_at_minimum(n, lam, lam, L, bias)[same].any()
+        assert mino.alive_at_minimum(n, below, below, L, bias)[same].all()
+    if profile == "emnist-letters" and bias:
+        assert np.sum(th["kappa"] == np.sqrt(600)) == 4 and np.sum(th["kappa"] == np.sqrt(50)) == 19
+
+
+def test_a_repeated_singular_value_is_one_float():
+    """Equal counts with a bias give K - 1 copies of sqrt(N_1) (Theorem 4.4), which the SVD returns a few ulps
+    apart: problem_svd makes them one value, and M is still U diag(kappa) V^T to rounding."""
+    # (counts, bias, the repeated values and how often each comes, how many distinct nonzero values in all)
+    cases = (([5] * 7, True, {5: 6}, 1), ([600] * 5 + [50] * 20 + [1500], True, {600: 4, 50: 19}, 4),
+             ([3, 3, 3, 1], False, {3: 3}, 2))
+    for n, bias, repeated, distinct in cases:
+        U, kappa, Vt = ufm.problem_svd(n, bias)
+        assert np.unique(kappa[kappa > 0]).size == distinct
+        for size, times in repeated.items():
+            near = np.abs(kappa - np.sqrt(size)) < 1e-12 * kappa[0]
+            assert near.sum() == times and np.unique(kappa[near]).size == 1
+        np.testing.assert_allclose(U @ np.diag(kappa) @ Vt, ufm.problem_matrix(n, bias), atol=1e-12 * kappa[0])
+    kappa = ufm.problem_svd([5] * 7, True)[1]
+    assert np.all(kappa[:-1] == kappa[0]) and kappa[-1] == 0.0
+    np.testing.assert_allclose(kappa[0], np.sqrt(5), rtol=1e-15)
+    lam = mino.collapse_decay(kappa[:1], 35, 2)[0]  # on the threshold: all six die together, at any basis
+    assert mino.alive_at_minimum([5] * 7, np.nextafter(lam, 0.0), np.nextafter(lam, 0.0), 2).sum() == 6
+    assert mino.alive_at_minimum([5] * 7, lam, lam, 2).sum() == 0
+
+
 def test_a_weak_minority_mode_is_alive_under_strong_imbalance():
     """n = (2,000,000, 1) without a bias at a tiny decay: the minority mode has strength 0.998 of its kappa = 1,
     though that is under 1e-3 kappa_1 (kappa_1 = 1414); the closed-form functions count it alive."""
@@ -82,6 +124,12 @@ def test_a_weak_minority_mode_is_alive_under_strong_imbalance():
     s = ufm.mode_strengths(mino.problem_spectrum(n, False), sum(n), lam, lam, 2)
     assert s[1] > 0.99
     np.testing.assert_array_equal(mino.alive_at_minimum(n, lam, lam, 2, False), [True, True])
+    # a model at that minimizer counts both alive: each mode is measured against its own kappa, not kappa_1
+    g = ufm.global_minimizer(n, lam, lam, L=2, bias=False)
+    kappa = mino.problem_spectrum(n, False)
+    np.testing.assert_array_equal(mino.alive_modes(mino.mode_values(g.Ws, g.H, n, False), kappa), [True, True])
+    assert mino.alive_modes([0.0, 0.0], [2.0, 0.0]).tolist() == [False, False]
+    assert mino.alive_modes([0.0, 0.01], [2.0, 0.0]).tolist() == [False, True]  # kappa_k = 0: against kappa_1
     assert mino.partial_minima(n, lam, lam, 2, False)["count"].tolist() == [1, 1]
     both = mino.partial_minimum(n, lam, lam, 2, False, np.array([True, True]))
     assert both == pytest.approx(ufm.minimum_value(n, lam, lam, 2, False), rel=1e-12)
@@ -259,6 +307,46 @@ def test_small_start_ends_at_a_local_minimizer_of_the_partial_form():
     np.testing.assert_array_equal(r.alive_theory, [True, True, False])
     assert r.value == pytest.approx(mino.partial_minimum(n, lam, lam, L, True, r.alive), rel=1e-10)
     assert r.gap > 1e-3
+
+
+@pytest.mark.parametrize("L", [2, 3, 6])
+def test_a_nonzero_minimizer_outlives_the_collapse_decay_by_a_fixed_factor(L):
+    """Lemma A.2's nonzero stationary point stays a local minimizer until a reaches the top of
+    L x^(L-1)/(x^L + 1)^2: with equal decays up to (L + 1) / 4^(L/(L+1)) times lambda_k (1.41 for L = 3)."""
+    n = [6, 4, 2]
+    th = mino.mode_thresholds(n, L)
+    top = (L + 1) / 4 ** (L / (L + 1))
+    for k, lam_k in enumerate(th["lam"][:-1]):
+        for lam, exists in ((lam_k * (1 - 1e-9), True), (lam_k, True), (lam_k * top * (1 - 1e-9), True),
+                            (lam_k * top * (1 + 1e-9), False)):
+            assert mino.nonzero_minimizer_exists(n, lam, lam, L)[k] == exists
+        assert not mino.alive_at_minimum(n, lam_k, lam_k, L)[k]
+    past = mino.mode_thresholds(n, 1)["lam"][0] * (1 + 1e-9)  # L = 1: none past the threshold (soft threshold)
+    assert not mino.nonzero_minimizer_exists(n, past, past, 1).any()
+
+
+def test_a_warm_start_keeps_a_mode_past_its_collapse_decay():
+    """Started at the global minimizer of 0.98 lambda_1 and trained at 1.02 lambda_1, where every mode is dead at the
+    global minimizer, Adam keeps the first mode at its nonzero local minimizer: partial_minimum gives its value,
+    partial_minima lists the point and nearest_partial_minimum finds it (kept, not dead)."""
+    n, L = [6, 4, 2], 3
+    lam1 = mino.mode_thresholds(n, L)["lam"][0]
+    lam = 1.02 * lam1
+    st = ufm.global_minimizer(n, 0.98 * lam1, 0.98 * lam1, L)
+    r = mino.train_ufm(n, lam, lam, L=L, steps=6000, lr=0.005, final_lr_factor=1e-3, start=(st.Ws, st.H, st.b))
+    np.testing.assert_array_equal(r.alive, [True, False, False])
+    assert not r.alive_theory.any() and r.gap > 1e-2
+    kept = mino.partial_minimum(n, lam, lam, L, True, r.alive)
+    assert r.value == pytest.approx(kept, rel=1e-12)
+    pts = mino.partial_minima(n, lam, lam, L, True)
+    assert pts["kills"].tolist() == [True] and pts["count"].tolist() == [1]
+    assert pts["dead"].tolist() == [[1], [0]] and pts["value"][0] == pytest.approx(r.minimum, rel=1e-14)
+    assert pts["value"][1] == pytest.approx(kept, rel=1e-14)
+    place = mino.nearest_partial_minimum(n, lam, lam, L, True, r.value)
+    assert place["kept"] == 1 and place["dead"] == 0 and abs(place["above"]) < 1e-12
+    np.testing.assert_allclose(place["kept_kappa"], mino.problem_spectrum(n)[:1])
+    with pytest.raises(ValueError, match="alive"):  # past the top of Lemma A.2's range no nonzero minimizer is left
+        mino.partial_minimum(n, 1.5 * lam1, 1.5 * lam1, L, True, np.array([True, False, False]))
 
 
 def test_partial_minima_lists_every_point_by_value_against_partial_minimum():
