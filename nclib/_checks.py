@@ -20,6 +20,18 @@ def _is_integral(x) -> bool:
     return False
 
 
+def _mixes_bools(a) -> bool:
+    """Whether a list or tuple holds a bool among its numbers at any depth: numpy reads [True, 2] as the integers
+    [1, 2] and [[True, 2.0]] as floats, so the dtype alone never shows it."""
+    if not isinstance(a, (list, tuple)):
+        return False
+    try:
+        items = np.asarray(a, dtype=object).ravel()
+    except Exception:  # ragged: the caller's own conversion refuses it
+        return False
+    return any(isinstance(v, (bool, np.bool_)) or _mixes_bools(v) for v in items)
+
+
 def positive_int(value, name: str) -> int:
     """An integer >= 1 (``L``, ``d``, ``K``, an epoch count, ...)."""
     if not _is_integral(value) or int(value) < 1:
@@ -35,8 +47,10 @@ def counts(n, name: str = "n") -> np.ndarray:
         raise ValueError(f"{name} must be a 1-D sequence of positive integers, got {n!r}") from exc
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence of class counts, got shape {arr.shape}")
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise ValueError(f"{name} must hold integer class counts, got dtype {arr.dtype}")
+    if (arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating))
+            or _mixes_bools(n)):
+        raise ValueError(f"{name} must hold integer class counts, got dtype {arr.dtype}"
+                         + (" with a bool among them" if _mixes_bools(n) else ""))
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
             raise ValueError(f"{name} must hold integer class counts, got {arr.tolist()}")
@@ -98,7 +112,10 @@ def layer_lambdas(lam_W, L: int, name: str = "lam_W", positive: bool = True) -> 
     check = positive_float if positive else nonneg_float
     if np.ndim(lam_W) == 0:
         return np.full(L, check(lam_W, name))
-    values = list(np.asarray(lam_W, dtype=object).ravel())
+    arr = np.asarray(lam_W, dtype=object)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one number or a flat sequence of L={L} numbers, got shape {arr.shape}")
+    values = list(arr)
     if len(values) != L:
         raise ValueError(f"{name} must be one number or a sequence of L={L} numbers, got {len(values)}")
     return np.array([check(v, f"{name}[{j}]") for j, v in enumerate(values)], dtype=np.float64)
@@ -116,6 +133,8 @@ def matrix(a, name: str, shape: Sequence[int | None] | None = None) -> np.ndarra
             raise ValueError(f"{name} must hold real numbers (no text, bools or complex numbers)")
     elif not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
         raise ValueError(f"{name} must hold real numbers, got dtype {raw.dtype}")
+    if _mixes_bools(a):
+        raise ValueError(f"{name} must hold real numbers, not bools")
     arr = raw.astype(np.float64)  # real numbers only, checked above
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {arr.shape}")
@@ -128,14 +147,43 @@ def matrix(a, name: str, shape: Sequence[int | None] | None = None) -> np.ndarra
     return arr
 
 
+def vector(a, name: str, size: int | None = None) -> np.ndarray:
+    """A finite 1-D float64 array of real numbers (a bias ``b``, decays, strengths), optionally of a required
+    length; bool, complex and text entries are refused, not converted."""
+    try:
+        raw = np.atleast_1d(np.asarray(a))
+    except Exception as exc:  # ragged input and the like
+        raise ValueError(f"{name} must be a 1-D array of real numbers") from exc
+    if raw.dtype == object:
+        if not all(real_number(v) for v in raw.ravel()):
+            raise ValueError(f"{name} must hold real numbers (no text, bools or complex numbers)")
+    elif not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)) or _mixes_bools(a):
+        raise ValueError(f"{name} must hold real numbers (no text, bools or complex numbers), got dtype {raw.dtype}")
+    arr = raw.astype(np.float64)
+    if arr.ndim != 1 or (size is not None and arr.size != size):
+        want = "1-D" if size is None else f"of length {size}"
+        raise ValueError(f"{name} must be {want}, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return arr
+
+
+def generator(rng, name: str = "rng") -> np.random.Generator:
+    """A numpy random Generator (``np.random.default_rng(seed)``), not a seed or the legacy RandomState."""
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"{name} must be a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    return rng
+
+
 def singular_values(kappa, name: str = "kappa") -> np.ndarray:
     """Singular values (of M, one per mode): a non-empty 1-D float64 array of finite non-negative real numbers;
     text, bools and complex numbers are refused, a list mixing number types (sympy's Float, say) is read."""
     arr = np.atleast_1d(np.asarray(kappa))
     if arr.dtype == object:
         arr = np.array([float(v) if real_number(v) else np.nan for v in arr.ravel()]).reshape(arr.shape)
-    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise ValueError(f"{name} must hold real singular values, got dtype {arr.dtype}")
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)) or _mixes_bools(kappa):
+        raise ValueError(f"{name} must hold real singular values, got dtype {arr.dtype}"
+                         + (" with a bool among them" if _mixes_bools(kappa) else ""))
     arr = arr.astype(np.float64)
     if arr.ndim != 1 or arr.size == 0 or np.any(~np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"{name} must be a non-empty 1-D array of finite non-negative singular values")

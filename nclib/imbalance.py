@@ -24,7 +24,8 @@ MAX_DISTINCT_SIZES = 100_000
 def check_groups(groups) -> list[tuple[int, int]]:
     """Validate a grouped profile ``[(N_1, l_1), ..., (N_m, l_m)]`` of Definition 4.1.
 
-    N_i must be strictly decreasing positive integers and l_i positive integers.
+    N_i must be strictly decreasing positive integers below 2**53 (exact in float64, where the spectrum is
+    computed) and l_i positive integers.
     Returns the groups as a list of Python int pairs. Used in :ref:`ch-spectrum`.
     """
     try:
@@ -40,6 +41,8 @@ def check_groups(groups) -> list[tuple[int, int]]:
         N_i, l_i = pair
         if not _checks._is_integral(N_i) or int(N_i) < 1:
             raise ValueError(f"groups[{i}]: N_i must be a positive integer class size, got {N_i!r}")
+        if int(N_i) >= 2 ** 53:  # the spectrum is computed in float64, which holds every integer only below 2**53
+            raise ValueError(f"groups[{i}]: N_i must be below 2**53, got {N_i!r}")
         if not _checks._is_integral(l_i) or int(l_i) < 1:
             raise ValueError(f"groups[{i}]: l_i must be a positive integer number of classes (l_i >= 1), got {l_i!r}")
         out.append((int(N_i), int(l_i)))
@@ -89,10 +92,11 @@ def class_labels(n) -> np.ndarray:
 def random_groups(rng: np.random.Generator, K_max: int, m_max: int, N_max: int, K: int | None = None):
     """A random grouped profile of Definition 4.1 for numerical checks of Theorem 4.4.
 
-    K classes (K drawn from 1..K_max unless given), m <= min(K, m_max, N_max) distinct sizes
+    K classes (K drawn from 1..K_max unless given; a given K may exceed K_max), m <= min(K, m_max, N_max) distinct sizes
     N_1 > ... > N_m drawn from 1..N_max, multiplicities l_i >= 1 summing to K. Used in :ref:`ch-spectrum`
     and its tests.
     """
+    rng = _checks.generator(rng)
     K_max, m_max, N_max = (_checks.positive_int(v, name) for v, name in
                            ((K_max, "K_max"), (m_max, "m_max"), (N_max, "N_max")))
     K = int(rng.integers(1, K_max + 1)) if K is None else _checks.positive_int(K, "K")
@@ -167,7 +171,11 @@ def secular_function(groups, mu) -> np.ndarray:
     ``mu`` may be a scalar or an array (values equal to some N_i give +-inf).
     """
     sizes, mults, N = _group_arrays(groups)
-    mu = np.asarray(mu, dtype=np.float64)
+    raw = np.asarray(mu)
+    if raw.dtype == bool or not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)) \
+            or _checks._mixes_bools(mu):
+        raise ValueError(f"mu must be a real number or an array of real numbers, got dtype {raw.dtype}")
+    mu = raw.astype(np.float64)
     if not np.all(np.isfinite(mu)):
         raise ValueError("mu must be finite")
     with np.errstate(divide="ignore"):
@@ -183,7 +191,8 @@ def _secular_roots(sizes: np.ndarray, mults: np.ndarray, N: float) -> np.ndarray
     positive eigenvalues are the zeros of h (the known root mu = 0 deflated, and with it the constant
     1 of w whose cancellation would cost accuracy).  Vectorised over the intervals: the origin is moved
     to the pole nearer to the root (by the sign of h at the midpoint) so that N_j - mu = (N_j - origin) - t
-    is formed without cancellation (N_j - origin is exact for integer counts), as in LAPACK's dlaed4.
+    is formed without cancellation (N_j - origin is exact for integer counts below 2**53, which check_groups
+    requires), as in LAPACK's dlaed4.
     Each step solves a model with the origin's pole exact and the other terms as one pole at the far end
     of the interval, matching h and h' at the current point (the fixed-weight iteration of R.-C. Li,
     "Solving secular equations stably and efficiently", LAPACK Working Note 89), which converges
@@ -216,7 +225,7 @@ def _secular_roots(sizes: np.ndarray, mults: np.ndarray, N: float) -> np.ndarray
             if active.size == 0:
                 break
             ta, aa, bb = t[active], a[active], b[active]
-            R = sizes[None, :] - origin[active, None]  # N_j - origin, exact for integer counts
+            R = sizes[None, :] - origin[active, None]  # N_j - origin, exact for integer counts below 2**53
             R -= ta[:, None]
             np.reciprocal(R, out=R)
             f = R @ c
@@ -280,7 +289,7 @@ def ybar_singular_values(groups) -> np.ndarray:
     sqrt(N_i) with multiplicity l_i - 1 for each group and the m singular values of the group matrix G
     (:func:`group_singular_values`); by the interlacing the list
     [sqrt(N_1) x (l_1 - 1), sigma~_1, sqrt(N_2) x (l_2 - 1), sigma~_2, ..., sqrt(N_m) x (l_m - 1), 0]
-    is already sorted.  Costs O(m^2 log) for the roots plus O(K) for the output; no K x K matrix is formed.
+    is already sorted.  Costs O(m^2) for the roots plus O(K) for the output; no K x K matrix is formed.
 
     >>> np.round(ybar_singular_values([(3, 2), (1, 1)]), 6).tolist()
     [1.732051, 1.133893, 0.0]

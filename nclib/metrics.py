@@ -212,14 +212,21 @@ def normalized_distance(X, T) -> float:
     finite: a NaN or inf has no direction, and the distance is refused (ValueError naming X or T) rather
     than returned as a number, like every other input of this module. Chapter :ref:`ch-metrics`.
     """
-    X = np.asarray(X, dtype=np.float64)
-    T = np.asarray(T, dtype=np.float64)
+    X, T = (_real_array(v, name) for v, name in ((X, "X"), (T, "T")))
     if X.shape != T.shape:
         raise ValueError(f"X and T must have the same shape, got {X.shape} and {T.shape}")
-    for name, arr in (("X", X), ("T", T)):
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} must be finite (no NaN or inf): a matrix with NaN or inf has no direction")
     return float(np.linalg.norm(_normalized(X) - _normalized(T)))
+
+
+def _real_array(a, name: str) -> np.ndarray:
+    """``a`` as a float64 array of any shape (vectors and matrices alike), refused by name unless every entry is a
+    finite real number: a matrix with NaN or inf has no direction."""
+    arr = np.asarray(a)
+    if arr.ndim == 2:
+        return _checks.matrix(a, name)
+    if arr.ndim <= 1:
+        return _checks.vector(a, name)
+    raise ValueError(f"{name} must be a vector or a matrix, got shape {arr.shape}")
 
 
 def mode_blocks(kappa, alive, rtol: float = BLOCK_RTOL) -> list[np.ndarray]:
@@ -231,10 +238,10 @@ def mode_blocks(kappa, alive, rtol: float = BLOCK_RTOL) -> list[np.ndarray]:
     list of index arrays (blocks in decreasing kappa). Inside a block the singular vectors of M
     are determined only up to a common rotation, which the NC3 of :func:`geometry_metrics` ignores.
     """
-    kappa = np.asarray(kappa, dtype=np.float64).ravel()
-    alive = np.asarray(alive, dtype=bool).ravel()
-    if not np.all(np.isfinite(kappa)):
-        raise ValueError("kappa must hold finite singular values (no NaN or inf)")
+    kappa = _checks.singular_values(kappa)
+    alive = np.atleast_1d(np.asarray(alive))
+    if alive.dtype != bool or alive.ndim != 1:
+        raise ValueError(f"alive must be a 1-D boolean mask, got dtype {alive.dtype} and shape {alive.shape}")
     if kappa.shape != alive.shape:
         raise ValueError(f"alive must have one entry per singular value: kappa has {kappa.size}, alive {alive.size}")
     rtol = _checks.nonneg_float(rtol, "rtol")
@@ -414,8 +421,7 @@ def _predictions(outputs, labels) -> tuple[np.ndarray, np.ndarray, int | None]:
     if out.ndim == 2:
         if out.shape[0] == 0 or out.shape[1] == 0:
             raise ValueError(f"outputs must be N x K with N, K >= 1, got shape {out.shape}")
-        if not np.all(np.isfinite(out)):
-            raise ValueError("outputs must be finite (no NaN or inf)")
+        out = _checks.matrix(outputs, "outputs")  # real and finite: an arg-max of complex or text scores means nothing
         pred = np.argmax(out, axis=1)
         K = out.shape[1]
     elif out.ndim == 1:
@@ -477,9 +483,7 @@ def bias_error(b, labels, num_classes: int | None = None) -> float:
     b: the K bias entries; labels: the N training labels 0..K-1 (n = class counts); K = len(b)
     unless ``num_classes`` is given. Chapter :ref:`ch-metrics`.
     """
-    b = np.asarray(b, dtype=np.float64).ravel()
-    if b.size == 0 or not np.all(np.isfinite(b)):
-        raise ValueError(f"b must be a non-empty finite vector, got {b.size} entries")
+    b = _checks.vector(b, "b")
     K = b.size if num_classes is None else _checks.positive_int(num_classes, "num_classes")
     if K != b.size:
         raise ValueError(f"b must have num_classes={K} entries, got {b.size}")
@@ -525,8 +529,8 @@ def printed_nc3(P, G_left, G_right) -> float:
     P = _checks.matrix(P, "P")
     G_left = _checks.matrix(G_left, "G_left", (P.shape[0], P.shape[0]))
     Wt = (G_left.T @ P).T  # d x K, columns w_k
-    G = np.asarray(G_right, dtype=np.float64)
-    if G.ndim != 2 or Wt.shape != G.shape:
+    G = _checks.matrix(G_right, "G_right")
+    if Wt.shape != G.shape:
         raise ValueError(f"G_right must be d x K = {Wt.shape}, got {G.shape}")
     with np.errstate(invalid="ignore", divide="ignore"):
         a = Wt / np.linalg.norm(Wt, axis=0, keepdims=True)
@@ -550,8 +554,13 @@ def printed_upsilon(structure, lam_W, lam_H, N: int, L: int) -> dict[str, np.nda
     lam = _checks.layer_lambdas(lam_W, L, "lam_W")
     lam_H = _checks.positive_float(lam_H, "lam_H")
     N = _checks.positive_int(N, "N")
-    s_p = np.asarray(structure.s_product, dtype=np.float64)
-    kappa = np.asarray(structure.kappa, dtype=np.float64)
+    try:
+        s_p = _checks.vector(structure.s_product, "structure.s_product")
+        kappa = _checks.singular_values(structure.kappa, "structure.kappa")
+    except AttributeError as exc:
+        raise ValueError("structure must have the fields kappa and s_product (nclib.ufm.structure)") from exc
+    if s_p.size != kappa.size:
+        raise ValueError(f"structure.s_product must have one entry per kappa ({kappa.size}), got {s_p.size}")
     c = lam[0] ** (L - 1) / np.prod(lam[1:])
     sigma2L = s_p**2 / c
     q = c * sigma2L + N * lam_H

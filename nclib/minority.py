@@ -143,7 +143,7 @@ def mode_thresholds(n, L: int, bias: bool = True) -> dict:
 def class_accuracy(out, n) -> np.ndarray:
     """The training accuracy of each class (length K) for the K x N outputs ``out`` = W_L ... W_1 H (+ b 1^T) of
     samples grouped by class as in :func:`nclib.imbalance.label_matrix`: the fraction of its samples whose own
-    output is largest, strictly (a tie, within 1e-9 of the largest output, counts as an error, as in
+    output is largest, strictly (a tie, within 1e-9 times the largest output, counts as an error, as in
     :func:`nclib.ufm.minimizer_accuracy`)."""
     n = _checks.counts(n)
     out = _checks.matrix(out, "out", (n.size, int(n.sum())))
@@ -171,13 +171,11 @@ def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:
     ``kappa`` (a mode of kappa_k = 0, never alive at a minimizer, against tol * kappa_1).  An alive mode of the
     closed form has s_k >= kappa_k (L-1)/L for L >= 2, whatever kappa_1 is; at the closed form a mode is alive iff
     its strength is > 0, without a tolerance (:func:`alive_at_minimum`)."""
-    s = np.atleast_1d(np.asarray(s, dtype=np.float64))
     kappa = _checks.singular_values(kappa)
+    s = _checks.vector(s, "s", kappa.size)
     tol = _checks.positive_float(tol, "tol")
     if not np.any(kappa > 0):
         raise ValueError("kappa must hold a positive singular value, not all 0")
-    if s.shape != kappa.shape or not np.all(np.isfinite(s)):
-        raise ValueError(f"s must be finite, with the shape of kappa {kappa.shape}, got shape {s.shape}")
     return s > tol * np.where(kappa > 0, kappa, float(kappa.max()))
 
 
@@ -201,8 +199,8 @@ def phase_diagram(n, lams, L: int, bias: bool = True) -> dict:
     minimizer, :func:`alive_at_minimum`), ``classes`` (the classes it classifies correctly),
     ``class_acc`` (len(lams) x K, :func:`minimizer_class_accuracy`) and ``accuracy`` (weighted by n)."""
     n = _checks.counts(n)
-    lams = np.atleast_1d(np.asarray(lams, dtype=np.float64))
-    if lams.ndim != 1 or lams.size == 0 or np.any(~np.isfinite(lams)) or np.any(lams <= 0):
+    lams = _checks.vector(lams, "lams")
+    if lams.size == 0 or np.any(lams <= 0):
         raise ValueError("lams must be a non-empty 1-D array of positive decays")
     kappa = problem_spectrum(n, bias)
     N = _checks.count_total(n)
@@ -439,6 +437,9 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
     number or L).  Returns a :class:`UFMRun` set against the closed form of Theorems 4.1-4.3 (:ref:`ch-minority`).
     """
     n, lam, lam_H, L, bias, d = ufm._check_problem(n, lam_W, lam_H, L, bias, d)
+    if bias and n.size == 1:
+        raise ValueError("n must hold at least two classes with a bias: for one class M = 0 and the minimum is 0, "
+                         "so no relative gap to report")
     steps = _checks.positive_int(steps, "steps")
     lr = _checks.positive_float(lr, "lr")
     final_lr_factor = _checks.positive_float(final_lr_factor, "final_lr_factor")
@@ -461,9 +462,7 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
         if (b is None) == bias:
             raise ValueError(f"start b must be {'a length-K vector' if bias else 'None'} when bias={bias}")
         if b is not None:
-            b = np.asarray(b, dtype=np.float64).copy()
-            if b.shape != (K,) or not np.all(np.isfinite(b)):
-                raise ValueError(f"start b must be a finite vector of length K={K}, got shape {b.shape}")
+            b = _checks.vector(b, "start b", K).copy()
     Y = label_matrix(n)
     params = [*Ws, H] + ([b] if bias else [])
     m1 = [np.zeros_like(p) for p in params]

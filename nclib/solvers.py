@@ -240,6 +240,7 @@ def random_instance(theorem: str, rng: np.random.Generator, margin: float = 0.05
 
     if theorem not in THEOREMS:
         raise ValueError(f"theorem must be one of {sorted(THEOREMS)}, got {theorem!r}")
+    rng = _checks.generator(rng)
     margin = _checks.nonneg_float(margin, "margin")
     if margin >= 1:
         raise ValueError(f"margin must be below 1 (a relative distance in lam_H), got {margin!r}")
@@ -293,6 +294,9 @@ def verify(n, lam_W, lam_H, L=1, bias=True, d=None, seed=0) -> dict:
     from . import ufm
 
     n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d)
+    if bias and n.size == 1:
+        raise ValueError("n must hold at least two classes with a bias: for one class M = 0 and the minimum is 0, "
+                         "so no relative gap to report")
     res = minimize(n, lam, lam_H, L, bias, d, seed)
     closed = ufm.global_minimizer(n, lam, lam_H, L, bias, d)
     st = ufm.structure(n, lam, lam_H, L, bias)

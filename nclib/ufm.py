@@ -114,10 +114,7 @@ def objective(Ws: Sequence[np.ndarray], H, b, n, lam_W, lam_H) -> float:
         out = W @ out
     R = out - label_matrix(n)
     if b is not None:
-        b = np.asarray(b, dtype=np.float64)
-        if b.shape != (K,) or not np.all(np.isfinite(b)):
-            raise ValueError(f"b must be None or a finite vector of length K={K}, got shape {b.shape}")
-        R = R + b[:, None]
+        R = R + _checks.vector(b, "b", K)[:, None]
     value = 0.5 / N * np.sum(R * R)
     value += 0.5 * sum(l * np.sum(W * W) for l, W in zip(lam, mats))
     value += 0.5 * lam_H * np.sum(H * H)
@@ -580,7 +577,7 @@ def class_margins(out, n) -> np.ndarray:
     others = out.copy()
     others[y, cols] = -np.inf
     margin = own - others.max(axis=0)
-    tie = 1e-9 * max(1.0, float(np.abs(out).max()))
+    tie = 1e-9 * float(np.abs(out).max())  # relative: outputs all small (a mode just alive) still separate classes
     return np.where(np.abs(margin) <= tie, 0.0, margin)
 
 

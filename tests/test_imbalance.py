@@ -25,6 +25,8 @@ def test_class_counts_expands_groups_in_order():
         ([(5, 1.0)], "l_i must be a positive integer"),
         ([(5, 1, 2)], "pair"),
         (5, "sequence"),
+        ([(2 ** 64, 1)], "below 2\\*\\*53"),  # float64 holds every integer only below 2**53
+        ([(2 ** 53, 1), (1, 1)], "below 2\\*\\*53"),
     ],
 )
 def test_class_counts_rejects_bad_groups(groups, match):

@@ -8,6 +8,7 @@ import pytest
 
 import nclib.imbalance as imb
 import nclib.metrics as m
+import nclib.minority as mino
 import nclib.ufm as ufm
 
 CIFAR = [500, 500, 400, 400, 300, 300, 200, 200, 100, 100]
@@ -375,11 +376,20 @@ def test_bad_input_raises_value_error_naming_the_argument():
 
 
 def test_collapse_metrics_accepts_per_layer_lambdas():
-    n = [6, 4, 2]
-    lam = [1e-3, 2e-3, 3e-3]
-    mz = ufm.global_minimizer(n, lam, 1e-3, L=3, bias=False, d=5)
-    out = m.collapse_metrics(mz.H.T, imb.class_labels(n), mz.Ws, lam, 1e-3, bias=False)
-    assert max(out.values()) <= 1e-8
+    """Per-layer decays whose product kills the weakest mode, where the first layer's decay used for every layer
+    would keep it: the metrics read the whole list (the targets depend on the decays through their product only,
+    so the list reversed gives the same targets)."""
+    n, L, lam_H = [6, 4, 2], 3, 1e-3
+    Pi = mino.product_threshold(mino.problem_spectrum(n, False), sum(n), L)
+    a = (1.5 * Pi[2] / lam_H / 6) ** (1 / 3)  # lam_H a 2a 3a = 1.5 Pi_3, while lam_H a^3 = Pi_3 / 4
+    lam = [a, 2 * a, 3 * a]
+    mz = ufm.global_minimizer(n, lam, lam_H, L=L, bias=False, d=5)
+    labels = imb.class_labels(n)
+    assert mino.alive_at_minimum(n, lam, lam_H, L, False).tolist() == [True, True, False]
+    for decays in (lam, lam[::-1]):
+        assert max(m.collapse_metrics(mz.H.T, labels, mz.Ws, decays, lam_H, bias=False).values()) <= 1e-12
+    first_only = m.collapse_metrics(mz.H.T, labels, mz.Ws, [a] * L, lam_H, bias=False)
+    assert first_only["nc2_w"] > 0.1 and first_only["nc2_h"] > 0.1  # targets with a third mode the point lacks
 
 
 def test_float32_input_is_computed_in_float64():
@@ -567,3 +577,25 @@ def test_stray_labels_and_non_finite_distances_are_refused():
         with pytest.raises(ValueError, match="T"):
             m.normalized_distance(np.eye(2), Z)
     np.testing.assert_allclose(m.normalized_distance(np.eye(2), 3 * np.eye(2)), 0.0, atol=1e-15)
+
+
+def test_text_bools_and_complex_numbers_are_refused_by_name():
+    """numpy would read these silently: text and bools as numbers, 'no' as True, a complex arg-max by its real part
+    first; each is refused naming the argument."""
+    y = imb.class_labels([2, 1])
+    cases = [
+        (lambda: m.normalized_distance([["a"]], [[1.0]]), "X"),
+        (lambda: m.normalized_distance([[1.0]], [[True]]), "T"),
+        (lambda: m.mode_blocks([2.0, 1.0], ["no", ""]), "alive"),
+        (lambda: m.mode_blocks([2.0, 1.0], [0.3, 0.0]), "alive"),
+        (lambda: m.mode_blocks([2.0, -1.0], [True, True]), "kappa"),
+        (lambda: m.bias_error(["0.5", "0.5"], y), "b"),
+        (lambda: m.bias_error([True, False], y), "b"),
+        (lambda: m.accuracy(np.ones((3, 2)) * (1 + 1j), y), "outputs"),
+        (lambda: m.accuracy(np.array([["a", "b"]] * 3), y), "outputs"),
+        (lambda: m.printed_nc3(np.eye(2), np.eye(2), [["a", "b"], ["c", "d"]]), "G_right"),
+        (lambda: m.printed_upsilon(None, 0.1, 0.1, 10, 2), "structure"),
+    ]
+    for call, name in cases:
+        with pytest.raises(ValueError, match=name):
+            call()

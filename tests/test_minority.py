@@ -270,6 +270,18 @@ def test_refusals_by_name():
         mino.alive_modes([1.0, 1.0], [0.0, 0.0])
     with pytest.raises(ValueError, match="kappa must"):
         mino.alive_modes([[1.0]], [[1.0]])
+    for s in (["1", "0"], [True, False]):
+        with pytest.raises(ValueError, match="s must"):
+            mino.alive_modes(s, [2.0, 1.0])
+    for lams in (["0.1"], [True]):
+        with pytest.raises(ValueError, match="lams"):
+            mino.phase_diagram([3, 1], lams, 1)
+    with pytest.raises(ValueError, match="n must hold at least two classes"):
+        mino.train_ufm([5], 0.01, 0.01, L=1, bias=True, steps=10)
+    n, L = [3, 1], 1
+    Ws, H, b = mino.init_ufm(n, L, True, 2, 1.0, 0)
+    with pytest.raises(ValueError, match="start b"):
+        mino.train_ufm(n, 0.01, 0.01, L=L, bias=True, steps=10, start=(Ws, H, [True, False]))
 
 
 def test_alive_without_weakest_kills_the_modes_of_smallest_kappa_first():

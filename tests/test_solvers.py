@@ -83,6 +83,10 @@ def test_bad_input(kwargs, name):
         solvers.minimize(**args)
     with pytest.raises(ValueError, match="^theorem"):
         solvers.random_instance("4.4", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="^rng"):
+        solvers.random_instance("4.1", 0)
+    with pytest.raises(ValueError, match="^n must hold at least two classes"):
+        solvers.verify([5], 0.01, 0.01, 1, True)  # one class with a bias: M = 0, a minimum of 0
     for margin in (-0.05, 1.0, "0.05"):  # a negative margin would place decays on the thresholds
         with pytest.raises(ValueError, match="^margin"):
             solvers.random_instance("4.2", np.random.default_rng(0), margin=margin)

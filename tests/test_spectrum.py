@@ -158,3 +158,8 @@ def test_secular_function_rejects_bad_input():
         imb.secular_function([(3, 1), (4, 1)], 1.0)
     with pytest.raises(ValueError, match="mu"):
         imb.secular_function([(4, 1), (3, 1)], np.nan)
+    for mu in ("2.5", True, [1.0, True]):  # text and bools are not read as numbers
+        with pytest.raises(ValueError, match="mu"):
+            imb.secular_function([(4, 1), (3, 1)], mu)
+    with pytest.raises(ValueError, match="rng"):
+        imb.random_groups(0, 5, 3, 10)  # a seed, not a Generator

@@ -230,6 +230,11 @@ def test_lemma_a1_nuclear_norm():
     (lambda: ufm.objective([np.eye(2)], np.full((2, 5), "1"), None, [3, 2], 0.1, 0.1), "H"),
     (lambda: ufm.objective([np.eye(2)], np.full((2, 5), "1", dtype=object), None, [3, 2], 0.1, 0.1), "H"),
     (lambda: ufm.objective([np.eye(2)], np.full((2, 5), True, dtype=object), None, [3, 2], 0.1, 0.1), "H"),
+    (lambda: ufm.objective([np.eye(2)], np.ones((2, 5)), [True, False], [3, 2], 0.1, 0.1), "b"),  # bools, text
+    (lambda: ufm.objective([np.eye(2)], np.ones((2, 5)), ["1", "0"], [3, 2], 0.1, 0.1), "b"),
+    (lambda: ufm.minimum_value([True, True, 3], 0.01, 0.01), "n"),  # numpy reads [True, True, 3] as [1, 1, 3]
+    (lambda: ufm.objective([np.eye(2)], [[True, 2.0, 1.0, 1.0, 1.0], [0.0] * 5], None, [3, 2], 0.1, 0.1), "H"),
+    (lambda: ufm.minimum_value([3, 2], [[0.1, 0.2]], 0.1, L=2), "lam_W"),  # nested
 ])
 
 def test_bad_input(call, name):
