@@ -140,29 +140,46 @@ def mode_thresholds(n, L: int, bias: bool = True) -> dict:
 
 # ------------------------------------------------------------------------------------------ the minimizer
 
-def class_accuracy(out, n) -> np.ndarray:
+#: How :func:`class_accuracy` reads a tie between the largest outputs (within 1e-9 times the largest output, the
+#: rule of :func:`nclib.ufm.class_margins`): "error", no class wins it (the closed form decides nothing there); "argmax",
+#: the lowest class index wins it, as an arg-max of the outputs breaks an exact tie and as a trained network's
+#: read-out breaks one by its residues (one of the tied classes right, the others wrong).
+TIES = ("error", "argmax")
+
+
+def class_accuracy(out, n, ties: str = "error") -> np.ndarray:
     """The training accuracy of each class (length K) for the K x N outputs ``out`` = W_L ... W_1 H (+ b 1^T) of
     samples grouped by class as in :func:`nclib.imbalance.label_matrix`: the fraction of its samples whose own
-    output is largest, strictly (a tie, within 1e-9 times the largest output, counts as an error, as in
-    :func:`nclib.ufm.minimizer_accuracy`)."""
+    output is largest, strictly; a tie, within 1e-9 times the largest output, counts as an error with ``ties`` =
+    "error" (as in :func:`nclib.ufm.minimizer_accuracy`) and goes to the lowest tied class index with "argmax"
+    (:data:`TIES`)."""
     n = _checks.counts(n)
     out = _checks.matrix(out, "out", (n.size, int(n.sum())))
-    correct = ufm.class_margins(out, n) > 0
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
     y = class_labels(n)
+    if ties == "error":
+        correct = ufm.class_margins(out, n) > 0
+    else:
+        tie = 1e-9 * float(np.abs(out).max())
+        top = out >= out.max(axis=0, keepdims=True) - tie  # the classes tied for the largest output
+        correct = np.argmax(top, axis=0) == y  # the lowest of them
     return np.bincount(y, weights=correct.astype(np.float64), minlength=n.size) / n
 
 
-def minimizer_class_accuracy(n, lam_W, lam_H, L: int = 1, bias: bool = True) -> np.ndarray:
+def minimizer_class_accuracy(n, lam_W, lam_H, L: int = 1, bias: bool = True, ties: str = "error") -> np.ndarray:
     """The training accuracy of each class at the closed-form global minimizer of (4.1)-(4.3) (Theorems 4.1-4.3,
     :func:`nclib.ufm.global_minimizer`): 1 or 0 per class, since every feature equals its class mean there.
 
     Its mean weighted by n is :func:`nclib.ufm.minimizer_accuracy`.  At a decay where some mode's scalar problem has
-    two minimizers (exactly at a threshold) it describes the one with the mode collapsed.
+    two minimizers (exactly at a threshold) it describes the one with the mode collapsed.  Collapsed modes leave
+    classes whose outputs tie: ``ties`` (:data:`TIES`) says how a tie is read, as an error (no class of it right) or
+    as an arg-max breaks it (one right), the reading to set against a trained network, which classifies one.
     """
     n = _checks.counts(n)
     g = ufm.global_minimizer(n, lam_W, lam_H, L=L, bias=bias)
     out = ufm.head_product(g.Ws) @ g.H + (g.b[:, None] if g.b is not None else 0.0)
-    return class_accuracy(out, n)
+    return class_accuracy(out, n, ties)
 
 
 def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:
@@ -194,10 +211,10 @@ def alive_at_minimum(n, lam_W, lam_H, L: int = 1, bias: bool = True) -> np.ndarr
     return _alive_at_minimum(problem_spectrum(n, bias), _checks.count_total(n), lam, lam_H, L)
 
 
-def phase_diagram(n, lams, L: int, bias: bool = True) -> dict:
+def phase_diagram(n, lams, L: int, bias: bool = True, ties: str = "error") -> dict:
     """Along lam_W = lam_H = lambda for each lambda in ``lams``: ``modes`` (how many modes are alive at the global
     minimizer, :func:`alive_at_minimum`), ``classes`` (the classes it classifies correctly),
-    ``class_acc`` (len(lams) x K, :func:`minimizer_class_accuracy`) and ``accuracy`` (weighted by n)."""
+    ``class_acc`` (len(lams) x K, :func:`minimizer_class_accuracy` with ``ties``) and ``accuracy`` (weighted by n)."""
     n = _checks.counts(n)
     lams = _checks.vector(lams, "lams")
     if lams.size == 0 or np.any(lams <= 0):
@@ -207,7 +224,7 @@ def phase_diagram(n, lams, L: int, bias: bool = True) -> dict:
     modes, acc = [], []
     for lam in lams:
         modes.append(int(_alive_at_minimum(kappa, N, lam, lam, L).sum()))
-        acc.append(minimizer_class_accuracy(n, lam, lam, L=L, bias=bias))
+        acc.append(minimizer_class_accuracy(n, lam, lam, L=L, bias=bias, ties=ties))
     acc = np.array(acc)
     return {"lam": lams, "modes": np.array(modes), "classes": (acc == 1).sum(axis=1), "class_acc": acc,
             "accuracy": acc @ n / N}

@@ -157,6 +157,25 @@ def test_minimizer_class_accuracy_extremes():
     np.testing.assert_array_equal(mino.minimizer_class_accuracy(n, 1.0, 1.0, L=2, bias=False), [0, 0, 0])
 
 
+def test_a_tie_read_as_an_error_or_as_an_arg_max_breaks_it():
+    """Every mode dead: with a bias and two largest classes of 5 their outputs b = n/N tie; bias-free every output is
+    0 and all classes tie. A tie is no class right ("error") or the lowest tied index right ("argmax")."""
+    n = [5, 5, 3]
+    for bias, argmax in ((True, [1, 0, 0]), (False, [1, 0, 0])):
+        np.testing.assert_array_equal(mino.minimizer_class_accuracy(n, 1.0, 1.0, L=2, bias=bias), [0, 0, 0])
+        np.testing.assert_array_equal(mino.minimizer_class_accuracy(n, 1.0, 1.0, L=2, bias=bias, ties="argmax"),
+                                      argmax)
+    lams = np.array([1e-4, 1.0])
+    assert mino.phase_diagram(n, lams, 2, True, ties="argmax")["classes"].tolist() == [3, 1]
+    assert mino.phase_diagram(n, lams, 2, True)["classes"].tolist() == [3, 0]
+    # outputs that differ by more than the tie rule are read the same both ways
+    out = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    for ties in mino.TIES:
+        np.testing.assert_array_equal(mino.class_accuracy(out, [2, 1], ties=ties), [1, 1])
+    with pytest.raises(ValueError, match="ties"):
+        mino.class_accuracy(out, [2, 1], ties="lowest")
+
+
 def test_phase_diagram_counts_fall_with_the_decay():
     n = [50, 50, 40, 40, 10, 10]
     for L in (1, 2, 6):
