@@ -55,8 +55,9 @@ def _text(d: decimal.Decimal, power: bool | None = None, zeros: bool = False) ->
         mant = mag.scaleb(-e) if zeros else mag.scaleb(-e).normalize()
         power_text = f"10{str(e).translate(_SUPERSCRIPT)}"
         return f"{sign}{power_text}" if mant == 1 and not zeros else f"{sign}{mant:f}{TIMES}{power_text}"
-    if not zeros or mag.as_tuple().exponent >= 0:
-        mag = mag.normalize()
+    if zeros and mag.as_tuple().exponent < 0:  # 5.00 of three figures stays 5.00
+        return f"{sign}{mag:f}"
+    mag = mag.normalize()
     if mag == mag.to_integral_value():
         return f"{sign}{int(mag):,}"
     return f"{sign}{mag:f}"

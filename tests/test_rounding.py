@@ -65,6 +65,7 @@ def test_a_column_is_written_in_one_notation_at_one_precision():
     assert written_column([950_000, 1.04e6, 810_000], 2) == [nb("9.5 × 10⁵"), nb("1.0 × 10⁶"), nb("8.1 × 10⁵")]
     assert written_column([0.2, 0.22, 0.431], 2) == ["0.20", "0.22", "0.43"]
     assert written_column([2600.0, 0.5, 0.0], 2) == ["2,600", "0.50", "0"]
+    assert written_column([5.0, 31.8, 0.010036], 3) == ["5.00", "31.8", "0.0100"]  # a whole number keeps its zeros
     values = [1.69e-6, 2.13e-6, 0.614]
     texts = written_column(values, 3)
     assert all("×" in t for t in texts)
