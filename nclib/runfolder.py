@@ -23,12 +23,17 @@ from . import runs as _runs
 from .engine import Engine
 from .parameters import LEVER_KEYS
 from .step import products_precision
-from .runs import CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text
+from .runs import CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text, setting_text
 
 
 class TrainingDiverged(RuntimeError):
     """Raised when the loss or objective (4.3) becomes NaN/inf or grows past ``divergence_factor`` x its start
-    (checked at metric epochs, :ref:`ch-engine`)."""
+    (checked at metric epochs, :ref:`ch-engine`).  ``run_dirs``: the run folders of the call, the diverged ones
+    and those trained with them (which went on to their end or their stop)."""
+
+    def __init__(self, message: str, run_dirs=()):
+        super().__init__(message)
+        self.run_dirs = [pathlib.Path(d) for d in run_dirs]
 
 
 def to_json(obj) -> str:
@@ -218,7 +223,8 @@ class RunFolder:
 
     def divergence(self, row: dict) -> str | None:
         """Why the run diverged at this row (NaN/inf loss or objective, or the objective past
-        ``divergence_factor`` x its initial value), or None."""
+        ``divergence_factor`` x its initial value), or None; the advice names strict fp32 only for a run that is
+        not in it."""
         bad = [k for k in ("loss", "objective") if not math.isfinite(row[k])]
         if not bad and row["objective"] <= self.limit:
             return None
@@ -226,8 +232,9 @@ class RunFolder:
         why = (f"{' and '.join(bad)} became NaN/inf" if bad else
                f"the objective {row['objective']:.3e} exceeds {p['divergence_factor']:g} x its "
                f"initial value {self.initial_objective:.3e}")
+        fp32 = "" if p["precision"] == "fp32" else f" or train in strict fp32, {setting_text('precision', 'fp32')}"
         return (f"run {p['run_name']!r} diverged at epoch {row['epoch']}: {why}; lower lr (now "
-                f"{self.engine.current_lr:g}) or use precision='fp32'. The history up to this epoch is in "
+                f"{self.engine.current_lr:g}){fp32}. The history up to this epoch is in "
                 f"{self.run_dir / 'history.csv'}")
 
     def save_checkpoint(self, epoch: int) -> None:

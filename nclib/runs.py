@@ -80,17 +80,25 @@ class RunFolderBusy(ValueError):
 class RunLockedElsewhere(RunFolderBusy):
     """The run folder ``run_dir`` holds the lock file of a writer on another host (``owner``), which no process
     holds here: whether that writer still runs cannot be seen from this host; the file is removed once it has
-    ended (a job killed on another node of a cluster)."""
+    ended (a job killed on another node of a cluster).  ``locked``: {run folder: owner} of every folder of the
+    call refused so (:func:`lock_runs`), ``run_dir`` the first of them."""
+
+    def __init__(self, message: str, run_dir, owner: dict | None = None, locked: dict | None = None):
+        super().__init__(message, run_dir, owner)
+        self.locked = ({pathlib.Path(d): o for d, o in locked.items()} if locked
+                       else {self.run_dir: owner})
 
 
 class RunExists(ValueError):
     """The run folder ``run_dir`` already holds a run (``status``, one of :data:`STATUSES`) that the call would
     replace; ``overwrite=True`` replaces it, ``resume=True`` continues a run of :data:`RESUMABLE` status from its
-    checkpoint."""
+    checkpoint.  ``continuable``: the run folders of the call that would continue from their checkpoints in a call
+    of their own (:func:`plan_runs`, runs in different states), the others left out; empty where none would."""
 
-    def __init__(self, message: str, run_dir, status: str):
+    def __init__(self, message: str, run_dir, status: str, continuable=()):
         super().__init__(message)
         self.run_dir, self.status = pathlib.Path(run_dir), status
+        self.continuable = tuple(pathlib.Path(d) for d in continuable)
 
 
 class ResumeRefused(ValueError):
@@ -109,6 +117,20 @@ class CheckpointDamaged(ResumeRefused):
     def __init__(self, message: str, run_dir, path):
         super().__init__(message, run_dir)
         self.path = pathlib.Path(path)
+
+
+def setting_text(name: str, value, without: str | None = None) -> str:
+    """A parameter's setting as a refusal advises it, in the spelling of every caller: the keyword of
+    :func:`nclib.train.run` (the training notebook's parameter is the same name) and the flag of
+    ``python -m nclib.train``, e.g. ``overwrite=True (--overwrite true)``; ``without``: a flag the command line
+    must then leave out (``"--resume"``) (:ref:`ch-train`).  ValueError naming ``name`` or ``without`` for
+    anything but a parameter name and a flag."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name must be a parameter name, got {name!r}")
+    if without is not None and (not isinstance(without, str) or not without.startswith("--")):
+        raise ValueError(f"without must be None or a flag such as '--resume', got {without!r}")
+    word = str(value).lower() if isinstance(value, bool) or value is None else str(value)
+    return f"{name}={value!r} (--{name.replace('_', '-')} {word}" + (f", without {without}" if without else "") + ")"
 
 
 def check_run_name(run_name) -> str:
@@ -316,7 +338,7 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
             owner = _read_lock(path) or {}
             raise RunFolderBusy(f"run folder {str(run_dir)!r} is being written by another process (pid "
                                 f"{owner.get('pid')} on host {owner.get('host')!r}, since {owner.get('since')}); "
-                                f"one writer per run folder: wait for it to end or use another run_name",
+                                f"one writer per run folder: wait for it to end or use another run name",
                                 run_dir, owner) from None
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
@@ -333,12 +355,9 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
             previous = json.loads(text)
         except ValueError:
             previous = {"pid": None, "host": None, "raw": text[:200]}
-        host = socket.gethostname()
-        if previous.get("host") not in (None, host):
+        if previous.get("host") not in (None, socket.gethostname()):
             os.close(fd)
-            raise RunLockedElsewhere(f"run folder {str(run_dir)!r} holds the lock of pid {previous.get('pid')} on "
-                                f"another host {previous.get('host')!r}; whether that process still runs cannot be "
-                                f"seen from {host!r}: remove {str(path)!r} once it has ended", run_dir, previous)
+            raise RunLockedElsewhere(_elsewhere_message({run_dir: previous}), run_dir, previous)
         warnings.warn(f"run folder {str(run_dir)!r}: taking over the lock of process {previous.get('pid')} on "
                       f"{previous.get('host')!r} (since {previous.get('since')}), which ended without releasing it",
                       RuntimeWarning, stacklevel=2)
@@ -349,6 +368,39 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
     os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
     os.fsync(fd)
     return RunLock(run_dir, fd, created, previous)
+
+
+def _elsewhere_message(locked: dict) -> str:
+    """The refusal of run folders ({folder: owner}) that hold the lock files of writers on other hosts."""
+    one = len(locked) == 1
+    files = ", ".join(f"{str(pathlib.Path(d) / LOCK)!r} (pid {o.get('pid')} on another host {o.get('host')!r})"
+                      for d, o in locked.items())
+    folders = ", ".join(repr(str(d)) for d in locked)
+    return (f"run folder{'' if one else 's'} {folders} hold{'s' if one else ''} the lock file of "
+            f"{'a writer' if one else 'writers'} on another host: {files}; whether "
+            f"{'that process still runs' if one else 'those processes still run'} cannot be seen from "
+            f"{socket.gethostname()!r}: remove {'the file' if one else 'each file'} once its process has ended")
+
+
+def lock_runs(run_dirs, retry_s: float = 1.0) -> list[RunLock]:
+    """The locks of every run folder of one call (:func:`lock_run`, in order), or none: the folders that hold the
+    lock files of writers on other hosts are all named in one :class:`RunLockedElsewhere` (its ``locked``), so
+    that one job learns every file to remove, and any refusal gives back the locks already taken."""
+    locks, elsewhere = [], {}
+    try:
+        for d in run_dirs:
+            try:
+                locks.append(lock_run(d, retry_s))
+            except RunLockedElsewhere as exc:
+                elsewhere.update(exc.locked)
+        if elsewhere:
+            first = next(iter(elsewhere))
+            raise RunLockedElsewhere(_elsewhere_message(elsewhere), first, elsewhere[first], elsewhere)
+    except BaseException:
+        for lock in reversed(locks):
+            lock.release()
+        raise
+    return locks
 
 
 def clear_run_folder(run_dir, check_only: bool = False) -> None:
@@ -363,7 +415,7 @@ def clear_run_folder(run_dir, check_only: bool = False) -> None:
     foreign = sorted(e.name for e, mine in zip(entries, ours) if not mine)
     if foreign:
         raise ValueError(f"run_dir {str(run_dir)!r} holds entries a run does not write ({foreign[:5]}); "
-                         f"overwrite=True deletes only run folders: move them or choose another run_name")
+                         f"overwrite deletes only run folders: move them or choose another run name")
     if check_only:
         return
     for e in entries:
@@ -472,9 +524,11 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     that define its run; a folder whose ``params.json`` differs in one of them is refused.  ``devices``: one
     device type per folder ("cpu", "cuda", or None for any), the kind a run must have been trained on; a run
     recorded on another kind (:func:`recorded_device_type`) is refused too.  Reads only.  Anything else is refused
-    with :class:`RunFolderBusy` (a live writer) or :class:`RunExists` naming the folder and its status (runs in
-    different states, other parameters, a dead run without a checkpoint, a diverged run: ``overwrite=True``
-    starts them again)."""
+    with :class:`RunFolderBusy` (a live writer) or :class:`RunExists` naming the folder and its status: other
+    parameters (``overwrite=True`` replaces the run), or runs that cannot continue together (a diverged or finished
+    run beside one that can, a run without a checkpoint): the refusal says what each run needs and never advises
+    deleting a run that can continue, and its ``continuable`` lists the runs that continue in a call without the
+    others."""
     if not isinstance(overwrite, bool):
         raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
     run_dirs = [pathlib.Path(d) for d in run_dirs]
@@ -498,7 +552,8 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
         differ = {**({} if want is None else differing_params(d, want)), **device_difference(d, kind)}
         if differ:
             raise RunExists(f"run folder {str(d)!r} holds a {s} run with other parameters ({differences_text(differ)}"
-                            f"); pass overwrite=True to replace it, or another run name or out_dir", d, s)
+                            f"); {setting_text('overwrite', True, without='--resume')} replaces it, deleting it, or "
+                            f"give the runs another run name or out_dir", d, s)
     if all(s == "finished" for s in status.values()):
         return "skip"
     resumable = {d: s in RESUMABLE and has_checkpoint(d) for d, s in status.items()}
@@ -506,8 +561,32 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
         return "resume"
     d = next(d for d, ok in resumable.items() if not ok)
     s = status[d]
+    go_on = [x for x, ok in resumable.items() if ok]
     raise RunExists(f"run folder {str(d)!r} holds a {s} run" + (" without a checkpoint" if s in RESUMABLE else "")
-                    + f" (the runs trained with it: {together}); pass overwrite=True to start them again", d, s)
+                    + (f" (the runs trained with it: {together})" if len(status) > 1 else "") + "; "
+                    + _mixed_advice(status, resumable), d, s, go_on)
+
+
+def _mixed_advice(status: dict, resumable: dict) -> str:
+    """What to do with runs of one call that cannot continue together (:func:`plan_runs`): the runs that can
+    continue keep their checkpoints, and only runs that cannot are ever advised to be deleted."""
+    overwrite = setting_text("overwrite", True, without="--resume")
+    again = f"start it in a call of its own with {overwrite}, which deletes it"
+    why = {"finished": "is finished", "absent": "has not started: start it in a call of its own",
+           "diverged": f"diverged, a result of its parameters: to train it again, {again}"}
+    left = {x: why.get(s, f"is {s} without a checkpoint: it can only start again; {again}")
+            for x, s in status.items() if not resumable[x]}
+    go_on = [x.name for x, ok in resumable.items() if ok]
+    notes = "".join(f" {x.name} {text}." for x, text in left.items())
+    if go_on:
+        return (f"runs continue together only when each of them can: leave {', '.join(x.name for x in left)} out of "
+                f"the call, and {', '.join(go_on)} continue{'s' if len(go_on) == 1 else ''} from "
+                f"{'its checkpoint' if len(go_on) == 1 else 'their checkpoints'}.{notes}")
+    if len(status) == 1:
+        return f"it cannot continue; {overwrite} starts it again, deleting it"
+    if all(s != "finished" for s in status.values()):
+        return f"none of them can continue; {overwrite} starts them again, deleting them"
+    return f"none of them can continue.{notes}"
 
 
 # --------------------------------------------------------------------------------------------- checkpoints
@@ -573,8 +652,8 @@ def settle_checkpoint(run_dir) -> bool:
 
 def no_checkpoint(run_dir) -> ResumeRefused:
     """The refusal of ``resume=True`` for a run folder without a checkpoint."""
-    return ResumeRefused(f"resume=True, but run folder {str(run_dir)!r} holds no {CHECKPOINT} (a run stopped by "
-                         f"max_train_s leaves one; a finished run does not)", run_dir)
+    return ResumeRefused(f"run folder {str(run_dir)!r} cannot be resumed: it holds no {CHECKPOINT} (a run stopped "
+                         f"by max_train_s leaves one; a finished run does not)", run_dir)
 
 
 def verify_checkpoint(run_dir) -> dict:
@@ -592,10 +671,12 @@ def verify_checkpoint(run_dir) -> dict:
         want, want_size = str(record["sha256"]), int(record["bytes"])
     except (OSError, ValueError, KeyError, TypeError):
         raise CheckpointDamaged(f"checkpoint {str(path)!r} has no readable {CHECKSUM} beside it, so its integrity "
-                                f"cannot be checked; start the run again with overwrite=True", run_dir, path) from None
+                                f"cannot be checked; start the run again with "
+                                f"{setting_text('overwrite', True, without='--resume')}", run_dir, path) from None
     digest, size = _sha256(path)
     if digest != want or size != want_size:
         raise CheckpointDamaged(f"checkpoint {str(path)!r} is damaged: {size} bytes with sha256 {digest[:12]}..., "
                                 f"but its writer recorded {want_size} bytes with sha256 {want[:12]}... in {CHECKSUM}; "
-                                f"it cannot be resumed: start the run again with overwrite=True", run_dir, path)
+                                f"it cannot be resumed: start the run again with "
+                                f"{setting_text('overwrite', True, without='--resume')}", run_dir, path)
     return record

@@ -66,7 +66,7 @@ from . import ROOT, data, parameters, provenance  # noqa: F401 (ROOT re-exported
 from . import runs as _runs
 from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, CheckpointDamaged,  # noqa: F401
                    ResumeRefused, RunExists, RunFolderBusy, atomic_write_text, load_class_accuracy, load_history,
-                   load_run, run_status)
+                   load_run, run_status, setting_text)
 from .parameters import (DEFAULTS, EXECUTION_KEYS, INITS, LEVER_KEYS, MEMBER_KEYS,  # noqa: F401 (re-exported)
                          NOTEBOOK_PARAMETERS, PRECISIONS, TEXT_KEYS, check_params, defining_params, parse_scalar,
                          parse_setting, parse_value, run_names)
@@ -130,7 +130,8 @@ def _checked_runs(runs, shared) -> list[dict]:
                              f"the data, network shape, schedule and device and may differ only in {MEMBER_KEYS}")
     if plist[0]["grouped_adam"] and len({q["precision"] for q in plist}) > 1:
         raise ValueError(f"runs differ in 'precision' ({[q['precision'] for q in plist]}) with grouped_adam=True, "
-                         f"whose one Adam step takes the runs' products at one precision; use grouped_adam=False")
+                         f"whose one Adam step takes the runs' products at one precision; use "
+                         f"{setting_text('grouped_adam', False)}")
     run_dirs = [_run_dir(q) for q in plist]
     if len({d.resolve() for d in run_dirs}) < len(run_dirs):
         raise ValueError(f"two runs would write the same run folder: {[str(d) for d in run_dirs]}; give each its "
@@ -184,14 +185,14 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     epoch, each with its checkpoint; ``resume=True`` continues them together (they must have stopped at the
     same epoch).  Every run folder is locked (:func:`nclib.runs.lock_run`) before it is checked, written or
     deleted, until the call ends; ``overwrite=True`` deletes only the files a run writes, and only once the
-    data and the networks are built (:ref:`ch-train`, :ref:`ch-engine`).
+    data and the networks are built (:ref:`ch-train`, :ref:`ch-engine`).  The folders that hold the lock files of
+    writers on other hosts are all named in one refusal (:func:`nclib.runs.lock_runs`).
     """
     plist = _checked_runs(runs, shared)
     run_dirs = [_run_dir(q) for q in plist]
-    locks = []
-    try:  # one writer per run folder, from before anything is checked, written or deleted until the end
-        for d in run_dirs:
-            locks.append(_runs.lock_run(d))
+    # one writer per run folder, from before anything is checked, written or deleted until the end
+    locks = _runs.lock_runs(run_dirs)
+    try:
         return _train_locked(runs, shared, plist, run_dirs)
     finally:
         for lock in reversed(locks):
@@ -199,15 +200,16 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
 
 
 def _exists_message(d: pathlib.Path, status: str) -> str:
+    """The refusal of a call that would start a run in the folder ``d`` holding a run of ``status``."""
     hint = ""
     if status in _runs.RESUMABLE:
-        hint = ("; resume=True continues it from its checkpoint" if _runs.has_checkpoint(d)
+        hint = (f"; {setting_text('resume', True)} continues it from its checkpoint" if _runs.has_checkpoint(d)
                 else "; it has no checkpoint to resume from")
     if status == "dead":
         hint = (": its writer ended without recording an end (killed or crashed; no live process holds its lock)"
                 + hint)
-    return (f"run folder {str(d)!r} already exists; pass overwrite=True or another run_name (it holds a {status} "
-            f"run{hint})")
+    return (f"run folder {str(d)!r} already exists (it holds a {status} run{hint}); "
+            f"{setting_text('overwrite', True)} replaces it, deleting it, or give the run another run name")
 
 
 def device_key(device) -> str | None:
@@ -234,26 +236,32 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
     written.  Returns the epoch the runs continue from and their checkpoints."""
     here = {"device": device_key(str(engines[0].device)), "device_name": engines[0].device_name,
             "torch": torch.__version__}
-    for d, q in zip(run_dirs, plist):
+    for d in run_dirs:  # first what each folder holds, so that a run that cannot continue is named before the rest
         status = _runs.recorded_status(d)
         if status in _runs.RESUMABLE and not _runs.has_checkpoint(d):  # also a run killed before its provenance
             raise _runs.no_checkpoint(d)
         if status == "absent":
-            raise ResumeRefused(f"resume=True, but run folder {str(d)!r} holds no run to continue; start it with "
-                                f"resume=False", d)
+            raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it holds no run to continue; start it "
+                                f"with {setting_text('resume', False)}", d)
         if status not in _runs.RESUMABLE:
-            raise ResumeRefused(f"resume=True, but run folder {str(d)!r} holds a {status} run; only a stopped, dead "
-                                f"or failed run continues from its checkpoint", d)
+            raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it holds a {status} run, and only a "
+                                f"stopped, dead or failed run continues from its checkpoint; leave it out of the "
+                                f"call" + ("" if status != "diverged" else
+                                           f" (to train it again, start it in a call of its own with "
+                                           f"{setting_text('overwrite', True, without='--resume')}, which deletes "
+                                           f"it)"), d)
+    for d, q in zip(run_dirs, plist):
         differ = _runs.differing_params(d, defining_params(q))
         if differ:
-            raise ResumeRefused(f"resume=True, but run {q['run_name']!r} was started with other parameters: "
+            raise ResumeRefused(f"run {q['run_name']!r} cannot be resumed: it was started with other parameters: "
                                 f"{_runs.differences_text(differ)}", d)
         prov = json.loads((d / "provenance.json").read_text())
         first = prov.get("git_commit")
         if first is not None and code["git_commit"] is not None:
             if first != code["git_commit"]:
-                raise ResumeRefused(f"resume=True, but run folder {str(d)!r} was started at commit {first[:10]} and "
-                                    f"this checkout is at {code['git_commit'][:10]}: a run's code must not change", d)
+                raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started at commit "
+                                    f"{first[:10]} and this checkout is at {code['git_commit'][:10]}: a run's code "
+                                    f"must not change", d)
             # the same commit, and the same changes to it (none, or the same diff) as the first call's
             then_diff = prov.get("git_diff_sha256") if prov.get("git_dirty") else None
             # runs made before the diff was recorded say only whether they had changes: a dirty one is not compared
@@ -262,7 +270,7 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
                 now_diff = code["git_diff_sha256"]
                 then_text = "uncommitted changes" if then_diff else "no uncommitted changes"
                 now_text = "none" if now_diff is None else "other ones" if then_diff else "uncommitted changes"
-                raise ResumeRefused(f"resume=True, but run folder {str(d)!r} was started from commit {first[:10]} "
+                raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started from commit {first[:10]} "
                                     f"with {then_text} and this checkout has {now_text}: a run's checkout (every "
                                     f"tracked file outside results/ and the executed notebooks) must not change "
                                     f"between its calls", d)
@@ -270,19 +278,19 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
                 "torch": (prov.get("versions") or {}).get("torch")}
         differ = [k for k in here if then[k] != here[k]]
         if differ:  # another device, card or torch changes the kernels (and fused Adam's flags): not the same run
-            raise ResumeRefused(f"resume=True, but run folder {str(d)!r} was started on another device or torch: "
+            raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started on another device or torch: "
                                 + "; ".join(f"{k} {then[k]!r}, now {here[k]!r}" for k in differ), d)
         if not engines[0].is_cuda and prov.get("host_cpu") not in (None, code["host_cpu"]):
             # a CPU run's arithmetic is that of the kernels torch picks on its CPU (runs made before it was recorded
             # say nothing, and are not refused)
-            raise ResumeRefused(f"resume=True, but run folder {str(d)!r} was started on another CPU: "
+            raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started on another CPU: "
                                 f"{prov['host_cpu']!r}, now {code['host_cpu']!r}", d)
         then_data, now_data = prov.get("data_sha256"), ts.provenance["data_sha256"]
         if then_data != now_data:  # the data file rewritten at the same path, or other data
-            raise ResumeRefused(f"resume=True, but the data differ from those run folder {str(d)!r} started on: "
+            raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: the data differ from those it started on: "
                                 f"data_sha256 {str(then_data)[:12]}... then, {now_data[:12]}... now (data_path "
                                 f"{q['data_path']!r}); resume on the run's own data, or start again with "
-                                f"overwrite=True", d)
+                                f"{setting_text('overwrite', True, without='--resume')}", d)
     checkpoints = []
     for d, eng in zip(run_dirs, engines):
         record = _runs.verify_checkpoint(d)
@@ -294,15 +302,16 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
         except Exception as exc:  # noqa: BLE001 - any failure to read it is a damaged checkpoint
             raise CheckpointDamaged(f"checkpoint {str(path)!r} matches its sha256 but cannot be read "
                                     f"({type(exc).__name__}: {str(exc)[:200]}); start the run again with "
-                                    f"overwrite=True", d, path) from None
+                                    f"{setting_text('overwrite', True, without='--resume')}", d, path) from None
         if not ok:
             raise CheckpointDamaged(f"checkpoint {str(path)!r} does not hold the state of epoch {record['epoch']} "
-                                    f"its {CHECKSUM} records; start the run again with overwrite=True", d, path)
+                                    f"its {CHECKSUM} records; start the run again with "
+                                    f"{setting_text('overwrite', True, without='--resume')}", d, path)
         checkpoints.append(c)
     epochs_at = sorted({int(c["epoch"]) for c in checkpoints})
     if len(epochs_at) > 1:
-        raise ResumeRefused(f"resume=True, but the runs stopped at different epochs {epochs_at}; resume each alone",
-                            run_dirs[0])
+        raise ResumeRefused(f"the runs cannot be resumed together: they stopped at different epochs {epochs_at}; "
+                            f"resume each in a call of its own", run_dirs[0])
     return epochs_at[0], checkpoints
 
 
@@ -414,7 +423,7 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     if errors:
         raise errors[0]
     if diverged:
-        raise TrainingDiverged("; ".join(diverged))
+        raise TrainingDiverged("; ".join(diverged), run_dirs)
     return run_dirs
 
 
@@ -434,17 +443,20 @@ stopped run (or one whose process was killed) from its checkpoint.  --resume aut
 does, so that one command serves every job of a run split over several (with --max-train-s below the job's time
 limit): it starts the runs when no folder holds them, continues them from their checkpoints when they stopped,
 prints their folders when they finished with these parameters, and refuses anything else.  Errors in the
-arguments print one line and exit with status 2; a run that diverges exits with status 1.  A flag's value is
-read by nclib.parameters.parse_value, the grammar of every command line of the repository (--counts [500,100,20]
-or a preset name; also, for short, --counts 500,100,20), but --L and --lr-milestones, which take integers apart
-(--L 1 3 6, --lr-milestones 6000; --lr-milestones alone for none)."""
+arguments print one line and exit with status 2; a run that diverges exits with status 1, after the status line
+of every run (the other runs go on to their end or their stop; leave the diverged one out of later calls).  A
+flag's value is read by nclib.parameters.parse_value, the grammar of every command line of the repository
+(--counts [500,100,20] or a preset name; also, for short, --counts 500,100,20), but --L and --lr-milestones, which
+take integers apart (--L 1 3 6, --lr-milestones 6000; --lr-milestones alone for none)."""
 
 
 def main(argv=None) -> list[pathlib.Path]:
     """``python -m nclib.train --dataset cifar10 --data-path ... --L 1 3 6 ...``: one run (objective (4.3),
-    Section 5) per L, trained side by side by :func:`run_many`; the shell form of :ref:`ch-train`.  A refused
-    argument or run folder (ValueError) prints one line to stderr and exits with status 2, a divergence
-    (:class:`TrainingDiverged`) or a file that cannot be written (OSError) with status 1, without a traceback."""
+    Section 5) per L, trained side by side by :func:`run_many`; the shell form of :ref:`ch-train`.  Each run's
+    status line goes to stderr and its folder to stdout.  A refused argument or run folder (ValueError) prints one
+    line to stderr (and, for runs of which some can continue, the ``--L`` that continues them) and exits with
+    status 2, a divergence (:class:`TrainingDiverged`: after every run's status line and the ``--L`` of the runs
+    that did not diverge) or a file that cannot be written (OSError) with status 1, without a traceback."""
     ap = argparse.ArgumentParser(prog="python -m nclib.train", description=__doc__.split("\n")[0], epilog=_EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
 
@@ -485,6 +497,12 @@ def main(argv=None) -> list[pathlib.Path]:
                             help="folders <run-tag>-L<L>, as the notebook's run_tag")
     ns = vars(ap.parse_args(argv))
     Ls, tag, base = ns.pop("L"), ns.pop("run_tag"), ns.pop("run_name")
+    members = []
+
+    def flag_L(folders) -> str:  # the --L of the runs in these folders (one out_dir: their names tell them apart)
+        names = {pathlib.Path(d).name for d in folders}
+        return "--L " + " ".join(str(m["L"]) for m in members if m["run_name"] in names)
+
     try:
         if isinstance(ns["counts"], str) and "," in ns["counts"]:  # n1,n2,... for [n1,n2,...]
             ns["counts"] = parse_value(f"[{ns['counts']}]", "counts", "--counts")
@@ -511,21 +529,38 @@ def main(argv=None) -> list[pathlib.Path]:
                       file=sys.stderr)
         else:
             out = run_many(members, **ns)
-    except TrainingDiverged as exc:
+    except TrainingDiverged as exc:  # the other runs went on: their status lines first
+        _report(exc.run_dirs)
         print(f"python -m nclib.train: diverged: {exc}", file=sys.stderr)
+        others = [d for d in exc.run_dirs if _runs.recorded_status(d) != "diverged"]
+        if others:
+            print(f"python -m nclib.train: leave the diverged runs out of later calls: {flag_L(others)}",
+                  file=sys.stderr)
         raise SystemExit(1) from None
     except ValueError as exc:  # the argument or run folder refused, named in the message
         print(f"python -m nclib.train: error: {exc}", file=sys.stderr)
+        if getattr(exc, "continuable", ()):  # runs in different states: the ones that continue in a call of their own
+            print(f"python -m nclib.train: to continue the runs that can, call with {flag_L(exc.continuable)} "
+                  f"(and --resume auto or true)", file=sys.stderr)
         raise SystemExit(2) from None
     except OSError as exc:  # a folder that cannot be written, a full disk: the file is in the message
         print(f"python -m nclib.train: {type(exc).__name__}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    for path in out:
-        params, history, prov = load_run(path)
+    _report(out)
+    return out
+
+
+def _report(paths) -> None:
+    """The command line's report of its runs: each run's status line on stderr, its folder on stdout."""
+    for path in paths:
+        try:
+            params, history, prov = load_run(path)
+        except ValueError as exc:  # a folder the call left without a run: say so, and go on with the others
+            print(f"python -m nclib.train: {pathlib.Path(path).name}: {exc}", file=sys.stderr)
+            continue
         print(f"python -m nclib.train: {path.name}: {prov['status']} at epoch {int(history['epoch'][-1])} of "
               f"{params['epochs']}", file=sys.stderr)
         print(path)
-    return out
 
 
 if __name__ == "__main__":

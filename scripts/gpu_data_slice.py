@@ -2,6 +2,8 @@
 
     python scripts/gpu_data_slice.py SRC.npz DEST.npz
 
+(DEST's folder is made if missing: ``.gpu/`` exists only once ``scripts/gpu_prepare.sh`` has run.)
+
 The GPU machine gets a copy of the repository and of the small ignored folder ``.gpu/``, nothing else, and the
 34 MB ``cifar10_subset.npz`` (a JPEG-decoded copy of CIFAR-10, see ../shared/data/README.md) is too large to
 travel with them whole. The runs at the paper's
@@ -13,6 +15,8 @@ writes, and stores the source file's sha256 and the kept row numbers in the slic
 """
 from __future__ import annotations
 
+import os
+import pathlib
 import sys
 
 import numpy as np
@@ -21,11 +25,13 @@ from nclib import data, figures
 
 
 def main(src: str, dest: str) -> None:
+    """Write the slice of ``src`` that Figures 1 and 3 train on to ``dest`` (its folder made if missing)."""
     counts = figures.figure_counts(1, "gpu")
     assert counts == figures.figure_counts(3, "gpu"), "Figures 1 and 3 share their class counts"
     full = data.load("cifar10", data_path=src, counts=counts, seed=0)
     x, y, shas = data.load_npz(src)
     rows = data.select_per_class(y, counts, seed=0, selection="random")
+    pathlib.Path(dest).parent.mkdir(parents=True, exist_ok=True)
     tmp = dest + ".tmp.npz"
     np.savez_compressed(tmp, x_train=x[rows], y_train=y[rows], source_rows=rows.astype(np.int64),
                         source_sha256=np.array(next(iter(shas.values()))),
@@ -34,7 +40,6 @@ def main(src: str, dest: str) -> None:
     sliced = data.load("cifar10", data_path=tmp, counts=counts, seed=0)
     if sliced.provenance["data_sha256"] != full.provenance["data_sha256"]:
         raise SystemExit("the slice does not reproduce the training data of the full file")
-    import os
     os.replace(tmp, dest)
     print(f"{dest}: {rows.size} rows, training data sha256 {full.provenance['data_sha256']} (same as the full file)")
 

@@ -166,6 +166,41 @@ def test_the_lock_file_of_another_host_is_refused_by_its_own_error(tmp_path):
         assert runs.lock_owner(folder)["pid"] == os.getpid()
 
 
+def test_every_run_folder_locked_on_another_host_is_named_in_one_refusal(tmp_path, capsys):
+    """The fault: a job whose three run folders held lock files of a node that died was refused on the first, then,
+    once its file was removed, on the next: one queued job per folder.  Now one refusal names every such folder and
+    file, leaves the files, and holds no lock after it; a folder locked here is not among them."""
+    names = ["j-L1", "j-L2", "j-L3"]
+    for i, name in enumerate(names[:2]):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / runs.LOCK).write_text(json.dumps({"pid": 40 + i, "host": "another-node"}) + "\n")
+    with pytest.raises(runs.RunLockedElsewhere) as refused:
+        train.run_many([dict(L=L, run_name=name) for L, name in zip((1, 2, 3), names)], **TINY, epochs=5,
+                       out_dir=tmp_path)
+    locked = {tmp_path / name for name in names[:2]}
+    assert set(refused.value.locked) == locked and refused.value.run_dir == tmp_path / names[0]
+    assert [refused.value.locked[d]["pid"] for d in sorted(locked)] == [40, 41]
+    assert all(str(d / runs.LOCK) in str(refused.value) for d in locked)
+    assert all((d / runs.LOCK).is_file() for d in locked)  # left for whoever knows that their writers ended
+    assert not (tmp_path / names[2]).exists()  # its lock was taken, then given back with the folder it made
+    with pytest.raises(SystemExit) as exit_:  # the command line: one refusal, status 2, naming both files
+        train.main([*CLI, "--counts", "6,4", "--L", "1", "2", "3", "--run-tag", "j", "--out-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and all(str(d / runs.LOCK) in err for d in locked)
+    for d in locked:
+        (d / runs.LOCK).unlink()
+    assert [p.name for p in train.main([*CLI, "--counts", "6,4", "--L", "1", "2", "3", "--run-tag", "j",
+                                        "--out-dir", str(tmp_path)])] == names
+
+
+def test_the_setting_a_refusal_advises_refuses_what_is_no_parameter_or_flag():
+    for kw, name in ((dict(name="over write", value=True), "name"), (dict(name=3, value=True), "name"),
+                     (dict(name="overwrite", value=True, without="resume"), "without")):
+        with pytest.raises(ValueError, match=name):
+            runs.setting_text(**kw)
+    assert "--max-train-s 60" in runs.setting_text("max_train_s", 60)  # the flag the command line takes
+
+
 def test_two_writers_on_one_folder_the_second_refused_and_a_killed_run_recognised_and_resumed(tmp_path):
     """The faults: two processes on one run folder both "succeeded" and mixed their files (also with
     overwrite=True while the first ran); SIGKILL left the status "running" for good."""
@@ -199,9 +234,8 @@ def test_two_writers_on_one_folder_the_second_refused_and_a_killed_run_recognise
     # the next call takes the dead writer's lock over, saying so, and refuses to replace the run
     with pytest.warns(RuntimeWarning, match=f"taking over the lock of process {proc.pid} .* which ended without "
                                             f"releasing it"):
-        with pytest.raises(runs.RunExists, match=r"already exists; pass overwrite=True or another run_name \(it "
-                                                 r"holds a dead run: its writer ended without recording an end .*"
-                                                 r"resume=True continues it from its checkpoint\)") as err:
+        with pytest.raises(runs.RunExists, match=r"holds a dead run: its writer ended without recording an end") \
+                as err:
             train.run(**LONG, out_dir=tmp_path, run_name="r")
     assert err.value.status == "dead" and err.value.run_dir == folder
     assert runs.run_status(folder) == "dead"
@@ -295,7 +329,7 @@ def test_a_crash_before_the_first_checkpoint_leaves_a_dead_run_that_only_overwri
     with pytest.warns(RuntimeWarning, match=f"taking over the lock of process {proc.pid}"):
         with pytest.raises(runs.RunExists, match="it has no checkpoint to resume from"):
             train.run(**LONG, out_dir=tmp_path, run_name="r")
-    with pytest.raises(runs.ResumeRefused, match=f"run folder {str(folder)!r} holds no checkpoint.pt"):
+    with pytest.raises(runs.ResumeRefused, match=f"run folder {str(folder)!r} .*holds no checkpoint.pt"):
         train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True)
     with pytest.raises(runs.RunExists, match="holds a dead run without a checkpoint") as err:
         runs.plan_runs([folder])
@@ -341,8 +375,8 @@ def test_resume_refuses_data_rewritten_at_the_same_path(tmp_path):
     folder = train.run(**kw, out_dir=tmp_path, run_name="r", max_train_s=0)
     np.savez(npz, x_train=rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8), y_train=y)  # same path, shape
     before = _files(folder)
-    with pytest.raises(runs.ResumeRefused, match=f"resume=True, but the data differ from those run folder "
-                                                 f"{str(folder)!r} started on: data_sha256 ") as err:
+    with pytest.raises(runs.ResumeRefused, match=f"run folder {str(folder)!r} cannot be resumed: the data differ "
+                                                 f"from those it started on: data_sha256 ") as err:
         train.run(**kw, out_dir=tmp_path, run_name="r", resume=True)
     assert err.value.run_dir == folder and str(npz) in str(err.value)
     assert _files(folder) == before and runs.run_status(folder) == "stopped"

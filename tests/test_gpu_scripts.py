@@ -241,6 +241,20 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     assert sorted(anatomy["steps"]) == ["1", "3", "6"] and anatomy["backbones"]["runs"] == 3
 
 
+def test_gpu_data_slice_makes_its_destination_folder_and_keeps_the_training_data(tmp_path):
+    """The fault: a destination in a folder not made yet (.gpu/ before scripts/gpu_prepare.sh) ended in a
+    FileNotFoundError.  The folder is made, and the slice trains on the same data as the full file."""
+    from nclib import data
+
+    src = fake_cifar(tmp_path / "cifar.npz")
+    dest = tmp_path / "not-yet" / "deeper" / "slice.npz"
+    _script("gpu_data_slice").main(str(src), str(dest))
+    counts = figures.figure_counts(1, "gpu")
+    full, sliced = (data.load("cifar10", data_path=p, counts=counts, seed=0) for p in (src, dest))
+    assert sliced.provenance["data_sha256"] == full.provenance["data_sha256"]
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["slice.npz"]  # no temporary file left
+
+
 def test_params_prints_the_figure_parameters_as_yaml_safe_json(capsys):
     import yaml
 

@@ -127,6 +127,17 @@ def test_divergence_stops_with_clear_error_and_keeps_history(tmp_path):
     assert prov["status"] == "diverged" and "diverged" in prov["error"]
 
 
+def test_the_divergence_advice_names_strict_fp32_only_for_a_run_not_in_it(tmp_path):
+    """Lowering lr is always advised; strict fp32 only where the run's products were not already in it."""
+    kw = dict(**SMALL, L=3, epochs=200, batch_size=5, lr=10.0, lam_W=1e-3, lam_H=1e-3, metric_every=10,
+              out_dir=tmp_path)
+    for precision, named in (("fp32", False), ("bf16", True)):
+        with pytest.raises(train.TrainingDiverged, match="lower lr") as err:
+            train.run(**kw, precision=precision, run_name=precision)
+        assert ("precision" in str(err.value)) is named, (precision, str(err.value))
+        assert err.value.run_dirs == [tmp_path / precision]
+
+
 def test_a_resumed_run_that_diverges_keeps_no_checkpoint(tmp_path):
     """A diverged run cannot be resumed, so the checkpoint of its earlier stop is deleted with it."""
     # a step up of the learning rate at epoch 10, where the first call stops: the second call diverges
@@ -243,8 +254,9 @@ def test_bad_parameters(tmp_path):
     with pytest.raises(ValueError, match=r"counts\[0\] = 100 is larger than the 3 samples"):
         train.run(dataset="cifar10", data_path=tmp_path / "tiny.npz", out_dir=tmp_path, progress=False)
     train.run(**SMALL, epochs=1, batch_size="full", out_dir=tmp_path, run_name="once")
-    with pytest.raises(train.RunExists, match="already exists; pass overwrite=True"):
+    with pytest.raises(train.RunExists, match="overwrite") as exists:  # names the parameter that replaces it
         train.run(**SMALL, epochs=1, batch_size="full", out_dir=tmp_path, run_name="once")
+    assert exists.value.status == "finished" and exists.value.run_dir == tmp_path / "once"
     # overwrite=True replaces a run only once its parameters passed data.load and the Engine
     before = train.load_history(tmp_path / "once")
     for bad in (dict(batch_size=64), dict(counts=[3, 0], batch_size="full")):
@@ -375,6 +387,43 @@ def test_command_line_resume_auto_serves_every_job_of_a_split_run(tmp_path, caps
         with pytest.raises(SystemExit) as exit_:
             train.main([*argv, *extra])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_command_line_reports_every_run_when_one_diverges_and_never_advises_deleting_the_others(
+        tmp_path, capsys, monkeypatch):
+    """A job in which one run diverges exits with status 1 after every run's status line (the other run stopped
+    with its checkpoint).  The same command again is refused (status 2) without touching a file, and the refusal
+    names the runs that continue by themselves (RunExists.continuable) and their --L; that call continues them."""
+    real = train.Engine.evaluate_device
+
+    def blows_up(self):
+        row, payload = real(self)
+        return ({"objective": float("inf")}, None) if self.p["L"] == 2 else (row, payload)
+
+    argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--epochs",
+            "6", "--batch-size", "full", "--lr-milestones", "--metric-every", "2", "--out-dir", str(tmp_path),
+            "--progress", "false", "--max-train-s", "0", "--resume", "auto", "--run-tag", "job", "--L", "1", "2"]
+    folders = [tmp_path / "job-L1", tmp_path / "job-L2"]
+    monkeypatch.setattr(train.Engine, "evaluate_device", blows_up)
+    with pytest.raises(SystemExit) as exit_:
+        train.main(argv)
+    monkeypatch.undo()
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 1
+    assert [runs.run_status(d) for d in folders] == ["stopped", "diverged"]
+    for d, status in zip(folders, ("stopped", "diverged")):  # one status line and one folder per run
+        assert f"{d.name}: {status} at epoch 2 of 6" in err and str(d) in out.split()
+    before = {f: f.read_bytes() for d in folders for f in d.iterdir()}
+    with pytest.raises(runs.RunExists) as refused:
+        runs.plan_runs(folders)
+    assert refused.value.continuable == (folders[0],) and refused.value.run_dir == folders[1]
+    with pytest.raises(SystemExit) as exit_:
+        train.main(argv)
+    assert exit_.value.code == 2 and "--L 1 " in capsys.readouterr().err
+    assert {f: f.read_bytes() for d in folders for f in d.iterdir()} == before  # nothing deleted or rewritten
+    path, = train.main([*argv[:-2], "1"])  # the stopped run, without the diverged one
+    assert path == folders[0] and runs.run_status(path) == "stopped"
+    assert train.load_history(path)["epoch"].tolist() == [0, 2, 4]
 
 
 def test_command_line_values_follow_the_one_grammar(tmp_path, capsys):
@@ -655,7 +704,7 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
     with pytest.raises(train.ResumeRefused, match="holds no run to continue"):
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "none", resume=True, **RESUME_KW)
     parts = train.run_many(RESUME_MEMBERS, out_dir=tmp_path, max_train_s=0, **RESUME_KW)
-    with pytest.raises(train.ResumeRefused, match=r"run 'L1' was started with other parameters: lr = 0.001, now 0.002"):
+    with pytest.raises(train.ResumeRefused, match=r"run 'L1' .*started with other parameters: lr = 0.001, now 0.002"):
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **{**RESUME_KW, "lr": 2e-3})
     real = provenance.git_state
     monkeypatch.setattr(provenance, "git_state", lambda: {**real(), "git_commit": "f" * 40})
