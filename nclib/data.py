@@ -9,12 +9,14 @@ Datasets (``load(dataset=...)``):
 ``cifar10``
     CIFAR-10 {cite:p}`krizhevsky2009learning`.  ``data_path`` is either a torchvision root folder holding
     ``cifar-10-batches-py/`` (read through ``torchvision.datasets.CIFAR10``, the python-batch format) or an
-    ``.npz`` file with ``x_train`` (N, 32, 32, 3) uint8 and ``y_train`` (the shared JPEG-decoded subset).
+    ``.npz`` file with ``x_train`` (N, 32, 32, 3) uint8 and ``y_train`` (the shared JPEG-decoded subset), and a
+    ``classes`` array, where it has one, naming the labels as :data:`CIFAR10_CLASSES` does.
 ``emnist-letters``
     EMNIST letters {cite:p}`cohen2017emnist` through ``torchvision.datasets.EMNIST(split="letters")``: the
     IDX files ``EMNIST/raw/emnist-letters-{train,test}-{images-idx3,labels-idx1}-ubyte`` under ``data_path``
-    (``.gz`` copies of them, as in the official ``gzip.zip``, are decompressed next to themselves first), or
-    an ``.npz`` in torchvision's raw orientation.  Labels 1..26 become 0..25; images are transposed to upright.
+    (``.gz`` copies of them, as in the official ``gzip.zip``, are decompressed next to themselves first), whose
+    labels 1..26 become 0..25, or an ``.npz`` with ``x_train`` in torchvision's raw orientation and ``y_train``
+    already 0..25 (not a letters-synthetic rendering, which is refused); images are transposed to upright.
     The network sees them as the closest public code with EMNIST feeds them (the EMNIST variant of Dang et
     al.'s code, ``thotranhuu99/Neural-Collapse-in-Deep-Linear-Networks``, ``datasets_imbalanced.py``:
     ``Grayscale(3)``, ``Resize(32)``, ``Normalize((0.1722,), (0.3309,))``): resized to 32 x 32 with PIL's
@@ -189,6 +191,8 @@ def check_images(images, dataset: str, name: str = "x_train") -> np.ndarray:
             hint = (f": images of {x.shape[1]} x {x.shape[2]} pixels; {dataset} images are {want[0]} x {want[1]} "
                     f"(resize them before storing)")
         raise ValueError(f"{name} must have shape {what}, got {x.shape}{hint}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} holds no images (shape {x.shape}): an empty array, not a data set")
     return x
 
 
@@ -253,7 +257,7 @@ def preset_counts(preset: str, class_order: str = "reference") -> np.ndarray:
     index, EMNIST letters descending); ``"ascending"``/``"descending"`` force an order.
     Used by :ref:`ch-train`.
     """
-    if preset not in imbalance.PROFILES:
+    if not isinstance(preset, str) or preset not in imbalance.PROFILES:
         raise ValueError(f"counts must be a list of class counts or one of the presets "
                          f"{sorted(imbalance.PROFILES)}, got {preset!r}")
     n = imbalance.class_counts(imbalance.PROFILES[preset])  # descending, as the paper lists them
@@ -297,9 +301,13 @@ def select_per_class(y, counts, seed: int = 0, selection: str = "random") -> np.
 
     ``selection="random"``: a seeded permutation of each class's rows (numpy PCG64 seeded with ``seed``);
     ``"first"``: the first rows of each class in file order.  The result is sorted by class, then by the
-    original row order.  Raises ValueError if a class has fewer rows than asked.  Used by :ref:`ch-train`.
+    original row order.  Raises ValueError naming ``y`` unless it is a non-empty 1-D array of integer labels (bools
+    refused), and if a class has fewer rows than asked.  Used by :ref:`ch-train`.
     """
     y = np.asarray(y)
+    if y.ndim != 1 or y.size == 0 or y.dtype.kind not in "iu":
+        raise ValueError(f"y must be a non-empty 1-D array of integer class labels, got shape {y.shape} dtype "
+                         f"{y.dtype}")
     counts = _checks.counts(counts, "counts")
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
@@ -353,9 +361,13 @@ def source_path(dataset: str, data_path, download: bool = False) -> pathlib.Path
     ``cifar10`` and ``emnist-letters`` need a ``data_path`` (a torchvision root folder or an .npz) that
     exists, unless ``download`` (torchvision then creates the root); ``letters-synthetic`` reads the file of a
     rendering saved ahead (:func:`nclib.letters.save_letters_synthetic`) when ``data_path`` names one, which
-    must exist, and renders otherwise (None), as ``synthetic`` always does.  Raises ValueError naming
-    ``data_path`` (chapter :ref:`ch-train`).
+    must exist, and renders otherwise (None); ``synthetic`` reads no file, so a ``data_path`` for it is refused.
+    Raises ValueError naming ``data_path`` or ``download`` (chapter :ref:`ch-train`).
     """
+    download = _checks.flag(download, "download")
+    if dataset == "synthetic" and data_path is not None:
+        raise ValueError(f"data_path {data_path!r} given, but the synthetic Gaussian mixture is drawn from the "
+                         f"seed, not read from a file; leave data_path None")
     if dataset == "synthetic" or (dataset == "letters-synthetic" and data_path is None):
         return None
     if dataset == "letters-synthetic":  # a rendering saved ahead (nclib.letters.save_letters_synthetic)
@@ -412,6 +424,30 @@ def load_npz(path):
     return x, y, {str(path.name): sha256_file(path)}
 
 
+def _check_npz_record(path, dataset: str) -> None:
+    """ValueError naming ``data_path`` for an .npz whose own members say it holds other data: CIFAR-10 ``classes``
+    other than :data:`CIFAR10_CLASSES` (the labels would get wrong names and counts), or, read as EMNIST letters, a
+    letters-synthetic rendering (``fonts``, ``images_sha256``, a ``note`` naming it: the stand-in keeps its name)."""
+    keys = {"cifar10": ("classes",), "emnist-letters": ("fonts", "images_sha256", "note")}.get(dataset, ())
+    path = pathlib.Path(path)
+    try:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
+            record = {k: np.asarray(f[k]) for k in keys if k in f.files}
+    except (ValueError, zipfile.BadZipFile, EOFError, zlib.error, struct.error, NotImplementedError) as exc:
+        raise DamagedFileError(path, _error_text(exc)) from exc
+    if "classes" in record:
+        names = [v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(record["classes"]).tolist()]
+        if names != list(CIFAR10_CLASSES):
+            raise ValueError(f"data_path {str(path)!r} names its labels {names}, not CIFAR-10's "
+                             f"{list(CIFAR10_CLASSES)} in label order; store y_train (and classes) in that coding")
+    rendering = [k for k in ("fonts", "images_sha256") if k in record]
+    if "note" in record and "letters-synthetic" in str(record["note"]):
+        rendering.append("note")
+    if rendering:
+        raise ValueError(f"data_path {str(path)!r} is a letters-synthetic rendering (its members {rendering}), not "
+                         f"EMNIST letters: load it with dataset 'letters-synthetic'")
+
+
 def load_cifar10_torchvision(root, train: bool = True, download: bool = False, verify_checksums: bool = True):
     """CIFAR-10 through ``torchvision.datasets.CIFAR10`` (python batches under ``root/cifar-10-batches-py``).
 
@@ -421,6 +457,8 @@ def load_cifar10_torchvision(root, train: bool = True, download: bool = False, v
     written in the same format.  Used by :ref:`ch-train`.
     """
     from torchvision.datasets import CIFAR10
+
+    download, verify_checksums = _checks.flag(download, "download"), _checks.flag(verify_checksums, "verify_checksums")
 
     class _CIFAR10(CIFAR10):
         def _check_integrity(self) -> bool:
@@ -492,6 +530,7 @@ def load_emnist_letters_torchvision(root, train: bool = True, download: bool = F
     """
     from torchvision.datasets import EMNIST
 
+    download = _checks.flag(download, "download")
     files = emnist_raw_files(root, train)
     for f in files:
         gz = f.with_name(f.name + ".gz")
@@ -582,18 +621,21 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
     cifar10, ``emnist-letters`` for the letters, ``[20, 10, 5]`` for synthetic).  ``normalization``:
     ``"reference"`` (the reference code's per-channel constants :data:`CIFAR10_MEAN`/:data:`CIFAR10_STD`,
     or :data:`EMNIST_MEAN`/:data:`EMNIST_STD` for the letters), ``"standardize"`` (per-channel mean and std of
-    the selected subset) or ``"none"`` (x/255).  Letters reach the network as :func:`letters_input` makes
-    them (32 x 32 x 3); ``images`` keeps the 28 x 28 originals.  Arrays read from a file pass
-    :func:`check_images` and :func:`check_labels` (uint8 pixels in the dataset's shape, labels 0..K-1, one per
-    image) before any row is selected; a truncated, empty or corrupted file raises :class:`DamagedFileError` naming
-    it (chapter :ref:`ch-train`).
+    the selected subset; a constant channel is refused) or ``"none"`` (x/255).  Letters reach the network as
+    :func:`letters_input` makes them (32 x 32 x 3); ``images`` keeps the 28 x 28 originals.  Arrays read from a file
+    pass :func:`check_images` and :func:`check_labels` (uint8 pixels in the dataset's shape, labels 0..K-1, one per
+    image) before any row is selected, and an .npz whose ``classes`` are not CIFAR-10's, or a letters-synthetic
+    rendering given as EMNIST letters, is refused naming ``data_path``; a truncated, empty or corrupted file raises
+    :class:`DamagedFileError` naming it (chapter :ref:`ch-train`).
     """
     seed = _checks.nonneg_int(seed, "seed")
+    download, verify_checksums = _checks.flag(download, "download"), _checks.flag(verify_checksums, "verify_checksums")
     n, profile, dim, spread = check_load_args(dataset, counts, class_order, selection, normalization, dim, spread)
     prov = {"dataset": dataset, "profile": profile, "counts": n.tolist(), "class_order": class_order,
             "selection": selection, "seed": seed, "normalization": normalization}
 
     if dataset == "synthetic":
+        source_path(dataset, data_path)  # refuses a data_path: the mixture reads no file
         x, y = gaussian_mixture(n, dim=dim, seed=seed, spread=spread)
         prov.update(source=f"Gaussian mixture, dim={dim}, spread={spread}", source_sha256={})
         ts = TrainingSet("synthetic", x, y, n, tuple(str(k) for k in range(n.size)), x.copy(), prov)
@@ -621,6 +663,7 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
         if path.suffix == ".npz":
             images_all, labels_all, shas = load_npz(path)
             images_all = check_images(images_all, dataset, "x_train")  # as stored, before any transpose
+            _check_npz_record(path, dataset)
             source = f"npz file {path.name}"
             if dataset == "emnist-letters":
                 images_all = images_all.transpose(0, 2, 1)  # stored in torchvision's raw orientation
@@ -650,12 +693,15 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
         x = _normalize(net_images, mean, std)
     elif normalization == "none":
         x = _normalize(net_images, (0.0,) * 3, (1.0,) * 3)
-    else:
+    else:  # the subset's own per-channel mean and std (the images are (N, 32, 32, 3): the letters too)
         f = net_images.astype(np.float64) / 255.0
-        axes = (0, 1, 2)
-        m = f.mean(axis=axes) if f.ndim == 4 else (f.mean(),)
-        s = f.std(axis=axes) if f.ndim == 4 else (f.std(),)
-        x = _normalize(net_images, tuple(np.atleast_1d(m)), tuple(np.atleast_1d(s)))
+        m, s = f.mean(axis=(0, 1, 2)), f.std(axis=(0, 1, 2))
+        if np.any(s == 0):
+            c = int(np.argmin(s))
+            raise ValueError(f"normalization 'standardize' divides by each channel's std, but channel {c} of the "
+                             f"selected images is constant ({f[..., c].flat[0] * 255:.0f}/255); use normalization "
+                             f"'reference' or 'none'")
+        x = _normalize(net_images, tuple(m), tuple(s))
     prov["data_sha256"] = sha256_arrays(x, y)
     prov["images_sha256"] = sha256_arrays(images, y)
     return TrainingSet(name, x, y.astype(np.int64), n, tuple(classes), images, prov)

@@ -59,8 +59,10 @@ def letters_synthetic(counts, seed: int = 0, size: int = 28):
 
     Each sample: a font drawn from :func:`matplotlib_fonts`, upper or lower case at random, a 64 x 64 glyph
     moved by a random affine map (rotation +-15 deg, shear +-0.2, scale 0.8-1.1, shift +-3 px), stroke width
-    changed by a grey dilation of 0-2 px or a half-strength erosion of 1 px (at 64 x 64), reduced to ``size`` x
-    ``size`` by area averaging, then Gaussian pixel noise (std 0.05) and clipping.  Deterministic by ``seed``.
+    changed by a grey dilation of 0-2 px or a half-strength erosion of 1 px (at 64 x 64), smoothed by a box filter
+    of ``64 // size + 1`` px and resized to ``size`` x ``size`` by bilinear interpolation (``scipy.ndimage.zoom``;
+    close to area averaging, not equal to it), then Gaussian pixel noise (std 0.05) and clipping.  Deterministic by
+    ``seed``.
     Returns (upright images (N, size, size) uint8, labels int64 sorted by class), fresh copies of a rendering kept
     for the last few (counts, seed, size): the runs L = 1, 3, 6 of one figure notebook render their data once, not
     three times.

@@ -48,8 +48,7 @@ class CollapseNet(nn.Module):
         width = _checks.positive_int(width, "width")
         depth = _checks.positive_int(depth, "depth")
         d = width if feature_dim is None else _checks.positive_int(feature_dim, "feature_dim")
-        if not isinstance(bias, bool):
-            raise ValueError(f"bias must be True or False, got {bias!r}")
+        bias = _checks.flag(bias, "bias")
         layers: list[nn.Module] = []
         fan_in = in_dim
         for _ in range(depth):
@@ -95,7 +94,10 @@ class CollapseNet(nn.Module):
 
 def initialize(model: CollapseNet, init: str = "reference") -> CollapseNet:
     """Re-initialize ``model`` in place as documented in the module docstring (the reference code's scheme
-    for the network of Section 5, :ref:`ch-engine`); returns it."""
+    for the network of Section 5, :ref:`ch-engine`); returns it.  A ``model`` that is not a :class:`CollapseNet`
+    is refused before any of its weights is touched."""
+    if not isinstance(model, CollapseNet):
+        raise ValueError(f"model must be a CollapseNet (nclib.models.build_model), got {type(model).__name__}")
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     with torch.no_grad():

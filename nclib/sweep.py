@@ -27,9 +27,10 @@ given; else a number, ``true``/``false``/``none`` or the text).  ``--tie NAME=GR
 the value of the grid parameter GRIDNAME at every point (``--grid lam_W=1e-3,1e-2 --tie lam_H=lam_W`` sweeps the two
 decays together, lam_W = lam_H; from Python ``tie={"lam_H": "lam_W"}``): the run folder is named after the grid
 values alone (``lam_W-0.001``) and the table has a column for the tied parameter too.  ``--summary-only`` rewrites
-the table from the run folders.  The command prints the table's main columns (each error cut short: ``sweep.csv``
-holds it whole) and exits with status 1 when a run failed or carries an error (:func:`exit_status`; a divergence
-is a result, status 0), 3 when another sweep is running in the same ``--out-dir`` (:class:`SweepBusy`).
+the table from the run folders and starts no run (``--grid``, ``--set`` and ``--tie`` are refused with it).  The
+command prints the table's main columns (each error cut short: ``sweep.csv`` holds it whole) and exits with status
+1 when a run failed or carries an error (:func:`exit_status`; a divergence is a result, status 0), 3 when another
+sweep is running in the same ``--out-dir`` (:class:`SweepBusy`).
 
 Where the runs go:
 
@@ -619,6 +620,10 @@ def main(argv=None) -> pd.DataFrame:
     ap.add_argument("--summary-only", action="store_true", help="rewrite sweep.csv from the run folders only")
     ns = ap.parse_args(argv)
     try:
+        given = [flag for flag, values in (("--grid", ns.grid), ("--set", ns.fixed), ("--tie", ns.tie)) if values]
+        if ns.summary_only and given:  # they would be silently ignored: the table is rebuilt from the folders only
+            raise ValueError(f"--summary-only rewrites {SUMMARY} from the run folders and starts no run; it takes no "
+                             f"{', '.join(given)}")
         if ns.summary_only:
             df = summary(ns.out_dir)
         else:

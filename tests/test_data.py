@@ -6,7 +6,11 @@ import struct
 import numpy as np
 import pytest
 
+import nclib
 from nclib import data, imbalance
+
+#: The shared JPEG-decoded CIFAR-10 subset beside the checkout (../shared/data/README.md); tests on it skip without it.
+SHARED_CIFAR = nclib.ROOT.parent / "shared" / "data" / "cifar10_subset.npz"
 
 PER_CLASS = 10  # fixture train rows per class (2 in each of the 5 batch files)
 
@@ -70,6 +74,9 @@ def test_preset_counts_and_profiles():
         data.preset_counts("cifar10", "sideways")
     with pytest.raises(ValueError, match="counts"):
         data.preset_counts("mnist")
+    for preset in ([1, 2], None, 3):  # not a name: refused by name, not a TypeError
+        with pytest.raises(ValueError, match="counts"):
+            data.preset_counts(preset)
 
 
 def test_cifar10_torchvision_format(cifar_root):
@@ -103,7 +110,37 @@ def test_selection_is_deterministic_by_seed(cifar_root):
     np.testing.assert_array_equal(a.x, b.x)
     assert a.provenance["data_sha256"] == b.provenance["data_sha256"] != c.provenance["data_sha256"]
     first = data.load("cifar10", selection="first", **kw)
-    assert first.provenance["selection"] == "first"
+    # the first 3 rows of each class in the order torchvision reads the batches, not a permutation of them
+    images, labels, _ = data.load_cifar10_torchvision(cifar_root, verify_checksums=False)
+    expect = np.concatenate([images[labels == k][:3] for k in range(10)])
+    np.testing.assert_array_equal(first.images, expect)
+    assert not np.array_equal(a.images, expect)
+
+
+def test_random_selection_is_nested_and_each_class_its_own():
+    """A class's rows depend on its own count and the seed only: a smaller count takes a subset of a larger one's
+    rows, and another class's count leaves them alone (the CPU-scale profile is a subset of the paper-scale one)."""
+    y = np.random.default_rng(4).permutation(np.repeat(np.arange(3), 20))
+
+    def rows_of(counts, k, seed=0):
+        rows = data.select_per_class(y, counts, seed=seed)
+        return rows[y[rows] == k]
+
+    small, large = rows_of([3, 5, 7], 0), rows_of([12, 5, 7], 0)
+    assert small.size == 3 and large.size == 12 and set(small) < set(large)
+    np.testing.assert_array_equal(rows_of([3, 5, 7], 1), rows_of([12, 5, 7], 1))
+    np.testing.assert_array_equal(rows_of([3, 5, 7], 2), rows_of([1, 20, 7], 2))
+    assert set(rows_of([20, 5, 7], 0)) == set(np.flatnonzero(y == 0))  # all of them, whatever the seed
+    assert not np.array_equal(rows_of([3, 5, 7], 1), rows_of([3, 5, 7], 1, seed=1))
+
+
+def test_select_per_class_refuses_labels_that_are_not_1d_integers():
+    for y in (np.repeat(np.arange(3), 4).reshape(3, 4), np.array([0.5, 1.0, 0.0]), np.array([True, False]),
+              np.array(["a", "b"]), np.array([], dtype=np.int64), None):
+        with pytest.raises(ValueError, match="^y "):
+            data.select_per_class(y, [1])
+    with pytest.raises(ValueError, match=r"counts\[1\] = 2"):  # a short class in string-free labels
+        data.select_per_class(np.array([0, 0, 1]), [1, 2])
 
 
 def test_select_per_class_first_rows():
@@ -126,6 +163,22 @@ def test_emnist_letters_torchvision_format(emnist_root):
     assert set(ts.provenance["source_sha256"]) == {f.name for f in files}
 
 
+def test_emnist_letters_npz_in_raw_orientation_comes_back_upright(tmp_path, emnist_root):
+    """An .npz as ../shared/data/README.md specifies an EMNIST subset: x_train transposed (torchvision's raw
+    orientation), y_train 0..25, and its optional members, which nothing requires."""
+    _, upright, labels = emnist_root
+    path = tmp_path / "emnist.npz"
+    np.savez(path, x_train=upright.transpose(0, 2, 1), y_train=labels - 1, classes=np.array(data.LETTERS),
+             orientation=np.array("torchvision_raw_idx_transposed"))
+    ts = data.load("emnist-letters", data_path=path, counts=[2] * 26, selection="first")
+    expect = np.concatenate([upright[labels - 1 == k][:2] for k in range(26)])
+    np.testing.assert_array_equal(ts.images, expect)  # the top half carries the mark, as drawn
+    np.testing.assert_array_equal(ts.images[:, 0, 27], (ts.y + 1) * 9)
+    np.testing.assert_array_equal(ts.images[:, 27, 0], 0)
+    np.savez(tmp_path / "plain.npz", x_train=upright.transpose(0, 2, 1), y_train=labels - 1)  # no optional members
+    assert data.load("emnist-letters", data_path=tmp_path / "plain.npz", counts=[2] * 26).N == 52
+
+
 def test_emnist_preset_needs_enough_rows(emnist_root):
     root, _, _ = emnist_root
     with pytest.raises(ValueError, match="larger than"):
@@ -144,6 +197,71 @@ def test_npz(tmp_path):
         data.load("cifar10", data_path=tmp_path / "bad.npz", counts=[1] * 10)
 
 
+def test_npz_classes_must_be_cifar10s_in_label_order(tmp_path):
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(10), 2)
+    x = _cifar_images(y, rng)
+    np.savez(tmp_path / "named.npz", x_train=x, y_train=y, classes=np.array(data.CIFAR10_CLASSES))
+    assert data.load("cifar10", data_path=tmp_path / "named.npz", counts=[2] * 10).classes == data.CIFAR10_CLASSES
+    perm = np.arange(10)[::-1]  # labels and names permuted together: class 0 would be called airplane
+    np.savez(tmp_path / "permuted.npz", x_train=x, y_train=perm[y], classes=np.array(data.CIFAR10_CLASSES)[perm])
+    with pytest.raises(ValueError, match="^data_path .*permuted.npz"):
+        data.load("cifar10", data_path=tmp_path / "permuted.npz", counts=[2] * 10)
+    np.savez(tmp_path / "nine.npz", x_train=x, y_train=y, classes=np.array(data.CIFAR10_CLASSES[:9]))
+    with pytest.raises(ValueError, match="^data_path .*nine.npz"):
+        data.load("cifar10", data_path=tmp_path / "nine.npz", counts=[2] * 10)
+
+
+def _chw(images, mean, std):
+    """(x/255 - mean)/std per channel in float64, flattened channel by channel (as ToTensor + view)."""
+    f = (images.astype(np.float64) / 255 - mean) / std
+    return f.transpose(0, 3, 1, 2).reshape(len(images), -1)
+
+
+def test_standardize_and_none_against_numpy(cifar_root):
+    kw = dict(data_path=cifar_root, counts=[5, 4, 3, 2, 1, 1, 2, 3, 4, 5], verify_checksums=False)
+    std = data.load("cifar10", normalization="standardize", **kw)
+    f = std.images.astype(np.float64) / 255
+    np.testing.assert_allclose(std.x, _chw(std.images, f.mean((0, 1, 2)), f.std((0, 1, 2))), rtol=1e-5, atol=1e-5)
+    per_channel = std.x.reshape(std.N, 3, -1).transpose(1, 0, 2).reshape(3, -1)
+    np.testing.assert_allclose(per_channel.mean(1), 0, atol=1e-5)
+    np.testing.assert_allclose(per_channel.std(1), 1, atol=1e-5)
+    none = data.load("cifar10", normalization="none", **kw)
+    np.testing.assert_allclose(none.x, _chw(none.images, 0.0, 1.0), rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(none.images, std.images)  # the same rows, scaled otherwise
+    # the letters: standardized over the 32 x 32 x 3 inputs the network sees
+    letters = data.load("letters-synthetic", counts=[2] * 26, seed=1, normalization="standardize")
+    net = data.letters_input(letters.images)
+    g = net.astype(np.float64) / 255
+    np.testing.assert_allclose(letters.x, _chw(net, g.mean((0, 1, 2)), g.std((0, 1, 2))), rtol=1e-5, atol=1e-5)
+
+
+def test_constant_channel_cannot_be_standardized(tmp_path):
+    y = np.repeat(np.arange(10), 2)
+    x = np.zeros((20, 32, 32, 3), np.uint8)
+    x[..., 0] = np.arange(20)[:, None, None]
+    x[..., 1] = 7 * np.arange(20)[:, None, None]  # channel 2 alone stays 0
+    np.savez(tmp_path / "flat.npz", x_train=x, y_train=y)
+    with pytest.raises(ValueError, match="^normalization .*channel 2"):
+        data.load("cifar10", data_path=tmp_path / "flat.npz", counts=[2] * 10, normalization="standardize")
+    assert np.isfinite(data.load("cifar10", data_path=tmp_path / "flat.npz", counts=[2] * 10).x).all()
+
+
+@pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="the shared CIFAR-10 subset is not beside the checkout")
+def test_first_rows_of_the_shared_cifar10_subset():
+    """selection="first" on the shared file takes the files 0000.jpg, 0001.jpg, ... of each class (the file records
+    each row's source in train_files), airplane the 100 of the reference order."""
+    ts = data.load("cifar10", data_path=SHARED_CIFAR, selection="first")
+    assert ts.counts.tolist() == [100, 100, 200, 200, 300, 300, 400, 400, 500, 500] and ts.N == 3000
+    with np.load(SHARED_CIFAR, allow_pickle=False) as f:
+        x, files = f["x_train"], f["train_files"].tolist()
+    row = {name: i for i, name in enumerate(files)}
+    rows = [row[f"train/{c}/{i:04d}.jpg"] for c, n_k in zip(ts.classes, ts.counts) for i in range(n_k)]
+    np.testing.assert_array_equal(ts.images, x[rows])
+    np.testing.assert_array_equal(ts.images[0], x[row["train/airplane/0000.jpg"]])
+    assert ts.classes[0] == "airplane" and np.bincount(ts.y).tolist() == ts.counts.tolist()
+
+
 def test_synthetic_and_bad_parameters():
     ts = data.load("synthetic", counts=[5, 3], dim=7, seed=0)
     assert ts.x.shape == (8, 7) and ts.y.tolist() == [0] * 5 + [1] * 3
@@ -159,6 +277,19 @@ def test_synthetic_and_bad_parameters():
         data.load("synthetic", seed=-1)
     with pytest.raises(ValueError, match="normalization"):
         data.load("synthetic", normalization="zca")
+    with pytest.raises(ValueError, match="^data_path"):  # the mixture reads no file
+        data.load("synthetic", data_path="/no/such/file", counts=[3, 2])
+
+
+@pytest.mark.parametrize("name", ["download", "verify_checksums"])
+@pytest.mark.parametrize("value", ["no", 0, 1, None])
+def test_download_and_verify_checksums_are_flags(tmp_path, name, value):
+    # "no" is truthy: read as a truth value it would download, or keep the checks on
+    with pytest.raises(ValueError, match=f"^{name}"):
+        data.load("cifar10", data_path=tmp_path / "root", counts=[1] * 10, **{name: value})
+    assert not (tmp_path / "root").exists()
+    with pytest.raises(ValueError, match=f"^{name}"):
+        data.load("synthetic", **{name: value})
 
 
 def test_source_path_is_the_one_data_path_check(tmp_path):
@@ -173,6 +304,11 @@ def test_source_path_is_the_one_data_path_check(tmp_path):
         data.source_path("cifar10", tmp_path / "fresh")
     # a root that torchvision is to create when it downloads
     assert data.source_path("cifar10", tmp_path / "fresh", download=True) == tmp_path / "fresh"
+    assert data.source_path("cifar10", tmp_path / "fresh", download=np.True_) == tmp_path / "fresh"
+    with pytest.raises(ValueError, match="^download"):
+        data.source_path("cifar10", tmp_path / "fresh", download="no")
+    with pytest.raises(ValueError, match="^data_path"):  # the mixture is drawn, never read
+        data.source_path("synthetic", tmp_path)
 
 
 def test_resolve_counts_is_what_load_trains_on():

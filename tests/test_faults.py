@@ -97,6 +97,13 @@ def test_images_and_labels_of_different_counts_are_refused_naming_both(tmp_path,
         _load_npz(_write(tmp_path, x=_images(n_images)))
 
 
+@pytest.mark.parametrize("dataset, shape", [("cifar10", (0, 32, 32, 3)), ("emnist-letters", (0, 28, 28))])
+def test_an_npz_without_rows_is_refused_naming_x_train(tmp_path, dataset, shape):
+    path = _write(tmp_path, x=np.zeros(shape, np.uint8), y=np.zeros(0, np.int64))
+    with pytest.raises(ValueError, match="^x_train"):  # not numpy's "zero-size array to reduction operation"
+        _load_npz(path, counts=[1] * data.CLASSES[dataset], dataset=dataset)
+
+
 def test_one_based_labels_are_named_as_such(tmp_path):
     with pytest.raises(ValueError, match=r"^y_train must hold integers 0\.\.9 .*found min 1, max 10: 1-based\?"):
         _load_npz(_write(tmp_path, y=LABELS + 1))

@@ -40,6 +40,22 @@ def test_letters_rendered_ahead_are_the_letters_rendered_now(tmp_path):
     assert ahead.provenance["source_sha256"] == {"letters.npz": data.sha256_file(path)}
 
 
+def test_a_rendering_is_never_read_as_emnist_letters(tmp_path):
+    """The stand-in keeps its name: the .npz of save_letters_synthetic holds 28 x 28 uint8 letters and labels 0..25,
+    as an EMNIST subset would, and is refused as one, naming data_path, with the dataset to use instead."""
+    counts = [3] * 26
+    path = letters.save_letters_synthetic(tmp_path / "letters.npz", counts=counts, seed=0)
+    with pytest.raises(ValueError, match="^data_path .*letters-synthetic"):
+        data.load("emnist-letters", data_path=path, counts=counts)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    for member in ("fonts", "images_sha256", "note"):  # any one of the rendering's own members gives it away
+        np.savez(tmp_path / "one.npz", x_train=arrays["x_train"], y_train=arrays["y_train"], **{member: arrays[member]})
+        with pytest.raises(ValueError, match="^data_path .*letters-synthetic"):
+            data.load("emnist-letters", data_path=tmp_path / "one.npz", counts=counts)
+    assert data.load("letters-synthetic", data_path=path, counts=counts, seed=0).name == "letters-synthetic"
+
+
 def test_letters_rendered_ahead_refuse_another_run_or_damage(tmp_path):
     counts = [2] * 26
     path = letters.save_letters_synthetic(tmp_path / "letters.npz", counts=counts, seed=0)

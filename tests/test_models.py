@@ -56,6 +56,24 @@ def test_seed_makes_initialization_reproducible():
     assert not torch.equal(a.head[0].weight, c.head[0].weight)
 
 
+def test_numpy_bools_are_bools():
+    assert models.build_model(3, 2, 1, width=4, depth=1, bias=np.True_, seed=0).head_bias() is not None
+    assert models.build_model(3, 2, 1, width=4, depth=1, bias=np.False_, seed=0).head_bias() is None
+    for bias in (1, 0, None):
+        with pytest.raises(ValueError, match="^bias"):
+            models.CollapseNet(3, 2, 1, width=4, depth=1, bias=bias)
+
+
+def test_initialize_refuses_another_module_before_touching_it():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(3, 3)
+    before = [p.detach().clone() for p in layer.parameters()]
+    with pytest.raises(ValueError, match="^model"):
+        models.initialize(layer)
+    for p, q in zip(layer.parameters(), before):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="L must be a positive integer"):
         models.build_model(10, 3, 0)

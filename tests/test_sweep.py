@@ -127,6 +127,16 @@ def test_the_command_line_refuses_by_name(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("extra, name", [(["--grid", "seed=0,1"], "--grid"), (["--set", "epochs=3"], "--set"),
+                                         (["--tie", "lam_H=lam_W"], "--tie")])
+def test_summary_only_refuses_what_it_would_ignore(tmp_path, capsys, extra, name):
+    with pytest.raises(SystemExit) as exc:
+        sweep.main(["--summary-only", *extra, "--out-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--summary-only" in err and name in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_second_sweep_in_a_running_sweeps_folder_is_refused_and_touches_nothing(tmp_path, capsys):
     """Another process holds OUT_DIR/.sweep.lock: run_sweep raises SweepBusy before it writes anything, the
     command line exits 3 with one line that says what to do, and once the lock is released the sweep runs."""
