@@ -1,7 +1,8 @@
 """Minority collapse: the decays at which the modes of Theorems 4.1-4.3 die, the classes a global minimizer
-still separates, the other local minimizers of Lemma A.2 (each mode at 0 or at its nonzero minimizer, which for
-L >= 2 outlives the mode's collapse decay a little: :func:`partial_minimum`; all of them listed by
-:func:`partial_minima`, the one nearest a run's objective by :func:`nearest_partial_minimum`) and the
+still separates, the other critical points of Lemma A.2 (each mode at 0 or at its nonzero minimizer, which for
+L >= 2 outlives the mode's collapse decay by the factor (L+1)/4^(L/(L+1)): :func:`partial_minimum`; the local
+minimizers among them, the weakest modes at 0, listed by :func:`partial_minima`, the one nearest a run's objective
+by :func:`nearest_partial_minimum`) and the
 unconstrained feature model trained by Adam (chapter :ref:`ch-minority`).
 
 With every decay equal to lambda (lam_W1 = ... = lam_WL = lam_H = lambda) the threshold of Theorem 4.3
@@ -17,7 +18,6 @@ the closed form: the value reached, the modes alive and the accuracy of each cla
 """
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -233,7 +233,8 @@ def phase_diagram(n, lams, L: int, bias: bool = True, ties: str = "error") -> di
 def partial_minimum(n, lam_W, lam_H, L: int, bias: bool, alive) -> float:
     """The value of (4.1)-(4.3) at the critical point that keeps the modes in ``alive`` (a boolean mask over the modes
     of M, :func:`problem_spectrum` order) at their nonzero minimizer and puts every other mode at 0, the local
-    minimizer x = 0 of Lemma A.2 (for L >= 2 each such point is a local minimizer; all modes dead is the origin).
+    minimizer x = 0 of Lemma A.2 (all modes dead is the origin).  For L >= 2 the point is a local minimizer when no
+    kept mode is weaker than a mode at 0 (:func:`partial_minima` lists those), a saddle otherwise.
 
     sum over alive k of (s_k - kappa_k)^2/(2N) + (L+1)/2 (Pi s_k^2)^(1/(L+1)) at the mode's nonzero minimizer s_k
     (Theorems 4.1-4.3, as in :func:`nclib.ufm.value_from_spectrum`) plus kappa_k^2/(2N) for each dead mode.  For
@@ -291,19 +292,20 @@ def alive_without_weakest(n, lam_W, lam_H, L: int, bias: bool, dead: int) -> np.
 
 
 def partial_minima(n, lam_W, lam_H, L: int, bias: bool) -> dict:
-    """Every local minimizer of (4.3) that Lemma A.2 gives for L >= 2, by value: each mode that has a nonzero local
-    minimizer (:func:`nonzero_minimizer_exists`) sits either there or at 0, every other mode at 0
-    (:func:`partial_minimum`), and since modes of equal kappa can be rotated into one another, a point is fixed (up
-    to such rotations) by how many modes of each distinct kappa it puts at 0.
+    """Every local minimizer of (4.3) that Lemma A.2 gives for L >= 2, by value, up to rotations among modes of
+    equal kappa.  Each mode that has a nonzero local minimizer (:func:`nonzero_minimizer_exists`) sits there or at
+    0, every other mode at 0 (:func:`partial_minimum`), and the modes at 0 are the weakest: a point that puts a mode
+    at 0 and keeps a weaker one is a saddle, since turning the kept direction towards the stronger one keeps the
+    penalty and lowers the fit.  A point is thus fixed by how many modes it puts at 0, weakest first.
 
-    Returns ``kappa`` (the distinct kappa of those modes, increasing), ``count`` (how many modes have each),
-    ``kills`` (per kappa, whether the global minimizer puts its modes at 0: past their collapse decay, where the
-    nonzero point is only a local minimizer), ``dead`` (one row per point: how many of each it puts at 0; the first
-    row is the global minimizer, with ``count`` where ``kills`` and 0 elsewhere) and ``value`` (objective (4.3)
-    there: the global minimum plus, per mode away from the global minimizer's choice, the difference between the
-    mode's value at 0, kappa^2/(2N), and at its nonzero minimizer, so no row is below the first).  ValueError naming
-    ``L`` for L < 2, where points with modes at 0 are saddles (Lemma A.2 has no local minimizer at 0 for L = 1),
-    and naming ``n`` when there are more than 10^6 points."""
+    Returns ``kappa`` (the distinct kappa of the modes with a nonzero minimizer, increasing), ``count`` (how many
+    modes have each), ``kills`` (per kappa, whether the global minimizer puts its modes at 0: past their collapse
+    decay, where the nonzero point is only a local minimizer), ``dead`` (one row per point: how many of each it
+    puts at 0; the first row is the global minimizer, with ``count`` where ``kills`` and 0 elsewhere) and ``value``
+    (objective (4.3) there: the global minimum plus, per mode away from the global minimizer's choice, the
+    difference between the mode's value at 0, kappa^2/(2N), and at its nonzero minimizer, so no row is below the
+    first).  ValueError naming ``L`` for L < 2, where points with modes at 0 are saddles (Lemma A.2 has no local
+    minimizer at 0 for L = 1)."""
     n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
     if L < 2:
         raise ValueError(f"L must be >= 2 for local minimizers with modes at 0 (Lemma A.2), got {L}")
@@ -315,13 +317,11 @@ def partial_minima(n, lam_W, lam_H, L: int, bias: bool) -> dict:
     count = np.array([b.size for b in blocks], dtype=int)
     alive = _alive_at_minimum(kappa, N, lam, lam_H, L)
     kills = np.array([not alive[b].any() for b in blocks], dtype=bool)
-    points = int(np.prod(count + 1))
-    if points > 10 ** 6:
-        raise ValueError(f"n gives {points} local minimizers with modes at 0 (more than 10^6 to list)")
     # what one mode of each group adds when it is at 0 rather than at its nonzero minimizer (> 0 for the modes the
     # global minimizer keeps, <= 0 for those it kills)
     cost = np.array([g ** 2 / (2 * N) - kept[b[0]] for g, b in zip(groups, blocks)])
-    dead = np.array(list(itertools.product(*(range(c + 1) for c in count))), dtype=int).reshape(points, groups.size)
+    before = np.concatenate([[0], np.cumsum(count)[:-1]])  # the modes of the weaker groups
+    dead = np.clip(np.arange(int(count.sum()) + 1)[:, None] - before[None, :], 0, count[None, :])
     away = dead - np.where(kills, count, 0)  # modes away from the global minimizer's choice (< 0: kept past it)
     value = ufm.minimum_value(n, lam, lam_H, L, bias) + away @ cost
     order = np.lexsort((np.abs(away).sum(axis=1), value))  # by value; at a tie (a decay on a threshold) the global
@@ -331,13 +331,12 @@ def partial_minima(n, lam_W, lam_H, L: int, bias: bool) -> dict:
 
 def nearest_partial_minimum(n, lam_W, lam_H, L: int, bias: bool, value) -> dict:
     """The local minimizer of :func:`partial_minima` whose value is nearest (relatively) to ``value``, e.g. a run's
-    final objective (4.3): ``dead`` (how many of the modes the global minimizer keeps it puts at 0), ``dead_kappa``
-    (their kappa, increasing, with repeats), ``kept`` and ``kept_kappa`` (the same for the modes the global minimizer
-    kills that it keeps at their nonzero local minimizer), ``partial`` (its value), ``above`` (value / partial - 1;
-    negative when ``value`` is below it), ``weakest_first`` (whether its modes at 0 are the weakest of those the
-    global minimizer keeps, up to ties: those of :func:`alive_without_weakest`) and ``runner_up`` (|value / p - 1|
-    for the next nearest value p of another point: how far off any other such point is).  ValueError naming
-    ``value`` when it is not a finite positive number, or from :func:`partial_minima`."""
+    final objective (4.3): ``dead`` (how many of the modes the global minimizer keeps it puts at 0, the weakest),
+    ``dead_kappa`` (their kappa, increasing, with repeats), ``kept`` and ``kept_kappa`` (the same for the modes the
+    global minimizer kills that it keeps at their nonzero local minimizer), ``partial`` (its value), ``above``
+    (value / partial - 1; negative when ``value`` is below it) and ``runner_up`` (|value / p - 1| for the next
+    nearest value p of another point: how far off any other such point is).  ValueError naming ``value`` when it is
+    not a finite positive number, or from :func:`partial_minima`."""
     value = _checks.positive_float(value, "value")
     points = partial_minima(n, lam_W, lam_H, L, bias)
     off = np.abs(value / points["value"] - 1)
@@ -346,13 +345,10 @@ def nearest_partial_minimum(n, lam_W, lam_H, L: int, bias: bool, value) -> dict:
     kills, count = points["kills"], points["count"]
     dead = np.where(kills, 0, best)
     kept = np.where(kills, count - best, 0)
-    full = (dead == count)[~kills]
-    started = np.flatnonzero(dead[~kills] > 0)
-    weakest_first = started.size == 0 or bool(np.all(full[:started[-1]]))
     return {"dead": int(dead.sum()), "dead_kappa": np.repeat(points["kappa"], dead),
             "kept": int(kept.sum()), "kept_kappa": np.repeat(points["kappa"], kept),
             "partial": float(points["value"][order[0]]), "above": value / float(points["value"][order[0]]) - 1,
-            "weakest_first": weakest_first, "runner_up": float(off[order[1]]) if order.size > 1 else None}
+            "runner_up": float(off[order[1]]) if order.size > 1 else None}
 
 
 # ------------------------------------------------------------------------------------------ training the UFM

@@ -380,16 +380,15 @@ def test_a_warm_start_keeps_a_mode_past_its_collapse_decay():
         mino.partial_minimum(n, 1.5 * lam1, 1.5 * lam1, L, True, np.array([True, False, False]))
 
 
-def test_partial_minima_lists_every_point_by_value_against_partial_minimum():
+def test_partial_minima_lists_the_weakest_first_chain_by_value_against_partial_minimum():
     n, lam, L = [100, 100, 200, 200, 300], 1e-4, 6  # a bias: kappa 10 (the pair of 100), two others, and 0
     pts = mino.partial_minima(n, lam, lam, L, True)
     kappa = mino.problem_spectrum(n, True)
     assert pts["count"].sum() == 4 and np.allclose(pts["kappa"], np.sort(kappa[:4]))
-    assert pts["dead"].shape == (int(np.prod(pts["count"] + 1)), pts["kappa"].size)
+    assert pts["dead"].shape == (5, 4)  # 0 to 4 modes at 0, weakest first
     assert (pts["dead"][0] == 0).all() and pts["value"][0] == pytest.approx(ufm.minimum_value(n, lam, lam, L=L))
     assert np.all(np.diff(pts["value"]) >= 0)
-    # the rows of the weakest-first chain are partial_minimum of alive_without_weakest
-    for d in range(5):
+    for d in range(5):  # each row is partial_minimum of alive_without_weakest
         chain, left = [], d
         for c in pts["count"]:  # the weakest kappa first
             chain.append(min(int(c), left))
@@ -399,12 +398,33 @@ def test_partial_minima_lists_every_point_by_value_against_partial_minimum():
         assert pts["value"][row] == pytest.approx(mino.partial_minimum(n, lam, lam, L, True, mask), rel=1e-12)
     # equal counts: without a bias two classes of 200 share kappa = sqrt(200); one point per number at 0
     free = mino.partial_minima(n, lam, lam, L, False)
-    assert free["count"].tolist() == [2, 2, 1] and len(free["value"]) == 3 * 3 * 2
+    assert free["count"].tolist() == [2, 2, 1] and free["dead"].tolist() == [[0, 0, 0], [1, 0, 0], [2, 0, 0],
+                                                                            [2, 1, 0], [2, 2, 0], [2, 2, 1]]
     with pytest.raises(ValueError, match="L must be >= 2"):
         mino.partial_minima(n, lam, lam, 1, True)
-    many = [k for k in range(1, 21) for _ in range(2)]  # 20 sizes, two classes each: 3^20 points
-    with pytest.raises(ValueError, match="n gives 3486784401 local minimizers"):
-        mino.partial_minima(many, 1e-8, 1e-8, L, False)
+
+
+def test_a_point_that_keeps_a_weaker_mode_than_one_at_zero_is_a_saddle():
+    """Modes kappa_1 > kappa_2 (n = [6, 4, 2] without a bias, L = 3): the critical point with the stronger mode at 0
+    and the weaker kept is not listed by partial_minima, and turning the kept direction towards the stronger one
+    lowers objective (4.3) at once (the penalty depends only on the singular values)."""
+    n, L = [6, 4, 2], 3
+    lam = 0.5 * mino.mode_thresholds(n, L, False)["lam"][2]  # every mode alive at the global minimizer
+    N, kappa = sum(n), mino.problem_spectrum(n, False)
+    s = ufm.mode_strengths(kappa, N, lam, lam, L)
+    listed = mino.partial_minima(n, lam, lam, L, False)
+    assert [1, 0, 1] not in [d[::-1].tolist() for d in listed["dead"]]  # (strongest, middle, weakest) at 0
+    saddle = mino.partial_minimum(n, lam, lam, L, False, np.array([False, True, False]))
+    assert not np.isclose(listed["value"], saddle, rtol=1e-9).any()
+
+    def value(theta):  # the one kept mode, of strength s_2, turned by theta from mode 2 towards mode 1
+        r = np.array([np.sin(theta), np.cos(theta), 0.0])
+        Z = s[1] * np.outer(r, r)  # W_L ... W_1 H-bar D in the basis of M = D (Theorem 4.1's modes are the classes)
+        sv = np.linalg.svd(Z, compute_uv=False)
+        return (np.sum((Z - np.diag(kappa)) ** 2) / (2 * N)
+                + (L + 1) / 2 * lam ** ((L + 1) / (L + 1)) * np.sum(sv ** (2 / (L + 1))))
+    assert value(0.0) == pytest.approx(saddle, rel=1e-12)
+    assert value(1e-3) < value(0.0) and value(1e-2) < value(1e-3)
 
 
 def test_nearest_partial_minimum_finds_the_point_and_the_next_nearest():
@@ -413,12 +433,12 @@ def test_nearest_partial_minimum_finds_the_point_and_the_next_nearest():
     target = np.flatnonzero((pts["dead"] == [2, 1, 0]).all(axis=1))[0]  # the pair of 100 and one class of 200
     place = mino.nearest_partial_minimum(n, lam, lam, L, False, 1.0003 * pts["value"][target])
     assert place["dead"] == 3 and np.allclose(place["dead_kappa"], [10, 10, np.sqrt(200)])
-    assert place["weakest_first"] and place["above"] == pytest.approx(3e-4)
+    assert place["kept"] == 0 and place["above"] == pytest.approx(3e-4)
     others = np.delete(pts["value"], target)
     assert place["runner_up"] == pytest.approx(np.min(np.abs(1.0003 * pts["value"][target] / others - 1)))
-    skipped = np.flatnonzero((pts["dead"] == [0, 1, 0]).all(axis=1))[0]  # a class of 200 at 0, those of 100 not
-    below = mino.nearest_partial_minimum(n, lam, lam, L, False, 0.9999 * pts["value"][skipped])
-    assert below["dead"] == 1 and not below["weakest_first"] and below["above"] == pytest.approx(-1e-4)
+    one = np.flatnonzero((pts["dead"] == [1, 0, 0]).all(axis=1))[0]  # one class of 100 at 0
+    below = mino.nearest_partial_minimum(n, lam, lam, L, False, 0.9999 * pts["value"][one])
+    assert below["dead"] == 1 and below["above"] == pytest.approx(-1e-4)
     for bad in (float("nan"), float("inf"), -1.0, 0.0):
         with pytest.raises(ValueError, match="value"):
             mino.nearest_partial_minimum(n, lam, lam, L, False, bad)
