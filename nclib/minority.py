@@ -88,7 +88,8 @@ def collapse_decay(kappa, N: int, L: int) -> np.ndarray:
     Pi = _product_threshold(kappa, N, L)
     with np.errstate(under="ignore"):
         in_logs = np.exp(_log_product_threshold(kappa, N, L) / (L + 1))
-    normal = Pi >= np.finfo(np.float64).tiny  # the formula as written where Pi_k is a normal float (to the last bit
+    normal = np.isfinite(Pi) & (Pi >= np.finfo(np.float64).tiny)  # the formula as written where Pi_k is a normal
+    # float (to the last bit
     lam = np.where(normal, Pi ** (1.0 / (L + 1)), in_logs)  # there), through logs where it underflows
     return np.array([_least_dead_decay(k, N, L, v) for k, v in zip(kappa, lam)], dtype=np.float64)
 
@@ -141,8 +142,8 @@ def mode_thresholds(n, L: int, bias: bool = True) -> dict:
 # ------------------------------------------------------------------------------------------ the minimizer
 
 #: How :func:`class_accuracy` reads a tie between the largest outputs (within 1e-9 times the largest output, the
-#: rule of :func:`nclib.ufm.class_margins`): "error", no class wins it (the closed form decides nothing there); "argmax",
-#: the lowest class index wins it, as an arg-max of the outputs breaks an exact tie and as a trained network's
+#: rule of :func:`nclib.ufm.class_margins`): "error", no class wins it (the closed form decides nothing there);
+#: "argmax", the lowest class index wins it, as an arg-max of the outputs breaks an exact tie and as a trained network's
 #: read-out breaks one by its residues (one of the tied classes right, the others wrong).
 TIES = ("error", "argmax")
 

@@ -120,8 +120,8 @@ class CheckpointDamaged(ResumeRefused):
 
 
 def setting_text(name: str, value, without: str | None = None) -> str:
-    """A parameter's setting as a refusal advises it, in the spelling of every caller: the keyword of
-    :func:`nclib.train.run` (the training notebook's parameter is the same name) and the flag of
+    """A parameter's setting as a refusal of the training engine advises it, in the spelling of both its callers:
+    the keyword of :func:`nclib.train.run` (the training notebook's parameter is the same name) and the flag of
     ``python -m nclib.train``, e.g. ``overwrite=True (--overwrite true)``; ``without``: a flag the command line
     must then leave out (``"--resume"``) (:ref:`ch-train`).  ValueError naming ``name`` or ``without`` for
     anything but a parameter name and a flag."""
@@ -551,9 +551,11 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
             continue
         differ = {**({} if want is None else differing_params(d, want)), **device_difference(d, kind)}
         if differ:
+            others = "" if len(status) == 1 else (
+                " (in a call of its own: in a call with the other runs it would delete them too)")
             raise RunExists(f"run folder {str(d)!r} holds a {s} run with other parameters ({differences_text(differ)}"
-                            f"); {setting_text('overwrite', True, without='--resume')} replaces it, deleting it, or "
-                            f"give the runs another run name or out_dir", d, s)
+                            f"); give the runs another run name or out_dir, or start this run again with "
+                            f"{setting_text('overwrite', True, without='--resume')}{others}, which deletes it", d, s)
     if all(s == "finished" for s in status.values()):
         return "skip"
     resumable = {d: s in RESUMABLE and has_checkpoint(d) for d, s in status.items()}

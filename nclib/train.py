@@ -199,17 +199,26 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
             lock.release()
 
 
-def _exists_message(d: pathlib.Path, status: str) -> str:
-    """The refusal of a call that would start a run in the folder ``d`` holding a run of ``status``."""
-    hint = ""
-    if status in _runs.RESUMABLE:
-        hint = (f"; {setting_text('resume', True)} continues it from its checkpoint" if _runs.has_checkpoint(d)
-                else "; it has no checkpoint to resume from")
-    if status == "dead":
-        hint = (": its writer ended without recording an end (killed or crashed; no live process holds its lock)"
-                + hint)
-    return (f"run folder {str(d)!r} already exists (it holds a {status} run{hint}); "
-            f"{setting_text('overwrite', True)} replaces it, deleting it, or give the run another run name")
+def _exists_message(run_dirs, existing) -> str:
+    """The refusal of a call that would start runs in folders that hold runs (``existing``: their statuses): every
+    such folder is named with what it holds and what continues it, and ``overwrite``, which deletes every run of the
+    call, is offered only for the runs that cannot continue."""
+    held = []
+    for d, status in zip(run_dirs, existing):
+        if status == "absent":
+            continue
+        hint = ""
+        if status in _runs.RESUMABLE:
+            hint = ", which continues from its checkpoint" if _runs.has_checkpoint(d) else " without a checkpoint"
+        if status == "dead":
+            hint += " (its writer ended without recording an end: killed or crashed)"
+        held.append(f"{str(d)!r} holds a {status} run{hint}")
+    go_on = [d for d, s in zip(run_dirs, existing) if s in _runs.RESUMABLE and _runs.has_checkpoint(d)]
+    advice = (f"{setting_text('resume', True)} continues the stopped runs, in a call of their own if the others "
+              f"cannot continue; " if go_on else "")
+    return (f"run folders already exist: {'; '.join(held)}. {advice}{setting_text('overwrite', True)} starts every "
+            f"run of the call again, deleting its folder, so give it only runs to start again; or give the runs "
+            f"another run name")
 
 
 def device_key(device) -> str | None:
@@ -332,7 +341,7 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
         for d, q, status in zip(run_dirs, plist, existing):
             if status != "absent":
                 if not q["overwrite"]:
-                    raise RunExists(_exists_message(d, status), d, status)
+                    raise RunExists(_exists_message(run_dirs, existing), d, status)
                 _runs.clear_run_folder(d, check_only=True)  # only a run folder is ever deleted
     t_start = time.perf_counter()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
