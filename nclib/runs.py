@@ -393,6 +393,10 @@ def lock_runs(run_dirs, retry_s: float = 1.0) -> list[RunLock]:
                 locks.append(lock_run(d, retry_s))
             except RunLockedElsewhere as exc:
                 elsewhere.update(exc.locked)
+            except RunFolderBusy as exc:  # a live writer here: refused, naming the other hosts' files found too
+                if not elsewhere:
+                    raise
+                raise RunFolderBusy(f"{exc}; and {_elsewhere_message(elsewhere)}", exc.run_dir, exc.owner) from None
         if elsewhere:
             first = next(iter(elsewhere))
             raise RunLockedElsewhere(_elsewhere_message(elsewhere), first, elsewhere[first], elsewhere)

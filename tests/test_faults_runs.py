@@ -193,6 +193,24 @@ def test_every_run_folder_locked_on_another_host_is_named_in_one_refusal(tmp_pat
                                         "--out-dir", str(tmp_path)])] == names
 
 
+def test_a_live_writer_refusal_still_names_the_lock_files_of_other_hosts(tmp_path):
+    """A call whose first folder holds another host's lock file and whose second is being written here: the refusal
+    is the live writer's, and it names the other host's file too, so that the next job does not meet it."""
+    other, busy = tmp_path / "a", tmp_path / "b"
+    other.mkdir()
+    (other / runs.LOCK).write_text(json.dumps({"pid": 7, "host": "another-node"}) + "\n")
+    held = runs.lock_run(busy)
+    try:
+        with pytest.raises(runs.RunFolderBusy) as refused:
+            runs.lock_runs([other, busy], retry_s=0.0)
+        assert not isinstance(refused.value, runs.RunLockedElsewhere) and refused.value.run_dir == busy
+        assert str(other / runs.LOCK) in str(refused.value)
+    finally:
+        held.release()
+    for lock in runs.lock_runs([busy]):  # nothing was kept
+        lock.release()
+
+
 def test_the_setting_a_refusal_advises_refuses_what_is_no_parameter_or_flag():
     for kw, name in ((dict(name="over write", value=True), "name"), (dict(name=3, value=True), "name"),
                      (dict(name="overwrite", value=True, without="resume"), "without")):
