@@ -162,8 +162,7 @@ def class_accuracy(out, n, ties: str = "error") -> np.ndarray:
     if ties == "error":
         correct = ufm.class_margins(out, n) > 0
     else:
-        tie = 1e-9 * float(np.abs(out).max())
-        top = out >= out.max(axis=0, keepdims=True) - tie  # the classes tied for the largest output
+        top = out >= out.max(axis=0, keepdims=True) - ufm.tie_tolerance(out)  # the classes tied for the largest output
         correct = np.argmax(top, axis=0) == y  # the lowest of them
     return np.bincount(y, weights=correct.astype(np.float64), minlength=n.size) / n
 

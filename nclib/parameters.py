@@ -334,10 +334,7 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
                          f"{dev!r}); use cuda_graph='auto' (a graph where there is a GPU) or False")
     if p["resume"] and p["overwrite"]:
         raise ValueError("resume=True continues the run in its folder, overwrite=True replaces it; choose one")
-    if p["dataset"] == "synthetic" and p["data_path"] is not None:
-        raise ValueError(f"data_path {p['data_path']!r} given, but the synthetic Gaussian mixture is drawn from the "
-                         f"seed, not read from a file; leave data_path None")
-    path = data.source_path(p["dataset"], p["data_path"], p["download"])
+    path = data.source_path(p["dataset"], p["data_path"], p["download"])  # refuses a data_path for synthetic too
     if path is not None:
         p["data_path"] = str(path)
     if p["max_train_s"] is not None:

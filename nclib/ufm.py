@@ -30,7 +30,7 @@ from scipy import optimize
 
 from . import _checks
 from .imbalance import label_matrix, ybar
-from .metrics import BLOCK_RTOL
+from .metrics import BLOCK_RTOL, mode_blocks
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,16 +397,13 @@ def problem_svd(n, bias: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 def _merge_rounding_splits(kappa: np.ndarray) -> None:
     """Set, in place, each run of non-increasing ``kappa`` whose neighbours are within SVD_SPLIT_ULPS K eps kappa_1
-    of each other to the run's mean (:func:`problem_svd`)."""
+    of each other to the run's mean (:func:`problem_svd`; the runs are :func:`nclib.metrics.mode_blocks` at that
+    tolerance)."""
     if kappa.size < 2:
         return
-    tol = SVD_SPLIT_ULPS * kappa.size * np.finfo(np.float64).eps * float(kappa[0])
-    start = 0
-    for i in range(1, kappa.size + 1):
-        if i == kappa.size or kappa[i - 1] - kappa[i] > tol:
-            if i - start > 1:
-                kappa[start:i] = np.mean(kappa[start:i])
-            start = i
+    rtol = SVD_SPLIT_ULPS * kappa.size * np.finfo(np.float64).eps
+    for block in mode_blocks(kappa, np.ones(kappa.size, dtype=bool), rtol):
+        kappa[block] = np.mean(kappa[block])
 
 
 @dataclass(frozen=True)
@@ -577,8 +574,14 @@ def class_margins(out, n) -> np.ndarray:
     others = out.copy()
     others[y, cols] = -np.inf
     margin = own - others.max(axis=0)
-    tie = 1e-9 * float(np.abs(out).max())  # relative: outputs all small (a mode just alive) still separate classes
-    return np.where(np.abs(margin) <= tie, 0.0, margin)
+    return np.where(np.abs(margin) <= tie_tolerance(out), 0.0, margin)
+
+
+def tie_tolerance(out) -> float:
+    """How close two outputs of the K x N ``out`` are to count as a tie: 1e-9 times the largest output, relative so
+    that outputs all small (a mode just alive) still separate classes (:func:`class_margins`,
+    :func:`nclib.minority.class_accuracy`)."""
+    return 1e-9 * float(np.abs(out).max())
 
 
 # --------------------------------------------------------------------------------------------
