@@ -39,6 +39,21 @@ def dataset_label(params: Mapping) -> str:
     return {"cifar10": "CIFAR-10", "emnist-letters": "EMNIST letters", "synthetic": "Gaussian mixture"}.get(name, name)
 
 
+def data_case(params_by_L: Mapping) -> str:
+    """The data and bias case that the runs of one panel set of Figures 1-4 share ({L: params}), as their legend
+    names it (:ref:`ch-train`): "CIFAR-10, with bias".  Runs on other data or another bias case are refused,
+    since a legend title can name only one."""
+    cases = {L: f"{dataset_label(p)}, {'with bias' if p.get('bias', True) else 'bias-free'}"
+             for L, p in params_by_L.items()}
+    if not cases:
+        raise ValueError("params_by_L must hold at least one run")
+    if len(set(cases.values())) > 1:
+        listed = "; ".join(f"L={L}: {case}" for L, case in cases.items())
+        raise ValueError(f"the runs of one panel set must share the data and the bias case, got {listed} "
+                         f"(draw each case on its own, or pass legend_title)")
+    return next(iter(cases.values()))
+
+
 def load_runs(run_dirs) -> dict:
     """{L: (params, history)} of the given run folders, sorted by L, one run per L (the curves of one panel
     set of Figures 1-4, :ref:`ch-train`)."""
@@ -79,9 +94,8 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
     if axes.size != len(PANELS):
         raise ValueError(f"axes must hold {len(PANELS)} Axes, got {axes.size}")
     fig = axes[0].figure
-    first = next(iter(runs.values()))[0]
     if legend_title is None:
-        legend_title = f"{dataset_label(first)}, {'with bias' if first.get('bias', True) else 'bias-free'}"
+        legend_title = data_case({L: params for L, (params, _) in runs.items()})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (L, (params, h)) in enumerate(runs.items()):
         color, style = colors[i % len(colors)], LINE_STYLES[i % len(LINE_STYLES)]

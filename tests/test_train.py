@@ -477,6 +477,14 @@ def test_paper_style_panels_from_run_folders(tmp_path):
         with pytest.raises(ValueError, match="run_dirs must be a list of run folders"):
             plotting.load_runs(one)
     assert [ln.get_label() for ln in plotting.collapse_panels([dirs[0]]).axes[0].lines] == ["L = 3"]
+    # one legend title cannot name two bias cases: a bias-free L = 2 among runs with a bias is refused, not
+    # labelled by whichever run came first
+    free = train.run(**SMALL, L=2, bias=False, epochs=10, batch_size="full", lr=1e-3, metric_every=5,
+                     out_dir=tmp_path)
+    with pytest.raises(ValueError, match="share the data and the bias case.*L=2: Gaussian mixture, bias-free"):
+        plotting.collapse_panels(dirs + [free])
+    titled = plotting.collapse_panels(dirs + [free], legend_title="mixed")
+    assert titled.axes[0].get_legend().get_title().get_text() == "mixed"
 
 
 @cuda_only

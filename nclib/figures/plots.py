@@ -23,7 +23,7 @@ def as_plot_runs(runs: Mapping[int, Run]) -> dict:
 def figure_legend(runs: Mapping[int, Run], scale: str) -> str:
     """The legend title of a figure: the data (stand-in named as such), the bias case, the scale, the epochs
     (on every figure, against the paper's 12,000 when a GPU time budget cuts them)."""
-    first = next(iter(runs.values())).params
+    case = plotting.data_case({L: r.params for L, r in runs.items()})
     epochs = sorted({int(r.params["epochs"]) for r in runs.values()})
     ep = "/".join(f"{e:,}" for e in epochs)
     full = scale_settings("gpu")["epochs"]
@@ -33,7 +33,7 @@ def figure_legend(runs: Mapping[int, Run], scale: str) -> str:
         scale = f"GPU, the paper's stated settings but {ep} of {full:,} epochs"
     else:
         scale = f"GPU, the paper's stated settings, {ep} epochs"
-    return f"{plotting.dataset_label(first)}, {'with bias' if first.get('bias', True) else 'bias-free'}\n{scale}"
+    return f"{case}\n{scale}"
 
 
 def draw_panels(runs: Mapping[int, Run], scale: str = "cpu-scale"):
