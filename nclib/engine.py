@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from . import _checks, data, models
+from . import _checks, data, models, parameters
 from .step import AdamStep, GroupedAdamStep, matmul_precision
 
 
@@ -319,6 +319,12 @@ def group_engines(engines: list[Engine]) -> GroupedAdamStep:
     if any(e.group is not None for e in engines):
         raise ValueError("engines must not be grouped already")
     p = engines[0].p
+    # one Adam step for all: the runs share everything run_many's runs share, and the precision of the products
+    for key in parameters.DEFAULTS:
+        if (key not in parameters.MEMBER_KEYS or key == "precision") and any(e.p[key] != p[key] for e in engines[1:]):
+            raise ValueError(f"engines differ in {key!r} ({[e.p[key] for e in engines]}); grouped runs share the "
+                             f"data, network shape, schedule, device and precision and may differ only in "
+                             f"{tuple(k for k in parameters.MEMBER_KEYS if k != 'precision')}")
     group = GroupedAdamStep([e.step for e in engines], cuda_graph=p["cuda_graph"], steps_per_graph=p["steps_per_graph"],
                             capture_error_mode=capture_mode(p))
     for e in engines:
@@ -331,6 +337,8 @@ def train_epochs_together(engines: list[Engine], epochs: int = 1) -> None:
     turn (on a GPU each on its own stream), or, for engines grouped by :func:`group_engines`, one step of all of
     them per batch (each run's own batches, one Adam); no host synchronisation (:ref:`ch-engine`)."""
     epochs = _checks.positive_int(epochs, "epochs")
+    if not isinstance(engines, (list, tuple)) or not engines or not all(isinstance(e, Engine) for e in engines):
+        raise ValueError(f"engines must be a non-empty list of Engine, got {engines!r:.100}")
     groups = {id(e.group): e.group for e in engines if e.group is not None}
     for _ in range(epochs):
         for eng in engines:

@@ -229,6 +229,8 @@ class AdamStep:
         """One step of training on the batch ``idx`` (``batch_size`` rows): a replay of the CUDA graph once it is
         captured, before that a warm-up step on the side stream, on the CPU an eager step.  F_B is added to the
         device sum that :meth:`take_loss` reads.  Call it inside :meth:`training`."""
+        if idx.dim() != 1 or len(idx) != self.batch_size:
+            raise ValueError(f"idx must hold batch_size = {self.batch_size} indices, got the shape {tuple(idx.shape)}")
         self.run_steps(idx[None])
 
     def run_steps(self, batches: torch.Tensor) -> None:
@@ -238,7 +240,12 @@ class AdamStep:
         (a chunk shorter than that, an epoch's remainder, replays a graph of its own length, captured when first
         needed); before that warm-up steps on the side stream; on the CPU eager steps.  Call it inside
         :meth:`training`."""
+        given = tuple(batches.shape)
         batches = batches if self._grouped else batches[None]
+        if batches.dim() != 3 or batches.shape[0] != len(self._members) or batches.shape[2] != self.batch_size:
+            shape = f"({len(self._members)} runs, steps, batch_size)" if self._grouped else "(steps, batch_size)"
+            raise ValueError(f"batches must be a {shape} index tensor with batch_size = {self.batch_size}, got the "
+                             f"shape {given}")
         steps, done = batches.shape[1], 0
         while done < steps:
             if self.use_graph and self._warmup_left == 0:

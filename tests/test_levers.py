@@ -259,6 +259,14 @@ def test_grouping_refusals_name_the_argument():
         nstep.GroupedAdamStep([a.step, b.step])
     with pytest.raises(ValueError, match="cuda_graph"):
         nstep.GroupedAdamStep([a.step], cuda_graph="yes")
+    # the engines' schedules and capture modes must agree too: another step decay of the learning rate, or a
+    # run whose worker thread needs the thread-local capture grouped after one that does not
+    for other in (dict(lr_milestones=[4]), dict(lr_gamma=0.5), dict(deferred_metrics=True), dict(precision="bf16")):
+        c = train.Engine(ts, train.check_params(**{**KW, "grouped_adam": True, **other}))
+        with pytest.raises(ValueError, match=f"engines differ in '{next(iter(other))}'"):
+            train.group_engines([a, c])
+        assert a.group is None and c.group is None  # refused before any engine is grouped
+    train.group_engines([a, train.Engine(ts, train.check_params(**{**KW, "grouped_adam": True, "L": 2}))])
 
 
 def test_lever_parameters_are_refused_by_name():

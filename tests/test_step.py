@@ -147,6 +147,15 @@ def test_refusals_name_the_argument():
     with pytest.raises(ValueError, match="^lr must be strictly positive"):
         step.set_lr(0)
     assert step.lr == 0.1
+    # a batch of another size would change F_B's scale (and a captured graph's input): refused, nothing stepped
+    with step.training():
+        with pytest.raises(ValueError, match=r"idx must hold batch_size = 2 indices, got the shape \(3,\)"):
+            step.run(torch.tensor([0, 1, 2]))
+        with pytest.raises(ValueError, match=r"batches must be a \(steps, batch_size\) .* got the shape \(4, 3\)"):
+            step.run_steps(torch.zeros((4, 3), dtype=torch.int64))
+        with pytest.raises(ValueError, match=r"got the shape \(2,\)"):
+            step.run_steps(torch.zeros(2, dtype=torch.int64))
+    assert step.steps_done == 0 and torch.equal(w.detach(), torch.zeros(2))
 
 
 new_fp32_api = pytest.mark.skipif(nstep._fp32_settings() is None, reason="torch < 2.9 has no fp32_precision")
