@@ -13,8 +13,12 @@ values, which do not change the cost of a step).  Chapter :ref:`ch-engine` quote
 With ``--json auto`` a machine-readable record also goes to ``benchmarks/results/bench_train_gpu.json`` on a
 GPU with TF32 (``bench_train_gpu_fp32.json`` and ``bench_train_gpu_bf16.json`` at the other precisions) or to
 ``bench_train_cpu.json`` on the CPU; ``--json PATH`` writes it to PATH, and by default none is written, so that a
-trial run never rewrites a committed record.  It holds the device, torch, precision, the commit benchmarked (and
-whether the checkout differed from it), the steps per second of both loops, the host's load average when the
+trial run never rewrites a committed record.  Each loop is timed ``--repeats`` times (default 3), the two in
+alternation, so that a change of the machine's load falls on both; the output gives the medians with the range of
+the repeats in brackets, and the ratio's median and range over the rounds.  The record holds the device, torch
+(and CUDA), precision, the commit benchmarked (and whether the checkout differed from it; the output prints it
+too), the timing's settings and the CUDA graph's note, the steps per second of both loops (medians, and every
+repeat), the host's load average when the
 timings ended (other jobs on a shared machine slow the CPU loops) and, with ``--figure-epochs``, a figure's
 three runs side by side per epoch against the engine chapter's floor for that device (None where the chapter
 has no data sheet for it), the time of one metric epoch of the three runs, and the seconds of 12,000 epochs with
@@ -68,8 +72,9 @@ def make_set(N: int, D: int, K: int, seed: int = 0) -> data.TrainingSet:
     return data.TrainingSet("bench", x, y, counts, tuple(map(str, range(K))), x, {"data_sha256": ""})
 
 
-def plain_loop(ts, p, device, steps: int, warmup: int) -> float:
-    """Steps per second of the plain loop (DataLoader, host-to-device copies, .item() each step)."""
+def plain_loop(ts, p, device, warmup: int):
+    """The plain loop (DataLoader, host-to-device copies, .item() each step) after ``warmup`` steps: a function
+    of ``steps`` that times that many more steps and returns their steps per second."""
     from torch.utils.data import DataLoader, TensorDataset
 
     torch.manual_seed(p["seed"])
@@ -95,28 +100,52 @@ def plain_loop(ts, p, device, steps: int, warmup: int) -> float:
         opt.step()
         return loss.item()
 
-    done, t0 = 0, None
-    while True:
-        for x, yb in loader:
-            if done == warmup:
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                t0 = time.perf_counter()
-            one(x, yb)
-            done += 1
-            if done == warmup + steps:
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                return steps / (time.perf_counter() - t0)
+    def batches():  # the loader's epochs, one after another, as a training loop draws them
+        while True:
+            yield from loader
+
+    stream = batches()
+
+    def steps_taken(n: int) -> None:
+        for _ in range(n):
+            one(*next(stream))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    steps_taken(warmup)
+
+    def timed(steps: int) -> float:
+        t0 = time.perf_counter()
+        steps_taken(steps)
+        return steps / (time.perf_counter() - t0)
+
+    return timed
 
 
-def engine_loop(ts, p, steps: int, warmup: int) -> tuple[float, train.Engine]:
-    """Steps per second of nclib.train's loop (Engine.train_steps, synchronised at the end)."""
+def engine_loop(ts, p, warmup: int):
+    """nclib.train's loop (Engine.train_steps, synchronised at the end) after ``warmup`` steps: a function of
+    ``steps`` that times that many more steps and returns their steps per second, and the Engine."""
     eng = train.Engine(ts, p)
     eng.train_steps(warmup)  # includes the CUDA-graph capture on a GPU
-    t0 = time.perf_counter()
-    eng.train_steps(steps)
-    return steps / (time.perf_counter() - t0), eng
+
+    def timed(steps: int) -> float:
+        t0 = time.perf_counter()
+        eng.train_steps(steps)
+        return steps / (time.perf_counter() - t0)
+
+    return timed, eng
+
+
+def interleaved(first, second, steps: int, repeats: int) -> tuple[list[float], list[float]]:
+    """Steps per second of two timed loops measured ``repeats`` times each in alternation (``first`` leads in the
+    even rounds, ``second`` in the odd ones), so that a change in the machine's load during the benchmark falls
+    on both alike."""
+    rates = ([], [])
+    for r in range(repeats):
+        order = (0, 1) if r % 2 == 0 else (1, 0)
+        for i in order:
+            rates[i].append((first, second)[i](steps))
+    return rates
 
 
 def figure_loop(ts, p, Ls, epochs: int) -> tuple[float, float, float, list[train.Engine]]:
@@ -233,9 +262,9 @@ def run_levers(args, ts, p) -> None:
           f"{'n/a' if floor is None else f'{floor:.2f} ms/epoch'}")
     code = provenance.git_state()
     levers = {}
-    record = {"device": name, "torch": torch.__version__, "precision": args.precision,
-              "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
-              "command": " ".join(["python", *sys.argv]),
+    record = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda if is_cuda else None,
+              "precision": args.precision, "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
+              "command": " ".join(["python", *sys.argv]), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": p["batch_size"],
                           "width": args.width, "depth": args.depth, "L": args.L, "figure_L": list(Ls),
                           "threads": torch.get_num_threads(), "figure_epochs_timed": args.figure_epochs},
@@ -285,11 +314,14 @@ def shown(path: pathlib.Path) -> str:
 
 
 def data_sheet(device_name: str) -> dict | None:
-    """The data sheet of ``nclib.floor.DATASHEETS`` for the GPU named (an H200, an H100 SXM card), None for another
-    device."""
+    """The data sheet of ``nclib.floor.DATASHEETS`` for the GPU named (an H200 or an H100 SXM card, as torch names
+    them), None for another device: the PCIe and NVL cards and the Grace Hopper superchips (GH200) have other
+    bandwidths and peaks."""
+    if "GH200" in device_name or "NVL" in device_name or "PCIe" in device_name:
+        return None
     if "H200" in device_name:
         return nfloor.DATASHEETS["H200"]
-    if "H100" in device_name and "PCIe" not in device_name and "NVL" not in device_name:  # the SXM card
+    if "H100" in device_name:  # the SXM card ("NVIDIA H100 80GB HBM3")
         return nfloor.DATASHEETS["H100 SXM"]
     return None
 
@@ -311,8 +343,10 @@ def main(argv=None) -> None:
     ap.add_argument("--depth", type=int, default=6)
     ap.add_argument("--L", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--steps", type=int, default=2000, help="timed steps (per repeat)")
     ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="times each loop is timed, the two in alternation; the output gives the median and range")
     ap.add_argument("--precision", default="fp32", choices=train.PRECISIONS)
     ap.add_argument("--cuda-graph", default="auto", choices=["auto", "true", "false"])
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -327,6 +361,11 @@ def main(argv=None) -> None:
                     help="measure the plain engine and the opt-in levers instead: 'plain' or name=value[,...] of "
                          f"{', '.join(train.LEVER_KEYS)} (see the module docstring); the plain loop is skipped")
     args = ap.parse_args(argv)
+    for flag, least in (("steps", 1), ("repeats", 1), ("width", 1), ("depth", 0), ("L", 1), ("batch_size", 1),
+                        ("warmup", 0), ("figure_epochs", 0), ("threads", 1)):
+        value = getattr(args, flag)
+        if value is not None and value < least:
+            ap.error(f"--{flag.replace('_', '-')} must be at least {least}, got {value}")
     if args.threads:
         torch.set_num_threads(args.threads)
     cuda_graph = {"auto": "auto", "true": True, "false": False}[args.cuda_graph]
@@ -341,33 +380,45 @@ def main(argv=None) -> None:
                              "they are)")
         run_levers(args, ts, p)
         return
-    rate_engine, eng = engine_loop(ts, p, args.steps, args.warmup)
+    engine_timed, eng = engine_loop(ts, p, args.warmup)
     device = eng.device  # the plain loop runs where the Engine resolved device="auto"
     name = torch.cuda.get_device_name(device) if eng.is_cuda else provenance.cpu_model()
     with matmul_precision(p["precision"] == "tf32"):
-        rate_plain = plain_loop(ts, p, device, args.steps, args.warmup)
+        plain_timed = plain_loop(ts, p, device, args.warmup)
+        engines_rates, plain_rates = interleaved(engine_timed, plain_timed, args.steps, args.repeats)
+    # the median of each loop, and of the ratios of the rounds (each round times both loops side by side in time)
+    rate_engine, rate_plain = float(np.median(engines_rates)), float(np.median(plain_rates))
+    ratios = [e / q for e, q in zip(engines_rates, plain_rates)]
 
     n_params = models.parameter_count(eng.model)
+    code = provenance.git_state()
     print(f"device          {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"commit          {code['git_commit']}{' with uncommitted changes' if code['git_dirty'] else ''}")
     print(f"precision       {args.precision}; nclib cuda graph: {eng.graph_note}; fused Adam: {eng.fused}")
     print(f"problem         N={ts.N}, input dim {ts.x.shape[1]}, K={ts.K}, batch {eng.B} "
           f"({eng.steps_per_epoch} steps/epoch), width {args.width}, depth {args.depth}, L={args.L}, "
           f"{n_params} parameters")
-    print(f"timed steps     {args.steps} after {args.warmup} warm-up steps")
-    print(f"plain loop      {rate_plain:10.1f} steps/s   (DataLoader, host->device copies, .item() per step)")
-    print(f"nclib.train     {rate_engine:10.1f} steps/s")
-    print(f"ratio           {rate_engine / rate_plain:10.2f} x")
+    print(f"timed steps     {args.steps} after {args.warmup} warm-up steps, {args.repeats} times each loop, "
+          f"the two in alternation (medians; the range in brackets)")
+    print(f"plain loop      {rate_plain:10.1f} steps/s   [{min(plain_rates):.1f}, {max(plain_rates):.1f}] "
+          f"(DataLoader, host->device copies, .item() per step)")
+    print(f"nclib.train     {rate_engine:10.1f} steps/s   [{min(engines_rates):.1f}, {max(engines_rates):.1f}]")
+    print(f"ratio           {float(np.median(ratios)):10.2f} x   [{min(ratios):.2f}, {max(ratios):.2f}] "
+          f"(per round)")
     epochs_12000 = 12000 * eng.steps_per_epoch
     print(f"12000 epochs    {epochs_12000} steps: {epochs_12000 / rate_engine:.0f} s with nclib.train, "
           f"{epochs_12000 / rate_plain:.0f} s with the plain loop (training steps only)")
-    code = provenance.git_state()
-    record = {"device": name, "torch": torch.__version__, "precision": args.precision,
-              "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
+    record = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda if eng.is_cuda else None,
+              "precision": args.precision, "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
               "command": " ".join(["python", *sys.argv]),
+              "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": eng.B,
                           "width": args.width, "depth": args.depth, "L": args.L, "parameters": n_params,
                           "threads": torch.get_num_threads()},
-              "steps_per_s": {"engine": rate_engine, "plain": rate_plain}, "figure": None}
+              "timing": {"steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
+                         "graph_note": eng.graph_note, "fused_adam": eng.fused},
+              "steps_per_s": {"engine": rate_engine, "plain": rate_plain},
+              "steps_per_s_repeats": {"engine": engines_rates, "plain": plain_rates}, "figure": None}
     if args.figure_epochs > 0:
         E = args.figure_epochs
         apart, together, metric_s, engines = figure_loop(ts, p, (1, 3, 6), E)

@@ -86,7 +86,7 @@ LEVERS=${LEVERS:-plain grouped_adam=true adam_in_backward=true steps_per_graph=2
 LEVER_TIMEOUT_S=${LEVER_TIMEOUT_S:-60}  # the lever benchmark stops after this many seconds (the levers measured stay)
 ANATOMY_ARGS=${ANATOMY_ARGS:---reps 200}  # STABILITY mode: benchmarks/bench_anatomy.py (a step's parts, batched backbones)
 ANATOMY_TIMEOUT_S=${ANATOMY_TIMEOUT_S:-45}
-BENCH_ARGS=${BENCH_ARGS:---steps 1500 --warmup 50 --figure-epochs 40}
+BENCH_ARGS=${BENCH_ARGS:---steps 600 --warmup 50 --repeats 3 --figure-epochs 40}
 CALIB_ARGS=${CALIB_ARGS:-}
 TEST_EPOCHS=${TEST_EPOCHS:-}
 EXTRA_SETS=${EXTRA_SETS:-}

@@ -72,7 +72,11 @@ def test_floors_are_the_engine_chapters():
     grad_write = 4 * n / sheet["bandwidth"]
     assert 1e-3 * (part["products_floor_ms"] + part["adam_floor_ms"]) + grad_write == pytest.approx(whole, rel=1e-12)
     assert part["forward_backward_bytes_floor_ms"] == pytest.approx(1e3 * 12 * n / sheet["bandwidth"])
-    assert anatomy.data_sheet("NVIDIA H100 PCIe") is None and anatomy.data_sheet("NVIDIA H100 80GB HBM3")
+    assert anatomy.data_sheet("NVIDIA H100 80GB HBM3") == nclib.floor.DATASHEETS["H100 SXM"]
+    assert sheet == nclib.floor.DATASHEETS["H200"]
+    # cards of other bandwidths and peaks get no floor rather than the SXM card's
+    for other in ("NVIDIA H100 PCIe", "NVIDIA H100 NVL", "NVIDIA H200 NVL", "NVIDIA GH200 480GB", "NVIDIA A100-SXM4-80GB"):
+        assert anatomy.data_sheet(other) is None, other
 
 
 def test_reps_must_be_positive():

@@ -689,6 +689,12 @@ def test_read_benchmark(tmp_path):
         figures.read_benchmark(path)
     with pytest.raises(ValueError, match="is not a file"):
         figures.read_benchmark(tmp_path / "none.txt")
+    assert "engine_range" not in b and "commit" not in b  # an output of one timing per loop has none
+    path.write_text(text.replace("512.0 steps/s", "512.0 steps/s   [498.5, 530.0]")
+                    .replace("8.00 x", "8.00 x   [7.70, 8.21] (per round)") + "commit          0123abc\n")
+    b = figures.read_benchmark(path)
+    assert (b["plain_range"], b["ratio_range"], b["commit"]) == ((498.5, 530.0), (7.7, 8.21), "0123abc")
+    assert (b["plain"], b["ratio"]) == (512.0, 8.0) and "engine_range" not in b
     committed = figures.read_benchmark(figures.BENCHMARKS / "bench_train_cpu.txt")
     assert committed["engine"] > 0 and committed["plain"] > 0
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from nclib import data, step as nstep, train
+from nclib import data, figures, step as nstep, train
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
 
@@ -408,6 +408,49 @@ def test_the_benchmark_measures_each_lever_beside_the_plain_engine(tmp_path, cap
     assert "steps_per_graph" in levers["steps_per_graph=4"]["error"]
     with pytest.raises(SystemExit):
         bench.main(["--device", "cpu", "--levers", "plain", "--json", "auto"])
+
+
+@pytest.mark.parametrize("flag,value", [("--steps", "0"), ("--repeats", "0"), ("--warmup", "-1"),
+                                        ("--threads", "0"), ("--figure-epochs", "-2"), ("--width", "0")])
+def test_the_benchmark_refuses_a_bad_count_by_its_flag(flag, value, capsys):
+    """benchmarks/bench_train.py refuses, before any timing, a count it cannot time (``--steps 0`` divided by
+    None, ``--warmup 0 --steps 0`` never returned), naming the flag."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_train", train.ROOT / "benchmarks" / "bench_train.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--device", "cpu", flag, value])
+    assert stop.value.code == 2 and f"{flag} must be at least" in capsys.readouterr().err
+
+
+def test_the_benchmark_times_both_loops_in_alternation(tmp_path, capsys):
+    """benchmarks/bench_train.py: each loop timed ``--repeats`` times, the two in alternation; the output and the
+    record give the medians and every repeat, the commit and the timing's settings."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_train", train.ROOT / "benchmarks" / "bench_train.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    calls = []
+    first, second = (lambda steps: calls.append(("a", steps)) or 2.0), (lambda steps: calls.append(("b", steps)) or 1.0)
+    assert bench.interleaved(first, second, 5, 3) == ([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
+    assert calls == [("a", 5), ("b", 5), ("b", 5), ("a", 5), ("a", 5), ("b", 5)]
+    path = tmp_path / "cpu.json"
+    bench.main(["--device", "cpu", "--width", "16", "--depth", "1", "--steps", "4", "--warmup", "1",
+                "--repeats", "3", "--threads", "1", "--json", str(path)])
+    record = json.loads(path.read_text())
+    rates = record["steps_per_s_repeats"]
+    assert [len(rates[k]) for k in ("engine", "plain")] == [3, 3]
+    assert record["steps_per_s"] == {k: float(np.median(rates[k])) for k in ("engine", "plain")}
+    assert record["timing"]["steps"] == 4 and record["timing"]["repeats"] == 3 and record["cuda"] is None
+    out = tmp_path / "out.txt"
+    out.write_text(capsys.readouterr().out)
+    b = figures.read_benchmark(out)
+    assert b["commit"].startswith(record["commit"])
+    assert b["engine_range"][0] <= b["engine"] <= b["engine_range"][1]
+    np.testing.assert_allclose(b["engine_range"], [min(rates["engine"]), max(rates["engine"])], rtol=1e-3, atol=0.06)
 
 
 def test_a_lever_spec_is_read_by_the_one_grammar():

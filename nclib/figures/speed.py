@@ -24,8 +24,9 @@ def read_benchmark(path) -> dict:
     (steps per second of the plain PyTorch loop and of nclib.train) and ``ratio`` (their quotient as
     printed); with ``--figure-epochs`` also ``figure_epochs``, ``figure_apart_s`` and ``figure_together_s``
     (seconds for a figure's three runs of that many epochs one after another and side by side) and
-    ``figure_ratio``. Raises ValueError naming
-    the file when a line is missing.
+    ``figure_ratio``; where the benchmark timed each loop several times, ``plain_range``, ``engine_range`` and
+    ``ratio_range`` (the least and the largest of the repeats; the other numbers are their medians), and where it
+    printed its commit, ``commit``. Raises ValueError naming the file when a line is missing.
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -35,12 +36,14 @@ def read_benchmark(path) -> dict:
     for line in lines:
         key, _, rest = line.partition("  ")
         key, rest = key.strip(), rest.strip()
-        if key in ("device", "problem", "precision"):
+        if key in ("device", "problem", "precision", "commit"):
             out[key] = rest
-        elif key in ("plain loop", "nclib.train"):
-            out["plain" if key == "plain loop" else "engine"] = float(rest.split()[0])
-        elif key == "ratio":
-            out["ratio"] = float(rest.split()[0])
+        elif key in ("plain loop", "nclib.train", "ratio"):
+            name = {"plain loop": "plain", "nclib.train": "engine", "ratio": "ratio"}[key]
+            out[name] = float(rest.split()[0])
+            spread = re.search(r"\[([\d.]+), ([\d.]+)\]", rest)
+            if spread is not None:
+                out[f"{name}_range"] = (float(spread.group(1)), float(spread.group(2)))
         elif key == "figure runs":
             m = re.search(r"(\d+) epochs each: one after another ([\d.]+) s, side by side ([\d.]+) s, "
                           r"ratio ([\d.]+) x", rest)
