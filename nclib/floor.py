@@ -1,15 +1,20 @@
-"""The floor of one training step on a GPU (:ref:`ch-engine`): the least time a step of objective (4.3) can take,
-Adam's memory traffic (which no schedule hides) plus the matrix products at the device's data-sheet peaks.  The
-engine chapter and the benchmarks measure a step against it; nothing here runs on a device.
+"""The floor of one training step on a GPU (:ref:`ch-engine`): the time of a step of objective (4.3) done in turn,
+its matrix products and then Adam's memory traffic, each at the device's data-sheet peak, and the lower bound
+that no schedule of the step gets below.  The engine chapter and the benchmarks measure a step against the
+floor; nothing here runs on a device.
 """
 from __future__ import annotations
 
 from . import _checks, models
 
 
-#: Bytes of memory traffic per parameter and step at the least: fused Adam reads p, g, m, v and writes p, m, v
-#: (fp32), and the backward pass writes g.
+#: Bytes of memory traffic per parameter and step of Adam in the floor: fused Adam reads p, g, m, v and writes
+#: p, m, v (fp32), and the backward pass writes g.
 ADAM_BYTES = 32
+
+#: Of :data:`ADAM_BYTES`, the bytes per parameter and step that no engine avoids: p, m and v read and written
+#: (fp32).  The gradient's write and read may stay in the GPU's cache (Adam inside the backward pass).
+ADAM_STATE_BYTES = 24
 
 #: Data-sheet peaks (dense) of the GPUs whose floors :ref:`ch-engine` computes: HBM bandwidth in bytes/s and
 #: matrix-product throughput in FLOP/s, strict fp32 and TF32 (NVIDIA's H100 SXM and H200 data sheets).
@@ -17,22 +22,47 @@ DATASHEETS = {"H100 SXM": dict(bandwidth=3.35e12, fp32=67e12, tf32=495e12),
               "H200": dict(bandwidth=4.8e12, fp32=67e12, tf32=495e12)}
 
 
+def _networks(nets, name: str = "nets") -> list:
+    if isinstance(nets, models.CollapseNet):
+        raise ValueError(f"{name} must be a list of networks, got one CollapseNet (write [net])")
+    nets = list(nets)
+    if not nets:
+        raise ValueError(f"{name} must hold at least one network")
+    for net in nets:
+        if not isinstance(net, models.CollapseNet):
+            raise ValueError(f"{name} must hold nclib.models.CollapseNet networks, got {type(net).__name__}")
+    return nets
+
+
 def product_flops(model: models.CollapseNet, rows: int) -> int:
     """Matrix-product FLOPs of one step on ``rows`` samples: forward and weight gradients for every layer, input
     gradients for every layer but the first (the data need none); :ref:`ch-engine`'s arithmetic."""
+    if not isinstance(model, models.CollapseNet):
+        raise ValueError(f"model must be an nclib.models.CollapseNet, got {type(model).__name__}")
     rows = _checks.positive_int(rows, "rows")
     weights = [W.numel() for W in model.backbone_weights() + model.head_weights()]
     return 2 * rows * (3 * sum(weights) - weights[0])
 
 
 def floor_seconds(nets, rows: int, bandwidth: float, flops_per_s: float) -> float:
-    """The least time of one step of each network of ``nets`` on ``rows`` samples (:ref:`ch-engine`): Adam's
-    memory traffic (:data:`ADAM_BYTES` per parameter at ``bandwidth`` bytes/s), which no schedule hides, plus
-    the matrix products at ``flops_per_s``, taken in turn."""
-    nets = list(nets)
-    if not nets:
-        raise ValueError("nets must hold at least one network")
+    """The floor of :ref:`ch-engine`: the time of one step of each network of ``nets`` on ``rows`` samples done
+    in turn, Adam's memory traffic (:data:`ADAM_BYTES` per parameter at ``bandwidth`` bytes/s) plus the matrix
+    products at ``flops_per_s``.  Not a bound on every schedule: one that overlaps the products with Adam's
+    traffic, or keeps the gradients in the cache, may go below it down to :func:`bound_seconds`."""
+    nets = _networks(nets)
     bandwidth = _checks.positive_float(bandwidth, "bandwidth")
     flops_per_s = _checks.positive_float(flops_per_s, "flops_per_s")
     adam = sum(ADAM_BYTES * models.parameter_count(net) for net in nets) / bandwidth
     return adam + sum(product_flops(net, rows) for net in nets) / flops_per_s
+
+
+def bound_seconds(nets, rows: int, bandwidth: float, flops_per_s: float) -> float:
+    """A lower bound on one step of every network of ``nets`` on ``rows`` samples under any schedule
+    (:ref:`ch-engine`): the larger of the traffic of Adam's state (:data:`ADAM_STATE_BYTES` per parameter at
+    ``bandwidth`` bytes/s) and the matrix products at ``flops_per_s``, which an engine reaches only by hiding the
+    one entirely behind the other."""
+    nets = _networks(nets)
+    bandwidth = _checks.positive_float(bandwidth, "bandwidth")
+    flops_per_s = _checks.positive_float(flops_per_s, "flops_per_s")
+    state = sum(ADAM_STATE_BYTES * models.parameter_count(net) for net in nets) / bandwidth
+    return max(state, sum(product_flops(net, rows) for net in nets) / flops_per_s)

@@ -237,7 +237,25 @@ def test_the_floor_of_a_step_counts_adam_traffic_and_products():
     assert nfloor.product_flops(net, 7) == 2 * 7 * (3 * 103 - 30)
     n = models.parameter_count(net)
     seconds = nfloor.floor_seconds([net, net], 7, bandwidth=1e9, flops_per_s=1e12)
-    np.testing.assert_allclose(seconds, 2 * (nfloor.ADAM_BYTES * n / 1e9 + 2 * 7 * (3 * 103 - 30) / 1e12), rtol=1e-15)
+    # Adam: p, g, m, v read and p, m, v written in fp32, and g written by the backward pass: 8 x 4 bytes
+    np.testing.assert_allclose(seconds, 2 * (32 * n / 1e9 + 2 * 7 * (3 * 103 - 30) / 1e12), rtol=1e-15)
+    # the bound on any schedule: the larger of Adam's state traffic (p, m, v read and written: 6 x 4 bytes) and
+    # the products, each side in turn the larger
+    state, products = 2 * 24 * n / 1e9, 2 * 2 * 7 * (3 * 103 - 30) / 1e12
+    assert state > products
+    np.testing.assert_allclose(nfloor.bound_seconds([net, net], 7, 1e9, 1e12), state, rtol=1e-15)
+    assert products > state / 1e6  # at a million times the bandwidth the products are the larger
+    np.testing.assert_allclose(nfloor.bound_seconds([net, net], 7, 1e15, 1e12), products, rtol=1e-15)
+    assert nfloor.bound_seconds([net], 7, 1e9, 1e12) < nfloor.floor_seconds([net], 7, 1e9, 1e12)
+    # the data sheets the chapter quotes: HBM bytes/s, dense fp32 and TF32 FLOP/s (H100 SXM, H200)
+    assert nfloor.DATASHEETS == {"H100 SXM": dict(bandwidth=3.35e12, fp32=67e12, tf32=495e12),
+                                 "H200": dict(bandwidth=4.8e12, fp32=67e12, tf32=495e12)}
+    with pytest.raises(ValueError, match="nets must be a list of networks, got one CollapseNet"):
+        nfloor.floor_seconds(net, 7, 1e9, 1e12)
+    with pytest.raises(ValueError, match="nets must hold nclib.models.CollapseNet networks, got object"):
+        nfloor.bound_seconds([object()], 7, 1e9, 1e12)
+    with pytest.raises(ValueError, match="model must be an nclib.models.CollapseNet, got Linear"):
+        nfloor.product_flops(torch.nn.Linear(2, 2), 7)
     with pytest.raises(ValueError, match="nets must hold at least one network"):
         nfloor.floor_seconds([], 7, 1e9, 1e12)
     with pytest.raises(ValueError, match="bandwidth must be strictly positive"):
