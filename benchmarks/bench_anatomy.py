@@ -241,11 +241,14 @@ def main(argv=None) -> dict:
     record = {"device": name, "torch": torch.__version__, "precision": args.precision,
               "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
               "command": " ".join(["python", *sys.argv]) if argv is None else "main(" + repr(argv) + ")",
+              "cuda": torch.version.cuda if device.type == "cuda" else None,
+              "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": args.batch_size,
-                          "width": args.width, "depth": args.depth}, "reps": args.reps,
-              "graphs": device.type == "cuda", "steps": {}, "backbones": None}
+                          "width": args.width, "depth": args.depth, "threads": torch.get_num_threads()},
+              "reps": args.reps, "graphs": device.type == "cuda", "steps": {}, "backbones": None}
     for L, eng in zip(FIGURE_L, engines):
         part = step_parts(eng, args.reps, sheet, args.precision)
+        part["graph_note"] = eng.graph_note  # how the engine's own steps ran (a capture that fell back says why)
         record["steps"][str(L)] = part
         floors = "" if sheet is None else (f" (floors: products {part['products_floor_ms']:.3f}, Adam "
                                            f"{part['adam_floor_ms']:.3f}, bytes of the products "

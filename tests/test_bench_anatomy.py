@@ -54,6 +54,8 @@ def test_the_record_on_the_cpu(tmp_path):
         assert part["parameters"] == models.parameter_count(eng.model)
         assert min(part["step_ms"], part["forward_backward_ms"], part["adam_ms"]) > 0
         assert part["products_floor_ms"] is None  # no data sheet for a CPU
+        assert part["graph_note"] == eng.graph_note == "off"  # no CUDA graph on the CPU
+    assert record["problem"]["threads"] == torch.get_num_threads() and record["cuda"] is None
     bb = record["backbones"]
     assert bb["runs"] == 3 and bb["side_by_side_ms"] is None and bb["batched_ms"] > 0
     assert bb["parameters"] == 3 * sum(q.numel() for q in engines[0].model.backbone.parameters())

@@ -425,6 +425,25 @@ def test_the_benchmark_refuses_a_bad_count_by_its_flag(flag, value, capsys):
     assert stop.value.code == 2 and f"{flag} must be at least" in capsys.readouterr().err
 
 
+def test_the_benchmarks_parameter_hash_tells_runs_apart():
+    """bench_train.params_sha256, on which ``same_as_plain`` rests: equal for runs equal bit for bit, different for
+    runs from another seed or after one more step."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_train", train.ROOT / "benchmarks" / "bench_train.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    p = train.check_params(**KW)
+    ts = data.load("synthetic", counts=p["counts"], dim=p["dim"], seed=p["seed"])
+    a, b = train.Engine(ts, p), train.Engine(ts, p)
+    other = train.Engine(ts, train.check_params(**{**KW, "seed": 1}))
+    assert bench.params_sha256([a]) == bench.params_sha256([b]) != bench.params_sha256([other])
+    a.train_steps(1)
+    assert bench.params_sha256([a]) != bench.params_sha256([b])
+    b.train_steps(1)
+    assert bench.params_sha256([a]) == bench.params_sha256([b])
+
+
 def test_the_benchmark_times_both_loops_in_alternation(tmp_path, capsys):
     """benchmarks/bench_train.py: each loop timed ``--repeats`` times, the two in alternation; the output and the
     record give the medians and every repeat, the commit and the timing's settings."""
