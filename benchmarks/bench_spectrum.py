@@ -18,6 +18,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import nclib.imbalance as imb  # noqa: E402
+from nclib import provenance  # noqa: E402
 
 
 def random_profile(K, m, N_max, seed):
@@ -56,6 +57,11 @@ def main():
           f"dense SVD of Y-bar {t_svd * 1e3:.1f} ms, ratio SVD / structured = {t_svd / t_fast:.0f}")
     print(f"K = 1,000: largest relative difference of the positive singular values = {rel:.1e}, "
           f"zero singular value from the SVD = {s_svd[-1] / s_svd[0]:.1e} x the largest")
+    # what qualifies the timings: the code timed, the processor, and other jobs on the machine when they ended
+    code = provenance.git_state()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    print(f"commit {code['git_commit']}{' with uncommitted changes' if code['git_dirty'] else ''}, "
+          f"{provenance.cpu_model()}, load average {load}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 
 if __name__ == "__main__":
