@@ -34,8 +34,9 @@ plain engine instead: each SPEC is ``plain`` or comma-separated ``name=value`` s
 ``grouped_adam=true``, ``steps_per_graph=4``, ``deferred_metrics=true``); for each, the steps per second of one
 run (L = ``--L``) over whole epochs (``--steps`` rounded up to epochs, after two warm-up epochs in which the graphs
 are captured) and, with ``--figure-epochs``, a figure's three runs side by side per epoch, and what a metric epoch
-of the three costs as training sees it (the same epochs again with four metric epochs, as ``run_many`` records
-them, less the epochs alone: ``metric_ms_seen_by_training``, per metric epoch).  A lever
+of the three costs as training sees it (the same epochs again with a metric epoch every ``--figure-epochs // 4``
+epochs, at least every epoch, as ``run_many`` records them, less the epochs alone: ``metric_ms_seen_by_training``,
+per metric epoch; the record's ``metric_epochs`` says how many).  A lever
 the device refuses (several steps per graph on the CPU) or that fails is recorded with its error, and the others go
 on.  The plain PyTorch loop is skipped; the record's ``levers`` holds one entry per SPEC, with the sha256 of the
 runs' parameters after the timed steps and, once ``plain`` was measured, ``same_as_plain``: whether the lever's
@@ -264,7 +265,8 @@ def run_levers(args, ts, p) -> None:
     levers = {}
     record = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda if is_cuda else None,
               "precision": args.precision, "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
-              "command": " ".join(["python", *sys.argv]), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "command": " ".join(["python", *sys.argv]),
+              "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": p["batch_size"],
                           "width": args.width, "depth": args.depth, "L": args.L, "figure_L": list(Ls),
                           "threads": torch.get_num_threads(), "figure_epochs_timed": args.figure_epochs},
