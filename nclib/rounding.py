@@ -6,7 +6,10 @@ decimal (``0.058``, ``18``), a whole number with thousands separators (``13,000`
 non-breaking so that a line never ends inside it; :func:`number` reads such text back, so that a hidden cell can
 assert a claim about the very number it glued.  A glued "at most" or "at least" must stay true of the
 unrounded value, so :func:`round_up` and :func:`round_down` round outward (up for an upper bound, down for a
-lower one).  Chapters :ref:`ch-metrics`, :ref:`ch-errata-metrics` and :ref:`ch-fig1` to :ref:`ch-fig4`.
+lower one).  Where the same number is also written to nearest (a table, a run's own value), an outward rounding
+to as few figures can contradict it (0.15 for 0.140, "at least 4.92 × 10⁶" beside 4.93 × 10⁶): :func:`at_most`
+and :func:`at_least` round outward with as many figures beyond ``sig`` as it takes for the bound to read, at
+``sig`` figures, as :func:`written` writes the number itself (0.141; 4.928 × 10⁶).  Chapters :ref:`ch-metrics`, :ref:`ch-errata-metrics` and :ref:`ch-fig1` to :ref:`ch-fig4`.
 """
 from __future__ import annotations
 
@@ -78,7 +81,11 @@ def _rounded(x, sig, rounding) -> decimal.Decimal:
         return decimal.Decimal(0)
     # the shortest decimal that reads back as x (repr): rounded outward, it reads back on x's side (float() is
     # monotone), and a value such as 1e-05 is not pushed to 1.1e-05 by the binary digits beyond its repr
-    d = decimal.Decimal(repr(x))
+    return _quantized(decimal.Decimal(repr(x)), sig, rounding)
+
+
+def _quantized(d: decimal.Decimal, sig: int, rounding) -> decimal.Decimal:
+    """The nonzero decimal ``d`` rounded to ``sig`` significant figures."""
     q = decimal.Decimal(1).scaleb(d.adjusted() - sig + 1)
     r = d.quantize(q, rounding=rounding)
     if r.adjusted() > d.adjusted():  # 9.96 -> 10.0: one figure more than asked for; drop it
@@ -119,6 +126,40 @@ def round_down(x, sig: int = 2) -> str:
     """``x`` rounded down to ``sig`` significant figures, written as by :func:`written`: a true "at least x"
     (``number(text) <= x``)."""
     return _round(x, sig, decimal.ROUND_FLOOR)
+
+
+def _reads_as(bound: decimal.Decimal, near: decimal.Decimal, sig: int) -> bool:
+    """Whether ``bound``, rounded to ``sig`` significant figures of its own, is ``near``, under ties to even and
+    ties away alike (a reader who rounds 2.305 to 2.31 must not meet 2.30 elsewhere; 9.9 is not 10 to two
+    figures, 9.99 is)."""
+    if bound == 0 or near == 0:
+        return bound == near
+    return all(_quantized(bound, sig, r) == near for r in (decimal.ROUND_HALF_EVEN, decimal.ROUND_HALF_UP))
+
+
+def _bound(x, sig, rounding) -> str:
+    x = _finite(x)
+    sig = _significant(sig)
+    near = _rounded(x, sig, decimal.ROUND_HALF_EVEN)
+    for extra in range(sig, 18):  # at 17 figures the bound is x's own shortest decimal, which reads as near
+        bound = _rounded(x, extra, rounding)
+        if _reads_as(bound, near, sig):
+            return _text(bound)
+    return _text(_rounded(x, 17, rounding))
+
+
+def at_most(x, sig: int = 2) -> str:
+    """``x`` rounded up (a true "at most x": ``number(text) >= x``) to ``sig`` significant figures, or to more
+    where that rounding would not read as :func:`written` writes ``x`` (``at_most(0.14007, 2)`` is ``0.141``, not
+    ``0.15``, beside ``written(0.14007, 2) == "0.14"``): the bound and the number's own restatements agree."""
+    return _bound(x, sig, decimal.ROUND_CEILING)
+
+
+def at_least(x, sig: int = 2) -> str:
+    """``x`` rounded down (a true "at least x": ``number(text) <= x``) to ``sig`` significant figures, or to more
+    where that rounding would not read as :func:`written` writes ``x`` (``at_least(4928822, 3)`` is
+    ``4.928 × 10⁶``, not ``4.92 × 10⁶``, beside ``written(4928822, 3) == "4.93 × 10⁶"``)."""
+    return _bound(x, sig, decimal.ROUND_FLOOR)
 
 
 def number(text: str) -> float:

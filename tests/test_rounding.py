@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nclib.rounding import number, round_down, round_up, written, written_column
+from nclib.rounding import at_least, at_most, number, round_down, round_up, written, written_column
 
 
 def nb(text):
@@ -74,3 +74,39 @@ def test_a_column_is_written_in_one_notation_at_one_precision():
         written_column(0.5)
     with pytest.raises(ValueError, match="x must be a finite"):
         written_column([float("nan")])
+
+
+@pytest.mark.parametrize("x, sig, up, down", [
+    (0.14007465, 2, "0.141", "0.14"),  # not 0.15, which reads as another number than 0.14
+    (4928822.46, 3, "4.93 × 10⁶", "4.928 × 10⁶"),  # not 4.92 × 10⁶ beside 4.93 × 10⁶
+    (9.313539, 3, "9.314", "9.31"),
+    (2.304522968825401, 3, "2.3046", "2.3"),  # 2.305 would read as 2.31 to a reader who rounds ties up
+    (62786.27, 3, "62,800", "62,780"),
+    (9.996, 2, "10", "9.99"),  # 9.9 is not 10 to two figures
+    (0.0216, 3, "0.0216", "0.0216"),  # exact at sig figures: nothing added
+    (-0.14007, 2, "-0.14", "-0.141"), (0.0, 2, "0", "0"),
+])
+def test_bounds_that_read_as_the_number_itself(x, sig, up, down):
+    assert at_most(x, sig) == nb(up) and at_least(x, sig) == nb(down)
+
+
+def test_bounds_hold_and_read_as_written_for_many_values():
+    rng = np.random.default_rng(1)
+    for x in 10.0 ** rng.uniform(-12, 9, 2000) * rng.choice([-1, 1], 2000):
+        for sig in (1, 2, 3):
+            up, down, near = at_most(x, sig), at_least(x, sig), written(x, sig)
+            assert number(down) <= x <= number(up)
+            assert written(number(up), sig) == near and written(number(down), sig) == near
+            # never fewer figures than the plain outward rounding, and no further from x
+            assert number(round_down(x, sig)) <= number(down) and number(up) <= number(round_up(x, sig))
+
+
+def test_bound_refusals_name_the_argument():
+    with pytest.raises(ValueError, match="x must be a finite"):
+        at_most(float("inf"))
+    with pytest.raises(ValueError, match="x must be a finite"):
+        at_least("0.5")
+    with pytest.raises(ValueError, match="sig"):
+        at_least(1.0, sig=0)
+    with pytest.raises(ValueError, match="^sig must be at most 17"):
+        at_most(1.0, sig=18)
