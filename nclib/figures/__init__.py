@@ -38,7 +38,7 @@ from .speed import (BENCHMARKS, INPUT_DIM, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS, R
                     with_data_seconds)
 from .plots import as_plot_runs, draw_panels, draw_stability, draw_theory, figure_legend
 from .chapter import (FigureChapter, benchmark_glue, calibration_glue, figure_chapter, figure_glue, figure_tables,
-                      logged_figure, precisions, rise_cell, summary_glue, summary_tables)
+                      logged_figure, percent, precisions, rise_cell, summary_glue, summary_tables)
 from . import stability
 from .. import ROOT
 

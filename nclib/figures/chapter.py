@@ -2,6 +2,11 @@
 plots: the checked runs, their tables (pandas DataFrames narrow enough for the page) and the numbers their prose
 glues, formatted as printed. Numbers only: the chapters' sentences are written in the chapters, each claim
 guarded by an assert there.
+
+One rule for the numbers: a run's own value, and the smallest and the largest of the runs' values, are written to
+nearest (:func:`nclib.rounding.written`), in tables and in prose alike; a bound (an "at least" or "at most" over
+runs or over points) is rounded outward by :func:`nclib.rounding.at_least` and :func:`nclib.rounding.at_most`,
+which read, at the same figures, as the number written to nearest elsewhere.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import plotting, ufm
-from ..rounding import round_down, round_up, written, written_column
+from ..rounding import at_least, at_most, written, written_column
 from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, final_rows, lr_step, next_milestone,
                        order_by, order_held, orders_without_spikes, other_spikes, rise_ratios, run_theory, spikes,
                        stalls, wall_time_s)
@@ -67,6 +72,16 @@ def _column(values, sig: int) -> list[str]:
     return [next(written_) if np.isfinite(v) else "" for v in values]
 
 
+def _figures(x, sig: int) -> str:
+    """``x`` to ``sig`` significant figures with their trailing zeros (3.30, as the tables write it, not 3.3)."""
+    return written_column([x], sig)[0]
+
+
+def percent(acc, decimals: int = 1) -> str:
+    """A training accuracy (a fraction) as the prose writes it, in percent beside "100 %": 0.9667 -> ``"96.7"``."""
+    return f"{100 * float(acc):.{decimals}f}"
+
+
 def rise_cell(rise: dict | None) -> str:
     """A table cell for a :func:`largest_rise`: ``"×21.6 (epochs 480 to 500)"``, or ``"none"``."""
     return "none" if rise is None else f"×{written(rise['factor'], 3)} (epochs {rise['prev_epoch']} to {rise['epoch']})"
@@ -84,9 +99,11 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     The paper's settings (``paper-counts``, ``paper-epochs``, ``paper-width``, ``paper-batch``, ``paper-lr``);
     the runs' (``epochs``, ``N``, ``counts``, ``divisor``, ``width``, ``lr``, ``gamma``, ``batch``, ``decay``,
     ``wd`` (the closest public code's 1e-5), ``milestone``, ``metric-every``, ``precision``, ``device``); against Theorem
-    4.3 (``alive``, ``K``, ``gap-min``, ``gap-max``, ``mean-end``, ``minimizer-acc``; with a bias ``bstar``,
+    4.3 (``alive``, ``K``, ``gap-min``, ``gap-max`` (the smallest and the largest run's excess over the minimum,
+    to nearest, and ``gap-min-L``, ``gap-max-L``, whose they are), ``mean-end``, ``minimizer-acc``; with a bias ``bstar``,
     ``bias0``, ``bias-end-min``, ``bias-end-max``); per run ``acc100-L<L>``, ``stays-L<L>`` (first and
-    settled epoch at 100 % training accuracy, "never" if none), ``acc-L<L>`` and ``nc1-drop-L<L>``; over the
+    settled epoch at 100 % training accuracy, "never" if none), ``acc-L<L>`` (in percent, as every training accuracy the prose glues: :func:`percent`) and
+    ``nc1-drop-L<L>``; over the
     runs that end at 100 % (``n-fitted``) ``fit-nc1-drop`` (the smallest fall of NC1) and ``fit-nc3-drop`` (the
     largest fall of NC3); the orderings in L ``nc1-order``, ``nc3-order``, ``gap-order`` (where the runs end at one
     epoch, with ``<key>-order-held``, at how many of the last ``order-records`` recorded epochs the runs rank so,
@@ -120,15 +137,17 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     t_first = theory[min(theory)]
     g["alive"] = " or ".join(map(str, sorted({t.alive for t in theory.values()})))
     g["K"] = str(t_first.K)
-    g["gap-min"] = round_down(min(r['gap'] / r['minimum'] for r in rows), 3)  # an outward range
-    g["gap-max"] = round_up(max(r['gap'] / r['minimum'] for r in rows), 3)
-    g["mean-end"] = round_up(max(r['global_mean_norm'] for r in rows))
+    # the smallest and the largest excess are two runs' own values, written to nearest as the tables write them
+    low, high = (min(rows, key=lambda r: r['gap'] / r['minimum']), max(rows, key=lambda r: r['gap'] / r['minimum']))
+    g["gap-min"], g["gap-min-L"] = _figures(low['gap'] / low['minimum'], 3), str(low["L"])
+    g["gap-max"], g["gap-max-L"] = _figures(high['gap'] / high['minimum'], 3), str(high["L"])
+    g["mean-end"] = at_most(max(r['global_mean_norm'] for r in rows))
     g["minimizer-acc"] = " or ".join(sorted({f"{t.minimizer_accuracy:.3f}" for t in theory.values()}))
     if t_first.b_star is not None:
         g["bstar"] = f"{np.linalg.norm(t_first.b_star):.3f}"
-        g["bias0"] = round_down(min(r['bias_error_0'] for r in rows))
-        g["bias-end-min"] = round_down(min(r['bias_error'] for r in rows))
-        g["bias-end-max"] = round_up(max(r['bias_error'] for r in rows))
+        g["bias0"] = at_least(min(r['bias_error_0'] for r in rows))
+        g["bias-end-min"] = written(min(r['bias_error'] for r in rows), 3)  # runs' own values, as in the table
+        g["bias-end-max"] = written(max(r['bias_error'] for r in rows), 3)
 
     by_L = {r["L"]: r for r in rows}
     g["acc-epochs"] = _comma(_epoch(by_L[L]["acc100_epoch"]) for L in L_VALUES)
@@ -136,14 +155,14 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     for L, r in by_L.items():
         g[f"acc100-L{L}"] = _epoch(r["acc100_epoch"])
         g[f"stays-L{L}"] = _epoch(r["acc100_stays"])
-        g[f"acc-L{L}"] = f"{r['train_acc']:.3f}"
+        g[f"acc-L{L}"] = percent(r['train_acc'])
         g[f"nc1-drop-L{L}"] = written(r['nc1_drop'], 3)
     fitted = [L for L, r in by_L.items() if r["train_acc"] >= 1.0]
     g["n-fitted"] = str(len(fitted))
     if fitted:
-        g["fit-nc3-drop"] = round_up(max(runs[L].history['nc3'][0] / runs[L].history['nc3'][-1] for L in fitted),
-                                     3)  # "at most"
-        g["fit-nc1-drop"] = round_down(min(by_L[L]['nc1_drop'] for L in fitted), 3)  # "at least"
+        g["fit-nc3-drop"] = at_most(max(runs[L].history['nc3'][0] / runs[L].history['nc3'][-1] for L in fitted),
+                                    3)  # "at most"
+        g["fit-nc1-drop"] = at_least(min(by_L[L]['nc1_drop'] for L in fitted), 3)  # "at least"
     same_end = len({int(np.asarray(r.history["epoch"])[-1]) for r in runs.values()}) == 1
     for key in ORDER_KEYS:
         g[f"{key}-order"] = _comma(order_by(rows, key))
@@ -183,7 +202,7 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
                   s + "milestone": _epoch(next_milestone(runs[L].params, r["epoch"])),
                   s + "nc1-before": written(b['nc1'], 2), s + "nc1-at": written(a['nc1'], 2),
                   s + "nc3-before": written(b['nc3'], 3), s + "nc3-at": written(a['nc3'], 3),
-                  s + "acc-before": f"{b['train_acc']:.3f}", s + "acc-at": f"{a['train_acc']:.3f}",
+                  s + "acc-before": percent(b['train_acc']), s + "acc-at": percent(a['train_acc']),
                   s + "back": _epoch(r["back_epoch"]), s + "nc1-end": written(fin['nc1'], 2),
                   s + "nc3-end": written(fin['nc3'], 3)})
         others = other_spikes(runs[L].history)
@@ -192,8 +211,8 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
             g.update({f"{s}other{i}-from": str(e0), f"{s}other{i}-to": str(e1), f"{s}other{i}-factor": written(x, 3)})
     for L, d in accuracy_dips(runs).items():
         s = f"dip-L{L}-"
-        g.update({s + "low": f"{d['low']:.4f}", s + "epoch": str(d["low_epoch"]), s + "back": _epoch(d["back"]),
-                  s + "final": f"{d['final']:.3f}",
+        g.update({s + "low": percent(d['low'], 2), s + "epoch": str(d["low_epoch"]), s + "back": _epoch(d["back"]),
+                  s + "final": percent(d['final']),
                   s + "times": {1: "once", 2: "twice"}.get(d["times"], f"{d['times']} times")})
     stepped = lr_step(runs)
     if stepped:
@@ -203,25 +222,25 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
         g["lrstep-below"] = _comma(L for L, d in stepped.items() if d["below_100_before"]) or "none"
     for L, d in stepped.items():
         s = f"lrstep-L{L}-"
-        g.update({s + "before": str(d["before"]["epoch"]), s + "acc-before": f"{d['before']['train_acc']:.3f}",
+        g.update({s + "before": str(d["before"]["epoch"]), s + "acc-before": percent(d['before']['train_acc']),
                   s + "obj-before": written(d['before']['objective'], 3), s + "obj-end": written(d['final']['objective'], 3),
                   s + "drop": written(d['objective_drop'], 3), s + "settled": _epoch(d["settled_100"])})
     g["stall-runs"] = _comma(stalls(runs)) or "none"
     for L, st in stalls(runs).items():
         s = f"stall-L{L}-"
-        g.update({s + "since": str(st["since"]), s + "end": f"{st['end']:,}", s + "acc": f"{st['train_acc']:.3f}",
-                  s + "best": f"{st['best_acc']:.3f}", s + "wrong": f"{st['misclassified']:,}",
+        g.update({s + "since": str(st["since"]), s + "end": f"{st['end']:,}", s + "acc": percent(st['train_acc']),
+                  s + "best": percent(st['best_acc']), s + "wrong": f"{st['misclassified']:,}",
                   s + "N": f"{int(st['n'].sum()):,}", s + "half": f"{st['half']:,}",
-                  s + "change": ("-" if st["objective_change"] < 0 else "+") + written(abs(100 * st["objective_change"]), 2), s + "ratio": written(st['objective_ratio'], 3),
+                  s + "change": ("-" if st["objective_change"] < 0 else "+") + written(abs(100 * st["objective_change"]), 2), s + "ratio": _figures(st['objective_ratio'], 3),
                   s + "nc1": written(st['nc1'], 2), s + "nc1-drop": written(st['nc1_drop'], 3), s + "nc3": written(st['nc3'], 3),
                   s + "smallest": str(st["smallest"]), s + "smallest-count": str(st["smallest_count"]),
                   s + "multiple": _epoch(st["smallest_multiple"])})
         place = st["partial"]
-        if place is not None:  # |objective / that point's value - 1| as an "at most", the runner-up as "at least"
+        if place is not None:  # |objective / that point's value - 1|, the run's own; the runner-up as "at least"
             g.update({s + "dead": str(place["dead"]), s + "partial-ratio": written(st['partial_ratio'], 3),
-                      s + "partial-off": round_up(100 * abs(place["above"]), 2)})
+                      s + "partial-off": written(100 * abs(place["above"]), 2)})
             if place["runner_up"] is not None:
-                g[s + "partial-runner-up"] = round_down(100 * place["runner_up"], 3)
+                g[s + "partial-runner-up"] = at_least(100 * place["runner_up"], 3)
         if st["before"] is not None:
             g.update({s + "before": str(st["before"]), s + "lr-before": written(st['lr_before'], 6),
                       s + "lr-since": written(st['lr_since'], 6),
@@ -350,9 +369,9 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
         "objective / minimum": f"{st['objective_ratio']:.2f}",
         "modes at 0": "" if st["partial"] is None else st["partial"]["dead"],
         "above the nearest point (%)": "" if st["partial"] is None else
-        ("-" if st["partial"]["above"] < 0 else "+") + round_up(100 * abs(st["partial"]["above"]), 2),
+        ("-" if st["partial"]["above"] < 0 else "+") + written(100 * abs(st["partial"]["above"]), 2),
         "distance to the next point (%)": "" if st["partial"] is None or st["partial"]["runner_up"] is None else
-        round_down(100 * st["partial"]["runner_up"], 3),
+        written(100 * st["partial"]["runner_up"], 3),
     } for k, c in sorted(chapters.items()) for L, st in stalls(c.runs).items()],
         columns=["figure", "L", "train acc", "misclassified", "objective / minimum", "modes at 0",
                  "above the nearest point (%)", "distance to the next point (%)"]).set_index(["figure", "L"])
@@ -367,11 +386,12 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     their epochs, against the paper's ``paper-epochs``), ``n-fitted`` and ``drop-min`` (the runs that end at
     100 % training accuracy and the smallest fall of NC1 among them), ``n-stalled`` (the others) and
     ``partial-off-max`` (over those with L >= 2, the largest relative distance, in %, between the final objective
-    and the nearest local minimizer of Lemma A.2 with modes at 0, :func:`stalls`; rounded up) and
-    ``partial-runner-up-min`` (the smallest distance to the next nearest such point; rounded down),
-    ``ratio-min``/``ratio-max`` (final objective over the global minimum, rounded outward), per device
-    ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`), ``spike-threshold``, ``be-min``/``be-max`` (rounded outward; final over
-    initial ||b - n/N||, with a bias), and for the pairs with and without a bias at the same scale
+    and the nearest local minimizer of Lemma A.2 with modes at 0, :func:`stalls`; an "at most") and
+    ``partial-runner-up-min`` (the smallest distance to the next nearest such point; an "at least"),
+    ``ratio-min``/``ratio-max`` (final objective over the global minimum: the smallest and the largest run's, to
+    nearest as the tables write them), per device ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`),
+    ``spike-threshold``, ``be-min``/``be-max`` (final over initial ||b - n/N||, with a bias: the smallest and the
+    largest run's, to nearest), and for the pairs with and without a bias at the same scale
     ``wh-<a>-<b>-with-min`` .. ``-without-max`` (final NC2^WH over the runs at 100 %).
     """
     rows = {k: c.rows for k, c in chapters.items()}
@@ -386,17 +406,18 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
          "n-fitted-gpu": str(sum(r["train_acc"] == 1.0 for k in gpu for r in rows[k])),
          "n-cpu-runs": str(sum(len(rows[k]) for k in rows if k not in gpu)),
          "paper-epochs": f"{scale_settings('gpu')['epochs']:,}",
-         "ratio-min": round_down(min(r["objective"] / r["minimum"] for r in all_rows), 6),  # rounded outward
-         "ratio-max": round_up(max(r["objective"] / r["minimum"] for r in all_rows), 3),
+         # the smallest and the largest run's own ratio, to nearest as the tables write them (9.31, not 9.32)
+         "ratio-min": written(min(r["objective"] / r["minimum"] for r in all_rows), 6),
+         "ratio-max": _figures(max(r["objective"] / r["minimum"] for r in all_rows), 3),
          "spike-threshold": written(SPIKE_FACTOR, 6)}
     if fitted:
-        g["drop-min"] = round_down(min(r['nc1_drop'] for r in fitted), 3)  # "at least"
+        g["drop-min"] = at_least(min(r['nc1_drop'] for r in fitted), 3)  # "at least"
     places = [st["partial"] for c in chapters.values() for st in stalls(c.runs).values() if st["partial"] is not None]
     if places:
-        g["partial-off-max"] = round_up(100 * max(abs(p["above"]) for p in places), 2)
+        g["partial-off-max"] = at_most(100 * max(abs(p["above"]) for p in places), 2)
         runners = [p["runner_up"] for p in places if p["runner_up"] is not None]
         if runners:
-            g["partial-runner-up-min"] = round_down(100 * min(runners), 3)
+            g["partial-runner-up-min"] = at_least(100 * min(runners), 3)
     for name, ks in (("gpu", gpu), ("cpu", [k for k in sorted(chapters) if k not in gpu])):
         if ks:
             g[f"wall-{name}"] = f"{sum(wall_time_s(chapters[k].runs) for k in ks) / 60:.1f}"
@@ -411,7 +432,7 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
                       s + "without-min": written(min(b), 2), s + "without-max": written(max(b), 2)})
     be = [r["bias_error"] / r["bias_error_0"] for k in sorted(rows) if chapters[k].figure.bias for r in rows[k]]
     if be:
-        g["be-min"], g["be-max"] = round_down(min(be), 2), round_up(max(be), 2)  # an outward range
+        g["be-min"], g["be-max"] = written(min(be), 2), written(max(be), 2)  # two runs' own values, to nearest
     return g
 
 
