@@ -7,6 +7,9 @@
     python scripts/figure_notebook.py relabel NOTEBOOK FIG SCALE [--piece L1-L3]
         gives an executed copy of the training notebook its own title, target and figure names for the book
         (--piece: the notebook made only those runs of the figure)
+    python scripts/figure_notebook.py redraw NOTEBOOK FIG SCALE
+        redraws the stored panels of an executed copy from the committed run folders with the current plotting
+        code, without retraining, and says so in its caption
 
 scripts/gpu_run_figure.sh runs both around papermill; the runs are those of Figures 1-4 (Section 5).
 """
@@ -24,11 +27,23 @@ from typing import Mapping
 from nclib import figures, letters, parameters
 from nclib.runs import atomic_write_text
 
-#: The caption of the panels in an executed copy of the training notebook (:func:`relabel_notebook`): the
-#: training chapter's own caption speaks of its smoke run.
-RUN_PANELS_CAPTION = ("The collapse metrics and the training accuracy against epochs, one curve per head depth L, "
-                      "read back from the run folders this execution wrote; the figure's chapter draws them with the "
-                      "theory's targets and the epoch count against the paper's.")
+#: The caption of the panels in an executed copy of the training notebook (:func:`relabel_notebook`), by the
+#: scale of its runs: the training chapter's own caption speaks of its smoke run.  The figure's chapter draws the
+#: GPU runs; the CPU-scale runs only while the figure has no GPU runs.
+RUN_PANELS_CAPTIONS = {
+    "gpu": ("The collapse metrics and the training accuracy against epochs, one curve per head depth L, read back "
+            "from the run folders this execution wrote; the figure's chapter draws them with the theory's targets "
+            "and the epoch count against the paper's."),
+    "cpu-scale": ("The collapse metrics and the training accuracy against epochs, one curve per head depth L, read "
+                  "back from the run folders this execution wrote (CPU scale, not the paper's settings); the figure's "
+                  "chapter draws these runs, with the theory's targets, only while the figure has no GPU runs."),
+}
+RUN_PANELS_CAPTION = RUN_PANELS_CAPTIONS["gpu"]
+
+#: What the caption adds once :func:`redraw_panels` has replaced the stored panels.
+REDRAWN = (" Redrawn from the committed run folders with the book's current plotting code "
+           "(`scripts/figure_notebook.py redraw`), without retraining; the legend names the scale and the epochs. "
+           "The code cell shows the call as executed, whose output had an older layout.")
 
 #: How the title of an executed notebook names the runs of each scale.
 SCALE_TITLES = {"gpu": "GPU runs with every setting the paper states",
@@ -154,8 +169,9 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
             f"text below, the training chapter's own, speaks of the smoke run, those parameters apply instead); "
             + (f"the chapter {{ref}}`ch-fig{f.number}` draws and discusses the runs it wrote, with their epoch count "
                f"against the paper's." if scale == "gpu" else
-               f"the chapter {{ref}}`ch-fig{f.number}` draws the figure's GPU runs where there are any and these "
-               f"otherwise, and {{ref}}`ch-figures-summary` sets the two scales side by side."))
+               f"the chapter {{ref}}`ch-fig{f.number}` draws the figure's GPU runs once all three are committed and "
+               f"these CPU-scale runs otherwise; {{ref}}`ch-figures-summary` says, among its findings, what changes "
+               f"at the CPU scale."))
     titled = False
     for cell in nb["cells"]:
         text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
@@ -167,9 +183,65 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
             if "name" in fig_meta and not str(fig_meta["name"]).startswith(label):
                 fig_meta["name"] = f"{label}-{fig_meta['name']}"
             if "caption" in fig_meta:
-                fig_meta["caption"] = RUN_PANELS_CAPTION
+                redrawn = "redrawn" in cell.get("metadata", {})
+                fig_meta["caption"] = RUN_PANELS_CAPTIONS[scale] + (REDRAWN if redrawn else "")
     if not titled:
         raise ValueError(f"path {str(path)!r} is not an executed training notebook (no '(ch-train)=' title cell)")
+    atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+def redraw_panels(path, fig, scale: str, root=None) -> pathlib.Path:
+    """Redraw the stored panels of an executed, relabelled copy of the training notebook from the committed run
+    folders (``results/figures/<scale>/fig<k>/``, or ``root``), without retraining.
+
+    The output of the cell that drew the panels (the one whose figure name ends in ``fig-train-panels``) is
+    replaced by the panels that :func:`nclib.plotting.collapse_panels` draws now from the same runs, with the
+    legend title of the figure's chapter (:func:`nclib.figures.figure_legend`: the data, the bias case, the scale
+    and the epochs); the cell's code is left as executed; its metadata ``redrawn`` says what drew the output, and
+    its caption says that it was redrawn (:data:`REDRAWN`).  The runs must be those the notebook made: the head
+    depths and epochs papermill injected (ValueError otherwise).  Idempotent up to the PNG's bytes.
+    """
+    import base64
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nclib import plotting
+
+    path = pathlib.Path(path)
+    f = figures.figure(fig)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} is not a file")
+    nb = json.loads(path.read_text())
+    runs = figures.load_figure(f, scale, root)
+    injected_L, epochs = injected_value(nb, "L_values"), injected_epochs(nb)
+    if injected_L is not None and sorted(injected_L) != sorted(runs):
+        raise ValueError(f"path {str(path)!r} made the runs L = {injected_L}, the run folders hold L = {sorted(runs)}")
+    if epochs is not None and {int(r.params["epochs"]) for r in runs.values()} != {epochs}:
+        raise ValueError(f"path {str(path)!r} made runs of {epochs} epochs, the run folders hold others")
+    cells = [c for c in nb["cells"] if c["cell_type"] == "code"
+             and str(c.get("metadata", {}).get("mystnb", {}).get("figure", {}).get("name", "")).endswith(
+                 "fig-train-panels")]
+    if len(cells) != 1:
+        raise ValueError(f"path {str(path)!r} has {len(cells)} cells that draw the panels, expected 1 (relabel it first)")
+    cell = cells[0]
+    legend = figures.figure_legend(runs, scale)
+    drawn = plotting.collapse_panels(figures.as_plot_runs(runs), legend_title=legend)
+    buffer = io.BytesIO()
+    drawn.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    width, height = drawn.get_size_inches() * drawn.dpi
+    plt.close(drawn)
+    cell["outputs"] = [{"output_type": "display_data", "metadata": {},
+                        "data": {"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"),
+                                 "text/plain": f"<Figure size {width:.0f}x{height:.0f} with 6 Axes>"}}]
+    cell["metadata"]["redrawn"] = {
+        "by": "scripts/figure_notebook.py redraw", "plotting": "nclib.plotting.collapse_panels",
+        "legend_title": legend,
+        "runs": [str(r.path.relative_to(figures.ROOT)) if root is None else r.path.name for _, r in sorted(runs.items())]}
+    cell["metadata"]["mystnb"]["figure"]["caption"] = RUN_PANELS_CAPTIONS[scale] + REDRAWN
     atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return path
 
@@ -187,6 +259,10 @@ def main(argv=None) -> int:
     rp.add_argument("fig", type=int)
     rp.add_argument("scale", choices=sorted(figures.SCALES))
     rp.add_argument("--piece", default=None, help="the runs this notebook made, as L1 or L1-L3 (default: all)")
+    dp = sub.add_parser("redraw", help="redraw the stored panels of an executed notebook from the run folders")
+    dp.add_argument("notebook", type=pathlib.Path)
+    dp.add_argument("fig", type=int)
+    dp.add_argument("scale", choices=sorted(figures.SCALES))
     args = ap.parse_args(argv)
     if args.command == "params":
         overrides = {}
@@ -197,6 +273,8 @@ def main(argv=None) -> int:
                 raise SystemExit(str(exc)) from None
             overrides[name] = value
         print(yaml_safe_json(figures.figure_parameters(args.fig, args.scale, **overrides)))
+    elif args.command == "redraw":
+        redraw_panels(args.notebook, args.fig, args.scale)
     else:
         relabel_notebook(args.notebook, args.fig, args.scale, args.piece)
     return 0
