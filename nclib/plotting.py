@@ -78,6 +78,8 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
     case, unless ``legend_title`` is given (:ref:`ch-train`; with the theory's targets,
     :func:`nclib.figures.draw_panels`).
     """
+    import matplotlib
+    import matplotlib.layout_engine
     import matplotlib.pyplot as plt
 
     if isinstance(runs, (str, pathlib.PurePath)):
@@ -112,7 +114,13 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
         ax.set_ylabel(label)
         ax.grid(True, which="major", alpha=0.3)
     axes[-1].set_ylim(-0.02, 1.02)
-    # above the first panel, outside every axes: no curve is hidden behind it
-    axes[0].legend(title=legend_title, fontsize="small", title_fontsize="small", loc="lower left",
-                   bbox_to_anchor=(0.0, 1.02), ncol=len(runs), borderaxespad=0.0, alignment="left")
+    # outside every axes, so that no curve is hidden behind it: above the panels, across the figure, where the
+    # figure lays itself out (constrained layout; the legend above the first panel alone widened its column), else
+    # above the first panel
+    legend = dict(title=legend_title, fontsize="small", title_fontsize="small", ncol=len(runs), alignment="left")
+    if isinstance(fig.get_layout_engine(), matplotlib.layout_engine.ConstrainedLayoutEngine):
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside upper left", **legend)
+    else:
+        axes[0].legend(loc="lower left", bbox_to_anchor=(0.0, 1.02), borderaxespad=0.0, **legend)
     return fig

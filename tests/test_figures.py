@@ -427,7 +427,7 @@ def test_drawing(tiny):
         runs = figures.load_figure(fig, "tiny", root=tiny)
         f = figures.draw_panels(runs, "cpu-scale")
         assert len(f.axes) == 6
-        assert "120 epochs" in f.axes[0].get_legend().get_title().get_text()
+        assert "120 epochs" in f.legends[0].get_title().get_text()
         lines = f.axes[0].get_lines()  # three curves and the dotted line of the step decay after epoch 80
         assert len(lines) == 4 and lines[-1].get_linestyle() == ":" and list(lines[-1].get_xdata()) == [80, 80]
         # the target of each NC panel in its axis label, by the bias case; nothing written on the plotting areas

@@ -461,7 +461,7 @@ def test_paper_style_panels_from_run_folders(tmp_path):
     axes = fig.axes
     assert [ax.get_ylabel() for ax in axes] == [label for _, label, _ in plotting.PANELS]
     assert [ax.get_yscale() for ax in axes] == ["log"] * 5 + ["linear"]
-    legend = axes[0].get_legend()
+    legend, = fig.legends  # one legend, above the panels
     assert [t.get_text() for t in legend.get_texts()] == ["L = 1", "L = 3"]
     assert legend.get_title().get_text() == "Gaussian mixture, with bias"
     np.testing.assert_array_equal(axes[0].lines[0].get_xdata(), [0, 5, 10])
@@ -484,7 +484,13 @@ def test_paper_style_panels_from_run_folders(tmp_path):
     with pytest.raises(ValueError, match="share the data and the bias case.*L=2: Gaussian mixture, bias-free"):
         plotting.collapse_panels(dirs + [free])
     titled = plotting.collapse_panels(dirs + [free], legend_title="mixed")
-    assert titled.axes[0].get_legend().get_title().get_text() == "mixed"
+    assert titled.legends[0].get_title().get_text() == "mixed"
+    # drawn into a figure that does not lay itself out, the legend goes above the first panel
+    import matplotlib.pyplot as plt
+
+    _, own = plt.subplots(3, 2)
+    into = plotting.collapse_panels(dirs, axes=own)
+    assert not into.legends and into.axes[0].get_legend().get_title().get_text() == "Gaussian mixture, with bias"
 
 
 @cuda_only
