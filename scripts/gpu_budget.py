@@ -25,7 +25,11 @@ at most the paper's 12,000.
            when a run does not fit alone
     python scripts/gpu_budget.py levers benchmarks/results/bench_levers_tf32.json [--metric-every 100]
         -> prints the notebook settings (NAME=VALUE ...) of the fastest lever measured for a figure's runs, for
-           EXTRA_SETS; nothing for the plain engine (:func:`choose_levers`)
+           EXTRA_SETS (gpu_figures.sh's LEVERS_FROM reads them so); nothing for the plain engine
+           (:func:`choose_levers`); status 1, and why, when the record is missing or holds no timed plain engine
+    python scripts/gpu_budget.py device [--device auto] [--expect H200]
+        -> prints the name of the GPU the runs would train on; status 2, and why, when torch sees no CUDA device or
+           the GPU's name does not contain EXPECT (:func:`check_device`): every budget here is an H200's
 """
 from __future__ import annotations
 
@@ -172,6 +176,25 @@ def choose_levers(record: dict, metric_every: int = 100) -> tuple[str, float, fl
     return best, best_ms, plain
 
 
+def check_device(device: str = "auto", expect: str | None = "H200") -> str:
+    """The name of the GPU that ``device`` (``"auto"``, ``"cuda"``, ``"cuda:N"``) trains on, checked before a GPU
+    job spends any time: ValueError when torch sees no CUDA device (the runs would train on the CPU for hours), or
+    when the name does not contain ``expect`` in any case (the speeds the budgets use were measured on an H200; an
+    H100 is about 1.4 times slower, and a figure's pieces made on two GPU models are refused by
+    ``scripts/land_gpu_runs.py promote``).  ``expect`` empty or None accepts any CUDA GPU."""
+    import torch
+
+    if device == "cpu" or not str(device).startswith(("auto", "cuda")):
+        raise ValueError(f"device must be auto, cuda or cuda:N for a GPU job, got {device!r}")
+    if not torch.cuda.is_available():
+        raise ValueError("torch sees no CUDA device")
+    name = torch.cuda.get_device_name(torch.device("cuda" if device == "auto" else device))
+    if expect and expect.lower() not in name.lower():
+        raise ValueError(f"the GPU is {name!r}, not an {expect} (EXPECT_GPU): the time budgets are an H200's, and a "
+                         f"figure's runs must all be made on one GPU model; EXPECT_GPU= accepts any GPU")
+    return name
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -206,10 +229,24 @@ def main(argv=None) -> None:
     lv = sub.add_parser("levers")
     lv.add_argument("record")
     lv.add_argument("--metric-every", type=int, default=100)
+    dv = sub.add_parser("device")
+    dv.add_argument("--device", default="auto")
+    dv.add_argument("--expect", default="H200", help="a part of the GPU's name (empty: any CUDA GPU)")
     args = ap.parse_args(argv)
+    if args.command == "device":
+        try:
+            name = check_device(args.device, args.expect)
+        except ValueError as exc:
+            print(f"refused: {exc}", file=sys.stderr)
+            sys.exit(2)
+        print(f"GPU: {name}" + (f" (an {args.expect}, as expected)" if args.expect else ""))
+        return
     if args.command == "levers":
-        with open(args.record) as fh:
-            spec, best, plain = choose_levers(json.load(fh), args.metric_every)
+        try:
+            with open(args.record) as fh:
+                spec, best, plain = choose_levers(json.load(fh), args.metric_every)
+        except (OSError, ValueError) as exc:  # json's errors are ValueErrors
+            raise SystemExit(f"levers: no lever record in {args.record!r}: {exc}")
         print(f"levers: {spec}, {best:.2f} ms per epoch of a figure's runs against {plain:.2f} for the plain engine",
               file=sys.stderr)
         print("" if spec == "plain" else " ".join(spec.split(",")))

@@ -3,10 +3,16 @@
 # (scripts/README.md gives the exact command; scripts/gpu_prepare.sh fills .gpu/ here first). Runs THERE, from
 # the repository root:
 #
-#   OUT=<folder whose files come back> bash scripts/gpu_figures.sh
+#   OUT="$OUT" bash scripts/gpu_figures.sh      ($OUT: the folder whose files come back, set there already)
 #
-# 1. installs papermill, jupytext and ipykernel from .gpu/wheels (no network there) unless present, and puts
-#    nclib on PYTHONPATH (and scripts/gpu_shim, a stand-in for myst_nb.glue, if myst_nb is missing);
+# 0. checks what must hold before any time is spent, each a refusal with status 2 and nothing made: PIECE names
+#    runs of a figure; $DATA exists (.gpu/, made here by scripts/gpu_prepare.sh in the repository root and carried
+#    with the copy) where a CIFAR-10 figure or the stability runs need it; TIME_LEFT_S and LEVERS_FROM (below) can
+#    be read; in FULL and STABILITY modes, the code is its commit's and torch sees a CUDA GPU whose name contains
+#    $EXPECT_GPU (default H200 there: every budget and timing of these jobs is an H200's);
+# 1. installs papermill, jupytext and ipykernel from .gpu/wheels (no network there) unless present (not in
+#    STABILITY mode, which runs no notebook), and puts nclib on PYTHONPATH (and scripts/gpu_shim, a stand-in for
+#    myst_nb.glue, if myst_nb is missing);
 # 2. prints nvidia-smi, papermill's, ipykernel's, jupytext's and torch's versions, and runs the CUDA-only tests
 #    of the engine (tests/test_train.py -k cuda -> $OUT/cuda_tests.txt; a failure is reported, not fatal:
 #    the engine falls back to eager steps where a CUDA graph cannot be captured);
@@ -24,19 +30,21 @@
 #    three runs (L = 1, 3, 6) train side by side (nclib.train.run_many), in precision $PRECISION;
 # 5. tars results/figures/gpu and book/figures/gpu into $OUT/figures_gpu.tar.gz (with the log, the
 #    calibration, the CUDA test report and the two benchmark outputs beside it: 6 files).
+# Status 1 (after the archive) when no figure's notebook ran, or one ended with another status than 0.
 #
-# STABILITY=1 (the first job on a GPU, before any 12,000-epoch run; the notebook tools of step 1 are not needed
-# there): after steps 1-2, the CUDA-only tests of the
-# default step path ($CUDA_FIRST), the precision stability runs (scripts/stability_runs.py, seeds
+# STABILITY=1 (the first job on a GPU, before any 12,000-epoch run): after steps 0-2, the CUDA-only tests of the
+# default step path ($CUDA_FIRST, == 2a), the precision stability runs (== 3, scripts/stability_runs.py, seeds
 # $STABILITY_SEEDS, default "0 1 2": Figure 1 at L = 6, fp32 against TF32, 400 epochs, into results/stability/),
-# the other CUDA-only tests of tests/test_train.py and tests/test_levers.py, the engine benchmark at $PRECISION
-# and fp32 with its JSON records, the levers and the step's anatomy (benchmarks/bench_anatomy.py $ANATOMY_ARGS,
+# then the measurements the FULL runs are planned from: the engine benchmark at $PRECISION and fp32 with its JSON
+# records (== 4), the levers (== 4b), the step's anatomy (== 4c, benchmarks/bench_anatomy.py $ANATOMY_ARGS,
 # stopped after $ANATOMY_TIMEOUT_S s) (into $BENCH_DIR, default bench-tmp/ in the stability runs' folder, removed
 # once archived: never the committed benchmarks/results/, whose rewritten files would make every later record of
-# the job "dirty"), then up to $STABILITY_EXTRA (default 3) more seeds while the budget lasts; archives
-# $OUT/stability.tar.gz (the folders of the whole pairs, both runs finished or diverged; a run cut off by the
-# budget, and half a pair, are left out: no result) and $OUT/benchmarks.tar.gz (the benchmark outputs and
-# records, the CUDA test report), beside log.txt.
+# the job "dirty"; $OUT/benchmarks.tar.gz is rewritten after each, so that a job stopped later keeps them); then
+# the other CUDA-only tests of tests/test_train.py and tests/test_levers.py (== 5), then up to $STABILITY_EXTRA
+# (default 3) more seeds while the budget lasts (== 6); archives (== 7) $OUT/stability.tar.gz (the folders of the
+# whole pairs, both runs finished or diverged; a run cut off by the budget, and half a pair, are left out: no
+# result; also written right after the pairs of == 3) and $OUT/benchmarks.tar.gz (the benchmark outputs and
+# records, the CUDA test report), beside log.txt. Status 1 when no pair is whole at the end.
 # A CPU trial of this mode sets STABILITY_OUT to a folder outside results/stability/.
 #
 # FULL=1 (the paper's 12,000 epochs in several jobs): no benchmark and no calibration; each figure of $FIGURES
@@ -44,24 +52,31 @@
 # max_train_s = the seconds left (BUDGET_S - elapsed - RESERVE_S, default 60; MAX_TRAIN_S overrides), so its
 # runs stop with a checkpoint when the job's time is up; the next job running the
 # same command on the same (warm) machine resumes them (resume=true) until they finish. The runs live in
-# $STAGE (default /var/tmp/nclib-gpu-stage, outside the repository copy, which each job refreshes) and every
-# job archives them (checkpoints excluded); the executed notebook of an earlier job is kept as
+# $STAGE (default /var/tmp/nclib-gpu-stage, outside the repository copy, which each job refreshes; gone with the
+# machine) and every job archives them (checkpoints excluded); after the notebook it prints each run's status and
+# the epoch it reached; the executed notebook of an earlier job is kept as
 # $STAGE/results/figures/gpu/figK/segments/figK[.PIECE].segment-N.run.ipynb. With PIECE (e.g. PIECE=L1), each
-# figure of $FIGURES makes only those runs (a letters figure does not fit one machine: one run per machine). The
+# figure of $FIGURES makes only those runs (a letters figure does not fit one machine: one run per machine);
+# PIECE=L1-L6, also spelled L1,L6, is the runs L = 1 and 6, not a range. The
 # CUDA-only tests run in the first job only, and only those of stop-and-resume (CUDA_TESTS, a pytest -k
-# expression, sets which). FULL mode, and STABILITY mode, refuse to start from a checkout whose code differs
+# expression, sets which). TIME_LEFT_S (instead of BUDGET_S): the time left on the GPU machine as the command
+# starts; BUDGET_S is then that less 40 s, at most 570. LEVERS_FROM: a lever record (a stability job's
+# bench_levers_tf32.json): its fastest lever that ends where the plain engine does joins the notebooks' settings.
+# FULL mode, and STABILITY mode, refuse to start from a checkout whose code differs
 # from its commit (nclib.provenance.git_state): scripts/land_gpu_runs.py promotes only runs made from a clean
-# commit, so such a job would be lost; ALLOW_DIRTY=1 lets a CPU test of the script start anyway. STABILITY mode
-# also refuses to start where torch sees no CUDA device, unless DEVICE=cpu (a CPU test).
+# commit, so such a job would be lost; ALLOW_DIRTY=1 lets a CPU test of the script start anyway. Both modes
+# also refuse to start where torch sees no CUDA device, or a GPU whose name lacks $EXPECT_GPU, unless DEVICE=cpu
+# (a CPU test).
 #
 # Environment: BUDGET_S (seconds for the whole script, default 530), FIGURES (default "1 3": the figures to
 # run, in priority order; "2 4" for the EMNIST-profile figures), PRECISION (default tf32: TF32 matrix
 # products in training, the metrics in fp32), PY (default python3), DEVICE (default auto), DATA (default
 # .gpu/cifar10_subset_slice.npz), LETTERS_DATA (default .gpu/letters_synthetic_gpu.npz: the letters of Figures 2
 # and 4 rendered ahead, read by their notebooks and the calibration; where the file is missing they render the
-# letters themselves, about 10 s a notebook). For a CPU test of the script only: TEST_EPOCHS (every figure gets this
-# many epochs), EXTRA_SETS (more NAME=VALUE notebook overrides, e.g. "width=32 metric_every=1";
-# the notebook and the stability runs read each word alike, nclib.parameters.parse_setting),
+# letters themselves, about 10 s a notebook), EXPECT_GPU, TIME_LEFT_S, LEVERS_FROM (above), EXTRA_SETS (more
+# NAME=VALUE notebook overrides, e.g. "width=32 metric_every=1" in a CPU test, or levers on the GPU; the notebook
+# and the stability runs read each word alike, nclib.parameters.parse_setting). For a CPU test of the script
+# only: TEST_EPOCHS (every figure gets this many epochs),
 # BENCH_ARGS, CALIB_ARGS, FORCE_SHIM=1, RESULTS_ROOT and NOTEBOOK_ROOT (scripts/gpu_run_figure.sh; the
 # archive holds $RESULTS_ROOT/gpu and $NOTEBOOK_ROOT/gpu). tests/test_gpu_scripts.py runs it so on a CPU.
 set -uo pipefail
@@ -74,6 +89,7 @@ cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the folder whose files come back}"
 mkdir -p "$OUT"
 T0=$(date +%s)
+BUDGET_GIVEN=${BUDGET_S:-}
 BUDGET_S=${BUDGET_S:-530}
 PY=${PY:-python3}
 DEVICE=${DEVICE:-auto}
@@ -97,7 +113,9 @@ FULL=${FULL:-}
 CUDA_TESTS=${CUDA_TESTS:-$([ -n "$FULL" ] && echo "cuda and resumes" || echo cuda)}
 RESERVE_S=${RESERVE_S:-60}
 # PIECE (e.g. L1, L1-L3): only those runs of each figure (scripts/gpu_run_figure.sh), one piece per GPU machine
-export PIECE=${PIECE:-}
+# (L1,L6 spells L1-L6, the runs L = 1 and 6, not a range; a piece's notebook and runs are named by the dash form)
+PIECE=${PIECE:-}
+export PIECE=${PIECE//,/-}
 FIRST_L=$(echo "${PIECE:-L1}" | sed 's/^L\([0-9]*\).*/\1/')
 STABILITY=${STABILITY:-}
 STABILITY_SEEDS=${STABILITY_SEEDS:-0 1 2}
@@ -108,10 +126,21 @@ CUDA_FIRST=${CUDA_FIRST:-graph_replays or graph_matches_eager or fp32_and_tf32 o
 # runs' folder (under results/, which no run counts as a change to its code), made and removed by stability_job
 BENCH_DIR=${BENCH_DIR:-}
 MAX_TRAIN_S=${MAX_TRAIN_S:-}
+# FULL and STABILITY modes: the GPU model the job must run on (a part of its name, any case), checked before anything
+# else; their timings, and so their budgets, are an H200's, and a figure's pieces must share one GPU model
+# (scripts/land_gpu_runs.py promote). EXPECT_GPU= (empty) accepts any CUDA GPU. Not checked with DEVICE=cpu.
+EXPECT_GPU=${EXPECT_GPU-$([ -n "$FULL$STABILITY" ] && echo H200)}
+# FULL mode: the time left on the GPU machine as this command starts (e.g. the second command: the time left after
+# the first); BUDGET_S is then that less 40 s (the command's start and the files' way back), at most 570
+TIME_LEFT_S=${TIME_LEFT_S:-}
+# FULL mode: a lever record (benchmarks/bench_train.py --levers --json, e.g. a stability job's
+# bench_levers_tf32.json): its fastest lever that ends where the plain engine does is added to the notebooks'
+# settings (scripts/gpu_budget.py levers); the job refuses to start when the record cannot be read
+LEVERS_FROM=${LEVERS_FROM:-}
+KDIR=""
 if [ -n "$FULL" ]; then
   STAGE=${STAGE:-/var/tmp/nclib-gpu-stage}
   export RESULTS_ROOT=$STAGE/results/figures NOTEBOOK_ROOT=$STAGE/book/figures
-  mkdir -p "$RESULTS_ROOT" "$NOTEBOOK_ROOT"
 fi
 
 elapsed() { echo $(( $(date +%s) - T0 )); }
@@ -128,37 +157,84 @@ data_sets() {
   esac
 }
 
-main() {
-  echo "== 1. install ($(date -u +%FT%TZ))"
-  # STABILITY mode runs no notebook: there the notebook tools are not needed, and their failure is not fatal
-  local tools_needed=1
-  if [ -n "$STABILITY" ]; then tools_needed=""; fi
-  if ! "$PY" -c "import papermill, jupytext, ipykernel" 2>/dev/null; then
-    "$PY" -m pip install -q --no-index --find-links .gpu/wheels papermill jupytext ipykernel \
-      || { [ -z "$tools_needed" ] || return 1; echo "(papermill, jupytext, ipykernel not installed)"; }
+# What must hold before any time is spent, each a refusal with status 2 and nothing made: the piece, the data, the
+# budget, the lever record, the code (FULL, STABILITY), a CUDA device of the expected model (FULL, STABILITY)
+preflight() {
+  echo "== 0. checks ($(date -u +%FT%TZ))"
+  if [ -n "$PIECE" ] && ! "$PY" -c "import sys; sys.path.insert(0, 'scripts'); import figure_notebook as f
+try: f.check_piece(sys.argv[1])
+except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 and 6)')" "$PIECE"; then
+    return 2
   fi
+  local f need_data="$STABILITY"
+  for f in $FIGURES; do case $f in 1|3) need_data=1 ;; esac; done
+  if [ -n "$need_data" ] && [ ! -f "$DATA" ]; then
+    echo "refused: no data file $DATA (DATA). scripts/gpu_prepare.sh makes .gpu/ in the repository root, here, and"
+    echo ".gpu/ must be carried with the repository copy to the GPU machine"
+    return 2
+  fi
+  if [ -n "$TIME_LEFT_S" ]; then
+    if [ -z "$FULL" ] || [ -n "$BUDGET_GIVEN" ] || ! [[ "$TIME_LEFT_S" =~ ^[0-9]+$ ]]; then
+      echo "refused: TIME_LEFT_S (FULL mode only, instead of BUDGET_S) must be the whole seconds left on the GPU"
+      echo "machine, got TIME_LEFT_S='$TIME_LEFT_S' BUDGET_S='$BUDGET_GIVEN' FULL='$FULL'"
+      return 2
+    fi
+    BUDGET_S=$(( TIME_LEFT_S - 40 < 570 ? TIME_LEFT_S - 40 : 570 ))
+    echo "BUDGET_S=$BUDGET_S: the $TIME_LEFT_S s left on the GPU machine less 40 s, at most 570"
+  fi
+  if [ -n "$LEVERS_FROM" ]; then
+    local words
+    if [ -z "$FULL" ] || ! words=$("$PY" scripts/gpu_budget.py levers "$LEVERS_FROM"); then
+      echo "refused: LEVERS_FROM='$LEVERS_FROM' (FULL mode only) is not a lever record that can be read"
+      return 2
+    fi
+    read -ra words <<< "$words"
+    EXTRA+=("${words[@]}")
+    echo "levers from $LEVERS_FROM: ${words[*]:-none (the plain engine is the fastest)}"
+  fi
+  if [ -n "$FULL$STABILITY" ]; then
+    clean_code || return 2
+    if [ "$DEVICE" != cpu ]; then
+      "$PY" scripts/gpu_budget.py device --device "$DEVICE" --expect "$EXPECT_GPU" || {
+        echo "$([ -n "$FULL" ] && echo FULL || echo STABILITY) mode refused (DEVICE=cpu for a CPU test of the script)"
+        return 2; }
+    fi
+  fi
+}
+
+main() {
   export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+  preflight || return $?
+  echo "== 1. install ($(elapsed) s)"
+  # STABILITY mode runs no notebook: the notebook tools are neither installed nor needed there
+  if [ -z "$STABILITY" ]; then
+    if ! "$PY" -c "import papermill, jupytext, ipykernel" 2>/dev/null; then
+      "$PY" -m pip install -q --no-index --find-links .gpu/wheels papermill jupytext ipykernel || return 1
+    fi
+    # the kernel papermill starts ("python3") must be this interpreter, not another one the machine may register
+    KDIR=$(mktemp -d /tmp/nclib-kernel.XXXXXX)
+    "$PY" -m ipykernel install --prefix "$KDIR" --name python3 > /dev/null || return 1
+    export JUPYTER_PATH="$KDIR/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
+  fi
   if [ -n "${FORCE_SHIM:-}" ] || ! "$PY" -c "import myst_nb" 2>/dev/null; then
     export PYTHONPATH="$PWD/scripts/gpu_shim:$PYTHONPATH"
     echo "myst_nb missing: using scripts/gpu_shim (myst_nb.glue's output format)"
   fi
-  # the kernel papermill starts ("python3") must be this interpreter, not another one the machine may register
-  KDIR=$(mktemp -d /tmp/nclib-kernel.XXXXXX)
-  "$PY" -m ipykernel install --prefix "$KDIR" --name python3 > /dev/null || [ -z "$tools_needed" ] || return 1
-  export JUPYTER_PATH="$KDIR/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
   echo "== 2. versions"
   nvidia-smi || echo "(no nvidia-smi)"
-  "$PY" -m papermill --version
   "$PY" -c "import torch, numpy; print('torch', torch.__version__, '| numpy', numpy.__version__, '| cuda available', torch.cuda.is_available())" || return 1
-  "$PY" -c "import ipykernel, jupytext, myst_nb; print('ipykernel', ipykernel.__version__, '| jupytext', jupytext.__version__, '| myst_nb', myst_nb.__version__)" \
-    || [ -z "$tools_needed" ] || return 1
-  "$PY" -m jupyter kernelspec list 2>/dev/null | grep python3 || true
+  if [ -z "$STABILITY" ]; then
+    "$PY" -m papermill --version
+    "$PY" -c "import ipykernel, jupytext, myst_nb; print('ipykernel', ipykernel.__version__, '| jupytext', jupytext.__version__, '| myst_nb', myst_nb.__version__)" \
+      || return 1
+    "$PY" -m jupyter kernelspec list 2>/dev/null | grep python3 || true
+  fi
   "$PY" -c "import pytest; print('pytest', pytest.__version__)" \
     || echo "WARNING: no pytest here: the CUDA-only tests cannot run (each pytest step below says so)"
   if [ -n "$STABILITY" ]; then stability_job; return; fi
   local resuming=""
   if [ -n "$FULL" ]; then
-    clean_code || return 1
+    mkdir -p "$RESULTS_ROOT" "$NOTEBOOK_ROOT"
     for f in $FIGURES; do
       if [ -f "$RESULTS_ROOT/gpu/fig$f/fig$f-L$FIRST_L/checkpoint.pt" ]; then resuming="$resuming $f"; fi
     done
@@ -200,22 +276,30 @@ main() {
     local sets=("epochs=$E" "progress=false" "device=$DEVICE" "precision=$PRECISION" "overwrite=true")
     data_sets "$f"
     for kv in "${EXTRA[@]}"; do sets+=("$kv"); done
-    timeout --signal=INT --kill-after=15 $(( alloc + 45 )) scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}" \
-      || echo "Figure $f: scripts/gpu_run_figure.sh ended with $(status_text $? "stopped by the time budget")"
+    notebook "$f" "stopped by the time budget" timeout --signal=INT --kill-after=15 $(( alloc + 45 )) \
+      scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}"
   done
   archive
 }
 
-# STABILITY mode: the precision stability runs first, then the engine's checks and benchmarks, then more seeds
+# the figure $1's notebook, the command "${@:3}" (its timeout, scripts/gpu_run_figure.sh): its status noted in
+# FIGS_OK or FIGS_FAILED (archive's status), $2 what status 124 means
+FIGS_OK="" FIGS_FAILED=""
+notebook() {
+  local f=$1 why=$2 rc
+  shift 2
+  "$@"
+  rc=$?
+  if [ "$rc" -eq 0 ]; then FIGS_OK="$FIGS_OK $f"
+  else FIGS_FAILED="$FIGS_FAILED $f"; echo "Figure $f: scripts/gpu_run_figure.sh ended with $(status_text $rc "$why")"; fi
+}
+
+# STABILITY mode: the precision stability runs first, then the measurements the FULL runs are planned from (the
+# engine benchmark, the levers), the step's anatomy, the other CUDA tests, then more seeds; status 1 when no pair is
+# whole at the end
 stability_job() {
   local out_dir=${STABILITY_OUT:-results/stability} sets=(--set "data_path=$DATA" --set "device=$DEVICE") t
   for kv in "${EXTRA[@]}"; do sets+=(--set "$kv"); done
-  clean_code || return 1
-  if [ "$DEVICE" != cpu ] && ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-    echo "STABILITY mode refused: torch sees no CUDA device, and the pairs would train on the CPU for hours"
-    echo "(DEVICE=cpu for a CPU test of the script)"
-    return 1
-  fi
   : > "$OUT/cuda_tests.txt"
   if [ "$DEVICE" != cpu ] && t=$(capped 150); then
     echo "== 2a. CUDA tests of the default step path ($(elapsed) s)"
@@ -230,34 +314,37 @@ stability_job() {
       "${sets[@]}" || echo "stability runs: ended with status $?"
   fi
   archive_stability "$out_dir"  # now, in case the job is stopped later
-  if [ "$DEVICE" != cpu ] && t=$(capped 240); then
-    echo "== 4. the other CUDA tests ($(elapsed) s)"
-    { echo "\$ python -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_levers.py -k 'cuda and not ($CUDA_FIRST)'"
-      timeout --kill-after=5 "$t" "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_levers.py \
-        -k "cuda and not ($CUDA_FIRST)" 2>&1; } | tee -a "$OUT/cuda_tests.txt" || echo "CUDA tests: not all passed"
-  fi
-  echo "== 5. engine benchmark ($(elapsed) s)"
   local q name own_bench=""
   if [ -z "$BENCH_DIR" ]; then BENCH_DIR="$out_dir/bench-tmp"; rm -rf "$BENCH_DIR"; own_bench=1; fi
   mkdir -p "$BENCH_DIR" || return 1
+  echo "== 4. engine benchmark ($(elapsed) s)"
   for q in $(printf '%s\n' "$PRECISION" fp32 | awk '!seen[$0]++'); do
     name=bench_train_gpu$([ "$q" = tf32 ] || echo "_$q")
     t=$(capped 120) || { echo "benchmark ($q): skipped, no time left"; continue; }
     { echo "\$ python benchmarks/bench_train.py $BENCH_ARGS --precision $q --json $BENCH_DIR/$name.json"
       timeout --kill-after=5 "$t" "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision "$q" --json "$BENCH_DIR/$name.json" 2>&1; } \
       | tee "$BENCH_DIR/$name.txt" || echo "benchmark ($q): ended with status $?"
+    archive_benchmarks  # after each step: a job stopped later keeps what was measured
   done
-  echo "== 5b. levers ($(elapsed) s)"
+  echo "== 4b. levers ($(elapsed) s)"
   if t=$(capped "$LEVER_TIMEOUT_S"); then
     echo "\$ python benchmarks/bench_train.py $LEVER_ARGS --precision $PRECISION --levers $LEVERS --json $BENCH_DIR/bench_levers_$PRECISION.json"
     timeout --kill-after=5 "$t" "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
       --json "$BENCH_DIR/bench_levers_$PRECISION.json" 2>&1 || echo "lever benchmark: ended with status $?"
+    archive_benchmarks
   fi
-  echo "== 5c. step anatomy ($(elapsed) s)"
+  echo "== 4c. step anatomy ($(elapsed) s)"
   if t=$(capped "$ANATOMY_TIMEOUT_S"); then
     echo "\$ python benchmarks/bench_anatomy.py $ANATOMY_ARGS --precision $PRECISION --json $BENCH_DIR/bench_anatomy_$PRECISION.json"
     timeout --kill-after=5 "$t" "$PY" benchmarks/bench_anatomy.py $ANATOMY_ARGS --precision "$PRECISION" \
       --json "$BENCH_DIR/bench_anatomy_$PRECISION.json" 2>&1 || echo "step anatomy: ended with status $?"
+    archive_benchmarks
+  fi
+  if [ "$DEVICE" != cpu ] && t=$(capped 240); then
+    echo "== 5. the other CUDA tests ($(elapsed) s)"
+    { echo "\$ python -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_levers.py -k 'cuda and not ($CUDA_FIRST)'"
+      timeout --kill-after=5 "$t" "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_levers.py \
+        -k "cuda and not ($CUDA_FIRST)" 2>&1; } | tee -a "$OUT/cuda_tests.txt" || echo "CUDA tests: not all passed"
   fi
   echo "== 6. more seeds ($(elapsed) s)"
   if [ "$STABILITY_EXTRA" -gt 0 ] && t=$(capped 100000); then
@@ -266,14 +353,23 @@ stability_job() {
       --extra-seeds "$STABILITY_EXTRA" --budget-s "$(( t > 30 ? t - 15 : t ))" --out "$out_dir" "${sets[@]}" \
       || echo "stability runs: ended with status $?"
   fi
-  rm -rf "$KDIR"
   echo "== 7. archive ($(elapsed) s)"
   archive_stability "$out_dir"
-  cp "$OUT/cuda_tests.txt" "$BENCH_DIR/cuda_tests.txt"
-  tar czf "$OUT/benchmarks.tar.gz" -C "$BENCH_DIR" $(cd "$BENCH_DIR" && ls bench_train_gpu* bench_levers_* bench_anatomy_* cuda_tests.txt \
-    2>/dev/null) && tar tzf "$OUT/benchmarks.tar.gz" && rm -f "$OUT/cuda_tests.txt"
+  archive_benchmarks && tar tzf "$OUT/benchmarks.tar.gz" && rm -f "$OUT/cuda_tests.txt"
   if [ -n "$own_bench" ]; then rm -rf "$BENCH_DIR"; fi
   echo "== done in $(elapsed) s"
+  if [ ! -f "$OUT/stability.tar.gz" ]; then echo "status 1: no whole pair was made"; return 1; fi
+}
+
+# $OUT/benchmarks.tar.gz from what $BENCH_DIR holds so far and the CUDA test report, written beside and moved (a job
+# stopped while it is written keeps the one written before); status 1 when there is nothing to archive
+archive_benchmarks() {
+  local files=()
+  cp "$OUT/cuda_tests.txt" "$BENCH_DIR/cuda_tests.txt" 2>/dev/null
+  mapfile -t files < <(cd "$BENCH_DIR" && ls bench_train_gpu* bench_levers_* bench_anatomy_* cuda_tests.txt 2>/dev/null)
+  [ "${#files[@]}" -gt 0 ] || return 1
+  tar czf "$OUT/benchmarks.tar.gz.tmp" -C "$BENCH_DIR" "${files[@]}" \
+    && mv "$OUT/benchmarks.tar.gz.tmp" "$OUT/benchmarks.tar.gz"
 }
 
 # the seconds a step may take: at most $1 and what the budget leaves (30 s kept for the archives); status 1, and a
@@ -341,13 +437,21 @@ full_figures() {
     # written before the machine's own limit (max_train_s stops the runs well before, RESERVE_S before the end)
     local net=$(( BUDGET_S - $(elapsed) - 15 ))
     if [ "$net" -lt 1 ]; then echo "Figure $f skipped: no time left before the budget's end"; continue; fi
-    timeout --signal=INT --kill-after=10 $(( net < max_s + 150 ? net : max_s + 150 )) \
-      scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}" \
-      || echo "Figure $f: scripts/gpu_run_figure.sh ended with $(status_text $? "stopped by the safety net")"
-    grep -h '"status"' "$RESULTS_ROOT"/gpu/fig$f/fig$f-L*/provenance.json 2>/dev/null | sort | uniq -c
+    notebook "$f" "stopped by the safety net" timeout --signal=INT --kill-after=10 \
+      $(( net < max_s + 150 ? net : max_s + 150 )) scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}"
+    # each run's own status (its provenance's top level; its segments have theirs) and the epoch it reached
+    "$PY" - "$RESULTS_ROOT"/gpu/fig$f/fig$f-L*/provenance.json <<'PYEOF' 2>/dev/null || true
+import json, pathlib, sys
+for p in map(pathlib.Path, sys.argv[1:]):
+    if p.is_file():
+        rows = (p.parent / "history.csv").read_text().split() if (p.parent / "history.csv").is_file() else []
+        epoch = rows[-1].split(",")[0] if len(rows) > 1 else "-"
+        print(f"{p.parent.name}: {json.loads(p.read_text()).get('status')} at epoch {epoch}")
+PYEOF
   done
 }
 
+# the archive of the runs; status 1 when no figure's notebook ran, or one ended with another status than 0
 archive() {
   rm -rf "$KDIR"
   echo "== 5. archive ($(elapsed) s)"
@@ -363,6 +467,8 @@ archive() {
     if [ -n "$made" ]; then tar czf "$OUT/figures_gpu.tar.gz" $made && tar tzf "$OUT/figures_gpu.tar.gz"; else echo "no figure ran"; fi
   fi
   echo "== done in $(elapsed) s"
+  if [ -z "$FIGS_OK$FIGS_FAILED" ]; then echo "status 1: no figure's notebook ran"; return 1; fi
+  if [ -n "$FIGS_FAILED" ]; then echo "status 1: the notebook of Figure(s)$FIGS_FAILED did not end with status 0"; return 1; fi
 }
 
 main 2>&1 | tee "$OUT/log.txt"

@@ -10,7 +10,8 @@
 # Environment: PY (python interpreter with nclib, papermill, jupytext and ipykernel; default .venv/bin/python
 # when it exists, else python3), RESULTS_ROOT / NOTEBOOK_ROOT (default results/figures and book/figures),
 # PIECE (e.g. L1 or L1-L3: the notebook makes only those runs, L_values set to match, and is written as
-# figK.PIECE.run.ipynb: a figure trained one piece per GPU machine).
+# figK.PIECE.run.ipynb: a figure trained one piece per GPU machine; L1-L6 are the runs L = 1 and 6, not a range,
+# also spelled L1,L6).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then echo "usage: $0 FIG SCALE [NAME=VALUE ...]" >&2; exit 2; fi
@@ -24,7 +25,9 @@ params=$(mktemp /tmp/fig${fig}-params.XXXXXX.yaml)
 sets=(--set "out_dir=$results")
 nb=$nbdir/fig$fig.run.ipynb
 relabel=()
-if [ -n "${PIECE:-}" ]; then
+PIECE=${PIECE:-}
+PIECE=${PIECE//,/-}
+if [ -n "$PIECE" ]; then
   Ls=$("$PY" -c "import sys; sys.path.insert(0, 'scripts'); import figure_notebook as f; p = f.check_piece(sys.argv[1]); print([int(x[1:]) for x in p.split('-')])" "$PIECE") || exit 2
   sets+=(--set "L_values=$Ls")
   nb=$nbdir/fig$fig.$PIECE.run.ipynb

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import pathlib
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -115,6 +118,9 @@ def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
         assert (run / "checkpoint.pt").is_file()
     log, names = call()
     assert "resuming: 1" in log and "resume=true" in log
+    # each run's own status once resumed (its segments' statuses are not counted with it)
+    assert sorted(re.findall(r"^(fig1-L\d): (\w+) at epoch (\d+)$", log, re.M)) == \
+        [(f"fig1-L{L}", "finished", "3") for L in (1, 3, 6)]
     runs = figures.load_figure(1, "gpu", root=stage / "results" / "figures")
     for L, run in runs.items():
         prov = run.provenance
@@ -142,7 +148,7 @@ def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_pa
     gpu = stage / "results" / "figures" / "gpu" / "fig1"
     assert sorted(p.name for p in gpu.glob("fig1-L*")) == ["fig1-L1"] and (gpu / "fig1-L1" / "checkpoint.pt").is_file()
     assert "resuming: 1" in call(PIECE="L1")
-    assert "resuming: none" in call(PIECE="L3-L6")
+    assert "resuming: none" in call(PIECE="L3,L6")  # L3-L6 spelled as the runs it names, not as a range
     runs = figures.load_figure(1, "gpu", root=stage / "results" / "figures")
     assert sorted(runs) == [1, 3, 6]
     assert all(r.provenance["status"] == "finished" and r.history["epoch"].tolist() == [0, 1, 2] for r in runs.values())
@@ -168,7 +174,8 @@ def test_gpu_figures_script_reads_the_letters_rendered_ahead(tmp_path):
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="2", TEST_EPOCHS="1", FULL="1",
                 ALLOW_DIRTY="1", STAGE=str(stage), LETTERS_DATA=str(letters_file), OMP_NUM_THREADS="1",
-                EXTRA_SETS="width=16 depth=1 metric_every=1 batch_size=16 counts=" + json.dumps(counts).replace(" ", ""))
+                EXTRA_SETS="width=32 depth=1 metric_every=1 lr=0.001 batch_size=16 counts="
+                + json.dumps(counts).replace(" ", ""))  # width >= K = 26: NC2 of W is defined
     log = run_gpu_figures(base)
     assert f'"data_path":"{letters_file}"' in log
     fresh = data.load("letters-synthetic", counts=counts, seed=0).provenance["data_sha256"]
@@ -191,11 +198,11 @@ def test_gpu_figures_script_full_mode_refuses_a_checkout_whose_code_is_not_its_c
     (clone / "scripts" / "gpu_figures.sh").write_text((ROOT / "scripts" / "gpu_figures.sh").read_text())
     (clone / "CONTRIBUTING.md").write_text((clone / "CONTRIBUTING.md").read_text() + "\na change\n")
     env = dict(os.environ, OUT=str(tmp_path / "out"), PY=sys.executable, DEVICE="cpu", FULL="1",
-               STAGE=str(tmp_path / "stage"), OMP_NUM_THREADS="1")
+               STAGE=str(tmp_path / "stage"), DATA=str(fake_cifar(tmp_path / "cifar.npz")), OMP_NUM_THREADS="1")
     env.pop("ALLOW_DIRTY", None)
     done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=clone, env=env, capture_output=True, text=True,
                           timeout=300)
-    assert done.returncode == 1, done.stdout[-2000:]
+    assert done.returncode == 2, done.stdout[-2000:]
     assert "FULL mode refused" in done.stdout and "CONTRIBUTING.md" in done.stdout
     assert not (tmp_path / "stage" / "results" / "figures" / "gpu").exists()
 
@@ -218,8 +225,9 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     made = stability.load_stability(runs, width=16, epochs=10)
     assert sorted(made) == [("fp32", 0), ("fp32", 1), ("tf32", 0), ("tf32", 1)]
     assert all(r.provenance["status"] == "finished" and r.params["epochs"] == 10 for r in made.values())
-    assert log.index("== 3. stability runs") < log.index("== 5. engine benchmark") < log.index("== 5b. levers") \
-        < log.index("== 5c. step anatomy") < log.index("seed 1 (extra)")
+    # the measurements the FULL runs are planned from come right after the pairs, before the longer CUDA tests
+    assert log.index("== 3. stability runs") < log.index("== 4. engine benchmark") < log.index("== 4b. levers") \
+        < log.index("== 4c. step anatomy") < log.index("seed 1 (extra)")
     assert "decision: tf32 (no spike; seeds [0, 1]" in log
     with tarfile.open(out / "stability.tar.gz") as tar:
         assert sum(n.endswith("history.csv") for n in tar.getnames()) == 4
@@ -239,6 +247,118 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     assert "plain" in json.loads((bench / "bench_levers_tf32.json").read_text())["levers"]
     anatomy = json.loads((bench / "bench_anatomy_tf32.json").read_text())
     assert sorted(anatomy["steps"]) == ["1", "3", "6"] and anatomy["backbones"]["runs"] == 3
+
+
+FAKE_H100 = """import torch
+torch.cuda.is_available = lambda: True
+torch.cuda.get_device_name = lambda device=None: "NVIDIA H100 80GB HBM3"
+"""
+
+
+@pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "no-cuda", "h100", "time-left", "two-budgets",
+                                  "levers"])
+def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
+    """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
+    piece that names no runs, a missing .gpu/ data file, no CUDA device or a GPU that is not an H200 (FULL and
+    STABILITY modes; a fake torch.cuda stands in for the H100), a budget that cannot be read, a lever record that is
+    missing."""
+    out, stage = tmp_path / "out", tmp_path / "stage"
+    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", FULL="1", ALLOW_DIRTY="1",
+               STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")), OMP_NUM_THREADS="1")
+    env.pop("BUDGET_S", None)
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "sitecustomize.py").write_text(FAKE_H100)
+    env.update({"piece": dict(PIECE="L1-L2"),
+                "stability-data": dict(FULL="", STABILITY="1", DATA=str(tmp_path / "no" / "slice.npz")),
+                "full-data": dict(DATA=str(tmp_path / "no" / "slice.npz")),
+                "no-cuda": dict(DEVICE="auto"),
+                "h100": dict(DEVICE="auto", PYTHONPATH=f"{fake}{os.pathsep}{env.get('PYTHONPATH', '')}"),
+                "time-left": dict(TIME_LEFT_S="7 minutes"),
+                "two-budgets": dict(TIME_LEFT_S="600", BUDGET_S="500"),
+                "levers": dict(LEVERS_FROM=str(tmp_path / "bench_levers_tf32.json"))}[case])
+    done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, (done.stdout + done.stderr)[-2000:]
+    assert [p.name for p in out.iterdir()] == ["log.txt"] and not stage.exists()
+    assert "== 1. install" not in done.stdout
+    if case == "h100":
+        assert "NVIDIA H100" in done.stdout
+    if case == "stability-data":
+        assert str(tmp_path / "no" / "slice.npz") in done.stdout
+
+
+def test_check_device_accepts_only_the_expected_gpu(monkeypatch):
+    import torch
+
+    budget = _script("gpu_budget")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA device"):
+        budget.check_device("auto", "H200")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    assert budget.check_device("auto", "H200") == budget.check_device("cuda:0", "h200") == "NVIDIA H200"
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    with pytest.raises(ValueError, match="not an H200"):
+        budget.check_device("auto", "H200")
+    assert budget.check_device("auto", "") == "NVIDIA H100 80GB HBM3"  # EXPECT_GPU= accepts any GPU
+    with pytest.raises(ValueError, match="device must be"):
+        budget.check_device("cpu", "H200")
+    with pytest.raises(SystemExit) as exc:
+        budget.main(["device", "--device", "auto"])
+    assert exc.value.code == 2
+
+
+def test_gpu_figures_script_fails_when_nothing_was_made(tmp_path):
+    """A job that makes nothing ends with status 1, not 0: FULL mode whose budget (TIME_LEFT_S less 40 s) leaves the
+    figure no time, and STABILITY mode whose budget leaves no pair whole."""
+    out, stage = tmp_path / "out", tmp_path / "stage"
+    data = str(fake_cifar(tmp_path / "cifar.npz"))
+    base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", ALLOW_DIRTY="1", DATA=data,
+                OMP_NUM_THREADS="1")
+    base.pop("BUDGET_S", None)
+    full = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(base, FULL="1", FIGURES="1", STAGE=str(stage), TIME_LEFT_S="100", RESERVE_S="1000"))
+    assert full.returncode == 1, full.stdout[-2000:]
+    # the budget is 100 - 40 = 60 s, so max_train_s = 60 - elapsed - 1000
+    assert -1000 < int(re.search(r"max_train_s=(-?\d+)", full.stdout).group(1)) <= -940
+    assert "Figure 1 skipped" in full.stdout and sorted(p.name for p in out.iterdir()) == ["log.txt"]
+    shutil.rmtree(out)
+    stab = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(base, STABILITY="1", BUDGET_S="45", STABILITY_OUT=str(tmp_path / "pairs")))
+    assert stab.returncode == 1, stab.stdout[-2000:]
+    assert not (out / "stability.tar.gz").exists() and (out / "log.txt").is_file()
+
+
+def test_gpu_figures_script_stability_mode_keeps_the_measurements_when_stopped(tmp_path):
+    """The GPU machine's time limit kills a job without warning: the benchmark records archived after each
+    measurement, and the pairs archived after they were made, are in $OUT when the job is killed later (here in
+    its extra seeds)."""
+    out = tmp_path / "out"
+    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", STABILITY="1", STABILITY_SEEDS="0",
+               STABILITY_EXTRA="5", BUDGET_S="900", DATA=str(fake_cifar(tmp_path / "cifar.npz")), ALLOW_DIRTY="1",
+               EXTRA_SETS="width=16 epochs=10", STABILITY_OUT=str(tmp_path / "pairs"),
+               BENCH_ARGS="--device cpu --width 32 --steps 10 --warmup 2 --repeats 1 --figure-epochs 1",
+               ANATOMY_ARGS="--device cpu --width 32 --depth 2 --reps 2", OMP_NUM_THREADS="1")
+    job = subprocess.Popen(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    try:
+        for line in job.stdout:
+            seen.append(line)
+            if line.startswith("== 6. more seeds"):
+                os.killpg(job.pid, signal.SIGKILL)
+                break
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+        job.wait(timeout=60)
+    assert any(line.startswith("== 6. more seeds") for line in seen), "".join(seen)[-2000:]
+    with tarfile.open(out / "benchmarks.tar.gz") as tar:
+        assert {"bench_train_gpu.json", "bench_train_gpu_fp32.json", "bench_levers_tf32.json",
+                "bench_anatomy_tf32.json"} <= set(tar.getnames())
+    with tarfile.open(out / "stability.tar.gz") as tar:
+        assert sum(n.endswith("history.csv") for n in tar.getnames()) == 2
 
 
 def test_gpu_data_slice_makes_its_destination_folder_and_keeps_the_training_data(tmp_path):
