@@ -14,4 +14,16 @@ cp "$SHARED"/wheels-gpu/*.whl .gpu/wheels/
 "$PY" scripts/gpu_letters_data.py .gpu/letters_synthetic_gpu.npz
 git check-ignore -q .gpu || { echo ".gpu is not ignored by git" >&2; exit 1; }
 du -sh .gpu/wheels .gpu/cifar10_subset_slice.npz .gpu/letters_synthetic_gpu.npz
-echo "tracked + untracked-not-ignored files: $(git ls-files -co --exclude-standard -z | du -ch --files0-from=- | tail -1)"
+# what travels to the GPU machine: the tree (tracked and untracked-not-ignored files), .git (the jobs check that the
+# code is its commit's) and .gpu/, at most LIMIT_MIB (64) MiB in all
+LIMIT_MIB=${LIMIT_MIB:-64}
+tree=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- | tail -1 | cut -f1)
+dotgit=$(du -sb .git | cut -f1)
+gpu=$(du -sb .gpu | cut -f1)
+total=$(( tree + dotgit + gpu ))
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+echo "what travels: tree $(mib "$tree") + .git $(mib "$dotgit") + .gpu/ $(mib "$gpu") = $(mib "$total") of $LIMIT_MIB MiB"
+if [ "$total" -gt $(( LIMIT_MIB * 1048576 )) ]; then
+  echo "too large: the repository copy with .gpu/ must stay within $LIMIT_MIB MiB (git gc, or leave out untracked files)" >&2
+  exit 1
+fi
