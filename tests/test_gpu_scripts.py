@@ -485,3 +485,43 @@ def test_choose_levers_takes_the_fastest_lever_that_ended_as_the_plain_engine(tm
     path.write_text(json.dumps(slow))
     budget.main(["levers", str(path)])
     assert capsys.readouterr().out == "\n"
+
+
+def test_redraw_replaces_the_stored_panels_from_the_run_folders(tmp_path):
+    """scripts/figure_notebook.py redraw: the stored panels of an executed notebook are drawn again from the
+    committed run folders (the legend names the data, scale and epochs), the code cell as executed; notebooks whose
+    injected depths or epochs are not those of the run folders, or with no panel cell, are refused."""
+    import base64
+
+    committed = ROOT / "book" / "figures" / "gpu" / "fig1.run.ipynb"
+    path = tmp_path / "fig1.run.ipynb"
+    nb = json.loads(committed.read_text())
+    panel = next(i for i, c in enumerate(nb["cells"]) if "redrawn" in c.get("metadata", {}))
+    nb["cells"][panel]["outputs"] = []  # as if drawn by older code: nothing of the stored output may remain
+    path.write_text(json.dumps(nb))
+    figure_notebook.redraw_panels(path, 1, "gpu")
+    out = json.loads(path.read_text())
+    cell = out["cells"][panel]
+    assert cell["source"] == nb["cells"][panel]["source"]
+    assert [o["output_type"] for o in cell["outputs"]] == ["display_data"]
+    assert base64.b64decode(cell["outputs"][0]["data"]["image/png"]).startswith(b"\x89PNG")
+    runs = figures.load_figure(1, "gpu")
+    assert cell["metadata"]["redrawn"]["legend_title"] == figures.figure_legend(runs, "gpu")
+    assert cell["metadata"]["redrawn"]["runs"] == [f"results/figures/gpu/fig1/fig1-L{L}" for L in (1, 3, 6)]
+    assert cell["metadata"]["mystnb"]["figure"]["caption"].endswith(figure_notebook.REDRAWN)
+    # every other cell as it was
+    assert [c for i, c in enumerate(out["cells"]) if i != panel] == [c for i, c in enumerate(nb["cells"]) if i != panel]
+    for i, (old, new) in enumerate((("epochs = 2600", "epochs = 2000"), ("L_values = [1, 3, 6]", "L_values = [1, 3]"))):
+        other = json.loads(json.dumps(nb))
+        injected = next(c for c in other["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
+        source = "".join(injected["source"])
+        assert old in source, source
+        injected["source"] = source.replace(old, new)
+        path.write_text(json.dumps(other))
+        with pytest.raises(ValueError, match=("made runs of 2000 epochs", r"made the runs L = \[1, 3\]")[i]):
+            figure_notebook.redraw_panels(path, 1, "gpu")
+    path.write_text(json.dumps(dict(nb, cells=[c for i, c in enumerate(nb["cells"]) if i != panel])))
+    with pytest.raises(ValueError, match="has 0 cells that draw the panels"):
+        figure_notebook.redraw_panels(path, 1, "gpu")
+    with pytest.raises(ValueError, match="is not a file"):
+        figure_notebook.redraw_panels(tmp_path / "missing.ipynb", 1, "gpu")
