@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import socket
 import sys
 import time
@@ -87,6 +88,32 @@ class RunLockedElsewhere(RunFolderBusy):
         super().__init__(message, run_dir, owner)
         self.locked = ({pathlib.Path(d): o for d, o in locked.items()} if locked
                        else {self.run_dir: owner})
+
+
+class LockUnsupported(OSError):
+    """The file system of ``path`` refuses ``flock`` locks (``ENOLCK``, ``ENOSYS``, ``EOPNOTSUPP``...: an NFS without
+    a lock daemon, Lustre mounted without ``-o flock``): no lock there tells one writer from two, so nothing is
+    written; a folder shared by the nodes of a cluster needs flock locks that work across them."""
+
+    def __init__(self, path, error: OSError):
+        super().__init__(error.errno, f"the file system of {str(path)!r} does not support flock locks "
+                                      f"({error.strerror or error}); one writer per run folder cannot be ensured "
+                                      f"there: use a folder on a file system with flock locks working across the "
+                                      f"machines that write it (on Lustre, mounted with -o flock)")
+        self.path = pathlib.Path(path)
+
+
+def flock(fd, operation: int, path) -> bool:
+    """``fcntl.flock(fd, operation)`` with ``LOCK_NB``: True when taken, False when another process holds a
+    conflicting lock (``EWOULDBLOCK``/``EAGAIN``); any other error of the file system is :class:`LockUnsupported`
+    naming ``path``, never mistaken for a busy lock (:ref:`ch-sweeps`)."""
+    try:
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        raise LockUnsupported(path, exc) from None
+    return True
 
 
 class RunExists(ValueError):
@@ -160,9 +187,12 @@ def _fsync_dir(folder: pathlib.Path) -> None:
 
 def atomic_write_text(path, text: str) -> None:
     """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsync, ``os.replace`` (how a
-    run folder of :ref:`ch-train` is written, so an interruption never leaves a half-written file)."""
+    run folder of :ref:`ch-train` is written, so an interruption never leaves a half-written file).  The temporary
+    file is named by the writer's host and pid, so that writers on two nodes of a cluster sharing the folder never
+    write one temporary file."""
     path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+    tmp = path.with_name(f".{path.name}.{host}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w") as f:
             f.write(text)
@@ -248,7 +278,10 @@ def load_run(run_dir) -> tuple[dict, dict, dict]:
 
 # --------------------------------------------------------------------------------------------- one writer
 
-def _read_lock(path: pathlib.Path) -> dict | None:
+def read_lock_file(path) -> dict | None:
+    """What a lock file records of its writer (pid, host, since, command line), or None where it cannot be read;
+    a file that is not JSON gives its first 200 characters as ``raw``."""
+    path = pathlib.Path(path)
     try:
         text = path.read_text()
     except OSError:
@@ -269,10 +302,8 @@ def lock_owner(run_dir) -> dict | None:
     except OSError:
         return None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _read_lock(path) or {"pid": None, "host": None}
+        if not flock(fd, fcntl.LOCK_SH, path):
+            return read_lock_file(path) or {"pid": None, "host": None}
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
@@ -318,7 +349,7 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
     the folder and the owner's pid and host (after ``retry_s`` seconds, which cover a :func:`run_status` reading
     the folder at that moment).  A lock file written on another host is refused too, with
     :class:`RunLockedElsewhere`: whether its writer lives cannot be known from here (remove the file once that
-    process is gone)."""
+    process is gone).  A file system that refuses flock locks is :class:`LockUnsupported`."""
     run_dir = pathlib.Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"run_dir {str(run_dir)!r} exists and is not a folder; choose another run_name or out_dir")
@@ -329,13 +360,19 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            taken = flock(fd, fcntl.LOCK_EX, path)
+        except LockUnsupported:
+            os.close(fd)
+            if created:  # leave nothing behind on a file system where no writer can lock
+                path.unlink(missing_ok=True)
+                run_dir.rmdir()
+            raise
+        if not taken:
             os.close(fd)
             if time.monotonic() < deadline:
                 time.sleep(0.05)
                 continue
-            owner = _read_lock(path) or {}
+            owner = read_lock_file(path) or {}
             raise RunFolderBusy(f"run folder {str(run_dir)!r} is being written by another process (pid "
                                 f"{owner.get('pid')} on host {owner.get('host')!r}, since {owner.get('since')}); "
                                 f"one writer per run folder: wait for it to end or use another run name",
@@ -361,13 +398,19 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
         warnings.warn(f"run folder {str(run_dir)!r}: taking over the lock of process {previous.get('pid')} on "
                       f"{previous.get('host')!r} (since {previous.get('since')}), which ended without releasing it",
                       RuntimeWarning, stacklevel=2)
+    write_lock_record(fd)
+    return RunLock(run_dir, fd, created, previous)
+
+
+def write_lock_record(fd: int) -> None:
+    """Write this process's record (pid, host, since, command line) into the lock file open as ``fd``, whose lock
+    it holds: what a refused writer is told of the holder."""
     me = {"pid": os.getpid(), "host": socket.gethostname(),
           "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
           "command_line": list(sys.argv)}
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
     os.fsync(fd)
-    return RunLock(run_dir, fd, created, previous)
 
 
 def _elsewhere_message(locked: dict) -> str:
@@ -461,10 +504,22 @@ def json_values(params) -> dict:
     return json.loads(json.dumps(dict(params), default=plain))
 
 
-def differing_params(run_dir, want) -> dict:
+def read_params(run_dir) -> dict | None:
+    """The ``params.json`` of ``run_dir`` as recorded, or None where it is missing, unreadable or not a dict (the
+    record that :func:`differing_params` compares)."""
+    try:
+        saved = json.loads((pathlib.Path(run_dir) / "params.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
+def differing_params(run_dir, want, saved=False) -> dict:
     """{name: (saved, wanted)} for each parameter of ``want`` (a dict of the parameters that define a run) that
     the ``params.json`` of ``run_dir`` records otherwise (compared as :func:`json_values`; an unreadable or missing
-    file records nothing); empty when the folder holds that run (:ref:`ch-train`).
+    file records nothing); empty when the folder holds that run (:ref:`ch-train`).  ``saved``: that file's
+    contents as :func:`read_params` read them already (a sweep compares each of its points with every run folder
+    of its output folder, reading each file once); by default the file is read here.
 
     ``data_path`` spelled otherwise (relative or absolute) but naming the same existing file is the same.
     A parameter that a readable ``params.json`` lacks reads as its default (:data:`nclib.parameters.DEFAULTS`): it
@@ -472,19 +527,17 @@ def differing_params(run_dir, want) -> dict:
     (``CONTRIBUTING.md``), so an older run folder still holds the run its parameters describe."""
     from .parameters import DEFAULTS  # here: nclib.parameters imports this module
 
-    try:
-        saved = json.loads((pathlib.Path(run_dir) / "params.json").read_text())
-    except (OSError, ValueError):
-        saved = None
+    if saved is False:
+        saved = read_params(run_dir)
     want = json_values(want)
     if not isinstance(saved, dict):
         return {k: (None, v) for k, v in want.items() if v is not None}
     recorded = {k: saved[k] if k in saved else json_values({k: DEFAULTS.get(k)})[k] for k in want}
     return {k: (recorded[k], v) for k, v in want.items() if recorded[k] != v
-            and not (k == "data_path" and _same_file(recorded[k], v))}
+            and not (k == "data_path" and same_file(recorded[k], v))}
 
 
-def _same_file(a, b) -> bool:
+def same_file(a, b) -> bool:
     """Whether two data paths name one existing file, however spelled (relative or absolute, through links): the
     data's checksum, compared on resume, guards its content."""
     if not (isinstance(a, str) and isinstance(b, str)):

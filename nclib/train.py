@@ -116,6 +116,45 @@ def run_planned(runs, **shared) -> tuple[str, list[pathlib.Path]]:
     return todo, run_many(runs, **{**shared, "resume": bool(shared.get("resume")) or todo == "resume"})
 
 
+#: What :func:`run_under_lock`'s ``decide`` may answer.
+LOCKED_STEPS = ("keep", "resume", "start")
+
+
+def run_under_lock(runs, decide, **shared) -> tuple[str, list[pathlib.Path]]:
+    """Keep, continue or start the runs of one :func:`run_many` call as ``decide`` says, deciding only once every
+    run folder is locked (:func:`nclib.runs.lock_runs`), so that no other process changes a folder between its
+    reading and its training: ``decide(run_dirs, statuses)``, with each folder's
+    :func:`nclib.runs.recorded_status` read under its lock, answers one of :data:`LOCKED_STEPS`: "keep" (nothing is
+    trained or written), "resume" (``resume=True``: continued from their checkpoints) or "start" (``overwrite=True``:
+    trained from epoch 0, deleting what the folders hold).  A run that another process finished after the caller
+    last looked is so kept, never deleted and trained again (the reruns of a sweep, :ref:`ch-sweeps`).  Returns
+    ``(step, run folders)``.  ``resume`` and ``overwrite`` are the decision's: a True one given is refused
+    (ValueError naming it); the other refusals are :func:`run_many`'s, :class:`~nclib.runs.RunFolderBusy` when
+    another live process holds a folder, and whatever ``decide`` raises (with the locks given back)."""
+    if not callable(decide):
+        raise ValueError(f"decide must be a function (run_dirs, statuses) -> one of {LOCKED_STEPS}, got {decide!r}")
+    given = [k for k in ("resume", "overwrite") if shared.get(k) or (
+        isinstance(runs, (list, tuple)) and any(isinstance(r, dict) and r.get(k) for r in runs))]
+    if given:
+        raise ValueError(f"{given[0]}=True given, but run_under_lock decides resume and overwrite itself from what "
+                         f"the locked folders hold; leave {given[0]} out")
+    plist = _checked_runs(runs, shared)
+    run_dirs = [_run_dir(q) for q in plist]
+    locks = _runs.lock_runs(run_dirs)
+    try:
+        step = decide(run_dirs, [_runs.recorded_status(d) for d in run_dirs])
+        if step not in LOCKED_STEPS:
+            raise ValueError(f"decide answered {step!r}; one of {LOCKED_STEPS} expected")
+        if step == "keep":
+            return step, run_dirs
+        runs = [{**r, "resume": step == "resume", "overwrite": step == "start"} for r in runs]
+        shared = {**shared, "resume": step == "resume", "overwrite": step == "start"}
+        return step, _train_locked(runs, shared, _checked_runs(runs, shared), run_dirs)
+    finally:
+        for lock in reversed(locks):
+            lock.release()
+
+
 def _checked_runs(runs, shared) -> list[dict]:
     """The checked parameters of each run of one :func:`run_many` call (``shared`` under each run's own): a
     ValueError for anything but a non-empty list of dicts, for runs that differ in anything but

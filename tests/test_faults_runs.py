@@ -2,8 +2,10 @@
 SIGKILL and a crash while the checkpoint is written, data rewritten under a stopped run, damaged checkpoints,
 and the command line's answer to a user error.  Tiny synthetic runs; a second process or a kill runs in a
 subprocess."""
+import errno
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -463,3 +465,65 @@ def test_metric_epochs_are_epoch_0_every_interval_and_the_last():
             runs.metric_epochs(bad, 5)
         with pytest.raises(ValueError, match="metric_every"):
             runs.metric_epochs(10, bad)
+
+
+SMALL = dict(TINY, counts=[6, 3, 2], dim=4, epochs=4, metric_every=2)
+
+
+def test_writers_on_two_hosts_with_one_pid_write_their_own_temporary_files(tmp_path, monkeypatch):
+    """atomic_write_text names its temporary file by host and pid: two nodes sharing a folder whose writers have one
+    pid never write into one temporary file."""
+    seen = []
+    real = os.replace
+    monkeypatch.setattr(runs.os, "getpid", lambda: 4242)
+    monkeypatch.setattr(runs.os, "replace", lambda src, dst: (seen.append(pathlib.Path(src).name), real(src, dst)))
+    for host in ("node-a", "node-b"):
+        monkeypatch.setattr(runs.socket, "gethostname", lambda host=host: host)
+        runs.atomic_write_text(tmp_path / "f.txt", host)
+    assert (tmp_path / "f.txt").read_text() == "node-b"
+    assert len(set(seen)) == 2 and all(name.endswith(".4242.tmp") for name in seen)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
+
+
+def test_a_file_system_without_flock_locks_is_refused_by_its_own_error(tmp_path, monkeypatch):
+    """flock failing otherwise than "held" (ENOLCK, ENOSYS) is LockUnsupported naming the file, never RunFolderBusy:
+    lock_run writes nothing, lock_owner and run_status refuse it too."""
+    folder = train.run(**SMALL, out_dir=tmp_path, run_name="r")
+    (folder / runs.LOCK).write_text("")
+    for err in (errno.ENOLCK, errno.ENOSYS):
+        def no_flock(fd, operation, err=err):
+            raise OSError(err, os.strerror(err))
+
+        monkeypatch.setattr(runs.fcntl, "flock", no_flock)
+        with pytest.raises(runs.LockUnsupported) as exc:
+            runs.lock_run(tmp_path / "new")
+        assert exc.value.errno == err and exc.value.path == tmp_path / "new" / runs.LOCK
+        assert not (tmp_path / "new").exists()
+        with pytest.raises(runs.LockUnsupported):
+            runs.run_status(folder)
+        with pytest.raises(runs.LockUnsupported):
+            train.run(**SMALL, out_dir=tmp_path, run_name="r", overwrite=True)
+    monkeypatch.undo()
+    assert runs.run_status(folder) == "finished"
+
+
+def test_run_under_lock_decides_from_the_locked_folder_and_refuses_what_it_decides_itself(tmp_path):
+    seen = []
+
+    def decide(dirs, statuses):
+        seen.append((statuses, runs.lock_owner(dirs[0]) is not None))
+        return "keep" if statuses == ["finished"] else "start"
+
+    assert train.run_under_lock([{}], decide, **SMALL, out_dir=tmp_path, run_name="r")[0] == "start"
+    before = (tmp_path / "r" / "history.csv").read_bytes()
+    assert train.run_under_lock([{}], decide, **SMALL, out_dir=tmp_path, run_name="r")[0] == "keep"
+    assert seen == [(["absent"], True), (["finished"], True)]  # each decision under the folder's lock
+    assert (tmp_path / "r" / "history.csv").read_bytes() == before
+    for bad in (dict(resume=True), dict(overwrite=True)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            train.run_under_lock([{}], decide, **SMALL, **bad, out_dir=tmp_path, run_name="r")
+    with pytest.raises(ValueError, match="decide"):
+        train.run_under_lock([{}], lambda dirs, statuses: "skip", **SMALL, out_dir=tmp_path, run_name="r")
+    with pytest.raises(ValueError, match="decide"):
+        train.run_under_lock([{}], "start", **SMALL, out_dir=tmp_path, run_name="r")
+    assert runs.lock_owner(tmp_path / "r") is None and not (tmp_path / "r" / runs.LOCK).exists()
