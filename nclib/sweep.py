@@ -11,8 +11,18 @@ sweep again reads each run folder's state with :func:`nclib.runs.run_status` and
 diverged) runs, resumes (``resume=True``) from its checkpoint a run that ``max_train_s`` stopped, a "dead" one
 (whose process was killed) and a failed one (an error after such a stop), starts again such a run without a
 checkpoint, and leaves alone a run that another live process is writing (it holds the run folder's lock; the
-table reports it as "running").  A failing run is written to the table with its error and does not stop the
-others.
+table reports it as "running").  Each worker decides again once it holds the run folder's lock
+(:func:`nclib.train.run_under_lock`), so a run another process finished meanwhile is kept.  A resume that is
+refused (the run started at another commit, on another device or CPU model) starts a failed run again; a stopped
+or dead one is reported with what resumes it, and ``--restart-refused`` starts it again.  A failing run is
+written to the table with its error and does not stop the others.
+
+The runs of one output folder share every parameter that no grid sweeps: a call whose ``--set`` values differ
+from an earlier call's (recorded in ``sweep.json``, which keeps every call) is refused, and a point whose run the
+folder already holds under another name (a grid parameter added later, at its default) is that run.  A relative
+``data_path`` is made absolute before the points reach the workers.  The table gives each run's commit, whether
+its checkout had uncommitted changes, its GPU or CPU model and torch version, and warns when its runs come from
+several versions of the code.
 
 Command line::
 
@@ -27,10 +37,13 @@ given; else a number, ``true``/``false``/``none`` or the text).  ``--tie NAME=GR
 the value of the grid parameter GRIDNAME at every point (``--grid lam_W=1e-3,1e-2 --tie lam_H=lam_W`` sweeps the two
 decays together, lam_W = lam_H; from Python ``tie={"lam_H": "lam_W"}``): the run folder is named after the grid
 values alone (``lam_W-0.001``) and the table has a column for the tied parameter too.  ``--summary-only`` rewrites
-the table from the run folders and starts no run (``--grid``, ``--set`` and ``--tie`` are refused with it).  The
+the table from the run folders and starts no run (``--grid``, ``--set`` and ``--tie`` are refused with it; a folder
+without runs is refused).  ``--list-points`` prints the grid's points, numbered from 0, and ``--point I`` trains
+point I alone in this process: the tasks of a job array (:func:`run_point`).  The
 command prints the table's main columns (each error cut short: ``sweep.csv`` holds it whole) and exits with status
-1 when a run failed or carries an error (:func:`exit_status`; a divergence is a result, status 0), 3 when another
-sweep is running in the same ``--out-dir`` (:class:`SweepBusy`).
+1 when a run failed or carries an error (:func:`exit_status`; a divergence is a result, status 0) or the file system
+refuses flock locks (:class:`nclib.runs.LockUnsupported`), 3 when another sweep is running in the same
+``--out-dir`` (:class:`SweepBusy`).
 
 Where the runs go:
 
@@ -61,9 +74,15 @@ Where the runs go:
   or start ``dask scheduler`` on a login node and submit ``dask worker tcp://LOGIN:8786 ...`` as batch jobs,
   then pass ``--scheduler tcp://LOGIN:8786``.
 
-One sweep at a time may use an output folder (a lock file, ``OUT_DIR/.sweep.lock``, refuses a second one): each
-run folder has its own lock (:func:`nclib.runs.lock_run`), but ``sweep.json`` and ``sweep.csv`` belong to the
-whole folder.
+- A Slurm (or PBS) job array, without Dask: each task trains one point in the shared output folder,
+  ``python -m nclib.sweep ... --out-dir /shared/runs/decays --point $SLURM_ARRAY_TASK_ID`` (``--list-points``
+  gives the indices), and once the tasks have ended ``--summary-only`` writes the table of them all.
+
+One sweep at a time may use an output folder (a lock file, ``OUT_DIR/.sweep.lock``, holding its pid and host,
+refuses a second one); the tasks of a job array take only their run folders' locks
+(:func:`nclib.runs.lock_run`), so they run beside each other and beside a sweep, and no run is trained by two
+processes at once.  ``sweep.json`` is read and written under a lock of its own (``OUT_DIR/.sweep.json.lock``).
+Both need flock locks that work across the machines sharing the folder.
 """
 from __future__ import annotations
 
@@ -86,14 +105,15 @@ import pandas as pd
 from . import parameters, runs
 from .parameters import DEFAULTS, EXECUTION_KEYS
 from .rounding import written
-from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RESUMABLE, ResumeRefused, RunExists, RunFolderBusy,
-                   RunLockedElsewhere, atomic_write_text, check_run_name, load_class_accuracy, load_run, plan_runs,
-                   run_status)
+from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RESUMABLE, ResumeRefused, RunFolderBusy, RunLockedElsewhere,
+                   atomic_write_text, check_run_name, load_class_accuracy, load_run, run_status)
 
 #: The table a sweep writes into its output folder, and the record of its grid points (run name -> point).
 SUMMARY = "sweep.csv"
 MANIFEST = "sweep.json"
 LOCK = ".sweep.lock"
+#: The lock of ``sweep.json``'s read-modify-write (:func:`_update_manifest`).
+MANIFEST_LOCK = ".sweep.json.lock"
 
 #: Parameters of :func:`nclib.train.run` that the sweep sets itself: where each run goes, whether it resumes or
 #: replaces a folder, and the progress bars (one for the whole sweep instead of one per run).
@@ -168,9 +188,9 @@ def _plain(v):
 
 
 def _check_names(grid: dict, fixed: dict) -> None:
-    for what, d in (("grid", grid), ("fixed", fixed)):
+    for what, d in (("grid (--grid)", grid), ("fixed (--set)", fixed)):
         if not isinstance(d, dict):
-            raise ValueError(f"{what} must be a dict of parameter -> {'list of values' if what == 'grid' else 'value'}"
+            raise ValueError(f"{what} must be a dict of parameter -> {'list of values' if d is grid else 'value'}"
                              f", got {type(d).__name__}")
         unknown = [k for k in d if k not in DEFAULTS]
         if unknown:
@@ -182,14 +202,15 @@ def _check_names(grid: dict, fixed: dict) -> None:
                              f"is resumed or replaced as its folder requires, under one progress bar)")
     execution = [k for k in grid if k in EXECUTION_KEYS]
     if execution:
-        raise ValueError(f"grid: {execution} say how a call trains, not what a run is; give them in fixed")
+        raise ValueError(f"grid (--grid): {execution} say how a call trains, not what a run is; give them in fixed "
+                         f"(--set)")
     both = sorted(set(grid) & set(fixed))
     if both:
-        raise ValueError(f"{both} given both in grid and in fixed")
+        raise ValueError(f"{both} given both in grid (--grid) and in fixed (--set)")
     for k, values in grid.items():
         if (not isinstance(values, (list, tuple, np.ndarray)) or (isinstance(values, np.ndarray) and values.ndim == 0)
                 or len(values) == 0):
-            raise ValueError(f"grid[{k!r}] must be a non-empty list of values, got {values!r}")
+            raise ValueError(f"grid[{k!r}] (--grid {k}) must be a non-empty list of values, got {values!r}")
 
 
 def _check_tie(tie, grid: dict, fixed: dict) -> dict:
@@ -198,22 +219,23 @@ def _check_tie(tie, grid: dict, fixed: dict) -> dict:
     if tie is None:
         return {}
     if not isinstance(tie, dict):
-        raise ValueError(f"tie must be a dict of parameter -> grid parameter, got {type(tie).__name__}")
+        raise ValueError(f"tie (--tie) must be a dict of parameter -> grid parameter, got {type(tie).__name__}")
     for name, to in tie.items():
+        where = f"tie[{name!r}] (--tie {name})"
         if name not in DEFAULTS:
-            raise ValueError(f"tie: unknown parameter {name!r}; the parameters of nclib.train.run are "
+            raise ValueError(f"{where}: unknown parameter {name!r}; the parameters of nclib.train.run are "
                              f"{sorted(DEFAULTS)}")
         if name in SWEEP_KEYS or name in EXECUTION_KEYS:
-            raise ValueError(f"tie[{name!r}]: {name} says how a call trains or is set by the sweep itself; it "
+            raise ValueError(f"{where}: {name} says how a call trains or is set by the sweep itself; it "
                              f"cannot follow a grid parameter")
         if name in grid:
-            raise ValueError(f"tie[{name!r}]: {name} is also in the grid (a tied parameter takes the values of "
+            raise ValueError(f"{where}: {name} is also in the grid (a tied parameter takes the values of "
                              f"another)")
         if name in fixed:
-            raise ValueError(f"tie[{name!r}]: {name} is also fixed (a tied parameter takes the values of a grid "
+            raise ValueError(f"{where}: {name} is also fixed (a tied parameter takes the values of a grid "
                              f"parameter)")
         if not isinstance(to, str) or to not in grid:
-            raise ValueError(f"tie[{name!r}] = {to!r}: not a parameter of the grid {sorted(grid)}")
+            raise ValueError(f"{where} = {to!r}: not a parameter of the grid {sorted(grid)}")
     return dict(tie)
 
 
@@ -260,12 +282,84 @@ def run_name_for(point: dict) -> str:
     return check_run_name(name)  # never fails: "NAME-..." has no separator and is never "." or ".."
 
 
+def _absolute_data_path(value):
+    """A data path as the workers must read it: absolute, from this process's working folder (``~`` expanded), as
+    ``out_dir`` is; None and other values as they are."""
+    if isinstance(value, str):
+        return os.path.abspath(os.path.expanduser(value))
+    if isinstance(value, pathlib.PurePath):
+        return os.path.abspath(os.path.expanduser(str(value)))
+    return value
+
+
+def _call_record(grid: dict, fixed: dict, tie: dict) -> dict:
+    """What one call of the sweep asks for, as ``sweep.json`` records it (its ``calls``): grid, fixed and tie as JSON
+    holds them, a relative ``data_path`` made absolute."""
+    grid = {k: [_plain(v) for v in values] for k, values in grid.items()}
+    fixed = {k: _plain(v) for k, v in fixed.items()}
+    if "data_path" in fixed:
+        fixed["data_path"] = _absolute_data_path(fixed["data_path"])
+    return runs.json_values({"grid": grid, "fixed": fixed, "tie": dict(tie)})
+
+
+def _recorded_calls(manifest: dict) -> list[dict]:
+    """Every call a ``sweep.json`` records; one written before it kept them all records only its last call's grid,
+    fixed and tie."""
+    if manifest.get("calls"):
+        return manifest["calls"]
+    if "fixed" in manifest:
+        return [{k: manifest.get(k) or {} for k in ("grid", "fixed", "tie")}]
+    return []
+
+
+def _check_fixed(call: dict, manifest: dict, out_dir: pathlib.Path) -> None:
+    """Refuse a call whose fixed parameters differ from those of a call that ``out_dir``'s ``sweep.json`` records:
+    a parameter that no call sweeps (grid or tie) takes one value in every run of the folder (a parameter left out
+    takes its default), so that the folder's table compares runs that differ in their grid values alone.
+    Execution keys (``max_train_s``...) may change.  ValueError naming the parameter, both values, the folder."""
+    for then in _recorded_calls(manifest):
+        varied = {*call["grid"], *call["tie"], *(then.get("grid") or {}), *(then.get("tie") or {})}
+        keys = [k for k in DEFAULTS if (k in call["fixed"] or k in (then.get("fixed") or {}))
+                and k not in varied and k not in EXECUTION_KEYS]
+        for k in keys:
+            was = (then.get("fixed") or {}).get(k, DEFAULTS[k])
+            now = call["fixed"].get(k, DEFAULTS[k])
+            was, now = runs.json_values({"v": was})["v"], runs.json_values({"v": now})["v"]
+            if was != now and not (k == "data_path" and runs.same_file(was, now)):
+                said = {True: " (its default)", False: ""}
+                raise ValueError(
+                    f"fixed[{k!r}] (--set {k}): the sweeps of {str(out_dir)!r} ran with {k} = {was!r}"
+                    f"{said[k not in (then.get('fixed') or {})]} ({MANIFEST}), this one asks for {now!r}"
+                    f"{said[k not in call['fixed']]}; the runs of one out_dir share every parameter that no grid "
+                    f"sweeps, so that its table compares like with like: give this sweep another out_dir (--out-dir), "
+                    f"or sweep {k} with --grid")
+
+
+def _folder_runs(out_dir: pathlib.Path) -> dict:
+    """{run folder name: its params.json as recorded} of every run folder in ``out_dir``."""
+    if not out_dir.is_dir():
+        return {}
+    found = {}
+    for d in sorted(out_dir.iterdir()):
+        if d.is_dir() and (d / "params.json").is_file():
+            saved = runs.read_params(d)
+            if saved is not None:
+                found[d.name] = saved
+    return found
+
+
 def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dict | None = None) -> list[dict]:
     """The checked parameters of every run of the sweep (:func:`nclib.parameters.check_params` of fixed + point,
     with ``out_dir`` and the point's run name), in grid order; nothing is written.  ``tie``: parameters that take
     the value of a grid parameter at every point (:func:`expand_grid`); the run name is made from the grid
-    values alone.  ValueError naming the parameter when a point is refused, two points are the same run, or an
-    existing run folder holds a run with other parameters.  ``remote``: the runs train on other machines, which
+    values alone.  A point whose run a folder of ``out_dir`` already holds under another name (the run of
+    ``--grid lam_W=1e-3`` is the point lam_W = 1e-3, seed = 0 of a later ``--grid lam_W=1e-3 --grid seed=0,1``,
+    seed 0 being the default) is that run: it keeps its folder and name, and the table lists it once.
+    A relative ``data_path`` is made absolute here, from this process's working folder, so that workers started
+    elsewhere read the same file.  ValueError naming the parameter when a point is refused, two points are the same
+    run, an existing run folder holds a run with other parameters, or a parameter that the grid does not sweep
+    differs from the value an earlier call recorded in ``out_dir/sweep.json`` (the runs of one folder share
+    them).  ``remote``: the runs train on other machines, which
     are taken to have a GPU (:func:`nclib.parameters.checked` with ``cuda=True``): ``device="cuda"`` and the
     GPU-only ``steps_per_graph`` are accepted where this machine has none, and each worker checks them again."""
     fixed = {} if fixed is None else fixed
@@ -275,22 +369,32 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
     if out_dir is None:
         raise ValueError("out_dir must be a folder for the run folders and sweep.csv, got None")
     out_dir = pathlib.Path(out_dir).resolve()
+    if (out_dir / MANIFEST).is_file():
+        _check_fixed(_call_record(grid, fixed, tie), _read_manifest(out_dir), out_dir)
+    present = _folder_runs(out_dir)
     planned, seen = [], {}
     for point in expand_grid(grid, tie):
         name = run_name_for({k: v for k, v in point.items() if k not in tie})
         q = {**fixed, **point, "out_dir": str(out_dir), "run_name": name, "progress": False}
+        q["data_path"] = _absolute_data_path(q.get("data_path"))
         try:
             p = parameters.checked(q, cuda=True if remote else None)
         except ValueError as exc:
             raise ValueError(f"grid point {name}: {exc}") from None
+        want = parameters.defining_params(p)
+        if name not in present:  # its run may be in the folder under another name: then it is that run
+            same = [n for n, saved in present.items() if saved.get("device", DEFAULTS["device"]) == p["device"]
+                    and not runs.differing_params(out_dir / n, want, saved)]
+            if same:
+                name = p["run_name"] = same[0]
         # what the point is: the run, and where it trains (a grid over device compares devices)
-        key = json.dumps(runs.json_values({**parameters.defining_params(p), "device": p["device"]}), sort_keys=True)
+        key = json.dumps(runs.json_values({**want, "device": p["device"]}), sort_keys=True)
         if name in seen or key in seen.values():
             other = name if name in seen else next(n for n, s in seen.items() if s == key)
             raise ValueError(f"grid: points {other} and {name} are the same run (a value listed twice?)")
         seen[name] = key
         if (out_dir / name / "params.json").is_file():
-            differ = runs.differing_params(out_dir / name, parameters.defining_params(p))
+            differ = runs.differing_params(out_dir / name, want)
             # and a run trained on a CPU is not kept for a GPU (asked only then, so that torch answers for "auto"
             # only then; on remote workers "auto" is not known here)
             if runs.recorded_device_type(out_dir / name) == "cpu" and not (remote and p["device"] == "auto"):
@@ -305,53 +409,71 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
 
 # --------------------------------------------------------------------------------------------- one run
 
+def _step(run_dir, status: str) -> str:
+    """What a sweep does with a run folder whose recorded status is ``status`` and that no live process writes:
+    "keep" a finished or diverged run, "resume" a stopped, dead or failed one (:data:`nclib.runs.RESUMABLE`) from
+    its checkpoint, "start" anything else from epoch 0 (an absent run, or one without a checkpoint)."""
+    if status in FINAL:
+        return "keep"
+    if status in RESUMABLE and runs.has_checkpoint(run_dir):
+        return "resume"
+    return "start"
+
+
 def next_step(run_dir) -> tuple[str, str]:
     """(status, step) of a run folder on a rerun of a sweep (:ref:`ch-sweeps`): its :func:`nclib.runs.run_status`
     and one of :data:`STEPS`.  Finished and diverged runs are kept; a run another live process writes (it holds
     the folder's lock) is left to it; a stopped, dead (killed without recording an end) or failed run
-    (:data:`nclib.runs.RESUMABLE`) is resumed where :func:`nclib.runs.plan_runs` finds a checkpoint to resume
-    from, as ``resume="auto"`` of the command line and the training notebook do, else started again, as is an
-    absent one (and a failed run whose resume is refused, :func:`_run_point`)."""
+    (:data:`nclib.runs.RESUMABLE`) is resumed where it has a checkpoint to resume from, as ``resume="auto"`` of the
+    command line and the training notebook do, else started again, as is an absent one (and a failed run whose
+    resume is refused, :func:`_run_point`).  What the folder holds may change after this reading; the worker
+    decides again once it holds the folder's lock (:func:`nclib.train.run_under_lock`)."""
     status = run_status(run_dir)
-    if status in FINAL:
-        return status, "keep"
     if status == "running":
         return status, "leave"
-    if status in RESUMABLE:
-        try:
-            return status, "resume" if plan_runs([run_dir]) == "resume" else "start"
-        except RunFolderBusy:  # a process took the lock since run_status read the folder
-            return "running", "leave"
-        except RunExists:  # no checkpoint to continue from
-            return status, "start"
-    return status, "start"
+    return status, _step(run_dir, status)
 
 
-def _run_point(params: dict) -> dict:
-    """Train (or resume, or skip) one grid point on a worker; never raises for the run's own failure: returns
-    ``{"status": the folder's run_status after, "error": None or "Type: message", "restarted": None or why a failed
-    run was trained again from the start ("Type: message" of the refused resume), "fresh": whether the run was
-    started from the start as planned}``."""
+#: What a refusal to resume a run advises (:func:`_run_point`).
+RESUME_ADVICE = ("a run resumes only where it started: the same checkout (commit and uncommitted changes), torch, "
+                 "device and, on a CPU, CPU model, on the same data; resume it there (on a cluster, a job "
+                 "constrained to that node type, e.g. sbatch --constraint), or train it again from the start with "
+                 "restart_refused=True (--restart-refused), which deletes it")
+
+
+def _run_point(params: dict, restart_refused: bool = False) -> dict:
+    """Train (or resume, or keep) one grid point, deciding under the run folder's lock what its folder needs
+    (:func:`nclib.train.run_under_lock`); never raises for the run's own failure: returns ``{"status": the folder's
+    run_status after, "error": None or "Type: message", "restarted": None or why a run was trained again from the
+    start ("Type: message" of the refused resume), "fresh": whether the run was started from the start as
+    planned}``.  A failed run whose resume is refused (the code changed since, say) is trained again from the start,
+    as is, with ``restart_refused``, a stopped or dead one; without it, such a run is an error whose message says
+    what resumes it (:data:`RESUME_ADVICE`)."""
     run_dir = pathlib.Path(params["out_dir"]) / params["run_name"]
-    status, step = next_step(run_dir)  # read again here: a retried task finds what its first attempt left
-    if step in ("keep", "leave"):
-        return {"status": status, "error": None, "restarted": None, "fresh": False}
     error = restarted = None
+    step = "leave"
     try:
         from . import train
 
         try:
-            train.run(**{**params, "resume": step == "resume", "overwrite": step == "start"})
+            step, _ = train.run_under_lock([params], lambda dirs, statuses: _step(dirs[0], statuses[0]))
         except ResumeRefused as refused:
-            if run_status(run_dir) != "failed":  # read again: another process may have finished it since
-                raise
-            # a failed run whose checkpoint cannot continue (the code changed since, say) starts again: the
-            # checkpoint was a convenience, and a failed run is never kept as a result; the table says so
-            restarted = f"{type(refused).__name__}: {refused}"
-            train.run(**{**params, "resume": False, "overwrite": True})
+            why, told = f"{type(refused).__name__}: {refused}", str(refused)
+
+            def again(dirs, statuses):  # locked again: a run that another process finished meanwhile is kept
+                if statuses[0] in FINAL:
+                    return "keep"
+                if statuses[0] == "failed" or (restart_refused and statuses[0] in RESUMABLE):
+                    return "start"
+                raise ResumeRefused(f"{told}; {RESUME_ADVICE}", run_dir)
+
+            # a failed run is never kept as a result, and its checkpoint was a convenience: it starts again, and
+            # so does a stopped or dead one where the caller asks for it; the table says so
+            if train.run_under_lock([params], again)[0] == "start":
+                restarted = why
     except RunLockedElsewhere as exc:  # a writer on another host, whose end cannot be seen from here: an error,
         error = f"{type(exc).__name__}: {exc}"  # whose message names the lock file to remove
-    except RunFolderBusy:  # another process took the run folder's lock first: its run, not an error of this one
+    except RunFolderBusy:  # another process holds the run folder's lock: its run, not an error of this one
         pass
     except Exception as exc:  # noqa: BLE001 - a failing run is reported, the sweep goes on
         error = f"{type(exc).__name__}: {exc}"
@@ -382,47 +504,116 @@ class SweepBusy(RuntimeError):
 
 @contextlib.contextmanager
 def _lock(out_dir: pathlib.Path):
-    """Hold ``OUT_DIR/.sweep.lock`` (an exclusive flock) for the sweep; :class:`SweepBusy` when another sweep
-    holds it.
+    """Hold ``OUT_DIR/.sweep.lock`` (an exclusive flock, the file holding this process's pid and host) for the
+    sweep; :class:`SweepBusy` naming the holder when another sweep holds it, and
+    :class:`nclib.runs.LockUnsupported` where the file system refuses flock locks (never taken for a busy folder:
+    a retry would wait forever).
 
-    Not the lock of a run folder (:func:`nclib.runs.lock_run`, taken by :func:`nclib.train.run` for each run):
-    this one guards what belongs to the whole output folder, the read-modify-write of ``sweep.json`` (the grid
-    points and the errors of runs without a folder) and ``sweep.csv``, which two sweeps would overwrite."""
+    Not the lock of a run folder (:func:`nclib.runs.lock_run`, taken for each run): this one lets one whole sweep
+    at a time train the grid of a folder and write its ``sweep.csv``; the tasks of a job array
+    (:func:`run_point`) take only their run folder's lock, and ``sweep.json`` has a lock of its own
+    (:func:`_update_manifest`)."""
     import fcntl
 
-    with open(out_dir / LOCK, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise SweepBusy(f"another sweep is running in {str(out_dir)!r} (it holds {LOCK}); wait for it to "
-                            f"end, or give this sweep another --out-dir") from None
+    path = out_dir / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not runs.flock(fd, fcntl.LOCK_EX, path):
+            owner = runs.read_lock_file(path) or {}
+            held = (f": pid {owner.get('pid')} on host {owner.get('host')!r} since {owner.get('since')}"
+                    if owner.get("pid") is not None else "")
+            raise SweepBusy(f"another sweep is running in {str(out_dir)!r} (it holds {LOCK}{held}); wait for it to "
+                            f"end, or give this sweep another --out-dir (the tasks of a job array, --point, run "
+                            f"beside it)")
+        runs.write_lock_record(fd)
         try:
             yield
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            os.ftruncate(fd, 0)  # no holder named once it is released
+    finally:
+        os.close(fd)
 
 
 def _read_manifest(out_dir: pathlib.Path) -> dict:
     path = out_dir / MANIFEST
-    return json.loads(path.read_text()) if path.is_file() else {"runs": {}, "errors": {}}
+    manifest = json.loads(path.read_text()) if path.is_file() else {}
+    manifest.setdefault("runs", {})
+    manifest.setdefault("errors", {})
+    return manifest
+
+
+def _update_manifest(out_dir: pathlib.Path, change) -> dict:
+    """Read ``out_dir/sweep.json``, apply ``change`` (a function of the manifest dict that changes it in place), write
+    it back atomically, all under the manifest's own lock (``OUT_DIR/.sweep.json.lock``, held for the read and the
+    write alone), so that a sweep and the tasks of a job array record their runs in one folder without losing each
+    other's entries.  Returns the manifest written; nothing is written when ``change`` raises."""
+    import fcntl
+
+    path = out_dir / MANIFEST_LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held only for a read and a write: waiting is short
+        except OSError as exc:
+            raise runs.LockUnsupported(path, exc) from None
+        manifest = _read_manifest(out_dir)
+        change(manifest)
+        atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1, default=str))
+        return manifest
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _record_call(manifest: dict, call: dict, planned: list[dict], out_dir: pathlib.Path, kept=()) -> None:
+    """Record a call in the manifest: refused (:func:`_check_fixed`) if its fixed parameters differ from a recorded
+    call's; else its grid, fixed and tie added to ``calls`` (once: the tasks of a job array make the same call),
+    and as the last call's; every planned point under its run name, in grid order; the errors of the runs ``kept``
+    dropped (their folders say what they are now)."""
+    _check_fixed(call, manifest, out_dir)
+    calls = _recorded_calls(manifest)
+    manifest["calls"] = calls + ([call] if call not in calls else [])
+    manifest.update(format=1, **call)
+    for item in planned:
+        manifest["runs"][item["params"]["run_name"]] = item["point"]
+    for name in kept:
+        manifest["errors"].pop(name, None)
+
+
+def _record_result(manifest: dict, name: str, result: dict) -> None:
+    """Record what training the run ``name`` gave (:func:`_run_point`): the folder records a diverged or failed run's
+    error itself; others (refused before the folder was written, a killed worker, a lock of another host) are kept
+    in the manifest; why a run was trained again from the start is kept until a fresh start replaces the run."""
+    if result["error"] and result["status"] not in ("diverged", "failed"):
+        manifest["errors"][name] = result["error"]
+    else:
+        manifest["errors"].pop(name, None)
+    if result.get("restarted"):
+        manifest.setdefault("restarted", {})[name] = result["restarted"]
+    elif result.get("fresh"):
+        manifest.get("restarted", {}).pop(name, None)
 
 
 def _client(scheduler, workers, worker_resources):
     """A dask Client: to ``scheduler`` (an address or a cluster object), else to a new LocalCluster of ``workers``
-    single-threaded processes (each holding ``worker_resources``); returns (client, cluster or None)."""
+    single-threaded processes (each holding ``worker_resources``), without a dashboard; returns (client, cluster or
+    None)."""
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:
         return Client(scheduler), None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     n = (1 if worker_resources else cores) if workers is None else workers
+    # dashboard_address=None alone still opens the scheduler's web server on port 8787 of every interface
+    # (dask 2026.8): no dashboard, and its server on a free port of this machine only
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                           scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                            resources=worker_resources or None, silence_logs=logging.ERROR)
     return Client(cluster), cluster
 
 
 def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int | None = None, scheduler=None,
-              resources: dict | None = None, progress: bool = True, tie: dict | None = None) -> pd.DataFrame:
+              resources: dict | None = None, progress: bool = True, tie: dict | None = None,
+              restart_refused: bool = False) -> pd.DataFrame:
     """Train every point of ``grid`` (parameter -> list of values) with the parameters ``fixed`` (parameter ->
     value) on Dask, one run folder each under ``out_dir``, and return the sweep's table (also written to
     ``out_dir/sweep.csv``, :func:`summary`).  The sweeps of :ref:`ch-sweeps`: objective (4.3) trained by
@@ -431,7 +622,9 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     Every point is checked (:func:`plan`) before anything is submitted.  A run folder already in ``out_dir`` is
     kept, left to the live process writing it, resumed or started again as :func:`next_step` says (finished
     and diverged runs kept; stopped, dead and failed ones resumed from their checkpoint, or started again without
-    one).
+    one), decided again by each worker once it holds the run folder's lock.  A failed run whose resume is refused
+    starts again; a stopped or dead one so refused (another commit, device or CPU model) is an error saying what
+    resumes it, or with ``restart_refused=True`` starts again too (the table's ``restarted`` says why).
     ``scheduler``: None (a LocalCluster of ``workers`` processes, default one per core, one thread each), a
     scheduler address ``"tcp://HOST:8786"`` or a dask cluster object (dask-jobqueue's ``SLURMCluster``...).
     ``resources``: the Dask resources each run asks for (default ``{"GPU": 1}`` for a run with
@@ -442,6 +635,8 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     :class:`SweepBusy` when another sweep is running in ``out_dir``."""
     if not isinstance(progress, bool):
         raise ValueError(f"progress must be True or False, got {progress!r}")
+    if not isinstance(restart_refused, bool):
+        raise ValueError(f"restart_refused must be True or False, got {restart_refused!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive integer (or None: one per core), got {workers!r}")
     if workers is not None and scheduler is not None:
@@ -453,26 +648,19 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
         for k, v in resources.items():
             _resource_amount(k, v, "resources")
     planned = plan(grid, fixed, out_dir, remote=scheduler is not None, tie=tie)
-    tie = dict(tie or {})
-    grid = {k: [_plain(v) for v in values] for k, values in grid.items()}
-    fixed = {k: _plain(v) for k, v in (fixed or {}).items()}
+    call = _call_record(grid, fixed or {}, tie or {})
     out_dir = pathlib.Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     with _lock(out_dir):
-        manifest = _read_manifest(out_dir)
-        manifest.update(format=1, grid=grid, fixed=fixed, tie=tie)
-        manifest.setdefault("errors", {})
-        for item in planned:
-            manifest["runs"][item["params"]["run_name"]] = item["point"]
-        todo = []
+        todo, kept = [], []
         for item in planned:
             name = item["params"]["run_name"]
             if next_step(out_dir / name)[1] in ("keep", "leave"):
-                manifest["errors"].pop(name, None)  # the folder says what the run is now
+                kept.append(name)
             else:
                 todo.append(item["params"])
         # written now, with nothing to train too: an error that a kept run's folder has replaced is gone from it
-        atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1, default=str))
+        _update_manifest(out_dir, lambda m: _record_call(m, call, planned, out_dir, kept))
 
         asks = [task_resources(p, resources) for p in todo]
         if todo:
@@ -492,8 +680,8 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
                                   f"for; they wait until one joins (start workers with --resources, e.g. "
                                   f"GPU=1)", stacklevel=2)
                 tag = uuid.uuid4().hex[:8]
-                futures = {client.submit(_run_point, p, key=f"train-{p['run_name']}-{tag}", pure=False,
-                                         resources=ask): p["run_name"] for p, ask in zip(todo, asks)}
+                futures = {client.submit(_run_point, p, restart_refused, key=f"train-{p['run_name']}-{tag}",
+                                         pure=False, resources=ask): p["run_name"] for p, ask in zip(todo, asks)}
                 failed = 0
                 with tqdm(total=len(futures), desc="sweep", unit="run", disable=not progress) as bar:
                     for fut in as_completed(futures):
@@ -502,16 +690,7 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
                             result = fut.result()
                         except Exception as exc:  # noqa: BLE001 - the worker died (KilledWorker) or was cancelled
                             result = {"status": run_status(out_dir / name), "error": f"{type(exc).__name__}: {exc}"}
-                        # the folder records a diverged or failed run's error itself; others (refused before
-                        # the folder was written, a killed worker) are kept in the manifest
-                        if result["error"] and result["status"] not in ("diverged", "failed"):
-                            manifest["errors"][name] = result["error"]
-                        else:
-                            manifest["errors"].pop(name, None)
-                        if result.get("restarted"):  # kept until a fresh start replaces the run
-                            manifest.setdefault("restarted", {})[name] = result["restarted"]
-                        elif result.get("fresh"):
-                            manifest.get("restarted", {}).pop(name, None)
+                        _update_manifest(out_dir, lambda m, name=name, result=result: _record_result(m, name, result))
                         failed += result["error"] is not None
                         bar.set_postfix(errors=failed, refresh=False)
                         bar.update()
@@ -519,7 +698,6 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
                 client.close()
                 if cluster is not None:
                     cluster.close()
-            atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1, default=str))
         return summary(out_dir)
 
 
@@ -529,64 +707,103 @@ def _cell(v):
     return json.dumps(v) if isinstance(v, (list, dict)) else v
 
 
+#: The provenance of each run that the table gives (from its ``provenance.json``): where and with which code it
+#: trained, so that a table mixing code versions or machines shows it.
+PROVENANCE_COLUMNS = ("wall_time_s", "train_time_s", "device_name", "host_cpu", "torch", "git_commit", "git_dirty")
+
+
+class MixedCodeVersions(UserWarning):
+    """The runs of one sweep table were trained from more than one version of the code (commits, or uncommitted
+    changes): their numbers may differ for that reason alone (:func:`summary`)."""
+
+
+def _row(out_dir: pathlib.Path, name: str, point: dict, manifest: dict, grid_keys: list) -> tuple[dict, dict]:
+    """One row of the table (:func:`summary`) and the run's provenance, read from its folder and the manifest."""
+    run_dir = out_dir / name
+    status = run_status(run_dir)
+    row = {"run_name": name, "status": status, "error": None}
+    params, prov, hist, classes = dict(point), {}, None, None
+    if (run_dir / "params.json").is_file():
+        if (run_dir / "history.csv").is_file() and (run_dir / "provenance.json").is_file():
+            params, hist, prov = load_run(run_dir)
+        else:
+            params = json.loads((run_dir / "params.json").read_text())
+            if (run_dir / "provenance.json").is_file():
+                prov = json.loads((run_dir / "provenance.json").read_text())
+        if (run_dir / CLASS_ACCURACY).is_file():
+            classes = load_class_accuracy(run_dir)
+    error = manifest.get("errors", {}).get(name)
+    if error:  # the last attempt's error where the folder does not record it
+        row["status"], row["error"] = ("failed" if status == "absent" else status), error
+    elif prov.get("error"):
+        row["error"] = prov["error"]
+    for k in grid_keys:
+        row[k] = _cell(params.get(k, point.get(k)))
+    if hist is not None and hist["epoch"].size:
+        row["epoch"] = int(hist["epoch"][-1])
+        for col in HISTORY_COLUMNS:
+            if col not in ("epoch", "lr", "wall_time"):
+                row[f"final_{col}"] = float(hist[col][-1])
+    if classes is not None:
+        for k, acc in enumerate(classes["acc"][-1]):
+            row[f"class_acc_{k}"] = float(acc)
+    # a run trained again from the start because its resume was refused: why (sweep.json keeps it)
+    row["restarted"] = manifest.get("restarted", {}).get(name)
+    for k in PROVENANCE_COLUMNS:
+        row[k] = (prov.get("versions") or {}).get("torch") if k == "torch" else prov.get(k)
+    skip = set(SWEEP_KEYS) | {"max_train_s"}
+    for k, v in params.items():
+        if k not in grid_keys and k not in skip:
+            row[k] = _cell(v)
+    return row, prov
+
+
+def _code_versions(provs: list[dict]) -> dict:
+    """{(commit, uncommitted diff's sha256 or None): number of runs} of the runs' provenances that record a commit."""
+    seen: dict = {}
+    for prov in provs:
+        if prov.get("git_commit"):
+            key = (prov["git_commit"], prov.get("git_diff_sha256") if prov.get("git_dirty") else None)
+            seen[key] = seen.get(key, 0) + 1
+    return seen
+
+
 def summary(out_dir) -> pd.DataFrame:
     """The sweep's table, one row per run, written to ``out_dir/sweep.csv`` (atomically) and returned: run_name,
     status (:func:`nclib.runs.run_status`; "failed" for a run refused before its folder was written), error, the
     grid parameters, the last recorded epoch and ``final_<metric>`` for each column of ``history.csv``
     (objective (4.3), NC1-NC3, training accuracy, ...), ``class_acc_<k>`` (the training accuracy of class k at
-    the last epoch), ``restarted`` (for a failed run that a rerun trained again from the start because its resume
-    was refused, the refusal; else empty), wall and training time, device, then every other parameter of the run
-    (lists as JSON).
+    the last epoch), ``restarted`` (for a run that a rerun trained again from the start because its resume
+    was refused, the refusal; else empty), the provenance of :data:`PROVENANCE_COLUMNS` (wall and training time,
+    GPU or CPU model, torch version, git commit and whether the checkout had uncommitted changes), then every
+    other parameter of the run (lists as JSON).  A table whose runs were trained from several versions of the code
+    warns (:class:`MixedCodeVersions`) naming them.
     Read from the run folders only (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`).  The
-    rows follow ``sweep.json`` (the grid order); without it, every run folder in ``out_dir`` by name."""
+    rows follow ``sweep.json`` (each run where a call first listed it, in its grid order); without it, every run
+    folder in ``out_dir`` by name."""
     out_dir = pathlib.Path(out_dir)
     if not out_dir.is_dir():
         raise ValueError(f"out_dir {str(out_dir)!r} is not a folder")
     manifest = _read_manifest(out_dir)
-    runs = manifest.get("runs") or {d.name: {} for d in sorted(out_dir.iterdir())
-                                    if d.is_dir() and (d / "params.json").is_file()}
-    errors = manifest.get("errors", {})
-    restarted = manifest.get("restarted", {})
-    grid_keys = list(dict.fromkeys(k for point in runs.values() for k in point))
-    skip = set(SWEEP_KEYS) | {"max_train_s"}
-    rows = []
-    for name, point in runs.items():
-        run_dir = out_dir / name
-        status = run_status(run_dir)
-        row = {"run_name": name, "status": status, "error": None}
-        params, prov, hist, classes = dict(point), {}, None, None
-        if (run_dir / "params.json").is_file():
-            if (run_dir / "history.csv").is_file() and (run_dir / "provenance.json").is_file():
-                params, hist, prov = load_run(run_dir)
-            else:
-                params = json.loads((run_dir / "params.json").read_text())
-                if (run_dir / "provenance.json").is_file():
-                    prov = json.loads((run_dir / "provenance.json").read_text())
-            if (run_dir / CLASS_ACCURACY).is_file():
-                classes = load_class_accuracy(run_dir)
-        if errors.get(name):  # the last attempt's error where the folder does not record it
-            row["status"], row["error"] = ("failed" if status == "absent" else status), errors[name]
-        elif prov.get("error"):
-            row["error"] = prov["error"]
-        for k in grid_keys:
-            row[k] = _cell(params.get(k, point.get(k)))
-        if hist is not None and hist["epoch"].size:
-            row["epoch"] = int(hist["epoch"][-1])
-            for col in HISTORY_COLUMNS:
-                if col not in ("epoch", "lr", "wall_time"):
-                    row[f"final_{col}"] = float(hist[col][-1])
-        if classes is not None:
-            for k, acc in enumerate(classes["acc"][-1]):
-                row[f"class_acc_{k}"] = float(acc)
-        # a failed run trained again from the start because its resume was refused: why (sweep.json keeps it)
-        row["restarted"] = restarted.get(name)
-        for k in ("wall_time_s", "train_time_s", "device_name"):
-            row[k] = prov.get(k)
-        for k, v in params.items():
-            if k not in grid_keys and k not in skip:
-                row[k] = _cell(v)
+    points = manifest.get("runs") or {d.name: {} for d in sorted(out_dir.iterdir())
+                                      if d.is_dir() and (d / "params.json").is_file()}
+    if not points:  # an empty folder, or another one: no table rather than an empty one
+        raise ValueError(f"out_dir {str(out_dir)!r} holds no run of a sweep (no {MANIFEST}, no run folder with a "
+                         f"params.json)")
+    grid_keys = list(dict.fromkeys(k for point in points.values() for k in point))
+    rows, provs = [], []
+    for name, point in points.items():
+        row, prov = _row(out_dir, name, point, manifest, grid_keys)
         rows.append(row)
-    df = pd.DataFrame(rows, columns=None if rows else ["run_name", "status", "error", *grid_keys])
+        provs.append(prov)
+    versions = _code_versions(provs)
+    if len(versions) > 1:
+        shown = ", ".join(f"commit {c[:10]}{' with uncommitted changes' if d else ''} ({n} run{'s' * (n > 1)})"
+                          for (c, d), n in versions.items())
+        warnings.warn(f"the runs of {str(out_dir)!r} were trained from {len(versions)} versions of the code: "
+                      f"{shown}; the table's git_commit and git_dirty say which run is which", MixedCodeVersions,
+                      stacklevel=2)
+    df = pd.DataFrame(rows)
     atomic_write_text(out_dir / SUMMARY, df.to_csv(index=False))
     return df
 
@@ -599,11 +816,64 @@ def load_summary(out_dir) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+# --------------------------------------------------------------------------------------------- job arrays
+
+def list_points(grid: dict, fixed: dict | None, out_dir, tie: dict | None = None) -> pd.DataFrame:
+    """The points of a sweep as the tasks of a job array train them (:func:`run_point`): a table of ``point`` (the
+    index a task is given, 0 to n - 1), ``run_name``, ``found`` (the folder's :func:`nclib.runs.run_status`) and
+    ``next`` (what a task would do with it, :func:`next_step`).  Checked as :func:`plan` checks them, for runs that
+    train on other machines (``device="cuda"`` passes on a login node without a GPU); nothing is written."""
+    planned = plan(grid, fixed, out_dir, remote=True, tie=tie)
+    rows = []
+    for i, item in enumerate(planned):
+        run_dir = pathlib.Path(item["params"]["out_dir"]) / item["params"]["run_name"]
+        status, step = next_step(run_dir)
+        rows.append({"point": i, "run_name": item["params"]["run_name"], "found": status, "next": step})
+    return pd.DataFrame(rows)
+
+
+def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | None = None,
+              restart_refused: bool = False) -> pd.DataFrame:
+    """Train the one point ``point`` (0 to n - 1, in the order of :func:`list_points`) of a sweep in this process, in
+    the sweep's ``out_dir``: one task of a job array (``--point $SLURM_ARRAY_TASK_ID``, :ref:`ch-sweeps`).
+
+    The task takes only its run folder's lock, never the sweep's (``.sweep.lock``), so the tasks of an array train
+    side by side in one folder, beside a whole sweep too; a run is still trained by one process at a time, which
+    decides what the folder needs once it holds the lock (:func:`_run_point`: a run another task or the sweep
+    finished is kept, one it trains is left to it).  The task records every point of the grid and its run's
+    outcome in ``sweep.json`` (under that file's own lock) and writes no ``sweep.csv``: :func:`summary`
+    (``--summary-only``) writes the table of all the tasks' runs once they have ended.  Returns the run's row of the
+    table.  Points are checked as :func:`plan` checks them (for this machine); ValueError naming ``point`` for an
+    index outside the grid."""
+    if isinstance(point, bool) or not isinstance(point, (int, np.integer)):
+        raise ValueError(f"point (--point) must be the index of a grid point, an integer, got {point!r}")
+    if not isinstance(restart_refused, bool):
+        raise ValueError(f"restart_refused must be True or False, got {restart_refused!r}")
+    planned = plan(grid, fixed, out_dir, tie=tie)
+    if not 0 <= point < len(planned):
+        raise ValueError(f"point (--point) {point} is not a point of the grid: its {len(planned)} points are "
+                         f"0 to {len(planned) - 1} (--list-points lists them)")
+    call = _call_record(grid, fixed or {}, tie or {})
+    out_dir = pathlib.Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = planned[point]["params"]
+    _update_manifest(out_dir, lambda m: _record_call(m, call, planned, out_dir))
+    result = _run_point(params, restart_refused)
+    manifest = _update_manifest(out_dir, lambda m: _record_result(m, params["run_name"], result))
+    grid_keys = list(planned[point]["point"])
+    row, _ = _row(out_dir, params["run_name"], planned[point]["point"], manifest, grid_keys)
+    return pd.DataFrame([row])
+
+
 # --------------------------------------------------------------------------------------------- CLI
 
 def main(argv=None) -> pd.DataFrame:
     """``python -m nclib.sweep --grid NAME=V1,V2 ... --set NAME=VALUE ... --out-dir DIR``: :func:`run_sweep`
-    from the shell (:ref:`ch-sweeps`); prints the table's main columns and the path of sweep.csv."""
+    from the shell (:ref:`ch-sweeps`); prints the table's main columns and the path of sweep.csv.  With
+    ``--list-points`` the grid's points (:func:`list_points`), with ``--point I`` the one point I trained here
+    (:func:`run_point`, a task of a job array), with ``--summary-only`` the table rebuilt from the folders
+    (:func:`summary`).  Warnings (runs of several code versions, :class:`MixedCodeVersions`) are printed as notes on
+    stderr."""
     ap = argparse.ArgumentParser(prog="python -m nclib.sweep", description=__doc__.split("\n")[0])
     ap.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
                     help="a parameter of nclib.train.run and its values (repeat for more parameters)")
@@ -616,30 +886,32 @@ def main(argv=None) -> pd.DataFrame:
     ap.add_argument("--scheduler", default=None, help="address of a running Dask scheduler, tcp://HOST:8786")
     ap.add_argument("--resources", action="append", default=[], metavar="NAME=AMOUNT",
                     help="Dask resources each run asks for (default GPU=1 for device=cuda)")
+    ap.add_argument("--restart-refused", action="store_true",
+                    help="train again from the start a stopped or dead run whose resume is refused (another "
+                         "commit, device or CPU model), deleting it")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--list-points", action="store_true",
+                    help="print the grid's points (index, run name, what its folder holds) and train nothing")
+    ap.add_argument("--point", type=int, default=None, metavar="I",
+                    help="train only point I of the grid, in this process (a task of a job array: "
+                         "--point $SLURM_ARRAY_TASK_ID); no sweep.csv: --summary-only writes it afterwards")
     ap.add_argument("--summary-only", action="store_true", help="rewrite sweep.csv from the run folders only")
     ns = ap.parse_args(argv)
     try:
-        given = [flag for flag, values in (("--grid", ns.grid), ("--set", ns.fixed), ("--tie", ns.tie)) if values]
-        if ns.summary_only and given:  # they would be silently ignored: the table is rebuilt from the folders only
-            raise ValueError(f"--summary-only rewrites {SUMMARY} from the run folders and starts no run; it takes no "
-                             f"{', '.join(given)}")
-        if ns.summary_only:
-            df = summary(ns.out_dir)
-        else:
-            res = None
-            if ns.resources:
-                res = {}
-                for item in ns.resources:
-                    name, value = parameters.parse_setting(item, "--resources")
-                    res[name] = _resource_amount(name, value, "--resources")
-            df = run_sweep(parse_grid(ns.grid), parse_fixed(ns.fixed), ns.out_dir, workers=ns.workers,
-                           scheduler=ns.scheduler, resources=res, progress=not ns.no_progress,
-                           tie=parse_tie(ns.tie))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            df = _command(ns)
     except ValueError as exc:
         ap.error(str(exc))
     except SweepBusy as exc:  # not a usage error: the same command works once the other sweep has ended
         ap.exit(3, f"{ap.prog}: {exc}\n")
+    except runs.LockUnsupported as exc:  # nor a busy folder: a retry would never succeed
+        ap.exit(1, f"{ap.prog}: error: {exc.strerror}\n")
+    for w in caught:
+        print(f"{ap.prog}: note: {w.message}", file=sys.stderr)
+    if ns.list_points:
+        print(df.to_string(index=False))
+        return df
     view = df[[c for c in ("run_name", "status", "epoch", "final_objective", "final_train_acc", "final_nc1",
                            "error") if c in df.columns]].copy()
     if "epoch" in view:
@@ -655,8 +927,43 @@ def main(argv=None) -> pd.DataFrame:
     formatters = {short[c]: (lambda v, f=f: "" if pd.isna(v) else f(v)) for c, f in formats.items()
                   if c in view.columns}
     print(view.rename(columns=short).to_string(index=False, na_rep="", formatters=formatters))
-    print(pathlib.Path(ns.out_dir) / SUMMARY)
+    print(pathlib.Path(ns.out_dir) / (df["run_name"][0] if ns.point is not None else SUMMARY))
     return df
+
+
+def _command(ns) -> pd.DataFrame:
+    """What the command line's arguments ``ns`` ask for (:func:`main`); ValueError naming the flag for arguments
+    that do not go together."""
+    modes = [flag for flag, on in (("--list-points", ns.list_points), ("--point", ns.point is not None),
+                                   ("--summary-only", ns.summary_only)) if on]
+    if len(modes) > 1:
+        raise ValueError(f"{' and '.join(modes)}: give one of them")
+    if ns.summary_only:  # the table is rebuilt from the folders only: anything else would be silently ignored
+        given = [flag for flag, values in (("--grid", ns.grid), ("--set", ns.fixed), ("--tie", ns.tie),
+                                            ("--restart-refused", ns.restart_refused)) if values]
+        if given:
+            raise ValueError(f"--summary-only rewrites {SUMMARY} from the run folders and starts no run; it takes "
+                             f"no {', '.join(given)}")
+        return summary(ns.out_dir)
+    if modes:  # one point trained here, or none: no cluster
+        given = [flag for flag, value in (("--workers", ns.workers is not None), ("--scheduler", ns.scheduler),
+                                          ("--resources", ns.resources)) if value]
+        if given:
+            what = "lists the points" if ns.list_points else "trains its point in this process"
+            raise ValueError(f"{modes[0]} {what}; it takes no {', '.join(given)}")
+    grid, fixed, tie = parse_grid(ns.grid), parse_fixed(ns.fixed), parse_tie(ns.tie)
+    if ns.list_points:
+        return list_points(grid, fixed, ns.out_dir, tie=tie)
+    if ns.point is not None:
+        return run_point(grid, fixed, ns.out_dir, ns.point, tie=tie, restart_refused=ns.restart_refused)
+    res = None
+    if ns.resources:
+        res = {}
+        for item in ns.resources:
+            name, value = parameters.parse_setting(item, "--resources")
+            res[name] = _resource_amount(name, value, "--resources")
+    return run_sweep(grid, fixed, ns.out_dir, workers=ns.workers, scheduler=ns.scheduler, resources=res,
+                     progress=not ns.no_progress, tie=tie, restart_refused=ns.restart_refused)
 
 
 def exit_status(table: pd.DataFrame) -> int:
@@ -667,4 +974,5 @@ def exit_status(table: pd.DataFrame) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(exit_status(main()))
+    table = main()
+    sys.exit(exit_status(table) if "status" in table else 0)  # a list of points (--list-points) is no outcome

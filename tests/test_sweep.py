@@ -1,4 +1,5 @@
 """nclib.sweep: grids of nclib.train runs on a Dask LocalCluster (tiny synthetic runs, one cluster for the module)."""
+import errno
 import hashlib
 import json
 import logging
@@ -7,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -491,3 +493,253 @@ def test_a_sweep_with_nothing_to_train_clears_the_errors_its_folders_replaced(sc
     again = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
     assert again["error"].isna().all() and sweep.exit_status(again) == 0
     assert json.loads((out / sweep.MANIFEST).read_text())["errors"] == {}
+
+
+# ------------------------------------------------------------------------------------------ reruns that must not mix
+
+@pytest.mark.parametrize("left", ["stopped", "dead"])
+def test_a_run_another_process_finishes_before_the_lock_is_kept_not_trained_again(tmp_path, monkeypatch, left):
+    """Between a sweep's reading of a run folder and its taking the folder's lock another writer finishes the run
+    (here: in that gap, a stopped run resumed, a dead run without a checkpoint started again).  The task decides what
+    the folder needs only under the lock, so it keeps the finished run: no error, not one byte changed."""
+    p = train.check_params(**TINY, out_dir=tmp_path, run_name="r")
+    folder = tmp_path / "r"
+    if left == "stopped":
+        train.run(**{**p, "max_train_s": 0})
+    else:
+        train.run(**p)
+        _kill(folder)  # dead, without a checkpoint: the sweep would start it again
+    assert sweep.next_step(folder) == (left, "resume" if left == "stopped" else "start")
+    real, other = runs.lock_runs, {}
+
+    def another_writer_first(run_dirs, *args, **kw):
+        if not other:
+            monkeypatch.setattr(runs, "lock_runs", real)
+            train.run(**{**p, "resume": left == "stopped", "overwrite": left == "dead"})
+            other["files"] = _files(folder)
+        return real(run_dirs, *args, **kw)
+
+    monkeypatch.setattr(runs, "lock_runs", another_writer_first)
+    result = sweep._run_point(p)
+    assert other["files"] and runs.run_status(folder) == "finished"
+    assert result == {"status": "finished", "error": None, "restarted": None, "fresh": False}
+    assert _files(folder) == other["files"]
+
+
+def test_a_stopped_run_that_cannot_resume_here_says_what_resumes_it_and_restarts_when_asked(scheduler, tmp_path,
+                                                                                              capsys):
+    """A run stopped on another CPU model cannot resume here: the sweep leaves it as it is and reports it (exit 1)
+    with the remedies named; --restart-refused trains it again from the start and the table says why."""
+    out = tmp_path / "sweep"
+    first = sweep.run_sweep({"seed": [0]}, {**TINY, "max_train_s": 0}, out, scheduler=scheduler, progress=False)
+    folder = out / first["run_name"][0]
+    prov_path = folder / "provenance.json"
+    prov_path.write_text(json.dumps({**json.loads(prov_path.read_text()), "host_cpu": "Another CPU (AVX512)"}))
+    before = _files(folder)
+    args = ["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out),
+            "--scheduler", scheduler, "--no-progress"]
+    df = sweep.main(args)
+    assert df["status"].tolist() == ["stopped"] and sweep.exit_status(df) == 1
+    assert "another CPU" in df["error"][0] and "--restart-refused" in df["error"][0]
+    assert _files(folder) == before
+    again = sweep.main([*args, "--restart-refused"])
+    capsys.readouterr()
+    assert again["status"].tolist() == ["finished"] and sweep.exit_status(again) == 0
+    assert again["restarted"][0].startswith("ResumeRefused: ") and again["error"].isna().all()
+    assert [(s["from_epoch"], s["to_epoch"]) for s in json.loads(prov_path.read_text())["segments"]] == [(0, 4)]
+
+
+def test_a_grid_parameter_added_later_finds_its_runs_under_their_first_names(scheduler, tmp_path):
+    """--grid lam_W=... and then --grid lam_W=... --grid seed=0,1: seed 0 is the default, so the points with seed 0
+    are the runs already there; they keep their folders (untouched) and the table lists every run once."""
+    out = tmp_path / "sweep"
+    first = sweep.run_sweep({"lam_W": [1e-3, 1e-1]}, TINY, out, scheduler=scheduler, progress=False)
+    kept = {n: _files(out / n) for n in first["run_name"]}
+    df = sweep.run_sweep({"lam_W": [1e-3, 1e-1], "seed": [0, 1]}, TINY, out, scheduler=scheduler, progress=False)
+    assert sorted(d.name for d in out.iterdir() if d.is_dir()) == \
+        ["lam_W-0.001", "lam_W-0.001_seed-1", "lam_W-0.1", "lam_W-0.1_seed-1"]
+    assert df["run_name"].tolist() == ["lam_W-0.001", "lam_W-0.1", "lam_W-0.001_seed-1", "lam_W-0.1_seed-1"]
+    assert df["seed"].tolist() == [0, 0, 1, 1] and df["lam_W"].tolist() == [1e-3, 1e-1, 1e-3, 1e-1]
+    assert (df["status"] == "finished").all() and len(set(df["final_objective"])) == 4
+    assert {n: _files(out / n) for n in first["run_name"]} == kept
+    # and the other way round: a point without seed is the run of seed 0
+    planned = sweep.plan({"lam_W": [1e-3]}, TINY, out)
+    assert [q["params"]["run_name"] for q in planned] == ["lam_W-0.001"]
+
+
+def test_other_fixed_parameters_in_a_sweeps_folder_are_refused_and_every_call_is_recorded(scheduler, tmp_path,
+                                                                                          capsys):
+    """lam_W = 1e-3 with lr = 1e-2, then lam_W = 1e-1 with lr = 1e-3 in the same out_dir: the second call is
+    refused before anything is written, naming lr and both values; a call that changes only an execution key or
+    gives a parameter at its default is no change, and sweep.json keeps every call."""
+    out = tmp_path / "sweep"
+    sweep.run_sweep({"lam_W": [1e-3]}, TINY, out, scheduler=scheduler, progress=False)
+    before = _files(out)
+    with pytest.raises(ValueError, match=r"fixed\['lr'\] \(--set lr\).* lr = 0\.01 .* asks for 0\.001"):
+        sweep.run_sweep({"lam_W": [1e-1]}, {**TINY, "lr": 1e-3}, out, scheduler=scheduler, progress=False)
+    with pytest.raises(SystemExit) as exc:
+        sweep.main(["--grid", "lam_W=0.1", *[f"--set={k}={_text({**TINY, 'lr': 1e-3}[k])}" for k in TINY],
+                    "--out-dir", str(out), "--scheduler", scheduler, "--no-progress"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--set lr" in err and "0.01" in err and "0.001" in err
+    assert _files(out) == before
+    with pytest.raises(ValueError, match=r"fixed\['width'\]"):  # left out now: its default, 128, differs from 16
+        sweep.plan({"lam_W": [1e-1]}, {k: v for k, v in TINY.items() if k != "width"}, out)
+    df = sweep.run_sweep({"lam_W": [1e-1]}, {**TINY, "seed": 0, "max_train_s": 100}, out, scheduler=scheduler,
+                         progress=False)
+    assert df["lam_W"].tolist() == [1e-3, 1e-1] and (df["lr"] == 1e-2).all()
+    calls = json.loads((out / sweep.MANIFEST).read_text())["calls"]
+    assert [c["grid"] for c in calls] == [{"lam_W": [1e-3]}, {"lam_W": [1e-1]}]
+    assert [c["fixed"]["lr"] for c in calls] == [1e-2, 1e-2] and calls[1]["fixed"]["max_train_s"] == 100
+    # a parameter that a grid sweeps now is no fixed parameter of the folder
+    assert len(sweep.plan({"lr": [1e-2, 1e-3]}, {k: v for k, v in TINY.items() if k != "lr"}, out)) == 2
+
+
+def test_the_table_gives_each_runs_code_and_machine_and_warns_of_mixed_commits(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    for seed in (0, 1):
+        train.run(**TINY, seed=seed, out_dir=out, run_name=f"seed-{seed}", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sweep.MixedCodeVersions)
+        df = sweep.summary(out)
+    for _, row in df.iterrows():
+        prov = json.loads((out / row["run_name"] / "provenance.json").read_text())
+        assert (row["git_commit"], row["git_dirty"], row["host_cpu"], row["device_name"], row["torch"]) == \
+            (prov["git_commit"], prov["git_dirty"], prov["host_cpu"], prov["device_name"], prov["versions"]["torch"])
+    prov_path = out / "seed-1" / "provenance.json"
+    prov_path.write_text(json.dumps({**json.loads(prov_path.read_text()), "git_commit": "0" * 40, "git_dirty": False}))
+    with pytest.warns(sweep.MixedCodeVersions):
+        df = sweep.summary(out)
+    assert df["git_commit"].tolist()[1] == "0" * 40 and df["git_commit"].nunique() == 2
+    table = sweep.main(["--summary-only", "--out-dir", str(out)])
+    err = capsys.readouterr().err
+    assert "0" * 10 in err and table["git_commit"].nunique() == 2
+    assert pd.read_csv(out / sweep.SUMMARY)["git_commit"].tolist() == df["git_commit"].tolist()
+
+
+def test_a_relative_data_path_is_made_absolute_for_the_workers(scheduler, tmp_path, monkeypatch):
+    """The workers of the module's cluster run in another folder than the client: a data_path relative to the
+    client's folder is made absolute before it reaches them, so the run reads the client's file."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "data").mkdir()
+    np.savez(tmp_path / "data" / "good.npz", x_train=rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8),
+             y_train=np.repeat(np.arange(3), 10))
+    fixed = {**{k: v for k, v in TINY.items() if k != "dim"}, "dataset": "cifar10", "data_path": "data/good.npz"}
+    monkeypatch.chdir(tmp_path)
+    planned = sweep.plan({"seed": [0]}, fixed, "out")
+    assert planned[0]["params"]["data_path"] == str(tmp_path / "data" / "good.npz")
+    df = sweep.run_sweep({"seed": [0]}, fixed, "out", scheduler=scheduler, progress=False)
+    assert df["status"].tolist() == ["finished"] and df["error"].isna().all()
+    assert runs.read_params(tmp_path / "out" / "seed-0")["data_path"] == str(tmp_path / "data" / "good.npz")
+    manifest = json.loads((tmp_path / "out" / sweep.MANIFEST).read_text())
+    assert manifest["fixed"]["data_path"] == str(tmp_path / "data" / "good.npz")
+
+
+# ------------------------------------------------------------------------------------------ locks and job arrays
+
+def test_a_file_system_without_flock_is_named_not_taken_for_a_busy_folder(tmp_path, monkeypatch, capsys):
+    """flock failing with ENOLCK (Lustre without -o flock, NFS without a lock daemon) is LockUnsupported (exit 1, a
+    retry would never succeed), not SweepBusy (exit 3); the run folder's lock and status refuse it the same way."""
+    folder = tmp_path / "r"
+    train.run(**TINY, out_dir=tmp_path, run_name="r", progress=False)
+    (folder / runs.LOCK).write_text("")
+
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(runs.fcntl, "flock", no_flock)
+    out = tmp_path / "out"
+    with pytest.raises(runs.LockUnsupported, match="flock"):
+        sweep.run_sweep({"seed": [0]}, TINY, out, workers=1, progress=False)
+    with pytest.raises(SystemExit) as exc:
+        sweep.main(["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out)])
+    assert exc.value.code == 1 and "flock" in capsys.readouterr().err
+    with pytest.raises(runs.LockUnsupported):
+        runs.run_status(folder)
+    with pytest.raises(runs.LockUnsupported):
+        runs.lock_run(tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_busy_sweep_folder_names_the_process_holding_it(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    code = ("import pathlib, sys; from nclib import sweep; hold = sweep._lock(pathlib.Path(sys.argv[1])); "
+            "hold.__enter__(); print('locked', flush=True); sys.stdin.read(); hold.__exit__(None, None, None)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, env=os.environ)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(sweep.SweepBusy) as exc:
+            sweep.run_sweep({"seed": [0]}, TINY, out, workers=1, progress=False)
+        assert f"pid {holder.pid}" in str(exc.value) and socket.gethostname() in str(exc.value)
+    finally:
+        holder.stdin.close()
+        assert holder.wait(timeout=30) == 0
+    assert (out / sweep.LOCK).read_text() == ""  # released: no holder named
+
+
+def test_the_tasks_of_a_job_array_train_their_points_side_by_side_in_one_folder(tmp_path, capsys):
+    """Four tasks at once on one out_dir (points 0, 1, 2, and point 0 again), while a whole sweep holds the folder's
+    sweep lock: each trains only its point, the two tasks of point 0 train it once, and --summary-only then writes
+    the table of all three runs, in grid order."""
+    out = tmp_path / "out"
+    args = ["--grid", "seed=0,1,2", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out)]
+    listing = sweep.main([*args, "--list-points"])
+    assert listing["point"].tolist() == [0, 1, 2] and listing["run_name"].tolist() == ["seed-0", "seed-1", "seed-2"]
+    assert (listing["found"] == "absent").all() and (listing["next"] == "start").all() and not out.exists()
+    out.mkdir()
+    code = ("import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('locked', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(out / sweep.LOCK)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        tasks = [subprocess.Popen([sys.executable, "-m", "nclib.sweep", *args, "--point", str(i)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+                 for i in (0, 1, 2, 0)]
+        outcomes = [t.communicate(timeout=300) for t in tasks]
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert [t.returncode for t in tasks] == [0] * 4, [o[1][-2000:] for o in outcomes]
+    for name in ("seed-0", "seed-1", "seed-2"):
+        prov = json.loads((out / name / "provenance.json").read_text())
+        assert prov["status"] == "finished" and [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 4)]
+    assert not (out / sweep.SUMMARY).exists()
+    table = sweep.main(["--summary-only", "--out-dir", str(out)])
+    assert table["run_name"].tolist() == ["seed-0", "seed-1", "seed-2"] and (table["status"] == "finished").all()
+    assert table["seed"].tolist() == [0, 1, 2] and sweep.exit_status(table) == 0
+    listing = sweep.main([*args, "--list-points"])
+    assert (listing["found"] == "finished").all() and (listing["next"] == "keep").all()
+    with pytest.raises(SystemExit) as exc:
+        sweep.main([*args, "--point", "3"])
+    assert exc.value.code == 2 and "--point" in capsys.readouterr().err
+
+
+def test_a_summary_of_a_folder_without_runs_is_refused(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        sweep.main(["--summary-only", "--out-dir", str(tmp_path / "empty")])
+    assert exc.value.code == 2 and "holds no run" in capsys.readouterr().err
+    assert not (tmp_path / "empty" / sweep.SUMMARY).exists()
+
+
+@pytest.mark.parametrize("argv, named", [(["--set", "widht=16"], "--set"),
+                                         (["--grid", "seed=0", "--tie", "lam_h=seed"], "--tie lam_h"),
+                                         (["--grid", "max_train_s=1,2"], "--grid")])
+def test_command_line_refusals_use_the_command_lines_spelling(tmp_path, capsys, argv, named):
+    with pytest.raises(SystemExit) as exc:
+        sweep.main([*argv, "--out-dir", str(tmp_path / "out")])
+    assert exc.value.code == 2 and named in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_local_cluster_opens_no_dashboard_and_no_fixed_port():
+    client, cluster = sweep._client(None, 1, {})
+    try:
+        addresses = [s.getsockname()[:2] for s in cluster.scheduler.http_server._sockets.values()]
+        assert addresses and all(host == "127.0.0.1" and port != 8787 for host, port in addresses)
+    finally:
+        client.close()
+        cluster.close()
