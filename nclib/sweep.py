@@ -45,38 +45,13 @@ command prints the table's main columns (each error cut short: ``sweep.csv`` hol
 refuses flock locks (:class:`nclib.runs.LockUnsupported`), 3 when another sweep is running in the same
 ``--out-dir`` (:class:`SweepBusy`).
 
-Where the runs go:
-
-- By default a :class:`dask.distributed.LocalCluster` on this machine: ``--workers N`` processes (default one
-  per core), one thread each (dask sets ``OMP_NUM_THREADS=1`` in its workers, so N runs use N cores).
-- ``--scheduler tcp://HOST:8786``: the workers of a running Dask cluster, started for instance with
-  ``dask scheduler`` on one machine and ``dask worker tcp://HOST:8786 --nworkers 4 --nthreads 1`` on others.
-  The run folders are written by the workers: ``--out-dir`` must be on a file system they all share (and
-  the client validates the parameters, ``data_path`` included, against its own view of it).
-- GPUs: a run with ``device=cuda`` asks for the Dask resource ``GPU=1`` (``--resources`` sets another
-  request), so that each GPU trains one run at a time.  Start one worker per GPU, each seeing its own card::
-
-      CUDA_VISIBLE_DEVICES=0 dask worker tcp://HOST:8786 --nworkers 1 --nthreads 1 --resources GPU=1
-      CUDA_VISIBLE_DEVICES=1 dask worker tcp://HOST:8786 --nworkers 1 --nthreads 1 --resources GPU=1
-
-  (``--resources GPU=2`` on a worker lets two small runs share its card).  Without ``--scheduler``, a sweep
-  with ``device=cuda`` starts a local cluster of ``--workers`` workers (default 1) that each hold ``GPU=1``;
-  they all see every card and train on the first (``cuda`` is ``cuda:0``), so on a machine with several GPUs
-  start one worker per card as above.
-- Slurm or PBS through ``dask-jobqueue`` (``pip install dask-jobqueue``), from Python::
-
-      from dask_jobqueue import SLURMCluster          # or PBSCluster
-      cluster = SLURMCluster(cores=1, processes=1, memory="8GB", walltime="04:00:00",
-                             job_extra_directives=["--gres=gpu:1"], worker_extra_args=["--resources", "GPU=1"])
-      cluster.scale(jobs=8)                           # eight batch jobs, one worker (one GPU) each
-      nclib.sweep.run_sweep(grid, fixed, "runs/decays", scheduler=cluster)
-
-  or start ``dask scheduler`` on a login node and submit ``dask worker tcp://LOGIN:8786 ...`` as batch jobs,
-  then pass ``--scheduler tcp://LOGIN:8786``.
-
-- A Slurm (or PBS) job array, without Dask: each task trains one point in the shared output folder,
-  ``python -m nclib.sweep ... --out-dir /shared/runs/decays --point $SLURM_ARRAY_TASK_ID`` (``--list-points``
-  gives the indices), and once the tasks have ended ``--summary-only`` writes the table of them all.
+Where the runs go (:ref:`ch-sweeps` gives each with its commands): by default a
+:class:`dask.distributed.LocalCluster` on this machine, ``--workers N`` processes of one thread each;
+``--scheduler tcp://HOST:8786``, the workers of a running Dask cluster (``--out-dir`` on a file system they all
+share); on GPUs one worker per card, each run asking for the Dask resource ``GPU=1`` (``--resources`` sets
+another request); Slurm or PBS through ``dask-jobqueue`` (``scheduler=`` a cluster object); or a job array without
+Dask, each task training one point in the shared output folder, ``--point $SLURM_ARRAY_TASK_ID``
+(``--list-points`` gives the indices), and ``--summary-only`` once the tasks have ended.
 
 One sweep at a time may use an output folder (a lock file, ``OUT_DIR/.sweep.lock``, holding its pid and host,
 refuses a second one); the tasks of a job array take only their run folders' locks
@@ -88,13 +63,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import itertools
 import json
 import logging
 import os
 import pathlib
-import re
 import sys
 import uuid
 import warnings
@@ -103,10 +75,12 @@ import numpy as np
 import pandas as pd
 
 from . import parameters, runs
+from .grid import (SWEEP_KEYS, check_names, check_tie, expand_grid, parse_fixed, parse_grid, parse_tie, plain,
+                   run_name_for)
 from .parameters import DEFAULTS, EXECUTION_KEYS
 from .rounding import written
 from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RESUMABLE, ResumeRefused, RunFolderBusy, RunLockedElsewhere,
-                   atomic_write_text, check_run_name, load_class_accuracy, load_run, run_status)
+                   atomic_write_text, load_class_accuracy, load_run, run_status)
 
 #: The table a sweep writes into its output folder, and the record of its grid points (run name -> point).
 SUMMARY = "sweep.csv"
@@ -114,10 +88,6 @@ MANIFEST = "sweep.json"
 LOCK = ".sweep.lock"
 #: The lock of ``sweep.json``'s read-modify-write (:func:`_update_manifest`).
 MANIFEST_LOCK = ".sweep.json.lock"
-
-#: Parameters of :func:`nclib.train.run` that the sweep sets itself: where each run goes, whether it resumes or
-#: replaces a folder, and the progress bars (one for the whole sweep instead of one per run).
-SWEEP_KEYS = ("out_dir", "run_name", "resume", "overwrite", "progress")
 
 #: Statuses (:func:`nclib.runs.run_status`) that a rerun of the sweep keeps: a finished run, and a diverged one
 #: (the divergence is the result of its parameters; delete its folder to train it again).
@@ -127,160 +97,8 @@ FINAL = ("finished", "diverged")
 #: process that writes it, "resume" it from its checkpoint, or "start" it (again) from epoch 0.
 STEPS = ("keep", "leave", "resume", "start")
 
-_SAFE = re.compile(r"[^A-Za-z0-9.+-]")
 
-
-# --------------------------------------------------------------------------------------------- the grid
-
-def parse_grid(items) -> dict:
-    """``["lam_W=1e-4,1e-3", "seed=0,1"]`` (the ``--grid`` arguments) -> ``{"lam_W": [1e-4, 1e-3], "seed": [0, 1]}``:
-    the values are the text's items at its commas outside brackets, each read by :func:`nclib.parameters.parse_value`
-    (with the parameter's name, so a text key's values stay text); ValueError naming the argument for a missing
-    '=', an empty value, a value that grammar refuses or a parameter given twice."""
-    grid: dict = {}
-    for item in items:
-        name, text = parameters.split_setting(item, "--grid")
-        if name in grid:
-            raise ValueError(f"--grid {name}: given twice")
-        grid[name] = [parameters.parse_value(t, name, "--grid")
-                      for t in parameters.split_items(text, f"--grid {name}")]
-    return grid
-
-
-def parse_fixed(items) -> dict:
-    """``["dataset=synthetic", "counts=[4,2,1]"]`` (the ``--set`` arguments) -> ``{"dataset": "synthetic",
-    "counts": [4, 2, 1]}``, each read by :func:`nclib.parameters.parse_setting`; one value each (a comma outside
-    brackets, which ``--grid`` reads as several values, is refused); ValueError naming the argument otherwise."""
-    fixed: dict = {}
-    for item in items:
-        name, text = parameters.split_setting(item, "--set")
-        if name in fixed:
-            raise ValueError(f"--set {name}: given twice")
-        if len(parameters.split_items(text, f"--set {name}")) > 1:
-            raise ValueError(f"--set {name}: one value expected (a list goes in brackets, [a,b]); sweep several "
-                             f"values with --grid")
-        fixed[name] = parameters.parse_value(text, name, "--set")
-    return fixed
-
-
-def parse_tie(items) -> dict:
-    """``["lam_H=lam_W"]`` (the ``--tie`` arguments) -> ``{"lam_H": "lam_W"}``: each tied parameter and the grid
-    parameter whose value it takes (a name, never parsed as a value); ValueError naming the argument for a missing
-    '=' or a name given twice."""
-    tie: dict = {}
-    for item in items:
-        name, text = parameters.split_setting(item, "--tie")
-        if name in tie:
-            raise ValueError(f"--tie {name}: given twice")
-        tie[name] = text.strip()
-    return tie
-
-
-def _plain(v):
-    """A value as JSON has it: numpy scalars and arrays (``np.logspace(-4, -1, 4)``) as Python numbers and lists."""
-    if isinstance(v, np.ndarray):
-        return [_plain(x) for x in v.tolist()]
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return v
-
-
-def _check_names(grid: dict, fixed: dict) -> None:
-    for what, d in (("grid (--grid)", grid), ("fixed (--set)", fixed)):
-        if not isinstance(d, dict):
-            raise ValueError(f"{what} must be a dict of parameter -> {'list of values' if d is grid else 'value'}"
-                             f", got {type(d).__name__}")
-        unknown = [k for k in d if k not in DEFAULTS]
-        if unknown:
-            raise ValueError(f"{what}: unknown parameter(s) {unknown}; the parameters of nclib.train.run are "
-                             f"{sorted(DEFAULTS)}")
-        own = [k for k in d if k in SWEEP_KEYS]
-        if own:
-            raise ValueError(f"{what}: {own} set by the sweep itself (each run goes to out_dir/<run name>, "
-                             f"is resumed or replaced as its folder requires, under one progress bar)")
-    execution = [k for k in grid if k in EXECUTION_KEYS]
-    if execution:
-        raise ValueError(f"grid (--grid): {execution} say how a call trains, not what a run is; give them in fixed "
-                         f"(--set)")
-    both = sorted(set(grid) & set(fixed))
-    if both:
-        raise ValueError(f"{both} given both in grid (--grid) and in fixed (--set)")
-    for k, values in grid.items():
-        if (not isinstance(values, (list, tuple, np.ndarray)) or (isinstance(values, np.ndarray) and values.ndim == 0)
-                or len(values) == 0):
-            raise ValueError(f"grid[{k!r}] (--grid {k}) must be a non-empty list of values, got {values!r}")
-
-
-def _check_tie(tie, grid: dict, fixed: dict) -> dict:
-    """``tie`` (tied parameter -> grid parameter) checked against the grid and the fixed parameters: a tied
-    parameter is a parameter of the run that neither the grid nor ``fixed`` sets, tied to a parameter of the grid."""
-    if tie is None:
-        return {}
-    if not isinstance(tie, dict):
-        raise ValueError(f"tie (--tie) must be a dict of parameter -> grid parameter, got {type(tie).__name__}")
-    for name, to in tie.items():
-        where = f"tie[{name!r}] (--tie {name})"
-        if name not in DEFAULTS:
-            raise ValueError(f"{where}: unknown parameter {name!r}; the parameters of nclib.train.run are "
-                             f"{sorted(DEFAULTS)}")
-        if name in SWEEP_KEYS or name in EXECUTION_KEYS:
-            raise ValueError(f"{where}: {name} says how a call trains or is set by the sweep itself; it "
-                             f"cannot follow a grid parameter")
-        if name in grid:
-            raise ValueError(f"{where}: {name} is also in the grid (a tied parameter takes the values of "
-                             f"another)")
-        if name in fixed:
-            raise ValueError(f"{where}: {name} is also fixed (a tied parameter takes the values of a grid "
-                             f"parameter)")
-        if not isinstance(to, str) or to not in grid:
-            raise ValueError(f"{where} = {to!r}: not a parameter of the grid {sorted(grid)}")
-    return dict(tie)
-
-
-def expand_grid(grid: dict, tie: dict | None = None) -> list[dict]:
-    """Every point of ``grid`` (parameter -> list of values): the cartesian product, parameters in the order of
-    :data:`nclib.train.DEFAULTS`, values in the order given (the last parameter varies fastest); ``{}`` has one
-    point, ``{}``.  ``tie`` (parameter -> grid parameter, e.g. ``{"lam_H": "lam_W"}``) adds each tied parameter
-    to every point with the value of the grid parameter it follows (:ref:`ch-sweeps`)."""
-    _check_names(grid, {})
-    tie = _check_tie(tie, grid, {})
-    keys = [k for k in DEFAULTS if k in grid]
-    points = [dict(zip(keys, combo)) for combo in itertools.product(*([_plain(v) for v in grid[k]] for k in keys))]
-    order = [k for k in DEFAULTS if k in grid or k in tie]
-    return [{k: point[k] if k in point else point[tie[k]] for k in order} for point in points]
-
-
-def _value_text(v) -> str:
-    if v is None or isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "_".join(_value_text(x) for x in v) or "empty"
-    return str(v)
-
-
-def run_name_for(point: dict) -> str:
-    """The run folder's name of a grid point: ``NAME-VALUE`` joined by ``_`` (``L-3_lam_W-0.001_seed-1``), only
-    the characters ``A-Za-z0-9.+-_``; a value with other characters (a path) is replaced by ``_``s and the
-    name gets the first 8 hex digits of the point's sha256, as does a name past 120 characters; ``{}`` ->
-    ``"run"``."""
-    if not point:
-        return "run"
-    lossy, parts = False, []
-    for k, v in point.items():
-        text = _value_text(v)
-        safe = _SAFE.sub("_", text)
-        lossy |= safe != text
-        parts.append(f"{k}-{safe}")
-    name = "_".join(parts)
-    if lossy or len(name) > 120:
-        digest = hashlib.sha256(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()[:8]
-        name = f"{name[:110]}-h{digest}"
-    return check_run_name(name)  # never fails: "NAME-..." has no separator and is never "." or ".."
-
+# --------------------------------------------------------------------------------------------- the plan
 
 def _absolute_data_path(value):
     """A data path as the workers must read it: absolute, from this process's working folder (``~`` expanded), as
@@ -295,8 +113,8 @@ def _absolute_data_path(value):
 def _call_record(grid: dict, fixed: dict, tie: dict) -> dict:
     """What one call of the sweep asks for, as ``sweep.json`` records it (its ``calls``): grid, fixed and tie as JSON
     holds them, a relative ``data_path`` made absolute."""
-    grid = {k: [_plain(v) for v in values] for k, values in grid.items()}
-    fixed = {k: _plain(v) for k, v in fixed.items()}
+    grid = {k: [plain(v) for v in values] for k, values in grid.items()}
+    fixed = {k: plain(v) for k, v in fixed.items()}
     if "data_path" in fixed:
         fixed["data_path"] = _absolute_data_path(fixed["data_path"])
     return runs.json_values({"grid": grid, "fixed": fixed, "tie": dict(tie)})
@@ -351,7 +169,7 @@ def _folder_runs(out_dir: pathlib.Path) -> dict:
 def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dict | None = None) -> list[dict]:
     """The checked parameters of every run of the sweep (:func:`nclib.parameters.check_params` of fixed + point,
     with ``out_dir`` and the point's run name), in grid order; nothing is written.  ``tie``: parameters that take
-    the value of a grid parameter at every point (:func:`expand_grid`); the run name is made from the grid
+    the value of a grid parameter at every point (:func:`nclib.grid.expand_grid`); the run name is made from the grid
     values alone.  A point whose run a folder of ``out_dir`` already holds under another name (the run of
     ``--grid lam_W=1e-3`` is the point lam_W = 1e-3, seed = 0 of a later ``--grid lam_W=1e-3 --grid seed=0,1``,
     seed 0 being the default) is that run: it keeps its folder and name, and the table lists it once.
@@ -363,9 +181,9 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
     are taken to have a GPU (:func:`nclib.parameters.checked` with ``cuda=True``): ``device="cuda"`` and the
     GPU-only ``steps_per_graph`` are accepted where this machine has none, and each worker checks them again."""
     fixed = {} if fixed is None else fixed
-    _check_names(grid, fixed)
-    tie = _check_tie(tie, grid, fixed)
-    fixed = {k: _plain(v) for k, v in fixed.items()}
+    check_names(grid, fixed)
+    tie = check_tie(tie, grid, fixed)
+    fixed = {k: plain(v) for k, v in fixed.items()}
     if out_dir is None:
         raise ValueError("out_dir must be a folder for the run folders and sweep.csv, got None")
     out_dir = pathlib.Path(out_dir).resolve()

@@ -17,6 +17,7 @@ import torch
 from dask.distributed import LocalCluster
 
 from nclib import runs, sweep, train
+from nclib.grid import expand_grid, parse_fixed, parse_grid, parse_tie, run_name_for
 
 TINY = dict(dataset="synthetic", counts=[6, 3, 2], dim=4, width=16, depth=1, epochs=4, batch_size="full",
             metric_every=2, device="cpu", lr=1e-2, lam_H=1e-3)
@@ -39,26 +40,26 @@ def _files(folder):
 # ------------------------------------------------------------------------------------------ the grid
 
 def test_grid_expands_in_parameter_order_with_safe_unique_names():
-    grid = sweep.parse_grid(["seed=0,1,2", "lam_W=1e-3,[1e-3,1e-2]", "batch_size=full,4"])
+    grid = parse_grid(["seed=0,1,2", "lam_W=1e-3,[1e-3,1e-2]", "batch_size=full,4"])
     assert grid == {"seed": [0, 1, 2], "lam_W": [1e-3, [1e-3, 1e-2]], "batch_size": ["full", 4]}
-    points = sweep.expand_grid(grid)
+    points = expand_grid(grid)
     assert len(points) == 3 * 2 * 2
     # parameters in the order of train.DEFAULTS (batch_size, lam_W, seed), the last one varying fastest
     assert [list(p) for p in points] == [["batch_size", "lam_W", "seed"]] * 12
     assert points[0] == {"batch_size": "full", "lam_W": 1e-3, "seed": 0}
     assert points[1] == {"batch_size": "full", "lam_W": 1e-3, "seed": 1}
     assert points[-1] == {"batch_size": 4, "lam_W": [1e-3, 1e-2], "seed": 2}
-    names = [sweep.run_name_for(p) for p in points]
+    names = [run_name_for(p) for p in points]
     assert len(set(names)) == 12
     assert all(re.fullmatch(r"[A-Za-z0-9.+_-]+", n) for n in names)
     assert names[0] == "batch_size-full_lam_W-0.001_seed-0"
-    assert sweep.run_name_for({"data_path": "/a/b c"}) != sweep.run_name_for({"data_path": "/a/b_c"})
-    assert sweep.expand_grid({}) == [{}]
+    assert run_name_for({"data_path": "/a/b c"}) != run_name_for({"data_path": "/a/b_c"})
+    assert expand_grid({}) == [{}]
     # numpy values (np.logspace) are plain numbers in the points and the names
-    points = sweep.expand_grid({"lam_W": np.array([1e-3, 1e-2]), "seed": np.arange(2)})
+    points = expand_grid({"lam_W": np.array([1e-3, 1e-2]), "seed": np.arange(2)})
     assert points[1] == {"lam_W": 1e-3, "seed": 1} and type(points[1]["seed"]) is int
-    assert sweep.run_name_for(points[1]) == "lam_W-0.001_seed-1"
-    assert sweep.parse_fixed(["counts=[6,3,2]", "bias=false", "device=cpu", "lam_W=reference"]) == \
+    assert run_name_for(points[1]) == "lam_W-0.001_seed-1"
+    assert parse_fixed(["counts=[6,3,2]", "bias=false", "device=cpu", "lam_W=reference"]) == \
         {"counts": [6, 3, 2], "bias": False, "device": "cpu", "lam_W": "reference"}
 
 
@@ -72,24 +73,24 @@ def test_grid_expands_in_parameter_order_with_safe_unique_names():
 ])
 def test_bad_grid_syntax_is_refused_by_name(items, name):
     with pytest.raises(ValueError, match=re.escape(f"--grid {name}")):
-        sweep.parse_grid(items)
+        parse_grid(items)
 
 
 def test_grid_and_fixed_values_of_text_keys_stay_text():
     """A path or a name is read as text (nclib.parameters.TEXT_KEYS), ``none`` as None, in --grid as in --set."""
-    assert sweep.parse_grid(["data_path=007.npz,007,none", "precision=fp32,tf32"]) == \
+    assert parse_grid(["data_path=007.npz,007,none", "precision=fp32,tf32"]) == \
         {"data_path": ["007.npz", "007", None], "precision": ["fp32", "tf32"]}
-    assert sweep.parse_fixed(["data_path=007", "device=NONE", "width=007"]) == \
+    assert parse_fixed(["data_path=007", "device=NONE", "width=007"]) == \
         {"data_path": "007", "device": None, "width": 7}
 
 
 def test_bad_fixed_syntax_is_refused_by_name():
     with pytest.raises(ValueError, match="--set counts"):
-        sweep.parse_fixed(["counts=6,3,2"])  # a list goes in brackets
+        parse_fixed(["counts=6,3,2"])  # a list goes in brackets
     with pytest.raises(ValueError, match="--set width"):
-        sweep.parse_fixed(["width"])
+        parse_fixed(["width"])
     with pytest.raises(ValueError, match="--set counts"):
-        sweep.parse_fixed(["counts=[6,3"])
+        parse_fixed(["counts=[6,3"])
 
 
 @pytest.mark.parametrize("grid, fixed, name", [
@@ -167,8 +168,8 @@ def test_a_second_sweep_in_a_running_sweeps_folder_is_refused_and_touches_nothin
 
 
 def test_tied_parameters_follow_their_grid_parameter_and_stay_out_of_the_names():
-    assert sweep.parse_tie(["lam_H=lam_W"]) == {"lam_H": "lam_W"}
-    points = sweep.expand_grid({"lam_W": [1e-3, 1e-2], "L": [1, 3]}, {"lam_H": "lam_W"})
+    assert parse_tie(["lam_H=lam_W"]) == {"lam_H": "lam_W"}
+    points = expand_grid({"lam_W": [1e-3, 1e-2], "L": [1, 3]}, {"lam_H": "lam_W"})
     assert points == [{"L": L, "lam_W": lam, "lam_H": lam} for L in (1, 3) for lam in (1e-3, 1e-2)]
     planned = sweep.plan({"lam_W": [1e-3, 1e-2], "L": [1, 3]}, {k: v for k, v in TINY.items() if k != "lam_H"},
                          "/tmp/out", tie={"lam_H": "lam_W"})
@@ -194,9 +195,9 @@ def test_bad_ties_are_refused_by_name_and_write_nothing(tmp_path, tie, fixed, na
         sweep.run_sweep({"lam_W": [1e-3, 1e-2], "seed": [0]}, {**base, **fixed}, out, progress=False, tie=tie)
     assert not out.exists()
     with pytest.raises(ValueError, match=re.escape("--tie lam_H")):
-        sweep.parse_tie(["lam_H"])
+        parse_tie(["lam_H"])
     with pytest.raises(ValueError, match=re.escape("--tie lam_H")):
-        sweep.parse_tie(["lam_H=lam_W", "lam_H=lr"])
+        parse_tie(["lam_H=lam_W", "lam_H=lr"])
 
 
 def test_cuda_points_are_checked_for_the_workers_of_a_cluster(tmp_path):
@@ -239,7 +240,7 @@ def test_a_folder_with_other_parameters_is_refused(tmp_path):
 def test_sweep_writes_one_folder_per_point_and_the_table(scheduler, tmp_path):
     grid = {"lam_W": [1e-3, 1e-2], "seed": [0, 1]}
     df = sweep.run_sweep(grid, TINY, tmp_path, scheduler=scheduler, progress=False)
-    names = [sweep.run_name_for(p) for p in sweep.expand_grid(grid)]
+    names = [run_name_for(p) for p in expand_grid(grid)]
     assert sorted(d.name for d in tmp_path.iterdir() if d.is_dir()) == sorted(names)
     assert df["run_name"].tolist() == names
     assert (df["status"] == "finished").all() and df["error"].isna().all()
@@ -367,7 +368,7 @@ def test_every_run_name_is_a_run_folder_name():
     separators, NUL or too long; different points keep different names."""
     values = ["/a/b", "..", ".", "a\\b", "a\0b", "", "x" * 300, [], ["..", "/"], None, True, 1e-3, "é/ü", "~/data"]
     points = [{"data_path": v} for v in values] + [{"class_order": ".."}, {"dataset": ".", "seed": 1}, {}]
-    names = [sweep.run_name_for(p) for p in points]
+    names = [run_name_for(p) for p in points]
     assert [runs.check_run_name(n) for n in names] == names
     assert all(re.fullmatch(r"[A-Za-z0-9.+_-]+", n) and len(n) <= 120 for n in names)
     assert len(set(names)) == len(names)
@@ -395,7 +396,7 @@ def test_dead_runs_are_resumed_or_restarted_and_a_live_one_is_left_alone(schedul
     again); seed 2: another live process holds its folder's lock (running: not trained, reported as running)."""
     out = tmp_path / "sweep"
     grid = {"seed": [0, 1, 2]}
-    names = [sweep.run_name_for(p) for p in sweep.expand_grid(grid)]
+    names = [run_name_for(p) for p in expand_grid(grid)]
     train.run(**TINY, seed=0, out_dir=out, run_name=names[0], max_train_s=0, progress=False)
     train.run(**TINY, seed=1, out_dir=out, run_name=names[1], progress=False)
     _kill(out / names[0])
@@ -435,7 +436,7 @@ def test_a_failed_run_trained_again_from_the_start_says_so_in_the_table(schedule
     which leaves the finished run as it is."""
     out = tmp_path / "sweep"
     grid = {"seed": [0, 1]}
-    names = [sweep.run_name_for(p) for p in sweep.expand_grid(grid)]
+    names = [run_name_for(p) for p in expand_grid(grid)]
     first = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
     assert first["restarted"].isna().all()
     folder = out / names[0]
@@ -462,7 +463,7 @@ def test_the_lock_left_by_a_writer_on_another_host_is_reported_not_passed_over(s
     table says why (the lock file to remove), and once it is removed the next sweep resumes the run."""
     out = tmp_path / "sweep"
     grid = {"seed": [0]}
-    name = sweep.run_name_for(sweep.expand_grid(grid)[0])
+    name = run_name_for(expand_grid(grid)[0])
     train.run(**TINY, seed=0, out_dir=out, run_name=name, max_train_s=0, progress=False)
     _kill(out / name)
     (out / name / runs.LOCK).write_text(json.dumps({"pid": 12, "host": "another-node"}) + "\n")
