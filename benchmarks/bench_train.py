@@ -25,8 +25,8 @@ has no data sheet for it), the time of one metric epoch of the three runs, and t
 a metric epoch every ``metric_every`` (the default 100).
 
     python benchmarks/bench_train.py                       # GPU: the paper's setting (width 2048)
-    OMP_NUM_THREADS=1 python benchmarks/bench_train.py --device cpu --width 256 --steps 600 --threads 1 \
-        --figure-epochs 2 --json auto   # the committed CPU run (its printed output: bench_train_cpu.txt)
+    OMP_NUM_THREADS=1 python benchmarks/bench_train.py --device cpu --width 256 --steps 300 --threads 1 \
+        --repeats 5 --figure-epochs 2 --json auto   # the committed CPU run (its printed output: bench_train_cpu.txt)
     python benchmarks/bench_train.py --precision tf32 --figure-epochs 40 --json auto   # + bench_train_gpu.json
 
 With ``--levers SPEC ...`` it measures the engine's opt-in speed levers (``nclib.parameters.LEVER_KEYS``) beside the
