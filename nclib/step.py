@@ -229,8 +229,9 @@ class AdamStep:
         """One step of training on the batch ``idx`` (``batch_size`` rows): a replay of the CUDA graph once it is
         captured, before that a warm-up step on the side stream, on the CPU an eager step.  F_B is added to the
         device sum that :meth:`take_loss` reads.  Call it inside :meth:`training`."""
-        if idx.dim() != 1 or len(idx) != self.batch_size:
-            raise ValueError(f"idx must hold batch_size = {self.batch_size} indices, got the shape {tuple(idx.shape)}")
+        if not isinstance(idx, torch.Tensor) or idx.dim() != 1 or len(idx) != self.batch_size:
+            raise ValueError(f"idx must be a tensor of batch_size = {self.batch_size} indices, got "
+                             f"{f'the shape {tuple(idx.shape)}' if isinstance(idx, torch.Tensor) else type(idx).__name__}")
         self.run_steps(idx[None])
 
     def run_steps(self, batches: torch.Tensor) -> None:
@@ -240,6 +241,8 @@ class AdamStep:
         (a chunk shorter than that, an epoch's remainder, replays a graph of its own length, captured when first
         needed); before that warm-up steps on the side stream; on the CPU eager steps.  Call it inside
         :meth:`training`."""
+        if not isinstance(batches, torch.Tensor):
+            raise ValueError(f"batches must be an index tensor, got {type(batches).__name__}")
         given = tuple(batches.shape)
         batches = batches if self._grouped else batches[None]
         if batches.dim() != 3 or batches.shape[0] != len(self._members) or batches.shape[2] != self.batch_size:

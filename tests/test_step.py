@@ -149,12 +149,23 @@ def test_refusals_name_the_argument():
     assert step.lr == 0.1
     # a batch of another size would change F_B's scale (and a captured graph's input): refused, nothing stepped
     with step.training():
-        with pytest.raises(ValueError, match=r"idx must hold batch_size = 2 indices, got the shape \(3,\)"):
+        with pytest.raises(ValueError, match=r"idx must be a tensor of batch_size = 2 indices, got the shape \(3,\)"):
             step.run(torch.tensor([0, 1, 2]))
         with pytest.raises(ValueError, match=r"batches must be a \(steps, batch_size\) .* got the shape \(4, 3\)"):
             step.run_steps(torch.zeros((4, 3), dtype=torch.int64))
         with pytest.raises(ValueError, match=r"got the shape \(2,\)"):
             step.run_steps(torch.zeros(2, dtype=torch.int64))
+        with pytest.raises(ValueError, match="idx must be a tensor .* got list"):
+            step.run([0, 1])
+        with pytest.raises(ValueError, match="batches must be an index tensor, got list"):
+            step.run_steps([[0, 1]])
+    # a grouped step's batches hold one slice per run: a slice missing would leave a run without its step
+    v = torch.nn.Parameter(torch.zeros(2))
+    other = nstep.AdamStep([v], lambda idx: (v * v).sum(), "cpu", lr=0.1, batch_size=2)
+    group = nstep.GroupedAdamStep([step, other])
+    with group.training():
+        with pytest.raises(ValueError, match=r"\(2 runs, steps, batch_size\) .* got the shape \(1, 4, 2\)"):
+            group.run_steps(torch.zeros((1, 4, 2), dtype=torch.int64))
     assert step.steps_done == 0 and torch.equal(w.detach(), torch.zeros(2))
 
 
