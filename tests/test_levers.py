@@ -470,6 +470,11 @@ def test_the_benchmark_times_both_loops_in_alternation(tmp_path, capsys):
     assert b["commit"].startswith(record["commit"])
     assert b["engine_range"][0] <= b["engine"] <= b["engine_range"][1]
     np.testing.assert_allclose(b["engine_range"], [min(rates["engine"]), max(rates["engine"])], rtol=1e-3, atol=0.06)
+    np.testing.assert_allclose(b["plain_range"], [min(rates["plain"]), max(rates["plain"])], rtol=1e-3, atol=0.06)
+    # the printed ratio is the median of the rounds' ratios (each round times both loops), within its range
+    rounds = [e / q for e, q in zip(rates["engine"], rates["plain"])]
+    assert abs(b["ratio"] - np.median(rounds)) <= 0.005 + 1e-12
+    np.testing.assert_allclose(b["ratio_range"], [min(rounds), max(rounds)], atol=0.005 + 1e-12)
 
 
 def test_a_lever_spec_is_read_by_the_one_grammar():
