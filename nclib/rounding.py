@@ -141,7 +141,9 @@ def _bound(x, sig, rounding) -> str:
     x = _finite(x)
     sig = _significant(sig)
     near = _rounded(x, sig, decimal.ROUND_HALF_EVEN)
-    for extra in range(sig, 18):  # at 17 figures the bound is x's own shortest decimal, which reads as near
+    # at 17 figures the bound is x's own shortest decimal, which reads as near unless that decimal is itself a tie
+    # at sig figures (2.305 to three: 2.30 by ties to even, 2.31 by ties away), which no bound avoids: x it is
+    for extra in range(sig, 18):
         bound = _rounded(x, extra, rounding)
         if _reads_as(bound, near, sig):
             return _text(bound)
@@ -151,7 +153,8 @@ def _bound(x, sig, rounding) -> str:
 def at_most(x, sig: int = 2) -> str:
     """``x`` rounded up (a true "at most x": ``number(text) >= x``) to ``sig`` significant figures, or to more
     where that rounding would not read as :func:`written` writes ``x`` (``at_most(0.14007, 2)`` is ``0.141``, not
-    ``0.15``, beside ``written(0.14007, 2) == "0.14"``): the bound and the number's own restatements agree."""
+    ``0.15``, beside ``written(0.14007, 2) == "0.14"``): the bound and the number's own restatements agree.  A
+    number whose shortest decimal is a tie at ``sig`` figures (2.305 to three) is written whole, as its own bound."""
     return _bound(x, sig, decimal.ROUND_CEILING)
 
 
