@@ -93,6 +93,16 @@ def piece_of(L_values) -> str:
     return check_piece("-".join(f"L{int(L)}" for L in sorted(L_values)))
 
 
+def panels_caption(scale: str, redrawn: bool) -> str:
+    """The caption of the panels an executed notebook of ``scale`` drew (:data:`RUN_PANELS_CAPTIONS`), with
+    :data:`REDRAWN` when :func:`redraw_panels` drew them again; ValueError naming ``scale`` for a scale that has
+    no caption."""
+    if scale not in RUN_PANELS_CAPTIONS:
+        raise ValueError(f"scale must be one of {sorted(RUN_PANELS_CAPTIONS)} for a run notebook's caption, got "
+                         f"{scale!r}")
+    return RUN_PANELS_CAPTIONS[scale] + (REDRAWN if redrawn else "")
+
+
 def run_label(fig, scale: str, piece=None) -> str:
     """The target of an executed figure notebook in the book, e.g. ``run-fig1-cpu-scale``; for a notebook that
     made only some of the figure's runs (``piece``, :func:`check_piece`), e.g. ``run-fig2-gpu-L1``."""
@@ -184,7 +194,7 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
                 fig_meta["name"] = f"{label}-{fig_meta['name']}"
             if "caption" in fig_meta:
                 redrawn = "redrawn" in cell.get("metadata", {})
-                fig_meta["caption"] = RUN_PANELS_CAPTIONS[scale] + (REDRAWN if redrawn else "")
+                fig_meta["caption"] = panels_caption(scale, redrawn)
     if not titled:
         raise ValueError(f"path {str(path)!r} is not an executed training notebook (no '(ch-train)=' title cell)")
     atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
@@ -241,7 +251,7 @@ def redraw_panels(path, fig, scale: str, root=None) -> pathlib.Path:
         "by": "scripts/figure_notebook.py redraw", "plotting": "nclib.plotting.collapse_panels",
         "legend_title": legend,
         "runs": [str(r.path.relative_to(figures.ROOT)) if root is None else r.path.name for _, r in sorted(runs.items())]}
-    cell["metadata"]["mystnb"]["figure"]["caption"] = RUN_PANELS_CAPTIONS[scale] + REDRAWN
+    cell["metadata"]["mystnb"]["figure"]["caption"] = panels_caption(scale, True)
     atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return path
 

@@ -180,7 +180,7 @@ def check_device(device: str = "auto", expect: str | None = "H200") -> str:
     """The name of the GPU that ``device`` (``"auto"``, ``"cuda"``, ``"cuda:N"``) trains on, checked before a GPU
     job spends any time: ValueError when torch sees no CUDA device (the runs would train on the CPU for hours), or
     when the name does not contain ``expect`` in any case (the speeds the budgets use were measured on an H200; an
-    H100 is about 1.4 times slower, and a figure's pieces made on two GPU models are refused by
+    H100 is about 1.4 times slower by the data-sheet bandwidths, and a figure's pieces made on two GPU models are refused by
     ``scripts/land_gpu_runs.py promote``).  ``expect`` empty or None accepts any CUDA GPU."""
     import torch
 

@@ -179,8 +179,14 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
       echo "machine, got TIME_LEFT_S='$TIME_LEFT_S' BUDGET_S='$BUDGET_GIVEN' FULL='$FULL'"
       return 2
     fi
-    BUDGET_S=$(( TIME_LEFT_S - 40 < 570 ? TIME_LEFT_S - 40 : 570 ))
-    echo "BUDGET_S=$BUDGET_S: the $TIME_LEFT_S s left on the GPU machine less 40 s, at most 570"
+    local left=$(( 10#$TIME_LEFT_S ))  # in base 10: a leading 0 is not octal
+    BUDGET_S=$(( left - 40 < 570 ? left - 40 : 570 ))
+    if (( BUDGET_S <= RESERVE_S )); then
+      echo "refused: TIME_LEFT_S=$TIME_LEFT_S leaves BUDGET_S=$BUDGET_S s, no more than the RESERVE_S=$RESERVE_S s kept"
+      echo "after training: no time to train"
+      return 2
+    fi
+    echo "BUDGET_S=$BUDGET_S: the $left s left on the GPU machine less 40 s, at most 570"
   fi
   if [ -n "$LEVERS_FROM" ]; then
     local words
@@ -266,7 +272,11 @@ main() {
     if [ -n "$TEST_EPOCHS" ]; then
       E=$TEST_EPOCHS; alloc=$(( remaining > 60 ? remaining : 60 ))
     else
-      line=$("$PY" scripts/gpu_budget.py epochs "$f" --calibration "$OUT/calibration.json" --remaining "$remaining" --todo "$todo") || return 1
+      if ! line=$("$PY" scripts/gpu_budget.py epochs "$f" --calibration "$OUT/calibration.json" --remaining "$remaining" --todo "$todo"); then
+        # counted as a figure that failed (status 1), after the archive of the figures made before it
+        FIGS_FAILED="$FIGS_FAILED $f"; echo "Figure $f: scripts/gpu_budget.py epochs failed; the figures made are archived"
+        break
+      fi
       read -r E alloc <<< "$line"
     fi
     todo=$(echo " $todo " | sed "s/ $f / /" | xargs)

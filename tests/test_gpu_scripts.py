@@ -256,7 +256,7 @@ torch.cuda.get_device_name = lambda device=None: "NVIDIA H100 80GB HBM3"
 
 
 @pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "no-cuda", "h100", "time-left", "two-budgets",
-                                  "levers"])
+                                  "time-capped", "time-short", "levers"])
 def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
     piece that names no runs, a missing .gpu/ data file, no CUDA device or a GPU that is not an H200 (FULL and
@@ -276,6 +276,10 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
                 "h100": dict(DEVICE="auto", PYTHONPATH=f"{fake}{os.pathsep}{env.get('PYTHONPATH', '')}"),
                 "time-left": dict(TIME_LEFT_S="7 minutes"),
                 "two-budgets": dict(TIME_LEFT_S="600", BUDGET_S="500"),
+                # the time left less 40 s, at most 570, read in base 10 (0700 is not octal 448), leaves no more than
+                # the seconds kept after training: nothing could train
+                "time-capped": dict(TIME_LEFT_S="0700", RESERVE_S="600"),
+                "time-short": dict(TIME_LEFT_S="0100", RESERVE_S="60"),
                 "levers": dict(LEVERS_FROM=str(tmp_path / "bench_levers_tf32.json"))}[case])
     done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -286,6 +290,9 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
         assert "NVIDIA H100" in done.stdout
     if case == "stability-data":
         assert str(tmp_path / "no" / "slice.npz") in done.stdout
+    if case.startswith("time-"):
+        assert {"time-left": "7 minutes", "time-capped": "leaves BUDGET_S=570 s",
+                "time-short": "leaves BUDGET_S=60 s"}[case] in done.stdout
 
 
 def test_check_device_accepts_only_the_expected_gpu(monkeypatch):
@@ -310,17 +317,17 @@ def test_check_device_accepts_only_the_expected_gpu(monkeypatch):
 
 
 def test_gpu_figures_script_fails_when_nothing_was_made(tmp_path):
-    """A job that makes nothing ends with status 1, not 0: FULL mode whose budget (TIME_LEFT_S less 40 s) leaves the
-    figure no time, and STABILITY mode whose budget leaves no pair whole."""
+    """A job that makes nothing ends with status 1, not 0: FULL mode whose budget leaves the figure no time once the
+    CUDA tests and the setup are paid, and STABILITY mode whose budget leaves no pair whole."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     data = str(fake_cifar(tmp_path / "cifar.npz"))
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", ALLOW_DIRTY="1", DATA=data,
                 OMP_NUM_THREADS="1")
     base.pop("BUDGET_S", None)
     full = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env=dict(base, FULL="1", FIGURES="1", STAGE=str(stage), TIME_LEFT_S="100", RESERVE_S="1000"))
+                          env=dict(base, FULL="1", FIGURES="1", STAGE=str(stage), BUDGET_S="60", RESERVE_S="1000"))
     assert full.returncode == 1, full.stdout[-2000:]
-    # the budget is 100 - 40 = 60 s, so max_train_s = 60 - elapsed - 1000
+    # max_train_s = 60 - elapsed - 1000
     assert -1000 < int(re.search(r"max_train_s=(-?\d+)", full.stdout).group(1)) <= -940
     assert "Figure 1 skipped" in full.stdout and sorted(p.name for p in out.iterdir()) == ["log.txt"]
     shutil.rmtree(out)
@@ -525,3 +532,6 @@ def test_redraw_replaces_the_stored_panels_from_the_run_folders(tmp_path):
         figure_notebook.redraw_panels(path, 1, "gpu")
     with pytest.raises(ValueError, match="is not a file"):
         figure_notebook.redraw_panels(tmp_path / "missing.ipynb", 1, "gpu")
+    assert figure_notebook.panels_caption("cpu-scale", False) == figure_notebook.RUN_PANELS_CAPTIONS["cpu-scale"]
+    with pytest.raises(ValueError, match="scale must be one of .* got 'tiny'"):
+        figure_notebook.panels_caption("tiny", True)
