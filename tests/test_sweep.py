@@ -145,12 +145,8 @@ def test_a_second_sweep_in_a_running_sweeps_folder_is_refused_and_touches_nothin
     command line exits 3 with one line that says what to do, and once the lock is released the sweep runs."""
     out = tmp_path / "out"
     out.mkdir()
-    code = ("import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); print('locked', "
-            "flush=True); sys.stdin.read()")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(out / sweep.LOCK)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = _flock_held(out / sweep.LOCK)
     try:
-        assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(sweep.SweepBusy, match=re.escape(f"another sweep is running in {str(out)!r}")):
             sweep.run_sweep({"seed": [0]}, TINY, out, workers=1, progress=False)
         args = ["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out),
@@ -372,6 +368,16 @@ def test_every_run_name_is_a_run_folder_name():
     assert [runs.check_run_name(n) for n in names] == names
     assert all(re.fullmatch(r"[A-Za-z0-9.+_-]+", n) and len(n) <= 120 for n in names)
     assert len(set(names)) == len(names)
+
+
+def _flock_held(path):
+    """A live process holding a plain flock on ``path`` (another sweep's lock, say) until its stdin closes."""
+    code = ("import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); print('locked', "
+            "flush=True); sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
 
 
 def _hold_lock(run_dir):
@@ -690,12 +696,8 @@ def test_the_tasks_of_a_job_array_train_their_points_side_by_side_in_one_folder(
     assert listing["point"].tolist() == [0, 1, 2] and listing["run_name"].tolist() == ["seed-0", "seed-1", "seed-2"]
     assert (listing["found"] == "absent").all() and (listing["next"] == "start").all() and not out.exists()
     out.mkdir()
-    code = ("import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
-            "print('locked', flush=True); sys.stdin.read()")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(out / sweep.LOCK)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = _flock_held(out / sweep.LOCK)
     try:
-        assert holder.stdout.readline().strip() == "locked"
         tasks = [subprocess.Popen([sys.executable, "-m", "nclib.sweep", *args, "--point", str(i)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
                  for i in (0, 1, 2, 0)]
