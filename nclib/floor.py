@@ -22,16 +22,21 @@ DATASHEETS = {"H100 SXM": dict(bandwidth=3.35e12, fp32=67e12, tf32=495e12),
               "H200": dict(bandwidth=4.8e12, fp32=67e12, tf32=495e12)}
 
 
-def _networks(nets, name: str = "nets") -> list:
+def _parts(nets, rows, bandwidth, flops_per_s, bytes_per_parameter: int) -> tuple[float, float]:
+    """Seconds of one step of every network of ``nets`` on ``rows`` samples: the memory traffic of
+    ``bytes_per_parameter`` per parameter at ``bandwidth``, and the matrix products at ``flops_per_s``."""
     if isinstance(nets, models.CollapseNet):
-        raise ValueError(f"{name} must be a list of networks, got one CollapseNet (write [net])")
+        raise ValueError("nets must be a list of networks, got one CollapseNet (write [net])")
     nets = list(nets)
     if not nets:
-        raise ValueError(f"{name} must hold at least one network")
+        raise ValueError("nets must hold at least one network")
     for net in nets:
         if not isinstance(net, models.CollapseNet):
-            raise ValueError(f"{name} must hold nclib.models.CollapseNet networks, got {type(net).__name__}")
-    return nets
+            raise ValueError(f"nets must hold nclib.models.CollapseNet networks, got {type(net).__name__}")
+    bandwidth = _checks.positive_float(bandwidth, "bandwidth")
+    flops_per_s = _checks.positive_float(flops_per_s, "flops_per_s")
+    memory = sum(bytes_per_parameter * models.parameter_count(net) for net in nets) / bandwidth
+    return memory, sum(product_flops(net, rows) for net in nets) / flops_per_s
 
 
 def product_flops(model: models.CollapseNet, rows: int) -> int:
@@ -49,11 +54,7 @@ def floor_seconds(nets, rows: int, bandwidth: float, flops_per_s: float) -> floa
     in turn, Adam's memory traffic (:data:`ADAM_BYTES` per parameter at ``bandwidth`` bytes/s) plus the matrix
     products at ``flops_per_s``.  Not a bound on every schedule: one that overlaps the products with Adam's
     traffic, or keeps the gradients in the cache, may go below it down to :func:`bound_seconds`."""
-    nets = _networks(nets)
-    bandwidth = _checks.positive_float(bandwidth, "bandwidth")
-    flops_per_s = _checks.positive_float(flops_per_s, "flops_per_s")
-    adam = sum(ADAM_BYTES * models.parameter_count(net) for net in nets) / bandwidth
-    return adam + sum(product_flops(net, rows) for net in nets) / flops_per_s
+    return sum(_parts(nets, rows, bandwidth, flops_per_s, ADAM_BYTES))
 
 
 def bound_seconds(nets, rows: int, bandwidth: float, flops_per_s: float) -> float:
@@ -61,8 +62,4 @@ def bound_seconds(nets, rows: int, bandwidth: float, flops_per_s: float) -> floa
     (:ref:`ch-engine`): the larger of the traffic of Adam's state (:data:`ADAM_STATE_BYTES` per parameter at
     ``bandwidth`` bytes/s) and the matrix products at ``flops_per_s``, which an engine reaches only by hiding the
     one entirely behind the other."""
-    nets = _networks(nets)
-    bandwidth = _checks.positive_float(bandwidth, "bandwidth")
-    flops_per_s = _checks.positive_float(flops_per_s, "flops_per_s")
-    state = sum(ADAM_STATE_BYTES * models.parameter_count(net) for net in nets) / bandwidth
-    return max(state, sum(product_flops(net, rows) for net in nets) / flops_per_s)
+    return max(_parts(nets, rows, bandwidth, flops_per_s, ADAM_STATE_BYTES))
