@@ -320,11 +320,12 @@ def group_engines(engines: list[Engine]) -> GroupedAdamStep:
         raise ValueError("engines must not be grouped already")
     p = engines[0].p
     # one Adam step for all: the runs share everything run_many's runs share, and the precision of the products
-    for key in parameters.DEFAULTS:
-        if (key not in parameters.MEMBER_KEYS or key == "precision") and any(e.p[key] != p[key] for e in engines[1:]):
-            raise ValueError(f"engines differ in {key!r} ({[e.p[key] for e in engines]}); grouped runs share the "
-                             f"data, network shape, schedule, device and precision and may differ only in "
-                             f"{tuple(k for k in parameters.MEMBER_KEYS if k != 'precision')}")
+    differ = parameters.unshared_keys([e.p for e in engines], grouped=True)
+    if differ:
+        key = differ[0]
+        raise ValueError(f"engines differ in {key!r} ({[e.p[key] for e in engines]}); grouped runs share the "
+                         f"data, network shape, schedule, device and precision and may differ only in "
+                         f"{tuple(k for k in parameters.MEMBER_KEYS if k != 'precision')}")
     group = GroupedAdamStep([e.step for e in engines], cuda_graph=p["cuda_graph"], steps_per_graph=p["steps_per_graph"],
                             capture_error_mode=capture_mode(p))
     for e in engines:

@@ -372,3 +372,11 @@ def run_names(L_values, run_tag=None, *, dataset=DEFAULTS["dataset"], bias=DEFAU
 #: paired comparison of precisions), and where each run is written.  Everything else (data, network width and
 #: depth, schedule, seed, device, recording, whether the call may delete runs) is one setting for all of them.
 MEMBER_KEYS = ("L", "bias", "lam_W", "lam_H", "lam_backbone", "init", "precision", "run_name", "out_dir")
+
+
+def unshared_keys(plist, grouped: bool = False) -> list[str]:
+    """The parameters, in the order of :data:`DEFAULTS`, in which the checked parameter sets ``plist`` differ
+    although the runs of one :func:`nclib.train.run_many` call share them: every one but :data:`MEMBER_KEYS`, and
+    with ``grouped`` (one Adam step for all, ``grouped_adam``) the precision of the products too."""
+    return [k for k in DEFAULTS if (k not in MEMBER_KEYS or (grouped and k == "precision"))
+            and any(q[k] != plist[0][k] for q in plist[1:])]

@@ -69,7 +69,7 @@ from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, Checkp
                    load_run, run_status, setting_text)
 from .parameters import (DEFAULTS, EXECUTION_KEYS, INITS, LEVER_KEYS, MEMBER_KEYS,  # noqa: F401 (re-exported)
                          NOTEBOOK_PARAMETERS, PRECISIONS, TEXT_KEYS, check_params, defining_params, parse_scalar,
-                         parse_setting, parse_value, run_names)
+                         parse_setting, parse_value, run_names, unshared_keys)
 from .engine import (Engine, group_engines, lr_at, time_side_by_side,  # noqa: F401 (re-exported)
                      train_epochs_together)
 from .ufm import REFERENCE_DECAY, from_reference_decay, reference_decay  # noqa: F401 (re-exported)
@@ -163,11 +163,12 @@ def _checked_runs(runs, shared) -> list[dict]:
             isinstance(r, dict) for r in runs):
         raise ValueError(f"runs must be a non-empty list of parameter dicts, got {runs!r}")
     plist = [check_params(**{**shared, **r}) for r in runs]
-    for key in DEFAULTS:
-        if key not in MEMBER_KEYS and any(q[key] != plist[0][key] for q in plist[1:]):
-            raise ValueError(f"runs differ in {key!r} ({[q[key] for q in plist]}); runs trained together share "
-                             f"the data, network shape, schedule and device and may differ only in {MEMBER_KEYS}")
-    if plist[0]["grouped_adam"] and len({q["precision"] for q in plist}) > 1:
+    differ = unshared_keys(plist)
+    if differ:
+        key = differ[0]
+        raise ValueError(f"runs differ in {key!r} ({[q[key] for q in plist]}); runs trained together share "
+                         f"the data, network shape, schedule and device and may differ only in {MEMBER_KEYS}")
+    if plist[0]["grouped_adam"] and unshared_keys(plist, grouped=True):  # then only the precision differs
         raise ValueError(f"runs differ in 'precision' ({[q['precision'] for q in plist]}) with grouped_adam=True, "
                          f"whose one Adam step takes the runs' products at one precision; use "
                          f"{setting_text('grouped_adam', False)}")

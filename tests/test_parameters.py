@@ -220,3 +220,17 @@ def test_checking_parameters_needs_no_torch():
             "p.check_params(dataset='synthetic', counts=[5, 3], batch_size='full'); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_unshared_keys_are_what_runs_trained_together_may_not_differ_in():
+    """nclib.parameters.unshared_keys, the one rule of run_many and of grouped Adam: the head, decays,
+    initialization, precision and folders may differ; anything else (here the learning rate and the seed) may not,
+    and with one Adam step for all the precision may not either."""
+    kw = dict(dataset="synthetic", counts=[4, 2], batch_size="full", device="cpu", progress=False)
+    base = parameters.check_params(**kw)
+    members = [parameters.check_params(**kw, L=3, bias=False, lam_W=1e-2, precision="bf16", run_name="b")]
+    assert parameters.unshared_keys([base, *members]) == []
+    assert parameters.unshared_keys([base, *members], grouped=True) == ["precision"]
+    other = parameters.check_params(**kw, seed=1, lr=1e-2)
+    assert parameters.unshared_keys([base, other]) == [k for k in parameters.DEFAULTS if k in ("lr", "seed")]
+    assert parameters.unshared_keys([base]) == []
