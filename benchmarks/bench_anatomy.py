@@ -49,7 +49,7 @@ from nclib import floor as nfloor
 from nclib.step import matmul_precision
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_train import data_sheet, make_set, shown  # noqa: E402  (the same problem as bench_train.py)
+from bench_train import data_sheet, make_set, record_head, shown  # noqa: E402  (the same problem as bench_train.py)
 
 FIGURE_L = (1, 3, 6)
 
@@ -236,13 +236,9 @@ def main(argv=None) -> dict:
     device = engines[0].device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else provenance.cpu_model()
     sheet = data_sheet(name) if device.type == "cuda" else None
-    code = provenance.git_state()
     print(f"device          {name}, torch {torch.__version__}, precision {args.precision}, {args.reps} reps per timing")
-    record = {"device": name, "torch": torch.__version__, "precision": args.precision,
-              "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
-              "command": " ".join(["python", *sys.argv]) if argv is None else "main(" + repr(argv) + ")",
-              "cuda": torch.version.cuda if device.type == "cuda" else None,
-              "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    command = " ".join(["python", *sys.argv]) if argv is None else "main(" + repr(argv) + ")"
+    record = {**record_head(name, device.type == "cuda", args.precision, command, "started_utc"),
               "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": args.batch_size,
                           "width": args.width, "depth": args.depth, "threads": torch.get_num_threads()},
               "reps": args.reps, "graphs": device.type == "cuda", "steps": {}, "backbones": None}

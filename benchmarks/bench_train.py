@@ -261,12 +261,8 @@ def run_levers(args, ts, p) -> None:
                           for L in Ls], name, args.precision)
     print(f"device          {name}, torch {torch.__version__}, precision {args.precision}; figure floor "
           f"{'n/a' if floor is None else f'{floor:.2f} ms/epoch'}")
-    code = provenance.git_state()
     levers = {}
-    record = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda if is_cuda else None,
-              "precision": args.precision, "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
-              "command": " ".join(["python", *sys.argv]),
-              "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    record = {**record_head(name, is_cuda, args.precision, " ".join(["python", *sys.argv]), "started_utc"),
               "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": p["batch_size"],
                           "width": args.width, "depth": args.depth, "L": args.L, "figure_L": list(Ls),
                           "threads": torch.get_num_threads(), "figure_epochs_timed": args.figure_epochs},
@@ -305,6 +301,15 @@ def floor_ms(engines: list[train.Engine], device_name: str, precision: str) -> f
     eng = engines[0]
     return 1e3 * eng.steps_per_epoch * nfloor.floor_seconds([e.model for e in engines], eng.B, sheet["bandwidth"],
                                                            sheet[precision])
+
+
+def record_head(device_name: str, is_cuda: bool, precision: str, command: str, time_key: str) -> dict:
+    """The fields every benchmark record opens with: the device, torch (and CUDA on a GPU), the precision, the
+    commit benchmarked and whether the checkout differed from it, the command, and the UTC time as ``time_key``."""
+    code = provenance.git_state()
+    return {"device": device_name, "torch": torch.__version__, "cuda": torch.version.cuda if is_cuda else None,
+            "precision": precision, "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
+            "command": command, time_key: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def shown(path: pathlib.Path) -> str:
@@ -393,9 +398,9 @@ def main(argv=None) -> None:
     ratios = [e / q for e, q in zip(engines_rates, plain_rates)]
 
     n_params = models.parameter_count(eng.model)
-    code = provenance.git_state()
+    head = record_head(name, eng.is_cuda, args.precision, " ".join(["python", *sys.argv]), "finished_utc")
     print(f"device          {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print(f"commit          {code['git_commit']}{' with uncommitted changes' if code['git_dirty'] else ''}")
+    print(f"commit          {head['commit']}{' with uncommitted changes' if head['commit_dirty'] else ''}")
     print(f"precision       {args.precision}; nclib cuda graph: {eng.graph_note}; fused Adam: {eng.fused}")
     print(f"problem         N={ts.N}, input dim {ts.x.shape[1]}, K={ts.K}, batch {eng.B} "
           f"({eng.steps_per_epoch} steps/epoch), width {args.width}, depth {args.depth}, L={args.L}, "
@@ -410,11 +415,7 @@ def main(argv=None) -> None:
     epochs_12000 = 12000 * eng.steps_per_epoch
     print(f"12000 epochs    {epochs_12000} steps: {epochs_12000 / rate_engine:.0f} s with nclib.train, "
           f"{epochs_12000 / rate_plain:.0f} s with the plain loop (training steps only)")
-    record = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda if eng.is_cuda else None,
-              "precision": args.precision, "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
-              "command": " ".join(["python", *sys.argv]),
-              "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": eng.B,
+    record = {**head, "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": eng.B,
                           "width": args.width, "depth": args.depth, "L": args.L, "parameters": n_params,
                           "threads": torch.get_num_threads()},
               "timing": {"steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
