@@ -17,6 +17,7 @@ import time
 import torch
 
 from . import _checks, data, models, parameters
+from .runs import METRIC_COLUMNS, NC_COLUMNS
 from .step import AdamStep, GroupedAdamStep, matmul_precision
 
 
@@ -285,9 +286,8 @@ class Engine:
         numpy on copies, so it may run in a worker thread."""
         from . import metrics
 
-        keys = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc", "bias_error", "global_mean_norm")
         if payload is None:
-            return {**{k: float("nan") for k in keys}, "class_acc": [float("nan")] * self.K}
+            return {**{k: float("nan") for k in METRIC_COLUMNS}, "class_acc": [float("nan")] * self.K}
         Hn, y = payload["H"], self.ts.y
         row = {"train_acc": metrics.accuracy(payload["logits"], y), "global_mean_norm": metrics.global_mean_norm(Hn),
                "class_acc": metrics.class_accuracy(payload["logits"], y, self.K).tolist(),
@@ -295,10 +295,10 @@ class Engine:
         if min(self.lam_W) > 0 and self.lam_H > 0:
             lam_W = self.lam_W[0] if len(set(self.lam_W)) == 1 else self.lam_W
             m = metrics.collapse_metrics(Hn, y, payload["Ws"], lam_W, self.lam_H, bias=self.p["bias"])
-            row.update({k: float(m[k]) for k in ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3")})
+            row.update({k: float(m[k]) for k in NC_COLUMNS})
         else:
+            row.update({k: float("nan") for k in NC_COLUMNS})
             row["nc1"] = metrics.nc1(Hn, y, num_classes=self.K)
-            row.update({k: float("nan") for k in ("nc2_w", "nc2_h", "nc2_wh", "nc3")})
         return row
 
     def evaluate(self) -> dict:

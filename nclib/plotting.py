@@ -27,6 +27,9 @@ PANELS = (
     ("train_acc", "training accuracy", False),
 )
 
+#: How the book's tables name the collapse metrics (:data:`nclib.runs.NC_COLUMNS`), in plain text.
+TEXT_NAMES = {"nc1": "NC1", "nc2_w": "NC2ᵂ", "nc2_h": "NC2ᴴ", "nc2_wh": "NC2ᵂᴴ", "nc3": "NC3"}
+
 
 def dataset_label(params: Mapping) -> str:
     """How a run's data is named in the legends of Figures 1-4 (:ref:`ch-train`): the stand-in always says it
@@ -113,7 +116,8 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(True, which="major", alpha=0.3)
-    axes[-1].set_ylim(-0.02, 1.02)
+        if key == "train_acc":
+            ax.set_ylim(-0.02, 1.02)
     # outside every axes, so that no curve is hidden behind it: above the panels, across the figure, where the
     # figure lays itself out (constrained layout; the legend above the first panel alone widened its column), else
     # above the first panel

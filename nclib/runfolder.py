@@ -23,7 +23,8 @@ from . import runs as _runs
 from .engine import Engine
 from .parameters import LEVER_KEYS
 from .step import products_precision
-from .runs import CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text, setting_text
+from .runs import (ADDED_COLUMNS, CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text,
+                   setting_text)
 
 
 class TrainingDiverged(RuntimeError):
@@ -57,6 +58,8 @@ def _history_csv(rows: list[dict]) -> str:
     w = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
     w.writeheader()
     for r in rows:
+        # a row recorded before a column of ADDED_COLUMNS existed (a checkpoint of an older run) has NaN there
+        r = {**{k: float("nan") for k in ADDED_COLUMNS}, **r}
         w.writerow({k: (repr(float(r[k])) if k != "epoch" else int(r[k])) for k in HISTORY_COLUMNS})
     return buf.getvalue()
 

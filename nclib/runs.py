@@ -46,6 +46,23 @@ from . import _checks
 HISTORY_COLUMNS = ("epoch", "lr", "loss", "objective", "nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc",
                    "bias_error", "global_mean_norm", "wall_time")
 
+#: The collapse metrics of a history row, in the paper's order: ``nclib.metrics.collapse_metrics`` at the run's
+#: own lambdas (:ref:`ch-metrics`).
+NC_COLUMNS = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3")
+
+#: The columns that an evaluation of the model on the training set writes (``nclib.engine``'s ``host_metrics``):
+#: the collapse metrics, the training accuracy, ``||b - n/N||`` and the norm of the global feature mean.
+METRIC_COLUMNS = (*NC_COLUMNS, "train_acc", "bias_error", "global_mean_norm")
+
+#: Every column but ``wall_time``: what a rerun, a resume or a run trained beside others reproduces number for
+#: number (:ref:`ch-engine`).
+REPRODUCIBLE_COLUMNS = tuple(c for c in HISTORY_COLUMNS if c != "wall_time")
+
+#: Columns added to :data:`HISTORY_COLUMNS` after runs were committed without them: :func:`load_history` gives
+#: NaN for such a column where a run lacks it (every other column must be there).  A new metric is appended
+#: here and to :data:`METRIC_COLUMNS` (CONTRIBUTING.md, "Adding a metric"); none has been added so far.
+ADDED_COLUMNS: tuple[str, ...] = ()
+
 
 #: The file of a stopped run from which ``resume=True`` continues (model, Adam, the batch generator, the history so
 #: far); removed when the run finishes.  Never committed (``.gitignore``).
@@ -206,18 +223,23 @@ def atomic_write_text(path, text: str) -> None:
 
 def load_history(run_dir) -> dict[str, np.ndarray]:
     """The metric history of a run folder as {column: array} (epoch as int64, the rest float64): the curves of
-    Figures 1-4 (:ref:`ch-train`)."""
+    Figures 1-4 (:ref:`ch-train`).  Every column of :data:`HISTORY_COLUMNS` must be there, except one of
+    :data:`ADDED_COLUMNS`, which is NaN throughout for a run made before it existed; ValueError otherwise."""
     path = pathlib.Path(run_dir) / "history.csv"
     if not path.is_file():
         raise ValueError(f"run_dir {str(run_dir)!r} has no history.csv")
     with open(path) as f:
         reader = csv.DictReader(f)
-        missing = [k for k in HISTORY_COLUMNS if k not in (reader.fieldnames or ())]
+        absent = [k for k in HISTORY_COLUMNS if k not in (reader.fieldnames or ())]
+        missing = [k for k in absent if k not in ADDED_COLUMNS]
         if missing:
             raise ValueError(f"run_dir {str(run_dir)!r}: history.csv has no column {', '.join(missing)}")
         rows = list(reader)
     out = {}
     for k in HISTORY_COLUMNS:
+        if k in absent:  # a column added after the run was made
+            out[k] = np.full(len(rows), np.nan)
+            continue
         try:
             out[k] = np.array([float(r[k]) for r in rows])
         except (TypeError, ValueError):  # a row cut short (None) or a field that is not a number

@@ -64,9 +64,9 @@ import torch
 
 from . import ROOT, data, parameters, provenance  # noqa: F401 (ROOT re-exported)
 from . import runs as _runs
-from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, CheckpointDamaged,  # noqa: F401
-                   ResumeRefused, RunExists, RunFolderBusy, atomic_write_text, load_class_accuracy, load_history,
-                   load_run, run_status, setting_text)
+from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, REPRODUCIBLE_COLUMNS,  # noqa: F401
+                   CheckpointDamaged, ResumeRefused, RunExists, RunFolderBusy, atomic_write_text,
+                   load_class_accuracy, load_history, load_run, run_status, setting_text)
 from .parameters import (DEFAULTS, EXECUTION_KEYS, INITS, LEVER_KEYS, MEMBER_KEYS,  # noqa: F401 (re-exported)
                          NOTEBOOK_PARAMETERS, PRECISIONS, TEXT_KEYS, check_params, defining_params, parse_scalar,
                          parse_setting, parse_value, run_names, unshared_keys)

@@ -83,7 +83,7 @@ def _files(folder):
 
 def _same_history(a, b):
     ha, hb = train.load_history(a), train.load_history(b)
-    for col in train.HISTORY_COLUMNS[:-1]:  # all but the wall time
+    for col in train.REPRODUCIBLE_COLUMNS:  # all but the wall time
         np.testing.assert_array_equal(ha[col], hb[col], err_msg=col)
 
 
@@ -454,6 +454,41 @@ def test_a_damaged_history_is_refused_naming_the_folder_and_the_row(tmp_path):
     (folder / "history.csv").write_text("\n".join([",".join(h for h in header if h != "nc3")] + lines[1:]) + "\n")
     with pytest.raises(ValueError, match="history.csv has no column nc3"):
         runs.load_history(folder)
+
+
+def test_a_column_added_later_is_nan_in_older_runs_and_resumes(tmp_path, monkeypatch):
+    """A metric appended to the history after runs were made (runs.ADDED_COLUMNS): an older run reads with NaN in
+    that column and every other column as before; a resume from an older run's checkpoint writes the column (NaN
+    where nothing computed it); a column missing that was not added later is still refused."""
+    from nclib import runfolder
+
+    old = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)  # stopped at epoch 5: a checkpoint
+    before = runs.load_history(old)
+    columns = (*runs.HISTORY_COLUMNS[:-1], "nc1_new", "wall_time")
+    for module in (runs, runfolder):
+        monkeypatch.setattr(module, "HISTORY_COLUMNS", columns)
+        monkeypatch.setattr(module, "ADDED_COLUMNS", ("nc1_new",))
+    after = runs.load_history(old)
+    assert list(after) == list(columns) and np.isnan(after["nc1_new"]).all() and after["nc1_new"].size == 2
+    for col in before:
+        np.testing.assert_array_equal(after[col], before[col])
+    train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0, resume=True)  # on to epoch 10
+    resumed = runs.load_history(old)
+    assert resumed["epoch"].tolist() == [0, 5, 10] and np.isnan(resumed["nc1_new"]).all()
+    assert "nc1_new" in (old / "history.csv").read_text().splitlines()[0].split(",")
+    monkeypatch.setattr(runs, "ADDED_COLUMNS", ())
+    with pytest.raises(ValueError, match="history.csv has no column nc1_new"):
+        runs.load_history(_without(old, "nc1_new", tmp_path))
+
+
+def _without(folder, column, tmp_path):
+    """A copy of ``folder`` whose history.csv lacks ``column``."""
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    rows = [line.split(",") for line in (folder / "history.csv").read_text().splitlines()]
+    i = rows[0].index(column)
+    (copy / "history.csv").write_text("\n".join(",".join(r[:i] + r[i + 1:]) for r in rows) + "\n")
+    return copy
 
 
 def test_metric_epochs_are_epoch_0_every_interval_and_the_last():

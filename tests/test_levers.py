@@ -24,7 +24,7 @@ cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CU
 KW = dict(dataset="synthetic", counts=[12, 6, 3], dim=8, width=16, depth=2, epochs=6, batch_size=4, lr=1e-3,
           lr_milestones=[3], lam_W=1e-3, lam_H=1e-3, metric_every=2, progress=False, device="cpu")
 MEMBERS = [dict(L=1, run_name="L1"), dict(L=3, run_name="L3"), dict(L=6, bias=False, run_name="L6")]
-COLUMNS = [c for c in train.HISTORY_COLUMNS if c != "wall_time"]
+COLUMNS = list(train.REPRODUCIBLE_COLUMNS)
 
 
 def _status(path):

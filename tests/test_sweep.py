@@ -310,7 +310,7 @@ def test_a_stopped_run_is_resumed_and_equals_an_uninterrupted_one(scheduler, tmp
         whole = train.run(**TINY, lam_W=lam, out_dir=tmp_path / "whole", run_name=name, progress=False)
         part = tmp_path / "sweep" / name
         ha, hb = runs.load_history(whole), runs.load_history(part)
-        for col in runs.HISTORY_COLUMNS[:-1]:  # all but the wall time
+        for col in runs.REPRODUCIBLE_COLUMNS:  # all but the wall time
             np.testing.assert_array_equal(ha[col], hb[col], err_msg=f"{name}: {col}")
         prov = json.loads((part / "provenance.json").read_text())
         assert [(s["from_epoch"], s["to_epoch"], s["status"]) for s in prov["segments"]] == \
@@ -424,7 +424,7 @@ def test_dead_runs_are_resumed_or_restarted_and_a_live_one_is_left_alone(schedul
     for seed, name, segments in ((0, names[0], [(0, 2), (2, 4)]), (1, names[1], [(0, 4)])):
         whole = train.run(**TINY, seed=seed, out_dir=tmp_path / "whole", run_name=name, progress=False)
         ha, hb = runs.load_history(whole), runs.load_history(out / name)
-        for col in runs.HISTORY_COLUMNS[:-1]:  # all but the wall time
+        for col in runs.REPRODUCIBLE_COLUMNS:  # all but the wall time
             np.testing.assert_array_equal(ha[col], hb[col], err_msg=f"{name}: {col}")
         prov = json.loads((out / name / "provenance.json").read_text())
         assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == segments

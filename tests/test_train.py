@@ -85,7 +85,7 @@ def test_metrics_in_a_worker_thread_give_the_same_history(tmp_path):
     asyn = train.run(run_name="async", async_metrics=True, **kw)
     a, b = train.load_history(sync), train.load_history(asyn)
     assert b["epoch"].tolist() == list(range(0, 31, 5))
-    for k in train.HISTORY_COLUMNS[:-1]:
+    for k in train.REPRODUCIBLE_COLUMNS:
         np.testing.assert_array_equal(a[k], b[k])
     assert json.loads((asyn / "provenance.json").read_text())["async_metrics"] is True
 
@@ -278,7 +278,7 @@ def test_runs_trained_together_equal_runs_trained_alone(tmp_path):
         alone = train.run(**{**kw, **member}, out_dir=tmp_path / "alone")
         (pa, ha, va), (pt, ht, vt) = train.load_run(alone), train.load_run(path)
         assert {k: v for k, v in pa.items() if k != "out_dir"} == {k: v for k, v in pt.items() if k != "out_dir"}
-        for k in train.HISTORY_COLUMNS[:-1]:  # every column but the wall time, number for number
+        for k in train.REPRODUCIBLE_COLUMNS:  # every column but the wall time, number for number
             np.testing.assert_array_equal(ha[k], ht[k], err_msg=f"{member['run_name']}: {k}")
         assert va["trained_with"] == [] and vt["status"] == "finished" and vt["steps"] == va["steps"] == 12 * 4
         assert vt["trained_with"] == [m["run_name"] for m in MEMBERS if m is not member]
@@ -297,7 +297,7 @@ def test_runs_of_several_precisions_trained_together_equal_runs_trained_alone(tm
         alone = train.load_history(train.run(**kw, **member, out_dir=tmp_path / "alone"))
         histories[member["precision"]] = both = train.load_history(path)
         assert json.loads((path / "provenance.json").read_text())["precision"] == member["precision"]
-        for k in train.HISTORY_COLUMNS[:-1]:
+        for k in train.REPRODUCIBLE_COLUMNS:
             np.testing.assert_array_equal(alone[k], both[k], err_msg=f"{member['run_name']}: {k}")
     np.testing.assert_array_equal(histories["fp32"]["objective"], histories["tf32"]["objective"])
     assert not np.array_equal(histories["fp32"]["loss"][1:], histories["bf16"]["loss"][1:])
@@ -449,6 +449,31 @@ def test_command_line_takes_the_reference_decays_by_name(tmp_path):
     assert named["lam_W"] == default["lam_W"] == train.check_params(dataset="synthetic", counts=[6, 4], batch_size="full")["lam_W"]
 
 
+def test_every_metric_column_is_computed_and_named(tmp_path, monkeypatch):
+    """The evaluation writes exactly runs.METRIC_COLUMNS (and the class accuracies), with and without bias and
+    with a decay of 0 (NaN for NC2/NC3 then), and the panels and tables name the columns of runs.NC_COLUMNS."""
+    from nclib import plotting
+
+    real, seen = train.Engine.host_metrics, []
+
+    def recorded(self, payload):
+        out = real(self, payload)
+        seen.append(out)
+        return out
+
+    monkeypatch.setattr(train.Engine, "host_metrics", recorded)
+    for kw in (dict(bias=True), dict(bias=False), dict(lam_W=0.0)):
+        seen.clear()
+        train.run(**SMALL, epochs=2, batch_size="full", metric_every=1, out_dir=tmp_path, run_name="r",
+                  overwrite=True, **kw)
+        assert len(seen) == 3 and all(set(out) == {*runs.METRIC_COLUMNS, "class_acc"} for out in seen), kw
+        nc23 = [seen[-1][k] for k in runs.NC_COLUMNS[1:]]
+        assert np.isnan(nc23).all() if "lam_W" in kw else np.isfinite(nc23).all(), kw
+    assert runs.HISTORY_COLUMNS == ("epoch", "lr", "loss", "objective", *runs.METRIC_COLUMNS, "wall_time")
+    assert [key for key, _, _ in plotting.PANELS] == [*runs.NC_COLUMNS, "train_acc"]
+    assert list(plotting.TEXT_NAMES) == list(runs.NC_COLUMNS)
+
+
 def test_paper_style_panels_from_run_folders(tmp_path):
     import matplotlib
 
@@ -586,7 +611,7 @@ def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
         part = train.run(**kw, L=1, out_dir=out, data_path=first, max_train_s=0)
         while _status(part) == "stopped":
             part = train.run(**kw, L=1, out_dir=out, data_path=then, max_train_s=0, resume=True)
-        for col in train.HISTORY_COLUMNS[:-1]:
+        for col in train.REPRODUCIBLE_COLUMNS:
             np.testing.assert_array_equal(train.load_history(whole)[col], train.load_history(part)[col])
     stopped = train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path / "synthetic", max_train_s=0, **RESUME_KW)
     with pytest.raises(ValueError, match="the synthetic Gaussian mixture is drawn from the seed"):
@@ -695,7 +720,7 @@ def test_a_stopped_run_resumes_exactly(tmp_path):
     assert calls == 3 and [_status(p) for p in parts] == ["finished"] * 3
     for a, b in zip(whole, parts):
         ha, hb = train.load_history(a), train.load_history(b)
-        for col in train.HISTORY_COLUMNS[:-1]:
+        for col in train.REPRODUCIBLE_COLUMNS:
             np.testing.assert_array_equal(ha[col], hb[col], err_msg=f"{b.name}: {col}")
         pa, pb = (json.loads((p / "provenance.json").read_text()) for p in (a, b))
         assert pb["steps"] == pa["steps"] == 6 * 5
@@ -778,7 +803,7 @@ def test_a_run_finished_after_a_failed_call_carries_no_error(tmp_path, monkeypat
     assert [(s["status"], "metric blew up" in s.get("error", "")) for s in prov["segments"]] == \
         [("stopped", False), ("failed", True), ("finished", False)]
     ha, hb = train.load_history(whole), train.load_history(folder)
-    for col in train.HISTORY_COLUMNS[:-1]:
+    for col in train.REPRODUCIBLE_COLUMNS:
         np.testing.assert_array_equal(ha[col], hb[col], err_msg=col)
 
 

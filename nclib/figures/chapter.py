@@ -278,12 +278,11 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
         "objective at the end": written(runs[L].history['objective'][-1], 5),
     } for L, t in sorted(theory.items())]).set_index("L")
     final = pd.DataFrame([{
-        "L": r["L"], "epochs": r["epochs"], "NC1": r["nc1"], "NC2ᵂ": r["nc2_w"], "NC2ᴴ": r["nc2_h"],
-        "NC2ᵂᴴ": r["nc2_wh"], "NC3": r["nc3"], "train acc": f"{r['train_acc']:.4f}",
-        **({"‖b − n/N‖": r["bias_error"]} if f.bias else {}),
+        "L": r["L"], "epochs": r["epochs"], **{name: r[key] for key, name in plotting.TEXT_NAMES.items()},
+        "train acc": f"{r['train_acc']:.4f}", **({"‖b − n/N‖": r["bias_error"]} if f.bias else {}),
     } for r in rows]).set_index("L")
     # spanning orders of magnitude: significant figures, one notation per column
-    for col in ("NC1", "NC2ᵂ", "NC2ᴴ", "NC2ᵂᴴ", "NC3", "‖b − n/N‖"):
+    for col in (*plotting.TEXT_NAMES.values(), "‖b − n/N‖"):
         if col in final:
             final[col] = _column(final[col], 3)
     training = pd.DataFrame([{
@@ -350,11 +349,11 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
         "epochs": max(c.check["epochs"].values()),
     } for k, c in sorted(chapters.items())]).set_index("figure")
     final = pd.DataFrame([{
-        "figure": k, "scale": c.scale, "L": r["L"], "NC1": r["nc1"], "NC2ᵂ": r["nc2_w"], "NC2ᴴ": r["nc2_h"], "NC2ᵂᴴ": r["nc2_wh"],
-        "NC3": r["nc3"], "train acc": f"{r['train_acc']:.3f}",
+        "figure": k, "scale": c.scale, "L": r["L"], **{name: r[key] for key, name in plotting.TEXT_NAMES.items()},
+        "train acc": f"{r['train_acc']:.3f}",
         "objective / minimum": f"{r['objective'] / r['minimum']:.2f}", "‖b − n/N‖": r["bias_error"],
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "scale", "L"])
-    for col in ("NC1", "NC2ᵂ", "NC2ᴴ", "NC2ᵂᴴ", "NC3", "‖b − n/N‖"):  # significant figures, one notation per column
+    for col in (*plotting.TEXT_NAMES.values(), "‖b − n/N‖"):  # significant figures, one notation per column
         final[col] = _column(final[col], 2)
     final["‖b − n/N‖"] = ["no bias" if not chapters[k].runs[L].params["bias"] else v
                           for (k, _, L), v in final["‖b − n/N‖"].items()]

@@ -20,7 +20,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import ROOT, _checks, data, parameters  # parameters: torch-free, as reading committed runs is
+from .. import ROOT, _checks, data, parameters, plotting  # torch-free, as reading committed runs is
 
 #: The folder holding the committed figure runs, one subfolder per scale.
 RESULTS = ROOT / "results" / "figures"
@@ -71,7 +71,8 @@ SCALES: dict[str, dict] = {
 #: The engine's parameters that one notebook execution sets per run (one run per L of ``L_values``).
 PER_RUN_KEYS = ("L", "run_name")
 
-HISTORY_KEYS = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc")
+#: The history columns of the six panels of Figures 1-4 (:data:`nclib.plotting.PANELS`).
+HISTORY_KEYS = tuple(key for key, _, _ in plotting.PANELS)
 
 
 def figure(fig) -> Figure:

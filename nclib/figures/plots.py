@@ -9,6 +9,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import plotting
+from ..runs import NC_COLUMNS
 from .analysis import run_theory
 from .config import scale_settings
 from .load import Run
@@ -48,15 +49,15 @@ def draw_panels(runs: Mapping[int, Run], scale: str = "cpu-scale"):
     if not runs:
         raise ValueError("runs must hold at least one run")
     fig = plotting.collapse_panels(as_plot_runs(runs), legend_title=figure_legend(runs, scale))
-    axes = fig.axes[:6]
+    panel = dict(zip((key for key, _, _ in plotting.PANELS), fig.axes))
     # one bias case: figure_legend (nclib.plotting.data_case) has refused runs of both
     target = "target 0, Thm 4.3" if next(iter(runs.values())).params["bias"] else "target 0, Thm 4.3 with M = D"
-    for ax in axes[:5]:
-        ax.set_ylabel(f"{ax.get_ylabel()} ({target})")
-    axes[5].axhline(1.0, color="0.5", ls="-", lw=0.5)  # thin and solid: the dashes are those of L's curves
+    for key in NC_COLUMNS:
+        panel[key].set_ylabel(f"{panel[key].get_ylabel()} ({target})")
+    panel["train_acc"].axhline(1.0, color="0.5", ls="-", lw=0.5)  # thin and solid: the dashes are those of L's curves
     last = max(int(r.history["epoch"][-1]) for r in runs.values())
     milestones = sorted({int(m) for r in runs.values() for m in r.params.get("lr_milestones") or [] if m < last})
-    for ax in axes:
+    for ax in panel.values():
         for m in milestones:
             ax.axvline(m, color="0.5", ls=":", lw=0.8)
     return fig
