@@ -386,10 +386,7 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     t_start = time.perf_counter()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     p = plist[0]
-    ts = data.load(p["dataset"], data_path=p["data_path"], counts=p["counts"], class_order=p["class_order"],
-                   selection=p["selection"], seed=p["seed"], normalization=p["normalization"],
-                   download=p["download"], verify_checksums=p["verify_checksums"], dim=p["dim"],
-                   spread=p["spread"])
+    ts = data.load_for(p)
     engines = [Engine(ts, q) for q in plist]
     names = [q["run_name"] for q in plist]
 

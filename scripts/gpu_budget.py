@@ -103,8 +103,7 @@ def letters_data_seconds(letters_data: str | None = None, letters_images: int | 
     if letters_data is not None:
         t0 = time.perf_counter()
         try:
-            data.load(p["dataset"], data_path=letters_data, counts=p["counts"], class_order=p["class_order"],
-                      seed=p["seed"])
+            data.load_for({**p, "data_path": letters_data})
             return time.perf_counter() - t0, "rendered ahead"
         except ValueError as exc:
             how += f" (the file was refused: {exc})"
@@ -116,7 +115,7 @@ def letters_data_seconds(letters_data: str | None = None, letters_images: int | 
         seconds = (time.perf_counter() - t0) / (26 * per_class) * sum(p["counts"])
         return seconds, how + f", scaled from {26 * per_class} images"
     t0 = time.perf_counter()
-    data.load(p["dataset"], counts=p["counts"], class_order=p["class_order"], seed=p["seed"])
+    data.load_for(p)
     return time.perf_counter() - t0, how
 
 

@@ -20,14 +20,12 @@ from nclib import data, figures, letters
 def main(dest: str, scale: str = "gpu") -> str:
     """Write the rendering of Figures 2 and 4 at ``scale`` to ``dest``; returns its training data's sha256."""
     p2, p4 = (figures.figure_parameters(k, scale) for k in (2, 4))
-    keys = ("dataset", "counts", "class_order", "seed")
-    if any(p2[k] != p4[k] for k in keys):
+    if any(p2[k] != p4[k] for k in data.LOAD_KEYS):
         raise SystemExit("Figures 2 and 4 no longer share their data: render each figure's letters separately")
     path = letters.save_letters_synthetic(dest, counts=p2["counts"], class_order=p2["class_order"], seed=p2["seed"])
     letters._render_letters.cache_clear()  # rendered again, not the memo of the rendering just saved
-    fresh = data.load(p2["dataset"], counts=p2["counts"], class_order=p2["class_order"], seed=p2["seed"])
-    ahead = data.load(p2["dataset"], counts=p2["counts"], class_order=p2["class_order"], seed=p2["seed"],
-                      data_path=path)
+    fresh = data.load_for(p2)
+    ahead = data.load_for({**p2, "data_path": path})
     if ahead.provenance["data_sha256"] != fresh.provenance["data_sha256"]:
         raise SystemExit("the rendering read back does not give the training data of a fresh rendering")
     print(f"{dest}: {ahead.N} letters of Figures 2 and 4 ({scale}), training data sha256 "

@@ -349,3 +349,22 @@ def test_letters_reach_the_network_as_the_reference_code_feeds_emnist():
     assert data.letters_input(ts.images).shape == (ts.N, 32, 32, 3)
     with pytest.raises(ValueError, match="images must be"):
         data.letters_input(ts.x)
+
+
+def test_load_for_a_run_reads_every_data_parameter():
+    """data.load_for: the training set of a run's parameters, every argument of data.load taken from them (a
+    normalization or a seed the caller left out of a hand-built call is not lost)."""
+    from nclib import parameters
+
+    p = parameters.check_params(**dict(parameters.DEFAULTS, dataset="synthetic", counts=[5, 3, 2], dim=6,
+                                       batch_size="full", normalization="standardize", seed=3))
+    got = data.load_for(p)
+    want = data.load("synthetic", counts=[5, 3, 2], dim=6, normalization="standardize", seed=3)
+    assert got.provenance == want.provenance
+    np.testing.assert_array_equal(got.x, want.x)
+    assert got.provenance["data_sha256"] != data.load("synthetic", counts=[5, 3, 2], dim=6, seed=3).provenance[
+        "data_sha256"]  # the normalization changed the data
+    with pytest.raises(ValueError, match="params lacks seed"):
+        data.load_for({k: v for k, v in p.items() if k != "seed"})
+    with pytest.raises(ValueError, match="params must be a mapping"):
+        data.load_for([("dataset", "synthetic")])
