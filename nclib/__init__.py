@@ -4,14 +4,14 @@ Modules: ``imbalance`` (class profiles, Y, Y-bar and its spectrum), ``symbolic``
 ``ufm`` (the objective of Definition 3.1 and the closed-form minimizers of Theorems 4.1-4.3),
 ``solvers`` (an independent numerical minimizer), ``metrics`` (NC1-NC3), ``minority`` (minority collapse:
 the decays at which modes die, the unconstrained feature model trained by Adam), ``data``, ``letters`` (the
-letters-synthetic stand-in for EMNIST letters), ``models``,
+letters-synthetic stand-in for EMNIST letters), ``datafiles`` (reading the data files, with their checks), ``models``,
 ``parameters`` (the training engine's one parameter list, its defaults and checks, and the grammar of a value
 written as text), ``step`` (one optimizer step: Adam, CUDA streams and graphs), ``floor`` (the least time of a
 step on a GPU), ``engine`` (one run's training state: data, model, step, metrics), ``train`` (runs: plans,
 training side by side, resuming, the command line), ``runfolder`` (one run's folder while it trains: history, checkpoint, provenance
 segments), ``provenance`` (the commit and software versions a run or a benchmark records), ``runs`` (the
-run-folder contract: names, lock, status, checkpoints), ``sweep`` (grids of runs on
-Dask), ``rounding`` (bounds stated in prose, rounded outward), ``plotting`` and the package ``figures``
+run-folder contract: names, history columns, status, checkpoints), ``locks`` (one writer per run folder),
+``grid`` (a sweep's grid and its points), ``sweep`` (grids of runs on Dask or a job array), ``rounding`` (bounds stated in prose, rounded outward), ``plotting`` and the package ``figures``
 (Figures 1-4 from committed runs).
 """
 from pathlib import Path

@@ -42,7 +42,7 @@ without runs is refused).  ``--list-points`` prints the grid's points, numbered 
 point I alone in this process: the tasks of a job array (:func:`run_point`).  The
 command prints the table's main columns (each error cut short: ``sweep.csv`` holds it whole) and exits with status
 1 when a run failed or carries an error (:func:`exit_status`; a divergence is a result, status 0) or the file system
-refuses flock locks (:class:`nclib.runs.LockUnsupported`), 3 when another sweep is running in the same
+refuses flock locks (:class:`nclib.locks.LockUnsupported`), 3 when another sweep is running in the same
 ``--out-dir`` (:class:`SweepBusy`).
 
 Where the runs go (:ref:`ch-sweeps` gives each with its commands): by default a
@@ -55,7 +55,7 @@ Dask, each task training one point in the shared output folder, ``--point $SLURM
 
 One sweep at a time may use an output folder (a lock file, ``OUT_DIR/.sweep.lock``, holding its pid and host,
 refuses a second one); the tasks of a job array take only their run folders' locks
-(:func:`nclib.runs.lock_run`), so they run beside each other and beside a sweep, and no run is trained by two
+(:func:`nclib.locks.lock_run`), so they run beside each other and beside a sweep, and no run is trained by two
 processes at once.  ``sweep.json`` is read and written under a lock of its own (``OUT_DIR/.sweep.json.lock``).
 Both need flock locks that work across the machines sharing the folder.
 """
@@ -74,13 +74,14 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import parameters, runs
+from . import locks, parameters, runs
 from .grid import (SWEEP_KEYS, check_names, check_tie, expand_grid, parse_fixed, parse_grid, parse_tie, plain,
                    run_name_for)
 from .parameters import DEFAULTS, EXECUTION_KEYS
 from .rounding import written
-from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RESUMABLE, ResumeRefused, RunFolderBusy, RunLockedElsewhere,
-                   atomic_write_text, load_class_accuracy, load_run, run_status)
+from .locks import RunFolderBusy, RunLockedElsewhere
+from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RESUMABLE, ResumeRefused, atomic_write_text,
+                   load_class_accuracy, load_run, run_status)
 
 #: The table a sweep writes into its output folder, and the record of its grid points (run name -> point).
 SUMMARY = "sweep.csv"
@@ -324,10 +325,10 @@ class SweepBusy(RuntimeError):
 def _lock(out_dir: pathlib.Path):
     """Hold ``OUT_DIR/.sweep.lock`` (an exclusive flock, the file holding this process's pid and host) for the
     sweep; :class:`SweepBusy` naming the holder when another sweep holds it, and
-    :class:`nclib.runs.LockUnsupported` where the file system refuses flock locks (never taken for a busy folder:
+    :class:`nclib.locks.LockUnsupported` where the file system refuses flock locks (never taken for a busy folder:
     a retry would wait forever).
 
-    Not the lock of a run folder (:func:`nclib.runs.lock_run`, taken for each run): this one lets one whole sweep
+    Not the lock of a run folder (:func:`nclib.locks.lock_run`, taken for each run): this one lets one whole sweep
     at a time train the grid of a folder and write its ``sweep.csv``; the tasks of a job array
     (:func:`run_point`) take only their run folder's lock, and ``sweep.json`` has a lock of its own
     (:func:`_update_manifest`)."""
@@ -336,14 +337,14 @@ def _lock(out_dir: pathlib.Path):
     path = out_dir / LOCK
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        if not runs.flock(fd, fcntl.LOCK_EX, path):
-            owner = runs.read_lock_file(path) or {}
+        if not locks.flock(fd, fcntl.LOCK_EX, path):
+            owner = locks.read_lock_file(path) or {}
             held = (f": pid {owner.get('pid')} on host {owner.get('host')!r} since {owner.get('since')}"
                     if owner.get("pid") is not None else "")
             raise SweepBusy(f"another sweep is running in {str(out_dir)!r} (it holds {LOCK}{held}); wait for it to "
                             f"end, or give this sweep another --out-dir (the tasks of a job array, --point, run "
                             f"beside it)")
-        runs.write_lock_record(fd)
+        locks.write_lock_record(fd)
         try:
             yield
         finally:
@@ -373,7 +374,7 @@ def _update_manifest(out_dir: pathlib.Path, change) -> dict:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # held only for a read and a write: waiting is short
         except OSError as exc:
-            raise runs.LockUnsupported(path, exc) from None
+            raise locks.LockUnsupported(path, exc) from None
         manifest = _read_manifest(out_dir)
         change(manifest)
         atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1, default=str))
@@ -723,7 +724,7 @@ def main(argv=None) -> pd.DataFrame:
         ap.error(str(exc))
     except SweepBusy as exc:  # not a usage error: the same command works once the other sweep has ended
         ap.exit(3, f"{ap.prog}: {exc}\n")
-    except runs.LockUnsupported as exc:  # nor a busy folder: a retry would never succeed
+    except locks.LockUnsupported as exc:  # nor a busy folder: a retry would never succeed
         ap.exit(1, f"{ap.prog}: error: {exc.strerror}\n")
     for w in caught:
         print(f"{ap.prog}: note: {w.message}", file=sys.stderr)

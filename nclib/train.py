@@ -63,9 +63,11 @@ import time
 import torch
 
 from . import ROOT, data, parameters, provenance  # noqa: F401 (ROOT re-exported)
+from . import locks as _locks
 from . import runs as _runs
+from .locks import RunFolderBusy  # noqa: F401 (re-exported)
 from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, REPRODUCIBLE_COLUMNS,  # noqa: F401
-                   CheckpointDamaged, ResumeRefused, RunExists, RunFolderBusy, atomic_write_text,
+                   CheckpointDamaged, ResumeRefused, RunExists, atomic_write_text,
                    load_class_accuracy, load_history, load_run, run_status, setting_text)
 from .parameters import (DEFAULTS, EXECUTION_KEYS, INITS, LEVER_KEYS, MEMBER_KEYS,  # noqa: F401 (re-exported)
                          NOTEBOOK_PARAMETERS, PRECISIONS, TEXT_KEYS, check_params, defining_params, parse_scalar,
@@ -122,14 +124,14 @@ LOCKED_STEPS = ("keep", "resume", "start")
 
 def run_under_lock(runs, decide, **shared) -> tuple[str, list[pathlib.Path]]:
     """Keep, continue or start the runs of one :func:`run_many` call as ``decide`` says, deciding only once every
-    run folder is locked (:func:`nclib.runs.lock_runs`), so that no other process changes a folder between its
+    run folder is locked (:func:`nclib.locks.lock_runs`), so that no other process changes a folder between its
     reading and its training: ``decide(run_dirs, statuses)``, with each folder's
     :func:`nclib.runs.recorded_status` read under its lock, answers one of :data:`LOCKED_STEPS`: "keep" (nothing is
     trained or written), "resume" (``resume=True``: continued from their checkpoints) or "start" (``overwrite=True``:
     trained from epoch 0, deleting what the folders hold).  A run that another process finished after the caller
     last looked is so kept, never deleted and trained again (the reruns of a sweep, :ref:`ch-sweeps`).  Returns
     ``(step, run folders)``.  ``resume`` and ``overwrite`` are the decision's: a True one given is refused
-    (ValueError naming it); the other refusals are :func:`run_many`'s, :class:`~nclib.runs.RunFolderBusy` when
+    (ValueError naming it); the other refusals are :func:`run_many`'s, :class:`~nclib.locks.RunFolderBusy` when
     another live process holds a folder, and whatever ``decide`` raises (with the locks given back)."""
     if not callable(decide):
         raise ValueError(f"decide must be a function (run_dirs, statuses) -> one of {LOCKED_STEPS}, got {decide!r}")
@@ -140,7 +142,7 @@ def run_under_lock(runs, decide, **shared) -> tuple[str, list[pathlib.Path]]:
                          f"the locked folders hold; leave {given[0]} out")
     plist = _checked_runs(runs, shared)
     run_dirs = [_run_dir(q) for q in plist]
-    locks = _runs.lock_runs(run_dirs)
+    locks = _locks.lock_runs(run_dirs)
     try:
         step = decide(run_dirs, [_runs.recorded_status(d) for d in run_dirs])
         if step not in LOCKED_STEPS:
@@ -199,8 +201,8 @@ def run(**params) -> pathlib.Path:
     run from its checkpoint; every parameter but :data:`EXECUTION_KEYS` must equal the first call's, and the
     code, device (type and name) and torch version the first call's).  Raises ValueError for bad parameters
     (before any file is written) and :class:`TrainingDiverged` on NaN/inf or divergence (the history so far is
-    kept).  The run folder is locked for the call (one writer, :func:`nclib.runs.lock_run`); its refusals are
-    ValueErrors of their own: :class:`~nclib.runs.RunFolderBusy` (another live process writes the folder),
+    kept).  The run folder is locked for the call (one writer, :func:`nclib.locks.lock_run`); its refusals are
+    ValueErrors of their own: :class:`~nclib.locks.RunFolderBusy` (another live process writes the folder),
     :class:`~nclib.runs.RunExists` (the folder holds a run and ``overwrite`` is False; its ``status`` says which,
     "dead" for a run whose process was killed), :class:`~nclib.runs.ResumeRefused` and
     :class:`~nclib.runs.CheckpointDamaged` (:func:`_resume_state`).  Notebook: :ref:`ch-train`.
@@ -223,15 +225,15 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     diverges is stopped and written as in :func:`run` while the others go on; :class:`TrainingDiverged` is
     raised at the end, naming every run that diverged.  ``max_train_s`` stops all the runs at the same metric
     epoch, each with its checkpoint; ``resume=True`` continues them together (they must have stopped at the
-    same epoch).  Every run folder is locked (:func:`nclib.runs.lock_run`) before it is checked, written or
+    same epoch).  Every run folder is locked (:func:`nclib.locks.lock_run`) before it is checked, written or
     deleted, until the call ends; ``overwrite=True`` deletes only the files a run writes, and only once the
     data and the networks are built (:ref:`ch-train`, :ref:`ch-engine`).  The folders that hold the lock files of
-    writers on other hosts are all named in one refusal (:func:`nclib.runs.lock_runs`).
+    writers on other hosts are all named in one refusal (:func:`nclib.locks.lock_runs`).
     """
     plist = _checked_runs(runs, shared)
     run_dirs = [_run_dir(q) for q in plist]
     # one writer per run folder, from before anything is checked, written or deleted until the end
-    locks = _runs.lock_runs(run_dirs)
+    locks = _locks.lock_runs(run_dirs)
     try:
         return _train_locked(runs, shared, plist, run_dirs)
     finally:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import nclib
-from nclib import runs, train
+from nclib import locks, runs, train
 
 TINY = dict(dataset="synthetic", width=16, depth=1, batch_size="full", lam_W=1e-3, lam_H=1e-3, progress=False,
             device="cpu")
@@ -158,14 +158,14 @@ def test_the_lock_file_of_another_host_is_refused_by_its_own_error(tmp_path):
     leaving it; removed, the folder is locked."""
     folder = tmp_path / "r"
     folder.mkdir()
-    (folder / runs.LOCK).write_text(json.dumps({"pid": 12, "host": "another-node"}) + "\n")
-    with pytest.raises(runs.RunLockedElsewhere, match="another host 'another-node'") as refused:
-        runs.lock_run(folder, retry_s=0)
-    assert isinstance(refused.value, runs.RunFolderBusy) and refused.value.owner["host"] == "another-node"
-    assert str(folder / runs.LOCK) in str(refused.value) and (folder / runs.LOCK).is_file()
-    (folder / runs.LOCK).unlink()
-    with runs.lock_run(folder, retry_s=0):
-        assert runs.lock_owner(folder)["pid"] == os.getpid()
+    (folder / locks.LOCK).write_text(json.dumps({"pid": 12, "host": "another-node"}) + "\n")
+    with pytest.raises(locks.RunLockedElsewhere, match="another host 'another-node'") as refused:
+        locks.lock_run(folder, retry_s=0)
+    assert isinstance(refused.value, locks.RunFolderBusy) and refused.value.owner["host"] == "another-node"
+    assert str(folder / locks.LOCK) in str(refused.value) and (folder / locks.LOCK).is_file()
+    (folder / locks.LOCK).unlink()
+    with locks.lock_run(folder, retry_s=0):
+        assert locks.lock_owner(folder)["pid"] == os.getpid()
 
 
 def test_every_run_folder_locked_on_another_host_is_named_in_one_refusal(tmp_path, capsys):
@@ -175,22 +175,22 @@ def test_every_run_folder_locked_on_another_host_is_named_in_one_refusal(tmp_pat
     names = ["j-L1", "j-L2", "j-L3"]
     for i, name in enumerate(names[:2]):
         (tmp_path / name).mkdir()
-        (tmp_path / name / runs.LOCK).write_text(json.dumps({"pid": 40 + i, "host": "another-node"}) + "\n")
-    with pytest.raises(runs.RunLockedElsewhere) as refused:
+        (tmp_path / name / locks.LOCK).write_text(json.dumps({"pid": 40 + i, "host": "another-node"}) + "\n")
+    with pytest.raises(locks.RunLockedElsewhere) as refused:
         train.run_many([dict(L=L, run_name=name) for L, name in zip((1, 2, 3), names)], **TINY, epochs=5,
                        out_dir=tmp_path)
     locked = {tmp_path / name for name in names[:2]}
     assert set(refused.value.locked) == locked and refused.value.run_dir == tmp_path / names[0]
     assert [refused.value.locked[d]["pid"] for d in sorted(locked)] == [40, 41]
-    assert all(str(d / runs.LOCK) in str(refused.value) for d in locked)
-    assert all((d / runs.LOCK).is_file() for d in locked)  # left for whoever knows that their writers ended
+    assert all(str(d / locks.LOCK) in str(refused.value) for d in locked)
+    assert all((d / locks.LOCK).is_file() for d in locked)  # left for whoever knows that their writers ended
     assert not (tmp_path / names[2]).exists()  # its lock was taken, then given back with the folder it made
     with pytest.raises(SystemExit) as exit_:  # the command line: one refusal, status 2, naming both files
         train.main([*CLI, "--counts", "6,4", "--L", "1", "2", "3", "--run-tag", "j", "--out-dir", str(tmp_path)])
     err = capsys.readouterr().err
-    assert exit_.value.code == 2 and all(str(d / runs.LOCK) in err for d in locked)
+    assert exit_.value.code == 2 and all(str(d / locks.LOCK) in err for d in locked)
     for d in locked:
-        (d / runs.LOCK).unlink()
+        (d / locks.LOCK).unlink()
     assert [p.name for p in train.main([*CLI, "--counts", "6,4", "--L", "1", "2", "3", "--run-tag", "j",
                                         "--out-dir", str(tmp_path)])] == names
 
@@ -200,16 +200,16 @@ def test_a_live_writer_refusal_still_names_the_lock_files_of_other_hosts(tmp_pat
     is the live writer's, and it names the other host's file too, so that the next job does not meet it."""
     other, busy = tmp_path / "a", tmp_path / "b"
     other.mkdir()
-    (other / runs.LOCK).write_text(json.dumps({"pid": 7, "host": "another-node"}) + "\n")
-    held = runs.lock_run(busy)
+    (other / locks.LOCK).write_text(json.dumps({"pid": 7, "host": "another-node"}) + "\n")
+    held = locks.lock_run(busy)
     try:
-        with pytest.raises(runs.RunFolderBusy) as refused:
-            runs.lock_runs([other, busy], retry_s=0.0)
-        assert not isinstance(refused.value, runs.RunLockedElsewhere) and refused.value.run_dir == busy
-        assert str(other / runs.LOCK) in str(refused.value)
+        with pytest.raises(locks.RunFolderBusy) as refused:
+            locks.lock_runs([other, busy], retry_s=0.0)
+        assert not isinstance(refused.value, locks.RunLockedElsewhere) and refused.value.run_dir == busy
+        assert str(other / locks.LOCK) in str(refused.value)
     finally:
         held.release()
-    for lock in runs.lock_runs([busy]):  # nothing was kept
+    for lock in locks.lock_runs([busy]):  # nothing was kept
         lock.release()
 
 
@@ -231,14 +231,14 @@ def test_two_writers_on_one_folder_the_second_refused_and_a_killed_run_recognise
     proc = _child(**LONG, out_dir=str(tmp_path), run_name="r", resume=True)  # trains until killed
     try:
         _wait(lambda: runs.run_status(folder) == "running" and len(_epochs(folder)) > 3, proc)
-        owner = runs.lock_owner(folder)
+        owner = locks.lock_owner(folder)
         assert owner["pid"] == proc.pid and owner["host"]
         for kw in (dict(), dict(overwrite=True), dict(resume=True)):
-            with pytest.raises(runs.RunFolderBusy, match=f"run folder {str(folder)!r} is being written by another "
+            with pytest.raises(locks.RunFolderBusy, match=f"run folder {str(folder)!r} is being written by another "
                                                          f"process \\(pid {proc.pid}") as err:
                 train.run(**LONG, out_dir=tmp_path, run_name="r", **kw)
             assert err.value.run_dir == folder and err.value.owner["pid"] == proc.pid
-        with pytest.raises(runs.RunFolderBusy):
+        with pytest.raises(locks.RunFolderBusy):
             runs.plan_runs([folder])
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
@@ -248,8 +248,8 @@ def test_two_writers_on_one_folder_the_second_refused_and_a_killed_run_recognise
             proc.wait()
     # the killed run: its provenance still says "running", but no live process holds the lock
     assert json.loads((folder / "provenance.json").read_text())["status"] == "running"
-    assert runs.run_status(folder) == "dead" and runs.lock_owner(folder) is None
-    assert json.loads((folder / runs.LOCK).read_text())["pid"] == proc.pid  # the dead writer's lock is still there
+    assert runs.run_status(folder) == "dead" and locks.lock_owner(folder) is None
+    assert json.loads((folder / locks.LOCK).read_text())["pid"] == proc.pid  # the dead writer's lock is still there
     assert runs.plan_runs([folder]) == "resume"
     # the next call takes the dead writer's lock over, saying so, and refuses to replace the run
     with pytest.warns(RuntimeWarning, match=f"taking over the lock of process {proc.pid} .* which ended without "
@@ -260,7 +260,7 @@ def test_two_writers_on_one_folder_the_second_refused_and_a_killed_run_recognise
     assert runs.run_status(folder) == "dead"
     # resume continues from the last complete checkpoint
     train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)
-    assert runs.run_status(folder) == "stopped" and not (folder / runs.LOCK).exists()
+    assert runs.run_status(folder) == "stopped" and not (folder / locks.LOCK).exists()
     _same_history(ref, folder)  # as if it had never been killed
     prov = json.loads((folder / "provenance.json").read_text())
     assert [s.get("status") for s in prov["segments"]] == ["stopped", "dead", "stopped"]
@@ -269,9 +269,9 @@ def test_two_writers_on_one_folder_the_second_refused_and_a_killed_run_recognise
 
 def test_overwrite_waits_for_no_one_and_a_lock_is_released_on_every_exit(tmp_path):
     """The lock is taken before the existence check and the slow data load, and released however the call ends."""
-    lock = runs.lock_run(tmp_path / "held")
+    lock = locks.lock_run(tmp_path / "held")
     try:
-        with pytest.raises(runs.RunFolderBusy, match=f"pid {os.getpid()}"):  # also in one process
+        with pytest.raises(locks.RunFolderBusy, match=f"pid {os.getpid()}"):  # also in one process
             train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="held", overwrite=True)
         assert runs.run_status(tmp_path / "held") == "running"
     finally:
@@ -281,7 +281,7 @@ def test_overwrite_waits_for_no_one_and_a_lock_is_released_on_every_exit(tmp_pat
         train.run(**{**TINY, "batch_size": 64}, epochs=5, out_dir=tmp_path, run_name="refused")
     assert not (tmp_path / "refused").exists()
     folder = train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="done")
-    assert runs.run_status(folder) == "finished" and not (folder / runs.LOCK).exists()
+    assert runs.run_status(folder) == "finished" and not (folder / locks.LOCK).exists()
     assert runs.plan_runs([folder]) == "skip" and runs.run_status(tmp_path / "nothing") == "absent"
 
 
@@ -524,19 +524,19 @@ def test_a_file_system_without_flock_locks_is_refused_by_its_own_error(tmp_path,
     """flock failing otherwise than "held" (ENOLCK, ENOSYS) is LockUnsupported naming the file, never RunFolderBusy:
     lock_run writes nothing, lock_owner and run_status refuse it too."""
     folder = train.run(**SMALL, out_dir=tmp_path, run_name="r")
-    (folder / runs.LOCK).write_text("")
+    (folder / locks.LOCK).write_text("")
     for err in (errno.ENOLCK, errno.ENOSYS):
         def no_flock(fd, operation, err=err):
             raise OSError(err, os.strerror(err))
 
-        monkeypatch.setattr(runs.fcntl, "flock", no_flock)
-        with pytest.raises(runs.LockUnsupported) as exc:
-            runs.lock_run(tmp_path / "new")
-        assert exc.value.errno == err and exc.value.path == tmp_path / "new" / runs.LOCK
+        monkeypatch.setattr(locks.fcntl, "flock", no_flock)
+        with pytest.raises(locks.LockUnsupported) as exc:
+            locks.lock_run(tmp_path / "new")
+        assert exc.value.errno == err and exc.value.path == tmp_path / "new" / locks.LOCK
         assert not (tmp_path / "new").exists()
-        with pytest.raises(runs.LockUnsupported):
+        with pytest.raises(locks.LockUnsupported):
             runs.run_status(folder)
-        with pytest.raises(runs.LockUnsupported):
+        with pytest.raises(locks.LockUnsupported):
             train.run(**SMALL, out_dir=tmp_path, run_name="r", overwrite=True)
     monkeypatch.undo()
     assert runs.run_status(folder) == "finished"
@@ -546,7 +546,7 @@ def test_run_under_lock_decides_from_the_locked_folder_and_refuses_what_it_decid
     seen = []
 
     def decide(dirs, statuses):
-        seen.append((statuses, runs.lock_owner(dirs[0]) is not None))
+        seen.append((statuses, locks.lock_owner(dirs[0]) is not None))
         return "keep" if statuses == ["finished"] else "start"
 
     assert train.run_under_lock([{}], decide, **SMALL, out_dir=tmp_path, run_name="r")[0] == "start"
@@ -561,4 +561,4 @@ def test_run_under_lock_decides_from_the_locked_folder_and_refuses_what_it_decid
         train.run_under_lock([{}], lambda dirs, statuses: "skip", **SMALL, out_dir=tmp_path, run_name="r")
     with pytest.raises(ValueError, match="decide"):
         train.run_under_lock([{}], "start", **SMALL, out_dir=tmp_path, run_name="r")
-    assert runs.lock_owner(tmp_path / "r") is None and not (tmp_path / "r" / runs.LOCK).exists()
+    assert locks.lock_owner(tmp_path / "r") is None and not (tmp_path / "r" / locks.LOCK).exists()

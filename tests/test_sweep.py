@@ -17,7 +17,7 @@ import pytest
 import torch
 from dask.distributed import LocalCluster
 
-from nclib import runs, sweep, train
+from nclib import locks, runs, sweep, train
 from nclib.grid import expand_grid, parse_fixed, parse_grid, parse_tie, run_name_for
 
 TINY = dict(dataset="synthetic", counts=[6, 3, 2], dim=4, width=16, depth=1, epochs=4, batch_size="full",
@@ -382,8 +382,8 @@ def _flock_held(path):
 
 
 def _hold_lock(run_dir):
-    """A live process holding run_dir's lock (nclib.runs.lock_run) until its stdin closes."""
-    code = ("import sys; from nclib import runs; lock = runs.lock_run(sys.argv[1]); print('locked', flush=True); "
+    """A live process holding run_dir's lock (nclib.locks.lock_run) until its stdin closes."""
+    code = ("import sys; from nclib import locks; lock = locks.lock_run(sys.argv[1]); print('locked', flush=True); "
             "sys.stdin.read(); lock.release()")
     proc = subprocess.Popen([sys.executable, "-c", code, str(run_dir)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ)
@@ -395,7 +395,7 @@ def _kill(run_dir):
     """Make run_dir's run look killed mid-run: provenance says running, and the lock file of a writer gone."""
     prov = json.loads((run_dir / "provenance.json").read_text())
     (run_dir / "provenance.json").write_text(json.dumps({**prov, "status": "running"}))
-    (run_dir / runs.LOCK).write_text(json.dumps({"pid": 2 ** 22 + 1, "host": socket.gethostname()}) + "\n")
+    (run_dir / locks.LOCK).write_text(json.dumps({"pid": 2 ** 22 + 1, "host": socket.gethostname()}) + "\n")
 
 
 def test_dead_runs_are_resumed_or_restarted_and_a_live_one_is_left_alone(scheduler, tmp_path):
@@ -416,7 +416,7 @@ def test_dead_runs_are_resumed_or_restarted_and_a_live_one_is_left_alone(schedul
         df = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
         assert df["status"].tolist() == ["finished", "finished", "running"]
         assert df["error"].isna().all() and df["epoch"].tolist()[:2] == [4, 4] and np.isnan(df["epoch"][2])
-        assert sorted(p.name for p in (out / names[2]).iterdir()) == [runs.LOCK]  # nothing written beside it
+        assert sorted(p.name for p in (out / names[2]).iterdir()) == [locks.LOCK]  # nothing written beside it
         assert pd.read_csv(out / sweep.SUMMARY)["status"].tolist() == ["finished", "finished", "running"]
     finally:
         holder.stdin.close()
@@ -473,13 +473,13 @@ def test_the_lock_left_by_a_writer_on_another_host_is_reported_not_passed_over(s
     name = run_name_for(expand_grid(grid)[0])
     train.run(**TINY, seed=0, out_dir=out, run_name=name, max_train_s=0, progress=False)
     _kill(out / name)
-    (out / name / runs.LOCK).write_text(json.dumps({"pid": 12, "host": "another-node"}) + "\n")
+    (out / name / locks.LOCK).write_text(json.dumps({"pid": 12, "host": "another-node"}) + "\n")
     before = _files(out / name)
     df = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
     assert df["status"].tolist() == ["dead"] and sweep.exit_status(df) == 1
-    assert "another host 'another-node'" in df["error"][0] and str(out / name / runs.LOCK) in df["error"][0]
+    assert "another host 'another-node'" in df["error"][0] and str(out / name / locks.LOCK) in df["error"][0]
     assert _files(out / name) == before
-    (out / name / runs.LOCK).unlink()
+    (out / name / locks.LOCK).unlink()
     again = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
     assert again["status"].tolist() == ["finished"] and again["error"].isna().all()
     assert sweep.exit_status(again) == 0
@@ -518,11 +518,11 @@ def test_a_run_another_process_finishes_before_the_lock_is_kept_not_trained_agai
         train.run(**p)
         _kill(folder)  # dead, without a checkpoint: the sweep would start it again
     assert sweep.next_step(folder) == (left, "resume" if left == "stopped" else "start")
-    real, other = runs.lock_runs, {}
+    real, other = locks.lock_runs, {}
 
     def another_writer_first(run_dirs, *args, **kw):
         if not other:
-            monkeypatch.setattr(runs, "lock_runs", real)
+            monkeypatch.setattr(locks, "lock_runs", real)
             # the other writer takes over the lock the killed writer left (a warning says so)
             with pytest.warns(RuntimeWarning, match="taking over the lock") if left == "dead" else \
                     contextlib.nullcontext():
@@ -530,7 +530,7 @@ def test_a_run_another_process_finishes_before_the_lock_is_kept_not_trained_agai
             other["files"] = _files(folder)
         return real(run_dirs, *args, **kw)
 
-    monkeypatch.setattr(runs, "lock_runs", another_writer_first)
+    monkeypatch.setattr(locks, "lock_runs", another_writer_first)
     result = sweep._run_point(p)
     assert other["files"] and runs.run_status(folder) == "finished"
     assert result == {"status": "finished", "error": None, "restarted": None, "fresh": False}
@@ -653,22 +653,22 @@ def test_a_file_system_without_flock_is_named_not_taken_for_a_busy_folder(tmp_pa
     retry would never succeed), not SweepBusy (exit 3); the run folder's lock and status refuse it the same way."""
     folder = tmp_path / "r"
     train.run(**TINY, out_dir=tmp_path, run_name="r", progress=False)
-    (folder / runs.LOCK).write_text("")
+    (folder / locks.LOCK).write_text("")
 
     def no_flock(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(runs.fcntl, "flock", no_flock)
+    monkeypatch.setattr(locks.fcntl, "flock", no_flock)
     out = tmp_path / "out"
-    with pytest.raises(runs.LockUnsupported, match="flock"):
+    with pytest.raises(locks.LockUnsupported, match="flock"):
         sweep.run_sweep({"seed": [0]}, TINY, out, workers=1, progress=False)
     with pytest.raises(SystemExit) as exc:
         sweep.main(["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out)])
     assert exc.value.code == 1 and "flock" in capsys.readouterr().err
-    with pytest.raises(runs.LockUnsupported):
+    with pytest.raises(locks.LockUnsupported):
         runs.run_status(folder)
-    with pytest.raises(runs.LockUnsupported):
-        runs.lock_run(tmp_path / "new")
+    with pytest.raises(locks.LockUnsupported):
+        locks.lock_run(tmp_path / "new")
     assert not (tmp_path / "new").exists()
 
 

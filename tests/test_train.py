@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nclib import data, imbalance, parameters, provenance, runs, sweep, train, ufm
+from nclib import data, imbalance, locks, parameters, provenance, runs, sweep, train, ufm
 
 SMALL = dict(dataset="synthetic", counts=[20, 10, 5], dim=16, width=64, depth=2, progress=False, device="cpu")
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
@@ -371,7 +371,7 @@ def test_command_line_resume_auto_serves_every_job_of_a_split_run(tmp_path, caps
             for path in paths:
                 prov = json.loads((path / "provenance.json").read_text())
                 (path / "provenance.json").write_text(json.dumps({**prov, "status": "running"}))
-                (path / runs.LOCK).write_text(json.dumps({"pid": 2 ** 22 + 1, "host": socket.gethostname()}) + "\n")
+                (path / locks.LOCK).write_text(json.dumps({"pid": 2 ** 22 + 1, "host": socket.gethostname()}) + "\n")
                 assert runs.run_status(path) == "dead"
     assert statuses == [["stopped"] * 2, ["stopped"] * 2, ["finished"] * 2, ["finished"] * 2]
     out, err = capsys.readouterr()

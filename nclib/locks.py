@@ -1,0 +1,246 @@
+"""One writer per run folder (:ref:`ch-engine`, :ref:`ch-sweeps`): the lock a process takes before it writes or
+deletes anything in a run folder of :mod:`nclib.train`, and what a refused writer is told.
+
+- :func:`lock_run` takes an exclusive ``flock`` lock on the folder's :data:`LOCK` file, which holds the writer's
+  pid and host, and :meth:`RunLock.release` gives it back; the kernel releases the lock of a process that dies,
+  so a later writer takes over a dead writer's lock (with a warning that names it) and a second live writer is
+  refused (:class:`RunFolderBusy`);
+- a lock file written on another host is refused (:class:`RunLockedElsewhere`): whether its writer lives cannot
+  be seen from here;
+- a file system that refuses ``flock`` is :class:`LockUnsupported`, never mistaken for a busy lock;
+- :func:`lock_owner` says which live process holds a folder's lock, for ``nclib.runs.run_status``.
+
+Torch-free, like :mod:`nclib.runs`, which reads run folders on any machine.
+"""
+from __future__ import annotations
+
+import datetime
+import fcntl
+import json
+import os
+import pathlib
+import socket
+import sys
+import time
+import warnings
+
+#: The lock file of the process writing a run folder (JSON: pid, host, since, command line).
+LOCK = ".lock"
+
+
+class RunFolderBusy(ValueError):
+    """Another live process holds the lock of the run folder ``run_dir`` (``owner``: its pid and host)."""
+
+    def __init__(self, message: str, run_dir, owner: dict | None = None):
+        super().__init__(message)
+        self.run_dir, self.owner = pathlib.Path(run_dir), owner
+
+
+class RunLockedElsewhere(RunFolderBusy):
+    """The run folder ``run_dir`` holds the lock file of a writer on another host (``owner``), which no process
+    holds here: whether that writer still runs cannot be seen from this host; the file is removed once it has
+    ended (a job killed on another node of a cluster).  ``locked``: {run folder: owner} of every folder of the
+    call refused so (:func:`lock_runs`), ``run_dir`` the first of them."""
+
+    def __init__(self, message: str, run_dir, owner: dict | None = None, locked: dict | None = None):
+        super().__init__(message, run_dir, owner)
+        self.locked = ({pathlib.Path(d): o for d, o in locked.items()} if locked
+                       else {self.run_dir: owner})
+
+
+class LockUnsupported(OSError):
+    """The file system of ``path`` refuses ``flock`` locks (``ENOLCK``, ``ENOSYS``, ``EOPNOTSUPP``...: an NFS without
+    a lock daemon, Lustre mounted without ``-o flock``): no lock there tells one writer from two, so nothing is
+    written; a folder shared by the nodes of a cluster needs flock locks that work across them."""
+
+    def __init__(self, path, error: OSError):
+        super().__init__(error.errno, f"the file system of {str(path)!r} does not support flock locks "
+                                      f"({error.strerror or error}); one writer per run folder cannot be ensured "
+                                      f"there: use a folder on a file system with flock locks working across the "
+                                      f"machines that write it (on Lustre, mounted with -o flock)")
+        self.path = pathlib.Path(path)
+
+
+def flock(fd, operation: int, path) -> bool:
+    """``fcntl.flock(fd, operation)`` with ``LOCK_NB``: True when taken, False when another process holds a
+    conflicting lock (``EWOULDBLOCK``/``EAGAIN``); any other error of the file system is :class:`LockUnsupported`
+    naming ``path``, never mistaken for a busy lock (:ref:`ch-sweeps`)."""
+    try:
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        raise LockUnsupported(path, exc) from None
+    return True
+
+
+def read_lock_file(path) -> dict | None:
+    """What a lock file records of its writer (pid, host, since, command line), or None where it cannot be read;
+    a file that is not JSON gives its first 200 characters as ``raw``."""
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    try:
+        owner = json.loads(text)
+    except ValueError:
+        return {"pid": None, "host": None, "raw": text[:200]}
+    return owner if isinstance(owner, dict) else None
+
+
+def lock_owner(run_dir) -> dict | None:
+    """The live process that holds the lock of ``run_dir`` (its :data:`LOCK` contents: pid, host, since,
+    command line), or None when no live process holds it (no lock file, or the lock of a writer that died)."""
+    path = pathlib.Path(run_dir) / LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        if not flock(fd, fcntl.LOCK_SH, path):
+            return read_lock_file(path) or {"pid": None, "host": None}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+class RunLock:
+    """The exclusive lock of one run folder, held from :func:`lock_run` to :meth:`release` (also a context
+    manager).  ``took_over``: the lock contents of a dead writer this lock replaced, or None."""
+
+    def __init__(self, run_dir: pathlib.Path, fd: int, created: bool, took_over: dict | None):
+        self.run_dir, self.fd, self.created, self.took_over = run_dir, fd, created, took_over
+
+    def release(self) -> None:
+        """Remove the lock file and give the lock back; a folder the lock created and nothing filled is removed."""
+        if self.fd is None:
+            return
+        try:
+            (self.run_dir / LOCK).unlink(missing_ok=True)
+        finally:
+            os.close(self.fd)  # releases the flock
+            self.fd = None
+        if self.created:
+            try:
+                self.run_dir.rmdir()  # only when empty
+            except OSError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
+    """Take the exclusive lock of the run folder ``run_dir`` (created with its parents if missing) before anything
+    in it is written or deleted: one writer per run folder (:ref:`ch-engine`).
+
+    The lock is ``flock`` on :data:`LOCK`, which holds the writer's pid and host; the kernel releases it when the
+    writer's process ends, however it ends.  A lock file whose writer died (SIGKILL, a crash) is taken over with
+    a warning naming that writer; a lock held by a live process is refused with :class:`RunFolderBusy` naming
+    the folder and the owner's pid and host (after ``retry_s`` seconds, which cover a :func:`run_status` reading
+    the folder at that moment).  A lock file written on another host is refused too, with
+    :class:`RunLockedElsewhere`: whether its writer lives cannot be known from here (remove the file once that
+    process is gone).  A file system that refuses flock locks is :class:`LockUnsupported`."""
+    run_dir = pathlib.Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"run_dir {str(run_dir)!r} exists and is not a folder; choose another run_name or out_dir")
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    deadline = time.monotonic() + retry_s
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            taken = flock(fd, fcntl.LOCK_EX, path)
+        except LockUnsupported:
+            os.close(fd)
+            if created:  # leave nothing behind on a file system where no writer can lock
+                path.unlink(missing_ok=True)
+                run_dir.rmdir()
+            raise
+        if not taken:
+            os.close(fd)
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            owner = read_lock_file(path) or {}
+            raise RunFolderBusy(f"run folder {str(run_dir)!r} is being written by another process (pid "
+                                f"{owner.get('pid')} on host {owner.get('host')!r}, since {owner.get('since')}); "
+                                f"one writer per run folder: wait for it to end or use another run name",
+                                run_dir, owner) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:  # not a file that a releasing writer unlinked after we opened it
+            break
+        os.close(fd)
+    with os.fdopen(os.dup(fd), "r") as f:
+        text = f.read()
+    previous = None
+    if text.strip():
+        try:
+            previous = json.loads(text)
+        except ValueError:
+            previous = {"pid": None, "host": None, "raw": text[:200]}
+        if previous.get("host") not in (None, socket.gethostname()):
+            os.close(fd)
+            raise RunLockedElsewhere(_elsewhere_message({run_dir: previous}), run_dir, previous)
+        warnings.warn(f"run folder {str(run_dir)!r}: taking over the lock of process {previous.get('pid')} on "
+                      f"{previous.get('host')!r} (since {previous.get('since')}), which ended without releasing it",
+                      RuntimeWarning, stacklevel=2)
+    write_lock_record(fd)
+    return RunLock(run_dir, fd, created, previous)
+
+
+def write_lock_record(fd: int) -> None:
+    """Write this process's record (pid, host, since, command line) into the lock file open as ``fd``, whose lock
+    it holds: what a refused writer is told of the holder."""
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+          "command_line": list(sys.argv)}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+    os.fsync(fd)
+
+
+def _elsewhere_message(locked: dict) -> str:
+    """The refusal of run folders ({folder: owner}) that hold the lock files of writers on other hosts."""
+    one = len(locked) == 1
+    files = ", ".join(f"{str(pathlib.Path(d) / LOCK)!r} (pid {o.get('pid')} on another host {o.get('host')!r})"
+                      for d, o in locked.items())
+    folders = ", ".join(repr(str(d)) for d in locked)
+    return (f"run folder{'' if one else 's'} {folders} hold{'s' if one else ''} the lock file of "
+            f"{'a writer' if one else 'writers'} on another host: {files}; whether "
+            f"{'that process still runs' if one else 'those processes still run'} cannot be seen from "
+            f"{socket.gethostname()!r}: remove {'the file' if one else 'each file'} once its process has ended")
+
+
+def lock_runs(run_dirs, retry_s: float = 1.0) -> list[RunLock]:
+    """The locks of every run folder of one call (:func:`lock_run`, in order), or none: the folders that hold the
+    lock files of writers on other hosts are all named in one :class:`RunLockedElsewhere` (its ``locked``), so
+    that one job learns every file to remove, and any refusal gives back the locks already taken."""
+    locks, elsewhere = [], {}
+    try:
+        for d in run_dirs:
+            try:
+                locks.append(lock_run(d, retry_s))
+            except RunLockedElsewhere as exc:
+                elsewhere.update(exc.locked)
+            except RunFolderBusy as exc:  # a live writer here: refused, naming the other hosts' files found too
+                if not elsewhere:
+                    raise
+                raise RunFolderBusy(f"{exc}; and {_elsewhere_message(elsewhere)}", exc.run_dir, exc.owner) from None
+        if elsewhere:
+            first = next(iter(elsewhere))
+            raise RunLockedElsewhere(_elsewhere_message(elsewhere), first, elsewhere[first], elsewhere)
+    except BaseException:
+        for lock in reversed(locks):
+            lock.release()
+        raise
+    return locks
