@@ -92,8 +92,10 @@ def test_collapse_decay_is_the_closed_forms_own_threshold_to_the_last_bit(profil
         below = np.nextafter(lam, 0.0)
         assert not mino.alive_at_minimum(n, lam, lam, L, bias)[same].any()
         assert mino.alive_at_minimum(n, below, below, L, bias)[same].all()
-    if profile == "emnist-letters" and bias:
-        assert np.sum(th["kappa"] == np.sqrt(600)) == 4 and np.sum(th["kappa"] == np.sqrt(50)) == 19
+    if profile == "emnist-letters" and bias:  # each repeated value one float (the SVD's copies merged), to rounding
+        for size, times in ((600, 4), (50, 19)):  # sqrt(size): the LAPACK of the machine sets the last ulps
+            near = np.abs(th["kappa"] - np.sqrt(size)) < 1e-12 * th["kappa"][0]
+            assert near.sum() == times and np.unique(th["kappa"][near]).size == 1
 
 
 def test_a_repeated_singular_value_is_one_float():
