@@ -15,7 +15,8 @@ rounding) at the closed-form global minimizer of ``nclib.ufm``:
 * :func:`collapse_metrics` -- all five from features, labels and the head weights;
 * :func:`accuracy`, :func:`bias_error`, :func:`global_mean_norm` -- the other quantities the
   training runs report;
-* :func:`printed_nc2`, :func:`printed_nc3` -- the printed forms, kept only to exhibit their defects.
+* :func:`printed_nc1`, :func:`printed_nc2`, :func:`printed_nc3` -- the printed forms, kept only to exhibit their
+  defects.
 
 Features are given as an N x d array (one row per sample), labels as N integers 0..K-1; float32 or
 float64 input is accepted and every computation is carried out in float64.
@@ -501,6 +502,41 @@ def global_mean_norm(features) -> float:
 # ---------------------------------------------------------------------------------------------
 # the printed forms, for the errata
 # ---------------------------------------------------------------------------------------------
+
+def printed_nc1(features, labels, num_classes: int | None = None, rcond: float | None = None,
+                rank: int | None = None) -> float:
+    """The printed NC1 = tr(Sigma_W Sigma_B^+)/K of Section 5 (Appendix C uses the same), computed as printed.
+
+    Sigma_W = (1/N) sum_{k,i} (h_{k,i} - h_k)(h_{k,i} - h_k)^T and Sigma_B = (1/K) sum_k (h_k - h_G)(h_k - h_G)^T
+    with h_G the mean of all N features, both formed as d x d matrices, and Sigma_B^+ from
+    ``numpy.linalg.pinv``, which drops the singular values of Sigma_B at or below ``rcond`` times the largest
+    (default None: NumPy's own cutoff, 1e-15). ``rank``, when given, first cuts Sigma_B to its ``rank`` largest
+    eigenvalues (an eigendecomposition), the rank it has at a global minimizer with collapsed modes (erratum M6);
+    ``rank = 0`` leaves no between-class direction and gives 0. :func:`nc1` computes the same quantity without a
+    d x d matrix, with its cutoff relative to the singular values of [h_k - h_G] rather than of Sigma_B; this form
+    is kept to show what the printed one does near a minimizer with collapsed modes, where its cutoff decides the
+    value. features: N x d; labels: N integers 0..K-1 (K = ``num_classes`` or the largest label + 1), every class
+    with a sample. Used by :ref:`ch-metrics` and :ref:`ch-errata-metrics`.
+    """
+    X = _features(features)
+    y, n = _labels(labels, X.shape[0], num_classes)
+    K, (N, d) = n.size, X.shape
+    if rcond is not None:
+        rcond = _checks.nonneg_float(rcond, "rcond")
+    if rank is not None:
+        if not _checks._is_integral(rank) or not 0 <= int(rank) <= min(d, K - 1):
+            raise ValueError(f"rank must be an integer 0..min(d, K-1) = 0..{min(d, K - 1)}, got {rank!r}")
+        rank = int(rank)
+    means = _means(X, y, K)
+    C = X - means[y]
+    A = (means - X.mean(axis=0)).T  # d x K
+    S_W, S_B = C.T @ C / N, A @ A.T / K
+    if rank is not None:
+        w, Q = np.linalg.eigh(S_B)  # ascending: the last rank eigenpairs are the largest
+        S_B = (Q[:, d - rank:] * w[d - rank:]) @ Q[:, d - rank:].T
+    pinv = np.linalg.pinv(S_B) if rcond is None else np.linalg.pinv(S_B, rcond=rcond)
+    return float(np.trace(S_W @ pinv) / K)
+
 
 def printed_nc2(X, target) -> float:
     """The printed NC2 shape || X/||X||_F - T/||T||_F ||_F with no convention for 0/0 (Section 5).

@@ -461,6 +461,94 @@ def test_class_accuracy_by_hand():
 
 
 # ---------------------------------------------------------------------------------------------
+# the printed NC1, with a d x d pseudo-inverse
+# ---------------------------------------------------------------------------------------------
+
+def _nc1_by_the_sums(X, y):
+    """tr(Sigma_W Sigma_B^+)/K of Section 5 from its sums, sample by sample and class by class, with the
+    pseudo-inverse of the (full-rank) Sigma_B as the inverse of its nonzero eigenvalues."""
+    K, N, d = y.max() + 1, y.size, X.shape[1]
+    means = [sum(X[i] for i in range(N) if y[i] == k) / np.sum(y == k) for k in range(K)]
+    h_G = sum(X[i] for i in range(N)) / N
+    S_W = sum(np.outer(X[i] - means[y[i]], X[i] - means[y[i]]) for i in range(N)) / N
+    S_B = sum(np.outer(mk - h_G, mk - h_G) for mk in means) / K
+    w, Q = np.linalg.eigh(S_B)
+    keep = w > 1e-9 * w.max()
+    assert keep.sum() == min(d, K - 1)  # the direction of n is the only null one
+    return np.trace(S_W @ (Q[:, keep] / w[keep]) @ Q[:, keep].T) / K
+
+
+@pytest.mark.parametrize("d, n", [(8, [9, 7, 5, 3]), (3, [6, 5, 4, 3, 2]), (30, [3, 2, 2, 1])])
+def test_printed_nc1_against_the_sums_of_section_5(d, n):
+    rng = np.random.default_rng(13)
+    y = rng.permutation(imb.class_labels(n))
+    X = rng.standard_normal((y.size, d)) + 2.0 * rng.standard_normal((len(n), d))[y]
+    expected = _nc1_by_the_sums(X, y)
+    np.testing.assert_allclose(m.printed_nc1(X, y), expected, rtol=1e-9)
+    np.testing.assert_allclose(m.printed_nc1(X, y, rcond=1e-10), expected, rtol=1e-9)
+    np.testing.assert_allclose(m.nc1(X, y), expected, rtol=1e-9)  # the thin-SVD form agrees where nothing is cut
+    X32 = X.astype(np.float32)
+    assert m.printed_nc1(X32, y) == m.printed_nc1(X32.astype(np.float64), y)  # float32 input, float64 arithmetic
+
+
+def test_printed_nc1_cutoff_and_rank_by_hand():
+    """Class means +-(2, 0)/sqrt 2 and +-(0, delta)/sqrt 2, two samples each, spread 0.1 along one axis:
+    Sigma_W = diag(0.005, 0.005), Sigma_B = diag(1, delta^2/4), so NC1 = (0.005 + 0.005 * 4/delta^2)/4 while the
+    cutoff keeps the small eigenvalue delta^2/4, and 0.005/4 once it drops it."""
+    delta = 1e-3
+    means = np.array([[2.0, 0.0], [-2.0, 0.0], [0.0, delta], [0.0, -delta]]) / np.sqrt(2.0)
+    y = np.repeat(np.arange(4), 2)
+    X = means[y] + np.array([[0.1, 0.0], [-0.1, 0.0], [0.0, 0.1], [0.0, -0.1]] * 2)
+    both, top = (0.005 + 0.005 * 4 / delta**2) / 4, 0.005 / 4
+    np.testing.assert_allclose(m.printed_nc1(X, y), both, rtol=1e-8)
+    np.testing.assert_allclose(m.printed_nc1(X, y, rcond=1e-8), both, rtol=1e-8)  # delta^2/4 = 2.5e-7 kept
+    np.testing.assert_allclose(m.printed_nc1(X, y, rcond=1e-6), top, rtol=1e-12)  # and dropped
+    np.testing.assert_allclose(m.printed_nc1(X, y, rank=2), both, rtol=1e-8)
+    np.testing.assert_allclose(m.printed_nc1(X, y, rank=1), top, rtol=1e-12)
+    assert m.printed_nc1(X, y, rank=0) == 0.0
+    np.testing.assert_allclose(m.nc1(X, y, rank=1), top, rtol=1e-12)
+
+
+def test_printed_nc1_near_a_minimizer_with_collapsed_modes():
+    """Erratum M6: counts [4, 4, 2, 2, 1, 1], L = 1, lambda = 0.1, bias (3 of 6 modes alive). The printed NC1 is 0 at
+    the minimizer and a ratio of noise to noise at a perturbation of 1e-6; at rank 3 it is of the size eps^2 and
+    equals :func:`nc1` at that rank."""
+    n, lam = [4, 4, 2, 2, 1, 1], 0.1
+    y = imb.class_labels(n)
+    mz = ufm.global_minimizer(n, lam, lam, L=1, bias=True)
+    assert m.printed_nc1(mz.H.T, y) == 0.0
+    rng = np.random.default_rng(24)
+    eps = 1e-6
+    for _ in range(3):
+        H, _ = _perturbed(mz, eps, rng)
+        assert m.printed_nc1(H.T, y) > 0.01
+        at_rank = m.printed_nc1(H.T, y, rank=3)
+        assert at_rank <= 10 * eps**2
+        np.testing.assert_allclose(at_rank, m.nc1(H.T, y, rank=3), rtol=1e-6)
+
+
+def test_printed_nc1_refuses_bad_input_by_name():
+    rng = np.random.default_rng(25)
+    y = imb.class_labels([3, 2, 2])
+    X = rng.standard_normal((7, 4))
+    with pytest.raises(ValueError, match="^rcond"):
+        m.printed_nc1(X, y, rcond=-1e-10)
+    with pytest.raises(ValueError, match="^rcond"):
+        m.printed_nc1(X, y, rcond="small")
+    for bad in (3, -1, 1.5, True):
+        with pytest.raises(ValueError, match="^rank"):
+            m.printed_nc1(X, y, rank=bad)  # K - 1 = 2 at most
+    with pytest.raises(ValueError, match="^rank"):
+        m.printed_nc1(X[:, :1], y, rank=2)  # d = 1: Sigma_B has one eigenvalue
+    with pytest.raises(ValueError, match="^labels"):
+        m.printed_nc1(X, y[:-1])
+    with pytest.raises(ValueError, match="^features"):
+        m.printed_nc1(X[:, :, None], y)
+    with pytest.raises(ValueError, match="^num_classes"):
+        m.printed_nc1(X, y, num_classes=0)
+
+
+# ---------------------------------------------------------------------------------------------
 # NC1 at the rank of Sigma_B at the minimizer (collapsed modes, erratum M6)
 # ---------------------------------------------------------------------------------------------
 
