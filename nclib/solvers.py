@@ -14,7 +14,7 @@ import numpy as np
 from scipy import optimize
 from scipy.sparse import linalg as splinalg
 
-from . import _checks
+from . import _checks, ufm
 from .imbalance import label_matrix
 from .ufm import Minimizer, _check_problem, _value_and_gradients, objective
 
@@ -285,14 +285,14 @@ def verify(n, lam_W, lam_H, L=1, bias=True, d=None, seed=0) -> dict:
     Returns the closed-form and numerical minima, their relative gap (``rel_gap``, negative when the
     solver went below the closed form), the lowest value any start reached relative to the closed form
     (``rel_lowest``), and the largest entry-wise errors of the structural identities at the numerical
-    minimizer: within-class collapse (``nc1``), b = n/N and zero global mean (``bias``),
+    minimizer: the within-class collapse H = H-bar Y, every feature at its class mean (``within_class_err``, the
+    largest entry of |H - H-bar Y|; a distance, not the NC1 metric of Section 5, :func:`nclib.metrics.nc1`),
+    b = n/N and zero global mean (``bias_err``, the larger of the two errors; 0 without a bias),
     P P^T = U diag(s_p^2) U^T (``PPt``), E^T E = V diag(s_f^2) V^T (``EtE``),
     P E = U diag(s_p s_f) V^T (``PE``) and the balance lam_Wj W_j^T W_j = lam_W(j-1) W_(j-1) W_(j-1)^T,
-    lam_W1 W_1^T W_1 = lam_H H H^T (``balance``); ``result`` is the numerical minimizer. Used in :ref:`ch-thm41`, :ref:`ch-thm42` and
-    :ref:`ch-thm43`.
+    lam_W1 W_1^T W_1 = lam_H H H^T (``balance``), with P = W_L ... W_1 and E = H-bar D; ``result`` is the
+    numerical minimizer. Used in :ref:`ch-thm41`, :ref:`ch-thm42` and :ref:`ch-thm43`.
     """
-    from . import ufm
-
     n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d)
     if bias and n.size == 1:
         raise ValueError("n must hold at least two classes with a bias: for one class M = 0 and the minimum is 0, "
@@ -302,11 +302,9 @@ def verify(n, lam_W, lam_H, L=1, bias=True, d=None, seed=0) -> dict:
     st = ufm.structure(n, lam, lam_H, L, bias)
     nf = n.astype(np.float64)
     Y = label_matrix(n)
-    Hbar = res.H @ Y.T / nf[None, :]
-    E = Hbar * np.sqrt(nf)[None, :]
-    P = res.Ws[0]
-    for W in res.Ws[1:]:
-        P = W @ P
+    Hbar = res.H @ Y.T / nf[None, :]  # the class means, d x K
+    E = ufm.weighted_class_means(res.H, n)
+    P = ufm.head_product(res.Ws)
     err = lambda A, B: float(np.max(np.abs(A - B)))  # noqa: E731
     bal = [err(lam[j] * res.Ws[j].T @ res.Ws[j], lam[j - 1] * res.Ws[j - 1] @ res.Ws[j - 1].T) for j in range(1, L)]
     bal.append(err(lam[0] * res.Ws[0].T @ res.Ws[0], lam_H * res.H @ res.H.T))
@@ -316,7 +314,7 @@ def verify(n, lam_W, lam_H, L=1, bias=True, d=None, seed=0) -> dict:
         "rel_gap": (res.value - closed.value) / abs(closed.value),
         "rel_lowest": (min(res.run_values) - closed.value) / abs(closed.value),
         "active": int(np.sum(st.s_product[: min(d, n.size)] > 0)),
-        "nc1": err(res.H, Hbar @ Y),
+        "within_class_err": err(res.H, Hbar @ Y),
         "bias_err": (max(err(res.b, nf / nf.sum()), float(np.max(np.abs(Hbar @ nf / nf.sum())))) if bias else 0.0),
         "balance": max(bal),
         "result": res,

@@ -36,10 +36,28 @@ def test_closed_form_matches_solver_on_20_random_instances(theorem):
         r = solvers.verify(**inst, seed=i)
         assert abs(r["rel_gap"]) <= VALUE_RTOL, (inst, r)
         assert r["rel_lowest"] >= -VALUE_RTOL, (inst, r)  # no start goes below the closed form
-        for key in ("nc1", "bias_err", "balance", "PPt", "EtE", "PE"):
+        for key in ("within_class_err", "bias_err", "balance", "PPt", "EtE", "PE"):
             assert r[key] <= STRUCT_ATOL, (key, inst, r)
         collapsed += r["active"] < r["K"] - (1 if inst["bias"] else 0)
     assert collapsed >= 5  # the random instances do include minority collapse
+
+
+def test_verify_reports_the_distance_of_the_features_from_their_class_means():
+    """within_class_err is max |H - H-bar Y| at the numerical minimizer (features against their class means, not the
+    NC1 metric); bias_err the larger of |b - n/N| and |h_G|, 0 without a bias."""
+    n = [5, 3, 2]
+    for bias in (True, False):
+        r = solvers.verify(n, 0.01, 0.02, L=1, bias=bias, d=4)
+        res = r["result"]
+        y = np.repeat(np.arange(len(n)), n)
+        means = np.stack([res.H[:, y == k].mean(axis=1) for k in range(len(n))], axis=1)
+        np.testing.assert_allclose(r["within_class_err"], np.abs(res.H - means[:, y]).max(), rtol=1e-6, atol=1e-15)
+        assert r["within_class_err"] <= STRUCT_ATOL
+        if bias:
+            expected = max(np.abs(res.b - np.array(n) / 10).max(), np.abs(res.H.mean(axis=1)).max())
+            np.testing.assert_allclose(r["bias_err"], expected, rtol=1e-6, atol=1e-15)
+        else:
+            assert r["bias_err"] == 0.0
 
 
 def test_repeated_singular_values_and_d_larger_than_K():
