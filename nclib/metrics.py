@@ -457,14 +457,18 @@ def accuracy(outputs, labels) -> float:
 
 
 def class_accuracy(outputs, labels, num_classes: int | None = None) -> np.ndarray:
-    """The training accuracy of each class: entry k is the fraction of class k's samples predicted as k.
+    """The training accuracy of each class (Section 5's training accuracy of Figures 1-4, class by class): entry k
+    is the fraction of class k's samples predicted as k.
 
-    outputs and labels as in :func:`accuracy`; ``num_classes`` (default: the columns of outputs, or the largest
-    label + 1) sets the length; a class without samples gets NaN.  A tie goes to the lowest class index (the
-    arg-max, as the accuracy of a trained network is read); :func:`nclib.minority.class_accuracy`, for the closed-form
-    minimizers whose collapsed modes leave exact ties, counts a tie as an error instead. Which classes a run misclassifies, under
-    imbalance the minority ones first (minority collapse): the per-class record of ``nclib.train``
-    (``class_accuracy.csv``) and the figure chapters :ref:`ch-fig1` to :ref:`ch-fig4`.
+    outputs: N x K network outputs, one row per sample (the prediction is the arg-max of a row), or N predicted
+    class indices; labels: N class indices in any order, as in :func:`accuracy`.  ``num_classes`` (default: the
+    columns of outputs, or the largest label + 1) sets the length; a class without samples gets NaN.  Ties: an
+    exact tie for the largest output of a row goes to the lowest class index (NumPy's arg-max, as the accuracy of a
+    trained network is read), with no tolerance.  :func:`nclib.minority.grouped_class_accuracy` is the form for the
+    closed-form minimizers: K x N outputs of samples grouped by class (class counts for labels), outputs within 1e-9
+    of the largest tied, and a tie counted as an error by default, since their collapsed modes leave exact ties.
+    Which classes a run misclassifies, under imbalance the minority ones first (minority collapse): the per-class
+    record of ``nclib.train`` (``class_accuracy.csv``) and the figure chapters :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     pred, y, K = _predictions(outputs, labels)
     if num_classes is None:

@@ -141,19 +141,26 @@ def mode_thresholds(n, L: int, bias: bool = True) -> dict:
 
 # ------------------------------------------------------------------------------------------ the minimizer
 
-#: How :func:`class_accuracy` reads a tie between the largest outputs (within 1e-9 times the largest output, the
+#: How :func:`grouped_class_accuracy` reads a tie between the largest outputs (within 1e-9 times the largest output, the
 #: rule of :func:`nclib.ufm.class_margins`): "error", no class wins it (the closed form decides nothing there);
 #: "argmax", the lowest class index wins it, as an arg-max of the outputs breaks an exact tie and as a trained network's
 #: read-out breaks one by its residues (one of the tied classes right, the others wrong).
 TIES = ("error", "argmax")
 
 
-def class_accuracy(out, n, ties: str = "error") -> np.ndarray:
-    """The training accuracy of each class (length K) for the K x N outputs ``out`` = W_L ... W_1 H (+ b 1^T) of
-    samples grouped by class as in :func:`nclib.imbalance.label_matrix`: the fraction of its samples whose own
-    output is largest, strictly; a tie, within 1e-9 times the largest output, counts as an error with ``ties`` =
-    "error" (as in :func:`nclib.ufm.minimizer_accuracy`) and goes to the lowest tied class index with "argmax"
-    (:data:`TIES`)."""
+def grouped_class_accuracy(out, n, ties: str = "error") -> np.ndarray:
+    """The training accuracy of each class (length K; Section 5's training accuracy of Figures 1-4, class by class)
+    for the K x N outputs ``out`` = W_L ... W_1 H (+ b 1^T), one column per sample, of samples grouped by class as
+    :func:`nclib.imbalance.label_matrix` orders them: the class counts ``n`` stand for the labels.  Entry k is the
+    fraction of class k's samples whose own output is largest, strictly.
+
+    Ties: two outputs within 1e-9 times the largest output (:func:`nclib.ufm.tie_tolerance`) tie.  With ``ties`` =
+    "error" (the default, as in :func:`nclib.ufm.minimizer_accuracy`) a tie for the largest output counts as an
+    error; with "argmax" it goes to the lowest tied class index (:data:`TIES`).  The collapsed modes of Theorems
+    4.1-4.3 leave exact ties between the classes they no longer separate, which rounding turns into differences of
+    1e-16: hence the tolerance.  :func:`nclib.metrics.class_accuracy` is the form for a trained network: N x K outputs
+    (one row per sample), labels in any order, and an exact tie to the lowest class index, with no tolerance.
+    Chapter :ref:`ch-minority`."""
     n = _checks.counts(n)
     out = _checks.matrix(out, "out", (n.size, int(n.sum())))
     if ties not in TIES:
@@ -179,7 +186,7 @@ def minimizer_class_accuracy(n, lam_W, lam_H, L: int = 1, bias: bool = True, tie
     n = _checks.counts(n)
     g = ufm.global_minimizer(n, lam_W, lam_H, L=L, bias=bias)
     out = ufm.head_product(g.Ws) @ g.H + (g.b[:, None] if g.b is not None else 0.0)
-    return class_accuracy(out, n, ties)
+    return grouped_class_accuracy(out, n, ties)
 
 
 def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:
@@ -358,7 +365,7 @@ class UFMRun:
     """The end point of :func:`train_ufm`: ``Ws`` = [W_1, ..., W_L], ``H`` (d x N), ``b`` (None without a bias),
     ``value`` (objective (4.3) there, float64), ``minimum`` (the closed-form global minimum), ``s`` (the strength of
     each mode of M in the run, :func:`mode_values`), ``s_theory`` (at the global minimizer,
-    :func:`nclib.ufm.mode_strengths`), ``class_acc`` (:func:`class_accuracy`), ``history`` (the objective every
+    :func:`nclib.ufm.mode_strengths`), ``class_acc`` (:func:`grouped_class_accuracy`), ``history`` (the objective every
     ``record_every`` steps, then at the end) and ``kappa`` (the spectrum of M, :func:`problem_spectrum`)."""
 
     Ws: list
@@ -502,5 +509,5 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
     out = ufm.head_product(Ws) @ H + (b[:, None] if b is not None else 0.0)
     return UFMRun(Ws=[W.copy() for W in Ws], H=H.copy(), b=None if b is None else b.copy(), value=value,
                   minimum=ufm.minimum_value(n, lam, lam_H, L=L, bias=bias), s=mode_values(Ws, H, n, bias),
-                  s_theory=ufm.mode_strengths(kappa, N, lam, lam_H, L=L), class_acc=class_accuracy(out, n),
+                  s_theory=ufm.mode_strengths(kappa, N, lam, lam_H, L=L), class_acc=grouped_class_accuracy(out, n),
                   history=np.array(history), kappa=kappa)

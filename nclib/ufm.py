@@ -580,7 +580,7 @@ def class_margins(out, n) -> np.ndarray:
 def tie_tolerance(out) -> float:
     """How close two outputs of the K x N ``out`` are to count as a tie: 1e-9 times the largest output, relative so
     that outputs all small (a mode just alive) still separate classes (:func:`class_margins`,
-    :func:`nclib.minority.class_accuracy`)."""
+    :func:`nclib.minority.grouped_class_accuracy`)."""
     return 1e-9 * float(np.abs(out).max())
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import nclib.imbalance as imb
+import nclib.metrics as m
 import nclib.minority as mino
 import nclib.solvers as solvers
 import nclib.ufm as ufm
@@ -137,10 +138,34 @@ def test_a_weak_minority_mode_is_alive_under_strong_imbalance():
     assert both == pytest.approx(ufm.minimum_value(n, lam, lam, 2, False), rel=1e-12)
 
 
-def test_class_accuracy_by_hand():
+def test_grouped_class_accuracy_by_hand():
     n = [2, 1]
     out = np.array([[1.0, 0.2, 0.5], [0.0, 0.3, 0.5]])  # sample 3 is a tie: an error
-    np.testing.assert_array_equal(mino.class_accuracy(out, n), [0.5, 0.0])
+    np.testing.assert_array_equal(mino.grouped_class_accuracy(out, n), [0.5, 0.0])
+    np.testing.assert_array_equal(mino.grouped_class_accuracy(out, n, ties="argmax"), [0.5, 0.0])  # tie to class 0
+
+
+def test_grouped_class_accuracy_against_the_arg_max_of_metrics():
+    """K x N outputs of grouped samples here, N x K outputs and labels there: the same numbers where no outputs tie
+    and, with ties="argmax", where they tie exactly; a tie within 1e-9 of the largest output is a tie here only."""
+    n = [3, 2, 2]
+    y = np.repeat(np.arange(3), n)
+    rng = np.random.default_rng(3)
+    out = rng.standard_normal((3, 7))
+    for ties in mino.TIES:
+        np.testing.assert_array_equal(mino.grouped_class_accuracy(out, n, ties=ties), m.class_accuracy(out.T, y))
+    tied = out.copy()
+    tied[:, [1, 4]] = [[2.0, 2.0], [2.0, 2.0], [0.0, 0.0]]  # a class-0 and a class-1 sample, classes 0 and 1 tied
+    np.testing.assert_array_equal(mino.grouped_class_accuracy(tied, n, ties="argmax"), m.class_accuracy(tied.T, y))
+    by_argmax = m.class_accuracy(tied.T, y)
+    # the tie read as an error: class 0's tied sample, right by the arg-max, is lost (class 1's was lost anyway)
+    np.testing.assert_allclose((by_argmax - mino.grouped_class_accuracy(tied, n)) * n, [1, 0, 0], rtol=0, atol=1e-14)
+    near = tied.copy()
+    near[1, 1] = 2.0 - 1e-12  # within the tolerance: still a tie here, a win for class 0 there as well
+    np.testing.assert_array_equal(mino.grouped_class_accuracy(near, n), mino.grouped_class_accuracy(tied, n))
+    near[0, 4] = 2.0 - 1e-12  # class 1's sample: arg-max gives it to class 1, the tolerance keeps the tie
+    assert m.class_accuracy(near.T, y)[1] == by_argmax[1] + 1 / 2
+    assert mino.grouped_class_accuracy(near, n, ties="argmax")[1] == by_argmax[1]
 
 
 @pytest.mark.parametrize("n, lam, L, bias", [([5, 3, 3, 1], 0.02, 1, True), ([5, 3, 3, 1], 0.05, 1, True),
@@ -173,9 +198,9 @@ def test_a_tie_read_as_an_error_or_as_an_arg_max_breaks_it():
     # outputs that differ by more than the tie rule are read the same both ways
     out = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     for ties in mino.TIES:
-        np.testing.assert_array_equal(mino.class_accuracy(out, [2, 1], ties=ties), [1, 1])
+        np.testing.assert_array_equal(mino.grouped_class_accuracy(out, [2, 1], ties=ties), [1, 1])
     with pytest.raises(ValueError, match="ties"):
-        mino.class_accuracy(out, [2, 1], ties="lowest")
+        mino.grouped_class_accuracy(out, [2, 1], ties="lowest")
 
 
 def test_phase_diagram_counts_fall_with_the_decay():
@@ -280,7 +305,7 @@ def test_refusals_by_name():
     with pytest.raises(ValueError, match="lams"):
         mino.phase_diagram([3, 1], [], 1)
     with pytest.raises(ValueError, match="out"):
-        mino.class_accuracy(np.zeros((2, 3)), [3, 1])
+        mino.grouped_class_accuracy(np.zeros((2, 3)), [3, 1])
     with pytest.raises(ValueError, match="bias"):
         mino.problem_spectrum([3, 1], bias=1)
     with pytest.raises(ValueError, match="s must"):
