@@ -125,8 +125,7 @@ def preset_counts(preset: str, class_order: str = "reference") -> np.ndarray:
     Used by :ref:`ch-train`.
     """
     if not isinstance(preset, str) or preset not in imbalance.PROFILES:
-        raise ValueError(f"counts must be a list of class counts or one of the presets "
-                         f"{sorted(imbalance.PROFILES)}, got {preset!r}")
+        raise ValueError(f"preset must be one of {sorted(imbalance.PROFILES)}, got {preset!r}")
     n = imbalance.class_counts(imbalance.PROFILES[preset])  # descending, as the paper lists them
     if class_order == "reference":
         class_order = "ascending" if preset == "cifar10" else "descending"
@@ -153,6 +152,9 @@ def resolve_counts(dataset: str, counts=None, class_order: str = "reference") ->
         counts = {"cifar10": "cifar10", "emnist-letters": "emnist-letters",
                   "letters-synthetic": "emnist-letters"}.get(dataset, [20, 10, 5])
     if isinstance(counts, str):
+        if counts not in imbalance.PROFILES:
+            raise ValueError(f"counts must be a list of class counts or one of the presets "
+                             f"{sorted(imbalance.PROFILES)}, got {counts!r}")
         return preset_counts(counts, class_order), counts
     if class_order not in CLASS_ORDERS:
         raise ValueError(f"class_order must be one of {CLASS_ORDERS}, got {class_order!r}")

@@ -72,10 +72,10 @@ def test_preset_counts_and_profiles():
     assert imbalance.groups_of(em) == imbalance.PROFILES["emnist-letters"]
     with pytest.raises(ValueError, match="class_order"):
         data.preset_counts("cifar10", "sideways")
-    with pytest.raises(ValueError, match="counts"):
+    with pytest.raises(ValueError, match="^preset"):
         data.preset_counts("mnist")
     for preset in ([1, 2], None, 3):  # not a name: refused by name, not a TypeError
-        with pytest.raises(ValueError, match="counts"):
+        with pytest.raises(ValueError, match="^preset"):
             data.preset_counts(preset)
 
 
@@ -323,6 +323,8 @@ def test_resolve_counts_is_what_load_trains_on():
         data.resolve_counts("synthetic", [3, 2], "sideways")
     with pytest.raises(ValueError, match="dataset must be one of"):
         data.resolve_counts("mnist")
+    with pytest.raises(ValueError, match="^counts"):  # the caller's argument, not preset_counts'
+        data.resolve_counts("cifar10", "mnist")
 
 
 def test_load_checks_selection_and_class_count_before_reading(tmp_path):
