@@ -485,14 +485,19 @@ def class_accuracy(outputs, labels, num_classes: int | None = None) -> np.ndarra
 def bias_error(b, labels, num_classes: int | None = None) -> float:
     """||b - n/N||_2: distance of the bias to its value n/N at every minimizer (Theorems 4.2, 4.3).
 
-    b: the K bias entries; labels: the N training labels 0..K-1 (n = class counts); K = len(b)
-    unless ``num_classes`` is given. Chapter :ref:`ch-metrics`.
+    b: the K bias entries; labels: the N training labels 0..K-1 (n = class counts), every class with a sample;
+    K = ``num_classes`` when given, else the classes of ``labels`` (largest label + 1), and b must have K entries
+    (ValueError naming ``b`` otherwise). Chapter :ref:`ch-metrics`.
     """
     b = _checks.vector(b, "b")
-    K = b.size if num_classes is None else _checks.positive_int(num_classes, "num_classes")
-    if K != b.size:
-        raise ValueError(f"b must have num_classes={K} entries, got {b.size}")
-    y, n = _labels(labels, np.asarray(labels).size, num_classes=K)
+    if num_classes is not None:
+        num_classes = _checks.positive_int(num_classes, "num_classes")
+        if b.size != num_classes:
+            raise ValueError(f"b must have num_classes={num_classes} entries, got {b.size}")
+    y, n = _labels(labels, np.asarray(labels).size, num_classes=num_classes)
+    if b.size != n.size:
+        raise ValueError(f"b must have one entry per class of labels, K={n.size} (labels 0..{n.size - 1}), "
+                         f"got {b.size}")
     return float(np.linalg.norm(b - n / n.sum()))
 
 

@@ -361,6 +361,12 @@ def test_bad_input_raises_value_error_naming_the_argument():
         m.geometry_metrics(np.ones((3, 5)), np.ones((5, 3)), object())
     with pytest.raises(ValueError, match="b"):
         m.bias_error(np.ones(2), y)
+    for labels in ([0, 1], [0, 0, 1, 1, 1]):  # two classes, three biases: b is named, never num_classes
+        with pytest.raises(ValueError, match="^b must have one entry per class"):
+            m.bias_error(np.ones(3) / 3, labels)
+    with pytest.raises(ValueError, match="^b must have num_classes=3"):
+        m.bias_error(np.ones(2) / 2, [0, 1, 2], num_classes=3)
+    np.testing.assert_allclose(m.bias_error([0.6, 0.4], [0, 0, 0, 1, 1], num_classes=2), 0.0, atol=1e-16)
     with pytest.raises(ValueError, match="labels"):
         m.accuracy(np.ones((9, 3)), y[:-1])
     with pytest.raises(ValueError, match="^G_left"):  # U must be K x K for P of K rows
