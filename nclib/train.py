@@ -552,6 +552,8 @@ def main(argv=None) -> list[pathlib.Path]:
         return "--L " + " ".join(str(m["L"]) for m in members if m["run_name"] in names)
 
     try:
+        if min(Ls) < 1:  # checked here, not by run_names or check_params, so that the refusal names the flag
+            raise ValueError(f"--L must hold positive integers (head depths), got {min(Ls)}")
         if isinstance(ns["counts"], str) and "," in ns["counts"]:  # n1,n2,... for [n1,n2,...]
             ns["counts"] = parse_value(f"[{ns['counts']}]", "counts", "--counts")
         for name in ("lr_milestones", "lam_W"):

@@ -441,6 +441,19 @@ def test_command_line_values_follow_the_one_grammar(tmp_path, capsys):
     assert exit_.value.code == 2 and "--width" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
+def test_command_line_refuses_a_depth_below_1_naming_the_flag(tmp_path, capsys):
+    """--L 0 is refused (status 2) naming --L, the flag the caller typed, with and without --run-name; nothing is
+    written."""
+    argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--epochs",
+            "2", "--batch-size", "full", "--progress", "false", "--out-dir", str(tmp_path)]
+    for extra in (["--L", "0"], ["--L", "1", "0"], ["--L", "-2", "--run-name", "one"]):
+        with pytest.raises(SystemExit) as exit_:
+            train.main([*argv, *extra])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and "error: --L must" in err and "L_values" not in err, (extra, err)
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
 def test_command_line_takes_the_reference_decays_by_name(tmp_path):
     argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--epochs",
             "2", "--batch-size", "full", "--metric-every", "2", "--progress", "false"]
