@@ -77,9 +77,14 @@ def _log_product_threshold(kappa: np.ndarray, N: int, L: int) -> np.ndarray:
 
 
 def collapse_decay(kappa, N: int, L: int) -> np.ndarray:
-    """The common decay lambda = lam_W1 = ... = lam_WL = lam_H at which a mode of singular value kappa dies:
-    lambda_k = Pi_k^(1/(L+1)) with Pi_k of :func:`product_threshold` (kappa / N for L = 1); through log Pi_k where
-    Pi_k underflows (deep heads), so that it stays right there.  Vectorised.
+    """The common decay lambda = lam_W1 = ... = lam_WL = lam_H at which a mode of singular value kappa dies: the
+    collapse threshold of Theorem 4.3, which keeps mode k iff L^2 N (N lam_H lam_W1 ... lam_WL)^(1/L) <
+    kappa_k^2 (L-1)^((L-1)/L) (the condition for its sigma_k^2 to be nonzero; the prose after the theorem reverses
+    the sign, erratum T6), solved with every decay equal to lambda: lambda_k = Pi_k^(1/(L+1)) with Pi_k of
+    :func:`product_threshold` (chapter :ref:`ch-minority`, section :ref:`sec-minority-threshold`, equation
+    ``eq-min-threshold``).  For L = 1 it is kappa / N, the soft threshold kappa_k > N sqrt(lam_W lam_H) of
+    Theorem 4.2 (with a bias) and n_k > N^2 lam_W lam_H of Theorem 4.1 (without, where kappa_k = sqrt(n_k)).
+    Through log Pi_k where Pi_k underflows (deep heads), so that it stays right there.  Vectorised.
 
     The formula is then moved by the few ulps that rounding puts between it and the closed form's own decision
     (:func:`alive_at_minimum`, through :func:`nclib.ufm.threshold_gap`): the float returned is the least at which
@@ -130,9 +135,12 @@ def _least_dead_decay(kappa: float, N: int, L: int, guess: float) -> float:
 
 
 def mode_thresholds(n, L: int, bias: bool = True) -> dict:
-    """For each mode of M (:func:`problem_spectrum`, non-increasing kappa): ``kappa``, the product threshold ``Pi``
-    (:func:`product_threshold`; 0 where it underflows, for deep heads) and the common decay ``lam``
-    (:func:`collapse_decay`) at which it dies."""
+    """For each mode of M (:func:`problem_spectrum`, non-increasing kappa: the singular values of Y-bar =
+    (I - n 1^T/N) D of Theorems 4.2 and 4.3 with a bias, of D of Theorem 4.1 without): ``kappa``, the product
+    threshold ``Pi`` (:func:`product_threshold`; 0 where it underflows, for deep heads) and the common decay ``lam``
+    (:func:`collapse_decay`) at which it dies by the collapse threshold of Theorem 4.3 (Theorems 4.1 and 4.2 for
+    L = 1).  The thresholds of the paper's two class profiles (Section 5) are the table of chapter
+    :ref:`ch-minority`, section :ref:`sec-minority-threshold`."""
     n = _checks.counts(n)
     kappa = problem_spectrum(n, bias)
     N = _checks.count_total(n)
@@ -160,7 +168,7 @@ def grouped_class_accuracy(out, n, ties: str = "error") -> np.ndarray:
     4.1-4.3 leave exact ties between the classes they no longer separate, which rounding turns into differences of
     1e-16: hence the tolerance.  :func:`nclib.metrics.class_accuracy` is the form for a trained network: N x K outputs
     (one row per sample), labels in any order, and an exact tie to the lowest class index, with no tolerance.
-    Chapter :ref:`ch-minority`."""
+    Chapter :ref:`ch-minority`, section :ref:`sec-minority-phase`."""
     n = _checks.counts(n)
     out = _checks.matrix(out, "out", (n.size, int(n.sum())))
     if ties not in TIES:
@@ -192,9 +200,13 @@ def minimizer_class_accuracy(n, lam_W, lam_H, L: int = 1, bias: bool = True, tie
 def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:
     """Which modes of a trained model are alive: s_k > tol * kappa_k, each mode against its own singular value, for
     the singular values ``s`` of W_L ... W_1 H-bar D in the SVD basis of M (:func:`mode_values`) and the spectrum
-    ``kappa`` (a mode of kappa_k = 0, never alive at a minimizer, against tol * kappa_1).  An alive mode of the
-    closed form has s_k >= kappa_k (L-1)/L for L >= 2, whatever kappa_1 is; at the closed form a mode is alive iff
-    its strength is > 0, without a tolerance (:func:`alive_at_minimum`)."""
+    ``kappa`` (a mode of kappa_k = 0, never alive at a minimizer, against tol * kappa_1).  At a global minimizer
+    the last bullet of Theorem 4.3 (Theorems 4.1 and 4.2 for L = 1) makes row k of U^T W_L ... W_1 and column k of
+    H-bar D V both nonzero or both zero, so s_k is either positive or 0, and an alive mode of the closed form has
+    s_k >= kappa_k (L-1)/L for L >= 2, whatever kappa_1 is; at the closed form a mode is alive iff its strength is
+    > 0, without a tolerance (:func:`alive_at_minimum`).  Training leaves dead modes small but not 0: the
+    tolerance (:data:`ALIVE_TOL`) is this book's reading of a trained model, not the paper's (chapter
+    :ref:`ch-minority`, section :ref:`sec-minority-phase`)."""
     kappa = _checks.singular_values(kappa)
     s = _checks.vector(s, "s", kappa.size)
     tol = _checks.positive_float(tol, "tol")
@@ -221,7 +233,12 @@ def alive_at_minimum(n, lam_W, lam_H, L: int = 1, bias: bool = True) -> np.ndarr
 def phase_diagram(n, lams, L: int, bias: bool = True, ties: str = "error") -> dict:
     """Along lam_W = lam_H = lambda for each lambda in ``lams``: ``modes`` (how many modes are alive at the global
     minimizer, :func:`alive_at_minimum`), ``classes`` (the classes it classifies correctly),
-    ``class_acc`` (len(lams) x K, :func:`minimizer_class_accuracy` with ``ties``) and ``accuracy`` (weighted by n)."""
+    ``class_acc`` (len(lams) x K, :func:`minimizer_class_accuracy` with ``ties``) and ``accuracy`` (weighted by n).
+
+    The minority collapse that Theorems 4.1-4.3 predict (the modes of M die one by one past their collapse
+    thresholds, the weakest first; the phenomenon named by Fang et al., Section 2 of the paper), read as the
+    training accuracy of Figures 1-4 (Section 5) at the global minimizer: figure ``fig-minority-phase`` of chapter
+    :ref:`ch-minority`, section :ref:`sec-minority-phase`."""
     n = _checks.counts(n)
     lams = _checks.vector(lams, "lams")
     if lams.size == 0 or np.any(lams <= 0):
@@ -429,10 +446,13 @@ def _lr_factor(step: int, steps: int, final: float) -> float:
 
 
 def init_ufm(n, L: int, bias: bool = True, d: int | None = None, init_scale: float = 1.0, seed: int = 0):
-    """A random starting point (Ws, H, b) of the L-extended UFM, times ``init_scale``: every W_j (W_1 .. W_(L-1)
-    d x d, W_L K x d) as PyTorch's ``nn.Linear`` initializes it (U(-1/sqrt(d), 1/sqrt(d)), the scale of the head of
-    :mod:`nclib.models`), H (d x N) with N(0, 1) entries, b = 0 (None without a bias); hidden width d = K by
-    default.  Drawn from ``numpy.random.default_rng(seed)``."""
+    """A random starting point (Ws, H, b) of the L-extended UFM of Definition 3.1 (objective (4.3); (4.1), (4.2) for
+    L = 1), times ``init_scale``: every W_j (W_1 .. W_(L-1) d x d, W_L K x d) as PyTorch's ``nn.Linear``
+    initializes it (U(-1/sqrt(d), 1/sqrt(d)), the head of :mod:`nclib.models` with ``init="pytorch"``), H (d x N)
+    with N(0, 1) entries, b = 0 (None without a bias); hidden width d = K by default.  Drawn from
+    ``numpy.random.default_rng(seed)``.  The paper gives no initialization (Section 5 trains the MLP, not the free
+    model): this one is the book's choice, the start of :func:`train_ufm` in chapter :ref:`ch-minority`, section
+    :ref:`sec-minority-ufm`."""
     n, _, _, L, bias, d = ufm._check_problem(n, 1.0, 1.0, L, bias, d)
     init_scale = _checks.positive_float(init_scale, "init_scale")
     seed = _checks.nonneg_int(seed, "seed")

@@ -578,9 +578,15 @@ def class_margins(out, n) -> np.ndarray:
 
 
 def tie_tolerance(out) -> float:
-    """How close two outputs of the K x N ``out`` are to count as a tie: 1e-9 times the largest output, relative so
-    that outputs all small (a mode just alive) still separate classes (:func:`class_margins`,
-    :func:`nclib.minority.grouped_class_accuracy`)."""
+    """How close two outputs of the K x N ``out`` are to count as a tie: 1e-9 times the largest output.
+
+    A mode past its threshold has row k of U^T W_L ... W_1 and column k of H-bar D V equal to 0 at every global
+    minimizer (the last bullet of Theorem 4.3; Theorems 4.1 and 4.2 for L = 1), and the classes that only such modes
+    told apart get equal outputs there: exactly equal in the closed form, apart by rounding (about 1e-16 of the
+    largest output) in floats.  The paper reads no tie (its training accuracy, Section 5, is that of a trained
+    network); this tolerance is the book's rule for the closed form (chapter :ref:`ch-minority`, section
+    :ref:`sec-minority-phase`), relative so that outputs all small (a mode just alive) still separate classes
+    (:func:`class_margins`, :func:`nclib.minority.grouped_class_accuracy`)."""
     return 1e-9 * float(np.abs(out).max())
 
 
