@@ -175,9 +175,16 @@ def generator(rng, name: str = "rng") -> np.random.Generator:
     return rng
 
 
+#: The range of a nonzero singular value: kappa^2, which the closed forms compute, is a normal float64 there (at
+#: 1e-170 it would round to 0, a live mode read as kappa = 0; at 1e200 overflow).  Class counts give kappa in
+#: [1, sqrt(N)] or 0.
+KAPPA_RANGE = (float(np.sqrt(np.finfo(np.float64).tiny)), float(np.sqrt(np.finfo(np.float64).max)))
+
+
 def singular_values(kappa, name: str = "kappa") -> np.ndarray:
-    """Singular values (of M, one per mode): a non-empty 1-D float64 array of finite non-negative real numbers;
-    text, bools and complex numbers are refused, a list mixing number types (sympy's Float, say) is read."""
+    """Singular values (of M, one per mode): a non-empty 1-D float64 array of finite non-negative real numbers, each
+    0 or within :data:`KAPPA_RANGE`; text, bools and complex numbers are refused, a list mixing number types
+    (sympy's Float, say) is read."""
     arr = np.atleast_1d(np.asarray(kappa))
     if arr.dtype == object:
         arr = np.array([float(v) if real_number(v) else np.nan for v in arr.ravel()]).reshape(arr.shape)
@@ -187,6 +194,10 @@ def singular_values(kappa, name: str = "kappa") -> np.ndarray:
     arr = arr.astype(np.float64)
     if arr.ndim != 1 or arr.size == 0 or np.any(~np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"{name} must be a non-empty 1-D array of finite non-negative singular values")
+    lo, hi = KAPPA_RANGE
+    if np.any((arr > 0) & ((arr < lo) | (arr > hi))):
+        raise ValueError(f"{name} must hold 0 or values in [{lo:.3g}, {hi:.3g}], where kappa^2 is a normal float64, "
+                         f"got {arr[(arr > 0) & ((arr < lo) | (arr > hi))][0]:.3g}")
     return arr
 
 

@@ -86,6 +86,8 @@ def ybar_grouped_symbolic(mults):
     ``mults`` = (l_1, ..., l_m) positive integers; returns ``(Ybar, (N1..Nm))`` with
     n = [N_1 1_{l_1}; ...; N_m 1_{l_m}].  Used in ch-spectrum for the symbolic check of Theorem B.1.
     """
+    if isinstance(mults, (str, bytes)) or not hasattr(mults, "__iter__"):
+        raise ValueError(f"mults must be a sequence of group multiplicities (l_1, ..., l_m), got {mults!r}")
     values = [_checks.positive_int(l, f"mults[{i}]") for i, l in enumerate(list(mults))]
     if not values:
         raise ValueError("mults must hold at least one group multiplicity (m >= 1), got none")

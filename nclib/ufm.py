@@ -454,13 +454,16 @@ def _cut(s: np.ndarray, kappa: np.ndarray, d: int) -> None:
     most); ValueError naming ``d`` when the cut splits surviving modes of equal kappa (then the minimizer is not
     unique up to the rotations inside a group, :func:`structure`)."""
     if _cut_splits(s, kappa, d):
-        raise ValueError(f"d={d} splits surviving modes of equal singular value {kappa[d]:.6g}: the global "
-                         f"minimizers keep any {d}-dimensional part of them, with no one geometry")
+        raise ValueError(f"d={d} splits surviving modes of equal singular value {kappa[d]:.6g} (equal to within "
+                         f"BLOCK_RTOL = {BLOCK_RTOL:g} times the largest, {kappa[0]:.6g}): the global minimizers keep "
+                         f"any {d}-dimensional part of them, with no one geometry")
     s[d:] = 0.0
 
 
 def _cut_splits(s: np.ndarray, kappa: np.ndarray, d: int) -> bool:
-    """Whether the hidden width ``d`` cuts a group of equal kappa among the surviving modes (strengths ``s``)."""
+    """Whether the hidden width ``d`` cuts a group of equal kappa among the surviving modes (strengths ``s``): equal
+    to within ``BLOCK_RTOL`` times the largest kappa, the groups of :func:`nclib.metrics.mode_blocks` (distinct
+    values closer than that, which class counts give only beyond about 5e7 per class, count as one group)."""
     return bool(d < s.size and s[d] > 0 and kappa[d - 1] - kappa[d] <= BLOCK_RTOL * kappa[0])
 
 

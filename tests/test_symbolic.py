@@ -76,7 +76,8 @@ def test_bad_m_raises(bad):
             func(bad)
 
 
-@pytest.mark.parametrize("bad, match", [([], "mults"), ([2, 0], r"mults\[1\]"), ([1.5], r"mults\[0\]")])
+@pytest.mark.parametrize("bad, match", [([], "mults"), ([2, 0], r"mults\[1\]"), ([1.5], r"mults\[0\]"),
+                                        (2, "mults must be a sequence"), ("12", "mults must be a sequence")])
 def test_bad_mults_raise(bad, match):
     with pytest.raises(ValueError, match=match):
         sym.ybar_grouped_symbolic(bad)

@@ -384,3 +384,23 @@ def test_minimizer_accuracy_by_hand():
         ufm.minimizer_accuracy([3, 2], 0.1, 0.1, 0)
     with pytest.raises(ValueError, match="lam_H"):
         ufm.minimizer_accuracy([3, 2], 0.1, -1.0, 1)
+
+
+def test_a_kappa_whose_square_leaves_the_normal_floats_is_refused_by_name():
+    """kappa^2 of a nonzero singular value must be a normal float64 (_checks.KAPPA_RANGE): at 1e-170 it rounded to 0
+    and a live mode was reported dead; at 1e200 it overflowed and collapse_decay returned the largest float. Inside
+    the range the closed forms still decide right at tiny decays."""
+    from nclib import _checks, minority
+
+    lo, hi = _checks.KAPPA_RANGE
+    for kappa in (1e-170, 1e200):
+        with pytest.raises(ValueError, match=r"kappa must hold 0 or values in"):
+            ufm.threshold_gap([kappa], 5, 1e-300, 1e-300, 2)
+        with pytest.raises(ValueError, match=r"kappa must hold 0 or values in"):
+            ufm.mode_strengths([kappa], 5, 1e-300, 1e-300, 2)
+        with pytest.raises(ValueError, match=r"kappa must hold 0 or values in"):
+            minority.collapse_decay([kappa], 5, 3)
+    # 1e-150: alive, as the gap L^2 N (N lam_H lam_W1 lam_W2)^(1/2) - kappa^2 = 20 sqrt(5e-900) - 1e-300 < 0 says
+    assert ufm.threshold_gap([1e-150, 0.0], 5, 1e-300, 1e-300, 2)[0] < 0
+    assert ufm.mode_strengths([1e-150], 5, 1e-300, 1e-300, 2)[0] > 0
+    np.testing.assert_allclose(minority.collapse_decay([1e150], 5, 1), [1e150 / 5], rtol=1e-15)  # kappa / N at L = 1
