@@ -528,7 +528,8 @@ def _cell(v):
 
 #: The provenance of each run that the table gives (from its ``provenance.json``): where and with which code it
 #: trained, so that a table mixing code versions or machines shows it.
-PROVENANCE_COLUMNS = ("wall_time_s", "train_time_s", "device_name", "host_cpu", "torch", "git_commit", "git_dirty")
+PROVENANCE_COLUMNS = ("wall_time_s", "train_time_s", "device_name", "host_cpu", "torch", "git_commit", "git_dirty",
+                      "git_diff_sha256")
 
 
 class MixedCodeVersions(UserWarning):
@@ -594,8 +595,8 @@ def summary(out_dir) -> pd.DataFrame:
     (objective (4.3), NC1-NC3, training accuracy, ...), ``class_acc_<k>`` (the training accuracy of class k at
     the last epoch), ``restarted`` (for a run that a rerun trained again from the start because its resume
     was refused, the refusal; else empty), the provenance of :data:`PROVENANCE_COLUMNS` (wall and training time,
-    GPU or CPU model, torch version, git commit and whether the checkout had uncommitted changes), then every
-    other parameter of the run (lists as JSON).  A table whose runs were trained from several versions of the code
+    GPU or CPU model, torch version, git commit, whether the checkout had uncommitted changes and the sha256 of
+    those changes), then every other parameter of the run (lists as JSON).  A table whose runs were trained from several versions of the code
     warns (:class:`MixedCodeVersions`) naming them.
     Read from the run folders only (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`).  The
     rows follow ``sweep.json`` (each run where a call first listed it, in its grid order); without it, every run
@@ -617,10 +618,11 @@ def summary(out_dir) -> pd.DataFrame:
         provs.append(prov)
     versions = _code_versions(provs)
     if len(versions) > 1:
-        shown = ", ".join(f"commit {c[:10]}{' with uncommitted changes' if d else ''} ({n} run{'s' * (n > 1)})"
-                          for (c, d), n in versions.items())
+        shown = ", ".join(f"commit {c[:10]}{f' with uncommitted changes (diff sha256 {d[:10]})' if d else ''} "
+                          f"({n} run{'s' * (n > 1)})" for (c, d), n in versions.items())
         warnings.warn(f"the runs of {str(out_dir)!r} were trained from {len(versions)} versions of the code: "
-                      f"{shown}; the table's git_commit and git_dirty say which run is which", MixedCodeVersions,
+                      f"{shown}; the table's git_commit, git_dirty and git_diff_sha256 say which run is which",
+                      MixedCodeVersions,
                       stacklevel=2)
     df = pd.DataFrame(rows)
     atomic_write_text(out_dir / SUMMARY, df.to_csv(index=False))

@@ -626,6 +626,14 @@ def test_the_table_gives_each_runs_code_and_machine_and_warns_of_mixed_commits(t
     err = capsys.readouterr().err
     assert "0" * 10 in err and table["git_commit"].nunique() == 2
     assert pd.read_csv(out / sweep.SUMMARY)["git_commit"].tolist() == df["git_commit"].tolist()
+    # one commit, two different sets of uncommitted changes: two versions, told apart by their diffs' sha256
+    for name, diff in (("seed-0", "a" * 64), ("seed-1", "b" * 64)):
+        path = out / name / "provenance.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "git_commit": "1" * 40, "git_dirty": True,
+                                    "git_diff_sha256": diff}))
+    with pytest.warns(sweep.MixedCodeVersions, match="diff sha256 aaaaaaaaaa.*diff sha256 bbbbbbbbbb"):
+        df = sweep.summary(out)
+    assert df["git_diff_sha256"].tolist() == ["a" * 64, "b" * 64]
 
 
 def test_a_relative_data_path_is_made_absolute_for_the_workers(scheduler, tmp_path, monkeypatch):
