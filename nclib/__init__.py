@@ -11,7 +11,8 @@ step on a GPU), ``engine`` (one run's training state: data, model, step, metrics
 training side by side, resuming, the command line), ``runfolder`` (one run's folder while it trains: history, checkpoint, provenance
 segments), ``provenance`` (the commit and software versions a run or a benchmark records), ``runs`` (the
 run-folder contract: names, history columns, status, checkpoints), ``locks`` (one writer per run folder),
-``grid`` (a sweep's grid and its points), ``sweep`` (grids of runs on Dask or a job array), ``rounding`` (bounds stated in prose, rounded outward), ``plotting`` and the package ``figures``
+``grid`` (a sweep's grid and its points), ``sweep`` (grids of runs on Dask or a job array), ``sweeptable``
+(a sweep's table), ``rounding`` (bounds stated in prose, rounded outward), ``plotting`` and the package ``figures``
 (Figures 1-4 from committed runs).
 """
 from pathlib import Path

@@ -5,7 +5,8 @@ A sweep is a grid (parameter -> list of values) and fixed parameters (parameter 
 parameter of :data:`nclib.train.DEFAULTS`.  Every grid point is one run of :func:`nclib.train.run`, written to
 its own run folder ``OUT_DIR/<run name>`` (the name is made from the point's grid values, e.g.
 ``lam_W-0.001_seed-1``), and the sweep ends with one table, ``OUT_DIR/sweep.csv``, of every run's parameters,
-status and final metrics, read back from the run folders (so :func:`summary` rebuilds it without training).
+status and final metrics, read back from the run folders (so :func:`summary` rebuilds it without training; the
+table is :mod:`nclib.sweeptable`'s, its ``summary`` and ``load_summary`` taken up here).
 Every point is validated by :func:`nclib.parameters.check_params` before anything is submitted.  Running the same
 sweep again reads each run folder's state with :func:`nclib.runs.run_status` and keeps the finished (and the
 diverged) runs, resumes (``resume=True``) from its checkpoint a run that ``max_train_s`` stopped, a "dead" one
@@ -75,17 +76,15 @@ import numpy as np
 import pandas as pd
 
 from . import locks, parameters, runs
-from .grid import (SWEEP_KEYS, check_names, check_tie, expand_grid, parse_fixed, parse_grid, parse_tie, plain,
-                   run_name_for)
+from .grid import check_names, check_tie, expand_grid, parse_fixed, parse_grid, parse_tie, plain, run_name_for
+from .locks import RunFolderBusy, RunLockedElsewhere
 from .parameters import DEFAULTS, EXECUTION_KEYS
 from .rounding import written
-from .locks import RunFolderBusy, RunLockedElsewhere
-from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, RESUMABLE, ResumeRefused, atomic_write_text,
-                   load_class_accuracy, load_run, run_status)
+from .runs import RESUMABLE, ResumeRefused, atomic_write_text, run_status
+from .sweeptable import (MANIFEST, PROVENANCE_COLUMNS, SUMMARY, MixedCodeVersions,  # noqa: F401 (the table's names)
+                         load_summary, read_manifest, summary, table_row)
 
-#: The table a sweep writes into its output folder, and the record of its grid points (run name -> point).
-SUMMARY = "sweep.csv"
-MANIFEST = "sweep.json"
+#: The lock file of the sweep that uses an output folder.
 LOCK = ".sweep.lock"
 #: The lock of ``sweep.json``'s read-modify-write (:func:`_update_manifest`).
 MANIFEST_LOCK = ".sweep.json.lock"
@@ -189,7 +188,7 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
         raise ValueError("out_dir must be a folder for the run folders and sweep.csv, got None")
     out_dir = pathlib.Path(out_dir).resolve()
     if (out_dir / MANIFEST).is_file():
-        _check_fixed(_call_record(grid, fixed, tie), _read_manifest(out_dir), out_dir)
+        _check_fixed(_call_record(grid, fixed, tie), read_manifest(out_dir), out_dir)
     present = _folder_runs(out_dir)
     planned, seen = [], {}
     for point in expand_grid(grid, tie):
@@ -353,14 +352,6 @@ def _lock(out_dir: pathlib.Path):
         os.close(fd)
 
 
-def _read_manifest(out_dir: pathlib.Path) -> dict:
-    path = out_dir / MANIFEST
-    manifest = json.loads(path.read_text()) if path.is_file() else {}
-    manifest.setdefault("runs", {})
-    manifest.setdefault("errors", {})
-    return manifest
-
-
 def _update_manifest(out_dir: pathlib.Path, change) -> dict:
     """Read ``out_dir/sweep.json``, apply ``change`` (a function of the manifest dict that changes it in place), write
     it back atomically, all under the manifest's own lock (``OUT_DIR/.sweep.json.lock``, held for the read and the
@@ -375,7 +366,7 @@ def _update_manifest(out_dir: pathlib.Path, change) -> dict:
             fcntl.flock(fd, fcntl.LOCK_EX)  # held only for a read and a write: waiting is short
         except OSError as exc:
             raise locks.LockUnsupported(path, exc) from None
-        manifest = _read_manifest(out_dir)
+        manifest = read_manifest(out_dir)
         change(manifest)
         atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1, default=str))
         return manifest
@@ -520,123 +511,6 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
         return summary(out_dir)
 
 
-# --------------------------------------------------------------------------------------------- the table
-
-def _cell(v):
-    return json.dumps(v) if isinstance(v, (list, dict)) else v
-
-
-#: The provenance of each run that the table gives (from its ``provenance.json``): where and with which code it
-#: trained, so that a table mixing code versions or machines shows it.
-PROVENANCE_COLUMNS = ("wall_time_s", "train_time_s", "device_name", "host_cpu", "torch", "git_commit", "git_dirty",
-                      "git_diff_sha256")
-
-
-class MixedCodeVersions(UserWarning):
-    """The runs of one sweep table were trained from more than one version of the code (commits, or uncommitted
-    changes): their numbers may differ for that reason alone (:func:`summary`)."""
-
-
-def _row(out_dir: pathlib.Path, name: str, point: dict, manifest: dict, grid_keys: list) -> tuple[dict, dict]:
-    """One row of the table (:func:`summary`) and the run's provenance, read from its folder and the manifest."""
-    run_dir = out_dir / name
-    status = run_status(run_dir)
-    row = {"run_name": name, "status": status, "error": None}
-    params, prov, hist, classes = dict(point), {}, None, None
-    if (run_dir / "params.json").is_file():
-        if (run_dir / "history.csv").is_file() and (run_dir / "provenance.json").is_file():
-            params, hist, prov = load_run(run_dir)
-        else:
-            params = json.loads((run_dir / "params.json").read_text())
-            if (run_dir / "provenance.json").is_file():
-                prov = json.loads((run_dir / "provenance.json").read_text())
-        if (run_dir / CLASS_ACCURACY).is_file():
-            classes = load_class_accuracy(run_dir)
-    error = manifest.get("errors", {}).get(name)
-    if error:  # the last attempt's error where the folder does not record it
-        row["status"], row["error"] = ("failed" if status == "absent" else status), error
-    elif prov.get("error"):
-        row["error"] = prov["error"]
-    for k in grid_keys:
-        row[k] = _cell(params.get(k, point.get(k)))
-    if hist is not None and hist["epoch"].size:
-        row["epoch"] = int(hist["epoch"][-1])
-        for col in HISTORY_COLUMNS:
-            if col not in ("epoch", "lr", "wall_time"):
-                row[f"final_{col}"] = float(hist[col][-1])
-    if classes is not None:
-        for k, acc in enumerate(classes["acc"][-1]):
-            row[f"class_acc_{k}"] = float(acc)
-    # a run trained again from the start because its resume was refused: why (sweep.json keeps it)
-    row["restarted"] = manifest.get("restarted", {}).get(name)
-    for k in PROVENANCE_COLUMNS:
-        row[k] = (prov.get("versions") or {}).get("torch") if k == "torch" else prov.get(k)
-    skip = set(SWEEP_KEYS) | {"max_train_s"}
-    for k, v in params.items():
-        if k not in grid_keys and k not in skip:
-            row[k] = _cell(v)
-    return row, prov
-
-
-def _code_versions(provs: list[dict]) -> dict:
-    """{(commit, uncommitted diff's sha256 or None): number of runs} of the runs' provenances that record a commit."""
-    seen: dict = {}
-    for prov in provs:
-        if prov.get("git_commit"):
-            key = (prov["git_commit"], prov.get("git_diff_sha256") if prov.get("git_dirty") else None)
-            seen[key] = seen.get(key, 0) + 1
-    return seen
-
-
-def summary(out_dir) -> pd.DataFrame:
-    """The sweep's table, one row per run, written to ``out_dir/sweep.csv`` (atomically) and returned: run_name,
-    status (:func:`nclib.runs.run_status`; "failed" for a run refused before its folder was written), error, the
-    grid parameters, the last recorded epoch and ``final_<metric>`` for each column of ``history.csv``
-    (objective (4.3), NC1-NC3, training accuracy, ...), ``class_acc_<k>`` (the training accuracy of class k at
-    the last epoch), ``restarted`` (for a run that a rerun trained again from the start because its resume
-    was refused, the refusal; else empty), the provenance of :data:`PROVENANCE_COLUMNS` (wall and training time,
-    GPU or CPU model, torch version, git commit, whether the checkout had uncommitted changes and the sha256 of
-    those changes), then every other parameter of the run (lists as JSON).  A table whose runs were trained from several versions of the code
-    warns (:class:`MixedCodeVersions`) naming them.
-    Read from the run folders only (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`).  The
-    rows follow ``sweep.json`` (each run where a call first listed it, in its grid order); without it, every run
-    folder in ``out_dir`` by name."""
-    out_dir = pathlib.Path(out_dir)
-    if not out_dir.is_dir():
-        raise ValueError(f"out_dir {str(out_dir)!r} is not a folder")
-    manifest = _read_manifest(out_dir)
-    points = manifest.get("runs") or {d.name: {} for d in sorted(out_dir.iterdir())
-                                      if d.is_dir() and (d / "params.json").is_file()}
-    if not points:  # an empty folder, or another one: no table rather than an empty one
-        raise ValueError(f"out_dir {str(out_dir)!r} holds no run of a sweep (no {MANIFEST}, no run folder with a "
-                         f"params.json)")
-    grid_keys = list(dict.fromkeys(k for point in points.values() for k in point))
-    rows, provs = [], []
-    for name, point in points.items():
-        row, prov = _row(out_dir, name, point, manifest, grid_keys)
-        rows.append(row)
-        provs.append(prov)
-    versions = _code_versions(provs)
-    if len(versions) > 1:
-        shown = ", ".join(f"commit {c[:10]}{f' with uncommitted changes (diff sha256 {d[:10]})' if d else ''} "
-                          f"({n} run{'s' * (n > 1)})" for (c, d), n in versions.items())
-        warnings.warn(f"the runs of {str(out_dir)!r} were trained from {len(versions)} versions of the code: "
-                      f"{shown}; the table's git_commit, git_dirty and git_diff_sha256 say which run is which",
-                      MixedCodeVersions,
-                      stacklevel=2)
-    df = pd.DataFrame(rows)
-    atomic_write_text(out_dir / SUMMARY, df.to_csv(index=False))
-    return df
-
-
-def load_summary(out_dir) -> pd.DataFrame:
-    """``out_dir/sweep.csv`` as written by :func:`summary` (:ref:`ch-sweeps`)."""
-    path = pathlib.Path(out_dir) / SUMMARY
-    if not path.is_file():
-        raise ValueError(f"out_dir {str(out_dir)!r} has no {SUMMARY}; run the sweep or summary(out_dir)")
-    return pd.read_csv(path)
-
-
 # --------------------------------------------------------------------------------------------- job arrays
 
 def list_points(grid: dict, fixed: dict | None, out_dir, tie: dict | None = None) -> pd.DataFrame:
@@ -682,7 +556,7 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
     result = _run_point(params, restart_refused)
     manifest = _update_manifest(out_dir, lambda m: _record_result(m, params["run_name"], result))
     grid_keys = list(planned[point]["point"])
-    row, _ = _row(out_dir, params["run_name"], planned[point]["point"], manifest, grid_keys)
+    row, _ = table_row(out_dir, params["run_name"], planned[point]["point"], manifest, grid_keys)
     return pd.DataFrame([row])
 
 

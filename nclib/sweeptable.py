@@ -1,0 +1,144 @@
+"""The table of a sweep (:mod:`nclib.sweep`, :ref:`ch-sweeps`): one row per run, read back from the run folders and
+the sweep's record ``sweep.json``, written to ``sweep.csv``.  Torch-free: the table is rebuilt on any machine without
+training (``python -m nclib.sweep --summary-only``).
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import warnings
+
+import pandas as pd
+
+from .grid import SWEEP_KEYS
+from .runs import CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text, load_class_accuracy, load_run, run_status
+
+#: The table a sweep writes into its output folder, and the record of its calls and grid points (run name -> point).
+SUMMARY = "sweep.csv"
+MANIFEST = "sweep.json"
+
+
+def read_manifest(out_dir: pathlib.Path) -> dict:
+    """``out_dir/sweep.json`` as a dict (empty where there is none), with its ``runs`` (run name -> grid point) and
+    ``errors`` (run name -> the last attempt's error where the run folder does not record it)."""
+    path = out_dir / MANIFEST
+    manifest = json.loads(path.read_text()) if path.is_file() else {}
+    manifest.setdefault("runs", {})
+    manifest.setdefault("errors", {})
+    return manifest
+
+
+def _cell(v):
+    return json.dumps(v) if isinstance(v, (list, dict)) else v
+
+
+#: The provenance of each run that the table gives (from its ``provenance.json``): where and with which code it
+#: trained, so that a table mixing code versions or machines shows it.
+PROVENANCE_COLUMNS = ("wall_time_s", "train_time_s", "device_name", "host_cpu", "torch", "git_commit", "git_dirty",
+                      "git_diff_sha256")
+
+
+class MixedCodeVersions(UserWarning):
+    """The runs of one sweep table were trained from more than one version of the code (commits, or uncommitted
+    changes): their numbers may differ for that reason alone (:func:`summary`)."""
+
+
+def table_row(out_dir: pathlib.Path, name: str, point: dict, manifest: dict, grid_keys: list) -> tuple[dict, dict]:
+    """One row of the table (:func:`summary`) and the run's provenance, read from its folder and the manifest
+    (:func:`read_manifest`); ``grid_keys`` are the columns of the grid's parameters."""
+    run_dir = out_dir / name
+    status = run_status(run_dir)
+    row = {"run_name": name, "status": status, "error": None}
+    params, prov, hist, classes = dict(point), {}, None, None
+    if (run_dir / "params.json").is_file():
+        if (run_dir / "history.csv").is_file() and (run_dir / "provenance.json").is_file():
+            params, hist, prov = load_run(run_dir)
+        else:
+            params = json.loads((run_dir / "params.json").read_text())
+            if (run_dir / "provenance.json").is_file():
+                prov = json.loads((run_dir / "provenance.json").read_text())
+        if (run_dir / CLASS_ACCURACY).is_file():
+            classes = load_class_accuracy(run_dir)
+    error = manifest.get("errors", {}).get(name)
+    if error:  # the last attempt's error where the folder does not record it
+        row["status"], row["error"] = ("failed" if status == "absent" else status), error
+    elif prov.get("error"):
+        row["error"] = prov["error"]
+    for k in grid_keys:
+        row[k] = _cell(params.get(k, point.get(k)))
+    if hist is not None and hist["epoch"].size:
+        row["epoch"] = int(hist["epoch"][-1])
+        for col in HISTORY_COLUMNS:
+            if col not in ("epoch", "lr", "wall_time"):
+                row[f"final_{col}"] = float(hist[col][-1])
+    if classes is not None:
+        for k, acc in enumerate(classes["acc"][-1]):
+            row[f"class_acc_{k}"] = float(acc)
+    # a run trained again from the start because its resume was refused: why (sweep.json keeps it)
+    row["restarted"] = manifest.get("restarted", {}).get(name)
+    for k in PROVENANCE_COLUMNS:
+        row[k] = (prov.get("versions") or {}).get("torch") if k == "torch" else prov.get(k)
+    skip = set(SWEEP_KEYS) | {"max_train_s"}
+    for k, v in params.items():
+        if k not in grid_keys and k not in skip:
+            row[k] = _cell(v)
+    return row, prov
+
+
+def _code_versions(provs: list[dict]) -> dict:
+    """{(commit, uncommitted diff's sha256 or None): number of runs} of the runs' provenances that record a commit."""
+    seen: dict = {}
+    for prov in provs:
+        if prov.get("git_commit"):
+            key = (prov["git_commit"], prov.get("git_diff_sha256") if prov.get("git_dirty") else None)
+            seen[key] = seen.get(key, 0) + 1
+    return seen
+
+
+def summary(out_dir) -> pd.DataFrame:
+    """The sweep's table, one row per run, written to ``out_dir/sweep.csv`` (atomically) and returned: run_name,
+    status (:func:`nclib.runs.run_status`; "failed" for a run refused before its folder was written), error, the
+    grid parameters, the last recorded epoch and ``final_<metric>`` for each column of ``history.csv``
+    (objective (4.3), NC1-NC3, training accuracy, ...), ``class_acc_<k>`` (the training accuracy of class k at
+    the last epoch), ``restarted`` (for a run that a rerun trained again from the start because its resume
+    was refused, the refusal; else empty), the provenance of :data:`PROVENANCE_COLUMNS` (wall and training time,
+    GPU or CPU model, torch version, git commit, whether the checkout had uncommitted changes and the sha256 of
+    those changes), then every other parameter of the run (lists as JSON).  A table whose runs were trained from several versions of the code
+    warns (:class:`MixedCodeVersions`) naming them.
+    Read from the run folders only (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`).  The
+    rows follow ``sweep.json`` (each run where a call first listed it, in its grid order); without it, every run
+    folder in ``out_dir`` by name."""
+    out_dir = pathlib.Path(out_dir)
+    if not out_dir.is_dir():
+        raise ValueError(f"out_dir {str(out_dir)!r} is not a folder")
+    manifest = read_manifest(out_dir)
+    points = manifest.get("runs") or {d.name: {} for d in sorted(out_dir.iterdir())
+                                      if d.is_dir() and (d / "params.json").is_file()}
+    if not points:  # an empty folder, or another one: no table rather than an empty one
+        raise ValueError(f"out_dir {str(out_dir)!r} holds no run of a sweep (no {MANIFEST}, no run folder with a "
+                         f"params.json)")
+    grid_keys = list(dict.fromkeys(k for point in points.values() for k in point))
+    rows, provs = [], []
+    for name, point in points.items():
+        row, prov = table_row(out_dir, name, point, manifest, grid_keys)
+        rows.append(row)
+        provs.append(prov)
+    versions = _code_versions(provs)
+    if len(versions) > 1:
+        shown = ", ".join(f"commit {c[:10]}{f' with uncommitted changes (diff sha256 {d[:10]})' if d else ''} "
+                          f"({n} run{'s' * (n > 1)})" for (c, d), n in versions.items())
+        warnings.warn(f"the runs of {str(out_dir)!r} were trained from {len(versions)} versions of the code: "
+                      f"{shown}; the table's git_commit, git_dirty and git_diff_sha256 say which run is which",
+                      MixedCodeVersions,
+                      stacklevel=2)
+    df = pd.DataFrame(rows)
+    atomic_write_text(out_dir / SUMMARY, df.to_csv(index=False))
+    return df
+
+
+def load_summary(out_dir) -> pd.DataFrame:
+    """``out_dir/sweep.csv`` as written by :func:`summary` (:ref:`ch-sweeps`)."""
+    path = pathlib.Path(out_dir) / SUMMARY
+    if not path.is_file():
+        raise ValueError(f"out_dir {str(out_dir)!r} has no {SUMMARY}; run the sweep or summary(out_dir)")
+    return pd.read_csv(path)
