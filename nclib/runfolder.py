@@ -98,7 +98,7 @@ class RunFolder:
         segment = {"started_utc": started, "from_epoch": 0 if checkpoint is None else int(checkpoint["epoch"]),
                    "git_commit": code["git_commit"], "git_dirty": code["git_dirty"],
                    "git_diff_sha256": code["git_diff_sha256"], "device_name": dev_name,
-                   "host_cpu": code["host_cpu"],
+                   "host_cpu": code["host_cpu"], "torch_threads": code["torch_threads"],
                    "torch": code["versions"]["torch"], "max_train_s": p["max_train_s"],
                    "levers": {k: p[k] for k in LEVER_KEYS}, "async_metrics": use_async,
                    "products_precision": matmul,

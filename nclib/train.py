@@ -393,7 +393,9 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     names = [q["run_name"] for q in plist]
 
     # one checkout and one environment for all the runs
-    code = {**provenance.git_state(), "versions": provenance.versions(), "host_cpu": provenance.cpu_name()}
+    # the threads of torch's CPU kernels too: a CPU run's arithmetic may depend on how its reductions are split
+    code = {**provenance.git_state(), "versions": provenance.versions(), "host_cpu": provenance.cpu_name(),
+            "torch_threads": torch.get_num_threads()}
     checkpoints = [None] * len(engines)
     start = 0
     if resume:

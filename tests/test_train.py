@@ -781,6 +781,7 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
     prov_path.write_text(saved)
     # a CPU run records its CPU and the kernels torch picks there; another CPU would not continue it exactly
     assert json.loads(saved)["host_cpu"] == provenance.cpu_name()
+    assert json.loads(saved)["torch_threads"] == torch.get_num_threads()  # and how many threads its kernels used
     monkeypatch.setattr(provenance, "cpu_name", lambda: "Another CPU (AVX512)")
     with pytest.raises(train.ResumeRefused, match="started on another CPU: .*, now 'Another CPU \\(AVX512\\)'"):
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
