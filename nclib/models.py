@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from . import _checks
-from .parameters import INITS  # noqa: F401 (the parameter list names the choices; build_model checks them)
+from .parameters import INITS  # the parameter list names the choices; build_model checks them
 
 
 class CollapseNet(nn.Module):

@@ -68,13 +68,13 @@ from . import runs as _runs
 from .locks import RunFolderBusy  # noqa: F401 (re-exported)
 from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, REPRODUCIBLE_COLUMNS,  # noqa: F401
                    CheckpointDamaged, ResumeRefused, RunExists, atomic_write_text,
-                   load_class_accuracy, load_history, load_run, run_status, setting_text)
+                   load_class_accuracy, load_history, load_run, setting_text)
 from .parameters import (DEFAULTS, EXECUTION_KEYS, INITS, LEVER_KEYS, MEMBER_KEYS,  # noqa: F401 (re-exported)
-                         NOTEBOOK_PARAMETERS, PRECISIONS, TEXT_KEYS, check_params, defining_params, parse_scalar,
-                         parse_setting, parse_value, run_names, unshared_keys)
+                         NOTEBOOK_PARAMETERS, PRECISIONS, check_params, defining_params, parse_value, run_names,
+                         unshared_keys)
 from .engine import (Engine, group_engines, lr_at, time_side_by_side,  # noqa: F401 (re-exported)
                      train_epochs_together)
-from .ufm import REFERENCE_DECAY, from_reference_decay, reference_decay  # noqa: F401 (re-exported)
+from .ufm import REFERENCE_DECAY, from_reference_decay  # noqa: F401 (re-exported)
 from .runfolder import RunFolder, TrainingDiverged  # noqa: F401 (TrainingDiverged re-exported)
 
 
