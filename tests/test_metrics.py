@@ -355,11 +355,11 @@ def test_bad_input_raises_value_error_naming_the_argument():
         m.collapse_metrics(X, y, Ws, 1e-3, 0.0)
     with pytest.raises(ValueError, match="bias"):
         m.collapse_metrics(X, y, Ws, 1e-3, 1e-3, bias="yes")
-    with pytest.raises(ValueError, match="E"):
+    with pytest.raises(ValueError, match="^E must"):
         m.geometry_metrics(np.ones((3, 5)), np.ones((4, 3)), ufm.structure(n, 1e-3, 1e-3))
     with pytest.raises(ValueError, match="structure"):
         m.geometry_metrics(np.ones((3, 5)), np.ones((5, 3)), object())
-    with pytest.raises(ValueError, match="b"):
+    with pytest.raises(ValueError, match="^b must"):
         m.bias_error(np.ones(2), y)
     for labels in ([0, 1], [0, 0, 1, 1, 1]):  # two classes, three biases: b is named, never num_classes
         with pytest.raises(ValueError, match="^b must have one entry per class"):
@@ -666,9 +666,9 @@ def test_stray_labels_and_non_finite_distances_are_refused():
     for bad in (np.nan, np.inf):
         Z = np.eye(2)
         Z[0, 1] = bad
-        with pytest.raises(ValueError, match="X"):
+        with pytest.raises(ValueError, match="^X must"):
             m.normalized_distance(Z, np.eye(2))
-        with pytest.raises(ValueError, match="T"):
+        with pytest.raises(ValueError, match="^T must"):
             m.normalized_distance(np.eye(2), Z)
     np.testing.assert_allclose(m.normalized_distance(np.eye(2), 3 * np.eye(2)), 0.0, atol=1e-15)
 
@@ -691,5 +691,5 @@ def test_text_bools_and_complex_numbers_are_refused_by_name():
         (lambda: m.printed_upsilon(None, 0.1, 0.1, 10, 2), "structure"),
     ]
     for call, name in cases:
-        with pytest.raises(ValueError, match=name):
+        with pytest.raises(ValueError, match=f"^{name} must"):
             call()

@@ -298,9 +298,9 @@ def test_train_ufm_refusals(kwargs, name):
 def test_refusals_by_name():
     with pytest.raises(ValueError, match="kappa"):
         mino.product_threshold([-1.0], 10, 2)
-    with pytest.raises(ValueError, match="N"):
+    with pytest.raises(ValueError, match="^N must"):
         mino.collapse_decay([1.0], 0, 2)
-    with pytest.raises(ValueError, match="L"):
+    with pytest.raises(ValueError, match="^L must"):
         mino.mode_thresholds([3, 1], 0)
     with pytest.raises(ValueError, match="lams"):
         mino.phase_diagram([3, 1], [], 1)
