@@ -553,8 +553,8 @@ def printed_nc2(X, target) -> float:
     X is U^T P P^T U, V^T E^T E V or U^T P E V (or, Appendix C, P P^T, H-bar^T H-bar, P H-bar) and T
     the printed target. Returns NaN where a norm is 0. Used by :ref:`ch-errata-metrics`.
     """
-    X = np.asarray(X, dtype=np.float64)
-    T = np.asarray(target, dtype=np.float64)
+    X = _checks.matrix(X, "X")
+    T = _checks.matrix(target, "target")
     if X.shape != T.shape:
         raise ValueError(f"X and target must have the same shape, got {X.shape} and {T.shape}")
     nx, nt = np.linalg.norm(X), np.linalg.norm(T)

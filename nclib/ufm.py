@@ -593,6 +593,9 @@ def tie_tolerance(out) -> float:
     network); this tolerance is the book's rule for the closed form (chapter :ref:`ch-minority`, section
     :ref:`sec-minority-phase`), relative so that outputs all small (a mode just alive) still separate classes
     (:func:`class_margins`, :func:`nclib.minority.grouped_class_accuracy`)."""
+    out = _checks.matrix(out, "out")
+    if out.size == 0:
+        raise ValueError(f"out must hold at least one output, got shape {out.shape}")
     return 1e-9 * float(np.abs(out).max())
 
 

@@ -670,6 +670,10 @@ def test_stray_labels_and_non_finite_distances_are_refused():
             m.normalized_distance(Z, np.eye(2))
         with pytest.raises(ValueError, match="^T must"):
             m.normalized_distance(np.eye(2), Z)
+        with pytest.raises(ValueError, match="^X must"):
+            m.printed_nc2(Z, np.eye(2))  # NaN in, NaN out would pass for the printed 0/0
+        with pytest.raises(ValueError, match="^target must"):
+            m.printed_nc2(np.eye(2), Z)
     np.testing.assert_allclose(m.normalized_distance(np.eye(2), 3 * np.eye(2)), 0.0, atol=1e-15)
 
 
@@ -688,6 +692,8 @@ def test_text_bools_and_complex_numbers_are_refused_by_name():
         (lambda: m.accuracy(np.ones((3, 2)) * (1 + 1j), y), "outputs"),
         (lambda: m.accuracy(np.array([["a", "b"]] * 3), y), "outputs"),
         (lambda: m.printed_nc3(np.eye(2), np.eye(2), [["a", "b"], ["c", "d"]]), "G_right"),
+        (lambda: m.printed_nc2([["1", "2"]], [[1.0, 2.0]]), "X"),  # text is not read as numbers
+        (lambda: m.printed_nc2([[1.0, 2.0]], [["1", "2"]]), "target"),
         (lambda: m.printed_upsilon(None, 0.1, 0.1, 10, 2), "structure"),
     ]
     for call, name in cases:

@@ -219,6 +219,9 @@ def test_lemma_a1_nuclear_norm():
     (lambda: ufm.lemma_a2_minimizer(-0.3, 2), "a"),
     (lambda: ufm.nuclear_factorization(np.ones((2, 2)), 0.0), "alpha"),
     (lambda: ufm.class_margins(np.ones((2, 4)), [3, 2]), "out"),
+    (lambda: ufm.tie_tolerance([["1"]]), "out"),  # text is not read as numbers
+    (lambda: ufm.tie_tolerance(np.zeros((0, 3))), "out"),  # no largest output
+    (lambda: ufm.tie_tolerance([[1.0, np.nan]]), "out"),
     (lambda: ufm.class_margins(np.ones((2, 5)), [3, 0]), "n"),
     (lambda: ufm.lemma_a2_a([[1.0, 2.0]], 10, 0.1, 0.1, 2), "kappa"),
     (lambda: ufm.mode_strengths([], 10, 0.1, 0.1), "kappa"),
