@@ -120,6 +120,15 @@ def test_a_repeated_singular_value_is_one_float():
     assert mino.alive_at_minimum([5] * 7, lam, lam, 2).sum() == 0
 
 
+def test_distinct_singular_values_close_together_stay_apart():
+    """Only rounding splits are merged: sqrt(10^7) and sqrt(10^7 - 1), 5e-8 apart relative (a split of rounding is
+    about 1e-15), stay two values, each sqrt(n_k) to rounding."""
+    n = [10**7, 10**7 - 1]
+    kappa = ufm.problem_svd(n, bias=False)[1]
+    assert kappa[0] > kappa[1]
+    np.testing.assert_allclose(kappa, np.sqrt(np.array(n, dtype=np.float64)), rtol=1e-13)  # a mean is off by 2.5e-8
+
+
 def test_a_weak_minority_mode_is_alive_under_strong_imbalance():
     """n = (2,000,000, 1) without a bias at a tiny decay: the minority mode has strength 0.998 of its kappa = 1,
     though that is under 1e-3 kappa_1 (kappa_1 = 1414); the closed-form functions count it alive."""
@@ -234,16 +243,20 @@ def test_mode_values_at_the_global_minimizer(n):
                                    ufm.mode_strengths(kappa, sum(n), 0.01, 0.02, L=L), atol=1e-12)
 
 
-def test_adam_is_torch_adam():
+@pytest.mark.parametrize("final", [1.0, 0.1])
+def test_adam_is_torch_adam(final):
     n, lam_W, lam_H, L = [4, 2, 1], [0.01, 0.03], 0.02, 2
     start = mino.init_ufm(n, L, bias=True, seed=3)
-    r = mino.train_ufm(n, lam_W, lam_H, L=L, bias=True, steps=25, lr=0.01, final_lr_factor=1.0, start=start)
+    r = mino.train_ufm(n, lam_W, lam_H, L=L, bias=True, steps=25, lr=0.01, final_lr_factor=final, start=start)
+    # the documented rate: lr for the first half (12 of 25 steps), then geometric down to lr * final at the last step
+    rates = 0.01 * np.concatenate([np.ones(12), np.geomspace(1.0, final, 13)])
     Ws = [torch.tensor(W, requires_grad=True) for W in start[0]]
     H = torch.tensor(start[1], requires_grad=True)
     b = torch.tensor(start[2], requires_grad=True)
     Y = torch.tensor(label_matrix(n))
     opt = torch.optim.Adam([*Ws, H, b], lr=0.01)
-    for _ in range(25):
+    for rate in rates:
+        opt.param_groups[0]["lr"] = float(rate)
         opt.zero_grad()
         R = Ws[1] @ Ws[0] @ H + b[:, None] - Y
         f = (R * R).sum() / (2 * sum(n)) + lam_H / 2 * (H * H).sum()
@@ -253,6 +266,37 @@ def test_adam_is_torch_adam():
     for mine, ref in zip([*r.Ws, r.H, r.b], [*Ws, H, b]):
         np.testing.assert_allclose(mine, ref.detach().numpy(), rtol=1e-9, atol=1e-12)
     assert r.value == pytest.approx(ufm.objective(r.Ws, r.H, r.b, n, lam_W, lam_H), rel=1e-15)
+
+
+def test_history_holds_every_record_every_th_value_and_the_final_one():
+    n, lam = [4, 2, 1], 0.02
+    start = mino.init_ufm(n, 1, bias=True, seed=4)
+    run = lambda steps: mino.train_ufm(n, lam, lam, steps=steps, lr=0.01, final_lr_factor=1.0,  # noqa: E731
+                                       record_every=4, start=start)
+    r = run(10)
+    # the values before steps 0, 4 and 8, then the value after the last step: ceil(10 / 4) + 1 entries
+    assert r.history.shape == (4,)
+    assert r.history[-1] == r.value
+    assert r.history[0] == pytest.approx(ufm.objective(*start, n, lam, lam), rel=1e-15)
+    for j, steps in ((1, 4), (2, 8)):  # at a constant rate, a run of 4 (8) steps ends where this one was then
+        assert r.history[j] == pytest.approx(run(steps).value, rel=1e-15)
+    assert mino.train_ufm(n, lam, lam, steps=8, record_every=4, start=start).history.shape == (3,)  # 0, 4, end
+
+
+def test_init_ufm_draws_the_weights_as_nn_linear():
+    """W_j uniform on (-1/sqrt(d), 1/sqrt(d)) (nn.Linear's default for d inputs), H standard normal, b = 0, all
+    times init_scale."""
+    n, d = [3] * 8, 64
+    for scale in (1.0, 0.25):
+        Ws, H, b = mino.init_ufm(n, 3, bias=True, d=d, init_scale=scale, seed=1)
+        bound = scale / np.sqrt(d)
+        assert [W.shape for W in Ws] == [(d, d), (d, d), (8, d)] and H.shape == (d, 24)
+        for W in Ws:  # 512 draws or more: the largest falls short of 0.99 bound with chance 0.99^512 = 0.6 %
+            assert 0.99 * bound < np.abs(W).max() <= bound
+        np.testing.assert_allclose(np.concatenate([W.ravel() for W in Ws]).std(), bound / np.sqrt(3), rtol=0.03)
+        np.testing.assert_allclose(H.std(), scale, rtol=0.05)
+        np.testing.assert_array_equal(b, np.zeros(8))
+    assert mino.init_ufm(n, 1, bias=False, d=d)[2] is None
 
 
 @pytest.mark.parametrize("L, bias, lam", [(1, True, 0.02), (1, False, 0.05), (2, True, 0.01)])
