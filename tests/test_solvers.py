@@ -1,10 +1,13 @@
 """Unit tests of nclib.solvers: the independent numerical minimizer against the closed forms of
 Theorems 4.1, 4.2 and 4.3 (chapters ch-thm41, ch-thm42, ch-thm43)."""
+import dataclasses
+
 import numpy as np
 import pytest
 
 import nclib.solvers as solvers
 import nclib.ufm as ufm
+from nclib.imbalance import label_matrix
 
 #: What the solver must reach against the closed forms: values to 1e-12 relative, structural identities to 2e-9.
 #: Measured worst over this file's instances (the 60 random ones and the fixed ones): a relative gap of 6.6e-16
@@ -60,6 +63,58 @@ def test_verify_reports_the_distance_of_the_features_from_their_class_means():
             np.testing.assert_allclose(r["bias_err"], expected, rtol=1e-6, atol=1e-15)
         else:
             assert r["bias_err"] == 0.0
+
+
+def test_verify_measures_its_errors_at_a_point_off_the_minimizer(monkeypatch):
+    """The diagnostics are measured, not only small: at the solver's point with every parameter moved they are
+    the distances of that point from the identities, computed here from the closed-form minimizer."""
+    n, lam_W, lam_H, d = [5, 3, 2], [0.01, 0.02], 0.02, 4
+    rng = np.random.default_rng(12)
+    found = solvers.minimize
+
+    def moved(*args, **kwargs):
+        res = found(*args, **kwargs)
+        return dataclasses.replace(res, Ws=[W + 0.3 * rng.standard_normal(W.shape) for W in res.Ws],
+                                   H=res.H + 0.3 * rng.standard_normal(res.H.shape), b=res.b + 0.1)
+
+    monkeypatch.setattr(solvers, "minimize", moved)
+    r = solvers.verify(n, lam_W, lam_H, L=2, bias=True, d=d)
+    res, closed = r["result"], ufm.global_minimizer(n, lam_W, lam_H, L=2, bias=True, d=d)
+    nf = np.array(n, dtype=np.float64)
+    Y = label_matrix(n)
+    means = res.H @ Y.T / nf
+    P, Pc = ufm.head_product(res.Ws), ufm.head_product(closed.Ws)
+    E, Ec = res.H @ Y.T / np.sqrt(nf), closed.H @ Y.T / np.sqrt(nf)  # H-bar D
+    dist = lambda A, B: np.abs(A - B).max()  # noqa: E731
+    want = {
+        "within_class_err": dist(res.H, means @ Y),
+        "bias_err": max(dist(res.b, nf / nf.sum()), dist(means @ nf / nf.sum(), 0.0)),
+        "balance": max(dist(lam_W[1] * res.Ws[1].T @ res.Ws[1], lam_W[0] * res.Ws[0] @ res.Ws[0].T),
+                       dist(lam_W[0] * res.Ws[0].T @ res.Ws[0], lam_H * res.H @ res.H.T)),
+        "PPt": dist(P @ P.T, Pc @ Pc.T),
+        "EtE": dist(E.T @ E, Ec.T @ Ec),
+        "PE": dist(P @ E, Pc @ Ec),
+    }
+    for key, value in want.items():
+        assert value > 0.01, key  # far from every identity (at a minimizer each is below 2e-12)
+        assert r[key] == pytest.approx(value, rel=1e-12), key
+
+
+def test_random_instances_keep_lam_H_off_the_thresholds():
+    """No mode's threshold lies within a factor 1 + margin of an instance's lam_H: Theorem 4.3's gap has one sign
+    for every mode over [lam_H / (1 + margin), lam_H (1 + margin)]."""
+    rng = np.random.default_rng(7)
+    for theorem in ("4.1", "4.2", "4.3"):
+        for margin in (0.05, 0.5):
+            for _ in range(40):
+                inst = solvers.random_instance(theorem, rng, margin=margin)
+                n, L = inst["n"], inst["L"]
+                kappa = np.linalg.svd(ufm.problem_matrix(n, inst["bias"]), compute_uv=False)
+                kappa = kappa[kappa > 1e-9 * kappa[0]]
+                inner = 1 + margin * (1 - 1e-6)  # just inside the band: rounding at its edge is no failure
+                below = ufm.threshold_gap(kappa, sum(n), inst["lam_W"], inst["lam_H"] / inner, L)
+                above = ufm.threshold_gap(kappa, sum(n), inst["lam_W"], inst["lam_H"] * inner, L)
+                np.testing.assert_array_equal(np.sign(below), np.sign(above), err_msg=str(inst))
 
 
 def test_repeated_singular_values_and_d_larger_than_K():
