@@ -280,10 +280,11 @@ def test_huge_decays_collapse_every_mode_instead_of_nan(L, bias, lam):
     assert np.all(_no_warnings(ufm.threshold_gap, st.kappa, 10, lam, lam, L) > 0)
 
 
+@pytest.mark.parametrize("lam", [1e-160, 1e-300])
 @pytest.mark.parametrize("L", [1, 2, 3])
-def test_tiny_decays_keep_the_features(L):
-    # lam_H lam_W1...lam_WL underflows to 0; every mode is kept whole (s = kappa) and balanced over the layers
-    lam = 1e-160
+def test_tiny_decays_keep_the_features(L, lam):
+    # lam_H lam_W1...lam_WL underflows to 0; every mode is kept whole (s = kappa) and balanced over the layers.
+    # At 1e-300 Lemma A.2's a itself underflows to 0 for L >= 2, a branch of its own
     st = _no_warnings(ufm.structure, N_SMALL, lam, lam, L=L, bias=False)
     np.testing.assert_allclose(st.s_product * st.s_features, st.kappa, rtol=1e-12)
     np.testing.assert_allclose(st.s_features, st.kappa ** (1 / (L + 1)), rtol=1e-12)  # equal decays: e^(L+1) = s
