@@ -212,9 +212,10 @@ def test_complete_collapse_conventions():
     assert m.between_class_rank(st) == 0 and m.nc1(X, imb.class_labels(n)) > 0.1
 
 
-def test_zero_head_against_surviving_targets():
-    """P = 0 while the targets survive: each NC2 involving P is 1, and NC3 counts every surviving mode."""
-    n = CIFAR
+@pytest.mark.parametrize("n", [CIFAR, EMNIST_SMALL])
+def test_zero_head_against_surviving_targets(n):
+    """P = 0 while the targets survive: each NC2 involving P is 1, and NC3 counts every surviving mode, a block of
+    a repeated kappa (EMNIST_SMALL's 60s and 5s) contributing |B| to the sum under the root, not 1."""
     st = ufm.structure(n, 1e-3, 1e-3, L=1, bias=True)
     rng = np.random.default_rng(9)
     E = rng.standard_normal((12, len(n)))
