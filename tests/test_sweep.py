@@ -164,12 +164,12 @@ def test_a_second_sweep_in_a_running_sweeps_folder_is_refused_and_touches_nothin
     assert df["status"].tolist() == ["finished"] and sweep.exit_status(df) == 0
 
 
-def test_tied_parameters_follow_their_grid_parameter_and_stay_out_of_the_names():
+def test_tied_parameters_follow_their_grid_parameter_and_stay_out_of_the_names(tmp_path):
     assert parse_tie(["lam_H=lam_W"]) == {"lam_H": "lam_W"}
     points = expand_grid({"lam_W": [1e-3, 1e-2], "L": [1, 3]}, {"lam_H": "lam_W"})
     assert points == [{"L": L, "lam_W": lam, "lam_H": lam} for L in (1, 3) for lam in (1e-3, 1e-2)]
     planned = sweep.plan({"lam_W": [1e-3, 1e-2], "L": [1, 3]}, {k: v for k, v in TINY.items() if k != "lam_H"},
-                         "/tmp/out", tie={"lam_H": "lam_W"})
+                         str(tmp_path / "out"), tie={"lam_H": "lam_W"})
     assert [q["params"]["run_name"] for q in planned] == ["L-1_lam_W-0.001", "L-1_lam_W-0.01",
                                                          "L-3_lam_W-0.001", "L-3_lam_W-0.01"]
     assert [q["params"]["lam_H"] for q in planned] == [q["params"]["lam_W"] for q in planned] == [1e-3, 1e-2] * 2
