@@ -4,7 +4,8 @@
     python scripts/minority_runs.py ufm --profile cifar10         # the UFM trained by Adam: ufm-cifar10.csv
     python scripts/minority_runs.py ufm --profile emnist-letters  # ufm-emnist-letters.csv
 
-Both write under results/minority/ (see its README.md for the exact commands and settings).  The MLP runs are a
+Both write under results/minority/ (see its README.md for the exact commands and settings), or under ``--out``
+(the same files in another folder: a replica of the runs on another machine, results/replica-cpu/minority/).  The MLP runs are a
 sweep of nclib.sweep for each head depth L (the grids of decays differ), over lam_W with lam_H tied to it
 (lam_W = lam_H), on a local Dask cluster of two single-threaded workers, into one folder: a run folder
 ``L-{L}_lam_W-{lambda}`` per point and the table sweep.csv of all of them.  Run with OMP_NUM_THREADS=1.
@@ -113,12 +114,14 @@ def main(argv=None) -> int:
                     help="the class profile of the UFM sweep (one csv each)")
     ap.add_argument("--data-path", default=DATA_PATH, help="the CIFAR-10 .npz or torchvision root of the MLP runs")
     ap.add_argument("--workers", type=int, default=MLP_WORKERS, help="local Dask workers of the MLP sweeps")
+    ap.add_argument("--out", type=pathlib.Path, default=OUT,
+                    help="the folder that receives mlp-cifar10/ or ufm-PROFILE.csv (default: results/minority)")
     args = ap.parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     if args.what == "mlp":
-        run_mlp(OUT / "mlp-cifar10", args.data_path, args.workers)
+        run_mlp(args.out / "mlp-cifar10", args.data_path, args.workers)
     else:
-        run_ufm(args.profile, OUT / f"ufm-{args.profile}.csv")
+        run_ufm(args.profile, args.out / f"ufm-{args.profile}.csv")
     return 0
 
 
