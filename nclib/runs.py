@@ -9,8 +9,8 @@ none) and ``provenance.json``; each is written atomically by :func:`atomic_write
 The contract that keeps a run folder whole (:ref:`ch-engine`):
 
 - a run name is one folder name inside ``out_dir`` (:func:`check_run_name`), never ``.``, ``..``, a path or empty;
-- one writer per run folder: :func:`nclib.locks.lock_run` takes an exclusive lock (:data:`nclib.locks.LOCK`, holding the
-  writer's pid and host) before anything in the folder is written or deleted (:mod:`nclib.locks`);
+- one writer per run folder: :func:`nclib.locks.lock_run` takes an exclusive lock (:data:`nclib.locks.LOCK`,
+  holding the writer's pid and host) before anything in the folder is written or deleted (:mod:`nclib.locks`);
 - :func:`run_status` says what a folder holds ("absent", "running", "finished", "stopped", "diverged",
   "failed", or "dead": a run whose writer ended without recording an end, after a crash or SIGKILL), and
   :func:`plan_runs` what a caller that must never lose a run does next (start, resume, or skip);
@@ -64,7 +64,6 @@ CHECKPOINT = "checkpoint.pt"
 
 #: The sha256 of :data:`CHECKPOINT`, written beside it (JSON: file, sha256, bytes, epoch) before the rename.
 CHECKSUM = "checkpoint.pt.sha256"
-
 
 #: Every file name a run writes in its folder; :func:`clear_run_folder` deletes nothing else.
 RUN_FILES = ("params.json", "history.csv", "class_accuracy.csv", "provenance.json", CHECKPOINT, CHECKSUM,
