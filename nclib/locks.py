@@ -8,7 +8,7 @@ deletes anything in a run folder of :mod:`nclib.train`, and what a refused write
 - a lock file written on another host is refused (:class:`RunLockedElsewhere`): whether its writer lives cannot
   be seen from here;
 - a file system that refuses ``flock`` is :class:`LockUnsupported`, never mistaken for a busy lock;
-- :func:`lock_owner` says which live process holds a folder's lock, for ``nclib.runs.run_status``.
+- :func:`lock_owner` says which live process holds a folder's lock (a live owner: the run is "running").
 
 Torch-free, like :mod:`nclib.runs`, which reads run folders on any machine.
 """
@@ -142,8 +142,8 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
     The lock is ``flock`` on :data:`LOCK`, which holds the writer's pid and host; the kernel releases it when the
     writer's process ends, however it ends.  A lock file whose writer died (SIGKILL, a crash) is taken over with
     a warning naming that writer; a lock held by a live process is refused with :class:`RunFolderBusy` naming
-    the folder and the owner's pid and host (after ``retry_s`` seconds, which cover a :func:`run_status` reading
-    the folder at that moment).  A lock file written on another host is refused too, with
+    the folder and the owner's pid and host (after ``retry_s`` seconds, which cover a
+    :func:`nclib.runs.run_status` reading the folder at that moment).  A lock file written on another host is refused too, with
     :class:`RunLockedElsewhere`: whether its writer lives cannot be known from here (remove the file once that
     process is gone).  A file system that refuses flock locks is :class:`LockUnsupported`."""
     run_dir = pathlib.Path(run_dir)

@@ -34,12 +34,6 @@ import numpy as np
 from . import _checks
 from .locks import LOCK, RunFolderBusy, lock_owner
 
-#: The columns of ``history.csv``, in order (:ref:`ch-train`).  ``wall_time`` is the seconds of training up to the
-#: row, summed over the calls that trained the run (without loading data, building the networks or writing
-#: checkpoints: the provenance's ``train_time_s``, not its ``wall_time_s``).
-HISTORY_COLUMNS = ("epoch", "lr", "loss", "objective", "nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3", "train_acc",
-                   "bias_error", "global_mean_norm", "wall_time")
-
 #: The collapse metrics of a history row, in the paper's order: ``nclib.metrics.collapse_metrics`` at the run's
 #: own lambdas (:ref:`ch-metrics`).
 NC_COLUMNS = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3")
@@ -47,6 +41,11 @@ NC_COLUMNS = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3")
 #: The columns that an evaluation of the model on the training set writes (``nclib.engine``'s ``host_metrics``):
 #: the collapse metrics, the training accuracy, ``||b - n/N||`` and the norm of the global feature mean.
 METRIC_COLUMNS = (*NC_COLUMNS, "train_acc", "bias_error", "global_mean_norm")
+
+#: The columns of ``history.csv``, in order (:ref:`ch-train`).  ``wall_time`` is the seconds of training up to the
+#: row, summed over the calls that trained the run (without loading data, building the networks or writing
+#: checkpoints: the provenance's ``train_time_s``, not its ``wall_time_s``).
+HISTORY_COLUMNS = ("epoch", "lr", "loss", "objective", *METRIC_COLUMNS, "wall_time")
 
 #: Every column but ``wall_time``: what a rerun, a resume or a run trained beside others reproduces number for
 #: number (:ref:`ch-engine`).

@@ -103,11 +103,10 @@ def summary(out_dir) -> pd.DataFrame:
     the last epoch), ``restarted`` (for a run that a rerun trained again from the start because its resume
     was refused, the refusal; else empty), the provenance of :data:`PROVENANCE_COLUMNS` (wall and training time,
     GPU or CPU model, torch version, git commit, whether the checkout had uncommitted changes and the sha256 of
-    those changes), then every other parameter of the run (lists as JSON).  A table whose runs were trained from several versions of the code
-    warns (:class:`MixedCodeVersions`) naming them.
-    Read from the run folders only (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`).  The
-    rows follow ``sweep.json`` (each run where a call first listed it, in its grid order); without it, every run
-    folder in ``out_dir`` by name."""
+    those changes), then every other parameter of the run (lists as JSON).  A table whose runs were trained from
+    several versions of the code warns (:class:`MixedCodeVersions`) naming them.  Read from the run folders only
+    (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`).  The rows follow ``sweep.json`` (each run
+    where a call first listed it, in its grid order); without it, every run folder in ``out_dir`` by name."""
     out_dir = pathlib.Path(out_dir)
     if not out_dir.is_dir():
         raise ValueError(f"out_dir {str(out_dir)!r} is not a folder")

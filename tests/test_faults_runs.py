@@ -459,7 +459,8 @@ def test_a_damaged_history_is_refused_naming_the_folder_and_the_row(tmp_path):
 def test_a_column_added_later_is_nan_in_older_runs_and_resumes(tmp_path, monkeypatch):
     """A metric appended to the history after runs were made (runs.ADDED_COLUMNS): an older run reads with NaN in
     that column and every other column as before; a resume from an older run's checkpoint writes the column (NaN
-    where nothing computed it); a column missing that was not added later is still refused."""
+    where nothing computed it); the committed figures, given a panel for it, still load and pass their checks; a
+    column missing that was not added later is still refused."""
     from nclib import runfolder
 
     old = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)  # stopped at epoch 5: a checkpoint
@@ -476,6 +477,14 @@ def test_a_column_added_later_is_nan_in_older_runs_and_resumes(tmp_path, monkeyp
     resumed = runs.load_history(old)
     assert resumed["epoch"].tolist() == [0, 5, 10] and np.isnan(resumed["nc1_new"]).all()
     assert "nc1_new" in (old / "history.csv").read_text().splitlines()[0].split(",")
+    # drawn as a panel of the figures, the column leaves the committed figures readable and passing their checks
+    import nclib.figures
+    from nclib.figures import load as figure_load
+
+    monkeypatch.setattr(figure_load, "HISTORY_KEYS", (*figure_load.HISTORY_KEYS, "nc1_new"))
+    committed = nclib.figures.load_figure(4, "cpu-scale")
+    assert all(np.isnan(run.history["nc1_new"]).all() for run in committed.values())
+    assert nclib.figures.check_figure(committed, 4, "cpu-scale")["complete"]
     monkeypatch.setattr(runs, "ADDED_COLUMNS", ())
     with pytest.raises(ValueError, match="history.csv has no column nc1_new"):
         runs.load_history(_without(old, "nc1_new", tmp_path))
