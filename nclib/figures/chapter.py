@@ -92,6 +92,189 @@ def precisions(runs: Mapping[int, Run]) -> str:
     return "/".join(sorted({str(r.provenance.get("precision", "?")) for r in runs.values()}))
 
 
+def _settings_glue(f: Figure, scale: str, runs: Mapping[int, Run], check: Mapping, rows: list[dict]) -> dict:
+    """The paper's settings (Section 5) and the runs' own, from their parameters and provenance."""
+    p = runs[min(runs)].params
+    n = run_counts(p)
+    paper = scale_settings("gpu")
+    epochs = max(check["epochs"].values())
+    return {
+        "paper-counts": _comma(sorted(figure_counts(f, "gpu"), reverse=True)),
+        "paper-epochs": f"{paper['epochs']:,}", "paper-width": f"{paper['width']:,}",
+        "paper-batch": str(paper["batch_size"]), "paper-lr": written(paper['lr'], 6),
+        "epochs": f"{epochs:,}", "N": f"{int(n.sum()):,}", "counts": _comma(sorted(n.tolist(), reverse=True)),
+        "divisor": str(scale_settings(scale)["divisor"]), "width": f"{p['width']:,}", "lr": written(p['lr'], 6),
+        "gamma": written(p['lr_gamma'], 6), "batch": str(p["batch_size"]), "decay": written(p['lam_W'], 6),
+        "wd": written(ufm.REFERENCE_DECAY, 6), "milestone": _comma(f"{m:,}" for m in p["lr_milestones"]),
+        "metric-every": str(p["metric_every"]), "precision": precisions(runs),
+        "device": " / ".join(sorted({r["device"] for r in rows})),
+    }
+
+
+def _theory_glue(rows: list[dict], theory: Mapping[int, RunTheory]) -> dict:
+    """The runs against Theorem 4.3: modes alive, excess over the minimum, global mean, bias."""
+    g = {}
+    t_first = theory[min(theory)]
+    g["alive"] = " or ".join(map(str, sorted({t.alive for t in theory.values()})))
+    g["K"] = str(t_first.K)
+    # the smallest and the largest excess are two runs' own values, written to nearest as the tables write them
+    low, high = (min(rows, key=lambda r: r['gap'] / r['minimum']), max(rows, key=lambda r: r['gap'] / r['minimum']))
+    g["gap-min"], g["gap-min-L"] = _figures(low['gap'] / low['minimum'], 3), str(low["L"])
+    g["gap-max"], g["gap-max-L"] = _figures(high['gap'] / high['minimum'], 3), str(high["L"])
+    g["mean-end"] = at_most(max(r['global_mean_norm'] for r in rows))
+    g["minimizer-acc"] = " or ".join(sorted({f"{t.minimizer_accuracy:.3f}" for t in theory.values()}))
+    if t_first.b_star is not None:
+        g["bstar"] = f"{np.linalg.norm(t_first.b_star):.3f}"
+        g["bias0"] = at_least(min(r['bias_error_0'] for r in rows))
+        g["bias-end-min"] = written(min(r['bias_error'] for r in rows), 3)  # runs' own values, as in the table
+        g["bias-end-max"] = written(max(r['bias_error'] for r in rows), 3)
+    return g
+
+
+def _accuracy_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
+    """Per run the epochs at 100 % training accuracy, the final accuracy and the fall of NC1; over the fitted runs."""
+    g = {}
+    by_L = {r["L"]: r for r in rows}
+    g["acc-epochs"] = _comma(_epoch(by_L[L]["acc100_epoch"]) for L in L_VALUES)
+    g["acc-stays"] = _comma(_epoch(by_L[L]["acc100_stays"]) for L in L_VALUES)
+    for L, r in by_L.items():
+        g[f"acc100-L{L}"] = _epoch(r["acc100_epoch"])
+        g[f"stays-L{L}"] = _epoch(r["acc100_stays"])
+        g[f"acc-L{L}"] = percent(r['train_acc'])
+        g[f"nc1-drop-L{L}"] = written(r['nc1_drop'], 3)
+    fitted = [L for L, r in by_L.items() if r["train_acc"] >= 1.0]
+    g["n-fitted"] = str(len(fitted))
+    if fitted:
+        g["fit-nc3-drop"] = at_most(max(runs[L].history['nc3'][0] / runs[L].history['nc3'][-1] for L in fitted),
+                                    3)  # "at most"
+        g["fit-nc1-drop"] = at_least(min(by_L[L]['nc1_drop'] for L in fitted), 3)  # "at least"
+    return g
+
+
+def _order_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
+    """The orderings in L at the end, and for how many of the last records they held."""
+    g = {}
+    same_end = len({int(np.asarray(r.history["epoch"])[-1]) for r in runs.values()}) == 1
+    for key in ORDER_KEYS:
+        g[f"{key}-order"] = _comma(order_by(rows, key))
+        if same_end and len(runs[min(runs)].history["epoch"]) > 1:  # order_held ranks runs that end together
+            held = order_held(runs, key)
+            if held["order"] != order_by(rows, key):
+                raise ValueError(f"{key}: the last shared record ranks {held['order']}, the final rows "
+                                 f"{order_by(rows, key)}")
+            g[f"{key}-order-held"], g["order-records"] = str(held["held"]), str(held["records"])
+            g[f"{key}-order-kept"] = _comma(held["kept"]) or "none"
+    return g
+
+
+def _unspiked_order_glue(rows: list[dict], spiked: Mapping[int, dict]) -> dict:
+    """The orderings in L with the training spikes' values replaced, and the factor that makes a spike."""
+    g = {}
+    shaped = orders_without_spikes(rows, spiked)
+    for key in ORDER_KEYS:
+        g[f"{key}-order-without-spikes"] = _comma(shaped[key]["without"] if key in shaped else order_by(rows, key))
+        for L, (was, end) in (shaped[key]["runs"].items() if key in shaped else ()):
+            g[f"{key}-spike-L{L}-before"], g[f"{key}-spike-L{L}-end"] = written(was, 3), written(end, 3)
+    g["spike-threshold"] = written(SPIKE_FACTOR, 6)
+    return g
+
+
+def _rise_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
+    """The rises of the objective between records: how many, their median, the largest."""
+    g = {}
+    noise = rise_ratios(runs)
+    g["rise-intervals"], g["rise-count"] = str(noise["intervals"]), str(noise["rises"])
+    if noise["median"] is not None:
+        g["rise-median"] = written(noise['median'], 4)
+    if noise["largest_below"] is not None:
+        g["rise-below"] = written(noise['largest_below'], 3)
+    rises = [(r["rise"]["factor"], r["L"], r["rise"]) for r in rows if r["rise"] is not None]
+    if rises:
+        factor, L, rise = max(rises, key=lambda t: t[0])
+        g.update({"rise-max": written(factor, 3), "rise-max-L": str(L), "rise-max-from": str(rise["prev_epoch"]),
+                  "rise-max-to": str(rise["epoch"])})
+    return g
+
+
+def _spike_glue(runs: Mapping[int, Run], spiked: Mapping[int, dict]) -> dict:
+    """Each training spike: its size, epochs, learning rate, the metrics before, at and after it."""
+    g = {}
+    g["spike-runs"] = _comma(spiked) if spiked else "none"
+    for L, r in spiked.items():
+        b, a, fin = r["before"], r["at"], r["final"]
+        s = f"spike-L{L}-"
+        g.update({s + "factor": written(r['factor'], 3), s + "from": str(r["prev_epoch"]), s + "to": str(r["epoch"]),
+                  s + "start": str(r["start_epoch"]), s + "climb": written(r['climb'], 3), s + "lr": written(r['lr'], 6),
+                  s + "lr-before": written(r['lr_prev'], 6),
+                  s + "milestone": _epoch(next_milestone(runs[L].params, r["epoch"])),
+                  s + "nc1-before": written(b['nc1'], 2), s + "nc1-at": written(a['nc1'], 2),
+                  s + "nc3-before": written(b['nc3'], 3), s + "nc3-at": written(a['nc3'], 3),
+                  s + "acc-before": percent(b['train_acc']), s + "acc-at": percent(a['train_acc']),
+                  s + "back": _epoch(r["back_epoch"]), s + "nc1-end": written(fin['nc1'], 2),
+                  s + "nc3-end": written(fin['nc3'], 3)})
+        others = other_spikes(runs[L].history)
+        g[s + "count"] = str(len(others) + 1)
+        for i, (e0, e1, x) in enumerate(others, start=1):
+            g.update({f"{s}other{i}-from": str(e0), f"{s}other{i}-to": str(e1), f"{s}other{i}-factor": written(x, 3)})
+    return g
+
+
+def _dip_glue(runs: Mapping[int, Run]) -> dict:
+    """Each dip of the training accuracy after it reached 100 %."""
+    g = {}
+    for L, d in accuracy_dips(runs).items():
+        s = f"dip-L{L}-"
+        g.update({s + "low": percent(d['low'], 2), s + "epoch": str(d["low_epoch"]), s + "back": _epoch(d["back"]),
+                  s + "final": percent(d['final']),
+                  s + "times": {1: "once", 2: "twice"}.get(d["times"], f"{d['times']} times")})
+    return g
+
+
+def _lr_step_glue(runs: Mapping[int, Run]) -> dict:
+    """The runs past their learning-rate step: the objective's fall from the step to the end, 100 % before and after."""
+    g = {}
+    stepped = lr_step(runs)
+    if stepped:
+        drops = [d["objective_drop"] for d in stepped.values()]
+        g["lrstep-drop-min"], g["lrstep-drop-max"] = written(min(drops), 3), written(max(drops), 3)
+        g["lrstep-recovered"] = _comma(L for L, d in stepped.items() if d["recovered"]) or "none"
+        g["lrstep-below"] = _comma(L for L, d in stepped.items() if d["below_100_before"]) or "none"
+    for L, d in stepped.items():
+        s = f"lrstep-L{L}-"
+        g.update({s + "before": str(d["before"]["epoch"]), s + "acc-before": percent(d['before']['train_acc']),
+                  s + "obj-before": written(d['before']['objective'], 3), s + "obj-end": written(d['final']['objective'], 3),
+                  s + "drop": written(d['objective_drop'], 3), s + "settled": _epoch(d["settled_100"])})
+    return g
+
+
+def _stall_glue(runs: Mapping[int, Run]) -> dict:
+    """Each run that ends below 100 % training accuracy: where it stalled and the nearest point with modes at 0."""
+    g = {}
+    stalled = stalls(runs)
+    g["stall-runs"] = _comma(stalled) or "none"
+    for L, st in stalled.items():
+        s = f"stall-L{L}-"
+        g.update({s + "since": str(st["since"]), s + "end": f"{st['end']:,}", s + "acc": percent(st['train_acc']),
+                  s + "best": percent(st['best_acc']), s + "wrong": f"{st['misclassified']:,}",
+                  s + "N": f"{int(st['n'].sum()):,}", s + "half": f"{st['half']:,}",
+                  s + "change": ("-" if st["objective_change"] < 0 else "+") + written(abs(100 * st["objective_change"]), 2), s + "ratio": _figures(st['objective_ratio'], 3),
+                  s + "nc1": written(st['nc1'], 2), s + "nc1-drop": written(st['nc1_drop'], 3), s + "nc3": written(st['nc3'], 3),
+                  s + "smallest": str(st["smallest"]), s + "smallest-count": str(st["smallest_count"]),
+                  s + "multiple": _epoch(st["smallest_multiple"])})
+        place = st["partial"]
+        if place is not None:  # |objective / that point's value - 1|, the run's own; the runner-up as "at least"
+            g.update({s + "dead": str(place["dead"]), s + "partial-ratio": written(st['partial_ratio'], 3),
+                      s + "partial-off": written(100 * abs(place["above"]), 2)})
+            if place["runner_up"] is not None:
+                g[s + "partial-runner-up"] = at_least(100 * place["runner_up"], 3)
+        if st["before"] is not None:
+            g.update({s + "before": str(st["before"]), s + "lr-before": written(st['lr_before'], 6),
+                      s + "lr-since": written(st['lr_since'], 6),
+                      s + "rise": written(st['objective_since'] / st['objective_before'], 3),
+                      s + "obj-before": written(st['objective_before'], 3), s + "obj-since": written(st['objective_since'], 3)})
+    return g
+
+
 def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: list[dict],
                 theory: Mapping[int, RunTheory]) -> dict:
     """The numbers the prose of a figure chapter quotes, formatted as printed (keys without ``fig<k>-``).
@@ -119,134 +302,11 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     run ``lrstep-L<L>-...``.
     """
     f = figure(fig)
-    p = runs[min(runs)].params
-    n = run_counts(p)
-    paper = scale_settings("gpu")
-    epochs = max(check["epochs"].values())
-    g: dict = {
-        "paper-counts": _comma(sorted(figure_counts(f, "gpu"), reverse=True)),
-        "paper-epochs": f"{paper['epochs']:,}", "paper-width": f"{paper['width']:,}",
-        "paper-batch": str(paper["batch_size"]), "paper-lr": written(paper['lr'], 6),
-        "epochs": f"{epochs:,}", "N": f"{int(n.sum()):,}", "counts": _comma(sorted(n.tolist(), reverse=True)),
-        "divisor": str(scale_settings(scale)["divisor"]), "width": f"{p['width']:,}", "lr": written(p['lr'], 6),
-        "gamma": written(p['lr_gamma'], 6), "batch": str(p["batch_size"]), "decay": written(p['lam_W'], 6),
-        "wd": written(ufm.REFERENCE_DECAY, 6), "milestone": _comma(f"{m:,}" for m in p["lr_milestones"]),
-        "metric-every": str(p["metric_every"]), "precision": precisions(runs),
-        "device": " / ".join(sorted({r["device"] for r in rows})),
-    }
-    t_first = theory[min(theory)]
-    g["alive"] = " or ".join(map(str, sorted({t.alive for t in theory.values()})))
-    g["K"] = str(t_first.K)
-    # the smallest and the largest excess are two runs' own values, written to nearest as the tables write them
-    low, high = (min(rows, key=lambda r: r['gap'] / r['minimum']), max(rows, key=lambda r: r['gap'] / r['minimum']))
-    g["gap-min"], g["gap-min-L"] = _figures(low['gap'] / low['minimum'], 3), str(low["L"])
-    g["gap-max"], g["gap-max-L"] = _figures(high['gap'] / high['minimum'], 3), str(high["L"])
-    g["mean-end"] = at_most(max(r['global_mean_norm'] for r in rows))
-    g["minimizer-acc"] = " or ".join(sorted({f"{t.minimizer_accuracy:.3f}" for t in theory.values()}))
-    if t_first.b_star is not None:
-        g["bstar"] = f"{np.linalg.norm(t_first.b_star):.3f}"
-        g["bias0"] = at_least(min(r['bias_error_0'] for r in rows))
-        g["bias-end-min"] = written(min(r['bias_error'] for r in rows), 3)  # runs' own values, as in the table
-        g["bias-end-max"] = written(max(r['bias_error'] for r in rows), 3)
-
-    by_L = {r["L"]: r for r in rows}
-    g["acc-epochs"] = _comma(_epoch(by_L[L]["acc100_epoch"]) for L in L_VALUES)
-    g["acc-stays"] = _comma(_epoch(by_L[L]["acc100_stays"]) for L in L_VALUES)
-    for L, r in by_L.items():
-        g[f"acc100-L{L}"] = _epoch(r["acc100_epoch"])
-        g[f"stays-L{L}"] = _epoch(r["acc100_stays"])
-        g[f"acc-L{L}"] = percent(r['train_acc'])
-        g[f"nc1-drop-L{L}"] = written(r['nc1_drop'], 3)
-    fitted = [L for L, r in by_L.items() if r["train_acc"] >= 1.0]
-    g["n-fitted"] = str(len(fitted))
-    if fitted:
-        g["fit-nc3-drop"] = at_most(max(runs[L].history['nc3'][0] / runs[L].history['nc3'][-1] for L in fitted),
-                                    3)  # "at most"
-        g["fit-nc1-drop"] = at_least(min(by_L[L]['nc1_drop'] for L in fitted), 3)  # "at least"
-    same_end = len({int(np.asarray(r.history["epoch"])[-1]) for r in runs.values()}) == 1
-    for key in ORDER_KEYS:
-        g[f"{key}-order"] = _comma(order_by(rows, key))
-        if same_end and len(runs[min(runs)].history["epoch"]) > 1:  # order_held ranks runs that end together
-            held = order_held(runs, key)
-            if held["order"] != order_by(rows, key):
-                raise ValueError(f"{key}: the last shared record ranks {held['order']}, the final rows "
-                                 f"{order_by(rows, key)}")
-            g[f"{key}-order-held"], g["order-records"] = str(held["held"]), str(held["records"])
-            g[f"{key}-order-kept"] = _comma(held["kept"]) or "none"
-
     spiked = spikes(runs)
-    shaped = orders_without_spikes(rows, spiked)
-    for key in ORDER_KEYS:
-        g[f"{key}-order-without-spikes"] = _comma(shaped[key]["without"] if key in shaped else order_by(rows, key))
-        for L, (was, end) in (shaped[key]["runs"].items() if key in shaped else ()):
-            g[f"{key}-spike-L{L}-before"], g[f"{key}-spike-L{L}-end"] = written(was, 3), written(end, 3)
-    g["spike-threshold"] = written(SPIKE_FACTOR, 6)
-    noise = rise_ratios(runs)
-    g["rise-intervals"], g["rise-count"] = str(noise["intervals"]), str(noise["rises"])
-    if noise["median"] is not None:
-        g["rise-median"] = written(noise['median'], 4)
-    if noise["largest_below"] is not None:
-        g["rise-below"] = written(noise['largest_below'], 3)
-    rises = [(r["rise"]["factor"], r["L"], r["rise"]) for r in rows if r["rise"] is not None]
-    if rises:
-        factor, L, rise = max(rises, key=lambda t: t[0])
-        g.update({"rise-max": written(factor, 3), "rise-max-L": str(L), "rise-max-from": str(rise["prev_epoch"]),
-                  "rise-max-to": str(rise["epoch"])})
-    g["spike-runs"] = _comma(spiked) if spiked else "none"
-    for L, r in spiked.items():
-        b, a, fin = r["before"], r["at"], r["final"]
-        s = f"spike-L{L}-"
-        g.update({s + "factor": written(r['factor'], 3), s + "from": str(r["prev_epoch"]), s + "to": str(r["epoch"]),
-                  s + "start": str(r["start_epoch"]), s + "climb": written(r['climb'], 3), s + "lr": written(r['lr'], 6),
-                  s + "lr-before": written(r['lr_prev'], 6),
-                  s + "milestone": _epoch(next_milestone(runs[L].params, r["epoch"])),
-                  s + "nc1-before": written(b['nc1'], 2), s + "nc1-at": written(a['nc1'], 2),
-                  s + "nc3-before": written(b['nc3'], 3), s + "nc3-at": written(a['nc3'], 3),
-                  s + "acc-before": percent(b['train_acc']), s + "acc-at": percent(a['train_acc']),
-                  s + "back": _epoch(r["back_epoch"]), s + "nc1-end": written(fin['nc1'], 2),
-                  s + "nc3-end": written(fin['nc3'], 3)})
-        others = other_spikes(runs[L].history)
-        g[s + "count"] = str(len(others) + 1)
-        for i, (e0, e1, x) in enumerate(others, start=1):
-            g.update({f"{s}other{i}-from": str(e0), f"{s}other{i}-to": str(e1), f"{s}other{i}-factor": written(x, 3)})
-    for L, d in accuracy_dips(runs).items():
-        s = f"dip-L{L}-"
-        g.update({s + "low": percent(d['low'], 2), s + "epoch": str(d["low_epoch"]), s + "back": _epoch(d["back"]),
-                  s + "final": percent(d['final']),
-                  s + "times": {1: "once", 2: "twice"}.get(d["times"], f"{d['times']} times")})
-    stepped = lr_step(runs)
-    if stepped:
-        drops = [d["objective_drop"] for d in stepped.values()]
-        g["lrstep-drop-min"], g["lrstep-drop-max"] = written(min(drops), 3), written(max(drops), 3)
-        g["lrstep-recovered"] = _comma(L for L, d in stepped.items() if d["recovered"]) or "none"
-        g["lrstep-below"] = _comma(L for L, d in stepped.items() if d["below_100_before"]) or "none"
-    for L, d in stepped.items():
-        s = f"lrstep-L{L}-"
-        g.update({s + "before": str(d["before"]["epoch"]), s + "acc-before": percent(d['before']['train_acc']),
-                  s + "obj-before": written(d['before']['objective'], 3), s + "obj-end": written(d['final']['objective'], 3),
-                  s + "drop": written(d['objective_drop'], 3), s + "settled": _epoch(d["settled_100"])})
-    g["stall-runs"] = _comma(stalls(runs)) or "none"
-    for L, st in stalls(runs).items():
-        s = f"stall-L{L}-"
-        g.update({s + "since": str(st["since"]), s + "end": f"{st['end']:,}", s + "acc": percent(st['train_acc']),
-                  s + "best": percent(st['best_acc']), s + "wrong": f"{st['misclassified']:,}",
-                  s + "N": f"{int(st['n'].sum()):,}", s + "half": f"{st['half']:,}",
-                  s + "change": ("-" if st["objective_change"] < 0 else "+") + written(abs(100 * st["objective_change"]), 2), s + "ratio": _figures(st['objective_ratio'], 3),
-                  s + "nc1": written(st['nc1'], 2), s + "nc1-drop": written(st['nc1_drop'], 3), s + "nc3": written(st['nc3'], 3),
-                  s + "smallest": str(st["smallest"]), s + "smallest-count": str(st["smallest_count"]),
-                  s + "multiple": _epoch(st["smallest_multiple"])})
-        place = st["partial"]
-        if place is not None:  # |objective / that point's value - 1|, the run's own; the runner-up as "at least"
-            g.update({s + "dead": str(place["dead"]), s + "partial-ratio": written(st['partial_ratio'], 3),
-                      s + "partial-off": written(100 * abs(place["above"]), 2)})
-            if place["runner_up"] is not None:
-                g[s + "partial-runner-up"] = at_least(100 * place["runner_up"], 3)
-        if st["before"] is not None:
-            g.update({s + "before": str(st["before"]), s + "lr-before": written(st['lr_before'], 6),
-                      s + "lr-since": written(st['lr_since'], 6),
-                      s + "rise": written(st['objective_since'] / st['objective_before'], 3),
-                      s + "obj-before": written(st['objective_before'], 3), s + "obj-since": written(st['objective_since'], 3)})
-    return g
+    return {**_settings_glue(f, scale, runs, check, rows), **_theory_glue(rows, theory),
+            **_accuracy_glue(runs, rows), **_order_glue(runs, rows), **_unspiked_order_glue(rows, spiked),
+            **_rise_glue(runs, rows), **_spike_glue(runs, spiked), **_dip_glue(runs), **_lr_step_glue(runs),
+            **_stall_glue(runs)}
 
 
 def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict],
