@@ -915,3 +915,30 @@ def test_order_held_counts_the_records_that_rank_as_the_last(tiny):
 def test_percent_writes_a_training_accuracy_as_the_prose_does():
     assert figures.percent(0.9667) == "96.7" and figures.percent(1.0) == "100.0"
     assert figures.percent(0.99966667, 2) == "99.97" and figures.percent(0.0) == "0.0"
+
+
+def test_check_remake_accepts_the_committed_remake_and_names_what_differs():
+    """check_remake: Figure 4's CPU-scale runs made again on another CPU start within rounding of the committed ones
+    (the largest relative difference at epoch 0, computed here independently); a remake with other data, another
+    parameter, no CPU named or missing a depth is refused naming that."""
+    runs = figures.load_figure(4, "cpu-scale")
+    remake = figures.load_figure(4, "cpu-scale", root=nclib.ROOT / "results" / "replica-cpu")
+    keys = ("objective", "nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3")
+    start = max(abs(float(remake[L].history[k][0]) / float(runs[L].history[k][0]) - 1) for L in runs for k in keys)
+    assert figures.check_remake(runs, remake) == start and 0 < start < 1e-5
+
+    def changed(L, params=None, provenance=None):
+        r = remake[L]
+        return {**remake, L: dataclasses.replace(r, params={**r.params, **(params or {})},
+                                                 provenance={**r.provenance, **(provenance or {})})}
+
+    for bad, match in ((changed(3, provenance={"data_sha256": "0" * 64}), r"L=3: other data"),
+                       (changed(6, params={"lr": 1.0}), r"L=6: parameters \['lr'\] differ"),
+                       (changed(1, provenance={"host_cpu": None}), r"L=1: the remake must name its CPU"),
+                       (changed(1, provenance={"git_dirty": True}), r"L=1: the remake is not a finished run"),
+                       ({1: remake[1], 3: remake[3]}, r"remake has L = \[1, 3\]")):
+        with pytest.raises(ValueError, match=match):
+            figures.check_remake(runs, bad)
+    assert figures.check_remake(runs, changed(1, params={"data_path": "/elsewhere/x.npz", "run_name": "x"})) == start
+    with pytest.raises(ValueError, match="non-empty"):
+        figures.check_remake({}, remake)

@@ -13,7 +13,8 @@ from typing import Mapping
 import numpy as np
 
 from .. import data, runs, ufm
-from ..runs import load_run, metric_epochs
+from ..parameters import EXECUTION_KEYS, PLACE_KEYS
+from ..runs import NC_COLUMNS, load_run, metric_epochs
 from .config import HISTORY_KEYS, L_VALUES, RESULTS, check_scale, figure, figure_parameters
 
 
@@ -142,6 +143,43 @@ def check_run(run: Run, fig, scale: str) -> list[str]:
     if run.provenance.get("status") != "finished":
         problems.append(f"L={L}: provenance status is {run.provenance.get('status')!r}, not 'finished'")
     return problems
+
+
+#: What a remake of runs may change (:func:`check_remake`): how and where it was trained, and the path of its data
+#: file, which names the file as the remaking checkout spells it (the data themselves are compared by sha256).
+REMAKE_MAY_DIFFER = (*EXECUTION_KEYS, *PLACE_KEYS, "data_path")
+
+
+def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("objective", *NC_COLUMNS)) -> float:
+    """Check that ``remake`` is ``runs`` made again on a CPU of another model (``results/replica-cpu/``,
+    :ref:`ch-engine`); raise ValueError naming what differs if not.  For every L: the same parameters but
+    :data:`REMAKE_MAY_DIFFER`, the same data (``data_sha256``) and recorded epochs, the remake finished from a
+    clean checkout and naming its CPU (``host_cpu``) while ``runs``, made before CPUs were recorded, name none.
+    Returns the largest relative difference at epoch 0 (the initialization) over the history columns ``keys``:
+    how far apart the two CPUs' rounding starts them."""
+    if not isinstance(runs, Mapping) or not isinstance(remake, Mapping) or not runs:
+        raise ValueError("runs and remake must be non-empty {L: Run} mappings")
+    problems = [] if sorted(remake) == sorted(runs) else [f"remake has L = {sorted(remake)}, runs {sorted(runs)}"]
+    start = 0.0
+    for L in sorted(set(runs) & set(remake)):
+        a, b = runs[L], remake[L]
+        differ = sorted(k for k in {*a.params, *b.params} - set(REMAKE_MAY_DIFFER)
+                        if a.params.get(k) != b.params.get(k))
+        if differ:
+            problems.append(f"L={L}: parameters {differ} differ")
+        if a.provenance.get("data_sha256") != b.provenance.get("data_sha256"):
+            problems.append(f"L={L}: other data (data_sha256)")
+        if a.history["epoch"].tolist() != b.history["epoch"].tolist():
+            problems.append(f"L={L}: other recorded epochs")
+        if b.provenance.get("status") != "finished" or b.provenance.get("git_dirty") is not False:
+            problems.append(f"L={L}: the remake is not a finished run of a clean checkout")
+        if not b.provenance.get("host_cpu") or "host_cpu" in a.provenance:
+            problems.append(f"L={L}: the remake must name its CPU (host_cpu) and the runs none")
+        if not problems:
+            start = max(start, *(abs(b.history[k][0] / a.history[k][0] - 1) for k in keys))
+    if problems:
+        raise ValueError("remake is not the runs made again: " + "; ".join(problems))
+    return float(start)
 
 
 def check_figure(runs: Mapping[int, Run], fig, scale: str) -> dict:
