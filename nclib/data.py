@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import os
 import pathlib
 
@@ -292,22 +293,6 @@ def check_load_args(dataset, counts=None, class_order="reference", selection="ra
     return n, profile, _checks.positive_int(dim, "dim"), _checks.nonneg_float(spread, "spread")
 
 
-#: The arguments of :func:`load`, which a run's parameters (``nclib.parameters.DEFAULTS``) hold under the same names.
-LOAD_KEYS = ("dataset", "data_path", "counts", "class_order", "selection", "seed", "normalization", "download",
-             "verify_checksums", "dim", "spread")
-
-
-def load_for(params) -> TrainingSet:
-    """The training set of a run with parameters ``params`` (a mapping holding every key of :data:`LOAD_KEYS`, as
-    ``nclib.parameters.check_params`` returns them): :func:`load` with those arguments (Section 5 of the paper)."""
-    if not hasattr(params, "keys"):
-        raise ValueError(f"params must be a mapping of a run's parameters, got {type(params).__name__}")
-    missing = [k for k in LOAD_KEYS if k not in params]
-    if missing:
-        raise ValueError(f"params lacks {', '.join(missing)}: the training set needs every key of LOAD_KEYS")
-    return load(**{k: params[k] for k in LOAD_KEYS})
-
-
 def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str = "reference",
          selection: str = "random", seed: int = 0, normalization: str = "reference", download: bool = False,
          verify_checksums: bool = True, dim: int = 32, spread: float = 1.0) -> TrainingSet:
@@ -401,3 +386,18 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
     prov["data_sha256"] = sha256_arrays(x, y)
     prov["images_sha256"] = sha256_arrays(images, y)
     return TrainingSet(name, x, y.astype(np.int64), n, tuple(classes), images, prov)
+
+
+#: The arguments of :func:`load`, which a run's parameters (``nclib.parameters.DEFAULTS``) hold under the same names.
+LOAD_KEYS = tuple(inspect.signature(load).parameters)
+
+
+def load_for(params) -> TrainingSet:
+    """The training set of a run with parameters ``params`` (a mapping holding every key of :data:`LOAD_KEYS`, as
+    ``nclib.parameters.check_params`` returns them): :func:`load` with those arguments (Section 5 of the paper)."""
+    if not hasattr(params, "keys"):
+        raise ValueError(f"params must be a mapping of a run's parameters, got {type(params).__name__}")
+    missing = [k for k in LOAD_KEYS if k not in params]
+    if missing:
+        raise ValueError(f"params lacks {', '.join(missing)}: the training set needs every key of LOAD_KEYS")
+    return load(**{k: params[k] for k in LOAD_KEYS})
