@@ -468,7 +468,7 @@ def test_a_column_added_later_is_nan_in_older_runs_and_resumes(tmp_path, monkeyp
     columns = (*runs.HISTORY_COLUMNS[:-1], "nc1_new", "wall_time")
     for module in (runs, runfolder):
         monkeypatch.setattr(module, "HISTORY_COLUMNS", columns)
-        monkeypatch.setattr(module, "ADDED_COLUMNS", ("nc1_new",))
+        monkeypatch.setattr(module, "ADDED_COLUMNS", (*runs.ADDED_COLUMNS, "nc1_new"))  # beside any added before
     after = runs.load_history(old)
     assert list(after) == list(columns) and np.isnan(after["nc1_new"]).all() and after["nc1_new"].size == 2
     for col in before:
