@@ -1,7 +1,9 @@
 """Imbalanced class profiles, the label matrix Y and the centred, weighted label matrix Y-bar.
 
 Definition 4.1 of the paper (grouped imbalance ({N_i, l_i}, {n_k})) and the matrices of
-Section 3 and Theorem 4.2; used from :ref:`ch-setting` on.
+Section 3 and Theorem 4.2; used from :ref:`ch-setting` on. Also the spectra of Y-bar (Theorem 4.4) and the
+blocks of equal singular values among its modes (:func:`mode_blocks`), which the metrics and the closed forms
+share.
 """
 from __future__ import annotations
 
@@ -302,3 +304,40 @@ def ybar_singular_values(groups) -> np.ndarray:
     reps[0::2] = mults.astype(np.int64) - 1
     reps[1::2] = 1
     return np.repeat(values, reps)
+
+
+#: Relative tolerance under which two singular values of M (Y-bar or D) count as equal, so that
+#: their modes form one block of NC3 (see :func:`mode_blocks`; Theorem 4.4 gives the repeated ones).
+BLOCK_RTOL = 1e-8
+
+
+def mode_blocks(kappa, alive, rtol: float = BLOCK_RTOL) -> list[np.ndarray]:
+    """Group the surviving modes into blocks of equal singular value kappa (the blocks of NC3, chapter :ref:`ch-metrics`).
+
+    kappa: the K singular values of M (Y-bar with bias, D without), in any order; alive: a boolean
+    mask of the modes whose predicted singular values are non-zero. Two modes share a block when
+    their kappas differ by at most ``rtol * max(kappa)``, chained along the sorted kappas. Returns a
+    list of index arrays (blocks in decreasing kappa). Inside a block the singular vectors of M
+    are determined only up to a common rotation, which the NC3 of :func:`nclib.metrics.geometry_metrics` ignores.
+    """
+    kappa = _checks.singular_values(kappa)
+    alive = np.atleast_1d(np.asarray(alive))
+    if alive.dtype != bool or alive.ndim != 1:
+        raise ValueError(f"alive must be a 1-D boolean mask, got dtype {alive.dtype} and shape {alive.shape}")
+    if kappa.shape != alive.shape:
+        raise ValueError(f"alive must have one entry per singular value: kappa has {kappa.size}, alive {alive.size}")
+    rtol = _checks.nonneg_float(rtol, "rtol")
+    idx = np.flatnonzero(alive)
+    if idx.size == 0:
+        return []
+    idx = idx[np.argsort(-kappa[idx], kind="stable")]
+    tol = rtol * float(np.max(np.abs(kappa)))
+    blocks, current = [], [idx[0]]
+    for a, b in zip(idx[:-1], idx[1:]):
+        if kappa[a] - kappa[b] <= tol:
+            current.append(b)
+        else:
+            blocks.append(np.array(current))
+            current = [b]
+    blocks.append(np.array(current))
+    return blocks

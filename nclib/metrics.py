@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks
+from . import _checks, ufm
+from .imbalance import BLOCK_RTOL, mode_blocks
 
-#: Relative tolerance under which two singular values of M (Y-bar or D) count as equal, so that
-#: their modes form one block of NC3 (see :func:`mode_blocks`).
-BLOCK_RTOL = 1e-8
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,38 +228,6 @@ def _real_array(a, name: str) -> np.ndarray:
     raise ValueError(f"{name} must be a vector or a matrix, got shape {arr.shape}")
 
 
-def mode_blocks(kappa, alive, rtol: float = BLOCK_RTOL) -> list[np.ndarray]:
-    """Group the surviving modes into blocks of equal singular value kappa (chapter :ref:`ch-metrics`).
-
-    kappa: the K singular values of M (Y-bar with bias, D without), in any order; alive: a boolean
-    mask of the modes whose predicted singular values are non-zero. Two modes share a block when
-    their kappas differ by at most ``rtol * max(kappa)``, chained along the sorted kappas. Returns a
-    list of index arrays (blocks in decreasing kappa). Inside a block the singular vectors of M
-    are determined only up to a common rotation, which the NC3 of :func:`geometry_metrics` ignores.
-    """
-    kappa = _checks.singular_values(kappa)
-    alive = np.atleast_1d(np.asarray(alive))
-    if alive.dtype != bool or alive.ndim != 1:
-        raise ValueError(f"alive must be a 1-D boolean mask, got dtype {alive.dtype} and shape {alive.shape}")
-    if kappa.shape != alive.shape:
-        raise ValueError(f"alive must have one entry per singular value: kappa has {kappa.size}, alive {alive.size}")
-    rtol = _checks.nonneg_float(rtol, "rtol")
-    idx = np.flatnonzero(alive)
-    if idx.size == 0:
-        return []
-    idx = idx[np.argsort(-kappa[idx], kind="stable")]
-    tol = rtol * float(np.max(np.abs(kappa)))
-    blocks, current = [], [idx[0]]
-    for a, b in zip(idx[:-1], idx[1:]):
-        if kappa[a] - kappa[b] <= tol:
-            current.append(b)
-        else:
-            blocks.append(np.array(current))
-            current = [b]
-    blocks.append(np.array(current))
-    return blocks
-
-
 def _structure_arrays(structure, K: int):
     try:
         U = np.asarray(structure.U, dtype=np.float64)
@@ -380,8 +346,6 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     centred, so a non-zero global feature mean (0 at every minimizer, Theorem 4.2) shows up in
     nc2_h and nc2_wh.
     """
-    from . import ufm  # the theory module; imported here so that NC1 alone does not need it
-
     X = _features(features)
     N, d = X.shape
     if isinstance(Ws, np.ndarray) or not hasattr(Ws, "__len__") or len(Ws) == 0:

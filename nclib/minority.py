@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, metrics
+from . import _checks
 from . import ufm
-from .imbalance import class_labels, label_matrix
+from .imbalance import class_labels, label_matrix, mode_blocks
 from .parameters import ADAM_BETAS, ADAM_EPS
 
 #: A mode of a trained model counts as alive when its singular value of W_L ... W_1 H-bar D is above this fraction
@@ -336,7 +336,7 @@ def partial_minima(n, lam_W, lam_H, L: int, bias: bool) -> dict:
     kappa = problem_spectrum(n, bias)
     N = _checks.count_total(n)
     kept = _kept_values(kappa, N, lam, lam_H, L)
-    blocks = metrics.mode_blocks(kappa, ~np.isnan(kept))[::-1]  # weakest first
+    blocks = mode_blocks(kappa, ~np.isnan(kept))[::-1]  # weakest first
     groups = np.array([kappa[b].min() for b in blocks], dtype=np.float64)
     count = np.array([b.size for b in blocks], dtype=int)
     alive = _alive_at_minimum(kappa, N, lam, lam_H, L)
@@ -431,7 +431,7 @@ def mode_values(Ws, H, n, bias: bool = True) -> np.ndarray:
         raise ValueError(f"H must have as many rows as W_1 has columns ({P.shape[1]}), got {E.shape[0]}")
     C = U.T @ P @ E @ Vt.T
     out = np.empty(kappa.size)
-    for block in metrics.mode_blocks(kappa, np.ones(kappa.size, dtype=bool)):  # contiguous: kappa non-increasing
+    for block in mode_blocks(kappa, np.ones(kappa.size, dtype=bool)):  # contiguous: kappa non-increasing
         out[block] = np.linalg.svd(C[np.ix_(block, block)], compute_uv=False)
     return out
 

@@ -29,8 +29,7 @@ import numpy as np
 from scipy import optimize
 
 from . import _checks
-from .imbalance import label_matrix, ybar
-from .metrics import BLOCK_RTOL, mode_blocks
+from .imbalance import BLOCK_RTOL, label_matrix, mode_blocks, ybar
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,7 +396,7 @@ def problem_svd(n, bias: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 def _merge_rounding_splits(kappa: np.ndarray) -> None:
     """Set, in place, each run of non-increasing ``kappa`` whose neighbours are within SVD_SPLIT_ULPS K eps kappa_1
-    of each other to the run's mean (:func:`problem_svd`; the runs are :func:`nclib.metrics.mode_blocks` at that
+    of each other to the run's mean (:func:`problem_svd`; the runs are :func:`nclib.imbalance.mode_blocks` at that
     tolerance)."""
     if kappa.size < 2:
         return
@@ -462,7 +461,7 @@ def _cut(s: np.ndarray, kappa: np.ndarray, d: int) -> None:
 
 def _cut_splits(s: np.ndarray, kappa: np.ndarray, d: int) -> bool:
     """Whether the hidden width ``d`` cuts a group of equal kappa among the surviving modes (strengths ``s``): equal
-    to within ``BLOCK_RTOL`` times the largest kappa, the groups of :func:`nclib.metrics.mode_blocks` (distinct
+    to within ``BLOCK_RTOL`` times the largest kappa, the groups of :func:`nclib.imbalance.mode_blocks` (distinct
     values closer than that, which class counts give only beyond about 5e7 per class, count as one group)."""
     return bool(d < s.size and s[d] > 0 and kappa[d - 1] - kappa[d] <= BLOCK_RTOL * kappa[0])
 

@@ -94,3 +94,27 @@ def test_random_groups_are_valid_grouped_profiles():
     assert sum(l for _, l in imb.random_groups(rng, 50, 8, 30, K=17)) == 17
     with pytest.raises(ValueError, match="K_max"):
         imb.random_groups(rng, 0, 8, 30)
+
+
+def test_mode_blocks_groups_equal_singular_values_of_the_surviving_modes():
+    blocks = imb.mode_blocks([5.0, 3.0, 3.0 + 1e-12, 2.0, 0.0], [True, True, True, True, False])
+    assert [sorted(b.tolist()) for b in blocks] == [[0], [1, 2], [3]]
+    assert [b.tolist() for b in imb.mode_blocks([2.0, 3.0, 3.0], [True, True, True])] == [[1, 2], [0]]  # any order
+    assert [b.tolist() for b in imb.mode_blocks([3.0, 3.0 + 1e-6], [True, True], rtol=1e-6)] == [[1, 0]]
+    assert len(imb.mode_blocks([3.0, 3.0 + 1e-6], [True, True])) == 2  # apart at the default BLOCK_RTOL
+    assert imb.mode_blocks([1.0, 1.0], [False, False]) == []
+    # the EMNIST letters profile: sqrt(600) four times and sqrt(50) nineteen times (Theorem 4.4)
+    n = imb.class_counts(imb.PROFILES["emnist-letters"])
+    kappa = np.linalg.svd(imb.ybar(n), compute_uv=False)
+    sizes = sorted((round(kappa[b[0]] ** 2), b.size) for b in imb.mode_blocks(kappa, kappa > 1e-9) if b.size > 1)
+    assert sizes == [(50, 19), (600, 4)]
+
+
+def test_mode_blocks_refuses_bad_input_by_name():
+    for kappa, alive, name in [([1.0, 2.0], [True], "alive"), ([np.nan, 1.0, 1.0], [True] * 3, "kappa"),
+                               ([2.0, 1.0], ["no", ""], "alive"), ([2.0, 1.0], [0.3, 0.0], "alive"),
+                               ([2.0, -1.0], [True, True], "kappa")]:
+        with pytest.raises(ValueError, match=f"^{name}"):  # a NaN would split the equal pair and break the order
+            imb.mode_blocks(kappa, alive)
+    with pytest.raises(ValueError, match="^rtol"):
+        imb.mode_blocks([1.0], [True], rtol=-1.0)

@@ -224,17 +224,10 @@ def test_zero_head_against_surviving_targets(n):
     np.testing.assert_allclose(out["nc3"], np.sqrt(np.count_nonzero(st.s_product)), rtol=1e-12)
 
 
-def test_normalized_distance_and_blocks():
+def test_normalized_distance():
     assert m.normalized_distance(np.zeros((2, 2)), np.zeros((2, 2))) == 0.0
     np.testing.assert_allclose(m.normalized_distance(np.eye(2), np.zeros((2, 2))), 1.0, rtol=1e-15)
     np.testing.assert_allclose(m.normalized_distance(np.eye(2), -np.eye(2)), 2.0, rtol=1e-15)
-    blocks = m.mode_blocks([5.0, 3.0, 3.0 + 1e-12, 2.0, 0.0], [True, True, True, True, False])
-    assert [sorted(b.tolist()) for b in blocks] == [[0], [1, 2], [3]]
-    assert m.mode_blocks([1.0, 1.0], [False, False]) == []
-    with pytest.raises(ValueError, match="alive"):
-        m.mode_blocks([1.0, 2.0], [True])
-    with pytest.raises(ValueError, match="^kappa"):  # a NaN would split the equal pair and break the order
-        m.mode_blocks([np.nan, 1.0, 1.0], [True, True, True])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -685,9 +678,6 @@ def test_text_bools_and_complex_numbers_are_refused_by_name():
     cases = [
         (lambda: m.normalized_distance([["a"]], [[1.0]]), "X"),
         (lambda: m.normalized_distance([[1.0]], [[True]]), "T"),
-        (lambda: m.mode_blocks([2.0, 1.0], ["no", ""]), "alive"),
-        (lambda: m.mode_blocks([2.0, 1.0], [0.3, 0.0]), "alive"),
-        (lambda: m.mode_blocks([2.0, -1.0], [True, True]), "kappa"),
         (lambda: m.bias_error(["0.5", "0.5"], y), "b"),
         (lambda: m.bias_error([True, False], y), "b"),
         (lambda: m.accuracy(np.ones((3, 2)) * (1 + 1j), y), "outputs"),
