@@ -118,7 +118,9 @@ def initialize(model: CollapseNet, init: str = "reference") -> CollapseNet:
 
 def build_model(in_dim: int, K: int, L: int, width: int = 2048, depth: int = 6, feature_dim: int | None = None,
                 bias: bool = True, init: str = "reference", seed: int | None = None) -> CollapseNet:
-    """A :class:`CollapseNet` initialized by ``init``; with ``seed`` the initialization is reproducible.
+    """A :class:`CollapseNet` initialized by ``init``; with ``seed`` the initialization is reproducible on one CPU
+    with one number of torch threads (the orthogonal initialization's QR rounds differently with the thread count,
+    relatively by about 1e-6; a run's provenance records both, ``host_cpu`` and ``torch_threads``).
 
     The network of Section 5 (defaults: depth 6, width 2048, d = 2048).  Used by :func:`nclib.train.run` and
     :ref:`ch-engine`.

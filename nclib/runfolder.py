@@ -134,6 +134,9 @@ class RunFolder:
             self.prov["status"] = "running"
             self.prov.setdefault("segments", []).append(segment)
             self.rows = [dict(r) for r in checkpoint["rows"]]
+            # the history as the checkpoint has it: rows a dead call recorded after its last checkpoint go now, not
+            # at this call's first metric epoch (which a call that fails earlier never reaches)
+            self._write_history()
             self.initial_objective, self.limit = float(checkpoint["initial_objective"]), float(checkpoint["limit"])
             self.before = {k: float(self.prov.get(k) or 0.0) for k in ("wall_time_s", "train_time_s")}
         atomic_write_text(run_dir / "provenance.json", to_json(self.prov))

@@ -279,12 +279,12 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
     dead or failed run (:data:`nclib.runs.RESUMABLE`) with a checkpoint; the run was started with the same
     parameters (but :data:`EXECUTION_KEYS`, and ``data_path`` for the letters stand-in, rendered or read from a
     rendering saved ahead), at the same commit with the same uncommitted changes (none, or the same ``git diff``),
-    on the same device (type and name; on a CPU its model and torch's kernels there, ``host_cpu``) and torch
-    version, on the same data (the ``data_sha256`` of its
+    on the same device (type and name; on a CPU its model and torch's kernels there, ``host_cpu``, and torch's
+    thread count, ``torch_threads``) and torch version, on the same data (the ``data_sha256`` of its
     provenance equals the data loaded now); the checkpoint holds the bytes its writer recorded beside it (sha256)
     and loads; the runs stopped at the same epoch.  Refusals are
     :class:`ResumeRefused` (:class:`CheckpointDamaged` for the checkpoint) naming the folder, before anything is
-    written.  Returns the epoch the runs continue from and their checkpoints."""
+    written but a checkpoint whose writer recorded it and was cut off before the rename (then renamed).  Returns the epoch the runs continue from and their checkpoints."""
     here = {"device": device_key(str(engines[0].device)), "device_name": engines[0].device_name,
             "torch": torch.__version__}
     for d in run_dirs:  # first what each folder holds, so that a run that cannot continue is named before the rest
@@ -336,6 +336,11 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
             # say nothing, and are not refused)
             raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started on another CPU: "
                                 f"{prov['host_cpu']!r}, now {code['host_cpu']!r}", d)
+        if not engines[0].is_cuda and prov.get("torch_threads") not in (None, code["torch_threads"]):
+            # and with its kernels split over as many threads: the split may change how their sums round
+            raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started with "
+                                f"{prov['torch_threads']} CPU threads for torch, now {code['torch_threads']} (set "
+                                f"OMP_NUM_THREADS or torch.set_num_threads to {prov['torch_threads']})", d)
         then_data, now_data = prov.get("data_sha256"), ts.provenance["data_sha256"]
         if then_data != now_data:  # the data file rewritten at the same path, or other data
             raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: the data differ from those it started on: "

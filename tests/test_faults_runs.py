@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 import nclib
 from nclib import locks, runs, train
@@ -22,7 +23,8 @@ TINY = dict(dataset="synthetic", width=16, depth=1, batch_size="full", lam_W=1e-
 LONG = dict(TINY, epochs=10**6, metric_every=5)  # runs until stopped (max_train_s) or killed
 CLI = ["--dataset", "synthetic", "--width", "16", "--depth", "1", "--epochs", "5", "--batch-size", "full",
        "--lam-W", "1e-3", "--lam-H", "1e-3", "--progress", "false"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(nclib.ROOT)}
+# the children resume this process's runs and these theirs: a CPU run resumes only with torch's thread count
+ENV = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "PYTHONPATH": str(nclib.ROOT)}
 
 # A second process: train.run(**json argv[1]); with CRASH_IN_SAVE it dies (SIGKILL) half-way through writing its
 # checkpoint, with CRASH_IN_RENAME once it is written and recorded but before its rename, as a machine that loses
@@ -337,6 +339,27 @@ def test_a_crash_between_the_checkpoints_record_and_its_rename_resumes_from_the_
         train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0, resume=True)
     assert runs.run_status(folder) == "stopped" and not (folder / (runs.CHECKPOINT + ".tmp")).exists()
     _same_history(ref, folder)
+
+
+def test_a_resume_rewrites_the_history_to_its_checkpoint_before_it_trains(tmp_path, monkeypatch):
+    """Rows a dead call wrote to history.csv after its last checkpoint are not the run's: the call that resumes
+    from that checkpoint writes the history back to the checkpoint's rows at once, so that a call failing before
+    its first metric epoch does not leave them there."""
+    from nclib import engine
+
+    folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)  # stopped at epoch 5
+    history = (folder / "history.csv").read_text()
+    last = history.splitlines()[-1].split(",")
+    (folder / "history.csv").write_text(history + ",".join(["7", *last[1:]]) + "\n")  # a dead call's row
+    assert _epochs(folder) == [0, 5, 7]
+
+    def fail(self):
+        raise RuntimeError("the device is lost")
+
+    monkeypatch.setattr(engine.Engine, "train_epoch", fail)
+    with pytest.raises(RuntimeError, match="the device is lost"):
+        train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True)
+    assert runs.run_status(folder) == "failed" and (folder / "history.csv").read_text() == history
 
 
 def test_a_crash_before_the_first_checkpoint_leaves_a_dead_run_that_only_overwrite_replaces(tmp_path):

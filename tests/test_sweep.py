@@ -32,6 +32,22 @@ def scheduler():
         yield cluster.scheduler_address
 
 
+#: torch's threads in a worker of that cluster: Dask starts each worker process with OMP_NUM_THREADS=1. A run stopped
+#: here resumes there only if it was made with as many (a CPU run's sums round by how its kernels split them).
+WORKER_THREADS = 1
+
+
+@contextlib.contextmanager
+def worker_threads():
+    """Train in this process as a worker of the cluster does: with :data:`WORKER_THREADS` torch threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(WORKER_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _files(folder):
     """{relative path: (sha256, mtime_ns)} of every file under ``folder``."""
     return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
@@ -404,8 +420,9 @@ def test_dead_runs_are_resumed_or_restarted_and_a_live_one_is_left_alone(schedul
     out = tmp_path / "sweep"
     grid = {"seed": [0, 1, 2]}
     names = [run_name_for(p) for p in expand_grid(grid)]
-    train.run(**TINY, seed=0, out_dir=out, run_name=names[0], max_train_s=0, progress=False)
-    train.run(**TINY, seed=1, out_dir=out, run_name=names[1], progress=False)
+    with worker_threads():
+        train.run(**TINY, seed=0, out_dir=out, run_name=names[0], max_train_s=0, progress=False)
+        train.run(**TINY, seed=1, out_dir=out, run_name=names[1], progress=False)
     _kill(out / names[0])
     _kill(out / names[1])
     assert (out / names[0] / train.CHECKPOINT).is_file() and not (out / names[1] / train.CHECKPOINT).exists()
@@ -422,7 +439,8 @@ def test_dead_runs_are_resumed_or_restarted_and_a_live_one_is_left_alone(schedul
         holder.stdin.close()
         assert holder.wait(timeout=30) == 0
     for seed, name, segments in ((0, names[0], [(0, 2), (2, 4)]), (1, names[1], [(0, 4)])):
-        whole = train.run(**TINY, seed=seed, out_dir=tmp_path / "whole", run_name=name, progress=False)
+        with worker_threads():
+            whole = train.run(**TINY, seed=seed, out_dir=tmp_path / "whole", run_name=name, progress=False)
         ha, hb = runs.load_history(whole), runs.load_history(out / name)
         for col in runs.REPRODUCIBLE_COLUMNS:  # all but the wall time
             np.testing.assert_array_equal(ha[col], hb[col], err_msg=f"{name}: {col}")
@@ -471,7 +489,8 @@ def test_the_lock_left_by_a_writer_on_another_host_is_reported_not_passed_over(s
     out = tmp_path / "sweep"
     grid = {"seed": [0]}
     name = run_name_for(expand_grid(grid)[0])
-    train.run(**TINY, seed=0, out_dir=out, run_name=name, max_train_s=0, progress=False)
+    with worker_threads():
+        train.run(**TINY, seed=0, out_dir=out, run_name=name, max_train_s=0, progress=False)
     _kill(out / name)
     (out / name / locks.LOCK).write_text(json.dumps({"pid": 12, "host": "another-node"}) + "\n")
     before = _files(out / name)

@@ -786,6 +786,11 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
     with pytest.raises(train.ResumeRefused, match="started on another CPU: .*, now 'Another CPU \\(AVX512\\)'"):
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
     monkeypatch.undo()
+    threads = json.loads(saved)["torch_threads"]  # the same CPU with its kernels split over other threads
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
+    with pytest.raises(train.ResumeRefused, match=f"started with {threads} CPU threads for torch, now {threads + 1} "):
+        train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
+    monkeypatch.undo()
     # a run resumed alone moves on to the next metric epoch: the three no longer stop at the same epoch
     train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path, resume=True, max_train_s=0, **RESUME_KW)
     with pytest.raises(train.ResumeRefused, match=r"stopped at different epochs \[2, 4\]"):
