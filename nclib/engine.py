@@ -31,7 +31,7 @@ def lr_at(epoch: int, lr: float, milestones, gamma: float) -> float:
     lr = _checks.positive_float(lr, "lr")
     gamma = _checks.positive_float(gamma, "gamma")
     if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
-        raise ValueError(f"milestones must be a list of epochs, got {milestones!r}")
+        raise ValueError(f"milestones (a run's lr_milestones) must be a list of epochs, got {milestones!r}")
     return lr * gamma ** sum(1 for m in milestones if epoch > _checks.positive_int(m, "milestones"))
 
 
@@ -341,16 +341,17 @@ def train_epochs_together(engines: list[Engine], epochs: int = 1) -> None:
     if not isinstance(engines, (list, tuple)) or not engines or not all(isinstance(e, Engine) for e in engines):
         raise ValueError(f"engines must be a non-empty list of Engine, got {engines!r:.100}")
     groups = {id(e.group): e.group for e in engines if e.group is not None}
+    members = {key: [e for e in engines if e.group is group] for key, group in groups.items()}
+    for key, group in groups.items():  # before any epoch is queued, so that a refusal leaves no engine ahead
+        if [e.step for e in members[key]] != group.members:
+            raise ValueError("engines: a group's engines are trained all together or not at all")
     for _ in range(epochs):
         for eng in engines:
             if eng.group is None:
                 eng.train_epoch()
-        for group in groups.values():
-            members = [e for e in engines if e.group is group]
-            if [e.step for e in members] != group.members:
-                raise ValueError("a group's engines are trained all together or not at all")
+        for key, group in groups.items():
             with group.training():
-                group.run_steps(torch.stack([e.batches() for e in members]))
+                group.run_steps(torch.stack([e.batches() for e in members[key]]))
 
 
 def time_side_by_side(engines: list[Engine], epochs: int) -> float:

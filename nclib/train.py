@@ -61,6 +61,7 @@ import sys
 import time
 
 import torch
+from tqdm import tqdm
 
 from . import ROOT, data, parameters, provenance  # noqa: F401 (ROOT re-exported)
 from . import locks as _locks
@@ -306,7 +307,12 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
         if differ:
             raise ResumeRefused(f"run {q['run_name']!r} cannot be resumed: it was started with other parameters: "
                                 f"{_runs.differences_text(differ)}", d)
-        prov = json.loads((d / "provenance.json").read_text())
+        try:
+            prov = json.loads((d / "provenance.json").read_text())
+        except (OSError, ValueError) as exc:  # a run status reads as dead; its provenance is needed from here on
+            raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: its provenance.json cannot be read "
+                                f"({exc}); start it again with {setting_text('overwrite', True, without='--resume')}",
+                                d) from exc
         first = prov.get("git_commit")
         if first is not None and code["git_commit"] is not None:
             if first != code["git_commit"]:
@@ -426,8 +432,6 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
         if not resume:
             for folder in list(active):
                 folder.record(0)
-        from tqdm import tqdm
-
         bar = tqdm(range(start + 1, p["epochs"] + 1), disable=not p["progress"], desc=", ".join(names),
                    mininterval=1.0)
         for epoch in bar:

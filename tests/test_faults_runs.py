@@ -23,8 +23,7 @@ TINY = dict(dataset="synthetic", width=16, depth=1, batch_size="full", lam_W=1e-
 LONG = dict(TINY, epochs=10**6, metric_every=5)  # runs until stopped (max_train_s) or killed
 CLI = ["--dataset", "synthetic", "--width", "16", "--depth", "1", "--epochs", "5", "--batch-size", "full",
        "--lam-W", "1e-3", "--lam-H", "1e-3", "--progress", "false"]
-# the children resume this process's runs and these theirs: a CPU run resumes only with torch's thread count
-ENV = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "PYTHONPATH": str(nclib.ROOT)}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(nclib.ROOT)}
 
 # A second process: train.run(**json argv[1]); with CRASH_IN_SAVE it dies (SIGKILL) half-way through writing its
 # checkpoint, with CRASH_IN_RENAME once it is written and recorded but before its rename, as a machine that loses
@@ -55,7 +54,9 @@ train.run(**json.loads(sys.argv[1]))
 
 
 def _child(crash_in_save=False, crash_in_rename=False, **kw):
-    env = {**ENV, **({"CRASH_IN_SAVE": "1"} if crash_in_save else {}),
+    # the child resumes this process's runs and this process the child's: a CPU run resumes only with torch's thread
+    # count, this process's as the child starts (an earlier test may have changed it)
+    env = {**ENV, "OMP_NUM_THREADS": str(torch.get_num_threads()), **({"CRASH_IN_SAVE": "1"} if crash_in_save else {}),
            **({"CRASH_IN_RENAME": "1"} if crash_in_rename else {})}
     return subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(kw, default=str)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -360,6 +361,18 @@ def test_a_resume_rewrites_the_history_to_its_checkpoint_before_it_trains(tmp_pa
     with pytest.raises(RuntimeError, match="the device is lost"):
         train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True)
     assert runs.run_status(folder) == "failed" and (folder / "history.csv").read_text() == history
+
+
+def test_a_stopped_run_whose_provenance_is_unreadable_is_refused_naming_its_folder(tmp_path):
+    """A provenance.json cut short (a disk full while it was written by hand, a bad copy) reads as a dead run, and
+    the checkpoint beside it would be resumed: the resume is refused naming the folder, not a bare JSON error."""
+    folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)
+    (folder / "provenance.json").write_text('{"status": "stopped", "git_commit"')
+    assert runs.run_status(folder) == "dead"
+    with pytest.raises(runs.ResumeRefused, match=f"run folder {str(folder)!r} cannot be resumed: its provenance.json "
+                                                 f"cannot be read") as err:
+        train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True)
+    assert err.value.run_dir == folder
 
 
 def test_a_crash_before_the_first_checkpoint_leaves_a_dead_run_that_only_overwrite_replaces(tmp_path):

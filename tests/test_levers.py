@@ -244,6 +244,11 @@ def test_grouped_engines_equal_engines_stepped_alone():
         grouped[0].train_epoch()
     with pytest.raises(ValueError, match="grouped already"):
         train.group_engines(grouped)
+    # part of a group with an engine of its own: refused before any epoch is queued, so no engine is ahead
+    extra = train.Engine(ts, train.check_params(**KW))
+    with pytest.raises(ValueError, match="^engines: a group's engines are trained all together"):
+        train.train_epochs_together([extra, *grouped[:2]], 1)
+    assert extra.steps_done == 0 and [e.steps_done for e in grouped] == [15] * 3
 
 
 def test_grouping_refusals_name_the_argument():
