@@ -6,6 +6,7 @@ contract (names, lock, statuses, checkpoint checksums); :mod:`nclib.train` makes
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import io
 import json
@@ -13,7 +14,7 @@ import math
 import pathlib
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -74,6 +75,16 @@ def _class_accuracy_csv(rows: list[dict], K: int) -> str:
         if "class_acc" in r:
             w.writerow([int(r["epoch"]), *(repr(float(v)) for v in r["class_acc"])])
     return buf.getvalue()
+
+
+@dataclasses.dataclass
+class PendingRow:
+    """A history row recorded but not yet written: ``row`` (its values so far), ``host_metrics`` (the worker thread's
+    future of the host metrics, None when they are in ``row`` already) and ``device_half`` (with
+    ``deferred_metrics``, the future of the loss and objective, None once they are in ``row``)."""
+    row: dict
+    host_metrics: Future | None = None
+    device_half: Future | None = None
 
 
 class RunFolder:
@@ -140,10 +151,8 @@ class RunFolder:
             self.initial_objective, self.limit = float(checkpoint["initial_objective"]), float(checkpoint["limit"])
             self.before = {k: float(self.prov.get(k) or 0.0) for k in ("wall_time_s", "train_time_s")}
         atomic_write_text(run_dir / "provenance.json", to_json(self.prov))
-        # [row, future of the host metrics or None, future of a deferred row's device half or None], in epoch
-        # order, until written to history.csv
-        self.pending: list = []
-        self.unchecked: list = []  # the same entries until checked for divergence (rows_to_check)
+        self.pending: list[PendingRow] = []  # the rows recorded, in epoch order, until written to history.csv
+        self.unchecked: list[PendingRow] = []  # the same rows until checked for divergence (rows_to_check)
         self.pool = ThreadPoolExecutor(max_workers=1) if use_async else None
         self.t_train = time.perf_counter()
         self.steps_at_start = engine.steps_done
@@ -151,13 +160,13 @@ class RunFolder:
     def flush(self, wait: bool = False) -> None:
         """Move finished rows to the history (in epoch order) and rewrite history.csv atomically."""
         moved = False
-        while self.pending and (wait or self.pending[0][1] is None or self.pending[0][1].done()):
-            row, fut, device_half = self.pending.pop(0)
-            if device_half is not None:  # a deferred row not checked yet (a run that stops): its loss and objective
-                row.update(device_half.result()[0])
-            if fut is not None:
-                row.update(fut.result())
-            self.rows.append(row)
+        while self.pending and (wait or self.pending[0].host_metrics is None or self.pending[0].host_metrics.done()):
+            entry = self.pending.pop(0)
+            if entry.device_half is not None:  # a deferred row not checked yet (a run that stops): its loss, objective
+                entry.row.update(entry.device_half.result()[0])
+            if entry.host_metrics is not None:
+                entry.row.update(entry.host_metrics.result())
+            self.rows.append(entry.row)
             moved = True
         if moved:
             self._write_history()
@@ -179,20 +188,21 @@ class RunFolder:
             row["wall_time"] = self.before["train_time_s"] + time.perf_counter() - self.t_train
             if self.pool is not None:  # two tasks in the one worker, in order: the device half, then the metrics
                 device_half = self.pool.submit(finish)
-                entry = [row, self.pool.submit(lambda: eng.host_metrics(device_half.result()[1])), device_half]
+                entry = PendingRow(row, self.pool.submit(lambda: eng.host_metrics(device_half.result()[1])),
+                                   device_half)
             else:  # no worker thread (the CPU's default): the row is completed at once
                 part, payload = finish()
                 row.update(part, **eng.host_metrics(payload))
-                entry = [row, None, None]
+                entry = PendingRow(row)
         else:
             loss = eng.take_loss()
             part, payload = eng.evaluate_device()
             row.update(loss=loss, **part, wall_time=self.before["train_time_s"] + time.perf_counter() - self.t_train)
             if self.pool is not None and payload is not None:
-                entry = [row, self.pool.submit(eng.host_metrics, payload), None]
+                entry = PendingRow(row, self.pool.submit(eng.host_metrics, payload))
             else:
                 row.update(eng.host_metrics(payload))
-                entry = [row, None, None]
+                entry = PendingRow(row)
         self.pending.append(entry)
         self.unchecked.append(entry)
         self.flush()
@@ -206,10 +216,10 @@ class RunFolder:
         n = len(self.unchecked) if (wait or not deferred) else len(self.unchecked) - 1
         out = []
         for entry in self.unchecked[:max(n, 0)]:
-            row, _, device_half = entry
-            if device_half is not None:  # the loss and objective only: the host metrics may still be computed
-                row.update(device_half.result()[0])
-                entry[2] = None
+            row = entry.row
+            if entry.device_half is not None:  # the loss and objective only: the host metrics may still be computed
+                row.update(entry.device_half.result()[0])
+                entry.device_half = None
             if row["epoch"] == 0:  # the initialization: it sets the limit and is not itself checked
                 self.initial_objective = row["objective"]
                 self.limit = self.p["divergence_factor"] * max(row["objective"], 1e-12)
@@ -221,8 +231,8 @@ class RunFolder:
 
     def drop_rows_after(self, epoch: int) -> None:
         """Forget the rows recorded after ``epoch`` (a deferred run that diverged at ``epoch`` trained on)."""
-        self.pending = [e for e in self.pending if e[0]["epoch"] <= epoch]
-        self.unchecked = [e for e in self.unchecked if e[0]["epoch"] <= epoch]
+        self.pending = [e for e in self.pending if e.row["epoch"] <= epoch]
+        self.unchecked = [e for e in self.unchecked if e.row["epoch"] <= epoch]
         if any(r["epoch"] > epoch for r in self.rows):
             self.rows = [r for r in self.rows if r["epoch"] <= epoch]
             self._write_history()
