@@ -275,19 +275,15 @@ def device_key(device) -> str | None:
     return str(d) if d.index is not None else "cuda"
 
 
-def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
-    """All the checks of ``resume=True`` (:ref:`ch-engine`), then the checkpoints: each folder holds a stopped,
-    dead or failed run (:data:`nclib.runs.RESUMABLE`) with a checkpoint; the run was started with the same
-    parameters (but :data:`EXECUTION_KEYS`, and ``data_path`` for the letters stand-in, rendered or read from a
-    rendering saved ahead), at the same commit with the same uncommitted changes (none, or the same ``git diff``),
-    on the same device (type and name; on a CPU its model and torch's kernels there, ``host_cpu``, and torch's
-    thread count, ``torch_threads``) and torch version, on the same data (the ``data_sha256`` of its
-    provenance equals the data loaded now); the checkpoint holds the bytes its writer recorded beside it (sha256)
-    and loads; the runs stopped at the same epoch.  Refusals are
-    :class:`ResumeRefused` (:class:`CheckpointDamaged` for the checkpoint) naming the folder, before anything is
-    written but a checkpoint whose writer recorded it and was cut off before the rename (then renamed).  Returns the epoch the runs continue from and their checkpoints."""
-    here = {"device": device_key(str(engines[0].device)), "device_name": engines[0].device_name,
-            "torch": torch.__version__}
+def _refuse_resume(run_dirs, plist, code) -> None:
+    """The checks of ``resume=True`` (:ref:`ch-engine`) that need neither the data nor the networks, made before
+    either is loaded: each folder holds a stopped, dead or failed run (:data:`nclib.runs.RESUMABLE`) with a
+    checkpoint; the run was started with the same parameters (but :data:`EXECUTION_KEYS`, and ``data_path`` for the
+    letters stand-in, rendered or read from a rendering saved ahead), at the same commit with the same uncommitted
+    changes (none, or the same ``git diff``), and, on a CPU, on the same CPU model with torch's kernels there
+    (``host_cpu``) and as many torch threads (``torch_threads``).  Refusals are :class:`ResumeRefused` naming the
+    folder; nothing is written."""
+    on_cpu = parameters.device_type(plist[0]["device"]) == "cpu"
     for d in run_dirs:  # first what each folder holds, so that a run that cannot continue is named before the rest
         status = _runs.recorded_status(d)
         if status in _runs.RESUMABLE and not _runs.has_checkpoint(d):  # also a run killed before its provenance
@@ -331,27 +327,41 @@ def _resume_state(run_dirs, plist, engines, ts, code) -> tuple[int, list[dict]]:
                                     f"with {then_text} and this checkout has {now_text}: a run's checkout (every "
                                     f"tracked file outside results/ and the executed notebooks) must not change "
                                     f"between its calls", d)
+        if on_cpu and prov.get("host_cpu") not in (None, code["host_cpu"]):
+            # a CPU run's arithmetic is that of the kernels torch picks on its CPU (runs made before it was recorded
+            # say nothing, and are not refused)
+            raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started on another CPU: "
+                                f"{prov['host_cpu']!r}, now {code['host_cpu']!r}", d)
+        if on_cpu and prov.get("torch_threads") not in (None, code["torch_threads"]):
+            # and with its kernels split over as many threads: the split may change how their sums round
+            raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started with "
+                                f"{prov['torch_threads']} CPU threads for torch, now {code['torch_threads']} (set "
+                                f"OMP_NUM_THREADS or torch.set_num_threads to {prov['torch_threads']})", d)
+
+
+def _resume_state(run_dirs, engines, ts) -> tuple[int, list[dict]]:
+    """The rest of the checks of ``resume=True`` once the data are loaded and the networks built (after
+    :func:`_refuse_resume`), then the checkpoints: the runs were started on the same device (type and name) and
+    torch version, on the same data (the ``data_sha256`` of the provenance equals the data loaded now); each
+    checkpoint holds the bytes its writer recorded beside it (sha256) and loads; the runs stopped at the same
+    epoch.  Refusals are :class:`ResumeRefused` (:class:`CheckpointDamaged` for the checkpoint) naming the folder,
+    before anything is written but a checkpoint whose writer recorded it and was cut off before its rename (then
+    renamed).  Returns the epoch the runs continue from and their checkpoints."""
+    here = {"device": device_key(str(engines[0].device)), "device_name": engines[0].device_name,
+            "torch": torch.__version__}
+    for d, eng in zip(run_dirs, engines):
+        prov = json.loads((d / "provenance.json").read_text())  # read by _refuse_resume already
         then = {"device": device_key(prov.get("device")), "device_name": prov.get("device_name"),
                 "torch": (prov.get("versions") or {}).get("torch")}
         differ = [k for k in here if then[k] != here[k]]
         if differ:  # another device, card or torch changes the kernels (and fused Adam's flags): not the same run
             raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started on another device or torch: "
                                 + "; ".join(f"{k} {then[k]!r}, now {here[k]!r}" for k in differ), d)
-        if not engines[0].is_cuda and prov.get("host_cpu") not in (None, code["host_cpu"]):
-            # a CPU run's arithmetic is that of the kernels torch picks on its CPU (runs made before it was recorded
-            # say nothing, and are not refused)
-            raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started on another CPU: "
-                                f"{prov['host_cpu']!r}, now {code['host_cpu']!r}", d)
-        if not engines[0].is_cuda and prov.get("torch_threads") not in (None, code["torch_threads"]):
-            # and with its kernels split over as many threads: the split may change how their sums round
-            raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started with "
-                                f"{prov['torch_threads']} CPU threads for torch, now {code['torch_threads']} (set "
-                                f"OMP_NUM_THREADS or torch.set_num_threads to {prov['torch_threads']})", d)
         then_data, now_data = prov.get("data_sha256"), ts.provenance["data_sha256"]
         if then_data != now_data:  # the data file rewritten at the same path, or other data
             raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: the data differ from those it started on: "
                                 f"data_sha256 {str(then_data)[:12]}... then, {now_data[:12]}... now (data_path "
-                                f"{q['data_path']!r}); resume on the run's own data, or start again with "
+                                f"{eng.p['data_path']!r}); resume on the run's own data, or start again with "
                                 f"{setting_text('overwrite', True, without='--resume')}", d)
     checkpoints = []
     for d, eng in zip(run_dirs, engines):
@@ -399,18 +409,19 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     t_start = time.perf_counter()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     p = plist[0]
-    ts = data.load_for(p)
-    engines = [Engine(ts, q) for q in plist]
-    names = [q["run_name"] for q in plist]
-
     # one checkout and one environment for all the runs
     # the threads of torch's CPU kernels too: a CPU run's arithmetic may depend on how its reductions are split
     code = {**provenance.git_state(), "versions": provenance.versions(), "host_cpu": provenance.cpu_name(),
             "torch_threads": torch.get_num_threads()}
+    if resume:  # what can be refused without the data, before they are loaded (the letters: a minute and more)
+        _refuse_resume(run_dirs, plist, code)
+    ts = data.load_for(p)
+    engines = [Engine(ts, q) for q in plist]
+    names = [q["run_name"] for q in plist]
     checkpoints = [None] * len(engines)
     start = 0
     if resume:
-        start, checkpoints = _resume_state(run_dirs, plist, engines, ts, code)
+        start, checkpoints = _resume_state(run_dirs, engines, ts)
         next_lr = lr_at(start + 1, p["lr"], p["lr_milestones"], p["lr_gamma"])
         for eng, c in zip(engines, checkpoints):
             eng.load_state_dict(c.pop("engine"), next_lr)  # popped: the loaded tensors need not outlive the load

@@ -375,6 +375,19 @@ def test_a_stopped_run_whose_provenance_is_unreadable_is_refused_naming_its_fold
     assert err.value.run_dir == folder
 
 
+def test_a_resume_refused_for_its_parameters_or_code_never_loads_the_data(tmp_path, monkeypatch):
+    """What a resume can be refused for without the data (the run's status, parameters, code, CPU) is refused before
+    they are loaded: the letters stand-in takes a minute and more to render at the paper's size."""
+    from nclib import data
+
+    train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)
+    monkeypatch.setattr(data, "load_for", lambda p: pytest.fail("the data were loaded before the refusal"))
+    with pytest.raises(runs.ResumeRefused, match="started with other parameters"):
+        train.run(**{**LONG, "lam_H": 1e-2}, out_dir=tmp_path, run_name="r", resume=True)
+    with pytest.raises(runs.ResumeRefused, match="holds no run to continue"):
+        train.run(**LONG, out_dir=tmp_path, run_name="absent", resume=True)
+
+
 def test_a_crash_before_the_first_checkpoint_leaves_a_dead_run_that_only_overwrite_replaces(tmp_path):
     proc = _child(crash_in_save=True, **LONG, out_dir=str(tmp_path), run_name="r", max_train_s=0)
     proc.communicate(timeout=300)

@@ -465,11 +465,12 @@ def test_a_failed_run_trained_again_from_the_start_says_so_in_the_table(schedule
     first = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
     assert first["restarted"].isna().all()
     folder = out / names[0]
-    train.run(**TINY, seed=0, out_dir=out, run_name=names[0], max_train_s=0, overwrite=True, progress=False)
-    monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: 1 / 0)
-    with pytest.raises(ZeroDivisionError):
-        train.run(**TINY, seed=0, out_dir=out, run_name=names[0], resume=True, progress=False)
-    monkeypatch.undo()
+    with worker_threads():  # as a worker would, so that only the card below differs
+        train.run(**TINY, seed=0, out_dir=out, run_name=names[0], max_train_s=0, overwrite=True, progress=False)
+        monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            train.run(**TINY, seed=0, out_dir=out, run_name=names[0], resume=True, progress=False)
+        monkeypatch.undo()
     prov_path = folder / "provenance.json"
     prov_path.write_text(json.dumps({**json.loads(prov_path.read_text()), "device_name": "NVIDIA H200"}))
     assert sweep.next_step(folder) == ("failed", "resume")
