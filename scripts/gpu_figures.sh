@@ -55,7 +55,9 @@
 # $STAGE (default /var/tmp/nclib-gpu-stage, outside the repository copy, which each job refreshes; gone with the
 # machine) and every job archives them (checkpoints excluded); after the notebook it prints each run's status and
 # the epoch it reached; the executed notebook of an earlier job is kept as
-# $STAGE/results/figures/gpu/figK/segments/figK[.PIECE].segment-N.run.ipynb. With PIECE (e.g. PIECE=L1), each
+# $STAGE/results/figures/gpu/figK/segments/figK[.PIECE].segment-N.run.ipynb before the notebook runs again, and
+# where every run of the piece has finished already the notebook is not run again (the figure counts as made,
+# its runs and the notebook that trained them archived as they are). With PIECE (e.g. PIECE=L1), each
 # figure of $FIGURES makes only those runs (a letters figure does not fit one machine: one run per machine);
 # PIECE=L1-L6, also spelled L1,L6, is the runs L = 1 and 6, not a range. The
 # CUDA-only tests run in the first job only, and only those of stop-and-resume (CUDA_TESTS, a pytest -k
@@ -424,18 +426,16 @@ print('clean' if s['git_dirty'] is False else 'no git' if s['git_dirty'] is None
 
 # FULL mode: each figure toward the paper's 12,000 epochs in the seconds left, resumed where a checkpoint exists
 full_figures() {
-  local resuming=" $1 " f resume max_s n sets
+  local resuming=" $1 " f resume max_s sets
   for f in $FIGURES; do
     resume=false
-    if [[ "$resuming" == *" $f "* ]]; then
-      resume=true
-      local name="fig$f${PIECE:+.$PIECE}"
-      n=$(ls "$RESULTS_ROOT/gpu/fig$f/segments" 2>/dev/null | grep -c "^$name\.segment-" || true)
-      mkdir -p "$RESULTS_ROOT/gpu/fig$f/segments"
-      if [ -f "$NOTEBOOK_ROOT/gpu/$name.run.ipynb" ]; then
-        mv "$NOTEBOOK_ROOT/gpu/$name.run.ipynb" "$RESULTS_ROOT/gpu/fig$f/segments/$name.segment-$((n + 1)).run.ipynb"
-      fi
+    if [[ "$resuming" == *" $f "* ]]; then resume=true; fi
+    if [ "$resume" = false ] && piece_finished "$f"; then
+      # the same command again after a call that finished them: the notebook that trained them stays as it is
+      echo "Figure $f: every run of ${PIECE:-the figure} has finished in $STAGE already; its notebook is not run again"
+      FIGS_OK="$FIGS_OK $f"; run_statuses "$f"; continue
     fi
+    keep_notebook "$f"
     max_s=${MAX_TRAIN_S:-$(( BUDGET_S - $(elapsed) - RESERVE_S ))}
     echo "== Figure $f (FULL): resume=$resume, max_train_s=$max_s ($(elapsed) s elapsed)"
     if [ "$max_s" -lt 0 ]; then echo "Figure $f skipped: no time left"; continue; fi
@@ -449,16 +449,46 @@ full_figures() {
     if [ "$net" -lt 1 ]; then echo "Figure $f skipped: no time left before the budget's end"; continue; fi
     notebook "$f" "stopped by the safety net" timeout --signal=INT --kill-after=10 \
       $(( net < max_s + 150 ? net : max_s + 150 )) scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}"
-    # each run's own status (its provenance's top level; its segments have theirs) and the epoch it reached
-    "$PY" - "$RESULTS_ROOT"/gpu/fig$f/fig$f-L*/provenance.json <<'PYEOF' 2>/dev/null || true
-import json, pathlib, sys
-for p in map(pathlib.Path, sys.argv[1:]):
-    if p.is_file():
-        rows = (p.parent / "history.csv").read_text().split() if (p.parent / "history.csv").is_file() else []
-        epoch = rows[-1].split(",")[0] if len(rows) > 1 else "-"
-        print(f"{p.parent.name}: {json.loads(p.read_text()).get('status')} at epoch {epoch}")
-PYEOF
+    run_statuses "$f"
   done
+}
+
+# FULL mode: the run folders of figure $1's piece in $STAGE (the figure's three runs without PIECE)
+piece_runs() {
+  local L
+  for L in $(echo "${PIECE:-L1-L3-L6}" | tr '-' ' '); do echo "$RESULTS_ROOT/gpu/fig$1/fig$1-$L"; done
+}
+
+# FULL mode: status 0 when every run of figure $1's piece has finished (nclib.runs.run_status)
+piece_finished() {
+  local dirs
+  mapfile -t dirs < <(piece_runs "$1")
+  "$PY" -c "import sys; from nclib import runs
+sys.exit(0 if all(runs.run_status(d) == 'finished' for d in sys.argv[1:]) else 1)" "${dirs[@]}"
+}
+
+# FULL mode: figure $1's notebook of this piece, where one exists (an earlier call's), moved to its segments before
+# the notebook runs again (papermill would write over it): segments/figK[.PIECE].segment-N.run.ipynb
+keep_notebook() {
+  local name="fig$1${PIECE:+.$PIECE}" n
+  [ -f "$NOTEBOOK_ROOT/gpu/$name.run.ipynb" ] || return 0
+  n=$(ls "$RESULTS_ROOT/gpu/fig$1/segments" 2>/dev/null | grep -c "^$name\.segment-" || true)
+  mkdir -p "$RESULTS_ROOT/gpu/fig$1/segments"
+  mv "$NOTEBOOK_ROOT/gpu/$name.run.ipynb" "$RESULTS_ROOT/gpu/fig$1/segments/$name.segment-$((n + 1)).run.ipynb"
+}
+
+# FULL mode: each run of figure $1 in $STAGE with its own status (its provenance's top level; its segments have
+# theirs) and the last epoch of its history; an error is shown here and does not end the job
+run_statuses() {
+  "$PY" -c "import pathlib, sys; from nclib import runs
+for d in filter(lambda d: pathlib.Path(d).is_dir(), sys.argv[1:]):
+    try:
+        epochs = runs.load_history(d)['epoch']
+        epoch = int(epochs[-1]) if len(epochs) else '-'
+    except ValueError as exc:
+        epoch = f'- ({exc})'
+    print(f'{pathlib.Path(d).name}: {runs.run_status(d)} at epoch {epoch}')" "$RESULTS_ROOT"/gpu/fig$1/fig$1-L*/ \
+    || echo "Figure $1: the runs' statuses could not be read (above); the job goes on"
 }
 
 # the archive of the runs; status 1 when no figure's notebook ran, or one ended with another status than 0

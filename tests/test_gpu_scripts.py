@@ -163,6 +163,29 @@ def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_pa
         assert sum(n.endswith("history.csv") for n in tar.getnames()) == 3
 
 
+def test_gpu_figures_script_full_mode_keeps_a_finished_piece_and_its_notebook(tmp_path):
+    """FULL=1, the runbook's second command after a first that finished every run of the piece: the notebook is not
+    run again (it would find the runs finished, and papermill would write over the notebook that trained them),
+    the figure counts as made (status 0), and the archive holds the runs and the notebook that trained them."""
+    out, stage = tmp_path / "out", tmp_path / "stage"
+    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", PIECE="L1", TEST_EPOCHS="2",
+               FULL="1", ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
+               EXTRA_SETS="width=16 metric_every=1 lr=0.001", OMP_NUM_THREADS="1")
+    run_gpu_figures(env)
+    notebook = stage / "book" / "figures" / "gpu" / "fig1.L1.run.ipynb"
+    trained = notebook.read_bytes()
+    assert b"start: fig1-L1" in trained  # the notebook that trained the run
+    log = run_gpu_figures(env)  # status 0
+    assert "resuming: none" in log and "has finished in" in log
+    assert "== Figure 1 (gpu): parameters" not in log  # no notebook ran
+    assert notebook.read_bytes() == trained
+    assert not (stage / "results" / "figures" / "gpu" / "fig1" / "segments").exists()
+    assert re.findall(r"^(fig1-L\d): (\w+) at epoch (\d+)$", log, re.M) == [("fig1-L1", "finished", "2")]
+    with tarfile.open(out / "figures_gpu.tar.gz") as tar:
+        assert tar.extractfile("book/figures/gpu/fig1.L1.run.ipynb").read() == trained
+        assert sum(n.endswith("history.csv") for n in tar.getnames()) == 1
+
+
 def test_gpu_figures_script_reads_the_letters_rendered_ahead(tmp_path):
     """Figures 2 and 4 read the letters that scripts/gpu_letters_data.py rendered ahead (LETTERS_DATA) instead of
     rendering them in each notebook: the runs' training data are those of a fresh rendering (the same
