@@ -62,7 +62,7 @@
 # PIECE=L1-L6, also spelled L1,L6, is the runs L = 1 and 6, not a range. The
 # CUDA-only tests run in the first job only, and only those of stop-and-resume (CUDA_TESTS, a pytest -k
 # expression, sets which). TIME_LEFT_S (instead of BUDGET_S): the time left on the GPU machine as the command
-# starts; BUDGET_S is then that less 40 s, at most 570. LEVERS_FROM: a lever record (a stability job's
+# starts; BUDGET_S is then that less 40 s, at most 570 (at least RESERVE_S + 60, else refused). LEVERS_FROM: a lever record (a stability job's
 # bench_levers_tf32.json): its fastest lever that ends where the plain engine does joins the notebooks' settings.
 # FULL mode, and STABILITY mode, refuse to start from a checkout whose code differs
 # from its commit (nclib.provenance.git_state): scripts/land_gpu_runs.py promotes only runs made from a clean
@@ -133,7 +133,8 @@ MAX_TRAIN_S=${MAX_TRAIN_S:-}
 # (scripts/land_gpu_runs.py promote). EXPECT_GPU= (empty) accepts any CUDA GPU. Not checked with DEVICE=cpu.
 EXPECT_GPU=${EXPECT_GPU-$([ -n "$FULL$STABILITY" ] && echo H200)}
 # FULL mode: the time left on the GPU machine as this command starts (e.g. the second command: the time left after
-# the first); BUDGET_S is then that less 40 s (the command's start and the files' way back), at most 570
+# the first); BUDGET_S is then that less 40 s (the command's start and the files' way back), at most 570, and
+# refused under RESERVE_S + 60
 TIME_LEFT_S=${TIME_LEFT_S:-}
 # FULL mode: a lever record (benchmarks/bench_train.py --levers --json, e.g. a stability job's
 # bench_levers_tf32.json): its fastest lever that ends where the plain engine does is added to the notebooks'
@@ -183,9 +184,10 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
     fi
     local left=$(( 10#$TIME_LEFT_S ))  # in base 10: a leading 0 is not octal
     BUDGET_S=$(( left - 40 < 570 ? left - 40 : 570 ))
-    if (( BUDGET_S <= RESERVE_S )); then
-      echo "refused: TIME_LEFT_S=$TIME_LEFT_S leaves BUDGET_S=$BUDGET_S s, no more than the RESERVE_S=$RESERVE_S s kept"
-      echo "after training: no time to train"
+    # the setup before the notebook (install, versions; about 22 s when resuming) and a minute of training at least
+    if (( BUDGET_S < RESERVE_S + 60 )); then
+      echo "refused: TIME_LEFT_S=$TIME_LEFT_S leaves BUDGET_S=$BUDGET_S s, under the RESERVE_S=$RESERVE_S s kept after"
+      echo "training and 60 s for the setup and some training: max_train_s would be about 0 or negative"
       return 2
     fi
     echo "BUDGET_S=$BUDGET_S: the $left s left on the GPU machine less 40 s, at most 570"

@@ -279,7 +279,7 @@ torch.cuda.get_device_name = lambda device=None: "NVIDIA H100 80GB HBM3"
 
 
 @pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "no-cuda", "h100", "time-left", "two-budgets",
-                                  "time-capped", "time-short", "levers"])
+                                  "time-capped", "time-short", "time-narrow", "time-enough", "levers"])
 def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
     piece that names no runs, a missing .gpu/ data file, no CUDA device or a GPU that is not an H200 (FULL and
@@ -303,6 +303,10 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
                 # the seconds kept after training: nothing could train
                 "time-capped": dict(TIME_LEFT_S="0700", RESERVE_S="600"),
                 "time-short": dict(TIME_LEFT_S="0100", RESERVE_S="60"),
+                # BUDGET_S = 70 s: 10 s more than the reserve, but the setup alone takes longer (max_train_s < 0)
+                "time-narrow": dict(TIME_LEFT_S="110", RESERVE_S="60"),
+                # BUDGET_S = 120 s = RESERVE_S + 60, the least accepted; the missing lever record is refused next
+                "time-enough": dict(TIME_LEFT_S="160", RESERVE_S="60", LEVERS_FROM=str(tmp_path / "missing.json")),
                 "levers": dict(LEVERS_FROM=str(tmp_path / "bench_levers_tf32.json"))}[case])
     done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -314,8 +318,9 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     if case == "stability-data":
         assert str(tmp_path / "no" / "slice.npz") in done.stdout
     if case.startswith("time-"):
-        assert {"time-left": "7 minutes", "time-capped": "leaves BUDGET_S=570 s",
-                "time-short": "leaves BUDGET_S=60 s"}[case] in done.stdout
+        assert {"time-left": "7 minutes", "time-capped": "leaves BUDGET_S=570 s", "time-short": "leaves BUDGET_S=60 s",
+                "time-narrow": "leaves BUDGET_S=70 s", "time-enough": "BUDGET_S=120: the 160 s left"}[case] in done.stdout
+        assert ("LEVERS_FROM=" in done.stdout) == (case == "time-enough")  # refused for the lever record, not the time
 
 
 def test_check_device_accepts_only_the_expected_gpu(monkeypatch):
