@@ -11,11 +11,13 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         goes to results/figures/pieces/fig<k>/jobs/NAME/: its executed notebook(s) and its earlier segments'
         notebooks as the job wrote them, the .txt files of FILES (log.txt, an earlier command's log kept beside
         it) and landed.json (which runs landed, which were refused and why).  A run that did not finish, or
-        finished fewer epochs, is reported and not landed: it never becomes a figure's run; a job none of whose runs of a figure landed leaves no record there.  A run already landed
-        is not replaced, nor a job's record.
+        finished fewer epochs, or was trained in any of its calls from code that was not its commit's
+        (git_dirty), is reported and not landed: it never becomes a figure's run; a job none of whose runs of a
+        figure landed leaves no record there.  A run already landed is not replaced, nor a job's record.
     python scripts/land_gpu_runs.py promote FIG
         once results/figures/pieces/fig<FIG>/ holds the runs L = 1, 3, 6, clean commits of one precision, GPU
-        model and torch version (it prints the commits, and what changed in nclib/ between them): they replace
+        model and torch version (it prints the commits in the order of git's history, and what changed in nclib/
+        and book/training/train.md from each to the next): they replace
         the figure's committed GPU runs in results/figures/gpu/fig<FIG>/ (the earlier ones stay in git's
         history), with the jobs' records in results/figures/gpu/fig<FIG>/jobs/ and their notebooks in
         book/figures/gpu/, and it prints the _toc.yml line that lists those.  The figure's chapter then reads
@@ -82,6 +84,8 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
             problems = figures.check_run(run, fig, "gpu")
             if int(params["epochs"]) != want:
                 problems.append(f"L={run.L}: {params['epochs']} epochs, not the {want} a figure run needs")
+            if made_dirty(prov):
+                problems.append(f"L={run.L}: not made from a clean commit (git_dirty), which promote refuses")
             dest = root / PIECES / f"fig{fig}" / path.name
             if dest.exists():
                 problems.append(f"already landed in {dest.relative_to(root)}")
@@ -115,17 +119,43 @@ def _same(runs, what: str, key) -> None:
         raise ValueError(f"the landed runs differ in {what}: " + ", ".join(f"L={L} {v}" for L, v in values.items()))
 
 
+def made_dirty(provenance: dict) -> bool:
+    """Whether a call that trained the run (its provenance's top level, and each segment: a run resumed in a later
+    call has one per call) ran from code that was not its commit's, or did not record it (``git_dirty`` not
+    False)."""
+    return provenance.get("git_dirty") is not False or any(
+        seg.get("git_dirty") is not False for seg in provenance.get("segments", []))
+
+
+#: What :func:`code_changes` reports between commits: the library and the training notebook the runs went through.
+CODE_PATHS = ("nclib", "book/training/train.md")
+
+
+def in_history_order(commits: list[str], root: pathlib.Path) -> list[str]:
+    """The distinct ``commits``, oldest first in the order of git's history (``git rev-list --topo-order``), not of
+    their hashes; CalledProcessError where git does not know one."""
+    unique = list(dict.fromkeys(commits))
+    listed = subprocess.run(["git", "-C", str(root), "rev-list", "--topo-order", "--reverse", *unique],
+                            capture_output=True, text=True, check=True).stdout.split()
+    place = {c: i for i, c in enumerate(listed)}
+    return sorted(unique, key=lambda c: place[c])
+
+
 def code_changes(commits: list[str], root: pathlib.Path) -> str:
-    """What changed in nclib/ between the landed runs' commits (``git diff --stat``), or why it cannot be said."""
-    commits = sorted(set(commits))
-    if len(commits) < 2:
+    """What changed in :data:`CODE_PATHS` from each of the landed runs' commits to the next in history
+    (``git diff --stat`` of consecutive commits), or why it cannot be said: a report, not a check."""
+    if len(set(commits)) < 2:
         return "one commit"
     try:
-        out = subprocess.run(["git", "-C", str(root), "diff", "--stat", commits[0], commits[-1], "--", "nclib"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError) as exc:
+        ordered = in_history_order(commits, root)
+        parts = []
+        for a, b in zip(ordered, ordered[1:]):
+            stat = subprocess.run(["git", "-C", str(root), "diff", "--stat", a, b, "--", *CODE_PATHS],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+            parts.append(f"{a[:10]}..{b[:10]}:" + (f"\n{stat}" if stat else " unchanged"))
+    except (OSError, subprocess.CalledProcessError, KeyError) as exc:
         return f"not known ({type(exc).__name__})"
-    return out or "nclib/ unchanged"
+    return "\n".join(parts)
 
 
 def promote(fig: int, root: pathlib.Path) -> str:
@@ -148,8 +178,7 @@ def promote(fig: int, root: pathlib.Path) -> str:
     _same(runs, "GPU", lambda r: r.provenance.get("device_name"))
     _same(runs, "torch", lambda r: r.provenance.get("versions", {}).get("torch"))
     # every call that trained a run (its segments: a run resumed in a later job has one per job) from a clean commit
-    dirty = [L for L, r in runs.items() if r.provenance.get("git_dirty") is not False
-             or any(seg.get("git_dirty") is not False for seg in r.provenance.get("segments", []))]
+    dirty = [L for L, r in runs.items() if made_dirty(r.provenance)]  # land refuses them; runs landed by hand too
     if dirty:
         raise ValueError(f"the landed runs L = {dirty} were not made from a clean commit (git_dirty)")
     jobs = sorted((here / "jobs").iterdir()) if (here / "jobs").is_dir() else []
@@ -167,8 +196,8 @@ def promote(fig: int, root: pathlib.Path) -> str:
         raise ValueError(f"jobs bring notebooks of the same name: {clash}; keep one job's (remove the other job's "
                          f"record from {str((here / 'jobs').relative_to(root))!r}) and promote again")
     commits = [r.provenance.get("git_commit") for r in runs.values()]
-    print(f"Figure {f.number}: runs from commits {sorted(set(commits))}; nclib/ between them: "
-          f"{code_changes(commits, root)}")
+    print(f"Figure {f.number}: runs from commits {sorted(set(commits))}; what changed in {', '.join(CODE_PATHS)} "
+          f"from each to the next:\n{code_changes(commits, root)}")
     if target.exists():
         shutil.rmtree(target)  # the figure's earlier runs; git keeps them
     target.mkdir(parents=True)

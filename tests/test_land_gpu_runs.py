@@ -167,3 +167,52 @@ def test_refusals_name_the_argument(root, tmp_path):
     files = job_outputs(tmp_path, "job", "L1", [dict(L=1)])
     with pytest.raises(ValueError, match="job must name the job"):
         land_gpu_runs.land(files, "../elsewhere", root)
+
+
+def test_land_refuses_a_run_made_from_uncommitted_code(root, tmp_path):
+    """A run whose call (or a later call that resumed it: a segment) ran from code that was not its commit's is
+    refused by land, as promote would refuse it, rather than landed and found out at promotion."""
+    resumed_dirty = {"segments": [{"git_dirty": False}, {"git_dirty": True}]}
+    files = job_outputs(tmp_path, "job", "L1-L6", [dict(L=1, prov={"git_dirty": True}), dict(L=3, prov=resumed_dirty),
+                                                   dict(L=6, prov={"git_dirty": None})])
+    got = land_gpu_runs.land(files, "job", root)
+    assert got["landed"] == [] and sorted(got["refused"]) == ["fig1-L1", "fig1-L3", "fig1-L6"]
+    assert all("not made from a clean commit (git_dirty)" in why for why in got["refused"].values())
+    assert not (root / "results" / "figures" / "pieces").exists()
+    clean = job_outputs(tmp_path, "job2", "L1", [dict(L=1, prov={"segments": [{"git_dirty": False}] * 2})])
+    assert land_gpu_runs.land(clean, "job2", root)["landed"] == ["fig1-L1"]
+
+
+def test_code_changes_follow_the_history_not_the_hashes(tmp_path):
+    """The commits of the landed runs are compared each with the next in git's history, in nclib/ and the training
+    notebook: a diff from the smallest hash to the largest could run backwards in time and merge two changes."""
+    import subprocess
+
+    repo = tmp_path / "repo"
+    (repo / "nclib").mkdir(parents=True)
+    (repo / "book" / "training").mkdir(parents=True)
+
+    def commit(path, text):
+        (repo / path).write_text(text)
+        git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run(git + ["add", "-A"], check=True)
+        subprocess.run(git + ["commit", "-q", "-m", path], check=True)
+        return subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    first = commit("nclib/engine.py", "a = 1\n")
+    second = commit("nclib/engine.py", "a = 2\n")
+    third = commit("book/training/train.md", "the notebook\n")
+    commit("README.md", "not code\n")
+    order = [first, second, third]
+    assert land_gpu_runs.in_history_order([third, first, second, first], repo) == order
+    report = land_gpu_runs.code_changes([third, second, first], repo).splitlines()
+    starts = [i for i, line in enumerate(report) if ".." in line and line.endswith(":")]
+    assert [report[i] for i in starts] == [f"{first[:10]}..{second[:10]}:", f"{second[:10]}..{third[:10]}:"]
+    between_first, between_next = report[starts[0]:starts[1]], report[starts[1]:]
+    assert any("nclib/engine.py" in line for line in between_first)
+    assert not any("train.md" in line for line in between_first)
+    assert any("book/training/train.md" in line for line in between_next)
+    assert not any("engine.py" in line for line in between_next)
+    assert land_gpu_runs.code_changes([first, first], repo) == "one commit"
+    assert land_gpu_runs.code_changes([first, "f" * 40], repo) == "not known (CalledProcessError)"
