@@ -24,9 +24,11 @@ at most the paper's 12,000.
            resumes them), with their predicted seconds (nclib.figures.piece_seconds, fewest_pieces); status 1
            when a run does not fit alone
     python scripts/gpu_budget.py levers benchmarks/results/bench_levers_tf32.json [--metric-every 100]
+            [--precision tf32]
         -> prints the notebook settings (NAME=VALUE ...) of the fastest lever measured for a figure's runs, for
            EXTRA_SETS (gpu_figures.sh's LEVERS_FROM reads them so); nothing for the plain engine
-           (:func:`choose_levers`); status 1, and why, when the record is missing or holds no timed plain engine
+           (:func:`choose_levers`); status 1, and why, when the record is missing, holds no timed plain engine,
+           or (--precision) was measured at another precision than the runs'
     python scripts/gpu_budget.py device [--device auto] [--expect H200]
         -> prints the name of the GPU the runs would train on; status 2, and why, when torch sees no CUDA device or
            the GPU's name does not contain EXPECT (:func:`check_device`): every budget here is an H200's
@@ -150,13 +152,17 @@ def epochs_for(cal: dict, fig: int, remaining: float, todo: list[int]) -> tuple[
     return epochs, budget
 
 
-def choose_levers(record: dict, metric_every: int = 100) -> tuple[str, float, float]:
+def choose_levers(record: dict, metric_every: int = 100, precision: str | None = None) -> tuple[str, float, float]:
     """The lever of a ``benchmarks/bench_train.py --levers`` record with the least time for a figure's runs
     side by side per epoch, a metric epoch every ``metric_every`` epochs included (``epoch_ms_side_by_side`` +
     ``metric_ms_seen_by_training`` / ``metric_every``), among the plain engine and the levers that ran without
     error and ended bit for bit where the plain engine did (``same_as_plain``).  Returns ``(spec, ms, plain_ms)``:
     the lever's SPEC (``"plain"`` when none is faster), its time per epoch and the plain engine's.  ValueError
-    when the record has no timed plain engine."""
+    when the record has no timed plain engine, or, given the runs' ``precision``, when the record was measured at
+    another (a lever that ends bit for bit as the plain engine at one precision says nothing of another)."""
+    if precision is not None and record.get("precision") != precision:
+        raise ValueError(f"the record was measured at precision {record.get('precision')!r}, the runs train at "
+                         f"precision {precision!r}")
     levers = record.get("levers") or {}
 
     def ms(m: dict) -> float | None:
@@ -228,6 +234,7 @@ def main(argv=None) -> None:
     lv = sub.add_parser("levers")
     lv.add_argument("record")
     lv.add_argument("--metric-every", type=int, default=100)
+    lv.add_argument("--precision", default=None, help="the runs' precision: a record measured at another is refused")
     dv = sub.add_parser("device")
     dv.add_argument("--device", default="auto")
     dv.add_argument("--expect", default="H200", help="a part of the GPU's name (empty: any CUDA GPU)")
@@ -243,7 +250,7 @@ def main(argv=None) -> None:
     if args.command == "levers":
         try:
             with open(args.record) as fh:
-                spec, best, plain = choose_levers(json.load(fh), args.metric_every)
+                spec, best, plain = choose_levers(json.load(fh), args.metric_every, args.precision)
         except (OSError, ValueError) as exc:  # json's errors are ValueErrors
             raise SystemExit(f"levers: no lever record in {args.record!r}: {exc}")
         print(f"levers: {spec}, {best:.2f} ms per epoch of a figure's runs against {plain:.2f} for the plain engine",

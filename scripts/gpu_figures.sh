@@ -63,7 +63,8 @@
 # CUDA-only tests run in the first job only, and only those of stop-and-resume (CUDA_TESTS, a pytest -k
 # expression, sets which). TIME_LEFT_S (instead of BUDGET_S): the time left on the GPU machine as the command
 # starts; BUDGET_S is then that less 40 s, at most 570 (at least RESERVE_S + 60, else refused). LEVERS_FROM: a lever record (a stability job's
-# bench_levers_tf32.json): its fastest lever that ends where the plain engine does joins the notebooks' settings.
+# bench_levers_tf32.json, measured at PRECISION, else refused): its fastest lever that ends where the plain engine
+# does joins the notebooks' settings.
 # FULL mode, and STABILITY mode, refuse to start from a checkout whose code differs
 # from its commit (nclib.provenance.git_state): scripts/land_gpu_runs.py promotes only runs made from a clean
 # commit, so such a job would be lost; ALLOW_DIRTY=1 lets a CPU test of the script start anyway. Both modes
@@ -138,7 +139,8 @@ EXPECT_GPU=${EXPECT_GPU-$([ -n "$FULL$STABILITY" ] && echo H200)}
 TIME_LEFT_S=${TIME_LEFT_S:-}
 # FULL mode: a lever record (benchmarks/bench_train.py --levers --json, e.g. a stability job's
 # bench_levers_tf32.json): its fastest lever that ends where the plain engine does is added to the notebooks'
-# settings (scripts/gpu_budget.py levers); the job refuses to start when the record cannot be read
+# settings (scripts/gpu_budget.py levers); the job refuses to start when the record cannot be read or was measured
+# at another precision than PRECISION
 LEVERS_FROM=${LEVERS_FROM:-}
 KDIR=""
 if [ -n "$FULL" ]; then
@@ -194,8 +196,9 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
   fi
   if [ -n "$LEVERS_FROM" ]; then
     local words
-    if [ -z "$FULL" ] || ! words=$("$PY" scripts/gpu_budget.py levers "$LEVERS_FROM"); then
-      echo "refused: LEVERS_FROM='$LEVERS_FROM' (FULL mode only) is not a lever record that can be read"
+    if [ -z "$FULL" ] || ! words=$("$PY" scripts/gpu_budget.py levers "$LEVERS_FROM" --precision "$PRECISION"); then
+      echo "refused: LEVERS_FROM='$LEVERS_FROM' (FULL mode only) is not a lever record that can be read, measured at"
+      echo "PRECISION=$PRECISION (the runs' precision: the stability job's decision)"
       return 2
     fi
     read -ra words <<< "$words"

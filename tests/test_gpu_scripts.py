@@ -272,6 +272,16 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     assert sorted(anatomy["steps"]) == ["1", "3", "6"] and anatomy["backbones"]["runs"] == 3
 
 
+def lever_record(folder: pathlib.Path, precision: str) -> pathlib.Path:
+    """A lever record (benchmarks/bench_train.py --levers --json) measured at ``precision`` whose fastest lever that
+    ends as the plain engine does is grouped_adam=true."""
+    path = folder / f"lever_record_{precision}.json"  # not the name another case needs missing
+    path.write_text(json.dumps({"precision": precision, "levers": {
+        "plain": dict(epoch_ms_side_by_side=60.0, metric_ms_seen_by_training=300.0, steps_per_s=1.0),
+        "grouped_adam=true": dict(epoch_ms_side_by_side=50.0, metric_ms_seen_by_training=300.0, same_as_plain=True)}}))
+    return path
+
+
 FAKE_H100 = """import torch
 torch.cuda.is_available = lambda: True
 torch.cuda.get_device_name = lambda device=None: "NVIDIA H100 80GB HBM3"
@@ -279,7 +289,8 @@ torch.cuda.get_device_name = lambda device=None: "NVIDIA H100 80GB HBM3"
 
 
 @pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "no-cuda", "h100", "time-left", "two-budgets",
-                                  "time-capped", "time-short", "time-narrow", "time-enough", "levers"])
+                                  "time-capped", "time-short", "time-narrow", "time-enough", "levers",
+                                  "levers-precision"])
 def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
     piece that names no runs, a missing .gpu/ data file, no CUDA device or a GPU that is not an H200 (FULL and
@@ -307,7 +318,9 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
                 "time-narrow": dict(TIME_LEFT_S="110", RESERVE_S="60"),
                 # BUDGET_S = 120 s = RESERVE_S + 60, the least accepted; the missing lever record is refused next
                 "time-enough": dict(TIME_LEFT_S="160", RESERVE_S="60", LEVERS_FROM=str(tmp_path / "missing.json")),
-                "levers": dict(LEVERS_FROM=str(tmp_path / "bench_levers_tf32.json"))}[case])
+                "levers": dict(LEVERS_FROM=str(tmp_path / "bench_levers_tf32.json")),
+                # a lever record measured with TF32 products, for runs in strict fp32
+                "levers-precision": dict(PRECISION="fp32", LEVERS_FROM=str(lever_record(tmp_path, "tf32")))}[case])
     done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 2, (done.stdout + done.stderr)[-2000:]
@@ -315,6 +328,8 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     assert "== 1. install" not in done.stdout
     if case == "h100":
         assert "NVIDIA H100" in done.stdout
+    if case == "levers-precision":
+        assert "measured at precision 'tf32', the runs train at precision 'fp32'" in done.stdout
     if case == "stability-data":
         assert str(tmp_path / "no" / "slice.npz") in done.stdout
     if case.startswith("time-"):
@@ -506,6 +521,12 @@ def test_choose_levers_takes_the_fastest_lever_that_ended_as_the_plain_engine(tm
     # faster but did not end where the plain engine did, and the failed lever is not a candidate
     spec, ms, plain = budget.choose_levers(record)
     assert spec == "grouped_adam=true,deferred_metrics=true" and ms == pytest.approx(58.7) and plain == 63.0
+    # the runs' precision, given, must be the record's: a lever bit for bit at one precision says nothing of another
+    with pytest.raises(ValueError, match="measured at precision None, the runs train at precision 'tf32'"):
+        budget.choose_levers(record, precision="tf32")
+    assert budget.choose_levers(dict(record, precision="tf32"), precision="tf32")[0] == spec
+    with pytest.raises(ValueError, match="measured at precision 'tf32', the runs train at precision 'fp32'"):
+        budget.choose_levers(dict(record, precision="tf32"), precision="fp32")
     assert budget.choose_levers(record, metric_every=10**9)[0] == "grouped_adam=true"
     slow = {"levers": {"plain": record["levers"]["plain"],
                        "grouped_adam=true": dict(epoch_ms_side_by_side=70.0, same_as_plain=True)}}
@@ -520,6 +541,9 @@ def test_choose_levers_takes_the_fastest_lever_that_ended_as_the_plain_engine(tm
     path.write_text(json.dumps(slow))
     budget.main(["levers", str(path)])
     assert capsys.readouterr().out == "\n"
+    path.write_text(json.dumps(dict(record, precision="tf32")))
+    with pytest.raises(SystemExit, match="the runs train at precision 'fp32'"):
+        budget.main(["levers", str(path), "--precision", "fp32"])
 
 
 def test_redraw_replaces_the_stored_panels_from_the_run_folders(tmp_path):
