@@ -501,15 +501,20 @@ archive() {
   rm -rf "$KDIR"
   echo "== 5. archive ($(elapsed) s)"
   local made
+  # written beside, then moved, as the other archives: a job stopped while it is written leaves no truncated
+  # figures_gpu.tar.gz for scripts/land_gpu_runs.py to read
   if [ -n "$FULL" ]; then
     made=$(cd "$STAGE" && ls -d results/figures/gpu book/figures/gpu 2>/dev/null)
     if [ -n "$made" ]; then
-      tar czf "$OUT/figures_gpu.tar.gz" --exclude=checkpoint.pt --exclude=checkpoint.pt.tmp --exclude=checkpoint.pt.sha256 --exclude=.lock -C "$STAGE" $made \
-        && tar tzf "$OUT/figures_gpu.tar.gz"
+      tar czf "$OUT/figures_gpu.tar.gz.tmp" --exclude=checkpoint.pt --exclude=checkpoint.pt.tmp --exclude=checkpoint.pt.sha256 --exclude=.lock -C "$STAGE" $made \
+        && mv "$OUT/figures_gpu.tar.gz.tmp" "$OUT/figures_gpu.tar.gz" && tar tzf "$OUT/figures_gpu.tar.gz"
     else echo "no figure ran"; fi
   else
     made=$(ls -d "${RESULTS_ROOT:-results/figures}/gpu" "${NOTEBOOK_ROOT:-book/figures}/gpu" 2>/dev/null)
-    if [ -n "$made" ]; then tar czf "$OUT/figures_gpu.tar.gz" $made && tar tzf "$OUT/figures_gpu.tar.gz"; else echo "no figure ran"; fi
+    if [ -n "$made" ]; then
+      tar czf "$OUT/figures_gpu.tar.gz.tmp" $made && mv "$OUT/figures_gpu.tar.gz.tmp" "$OUT/figures_gpu.tar.gz" \
+        && tar tzf "$OUT/figures_gpu.tar.gz"
+    else echo "no figure ran"; fi
   fi
   echo "== done in $(elapsed) s"
   if [ -z "$FIGS_OK$FIGS_FAILED" ]; then echo "status 1: no figure's notebook ran"; return 1; fi
