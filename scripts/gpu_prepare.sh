@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare .gpu/ (an ignored folder) for the GPU runs of Figures 1-4 (scripts/gpu_figures.sh): run HERE, once,
-# before the GPU job that scripts/README.md gives.
+# before the GPU job that scripts/README.md gives. Refuses (status 2) a checkout whose code is not its commit's, as
+# the job's FULL and STABILITY modes do there, unless ALLOW_DIRTY=1.
 #   .gpu/wheels/             papermill, jupytext, ipykernel and their needs (cp312 wheels, ../shared/wheels-gpu)
 #   .gpu/cifar10_subset_slice.npz   the 3,000 rows of the CIFAR-10 copy that Figures 1 and 3 use (scripts/gpu_data_slice.py)
 #   .gpu/letters_synthetic_gpu.npz  the 5,500 letters of Figures 2 and 4, rendered here once (scripts/gpu_letters_data.py)
@@ -8,6 +9,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
+# the check of gpu_figures.sh's FULL and STABILITY modes (clean_code), made here before a GPU machine is started:
+# the code must be its commit's (nclib.provenance.git_state of this checkout); ALLOW_DIRTY=1 prepares anyway
+state=$("$PY" -c "import sys; from nclib import provenance; s = provenance.git_state(sys.argv[1])
+print('clean' if s['git_dirty'] is False else 'no git' if s['git_dirty'] is None else ' '.join(s['git_dirty_paths']))" "$PWD") \
+  || state="the check itself failed"
+if [ "$state" != clean ]; then
+  if [ -z "${ALLOW_DIRTY:-}" ]; then
+    echo "refused: the checkout's code is not its commit's ($state); the GPU job's FULL and STABILITY modes refuse" >&2
+    echo "to start from it. Commit first (ALLOW_DIRTY=1 to prepare anyway)." >&2
+    exit 2
+  fi
+  echo "ALLOW_DIRTY: preparing a checkout that is not clean ($state)"
+fi
+rm -rf .gpu/wheels  # only the wheels of $SHARED, none left from an earlier preparation
 mkdir -p .gpu/wheels
 cp "$SHARED"/wheels-gpu/*.whl .gpu/wheels/
 "$PY" scripts/gpu_data_slice.py "$SHARED/data/cifar10_subset.npz" .gpu/cifar10_subset_slice.npz

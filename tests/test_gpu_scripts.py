@@ -230,6 +230,40 @@ def test_gpu_figures_script_full_mode_refuses_a_checkout_whose_code_is_not_its_c
     assert not (tmp_path / "stage" / "results" / "figures" / "gpu").exists()
 
 
+def test_gpu_prepare_refuses_uncommitted_code_and_replaces_the_wheels(tmp_path):
+    """scripts/gpu_prepare.sh makes the clean-commit check of the GPU job here, before a GPU machine is started
+    (status 2, naming the file, nothing touched), and leaves in .gpu/wheels only the wheels it copies (here it stops
+    at the data, which the fixture's shared folder lacks, after the wheels)."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("needs the repository's git history")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--local", str(ROOT), str(clone)], check=True, capture_output=True)
+    (clone / "scripts" / "gpu_prepare.sh").write_text((ROOT / "scripts" / "gpu_prepare.sh").read_text())
+    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["commit", "-q", "--allow-empty", "-am", "the script under test"], check=True,
+                   capture_output=True)
+    shared = tmp_path / "shared"
+    (shared / "wheels-gpu").mkdir(parents=True)
+    (shared / "wheels-gpu" / "papermill-9-py3-none-any.whl").write_text("new")
+    (clone / ".gpu" / "wheels").mkdir(parents=True)
+    (clone / ".gpu" / "wheels" / "papermill-1-py3-none-any.whl").write_text("stale")
+    env = dict(os.environ, PY=sys.executable, SHARED=str(shared), OMP_NUM_THREADS="1")
+    env.pop("ALLOW_DIRTY", None)
+
+    def prepare():
+        return subprocess.run(["bash", "scripts/gpu_prepare.sh"], cwd=clone, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    (clone / "CONTRIBUTING.md").write_text((clone / "CONTRIBUTING.md").read_text() + "\na change\n")
+    done = prepare()
+    assert done.returncode == 2 and "CONTRIBUTING.md" in done.stderr, done.stdout + done.stderr
+    assert [p.name for p in (clone / ".gpu" / "wheels").iterdir()] == ["papermill-1-py3-none-any.whl"]
+    subprocess.run(git + ["checkout", "-q", "CONTRIBUTING.md"], check=True)
+    done = prepare()  # clean: the wheels are copied, then the missing data stop it
+    assert done.returncode != 0 and "cifar10_subset.npz" in done.stdout + done.stderr
+    assert [p.name for p in (clone / ".gpu" / "wheels").iterdir()] == ["papermill-9-py3-none-any.whl"]
+
+
 def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     """STABILITY=1, the first GPU job: the paired precision runs (seed 0, then one extra seed while the budget
     lasts), the engine benchmark with its JSON records and the levers, two archives beside the log."""
