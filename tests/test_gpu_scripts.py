@@ -166,12 +166,18 @@ def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_pa
 def test_gpu_figures_script_full_mode_keeps_a_finished_piece_and_its_notebook(tmp_path):
     """FULL=1, the runbook's second command after a first that finished every run of the piece: the notebook is not
     run again (it would find the runs finished, and papermill would write over the notebook that trained them),
-    the figure counts as made (status 0), and the archive holds the runs and the notebook that trained them."""
+    the figure counts as made (status 0), and the archive holds the runs and the notebook that trained them. Both
+    commands take their lever from a lever record (LEVERS_FROM), as the runbook's do."""
     out, stage = tmp_path / "out", tmp_path / "stage"
+    record = lever_record(tmp_path, "tf32")  # its lever, read by the script, reaches the notebook and the run
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", PIECE="L1", TEST_EPOCHS="2",
                FULL="1", ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
-               EXTRA_SETS="width=16 metric_every=1 lr=0.001", OMP_NUM_THREADS="1")
-    run_gpu_figures(env)
+               EXTRA_SETS="width=16 metric_every=1 lr=0.001", LEVERS_FROM=str(record), OMP_NUM_THREADS="1")
+    log = run_gpu_figures(env)
+    assert f"levers from {record}: grouped_adam=true" in log and '"grouped_adam":true' in log
+    run = stage / "results" / "figures" / "gpu" / "fig1" / "fig1-L1"
+    assert json.loads((run / "params.json").read_text())["grouped_adam"] is True
+    assert json.loads((run / "provenance.json").read_text())["segments"][0]["levers"]["grouped_adam"] is True
     notebook = stage / "book" / "figures" / "gpu" / "fig1.L1.run.ipynb"
     trained = notebook.read_bytes()
     assert b"start: fig1-L1" in trained  # the notebook that trained the run
@@ -578,6 +584,70 @@ def test_choose_levers_takes_the_fastest_lever_that_ended_as_the_plain_engine(tm
     path.write_text(json.dumps(dict(record, precision="tf32")))
     with pytest.raises(SystemExit, match="the runs train at precision 'fp32'"):
         budget.main(["levers", str(path), "--precision", "fp32"])
+
+
+def test_epochs_for_gives_the_committed_jobs_their_epochs_and_shares_the_time():
+    """scripts/gpu_budget.py epochs (the default mode's budget, which every CPU test of the script replaces by
+    TEST_EPOCHS): from each committed GPU command's calibration, the epochs and the seconds its log records; the
+    most epochs, a multiple of 100, that the calibration predicts to fit; a figure's share of the time left, with
+    what another figure does not need; all the time left where its share fits no epoch."""
+    budget = _script("gpu_budget")
+    logs = ROOT / "results" / "figures" / "gpu" / "logs"
+    jobs = {"call1": [1, 3], "call2": [2]}  # each command's FIGURES, in priority order
+    for job, order in jobs.items():
+        cal = json.loads((logs / job / "calibration.json").read_text())
+        log = (logs / job / "log.txt").read_text()
+        for i, fig in enumerate(order):
+            m = re.search(rf"^== Figure {fig}: (\d+) epochs in a budget of (\d+) s \(\d+ s elapsed, (\d+) s left\)$",
+                          log, re.M)
+            epochs, seconds = budget.epochs_for(cal, fig, float(m.group(3)), order[i:])
+            assert (epochs, int(seconds)) == (int(m.group(1)), int(m.group(2)))
+            assert epochs % 100 == 0
+            assert figures.calibrated_seconds(cal, fig, epochs) <= seconds < figures.calibrated_seconds(cal, fig,
+                                                                                                       epochs + 100)
+    cal = json.loads((logs / "call1" / "calibration.json").read_text())
+    need = {k: figures.calibrated_seconds(cal, k, 12000) for k in (1, 2)}
+    # Figure 1 needs less than its 80 % of 2,000 s: it gets the paper's epochs, Figure 2 its 20 % and the rest
+    assert budget.epochs_for(cal, 1, 2000.0, [1, 2]) == (12000, pytest.approx(need[1]))
+    epochs, seconds = budget.epochs_for(cal, 2, 2000.0, [1, 2])
+    assert seconds == pytest.approx(min(2000.0 - need[1], need[2])) and 0 < epochs < 12000
+    assert figures.calibrated_seconds(cal, 2, epochs) <= seconds < figures.calibrated_seconds(cal, 2, epochs + 100)
+    # 100 s: Figure 2's 20 s fit no epoch, the 100 s do
+    assert figures.calibrated_seconds(cal, 2, 100) > 20
+    epochs, seconds = budget.epochs_for(cal, 2, 100.0, [1, 2])
+    assert seconds == 100.0 and epochs > 0
+    assert figures.calibrated_seconds(cal, 2, epochs) <= 100 < figures.calibrated_seconds(cal, 2, epochs + 100)
+    assert budget.epochs_for(cal, 1, 10.0, [1]) == (0, 10.0)  # nothing fits: skipped
+    with pytest.raises(SystemExit, match=r"FIG 3 is not in --todo \[1, 2\]"):
+        budget.epochs_for(cal, 3, 100.0, [1, 2])
+
+
+def test_gpu_shim_glue_writes_what_myst_nb_glue_writes(monkeypatch):
+    """scripts/gpu_shim stands in for myst_nb on the GPU machine: its glue hands IPython's display exactly what
+    myst_nb's glue (the one the training notebook imports) hands it, for shown and hidden values of each kind."""
+    import importlib.util
+
+    import IPython.display
+    import myst_nb
+    import myst_nb.ext.glue
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("gpu_shim_myst_nb", ROOT / "scripts" / "gpu_shim" / "myst_nb" /
+                                                  "__init__.py")
+    shim = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shim)
+    calls = []
+    monkeypatch.setattr(myst_nb.ext.glue, "ipy_display", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: calls.append((a, k)))
+    values = [("n", 3, True), ("x", 2.5e-05, False), ("s", "text", False), ("t", pd.DataFrame({"a": [1, 2]}), True),
+              ("m", IPython.display.Math("x^2"), False)]
+    for glue in (myst_nb.glue, shim.glue):
+        for name, value, display in values:
+            glue(name, value, display=display)
+    real, stand_in = calls[:len(values)], calls[len(values):]
+    assert len(stand_in) == len(values) and stand_in == real
+    assert real[1][0][0] == {"application/papermill.record/text/plain": "2.5e-05"}
+    assert real[1][1]["metadata"]["scrapbook"] == {"name": "x", "mime_prefix": "application/papermill.record/"}
 
 
 def test_redraw_replaces_the_stored_panels_from_the_run_folders(tmp_path):

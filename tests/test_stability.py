@@ -136,6 +136,46 @@ def test_the_script_makes_the_pairs_keeps_finished_ones_and_summarizes(tmp_path,
     assert "seed 5: not started" in capsys.readouterr().out and not (out / "fig1-L6-fp32-seed5").exists()
 
 
+@pytest.mark.parametrize("budget_s, made", [(26.9, [0, 1]), (27.0, [0, 1, 2]), (37.0, [0, 1, 2, 3])])
+def test_a_pair_starts_only_with_1_2_times_the_longest_pair_left(tmp_path, monkeypatch, capsys, budget_s, made):
+    """--budget-s: a pair starts only when the seconds left are at least 1.2 times the longest pair so far (not the
+    last one). On a clock that the fake pairs advance, seed 0 takes 10 s and the others 5 s: after seeds 0 and 1,
+    at 15 s, seed 2 needs 12 s left; after seed 2, at 20 s, seed 3 too."""
+    import types
+
+    clock = [0.0]
+    trained = []
+
+    def fake_pair(runs, **shared):
+        trained.append(shared["seed"])
+        clock[0] += 10.0 if shared["seed"] == 0 else 5.0
+
+    monkeypatch.setattr(stability_runs, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(stability_runs, "pair_states", lambda runs, shared: [("absent", None)] * len(runs))
+    monkeypatch.setattr(stability_runs.train, "run_many", fake_pair)
+    args = types.SimpleNamespace(out=str(tmp_path), precisions=list(stability.PRECISIONS), overwrite=False,
+                                 budget_s=budget_s, seeds=[0, 1])
+    assert stability_runs.make_pairs(args, [0, 1, 2, 3], {}, 0.0, True) == []
+    assert trained == made
+    log = capsys.readouterr().out
+    if len(made) < 4:
+        left = budget_s - clock[0]
+        assert f"seed {len(made)}: not started, {left:.0f} s left and a pair took 10 s" in log
+    assert ("seed 2 (extra)" in log) == (2 in made) and "seed 1 (extra)" not in log
+
+
+def test_extra_seeds_follow_the_largest_seed_given(tmp_path, monkeypatch):
+    """--extra-seeds N: the N seeds after the largest of --seeds (max + 1, max + 2, ...), after the given ones."""
+    got = []
+    monkeypatch.setattr(stability_runs, "make_pairs", lambda args, seeds, *rest: got.append(seeds) or [])
+    monkeypatch.setattr(stability_runs, "summarize", lambda *a: 0)
+    assert stability_runs.main(["--seeds", "2", "0", "--extra-seeds", "3", "--out", str(tmp_path)]) == 0
+    assert stability_runs.main(["--seeds", "1", "--out", str(tmp_path)]) == 0
+    assert got == [[2, 0, 3, 4, 5], [1]]
+    with pytest.raises(SystemExit, match="--extra-seeds must be >= 0, got -1"):
+        stability_runs.main(["--extra-seeds", "-1", "--out", str(tmp_path)])
+
+
 def test_the_script_makes_the_fp32_runs_alone_when_asked_and_decides_nothing(tmp_path, capsys):
     """--precisions fp32: one run per seed (the strict fp32 runs made on a CPU), no TF32 folder, no decision."""
     out = tmp_path / "stability-cpu"
