@@ -3,8 +3,8 @@
 
 Torch-free, so that what reads or checks the parameters without training (the figures' configuration, the
 sweeps' grids and plans, the training notebook's parameters cell) need not import torch: the one grammar of a
-parameter's value written as text on a command line (:func:`parse_value`, :func:`parse_setting`), the parameter
-list with its defaults (:data:`DEFAULTS`), the check of a whole parameter set (:func:`check_params`, or
+parameter's value written as text on a command line (:func:`parse_value`, :func:`parse_setting`,
+:func:`parse_settings`), the parameter list with its defaults (:data:`DEFAULTS`), the check of a whole parameter set (:func:`check_params`, or
 :func:`checked` for a set that trains on another machine), and which parameters define what a run is
 (:func:`defining_params`).
 """
@@ -137,6 +137,15 @@ def parse_setting(item: str, flag: str = "--set") -> tuple:
     value that grammar refuses."""
     name, text = split_setting(item, flag)
     return name, parse_value(text, name, flag)
+
+
+def parse_settings(items, flag: str = "--set") -> dict:
+    """The settings ``NAME=VALUE`` of a repeated command-line option (``--set``), each read by
+    :func:`parse_setting`, as ``{name: value}`` (a later setting of a name replaces an earlier one); ValueError
+    naming ``flag`` and the setting for the first one refused."""
+    if isinstance(items, str):
+        raise ValueError(f"{flag}: a list of NAME=VALUE settings expected, got the text {items!r}")
+    return dict(parse_setting(item, flag) for item in items)
 
 
 #: Documented defaults (``../shared/paper/README.md``: the closest public code, Dang et al. 2023, and Section 5).

@@ -275,13 +275,10 @@ def main(argv=None) -> int:
     dp.add_argument("scale", choices=sorted(figures.SCALES))
     args = ap.parse_args(argv)
     if args.command == "params":
-        overrides = {}
-        for item in args.set:
-            try:
-                name, value = parameters.parse_setting(item, "--set")
-            except ValueError as exc:
-                raise SystemExit(str(exc)) from None
-            overrides[name] = value
+        try:
+            overrides = parameters.parse_settings(args.set, "--set")
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
         print(yaml_safe_json(figures.figure_parameters(args.fig, args.scale, **overrides)))
     elif args.command == "redraw":
         redraw_panels(args.notebook, args.fig, args.scale)

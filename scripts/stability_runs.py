@@ -95,13 +95,10 @@ def main(argv=None) -> int:
         raise SystemExit(f"--precisions {' '.join(args.precisions)} needs its own --out: single runs never go "
                          f"beside the pairs of {stability.RESULTS}")
     args.out = str(stability.RESULTS) if args.out is None else args.out
-    overrides = {}
-    for kv in args.set:
-        try:
-            name, value = parameters.parse_setting(kv, "--set")
-        except ValueError as exc:
-            raise SystemExit(str(exc)) from None
-        overrides[name] = value
+    try:
+        overrides = parameters.parse_settings(args.set, "--set")
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     if args.extra_seeds < 0:
         raise SystemExit(f"--extra-seeds must be >= 0, got {args.extra_seeds}")
     t0, failed, interrupted = time.perf_counter(), [], False

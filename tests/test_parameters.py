@@ -93,6 +93,18 @@ def test_bad_settings_are_refused_by_name(item, flag, named):
         parse_setting(item, flag)
 
 
+def test_settings_of_a_repeated_option_become_one_dict():
+    got = parameters.parse_settings(["width=32", "counts=[5,3]", "data_path=none", "width=16"])
+    assert got == {"width": 16, "counts": [5, 3], "data_path": None}  # the later width replaces the earlier
+    assert parameters.parse_settings([]) == {}
+    with pytest.raises(ValueError, match="--set epochs: expected NAME=VALUE"):
+        parameters.parse_settings(["width=32", "epochs"])
+    with pytest.raises(ValueError, match=r"--levers counts .*unbalanced"):
+        parameters.parse_settings(["counts=[6,3"], "--levers")
+    with pytest.raises(ValueError, match="--set: a list of NAME=VALUE settings expected"):
+        parameters.parse_settings("width=32")
+
+
 def test_bad_values_are_refused_by_name():
     with pytest.raises(ValueError, match="counts"):
         parse_value("[1,2", "counts")
