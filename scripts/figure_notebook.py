@@ -156,8 +156,9 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     (``fig-train-panels``) of the training chapter: duplicate labels in the book. Only markdown and code-cell
     metadata change: the first cell becomes the target :func:`run_label`, a title naming the figure and the scale
     with the epochs papermill injected and a note on what the notebook is, in place of the training chapter's
-    introduction; each figure name gets the run label as prefix, and the panels' caption becomes
-    :data:`RUN_PANELS_CAPTION`. Code, outputs and execution metadata are left exactly as papermill wrote them.
+    introduction; each figure name gets the run label as prefix, and the panels' caption becomes the one of the
+    notebook's scale (:func:`panels_caption`, :data:`RUN_PANELS_CAPTIONS`). Code, outputs and execution metadata are
+    left exactly as papermill wrote them.
     ``piece`` (e.g. ``"L1"``): the notebook made only those runs of the figure (a figure trained one piece per
     GPU machine); the title and the target say which. Idempotent.
     """
@@ -263,7 +264,7 @@ def main(argv=None) -> int:
     pp.add_argument("fig", type=int)
     pp.add_argument("--scale", default="gpu", choices=sorted(figures.SCALES))
     pp.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="override one parameter (VALUE read by nclib.parameters.parse_value)")
+                    help="override one parameter (read by nclib.parameters.parse_setting)")
     rp = sub.add_parser("relabel", help="retitle an executed training notebook for the book")
     rp.add_argument("notebook", type=pathlib.Path)
     rp.add_argument("fig", type=int)

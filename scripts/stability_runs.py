@@ -18,8 +18,8 @@ allows.  At the end it prints one line per run and the precision the fixed rule 
 (data_path, device; for a test of the tooling width, epochs, ...), read by nclib.parameters.parse_setting; the
 summary reads the runs with the same replacements (stability.load_stability refuses runs of other parameters).
 --precisions fp32 (or tf32): that run of each seed alone, no pair, into the --out it then requires (never beside
-the pairs of results/stability/); it prints no decision, which needs pairs.  The strict fp32 runs on a CPU in results/stability-cpu/ after the first
-are made so (results/README.md gives the command).
+the pairs of results/stability/); it prints no decision, which needs pairs.  The strict fp32 runs of seeds 1 and 2
+on a CPU, in results/stability-cpu/, were made so (results/README.md gives their commands).
 """
 from __future__ import annotations
 
