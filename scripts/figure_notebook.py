@@ -25,6 +25,7 @@ import sys
 from typing import Mapping
 
 from nclib import figures, letters, parameters
+from nclib import runs as runs_contract
 from nclib.runs import atomic_write_text
 
 #: The caption of the panels in an executed copy of the training notebook (:func:`relabel_notebook`), by the
@@ -134,6 +135,23 @@ def injected_epochs(nb: dict) -> int | None:
     return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
 
 
+def epochs_reached(nb: dict) -> int | None:
+    """The last epoch in the histories of the runs an executed training notebook wrote, the fewest of them (the runs
+    of one call stop together), read from the run folders its injected parameters name (``out_dir``, ``L_values``,
+    ``run_tag``; :func:`nclib.parameters.run_names`); None where it names none or one has no history there."""
+    out_dir, L_values = injected_value(nb, "out_dir"), injected_value(nb, "L_values")
+    if not isinstance(out_dir, str) or L_values is None:
+        return None
+    named = {k: injected_value(nb, k) for k in ("dataset", "bias", "seed")}
+    try:
+        names = parameters.run_names(L_values, injected_value(nb, "run_tag"),
+                                     **{k: parameters.DEFAULTS[k] if v is None else v for k, v in named.items()})
+        last = [runs_contract.load_history(pathlib.Path(out_dir) / name)["epoch"] for name in names]
+    except ValueError:
+        return None
+    return min(int(epochs[-1]) for epochs in last) if all(len(epochs) for epochs in last) else None
+
+
 #: How a notebook's note names the data of its runs, by dataset (the figure's own data where none was injected).
 DATA_LABELS = {"cifar10": "CIFAR-10", "emnist-letters": "EMNIST letters",
                "letters-synthetic": letters.LETTERS_SYNTHETIC_LABEL, "synthetic": "a Gaussian mixture"}
@@ -155,7 +173,8 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     Every executed copy would otherwise repeat the ``(ch-train)=`` target, the title and the figure names
     (``fig-train-panels``) of the training chapter: duplicate labels in the book. Only markdown and code-cell
     metadata change: the first cell becomes the target :func:`run_label`, a title naming the figure and the scale
-    with the epochs papermill injected and a note on what the notebook is, in place of the training chapter's
+    with the epochs papermill injected (or, where the runs in the folders it names stopped before them, the epoch
+    they reached: :func:`epochs_reached`) and a note on what the notebook is, in place of the training chapter's
     introduction; each figure name gets the run label as prefix, and the panels' caption becomes the one of the
     notebook's scale (:func:`panels_caption`, :data:`RUN_PANELS_CAPTIONS`). Code, outputs and execution metadata are
     left exactly as papermill wrote them.
@@ -170,7 +189,10 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     label = run_label(f, scale, piece)
     runs = "" if piece is None else ", runs " + ", ".join(f"L = {L[1:]}" for L in piece.split("-"))
     dataset = injected_value(nb, "dataset") or f.dataset  # the runs' data: real EMNIST letters where injected
-    title = f"Figure {f.number}{runs}: the executed training notebook, {scale_title(scale, injected_epochs(nb))}"
+    epochs, reached = injected_epochs(nb), epochs_reached(nb)
+    if epochs is not None and reached is not None and reached < epochs:
+        epochs = reached  # runs stopped before their epochs (max_train_s): the title gives the epoch they reached
+    title = f"Figure {f.number}{runs}: the executed training notebook, {scale_title(scale, epochs)}"
     if dataset == "letters-synthetic":  # not the paper's data, whatever the scale
         title += ", on the letters-synthetic stand-in"
     note = (f"This is the training notebook of {{ref}}`ch-train` as papermill executed it for Figure {f.number} "

@@ -548,6 +548,40 @@ def test_relabel_notebook_names_the_data_the_runs_were_given(tmp_path):
             figure_notebook.check_piece(bad)
 
 
+def test_relabel_gives_the_epoch_that_stopped_runs_reached(tmp_path):
+    """A FULL command's notebook whose runs max_train_s stopped before the injected epochs: its title gives the
+    epoch they reached (the fewest of its runs'), read from the histories in the run folders it names, not the
+    paper's epochs it was given; once they finish, the paper's settings."""
+    from nclib import runs
+
+    def history(run, last):
+        run.mkdir(parents=True, exist_ok=True)
+        ep = np.array([0, last // 2, last])
+        table = np.column_stack([ep if c == "epoch" else np.full(3, 0.5) for c in runs.HISTORY_COLUMNS])
+        np.savetxt(run / "history.csv", table, delimiter=",", header=",".join(runs.HISTORY_COLUMNS), comments="")
+
+    out_dir = tmp_path / "fig3"
+    injected = (f'smoke = False\nL_values = [1, 3]\nepochs = 12000\nout_dir = "{out_dir}"\nrun_tag = "fig3"\n')
+    path = tmp_path / "fig3.L1-L3.run.ipynb"
+
+    def title(L1, L3):
+        history(out_dir / "fig3-L1", L1)
+        history(out_dir / "fig3-L3", L3)
+        path.write_text(json.dumps({"cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": "(ch-train)=\n# The training notebook\n"},
+            {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": injected, "outputs": [],
+             "execution_count": 1}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+        figure_notebook.relabel_notebook(path, 3, "gpu", "L1-L3")
+        return json.loads(path.read_text())["cells"][0]["source"].splitlines()[1]
+
+    assert title(8400, 8300).endswith("GPU runs with every setting the paper states but 8,300 of its 12,000 epochs")
+    assert title(12000, 12000).endswith("GPU runs with every setting the paper states")
+    nb = json.loads(path.read_text())
+    assert figure_notebook.epochs_reached(nb) == 12000
+    shutil.rmtree(out_dir / "fig3-L3")  # a run folder without its history: the injected epochs
+    assert figure_notebook.epochs_reached(nb) is None
+
+
 def test_choose_levers_takes_the_fastest_lever_that_ended_as_the_plain_engine(tmp_path, capsys):
     budget = _script("gpu_budget")
     record = {"levers": {
