@@ -18,11 +18,12 @@ at most the paper's 12,000.
     python scripts/gpu_budget.py epochs FIG --calibration calib.json --remaining SECONDS --todo "1 3 2 4"
         -> prints "EPOCHS SECONDS" (the epochs and the seconds allotted to FIG); EPOCHS 0 means skip
     python scripts/gpu_budget.py pieces FIG --calibration calib.json --budget-s SECONDS [--slower X]
-            [--apart-ratio R] [--starts 2] [--data-s S]
+            [--apart-ratio R] [--starts 2] [--data-s S] [--levers bench_levers_tf32.json]
         -> prints the fewest pieces of FIG's runs (e.g. "L1-L3 L6") that each fit SECONDS of notebook time on one
            GPU machine at the paper's 12,000 epochs, each piece's runs started STARTS times (a second command
            resumes them), with their predicted seconds (nclib.figures.piece_seconds, fewest_pieces); status 1
-           when a run does not fit alone
+           when a run does not fit alone.  --levers: the epochs at the speed of a lever record's fastest lever
+           (:func:`lever_speed`), e.g. a stability job's, instead of the calibration's
     python scripts/gpu_budget.py levers benchmarks/results/bench_levers_tf32.json [--metric-every 100]
             [--precision tf32]
         -> prints the notebook settings (NAME=VALUE ...) of the fastest lever measured for a figure's runs, for
@@ -181,6 +182,20 @@ def choose_levers(record: dict, metric_every: int = 100, precision: str | None =
     return best, best_ms, plain
 
 
+def lever_speed(record: dict, calibration: dict) -> tuple[str, float]:
+    """The fastest lever of a lever record that ends as the plain engine does (:func:`choose_levers`, at the
+    calibration's precision) and its time per epoch of a CIFAR-10 figure's three runs side by side against the
+    calibration's (``epoch_ms_side_by_side`` over ``epoch_s``): the factor by which ``pieces --levers`` scales the
+    calibrated epochs (the metric epochs keep the calibration's time).  ValueError for a record of another
+    precision, or without the lever's timing."""
+    spec, _, _ = choose_levers(record, precision=calibration.get("precision"))
+    try:
+        ms = float(record["levers"][spec]["epoch_ms_side_by_side"])
+        return spec, ms / (1000.0 * float(calibration["kinds"]["cifar10"]["epoch_s"]))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"the record or the calibration lacks an epoch time: {exc!r}") from None
+
+
 def check_device(device: str = "auto", expect: str | None = "H200") -> str:
     """The name of the GPU that ``device`` (``"auto"``, ``"cuda"``, ``"cuda:N"``) trains on, checked before a GPU
     job spends any time: ValueError when torch sees no CUDA device (the runs would train on the CPU for hours), or
@@ -228,6 +243,8 @@ def main(argv=None) -> None:
     pc.add_argument("--apart-ratio", type=float, default=1.0,
                     help="a figure's runs one after another against side by side (bench_train.py --figure-epochs)")
     pc.add_argument("--starts", type=int, default=2, help="notebooks a piece's runs go through (two commands: 2)")
+    pc.add_argument("--levers", default=None,
+                    help="a lever record (bench_levers_*.json): the epochs at its fastest lever's measured speed")
     pc.add_argument("--data-s", type=float, default=None,
                     help="a notebook's seconds for its data instead of the calibration's (e.g. 1 for the letters "
                          "rendered ahead, read from .gpu/letters_synthetic_gpu.npz, with a calibration that rendered them)")
@@ -264,9 +281,18 @@ def main(argv=None) -> None:
             if args.data_s < 0:
                 raise SystemExit(f"--data-s must be a number of seconds >= 0, got {args.data_s}")
             cal = figures.with_data_seconds(cal, args.fig, args.data_s)
+        slower = args.slower
+        if args.levers is not None:
+            try:
+                with open(args.levers) as fh:
+                    spec, speed = lever_speed(json.load(fh), cal)
+            except (OSError, ValueError) as exc:  # json's errors are ValueErrors
+                raise SystemExit(f"pieces: no lever speed in {args.levers!r}: {exc}")
+            print(f"levers: {spec}, the epochs at {speed:.3f} times the calibration's time", file=sys.stderr)
+            slower *= speed
 
         def seconds(piece):
-            return figures.piece_seconds(cal, args.fig, piece, slower=args.slower, apart_ratio=args.apart_ratio,
+            return figures.piece_seconds(cal, args.fig, piece, slower=slower, apart_ratio=args.apart_ratio,
                                          starts=args.starts)
 
         plan = figures.fewest_pieces(seconds, args.budget_s)

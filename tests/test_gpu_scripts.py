@@ -548,6 +548,38 @@ def test_relabel_notebook_names_the_data_the_runs_were_given(tmp_path):
             figure_notebook.check_piece(bad)
 
 
+def test_pieces_plans_at_the_speed_of_a_lever_record(tmp_path, capsys):
+    """scripts/gpu_budget.py pieces --levers: the pieces at the speed of the record's fastest lever (the runbook's
+    check whether L1-L3 fits one machine): the calibrated epochs scaled by its time per epoch against the
+    calibration's; a record of another precision than the calibration's is refused."""
+    budget = _script("gpu_budget")
+    calibration = ROOT / "results" / "figures" / "gpu" / "logs" / "call1" / "calibration.json"
+    cal = json.loads(calibration.read_text())
+    epoch_ms = 1000 * cal["kinds"]["cifar10"]["epoch_s"]
+    record = tmp_path / "levers.json"
+    record.write_text(json.dumps({"precision": "tf32", "levers": {
+        "plain": dict(epoch_ms_side_by_side=epoch_ms, metric_ms_seen_by_training=500.0, steps_per_s=1.0),
+        "grouped_adam=true": dict(epoch_ms_side_by_side=0.7 * epoch_ms, metric_ms_seen_by_training=500.0,
+                                  same_as_plain=True)}}))
+    assert budget.lever_speed(json.loads(record.read_text()), cal) == ("grouped_adam=true", pytest.approx(0.7))
+    args = ["pieces", "1", "--calibration", str(calibration), "--apart-ratio", "1.25", "--starts", "2",
+            "--budget-s", "510"]
+
+    def want(piece, slower):
+        return round(figures.piece_seconds(cal, 1, piece, slower=slower, apart_ratio=1.25, starts=2))
+
+    budget.main(args)  # at the calibrated speed L1-L3 needs more than 510 s: one run per machine
+    assert capsys.readouterr().out == (f"L1 L3 L6   ({want((1,), 1)} s, {want((3,), 1)} s, {want((6,), 1)} s "
+                                       f"of 510 s each)\n")
+    budget.main(args + ["--levers", str(record)])
+    got = capsys.readouterr()
+    assert got.out == f"L1-L3 L6   ({want((1, 3), 0.7)} s, {want((6,), 0.7)} s of 510 s each)\n"
+    assert "levers: grouped_adam=true" in got.err and want((1, 3), 0.7) <= 510 < want((1, 3), 1)
+    record.write_text(record.read_text().replace('"tf32"', '"fp32"'))
+    with pytest.raises(SystemExit, match="measured at precision 'fp32', the runs train at precision 'tf32'"):
+        budget.main(args + ["--levers", str(record)])
+
+
 def test_relabel_gives_the_epoch_that_stopped_runs_reached(tmp_path):
     """A FULL command's notebook whose runs max_train_s stopped before the injected epochs: its title gives the
     epoch they reached (the fewest of its runs'), read from the histories in the run folders it names, not the
