@@ -1,7 +1,8 @@
 """Land the 12,000-epoch GPU runs of a figure one piece at a time, and make them the figure's runs once complete.
 
-A figure's three runs at the paper's 12,000 epochs come back in pieces (``FULL=1 PIECE=L1-L3 scripts/gpu_figures.sh``
-on one GPU machine, ``PIECE=L6`` on another), each piece committed as soon as it is back.  Until all three are
+A figure's three runs at the paper's 12,000 epochs come back in pieces (``FULL=1 PIECE=L6 scripts/gpu_figures.sh``
+on one GPU machine, ``PIECE=L3`` and ``PIECE=L1`` on others, or ``PIECE=L1-L3`` on one where it fits), each piece
+committed as soon as it is back.  Until all three are
 there the figure keeps its committed runs and its chapter builds unchanged; so a piece lands beside them:
 
     python scripts/land_gpu_runs.py land FILES --job NAME
