@@ -520,13 +520,9 @@ flag's value is read by nclib.parameters.parse_value, the grammar of every comma
 take integers apart (--L 1 3 6, --lr-milestones 6000; --lr-milestones alone for none)."""
 
 
-def main(argv=None) -> list[pathlib.Path]:
-    """``python -m nclib.train --dataset cifar10 --data-path ... --L 1 3 6 ...``: one run (objective (4.3),
-    Section 5) per L, trained side by side by :func:`run_many`; the shell form of :ref:`ch-train`.  Each run's
-    status line goes to stderr and its folder to stdout.  A refused argument or run folder (ValueError) prints one
-    line to stderr (and, for runs of which some can continue, the ``--L`` that continues them) and exits with
-    status 2, a divergence (:class:`TrainingDiverged`: after every run's status line and the ``--L`` of the runs
-    that did not diverge) or a file that cannot be written (OSError) with status 1, without a traceback."""
+def _parser() -> argparse.ArgumentParser:
+    """The command line's flags: one per key of :data:`DEFAULTS` (``max_train_s`` is ``--max-train-s``), each value
+    read by :func:`nclib.parameters.parse_value`, and ``--run-tag``."""
     ap = argparse.ArgumentParser(prog="python -m nclib.train", description=__doc__.split("\n")[0], epilog=_EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
 
@@ -565,6 +561,17 @@ def main(argv=None) -> list[pathlib.Path]:
         if name == "run_name":
             ap.add_argument("--run-tag", type=value_of("run_tag"), default=None,
                             help="folders <run-tag>-L<L>, as the notebook's run_tag")
+    return ap
+
+
+def main(argv=None) -> list[pathlib.Path]:
+    """``python -m nclib.train --dataset cifar10 --data-path ... --L 1 3 6 ...``: one run (objective (4.3),
+    Section 5) per L, trained side by side by :func:`run_many`; the shell form of :ref:`ch-train`.  Each run's
+    status line goes to stderr and its folder to stdout.  A refused argument or run folder (ValueError) prints one
+    line to stderr (and, for runs of which some can continue, the ``--L`` that continues them) and exits with
+    status 2, a divergence (:class:`TrainingDiverged`: after every run's status line and the ``--L`` of the runs
+    that did not diverge) or a file that cannot be written (OSError) with status 1, without a traceback."""
+    ap = _parser()
     ns = vars(ap.parse_args(argv))
     Ls, tag, base = ns.pop("L"), ns.pop("run_tag"), ns.pop("run_name")
     members = []
