@@ -43,6 +43,7 @@ def test_closed_form_matches_solver_on_20_random_instances(theorem):
         assert r["rel_lowest"] >= -VALUE_RTOL, (inst, r)  # no start goes below the closed form
         for key in ("within_class_err", "bias_err", "balance", "PPt", "EtE", "PE"):
             assert r[key] <= STRUCT_ATOL, (key, inst, r)
+        assert r["attained"] <= 1e-12, (inst, r)  # the closed form's own point has the value it reports
         collapsed += r["active"] < r["K"] - (1 if inst["bias"] else 0)
     assert collapsed >= 5  # the random instances do include minority collapse
 
@@ -63,6 +64,30 @@ def test_verify_reports_the_distance_of_the_features_from_their_class_means():
             np.testing.assert_allclose(r["bias_err"], expected, rtol=1e-6, atol=1e-15)
         else:
             assert r["bias_err"] == 0.0
+
+
+def test_verify_evaluates_the_closed_form_point_not_only_its_value(monkeypatch):
+    """A closed-form point built wrong with its value still right: its layers' norms swapped (layer j given the norm
+    of layer L + 1 - j), or the bias moved. The value and the structure in the SVD basis do not see either; the
+    objective at the point does, and verify reports it (``attained``)."""
+    n, lam_W, lam_H, d = [9, 9, 6, 3, 2, 1], [0.004, 0.006, 0.01], 0.005, 7
+    right = solvers.verify(n, lam_W, lam_H, L=3, bias=True, d=d)
+    assert right["attained"] <= 1e-12
+    built = ufm.global_minimizer
+
+    def swapped(*args, **kwargs):
+        g = built(*args, **kwargs)
+        return dataclasses.replace(g, Ws=[W * (np.linalg.norm(V) / np.linalg.norm(W)) for W, V in zip(g.Ws, g.Ws[::-1])])
+
+    def moved_bias(*args, **kwargs):
+        g = built(*args, **kwargs)
+        return dataclasses.replace(g, b=2 * g.b)
+
+    for wrong in (swapped, moved_bias):
+        monkeypatch.setattr(ufm, "global_minimizer", wrong)
+        r = solvers.verify(n, lam_W, lam_H, L=3, bias=True, d=d)
+        assert r["closed"] == right["closed"] and r["attained"] > 1e-3, wrong.__name__
+        monkeypatch.undo()
 
 
 def test_verify_measures_its_errors_at_a_point_off_the_minimizer(monkeypatch):

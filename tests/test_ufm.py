@@ -121,6 +121,18 @@ def test_lemma_a2_tie_goes_to_zero(L):
     assert ufm.lemma_a2_minimizer(ufm.lemma_a2_critical_a(L) * (1 - 1e-9), L) > 0
 
 
+@pytest.mark.parametrize("L", [1, 2, 3, 6])
+def test_threshold_gap_is_the_theorems_quantity_not_only_its_sign(L):
+    """Delta_k = L^2 N (N lam_H lam_W1 ... lam_WL)^(1/L) - kappa_k^2 (L-1)^((L-1)/L) of Theorem 4.3 (for L = 1 the soft
+    threshold N^2 lam_W lam_H - kappa^2), written out here, with per-layer decays that differ: the survival tests
+    read only its sign, which a rescaled gap would keep."""
+    n = [9, 9, 6, 3, 2, 1]
+    kappa, N = ufm.problem_svd(n)[1], sum(n)
+    lam_W, lam_H = [0.004, 0.012, 0.008, 0.01, 0.02, 0.005][:L], 0.006
+    typed = L ** 2 * N * (N * lam_H * np.prod(lam_W)) ** (1 / L) - kappa ** 2 * (L - 1) ** ((L - 1) / L)
+    np.testing.assert_allclose(ufm.threshold_gap(kappa, N, lam_W, lam_H, L), typed, rtol=1e-12, atol=1e-12 * N)
+
+
 @pytest.mark.parametrize("L", [1, 2, 3, 4, 5, 9])
 def test_strengths_and_threshold_gap_agree_at_the_thresholds(L):
     """A mode's strength is > 0 iff its threshold gap is < 0, also at decays placed on a threshold, where the two
