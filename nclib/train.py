@@ -275,15 +275,16 @@ def device_key(device) -> str | None:
     return str(d) if d.index is not None else "cuda"
 
 
-def _refuse_resume(run_dirs, plist, code) -> None:
+def _refuse_resume(run_dirs, plist, code) -> list[dict]:
     """The checks of ``resume=True`` (:ref:`ch-engine`) that need neither the data nor the networks, made before
     either is loaded: each folder holds a stopped, dead or failed run (:data:`nclib.runs.RESUMABLE`) with a
     checkpoint; the run was started with the same parameters (but :data:`EXECUTION_KEYS`, and ``data_path`` for the
     letters stand-in, rendered or read from a rendering saved ahead), at the same commit with the same uncommitted
     changes (none, or the same ``git diff``), and, on a CPU, on the same CPU model with torch's kernels there
     (``host_cpu``) and as many torch threads (``torch_threads``).  Refusals are :class:`ResumeRefused` naming the
-    folder; nothing is written."""
+    folder; nothing is written.  Returns each folder's provenance, as read here."""
     on_cpu = parameters.device_type(plist[0]["device"]) == "cpu"
+    provs = []
     for d in run_dirs:  # first what each folder holds, so that a run that cannot continue is named before the rest
         status = _runs.recorded_status(d)
         if status in _runs.RESUMABLE and not _runs.has_checkpoint(d):  # also a run killed before its provenance
@@ -337,20 +338,21 @@ def _refuse_resume(run_dirs, plist, code) -> None:
             raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started with "
                                 f"{prov['torch_threads']} CPU threads for torch, now {code['torch_threads']} (set "
                                 f"OMP_NUM_THREADS or torch.set_num_threads to {prov['torch_threads']})", d)
+        provs.append(prov)
+    return provs
 
 
-def _resume_state(run_dirs, engines, ts) -> tuple[int, list[dict]]:
+def _resume_state(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
     """The rest of the checks of ``resume=True`` once the data are loaded and the networks built (after
-    :func:`_refuse_resume`), then the checkpoints: the runs were started on the same device (type and name) and
-    torch version, on the same data (the ``data_sha256`` of the provenance equals the data loaded now); each
-    checkpoint holds the bytes its writer recorded beside it (sha256) and loads; the runs stopped at the same
-    epoch.  Refusals are :class:`ResumeRefused` (:class:`CheckpointDamaged` for the checkpoint) naming the folder,
+    :func:`_refuse_resume`, which read the folders' provenances ``provs``), then the checkpoints: the runs were
+    started on the same device (type and name) and torch version, on the same data (the ``data_sha256`` of the
+    provenance equals the data loaded now); each checkpoint holds the bytes its writer recorded beside it (sha256)
+    and loads; the runs stopped at the same epoch.  Refusals are :class:`ResumeRefused` (:class:`CheckpointDamaged` for the checkpoint) naming the folder,
     before anything is written but a checkpoint whose writer recorded it and was cut off before its rename (then
     renamed).  Returns the epoch the runs continue from and their checkpoints."""
     here = {"device": device_key(str(engines[0].device)), "device_name": engines[0].device_name,
             "torch": torch.__version__}
-    for d, eng in zip(run_dirs, engines):
-        prov = json.loads((d / "provenance.json").read_text())  # read by _refuse_resume already
+    for d, prov, eng in zip(run_dirs, provs, engines):
         then = {"device": device_key(prov.get("device")), "device_name": prov.get("device_name"),
                 "torch": (prov.get("versions") or {}).get("torch")}
         differ = [k for k in here if then[k] != here[k]]
@@ -414,14 +416,14 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     code = {**provenance.git_state(), "versions": provenance.versions(), "host_cpu": provenance.cpu_name(),
             "torch_threads": torch.get_num_threads()}
     if resume:  # what can be refused without the data, before they are loaded (the letters: a minute and more)
-        _refuse_resume(run_dirs, plist, code)
+        provs = _refuse_resume(run_dirs, plist, code)
     ts = data.load_for(p)
     engines = [Engine(ts, q) for q in plist]
     names = [q["run_name"] for q in plist]
     checkpoints = [None] * len(engines)
     start = 0
     if resume:
-        start, checkpoints = _resume_state(run_dirs, engines, ts)
+        start, checkpoints = _resume_state(run_dirs, provs, engines, ts)
         next_lr = lr_at(start + 1, p["lr"], p["lr_milestones"], p["lr_gamma"])
         for eng, c in zip(engines, checkpoints):
             eng.load_state_dict(c.pop("engine"), next_lr)  # popped: the loaded tensors need not outlive the load
