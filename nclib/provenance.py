@@ -49,6 +49,16 @@ def git_state(root=None) -> dict:
         return none
 
 
+def code_state(root=None) -> str:
+    """One line for the GPU jobs' check that a checkout's code is its commit's (``scripts/gpu_prepare.sh`` here,
+    ``scripts/gpu_figures.sh`` there, in FULL and STABILITY modes): ``"clean"``, ``"no git"`` where
+    :func:`git_state` cannot tell, else the changed files (at most 20), space-separated."""
+    state = git_state(root)
+    if state["git_dirty"] is None:
+        return "no git"
+    return "clean" if state["git_dirty"] is False else " ".join(state["git_dirty_paths"])
+
+
 def versions() -> dict:
     """The versions of Python, torch (and its CUDA, None for a CPU build), numpy, torchvision, scipy and matplotlib
     (None for one that is not installed)."""

@@ -418,9 +418,7 @@ sys.stdout.write(''.join(str(p) + chr(0) for p in whole_pairs(sys.argv[1])))" "$
 # say), unless ALLOW_DIRTY is set
 clean_code() {
   local state
-  state=$("$PY" -c "from nclib import provenance; s = provenance.git_state()
-print('clean' if s['git_dirty'] is False else 'no git' if s['git_dirty'] is None else ' '.join(s['git_dirty_paths']))") \
-    || state="the check itself failed"
+  state=$("$PY" -c "from nclib import provenance; print(provenance.code_state())") || state="the check itself failed"
   [ "$state" = clean ] && return 0
   if [ -n "${ALLOW_DIRTY:-}" ]; then echo "ALLOW_DIRTY: starting from a checkout that is not clean ($state)"; return 0; fi
   echo "$([ -n "$FULL" ] && echo FULL || echo STABILITY) mode refused: the checkout's code is not its commit's"

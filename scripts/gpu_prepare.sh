@@ -11,8 +11,7 @@ PY=${PY:-.venv/bin/python}
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
 # the check of gpu_figures.sh's FULL and STABILITY modes (clean_code), made here before a GPU machine is started:
 # the code must be its commit's (nclib.provenance.git_state of this checkout); ALLOW_DIRTY=1 prepares anyway
-state=$("$PY" -c "import sys; from nclib import provenance; s = provenance.git_state(sys.argv[1])
-print('clean' if s['git_dirty'] is False else 'no git' if s['git_dirty'] is None else ' '.join(s['git_dirty_paths']))" "$PWD") \
+state=$("$PY" -c "import sys; from nclib import provenance; print(provenance.code_state(sys.argv[1]))" "$PWD") \
   || state="the check itself failed"
 if [ "$state" != clean ]; then
   if [ -z "${ALLOW_DIRTY:-}" ]; then

@@ -594,9 +594,13 @@ def test_git_state_ignores_the_run_outputs_it_rewrites(tmp_path):
     state = provenance.git_state(tmp_path)
     assert state["git_dirty"] is False and state["git_dirty_paths"] == [] and len(state["git_commit"]) == 40
     assert state["git_diff_sha256"] is None  # the outputs' changes are not the code's
+    assert provenance.code_state(tmp_path) == "clean"
     (tmp_path / "code.py").write_text("x = 2\n")
     assert provenance.git_state(tmp_path)["git_dirty_paths"] == ["code.py"]
     assert provenance.git_state(tmp_path)["git_dirty"] is True
+    # the GPU jobs' one-line form of it: the changed files, "clean", or "no git" outside a repository
+    assert provenance.code_state(tmp_path) == "code.py"
+    assert provenance.code_state(tmp_path.parent / "nowhere") == "no git"
     # the changes themselves are recorded by their hash: the same changes, the same hash; others, another
     two = provenance.git_state(tmp_path)["git_diff_sha256"]
     assert len(two) == 64 and provenance.git_state(tmp_path)["git_diff_sha256"] == two
