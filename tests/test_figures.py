@@ -427,7 +427,8 @@ def test_drawing(tiny):
         runs = figures.load_figure(fig, "tiny", root=tiny)
         f = figures.draw_panels(runs, "cpu-scale")
         assert len(f.axes) == 6
-        assert "120 epochs" in f.legends[0].get_title().get_text()
+        title = f.legends[0].get_title().get_text()
+        assert title.endswith("\nCPU-scale, not the paper's settings, 120 epochs")
         lines = f.axes[0].get_lines()  # three curves and the dotted line of the step decay after epoch 80
         assert len(lines) == 4 and lines[-1].get_linestyle() == ":" and list(lines[-1].get_xdata()) == [80, 80]
         # the target of each NC panel in its axis label, by the bias case; nothing written on the plotting areas
@@ -444,6 +445,11 @@ def test_drawing(tiny):
     mixed[3] = figures.load_figure(3, "tiny", root=tiny)[3]
     with pytest.raises(ValueError, match="share the data and the bias case"):
         figures.draw_panels(mixed)
+    with pytest.raises(ValueError, match="runs mix runs with and without a bias"):
+        figures.draw_theory(mixed)
+    # a scale that is not one of the book's is refused, not drawn as the paper's GPU settings
+    with pytest.raises(ValueError, match="scale must be one of"):
+        figures.draw_panels(figures.load_figure(1, "tiny", root=tiny), "CPU-scale")
     with pytest.raises(ValueError, match="runs must hold"):
         figures.draw_theory({})
 
@@ -940,5 +946,19 @@ def test_check_remake_accepts_the_committed_remake_and_names_what_differs():
         with pytest.raises(ValueError, match=match):
             figures.check_remake(runs, bad)
     assert figures.check_remake(runs, changed(1, params={"data_path": "/elsewhere/x.npz", "run_name": "x"})) == start
+    # a NaN at epoch 0 (in the remake, or 0/0 against the runs) is refused, not read as "started identical"
+    for key, L, which in (("nc1", 3, "remake"), ("nc3", 6, "runs")):
+        src = remake if which == "remake" else runs
+        h = {k: np.array(v, copy=True) for k, v in src[L].history.items()}
+        h[key][0] = np.nan if which == "remake" else 0.0
+        if which == "runs":
+            h2 = {k: np.array(v, copy=True) for k, v in remake[L].history.items()}
+            h2[key][0] = 0.0
+            args = ({**runs, L: dataclasses.replace(runs[L], history=h)},
+                    {**remake, L: dataclasses.replace(remake[L], history=h2)})
+        else:
+            args = (runs, {**remake, L: dataclasses.replace(remake[L], history=h)})
+        with pytest.raises(ValueError, match=rf"L={L}: no finite relative difference at epoch 0 in \['{key}'\]"):
+            figures.check_remake(*args)
     with pytest.raises(ValueError, match="non-empty"):
         figures.check_remake({}, remake)

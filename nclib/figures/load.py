@@ -176,7 +176,13 @@ def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("obje
         if not b.provenance.get("host_cpu") or "host_cpu" in a.provenance:
             problems.append(f"L={L}: the remake must name its CPU (host_cpu) and the runs none")
         if not problems:
-            start = max(start, *(abs(b.history[k][0] / a.history[k][0] - 1) for k in keys))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                diff = {k: abs(np.float64(b.history[k][0]) / np.float64(a.history[k][0]) - 1) for k in keys}
+            broken = sorted(k for k, d in diff.items() if not np.isfinite(d))
+            if broken:  # a NaN would drop out of max() and read as "the two start identical"
+                problems.append(f"L={L}: no finite relative difference at epoch 0 in {broken}")
+            else:
+                start = max(start, *diff.values())
     if problems:
         raise ValueError("remake is not the runs made again: " + "; ".join(problems))
     return float(start)

@@ -11,7 +11,7 @@ import numpy as np
 from .. import plotting
 from ..runs import NC_COLUMNS
 from .analysis import run_theory
-from .config import scale_settings
+from .config import check_scale, scale_settings
 from .load import Run
 from .stability import PRECISIONS, diverged, finite_history, finite_rise, spiked
 
@@ -23,7 +23,9 @@ def as_plot_runs(runs: Mapping[int, Run]) -> dict:
 
 def figure_legend(runs: Mapping[int, Run], scale: str) -> str:
     """The legend title of a figure: the data (stand-in named as such), the bias case, the scale, the epochs
-    (on every figure, against the paper's 12,000 when a GPU time budget cuts them)."""
+    (on every figure, against the paper's 12,000 when a GPU time budget cuts them).  ``scale``: ``"gpu"`` or
+    ``"cpu-scale"`` (:data:`nclib.figures.config.SCALES`); ValueError otherwise."""
+    check_scale(scale)
     case = plotting.data_case({L: r.params for L, r in runs.items()})
     epochs = sorted({int(r.params["epochs"]) for r in runs.values()})
     ep = "/".join(f"{e:,}" for e in epochs)
@@ -76,12 +78,15 @@ def draw_theory(runs: Mapping[int, Run]):
 
     if not runs:
         raise ValueError("runs must hold at least one run")
+    cases = {bool(r.params["bias"]) for r in runs.values()}
+    if len(cases) > 1:
+        raise ValueError("runs mix runs with and without a bias: the panels of draw_theory are those of one case")
     # two rows, the third panel below the first two: at the width of a book page the text stays readable
     fig, grid = plt.subplots(2, 2, figsize=(9, 8.5), constrained_layout=True)
     fig.delaxes(grid[1, 1])
     axes = [grid[0, 0], grid[0, 1], grid[1, 0]]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    bias = bool(next(iter(runs.values())).params["bias"])
+    bias = cases.pop()
     for (L, run), c in zip(sorted(runs.items()), colors):
         h, th = run.history, run_theory(run.params)
         gap = np.asarray(h["objective"]) - th.minimum
