@@ -79,6 +79,11 @@ def plain(v):
 
 
 def check_names(grid: dict, fixed: dict) -> None:
+    """Refuse a sweep's parameters before any run (:ref:`ch-sweeps`): ``grid`` (parameter -> list of values) and
+    ``fixed`` (parameter -> value) must be dicts of parameters of :func:`nclib.train.run`, none of those the sweep
+    sets itself (:data:`SWEEP_KEYS`), no execution key (:data:`nclib.parameters.EXECUTION_KEYS`) in ``grid``, none
+    in both, and each of ``grid``'s values a non-empty list.  ValueError naming the argument and the parameters
+    otherwise."""
     for what, d in (("grid (--grid)", grid), ("fixed (--set)", fixed)):
         if not isinstance(d, dict):
             raise ValueError(f"{what} must be a dict of parameter -> {'list of values' if d is grid else 'value'}"

@@ -435,7 +435,8 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     one), decided again by each worker once it holds the run folder's lock.  A failed run whose resume is refused
     starts again; a stopped or dead one so refused (another commit, device or CPU model) is an error saying what
     resumes it, or with ``restart_refused=True`` starts again too (the table's ``restarted`` says why).
-    ``scheduler``: None (a LocalCluster of ``workers`` processes, default one per core, one thread each), a
+    ``scheduler``: None (a LocalCluster of ``workers`` processes, one thread each; by default one per core, or
+    a single one when the runs ask for resources, as ``device="cuda..."`` runs do), a
     scheduler address ``"tcp://HOST:8786"`` or a dask cluster object (dask-jobqueue's ``SLURMCluster``...).
     ``resources``: the Dask resources each run asks for (default ``{"GPU": 1}`` for a run with
     ``device="cuda..."``, none otherwise).  ``progress``: a tqdm bar over the finished runs.  ``tie``: parameters
@@ -448,7 +449,8 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     if not isinstance(restart_refused, bool):
         raise ValueError(f"restart_refused must be True or False, got {restart_refused!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be a positive integer (or None: one per core), got {workers!r}")
+        raise ValueError(f"workers must be a positive integer (or None: one per core, one for runs that ask for "
+                         f"resources), got {workers!r}")
     if workers is not None and scheduler is not None:
         raise ValueError("workers sets the size of the local cluster; with scheduler the cluster's own workers "
                          "run the sweep")
@@ -663,7 +665,10 @@ def _command(ns) -> pd.DataFrame:
 
 def exit_status(table: pd.DataFrame) -> int:
     """The command's exit status for a sweep's table: 1 when a run failed or carries an error other than its
-    divergence (a divergence is a result), else 0."""
+    divergence (a divergence is a result), else 0.  ``table``: a sweep's table (:func:`run_sweep`), with its
+    ``status`` column; ValueError otherwise."""
+    if not isinstance(table, pd.DataFrame) or "status" not in table:
+        raise ValueError("table must be a sweep's table (a DataFrame with a status column)")
     errors = table["error"].notna() if "error" in table else pd.Series(False, index=table.index)
     return int(bool(((table["status"] == "failed") | (errors & (table["status"] != "diverged"))).any()))
 

@@ -20,9 +20,15 @@ MANIFEST = "sweep.json"
 
 def read_manifest(out_dir: pathlib.Path) -> dict:
     """``out_dir/sweep.json`` as a dict (empty where there is none), with its ``runs`` (run name -> grid point) and
-    ``errors`` (run name -> the last attempt's error where the run folder does not record it)."""
+    ``errors`` (run name -> the last attempt's error where the run folder does not record it).  A file that is not
+    a JSON object raises a ValueError naming it."""
     path = out_dir / MANIFEST
-    manifest = json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        manifest = json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not JSON ({exc}): move it away to start the sweep's record again") from exc
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} holds a {type(manifest).__name__}, not the JSON object of a sweep's record")
     manifest.setdefault("runs", {})
     manifest.setdefault("errors", {})
     return manifest

@@ -115,6 +115,14 @@ def test_bad_arguments_raise_value_errors():
         figures.train_kwargs(dict(figures.figure_parameters(1), smoke=True), 1)
     with pytest.raises(ValueError, match="key 'acc'"):
         figures.first_epoch({"epoch": np.arange(3)}, "acc", 1.0)
+    h = {"epoch": np.arange(3), "train_acc": np.array([0.5, 1.0, 1.0])}
+    assert (figures.first_epoch(h, "train_acc", 1.0), figures.settled_epoch(h, "train_acc", 1.0)) == (1, 1)
+    for fn in (figures.first_epoch, figures.settled_epoch):  # a NaN threshold would read as "never reached"
+        for bad in (np.nan, None, "1.0"):
+            with pytest.raises(ValueError, match="threshold must be a finite number"):
+                fn(h, "train_acc", bad)
+    with pytest.raises(ValueError, match=r"L must be one of the figure's L_values \[1, 3, 6\], got 2"):
+        figures.train_kwargs(figures.figure_parameters(1), 2)
     with pytest.raises(ValueError, match="key 'acc'"):
         figures.settled_epoch({"epoch": np.arange(3)}, "acc", 1.0)
     h = _history([1.0, 0.5, 0.4])
@@ -370,6 +378,11 @@ def test_other_spikes_milestones_dips_and_rise_ratios():
     assert figures.rise_ratios({3: mild}) == dict(intervals=4, rises=2, median=pytest.approx(1.3),
                                                   largest_below=pytest.approx(1.5))
     assert figures.rise_ratios({1: calm}) == dict(intervals=3, rises=0, median=None, largest_below=None)
+    # no runs, or a NaN objective (whose quotients would count as intervals but neither rise nor fall): refused
+    with pytest.raises(ValueError, match="runs must hold at least one run"):
+        figures.rise_ratios({})
+    with pytest.raises(ValueError, match="at least two finite positive values"):
+        figures.rise_ratios({3: _spike_run([1.0, np.nan, 0.75, 0.6, 0.66], 3)})
 
 
 def test_read_benchmark_record_checks_the_fields_the_engine_chapter_reads(tmp_path):
@@ -860,6 +873,10 @@ def test_benchmark_glue_logged_figures_and_calibration_glue(tmp_path, tiny, tiny
     assert g["bench-tf32-speedup"] == f"{1389 / 730:.2f}" and g["bench-gpu-device"] == "NVIDIA H200"
     assert (g["bench-figure-epochs"], g["bench-figure-together"], g["bench-figure-apart"],
             g["bench-figure-ratio"]) == ("40", "2.31", "2.89", "1.25")
+    bare = tmp_path / "bench_train_gpu.txt"
+    bare.write_text(bare.read_text().replace("cuda (NVIDIA H200), torch", "cuda H200, torch"))
+    with pytest.raises(ValueError, match="bench_train_gpu.txt: its device line .* names no GPU model"):
+        figures.benchmark_glue(files)
     log = ("== Figure 1: 2600 epochs in a budget of 199 s (132 s elapsed, 399 s left)\n"
            "== Figure 1 (gpu) ended with status 0 after 174 s: ...\n"
            "== Figure 3: 3000 epochs in a budget of 223 s (308 s elapsed, 223 s left)\n")

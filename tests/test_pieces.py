@@ -43,6 +43,9 @@ def test_a_whole_figure_is_the_calibrated_figure_and_a_piece_its_share():
     assert figures.piece_seconds(CAL, 1, (1, 3, 6), apart_ratio=9.0) == figures.piece_seconds(CAL, 1, (1, 3, 6))
     with pytest.raises(ValueError, match="piece must hold head depths"):
         figures.piece_seconds(CAL, 1, (2,))
+    for bare in (6, "6"):  # one depth alone, not a tuple of them
+        with pytest.raises(ValueError, match=r"piece must be a tuple of head depths .* e\.g\. \(6,\)"):
+            figures.piece_seconds(CAL, 1, bare)
     with pytest.raises(ValueError, match="slower"):
         figures.piece_seconds(CAL, 1, (1,), slower=0)
     with pytest.raises(ValueError, match="no complete entry for 'letters-synthetic'"):

@@ -349,6 +349,9 @@ def test_stability_glue_counts_per_precision_over_the_paired_seeds():
     same = [r(q, 0, False, None, 50) for q in ("fp32", "tf32")]
     g = stability.stability_glue(same)
     assert (g["fp32-first-100"], g["tf32-rise-max"], g["case"]) == ("50", "none", "no spike")
+    # a rise of four digits is written as the chapters write numbers, not in E-notation
+    assert stability.stability_glue([r("fp32", 0, True, 1234.5, None), r("tf32", 0, False, None, 50)])[
+        "fp32-rise-max"] == "1,230"
 
 
 def test_draw_stability_draws_each_run_and_marks_the_spikes():

@@ -760,6 +760,27 @@ def test_a_summary_of_a_folder_without_runs_is_refused(tmp_path, capsys):
     assert not (tmp_path / "empty" / sweep.SUMMARY).exists()
 
 
+@pytest.mark.parametrize("text, named", [("{\"runs\": {", "is not JSON"), ("[1, 2]", "holds a list, not the JSON")])
+def test_a_damaged_sweep_record_is_named_by_its_path(tmp_path, capsys, text, named):
+    out = tmp_path / "runs"
+    out.mkdir()
+    (out / sweep.MANIFEST).write_text(text)
+    with pytest.raises(ValueError, match=re.escape(str(out / sweep.MANIFEST)) + " " + named):
+        sweep.plan({"seed": [0]}, {"epochs": 1}, out)
+    with pytest.raises(SystemExit) as exc:  # the command line says which file, as a usage error
+        sweep.main(["--grid", "seed=0", "--set", "epochs=1", "--out-dir", str(out), "--list-points"])
+    assert exc.value.code == 2 and str(out / sweep.MANIFEST) in capsys.readouterr().err
+    assert (out / sweep.MANIFEST).read_text() == text  # left as it was
+
+
+def test_exit_status_refuses_what_is_not_a_sweeps_table():
+    assert sweep.exit_status(pd.DataFrame({"status": ["finished", "diverged"], "error": [None, "diverged"]})) == 0
+    assert sweep.exit_status(pd.DataFrame({"status": ["finished", "stopped"], "error": [None, "x"]})) == 1
+    for bad in (pd.DataFrame({"seed": [0]}), {"status": ["failed"]}):
+        with pytest.raises(ValueError, match="table must be a sweep's table"):
+            sweep.exit_status(bad)
+
+
 @pytest.mark.parametrize("argv, named", [(["--set", "widht=16"], "--set"),
                                          (["--grid", "seed=0", "--tie", "lam_h=seed"], "--tie lam_h"),
                                          (["--grid", "max_train_s=1,2"], "--grid")])

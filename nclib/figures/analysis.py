@@ -78,6 +78,15 @@ def run_theory(params: Mapping) -> RunTheory:
 
 # --------------------------------------------------------------------------------------------- histories
 
+def _finite_threshold(threshold) -> float:
+    """``threshold`` as a float; ValueError naming it unless it is a finite real number (a NaN compares false with
+    everything, so a NaN threshold would read as "never reached")."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    return float(threshold)
+
+
 def first_epoch(history: Mapping, key: str, threshold: float, above: bool = True) -> int | None:
     """The first recorded epoch at which ``history[key] >= threshold`` (``above``) or ``<= threshold``.
 
@@ -86,6 +95,7 @@ def first_epoch(history: Mapping, key: str, threshold: float, above: bool = True
     """
     if key not in history:
         raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
+    threshold = _finite_threshold(threshold)
     y = np.asarray(history[key], dtype=float)
     hit = np.flatnonzero(y >= threshold) if above else np.flatnonzero(y <= threshold)
     return int(history["epoch"][hit[0]]) if hit.size else None
@@ -101,6 +111,7 @@ def settled_epoch(history: Mapping, key: str, threshold: float, above: bool = Tr
     """
     if key not in history:
         raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
+    threshold = _finite_threshold(threshold)
     y = np.asarray(history[key], dtype=float)
     miss = np.flatnonzero(~(y >= threshold)) if above else np.flatnonzero(~(y <= threshold))
     if y.size == 0 or (miss.size and miss[-1] == y.size - 1):
@@ -118,6 +129,17 @@ SPIKE_FACTOR = 2.0
 RISE_KEYS = ("objective", "nc1", "nc3", "train_acc")
 
 
+def _ratios(history: Mapping, key: str = "objective") -> tuple[np.ndarray, np.ndarray]:
+    """``history[key]`` as floats and its quotients between consecutive recorded epochs; ValueError unless the
+    column holds at least two values, all finite and positive (a quotient of them is then always defined)."""
+    if key not in history:
+        raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
+    y = np.asarray(history[key], dtype=float)
+    if y.size < 2 or not np.all(np.isfinite(y)) or np.any(y <= 0):
+        raise ValueError(f"history[{key!r}] must hold at least two finite positive values, got {y.tolist()[:5]}...")
+    return y, y[1:] / y[:-1]
+
+
 def largest_rise(history: Mapping, key: str = "objective") -> dict | None:
     """The largest rise of ``history[key]`` (default: objective (4.3)) between two consecutive recorded epochs.
 
@@ -132,15 +154,10 @@ def largest_rise(history: Mapping, key: str = "objective") -> dict | None:
     ``history[key]`` is back at or below its value at ``start_epoch`` (None if never). Used for the training
     spikes (:data:`SPIKE_FACTOR`) of :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary`.
     """
-    if key not in history:
-        raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
+    y, ratio = _ratios(history, key)
     missing = [k for k in ("epoch", "lr", *RISE_KEYS) if k not in history]
     if missing:
         raise ValueError(f"history lacks the column(s) {missing}")
-    y = np.asarray(history[key], dtype=float)
-    if y.size < 2 or not np.all(np.isfinite(y)) or np.any(y <= 0):
-        raise ValueError(f"history[{key!r}] must hold at least two finite positive values, got {y.tolist()[:5]}...")
-    ratio = y[1:] / y[:-1]
     if not np.any(ratio > 1):
         return None
     j = int(np.argmax(ratio)) + 1
@@ -240,10 +257,11 @@ def rise_ratios(runs: Mapping[int, Run]) -> dict:
     ``intervals`` (the number of pairs of consecutive recorded epochs), ``rises`` (how many of them see the
     objective rise), ``median`` (the median factor of those rises, None if none) and ``largest_below`` (the
     largest rise factor at most :data:`SPIKE_FACTOR`, None if none): the scale against which a training
-    spike stands out.
+    spike stands out.  ValueError for no runs, or a run whose objective is not finite and positive throughout.
     """
-    ratios = np.concatenate([np.asarray(r.history["objective"][1:]) / np.asarray(r.history["objective"][:-1])
-                             for r in runs.values()])
+    if not runs:
+        raise ValueError("runs must hold at least one run")
+    ratios = np.concatenate([_ratios(r.history)[1] for r in runs.values()])
     rises = ratios[ratios > 1]
     below = rises[rises <= SPIKE_FACTOR]
     return dict(intervals=int(ratios.size), rises=int(rises.size),
@@ -256,9 +274,10 @@ def other_spikes(history: Mapping, threshold: float = SPIKE_FACTOR) -> list[tupl
     largest (:func:`largest_rise`), as ``(previous epoch, epoch, factor)`` in epoch order."""
     threshold = _checks.positive_float(threshold, "threshold")
     rise = largest_rise(history)
-    obj, ep = np.asarray(history["objective"], dtype=float), np.asarray(history["epoch"])
-    return [(int(ep[i]), int(ep[i + 1]), float(obj[i + 1] / obj[i])) for i in range(obj.size - 1)
-            if obj[i + 1] / obj[i] > threshold and (rise is None or int(ep[i + 1]) != rise["epoch"])]
+    _, ratio = _ratios(history)
+    ep = np.asarray(history["epoch"])
+    return [(int(ep[i]), int(ep[i + 1]), float(q)) for i, q in enumerate(ratio)
+            if q > threshold and (rise is None or int(ep[i + 1]) != rise["epoch"])]
 
 
 def next_milestone(params: Mapping, epoch: int) -> int | None:

@@ -507,9 +507,12 @@ def benchmark_glue(files) -> dict:
         name = pathlib.Path(path).stem.removeprefix("bench_train_").replace("_", "-")
         digits = ".1f" if name == "cpu" else ".0f"
         g.update({f"bench-{name}-engine": f"{b['engine']:{digits}}", f"bench-{name}-plain": f"{b['plain']:{digits}}",
-                  f"bench-{name}-ratio": f"{b['ratio']:.2f}" if name != "gpu-fp32" else f"{b['ratio']:.2f}"})
+                  f"bench-{name}-ratio": f"{b['ratio']:.2f}"})
         if name == "gpu":
-            g["bench-gpu-device"] = re.search(r"[(](.*?)[)]", b["device"]).group(1)
+            model = re.search(r"[(](.*?)[)]", b["device"])
+            if model is None:
+                raise ValueError(f"{path}: its device line {b['device']!r} names no GPU model in parentheses")
+            g["bench-gpu-device"] = model.group(1)
             if "figure_ratio" in b:
                 g.update({"bench-figure-epochs": str(b["figure_epochs"]),
                           "bench-figure-together": f"{b['figure_together_s']:.2f}",

@@ -141,11 +141,13 @@ def train_kwargs(params: Mapping, L: int) -> dict:
     """The ``nclib.train.run`` keyword arguments of one run (head depth ``L``) of a figure's notebook parameters.
 
     The same mapping as the training notebook (:ref:`ch-train`): ``L_values`` gives one run per L named
-    ``<run_tag>-L<L>``; ``smoke`` must be False.
+    ``<run_tag>-L<L>``; ``smoke`` must be False and ``L`` one of ``L_values`` (ValueError otherwise).
     """
     if params.get("smoke"):
         raise ValueError("params['smoke'] must be False: a smoke run replaces the figure's data and network")
     L = _checks.positive_int(L, "L")
+    if L not in params.get("L_values", ()):
+        raise ValueError(f"L must be one of the figure's L_values {list(params.get('L_values', ()))}, got {L}")
     skip = {"smoke", "L_values", "run_tag"}
     kw = {k: v for k, v in params.items() if k not in skip}
     return dict(kw, L=L, run_name=f"{params['run_tag']}-L{L}", overwrite=True)

@@ -166,6 +166,8 @@ def piece_seconds(calibration: Mapping, fig, piece, epochs: int | None = None, s
     and resumed by a second command starts a second notebook), each paying the notebook's overhead, the data
     and the setup."""
     f = figure(fig)
+    if isinstance(piece, (str, bytes)) or not hasattr(piece, "__iter__"):
+        raise ValueError(f"piece must be a tuple of head depths of {L_VALUES}, e.g. (6,), got {piece!r}")
     piece = tuple(sorted(set(piece)))
     if not piece or any(L not in L_VALUES for L in piece):
         raise ValueError(f"piece must hold head depths of {L_VALUES}, got {piece!r}")

@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import ROOT, _checks, ufm
 from ..parameters import DEFAULTS, EXECUTION_KEYS
+from ..rounding import written
 from ..runs import json_values, load_class_accuracy, load_run, metric_epochs, recorded_status
 from .analysis import SPIKE_FACTOR, first_epoch, run_theory, settled_epoch
 from .config import figure_parameters, train_kwargs
@@ -347,7 +348,7 @@ def stability_glue(rows: list[dict]) -> dict:
         firsts = sorted(r["first_100"] for r in mine if r["first_100"] is not None)
         g.update({f"{q}-spiked": str(len(hit)), f"{q}-spiked-seeds": ", ".join(map(str, hit)) or "none",
                   f"{q}-diverged": str(sum(r["diverged"] for r in mine)),
-                  f"{q}-rise-max": f"{max(rises):.3g}" if rises else "none",
+                  f"{q}-rise-max": written(max(rises), 3) if rises else "none",
                   f"{q}-first-100": (f"{firsts[0]}" if firsts and firsts[0] == firsts[-1] else
                                      f"{firsts[0]}-{firsts[-1]}" if firsts else "never"),
                   f"{q}-lost-100": str(sum(r["lost_100"] for r in mine))})
