@@ -13,16 +13,18 @@ values, which do not change the cost of a step).  Chapter :ref:`ch-engine` quote
 With ``--json auto`` a machine-readable record also goes to ``benchmarks/results/bench_train_gpu.json`` on a
 GPU with TF32 (``bench_train_gpu_fp32.json`` and ``bench_train_gpu_bf16.json`` at the other precisions) or to
 ``bench_train_cpu.json`` on the CPU; ``--json PATH`` writes it to PATH, and by default none is written, so that a
-trial run never rewrites a committed record.  Each loop is timed ``--repeats`` times (default 3), the two in
-alternation, so that a change of the machine's load falls on both; the output gives the medians with the range of
-the repeats in brackets, and the ratio's median and range over the rounds.  The record holds the device, torch
-(and CUDA), precision, the commit benchmarked (and whether the checkout differed from it; the output prints it
-too), the timing's settings and the CUDA graph's note, the steps per second of both loops (medians, and every
-repeat), the host's load average when the
-timings ended (other jobs on a shared machine slow the CPU loops) and, with ``--figure-epochs``, a figure's
-three runs side by side per epoch against the engine chapter's floor for that device (None where the chapter
-has no data sheet for it), the time of one metric epoch of the three runs, and the seconds of 12,000 epochs with
-a metric epoch every ``metric_every`` (the default 100).
+trial run never rewrites a committed record.  The output's first line is the command that made it (``$ `` and
+the variables of ``COMMAND_ENV`` that are set, then ``python`` and the arguments).  Each loop is timed
+``--repeats`` times (default 3), the two in alternation, so that a change of the machine's load falls on both; the
+output gives the medians with the range of the repeats in brackets, and the ratio's median and range over the
+rounds.  The record holds the device, torch (and CUDA), precision, the commit benchmarked (and whether the
+checkout differed from it; the output prints it too), the command, the host's logical CPUs and those the process
+may use, when the timings started and ended, the timing's settings and the CUDA graph's note, the steps per
+second of both loops (medians, and every repeat), the host's load average when the timings ended (other jobs on a
+shared machine slow the CPU loops) and, with ``--figure-epochs``, a figure's three runs side by side per epoch
+against the engine chapter's floor for that device (None where the chapter has no data sheet for it), the time of
+one metric epoch of the three runs, and the seconds of 12,000 epochs with a metric epoch every ``metric_every``
+(the default 100).
 
     python benchmarks/bench_train.py                       # GPU: the paper's setting (width 2048)
     OMP_NUM_THREADS=1 python benchmarks/bench_train.py --device cpu --width 256 --steps 300 --threads 1 \
@@ -52,6 +54,7 @@ import hashlib
 import json
 import os
 import pathlib
+import shlex
 import sys
 import time
 
@@ -247,7 +250,7 @@ def with_metric_epochs(engines, epochs: int, every: int, deferred: bool) -> floa
         return time.perf_counter() - t0
 
 
-def run_levers(args, ts, p) -> None:
+def run_levers(args, ts, p, command: str) -> None:
     """``--levers``: the plain engine and each lever, one line each; the record is rewritten after each lever, so
     that a run stopped by a time limit leaves the levers it measured."""
     Ls = (1, 3, 6)
@@ -259,10 +262,12 @@ def run_levers(args, ts, p) -> None:
     if args.figure_epochs > 0:  # the floor needs the networks' shapes only: built on the CPU
         floor = floor_ms([train.Engine(ts, train.check_params(**{**p, "L": L, "device": "cpu", "cuda_graph": False}))
                           for L in Ls], name, args.precision)
+    head = record_head(name, is_cuda, args.precision, command, "started_utc")
     print(f"device          {name}, torch {torch.__version__}, precision {args.precision}; figure floor "
           f"{'n/a' if floor is None else f'{floor:.2f} ms/epoch'}")
+    print(cpus_line(head))
     levers = {}
-    record = {**record_head(name, is_cuda, args.precision, " ".join(["python", *sys.argv]), "started_utc"),
+    record = {**head,
               "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": p["batch_size"],
                           "width": args.width, "depth": args.depth, "L": args.L, "figure_L": list(Ls),
                           "threads": torch.get_num_threads(), "figure_epochs_timed": args.figure_epochs},
@@ -285,6 +290,7 @@ def run_levers(args, ts, p) -> None:
             same = "" if "same_as_plain" not in m else f", bit for bit as plain: {m['same_as_plain']}"
             print(f"lever {spec:<40} {m['steps_per_s']:10.1f} steps/s{fig}{same}   ({m['graph_note']})", flush=True)
         record["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+        record["finished_utc"] = utc_now()  # the last lever measured so far
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             train.atomic_write_text(path, json.dumps(record, indent=2) + "\n")
@@ -305,11 +311,39 @@ def floor_ms(engines: list[train.Engine], device_name: str, precision: str) -> f
 
 def record_head(device_name: str, is_cuda: bool, precision: str, command: str, time_key: str) -> dict:
     """The fields every benchmark record opens with: the device, torch (and CUDA on a GPU), the precision, the
-    commit benchmarked and whether the checkout differed from it, the command, and the UTC time as ``time_key``."""
+    commit benchmarked and whether the checkout differed from it, the command, the host's logical CPUs
+    (``cpu_count``) and those this process may run on (``cpu_affinity``, None where the system does not say), and
+    the UTC time as ``time_key``."""
     code = provenance.git_state()
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {"device": device_name, "torch": torch.__version__, "cuda": torch.version.cuda if is_cuda else None,
             "precision": precision, "commit": code["git_commit"], "commit_dirty": code["git_dirty"],
-            "command": command, time_key: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "command": command, "cpu_count": os.cpu_count(), "cpu_affinity": affinity, time_key: utc_now()}
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def cpus_line(head: dict) -> str:
+    """The output's line of the host's CPUs, from a record's head (:func:`record_head`)."""
+    usable = "n/a" if head["cpu_affinity"] is None else head["cpu_affinity"]
+    return f"cpus            {head['cpu_count']} logical CPUs, {usable} usable by this process"
+
+
+#: The environment variables that change what a benchmark measures (threads of the CPU kernels, the GPU seen, TF32
+#: forced on or off), shown before the command where they are set.
+COMMAND_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
+               "NVIDIA_TF32_OVERRIDE")
+
+
+def command_line(script, argv=None) -> str:
+    """The command that ran ``script`` with the arguments ``argv`` (default: this process's), as a shell would take
+    it: the variables of :data:`COMMAND_ENV` that are set, then ``python``, the script (relative to the working
+    directory where it lies below it) and the arguments.  The output's first line is it after ``$ ``."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    env = [f"{k}={shlex.quote(os.environ[k])}" for k in COMMAND_ENV if k in os.environ]
+    return " ".join(env + [shlex.join(["python", shown(pathlib.Path(script)), *args])])
 
 
 def shown(path: pathlib.Path) -> str:
@@ -373,6 +407,8 @@ def main(argv=None) -> None:
         value = getattr(args, flag)
         if value is not None and value < least:
             ap.error(f"--{flag.replace('_', '-')} must be at least {least}, got {value}")
+    command = command_line(__file__, argv)
+    print(f"$ {command}", flush=True)  # the output's first line: what made it (nclib.figures.read_benchmark)
     if args.threads:
         torch.set_num_threads(args.threads)
     cuda_graph = {"auto": "auto", "true": True, "false": False}[args.cuda_graph]
@@ -385,11 +421,12 @@ def main(argv=None) -> None:
         if args.json == "auto":
             raise SystemExit("--levers writes its record with --json PATH (not auto: the main records stay as "
                              "they are)")
-        run_levers(args, ts, p)
+        run_levers(args, ts, p, command)
         return
     engine_timed, eng = engine_loop(ts, p, args.warmup)
     device = eng.device  # the plain loop runs where the Engine resolved device="auto"
     name = torch.cuda.get_device_name(device) if eng.is_cuda else provenance.cpu_model()
+    head = record_head(name, eng.is_cuda, args.precision, command, "started_utc")
     with matmul_precision(p["precision"] == "tf32"):
         plain_timed = plain_loop(ts, p, device, args.warmup)
         engines_rates, plain_rates = interleaved(engine_timed, plain_timed, args.steps, args.repeats)
@@ -398,8 +435,8 @@ def main(argv=None) -> None:
     ratios = [e / q for e, q in zip(engines_rates, plain_rates)]
 
     n_params = models.parameter_count(eng.model)
-    head = record_head(name, eng.is_cuda, args.precision, " ".join(["python", *sys.argv]), "finished_utc")
     print(f"device          {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(cpus_line(head))
     print(f"commit          {head['commit']}{' with uncommitted changes' if head['commit_dirty'] else ''}")
     print(f"precision       {args.precision}; nclib cuda graph: {eng.graph_note}; fused Adam: {eng.fused}")
     print(f"problem         N={ts.N}, input dim {ts.x.shape[1]}, K={ts.K}, batch {eng.B} "
@@ -414,7 +451,7 @@ def main(argv=None) -> None:
           f"(per round)")
     epochs_12000 = 12000 * eng.steps_per_epoch
     print(f"12000 epochs    {epochs_12000} steps: {epochs_12000 / rate_engine:.0f} s with nclib.train, "
-          f"{epochs_12000 / rate_plain:.0f} s with the plain loop (training steps only)")
+          f"{epochs_12000 / rate_plain:.0f} s with the plain loop (training steps only)", flush=True)
     record = {**head, "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": eng.B,
                           "width": args.width, "depth": args.depth, "L": args.L, "parameters": n_params,
                           "threads": torch.get_num_threads()},
@@ -437,10 +474,12 @@ def main(argv=None) -> None:
             "seconds_12000_epochs_with_metrics": 12000 * together / E + (12000 // every + 1) * metric_s}
     # on a shared machine other jobs slow the CPU loops: the load when the timings ended qualifies them
     record["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    record["finished_utc"] = utc_now()
     path = json_path(args.json, eng.is_cuda, args.precision)
     if path is not None:
         train.atomic_write_text(path, json.dumps(record, indent=2) + "\n")
         print(f"record          {shown(path)}")
+
 
 if __name__ == "__main__":
     main()
