@@ -21,10 +21,11 @@ rounds.  The record holds the device, torch (and CUDA), precision, the commit be
 checkout differed from it; the output prints it too), the command, the host's logical CPUs and those the process
 may use, when the timings started and ended, the timing's settings and the CUDA graph's note, the steps per
 second of both loops (medians, and every repeat), the host's load average when the timings ended (other jobs on a
-shared machine slow the CPU loops) and, with ``--figure-epochs``, a figure's three runs side by side per epoch
-against the engine chapter's floor for that device (None where the chapter has no data sheet for it), the time of
-one metric epoch of the three runs, and the seconds of 12,000 epochs with a metric epoch every ``metric_every``
-(the default 100).
+shared machine slow the CPU loops) and, with ``--figure-epochs``, a figure's three runs one after another and side
+by side, each timed ``--repeats`` times, the two in alternation (per epoch: the medians, and every repeat in
+seconds), against the engine chapter's floor for that device (None where the chapter has no data sheet for it),
+the time of one metric epoch of the three runs (the median of ``--repeats`` timings after one call that is not
+timed), and the seconds of 12,000 epochs with a metric epoch every ``metric_every`` (the default 100).
 
     python benchmarks/bench_train.py                       # GPU: the paper's setting (width 2048)
     OMP_NUM_THREADS=1 python benchmarks/bench_train.py --device cpu --width 256 --steps 300 --threads 1 \
@@ -37,8 +38,10 @@ plain engine instead: each SPEC is ``plain`` or comma-separated ``name=value`` s
 run (L = ``--L``) over whole epochs (``--steps`` rounded up to epochs, after two warm-up epochs in which the graphs
 are captured) and, with ``--figure-epochs``, a figure's three runs side by side per epoch, and what a metric epoch
 of the three costs as training sees it (the same epochs again with a metric epoch every ``--figure-epochs // 4``
-epochs, at least every epoch, as ``run_many`` records them, less the epochs alone: ``metric_ms_seen_by_training``,
-per metric epoch; the record's ``metric_epochs`` says how many).  A lever
+epochs, at least every epoch, as ``run_many`` records them, less the epochs alone, the two timed ``--repeats`` times
+in alternation: ``metric_ms_seen_by_training``, the median of the rounds' differences per metric epoch, with
+``metric_within_noise`` when it is no larger than the range of the epochs alone per metric epoch; the record's
+``metric_epochs`` says how many).  A lever
 the device refuses (several steps per graph on the CPU) or that fails is recorded with its error, and the others go
 on.  The plain PyTorch loop is skipped; the record's ``levers`` holds one entry per SPEC, with the sha256 of the
 runs' parameters after the timed steps and, once ``plain`` was measured, ``same_as_plain``: whether the lever's
@@ -141,9 +144,9 @@ def engine_loop(ts, p, warmup: int):
 
 
 def interleaved(first, second, steps: int, repeats: int) -> tuple[list[float], list[float]]:
-    """Steps per second of two timed loops measured ``repeats`` times each in alternation (``first`` leads in the
-    even rounds, ``second`` in the odd ones), so that a change in the machine's load during the benchmark falls
-    on both alike."""
+    """What two timed measurements return (steps per second of two loops, or seconds), each called with ``steps``
+    ``repeats`` times in alternation (``first`` leads in the even rounds, ``second`` in the odd ones), so that a
+    change in the machine's load during the benchmark falls on both alike."""
     rates = ([], [])
     for r in range(repeats):
         order = (0, 1) if r % 2 == 0 else (1, 0)
@@ -152,20 +155,34 @@ def interleaved(first, second, steps: int, repeats: int) -> tuple[list[float], l
     return rates
 
 
-def figure_loop(ts, p, Ls, epochs: int) -> tuple[float, float, float, list[train.Engine]]:
-    """Seconds for ``epochs`` epochs of one run per L: one run after another, then all side by side (the lockstep
-    of ``nclib.train.run_many``: each epoch queued for every run, on a GPU each on its own stream); then the
-    seconds of one metric epoch of all runs (``Engine.evaluate``, device and host parts, in turn)."""
+def figure_loop(ts, p, Ls, epochs: int, repeats: int) -> tuple[list[float], list[float], list[float], list]:
+    """Seconds for ``epochs`` epochs of one run per L, one run after another and all side by side (the lockstep of
+    ``nclib.train.run_many``: each epoch queued for every run, on a GPU each on its own stream), the two timed
+    ``repeats`` times in alternation (:func:`interleaved`); then the seconds of one metric epoch of all runs
+    (``Engine.evaluate``, device and host parts, in turn), ``repeats`` times after one call of each that is not
+    timed.  Returns the three lists of seconds and the engines."""
     engines = [train.Engine(ts, train.check_params(**{**p, "L": L})) for L in Ls]
     for eng in engines:
         eng.train_steps(eng.steps_per_epoch)  # warm-up and CUDA-graph capture, not timed
-    # one after another: each run alone, the device idle between them (on its own stream it would overlap otherwise)
-    one_after_another = sum(train.time_side_by_side([eng], epochs) for eng in engines)
-    together = train.time_side_by_side(engines, epochs)
-    t0 = time.perf_counter()
+
+    def one_after_another(E: int) -> float:  # each run alone, the device idle between them (else streams overlap)
+        return sum(train.time_side_by_side([eng], E) for eng in engines)
+
+    apart, together = interleaved(one_after_another, lambda E: train.time_side_by_side(engines, E), epochs, repeats)
     for eng in engines:
-        eng.evaluate()
-    return one_after_another, together, time.perf_counter() - t0, engines
+        eng.evaluate()  # warm-up: the first call allocates and, on a GPU, loads its kernels
+    metric = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for eng in engines:
+            eng.evaluate()
+        metric.append(time.perf_counter() - t0)
+    return apart, together, metric, engines
+
+
+def spread(values) -> str:
+    """``[least, largest]`` of ``values`` as the output prints a range."""
+    return f"[{min(values):.2f}, {max(values):.2f}]"
 
 
 def parse_lever(spec: str) -> dict:
@@ -193,8 +210,11 @@ def params_sha256(engines) -> str:
     return h.hexdigest()
 
 
-def lever_loop(ts, p, Ls, steps: int, figure_epochs: int, settings: dict) -> dict:
-    """One lever's measures: steps/s of one run over whole epochs, and a figure's runs side by side per epoch."""
+def lever_loop(ts, p, Ls, steps: int, figure_epochs: int, settings: dict, repeats: int = 1) -> dict:
+    """One lever's measures: steps/s of one run over whole epochs, and a figure's runs side by side per epoch; what a
+    metric epoch costs as training sees it: the epochs with metric epochs less the same epochs alone, the two timed
+    ``repeats`` times in alternation (:func:`interleaved`), the median of the rounds' differences, and whether it
+    lies within the noise (at most the range of the epochs alone, per metric epoch; None after one round)."""
     q = train.check_params(**{**p, **settings})  # refusals (several steps per graph on the CPU) by name
     eng = train.Engine(ts, q)
     if q["grouped_adam"]:
@@ -209,14 +229,22 @@ def lever_loop(ts, p, Ls, steps: int, figure_epochs: int, settings: dict) -> dic
         if q["grouped_adam"]:
             train.group_engines(engines)
         train.time_side_by_side(engines, 2)
-        out["epoch_ms_side_by_side"] = 1e3 * train.time_side_by_side(engines, figure_epochs) / figure_epochs
-        out["figure_graph_note"] = engines[0].graph_note
-        out["figure_params_sha256"] = params_sha256(engines)
         every = max(1, figure_epochs // 4)
-        seconds = with_metric_epochs(engines, figure_epochs, every, q["deferred_metrics"])
         n = figure_epochs // every
+        alone, with_metrics = interleaved(
+            lambda E: train.time_side_by_side(engines, E),
+            lambda E: with_metric_epochs(engines, E, every, q["deferred_metrics"]), figure_epochs, repeats)
+        costs = [1e3 * (w - a) / n for a, w in zip(alone, with_metrics)]  # per metric epoch, round by round
+        noise = 1e3 * (max(alone) - min(alone)) / n
+        out["epoch_ms_side_by_side"] = 1e3 * float(np.median(alone)) / figure_epochs
+        out["epoch_ms_side_by_side_repeats"] = [1e3 * a / figure_epochs for a in alone]
+        out["figure_graph_note"] = engines[0].graph_note
+        out["figure_params_sha256"] = params_sha256(engines)  # after every round: the same epochs for each lever
         out["metric_epochs"] = n
-        out["metric_ms_seen_by_training"] = 1e3 * (seconds - figure_epochs * out["epoch_ms_side_by_side"] / 1e3) / n
+        out["metric_ms_seen_by_training"] = float(np.median(costs))
+        out["metric_ms_seen_by_training_repeats"] = costs
+        out["metric_ms_noise"] = noise
+        out["metric_within_noise"] = None if repeats < 2 else bool(out["metric_ms_seen_by_training"] <= noise)
     return out
 
 
@@ -270,13 +298,14 @@ def run_levers(args, ts, p, command: str) -> None:
     record = {**head,
               "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": p["batch_size"],
                           "width": args.width, "depth": args.depth, "L": args.L, "figure_L": list(Ls),
-                          "threads": torch.get_num_threads(), "figure_epochs_timed": args.figure_epochs},
+                          "threads": torch.get_num_threads(), "figure_epochs_timed": args.figure_epochs,
+                          "repeats": args.repeats},
               "epoch_ms_floor": floor, "levers": levers, "load_average": None}
     path = json_path(args.json, is_cuda, args.precision)
     for spec in args.levers:
         try:
             settings = parse_lever(spec)
-            levers[spec] = lever_loop(ts, p, Ls, args.steps, args.figure_epochs, settings)
+            levers[spec] = lever_loop(ts, p, Ls, args.steps, args.figure_epochs, settings, args.repeats)
         except Exception as exc:  # noqa: BLE001 - a lever that fails is recorded, the others go on
             levers[spec] = {"error": f"{type(exc).__name__}: {exc}"}
             print(f"lever {spec:<40} failed: {type(exc).__name__}: {exc}")
@@ -286,7 +315,10 @@ def run_levers(args, ts, p, command: str) -> None:
                 m["same_as_plain"] = all(m.get(k) == levers["plain"].get(k)
                                          for k in ("params_sha256", "figure_params_sha256"))
             fig = "" if m["epoch_ms_side_by_side"] is None else (
-                f", figure {m['epoch_ms_side_by_side']:8.2f} ms/epoch, a metric epoch {m['metric_ms_seen_by_training']:7.1f} ms")
+                f", figure {m['epoch_ms_side_by_side']:8.2f} ms/epoch, a metric epoch "
+                f"{m['metric_ms_seen_by_training']:7.1f} ms {spread(m['metric_ms_seen_by_training_repeats'])}"
+                + {None: " (one round: its noise unknown)", True: " (within the noise of the epochs alone)",
+                   False: ""}[m["metric_within_noise"]])
             same = "" if "same_as_plain" not in m else f", bit for bit as plain: {m['same_as_plain']}"
             print(f"lever {spec:<40} {m['steps_per_s']:10.1f} steps/s{fig}{same}   ({m['graph_note']})", flush=True)
         record["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
@@ -460,18 +492,24 @@ def main(argv=None) -> None:
               "steps_per_s": {"engine": rate_engine, "plain": rate_plain},
               "steps_per_s_repeats": {"engine": engines_rates, "plain": plain_rates}, "figure": None}
     if args.figure_epochs > 0:
-        E = args.figure_epochs
-        apart, together, metric_s, engines = figure_loop(ts, p, (1, 3, 6), E)
-        print(f"figure runs     L = 1, 3, 6, {E} epochs each: one after another {apart:.2f} s, side by side "
-              f"{together:.2f} s, ratio {apart / together:.2f} x")
+        E, R = args.figure_epochs, args.repeats
+        apart_s, together_s, metric_s, engines = figure_loop(ts, p, (1, 3, 6), E, R)
+        apart, together, metric = (float(np.median(v)) for v in (apart_s, together_s, metric_s))
+        rounds = [a / t for a, t in zip(apart_s, together_s)]
+        print(f"figure runs     L = 1, 3, 6, {E} epochs each: one after another {apart:.2f} s {spread(apart_s)}, "
+              f"side by side {together:.2f} s {spread(together_s)}, ratio {float(np.median(rounds)):.2f} x "
+              f"{spread(rounds)} ({R} times each, in alternation; medians, the range in brackets)")
         print(f"12000 epochs    a figure's three runs side by side: {12000 * together / E:.0f} s "
               f"(one after another: {12000 * apart / E:.0f} s; training steps only)")
+        print(f"metric epoch    of the three runs (evaluate): {1e3 * metric:.1f} ms "
+              f"[{1e3 * min(metric_s):.1f}, {1e3 * max(metric_s):.1f}] (median of {R} after one call not timed)")
         every = train.DEFAULTS["metric_every"]
         record["figure"] = {
-            "L": [1, 3, 6], "epochs_timed": E, "epoch_ms_side_by_side": 1e3 * together / E,
+            "L": [1, 3, 6], "epochs_timed": E, "repeats": R, "epoch_ms_side_by_side": 1e3 * together / E,
             "epoch_ms_one_after_another": 1e3 * apart / E, "epoch_ms_floor": floor_ms(engines, name, args.precision),
-            "metric_ms": 1e3 * metric_s, "metric_every": every,
-            "seconds_12000_epochs_with_metrics": 12000 * together / E + (12000 // every + 1) * metric_s}
+            "seconds_side_by_side_repeats": together_s, "seconds_one_after_another_repeats": apart_s,
+            "metric_ms": 1e3 * metric, "metric_ms_repeats": [1e3 * m for m in metric_s], "metric_every": every,
+            "seconds_12000_epochs_with_metrics": 12000 * together / E + (12000 // every + 1) * metric}
     # on a shared machine other jobs slow the CPU loops: the load when the timings ended qualifies them
     record["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     record["finished_utc"] = utc_now()

@@ -1,7 +1,10 @@
 """benchmarks/bench_train.py on the CPU: what its output and record say of how they were made (the command, the
-CPUs, when the timings ended)."""
+CPUs, when the timings ended) and how its timings are repeated."""
 import importlib.util
 import json
+
+import numpy as np
+import pytest
 
 import nclib
 from nclib import figures, train
@@ -60,3 +63,94 @@ def test_the_record_ends_after_the_figure_timings(tmp_path, capsys, monkeypatch)
     record = json.loads(path.read_text())
     finished = int(record["finished_utc"][1:]) - 1  # the event that gave it
     assert events[finished] == "time" and events.index("figure") < finished
+
+
+def test_the_figure_modes_alternate_and_the_metric_epoch_is_warmed_up(tmp_path, capsys, monkeypatch):
+    """A figure's runs one after another and side by side, each timed ``--repeats`` times in alternation (the
+    first mode leads in even rounds); ``evaluate`` once per run untimed, then ``--repeats`` times; the record
+    holds the medians and every repeat, the output the medians and their ranges."""
+    calls, evaluations = [], []
+    side_by_side = train.time_side_by_side
+
+    def recorded(engines, epochs):
+        calls.append(len(engines))
+        return side_by_side(engines, epochs)
+
+    evaluate = train.Engine.evaluate
+
+    def counted(self):
+        evaluations.append(id(self))
+        return evaluate(self)
+
+    monkeypatch.setattr(train, "time_side_by_side", recorded)
+    monkeypatch.setattr(train.Engine, "evaluate", counted)
+    path = tmp_path / "cpu.json"
+    bench.main(TINY + ["--repeats", "3", "--figure-epochs", "1", "--json", str(path)])
+    text = capsys.readouterr().out
+    # one after another: three calls of one run; side by side: one call of three; rounds 0 and 2 lead with the first
+    apart, together = [1, 1, 1], [3]
+    assert calls == apart + together + together + apart + apart + together
+    assert len(set(evaluations)) == 3 and all(evaluations.count(e) == 4 for e in evaluations)  # 1 + 3 per run
+    fig = json.loads(path.read_text())["figure"]
+    assert fig["repeats"] == 3 and len(fig["metric_ms_repeats"]) == 3
+    assert fig["metric_ms"] == pytest.approx(float(np.median(fig["metric_ms_repeats"])))
+    for key, mode in (("epoch_ms_side_by_side", "seconds_side_by_side_repeats"),
+                      ("epoch_ms_one_after_another", "seconds_one_after_another_repeats")):
+        assert len(fig[mode]) == 3 and fig[key] == pytest.approx(1e3 * float(np.median(fig[mode])))
+    out = tmp_path / "out.txt"
+    out.write_text(text)
+    b = figures.read_benchmark(out)
+    rounds = [a / t for a, t in zip(fig["seconds_one_after_another_repeats"], fig["seconds_side_by_side_repeats"])]
+    assert abs(b["figure_ratio"] - np.median(rounds)) <= 0.005 + 1e-12
+    np.testing.assert_allclose(b["figure_ratio_range"], [min(rounds), max(rounds)], atol=0.005 + 1e-12)
+    np.testing.assert_allclose(b["figure_together_range"], [min(fig["seconds_side_by_side_repeats"]),
+                                                            max(fig["seconds_side_by_side_repeats"])], atol=0.005)
+    assert b["repeats"] == 3 and "metric epoch    of the three runs" in text
+
+
+def _lever_with(monkeypatch, alone, with_metrics, repeats):
+    """lever_loop of a tiny problem whose figure epochs alone and with metric epochs take the seconds given,
+    round by round; 4 figure epochs, a metric epoch each (n = 4)."""
+    alone, with_metrics = iter(alone), iter(with_metrics)
+    side_by_side = train.time_side_by_side
+
+    def fake(engines, epochs):
+        if len(engines) == 3 and epochs == 4:
+            side_by_side(engines, 1)
+            return next(alone)
+        return side_by_side(engines, epochs)
+
+    monkeypatch.setattr(train, "time_side_by_side", fake)
+    monkeypatch.setattr(bench, "with_metric_epochs", lambda engines, epochs, every, deferred: next(with_metrics))
+    ts = bench.make_set(60, 12, 3)
+    p = train.check_params(dataset="synthetic", counts=ts.counts.tolist(), width=8, depth=1, batch_size=16,
+                           device="cpu", lr=1e-3, progress=False)
+    return bench.lever_loop(ts, p, (1, 3, 6), 4, 4, {}, repeats)
+
+
+def test_a_levers_metric_epoch_is_the_median_of_paired_rounds_and_its_noise_said(monkeypatch):
+    m = _lever_with(monkeypatch, [1.0, 1.4, 1.2], [1.01, 1.42, 1.23], 3)
+    # per metric epoch, round by round: 2.5, 5 and 7.5 ms; the epochs alone range over 0.4 s / 4 = 100 ms
+    np.testing.assert_allclose(m["metric_ms_seen_by_training_repeats"], [2.5, 5.0, 7.5], rtol=1e-9)
+    assert m["metric_ms_seen_by_training"] == pytest.approx(5.0) and m["metric_ms_noise"] == pytest.approx(100.0)
+    assert m["metric_within_noise"] is True and m["metric_epochs"] == 4
+    assert m["epoch_ms_side_by_side"] == pytest.approx(1e3 * 1.2 / 4)
+    m = _lever_with(monkeypatch, [1.0, 1.01, 1.02], [2.0, 2.01, 2.02], 3)  # 250 ms a metric epoch, noise 5 ms
+    assert m["metric_ms_seen_by_training"] == pytest.approx(250.0) and m["metric_within_noise"] is False
+    m = _lever_with(monkeypatch, [1.0], [0.9], 1)  # one round: a negative cost, and no noise to judge it by
+    assert m["metric_ms_seen_by_training"] == pytest.approx(-25.0) and m["metric_within_noise"] is None
+
+
+def test_read_benchmark_reads_the_figure_ranges_and_the_repeats(tmp_path):
+    head = ("device          cpu (x)\ntimed steps     300 after 20 warm-up steps{}\nplain loop  50.0 steps/s\n"
+            "nclib.train  52.0 steps/s\nratio  1.04 x\n")
+    path = tmp_path / "b.txt"
+    path.write_text(head.format(", 5 times each loop, the two in alternation")
+                    + "figure runs     L = 1, 3, 6, 2 epochs each: one after another 2.77 s [2.70, 2.90], side by "
+                      "side 2.79 s [2.75, 2.95], ratio 0.99 x [0.97, 1.01] (5 times each, in alternation)\n")
+    b = figures.read_benchmark(path)
+    assert (b["figure_apart_s"], b["figure_together_s"], b["figure_ratio"], b["repeats"]) == (2.77, 2.79, 0.99, 5)
+    assert (b["figure_apart_range"], b["figure_together_range"], b["figure_ratio_range"]) == (
+        (2.7, 2.9), (2.75, 2.95), (0.97, 1.01))
+    path.write_text(head.format(""))  # the first outputs: one timing of each loop
+    assert figures.read_benchmark(path)["repeats"] == 1

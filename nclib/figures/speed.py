@@ -24,9 +24,12 @@ def read_benchmark(path) -> dict:
     (steps per second of the plain PyTorch loop and of nclib.train) and ``ratio`` (their quotient as
     printed); with ``--figure-epochs`` also ``figure_epochs``, ``figure_apart_s`` and ``figure_together_s``
     (seconds for a figure's three runs of that many epochs one after another and side by side) and
-    ``figure_ratio``; where the benchmark timed each loop several times, ``plain_range``, ``engine_range`` and
-    ``ratio_range`` (the least and the largest of the repeats; the other numbers are their medians), and where it
-    printed its commit, ``commit``. Raises ValueError naming the file when a line is missing.
+    ``figure_ratio``; ``repeats``, how many times each loop was timed (1 where the ``timed steps`` line names no
+    count: the first outputs timed each loop once); where the benchmark timed each loop several times,
+    ``plain_range``, ``engine_range`` and ``ratio_range`` (the least and the largest of the repeats; the other
+    numbers are their medians), and likewise ``figure_apart_range``, ``figure_together_range`` and
+    ``figure_ratio_range`` where it timed a figure's runs several times; where it printed its commit, ``commit``.
+    Raises ValueError naming the file when a line is missing.
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -38,6 +41,9 @@ def read_benchmark(path) -> dict:
         key, rest = key.strip(), rest.strip()
         if key in ("device", "problem", "precision", "commit"):
             out[key] = rest
+        elif key == "timed steps":
+            times = re.search(r"(\d+) times each loop", rest)
+            out["repeats"] = int(times.group(1)) if times else 1
         elif key in ("plain loop", "nclib.train", "ratio"):
             name = {"plain loop": "plain", "nclib.train": "engine", "ratio": "ratio"}[key]
             out[name] = float(rest.split()[0])
@@ -45,12 +51,16 @@ def read_benchmark(path) -> dict:
             if spread is not None:
                 out[f"{name}_range"] = (float(spread.group(1)), float(spread.group(2)))
         elif key == "figure runs":
-            m = re.search(r"(\d+) epochs each: one after another ([\d.]+) s, side by side ([\d.]+) s, "
-                          r"ratio ([\d.]+) x", rest)
+            bracket = r"(?: \[([\d.]+), ([\d.]+)\])?"  # the range of the repeats, where there were several
+            m = re.search(rf"(\d+) epochs each: one after another ([\d.]+) s{bracket}, "
+                          rf"side by side ([\d.]+) s{bracket}, ratio ([\d.]+) x{bracket}", rest)
             if m is None:
                 raise ValueError(f"path {str(path)!r}: unreadable 'figure runs' line {line!r}")
             out["figure_epochs"] = int(m.group(1))
-            out["figure_apart_s"], out["figure_together_s"], out["figure_ratio"] = map(float, m.groups()[1:])
+            for i, name in ((2, "figure_apart"), (5, "figure_together"), (8, "figure_ratio")):
+                out[name if name == "figure_ratio" else f"{name}_s"] = float(m.group(i))
+                if m.group(i + 1) is not None:
+                    out[f"{name}_range"] = (float(m.group(i + 1)), float(m.group(i + 2)))
     missing = [k for k in ("device", "plain", "engine", "ratio") if k not in out]
     if missing:
         raise ValueError(f"path {str(path)!r} is not a bench_train output: no {', '.join(missing)} line")
