@@ -1,18 +1,28 @@
 """Benchmark of nclib.imbalance.ybar_singular_values (Theorem 4.4 via the secular equation; ch-spectrum).
 
 Prints the time for K = 1,000,000 classes in m = 100 groups, and, at K = 1,000 classes, the time of
-the structured solver against a dense SVD of Y-bar, with their ratio.  One core (OMP_NUM_THREADS=1),
-best of several repeats.  The book quotes the committed output:
+the structured solver against a dense SVD of Y-bar, with their ratio.  One core (OMP_NUM_THREADS=1), every
+time the best of ``--repeats`` calls (default 20), the same count for the solver and the SVD, so that their
+ratio compares like with like.  The output opens with the command that made it and names the BLAS that numpy
+was built with (the dense SVD's speed is that library's).  The book quotes the committed output:
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_spectrum.py > benchmarks/results/bench_spectrum.txt
 """
 import os
 
+#: The environment variables that set the BLAS's threads, shown before the command where the caller set them.
+COMMAND_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_GIVEN_ENV = {k: os.environ[k] for k in COMMAND_ENV if k in os.environ}  # before the defaults below
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
+import argparse  # noqa: E402
+import pathlib  # noqa: E402
 import platform  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -38,23 +48,56 @@ def best_time(func, repeats):
     return min(times)
 
 
-def main():
+def command_line(argv=None) -> str:
+    """The command that ran this script with ``argv`` (default: this process's arguments): the thread variables
+    the caller set, ``python``, the script (relative to the working directory where it lies below it)."""
+    script = pathlib.Path(__file__).resolve()
+    try:
+        script = script.relative_to(pathlib.Path.cwd())
+    except ValueError:
+        pass
+    args = sys.argv[1:] if argv is None else list(argv)
+    env = [f"{k}={shlex.quote(v)}" for k, v in _GIVEN_ENV.items()]
+    return " ".join(env + [shlex.join(["python", str(script), *args])])
+
+
+def blas() -> str:
+    """The BLAS that numpy was built with, as numpy's build configuration names it: name, version and, for
+    OpenBLAS, its build configuration."""
+    try:
+        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except Exception:  # noqa: BLE001 - an older numpy without the dictionary form
+        return "unknown"
+    text = f"{info.get('name', '?')} {info.get('version', '?')}"
+    config = " ".join(str(info.get("openblas configuration", "")).split())
+    return f"{text} ({config})" if config else text
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=20, help="calls per timing, the best one taken (default 20)")
+    args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error(f"--repeats must be at least 1, got {args.repeats}")
+    R = args.repeats
+    print(f"$ {command_line(argv)}")
     print(f"python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}, "
-          f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}; best of repeats")
+          f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, BLAS {blas()}; each time the best of {R} calls")
     big = random_profile(10**6, 100, 100_000, seed=0)
-    t_big = best_time(lambda: imb.ybar_singular_values(big), repeats=7)
+    t_big = best_time(lambda: imb.ybar_singular_values(big), repeats=R)
     s_big = imb.ybar_singular_values(big)
     print(f"ybar_singular_values, K = {s_big.size:,} classes in m = {len(big)} groups: {t_big * 1e3:.2f} ms")
 
     small = random_profile(1000, 100, 100_000, seed=1)
     Yb = imb.ybar(imb.class_counts(small))
-    t_fast = best_time(lambda: imb.ybar_singular_values(small), repeats=20)
-    t_svd = best_time(lambda: np.linalg.svd(Yb, compute_uv=False), repeats=3)
+    t_fast = best_time(lambda: imb.ybar_singular_values(small), repeats=R)
+    t_svd = best_time(lambda: np.linalg.svd(Yb, compute_uv=False), repeats=R)
     s_fast = imb.ybar_singular_values(small)
     s_svd = np.linalg.svd(Yb, compute_uv=False)
     rel = np.max(np.abs(s_fast[:-1] - s_svd[:-1]) / s_svd[:-1])
     print(f"K = 1,000 classes in m = {len(small)} groups: ybar_singular_values {t_fast * 1e3:.3f} ms, "
-          f"dense SVD of Y-bar {t_svd * 1e3:.1f} ms, ratio SVD / structured = {t_svd / t_fast:.0f}")
+          f"dense SVD of Y-bar {t_svd * 1e3:.1f} ms, ratio SVD / structured = {t_svd / t_fast:.0f} "
+          f"(best of {R} each)")
     print(f"K = 1,000: largest relative difference of the positive singular values = {rel:.1e}, "
           f"zero singular value from the SVD = {s_svd[-1] / s_svd[0]:.1e} x the largest")
     # what qualifies the timings: the code timed, the processor, and other jobs on the machine when they ended

@@ -1,5 +1,5 @@
-"""benchmarks/bench_train.py on the CPU: what its output and record say of how they were made (the command, the
-CPUs, when the timings ended) and how its timings are repeated."""
+"""benchmarks/bench_train.py and benchmarks/bench_spectrum.py on the CPU: what their outputs and records say of how
+they were made (the command, the CPUs, when the timings ended) and how their timings are repeated."""
 import importlib.util
 import json
 
@@ -154,3 +154,19 @@ def test_read_benchmark_reads_the_figure_ranges_and_the_repeats(tmp_path):
         (2.7, 2.9), (2.75, 2.95), (0.97, 1.01))
     path.write_text(head.format(""))  # the first outputs: one timing of each loop
     assert figures.read_benchmark(path)["repeats"] == 1
+
+
+def test_the_spectrum_benchmark_names_its_command_blas_and_repeats(capsys, monkeypatch):
+    threads = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    for name in threads:  # set here, so that the script's defaults leave this process's environment as it was
+        monkeypatch.setenv(name, "1")
+    spectrum = _load("bench_spectrum")
+    assert spectrum.COMMAND_ENV == threads
+    spectrum.main(["--repeats", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("$ OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python ")
+    assert lines[0].endswith("bench_spectrum.py --repeats 2")
+    assert ", BLAS " in lines[1] and lines[1].endswith("each time the best of 2 calls")
+    assert "ratio SVD / structured = " in lines[3] and lines[3].endswith("(best of 2 each)")
+    with pytest.raises(SystemExit):
+        spectrum.main(["--repeats", "0"])
