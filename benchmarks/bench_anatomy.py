@@ -28,8 +28,9 @@ the batched products keep each run's arithmetic is recorded too: ``equal_bits`` 
 and weight gradients with each run's own, bit for bit, and ``max_relative_difference`` says by how much they
 differ where they do.
 
-On the CPU the parts run eagerly (no graphs, no streams): a check of the code path, not a measurement of a
-GPU.  ``--json PATH`` writes the record (``benchmarks/results/bench_anatomy_tf32.json`` on the GPU).
+On the CPU the parts run eagerly (no graphs, no streams) and, unless ``--precision`` says otherwise, in fp32 (TF32
+is the default on a GPU only): a check of the code path, not a measurement of a GPU.  ``--json PATH`` writes the
+record (``benchmarks/results/bench_anatomy_tf32.json`` on the GPU).
 
     python benchmarks/bench_anatomy.py --precision tf32 --json benchmarks/results/bench_anatomy_tf32.json
     python benchmarks/bench_anatomy.py --device cpu --width 32 --depth 2 --reps 3   # the code path only
@@ -44,12 +45,13 @@ import time
 
 import torch
 
-from nclib import models, provenance, train
+from nclib import models, parameters, provenance, train
 from nclib import floor as nfloor
 from nclib.step import matmul_precision
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_train import data_sheet, make_set, record_head, shown  # noqa: E402  (the same problem as bench_train.py)
+# the same problem, record head and command as bench_train.py
+from bench_train import command_line, data_sheet, make_set, record_head, shown  # noqa: E402
 
 FIGURE_L = (1, 3, 6)
 
@@ -223,11 +225,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--depth", type=int, default=6)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--reps", type=int, default=200, help="replays (GPU) or calls (CPU) per timing")
-    ap.add_argument("--precision", default="tf32", choices=("fp32", "tf32"))
+    ap.add_argument("--precision", default=None, choices=("fp32", "tf32"),
+                    help="of the products (default: tf32, the runs' precision, on a GPU; fp32 on the CPU)")
     ap.add_argument("--json", default=None, help="where the record goes (default: none)")
     args = ap.parse_args(argv)
     if args.reps < 1:
         raise SystemExit(f"--reps must be a positive number of replays, got {args.reps}")
+    if args.precision is None:  # the record names the precision of the device it ran on
+        args.precision = "tf32" if parameters.device_type(args.device) == "cuda" else "fp32"
     ts = make_set(3000, 3 * 32 * 32, 10)
     kw = dict(dataset="synthetic", counts=ts.counts.tolist(), width=args.width, depth=args.depth,
               batch_size=args.batch_size,
@@ -237,7 +242,7 @@ def main(argv=None) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else provenance.cpu_model()
     sheet = data_sheet(name) if device.type == "cuda" else None
     print(f"device          {name}, torch {torch.__version__}, precision {args.precision}, {args.reps} reps per timing")
-    command = " ".join(["python", *sys.argv]) if argv is None else "main(" + repr(argv) + ")"
+    command = command_line(__file__, argv)
     record = {**record_head(name, device.type == "cuda", args.precision, command, "started_utc"),
               "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": args.batch_size,
                           "width": args.width, "depth": args.depth, "threads": torch.get_num_threads()},

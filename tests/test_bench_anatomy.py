@@ -84,3 +84,12 @@ def test_floors_are_the_engine_chapters():
 def test_reps_must_be_positive():
     with pytest.raises(SystemExit, match="--reps"):
         anatomy.main(SMALL[:-4] + ["--reps", "0"])
+
+
+def test_the_precision_defaults_to_the_devices():
+    """Without --precision the record names fp32 on the CPU (TF32, the GPU runs' precision, is the default on a GPU
+    only), and the command that ran it."""
+    assert SMALL[-2:] == ["--precision", "fp32"]
+    record = anatomy.main(SMALL[:-2])
+    assert record["precision"] == "fp32"
+    assert record["command"].endswith("bench_anatomy.py " + " ".join(SMALL[:-2]))
