@@ -195,7 +195,7 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     title = f"Figure {f.number}{runs}: the executed training notebook, {scale_title(scale, epochs)}"
     if dataset == "letters-synthetic":  # not the paper's data, whatever the scale
         title += ", on the letters-synthetic stand-in"
-    note = (f"This is the training notebook of {{ref}}`ch-train` as papermill executed it for Figure {f.number} "
+    note = (f"This is {{ref}}`the training notebook <ch-train>` as papermill executed it for Figure {f.number} "
             f"({DATA_LABELS.get(dataset, dataset)}, "
             f"{'with bias' if f.bias else 'bias-free'}), shown with its outputs and never re-executed by the "
             f"book build. Its parameters are in the cell tagged `injected-parameters` (smoke = False: where the "

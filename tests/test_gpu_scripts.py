@@ -504,6 +504,9 @@ def test_relabel_notebook(tmp_path):
     assert "2,600 of its 12,000 epochs" in md.splitlines()[1]
     # the training chapter's introduction (its smoke run, how to make runs) gives way to the note
     assert "(ch-train)=" not in md and "{ref}`ch-fig3`" in md and "Text." not in md
+    # the link to the training chapter carries its own text (the chapter's title would read "the training
+    # notebook of The training notebook")
+    assert "This is {ref}`the training notebook <ch-train>` as papermill executed it for Figure 3" in md
     assert out["cells"][1:3] == nb["cells"][1:3]
     assert out["cells"][3]["metadata"]["mystnb"]["figure"] == {"caption": figure_notebook.RUN_PANELS_CAPTION,
                                                                "name": "run-fig3-gpu-fig-train-panels"}

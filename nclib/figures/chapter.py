@@ -207,10 +207,10 @@ def _spike_glue(runs: Mapping[int, Run], spiked: Mapping[int, dict]) -> dict:
                   s + "start": str(r["start_epoch"]), s + "climb": written(r['climb'], 3), s + "lr": written(r['lr'], 6),
                   s + "lr-before": written(r['lr_prev'], 6),
                   s + "milestone": _epoch(next_milestone(runs[L].params, r["epoch"])),
-                  s + "nc1-before": written(b['nc1'], 2), s + "nc1-at": written(a['nc1'], 2),
+                  s + "nc1-before": written(b['nc1'], 3), s + "nc1-at": written(a['nc1'], 3),
                   s + "nc3-before": written(b['nc3'], 3), s + "nc3-at": written(a['nc3'], 3),
                   s + "acc-before": percent(b['train_acc']), s + "acc-at": percent(a['train_acc']),
-                  s + "back": _epoch(r["back_epoch"]), s + "nc1-end": written(fin['nc1'], 2),
+                  s + "back": _epoch(r["back_epoch"]), s + "nc1-end": written(fin['nc1'], 3),
                   s + "nc3-end": written(fin['nc3'], 3)})
         others = other_spikes(runs[L].history)
         g[s + "count"] = str(len(others) + 1)
@@ -325,7 +325,11 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
     f = figure(fig)
     provenance = pd.DataFrame([{
         "L": L, "N": f'{r.provenance["N"]:,}', "K": r.provenance["K"],
-        "parameters": f'{r.provenance["parameter_count"]:,}', "steps": f'{r.provenance["steps"]:,}', "steps/s": round(r.provenance["steps_per_s"], 1),
+        "parameters": f'{r.provenance["parameter_count"]:,}',
+        # the samples of the last, partial batch of each epoch are not trained on in that epoch (drop_last)
+        "steps per epoch": r.provenance["steps_per_epoch"], "samples dropped per epoch": r.provenance["dropped_per_epoch"],
+        "steps": f'{r.provenance["steps"]:,}', "training time (s)": round(r.provenance["train_time_s"], 1),
+        "steps/s (of training time)": round(r.provenance["steps_per_s"], 1),
         "wall time (s)": round(r.provenance["wall_time_s"], 1), "device": r.provenance["device_name"],
         "precision": r.provenance["precision"], "torch": r.provenance["versions"]["torch"],
         "git commit": (r.provenance["git_commit"] or "?")[:10], "data sha256": r.provenance["data_sha256"][:12],
