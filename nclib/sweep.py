@@ -444,21 +444,7 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     parameter of the run set neither by the grid nor by ``fixed``, and follow a parameter of the grid); the run
     folders are named after the grid values and the table has a column for each tied parameter.
     :class:`SweepBusy` when another sweep is running in ``out_dir``."""
-    if not isinstance(progress, bool):
-        raise ValueError(f"progress must be True or False, got {progress!r}")
-    if not isinstance(restart_refused, bool):
-        raise ValueError(f"restart_refused must be True or False, got {restart_refused!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be a positive integer (or None: one per core, one for runs that ask for "
-                         f"resources), got {workers!r}")
-    if workers is not None and scheduler is not None:
-        raise ValueError("workers sets the size of the local cluster; with scheduler the cluster's own workers "
-                         "run the sweep")
-    if resources is not None:
-        if not isinstance(resources, dict) or not all(isinstance(k, str) for k in resources):
-            raise ValueError(f"resources must be a dict of resource name -> positive amount, got {resources!r}")
-        for k, v in resources.items():
-            _resource_amount(k, v, "resources")
+    _check_sweep_args(workers, scheduler, resources, progress, restart_refused)
     planned = plan(grid, fixed, out_dir, remote=scheduler is not None, tie=tie)
     call = _call_record(grid, fixed or {}, tie or {})
     out_dir = pathlib.Path(out_dir).resolve()
@@ -474,43 +460,69 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
         # written now, with nothing to train too: an error that a kept run's folder has replaced is gone from it
         _update_manifest(out_dir, lambda m: _record_call(m, call, planned, out_dir, kept))
 
-        asks = [task_resources(p, resources) for p in todo]
         if todo:
-            need = {}
+            asks = [task_resources(p, resources) for p in todo]
+            need = {}  # what the local cluster's workers hold: the largest amount any run asks for, per resource
             for ask in asks:
                 for k, v in (ask or {}).items():
                     need[k] = max(need.get(k, 0), v)
             client, cluster = _client(scheduler, workers, need)
             try:
-                from dask.distributed import as_completed
-                from tqdm import tqdm
-
-                held = [w.get("resources", {}) for w in client.scheduler_info().get("workers", {}).values()]
-                lacking = sorted(k for k, v in need.items() if not any(r.get(k, 0) >= v for r in held))
-                if lacking:  # a cluster that scales up (dask-jobqueue) may still add such workers
-                    warnings.warn(f"no worker of the cluster holds the resources {lacking} that the runs ask "
-                                  f"for; they wait until one joins (start workers with --resources, e.g. "
-                                  f"GPU=1)", stacklevel=2)
-                tag = uuid.uuid4().hex[:8]
-                futures = {client.submit(_run_point, p, restart_refused, key=f"train-{p['run_name']}-{tag}",
-                                         pure=False, resources=ask): p["run_name"] for p, ask in zip(todo, asks)}
-                failed = 0
-                with tqdm(total=len(futures), desc="sweep", unit="run", disable=not progress) as bar:
-                    for fut in as_completed(futures):
-                        name = futures[fut]
-                        try:
-                            result = fut.result()
-                        except Exception as exc:  # noqa: BLE001 - the worker died (KilledWorker) or was cancelled
-                            result = {"status": run_status(out_dir / name), "error": f"{type(exc).__name__}: {exc}"}
-                        _update_manifest(out_dir, lambda m, name=name, result=result: _record_result(m, name, result))
-                        failed += result["error"] is not None
-                        bar.set_postfix(errors=failed, refresh=False)
-                        bar.update()
+                _train_on_dask(client, todo, asks, need, out_dir, restart_refused, progress)
             finally:
                 client.close()
                 if cluster is not None:
                     cluster.close()
         return summary(out_dir)
+
+
+def _check_sweep_args(workers, scheduler, resources, progress, restart_refused) -> None:
+    """Refuse :func:`run_sweep`'s execution arguments by name, before anything is planned or written."""
+    if not isinstance(progress, bool):
+        raise ValueError(f"progress must be True or False, got {progress!r}")
+    if not isinstance(restart_refused, bool):
+        raise ValueError(f"restart_refused must be True or False, got {restart_refused!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive integer (or None: one per core, one for runs that ask for "
+                         f"resources), got {workers!r}")
+    if workers is not None and scheduler is not None:
+        raise ValueError("workers sets the size of the local cluster; with scheduler the cluster's own workers "
+                         "run the sweep")
+    if resources is not None:
+        if not isinstance(resources, dict) or not all(isinstance(k, str) for k in resources):
+            raise ValueError(f"resources must be a dict of resource name -> positive amount, got {resources!r}")
+        for k, v in resources.items():
+            _resource_amount(k, v, "resources")
+
+
+def _train_on_dask(client, todo: list[dict], asks: list, need: dict, out_dir: pathlib.Path, restart_refused: bool,
+                   progress: bool) -> None:
+    """Submit each run of ``todo`` (asking for its resources, ``asks``) to ``client`` and record each outcome in the
+    sweep's record as it arrives, under one progress bar; warns when no worker holds the resources ``need``."""
+    from dask.distributed import as_completed
+    from tqdm import tqdm
+
+    held = [w.get("resources", {}) for w in client.scheduler_info().get("workers", {}).values()]
+    lacking = sorted(k for k, v in need.items() if not any(r.get(k, 0) >= v for r in held))
+    if lacking:  # a cluster that scales up (dask-jobqueue) may still add such workers
+        warnings.warn(f"no worker of the cluster holds the resources {lacking} that the runs ask "
+                      f"for; they wait until one joins (start workers with --resources, e.g. "
+                      f"GPU=1)", stacklevel=3)
+    tag = uuid.uuid4().hex[:8]
+    futures = {client.submit(_run_point, p, restart_refused, key=f"train-{p['run_name']}-{tag}",
+                             pure=False, resources=ask): p["run_name"] for p, ask in zip(todo, asks)}
+    failed = 0
+    with tqdm(total=len(futures), desc="sweep", unit="run", disable=not progress) as bar:
+        for fut in as_completed(futures):
+            name = futures[fut]
+            try:
+                result = fut.result()
+            except Exception as exc:  # noqa: BLE001 - the worker died (KilledWorker) or was cancelled
+                result = {"status": run_status(out_dir / name), "error": f"{type(exc).__name__}: {exc}"}
+            _update_manifest(out_dir, lambda m, name=name, result=result: _record_result(m, name, result))
+            failed += result["error"] is not None
+            bar.set_postfix(errors=failed, refresh=False)
+            bar.update()
 
 
 # --------------------------------------------------------------------------------------------- job arrays
