@@ -313,17 +313,24 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
                   theory: Mapping[int, RunTheory]) -> dict:
     """The tables of a figure chapter as pandas DataFrames, each narrow enough for the page.
 
-    ``"provenance"``: what each run's provenance recorded (one column per L: N, K, parameters, steps, speed,
-    wall time, device, precision, torch, git commit, data checksum); ``"theory"``: the modes alive, the extreme
-    nonzero kappa, the global minimum of (4.3) and the final objective (:func:`run_theory`); ``"final"``: the
-    final metrics of :func:`final_rows` (with a bias also ||b - n/N||); ``"training"``: the first epoch at 100 %
-    training accuracy and the epoch from which it stays there, the largest rise of the objective
-    (:func:`rise_cell`) and the fall of NC1; ``"settings"``: the paper's settings (Section 5) next to the runs'.
+    ``"provenance"``: what each run's provenance recorded (one column per L: N, K, parameters, steps per epoch
+    and samples dropped per epoch, steps, training time and speed, wall time, device, precision, torch, git
+    commit, data checksum); ``"theory"``: the modes alive, the extreme nonzero kappa, the global minimum of (4.3)
+    and the final objective (:func:`run_theory`); ``"final"``: the final metrics of :func:`final_rows` (with a
+    bias also ||b - n/N||); ``"training"``: the first epoch at 100 % training accuracy and the epoch from which
+    it stays there, the largest rise of the objective (:func:`rise_cell`) and the fall of NC1; ``"settings"``:
+    the paper's settings (Section 5) next to the runs'.
     """
+    f = figure(fig)
+    return {"provenance": _provenance_table(runs), "theory": _theory_table(runs, theory),
+            "final": _final_table(f, rows), "training": _training_table(rows),
+            "settings": _settings_table(f, runs, check)}
+
+
+def _provenance_table(runs: Mapping[int, Run]):
     import pandas as pd
 
-    f = figure(fig)
-    provenance = pd.DataFrame([{
+    table = pd.DataFrame([{
         "L": L, "N": f'{r.provenance["N"]:,}', "K": r.provenance["K"],
         "parameters": f'{r.provenance["parameter_count"]:,}',
         # the samples of the last, partial batch of each epoch are not trained on in that epoch (drop_last)
@@ -334,13 +341,24 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
         "precision": r.provenance["precision"], "torch": r.provenance["versions"]["torch"],
         "git commit": (r.provenance["git_commit"] or "?")[:10], "data sha256": r.provenance["data_sha256"][:12],
     } for L, r in sorted(runs.items())]).set_index("L").T
-    provenance.columns = [f"L = {L}" for L in provenance.columns]
-    theory_table = pd.DataFrame([{
+    table.columns = [f"L = {L}" for L in table.columns]
+    return table
+
+
+def _theory_table(runs: Mapping[int, Run], theory: Mapping[int, RunTheory]):
+    import pandas as pd
+
+    return pd.DataFrame([{
         "L": L, "modes alive": f"{t.alive} of {t.K}", "largest kappa": round(float(t.kappa[0]), 3),
         "smallest nonzero kappa": round(float(t.kappa[t.kappa > 1e-9 * t.kappa[0]].min()), 3),
         "global minimum of (4.3)": written(t.minimum, 5),
         "objective at the end": written(runs[L].history['objective'][-1], 5),
     } for L, t in sorted(theory.items())]).set_index("L")
+
+
+def _final_table(f: Figure, rows: list[dict]):
+    import pandas as pd
+
     final = pd.DataFrame([{
         "L": r["L"], "epochs": r["epochs"], **{name: r[key] for key, name in plotting.TEXT_NAMES.items()},
         "train acc": f"{r['train_acc']:.4f}", **({"‖b − n/N‖": r["bias_error"]} if f.bias else {}),
@@ -349,16 +367,28 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
     for col in (*plotting.TEXT_NAMES.values(), "‖b − n/N‖"):
         if col in final:
             final[col] = _column(final[col], 3)
+    return final
+
+
+def _training_table(rows: list[dict]):
+    import pandas as pd
+
     training = pd.DataFrame([{
         "L": r["L"], "100 % acc first at epoch": _epoch(r["acc100_epoch"]),
         "100 % acc to the end from epoch": _epoch(r["acc100_stays"]),
         "largest objective rise": rise_cell(r["rise"]), "NC1 drop": r["nc1_drop"],
     } for r in rows]).set_index("L")
     training["NC1 drop"] = _column(training["NC1 drop"], 2)
+    return training
+
+
+def _settings_table(f: Figure, runs: Mapping[int, Run], check: Mapping):
+    import pandas as pd
+
     p = runs[min(runs)].params
     paper = scale_settings("gpu")
     epochs = max(check["epochs"].values())
-    settings = pd.DataFrame({
+    return pd.DataFrame({
         "paper (Section 5)": [f.paper_data, _comma(sorted(figure_counts(f, "gpu"), reverse=True)), "not stated",
                               f"{paper['width']:,}", str(paper["batch_size"]), f"Adam, {written(paper['lr'], 6)}", "not stated",
                               "not stated", "not stated", "not stated", f"{paper['epochs']:,}"],
@@ -370,8 +400,6 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
                        str(p["metric_every"]), f"{epochs:,}"],
     }, index=["data", "class counts", "counts by class index", "width", "batch size", "optimizer, lr",
               "lr schedule", "decays", "precision of the products", "metrics every (epochs)", "epochs"])
-    return {"provenance": provenance, "theory": theory_table, "final": final, "training": training,
-            "settings": settings}
 
 
 def figure_chapter(fig, scale: str | None = None, root=None) -> FigureChapter:
