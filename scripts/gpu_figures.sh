@@ -260,12 +260,10 @@ main() {
   fi
   if [ -n "$FULL" ]; then full_figures "$resuming"; archive; return; fi
   echo "== 3. engine benchmark ($(elapsed) s)"
-  { echo "\$ python benchmarks/bench_train.py $BENCH_ARGS --precision $PRECISION"
-    timeout 120 "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision "$PRECISION" 2>&1; } | tee "$OUT/bench_train_gpu.txt"
-  { echo "\$ python benchmarks/bench_train.py $BENCH_ARGS --precision fp32"
-    timeout 120 "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision fp32 2>&1; } | tee "$OUT/bench_train_gpu_fp32.txt"
+  # each output's first line is the command that made it, printed by bench_train.py itself
+  timeout 120 "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision "$PRECISION" 2>&1 | tee "$OUT/bench_train_gpu.txt"
+  timeout 120 "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision fp32 2>&1 | tee "$OUT/bench_train_gpu_fp32.txt"
   local levers_json="${RESULTS_ROOT:-results/figures}/gpu/bench_levers_$PRECISION.json"
-  echo "\$ python benchmarks/bench_train.py $LEVER_ARGS --precision $PRECISION --levers $LEVERS --json $levers_json"
   timeout --kill-after=5 "$LEVER_TIMEOUT_S" "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
     --json "$levers_json" 2>&1 || echo "lever benchmark: ended with $(status_text $? "stopped after $LEVER_TIMEOUT_S s"); the runs go on"
   echo "== 4. calibration ($(elapsed) s)"
@@ -338,14 +336,12 @@ stability_job() {
   for q in $(printf '%s\n' "$PRECISION" fp32 | awk '!seen[$0]++'); do
     name=bench_train_gpu$([ "$q" = tf32 ] || echo "_$q")
     t=$(capped 120) || { echo "benchmark ($q): skipped, no time left"; continue; }
-    { echo "\$ python benchmarks/bench_train.py $BENCH_ARGS --precision $q --json $BENCH_DIR/$name.json"
-      timeout --kill-after=5 "$t" "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision "$q" --json "$BENCH_DIR/$name.json" 2>&1; } \
+    timeout --kill-after=5 "$t" "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision "$q" --json "$BENCH_DIR/$name.json" 2>&1 \
       | tee "$BENCH_DIR/$name.txt" || echo "benchmark ($q): ended with status $?"
     archive_benchmarks  # after each step: a job stopped later keeps what was measured
   done
   echo "== 4b. levers ($(elapsed) s)"
   if t=$(capped "$LEVER_TIMEOUT_S"); then
-    echo "\$ python benchmarks/bench_train.py $LEVER_ARGS --precision $PRECISION --levers $LEVERS --json $BENCH_DIR/bench_levers_$PRECISION.json"
     timeout --kill-after=5 "$t" "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
       --json "$BENCH_DIR/bench_levers_$PRECISION.json" 2>&1 || echo "lever benchmark: ended with status $?"
     archive_benchmarks

@@ -72,6 +72,10 @@ def test_gpu_figures_script_runs_end_to_end_on_the_cpu(tmp_path):
     tf32, fp32 = (figures.read_benchmark(out / f) for f in ("bench_train_gpu.txt", "bench_train_gpu_fp32.txt"))
     assert tf32["precision"].startswith("tf32") and fp32["precision"].startswith("fp32")
     assert "side by side" in (out / "bench_train_gpu.txt").read_text()
+    for name, q in (("bench_train_gpu.txt", "tf32"), ("bench_train_gpu_fp32.txt", "fp32")):  # one command line each
+        lines = (out / name).read_text().splitlines()
+        assert lines[0].startswith("$ OMP_NUM_THREADS=1 python benchmarks/bench_train.py --device cpu")
+        assert lines[0].endswith(f"--precision {q}") and sum(line.startswith("$ ") for line in lines) == 1
     # the calibration times a figure's three runs side by side for both data shapes
     cal = json.loads((out / "calibration.json").read_text())
     assert cal["precision"] == "tf32" and set(cal["kinds"]) == {"cifar10", "letters-synthetic"}
@@ -307,6 +311,7 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     record = figures.read_benchmark_record(bench / "bench_train_gpu.json")  # the fields the engine chapter reads
     assert record["precision"] == "tf32" and record["figure"] is not None
     assert figures.read_benchmark(bench / "bench_train_gpu_fp32.txt")["precision"].startswith("fp32")
+    assert [line.startswith("$ ") for line in (bench / "bench_train_gpu.txt").read_text().splitlines()].count(True) == 1
     assert "plain" in json.loads((bench / "bench_levers_tf32.json").read_text())["levers"]
     anatomy = json.loads((bench / "bench_anatomy_tf32.json").read_text())
     assert sorted(anatomy["steps"]) == ["1", "3", "6"] and anatomy["backbones"]["runs"] == 3
