@@ -14,8 +14,9 @@ import numpy as np
 from . import ROOT
 
 #: Paths whose changes do not make a run's code "dirty": the committed outputs of runs themselves (run folders
-#: under results/, executed notebooks *.run.ipynb), which a run that regenerates them rewrites while it starts.
-OUTPUT_PATHSPECS = (":(exclude)results", ":(exclude,glob)**/*.run.ipynb")
+#: under results/, executed notebooks *.run.ipynb) and of the benchmarks (benchmarks/results/), which a run or a
+#: benchmark that regenerates them rewrites while it starts (``> benchmarks/results/x.txt`` empties the file first).
+OUTPUT_PATHSPECS = (":(exclude)results", ":(exclude,glob)**/*.run.ipynb", ":(exclude)benchmarks/results")
 
 
 def git_state(root=None) -> dict:

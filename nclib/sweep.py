@@ -591,7 +591,9 @@ def main(argv=None) -> pd.DataFrame:
     ap.add_argument("--tie", action="append", default=[], metavar="NAME=GRIDNAME",
                     help="a parameter that takes the value of a grid parameter at every point (lam_H=lam_W)")
     ap.add_argument("--out-dir", required=True, help="the folder of the run folders and sweep.csv")
-    ap.add_argument("--workers", type=int, default=None, help="local cluster size (default: one per core)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="local cluster size (default: one per core, or one when the runs ask for resources such as "
+                         "a GPU)")
     ap.add_argument("--scheduler", default=None, help="address of a running Dask scheduler, tcp://HOST:8786")
     ap.add_argument("--resources", action="append", default=[], metavar="NAME=AMOUNT",
                     help="Dask resources each run asks for (default GPU=1 for device=cuda)")

@@ -582,7 +582,9 @@ def test_git_state_ignores_the_run_outputs_it_rewrites(tmp_path):
 
     (tmp_path / "results" / "fig1").mkdir(parents=True)
     (tmp_path / "book").mkdir()
-    files = {"code.py": "x = 1\n", "results/fig1/history.csv": "epoch\n0\n", "book/fig1.run.ipynb": "{}\n"}
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    files = {"code.py": "x = 1\n", "results/fig1/history.csv": "epoch\n0\n", "book/fig1.run.ipynb": "{}\n",
+             "benchmarks/results/bench.txt": "old\n", "benchmarks/bench.py": "y = 1\n"}
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     git("init", "-q")
@@ -591,10 +593,14 @@ def test_git_state_ignores_the_run_outputs_it_rewrites(tmp_path):
     assert provenance.git_state(tmp_path)["git_dirty"] is False
     (tmp_path / "results/fig1/history.csv").write_text("epoch\n0\n20\n")
     (tmp_path / "book/fig1.run.ipynb").write_text('{"cells": []}\n')
+    (tmp_path / "benchmarks/results/bench.txt").write_text("")  # emptied by the shell's > before the benchmark
     state = provenance.git_state(tmp_path)
     assert state["git_dirty"] is False and state["git_dirty_paths"] == [] and len(state["git_commit"]) == 40
     assert state["git_diff_sha256"] is None  # the outputs' changes are not the code's
     assert provenance.code_state(tmp_path) == "clean"
+    (tmp_path / "benchmarks/bench.py").write_text("y = 2\n")  # a benchmark's code is code
+    assert provenance.git_state(tmp_path)["git_dirty_paths"] == ["benchmarks/bench.py"]
+    (tmp_path / "benchmarks/bench.py").write_text("y = 1\n")
     (tmp_path / "code.py").write_text("x = 2\n")
     assert provenance.git_state(tmp_path)["git_dirty_paths"] == ["code.py"]
     assert provenance.git_state(tmp_path)["git_dirty"] is True
@@ -925,3 +931,15 @@ def test_a_resume_takes_cuda_and_the_current_cuda_index_for_one_card(monkeypatch
     assert train.device_key("cuda:1") == "cuda:1" != train.device_key("cuda")
     monkeypatch.setattr(train.torch.cuda, "is_available", lambda: False)
     assert train.device_key("cuda") == "cuda" != train.device_key("cuda:0")
+
+
+def test_a_checkpoint_holds_twelve_bytes_per_parameter(tmp_path):
+    """A checkpoint holds each parameter's float32 weight and Adam's two float32 moments, 12 bytes per parameter,
+    and little else (the sizes a GPU plan counts on: Figures 1-4 summary)."""
+    train.run(dataset="synthetic", counts=[20, 10], dim=64, L=3, width=256, depth=2, epochs=4, metric_every=1,
+              batch_size="full", max_train_s=0, out_dir=tmp_path, run_name="r", progress=False)
+    prov = json.loads((tmp_path / "r" / "provenance.json").read_text())
+    assert prov["status"] == "stopped" and prov["parameter_count"] > 200_000
+    per_parameter = (tmp_path / "r" / runs.CHECKPOINT).stat().st_size / prov["parameter_count"]
+    assert 12 <= per_parameter < 12.2
+
