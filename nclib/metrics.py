@@ -198,10 +198,24 @@ def _nc1(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: f
 # NC2 and NC3 against the predicted structure
 # ---------------------------------------------------------------------------------------------
 
+def _unit_peak(X: np.ndarray) -> np.ndarray:
+    """X times the power of two that puts its largest |entry| in [0.5, 1) (0 stays 0): an exact rescaling, so that
+    a norm or a product of the result neither underflows nor overflows for any finite X."""
+    peak = float(np.max(np.abs(X))) if X.size else 0.0
+    return X if peak == 0.0 else np.ldexp(X, -np.frexp(peak)[1])
+
+
 def _normalized(X: np.ndarray) -> np.ndarray:
-    """X / ||X||_F, with the convention normalized(0) = 0."""
-    nrm = np.linalg.norm(X)
-    return X / nrm if nrm > 0 else np.zeros_like(X)
+    """X / ||X||_F, with the convention normalized(0) = 0, for any finite X: ||X||_F is taken after
+    :func:`_unit_peak`, since the sum of squares of entries below 1e-154 underflows and above 1e154 overflows."""
+    Y = _unit_peak(X)
+    nrm = np.linalg.norm(Y)
+    return Y / nrm if nrm > 0 else np.zeros_like(Y)
+
+
+def _distance(X: np.ndarray, T: np.ndarray) -> float:
+    """|| X/||X||_F - T/||T||_F ||_F of validated arrays, 0/0 := 0 (:func:`normalized_distance`)."""
+    return float(np.linalg.norm(_normalized(X) - _normalized(T)))
 
 
 def normalized_distance(X, T) -> float:
@@ -214,7 +228,7 @@ def normalized_distance(X, T) -> float:
     X, T = (_real_array(v, name) for v, name in ((X, "X"), (T, "T")))
     if X.shape != T.shape:
         raise ValueError(f"X and T must have the same shape, got {X.shape} and {T.shape}")
-    return float(np.linalg.norm(_normalized(X) - _normalized(T)))
+    return _distance(X, T)
 
 
 def _real_array(a, name: str) -> np.ndarray:
@@ -269,22 +283,29 @@ def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[st
     per-mode comparison of the rows of U^T P with the columns of H-bar D V. Conventions (documented
     in :ref:`ch-metrics`): a zero matrix normalizes to 0 (so an NC2 is 1 when exactly one side
     vanishes, 0 when both do); a surviving block where P^T U_B or E V_B vanishes contributes |B|;
-    collapsed modes (the printed 0/0) are left out of NC3, so NC3 = 0 when no mode survives.
+    collapsed modes (the printed 0/0) are left out of NC3, so NC3 = 0 when no mode survives. Every value is
+    unchanged (to the rounding of the scaled entries) when P or E is multiplied by any positive number that keeps
+    its entries finite: both are normalized before a product is formed.
     """
     P = _checks.matrix(P, "P")
     K = P.shape[0]
     E = _checks.matrix(E, "E", shape=(P.shape[1], K))
     U, V, kappa, s_p, s_f = _structure_arrays(structure, K)
+    alive = (s_p > 0) & (s_f > 0)
+    # every metric is scale free: P, E and the predicted strengths are normalized before any product is
+    # formed, so that no Gram matrix under- or overflows and the values do not change when P or E is scaled
+    P, E = _normalized(P), _normalized(E)
+    s_p, s_f = _unit_peak(s_p), _unit_peak(s_f)
     T_W = (U * s_p**2) @ U.T
     T_H = (V * s_f**2) @ V.T
     T_WH = (U * (s_p * s_f)) @ V.T
     out = {
-        "nc2_w": normalized_distance(P @ P.T, T_W),
-        "nc2_h": normalized_distance(E.T @ E, T_H),
-        "nc2_wh": normalized_distance(P @ E, T_WH),
+        "nc2_w": _distance(P @ P.T, T_W),
+        "nc2_h": _distance(E.T @ E, T_H),
+        "nc2_wh": _distance(P @ E, T_WH),
     }
     total = 0.0
-    for B in mode_blocks(kappa, (s_p > 0) & (s_f > 0), block_rtol):
+    for B in mode_blocks(kappa, alive, block_rtol):
         scale = np.sqrt(B.size)
         a = scale * _normalized(P.T @ U[:, B])
         b = scale * _normalized(E @ V[:, B])
@@ -293,8 +314,10 @@ def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[st
     return out
 
 
-def _head_product(Ws, d: int, K: int | None = None) -> np.ndarray:
-    """P = W_L ... W_1 (K x d) in float64, checking that the shapes chain (W_1 has d columns)."""
+def _head_direction(Ws, d: int, K: int | None = None) -> np.ndarray:
+    """P = W_L ... W_1 (K x d) in float64 up to a positive factor, checking that the shapes chain (W_1 has d
+    columns). Each W_j enters times a power of two (:func:`_unit_peak`), which the scale-free metrics do not see,
+    so that the product of finite weights of any size neither overflows nor underflows."""
     if isinstance(Ws, np.ndarray) or not hasattr(Ws, "__len__"):
         raise ValueError("Ws must be a list [W_1, ..., W_L] of 2-D arrays (W_1 applied first)")
     if len(Ws) == 0:
@@ -314,9 +337,9 @@ def _head_product(Ws, d: int, K: int | None = None) -> np.ndarray:
         mats.append(W)
     if K is not None and mats[-1].shape[0] != K:
         raise ValueError(f"Ws[-1] (W_L) must have K={K} rows, one per class; got shape {mats[-1].shape}")
-    P = mats[-1].astype(np.float64)
+    P = _unit_peak(mats[-1].astype(np.float64))
     for W in mats[-2::-1]:
-        P = P @ W.astype(np.float64, copy=False)  # K x d_(j-1): never a d x d product
+        P = _unit_peak(P) @ _unit_peak(W.astype(np.float64, copy=False))  # K x d_(j-1): never a d x d product
     return P
 
 
@@ -359,7 +382,7 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     lam_W = _checks.layer_lambdas(lam_W, L, "lam_W")
     lam_H = _checks.positive_float(lam_H, "lam_H")
     bias = _checks.flag(bias, "bias")
-    P = _head_product(Ws, d, K)
+    P = _head_direction(Ws, d, K)
     means = _means(X, y, K)  # K x d
     E = means.T * np.sqrt(n)[None, :]  # H-bar D, d x K
     width = min([d] + [np.shape(W)[0] for W in Ws[:-1]])  # the feature dimension and the hidden widths

@@ -194,6 +194,49 @@ def test_geometry_metrics_at_structured_points_with_arbitrary_spectra():
     assert out["nc3"] > 0.1 and out["nc2_wh"] > 0.1
 
 
+def _near_minimizer_point():
+    """A point 1e-3 from the minimizer (counts [6, 4, 3, 2], L = 2, bias), where every metric is small but not 0."""
+    n, lam = [6, 4, 3, 2], 1e-2
+    mz = ufm.global_minimizer(n, lam, lam, L=2, bias=True, d=6)
+    rng = np.random.default_rng(26)
+    Ws = [W + 1e-3 * rng.standard_normal(W.shape) for W in mz.Ws]
+    H = mz.H + 1e-3 * rng.standard_normal(mz.H.shape)
+    return n, lam, H, Ws
+
+
+EXTREME_SCALES = [10.0**k for k in (-150, -100, -60, -20, 20, 60, 100, 150)]
+
+
+def test_metrics_do_not_change_when_the_weights_and_features_are_scaled():
+    """Every metric is scale free in P, E and each W_j, over the whole range of float64. A power of two scales
+    exactly and leaves the values bit for bit; a power of ten rounds each scaled entry (relative 1.1e-16),
+    which moves a metric by a few units of 1e-16, hence atol 1e-14."""
+    n, lam, H, Ws = _near_minimizer_point()
+    y = imb.class_labels(n)
+    base = m.collapse_metrics(H.T, y, Ws, lam, lam)
+    assert 1e-4 < min(base[k] for k in KEYS[1:]) and max(base.values()) < 1e-2  # small, and not 0
+    for s in EXTREME_SCALES:
+        for t in (s, 1.0, 1.0 / s):
+            for Ws_s in ([s * Ws[0], Ws[1]], [Ws[0], s * Ws[1]], [s * Ws[0], t * Ws[1]]):
+                out = m.collapse_metrics(t * H.T, y, Ws_s, lam, lam)
+                np.testing.assert_allclose([out[k] for k in KEYS], [base[k] for k in KEYS], rtol=0, atol=1e-14)
+    # the products W_2 W_1 of these would overflow (2^1800) and underflow (2^-1800) if formed as given
+    for k in (-900, -300, 300, 900):
+        out = m.collapse_metrics(H.T, y, [2.0**k * W for W in Ws], lam, lam)
+        assert {key: out[key] for key in KEYS[1:]} == {key: base[key] for key in KEYS[1:]}
+    # geometry_metrics itself, P and E scaled apart
+    st = ufm.structure(n, lam, lam, L=2, bias=True)
+    means, counts = m.class_means(H.T, y)
+    P, E = Ws[1] @ Ws[0], means.T * np.sqrt(counts)
+    ref = m.geometry_metrics(P, E, st)
+    for s in EXTREME_SCALES:
+        for t in (s, 1.0, 1.0 / s):
+            out = m.geometry_metrics(s * P, t * E, st)
+            np.testing.assert_allclose([out[k] for k in ref], [ref[k] for k in ref], rtol=0, atol=1e-14)
+    for k in (-1000, -500, 500, 1000):
+        assert m.geometry_metrics(2.0**k * P, 2.0**-k * E, st) == ref
+
+
 def test_complete_collapse_conventions():
     """All targets zero: NC2 is 0 at P = E = 0 and 1 elsewhere; NC3 and NC1 (Sigma_B of rank 0 at the
     minimizer) are empty sums, 0; the printed NC1 (rank K - 1) is positive at the random point."""
