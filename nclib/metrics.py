@@ -124,7 +124,7 @@ def nc1(features, labels, num_classes: int | None = None, rtol: float | None = N
     direction Sigma_B can have. At a global minimizer with collapsed modes Sigma_B has rank
     r = :func:`between_class_rank` < K - 1, and only that rank makes NC1 continuous there;
     :func:`collapse_metrics` passes it. Among the r values, those below ``rtol * s_max`` are dropped too
-    (default ``rtol = max(d, K) * eps``, the default of ``numpy.linalg.matrix_rank``). ``rank = 0`` keeps
+    (default ``rtol = max(d, K) * eps``, the default of ``numpy.linalg.matrix_rank``; 0 <= rtol < 1). ``rank = 0`` keeps
     no direction and gives 0 (the theory predicts no between-class direction: complete collapse). If
     every class mean equals h_G (Sigma_B = 0) and r >= 1 this function returns ``inf``, and 0 only when
     the features themselves are all equal (see :ref:`ch-metrics`).
@@ -136,12 +136,22 @@ def nc1(features, labels, num_classes: int | None = None, rtol: float | None = N
     X = _features(features)
     y, n = _labels(labels, X.shape[0], num_classes)
     if rtol is not None:
-        rtol = _checks.nonneg_float(rtol, "rtol")
+        rtol = _relative_cutoff(rtol, "rtol")
     if rank is not None:
         if not _checks._is_integral(rank) or not 0 <= int(rank) <= n.size - 1:
             raise ValueError(f"rank must be an integer 0..K-1 = 0..{n.size - 1}, got {rank!r}")
         rank = int(rank)
     return _nc1(X, y, n, _means(X, y, n.size), rtol, rank)
+
+
+def _relative_cutoff(value, name: str) -> float:
+    """A cutoff relative to the largest singular value, 0 <= value < 1: at 1 or above even the largest is dropped,
+    and NC1 would be 0 whatever the features."""
+    x = _checks.nonneg_float(value, name)
+    if x >= 1:
+        raise ValueError(f"{name} must be below 1 (a fraction of the largest singular value; at 1 or above every "
+                         f"value is dropped), got {value!r}")
+    return x
 
 
 def between_class_rank(structure) -> int:
@@ -506,7 +516,7 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
     Sigma_W = (1/N) sum_{k,i} (h_{k,i} - h_k)(h_{k,i} - h_k)^T and Sigma_B = (1/K) sum_k (h_k - h_G)(h_k - h_G)^T
     with h_G the mean of all N features, both formed as d x d matrices, and Sigma_B^+ from
     ``numpy.linalg.pinv``, which drops the singular values of Sigma_B at or below ``rcond`` times the largest
-    (default None: NumPy's own cutoff, 1e-15). ``rank``, when given, first cuts Sigma_B to its ``rank`` largest
+    (default None: NumPy's own cutoff, 1e-15; 0 <= rcond < 1). ``rank``, when given, first cuts Sigma_B to its ``rank`` largest
     eigenvalues (an eigendecomposition), the rank it has at a global minimizer with collapsed modes (erratum M6);
     ``rank = 0`` leaves no between-class direction and gives 0. :func:`nc1` computes the same quantity without a
     d x d matrix, with its cutoff relative to the singular values of [h_k - h_G] rather than of Sigma_B; this form
@@ -518,7 +528,7 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
     y, n = _labels(labels, X.shape[0], num_classes)
     K, (N, d) = n.size, X.shape
     if rcond is not None:
-        rcond = _checks.nonneg_float(rcond, "rcond")
+        rcond = _relative_cutoff(rcond, "rcond")
     if rank is not None:
         if not _checks._is_integral(rank) or not 0 <= int(rank) <= min(d, K - 1):
             raise ValueError(f"rank must be an integer 0..min(d, K-1) = 0..{min(d, K - 1)}, got {rank!r}")

@@ -416,6 +416,14 @@ def test_bad_input_raises_value_error_naming_the_argument():
         m.accuracy(np.eye(3, dtype=bool), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="rtol"):
         m.nc1(X, y, rtol=-1.0)
+    for cutoff in (1.0, 2.0):  # would drop even the largest singular value: NC1 = 0 at any point
+        with pytest.raises(ValueError, match="^rtol"):
+            m.nc1(X, y, rtol=cutoff)
+        with pytest.raises(ValueError, match="^rcond"):
+            m.printed_nc1(X, y, rcond=cutoff)
+    # just below 1 only the largest between-class direction is kept, in both forms
+    assert m.nc1(X, y, rtol=0.999) == m.nc1(X, y, rank=1) > 0
+    np.testing.assert_allclose(m.printed_nc1(X, y, rcond=0.999), m.nc1(X, y, rank=1), rtol=1e-9)
 
 
 def test_collapse_metrics_accepts_per_layer_lambdas():
