@@ -57,6 +57,8 @@ def _labels(labels, N: int, num_classes: int | None = None, name: str = "labels"
     arr = np.asarray(labels)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of class indices, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must hold at least one class index, got none")
     if arr.size != N:
         raise ValueError(f"{name} must have one entry per sample: features has N={N} rows, {name} has {arr.size}")
     if arr.dtype == bool:
@@ -165,11 +167,20 @@ def between_class_rank(structure) -> int:
     a collapsed class has h_k = 0, its column -h_G lies in the span of the surviving means, and the rank
     is r_alive.
     """
-    s_p = np.asarray(getattr(structure, "s_product", None), dtype=np.float64)
-    if s_p.ndim != 1 or s_p.size == 0 or not np.all(np.isfinite(s_p)) or np.any(s_p < 0):
-        raise ValueError("structure must have s_product, a vector of finite non-negative numbers "
-                         "(nclib.ufm.structure)")
+    if not hasattr(structure, "s_product"):
+        raise ValueError("structure must have the field s_product (nclib.ufm.structure)")
+    s_p = _strengths(structure.s_product, "structure.s_product")
+    if s_p.size == 0:
+        raise ValueError("structure.s_product must hold one entry per mode, got none")
     return int(min(np.count_nonzero(s_p > 0), s_p.size - 1))
+
+
+def _strengths(a, name: str, size: int | None = None) -> np.ndarray:
+    """Predicted singular values per mode: a vector of finite non-negative real numbers, refused by name."""
+    arr = _checks.vector(a, name, size)
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must hold non-negative numbers, got the value {float(arr.min()):g}")
+    return arr
 
 
 def _means(X: np.ndarray, y: np.ndarray, K: int) -> np.ndarray:
@@ -253,23 +264,19 @@ def _real_array(a, name: str) -> np.ndarray:
 
 
 def _structure_arrays(structure, K: int):
-    try:
-        U = np.asarray(structure.U, dtype=np.float64)
-        V = np.asarray(structure.V, dtype=np.float64)
-        kappa = np.asarray(structure.kappa, dtype=np.float64).ravel()
-        s_p = np.asarray(structure.s_product, dtype=np.float64).ravel()
-        s_f = np.asarray(structure.s_features, dtype=np.float64).ravel()
-    except AttributeError as exc:
+    """U, V (K x K), kappa, s_product, s_features (K each) of ``structure``, each refused by its name
+    (``structure.U`` and so on) unless finite real numbers of that shape, the strengths non-negative."""
+    fields = ("U", "V", "kappa", "s_product", "s_features")
+    if not all(hasattr(structure, f) for f in fields):
         raise ValueError("structure must have the fields U, V, kappa, s_product, s_features "
-                         "(nclib.ufm.structure)") from exc
-    for name, arr in (("structure.U", U), ("structure.V", V)):
-        if arr.shape != (K, K):
-            raise ValueError(f"{name} must be K x K with K={K}, got shape {arr.shape}")
-    for name, arr in (("structure.kappa", kappa), ("structure.s_product", s_p), ("structure.s_features", s_f)):
-        if arr.shape != (K,):
-            raise ValueError(f"{name} must have K={K} entries, got {arr.size}")
-        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-            raise ValueError(f"{name} must hold finite non-negative numbers")
+                         "(nclib.ufm.structure)")
+    U = _checks.matrix(structure.U, "structure.U", (K, K))
+    V = _checks.matrix(structure.V, "structure.V", (K, K))
+    kappa = _checks.singular_values(structure.kappa, "structure.kappa")
+    if kappa.size != K:
+        raise ValueError(f"structure.kappa must have K={K} entries, got {kappa.size}")
+    s_p = _strengths(structure.s_product, "structure.s_product", K)
+    s_f = _strengths(structure.s_features, "structure.s_features", K)
     return U, V, kappa, s_p, s_f
 
 
@@ -301,6 +308,7 @@ def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[st
     K = P.shape[0]
     E = _checks.matrix(E, "E", shape=(P.shape[1], K))
     U, V, kappa, s_p, s_f = _structure_arrays(structure, K)
+    block_rtol = _checks.nonneg_float(block_rtol, "block_rtol")
     alive = (s_p > 0) & (s_f > 0)
     # every metric is scale free: P, E and the predicted strengths are normalized before any product is
     # formed, so that no Gram matrix under- or overflows and the values do not change when P or E is scaled

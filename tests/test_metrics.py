@@ -426,6 +426,35 @@ def test_bad_input_raises_value_error_naming_the_argument():
     np.testing.assert_allclose(m.printed_nc1(X, y, rcond=0.999), m.nc1(X, y, rank=1), rtol=1e-9)
 
 
+def test_structure_block_rtol_and_empty_labels_are_refused_by_name():
+    """Each field of a structure is checked under its own name (a NaN in U is not reported as the target T, text
+    not left to numpy's conversion), block_rtol under its own, and empty labels before any reduction."""
+    n = [3, 2, 2]
+    st = ufm.structure(n, 1e-3, 1e-3)
+    rng = np.random.default_rng(27)
+    P, E = rng.standard_normal((3, 4)), rng.standard_normal((4, 3))
+    U_nan = st.U.copy()
+    U_nan[0, 0] = np.nan
+    bad_fields = [("U", U_nan), ("U", np.full((3, 3), "a")), ("U", st.U[:2]), ("V", np.inf * st.V),
+                  ("V", st.V.astype(complex)), ("kappa", np.append(st.kappa, 1.0)), ("kappa", -st.kappa),
+                  ("kappa", ["a", "b", "c"]), ("s_product", [np.nan, 1.0, 0.0]), ("s_product", -st.s_product - 1),
+                  ("s_product", ["a", "b", "c"]), ("s_features", st.s_features[:2]), ("s_features", [True] * 3)]
+    for field, value in bad_fields:
+        with pytest.raises(ValueError, match=f"^structure.{field} must"):
+            m.geometry_metrics(P, E, dataclasses.replace(st, **{field: value}))
+    for value in (["a", "b", "c"], [np.nan, 1.0, 0.0], [-1.0, 1.0, 0.0], []):
+        with pytest.raises(ValueError, match="^structure.s_product must"):
+            m.between_class_rank(dataclasses.replace(st, s_product=value))
+    for block_rtol in (-1, "x", np.nan, True):
+        with pytest.raises(ValueError, match="^block_rtol must"):
+            m.geometry_metrics(P, E, st, block_rtol=block_rtol)
+    assert m.geometry_metrics(P, E, st, block_rtol=0.0) == m.geometry_metrics(P, E, st)  # distinct kappas here
+    for call in (lambda: m.bias_error([0.5], []), lambda: m.bias_error([], []),
+                 lambda: m.bias_error([0.5], np.array([], dtype=np.int64), num_classes=1)):
+        with pytest.raises(ValueError, match="^labels must"):
+            call()
+
+
 def test_collapse_metrics_accepts_per_layer_lambdas():
     """Per-layer decays whose product kills the weakest mode, where the first layer's decay used for every layer
     would keep it: the metrics read the whole list (the targets depend on the decays through their product only,
