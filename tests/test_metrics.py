@@ -510,6 +510,49 @@ def test_printed_forms_at_the_minimizer():
     assert np.isnan(m.printed_nc2(np.zeros((2, 2)), np.eye(2)))
 
 
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("L, lam_W", [(1, 1e-3), (2, [2e-3, 1e-3]), (3, [1e-3, 2e-3, 4e-3])])
+def test_corrected_metrics_are_the_printed_ones_where_every_mode_is_alone_and_alive(bias, L, lam_W):
+    """At random points, where each mode is alone in its block and every mode that can survive does (distinct
+    counts in no order, small decays, c != 1 for the per-layer decays), the corrected metrics are the printed forms
+    with their right targets: NC2^W with Upsilon_1, NC2^H with Upsilon_2 at the power p = 2, NC2^{WH} at p = 1
+    (erratum M3), NC3 the paper's per-mode sum without the collapsed zero mode of Y-bar (erratum M1). Without a
+    bias these are Appendix C's forms, with the spectrum of D (erratum M4), in class order (U = V a permutation),
+    E for H-bar in NC2 (M4), and NC3 comparing the rows of P with the columns of H-bar itself."""
+    n, lam_H = [3, 9, 2, 7, 5], 1e-3
+    K, N = len(n), sum(n)
+    st = ufm.structure(n, lam_W, lam_H, L=L, bias=bias)
+    alive = st.s_product > 0
+    assert alive.sum() == K - bias and all(B.size == 1 for B in m.mode_blocks(st.kappa, alive))
+    rng = np.random.default_rng(28 + L)
+    Ws, X = _random_point(n, L, K + 3, rng, offset=0.3)
+    y = imb.class_labels(n)
+    out = m.collapse_metrics(X, y, Ws, lam_W, lam_H, bias=bias)
+    P = ufm.head_product(Ws)
+    means, counts = m.class_means(X, y)
+    Hbar = means.T
+    E = Hbar * np.sqrt(counts)
+    up = m.printed_upsilon(st, lam_W, lam_H, N, L)
+    U, V, k = st.U, st.V, up["kappa"]
+    if bias:  # Section 5: the network in the bases U, V; the targets diagonal
+        printed = {"nc2_w": m.printed_nc2(U.T @ P @ P.T @ U, up["upsilon1"]),
+                   "nc2_h": m.printed_nc2(V.T @ E.T @ E @ V, up["upsilon2_p2"] @ k @ k),
+                   "nc2_wh": m.printed_nc2(U.T @ P @ E @ V, up["upsilon2_p1"] @ k)}
+        w0, g0 = P.T @ U[:, ~alive], E @ V[:, ~alive]  # the zero mode, where the printed NC3 has 0/0 at a minimizer
+        zero_mode = np.sum((w0 / np.linalg.norm(w0) - g0 / np.linalg.norm(g0)) ** 2)
+        np.testing.assert_allclose(out["nc3"] ** 2 + zero_mode, m.printed_nc3(P, U, E @ V) ** 2, rtol=1e-12)
+    else:  # Appendix C: the network as it is, the diagonal targets put in class order
+        np.testing.assert_array_equal(np.abs(U), np.abs(V))
+        assert set(np.abs(U).ravel()) == {0.0, 1.0}
+        printed = {"nc2_w": m.printed_nc2(P @ P.T, U @ up["upsilon1"] @ U.T),
+                   "nc2_h": m.printed_nc2(E.T @ E, V @ up["upsilon2_p2"] @ k @ k @ V.T),
+                   "nc2_wh": m.printed_nc2(P @ E, U @ up["upsilon2_p1"] @ k @ V.T)}
+        np.testing.assert_allclose(out["nc3"], m.printed_nc3(P, np.eye(K), Hbar), rtol=1e-12)
+    for key, value in printed.items():
+        assert value > 0.1  # a random point, far from every target
+        np.testing.assert_allclose(out[key], value, rtol=1e-12)
+
+
 def test_printed_upsilon_constant_c_with_per_layer_lambdas():
     st = ufm.structure([5, 3, 2], [1e-3, 2e-3, 4e-3], 1e-3, L=3, bias=False)
     up = m.printed_upsilon(st, [1e-3, 2e-3, 4e-3], 1e-3, 10, 3)
