@@ -219,11 +219,16 @@ def _nc1(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: f
 # NC2 and NC3 against the predicted structure
 # ---------------------------------------------------------------------------------------------
 
+def _peak_exponent(X: np.ndarray) -> int:
+    """The power of two e with max |X| in [2^(e-1), 2^e) (0 for X = 0), read without an |X| temporary."""
+    peak = max(float(X.max()), -float(X.min())) if X.size else 0.0
+    return int(np.frexp(peak)[1]) if peak > 0 else 0
+
+
 def _unit_peak(X: np.ndarray) -> np.ndarray:
     """X times the power of two that puts its largest |entry| in [0.5, 1) (0 stays 0): an exact rescaling, so that
     a norm or a product of the result neither underflows nor overflows for any finite X."""
-    peak = float(np.max(np.abs(X))) if X.size else 0.0
-    return X if peak == 0.0 else np.ldexp(X, -np.frexp(peak)[1])
+    return np.ldexp(X, -_peak_exponent(X))
 
 
 def _normalized(X: np.ndarray) -> np.ndarray:
@@ -334,8 +339,10 @@ def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[st
 
 def _head_direction(Ws, d: int, K: int | None = None) -> np.ndarray:
     """P = W_L ... W_1 (K x d) in float64 up to a positive factor, checking that the shapes chain (W_1 has d
-    columns). Each W_j enters times a power of two (:func:`_unit_peak`), which the scale-free metrics do not see,
-    so that the product of finite weights of any size neither overflows nor underflows."""
+    columns). The running product is rescaled by a power of two after each factor (:func:`_unit_peak`), and where
+    a product with W_j overflows or falls near the bottom of the float64 range, it is formed again with W_j rescaled
+    too: factors the scale-free metrics do not see, so that the product of finite weights of any size stays
+    finite and accurate, while an ordinary W_j (d x d) is neither copied nor scanned."""
     if isinstance(Ws, np.ndarray) or not hasattr(Ws, "__len__"):
         raise ValueError("Ws must be a list [W_1, ..., W_L] of 2-D arrays (W_1 applied first)")
     if len(Ws) == 0:
@@ -357,7 +364,12 @@ def _head_direction(Ws, d: int, K: int | None = None) -> np.ndarray:
         raise ValueError(f"Ws[-1] (W_L) must have K={K} rows, one per class; got shape {mats[-1].shape}")
     P = _unit_peak(mats[-1].astype(np.float64))
     for W in mats[-2::-1]:
-        P = _unit_peak(P) @ _unit_peak(W.astype(np.float64, copy=False))  # K x d_(j-1): never a d x d product
+        W = W.astype(np.float64, copy=False)
+        with np.errstate(over="ignore", under="ignore"):
+            Q = P @ W  # K x d_(j-1): never a d x d product
+        if not np.all(np.isfinite(Q)) or _peak_exponent(Q) < -768:  # overflow, or entries at risk of underflow
+            Q = P @ np.ldexp(W, -_peak_exponent(W))
+        P = _unit_peak(Q)
     return P
 
 
