@@ -541,7 +541,10 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
     ``rank = 0`` leaves no between-class direction and gives 0. :func:`nc1` computes the same quantity without a
     d x d matrix, with its cutoff relative to the singular values of [h_k - h_G] rather than of Sigma_B; this form
     is kept to show what the printed one does near a minimizer with collapsed modes, where its cutoff decides the
-    value. features: N x d; labels: N integers 0..K-1 (K = ``num_classes`` or the largest label + 1), every class
+    value. Cutoff caveat: the two agree in floating point only where no singular value of [h_k - h_G] lies between
+    their cutoffs, relative to the largest max(d, K) eps for :func:`nc1` and sqrt(rcond) here (3.2e-8 at NumPy's
+    default); a value between them is kept by :func:`nc1` and dropped here, so that the within-class spread along
+    its direction, divided by its square, enters :func:`nc1` only (section :ref:`sec-metrics-nc1-rank`). features: N x d; labels: N integers 0..K-1 (K = ``num_classes`` or the largest label + 1), every class
     with a sample. Used by :ref:`ch-metrics` and :ref:`ch-errata-metrics`.
     """
     X = _features(features)
