@@ -126,8 +126,8 @@ def nc1(features, labels, num_classes: int | None = None, rtol: float | None = N
     direction Sigma_B can have. At a global minimizer with collapsed modes Sigma_B has rank
     r = :func:`between_class_rank` < K - 1, and only that rank makes NC1 continuous there;
     :func:`collapse_metrics` passes it. Among the r values, those below ``rtol * s_max`` are dropped too
-    (default ``rtol = max(d, K) * eps``, the default of ``numpy.linalg.matrix_rank``; 0 <= rtol < 1). ``rank = 0`` keeps
-    no direction and gives 0 (the theory predicts no between-class direction: complete collapse). If
+    (0 <= rtol < 1; default ``rtol = max(d, K) * eps``, the default of ``numpy.linalg.matrix_rank``).
+    ``rank = 0`` keeps no direction and gives 0 (the theory predicts no between-class direction: complete collapse). If
     every class mean equals h_G (Sigma_B = 0) and r >= 1 this function returns ``inf``, and 0 only when
     the features themselves are all equal (see :ref:`ch-metrics`).
 
@@ -536,15 +536,17 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
     Sigma_W = (1/N) sum_{k,i} (h_{k,i} - h_k)(h_{k,i} - h_k)^T and Sigma_B = (1/K) sum_k (h_k - h_G)(h_k - h_G)^T
     with h_G the mean of all N features, both formed as d x d matrices, and Sigma_B^+ from
     ``numpy.linalg.pinv``, which drops the singular values of Sigma_B at or below ``rcond`` times the largest
-    (default None: NumPy's own cutoff, 1e-15; 0 <= rcond < 1). ``rank``, when given, first cuts Sigma_B to its ``rank`` largest
-    eigenvalues (an eigendecomposition), the rank it has at a global minimizer with collapsed modes (erratum M6);
+    (0 <= rcond < 1; default None: NumPy's own cutoff, 1e-15). ``rank``, when given, first cuts Sigma_B to its
+    ``rank`` largest eigenvalues (an eigendecomposition), the rank it has at a global minimizer with collapsed modes
+    (erratum M6);
     ``rank = 0`` leaves no between-class direction and gives 0. :func:`nc1` computes the same quantity without a
     d x d matrix, with its cutoff relative to the singular values of [h_k - h_G] rather than of Sigma_B; this form
     is kept to show what the printed one does near a minimizer with collapsed modes, where its cutoff decides the
     value. Cutoff caveat: the two agree in floating point only where no singular value of [h_k - h_G] lies between
     their cutoffs, relative to the largest max(d, K) eps for :func:`nc1` and sqrt(rcond) here (3.2e-8 at NumPy's
     default); a value between them is kept by :func:`nc1` and dropped here, so that the within-class spread along
-    its direction, divided by its square, enters :func:`nc1` only (section :ref:`sec-metrics-nc1-rank`). features: N x d; labels: N integers 0..K-1 (K = ``num_classes`` or the largest label + 1), every class
+    its direction, divided by its square, enters :func:`nc1` only (section :ref:`sec-metrics-nc1-rank`).
+    features: N x d; labels: N integers 0..K-1 (K = ``num_classes`` or the largest label + 1), every class
     with a sample. Used by :ref:`ch-metrics` and :ref:`ch-errata-metrics`.
     """
     X = _features(features)
