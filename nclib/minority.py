@@ -1,6 +1,7 @@
 """Minority collapse: the decays at which the modes of Theorems 4.1-4.3 die, the classes a global minimizer
 still separates, the other critical points of Lemma A.2 (each mode at 0 or at its nonzero minimizer, which for
-L >= 2 outlives the mode's collapse decay by the factor (L+1)/4^(L/(L+1)): :func:`partial_minimum`; the local
+L >= 2 outlives the mode's collapse decay by the factor (L+1)/4^(L/(L+1)): :func:`partial_minimum`, as a point
+:func:`partial_point`; the local
 minimizers among them, the weakest modes at 0, listed by :func:`partial_minima`, the one nearest a run's objective
 by :func:`nearest_partial_minimum`) and the
 unconstrained feature model trained by Adam (chapter :ref:`ch-minority`).
@@ -280,6 +281,26 @@ def partial_minimum(n, lam_W, lam_H, L: int, bias: bool, alive) -> float:
     return float(np.sum(kept[alive]) + np.sum(kappa[~alive] ** 2) / (2 * N))
 
 
+def partial_point(n, lam_W, lam_H, L: int, bias: bool, alive) -> ufm.Minimizer:
+    """The critical point of (4.1)-(4.3) whose value :func:`partial_minimum` gives, as a point (Ws, H, b): each mode
+    in ``alive`` at its nonzero minimizer, every other mode at 0 (x = 0 of Lemma A.2).  Built as
+    :func:`nclib.ufm.global_minimizer` builds the global minimizer (the SVD basis of M, factors balanced over the
+    layers and E = H-bar D, every feature at its class mean, b = n/N with a bias, hidden width K), which it is when
+    ``alive`` holds the modes of :func:`alive_at_minimum`.  For L >= 2 the point is a local minimizer when no kept mode
+    is weaker than a mode at 0 (:func:`partial_minima`), a saddle otherwise; chapter :ref:`ch-minority`, section
+    :ref:`sec-minority-ufm`, starts Adam near both kinds.  ``value`` is :func:`partial_minimum`'s.  ValueError naming
+    ``alive`` as there."""
+    value = partial_minimum(n, lam_W, lam_H, L, bias, alive)  # checks every argument, and alive against the decays
+    n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
+    U, kappa, Vt = ufm.problem_svd(n, bias)
+    s = ufm._nonzero_branch(kappa, _checks.count_total(n), lam, lam_H, L, np.asarray(alive))
+    _, a, e = ufm._mode_factors(s, lam, lam_H)
+    Ws = [np.diag(a[j]) for j in range(L - 1)] + [U @ np.diag(a[L - 1])]
+    H = (np.diag(e) @ Vt / np.sqrt(n.astype(np.float64))[None, :]) @ label_matrix(n)
+    b = n / _checks.count_total(n) if bias else None
+    return ufm.Minimizer(Ws=Ws, H=H, b=b, value=value)
+
+
 def _kept_values(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
     """Per mode, its value (s - kappa)^2/(2N) + (L+1)/2 t at its nonzero local minimizer s (the global one where the
     mode is alive at the global minimizer; for L >= 2 also the local one past its threshold), NaN where it has
@@ -436,6 +457,12 @@ def mode_values(Ws, H, n, bias: bool = True) -> np.ndarray:
     return out
 
 
+#: The learning-rate factor that :func:`train_ufm` reaches at its last step by default: the rate is ``lr`` for the first
+#: half of the steps, then decays geometrically to ``lr * FINAL_LR_FACTOR`` (the schedule of the UFM runs of chapter
+#: :ref:`ch-minority`).
+FINAL_LR_FACTOR = 1e-3
+
+
 def _lr_factor(step: int, steps: int, final: float) -> float:
     """The learning-rate factor of step ``step`` (0-based): 1 for the first half of ``steps``, then a geometric
     decay that reaches ``final`` at the last step."""
@@ -464,7 +491,7 @@ def init_ufm(n, L: int, bias: bool = True, d: int | None = None, init_scale: flo
 
 
 def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = None, steps: int = 4000,
-              lr: float = 0.05, final_lr_factor: float = 1e-3, init_scale: float = 1.0, seed: int = 0,
+              lr: float = 0.05, final_lr_factor: float = FINAL_LR_FACTOR, init_scale: float = 1.0, seed: int = 0,
               record_every: int = 100, start=None) -> UFMRun:
     """Minimize the objective (4.3) of the L-extended UFM (Definition 3.1; (4.1)/(4.2) for L = 1) over free
     W_1, ..., W_L, H and b (``bias``) by full-batch Adam in float64, from :func:`init_ufm` (or from ``start`` =
@@ -473,7 +500,7 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
     Adam is ``torch.optim.Adam``'s update (:data:`nclib.parameters.ADAM_BETAS`, ``ADAM_EPS``, bias-corrected moments;
     the tests compare the two step for step) on the gradients of (4.3) written out in numpy because
     the per-step overhead of autograd dominates at these sizes.  The rate is ``lr`` for the first half of ``steps``,
-    then decays geometrically to ``lr * final_lr_factor``.  Decays as in :func:`nclib.ufm.objective` (``lam_W`` one
+    then decays geometrically to ``lr * final_lr_factor`` (default :data:`FINAL_LR_FACTOR`).  Decays as in :func:`nclib.ufm.objective` (``lam_W`` one
     number or L).  Returns a :class:`UFMRun` set against the closed form of Theorems 4.1-4.3 (:ref:`ch-minority`).
     """
     n, lam, lam_H, L, bias, d = ufm._check_problem(n, lam_W, lam_H, L, bias, d)

@@ -516,3 +516,67 @@ def test_nearest_partial_minimum_finds_the_point_and_the_next_nearest():
             mino.nearest_partial_minimum(n, lam, lam, L, False, bad)
     with pytest.raises(ValueError, match="L must be"):
         mino.nearest_partial_minimum(n, lam, lam, 1, False, 1.0)
+
+
+@pytest.mark.parametrize("n, L, bias", [([6, 4, 2], 1, True), ([6, 4, 2], 3, True), ([9, 6, 3, 2], 2, False),
+                                        ([9, 6, 3, 2], 6, True)])
+def test_partial_point_is_the_point_whose_value_partial_minimum_gives(n, L, bias):
+    th = mino.mode_thresholds(n, L, bias)
+    lam = 0.5 * th["lam"][th["lam"] > 0].min()  # every mode with kappa > 0 alive at the global minimizer
+    kappa, N = mino.problem_spectrum(n, bias), sum(n)
+    alive = mino.alive_at_minimum(n, lam, lam, L, bias)
+    g, p = ufm.global_minimizer(n, lam, lam, L, bias), mino.partial_point(n, lam, lam, L, bias, alive)
+    for a, b in zip(p.Ws + [p.H], g.Ws + [g.H]):  # with the global minimizer's modes it is the global minimizer
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
+    assert (p.b is None) == (not bias)
+    for dead in range(int(alive.sum()) + 1):
+        keep = mino.alive_without_weakest(n, lam, lam, L, bias, dead)
+        p = mino.partial_point(n, lam, lam, L, bias, keep)
+        value = mino.partial_minimum(n, lam, lam, L, bias, keep)
+        assert p.value == value
+        assert ufm.objective(p.Ws, p.H, p.b, n, lam, lam) == pytest.approx(value, rel=1e-12)
+        s = mino.mode_values(p.Ws, p.H, n, bias)
+        np.testing.assert_allclose(s[keep], ufm.mode_strengths(kappa, N, lam, lam, L)[keep], rtol=1e-12)
+        np.testing.assert_allclose(s[~keep], 0, atol=1e-12)
+
+
+def test_partial_point_keeps_a_mode_past_its_collapse_decay_and_refuses_one_without_a_minimizer():
+    n, L = [6, 4, 2], 3
+    lam1 = mino.mode_thresholds(n, L)["lam"][0]
+    kept = np.array([True, False, False])
+    p = mino.partial_point(n, 1.02 * lam1, 1.02 * lam1, L, True, kept)  # past lambda_1, below (L+1)/4^(L/(L+1))
+    assert ufm.objective(p.Ws, p.H, p.b, n, 1.02 * lam1, 1.02 * lam1) == pytest.approx(
+        mino.partial_minimum(n, 1.02 * lam1, 1.02 * lam1, L, True, kept), rel=1e-12)
+    assert p.value > ufm.minimum_value(n, 1.02 * lam1, 1.02 * lam1, L=L)
+    for bad in (np.array([True, False]), np.array([1, 0, 0])):
+        with pytest.raises(ValueError, match="alive"):
+            mino.partial_point(n, lam1, lam1, L, True, bad)
+    with pytest.raises(ValueError, match="alive"):  # no nonzero minimizer left at 1.5 lambda_1
+        mino.partial_point(n, 1.5 * lam1, 1.5 * lam1, L, True, kept)
+
+
+def test_adam_returns_to_a_partial_point_with_the_weakest_at_zero_and_leaves_the_saddle():
+    """n = [9, 6, 3] without a bias, L = 3, every mode alive at the global minimizer: started from a random
+    perturbation, Adam goes back to the point with the weakest mode at 0 (a local minimizer) and away from the point
+    with the strongest at 0 and the weakest kept (a saddle), to a lower value."""
+    n, L, bias = [9, 6, 3], 3, False
+    lam = 0.5 * mino.mode_thresholds(n, L, bias)["lam"].min()
+    rng = np.random.default_rng(0)
+    ends = {}
+    for name, keep in (("minimizer", [True, True, False]), ("saddle", [False, True, True])):
+        p = mino.partial_point(n, lam, lam, L, bias, np.array(keep))
+        start = ([W + 1e-2 * rng.standard_normal(W.shape) for W in p.Ws], p.H + 1e-2 * rng.standard_normal(p.H.shape),
+                 None)
+        r = mino.train_ufm(n, lam, lam, L=L, bias=bias, steps=3000, lr=1e-3, final_lr_factor=1e-2, start=start)
+        ends[name] = r.value / p.value - 1
+    assert abs(ends["minimizer"]) < 1e-10
+    assert ends["saddle"] < -1e-2
+
+
+def test_train_ufm_decays_the_rate_to_final_lr_factor_by_default():
+    args = dict(n=[6, 4, 2], lam_W=0.01, lam_H=0.01, L=2, bias=True, steps=40, lr=0.05, seed=3)
+    default = mino.train_ufm(**args)
+    same = mino.train_ufm(**args, final_lr_factor=mino.FINAL_LR_FACTOR)
+    other = mino.train_ufm(**args, final_lr_factor=0.5)
+    np.testing.assert_array_equal(default.history, same.history)
+    assert default.value != other.value
