@@ -63,7 +63,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from . import ROOT, data, parameters, provenance  # noqa: F401 (ROOT re-exported)
+from . import ROOT, _checks, data, parameters, provenance  # noqa: F401 (ROOT re-exported)
 from . import locks as _locks
 from . import runs as _runs
 from .locks import RunFolderBusy  # noqa: F401 (re-exported)
@@ -112,11 +112,12 @@ def run_planned(runs, **shared) -> tuple[str, list[pathlib.Path]]:
     :func:`run_many`), "resume" (continued from their checkpoints) or "skip" (finished with these parameters:
     read, not trained).  ``resume=True`` in ``shared`` refuses to start runs that are not there (as in
     :func:`run_many`).  So one call serves every job of a run split over several (:ref:`ch-train`)."""
+    resume = _checks.flag(shared.get("resume", False), "resume")  # checked here: the plan below sets it itself
     plist = _checked_runs(runs, {**shared, "resume": False})
     todo = _plan(plist)
     if todo == "skip":
         return todo, [_run_dir(q) for q in plist]
-    return todo, run_many(runs, **{**shared, "resume": bool(shared.get("resume")) or todo == "resume"})
+    return todo, run_many(runs, **{**shared, "resume": resume or todo == "resume"})
 
 
 #: What :func:`run_under_lock`'s ``decide`` may answer.

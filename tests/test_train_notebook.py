@@ -86,6 +86,14 @@ def test_notebook_refuses_unknown_and_smoke_ignored_parameters(tmp_path):
     # without the smoke run the same value reaches the engine's check, which names it
     proc = _papermill(tmp_path, f"-p smoke False -p dataset synthetic -p out_dir {runs} -p epochs -5")
     assert proc.returncode != 0 and "epochs must be a positive integer, got -5" in proc.stderr + proc.stdout
+    # papermill -p reads only True and False as booleans: "false" stays text, which is refused, not read as true
+    proc = _papermill(tmp_path, f"-p smoke False -p dataset synthetic -p out_dir {runs} -p resume false")
+    assert proc.returncode != 0 and "resume must be True or False, got 'false'" in proc.stderr + proc.stdout
+    # a list passed with -p arrives as text: the refusal says how to pass one
+    proc = _papermill(tmp_path, f"-p out_dir {runs} -p L_values '[1]'")
+    assert proc.returncode != 0
+    assert "L_values must be a list of head depths L, e.g. [1, 3, 6] (papermill: -y" in proc.stderr + proc.stdout
+    assert not runs.exists()
 
 
 def test_notebook_resumes_a_stopped_run_and_never_deletes_one(tmp_path):
