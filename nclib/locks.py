@@ -24,6 +24,8 @@ import sys
 import time
 import warnings
 
+from . import _checks
+
 #: The lock file of the process writing a run folder (JSON: pid, host, since, command line).
 LOCK = ".lock"
 
@@ -75,18 +77,25 @@ def flock(fd, operation: int, path) -> bool:
 
 
 def read_lock_file(path) -> dict | None:
-    """What a lock file records of its writer (pid, host, since, command line), or None where it cannot be read;
-    a file that is not JSON gives its first 200 characters as ``raw``."""
-    path = pathlib.Path(path)
+    """What a lock file records of its writer (pid, host, since, command line), or None where it cannot be read
+    or is empty (:func:`_lock_record`)."""
     try:
-        text = path.read_text()
+        text = pathlib.Path(path).read_text()
     except OSError:
+        return None
+    return _lock_record(text)
+
+
+def _lock_record(text: str) -> dict | None:
+    """The record of a lock file's text: None for an empty file, the JSON object it holds, or, for text that is not
+    a JSON object (a damaged file, a list), ``{"pid": None, "host": None, "raw": its first 200 characters}``."""
+    if not text.strip():
         return None
     try:
         owner = json.loads(text)
     except ValueError:
-        return {"pid": None, "host": None, "raw": text[:200]}
-    return owner if isinstance(owner, dict) else None
+        owner = None
+    return owner if isinstance(owner, dict) else {"pid": None, "host": None, "raw": text[:200]}
 
 
 def lock_owner(run_dir) -> dict | None:
@@ -145,7 +154,10 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
     the folder and the owner's pid and host (after ``retry_s`` seconds, which cover a
     :func:`nclib.runs.run_status` reading the folder at that moment).  A lock file written on another host is refused too, with
     :class:`RunLockedElsewhere`: whether its writer lives cannot be known from here (remove the file once that
-    process is gone).  A file system that refuses flock locks is :class:`LockUnsupported`."""
+    process is gone).  A file system that refuses flock locks is :class:`LockUnsupported`.  ``retry_s`` must be a
+    number >= 0 (ValueError naming it, before anything is created); a failure after the lock is taken (the
+    takeover warning raised as an error, the record not written) gives the lock back before it propagates."""
+    retry_s = _checks.nonneg_float(retry_s, "retry_s")
     run_dir = pathlib.Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"run_dir {str(run_dir)!r} exists and is not a folder; choose another run_name or out_dir")
@@ -180,20 +192,31 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
         if same:  # not a file that a releasing writer unlinked after we opened it
             break
         os.close(fd)
-    with os.fdopen(os.dup(fd), "r") as f:
-        text = f.read()
-    previous = None
-    if text.strip():
-        try:
-            previous = json.loads(text)
-        except ValueError:
-            previous = {"pid": None, "host": None, "raw": text[:200]}
+    try:
+        return _claim(run_dir, fd, created)
+    except BaseException:
+        if created:  # the folder and its lock file are this call's: leave nothing behind
+            path.unlink(missing_ok=True)
+        os.close(fd)  # releases the flock
+        if created:
+            try:
+                run_dir.rmdir()
+            except OSError:
+                pass
+        raise
+
+
+def _claim(run_dir: pathlib.Path, fd: int, created: bool) -> RunLock:
+    """The lock file of ``run_dir``, locked through ``fd``, made this process's: the record of a previous writer
+    on another host refused (:class:`RunLockedElsewhere`), a dead writer's record taken over with a warning,
+    then this process's record written."""
+    previous = read_lock_file(run_dir / LOCK)  # the file locked through fd: no other writer replaces it now
+    if previous is not None:
         if previous.get("host") not in (None, socket.gethostname()):
-            os.close(fd)
             raise RunLockedElsewhere(_elsewhere_message({run_dir: previous}), run_dir, previous)
         warnings.warn(f"run folder {str(run_dir)!r}: taking over the lock of process {previous.get('pid')} on "
                       f"{previous.get('host')!r} (since {previous.get('since')}), which ended without releasing it",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=3)
     write_lock_record(fd)
     return RunLock(run_dir, fd, created, previous)
 

@@ -7,9 +7,11 @@ import json
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -214,6 +216,59 @@ def test_a_live_writer_refusal_still_names_the_lock_files_of_other_hosts(tmp_pat
         held.release()
     for lock in locks.lock_runs([busy]):  # nothing was kept
         lock.release()
+
+
+def test_a_failure_after_the_lock_is_taken_gives_it_back(tmp_path, monkeypatch):
+    """The fault: lock_run kept the lock (its file open) when the takeover warning was raised as an error or the
+    record could not be written, so the folder read "running" until the process ended.  Now the lock is given back,
+    the dead writer's record stays, and a folder the call made is removed."""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    dead = {"pid": 999999, "host": socket.gethostname(), "since": "then"}
+    (folder / locks.LOCK).write_text(json.dumps(dead))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeWarning):
+            locks.lock_run(folder, retry_s=0)
+    assert locks.lock_owner(folder) is None and locks.read_lock_file(folder / locks.LOCK) == dead
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(locks, "write_lock_record", full)
+    with pytest.raises(OSError) as exc:
+        locks.lock_run(tmp_path / "new", retry_s=0)
+    assert exc.value.errno == errno.ENOSPC and not (tmp_path / "new").exists()
+    monkeypatch.undo()
+    with pytest.warns(RuntimeWarning, match="999999"):  # nothing was kept: the next writer takes it over
+        lock = locks.lock_run(folder, retry_s=0)
+    with lock:
+        assert lock.took_over == dead and locks.lock_owner(folder)["pid"] == os.getpid()
+
+
+@pytest.mark.parametrize("text", ["[1]", "7", "null", "{not json"])
+def test_a_lock_file_that_is_no_json_object_is_taken_over_as_raw_text(tmp_path, text):
+    """A damaged lock file (a list, a number, cut short) is a dead writer's: taken over with a warning, its text kept
+    as ``raw`` (it raised AttributeError and kept the lock for a list)."""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / locks.LOCK).write_text(text)
+    assert locks.read_lock_file(folder / locks.LOCK) == {"pid": None, "host": None, "raw": text}
+    with pytest.warns(RuntimeWarning, match="taking over"):
+        lock = locks.lock_run(folder, retry_s=0)
+    with lock:
+        assert lock.took_over["raw"] == text and locks.lock_owner(folder)["pid"] == os.getpid()
+    assert locks.lock_owner(folder) is None and not (folder / locks.LOCK).exists()
+
+
+@pytest.mark.parametrize("retry_s", ["1", -1.0, float("nan"), True, None])
+def test_a_bad_retry_time_is_refused_before_the_folder_is_made(tmp_path, retry_s):
+    with pytest.raises(ValueError, match="retry_s"):
+        locks.lock_run(tmp_path / "r", retry_s=retry_s)
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match="retry_s"):
+        locks.lock_runs([tmp_path / "r"], retry_s=retry_s)
+    assert not (tmp_path / "r").exists()
 
 
 def test_the_setting_a_refusal_advises_refuses_what_is_no_parameter_or_flag():
