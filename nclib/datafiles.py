@@ -12,7 +12,10 @@ import hashlib
 import os
 import pathlib
 import pickle
+import re
+import secrets
 import shutil
+import socket
 import string
 import struct
 import zipfile
@@ -293,7 +296,8 @@ def load_emnist_letters_torchvision(root, train: bool = True, download: bool = F
     """EMNIST letters through ``torchvision.datasets.EMNIST(root, split="letters")``.
 
     torchvision reads the uncompressed IDX files in ``root/EMNIST/raw``; where only the ``.gz`` files of the
-    official archive lie there, they are decompressed first (nothing is downloaded unless ``download``).
+    official archive lie there, they are decompressed first, each through a temporary file of this process's own
+    (two processes may unpack one folder at once), and nothing is downloaded unless ``download``.
     Returns (upright images (N, 28, 28) uint8, labels 0..25 int64, {file: sha256}): torchvision's labels
     1..26 are shifted down by one and its images, stored transposed, are transposed back.
     Used by :ref:`ch-train`.
@@ -305,14 +309,7 @@ def load_emnist_letters_torchvision(root, train: bool = True, download: bool = F
     for f in files:
         gz = f.with_name(f.name + ".gz")
         if not f.is_file() and gz.is_file():
-            tmp = f.with_name(f.name + ".part")
-            try:
-                with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-                tmp.unlink(missing_ok=True)
-                raise DamagedFileError(gz, _error_text(exc)) from exc
-            os.replace(tmp, f)
+            _unpack_gz(gz, f)
     if not download and not all(f.is_file() for f in files):
         raise ValueError(f"data_path {str(root)!r} lacks {files[0].relative_to(root)} / {files[1].name} (or their "
                          f".gz); point it at a torchvision EMNIST root, at an .npz, or pass download=True")
@@ -326,6 +323,42 @@ def load_emnist_letters_torchvision(root, train: bool = True, download: bool = F
         raise ValueError(f"data_path {str(root)!r}: EMNIST letters labels must be 1..26, got "
                          f"{labels.min() + 1}..{labels.max() + 1}")
     return images, labels, {f.name: sha256_file(f) for f in files}
+
+
+def temporary_path(path) -> pathlib.Path:
+    """A new name for a temporary file beside ``path``, this process's own: the host, the pid and a random part,
+    so that processes writing ``path`` at once (two notebooks unpacking one data folder, nodes of a cluster sharing
+    it) never write one temporary file.  Create it with ``open(..., "xb")``, then ``os.replace`` it onto ``path``
+    (:ref:`ch-train`)."""
+    path = pathlib.Path(path)
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+    return path.with_name(f".{path.name}.{host}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _unpack_gz(gz: pathlib.Path, path: pathlib.Path) -> None:
+    """Decompress ``gz`` into ``path`` through a temporary file of this process's own, renamed into place: a
+    process unpacking the same file at the same time never writes into this one's.  Where another process has put a
+    whole ``path`` in place meanwhile, that one is kept.  A ``gz`` that cannot be decompressed is
+    :class:`DamagedFileError` naming it, and nothing is left behind."""
+    tmp = temporary_path(path)
+    try:
+        with gzip.open(gz, "rb") as src, open(tmp, "xb") as dst:
+            shutil.copyfileobj(src, dst)
+        if not _idx_whole(path):
+            os.replace(tmp, path)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DamagedFileError(gz, _error_text(exc)) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _idx_whole(path: pathlib.Path) -> bool:
+    """Whether ``path`` is an IDX file exactly as long as its header says (:func:`_check_idx_size`)."""
+    try:
+        _check_idx_size(path)
+    except (OSError, DamagedFileError):
+        return False
+    return True
 
 
 def _check_idx_size(path: pathlib.Path) -> None:

@@ -163,6 +163,34 @@ def test_emnist_letters_torchvision_format(emnist_root):
     assert set(ts.provenance["source_sha256"]) == {f.name for f in files}
 
 
+def test_emnist_unpacked_by_two_processes_at_once_comes_back_whole(emnist_root, monkeypatch):
+    """The fault: two processes unpacking one .gz shared one temporary file; the second emptied it while the first
+    wrote, and the first renamed a partly zeroed file into place (the size check passed).  Here a second unpacking
+    runs to its end half-way through the first one's: both read the images that were packed, nothing else is left."""
+    from nclib import datafiles
+
+    root, upright, labels = emnist_root
+    real_copy = datafiles.shutil.copyfileobj
+    second = []
+
+    def interrupted_copy(src, dst, length=0):
+        dst.write(src.read(1000))
+        if not second:  # another process starts unpacking now and finishes first
+            second.append(None)
+            second[0] = datafiles.load_emnist_letters_torchvision(root)
+        real_copy(src, dst)
+
+    monkeypatch.setattr(datafiles.shutil, "copyfileobj", interrupted_copy)
+    first = datafiles.load_emnist_letters_torchvision(root)
+    for images, y, _ in (first, second[0]):
+        np.testing.assert_array_equal(images, upright)
+        np.testing.assert_array_equal(y, labels - 1)
+    raw = data.emnist_raw_files(root)[0].parent
+    assert sorted(p.name for p in raw.iterdir()) == sorted(
+        [f.name for f in data.emnist_raw_files(root)] + [f.name + ".gz" for f in data.emnist_raw_files(root)])
+
+
+
 def test_emnist_letters_npz_in_raw_orientation_comes_back_upright(tmp_path, emnist_root):
     """An .npz as ../shared/data/README.md specifies an EMNIST subset: x_train transposed (torchvision's raw
     orientation), y_train 0..25, and its optional members, which nothing requires."""

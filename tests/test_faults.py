@@ -234,6 +234,7 @@ def test_damaged_emnist_idx_file_is_named(tmp_path, which, how):
     with pytest.raises(data.DamagedFileError) as info:
         data.load("emnist-letters", data_path=tmp_path, counts=[2] * 26)
     assert info.value.path == path and str(path) in str(info.value)
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # no temporary file left
 
 
 # ------------------------------------------------------------------------------------------ closed forms
