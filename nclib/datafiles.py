@@ -227,7 +227,8 @@ def load_cifar10_torchvision(root, train: bool = True, download: bool = False, v
     Returns (images (N, 32, 32, 3) uint8, labels int64, {file: sha256}).  ``download`` is passed on (off by
     default: nothing is fetched unless asked).  ``verify_checksums=False`` skips torchvision's md5 checks of
     the batch and meta files, which only the official files pass; the tests use it for their small fixtures
-    written in the same format.  Used by :ref:`ch-train`.
+    written in the same format.  The class names of ``batches.meta`` must be :data:`CIFAR10_CLASSES` in label order
+    (as an .npz's ``classes``), else ValueError naming ``data_path``.  Used by :ref:`ch-train`.
     """
     from torchvision.datasets import CIFAR10
 
@@ -272,13 +273,20 @@ def load_cifar10_torchvision(root, train: bool = True, download: bool = False, v
             try:
                 with open(folder / f, "rb") as handle:
                     entry = pickle.load(handle, encoding="latin1")
-                if f != CIFAR10.meta["filename"]:
+                if f == CIFAR10.meta["filename"]:
+                    entry[CIFAR10.meta["key"]]  # the class names
+                else:
                     np.asarray(entry["data"]).reshape(-1, 3, 32, 32)
                     if len(entry.get("labels", entry.get("fine_labels", []))) != len(entry["data"]):
                         raise ValueError("as many labels as images")
             except Exception as inner:  # noqa: BLE001 - any failure marks this file as the damaged one
                 raise DamagedFileError(folder / f, _error_text(inner)) from exc
         raise
+    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in ds.classes]
+    if classes != list(CIFAR10_CLASSES):
+        raise ValueError(f"data_path {str(root)!r}: {CIFAR10.base_folder}/{CIFAR10.meta['filename']} names the "
+                         f"labels {classes}, not CIFAR-10's {list(CIFAR10_CLASSES)} in label order: another data "
+                         f"set, or CIFAR-10 relabelled; store the batches in CIFAR-10's coding")
     names = [f for f, _ in files]
     shas = {n: sha256_file(folder / n) for n in names}
     return np.asarray(ds.data, dtype=np.uint8), np.asarray(ds.targets, dtype=np.int64), shas

@@ -240,6 +240,23 @@ def test_npz_classes_must_be_cifar10s_in_label_order(tmp_path):
         data.load("cifar10", data_path=tmp_path / "nine.npz", counts=[2] * 10)
 
 
+@pytest.mark.parametrize("names", [list(reversed(data.CIFAR10_CLASSES)), list(data.CIFAR10_CLASSES[:9]),
+                                   [f"class_{k}" for k in range(10)]])
+def test_cifar10_batches_meta_must_name_cifar10s_classes_in_label_order(cifar_root, names):
+    """The python batches' class names (batches.meta), as an .npz's classes: another coding is refused naming
+    data_path, where it was read as CIFAR-10 and its labels given CIFAR-10's names."""
+    meta = cifar_root / "cifar-10-batches-py" / "batches.meta"
+    with open(meta, "wb") as f:
+        pickle.dump({"label_names": names, "num_cases_per_batch": 10}, f, protocol=2)
+    with pytest.raises(ValueError, match=f"^data_path {str(cifar_root)!r}"):
+        data.load("cifar10", data_path=cifar_root, counts=[2] * 10, verify_checksums=False)
+    with open(meta, "wb") as f:  # no class names at all: the file is damaged
+        pickle.dump({"num_cases_per_batch": 10}, f, protocol=2)
+    with pytest.raises(data.DamagedFileError) as info:
+        data.load("cifar10", data_path=cifar_root, counts=[2] * 10, verify_checksums=False)
+    assert info.value.path == meta
+
+
 def _chw(images, mean, std):
     """(x/255 - mean)/std per channel in float64, flattened channel by channel (as ToTensor + view)."""
     f = (images.astype(np.float64) / 255 - mean) / std
