@@ -453,7 +453,8 @@ def _sha256(path: pathlib.Path) -> tuple[str, int]:
 
 def commit_checkpoint(run_dir, epoch: int) -> None:
     """Make ``run_dir/checkpoint.pt.tmp`` (written completely by the caller) the run's :data:`CHECKPOINT`: fsync
-    it, record its sha256, size and epoch in :data:`CHECKSUM` (atomically), rename it, fsync the folder.  The record
+    it, record its sha256, size and epoch in :data:`CHECKSUM` (atomically, the folder fsync'd after, so that the
+    record is on disk before the rename), rename it, fsync the folder.  The record
     is the commit point: a crash before it leaves the previous checkpoint and its record; one between the record
     and the rename leaves the new checkpoint complete under its temporary name, which :func:`settle_checkpoint`
     puts in place.  A checkpoint is never read as another (:func:`verify_checkpoint`)."""
@@ -464,6 +465,7 @@ def commit_checkpoint(run_dir, epoch: int) -> None:
     digest, size = _sha256(tmp)
     atomic_write_text(run_dir / CHECKSUM, json.dumps({"file": CHECKPOINT, "sha256": digest, "bytes": size,
                                                       "epoch": int(epoch)}) + "\n")
+    _fsync_dir(run_dir)  # the record's rename on disk before the checkpoint's: the commit point is durable
     os.replace(tmp, run_dir / CHECKPOINT)
     _fsync_dir(run_dir)
 

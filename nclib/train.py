@@ -434,15 +434,17 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
                 _runs.clear_run_folder(d)
     if p["grouped_adam"]:
         group_engines(engines)  # after the load: the group takes over the runs' Adam state
-    folders = [RunFolder(eng, d, started, t_start, names, _decays_note({**shared, **r}, q), code, c)
-               for eng, d, r, q, c in zip(engines, run_dirs, runs, plist, checkpoints)]
-    active, diverged = list(folders), []
+    folders, active, diverged = [], [], []
 
     def stop(folder: RunFolder, status: str, error: str) -> None:
         active.remove(folder)
         folder.finish(status, error)
 
     try:
+        # inside the try: where a later run's folder cannot be written, the folders made before it end "failed"
+        for eng, d, r, q, c in zip(engines, run_dirs, runs, plist, checkpoints):
+            folders.append(RunFolder(eng, d, started, t_start, names, _decays_note({**shared, **r}, q), code, c))
+            active.append(folders[-1])
         if not resume:
             for folder in list(active):
                 folder.record(0)

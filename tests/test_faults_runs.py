@@ -633,6 +633,46 @@ def test_writers_on_two_hosts_with_one_pid_write_their_own_temporary_files(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
 
 
+def test_the_checksum_record_is_on_disk_before_the_checkpoint_is_renamed(tmp_path, monkeypatch):
+    """The record is commit_checkpoint's commit point: its rename is made durable (the folder fsync'd) before the
+    checkpoint's rename, which a crash could otherwise put on disk without it."""
+    events = []
+    real = os.replace
+    monkeypatch.setattr(runs.os, "replace", lambda src, dst: (events.append(("rename", pathlib.Path(dst).name)),
+                                                              real(src, dst)))
+    monkeypatch.setattr(runs, "_fsync_dir", lambda folder: events.append(("fsync", pathlib.Path(folder))))
+    (tmp_path / (runs.CHECKPOINT + ".tmp")).write_bytes(b"state")
+    runs.commit_checkpoint(tmp_path, 4)
+    assert events == [("rename", runs.CHECKSUM), ("fsync", tmp_path), ("rename", runs.CHECKPOINT), ("fsync", tmp_path)]
+    assert runs.verify_checkpoint(tmp_path)["epoch"] == 4 and (tmp_path / runs.CHECKPOINT).read_bytes() == b"state"
+
+
+def test_a_run_folder_that_cannot_be_made_leaves_the_others_failed_not_running(tmp_path, monkeypatch):
+    """The fault: the run folders were made before the training's try, so when the second could not be written (a
+    full disk), the first stayed "running", later "dead", instead of "failed" with the error; also on a resume."""
+    real = train.RunFolder
+    made = []
+
+    def second_fails(*args, **kwargs):
+        if made:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    pair = [dict(L=1, run_name="a"), dict(L=2, run_name="b")]
+    fresh, resumed = tmp_path / "fresh", tmp_path / "resumed"
+    train.run_many(pair, **SMALL, out_dir=resumed, max_train_s=0)  # both stopped, to be resumed
+    monkeypatch.setattr(train, "RunFolder", second_fails)
+    for out, kw, second in ((fresh, {}, "absent"), (resumed, dict(resume=True), "stopped")):
+        made.clear()
+        with pytest.raises(OSError) as exc:
+            train.run_many(pair, **SMALL, out_dir=out, **kw)
+        assert exc.value.errno == errno.ENOSPC
+        prov = json.loads((out / "a" / "provenance.json").read_text())
+        assert runs.run_status(out / "a") == "failed" and os.strerror(errno.ENOSPC) in prov["error"]
+        assert runs.run_status(out / "b") == second and locks.lock_owner(out / "a") is None
+
+
 def test_a_file_system_without_flock_locks_is_refused_by_its_own_error(tmp_path, monkeypatch):
     """flock failing otherwise than "held" (ENOLCK, ENOSYS) is LockUnsupported naming the file, never RunFolderBusy:
     lock_run writes nothing, lock_owner and run_status refuse it too."""
