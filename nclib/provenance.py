@@ -5,6 +5,7 @@ imported only to read its version.
 from __future__ import annotations
 
 import hashlib
+import os
 import pathlib
 import platform
 import subprocess
@@ -21,10 +22,12 @@ OUTPUT_PATHSPECS = (":(exclude)results", ":(exclude,glob)**/*.run.ipynb", ":(exc
 
 def git_state(root=None) -> dict:
     """The commit of the checkout at ``root`` (default the repository's) and whether its code differs from it:
-    ``git_commit``, ``git_dirty`` (tracked files other than :data:`OUTPUT_PATHSPECS` modified),
-    ``git_dirty_paths`` (those files, at most 20) and ``git_diff_sha256`` (the sha256 of their changes against the
-    commit, ``git diff-index -p HEAD``; None when there is none), so that two calls can tell whether they ran from
-    the same checkout; all four None where git or the repository is missing."""
+    ``git_commit``, ``git_dirty`` (files other than :data:`OUTPUT_PATHSPECS` modified, or untracked and not
+    ignored: a new code file is code too), ``git_dirty_paths`` (those files, the tracked ones first, at most 20) and
+    ``git_diff_sha256`` (the sha256 of the tracked files' changes against the commit, ``git diff-index -p HEAD``,
+    followed by each untracked file's name and contents; None when there is none), so that two calls can tell
+    whether they ran from the same checkout; all four None where git or the repository is missing.  Without
+    untracked files the hash is that of the changes alone, as it was before they counted."""
     root = ROOT if root is None else pathlib.Path(root)
 
     def git(*args, text=True):
@@ -33,21 +36,40 @@ def git_state(root=None) -> dict:
     try:
         commit = git("rev-parse", "HEAD")
         status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUT_PATHSPECS)
-        if commit.returncode != 0 or status.returncode != 0:
+        # -z: each name as it is, never quoted; relative to root, as the status's names
+        others = git("ls-files", "-z", "--others", "--exclude-standard", "--", ".", *OUTPUT_PATHSPECS, text=False)
+        if commit.returncode != 0 or status.returncode != 0 or others.returncode != 0:
             return none
         paths = [line[3:] for line in status.stdout.splitlines() if line.strip()]
+        untracked = sorted(os.fsdecode(name) for name in others.stdout.split(b"\0") if name)
         diff = None
-        if paths:
-            # plumbing with fixed options: the same changes give the same bytes under any user's git configuration
-            out = git("diff-index", "-p", "--binary", "--full-index", "--no-color", "--no-ext-diff", "--no-textconv",
-                      "--src-prefix=a/", "--dst-prefix=b/", "HEAD", "--", ".", *OUTPUT_PATHSPECS, text=False)
-            if out.returncode != 0:
-                return none
-            diff = hashlib.sha256(out.stdout).hexdigest()
-        return {"git_commit": commit.stdout.strip(), "git_dirty": bool(paths), "git_dirty_paths": paths[:20],
+        if paths or untracked:
+            h = hashlib.sha256()
+            if paths:
+                # plumbing with fixed options: the same changes give the same bytes under any user's git configuration
+                out = git("diff-index", "-p", "--binary", "--full-index", "--no-color", "--no-ext-diff",
+                          "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/", "HEAD", "--", ".", *OUTPUT_PATHSPECS,
+                          text=False)
+                if out.returncode != 0:
+                    return none
+                h.update(out.stdout)
+            for name in untracked:
+                h.update(b"\0untracked\0" + os.fsencode(name) + b"\0" + _file_sha256(root / name).encode())
+            diff = h.hexdigest()
+        dirty = paths + untracked
+        return {"git_commit": commit.stdout.strip(), "git_dirty": bool(dirty), "git_dirty_paths": dirty[:20],
                 "git_diff_sha256": diff}
     except (OSError, subprocess.SubprocessError):
         return none
+
+
+def _file_sha256(path: pathlib.Path) -> str:
+    """The sha256 of a file's bytes (a symbolic link's target name), or "unreadable" where it cannot be read."""
+    try:
+        data = os.fsencode(os.readlink(path)) if path.is_symlink() else path.read_bytes()
+    except OSError:
+        return "unreadable"
+    return hashlib.sha256(data).hexdigest()
 
 
 def code_state(root=None) -> str:

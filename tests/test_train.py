@@ -619,6 +619,49 @@ def test_git_state_ignores_the_run_outputs_it_rewrites(tmp_path):
                                                                                 "git_dirty_paths", "git_diff_sha256"))
 
 
+def test_git_state_counts_untracked_code_files_and_their_contents(tmp_path):
+    """The fault: a new code file that git does not track yet (nor ignore) changed neither git_dirty nor the hash,
+    so a run resumed with that file changed was taken for the same code.  Now it is dirty, named, and its contents
+    are in git_diff_sha256; ignored files and the run outputs of OUTPUT_PATHSPECS stay out."""
+    import hashlib
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path, check=True,
+                              capture_output=True).stdout
+
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / ".gitignore").write_text("*.log\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "init")
+    (tmp_path / "results" / "fig1").mkdir(parents=True)
+    (tmp_path / "results" / "fig1" / "history.csv").write_text("epoch\n0\n")  # a run's output
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "fig1.run.ipynb").write_text("{}\n")  # an executed notebook
+    (tmp_path / "train.log").write_text("ignored\n")
+    assert provenance.git_state(tmp_path)["git_dirty"] is False and provenance.code_state(tmp_path) == "clean"
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "new.py").write_text("y = 1\n")
+    state = provenance.git_state(tmp_path)
+    assert state["git_dirty"] is True and state["git_dirty_paths"] == ["lib/new.py"]
+    assert provenance.code_state(tmp_path) == "lib/new.py"
+    first = state["git_diff_sha256"]
+    assert len(first) == 64 and provenance.git_state(tmp_path)["git_diff_sha256"] == first
+    (tmp_path / "lib" / "new.py").write_text("y = 2\n")  # the untracked file changed: another hash
+    second = provenance.git_state(tmp_path)["git_diff_sha256"]
+    assert second not in (None, first)
+    (tmp_path / "lib" / "new.py").write_text("y = 1\n")
+    assert provenance.git_state(tmp_path)["git_diff_sha256"] == first
+    (tmp_path / "code.py").write_text("x = 2\n")  # tracked first, then untracked
+    assert provenance.git_state(tmp_path)["git_dirty_paths"] == ["code.py", "lib/new.py"]
+    (tmp_path / "lib" / "new.py").unlink()
+    # without untracked files, the hash is the tracked changes' alone, as runs recorded it before they counted
+    diff = git("diff-index", "-p", "--binary", "--full-index", "--no-color", "--no-ext-diff", "--no-textconv",
+               "--src-prefix=a/", "--dst-prefix=b/", "HEAD", "--", ".", *provenance.OUTPUT_PATHSPECS)
+    assert provenance.git_state(tmp_path)["git_diff_sha256"] == hashlib.sha256(diff).hexdigest()
+
+
 def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
     """A letters-synthetic run started on letters rendered in the call resumes on the same letters read from a
     rendering saved ahead (data_path), and the other way round, ending as the uninterrupted run; the synthetic
