@@ -98,10 +98,12 @@ class TrainingSet:
 
     @property
     def K(self) -> int:
+        """The number of classes K (the length of ``counts``; a class of the dataset left out is not counted)."""
         return int(self.counts.size)
 
     @property
     def N(self) -> int:
+        """The number of training samples N = sum of ``counts``, the samples objective (4.3) sums over."""
         return int(self.y.size)
 
 
@@ -232,8 +234,11 @@ def source_path(dataset: str, data_path, download: bool = False) -> pathlib.Path
     exists, unless ``download`` (torchvision then creates the root); ``letters-synthetic`` reads the file of a
     rendering saved ahead (:func:`nclib.letters.save_letters_synthetic`) when ``data_path`` names one, which
     must exist, and renders otherwise (None); ``synthetic`` reads no file, so a ``data_path`` for it is refused.
-    Raises ValueError naming ``data_path`` or ``download`` (chapter :ref:`ch-train`).
+    Raises ValueError naming ``dataset`` (one of :data:`DATASETS`), ``data_path`` or ``download`` (chapter
+    :ref:`ch-train`).
     """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     download = _checks.flag(download, "download")
     if dataset == "synthetic" and data_path is not None:
         raise ValueError(f"data_path {data_path!r} given, but the synthetic Gaussian mixture is drawn from the "
@@ -307,7 +312,9 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
     pass :func:`check_images` and :func:`check_labels` (uint8 pixels in the dataset's shape, labels 0..K-1, one per
     image) before any row is selected, and an .npz whose ``classes`` are not CIFAR-10's, or a letters-synthetic
     rendering given as EMNIST letters, is refused naming ``data_path``; a truncated, empty or corrupted file raises
-    :class:`DamagedFileError` naming it (chapter :ref:`ch-train`).
+    :class:`DamagedFileError` naming it (chapter :ref:`ch-train`).  ``verify_checksums`` concerns torchvision's md5
+    checks of CIFAR-10's python batches alone: EMNIST's IDX files and the .npz files have no official checksums,
+    and are read the same either way (their sha256 is recorded in the provenance).
     """
     seed = _checks.nonneg_int(seed, "seed")
     download, verify_checksums = _checks.flag(download, "download"), _checks.flag(verify_checksums, "verify_checksums")

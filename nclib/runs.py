@@ -217,29 +217,52 @@ CLASS_ACCURACY = "class_accuracy.csv"
 def load_class_accuracy(run_dir) -> dict | None:
     """``{"epoch": (E,) int array, "acc": (E, K) array}`` from a run folder's ``class_accuracy.csv`` (entry [e, k]:
     the training accuracy of class k at the e-th recorded epoch), or None when the run has no such file (runs
-    made before it was recorded) (:ref:`ch-fig1` to :ref:`ch-fig4`)."""
+    made before it was recorded) (:ref:`ch-fig1` to :ref:`ch-fig4`).  A file without the header ``epoch, class_0,
+    ...`` or without rows, a row with another number of values than its header has columns, and a value that is
+    not a number are refused with a ValueError naming ``run_dir``, the row and the column, as
+    :func:`load_history` does."""
     path = pathlib.Path(run_dir) / CLASS_ACCURACY
     if not path.is_file():
         return None
     with open(path) as f:
         rows = list(csv.reader(f))
-    header, body = rows[0], rows[1:]
-    if not header or header[0] != "epoch" or not body:
-        raise ValueError(f"run_dir {str(run_dir)!r}: {CLASS_ACCURACY} has no epoch column or no rows")
+    header, body = (rows[0], rows[1:]) if rows else ([], [])
+    if len(header) < 2 or header[0] != "epoch" or not body:
+        raise ValueError(f"run_dir {str(run_dir)!r}: {CLASS_ACCURACY} has no header 'epoch, class_0, ...' or no "
+                         f"rows")
+    for i, r in enumerate(body):
+        if len(r) != len(header):
+            raise ValueError(f"run_dir {str(run_dir)!r}: {CLASS_ACCURACY} row {i + 1} has {len(r)} values, its "
+                             f"header {len(header)} columns (a row cut short or run on)")
+        for name, v in zip(header, r):
+            if not _is_number(v):
+                raise ValueError(f"run_dir {str(run_dir)!r}: {CLASS_ACCURACY} row {i + 1} has no number in column "
+                                 f"{name} ({v!r})")
     arr = np.array([[float(v) for v in r] for r in body])
     return {"epoch": arr[:, 0].astype(np.int64), "acc": arr[:, 1:]}
 
 
 def load_run(run_dir) -> tuple[dict, dict, dict]:
     """(params, history, provenance) of a run folder written by :func:`run` (:ref:`ch-train`); ValueError naming
-    ``run_dir`` when one of its three files is missing."""
+    ``run_dir`` when one of its three files is missing, and naming the file when ``params.json`` or
+    ``provenance.json`` is not a JSON object (damaged, cut short)."""
     run_dir = pathlib.Path(run_dir)
     missing = [name for name in ("params.json", "history.csv", "provenance.json") if not (run_dir / name).is_file()]
     if missing:
         raise ValueError(f"run_dir {str(run_dir)!r} is not a run folder of nclib.train.run: no {', '.join(missing)}")
-    params = json.loads((run_dir / "params.json").read_text())
-    prov = json.loads((run_dir / "provenance.json").read_text())
+    params, prov = (_json_record(run_dir / name) for name in ("params.json", "provenance.json"))
     return params, load_history(run_dir), prov
+
+
+def _json_record(path: pathlib.Path) -> dict:
+    """The JSON object a run folder's file holds; ValueError naming the file where it holds none."""
+    try:
+        record = json.loads(path.read_text())
+    except ValueError as exc:  # not JSON, or not text (UnicodeDecodeError)
+        raise ValueError(f"{str(path)!r} is damaged or cut short: not JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{str(path)!r} holds a JSON {type(record).__name__}, not the object of a run's record")
+    return record
 
 
 def clear_run_folder(run_dir, check_only: bool = False) -> None:
@@ -377,9 +400,12 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     parameters (``overwrite=True`` replaces the run), or runs that cannot continue together (a diverged or finished
     run beside one that can, a run without a checkpoint): the refusal says what each run needs and never advises
     deleting a run that can continue, and its ``continuable`` lists the runs that continue in a call without the
-    others."""
+    others.  ``run_dirs`` is a list (or another iterable) of folders: one path alone, a str or a Path, is refused
+    with a ValueError naming it."""
     if not isinstance(overwrite, bool):
         raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
+    if isinstance(run_dirs, (str, bytes, os.PathLike)):  # one folder: its characters are no folders
+        raise ValueError(f"run_dirs must be a list of run folders, got one path {str(run_dirs)!r}: pass [path]")
     run_dirs = [pathlib.Path(d) for d in run_dirs]
     if params is not None and len(params) != len(run_dirs):
         raise ValueError(f"params must hold one dict per run folder ({len(run_dirs)}), got {len(params)}")

@@ -354,6 +354,9 @@ def test_source_path_is_the_one_data_path_check(tmp_path):
         data.source_path("cifar10", tmp_path / "fresh", download="no")
     with pytest.raises(ValueError, match="^data_path"):  # the mixture is drawn, never read
         data.source_path("synthetic", tmp_path)
+    for dataset in ("mnist", None, "CIFAR10"):  # an unknown dataset is refused, not read from data_path
+        with pytest.raises(ValueError, match="^dataset"):
+            data.source_path(dataset, tmp_path)
 
 
 def test_resolve_counts_is_what_load_trains_on():

@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -558,6 +559,45 @@ def test_a_damaged_history_is_refused_naming_the_folder_and_the_row(tmp_path):
     (folder / "history.csv").write_text("\n".join([",".join(h for h in header if h != "nc3")] + lines[1:]) + "\n")
     with pytest.raises(ValueError, match="history.csv has no column nc3"):
         runs.load_history(folder)
+
+
+def test_a_damaged_class_accuracy_or_record_is_refused_naming_its_folder_or_file(tmp_path):
+    """The fault: an empty class_accuracy.csv raised IndexError, a row cut short was read as fewer classes, a value
+    that is no number and a damaged params.json raised errors that named no file.  Now each is a ValueError naming
+    the run folder (class_accuracy.csv, as history.csv) or the file (the JSON records)."""
+    folder = train.run(**TINY, epochs=10, metric_every=5, out_dir=str(tmp_path), run_name="r")
+    acc = runs.load_class_accuracy(folder)
+    assert acc["epoch"].tolist() == [0, 5, 10] and acc["acc"].shape[0] == 3
+    path = folder / runs.CLASS_ACCURACY
+    good = path.read_text()
+    lines = good.splitlines()
+    head, last = lines[:-1], lines[-1]
+    for text in ("", lines[0] + "\n", "epoch\n0\n",  # no rows; no class column
+                 "\n".join(head + [last.rsplit(",", 1)[0]]) + "\n",  # a row cut short
+                 "\n".join(head + [last + ",0.5"]) + "\n",  # a row run on
+                 "\n".join(head + [last.rsplit(",", 1)[0] + ",abc"]) + "\n"):  # a value that is no number
+        path.write_text(text)
+        with pytest.raises(ValueError, match=re.escape(repr(str(folder)))):
+            runs.load_class_accuracy(folder)
+    path.write_text(good)
+    for name in ("params.json", "provenance.json"):
+        saved = (folder / name).read_bytes()
+        for damaged in (saved[: len(saved) // 2], b"[1, 2]\n", b"\xff\xfe{"):
+            (folder / name).write_bytes(damaged)
+            with pytest.raises(ValueError, match=re.escape(repr(str(folder / name)))):
+                runs.load_run(folder)
+        (folder / name).write_bytes(saved)
+    params, history, prov = runs.load_run(folder)
+    assert params["run_name"] == "r" and prov["status"] == "finished" and history["epoch"].tolist() == [0, 5, 10]
+
+
+def test_plan_runs_refuses_one_path_for_a_list_of_folders(tmp_path):
+    """plan_runs("folder") took each character of the path for a run folder (and "/" for a dead run)."""
+    folder = train.run(**TINY, epochs=5, out_dir=str(tmp_path), run_name="r")
+    for one in (str(folder), folder, bytes(folder)):
+        with pytest.raises(ValueError, match="^run_dirs"):
+            runs.plan_runs(one)
+    assert runs.plan_runs([str(folder)]) == runs.plan_runs((folder,)) == "skip"
 
 
 def test_a_column_added_later_is_nan_in_older_runs_and_resumes(tmp_path, monkeypatch):
