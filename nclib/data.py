@@ -51,7 +51,7 @@ import numpy as np
 
 from . import _checks, imbalance
 from .datafiles import (CIFAR10_CLASSES, FILE_CLASSES, IMAGE_SHAPES, LETTERS, DamagedFileError,  # noqa: F401
-                        _check_npz_record, _error_text, check_images, check_labels, emnist_raw_files,
+                        _check_npz_record, check_images, check_labels, emnist_raw_files,
                         load_cifar10_torchvision, load_emnist_letters_torchvision, load_npz, sha256_file)
 
 DATASETS = ("cifar10", "emnist-letters", "letters-synthetic", "synthetic")
@@ -200,13 +200,11 @@ def select_per_class(y, counts, seed: int = 0, selection: str = "random") -> np.
 
 
 def _normalize(images: np.ndarray, mean, std) -> np.ndarray:
-    """uint8 images (N, H, W[, C]) -> (N, D) float32, (x/255 - mean)/std per channel, flattened."""
+    """uint8 images (N, H, W, C) -> (N, D) float32, (x/255 - mean)/std per channel, flattened channel by channel
+    (the letters reach it as :func:`letters_input` makes them, 3 channels too)."""
     x = images.astype(np.float32) / 255.0
-    if x.ndim == 4:
-        x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-        x = x.transpose(0, 3, 1, 2)  # CHW flattening, as torchvision's ToTensor + view does
-    else:
-        x = (x - np.float32(mean[0])) / np.float32(std[0])
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    x = x.transpose(0, 3, 1, 2)  # CHW flattening, as torchvision's ToTensor + view does
     return np.ascontiguousarray(x.reshape(x.shape[0], -1))
 
 

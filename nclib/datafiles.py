@@ -244,7 +244,6 @@ def load_cifar10_torchvision(root, train: bool = True, download: bool = False, v
         def _load_meta(self) -> None:
             if verify_checksums:
                 return super()._load_meta()
-            import pickle
             with open(os.path.join(self.root, self.base_folder, self.meta["filename"]), "rb") as infile:
                 self.classes = pickle.load(infile, encoding="latin1")[self.meta["key"]]
             self.class_to_idx = {c: i for i, c in enumerate(self.classes)}

@@ -18,6 +18,7 @@ import zlib
 import numpy as np
 
 from . import _checks, data
+from .datafiles import _error_text, temporary_path
 
 #: The stand-in's display name, used in run names, provenance, legends and titles.
 LETTERS_SYNTHETIC_LABEL = "letters-synthetic (a stand-in for EMNIST letters, rendered from matplotlib's fonts)"
@@ -93,13 +94,17 @@ def save_letters_synthetic(path, counts=None, class_order: str = "reference", se
     if path.suffix != ".npz":
         raise ValueError(f"path must name an .npz file, got {str(path)!r}")
     images, y = letters_synthetic(n, seed=seed)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, x_train=images, y_train=y, counts=n.astype(np.int64), seed=np.int64(seed),
-                        fonts=np.array([f.name for f in matplotlib_fonts()]),
-                        images_sha256=np.array(data.sha256_arrays(images, y)),
-                        note=np.array(LETTERS_SYNTHETIC_LABEL
-                                      + ", rendered ahead by nclib.letters.save_letters_synthetic"))
-    os.replace(tmp, path)
+    tmp = temporary_path(path)  # this process's own: two renderings written at once never share one
+    try:
+        with open(tmp, "xb") as handle:
+            np.savez_compressed(handle, x_train=images, y_train=y, counts=n.astype(np.int64), seed=np.int64(seed),
+                                fonts=np.array([f.name for f in matplotlib_fonts()]),
+                                images_sha256=np.array(data.sha256_arrays(images, y)),
+                                note=np.array(LETTERS_SYNTHETIC_LABEL
+                                              + ", rendered ahead by nclib.letters.save_letters_synthetic"))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -122,7 +127,7 @@ def read_letters_synthetic(path, counts, seed: int = 0) -> tuple[np.ndarray, np.
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
             meta = {k: np.asarray(f[k]) for k in keys if k in f.files}
     except (ValueError, zipfile.BadZipFile, EOFError, zlib.error, struct.error, NotImplementedError) as exc:
-        raise data.DamagedFileError(path, data._error_text(exc)) from exc
+        raise data.DamagedFileError(path, _error_text(exc)) from exc
     missing = [k for k in keys if k not in meta]
     if missing:
         raise ValueError(f"data_path {str(path)!r} is not a letters-synthetic rendering of "

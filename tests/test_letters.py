@@ -38,6 +38,26 @@ def test_letters_rendered_ahead_are_the_letters_rendered_now(tmp_path):
         assert ahead.provenance[key] == now.provenance[key]
     assert ahead.provenance["rendered_ahead"] == "letters.npz" and "rendered_ahead" not in now.provenance
     assert ahead.provenance["source_sha256"] == {"letters.npz": data.sha256_file(path)}
+    assert [p.name for p in tmp_path.iterdir()] == ["letters.npz"]  # its temporary file is gone
+
+
+def test_a_rendering_whose_writing_fails_leaves_the_saved_one_and_no_temporary_file(tmp_path, monkeypatch):
+    """save_letters_synthetic writes a temporary file of its process's own (two notebooks rendering into one
+    folder at once never share one, as they shared "letters.npz.tmp.npz"), renamed into place once whole."""
+    counts = [2] * 26
+    path = letters.save_letters_synthetic(tmp_path / "letters.npz", counts=counts, seed=0)
+    saved = path.read_bytes()
+
+    def disk_full(file, **arrays):
+        file.write(b"PK\x03\x04 half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(letters.np, "savez_compressed", disk_full)
+    with pytest.raises(OSError):
+        letters.save_letters_synthetic(path, counts=counts, seed=1)
+    monkeypatch.undo()
+    assert path.read_bytes() == saved and [p.name for p in tmp_path.iterdir()] == ["letters.npz"]
+    assert data.load("letters-synthetic", counts=counts, seed=0, data_path=path).N == 52
 
 
 def test_a_rendering_is_never_read_as_emnist_letters(tmp_path):
