@@ -1,5 +1,6 @@
 """nclib.data on fixtures written in torchvision's real on-disk formats (CIFAR-10 python batches, EMNIST IDX)."""
 import gzip
+import pathlib
 import pickle
 import struct
 
@@ -94,9 +95,25 @@ def test_cifar10_torchvision_format(cifar_root):
     assert ts.classes[0] == "airplane"
 
 
-def test_cifar10_checksums_are_checked_by_default(cifar_root):
-    with pytest.raises(ValueError, match="verify_checksums"):
+def test_cifar10_checksums_are_checked_by_default(cifar_root, monkeypatch):
+    """By default torchvision's md5 check of the official batches runs, and it is what refuses the fixture, whose
+    batches load without it; verify_checksums=False skips it."""
+    import torchvision.datasets.cifar as tv_cifar
+
+    real, checked = tv_cifar.check_integrity, []
+
+    def recorded(fpath, md5=None):
+        checked.append((pathlib.Path(fpath).name, md5, real(fpath, md5)))
+        return checked[-1][2]
+
+    monkeypatch.setattr(tv_cifar, "check_integrity", recorded)
+    with pytest.raises(ValueError) as refused:
         data.load("cifar10", data_path=cifar_root, counts=[1] * 10)
+    assert checked == [(*tv_cifar.CIFAR10.train_list[0], False)]  # the first batch fails its md5: refused there
+    assert isinstance(refused.value.__cause__, RuntimeError) and not isinstance(refused.value, data.DamagedFileError)
+    checked.clear()
+    assert data.load("cifar10", data_path=cifar_root, counts=[1] * 10, verify_checksums=False).N == 10
+    assert checked == []
 
 
 def test_cifar10_count_too_large(cifar_root):
