@@ -12,10 +12,8 @@ import hashlib
 import os
 import pathlib
 import pickle
-import re
 import secrets
 import shutil
-import socket
 import string
 import struct
 import zipfile
@@ -24,6 +22,7 @@ import zlib
 import numpy as np
 
 from . import _checks
+from .locks import writer_tag
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 LETTERS = tuple(string.ascii_lowercase)
@@ -338,8 +337,7 @@ def temporary_path(path) -> pathlib.Path:
     it) never write one temporary file.  Create it with ``open(..., "xb")``, then ``os.replace`` it onto ``path``
     (:ref:`ch-train`)."""
     path = pathlib.Path(path)
-    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
-    return path.with_name(f".{path.name}.{host}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    return path.with_name(f".{path.name}.{writer_tag()}.{secrets.token_hex(4)}.tmp")
 
 
 def _unpack_gz(gz: pathlib.Path, path: pathlib.Path) -> None:

@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import pathlib
+import re
 import socket
 import sys
 import time
@@ -28,6 +29,15 @@ from . import _checks
 
 #: The lock file of the process writing a run folder (JSON: pid, host, since, command line).
 LOCK = ".lock"
+
+
+def writer_tag() -> str:
+    """This process as the names of its temporary files give it: ``<host>.<pid>``, the host's characters other than
+    letters, digits, '.' and '-' written '_', so that writers on two nodes of a cluster sharing a folder, even with
+    one pid, never name one temporary file alike (:func:`nclib.runs.atomic_write_text`,
+    :func:`nclib.datafiles.temporary_path`)."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+    return f"{host}.{os.getpid()}"
 
 
 class RunFolderBusy(ValueError):

@@ -26,13 +26,11 @@ import hashlib
 import json
 import os
 import pathlib
-import re
-import socket
 
 import numpy as np
 
 from . import _checks
-from .locks import LOCK, RunFolderBusy, lock_owner
+from .locks import LOCK, RunFolderBusy, lock_owner, writer_tag
 
 #: The collapse metrics of a history row, in the paper's order: ``nclib.metrics.collapse_metrics`` at the run's
 #: own lambdas (:ref:`ch-metrics`).
@@ -152,8 +150,7 @@ def atomic_write_text(path, text: str) -> None:
     file is named by the writer's host and pid, so that writers on two nodes of a cluster sharing the folder never
     write one temporary file."""
     path = pathlib.Path(path)
-    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
-    tmp = path.with_name(f".{path.name}.{host}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{writer_tag()}.tmp")
     try:
         with open(tmp, "w") as f:
             f.write(text)

@@ -666,7 +666,7 @@ def test_writers_on_two_hosts_with_one_pid_write_their_own_temporary_files(tmp_p
     monkeypatch.setattr(runs.os, "getpid", lambda: 4242)
     monkeypatch.setattr(runs.os, "replace", lambda src, dst: (seen.append(pathlib.Path(src).name), real(src, dst)))
     for host in ("node-a", "node-b"):
-        monkeypatch.setattr(runs.socket, "gethostname", lambda host=host: host)
+        monkeypatch.setattr(socket, "gethostname", lambda host=host: host)
         runs.atomic_write_text(tmp_path / "f.txt", host)
     assert (tmp_path / "f.txt").read_text() == "node-b"
     assert len(set(seen)) == 2 and all(name.endswith(".4242.tmp") for name in seen)
