@@ -291,13 +291,10 @@ def partial_point(n, lam_W, lam_H, L: int, bias: bool, alive) -> ufm.Minimizer:
     :ref:`sec-minority-ufm`, starts Adam near both kinds.  ``value`` is :func:`partial_minimum`'s.  ValueError naming
     ``alive`` as there."""
     value = partial_minimum(n, lam_W, lam_H, L, bias, alive)  # checks every argument, and alive against the decays
-    n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
+    n, lam, lam_H, L, bias, d = ufm._check_problem(n, lam_W, lam_H, L, bias)
     U, kappa, Vt = ufm.problem_svd(n, bias)
     s = ufm._nonzero_branch(kappa, _checks.count_total(n), lam, lam_H, L, np.asarray(alive))
-    _, a, e = ufm._mode_factors(s, lam, lam_H)
-    Ws = [np.diag(a[j]) for j in range(L - 1)] + [U @ np.diag(a[L - 1])]
-    H = (np.diag(e) @ Vt / np.sqrt(n.astype(np.float64))[None, :]) @ label_matrix(n)
-    b = n / _checks.count_total(n) if bias else None
+    Ws, H, b = ufm._mode_point(n, bias, U, Vt, s, lam, lam_H, L, d)
     return ufm.Minimizer(Ws=Ws, H=H, b=b, value=value)
 
 

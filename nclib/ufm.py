@@ -529,13 +529,26 @@ def global_minimizer(n, lam_W, lam_H, L=1, bias=True, d=None) -> Minimizer:
     :ref:`ch-errata-metrics` and :ref:`ch-minority`.
     """
     n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d)
-    K = n.size
     U, kappa, Vt = problem_svd(n, bias)
     N = _checks.count_total(n)
     s = _mode_products(kappa, N, lam, lam_H, L)
+    s[min(d, n.size):] = 0.0
+    t, _, _ = _mode_factors(s, lam, lam_H)
+    Ws, H, b = _mode_point(n, bias, U, Vt, s, lam, lam_H, L, d)
+    return Minimizer(Ws=Ws, H=H, b=b, value=float(np.sum(_mode_values(kappa, s, t, N, L))))
+
+
+def _mode_point(n, bias, U, Vt, s, lam, lam_H, L, d):
+    """The point (Ws, H, b) of (4.1)-(4.3) whose head product has the singular values ``s`` (one per mode of
+    :func:`problem_svd`'s ``U``, ``Vt``; the first d modes, d >= the number of nonzero ones): E = H-bar D =
+    R diag(e) V^T, W_1 = R diag(a_1) R^T, ..., W_L = U diag(a_L) R^T with balanced factors lam_Wj a_j^2 =
+    lam_H e^2 (:func:`_mode_factors`), every sample at its class mean, b = n/N (bias) or None; R embeds the first
+    min(d, K) modes into the hidden space of width d.  The global minimizer (:func:`global_minimizer`) and the
+    other critical points of Lemma A.2 (:func:`nclib.minority.partial_point`) are such points.  Arguments as
+    :func:`_check_problem` returns them."""
+    K = n.size
     r = min(d, K)
-    s[r:] = 0.0
-    t, a, e = _mode_factors(s, lam, lam_H)
+    _, a, e = _mode_factors(s, lam, lam_H)
     R = np.zeros((d, K))
     R[np.arange(r), np.arange(r)] = 1.0  # embeds the first r modes into the hidden space
     Ws = []
@@ -545,9 +558,8 @@ def global_minimizer(n, lam_W, lam_H, L=1, bias=True, d=None) -> Minimizer:
     E = R @ np.diag(e) @ Vt
     Hbar = E / np.sqrt(n.astype(np.float64))[None, :]
     H = Hbar @ label_matrix(n)
-    b = n / N if bias else None  # float64: n is int64
-    value = float(np.sum(_mode_values(kappa, s, t, N, L)))
-    return Minimizer(Ws=Ws, H=H, b=b, value=value)
+    b = n / _checks.count_total(n) if bias else None  # float64: n is int64
+    return Ws, H, b
 
 
 def minimizer_accuracy(n, lam_W, lam_H, L=1, bias=True) -> float:
