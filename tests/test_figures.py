@@ -385,6 +385,20 @@ def test_other_spikes_milestones_dips_and_rise_ratios():
         figures.rise_ratios({3: _spike_run([1.0, np.nan, 0.75, 0.6, 0.66], 3)})
 
 
+def test_recorded_every_keeps_the_records_of_a_coarser_interval():
+    """recorded_every: the rows at multiples of the interval, every column alike, so that a rise measured on them is
+    the rise between those records; refusals name the argument."""
+    h = {"epoch": np.arange(0, 60, 10), "objective": np.array([4.0, 1.0, 3.0, 2.0, 8.0, 1.0])}
+    got = figures.recorded_every(h, 20)
+    assert got["epoch"].tolist() == [0, 20, 40] and got["objective"].tolist() == [4.0, 3.0, 8.0]
+    assert figures.recorded_every(h, 10)["objective"].tolist() == h["objective"].tolist()
+    for bad in (0, -20, 2.5, True):
+        with pytest.raises(ValueError, match="every must be a positive integer"):
+            figures.recorded_every(h, bad)
+    with pytest.raises(ValueError, match="history has no epoch column"):
+        figures.recorded_every({"objective": h["objective"]}, 20)
+
+
 def test_read_benchmark_record_checks_the_fields_the_engine_chapter_reads(tmp_path):
     record = figures.read_benchmark_record(figures.ROOT / "benchmarks" / "results" / "bench_train_cpu.json")
     assert record["steps_per_s"]["engine"] > 0 and record["figure"]["epoch_ms_floor"] is None  # no data sheet

@@ -33,7 +33,8 @@ from .load import (CONFIG_KEYS, REMAKE_MAY_DIFFER, Run, check_figure, check_rema
                    preferred_scale, run_counts, run_folders)
 from .analysis import (ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, check_runs, final_rows,
                        first_epoch, largest_rise, lr_step, next_milestone, order_by, order_held, orders_without_spikes,
-                       other_spikes, rise_ratios, run_theory, settled_epoch, spikes, stalls, wall_time_s)
+                       other_spikes, recorded_every, rise_ratios, run_theory, settled_epoch, spikes, stalls,
+                       wall_time_s)
 from .speed import (BENCHMARKS, INPUT_DIM, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS, RECORD_FIGURE_FIELDS, calibrated_seconds,
                     fewest_pieces, figure_parameter_counts, piece_seconds, read_benchmark, read_benchmark_record,
                     with_data_seconds)

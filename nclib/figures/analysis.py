@@ -129,6 +129,19 @@ SPIKE_FACTOR = 2.0
 RISE_KEYS = ("objective", "nc1", "nc3", "train_acc")
 
 
+def recorded_every(history: Mapping, every: int) -> dict:
+    """The history's records at the epochs that are multiples of ``every``: the same run as if it had recorded its
+    metrics every ``every`` epochs (its ``metric_every`` a divisor of ``every``), so that the rises of two runs
+    recorded at different intervals (:func:`largest_rise`, :data:`SPIKE_FACTOR`) are compared on one grid
+    (:ref:`ch-fig1`, :ref:`ch-figures-summary`).  ``every``: a positive integer; ValueError naming it, or naming
+    ``history`` without an ``epoch`` column."""
+    every = _checks.positive_int(every, "every")
+    if "epoch" not in history:
+        raise ValueError(f"history has no epoch column; columns: {sorted(history)}")
+    keep = np.asarray(history["epoch"]) % every == 0
+    return {k: np.asarray(v)[keep] for k, v in history.items()}
+
+
 def _ratios(history: Mapping, key: str = "objective") -> tuple[np.ndarray, np.ndarray]:
     """``history[key]`` as floats and its quotients between consecutive recorded epochs; ValueError unless the
     column holds at least two values, all finite and positive (a quotient of them is then always defined)."""
