@@ -319,78 +319,98 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
     n, profile, dim, spread = check_load_args(dataset, counts, class_order, selection, normalization, dim, spread)
     prov = {"dataset": dataset, "profile": profile, "counts": n.tolist(), "class_order": class_order,
             "selection": selection, "seed": seed, "normalization": normalization}
-
     if dataset == "synthetic":
-        source_path(dataset, data_path)  # refuses a data_path: the mixture reads no file
-        x, y = gaussian_mixture(n, dim=dim, seed=seed, spread=spread)
-        prov.update(source=f"Gaussian mixture, dim={dim}, spread={spread}", source_sha256={})
-        ts = TrainingSet("synthetic", x, y, n, tuple(str(k) for k in range(n.size)), x.copy(), prov)
-        if normalization == "standardize":
-            ts.x = ((x - x.mean(0)) / np.maximum(x.std(0), 1e-12)).astype(np.float32)
-        ts.provenance["data_sha256"] = sha256_arrays(ts.x, ts.y)
-        return ts
-
+        return _mixture_set(n, data_path, seed, normalization, dim, spread, prov)
     if dataset == "letters-synthetic":
-        from . import letters  # here, not above: nclib.letters reads its files with this module's helpers
-
-        path = source_path(dataset, data_path)
-        if path is None:
-            images, y = letters.letters_synthetic(n, seed=seed)
-            fonts, shas = [p.name for p in letters.matplotlib_fonts()], {}
-        else:  # rendered ahead: the same images, read
-            images, y, fonts, shas = letters.read_letters_synthetic(path, n, seed)
-            prov["rendered_ahead"] = path.name
-        classes = LETTERS[: n.size]
-        prov.update(source=letters.LETTERS_SYNTHETIC_LABEL, fonts=fonts, source_sha256=shas)
-        name = "letters-synthetic"
-        mean, std = EMNIST_MEAN, EMNIST_STD
+        images, y = _letters_synthetic_images(n, data_path, seed, prov)
     else:
-        path = source_path(dataset, data_path, download)
-        if path.suffix == ".npz":
-            images_all, labels_all, shas = load_npz(path)
-            images_all = check_images(images_all, dataset, "x_train")  # as stored, before any transpose
-            _check_npz_record(path, dataset)
-            source = f"npz file {path.name}"
-            if dataset == "emnist-letters":
-                images_all = images_all.transpose(0, 2, 1)  # stored in torchvision's raw orientation
-        elif dataset == "cifar10":
+        images, y = _selected_file_images(dataset, data_path, n, seed, selection, download, verify_checksums, prov)
+    classes = (CIFAR10_CLASSES if dataset == "cifar10" else LETTERS)[: n.size]
+    x = _network_input(dataset, images, normalization, prov)
+    prov["data_sha256"] = sha256_arrays(x, y)
+    prov["images_sha256"] = sha256_arrays(images, y)
+    return TrainingSet(dataset, x, y.astype(np.int64), n, tuple(classes), images, prov)
+
+
+def _mixture_set(n, data_path, seed, normalization, dim, spread, prov) -> TrainingSet:
+    """:func:`load`'s ``synthetic`` set: the Gaussian mixture of :func:`gaussian_mixture`, which has no pixels, so
+    ``"reference"`` and ``"none"`` leave it as drawn and ``"standardize"`` scales each coordinate; adds its source to
+    ``prov``."""
+    source_path("synthetic", data_path)  # refuses a data_path: the mixture reads no file
+    x, y = gaussian_mixture(n, dim=dim, seed=seed, spread=spread)
+    prov.update(source=f"Gaussian mixture, dim={dim}, spread={spread}", source_sha256={})
+    ts = TrainingSet("synthetic", x, y, n, tuple(str(k) for k in range(n.size)), x.copy(), prov)
+    if normalization == "standardize":
+        ts.x = ((x - x.mean(0)) / np.maximum(x.std(0), 1e-12)).astype(np.float32)
+    ts.provenance["data_sha256"] = sha256_arrays(ts.x, ts.y)
+    return ts
+
+
+def _letters_synthetic_images(n, data_path, seed, prov):
+    """:func:`load`'s ``letters-synthetic`` images and labels, (N, 28, 28) uint8 and (N,): rendered now, or read
+    from the rendering saved ahead that ``data_path`` names; adds the source, the fonts and the file's sha256 to
+    ``prov``."""
+    from . import letters  # here, not above: nclib.letters reads its files with this module's helpers
+
+    path = source_path("letters-synthetic", data_path)
+    if path is None:
+        images, y = letters.letters_synthetic(n, seed=seed)
+        fonts, shas = [p.name for p in letters.matplotlib_fonts()], {}
+    else:  # rendered ahead: the same images, read
+        images, y, fonts, shas = letters.read_letters_synthetic(path, n, seed)
+        prov["rendered_ahead"] = path.name
+    prov.update(source=letters.LETTERS_SYNTHETIC_LABEL, fonts=fonts, source_sha256=shas)
+    return images, y
+
+
+def _selected_file_images(dataset, data_path, n, seed, selection, download, verify_checksums, prov):
+    """:func:`load`'s images and labels of ``cifar10`` or ``emnist-letters``: the file or torchvision root at
+    ``data_path`` read and checked, then ``n[k]`` rows of class k chosen by :func:`select_per_class`; upright
+    images, (N, 32, 32, 3) or (N, 28, 28) uint8.  Adds the source and the files' sha256 to ``prov``."""
+    path = source_path(dataset, data_path, download)
+    if path.suffix == ".npz":
+        images_all, labels_all, shas = load_npz(path)
+        images_all = check_images(images_all, dataset, "x_train")  # as stored, before any transpose
+        _check_npz_record(path, dataset)
+        source = f"npz file {path.name}"
+        if dataset == "emnist-letters":
+            images_all = images_all.transpose(0, 2, 1)  # stored in torchvision's raw orientation
+        labels_all = check_labels(labels_all, dataset, len(images_all), "y_train", "x_train")
+    else:
+        if dataset == "cifar10":
             images_all, labels_all, shas = load_cifar10_torchvision(path, True, download, verify_checksums)
             source = "torchvision.datasets.CIFAR10 (python batches)"
         else:
             images_all, labels_all, shas = load_emnist_letters_torchvision(path, True, download)
             source = "torchvision.datasets.EMNIST(split='letters') (IDX files)"
-        names = ("x_train", "y_train") if path.suffix == ".npz" else ("images", "labels")
-        if path.suffix != ".npz":
-            images_all = check_images(images_all, dataset, names[0])
-        labels_all = check_labels(labels_all, dataset, len(images_all), names[1], names[0])
-        rows = select_per_class(labels_all, n, seed=seed, selection=selection)
-        images, y = images_all[rows], labels_all[rows]
-        classes = (CIFAR10_CLASSES if dataset == "cifar10" else LETTERS)[: n.size]
-        prov.update(source=source, source_sha256=shas)
-        name = dataset
-        mean, std = (CIFAR10_MEAN, CIFAR10_STD) if dataset == "cifar10" else (EMNIST_MEAN, EMNIST_STD)
+        images_all = check_images(images_all, dataset, "images")
+        labels_all = check_labels(labels_all, dataset, len(images_all), "labels", "images")
+    rows = select_per_class(labels_all, n, seed=seed, selection=selection)
+    prov.update(source=source, source_sha256=shas)
+    return images_all[rows], labels_all[rows]
 
-    net_images = images
+
+def _network_input(dataset, images, normalization, prov) -> np.ndarray:
+    """What the network of Section 5 is fed, (N, 3072) float32: the letters made 32 x 32 x 3 by
+    :func:`letters_input` (recorded in ``prov``), then the pixels scaled as ``normalization`` says (see
+    :func:`load`).  ValueError for ``"standardize"`` when a channel of the selected images is constant."""
     if dataset != "cifar10":  # the letters: Grayscale(3) + Resize(32), as the closest public code
-        net_images = letters_input(images)
+        images = letters_input(images)
         prov["input"] = (f"28 x 28 letters resized to {LETTERS_INPUT_SIZE} x {LETTERS_INPUT_SIZE} (PIL bilinear), "
                          f"gray repeated over 3 channels: transforms.Grayscale(3), transforms.Resize(32)")
     if normalization == "reference":
-        x = _normalize(net_images, mean, std)
-    elif normalization == "none":
-        x = _normalize(net_images, (0.0,) * 3, (1.0,) * 3)
-    else:  # the subset's own per-channel mean and std (the images are (N, 32, 32, 3): the letters too)
-        f = net_images.astype(np.float64) / 255.0
-        m, s = f.mean(axis=(0, 1, 2)), f.std(axis=(0, 1, 2))
-        if np.any(s == 0):
-            c = int(np.argmin(s))
-            raise ValueError(f"normalization 'standardize' divides by each channel's std, but channel {c} of the "
-                             f"selected images is constant ({f[..., c].flat[0] * 255:.0f}/255); use normalization "
-                             f"'reference' or 'none'")
-        x = _normalize(net_images, tuple(m), tuple(s))
-    prov["data_sha256"] = sha256_arrays(x, y)
-    prov["images_sha256"] = sha256_arrays(images, y)
-    return TrainingSet(name, x, y.astype(np.int64), n, tuple(classes), images, prov)
+        mean, std = (CIFAR10_MEAN, CIFAR10_STD) if dataset == "cifar10" else (EMNIST_MEAN, EMNIST_STD)
+        return _normalize(images, mean, std)
+    if normalization == "none":
+        return _normalize(images, (0.0,) * 3, (1.0,) * 3)
+    f = images.astype(np.float64) / 255.0  # the subset's own per-channel mean and std (the letters have 3 too)
+    m, s = f.mean(axis=(0, 1, 2)), f.std(axis=(0, 1, 2))
+    if np.any(s == 0):
+        c = int(np.argmin(s))
+        raise ValueError(f"normalization 'standardize' divides by each channel's std, but channel {c} of the "
+                         f"selected images is constant ({f[..., c].flat[0] * 255:.0f}/255); use normalization "
+                         f"'reference' or 'none'")
+    return _normalize(images, tuple(m), tuple(s))
 
 
 #: The arguments of :func:`load`, which a run's parameters (``nclib.parameters.DEFAULTS``) hold under the same names.
