@@ -7,6 +7,8 @@ share.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Set
+
 import numpy as np
 
 from . import _checks
@@ -22,22 +24,35 @@ PROFILES: dict[str, list[tuple[int, int]]] = {
 #: core, so this bound is about 5 minutes; m = 10^6 would take about 8 hours and is refused up front.
 MAX_DISTINCT_SIZES = 100_000
 
+#: The most classes K = sum l_i that the functions returning one value per class (:func:`class_counts`,
+#: :func:`ybar_singular_values`) accept: below 2**53, as the N_i, so that every l_i and K are exact in float64,
+#: where the spectrum is computed (an array of 2**53 float64 values would fill 64 PiB, more than any memory).
+#: :func:`group_singular_values` returns m values and takes any l_i.
+MAX_CLASSES = 2 ** 53 - 1
+
 
 def check_groups(groups) -> list[tuple[int, int]]:
     """Validate a grouped profile ``[(N_1, l_1), ..., (N_m, l_m)]`` of Definition 4.1.
 
     N_i must be strictly decreasing positive integers below 2**53 (exact in float64, where the spectrum is
-    computed) and l_i positive integers.
+    computed) and l_i positive integers.  A mapping or a set is refused, for the groups and for a pair: a set has
+    no order of its own, and iterating a mapping gives its keys only.
     Returns the groups as a list of Python int pairs. Used in :ref:`ch-spectrum`.
     """
+    if isinstance(groups, (Mapping, Set)):
+        raise ValueError(f"groups must be a sequence of (N_i, l_i) pairs in order, not a {type(groups).__name__}, "
+                         f"got {groups!r}")
     try:
-        pairs = [tuple(g) for g in groups]
+        pairs = [g if isinstance(g, (Mapping, Set)) else tuple(g) for g in groups]
     except TypeError as exc:
         raise ValueError(f"groups must be a sequence of (N_i, l_i) pairs, got {groups!r}") from exc
     if len(pairs) == 0:
         raise ValueError("groups must hold at least one (N_i, l_i) pair (m >= 1), got none")
     out = []
     for i, pair in enumerate(pairs):
+        if isinstance(pair, (Mapping, Set)):
+            raise ValueError(f"groups[{i}] must be a pair (N_i, l_i) in this order, not a {type(pair).__name__}, "
+                             f"got {pair!r}")
         if len(pair) != 2:
             raise ValueError(f"groups[{i}] must be a pair (N_i, l_i), got {pair!r}")
         N_i, l_i = pair
@@ -54,15 +69,26 @@ def check_groups(groups) -> list[tuple[int, int]]:
     return out
 
 
+def _check_class_total(pairs) -> None:
+    """Refuse K = sum l_i above :data:`MAX_CLASSES`, naming ``groups``, before a length-K array is formed."""
+    K = sum(l for _, l in pairs)
+    if K > MAX_CLASSES:
+        raise ValueError(f"groups has K = sum l_i = {K} classes; one value per class is returned only for "
+                         f"K < 2**53 (nclib.imbalance.MAX_CLASSES), where every l_i is exact in float64; "
+                         f"group_singular_values gives the m values of the group matrix for any l_i")
+
+
 def class_counts(groups) -> np.ndarray:
     """The count vector n = [N_1 1_{l_1}; ...; N_m 1_{l_m}] of Definition 4.1 (length K = sum l_i).
 
-    Used from :ref:`ch-setting` on (the theory, spectrum, metrics and training chapters).
+    K is at most :data:`MAX_CLASSES`. Used from :ref:`ch-setting` on (the theory, spectrum, metrics and training
+    chapters).
 
     >>> class_counts([(500, 2), (100, 1)]).tolist()
     [500, 500, 100]
     """
     pairs = check_groups(groups)
+    _check_class_total(pairs)
     return np.concatenate([np.full(l, N, dtype=np.int64) for N, l in pairs])
 
 
@@ -292,11 +318,14 @@ def ybar_singular_values(groups) -> np.ndarray:
     (:func:`group_singular_values`); by the interlacing the list
     [sqrt(N_1) x (l_1 - 1), sigma~_1, sqrt(N_2) x (l_2 - 1), sigma~_2, ..., sqrt(N_m) x (l_m - 1), 0]
     is already sorted.  Costs O(m^2) for the roots plus O(K) for the output; no K x K matrix is formed.
+    K is at most :data:`MAX_CLASSES`.
 
     >>> np.round(ybar_singular_values([(3, 2), (1, 1)]), 6).tolist()
     [1.732051, 1.133893, 0.0]
     """
-    sizes, mults, N = _solver_arrays(groups)
+    pairs = check_groups(groups)  # once: groups may be an iterator
+    _check_class_total(pairs)
+    sizes, mults, N = _solver_arrays(pairs)
     values = np.empty(2 * sizes.size)
     values[0::2] = np.sqrt(sizes)
     values[1::2] = _group_sigma(sizes, mults, N)

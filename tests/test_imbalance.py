@@ -27,6 +27,10 @@ def test_class_counts_expands_groups_in_order():
         (5, "sequence"),
         ([(2 ** 64, 1)], "below 2\\*\\*53"),  # float64 holds every integer only below 2**53
         ([(2 ** 53, 1), (1, 1)], "below 2\\*\\*53"),
+        ({(3, 1): 0}, "^groups"),  # iterating a mapping gives its keys only
+        ({(3, 1), (2, 1)}, "^groups"),  # a set has no order of its own
+        ([{3, 1}], "^groups\\[0\\]"),
+        ([(3, 1), {2: 1}], "^groups\\[1\\]"),
     ],
 )
 def test_class_counts_rejects_bad_groups(groups, match):

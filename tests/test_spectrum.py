@@ -153,6 +153,24 @@ def test_bad_groups_raise_value_error_naming_the_argument(func, groups, match):
     assert match in str(info.value)
 
 
+@pytest.mark.parametrize("groups", [[(3, 10**30), (2, 1)], [(3, 2**53 + 1), (2, 1)], [(3, 2**63 + 5)],
+                                    [(3, imb.MAX_CLASSES), (2, 1)]])
+@pytest.mark.parametrize("func", [imb.class_counts, imb.ybar_singular_values])
+def test_more_classes_than_max_classes_are_refused_naming_groups(func, groups):
+    assert imb.MAX_CLASSES == 2**53 - 1
+    with pytest.raises(ValueError, match="^groups"):
+        func(groups)
+
+
+def test_group_singular_values_takes_any_number_of_classes():
+    # the m values of G need no length-K array: the two-group closed form, for l_1 far beyond MAX_CLASSES
+    for l1 in (2**53 + 1, 10**30):
+        N1, N2, l2 = 3, 2, 1
+        N = N1 * l1 + N2 * l2
+        np.testing.assert_allclose(imb.group_singular_values([(N1, l1), (N2, l2)]),
+                                   [np.sqrt(N1 * N2 * (l1 + l2) / N), 0.0], rtol=1e-14)
+
+
 def test_secular_function_rejects_bad_input():
     with pytest.raises(ValueError, match="groups"):
         imb.secular_function([(3, 1), (4, 1)], 1.0)
