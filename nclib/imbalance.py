@@ -239,12 +239,13 @@ def _secular_roots(sizes: np.ndarray, mults: np.ndarray, N: float) -> np.ndarray
     for s in range(0, m - 1, chunk):
         idx = np.arange(s, min(s + chunk, m - 1))
         hi, lo = sizes[idx], sizes[idx + 1]
-        mid = 0.5 * (hi + lo)
-        upper = (1.0 / (sizes[None, :] - mid[:, None])) @ c <= 0.0  # root in [mid, N_i): origin at N_i
+        half = 0.5 * (hi - lo)
+        # the sign of h at the midpoint, with N_j - mid formed as (N_j - lo) - half: never 0, where mid itself
+        # (hi + lo) / 2 can round onto lo or hi for sizes near 2**53 and put a pole there
+        upper = (1.0 / ((sizes[None, :] - lo[:, None]) - half[:, None])) @ c <= 0.0  # root in [mid, N_i): origin N_i
         origin = np.where(upper, hi, lo)
         c_o = np.where(upper, c[idx], c[idx + 1])  # the weight of the pole at the origin (t = 0)
         far = np.where(upper, lo - hi, hi - lo)  # the other pole of the interval, in t = mu - origin
-        half = 0.5 * (hi - lo)
         a = np.where(upper, -half, 0.0)  # bracket for t, with h(a) <= 0 <= h(b)
         b = np.where(upper, 0.0, half)
         t = 0.5 * (a + b)

@@ -99,6 +99,23 @@ def test_roots_are_accurate_for_clustered_sizes_against_high_precision():
         np.testing.assert_allclose(gaps, gaps_ref, rtol=1e-8)  # gaps ~ 0.1 re-formed from sigma^2 ~ 1e6
 
 
+@pytest.mark.filterwarnings("error")  # no stray RuntimeWarning from a pole hit on the way
+def test_sizes_next_to_2_to_the_53_give_accurate_roots_and_no_warning():
+    # (2**53 - 1 + 2**53 - 2) / 2 rounds onto 2**53 - 2, a pole of h; the roots are 2**53 - 1.5 (not a float) and 1.5
+    groups = [(2**53 - 1, 1), (2**53 - 2, 1), (1, 1)]
+    sig = imb.group_singular_values(groups)
+    with mpmath.workdps(60):
+        sizes = [mpmath.mpf(N) for N, _ in groups]
+        N = sum(sizes)
+        A = mpmath.matrix(3, 3)
+        for i in range(3):
+            for j in range(3):
+                A[i, j] = (sizes[i] if i == j else 0) - sizes[i] * sizes[j] / N
+        ev = sorted((float(x) for x in mpmath.eigsy(A, eigvals_only=True)), reverse=True)
+    np.testing.assert_allclose(sig[:-1] ** 2, ev[:-1], rtol=2e-16)
+    assert sig[-1] == 0.0
+
+
 def test_secular_function_vanishes_at_the_spectrum_and_changes_sign_at_poles():
     groups = imb.PROFILES["emnist-letters"]
     sig = imb.group_singular_values(groups)
