@@ -179,12 +179,17 @@ def lemma_a2_largest_root(a: float, L: int) -> float | None:
 
     ``None`` when there is none (a above the maximum of the right-hand side, attained at
     x^L = (L-1)/(L+1)). Found by bracketing on the decreasing branch (Brent's method to machine
-    precision). Used in :ref:`ch-lemma-a2` and :ref:`ch-thm43`.
+    precision). ``a`` must leave L / a finite in float64 (a >= L / 1.8e308 or so; the root is about
+    (L / a)^(1/(L+1)) and the bracket is built from L / a); a smaller a is refused by name.
+    Used in :ref:`ch-lemma-a2` and :ref:`ch-thm43`.
     """
     L = _checks.positive_int(L, "L")
     if L < 2:
         raise ValueError(f"L must be >= 2 for Lemma A.2, got {L}")
     a = _checks.positive_float(a, "a")
+    if not math.isfinite(L / a):
+        raise ValueError(f"a must leave L / a finite in float64 (a >= {L / np.finfo(np.float64).max:.3g} for L = {L}), "
+                         f"got {a!r}")
     x_peak = ((L - 1) / (L + 1)) ** (1.0 / L)
     h = lambda x: L * x ** (L - 1) / (x ** L + 1) ** 2 - a  # noqa: E731
     hi = (L / a) ** (1.0 / (L + 1))  # h(x) < L x^(-L-1) - a <= 0 beyond this point
@@ -205,7 +210,8 @@ def lemma_a2_minimizer(a: float, L: int) -> float:
     """The global minimizer of g(x) = 1/(x^L + 1) + a x on x >= 0 (Lemma A.2, L >= 2).
 
     0 when a is at or above the critical value (the tie is resolved towards 0), otherwise the largest
-    stationary point. Used in :ref:`ch-lemma-a2` and :ref:`ch-thm43`.
+    stationary point. ``a`` and ``L`` are checked as in :func:`lemma_a2_largest_root` (a too small for
+    L / a to be a float64 is refused by name). Used in :ref:`ch-lemma-a2` and :ref:`ch-thm43`.
     """
     root = lemma_a2_largest_root(a, L)
     if root is None or a >= lemma_a2_critical_a(L):

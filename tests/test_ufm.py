@@ -113,6 +113,18 @@ def test_lemma_a2(L):
         assert (x > 0) == (a < a_c)
 
 
+@pytest.mark.parametrize("L", [2, 3, 7, 50])
+def test_lemma_a2_is_accurate_down_to_the_smallest_a_it_takes(L):
+    # the largest root of a = L x^(L-1) / (x^L + 1)^2, against 50 digits, for a from the smallest accepted up
+    import mpmath
+
+    for a in (1.0001 * L / np.finfo(np.float64).max, 1e-300, 1e-100):
+        with mpmath.workdps(50):
+            f = lambda u: mpmath.log(L) + (L - 1) * u - 2 * mpmath.log(1 + mpmath.exp(L * u)) - mpmath.log(a)  # noqa: E731
+            x_ref = float(mpmath.exp(mpmath.findroot(f, mpmath.log(L / mpmath.mpf(a)) / (L + 1))))
+        assert ufm.lemma_a2_minimizer(a, L) == pytest.approx(x_ref, rel=1e-13)
+
+
 @pytest.mark.parametrize("L", range(2, 13))
 def test_lemma_a2_tie_goes_to_zero(L):
     """At the critical a both 0 and the nonzero point minimize g; the docstring's tie-break (towards 0) holds for
@@ -229,6 +241,8 @@ def test_lemma_a1_nuclear_norm():
     (lambda: ufm.objective([np.ones((2, 2))], np.ones((2, 5)), None, [3, 2], [0.1, 0.1], 0.1), "lam_W"),
     (lambda: ufm.lemma_a2_minimizer(0.3, 1), "L"),
     (lambda: ufm.lemma_a2_minimizer(-0.3, 2), "a"),
+    (lambda: ufm.lemma_a2_minimizer(5e-324, 3), "a"),  # L / a overflows float64
+    (lambda: ufm.lemma_a2_largest_root(2.2250738585072014e-308, 7), "a"),
     (lambda: ufm.nuclear_factorization(np.ones((2, 2)), 0.0), "alpha"),
     (lambda: ufm.class_margins(np.ones((2, 4)), [3, 2]), "out"),
     (lambda: ufm.tie_tolerance([["1"]]), "out"),  # text is not read as numbers
