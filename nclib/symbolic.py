@@ -20,8 +20,9 @@ def group_symbols(m):
     """The symbols of a grouped profile with m groups (Definition 4.1): ``(mu, (N1..Nm), (l1..lm))``.
 
     Plain symbols without assumptions, so that ``sympy.Symbol("N1")`` written anywhere is the same
-    symbol; every identity derived with them is an identity of rational functions (G G^T has no square
-    roots left).  Used in ch-spectrum.
+    symbol.  G and G G^T keep square roots (G G^T's off-diagonal entries are -N_i N_j sqrt(l_i) sqrt(l_j) / N);
+    the characteristic polynomial det(mu I - G G^T) is free of them, a rational function of these symbols.
+    Used in ch-spectrum.
     """
     m = _checks.positive_int(m, "m")
     mu = sympy.Symbol("mu")

@@ -38,6 +38,16 @@ def test_charpoly_m3_has_the_quadratic_factor_with_a_and_b():
     assert sp.simplify(sym.charpoly_GGt(3) - mu * (mu**2 - a * mu + N1 * N2 * N3 / N)) != 0
 
 
+@pytest.mark.parametrize("m", [2, 3])
+def test_the_charpoly_is_rational_while_G_G_transpose_keeps_square_roots(m):
+    _, sizes, mults = sym.group_symbols(m)
+    G = sym.group_matrix_symbolic(m)
+    N = sym.total_count(sizes, mults)
+    GGt = (G * G.T).applyfunc(sp.simplify)
+    assert sp.simplify(GGt[0, 1] + sizes[0] * sizes[1] * sp.sqrt(mults[0]) * sp.sqrt(mults[1]) / N) == 0
+    assert sp.simplify(sym.charpoly_GGt(m)).is_rational_function(sp.Symbol("mu"), *sizes, *mults)
+
+
 @pytest.mark.parametrize("m", [1, 2, 3])
 def test_charpoly_equals_the_secular_form(m):
     assert sp.simplify(sym.charpoly_GGt(m) - sym.secular_charpoly(m)) == 0
