@@ -400,10 +400,12 @@ def _decays_note(given: dict, q: dict) -> str:
 
 
 def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
-    """:func:`run_many` once it holds the lock of every run folder."""
-    resume = plist[0]["resume"]
+    """:func:`run_many` once it holds the lock of every run folder: the folders refused or cleared, the networks
+    built (:func:`_engines`), every run recorded in its :class:`RunFolder` epoch by epoch (:func:`_train_epochs`),
+    and each folder finished with its status, also when training raises."""
+    p = plist[0]
     existing = [_runs.recorded_status(d) for d in run_dirs]
-    if not resume:
+    if not p["resume"]:
         for d, q, status in zip(run_dirs, plist, existing):
             if status != "absent":
                 if not q["overwrite"]:
@@ -411,30 +413,13 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
                 _runs.clear_run_folder(d, check_only=True)  # only a run folder is ever deleted
     t_start = time.perf_counter()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    p = plist[0]
     # one checkout and one environment for all the runs
     # the threads of torch's CPU kernels too: a CPU run's arithmetic may depend on how its reductions are split
     code = {**provenance.git_state(), "versions": provenance.versions(), "host_cpu": provenance.cpu_name(),
             "torch_threads": torch.get_num_threads()}
-    if resume:  # what can be refused without the data, before they are loaded (the letters: a minute and more)
-        provs = _refuse_resume(run_dirs, plist, code)
-    ts = data.load_for(p)
-    engines = [Engine(ts, q) for q in plist]
+    engines, checkpoints, start = _engines(plist, run_dirs, existing, code)
     names = [q["run_name"] for q in plist]
-    checkpoints = [None] * len(engines)
-    start = 0
-    if resume:
-        start, checkpoints = _resume_state(run_dirs, provs, engines, ts)
-        next_lr = lr_at(start + 1, p["lr"], p["lr_milestones"], p["lr_gamma"])
-        for eng, c in zip(engines, checkpoints):
-            eng.load_state_dict(c.pop("engine"), next_lr)  # popped: the loaded tensors need not outlive the load
-    else:
-        for d, status in zip(run_dirs, existing):  # only now: parameters data.load or the Engine refuse leave old runs
-            if status != "absent":
-                _runs.clear_run_folder(d)
-    if p["grouped_adam"]:
-        group_engines(engines)  # after the load: the group takes over the runs' Adam state
-    folders, active, diverged = [], [], []
+    folders, active = [], []
 
     def stop(folder: RunFolder, status: str, error: str) -> None:
         active.remove(folder)
@@ -445,42 +430,10 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
         for eng, d, r, q, c in zip(engines, run_dirs, runs, plist, checkpoints):
             folders.append(RunFolder(eng, d, started, t_start, names, _decays_note({**shared, **r}, q), code, c))
             active.append(folders[-1])
-        if not resume:
+        if not p["resume"]:
             for folder in list(active):
                 folder.record(0)
-        bar = tqdm(range(start + 1, p["epochs"] + 1), disable=not p["progress"], desc=", ".join(names),
-                   mininterval=1.0)
-        for epoch in bar:
-            lr = lr_at(epoch, p["lr"], p["lr_milestones"], p["lr_gamma"])
-            if p["grouped_adam"]:  # one Adam for all the runs (a diverged run is stepped on, but not recorded)
-                engines[0].group.set_lr(lr)
-                train_epochs_together(engines)
-            for folder in ([] if p["grouped_adam"] else active):  # queues each run's epoch (a GPU: on its stream)
-                folder.engine.set_lr(lr)
-                folder.engine.train_epoch()
-            if epoch % p["metric_every"] == 0 or epoch == p["epochs"]:
-                for folder in active:
-                    folder.record(epoch)
-                out_of_time = (p["max_train_s"] is not None and epoch < p["epochs"]
-                               and time.perf_counter() - t_start >= p["max_train_s"])
-                for folder in list(active):
-                    for row in folder.rows_to_check(wait=epoch == p["epochs"] or out_of_time):
-                        why = folder.divergence(row)
-                        if why is not None:
-                            folder.drop_rows_after(row["epoch"])
-                            diverged.append(why)
-                            stop(folder, "diverged", why)
-                            break
-                        if len(folders) == 1:
-                            bar.set_postfix(objective=f"{row['objective']:.3e}", refresh=False)
-                if not active:
-                    break
-                if out_of_time:
-                    for folder in list(active):  # out of time: each run keeps its state and stops
-                        folder.save_checkpoint(epoch)
-                        stop(folder, "stopped", None)
-                    break
-        bar.close()
+        diverged = _train_epochs(engines, active, stop, p, start, t_start, show_objective=len(folders) == 1)
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
         for folder in list(active):  # every run still open is written as failed, then the error is raised
@@ -500,6 +453,77 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     if diverged:
         raise TrainingDiverged("; ".join(diverged), run_dirs)
     return run_dirs
+
+
+def _engines(plist, run_dirs, existing, code) -> tuple[list[Engine], list, int]:
+    """The networks of the runs of checked parameters ``plist`` (one :class:`Engine` each, on the data of
+    :func:`nclib.data.load_for`), at epoch 0, or with ``resume`` at the epoch their checkpoints hold (refused by
+    :func:`_refuse_resume`, before the data are loaded, and by :func:`_resume_state`); without ``resume`` the folders
+    in ``run_dirs`` whose status in ``existing`` is not absent are cleared, only once the data and the networks were
+    accepted.  Returns ``(engines, checkpoints, start)``: the checkpoints, None for runs that start, with their engine
+    state taken out, and the epoch the runs continue from.  With ``grouped_adam`` the engines share one Adam."""
+    p = plist[0]
+    if p["resume"]:  # what can be refused without the data, before they are loaded (the letters: a minute and more)
+        provs = _refuse_resume(run_dirs, plist, code)
+    ts = data.load_for(p)
+    engines = [Engine(ts, q) for q in plist]
+    checkpoints = [None] * len(engines)
+    start = 0
+    if p["resume"]:
+        start, checkpoints = _resume_state(run_dirs, provs, engines, ts)
+        next_lr = lr_at(start + 1, p["lr"], p["lr_milestones"], p["lr_gamma"])
+        for eng, c in zip(engines, checkpoints):
+            eng.load_state_dict(c.pop("engine"), next_lr)  # popped: the loaded tensors need not outlive the load
+    else:
+        for d, status in zip(run_dirs, existing):  # only now: parameters data.load or the Engine refuse leave old runs
+            if status != "absent":
+                _runs.clear_run_folder(d)
+    if p["grouped_adam"]:
+        group_engines(engines)  # after the load: the group takes over the runs' Adam state
+    return engines, checkpoints, start
+
+
+def _train_epochs(engines, active, stop, p, start, t_start, show_objective) -> list[str]:
+    """The epochs ``start + 1 .. p["epochs"]`` of the runs of ``engines``, each at the rate of :func:`lr_at`; every
+    ``metric_every`` epochs and at the last the :class:`RunFolder` s in ``active`` record their rows, and a run
+    whose row diverges is stopped (``stop(folder, "diverged", why)``) after its later rows are dropped.  With
+    ``max_train_s`` (seconds since ``t_start``) passed at a recorded epoch before the last, every run still active
+    saves its checkpoint and stops "stopped".  Returns why each diverged run diverged."""
+    diverged = []
+    names = [folder.p["run_name"] for folder in active]
+    bar = tqdm(range(start + 1, p["epochs"] + 1), disable=not p["progress"], desc=", ".join(names), mininterval=1.0)
+    for epoch in bar:
+        lr = lr_at(epoch, p["lr"], p["lr_milestones"], p["lr_gamma"])
+        if p["grouped_adam"]:  # one Adam for all the runs (a diverged run is stepped on, but not recorded)
+            engines[0].group.set_lr(lr)
+            train_epochs_together(engines)
+        for folder in ([] if p["grouped_adam"] else active):  # queues each run's epoch (a GPU: on its stream)
+            folder.engine.set_lr(lr)
+            folder.engine.train_epoch()
+        if epoch % p["metric_every"] == 0 or epoch == p["epochs"]:
+            for folder in active:
+                folder.record(epoch)
+            out_of_time = (p["max_train_s"] is not None and epoch < p["epochs"]
+                           and time.perf_counter() - t_start >= p["max_train_s"])
+            for folder in list(active):
+                for row in folder.rows_to_check(wait=epoch == p["epochs"] or out_of_time):
+                    why = folder.divergence(row)
+                    if why is not None:
+                        folder.drop_rows_after(row["epoch"])
+                        diverged.append(why)
+                        stop(folder, "diverged", why)
+                        break
+                    if show_objective:
+                        bar.set_postfix(objective=f"{row['objective']:.3e}", refresh=False)
+            if not active:
+                break
+            if out_of_time:
+                for folder in list(active):  # out of time: each run keeps its state and stops
+                    folder.save_checkpoint(epoch)
+                    stop(folder, "stopped", None)
+                break
+    bar.close()
+    return diverged
 
 
 # --------------------------------------------------------------------------------------------- CLI
