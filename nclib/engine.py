@@ -316,6 +316,8 @@ def group_engines(engines: list[Engine]) -> GroupedAdamStep:
     engines = list(engines)
     if not engines or not all(isinstance(e, Engine) and e.p["grouped_adam"] for e in engines):
         raise ValueError("engines must be a non-empty list of Engines made with grouped_adam=True")
+    if len({id(e) for e in engines}) != len(engines):  # one run twice would take each of its steps twice
+        raise ValueError("engines must be distinct Engines; a run is given more than once")
     if any(e.group is not None for e in engines):
         raise ValueError("engines must not be grouped already")
     p = engines[0].p

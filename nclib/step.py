@@ -207,7 +207,15 @@ class AdamStep:
     # -- the step ---------------------------------------------------------------------------------------
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         """One eager Adam step on the batch ``idx``; returns F_B before the step (a device tensor, no sync)."""
+        self._refuse_if_grouped()
         return self._eager([idx])[0]
+
+    def _refuse_if_grouped(self) -> None:
+        """A run that a :class:`GroupedAdamStep` steps holds its Adam state there: a step of its own Adam would
+        start from a stale state (and leave the group's behind)."""
+        if self._grouped_state is not None:
+            raise RuntimeError("this run is stepped with others by one GroupedAdamStep: step the group "
+                               "(run_steps with one slice of batches per run), not the run alone")
 
     def _eager(self, rows) -> list:
         """One eager step: each member's objective on its rows, backward, then one Adam step; the F_B values."""
@@ -241,6 +249,7 @@ class AdamStep:
         (a chunk shorter than that, an epoch's remainder, replays a graph of its own length, captured when first
         needed); before that warm-up steps on the side stream; on the CPU eager steps.  Call it inside
         :meth:`training`."""
+        self._refuse_if_grouped()
         if not isinstance(batches, torch.Tensor):
             raise ValueError(f"batches must be an index tensor, got {type(batches).__name__}")
         given = tuple(batches.shape)
@@ -428,7 +437,9 @@ class GroupedAdamStep(AdamStep):
     checkpoint was loaded into them, if one was) becomes this step's, and stays readable through theirs
     (:meth:`AdamStep.state_dict`), so each run keeps its own checkpoint, loss sum, step count and rate.  Adam's
     update is elementwise per parameter, so each parameter gets the arithmetic of its own run's Adam.
-    ``run_steps`` takes a (runs, steps, batch_size) tensor; ``set_lr`` sets every run's rate."""
+    ``run_steps`` takes a (runs, steps, batch_size) tensor; ``set_lr`` sets every run's rate.  A run appears once
+    and in one group only (a ValueError names ``steps`` otherwise), and from then on it is stepped only by the
+    group: its own ``run_steps``, ``run`` and call raise."""
 
     _grouped = True
 
@@ -436,6 +447,10 @@ class GroupedAdamStep(AdamStep):
         steps = list(steps)
         if not steps or not all(isinstance(s, AdamStep) and not isinstance(s, GroupedAdamStep) for s in steps):
             raise ValueError("steps must be a non-empty list of the runs' AdamStep objects")
+        if len({id(s) for s in steps}) != len(steps):  # one run twice would take each of its steps twice
+            raise ValueError("steps must be distinct runs' AdamStep objects; a run is given more than once")
+        if any(s._grouped_state is not None for s in steps):  # its state would be two Adams' at once
+            raise ValueError("steps must not be grouped already: each run is stepped by one GroupedAdamStep")
         first = steps[0]
         for key in ("device", "lr", "batch_size", "tf32", "steps_done"):
             values = [getattr(s, key) for s in steps]
@@ -465,6 +480,7 @@ class GroupedAdamStep(AdamStep):
                     self.opt.state[p] = s.opt.state[p]
             s._grouped_state = self.opt.state
         self.members = steps
+        self._grouped_state = None  # a group is never a member of another (refused above)
         self.in_backward = None  # one Adam step after the runs' backward passes
         self._members, self._objectives = steps, [s.objective for s in steps]
         self.loss_sum = torch.zeros((), dtype=torch.float32, device=self.device)  # unused: each run keeps its sum

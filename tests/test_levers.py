@@ -271,7 +271,24 @@ def test_grouping_refusals_name_the_argument():
         with pytest.raises(ValueError, match=f"engines differ in '{next(iter(other))}'"):
             train.group_engines([a, c])
         assert a.group is None and c.group is None  # refused before any engine is grouped
+    # a run given twice would take each step twice: refused, nothing grouped
+    with pytest.raises(ValueError, match="^engines must be distinct"):
+        train.group_engines([a, a])
+    with pytest.raises(ValueError, match="^steps must be distinct"):
+        nstep.GroupedAdamStep([a.step, a.step])
+    assert a.group is None and a.step._grouped_state is None
     train.group_engines([a, train.Engine(ts, train.check_params(**{**KW, "grouped_adam": True, "L": 2}))])
+    # a run is in one group only, and stepped only by it: its own Adam would start from a stale state
+    with pytest.raises(ValueError, match="^steps must not be grouped already"):
+        nstep.GroupedAdamStep([a.step])
+    before = [q.detach().clone() for q in a.model.parameters()]
+    with pytest.raises(RuntimeError, match="GroupedAdamStep"):
+        a.step.run_steps(a.batches()[:1])
+    with pytest.raises(RuntimeError, match="GroupedAdamStep"):
+        a.step.run(a.batches()[0])
+    with pytest.raises(RuntimeError, match="GroupedAdamStep"):
+        a.step(a.batches()[0])
+    assert a.steps_done == 0 and all(torch.equal(x, q) for x, q in zip(before, a.model.parameters()))
 
 
 def test_lever_parameters_are_refused_by_name():
