@@ -165,7 +165,12 @@ class Engine:
         return self.step.tf32
 
     def set_lr(self, lr: float) -> None:
-        """Set the learning rate of the next steps (the schedule :func:`lr_at`), :meth:`nclib.step.AdamStep.set_lr`."""
+        """Set the learning rate of the next steps (the schedule :func:`lr_at`), :meth:`nclib.step.AdamStep.set_lr`.
+        A grouped run (``grouped_adam``) is stepped at its group's rate: ``group.set_lr`` sets it for all the runs,
+        and this raises (it would change only the rate the run reports)."""
+        if self.group is not None:
+            raise RuntimeError("this run is stepped with others by one Adam (grouped_adam): set the rate of all of "
+                               "them with group.set_lr")
         self.step.set_lr(lr)
 
     def take_loss(self) -> float:

@@ -242,6 +242,12 @@ def test_grouped_engines_equal_engines_stepped_alone():
                 assert torch.equal(torch.as_tensor(st[key]), torch.as_tensor(sb["opt"]["state"][i][key])), (i, key)
     with pytest.raises(RuntimeError, match="train_epochs_together"):
         grouped[0].train_epoch()
+    # a grouped run's rate is the group's: set alone it would only change the rate the run reports
+    with pytest.raises(RuntimeError, match="group.set_lr"):
+        grouped[0].set_lr(1e-2)
+    assert [e.current_lr for e in grouped] == [1e-3] * 3 and group.opt.param_groups[0]["lr"] == 1e-3
+    group.set_lr(2e-3)
+    assert [e.current_lr for e in grouped] == [2e-3] * 3 and group.opt.param_groups[0]["lr"] == 2e-3
     with pytest.raises(ValueError, match="grouped already"):
         train.group_engines(grouped)
     # part of a group with an engine of its own: refused before any epoch is queued, so no engine is ahead
