@@ -97,7 +97,8 @@ class AdamStep:
     """One Adam step on ``objective(idx)``, the mini-batch objective F_B of (4.3) for the batch rows ``idx``
     (:ref:`ch-engine`).
 
-    Called, ``step(idx)`` takes one eager step and returns F_B before it (a device tensor, no synchronisation);
+    Called, ``step(idx)`` takes one eager step (counted in ``steps_done``) and returns F_B before it (a device
+    tensor, no synchronisation);
     ``run(idx)`` takes one step of training: a replay of the captured CUDA graph once there is one, F_B added to
     the device sum that :meth:`take_loss` reads.  ``params`` are the parameters Adam updates, ``lr`` the first
     learning rate, ``batch_size`` the number of rows of every ``idx`` given to ``run`` (the graph's static input
@@ -206,9 +207,27 @@ class AdamStep:
 
     # -- the step ---------------------------------------------------------------------------------------
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        """One eager Adam step on the batch ``idx``; returns F_B before the step (a device tensor, no sync)."""
+        """One eager Adam step of training on the batch ``idx`` (``batch_size`` row indices, as :meth:`run`), with
+        this run's stream and precision (:meth:`training`); returns F_B before the step (a device tensor, no
+        synchronisation; on a GPU the caller's stream is ordered after it).  The step is one of the run's steps
+        (``steps_done``; a checkpoint can no longer be loaded after it); its F_B is returned to the caller, not added
+        to the sum that :meth:`take_loss` reads."""
         self._refuse_if_grouped()
-        return self._eager([idx])[0]
+        self._check_idx(idx)
+        if self.stream is not None:  # idx may have been made on the caller's stream
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))
+        with self.training():
+            loss = self._eager([idx])[0]
+        if self.stream is not None:  # the caller reads F_B and the parameters on its own stream
+            torch.cuda.current_stream(self.device).wait_stream(self.stream)
+        self.steps_done += 1
+        return loss
+
+    def _check_idx(self, idx) -> None:
+        """Refuse, naming ``idx``, anything but a tensor of ``batch_size`` row indices (one step's batch)."""
+        if not isinstance(idx, torch.Tensor) or idx.dim() != 1 or len(idx) != self.batch_size:
+            raise ValueError(f"idx must be a tensor of batch_size = {self.batch_size} indices, got "
+                             f"{f'the shape {tuple(idx.shape)}' if isinstance(idx, torch.Tensor) else type(idx).__name__}")
 
     def _refuse_if_grouped(self) -> None:
         """A run that a :class:`GroupedAdamStep` steps holds its Adam state there: a step of its own Adam would
@@ -237,9 +256,7 @@ class AdamStep:
         """One step of training on the batch ``idx`` (``batch_size`` rows): a replay of the CUDA graph once it is
         captured, before that a warm-up step on the side stream, on the CPU an eager step.  F_B is added to the
         device sum that :meth:`take_loss` reads.  Call it inside :meth:`training`."""
-        if not isinstance(idx, torch.Tensor) or idx.dim() != 1 or len(idx) != self.batch_size:
-            raise ValueError(f"idx must be a tensor of batch_size = {self.batch_size} indices, got "
-                             f"{f'the shape {tuple(idx.shape)}' if isinstance(idx, torch.Tensor) else type(idx).__name__}")
+        self._check_idx(idx)
         self.run_steps(idx[None])
 
     def run_steps(self, batches: torch.Tensor) -> None:
@@ -525,6 +542,10 @@ class GroupedAdamStep(AdamStep):
         for s in self.members:
             s.set_lr(lr)
         super().set_lr(lr)  # the rate of the one Adam that steps them
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("a GroupedAdamStep steps every run on a batch of its own: call run_steps with a "
+                           "(runs, steps, batch_size) index tensor")
 
     def take_loss(self) -> float:
         raise RuntimeError("each run reads its own loss: call take_loss on the runs' AdamStep objects")

@@ -54,7 +54,10 @@ def test_a_step_is_adam_written_out_and_a_new_rate_takes_effect_at_the_next_step
         loss = step(torch.tensor(rows))
         np.testing.assert_allclose(loss.item(), losses[k], rtol=1e-14)  # F_B before the step
         np.testing.assert_allclose(w.detach().numpy(), expected[k], rtol=1e-12, atol=1e-15)
+        assert step.steps_done == k + 1 and step.started  # a step of the run: counted, a checkpoint too late
     assert step.lr == 0.02
+    assert np.isnan(step.take_loss())  # F_B was returned, not added to the sum of run's steps
+    assert step.state_dict()["steps_done"] == 4
     # the same steps at the first rate throughout end elsewhere: the rate change was used
     unchanged, _ = _adam_by_hand(BATCHES, [0.1] * 4)
     assert np.abs(unchanged[-1] - expected[-1]).max() > 1e-3
@@ -86,6 +89,8 @@ def test_a_loaded_state_continues_exactly():
     w_whole, whole = _problem()
     for rows in BATCHES:
         whole(torch.tensor(rows))
+    with pytest.raises(RuntimeError, match="before the run's first step"):  # its called steps count
+        whole.load_state_dict(whole.state_dict(), lr=0.1)
     w_a, a = _problem()
     with a.training():
         for rows in BATCHES[:2]:
@@ -157,6 +162,8 @@ def test_refusals_name_the_argument():
             step.run_steps(torch.zeros(2, dtype=torch.int64))
         with pytest.raises(ValueError, match="idx must be a tensor .* got list"):
             step.run([0, 1])
+        with pytest.raises(ValueError, match=r"idx must be a tensor of batch_size = 2 indices, got the shape \(3,\)"):
+            step(torch.tensor([0, 1, 2]))
         with pytest.raises(ValueError, match="batches must be an index tensor, got list"):
             step.run_steps([[0, 1]])
     # a grouped step's batches hold one slice per run: a slice missing would leave a run without its step
@@ -166,6 +173,8 @@ def test_refusals_name_the_argument():
     with group.training():
         with pytest.raises(ValueError, match=r"\(2 runs, steps, batch_size\) .* got the shape \(1, 4, 2\)"):
             group.run_steps(torch.zeros((1, 4, 2), dtype=torch.int64))
+    with pytest.raises(RuntimeError, match="run_steps"):  # one batch would step the first run alone
+        group(torch.tensor([0, 1]))
     assert step.steps_done == 0 and torch.equal(w.detach(), torch.zeros(2))
 
 
