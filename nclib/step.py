@@ -37,6 +37,9 @@ from .parameters import ADAM_BETAS, ADAM_EPS  # Adam's betas and eps: PyTorch's 
 #: Eager steps before a CUDA graph is captured (cuBLAS handles and Adam's state exist by then).
 WARMUP_STEPS = 3
 
+#: The dtypes of batch row indices: torch's integer index types (a bool or uint8 tensor would index as a mask).
+INDEX_DTYPES = (torch.int64, torch.int32)
+
 
 #: The float32 precision settings of torch's backends that :func:`matmul_precision` sets: CUDA products, cuDNN
 #: convolutions, and the CPU's oneDNN products and convolutions (``torch.backends.<name>.fp32_precision``).
@@ -228,6 +231,7 @@ class AdamStep:
         if not isinstance(idx, torch.Tensor) or idx.dim() != 1 or len(idx) != self.batch_size:
             raise ValueError(f"idx must be a tensor of batch_size = {self.batch_size} indices, got "
                              f"{f'the shape {tuple(idx.shape)}' if isinstance(idx, torch.Tensor) else type(idx).__name__}")
+        _check_index_dtype(idx, "idx")
 
     def _refuse_if_grouped(self) -> None:
         """A run that a :class:`GroupedAdamStep` steps holds its Adam state there: a step of its own Adam would
@@ -275,6 +279,7 @@ class AdamStep:
             shape = f"({len(self._members)} runs, steps, batch_size)" if self._grouped else "(steps, batch_size)"
             raise ValueError(f"batches must be a {shape} index tensor with batch_size = {self.batch_size}, got the "
                              f"shape {given}")
+        _check_index_dtype(batches, "batches")  # once per call, on the host: no work inside a captured graph
         steps, done = batches.shape[1], 0
         while done < steps:
             if self.use_graph and self._warmup_left == 0:
@@ -434,6 +439,13 @@ def _check_capture_mode(mode) -> str:
     if mode not in CAPTURE_MODES:
         raise ValueError(f"capture_error_mode must be one of {CAPTURE_MODES}, got {mode!r}")
     return mode
+
+
+def _check_index_dtype(idx: torch.Tensor, name: str) -> None:
+    """Refuse, naming ``name``, row indices of a dtype outside :data:`INDEX_DTYPES`: a bool mask of batch_size
+    entries would select other rows (a wrong F_B, silently), float indices fail deep inside torch."""
+    if idx.dtype not in INDEX_DTYPES:
+        raise ValueError(f"{name} must hold integer row indices (torch.int64 or torch.int32), got dtype {idx.dtype}")
 
 
 def _check_steps_per_graph(steps_per_graph, use_graph: bool) -> int:

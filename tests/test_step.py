@@ -79,6 +79,14 @@ def test_run_sums_the_batch_objectives_until_take_loss():
     assert step.steps_done == 4 and np.isnan(step.take_loss())
 
 
+def test_int32_row_indices_take_the_steps_of_int64_ones():
+    (w64, s64), (w32, s32) = _problem(), _problem()
+    with s64.training(), s32.training():
+        s64.run_steps(torch.tensor(BATCHES))
+        s32.run_steps(torch.tensor(BATCHES, dtype=torch.int32))
+    assert torch.equal(w64, w32) and s64.take_loss() == s32.take_loss() and s32.steps_done == 4
+
+
 def test_on_the_cpu_the_step_is_eager_with_plain_adam():
     w, step = _problem(cuda_graph=True)  # a graph is a GPU feature: asked for on the CPU, the steps stay eager
     assert step.note == "off" and step.fused is False and step.stream is None
@@ -166,6 +174,14 @@ def test_refusals_name_the_argument():
             step(torch.tensor([0, 1, 2]))
         with pytest.raises(ValueError, match="batches must be an index tensor, got list"):
             step.run_steps([[0, 1]])
+        # row indices only: a bool mask of batch_size entries would select other rows, floats fail inside torch
+        for dtype in (torch.bool, torch.uint8, torch.float32, torch.int16):
+            with pytest.raises(ValueError, match=f"^idx must hold integer row indices.*{dtype}"):
+                step.run(torch.tensor([1, 0], dtype=dtype))
+            with pytest.raises(ValueError, match=f"^idx must hold integer row indices.*{dtype}"):
+                step(torch.tensor([1, 0], dtype=dtype))
+            with pytest.raises(ValueError, match=f"^batches must hold integer row indices.*{dtype}"):
+                step.run_steps(torch.tensor([[1, 0]], dtype=dtype))
     # a grouped step's batches hold one slice per run: a slice missing would leave a run without its step
     v = torch.nn.Parameter(torch.zeros(2))
     other = nstep.AdamStep([v], lambda idx: (v * v).sum(), "cpu", lr=0.1, batch_size=2)
