@@ -191,9 +191,30 @@ class Engine:
 
     def load_state_dict(self, state: dict, lr: float) -> None:
         """Continue from :meth:`state_dict` of a run with the same parameters, at learning rate ``lr`` (the
-        schedule's rate of the next epoch).  Called before any step, so a CUDA graph is captured after it."""
-        if self.step.started:
-            raise RuntimeError("load_state_dict must come before the run's first step")
+        schedule's rate of the next epoch).  Called before any step (and before :func:`group_engines`), so a CUDA
+        graph is captured after it.  All or nothing: ``lr`` and ``state`` (its keys, the model's tensors by name and
+        shape, the generator's state, Adam's state against the model's parameters, the steps taken) are checked
+        before anything is loaded, a ValueError naming the one refused."""
+        if self.step.started or self.group is not None:
+            raise RuntimeError("load_state_dict must come before the run's first step (and before grouping)")
+        lr = _checks.positive_float(lr, "lr")
+        keys = ("model", "opt", "gen", "steps_done")
+        if not isinstance(state, dict) or not set(keys) <= set(state):
+            raise ValueError(f"state must be a dict with the keys of state_dict {keys}, got "
+                             f"{sorted(state) if isinstance(state, dict) else type(state).__name__}")
+        own = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        model = state["model"]
+        saved = ({k: tuple(v.shape) if torch.is_tensor(v) else None for k, v in model.items()}
+                 if isinstance(model, dict) else None)
+        if saved != own:
+            wrong = sorted(k for k in set(own) | set(saved or {}) if (saved or {}).get(k) != own.get(k))
+            raise ValueError(f"state['model'] must hold this run's model tensors by name and shape; differing: "
+                             f"{wrong[:6]}")
+        gen, own_gen = state["gen"], self.gen.get_state()
+        if not torch.is_tensor(gen) or gen.dtype != own_gen.dtype or gen.shape != own_gen.shape:
+            raise ValueError(f"state['gen'] must be the batch generator's state, a {own_gen.dtype} tensor of the "
+                             f"shape {tuple(own_gen.shape)}")
+        self.step._checked_state(state, lr)
         self.model.load_state_dict(state["model"])
         self.gen.set_state(state["gen"].cpu())
         self.step.load_state_dict(state, lr)  # last: on a GPU the run's stream waits for the copies above

@@ -406,9 +406,7 @@ class AdamStep:
         """Continue from :meth:`state_dict` (``opt``, ``steps_done``) at learning rate ``lr``, before any step,
         so that a CUDA graph is captured after it.  On a GPU this run's stream then waits for every copy queued
         so far on the current stream (the loaded parameters too, when they were loaded before this call)."""
-        if self.started or self._grouped_state is not None:
-            raise RuntimeError("load_state_dict must come before the run's first step (and before grouping)")
-        lr = _checks.positive_float(lr, "lr")
+        lr, steps_done = self._checked_state(state, lr)  # everything refused before anything is loaded
         # How this call steps is its own: Optimizer.load_state_dict would also bring back the checkpoint's group
         # settings, e.g. capturable=False from a run stepped by a GroupedAdamStep, which no graph can capture.
         own = [{k: v for k, v in g.items() if k not in ("params", "lr")} for g in self.opt.param_groups]
@@ -426,9 +424,38 @@ class AdamStep:
                 opt.state = self.opt.state
                 opt.param_groups[0]["lr"] = self.opt.param_groups[0]["lr"]
         self.lr = lr
-        self.steps_done = int(state["steps_done"])
+        self.steps_done = steps_done
         if self.stream is not None:
             self.stream.wait_stream(torch.cuda.current_stream(self.device))
+
+    def _checked_state(self, state, lr) -> tuple[float, int]:
+        """``(lr, steps_done)`` of a :meth:`load_state_dict` call, checked without loading anything: a RuntimeError
+        once a step was taken or the run grouped, a ValueError naming ``lr`` or ``state`` (its keys, Adam's
+        parameter groups and the shapes of its moments against this run's parameters, the steps taken)."""
+        if self.started or self._grouped_state is not None:
+            raise RuntimeError("load_state_dict must come before the run's first step (and before grouping)")
+        lr = _checks.positive_float(lr, "lr")
+        if not isinstance(state, dict) or not {"opt", "steps_done"} <= set(state):
+            raise ValueError(f"state must be a dict with the keys of state_dict ('opt', 'steps_done'), got "
+                             f"{sorted(state) if isinstance(state, dict) else type(state).__name__}")
+        steps_done = _checks.nonneg_int(state["steps_done"], "state['steps_done']")
+        opt = state["opt"]
+        groups = opt.get("param_groups") if isinstance(opt, dict) else None
+        if (not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups)
+                or not isinstance(opt.get("state"), dict)
+                or [len(g.get("params", ())) for g in groups] != [len(g["params"]) for g in self.opt.param_groups]):
+            raise ValueError(f"state['opt'] must be Adam's state of this run's {len(self.params)} parameters, as "
+                             f"state_dict gives it")
+        shapes = {i: tuple(q.shape) for g, own in zip(groups, self.opt.param_groups)
+                  for i, q in zip(g["params"], own["params"])}
+        for i, st in opt["state"].items():
+            if i not in shapes or not isinstance(st, dict):
+                raise ValueError(f"state['opt'] holds an Adam state {i!r} of no parameter of this run")
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in st and (not torch.is_tensor(st[key]) or tuple(st[key].shape) != shapes[i]):
+                    raise ValueError(f"state['opt']: parameter {i} has the shape {shapes[i]}, its {key} "
+                                     f"{tuple(st[key].shape) if torch.is_tensor(st[key]) else st[key]!r}")
+        return lr, steps_done
 
 
 #: The CUDA stream-capture modes ``torch.cuda.graph`` takes (``capture_error_mode`` of :class:`AdamStep`).

@@ -110,6 +110,9 @@ def test_a_loaded_state_continues_exactly():
     w_b, b = _problem()
     with torch.no_grad():
         w_b.copy_(w_a)
+    with pytest.raises(ValueError, match=r"^state\['steps_done'\] must be a non-negative integer"):
+        b.load_state_dict({**state, "steps_done": -1}, lr=0.1)
+    assert not b.opt.state and b.steps_done == 0 and not b.started  # refused before Adam's state was loaded
     b.load_state_dict(state, lr=0.1)
     assert b.steps_done == 2 and b.started
     for rows in BATCHES[2:]:
