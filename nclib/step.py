@@ -27,6 +27,7 @@ How far a measured step is from what the device allows is :mod:`nclib.floor`'s c
 from __future__ import annotations
 
 import contextlib
+import copy
 from typing import Callable, Iterable
 
 import torch
@@ -391,7 +392,8 @@ class AdamStep:
 
     def state_dict(self) -> dict:
         """Adam's state (``opt``) and the steps taken (``steps_done``); taken when no loss is pending (after
-        :meth:`take_loss`), once the device is idle."""
+        :meth:`take_loss`), once the device is idle.  Its tensors are copies (on their device), not Adam's live
+        state: steps taken after it leave it as it was."""
         if self.loss_count:
             raise RuntimeError("state_dict is taken after take_loss; steps are pending")
         self.synchronize()
@@ -400,7 +402,7 @@ class AdamStep:
             for p in self.params:
                 if p in shared:
                     self.opt.state[p] = shared[p]
-        return {"opt": self.opt.state_dict(), "steps_done": self.steps_done}
+        return {"opt": copy.deepcopy(self.opt.state_dict()), "steps_done": self.steps_done}
 
     def load_state_dict(self, state: dict, lr: float) -> None:
         """Continue from :meth:`state_dict` (``opt``, ``steps_done``) at learning rate ``lr``, before any step,

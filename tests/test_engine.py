@@ -56,3 +56,28 @@ def test_a_refused_checkpoint_loads_nothing():
     assert all(torch.equal(x, y) for x, y in zip(a.model.parameters(), b.model.parameters()))
     with pytest.raises(RuntimeError, match="before the run's first step"):
         b.load_state_dict(state, 1e-3)
+
+
+def test_a_checkpoint_is_a_copy_that_training_on_leaves_as_it_was():
+    """Engine.state_dict copies the model's and Adam's tensors: an epoch trained after it changes the run, not
+    the checkpoint, and a run loaded from it continues as the run did."""
+    a = _engine()
+    a.train_epoch()
+    a.take_loss()
+    state = a.state_dict()
+    kept = copy.deepcopy(state)
+    live = {q.data_ptr() for q in a.model.parameters()}
+    live |= {t.data_ptr() for st in a.step.opt.state.values() for t in st.values() if torch.is_tensor(t)}
+    assert not live & {t.data_ptr() for t in state["model"].values()}
+    assert not live & {t.data_ptr() for st in state["opt"]["state"].values() for t in st.values()}
+    a.train_epoch()
+    a.take_loss()
+    for k, t in kept["model"].items():
+        assert torch.equal(state["model"][k], t) and not torch.equal(a.model.state_dict()[k], t), k
+    for i, st in kept["opt"]["state"].items():
+        for key, t in st.items():
+            assert torch.equal(state["opt"]["state"][i][key], t), (i, key)
+    b = _engine()
+    b.load_state_dict(state, 1e-3)
+    b.train_epoch()
+    assert all(torch.equal(x, y) for x, y in zip(a.model.parameters(), b.model.parameters()))

@@ -1,5 +1,5 @@
 """nclib.step on the CPU: one Adam step against Adam written out by hand, the learning rate, the loss sum, the
-checkpoint, refusals by name; on a GPU (CUDA-only tests) the captured graph against eager steps."""
+checkpoint (a copy), refusals by name; on a GPU (CUDA-only tests) the captured graph against eager steps."""
 import numpy as np
 import pytest
 import torch
@@ -129,6 +129,10 @@ def test_a_loaded_state_keeps_this_calls_optimizer_settings():
     _, a = _problem()
     a(torch.tensor(BATCHES[0]))
     state = a.state_dict()
+    moments = {k: v.clone() for k, v in state["opt"]["state"][0].items()}
+    a(torch.tensor(BATCHES[1]))  # a copy: the step moves Adam's state, not the checkpoint's
+    assert all(torch.equal(state["opt"]["state"][0][k], v) for k, v in moments.items())
+    assert not torch.equal(a.opt.state[a.params[0]]["exp_avg"], moments["exp_avg"])
     own = {k: v for k, v in a.opt.param_groups[0].items() if k not in ("params", "lr")}
     for flag in (True, False):  # another call's settings in the checkpoint
         state["opt"]["param_groups"][0].update(capturable=flag, foreach=flag)
@@ -136,7 +140,7 @@ def test_a_loaded_state_keeps_this_calls_optimizer_settings():
         b.load_state_dict(state, lr=0.05)
         group = b.opt.param_groups[0]
         assert {k: v for k, v in group.items() if k not in ("params", "lr")} == own and group["lr"] == 0.05
-        assert torch.equal(b.opt.state[b.params[0]]["exp_avg"], a.opt.state[a.params[0]]["exp_avg"])
+        assert torch.equal(b.opt.state[b.params[0]]["exp_avg"], moments["exp_avg"])
 
 
 def test_refusals_name_the_argument():
