@@ -260,7 +260,8 @@ def _cuda_available() -> bool:
 def check_params(**params) -> dict:
     """All parameters of :func:`nclib.train.run` with defaults filled in (:data:`DEFAULTS`, the documented defaults
     of :ref:`ch-engine`), validated before anything is loaded or written: a ValueError names the parameter and says
-    what to fix.  Also normalizes: ``lam_W`` equal on every layer becomes one number, ``"reference"`` decays become
+    what to fix (``counts`` of one class too: every feature is then its class mean, NC1 is 0 whatever the network
+    learnt).  Also normalizes: ``lam_W`` equal on every layer becomes one number, ``"reference"`` decays become
     K x 1e-5 (:func:`nclib.ufm.reference_decay`), ``batch_size`` None becomes ``"full"``, a run without
     ``run_name`` gets :func:`run_names`'s.  Torch is imported only to ask whether a CUDA device is there."""
     return checked(params)
@@ -281,6 +282,8 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
     p = {**DEFAULTS, **params}
     n, _, p["dim"], p["spread"] = data.check_load_args(p["dataset"], p["counts"], p["class_order"], p["selection"],
                                                        p["normalization"], p["dim"], p["spread"])
+    if n.size < 2:  # one class: every feature is its class mean, NC1 = 0 whatever the network learnt
+        raise ValueError(f"counts must give at least two classes (K >= 2) for a training run, got {n.tolist()}")
     p["L"] = _checks.positive_int(p["L"], "L")
     for k in ("bias", "grouped_adam", "deferred_metrics", "adam_in_backward", "overwrite", "progress", "download",
               "verify_checksums", "resume"):
