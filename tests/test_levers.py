@@ -314,24 +314,6 @@ def test_lever_parameters_are_refused_by_name():
         nstep.AdamStep([w], lambda idx: (w * w).sum(), "cpu", lr=0.1, batch_size=2, steps_per_graph=3)
 
 
-def test_run_steps_equals_one_step_per_batch():
-    """AdamStep.run_steps(batches) takes the steps that run(idx) takes one by one (the path of every epoch)."""
-    X = torch.tensor([[1.0, 2.0], [-1.0, 0.5], [0.3, -0.7], [2.0, 1.0]], dtype=torch.float64)
-
-    def make():
-        w = torch.nn.Parameter(torch.tensor([0.4, -0.3], dtype=torch.float64))
-        return w, nstep.AdamStep([w], lambda idx: ((X[idx] @ w - 1.0) ** 2).sum(), "cpu", lr=0.1, batch_size=2)
-
-    batches = torch.tensor([[0, 1], [2, 3], [1, 3], [0, 2], [3, 0]])
-    (w1, s1), (w2, s2) = make(), make()
-    with s1.training():
-        s1.run_steps(batches)
-    with s2.training():
-        for idx in batches:
-            s2.run(idx)
-    assert torch.equal(w1, w2) and s1.steps_done == s2.steps_done == 5 and s1.take_loss() == s2.take_loss()
-
-
 # ------------------------------------------------------------------------------------------ on a GPU
 
 GPU_KW = dict(KW, device="cuda", counts=[40, 30, 20], width=64, batch_size=8, epochs=6)  # 11 steps per epoch

@@ -79,6 +79,30 @@ def test_run_sums_the_batch_objectives_until_take_loss():
     assert step.steps_done == 4 and np.isnan(step.take_loss())
 
 
+def test_run_steps_takes_adams_steps_written_out_one_per_batch():
+    """run_steps(batches), the path of every epoch: one Adam step per row of batches, each as Adam written out by
+    hand (a rate set between two calls used from the next step on), F_B summed for take_loss; the same steps as
+    run(idx) one batch at a time."""
+    batches = BATCHES + [[3, 0]]
+    lrs = [0.1, 0.1, 0.1, 0.02, 0.02]
+    expected, losses = _adam_by_hand(batches, lrs)
+    w, step = _problem()
+    with step.training():
+        step.run_steps(torch.tensor(batches[:3]))
+        np.testing.assert_allclose(w.detach().numpy(), expected[2], rtol=1e-12, atol=1e-15)
+        step.set_lr(0.02)
+        step.run_steps(torch.tensor(batches[3:]))
+    np.testing.assert_allclose(w.detach().numpy(), expected[4], rtol=1e-12, atol=1e-15)
+    assert step.steps_done == 5 and step.opt.state[w]["step"].item() == 5
+    np.testing.assert_allclose(step.take_loss(), np.mean(losses), rtol=1e-6)  # a float32 sum, as in training
+    w1, one = _problem()
+    with one.training():
+        for k, rows in enumerate(batches):
+            one.set_lr(lrs[k])
+            one.run(torch.tensor(rows))
+    assert torch.equal(w1, w) and one.steps_done == 5
+
+
 def test_int32_row_indices_take_the_steps_of_int64_ones():
     (w64, s64), (w32, s32) = _problem(), _problem()
     with s64.training(), s32.training():
