@@ -1,10 +1,11 @@
-"""nclib.engine on the CPU: a run's checkpoint (all or nothing when loaded, a copy), the classes a run needs."""
+"""nclib.engine on the CPU: training against an independent plain-torch loop (bit for bit), a run's checkpoint
+(all or nothing when loaded, a copy), the classes a run needs."""
 import copy
 
 import pytest
 import torch
 
-from nclib import data, parameters, train
+from nclib import data, models, parameters, train
 
 KW = dict(dataset="synthetic", counts=[12, 6, 3], dim=8, width=16, depth=2, epochs=4, batch_size=4, lr=1e-3,
           lam_W=1e-3, lam_H=1e-3, progress=False, device="cpu")
@@ -92,3 +93,64 @@ def test_a_training_run_needs_two_classes():
     with pytest.raises(ValueError, match="^counts must give at least two classes"):
         parameters.checked({**KW, "counts": [6]}, cuda=True)
     assert train.check_params(**{**KW, "counts": [6, 1]})["counts"] == [6, 1]
+
+
+def _reference_run(ts, p, epochs):
+    """The same training written independently in plain torch: the network of the same seed, torch.optim.Adam over
+    every parameter, F_B of (4.3) by hand (L2 terms on the head weights W_1..W_L, the bias b unpenalised), the
+    batches of a fresh permutation each epoch from a generator of the run's seed (the last partial batch dropped),
+    the step schedule set at each epoch."""
+    N, K = ts.N, ts.K
+    B = N if p["batch_size"] == "full" else p["batch_size"]
+    X, y = torch.tensor(ts.x, dtype=torch.float32), torch.tensor(ts.y)
+    Y = torch.zeros(N, K)
+    Y[torch.arange(N), y] = 1
+    net = models.build_model(ts.x.shape[1], K, p["L"], width=p["width"], depth=p["depth"],
+                             feature_dim=p["feature_dim"], bias=p["bias"], init=p["init"], seed=p["seed"])
+    lam_W = p["lam_W"] if isinstance(p["lam_W"], list) else [p["lam_W"]] * p["L"]
+    opt = torch.optim.Adam(net.parameters(), lr=p["lr"])
+    gen = torch.Generator()
+    gen.manual_seed(p["seed"])
+    for epoch in range(1, epochs + 1):
+        for group in opt.param_groups:
+            group["lr"] = p["lr"] * p["lr_gamma"] ** sum(epoch > m for m in p["lr_milestones"])
+        perm = torch.randperm(N, generator=gen)
+        for s in range(N // B):
+            idx = perm[s * B:(s + 1) * B]
+            h = net.backbone(X[idx])
+            out = h
+            for layer in net.head:
+                out = torch.nn.functional.linear(out, layer.weight, layer.bias)
+            loss = ((out - Y[idx]) ** 2).sum() / (2 * B) + p["lam_H"] * N / (2 * B) * (h ** 2).sum()
+            for lam, layer in zip(lam_W, net.head):
+                loss = loss + lam / 2 * (layer.weight ** 2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return net
+
+
+@pytest.mark.parametrize("case", [dict(batch_size="full", L=2, counts=[1, 1]), dict(batch_size=4, L=1),
+                                  dict(batch_size=5, L=3), dict(batch_size=7, L=2, bias=False),
+                                  dict(batch_size=1, L=1, counts=[2, 1], bias=False),
+                                  dict(batch_size=4, L=2, lam_W=0.0, lam_H=0.0),
+                                  dict(batch_size=4, L=3, lam_W=[1e-3, 0.0, 2e-3])],
+                         ids=["full-L2", "B4-L1", "B5-L3", "B7-L2-nobias", "B1-L1-nobias", "B4-L2-nodecay",
+                              "B4-L3-layer-decays"])
+def test_training_equals_an_independent_torch_loop_exactly(case):
+    """Three epochs of Engine (set_lr, train_epoch: the path of nclib.train's runs), across a step of the rate
+    after epoch 2, with L = 1, 2, 3, with and without bias, batches that do not divide N (21 samples in batches of
+    4 and 5), zero and per-layer decays, equal :func:`_reference_run`'s parameters bit for bit on the CPU: the same
+    float32 operations in the same order."""
+    p = train.check_params(**{**KW, "lr_milestones": [2], "epochs": 3, **case})
+    ts = data.load_for(p)
+    eng = train.Engine(ts, p)
+    start = [q.detach().clone() for q in eng.model.parameters()]
+    for epoch in range(1, 4):
+        eng.set_lr(train.lr_at(epoch, p["lr"], p["lr_milestones"], p["lr_gamma"]))
+        eng.train_epoch()
+    ref = _reference_run(ts, p, 3)
+    assert eng.steps_done == 3 * (ts.N // (ts.N if p["batch_size"] == "full" else p["batch_size"]))
+    for (name, q), r, q0 in zip(eng.model.named_parameters(), ref.parameters(), start):
+        assert torch.equal(q, r), name
+        assert not torch.equal(q, q0), name  # every parameter trained, the head's bias too
