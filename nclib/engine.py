@@ -364,13 +364,21 @@ def group_engines(engines: list[Engine]) -> GroupedAdamStep:
     return group
 
 
+def _check_engine_list(engines) -> None:
+    """Refuse, naming ``engines``, anything but a non-empty list of distinct :class:`Engine` objects (one run given
+    twice would take each epoch twice)."""
+    if not isinstance(engines, (list, tuple)) or not engines or not all(isinstance(e, Engine) for e in engines):
+        raise ValueError(f"engines must be a non-empty list of Engine, got {engines!r:.100}")
+    if len({id(e) for e in engines}) != len(engines):
+        raise ValueError("engines must be distinct Engines; a run is given more than once")
+
+
 def train_epochs_together(engines: list[Engine], epochs: int = 1) -> None:
     """``epochs`` epochs of every engine in the lockstep of :func:`run_many`: each epoch queued for every engine in
     turn (on a GPU each on its own stream), or, for engines grouped by :func:`group_engines`, one step of all of
     them per batch (each run's own batches, one Adam); no host synchronisation (:ref:`ch-engine`)."""
     epochs = _checks.positive_int(epochs, "epochs")
-    if not isinstance(engines, (list, tuple)) or not engines or not all(isinstance(e, Engine) for e in engines):
-        raise ValueError(f"engines must be a non-empty list of Engine, got {engines!r:.100}")
+    _check_engine_list(engines)
     groups = {id(e.group): e.group for e in engines if e.group is not None}
     members = {key: [e for e in engines if e.group is group] for key, group in groups.items()}
     for key, group in groups.items():  # before any epoch is queued, so that a refusal leaves no engine ahead
@@ -391,8 +399,7 @@ def time_side_by_side(engines: list[Engine], epochs: int) -> float:
     one Adam for grouped engines), from an idle device to an idle device: the speed of a figure's runs side by side
     (:ref:`ch-engine`)."""
     epochs = _checks.positive_int(epochs, "epochs")
-    if not isinstance(engines, (list, tuple)) or not engines:
-        raise ValueError(f"engines must be a non-empty list of Engine, got {engines!r:.100}")
+    _check_engine_list(engines)  # before the device is waited for
     engines[0].synchronize()
     t0 = time.perf_counter()
     train_epochs_together(engines, epochs)

@@ -86,7 +86,10 @@ def products_precision(device, allow_tf32: bool) -> str:
     :func:`matmul_precision` (``allow_tf32``), as torch reads it back there: ``"ieee"`` (strict fp32) or ``"tf32"``;
     on torch < 2.9, whose CPU setting that context does not pin, ``"unpinned"`` for the CPU.  What a run's
     provenance records (outside bf16 autocast)."""
-    kind = torch.device(device).type
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be a cpu or cuda device, got {device!r}") from exc
     if kind not in ("cpu", "cuda"):
         raise ValueError(f"device must be a cpu or cuda device, got {device!r}")
     with matmul_precision(allow_tf32):

@@ -255,6 +255,13 @@ def test_grouped_engines_equal_engines_stepped_alone():
     with pytest.raises(ValueError, match="^engines: a group's engines are trained all together"):
         train.train_epochs_together([extra, *grouped[:2]], 1)
     assert extra.steps_done == 0 and [e.steps_done for e in grouped] == [15] * 3
+    # one run given twice would take each epoch twice: refused before the device is waited for or a step taken
+    for together in (train.train_epochs_together, train.time_side_by_side):
+        with pytest.raises(ValueError, match="^engines must be distinct"):
+            together([extra, extra], 1)
+        with pytest.raises(ValueError, match="^engines must be a non-empty list of Engine"):
+            together([1, 2], 1)
+    assert extra.steps_done == 0
 
 
 def test_grouping_refusals_name_the_argument():

@@ -247,8 +247,9 @@ def test_matmul_precision_sets_tf32_on_cuda_strict_fp32_on_the_cpu_and_restores_
         assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
     finally:
         torch.backends.mkldnn.matmul.fp32_precision = saved
-    with pytest.raises(ValueError, match="^device must be a cpu or cuda device"):
-        nstep.products_precision("meta", True)
+    for device in ("meta", "gpu", 3.5):  # another device type, a name torch cannot read, not a device at all
+        with pytest.raises(ValueError, match="^device must be a cpu or cuda device"):
+            nstep.products_precision(device, True)
     with pytest.raises(ValueError, match="allow_tf32"):
         with nstep.matmul_precision("yes"):
             pass
