@@ -314,6 +314,9 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
     ms = p["lr_milestones"]
     ms = [] if ms is None else ([ms] if np.ndim(ms) == 0 else list(ms))
     p["lr_milestones"] = sorted(_checks.positive_int(m, "lr_milestones") for m in ms)
+    if len(set(p["lr_milestones"])) != len(p["lr_milestones"]):  # each would multiply the rate by lr_gamma again
+        raise ValueError(f"lr_milestones must not repeat an epoch (each listed epoch multiplies the rate by lr_gamma "
+                         f"once more), got {p['lr_milestones']}; for a larger drop at one epoch, set lr_gamma")
     bs = p["batch_size"]
     if bs is None or (isinstance(bs, str) and bs == "full"):
         p["batch_size"] = "full"

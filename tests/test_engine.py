@@ -1,11 +1,11 @@
 """nclib.engine on the CPU: training against an independent plain-torch loop (bit for bit), a run's checkpoint
-(all or nothing when loaded, a copy), the classes a run needs."""
+(all or nothing when loaded, a copy)."""
 import copy
 
 import pytest
 import torch
 
-from nclib import data, models, parameters, train
+from nclib import data, models, train
 
 KW = dict(dataset="synthetic", counts=[12, 6, 3], dim=8, width=16, depth=2, epochs=4, batch_size=4, lr=1e-3,
           lam_W=1e-3, lam_H=1e-3, progress=False, device="cpu")
@@ -82,17 +82,6 @@ def test_a_checkpoint_is_a_copy_that_training_on_leaves_as_it_was():
     b.load_state_dict(state, 1e-3)
     b.train_epoch()
     assert all(torch.equal(x, y) for x, y in zip(a.model.parameters(), b.model.parameters()))
-
-
-def test_a_training_run_needs_two_classes():
-    """With K = 1 every feature is its class mean: NC1 would be 0 for any network, so a run of one class is refused
-    naming counts, before anything is loaded or written (the sweeps' check on another machine too)."""
-    for counts in ([6], (5,)):
-        with pytest.raises(ValueError, match=r"^counts must give at least two classes \(K >= 2\)"):
-            train.check_params(**{**KW, "counts": counts})
-    with pytest.raises(ValueError, match="^counts must give at least two classes"):
-        parameters.checked({**KW, "counts": [6]}, cuda=True)
-    assert train.check_params(**{**KW, "counts": [6, 1]})["counts"] == [6, 1]
 
 
 def _reference_run(ts, p, epochs):

@@ -184,6 +184,7 @@ SMALL = dict(dataset="synthetic", counts=[5, 3], device="cpu", batch_size="full"
     (dict(cuda_graph=True), "cuda_graph=True asks for the step captured as a CUDA graph, which needs a GPU"),
     (dict(resume=True, overwrite=True), "resume=True continues the run in its folder, overwrite=True replaces it"),
     (dict(data_path="cifar.npz"), "the synthetic Gaussian mixture is drawn from the seed"),
+    (dict(lr_milestones=[100, 100]), "^lr_milestones must not repeat an epoch"),
 ])
 def test_a_parameter_set_is_refused_by_name_before_any_work(bad, named):
     """Every data argument is checked with the rest, so that a sweep refuses a bad point before any worker loads
@@ -246,3 +247,14 @@ def test_unshared_keys_are_what_runs_trained_together_may_not_differ_in():
     other = parameters.check_params(**kw, seed=1, lr=1e-2)
     assert parameters.unshared_keys([base, other]) == [k for k in parameters.DEFAULTS if k in ("lr", "seed")]
     assert parameters.unshared_keys([base]) == []
+
+
+def test_a_training_run_needs_two_classes():
+    """With K = 1 every feature is its class mean: NC1 would be 0 for any network, so a run of one class is refused
+    naming counts, before anything is loaded or written (the sweeps' check on another machine too)."""
+    for counts in ([6], (5,)):
+        with pytest.raises(ValueError, match=r"^counts must give at least two classes \(K >= 2\)"):
+            parameters.check_params(**{**SMALL, "counts": counts})
+    with pytest.raises(ValueError, match="^counts must give at least two classes"):
+        parameters.checked({**SMALL, "counts": [6]}, cuda=True)
+    assert parameters.check_params(**{**SMALL, "counts": [6, 1]})["counts"] == [6, 1]
