@@ -116,12 +116,25 @@ def test_run_names_that_would_leave_out_dir_are_refused_before_anything_is_touch
     with pytest.raises(ValueError, match=r"^run_name must be one folder name"):
         train.run_names([1, 3], "../up")
     assert sorted(p.name for p in out.iterdir()) == ["old"]
-    # overwrite deletes only a run folder: a folder holding anything else is refused by name and kept
-    (out / "notes").mkdir()
-    (out / "notes" / "notes.txt").write_text("mine")
+
+
+def test_overwrite_refuses_a_folder_holding_files_no_run_writes_naming_them(tmp_path):
+    """overwrite deletes only a run's own files: a folder holding anything else, beside a run or alone, is refused
+    naming the foreign entries, and nothing in it is deleted."""
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match=r"run_dir '.*notes' holds entries a run does not write \(\['notes.txt'\]\)"):
-        train.run(**TINY, epochs=5, out_dir=out, run_name="notes", overwrite=True)
-    assert (out / "notes" / "notes.txt").read_text() == "mine"
+        train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="notes", overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["notes.txt"]
+    assert (tmp_path / "notes" / "notes.txt").read_text() == "mine"
+    folder = train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="r")
+    (folder / "plot.png").write_bytes(b"mine")
+    (folder / "extra").mkdir()
+    before = {f.name: f.is_file() and f.read_bytes() for f in folder.iterdir()}
+    with pytest.raises(ValueError, match=r"holds entries a run does not write \(\['extra', 'plot.png'\]\)"):
+        train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="r", overwrite=True)
+    assert {f.name: f.is_file() and f.read_bytes() for f in folder.iterdir()} == before
+    assert runs.run_status(folder) == "finished"
 
 
 def test_command_line_prints_one_line_for_user_errors_and_lists_its_choices(tmp_path):
