@@ -38,8 +38,8 @@ given; else a number, ``true``/``false``/``none`` or the text).  ``--tie NAME=GR
 the value of the grid parameter GRIDNAME at every point (``--grid lam_W=1e-3,1e-2 --tie lam_H=lam_W`` sweeps the two
 decays together, lam_W = lam_H; from Python ``tie={"lam_H": "lam_W"}``): the run folder is named after the grid
 values alone (``lam_W-0.001``) and the table has a column for the tied parameter too.  ``--summary-only`` rewrites
-the table from the run folders and starts no run (``--grid``, ``--set`` and ``--tie`` are refused with it; a folder
-without runs is refused).  ``--list-points`` prints the grid's points, numbered from 0, and ``--point I`` trains
+the table from the run folders and starts no run (``--grid``, ``--set``, ``--tie``, ``--restart-refused``,
+``--workers``, ``--scheduler`` and ``--resources`` are refused with it; a folder without runs is refused).  ``--list-points`` prints the grid's points, numbered from 0, and ``--point I`` trains
 point I alone in this process: the tasks of a job array (:func:`run_point`).  The
 command prints the table's main columns (each error cut short: ``sweep.csv`` holds it whole) and exits with status
 1 when a run failed or carries an error (:func:`exit_status`; a divergence is a result, status 0) or the file system
@@ -649,9 +649,11 @@ def _command(ns) -> pd.DataFrame:
                                    ("--summary-only", ns.summary_only)) if on]
     if len(modes) > 1:
         raise ValueError(f"{' and '.join(modes)}: give one of them")
-    if ns.summary_only:  # the table is rebuilt from the folders only: anything else would be silently ignored
+    if ns.summary_only:  # the table is rebuilt from the folders only: what trains runs would be silently ignored
         given = [flag for flag, values in (("--grid", ns.grid), ("--set", ns.fixed), ("--tie", ns.tie),
-                                            ("--restart-refused", ns.restart_refused)) if values]
+                                            ("--restart-refused", ns.restart_refused),
+                                            ("--workers", ns.workers is not None), ("--scheduler", ns.scheduler),
+                                            ("--resources", ns.resources)) if values]
         if given:
             raise ValueError(f"--summary-only rewrites {SUMMARY} from the run folders and starts no run; it takes "
                              f"no {', '.join(given)}")
