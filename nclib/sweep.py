@@ -39,11 +39,12 @@ the value of the grid parameter GRIDNAME at every point (``--grid lam_W=1e-3,1e-
 decays together, lam_W = lam_H; from Python ``tie={"lam_H": "lam_W"}``): the run folder is named after the grid
 values alone (``lam_W-0.001``) and the table has a column for the tied parameter too.  ``--summary-only`` rewrites
 the table from the run folders and starts no run (``--grid``, ``--set``, ``--tie``, ``--restart-refused``,
-``--workers``, ``--scheduler`` and ``--resources`` are refused with it; a folder without runs is refused).  ``--list-points`` prints the grid's points, numbered from 0, and ``--point I`` trains
-point I alone in this process: the tasks of a job array (:func:`run_point`).  The
-command prints the table's main columns (each error cut short: ``sweep.csv`` holds it whole) and exits with status
-1 when a run failed or carries an error (:func:`exit_status`; a divergence is a result, status 0) or the file system
-refuses flock locks (:class:`nclib.locks.LockUnsupported`), 3 when another sweep is running in the same
+``--workers``, ``--scheduler`` and ``--resources`` are refused with it; a folder without runs is refused).
+``--list-points`` prints the grid's points, numbered from 0, and ``--point I`` trains point I alone in this process:
+the tasks of a job array (:func:`run_point`).  The command prints the table's main columns (each error cut short:
+``sweep.csv`` holds it whole) and exits with status 1 when a run failed, carries an error or was never trained
+(:func:`exit_status`; a divergence is a result, status 0) or the file system refuses flock locks
+(:class:`nclib.locks.LockUnsupported`), 3 when another sweep is running in the same
 ``--out-dir`` (:class:`SweepBusy`).
 
 Where the runs go (:ref:`ch-sweeps` gives each with its commands): by default a
@@ -680,13 +681,16 @@ def _command(ns) -> pd.DataFrame:
 
 
 def exit_status(table: pd.DataFrame) -> int:
-    """The command's exit status for a sweep's table: 1 when a run failed or carries an error other than its
-    divergence (a divergence is a result), else 0.  ``table``: a sweep's table (:func:`run_sweep`), with its
-    ``status`` column; ValueError otherwise."""
+    """The command's exit status for a sweep's table: 1 when a run failed, carries an error other than its
+    divergence (a divergence is a result), or is absent (its point was never trained: a task of a job array that
+    never ran, a sweep whose cluster never started), else 0 (a stopped run, which the next call resumes,
+    included).  ``table``: a sweep's table (:func:`run_sweep`), with its ``status`` column; ValueError
+    otherwise."""
     if not isinstance(table, pd.DataFrame) or "status" not in table:
         raise ValueError("table must be a sweep's table (a DataFrame with a status column)")
+    status = table["status"]
     errors = table["error"].notna() if "error" in table else pd.Series(False, index=table.index)
-    return int(bool(((table["status"] == "failed") | (errors & (table["status"] != "diverged"))).any()))
+    return int(bool((status.isin(("failed", "absent")) | (errors & (status != "diverged"))).any()))
 
 
 if __name__ == "__main__":

@@ -148,7 +148,8 @@ def test_the_command_line_refuses_by_name(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, name", [(["--grid", "seed=0,1"], "--grid"), (["--set", "epochs=3"], "--set"),
-                                         (["--tie", "lam_H=lam_W"], "--tie"), (["--restart-refused"], "--restart-refused"),
+                                         (["--tie", "lam_H=lam_W"], "--tie"),
+                                         (["--restart-refused"], "--restart-refused"),
                                          (["--workers", "2"], "--workers"),
                                          (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler"),
                                          (["--resources", "GPU=1"], "--resources")])
@@ -776,9 +777,36 @@ def test_a_damaged_sweep_record_is_named_by_its_path(tmp_path, capsys, text, nam
     assert (out / sweep.MANIFEST).read_text() == text  # left as it was
 
 
+def test_a_sweep_whose_runs_never_ran_exits_with_status_1(tmp_path, monkeypatch):
+    """The cluster did not start: the call recorded its points and trained none.  The table lists them as absent,
+    and the summary's exit status says that the sweep is not done, as it does for a task of a job array that never
+    ran."""
+    out = tmp_path / "out"
+
+    def no_cluster(*args, **kwargs):
+        raise OSError("the cluster did not start")
+
+    monkeypatch.setattr(sweep, "_client", no_cluster)
+    with pytest.raises(OSError, match="the cluster did not start"):
+        sweep.run_sweep({"seed": [0, 1]}, TINY, out, workers=1, progress=False)
+    table = sweep.summary(out)
+    assert table["status"].tolist() == ["absent", "absent"] and table["error"].isna().all()
+    assert sweep.exit_status(table) == 1
+    proc = subprocess.run([sys.executable, "-m", "nclib.sweep", "--summary-only", "--out-dir", str(out)],
+                          capture_output=True, text=True, env=os.environ, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert sweep.load_summary(out)["status"].tolist() == ["absent", "absent"]
+    # one of the two trained: the other is still missing
+    sweep.run_point({"seed": [0, 1]}, TINY, out, 0)
+    table = sweep.summary(out)
+    assert table["status"].tolist() == ["finished", "absent"] and sweep.exit_status(table) == 1
+
+
 def test_exit_status_refuses_what_is_not_a_sweeps_table():
     assert sweep.exit_status(pd.DataFrame({"status": ["finished", "diverged"], "error": [None, "diverged"]})) == 0
+    assert sweep.exit_status(pd.DataFrame({"status": ["finished", "stopped"], "error": [None, None]})) == 0
     assert sweep.exit_status(pd.DataFrame({"status": ["finished", "stopped"], "error": [None, "x"]})) == 1
+    assert sweep.exit_status(pd.DataFrame({"status": ["finished", "absent"], "error": [None, None]})) == 1
     for bad in (pd.DataFrame({"seed": [0]}), {"status": ["failed"]}):
         with pytest.raises(ValueError, match="table must be a sweep's table"):
             sweep.exit_status(bad)
