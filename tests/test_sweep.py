@@ -830,3 +830,26 @@ def test_a_local_cluster_opens_no_dashboard_and_no_fixed_port():
     finally:
         client.close()
         cluster.close()
+
+
+def test_a_local_cluster_has_one_worker_per_core_or_one_when_the_runs_ask_for_resources(tmp_path, monkeypatch):
+    import dask.distributed
+
+    made = []
+    monkeypatch.setattr(dask.distributed, "LocalCluster", lambda **kw: made.append(kw["n_workers"]) or object())
+    monkeypatch.setattr(dask.distributed, "Client", lambda cluster: cluster)
+    for workers, held in ((None, {}), (None, {"GPU": 1}), (None, {"licence": 2}), (3, {"GPU": 1}), (2, {})):
+        sweep._client(None, workers, held)
+    assert made == [len(os.sched_getaffinity(0)), 1, 1, 3, 2]
+    # what a sweep's workers hold: the largest amount any of its runs asks for, of each resource
+    asked = []
+
+    def no_cluster(scheduler, workers, held):
+        asked.append(held)
+        raise OSError("no cluster here")
+
+    monkeypatch.setattr(sweep, "_client", no_cluster)
+    for resources in (None, {"licence": 1}):
+        with pytest.raises(OSError, match="no cluster here"):
+            sweep.run_sweep({"seed": [0, 1]}, TINY, tmp_path / str(resources), progress=False, resources=resources)
+    assert asked == [{}, {"licence": 1}]
