@@ -5,11 +5,13 @@
 #
 #   OUT="$OUT" bash scripts/gpu_figures.sh      ($OUT: the folder whose files come back, set there already)
 #
-# 0. checks what must hold before any time is spent, each a refusal with status 2 and nothing made: PIECE names
-#    runs of a figure; $DATA exists (.gpu/, made here by scripts/gpu_prepare.sh in the repository root and carried
-#    with the copy) where a CIFAR-10 figure or the stability runs need it; TIME_LEFT_S and LEVERS_FROM (below) can
-#    be read; in FULL and STABILITY modes, the code is its commit's and torch sees a CUDA GPU whose name contains
-#    $EXPECT_GPU (default H200 there: every budget and timing of these jobs is an H200's);
+# 0. checks what must hold before any time is spent, each a refusal with status 2 and nothing made: the numbers
+#    (BUDGET_S, RESERVE_S, LEVER_TIMEOUT_S, ANATOMY_TIMEOUT_S, STABILITY_EXTRA, TEST_EPOCHS, MAX_TRAIN_S,
+#    FULL_EPOCHS) are whole numbers; PIECE names runs of a figure; $DATA exists (.gpu/, made here by
+#    scripts/gpu_prepare.sh in the repository root and carried with the copy) where a CIFAR-10 figure or the
+#    stability runs need it; TIME_LEFT_S and LEVERS_FROM (below) can be read; in FULL and STABILITY modes, the
+#    code is its commit's and torch sees a CUDA GPU whose name contains $EXPECT_GPU (default H200 there: every
+#    budget and timing of these jobs is an H200's);
 # 1. installs papermill, jupytext and ipykernel from .gpu/wheels (no network there) unless present (not in
 #    STABILITY mode, which runs no notebook), and puts nclib on PYTHONPATH (and scripts/gpu_shim, a stand-in for
 #    myst_nb.glue, if myst_nb is missing);
@@ -129,6 +131,7 @@ CUDA_FIRST=${CUDA_FIRST:-graph_replays or graph_matches_eager or fp32_and_tf32 o
 # runs' folder (under results/, which no run counts as a change to its code), made and removed by stability_job
 BENCH_DIR=${BENCH_DIR:-}
 MAX_TRAIN_S=${MAX_TRAIN_S:-}
+FULL_EPOCHS=${FULL_EPOCHS:-}
 # FULL and STABILITY modes: the GPU model the job must run on (a part of its name, any case), checked before anything
 # else; their timings, and so their budgets, are an H200's, and a figure's pieces must share one GPU model
 # (scripts/land_gpu_runs.py promote). EXPECT_GPU= (empty) accepts any CUDA GPU. Not checked with DEVICE=cpu.
@@ -166,6 +169,18 @@ data_sets() {
 # budget, the lever record, the code (FULL, STABILITY), a CUDA device of the expected model (FULL, STABILITY)
 preflight() {
   echo "== 0. checks ($(date -u +%FT%TZ))"
+  # the numbers of the environment: whole, read in base 10 (0570 is not octal); bash arithmetic would otherwise
+  # stop at "570s" only after the install and the CUDA tests, with no archive, and read "abc" as 0
+  local name
+  for name in BUDGET_S RESERVE_S LEVER_TIMEOUT_S ANATOMY_TIMEOUT_S STABILITY_EXTRA \
+              TEST_EPOCHS MAX_TRAIN_S FULL_EPOCHS; do
+    case $name in TEST_EPOCHS|MAX_TRAIN_S|FULL_EPOCHS) [ -z "${!name}" ] && continue ;; esac  # unset: not used
+    if ! [[ "${!name}" =~ ^[0-9]+$ ]]; then
+      echo "refused: $name must be a whole number (of seconds, epochs or seeds, as its name says), got $name='${!name}'"
+      return 2
+    fi
+    printf -v "$name" '%d' "$(( 10#${!name} ))"
+  done
   if [ -n "$PIECE" ] && ! "$PY" -c "import sys; sys.path.insert(0, 'scripts'); import figure_notebook as f
 try: f.check_piece(sys.argv[1])
 except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 and 6)')" "$PIECE"; then
@@ -439,7 +454,7 @@ full_figures() {
     echo "== Figure $f (FULL): resume=$resume, max_train_s=$max_s ($(elapsed) s elapsed)"
     if [ "$max_s" -lt 0 ]; then echo "Figure $f skipped: no time left"; continue; fi
     sets=("progress=false" "device=$DEVICE" "precision=$PRECISION" "max_train_s=$max_s" "resume=$resume")
-    if [ -n "$TEST_EPOCHS" ]; then sets+=("epochs=$TEST_EPOCHS"); elif [ -n "${FULL_EPOCHS:-}" ]; then sets+=("epochs=$FULL_EPOCHS"); fi
+    if [ -n "$TEST_EPOCHS" ]; then sets+=("epochs=$TEST_EPOCHS"); elif [ -n "$FULL_EPOCHS" ]; then sets+=("epochs=$FULL_EPOCHS"); fi
     data_sets "$f"
     for kv in "${EXTRA[@]}"; do sets+=("$kv"); done
     # the safety net: a notebook still running 15 s before the budget ends is stopped, so that the archive is

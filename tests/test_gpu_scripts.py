@@ -333,14 +333,22 @@ torch.cuda.get_device_name = lambda device=None: "NVIDIA H100 80GB HBM3"
 """
 
 
+NOT_NUMBERS = {"budget-unit": dict(BUDGET_S="570s"), "budget-word": dict(BUDGET_S="abc"),
+               "lever-timeout": dict(LEVER_TIMEOUT_S="60s"), "reserve": dict(RESERVE_S="-5"),
+               "test-epochs": dict(TEST_EPOCHS="3 epochs"), "max-train": dict(MAX_TRAIN_S="1.5"),
+               "full-epochs": dict(FULL_EPOCHS="1e4"), "anatomy": dict(FULL="", STABILITY="1", ANATOMY_TIMEOUT_S="x"),
+               "extra-seeds": dict(FULL="", STABILITY="1", STABILITY_EXTRA="three")}
+
+
 @pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "no-cuda", "h100", "time-left", "two-budgets",
                                   "time-capped", "time-short", "time-narrow", "time-enough", "levers",
-                                  "levers-precision"])
+                                  "levers-precision", *NOT_NUMBERS])
 def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
     piece that names no runs, a missing .gpu/ data file, no CUDA device or a GPU that is not an H200 (FULL and
     STABILITY modes; a fake torch.cuda stands in for the H100), a budget that cannot be read, a lever record that is
-    missing."""
+    missing, a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s would otherwise stop
+    the job after its install and CUDA tests, BUDGET_S=abc would be read as 0)."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", FULL="1", ALLOW_DIRTY="1",
                STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")), OMP_NUM_THREADS="1")
@@ -356,8 +364,8 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
                 "time-left": dict(TIME_LEFT_S="7 minutes"),
                 "two-budgets": dict(TIME_LEFT_S="600", BUDGET_S="500"),
                 # the time left less 40 s, at most 570, read in base 10 (0700 is not octal 448), leaves no more than
-                # the seconds kept after training: nothing could train
-                "time-capped": dict(TIME_LEFT_S="0700", RESERVE_S="600"),
+                # the seconds kept after training (0600 is not octal 384 either): nothing could train
+                "time-capped": dict(TIME_LEFT_S="0700", RESERVE_S="0600"),
                 "time-short": dict(TIME_LEFT_S="0100", RESERVE_S="60"),
                 # BUDGET_S = 70 s: 10 s more than the reserve, but the setup alone takes longer (max_train_s < 0)
                 "time-narrow": dict(TIME_LEFT_S="110", RESERVE_S="60"),
@@ -365,7 +373,8 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
                 "time-enough": dict(TIME_LEFT_S="160", RESERVE_S="60", LEVERS_FROM=str(tmp_path / "missing.json")),
                 "levers": dict(LEVERS_FROM=str(tmp_path / "bench_levers_tf32.json")),
                 # a lever record measured with TF32 products, for runs in strict fp32
-                "levers-precision": dict(PRECISION="fp32", LEVERS_FROM=str(lever_record(tmp_path, "tf32")))}[case])
+                "levers-precision": dict(PRECISION="fp32", LEVERS_FROM=str(lever_record(tmp_path, "tf32"))),
+                **NOT_NUMBERS}[case])
     done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 2, (done.stdout + done.stderr)[-2000:]
@@ -377,6 +386,9 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
         assert "measured at precision 'tf32', the runs train at precision 'fp32'" in done.stdout
     if case == "stability-data":
         assert str(tmp_path / "no" / "slice.npz") in done.stdout
+    if case in NOT_NUMBERS:  # refused for the number, named, before the data or the device are looked at
+        name, value = next((k, v) for k, v in NOT_NUMBERS[case].items() if k not in ("FULL", "STABILITY"))
+        assert f"{name}='{value}'" in done.stdout
     if case.startswith("time-"):
         assert {"time-left": "7 minutes", "time-capped": "leaves BUDGET_S=570 s", "time-short": "leaves BUDGET_S=60 s",
                 "time-narrow": "leaves BUDGET_S=70 s", "time-enough": "BUDGET_S=120: the 160 s left"}[case] in done.stdout
