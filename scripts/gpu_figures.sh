@@ -8,7 +8,7 @@
 # 0. checks what must hold before any time is spent, each a refusal with status 2 and nothing made: the numbers
 #    (BUDGET_S, RESERVE_S, LEVER_TIMEOUT_S, ANATOMY_TIMEOUT_S, STABILITY_EXTRA, TEST_EPOCHS, MAX_TRAIN_S,
 #    FULL_EPOCHS) are whole numbers; PIECE names runs of a figure; $DATA exists (.gpu/, made here by
-#    scripts/gpu_prepare.sh in the repository root and carried with the copy) where a CIFAR-10 figure or the
+#    scripts/gpu_prepare.sh in the repository root and sent along with the checkout) where a CIFAR-10 figure or the
 #    stability runs need it; TIME_LEFT_S and LEVERS_FROM (below) can be read; in FULL and STABILITY modes, the
 #    code is its commit's and torch sees a CUDA GPU whose name contains $EXPECT_GPU (default H200 there: every
 #    budget and timing of these jobs is an H200's);
@@ -56,15 +56,19 @@
 # same command on the same (warm) machine resumes them (resume=true) until they finish. The runs live in
 # $STAGE (default /var/tmp/nclib-gpu-stage, outside the repository copy, which each job refreshes; gone with the
 # machine) and every job archives them (checkpoints excluded); after the notebook it prints each run's status and
-# the epoch it reached; the executed notebook of an earlier job is kept as
+# the epoch it reached (also before it starts, where an earlier job left runs); the executed notebook of an
+# earlier job is kept as
 # $STAGE/results/figures/gpu/figK/segments/figK[.PIECE].segment-N.run.ipynb before the notebook runs again, and
 # where every run of the piece has finished already the notebook is not run again (the figure counts as made,
 # its runs and the notebook that trained them archived as they are). With PIECE (e.g. PIECE=L1), each
 # figure of $FIGURES makes only those runs (a letters figure does not fit one machine: one run per machine);
-# PIECE=L1-L6, also spelled L1,L6, is the runs L = 1 and 6, not a range. The
-# CUDA-only tests run in the first job only, and only those of stop-and-resume (CUDA_TESTS, a pytest -k
-# expression, sets which). TIME_LEFT_S (instead of BUDGET_S): the time left on the GPU machine as the command
-# starts; BUDGET_S is then that less 40 s, at most 570 (at least RESERVE_S + 60, else refused). LEVERS_FROM: a lever record (a stability job's
+# PIECE=L1-L6, also spelled L1,L6, is the runs L = 1 and 6, not a range. A figure resumes where any run of its
+# piece has a checkpoint. The CUDA-only tests run only in a job that finds none of its pieces' runs in $STAGE
+# (the first), and only those of stop-and-resume (CUDA_TESTS, a pytest -k expression, sets which). Each job keeps
+# its log.txt and cuda_tests.txt in $STAGE/logs/ as callN-log.txt and callN-cuda_tests.txt, and the next job's
+# archive holds them (logs/): the last job's figures_gpu.tar.gz carries the record of every job on the machine.
+# TIME_LEFT_S (instead of BUDGET_S): the time left on the GPU machine as the command starts; BUDGET_S is then that
+# less 40 s, at most 570 (at least RESERVE_S + 60, else refused). LEVERS_FROM: a lever record (a stability job's
 # bench_levers_tf32.json, measured at PRECISION, else refused): its fastest lever that ends where the plain engine
 # does joins the notebooks' settings.
 # FULL mode, and STABILITY mode, refuse to start from a checkout whose code differs
@@ -75,7 +79,8 @@
 #
 # Environment: BUDGET_S (seconds for the whole script, default 530), FIGURES (default "1 3": the figures to
 # run, in priority order; "2 4" for the EMNIST-profile figures), PRECISION (default tf32: TF32 matrix
-# products in training, the metrics in fp32), PY (default python3), DEVICE (default auto), DATA (default
+# products in training, the metrics in fp32), PY (default python3; exported: scripts/gpu_run_figure.sh runs
+# the notebooks with it), DEVICE (default auto), DATA (default
 # .gpu/cifar10_subset_slice.npz), LETTERS_DATA (default .gpu/letters_synthetic_gpu.npz: the letters of Figures 2
 # and 4 rendered ahead, read by their notebooks and the calibration; where the file is missing they render the
 # letters themselves, about 10 s a notebook), EXPECT_GPU, TIME_LEFT_S, LEVERS_FROM (above), EXTRA_SETS (more
@@ -96,7 +101,7 @@ mkdir -p "$OUT"
 T0=$(date +%s)
 BUDGET_GIVEN=${BUDGET_S:-}
 BUDGET_S=${BUDGET_S:-530}
-PY=${PY:-python3}
+export PY=${PY:-python3}  # scripts/gpu_run_figure.sh runs the notebooks with the same interpreter
 DEVICE=${DEVICE:-auto}
 DATA=${DATA:-.gpu/cifar10_subset_slice.npz}
 LETTERS_DATA=${LETTERS_DATA:-.gpu/letters_synthetic_gpu.npz}
@@ -121,7 +126,6 @@ RESERVE_S=${RESERVE_S:-60}
 # (L1,L6 spells L1-L6, the runs L = 1 and 6, not a range; a piece's notebook and runs are named by the dash form)
 PIECE=${PIECE:-}
 export PIECE=${PIECE//,/-}
-FIRST_L=$(echo "${PIECE:-L1}" | sed 's/^L\([0-9]*\).*/\1/')
 STABILITY=${STABILITY:-}
 STABILITY_SEEDS=${STABILITY_SEEDS:-0 1 2}
 STABILITY_EXTRA=${STABILITY_EXTRA:-3}
@@ -260,15 +264,31 @@ main() {
   "$PY" -c "import pytest; print('pytest', pytest.__version__)" \
     || echo "WARNING: no pytest here: the CUDA-only tests cannot run (each pytest step below says so)"
   if [ -n "$STABILITY" ]; then stability_job; return; fi
-  local resuming=""
+  local resuming="" earlier="" d dirs
   if [ -n "$FULL" ]; then
     mkdir -p "$RESULTS_ROOT" "$NOTEBOOK_ROOT"
+    rm -f "$OUT/cuda_tests.txt"  # this command's report only (kept in $STAGE/logs/ at its end)
+    # what an earlier command on this machine left of the pieces: a figure resumes where any of its piece's runs
+    # has a checkpoint (not only the first: one of them may have diverged)
     for f in $FIGURES; do
-      if [ -f "$RESULTS_ROOT/gpu/fig$f/fig$f-L$FIRST_L/checkpoint.pt" ]; then resuming="$resuming $f"; fi
+      mapfile -t dirs < <(piece_runs "$f")
+      for d in "${dirs[@]}"; do
+        [ -d "$d" ] || continue
+        earlier=1
+        if [ -f "$d/checkpoint.pt" ] && [[ " $resuming " != *" $f "* ]]; then resuming="$resuming $f"; fi
+      done
     done
+    if [ -n "$earlier" ]; then
+      echo "FULL mode: the runs in $STAGE before this command:"
+      for f in $FIGURES; do run_statuses "$f" | sed 's/^/  /'; done
+    fi
     echo "FULL mode: runs in $STAGE; resuming:${resuming:- none}"
   fi
-  if [ "$DEVICE" != cpu ] && [ -z "$resuming" ]; then
+  if [ -n "$earlier" ]; then
+    # the command that made them ran the tests before it trained (a finished run leaves no checkpoint: a second
+    # command after a first that finished every run must not spend the tests' 150 s again)
+    echo "CUDA tests: not run again (an earlier command on this machine ran them, then made the runs above)"
+  elif [ "$DEVICE" != cpu ]; then
     { echo "\$ python -m pytest -q -p no:cacheprovider tests/test_train.py -k '$CUDA_TESTS'"
       timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py -k "$CUDA_TESTS" 2>&1; } | tee "$OUT/cuda_tests.txt" \
       || echo "CUDA tests: not all passed (see cuda_tests.txt); the runs go on"
@@ -505,6 +525,22 @@ for d in filter(lambda d: pathlib.Path(d).is_dir(), sys.argv[1:]):
     || echo "Figure $1: the runs' statuses could not be read (above); the job goes on"
 }
 
+# FULL mode, among the last lines of the log: the runs of the pieces stopped with a checkpoint, which a second command
+# on this machine, started at once, resumes (without a checkpoint a run cannot be resumed, on any machine)
+stopped_runs() {
+  local f d stopped=()
+  for f in $FIGURES; do
+    while read -r d; do
+      if [ -f "$d/checkpoint.pt" ]; then stopped+=("$(basename "$d")"); fi
+    done < <(piece_runs "$f")
+  done
+  if [ "${#stopped[@]}" -gt 0 ]; then
+    echo "FULL mode: stopped with a checkpoint: ${stopped[*]} (the same command with TIME_LEFT_S, at once, resumes them)"
+  else
+    echo "FULL mode: no run is stopped with a checkpoint: a second command would resume none"
+  fi
+}
+
 # the archive of the runs; status 1 when no figure's notebook ran, or one ended with another status than 0
 archive() {
   rm -rf "$KDIR"
@@ -514,6 +550,9 @@ archive() {
   # figures_gpu.tar.gz for scripts/land_gpu_runs.py to read
   if [ -n "$FULL" ]; then
     made=$(cd "$STAGE" && ls -d results/figures/gpu book/figures/gpu 2>/dev/null)
+    # with the logs and CUDA test reports of the earlier commands on this machine (keep_logs): the last command's
+    # archive holds every command's record, and nothing is copied between commands
+    if [ -n "$made" ] && [ -d "$STAGE/logs" ]; then made="$made logs"; fi
     if [ -n "$made" ]; then
       tar czf "$OUT/figures_gpu.tar.gz.tmp" --exclude=checkpoint.pt --exclude=checkpoint.pt.tmp --exclude=checkpoint.pt.sha256 --exclude=.lock -C "$STAGE" $made \
         && mv "$OUT/figures_gpu.tar.gz.tmp" "$OUT/figures_gpu.tar.gz" && tar tzf "$OUT/figures_gpu.tar.gz"
@@ -525,10 +564,24 @@ archive() {
         && tar tzf "$OUT/figures_gpu.tar.gz"
     else echo "no figure ran"; fi
   fi
+  if [ -n "$FULL" ]; then stopped_runs; fi
   echo "== done in $(elapsed) s"
   if [ -z "$FIGS_OK$FIGS_FAILED" ]; then echo "status 1: no figure's notebook ran"; return 1; fi
   if [ -n "$FIGS_FAILED" ]; then echo "status 1: the notebook of Figure(s)$FIGS_FAILED did not end with status 0"; return 1; fi
 }
 
+# FULL mode: this command's log and CUDA test report kept in $STAGE/logs/ as callN-log.txt and callN-cuda_tests.txt
+# (N: the commands on this machine so far), where the next command's archive takes them; not for a command that
+# was refused (status 2) or made no stage
+keep_logs() {
+  local n
+  [ -d "$STAGE/results" ] && mkdir -p "$STAGE/logs" || return 0
+  n=$(( $(ls "$STAGE/logs" | grep -c '^call[0-9]*-log\.txt$') + 1 ))
+  cp "$OUT/log.txt" "$STAGE/logs/call$n-log.txt"
+  if [ -f "$OUT/cuda_tests.txt" ]; then cp "$OUT/cuda_tests.txt" "$STAGE/logs/call$n-cuda_tests.txt"; fi
+}
+
 main 2>&1 | tee "$OUT/log.txt"
-exit "${PIPESTATUS[0]}"
+status=${PIPESTATUS[0]}
+if [ -n "$FULL" ] && [ "$status" -ne 2 ]; then keep_logs; fi
+exit "$status"

@@ -7,8 +7,9 @@
 #
 # FIG: 1-4; SCALE: gpu (the paper's settings; results/figures/gpu/, book/figures/gpu/) or cpu-scale (results/figures/cpu-scale/,
 # book/figures/cpu-scale/); NAME=VALUE: notebook parameters to override (read by nclib.parameters.parse_setting).
-# Environment: PY (python interpreter with nclib, papermill, jupytext and ipykernel; default .venv/bin/python
-# when it exists, else python3), RESULTS_ROOT / NOTEBOOK_ROOT (default results/figures and book/figures),
+# Environment: PY (python interpreter with nclib, papermill, jupytext and ipykernel; scripts/gpu_figures.sh exports
+# its own; default .venv/bin/python when it exists, else python3), RESULTS_ROOT / NOTEBOOK_ROOT (default
+# results/figures and book/figures),
 # PIECE (e.g. L1 or L1-L3: the notebook makes only those runs, L_values set to match, and is written as
 # figK.PIECE.run.ipynb: a figure trained one piece per GPU machine; L1-L6 are the runs L = 1 and 6, not a range,
 # also spelled L1,L6).

@@ -112,9 +112,12 @@ def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
         assert not any("checkpoint" in n for n in names) and sum(n.endswith("history.csv") for n in names) == 3
         return log, names
 
-    log, _ = call(MAX_TRAIN_S="0")
+    log, names = call(MAX_TRAIN_S="0")
     assert sorted(p.name for p in out.iterdir()) == ["figures_gpu.tar.gz", "log.txt"]  # no benchmark, no calibration
     assert "resume=false, max_train_s=0" in log
+    assert not any(n.startswith("logs") for n in names)  # no earlier command on this machine
+    assert "stopped with a checkpoint: fig1-L1 fig1-L3 fig1-L6" in log
+    first_log = (out / "log.txt").read_text()
     gpu = stage / "results" / "figures" / "gpu"
     for L in (1, 3, 6):
         run = gpu / "fig1" / f"fig1-L{L}"
@@ -122,6 +125,15 @@ def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
         assert (run / "checkpoint.pt").is_file()
     log, names = call()
     assert "resuming: 1" in log and "resume=true" in log
+    # the first command's log comes back in the second command's archive: nothing is copied between the two
+    with tarfile.open(out / "figures_gpu.tar.gz") as tar:
+        assert tar.extractfile("logs/call1-log.txt").read().decode() == first_log
+    assert [n for n in names if n.startswith("logs/")] == ["logs/call1-log.txt"]  # no CUDA test report on a CPU
+    assert "CUDA tests: not run again" in log and "CUDA tests: not run again" not in first_log
+    assert "no run is stopped with a checkpoint" in log
+    # each run's status before the command chose to resume: all three stopped by the first
+    assert sorted(re.findall(r"^  (fig1-L\d): (\w+) at epoch (\d+)$", log, re.M)) == \
+        [(f"fig1-L{L}", "stopped", "1") for L in (1, 3, 6)]
     # each run's own status once resumed (its segments' statuses are not counted with it)
     assert sorted(re.findall(r"^(fig1-L\d): (\w+) at epoch (\d+)$", log, re.M)) == \
         [(f"fig1-L{L}", "finished", "3") for L in (1, 3, 6)]
@@ -187,6 +199,8 @@ def test_gpu_figures_script_full_mode_keeps_a_finished_piece_and_its_notebook(tm
     assert b"start: fig1-L1" in trained  # the notebook that trained the run
     log = run_gpu_figures(env)  # status 0
     assert "resuming: none" in log and "has finished in" in log
+    # no checkpoint is left, yet the CUDA tests are not run again (they ran before the first command trained)
+    assert "CUDA tests: not run again" in log
     assert "== Figure 1 (gpu): parameters" not in log  # no notebook ran
     assert notebook.read_bytes() == trained
     assert not (stage / "results" / "figures" / "gpu" / "fig1" / "segments").exists()
@@ -194,6 +208,7 @@ def test_gpu_figures_script_full_mode_keeps_a_finished_piece_and_its_notebook(tm
     with tarfile.open(out / "figures_gpu.tar.gz") as tar:
         assert tar.extractfile("book/figures/gpu/fig1.L1.run.ipynb").read() == trained
         assert sum(n.endswith("history.csv") for n in tar.getnames()) == 1
+        assert "logs/call1-log.txt" in tar.getnames()
 
 
 def test_gpu_figures_script_reads_the_letters_rendered_ahead(tmp_path):
