@@ -10,11 +10,14 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         of the archive that finished the paper's epochs with its figure's configuration
         (nclib.figures.check_run) is copied to results/figures/pieces/fig<k>/fig<k>-L<L>/; the job's record
         goes to results/figures/pieces/fig<k>/jobs/NAME/: its executed notebook(s) and its earlier segments'
-        notebooks as the job wrote them, the .txt files of FILES (log.txt, an earlier command's log kept beside
-        it) and landed.json (which runs landed, which were refused and why).  A run that did not finish, or
-        finished fewer epochs, or was trained in any of its calls from code that was not its commit's
-        (git_dirty), is reported and not landed: it never becomes a figure's run; a job none of whose runs of a
-        figure landed leaves no record there.  A run already landed is not replaced, nor a job's record.
+        notebooks as the job wrote them, the earlier commands' logs and CUDA test reports that the archive holds
+        (logs/call<N>-*.txt), the .txt files of FILES (log.txt) and landed.json (which runs landed, which were
+        refused and why).  A run that did not finish, or finished fewer epochs, or was trained in any of its calls
+        from code that was not its commit's (git_dirty), or whose folder cannot be read, is reported and not
+        landed: it never becomes a figure's run; nor is a run made in another precision, on another GPU model or
+        with another torch than the runs of its figure landed before (promote would refuse the figure, and the
+        run would stand in the way of the right one).  A job none of whose runs of a figure landed leaves no
+        record there.  A run already landed is not replaced, nor a job's record.
     python scripts/land_gpu_runs.py promote FIG
         once results/figures/pieces/fig<FIG>/ holds the runs L = 1, 3, 6, clean commits of one precision, GPU
         model and torch version (it prints the commits in the order of git's history, and what changed in nclib/
@@ -30,6 +33,7 @@ the repository) where results/ and book/ are.  scripts/README.md gives the whole
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import pathlib
 import re
@@ -38,6 +42,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 
 from nclib import ROOT, figures
 from nclib.runs import load_run
@@ -46,6 +51,16 @@ from nclib.runs import load_run
 PIECES = pathlib.Path("results") / "figures" / "pieces"
 GPU_RUNS = pathlib.Path("results") / "figures" / "gpu"
 GPU_NOTEBOOKS = pathlib.Path("book") / "figures" / "gpu"
+#: Where a FULL job's archive holds the logs of the earlier commands on its machine (scripts/gpu_figures.sh).
+EARLIER_LOGS = pathlib.Path("logs")
+
+
+def arithmetic(params: dict, provenance: dict) -> dict:
+    """What the runs of one figure must share to be the figure made at once: the precision of the products, the
+    GPU model and the torch version (land refuses a run that differs from those landed before, promote a figure
+    whose runs differ)."""
+    return {"precision": params.get("precision"), "GPU": provenance.get("device_name"),
+            "torch": provenance.get("versions", {}).get("torch")}
 
 
 def _runs_in(tree: pathlib.Path) -> list[pathlib.Path]:
@@ -67,8 +82,12 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
     landed, refused = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         tree = pathlib.Path(tmp)
-        with tarfile.open(archive) as tar:
-            tar.extractall(tree, filter="data")
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(tree, filter="data")
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise ValueError(f"{str(archive)!r} cannot be read, cut short or damaged ({type(exc).__name__}: {exc}); "
+                             f"land the archive of a command that ended") from None
         runs = _runs_in(tree)
         if not runs:
             raise ValueError(f"{str(archive)!r} holds no run folder under {GPU_RUNS}/fig<k>/")
@@ -78,15 +97,28 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
             if record.exists():
                 raise ValueError(f"job {job!r} has landed in {str(record.relative_to(root))!r} already; give this "
                                  f"job another name")
+        before = {fig: _landed_arithmetic(root / PIECES / f"fig{fig}") for fig in figs}
         for path in runs:
-            params, history, prov = load_run(path)
-            run = figures.Run(path, params, history, prov)
             fig = int(path.parent.name[3:])
+            try:  # a run folder the job left without its history or provenance (killed early): refused alone
+                params, history, prov = load_run(path)
+            except ValueError as exc:
+                refused[path.name] = "not a run folder that can be read: " + str(exc).replace(f"{tree}/", "")
+                continue
+            run = figures.Run(path, params, history, prov)
             problems = figures.check_run(run, fig, "gpu")
             if int(params["epochs"]) != want:
                 problems.append(f"L={run.L}: {params['epochs']} epochs, not the {want} a figure run needs")
             if made_dirty(prov):
                 problems.append(f"L={run.L}: not made from a clean commit (git_dirty), which promote refuses")
+            made_with = arithmetic(params, prov)
+            for name, theirs in before[fig].items():
+                differ = [f"{what} {made_with[what]}, not the landed {name}'s {theirs[what]}" for what in made_with
+                          if made_with[what] != theirs[what]]
+                if differ:
+                    problems.append(f"L={run.L}: {'; '.join(differ)} (promote needs one precision, GPU model and "
+                                    f"torch in a figure)")
+                    break
             dest = root / PIECES / f"fig{fig}" / path.name
             if dest.exists():
                 problems.append(f"already landed in {dest.relative_to(root)}")
@@ -96,6 +128,7 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copytree(path, dest)
             landed.append(path.name)
+            before[fig][path.name] = made_with
         for fig in figs:  # the job's record where a run of its landed: its notebooks show every run it made
             if not any(n.startswith(f"fig{fig}-") for n in landed):
                 continue
@@ -106,12 +139,25 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
                 for nb in sorted(found):
                     (record / sub).mkdir(exist_ok=True)
                     shutil.copy2(nb, record / sub / nb.name)
-            for text in sorted(files.glob("*.txt")):  # log.txt, and an earlier command's log where it was kept
+            # the earlier commands' logs the archive carries (call1-log.txt, ...), then log.txt of FILES
+            for text in sorted((tree / EARLIER_LOGS).glob("*.txt")) + sorted(files.glob("*.txt")):
                 shutil.copy2(text, record / text.name)
             mine = {"landed": [n for n in landed if n.startswith(f"fig{fig}-")],
                     "refused": {n: why for n, why in refused.items() if n.startswith(f"fig{fig}-")}}
             (record / "landed.json").write_text(json.dumps(mine, indent=2) + "\n")
     return {"landed": landed, "refused": refused}
+
+
+def _landed_arithmetic(here: pathlib.Path) -> dict:
+    """{run name: :func:`arithmetic`} of the runs landed in ``here`` (a figure's pieces folder) that can be read."""
+    found = {}
+    for path in sorted(here.glob("fig[0-9]-L*/params.json")):
+        try:
+            params, _, prov = load_run(path.parent)
+        except ValueError:
+            continue  # a folder damaged by hand: promote names it
+        found[path.parent.name] = arithmetic(params, prov)
+    return found
 
 
 def _same(runs, what: str, key) -> None:
@@ -175,9 +221,8 @@ def promote(fig: int, root: pathlib.Path) -> str:
     figures.check_figure(runs, f, "gpu")
     # a figure made in pieces is the figure made at once only with the same arithmetic: one precision, one GPU
     # model, one torch; and from committed code
-    _same(runs, "precision", lambda r: r.params["precision"])
-    _same(runs, "GPU", lambda r: r.provenance.get("device_name"))
-    _same(runs, "torch", lambda r: r.provenance.get("versions", {}).get("torch"))
+    for what in ("precision", "GPU", "torch"):
+        _same(runs, what, lambda r: arithmetic(r.params, r.provenance)[what])
     # every call that trained a run (its segments: a run resumed in a later job has one per job) from a clean commit
     dirty = [L for L, r in runs.items() if made_dirty(r.provenance)]  # land refuses them; runs landed by hand too
     if dirty:

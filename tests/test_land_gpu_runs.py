@@ -2,9 +2,11 @@
 committed runs, and made its runs only once all three are there (on fixture run folders: no training)."""
 from __future__ import annotations
 
+import io
 import json
 import pathlib
 import tarfile
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -57,6 +59,17 @@ def job_outputs(tmp: pathlib.Path, name: str, piece: str, runs: list[dict]) -> p
     (files / "log.txt").write_text(f"the log of {name}\n")
     (files / "call1-log.txt").write_text(f"the first command's log of {name}\n")
     return files
+
+
+def repack(archive: pathlib.Path, keep=lambda name: True, add: pathlib.Path | None = None) -> None:
+    """Write ``archive`` again with the members whose name ``keep`` accepts, and the folder ``add`` as logs/."""
+    with tarfile.open(archive) as tar:
+        members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers() if keep(m.name)]
+    with tarfile.open(archive, "w:gz") as tar:
+        for member, data in members:
+            tar.addfile(member, None if data is None else io.BytesIO(data))
+        if add is not None:
+            tar.add(add, arcname="logs")
 
 
 @pytest.fixture
@@ -122,7 +135,13 @@ def test_a_run_short_of_the_papers_epochs_or_settings_never_lands(root, tmp_path
 def test_a_landed_run_is_not_replaced_and_one_precision_per_figure(root, tmp_path):
     land_gpu_runs.land(job_outputs(tmp_path, "a", "L1", [dict(L=1, precision="fp32")]), "a", root)
     again = land_gpu_runs.land(job_outputs(tmp_path, "b", "L1-L6", [dict(L=1), dict(L=3), dict(L=6)]), "b", root)
-    assert again["landed"] == ["fig1-L3", "fig1-L6"] and "already landed" in again["refused"]["fig1-L1"]
+    # L1 is there already, and L3 and L6 (TF32) are not the landed L1's precision: nothing of job b lands
+    assert again["landed"] == [] and sorted(again["refused"]) == ["fig1-L1", "fig1-L3", "fig1-L6"]
+    pieces = root / "results" / "figures" / "pieces" / "fig1"
+    assert sorted(p.name for p in pieces.iterdir()) == ["fig1-L1", "jobs"]
+    # runs put there by hand: promote checks the precision too
+    for L in (3, 6):
+        fake_run(pieces, L)
     with pytest.raises(ValueError, match="differ in precision: L=1 fp32, L=3 tf32"):
         land_gpu_runs.promote(1, root)
     assert len(figures.load_figure(1, "gpu", root=root / "results" / "figures")) == 3  # nothing moved
@@ -130,13 +149,13 @@ def test_a_landed_run_is_not_replaced_and_one_precision_per_figure(root, tmp_pat
 
 
 def test_promote_refuses_pieces_that_are_not_one_arithmetic(root, tmp_path):
-    """Pieces from another GPU model or torch, or from uncommitted code, are not the figure made at once."""
+    """Pieces from another GPU model or torch, or from uncommitted code, are not the figure made at once (land
+    refuses them: here they are put in the pieces' folder by hand)."""
     land_gpu_runs.land(job_outputs(tmp_path, "a", "L1-L3", [dict(L=1), dict(L=3)]), "a", root)
-    land_gpu_runs.land(job_outputs(tmp_path, "b", "L6", [dict(L=6, prov={"device_name": "NVIDIA H100 80GB HBM3"})]),
-                       "b", root)
+    pieces = root / "results" / "figures" / "pieces" / "fig1"
+    fake_run(pieces, 6, prov={"device_name": "NVIDIA H100 80GB HBM3"})
     with pytest.raises(ValueError, match="differ in GPU: L=1 NVIDIA H200, L=3 NVIDIA H200, L=6 NVIDIA H100"):
         land_gpu_runs.promote(1, root)
-    pieces = root / "results" / "figures" / "pieces" / "fig1"
     # a run resumed from uncommitted code in a later job: clean at its start, dirty in its second segment
     resumed_dirty = [{"git_dirty": False}, {"git_dirty": True}]
     for torch_version, dirty, segments, match in (("2.12.0", False, [], "differ in torch"),
@@ -148,6 +167,63 @@ def test_promote_refuses_pieces_that_are_not_one_arithmetic(root, tmp_path):
         with pytest.raises(ValueError, match=match):
             land_gpu_runs.promote(1, root)
     assert pieces.is_dir() and len(figures.load_figure(1, "gpu", root=root / "results" / "figures")) == 3
+
+
+@pytest.mark.parametrize("other", [dict(prov={"device_name": "NVIDIA H100 80GB HBM3"}), dict(precision="fp32"),
+                                   dict(prov={"versions": {"torch": "2.12.0+cu130"}})])
+def test_land_refuses_a_run_of_another_arithmetic_than_the_landed_ones(root, tmp_path, other):
+    """A piece made on another GPU model, in another precision or with another torch than the pieces of its figure
+    landed before would be refused by promote, and would stand in the way of the right run: land refuses it and
+    lands the right one afterwards."""
+    land_gpu_runs.land(job_outputs(tmp_path, "a", "L1-L3", [dict(L=1), dict(L=3)]), "a", root)
+    wrong = job_outputs(tmp_path, "b", "L6", [dict(L=6, **other)])
+    assert land_gpu_runs.land(wrong, "b", root) == {"landed": [], "refused": {"fig1-L6": ANY}}
+    assert land_gpu_runs.main(["land", str(wrong), "--job", "b2", "--root", str(root)]) == 1
+    pieces = root / "results" / "figures" / "pieces" / "fig1"
+    assert not (pieces / "fig1-L6").exists() and sorted(p.name for p in (pieces / "jobs").iterdir()) == ["a"]
+    right = job_outputs(tmp_path, "c", "L6", [dict(L=6)])
+    assert land_gpu_runs.land(right, "c", root)["landed"] == ["fig1-L6"]
+    land_gpu_runs.promote(1, root)  # one arithmetic
+
+
+def test_land_refuses_an_unreadable_run_folder_and_lands_the_others(root, tmp_path):
+    """A run folder the job left with its parameters only (its process killed before the first row) is refused
+    alone: the archive's other runs land."""
+    files = job_outputs(tmp_path, "job", "L1-L6", [dict(L=1), dict(L=3), dict(L=6)])
+    repack(files / "figures_gpu.tar.gz", keep=lambda name: not name.startswith("results/figures/gpu/fig1/fig1-L3/")
+           or name.endswith("/params.json"))
+    got = land_gpu_runs.land(files, "job", root)
+    assert got["landed"] == ["fig1-L1", "fig1-L6"] and sorted(got["refused"]) == ["fig1-L3"]
+    record = root / "results" / "figures" / "pieces" / "fig1" / "jobs" / "job"
+    assert sorted(json.loads((record / "landed.json").read_text())["refused"]) == ["fig1-L3"]
+
+
+@pytest.mark.parametrize("damage", ["cut short", "not gzip"])
+def test_land_refuses_an_archive_that_cannot_be_read_by_name(root, tmp_path, damage):
+    files = job_outputs(tmp_path, "job", "L1", [dict(L=1)])
+    archive = files / "figures_gpu.tar.gz"
+    data = archive.read_bytes()
+    archive.write_bytes(data[:len(data) // 2] if damage == "cut short" else b"not an archive" * 100)
+    with pytest.raises(ValueError, match="figures_gpu.tar.gz"):
+        land_gpu_runs.land(files, "job", root)
+    assert land_gpu_runs.main(["land", str(files), "--job", "job", "--root", str(root)]) == 2
+    assert not (root / "results" / "figures" / "pieces").exists()
+
+
+def test_land_keeps_the_earlier_commands_logs_the_archive_carries(root, tmp_path):
+    """A FULL job's last archive holds the logs of the machine's earlier commands (logs/call<N>-*.txt, kept by
+    scripts/gpu_figures.sh): they go into the job's record beside the log.txt of FILES."""
+    files = job_outputs(tmp_path, "job", "L1", [dict(L=1)])
+    (files / "call1-log.txt").unlink()  # nothing copied by hand between the commands
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "call1-log.txt").write_text("the first command's log\n")
+    (logs / "call1-cuda_tests.txt").write_text("3 passed\n")
+    repack(files / "figures_gpu.tar.gz", add=logs)
+    land_gpu_runs.land(files, "job", root)
+    record = root / "results" / "figures" / "pieces" / "fig1" / "jobs" / "job"
+    assert sorted(p.name for p in record.glob("*.txt")) == ["call1-cuda_tests.txt", "call1-log.txt", "log.txt"]
+    assert (record / "call1-cuda_tests.txt").read_text() == "3 passed\n"
 
 
 def test_two_jobs_with_the_same_notebook_must_be_resolved_by_hand(root, tmp_path):
