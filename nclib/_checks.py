@@ -100,8 +100,11 @@ def nonneg_float(value, name: str) -> float:
 
 
 def positive_float(value, name: str) -> float:
-    """A finite real number > 0."""
-    x = nonneg_float(value, name)
+    """A finite real number > 0 (a learning rate, a decay that must not vanish); bools and text are refused, not read
+    as numbers, and 0 is refused with its own message."""
+    if not real_number(value) or not np.isfinite(float(value)) or float(value) < 0:
+        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    x = float(value)
     if x == 0:
         raise ValueError(f"{name} must be strictly positive, got {value!r}")
     return x

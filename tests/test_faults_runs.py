@@ -142,7 +142,7 @@ def test_command_line_prints_one_line_for_user_errors_and_lists_its_choices(tmp_
     proc = subprocess.run([sys.executable, "-m", "nclib.train", *CLI, "--out-dir", str(out), "--lr", "-1"],
                           capture_output=True, text=True, env=ENV, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines() == ["python -m nclib.train: error: lr must be a finite non-negative "
+    assert proc.stderr.strip().splitlines() == ["python -m nclib.train: error: lr must be a finite positive "
                                                 "number, got -1"]
     assert not out.exists()
     train.run(**TINY, epochs=5, out_dir=out, run_name="synthetic-L1-bias-seed0")  # the command line's own name

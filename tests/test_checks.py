@@ -1,0 +1,41 @@
+"""The shared input validators of nclib._checks: what each accepts, and the refusal naming the argument."""
+import numpy as np
+import pytest
+
+from nclib import _checks, solvers
+
+
+@pytest.mark.parametrize("value", [-1, -1e-300, np.nan, np.inf, -np.inf, "1e-3", True, np.bool_(False), 1 + 0j, None])
+def test_positive_float_refuses_a_negative_non_finite_or_non_number_as_not_positive(value):
+    with pytest.raises(ValueError, match=r"^rate must be a finite positive number, got "):
+        _checks.positive_float(value, "rate")
+
+
+@pytest.mark.parametrize("value", [0, 0.0, -0.0, np.float32(0)])
+def test_positive_float_refuses_zero_as_not_strictly_positive(value):
+    with pytest.raises(ValueError, match=r"^rate must be strictly positive, got "):
+        _checks.positive_float(value, "rate")
+
+
+def test_positive_float_returns_a_python_float():
+    for value, want in [(3, 3.0), (np.float32(0.5), 0.5), (np.array(2e-300), 2e-300), (np.int64(7), 7.0)]:
+        got = _checks.positive_float(value, "rate")
+        assert type(got) is float and got == want
+
+
+def test_nonneg_float_takes_zero_and_refuses_a_negative_as_not_non_negative():
+    assert _checks.nonneg_float(0, "decay") == 0.0 and _checks.nonneg_float(2, "decay") == 2.0
+    with pytest.raises(ValueError, match=r"^decay must be a finite non-negative number, got -1"):
+        _checks.nonneg_float(-1, "decay")
+    with pytest.raises(ValueError, match=r"^decay must be a non-negative number, got 'x'"):
+        _checks.nonneg_float("x", "decay")
+
+
+def test_a_positive_argument_of_the_solver_is_refused_as_not_positive():
+    # a negative start scale was once refused as "not non-negative", though 0 is refused too
+    with pytest.raises(ValueError, match=r"^scales must be a finite positive number, got -1$"):
+        solvers.minimize([3, 2, 1], 0.01, 0.01, scales=(-1,))
+    with pytest.raises(ValueError, match=r"^lam_W\[1\] must be a finite positive number, got -0.1$"):
+        solvers.minimize([3, 2, 1], [0.01, -0.1], 0.01, L=2)
+    with pytest.raises(ValueError, match=r"^lam_H must be strictly positive, got 0$"):
+        solvers.minimize([3, 2, 1], 0.01, 0)
