@@ -1,4 +1,5 @@
-"""Unit tests of nclib.symbolic's spectrum helpers (Theorem 4.4, Theorems B.1, B.2; ch-spectrum)."""
+"""Unit tests of nclib.symbolic: the spectrum derivations (Theorem 4.4, Theorems B.1, B.2; ch-spectrum) and Y-bar
+with symbolic counts (ch-setting, ch-thm42)."""
 import numpy as np
 import pytest
 import sympy as sp
@@ -100,3 +101,24 @@ def test_total_count_checks_lengths():
         sym.total_count(sizes, mults[:1])
     with pytest.raises(ValueError, match="sizes and mults"):
         sym.total_count([], [])
+
+
+# ------------------------------------------------------------------ Y-bar with symbolic counts (ch-setting)
+
+def test_ybar_symbolic_is_ybar_at_numbers_and_kills_sqrt_n():
+    Yb, n = sym.ybar_symbolic(4)
+    assert Yb.shape == (4, 4) and [v.name for v in n] == ["n1", "n2", "n3", "n4"] and all(v.is_positive for v in n)
+    counts = [7, 3, 3, 1]
+    at = np.array(Yb.subs(dict(zip(n, counts))).evalf(30), dtype=float)
+    np.testing.assert_allclose(at, imb.ybar(counts), rtol=1e-14, atol=1e-14)
+    assert (Yb * sp.Matrix([sp.sqrt(v) for v in n])).applyfunc(sp.simplify) == sp.zeros(4, 1)
+    N = sum(n)
+    assert sp.simplify(Yb * Yb.T - (sp.diag(*n) - sp.Matrix(n) * sp.Matrix(n).T / N)) == sp.zeros(4, 4)
+    Y1, n1 = sym.ybar_symbolic(1)  # one class: the centring leaves nothing
+    assert Y1 == sp.zeros(1, 1) and len(n1) == 1
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.0, True, "3", None])
+def test_ybar_symbolic_refuses_a_class_count_that_is_not_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="^K must be a positive integer"):
+        sym.ybar_symbolic(bad)
