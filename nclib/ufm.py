@@ -617,6 +617,35 @@ def tie_tolerance(out) -> float:
 
 
 # --------------------------------------------------------------------------------------------
+# the theorems' own quantities at a given point: the relations of Theorems 4.1 and 4.2
+# --------------------------------------------------------------------------------------------
+
+def soft_threshold_relations_error(W, H, n, lam_W, lam_H, bias: bool = True) -> float:
+    """The largest entry error of the three relations of Theorems 4.2 (``bias``) and 4.1 (bias-free) at a point (W, H).
+
+    With M = U diag(kappa) V^T (:func:`problem_svd`: Y-bar with a bias, D = diag(sqrt n) without, whose SVD basis is
+    the class basis up to order), E = H-bar D (:func:`weighted_class_means`) and T = diag((kappa - N sqrt(lam_W
+    lam_H))_+): U^T W E V = T, U^T W W^T U = sqrt(lam_H/lam_W) T and (E V)^T E V = sqrt(lam_W/lam_H) T, which every
+    global minimizer of (4.2) or (4.1) satisfies when d is at least the number of surviving modes (erratum T4); without
+    a bias they are Theorem 4.1's printed relations in the form kappa = D of its corrected statement.  With repeated
+    kappa any SVD does: T is then a multiple of the identity on the block.  ``W`` is K x d, ``H`` d x N with columns
+    grouped by class, ``lam_W`` one number (L = 1).  Used in :ref:`ch-thm41` and :ref:`ch-thm42`.
+    """
+    n = _checks.counts(n)
+    N = _checks.count_total(n)
+    W = _checks.matrix(W, "W", (n.size, None))
+    H = _checks.matrix(H, "H", (W.shape[1], N))
+    lam_W = float(_checks.layer_lambdas(lam_W, 1, "lam_W")[0])
+    lam_H = _checks.positive_float(lam_H, "lam_H")
+    U, kappa, Vt = problem_svd(n, _checks.flag(bias, "bias"))
+    G = weighted_class_means(H, n) @ Vt.T  # E V: column k is g_k
+    T = np.diag(np.maximum(kappa - N * _sqrt_product(lam_W, lam_H), 0.0))
+    ratio = np.sqrt(lam_H) / np.sqrt(lam_W)
+    return float(max(np.abs(U.T @ W @ G - T).max(), np.abs(U.T @ W @ W.T @ U - ratio * T).max(),
+                     np.abs(G.T @ G - T / ratio).max()))
+
+
+# --------------------------------------------------------------------------------------------
 # Lemma A.1: the variational form of the nuclear norm
 # --------------------------------------------------------------------------------------------
 
