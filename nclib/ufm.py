@@ -149,7 +149,8 @@ def head_product(Ws: Sequence[np.ndarray]) -> np.ndarray:
     """The product P = W_L ... W_1 of the linear head of Definition 3.1, in float64.
 
     ``Ws = [W_1, ..., W_L]`` with W_1 applied first; consecutive shapes must chain
-    (W_(j+1) has as many columns as W_j has rows). Used in :ref:`ch-metrics` and :ref:`ch-errata-metrics`.
+    (W_(j+1) has as many columns as W_j has rows). Used in :ref:`ch-thm43`, :ref:`ch-metrics`,
+    :ref:`ch-errata-theory` and :ref:`ch-errata-metrics`.
     """
     Ws = _layer_list(Ws)
     P = _checks.matrix(Ws[0], "Ws[0]")
@@ -359,7 +360,7 @@ def weighted_class_means(H, n) -> np.ndarray:
     Column k is sqrt(n_k) times the class mean h-bar_k = (1/n_k) sum_i h_(k,i) of the d x N features
     ``H``, whose columns are grouped by class as in :func:`nclib.imbalance.label_matrix`; D = diag(sqrt n).
     The theorems state the geometry of E (E^T E, W_L ... W_1 E) in the SVD basis of Y-bar. Used in
-    :ref:`ch-thm41`, :ref:`ch-thm43` and :ref:`ch-errata-theory`.
+    :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43` and :ref:`ch-errata-theory`.
     """
     n = _checks.counts(n)
     nf = n.astype(np.float64)
@@ -617,7 +618,8 @@ def tie_tolerance(out) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# the theorems' own quantities at a given point: the relations of Theorems 4.1 and 4.2
+# the theorems' own quantities at a given point or spectrum: the relations of Theorems 4.1 and 4.2,
+# c, x_k^* and sigma_k^2 of Theorem 4.3 (with the printed a or the corrected one)
 # --------------------------------------------------------------------------------------------
 
 def soft_threshold_relations_error(W, H, n, lam_W, lam_H, bias: bool = True) -> float:
@@ -643,6 +645,58 @@ def soft_threshold_relations_error(W, H, n, lam_W, lam_H, bias: bool = True) -> 
     ratio = np.sqrt(lam_H) / np.sqrt(lam_W)
     return float(max(np.abs(U.T @ W @ G - T).max(), np.abs(U.T @ W @ W.T @ U - ratio * T).max(),
                      np.abs(G.T @ G - T / ratio).max()))
+
+
+def theorem43_c(lam_W, L: int) -> float:
+    """The constant c = lam_W1^(L-1) / (lam_W2 ... lam_WL) of Theorem 4.3 (1 for L = 1 or equal decays).
+
+    At balanced layers (lam_Wj s_j^2 = lam_W1 sigma^2 on each mode) W_L ... W_1 has the squared singular values
+    c sigma_k^(2L), sigma_k those of W_1.  ``lam_W`` one number or L numbers.  Used in :ref:`ch-thm43` and
+    :ref:`ch-errata-theory`.
+    """
+    L = _checks.positive_int(L, "L")
+    lam = _checks.layer_lambdas(lam_W, L, "lam_W")
+    return float(lam[0] ** (L - 1) / np.prod(lam[1:]))
+
+
+def theorem43_x_star(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool = False) -> np.ndarray:
+    """x_k^* of Theorem 4.3, one per singular value kappa_k: the global minimizer of g(x) = 1/(x^L + 1) + a_k x on
+    x >= 0 (Lemma A.2, :func:`lemma_a2_minimizer`; for L = 1, g is convex and x^* = (a_k^(-1/2) - 1)_+), 0 for
+    kappa_k = 0.  a_k is that of :func:`lemma_a2_a`, or with ``printed_a`` the one Theorem 4.3 prints, N times
+    smaller (erratum T1), to show what the printed form predicts.  Used in :ref:`ch-thm43` and :ref:`ch-errata-theory`.
+    """
+    a = lemma_a2_a(kappa, N, lam_W, lam_H, L)
+    if _checks.flag(printed_a, "printed_a"):
+        a = a / N
+    if L == 1:
+        with np.errstate(divide="ignore"):
+            return np.maximum(1.0 / np.sqrt(a) - 1.0, 0.0)
+    return np.array([lemma_a2_minimizer(ai, L) if np.isfinite(ai) else 0.0 for ai in a])
+
+
+def theorem43_sigma_squared(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool = False) -> np.ndarray:
+    """sigma_k^2 = (N lam_H / c)^(1/L) x_k^* of Theorem 4.3 (:func:`theorem43_c`, :func:`theorem43_x_star`), one per
+    singular value kappa_k of Y-bar: the squared singular values of W_1 at the global minimizer (hidden widths >= K),
+    0 for a collapsed mode; ``printed_a`` as in :func:`theorem43_x_star`.  Used in :ref:`ch-thm43` and
+    :ref:`ch-errata-theory`.
+    """
+    x = theorem43_x_star(kappa, N, lam_W, lam_H, L, printed_a)
+    lam_H = _checks.positive_float(lam_H, "lam_H")
+    return (N * lam_H / theorem43_c(lam_W, L)) ** (1.0 / L) * x
+
+
+def theorem43_value(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool = False) -> float:
+    """The minimum of (4.3) as the proof of Theorem 4.3 writes it: the sum over the singular values kappa_k of
+    kappa_k^2/(2N) g_k(x_k^*), g_k(x) = 1/(x^L + 1) + a_k x of Lemma A.2 at :func:`theorem43_x_star` (a mode with
+    kappa_k = 0 adds 0).  It is :func:`value_from_spectrum` with the corrected a; with ``printed_a`` it is what the
+    printed a gives, below the global minimum (erratum T1).  Used in :ref:`ch-errata-theory`.
+    """
+    x = theorem43_x_star(kappa, N, lam_W, lam_H, L, printed_a)
+    kappa = _checks.singular_values(kappa)
+    a = lemma_a2_a(kappa, N, lam_W, lam_H, L) / (N if printed_a else 1)
+    alive = kappa > 0
+    g = 1.0 / (x[alive] ** L + 1.0) + a[alive] * x[alive]
+    return float(np.sum(kappa[alive] ** 2 / (2 * N) * g))
 
 
 # --------------------------------------------------------------------------------------------

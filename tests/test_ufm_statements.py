@@ -1,5 +1,6 @@
-"""Unit tests of the theorems' own quantities in nclib.ufm, evaluated at a point: the soft-threshold relations of
-Theorems 4.1 and 4.2 (chapters ch-thm41, ch-thm42)."""
+"""Unit tests of the theorems' own quantities in nclib.ufm, evaluated at a point or a spectrum: the soft-threshold
+relations of Theorems 4.1 and 4.2, and c, x_k^*, sigma_k^2 and the value through Lemma A.2 of Theorem 4.3, with the
+corrected a and the printed one (erratum T1; chapters ch-thm41, ch-thm42, ch-thm43, ch-errata-theory)."""
 import numpy as np
 import pytest
 
@@ -50,3 +51,82 @@ def test_soft_threshold_relations_error_refuses_bad_input_by_name(args, name):
     call.update(args)
     with pytest.raises(ValueError, match=f"^{name}"):
         ufm.soft_threshold_relations_error(**call)
+
+
+# ------------------------------------------------------------------ Theorem 4.3: c, x_k^*, sigma_k^2, the value
+
+def test_theorem43_c_is_the_printed_ratio_of_decays():
+    assert ufm.theorem43_c([0.004, 0.012, 0.008], 3) == pytest.approx(0.004 ** 2 / (0.012 * 0.008), rel=1e-15)
+    assert ufm.theorem43_c(0.3, 4) == pytest.approx(1.0, rel=1e-15)  # equal decays
+    assert ufm.theorem43_c([0.2], 1) == 1.0
+    for lam_W, L, name in [([0.1, 0.2], 3, "lam_W"), ([0.1, -0.2], 2, r"lam_W\[1\]"), (0.1, 0, "L")]:
+        with pytest.raises(ValueError, match=f"^{name}"):
+            ufm.theorem43_c(lam_W, L)
+
+
+@pytest.mark.parametrize("n, lam_W, lam_H, L", [
+    ([9, 9, 6, 3, 2, 1], [0.004, 0.012, 0.008], 0.006, 3),
+    ([6, 6, 2, 2, 1], [0.02, 0.005], 0.01, 2),
+    ([5, 3, 2], 0.01, 0.02, 1),
+    ([9, 9, 9, 3, 3, 3], [0.01, 0.02, 0.01, 0.005, 0.03, 0.02], 0.01, 6),
+])
+def test_theorem43_sigma_squared_is_the_first_layer_at_the_global_minimizer(n, lam_W, lam_H, L):
+    _, kappa, _ = ufm.problem_svd(n)
+    N = sum(n)
+    sig2 = ufm.theorem43_sigma_squared(kappa, N, lam_W, lam_H, L)
+    g = ufm.global_minimizer(n, lam_W, lam_H, L=L)
+    first = np.linalg.svd(g.Ws[0], compute_uv=False) ** 2  # the squared singular values of W_1
+    np.testing.assert_allclose(np.sort(first), np.sort(sig2), rtol=0, atol=1e-12 * first.max())
+    st = ufm.structure(n, lam_W, lam_H, L=L)
+    c = ufm.theorem43_c(lam_W, L)
+    np.testing.assert_allclose(c * sig2 ** L, st.s_product ** 2, rtol=1e-10, atol=1e-14)  # U^T P P^T U = c Upsilon_1
+    assert 0 < np.count_nonzero(sig2) < len(n) and sig2[-1] == 0.0  # kappa_K = 0: that mode always collapses
+    x = ufm.theorem43_x_star(kappa, N, lam_W, lam_H, L)
+    np.testing.assert_allclose(sig2, (N * lam_H / c) ** (1 / L) * x, rtol=1e-15)
+    # the value through Lemma A.2 is the closed-form minimum
+    assert ufm.theorem43_value(kappa, N, lam_W, lam_H, L) == pytest.approx(ufm.minimum_value(n, lam_W, lam_H, L=L),
+                                                                          rel=1e-12)
+
+
+def test_theorem43_x_star_at_one_layer_is_the_soft_threshold():
+    n, lam_W, lam_H = [5, 3, 2], 0.01, 0.02
+    _, kappa, _ = ufm.problem_svd(n)
+    N = sum(n)
+    x = ufm.theorem43_x_star(kappa, N, lam_W, lam_H, 1)
+    a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, 1)
+    np.testing.assert_allclose(x, np.maximum(a ** -0.5 - 1, 0.0), rtol=1e-15)
+    # Theorem 4.2's relation U^T W W^T U = sqrt(lam_H / lam_W) (kappa - N sqrt(lam_W lam_H))_+ is sigma_k^2 at L = 1
+    np.testing.assert_allclose(ufm.theorem43_sigma_squared(kappa, N, lam_W, lam_H, 1),
+                               np.sqrt(lam_H / lam_W) * np.maximum(kappa - N * np.sqrt(lam_W * lam_H), 0.0),
+                               rtol=1e-13, atol=1e-15)
+
+
+def test_theorem43_with_the_printed_a_predicts_a_value_below_the_minimum():
+    n, lam_W, lam_H, L = [9, 9, 6, 3, 2, 1], [0.004, 0.012, 0.008], 0.006, 3
+    _, kappa, _ = ufm.problem_svd(n)
+    N = sum(n)
+    a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, L)
+    x_printed = ufm.theorem43_x_star(kappa, N, lam_W, lam_H, L, printed_a=True)
+    want = [ufm.lemma_a2_minimizer(ai / N, L) if np.isfinite(ai) else 0.0 for ai in a]
+    np.testing.assert_array_equal(x_printed, want)
+    assert np.all(x_printed >= ufm.theorem43_x_star(kappa, N, lam_W, lam_H, L))  # a smaller a: larger x
+    printed = ufm.theorem43_value(kappa, N, lam_W, lam_H, L, printed_a=True)
+    g = [k ** 2 / (2 * N) * (1 / (x ** L + 1) + ai / N * x) for k, ai, x in zip(kappa, a, x_printed) if k > 0]
+    assert printed == pytest.approx(sum(g), rel=1e-14)
+    assert printed < 0.99 * ufm.minimum_value(n, lam_W, lam_H, L=L)
+
+
+@pytest.mark.parametrize("args, name", [
+    (dict(kappa=[-1.0, 2.0]), "kappa"),
+    (dict(N=0), "N"),
+    (dict(lam_W=[0.01, 0.01]), "lam_W"),
+    (dict(lam_H=0.0), "lam_H"),
+    (dict(L=0), "L"),
+    (dict(printed_a=1), "printed_a"),
+])
+def test_theorem43_functions_refuse_bad_input_by_name(args, name):
+    call = dict(kappa=[3.0, 1.0, 0.0], N=10, lam_W=[0.01, 0.02, 0.01], lam_H=0.01, L=3)
+    call.update(args)
+    for func in (ufm.theorem43_x_star, ufm.theorem43_sigma_squared, ufm.theorem43_value):
+        with pytest.raises(ValueError, match=f"^{name}"):
+            func(**call)
