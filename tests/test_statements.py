@@ -1,9 +1,10 @@
-"""Unit tests of the theorems' own quantities in nclib.ufm, evaluated at a point or a spectrum: the soft-threshold
-relations of Theorems 4.1 and 4.2, and c, x_k^*, sigma_k^2 and the value through Lemma A.2 of Theorem 4.3, with the
+"""Unit tests of the theorems' own quantities in nclib.statements, evaluated at a point or a spectrum: the
+soft-threshold relations of Theorems 4.1 and 4.2, and c, x_k^*, sigma_k^2 and the value through Lemma A.2 of Theorem 4.3, with the
 corrected a and the printed one (erratum T1; chapters ch-thm41, ch-thm42, ch-thm43, ch-errata-theory)."""
 import numpy as np
 import pytest
 
+import nclib.statements as statements
 import nclib.ufm as ufm
 from nclib.imbalance import ybar
 
@@ -14,8 +15,8 @@ from nclib.imbalance import ybar
                                           ([5, 3, 2], 0.03, False), ([4, 4, 1], 0.05, False)])
 def test_soft_threshold_relations_hold_at_the_global_minimizer(n, lam, bias):
     g = ufm.global_minimizer(n, lam, 2 * lam, L=1, bias=bias, d=len(n) + 1)
-    assert ufm.soft_threshold_relations_error(g.Ws[0], g.H, n, lam, 2 * lam, bias) < 1e-13
-    assert ufm.soft_threshold_relations_error(g.Ws[0], g.H, n, [lam], 2 * lam, bias) < 1e-13  # L = 1 decays as a list
+    assert statements.soft_threshold_relations_error(g.Ws[0], g.H, n, lam, 2 * lam, bias) < 1e-13
+    assert statements.soft_threshold_relations_error(g.Ws[0], g.H, n, [lam], 2 * lam, bias) < 1e-13  # L = 1 decays as a list
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -28,11 +29,11 @@ def test_soft_threshold_relations_error_is_the_largest_entry_error(bias):
     assert top > 0.5
     ratio = np.sqrt(lam_H / lam_W)  # 2: the relation on W W^T carries the larger weight
     # at W = 0, H = 0 every left-hand side is 0: the error is the largest right-hand side
-    zero = ufm.soft_threshold_relations_error(np.zeros((3, 4)), np.zeros((4, N)), n, lam_W, lam_H, bias)
+    zero = statements.soft_threshold_relations_error(np.zeros((3, 4)), np.zeros((4, N)), n, lam_W, lam_H, bias)
     assert zero == pytest.approx(ratio * top, rel=1e-13)
     # W twice and H half the global minimizer's: W E holds, W W^T is four times its value, E^T E a quarter
     g = ufm.global_minimizer(n, lam_W, lam_H, L=1, bias=bias)
-    off = ufm.soft_threshold_relations_error(2 * g.Ws[0], g.H / 2, n, lam_W, lam_H, bias)
+    off = statements.soft_threshold_relations_error(2 * g.Ws[0], g.H / 2, n, lam_W, lam_H, bias)
     assert off == pytest.approx(3 * ratio * top, rel=1e-12)
 
 
@@ -50,18 +51,18 @@ def test_soft_threshold_relations_error_refuses_bad_input_by_name(args, name):
     call = dict(W=np.zeros((3, 3)), H=np.zeros((3, 10)), n=[5, 3, 2], lam_W=0.01, lam_H=0.01, bias=True)
     call.update(args)
     with pytest.raises(ValueError, match=f"^{name}"):
-        ufm.soft_threshold_relations_error(**call)
+        statements.soft_threshold_relations_error(**call)
 
 
 # ------------------------------------------------------------------ Theorem 4.3: c, x_k^*, sigma_k^2, the value
 
 def test_theorem43_c_is_the_printed_ratio_of_decays():
-    assert ufm.theorem43_c([0.004, 0.012, 0.008], 3) == pytest.approx(0.004 ** 2 / (0.012 * 0.008), rel=1e-15)
-    assert ufm.theorem43_c(0.3, 4) == pytest.approx(1.0, rel=1e-15)  # equal decays
-    assert ufm.theorem43_c([0.2], 1) == 1.0
+    assert statements.theorem43_c([0.004, 0.012, 0.008], 3) == pytest.approx(0.004 ** 2 / (0.012 * 0.008), rel=1e-15)
+    assert statements.theorem43_c(0.3, 4) == pytest.approx(1.0, rel=1e-15)  # equal decays
+    assert statements.theorem43_c([0.2], 1) == 1.0
     for lam_W, L, name in [([0.1, 0.2], 3, "lam_W"), ([0.1, -0.2], 2, r"lam_W\[1\]"), (0.1, 0, "L")]:
         with pytest.raises(ValueError, match=f"^{name}"):
-            ufm.theorem43_c(lam_W, L)
+            statements.theorem43_c(lam_W, L)
 
 
 @pytest.mark.parametrize("n, lam_W, lam_H, L", [
@@ -73,18 +74,18 @@ def test_theorem43_c_is_the_printed_ratio_of_decays():
 def test_theorem43_sigma_squared_is_the_first_layer_at_the_global_minimizer(n, lam_W, lam_H, L):
     _, kappa, _ = ufm.problem_svd(n)
     N = sum(n)
-    sig2 = ufm.theorem43_sigma_squared(kappa, N, lam_W, lam_H, L)
+    sig2 = statements.theorem43_sigma_squared(kappa, N, lam_W, lam_H, L)
     g = ufm.global_minimizer(n, lam_W, lam_H, L=L)
     first = np.linalg.svd(g.Ws[0], compute_uv=False) ** 2  # the squared singular values of W_1
     np.testing.assert_allclose(np.sort(first), np.sort(sig2), rtol=0, atol=1e-12 * first.max())
     st = ufm.structure(n, lam_W, lam_H, L=L)
-    c = ufm.theorem43_c(lam_W, L)
+    c = statements.theorem43_c(lam_W, L)
     np.testing.assert_allclose(c * sig2 ** L, st.s_product ** 2, rtol=1e-10, atol=1e-14)  # U^T P P^T U = c Upsilon_1
     assert 0 < np.count_nonzero(sig2) < len(n) and sig2[-1] == 0.0  # kappa_K = 0: that mode always collapses
-    x = ufm.theorem43_x_star(kappa, N, lam_W, lam_H, L)
+    x = statements.theorem43_x_star(kappa, N, lam_W, lam_H, L)
     np.testing.assert_allclose(sig2, (N * lam_H / c) ** (1 / L) * x, rtol=1e-15)
     # the value through Lemma A.2 is the closed-form minimum
-    assert ufm.theorem43_value(kappa, N, lam_W, lam_H, L) == pytest.approx(ufm.minimum_value(n, lam_W, lam_H, L=L),
+    assert statements.theorem43_value(kappa, N, lam_W, lam_H, L) == pytest.approx(ufm.minimum_value(n, lam_W, lam_H, L=L),
                                                                           rel=1e-12)
 
 
@@ -92,11 +93,11 @@ def test_theorem43_x_star_at_one_layer_is_the_soft_threshold():
     n, lam_W, lam_H = [5, 3, 2], 0.01, 0.02
     _, kappa, _ = ufm.problem_svd(n)
     N = sum(n)
-    x = ufm.theorem43_x_star(kappa, N, lam_W, lam_H, 1)
+    x = statements.theorem43_x_star(kappa, N, lam_W, lam_H, 1)
     a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, 1)
     np.testing.assert_allclose(x, np.maximum(a ** -0.5 - 1, 0.0), rtol=1e-15)
     # Theorem 4.2's relation U^T W W^T U = sqrt(lam_H / lam_W) (kappa - N sqrt(lam_W lam_H))_+ is sigma_k^2 at L = 1
-    np.testing.assert_allclose(ufm.theorem43_sigma_squared(kappa, N, lam_W, lam_H, 1),
+    np.testing.assert_allclose(statements.theorem43_sigma_squared(kappa, N, lam_W, lam_H, 1),
                                np.sqrt(lam_H / lam_W) * np.maximum(kappa - N * np.sqrt(lam_W * lam_H), 0.0),
                                rtol=1e-13, atol=1e-15)
 
@@ -106,11 +107,11 @@ def test_theorem43_with_the_printed_a_predicts_a_value_below_the_minimum():
     _, kappa, _ = ufm.problem_svd(n)
     N = sum(n)
     a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, L)
-    x_printed = ufm.theorem43_x_star(kappa, N, lam_W, lam_H, L, printed_a=True)
+    x_printed = statements.theorem43_x_star(kappa, N, lam_W, lam_H, L, printed_a=True)
     want = [ufm.lemma_a2_minimizer(ai / N, L) if np.isfinite(ai) else 0.0 for ai in a]
     np.testing.assert_array_equal(x_printed, want)
-    assert np.all(x_printed >= ufm.theorem43_x_star(kappa, N, lam_W, lam_H, L))  # a smaller a: larger x
-    printed = ufm.theorem43_value(kappa, N, lam_W, lam_H, L, printed_a=True)
+    assert np.all(x_printed >= statements.theorem43_x_star(kappa, N, lam_W, lam_H, L))  # a smaller a: larger x
+    printed = statements.theorem43_value(kappa, N, lam_W, lam_H, L, printed_a=True)
     g = [k ** 2 / (2 * N) * (1 / (x ** L + 1) + ai / N * x) for k, ai, x in zip(kappa, a, x_printed) if k > 0]
     assert printed == pytest.approx(sum(g), rel=1e-14)
     assert printed < 0.99 * ufm.minimum_value(n, lam_W, lam_H, L=L)
@@ -127,6 +128,6 @@ def test_theorem43_with_the_printed_a_predicts_a_value_below_the_minimum():
 def test_theorem43_functions_refuse_bad_input_by_name(args, name):
     call = dict(kappa=[3.0, 1.0, 0.0], N=10, lam_W=[0.01, 0.02, 0.01], lam_H=0.01, L=3)
     call.update(args)
-    for func in (ufm.theorem43_x_star, ufm.theorem43_sigma_squared, ufm.theorem43_value):
+    for func in (statements.theorem43_x_star, statements.theorem43_sigma_squared, statements.theorem43_value):
         with pytest.raises(ValueError, match=f"^{name}"):
             func(**call)

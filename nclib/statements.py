@@ -1,0 +1,91 @@
+"""The theorems' statements checked as the paper writes them: the quantities a statement names, at a given point
+or spectrum, beside the global minimizer that :mod:`nclib.ufm` computes without them.
+
+The three soft-threshold relations of Theorems 4.1 and 4.2 at a point (W, H) (:func:`soft_threshold_relations_error`),
+and c, x_k^*, sigma_k^2 and the minimum value of Theorem 4.3 through Lemma A.2, with the corrected constant a or the
+printed one, N times smaller (erratum T1).  Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43` and
+:ref:`ch-errata-theory`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks, ufm
+
+
+def soft_threshold_relations_error(W, H, n, lam_W, lam_H, bias: bool = True) -> float:
+    """The largest entry error of the three relations of Theorems 4.2 (``bias``) and 4.1 (bias-free) at a point (W, H).
+
+    With M = U diag(kappa) V^T (:func:`nclib.ufm.problem_svd`: Y-bar with a bias, D = diag(sqrt n) without, whose
+    SVD basis is the class basis up to order), E = H-bar D (:func:`nclib.ufm.weighted_class_means`) and T =
+    diag((kappa - N sqrt(lam_W lam_H))_+): U^T W E V = T, U^T W W^T U = sqrt(lam_H/lam_W) T and (E V)^T E V =
+    sqrt(lam_W/lam_H) T, which every global minimizer of (4.2) or (4.1) satisfies when d is at least the number of
+    surviving modes (erratum T4); without a bias they are Theorem 4.1's printed relations in the form kappa = D of
+    its corrected statement.  With repeated kappa any SVD does: T is then a multiple of the identity on the block.
+    ``W`` is K x d, ``H`` d x N with columns grouped by class, ``lam_W`` one number (L = 1).  Used in
+    :ref:`ch-thm41` and :ref:`ch-thm42`.
+    """
+    n = _checks.counts(n)
+    N = _checks.count_total(n)
+    W = _checks.matrix(W, "W", (n.size, None))
+    H = _checks.matrix(H, "H", (W.shape[1], N))
+    lam_W = float(_checks.layer_lambdas(lam_W, 1, "lam_W")[0])
+    lam_H = _checks.positive_float(lam_H, "lam_H")
+    U, kappa, Vt = ufm.problem_svd(n, _checks.flag(bias, "bias"))
+    G = ufm.weighted_class_means(H, n) @ Vt.T  # E V: column k is g_k
+    T = np.diag(np.maximum(kappa - N * ufm._sqrt_product(lam_W, lam_H), 0.0))
+    ratio = np.sqrt(lam_H) / np.sqrt(lam_W)
+    return float(max(np.abs(U.T @ W @ G - T).max(), np.abs(U.T @ W @ W.T @ U - ratio * T).max(),
+                     np.abs(G.T @ G - T / ratio).max()))
+
+
+def theorem43_c(lam_W, L: int) -> float:
+    """The constant c = lam_W1^(L-1) / (lam_W2 ... lam_WL) of Theorem 4.3 (1 for L = 1 or equal decays).
+
+    At balanced layers (lam_Wj s_j^2 = lam_W1 sigma^2 on each mode) W_L ... W_1 has the squared singular values
+    c sigma_k^(2L), sigma_k those of W_1.  ``lam_W`` one number or L numbers.  Used in :ref:`ch-thm43` and
+    :ref:`ch-errata-theory`.
+    """
+    L = _checks.positive_int(L, "L")
+    lam = _checks.layer_lambdas(lam_W, L, "lam_W")
+    return float(lam[0] ** (L - 1) / np.prod(lam[1:]))
+
+
+def theorem43_x_star(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool = False) -> np.ndarray:
+    """x_k^* of Theorem 4.3, one per singular value kappa_k: the global minimizer of g(x) = 1/(x^L + 1) + a_k x on
+    x >= 0 (Lemma A.2, :func:`nclib.ufm.lemma_a2_minimizer`; for L = 1, g is convex and x^* = (a_k^(-1/2) - 1)_+), 0 for
+    kappa_k = 0.  a_k is that of :func:`nclib.ufm.lemma_a2_a`, or with ``printed_a`` the one Theorem 4.3 prints, N times
+    smaller (erratum T1), to show what the printed form predicts.  Used in :ref:`ch-thm43` and :ref:`ch-errata-theory`.
+    """
+    a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, L)
+    if _checks.flag(printed_a, "printed_a"):
+        a = a / N
+    if L == 1:
+        with np.errstate(divide="ignore"):
+            return np.maximum(1.0 / np.sqrt(a) - 1.0, 0.0)
+    return np.array([ufm.lemma_a2_minimizer(ai, L) if np.isfinite(ai) else 0.0 for ai in a])
+
+
+def theorem43_sigma_squared(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool = False) -> np.ndarray:
+    """sigma_k^2 = (N lam_H / c)^(1/L) x_k^* of Theorem 4.3 (:func:`theorem43_c`, :func:`theorem43_x_star`), one per
+    singular value kappa_k of Y-bar: the squared singular values of W_1 at the global minimizer (hidden widths >= K),
+    0 for a collapsed mode; ``printed_a`` as in :func:`theorem43_x_star`.  Used in :ref:`ch-thm43` and
+    :ref:`ch-errata-theory`.
+    """
+    x = theorem43_x_star(kappa, N, lam_W, lam_H, L, printed_a)
+    lam_H = _checks.positive_float(lam_H, "lam_H")
+    return (N * lam_H / theorem43_c(lam_W, L)) ** (1.0 / L) * x
+
+
+def theorem43_value(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool = False) -> float:
+    """The minimum of (4.3) as the proof of Theorem 4.3 writes it: the sum over the singular values kappa_k of
+    kappa_k^2/(2N) g_k(x_k^*), g_k(x) = 1/(x^L + 1) + a_k x of Lemma A.2 at :func:`theorem43_x_star` (a mode with
+    kappa_k = 0 adds 0).  It is :func:`nclib.ufm.value_from_spectrum` with the corrected a; with ``printed_a`` it is
+    what the printed a gives, below the global minimum (erratum T1).  Used in :ref:`ch-errata-theory`.
+    """
+    x = theorem43_x_star(kappa, N, lam_W, lam_H, L, printed_a)
+    kappa = _checks.singular_values(kappa)
+    a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, L) / (N if printed_a else 1)
+    alive = kappa > 0
+    g = 1.0 / (x[alive] ** L + 1.0) + a[alive] * x[alive]
+    return float(np.sum(kappa[alive] ** 2 / (2 * N) * g))
