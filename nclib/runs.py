@@ -266,7 +266,12 @@ def clear_run_folder(run_dir, check_only: bool = False) -> None:
     """Delete the files of the run in ``run_dir`` (``overwrite=True``), keeping the lock the caller holds.  Only
     the files a run writes (:data:`RUN_FILES`, and atomic writes' temporaries) are deleted; a folder holding
     anything else is refused (ValueError naming ``run_dir`` and those entries) and left as it is.  With
-    ``check_only`` nothing is deleted (the refusal alone)."""
+    ``check_only`` nothing is deleted (the refusal alone).
+
+    ``provenance.json`` goes first, and that is on disk (the folder fsync'd) before anything else goes, then the
+    checkpoint and its record, then the rest: a clear cut off part-way (a kill, a power loss) leaves a "dead" run
+    (:func:`recorded_status`), never a finished or stopped one without its history, and a dead run without a
+    provenance is never resumed (``resume=True`` refuses it): only another ``overwrite=True`` replaces it."""
     run_dir = pathlib.Path(run_dir)
     entries = [e for e in run_dir.iterdir() if e.name != LOCK]
     ours = [e.is_file() and (e.name in RUN_FILES or (e.name.startswith(".") and e.name.endswith(".tmp")))
@@ -277,8 +282,12 @@ def clear_run_folder(run_dir, check_only: bool = False) -> None:
                          f"overwrite deletes only run folders: move them or choose another run name")
     if check_only:
         return
-    for e in entries:
+    first = ("provenance.json", CHECKPOINT, CHECKSUM, CHECKPOINT + ".tmp")  # the record of a result, then the rest
+    entries.sort(key=lambda e: first.index(e.name) if e.name in first else len(first))
+    for i, e in enumerate(entries):
         e.unlink()
+        if i == 0:
+            _fsync_dir(run_dir)  # no longer a run with a result before any of its files goes
     _fsync_dir(run_dir)
 
 

@@ -137,6 +137,59 @@ def test_overwrite_refuses_a_folder_holding_files_no_run_writes_naming_them(tmp_
     assert runs.run_status(folder) == "finished"
 
 
+@pytest.mark.parametrize("ended", ["finished", "stopped"])
+def test_an_overwrite_cut_off_while_it_clears_leaves_a_dead_run_that_only_overwrite_replaces(tmp_path, monkeypatch,
+                                                                                              ended):
+    """The fault: the clear deleted in the folder's listing order, so a kill part-way left a folder that read
+    "finished" (or "stopped") without its history, which every later plan skipped.  Now a clear cut off at any file
+    leaves a run that is neither: a dead one that no plan skips or resumes, which another overwrite replaces."""
+    kw = dict(TINY, epochs=5) if ended == "finished" else dict(LONG, max_train_s=0)
+    folder = train.run(**kw, out_dir=tmp_path, run_name="r")
+    assert runs.run_status(folder) == ended
+    whole = _files(folder)
+    real = pathlib.Path.unlink
+    for k in range(len(whole)):  # the kill before the k-th deletion
+        for name, data in whole.items():
+            (folder / name).write_bytes(data)
+        calls = []
+
+        def unlink(self, *args, **kwargs):
+            calls.append(self.name)
+            if len(calls) > k:
+                raise KeyboardInterrupt("killed")  # stands in for SIGKILL here
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(pathlib.Path, "unlink", unlink)
+        with pytest.raises(KeyboardInterrupt):
+            runs.clear_run_folder(folder)
+        monkeypatch.setattr(pathlib.Path, "unlink", real)
+        left = {f.name for f in folder.iterdir()}
+        assert len(left) == len(whole) - k
+        if k == 0:
+            assert runs.run_status(folder) == ended
+            continue
+        assert runs.run_status(folder) == "dead" and "provenance.json" not in left
+        try:
+            todo = runs.plan_runs([folder])
+        except runs.RunExists as exc:  # a dead run without a checkpoint: started again only by overwrite
+            assert exc.status == "dead" and not runs.has_checkpoint(folder)
+        else:  # its checkpoint still there: the resume is refused, its provenance gone
+            assert todo == "resume" and runs.has_checkpoint(folder)
+            with pytest.raises(runs.ResumeRefused):
+                train.run(**kw, out_dir=tmp_path, run_name="r", resume=True)
+        assert {f.name for f in folder.iterdir()} == left  # refusals delete nothing
+    for name, data in whole.items():  # and a power loss: the provenance's deletion is on disk before any other
+        (folder / name).write_bytes(data)
+    events = []
+    monkeypatch.setattr(pathlib.Path, "unlink", lambda self, *a, **k: (events.append(self.name), real(self, *a, **k)))
+    monkeypatch.setattr(runs, "_fsync_dir", lambda d: events.append("fsync"))
+    runs.clear_run_folder(folder)
+    monkeypatch.undo()
+    assert events[:2] == ["provenance.json", "fsync"] and not any(folder.iterdir())
+    train.run(**kw, out_dir=tmp_path, run_name="r", overwrite=True)
+    assert runs.run_status(folder) == ended
+
+
 def test_command_line_prints_one_line_for_user_errors_and_lists_its_choices(tmp_path):
     out = tmp_path / "runs"
     proc = subprocess.run([sys.executable, "-m", "nclib.train", *CLI, "--out-dir", str(out), "--lr", "-1"],
