@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 
 import numpy as np
 
@@ -262,9 +263,18 @@ def _json_record(path: pathlib.Path) -> dict:
     return record
 
 
+#: The name of a temporary file that :func:`atomic_write_text` leaves when cut off while it writes one of
+#: :data:`RUN_FILES`: ``.<name>.<host>.<pid>.tmp`` (:func:`nclib.locks.writer_tag`), or as earlier versions named it,
+#: ``.<name>.<pid>.tmp`` and ``.<name>.tmp``.  Any other hidden file is not the run's.
+_WRITE_TEMPORARY = re.compile(r"\.(?:" + "|".join(re.escape(n) for n in RUN_FILES if n != LOCK)
+                              + r")(?:\.(?:[A-Za-z0-9.-]+\.)?[0-9]+)?\.tmp")
+
+
 def clear_run_folder(run_dir, check_only: bool = False) -> None:
     """Delete the files of the run in ``run_dir`` (``overwrite=True``), keeping the lock the caller holds.  Only
-    the files a run writes (:data:`RUN_FILES`, and atomic writes' temporaries) are deleted; a folder holding
+    the files a run writes (:data:`RUN_FILES`, and the temporaries of :func:`atomic_write_text` writing one of
+    them: ``.history.csv.<host>.<pid>.tmp``, or ``.history.csv.<pid>.tmp`` and ``.history.csv.tmp`` as earlier
+    versions named them) are deleted; a folder holding
     anything else is refused (ValueError naming ``run_dir`` and those entries) and left as it is.  With
     ``check_only`` nothing is deleted (the refusal alone).
 
@@ -274,7 +284,7 @@ def clear_run_folder(run_dir, check_only: bool = False) -> None:
     provenance is never resumed (``resume=True`` refuses it): only another ``overwrite=True`` replaces it."""
     run_dir = pathlib.Path(run_dir)
     entries = [e for e in run_dir.iterdir() if e.name != LOCK]
-    ours = [e.is_file() and (e.name in RUN_FILES or (e.name.startswith(".") and e.name.endswith(".tmp")))
+    ours = [e.is_file() and (e.name in RUN_FILES or _WRITE_TEMPORARY.fullmatch(e.name) is not None)
             for e in entries]
     foreign = sorted(e.name for e, mine in zip(entries, ours) if not mine)
     if foreign:

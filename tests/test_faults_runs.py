@@ -137,6 +137,24 @@ def test_overwrite_refuses_a_folder_holding_files_no_run_writes_naming_them(tmp_
     assert runs.run_status(folder) == "finished"
 
 
+def test_overwrite_deletes_a_cut_off_writes_temporary_but_refuses_any_other_hidden_file(tmp_path):
+    """The fault: overwrite deleted every hidden file ending in .tmp, a user's own among them.  Now only the
+    temporary of an atomic write of one of the run's files is the run's; any other hidden file is refused by name,
+    and nothing is deleted."""
+    folder = train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="r")
+    (folder / ".my-draft-notes.tmp").write_text("mine")
+    before = _files(folder)
+    with pytest.raises(ValueError, match=r"run_dir .* holds entries a run does not write \(\['.my-draft-notes.tmp'\]"):
+        train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="r", overwrite=True)
+    assert _files(folder) == before and runs.run_status(folder) == "finished"
+    (folder / ".my-draft-notes.tmp").unlink()
+    cut_off = [f".history.csv.{locks.writer_tag()}.tmp", ".provenance.json.4242.tmp", ".params.json.tmp"]
+    for name in cut_off:  # as atomic_write_text names its temporary (and as earlier versions did)
+        (folder / name).write_text("half")
+    train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="r", overwrite=True)
+    assert not any((folder / name).exists() for name in cut_off) and runs.run_status(folder) == "finished"
+
+
 @pytest.mark.parametrize("ended", ["finished", "stopped"])
 def test_an_overwrite_cut_off_while_it_clears_leaves_a_dead_run_that_only_overwrite_replaces(tmp_path, monkeypatch,
                                                                                               ended):
