@@ -430,10 +430,13 @@ def test_overwrite_waits_for_no_one_and_a_lock_is_released_on_every_exit(tmp_pat
 
 # ------------------------------------------------------------------------------------------ checkpoints
 
-def test_a_crash_while_the_checkpoint_is_written_resumes_from_the_last_complete_one(tmp_path):
+def test_a_crash_while_the_checkpoint_is_written_resumes_from_the_last_complete_one(tmp_path, monkeypatch):
     """The fault: a crash while checkpoint.pt is written left checkpoint.pt.tmp and the status "running" for
     good.  Now the run is recognised as dead and resumes from the previous checkpoint, which the crash left
-    whole."""
+    whole; the resume deletes the half-written file at once (a resume that fails before its first checkpoint
+    leaves none)."""
+    from nclib import engine
+
     ref = train.run(**LONG, out_dir=tmp_path, run_name="reference", max_train_s=0)
     train.run(**LONG, out_dir=tmp_path, run_name="reference", max_train_s=0, resume=True)
     folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)
@@ -449,6 +452,16 @@ def test_a_crash_while_the_checkpoint_is_written_resumes_from_the_last_complete_
         with pytest.raises(runs.RunExists, match="dead run") as err:
             train.run(**LONG, out_dir=tmp_path, run_name="r")
     assert err.value.status == "dead"
+
+    def fail(self):
+        raise RuntimeError("the device is lost")
+
+    with monkeypatch.context() as m:  # a resume that fails before it writes a checkpoint of its own
+        m.setattr(engine.Engine, "train_epoch", fail)
+        with pytest.raises(RuntimeError, match="the device is lost"):
+            train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)
+    assert not (folder / (runs.CHECKPOINT + ".tmp")).exists() and runs.run_status(folder) == "failed"
+    assert (folder / runs.CHECKPOINT).read_bytes() == whole
     train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)
     assert not (folder / (runs.CHECKPOINT + ".tmp")).exists() and runs.run_status(folder) == "stopped"
     _same_history(ref, folder)
