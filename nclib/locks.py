@@ -40,6 +40,30 @@ def writer_tag() -> str:
     return f"{host}.{os.getpid()}"
 
 
+def run_folder_path(run_dir, name: str = "run_dir") -> pathlib.Path:
+    """``run_dir`` as the path of one run folder: a str or a path; anything else is refused with a ValueError naming
+    ``name``, and so is an empty path, which would name the current directory (a lock taken, a status read or a
+    run cleared in whatever folder the process runs in)."""
+    text = os.fspath(run_dir) if isinstance(run_dir, (str, os.PathLike)) else None
+    if not isinstance(text, str) or text == "":
+        raise ValueError(f"{name} must be the path of a run folder (a str or a path, not empty: the empty path is "
+                         f"the current directory), got {run_dir!r}")
+    return pathlib.Path(text)
+
+
+def run_folder_paths(run_dirs, name: str = "run_dirs") -> list[pathlib.Path]:
+    """``run_dirs`` as the paths of run folders (:func:`run_folder_path`, each): a list or another iterable of them;
+    one path alone (a str, bytes or a path, whose characters are no folders) or anything not iterable is refused
+    with a ValueError naming ``name``."""
+    if isinstance(run_dirs, (str, bytes, os.PathLike)):
+        raise ValueError(f"{name} must be a list of run folders, got one path {str(run_dirs)!r}: pass [path]")
+    try:
+        items = list(run_dirs)
+    except TypeError:
+        raise ValueError(f"{name} must be a list of run folders, got {run_dirs!r}") from None
+    return [run_folder_path(d, name) for d in items]
+
+
 class RunFolderBusy(ValueError):
     """Another live process holds the lock of the run folder ``run_dir`` (``owner``: its pid and host)."""
 
@@ -110,8 +134,9 @@ def _lock_record(text: str) -> dict | None:
 
 def lock_owner(run_dir) -> dict | None:
     """The live process that holds the lock of ``run_dir`` (its :data:`LOCK` contents: pid, host, since,
-    command line), or None when no live process holds it (no lock file, or the lock of a writer that died)."""
-    path = pathlib.Path(run_dir) / LOCK
+    command line), or None when no live process holds it (no lock file, or the lock of a writer that died).
+    ValueError naming ``run_dir`` for an empty path or anything but a path (:func:`run_folder_path`)."""
+    path = run_folder_path(run_dir) / LOCK
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -165,10 +190,10 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
     :func:`nclib.runs.run_status` reading the folder at that moment).  A lock file written on another host is refused too, with
     :class:`RunLockedElsewhere`: whether its writer lives cannot be known from here (remove the file once that
     process is gone).  A file system that refuses flock locks is :class:`LockUnsupported`.  ``retry_s`` must be a
-    number >= 0 (ValueError naming it, before anything is created); a failure after the lock is taken (the
+    number >= 0 and ``run_dir`` a non-empty path (ValueError naming it, before anything is created); a failure after the lock is taken (the
     takeover warning raised as an error, the record not written) gives the lock back before it propagates."""
     retry_s = _checks.nonneg_float(retry_s, "retry_s")
-    run_dir = pathlib.Path(run_dir)
+    run_dir = run_folder_path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"run_dir {str(run_dir)!r} exists and is not a folder; choose another run_name or out_dir")
     created = not run_dir.exists()
@@ -257,7 +282,11 @@ def _elsewhere_message(locked: dict) -> str:
 def lock_runs(run_dirs, retry_s: float = 1.0) -> list[RunLock]:
     """The locks of every run folder of one call (:func:`lock_run`, in order), or none: the folders that hold the
     lock files of writers on other hosts are all named in one :class:`RunLockedElsewhere` (its ``locked``), so
-    that one job learns every file to remove, and any refusal gives back the locks already taken."""
+    that one job learns every file to remove, and any refusal gives back the locks already taken.  ``run_dirs`` is
+    a list (or another iterable) of folders: one path alone is refused with a ValueError naming ``run_dirs``
+    (:func:`run_folder_paths`), before any folder is locked."""
+    run_dirs = run_folder_paths(run_dirs)
+    retry_s = _checks.nonneg_float(retry_s, "retry_s")
     locks, elsewhere = [], {}
     try:
         for d in run_dirs:

@@ -31,7 +31,7 @@ import re
 import numpy as np
 
 from . import _checks
-from .locks import LOCK, RunFolderBusy, lock_owner, writer_tag
+from .locks import LOCK, RunFolderBusy, lock_owner, run_folder_path, run_folder_paths, writer_tag
 
 #: The collapse metrics of a history row, in the paper's order: ``nclib.metrics.collapse_metrics`` at the run's
 #: own lambdas (:ref:`ch-metrics`).
@@ -276,13 +276,14 @@ def clear_run_folder(run_dir, check_only: bool = False) -> None:
     them: ``.history.csv.<host>.<pid>.tmp``, or ``.history.csv.<pid>.tmp`` and ``.history.csv.tmp`` as earlier
     versions named them) are deleted; a folder holding
     anything else is refused (ValueError naming ``run_dir`` and those entries) and left as it is.  With
-    ``check_only`` nothing is deleted (the refusal alone).
+    ``check_only`` nothing is deleted (the refusal alone).  ``run_dir`` must be a non-empty path (ValueError naming
+    it: the empty path is the current directory).
 
     ``provenance.json`` goes first, and that is on disk (the folder fsync'd) before anything else goes, then the
     checkpoint and its record, then the rest: a clear cut off part-way (a kill, a power loss) leaves a "dead" run
     (:func:`recorded_status`), never a finished or stopped one without its history, and a dead run without a
     provenance is never resumed (``resume=True`` refuses it): only another ``overwrite=True`` replaces it."""
-    run_dir = pathlib.Path(run_dir)
+    run_dir = run_folder_path(run_dir)
     entries = [e for e in run_dir.iterdir() if e.name != LOCK]
     ours = [e.is_file() and (e.name in RUN_FILES or _WRITE_TEMPORARY.fullmatch(e.name) is not None)
             for e in entries]
@@ -306,8 +307,9 @@ def clear_run_folder(run_dir, check_only: bool = False) -> None:
 def recorded_status(run_dir) -> str:
     """What ``run_dir`` records, without asking whether a process writes it now: "absent" (no folder, or nothing
     but a lock), the provenance's status, or "dead" where the provenance is missing or says "running" (a run that
-    the caller knows has no live writer)."""
-    run_dir = pathlib.Path(run_dir)
+    the caller knows has no live writer).  ValueError naming ``run_dir`` for an empty path (the current directory)
+    or anything but a path."""
+    run_dir = run_folder_path(run_dir)
     if not run_dir.is_dir() or not any(e.name != LOCK for e in run_dir.iterdir()):
         return "absent"
     try:
@@ -322,7 +324,8 @@ def run_status(run_dir) -> str:
     otherwise "absent" (nothing there), "finished", "stopped" (by ``max_train_s``: ``resume=True`` continues it
     from its checkpoint), "diverged", "failed", or "dead" (the provenance still says "running" but no live
     process holds the lock: its writer was killed or crashed; ``resume=True`` continues from the last complete
-    checkpoint where one exists).  Reads only the folder's files (no torch) (:ref:`ch-train`)."""
+    checkpoint where one exists).  Reads only the folder's files (no torch) (:ref:`ch-train`).  ValueError naming
+    ``run_dir`` for an empty path (the current directory) or anything but a path."""
     return "running" if lock_owner(run_dir) is not None else recorded_status(run_dir)
 
 
@@ -417,16 +420,14 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     run beside one that can, a run without a checkpoint): the refusal says what each run needs and never advises
     deleting a run that can continue, and its ``continuable`` lists the runs that continue in a call without the
     others.  ``run_dirs`` is a list (or another iterable) of folders: one path alone, a str or a Path, is refused
-    with a ValueError naming it."""
+    with a ValueError naming it, and so are ``params`` and ``devices`` given otherwise than as one entry per folder
+    (one dict or one device type for all of them, whose keys or characters would be compared one per run)."""
     if not isinstance(overwrite, bool):
         raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
-    if isinstance(run_dirs, (str, bytes, os.PathLike)):  # one folder: its characters are no folders
-        raise ValueError(f"run_dirs must be a list of run folders, got one path {str(run_dirs)!r}: pass [path]")
-    run_dirs = [pathlib.Path(d) for d in run_dirs]
-    if params is not None and len(params) != len(run_dirs):
-        raise ValueError(f"params must hold one dict per run folder ({len(run_dirs)}), got {len(params)}")
-    if devices is not None and len(devices) != len(run_dirs):
-        raise ValueError(f"devices must hold one device type per run folder ({len(run_dirs)}), got {len(devices)}")
+    run_dirs = run_folder_paths(run_dirs)  # one folder alone refused: its characters are no folders
+    params = _one_per_folder(params, "params", "dict", lambda x: x is None or isinstance(x, dict), len(run_dirs))
+    devices = _one_per_folder(devices, "devices", "device type ('cpu', 'cuda' or None)",
+                              lambda x: x in (None, "cpu", "cuda"), len(run_dirs))
     status = {d: run_status(d) for d in run_dirs}
     for d, s in status.items():
         if s == "running":
@@ -458,6 +459,20 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     raise RunExists(f"run folder {str(d)!r} holds a {s} run" + (" without a checkpoint" if s in RESUMABLE else "")
                     + (f" (the runs trained with it: {together})" if len(status) > 1 else "") + "; "
                     + _mixed_advice(status, resumable), d, s, go_on)
+
+
+def _one_per_folder(values, name: str, what: str, fits, n: int) -> list | None:
+    """``values`` (None, or one entry per run folder of :func:`plan_runs`, each one that ``fits``) as a list; a
+    str, bytes or dict (one value for every folder, whose characters or keys are no entries), anything else that
+    is no list of ``n`` entries, and an entry that does not fit are refused with a ValueError naming ``name``."""
+    if values is None:
+        return None
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__len__") or len(values) != n:
+        raise ValueError(f"{name} must hold one {what} per run folder ({n}), got {values!r}")
+    for x in values:
+        if not fits(x):
+            raise ValueError(f"{name} must hold one {what} per run folder, got {x!r} among them")
+    return list(values)
 
 
 def _mixed_advice(status: dict, resumable: dict) -> str:

@@ -697,6 +697,37 @@ def test_plan_runs_refuses_one_path_for_a_list_of_folders(tmp_path):
     assert runs.plan_runs([str(folder)]) == runs.plan_runs((folder,)) == "skip"
 
 
+def test_one_path_one_device_or_one_dict_for_many_run_folders_is_refused_by_name(tmp_path, monkeypatch):
+    """lock_runs("ab") locked the folders 'a' and 'b'; plan_runs(folders, devices="cpu") compared each run with one
+    character, and params as one dict with its keys; lock_run(""), run_status("") and clear_run_folder("") acted on
+    the current directory.  Each is refused naming the argument, before a file is touched."""
+    monkeypatch.chdir(tmp_path)
+    for one in ("ab", tmp_path / "ab", b"ab"):
+        with pytest.raises(ValueError, match="^run_dirs"):
+            locks.lock_runs(one)
+    folders = [train.run(**TINY, epochs=5, out_dir=tmp_path, run_name=n) for n in ("x", "y")]
+    before = {d: _files(d) for d in folders}
+    for devices in ("cpu", "cu", {"x": "cpu", "y": "cpu"}, ["cpu", "gpu"], ["cpu"], 3):
+        with pytest.raises(ValueError, match="^devices"):
+            runs.plan_runs(folders, devices=devices)
+    params = json.loads((folders[0] / "params.json").read_text())
+    for bad in (params, {"x": params, "y": params}, "ab", [params, "lr=0.1"], [params]):
+        with pytest.raises(ValueError, match="^params"):
+            runs.plan_runs(folders, params=bad)
+    assert runs.plan_runs(folders, params=[params, None], devices=("cpu", None)) == "skip"
+    for call in (locks.lock_run, locks.lock_owner, runs.recorded_status, runs.run_status, runs.clear_run_folder):
+        for bad in ("", None, 3):
+            with pytest.raises(ValueError, match="^run_dir"):
+                call(bad)
+    for bad in ([""], [folders[0], None]):
+        with pytest.raises(ValueError, match="^run_dirs"):
+            runs.plan_runs(bad)
+        with pytest.raises(ValueError, match="^run_dirs"):
+            locks.lock_runs(bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x", "y"]  # no lock, no folder made, nothing cleared
+    assert {d: _files(d) for d in folders} == before
+
+
 def test_a_column_added_later_is_nan_in_older_runs_and_resumes(tmp_path, monkeypatch):
     """A metric appended to the history after runs were made (runs.ADDED_COLUMNS): an older run reads with NaN in
     that column and every other column as before; a resume from an older run's checkpoint writes the column (NaN
