@@ -149,7 +149,11 @@ class RunFolder:
             # at this call's first metric epoch (which a call that fails earlier never reaches)
             self._write_history()
             self.initial_objective, self.limit = float(checkpoint["initial_objective"]), float(checkpoint["limit"])
-            self.before = {k: float(self.prov.get(k) or 0.0) for k in ("wall_time_s", "train_time_s")}
+            # the seconds of the calls before: the provenance's sums, or the checkpoint's where more (a call killed
+            # after its checkpoint never wrote its own into the provenance; checkpoints before the record have none)
+            saved = checkpoint.get("time_s") or {}
+            self.before = {k: max(float(self.prov.get(k) or 0.0), float(saved.get(k) or 0.0))
+                           for k in ("wall_time_s", "train_time_s")}
         atomic_write_text(run_dir / "provenance.json", to_json(self.prov))
         self.pending: list[PendingRow] = []  # the rows recorded, in epoch order, until written to history.csv
         self.unchecked: list[PendingRow] = []  # the same rows until checked for divergence (rows_to_check)
@@ -255,10 +259,16 @@ class RunFolder:
 
     def save_checkpoint(self, epoch: int) -> None:
         """Write :data:`CHECKPOINT` (atomically) at metric epoch ``epoch``: the engine's state, the history so
-        far and the divergence limit, all a later call with ``resume=True`` needs to continue exactly."""
+        far and the divergence limit, all a later call with ``resume=True`` needs to continue exactly, and the
+        run's seconds so far (``time_s``: its ``wall_time_s`` and ``train_time_s``), from which a call resuming
+        after this one was killed, before its provenance recorded them, goes on counting (the history's
+        ``wall_time`` never goes back)."""
         self.flush(wait=True)
+        now = time.perf_counter()
         state = {"format": 1, "epoch": int(epoch), "engine": self.engine.state_dict(), "rows": self.rows,
-                 "initial_objective": self.initial_objective, "limit": self.limit}
+                 "initial_objective": self.initial_objective, "limit": self.limit,
+                 "time_s": {"wall_time_s": self.before["wall_time_s"] + now - self.t_start,
+                            "train_time_s": self.before["train_time_s"] + now - self.t_train}}
         with open(self.run_dir / (CHECKPOINT + ".tmp"), "wb") as f:
             torch.save(state, f)
         _runs.commit_checkpoint(self.run_dir, epoch)  # fsync, sha256 beside it, rename

@@ -516,6 +516,46 @@ def test_a_resume_rewrites_the_history_to_its_checkpoint_before_it_trains(tmp_pa
     assert runs.run_status(folder) == "failed" and (folder / "history.csv").read_text() == history
 
 
+def test_a_run_killed_after_its_checkpoint_resumes_with_a_wall_time_that_never_goes_back(tmp_path, monkeypatch):
+    """The fault: a call killed after its checkpoint was committed, before its provenance recorded its seconds,
+    left the resume counting wall_time from the calls before it, so the history's wall_time went back.  The
+    checkpoint now holds the run's seconds so far; a checkpoint written before it did still resumes."""
+    from nclib import engine, runfolder
+
+    folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)  # stopped at epoch 5
+    real_finish, real_epoch = runfolder.RunFolder.finish, engine.Engine.train_epoch
+
+    def killed(self, status, error=None):
+        if status == "stopped":
+            raise SystemExit("killed after the checkpoint, before the provenance")
+        return real_finish(self, status, error)
+
+    def slow(self):
+        time.sleep(0.2)
+        return real_epoch(self)
+
+    with monkeypatch.context() as m:
+        m.setattr(runfolder.RunFolder, "finish", killed)
+        m.setattr(engine.Engine, "train_epoch", slow)
+        with pytest.raises(SystemExit):
+            train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0, resume=True)
+    assert runs.run_status(folder) == "dead" and json.loads((folder / runs.CHECKSUM).read_text())["epoch"] == 10
+    train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0, resume=True)
+    history = train.load_history(folder)
+    assert history["epoch"].tolist() == [0, 5, 10, 15]
+    assert np.all(np.diff(history["wall_time"]) > 0) and history["wall_time"][2] >= 5 * 0.2
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["status"] == "stopped" and prov["train_time_s"] >= history["wall_time"][-1]
+
+    state = torch.load(folder / runs.CHECKPOINT, weights_only=True)  # a checkpoint written before the record
+    del state["time_s"]
+    torch.save(state, folder / (runs.CHECKPOINT + ".tmp"))
+    runs.commit_checkpoint(folder, state["epoch"])
+    train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0, resume=True)
+    history = train.load_history(folder)
+    assert history["epoch"].tolist() == [0, 5, 10, 15, 20] and np.all(np.diff(history["wall_time"]) > 0)
+
+
 def test_a_stopped_run_whose_provenance_is_unreadable_is_refused_naming_its_folder(tmp_path):
     """A provenance.json cut short (a disk full while it was written by hand, a bad copy) reads as a dead run, and
     the checkpoint beside it would be resumed: the resume is refused naming the folder, not a bare JSON error."""
