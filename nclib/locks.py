@@ -6,7 +6,8 @@ deletes anything in a run folder of :mod:`nclib.train`, and what a refused write
   so a later writer takes over a dead writer's lock (with a warning that names it) and a second live writer is
   refused (:class:`RunFolderBusy`);
 - a lock file written on another host is refused (:class:`RunLockedElsewhere`): whether its writer lives cannot
-  be seen from here;
+  be seen from here; :func:`other_host_lock` reads such a record, so that a plan refuses the folder before any
+  lock is taken (:func:`nclib.runs.plan_runs`);
 - a file system that refuses ``flock`` is :class:`LockUnsupported`, never mistaken for a busy lock;
 - :func:`lock_owner` says which live process holds a folder's lock (a live owner: the run is "running").
 
@@ -83,6 +84,14 @@ class RunLockedElsewhere(RunFolderBusy):
         self.locked = ({pathlib.Path(d): o for d, o in locked.items()} if locked
                        else {self.run_dir: owner})
 
+    @classmethod
+    def naming(cls, locked: dict) -> RunLockedElsewhere:
+        """The refusal of the run folders of ``locked`` ({run folder: owner}, in the call's order), each holding
+        the lock file of a writer on another host: one message naming every folder and file, ``run_dir`` the
+        first folder."""
+        first = next(iter(locked))
+        return cls(_elsewhere_message(locked), first, locked[first], locked)
+
 
 class LockUnsupported(OSError):
     """The file system of ``path`` refuses ``flock`` locks (``ENOLCK``, ``ENOSYS``, ``EOPNOTSUPP``...: an NFS without
@@ -150,6 +159,15 @@ def lock_owner(run_dir) -> dict | None:
         os.close(fd)
 
 
+def other_host_lock(run_dir) -> dict | None:
+    """What the lock file of ``run_dir`` records of its writer where that writer is on another host, else None (no
+    lock file, an empty or damaged one, one written on this host).  A folder with such a record and no process
+    holding its lock here is one :func:`lock_run` refuses (:class:`RunLockedElsewhere`), and
+    :func:`nclib.runs.plan_runs` refuses it too, before any lock is taken.  Reads only."""
+    record = read_lock_file(run_folder_path(run_dir) / LOCK)
+    return record if record is not None and record.get("host") not in (None, socket.gethostname()) else None
+
+
 class RunLock:
     """The exclusive lock of one run folder, held from :func:`lock_run` to :meth:`release` (also a context
     manager).  ``took_over``: the lock contents of a dead writer this lock replaced, or None."""
@@ -187,11 +205,12 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
     writer's process ends, however it ends.  A lock file whose writer died (SIGKILL, a crash) is taken over with
     a warning naming that writer; a lock held by a live process is refused with :class:`RunFolderBusy` naming
     the folder and the owner's pid and host (after ``retry_s`` seconds, which cover a
-    :func:`nclib.runs.run_status` reading the folder at that moment).  A lock file written on another host is refused too, with
-    :class:`RunLockedElsewhere`: whether its writer lives cannot be known from here (remove the file once that
-    process is gone).  A file system that refuses flock locks is :class:`LockUnsupported`.  ``retry_s`` must be a
-    number >= 0 and ``run_dir`` a non-empty path (ValueError naming it, before anything is created); a failure after the lock is taken (the
-    takeover warning raised as an error, the record not written) gives the lock back before it propagates."""
+    :func:`nclib.runs.run_status` reading the folder at that moment).  A lock file written on another host is refused
+    too, with :class:`RunLockedElsewhere`: whether its writer lives cannot be known from here (remove the file once
+    that process is gone).  A file system that refuses flock locks is :class:`LockUnsupported`.  ``retry_s`` must be
+    a number >= 0 and ``run_dir`` a non-empty path (ValueError naming it, before anything is created); a failure
+    after the lock is taken (the takeover warning raised as an error, the record not written) gives the lock back
+    before it propagates."""
     retry_s = _checks.nonneg_float(retry_s, "retry_s")
     run_dir = run_folder_path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
@@ -247,8 +266,8 @@ def _claim(run_dir: pathlib.Path, fd: int, created: bool) -> RunLock:
     then this process's record written."""
     previous = read_lock_file(run_dir / LOCK)  # the file locked through fd: no other writer replaces it now
     if previous is not None:
-        if previous.get("host") not in (None, socket.gethostname()):
-            raise RunLockedElsewhere(_elsewhere_message({run_dir: previous}), run_dir, previous)
+        if previous.get("host") not in (None, socket.gethostname()):  # as other_host_lock reads it
+            raise RunLockedElsewhere.naming({run_dir: previous})
         warnings.warn(f"run folder {str(run_dir)!r}: taking over the lock of process {previous.get('pid')} on "
                       f"{previous.get('host')!r} (since {previous.get('since')}), which ended without releasing it",
                       RuntimeWarning, stacklevel=3)
@@ -299,8 +318,7 @@ def lock_runs(run_dirs, retry_s: float = 1.0) -> list[RunLock]:
                     raise
                 raise RunFolderBusy(f"{exc}; and {_elsewhere_message(elsewhere)}", exc.run_dir, exc.owner) from None
         if elsewhere:
-            first = next(iter(elsewhere))
-            raise RunLockedElsewhere(_elsewhere_message(elsewhere), first, elsewhere[first], elsewhere)
+            raise RunLockedElsewhere.naming(elsewhere)
     except BaseException:
         for lock in reversed(locks):
             lock.release()

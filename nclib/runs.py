@@ -31,7 +31,8 @@ import re
 import numpy as np
 
 from . import _checks
-from .locks import LOCK, RunFolderBusy, lock_owner, run_folder_path, run_folder_paths, writer_tag
+from .locks import (LOCK, RunFolderBusy, RunLockedElsewhere, lock_owner, other_host_lock, run_folder_path,
+                    run_folder_paths, writer_tag)
 
 #: The collapse metrics of a history row, in the paper's order: ``nclib.metrics.collapse_metrics`` at the run's
 #: own lambdas (:ref:`ch-metrics`).
@@ -274,10 +275,9 @@ def clear_run_folder(run_dir, check_only: bool = False) -> None:
     """Delete the files of the run in ``run_dir`` (``overwrite=True``), keeping the lock the caller holds.  Only
     the files a run writes (:data:`RUN_FILES`, and the temporaries of :func:`atomic_write_text` writing one of
     them: ``.history.csv.<host>.<pid>.tmp``, or ``.history.csv.<pid>.tmp`` and ``.history.csv.tmp`` as earlier
-    versions named them) are deleted; a folder holding
-    anything else is refused (ValueError naming ``run_dir`` and those entries) and left as it is.  With
-    ``check_only`` nothing is deleted (the refusal alone).  ``run_dir`` must be a non-empty path (ValueError naming
-    it: the empty path is the current directory).
+    versions named them) are deleted; a folder holding anything else is refused (ValueError naming ``run_dir`` and
+    those entries) and left as it is.  With ``check_only`` nothing is deleted (the refusal alone).  ``run_dir``
+    must be a non-empty path (ValueError naming it: the empty path is the current directory).
 
     ``provenance.json`` goes first, and that is on disk (the folder fsync'd) before anything else goes, then the
     checkpoint and its record, then the rest: a clear cut off part-way (a kill, a power loss) leaves a "dead" run
@@ -324,7 +324,9 @@ def run_status(run_dir) -> str:
     otherwise "absent" (nothing there), "finished", "stopped" (by ``max_train_s``: ``resume=True`` continues it
     from its checkpoint), "diverged", "failed", or "dead" (the provenance still says "running" but no live
     process holds the lock: its writer was killed or crashed; ``resume=True`` continues from the last complete
-    checkpoint where one exists).  Reads only the folder's files (no torch) (:ref:`ch-train`).  ValueError naming
+    checkpoint where one exists; a folder whose lock file names a writer on another host reads so too, and
+    :func:`plan_runs` and :func:`nclib.locks.lock_run` refuse it, :class:`nclib.locks.RunLockedElsewhere`).  Reads
+    only the folder's files (no torch) (:ref:`ch-train`).  ValueError naming
     ``run_dir`` for an empty path (the current directory) or anything but a path."""
     return "running" if lock_owner(run_dir) is not None else recorded_status(run_dir)
 
@@ -415,7 +417,9 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     that define its run; a folder whose ``params.json`` differs in one of them is refused.  ``devices``: one
     device type per folder ("cpu", "cuda", or None for any), the kind a run must have been trained on; a run
     recorded on another kind (:func:`recorded_device_type`) is refused too.  Reads only.  Anything else is refused
-    with :class:`nclib.locks.RunFolderBusy` (a live writer) or :class:`RunExists` naming the folder and its status: other
+    with :class:`nclib.locks.RunFolderBusy` (a live writer), :class:`nclib.locks.RunLockedElsewhere` (the lock file of
+    a writer on another host, :func:`nclib.locks.other_host_lock`, which :func:`nclib.locks.lock_run` refuses too,
+    whatever the folder's status; every such folder named) or :class:`RunExists` naming the folder and its status: other
     parameters (``overwrite=True`` replaces the run), or runs that cannot continue together (a diverged or finished
     run beside one that can, a run without a checkpoint): the refusal says what each run needs and never advises
     deleting a run that can continue, and its ``continuable`` lists the runs that continue in a call without the
@@ -429,11 +433,16 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     devices = _one_per_folder(devices, "devices", "device type ('cpu', 'cuda' or None)",
                               lambda x: x in (None, "cpu", "cuda"), len(run_dirs))
     status = {d: run_status(d) for d in run_dirs}
+    # the lock files of writers on other hosts, which lock_run refuses: refused here too, every one named at once
+    elsewhere = {d: o for d in run_dirs if status[d] != "running" and (o := other_host_lock(d)) is not None}
     for d, s in status.items():
         if s == "running":
             owner = lock_owner(d) or {}
             raise RunFolderBusy(f"run folder {str(d)!r} is being written by another process (pid {owner.get('pid')} "
-                                f"on host {owner.get('host')!r})", d, owner)
+                                f"on host {owner.get('host')!r})"
+                                + (f"; and {RunLockedElsewhere.naming(elsewhere)}" if elsewhere else ""), d, owner)
+    if elsewhere:
+        raise RunLockedElsewhere.naming(elsewhere)
     if overwrite or all(s == "absent" for s in status.values()):
         return "start"
     together = ", ".join(f"{x.name} {y}" for x, y in status.items())

@@ -303,6 +303,44 @@ def test_a_live_writer_refusal_still_names_the_lock_files_of_other_hosts(tmp_pat
         lock.release()
 
 
+def test_a_plan_refuses_the_lock_file_of_another_host_as_the_lock_does(tmp_path):
+    """The fault: a stopped run whose lock file names another host read "dead" and planned "resume", and the resume
+    was then refused by the lock.  The plan now refuses such a folder as lock_run does, whatever it holds and with
+    overwrite too, naming every such folder and file; removed, the run resumes."""
+    stopped = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)
+    finished = train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="f")
+    empty = tmp_path / "e"
+    empty.mkdir()
+    folders = [stopped, finished, empty]
+    for i, d in enumerate(folders):
+        (d / locks.LOCK).write_text(json.dumps({"pid": 12 + i, "host": "another-node"}) + "\n")
+    before = {d: _files(d) for d in folders}
+    assert locks.other_host_lock(stopped)["pid"] == 12 and locks.other_host_lock(tmp_path / "none") is None
+    for d in folders:
+        for overwrite in (False, True):
+            with pytest.raises(locks.RunLockedElsewhere) as refused:
+                runs.plan_runs([d], overwrite=overwrite)
+            assert refused.value.run_dir == d and str(d / locks.LOCK) in str(refused.value)
+            with pytest.raises(locks.RunLockedElsewhere):
+                locks.lock_run(d, retry_s=0)
+    with pytest.raises(locks.RunLockedElsewhere) as refused:
+        train.plan([dict(L=L, run_name=n) for L, n in ((1, "r"), (2, "f"))], **LONG, out_dir=tmp_path)
+    assert set(refused.value.locked) == {stopped, finished}
+    busy = locks.lock_run(tmp_path / "b")  # a live writer here: its refusal, naming the other host's file too
+    try:
+        with pytest.raises(locks.RunFolderBusy) as refused:
+            runs.plan_runs([stopped, tmp_path / "b"])
+        assert not isinstance(refused.value, locks.RunLockedElsewhere)
+        assert str(stopped / locks.LOCK) in str(refused.value)
+    finally:
+        busy.release()
+    assert {d: _files(d) for d in folders} == before
+    (stopped / locks.LOCK).write_text(json.dumps({"pid": 12, "host": socket.gethostname()}) + "\n")
+    assert locks.other_host_lock(stopped) is None and runs.plan_runs([stopped]) == "resume"
+    (stopped / locks.LOCK).unlink()
+    assert runs.plan_runs([stopped]) == "resume"
+
+
 def test_a_failure_after_the_lock_is_taken_gives_it_back(tmp_path, monkeypatch):
     """The fault: lock_run kept the lock (its file open) when the takeover warning was raised as an error or the
     record could not be written, so the folder read "running" until the process ended.  Now the lock is given back,
