@@ -11,6 +11,13 @@ deletes anything in a run folder of :mod:`nclib.train`, and what a refused write
 - a file system that refuses ``flock`` is :class:`LockUnsupported`, never mistaken for a busy lock;
 - :func:`lock_owner` says which live process holds a folder's lock (a live owner: the run is "running").
 
+A process never opens the lock file of a folder whose lock it holds (:func:`lock_owner`, :func:`lock_run` and
+:func:`other_host_lock` answer from the locks it holds, by the folder's resolved path, and the takeover reads the
+previous record through the locked descriptor): on NFS, Linux emulates ``flock`` with POSIX locks, which belong to
+the process, not to a descriptor, so a second descriptor's shared lock, unlock or close would give up the
+process's own exclusive lock.  A lock file opened otherwise in the holding process (by hand, another library) still
+does so there; on a local file system it does not.
+
 Torch-free, like :mod:`nclib.runs`, which reads run folders on any machine.
 """
 from __future__ import annotations
@@ -141,11 +148,29 @@ def _lock_record(text: str) -> dict | None:
     return owner if isinstance(owner, dict) else {"pid": None, "host": None, "raw": text[:200]}
 
 
+#: The locks this process holds, by the resolved path of their folder (:func:`_held_here`).
+_HELD: dict[str, RunLock] = {}
+
+
+def _held_here(run_dir: pathlib.Path) -> RunLock | None:
+    """The lock of ``run_dir`` that this process holds (taken by :func:`lock_run`, not yet released), or None; a
+    process forked from the holder holds none of them."""
+    if not _HELD:
+        return None
+    lock = _HELD.get(os.path.realpath(run_dir))
+    return lock if lock is not None and lock.pid == os.getpid() and lock.fd is not None else None
+
+
 def lock_owner(run_dir) -> dict | None:
     """The live process that holds the lock of ``run_dir`` (its :data:`LOCK` contents: pid, host, since,
-    command line), or None when no live process holds it (no lock file, or the lock of a writer that died).
-    ValueError naming ``run_dir`` for an empty path or anything but a path (:func:`run_folder_path`)."""
-    path = run_folder_path(run_dir) / LOCK
+    command line), or None when no live process holds it (no lock file, or the lock of a writer that died); this
+    process's own record, without opening the file, where it holds the lock itself.  ValueError naming ``run_dir``
+    for an empty path or anything but a path (:func:`run_folder_path`)."""
+    run_dir = run_folder_path(run_dir)
+    held = _held_here(run_dir)
+    if held is not None:  # never a second descriptor of a lock this process holds (NFS: see the module's notes)
+        return dict(held.record)
+    path = run_dir / LOCK
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -163,8 +188,12 @@ def other_host_lock(run_dir) -> dict | None:
     """What the lock file of ``run_dir`` records of its writer where that writer is on another host, else None (no
     lock file, an empty or damaged one, one written on this host).  A folder with such a record and no process
     holding its lock here is one :func:`lock_run` refuses (:class:`RunLockedElsewhere`), and
-    :func:`nclib.runs.plan_runs` refuses it too, before any lock is taken.  Reads only."""
-    record = read_lock_file(run_folder_path(run_dir) / LOCK)
+    :func:`nclib.runs.plan_runs` refuses it too, before any lock is taken.  Reads only, and not at all a folder
+    whose lock this process holds."""
+    run_dir = run_folder_path(run_dir)
+    if _held_here(run_dir) is not None:
+        return None
+    record = read_lock_file(run_dir / LOCK)
     return record if record is not None and record.get("host") not in (None, socket.gethostname()) else None
 
 
@@ -172,8 +201,10 @@ class RunLock:
     """The exclusive lock of one run folder, held from :func:`lock_run` to :meth:`release` (also a context
     manager).  ``took_over``: the lock contents of a dead writer this lock replaced, or None."""
 
-    def __init__(self, run_dir: pathlib.Path, fd: int, created: bool, took_over: dict | None):
+    def __init__(self, run_dir: pathlib.Path, fd: int, created: bool, took_over: dict | None,
+                 record: dict | None = None):
         self.run_dir, self.fd, self.created, self.took_over = run_dir, fd, created, took_over
+        self.record, self.pid = record or {}, os.getpid()  # what the lock file says of this process
 
     def release(self) -> None:
         """Remove the lock file and give the lock back; a folder the lock created and nothing filled is removed."""
@@ -184,6 +215,9 @@ class RunLock:
         finally:
             os.close(self.fd)  # releases the flock
             self.fd = None
+            key = os.path.realpath(self.run_dir)
+            if _HELD.get(key) is self:
+                del _HELD[key]
         if self.created:
             try:
                 self.run_dir.rmdir()  # only when empty
@@ -220,9 +254,10 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
     path = run_dir / LOCK
     deadline = time.monotonic() + retry_s
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        held = _held_here(run_dir)  # this process's own lock: its file is not opened again (NFS: the module's notes)
+        fd = None if held is not None else os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            taken = flock(fd, fcntl.LOCK_EX, path)
+            taken = fd is not None and flock(fd, fcntl.LOCK_EX, path)
         except LockUnsupported:
             os.close(fd)
             if created:  # leave nothing behind on a file system where no writer can lock
@@ -230,11 +265,12 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
                 run_dir.rmdir()
             raise
         if not taken:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
             if time.monotonic() < deadline:
                 time.sleep(0.05)
                 continue
-            owner = read_lock_file(path) or {}
+            owner = dict(held.record) if held is not None else read_lock_file(path) or {}
             raise RunFolderBusy(f"run folder {str(run_dir)!r} is being written by another process (pid "
                                 f"{owner.get('pid')} on host {owner.get('host')!r}, since {owner.get('since')}); "
                                 f"one writer per run folder: wait for it to end or use another run name",
@@ -247,7 +283,9 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
             break
         os.close(fd)
     try:
-        return _claim(run_dir, fd, created)
+        lock = _claim(run_dir, fd, created)
+        _HELD[os.path.realpath(run_dir)] = lock
+        return lock
     except BaseException:
         if created:  # the folder and its lock file are this call's: leave nothing behind
             path.unlink(missing_ok=True)
@@ -264,26 +302,28 @@ def _claim(run_dir: pathlib.Path, fd: int, created: bool) -> RunLock:
     """The lock file of ``run_dir``, locked through ``fd``, made this process's: the record of a previous writer
     on another host refused (:class:`RunLockedElsewhere`), a dead writer's record taken over with a warning,
     then this process's record written."""
-    previous = read_lock_file(run_dir / LOCK)  # the file locked through fd: no other writer replaces it now
+    # read through fd, the file locked: no other writer replaces it now (and on NFS a second descriptor's close
+    # would give up the lock just taken)
+    previous = _lock_record(os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace"))
     if previous is not None:
         if previous.get("host") not in (None, socket.gethostname()):  # as other_host_lock reads it
             raise RunLockedElsewhere.naming({run_dir: previous})
         warnings.warn(f"run folder {str(run_dir)!r}: taking over the lock of process {previous.get('pid')} on "
                       f"{previous.get('host')!r} (since {previous.get('since')}), which ended without releasing it",
                       RuntimeWarning, stacklevel=3)
-    write_lock_record(fd)
-    return RunLock(run_dir, fd, created, previous)
+    return RunLock(run_dir, fd, created, previous, write_lock_record(fd))
 
 
-def write_lock_record(fd: int) -> None:
+def write_lock_record(fd: int) -> dict:
     """Write this process's record (pid, host, since, command line) into the lock file open as ``fd``, whose lock
-    it holds: what a refused writer is told of the holder."""
+    it holds: what a refused writer is told of the holder.  Returns the record."""
     me = {"pid": os.getpid(), "host": socket.gethostname(),
           "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
           "command_line": list(sys.argv)}
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
     os.fsync(fd)
+    return me
 
 
 def _elsewhere_message(locked: dict) -> str:

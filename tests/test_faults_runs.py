@@ -369,6 +369,42 @@ def test_a_failure_after_the_lock_is_taken_gives_it_back(tmp_path, monkeypatch):
         assert lock.took_over == dead and locks.lock_owner(folder)["pid"] == os.getpid()
 
 
+def test_the_holder_of_a_lock_answers_from_it_without_opening_its_file_again(tmp_path, monkeypatch):
+    """On NFS flock is emulated with POSIX locks, which belong to the process: lock_owner's shared lock, unlock and
+    close on a second descriptor, in the process holding the lock, would give it up.  The holder now answers
+    lock_owner, run_status, plan_runs and a second lock_run from the lock it holds (by the folder's resolved path,
+    a link to it too), never opening the lock file; once released, the file is read again."""
+    folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)
+    link = tmp_path / "link"
+    link.symlink_to(folder)
+    lock = locks.lock_run(folder, retry_s=0)
+    real_open, real_read = os.open, pathlib.Path.read_text
+
+    def no_lock_file(path, *args, **kwargs):
+        if pathlib.Path(path).name == locks.LOCK:
+            pytest.fail(f"the lock file {path} was opened by the process holding its lock")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(locks.os, "open", no_lock_file)
+    monkeypatch.setattr(pathlib.Path, "read_text", lambda self, *a, **k: pytest.fail(f"{self} read")
+                        if self.name == locks.LOCK else real_read(self, *a, **k))
+    try:
+        for d in (folder, link, str(folder)):
+            assert locks.lock_owner(d)["pid"] == os.getpid() and runs.run_status(d) == "running"
+            assert locks.other_host_lock(d) is None
+            with pytest.raises(locks.RunFolderBusy, match=f"pid {os.getpid()}"):
+                runs.plan_runs([d])
+            with pytest.raises(locks.RunFolderBusy, match=f"pid {os.getpid()}"):
+                locks.lock_run(d, retry_s=0)
+    finally:
+        monkeypatch.undo()
+        lock.release()
+    assert locks.lock_owner(folder) is None and runs.run_status(folder) == "stopped"
+    with locks.lock_run(link, retry_s=0):  # taken again, through the link
+        assert locks.lock_owner(folder)["pid"] == os.getpid()
+    assert locks.lock_owner(folder) is None and not (folder / locks.LOCK).exists()
+
+
 @pytest.mark.parametrize("text", ["[1]", "7", "null", "{not json"])
 def test_a_lock_file_that_is_no_json_object_is_taken_over_as_raw_text(tmp_path, text):
     """A damaged lock file (a list, a number, cut short) is a dead writer's: taken over with a warning, its text kept
