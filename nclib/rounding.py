@@ -105,15 +105,23 @@ def written(x, sig: int = 2) -> str:
 
 def written_column(values, sig: int = 2) -> list[str]:
     """The numbers of one table column, each to ``sig`` significant figures (as :func:`written`) but in one
-    notation for the whole column: all as powers of ten when any needs one (``9.5 × 10⁵``, ``1.0 × 10⁶``), else all
-    as decimals, and each with the trailing zeros of its significant figures (``0.20`` beside ``0.22``), so that the
-    column reads at one precision.  :func:`number` reads each back."""
+    notation on each side of the column: where a value needs a power of ten, the values on its side of 1 are all
+    written as powers, those below 0.1 when one is below 10^-4 (``1.7 × 10⁻⁶`` beside ``4.8 × 10⁻²``), those from
+    10 on when one is from 10^6 on (``9.5 × 10⁵`` beside ``1.0 × 10⁶``); the others, and always those from 0.1 to
+    below 10, whose power would be 10⁻¹ or 10⁰, are decimals (``0.61``, ``3.2``).  Each keeps the trailing zeros
+    of its significant figures (``0.20`` beside ``0.22``), so that the column reads at one precision.
+    :func:`number` reads each back."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise ValueError(f"values must be a list of numbers, got {values!r}")
     sig = _significant(sig)
     rounded = [_rounded(v, sig, decimal.ROUND_HALF_EVEN) for v in values]
-    power = any(r != 0 and _powered(abs(r)) for r in rounded)
-    return [_text(r, power=power, zeros=True) for r in rounded]
+    small = any(r != 0 and abs(r) < decimal.Decimal(str(SMALL)) for r in rounded)
+    large = any(abs(r) >= decimal.Decimal(str(LARGE)) for r in rounded)
+
+    def power(r: decimal.Decimal) -> bool:
+        return r != 0 and ((small and abs(r).adjusted() < -1) or (large and abs(r).adjusted() >= 1))
+
+    return [_text(r, power=power(r), zeros=True) for r in rounded]
 
 
 def round_up(x, sig: int = 2) -> str:

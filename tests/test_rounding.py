@@ -68,8 +68,25 @@ def test_a_column_is_written_in_one_notation_at_one_precision():
     assert written_column([5.0, 31.8, 0.010036], 3) == ["5.00", "31.8", "0.0100"]  # a whole number keeps its zeros
     values = [1.69e-6, 2.13e-6, 0.614]
     texts = written_column(values, 3)
-    assert all("×" in t for t in texts)
+    assert texts == [nb("1.69 × 10⁻⁶"), nb("2.13 × 10⁻⁶"), "0.614"]  # 0.614, not 6.14 × 10⁻¹
     assert [number(t) for t in texts] == pytest.approx(values, rel=5e-3)
+
+
+def test_a_column_writes_powers_only_on_the_side_of_1_that_needs_them():
+    # a figure's final NC1: tiny where a run collapsed, of order 1 where it did not
+    assert written_column([1.7e-6, 3.7e-6, 0.61, 3.24, 1.4], 2) == [
+        nb("1.7 × 10⁻⁶"), nb("3.7 × 10⁻⁶"), "0.61", "3.2", "1.4"]
+    # below 0.1 beside a value below 10^-4: a power; from 10 on, beside no value from 10^6 on: a decimal
+    assert written_column([4.8e-2, 2.1e-6, 32.0, 1250.0], 2) == [nb("4.8 × 10⁻²"), nb("2.1 × 10⁻⁶"), "32", "1,200"]
+    # from 10 on beside a value from 10^6 on: a power; below 10 a decimal, even beside it
+    assert written_column([2.3e5, 4.1e6, 35.0, 1.2, 0.05], 2) == [
+        nb("2.3 × 10⁵"), nb("4.1 × 10⁶"), nb("3.5 × 10¹"), "1.2", "0.050"]
+    # the rounded value decides: 9.96 to two figures is 10, on the side from 10 on
+    assert written_column([9.96, 2e6], 2) == [nb("1.0 × 10¹"), nb("2.0 × 10⁶")]
+    assert written_column([0.0996, 2e-6], 2) == ["0.10", nb("2.0 × 10⁻⁶")]
+    assert written_column([-3e-6, -0.5], 2) == [nb("-3.0 × 10⁻⁶"), "-0.50"]
+    for values in ([1.7e-6, 0.61, 3.24, 32.0], [2.3e5, 4.1e6, 35.0, 1.2, 0.05]):
+        assert [number(t) for t in written_column(values, 2)] == pytest.approx(values, rel=0.05)
     with pytest.raises(ValueError, match="values must be a list"):
         written_column(0.5)
     with pytest.raises(ValueError, match="x must be a finite"):

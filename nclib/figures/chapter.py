@@ -66,7 +66,8 @@ def _epoch(epoch) -> str:
 
 
 def _column(values, sig: int) -> list[str]:
-    """A table column of numbers in one notation (:func:`nclib.rounding.written_column`), "" where there is none."""
+    """A table column of numbers, powers of ten only on the side of 1 that needs them
+    (:func:`nclib.rounding.written_column`), "" where there is none."""
     values = [float(v) for v in values]
     written_ = iter(written_column([v for v in values if np.isfinite(v)], sig))
     return [next(written_) if np.isfinite(v) else "" for v in values]
