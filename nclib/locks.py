@@ -30,6 +30,7 @@ import pathlib
 import re
 import socket
 import sys
+import threading
 import time
 import warnings
 
@@ -150,6 +151,10 @@ def _lock_record(text: str) -> dict | None:
 
 #: The locks this process holds, by the resolved path of their folder (:func:`_held_here`).
 _HELD: dict[str, RunLock] = {}
+#: Held while a thread of this process opens a folder's lock file or changes :data:`_HELD`: a lock is in the registry
+#: from the moment it is taken to the moment it is given back, so no other thread opens the file of a lock this
+#: process holds (NFS: see the module's notes).
+_GUARD = threading.RLock()
 
 
 def _held_here(run_dir: pathlib.Path) -> RunLock | None:
@@ -167,21 +172,22 @@ def lock_owner(run_dir) -> dict | None:
     process's own record, without opening the file, where it holds the lock itself.  ValueError naming ``run_dir``
     for an empty path or anything but a path (:func:`run_folder_path`)."""
     run_dir = run_folder_path(run_dir)
-    held = _held_here(run_dir)
-    if held is not None:  # never a second descriptor of a lock this process holds (NFS: see the module's notes)
-        return dict(held.record)
-    path = run_dir / LOCK
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        if not flock(fd, fcntl.LOCK_SH, path):
-            return read_lock_file(path) or {"pid": None, "host": None}
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    with _GUARD:
+        held = _held_here(run_dir)
+        if held is not None:  # never a second descriptor of a lock this process holds (NFS: the module's notes)
+            return dict(held.record)
+        path = run_dir / LOCK
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            if not flock(fd, fcntl.LOCK_SH, path):
+                return read_lock_file(path) or {"pid": None, "host": None}
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
 
 
 def other_host_lock(run_dir) -> dict | None:
@@ -191,9 +197,10 @@ def other_host_lock(run_dir) -> dict | None:
     :func:`nclib.runs.plan_runs` refuses it too, before any lock is taken.  Reads only, and not at all a folder
     whose lock this process holds."""
     run_dir = run_folder_path(run_dir)
-    if _held_here(run_dir) is not None:
-        return None
-    record = read_lock_file(run_dir / LOCK)
+    with _GUARD:
+        if _held_here(run_dir) is not None:
+            return None
+        record = read_lock_file(run_dir / LOCK)
     return record if record is not None and record.get("host") not in (None, socket.gethostname()) else None
 
 
@@ -210,14 +217,15 @@ class RunLock:
         """Remove the lock file and give the lock back; a folder the lock created and nothing filled is removed."""
         if self.fd is None:
             return
-        try:
-            (self.run_dir / LOCK).unlink(missing_ok=True)
-        finally:
-            os.close(self.fd)  # releases the flock
-            self.fd = None
-            key = os.path.realpath(self.run_dir)
-            if _HELD.get(key) is self:
-                del _HELD[key]
+        with _GUARD:  # out of the registry as the flock goes, no other thread of this process in between
+            try:
+                (self.run_dir / LOCK).unlink(missing_ok=True)
+            finally:
+                key = os.path.realpath(self.run_dir)
+                if _HELD.get(key) is self:
+                    del _HELD[key]
+                os.close(self.fd)  # releases the flock
+                self.fd = None
         if self.created:
             try:
                 self.run_dir.rmdir()  # only when empty
@@ -254,38 +262,52 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
     path = run_dir / LOCK
     deadline = time.monotonic() + retry_s
     while True:
-        held = _held_here(run_dir)  # this process's own lock: its file is not opened again (NFS: the module's notes)
-        fd = None if held is not None else os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            taken = fd is not None and flock(fd, fcntl.LOCK_EX, path)
-        except LockUnsupported:
-            os.close(fd)
-            if created:  # leave nothing behind on a file system where no writer can lock
-                path.unlink(missing_ok=True)
-                run_dir.rmdir()
-            raise
-        if not taken:
-            if fd is not None:
-                os.close(fd)
-            if time.monotonic() < deadline:
-                time.sleep(0.05)
-                continue
-            owner = dict(held.record) if held is not None else read_lock_file(path) or {}
-            raise RunFolderBusy(f"run folder {str(run_dir)!r} is being written by another process (pid "
-                                f"{owner.get('pid')} on host {owner.get('host')!r}, since {owner.get('since')}); "
-                                f"one writer per run folder: wait for it to end or use another run name",
-                                run_dir, owner) from None
-        try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:  # not a file that a releasing writer unlinked after we opened it
-            break
+        with _GUARD:  # taken and registered with no other thread of this process opening the file in between
+            lock, owner = _try_lock(run_dir, path, created)
+        if lock is not None:
+            return lock
+        if owner is None:  # a file that a releasing writer unlinked after it was opened: again at once
+            continue
+        if time.monotonic() < deadline:
+            time.sleep(0.05)
+            continue
+        raise RunFolderBusy(f"run folder {str(run_dir)!r} is being written by another process (pid "
+                            f"{owner.get('pid')} on host {owner.get('host')!r}, since {owner.get('since')}); "
+                            f"one writer per run folder: wait for it to end or use another run name",
+                            run_dir, owner) from None
+
+
+def _try_lock(run_dir: pathlib.Path, path: pathlib.Path, created: bool) -> tuple[RunLock | None, dict | None]:
+    """One attempt of :func:`lock_run`, with :data:`_GUARD` held: ``(lock, None)`` when the lock is taken, claimed
+    (:func:`_claim`) and registered; ``(None, owner)`` when a live process holds it (this one too: its record,
+    without opening the file); ``(None, None)`` when the file opened was unlinked meanwhile.  LockUnsupported, and
+    whatever the claim raises, leave nothing of this call behind."""
+    held = _held_here(run_dir)
+    if held is not None:  # this process's own lock: its file is not opened again (NFS: the module's notes)
+        return None, dict(held.record)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        taken = flock(fd, fcntl.LOCK_EX, path)
+    except LockUnsupported:
         os.close(fd)
+        if created:  # leave nothing behind on a file system where no writer can lock
+            path.unlink(missing_ok=True)
+            run_dir.rmdir()
+        raise
+    if not taken:
+        os.close(fd)
+        return None, read_lock_file(path) or {}
+    try:
+        same = os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        same = False
+    if not same:  # a file that a releasing writer unlinked after we opened it
+        os.close(fd)
+        return None, None
     try:
         lock = _claim(run_dir, fd, created)
         _HELD[os.path.realpath(run_dir)] = lock
-        return lock
+        return lock, None
     except BaseException:
         if created:  # the folder and its lock file are this call's: leave nothing behind
             path.unlink(missing_ok=True)

@@ -268,7 +268,7 @@ def _json_record(path: pathlib.Path) -> dict:
 #: :data:`RUN_FILES`: ``.<name>.<host>.<pid>.tmp`` (:func:`nclib.locks.writer_tag`), or as earlier versions named it,
 #: ``.<name>.<pid>.tmp`` and ``.<name>.tmp``.  Any other hidden file is not the run's.
 _WRITE_TEMPORARY = re.compile(r"\.(?:" + "|".join(re.escape(n) for n in RUN_FILES if n != LOCK)
-                              + r")(?:\.(?:[A-Za-z0-9.-]+\.)?[0-9]+)?\.tmp")
+                              + r")(?:\.(?:[A-Za-z0-9._-]+\.)?[0-9]+)?\.tmp")  # writer_tag\'s host alphabet
 
 
 def clear_run_folder(run_dir, check_only: bool = False) -> None:

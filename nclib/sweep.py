@@ -404,6 +404,12 @@ def _record_result(manifest: dict, name: str, result: dict) -> None:
         manifest.get("restarted", {}).pop(name, None)
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the system has one, else the machine's count): the
+    default number of workers of a local cluster (:func:`run_sweep`)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _client(scheduler, workers, worker_resources):
     """A dask Client: to ``scheduler`` (an address or a cluster object), else to a new LocalCluster of ``workers``
     single-threaded processes (each holding ``worker_resources``), without a dashboard; returns (client, cluster or
@@ -412,8 +418,7 @@ def _client(scheduler, workers, worker_resources):
 
     if scheduler is not None:
         return Client(scheduler), None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    n = (1 if worker_resources else cores) if workers is None else workers
+    n = (1 if worker_resources else usable_cores()) if workers is None else workers
     # dashboard_address=None alone still opens the scheduler's web server on port 8787 of every interface
     # (dask 2026.8): no dashboard, and its server on a free port of this machine only
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
