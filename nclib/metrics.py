@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, ufm
+from . import _checks, statements, ufm
 from .imbalance import BLOCK_RTOL, mode_blocks
 
 
@@ -628,7 +628,7 @@ def printed_upsilon(structure, lam_W, lam_H, N: int, L: int) -> dict[str, np.nda
         raise ValueError("structure must have the fields kappa and s_product (nclib.ufm.structure)") from exc
     if s_p.size != kappa.size:
         raise ValueError(f"structure.s_product must have one entry per kappa ({kappa.size}), got {s_p.size}")
-    c = lam[0] ** (L - 1) / np.prod(lam[1:])
+    c = statements.theorem43_c(lam, L)
     sigma2L = s_p**2 / c
     q = c * sigma2L + N * lam_H
     return {
