@@ -343,10 +343,9 @@ def group_engines(engines: list[Engine]) -> GroupedAdamStep:
     ``cuda_graph`` and ``steps_per_graph`` (:ref:`ch-engine`'s first lever).  Made after any checkpoint is loaded
     into the engines; from then on :func:`train_epochs_together` trains them."""
     engines = list(engines)
-    if not engines or not all(isinstance(e, Engine) and e.p["grouped_adam"] for e in engines):
-        raise ValueError("engines must be a non-empty list of Engines made with grouped_adam=True")
-    if len({id(e) for e in engines}) != len(engines):  # one run twice would take each of its steps twice
-        raise ValueError("engines must be distinct Engines; a run is given more than once")
+    _check_engine_list(engines)  # one run twice would take each of its steps twice
+    if not all(e.p["grouped_adam"] for e in engines):
+        raise ValueError("engines must be Engines made with grouped_adam=True")
     if any(e.group is not None for e in engines):
         raise ValueError("engines must not be grouped already")
     p = engines[0].p

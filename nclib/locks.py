@@ -201,7 +201,12 @@ def other_host_lock(run_dir) -> dict | None:
         if _held_here(run_dir) is not None:
             return None
         record = read_lock_file(run_dir / LOCK)
-    return record if record is not None and record.get("host") not in (None, socket.gethostname()) else None
+    return record if record is not None and _on_another_host(record) else None
+
+
+def _on_another_host(record: dict) -> bool:
+    """Whether a lock record names a host, and one other than this: a writer whose life cannot be seen from here."""
+    return record.get("host") not in (None, socket.gethostname())
 
 
 class RunLock:
@@ -328,7 +333,7 @@ def _claim(run_dir: pathlib.Path, fd: int, created: bool) -> RunLock:
     # would give up the lock just taken)
     previous = _lock_record(os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace"))
     if previous is not None:
-        if previous.get("host") not in (None, socket.gethostname()):  # as other_host_lock reads it
+        if _on_another_host(previous):
             raise RunLockedElsewhere.naming({run_dir: previous})
         warnings.warn(f"run folder {str(run_dir)!r}: taking over the lock of process {previous.get('pid')} on "
                       f"{previous.get('host')!r} (since {previous.get('since')}), which ended without releasing it",

@@ -689,8 +689,8 @@ def exit_status(table: pd.DataFrame) -> int:
     """The command's exit status for a sweep's table: 1 when a run failed, carries an error other than its
     divergence (a divergence is a result), or is absent (its point was never trained: a task of a job array that
     never ran, a sweep whose cluster never started), else 0 (a stopped run and a dead one without an error, which
-    the next call resumes, included).  ``table``: a sweep's table (:func:`run_sweep`), with its ``status`` column; ValueError
-    otherwise."""
+    the next call resumes, included).  ``table``: a sweep's table (:func:`run_sweep`), with its ``status`` column;
+    ValueError otherwise."""
     if not isinstance(table, pd.DataFrame) or "status" not in table:
         raise ValueError("table must be a sweep's table (a DataFrame with a status column)")
     status = table["status"]
