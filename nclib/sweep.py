@@ -78,7 +78,7 @@ import pandas as pd
 
 from . import locks, parameters, runs
 from .grid import check_names, check_tie, expand_grid, parse_fixed, parse_grid, parse_tie, plain, run_name_for
-from .locks import RunFolderBusy, RunLockedElsewhere
+from .locks import RunFolderBusy, RunLockedElsewhere, other_host_lock
 from .parameters import DEFAULTS, EXECUTION_KEYS
 from .rounding import written
 from .runs import RESUMABLE, ResumeRefused, atomic_write_text, run_status
@@ -95,8 +95,9 @@ MANIFEST_LOCK = ".sweep.json.lock"
 FINAL = ("finished", "diverged")
 
 #: What a sweep does with a run folder (:func:`next_step`): "keep" it (finished or diverged), "leave" it to the live
-#: process that writes it, "resume" it from its checkpoint, or "start" it (again) from epoch 0.
-STEPS = ("keep", "leave", "resume", "start")
+#: process that writes it, "resume" it from its checkpoint, "start" it (again) from epoch 0, or "refuse" it: its
+#: lock file names a writer on another host, whose end cannot be seen from here (the run's error names the file).
+STEPS = ("keep", "leave", "resume", "start", "refuse")
 
 
 # --------------------------------------------------------------------------------------------- the plan
@@ -245,12 +246,17 @@ def next_step(run_dir) -> tuple[str, str]:
     the folder's lock) is left to it; a stopped, dead (killed without recording an end) or failed run
     (:data:`nclib.runs.RESUMABLE`) is resumed where it has a checkpoint to resume from, as ``resume="auto"`` of the
     command line and the training notebook do, else started again, as is an absent one (and a failed run whose
-    resume is refused, :func:`_run_point`).  What the folder holds may change after this reading; the worker
-    decides again once it holds the folder's lock (:func:`nclib.train.run_under_lock`)."""
+    resume is refused, :func:`_run_point`).  A run not kept whose lock file names a writer on another host
+    (:func:`nclib.locks.other_host_lock`) is refused: its run is an error naming the lock file to remove.  What the
+    folder holds may change after this reading; the worker decides again once it holds the folder's lock
+    (:func:`nclib.train.run_under_lock`)."""
     status = run_status(run_dir)
     if status == "running":
         return status, "leave"
-    return status, _step(run_dir, status)
+    step = _step(run_dir, status)
+    if step != "keep" and other_host_lock(run_dir) is not None:
+        return status, "refuse"
+    return status, step
 
 
 #: What a refusal to resume a run advises (:func:`_run_point`).

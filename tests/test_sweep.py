@@ -499,11 +499,14 @@ def test_the_lock_left_by_a_writer_on_another_host_is_reported_not_passed_over(s
     _kill(out / name)
     (out / name / locks.LOCK).write_text(json.dumps({"pid": 12, "host": "another-node"}) + "\n")
     before = _files(out / name)
+    assert sweep.next_step(out / name) == ("dead", "refuse")  # what a listing of the points says, too
+    assert sweep.list_points(grid, TINY, out)["next"].tolist() == ["refuse"]
     df = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
     assert df["status"].tolist() == ["dead"] and sweep.exit_status(df) == 1
     assert "another host 'another-node'" in df["error"][0] and str(out / name / locks.LOCK) in df["error"][0]
     assert _files(out / name) == before
     (out / name / locks.LOCK).unlink()
+    assert sweep.next_step(out / name) == ("dead", "resume")
     again = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
     assert again["status"].tolist() == ["finished"] and again["error"].isna().all()
     assert sweep.exit_status(again) == 0
