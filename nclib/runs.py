@@ -550,8 +550,13 @@ def _recorded_tmp(run_dir: pathlib.Path) -> bool:
 
 def has_checkpoint(run_dir) -> bool:
     """Whether ``run_dir`` holds a checkpoint to resume from: :data:`CHECKPOINT`, or a committed one whose rename a
-    crash cut off (:func:`settle_checkpoint` puts it in place).  Reads only; safe while another process writes."""
+    crash cut off (:func:`settle_checkpoint` puts it in place), beside the run's ``provenance.json``.  A checkpoint
+    without that provenance is none: a run writes its provenance before any checkpoint, so only a clear cut off
+    part-way (:func:`clear_run_folder` deletes the provenance first) leaves one, of a run being replaced, which a
+    resume refuses.  Reads only; safe while another process writes."""
     run_dir = pathlib.Path(run_dir)
+    if not (run_dir / "provenance.json").is_file():
+        return False
     return _recorded_tmp(run_dir) or (run_dir / CHECKPOINT).is_file()  # in this order: a rename between is seen
 
 
@@ -570,7 +575,13 @@ def settle_checkpoint(run_dir) -> bool:
 
 
 def no_checkpoint(run_dir) -> ResumeRefused:
-    """The refusal of ``resume=True`` for a run folder without a checkpoint."""
+    """The refusal of ``resume=True`` for a run folder without a checkpoint (:func:`has_checkpoint`)."""
+    run_dir = pathlib.Path(run_dir)
+    if not (run_dir / "provenance.json").is_file() and any(
+            (run_dir / name).is_file() for name in (CHECKPOINT, CHECKPOINT + ".tmp")):
+        return ResumeRefused(f"run folder {str(run_dir)!r} cannot be resumed: its {CHECKPOINT} has no provenance.json "
+                             f"beside it (a clear cut off part-way leaves the checkpoint of a run being replaced); "
+                             f"start it again with {setting_text('overwrite', True, without='--resume')}", run_dir)
     return ResumeRefused(f"run folder {str(run_dir)!r} cannot be resumed: it holds no {CHECKPOINT} (a run stopped "
                          f"by max_train_s leaves one; a finished run does not)", run_dir)
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import nclib
-from nclib import locks, runs, train
+from nclib import locks, runs, sweep, train
 
 TINY = dict(dataset="synthetic", width=16, depth=1, batch_size="full", lam_W=1e-3, lam_H=1e-3, progress=False,
             device="cpu")
@@ -188,14 +188,15 @@ def test_an_overwrite_cut_off_while_it_clears_leaves_a_dead_run_that_only_overwr
             assert runs.run_status(folder) == ended
             continue
         assert runs.run_status(folder) == "dead" and "provenance.json" not in left
-        try:
-            todo = runs.plan_runs([folder])
-        except runs.RunExists as exc:  # a dead run without a checkpoint: started again only by overwrite
-            assert exc.status == "dead" and not runs.has_checkpoint(folder)
-        else:  # its checkpoint still there: the resume is refused, its provenance gone
-            assert todo == "resume" and runs.has_checkpoint(folder)
-            with pytest.raises(runs.ResumeRefused):
-                train.run(**kw, out_dir=tmp_path, run_name="r", resume=True)
+        # a checkpoint left without its provenance is none to resume from: the plan says so, and a sweep starts
+        # the run again rather than trying a resume that would be refused
+        assert not runs.has_checkpoint(folder) and sweep.next_step(folder) == ("dead", "start")
+        with pytest.raises(runs.RunExists, match="dead run without a checkpoint") as refused:
+            runs.plan_runs([folder])
+        assert refused.value.status == "dead" and refused.value.continuable == ()
+        said = "has no provenance.json beside it" if "checkpoint.pt" in left else "holds no checkpoint.pt"
+        with pytest.raises(runs.ResumeRefused, match=said):
+            train.run(**kw, out_dir=tmp_path, run_name="r", resume=True)
         assert {f.name for f in folder.iterdir()} == left  # refusals delete nothing
     for name, data in whole.items():  # and a power loss: the provenance's deletion is on disk before any other
         (folder / name).write_bytes(data)
