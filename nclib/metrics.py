@@ -269,11 +269,11 @@ def _real_array(a, name: str) -> np.ndarray:
 
 
 def _structure_arrays(structure, K: int):
-    """U, V (K x K), kappa, s_product, s_features (K each) of ``structure``, each refused by its name
+    """M, U, V (K x K), kappa, s_product, s_features (K each) of ``structure``, each refused by its name
     (``structure.U`` and so on) unless finite real numbers of that shape, the strengths non-negative."""
-    fields = ("U", "V", "kappa", "s_product", "s_features")
+    fields = ("M", "U", "V", "kappa", "s_product", "s_features")
     if not all(hasattr(structure, f) for f in fields):
-        raise ValueError("structure must have the fields U, V, kappa, s_product, s_features "
+        raise ValueError("structure must have the fields M, U, V, kappa, s_product, s_features "
                          "(nclib.ufm.structure)")
     U = _checks.matrix(structure.U, "structure.U", (K, K))
     V = _checks.matrix(structure.V, "structure.V", (K, K))
@@ -282,7 +282,14 @@ def _structure_arrays(structure, K: int):
         raise ValueError(f"structure.kappa must have K={K} entries, got {kappa.size}")
     s_p = _strengths(structure.s_product, "structure.s_product", K)
     s_f = _strengths(structure.s_features, "structure.s_features", K)
-    return U, V, kappa, s_p, s_f
+    M = _checks.matrix(structure.M, "structure.M", (K, K))
+    return M, U, V, kappa, s_p, s_f
+
+
+def _modes_are_classes(M: np.ndarray) -> bool:
+    """Whether M is diagonal, as M = D = diag(sqrt n) of the bias-free model is (Theorem 4.1): its modes are then
+    the classes, a basis the problem fixes, and NC3 compares class with class as Appendix C does."""
+    return not np.any(M - np.diag(np.diag(M)))
 
 
 def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[str, float]:
@@ -298,13 +305,19 @@ def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[st
     * nc2_h  = nd(E^T E, V diag(s_features^2) V^T),
     * nc2_wh = nd(P E,   U diag(s_product s_features) V^T),
     * nc3    = sqrt(sum_B || sqrt|B| P^T U_B/||P^T U_B||_F - sqrt|B| E V_B/||E V_B||_F ||_F^2)
-      over the blocks B of equal kappa among the modes with s_product > 0 (:func:`mode_blocks`).
+      over the blocks B of equal kappa among the modes with s_product > 0 (:func:`mode_blocks`), with a
+      bias (M = Y-bar); without one (M = D, diagonal) every class is a block of its own, with U = V = I:
+      nc3 = sqrt(sum_k || w_k/||w_k|| - g_k/||g_k|| ||^2) over the surviving classes, w_k^T the k-th row of
+      P and g_k the k-th column of E, the NC3 of Appendix C.
 
-    The targets are functions of M alone, hence independent of the choice of U, V; NC3 is
+    The targets are functions of M alone, hence independent of the choice of U, V; with a bias NC3 is
     invariant under a common rotation inside a block, and for singleton blocks it is the paper's
-    per-mode comparison of the rows of U^T P with the columns of H-bar D V. Conventions (documented
+    per-mode comparison of the rows of U^T P with the columns of H-bar D V. Without a bias the classes
+    are a basis the problem fixes, and Appendix C compares class with class: a block of classes of equal
+    count compared as a whole would also weigh the norms of its classes against each other, which NC2
+    measures, and would not be the paper's NC3. Conventions (documented
     in :ref:`ch-metrics`): a zero matrix normalizes to 0 (so an NC2 is 1 when exactly one side
-    vanishes, 0 when both do); a surviving block where P^T U_B or E V_B vanishes contributes |B|;
+    vanishes, 0 when both do); a surviving block (or class) where P^T U_B or E V_B vanishes contributes |B|;
     collapsed modes (the printed 0/0) are left out of NC3, so NC3 = 0 when no mode survives. Every value is
     unchanged (to the rounding of the scaled entries) when P or E is multiplied by any positive number that keeps
     its entries finite: both are normalized before a product is formed.
@@ -312,7 +325,7 @@ def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[st
     P = _checks.matrix(P, "P")
     K = P.shape[0]
     E = _checks.matrix(E, "E", shape=(P.shape[1], K))
-    U, V, kappa, s_p, s_f = _structure_arrays(structure, K)
+    M, U, V, kappa, s_p, s_f = _structure_arrays(structure, K)
     block_rtol = _checks.nonneg_float(block_rtol, "block_rtol")
     alive = (s_p > 0) & (s_f > 0)
     # every metric is scale free: P, E and the predicted strengths are normalized before any product is
@@ -327,8 +340,13 @@ def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[st
         "nc2_h": _distance(E.T @ E, T_H),
         "nc2_wh": _distance(P @ E, T_WH),
     }
+    if _modes_are_classes(M):  # bias-free: class with class (Appendix C), the classes the targets keep alive
+        U = V = np.eye(K)
+        blocks = [np.array([k]) for k in np.flatnonzero((np.diag(T_W) > 0) & (np.diag(T_H) > 0))]
+    else:
+        blocks = mode_blocks(kappa, alive, block_rtol)
     total = 0.0
-    for B in mode_blocks(kappa, alive, block_rtol):
+    for B in blocks:
         scale = np.sqrt(B.size)
         a = scale * _normalized(P.T @ U[:, B])
         b = scale * _normalized(E @ V[:, B])
@@ -374,6 +392,13 @@ def _head_direction(Ws, d: int, K: int | None = None) -> np.ndarray:
 
 
 _GEOMETRY_KEYS = ("nc2_w", "nc2_h", "nc2_wh", "nc3")
+
+
+def nc3_compares(bias) -> str:
+    """What the NC3 of :func:`geometry_metrics` compares in the model with (``bias=True``) or without a bias, as
+    a run's provenance records it (``nc3_compares``, :ref:`ch-metrics`): "modes" with a bias (the blocks of equal
+    singular value of Y-bar), "classes" without (class with class, Appendix C)."""
+    return "modes" if _checks.flag(bias, "bias") else "classes"
 
 
 def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> dict[str, float]:

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
-from . import letters, models
+from . import letters, metrics, models
 from . import runs as _runs
 from .engine import Engine
 from .parameters import LEVER_KEYS
@@ -127,7 +127,7 @@ class RunFolder:
                          "data_sha256": ts.provenance["data_sha256"],
                          "async_metrics": use_async,  # the first call's; each segment records its own
                          "trained_with": [name for name in together if name != p["run_name"]], "decays": decays,
-                         "segments": [segment]}
+                         "nc3_compares": metrics.nc3_compares(p["bias"]), "segments": [segment]}
             if p["dataset"] == "letters-synthetic":
                 self.prov["stand_in"] = letters.LETTERS_SYNTHETIC_LABEL
             self.rows: list[dict] = []

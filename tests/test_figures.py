@@ -465,7 +465,22 @@ def test_drawing(tiny):
         g = figures.draw_theory(runs)
         assert len(g.axes) == 3 and len(g.axes[2].get_lines()) == 3
         assert len(g.axes[1].get_lines()) == (6 if fig == 1 else 3)
+        # what NC3 compares, as the runs made now record it: modes with a bias, classes without (Appendix C)
+        assert {r.nc3_compares for r in runs.values()} == {"modes" if fig == 1 else "classes"}
+        assert "\n" not in f.axes[4].get_ylabel()
         plt.close("all")
+    # runs recorded before the bias-free NC3 compared class with class have no record: with a bias their NC3 is
+    # the same, without one it compared blocks of equal counts, and the NC3 panel says so
+    older = {fig: {L: dataclasses.replace(r, provenance={k: v for k, v in r.provenance.items() if k != "nc3_compares"})
+                   for L, r in figures.load_figure(fig, "tiny", root=tiny).items()} for fig in (1, 3)}
+    assert {r.nc3_compares for r in older[1].values()} == {"modes"}
+    assert {r.nc3_compares for r in older[3].values()} == {figures.NC3_EQUAL_COUNT_BLOCKS}
+    label = figures.draw_panels(older[3], "cpu-scale").axes[4].get_ylabel()
+    assert label.endswith(f"\n({figures.NC3_EQUAL_COUNT_BLOCKS})")
+    assert figures.draw_panels(older[1], "cpu-scale").axes[4].get_ylabel().endswith("(target 0, Thm 4.3)")
+    some = {**figures.load_figure(3, "tiny", root=tiny), 6: older[3][6]}
+    assert figures.draw_panels(some, "cpu-scale").axes[4].get_ylabel().endswith(", some runs)")
+    plt.close("all")
     with pytest.raises(ValueError, match="runs must hold"):
         figures.draw_panels({})
     mixed = {**figures.load_figure(1, "tiny", root=tiny)}

@@ -216,6 +216,48 @@ def test_geometry_metrics_do_not_depend_on_the_svd_basis():
     assert P.shape == (K, 30)
 
 
+def test_bias_free_nc3_compares_class_with_class_as_appendix_c_does():
+    """Without a bias M = D is diagonal and its modes are the classes: NC3 is Appendix C's sum over the surviving
+    classes of ||w_k/||w_k|| - g_k/||g_k||||^2, also where classes of equal count make a block of equal kappa
+    (which a comparison of the block as a whole would not be: it also weighs the norms of the block's classes
+    against each other), and it does not change when U, V are turned inside such a block."""
+    rng = np.random.default_rng(12)
+    n = np.array([10, 10, 20, 20, 30, 30, 40, 40, 50, 50])
+    st = ufm.structure(n, 1e-3, 1e-3, L=1, bias=False)
+    assert max(map(len, m.mode_blocks(st.kappa, st.s_product > 0))) == 2 and (st.s_product > 0).all()
+    Ws, X = _random_point(n, 1, 16, rng)
+    P = Ws[0]
+    means, counts = m.class_means(X, imb.class_labels(n))
+    E = means.T * np.sqrt(counts)
+
+    def appendix_c(P, G):
+        w, g = P / np.linalg.norm(P, axis=1)[:, None], (G / np.linalg.norm(G, axis=0)).T
+        return float(np.sqrt(np.sum((w - g) ** 2)))
+
+    np.testing.assert_allclose(m.geometry_metrics(P, E, st)["nc3"], appendix_c(P, E), rtol=1e-12)
+    # aligned class by class, with unequal norms inside every pair of equal counts: NC3 is 0, NC2^W is not
+    aligned = (E / np.linalg.norm(E, axis=0)).T * rng.uniform(0.5, 3.0, size=(len(n), 1))
+    out = m.geometry_metrics(aligned, E, st)
+    assert out["nc3"] <= 1e-12 and out["nc2_w"] > 0.1
+    # another SVD of D, turned inside each pair: the classes stay the basis
+    U2, V2 = st.U.copy(), st.V.copy()
+    for B in m.mode_blocks(st.kappa, st.s_product > 0):
+        if B.size > 1:
+            Q = _random_rotation(B.size, rng)
+            U2[:, B], V2[:, B] = st.U[:, B] @ Q, st.V[:, B] @ Q
+    st2 = dataclasses.replace(st, U=U2, V=V2)
+    np.testing.assert_allclose(U2 @ np.diag(st.kappa) @ V2.T, st.M, atol=1e-12)
+    for key, value in m.geometry_metrics(P, E, st2).items():
+        np.testing.assert_allclose(value, m.geometry_metrics(P, E, st)[key], rtol=1e-10)
+    # collapsed classes are left out (the 0/0 of erratum M1): at this decay the six smallest collapse (the modes
+    # are in decreasing kappa = sqrt(n), the classes in the order of n)
+    st_c = ufm.structure(n, 2e-2, 2e-2, L=1, bias=False)
+    lost_counts = np.round(st_c.kappa[st_c.s_product == 0] ** 2)
+    keep = np.flatnonzero(~np.isin(n, lost_counts))
+    assert keep.tolist() == [6, 7, 8, 9]
+    np.testing.assert_allclose(m.geometry_metrics(P, E, st_c)["nc3"], appendix_c(P[keep], E[:, keep]), rtol=1e-12)
+
+
 def test_geometry_metrics_at_structured_points_with_arbitrary_spectra():
     """The definitions vanish at P = U diag(s) R^T, E = R diag(e) V^T for any targets s, e."""
     rng = np.random.default_rng(6)
@@ -489,7 +531,7 @@ def test_structure_block_rtol_and_empty_labels_are_refused_by_name():
     P, E = rng.standard_normal((3, 4)), rng.standard_normal((4, 3))
     U_nan = st.U.copy()
     U_nan[0, 0] = np.nan
-    bad_fields = [("U", U_nan), ("U", np.full((3, 3), "a")), ("U", st.U[:2]), ("V", np.inf * st.V),
+    bad_fields = [("M", st.M[:2]), ("M", np.nan * st.M), ("U", U_nan), ("U", np.full((3, 3), "a")), ("U", st.U[:2]), ("V", np.inf * st.V),
                   ("V", st.V.astype(complex)), ("kappa", np.append(st.kappa, 1.0)), ("kappa", -st.kappa),
                   ("kappa", ["a", "b", "c"]), ("s_product", [np.nan, 1.0, 0.0]), ("s_product", -st.s_product - 1),
                   ("s_product", ["a", "b", "c"]), ("s_features", st.s_features[:2]), ("s_features", [True] * 3)]

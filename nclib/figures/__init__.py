@@ -29,8 +29,8 @@ the same class-count profile (:data:`nclib.letters.LETTERS_SYNTHETIC_LABEL`), an
 """
 from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOKS, PER_RUN_KEYS, RESULTS, SCALES, Figure, check_scale,
                      figure, figure_counts, figure_parameters, notebook_path, scale_settings, train_kwargs)
-from .load import (CONFIG_KEYS, REMAKE_MAY_DIFFER, Run, check_figure, check_remake, check_run, load_figure,
-                   preferred_scale, run_counts, run_folders)
+from .load import (CONFIG_KEYS, NC3_EQUAL_COUNT_BLOCKS, REMAKE_MAY_DIFFER, Run, check_figure, check_remake, check_run,
+                   load_figure, preferred_scale, run_counts, run_folders)
 from .analysis import (ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, check_runs, final_rows,
                        first_epoch, largest_rise, lr_step, next_milestone, order_by, order_held, orders_without_spikes,
                        other_spikes, recorded_every, rise_ratios, run_theory, settled_epoch, spikes, stalls,

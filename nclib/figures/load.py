@@ -32,6 +32,25 @@ class Run:
     def L(self) -> int:
         return int(self.params["L"])
 
+    @property
+    def nc3_compares(self) -> str:
+        """What the run's ``nc3`` column compares, as its provenance records it
+        (:func:`nclib.metrics.nc3_compares`: "modes" with a bias, "classes" without).  A run recorded without it
+        was made before the bias-free NC3 compared class with class: with a bias its NC3 is the same ("modes"),
+        without one it compared each block of classes of equal count as a whole, :data:`NC3_EQUAL_COUNT_BLOCKS`
+        (:ref:`ch-metrics`)."""
+        recorded = self.provenance.get("nc3_compares")
+        if recorded is not None:
+            return recorded
+        return "modes" if self.params["bias"] else NC3_EQUAL_COUNT_BLOCKS
+
+
+#: What the NC3 of a bias-free run recorded before the bias-free NC3 compared class with class compares: each block
+#: of classes of equal count as a whole, as the blocks of equal singular value are compared with a bias
+#: (:attr:`Run.nc3_compares`).  At a global minimizer it is 0 as Appendix C's is; away from one it also weighs the
+#: norms of a block's classes against each other.
+NC3_EQUAL_COUNT_BLOCKS = "blocks of equal counts"
+
 
 def preferred_scale(fig, root=None) -> str:
     """``"gpu"`` when ``results/figures/gpu/fig<k>/`` holds the three finished runs of Figure ``fig``, else

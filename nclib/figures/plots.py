@@ -12,7 +12,7 @@ from .. import plotting
 from ..runs import NC_COLUMNS
 from .analysis import run_theory
 from .config import check_scale, scale_settings
-from .load import Run
+from .load import NC3_EQUAL_COUNT_BLOCKS, Run
 from .stability import PRECISIONS, diverged, finite_history, finite_rise, spiked
 
 
@@ -56,6 +56,11 @@ def draw_panels(runs: Mapping[int, Run], scale: str = "cpu-scale"):
     target = "target 0, Thm 4.3" if next(iter(runs.values())).params["bias"] else "target 0, Thm 4.3 with M = D"
     for key in NC_COLUMNS:
         panel[key].set_ylabel(f"{panel[key].get_ylabel()} ({target})")
+    # runs recorded before the bias-free NC3 compared class with class say so on their NC3 panel
+    compared = {r.nc3_compares for r in runs.values()}
+    if NC3_EQUAL_COUNT_BLOCKS in compared:
+        which = "" if len(compared) == 1 else ", some runs"
+        panel["nc3"].set_ylabel(f"{panel['nc3'].get_ylabel()}\n({NC3_EQUAL_COUNT_BLOCKS}{which})")
     panel["train_acc"].axhline(1.0, color="0.5", ls="-", lw=0.5)  # thin and solid: the dashes are those of L's curves
     last = max(int(r.history["epoch"][-1]) for r in runs.values())
     milestones = sorted({int(m) for r in runs.values() for m in r.params.get("lr_milestones") or [] if m < last})
