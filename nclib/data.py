@@ -173,13 +173,18 @@ def select_per_class(y, counts, seed: int = 0, selection: str = "random") -> np.
 
     ``selection="random"``: a seeded permutation of each class's rows (numpy PCG64 seeded with ``seed``);
     ``"first"``: the first rows of each class in file order.  The result is sorted by class, then by the
-    original row order.  Raises ValueError naming ``y`` unless it is a non-empty 1-D array of integer labels (bools
-    refused), and if a class has fewer rows than asked.  Used by :ref:`ch-train`.
+    original row order.  Rows labelled K = ``len(counts)`` or above are left out on purpose: ``counts=[5, 5]`` takes
+    classes 0 and 1 of a ten-class file.  Raises ValueError naming ``y`` unless it is a non-empty 1-D array of
+    non-negative integer labels (bools and floats refused, a negative label refused rather than dropped), and naming
+    ``counts`` if a class has fewer rows than asked.  Used by :ref:`ch-train`.
     """
     y = np.asarray(y)
     if y.ndim != 1 or y.size == 0 or y.dtype.kind not in "iu":
         raise ValueError(f"y must be a non-empty 1-D array of integer class labels, got shape {y.shape} dtype "
                          f"{y.dtype}")
+    if y.min() < 0:
+        raise ValueError(f"y must hold class labels 0, 1, ..., got {np.count_nonzero(y < 0)} negative label(s) "
+                         f"(min {int(y.min())})")
     counts = _checks.counts(counts, "counts")
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")

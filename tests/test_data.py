@@ -158,6 +158,15 @@ def test_select_per_class_refuses_labels_that_are_not_1d_integers():
             data.select_per_class(y, [1])
     with pytest.raises(ValueError, match=r"counts\[1\] = 2"):  # a short class in string-free labels
         data.select_per_class(np.array([0, 0, 1]), [1, 2])
+    for y in (np.array([-1, 0, 1]), np.array([0, 1, -3], dtype=np.int8)):  # refused, not dropped
+        with pytest.raises(ValueError, match="^y "):
+            data.select_per_class(y, [1, 1])
+
+
+def test_select_per_class_leaves_out_the_classes_counts_does_not_name():
+    y = np.array([2, 0, 1, 0, 1, 2])
+    assert data.select_per_class(y, [1, 2], selection="first").tolist() == [1, 2, 4]
+    assert data.select_per_class(y.astype(np.uint8), [2, 1], selection="first").tolist() == [1, 3, 2]
 
 
 def test_select_per_class_first_rows():
