@@ -159,12 +159,19 @@ def sha256_file(path) -> str:
 
 # ----------------------------------------------------------------------------------------------- sources
 
+#: The first bytes numpy reads a file by: a zip archive (an .npz) or one .npy array; it takes anything else for a
+#: pickle.
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+
 def load_npz(path):
     """``x_train``, ``y_train`` (and the sha256 of the file) from an ``.npz`` like ``cifar10_subset.npz``.
 
-    Loaded with ``allow_pickle=False``; integer-valued labels come back as int64, others as stored (for
-    :func:`check_labels` to refuse).  A file numpy cannot read (truncated, empty, a corrupted member, a damaged
-    header, pickled object arrays) raises :class:`DamagedFileError` naming it.  Used by :ref:`ch-train`.
+    Loaded with ``allow_pickle=False``; 1-D integer-valued labels that int64 holds exactly come back as int64, others
+    as stored (for :func:`check_labels` to refuse naming the values the file holds, not a wrapped-around cast).  A
+    file numpy cannot read (truncated, empty, not a zip archive of .npy arrays, a corrupted member, a damaged header,
+    pickled object arrays) raises :class:`DamagedFileError` naming it; a ``path`` that is not a file, ValueError
+    naming ``data_path``.  Used by :ref:`ch-train`.
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -183,17 +190,33 @@ def load_npz(path):
         raise ValueError(str(exc)) from None
     except ValueError as exc:
         if "pickle" in str(exc):
-            problem = ("it holds pickled (object) data, which is not loaded (allow_pickle=False): a damaged file, "
-                       "or arrays saved from Python objects instead of numbers")
+            with open(path, "rb") as handle:
+                head = handle.read(len(_NPY_MAGIC))
+            if not head.startswith(_ZIP_MAGICS + (_NPY_MAGIC,)):  # numpy takes any other file for a pickle
+                problem = f"it is not an .npz file, a zip archive of .npy arrays: its first bytes are {head!r}"
+            else:
+                problem = ("it holds pickled (object) data, which is not loaded (allow_pickle=False): a damaged "
+                           "file, or arrays saved from Python objects instead of numbers")
             raise DamagedFileError(path, problem) from exc
         raise DamagedFileError(path, _error_text(exc)) from exc
     except (zipfile.BadZipFile, EOFError, zlib.error, struct.error, NotImplementedError) as exc:
         raise DamagedFileError(path, _error_text(exc)) from exc
     if x is None:
         raise ValueError(f"data_path {str(path)!r} must hold arrays x_train and y_train, has {files}")
-    if y.dtype.kind in "iuf" and y.ndim == 1 and (y.dtype.kind != "f" or np.all(y == np.round(y))):
-        y = y.astype(np.int64)  # other labels are left for check_labels to refuse, not truncated
-    return x, y, {str(path.name): sha256_file(path)}
+    return x, _int64_if_exact(y), {str(path.name): sha256_file(path)}
+
+
+def _int64_if_exact(y: np.ndarray) -> np.ndarray:
+    """``y`` as int64 where it is a 1-D array of integer values that int64 holds exactly, else ``y`` as stored: a
+    label 2**64 - 1 or 1e20 cast to int64 would wrap around, and check_labels would name a value the file does not
+    hold."""
+    if y.ndim != 1 or y.dtype.kind not in "iuf":
+        return y
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y) & (y == np.round(y))):
+        return y
+    if y.size and (int(y.min()) < np.iinfo(np.int64).min or int(y.max()) > np.iinfo(np.int64).max):
+        return y
+    return y.astype(np.int64)
 
 
 def _check_npz_record(path, dataset: str) -> None:

@@ -2,7 +2,9 @@
 import gzip
 import pathlib
 import pickle
+import re
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -249,6 +251,44 @@ def test_npz(tmp_path):
     np.savez(tmp_path / "bad.npz", images=y)
     with pytest.raises(ValueError, match="x_train and y_train"):
         data.load("cifar10", data_path=tmp_path / "bad.npz", counts=[1] * 10)
+
+
+@pytest.mark.parametrize("y, lo, hi", [
+    (np.array([0, 2**64 - 1], dtype=np.uint64), 0, 2**64 - 1),  # would wrap to -1 in int64
+    (np.array([0.0, 1e20]), 0, 10**20),  # would cast to -2**63, with a RuntimeWarning
+    (np.array([3, 2**63], dtype=np.uint64), 3, 2**63),
+])
+def test_npz_labels_out_of_range_are_named_as_the_file_holds_them(tmp_path, y, lo, hi):
+    path = tmp_path / "wide.npz"
+    np.savez(path, x_train=np.zeros((y.size, 32, 32, 3), np.uint8), y_train=y)
+    assert data.load_npz(path)[1].dtype == y.dtype  # not cast: int64 cannot hold the values
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="^y_train") as info:
+            data.load("cifar10", data_path=path, counts=[1, 1])
+    numbers = {int(v) for v in re.findall(r"-?\d+", str(info.value))}
+    assert {lo, hi} <= numbers and min(numbers) >= 0
+
+
+def test_npz_integer_labels_int64_holds_come_back_as_int64(tmp_path):
+    for y in (np.arange(10, dtype=np.uint8), np.arange(10, dtype=np.uint64), np.arange(10.0),
+              np.array([-2.0**63, 2.0**62])):
+        np.savez(tmp_path / "y.npz", x_train=np.zeros((y.size, 32, 32, 3), np.uint8), y_train=y)
+        got = data.load_npz(tmp_path / "y.npz")[1]
+        assert got.dtype == np.int64 and got.tolist() == [int(v) for v in y]
+
+
+def test_a_file_that_is_no_npz_is_named_so_and_object_arrays_as_pickled(tmp_path):
+    text = tmp_path / "text.npz"
+    text.write_text("x_train,y_train\n0,1\n")
+    with pytest.raises(data.DamagedFileError) as info:
+        data.load_npz(text)
+    assert info.value.path == text and "not an .npz" in str(info.value) and "pickled" not in str(info.value)
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, x_train=np.array([np.zeros(3), np.zeros(2)], dtype=object), y_train=np.arange(2))
+    with pytest.raises(data.DamagedFileError) as info:
+        data.load_npz(objects)
+    assert info.value.path == objects and "pickled" in str(info.value) and "not an .npz" not in str(info.value)
 
 
 def test_npz_classes_must_be_cifar10s_in_label_order(tmp_path):

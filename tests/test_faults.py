@@ -136,7 +136,7 @@ def _damaged(path, tmp_path, kind):
         bad.write_bytes(raw[: len(raw) // 2])
     elif kind == "empty":
         bad.write_bytes(b"")
-    elif kind == "garbage":  # neither a zip nor an .npy: numpy takes it for pickled data
+    elif kind == "garbage":  # neither a zip nor an .npy: numpy takes it for pickled data, nclib names it
         bad.write_bytes(np.random.default_rng(0).bytes(4000))
     elif kind in ("crc", "deflate"):
         info = zipfile.ZipFile(path).getinfo("x_train.npy")
@@ -155,7 +155,7 @@ def _damaged(path, tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind, reader_error", [
-    ("truncated", "zipfile.BadZipFile"), ("empty", "EOFError"), ("garbage", "pickled"),
+    ("truncated", "zipfile.BadZipFile"), ("empty", "EOFError"), ("garbage", "not an .npz"),
     ("crc", "zipfile.BadZipFile: Bad CRC-32"), ("deflate", "zlib.error"), ("header", "ValueError"),
 ])
 def test_damaged_npz_names_the_file_and_what_to_do(tmp_path, kind, reader_error):
