@@ -123,11 +123,13 @@ def check_labels(labels, dataset: str, n_images: int, name: str = "y_train",
 
     Refused with a ValueError naming ``name``: one-hot rows (2-D), non-integer values, labels outside 0..K-1 (the
     message gives the minimum and maximum found, and says 1-based when they are 1..K), and a count that differs from
-    the number of images (naming both arrays).  The data of :ref:`ch-train` and :ref:`ch-engine`.
+    the number of images (naming both arrays); ``n_images`` not a non-negative integer (text, a float, a bool) is
+    refused naming ``n_images``.  The data of :ref:`ch-train` and :ref:`ch-engine`.
     """
     if dataset not in IMAGE_SHAPES:
         raise ValueError(f"dataset must be one of {tuple(IMAGE_SHAPES)} (the datasets read from files), "
                          f"got {dataset!r}")
+    n_images = _checks.nonneg_int(n_images, "n_images")
     K = FILE_CLASSES[dataset]
     y = np.asarray(labels)
     if y.ndim != 1:

@@ -291,6 +291,15 @@ def test_a_file_that_is_no_npz_is_named_so_and_object_arrays_as_pickled(tmp_path
     assert info.value.path == objects and "pickled" in str(info.value) and "not an .npz" not in str(info.value)
 
 
+def test_check_labels_takes_the_image_count_as_a_non_negative_integer():
+    assert data.check_labels(np.arange(3, dtype=np.uint8), "cifar10", np.int64(3)).dtype == np.int64
+    for n_images in ("3", 3.0, True, -3, None):
+        with pytest.raises(ValueError, match="^n_images"):
+            data.check_labels(np.arange(3), "cifar10", n_images)
+    with pytest.raises(ValueError, match="^x_train .* y_train"):  # a count that differs names both arrays
+        data.check_labels(np.arange(3), "cifar10", 4)
+
+
 def test_npz_classes_must_be_cifar10s_in_label_order(tmp_path):
     rng = np.random.default_rng(3)
     y = np.repeat(np.arange(10), 2)
