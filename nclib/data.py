@@ -111,10 +111,15 @@ class TrainingSet:
 
 def sha256_arrays(*arrays) -> str:
     """The sha256 of the bytes of the given arrays, dtype and shape included (the ``data_sha256`` of a run:
-    the exact inputs and labels objective (4.3) was trained on; :ref:`ch-engine`)."""
+    the exact inputs and labels objective (4.3) was trained on; :ref:`ch-engine`).  An array of Python objects
+    (dtype object, or None) is refused with a ValueError naming ``arrays[i]``: its bytes are pointers, which differ
+    from one process to the next."""
     h = hashlib.sha256()
-    for a in arrays:
+    for i, a in enumerate(arrays):
         a = np.ascontiguousarray(a)
+        if a.dtype.kind == "O":
+            raise ValueError(f"arrays[{i}] must be an array of numbers or fixed-width text, got dtype object: its "
+                             f"bytes are pointers, not the values, so its sha256 would differ between processes")
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
     return h.hexdigest()

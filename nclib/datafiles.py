@@ -58,6 +58,14 @@ def _error_text(exc: BaseException) -> str:
     return f"{kind}: {exc}" if str(exc) else kind
 
 
+def _path(value, name: str) -> pathlib.Path:
+    """``value`` as a path, or a ValueError naming ``name`` for what is no path (None, a number): pathlib's own
+    TypeError would name neither the argument nor what was expected."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"{name} must be a path (a str or pathlib.Path), got {value!r}")
+    return pathlib.Path(value)
+
+
 def check_images(images, dataset: str, name: str = "x_train") -> np.ndarray:
     """The images of a file-backed dataset of Section 5, checked: uint8 pixels 0..255 in :data:`IMAGE_SHAPES`.
 
@@ -172,10 +180,10 @@ def load_npz(path):
     Loaded with ``allow_pickle=False``; 1-D integer-valued labels that int64 holds exactly come back as int64, others
     as stored (for :func:`check_labels` to refuse naming the values the file holds, not a wrapped-around cast).  A
     file numpy cannot read (truncated, empty, not a zip archive of .npy arrays, a corrupted member, a damaged header,
-    pickled object arrays) raises :class:`DamagedFileError` naming it; a ``path`` that is not a file, ValueError
-    naming ``data_path``.  Used by :ref:`ch-train`.
+    pickled object arrays) raises :class:`DamagedFileError` naming it; a ``path`` that is no path (None) or not a
+    file, ValueError naming ``data_path``.  Used by :ref:`ch-train`.
     """
-    path = pathlib.Path(path)
+    path = _path(path, "data_path")
     if not path.is_file():
         raise ValueError(f"data_path {str(path)!r} does not exist; pass the path of an .npz with x_train/y_train")
     x = y = None
@@ -317,8 +325,8 @@ def load_cifar10_torchvision(root, train: bool = True, download: bool = False, v
 
 def emnist_raw_files(root, train: bool = True) -> tuple[pathlib.Path, pathlib.Path]:
     """The two IDX files torchvision's ``EMNIST(split="letters")`` reads under ``root`` (the EMNIST data of
-    Section 5; :ref:`ch-train`)."""
-    raw = pathlib.Path(root) / "EMNIST" / "raw"
+    Section 5; :ref:`ch-train`).  ValueError naming ``root`` unless it is a path."""
+    raw = _path(root, "root") / "EMNIST" / "raw"
     prefix = f"emnist-letters-{'train' if train else 'test'}"
     return raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
 
@@ -360,8 +368,10 @@ def temporary_path(path) -> pathlib.Path:
     """A new name for a temporary file beside ``path``, this process's own: the host, the pid and a random part,
     so that processes writing ``path`` at once (two notebooks unpacking one data folder, nodes of a cluster sharing
     it) never write one temporary file.  Create it with ``open(..., "xb")``, then ``os.replace`` it onto ``path``
-    (:ref:`ch-train`)."""
-    path = pathlib.Path(path)
+    (:ref:`ch-train`).  ValueError naming ``path`` unless it is a path with a file name."""
+    path = _path(path, "path")
+    if not path.name:
+        raise ValueError(f"path must name a file, got {str(path)!r}")
     return path.with_name(f".{path.name}.{writer_tag()}.{secrets.token_hex(4)}.tmp")
 
 

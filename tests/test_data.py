@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nclib
-from nclib import data, imbalance
+from nclib import data, datafiles, imbalance
 
 #: The shared JPEG-decoded CIFAR-10 subset beside the checkout (../shared/data/README.md); tests on it skip without it.
 SHARED_CIFAR = nclib.ROOT.parent / "shared" / "data" / "cifar10_subset.npz"
@@ -298,6 +298,33 @@ def test_check_labels_takes_the_image_count_as_a_non_negative_integer():
             data.check_labels(np.arange(3), "cifar10", n_images)
     with pytest.raises(ValueError, match="^x_train .* y_train"):  # a count that differs names both arrays
         data.check_labels(np.arange(3), "cifar10", 4)
+
+
+def test_sha256_arrays_refuses_arrays_of_python_objects():
+    text = np.array(["a", "b"])
+    assert data.sha256_arrays(text, np.arange(2)) == data.sha256_arrays(text.copy(), np.arange(2))
+    for objects in (np.array(["a", "b"], dtype=object), None):
+        with pytest.raises(ValueError, match=r"^arrays\[1\]"):
+            data.sha256_arrays(np.arange(2), objects)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda p: data.load_npz(p), "data_path"),
+    (lambda p: data.emnist_raw_files(p), "root"),
+    (lambda p: datafiles.temporary_path(p), "path"),
+])
+def test_file_functions_refuse_what_is_no_path(call, name):
+    for bad in (None, 3):
+        with pytest.raises(ValueError, match=f"^{name} "):
+            call(bad)
+
+
+def test_temporary_path_lies_beside_its_file_and_needs_a_file_name(tmp_path):
+    tmp = datafiles.temporary_path(str(tmp_path / "f.npz"))
+    assert tmp.parent == tmp_path and tmp.name.startswith(".f.npz.")
+    assert tmp != datafiles.temporary_path(tmp_path / "f.npz")  # another random part each time
+    with pytest.raises(ValueError, match="^path "):
+        datafiles.temporary_path("")
 
 
 def test_npz_classes_must_be_cifar10s_in_label_order(tmp_path):
