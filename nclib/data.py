@@ -37,7 +37,9 @@ Class profiles: ``counts`` is a preset name (``"cifar10"``, ``"emnist-letters"``
 al. 2023): CIFAR-10 ascending by class index (airplane 100, ..., truck 500), EMNIST letters descending
 (a: 1500, b-f: 600, g-z: 50); ``"ascending"`` / ``"descending"`` force one order.  Within a class, the rows
 are chosen by a seeded permutation (``selection="random"``, the paper's "random subset") or the first rows
-in file order (``selection="first"``, what the reference code does).
+in file order (``selection="first"``, what the reference code does).  The generated data sets
+(``letters-synthetic``, ``synthetic``) are drawn from the seed, with no rows to choose from, so they take only the
+default ``"random"``.
 """
 from __future__ import annotations
 
@@ -57,8 +59,11 @@ from .datafiles import (CIFAR10_CLASSES, FILE_CLASSES, IMAGE_SHAPES, LETTERS, Da
 DATASETS = ("cifar10", "emnist-letters", "letters-synthetic", "synthetic")
 #: How a preset's counts are given to the classes (:func:`preset_counts`).
 CLASS_ORDERS = ("reference", "ascending", "descending")
-#: Which samples of a class a run takes (:func:`select_per_class`).
+#: Which samples of a class a run takes (:func:`select_per_class`); the first is the default, the only one the
+#: generated data sets take.
 SELECTIONS = ("random", "first")
+#: The data sets drawn from the seed rather than read from a file: no rows to select, no ``selection`` to choose.
+GENERATED = ("letters-synthetic", "synthetic")
 #: How the pixels are scaled (:func:`load`).
 NORMALIZATIONS = ("reference", "standardize", "none")
 #: The number of classes of each dataset with a fixed label set (the synthetic mixture has as many as asked).
@@ -292,14 +297,18 @@ def check_load_args(dataset, counts=None, class_order="reference", selection="ra
     """The arguments of :func:`load` that choose the data, checked before any file is read: ``(n, profile, dim,
     spread)``, with the class counts n and the profile's name of :func:`resolve_counts`.  ValueError naming
     ``dataset``, ``counts`` (also when it asks for more classes than the dataset has), ``class_order``,
-    ``selection``, ``normalization``, ``dim`` or ``spread``, so that a run's parameters can be refused before it
-    starts (:ref:`ch-train`)."""
+    ``selection`` (also one other than the default ``"random"`` for a data set of :data:`GENERATED`, which selects
+    no rows: the provenance would record a choice that did nothing), ``normalization``, ``dim`` or ``spread``, so
+    that a run's parameters can be refused before it starts (:ref:`ch-train`)."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    if dataset in GENERATED and selection != SELECTIONS[0]:
+        raise ValueError(f"selection {selection!r} chooses rows of a data file, but {dataset} is drawn from the seed "
+                         f"and has none to choose: leave selection {SELECTIONS[0]!r}, the default")
     n, profile = resolve_counts(dataset, counts, class_order)
     if dataset in CLASSES and n.size > CLASSES[dataset]:
         raise ValueError(f"counts has {n.size} classes but {dataset} has {CLASSES[dataset]}")
@@ -312,7 +321,8 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
     """The training subset of a run (Section 5 of the paper): data, imbalanced profile, normalization.
 
     ``counts``: a preset name or a list of K counts; None means the dataset's own preset (``cifar10`` for
-    cifar10, ``emnist-letters`` for the letters, ``[20, 10, 5]`` for synthetic).  ``normalization``:
+    cifar10, ``emnist-letters`` for the letters, ``[20, 10, 5]`` for synthetic).  ``selection``: which rows of
+    each class (:func:`select_per_class`); the data sets drawn from the seed take only ``"random"``.  ``normalization``:
     ``"reference"`` (the reference code's per-channel constants :data:`CIFAR10_MEAN`/:data:`CIFAR10_STD`,
     or :data:`EMNIST_MEAN`/:data:`EMNIST_STD` for the letters), ``"standardize"`` (per-channel mean and std of
     the selected subset; a constant channel is refused) or ``"none"`` (x/255).  Letters reach the network as

@@ -487,6 +487,19 @@ def test_load_checks_selection_and_class_count_before_reading(tmp_path):
         data.load("letters-synthetic", counts=[1] * 27)
 
 
+@pytest.mark.parametrize("dataset", ["synthetic", "letters-synthetic"])
+def test_generated_data_take_no_selection_but_the_default(dataset):
+    """Drawn from the seed, they have no rows to select: "first" would be recorded in the provenance and do nothing."""
+    from nclib import parameters
+
+    with pytest.raises(ValueError, match="^selection"):
+        data.load(dataset, counts=[3, 2], selection="first")
+    with pytest.raises(ValueError, match="^selection"):  # a run's parameters are refused before it starts
+        parameters.check_params(**dict(parameters.DEFAULTS, dataset=dataset, counts=[3, 2], selection="first"))
+    p = parameters.check_params(**dict(parameters.DEFAULTS, dataset=dataset, counts=[3, 2], batch_size="full"))
+    assert p["selection"] == "random" and data.load_for(p).provenance["selection"] == "random"
+
+
 def test_letters_reach_the_network_as_the_reference_code_feeds_emnist():
     """Grayscale(3) + Resize(32) + ToTensor + Normalize((0.1722,), (0.3309,)) of the closest public code with EMNIST,
     through torchvision itself, against nclib.data.letters_input and load()'s normalization."""
