@@ -53,8 +53,9 @@ import numpy as np
 
 from . import _checks, imbalance
 from .datafiles import (CIFAR10_CLASSES, FILE_CLASSES, IMAGE_SHAPES, LETTERS, DamagedFileError,  # noqa: F401
-                        _check_npz_record, check_images, check_labels, emnist_raw_files,
-                        load_cifar10_torchvision, load_emnist_letters_torchvision, load_npz, sha256_file)
+                        check_images, check_labels, emnist_raw_files,
+                        load_cifar10_torchvision, load_emnist_letters_torchvision, load_npz, npz_record,
+                        sha256_file)
 
 DATASETS = ("cifar10", "emnist-letters", "letters-synthetic", "synthetic")
 #: How a preset's counts are given to the classes (:func:`preset_counts`).
@@ -90,7 +91,7 @@ class TrainingSet:
     int64, ``counts[k]`` samples of class k; ``images``: (N, H, W[, C]) uint8 upright images (for
     display; for the synthetic Gaussian mixture, which has no images, a float32 copy of ``x``); ``provenance``: a
     JSON-ready dict (dataset, source, sha256 of the source files and of the selected arrays, class order,
-    selection, seed, normalization).
+    selection, seed, normalization; for an .npz that records them, its own ``file_source`` and ``lossy_jpeg``).
     """
 
     name: str
@@ -386,12 +387,13 @@ def _letters_synthetic_images(n, data_path, seed, prov):
 def _selected_file_images(dataset, data_path, n, seed, selection, download, verify_checksums, prov):
     """:func:`load`'s images and labels of ``cifar10`` or ``emnist-letters``: the file or torchvision root at
     ``data_path`` read and checked, then ``n[k]`` rows of class k chosen by :func:`select_per_class`; upright
-    images, (N, 32, 32, 3) or (N, 28, 28) uint8.  Adds the source and the files' sha256 to ``prov``."""
+    images, (N, 32, 32, 3) or (N, 28, 28) uint8.  Adds the source and the files' sha256 to ``prov``, and an .npz's
+    own ``source`` and ``lossy_jpeg`` members as ``file_source`` and ``lossy_jpeg`` (:func:`npz_record`)."""
     path = source_path(dataset, data_path, download)
     if path.suffix == ".npz":
         images_all, labels_all, shas = load_npz(path)
         images_all = check_images(images_all, dataset, "x_train")  # as stored, before any transpose
-        _check_npz_record(path, dataset)
+        record = npz_record(path, dataset)  # refuses a file whose members say it holds other data
         source = f"npz file {path.name}"
         if dataset == "emnist-letters":
             images_all = images_all.transpose(0, 2, 1)  # stored in torchvision's raw orientation
@@ -405,8 +407,9 @@ def _selected_file_images(dataset, data_path, n, seed, selection, download, veri
             source = "torchvision.datasets.EMNIST(split='letters') (IDX files)"
         images_all = check_images(images_all, dataset, "images")
         labels_all = check_labels(labels_all, dataset, len(images_all), "labels", "images")
+        record = {}
     rows = select_per_class(labels_all, n, seed=seed, selection=selection)
-    prov.update(source=source, source_sha256=shas)
+    prov.update(source=source, source_sha256=shas, **record)  # an .npz's own source and lossy_jpeg, where it has them
     return images_all[rows], labels_all[rows]
 
 

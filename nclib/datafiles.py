@@ -229,12 +229,27 @@ def _int64_if_exact(y: np.ndarray) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _check_npz_record(path, dataset: str) -> None:
-    """ValueError naming ``data_path`` for an .npz whose own members say it holds other data: CIFAR-10 ``classes``
+#: The members of an .npz that say where its data come from, and the provenance keys :func:`npz_record` gives them
+#: (``source`` is the run's own key, the reader; the file's ``source`` is the copy the pixels were taken from).
+NPZ_RECORD = {"source": "file_source", "lossy_jpeg": "lossy_jpeg"}
+
+
+def npz_record(path, dataset: str) -> dict:
+    """The .npz's own record of its data, checked: ``{"file_source": str, "lossy_jpeg": bool}`` for the members
+    ``source`` and ``lossy_jpeg`` the file has (:data:`NPZ_RECORD`; the shared CIFAR-10 subset has both, so a run's
+    provenance says its pixels are JPEG-decoded), empty for a file without them.
+
+    ValueError naming ``data_path`` for an .npz whose own members say it holds other data: CIFAR-10 ``classes``
     other than :data:`CIFAR10_CLASSES` (the labels would get wrong names and counts), or, read as EMNIST letters, a
-    letters-synthetic rendering (``fonts``, ``images_sha256``, a ``note`` naming it: the stand-in keeps its name)."""
-    keys = {"cifar10": ("classes",), "emnist-letters": ("fonts", "images_sha256", "note")}.get(dataset, ())
-    path = pathlib.Path(path)
+    letters-synthetic rendering (``fonts``, ``images_sha256``, a ``note`` naming it: the stand-in keeps its name);
+    also for a ``source`` that is not one text or a ``lossy_jpeg`` that is not one bool.  A member numpy cannot read
+    raises :class:`DamagedFileError`.  The data of :ref:`ch-train` and :ref:`ch-engine`.
+    """
+    if dataset not in IMAGE_SHAPES:
+        raise ValueError(f"dataset must be one of {tuple(IMAGE_SHAPES)} (the datasets read from files), "
+                         f"got {dataset!r}")
+    keys = {"cifar10": ("classes",), "emnist-letters": ("fonts", "images_sha256", "note")}[dataset] + tuple(NPZ_RECORD)
+    path = _path(path, "data_path")
     try:
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
             record = {k: np.asarray(f[k]) for k in keys if k in f.files}
@@ -251,6 +266,20 @@ def _check_npz_record(path, dataset: str) -> None:
     if rendering:
         raise ValueError(f"data_path {str(path)!r} is a letters-synthetic rendering (its members {rendering}), not "
                          f"EMNIST letters: load it with dataset 'letters-synthetic'")
+    out = {}
+    if "source" in record:
+        if record["source"].ndim != 0 or record["source"].dtype.kind not in "US":
+            raise ValueError(f"data_path {str(path)!r}: its member source must be one text naming where the data "
+                             f"come from, got dtype {record['source'].dtype} shape {record['source'].shape}")
+        value = record["source"].item()
+        out[NPZ_RECORD["source"]] = value.decode() if isinstance(value, bytes) else str(value)
+    if "lossy_jpeg" in record:
+        if record["lossy_jpeg"].ndim != 0 or record["lossy_jpeg"].dtype != bool:
+            raise ValueError(f"data_path {str(path)!r}: its member lossy_jpeg must be one bool (whether the pixels "
+                             f"were decoded from JPEG), got dtype {record['lossy_jpeg'].dtype} shape "
+                             f"{record['lossy_jpeg'].shape}")
+        out[NPZ_RECORD["lossy_jpeg"]] = bool(record["lossy_jpeg"])
+    return out
 
 
 def load_cifar10_torchvision(root, train: bool = True, download: bool = False, verify_checksums: bool = True):

@@ -11,7 +11,9 @@ settings take counts[k] rows of class k by ``nclib.data.select_per_class(..., se
 this script keeps exactly those rows, in their original order. Loading the slice then selects every row of
 each class (counts[k] of counts[k]), whatever the seed, so the training data, and their sha256 in each run's
 provenance (``data_sha256``), are identical to a run on the full file. The script checks that before it
-writes, and stores the source file's sha256 and the kept row numbers in the slice.
+writes, and stores the source file's sha256 and the kept row numbers in the slice, with the source file's own
+``classes``, ``source`` and ``lossy_jpeg`` members, so that a run on the slice records where its pixels come from
+(``file_source``, ``lossy_jpeg``) as a run on the full file does.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import sys
 
 import numpy as np
 
-from nclib import data, figures
+from nclib import data, datafiles, figures
 
 
 def main(src: str, dest: str) -> None:
@@ -31,15 +33,19 @@ def main(src: str, dest: str) -> None:
     full = data.load("cifar10", data_path=src, counts=counts, seed=0)
     x, y, shas = data.load_npz(src)
     rows = data.select_per_class(y, counts, seed=0, selection="random")
+    with np.load(src, allow_pickle=False) as f:  # the file's own record: its class names, the copy, JPEG or not
+        record = {k: f[k] for k in ("classes", *datafiles.NPZ_RECORD) if k in f.files}
     pathlib.Path(dest).parent.mkdir(parents=True, exist_ok=True)
     tmp = dest + ".tmp.npz"
-    np.savez_compressed(tmp, x_train=x[rows], y_train=y[rows], source_rows=rows.astype(np.int64),
+    np.savez_compressed(tmp, **record, x_train=x[rows], y_train=y[rows], source_rows=rows.astype(np.int64),
                         source_sha256=np.array(next(iter(shas.values()))),
                         note=np.array("rows of cifar10_subset.npz (a JPEG-decoded copy of CIFAR-10) used by the "
                                       "paper-scale runs of Figures 1 and 3, in their original order"))
     sliced = data.load("cifar10", data_path=tmp, counts=counts, seed=0)
     if sliced.provenance["data_sha256"] != full.provenance["data_sha256"]:
         raise SystemExit("the slice does not reproduce the training data of the full file")
+    if any(sliced.provenance.get(k) != full.provenance.get(k) for k in datafiles.NPZ_RECORD.values()):
+        raise SystemExit("the slice does not record the source and lossy_jpeg of the full file")
     os.replace(tmp, dest)
     print(f"{dest}: {rows.size} rows, training data sha256 {full.provenance['data_sha256']} (same as the full file)")
 

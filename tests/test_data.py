@@ -409,6 +409,57 @@ def test_first_rows_of_the_shared_cifar10_subset():
     assert ts.classes[0] == "airplane" and np.bincount(ts.y).tolist() == ts.counts.tolist()
 
 
+@pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="the shared CIFAR-10 subset is not beside the checkout")
+def test_a_run_on_the_shared_cifar10_subset_says_its_pixels_are_jpeg_decoded():
+    ts = data.load("cifar10", data_path=SHARED_CIFAR, counts=[1, 1])
+    with np.load(SHARED_CIFAR, allow_pickle=False) as f:
+        assert ts.provenance["file_source"] == str(f["source"]) and ts.provenance["lossy_jpeg"] is True
+    assert ts.provenance["source"] == "npz file cifar10_subset.npz"  # the reader, as before
+
+
+def test_an_npz_record_of_its_source_reaches_the_provenance(tmp_path):
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(10), 2)
+    x = _cifar_images(y, rng)
+    np.savez(tmp_path / "plain.npz", x_train=x, y_train=y)
+    plain = data.load("cifar10", data_path=tmp_path / "plain.npz", counts=[2] * 10).provenance
+    assert "file_source" not in plain and "lossy_jpeg" not in plain
+    np.savez(tmp_path / "png.npz", x_train=x, y_train=y, source=np.array("a PNG copy"), lossy_jpeg=np.False_)
+    png = data.load("cifar10", data_path=tmp_path / "png.npz", counts=[2] * 10).provenance
+    assert (png["file_source"], png["lossy_jpeg"]) == ("a PNG copy", False)
+    assert png["data_sha256"] == plain["data_sha256"]  # the same training data
+    letters = np.zeros((26, 28, 28), np.uint8)
+    np.savez(tmp_path / "letters.npz", x_train=letters, y_train=np.arange(26), source=np.array("scans"))
+    assert data.load("emnist-letters", data_path=tmp_path / "letters.npz", counts=[1] * 26).provenance[
+        "file_source"] == "scans"
+    for bad in (dict(source=np.array(["a", "b"])), dict(source=np.int64(3)), dict(lossy_jpeg=np.array("yes")),
+                dict(lossy_jpeg=np.array([True]))):
+        np.savez(tmp_path / "bad.npz", x_train=x, y_train=y, **bad)
+        with pytest.raises(ValueError, match="^data_path"):
+            data.load("cifar10", data_path=tmp_path / "bad.npz", counts=[2] * 10)
+    with pytest.raises(ValueError, match="^dataset"):
+        data.npz_record(tmp_path / "png.npz", "synthetic")
+
+
+def test_gpu_data_slice_keeps_the_record_of_its_source(tmp_path):
+    import importlib.util
+
+    from nclib import figures
+
+    spec = importlib.util.spec_from_file_location("gpu_data_slice", nclib.ROOT / "scripts" / "gpu_data_slice.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    y = np.repeat(np.arange(10), 500)
+    src, dest = tmp_path / "full.npz", tmp_path / "slice.npz"
+    np.savez(src, x_train=_cifar_images(y, np.random.default_rng(0)), y_train=y, classes=np.array(data.CIFAR10_CLASSES),
+             source=np.array("a JPEG copy"), lossy_jpeg=np.True_)
+    script.main(str(src), str(dest))
+    counts = figures.figure_counts(1, "gpu")
+    full, sliced = (data.load("cifar10", data_path=p, counts=counts).provenance for p in (src, dest))
+    assert sliced["data_sha256"] == full["data_sha256"]
+    assert (sliced["file_source"], sliced["lossy_jpeg"]) == ("a JPEG copy", True)
+
+
 def test_synthetic_and_bad_parameters():
     ts = data.load("synthetic", counts=[5, 3], dim=7, seed=0)
     assert ts.x.shape == (8, 7) and ts.y.tolist() == [0] * 5 + [1] * 3
