@@ -52,10 +52,10 @@ import pathlib
 import numpy as np
 
 from . import _checks, imbalance
-from .datafiles import (CIFAR10_CLASSES, FILE_CLASSES, IMAGE_SHAPES, LETTERS, DamagedFileError,  # noqa: F401
-                        check_images, check_labels, emnist_raw_files,
-                        load_cifar10_torchvision, load_emnist_letters_torchvision, load_npz, npz_record,
-                        sha256_file)
+# The readers and checks of nclib.datafiles, public here too (nclib.data.load_npz, nclib.data.DamagedFileError, ...).
+from .datafiles import (CIFAR10_CLASSES, FILE_CLASSES, LETTERS, DamagedFileError, check_images,  # noqa: F401
+                        check_labels, emnist_raw_files, load_cifar10_torchvision, load_emnist_letters_torchvision,
+                        load_npz, npz_record, sha256_file)
 
 DATASETS = ("cifar10", "emnist-letters", "letters-synthetic", "synthetic")
 #: How a preset's counts are given to the classes (:func:`preset_counts`).
@@ -371,7 +371,7 @@ def _letters_synthetic_images(n, data_path, seed, prov):
     """:func:`load`'s ``letters-synthetic`` images and labels, (N, 28, 28) uint8 and (N,): rendered now, or read
     from the rendering saved ahead that ``data_path`` names; adds the source, the fonts and the file's sha256 to
     ``prov``."""
-    from . import letters  # here, not above: nclib.letters reads its files with this module's helpers
+    from . import letters  # here, not above: nclib.letters takes resolve_counts and sha256_arrays from this module
 
     path = source_path("letters-synthetic", data_path)
     if path is None:

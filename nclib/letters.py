@@ -18,7 +18,7 @@ import zlib
 import numpy as np
 
 from . import _checks, data
-from .datafiles import _error_text, temporary_path
+from .datafiles import LETTERS, DamagedFileError, _error_text, check_images, load_npz, temporary_path
 
 #: The stand-in's display name, used in run names, provenance, legends and titles.
 LETTERS_SYNTHETIC_LABEL = "letters-synthetic (a stand-in for EMNIST letters, rendered from matplotlib's fonts)"
@@ -116,38 +116,38 @@ def read_letters_synthetic(path, counts, seed: int = 0) -> tuple[np.ndarray, np.
     rendering's; a file rendered for other counts or another seed is refused with a ValueError naming
     ``data_path``, as are images not (N, 28, 28) uint8 and labels not sorted by class in those counts.  A file
     that cannot be read, or whose images and labels no longer have the sha256 stored with them, raises
-    :class:`nclib.data.DamagedFileError`.  Used by :func:`nclib.data.load` (:ref:`ch-train`).
+    :class:`nclib.datafiles.DamagedFileError`.  Used by :func:`nclib.data.load` (:ref:`ch-train`).
     """
     path = pathlib.Path(path)
     n = _checks.counts(counts, "counts")
     seed = _checks.nonneg_int(seed, "seed")
-    images, y, shas = data.load_npz(path)
+    images, y, shas = load_npz(path)
     keys = ("counts", "seed", "fonts", "images_sha256")
     try:  # load_npz read x_train and y_train; the other members may still be damaged
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
             meta = {k: np.asarray(f[k]) for k in keys if k in f.files}
     except (ValueError, zipfile.BadZipFile, EOFError, zlib.error, struct.error, NotImplementedError) as exc:
-        raise data.DamagedFileError(path, _error_text(exc)) from exc
+        raise DamagedFileError(path, _error_text(exc)) from exc
     missing = [k for k in keys if k not in meta]
     if missing:
         raise ValueError(f"data_path {str(path)!r} is not a letters-synthetic rendering of "
                          f"nclib.letters.save_letters_synthetic: it lacks {missing}")
     kinds = {"counts": ("iu", 1), "seed": ("iu", 0), "fonts": ("U", 1), "images_sha256": ("U", 0)}
     if any(meta[k].dtype.kind not in kind or meta[k].ndim != ndim for k, (kind, ndim) in kinds.items()):
-        raise data.DamagedFileError(path, "its counts, seed, fonts and sha256 are not the arrays "
-                                          "save_letters_synthetic writes")
+        raise DamagedFileError(path, "its counts, seed, fonts and sha256 are not the arrays "
+                                     "save_letters_synthetic writes")
     file_counts, file_seed = meta["counts"].tolist(), int(meta["seed"])
     fonts, stored_sha = [str(v) for v in meta["fonts"].tolist()], str(meta["images_sha256"])
     if file_counts != n.tolist() or file_seed != seed:
         raise ValueError(f"data_path {str(path)!r} holds the letters-synthetic rendering of counts {file_counts} "
                          f"and seed {file_seed}; this run asks for counts {n.tolist()} and seed {seed}: render "
                          f"those with nclib.letters.save_letters_synthetic, or leave data_path None")
-    images = data.check_images(images, "emnist-letters", "x_train")  # 28 x 28 uint8, as the rendering
+    images = check_images(images, "emnist-letters", "x_train")  # 28 x 28 uint8, as the rendering
     if not np.array_equal(y, np.repeat(np.arange(n.size), n)):
         raise ValueError(f"data_path {str(path)!r}: y_train is not the labels 0..{n.size - 1} sorted by class in "
                          f"the counts {n.tolist()}")
     if data.sha256_arrays(images, y) != stored_sha:
-        raise data.DamagedFileError(path, "its images and labels do not have the sha256 stored with them")
+        raise DamagedFileError(path, "its images and labels do not have the sha256 stored with them")
     return images, y, fonts, shas
 
 
@@ -165,7 +165,7 @@ def _render_letters(counts: tuple, seed: int, size: int):
     out = np.empty((y.size, size, size), np.uint8)
     for i, k in enumerate(y):
         font = fonts[rng.integers(len(fonts))]
-        char = data.LETTERS[k].upper() if rng.random() < 0.5 else data.LETTERS[k]
+        char = LETTERS[k].upper() if rng.random() < 0.5 else LETTERS[k]
         key = (char, font)
         if key not in cache:
             cache[key] = _glyph(char, font, big)
