@@ -49,9 +49,11 @@ from nclib import models, parameters, provenance, train
 from nclib import floor as nfloor
 from nclib.step import matmul_precision
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-# the same problem, record head and command as bench_train.py
-from bench_train import command_line, data_sheet, make_set, record_head, shown  # noqa: E402
+if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from its file path: _common lies beside it
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _common import command_line, shown  # noqa: E402
+# the problem, the GPUs' data sheets and the record's head of bench_train.py
+from bench_train import data_sheet, make_set, record_head  # noqa: E402
 
 FIGURE_L = (1, 3, 6)
 

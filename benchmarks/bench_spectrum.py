@@ -9,6 +9,12 @@ was built with (the dense SVD's speed is that library's).  The book quotes the c
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_spectrum.py > benchmarks/results/bench_spectrum.txt
 """
 import os
+import pathlib
+import sys
+
+if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from its file path: _common lies beside it
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _common import command_line, commit_text, load_average, refuse_below  # noqa: E402 - standard library only
 
 #: The environment variables that set the BLAS's threads, shown before the command where the caller set them.
 COMMAND_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -19,10 +25,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import pathlib  # noqa: E402
 import platform  # noqa: E402
-import shlex  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -48,19 +51,6 @@ def best_time(func, repeats):
     return min(times)
 
 
-def command_line(argv=None) -> str:
-    """The command that ran this script with ``argv`` (default: this process's arguments): the thread variables
-    the caller set, ``python``, the script (relative to the working directory where it lies below it)."""
-    script = pathlib.Path(__file__).resolve()
-    try:
-        script = script.relative_to(pathlib.Path.cwd())
-    except ValueError:
-        pass
-    args = sys.argv[1:] if argv is None else list(argv)
-    env = [f"{k}={shlex.quote(v)}" for k, v in _GIVEN_ENV.items()]
-    return " ".join(env + [shlex.join(["python", str(script), *args])])
-
-
 def blas() -> str:
     """The BLAS that numpy was built with, as numpy's build configuration names it: name, version and, for
     OpenBLAS, its build configuration."""
@@ -77,10 +67,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=20, help="calls per timing, the best one taken (default 20)")
     args = ap.parse_args(argv)
-    if args.repeats < 1:
-        ap.error(f"--repeats must be at least 1, got {args.repeats}")
+    refuse_below(ap, args, {"repeats": 1})
     R = args.repeats
-    print(f"$ {command_line(argv)}")
+    print(f"$ {command_line(__file__, argv, env=_GIVEN_ENV)}")
     print(f"python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}, "
           f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, BLAS {blas()}; each time the best of {R} calls")
     big = random_profile(10**6, 100, 100_000, seed=0)
@@ -102,8 +91,9 @@ def main(argv=None):
           f"zero singular value from the SVD = {s_svd[-1] / s_svd[0]:.1e} x the largest")
     # what qualifies the timings: the code timed, the processor, and other jobs on the machine when they ended
     code = provenance.git_state()
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    print(f"commit {code['git_commit']}{' with uncommitted changes' if code['git_dirty'] else ''}, "
+    load = load_average()
+    load = "n/a" if load is None else ", ".join(f"{x:.2f}" for x in load)
+    print(f"commit {commit_text(code['git_commit'], code['git_dirty'])}, "
           f"{provenance.cpu_model()}, load average {load}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 

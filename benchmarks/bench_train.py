@@ -14,7 +14,7 @@ With ``--json auto`` a machine-readable record also goes to ``benchmarks/results
 GPU with TF32 (``bench_train_gpu_fp32.json`` and ``bench_train_gpu_bf16.json`` at the other precisions) or to
 ``bench_train_cpu.json`` on the CPU; ``--json PATH`` writes it to PATH, and by default none is written, so that a
 trial run never rewrites a committed record.  The output's first line is the command that made it (``$ `` and
-the variables of ``COMMAND_ENV`` that are set, then ``python`` and the arguments).  Each loop is timed
+the variables of ``_common.COMMAND_ENV`` that are set, then ``python`` and the arguments).  Each loop is timed
 ``--repeats`` times (default 3), the two in alternation, so that a change of the machine's load falls on both; the
 output gives the medians with the range of the repeats in brackets, and the ratio's median and range over the
 rounds.  The record holds the device, torch (and CUDA), precision, the commit benchmarked (and whether the
@@ -57,7 +57,6 @@ import hashlib
 import json
 import os
 import pathlib
-import shlex
 import sys
 import time
 
@@ -67,6 +66,10 @@ import torch
 from nclib import data, models, parameters, provenance, train
 from nclib import floor as nfloor
 from nclib.step import matmul_precision
+
+if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from its file path: _common lies beside it
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _common import command_line, commit_text, load_average, refuse_below, shown, utc_now  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
@@ -321,7 +324,7 @@ def run_levers(args, ts, p, command: str) -> None:
                    False: ""}[m["metric_within_noise"]])
             same = "" if "same_as_plain" not in m else f", bit for bit as plain: {m['same_as_plain']}"
             print(f"lever {spec:<40} {m['steps_per_s']:10.1f} steps/s{fig}{same}   ({m['graph_note']})", flush=True)
-        record["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+        record["load_average"] = load_average()
         record["finished_utc"] = utc_now()  # the last lever measured so far
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -353,37 +356,10 @@ def record_head(device_name: str, is_cuda: bool, precision: str, command: str, t
             "command": command, "cpu_count": os.cpu_count(), "cpu_affinity": affinity, time_key: utc_now()}
 
 
-def utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 def cpus_line(head: dict) -> str:
     """The output's line of the host's CPUs, from a record's head (:func:`record_head`)."""
     usable = "n/a" if head["cpu_affinity"] is None else head["cpu_affinity"]
     return f"cpus            {head['cpu_count']} logical CPUs, {usable} usable by this process"
-
-
-#: The environment variables that change what a benchmark measures (threads of the CPU kernels, the GPU seen, TF32
-#: forced on or off), shown before the command where they are set.
-COMMAND_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
-               "NVIDIA_TF32_OVERRIDE")
-
-
-def command_line(script, argv=None) -> str:
-    """The command that ran ``script`` with the arguments ``argv`` (default: this process's), as a shell would take
-    it: the variables of :data:`COMMAND_ENV` that are set, then ``python``, the script (relative to the working
-    directory where it lies below it) and the arguments.  The output's first line is it after ``$ ``."""
-    args = sys.argv[1:] if argv is None else list(argv)
-    env = [f"{k}={shlex.quote(os.environ[k])}" for k in COMMAND_ENV if k in os.environ]
-    return " ".join(env + [shlex.join(["python", shown(pathlib.Path(script)), *args])])
-
-
-def shown(path: pathlib.Path) -> str:
-    """``path`` as the output shows it: relative to the working directory where it lies below it."""
-    try:
-        return str(pathlib.Path(path).resolve().relative_to(pathlib.Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def data_sheet(device_name: str) -> dict | None:
@@ -434,11 +410,8 @@ def main(argv=None) -> None:
                     help="measure the plain engine and the opt-in levers instead: 'plain' or name=value[,...] of "
                          f"{', '.join(train.LEVER_KEYS)} (see the module docstring); the plain loop is skipped")
     args = ap.parse_args(argv)
-    for flag, least in (("steps", 1), ("repeats", 1), ("width", 1), ("depth", 0), ("L", 1), ("batch_size", 1),
-                        ("warmup", 0), ("figure_epochs", 0), ("threads", 1)):
-        value = getattr(args, flag)
-        if value is not None and value < least:
-            ap.error(f"--{flag.replace('_', '-')} must be at least {least}, got {value}")
+    refuse_below(ap, args, {"steps": 1, "repeats": 1, "width": 1, "depth": 0, "L": 1, "batch_size": 1, "warmup": 0,
+                            "figure_epochs": 0, "threads": 1})
     command = command_line(__file__, argv)
     print(f"$ {command}", flush=True)  # the output's first line: what made it (nclib.figures.read_benchmark)
     if args.threads:
@@ -469,7 +442,7 @@ def main(argv=None) -> None:
     n_params = models.parameter_count(eng.model)
     print(f"device          {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(cpus_line(head))
-    print(f"commit          {head['commit']}{' with uncommitted changes' if head['commit_dirty'] else ''}")
+    print(f"commit          {commit_text(head['commit'], head['commit_dirty'])}")
     print(f"precision       {args.precision}; nclib cuda graph: {eng.graph_note}; fused Adam: {eng.fused}")
     print(f"problem         N={ts.N}, input dim {ts.x.shape[1]}, K={ts.K}, batch {eng.B} "
           f"({eng.steps_per_epoch} steps/epoch), width {args.width}, depth {args.depth}, L={args.L}, "
@@ -511,7 +484,7 @@ def main(argv=None) -> None:
             "metric_ms": 1e3 * metric, "metric_ms_repeats": [1e3 * m for m in metric_s], "metric_every": every,
             "seconds_12000_epochs_with_metrics": 12000 * together / E + (12000 // every + 1) * metric}
     # on a shared machine other jobs slow the CPU loops: the load when the timings ended qualifies them
-    record["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    record["load_average"] = load_average()
     record["finished_utc"] = utc_now()
     path = json_path(args.json, eng.is_cuda, args.precision)
     if path is not None:

@@ -18,13 +18,14 @@ def _load(name):
 
 
 bench = _load("bench_train")
+common = _load("_common")
 TINY = ["--device", "cpu", "--width", "16", "--depth", "1", "--steps", "4", "--warmup", "1", "--threads", "1"]
 
 
 def test_the_output_opens_with_its_command_and_the_record_names_the_cpus(tmp_path, capsys, monkeypatch):
     """The first line is ``$ `` and the command, with the thread variables that were set: what read_benchmark
     takes as the command, the same as the record's; the record and the output give the host's CPUs."""
-    for name in bench.COMMAND_ENV:
+    for name in common.COMMAND_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     path = tmp_path / "cpu.json"
