@@ -51,9 +51,9 @@ from nclib.step import matmul_precision
 
 if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from its file path: _common lies beside it
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _common import command_line, shown  # noqa: E402
+from _common import command_line, refuse_below, shown  # noqa: E402
 # the problem, the GPUs' data sheets and the record's head of bench_train.py
-from bench_train import data_sheet, make_set, record_head  # noqa: E402
+from bench_train import N_SAMPLES, data_sheet, make_set, record_head  # noqa: E402
 
 FIGURE_L = (1, 3, 6)
 
@@ -231,11 +231,12 @@ def main(argv=None) -> dict:
                     help="of the products (default: tf32, the runs' precision, on a GPU; fp32 on the CPU)")
     ap.add_argument("--json", default=None, help="where the record goes (default: none)")
     args = ap.parse_args(argv)
-    if args.reps < 1:
-        raise SystemExit(f"--reps must be a positive number of replays, got {args.reps}")
+    refuse_below(ap, args, {"width": 1, "depth": 1, "batch_size": 1, "reps": 1})
+    if args.batch_size > N_SAMPLES:
+        ap.error(f"--batch-size must be at most the N = {N_SAMPLES} samples of the problem, got {args.batch_size}")
     if args.precision is None:  # the record names the precision of the device it ran on
         args.precision = "tf32" if parameters.device_type(args.device) == "cuda" else "fp32"
-    ts = make_set(3000, 3 * 32 * 32, 10)
+    ts = make_set(N_SAMPLES, 3 * 32 * 32, 10)
     kw = dict(dataset="synthetic", counts=ts.counts.tolist(), width=args.width, depth=args.depth,
               batch_size=args.batch_size,
               device=args.device, precision=args.precision, lr=1e-4, lam_W=1e-5, lam_H=1e-5, progress=False)

@@ -72,6 +72,8 @@ if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from 
 from _common import command_line, commit_text, load_average, refuse_below, shown, utc_now  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+#: Samples of the problem timed (:func:`make_set`, the size of the paper's CIFAR-10 subset): no batch is larger.
+N_SAMPLES = 3000
 
 
 def make_set(N: int, D: int, K: int, seed: int = 0) -> data.TrainingSet:
@@ -393,7 +395,9 @@ def main(argv=None) -> None:
     ap.add_argument("--L", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=2000, help="timed steps (per repeat)")
-    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=20,
+                    help="steps of each loop before the timed ones, not timed (at least 1: the first step allocates "
+                         "and, on a GPU, loads kernels and captures the CUDA graph)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="times each loop is timed, the two in alternation; the output gives the median and range")
     ap.add_argument("--precision", default="fp32", choices=train.PRECISIONS)
@@ -410,22 +414,23 @@ def main(argv=None) -> None:
                     help="measure the plain engine and the opt-in levers instead: 'plain' or name=value[,...] of "
                          f"{', '.join(train.LEVER_KEYS)} (see the module docstring); the plain loop is skipped")
     args = ap.parse_args(argv)
-    refuse_below(ap, args, {"steps": 1, "repeats": 1, "width": 1, "depth": 0, "L": 1, "batch_size": 1, "warmup": 0,
+    refuse_below(ap, args, {"steps": 1, "repeats": 1, "width": 1, "depth": 1, "L": 1, "batch_size": 1, "warmup": 1,
                             "figure_epochs": 0, "threads": 1})
+    if args.batch_size > N_SAMPLES:
+        ap.error(f"--batch-size must be at most the N = {N_SAMPLES} samples of the problem, got {args.batch_size}")
+    if args.levers and args.json == "auto":
+        ap.error("--levers writes its record with --json PATH (not auto: the main records stay as they are)")
     command = command_line(__file__, argv)
     print(f"$ {command}", flush=True)  # the output's first line: what made it (nclib.figures.read_benchmark)
     if args.threads:
         torch.set_num_threads(args.threads)
     cuda_graph = {"auto": "auto", "true": True, "false": False}[args.cuda_graph]
-    ts = make_set(3000, 3 * 32 * 32, 10)
+    ts = make_set(N_SAMPLES, 3 * 32 * 32, 10)
     p = train.check_params(dataset="synthetic", counts=ts.counts.tolist(), L=args.L, width=args.width,
                            depth=args.depth,
                            batch_size=args.batch_size, device=args.device, precision=args.precision,
                            cuda_graph=cuda_graph, lr=1e-4, lam_W=1e-5, lam_H=1e-5, progress=False)
     if args.levers:
-        if args.json == "auto":
-            raise SystemExit("--levers writes its record with --json PATH (not auto: the main records stay as "
-                             "they are)")
         run_levers(args, ts, p, command)
         return
     engine_timed, eng = engine_loop(ts, p, args.warmup)

@@ -81,9 +81,14 @@ def test_floors_are_the_engine_chapters():
         assert anatomy.data_sheet(other) is None, other
 
 
-def test_reps_must_be_positive():
-    with pytest.raises(SystemExit, match="--reps"):
-        anatomy.main(SMALL[:-4] + ["--reps", "0"])
+@pytest.mark.parametrize("flag,value", [("--reps", "0"), ("--width", "0"), ("--depth", "0"), ("--batch-size", "0"),
+                                        ("--batch-size", str(anatomy.N_SAMPLES + 1))])
+def test_a_setting_it_cannot_time_is_refused_by_its_flag(flag, value, capsys):
+    """The parser's error (status 2) naming the flag, before anything is built or printed."""
+    with pytest.raises(SystemExit) as stop:
+        anatomy.main(SMALL + [flag, value])
+    captured = capsys.readouterr()
+    assert stop.value.code == 2 and flag in captured.err and captured.out == ""
 
 
 def test_the_precision_defaults_to_the_devices():

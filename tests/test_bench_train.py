@@ -43,6 +43,25 @@ def test_the_output_opens_with_its_command_and_the_record_names_the_cpus(tmp_pat
     assert record["started_utc"] <= record["finished_utc"]
 
 
+@pytest.mark.parametrize("flag,value", [("--depth", "0"), ("--warmup", "0"), ("--batch-size", "0"),
+                                        ("--batch-size", str(bench.N_SAMPLES + 1))])
+def test_a_setting_it_cannot_time_is_refused_by_its_flag_before_any_output(flag, value, capsys):
+    """No backbone layer, no untimed warm-up step (the first step's one-time costs would fall in the first timed
+    round), or a batch larger than the problem: the parser's error (status 2) naming the flag, before the output's
+    first line."""
+    with pytest.raises(SystemExit) as stop:
+        bench.main(TINY + [flag, value])
+    captured = capsys.readouterr()
+    assert stop.value.code == 2 and flag in captured.err and captured.out == ""
+
+
+def test_levers_refuse_the_auto_record_before_any_output(capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(TINY + ["--levers", "plain", "--json", "auto"])
+    captured = capsys.readouterr()
+    assert stop.value.code == 2 and "--levers" in captured.err and captured.out == ""
+
+
 def test_the_record_ends_after_the_figure_timings(tmp_path, capsys, monkeypatch):
     """``finished_utc`` is taken once every timing, the figure's runs included, is done."""
     events = []
