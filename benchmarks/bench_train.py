@@ -12,7 +12,8 @@ values, which do not change the cost of a step).  Chapter :ref:`ch-engine` quote
 
 With ``--json auto`` a machine-readable record also goes to ``benchmarks/results/bench_train_gpu.json`` on a
 GPU with TF32 (``bench_train_gpu_fp32.json`` and ``bench_train_gpu_bf16.json`` at the other precisions) or to
-``bench_train_cpu.json`` on the CPU; ``--json PATH`` writes it to PATH, and by default none is written, so that a
+``bench_train_cpu.json`` in fp32 on the CPU (``bench_train_cpu_bf16.json`` and ``bench_train_cpu_tf32.json`` at
+the others); ``--json PATH`` writes it to PATH, and by default none is written, so that a
 trial run never rewrites a committed record.  The output's first line is the command that made it (``$ `` and
 the variables of ``_common.COMMAND_ENV`` that are set, then ``python`` and the arguments).  Each loop is timed
 ``--repeats`` times (default 3), the two in alternation, so that a change of the machine's load falls on both; the
@@ -378,13 +379,16 @@ def data_sheet(device_name: str) -> dict | None:
 
 
 def json_path(arg: str, is_cuda: bool, precision: str) -> pathlib.Path | None:
+    """Where ``--json arg`` writes the record: nowhere for ``none``, the path given, or for ``auto`` the committed
+    record of the device and precision, ``bench_train_gpu.json`` or ``bench_train_cpu.json`` at the device's own
+    precision (TF32 on a GPU, fp32 on the CPU) and ``bench_train_gpu_PRECISION.json`` or
+    ``bench_train_cpu_PRECISION.json`` at another, so that no run overwrites a record made at another precision."""
     if arg == "none":
         return None
     if arg != "auto":
         return pathlib.Path(arg)
-    if not is_cuda:
-        return RESULTS / "bench_train_cpu.json"
-    return RESULTS / ("bench_train_gpu.json" if precision == "tf32" else f"bench_train_gpu_{precision}.json")
+    device, own = ("gpu", "tf32") if is_cuda else ("cpu", "fp32")
+    return RESULTS / (f"bench_train_{device}.json" if precision == own else f"bench_train_{device}_{precision}.json")
 
 
 def main(argv=None) -> None:
@@ -409,7 +413,8 @@ def main(argv=None) -> None:
     ap.add_argument("--json", default="none",
                     help="where the machine-readable record goes: 'none' (the default), 'auto' "
                          "(benchmarks/results/bench_train_gpu.json with TF32 on a GPU, bench_train_gpu_PRECISION.json "
-                         "otherwise, bench_train_cpu.json on the CPU) or a path")
+                         "otherwise; bench_train_cpu.json in fp32 on the CPU, bench_train_cpu_PRECISION.json otherwise) "
+                         "or a path")
     ap.add_argument("--levers", nargs="+", default=None, metavar="SPEC",
                     help="measure the plain engine and the opt-in levers instead: 'plain' or name=value[,...] of "
                          f"{', '.join(train.LEVER_KEYS)} (see the module docstring); the plain loop is skipped")

@@ -2,6 +2,7 @@
 they were made (the command, the CPUs, when the timings ended) and how their timings are repeated."""
 import importlib.util
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -60,6 +61,19 @@ def test_levers_refuse_the_auto_record_before_any_output(capsys):
         bench.main(TINY + ["--levers", "plain", "--json", "auto"])
     captured = capsys.readouterr()
     assert stop.value.code == 2 and "--levers" in captured.err and captured.out == ""
+
+
+def test_the_auto_record_is_named_by_its_device_and_precision():
+    """``--json auto`` writes the committed record of the device's own precision (TF32 on a GPU, fp32 on the CPU)
+    and another file at any other precision: a bf16 run on the CPU leaves the committed fp32 record alone."""
+    names = {(cuda, q): bench.json_path("auto", cuda, q) for cuda in (False, True) for q in train.PRECISIONS}
+    assert len(set(names.values())) == len(names)  # one file for each device and precision
+    assert all(path.parent == nclib.ROOT / "benchmarks" / "results" for path in names.values())
+    assert names[False, "fp32"].name == "bench_train_cpu.json" and names[True, "tf32"].name == "bench_train_gpu.json"
+    assert names[True, "fp32"].name == "bench_train_gpu_fp32.json"  # the names the committed records have
+    assert names[False, "bf16"].name == "bench_train_cpu_bf16.json"
+    assert bench.json_path("none", False, "bf16") is None
+    assert bench.json_path("x.json", False, "bf16") == pathlib.Path("x.json")
 
 
 def test_the_record_ends_after_the_figure_timings(tmp_path, capsys, monkeypatch):
