@@ -481,7 +481,7 @@ def main(argv=None) -> None:
         rounds = [a / t for a, t in zip(apart_s, together_s)]
         print(f"figure runs     L = 1, 3, 6, {E} epochs each: one after another {apart:.2f} s {spread(apart_s)}, "
               f"side by side {together:.2f} s {spread(together_s)}, ratio {float(np.median(rounds)):.2f} x "
-              f"{spread(rounds)} ({R} times each, in alternation; medians, the range in brackets)")
+              f"{spread(rounds)} (per round) ({R} times each, in alternation; medians, the range in brackets)")
         print(f"12000 epochs    a figure's three runs side by side: {12000 * together / E:.0f} s "
               f"(one after another: {12000 * apart / E:.0f} s; training steps only)")
         print(f"metric epoch    of the three runs (evaluate): {1e3 * metric:.1f} ms "
