@@ -30,7 +30,10 @@ differ where they do.
 
 On the CPU the parts run eagerly (no graphs, no streams) and, unless ``--precision`` says otherwise, in fp32 (TF32
 is the default on a GPU only): a check of the code path, not a measurement of a GPU.  ``--json PATH`` writes the
-record (``benchmarks/results/bench_anatomy_tf32.json`` on the GPU).
+record (``benchmarks/results/bench_anatomy_tf32.json`` on the GPU).  As ``bench_train.py``'s, the output opens with
+the command that made it (``$ ``, the variables of ``_common.COMMAND_ENV`` that are set, ``python`` and the
+arguments) and names the host's CPUs and the commit benchmarked; the record holds them too, with when the timings
+started and ended and the host's load average when they ended.
 
     python benchmarks/bench_anatomy.py --precision tf32 --json benchmarks/results/bench_anatomy_tf32.json
     python benchmarks/bench_anatomy.py --device cpu --width 32 --depth 2 --reps 3   # the code path only
@@ -51,9 +54,9 @@ from nclib.step import matmul_precision
 
 if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from its file path: _common lies beside it
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _common import command_line, refuse_below, shown  # noqa: E402
+from _common import command_line, commit_text, load_average, refuse_below, shown, utc_now  # noqa: E402
 # the problem, the GPUs' data sheets and the record's head of bench_train.py
-from bench_train import N_SAMPLES, data_sheet, make_set, record_head  # noqa: E402
+from bench_train import N_SAMPLES, cpus_line, data_sheet, make_set, record_head  # noqa: E402
 
 FIGURE_L = (1, 3, 6)
 
@@ -234,6 +237,8 @@ def main(argv=None) -> dict:
     refuse_below(ap, args, {"width": 1, "depth": 1, "batch_size": 1, "reps": 1})
     if args.batch_size > N_SAMPLES:
         ap.error(f"--batch-size must be at most the N = {N_SAMPLES} samples of the problem, got {args.batch_size}")
+    command = command_line(__file__, argv)
+    print(f"$ {command}", flush=True)  # the output's first line: what made it, as bench_train.py's
     if args.precision is None:  # the record names the precision of the device it ran on
         args.precision = "tf32" if parameters.device_type(args.device) == "cuda" else "fp32"
     ts = make_set(N_SAMPLES, 3 * 32 * 32, 10)
@@ -244,9 +249,11 @@ def main(argv=None) -> dict:
     device = engines[0].device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else provenance.cpu_model()
     sheet = data_sheet(name) if device.type == "cuda" else None
+    head = record_head(name, device.type == "cuda", args.precision, command, "started_utc")
     print(f"device          {name}, torch {torch.__version__}, precision {args.precision}, {args.reps} reps per timing")
-    command = command_line(__file__, argv)
-    record = {**record_head(name, device.type == "cuda", args.precision, command, "started_utc"),
+    print(cpus_line(head))
+    print(f"commit          {commit_text(head['commit'], head['commit_dirty'])}", flush=True)
+    record = {**head,
               "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": args.batch_size,
                           "width": args.width, "depth": args.depth, "threads": torch.get_num_threads()},
               "reps": args.reps, "graphs": device.type == "cuda", "steps": {}, "backbones": None}
@@ -261,6 +268,9 @@ def main(argv=None) -> dict:
               f"{part['forward_backward_ms']:.3f}, Adam {part['adam_ms']:.3f}{floors}", flush=True)
     bb = backbones(engines, args.reps, sheet, args.precision)
     record["backbones"] = bb
+    # on a shared machine other jobs slow the CPU timings: the load when the timings ended qualifies them
+    record["load_average"] = load_average()
+    record["finished_utc"] = utc_now()
     side = "n/a" if bb["side_by_side_ms"] is None else f"{bb['side_by_side_ms']:.3f}"
     print(f"backbones x{bb['runs']}    in turn {bb['in_turn_ms']:.3f} ms, side by side {side} ms, batched "
           f"{bb['batched_ms']:.3f} ms; batched equal bit for bit: {bb['equal_bits']} (max relative difference "

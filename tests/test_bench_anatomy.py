@@ -43,10 +43,19 @@ def test_batched_features_are_each_runs_backbone():
         assert not torch.allclose(batched[0], engines[1].model.backbone(x[0]))  # each run through its own weights
 
 
-def test_the_record_on_the_cpu(tmp_path):
+def test_the_record_on_the_cpu(tmp_path, capsys):
     path = tmp_path / "anatomy.json"
     record = anatomy.main(SMALL + ["--json", str(path)])
     assert json.loads(path.read_text()) == json.loads(json.dumps(record))
+    # the output opens with the command that made it and names the commit, as bench_train.py's does
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"$ {record['command']}" and record["command"].endswith("bench_anatomy.py " + " ".join(
+        SMALL + ["--json", str(path)]))
+    commit = [line.split()[1] for line in lines if line.startswith("commit ")]
+    assert commit == [record["commit"]]
+    assert record["started_utc"] <= record["finished_utc"]
+    assert record["load_average"] is None or (len(record["load_average"]) == 3
+                                              and min(record["load_average"]) >= 0)
     assert record["graphs"] is False and record["problem"]["width"] == 24
     engines = _engines(anatomy.make_set(3000, 3 * 32 * 32, 10))  # the problem main times
     for L, eng in zip(anatomy.FIGURE_L, engines):
