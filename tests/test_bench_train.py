@@ -3,6 +3,7 @@ they were made (the command, the CPUs, when the timings ended) and how their tim
 import importlib.util
 import json
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -201,6 +202,11 @@ def test_the_spectrum_benchmark_names_its_command_blas_and_repeats(capsys, monke
     assert lines[0].startswith("$ OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python ")
     assert lines[0].endswith("bench_spectrum.py --repeats 2")
     assert ", BLAS " in lines[1] and lines[1].endswith("each time the best of 2 calls")
-    assert "ratio SVD / structured = " in lines[3] and lines[3].endswith("(best of 2 each)")
+    # the ratio is the quotient of the two times, within the rounding of the three printed numbers
+    fast, svd, ratio = re.search(r"ybar_singular_values ([\d.]+) ms, dense SVD of Y-bar ([\d.]+) ms, "
+                                 r"ratio SVD / structured = (\d+) \(best of 2 each\)$", lines[3]).groups()
+    fast, svd, ratio = float(fast), float(svd), int(ratio)
+    assert fast > 0.0005  # printed to 0.001 ms: the quotient's bounds below are finite
+    assert (svd - 0.05) / (fast + 0.0005) - 0.5 <= ratio <= (svd + 0.05) / (fast - 0.0005) + 0.5
     with pytest.raises(SystemExit):
         spectrum.main(["--repeats", "0"])
