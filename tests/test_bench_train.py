@@ -4,9 +4,12 @@ import importlib.util
 import json
 import pathlib
 import re
+import types
 
 import numpy as np
 import pytest
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import nclib
 from nclib import figures, train
@@ -75,6 +78,26 @@ def test_the_auto_record_is_named_by_its_device_and_precision():
     assert names[False, "bf16"].name == "bench_train_cpu_bf16.json"
     assert bench.json_path("none", False, "bf16") is None
     assert bench.json_path("x.json", False, "bf16") == pathlib.Path("x.json")
+
+
+def test_the_warm_up_steps_fall_outside_the_timed_window(monkeypatch):
+    """Timed on a clock that advances one second per optimizer step, each loop's timed call gives exactly one step
+    per second: its ``warmup`` steps, taken before (and counted), fell outside the window, and nothing else did."""
+    clock = [0]
+    monkeypatch.setattr(bench, "time", types.SimpleNamespace(perf_counter=lambda: float(clock[0])))
+    ts = bench.make_set(60, 12, 3)
+    p = train.check_params(dataset="synthetic", counts=ts.counts.tolist(), width=8, depth=1, batch_size=16,
+                           device="cpu", lr=1e-3, progress=False)
+    handle = register_optimizer_step_post_hook(lambda opt, args, kwargs: clock.__setitem__(0, clock[0] + 1))
+    try:
+        engine_timed, _ = bench.engine_loop(ts, p, 3)
+        assert clock[0] == 3  # the warm-up steps were taken
+        assert engine_timed(5) == 1.0 and clock[0] == 8
+        plain_timed = bench.plain_loop(ts, p, torch.device("cpu"), 4)
+        assert clock[0] == 12
+        assert plain_timed(5) == 1.0 and clock[0] == 17
+    finally:
+        handle.remove()
 
 
 def test_the_record_ends_after_the_figure_timings(tmp_path, capsys, monkeypatch):
