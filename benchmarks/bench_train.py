@@ -413,8 +413,8 @@ def main(argv=None) -> None:
     ap.add_argument("--json", default="none",
                     help="where the machine-readable record goes: 'none' (the default), 'auto' "
                          "(benchmarks/results/bench_train_gpu.json with TF32 on a GPU, bench_train_gpu_PRECISION.json "
-                         "otherwise; bench_train_cpu.json in fp32 on the CPU, bench_train_cpu_PRECISION.json otherwise) "
-                         "or a path")
+                         "otherwise; bench_train_cpu.json in fp32 on the CPU, bench_train_cpu_PRECISION.json "
+                         "otherwise) or a path")
     ap.add_argument("--levers", nargs="+", default=None, metavar="SPEC",
                     help="measure the plain engine and the opt-in levers instead: 'plain' or name=value[,...] of "
                          f"{', '.join(train.LEVER_KEYS)} (see the module docstring); the plain loop is skipped")
