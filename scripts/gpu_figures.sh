@@ -383,7 +383,6 @@ stability_job() {
   fi
   echo "== 4c. step anatomy ($(elapsed) s)"
   if t=$(capped "$ANATOMY_TIMEOUT_S"); then
-    echo "\$ python benchmarks/bench_anatomy.py $ANATOMY_ARGS --precision $PRECISION --json $BENCH_DIR/bench_anatomy_$PRECISION.json"
     timeout --kill-after=5 "$t" "$PY" benchmarks/bench_anatomy.py $ANATOMY_ARGS --precision "$PRECISION" \
       --json "$BENCH_DIR/bench_anatomy_$PRECISION.json" 2>&1 || echo "step anatomy: ended with status $?"
     archive_benchmarks
