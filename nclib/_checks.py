@@ -144,7 +144,8 @@ def matrix(a, name: str, shape: Sequence[int | None] | None = None) -> np.ndarra
     if shape is not None:
         for axis, (got, want) in enumerate(zip(arr.shape, shape)):
             if want is not None and got != want:
-                raise ValueError(f"{name} must have shape {tuple(shape)} (None = any), got {arr.shape}")
+                any_size = " (None = any size on that axis)" if None in tuple(shape) else ""
+                raise ValueError(f"{name} must have shape {tuple(shape)}{any_size}, got {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite (no NaN or inf)")
     return arr

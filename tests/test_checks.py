@@ -39,3 +39,13 @@ def test_a_positive_argument_of_the_solver_is_refused_as_not_positive():
         solvers.minimize([3, 2, 1], [0.01, -0.1], 0.01, L=2)
     with pytest.raises(ValueError, match=r"^lam_H must be strictly positive, got 0$"):
         solvers.minimize([3, 2, 1], 0.01, 0)
+
+
+def test_matrix_refuses_a_wrong_shape_and_mentions_none_only_where_the_shape_has_one():
+    with pytest.raises(ValueError, match=r"^E must have shape \(4, 3\)") as fixed:
+        _checks.matrix(np.ones((2, 2)), "E", (4, 3))
+    assert "None" not in str(fixed.value)  # no axis of (4, 3) is free
+    with pytest.raises(ValueError, match=r"^E must have shape \(4, None\)") as free:
+        _checks.matrix(np.ones((2, 2)), "E", (4, None))
+    assert "None = any" in str(free.value)
+    assert _checks.matrix(np.ones((4, 7)), "E", (4, None)).shape == (4, 7)
