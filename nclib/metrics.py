@@ -127,9 +127,16 @@ def nc1(features, labels, num_classes: int | None = None, rtol: float | None = N
     r = :func:`between_class_rank` < K - 1, and only that rank makes NC1 continuous there;
     :func:`collapse_metrics` passes it. Among the r values, those below ``rtol * s_max`` are dropped too
     (0 <= rtol < 1; default ``rtol = max(d, K) * eps``, the default of ``numpy.linalg.matrix_rank``).
-    ``rank = 0`` keeps no direction and gives 0 (the theory predicts no between-class direction: complete collapse). If
-    every class mean equals h_G (Sigma_B = 0) and r >= 1 this function returns ``inf``, and 0 only when
-    the features themselves are all equal (see :ref:`ch-metrics`).
+    ``rank = 0`` keeps no direction and gives 0 (the theory predicts no between-class direction: complete collapse).
+
+    Coinciding class means: if every class mean equals h_G (Sigma_B = 0) and r >= 1 this function returns
+    ``inf`` (no between-class separation at all), and 0 only when the features themselves are all equal
+    (Sigma_W = 0 too, as at the completely collapsed minimizer H = 0; see :ref:`ch-metrics`). Both are read to
+    rounding: class means equal in exact arithmetic are rarely equal bit for bit once averaged in floating point,
+    and A would then hold rounding errors whose inverse squares give NC1 ~ 1e30. A (C for Sigma_W) counts as zero
+    when every entry is within (N + 2) eps max|x_ij|, a first-order bound on the rounding error of each entry as
+    computed here (derived at ``_rounding_level``: each entry is a difference of averages of at most N feature
+    entries), so relative to the size of the features, offset included, not to the size of A.
 
     features: N x d array (float32 or float64); labels: N integers 0..K-1 (K = ``num_classes`` or
     max label + 1), every class with at least one sample (so K <= N; a larger label is refused before
@@ -190,6 +197,26 @@ def _means(X: np.ndarray, y: np.ndarray, K: int) -> np.ndarray:
     return (onehot @ X) / onehot.sum(axis=1)[:, None]
 
 
+def _rounding_level(X: np.ndarray) -> float:
+    """A first-order bound on the rounding error of each entry of A = [h_k - h_G] and of C = [h_{k,i} - h_k] as this
+    module computes them from validated float64 features X (N x d): (N + 2) eps m, with m = max |x_ij|.
+
+    With u = eps/2 the unit roundoff: a class mean, a sum of n_k <= N entries (in any order, as a BLAS product with
+    one-hot weights adds them) divided by n_k, is off by at most n_k u m; the global mean h_G, whether the mean of all
+    N rows or the weighted mean (1/N) sum_k n_k h_k of the class means (n_max + K - 1 <= N), by at most (N + 2) u m;
+    their difference, rounded once more, by at most (n_k + N + 4) u m <= (N + 2) eps m, and a deviation
+    h_{k,i} - h_k by less. A or C with every entry within this bound cannot be told from the zero matrix: Sigma_B or
+    Sigma_W is 0 to rounding. The bound scales with the features, offset included, not with the class means."""
+    N = X.shape[0]
+    peak = max(float(X.max()), -float(X.min()))
+    return (N + 2) * np.finfo(np.float64).eps * peak
+
+
+def _zero_to_rounding(M: np.ndarray, level: float) -> bool:
+    """Whether every entry of M is within the rounding level of :func:`_rounding_level`."""
+    return bool(np.all(np.abs(M) <= level))
+
+
 def _nc1(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: float | None,
          rank: int | None = None) -> float:
     """NC1 of :func:`nc1` from validated float64 features, labels, counts, class means and rank r."""
@@ -203,10 +230,11 @@ def _nc1(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: f
     A = (means - h_G).T  # d x K
     if rtol is None:
         rtol = max(d, K) * np.finfo(np.float64).eps
-    U_A, s_A, _ = np.linalg.svd(A, full_matrices=False)
     C = X - means[y]  # within-class deviations, N x d (a fresh array: X is never modified)
-    if s_A.size == 0 or s_A[0] == 0.0:
-        return 0.0 if not np.any(C) else float("inf")
+    level = _rounding_level(X)
+    if _zero_to_rounding(A, level):  # Sigma_B = 0 to rounding: the class means coincide
+        return 0.0 if _zero_to_rounding(C, level) else float("inf")
+    U_A, s_A, _ = np.linalg.svd(A, full_matrices=False)
     keep = min(rank, d)
     s_A = s_A[:keep]
     r = int(np.count_nonzero(s_A > rtol * s_A[0]))
@@ -571,6 +599,9 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
     their cutoffs, relative to the largest max(d, K) eps for :func:`nc1` and sqrt(rcond) here (3.2e-8 at NumPy's
     default); a value between them is kept by :func:`nc1` and dropped here, so that the within-class spread along
     its direction, divided by its square, enters :func:`nc1` only (section :ref:`sec-metrics-nc1-rank`).
+    Class means that coincide (Sigma_B = 0) give 0 however spread the features are, as printed (Sigma_B^+ = 0); they
+    are read to rounding as in :func:`nc1` (every entry of [h_k - h_G] within (N + 2) eps max|x_ij|), since means
+    equal in exact arithmetic but not bit for bit would otherwise give a Sigma_B of rounding errors and NC1 ~ 1e30.
     features: N x d; labels: N integers 0..K-1 (K = ``num_classes`` or the largest label + 1), every class
     with a sample. Used by :ref:`ch-metrics` and :ref:`ch-errata-metrics`.
     """
@@ -586,6 +617,8 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
     means = _means(X, y, K)
     C = X - means[y]
     A = (means - X.mean(axis=0)).T  # d x K
+    if _zero_to_rounding(A, _rounding_level(X)):  # Sigma_B = 0 to rounding: pinv(0) = 0, as printed
+        return 0.0
     S_W, S_B = C.T @ C / N, A @ A.T / K
     if rank is not None:
         w, Q = np.linalg.eigh(S_B)  # ascending: the last rank eigenpairs are the largest

@@ -420,6 +420,32 @@ def test_nc1_collapsed_features_and_degenerate_cases():
     assert m.nc1(np.zeros((7, 2)), y) == 0.0
 
 
+def test_class_means_that_coincide_to_rounding_give_the_sigma_b_zero_values():
+    """Class means equal in exact arithmetic but not bit for bit: A = [h_k - h_G] holds rounding errors only, which
+    nc1 and the printed form must read as Sigma_B = 0 (inf and 0), not invert into ~1e30."""
+    y2, y3 = np.repeat(np.arange(3), 2), np.repeat(np.arange(3), 3)
+    cases = [(np.tile([[0.1], [0.3]], (3, 1)), y2),  # each class: 0.1 and 0.3
+             (np.tile([[0.1, 0.7], [0.3, 0.5], [0.2, 0.6]], (3, 1)), y3)]
+    for X, y in cases:
+        means, _ = m.class_means(X, y)
+        assert np.any(means != X.mean(axis=0))  # not equal bit for bit
+        for scale in (1.0, 1e-200, 1e200):  # the reading is relative to the size of the features
+            assert m.nc1(scale * X, y) == np.inf
+            assert m.printed_nc1(scale * X, y) == 0.0
+        assert m.nc1(X + 1e4, y) == np.inf and m.printed_nc1(X + 1e4, y) == 0.0
+    # all features equal, three per class: the means are off in the last bit, Sigma_W and Sigma_B are 0 to rounding
+    X_equal = np.tile([0.1, 0.7], (9, 1))
+    assert np.any(m.class_means(X_equal, y3)[0] != X_equal[:3])
+    assert m.nc1(X_equal, y3) == 0.0 and m.printed_nc1(X_equal, y3) == 0.0
+    # a small separation far above rounding is kept: two classes at 0.1, 0.3 and 0.1 + delta, 0.3 + delta
+    # (Sigma_W = 0.01, Sigma_B = (delta/2)^2, NC1 = 0.01 / (delta/2)^2 / 2)
+    delta = 1e-10
+    X_sep = np.array([[0.1], [0.3], [0.1 + delta], [0.3 + delta]])
+    y_sep = np.array([0, 0, 1, 1])
+    np.testing.assert_allclose(m.nc1(X_sep, y_sep), 0.02 / delta**2, rtol=1e-4)
+    np.testing.assert_allclose(m.printed_nc1(X_sep, y_sep), 0.02 / delta**2, rtol=1e-4)
+
+
 def test_nc1_against_hand_computed_example():
     # two classes on a line: h = (-1, 1 | 3, 5) in 1-D; means -> 0, 4; h_G = 2; Sigma_W = 1; Sigma_B = 4
     X = np.array([[-1.0], [1.0], [3.0], [5.0]])
