@@ -18,8 +18,9 @@ rounding) at the closed-form global minimizer of ``nclib.ufm``:
 * :func:`printed_nc1`, :func:`printed_nc2`, :func:`printed_nc3` -- the printed forms, kept only to exhibit their
   defects.
 
-Features are given as an N x d array (one row per sample), labels as N integers 0..K-1; float32 or
-float64 input is accepted and every computation is carried out in float64.
+Features are given as an N x d array (one row per sample), labels as N integers 0..K-1 (integer-valued floats are
+read as integers, as ``nclib.datafiles.check_labels`` reads them); float32 or float64 input is accepted and every
+computation is carried out in float64.
 """
 from __future__ import annotations
 
@@ -49,18 +50,18 @@ def _features(features, name: str = "features") -> np.ndarray:
     return arr
 
 
-def _labels(labels, N: int, num_classes: int | None = None, name: str = "labels") -> tuple[np.ndarray, np.ndarray]:
-    """Validated int64 labels of length N with values 0..K-1, and the class counts n (length K).
+def _class_indices(labels, name: str = "labels") -> tuple[np.ndarray, int, int]:
+    """A non-empty 1-D array of class indices, and its smallest and largest value as exact Python ints (read in the
+    stored dtype, so that a uint64 or a huge float is reported as stored, not as its int64 wrap-around).
 
-    K is ``num_classes`` when given, else ``max(labels) + 1``; every class must have a sample.
-    """
+    Integers, or floats with integer values, as :func:`nclib.datafiles.check_labels` and ``nclib._checks.counts``
+    take class indices and counts; bools, NaN, inf and fractions are refused by ``name``. The range is the caller's
+    to check."""
     arr = np.asarray(labels)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of class indices, got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} must hold at least one class index, got none")
-    if arr.size != N:
-        raise ValueError(f"{name} must have one entry per sample: features has N={N} rows, {name} has {arr.size}")
     if arr.dtype == bool:
         raise ValueError(f"{name} must hold integer class indices 0..K-1, got booleans")
     if np.issubdtype(arr.dtype, np.floating):
@@ -68,23 +69,38 @@ def _labels(labels, N: int, num_classes: int | None = None, name: str = "labels"
             raise ValueError(f"{name} must hold integer class indices 0..K-1, got non-integer values")
     elif not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"{name} must hold integer class indices 0..K-1, got dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.floating) and np.any(np.abs(arr) > 2.0**62):
-        raise ValueError(f"{name} must hold class indices 0..K-1, got the value {float(np.max(np.abs(arr))):g}")
-    arr = arr.astype(np.int64)
-    if arr.min() < 0:
-        raise ValueError(f"{name} must hold class indices 0..K-1, got the value {int(arr.min())}")
+    return arr, int(arr.min()), int(arr.max())  # int() of an integer-valued float is exact
+
+
+def _shown(value: int) -> str:
+    """A class index for a message: in full up to 20 digits (any int64 or uint64), else in %g form."""
+    return str(value) if abs(value) < 10**20 else f"{float(value):g}"
+
+
+def _labels(labels, N: int, num_classes: int | None = None, name: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+    """Validated int64 labels of length N with values 0..K-1, and the class counts n (length K).
+
+    K is ``num_classes`` when given, else ``max(labels) + 1``; every class must have a sample. Labels are
+    integers or integer-valued floats (:func:`_class_indices`).
+    """
+    arr, lo, hi = _class_indices(labels, name)
+    if arr.size != N:
+        raise ValueError(f"{name} must have one entry per sample: features has N={N} rows, {name} has {arr.size}")
+    if lo < 0:
+        raise ValueError(f"{name} must hold class indices 0..K-1, got the value {_shown(lo)}")
     # every class needs a sample, so K <= N: checked before np.bincount allocates K counters
     if num_classes is None:
-        if arr.max() >= N:
+        if hi >= N:
             raise ValueError(f"{name} must hold class indices 0..K-1 with every class present, so each label must be "
-                             f"below the number of samples N={N}; got the value {int(arr.max())}")
-        K = int(arr.max()) + 1
+                             f"below the number of samples N={N}; got the value {_shown(hi)}")
+        K = hi + 1
     else:
         K = _checks.positive_int(num_classes, "num_classes")
         if K > N:
             raise ValueError(f"num_classes={K} exceeds the number of samples N={N}; every class needs a sample")
-        if arr.max() >= K:
-            raise ValueError(f"{name} must hold class indices 0..K-1 with K={K}, got the value {int(arr.max())}")
+        if hi >= K:
+            raise ValueError(f"{name} must hold class indices 0..K-1 with K={K}, got the value {_shown(hi)}")
+    arr = arr.astype(np.int64)  # every value is in 0..K-1 with K <= N: no wrap-around
     n = np.bincount(arr, minlength=K)
     if np.any(n == 0):
         missing = np.flatnonzero(n == 0).tolist()
@@ -484,8 +500,13 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
 # the other quantities a training run reports
 # ---------------------------------------------------------------------------------------------
 
-def _predictions(outputs, labels) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """(predicted classes, labels, K or None) of :func:`accuracy` and :func:`class_accuracy`, validated."""
+def _predictions(outputs, labels, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(predicted classes, labels, K) of :func:`accuracy` and :func:`class_accuracy`, validated.
+
+    K is the number of columns of N x K outputs, else ``num_classes``, else the largest label + 1. Labels are
+    integers or integer-valued floats as everywhere in this module (:func:`_class_indices`); N predictions must be
+    integers 0..K-1, and ``num_classes`` must equal the columns of N x K outputs (the arg-max of a row picks among
+    those K classes, no more and no fewer)."""
     out = np.asarray(outputs)
     if out.dtype == bool:
         raise ValueError("outputs must be N x K scores or N integer predictions, not booleans")
@@ -494,35 +515,54 @@ def _predictions(outputs, labels) -> tuple[np.ndarray, np.ndarray, int | None]:
             raise ValueError(f"outputs must be N x K with N, K >= 1, got shape {out.shape}")
         out = _checks.matrix(outputs, "outputs")  # real and finite: an arg-max of complex or text scores means nothing
         pred = np.argmax(out, axis=1)
-        K = out.shape[1]
+        K_out = out.shape[1]
     elif out.ndim == 1:
         if not np.issubdtype(out.dtype, np.integer):
             raise ValueError(f"outputs must be an N x K array of scores or N integer predictions, got dtype {out.dtype}")
-        pred = out.astype(np.int64)
-        if pred.size and pred.min() < 0:
-            raise ValueError(f"outputs must hold non-negative class predictions, got {int(pred.min())}")
-        K = None
+        if out.size == 0:
+            raise ValueError("outputs must hold at least one sample")
+        if int(out.min()) < 0:
+            raise ValueError(f"outputs must hold non-negative class predictions, got {_shown(int(out.min()))}")
+        pred = out
+        K_out = None
     else:
         raise ValueError(f"outputs must be an N x K array of scores or N predictions, got shape {out.shape}")
     y = np.asarray(labels)
     if y.ndim != 1 or y.size != pred.size:
         raise ValueError(f"labels must be 1-D with one entry per row of outputs ({pred.size}), got shape {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
-        raise ValueError("labels must hold non-negative integer class indices")
-    if K is not None and y.size and y.max() >= K:
-        raise ValueError(f"labels must be < K={K} (the number of columns of outputs), got {int(y.max())}")
-    if pred.size == 0:
-        raise ValueError("outputs must hold at least one sample")
-    return pred, y, K
+    y, lo, hi = _class_indices(y, "labels")
+    if lo < 0:
+        raise ValueError(f"labels must hold non-negative integer class indices, got the value {_shown(lo)}")
+    if num_classes is not None:
+        K = _checks.positive_int(num_classes, "num_classes")
+        if K_out is not None and K != K_out:
+            raise ValueError(f"num_classes must equal the number of columns of outputs ({K_out}), one score per "
+                             f"class, got {K}")
+        if hi >= K:
+            raise ValueError(f"num_classes must exceed every label, got {K} with a label {_shown(hi)}")
+    elif K_out is not None:
+        K = K_out
+        if hi >= K:
+            raise ValueError(f"labels must be < K={K} (the number of columns of outputs), got {_shown(hi)}")
+    else:
+        K = hi + 1
+    if K_out is None and int(pred.max()) >= K:
+        source = "num_classes" if num_classes is not None else "the largest label + 1"
+        raise ValueError(f"outputs must hold class predictions 0..K-1 with K={K} ({source}), got the value "
+                         f"{_shown(int(pred.max()))}")
+    return pred.astype(np.int64), y.astype(np.int64), K
 
 
-def accuracy(outputs, labels) -> float:
+def accuracy(outputs, labels, num_classes: int | None = None) -> float:
     """Training accuracy: the fraction of samples whose prediction equals the label (Figures 1-4).
 
     outputs: N x K network outputs W_L...W_1 h + b (the predicted class is the arg-max of a row),
-    or N predicted class indices. labels: N integers. Chapter :ref:`ch-metrics`.
+    or N predicted class indices 0..K-1. labels: N class indices (integers or integer-valued floats).
+    K: the columns of outputs, else ``num_classes``, else the largest label + 1; a prediction or label outside
+    0..K-1, or a ``num_classes`` other than the columns of N x K outputs, is refused by name. Chapter
+    :ref:`ch-metrics`.
     """
-    pred, y, _ = _predictions(outputs, labels)
+    pred, y, _ = _predictions(outputs, labels, num_classes)
     return float(np.mean(pred == y))
 
 
@@ -532,22 +572,19 @@ def class_accuracy(outputs, labels, num_classes: int | None = None) -> np.ndarra
 
     outputs: N x K network outputs, one row per sample (the prediction is the arg-max of a row), or N predicted
     class indices; labels: N class indices in any order, as in :func:`accuracy`.  ``num_classes`` (default: the
-    columns of outputs, or the largest label + 1) sets the length; a class without samples gets NaN.  Ties: an
-    exact tie for the largest output of a row goes to the lowest class index (NumPy's arg-max, as the accuracy of a
-    trained network is read), with no tolerance.  :func:`nclib.minority.grouped_class_accuracy` is the form for the
-    closed-form minimizers: K x N outputs of samples grouped by class (class counts for labels), outputs within 1e-9
-    of the largest tied, and a tie counted as an error by default, since their collapsed modes leave exact ties.
-    Which classes a run misclassifies, under imbalance the minority ones first (minority collapse): the per-class
-    record of ``nclib.train`` (``class_accuracy.csv``) and the figure chapters :ref:`ch-fig1` to :ref:`ch-fig4`.
+    columns of outputs, or the largest label + 1) sets the length; with N x K outputs it must be K (ValueError
+    naming ``num_classes`` otherwise), and N predictions must lie below it; a class without samples gets NaN.  Ties:
+    an exact tie for the largest output of a row goes to the lowest class index (NumPy's arg-max, as the accuracy of
+    a trained network is read), with no tolerance.  :func:`nclib.minority.grouped_class_accuracy` is the form for
+    the closed-form minimizers: K x N outputs of samples grouped by class (class counts for labels), outputs within
+    1e-9 of the largest tied, and a tie counted as an error by default, since their collapsed modes leave exact
+    ties.  Which classes a run misclassifies, under imbalance the minority ones first (minority collapse): the
+    per-class record of ``nclib.train`` (``class_accuracy.csv``) and the figure chapters :ref:`ch-fig1` to
+    :ref:`ch-fig4`.
     """
-    pred, y, K = _predictions(outputs, labels)
-    if num_classes is None:
-        num_classes = K if K is not None else int(y.max()) + 1
-    num_classes = _checks.positive_int(num_classes, "num_classes")
-    if y.max() >= num_classes:
-        raise ValueError(f"num_classes must exceed every label, got {num_classes} with a label {int(y.max())}")
-    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
-    right = np.bincount(y[pred == y], minlength=num_classes).astype(np.float64)
+    pred, y, K = _predictions(outputs, labels, num_classes)
+    counts = np.bincount(y, minlength=K).astype(np.float64)
+    right = np.bincount(y[pred == y], minlength=K).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, right / np.maximum(counts, 1), np.nan)
 

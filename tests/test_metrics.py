@@ -705,6 +705,53 @@ def test_class_accuracy_by_hand():
         m.class_accuracy(pred, y[:3])
 
 
+def test_predictions_and_num_classes_are_checked_against_the_classes():
+    """A prediction outside 0..K-1 is no class, and num_classes must agree with the columns of N x K scores: both are
+    refused by name rather than read as a miss or a shorter list."""
+    y = np.array([0, 0, 1, 2, 2])
+    rng = np.random.default_rng(28)
+    scores5 = rng.standard_normal((5, 5))
+    for call in (m.accuracy, m.class_accuracy):
+        with pytest.raises(ValueError, match="^num_classes"):
+            call(scores5, y, num_classes=3)  # five scores per row, three classes
+        with pytest.raises(ValueError, match="^num_classes"):
+            call(scores5[:, :3], y, num_classes=4)
+        with pytest.raises(ValueError, match="^outputs"):
+            call(y + 5, y)  # predictions 5..7 with labels 0..2
+        with pytest.raises(ValueError, match="^outputs"):
+            call(np.array([0, 0, 1, 2, 4]), y, num_classes=4)
+    np.testing.assert_array_equal(m.class_accuracy(scores5[:, :3], y, num_classes=3), m.class_accuracy(scores5[:, :3], y))
+    # a class without samples may still be predicted when num_classes says it exists
+    assert m.accuracy(np.array([0, 0, 1, 2, 3]), y, num_classes=4) == 0.8
+    np.testing.assert_array_equal(m.class_accuracy(np.array([0, 0, 1, 2, 3]), y, num_classes=4)[:3], [1.0, 1.0, 0.5])
+
+
+def test_labels_are_read_alike_by_every_metric():
+    """Class indices are integers or integer-valued floats everywhere (as nclib.datafiles.check_labels reads them),
+    and an out-of-range value is reported as stored."""
+    y = np.array([0, 0, 1, 2, 2])
+    pred = np.array([0, 1, 1, 2, 0])
+    X = np.arange(10.0).reshape(5, 2) ** 2
+    b = np.array([0.4, 0.2, 0.4])
+    y_float = y.astype(np.float64)
+    assert m.accuracy(pred, y_float) == m.accuracy(pred, y) == 0.6
+    np.testing.assert_array_equal(m.class_accuracy(pred, y_float), m.class_accuracy(pred, y))
+    assert m.bias_error(b, y_float) == m.bias_error(b, y)
+    assert m.nc1(X, y_float) == m.nc1(X, y)
+    for bad in (y + 0.5, y.astype(bool), np.where(y == 2, np.nan, y_float)):
+        for call in (lambda lab: m.accuracy(pred, lab), lambda lab: m.class_accuracy(pred, lab),
+                     lambda lab: m.bias_error(b, lab), lambda lab: m.nc1(X, lab)):
+            with pytest.raises(ValueError, match="^labels"):
+                call(bad)
+    stray = np.array([0, 2**64 - 1], dtype=np.uint64)
+    with pytest.raises(ValueError, match=f"^labels .*got the value {2**64 - 1}$"):
+        m.nc1(np.eye(2), stray)
+    with pytest.raises(ValueError, match=f"^labels .*got the value {2**64 - 1}$"):
+        m.nc1(np.eye(2), stray, num_classes=2)
+    with pytest.raises(ValueError, match=f"^labels .*got {2**64 - 1}$"):
+        m.accuracy(np.eye(2), stray)
+
+
 # ---------------------------------------------------------------------------------------------
 # the printed NC1, with a d x d pseudo-inverse
 # ---------------------------------------------------------------------------------------------
