@@ -610,9 +610,20 @@ def bias_error(b, labels, num_classes: int | None = None) -> float:
 
 def global_mean_norm(features) -> float:
     """||h_G||_2 with h_G = (1/N) sum_{k,i} h_{k,i}, the global feature mean (0 at every bias-case
-    minimizer: proof of Theorem 4.2, eq. (B.5)-(B.7)). features: N x d. Chapter :ref:`ch-metrics`."""
+    minimizer: proof of Theorem 4.2, eq. (B.5)-(B.7)). features: N x d. Chapter :ref:`ch-metrics`.
+
+    Scale-safe like the rest of the module: the norm is taken of h_G rescaled by a power of two
+    (:func:`_unit_peak`) and scaled back, since the sum of squares of entries above 1e154 overflows and below 1e-154
+    underflows; where the sum of N entries near the top of the float64 range overflows, h_G is the mean of the
+    rescaled features, scaled back. The result is inf only when ||h_G|| itself exceeds the float64 range."""
     X = _features(features)
-    return float(np.linalg.norm(X.mean(axis=0)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        h_G = X.mean(axis=0)
+    if not np.all(np.isfinite(h_G)):  # the sum of N finite entries overflowed: average the rescaled features
+        e = _peak_exponent(X)
+        h_G = np.ldexp(np.ldexp(X, -e).mean(axis=0), e)  # |h_G| <= max |x_ij|: finite
+    with np.errstate(over="ignore", under="ignore"):  # squares of entries far below the peak may underflow: negligible
+        return float(np.ldexp(np.linalg.norm(_unit_peak(h_G)), _peak_exponent(h_G)))
 
 
 # ---------------------------------------------------------------------------------------------

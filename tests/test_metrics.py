@@ -467,6 +467,18 @@ def test_accuracy_bias_error_global_mean():
     np.testing.assert_allclose(m.global_mean_norm(np.array([[3.0, 0.0], [1.0, 4.0]])), np.hypot(2.0, 2.0), rtol=1e-15)
 
 
+def test_global_mean_norm_neither_overflows_nor_underflows():
+    """||h_G|| of features scaled by 1e-200 or 1e200 (whose squares under- or overflow) and of features whose sum
+    overflows: the scaled value, with no floating-point warning."""
+    X = np.array([[3.0, 0.0], [1.0, 4.0]])  # h_G = (2, 2)
+    with np.errstate(all="raise"):
+        for scale in (1e-200, 1e200, 4e307):
+            np.testing.assert_allclose(m.global_mean_norm(scale * X), scale * np.hypot(2.0, 2.0), rtol=1e-15)
+    assert m.global_mean_norm(np.zeros((3, 2))) == 0.0
+    with np.errstate(all="raise"):  # an entry far below the largest, whose square underflows, changes nothing
+        assert m.global_mean_norm(np.array([[1.0, 1e-200], [1.0, 1e-200]])) == 1.0
+
+
 def test_minimizer_outputs_classify_surviving_classes():
     n = CIFAR
     mz = ufm.global_minimizer(n, 1e-3, 1e-3, L=3, bias=True, d=12)
