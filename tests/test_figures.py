@@ -496,6 +496,66 @@ def test_drawing(tiny):
         figures.draw_theory({})
 
 
+def test_compare_nc3_reads_two_nc3_of_one_training(tiny):
+    """Two readings of one training: the runs of an older NC3 (no record, bias-free: blocks of equal counts) and
+    the same runs made again with Appendix C's, every other column equal number for number."""
+    made = figures.load_figure(3, "tiny", root=tiny)
+    clean = {L: dataclasses.replace(r, provenance={**r.provenance, "git_dirty": False}) for L, r in made.items()}
+
+    def older(runs, factor=1.5, **changes):
+        out = {}
+        for L, r in runs.items():
+            prov = {k: v for k, v in r.provenance.items() if k != "nc3_compares"}
+            out[L] = dataclasses.replace(r, provenance={**prov, **changes},
+                                         history={**r.history, "nc3": factor * np.asarray(r.history["nc3"])})
+        return out
+
+    got = figures.compare_nc3(older(clean), clean)
+    assert sorted(got) == [1, 3, 6]
+    for L, g in got.items():
+        assert g["classes"] == clean[L].history["nc3"][-1] and g["blocks"] == pytest.approx(1.5 * g["classes"])
+        assert g["largest"] == pytest.approx(1.5) and g["smallest"] == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="host_cpu"):
+        figures.compare_nc3(older(clean, host_cpu="another CPU"), clean)
+    with pytest.raises(ValueError, match="not both finished runs of clean checkouts"):
+        figures.compare_nc3(older(clean), made if any(r.provenance["git_dirty"] for r in made.values())
+                            else {L: dataclasses.replace(r, provenance={**r.provenance, "git_dirty": True})
+                                  for L, r in made.items()})
+    with pytest.raises(ValueError, match="NC3 compares 'classes' and 'classes'"):
+        figures.compare_nc3(clean, clean)
+    trained_apart = {L: dataclasses.replace(r, history={**r.history, "nc1": 2 * np.asarray(r.history["nc1"])})
+                     for L, r in older(clean).items()}
+    with pytest.raises(ValueError, match=r"the training differs \(\['nc1'\]\)"):
+        figures.compare_nc3(trained_apart, clean)
+    with pytest.raises(ValueError, match="classes has L"):
+        figures.compare_nc3(older(clean), {1: clean[1]})
+    # NC2 of the same network from the code of another commit: equal to rounding, not beyond
+    for factor, fine in ((1 + 1e-12, True), (1.01, False)):
+        nc2_moved = {L: dataclasses.replace(r, history={**r.history, "nc2_wh": factor * np.asarray(r.history["nc2_wh"])})
+                     for L, r in older(clean).items()}
+        if fine:
+            assert max(g["nc2_apart"] for g in figures.compare_nc3(nc2_moved, clean).values()) == pytest.approx(1e-12)
+        else:
+            with pytest.raises(ValueError, match="NC2 differs by 0.01 relative"):
+                figures.compare_nc3(nc2_moved, clean)
+
+
+def test_nc3_readings_of_the_committed_bias_free_runs():
+    """The committed remake with Appendix C's NC3 is the replica's training read again: every other column the
+    same (compare_nc3 checks it), and the table holds each final NC3 as the run recorded it."""
+    for fig in (3, 4):
+        compared, table = figures.nc3_readings(fig)
+        assert list(table.index) == [1, 3, 6] and sorted(compared) == [1, 3, 6]
+        replica = figures.load_figure(fig, "cpu-scale", root=figures.RESULTS.parent / "replica-cpu")
+        remake = figures.load_figure(fig, "cpu-scale", root=figures.RESULTS.parent / figures.NC3_BY_CLASS)
+        for L, g in compared.items():
+            assert g["blocks"] == replica[L].history["nc3"][-1] and g["classes"] == remake[L].history["nc3"][-1]
+            assert g["smallest"] <= g["blocks"] / g["classes"] <= g["largest"] and g["nc2_apart"] < 1e-10
+            assert float(table.loc[L, "NC3 at the end, class by class"]) == pytest.approx(g["classes"], rel=5e-3)
+    with pytest.raises(ValueError, match="fig must be a bias-free figure"):
+        figures.nc3_readings(1)
+
+
 # ------------------------------------------------------------------------------------------ figure chapters
 
 def test_figure_chapter_glue_values(tiny, tiny_scale):

@@ -30,7 +30,7 @@ the same class-count profile (:data:`nclib.letters.LETTERS_SYNTHETIC_LABEL`), an
 from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOKS, PER_RUN_KEYS, RESULTS, SCALES, Figure, check_scale,
                      figure, figure_counts, figure_parameters, notebook_path, scale_settings, train_kwargs)
 from .load import (CONFIG_KEYS, NC3_EQUAL_COUNT_BLOCKS, REMAKE_MAY_DIFFER, Run, check_figure, check_remake, check_run,
-                   load_figure, preferred_scale, run_counts, run_folders)
+                   compare_nc3, load_figure, preferred_scale, run_counts, run_folders)
 from .analysis import (ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, check_runs, final_rows,
                        first_epoch, largest_rise, lr_step, next_milestone, order_by, order_held, orders_without_spikes,
                        other_spikes, recorded_every, rise_ratios, run_theory, settled_epoch, spikes, stalls,
@@ -39,8 +39,9 @@ from .speed import (BENCHMARKS, INPUT_DIM, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS, R
                     fewest_pieces, figure_parameter_counts, piece_seconds, read_benchmark, read_benchmark_record,
                     with_data_seconds)
 from .plots import as_plot_runs, draw_panels, draw_stability, draw_theory, figure_legend
-from .chapter import (FigureChapter, benchmark_glue, calibration_glue, figure_chapter, figure_glue, figure_tables,
-                      logged_figure, percent, precisions, rise_cell, summary_glue, summary_tables)
+from .chapter import (NC3_BY_CLASS, FigureChapter, benchmark_glue, calibration_glue, figure_chapter, figure_glue,
+                      figure_tables, logged_figure, nc3_readings, percent, precisions, rise_cell, summary_glue,
+                      summary_tables)
 from . import stability
 from .. import ROOT
 

@@ -23,7 +23,7 @@ from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, final
                        order_by, order_held, orders_without_spikes, other_spikes, rise_ratios, run_theory, spikes,
                        stalls, wall_time_s)
 from .speed import calibrated_seconds, read_benchmark
-from .config import FIGURES, L_VALUES, Figure, figure, figure_counts, scale_settings
+from .config import FIGURES, L_VALUES, RESULTS, Figure, figure, figure_counts, scale_settings
 from .load import Run, check_figure, load_figure, preferred_scale, run_counts
 
 
@@ -423,6 +423,36 @@ def figure_chapter(fig, scale: str | None = None, root=None) -> FigureChapter:
 
 
 # --------------------------------------------------------------------------------------------- the summary
+
+#: Where the bias-free figures' CPU-scale runs made again with Appendix C's NC3 are (:func:`nc3_readings`).
+NC3_BY_CLASS = "nc3-by-class"
+
+
+def nc3_readings(fig, root=None) -> tuple:
+    """The two readings of NC3 in the CPU-scale runs of bias-free Figure 3 or 4 (:ref:`ch-fig3`, :ref:`ch-fig4`):
+    :func:`nclib.figures.compare_nc3` of the runs of ``<root>/replica-cpu/`` (recorded before NC3 compared class
+    with class) and of the same runs made again on that CPU, ``<root>/nc3-by-class/`` (``root``: the results
+    folder, by default ``results/``), and its table: per L the final NC3 in each reading and the range of their
+    ratio over the recorded epochs.  ValueError naming ``fig`` for a figure with a bias."""
+    import pandas as pd
+
+    from .load import compare_nc3
+
+    f = figure(fig)
+    if f.bias:
+        raise ValueError(f"fig must be a bias-free figure (3 or 4), got Figure {f.number}, which has a bias")
+    root = RESULTS.parent if root is None else pathlib.Path(root)
+    compared = compare_nc3(load_figure(f, "cpu-scale", root / "replica-cpu"),
+                           load_figure(f, "cpu-scale", root / NC3_BY_CLASS))
+    final = {"blocks": "NC3 at the end, blocks of equal count", "classes": "NC3 at the end, class by class"}
+    table = pd.DataFrame([{"L": L, **{name: g[key] for key, name in final.items()},
+                           "blocks / class by class over the run":
+                               f"{_figures(g['smallest'], 3)} to {_figures(g['largest'], 3)}"}
+                          for L, g in compared.items()]).set_index("L")
+    for name in final.values():
+        table[name] = _column(table[name], 3)
+    return compared, table
+
 
 def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     """The tables of :ref:`ch-figures-summary` from the four :class:`FigureChapter`: ``"figures"`` (data, bias

@@ -207,6 +207,63 @@ def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("obje
     return float(start)
 
 
+#: How far apart, relative, :func:`compare_nc3` lets the NC2 columns of one training computed by the code of two
+#: commits be: rounding in their last digits, far below any difference of the metrics' meaning.
+NC2_ROUNDING = 1e-10
+
+
+def compare_nc3(blocks: Mapping[int, Run], classes: Mapping[int, Run]) -> dict[int, dict]:
+    """The NC3 of bias-free runs recorded before NC3 compared class with class (``blocks``,
+    :data:`NC3_EQUAL_COUNT_BLOCKS`) against the same runs made again on the same CPU with Appendix C's NC3
+    (``classes``, ``results/nc3-by-class/``, :ref:`ch-fig3`, :ref:`ch-fig4`).  Checked first, for every L (ValueError
+    naming what differs otherwise): the same L values and parameters but :data:`REMAKE_MAY_DIFFER`, the same data
+    (``data_sha256``) and CPU (``host_cpu``), both finished from clean checkouts, what each NC3 compares as named
+    above, every history column but the NC2 and NC3 columns and ``wall_time`` equal number for number (the same
+    training, so that the two NC3 columns are two readings of one network at every recorded epoch), and the NC2
+    columns equal to within :data:`NC2_ROUNDING` relative (the code that computes them from the same network
+    has changed in its last digits since the older runs).  Returns, per L, the final NC3 of each (``blocks``,
+    ``classes``), the largest and smallest ratio blocks / classes over the recorded epochs (``largest``,
+    ``smallest``), and the largest relative difference of the NC2 columns (``nc2_apart``)."""
+    if not isinstance(blocks, Mapping) or not isinstance(classes, Mapping) or not blocks:
+        raise ValueError("blocks and classes must be non-empty {L: Run} mappings")
+    if sorted(blocks) != sorted(classes):
+        raise ValueError(f"classes has L = {sorted(classes)}, blocks {sorted(blocks)}")
+    nc2 = [k for k in runs.NC_COLUMNS if k.startswith("nc2")]
+    same = [k for k in runs.REPRODUCIBLE_COLUMNS if k != "nc3" and k not in nc2]
+    problems, out = [], {}
+    for L in sorted(blocks):
+        a, b = blocks[L], classes[L]
+        differ = sorted(k for k in {*a.params, *b.params} - set(REMAKE_MAY_DIFFER)
+                        if a.params.get(k) != b.params.get(k))
+        if differ:
+            problems.append(f"L={L}: parameters {differ} differ")
+        for key in ("data_sha256", "host_cpu"):
+            if a.provenance.get(key) is None or a.provenance.get(key) != b.provenance.get(key):
+                problems.append(f"L={L}: {key} differs or is not recorded")
+        if any(r.provenance.get("status") != "finished" or r.provenance.get("git_dirty") is not False for r in (a, b)):
+            problems.append(f"L={L}: not both finished runs of clean checkouts")
+        if (a.nc3_compares, b.nc3_compares) != (NC3_EQUAL_COUNT_BLOCKS, "classes"):
+            problems.append(f"L={L}: NC3 compares {a.nc3_compares!r} and {b.nc3_compares!r}, not "
+                            f"{NC3_EQUAL_COUNT_BLOCKS!r} and 'classes'")
+        moved = [k for k in same if len(a.history[k]) != len(b.history[k])
+                 or not np.array_equal(a.history[k], b.history[k], equal_nan=True)]
+        if moved:
+            problems.append(f"L={L}: the training differs ({moved})")
+        if problems:
+            continue
+        nc2_apart = max(float(np.max(np.abs(np.asarray(a.history[k], dtype=float)
+                                            / np.asarray(b.history[k], dtype=float) - 1))) for k in nc2)
+        if not nc2_apart <= NC2_ROUNDING:
+            problems.append(f"L={L}: NC2 differs by {nc2_apart:.3g} relative, more than rounding")
+            continue
+        ratio = np.asarray(a.history["nc3"], dtype=float) / np.asarray(b.history["nc3"], dtype=float)
+        out[L] = {"blocks": float(a.history["nc3"][-1]), "classes": float(b.history["nc3"][-1]),
+                  "largest": float(np.max(ratio)), "smallest": float(np.min(ratio)), "nc2_apart": nc2_apart}
+    if problems:
+        raise ValueError("classes is not blocks made again with another NC3: " + "; ".join(problems))
+    return out
+
+
 def check_figure(runs: Mapping[int, Run], fig, scale: str) -> dict:
     """Check that committed runs are the figure's configuration and complete; raise ValueError if not.
 
