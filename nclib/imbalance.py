@@ -336,13 +336,14 @@ def ybar_singular_values(groups) -> np.ndarray:
     return np.repeat(values, reps)
 
 
-#: Relative tolerance under which two singular values of M (Y-bar or D) count as equal, so that
-#: their modes form one block of NC3 (see :func:`mode_blocks`; Theorem 4.4 gives the repeated ones).
+#: Relative tolerance under which two singular values of M (Y-bar or D) count as equal, so that their modes live or
+#: die together and, with a bias, form one block of NC3 (see :func:`mode_blocks`; Theorem 4.4 gives the repeated
+#: ones; without a bias NC3 compares class with class).
 BLOCK_RTOL = 1e-8
 
 
 def mode_blocks(kappa, alive, rtol: float = BLOCK_RTOL) -> list[np.ndarray]:
-    """Group the surviving modes into blocks of equal singular value kappa (the blocks of NC3, chapter :ref:`ch-metrics`).
+    """Group the surviving modes into blocks of equal singular value kappa (with a bias, the blocks of NC3, chapter :ref:`ch-metrics`).
 
     kappa: the K singular values of M (Y-bar with bias, D without), in any order; alive: a boolean
     mask of the modes whose predicted singular values are non-zero. Two modes share a block when

@@ -331,9 +331,11 @@ def _structure_arrays(structure, K: int):
 
 
 def _modes_are_classes(M: np.ndarray) -> bool:
-    """Whether M is diagonal, as M = D = diag(sqrt n) of the bias-free model is (Theorem 4.1): its modes are then
-    the classes, a basis the problem fixes, and NC3 compares class with class as Appendix C does."""
-    return not np.any(M - np.diag(np.diag(M)))
+    """Whether M is diagonal with non-negative entries, exactly, as M = D = diag(sqrt n) of the bias-free model is
+    (Theorem 4.1, :func:`nclib.ufm.structure`): its modes are then the classes, a basis the problem fixes, and NC3
+    compares class with class as Appendix C does.  (With a bias, M = Y-bar has non-zero entries off its diagonal
+    for every K >= 2.)"""
+    return not np.any(M - np.diag(np.diag(M))) and bool(np.all(np.diag(M) >= 0))
 
 
 def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[str, float]:
@@ -350,7 +352,8 @@ def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[st
     * nc2_wh = nd(P E,   U diag(s_product s_features) V^T),
     * nc3    = sqrt(sum_B || sqrt|B| P^T U_B/||P^T U_B||_F - sqrt|B| E V_B/||E V_B||_F ||_F^2)
       over the blocks B of equal kappa among the modes with s_product > 0 (:func:`mode_blocks`), with a
-      bias (M = Y-bar); without one (M = D, diagonal) every class is a block of its own, with U = V = I:
+      bias (M = Y-bar; ``block_rtol`` the tolerance of equal kappa); without one (M = D, diagonal with
+      non-negative entries, as :func:`nclib.ufm.structure` builds it) every class is a block of its own, U = V = I:
       nc3 = sqrt(sum_k || w_k/||w_k|| - g_k/||g_k|| ||^2) over the surviving classes, w_k^T the k-th row of
       P and g_k the k-th column of E, the NC3 of Appendix C.
 
@@ -384,9 +387,9 @@ def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[st
         "nc2_h": _distance(E.T @ E, T_H),
         "nc2_wh": _distance(P @ E, T_WH),
     }
-    if _modes_are_classes(M):  # bias-free: class with class (Appendix C), the classes the targets keep alive
+    if _modes_are_classes(M):  # bias-free: class with class (Appendix C), the classes of the surviving modes
+        blocks = [np.array([k]) for k in np.flatnonzero(np.abs(U[:, alive]).sum(axis=1) > 0)]
         U = V = np.eye(K)
-        blocks = [np.array([k]) for k in np.flatnonzero((np.diag(T_W) > 0) & (np.diag(T_H) > 0))]
     else:
         blocks = mode_blocks(kappa, alive, block_rtol)
     total = 0.0

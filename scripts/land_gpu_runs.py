@@ -14,8 +14,8 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         (logs/call<N>-*.txt), the .txt files of FILES (log.txt) and landed.json (which runs landed, which were
         refused and why).  A run that did not finish, or finished fewer epochs, or was trained in any of its calls
         from code that was not its commit's (git_dirty), or whose folder cannot be read, is reported and not
-        landed: it never becomes a figure's run; nor is a run made in another precision, on another GPU model or
-        with another torch than the runs of its figure landed before (promote would refuse the figure, and the
+        landed: it never becomes a figure's run; nor is a run made in another precision, on another GPU model,
+        with another torch or another NC3 than the runs of its figure landed before (promote would refuse the figure, and the
         run would stand in the way of the right one).  A job none of whose runs of a figure landed leaves no
         record there.  A run already landed is not replaced, nor a job's record.
     python scripts/land_gpu_runs.py promote FIG
@@ -57,10 +57,12 @@ EARLIER_LOGS = pathlib.Path("logs")
 
 def arithmetic(params: dict, provenance: dict) -> dict:
     """What the runs of one figure must share to be the figure made at once: the precision of the products, the
-    GPU model and the torch version (land refuses a run that differs from those landed before, promote a figure
-    whose runs differ)."""
+    GPU model, the torch version and what NC3 compares (``nclib.figures.Run.nc3_compares``: a bias-free run made
+    before NC3 compared class with class reads otherwise) (land refuses a run that differs from those landed
+    before, promote a figure whose runs differ)."""
     return {"precision": params.get("precision"), "GPU": provenance.get("device_name"),
-            "torch": provenance.get("versions", {}).get("torch")}
+            "torch": provenance.get("versions", {}).get("torch"),
+            "NC3": figures.Run(None, params, {}, provenance).nc3_compares}
 
 
 def _runs_in(tree: pathlib.Path) -> list[pathlib.Path]:
@@ -219,9 +221,9 @@ def promote(fig: int, root: pathlib.Path) -> str:
         params, history, prov = load_run(path)
         runs[L] = figures.Run(path, params, history, prov)
     figures.check_figure(runs, f, "gpu")
-    # a figure made in pieces is the figure made at once only with the same arithmetic: one precision, one GPU
+    # a figure made in pieces is the figure made at once only with the same arithmetic and NC3: one precision, one GPU
     # model, one torch; and from committed code
-    for what in ("precision", "GPU", "torch"):
+    for what in ("precision", "GPU", "torch", "NC3"):
         _same(runs, what, lambda r: arithmetic(r.params, r.provenance)[what])
     # every call that trained a run (its segments: a run resumed in a later job has one per job) from a clean commit
     dirty = [L for L, r in runs.items() if made_dirty(r.provenance)]  # land refuses them; runs landed by hand too

@@ -170,10 +170,11 @@ def test_promote_refuses_pieces_that_are_not_one_arithmetic(root, tmp_path):
 
 
 @pytest.mark.parametrize("other", [dict(prov={"device_name": "NVIDIA H100 80GB HBM3"}), dict(precision="fp32"),
-                                   dict(prov={"versions": {"torch": "2.12.0+cu130"}})])
+                                   dict(prov={"versions": {"torch": "2.12.0+cu130"}}),
+                                   dict(prov={"nc3_compares": "classes"})])
 def test_land_refuses_a_run_of_another_arithmetic_than_the_landed_ones(root, tmp_path, other):
-    """A piece made on another GPU model, in another precision or with another torch than the pieces of its figure
-    landed before would be refused by promote, and would stand in the way of the right run: land refuses it and
+    """A piece made on another GPU model, in another precision, with another torch or another NC3 than the pieces of
+    its figure landed before would be refused by promote, and would stand in the way of the right run: land refuses it and
     lands the right one afterwards."""
     land_gpu_runs.land(job_outputs(tmp_path, "a", "L1-L3", [dict(L=1), dict(L=3)]), "a", root)
     wrong = job_outputs(tmp_path, "b", "L6", [dict(L=6, **other)])

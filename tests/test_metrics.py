@@ -258,6 +258,26 @@ def test_bias_free_nc3_compares_class_with_class_as_appendix_c_does():
     np.testing.assert_allclose(m.geometry_metrics(P, E, st_c)["nc3"], appendix_c(P[keep], E[:, keep]), rtol=1e-12)
 
 
+def test_class_by_class_nc3_needs_the_diagonal_of_d_and_keeps_a_faint_surviving_class():
+    """The class basis is taken only for a diagonal M with non-negative entries (D); a diagonal M with a negative
+    entry has U != V and keeps the modes.  A class whose mode survives faintly (1e-170 of the largest) still counts."""
+    rng = np.random.default_rng(13)
+    d = 7
+    R, _ = np.linalg.qr(rng.standard_normal((d, 4)))
+    M = np.diag([3.0, -2.0, 1.5, 1.0])
+    U, kappa, Vt = np.linalg.svd(M)
+    s = np.array([2.0, 1.0, 0.5, 0.25])
+    st = ufm.Structure(M=M, U=U, kappa=kappa, V=Vt.T, s_product=s, s_features=s)
+    P, E = U @ np.diag(s) @ R.T, R @ np.diag(s) @ Vt
+    assert max(m.geometry_metrics(P, E, st).values()) <= 1e-12
+    D = np.diag([2.0, 1.0])
+    st_d = ufm.Structure(M=D, U=np.eye(2), kappa=np.array([2.0, 1.0]), V=np.eye(2), s_product=np.array([1.0, 1e-170]),
+                         s_features=np.array([1.0, 1e-170]))
+    P_d = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    E_d = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])  # class 2's mean points elsewhere than its row of P
+    np.testing.assert_allclose(m.geometry_metrics(P_d, E_d, st_d)["nc3"], np.sqrt(2.0), rtol=1e-12)
+
+
 def test_geometry_metrics_at_structured_points_with_arbitrary_spectra():
     """The definitions vanish at P = U diag(s) R^T, E = R diag(e) V^T for any targets s, e."""
     rng = np.random.default_rng(6)
