@@ -94,9 +94,9 @@ def collapse_decay(kappa, N: int, L: int) -> np.ndarray:
     Pi = _product_threshold(kappa, N, L)
     with np.errstate(under="ignore"):
         in_logs = np.exp(_log_product_threshold(kappa, N, L) / (L + 1))
-    normal = np.isfinite(Pi) & (Pi >= np.finfo(np.float64).tiny)  # the formula as written where Pi_k is a normal
-    # float (to the last bit
-    lam = np.where(normal, Pi ** (1.0 / (L + 1)), in_logs)  # there), through logs where it underflows
+    # the formula as written where Pi_k is a normal float (to the last bit there), through logs where it underflows
+    normal = np.isfinite(Pi) & (Pi >= np.finfo(np.float64).tiny)
+    lam = np.where(normal, Pi ** (1.0 / (L + 1)), in_logs)
     return np.array([_least_dead_decay(k, N, L, v) for k, v in zip(kappa, lam)], dtype=np.float64)
 
 
@@ -207,10 +207,16 @@ def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:
     s_k >= kappa_k (L-1)/L for L >= 2, whatever kappa_1 is; at the closed form a mode is alive iff its strength is
     > 0, without a tolerance (:func:`alive_at_minimum`).  Training leaves dead modes small but not 0: the
     tolerance (:data:`ALIVE_TOL`) is this book's reading of a trained model, not the paper's (chapter
-    :ref:`ch-minority`, section :ref:`sec-minority-phase`)."""
+    :ref:`ch-minority`, section :ref:`sec-minority-phase`).  ValueError naming ``s`` for a negative strength (a
+    singular value is >= 0) and ``tol`` unless 0 < tol < 1 (at tol >= 1 a mode at the closed form's strength, which
+    is below kappa_k, would count as dead)."""
     kappa = _checks.singular_values(kappa)
     s = _checks.vector(s, "s", kappa.size)
+    if np.any(s < 0):
+        raise ValueError(f"s must hold singular values, >= 0, got {s.min()!r}")
     tol = _checks.positive_float(tol, "tol")
+    if tol >= 1:
+        raise ValueError(f"tol must be in (0, 1), a fraction of kappa_k, got {tol!r}")
     if not np.any(kappa > 0):
         raise ValueError("kappa must hold a positive singular value, not all 0")
     return s > tol * np.where(kappa > 0, kappa, float(kappa.max()))
@@ -469,6 +475,13 @@ def _lr_factor(step: int, steps: int, final: float) -> float:
     return final ** ((step - half) / max(1, steps - 1 - half))
 
 
+def _check_width(n, lam, lam_H, L, bias, d):
+    """The arguments of :func:`nclib.ufm._check_problem`, with a hidden width below K refused by name."""
+    if d < n.size:
+        raise ValueError(f"d must be at least K={n.size} (the closed form's hidden width), got {d}")
+    return n, lam, lam_H, L, bias, d
+
+
 def init_ufm(n, L: int, bias: bool = True, d: int | None = None, init_scale: float = 1.0, seed: int = 0):
     """A random starting point (Ws, H, b) of the L-extended UFM of Definition 3.1 (objective (4.3); (4.1), (4.2) for
     L = 1), times ``init_scale``: every W_j (W_1 .. W_(L-1) d x d, W_L K x d) as PyTorch's ``nn.Linear``
@@ -476,8 +489,8 @@ def init_ufm(n, L: int, bias: bool = True, d: int | None = None, init_scale: flo
     with N(0, 1) entries, b = 0 (None without a bias); hidden width d = K by default.  Drawn from
     ``numpy.random.default_rng(seed)``.  The paper gives no initialization (Section 5 trains the MLP, not the free
     model): this one is the book's choice, the start of :func:`train_ufm` in chapter :ref:`ch-minority`, section
-    :ref:`sec-minority-ufm`."""
-    n, _, _, L, bias, d = ufm._check_problem(n, 1.0, 1.0, L, bias, d)
+    :ref:`sec-minority-ufm`.  ValueError naming ``d`` for d < K (see :func:`train_ufm`)."""
+    n, _, _, L, bias, d = _check_width(*ufm._check_problem(n, 1.0, 1.0, L, bias, d))
     init_scale = _checks.positive_float(init_scale, "init_scale")
     seed = _checks.nonneg_int(seed, "seed")
     rng = np.random.default_rng(seed)
@@ -499,8 +512,12 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
     the per-step overhead of autograd dominates at these sizes.  The rate is ``lr`` for the first half of ``steps``,
     then decays geometrically to ``lr * final_lr_factor`` (default :data:`FINAL_LR_FACTOR`).  Decays as in :func:`nclib.ufm.objective` (``lam_W`` one
     number or L).  Returns a :class:`UFMRun` set against the closed form of Theorems 4.1-4.3 (:ref:`ch-minority`).
+
+    The hidden width ``d`` (default K) must be at least K: the closed form the run is set against (its ``minimum``,
+    ``s_theory`` and so ``gap`` and ``alive_theory``) is that of widths >= K, and a narrower model, which carries at
+    most d modes, would read as a minority collapse; ValueError naming ``d`` for d < K.
     """
-    n, lam, lam_H, L, bias, d = ufm._check_problem(n, lam_W, lam_H, L, bias, d)
+    n, lam, lam_H, L, bias, d = _check_width(*ufm._check_problem(n, lam_W, lam_H, L, bias, d))
     if bias and n.size == 1:
         raise ValueError("n must hold at least two classes with a bias: for one class M = 0 and the minimum is 0, "
                          "so no relative gap to report")

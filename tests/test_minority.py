@@ -149,9 +149,14 @@ def test_a_weak_minority_mode_is_alive_under_strong_imbalance():
 
 def test_grouped_class_accuracy_by_hand():
     n = [2, 1]
-    out = np.array([[1.0, 0.2, 0.5], [0.0, 0.3, 0.5]])  # sample 3 is a tie: an error
-    np.testing.assert_array_equal(mino.grouped_class_accuracy(out, n), [0.5, 0.0])
-    np.testing.assert_array_equal(mino.grouped_class_accuracy(out, n, ties="argmax"), [0.5, 0.0])  # tie to class 0
+    # sample 1 (class 0) is right, sample 2 (class 0) and sample 3 (class 1) tie between classes 0 and 1
+    out = np.array([[1.0, 0.5, 0.5], [0.0, 0.5, 0.5]])
+    np.testing.assert_array_equal(mino.grouped_class_accuracy(out, n), [0.5, 0.0])  # a tie is an error
+    # an arg-max gives both ties to class 0: right for sample 2, still wrong for sample 3
+    np.testing.assert_array_equal(mino.grouped_class_accuracy(out, n, ties="argmax"), [1.0, 0.0])
+    out[1, 1] = 0.4  # no tie left in class 0: both readings agree there
+    for ties in mino.TIES:
+        assert mino.grouped_class_accuracy(out, n, ties=ties)[0] == 1.0
 
 
 def test_grouped_class_accuracy_against_the_arg_max_of_metrics():
@@ -332,6 +337,7 @@ def test_train_ufm_small_start_ends_at_the_origin():
     (dict(start=([np.zeros((3, 3))], np.zeros((3, 12)))), "start must be"),
     (dict(start=([np.zeros((3, 3))] * 2, np.zeros((3, 12)), np.zeros(3))), "start must hold L=1"),
     (dict(start=(np.zeros((3, 3)), np.zeros((3, 12)), np.zeros(3))), "start Ws"),
+    (dict(d=2), "^d must be at least K=3"), (dict(d=1, L=2, bias=False), "^d must be at least K=3"),
 ])
 def test_train_ufm_refusals(kwargs, name):
     args = dict(n=[6, 4, 2], lam_W=0.01, lam_H=0.01, L=1, bias=True, steps=10)
@@ -361,6 +367,13 @@ def test_refusals_by_name():
         mino.alive_modes([1.0, 1.0], [0.0, 0.0])
     with pytest.raises(ValueError, match="kappa must"):
         mino.alive_modes([[1.0]], [[1.0]])
+    with pytest.raises(ValueError, match="^s must hold singular values, >= 0"):
+        mino.alive_modes([-1.0, 0.5, 0.1], [3, 2, 1])
+    for tol in (1.0, 2.0, 0.0, -1e-3):
+        with pytest.raises(ValueError, match="^tol must"):
+            mino.alive_modes([1.0, 0.5, 0.1], [3, 2, 1], tol=tol)
+    with pytest.raises(ValueError, match="^d must be at least K=3"):
+        mino.init_ufm([6, 4, 2], 2, d=2)
     for s in (["1", "0"], [True, False]):
         with pytest.raises(ValueError, match="s must"):
             mino.alive_modes(s, [2.0, 1.0])
@@ -494,7 +507,7 @@ def test_a_point_that_keeps_a_weaker_mode_than_one_at_zero_is_a_saddle():
         Z = s[1] * np.outer(r, r)  # W_L ... W_1 H-bar D in the basis of M = D (Theorem 4.1's modes are the classes)
         sv = np.linalg.svd(Z, compute_uv=False)
         return (np.sum((Z - np.diag(kappa)) ** 2) / (2 * N)
-                + (L + 1) / 2 * lam ** ((L + 1) / (L + 1)) * np.sum(sv ** (2 / (L + 1))))
+                + (L + 1) / 2 * lam * np.sum(sv ** (2 / (L + 1))))  # (lam^(L+1))^(1/(L+1)): L + 1 equal decays
     assert value(0.0) == pytest.approx(saddle, rel=1e-12)
     assert value(1e-3) < value(0.0) and value(1e-2) < value(1e-3)
 
