@@ -8,12 +8,19 @@ Both write under results/minority/ (see its README.md for the exact commands and
 (the same files in another folder: a replica of the runs on another machine, results/replica-cpu/minority/).  The MLP runs are a
 sweep of nclib.sweep for each head depth L (the grids of decays differ), over lam_W with lam_H tied to it
 (lam_W = lam_H), on a local Dask cluster of two single-threaded workers, into one folder: a run folder
-``L-{L}_lam_W-{lambda}`` per point and the table sweep.csv of all of them.  Run with OMP_NUM_THREADS=1.
+``L-{L}_lam_W-{lambda}`` per point and the table sweep.csv of all of them.  The UFM sweep writes one row per run
+(:data:`UFM_FIELDS`) and, beside the table, ``ufm-PROFILE.provenance.json``: the command, the git commit, the CPU
+and the BLAS kernels numpy runs on it (a run of float64 Adam is reproducible bit for bit only with the same ones),
+the versions, the threads and the wall time.  Run with OMP_NUM_THREADS=1.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import ctypes
+import datetime
+import json
+import os
 import pathlib
 import sys
 import time
@@ -21,7 +28,7 @@ import time
 import numpy as np
 
 import nclib
-from nclib import data, imbalance, minority
+from nclib import data, imbalance, minority, provenance
 
 OUT = nclib.ROOT / "results" / "minority"
 
@@ -65,6 +72,12 @@ UFM_LS = (1, 2, 3, 6)
 UFM_RELATIVE = np.geomspace(0.1, 1.5, 8)
 UFM_STEPS = 4000
 UFM_LR = 0.05
+#: The columns of ufm-PROFILE.csv, which the chapter reads (results/minority/README.md says what each holds).
+UFM_FIELDS = ("profile", "bias", "L", "lam", "seed", "init_scale", "steps", "lr", "value", "minimum", "gap",
+              "modes_alive", "modes_theory", "classes_correct", "classes_theory", "at_origin", "s", "s_theory",
+              "class_acc")
+
+
 def ufm_seeds(profile: str, bias: bool, L: int) -> tuple:
     """Three seeds for the CIFAR-10 profile with a bias and L >= 2 (how often training ends at a local minimizer),
     one otherwise (the EMNIST-letters profile, K = 26, costs about five times as much per step)."""
@@ -81,30 +94,73 @@ def ufm_rows(profile: str):
                     yield profile, n, bias, L, float(rel * top), seed
 
 
+def ufm_row(profile: str, n, bias: bool, L: int, lam: float, seed: int) -> dict:
+    """One run of the UFM sweep (nclib.minority.train_ufm at the sweep's settings) as its row of the table."""
+    r = minority.train_ufm(n, lam, lam, L=L, bias=bias, steps=UFM_STEPS, lr=UFM_LR, seed=seed)
+    theory = minority.minimizer_class_accuracy(n, lam, lam, L=L, bias=bias)
+    return dict(profile=profile, bias=bias, L=L, lam=repr(lam), seed=seed, init_scale=1.0, steps=UFM_STEPS,
+                lr=UFM_LR, value=repr(r.value), minimum=repr(r.minimum), gap=repr(r.gap),
+                modes_alive=int(r.alive.sum()), modes_theory=int(r.alive_theory.sum()),
+                classes_correct=int((r.class_acc == 1).sum()), classes_theory=int((theory == 1).sum()),
+                at_origin=r.at_origin, s=" ".join(f"{v:.6g}" for v in r.s),
+                s_theory=" ".join(f"{v:.6g}" for v in r.s_theory),
+                class_acc=" ".join(f"{v:.6g}" for v in r.class_acc))
+
+
+def blas_core() -> str | None:
+    """The kernels numpy's OpenBLAS chose on this CPU (its ``get_corename``, e.g. "SkylakeX"), None where numpy's
+    BLAS does not say: the float64 products of train_ufm are its."""
+    import glob
+
+    import numpy
+    libs = glob.glob(os.path.join(os.path.dirname(numpy.__file__), os.pardir, "numpy.libs", "lib*openblas*"))
+    for lib in libs:
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename64_",
+                     "openblas_get_corename"):
+            try:
+                f = getattr(ctypes.CDLL(lib), name)
+            except (OSError, AttributeError):
+                continue
+            f.restype = ctypes.c_char_p
+            return f().decode()
+    return None
+
+
+def ufm_provenance(profile: str, rows: int, wall_s: float) -> dict:
+    """Where and how a UFM table was made: the command, commit, CPU, BLAS kernels, versions, threads, wall time."""
+    return {"profile": profile, "rows": rows, "command_line": list(sys.argv), "made_utc":
+            datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **provenance.git_state(), "host_cpu": provenance.cpu_name(), "cpu_model": provenance.cpu_model(),
+            "blas_core": blas_core(), "versions": provenance.versions(),
+            "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+            "wall_time_s": round(wall_s, 1),
+            "settings": {"steps": UFM_STEPS, "lr": UFM_LR, "final_lr_factor": minority.FINAL_LR_FACTOR,
+                         "L": list(UFM_LS), "relative_decays": [float(v) for v in UFM_RELATIVE], "scale": SCALE}}
+
+
+def _write_atomically(path: pathlib.Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        write(f)
+    tmp.replace(path)
+
+
 def run_ufm(profile: str, path: pathlib.Path) -> None:
-    fields = ["profile", "bias", "L", "lam", "seed", "init_scale", "steps", "lr", "value", "minimum", "gap",
-              "modes_alive", "modes_theory", "classes_correct", "classes_theory", "at_origin", "s", "s_theory",
-              "class_acc"]
+    """The UFM sweep of one profile (:func:`ufm_rows`) into the table ``path`` and its provenance beside it."""
     rows = []
     t0 = time.time()
     for profile, n, bias, L, lam, seed in ufm_rows(profile):
-        r = minority.train_ufm(n, lam, lam, L=L, bias=bias, steps=UFM_STEPS, lr=UFM_LR, seed=seed)
-        theory = minority.minimizer_class_accuracy(n, lam, lam, L=L, bias=bias)
-        rows.append(dict(profile=profile, bias=bias, L=L, lam=repr(lam), seed=seed, init_scale=1.0, steps=UFM_STEPS,
-                         lr=UFM_LR, value=repr(r.value), minimum=repr(r.minimum), gap=repr(r.gap),
-                         modes_alive=int(r.alive.sum()), modes_theory=int(r.alive_theory.sum()),
-                         classes_correct=int((r.class_acc == 1).sum()), classes_theory=int((theory == 1).sum()),
-                         at_origin=r.at_origin, s=" ".join(f"{v:.6g}" for v in r.s),
-                         s_theory=" ".join(f"{v:.6g}" for v in r.s_theory),
-                         class_acc=" ".join(f"{v:.6g}" for v in r.class_acc)))
-        print(f"{len(rows)} {profile} bias={bias} L={L} lam={lam:.3g} seed={seed} gap={r.gap:.1e} "
+        rows.append(ufm_row(profile, n, bias, L, lam, seed))
+        print(f"{len(rows)} {profile} bias={bias} L={L} lam={lam:.3g} seed={seed} gap={float(rows[-1]['gap']):.1e} "
               f"modes {rows[-1]['modes_alive']}/{rows[-1]['modes_theory']} ({time.time() - t0:.0f} s)", flush=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+    made = ufm_provenance(profile, len(rows), time.time() - t0)
+
+    def table(f):
+        w = csv.DictWriter(f, fieldnames=UFM_FIELDS, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
-    tmp.replace(path)
+    _write_atomically(path, table)
+    _write_atomically(path.with_suffix(".provenance.json"), lambda f: f.write(json.dumps(made, indent=1) + "\n"))
 
 
 def main(argv=None) -> int:
