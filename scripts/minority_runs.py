@@ -3,6 +3,8 @@
     python scripts/minority_runs.py mlp    # the 6-layer MLP on the CIFAR-10 subset: one nclib.sweep per head depth L
     python scripts/minority_runs.py ufm --profile cifar10         # the UFM trained by Adam: ufm-cifar10.csv
     python scripts/minority_runs.py ufm --profile emnist-letters  # ufm-emnist-letters.csv
+    python scripts/minority_runs.py ufm --profile cifar10 --like results/minority/ufm-cifar10.csv \
+        --out results/replica-cpu/minority                        # the same runs again, on another CPU
 
 Both write under results/minority/ (see its README.md for the exact commands and settings), or under ``--out``
 (the same files in another folder: a replica of the runs on another machine, results/replica-cpu/minority/).  The MLP runs are a
@@ -94,6 +96,25 @@ def ufm_rows(profile: str):
                     yield profile, n, bias, L, float(rel * top), seed
 
 
+def rows_like(table: pathlib.Path, profile: str):
+    """The runs of a UFM table made before (``--like``): its rows' bias, L, decay (to the last bit, as the table wrote
+    it) and seed, in its order, so that a replica trains exactly those runs again; the table's profile, steps, rate and
+    initialization scale must be this sweep's (ValueError naming ``like`` otherwise).  The decays :func:`ufm_rows`
+    computes have moved by a few ulps since the committed tables were made (the collapse decays and the spectrum were
+    later made exact to the last bit), so a replica of those takes them from the table."""
+    n = imbalance.class_counts(imbalance.PROFILES[profile]) // SCALE
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"like: {table} holds no rows")
+    for r in rows:
+        settings = (r["profile"], int(r["steps"]), float(r["lr"]), float(r["init_scale"]))
+        if settings != (profile, UFM_STEPS, UFM_LR, 1.0):
+            raise ValueError(f"like: {table} has a row of profile, steps, lr, init_scale {settings}, not this sweep's "
+                             f"{(profile, UFM_STEPS, UFM_LR, 1.0)}")
+        yield profile, n, r["bias"] == "True", int(r["L"]), float(r["lam"]), int(r["seed"])
+
+
 def ufm_row(profile: str, n, bias: bool, L: int, lam: float, seed: int) -> dict:
     """One run of the UFM sweep (nclib.minority.train_ufm at the sweep's settings) as its row of the table."""
     r = minority.train_ufm(n, lam, lam, L=L, bias=bias, steps=UFM_STEPS, lr=UFM_LR, seed=seed)
@@ -145,15 +166,16 @@ def _write_atomically(path: pathlib.Path, write) -> None:
     tmp.replace(path)
 
 
-def run_ufm(profile: str, path: pathlib.Path) -> None:
-    """The UFM sweep of one profile (:func:`ufm_rows`) into the table ``path`` and its provenance beside it."""
+def run_ufm(profile: str, path: pathlib.Path, like: pathlib.Path | None = None) -> None:
+    """The UFM sweep of one profile (:func:`ufm_rows`, or the runs of the table ``like``, :func:`rows_like`) into the
+    table ``path`` and its provenance beside it."""
     rows = []
     t0 = time.time()
-    for profile, n, bias, L, lam, seed in ufm_rows(profile):
+    for profile, n, bias, L, lam, seed in (ufm_rows(profile) if like is None else rows_like(like, profile)):
         rows.append(ufm_row(profile, n, bias, L, lam, seed))
         print(f"{len(rows)} {profile} bias={bias} L={L} lam={lam:.3g} seed={seed} gap={float(rows[-1]['gap']):.1e} "
               f"modes {rows[-1]['modes_alive']}/{rows[-1]['modes_theory']} ({time.time() - t0:.0f} s)", flush=True)
-    made = ufm_provenance(profile, len(rows), time.time() - t0)
+    made = {**ufm_provenance(profile, len(rows), time.time() - t0), "like": None if like is None else str(like)}
 
     def table(f):
         w = csv.DictWriter(f, fieldnames=UFM_FIELDS, lineterminator="\n")
@@ -172,12 +194,14 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=MLP_WORKERS, help="local Dask workers of the MLP sweeps")
     ap.add_argument("--out", type=pathlib.Path, default=OUT,
                     help="the folder that receives mlp-cifar10/ or ufm-PROFILE.csv (default: results/minority)")
+    ap.add_argument("--like", type=pathlib.Path, default=None,
+                    help="a UFM table made before: train its runs again (its decays to the last bit), for a replica")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.what == "mlp":
         run_mlp(args.out / "mlp-cifar10", args.data_path, args.workers)
     else:
-        run_ufm(args.profile, args.out / f"ufm-{args.profile}.csv")
+        run_ufm(args.profile, args.out / f"ufm-{args.profile}.csv", args.like)
     return 0
 
 

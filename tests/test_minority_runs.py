@@ -1,10 +1,12 @@
 """scripts/minority_runs.py, the UFM sweep of chapter ch-minority: on a grid of two depths and one decay, its table
 has the columns of the committed tables the chapter reads, each row is train_ufm's run at the row's settings, and
-the provenance beside the table names the commit and the CPU."""
+the provenance beside the table names the commit and the CPU; with --like it trains the runs of a table again."""
 from __future__ import annotations
 
 import csv
 import json
+
+import pytest
 
 import numpy as np
 
@@ -55,3 +57,32 @@ def test_the_ufm_sweep_on_a_small_grid(tmp_path, monkeypatch):
     assert made["settings"]["steps"] == minority_runs.UFM_STEPS and made["settings"]["L"] == [1, 2]
     assert made["wall_time_s"] >= 0
     assert not list(tmp_path.glob("*.tmp"))  # written atomically, nothing left over
+
+
+def test_like_trains_the_runs_of_a_table_again(tmp_path):
+    """--like: the rows of a committed table (two L = 1 runs, at the global minimum on any CPU), their decays to the
+    last bit; a table of other settings is refused by name."""
+    with open(COMMITTED / "ufm-cifar10.csv", newline="") as f:
+        lines = f.read().splitlines()
+    assert lines[1].split(",")[2] == "1" and lines[2].split(",")[2] == "1"  # L = 1
+    like = tmp_path / "like.csv"
+    like.write_text("\n".join(lines[:3]) + "\n")
+    out = tmp_path / "out"
+    assert minority_runs.main(["ufm", "--profile", "cifar10", "--like", str(like), "--out", str(out)]) == 0
+    with open(like, newline="") as f:
+        before = list(csv.DictReader(f))
+    with open(out / "ufm-cifar10.csv", newline="") as f:
+        again = list(csv.DictReader(f))
+    assert [(r["bias"], r["L"], r["lam"], r["seed"]) for r in again] == [(r["bias"], r["L"], r["lam"], r["seed"])
+                                                                          for r in before]
+    for a, b in zip(before, again):
+        np.testing.assert_allclose(float(b["value"]), float(a["value"]), rtol=1e-13)
+        assert (a["modes_theory"], a["classes_correct"], a["classes_theory"]) == (
+            b["modes_theory"], b["classes_correct"], b["classes_theory"])
+    assert json.loads((out / "ufm-cifar10.provenance.json").read_text())["like"] == str(like)
+    other = tmp_path / "other.csv"
+    other.write_text(lines[0] + "\n" + lines[1].replace(",4000,", ",3000,") + "\n")
+    with pytest.raises(ValueError, match="^like: .* not this sweep's"):
+        minority_runs.main(["ufm", "--profile", "cifar10", "--like", str(other), "--out", str(out)])
+    with pytest.raises(ValueError, match="^like: .* not this sweep's"):  # a table of the other profile
+        minority_runs.main(["ufm", "--profile", "emnist-letters", "--like", str(like), "--out", str(out)])
