@@ -994,6 +994,31 @@ def test_benchmark_glue_logged_figures_and_calibration_glue(tmp_path, tiny, tiny
     assert c["cal-cifar-min"] == f"{full[1] / 60:.0f}"  # the whole-figure minutes stay the given calibration's
 
 
+def test_gpu_logs_read_every_job_in_order_and_the_budget_lines_of_each_figure(tmp_path):
+    """The committed logs: two jobs, the first fitting Figures 1 and 3 to their budgets, the second Figure 2; a folder
+    of logs of one's own is read in the order of its jobs, and one without logs is refused by name."""
+    files = figures.gpu_log_files()
+    assert [p.parent.name for p in files] == ["call1", "call2"]
+    assert figures.gpu_logs() == "\n".join(files.values())
+    assert [[line["figure"] for line in figures.budget_lines(text)] for text in files.values()] == [[1, 3], [2]]
+    for job, text in (("b", "== Figure 2: 700 epochs in a budget of 147 s (99 s elapsed, 147 s left)\n"),
+                      ("a", "x\n== Figure 1: 10 epochs in a budget of 20 s (30 s elapsed, 40 s left)\n"
+                            "== Figure 1 (gpu) ended with status 0 after 19 s\n")):
+        (tmp_path / job).mkdir()
+        (tmp_path / job / "log.txt").write_text(text)
+    (tmp_path / "c").mkdir()  # a folder without a log is no job
+    text = figures.gpu_logs(tmp_path)
+    assert figures.budget_lines(text) == [
+        {"figure": 1, "epochs": 10, "budget_s": 20, "elapsed_s": 30, "left_s": 40},
+        {"figure": 2, "epochs": 700, "budget_s": 147, "elapsed_s": 99, "left_s": 147}]
+    assert figures.logged_figure(text, 1) == {"epochs": 10, "budget_s": 20, "took_s": 19}
+    assert figures.budget_lines("== Figure 1 (gpu): parameters {}") == []
+    with pytest.raises(ValueError, match="root .* holds no GPU job log"):
+        figures.gpu_log_files(tmp_path / "c")
+    with pytest.raises(ValueError, match="log_text must be the text of a GPU log"):
+        figures.budget_lines(files)
+
+
 def test_order_held_counts_the_records_that_rank_as_the_last(tiny):
     runs = figures.load_figure(1, "tiny", root=tiny)
     e = np.asarray(runs[1].history["epoch"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-import re
 from typing import Mapping
 
 import numpy as np
@@ -22,8 +21,7 @@ from ..rounding import at_least, at_most, written, written_column
 from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, final_rows, lr_step, next_milestone,
                        order_by, order_held, orders_without_spikes, other_spikes, rise_ratios, run_theory, spikes,
                        stalls, wall_time_s)
-from .speed import calibrated_seconds, read_benchmark
-from .config import FIGURES, L_VALUES, RESULTS, Figure, figure, figure_counts, scale_settings
+from .config import L_VALUES, RESULTS, Figure, figure, figure_counts, scale_settings
 from .load import Run, check_figure, load_figure, preferred_scale, run_counts
 
 
@@ -555,69 +553,4 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     be = [r["bias_error"] / r["bias_error_0"] for k in sorted(rows) if chapters[k].figure.bias for r in rows[k]]
     if be:
         g["be-min"], g["be-max"] = written(min(be), 2), written(max(be), 2)  # two runs' own values, to nearest
-    return g
-
-
-def benchmark_glue(files) -> dict:
-    """The numbers of the committed engine benchmark outputs (:func:`read_benchmark`) that
-    :ref:`ch-figures-summary` quotes, keyed ``bench-<cpu|gpu|gpu-fp32>-<engine|plain|ratio>`` (steps per
-    second of one run and their quotient), ``bench-tf32-speedup`` (TF32 over strict fp32 on the GPU) and
-    ``bench-figure-<epochs|together|apart|ratio>`` (a figure's three runs side by side against one after
-    another); ``files``: the paths of ``bench_train_*.txt``."""
-    g = {}
-    for path in files:
-        b = read_benchmark(path)
-        name = pathlib.Path(path).stem.removeprefix("bench_train_").replace("_", "-")
-        digits = ".1f" if name == "cpu" else ".0f"
-        g.update({f"bench-{name}-engine": f"{b['engine']:{digits}}", f"bench-{name}-plain": f"{b['plain']:{digits}}",
-                  f"bench-{name}-ratio": f"{b['ratio']:.2f}"})
-        if name == "gpu":
-            model = re.search(r"[(](.*?)[)]", b["device"])
-            if model is None:
-                raise ValueError(f"{path}: its device line {b['device']!r} names no GPU model in parentheses")
-            g["bench-gpu-device"] = model.group(1)
-            if "figure_ratio" in b:
-                g.update({"bench-figure-epochs": str(b["figure_epochs"]),
-                          "bench-figure-together": f"{b['figure_together_s']:.2f}",
-                          "bench-figure-apart": f"{b['figure_apart_s']:.2f}",
-                          "bench-figure-ratio": f"{b['figure_ratio']:.2f}"})
-        g[f"_{name}"] = b
-    if "_gpu" in g and "_gpu-fp32" in g:
-        g["bench-tf32-speedup"] = f"{g['_gpu']['engine'] / g['_gpu-fp32']['engine']:.2f}"
-    return {k: v for k, v in g.items() if not k.startswith("_")}
-
-
-def logged_figure(log_text: str, fig) -> dict:
-    """What a GPU log (``results/figures/gpu/logs/*/log.txt``, written by ``scripts/gpu_figures.sh``) records of
-    one figure: ``epochs`` and ``budget_s`` (the epochs it got and the wall-clock cap in seconds on its notebook they
-    were fitted to) and ``took_s`` (the wall seconds of its notebook); each None when the log does not record it."""
-    f = figure(fig)
-    m = re.search(rf"== Figure {f.number}: (\d+) epochs in a budget of (\d+) s", log_text)
-    took = re.search(rf"== Figure {f.number} \((?:paper|gpu)\) ended with status 0 after (\d+) s", log_text)
-    return {"epochs": int(m.group(1)) if m else None, "budget_s": int(m.group(2)) if m else None,
-            "took_s": int(took.group(1)) if took else None}
-
-
-def calibration_glue(calibration: Mapping, chapters: Mapping[int, FigureChapter], log_text: str,
-                     own: Mapping[int, Mapping] | None = None) -> dict:
-    """What a committed GPU calibration (``calibration.json``, :func:`calibrated_seconds`) predicts, keyed for
-    :ref:`ch-figures-summary`: ``cal-cifar-min`` and ``cal-letters-min`` (minutes for one figure's notebook at
-    the paper's 12,000 epochs), ``cal-all-min`` (all four), ``cal-epochs``; per figure read from GPU runs
-    ``cal-fig<k>-predicted`` (seconds at its epochs), ``cal-fig<k>-budget`` and ``cal-fig<k>-took`` (the wall-clock
-    cap on its notebook and the notebook's seconds, :func:`logged_figure`) and ``cal-fig<k>-runs`` (its
-    runs' wall time).  ``own``: per figure, the calibration of the GPU command that ran it, which predicts its
-    seconds (default ``calibration``)."""
-    E = scale_settings("gpu")["epochs"]
-    full = {k: calibrated_seconds(calibration, k, E) for k in FIGURES}
-    g = {"cal-epochs": f"{E:,}", "cal-cifar-min": f"{full[1] / 60:.0f}", "cal-letters-min": f"{full[2] / 60:.0f}",
-         "cal-all-min": f"{sum(full.values()) / 60:.0f}", "cal-device": str(calibration["device"]),
-         "cal-precision": str(calibration["precision"])}
-    for k, c in sorted(chapters.items()):
-        if c.scale == "gpu":
-            epochs = max(c.check["epochs"].values())
-            g[f"cal-fig{k}-predicted"] = f"{calibrated_seconds((own or {}).get(k, calibration), k, epochs):.0f}"
-            logged = logged_figure(log_text, k)
-            g[f"cal-fig{k}-took"] = _epoch(logged["took_s"])
-            g[f"cal-fig{k}-budget"] = _epoch(logged["budget_s"])
-            g[f"cal-fig{k}-runs"] = f"{wall_time_s(c.runs):.0f}"
     return g

@@ -1,16 +1,19 @@
-"""The speed of the GPU runs of Figures 1-4: the engine benchmark's committed outputs and records, the calibration
-behind each GPU figure's epoch budget, and what one GPU machine fits at the paper's 12,000 epochs
-(:ref:`ch-engine`, :ref:`ch-figures-summary`; ``scripts/gpu_budget.py``)."""
+"""The speed of the GPU runs of Figures 1-4: the engine benchmark's committed outputs and records, the GPU jobs' logs, the calibration behind each GPU figure's epoch budget, and what one GPU
+machine fits at the paper's 12,000 epochs (:ref:`ch-engine`, :ref:`ch-figures-summary`; ``scripts/gpu_budget.py``)."""
 from __future__ import annotations
 
 import json
 import pathlib
 import re
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from .. import ROOT, _checks
 from ..runs import metric_epochs
-from .config import L_VALUES, figure, figure_parameters, scale_settings
+from .analysis import wall_time_s
+from .config import FIGURES, L_VALUES, RESULTS, figure, figure_parameters, scale_settings
+
+if TYPE_CHECKING:  # the chapters' record of a figure, read here only by calibration_glue
+    from .chapter import FigureChapter
 
 
 #: Where the engine benchmark's committed outputs live (``benchmarks/bench_train.py``).
@@ -219,3 +222,108 @@ def fewest_pieces(seconds_of, budget_s: float) -> list[tuple[int, ...]] | None:
     return min(plans)[2] if plans else None
 
 
+
+
+# --------------------------------------------------------------------------------------------- the GPU jobs' logs
+
+#: Where the GPU jobs' files are committed, one folder per job (``scripts/gpu_figures.sh``: ``log.txt``,
+#: ``calibration.json``, the engine benchmark's outputs).
+GPU_LOGS = RESULTS / "gpu" / "logs"
+
+
+def gpu_log_files(root=None) -> dict[pathlib.Path, str]:
+    """{path: text} of the committed GPU job logs ``<root>/*/log.txt`` (``root`` default :data:`GPU_LOGS`), sorted by
+    path, so in the order of the jobs (``call1``, ``call2``): what :ref:`ch-fig1` to :ref:`ch-fig4` and
+    :ref:`ch-figures-summary` read of how the GPU runs were made.  ValueError naming ``root`` when it holds none."""
+    root = GPU_LOGS if root is None else pathlib.Path(root)
+    paths = sorted(root.glob("*/log.txt"))
+    if not paths:
+        raise ValueError(f"root {str(root)!r} holds no GPU job log (*/log.txt)")
+    return {path: path.read_text() for path in paths}
+
+
+def gpu_logs(root=None) -> str:
+    """The text of all the committed GPU job logs (:func:`gpu_log_files`), one after another in the order of the
+    jobs: what :func:`logged_figure` and :func:`budget_lines` read (:ref:`ch-fig1` to :ref:`ch-fig4`,
+    :ref:`ch-figures-summary`)."""
+    return "\n".join(gpu_log_files(root).values())
+
+
+def budget_lines(log_text: str) -> list[dict]:
+    """Every figure a GPU log (:func:`gpu_logs`, ``scripts/gpu_figures.sh``) fitted epochs to a budget for, in the
+    order of the log: from each line ``== Figure k: E epochs in a budget of B s (X s elapsed, Y s left)``,
+    ``figure`` (k), ``epochs``, ``budget_s`` (the wall-clock cap on its notebook), ``elapsed_s`` (the job's seconds
+    before it) and ``left_s`` (the job's seconds left then).  Which figures each GPU job trained and what time each
+    got (:ref:`ch-fig4`, :ref:`ch-figures-summary`).  ValueError unless ``log_text`` is a string."""
+    if not isinstance(log_text, str):
+        raise ValueError(f"log_text must be the text of a GPU log, got {type(log_text).__name__}")
+    pattern = r"^== Figure (\d+): (\d+) epochs in a budget of (\d+) s \((\d+) s elapsed, (\d+) s left\)"
+    keys = ("figure", "epochs", "budget_s", "elapsed_s", "left_s")
+    return [dict(zip(keys, map(int, m.groups()))) for m in re.finditer(pattern, log_text, re.M)]
+
+
+def logged_figure(log_text: str, fig) -> dict:
+    """What a GPU log (:func:`gpu_logs`, written by ``scripts/gpu_figures.sh``) records of one figure: ``epochs`` and
+    ``budget_s`` (the epochs it got and the wall-clock cap in seconds on its notebook they were fitted to, its first
+    line of :func:`budget_lines`) and ``took_s`` (the wall seconds of its notebook); each None when the log does not
+    record it (:ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`)."""
+    f = figure(fig)
+    lines = [line for line in budget_lines(log_text) if line["figure"] == f.number]
+    took = re.search(rf"== Figure {f.number} \((?:paper|gpu)\) ended with status 0 after (\d+) s", log_text)
+    return {"epochs": lines[0]["epochs"] if lines else None, "budget_s": lines[0]["budget_s"] if lines else None,
+            "took_s": int(took.group(1)) if took else None}
+
+
+def benchmark_glue(files) -> dict:
+    """The numbers of the committed engine benchmark outputs (:func:`read_benchmark`) that
+    :ref:`ch-figures-summary` quotes, keyed ``bench-<cpu|gpu|gpu-fp32>-<engine|plain|ratio>`` (steps per
+    second of one run and their quotient), ``bench-tf32-speedup`` (TF32 over strict fp32 on the GPU) and
+    ``bench-figure-<epochs|together|apart|ratio>`` (a figure's three runs side by side against one after
+    another); ``files``: the paths of ``bench_train_*.txt``."""
+    g = {}
+    for path in files:
+        b = read_benchmark(path)
+        name = pathlib.Path(path).stem.removeprefix("bench_train_").replace("_", "-")
+        digits = ".1f" if name == "cpu" else ".0f"
+        g.update({f"bench-{name}-engine": f"{b['engine']:{digits}}", f"bench-{name}-plain": f"{b['plain']:{digits}}",
+                  f"bench-{name}-ratio": f"{b['ratio']:.2f}"})
+        if name == "gpu":
+            model = re.search(r"[(](.*?)[)]", b["device"])
+            if model is None:
+                raise ValueError(f"{path}: its device line {b['device']!r} names no GPU model in parentheses")
+            g["bench-gpu-device"] = model.group(1)
+            if "figure_ratio" in b:
+                g.update({"bench-figure-epochs": str(b["figure_epochs"]),
+                          "bench-figure-together": f"{b['figure_together_s']:.2f}",
+                          "bench-figure-apart": f"{b['figure_apart_s']:.2f}",
+                          "bench-figure-ratio": f"{b['figure_ratio']:.2f}"})
+        g[f"_{name}"] = b
+    if "_gpu" in g and "_gpu-fp32" in g:
+        g["bench-tf32-speedup"] = f"{g['_gpu']['engine'] / g['_gpu-fp32']['engine']:.2f}"
+    return {k: v for k, v in g.items() if not k.startswith("_")}
+
+
+def calibration_glue(calibration: Mapping, chapters: Mapping[int, FigureChapter], log_text: str,
+                     own: Mapping[int, Mapping] | None = None) -> dict:
+    """What a committed GPU calibration (``calibration.json``, :func:`calibrated_seconds`) predicts, keyed for
+    :ref:`ch-figures-summary`: ``cal-cifar-min`` and ``cal-letters-min`` (minutes for one figure's notebook at
+    the paper's 12,000 epochs), ``cal-all-min`` (all four), ``cal-epochs``, ``cal-device``, ``cal-precision``; per
+    figure read from GPU runs ``cal-fig<k>-predicted`` (seconds at its epochs), ``cal-fig<k>-budget`` and
+    ``cal-fig<k>-took`` (the wall-clock cap on its notebook and the notebook's seconds, :func:`logged_figure`; left
+    out where the log does not record them) and ``cal-fig<k>-runs`` (its runs' wall time).  ``own``: per figure,
+    the calibration of the GPU command that ran it, which predicts its seconds (default ``calibration``)."""
+    E = scale_settings("gpu")["epochs"]
+    full = {k: calibrated_seconds(calibration, k, E) for k in FIGURES}
+    g = {"cal-epochs": f"{E:,}", "cal-cifar-min": f"{full[1] / 60:.0f}", "cal-letters-min": f"{full[2] / 60:.0f}",
+         "cal-all-min": f"{sum(full.values()) / 60:.0f}", "cal-device": str(calibration["device"]),
+         "cal-precision": str(calibration["precision"])}
+    for k, c in sorted(chapters.items()):
+        if c.scale == "gpu":
+            epochs = max(c.check["epochs"].values())
+            g[f"cal-fig{k}-predicted"] = f"{calibrated_seconds((own or {}).get(k, calibration), k, epochs):.0f}"
+            logged = logged_figure(log_text, k)
+            for key, value in (("took", logged["took_s"]), ("budget", logged["budget_s"])):
+                if value is not None:
+                    g[f"cal-fig{k}-{key}"] = str(value)
+            g[f"cal-fig{k}-runs"] = f"{wall_time_s(c.runs):.0f}"
+    return g
