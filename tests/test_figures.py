@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+import nclib  # noqa: E402
 import nclib.data  # noqa: E402
 import nclib.figures as figures  # noqa: E402
 import nclib.figures.analysis  # noqa: E402
@@ -1017,6 +1018,36 @@ def test_gpu_logs_read_every_job_in_order_and_the_budget_lines_of_each_figure(tm
         figures.gpu_log_files(tmp_path / "c")
     with pytest.raises(ValueError, match="log_text must be the text of a GPU log"):
         figures.budget_lines(files)
+
+
+def test_the_letters_benchmark_times_a_sample_and_the_whole_profile_and_is_read_back(tmp_path, capsys, monkeypatch):
+    """benchmarks/bench_letters.py at the CPU scale (550 letters): its output opens with the command, names the
+    profile and the sample, and its ratio is the quotient of the whole profile's median by the sample's scaled to
+    the profile; read_letters_benchmark reads every number back and refuses a file that is no such output."""
+    import importlib.util
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    spec = importlib.util.spec_from_file_location("bench_letters", nclib.ROOT / "benchmarks" / "bench_letters.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--scale", "cpu-scale", "--sample", "52", "--repeats", "1"])
+    out = tmp_path / "bench_letters.txt"
+    out.write_text(capsys.readouterr().out)
+    b = figures.read_letters_benchmark(out)
+    assert b["command"].startswith("OMP_NUM_THREADS=1 python ") and b["command"].endswith("--repeats 1")
+    counts = figures.figure_parameters(2, "cpu-scale")["counts"]
+    assert (b["scale"], b["letters"], b["classes"], b["sample"], b["repeats"]) == ("cpu-scale", sum(counts), 26, 52, 1)
+    assert b["sample_scaled_s"] == pytest.approx(b["sample_s"] * sum(counts) / 52, rel=0.01)
+    assert b["ratio"] == pytest.approx(b["whole_s"] / b["sample_scaled_s"], rel=0.01)
+    assert b["ratio_range"][0] <= b["ratio"] * 1.001 and b["ratio"] <= b["ratio_range"][1] * 1.001  # one round
+    assert len(b["commit"]) == 40 and len(b["load"]) == 3
+    with pytest.raises(SystemExit):
+        bench.main(["--sample", "25"])  # fewer than one letter of each class
+    out.write_text(out.read_text().replace("ratio ", "quotient "))
+    with pytest.raises(ValueError, match="is not a bench_letters output: no ratio line"):
+        figures.read_letters_benchmark(out)
+    with pytest.raises(ValueError, match="is not a file"):
+        figures.read_letters_benchmark(tmp_path / "none.txt")
 
 
 def test_order_held_counts_the_records_that_rank_as_the_last(tiny):

@@ -18,7 +18,7 @@ One module per concern, imported in this order (no cycles): :mod:`.config` (the 
 ``"gpu"`` and ``"cpu-scale"``, derived from :data:`nclib.parameters.DEFAULTS`), :mod:`.load` (reading the run
 folders, checking them against the configuration), :mod:`.analysis` (theory at the runs' decays, rises,
 spikes, stalls, orderings, wall times), :mod:`.speed` (benchmark outputs, the GPU calibration, what one machine
-fits; the GPU jobs' logs), :mod:`.stability` (the precision stability runs of Figure 1's setting: what counts as a spike, and the
+fits; the GPU jobs' logs and the letters' rendering), :mod:`.stability` (the precision stability runs of Figure 1's setting: what counts as a spike, and the
 rule that chooses the precision of the figure runs; used as ``nclib.figures.stability``), :mod:`.plots` (the
 panels, the theory overlay and the stability runs' plot) and :mod:`.chapter` (the chapters' tables and glued
 numbers). Everything public but :mod:`.stability`'s is re-exported here. The tooling that makes the runs
@@ -35,10 +35,10 @@ from .analysis import (ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory, accuracy_
                        first_epoch, largest_rise, lr_step, next_milestone, order_by, order_held, orders_without_spikes,
                        other_spikes, recorded_every, rise_ratios, run_theory, settled_epoch, spikes, stalls,
                        wall_time_s)
-from .speed import (BENCHMARKS, GPU_LOGS, INPUT_DIM, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS,
+from .speed import (BENCHMARKS, GPU_LOGS, INPUT_DIM, LETTERS_BENCHMARK, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS,
                     RECORD_FIGURE_FIELDS, benchmark_glue, budget_lines, calibrated_seconds, calibration_glue,
                     fewest_pieces, figure_parameter_counts, gpu_log_files, gpu_logs, logged_figure, piece_seconds,
-                    read_benchmark, read_benchmark_record, with_data_seconds)
+                    read_benchmark, read_benchmark_record, read_letters_benchmark, with_data_seconds)
 from .plots import as_plot_runs, draw_panels, draw_stability, draw_theory, figure_legend
 from .chapter import (NC3_BY_CLASS, FigureChapter, figure_chapter, figure_glue, figure_tables, nc3_readings, percent,
                       precisions, rise_cell, summary_glue, summary_tables)

@@ -1,4 +1,5 @@
-"""The speed of the GPU runs of Figures 1-4: the engine benchmark's committed outputs and records, the GPU jobs' logs, the calibration behind each GPU figure's epoch budget, and what one GPU
+"""The speed of the GPU runs of Figures 1-4: the engine benchmark's committed outputs and records, the benchmark of
+the letters' rendering, the GPU jobs' logs, the calibration behind each GPU figure's epoch budget, and what one GPU
 machine fits at the paper's 12,000 epochs (:ref:`ch-engine`, :ref:`ch-figures-summary`; ``scripts/gpu_budget.py``)."""
 from __future__ import annotations
 
@@ -222,6 +223,54 @@ def fewest_pieces(seconds_of, budget_s: float) -> list[tuple[int, ...]] | None:
     return min(plans)[2] if plans else None
 
 
+
+
+# --------------------------------------------------------------------------------------------- the letters' rendering
+
+#: The committed output of ``benchmarks/bench_letters.py`` (:func:`read_letters_benchmark`).
+LETTERS_BENCHMARK = BENCHMARKS / "bench_letters.txt"
+
+
+def read_letters_benchmark(path=None) -> dict:
+    """The numbers of a committed output of ``benchmarks/bench_letters.py`` (default :data:`LETTERS_BENCHMARK`):
+    the rendering of the letters-synthetic stand-in, a sample against the whole profile, which corrects the GPU
+    calibration's rendering time in :ref:`ch-figures-summary`.
+
+    Returns ``command`` (the first line, without ``$``), ``repeats`` (the timings of each rendering), ``scale``,
+    ``letters`` and ``classes`` (the profile rendered whole), ``seed``, ``sample`` (the letters of the sample),
+    ``sample_s`` and ``sample_scaled_s`` (its median seconds, and those scaled to the profile's letters),
+    ``whole_s`` (the whole profile's median seconds), ``ratio`` (``whole_s`` over ``sample_scaled_s`` as printed),
+    ``ratio_range`` (the least and the largest of the rounds' own quotients), ``commit``, ``dirty`` (whether the
+    checkout differed from it), ``cpu``, ``load`` (the three load averages) and ``date``.  ValueError naming the
+    file when it is missing or a line is."""
+    path = LETTERS_BENCHMARK if path is None else pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} is not a file")
+    text = path.read_text()
+    num = r"([\d.]+)"
+    patterns = {
+        "command": r"^\$ (.+)$",
+        "repeats": r"timings of each rendering: (\d+),",
+        "profile": r"^profile +Figure 2 at scale (\S+): ([\d,]+) letters in (\d+) classes, seed (\d+)$",
+        "sample": rf"^sample +([\d,]+) letters \(\d+ of each class\): {num} s \[.*?\], scaled to the profile {num} s",
+        "whole": rf"^whole profile +[\d,]+ letters: {num} s",
+        "ratio": rf"^ratio +whole / scaled sample {num} \(of the medians; per round \[{num}, {num}\]\)$",
+        "end": r"^commit ([0-9a-f]+)( with uncommitted changes)?, (.+), load average ([\d.]+), ([\d.]+), ([\d.]+), "
+               r"(\d{4}-\d\d-\d\d \d\d:\d\d UTC)$",
+    }
+    m = {key: re.search(pattern, text, re.M) for key, pattern in patterns.items()}
+    missing = [key for key, found in m.items() if found is None]
+    if missing:
+        raise ValueError(f"path {str(path)!r} is not a bench_letters output: no {', '.join(missing)} line")
+    scale, letters, classes, seed = m["profile"].groups()
+    return {"command": m["command"].group(1), "repeats": int(m["repeats"].group(1)), "scale": scale,
+            "letters": int(letters.replace(",", "")), "classes": int(classes), "seed": int(seed),
+            "sample": int(m["sample"].group(1).replace(",", "")), "sample_s": float(m["sample"].group(2)),
+            "sample_scaled_s": float(m["sample"].group(3)), "whole_s": float(m["whole"].group(1)),
+            "ratio": float(m["ratio"].group(1)),
+            "ratio_range": (float(m["ratio"].group(2)), float(m["ratio"].group(3))),
+            "commit": m["end"].group(1), "dirty": m["end"].group(2) is not None, "cpu": m["end"].group(3),
+            "load": tuple(float(m["end"].group(i)) for i in (4, 5, 6)), "date": m["end"].group(7)}
 
 
 # --------------------------------------------------------------------------------------------- the GPU jobs' logs
