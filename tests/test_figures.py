@@ -1050,6 +1050,14 @@ def test_the_letters_benchmark_times_a_sample_and_the_whole_profile_and_is_read_
         figures.read_letters_benchmark(tmp_path / "none.txt")
 
 
+def test_the_committed_letters_benchmark_is_of_the_gpu_profile():
+    b = figures.read_letters_benchmark()
+    counts = figures.figure_parameters(2, "gpu")["counts"]
+    assert (b["scale"], b["letters"], b["sample"]) == ("gpu", sum(counts), 260) and not b["dirty"]
+    assert b["command"].startswith("OMP_NUM_THREADS=1 ")
+    assert b["ratio"] == pytest.approx(b["whole_s"] / b["sample_scaled_s"], rel=0.01)
+
+
 def test_order_held_counts_the_records_that_rank_as_the_last(tiny):
     runs = figures.load_figure(1, "tiny", root=tiny)
     e = np.asarray(runs[1].history["epoch"])
