@@ -597,6 +597,11 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
         assert nc3 <= number(g["fit-nc3-drop"]) < 1.01 * nc3 and g["fit-nc3-drop"] == at_most(nc3, 3)
         least = min(r['nc1_drop'] for r in fitted)  # a bound that reads as the run's own value at three figures
         assert g["fit-nc1-drop"] == at_least(least, 3) and written(number(g["fit-nc1-drop"]), 3) == written(least, 3)
+        # NC1 on NC3's scale: the square root of its fall, the smallest over the runs, and over NC3's fall
+        drops = figures.metric_drops(runs)
+        assert g["fit-nc1-root-drop"] == at_least(min(np.sqrt(r["nc1_drop"]) for r in fitted), 3)
+        assert g["fit-root-over-nc3"] == at_least(min(d["nc1_root"] / d["nc3"] for d in drops.values()), 2)
+        assert all(g[f"nc3-drop-L{L}"] == written(d["nc3"], 3) for L, d in drops.items())
         never = lambda e: "never" if e is None else str(e)  # noqa: E731
         assert g["acc-epochs"] == ", ".join(never(r["acc100_epoch"]) for r in rows)
         assert g["acc-stays"] == ", ".join(never(r["acc100_stays"]) for r in rows)
@@ -740,6 +745,27 @@ def _with_history(run, **columns):
     return dataclasses.replace(run, history=dict(run.history, **columns))
 
 
+def test_metric_drops_put_nc1_on_the_scale_of_the_linear_metrics(tiny):
+    runs = figures.load_figure(1, "tiny", root=tiny)
+    drops = figures.metric_drops(runs)
+    assert sorted(drops) == sorted(runs)
+    for L, run in runs.items():
+        h = run.history
+        for key in figures.DROP_KEYS:
+            assert drops[L][key] == pytest.approx(h[key][0] / h[key][-1], rel=1e-12)
+        assert drops[L]["nc1_root"] ** 2 == pytest.approx(drops[L]["nc1"], rel=1e-12)
+    # a metric that falls by 100 ends a hundredth of its start; NC1 falling by 10^4 is a fall of 100 on that scale
+    h = runs[1].history
+    toy = _with_history(runs[1], nc1=h["nc1"][0] * np.geomspace(1, 1e-4, h["nc1"].size),
+                        nc3=h["nc3"][0] * np.geomspace(1, 1e-2, h["nc3"].size))
+    d = figures.metric_drops({1: toy})[1]
+    assert (d["nc1_root"], d["nc3"]) == (pytest.approx(100), pytest.approx(100))
+    with pytest.raises(ValueError, match="runs must hold at least one run"):
+        figures.metric_drops({})
+    with pytest.raises(ValueError, match="run L=1: nc3 must be finite and positive"):
+        figures.metric_drops({1: _with_history(runs[1], nc3=np.zeros_like(h["nc3"]))})
+
+
 def test_check_runs_passes_the_runs_and_names_what_fails(tiny, monkeypatch):
     runs1, runs3 = figures.load_figure(1, "tiny", root=tiny), figures.load_figure(3, "tiny", root=tiny)
     figures.check_runs(runs1, 1)
@@ -748,7 +774,10 @@ def test_check_runs_passes_the_runs_and_names_what_fails(tiny, monkeypatch):
     broken = {
         "objective goes below the global minimum": dict(objective=h["objective"] * 0),
         "NC1 falls by a factor": dict(nc1=np.full_like(h["nc1"], 1.0)),
-        "not more than NC3": dict(nc3=h["nc3"] * np.geomspace(1, 1e-9, h["nc3"].size)),
+        # NC3 falls less than NC1, but more than NC1 on NC3's scale (the square root of its fall)
+        "the square root of NC1's fall, .*, is not more than NC3's fall": dict(nc3=h["nc3"] * np.geomspace(
+            1, figures.metric_drops(runs1)[3]["nc3"] / (2 * figures.metric_drops(runs1)[3]["nc1_root"]),
+            h["nc3"].size)),
         "is not finite": dict(bias_error=np.full_like(h["bias_error"], np.nan)),
         r"\|\|b - n/N\|\| ends at .* not below": dict(bias_error=h["bias_error"][::-1].copy()),
         "global feature-mean norm ends at": dict(global_mean_norm=np.full_like(h["global_mean_norm"], 0.5)),

@@ -18,9 +18,9 @@ import numpy as np
 
 from .. import plotting, ufm
 from ..rounding import at_least, at_most, written, written_column
-from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, final_rows, lr_step, next_milestone,
-                       order_by, order_held, orders_without_spikes, other_spikes, rise_ratios, run_theory, spikes,
-                       stalls, wall_time_s)
+from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, final_rows, lr_step, metric_drops,
+                       next_milestone, order_by, order_held, orders_without_spikes, other_spikes, rise_ratios,
+                       run_theory, spikes, stalls, wall_time_s)
 from .config import L_VALUES, RESULTS, Figure, figure, figure_counts, scale_settings
 from .load import Run, check_figure, load_figure, preferred_scale, run_counts
 
@@ -136,17 +136,23 @@ def _accuracy_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
     by_L = {r["L"]: r for r in rows}
     g["acc-epochs"] = _comma(_epoch(by_L[L]["acc100_epoch"]) for L in L_VALUES)
     g["acc-stays"] = _comma(_epoch(by_L[L]["acc100_stays"]) for L in L_VALUES)
+    drops = metric_drops(runs)
     for L, r in by_L.items():
         g[f"acc100-L{L}"] = _epoch(r["acc100_epoch"])
         g[f"stays-L{L}"] = _epoch(r["acc100_stays"])
         g[f"acc-L{L}"] = percent(r['train_acc'])
         g[f"nc1-drop-L{L}"] = written(r['nc1_drop'], 3)
+        # NC1 on the scale of NC3 (its square root, metric_drops) beside NC3's own fall
+        g[f"nc3-drop-L{L}"] = written(drops[L]["nc3"], 3)
+        g[f"nc1-root-drop-L{L}"] = written(drops[L]["nc1_root"], 3)
+        g[f"root-over-nc3-L{L}"] = written(drops[L]["nc1_root"] / drops[L]["nc3"], 2)
     fitted = [L for L, r in by_L.items() if r["train_acc"] >= 1.0]
     g["n-fitted"] = str(len(fitted))
     if fitted:
-        g["fit-nc3-drop"] = at_most(max(runs[L].history['nc3'][0] / runs[L].history['nc3'][-1] for L in fitted),
-                                    3)  # "at most"
+        g["fit-nc3-drop"] = at_most(max(drops[L]["nc3"] for L in fitted), 3)  # "at most"
         g["fit-nc1-drop"] = at_least(min(by_L[L]['nc1_drop'] for L in fitted), 3)  # "at least"
+        g["fit-nc1-root-drop"] = at_least(min(drops[L]["nc1_root"] for L in fitted), 3)
+        g["fit-root-over-nc3"] = at_least(min(drops[L]["nc1_root"] / drops[L]["nc3"] for L in fitted), 2)
     return g
 
 
@@ -285,9 +291,11 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     to nearest, and ``gap-min-L``, ``gap-max-L``, whose they are), ``mean-end``, ``minimizer-acc``; with a bias ``bstar``,
     ``bias0``, ``bias-end-min``, ``bias-end-max``); per run ``acc100-L<L>``, ``stays-L<L>`` (first and
     settled epoch at 100 % training accuracy, "never" if none), ``acc-L<L>`` (in percent, as every training accuracy the prose glues: :func:`percent`) and
-    ``nc1-drop-L<L>``; over the
-    runs that end at 100 % (``n-fitted``) ``fit-nc1-drop`` (the smallest fall of NC1) and ``fit-nc3-drop`` (the
-    largest fall of NC3); the orderings in L ``nc1-order``, ``nc3-order``, ``gap-order`` (where the runs end at one
+    ``nc1-drop-L<L>``, ``nc3-drop-L<L>``, ``nc1-root-drop-L<L>`` (the square root of NC1's fall, its fall on the
+    scale of NC3, :func:`metric_drops`) and ``root-over-nc3-L<L>`` (that over NC3's fall); over the runs that end
+    at 100 % (``n-fitted``) ``fit-nc1-drop`` (the smallest fall of NC1), ``fit-nc3-drop`` (the largest fall of
+    NC3), ``fit-nc1-root-drop`` (the smallest square root of NC1's fall) and ``fit-root-over-nc3`` (the smallest
+    quotient of the two, over the runs); the orderings in L ``nc1-order``, ``nc3-order``, ``gap-order`` (where the runs end at one
     epoch, with ``<key>-order-held``, at how many of the last ``order-records`` recorded epochs the runs rank so,
     and ``<key>-order-kept``, the runs whose place never changes there, :func:`order_held`; and ``<key>-order-
     without-spikes``, :func:`orders_without_spikes`, with the replaced values ``<key>-spike-L<L>-before`` and
