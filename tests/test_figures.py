@@ -135,10 +135,13 @@ def test_bad_arguments_raise_value_errors():
         figures.largest_rise(_history([1.0, 0.0, 0.4]))
     with pytest.raises(ValueError, match="at least two finite positive values"):
         figures.largest_rise(_history([1.0]))
-    with pytest.raises(ValueError, match="threshold must be strictly positive"):
-        figures.spikes({}, threshold=0)
-    with pytest.raises(ValueError, match="threshold must be strictly positive"):
-        figures.other_spikes(h, threshold=0)
+    for bad in (0, 0.5, 1.0):  # at or below 1 a flat stretch or a fall would count as a spike
+        with pytest.raises(ValueError, match="threshold must be above 1 \\(a rise\\)"):
+            figures.spikes({}, threshold=bad)
+        with pytest.raises(ValueError, match="threshold must be above 1 \\(a rise\\)"):
+            figures.other_spikes(h, threshold=bad)
+    with pytest.raises(ValueError, match="threshold must be a finite number"):
+        figures.other_spikes(h, threshold=np.inf)
     with pytest.raises(ValueError, match=r"spiked names runs L = \[6\]"):
         figures.orders_without_spikes([dict(L=1, nc1=1.0, nc3=1.0, gap=1.0, minimum=1.0)], {6: {}})
     with pytest.raises(ValueError, match="scale must be one of"):
@@ -360,6 +363,12 @@ def test_other_spikes_milestones_dips_and_rise_ratios():
     assert figures.largest_rise(run6.history)["epoch"] == 50
     assert figures.other_spikes(run6.history) == [(20, 30, pytest.approx(3.0))]
     assert figures.other_spikes(run6.history, threshold=5) == []
+    # every rise between consecutive records, in epoch order: here the two spikes; the learning rate only falls
+    assert figures.record_rises(run6.history) == [(20, 30, pytest.approx(3.0)), (40, 50, pytest.approx(10.0))]
+    assert figures.record_rises(_spike_run([1.0, 0.5, 0.4, 0.3], 1).history) == []
+    assert figures.record_rises(run6.history, "lr") == []
+    with pytest.raises(ValueError, match="key 'nc9'"):
+        figures.record_rises(run6.history, "nc9")
     assert figures.next_milestone(run6.params, 50) == 50 and figures.next_milestone(run6.params, 51) is None
     # the accuracy: 100 % at 10, lost at 30 and at 50, lowest 0.9 at 50, back for good from 60
     calm = _spike_run([1.0, 0.5, 0.4, 0.3], 1)

@@ -87,6 +87,15 @@ def _finite_threshold(threshold) -> float:
     return float(threshold)
 
 
+def _rise_threshold(threshold) -> float:
+    """``threshold`` as a float; ValueError naming it unless it is a finite number above 1: a factor of a rise (a
+    threshold at or below 1 would count flat stretches or falls of the objective as spikes)."""
+    threshold = _finite_threshold(threshold)
+    if threshold <= 1:
+        raise ValueError(f"threshold must be above 1 (a rise), got {threshold!r}")
+    return threshold
+
+
 def first_epoch(history: Mapping, key: str, threshold: float, above: bool = True) -> int | None:
     """The first recorded epoch at which ``history[key] >= threshold`` (``above``) or ``<= threshold``.
 
@@ -189,8 +198,8 @@ def largest_rise(history: Mapping, key: str = "objective") -> dict | None:
 def spikes(runs: Mapping[int, Run], threshold: float = SPIKE_FACTOR) -> dict[int, dict]:
     """{L: :func:`largest_rise` of the objective} of the runs whose objective rises by more than ``threshold``
     between two consecutive recorded epochs (the training spikes of :ref:`ch-fig1` to :ref:`ch-fig4` and
-    :ref:`ch-figures-summary`), sorted by L."""
-    threshold = _checks.positive_float(threshold, "threshold")
+    :ref:`ch-figures-summary`), sorted by L.  ``threshold``: above 1; ValueError naming it otherwise."""
+    threshold = _rise_threshold(threshold)
     out = {}
     for L, run in sorted(runs.items()):
         rise = largest_rise(run.history)
@@ -282,15 +291,26 @@ def rise_ratios(runs: Mapping[int, Run]) -> dict:
                 largest_below=float(below.max()) if below.size else None)
 
 
+def record_rises(history: Mapping, key: str = "objective") -> list[tuple[int, int, float]]:
+    """Every rise of ``history[key]`` (default: objective (4.3)) between two consecutive recorded epochs, as
+    ``(previous epoch, epoch, factor)`` in epoch order, ``factor`` > 1 the value at ``epoch`` over the value at
+    ``previous epoch``: the rises a reader counts on a figure's objective, of which :func:`largest_rise` is the
+    largest and :func:`spikes` those above :data:`SPIKE_FACTOR` (:ref:`ch-fig1` to :ref:`ch-fig4`).  ValueError
+    naming ``key`` unless the column holds at least two values, all finite and positive."""
+    _, ratio = _ratios(history, key)
+    ep = np.asarray(history["epoch"])
+    return [(int(ep[i]), int(ep[i + 1]), float(q)) for i, q in enumerate(ratio) if q > 1]
+
+
 def other_spikes(history: Mapping, threshold: float = SPIKE_FACTOR) -> list[tuple[int, int, float]]:
     """Every rise of objective (4.3) by more than ``threshold`` between consecutive recorded epochs but the
-    largest (:func:`largest_rise`), as ``(previous epoch, epoch, factor)`` in epoch order."""
-    threshold = _checks.positive_float(threshold, "threshold")
+    largest (:func:`largest_rise`), as ``(previous epoch, epoch, factor)`` in epoch order: a run's training spikes
+    after its largest in :ref:`ch-fig1` to :ref:`ch-fig4`.  ``threshold``: above 1 (a rise, as
+    :func:`nclib.figures.stability.spiked` asks); ValueError naming it otherwise."""
+    threshold = _rise_threshold(threshold)
     rise = largest_rise(history)
-    _, ratio = _ratios(history)
-    ep = np.asarray(history["epoch"])
-    return [(int(ep[i]), int(ep[i + 1]), float(q)) for i, q in enumerate(ratio)
-            if q > threshold and (rise is None or int(ep[i + 1]) != rise["epoch"])]
+    return [(e0, e1, q) for e0, e1, q in record_rises(history)
+            if q > threshold and (rise is None or e1 != rise["epoch"])]
 
 
 def next_milestone(params: Mapping, epoch: int) -> int | None:
