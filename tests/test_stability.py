@@ -59,6 +59,23 @@ def test_rise_from_low_measures_a_rise_above_any_earlier_low():
         stability.rise_from_low(dict(epoch=epoch[:2], objective=np.array([1.0, np.nan])))
 
 
+def test_rise_is_consecutive_says_when_the_two_measures_of_a_rise_agree():
+    """A rise from the record just before its peak is the same rise between consecutive records; one that paused on
+    the way, or rose from a low two records back, is not; a run that never rises has none."""
+    epoch = np.arange(0, 60, 10)
+
+    def run(objective):
+        y = np.array(objective)
+        return figures.Run(None, {}, dict(epoch=epoch, objective=y, lr=np.ones(6), nc1=y, nc3=y,
+                                          train_acc=np.ones(6)), {})
+
+    assert stability.rise_is_consecutive(run([3.0, 1.0, 0.5, 20.0, 4.0, 2.0]))  # x40 from epoch 20 to 30
+    assert not stability.rise_is_consecutive(run([3.0, 1.0, 0.5, 0.9, 20.0, 2.0]))  # the low is two records back
+    assert not stability.rise_is_consecutive(run([3.0, 1.0, 0.9, 0.8, 0.7, 0.6]))  # never rises
+    # the committed strict fp32 runs of Figure 1's L = 6 setting rose from the record just before their peaks
+    assert all(stability.rise_is_consecutive(r) for r in stability.load_stability(stability.RESULTS_CPU).values())
+
+
 def test_the_committed_figure_1_spike_counts_as_a_spike():
     """The rise that raised the question (Figure 1 on the GPU, L = 6, between epochs 100 and 200) is a spike by
     the stability runs' definition; the L = 1 and 3 runs are not."""

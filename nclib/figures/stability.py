@@ -31,7 +31,7 @@ from .. import ROOT, _checks, ufm
 from ..parameters import DEFAULTS, EXECUTION_KEYS
 from ..rounding import written
 from ..runs import json_values, load_class_accuracy, load_run, metric_epochs, recorded_status
-from .analysis import SPIKE_FACTOR, first_epoch, run_theory, settled_epoch
+from .analysis import SPIKE_FACTOR, first_epoch, largest_rise, run_theory, settled_epoch
 from .config import figure_parameters, train_kwargs
 from .load import Run, run_counts
 
@@ -165,6 +165,24 @@ def rise_from_low(history: Mapping) -> dict | None:
         return None
     epochs = np.asarray(history["epoch"])
     return dict(factor=float(ratio[j]), low_epoch=int(epochs[low_at[j]]), epoch=int(epochs[j + 1]))
+
+
+def rise_is_consecutive(run: Run) -> bool:
+    """Whether the run's largest rise above an earlier low (:func:`finite_rise`) is a rise between two consecutive
+    recorded epochs, the largest such (:func:`nclib.figures.analysis.largest_rise`), with the same factor: then the
+    stability runs' measure of a rise (from the lowest earlier record) and the figure chapters' (between consecutive
+    records, the training spikes) give the same epochs and factor for it (:ref:`ch-fig1`).  False when the
+    objective never rises."""
+    h = finite_history(run)
+    if h["objective"].size < 2:
+        return False
+    low, step = rise_from_low(h), largest_rise(h)
+    if low is None or step is None:
+        return False
+    epochs = [int(e) for e in h["epoch"]]
+    return (epochs.index(low["epoch"]) - epochs.index(low["low_epoch"]) == 1
+            and (step["prev_epoch"], step["epoch"]) == (low["low_epoch"], low["epoch"])
+            and bool(np.isclose(step["factor"], low["factor"], rtol=1e-12)))
 
 
 def diverged(run: Run) -> bool:
