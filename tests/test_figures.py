@@ -1129,6 +1129,40 @@ def test_order_held_counts_the_records_that_rank_as_the_last(tiny):
 def test_percent_writes_a_training_accuracy_as_the_prose_does():
     assert figures.percent(0.9667) == "96.7" and figures.percent(1.0) == "100.0"
     assert figures.percent(0.99966667, 2) == "99.97" and figures.percent(0.0) == "0.0"
+    assert figures.percent(np.float64(0.5), 0) == "50"
+    for bad in (1.5, -0.2, np.nan, None, "0.5", True):  # not a fraction between 0 and 1
+        with pytest.raises(ValueError, match="acc must be a training accuracy, a fraction between 0 and 1"):
+            figures.percent(bad)
+    for bad in (-1, 1.5, "2"):
+        with pytest.raises(ValueError, match="decimals must be a non-negative integer"):
+            figures.percent(0.5, decimals=bad)
+
+
+def test_functions_of_runs_and_chapters_refuse_what_they_cannot_read(tiny):
+    """Nothing to read is refused by the argument's name, not answered with 0, an empty list or a deep error."""
+    runs = figures.load_figure(1, "tiny", root=tiny)
+    h = runs[1].history
+    for fn in (figures.wall_time_s, figures.final_rows, figures.metric_drops):
+        with pytest.raises(ValueError, match="runs must hold at least one run"):
+            fn({})
+    for fn in (figures.summary_glue, figures.summary_tables):
+        for bad in ({}, {1: runs}):
+            with pytest.raises(ValueError, match="chapters must map figures to their FigureChapter"):
+                fn(bad)
+    for bad in ({}, {"factor": 2.0}, 2.0):
+        with pytest.raises(ValueError, match="rise must be None or a largest_rise result"):
+            figures.rise_cell(bad)
+    assert figures.rise_cell(None) == "none"
+    assert figures.rise_cell({"factor": 21.6, "prev_epoch": 480, "epoch": 500}) == "×21.6 (epochs 480 to 500)"
+    for fn in (figures.first_epoch, figures.settled_epoch):
+        with pytest.raises(ValueError, match="above must be True or False"):
+            fn(h, "nc1", 1.0, above="x")
+    params = {"lr_milestones": [80]}
+    assert (figures.next_milestone(params, 0), figures.next_milestone(params, 80),
+            figures.next_milestone(params, 81)) == (80, 80, None)
+    for bad in (-5, 1.5, None):
+        with pytest.raises(ValueError, match="epoch must be a non-negative integer"):
+            figures.next_milestone(params, bad)
 
 
 def test_check_remake_accepts_the_committed_remake_and_names_what_differs():

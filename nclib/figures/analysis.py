@@ -104,7 +104,7 @@ def first_epoch(history: Mapping, key: str, threshold: float, above: bool = True
     """
     if key not in history:
         raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
-    threshold = _finite_threshold(threshold)
+    threshold, above = _finite_threshold(threshold), _checks.flag(above, "above")
     y = np.asarray(history[key], dtype=float)
     hit = np.flatnonzero(y >= threshold) if above else np.flatnonzero(y <= threshold)
     return int(history["epoch"][hit[0]]) if hit.size else None
@@ -120,7 +120,7 @@ def settled_epoch(history: Mapping, key: str, threshold: float, above: bool = Tr
     """
     if key not in history:
         raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
-    threshold = _finite_threshold(threshold)
+    threshold, above = _finite_threshold(threshold), _checks.flag(above, "above")
     y = np.asarray(history[key], dtype=float)
     miss = np.flatnonzero(~(y >= threshold)) if above else np.flatnonzero(~(y <= threshold))
     if y.size == 0 or (miss.size and miss[-1] == y.size - 1):
@@ -314,7 +314,10 @@ def other_spikes(history: Mapping, threshold: float = SPIKE_FACTOR) -> list[tupl
 
 
 def next_milestone(params: Mapping, epoch: int) -> int | None:
-    """The first step decay of the learning rate (``lr_milestones``) at or after ``epoch``, None if none."""
+    """The first step decay of the learning rate (``lr_milestones``) at or after ``epoch``, None if none: whether a
+    training spike of :ref:`ch-fig1` to :ref:`ch-fig4` came before the step.  ``epoch``: a non-negative integer;
+    ValueError naming it otherwise."""
+    epoch = _checks.nonneg_int(epoch, "epoch")
     later = sorted(int(m) for m in params.get("lr_milestones") or [] if int(m) >= epoch)
     return later[0] if later else None
 
@@ -418,8 +421,10 @@ def final_rows(runs: Mapping[int, Run]) -> list[dict]:
     ``minimum`` and ``gap`` (objective - global minimum of (4.3), :func:`run_theory`), ``alive`` (modes
     that survive at the run's lambdas), ``wall_time_s``, ``device`` (the provenance's device name),
     ``steps_per_s`` and ``trained_with`` (the runs trained side by side with it by ``nclib.train.run_many``,
-    which share its wall time).
+    which share its wall time).  ValueError for no runs.
     """
+    if not runs:
+        raise ValueError("runs must hold at least one run")
     rows = []
     for L, run in sorted(runs.items()):
         h, th = run.history, run_theory(run.params)
@@ -469,7 +474,10 @@ def metric_drops(runs: Mapping[int, Run]) -> dict[int, dict]:
 def wall_time_s(runs: Mapping[int, Run]) -> float:
     """The wall time the runs took together, in seconds: runs trained side by side (``nclib.train.run_many``,
     recorded in the provenance as ``trained_with``) ran at the same time and count once, with the longest of
-    their wall times; runs trained alone add up."""
+    their wall times; runs trained alone add up (:ref:`ch-figures-summary`).  ValueError for no runs: no time is not
+    a wall time."""
+    if not runs:
+        raise ValueError("runs must hold at least one run")
     by_name = {run.params["run_name"]: run for run in runs.values()}
     total, counted = 0.0, set()
     for name, run in sorted(by_name.items()):

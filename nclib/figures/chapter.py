@@ -16,7 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import plotting, ufm
+from .. import _checks, plotting, ufm
 from ..rounding import at_least, at_most, written, written_column
 from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, final_rows, lr_step, metric_drops,
                        next_milestone, order_by, order_held, orders_without_spikes, other_spikes, rise_ratios,
@@ -77,13 +77,24 @@ def _figures(x, sig: int) -> str:
 
 
 def percent(acc, decimals: int = 1) -> str:
-    """A training accuracy (a fraction) as the prose writes it, in percent beside "100 %": 0.9667 -> ``"96.7"``."""
+    """A training accuracy (a fraction in [0, 1]) as the prose and the tables of :ref:`ch-fig1` to :ref:`ch-fig4`
+    and :ref:`ch-figures-summary` write it, in percent beside "100 %": 0.9667 -> ``"96.7"``.  ValueError naming
+    ``acc`` outside [0, 1] (or not a number) and ``decimals`` unless a non-negative integer."""
+    if not _checks.real_number(acc) or not 0.0 <= float(acc) <= 1.0:
+        raise ValueError(f"acc must be a training accuracy, a fraction between 0 and 1, got {acc!r}")
+    decimals = _checks.nonneg_int(decimals, "decimals")
     return f"{100 * float(acc):.{decimals}f}"
 
 
 def rise_cell(rise: dict | None) -> str:
-    """A table cell for a :func:`largest_rise`: ``"×21.6 (epochs 480 to 500)"``, or ``"none"``."""
-    return "none" if rise is None else f"×{written(rise['factor'], 3)} (epochs {rise['prev_epoch']} to {rise['epoch']})"
+    """A table cell of :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary` for a :func:`largest_rise`:
+    ``"×21.6 (epochs 480 to 500)"``, or ``"none"`` for None.  ValueError naming ``rise`` when it is neither None
+    nor a rise (a mapping with ``factor``, ``prev_epoch`` and ``epoch``)."""
+    if rise is None:
+        return "none"
+    if not isinstance(rise, Mapping) or any(k not in rise for k in ("factor", "prev_epoch", "epoch")):
+        raise ValueError(f"rise must be None or a largest_rise result (factor, prev_epoch, epoch), got {rise!r}")
+    return f"×{written(rise['factor'], 3)} (epochs {rise['prev_epoch']} to {rise['epoch']})"
 
 
 def precisions(runs: Mapping[int, Run]) -> str:
@@ -460,6 +471,14 @@ def nc3_readings(fig, root=None) -> tuple:
     return compared, table
 
 
+def _check_chapters(chapters) -> None:
+    """ValueError naming ``chapters`` unless it is a non-empty {figure: FigureChapter} mapping."""
+    if not isinstance(chapters, Mapping) or not chapters or \
+            not all(isinstance(c, FigureChapter) for c in chapters.values()):
+        raise ValueError(f"chapters must map figures to their FigureChapter (figure_chapter), at least one, got "
+                         f"{chapters!r:.80}")
+
+
 def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     """The tables of :ref:`ch-figures-summary` from the four :class:`FigureChapter`: ``"figures"`` (data, bias
     case, scale and epochs of each figure), ``"final"`` (the final values of every run, indexed by figure and
@@ -468,9 +487,11 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     (the runs that end below 100 % training accuracy, :func:`stalls`: final accuracy, misclassified samples,
     objective over the global minimum, and for L >= 2 the local minimizer of Lemma A.2 with modes at 0 nearest the
     final objective, :func:`nclib.minority.nearest_partial_minimum`: how many modes it puts at 0, the final
-    objective over its value, and how far off (relatively) the next nearest such point is)."""
+    objective over its value, and how far off (relatively) the next nearest such point is).  ValueError naming
+    ``chapters`` unless it holds at least one."""
     import pandas as pd
 
+    _check_chapters(chapters)
     figures = pd.DataFrame([{
         "figure": k, "data": plotting.dataset_label(c.runs[min(c.runs)].params).split(" (")[0]
         + (" (stand-in)" if c.figure.dataset == "letters-synthetic" else ""),
@@ -520,8 +541,10 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     nearest as the tables write them), per device ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`),
     ``spike-threshold``, ``be-min``/``be-max`` (final over initial ||b - n/N||, with a bias: the smallest and the
     largest run's, to nearest), and for the pairs with and without a bias at the same scale
-    ``wh-<a>-<b>-with-min`` .. ``-without-max`` (final NC2^WH over the runs at 100 %).
+    ``wh-<a>-<b>-with-min`` .. ``-without-max`` (final NC2^WH over the runs at 100 %).  ValueError naming
+    ``chapters`` unless it holds at least one.
     """
+    _check_chapters(chapters)
     rows = {k: c.rows for k, c in chapters.items()}
     all_rows = [r for k in sorted(rows) for r in rows[k]]
     fitted = [r for r in all_rows if r["train_acc"] == 1.0]
