@@ -21,7 +21,7 @@ from ..rounding import at_least, at_most, written, written_column
 from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, final_rows, lr_step, metric_drops,
                        next_milestone, order_by, order_held, orders_without_spikes, other_spikes, rise_ratios,
                        run_theory, spikes, stalls, wall_time_s)
-from .config import L_VALUES, RESULTS, Figure, figure, figure_counts, scale_settings
+from .config import RESULTS, Figure, figure, figure_counts, scale_settings
 from .load import Run, check_figure, load_figure, preferred_scale, run_counts
 
 
@@ -59,8 +59,20 @@ def _order_label(class_order: str, dataset: str) -> str:
 
 
 def _epoch(epoch) -> str:
-    """A recorded epoch for a table cell or glue, "never" when there is none (None)."""
+    """A recorded epoch for a table cell, "never" when there is none (None): a table's value, not prose."""
     return "never" if epoch is None else str(epoch)
+
+
+def _put(g: dict, key: str, value) -> None:
+    """``g[key] = str(value)``, left out when ``value`` is None or empty: the glue holds numbers only, and a
+    sentence that quotes a number the runs do not have fails the build instead of reading "never" or "none"."""
+    if value is not None and value != "":
+        g[key] = str(value)
+
+
+def _one(values: set):
+    """The one value the runs share, None where they differ (the glue then leaves it out)."""
+    return next(iter(values)) if len(values) == 1 else None
 
 
 def _column(values, sig: int) -> list[str]:
@@ -125,14 +137,14 @@ def _theory_glue(rows: list[dict], theory: Mapping[int, RunTheory]) -> dict:
     """The runs against Theorem 4.3: modes alive, excess over the minimum, global mean, bias."""
     g = {}
     t_first = theory[min(theory)]
-    g["alive"] = " or ".join(map(str, sorted({t.alive for t in theory.values()})))
+    _put(g, "alive", _one({t.alive for t in theory.values()}))
     g["K"] = str(t_first.K)
     # the smallest and the largest excess are two runs' own values, written to nearest as the tables write them
     low, high = (min(rows, key=lambda r: r['gap'] / r['minimum']), max(rows, key=lambda r: r['gap'] / r['minimum']))
     g["gap-min"], g["gap-min-L"] = _figures(low['gap'] / low['minimum'], 3), str(low["L"])
     g["gap-max"], g["gap-max-L"] = _figures(high['gap'] / high['minimum'], 3), str(high["L"])
     g["mean-end"] = at_most(max(r['global_mean_norm'] for r in rows))
-    g["minimizer-acc"] = " or ".join(sorted({f"{t.minimizer_accuracy:.3f}" for t in theory.values()}))
+    _put(g, "minimizer-acc", _one({f"{t.minimizer_accuracy:.3f}" for t in theory.values()}))
     if t_first.b_star is not None:
         g["bstar"] = f"{np.linalg.norm(t_first.b_star):.3f}"
         g["bias0"] = at_least(min(r['bias_error_0'] for r in rows))
@@ -145,12 +157,10 @@ def _accuracy_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
     """Per run the epochs at 100 % training accuracy, the final accuracy and the fall of NC1; over the fitted runs."""
     g = {}
     by_L = {r["L"]: r for r in rows}
-    g["acc-epochs"] = _comma(_epoch(by_L[L]["acc100_epoch"]) for L in L_VALUES)
-    g["acc-stays"] = _comma(_epoch(by_L[L]["acc100_stays"]) for L in L_VALUES)
     drops = metric_drops(runs)
     for L, r in by_L.items():
-        g[f"acc100-L{L}"] = _epoch(r["acc100_epoch"])
-        g[f"stays-L{L}"] = _epoch(r["acc100_stays"])
+        _put(g, f"acc100-L{L}", r["acc100_epoch"])
+        _put(g, f"stays-L{L}", r["acc100_stays"])
         g[f"acc-L{L}"] = percent(r['train_acc'])
         g[f"nc1-drop-L{L}"] = written(r['nc1_drop'], 3)
         # NC1 on the scale of NC3 (its square root, metric_drops) beside NC3's own fall
@@ -179,7 +189,7 @@ def _order_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
                 raise ValueError(f"{key}: the last shared record ranks {held['order']}, the final rows "
                                  f"{order_by(rows, key)}")
             g[f"{key}-order-held"], g["order-records"] = str(held["held"]), str(held["records"])
-            g[f"{key}-order-kept"] = _comma(held["kept"]) or "none"
+            _put(g, f"{key}-order-kept", _comma(held["kept"]))
     return g
 
 
@@ -215,19 +225,21 @@ def _rise_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
 def _spike_glue(runs: Mapping[int, Run], spiked: Mapping[int, dict]) -> dict:
     """Each training spike: its size, epochs, learning rate, the metrics before, at and after it."""
     g = {}
-    g["spike-runs"] = _comma(spiked) if spiked else "none"
+    _put(g, "spike-runs", _comma(spiked))
     for L, r in spiked.items():
         b, a, fin = r["before"], r["at"], r["final"]
         s = f"spike-L{L}-"
         g.update({s + "factor": written(r['factor'], 3), s + "from": str(r["prev_epoch"]), s + "to": str(r["epoch"]),
                   s + "start": str(r["start_epoch"]), s + "climb": written(r['climb'], 3), s + "lr": written(r['lr'], 6),
                   s + "lr-before": written(r['lr_prev'], 6),
-                  s + "milestone": _epoch(next_milestone(runs[L].params, r["epoch"])),
+
                   s + "nc1-before": written(b['nc1'], 3), s + "nc1-at": written(a['nc1'], 3),
                   s + "nc3-before": written(b['nc3'], 3), s + "nc3-at": written(a['nc3'], 3),
                   s + "acc-before": percent(b['train_acc']), s + "acc-at": percent(a['train_acc']),
-                  s + "back": _epoch(r["back_epoch"]), s + "nc1-end": written(fin['nc1'], 3),
+                  s + "nc1-end": written(fin['nc1'], 3),
                   s + "nc3-end": written(fin['nc3'], 3)})
+        _put(g, s + "milestone", next_milestone(runs[L].params, r["epoch"]))
+        _put(g, s + "back", r["back_epoch"])
         others = other_spikes(runs[L].history)
         g[s + "count"] = str(len(others) + 1)
         for i, (e0, e1, x) in enumerate(others, start=1):
@@ -240,9 +252,9 @@ def _dip_glue(runs: Mapping[int, Run]) -> dict:
     g = {}
     for L, d in accuracy_dips(runs).items():
         s = f"dip-L{L}-"
-        g.update({s + "low": percent(d['low'], 2), s + "epoch": str(d["low_epoch"]), s + "back": _epoch(d["back"]),
-                  s + "final": percent(d['final']),
-                  s + "times": {1: "once", 2: "twice"}.get(d["times"], f"{d['times']} times")})
+        g.update({s + "low": percent(d['low'], 2), s + "epoch": str(d["low_epoch"]), s + "final": percent(d['final']),
+                  s + "times": str(d["times"])})  # a count: the chapter writes "once" or "twice", asserting it
+        _put(g, s + "back", d["back"])
     return g
 
 
@@ -253,13 +265,14 @@ def _lr_step_glue(runs: Mapping[int, Run]) -> dict:
     if stepped:
         drops = [d["objective_drop"] for d in stepped.values()]
         g["lrstep-drop-min"], g["lrstep-drop-max"] = written(min(drops), 3), written(max(drops), 3)
-        g["lrstep-recovered"] = _comma(L for L, d in stepped.items() if d["recovered"]) or "none"
-        g["lrstep-below"] = _comma(L for L, d in stepped.items() if d["below_100_before"]) or "none"
+        _put(g, "lrstep-recovered", _comma(L for L, d in stepped.items() if d["recovered"]))
+        _put(g, "lrstep-below", _comma(L for L, d in stepped.items() if d["below_100_before"]))
     for L, d in stepped.items():
         s = f"lrstep-L{L}-"
         g.update({s + "before": str(d["before"]["epoch"]), s + "acc-before": percent(d['before']['train_acc']),
                   s + "obj-before": written(d['before']['objective'], 3), s + "obj-end": written(d['final']['objective'], 3),
-                  s + "drop": written(d['objective_drop'], 3), s + "settled": _epoch(d["settled_100"])})
+                  s + "drop": written(d['objective_drop'], 3)})
+        _put(g, s + "settled", d["settled_100"])
     return g
 
 
@@ -267,7 +280,7 @@ def _stall_glue(runs: Mapping[int, Run]) -> dict:
     """Each run that ends below 100 % training accuracy: where it stalled and the nearest point with modes at 0."""
     g = {}
     stalled = stalls(runs)
-    g["stall-runs"] = _comma(stalled) or "none"
+    _put(g, "stall-runs", _comma(stalled))
     for L, st in stalled.items():
         s = f"stall-L{L}-"
         g.update({s + "since": str(st["since"]), s + "end": f"{st['end']:,}", s + "acc": percent(st['train_acc']),
@@ -275,8 +288,8 @@ def _stall_glue(runs: Mapping[int, Run]) -> dict:
                   s + "N": f"{int(st['n'].sum()):,}", s + "half": f"{st['half']:,}",
                   s + "change": ("-" if st["objective_change"] < 0 else "+") + written(abs(100 * st["objective_change"]), 2), s + "ratio": _figures(st['objective_ratio'], 3),
                   s + "nc1": written(st['nc1'], 2), s + "nc1-drop": written(st['nc1_drop'], 3), s + "nc3": written(st['nc3'], 3),
-                  s + "smallest": str(st["smallest"]), s + "smallest-count": str(st["smallest_count"]),
-                  s + "multiple": _epoch(st["smallest_multiple"])})
+                  s + "smallest": str(st["smallest"]), s + "smallest-count": str(st["smallest_count"])})
+        _put(g, s + "multiple", st["smallest_multiple"])
         place = st["partial"]
         if place is not None:  # |objective / that point's value - 1|, the run's own; the runner-up as "at least"
             g.update({s + "dead": str(place["dead"]), s + "partial-ratio": written(st['partial_ratio'], 3),
@@ -293,15 +306,17 @@ def _stall_glue(runs: Mapping[int, Run]) -> dict:
 
 def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: list[dict],
                 theory: Mapping[int, RunTheory]) -> dict:
-    """The numbers the prose of a figure chapter quotes, formatted as printed (keys without ``fig<k>-``).
+    """The numbers the prose of a figure chapter quotes, formatted as printed (keys without ``fig<k>-``): numbers
+    only, a key left out where the runs have no such number (no epoch, no run), so that the chapter writes the
+    words and asserts the case they assume.
 
     The paper's settings (``paper-counts``, ``paper-epochs``, ``paper-width``, ``paper-batch``, ``paper-lr``);
     the runs' (``epochs``, ``N``, ``counts``, ``divisor``, ``width``, ``lr``, ``gamma``, ``batch``, ``decay``,
     ``wd`` (the closest public code's 1e-5), ``milestone``, ``metric-every``, ``precision``, ``device``); against Theorem
-    4.3 (``alive``, ``K``, ``gap-min``, ``gap-max`` (the smallest and the largest run's excess over the minimum,
-    to nearest, and ``gap-min-L``, ``gap-max-L``, whose they are), ``mean-end``, ``minimizer-acc``; with a bias ``bstar``,
+    4.3 (``alive`` and ``minimizer-acc`` where every run has the same, ``K``, ``gap-min``, ``gap-max`` (the smallest and the largest run's excess over the minimum,
+    to nearest, and ``gap-min-L``, ``gap-max-L``, whose they are), ``mean-end``; with a bias ``bstar``,
     ``bias0``, ``bias-end-min``, ``bias-end-max``); per run ``acc100-L<L>``, ``stays-L<L>`` (first and
-    settled epoch at 100 % training accuracy, "never" if none), ``acc-L<L>`` (in percent, as every training accuracy the prose glues: :func:`percent`) and
+    settled epoch at 100 % training accuracy), ``acc-L<L>`` (in percent, as every training accuracy the prose glues: :func:`percent`) and
     ``nc1-drop-L<L>``, ``nc3-drop-L<L>``, ``nc1-root-drop-L<L>`` (the square root of NC1's fall, its fall on the
     scale of NC3, :func:`metric_drops`) and ``root-over-nc3-L<L>`` (that over NC3's fall); over the runs that end
     at 100 % (``n-fitted``) ``fit-nc1-drop`` (the smallest fall of NC1), ``fit-nc3-drop`` (the largest fall of
@@ -313,7 +328,7 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     ``-end``); the rises of the objective (``rise-intervals``,
     ``rise-count``, ``rise-median``, ``rise-below``, ``rise-max``, ``rise-max-L``, ``rise-max-from``,
     ``rise-max-to``; :func:`rise_ratios`); each training spike (``spike-L<L>-...``, :func:`spikes`), each dip
-    of the accuracy after 100 % (``dip-L<L>-...``, :func:`accuracy_dips`) and each run that ends below 100 %
+    of the accuracy after 100 % (``dip-L<L>-...``, :func:`accuracy_dips`; ``dip-L<L>-times`` the count of its spells) and each run that ends below 100 %
     (``stall-L<L>-...``, :func:`stalls`); for runs past their learning-rate step (:func:`lr_step`) the smallest
     and largest fall of the objective from the step to the end (``lrstep-drop-min``, ``-max``), the runs below
     100 % at the step and those that then settled at 100 % (``lrstep-below``, ``lrstep-recovered``) and per
