@@ -2,7 +2,8 @@
 
 One curve per head depth L, drawn from the run folders that :func:`nclib.train.run` writes (never from a
 model in memory), so a figure can be redrawn without retraining.  The NC metrics use a log scale, as in the
-paper's figures; the accuracy a linear one (:ref:`ch-train`, :ref:`ch-fig1` to :ref:`ch-fig4`).
+paper's figures; the accuracy a linear one, in percent as the book's prose and tables give it (:ref:`ch-train`,
+:ref:`ch-fig1` to :ref:`ch-fig4`).
 """
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ PANELS = (
     ("nc2_h", r"$\mathcal{NC}_2^{H}$", True),
     ("nc2_wh", r"$\mathcal{NC}_2^{WH}$", True),
     ("nc3", r"$\mathcal{NC}_3$", True),
-    ("train_acc", "training accuracy", False),
+    ("train_acc", "training accuracy (%)", False),
 )
+#: The panels drawn in percent: their history columns hold fractions (the training accuracy, 0 to 1).
+PERCENT_KEYS = frozenset({"train_acc"})
 
 #: How the book's tables name the collapse metrics (:data:`nclib.runs.NC_COLUMNS`), in plain text.
 TEXT_NAMES = {"nc1": "NC1", "nc2_w": "NC2ᵂ", "nc2_h": "NC2ᴴ", "nc2_wh": "NC2ᵂᴴ", "nc3": "NC3"}
@@ -105,7 +108,7 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
     for i, (L, (params, h)) in enumerate(runs.items()):
         color, style = colors[i % len(colors)], LINE_STYLES[i % len(LINE_STYLES)]
         for ax, (key, label, log) in zip(axes, PANELS):
-            y = np.asarray(h[key], dtype=float)
+            y = np.asarray(h[key], dtype=float) * (100.0 if key in PERCENT_KEYS else 1.0)
             x = np.asarray(h["epoch"])
             keep = np.isfinite(y) & ((y > 0) if log else True)
             ax.plot(x[keep], y[keep], color=color, ls=style, marker="o" if keep.sum() < 30 else None, ms=3,
@@ -116,8 +119,8 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(True, which="major", alpha=0.3)
-        if key == "train_acc":
-            ax.set_ylim(-0.02, 1.02)
+        if key in PERCENT_KEYS:
+            ax.set_ylim(-2, 102)
     # outside every axes, so that no curve is hidden behind it: above the panels, across the figure, where the
     # figure lays itself out (constrained layout; the legend above the first panel alone widened its column), else
     # above the first panel

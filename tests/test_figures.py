@@ -472,6 +472,11 @@ def test_drawing(tiny):
         target = "(target 0, Thm 4.3)" if fig == 1 else "(target 0, Thm 4.3 with M = D)"
         assert all(ax.get_ylabel().endswith(target) for ax in f.axes[:5]) and target not in f.axes[5].get_ylabel()
         assert not any(ax.texts for ax in f.axes)
+        # the training accuracy in percent, as the prose and the tables give it, with its 100 % line
+        acc = f.axes[5]
+        assert acc.get_ylabel() == "training accuracy (%)" and acc.get_ylim() == (-2, 102)
+        np.testing.assert_allclose(acc.lines[0].get_ydata(), 100 * runs[1].history["train_acc"], rtol=1e-12)
+        assert any(list(ln.get_ydata()) == [100, 100] and ln.get_linestyle() == "-" for ln in acc.lines)
         g = figures.draw_theory(runs)
         assert len(g.axes) == 3 and len(g.axes[2].get_lines()) == 3
         assert len(g.axes[1].get_lines()) == (6 if fig == 1 else 3)
@@ -675,6 +680,7 @@ def test_figure_chapter_tables(tiny, tiny_scale):
         assert t["theory"].loc[3, "global minimum of (4.3)"] == written(ch.theory[3].minimum, 5)
         assert number(t["final"].loc[6, "NC1"]) == pytest.approx(ch.runs[6].history['nc1'][-1], rel=5e-3)
         assert ("‖b − n/N‖" in t["final"].columns) is (fig == 1)
+        assert t["final"].loc[1, "train acc (%)"] == figures.percent(ch.rows[0]["train_acc"], 2)  # in percent
         if fig == 1:  # small distances keep their significant digits
             assert number(t["final"].loc[3, "‖b − n/N‖"]) == pytest.approx(ch.rows[1]['bias_error'], rel=5e-3)
         assert t["training"].loc[1, "100 % acc first at epoch"] == str(ch.rows[0]["acc100_epoch"])
@@ -742,6 +748,7 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     t, g = figures.summary_tables(chapters), figures.summary_glue(chapters)
     place = figures.stalls(chapters[1].runs)[6]["partial"]
     assert t["stalls"].index.tolist() == [(1, 6)] and t["stalls"].loc[(1, 6), "misclassified"] == "3"
+    assert t["stalls"].loc[(1, 6), "train acc (%)"] == figures.percent(figures.stalls(chapters[1].runs)[6]["train_acc"])
     assert t["stalls"].loc[(1, 6), "modes at 0"] == place["dead"]
     off, runner_up = 100 * abs(place["above"]), 100 * place["runner_up"]
     assert t["stalls"].loc[(1, 6), "above the nearest point (%)"] == ("-" if place["above"] < 0 else "+") + written(off, 2)

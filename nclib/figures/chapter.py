@@ -394,7 +394,7 @@ def _final_table(f: Figure, rows: list[dict]):
 
     final = pd.DataFrame([{
         "L": r["L"], "epochs": r["epochs"], **{name: r[key] for key, name in plotting.TEXT_NAMES.items()},
-        "train acc": f"{r['train_acc']:.4f}", **({"‖b − n/N‖": r["bias_error"]} if f.bias else {}),
+        "train acc (%)": percent(r["train_acc"], 2), **({"‖b − n/N‖": r["bias_error"]} if f.bias else {}),
     } for r in rows]).set_index("L")
     # spanning orders of magnitude: significant figures, one notation per column
     for col in (*plotting.TEXT_NAMES.values(), "‖b − n/N‖"):
@@ -515,7 +515,7 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     } for k, c in sorted(chapters.items())]).set_index("figure")
     final = pd.DataFrame([{
         "figure": k, "scale": c.scale, "L": r["L"], **{name: r[key] for key, name in plotting.TEXT_NAMES.items()},
-        "train acc": f"{r['train_acc']:.3f}",
+        "train acc (%)": percent(r["train_acc"]),
         "objective / minimum": f"{r['objective'] / r['minimum']:.2f}", "‖b − n/N‖": r["bias_error"],
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "scale", "L"])
     for col in (*plotting.TEXT_NAMES.values(), "‖b − n/N‖"):  # significant figures, one notation per column
@@ -529,7 +529,7 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
         "device": r["device"], "precision": c.runs[r["L"]].provenance["precision"],
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "scale", "L"])
     stalled = pd.DataFrame([{
-        "figure": k, "L": L, "train acc": f"{st['train_acc']:.3f}", "misclassified": f"{st['misclassified']:,}",
+        "figure": k, "L": L, "train acc (%)": percent(st["train_acc"]), "misclassified": f"{st['misclassified']:,}",
         "objective / minimum": f"{st['objective_ratio']:.2f}",
         "modes at 0": "" if st["partial"] is None else st["partial"]["dead"],
         "above the nearest point (%)": "" if st["partial"] is None else
@@ -537,7 +537,7 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
         "distance to the next point (%)": "" if st["partial"] is None or st["partial"]["runner_up"] is None else
         written(100 * st["partial"]["runner_up"], 3),
     } for k, c in sorted(chapters.items()) for L, st in stalls(c.runs).items()],
-        columns=["figure", "L", "train acc", "misclassified", "objective / minimum", "modes at 0",
+        columns=["figure", "L", "train acc (%)", "misclassified", "objective / minimum", "modes at 0",
                  "above the nearest point (%)", "distance to the next point (%)"]).set_index(["figure", "L"])
     return {"figures": figures, "final": final, "training": training, "stalls": stalled}
 

@@ -61,7 +61,7 @@ def draw_panels(runs: Mapping[int, Run], scale: str = "cpu-scale"):
     if NC3_EQUAL_COUNT_BLOCKS in compared:
         which = "" if len(compared) == 1 else ", some runs"
         panel["nc3"].set_ylabel(f"{panel['nc3'].get_ylabel()}\n({NC3_EQUAL_COUNT_BLOCKS}{which})")
-    panel["train_acc"].axhline(1.0, color="0.5", ls="-", lw=0.5)  # thin and solid: the dashes are those of L's curves
+    panel["train_acc"].axhline(100, color="0.5", ls="-", lw=0.5)  # thin and solid: the dashes are those of L's curves
     last = max(int(r.history["epoch"][-1]) for r in runs.values())
     milestones = sorted({int(m) for r in runs.values() for m in r.params.get("lr_milestones") or [] if m < last})
     for ax in panel.values():
