@@ -713,6 +713,8 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     t = figures.summary_tables(chapters)
     assert t["figures"].index.tolist() == [1, 3] and t["figures"]["epochs"].tolist() == [120, 120]
     assert t["figures"]["bias"].tolist() == ["yes", "no"]
+    # the data as the legends name them: the fixture's CIFAR-10 file is an .npz, the letters a stand-in
+    assert t["figures"]["data"].tolist() == [nclib.plotting.dataset_label(chapters[k].runs[1].params) for k in (1, 3)]
     assert t["final"].index.tolist() == [(k, "tiny", L) for k in (1, 3) for L in (1, 3, 6)]
     assert t["final"].loc[(3, "tiny", 1), "‖b − n/N‖"] == "no bias" and t["final"].loc[(1, "tiny", 6), "NC1"] == \
         written(chapters[1].rows[2]['nc1'], 2)

@@ -495,8 +495,9 @@ def _check_chapters(chapters) -> None:
 
 
 def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
-    """The tables of :ref:`ch-figures-summary` from the four :class:`FigureChapter`: ``"figures"`` (data, bias
-    case, scale and epochs of each figure), ``"final"`` (the final values of every run, indexed by figure and
+    """The tables of :ref:`ch-figures-summary` from the four :class:`FigureChapter`: ``"figures"`` (data, named as
+    the legends name it, :func:`nclib.plotting.dataset_label`, so a copy or a stand-in says so; bias case, scale and
+    epochs of each figure), ``"final"`` (the final values of every run, indexed by figure and
     L; "no bias" for the bias of a bias-free run), ``"training"`` (when it reached 100 %, its largest rise, wall
     time, device, precision; these two also indexed by the scale of the runs) and ``"stalls"``
     (the runs that end below 100 % training accuracy, :func:`stalls`: final accuracy, misclassified samples,
@@ -508,8 +509,7 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
 
     _check_chapters(chapters)
     figures = pd.DataFrame([{
-        "figure": k, "data": plotting.dataset_label(c.runs[min(c.runs)].params).split(" (")[0]
-        + (" (stand-in)" if c.figure.dataset == "letters-synthetic" else ""),
+        "figure": k, "data": plotting.dataset_label(c.runs[min(c.runs)].params),  # with its qualifier: a copy, a stand-in
         "bias": "yes" if c.figure.bias else "no", "scale": c.scale,
         "epochs": max(c.check["epochs"].values()),
     } for k, c in sorted(chapters.items())]).set_index("figure")

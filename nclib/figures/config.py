@@ -4,8 +4,9 @@ A scale names where its runs are made and what it changes from the training engi
 :data:`nclib.parameters.DEFAULTS` (the paper's Section 5 settings, with the documented defaults of the closest
 public code for what the paper leaves out):
 
-- ``"gpu"``: the paper's settings unchanged (12,000 epochs, width 2048, batch size 128, Adam at 1e-4, step
-  decay x0.1 after epoch 6000, decays K x 1e-5, metrics every 100 epochs); a GPU trains them;
+- ``"gpu"``: the settings the paper states (12,000 epochs, width 2048, batch size 128, Adam at 1e-4), with the
+  closest public code's defaults for what it leaves out (step decay x0.1 after epoch 6000, decays K x 1e-5) and
+  the metrics every 100 epochs; a GPU trains them;
 - ``"cpu-scale"``: class counts divided by 10, width 256, 1,000 epochs, Adam at 3e-4 with its step after
   epoch 500, metrics every 20 epochs: small enough for a 2-core CPU, **not** the paper's settings.
 
