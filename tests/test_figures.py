@@ -619,7 +619,8 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
         for r in rows:  # every run of the fixture reaches 100 % and stays there
             L = r["L"]
             assert (g[f"acc100-L{L}"], g[f"stays-L{L}"], g[f"acc-L{L}"], g[f"nc1-drop-L{L}"]) == \
-                (str(r["acc100_epoch"]), str(r["acc100_stays"]), f"{100 * r['train_acc']:.1f}", written(r['nc1_drop'], 3))
+                (str(r["acc100_epoch"]), str(r["acc100_stays"]), f"{100 * r['train_acc']:.1f}",
+                 written(r['nc1_drop'], 3))
         # numbers only: no words, and no key where the runs have no such number (here no stalled run)
         assert not any(word in v for v in g.values() for word in ("never", "none", "once", "twice", " or "))
         assert "stall-runs" not in g and not any(k.startswith("stall-L") for k in g)
@@ -655,7 +656,8 @@ def test_figure_glue_of_stalled_and_spiked_runs(tiny, monkeypatch):
     g = figures.figure_glue(1, "cpu-scale", stalled, {"epochs": {1: 120, 3: 120, 6: 120}}, rows, theory)
     assert g["divisor"] == "10" and g["spike-runs"] == "6" and g["stall-runs"] == "6"
     # never back below its level before the rise: no such epoch, no key
-    assert (g["spike-L6-factor"], g["spike-L6-from"], g["spike-L6-to"]) == ("4", "40", "60") and "spike-L6-back" not in g
+    assert (g["spike-L6-factor"], g["spike-L6-from"], g["spike-L6-to"]) == ("4", "40", "60")
+    assert "spike-L6-back" not in g
     assert g["spike-L6-milestone"] == "80" and g["spike-L6-count"] == "1"
     assert (g["stall-L6-before"], g["stall-L6-since"], g["stall-L6-wrong"], g["stall-L6-N"]) == ("40", "60", "2", "30")
     assert (g["stall-L6-smallest"], g["stall-L6-smallest-count"], g["stall-L6-multiple"]) == ("1", "2", "2")

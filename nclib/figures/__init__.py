@@ -16,13 +16,13 @@ figure    data                                   bias          chapter
 
 One module per concern, imported in this order (no cycles): :mod:`.config` (the figures and the two scales,
 ``"gpu"`` and ``"cpu-scale"``, derived from :data:`nclib.parameters.DEFAULTS`), :mod:`.load` (reading the run
-folders, checking them against the configuration), :mod:`.analysis` (theory at the runs' decays, rises,
-spikes, stalls, orderings, wall times), :mod:`.speed` (benchmark outputs, the GPU calibration, what one machine
-fits; the GPU jobs' logs and the letters' rendering), :mod:`.stability` (the precision stability runs of Figure 1's setting: what counts as a spike, and the
-rule that chooses the precision of the figure runs; used as ``nclib.figures.stability``), :mod:`.plots` (the
-panels, the theory overlay and the stability runs' plot) and :mod:`.chapter` (the chapters' tables and glued
-numbers). Everything public but :mod:`.stability`'s is re-exported here. The tooling that makes the runs
-(notebook parameters, relabelling, GPU budget) is in ``scripts/``.
+folders, checking them against the configuration), :mod:`.analysis` (theory at the runs' decays, rises, spikes,
+stalls, orderings, wall times), :mod:`.speed` (benchmark outputs, the GPU calibration, what one machine fits; the
+GPU jobs' logs and the letters' rendering), :mod:`.stability` (the precision stability runs of Figure 1's setting:
+what counts as a spike, and the rule that chooses the precision of the figure runs; used as
+``nclib.figures.stability``), :mod:`.plots` (the panels, the theory overlay and the stability runs' plot) and
+:mod:`.chapter` (the chapters' tables and glued numbers). Everything public but :mod:`.stability`'s is re-exported
+here. The tooling that makes the runs (notebook parameters, relabelling, GPU budget) is in ``scripts/``.
 
 EMNIST letters cannot be downloaded here; Figures 2 and 4 run on the ``letters-synthetic`` stand-in with
 the same class-count profile (:data:`nclib.letters.LETTERS_SYNTHETIC_LABEL`), and every label says so.

@@ -30,6 +30,7 @@ class RunTheory:
     the run's objective whenever every hidden width is >= K); ``b_star``: n/N (bias case, Theorems 4.2/4.3)
     or None; ``minimizer_accuracy``: the training accuracy of every global minimizer
     (:func:`nclib.ufm.minimizer_accuracy`).
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
 
     n: np.ndarray
@@ -58,6 +59,7 @@ def run_theory(params: Mapping) -> RunTheory:
 
     Uses the run's counts (:func:`run_counts`), ``lam_W`` (one number or L), ``lam_H``, ``L`` and ``bias``
     from its ``params.json``. Raises ValueError when a decay is 0 (the theorems then have no minimizer).
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     n = run_counts(params)
     L = _checks.positive_int(int(params["L"]), "L")
@@ -231,6 +233,7 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     L = 1) the local minimizer of Lemma A.2 with some modes at 0 whose value is nearest the final objective
     (:func:`nclib.minority.nearest_partial_minimum`), with ``partial_ratio`` (its value over the global minimum;
     None for L = 1).
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     out = {}
     for L, run in sorted(runs.items()):
@@ -280,6 +283,7 @@ def rise_ratios(runs: Mapping[int, Run]) -> dict:
     objective rise), ``median`` (the median factor of those rises, None if none) and ``largest_below`` (the
     largest rise factor at most :data:`SPIKE_FACTOR`, None if none): the scale against which a training
     spike stands out.  ValueError for no runs, or a run whose objective is not finite and positive throughout.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     if not runs:
         raise ValueError("runs must hold at least one run")
@@ -333,6 +337,7 @@ def lr_step(runs: Mapping[int, Run]) -> dict[int, dict]:
     was below 100 % at ``before``; ``settled_100``: the recorded epoch from which it stays at 100 % to the end
     (:func:`settled_epoch`; None if it ends below); ``recovered``: the accuracy was below 100 % at ``before`` and
     settled at 100 % after the milestone.  Sorted by L; runs that stop at or before their milestone are left out.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     out = {}
     for L, run in sorted(runs.items()):
@@ -359,6 +364,7 @@ def accuracy_dips(runs: Mapping[int, Run]) -> dict[int, dict]:
     recorded epochs below 100 % follow it), ``low`` and ``low_epoch`` (the lowest accuracy recorded after
     ``first`` and where), ``back`` (the epoch from which it is at 100 % to the end, :func:`settled_epoch`; None if
     it ends below) and ``final`` (the final accuracy). Sorted by L.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     out = {}
     for L, run in sorted(runs.items()):
@@ -388,6 +394,7 @@ def orders_without_spikes(rows: list[dict], spiked: Mapping[int, dict]) -> dict[
     this changes :func:`order_by`, the result holds ``{key: {"order": final order, "without": the order
     with the replaced values, "runs": {L: (value before the rise, final value)}}}`` for the runs replaced.
     Empty when no ordering depends on a spike.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     by_L = {r["L"]: r for r in rows}
     unknown = sorted(set(spiked) - set(by_L))
@@ -422,6 +429,7 @@ def final_rows(runs: Mapping[int, Run]) -> list[dict]:
     that survive at the run's lambdas), ``wall_time_s``, ``device`` (the provenance's device name),
     ``steps_per_s`` and ``trained_with`` (the runs trained side by side with it by ``nclib.train.run_many``,
     which share its wall time).  ValueError for no runs.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     if not runs:
         raise ValueError("runs must hold at least one run")
@@ -510,7 +518,8 @@ def order_held(runs: Mapping[int, Run], key: str, last: int = 10) -> dict:
     :func:`order_by` on the final rows) and ``kept`` (the runs whose place in it is the same at every one of those
     records).  A final ordering that the records before it do not share is a snapshot, not a trend.  ValueError
     naming ``key`` or ``last``, or ``runs`` when they are empty, do not all end at the same epoch, or share no
-    epoch after 0."""
+    epoch after 0.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     if key not in ORDER_KEYS:
         raise ValueError(f"key must be one of {ORDER_KEYS}, got {key!r}")
     last = _checks.positive_int(last, "last")
@@ -549,17 +558,18 @@ def check_runs(runs: Mapping[int, Run], fig) -> None:
 
     Each is a property of the recorded histories and provenance, which other runs could fail (the theory's
     own identities are tested in ``tests/``, not here). For every run (each message names the run's L and the
-    property): the objective (4.3) never goes below its global minimum over free features
-    (:func:`run_theory`, relative tolerance 1e-12); NC2^W, NC2^H, NC2^WH and NC3 each end below their value
-    at epoch 0 (every corrected metric is 0 at the minimizers of Theorems 4.1-4.3). A run whose final training
-    accuracy is exactly 1: NC1 falls by more than a factor 100 from epoch 0 to the last epoch, and on NC3's
-    scale (its square root, :func:`metric_drops`) by more than NC3 does. A run that ends below 1 (:func:`stalls`): its accuracy is below that of every global minimizer
-    (``minimizer_accuracy``), and (1 - accuracy) x N is a whole number. For every run: the data checksum
-    equals the first run's; the run's bias case is Figure ``fig``'s. Figures 1
-    and 2 (with a bias, Theorems 4.2/4.3: b* = n/N and a zero global feature mean): the recorded
-    ||b - n/N|| is finite and ends below its value at epoch 0, and so does the global feature-mean norm.
-    Figures 3 and 4 (bias-free, Appendix C): the recorded bias error is NaN. Figures 2 and 4 (the
-    letters-synthetic stand-in): every run's provenance names the stand-in.
+    property): the objective (4.3) never goes below its global minimum over free features (:func:`run_theory`,
+    relative tolerance 1e-12); NC2^W, NC2^H, NC2^WH and NC3 each end below their value at epoch 0 (every corrected
+    metric is 0 at the minimizers of Theorems 4.1-4.3). A run whose final training accuracy is exactly 1: NC1 falls
+    by more than a factor 100 from epoch 0 to the last epoch, and on NC3's scale (its square root,
+    :func:`metric_drops`) by more than NC3 does. A run that ends below 1 (:func:`stalls`): its accuracy is below
+    that of every global minimizer (``minimizer_accuracy``), and (1 - accuracy) x N is a whole number. For every
+    run: the data checksum equals the first run's; the run's bias case is Figure ``fig``'s. Figures 1 and 2 (with a
+    bias, Theorems 4.2/4.3: b* = n/N and a zero global feature mean): the recorded ||b - n/N|| is finite and ends
+    below its value at epoch 0, and so does the global feature-mean norm. Figures 3 and 4 (bias-free, Appendix C):
+    the recorded bias error is NaN. Figures 2 and 4 (the letters-synthetic stand-in): every run's provenance names
+    the stand-in.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     f = figure(fig)
     if not runs:

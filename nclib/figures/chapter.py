@@ -34,6 +34,7 @@ class FigureChapter:
     formatted, keyed without the ``fig<k>-`` prefix: the chapter glues ``glue[key]`` as ``fig<k>-<key>``) and
     ``tables`` (pandas DataFrames: ``"provenance"`` (one column per L), ``"theory"``, ``"final"`` and
     ``"training"`` (indexed by L), ``"settings"`` (the paper's against the runs')).
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
 
     figure: Figure
@@ -110,7 +111,8 @@ def rise_cell(rise: dict | None) -> str:
 
 
 def precisions(runs: Mapping[int, Run]) -> str:
-    """The precision(s) of the runs' matrix products as their provenance records them: "tf32", or "fp32/tf32"."""
+    """The precision(s) of the runs' matrix products as their provenance records them: "tf32", or "fp32/tf32".
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     return "/".join(sorted({str(r.provenance.get("precision", "?")) for r in runs.values()}))
 
 
@@ -310,29 +312,30 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     only, a key left out where the runs have no such number (no epoch, no run), so that the chapter writes the
     words and asserts the case they assume.
 
-    The paper's settings (``paper-counts``, ``paper-epochs``, ``paper-width``, ``paper-batch``, ``paper-lr``);
-    the runs' (``epochs``, ``N``, ``counts``, ``divisor``, ``width``, ``lr``, ``gamma``, ``batch``, ``decay``,
-    ``wd`` (the closest public code's 1e-5), ``milestone``, ``metric-every``, ``precision``, ``device``); against Theorem
-    4.3 (``alive`` and ``minimizer-acc`` where every run has the same, ``K``, ``gap-min``, ``gap-max`` (the smallest and the largest run's excess over the minimum,
-    to nearest, and ``gap-min-L``, ``gap-max-L``, whose they are), ``mean-end``; with a bias ``bstar``,
-    ``bias0``, ``bias-end-min``, ``bias-end-max``); per run ``acc100-L<L>``, ``stays-L<L>`` (first and
-    settled epoch at 100 % training accuracy), ``acc-L<L>`` (in percent, as every training accuracy the prose glues: :func:`percent`) and
-    ``nc1-drop-L<L>``, ``nc3-drop-L<L>``, ``nc1-root-drop-L<L>`` (the square root of NC1's fall, its fall on the
-    scale of NC3, :func:`metric_drops`) and ``root-over-nc3-L<L>`` (that over NC3's fall); over the runs that end
-    at 100 % (``n-fitted``) ``fit-nc1-drop`` (the smallest fall of NC1), ``fit-nc3-drop`` (the largest fall of
-    NC3), ``fit-nc1-root-drop`` (the smallest square root of NC1's fall) and ``fit-root-over-nc3`` (the smallest
-    quotient of the two, over the runs); the orderings in L ``nc1-order``, ``nc3-order``, ``gap-order`` (where the runs end at one
-    epoch, with ``<key>-order-held``, at how many of the last ``order-records`` recorded epochs the runs rank so,
-    and ``<key>-order-kept``, the runs whose place never changes there, :func:`order_held`; and ``<key>-order-
-    without-spikes``, :func:`orders_without_spikes`, with the replaced values ``<key>-spike-L<L>-before`` and
-    ``-end``); the rises of the objective (``rise-intervals``,
+    The paper's settings (``paper-counts``, ``paper-epochs``, ``paper-width``, ``paper-batch``, ``paper-lr``); the
+    runs' (``epochs``, ``N``, ``counts``, ``divisor``, ``width``, ``lr``, ``gamma``, ``batch``, ``decay``, ``wd``
+    (the closest public code's 1e-5), ``milestone``, ``metric-every``, ``precision``, ``device``); against Theorem
+    4.3 (``alive`` and ``minimizer-acc`` where every run has the same, ``K``, ``gap-min``, ``gap-max`` (the smallest
+    and the largest run's excess over the minimum, to nearest, and ``gap-min-L``, ``gap-max-L``, whose they are),
+    ``mean-end``; with a bias ``bstar``, ``bias0``, ``bias-end-min``, ``bias-end-max``); per run ``acc100-L<L>``,
+    ``stays-L<L>`` (first and settled epoch at 100 % training accuracy), ``acc-L<L>`` (in percent, as every training
+    accuracy the prose glues: :func:`percent`) and ``nc1-drop-L<L>``, ``nc3-drop-L<L>``, ``nc1-root-drop-L<L>`` (the
+    square root of NC1's fall, its fall on the scale of NC3, :func:`metric_drops`) and ``root-over-nc3-L<L>`` (that
+    over NC3's fall); over the runs that end at 100 % (``n-fitted``) ``fit-nc1-drop`` (the smallest fall of NC1),
+    ``fit-nc3-drop`` (the largest fall of NC3), ``fit-nc1-root-drop`` (the smallest square root of NC1's fall) and
+    ``fit-root-over-nc3`` (the smallest quotient of the two, over the runs); the orderings in L ``nc1-order``,
+    ``nc3-order``, ``gap-order`` (where the runs end at one epoch, with ``<key>-order-held``, at how many of the
+    last ``order-records`` recorded epochs the runs rank so, and ``<key>-order-kept``, the runs whose place never
+    changes there, :func:`order_held`; and ``<key>-order-without-spikes``, :func:`orders_without_spikes`, with the
+    replaced values ``<key>-spike-L<L>-before`` and ``-end``); the rises of the objective (``rise-intervals``,
     ``rise-count``, ``rise-median``, ``rise-below``, ``rise-max``, ``rise-max-L``, ``rise-max-from``,
-    ``rise-max-to``; :func:`rise_ratios`); each training spike (``spike-L<L>-...``, :func:`spikes`), each dip
-    of the accuracy after 100 % (``dip-L<L>-...``, :func:`accuracy_dips`; ``dip-L<L>-times`` the count of its spells) and each run that ends below 100 %
-    (``stall-L<L>-...``, :func:`stalls`); for runs past their learning-rate step (:func:`lr_step`) the smallest
-    and largest fall of the objective from the step to the end (``lrstep-drop-min``, ``-max``), the runs below
-    100 % at the step and those that then settled at 100 % (``lrstep-below``, ``lrstep-recovered``) and per
-    run ``lrstep-L<L>-...``.
+    ``rise-max-to``; :func:`rise_ratios`); each training spike (``spike-L<L>-...``, :func:`spikes`), each dip of the
+    accuracy after 100 % (``dip-L<L>-...``, :func:`accuracy_dips`; ``dip-L<L>-times`` the count of its spells) and
+    each run that ends below 100 % (``stall-L<L>-...``, :func:`stalls`); for runs past their learning-rate step
+    (:func:`lr_step`) the smallest and largest fall of the objective from the step to the end (``lrstep-drop-min``,
+    ``-max``), the runs below 100 % at the step and those that then settled at 100 % (``lrstep-below``,
+    ``lrstep-recovered``) and per run ``lrstep-L<L>-...``.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     f = figure(fig)
     spiked = spikes(runs)
@@ -353,6 +356,7 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
     bias also ||b - n/N||); ``"training"``: the first epoch at 100 % training accuracy and the epoch from which
     it stays there, the largest rise of the objective (:func:`rise_cell`) and the fall of NC1; ``"settings"``:
     the paper's settings (Section 5) next to the runs'.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     f = figure(fig)
     return {"provenance": _provenance_table(runs), "theory": _theory_table(runs, theory),
@@ -441,6 +445,7 @@ def figure_chapter(fig, scale: str | None = None, root=None) -> FigureChapter:
     ``scale``: ``"gpu"`` or ``"cpu-scale"`` (None: :func:`preferred_scale`); ``root``: the results folder
     (default :data:`RESULTS`). Loads the runs (:func:`load_figure`), checks them against the figure's
     configuration (:func:`check_figure`, ValueError if they differ), and returns a :class:`FigureChapter`.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     f = figure(fig)
     if scale is None:
@@ -509,7 +514,8 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
 
     _check_chapters(chapters)
     figures = pd.DataFrame([{
-        "figure": k, "data": plotting.dataset_label(c.runs[min(c.runs)].params),  # with its qualifier: a copy, a stand-in
+        # the data with the qualifier of its label: a copy, a stand-in
+        "figure": k, "data": plotting.dataset_label(c.runs[min(c.runs)].params),
         "bias": "yes" if c.figure.bias else "no", "scale": c.scale,
         "epochs": max(c.check["epochs"].values()),
     } for k, c in sorted(chapters.items())]).set_index("figure")

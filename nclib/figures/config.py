@@ -33,7 +33,8 @@ L_VALUES = (1, 3, 6)
 
 @dataclasses.dataclass(frozen=True)
 class Figure:
-    """One of the paper's Figures 1-4: which data, which bias case, what the paper's caption says."""
+    """One of the paper's Figures 1-4: which data, which bias case, what the paper's caption says.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
 
     number: int
     dataset: str  # an nclib.data dataset name
@@ -77,7 +78,8 @@ HISTORY_KEYS = tuple(key for key, _, _ in plotting.PANELS)
 
 
 def figure(fig) -> Figure:
-    """The :class:`Figure` numbered ``fig`` (1-4), or ``fig`` itself when it is one; ValueError otherwise."""
+    """The :class:`Figure` numbered ``fig`` (1-4), or ``fig`` itself when it is one; ValueError otherwise.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     if isinstance(fig, Figure):
         return fig
     if isinstance(fig, (bool, np.bool_)) or not isinstance(fig, (int, np.integer)) or int(fig) not in FIGURES:
@@ -86,7 +88,8 @@ def figure(fig) -> Figure:
 
 
 def check_scale(scale: str) -> str:
-    """``scale`` if it names a scale of :data:`SCALES` (``"gpu"``, ``"cpu-scale"``); ValueError otherwise."""
+    """``scale`` if it names a scale of :data:`SCALES` (``"gpu"``, ``"cpu-scale"``); ValueError otherwise.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
     return scale
@@ -94,7 +97,8 @@ def check_scale(scale: str) -> str:
 
 def scale_settings(scale: str) -> dict:
     """The training settings of a scale: :data:`nclib.parameters.DEFAULTS` with the scale's changes (:data:`SCALES`)
-    applied, plus its ``divisor``. ``scale``: ``"gpu"`` or ``"cpu-scale"``; ValueError otherwise."""
+    applied, plus its ``divisor``. ``scale``: ``"gpu"`` or ``"cpu-scale"``; ValueError otherwise.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     check_scale(scale)
     s = {k: v for k, v in parameters.DEFAULTS.items() if k not in PER_RUN_KEYS}
     s.update(SCALES[scale])
@@ -107,6 +111,7 @@ def figure_counts(fig, scale: str = "gpu") -> list[int]:
 
     The paper's profile (``nclib.imbalance.PROFILES``) in the reference code's class order
     (:func:`nclib.data.preset_counts`), divided by the scale's divisor (``"cpu-scale"``: 10).
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     f, s = figure(fig), scale_settings(scale)
     n = data.preset_counts(f.preset, "reference")
@@ -158,6 +163,7 @@ def notebook_path(fig, scale: str = "cpu-scale") -> pathlib.Path:
     """Where the executed training notebook of a figure's runs is committed: ``book/figures/<scale>/fig<k>.run.ipynb``.
 
     The ``*.run.ipynb`` name keeps the book build from re-executing it (``_config.yml``).
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     f = figure(fig)
     return NOTEBOOKS / check_scale(scale) / f"fig{f.number}.run.ipynb"

@@ -21,7 +21,8 @@ from .config import HISTORY_KEYS, L_VALUES, RESULTS, check_scale, figure, figure
 @dataclasses.dataclass
 class Run:
     """One committed run folder: ``params.json``, ``history.csv`` (as arrays) and ``provenance.json``
-    (the files :func:`nclib.train.run` writes)."""
+    (the files :func:`nclib.train.run` writes).
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
 
     path: pathlib.Path
     params: dict
@@ -58,6 +59,7 @@ def preferred_scale(fig, root=None) -> str:
 
     Committing a figure's GPU runs switches its chapter to them with no edit. Runs whose provenance does not
     say ``finished`` (a run stopped by its time budget) do not count.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     f = figure(fig)
     paths = run_folders(f, "gpu", root)
@@ -67,7 +69,8 @@ def preferred_scale(fig, root=None) -> str:
 
 
 def run_folders(fig, scale: str = "cpu-scale", root=None) -> list[pathlib.Path]:
-    """The run folders of one figure (``<root>/<scale>/fig<k>/fig<k>-L*``), sorted by L."""
+    """The run folders of one figure (``<root>/<scale>/fig<k>/fig<k>-L*``), sorted by L.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     f = figure(fig)
     check_scale(scale)
     root = RESULTS if root is None else pathlib.Path(root)
@@ -80,6 +83,7 @@ def load_figure(fig, scale: str = "cpu-scale", root=None) -> dict[int, Run]:
     """{L: Run} of one figure's committed runs (read with ``nclib.runs.load_run``).
 
     Raises ValueError when the folder holds no runs or two runs with the same L.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     f = figure(fig)
     paths = run_folders(f, scale, root)
@@ -102,6 +106,7 @@ def run_counts(params: Mapping) -> np.ndarray:
     ``counts`` is a list, a preset name (:func:`nclib.data.preset_counts` with the run's ``class_order``) or
     None (the dataset's own preset), resolved by :func:`nclib.data.resolve_counts` exactly as
     :func:`nclib.data.load` resolved them for the run.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     return data.resolve_counts(params.get("dataset"), params.get("counts"), params.get("class_order", "reference"))[0]
 
@@ -133,7 +138,8 @@ def check_run(run: Run, fig, scale: str) -> list[str]:
     :func:`figure_parameters` on :data:`CONFIG_KEYS` and the class counts, its ``epochs`` (at most the scale's, at
     least one metric interval), its history (epoch 0, every ``metric_every``-th epoch and the last one, finite
     metrics) and its provenance status (``finished``).  Returns the problems, each naming the run's L; empty when
-    there is none (:func:`check_figure` for a figure's runs, ``scripts/land_gpu_runs.py`` for one run)."""
+    there is none (:func:`check_figure` for a figure's runs, ``scripts/land_gpu_runs.py`` for one run).
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     f = figure(fig)
     cfg = figure_parameters(f, scale)
     L, p = run.L, run.params
@@ -269,6 +275,7 @@ def check_figure(runs: Mapping[int, Run], fig, scale: str) -> dict:
 
     Every run passes :func:`check_run`, and the runs are exactly L = 1, 3, 6.
     Returns ``{"epochs": {L: epochs}, "complete": True}``.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     f = figure(fig)
     problems = []

@@ -17,14 +17,16 @@ from .stability import PRECISIONS, diverged, finite_history, finite_rise, spiked
 
 
 def as_plot_runs(runs: Mapping[int, Run]) -> dict:
-    """{L: (params, history)}, the form ``nclib.plotting.collapse_panels`` draws."""
+    """{L: (params, history)}, the form ``nclib.plotting.collapse_panels`` draws.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     return {L: (r.params, r.history) for L, r in sorted(runs.items())}
 
 
 def figure_legend(runs: Mapping[int, Run], scale: str) -> str:
     """The legend title of a figure: the data (stand-in named as such), the bias case, the scale, the epochs
     (on every figure, against the paper's 12,000 when a GPU time budget cuts them).  ``scale``: ``"gpu"`` or
-    ``"cpu-scale"`` (:data:`nclib.figures.config.SCALES`); ValueError otherwise."""
+    ``"cpu-scale"`` (:data:`nclib.figures.config.SCALES`); ValueError otherwise.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     check_scale(scale)
     case = plotting.data_case({L: r.params for L, r in runs.items()})
     epochs = sorted({int(r.params["epochs"]) for r in runs.values()})
@@ -78,6 +80,7 @@ def draw_theory(runs: Mapping[int, Run]):
     feature-mean norm, both 0 at every minimizer (b* = n/N, eq. (B.5)-(B.7)); bias-free, the global
     feature-mean norm (no prediction); (c) the predicted singular values of P = W_L ... W_1 at the
     minimizer, one series per L (0 = a collapsed mode): the prediction only, the runs do not record their own. Returns the Figure.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     import matplotlib.pyplot as plt
 
@@ -121,7 +124,8 @@ def draw_stability(runs: Mapping[tuple[str, int], Run]):
     colour per seed, strict fp32 solid and TF32 dashed, so that each pair's two runs lie on top of each other
     until they drift apart; on the objective panel each spiked run (:func:`nclib.figures.stability.spiked`) is
     marked at its peak, joined to the earlier low it rose from (:func:`nclib.figures.stability.rise_from_low`), and
-    a diverged run ends with a cross.  Returns the Figure."""
+    a diverged run ends with a cross.  Returns the Figure.
+    Chapters: :ref:`ch-fig1` (the precision stability runs it awaits)."""
     import matplotlib.pyplot as plt
 
     if not runs:

@@ -34,6 +34,7 @@ def read_benchmark(path) -> dict:
     numbers are their medians), and likewise ``figure_apart_range``, ``figure_together_range`` and
     ``figure_ratio_range`` where it timed a figure's runs several times; where it printed its commit, ``commit``.
     Raises ValueError naming the file when a line is missing.
+    Chapters: :ref:`ch-engine`, :ref:`ch-figures-summary`.
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -86,7 +87,8 @@ def read_benchmark_record(path) -> dict:
     """The JSON record of one ``benchmarks/bench_train.py --json`` run (e.g. ``bench_train_gpu.json``), checked:
     every field of :data:`RECORD_FIELDS`, and of :data:`RECORD_FIGURE_FIELDS` when ``figure`` is not None, is
     there, the speeds are positive and the figure's times consistent (12,000 epochs with metrics at least 12,000
-    side-by-side epochs).  ValueError naming the file and what is missing or wrong."""
+    side-by-side epochs).  ValueError naming the file and what is missing or wrong.
+    Chapters: :ref:`ch-engine`, :ref:`ch-figures-summary`."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise ValueError(f"path {str(path)!r} is not a file")
@@ -132,6 +134,7 @@ def calibrated_seconds(calibration: Mapping, fig, epochs: int) -> float:
     ``data_s``, ``setup_s``, ``epochs x epoch_s`` and one evaluation per history row (epoch 0, every
     ``metric_every``-th epoch and the last, :func:`nclib.runs.metric_epochs`): the time model behind each GPU
     figure's epoch budget, and :func:`piece_seconds` of all three runs in one notebook.
+    Chapters: :ref:`ch-figures-summary`.
     """
     return piece_seconds(calibration, fig, L_VALUES, _checks.nonneg_int(epochs, "epochs"))
 
@@ -157,7 +160,8 @@ def with_data_seconds(calibration: Mapping, fig, seconds: float) -> dict:
 def figure_parameter_counts(fig) -> dict[int, int]:
     """{L: trainable parameters} of Figure ``fig``'s networks at the paper's settings (:mod:`nclib.models`: a
     backbone of ``depth`` Linear layers of ``width`` with biases and the feature layer, then L head layers, the
-    last one K x d with a bias where the figure has one), counted without building them."""
+    last one K x d with a bias where the figure has one), counted without building them.
+    Chapters: :ref:`ch-figures-summary`."""
     p = figure_parameters(figure(fig), "gpu")
     w, depth, K = int(p["width"]), int(p["depth"]), len(p["counts"])
     d = w if p.get("feature_dim") is None else int(p["feature_dim"])
@@ -178,7 +182,8 @@ def piece_seconds(calibration: Mapping, fig, piece, epochs: int | None = None, s
     calibration (the ratio of the two benchmarks' side-by-side figure times; the metrics are computed in fp32
     at every precision).  ``starts``: how many notebooks the runs go through (a run stopped with a checkpoint
     and resumed by a second command starts a second notebook), each paying the notebook's overhead, the data
-    and the setup."""
+    and the setup.
+    Chapters: :ref:`ch-figures-summary`."""
     f = figure(fig)
     if isinstance(piece, (str, bytes)) or not hasattr(piece, "__iter__"):
         raise ValueError(f"piece must be a tuple of head depths of {L_VALUES}, e.g. (6,), got {piece!r}")
@@ -206,7 +211,8 @@ def piece_seconds(calibration: Mapping, fig, piece, epochs: int | None = None, s
 def fewest_pieces(seconds_of, budget_s: float) -> list[tuple[int, ...]] | None:
     """The fewest pieces of consecutive head depths (L = 1, 3, 6 in order) each of which ``seconds_of(piece)`` says
     fits ``budget_s`` seconds (one GPU machine's); of plans with as few pieces, the one whose longest piece is
-    shortest (the most room left).  None when a run does not fit alone."""
+    shortest (the most room left).  None when a run does not fit alone.
+    Chapters: :ref:`ch-figures-summary`."""
     budget_s = _checks.positive_float(budget_s, "budget_s")
     Ls = list(L_VALUES)
     plans = []

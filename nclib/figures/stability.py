@@ -49,7 +49,8 @@ FIGURE, L, EPOCHS, METRIC_EVERY, SEEDS = 1, 6, 400, 10, (0, 1, 2)
 
 
 def run_name(precision: str, seed: int) -> str:
-    """The run folder name of one stability run: ``fig1-L6-<precision>-seed<seed>``."""
+    """The run folder name of one stability run: ``fig1-L6-<precision>-seed<seed>``.
+    Chapters: :ref:`ch-fig1` (the precision stability runs it awaits)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return f"fig{FIGURE}-L{L}-{precision}-seed{_checks.nonneg_int(seed, 'seed')}"
@@ -60,7 +61,8 @@ def pair_kwargs(seed: int, out_dir=None, **overrides) -> tuple[list[dict], dict]
     in ``precision`` and ``run_name``, ``shared`` Figure 1's gpu-scale parameters at L = 6 with the stability
     runs' epochs, metric interval and ``seed``.  ``overrides`` replace parameters of ``shared`` (``data_path``,
     ``device``; for a CPU test of the tooling ``width``, ``epochs`` and the like); ``out_dir`` defaults to
-    :data:`RESULTS`."""
+    :data:`RESULTS`.
+    Chapters: :ref:`ch-fig1` (the precision stability runs it awaits)."""
     seed = _checks.nonneg_int(seed, "seed")
     for key in ("precision", "run_name", "L"):
         if key in overrides:
@@ -94,7 +96,8 @@ def setting_differences(params: Mapping, **overrides) -> dict:
     :func:`pair_kwargs` of its seed with ``overrides`` gives (decays ``"reference"`` read as
     :func:`nclib.ufm.reference_decay`; compared as :func:`nclib.runs.json_values`; a parameter the run does not
     record, added since it was made, counts at its default); empty for a run of the stability setting.  ValueError
-    from :func:`pair_kwargs` for overrides it refuses."""
+    from :func:`pair_kwargs` for overrides it refuses.
+    Chapters: :ref:`ch-fig1` (the precision stability runs it awaits)."""
     _, shared = pair_kwargs(_checks.nonneg_int(params.get("seed"), "params['seed']"), **overrides)
     want = {k: v for k, v in shared.items() if k not in FREE_KEYS + ("precision",)}  # the folder name has it
     for key in ("lam_W", "lam_H"):
@@ -113,7 +116,8 @@ def load_stability(root=None, **overrides) -> dict[tuple[str, int], Run]:
     with other parameters (a CPU test of the tooling) never counts as one, or its history (a finished run holds
     every metric epoch of :func:`nclib.runs.metric_epochs`, a diverged one a prefix of them).  ``overrides``: the
     parameters that the runs were made with on purpose (:func:`pair_kwargs`; ``width``, ``epochs`` for such a
-    test)."""
+    test).
+    Chapters: :ref:`ch-fig1`, :ref:`ch-figures-summary`."""
     root = RESULTS if root is None else pathlib.Path(root)
     out: dict[tuple[str, int], Run] = {}
     for path in sorted(root.glob(f"fig{FIGURE}-L{L}-*-seed*")):
@@ -141,7 +145,8 @@ def load_stability(root=None, **overrides) -> dict[tuple[str, int], Run]:
 def whole_pairs(root) -> list[pathlib.Path]:
     """The run folders under ``root`` of the pairs whose two runs ended (:data:`ENDED`), both precisions of each
     seed, sorted: what a GPU job archives (``scripts/gpu_figures.sh``). A run that did not end is no result, and a
-    run whose partner did not end is half a pair; landed, either would stand in the way of the next job's pair."""
+    run whose partner did not end is half a pair; landed, either would stand in the way of the next job's pair.
+    Chapters: :ref:`ch-fig1` (the precision stability runs it awaits)."""
     root = pathlib.Path(root)
     ended = {path.name for path in root.glob(f"fig{FIGURE}-L{L}-*-seed*") if recorded_status(path) in ENDED}
     seeds = sorted({int(tail) for tail in (name.rsplit("seed", 1)[1] for name in ended) if tail.isdigit()})
@@ -154,7 +159,8 @@ def rise_from_low(history: Mapping) -> dict | None:
     quotient of a recorded objective by the lowest one recorded at an earlier epoch), ``low_epoch`` (where that
     low was) and ``epoch`` (where the objective reached ``factor`` times it); None when the objective never rises
     above an earlier value.  Unlike a rise between consecutive recorded epochs, it does not depend on the
-    metric interval, nor on whether the rise was monotone."""
+    metric interval, nor on whether the rise was monotone.
+    Chapters: :ref:`ch-fig1`."""
     y = np.asarray(history["objective"], dtype=float)
     if y.size < 2 or not np.all(np.isfinite(y)) or np.any(y <= 0):
         raise ValueError(f"history['objective'] must hold at least two finite positive values, got {y.tolist()[:5]}...")
@@ -187,13 +193,15 @@ def rise_is_consecutive(run: Run) -> bool:
 
 def diverged(run: Run) -> bool:
     """Whether nclib.train stopped the run as diverged (its objective past ``divergence_factor`` times the
-    initial one, or NaN/inf)."""
+    initial one, or NaN/inf).
+    Chapters: :ref:`ch-fig1`."""
     return run.provenance.get("status") == "diverged"
 
 
 def finite_history(run: Run) -> dict:
     """The run's history up to its first row whose objective is not a finite positive number (a diverged run's
-    last row may be NaN/inf); the whole history otherwise."""
+    last row may be NaN/inf); the whole history otherwise.
+    Chapters: :ref:`ch-fig1`."""
     y = np.asarray(run.history["objective"], dtype=float)
     bad = np.flatnonzero(~(np.isfinite(y) & (y > 0)))
     end = int(bad[0]) if bad.size else y.size
@@ -201,7 +209,8 @@ def finite_history(run: Run) -> dict:
 
 
 def finite_rise(run: Run) -> dict | None:
-    """:func:`rise_from_low` over the run's :func:`finite_history`; None where that holds fewer than two rows."""
+    """:func:`rise_from_low` over the run's :func:`finite_history`; None where that holds fewer than two rows.
+    Chapters: :ref:`ch-fig1`."""
     h = finite_history(run)
     return rise_from_low(h) if h["objective"].size >= 2 else None
 
@@ -212,7 +221,8 @@ def spiked(run: Run, threshold: float = SPIKE_FACTOR) -> bool:
     (:func:`rise_from_low`).  The
     figure chapters' spikes (a rise by more than the factor between consecutive recorded epochs, every 100
     epochs) are spikes by this definition too; recorded every 10 epochs, a rise that took 100 epochs, or that
-    paused on the way, still counts."""
+    paused on the way, still counts.
+    Chapters: :ref:`ch-fig1`, :ref:`ch-figures-summary`."""
     threshold = _checks.positive_float(threshold, "threshold")
     if threshold <= 1:
         raise ValueError(f"threshold must be above 1 (a rise), got {threshold}")
@@ -229,7 +239,8 @@ def stability_rows(runs: Mapping[tuple[str, int], Run]) -> list[dict]:
     :func:`finite_history`; None when it never rises), ``first_100`` (the first recorded epoch at 100 % training
     accuracy), ``lost_100`` (whether the accuracy fell below 100 % after it), ``settled_100`` (the epoch from
     which it stays at 100 %), ``final_acc``, ``final_objective``, ``min_objective`` (these over
-    :func:`finite_history` too) and ``wall_s``."""
+    :func:`finite_history` too) and ``wall_s``.
+    Chapters: :ref:`ch-fig1`."""
     rows = []
     for (precision, seed), run in sorted(runs.items()):
         h, rise = finite_history(run), finite_rise(run)
@@ -251,7 +262,8 @@ def tf32_not_engaged(runs: Mapping[tuple[str, int], Run]) -> list[int]:
     record TF32 products (``products_precision``), or its history equals the fp32 run's number for number (TF32
     products round differently, so two runs that differ only in them part within a few steps).  A decision made
     from such pairs compares fp32 with itself: it says nothing of TF32.  Pairs trained on a CPU (where TF32 does
-    not exist, and each pair is identical by design) and seeds without both runs are not listed."""
+    not exist, and each pair is identical by design) and seeds without both runs are not listed.
+    Chapters: :ref:`ch-fig1` (the precision stability runs it awaits)."""
     out = []
     for seed in sorted({seed for _, seed in runs}):
         pair = {q: runs.get((q, seed)) for q in PRECISIONS}
@@ -332,6 +344,7 @@ def precision_decision(rows: list[dict]) -> dict:
     It is a decision rule, not a test of a cause: a pair's two runs drift apart after their first different
     rounding, so one seed on which only the TF32 run spiked can be chance; more seeds (``--extra-seeds`` of
     ``scripts/stability_runs.py``) weigh it, and the book says how many seeds decided.
+    Chapters: :ref:`ch-fig1` (the precision stability runs it awaits).
     """
     by = {(r["precision"], r["seed"]): r for r in rows}
     seeds = sorted({s for (q, s) in by if all((p, s) in by for p in PRECISIONS)})
@@ -355,7 +368,8 @@ def stability_glue(rows: list[dict]) -> dict:
     of its runs spiked), ``<q>-spiked-seeds`` (which, or "none"), ``<q>-diverged``, ``<q>-rise-max`` (the largest
     rise above an earlier low, "none" if no run rose), ``<q>-first-100`` (the earliest and latest first epoch at
     100 % training accuracy, "never" if none reached it) and ``<q>-lost-100`` (how many runs fell below 100 %
-    after reaching it); ``decision`` and ``case`` (:func:`precision_decision`)."""
+    after reaching it); ``decision`` and ``case`` (:func:`precision_decision`).
+    Chapters: :ref:`ch-fig1` (the precision stability runs it awaits)."""
     decision = precision_decision(rows)
     paired = set(decision["seeds"])
     g = {"seeds": str(len(paired)), "decision": decision["precision"], "case": decision["case"]}
