@@ -20,6 +20,20 @@ COMMAND_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CU
                "NVIDIA_TF32_OVERRIDE")
 
 
+#: The environment variables that set the threads of the numerical libraries (OpenMP, OpenBLAS, MKL): the CPU
+#: benchmarks of numpy code run them at one thread (:func:`one_blas_thread`).
+BLAS_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def one_blas_thread() -> dict:
+    """Set each of :data:`BLAS_THREAD_ENV` to 1 where the caller has not set it, which must happen before numpy is
+    imported; returns those the caller set, as the command line shows them (``command_line(..., env=...)``)."""
+    given = {k: os.environ[k] for k in BLAS_THREAD_ENV if k in os.environ}
+    for k in BLAS_THREAD_ENV:
+        os.environ.setdefault(k, "1")
+    return given
+
+
 def command_line(script, argv=None, env=None) -> str:
     """The command that ran ``script`` with the arguments ``argv`` (default: this process's), as a shell would take
     it: the variables ``env`` (a mapping; default: those of :data:`COMMAND_ENV` that are set), then ``python``, the

@@ -20,16 +20,9 @@ import sys
 
 if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from its file path: _common lies beside it
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _common import command_line, commit_text, load_average, refuse_below  # noqa: E402 - standard library only
+from _common import command_line, commit_text, load_average, one_blas_thread, refuse_below  # noqa: E402
 
-#: The environment variables that set the threads of the numerical libraries, shown before the command where the
-#: caller set them.
-COMMAND_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_GIVEN_ENV = {k: os.environ[k] for k in COMMAND_ENV if k in os.environ}  # before the defaults below
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+_GIVEN_ENV = one_blas_thread()  # one thread, where the caller did not say, before numpy is imported
 
 import argparse  # noqa: E402
 import platform  # noqa: E402

@@ -14,15 +14,12 @@ import sys
 
 if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from its file path: _common lies beside it
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _common import command_line, commit_text, load_average, refuse_below  # noqa: E402 - standard library only
+from _common import (BLAS_THREAD_ENV, command_line, commit_text, load_average,  # noqa: E402 - standard library only
+                     one_blas_thread, refuse_below)
 
-#: The environment variables that set the BLAS's threads, shown before the command where the caller set them.
-COMMAND_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_GIVEN_ENV = {k: os.environ[k] for k in COMMAND_ENV if k in os.environ}  # before the defaults below
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+#: The thread variables the command line shows where the caller set them.
+COMMAND_ENV = BLAS_THREAD_ENV
+_GIVEN_ENV = one_blas_thread()  # one thread, where the caller did not say, before numpy is imported
 
 import argparse  # noqa: E402
 import platform  # noqa: E402

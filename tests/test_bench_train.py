@@ -2,6 +2,7 @@
 they were made (the command, the CPUs, when the timings ended) and how their timings are repeated."""
 import importlib.util
 import json
+import os
 import pathlib
 import re
 import types
@@ -25,6 +26,15 @@ def _load(name):
 bench = _load("bench_train")
 common = _load("_common")
 TINY = ["--device", "cpu", "--width", "16", "--depth", "1", "--steps", "4", "--warmup", "1", "--threads", "1"]
+
+
+def test_one_blas_thread_sets_what_the_caller_left_unset_and_returns_what_it_set(monkeypatch):
+    for name in common.BLAS_THREAD_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    assert common.one_blas_thread() == {"OPENBLAS_NUM_THREADS": "4"}
+    assert {k: os.environ[k] for k in common.BLAS_THREAD_ENV} == {
+        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "4", "MKL_NUM_THREADS": "1"}
 
 
 def test_the_output_opens_with_its_command_and_the_record_names_the_cpus(tmp_path, capsys, monkeypatch):
