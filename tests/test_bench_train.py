@@ -29,8 +29,9 @@ TINY = ["--device", "cpu", "--width", "16", "--depth", "1", "--steps", "4", "--w
 
 
 def test_one_blas_thread_sets_what_the_caller_left_unset_and_returns_what_it_set(monkeypatch):
-    for name in common.BLAS_THREAD_ENV:
-        monkeypatch.delenv(name, raising=False)
+    for name in common.BLAS_THREAD_ENV:  # set, then unset: monkeypatch restores each as it was after the test
+        monkeypatch.setenv(name, "1")
+        monkeypatch.delenv(name)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
     assert common.one_blas_thread() == {"OPENBLAS_NUM_THREADS": "4"}
     assert {k: os.environ[k] for k in common.BLAS_THREAD_ENV} == {

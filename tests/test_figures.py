@@ -1077,6 +1077,11 @@ def test_the_letters_benchmark_times_a_sample_and_the_whole_profile_and_is_read_
     the profile; read_letters_benchmark reads every number back and refuses a file that is no such output."""
     import importlib.util
 
+    # the script sets the thread variables the caller left unset as it loads; set, then unset here, they are
+    # restored after this test (monkeypatch undoes only what it changed), and no later test's subprocess inherits them
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(name, "1")
+        monkeypatch.delenv(name)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     spec = importlib.util.spec_from_file_location("bench_letters", nclib.ROOT / "benchmarks" / "bench_letters.py")
     bench = importlib.util.module_from_spec(spec)
