@@ -614,7 +614,15 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
         # NC1 on NC3's scale: the square root of its fall, the smallest over the runs, and over NC3's fall
         drops = figures.metric_drops(runs)
         assert g["fit-nc1-root-drop"] == at_least(min(np.sqrt(r["nc1_drop"]) for r in fitted), 3)
-        assert g["fit-root-over-nc3"] == at_least(min(d["nc1_root"] / d["nc3"] for d in drops.values()), 2)
+        # one quotient per run, the root of its own NC1 fall over its own NC3 fall: the smallest and the largest,
+        # to nearest, and whose they are
+        quotient = {L: d["nc1_root"] / d["nc3"] for L, d in drops.items()}
+        low, high = min(quotient, key=quotient.get), max(quotient, key=quotient.get)
+        assert (g["fit-root-over-nc3-lo-L"], g["fit-root-over-nc3-hi-L"]) == (str(low), str(high))
+        assert number(g["fit-root-over-nc3-lo"]) == pytest.approx(quotient[low], rel=5e-3)
+        assert number(g["fit-root-over-nc3-hi"]) == pytest.approx(quotient[high], rel=5e-3)
+        assert all(g[f"root-over-nc3-L{L}"] == ch.tables["drops"].loc[L, "square root / NC3 fall"] for L in quotient)
+        assert "fit-root-over-nc3" not in g  # no bound that pairs one run's fall with another's
         assert all(g[f"nc3-drop-L{L}"] == written(d["nc3"], 3) for L, d in drops.items())
         for r in rows:  # every run of the fixture reaches 100 % and stays there
             L = r["L"]
@@ -671,8 +679,8 @@ def test_figure_chapter_tables(tiny, tiny_scale):
     for fig in (1, 3):
         ch = figures.figure_chapter(fig, "tiny", root=tiny)
         t = ch.tables
-        assert set(t) == {"provenance", "theory", "final", "training", "settings"}
-        for name in ("theory", "final", "training"):
+        assert set(t) == {"provenance", "theory", "final", "training", "drops", "settings"}
+        for name in ("theory", "final", "training", "drops"):
             assert t[name].index.name == "L" and t[name].index.tolist() == [1, 3, 6]
         # the provenance is transposed to fit the page: one column per run
         assert t["provenance"].columns.tolist() == ["L = 1", "L = 3", "L = 6"]
@@ -687,6 +695,15 @@ def test_figure_chapter_tables(tiny, tiny_scale):
             assert number(t["final"].loc[3, "‖b − n/N‖"]) == pytest.approx(ch.rows[1]['bias_error'], rel=5e-3)
         assert t["training"].loc[1, "100 % acc first at epoch"] == str(ch.rows[0]["acc100_epoch"])
         assert t["training"].loc[3, "largest objective rise"] == figures.rise_cell(ch.rows[1]["rise"])
+        # each run's two falls in one row: NC1's, its square root, NC3's and their quotient
+        drops = figures.metric_drops(ch.runs)
+        for L, d in drops.items():
+            row = t["drops"].loc[L]
+            assert row["ends at 100 %"] == "yes"
+            assert number(row["NC1 fall"]) == pytest.approx(d["nc1"], rel=5e-3)
+            assert number(row["its square root"]) ** 2 == pytest.approx(d["nc1"], rel=1e-2)
+            assert number(row["NC3 fall"]) == pytest.approx(d["nc3"], rel=5e-3)
+            assert number(row["square root / NC3 fall"]) == pytest.approx(d["nc1_root"] / d["nc3"], rel=5e-3)
         s = t["settings"]
         assert s.index.tolist() == ["data", "class counts", "counts by class index", "width", "batch size",
                                     "optimizer, lr", "lr schedule", "decays", "precision of the products",

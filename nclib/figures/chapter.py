@@ -32,8 +32,8 @@ class FigureChapter:
     ``runs`` ({L: Run}, checked by :func:`check_figure`, whose result is ``check``), ``rows``
     (:func:`final_rows`), ``theory`` ({L: :func:`run_theory`}), ``glue`` (the numbers of the prose,
     formatted, keyed without the ``fig<k>-`` prefix: the chapter glues ``glue[key]`` as ``fig<k>-<key>``) and
-    ``tables`` (pandas DataFrames: ``"provenance"`` (one column per L), ``"theory"``, ``"final"`` and
-    ``"training"`` (indexed by L), ``"settings"`` (the paper's against the runs')).
+    ``tables`` (pandas DataFrames: ``"provenance"`` (one column per L), ``"theory"``, ``"final"``, ``"training"``
+    and ``"drops"`` (indexed by L), ``"settings"`` (the paper's against the runs')).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
 
@@ -168,14 +168,20 @@ def _accuracy_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
         # NC1 on the scale of NC3 (its square root, metric_drops) beside NC3's own fall
         g[f"nc3-drop-L{L}"] = written(drops[L]["nc3"], 3)
         g[f"nc1-root-drop-L{L}"] = written(drops[L]["nc1_root"], 3)
-        g[f"root-over-nc3-L{L}"] = written(drops[L]["nc1_root"] / drops[L]["nc3"], 2)
+        # as the table of the falls (drops_table) writes it, with its trailing zeros
+        g[f"root-over-nc3-L{L}"] = _figures(drops[L]["nc1_root"] / drops[L]["nc3"], 3)
     fitted = [L for L, r in by_L.items() if r["train_acc"] >= 1.0]
     g["n-fitted"] = str(len(fitted))
     if fitted:
         g["fit-nc3-drop"] = at_most(max(drops[L]["nc3"] for L in fitted), 3)  # "at most"
         g["fit-nc1-drop"] = at_least(min(by_L[L]['nc1_drop'] for L in fitted), 3)  # "at least"
         g["fit-nc1-root-drop"] = at_least(min(drops[L]["nc1_root"] for L in fitted), 3)
-        g["fit-root-over-nc3"] = at_least(min(drops[L]["nc1_root"] / drops[L]["nc3"] for L in fitted), 2)
+        # the quotient of the two falls, each run's own: the smallest and the largest run's, to nearest as the table
+        # writes them, and whose they are (one pair of falls per run, never the extremes of two runs)
+        quotient = {L: drops[L]["nc1_root"] / drops[L]["nc3"] for L in fitted}
+        low, high = min(quotient, key=quotient.get), max(quotient, key=quotient.get)
+        g["fit-root-over-nc3-lo"], g["fit-root-over-nc3-lo-L"] = _figures(quotient[low], 3), str(low)
+        g["fit-root-over-nc3-hi"], g["fit-root-over-nc3-hi-L"] = _figures(quotient[high], 3), str(high)
     return g
 
 
@@ -321,9 +327,11 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     ``stays-L<L>`` (first and settled epoch at 100 % training accuracy), ``acc-L<L>`` (in percent, as every training
     accuracy the prose glues: :func:`percent`) and ``nc1-drop-L<L>``, ``nc3-drop-L<L>``, ``nc1-root-drop-L<L>`` (the
     square root of NC1's fall, its fall on the scale of NC3, :func:`metric_drops`) and ``root-over-nc3-L<L>`` (that
-    over NC3's fall); over the runs that end at 100 % (``n-fitted``) ``fit-nc1-drop`` (the smallest fall of NC1),
-    ``fit-nc3-drop`` (the largest fall of NC3), ``fit-nc1-root-drop`` (the smallest square root of NC1's fall) and
-    ``fit-root-over-nc3`` (the smallest quotient of the two, over the runs); the orderings in L ``nc1-order``,
+    over NC3's fall, as the table ``"drops"`` writes it); over the runs that end at 100 % (``n-fitted``)
+    ``fit-nc1-drop`` (the smallest fall of NC1), ``fit-nc3-drop`` (the largest fall of NC3), ``fit-nc1-root-drop``
+    (the smallest square root of NC1's fall) and ``fit-root-over-nc3-lo``, ``fit-root-over-nc3-hi`` (the smallest
+    and the largest run's quotient of the two, each run's square root over its own NC3 fall, with
+    ``fit-root-over-nc3-lo-L`` and ``-hi-L``, whose they are); the orderings in L ``nc1-order``,
     ``nc3-order``, ``gap-order`` (where the runs end at one epoch, with ``<key>-order-held``, at how many of the
     last ``order-records`` recorded epochs the runs rank so, and ``<key>-order-kept``, the runs whose place never
     changes there, :func:`order_held`; and ``<key>-order-without-spikes``, :func:`orders_without_spikes`, with the
@@ -354,13 +362,14 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
     commit, data checksum); ``"theory"``: the modes alive, the extreme nonzero kappa, the global minimum of (4.3)
     and the final objective (:func:`run_theory`); ``"final"``: the final metrics of :func:`final_rows` (with a
     bias also ||b - n/N||); ``"training"``: the first epoch at 100 % training accuracy and the epoch from which
-    it stays there, the largest rise of the objective (:func:`rise_cell`) and the fall of NC1; ``"settings"``:
-    the paper's settings (Section 5) next to the runs'.
+    it stays there, the largest rise of the objective (:func:`rise_cell`) and the fall of NC1; ``"drops"``: each
+    run's fall of NC1 and NC3 side by side (:func:`drops_table`); ``"settings"``: the paper's settings (Section 5)
+    next to the runs'.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     f = figure(fig)
     return {"provenance": _provenance_table(runs), "theory": _theory_table(runs, theory),
-            "final": _final_table(f, rows), "training": _training_table(rows),
+            "final": _final_table(f, rows), "training": _training_table(rows), "drops": drops_table(runs),
             "settings": _settings_table(f, runs, check)}
 
 
@@ -417,6 +426,26 @@ def _training_table(rows: list[dict]):
     } for r in rows]).set_index("L")
     training["NC1 drop"] = _column(training["NC1 drop"], 2)
     return training
+
+
+def drops_table(runs: Mapping[int, Run]):
+    """Each run's fall of NC1 beside its fall of NC3, on one scale (:func:`metric_drops`), a pandas DataFrame
+    indexed by L: whether the run ends at 100 % training accuracy, NC1's factor (its value at epoch 0 over its
+    last), the square root of that factor (NC1 is quadratic in the distance from collapse, NC3 linear in it:
+    the root is NC1's fall on NC3's scale), NC3's factor and the root over NC3's factor.  One row per run, so
+    that no sentence sets one run's fall beside another's.  ValueError for no runs.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
+    import pandas as pd
+
+    drops = metric_drops(runs)
+    table = pd.DataFrame([{
+        "L": L, "ends at 100 %": "yes" if float(runs[L].history["train_acc"][-1]) >= 1.0 else "no",
+        "NC1 fall": d["nc1"], "its square root": d["nc1_root"], "NC3 fall": d["nc3"],
+        "square root / NC3 fall": d["nc1_root"] / d["nc3"],
+    } for L, d in drops.items()]).set_index("L")
+    for col in ("NC1 fall", "its square root", "NC3 fall", "square root / NC3 fall"):
+        table[col] = _column(table[col], 3)
+    return table
 
 
 def _settings_table(f: Figure, runs: Mapping[int, Run], check: Mapping):
