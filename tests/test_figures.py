@@ -566,7 +566,15 @@ def test_nc3_readings_of_the_committed_bias_free_runs():
         for L, g in compared.items():
             assert g["blocks"] == replica[L].history["nc3"][-1] and g["classes"] == remake[L].history["nc3"][-1]
             assert g["smallest"] <= g["blocks"] / g["classes"] <= g["largest"] and g["nc2_apart"] < 1e-10
-            assert float(table.loc[L, "NC3 at the end, class by class"]) == pytest.approx(g["classes"], rel=5e-3)
+            assert float(table.loc[L, "replica CPU: NC3 at the end, class by class"]) == pytest.approx(g["classes"],
+                                                                                                   rel=5e-3)
+            # the ratio at the end, to nearest at the table's figures (a run's own value), inside its range
+            end = number(table.loc[L, "blocks / class by class at the end"])
+            assert end == pytest.approx(g["blocks"] / g["classes"], rel=5e-3)
+            assert g["smallest"] <= g["blocks"] / g["classes"] <= g["largest"]
+        # both NC3 columns say whose runs they read: the replica CPU's, not those of the chapter's other tables
+        nc3_columns = [c for c in table.columns if "NC3" in c]
+        assert len(nc3_columns) == 2 and all(c.startswith("replica CPU: ") for c in nc3_columns)
     with pytest.raises(ValueError, match="fig must be a bias-free figure"):
         figures.nc3_readings(1)
 

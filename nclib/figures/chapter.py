@@ -498,8 +498,9 @@ def nc3_readings(fig, root=None) -> tuple:
     """The two readings of NC3 in the CPU-scale runs of bias-free Figure 3 or 4 (:ref:`ch-fig3`, :ref:`ch-fig4`):
     :func:`nclib.figures.compare_nc3` of the runs of ``<root>/replica-cpu/`` (recorded before NC3 compared class
     with class) and of the same runs made again on that CPU, ``<root>/nc3-by-class/`` (``root``: the results
-    folder, by default ``results/``), and its table: per L the final NC3 in each reading and the range of their
-    ratio over the recorded epochs.  ValueError naming ``fig`` for a figure with a bias."""
+    folder, by default ``results/``), and its table: per L the final NC3 in each reading, their ratio at the end and
+    its range over the recorded epochs, each column named as a reading of the runs on the replica's CPU (CPU-scale
+    runs, not those a chapter's other tables show).  ValueError naming ``fig`` for a figure with a bias."""
     import pandas as pd
 
     from .load import compare_nc3
@@ -510,8 +511,9 @@ def nc3_readings(fig, root=None) -> tuple:
     root = RESULTS.parent if root is None else pathlib.Path(root)
     compared = compare_nc3(load_figure(f, "cpu-scale", root / "replica-cpu"),
                            load_figure(f, "cpu-scale", root / NC3_BY_CLASS))
-    final = {"blocks": "NC3 at the end, blocks of equal count", "classes": "NC3 at the end, class by class"}
+    final = {"blocks": "replica CPU: NC3 at the end, blocks", "classes": "replica CPU: NC3 at the end, class by class"}
     table = pd.DataFrame([{"L": L, **{name: g[key] for key, name in final.items()},
+                           "blocks / class by class at the end": _figures(g["blocks"] / g["classes"], 3),
                            "blocks / class by class over the run":
                                f"{_figures(g['smallest'], 3)} to {_figures(g['largest'], 3)}"}
                           for L, g in compared.items()]).set_index("L")
