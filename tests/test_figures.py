@@ -746,6 +746,8 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     assert t["final"].loc[(3, "tiny", 1), "‖b − n/N‖"] == "no bias" and t["final"].loc[(1, "tiny", 6), "NC1"] == \
         written(chapters[1].rows[2]['nc1'], 2)
     assert t["training"].loc[(1, "tiny", 3), "trained"] == "side by side"
+    # the spacing of the records the epochs and rises are read at
+    assert t["training"]["recorded every (epochs)"].tolist() == [TINY["metric_every"]] * 6
     assert t["training"].loc[(3, "tiny", 3), "trained"] == "alone"
     assert t["stalls"].empty and t["stalls"].index.names == ["figure", "L"]
     g = figures.summary_glue(chapters)
@@ -790,6 +792,26 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
 
 def _with_history(run, **columns):
     return dataclasses.replace(run, history=dict(run.history, **columns))
+
+
+def test_tables_say_a_run_is_below_100_percent_only_at_its_records_and_pair_each_runs_falls(tiny):
+    runs = figures.load_figure(1, "tiny", root=tiny)
+    h = runs[3].history
+    acc = np.full(np.asarray(h["epoch"]).size, 0.9)  # below 100 % at every record
+    below = {**runs, 3: _with_history(runs[3], train_acc=acc)}
+    rows = figures.final_rows(below)
+    training = figures.figure_tables(1, below, {"epochs": {L: 120 for L in below}}, rows,
+                                     {L: figures.run_theory(r.params) for L, r in below.items()})["training"]
+    assert training.loc[3, "100 % acc first at epoch"] == "none recorded"
+    assert training.loc[3, "100 % acc to the end from epoch"] == "none recorded"
+    table = figures.drops_table(below)
+    assert table["ends at 100 %"].tolist() == ["yes", "no", "yes"]
+    # a run whose NC3 falls more than NC1 on its scale: the quotient below 1, its own row
+    toy = _with_history(runs[1], nc1=h["nc1"][0] * np.geomspace(1, 1e-2, h["nc1"].size),
+                        nc3=h["nc3"][0] * np.geomspace(1, 1e-3, h["nc3"].size))
+    assert figures.drops_table({1: toy}).loc[1, "square root / NC3 fall"] == "0.0100"
+    with pytest.raises(ValueError, match="runs must hold at least one run"):
+        figures.drops_table({})
 
 
 def test_metric_drops_put_nc1_on_the_scale_of_the_linear_metrics(tiny):

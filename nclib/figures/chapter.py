@@ -60,8 +60,9 @@ def _order_label(class_order: str, dataset: str) -> str:
 
 
 def _epoch(epoch) -> str:
-    """A recorded epoch for a table cell, "never" when there is none (None): a table's value, not prose."""
-    return "never" if epoch is None else str(epoch)
+    """A recorded epoch for a table cell, "none recorded" when there is none (None): the runs are seen only at
+    their recorded epochs, so a table says no more than that of what happened between them."""
+    return "none recorded" if epoch is None else str(epoch)
 
 
 def _put(g: dict, key: str, value) -> None:
@@ -534,7 +535,8 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     """The tables of :ref:`ch-figures-summary` from the four :class:`FigureChapter`: ``"figures"`` (data, named as
     the legends name it, :func:`nclib.plotting.dataset_label`, so a copy or a stand-in says so; bias case, scale and
     epochs of each figure), ``"final"`` (the final values of every run, indexed by figure and
-    L; "no bias" for the bias of a bias-free run), ``"training"`` (when it reached 100 %, its largest rise, wall
+    L; "no bias" for the bias of a bias-free run), ``"training"`` (the spacing of its records, when it first
+    reached 100 % and from when it stayed there at those records, its largest rise between two of them, wall
     time, device, precision; these two also indexed by the scale of the runs) and ``"stalls"``
     (the runs that end below 100 % training accuracy, :func:`stalls`: final accuracy, misclassified samples,
     objective over the global minimum, and for L >= 2 the local minimizer of Lemma A.2 with modes at 0 nearest the
@@ -560,7 +562,9 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     final["‖b − n/N‖"] = ["no bias" if not chapters[k].runs[L].params["bias"] else v
                           for (k, _, L), v in final["‖b − n/N‖"].items()]
     training = pd.DataFrame([{
-        "figure": k, "scale": c.scale, "L": r["L"], "100 % first at epoch": _epoch(r["acc100_epoch"]),
+        # the records' spacing first: the epochs and the rises of the next columns are those seen at the records
+        "figure": k, "scale": c.scale, "L": r["L"], "recorded every (epochs)": int(c.runs[r["L"]].params["metric_every"]),
+        "100 % first at epoch": _epoch(r["acc100_epoch"]),
         "100 % to the end from epoch": _epoch(r["acc100_stays"]), "largest objective rise": rise_cell(r["rise"]),
         "wall time (s)": round(r["wall_time_s"], 1), "trained": "side by side" if r["trained_with"] else "alone",
         "device": r["device"], "precision": c.runs[r["L"]].provenance["precision"],
