@@ -814,6 +814,27 @@ def test_tables_say_a_run_is_below_100_percent_only_at_its_records_and_pair_each
         figures.drops_table({})
 
 
+def test_trained_ufm_at_minimum_counts_the_runs_of_the_minority_chapter(tmp_path):
+    folder = tmp_path / "minority"
+    folder.mkdir()
+    head = "profile,bias,L,gap,modes_theory\n"
+    (folder / "ufm-a.csv").write_text(head + "a,False,1,0.0,3\na,False,3,0.2,3\na,False,3,1e-9,0\na,True,3,0.0,2\n")
+    (folder / "ufm-b.csv").write_text(head + "b,False,3,-1e-16,2\nb,False,1,5e-7,3\n")
+    assert figures.trained_ufm_at_minimum(False, root=tmp_path) == {
+        1: {"runs": 2, "at_minimum": 2, "keeping": 2, "keeping_at_minimum": 2},
+        3: {"runs": 3, "at_minimum": 2, "keeping": 2, "keeping_at_minimum": 1}}
+    assert figures.trained_ufm_at_minimum(True, root=tmp_path) == {
+        3: {"runs": 1, "at_minimum": 1, "keeping": 1, "keeping_at_minimum": 1}}
+    with pytest.raises(ValueError, match="bias must be True or False"):
+        figures.trained_ufm_at_minimum("no", root=tmp_path)
+    with pytest.raises(ValueError, match="holds no UFM runs"):
+        figures.trained_ufm_at_minimum(False, root=tmp_path / "elsewhere")
+    # the committed runs without a bias: every L = 1 run at the minimum; below the last threshold none with L = 3, 6
+    committed = figures.trained_ufm_at_minimum(False)
+    assert committed[1]["at_minimum"] == committed[1]["runs"] > 0
+    assert committed[3]["keeping_at_minimum"] == committed[6]["keeping_at_minimum"] == 0 < committed[3]["keeping"]
+
+
 def test_metric_drops_put_nc1_on_the_scale_of_the_linear_metrics(tiny):
     runs = figures.load_figure(1, "tiny", root=tiny)
     drops = figures.metric_drops(runs)
