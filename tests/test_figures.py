@@ -745,10 +745,10 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     assert t["final"].index.tolist() == [(k, "tiny", L) for k in (1, 3) for L in (1, 3, 6)]
     assert t["final"].loc[(3, "tiny", 1), "‖b − n/N‖"] == "no bias" and t["final"].loc[(1, "tiny", 6), "NC1"] == \
         written(chapters[1].rows[2]['nc1'], 2)
-    assert t["training"].loc[(1, "tiny", 3), "trained"] == "side by side"
+    assert t["made"].loc[(1, "tiny", 3), "trained"] == "side by side"
     # the spacing of the records the epochs and rises are read at
     assert t["training"]["recorded every (epochs)"].tolist() == [TINY["metric_every"]] * 6
-    assert t["training"].loc[(3, "tiny", 3), "trained"] == "alone"
+    assert t["made"].loc[(3, "tiny", 3), "trained"] == "alone"
     assert t["stalls"].empty and t["stalls"].index.names == ["figure", "L"]
     g = figures.summary_glue(chapters)
     rows = [r for c in chapters.values() for r in c.rows]

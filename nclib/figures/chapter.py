@@ -536,8 +536,9 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     the legends name it, :func:`nclib.plotting.dataset_label`, so a copy or a stand-in says so; bias case, scale and
     epochs of each figure), ``"final"`` (the final values of every run, indexed by figure and
     L; "no bias" for the bias of a bias-free run), ``"training"`` (the spacing of its records, when it first
-    reached 100 % and from when it stayed there at those records, its largest rise between two of them, wall
-    time, device, precision; these two also indexed by the scale of the runs) and ``"stalls"``
+    reached 100 % and from when it stayed there at those records, its largest rise between two of them),
+    ``"made"`` (wall time, whether trained side by side, device, precision; these three also indexed by the scale
+    of the runs) and ``"stalls"``
     (the runs that end below 100 % training accuracy, :func:`stalls`: final accuracy, misclassified samples,
     objective over the global minimum, and for L >= 2 the local minimizer of Lemma A.2 with modes at 0 nearest the
     final objective, :func:`nclib.minority.nearest_partial_minimum`: how many modes it puts at 0, the final
@@ -566,8 +567,11 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
         "figure": k, "scale": c.scale, "L": r["L"], "recorded every (epochs)": int(c.runs[r["L"]].params["metric_every"]),
         "100 % first at epoch": _epoch(r["acc100_epoch"]),
         "100 % to the end from epoch": _epoch(r["acc100_stays"]), "largest objective rise": rise_cell(r["rise"]),
-        "wall time (s)": round(r["wall_time_s"], 1), "trained": "side by side" if r["trained_with"] else "alone",
-        "device": r["device"], "precision": c.runs[r["L"]].provenance["precision"],
+    } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "scale", "L"])
+    made = pd.DataFrame([{  # a table of its own: with the records' columns it was too wide for the page
+        "figure": k, "scale": c.scale, "L": r["L"], "wall time (s)": round(r["wall_time_s"], 1),
+        "trained": "side by side" if r["trained_with"] else "alone", "device": r["device"],
+        "precision": c.runs[r["L"]].provenance["precision"],
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "scale", "L"])
     stalled = pd.DataFrame([{
         "figure": k, "L": L, "train acc (%)": percent(st["train_acc"]), "misclassified": f"{st['misclassified']:,}",
@@ -580,7 +584,7 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     } for k, c in sorted(chapters.items()) for L, st in stalls(c.runs).items()],
         columns=["figure", "L", "train acc (%)", "misclassified", "objective / minimum", "modes at 0",
                  "above the nearest point (%)", "distance to the next point (%)"]).set_index(["figure", "L"])
-    return {"figures": figures, "final": final, "training": training, "stalls": stalled}
+    return {"figures": figures, "final": final, "training": training, "made": made, "stalls": stalled}
 
 
 def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
