@@ -69,6 +69,15 @@ def load_average() -> list[float] | None:
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
+def closing_line(commit: str, dirty: bool, cpu: str) -> str:
+    """The last line of a CPU benchmark's output, what qualifies its timings: the code timed (:func:`commit_text`),
+    the processor ``cpu``, the load average of the machine (other jobs on it) and the time (UTC) it ended."""
+    load = load_average()
+    load = "n/a" if load is None else ", ".join(f"{x:.2f}" for x in load)
+    return (f"commit {commit_text(commit, dirty)}, {cpu}, load average {load}, "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+
+
 def refuse_below(ap, args, least: dict) -> None:
     """``ap.error`` (exit status 2) naming the first flag of ``least`` (argument name: least value) whose value in
     ``args`` is below its least value; a value None (the flag not given, no default) passes."""

@@ -20,7 +20,7 @@ import sys
 
 if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from its file path: _common lies beside it
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _common import command_line, commit_text, load_average, one_blas_thread, refuse_below  # noqa: E402
+from _common import closing_line, command_line, one_blas_thread, refuse_below  # noqa: E402
 
 _GIVEN_ENV = one_blas_thread()  # one thread, where the caller did not say, before numpy is imported
 
@@ -82,12 +82,8 @@ def main(argv=None):
     print(f"whole profile   {int(counts.sum()):,} letters: {med_whole:.3f} s {spread(whole_s)}")
     print(f"ratio           whole / scaled sample {med_whole / med_scaled:.4f} (of the medians; per round "
           f"{spread(rounds)})")
-    # what qualifies the timings: the code timed, the processor, and other jobs on the machine when they ended
     code = provenance.git_state()
-    load = load_average()
-    load = "n/a" if load is None else ", ".join(f"{x:.2f}" for x in load)
-    print(f"commit {commit_text(code['git_commit'], code['git_dirty'])}, "
-          f"{provenance.cpu_model()}, load average {load}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(closing_line(code["git_commit"], code["git_dirty"], provenance.cpu_model()))
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ import sys
 
 if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from its file path: _common lies beside it
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _common import (BLAS_THREAD_ENV, command_line, commit_text, load_average,  # noqa: E402 - standard library only
-                     one_blas_thread, refuse_below)
+from _common import (BLAS_THREAD_ENV, closing_line, command_line, one_blas_thread,  # noqa: E402 - standard library
+                     refuse_below)
 
 #: The thread variables the command line shows where the caller set them.
 COMMAND_ENV = BLAS_THREAD_ENV
@@ -86,12 +86,8 @@ def main(argv=None):
           f"(best of {R} each)")
     print(f"K = 1,000: largest relative difference of the positive singular values = {rel:.1e}, "
           f"zero singular value from the SVD = {s_svd[-1] / s_svd[0]:.1e} x the largest")
-    # what qualifies the timings: the code timed, the processor, and other jobs on the machine when they ended
     code = provenance.git_state()
-    load = load_average()
-    load = "n/a" if load is None else ", ".join(f"{x:.2f}" for x in load)
-    print(f"commit {commit_text(code['git_commit'], code['git_dirty'])}, "
-          f"{provenance.cpu_model()}, load average {load}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(closing_line(code["git_commit"], code["git_dirty"], provenance.cpu_model()))
 
 
 if __name__ == "__main__":
