@@ -24,7 +24,7 @@ import re
 import sys
 from typing import Mapping
 
-from nclib import figures, letters, parameters
+from nclib import figures, letters, parameters, plotting
 from nclib import runs as runs_contract
 from nclib.runs import atomic_write_text
 
@@ -195,6 +195,9 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     title = f"Figure {f.number}{runs}: the executed training notebook, {scale_title(scale, epochs)}"
     if dataset == "letters-synthetic":  # not the paper's data, whatever the scale
         title += ", on the letters-synthetic stand-in"
+    elif plotting.dataset_label({"dataset": dataset, "data_path": injected_value(nb, "data_path") or ""}) == \
+            "CIFAR-10 (JPEG-decoded copy)":  # nor is a lossy copy of the images, as the legends say
+        title += ", on a JPEG-decoded copy of CIFAR-10"
     note = (f"This is {{ref}}`the training notebook <ch-train>` as papermill executed it for Figure {f.number} "
             f"({DATA_LABELS.get(dataset, dataset)}, "
             f"{'with bias' if f.bias else 'bias-free'}), shown with its outputs and never re-executed by the "

@@ -573,6 +573,14 @@ def test_relabel_notebook_names_the_data_the_runs_were_given(tmp_path):
         assert named in md and not_named not in md, md
         # the title says so too: the stand-in is not the paper's data at any scale
         assert md.splitlines()[1].endswith("on the letters-synthetic stand-in") == ("stand-in" in named)
+    # Figure 1's notebook on the JPEG-decoded copy of CIFAR-10 (the slice the GPU runs read) says so in its title
+    path = tmp_path / "fig1.run.ipynb"
+    for data_path, copy in (('".gpu/cifar10_subset_slice.npz"', True), ('"/data/cifar-10"', False), ("None", False)):
+        path.write_text(json.dumps(executed(f"smoke = False\nepochs = 12000\ndata_path = {data_path}\n")))
+        figure_notebook.relabel_notebook(path, 1, "gpu")
+        title = json.loads(path.read_text())["cells"][0]["source"].splitlines()[1]
+        assert title.endswith("GPU runs with every setting the paper states" + (
+            ", on a JPEG-decoded copy of CIFAR-10" if copy else "")), title
     assert figure_notebook.injected_value(executed("epochs = 700\n"), "epochs") == 700
     assert figure_notebook.injected_value(executed("epochs = 700\n"), "dataset") is None
     assert figure_notebook.run_label(2, "cpu-scale") == "run-fig2-cpu-scale"
