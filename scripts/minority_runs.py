@@ -21,6 +21,7 @@ import argparse
 import csv
 import ctypes
 import datetime
+import io
 import json
 import os
 import pathlib
@@ -31,6 +32,7 @@ import numpy as np
 
 import nclib
 from nclib import data, imbalance, minority, provenance
+from nclib.runs import atomic_write_text
 
 OUT = nclib.ROOT / "results" / "minority"
 
@@ -159,13 +161,6 @@ def ufm_provenance(profile: str, rows: int, wall_s: float) -> dict:
                          "L": list(UFM_LS), "relative_decays": [float(v) for v in UFM_RELATIVE], "scale": SCALE}}
 
 
-def _write_atomically(path: pathlib.Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        write(f)
-    tmp.replace(path)
-
-
 def run_ufm(profile: str, path: pathlib.Path, like: pathlib.Path | None = None) -> None:
     """The UFM sweep of one profile (:func:`ufm_rows`, or the runs of the table ``like``, :func:`rows_like`) into the
     table ``path`` and its provenance beside it."""
@@ -177,12 +172,12 @@ def run_ufm(profile: str, path: pathlib.Path, like: pathlib.Path | None = None) 
               f"modes {rows[-1]['modes_alive']}/{rows[-1]['modes_theory']} ({time.time() - t0:.0f} s)", flush=True)
     made = {**ufm_provenance(profile, len(rows), time.time() - t0), "like": None if like is None else str(like)}
 
-    def table(f):
-        w = csv.DictWriter(f, fieldnames=UFM_FIELDS, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-    _write_atomically(path, table)
-    _write_atomically(path.with_suffix(".provenance.json"), lambda f: f.write(json.dumps(made, indent=1) + "\n"))
+    table = io.StringIO()
+    w = csv.DictWriter(table, fieldnames=UFM_FIELDS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, table.getvalue())
+    atomic_write_text(path.with_suffix(".provenance.json"), json.dumps(made, indent=1) + "\n")
 
 
 def main(argv=None) -> int:
