@@ -465,6 +465,10 @@ def mode_values(Ws, H, n, bias: bool = True) -> np.ndarray:
 #: :ref:`ch-minority`).
 FINAL_LR_FACTOR = 1e-3
 
+#: A trained UFM run whose relative gap (:attr:`UFMRun.gap`, (value - minimum) / minimum) is below this counts
+#: as at the closed-form global minimum (:ref:`sec-minority-ufm`; the bias-free figure chapters count so too).
+AT_MINIMUM_GAP = 1e-6
+
 
 def _lr_factor(step: int, steps: int, final: float) -> float:
     """The learning-rate factor of step ``step`` (0-based): 1 for the first half of ``steps``, then a geometric

@@ -6,15 +6,17 @@ training accuracy, orderings in L, wall times; the properties every figure chapt
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
+import pathlib
 from typing import Mapping
 
 import numpy as np
 
 from .. import _checks, minority, ufm
 from ..runs import load_class_accuracy
-from .config import HISTORY_KEYS, figure
+from .config import HISTORY_KEYS, RESULTS, figure
 from .load import Run, run_counts
 
 # --------------------------------------------------------------------------------------------- theory
@@ -78,25 +80,16 @@ def run_theory(params: Mapping) -> RunTheory:
                      minimizer_accuracy=ufm.minimizer_accuracy(n, lam_W, lam_H, L, bias))
 
 
-#: Within this relative gap of the closed-form global minimum a trained UFM run counts as at it (:ref:`ch-minority`).
-UFM_AT_MINIMUM = 1e-6
-
-
 def trained_ufm_at_minimum(bias: bool, root=None) -> dict[int, dict]:
     """How many of the unconstrained-feature-model runs of :ref:`ch-minority` (free features trained by Adam on
     (4.3), ``<root>/minority/ufm-*.csv``, both profiles; ``root``: the results folder, by default ``results/``) with
     or without a bias reach the closed-form global minimum, per L: ``runs`` and ``at_minimum`` (within a relative
-    :data:`UFM_AT_MINIMUM` of it, as that chapter counts them), and of them ``keeping`` and ``keeping_at_minimum``,
+    :data:`nclib.minority.AT_MINIMUM_GAP` of it, as that chapter counts them), and of them ``keeping`` and ``keeping_at_minimum``,
     the runs at a decay where the global minimizer keeps a mode (below the last threshold; past it the minimizer is
     the origin).  The bias-free figure chapters (:ref:`ch-fig3`, :ref:`ch-fig4`) set their runs against that closed
     form.  ValueError naming ``bias`` unless a bool, and naming the folder when it holds no such file."""
-    import csv
-    import pathlib
-
     if not isinstance(bias, (bool, np.bool_)):
         raise ValueError(f"bias must be True or False, got {bias!r}")
-    from .config import RESULTS
-
     folder = (RESULTS.parent if root is None else pathlib.Path(root)) / "minority"
     files = sorted(folder.glob("ufm-*.csv"))
     if not files:
@@ -107,7 +100,7 @@ def trained_ufm_at_minimum(bias: bool, root=None) -> dict[int, dict]:
             for row in csv.DictReader(fh):
                 if (row["bias"] == "True") != bool(bias):
                     continue
-                at_min, keeps = float(row["gap"]) < UFM_AT_MINIMUM, int(row["modes_theory"]) > 0
+                at_min, keeps = float(row["gap"]) < minority.AT_MINIMUM_GAP, int(row["modes_theory"]) > 0
                 c = out.setdefault(int(row["L"]), dict.fromkeys(("runs", "at_minimum", "keeping",
                                                                  "keeping_at_minimum"), 0))
                 c["runs"] += 1
