@@ -22,7 +22,7 @@ from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, final
                        next_milestone, order_by, order_held, orders_without_spikes, other_spikes, rise_ratios,
                        run_theory, spikes, stalls, wall_time_s)
 from .config import RESULTS, Figure, figure, figure_counts, scale_settings
-from .load import Run, check_figure, load_figure, preferred_scale, run_counts
+from .load import Run, check_figure, compare_nc3, load_figure, preferred_scale, run_counts
 
 
 @dataclasses.dataclass
@@ -241,7 +241,6 @@ def _spike_glue(runs: Mapping[int, Run], spiked: Mapping[int, dict]) -> dict:
         g.update({s + "factor": written(r['factor'], 3), s + "from": str(r["prev_epoch"]), s + "to": str(r["epoch"]),
                   s + "start": str(r["start_epoch"]), s + "climb": written(r['climb'], 3), s + "lr": written(r['lr'], 6),
                   s + "lr-before": written(r['lr_prev'], 6),
-
                   s + "nc1-before": written(b['nc1'], 3), s + "nc1-at": written(a['nc1'], 3),
                   s + "nc3-before": written(b['nc3'], 3), s + "nc3-at": written(a['nc3'], 3),
                   s + "acc-before": percent(b['train_acc']), s + "acc-at": percent(a['train_acc']),
@@ -503,8 +502,6 @@ def nc3_readings(fig, root=None) -> tuple:
     its range over the recorded epochs, each column named as a reading of the runs on the replica's CPU (CPU-scale
     runs, not those a chapter's other tables show).  ValueError naming ``fig`` for a figure with a bias."""
     import pandas as pd
-
-    from .load import compare_nc3
 
     f = figure(fig)
     if f.bias:
