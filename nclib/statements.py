@@ -81,7 +81,8 @@ def theorem43_value(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool 
     """The minimum of (4.3) as the proof of Theorem 4.3 writes it: the sum over the singular values kappa_k of
     kappa_k^2/(2N) g_k(x_k^*), g_k(x) = 1/(x^L + 1) + a_k x of Lemma A.2 at :func:`theorem43_x_star` (a mode with
     kappa_k = 0 adds 0).  It is :func:`nclib.ufm.value_from_spectrum` with the corrected a; with ``printed_a`` it is
-    what the printed a gives, below the global minimum (erratum T1).  Used in :ref:`ch-errata-theory`.
+    what the printed a gives, at most the global minimum and below it whenever a mode survives the printed a
+    (erratum T1).  Used in :ref:`ch-errata-theory`.
     """
     x = theorem43_x_star(kappa, N, lam_W, lam_H, L, printed_a)
     kappa = _checks.singular_values(kappa)

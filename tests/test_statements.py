@@ -117,6 +117,18 @@ def test_theorem43_with_the_printed_a_predicts_a_value_below_the_minimum():
     assert printed < 0.99 * ufm.minimum_value(n, lam_W, lam_H, L=L)
 
 
+def test_theorem43_with_the_printed_a_equals_the_minimum_when_every_mode_collapses_under_it():
+    """Decays so large that no mode survives even the printed (smaller) a: both values are the loss at zero,
+    sum kappa_k^2 / (2N), so "at most the minimum" is an equality there, not "below"."""
+    n, L = [5, 3, 1], 2
+    _, kappa, _ = ufm.problem_svd(n)
+    N = sum(n)
+    assert not statements.theorem43_x_star(kappa, N, 1.0, 1.0, L, printed_a=True).any()
+    printed = statements.theorem43_value(kappa, N, 1.0, 1.0, L, printed_a=True)
+    assert printed == pytest.approx(ufm.minimum_value(n, 1.0, 1.0, L=L), rel=1e-14)
+    assert printed == pytest.approx(np.sum(kappa ** 2) / (2 * N), rel=1e-14)
+
+
 @pytest.mark.parametrize("args, name", [
     (dict(kappa=[-1.0, 2.0]), "kappa"),
     (dict(N=0), "N"),
