@@ -391,7 +391,7 @@ def problem_svd(n, bias: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarra
     kappa_1 of the next is set to its mean, so that the modes of one repeated value are one float and live or die
     together at every decay (a decay on a threshold would otherwise keep some of them and not the others, and the
     geometry would depend on the basis chosen inside the block). U and V are left as they are: M changes by
-    rounding only."""
+    rounding only.  Used by :ref:`ch-thm42`, :ref:`ch-thm43` and :ref:`ch-errata-theory`."""
     n = _checks.counts(n)
     bias = _checks.flag(bias, "bias")
     U, kappa, Vt = np.linalg.svd(problem_matrix(n, bias))
