@@ -164,12 +164,16 @@ def ybar(n) -> np.ndarray:
 # The spectrum of Y-bar for grouped imbalance: Theorem 4.4 (Theorems B.1, B.2); chapter ch-spectrum.
 # ---------------------------------------------------------------------------------------------
 
-def _group_arrays(groups) -> tuple[np.ndarray, np.ndarray, float]:
-    """(N_i, l_i, N) as float64 arrays and the total sample count, after :func:`check_groups`."""
-    pairs = check_groups(groups)
+def _pair_arrays(pairs) -> tuple[np.ndarray, np.ndarray, float]:
+    """(N_i, l_i, N) as float64 arrays and the total sample count, for pairs that :func:`check_groups` returned."""
     sizes = np.array([N for N, _ in pairs], dtype=np.float64)
     mults = np.array([l for _, l in pairs], dtype=np.float64)
     return sizes, mults, float(np.dot(sizes, mults))
+
+
+def _group_arrays(groups) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`_pair_arrays` of the groups after :func:`check_groups`."""
+    return _pair_arrays(check_groups(groups))
 
 
 def group_matrix(groups) -> np.ndarray:
@@ -293,12 +297,13 @@ def group_singular_values(groups) -> np.ndarray:
     left null vector sqrt(l)) and sigma~_i = sqrt(mu_i) with mu_i the root of w in (N_{i+1}, N_i), so
     0 = sigma~_m < sqrt(N_m) < sigma~_{m-1} < ... < sqrt(N_2) < sigma~_1 < sqrt(N_1).
     """
-    return _group_sigma(*_solver_arrays(groups))
+    return _group_sigma(*_solver_arrays(check_groups(groups)))
 
 
-def _solver_arrays(groups) -> tuple[np.ndarray, np.ndarray, float]:
-    """:func:`_group_arrays`, refusing more than :data:`MAX_DISTINCT_SIZES` groups before any O(m^2) work."""
-    sizes, mults, N = _group_arrays(groups)
+def _solver_arrays(pairs) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`_pair_arrays` of checked pairs, refusing more than :data:`MAX_DISTINCT_SIZES` groups before any
+    O(m^2) work."""
+    sizes, mults, N = _pair_arrays(pairs)
     if sizes.size > MAX_DISTINCT_SIZES:
         raise ValueError(f"groups has m = {sizes.size:,} distinct class sizes; the spectrum of Theorem 4.4 is "
                          f"computed from m - 1 roots of the secular equation at O(m^2) cost and is refused above "
@@ -324,7 +329,7 @@ def ybar_singular_values(groups) -> np.ndarray:
     >>> np.round(ybar_singular_values([(3, 2), (1, 1)]), 6).tolist()
     [1.732051, 1.133893, 0.0]
     """
-    pairs = check_groups(groups)  # once: groups may be an iterator
+    pairs = check_groups(groups)  # once, here: groups may be an iterator, and the check costs O(m) in Python
     _check_class_total(pairs)
     sizes, mults, N = _solver_arrays(pairs)
     values = np.empty(2 * sizes.size)

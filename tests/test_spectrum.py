@@ -179,6 +179,13 @@ def test_more_classes_than_max_classes_are_refused_naming_groups(func, groups):
         func(groups)
 
 
+@pytest.mark.parametrize("func", [imb.group_singular_values, imb.ybar_singular_values])
+def test_groups_given_as_a_one_pass_iterator_are_read_once(func):
+    groups = imb.PROFILES["emnist-letters"]
+    np.testing.assert_array_equal(func(iter(groups)), func(groups))
+    np.testing.assert_array_equal(func(tuple(g) for g in groups), func(groups))
+
+
 def test_group_singular_values_takes_any_number_of_classes():
     # the m values of G need no length-K array: the two-group closed form, for l_1 far beyond MAX_CLASSES
     for l1 in (2**53 + 1, 10**30):
