@@ -215,8 +215,14 @@ def secular_function(groups, mu) -> np.ndarray:
     return 1.0 - terms.sum(axis=-1) / N
 
 
-def _secular_roots(sizes: np.ndarray, mults: np.ndarray, N: float) -> np.ndarray:
-    """The m - 1 positive eigenvalues of G G^T, mu_1 > ... > mu_{m-1}, mu_i in (N_{i+1}, N_i).
+#: The most iterations per root of the secular solver (:func:`secular_iterations` counts them): a handful are
+#: needed; bisection alone would end within ~1100.
+_MAX_ITERATIONS = 1100
+
+
+def _secular_roots(sizes: np.ndarray, mults: np.ndarray, N: float) -> tuple[np.ndarray, np.ndarray]:
+    """The m - 1 positive eigenvalues of G G^T, mu_1 > ... > mu_{m-1}, mu_i in (N_{i+1}, N_i), and the number
+    of iterations (evaluations of h and h') each took.
 
     Because sum_j l_j N_j = N, the secular function factors as w(mu) = -(mu / N) h(mu) with
     h(mu) = sum_j l_j N_j / (N_j - mu), which increases from -inf to +inf on each (N_{i+1}, N_i); the
@@ -235,10 +241,11 @@ def _secular_roots(sizes: np.ndarray, mults: np.ndarray, N: float) -> np.ndarray
     """
     m = sizes.size
     if m == 1:
-        return np.empty(0)
+        return np.empty(0), np.empty(0, dtype=np.int64)
     eps = np.finfo(np.float64).eps
     c = mults * sizes / N  # h(mu) / N = sum_j c_j / (N_j - mu), sum_j c_j = 1
     roots = np.empty(m - 1)
+    iterations = np.empty(m - 1, dtype=np.int64)
     chunk = max(1, (1 << 22) // m)  # bound the (intervals x m) work arrays to ~32 MB
     for s in range(0, m - 1, chunk):
         idx = np.arange(s, min(s + chunk, m - 1))
@@ -254,7 +261,7 @@ def _secular_roots(sizes: np.ndarray, mults: np.ndarray, N: float) -> np.ndarray
         b = np.where(upper, 0.0, half)
         t = 0.5 * (a + b)
         active = np.arange(idx.size)
-        for _ in range(1100):  # a handful of steps; bisection alone would end within ~1100
+        for it in range(1, _MAX_ITERATIONS + 1):
             if active.size == 0:
                 break
             ta, aa, bb = t[active], a[active], b[active]
@@ -285,9 +292,11 @@ def _secular_roots(sizes: np.ndarray, mults: np.ndarray, N: float) -> np.ndarray
                     | (bb - aa <= 2.0 * eps * np.maximum(np.abs(aa), np.abs(bb))))
             t[active] = np.where(converged, ta, step)
             a[active], b[active] = aa, bb
+            iterations[s + active[done]] = it
             active = active[~done]
+        iterations[s + active] = _MAX_ITERATIONS
         roots[s:s + idx.size] = origin + t
-    return roots
+    return roots, iterations
 
 
 def group_singular_values(groups) -> np.ndarray:
@@ -314,7 +323,18 @@ def _solver_arrays(pairs) -> tuple[np.ndarray, np.ndarray, float]:
 
 def _group_sigma(sizes: np.ndarray, mults: np.ndarray, N: float) -> np.ndarray:
     """:func:`group_singular_values` from the arrays of :func:`_group_arrays`: sqrt of the roots, then 0."""
-    return np.concatenate([np.sqrt(_secular_roots(sizes, mults, N)), [0.0]])
+    return np.concatenate([np.sqrt(_secular_roots(sizes, mults, N)[0]), [0.0]])
+
+
+def secular_iterations(groups) -> np.ndarray:
+    """The iterations the secular solver of :func:`group_singular_values` takes for each of the m - 1 positive
+    eigenvalues of G G^T (Theorem 4.4; ch-spectrum), in the order mu_1 > ... > mu_{m-1}.
+
+    One iteration evaluates h and h' at one point of the interval (N_{i+1}, N_i) and takes one fixed-weight or
+    bisection step; the count includes the evaluation that finds the root converged.  An int64 array of
+    length m - 1 (empty for m = 1); the groups are checked as by :func:`group_singular_values`.
+    """
+    return _secular_roots(*_solver_arrays(check_groups(groups)))[1]
 
 
 def ybar_singular_values(groups) -> np.ndarray:
