@@ -30,6 +30,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
 from nclib import letters, provenance  # noqa: E402
 from nclib.figures import figure_parameters  # noqa: E402
 

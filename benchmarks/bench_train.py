@@ -64,9 +64,10 @@ import time
 import numpy as np
 import torch
 
-from nclib import data, models, parameters, provenance, train
-from nclib import floor as nfloor
-from nclib.step import matmul_precision
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
+from nclib import data, models, parameters, provenance, train  # noqa: E402
+from nclib import floor as nfloor  # noqa: E402
+from nclib.step import matmul_precision  # noqa: E402
 
 if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from its file path: _common lies beside it
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))

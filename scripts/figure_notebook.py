@@ -24,9 +24,10 @@ import re
 import sys
 from typing import Mapping
 
-from nclib import figures, letters, parameters, plotting
-from nclib import runs as runs_contract
-from nclib.runs import atomic_write_text
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
+from nclib import figures, letters, parameters, plotting  # noqa: E402
+from nclib import runs as runs_contract  # noqa: E402
+from nclib.runs import atomic_write_text  # noqa: E402
 
 #: The caption of the panels in an executed copy of the training notebook (:func:`relabel_notebook`), by the
 #: scale of its runs: the training chapter's own caption speaks of its smoke run.  The figure's chapter draws the

@@ -39,12 +39,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pathlib
 import sys
 import time
 
 import numpy as np
 
-from nclib import figures
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
+from nclib import figures  # noqa: E402
 
 SHARES = {1: 0.4, 3: 0.4, 2: 0.1, 4: 0.1}
 

@@ -23,7 +23,8 @@ import sys
 
 import numpy as np
 
-from nclib import data, datafiles, figures
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
+from nclib import data, datafiles, figures  # noqa: E402
 
 
 def main(src: str, dest: str) -> None:

@@ -13,8 +13,11 @@ counts and seed the run asks for), and the training data, and their sha256 in ea
 from __future__ import annotations
 
 import argparse
+import pathlib
+import sys
 
-from nclib import data, figures, letters
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
+from nclib import data, figures, letters  # noqa: E402
 
 
 def main(dest: str, scale: str = "gpu") -> str:

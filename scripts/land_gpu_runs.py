@@ -44,8 +44,9 @@ import tarfile
 import tempfile
 import zlib
 
-from nclib import ROOT, figures
-from nclib.runs import load_run
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
+from nclib import ROOT, figures  # noqa: E402
+from nclib.runs import load_run  # noqa: E402
 
 #: Where landed pieces wait for their figure's other runs (under --root).
 PIECES = pathlib.Path("results") / "figures" / "pieces"

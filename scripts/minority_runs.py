@@ -30,9 +30,10 @@ import time
 
 import numpy as np
 
-import nclib
-from nclib import data, imbalance, minority, provenance
-from nclib.runs import atomic_write_text
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
+import nclib  # noqa: E402
+from nclib import data, imbalance, minority, provenance  # noqa: E402
+from nclib.runs import atomic_write_text  # noqa: E402
 
 OUT = nclib.ROOT / "results" / "minority"
 

@@ -29,9 +29,10 @@ import pathlib
 import sys
 import time
 
-from nclib import parameters, train
-from nclib import runs as runs_contract
-from nclib.figures import stability
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
+from nclib import parameters, train  # noqa: E402
+from nclib import runs as runs_contract  # noqa: E402
+from nclib.figures import stability  # noqa: E402
 
 
 def pair_states(runs, shared) -> list[tuple[str, dict | None]]:
