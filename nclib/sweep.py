@@ -39,7 +39,8 @@ the value of the grid parameter GRIDNAME at every point (``--grid lam_W=1e-3,1e-
 decays together, lam_W = lam_H; from Python ``tie={"lam_H": "lam_W"}``): the run folder is named after the grid
 values alone (``lam_W-0.001``) and the table has a column for the tied parameter too.  ``--summary-only`` rewrites
 the table from the run folders and starts no run (``--grid``, ``--set``, ``--tie``, ``--restart-refused``,
-``--workers``, ``--scheduler`` and ``--resources`` are refused with it; a folder without runs is refused).
+``--workers``, ``--scheduler`` and ``--resources`` are refused with it; a folder without runs, or none, is refused
+with status 1, :class:`NoRuns`: no point has a run yet).
 ``--list-points`` prints the grid's points, numbered from 0, and ``--point I`` trains point I alone in this process:
 the tasks of a job array (:func:`run_point`).  The command prints the table's main columns (each error cut short:
 ``sweep.csv`` holds it whole) and exits with status 1 when a run failed, carries an error or was never trained
@@ -83,7 +84,7 @@ from .parameters import DEFAULTS, EXECUTION_KEYS
 from .rounding import written
 from .runs import RESUMABLE, ResumeRefused, atomic_write_text, run_status
 from .sweeptable import (MANIFEST, PROVENANCE_COLUMNS, SUMMARY, MixedCodeVersions,  # noqa: F401 (the table's names)
-                         load_summary, read_manifest, summary, table_row)
+                         NoRuns, load_summary, read_manifest, summary, table_row)
 
 #: The lock file of the sweep that uses an output folder.
 LOCK = ".sweep.lock"
@@ -624,6 +625,8 @@ def main(argv=None) -> pd.DataFrame:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             df = _command(ns)
+    except NoRuns as exc:  # no point has a run yet (no task has started): the status of a point without a run
+        ap.exit(1, f"{ap.prog}: error: {exc}\n")
     except ValueError as exc:
         ap.error(str(exc))
     except SweepBusy as exc:  # not a usage error: the same command works once the other sweep has ended

@@ -49,6 +49,12 @@ class MixedCodeVersions(UserWarning):
     changes): their numbers may differ for that reason alone (:func:`summary`)."""
 
 
+class NoRuns(ValueError):
+    """The output folder holds no run of a sweep: it does not exist, or it holds neither ``sweep.json`` nor a run
+    folder, as before the first task of a job array has started.  Every point of the sweep is then without a run,
+    and the command line's ``--summary-only`` exits with status 1, as it does while any point has none."""
+
+
 def table_row(out_dir: pathlib.Path, name: str, point: dict, manifest: dict, grid_keys: list) -> tuple[dict, dict]:
     """One row of the table (:func:`summary`) and the run's provenance, read from its folder and the manifest
     (:func:`read_manifest`); ``grid_keys`` are the columns of the grid's parameters."""
@@ -112,16 +118,20 @@ def summary(out_dir) -> pd.DataFrame:
     those changes), then every other parameter of the run (lists as JSON).  A table whose runs were trained from
     several versions of the code warns (:class:`MixedCodeVersions`) naming them.  Read from the run folders only
     (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`).  The rows follow ``sweep.json`` (each run
-    where a call first listed it, in its grid order); without it, every run folder in ``out_dir`` by name."""
+    where a call first listed it, in its grid order); without it, every run folder in ``out_dir`` by name.
+    :class:`NoRuns` (a ValueError) where ``out_dir`` does not exist or holds no run of a sweep; ValueError where it
+    is a file."""
     out_dir = pathlib.Path(out_dir)
+    if not out_dir.exists():  # before any task of a job array has started, say
+        raise NoRuns(f"out_dir {str(out_dir)!r} holds no run of a sweep: there is no such folder")
     if not out_dir.is_dir():
         raise ValueError(f"out_dir {str(out_dir)!r} is not a folder")
     manifest = read_manifest(out_dir)
     points = manifest.get("runs") or {d.name: {} for d in sorted(out_dir.iterdir())
                                       if d.is_dir() and (d / "params.json").is_file()}
     if not points:  # an empty folder, or another one: no table rather than an empty one
-        raise ValueError(f"out_dir {str(out_dir)!r} holds no run of a sweep (no {MANIFEST}, no run folder with a "
-                         f"params.json)")
+        raise NoRuns(f"out_dir {str(out_dir)!r} holds no run of a sweep (no {MANIFEST}, no run folder with a "
+                     f"params.json)")
     grid_keys = list(dict.fromkeys(k for point in points.values() for k in point))
     rows, provs = [], []
     for name, point in points.items():

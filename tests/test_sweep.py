@@ -759,12 +759,26 @@ def test_the_tasks_of_a_job_array_train_their_points_side_by_side_in_one_folder(
     assert exc.value.code == 2 and "--point" in capsys.readouterr().err
 
 
-def test_a_summary_of_a_folder_without_runs_is_refused(tmp_path, capsys):
-    (tmp_path / "empty").mkdir()
+@pytest.mark.parametrize("made", [True, False])
+def test_a_summary_of_a_folder_without_runs_exits_with_status_1(tmp_path, capsys, made):
+    """An empty output folder, or none yet (before the first task of a job array has started): no point has a run,
+    the status of a point without a run; no table is written."""
+    out = tmp_path / "runs"
+    if made:
+        out.mkdir()
+    with pytest.raises(sweep.NoRuns, match=re.escape(repr(str(out)))):
+        sweep.summary(out)
     with pytest.raises(SystemExit) as exc:
-        sweep.main(["--summary-only", "--out-dir", str(tmp_path / "empty")])
-    assert exc.value.code == 2 and "holds no run" in capsys.readouterr().err
-    assert not (tmp_path / "empty" / sweep.SUMMARY).exists()
+        sweep.main(["--summary-only", "--out-dir", str(out)])
+    assert exc.value.code == 1 and str(out) in capsys.readouterr().err
+    assert not (out / sweep.SUMMARY).exists() and out.exists() == made
+
+
+def test_a_summary_of_a_file_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "runs").write_text("")
+    with pytest.raises(SystemExit) as exc:
+        sweep.main(["--summary-only", "--out-dir", str(tmp_path / "runs")])
+    assert exc.value.code == 2 and str(tmp_path / "runs") in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text, named", [("{\"runs\": {", "is not JSON"), ("[1, 2]", "holds a list, not the JSON")])
