@@ -36,7 +36,7 @@ arguments) and names the host's CPUs and the commit benchmarked; the record hold
 started and ended and the host's load average when they ended.
 
     python benchmarks/bench_anatomy.py --precision tf32 --json benchmarks/results/bench_anatomy_tf32.json
-    python benchmarks/bench_anatomy.py --device cpu --width 32 --depth 2 --reps 3   # the code path only
+    python benchmarks/bench_anatomy.py --device cpu --width 32 --depth 2 --reps 3   # the code path only; writes nothing
 """
 from __future__ import annotations
 

@@ -10,9 +10,14 @@ times in alternation after one untimed rendering (which pays the imports of the 
 their ranges and the quotient of the whole profile's time by the sample's scaled to the profile: the factor by
 which the summary corrects the calibration's rendering time.  One core (OMP_NUM_THREADS=1).  The output opens with
 the command that made it and ends with the commit, the processor, the load average and the time.  The book quotes
-the committed output:
+the committed output, which this command writes over (from a clean checkout, in a commit of its own:
+benchmarks/results/README.md):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_letters.py > benchmarks/results/bench_letters.txt
+
+A trial, which writes nothing:
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_letters.py --scale cpu-scale --sample 26 --repeats 1
 """
 import os
 import pathlib

@@ -4,9 +4,14 @@ Prints the time for K = 1,000,000 classes in m = 100 groups, and, at K = 1,000 c
 the structured solver against a dense SVD of Y-bar, with their ratio.  One core (OMP_NUM_THREADS=1), every
 time the best of ``--repeats`` calls (default 20), the same count for the solver and the SVD, so that their
 ratio compares like with like.  The output opens with the command that made it and names the BLAS that numpy
-was built with (the dense SVD's speed is that library's).  The book quotes the committed output:
+was built with (the dense SVD's speed is that library's).  The book quotes the committed output, which this
+command writes over (from a clean checkout, in a commit of its own: benchmarks/results/README.md):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_spectrum.py > benchmarks/results/bench_spectrum.txt
+
+A trial, which writes nothing:
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_spectrum.py --repeats 1
 """
 import os
 import pathlib

@@ -32,6 +32,11 @@ timed), and the seconds of 12,000 epochs with a metric epoch every ``metric_ever
     OMP_NUM_THREADS=1 python benchmarks/bench_train.py --device cpu --width 256 --steps 300 --threads 1 \
         --repeats 5 --figure-epochs 2 --json auto   # the committed CPU run (its printed output: bench_train_cpu.txt)
     python benchmarks/bench_train.py --precision tf32 --figure-epochs 40 --json auto   # + bench_train_gpu.json
+    OMP_NUM_THREADS=1 python benchmarks/bench_train.py --device cpu --width 32 --steps 20 --warmup 2 \
+        --figure-epochs 2 --repeats 1   # a trial, which writes nothing
+
+``--json auto`` writes over a committed record: regenerate one from a clean checkout, in a commit of its own
+(benchmarks/results/README.md).
 
 With ``--levers SPEC ...`` it measures the engine's opt-in speed levers (``nclib.parameters.LEVER_KEYS``) beside the
 plain engine instead: each SPEC is ``plain`` or comma-separated ``name=value`` settings of the levers (e.g.
