@@ -20,24 +20,48 @@ from . import ROOT
 OUTPUT_PATHSPECS = (":(exclude)results", ":(exclude,glob)**/*.run.ipynb", ":(exclude)benchmarks/results")
 
 
-def git_state(root=None) -> dict:
+def output_pathspecs(outputs, root=None) -> tuple[str, ...]:
+    """Pathspecs that leave out of :func:`git_state` the output folders among ``outputs`` (paths, relative ones to
+    the working directory) that lie inside the checkout at ``root`` (default the repository's): a call's run
+    folders, whose files it writes while it trains, are its output, not its code.  A folder outside the checkout
+    needs none; a folder that is the checkout or holds it is not left out, since that would leave out the code
+    itself.  ValueError naming ``outputs`` for anything but a list of paths."""
+    if isinstance(outputs, (str, bytes, os.PathLike)) or not hasattr(outputs, "__iter__"):
+        raise ValueError(f"outputs must be a list of paths, got {outputs!r}")
+    folders = list(outputs)
+    if not all(isinstance(f, (str, os.PathLike)) and str(f) for f in folders):
+        raise ValueError(f"outputs must be a list of non-empty paths, got {outputs!r}")
+    top = (ROOT if root is None else pathlib.Path(root)).resolve()
+    specs = []
+    for folder in folders:
+        path = pathlib.Path(folder).resolve()
+        if path != top and path.is_relative_to(top):
+            # literal: a folder's name is matched as it is written, never as a glob
+            specs.append(f":(exclude,literal){path.relative_to(top).as_posix()}")
+    return tuple(dict.fromkeys(specs))
+
+
+def git_state(root=None, outputs=()) -> dict:
     """The commit of the checkout at ``root`` (default the repository's) and whether its code differs from it:
-    ``git_commit``, ``git_dirty`` (files other than :data:`OUTPUT_PATHSPECS` modified, or untracked and not
-    ignored: a new code file is code too), ``git_dirty_paths`` (those files, the tracked ones first, at most 20) and
-    ``git_diff_sha256`` (the sha256 of the tracked files' changes against the commit, ``git diff-index -p HEAD``,
-    followed by each untracked file's name and contents; None when there is none), so that two calls can tell
-    whether they ran from the same checkout; all four None where git or the repository is missing.  Without
-    untracked files the hash is that of the changes alone, as it was before they counted."""
+    ``git_commit``, ``git_dirty`` (files other than :data:`OUTPUT_PATHSPECS` and the output folders ``outputs``
+    (:func:`output_pathspecs`) modified, or untracked and not ignored: a new code file is code too),
+    ``git_dirty_paths`` (those files, the tracked ones first, at most 20) and ``git_diff_sha256`` (the sha256 of the
+    tracked files' changes against the commit, ``git diff-index -p HEAD``, followed by each untracked file's name and
+    contents; None when there is none), so that two calls can tell whether they ran from the same checkout; all
+    four None where git or the repository is missing.  Without untracked files the hash is that of the changes
+    alone, as it was before they counted.  ``outputs``: the call's output folders (a run's ``out_dir``), whose
+    files change while it runs; leaving them out changes the hash only where their files were counted as code."""
     root = ROOT if root is None else pathlib.Path(root)
+    specs = (*OUTPUT_PATHSPECS, *output_pathspecs(outputs, root))
 
     def git(*args, text=True):
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=text, timeout=20)
     none = {"git_commit": None, "git_dirty": None, "git_dirty_paths": None, "git_diff_sha256": None}
     try:
         commit = git("rev-parse", "HEAD")
-        status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUT_PATHSPECS)
+        status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *specs)
         # -z: each name as it is, never quoted; relative to root, as the status's names
-        others = git("ls-files", "-z", "--others", "--exclude-standard", "--", ".", *OUTPUT_PATHSPECS, text=False)
+        others = git("ls-files", "-z", "--others", "--exclude-standard", "--", ".", *specs, text=False)
         if commit.returncode != 0 or status.returncode != 0 or others.returncode != 0:
             return none
         paths = [line[3:] for line in status.stdout.splitlines() if line.strip()]
@@ -48,7 +72,7 @@ def git_state(root=None) -> dict:
             if paths:
                 # plumbing with fixed options: the same changes give the same bytes under any user's git configuration
                 out = git("diff-index", "-p", "--binary", "--full-index", "--no-color", "--no-ext-diff",
-                          "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/", "HEAD", "--", ".", *OUTPUT_PATHSPECS,
+                          "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/", "HEAD", "--", ".", *specs,
                           text=False)
                 if out.returncode != 0:
                     return none

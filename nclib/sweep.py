@@ -29,7 +29,7 @@ Command line::
 
     python -m nclib.sweep --grid lam_W=1e-4,1e-3,1e-2 --grid seed=0,1 \\
         --set dataset=synthetic --set epochs=200 --set width=64 --set batch_size=full \\
-        --out-dir runs/decays [--workers 2]
+        --out-dir results/runs/decays [--workers 2]
 
 ``--grid NAME=V1,V2,...`` and ``--set NAME=VALUE`` take any parameter of :data:`nclib.train.DEFAULTS`; each
 value is read by :func:`nclib.parameters.parse_value`, the grammar of every command line of the repository (a

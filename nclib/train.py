@@ -326,9 +326,10 @@ def _refuse_resume(run_dirs, plist, code) -> list[dict]:
                 then_text = "uncommitted changes" if then_diff else "no uncommitted changes"
                 now_text = "none" if now_diff is None else "other ones" if then_diff else "uncommitted changes"
                 raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started from commit {first[:10]} "
-                                    f"with {then_text} and this checkout has {now_text}: a run's checkout (every "
-                                    f"tracked file outside results/ and the executed notebooks) must not change "
-                                    f"between its calls", d)
+                                    f"with {then_text} and this checkout has {now_text}: a run's checkout (its "
+                                    f"tracked files and the untracked ones git does not ignore, outside results/, "
+                                    f"benchmarks/results/, the executed notebooks and the run's out_dir) must not "
+                                    f"change between its calls", d)
         if on_cpu and prov.get("host_cpu") not in (None, code["host_cpu"]):
             # a CPU run's arithmetic is that of the kernels torch picks on its CPU (runs made before it was recorded
             # say nothing, and are not refused)
@@ -415,8 +416,10 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     # one checkout and one environment for all the runs
     # the threads of torch's CPU kernels too: a CPU run's arithmetic may depend on how its reductions are split
-    code = {**provenance.git_state(), "versions": provenance.versions(), "host_cpu": provenance.cpu_name(),
-            "torch_threads": torch.get_num_threads()}
+    # the runs' own folders (each out_dir, or the run folder where out_dir is the checkout itself) are output, not code
+    outputs = [*dict.fromkeys(q["out_dir"] for q in plist), *run_dirs]
+    code = {**provenance.git_state(outputs=outputs), "versions": provenance.versions(),
+            "host_cpu": provenance.cpu_name(), "torch_threads": torch.get_num_threads()}
     engines, checkpoints, start = _engines(plist, run_dirs, existing, code)
     names = [q["run_name"] for q in plist]
     folders, active = [], []

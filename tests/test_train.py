@@ -662,6 +662,85 @@ def test_git_state_counts_untracked_code_files_and_their_contents(tmp_path):
     assert provenance.git_state(tmp_path)["git_diff_sha256"] == hashlib.sha256(diff).hexdigest()
 
 
+def _git_checkout(path):
+    """A git checkout at ``path`` holding one committed code file, ``code.py``."""
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "code.py").write_text("x = 1\n")
+    for args in (("init", "-q"), ("add", "."), ("commit", "-q", "-m", "init")):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=path, check=True,
+                       capture_output=True)
+    return path
+
+
+def test_git_state_leaves_out_the_output_folders_inside_the_checkout(tmp_path, monkeypatch):
+    """The fault: the files a run wrote into an output folder inside the checkout (not results/, not ignored)
+    counted as untracked code, so each call saw other code.  The folders given as outputs are left out; the checkout
+    itself, a folder holding it, and code files beside an output folder still count."""
+    root = _git_checkout(tmp_path / "repo")
+    (root / "myruns" / "r").mkdir(parents=True)
+    (root / "myruns" / "r" / "history.csv").write_text("epoch\n0\n")
+    (root / "myruns" / "sweep.json").write_text("{}\n")
+    assert provenance.git_state(root)["git_dirty_paths"] == ["myruns/r/history.csv", "myruns/sweep.json"]
+    clean = provenance.git_state(root, outputs=[root / "myruns"])
+    assert clean["git_dirty"] is False and clean["git_diff_sha256"] is None
+    monkeypatch.chdir(root)  # a relative folder is the working directory's
+    assert provenance.git_state(root, outputs=["myruns"]) == clean
+    assert provenance.git_state(root, outputs=[root / "myruns" / "r"])["git_dirty_paths"] == ["myruns/sweep.json"]
+    # the checkout itself, a folder holding it, or one elsewhere leave out nothing
+    for folder in (root, tmp_path, tmp_path / "elsewhere"):
+        assert provenance.output_pathspecs([folder], root) == ()
+        assert provenance.git_state(root, outputs=[folder])["git_dirty"] is True
+    # a folder's name is matched as written, not as a glob
+    (root / "r*").mkdir()
+    (root / "r*" / "history.csv").write_text("epoch\n")
+    (root / "run.py").write_text("y = 1\n")
+    state = provenance.git_state(root, outputs=[root / "myruns", root / "r*"])
+    assert state["git_dirty_paths"] == ["run.py"]
+    # code changes still count, with the same hash as without the output folders (which hold no changes of code)
+    (root / "code.py").write_text("x = 2\n")
+    dirty = provenance.git_state(root, outputs=[root / "myruns", root / "r*"])
+    assert dirty["git_dirty_paths"] == ["code.py", "run.py"]
+    (root / "myruns" / "r" / "history.csv").unlink()
+    (root / "myruns" / "sweep.json").unlink()
+    (root / "r*" / "history.csv").unlink()
+    assert provenance.git_state(root)["git_diff_sha256"] == dirty["git_diff_sha256"]
+    for bad in ("myruns", None, [""], [5]):
+        with pytest.raises(ValueError, match="outputs"):
+            provenance.git_state(root, outputs=bad)
+
+
+def test_a_run_inside_the_checkout_stops_and_resumes_and_code_changes_are_refused(tmp_path, monkeypatch):
+    """A run whose out_dir lies inside the checkout (not ignored by git) is its own output, not code: it stops and
+    resumes, and ends as the uninterrupted run; a code file changed or added between its calls is refused."""
+    whole = train.load_history(train.run(**RESUME_KW, out_dir=tmp_path / "whole", run_name="r"))
+    root = _git_checkout(tmp_path / "repo")
+    monkeypatch.setattr(provenance, "ROOT", root)
+    monkeypatch.chdir(root)
+    kw = dict(**RESUME_KW, out_dir="myruns", run_name="r")  # relative, as from the command line
+    folder = train.run(**kw, max_train_s=0)
+    first = json.loads((folder / "provenance.json").read_text())
+    assert first["git_dirty"] is False and first["git_diff_sha256"] is None
+    train.run(**kw, max_train_s=0, resume=True)
+    assert _status(folder) == "stopped"
+    (root / "code.py").write_text("x = 2\n")  # an edited tracked file
+    with pytest.raises(train.ResumeRefused, match="with no uncommitted changes and this checkout has uncommitted"):
+        train.run(**kw, resume=True)
+    (root / "code.py").write_text("x = 1\n")
+    (root / "myruns" / "notes.py").write_text("z = 1\n")  # in the output folder: output, whatever its name
+    (root / "new.py").write_text("y = 1\n")  # a new code file
+    with pytest.raises(train.ResumeRefused, match="with no uncommitted changes and this checkout has uncommitted"):
+        train.run(**kw, resume=True)
+    assert _status(folder) == "stopped"
+    (root / "new.py").unlink()
+    train.run(**kw, resume=True)
+    assert _status(folder) == "finished"
+    ended = train.load_history(folder)
+    for col in ("loss", "objective", "nc1", "train_acc"):
+        np.testing.assert_array_equal(whole[col], ended[col], err_msg=col)
+
+
 def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
     """A letters-synthetic run started on letters rendered in the call resumes on the same letters read from a
     rendering saved ahead (data_path), and the other way round, ending as the uninterrupted run; the synthetic
@@ -812,7 +891,7 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
     with pytest.raises(train.ResumeRefused, match=r"run 'L1' .*started with other parameters: lr = 0.001, now 0.002"):
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **{**RESUME_KW, "lr": 2e-3})
     real = provenance.git_state
-    monkeypatch.setattr(provenance, "git_state", lambda: {**real(), "git_commit": "f" * 40})
+    monkeypatch.setattr(provenance, "git_state", lambda **kw: {**real(**kw), "git_commit": "f" * 40})
     if json.loads((parts[0] / "provenance.json").read_text())["git_commit"] is not None:
         with pytest.raises(train.ResumeRefused, match="a run's code must not change"):
             train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
@@ -821,8 +900,8 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
     first = json.loads((parts[0] / "provenance.json").read_text())
     if first["git_commit"] is not None:
         other = "0" * 64 if first["git_diff_sha256"] != "0" * 64 else "1" * 64
-        monkeypatch.setattr(provenance, "git_state", lambda: {**real(), "git_commit": first["git_commit"],
-                                                              "git_dirty": True, "git_diff_sha256": other})
+        monkeypatch.setattr(provenance, "git_state", lambda **kw: {**real(**kw), "git_commit": first["git_commit"],
+                                                                  "git_dirty": True, "git_diff_sha256": other})
         with pytest.raises(train.ResumeRefused, match="with (no )?uncommitted changes and this checkout has"):
             train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
         monkeypatch.undo()
