@@ -252,18 +252,18 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
     writer's process ends, however it ends.  A lock file whose writer died (SIGKILL, a crash) is taken over with
     a warning naming that writer; a lock held by a live process is refused with :class:`RunFolderBusy` naming
     the folder and the owner's pid and host (after ``retry_s`` seconds, which cover a
-    :func:`nclib.runs.run_status` reading the folder at that moment).  A lock file written on another host is refused
-    too, with :class:`RunLockedElsewhere`: whether its writer lives cannot be known from here (remove the file once
-    that process is gone).  A file system that refuses flock locks is :class:`LockUnsupported`.  ``retry_s`` must be
-    a number >= 0 and ``run_dir`` a non-empty path (ValueError naming it, before anything is created); a failure
-    after the lock is taken (the takeover warning raised as an error, the record not written) gives the lock back
-    before it propagates."""
+    :func:`nclib.runs.run_status` reading the folder at that moment; a folder removed meanwhile by the writer that
+    made it, empty, as it gave its lock back, is made again, and is then this lock's to remove on release).  A lock
+    file written on another host is refused too, with :class:`RunLockedElsewhere`: whether its writer lives cannot
+    be known from here (remove the file once that process is gone).  A file system that refuses flock locks is
+    :class:`LockUnsupported`.  ``retry_s`` must be a number >= 0 and ``run_dir`` a non-empty path (ValueError naming
+    it, before anything is created); a failure after the lock is taken (the takeover warning raised as an error, the
+    record not written) gives the lock back before it propagates."""
     retry_s = _checks.nonneg_float(retry_s, "retry_s")
     run_dir = run_folder_path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"run_dir {str(run_dir)!r} exists and is not a folder; choose another run_name or out_dir")
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    created = _make_folder(run_dir)
     path = run_dir / LOCK
     deadline = time.monotonic() + retry_s
     while True:
@@ -271,6 +271,9 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
             lock, owner = _try_lock(run_dir, path, created)
         if lock is not None:
             return lock
+        if owner is _GONE:  # the writer that made the folder released it and removed it, empty: made again, by us
+            created = _make_folder(run_dir) or created
+            continue
         if owner is None:  # a file that a releasing writer unlinked after it was opened: again at once
             continue
         if time.monotonic() < deadline:
@@ -282,15 +285,39 @@ def lock_run(run_dir, retry_s: float = 1.0) -> RunLock:
                             run_dir, owner) from None
 
 
-def _try_lock(run_dir: pathlib.Path, path: pathlib.Path, created: bool) -> tuple[RunLock | None, dict | None]:
+#: What :func:`_try_lock` answers for the owner when the run folder itself is gone.
+_GONE = object()
+
+
+def _make_folder(run_dir: pathlib.Path) -> bool:
+    """Make the run folder ``run_dir`` with its parents; whether this call made it (False: it was there), so that
+    the lock taken in it removes it again on release if nothing filled it.  ValueError naming ``run_dir`` where
+    something else is there (a file, a link to nothing)."""
+    try:
+        run_dir.mkdir(parents=True)
+    except FileExistsError:
+        if not run_dir.is_dir():
+            raise ValueError(f"run_dir {str(run_dir)!r} exists and is not a folder; choose another run_name or "
+                             f"out_dir") from None
+        return False
+    return True
+
+
+def _try_lock(run_dir: pathlib.Path, path: pathlib.Path, created: bool) -> tuple[RunLock | None, object]:
     """One attempt of :func:`lock_run`, with :data:`_GUARD` held: ``(lock, None)`` when the lock is taken, claimed
     (:func:`_claim`) and registered; ``(None, owner)`` when a live process holds it (this one too: its record,
-    without opening the file); ``(None, None)`` when the file opened was unlinked meanwhile.  LockUnsupported, and
-    whatever the claim raises, leave nothing of this call behind."""
+    without opening the file); ``(None, None)`` when the file opened was unlinked meanwhile; ``(None, _GONE)`` when
+    the folder itself is gone (a writer that made it, waited for here, gave its lock back and removed it, empty).
+    LockUnsupported, and whatever the claim raises, leave nothing of this call behind."""
     held = _held_here(run_dir)
     if held is not None:  # this process's own lock: its file is not opened again (NFS: the module's notes)
         return None, dict(held.record)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        if run_dir.is_dir():  # the folder is there: not the folder removed, but something else
+            raise
+        return None, _GONE
     try:
         taken = flock(fd, fcntl.LOCK_EX, path)
     except LockUnsupported:

@@ -407,6 +407,34 @@ def test_the_holder_of_a_lock_answers_from_it_without_opening_its_file_again(tmp
     assert locks.lock_owner(folder) is None and not (folder / locks.LOCK).exists()
 
 
+def test_a_writer_waiting_for_a_lock_takes_it_when_its_holder_removed_the_folder(tmp_path, monkeypatch):
+    """The fault: a writer that made a run folder removes it, empty, when it gives its lock back; a second writer
+    waiting for that lock (retry_s) then opened the lock file in a folder that was gone: FileNotFoundError instead of
+    the lock.  It now makes the folder again and takes the lock; the folder is then its own, removed on release when
+    nothing filled it.  The first writer's release happens, deterministically, while the second one waits (the
+    holder is this process, whose lock the second call sees as busy without opening its file)."""
+    folder = tmp_path / "out" / "r"
+    first = locks.lock_run(folder, retry_s=0)
+    assert first.created and folder.is_dir()
+    waits = []
+
+    def wait(seconds):  # the first writer ends while the second one waits
+        waits.append(seconds)
+        first.release()
+
+    monkeypatch.setattr(locks.time, "sleep", wait)
+    second = locks.lock_run(folder, retry_s=60)
+    monkeypatch.undo()
+    assert len(waits) == 1 and second.created and second.fd is not None
+    assert locks.lock_owner(folder)["pid"] == os.getpid() and (folder / locks.LOCK).is_file()
+    second.release()
+    assert not folder.exists() and (tmp_path / "out").is_dir()  # the folder it made again, empty, is removed
+    with locks.lock_run(folder, retry_s=0) as lock:  # a folder the run filled is kept
+        (folder / "history.csv").write_text("epoch\n")
+        assert lock.created
+    assert (folder / "history.csv").is_file() and not (folder / locks.LOCK).exists()
+
+
 @pytest.mark.parametrize("text", ["[1]", "7", "null", "{not json"])
 def test_a_lock_file_that_is_no_json_object_is_taken_over_as_raw_text(tmp_path, text):
     """A damaged lock file (a list, a number, cut short) is a dead writer's: taken over with a warning, its text kept
