@@ -162,8 +162,11 @@ DEFAULTS: dict = dict(
 )
 
 #: Parameters that say how one call trains, not what the run is: a call that resumes a run (``resume=True``) may
-#: set them differently from the call that started it (every other parameter must be the same).
-EXECUTION_KEYS = ("progress", "overwrite", "max_train_s", "resume", "async_metrics", "grouped_adam",
+#: set them differently from the call that started it (every other parameter must be the same).  ``cuda_graph``
+#: says only whether a GPU launches the steps as a captured graph or one kernel at a time: the same kernels in the
+#: same order (a graph run takes eager warm-up steps in every call, and ``"auto"`` goes on eagerly where capture
+#: fails; on the CPU the steps are always eager).
+EXECUTION_KEYS = ("progress", "overwrite", "max_train_s", "resume", "async_metrics", "cuda_graph", "grouped_adam",
                   "steps_per_graph", "deferred_metrics", "adam_in_backward")
 
 #: The engine's opt-in speed levers (:ref:`ch-engine`), off by default until a GPU has measured them; each changes

@@ -930,6 +930,25 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
     assert [_status(p) for p in parts] == ["stopped"] * 3  # nothing refused was touched
 
 
+def test_a_run_resumes_with_another_cuda_graph_setting(tmp_path):
+    """cuda_graph says how a GPU launches the steps (a captured graph or one kernel at a time), not what they
+    compute: an execution key, so a stopped run resumes with another value (the fault: refused, "cuda_graph =
+    'auto', now False") and ends as the uninterrupted run; on the CPU the steps are eager whatever it says."""
+    assert "cuda_graph" in train.EXECUTION_KEYS
+    assert "cuda_graph" not in parameters.defining_params(train.check_params(**RESUME_KW))
+    whole = train.run(**RESUME_KW, out_dir=tmp_path, run_name="whole")
+    kw = dict(**RESUME_KW, out_dir=tmp_path, run_name="r")
+    folder = train.run(**kw, max_train_s=0)  # "auto", the default
+    train.run(**kw, max_train_s=0, resume=True, cuda_graph=False)
+    train.run(**kw, resume=True, cuda_graph="auto")
+    assert _status(folder) == "finished"
+    ha, hb = train.load_history(whole), train.load_history(folder)
+    for col in train.REPRODUCIBLE_COLUMNS:
+        np.testing.assert_array_equal(ha[col], hb[col], err_msg=col)
+    segments = json.loads((folder / "provenance.json").read_text())["segments"]
+    assert [s["cuda_graph"] for s in segments] == ["off"] * 3  # no graph on the CPU
+
+
 def test_a_run_finished_after_a_failed_call_carries_no_error(tmp_path, monkeypatch):
     """A call that fails after a stop keeps the checkpoint; the next call continues from it (as a sweep's rerun
     and resume "auto" do), and once the run has finished its provenance carries no error: the failed call's
@@ -1026,6 +1045,27 @@ def test_cuda_a_stopped_run_resumes_exactly(tmp_path, precision):
         ha, hb = train.load_history(a), train.load_history(b)
         for k in ("loss", "objective", "nc1", "train_acc"):
             np.testing.assert_array_equal(ha[k], hb[k], err_msg=f"{b.name}: {k}")
+
+
+@cuda_only
+def test_cuda_a_run_resumes_with_and_without_graphs_exactly(tmp_path):
+    """cuda_graph is an execution key: a run stopped at each metric epoch and resumed with graphs and without, in
+    turn, gives the numbers of an uninterrupted graph run bit for bit (the same kernels in the same order)."""
+    kw = dict(dataset="synthetic", counts=[200, 200, 200], dim=3072, width=2048, depth=6, epochs=6, batch_size=128,
+              lr=1e-4, lr_milestones=[3], metric_every=2, progress=False, device="cuda")
+    whole = train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "whole", **kw)
+    parts = train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, cuda_graph=False, **kw)
+    graph = True
+    while _status(parts[0]) == "stopped":
+        parts = train.run_many(RESUME_MEMBERS, out_dir=tmp_path / "parts", max_train_s=0, resume=True,
+                               cuda_graph=graph, **kw)
+        graph = not graph
+    for a, b in zip(whole, parts):
+        ha, hb = train.load_history(a), train.load_history(b)
+        for k in ("loss", "objective", "nc1", "train_acc"):
+            np.testing.assert_array_equal(ha[k], hb[k], err_msg=f"{b.name}: {k}")
+        segments = json.loads((b / "provenance.json").read_text())["segments"]
+        assert [s["cuda_graph"].startswith("on") for s in segments] == [False, True, False]
 
 
 def test_class_accuracy_record_agrees_with_the_overall_accuracy(tmp_path):
