@@ -10,6 +10,7 @@ parameter's value written as text on a command line (:func:`parse_value`, :func:
 """
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -357,13 +358,23 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
         p["data_path"] = str(path)
     if p["max_train_s"] is not None:
         p["max_train_s"] = _checks.nonneg_float(p["max_train_s"], "max_train_s")
-    p["out_dir"] = str(ROOT / "results" / "runs") if p["out_dir"] is None else str(p["out_dir"])
+    p["out_dir"] = str(ROOT / "results" / "runs") if p["out_dir"] is None else check_out_dir(p["out_dir"])
     if p["run_name"] is None:
         p["run_name"] = run_names([p["L"]], None, dataset=p["dataset"], bias=p["bias"], seed=p["seed"])[0]
     p["run_name"] = runs.check_run_name(p["run_name"])
     if isinstance(p["counts"], (tuple, np.ndarray)):
         p["counts"] = list(np.asarray(p["counts"]).tolist())
     return p
+
+
+def check_out_dir(out_dir) -> str:
+    """``out_dir``, the folder of a call's run folders, as the text of its path: a str or a path (``os.PathLike``),
+    not empty nor blank (the empty path is the current directory, a list or a number is no folder); ValueError
+    naming ``out_dir`` otherwise."""
+    text = os.fspath(out_dir) if isinstance(out_dir, (str, os.PathLike)) else None
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"out_dir must be the path of a folder (a str or a path, not empty), got {out_dir!r}")
+    return text
 
 
 def run_names(L_values, run_tag=None, *, dataset=DEFAULTS["dataset"], bias=DEFAULTS["bias"],

@@ -121,15 +121,27 @@ def setting_text(name: str, value, without: str | None = None) -> str:
     return f"{name}={value!r} (--{name.replace('_', '-')} {word}" + (f", without {without}" if without else "") + ")"
 
 
+#: The longest folder name, in bytes, that the common file systems take (ext4, XFS, Btrfs, NFS, Lustre: NAME_MAX).
+NAME_MAX = 255
+
+
 def check_run_name(run_name) -> str:
     """A run name is one folder name inside ``out_dir``: a non-empty string, not ``.`` or ``..``, without a path
-    separator or NUL, not absolute; anything else is refused by name (ValueError naming ``run_name``) before a
-    file is touched, since ``overwrite=True`` deletes the folder it names (:ref:`ch-train`)."""
+    separator or NUL, not absolute, at most :data:`NAME_MAX` bytes as the file system stores it; anything else is
+    refused by name (ValueError naming ``run_name``) before a file is touched, since ``overwrite=True`` deletes the
+    folder it names (:ref:`ch-train`).  The names made from a run tag or a sweep's grid values are checked whole."""
     seps = {"/", "\\", os.sep, os.altsep or "/", "\0"}
     if (not isinstance(run_name, str) or not run_name.strip() or run_name in (".", "..")
             or any(c in run_name for c in seps) or os.path.isabs(run_name)):
         raise ValueError(f"run_name must be one folder name inside out_dir (not '.', '..', empty, or with a path "
                          f"separator), got {run_name!r}")
+    try:
+        size = len(os.fsencode(run_name))
+    except UnicodeEncodeError:
+        raise ValueError(f"run_name must be a folder name the file system can store, got {run_name!r}") from None
+    if size > NAME_MAX:
+        raise ValueError(f"run_name must be at most {NAME_MAX} bytes, the longest folder name a file system takes; "
+                         f"got {size} bytes: {run_name[:60]!r}...; give a shorter run_name (or run tag)")
     return run_name
 
 

@@ -189,7 +189,7 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
     fixed = {k: plain(v) for k, v in fixed.items()}
     if out_dir is None:
         raise ValueError("out_dir must be a folder for the run folders and sweep.csv, got None")
-    out_dir = pathlib.Path(out_dir).resolve()
+    out_dir = pathlib.Path(parameters.check_out_dir(out_dir)).resolve()
     if (out_dir / MANIFEST).is_file():
         _check_fixed(_call_record(grid, fixed, tie), read_manifest(out_dir), out_dir)
     present = _folder_runs(out_dir)

@@ -118,6 +118,17 @@ def test_run_names_that_would_leave_out_dir_are_refused_before_anything_is_touch
     assert sorted(p.name for p in out.iterdir()) == ["old"]
 
 
+def test_a_run_name_too_long_for_a_folder_is_refused_as_an_argument(tmp_path):
+    """The fault: a 300-character run name passed the check and failed as OSError (File name too long, exit status
+    1) once the folder was made; it is an argument refused by name now, exit status 2, and nothing is made."""
+    out = tmp_path / "runs"
+    proc = subprocess.run([sys.executable, "-m", "nclib.train", *CLI, "--out-dir", str(out), "--run-name", "a" * 300],
+                          capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("python -m nclib.train: error: run_name must be at most 255 bytes")
+    assert not out.exists()
+
+
 def test_overwrite_refuses_a_folder_holding_files_no_run_writes_naming_them(tmp_path):
     """overwrite deletes only a run's own files: a folder holding anything else, beside a run or alone, is refused
     naming the foreign entries, and nothing in it is deleted."""

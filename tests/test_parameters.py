@@ -185,12 +185,35 @@ SMALL = dict(dataset="synthetic", counts=[5, 3], device="cpu", batch_size="full"
     (dict(resume=True, overwrite=True), "resume=True continues the run in its folder, overwrite=True replaces it"),
     (dict(data_path="cifar.npz"), "the synthetic Gaussian mixture is drawn from the seed"),
     (dict(lr_milestones=[100, 100]), "^lr_milestones must not repeat an epoch"),
+    (dict(out_dir=["a"]), "^out_dir must be the path of a folder"),  # was written as the folder "['a']"
+    (dict(out_dir=5), "^out_dir must be the path of a folder"),
+    (dict(out_dir=""), "^out_dir must be the path of a folder"),  # the current directory
+    (dict(out_dir=" "), "^out_dir must be the path of a folder"),
+    (dict(out_dir=b"runs"), "^out_dir must be the path of a folder"),
+    (dict(run_name="a" * 256), "^run_name must be at most 255 bytes"),  # was OSError: File name too long
+    (dict(run_name="\u00e9" * 128), "^run_name must be at most 255 bytes"),  # 128 characters, 256 bytes in UTF-8
+    (dict(run_name="\ud800"), "^run_name must be a folder name"),  # no file system stores a lone surrogate
 ])
 def test_a_parameter_set_is_refused_by_name_before_any_work(bad, named):
     """Every data argument is checked with the rest, so that a sweep refuses a bad point before any worker loads
     data (nclib.parameters.check_params, nclib.data.check_load_args)."""
     with pytest.raises(ValueError, match=named):
         parameters.check_params(**{**SMALL, **bad})
+
+
+def test_out_dir_and_run_name_at_their_limits():
+    """out_dir is a str or a path, recorded as its text; a run name is one folder name of at most 255 bytes, the
+    names made from a run tag counted whole (the tag and its "-L<L>")."""
+    import pathlib
+
+    assert parameters.check_params(**SMALL, out_dir=pathlib.Path("runs") / "a")["out_dir"] == "runs/a"
+    assert parameters.check_params(**SMALL, out_dir="runs/a")["out_dir"] == "runs/a"
+    assert parameters.check_params(**SMALL, run_name="a" * 255)["run_name"] == "a" * 255
+    assert parameters.check_params(**SMALL, run_name="\u00e9" * 127)["run_name"] == "\u00e9" * 127  # 254 bytes
+    assert parameters.run_names([1], "t" * 252) == ["t" * 252 + "-L1"]
+    with pytest.raises(ValueError, match="^run_name must be at most 255 bytes"):
+        parameters.run_names([1, 10], "t" * 252)  # "-L10" makes the second name 256 bytes
+    assert parameters.check_out_dir(pathlib.Path("x")) == "x"
 
 
 def test_equal_decays_on_every_layer_are_one_number():

@@ -140,6 +140,15 @@ def test_bad_sweep_arguments_are_refused_by_name(tmp_path, kw, name):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("out_dir", [["out"], 5, ""])
+def test_an_out_dir_that_is_no_path_is_refused_by_name(tmp_path, monkeypatch, out_dir):
+    monkeypatch.chdir(tmp_path)
+    for call in (sweep.plan, sweep.run_sweep):
+        with pytest.raises(ValueError, match="^out_dir must be the path of a folder"):
+            call({"seed": [0]}, TINY, out_dir)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_command_line_refuses_by_name(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         sweep.main(["--grid", "lam_w=1e-3,1e-2", "--out-dir", str(tmp_path / "out")])
