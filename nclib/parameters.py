@@ -266,8 +266,9 @@ def check_params(**params) -> dict:
     of :ref:`ch-engine`), validated before anything is loaded or written: a ValueError names the parameter and says
     what to fix (``counts`` of one class too: every feature is then its class mean, NC1 is 0 whatever the network
     learnt).  Also normalizes: ``lam_W`` equal on every layer becomes one number, ``"reference"`` decays become
-    K x 1e-5 (:func:`nclib.ufm.reference_decay`), ``batch_size`` None becomes ``"full"``, a run without
-    ``run_name`` gets :func:`run_names`'s.  Torch is imported only to ask whether a CUDA device is there."""
+    K x 1e-5 (:func:`nclib.ufm.reference_decay`), ``batch_size`` None becomes ``"full"``, a list of ``counts``
+    (a tuple, an array, whole numbers such as 4.0) becomes a list of ints, a run without ``run_name`` gets
+    :func:`run_names`'s.  Torch is imported only to ask whether a CUDA device is there."""
     return checked(params)
 
 
@@ -362,8 +363,10 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
     if p["run_name"] is None:
         p["run_name"] = run_names([p["L"]], None, dataset=p["dataset"], bias=p["bias"], seed=p["seed"])[0]
     p["run_name"] = runs.check_run_name(p["run_name"])
-    if isinstance(p["counts"], (tuple, np.ndarray)):
-        p["counts"] = list(np.asarray(p["counts"]).tolist())
+    if p["counts"] is not None and not isinstance(p["counts"], str):
+        # the checked counts, ints (nclib._checks.counts takes whole numbers such as 4.0, as every function of
+        # class counts does): [4.0, 2.0] is the run of [4, 2], one folder and one record
+        p["counts"] = n.tolist()
     return p
 
 

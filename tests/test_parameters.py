@@ -216,6 +216,20 @@ def test_out_dir_and_run_name_at_their_limits():
     assert parameters.check_out_dir(pathlib.Path("x")) == "x"
 
 
+def test_counts_given_as_whole_numbers_are_one_list_of_ints():
+    """Class counts are checked as every function of counts checks them (whole numbers such as 4.0 are counts) and
+    recorded as ints: [4.0, 2.0] is the run of [4, 2] (the fault: recorded as floats, a sweep planned two folders
+    for the one run); a fraction is refused by name, as before."""
+    import numpy as np
+
+    for given in ([8.0, 4.0, 2.0], (8, 4, 2), np.array([8, 4, 2]), np.array([8.0, 4.0, 2.0]), [np.int64(8), 4, 2.0]):
+        counts = parameters.check_params(**{**SMALL, "counts": given})["counts"]
+        assert counts == [8, 4, 2] and all(type(c) is int for c in counts)
+    assert parameters.check_params(**{**SMALL, "counts": None})["counts"] is None  # the data set's own preset
+    with pytest.raises(ValueError, match="counts must hold integer class counts"):
+        parameters.check_params(**{**SMALL, "counts": [8.5, 4, 2]})
+
+
 def test_equal_decays_on_every_layer_are_one_number():
     """lam_W given once or once per layer, the same decays: one run, recorded alike (resume, plans and sweeps
     compare the recorded value)."""

@@ -123,6 +123,7 @@ def test_bad_fixed_syntax_is_refused_by_name():
     ({"L": [1, 0]}, {}, "L"),                            # one point fails check_params
     ({"batch_size": [2, 2]}, {}, "batch_size"),          # the same run twice
     ({"lr": [1, 1.0]}, {}, "lr"),                        # the same run under two names
+    ({"counts": [[4, 2, 1], [4.0, 2.0, 1.0]]}, {}, "counts"),  # the same counts, as ints and as floats
 ])
 def test_refusals_name_the_parameter_and_write_nothing(tmp_path, grid, fixed, name):
     out = tmp_path / "out"
