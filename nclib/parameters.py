@@ -261,6 +261,12 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _cuda_device_count() -> int:
+    import torch  # here, not above: only a parameter set that names a card needs torch
+
+    return torch.cuda.device_count()
+
+
 def check_params(**params) -> dict:
     """All parameters of :func:`nclib.train.run` with defaults filled in (:data:`DEFAULTS`, the documented defaults
     of :ref:`ch-engine`), validated before anything is loaded or written: a ValueError names the parameter and says
@@ -344,6 +350,11 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
     dev = _check_device(p["device"])
     if dev.startswith("cuda") and not (_cuda_available() if cuda is None else cuda):
         raise ValueError(f"device {dev!r} asked for, but torch sees no CUDA device; use device='cpu' or 'auto'")
+    if dev.startswith("cuda:") and cuda is None:  # a card of this machine: one torch sees (elsewhere: its worker's)
+        count = _cuda_device_count()
+        if int(dev.split(":")[1]) >= count:
+            raise ValueError(f"device {dev!r} asked for, but torch sees {count} CUDA device(s), cuda:0 to "
+                             f"cuda:{count - 1}; use one of them, 'cuda' or 'auto'")
     # (device_type asks torch about "auto" only here, for the GPU-only lever)
     if p["steps_per_graph"] > 1 and (p["cuda_graph"] is False or device_type(dev, cuda) == "cpu"):
         raise ValueError(f"steps_per_graph = {p['steps_per_graph']} takes several steps per CUDA graph replay, which "

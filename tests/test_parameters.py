@@ -216,6 +216,27 @@ def test_out_dir_and_run_name_at_their_limits():
     assert parameters.check_out_dir(pathlib.Path("x")) == "x"
 
 
+def test_a_card_this_machine_lacks_is_refused_by_name(monkeypatch):
+    """The fault: device "cuda:7" passed wherever torch saw any GPU, and torch refused it later, building the
+    engine, with a traceback ("invalid device ordinal") instead of the refusal of an argument.  Now the index is
+    checked against the cards torch sees here; a sweep planned for workers elsewhere (cuda=True) leaves it to
+    them."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    for device in ("cuda", "cuda:0", "cuda:1", "auto"):
+        assert parameters.check_params(**{**SMALL, "device": device})["device"] == device
+    for device in ("cuda:2", "cuda:7", "cuda:10"):
+        with pytest.raises(ValueError, match=f"^device '{device}' asked for, but torch sees 2 CUDA device"):
+            parameters.check_params(**{**SMALL, "device": device})
+        assert parameters.checked({**SMALL, "device": device}, cuda=True)["device"] == device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ValueError, match="^device 'cuda:0' asked for, but torch sees no CUDA device"):
+        parameters.check_params(**{**SMALL, "device": "cuda:0"})
+
+
 def test_counts_given_as_whole_numbers_are_one_list_of_ints():
     """Class counts are checked as every function of counts checks them (whole numbers such as 4.0 are counts) and
     recorded as ints: [4.0, 2.0] is the run of [4, 2] (the fault: recorded as floats, a sweep planned two folders
