@@ -26,19 +26,24 @@ def output_pathspecs(outputs, root=None) -> tuple[str, ...]:
     folders, whose files it writes while it trains, are its output, not its code.  A folder outside the checkout
     needs none; a folder that is the checkout or holds it is not left out, since that would leave out the code
     itself.  ValueError naming ``outputs`` for anything but a list of paths."""
+    # literal: a folder's name is matched as it is written, never as a glob
+    return tuple(f":(exclude,literal){folder}" for folder in _output_folders(outputs, root))
+
+
+def _output_folders(outputs, root) -> list[str]:
+    """The folders of :func:`output_pathspecs`, each once, relative to ``root`` (POSIX form)."""
     if isinstance(outputs, (str, bytes, os.PathLike)) or not hasattr(outputs, "__iter__"):
         raise ValueError(f"outputs must be a list of paths, got {outputs!r}")
     folders = list(outputs)
     if not all(isinstance(f, (str, os.PathLike)) and str(f) for f in folders):
         raise ValueError(f"outputs must be a list of non-empty paths, got {outputs!r}")
     top = (ROOT if root is None else pathlib.Path(root)).resolve()
-    specs = []
+    inside = []
     for folder in folders:
         path = pathlib.Path(folder).resolve()
         if path != top and path.is_relative_to(top):
-            # literal: a folder's name is matched as it is written, never as a glob
-            specs.append(f":(exclude,literal){path.relative_to(top).as_posix()}")
-    return tuple(dict.fromkeys(specs))
+            inside.append(path.relative_to(top).as_posix())
+    return list(dict.fromkeys(inside))
 
 
 def git_state(root=None, outputs=()) -> dict:
@@ -50,19 +55,29 @@ def git_state(root=None, outputs=()) -> dict:
     contents; None when there is none), so that two calls can tell whether they ran from the same checkout; all
     four None where git or the repository is missing.  Without untracked files the hash is that of the changes
     alone, as it was before they counted.  ``outputs``: the call's output folders (a run's ``out_dir``), whose
-    files change while it runs; leaving them out changes the hash only where their files were counted as code."""
+    files change while it runs; leaving them out changes the hash only where their files were counted as code.  An
+    output folder in which git tracks a file is not left out: a tracked file there is code, whose changes count."""
     root = ROOT if root is None else pathlib.Path(root)
-    specs = (*OUTPUT_PATHSPECS, *output_pathspecs(outputs, root))
+    folders = _output_folders(outputs, root)
 
     def git(*args, text=True):
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=text, timeout=20)
     none = {"git_commit": None, "git_dirty": None, "git_dirty_paths": None, "git_diff_sha256": None}
     try:
         commit = git("rev-parse", "HEAD")
+        if commit.returncode != 0:
+            return none
+        specs = list(OUTPUT_PATHSPECS)
+        for folder in folders:
+            tracked = git("ls-files", "-z", "--", f":(literal){folder}", text=False)
+            if tracked.returncode != 0:
+                return none
+            if not tracked.stdout:
+                specs.append(f":(exclude,literal){folder}")
         status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *specs)
         # -z: each name as it is, never quoted; relative to root, as the status's names
         others = git("ls-files", "-z", "--others", "--exclude-standard", "--", ".", *specs, text=False)
-        if commit.returncode != 0 or status.returncode != 0 or others.returncode != 0:
+        if status.returncode != 0 or others.returncode != 0:
             return none
         paths = [line[3:] for line in status.stdout.splitlines() if line.strip()]
         untracked = sorted(os.fsdecode(name) for name in others.stdout.split(b"\0") if name)

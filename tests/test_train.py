@@ -662,22 +662,27 @@ def test_git_state_counts_untracked_code_files_and_their_contents(tmp_path):
     assert provenance.git_state(tmp_path)["git_diff_sha256"] == hashlib.sha256(diff).hexdigest()
 
 
-def _git_checkout(path):
-    """A git checkout at ``path`` holding one committed code file, ``code.py``."""
+def _git(path, *args):
     import subprocess
 
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=path, check=True,
+                   capture_output=True)
+
+
+def _git_checkout(path):
+    """A git checkout at ``path`` holding one committed code file, ``code.py``."""
     path.mkdir(parents=True, exist_ok=True)
     (path / "code.py").write_text("x = 1\n")
     for args in (("init", "-q"), ("add", "."), ("commit", "-q", "-m", "init")):
-        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=path, check=True,
-                       capture_output=True)
+        _git(path, *args)
     return path
 
 
 def test_git_state_leaves_out_the_output_folders_inside_the_checkout(tmp_path, monkeypatch):
     """The fault: the files a run wrote into an output folder inside the checkout (not results/, not ignored)
     counted as untracked code, so each call saw other code.  The folders given as outputs are left out; the checkout
-    itself, a folder holding it, and code files beside an output folder still count."""
+    itself, a folder holding it, a folder in which git tracks files, and code files beside an output folder still
+    count."""
     root = _git_checkout(tmp_path / "repo")
     (root / "myruns" / "r").mkdir(parents=True)
     (root / "myruns" / "r" / "history.csv").write_text("epoch\n0\n")
@@ -706,6 +711,18 @@ def test_git_state_leaves_out_the_output_folders_inside_the_checkout(tmp_path, m
     (root / "myruns" / "sweep.json").unlink()
     (root / "r*" / "history.csv").unlink()
     assert provenance.git_state(root)["git_diff_sha256"] == dirty["git_diff_sha256"]
+    # an output folder in which git tracks a file is not left out: its tracked files are code
+    (root / "code.py").write_text("x = 1\n")
+    (root / "lib").mkdir()
+    (root / "lib" / "model.py").write_text("w = 1\n")
+    _git(root, "add", "lib/model.py")
+    _git(root, "commit", "-q", "-m", "lib")
+    (root / "lib" / "model.py").write_text("w = 2\n")
+    (root / "lib" / "r").mkdir()
+    (root / "lib" / "r" / "history.csv").write_text("epoch\n")
+    assert provenance.git_state(root, outputs=[root / "lib"])["git_dirty_paths"] == [
+        "lib/model.py", "lib/r/history.csv", "run.py"]
+    assert provenance.git_state(root, outputs=[root / "lib" / "r"])["git_dirty_paths"] == ["lib/model.py", "run.py"]
     for bad in ("myruns", None, [""], [5]):
         with pytest.raises(ValueError, match="outputs"):
             provenance.git_state(root, outputs=bad)
