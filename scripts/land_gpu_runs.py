@@ -15,20 +15,22 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         refused and why).  A run that did not finish, or finished fewer epochs, or was trained in any of its calls
         from code that was not its commit's (git_dirty), or whose folder cannot be read, is reported and not
         landed: it never becomes a figure's run; nor is a run made in another precision, on another GPU model,
-        with another torch or another NC3 than the runs of its figure landed before (promote would refuse the figure, and the
-        run would stand in the way of the right one).  A job none of whose runs of a figure landed leaves no
-        record there.  A run already landed is not replaced, nor a job's record.
+        with another torch, another NC3 or other training data (data_sha256) than the runs of its figure landed
+        before (promote would refuse the figure, and the run would stand in the way of the right one).  A job
+        none of whose runs of a figure landed leaves no record there.  A run already landed is not replaced, nor
+        a job's record.
     python scripts/land_gpu_runs.py promote FIG
-        once results/figures/pieces/fig<FIG>/ holds the runs L = 1, 3, 6, clean commits of one precision, GPU
-        model and torch version (it prints the commits in the order of git's history, and what changed in nclib/
-        and book/training/train.md from each to the next): they replace
-        the figure's committed GPU runs in results/figures/gpu/fig<FIG>/ (the earlier ones stay in git's
-        history), with the jobs' records in results/figures/gpu/fig<FIG>/jobs/ and their notebooks in
+        once results/figures/pieces/fig<FIG>/ holds the runs L = 1, 3, 6 of the paper's 12,000 epochs, clean
+        commits of one precision, GPU model, torch version, NC3 and training data (it prints the commits in the
+        order of git's history, and what changed in nclib/ and book/training/train.md from each to the next):
+        they replace the figure's committed GPU runs in results/figures/gpu/fig<FIG>/ (the earlier ones stay in
+        git's history), with the jobs' records in results/figures/gpu/fig<FIG>/jobs/ and their notebooks in
         book/figures/gpu/, and it prints the _toc.yml line that lists those.  The figure's chapter then reads
         the new runs, and its asserts say which sentences to rewrite.
 
-``--epochs`` (default: the paper's 12,000) is the epoch count a run must have finished; ``--root`` (default:
-the repository) where results/ and book/ are.  scripts/README.md gives the whole recipe.
+``--epochs`` (default: the paper's 12,000) is the epoch count a run must have finished to land (a trial of the
+tooling); promote takes only runs of the paper's epochs, so shorter runs never replace a figure's.  ``--root``
+(default: the repository) is where results/ and book/ are.  scripts/README.md gives the whole recipe.
 """
 from __future__ import annotations
 
@@ -58,12 +60,13 @@ EARLIER_LOGS = pathlib.Path("logs")
 
 def arithmetic(params: dict, provenance: dict) -> dict:
     """What the runs of one figure must share to be the figure made at once: the precision of the products, the
-    GPU model, the torch version and what NC3 compares (``nclib.figures.Run.nc3_compares``: a bias-free run made
-    before NC3 compared class with class reads otherwise) (land refuses a run that differs from those landed
-    before, promote a figure whose runs differ)."""
+    GPU model, the torch version, what NC3 compares (``nclib.figures.Run.nc3_compares``: a bias-free run made
+    before NC3 compared class with class reads otherwise) and the training data (``data_sha256``) (land refuses a
+    run that differs from those landed before, promote a figure whose runs differ)."""
     return {"precision": params.get("precision"), "GPU": provenance.get("device_name"),
             "torch": provenance.get("versions", {}).get("torch"),
-            "NC3": figures.Run(None, params, {}, provenance).nc3_compares}
+            "NC3": figures.Run(None, params, {}, provenance).nc3_compares,
+            "data_sha256": provenance.get("data_sha256")}
 
 
 def _runs_in(tree: pathlib.Path) -> list[pathlib.Path]:
@@ -119,8 +122,8 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
                 differ = [f"{what} {made_with[what]}, not the landed {name}'s {theirs[what]}" for what in made_with
                           if made_with[what] != theirs[what]]
                 if differ:
-                    problems.append(f"L={run.L}: {'; '.join(differ)} (promote needs one precision, GPU model and "
-                                    f"torch in a figure)")
+                    problems.append(f"L={run.L}: {'; '.join(differ)} (promote needs one precision, GPU model, "
+                                    f"torch, NC3 and training data in a figure)")
                     break
             dest = root / PIECES / f"fig{fig}" / path.name
             if dest.exists():
@@ -222,9 +225,15 @@ def promote(fig: int, root: pathlib.Path) -> str:
         params, history, prov = load_run(path)
         runs[L] = figures.Run(path, params, history, prov)
     figures.check_figure(runs, f, "gpu")
-    # a figure made in pieces is the figure made at once only with the same arithmetic and NC3: one precision, one GPU
-    # model, one torch; and from committed code
-    for what in ("precision", "GPU", "torch", "NC3"):
+    # the paper's epochs only: runs landed with a smaller --epochs (a trial) never replace the figure's runs
+    want = figures.scale_settings("gpu")["epochs"]
+    short = {L: int(r.params["epochs"]) for L, r in runs.items() if int(r.params["epochs"]) != want}
+    if short:
+        raise ValueError(f"the landed runs {', '.join(f'L={L} of {e} epochs' for L, e in short.items())} are not of "
+                         f"the paper's {want}: only runs of {want} epochs replace the figure's runs")
+    # a figure made in pieces is the figure made at once only with the same arithmetic and NC3 on the same data: one
+    # precision, one GPU model, one torch, one data_sha256; and from committed code
+    for what in ("precision", "GPU", "torch", "NC3", "data_sha256"):
         _same(runs, what, lambda r: arithmetic(r.params, r.provenance)[what])
     # every call that trained a run (its segments: a run resumed in a later job has one per job) from a clean commit
     dirty = [L for L, r in runs.items() if made_dirty(r.provenance)]  # land refuses them; runs landed by hand too

@@ -171,10 +171,10 @@ def test_promote_refuses_pieces_that_are_not_one_arithmetic(root, tmp_path):
 
 @pytest.mark.parametrize("other", [dict(prov={"device_name": "NVIDIA H100 80GB HBM3"}), dict(precision="fp32"),
                                    dict(prov={"versions": {"torch": "2.12.0+cu130"}}),
-                                   dict(prov={"nc3_compares": "classes"})])
+                                   dict(prov={"nc3_compares": "classes"}), dict(prov={"data_sha256": "2" * 64})])
 def test_land_refuses_a_run_of_another_arithmetic_than_the_landed_ones(root, tmp_path, other):
-    """A piece made on another GPU model, in another precision, with another torch or another NC3 than the pieces of
-    its figure landed before would be refused by promote, and would stand in the way of the right run: land refuses it and
+    """A piece made on another GPU model, in another precision, with another torch, another NC3 or on other training
+    data than the pieces of its figure landed before would be refused by promote, and would stand in the way of the right run: land refuses it and
     lands the right one afterwards."""
     land_gpu_runs.land(job_outputs(tmp_path, "a", "L1-L3", [dict(L=1), dict(L=3)]), "a", root)
     wrong = job_outputs(tmp_path, "b", "L6", [dict(L=6, **other)])
@@ -185,6 +185,32 @@ def test_land_refuses_a_run_of_another_arithmetic_than_the_landed_ones(root, tmp
     right = job_outputs(tmp_path, "c", "L6", [dict(L=6)])
     assert land_gpu_runs.land(right, "c", root)["landed"] == ["fig1-L6"]
     land_gpu_runs.promote(1, root)  # one arithmetic
+
+
+def test_promote_takes_only_runs_of_the_papers_epochs(root, tmp_path):
+    """Runs landed with a smaller --epochs (a trial of the tooling) never replace the figure's committed runs, not
+    even beside runs of the paper's 12,000 epochs."""
+    land_gpu_runs.land(job_outputs(tmp_path, "a", "L1-L3", [dict(L=1, epochs=8000), dict(L=3, epochs=8000)]), "a",
+                       root, epochs=8000)
+    assert land_gpu_runs.land(job_outputs(tmp_path, "b", "L6", [dict(L=6)]), "b", root)["landed"] == ["fig1-L6"]
+    with pytest.raises(ValueError, match="L=1 of 8000 epochs, L=3 of 8000 epochs are not of the paper's 12000"):
+        land_gpu_runs.promote(1, root)
+    assert land_gpu_runs.main(["promote", "1", "--root", str(root)]) == 2
+    committed = figures.load_figure(1, "gpu", root=root / "results" / "figures")
+    assert {r.params["epochs"] for r in committed.values()} == {2600}  # the figure keeps its runs
+    assert (root / "results" / "figures" / "pieces" / "fig1" / "fig1-L6").is_dir()
+
+
+def test_promote_refuses_runs_of_other_training_data(root, tmp_path):
+    """Pieces trained on other data (another data_sha256; land refuses them, here they are put there by hand) are not
+    one figure."""
+    land_gpu_runs.land(job_outputs(tmp_path, "a", "L1-L3", [dict(L=1, prov={"data_sha256": "1" * 64}),
+                                                             dict(L=3, prov={"data_sha256": "1" * 64})]), "a", root)
+    fake_run(root / "results" / "figures" / "pieces" / "fig1", 6, prov={"data_sha256": "2" * 64})
+    with pytest.raises(ValueError, match="differ in data_sha256: L=1 1111"):
+        land_gpu_runs.promote(1, root)
+    committed = figures.load_figure(1, "gpu", root=root / "results" / "figures")
+    assert {r.params["epochs"] for r in committed.values()} == {2600}
 
 
 def test_land_refuses_an_unreadable_run_folder_and_lands_the_others(root, tmp_path):
