@@ -180,7 +180,9 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     notebook's scale (:func:`panels_caption`, :data:`RUN_PANELS_CAPTIONS`). Code, outputs and execution metadata are
     left exactly as papermill wrote them.
     ``piece`` (e.g. ``"L1"``): the notebook made only those runs of the figure (a figure trained one piece per
-    GPU machine); the title and the target say which. Idempotent.
+    GPU machine); the title and the target say which.  Where papermill injected fewer of the piece's head depths
+    (``L_values``: a command that resumed only the runs with a checkpoint), the title names those it trained.
+    Idempotent.
     """
     path = pathlib.Path(path)
     f = figures.figure(fig)
@@ -189,6 +191,9 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     nb = json.loads(path.read_text())
     label = run_label(f, scale, piece)
     runs = "" if piece is None else ", runs " + ", ".join(f"L = {L[1:]}" for L in piece.split("-"))
+    trained = injected_value(nb, "L_values")
+    if piece is not None and isinstance(trained, list) and set(trained) < {int(L[1:]) for L in piece.split("-")}:
+        runs = ", runs " + ", ".join(f"L = {L}" for L in sorted(trained)) + f" of the piece {piece}"
     dataset = injected_value(nb, "dataset") or f.dataset  # the runs' data: real EMNIST letters where injected
     epochs, reached = injected_epochs(nb), epochs_reached(nb)
     if epochs is not None and reached is not None and reached < epochs:

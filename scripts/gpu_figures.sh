@@ -63,7 +63,8 @@
 # its runs and the notebook that trained them archived as they are). With PIECE (e.g. PIECE=L1), each
 # figure of $FIGURES makes only those runs (a letters figure does not fit one machine: one run per machine);
 # PIECE=L1-L6, also spelled L1,L6, is the runs L = 1 and 6, not a range. A figure resumes where any run of its
-# piece has a checkpoint. The CUDA-only tests run only in a job that finds none of its pieces' runs in $STAGE
+# piece has a checkpoint, and trains only those runs (L_values): a run that diverged, or has no checkpoint, cannot
+# continue and is left out, its folder as it is. The CUDA-only tests run only in a job that finds none of its pieces' runs in $STAGE
 # (the first), and only those of stop-and-resume (CUDA_TESTS, a pytest -k expression, sets which). Each job keeps
 # its log.txt and cuda_tests.txt in $STAGE/logs/ as callN-log.txt and callN-cuda_tests.txt, and the next job's
 # archive holds them (logs/): the last job's figures_gpu.tar.gz carries the record of every job on the machine.
@@ -476,6 +477,15 @@ full_figures() {
     if [ -n "$TEST_EPOCHS" ]; then sets+=("epochs=$TEST_EPOCHS"); elif [ -n "$FULL_EPOCHS" ]; then sets+=("epochs=$FULL_EPOCHS"); fi
     data_sets "$f"
     for kv in "${EXTRA[@]}"; do sets+=("$kv"); done
+    if [ "$resume" = true ]; then
+      # only the runs with a checkpoint continue: one that diverged (or stopped without one) would refuse them all
+      local Ls
+      Ls=$(checkpointed_runs "$f" | sed 's/.*-L//' | paste -sd, -)
+      if [ "$Ls" != "$(piece_runs "$f" | sed 's/.*-L//' | paste -sd, -)" ]; then
+        echo "Figure $f: resuming only the runs with a checkpoint, L = $Ls; the others cannot continue and are left out"
+        sets+=("L_values=[$Ls]")
+      fi
+    fi
     # the safety net: a notebook still running 15 s before the budget ends is stopped, so that the archive is
     # written before the machine's own limit (max_train_s stops the runs well before, RESERVE_S before the end)
     local net=$(( BUDGET_S - $(elapsed) - 15 ))
@@ -490,6 +500,12 @@ full_figures() {
 piece_runs() {
   local L
   for L in $(echo "${PIECE:-L1-L3-L6}" | tr '-' ' '); do echo "$RESULTS_ROOT/gpu/fig$1/fig$1-$L"; done
+}
+
+# FULL mode: the run folders of figure $1's piece that hold a checkpoint (those a command resumes)
+checkpointed_runs() {
+  local d
+  while read -r d; do if [ -f "$d/checkpoint.pt" ]; then echo "$d"; fi; done < <(piece_runs "$1")
 }
 
 # FULL mode: status 0 when every run of figure $1's piece has finished (nclib.runs.run_status)
@@ -525,12 +541,14 @@ for d in filter(lambda d: pathlib.Path(d).is_dir(), sys.argv[1:]):
 }
 
 # FULL mode, among the last lines of the log: the runs of the pieces stopped with a checkpoint, which a second command
-# on this machine, started at once, resumes (without a checkpoint a run cannot be resumed, on any machine)
+# on this machine, started at once, resumes (without a checkpoint a run cannot be resumed, on any machine), and the
+# runs that did not finish and cannot continue (diverged, or without a checkpoint), which it leaves out
 stopped_runs() {
-  local f d stopped=()
+  local f d stopped=() stuck=()
   for f in $FIGURES; do
     while read -r d; do
-      if [ -f "$d/checkpoint.pt" ]; then stopped+=("$(basename "$d")"); fi
+      if [ -f "$d/checkpoint.pt" ]; then stopped+=("$(basename "$d")")
+      elif [ -d "$d" ] && [ "$(run_status "$d")" != finished ]; then stuck+=("$(basename "$d") ($(run_status "$d"))"); fi
     done < <(piece_runs "$f")
   done
   if [ "${#stopped[@]}" -gt 0 ]; then
@@ -538,6 +556,14 @@ stopped_runs() {
   else
     echo "FULL mode: no run is stopped with a checkpoint: a second command would resume none"
   fi
+  if [ "${#stuck[@]}" -gt 0 ]; then
+    echo "FULL mode: cannot continue (no checkpoint): ${stuck[*]}; a second command leaves them out"
+  fi
+}
+
+# the status of the run folder $1 (nclib.runs.run_status), or "unreadable"
+run_status() {
+  "$PY" -c "import sys; from nclib import runs; print(runs.run_status(sys.argv[1]))" "$1" 2>/dev/null || echo unreadable
 }
 
 # the archive of the runs; status 1 when no figure's notebook ran, or one ended with another status than 0

@@ -179,6 +179,45 @@ def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_pa
         assert sum(n.endswith("history.csv") for n in tar.getnames()) == 3
 
 
+def test_gpu_figures_script_full_mode_resumes_the_runs_beside_a_diverged_one(tmp_path):
+    """FULL=1, a piece of two runs after a command that left one stopped with a checkpoint and the other diverged
+    (without a checkpoint, as a diverged run is written): the next commands train only the run with a checkpoint
+    (a diverged run beside it would refuse them both), list only it as the one a second command resumes, and leave
+    the diverged run's folder as it is."""
+    out, stage = tmp_path / "out", tmp_path / "stage"
+    base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", PIECE="L3-L6",
+                TEST_EPOCHS="3", FULL="1", ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
+                EXTRA_SETS="width=16 metric_every=1 lr=0.001", OMP_NUM_THREADS="1")
+    base.pop("BUDGET_S", None)
+    run_gpu_figures(dict(base, MAX_TRAIN_S="0"))  # both stop at epoch 1 with a checkpoint
+    gpu = stage / "results" / "figures" / "gpu" / "fig1"
+    L6 = gpu / "fig1-L6"
+    prov = json.loads((L6 / "provenance.json").read_text())
+    (L6 / "provenance.json").write_text(json.dumps(dict(prov, status="diverged")))
+    for name in ("checkpoint.pt", "checkpoint.pt.sha256"):
+        (L6 / name).unlink(missing_ok=True)
+    diverged = {p.name: p.read_bytes() for p in L6.iterdir()}
+
+    def statuses(log):
+        return {n: (s, int(e)) for n, s, e in re.findall(r"^(fig1-L\d): (\w+) at epoch (\d+)$", log, re.M)}
+
+    # the second command, stopped again at its first metric epoch: L = 3 alone goes on, and alone is resumable
+    log = run_gpu_figures(dict(base, TIME_LEFT_S="230", MAX_TRAIN_S="0"))
+    assert statuses(log) == {"fig1-L3": ("stopped", 2), "fig1-L6": ("diverged", 1)}
+    assert re.search(r"stopped with a checkpoint: (.*) \(", log).group(1) == "fig1-L3"
+    notebook = json.loads((stage / "book" / "figures" / "gpu" / "fig1.L3-L6.run.ipynb").read_text())
+    assert figure_notebook.injected_value(notebook, "L_values") == [3]
+    assert notebook["cells"][0]["source"].startswith("(run-fig1-gpu-L3-L6)=\n")  # the piece's target in the book
+    log = run_gpu_figures(dict(base, TIME_LEFT_S="230"))
+    assert statuses(log) == {"fig1-L3": ("finished", 3), "fig1-L6": ("diverged", 1)}
+    assert [s["status"] for s in json.loads((gpu / "fig1-L3" / "provenance.json").read_text())["segments"]] == \
+        ["stopped", "stopped", "finished"]
+    assert {p.name: p.read_bytes() for p in L6.iterdir()} == diverged
+    assert not list(stage.rglob("checkpoint.pt"))  # nothing a further command could resume
+    assert sorted(p.name for p in (gpu / "segments").iterdir()) == ["fig1.L3-L6.segment-1.run.ipynb",
+                                                                   "fig1.L3-L6.segment-2.run.ipynb"]
+
+
 def test_gpu_figures_script_full_mode_keeps_a_finished_piece_and_its_notebook(tmp_path):
     """FULL=1, the runbook's second command after a first that finished every run of the piece: the notebook is not
     run again (it would find the runs finished, and papermill would write over the notebook that trained them),
