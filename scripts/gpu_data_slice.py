@@ -1,8 +1,11 @@
 """Write the rows of the shared CIFAR-10 copy that the GPU runs of Figures 1 and 3 use into a small .npz.
 
     python scripts/gpu_data_slice.py SRC.npz DEST.npz
+    python scripts/gpu_data_slice.py --check DEST.npz
 
-(DEST's folder is made if missing: ``.gpu/`` exists only once ``scripts/gpu_prepare.sh`` has run.)
+(DEST's folder is made if missing: ``.gpu/`` exists only once ``scripts/gpu_prepare.sh`` has run.)  ``--check``
+says why a slice made by an older form of this script must be made again (status 1; :func:`stale`), as
+``scripts/gpu_figures.sh`` checks before a GPU job starts.
 
 The GPU machine gets a copy of the repository and of the small ignored folder ``.gpu/``, nothing else, and the
 34 MB ``cifar10_subset.npz`` (a JPEG-decoded copy of CIFAR-10, see ../shared/data/README.md) is too large to
@@ -27,6 +30,29 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this che
 from nclib import data, datafiles, figures  # noqa: E402
 
 
+#: The form of the slice :func:`main` writes, stored in it as ``slice_format``: 2 since the slice keeps the source
+#: file's own record (``classes``, ``source``, ``lossy_jpeg``); a slice without the member is of the first form,
+#: whose runs recorded no ``file_source`` or ``lossy_jpeg``.  Raised with every change to what the slice holds.
+SLICE_FORMAT = 2
+#: The members every slice of the current form holds (the source's record members only where the source has them).
+SLICE_MEMBERS = ("x_train", "y_train", "source_rows", "source_sha256", "note", "slice_format")
+
+
+def stale(path) -> str | None:
+    """Why the slice at ``path`` was made by an older form of this script and must be made again (a member of
+    :data:`SLICE_MEMBERS` missing, or a ``slice_format`` other than :data:`SLICE_FORMAT`), or None: a slice of the
+    current form, or a file that is no slice (no ``source_rows``: a full copy, read as it is)."""
+    with np.load(path, allow_pickle=False) as f:
+        if "source_rows" not in f.files:
+            return None
+        missing = [k for k in SLICE_MEMBERS if k not in f.files]
+        made = int(f["slice_format"]) if "slice_format" in f.files else 1
+    if missing or made != SLICE_FORMAT:
+        return (f"{path} is a slice of form {made}, not the form {SLICE_FORMAT} that scripts/gpu_data_slice.py writes"
+                + (f" (it lacks {', '.join(missing)})" if missing else ""))
+    return None
+
+
 def main(src: str, dest: str) -> None:
     """Write the slice of ``src`` that Figures 1 and 3 train on to ``dest`` (its folder made if missing)."""
     counts = figures.figure_counts(1, "gpu")
@@ -39,7 +65,7 @@ def main(src: str, dest: str) -> None:
     pathlib.Path(dest).parent.mkdir(parents=True, exist_ok=True)
     tmp = dest + ".tmp.npz"
     np.savez_compressed(tmp, **record, x_train=x[rows], y_train=y[rows], source_rows=rows.astype(np.int64),
-                        source_sha256=np.array(next(iter(shas.values()))),
+                        source_sha256=np.array(next(iter(shas.values()))), slice_format=np.array(SLICE_FORMAT),
                         note=np.array("rows of cifar10_subset.npz (a JPEG-decoded copy of CIFAR-10) used by the "
                                       "paper-scale runs of Figures 1 and 3, in their original order"))
     sliced = data.load("cifar10", data_path=tmp, counts=counts, seed=0)
@@ -54,4 +80,9 @@ def main(src: str, dest: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "--check":
+        why = stale(sys.argv[2])
+        if why:
+            raise SystemExit(why)
+    else:
+        main(sys.argv[1], sys.argv[2])

@@ -9,9 +9,11 @@
 #    (BUDGET_S, RESERVE_S, LEVER_TIMEOUT_S, ANATOMY_TIMEOUT_S, STABILITY_EXTRA, TEST_EPOCHS, MAX_TRAIN_S,
 #    FULL_EPOCHS) are whole numbers; PIECE names runs of a figure; $DATA exists (.gpu/, made here by
 #    scripts/gpu_prepare.sh in the repository root and sent along with the checkout) where a CIFAR-10 figure or the
-#    stability runs need it; TIME_LEFT_S and LEVERS_FROM (below) can be read; in FULL and STABILITY modes, the
-#    code is its commit's and torch sees a CUDA GPU whose name contains $EXPECT_GPU (default H200 there: every
-#    budget and timing of these jobs is an H200's);
+#    stability runs need it, and is not a slice of an older form (scripts/gpu_data_slice.py --check); a .gpu/ the
+#    job reads was prepared from a commit whose preparation scripts ($PREPARATION) are this checkout's
+#    (.gpu/prepared_from, written by scripts/gpu_prepare.sh); TIME_LEFT_S and LEVERS_FROM (below) can be read; in
+#    FULL and STABILITY modes, the code is its commit's and torch sees a CUDA GPU whose name contains $EXPECT_GPU
+#    (default H200 there: every budget and timing of these jobs is an H200's);
 # 1. installs papermill, jupytext and ipykernel from .gpu/wheels (no network there) unless present (not in
 #    STABILITY mode, which runs no notebook), and puts nclib on PYTHONPATH (and scripts/gpu_shim, a stand-in for
 #    myst_nb.glue, if myst_nb is missing);
@@ -150,6 +152,8 @@ TIME_LEFT_S=${TIME_LEFT_S:-}
 # settings (scripts/gpu_budget.py levers); the job refuses to start when the record cannot be read or was measured
 # at another precision than PRECISION
 LEVERS_FROM=${LEVERS_FROM:-}
+# what makes .gpu/ (scripts/gpu_prepare.sh): a .gpu/ prepared from a commit where they differ is refused
+PREPARATION="scripts/gpu_prepare.sh scripts/gpu_data_slice.py scripts/gpu_letters_data.py"
 KDIR=""
 if [ -n "$FULL" ]; then
   STAGE=${STAGE:-/var/tmp/nclib-gpu-stage}
@@ -198,6 +202,18 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
     echo ".gpu/ must be carried with the repository copy to the GPU machine"
     return 2
   fi
+  # a slice made by an older scripts/gpu_data_slice.py lacks what its runs' provenance records (file_source, ...)
+  if [ -n "$need_data" ] && ! "$PY" scripts/gpu_data_slice.py --check "$DATA"; then
+    echo "refused: DATA=$DATA was made by an older form of scripts/gpu_data_slice.py: run scripts/gpu_prepare.sh"
+    echo "again here, and carry the new .gpu/"
+    return 2
+  fi
+  local reads_gpu=""
+  if [ -n "$need_data" ] && in_gpu_folder "$DATA"; then reads_gpu=1; fi
+  for f in $FIGURES; do
+    case $f in 2|4) if [ -f "$LETTERS_DATA" ] && in_gpu_folder "$LETTERS_DATA"; then reads_gpu=1; fi ;; esac
+  done
+  if [ -n "$reads_gpu" ]; then prepared_here || return 2; fi
   if [ -n "$TIME_LEFT_S" ]; then
     if [ -z "$FULL" ] || [ -n "$BUDGET_GIVEN" ] || ! [[ "$TIME_LEFT_S" =~ ^[0-9]+$ ]]; then
       echo "refused: TIME_LEFT_S (FULL mode only, instead of BUDGET_S) must be the whole seconds left on the GPU"
@@ -233,6 +249,33 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
         return 2; }
     fi
   fi
+}
+
+# status 0 when the path $1 lies in this checkout's .gpu/ (made by scripts/gpu_prepare.sh)
+in_gpu_folder() { [[ "$(realpath -m -- "$1")" == "$PWD/.gpu/"* ]]; }
+
+# status 0, and the commit named, when .gpu/ was prepared (.gpu/prepared_from) from a commit whose preparation
+# scripts are this checkout's; status 1, and why, when it records none (an older scripts/gpu_prepare.sh) or they
+# changed since: its files may not be what the scripts make now
+prepared_here() {
+  local made changed
+  made=$(cat .gpu/prepared_from 2>/dev/null) || made=""
+  if ! [[ "$made" =~ ^[0-9a-f]{40}$ ]]; then
+    echo "refused: .gpu/ does not record the commit it was prepared from (.gpu/prepared_from: '$made'): an older"
+    echo "scripts/gpu_prepare.sh made it. Run scripts/gpu_prepare.sh again here, and carry the new .gpu/"
+    return 1
+  fi
+  if ! changed=$(git diff --name-only "$made" HEAD -- $PREPARATION 2>&1); then
+    echo "refused: .gpu/ was prepared from commit $made, which git cannot compare with this checkout's ($changed)."
+    echo "Run scripts/gpu_prepare.sh again here, and carry the new .gpu/"
+    return 1
+  fi
+  if [ -n "$changed" ]; then
+    echo "refused: .gpu/ was prepared from commit $made; since then these preparation scripts changed:" $changed
+    echo "Run scripts/gpu_prepare.sh again here, and carry the new .gpu/"
+    return 1
+  fi
+  echo ".gpu/ prepared from commit $made"
 }
 
 main() {

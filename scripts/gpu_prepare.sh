@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Prepare .gpu/ (an ignored folder) for the GPU runs of Figures 1-4 (scripts/gpu_figures.sh): run HERE, once,
-# before the GPU job that scripts/README.md gives. Refuses (status 2) a checkout whose code is not its commit's, as
+# Prepare .gpu/ (an ignored folder) for the GPU runs of Figures 1-4 (scripts/gpu_figures.sh): run HERE before the GPU
+# job that scripts/README.md gives, and again after any change to this script, scripts/gpu_data_slice.py or
+# scripts/gpu_letters_data.py (the job refuses a .gpu/ prepared before it: .gpu/prepared_from, below).
+# Refuses (status 2) a checkout whose code is not its commit's, as
 # the job's FULL and STABILITY modes do there, unless ALLOW_DIRTY=1.
 #   .gpu/wheels/             papermill, jupytext, ipykernel and their needs (cp312 wheels, ../shared/wheels-gpu)
 #   .gpu/cifar10_subset_slice.npz   the 3,000 rows of the CIFAR-10 copy that Figures 1 and 3 use (scripts/gpu_data_slice.py)
 #   .gpu/letters_synthetic_gpu.npz  the 5,500 letters of Figures 2 and 4, rendered here once (scripts/gpu_letters_data.py)
+#   .gpu/prepared_from              the commit .gpu/ was prepared from, written last: scripts/gpu_figures.sh refuses a
+#                                   .gpu/ without it, or one whose commit's preparation scripts differ from its own
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -21,6 +25,7 @@ if [ "$state" != clean ]; then
   fi
   echo "ALLOW_DIRTY: preparing a checkout that is not clean ($state)"
 fi
+rm -f .gpu/prepared_from  # written again only once everything below is made
 rm -rf .gpu/wheels  # only the wheels of $SHARED, none left from an earlier preparation
 mkdir -p .gpu/wheels
 cp "$SHARED"/wheels-gpu/*.whl .gpu/wheels/
@@ -41,3 +46,5 @@ if [ "$total" -gt $(( LIMIT_MIB * 1048576 )) ]; then
   echo "too large: the repository copy with .gpu/ must stay within $LIMIT_MIB MiB (git gc, or leave out untracked files)" >&2
   exit 1
 fi
+git rev-parse HEAD > .gpu/prepared_from
+echo ".gpu/ prepared from commit $(cat .gpu/prepared_from)"

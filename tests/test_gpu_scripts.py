@@ -186,8 +186,9 @@ def test_gpu_figures_script_full_mode_resumes_the_runs_beside_a_diverged_one(tmp
     the diverged run's folder as it is."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", PIECE="L3-L6",
-                TEST_EPOCHS="3", FULL="1", ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
-                EXTRA_SETS="width=16 metric_every=1 lr=0.001", OMP_NUM_THREADS="1")
+                TEST_EPOCHS="3", FULL="1", ALLOW_DIRTY="1", STAGE=str(stage),
+                DATA=str(fake_cifar(tmp_path / "cifar.npz")), EXTRA_SETS="width=16 metric_every=1 lr=0.001",
+                OMP_NUM_THREADS="1")
     base.pop("BUDGET_S", None)
     run_gpu_figures(dict(base, MAX_TRAIN_S="0"))  # both stop at epoch 1 with a checkpoint
     gpu = stage / "results" / "figures" / "gpu" / "fig1"
@@ -328,6 +329,60 @@ def test_gpu_prepare_refuses_uncommitted_code_and_replaces_the_wheels(tmp_path):
     assert [p.name for p in (clone / ".gpu" / "wheels").iterdir()] == ["papermill-9-py3-none-any.whl"]
 
 
+def test_gpu_prepare_records_its_commit_and_the_job_refuses_a_gpu_folder_prepared_before(tmp_path):
+    """scripts/gpu_prepare.sh records the commit it prepared .gpu/ from; the GPU job reads a .gpu/ only where that
+    record is there and the preparation scripts have not changed since (status 2 otherwise, naming the script
+    changed, before anything is trained)."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("needs the repository's git history")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--local", str(ROOT), str(clone)], check=True, capture_output=True)
+    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for name in ("gpu_prepare.sh", "gpu_figures.sh", "gpu_data_slice.py", "gpu_letters_data.py"):
+        (clone / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
+    subprocess.run(git + ["commit", "-q", "--allow-empty", "-am", "the scripts under test"], check=True,
+                   capture_output=True)
+    shared = tmp_path / "shared"
+    (shared / "wheels-gpu").mkdir(parents=True)
+    (shared / "wheels-gpu" / "papermill-9-py3-none-any.whl").write_text("a wheel")
+    (shared / "data").mkdir()
+    fake_cifar(shared / "data" / "cifar10_subset.npz")
+    env = dict(os.environ, PY=sys.executable, PYTHONPATH=str(clone), SHARED=str(shared), LIMIT_MIB="100000",
+               OMP_NUM_THREADS="1")
+    env.pop("ALLOW_DIRTY", None)
+    done = subprocess.run(["bash", "scripts/gpu_prepare.sh"], cwd=clone, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+    head = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    assert (clone / ".gpu" / "prepared_from").read_text().strip() == head
+    assert _script("gpu_data_slice").stale(clone / ".gpu" / "cifar10_subset_slice.npz") is None
+    out, stage = tmp_path / "out", tmp_path / "stage"
+    job = dict(env, OUT=str(out), DEVICE="cpu", FIGURES="1", FULL="1", STAGE=str(stage),
+               LEVERS_FROM=str(tmp_path / "missing.json"))  # refused for the lever record once .gpu/ is accepted
+
+    def refused():
+        done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=clone, env=job, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 2 and not stage.exists(), (done.stdout + done.stderr)[-2000:]
+        return done.stdout
+
+    assert "LEVERS_FROM=" in refused()  # .gpu/ accepted: prepared from this very commit
+    record = (clone / ".gpu" / "prepared_from").read_text()
+    (clone / ".gpu" / "prepared_from").unlink()  # as an older scripts/gpu_prepare.sh left .gpu/
+    assert "LEVERS_FROM=" not in refused()
+    (clone / ".gpu" / "prepared_from").write_text(f"--output={tmp_path / 'written'}\n")  # no commit: never git's option
+    assert "LEVERS_FROM=" not in refused() and not (tmp_path / "written").exists()
+    (clone / ".gpu" / "prepared_from").write_text(record)
+    (clone / "README.md").write_text((clone / "README.md").read_text() + "\na change\n")
+    subprocess.run(git + ["commit", "-q", "-am", "not a preparation script"], check=True, capture_output=True)
+    assert "LEVERS_FROM=" in refused()
+    slicer = clone / "scripts" / "gpu_data_slice.py"
+    slicer.write_text(slicer.read_text() + "\n# a change\n")
+    subprocess.run(git + ["commit", "-q", "-am", "a preparation script changed"], check=True, capture_output=True)
+    log = refused()
+    assert "LEVERS_FROM=" not in log and "scripts/gpu_data_slice.py" in log
+
+
 def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     """STABILITY=1, the first GPU job: the paired precision runs (seed 0, then one extra seed while the budget
     lasts), the engine benchmark with its JSON records and the levers, two archives beside the log."""
@@ -394,12 +449,13 @@ NOT_NUMBERS = {"budget-unit": dict(BUDGET_S="570s"), "budget-word": dict(BUDGET_
                "extra-seeds": dict(FULL="", STABILITY="1", STABILITY_EXTRA="three")}
 
 
-@pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "no-cuda", "h100", "time-left", "two-budgets",
-                                  "time-capped", "time-short", "time-narrow", "time-enough", "levers",
+@pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "old-slice", "no-cuda", "h100", "time-left",
+                                  "two-budgets", "time-capped", "time-short", "time-narrow", "time-enough", "levers",
                                   "levers-precision", *NOT_NUMBERS])
 def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
-    piece that names no runs, a missing .gpu/ data file, no CUDA device or a GPU that is not an H200 (FULL and
+    piece that names no runs, a missing .gpu/ data file or a slice of an older form (whose runs would record less of
+    their data's provenance), no CUDA device or a GPU that is not an H200 (FULL and
     STABILITY modes; a fake torch.cuda stands in for the H100), a budget that cannot be read, a lever record that is
     missing, a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s would otherwise stop
     the job after its install and CUDA tests, BUDGET_S=abc would be read as 0)."""
@@ -413,6 +469,7 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     env.update({"piece": dict(PIECE="L1-L2"),
                 "stability-data": dict(FULL="", STABILITY="1", DATA=str(tmp_path / "no" / "slice.npz")),
                 "full-data": dict(DATA=str(tmp_path / "no" / "slice.npz")),
+                "old-slice": dict(DATA=str(older_slice(tmp_path / "old-slice.npz"))),
                 "no-cuda": dict(DEVICE="auto"),
                 "h100": dict(DEVICE="auto", PYTHONPATH=f"{fake}{os.pathsep}{env.get('PYTHONPATH', '')}"),
                 "time-left": dict(TIME_LEFT_S="7 minutes"),
@@ -440,6 +497,8 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
         assert "measured at precision 'tf32', the runs train at precision 'fp32'" in done.stdout
     if case == "stability-data":
         assert str(tmp_path / "no" / "slice.npz") in done.stdout
+    if case == "old-slice":  # the member the current form has and the older one lacks
+        assert "old-slice.npz" in done.stdout and "slice_format" in done.stdout
     if case in NOT_NUMBERS:  # refused for the number, named, before the data or the device are looked at
         name, value = next((k, v) for k, v in NOT_NUMBERS[case].items() if k not in ("FULL", "STABILITY"))
         assert f"{name}='{value}'" in done.stdout
@@ -534,6 +593,30 @@ def test_gpu_data_slice_makes_its_destination_folder_and_keeps_the_training_data
     full, sliced = (data.load("cifar10", data_path=p, counts=counts, seed=0) for p in (src, dest))
     assert sliced.provenance["data_sha256"] == full.provenance["data_sha256"]
     assert sorted(p.name for p in dest.parent.iterdir()) == ["slice.npz"]  # no temporary file left
+
+
+def older_slice(path: pathlib.Path) -> pathlib.Path:
+    """A slice as the first form of scripts/gpu_data_slice.py wrote it: its rows and their record, without the source
+    file's own members or the slice's form."""
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(10), 300)
+    np.savez(path, x_train=rng.integers(0, 255, size=(y.size, 32, 32, 3), dtype=np.uint8), y_train=y,
+             source_rows=np.arange(y.size), source_sha256=np.array("0" * 64), note=np.array("rows of a copy"))
+    return path
+
+
+def test_gpu_data_slice_tells_a_slice_of_an_older_form(tmp_path):
+    """A slice made by an older form of the script (without the source's record members, so its runs record less
+    provenance) is told from a current one; a full copy, no slice, is read as it is."""
+    slicer = _script("gpu_data_slice")
+    src = fake_cifar(tmp_path / "cifar.npz")
+    slicer.main(str(src), str(tmp_path / "slice.npz"))
+    assert slicer.stale(tmp_path / "slice.npz") is None and slicer.stale(src) is None
+    assert "slice_format" in slicer.stale(older_slice(tmp_path / "old.npz"))
+    for path, status in ((tmp_path / "slice.npz", 0), (tmp_path / "old.npz", 1), (src, 0)):
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_data_slice.py"), "--check", str(path)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == status, done.stderr
 
 
 def test_params_prints_the_figure_parameters_as_yaml_safe_json(capsys):
