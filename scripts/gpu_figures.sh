@@ -70,8 +70,9 @@
 # (the first), and only those of stop-and-resume (CUDA_TESTS, a pytest -k expression, sets which). Each job keeps
 # its log.txt and cuda_tests.txt in $STAGE/logs/ as callN-log.txt and callN-cuda_tests.txt, and the next job's
 # archive holds them (logs/): the last job's figures_gpu.tar.gz carries the record of every job on the machine.
-# TIME_LEFT_S (instead of BUDGET_S): the time left on the GPU machine as the command starts; BUDGET_S is then that
-# less 40 s, at most 570 (at least RESERVE_S + 60, else refused). LEVERS_FROM: a lever record (a stability job's
+# TIME_LEFT_S (instead of BUDGET_S; FULL and STABILITY modes, a first command too): the time left on the GPU machine
+# as the command starts; BUDGET_S is then that less 40 s, at most 570 (560 in STABILITY mode; at least RESERVE_S +
+# 60, else refused). LEVERS_FROM: a lever record (a stability job's
 # bench_levers_tf32.json, measured at PRECISION, else refused): its fastest lever that ends where the plain engine
 # does joins the notebooks' settings.
 # FULL mode, and STABILITY mode, refuse to start from a checkout whose code differs
@@ -143,9 +144,10 @@ FULL_EPOCHS=${FULL_EPOCHS:-}
 # else; their timings, and so their budgets, are an H200's, and a figure's pieces must share one GPU model
 # (scripts/land_gpu_runs.py promote). EXPECT_GPU= (empty) accepts any CUDA GPU. Not checked with DEVICE=cpu.
 EXPECT_GPU=${EXPECT_GPU-$([ -n "$FULL$STABILITY" ] && echo H200)}
-# FULL mode: the time left on the GPU machine as this command starts (e.g. the second command: the time left after
-# the first); BUDGET_S is then that less 40 s (the command's start and the files' way back), at most 570, and
-# refused under RESERVE_S + 60
+# FULL and STABILITY modes: the time left on the GPU machine as this command starts (a FULL piece's second command:
+# the time left after the first; a first command where the machine has less than its full time left); BUDGET_S is
+# then that less 40 s (the command's start and the files' way back), at most 570 (STABILITY: 560), and refused
+# under RESERVE_S + 60
 TIME_LEFT_S=${TIME_LEFT_S:-}
 # FULL mode: a lever record (benchmarks/bench_train.py --levers --json, e.g. a stability job's
 # bench_levers_tf32.json): its fastest lever that ends where the plain engine does is added to the notebooks'
@@ -215,20 +217,21 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
   done
   if [ -n "$reads_gpu" ]; then prepared_here || return 2; fi
   if [ -n "$TIME_LEFT_S" ]; then
-    if [ -z "$FULL" ] || [ -n "$BUDGET_GIVEN" ] || ! [[ "$TIME_LEFT_S" =~ ^[0-9]+$ ]]; then
-      echo "refused: TIME_LEFT_S (FULL mode only, instead of BUDGET_S) must be the whole seconds left on the GPU"
-      echo "machine, got TIME_LEFT_S='$TIME_LEFT_S' BUDGET_S='$BUDGET_GIVEN' FULL='$FULL'"
+    if [ -z "$FULL$STABILITY" ] || [ -n "$BUDGET_GIVEN" ] || ! [[ "$TIME_LEFT_S" =~ ^[0-9]+$ ]]; then
+      echo "refused: TIME_LEFT_S (FULL and STABILITY modes only, instead of BUDGET_S) must be the whole seconds left"
+      echo "on the GPU machine, got TIME_LEFT_S='$TIME_LEFT_S' BUDGET_S='$BUDGET_GIVEN' FULL='$FULL'" \
+        "STABILITY='$STABILITY'"
       return 2
     fi
-    local left=$(( 10#$TIME_LEFT_S ))  # in base 10: a leading 0 is not octal
-    BUDGET_S=$(( left - 40 < 570 ? left - 40 : 570 ))
+    local left=$(( 10#$TIME_LEFT_S )) most=$([ -n "$FULL" ] && echo 570 || echo 560)  # base 10: 0570 is not octal
+    BUDGET_S=$(( left - 40 < most ? left - 40 : most ))
     # the setup before the notebook (install, versions; about 22 s when resuming) and a minute of training at least
     if (( BUDGET_S < RESERVE_S + 60 )); then
       echo "refused: TIME_LEFT_S=$TIME_LEFT_S leaves BUDGET_S=$BUDGET_S s, under the RESERVE_S=$RESERVE_S s kept after"
       echo "training and 60 s for the setup and some training: max_train_s would be about 0 or negative"
       return 2
     fi
-    echo "BUDGET_S=$BUDGET_S: the $left s left on the GPU machine less 40 s, at most 570"
+    echo "BUDGET_S=$BUDGET_S: the $left s left on the GPU machine less 40 s, at most $most"
   fi
   if [ -n "$LEVERS_FROM" ]; then
     local words

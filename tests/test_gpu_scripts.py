@@ -450,8 +450,9 @@ NOT_NUMBERS = {"budget-unit": dict(BUDGET_S="570s"), "budget-word": dict(BUDGET_
 
 
 @pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "old-slice", "no-cuda", "h100", "time-left",
-                                  "two-budgets", "time-capped", "time-short", "time-narrow", "time-enough", "levers",
-                                  "levers-precision", *NOT_NUMBERS])
+                                  "two-budgets", "time-capped", "time-short", "time-narrow", "time-enough",
+                                  "time-stability", "time-stability-capped", "levers", "levers-precision",
+                                  *NOT_NUMBERS])
 def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
     piece that names no runs, a missing .gpu/ data file or a slice of an older form (whose runs would record less of
@@ -482,6 +483,10 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
                 "time-narrow": dict(TIME_LEFT_S="110", RESERVE_S="60"),
                 # BUDGET_S = 120 s = RESERVE_S + 60, the least accepted; the missing lever record is refused next
                 "time-enough": dict(TIME_LEFT_S="160", RESERVE_S="60", LEVERS_FROM=str(tmp_path / "missing.json")),
+                # a STABILITY command given the time left (a first command on a machine with less than its full
+                # time): its budget taken from it, at most 560 s; refused next for the device (no CUDA here)
+                "time-stability": dict(FULL="", STABILITY="1", TIME_LEFT_S="160", DEVICE="auto"),
+                "time-stability-capped": dict(FULL="", STABILITY="1", TIME_LEFT_S="900", DEVICE="auto"),
                 "levers": dict(LEVERS_FROM=str(tmp_path / "bench_levers_tf32.json")),
                 # a lever record measured with TF32 products, for runs in strict fp32
                 "levers-precision": dict(PRECISION="fp32", LEVERS_FROM=str(lever_record(tmp_path, "tf32"))),
@@ -504,8 +509,12 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
         assert f"{name}='{value}'" in done.stdout
     if case.startswith("time-"):
         assert {"time-left": "7 minutes", "time-capped": "leaves BUDGET_S=570 s", "time-short": "leaves BUDGET_S=60 s",
-                "time-narrow": "leaves BUDGET_S=70 s", "time-enough": "BUDGET_S=120: the 160 s left"}[case] in done.stdout
+                "time-narrow": "leaves BUDGET_S=70 s", "time-enough": "BUDGET_S=120: the 160 s left",
+                "time-stability": "BUDGET_S=120: the 160 s left",
+                "time-stability-capped": "BUDGET_S=560: the 900 s left"}[case] in done.stdout
         assert ("LEVERS_FROM=" in done.stdout) == (case == "time-enough")  # refused for the lever record, not the time
+        # refused for the device, not the time
+        assert ("STABILITY mode refused" in done.stdout) == case.startswith("time-stability")
 
 
 def test_check_device_accepts_only_the_expected_gpu(monkeypatch):
