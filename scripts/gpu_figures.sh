@@ -6,8 +6,8 @@
 #   OUT="$OUT" bash scripts/gpu_figures.sh      ($OUT: the folder whose files come back, set there already)
 #
 # 0. checks what must hold before any time is spent, each a refusal with status 2 and nothing made: the numbers
-#    (BUDGET_S, RESERVE_S, LEVER_TIMEOUT_S, ANATOMY_TIMEOUT_S, STABILITY_EXTRA, TEST_EPOCHS, MAX_TRAIN_S,
-#    FULL_EPOCHS) are whole numbers; PIECE names runs of a figure; $DATA exists (.gpu/, made here by
+#    (BUDGET_S, RESERVE_S, LEVER_TIMEOUT_S, ANATOMY_TIMEOUT_S, MEASURE_S, STABILITY_EXTRA, TEST_EPOCHS,
+#    MAX_TRAIN_S, FULL_EPOCHS) are whole numbers; PIECE names runs of a figure; $DATA exists (.gpu/, made here by
 #    scripts/gpu_prepare.sh in the repository root and sent along with the checkout) where a CIFAR-10 figure or the
 #    stability runs need it, and is not a slice of an older form (scripts/gpu_data_slice.py --check); a .gpu/ the
 #    job reads was prepared from a commit whose preparation scripts ($PREPARATION) are this checkout's
@@ -38,7 +38,9 @@
 #
 # STABILITY=1 (the first job on a GPU, before any 12,000-epoch run): after steps 0-2, the CUDA-only tests of the
 # default step path ($CUDA_FIRST, == 2a), the precision stability runs (== 3, scripts/stability_runs.py, seeds
-# $STABILITY_SEEDS, default "0 1 2": Figure 1 at L = 6, fp32 against TF32, 400 epochs, into results/stability/),
+# $STABILITY_SEEDS, default "0 1 2": Figure 1 at L = 6, fp32 against TF32, 400 epochs, into results/stability/;
+# in what the budget leaves less MEASURE_S, default 150 s, kept for == 4 and 4b, a pair started only with the time
+# to finish it as the longest before it took),
 # then the measurements the FULL runs are planned from: the engine benchmark at $PRECISION and fp32 with its JSON
 # records (== 4), the levers (== 4b), the step's anatomy (== 4c, benchmarks/bench_anatomy.py $ANATOMY_ARGS,
 # stopped after $ANATOMY_TIMEOUT_S s) (into $BENCH_DIR, default bench-tmp/ in the stability runs' folder, removed
@@ -116,6 +118,7 @@ LEVERS=${LEVERS:-plain grouped_adam=true adam_in_backward=true steps_per_graph=2
 LEVER_TIMEOUT_S=${LEVER_TIMEOUT_S:-60}  # the lever benchmark stops after this many seconds (the levers measured stay)
 ANATOMY_ARGS=${ANATOMY_ARGS:---reps 200}  # STABILITY mode: benchmarks/bench_anatomy.py (a step's parts, batched backbones)
 ANATOMY_TIMEOUT_S=${ANATOMY_TIMEOUT_S:-45}
+MEASURE_S=${MEASURE_S:-150}  # STABILITY mode: the seconds the pairs (== 3) leave for the benchmark and the levers
 BENCH_ARGS=${BENCH_ARGS:---steps 600 --warmup 50 --repeats 3 --figure-epochs 40}
 CALIB_ARGS=${CALIB_ARGS:-}
 TEST_EPOCHS=${TEST_EPOCHS:-}
@@ -183,7 +186,7 @@ preflight() {
   # the numbers of the environment: whole, read in base 10 (0570 is not octal); bash arithmetic would otherwise
   # stop at "570s" only after the install and the CUDA tests, with no archive, and read "abc" as 0
   local name
-  for name in BUDGET_S RESERVE_S LEVER_TIMEOUT_S ANATOMY_TIMEOUT_S STABILITY_EXTRA \
+  for name in BUDGET_S RESERVE_S LEVER_TIMEOUT_S ANATOMY_TIMEOUT_S MEASURE_S STABILITY_EXTRA \
               TEST_EPOCHS MAX_TRAIN_S FULL_EPOCHS; do
     case $name in TEST_EPOCHS|MAX_TRAIN_S|FULL_EPOCHS) [ -z "${!name}" ] && continue ;; esac  # unset: not used
     if ! [[ "${!name}" =~ ^[0-9]+$ ]]; then
@@ -406,9 +409,15 @@ stability_job() {
       | tee -a "$OUT/cuda_tests.txt" || echo "CUDA tests: not all passed (see cuda_tests.txt); the runs go on"
   fi
   echo "== 3. stability runs, seeds $STABILITY_SEEDS ($(elapsed) s)"
-  if t=$(capped 100000); then
+  # what the budget leaves less MEASURE_S for the benchmark and the levers (== 4, 4b), which the FULL runs are
+  # planned from; a pair starts only with 1.2 times the longest pair so far left (stability_runs.py --budget-s),
+  # whose clock starts after torch is imported and the device started: 15 s less than the timeout's
+  if t=$(capped 100000) && (( t - MEASURE_S >= 20 )); then
+    t=$(( t - MEASURE_S ))
     timeout --signal=INT --kill-after=15 "$t" "$PY" scripts/stability_runs.py --seeds $STABILITY_SEEDS --out "$out_dir" \
-      "${sets[@]}" || echo "stability runs: ended with status $?"
+      --budget-s "$(( t > 30 ? t - 15 : t ))" "${sets[@]}" || echo "stability runs: ended with status $?"
+  else
+    echo "stability runs: skipped, the budget leaves under $(( MEASURE_S + 20 )) s (MEASURE_S=$MEASURE_S: for == 4, 4b)"
   fi
   archive_stability "$out_dir"  # now, in case the job is stopped later
   local q name own_bench=""

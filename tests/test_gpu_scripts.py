@@ -559,6 +559,24 @@ def test_gpu_figures_script_fails_when_nothing_was_made(tmp_path):
     assert not (out / "stability.tar.gz").exists() and (out / "log.txt").is_file()
 
 
+def test_gpu_figures_script_stability_pairs_leave_time_for_the_measurements(tmp_path):
+    """STABILITY=1: the pairs (== 3) get what the budget leaves less MEASURE_S, kept for the benchmark and the levers
+    that the FULL runs are planned from; where that leaves them too little, no pair starts and the measurements are
+    still made (status 1: no pair)."""
+    out, pairs = tmp_path / "out", tmp_path / "pairs"
+    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", STABILITY="1", STABILITY_SEEDS="0",
+               STABILITY_EXTRA="0", BUDGET_S="400", MEASURE_S="400", DATA=str(fake_cifar(tmp_path / "cifar.npz")),
+               ALLOW_DIRTY="1", EXTRA_SETS="width=16 epochs=10", STABILITY_OUT=str(pairs),
+               BENCH_ARGS="--device cpu --width 32 --steps 10 --warmup 2 --repeats 1 --figure-epochs 1",
+               ANATOMY_ARGS="--device cpu --width 32 --depth 2 --reps 2", OMP_NUM_THREADS="1")
+    done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 1, (done.stdout + done.stderr)[-3000:]
+    assert not (out / "stability.tar.gz").exists() and not list(pairs.glob("fig1-L6-*"))
+    with tarfile.open(out / "benchmarks.tar.gz") as tar:
+        assert {"bench_train_gpu.json", "bench_train_gpu_fp32.json", "bench_levers_tf32.json"} <= set(tar.getnames())
+
+
 def test_gpu_figures_script_stability_mode_keeps_the_measurements_when_stopped(tmp_path):
     """The GPU machine's time limit kills a job without warning: the benchmark records archived after each
     measurement, and the pairs archived after they were made, are in $OUT when the job is killed later (here in
