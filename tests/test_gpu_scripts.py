@@ -276,6 +276,36 @@ def test_gpu_figures_script_reads_the_letters_rendered_ahead(tmp_path):
     assert "Figure 2: no " in log and "its notebook renders the letters" in log and '"data_path":null' in log
 
 
+def test_gpu_run_figure_leaves_the_notebook_alone_when_no_run_trains(tmp_path):
+    """scripts/gpu_run_figure.sh again over finished runs (results/README.md's command for the CPU-scale runs, before
+    their folders are removed) reads them as they are and trains nothing: the executed notebook that trained them
+    stays as it was, byte for byte. With overwrite=true the runs train again and the notebook is the new one."""
+    results, notebooks = tmp_path / "results", tmp_path / "notebooks"
+    env = dict(os.environ, PY=sys.executable, RESULTS_ROOT=str(results), NOTEBOOK_ROOT=str(notebooks),
+               OMP_NUM_THREADS="1")
+    sets = ["progress=false", "epochs=20", "metric_every=5", "width=32", "device=cpu",
+            f"data_path={fake_cifar(tmp_path / 'cifar.npz')}"]
+
+    def run_figure(*more):
+        done = subprocess.run(["bash", "scripts/gpu_run_figure.sh", "1", "cpu-scale", *sets, *more], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+
+    def folders():
+        return {p.relative_to(results): p.read_bytes() for p in sorted(results.rglob("*")) if p.is_file()}
+
+    run_figure()
+    notebook = notebooks / "cpu-scale" / "fig1.run.ipynb"
+    trained, made = notebook.read_bytes(), folders()
+    assert len([p for p in made if p.name == "history.csv"]) == 3
+    run_figure()  # every run finished with these parameters: read, not trained
+    assert notebook.read_bytes() == trained and folders() == made
+    assert sorted(p.name for p in notebook.parent.iterdir()) == ["fig1.run.ipynb"]
+    run_figure("overwrite=true")
+    assert notebook.read_bytes() != trained
+    assert figure_notebook.injected_value(json.loads(notebook.read_text()), "overwrite") is True
+
+
 def test_gpu_figures_script_full_mode_refuses_a_checkout_whose_code_is_not_its_commit(tmp_path):
     """Runs made from uncommitted code are never promoted (scripts/land_gpu_runs.py), so FULL mode does not start
     them: in a clone with a changed tracked file it stops before anything is trained, naming the file."""
