@@ -312,10 +312,14 @@ def main(argv=None) -> int:
         except ValueError as exc:
             raise SystemExit(str(exc)) from None
         print(yaml_safe_json(figures.figure_parameters(args.fig, args.scale, **overrides)))
-    elif args.command == "redraw":
-        redraw_panels(args.notebook, args.fig, args.scale)
     else:
-        relabel_notebook(args.notebook, args.fig, args.scale, args.piece)
+        try:
+            if args.command == "redraw":
+                redraw_panels(args.notebook, args.fig, args.scale)
+            else:
+                relabel_notebook(args.notebook, args.fig, args.scale, args.piece)
+        except ValueError as exc:  # a notebook or run folder refused: one line, status 1, as for params
+            raise SystemExit(f"{args.command}: {exc}") from None
     return 0
 
 

@@ -976,6 +976,10 @@ def test_redraw_replaces_the_stored_panels_from_the_run_folders(tmp_path):
         figure_notebook.redraw_panels(path, 1, "gpu")
     with pytest.raises(ValueError, match="is not a file"):
         figure_notebook.redraw_panels(tmp_path / "missing.ipynb", 1, "gpu")
+    for command in ("redraw", "relabel"):  # the command line: the refusal on one line, status 1, no traceback
+        with pytest.raises(SystemExit) as exc:
+            figure_notebook.main([command, str(tmp_path / "missing.ipynb"), "1", "gpu"])
+        assert str(exc.value).startswith(f"{command}: ") and "is not a file" in str(exc.value)
     assert figure_notebook.panels_caption("cpu-scale", False) == figure_notebook.RUN_PANELS_CAPTIONS["cpu-scale"]
     with pytest.raises(ValueError, match="scale must be one of .* got 'tiny'"):
         figure_notebook.panels_caption("tiny", True)
