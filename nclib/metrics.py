@@ -50,6 +50,18 @@ def _features(features, name: str = "features") -> np.ndarray:
     return arr
 
 
+def _peak_exponent(X: np.ndarray) -> int:
+    """The power of two e with max |X| in [2^(e-1), 2^e) (0 for X = 0), read without an |X| temporary."""
+    peak = max(float(X.max()), -float(X.min())) if X.size else 0.0
+    return int(np.frexp(peak)[1]) if peak > 0 else 0
+
+
+def _unit_peak(X: np.ndarray) -> np.ndarray:
+    """X times the power of two that puts its largest |entry| in [0.5, 1) (0 stays 0): an exact rescaling, so that
+    a norm or a product of the result neither underflows nor overflows for any finite X."""
+    return np.ldexp(X, -_peak_exponent(X))
+
+
 def _class_indices(labels, name: str = "labels") -> tuple[np.ndarray, int, int]:
     """A non-empty 1-D array of class indices, and its smallest and largest value as exact Python ints (read in the
     stored dtype, so that a uint64 or a huge float is reported as stored, not as its int64 wrap-around).
@@ -111,11 +123,14 @@ def _labels(labels, N: int, num_classes: int | None = None, name: str = "labels"
 def class_means(features, labels, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The class means h_k = (1/n_k) sum_i h_{k,i} of Section 5, as a K x d float64 array, and n.
 
-    Chapter :ref:`ch-metrics`.
+    Averaged after a rescaling of the features by a power of two (:func:`_unit_peak`) and scaled back, since a sum
+    of entries near the top of the float64 range overflows: finite for any finite features, and bit for bit the
+    plain average wherever that neither overflows nor leaves the normal range. Chapter :ref:`ch-metrics`.
     """
     X = _features(features)
     y, n = _labels(labels, X.shape[0], num_classes)
-    return _means(X, y, n.size), n
+    e = _peak_exponent(X)
+    return np.ldexp(_means(np.ldexp(X, -e), y, n.size), e), n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,6 +169,11 @@ def nc1(features, labels, num_classes: int | None = None, rtol: float | None = N
     computed here (derived at ``_rounding_level``: each entry is a difference of averages of at most N feature
     entries), so relative to the size of the features, offset included, not to the size of A.
 
+    Scale: NC1 is computed from the features rescaled by a power of two to a largest |entry| in [0.5, 1)
+    (:func:`_unit_peak`), exactly, so that neither an SVD of entries near the top of the float64 range nor the
+    inverse of singular values near its bottom leaves it: any finite features give a number, unchanged by the
+    rescaling wherever the plain computation stays in range.
+
     features: N x d array (float32 or float64); labels: N integers 0..K-1 (K = ``num_classes`` or
     max label + 1), every class with at least one sample (so K <= N; a larger label is refused before
     anything is allocated).
@@ -166,6 +186,7 @@ def nc1(features, labels, num_classes: int | None = None, rtol: float | None = N
         if not _checks._is_integral(rank) or not 0 <= int(rank) <= n.size - 1:
             raise ValueError(f"rank must be an integer 0..K-1 = 0..{n.size - 1}, got {rank!r}")
         rank = int(rank)
+    X = _unit_peak(X)  # NC1 is scale free: an exact rescaling keeps every step in range
     return _nc1(X, y, n, _means(X, y, n.size), rtol, rank)
 
 
@@ -235,7 +256,8 @@ def _zero_to_rounding(M: np.ndarray, level: float) -> bool:
 
 def _nc1(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: float | None,
          rank: int | None = None) -> float:
-    """NC1 of :func:`nc1` from validated float64 features, labels, counts, class means and rank r."""
+    """NC1 of :func:`nc1` from validated float64 features (rescaled by :func:`_unit_peak`), labels, counts, class
+    means and rank r."""
     N, d = X.shape
     K = n.size
     if rank is None:
@@ -262,18 +284,6 @@ def _nc1(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: f
 # ---------------------------------------------------------------------------------------------
 # NC2 and NC3 against the predicted structure
 # ---------------------------------------------------------------------------------------------
-
-def _peak_exponent(X: np.ndarray) -> int:
-    """The power of two e with max |X| in [2^(e-1), 2^e) (0 for X = 0), read without an |X| temporary."""
-    peak = max(float(X.max()), -float(X.min())) if X.size else 0.0
-    return int(np.frexp(peak)[1]) if peak > 0 else 0
-
-
-def _unit_peak(X: np.ndarray) -> np.ndarray:
-    """X times the power of two that puts its largest |entry| in [0.5, 1) (0 stays 0): an exact rescaling, so that
-    a norm or a product of the result neither underflows nor overflows for any finite X."""
-    return np.ldexp(X, -_peak_exponent(X))
-
 
 def _normalized(X: np.ndarray) -> np.ndarray:
     """X / ||X||_F, with the convention normalized(0) = 0, for any finite X: ||X||_F is taken after
@@ -485,8 +495,9 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     lam_H = _checks.positive_float(lam_H, "lam_H")
     bias = _checks.flag(bias, "bias")
     P = _head_direction(Ws, d, K)
+    X = _unit_peak(X)  # every metric is scale free: an exact rescaling keeps every step in range (nc1)
     means = _means(X, y, K)  # K x d
-    E = means.T * np.sqrt(n)[None, :]  # H-bar D, d x K
+    E = means.T * np.sqrt(n)[None, :]  # H-bar D, d x K, up to the power of two
     width = min([d] + [np.shape(W)[0] for W in Ws[:-1]])  # the feature dimension and the hidden widths
     structure = ufm.structure(n, lam_W, lam_H, L=L, bias=bias)
     if width < K:  # only the top `width` modes can survive
@@ -651,8 +662,9 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
     default); a value between them is kept by :func:`nc1` and dropped here, so that the within-class spread along
     its direction, divided by its square, enters :func:`nc1` only (section :ref:`sec-metrics-nc1-rank`).
     Class means that coincide (Sigma_B = 0) give 0 however spread the features are, as printed (Sigma_B^+ = 0); they
-    are read to rounding as in :func:`nc1` (every entry of [h_k - h_G] within (N + 2) eps max|x_ij|), since means
-    equal in exact arithmetic but not bit for bit would otherwise give a Sigma_B of rounding errors and NC1 ~ 1e30.
+    are read to rounding as in :func:`nc1` (every entry of [h_k - h_G] within (N + 2) eps max|x_ij|), since
+    means equal in exact arithmetic but not bit for bit would otherwise give a Sigma_B of rounding errors and
+    NC1 ~ 1e30. The features are rescaled by a power of two first (:func:`_unit_peak`), as in :func:`nc1`.
     features: N x d; labels: N integers 0..K-1 (K = ``num_classes`` or the largest label + 1), every class
     with a sample. Used by :ref:`ch-metrics` and :ref:`ch-errata-metrics`.
     """
@@ -665,6 +677,7 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
         if not _checks._is_integral(rank) or not 0 <= int(rank) <= min(d, K - 1):
             raise ValueError(f"rank must be an integer 0..min(d, K-1) = 0..{min(d, K - 1)}, got {rank!r}")
         rank = int(rank)
+    X = _unit_peak(X)  # the ratio is scale free: an exact rescaling keeps the d x d products in range
     means = _means(X, y, K)
     C = X - means[y]
     A = (means - X.mean(axis=0)).T  # d x K
