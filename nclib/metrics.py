@@ -167,7 +167,11 @@ def nc1(features, labels, num_classes: int | None = None, rtol: float | None = N
     and A would then hold rounding errors whose inverse squares give NC1 ~ 1e30. A (C for Sigma_W) counts as zero
     when every entry is within (N + 2) eps max|x_ij|, a first-order bound on the rounding error of each entry as
     computed here (derived at ``_rounding_level``: each entry is a difference of averages of at most N feature
-    entries), so relative to the size of the features, offset included, not to the size of A.
+    entries), so relative to the size of the features, offset included, not to the size of A. An offset common
+    to all the features raises that bound without being a collapse, so where A passes for zero, the features are
+    read again about the midrange of each column (:func:`_about_reference`), where the bound, (N + 3) eps times
+    their largest distance from it, scales with their spread; only A still zero there counts as coinciding means,
+    and 0 is returned only for features all equal, whatever their offset (for N below 1e15).
 
     Scale: NC1 is computed from the features rescaled by a power of two to a largest |entry| in [0.5, 1)
     (:func:`_unit_peak`), exactly, so that neither an SVD of entries near the top of the float64 range nor the
@@ -234,7 +238,7 @@ def _means(X: np.ndarray, y: np.ndarray, K: int) -> np.ndarray:
     return (onehot @ X) / onehot.sum(axis=1)[:, None]
 
 
-def _rounding_level(X: np.ndarray) -> float:
+def _rounding_level(X: np.ndarray, centred: bool = False) -> float:
     """A first-order bound on the rounding error of each entry of A = [h_k - h_G] and of C = [h_{k,i} - h_k] as this
     module computes them from validated float64 features X (N x d): (N + 2) eps m, with m = max |x_ij|.
 
@@ -243,10 +247,28 @@ def _rounding_level(X: np.ndarray) -> float:
     N rows or the weighted mean (1/N) sum_k n_k h_k of the class means (n_max + K - 1 <= N), by at most (N + 2) u m;
     their difference, rounded once more, by at most (n_k + N + 4) u m <= (N + 2) eps m, and a deviation
     h_{k,i} - h_k by less. A or C with every entry within this bound cannot be told from the zero matrix: Sigma_B or
-    Sigma_W is 0 to rounding. The bound scales with the features, offset included, not with the class means."""
+    Sigma_W is 0 to rounding. The bound scales with the features, offset included, not with the class means.
+
+    ``centred=True``: X holds the differences x_ij - c_j from a reference c (:func:`_about_reference`), each
+    rounded once (off by at most u |x_ij - c_j| <= u m), which moves a class mean, h_G and so each entry of A or C by
+    at most eps m more: the bound is then (N + 3) eps m."""
     N = X.shape[0]
     peak = max(float(X.max()), -float(X.min()))
-    return (N + 2) * np.finfo(np.float64).eps * peak
+    return (N + 2 + centred) * np.finfo(np.float64).eps * peak
+
+
+def _about_reference(X: np.ndarray) -> tuple[np.ndarray, float]:
+    """The features about the midrange c_j = (min_i x_ij + max_i x_ij)/2 of each column, rescaled by a power of two
+    (:func:`_unit_peak`), and their rounding level (:func:`_rounding_level`, centred).
+
+    Differences of the features are unchanged by the shift (Sigma_B and Sigma_W with them), but the rounding level
+    is now relative to the spread, not to the size of an offset common to all of them: about the midrange, features
+    not all equal have a column whose entries reach +m and -m, and its entries cannot all lie within the level of
+    one global mean, so A and C cannot both pass for zero. Read only where A passes for zero in the features as
+    given, so that every other input keeps the plain computation bit for bit."""
+    c = X.min(axis=0) / 2 + X.max(axis=0) / 2  # halves first: no overflow
+    Xc = _unit_peak(X - c)
+    return Xc, _rounding_level(Xc, centred=True)
 
 
 def _zero_to_rounding(M: np.ndarray, level: float) -> bool:
@@ -268,10 +290,13 @@ def _nc1(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: f
     A = (means - h_G).T  # d x K
     if rtol is None:
         rtol = max(d, K) * np.finfo(np.float64).eps
+    if _zero_to_rounding(A, _rounding_level(X)):  # zero to the rounding of the features, offset included
+        X, level = _about_reference(X)  # so read again about their midrange, to the rounding of their spread
+        means = _means(X, y, K)
+        A = (means - (n @ means) / N).T
+        if _zero_to_rounding(A, level):  # Sigma_B = 0 to rounding: the class means coincide
+            return 0.0 if _zero_to_rounding(X - means[y], level) else float("inf")
     C = X - means[y]  # within-class deviations, N x d (a fresh array: X is never modified)
-    level = _rounding_level(X)
-    if _zero_to_rounding(A, level):  # Sigma_B = 0 to rounding: the class means coincide
-        return 0.0 if _zero_to_rounding(C, level) else float("inf")
     U_A, s_A, _ = np.linalg.svd(A, full_matrices=False)
     keep = min(rank, d)
     s_A = s_A[:keep]
@@ -662,7 +687,8 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
     default); a value between them is kept by :func:`nc1` and dropped here, so that the within-class spread along
     its direction, divided by its square, enters :func:`nc1` only (section :ref:`sec-metrics-nc1-rank`).
     Class means that coincide (Sigma_B = 0) give 0 however spread the features are, as printed (Sigma_B^+ = 0); they
-    are read to rounding as in :func:`nc1` (every entry of [h_k - h_G] within (N + 2) eps max|x_ij|), since
+    are read to rounding as in :func:`nc1` (every entry of [h_k - h_G] within (N + 2) eps max|x_ij|, and where it
+    is, within the level of the features read about their midrange, so that a common offset is no collapse), since
     means equal in exact arithmetic but not bit for bit would otherwise give a Sigma_B of rounding errors and
     NC1 ~ 1e30. The features are rescaled by a power of two first (:func:`_unit_peak`), as in :func:`nc1`.
     features: N x d; labels: N integers 0..K-1 (K = ``num_classes`` or the largest label + 1), every class
@@ -679,10 +705,14 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
         rank = int(rank)
     X = _unit_peak(X)  # the ratio is scale free: an exact rescaling keeps the d x d products in range
     means = _means(X, y, K)
-    C = X - means[y]
     A = (means - X.mean(axis=0)).T  # d x K
-    if _zero_to_rounding(A, _rounding_level(X)):  # Sigma_B = 0 to rounding: pinv(0) = 0, as printed
-        return 0.0
+    if _zero_to_rounding(A, _rounding_level(X)):  # zero to the rounding of the features, offset included
+        X, level = _about_reference(X)  # read again about their midrange, as nc1 does
+        means = _means(X, y, K)
+        A = (means - X.mean(axis=0)).T
+        if _zero_to_rounding(A, level):  # Sigma_B = 0 to rounding: pinv(0) = 0, as printed
+            return 0.0
+    C = X - means[y]
     S_W, S_B = C.T @ C / N, A @ A.T / K
     if rank is not None:
         w, Q = np.linalg.eigh(S_B)  # ascending: the last rank eigenpairs are the largest

@@ -480,6 +480,34 @@ def test_class_means_that_coincide_to_rounding_give_the_sigma_b_zero_values():
     np.testing.assert_allclose(m.printed_nc1(X_sep, y_sep), 0.02 / delta**2, rtol=1e-4)
 
 
+def test_a_common_offset_is_no_collapse():
+    """Features not collapsed, with an offset common to every entry so large that the spread about it lies below
+    the rounding level of the features as given, (N + 2) eps max|x|: read again about their midrange, they still
+    give the NC1 of the features without the offset, never 0 (collapse) or inf (coinciding means); 0 stays for
+    features all equal, inf for class means that coincide, whatever the offset."""
+    rng = np.random.default_rng(31)
+    n = imb.class_counts(imb.PROFILES["emnist-letters"])
+    y = imb.class_labels(n)
+    d = 8
+    X = 1e-6 * rng.standard_normal((n.size, d))[y] + 1e-7 * rng.standard_normal((y.size, d))
+    ref, printed_ref = m.nc1(X, y), m.printed_nc1(X, y)
+    assert 1e-3 < ref < 1e-1
+    for offset in (3e6, 1e7, -3e6):
+        level = (y.size + 2) * np.finfo(np.float64).eps * np.abs(X + offset).max()
+        means, _ = m.class_means(X + offset, y)
+        assert np.abs(means - means.mean(axis=0)).max() < level  # below the level of the features as given
+        np.testing.assert_allclose(m.nc1(X + offset, y), ref, rtol=1e-3)
+        np.testing.assert_allclose(m.printed_nc1(X + offset, y), printed_ref, rtol=1e-3)
+    # a per-column offset, and the coinciding cases at the same offsets
+    offsets = 1e7 * rng.standard_normal(d)
+    np.testing.assert_allclose(m.nc1(X + offsets, y), ref, rtol=1e-3)
+    y3 = np.repeat(np.arange(3), 3)
+    X_same = np.tile([[0.1, 0.7], [0.3, 0.5], [0.2, 0.6]], (3, 1))  # three classes with the same three samples
+    for offset in (0.0, 3e6, 1e7):
+        assert m.nc1(X_same + offset, y3) == np.inf and m.printed_nc1(X_same + offset, y3) == 0.0
+        assert m.nc1(np.full((9, 2), 0.1 + offset), y3) == 0.0
+
+
 def test_nc1_against_hand_computed_example():
     # two classes on a line: h = (-1, 1 | 3, 5) in 1-D; means -> 0, 4; h_G = 2; Sigma_W = 1; Sigma_B = 4
     X = np.array([[-1.0], [1.0], [3.0], [5.0]])
