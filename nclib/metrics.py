@@ -89,11 +89,13 @@ def _shown(value: int) -> str:
     return str(value) if abs(value) < 10**20 else f"{float(value):g}"
 
 
-def _labels(labels, N: int, num_classes: int | None = None, name: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+def _labels(labels, N: int, num_classes: int | None = None, name: str = "labels",
+            head: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Validated int64 labels of length N with values 0..K-1, and the class counts n (length K).
 
     K is ``num_classes`` when given, else ``max(labels) + 1``; every class must have a sample. Labels are
-    integers or integer-valued floats (:func:`_class_indices`).
+    integers or integer-valued floats (:func:`_class_indices`). ``head=True``: ``num_classes`` is the number of
+    rows of W_L = Ws[-1] (:func:`collapse_metrics`), and the refusals say so, naming ``Ws``.
     """
     arr, lo, hi = _class_indices(labels, name)
     if arr.size != N:
@@ -107,16 +109,21 @@ def _labels(labels, N: int, num_classes: int | None = None, name: str = "labels"
                              f"below the number of samples N={N}; got the value {_shown(hi)}")
         K = hi + 1
     else:
-        K = _checks.positive_int(num_classes, "num_classes")
+        source = ", the number of rows of Ws[-1] (W_L)" if head else ""
+        K = _checks.positive_int(num_classes, "Ws[-1] (W_L): its number of rows K" if head else "num_classes")
         if K > N:
-            raise ValueError(f"num_classes={K} exceeds the number of samples N={N}; every class needs a sample")
+            raise ValueError(f"Ws[-1] (W_L) has K={K} rows, one per class, more than the N={N} samples; every class "
+                             f"needs a sample" if head else
+                             f"num_classes={K} exceeds the number of samples N={N}; every class needs a sample")
         if hi >= K:
-            raise ValueError(f"{name} must hold class indices 0..K-1 with K={K}, got the value {_shown(hi)}")
+            raise ValueError(f"{name} must hold class indices 0..K-1 with K={K}{source}, got the value {_shown(hi)}")
     arr = arr.astype(np.int64)  # every value is in 0..K-1 with K <= N: no wrap-around
     n = np.bincount(arr, minlength=K)
     if np.any(n == 0):
         missing = np.flatnonzero(n == 0).tolist()
-        raise ValueError(f"{name}: every class 0..{K - 1} needs at least one sample; classes {missing} have none")
+        source = f", K={K} being the number of rows of Ws[-1] (W_L)" if head else ""
+        raise ValueError(f"{name}: every class 0..{K - 1} needs at least one sample{source}; classes {missing} have "
+                         f"none")
     return arr, n.astype(np.int64)
 
 
@@ -514,7 +521,7 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     if W_L.ndim != 2:
         raise ValueError(f"Ws[-1] (W_L) must be a 2-D array of shape (K, d_(L-1)), got shape {W_L.shape}")
     K = W_L.shape[0]
-    y, n = _labels(labels, N, num_classes=K)
+    y, n = _labels(labels, N, num_classes=K, head=True)
     L = len(Ws)
     lam_W = _checks.layer_lambdas(lam_W, L, "lam_W")
     lam_H = _checks.positive_float(lam_H, "lam_H")

@@ -568,6 +568,10 @@ def test_bad_input_raises_value_error_naming_the_argument():
         m.nc1(X, np.where(y == 1, 0, y))  # class 1 has no sample
     with pytest.raises(ValueError, match="labels"):
         m.collapse_metrics(X, np.where(y == 2, 1, y), Ws, 1e-3, 1e-3)  # class 2 of K=3 empty
+    # K is the number of rows of W_L: one more row than the labels have classes, more rows than samples, no rows
+    for W_L in (np.vstack([Ws[1], Ws[1][:1]]), rng.standard_normal((y.size + 1, Ws[1].shape[1])), Ws[1][:0]):
+        with pytest.raises(ValueError, match=r"Ws\[-1\] \(W_L\)"):
+            m.collapse_metrics(X, y, [Ws[0], W_L], 1e-3, 1e-3)
     with pytest.raises(ValueError, match="labels"):
         m.nc1(X, y + 0.5)
     with pytest.raises(ValueError, match="features"):
