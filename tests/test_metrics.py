@@ -313,13 +313,13 @@ def _near_minimizer_point():
 
 
 EXTREME_SCALES = [10.0**k for k in (-150, -100, -60, -20, 20, 60, 100, 150)]
-# the features alone, to the bottom of the float64 range (at 1e-308 the smallest entries are subnormal) and near its top
-FEATURE_SCALES = [1e-308, 1e-300, 1e-200, 1e200, 1e300, 1e307]
+# the features alone, to the bottom of the float64 range (at 1e-308 the smallest entries are subnormal) and to its top
+FEATURE_SCALES = [1e-308, 1e-300, 1e-200, 1e200, 1e300, 1e307, 1e308]
 
 
 def test_metrics_do_not_change_when_the_weights_and_features_are_scaled():
     """Every metric is scale free in P, E and each W_j: the weights and features scaled together by 1e-150 to 1e150
-    (the product W_L...W_1 by powers of two to 2^-1800 and 2^1800), the features alone from 1e-308 to 1e307, and
+    (the product W_L...W_1 by powers of two to 2^-1800 and 2^1800), the features alone from 1e-308 to 1e308, and
     P and E apart by 1e-150 to 1e150 and by 2^-1000 to 2^1000. A power of two scales exactly and leaves the values
     bit for bit; a power of ten rounds each scaled entry (relative 1.1e-16, more for an entry it makes subnormal),
     which moves a metric by a few units of 1e-16, hence atol 1e-14."""
@@ -332,14 +332,14 @@ def test_metrics_do_not_change_when_the_weights_and_features_are_scaled():
             for Ws_s in ([s * Ws[0], Ws[1]], [Ws[0], s * Ws[1]], [s * Ws[0], t * Ws[1]]):
                 out = m.collapse_metrics(t * H.T, y, Ws_s, lam, lam)
                 np.testing.assert_allclose([out[k] for k in KEYS], [base[k] for k in KEYS], rtol=0, atol=1e-14)
-    # the features alone: NC1's SVD of entries near 1e307 and inverse singular values near 1e-308 stay in range,
+    # the features alone: NC1's SVD of entries near 1e308 and inverse singular values near 1e-308 stay in range,
     # and the class means of features near the top of the range, whose sums overflow, stay finite
     for t in FEATURE_SCALES:
         out = m.collapse_metrics(t * H.T, y, Ws, lam, lam)
         np.testing.assert_allclose([out[k] for k in KEYS], [base[k] for k in KEYS], rtol=0, atol=1e-14)
         np.testing.assert_allclose(m.nc1(t * H.T, y), base["nc1"], rtol=0, atol=1e-14)
     means, printed = m.class_means(H.T, y)[0], m.printed_nc1(H.T, y)
-    for k in (-1000, 1020):  # 2^1020 H: entries to 0.7 * 2^1020, sums of six of them past the float64 range
+    for k in (-1000, 1020, 1024):  # 2^1024 H: entries to 0.71 * 2^1024 = 1.3e308, sums of two past the range
         assert np.array_equal(m.class_means(np.ldexp(H.T, k), y)[0], np.ldexp(means, k))
         assert m.nc1(np.ldexp(H.T, k), y) == base["nc1"] and m.printed_nc1(np.ldexp(H.T, k), y) == printed
     # the products W_2 W_1 of these would overflow (2^1800) and underflow (2^-1800) if formed as given
