@@ -15,8 +15,7 @@ rounding) at the closed-form global minimizer of ``nclib.ufm``:
 * :func:`collapse_metrics` -- all five from features, labels and the head weights;
 * :func:`accuracy`, :func:`bias_error`, :func:`global_mean_norm` -- the other quantities the
   training runs report;
-* :func:`printed_nc1`, :func:`printed_nc2`, :func:`printed_nc3` -- the printed forms, kept only to exhibit their
-  defects.
+The printed forms, kept only to exhibit their defects, are in :mod:`nclib.printed_metrics`.
 
 Features are given as an N x d array (one row per sample), labels as N integers 0..K-1 (integer-valued floats are
 read as integers, as ``nclib.datafiles.check_labels`` reads them); float32 or float64 input is accepted and every
@@ -26,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, statements, ufm
+from . import _checks, ufm
 from .imbalance import BLOCK_RTOL, mode_blocks
 
 
@@ -670,130 +669,3 @@ def global_mean_norm(features) -> float:
         h_G = np.ldexp(np.ldexp(X, -e).mean(axis=0), e)  # |h_G| <= max |x_ij|: finite
     with np.errstate(over="ignore", under="ignore"):  # squares of entries far below the peak may underflow: negligible
         return float(np.ldexp(np.linalg.norm(_unit_peak(h_G)), _peak_exponent(h_G)))
-
-
-# ---------------------------------------------------------------------------------------------
-# the printed forms, for the errata
-# ---------------------------------------------------------------------------------------------
-
-def printed_nc1(features, labels, num_classes: int | None = None, rcond: float | None = None,
-                rank: int | None = None) -> float:
-    """The printed NC1 = tr(Sigma_W Sigma_B^+)/K of Section 5 (Appendix C uses the same), computed as printed.
-
-    Sigma_W = (1/N) sum_{k,i} (h_{k,i} - h_k)(h_{k,i} - h_k)^T and Sigma_B = (1/K) sum_k (h_k - h_G)(h_k - h_G)^T
-    with h_G the mean of all N features, both formed as d x d matrices, and Sigma_B^+ from
-    ``numpy.linalg.pinv``, which drops the singular values of Sigma_B at or below ``rcond`` times the largest
-    (0 <= rcond < 1; default None: NumPy's own cutoff, 1e-15). ``rank``, when given, first cuts Sigma_B to its
-    ``rank`` largest eigenvalues (an eigendecomposition), the rank it has at a global minimizer with collapsed modes
-    (erratum M6);
-    ``rank = 0`` leaves no between-class direction and gives 0. :func:`nc1` computes the same quantity without a
-    d x d matrix, with its cutoff relative to the singular values of [h_k - h_G] rather than of Sigma_B; this form
-    is kept to show what the printed one does near a minimizer with collapsed modes, where its cutoff decides the
-    value. Cutoff caveat: the two agree in floating point only where no singular value of [h_k - h_G] lies between
-    their cutoffs, relative to the largest max(d, K) eps for :func:`nc1` and sqrt(rcond) here (3.2e-8 at NumPy's
-    default); a value between them is kept by :func:`nc1` and dropped here, so that the within-class spread along
-    its direction, divided by its square, enters :func:`nc1` only (section :ref:`sec-metrics-nc1-rank`).
-    Class means that coincide (Sigma_B = 0) give 0 however spread the features are, as printed (Sigma_B^+ = 0); they
-    are read to rounding as in :func:`nc1` (every entry of [h_k - h_G] within (N + 2) eps max|x_ij|, and where it
-    is, within the level of the features read about their midrange, so that a common offset is no collapse), since
-    means equal in exact arithmetic but not bit for bit would otherwise give a Sigma_B of rounding errors and
-    NC1 ~ 1e30. The features are rescaled by a power of two first (:func:`_unit_peak`), as in :func:`nc1`.
-    features: N x d; labels: N integers 0..K-1 (K = ``num_classes`` or the largest label + 1), every class
-    with a sample. Used by :ref:`ch-metrics` and :ref:`ch-errata-metrics`.
-    """
-    X = _features(features)
-    y, n = _labels(labels, X.shape[0], num_classes)
-    K, (N, d) = n.size, X.shape
-    if rcond is not None:
-        rcond = _relative_cutoff(rcond, "rcond")
-    if rank is not None:
-        if not _checks._is_integral(rank) or not 0 <= int(rank) <= min(d, K - 1):
-            raise ValueError(f"rank must be an integer 0..min(d, K-1) = 0..{min(d, K - 1)}, got {rank!r}")
-        rank = int(rank)
-    X = _unit_peak(X)  # the ratio is scale free: an exact rescaling keeps the d x d products in range
-    means = _means(X, y, K)
-    A = (means - X.mean(axis=0)).T  # d x K
-    if _zero_to_rounding(A, _rounding_level(X)):  # zero to the rounding of the features, offset included
-        X, level = _about_reference(X)  # read again about their midrange, as nc1 does
-        means = _means(X, y, K)
-        A = (means - X.mean(axis=0)).T
-        if _zero_to_rounding(A, level):  # Sigma_B = 0 to rounding: pinv(0) = 0, as printed
-            return 0.0
-    C = X - means[y]
-    S_W, S_B = C.T @ C / N, A @ A.T / K
-    if rank is not None:
-        w, Q = np.linalg.eigh(S_B)  # ascending: the last rank eigenpairs are the largest
-        S_B = (Q[:, d - rank:] * w[d - rank:]) @ Q[:, d - rank:].T
-    pinv = np.linalg.pinv(S_B) if rcond is None else np.linalg.pinv(S_B, rcond=rcond)
-    return float(np.trace(S_W @ pinv) / K)
-
-
-def printed_nc2(X, target) -> float:
-    """The printed NC2 shape || X/||X||_F - T/||T||_F ||_F with no convention for 0/0 (Section 5).
-
-    X is U^T P P^T U, V^T E^T E V or U^T P E V (or, Appendix C, P P^T, H-bar^T H-bar, P H-bar) and T
-    the printed target. Returns NaN where a norm is 0. Used by :ref:`ch-errata-metrics`.
-    """
-    X = _checks.matrix(X, "X")
-    T = _checks.matrix(target, "target")
-    if X.shape != T.shape:
-        raise ValueError(f"X and target must have the same shape, got {X.shape} and {T.shape}")
-    nx, nt = np.linalg.norm(X), np.linalg.norm(T)
-    if nx == 0 or nt == 0:
-        return float("nan")
-    return float(np.linalg.norm(X / nx - T / nt))
-
-
-def printed_nc3(P, G_left, G_right) -> float:
-    """The printed NC3 = || [w_k/||w_k||]_k - [g_k/||g_k||]_k ||_F of Section 5 / Appendix C.
-
-    P: K x d; w_k is row k of ``G_left^T P`` (G_left = U in Section 5, I in Appendix C);
-    G_right: d x K whose columns are g_k (H-bar D V in Section 5, H-bar in Appendix C).
-    Every mode is compared, so a zero w_k or g_k gives 0/0 = NaN, as printed.
-    Used by :ref:`ch-errata-metrics`.
-    """
-    P = _checks.matrix(P, "P")
-    G_left = _checks.matrix(G_left, "G_left", (P.shape[0], P.shape[0]))
-    Wt = (G_left.T @ P).T  # d x K, columns w_k
-    G = _checks.matrix(G_right, "G_right")
-    if Wt.shape != G.shape:
-        raise ValueError(f"G_right must be d x K = {Wt.shape}, got {G.shape}")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        a = Wt / np.linalg.norm(Wt, axis=0, keepdims=True)
-        b = G / np.linalg.norm(G, axis=0, keepdims=True)
-    return float(np.linalg.norm(a - b))
-
-
-def printed_upsilon(structure, lam_W, lam_H, N: int, L: int) -> dict[str, np.ndarray]:
-    """The diagonal targets Upsilon_1, Upsilon_2 of Theorem 4.3 as read from the printed text.
-
-    Theorem 4.3 sets c = lambda_{W_1}^{L-1} / (lambda_{W_2} ... lambda_{W_L}) and
-    Upsilon_1 = diag(sigma_1^{2L}, ..., sigma_r^{2L}, 0, ..., 0), and states
-    U^T P P^T U = c Upsilon_1, V^T E^T E V = c Upsilon_2 kappa^2, U^T P E V = c Upsilon_2 kappa;
-    the OCR of Upsilon_2 = diag(sigma_k^{2L} / (c sigma_k^{2L} + N lambda_H)^p) leaves the power p
-    unreadable, so both readings are returned ("upsilon2_p1", "upsilon2_p2"). sigma_k^{2L} is taken
-    from the exact minimizer (c sigma_k^{2L} = s_product_k^2), so that only the form of each target is
-    tested, not the formula for sigma_k. Returns K x K diagonal matrices in the order of
-    ``structure.kappa`` together with ``kappa`` as a diagonal matrix. Used by :ref:`ch-errata-metrics`.
-    """
-    L = _checks.positive_int(L, "L")
-    lam = _checks.layer_lambdas(lam_W, L, "lam_W")
-    lam_H = _checks.positive_float(lam_H, "lam_H")
-    N = _checks.positive_int(N, "N")
-    try:
-        s_p = _checks.vector(structure.s_product, "structure.s_product")
-        kappa = _checks.singular_values(structure.kappa, "structure.kappa")
-    except AttributeError as exc:
-        raise ValueError("structure must have the fields kappa and s_product (nclib.ufm.structure)") from exc
-    if s_p.size != kappa.size:
-        raise ValueError(f"structure.s_product must have one entry per kappa ({kappa.size}), got {s_p.size}")
-    c = statements.theorem43_c(lam, L)
-    sigma2L = s_p**2 / c
-    q = c * sigma2L + N * lam_H
-    return {
-        "c": c,
-        "upsilon1": np.diag(sigma2L),
-        "upsilon2_p1": np.diag(sigma2L / q),
-        "upsilon2_p2": np.diag(sigma2L / q**2),
-        "kappa": np.diag(kappa),
-    }

@@ -9,6 +9,7 @@ import pytest
 import nclib.imbalance as imb
 import nclib.metrics as m
 import nclib.minority as mino
+import nclib.printed_metrics as pm
 import nclib.solvers as solvers
 import nclib.ufm as ufm
 
@@ -210,8 +211,8 @@ def test_geometry_metrics_do_not_depend_on_the_svd_basis():
     for key in a:
         np.testing.assert_allclose(b[key], a[key], rtol=1e-10)
     # the printed per-mode NC3 does depend on the basis (erratum M2)
-    pa = m.printed_nc3(P, st.U, E @ st.V)
-    pb = m.printed_nc3(P, U2, E @ V2)
+    pa = pm.printed_nc3(P, st.U, E @ st.V)
+    pb = pm.printed_nc3(P, U2, E @ V2)
     assert abs(pa - pb) > 1e-3
     assert P.shape == (K, 30)
 
@@ -338,10 +339,10 @@ def test_metrics_do_not_change_when_the_weights_and_features_are_scaled():
         out = m.collapse_metrics(t * H.T, y, Ws, lam, lam)
         np.testing.assert_allclose([out[k] for k in KEYS], [base[k] for k in KEYS], rtol=0, atol=1e-14)
         np.testing.assert_allclose(m.nc1(t * H.T, y), base["nc1"], rtol=0, atol=1e-14)
-    means, printed = m.class_means(H.T, y)[0], m.printed_nc1(H.T, y)
+    means, printed = m.class_means(H.T, y)[0], pm.printed_nc1(H.T, y)
     for k in (-1000, 1020, 1024):  # 2^1024 H: entries to 0.71 * 2^1024 = 1.3e308, sums of two past the range
         assert np.array_equal(m.class_means(np.ldexp(H.T, k), y)[0], np.ldexp(means, k))
-        assert m.nc1(np.ldexp(H.T, k), y) == base["nc1"] and m.printed_nc1(np.ldexp(H.T, k), y) == printed
+        assert m.nc1(np.ldexp(H.T, k), y) == base["nc1"] and pm.printed_nc1(np.ldexp(H.T, k), y) == printed
     # the products W_2 W_1 of these would overflow (2^1800) and underflow (2^-1800) if formed as given
     for k in (-900, -300, 300, 900):
         out = m.collapse_metrics(H.T, y, [2.0**k * W for W in Ws], lam, lam)
@@ -465,19 +466,19 @@ def test_class_means_that_coincide_to_rounding_give_the_sigma_b_zero_values():
         assert np.any(means != X.mean(axis=0))  # not equal bit for bit
         for scale in (1.0, 1e-200, 1e200):  # the reading is relative to the size of the features
             assert m.nc1(scale * X, y) == np.inf
-            assert m.printed_nc1(scale * X, y) == 0.0
-        assert m.nc1(X + 1e4, y) == np.inf and m.printed_nc1(X + 1e4, y) == 0.0
+            assert pm.printed_nc1(scale * X, y) == 0.0
+        assert m.nc1(X + 1e4, y) == np.inf and pm.printed_nc1(X + 1e4, y) == 0.0
     # all features equal, three per class: the means are off in the last bit, Sigma_W and Sigma_B are 0 to rounding
     X_equal = np.tile([0.1, 0.7], (9, 1))
     assert np.any(m.class_means(X_equal, y3)[0] != X_equal[:3])
-    assert m.nc1(X_equal, y3) == 0.0 and m.printed_nc1(X_equal, y3) == 0.0
+    assert m.nc1(X_equal, y3) == 0.0 and pm.printed_nc1(X_equal, y3) == 0.0
     # a small separation far above rounding is kept: two classes at 0.1, 0.3 and 0.1 + delta, 0.3 + delta
     # (Sigma_W = 0.01, Sigma_B = (delta/2)^2, NC1 = 0.01 / (delta/2)^2 / 2)
     delta = 1e-10
     X_sep = np.array([[0.1], [0.3], [0.1 + delta], [0.3 + delta]])
     y_sep = np.array([0, 0, 1, 1])
     np.testing.assert_allclose(m.nc1(X_sep, y_sep), 0.02 / delta**2, rtol=1e-4)
-    np.testing.assert_allclose(m.printed_nc1(X_sep, y_sep), 0.02 / delta**2, rtol=1e-4)
+    np.testing.assert_allclose(pm.printed_nc1(X_sep, y_sep), 0.02 / delta**2, rtol=1e-4)
 
 
 def test_a_common_offset_is_no_collapse():
@@ -490,21 +491,21 @@ def test_a_common_offset_is_no_collapse():
     y = imb.class_labels(n)
     d = 8
     X = 1e-6 * rng.standard_normal((n.size, d))[y] + 1e-7 * rng.standard_normal((y.size, d))
-    ref, printed_ref = m.nc1(X, y), m.printed_nc1(X, y)
+    ref, printed_ref = m.nc1(X, y), pm.printed_nc1(X, y)
     assert 1e-3 < ref < 1e-1
     for offset in (3e6, 1e7, -3e6):
         level = (y.size + 2) * np.finfo(np.float64).eps * np.abs(X + offset).max()
         means, _ = m.class_means(X + offset, y)
         assert np.abs(means - means.mean(axis=0)).max() < level  # below the level of the features as given
         np.testing.assert_allclose(m.nc1(X + offset, y), ref, rtol=1e-3)
-        np.testing.assert_allclose(m.printed_nc1(X + offset, y), printed_ref, rtol=1e-3)
+        np.testing.assert_allclose(pm.printed_nc1(X + offset, y), printed_ref, rtol=1e-3)
     # a per-column offset, and the coinciding cases at the same offsets
     offsets = 1e7 * rng.standard_normal(d)
     np.testing.assert_allclose(m.nc1(X + offsets, y), ref, rtol=1e-3)
     y3 = np.repeat(np.arange(3), 3)
     X_same = np.tile([[0.1, 0.7], [0.3, 0.5], [0.2, 0.6]], (3, 1))  # three classes with the same three samples
     for offset in (0.0, 3e6, 1e7):
-        assert m.nc1(X_same + offset, y3) == np.inf and m.printed_nc1(X_same + offset, y3) == 0.0
+        assert m.nc1(X_same + offset, y3) == np.inf and pm.printed_nc1(X_same + offset, y3) == 0.0
         assert m.nc1(np.full((9, 2), 0.1 + offset), y3) == 0.0
 
 
@@ -607,9 +608,9 @@ def test_bad_input_raises_value_error_naming_the_argument():
     with pytest.raises(ValueError, match="labels"):
         m.accuracy(np.ones((9, 3)), y[:-1])
     with pytest.raises(ValueError, match="^G_left"):  # U must be K x K for P of K rows
-        m.printed_nc3(np.ones((3, 5)), np.eye(2), np.ones((5, 3)))
+        pm.printed_nc3(np.ones((3, 5)), np.eye(2), np.ones((5, 3)))
     with pytest.raises(ValueError, match="^G_right"):
-        m.printed_nc3(np.ones((3, 5)), np.eye(3), np.ones((3, 5)))
+        pm.printed_nc3(np.ones((3, 5)), np.eye(3), np.ones((3, 5)))
     with pytest.raises(ValueError, match="^outputs must hold non-negative"):  # -1 is no class, not a miss
         m.accuracy(np.array([-1, 0, 1]), np.array([0, 0, 1]))
     with pytest.raises(ValueError, match="^outputs must be N x K scores"):  # booleans are not scores
@@ -620,10 +621,10 @@ def test_bad_input_raises_value_error_naming_the_argument():
         with pytest.raises(ValueError, match="^rtol"):
             m.nc1(X, y, rtol=cutoff)
         with pytest.raises(ValueError, match="^rcond"):
-            m.printed_nc1(X, y, rcond=cutoff)
+            pm.printed_nc1(X, y, rcond=cutoff)
     # just below 1 only the largest between-class direction is kept, in both forms
     assert m.nc1(X, y, rtol=0.999) == m.nc1(X, y, rank=1) > 0
-    np.testing.assert_allclose(m.printed_nc1(X, y, rcond=0.999), m.nc1(X, y, rank=1), rtol=1e-9)
+    np.testing.assert_allclose(pm.printed_nc1(X, y, rcond=0.999), m.nc1(X, y, rank=1), rtol=1e-9)
 
 
 def test_structure_block_rtol_and_empty_labels_are_refused_by_name():
@@ -695,19 +696,19 @@ def test_printed_forms_at_the_minimizer():
     P = mz.Ws[2] @ mz.Ws[1] @ mz.Ws[0]
     means, counts = m.class_means(mz.H.T, imb.class_labels(n))
     E = means.T * np.sqrt(counts)
-    up = m.printed_upsilon(st, lam, lam, int(np.sum(n)), L)
+    up = pm.printed_upsilon(st, lam, lam, int(np.sum(n)), L)
     assert up["c"] == pytest.approx(1.0, rel=1e-15)  # equal lambdas
     U, V, k = st.U, st.V, up["kappa"]
-    assert m.printed_nc2(U.T @ P @ P.T @ U, up["upsilon1"]) <= 1e-12
+    assert pm.printed_nc2(U.T @ P @ P.T @ U, up["upsilon1"]) <= 1e-12
     # one Upsilon_2 cannot serve both E^T E and P E (erratum M3)
-    assert m.printed_nc2(U.T @ P @ E @ V, up["upsilon2_p1"] @ k) <= 1e-12
-    assert m.printed_nc2(V.T @ E.T @ E @ V, up["upsilon2_p1"] @ k @ k) > 0.1
-    assert m.printed_nc2(V.T @ E.T @ E @ V, up["upsilon2_p2"] @ k @ k) <= 1e-12
-    assert m.printed_nc2(U.T @ P @ E @ V, up["upsilon2_p2"] @ k) > 0.1
+    assert pm.printed_nc2(U.T @ P @ E @ V, up["upsilon2_p1"] @ k) <= 1e-12
+    assert pm.printed_nc2(V.T @ E.T @ E @ V, up["upsilon2_p1"] @ k @ k) > 0.1
+    assert pm.printed_nc2(V.T @ E.T @ E @ V, up["upsilon2_p2"] @ k @ k) <= 1e-12
+    assert pm.printed_nc2(U.T @ P @ E @ V, up["upsilon2_p2"] @ k) > 0.1
     # printed NC3 at exact zeros is 0/0 (erratum M1)
     R, _ = np.linalg.qr(np.random.default_rng(13).standard_normal((12, 10)))
-    assert np.isnan(m.printed_nc3(np.diag(st.s_product) @ R.T, np.eye(10), R @ np.diag(st.s_features)))
-    assert np.isnan(m.printed_nc2(np.zeros((2, 2)), np.eye(2)))
+    assert np.isnan(pm.printed_nc3(np.diag(st.s_product) @ R.T, np.eye(10), R @ np.diag(st.s_features)))
+    assert np.isnan(pm.printed_nc2(np.zeros((2, 2)), np.eye(2)))
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -732,22 +733,22 @@ def test_corrected_metrics_are_the_printed_ones_where_every_mode_is_alone_and_al
     means, counts = m.class_means(X, y)
     Hbar = means.T
     E = Hbar * np.sqrt(counts)
-    up = m.printed_upsilon(st, lam_W, lam_H, N, L)
+    up = pm.printed_upsilon(st, lam_W, lam_H, N, L)
     U, V, k = st.U, st.V, up["kappa"]
     if bias:  # Section 5: the network in the bases U, V; the targets diagonal
-        printed = {"nc2_w": m.printed_nc2(U.T @ P @ P.T @ U, up["upsilon1"]),
-                   "nc2_h": m.printed_nc2(V.T @ E.T @ E @ V, up["upsilon2_p2"] @ k @ k),
-                   "nc2_wh": m.printed_nc2(U.T @ P @ E @ V, up["upsilon2_p1"] @ k)}
+        printed = {"nc2_w": pm.printed_nc2(U.T @ P @ P.T @ U, up["upsilon1"]),
+                   "nc2_h": pm.printed_nc2(V.T @ E.T @ E @ V, up["upsilon2_p2"] @ k @ k),
+                   "nc2_wh": pm.printed_nc2(U.T @ P @ E @ V, up["upsilon2_p1"] @ k)}
         w0, g0 = P.T @ U[:, ~alive], E @ V[:, ~alive]  # the zero mode, where the printed NC3 has 0/0 at a minimizer
         zero_mode = np.sum((w0 / np.linalg.norm(w0) - g0 / np.linalg.norm(g0)) ** 2)
-        np.testing.assert_allclose(out["nc3"] ** 2 + zero_mode, m.printed_nc3(P, U, E @ V) ** 2, rtol=1e-12)
+        np.testing.assert_allclose(out["nc3"] ** 2 + zero_mode, pm.printed_nc3(P, U, E @ V) ** 2, rtol=1e-12)
     else:  # Appendix C: the network as it is, the diagonal targets put in class order
         np.testing.assert_array_equal(np.abs(U), np.abs(V))
         assert set(np.abs(U).ravel()) == {0.0, 1.0}
-        printed = {"nc2_w": m.printed_nc2(P @ P.T, U @ up["upsilon1"] @ U.T),
-                   "nc2_h": m.printed_nc2(E.T @ E, V @ up["upsilon2_p2"] @ k @ k @ V.T),
-                   "nc2_wh": m.printed_nc2(P @ E, U @ up["upsilon2_p1"] @ k @ V.T)}
-        np.testing.assert_allclose(out["nc3"], m.printed_nc3(P, np.eye(K), Hbar), rtol=1e-12)
+        printed = {"nc2_w": pm.printed_nc2(P @ P.T, U @ up["upsilon1"] @ U.T),
+                   "nc2_h": pm.printed_nc2(E.T @ E, V @ up["upsilon2_p2"] @ k @ k @ V.T),
+                   "nc2_wh": pm.printed_nc2(P @ E, U @ up["upsilon2_p1"] @ k @ V.T)}
+        np.testing.assert_allclose(out["nc3"], pm.printed_nc3(P, np.eye(K), Hbar), rtol=1e-12)
     for key, value in printed.items():
         assert value > 0.1  # a random point, far from every target
         np.testing.assert_allclose(out[key], value, rtol=1e-12)
@@ -755,11 +756,11 @@ def test_corrected_metrics_are_the_printed_ones_where_every_mode_is_alone_and_al
 
 def test_printed_upsilon_constant_c_with_per_layer_lambdas():
     st = ufm.structure([5, 3, 2], [1e-3, 2e-3, 4e-3], 1e-3, L=3, bias=False)
-    up = m.printed_upsilon(st, [1e-3, 2e-3, 4e-3], 1e-3, 10, 3)
+    up = pm.printed_upsilon(st, [1e-3, 2e-3, 4e-3], 1e-3, 10, 3)
     np.testing.assert_allclose(up["c"], 1e-3**2 / (2e-3 * 4e-3), rtol=1e-14)
     np.testing.assert_allclose(up["c"] * np.diag(up["upsilon1"]), st.s_product**2, rtol=1e-14)
     with pytest.raises(ValueError, match="lam_W"):
-        m.printed_upsilon(st, [1e-3, 2e-3], 1e-3, 10, 3)
+        pm.printed_upsilon(st, [1e-3, 2e-3], 1e-3, 10, 3)
 
 
 def test_class_accuracy_by_hand():
@@ -854,11 +855,11 @@ def test_printed_nc1_against_the_sums_of_section_5(d, n):
     y = rng.permutation(imb.class_labels(n))
     X = rng.standard_normal((y.size, d)) + 2.0 * rng.standard_normal((len(n), d))[y]
     expected = _nc1_by_the_sums(X, y)
-    np.testing.assert_allclose(m.printed_nc1(X, y), expected, rtol=1e-9)
-    np.testing.assert_allclose(m.printed_nc1(X, y, rcond=1e-10), expected, rtol=1e-9)
+    np.testing.assert_allclose(pm.printed_nc1(X, y), expected, rtol=1e-9)
+    np.testing.assert_allclose(pm.printed_nc1(X, y, rcond=1e-10), expected, rtol=1e-9)
     np.testing.assert_allclose(m.nc1(X, y), expected, rtol=1e-9)  # the thin-SVD form agrees where nothing is cut
     X32 = X.astype(np.float32)
-    assert m.printed_nc1(X32, y) == m.printed_nc1(X32.astype(np.float64), y)  # float32 input, float64 arithmetic
+    assert pm.printed_nc1(X32, y) == pm.printed_nc1(X32.astype(np.float64), y)  # float32 input, float64 arithmetic
 
 
 def test_printed_nc1_cutoff_and_rank_by_hand():
@@ -870,12 +871,12 @@ def test_printed_nc1_cutoff_and_rank_by_hand():
     y = np.repeat(np.arange(4), 2)
     X = means[y] + np.array([[0.1, 0.0], [-0.1, 0.0], [0.0, 0.1], [0.0, -0.1]] * 2)
     both, top = (0.005 + 0.005 * 4 / delta**2) / 4, 0.005 / 4
-    np.testing.assert_allclose(m.printed_nc1(X, y), both, rtol=1e-8)
-    np.testing.assert_allclose(m.printed_nc1(X, y, rcond=1e-8), both, rtol=1e-8)  # delta^2/4 = 2.5e-7 kept
-    np.testing.assert_allclose(m.printed_nc1(X, y, rcond=1e-6), top, rtol=1e-12)  # and dropped
-    np.testing.assert_allclose(m.printed_nc1(X, y, rank=2), both, rtol=1e-8)
-    np.testing.assert_allclose(m.printed_nc1(X, y, rank=1), top, rtol=1e-12)
-    assert m.printed_nc1(X, y, rank=0) == 0.0
+    np.testing.assert_allclose(pm.printed_nc1(X, y), both, rtol=1e-8)
+    np.testing.assert_allclose(pm.printed_nc1(X, y, rcond=1e-8), both, rtol=1e-8)  # delta^2/4 = 2.5e-7 kept
+    np.testing.assert_allclose(pm.printed_nc1(X, y, rcond=1e-6), top, rtol=1e-12)  # and dropped
+    np.testing.assert_allclose(pm.printed_nc1(X, y, rank=2), both, rtol=1e-8)
+    np.testing.assert_allclose(pm.printed_nc1(X, y, rank=1), top, rtol=1e-12)
+    assert pm.printed_nc1(X, y, rank=0) == 0.0
     np.testing.assert_allclose(m.nc1(X, y, rank=1), top, rtol=1e-12)
 
 
@@ -886,13 +887,13 @@ def test_printed_nc1_near_a_minimizer_with_collapsed_modes():
     n, lam = [4, 4, 2, 2, 1, 1], 0.1
     y = imb.class_labels(n)
     mz = ufm.global_minimizer(n, lam, lam, L=1, bias=True)
-    assert m.printed_nc1(mz.H.T, y) == 0.0
+    assert pm.printed_nc1(mz.H.T, y) == 0.0
     rng = np.random.default_rng(24)
     eps = 1e-6
     for _ in range(3):
         H, _ = _perturbed(mz, eps, rng)
-        assert m.printed_nc1(H.T, y) > 0.01
-        at_rank = m.printed_nc1(H.T, y, rank=3)
+        assert pm.printed_nc1(H.T, y) > 0.01
+        at_rank = pm.printed_nc1(H.T, y, rank=3)
         assert at_rank <= 10 * eps**2
         np.testing.assert_allclose(at_rank, m.nc1(H.T, y, rank=3), rtol=1e-6)
 
@@ -902,20 +903,20 @@ def test_printed_nc1_refuses_bad_input_by_name():
     y = imb.class_labels([3, 2, 2])
     X = rng.standard_normal((7, 4))
     with pytest.raises(ValueError, match="^rcond"):
-        m.printed_nc1(X, y, rcond=-1e-10)
+        pm.printed_nc1(X, y, rcond=-1e-10)
     with pytest.raises(ValueError, match="^rcond"):
-        m.printed_nc1(X, y, rcond="small")
+        pm.printed_nc1(X, y, rcond="small")
     for bad in (3, -1, 1.5, True):
         with pytest.raises(ValueError, match="^rank"):
-            m.printed_nc1(X, y, rank=bad)  # K - 1 = 2 at most
+            pm.printed_nc1(X, y, rank=bad)  # K - 1 = 2 at most
     with pytest.raises(ValueError, match="^rank"):
-        m.printed_nc1(X[:, :1], y, rank=2)  # d = 1: Sigma_B has one eigenvalue
+        pm.printed_nc1(X[:, :1], y, rank=2)  # d = 1: Sigma_B has one eigenvalue
     with pytest.raises(ValueError, match="^labels"):
-        m.printed_nc1(X, y[:-1])
+        pm.printed_nc1(X, y[:-1])
     with pytest.raises(ValueError, match="^features"):
-        m.printed_nc1(X[:, :, None], y)
+        pm.printed_nc1(X[:, :, None], y)
     with pytest.raises(ValueError, match="^num_classes"):
-        m.printed_nc1(X, y, num_classes=0)
+        pm.printed_nc1(X, y, num_classes=0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1035,9 +1036,9 @@ def test_stray_labels_and_non_finite_distances_are_refused():
         with pytest.raises(ValueError, match="^T must"):
             m.normalized_distance(np.eye(2), Z)
         with pytest.raises(ValueError, match="^X must"):
-            m.printed_nc2(Z, np.eye(2))  # NaN in, NaN out would pass for the printed 0/0
+            pm.printed_nc2(Z, np.eye(2))  # NaN in, NaN out would pass for the printed 0/0
         with pytest.raises(ValueError, match="^target must"):
-            m.printed_nc2(np.eye(2), Z)
+            pm.printed_nc2(np.eye(2), Z)
     np.testing.assert_allclose(m.normalized_distance(np.eye(2), 3 * np.eye(2)), 0.0, atol=1e-15)
 
 
@@ -1052,10 +1053,10 @@ def test_text_bools_and_complex_numbers_are_refused_by_name():
         (lambda: m.bias_error([True, False], y), "b"),
         (lambda: m.accuracy(np.ones((3, 2)) * (1 + 1j), y), "outputs"),
         (lambda: m.accuracy(np.array([["a", "b"]] * 3), y), "outputs"),
-        (lambda: m.printed_nc3(np.eye(2), np.eye(2), [["a", "b"], ["c", "d"]]), "G_right"),
-        (lambda: m.printed_nc2([["1", "2"]], [[1.0, 2.0]]), "X"),  # text is not read as numbers
-        (lambda: m.printed_nc2([[1.0, 2.0]], [["1", "2"]]), "target"),
-        (lambda: m.printed_upsilon(None, 0.1, 0.1, 10, 2), "structure"),
+        (lambda: pm.printed_nc3(np.eye(2), np.eye(2), [["a", "b"], ["c", "d"]]), "G_right"),
+        (lambda: pm.printed_nc2([["1", "2"]], [[1.0, 2.0]]), "X"),  # text is not read as numbers
+        (lambda: pm.printed_nc2([[1.0, 2.0]], [["1", "2"]]), "target"),
+        (lambda: pm.printed_upsilon(None, 0.1, 0.1, 10, 2), "structure"),
     ]
     for call, name in cases:
         with pytest.raises(ValueError, match=f"^{name} must"):
