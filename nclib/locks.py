@@ -292,15 +292,30 @@ _GONE = object()
 def _make_folder(run_dir: pathlib.Path) -> bool:
     """Make the run folder ``run_dir`` with its parents; whether this call made it (False: it was there), so that
     the lock taken in it removes it again on release if nothing filled it.  ValueError naming ``run_dir`` where
-    something else is there (a file, a link to nothing)."""
+    something else is there (a file, a link to nothing), or naming its parent where a parent is no folder."""
     try:
         run_dir.mkdir(parents=True)
-    except FileExistsError:
-        if not run_dir.is_dir():
-            raise ValueError(f"run_dir {str(run_dir)!r} exists and is not a folder; choose another run_name or "
-                             f"out_dir") from None
-        return False
+    except (FileExistsError, NotADirectoryError):
+        if run_dir.is_dir():
+            return False
+        blocked = _not_a_folder(run_dir)
+        if blocked is None or blocked == run_dir:
+            raise ValueError(f"run_dir {str(run_dir)!r} exists and is not a folder"
+                             f"{' (a link to nothing)' if blocked is not None and not blocked.exists() else ''}; "
+                             f"choose another run_name or out_dir") from None
+        why = (f"is a link to nothing ({os.readlink(blocked)!r}): make the folder it points to, or choose another out_dir"
+               if not blocked.exists() else "exists and is not a folder: choose another out_dir")
+        raise ValueError(f"run_dir {str(run_dir)!r} cannot be made: its parent {str(blocked)!r} {why}") from None
     return True
+
+
+def _not_a_folder(run_dir: pathlib.Path) -> pathlib.Path | None:
+    """The first of ``run_dir``'s parents, then ``run_dir`` itself, that is there but is no folder (a file, a link
+    to nothing), or None."""
+    for path in (*reversed(run_dir.parents), run_dir):
+        if os.path.lexists(path) and not path.is_dir():
+            return path
+    return None
 
 
 def _try_lock(run_dir: pathlib.Path, path: pathlib.Path, created: bool) -> tuple[RunLock | None, object]:

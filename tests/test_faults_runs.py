@@ -461,6 +461,21 @@ def test_a_lock_file_that_is_no_json_object_is_taken_over_as_raw_text(tmp_path, 
     assert locks.lock_owner(folder) is None and not (folder / locks.LOCK).exists()
 
 
+def test_a_run_folder_under_a_link_to_nothing_or_a_file_is_refused_naming_that_parent(tmp_path):
+    """A parent of the run folder that is a link to nothing (or a file) was reported as the run folder itself
+    "exists and is not a folder"; the refusal names the parent that stands in the way, and nothing is made."""
+    (tmp_path / "out").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "file").write_text("not a folder")
+    for parent, run_dir in ((tmp_path / "out", tmp_path / "out" / "r"), (tmp_path / "out", tmp_path / "out" / "a" / "r"),
+                            (tmp_path / "file", tmp_path / "file" / "r")):
+        with pytest.raises(ValueError, match=f"its parent '{re.escape(str(parent))}' "):
+            locks.lock_run(run_dir, retry_s=0)
+    (tmp_path / "r").symlink_to(tmp_path / "nowhere")  # the run folder itself a link to nothing: named itself
+    with pytest.raises(ValueError, match=f"run_dir '{re.escape(str(tmp_path / 'r'))}'"):
+        locks.lock_run(tmp_path / "r", retry_s=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "out", "r"] and not (tmp_path / "nowhere").exists()
+
+
 @pytest.mark.parametrize("retry_s", ["1", -1.0, float("nan"), True, None])
 def test_a_bad_retry_time_is_refused_before_the_folder_is_made(tmp_path, retry_s):
     with pytest.raises(ValueError, match="retry_s"):
