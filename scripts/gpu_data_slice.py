@@ -4,8 +4,9 @@
     python scripts/gpu_data_slice.py --check DEST.npz
 
 (DEST's folder is made if missing: ``.gpu/`` exists only once ``scripts/gpu_prepare.sh`` has run.)  ``--check``
-says why a slice made by an older form of this script must be made again (status 1; :func:`stale`), as
-``scripts/gpu_figures.sh`` checks before a GPU job starts.
+says why a slice made by an older form of this script must be made again (status 1; :func:`stale`), or that the
+file is damaged or no data file (status 3, :data:`DAMAGED_STATUS`: its arrays are read in full, so a file cut short
+or corrupted is told here), as ``scripts/gpu_figures.sh`` checks before a GPU job starts.
 
 The GPU machine gets a copy of the repository and of the small ignored folder ``.gpu/``, nothing else, and the
 34 MB ``cifar10_subset.npz`` (a JPEG-decoded copy of CIFAR-10, see ../shared/data/README.md) is too large to
@@ -22,7 +23,10 @@ from __future__ import annotations
 
 import os
 import pathlib
+import struct
 import sys
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -36,17 +40,23 @@ from nclib import data, datafiles, figures  # noqa: E402
 SLICE_FORMAT = 2
 #: The members every slice of the current form holds (the source's record members only where the source has them).
 SLICE_MEMBERS = ("x_train", "y_train", "source_rows", "source_sha256", "note", "slice_format")
+#: The status of ``--check`` for a file that is damaged or holds no training data (an older form: status 1).
+DAMAGED_STATUS = 3
 
 
 def stale(path) -> str | None:
     """Why the slice at ``path`` was made by an older form of this script and must be made again (a member of
     :data:`SLICE_MEMBERS` missing, or a ``slice_format`` other than :data:`SLICE_FORMAT`), or None: a slice of the
-    current form, or a file that is no slice (no ``source_rows``: a full copy, read as it is)."""
-    with np.load(path, allow_pickle=False) as f:
-        if "source_rows" not in f.files:
-            return None
-        missing = [k for k in SLICE_MEMBERS if k not in f.files]
-        made = int(f["slice_format"]) if "slice_format" in f.files else 1
+    current form, or a file that is no slice (no ``source_rows``: a full copy, read as it is).  A file numpy cannot
+    read (cut short, corrupted) raises :class:`nclib.datafiles.DamagedFileError` naming it."""
+    try:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
+            if "source_rows" not in f.files:
+                return None
+            missing = [k for k in SLICE_MEMBERS if k not in f.files]
+            made = int(f["slice_format"]) if "slice_format" in f.files else 1
+    except (ValueError, TypeError, zipfile.BadZipFile, EOFError, zlib.error, struct.error) as exc:
+        raise datafiles.DamagedFileError(path, datafiles._error_text(exc)) from exc
     if missing or made != SLICE_FORMAT:
         return (f"{path} is a slice of form {made}, not the form {SLICE_FORMAT} that scripts/gpu_data_slice.py writes"
                 + (f" (it lacks {', '.join(missing)})" if missing else ""))
@@ -81,7 +91,12 @@ if __name__ == "__main__":
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
     if sys.argv[1] == "--check":
-        why = stale(sys.argv[2])
+        try:
+            datafiles.load_npz(sys.argv[2])  # every array of the training data read: a damaged file is told here
+            why = stale(sys.argv[2])
+        except ValueError as exc:  # DamagedFileError, or a file without x_train and y_train
+            print(exc, file=sys.stderr)
+            sys.exit(DAMAGED_STATUS)
         if why:
             raise SystemExit(why)
     else:

@@ -9,8 +9,9 @@
 #    (BUDGET_S, RESERVE_S, LEVER_TIMEOUT_S, ANATOMY_TIMEOUT_S, MEASURE_S, STABILITY_EXTRA, TEST_EPOCHS,
 #    MAX_TRAIN_S, FULL_EPOCHS) are whole numbers; PIECE names runs of a figure; $DATA exists (.gpu/, made here by
 #    scripts/gpu_prepare.sh in the repository root and sent along with the checkout) where a CIFAR-10 figure or the
-#    stability runs need it, and is not a slice of an older form (scripts/gpu_data_slice.py --check); a .gpu/ the
-#    job reads was prepared from a commit whose preparation scripts ($PREPARATION) are this checkout's
+#    stability runs need it, and is neither damaged nor a slice of an older form (scripts/gpu_data_slice.py
+#    --check); a .gpu/ the job reads was prepared from a commit whose preparation scripts ($PREPARATION) are this
+#    checkout's
 #    (.gpu/prepared_from, written by scripts/gpu_prepare.sh); TIME_LEFT_S and LEVERS_FROM (below) can be read; in
 #    FULL and STABILITY modes, the code is its commit's and torch sees a CUDA GPU whose name contains $EXPECT_GPU
 #    (default H200 there: every budget and timing of these jobs is an H200's);
@@ -207,11 +208,22 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
     echo ".gpu/ must be carried with the repository copy to the GPU machine"
     return 2
   fi
-  # a slice made by an older scripts/gpu_data_slice.py lacks what its runs' provenance records (file_source, ...)
-  if [ -n "$need_data" ] && ! "$PY" scripts/gpu_data_slice.py --check "$DATA"; then
-    echo "refused: DATA=$DATA was made by an older form of scripts/gpu_data_slice.py: run scripts/gpu_prepare.sh"
-    echo "again here, and carry the new .gpu/"
-    return 2
+  # a slice made by an older scripts/gpu_data_slice.py lacks what its runs' provenance records (file_source, ...);
+  # a damaged file (cut short on its way, corrupted) would fail only in the notebook, after the install and the tests
+  if [ -n "$need_data" ]; then
+    local rc=0
+    "$PY" scripts/gpu_data_slice.py --check "$DATA" || rc=$?
+    case $rc in
+      0) ;;
+      1) echo "refused: DATA=$DATA was made by an older form of scripts/gpu_data_slice.py: run scripts/gpu_prepare.sh"
+         echo "again here, and carry the new .gpu/"
+         return 2 ;;
+      3) echo "refused: DATA=$DATA is damaged or holds no training data (above): run scripts/gpu_prepare.sh again"
+         echo "here, and carry the new .gpu/ (or copy the file named by DATA again)"
+         return 2 ;;
+      *) echo "refused: DATA=$DATA could not be checked (scripts/gpu_data_slice.py --check ended with status $rc, above)"
+         return 2 ;;
+    esac
   fi
   local reads_gpu=""
   if [ -n "$need_data" ] && in_gpu_folder "$DATA"; then reads_gpu=1; fi

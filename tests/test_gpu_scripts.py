@@ -479,15 +479,14 @@ NOT_NUMBERS = {"budget-unit": dict(BUDGET_S="570s"), "budget-word": dict(BUDGET_
                "extra-seeds": dict(FULL="", STABILITY="1", STABILITY_EXTRA="three")}
 
 
-@pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "old-slice", "no-cuda", "h100", "time-left",
+@pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "old-slice", "damaged-data", "no-cuda", "h100", "time-left",
                                   "two-budgets", "time-capped", "time-short", "time-narrow", "time-enough",
                                   "time-stability", "time-stability-capped", "levers", "levers-precision",
                                   *NOT_NUMBERS])
 def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
-    piece that names no runs, a missing .gpu/ data file or a slice of an older form (whose runs would record less of
-    their data's provenance), no CUDA device or a GPU that is not an H200 (FULL and
-    STABILITY modes; a fake torch.cuda stands in for the H100), a budget that cannot be read, a lever record that is
+    piece that names no runs, a missing or damaged .gpu/ data file or a slice of an older form (whose runs would
+    record less of their data's provenance), no CUDA device or a GPU that is not an H200 (FULL and STABILITY modes; a fake torch.cuda stands in for the H100), a budget that cannot be read, a lever record that is
     missing, a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s would otherwise stop
     the job after its install and CUDA tests, BUDGET_S=abc would be read as 0)."""
     out, stage = tmp_path / "out", tmp_path / "stage"
@@ -501,6 +500,7 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
                 "stability-data": dict(FULL="", STABILITY="1", DATA=str(tmp_path / "no" / "slice.npz")),
                 "full-data": dict(DATA=str(tmp_path / "no" / "slice.npz")),
                 "old-slice": dict(DATA=str(older_slice(tmp_path / "old-slice.npz"))),
+                "damaged-data": dict(DATA=str(cut_short(tmp_path / "cifar.npz", tmp_path / "cut.npz"))),
                 "no-cuda": dict(DEVICE="auto"),
                 "h100": dict(DEVICE="auto", PYTHONPATH=f"{fake}{os.pathsep}{env.get('PYTHONPATH', '')}"),
                 "time-left": dict(TIME_LEFT_S="7 minutes"),
@@ -534,6 +534,10 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
         assert str(tmp_path / "no" / "slice.npz") in done.stdout
     if case == "old-slice":  # the member the current form has and the older one lacks
         assert "old-slice.npz" in done.stdout and "slice_format" in done.stdout
+    if case == "damaged-data":  # told by the check itself (DamagedFileError: the file and its sha256), no traceback
+        from nclib.datafiles import sha256_file
+
+        assert sha256_file(tmp_path / "cut.npz") in done.stdout and "Traceback" not in done.stdout
     if case in NOT_NUMBERS:  # refused for the number, named, before the data or the device are looked at
         name, value = next((k, v) for k, v in NOT_NUMBERS[case].items() if k not in ("FULL", "STABILITY"))
         assert f"{name}='{value}'" in done.stdout
@@ -662,18 +666,35 @@ def older_slice(path: pathlib.Path) -> pathlib.Path:
     return path
 
 
+def cut_short(path: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
+    """The first half of the file ``path`` at ``dest``: a copy cut short on its way."""
+    dest.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    return dest
+
+
 def test_gpu_data_slice_tells_a_slice_of_an_older_form(tmp_path):
     """A slice made by an older form of the script (without the source's record members, so its runs record less
-    provenance) is told from a current one; a full copy, no slice, is read as it is."""
+    provenance) is told from a current one; a full copy, no slice, is read as it is; a file cut short or corrupted
+    is told as damaged (its own status, the file named, no traceback), not as a slice of an older form."""
+    from nclib.datafiles import DamagedFileError
+
     slicer = _script("gpu_data_slice")
     src = fake_cifar(tmp_path / "cifar.npz")
     slicer.main(str(src), str(tmp_path / "slice.npz"))
     assert slicer.stale(tmp_path / "slice.npz") is None and slicer.stale(src) is None
     assert "slice_format" in slicer.stale(older_slice(tmp_path / "old.npz"))
-    for path, status in ((tmp_path / "slice.npz", 0), (tmp_path / "old.npz", 1), (src, 0)):
+    whole = (tmp_path / "slice.npz").read_bytes()
+    damaged = bytearray(whole)
+    damaged[len(whole) // 2:len(whole) // 2 + 64] = bytes(64)  # a corrupted block inside x_train
+    (tmp_path / "corrupted.npz").write_bytes(bytes(damaged))
+    with pytest.raises(DamagedFileError):
+        slicer.stale(cut_short(tmp_path / "slice.npz", tmp_path / "cut.npz"))
+    for path, status in ((tmp_path / "slice.npz", 0), (tmp_path / "old.npz", 1), (src, 0),
+                         (tmp_path / "cut.npz", slicer.DAMAGED_STATUS), (tmp_path / "corrupted.npz", slicer.DAMAGED_STATUS)):
         done = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_data_slice.py"), "--check", str(path)],
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == status, done.stderr
+        assert (str(path) in done.stderr) == (status != 0) and "Traceback" not in done.stderr
 
 
 def test_params_prints_the_figure_parameters_as_yaml_safe_json(capsys):
