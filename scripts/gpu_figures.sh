@@ -10,9 +10,9 @@
 #    MAX_TRAIN_S, FULL_EPOCHS) are whole numbers; PIECE names runs of a figure; $DATA exists (.gpu/, made here by
 #    scripts/gpu_prepare.sh in the repository root and sent along with the checkout) where a CIFAR-10 figure or the
 #    stability runs need it, and is neither damaged nor a slice of an older form (scripts/gpu_data_slice.py
-#    --check); a .gpu/ the job reads was prepared from a commit whose preparation scripts ($PREPARATION) are this
-#    checkout's
-#    (.gpu/prepared_from, written by scripts/gpu_prepare.sh); TIME_LEFT_S and LEVERS_FROM (below) can be read; in
+#    --check); a .gpu/ the job reads was made by the preparation scripts ($PREPARATION) as this checkout has them
+#    (their git hash-object in .gpu/prepared_from, written by scripts/gpu_prepare.sh, against the working files
+#    here); TIME_LEFT_S and LEVERS_FROM (below) can be read; in
 #    FULL and STABILITY modes, the code is its commit's and torch sees a CUDA GPU whose name contains $EXPECT_GPU
 #    (default H200 there: every budget and timing of these jobs is an H200's);
 # 1. installs papermill, jupytext and ipykernel from .gpu/wheels (no network there) unless present (not in
@@ -158,7 +158,7 @@ TIME_LEFT_S=${TIME_LEFT_S:-}
 # settings (scripts/gpu_budget.py levers); the job refuses to start when the record cannot be read or was measured
 # at another precision than PRECISION
 LEVERS_FROM=${LEVERS_FROM:-}
-# what makes .gpu/ (scripts/gpu_prepare.sh): a .gpu/ prepared from a commit where they differ is refused
+# what makes .gpu/ (scripts/gpu_prepare.sh): a .gpu/ made by other forms of them than this checkout's is refused
 PREPARATION="scripts/gpu_prepare.sh scripts/gpu_data_slice.py scripts/gpu_letters_data.py"
 KDIR=""
 if [ -n "$FULL" ]; then
@@ -272,28 +272,38 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
 # status 0 when the path $1 lies in this checkout's .gpu/ (made by scripts/gpu_prepare.sh)
 in_gpu_folder() { [[ "$(realpath -m -- "$1")" == "$PWD/.gpu/"* ]]; }
 
-# status 0, and the commit named, when .gpu/ was prepared (.gpu/prepared_from) from a commit whose preparation
-# scripts are this checkout's; status 1, and why, when it records none (an older scripts/gpu_prepare.sh) or they
-# changed since: its files may not be what the scripts make now
+# status 0 when .gpu/ was made by this checkout's preparation scripts: .gpu/prepared_from records the git hash-object
+# of each of $PREPARATION as it ran (scripts/gpu_prepare.sh), and each equals its working file's here, committed or
+# not; status 1, and why, when a script is not recorded (an older scripts/gpu_prepare.sh made .gpu/) or differs
+# (its files may not be what the scripts make now, named), or git cannot hash it
 prepared_here() {
-  local made changed
-  made=$(cat .gpu/prepared_from 2>/dev/null) || made=""
-  if ! [[ "$made" =~ ^[0-9a-f]{40}$ ]]; then
-    echo "refused: .gpu/ does not record the commit it was prepared from (.gpu/prepared_from: '$made'): an older"
-    echo "scripts/gpu_prepare.sh made it. Run scripts/gpu_prepare.sh again here, and carry the new .gpu/"
+  local -A made=()
+  local hash path rest s now why missing=() changed=()
+  if [ -f .gpu/prepared_from ]; then
+    while read -r hash path rest; do
+      if [[ "$hash" =~ ^[0-9a-f]{40}([0-9a-f]{24})?$ ]] && [ -n "$path" ] && [ -z "$rest" ]; then made[$path]=$hash; fi
+    done < .gpu/prepared_from
+  fi
+  for s in $PREPARATION; do
+    if [ -z "${made[$s]:-}" ]; then missing+=("$s"); continue; fi
+    if ! now=$(git hash-object -- "$s" 2>/dev/null); then
+      why=$(git hash-object -- "$s" 2>&1 >/dev/null)
+      echo "refused: git cannot read the preparation script $s here ($why)"
+      return 1
+    fi
+    if [ "$now" != "${made[$s]}" ]; then changed+=("$s"); fi
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "refused: .gpu/prepared_from does not record the preparation scripts that made .gpu/ (${missing[*]}): an"
+    echo "older scripts/gpu_prepare.sh made it. Run scripts/gpu_prepare.sh again here, and carry the new .gpu/"
     return 1
   fi
-  if ! changed=$(git diff --name-only "$made" HEAD -- $PREPARATION 2>&1); then
-    echo "refused: .gpu/ was prepared from commit $made, which git cannot compare with this checkout's ($changed)."
+  if [ "${#changed[@]}" -gt 0 ]; then
+    echo "refused: .gpu/ was made by other forms of these preparation scripts than the checkout's: ${changed[*]}."
     echo "Run scripts/gpu_prepare.sh again here, and carry the new .gpu/"
     return 1
   fi
-  if [ -n "$changed" ]; then
-    echo "refused: .gpu/ was prepared from commit $made; since then these preparation scripts changed:" $changed
-    echo "Run scripts/gpu_prepare.sh again here, and carry the new .gpu/"
-    return 1
-  fi
-  echo ".gpu/ prepared from commit $made"
+  echo ".gpu/ made by the checkout's preparation scripts ($(sed -n 's/^commit //p' .gpu/prepared_from))"
 }
 
 main() {

@@ -359,10 +359,12 @@ def test_gpu_prepare_refuses_uncommitted_code_and_replaces_the_wheels(tmp_path):
     assert [p.name for p in (clone / ".gpu" / "wheels").iterdir()] == ["papermill-9-py3-none-any.whl"]
 
 
-def test_gpu_prepare_records_its_commit_and_the_job_refuses_a_gpu_folder_prepared_before(tmp_path):
-    """scripts/gpu_prepare.sh records the commit it prepared .gpu/ from; the GPU job reads a .gpu/ only where that
-    record is there and the preparation scripts have not changed since (status 2 otherwise, naming the script
-    changed, before anything is trained)."""
+def test_gpu_prepare_records_its_scripts_and_the_job_refuses_a_gpu_folder_they_did_not_make(tmp_path):
+    """scripts/gpu_prepare.sh records the preparation scripts that made .gpu/ (the git hash-object of each working
+    file as it ran); the GPU job reads a .gpu/ only where that record is there and equals the checkout's working
+    files (status 2 otherwise, naming the script changed, before anything is trained): an uncommitted edit made
+    after the preparation is refused, an edit the preparation ran with is accepted once committed, and a change
+    to another file is no change."""
     if not (ROOT / ".git").exists():
         pytest.skip("needs the repository's git history")
     clone = tmp_path / "clone"
@@ -380,34 +382,54 @@ def test_gpu_prepare_records_its_commit_and_the_job_refuses_a_gpu_folder_prepare
     env = dict(os.environ, PY=sys.executable, PYTHONPATH=str(clone), SHARED=str(shared), LIMIT_MIB="100000",
                OMP_NUM_THREADS="1")
     env.pop("ALLOW_DIRTY", None)
-    done = subprocess.run(["bash", "scripts/gpu_prepare.sh"], cwd=clone, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+
+    def prepare(**more):
+        done = subprocess.run(["bash", "scripts/gpu_prepare.sh"], cwd=clone, env=dict(env, **more),
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+
+    def hashes():
+        names = ["scripts/gpu_prepare.sh", "scripts/gpu_data_slice.py", "scripts/gpu_letters_data.py"]
+        found = subprocess.run(git + ["hash-object", "--", *names], check=True, capture_output=True, text=True)
+        return dict(zip(names, found.stdout.split()))
+
+    prepare()
     head = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
-    assert (clone / ".gpu" / "prepared_from").read_text().strip() == head
+    record = (clone / ".gpu" / "prepared_from").read_text()
+    assert {p: h for h, p in (line.split() for line in record.splitlines()[1:])} == hashes()
+    assert record.splitlines()[0] == f"commit {head}"
     assert _script("gpu_data_slice").stale(clone / ".gpu" / "cifar10_subset_slice.npz") is None
     out, stage = tmp_path / "out", tmp_path / "stage"
     job = dict(env, OUT=str(out), DEVICE="cpu", FIGURES="1", FULL="1", STAGE=str(stage),
                LEVERS_FROM=str(tmp_path / "missing.json"))  # refused for the lever record once .gpu/ is accepted
-
-    def refused():
-        done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=clone, env=job, capture_output=True,
-                              text=True, timeout=300)
+    def refused(via=clone):
+        done = subprocess.run(["bash", str(via / "scripts" / "gpu_figures.sh")], cwd=tmp_path, env=job,
+                              capture_output=True, text=True, timeout=300)
         assert done.returncode == 2 and not stage.exists(), (done.stdout + done.stderr)[-2000:]
         return done.stdout
 
-    assert "LEVERS_FROM=" in refused()  # .gpu/ accepted: prepared from this very commit
+    assert "LEVERS_FROM=" in refused()  # .gpu/ accepted: made by the scripts of this very checkout
+    slicer = clone / "scripts" / "gpu_data_slice.py"
+    committed = slicer.read_text()
+    slicer.write_text(committed + "\n# an edit made after the preparation\n")  # not committed
+    log = refused()
+    assert "LEVERS_FROM=" not in log and "scripts/gpu_data_slice.py" in log
+    assert "scripts/gpu_letters_data.py" not in log  # only the script that changed
+    prepare(ALLOW_DIRTY="1")  # prepared with the edit, then the edit committed: .gpu/ is what the scripts make
+    subprocess.run(git + ["commit", "-q", "-am", "the edit .gpu/ was prepared with"], check=True, capture_output=True)
+    assert "LEVERS_FROM=" in refused()
     record = (clone / ".gpu" / "prepared_from").read_text()
     (clone / ".gpu" / "prepared_from").unlink()  # as an older scripts/gpu_prepare.sh left .gpu/
     assert "LEVERS_FROM=" not in refused()
-    (clone / ".gpu" / "prepared_from").write_text(f"--output={tmp_path / 'written'}\n")  # no commit: never git's option
+    (clone / ".gpu" / "prepared_from").write_text(f"{head}\n")  # what an older scripts/gpu_prepare.sh wrote
+    assert "LEVERS_FROM=" not in refused()
+    (clone / ".gpu" / "prepared_from").write_text(f"--output={tmp_path / 'written'}\n")  # never an option to git
     assert "LEVERS_FROM=" not in refused() and not (tmp_path / "written").exists()
     (clone / ".gpu" / "prepared_from").write_text(record)
     (clone / "README.md").write_text((clone / "README.md").read_text() + "\na change\n")
     subprocess.run(git + ["commit", "-q", "-am", "not a preparation script"], check=True, capture_output=True)
     assert "LEVERS_FROM=" in refused()
-    slicer = clone / "scripts" / "gpu_data_slice.py"
-    slicer.write_text(slicer.read_text() + "\n# a change\n")
+    slicer.write_text(committed)
     subprocess.run(git + ["commit", "-q", "-am", "a preparation script changed"], check=True, capture_output=True)
     log = refused()
     assert "LEVERS_FROM=" not in log and "scripts/gpu_data_slice.py" in log
