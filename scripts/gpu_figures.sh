@@ -269,8 +269,9 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
   fi
 }
 
-# status 0 when the path $1 lies in this checkout's .gpu/ (made by scripts/gpu_prepare.sh)
-in_gpu_folder() { [[ "$(realpath -m -- "$1")" == "$PWD/.gpu/"* ]]; }
+# status 0 when the path $1 lies in this checkout's .gpu/ (made by scripts/gpu_prepare.sh); both paths resolved, so
+# that a checkout reached through a link is no way around the check
+in_gpu_folder() { [[ "$(realpath -m -- "$1")" == "$(realpath -m -- .gpu)/"* ]]; }
 
 # status 0 when .gpu/ was made by this checkout's preparation scripts: .gpu/prepared_from records the git hash-object
 # of each of $PREPARATION as it ran (scripts/gpu_prepare.sh), and each equals its working file's here, committed or

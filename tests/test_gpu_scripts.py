@@ -364,7 +364,7 @@ def test_gpu_prepare_records_its_scripts_and_the_job_refuses_a_gpu_folder_they_d
     file as it ran); the GPU job reads a .gpu/ only where that record is there and equals the checkout's working
     files (status 2 otherwise, naming the script changed, before anything is trained): an uncommitted edit made
     after the preparation is refused, an edit the preparation ran with is accepted once committed, and a change
-    to another file is no change."""
+    to another file is no change. The check holds through a checkout reached by a link, too."""
     if not (ROOT / ".git").exists():
         pytest.skip("needs the repository's git history")
     clone = tmp_path / "clone"
@@ -402,6 +402,9 @@ def test_gpu_prepare_records_its_scripts_and_the_job_refuses_a_gpu_folder_they_d
     out, stage = tmp_path / "out", tmp_path / "stage"
     job = dict(env, OUT=str(out), DEVICE="cpu", FIGURES="1", FULL="1", STAGE=str(stage),
                LEVERS_FROM=str(tmp_path / "missing.json"))  # refused for the lever record once .gpu/ is accepted
+    link = tmp_path / "link"
+    link.symlink_to(clone)  # the same checkout reached by a link: $PWD is the link's path there
+
     def refused(via=clone):
         done = subprocess.run(["bash", str(via / "scripts" / "gpu_figures.sh")], cwd=tmp_path, env=job,
                               capture_output=True, text=True, timeout=300)
@@ -412,12 +415,13 @@ def test_gpu_prepare_records_its_scripts_and_the_job_refuses_a_gpu_folder_they_d
     slicer = clone / "scripts" / "gpu_data_slice.py"
     committed = slicer.read_text()
     slicer.write_text(committed + "\n# an edit made after the preparation\n")  # not committed
-    log = refused()
-    assert "LEVERS_FROM=" not in log and "scripts/gpu_data_slice.py" in log
-    assert "scripts/gpu_letters_data.py" not in log  # only the script that changed
+    for via in (clone, link):
+        log = refused(via)
+        assert "LEVERS_FROM=" not in log and "scripts/gpu_data_slice.py" in log
+        assert "scripts/gpu_letters_data.py" not in log  # only the script that changed
     prepare(ALLOW_DIRTY="1")  # prepared with the edit, then the edit committed: .gpu/ is what the scripts make
     subprocess.run(git + ["commit", "-q", "-am", "the edit .gpu/ was prepared with"], check=True, capture_output=True)
-    assert "LEVERS_FROM=" in refused()
+    assert "LEVERS_FROM=" in refused() and "LEVERS_FROM=" in refused(link)
     record = (clone / ".gpu" / "prepared_from").read_text()
     (clone / ".gpu" / "prepared_from").unlink()  # as an older scripts/gpu_prepare.sh left .gpu/
     assert "LEVERS_FROM=" not in refused()
