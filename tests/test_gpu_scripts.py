@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 
 import numpy as np
 
@@ -279,30 +280,61 @@ def test_gpu_figures_script_reads_the_letters_rendered_ahead(tmp_path):
 def test_gpu_run_figure_leaves_the_notebook_alone_when_no_run_trains(tmp_path):
     """scripts/gpu_run_figure.sh again over finished runs (results/README.md's command for the CPU-scale runs, before
     their folders are removed) reads them as they are and trains nothing: the executed notebook that trained them
-    stays as it was, byte for byte. With overwrite=true the runs train again and the notebook is the new one."""
-    results, notebooks = tmp_path / "results", tmp_path / "notebooks"
+    stays as it was, byte for byte and with its mode, also when the call is stopped while papermill runs, and no
+    temporary file is left. Runs trained in an out_dir given by NAME=VALUE count as trained: the notebook is the
+    new one. With overwrite=true the runs train again and the notebook is the new one, with the old one's mode."""
+    results, notebooks, scratch = tmp_path / "results", tmp_path / "notebooks", tmp_path / "tmp"
+    scratch.mkdir()
     env = dict(os.environ, PY=sys.executable, RESULTS_ROOT=str(results), NOTEBOOK_ROOT=str(notebooks),
-               OMP_NUM_THREADS="1")
+               OMP_NUM_THREADS="1", TMPDIR=str(scratch))
     sets = ["progress=false", "epochs=20", "metric_every=5", "width=32", "device=cpu",
             f"data_path={fake_cifar(tmp_path / 'cifar.npz')}"]
+    command = ["bash", "scripts/gpu_run_figure.sh", "1", "cpu-scale", *sets]
+    notebook = notebooks / "cpu-scale" / "fig1.run.ipynb"
 
     def run_figure(*more):
-        done = subprocess.run(["bash", "scripts/gpu_run_figure.sh", "1", "cpu-scale", *sets, *more], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run([*command, *more], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        assert not list(scratch.glob("fig1-*"))  # no temporary file of the script left (torch keeps its own there)
+        assert sorted(p.name for p in notebook.parent.iterdir()) == ["fig1.run.ipynb"]
 
-    def folders():
-        return {p.relative_to(results): p.read_bytes() for p in sorted(results.rglob("*")) if p.is_file()}
+    def folders(root=results):
+        return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
     run_figure()
-    notebook = notebooks / "cpu-scale" / "fig1.run.ipynb"
     trained, made = notebook.read_bytes(), folders()
     assert len([p for p in made if p.name == "history.csv"]) == 3
+    notebook.chmod(0o640)  # neither a new file's mode nor a temporary file's
     run_figure()  # every run finished with these parameters: read, not trained
-    assert notebook.read_bytes() == trained and folders() == made
-    assert sorted(p.name for p in notebook.parent.iterdir()) == ["fig1.run.ipynb"]
+    assert notebook.read_bytes() == trained and folders() == made and notebook.stat().st_mode & 0o777 == 0o640
+    def papermill_writes():  # a notebook written beside, or over, the one that trained the runs
+        return notebook.read_bytes() != trained or any(
+            p.stat().st_size for p in notebook.parent.iterdir() if p.name != notebook.name)
+
+    # stopped (TERM, as `timeout` sends it, to the script and papermill) once papermill has started writing
+    call = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            process_group=0)  # its own group, as `timeout` makes one
+    try:
+        while call.poll() is None and not papermill_writes():
+            time.sleep(0.05)
+        assert call.poll() is None, "the call ended before papermill wrote its notebook"
+        os.killpg(call.pid, signal.SIGTERM)
+        call.wait(timeout=120)
+    finally:
+        if call.poll() is None:
+            os.killpg(call.pid, signal.SIGKILL)
+    assert notebook.read_bytes() == trained and notebook.stat().st_mode & 0o777 == 0o640
+    assert not list(scratch.glob("fig1-*")) and sorted(p.name for p in notebook.parent.iterdir()) == ["fig1.run.ipynb"]
+    elsewhere = tmp_path / "elsewhere"  # given after the script's own out_dir, it wins: the runs train there
+    run_figure(f"out_dir={elsewhere}")
+    assert len([p for p in folders(elsewhere) if p.name == "history.csv"]) == 3 and folders() == made
+    assert notebook.read_bytes() != trained and notebook.stat().st_mode & 0o777 == 0o640
+    assert figure_notebook.injected_value(json.loads(notebook.read_text()), "out_dir") == str(elsewhere)
+    trained = notebook.read_bytes()
+    run_figure(f"out_dir={elsewhere}")  # finished there: read, not trained
+    assert notebook.read_bytes() == trained
     run_figure("overwrite=true")
-    assert notebook.read_bytes() != trained
+    assert notebook.read_bytes() != trained and notebook.stat().st_mode & 0o777 == 0o640
     assert figure_notebook.injected_value(json.loads(notebook.read_text()), "overwrite") is True
 
 
