@@ -556,11 +556,15 @@ full_figures() {
     data_sets "$f"
     for kv in "${EXTRA[@]}"; do sets+=("$kv"); done
     if [ "$resume" = true ]; then
-      # only the runs with a checkpoint continue: one that diverged (or stopped without one) would refuse them all
-      local Ls
+      # only the runs with a checkpoint continue: one beside them that diverged, stopped without one, or finished
+      # (runs of one call continue together only when each can: nclib.runs.plan_runs) would refuse them all
+      local Ls d left=()
       Ls=$(checkpointed_runs "$f" | sed 's/.*-L//' | paste -sd, -)
       if [ "$Ls" != "$(piece_runs "$f" | sed 's/.*-L//' | paste -sd, -)" ]; then
-        echo "Figure $f: resuming only the runs with a checkpoint, L = $Ls; the others cannot continue and are left out"
+        while read -r d; do
+          if [ ! -f "$d/checkpoint.pt" ]; then left+=("$(basename "$d") ($(run_status "$d"))"); fi
+        done < <(piece_runs "$f")
+        echo "Figure $f: resuming only the runs with a checkpoint, L = $Ls; left out, as they are: ${left[*]}"
         sets+=("L_values=[$Ls]")
       fi
     fi

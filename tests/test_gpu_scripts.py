@@ -180,11 +180,14 @@ def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_pa
         assert sum(n.endswith("history.csv") for n in tar.getnames()) == 3
 
 
-def test_gpu_figures_script_full_mode_resumes_the_runs_beside_a_diverged_one(tmp_path):
+@pytest.mark.parametrize("ended", ["diverged", "finished"])
+def test_gpu_figures_script_full_mode_resumes_the_runs_beside_a_diverged_one(tmp_path, ended):
     """FULL=1, a piece of two runs after a command that left one stopped with a checkpoint and the other diverged
     (without a checkpoint, as a diverged run is written): the next commands train only the run with a checkpoint
     (a diverged run beside it would refuse them both), list only it as the one a second command resumes, and leave
-    the diverged run's folder as it is."""
+    the diverged run's folder as it is. So too for a run that finished beside one that stopped (runs of one call
+    stop together, but a run may have been finished by a call of its own): runs continue together only when each
+    can (nclib.runs.plan_runs), so with it in the call the notebook would be refused."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", PIECE="L3-L6",
                 TEST_EPOCHS="3", FULL="1", ALLOW_DIRTY="1", STAGE=str(stage),
@@ -195,7 +198,7 @@ def test_gpu_figures_script_full_mode_resumes_the_runs_beside_a_diverged_one(tmp
     gpu = stage / "results" / "figures" / "gpu" / "fig1"
     L6 = gpu / "fig1-L6"
     prov = json.loads((L6 / "provenance.json").read_text())
-    (L6 / "provenance.json").write_text(json.dumps(dict(prov, status="diverged")))
+    (L6 / "provenance.json").write_text(json.dumps(dict(prov, status=ended)))
     for name in ("checkpoint.pt", "checkpoint.pt.sha256"):
         (L6 / name).unlink(missing_ok=True)
     diverged = {p.name: p.read_bytes() for p in L6.iterdir()}
@@ -205,13 +208,13 @@ def test_gpu_figures_script_full_mode_resumes_the_runs_beside_a_diverged_one(tmp
 
     # the second command, stopped again at its first metric epoch: L = 3 alone goes on, and alone is resumable
     log = run_gpu_figures(dict(base, TIME_LEFT_S="230", MAX_TRAIN_S="0"))
-    assert statuses(log) == {"fig1-L3": ("stopped", 2), "fig1-L6": ("diverged", 1)}
+    assert statuses(log) == {"fig1-L3": ("stopped", 2), "fig1-L6": (ended, 1)}
     assert re.search(r"stopped with a checkpoint: (.*) \(", log).group(1) == "fig1-L3"
     notebook = json.loads((stage / "book" / "figures" / "gpu" / "fig1.L3-L6.run.ipynb").read_text())
     assert figure_notebook.injected_value(notebook, "L_values") == [3]
     assert notebook["cells"][0]["source"].startswith("(run-fig1-gpu-L3-L6)=\n")  # the piece's target in the book
     log = run_gpu_figures(dict(base, TIME_LEFT_S="230"))
-    assert statuses(log) == {"fig1-L3": ("finished", 3), "fig1-L6": ("diverged", 1)}
+    assert statuses(log) == {"fig1-L3": ("finished", 3), "fig1-L6": (ended, 1)}
     assert [s["status"] for s in json.loads((gpu / "fig1-L3" / "provenance.json").read_text())["segments"]] == \
         ["stopped", "stopped", "finished"]
     assert {p.name: p.read_bytes() for p in L6.iterdir()} == diverged
