@@ -20,18 +20,12 @@ from . import ROOT
 OUTPUT_PATHSPECS = (":(exclude)results", ":(exclude,glob)**/*.run.ipynb", ":(exclude)benchmarks/results")
 
 
-def output_pathspecs(outputs, root=None) -> tuple[str, ...]:
-    """Pathspecs that leave out of :func:`git_state` the output folders among ``outputs`` (paths, relative ones to
-    the working directory) that lie inside the checkout at ``root`` (default the repository's): a call's run
-    folders, whose files it writes while it trains, are its output, not its code.  A folder outside the checkout
-    needs none; a folder that is the checkout or holds it is not left out, since that would leave out the code
-    itself.  ValueError naming ``outputs`` for anything but a list of paths."""
-    # literal: a folder's name is matched as it is written, never as a glob
-    return tuple(f":(exclude,literal){folder}" for folder in _output_folders(outputs, root))
-
-
 def _output_folders(outputs, root) -> list[str]:
-    """The folders of :func:`output_pathspecs`, each once, relative to ``root`` (POSIX form)."""
+    """The output folders among ``outputs`` (paths, relative ones to the working directory) that lie inside the
+    checkout at ``root`` (default the repository's), each once, relative to ``root`` (POSIX form): a call's run
+    folders, whose files it writes while it trains, are its output, not its code.  A folder outside the checkout
+    needs no leaving out; a folder that is the checkout or holds it is not left out, since that would leave out the
+    code itself.  ValueError naming ``outputs`` for anything but a list of paths."""
     if isinstance(outputs, (str, bytes, os.PathLike)) or not hasattr(outputs, "__iter__"):
         raise ValueError(f"outputs must be a list of paths, got {outputs!r}")
     folders = list(outputs)
@@ -49,7 +43,7 @@ def _output_folders(outputs, root) -> list[str]:
 def git_state(root=None, outputs=()) -> dict:
     """The commit of the checkout at ``root`` (default the repository's) and whether its code differs from it:
     ``git_commit``, ``git_dirty`` (files other than :data:`OUTPUT_PATHSPECS` and the output folders ``outputs``
-    (:func:`output_pathspecs`) modified, or untracked and not ignored: a new code file is code too),
+    (:func:`_output_folders`) modified, or untracked and not ignored: a new code file is code too),
     ``git_dirty_paths`` (those files, the tracked ones first, at most 20) and ``git_diff_sha256`` (the sha256 of the
     tracked files' changes against the commit, ``git diff-index -p HEAD``, followed by each untracked file's name and
     contents; None when there is none), so that two calls can tell whether they ran from the same checkout; all

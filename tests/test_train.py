@@ -695,7 +695,7 @@ def test_git_state_leaves_out_the_output_folders_inside_the_checkout(tmp_path, m
     assert provenance.git_state(root, outputs=[root / "myruns" / "r"])["git_dirty_paths"] == ["myruns/sweep.json"]
     # the checkout itself, a folder holding it, or one elsewhere leave out nothing
     for folder in (root, tmp_path, tmp_path / "elsewhere"):
-        assert provenance.output_pathspecs([folder], root) == ()
+        assert provenance._output_folders([folder], root) == []
         assert provenance.git_state(root, outputs=[folder])["git_dirty"] is True
     # a folder's name is matched as written, not as a glob
     (root / "r*").mkdir()
