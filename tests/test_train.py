@@ -703,6 +703,9 @@ def test_git_state_leaves_out_the_output_folders_inside_the_checkout(tmp_path, m
     (root / "run.py").write_text("y = 1\n")
     state = provenance.git_state(root, outputs=[root / "myruns", root / "r*"])
     assert state["git_dirty_paths"] == ["run.py"]
+    for bad in ("myruns", [""], [3]):  # one path where a list is meant, an empty path, no path
+        with pytest.raises(ValueError, match="^outputs must be a list of"):
+            provenance.git_state(root, outputs=bad)
     # code changes still count, with the same hash as without the output folders (which hold no changes of code)
     (root / "code.py").write_text("x = 2\n")
     dirty = provenance.git_state(root, outputs=[root / "myruns", root / "r*"])
