@@ -233,8 +233,9 @@ def promote(fig: int, root: pathlib.Path) -> str:
                          f"the paper's {want}: only runs of {want} epochs replace the figure's runs")
     # a figure made in pieces is the figure made at once only with the same arithmetic and NC3 on the same data: one
     # precision, one GPU model, one torch, one data_sha256; and from committed code
-    for what in ("precision", "GPU", "torch", "NC3", "data_sha256"):
-        _same(runs, what, lambda r: arithmetic(r.params, r.provenance)[what])
+    made_with = {L: arithmetic(r.params, r.provenance) for L, r in runs.items()}
+    for what in next(iter(made_with.values())):  # what land compares too
+        _same(made_with, what, lambda made: made[what])
     # every call that trained a run (its segments: a run resumed in a later job has one per job) from a clean commit
     dirty = [L for L, r in runs.items() if made_dirty(r.provenance)]  # land refuses them; runs landed by hand too
     if dirty:
