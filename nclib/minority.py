@@ -377,6 +377,14 @@ def partial_minima(n, lam_W, lam_H, L: int, bias: bool) -> dict:
     return {"kappa": groups, "count": count, "kills": kills, "dead": dead[order], "value": value[order]}
 
 
+#: How far, relatively, a float64 value of the objective (4.3) may lie below the closed-form global minimum by
+#: rounding alone.  No point of the landscape is below the minimum; a value of (4.3) summed in float64 and the closed
+#: form (:func:`nclib.ufm.minimum_value`) each carry a relative rounding error of about 1e-15 (the committed UFM runs
+#: at the global minimum end at most 8e-16 below it), and the book compares two float64 values of one point to
+#: 1e-12.  :func:`nearest_partial_minimum` refuses a value further below.
+BELOW_MINIMUM_RTOL = 1e-12
+
+
 def nearest_partial_minimum(n, lam_W, lam_H, L: int, bias: bool, value) -> dict:
     """The local minimizer of :func:`partial_minima` whose value is nearest (relatively) to ``value``, e.g. a run's
     final objective (4.3): ``dead`` (how many of the modes the global minimizer keeps it puts at 0, the weakest),
@@ -384,9 +392,15 @@ def nearest_partial_minimum(n, lam_W, lam_H, L: int, bias: bool, value) -> dict:
     global minimizer kills that it keeps at their nonzero local minimizer), ``partial`` (its value), ``above``
     (value / partial - 1; negative when ``value`` is below it) and ``runner_up`` (|value / p - 1| for the next
     nearest value p of another point: how far off any other such point is).  ValueError naming ``value`` when it is
-    not a finite positive number, or from :func:`partial_minima`."""
+    not a finite positive number or lies below the global minimum (Theorems 4.1-4.3) by more than a relative
+    :data:`BELOW_MINIMUM_RTOL`, which no point of (4.3) does (a value from another problem: other counts or
+    decays), or from :func:`partial_minima`."""
     value = _checks.positive_float(value, "value")
     points = partial_minima(n, lam_W, lam_H, L, bias)
+    minimum = float(points["value"].min())  # the global minimizer's row
+    if value < minimum * (1 - BELOW_MINIMUM_RTOL):
+        raise ValueError(f"value must be at least the global minimum {minimum!r} of (4.3) at these decays (to a "
+                         f"relative {BELOW_MINIMUM_RTOL:g}, rounding), as every point's value is, got {value!r}")
     off = np.abs(value / points["value"] - 1)
     order = np.argsort(off, kind="stable")
     best = points["dead"][order[0]]

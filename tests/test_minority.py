@@ -531,6 +531,23 @@ def test_nearest_partial_minimum_finds_the_point_and_the_next_nearest():
         mino.nearest_partial_minimum(n, lam, lam, 1, False, 1.0)
 
 
+@pytest.mark.parametrize("L, bias", [(2, True), (3, False), (6, True)])
+def test_nearest_partial_minimum_refuses_a_value_below_the_global_minimum(L, bias):
+    """No point of (4.3) is below the global minimum: a value more than rounding below it is refused by name, while
+    (4.3) evaluated in float64 at the closed-form minimizer, and the minimum itself, are the global minimizer's."""
+    n, lam = [60, 40, 20, 10], 2e-3
+    minimum = ufm.minimum_value(n, lam, lam, L=L, bias=bias)
+    g = ufm.global_minimizer(n, lam, lam, L=L, bias=bias)
+    at = ufm.objective(g.Ws, g.H, g.b, n, lam, lam)
+    for value in (minimum, at, minimum * (1 - mino.BELOW_MINIMUM_RTOL / 2)):
+        place = mino.nearest_partial_minimum(n, lam, lam, L, bias, value)
+        assert place["dead"] == place["kept"] == 0 and place["partial"] == minimum
+        assert abs(place["above"]) < mino.BELOW_MINIMUM_RTOL
+    for value in (minimum * (1 - 2 * mino.BELOW_MINIMUM_RTOL), minimum * (1 - 1e-6), 1e-9):
+        with pytest.raises(ValueError, match="^value must be at least the global minimum"):
+            mino.nearest_partial_minimum(n, lam, lam, L, bias, value)
+
+
 @pytest.mark.parametrize("n, L, bias", [([6, 4, 2], 1, True), ([6, 4, 2], 3, True), ([9, 6, 3, 2], 2, False),
                                         ([9, 6, 3, 2], 6, True)])
 def test_partial_point_is_the_point_whose_value_partial_minimum_gives(n, L, bias):
