@@ -248,6 +248,28 @@ def test_mode_values_at_the_global_minimizer(n):
                                    ufm.mode_strengths(kappa, sum(n), 0.01, 0.02, L=L), atol=1e-12)
 
 
+@pytest.mark.parametrize("bias, L", [(False, 1), (True, 1), (False, 2)])
+def test_mode_values_of_a_partial_collapse_inside_a_repeated_singular_value(bias, L):
+    """A repeated kappa has no preferred basis: a point that keeps all but one mode of the block, built in another
+    basis of it (W_L ... W_1 H-bar D = U R diag(s) R^T V^T, R a rotation of the block), has the block's strengths
+    (s_k, s_k, 0), not the diagonal of U^T W_L ... W_1 H-bar D V, and one mode fewer alive."""
+    n = [20, 5, 5, 5]
+    U, kappa, Vt = ufm.problem_svd(n, bias)
+    block = np.flatnonzero(np.isclose(kappa, np.sqrt(5)))
+    assert block.size >= 2
+    s = kappa.copy()
+    s[block[-1]] = 0.0  # one mode of the block at 0
+    R = np.eye(kappa.size)
+    R[np.ix_(block, block)] = np.linalg.qr(np.random.default_rng(0).standard_normal((block.size,) * 2))[0]
+    Z = U @ R @ np.diag(s) @ R.T @ Vt
+    H = np.repeat(Z / np.sqrt(n)[None, :], n, axis=1)  # every feature at its class mean: H-bar D = Z
+    diagonal = np.abs(np.diag(U.T @ Z @ Vt.T))
+    assert np.abs(diagonal - s)[block].max() > 0.1  # the basis is far from the SVD's own
+    strengths = mino.mode_values([np.eye(len(n))] * L, H, n, bias)
+    np.testing.assert_allclose(strengths, s, atol=1e-12)
+    assert mino.alive_modes(strengths, kappa).sum() == (s > 0).sum() == (kappa > 0).sum() - 1
+
+
 @pytest.mark.parametrize("final", [1.0, 0.1])
 def test_adam_is_torch_adam(final):
     n, lam_W, lam_H, L = [4, 2, 1], [0.01, 0.03], 0.02, 2
@@ -302,6 +324,16 @@ def test_init_ufm_draws_the_weights_as_nn_linear():
         np.testing.assert_allclose(H.std(), scale, rtol=0.05)
         np.testing.assert_array_equal(b, np.zeros(8))
     assert mino.init_ufm(n, 1, bias=False, d=d)[2] is None
+
+
+def test_init_ufm_draws_from_its_seed():
+    """The same seed gives the same start, entry for entry; another seed another start."""
+    n = [6, 4, 2]
+    first, again, other = (mino.init_ufm(n, 2, bias=True, seed=seed) for seed in (5, 5, 6))
+    for a, b in zip([*first[0], first[1]], [*again[0], again[1]]):
+        np.testing.assert_array_equal(a, b)
+    for a, c in zip([*first[0], first[1]], [*other[0], other[1]]):
+        assert not np.any(a == c)
 
 
 @pytest.mark.parametrize("L, bias, lam", [(1, True, 0.02), (1, False, 0.05), (2, True, 0.01)])
@@ -487,6 +519,28 @@ def test_partial_minima_lists_the_weakest_first_chain_by_value_against_partial_m
                                                                             [2, 1, 0], [2, 2, 0], [2, 2, 1]]
     with pytest.raises(ValueError, match="L must be >= 2"):
         mino.partial_minima(n, lam, lam, 1, True)
+
+
+def test_partial_minima_puts_the_global_minimizer_first_at_a_tie():
+    """Near a collapse decay the value at 0 and at the nonzero minimizer of the mode can be the same float: there the
+    global minimizer's own choice (the mode at 0 from lambda_k on) comes first, and nearest_partial_minimum names
+    it.  Every float within 100 of each lambda_k of [4, 2, 1] (L = 2, no bias), at least one of them a tie where the
+    global minimizer kills the mode."""
+    n, L = [4, 2, 1], 2
+    killing_ties = 0
+    for lam_k in mino.mode_thresholds(n, L, False)["lam"]:
+        lam = lam_k
+        for _ in range(100):
+            lam = np.nextafter(lam, 0.0)
+        for _ in range(201):
+            pts = mino.partial_minima(n, lam, lam, L, False)
+            np.testing.assert_array_equal(pts["dead"][0], np.where(pts["kills"], pts["count"], 0))
+            if pts["value"].size > 1 and pts["value"][1] == pts["value"][0]:
+                place = mino.nearest_partial_minimum(n, lam, lam, L, False, float(pts["value"][0]))
+                assert place["dead"] == place["kept"] == 0
+                killing_ties += bool(pts["kills"].any())
+            lam = np.nextafter(lam, 1.0)
+    assert killing_ties > 0
 
 
 def test_a_point_that_keeps_a_weaker_mode_than_one_at_zero_is_a_saddle():
