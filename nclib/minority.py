@@ -480,7 +480,9 @@ def mode_values(Ws, H, n, bias: bool = True) -> np.ndarray:
 FINAL_LR_FACTOR = 1e-3
 
 #: A trained UFM run whose relative gap (:attr:`UFMRun.gap`, (value - minimum) / minimum) is below this counts
-#: as at the closed-form global minimum (:ref:`sec-minority-ufm`; the bias-free figure chapters count so too).
+#: as at the closed-form global minimum (:ref:`sec-minority-ufm`; the bias-free figure chapters count so too), and
+#: one whose value is within this relative distance of the value of another critical point of Lemma A.2
+#: (:func:`partial_minimum`) as at that point, a partial collapse (:ref:`sec-minority-ufm`).
 AT_MINIMUM_GAP = 1e-6
 
 
