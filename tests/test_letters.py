@@ -24,6 +24,30 @@ def test_letters_synthetic_is_a_labelled_deterministic_stand_in():
     assert np.abs(mo - ml).mean() > 10
 
 
+def test_class_k_is_drawn_from_the_glyphs_of_letter_k(monkeypatch):
+    """Class k shows the letter a..z[k], in either case.  Every glyph is replaced by a full square whose gray level
+    codes its letter (0.2 + 0.03 k, either case), so the centre of each image still carries that code through the
+    jitter, the stroke changes, the resizing and the noise: the median centre of class k is letter k's code.  (The
+    real glyphs are shown apart by their shapes in test_letters_synthetic_is_a_labelled_deterministic_stand_in.)"""
+    code = {c: 0.2 + 0.03 * k for k, letter in enumerate(data.LETTERS) for c in (letter, letter.upper())}
+    drawn = []
+
+    def coded_glyph(char, font, size=64):
+        drawn.append(char)
+        return np.full((size, size), code[char])
+
+    monkeypatch.setattr(letters, "_glyph", coded_glyph)
+    letters._render_letters.cache_clear()
+    try:
+        images, y = letters.letters_synthetic([20] * 26, seed=0)
+    finally:
+        letters._render_letters.cache_clear()  # the coded rendering does not stay in the memo
+    centre = images[:, 10:18, 10:18].mean(axis=(1, 2)) / 255  # inside the square whatever the jitter
+    median = np.array([np.median(centre[y == k]) for k in range(26)])
+    np.testing.assert_allclose(median, 0.2 + 0.03 * np.arange(26), rtol=0, atol=0.01)  # codes lie 0.03 apart
+    assert set(drawn) == set(code)  # both cases of every letter
+
+
 def test_letters_rendered_ahead_are_the_letters_rendered_now(tmp_path):
     """save_letters_synthetic writes the rendering once; load reads it for the same counts and seed and gets the
     training data a fresh rendering gives, bit for bit (the same data_sha256 in a run's provenance)."""
