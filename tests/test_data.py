@@ -106,6 +106,16 @@ def test_cifar10_is_normalized_as_the_reference_code_does(cifar_root):
     np.testing.assert_allclose(ts.x, expected, rtol=0, atol=1e-6)
 
 
+def test_the_classes_of_a_run_are_the_first_of_the_dataset(cifar_root, emnist_root):
+    """counts with fewer classes than the dataset take classes 0..K-1 (select_per_class), and name them so."""
+    ts = data.load("cifar10", data_path=cifar_root, counts=[5, 5], verify_checksums=False)
+    assert ts.classes == ("airplane", "automobile")
+    np.testing.assert_array_equal(ts.images.reshape(ts.N, -1).min(1) // 20, [0] * 5 + [1] * 5)  # their pixels
+    root, _, _ = emnist_root
+    assert data.load("emnist-letters", data_path=root, counts=[3, 3, 3]).classes == ("a", "b", "c")
+    assert data.load("letters-synthetic", counts=[2, 2]).classes == ("a", "b")
+
+
 def test_cifar10_checksums_are_checked_by_default(cifar_root, monkeypatch):
     """By default torchvision's md5 check of the official batches runs, and it is what refuses the fixture, whose
     batches load without it; verify_checksums=False skips it."""
