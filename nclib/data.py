@@ -10,7 +10,9 @@ Datasets (``load(dataset=...)``):
     CIFAR-10 {cite:p}`krizhevsky2009learning`.  ``data_path`` is either a torchvision root folder holding
     ``cifar-10-batches-py/`` (read through ``torchvision.datasets.CIFAR10``, the python-batch format) or an
     ``.npz`` file with ``x_train`` (N, 32, 32, 3) uint8 and ``y_train`` (the shared JPEG-decoded subset), and a
-    ``classes`` array, where it has one, naming the labels as :data:`CIFAR10_CLASSES` does.
+    ``classes`` array, where it has one, naming the labels as :data:`CIFAR10_CLASSES` does.  The provenance says
+    whether an .npz is the shared subset byte for byte (``shared_subset``: its sha256 is
+    :data:`nclib.datafiles.SHARED_CIFAR10_SHA256`); any other copy is read too, and recorded as another file.
 ``emnist-letters``
     EMNIST letters {cite:p}`cohen2017emnist` through ``torchvision.datasets.EMNIST(split="letters")``: the
     IDX files ``EMNIST/raw/emnist-letters-{train,test}-{images-idx3,labels-idx1}-ubyte`` under ``data_path``
@@ -53,9 +55,9 @@ import numpy as np
 
 from . import _checks, imbalance
 # The readers and checks of nclib.datafiles, public here too (nclib.data.load_npz, nclib.data.DamagedFileError, ...).
-from .datafiles import (CIFAR10_CLASSES, FILE_CLASSES, LETTERS, DamagedFileError, check_images,  # noqa: F401
-                        check_labels, emnist_raw_files, load_cifar10_torchvision, load_emnist_letters_torchvision,
-                        load_npz, npz_record, sha256_file)
+from .datafiles import (CIFAR10_CLASSES, FILE_CLASSES, LETTERS, SHARED_CIFAR10_SHA256,  # noqa: F401
+                        DamagedFileError, check_images, check_labels, emnist_raw_files, load_cifar10_torchvision,
+                        load_emnist_letters_torchvision, load_npz, npz_record, sha256_file)
 
 DATASETS = ("cifar10", "emnist-letters", "letters-synthetic", "synthetic")
 #: How a preset's counts are given to the classes (:func:`preset_counts`).
@@ -333,7 +335,8 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
     rendering given as EMNIST letters, is refused naming ``data_path``; a truncated, empty or corrupted file raises
     :class:`DamagedFileError` naming it (chapter :ref:`ch-train`).  ``verify_checksums`` concerns torchvision's md5
     checks of CIFAR-10's python batches alone: EMNIST's IDX files and the .npz files have no official checksums,
-    and are read the same either way (their sha256 is recorded in the provenance).
+    and are read the same either way (their sha256 is recorded in the provenance; an .npz's ``shared_subset`` says
+    whether it is the shared CIFAR-10 subset, :data:`nclib.datafiles.SHARED_CIFAR10_SHA256`).
     """
     seed = _checks.nonneg_int(seed, "seed")
     download, verify_checksums = _checks.flag(download, "download"), _checks.flag(verify_checksums, "verify_checksums")
@@ -387,13 +390,15 @@ def _letters_synthetic_images(n, data_path, seed, prov):
 def _selected_file_images(dataset, data_path, n, seed, selection, download, verify_checksums, prov):
     """:func:`load`'s images and labels of ``cifar10`` or ``emnist-letters``: the file or torchvision root at
     ``data_path`` read and checked, then ``n[k]`` rows of class k chosen by :func:`select_per_class`; upright
-    images, (N, 32, 32, 3) or (N, 28, 28) uint8.  Adds the source and the files' sha256 to ``prov``, and an .npz's
-    own ``source`` and ``lossy_jpeg`` members as ``file_source`` and ``lossy_jpeg`` (:func:`npz_record`)."""
+    images, (N, 32, 32, 3) or (N, 28, 28) uint8.  Adds the source and the files' sha256 to ``prov``; for an .npz,
+    ``shared_subset`` (whether it is the shared CIFAR-10 subset byte for byte) and its own ``source`` and
+    ``lossy_jpeg`` members as ``file_source`` and ``lossy_jpeg`` (:func:`npz_record`)."""
     path = source_path(dataset, data_path, download)
     if path.suffix == ".npz":
         images_all, labels_all, shas = load_npz(path)
         images_all = check_images(images_all, dataset, "x_train")  # as stored, before any transpose
         record = npz_record(path, dataset)  # refuses a file whose members say it holds other data
+        record["shared_subset"] = shas[path.name] == SHARED_CIFAR10_SHA256  # its own source member is no proof
         source = f"npz file {path.name}"
         if dataset == "emnist-letters":
             images_all = images_all.transpose(0, 2, 1)  # stored in torchvision's raw orientation

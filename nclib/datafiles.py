@@ -232,6 +232,10 @@ def _int64_if_exact(y: np.ndarray) -> np.ndarray:
 #: The members of an .npz that say where its data come from, and the provenance keys :func:`npz_record` gives them
 #: (``source`` is the run's own key, the reader; the file's ``source`` is the copy the pixels were taken from).
 NPZ_RECORD = {"source": "file_source", "lossy_jpeg": "lossy_jpeg"}
+#: The sha256 of the shared CIFAR-10 subset ``cifar10_subset.npz`` as ../shared/data/README.md gives it.  A run's
+#: provenance says whether its .npz is that file byte for byte (``shared_subset``): a copy changed since keeps the
+#: file's own ``source`` and ``lossy_jpeg`` members, and would otherwise pass as the documented subset.
+SHARED_CIFAR10_SHA256 = "fb6aa27c81be7fb3149aa4a8d8f3b09d89373f3edcc91230c63cdfc399ce60d2"
 
 
 def npz_record(path, dataset: str) -> dict:

@@ -436,13 +436,29 @@ def test_a_run_on_the_shared_cifar10_subset_says_its_pixels_are_jpeg_decoded():
     assert ts.provenance["source"] == "npz file cifar10_subset.npz"  # the reader, as before
 
 
+@pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="the shared CIFAR-10 subset is not beside the checkout")
+def test_a_changed_copy_of_the_shared_subset_does_not_pass_as_it(tmp_path):
+    """The provenance says whether the .npz is the shared subset byte for byte (the sha256 of shared/data/README.md):
+    a copy with its pixels changed keeps the file's own source member, and is read, but as another file."""
+    ts = data.load("cifar10", data_path=SHARED_CIFAR, counts=[2] * 10)
+    assert ts.provenance["shared_subset"] is True
+    assert ts.provenance["source_sha256"] == {"cifar10_subset.npz": data.SHARED_CIFAR10_SHA256}
+    with np.load(SHARED_CIFAR, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    np.savez(tmp_path / "cifar10_subset.npz", **dict(arrays, x_train=255 - arrays["x_train"]))
+    inverted = data.load("cifar10", data_path=tmp_path / "cifar10_subset.npz", counts=[2] * 10)
+    assert inverted.provenance["shared_subset"] is False
+    assert inverted.provenance["file_source"] == ts.provenance["file_source"]  # what the file says of itself
+    np.testing.assert_array_equal(inverted.images, 255 - ts.images)
+
+
 def test_an_npz_record_of_its_source_reaches_the_provenance(tmp_path):
     rng = np.random.default_rng(3)
     y = np.repeat(np.arange(10), 2)
     x = _cifar_images(y, rng)
     np.savez(tmp_path / "plain.npz", x_train=x, y_train=y)
     plain = data.load("cifar10", data_path=tmp_path / "plain.npz", counts=[2] * 10).provenance
-    assert "file_source" not in plain and "lossy_jpeg" not in plain
+    assert "file_source" not in plain and "lossy_jpeg" not in plain and plain["shared_subset"] is False
     np.savez(tmp_path / "png.npz", x_train=x, y_train=y, source=np.array("a PNG copy"), lossy_jpeg=np.False_)
     png = data.load("cifar10", data_path=tmp_path / "png.npz", counts=[2] * 10).provenance
     assert (png["file_source"], png["lossy_jpeg"]) == ("a PNG copy", False)
