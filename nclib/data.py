@@ -17,8 +17,9 @@ Datasets (``load(dataset=...)``):
     EMNIST letters {cite:p}`cohen2017emnist` through ``torchvision.datasets.EMNIST(split="letters")``: the
     IDX files ``EMNIST/raw/emnist-letters-{train,test}-{images-idx3,labels-idx1}-ubyte`` under ``data_path``
     (``.gz`` copies of them, as in the official ``gzip.zip``, are decompressed next to themselves first), whose
-    labels 1..26 become 0..25, or an ``.npz`` with ``x_train`` in torchvision's raw orientation and ``y_train``
-    already 0..25 (not a letters-synthetic rendering, which is refused); images are transposed to upright.
+    labels 1..26 become 0..25, or an ``.npz`` with ``x_train`` in torchvision's raw orientation (or upright, where
+    its ``orientation`` member says so: :data:`nclib.datafiles.EMNIST_ORIENTATIONS`; another value is refused) and
+    ``y_train`` already 0..25 (not a letters-synthetic rendering, which is refused); images are made upright.
     The network sees them as the closest public code with EMNIST feeds them (the EMNIST variant of Dang et
     al.'s code, ``thotranhuu99/Neural-Collapse-in-Deep-Linear-Networks``, ``datasets_imbalanced.py``:
     ``Grayscale(3)``, ``Resize(32)``, ``Normalize((0.1722,), (0.3309,))``): resized to 32 x 32 with PIL's
@@ -55,9 +56,9 @@ import numpy as np
 
 from . import _checks, imbalance
 # The readers and checks of nclib.datafiles, public here too (nclib.data.load_npz, nclib.data.DamagedFileError, ...).
-from .datafiles import (CIFAR10_CLASSES, FILE_CLASSES, LETTERS, SHARED_CIFAR10_SHA256,  # noqa: F401
-                        DamagedFileError, check_images, check_labels, emnist_raw_files, load_cifar10_torchvision,
-                        load_emnist_letters_torchvision, load_npz, npz_record, sha256_file)
+from .datafiles import (CIFAR10_CLASSES, EMNIST_ORIENTATIONS, FILE_CLASSES, LETTERS,  # noqa: F401
+                        SHARED_CIFAR10_SHA256, DamagedFileError, check_images, check_labels, emnist_raw_files,
+                        load_cifar10_torchvision, load_emnist_letters_torchvision, load_npz, npz_record, sha256_file)
 
 DATASETS = ("cifar10", "emnist-letters", "letters-synthetic", "synthetic")
 #: How a preset's counts are given to the classes (:func:`preset_counts`).
@@ -391,8 +392,9 @@ def _selected_file_images(dataset, data_path, n, seed, selection, download, veri
     """:func:`load`'s images and labels of ``cifar10`` or ``emnist-letters``: the file or torchvision root at
     ``data_path`` read and checked, then ``n[k]`` rows of class k chosen by :func:`select_per_class`; upright
     images, (N, 32, 32, 3) or (N, 28, 28) uint8.  Adds the source and the files' sha256 to ``prov``; for an .npz,
-    ``shared_subset`` (whether it is the shared CIFAR-10 subset byte for byte) and its own ``source`` and
-    ``lossy_jpeg`` members as ``file_source`` and ``lossy_jpeg`` (:func:`npz_record`)."""
+    ``shared_subset`` (whether it is the shared CIFAR-10 subset byte for byte), its own ``source`` and
+    ``lossy_jpeg`` members as ``file_source`` and ``lossy_jpeg``, and an EMNIST file's ``orientation``
+    (:func:`npz_record`)."""
     path = source_path(dataset, data_path, download)
     if path.suffix == ".npz":
         images_all, labels_all, shas = load_npz(path)
@@ -400,7 +402,7 @@ def _selected_file_images(dataset, data_path, n, seed, selection, download, veri
         record = npz_record(path, dataset)  # refuses a file whose members say it holds other data
         record["shared_subset"] = shas[path.name] == SHARED_CIFAR10_SHA256  # its own source member is no proof
         source = f"npz file {path.name}"
-        if dataset == "emnist-letters":
+        if dataset == "emnist-letters" and record.get("orientation", EMNIST_ORIENTATIONS[0]) != "upright":
             images_all = images_all.transpose(0, 2, 1)  # stored in torchvision's raw orientation
         labels_all = check_labels(labels_all, dataset, len(images_all), "y_train", "x_train")
     else:

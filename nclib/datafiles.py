@@ -70,7 +70,8 @@ def check_images(images, dataset: str, name: str = "x_train") -> np.ndarray:
     """The images of a file-backed dataset of Section 5, checked: uint8 pixels 0..255 in :data:`IMAGE_SHAPES`.
 
     CIFAR-10 is (N, 32, 32, 3) uint8 (channels last, as ``torchvision.datasets.CIFAR10.data`` and the shared
-    ``cifar10_subset.npz``), EMNIST letters (N, 28, 28) uint8 in torchvision's raw (transposed) orientation.
+    ``cifar10_subset.npz``), EMNIST letters (N, 28, 28) uint8, in torchvision's raw (transposed) orientation unless
+    an .npz's ``orientation`` member says upright (:data:`EMNIST_ORIENTATIONS`).
     Anything else is refused with a ValueError naming ``name``, the dtype or shape found and, where a common
     mistake explains it, the conversion: floats already in [0, 1] (``np.round(255 * x).astype(np.uint8)``), NaN
     pixels (bad data, not a training problem), wider integers, flat rows (which only CIFAR-10's python batches
@@ -236,23 +237,30 @@ NPZ_RECORD = {"source": "file_source", "lossy_jpeg": "lossy_jpeg"}
 #: provenance says whether its .npz is that file byte for byte (``shared_subset``): a copy changed since keeps the
 #: file's own ``source`` and ``lossy_jpeg`` members, and would otherwise pass as the documented subset.
 SHARED_CIFAR10_SHA256 = "fb6aa27c81be7fb3149aa4a8d8f3b09d89373f3edcc91230c63cdfc399ce60d2"
+#: How an EMNIST letters .npz may store its images, named by its optional ``orientation`` member: transposed, as
+#: ``torchvision.datasets.EMNIST`` returns them (the form ../shared/data/README.md specifies, and the one taken when
+#: the member is absent), or already upright.
+EMNIST_ORIENTATIONS = ("torchvision_raw_idx_transposed", "upright")
 
 
 def npz_record(path, dataset: str) -> dict:
     """The .npz's own record of its data, checked: ``{"file_source": str, "lossy_jpeg": bool}`` for the members
     ``source`` and ``lossy_jpeg`` the file has (:data:`NPZ_RECORD`; the shared CIFAR-10 subset has both, so a run's
-    provenance says its pixels are JPEG-decoded), empty for a file without them.
+    provenance says its pixels are JPEG-decoded), empty for a file without them; read as EMNIST letters, also
+    ``{"orientation": str}`` where the file has that member (one of :data:`EMNIST_ORIENTATIONS`).
 
     ValueError naming ``data_path`` for an .npz whose own members say it holds other data: CIFAR-10 ``classes``
     other than :data:`CIFAR10_CLASSES` (the labels would get wrong names and counts), or, read as EMNIST letters, a
-    letters-synthetic rendering (``fonts``, ``images_sha256``, a ``note`` naming it: the stand-in keeps its name);
+    letters-synthetic rendering (``fonts``, ``images_sha256``, a ``note`` naming it: the stand-in keeps its name) or
+    an ``orientation`` that is not one of :data:`EMNIST_ORIENTATIONS` (the letters would reach the network turned);
     also for a ``source`` that is not one text or a ``lossy_jpeg`` that is not one bool.  A member numpy cannot read
     raises :class:`DamagedFileError`.  The data of :ref:`ch-train` and :ref:`ch-engine`.
     """
     if dataset not in IMAGE_SHAPES:
         raise ValueError(f"dataset must be one of {tuple(IMAGE_SHAPES)} (the datasets read from files), "
                          f"got {dataset!r}")
-    keys = {"cifar10": ("classes",), "emnist-letters": ("fonts", "images_sha256", "note")}[dataset] + tuple(NPZ_RECORD)
+    keys = {"cifar10": ("classes",),
+            "emnist-letters": ("fonts", "images_sha256", "note", "orientation")}[dataset] + tuple(NPZ_RECORD)
     path = _path(path, "data_path")
     try:
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
@@ -271,6 +279,15 @@ def npz_record(path, dataset: str) -> dict:
         raise ValueError(f"data_path {str(path)!r} is a letters-synthetic rendering (its members {rendering}), not "
                          f"EMNIST letters: load it with dataset 'letters-synthetic'")
     out = {}
+    if "orientation" in record:
+        value = record["orientation"].item() if record["orientation"].ndim == 0 else None
+        value = value.decode() if isinstance(value, bytes) else value
+        if not isinstance(value, str) or value not in EMNIST_ORIENTATIONS:
+            found = repr(value) if isinstance(value, str) else (f"dtype {record['orientation'].dtype} shape "
+                                                                 f"{record['orientation'].shape}")
+            raise ValueError(f"data_path {str(path)!r}: its member orientation must be one of {EMNIST_ORIENTATIONS} "
+                             f"(how x_train holds the letters), got {found}")
+        out["orientation"] = value
     if "source" in record:
         if record["source"].ndim != 0 or record["source"].dtype.kind not in "US":
             raise ValueError(f"data_path {str(path)!r}: its member source must be one text naming where the data "

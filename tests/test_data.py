@@ -254,6 +254,23 @@ def test_emnist_letters_npz_in_raw_orientation_comes_back_upright(tmp_path, emni
     assert data.load("emnist-letters", data_path=tmp_path / "plain.npz", counts=[2] * 26).N == 52
 
 
+def test_emnist_letters_npz_orientation_is_read_and_an_unknown_one_refused(tmp_path, emnist_root):
+    """The optional orientation member: the documented raw orientation is transposed, "upright" is kept as it is, and
+    another value is refused naming data_path and the value (it would feed the network turned letters)."""
+    _, upright, labels = emnist_root
+    expect = np.concatenate([upright[labels - 1 == k][:2] for k in range(26)])
+    for stored, orientation in ((upright.transpose(0, 2, 1), "torchvision_raw_idx_transposed"), (upright, "upright")):
+        np.savez(tmp_path / "e.npz", x_train=stored, y_train=labels - 1, orientation=np.array(orientation))
+        ts = data.load("emnist-letters", data_path=tmp_path / "e.npz", counts=[2] * 26, selection="first")
+        np.testing.assert_array_equal(ts.images, expect)
+        assert ts.provenance["orientation"] == orientation
+    for bad, named in ((np.array("sideways"), "'sideways'"), (np.array(["upright"]), r"shape \(1,\)"),
+                       (np.int64(1), "dtype int64")):
+        np.savez(tmp_path / "e.npz", x_train=upright, y_train=labels - 1, orientation=bad)
+        with pytest.raises(ValueError, match=f"^data_path .*e.npz.*orientation .*{named}"):
+            data.load("emnist-letters", data_path=tmp_path / "e.npz", counts=[2] * 26)
+
+
 def test_emnist_preset_needs_enough_rows(emnist_root):
     root, _, _ = emnist_root
     with pytest.raises(ValueError, match="larger than"):
