@@ -20,16 +20,21 @@ Datasets (``load(dataset=...)``):
     labels 1..26 become 0..25, or an ``.npz`` with ``x_train`` in torchvision's raw orientation (or upright, where
     its ``orientation`` member says so: :data:`nclib.datafiles.EMNIST_ORIENTATIONS`; another value is refused) and
     ``y_train`` already 0..25 (not a letters-synthetic rendering, which is refused); images are made upright.
-    The network sees them as the closest public code with EMNIST feeds them (the EMNIST variant of Dang et
-    al.'s code, ``thotranhuu99/Neural-Collapse-in-Deep-Linear-Networks``, ``datasets_imbalanced.py``:
+    They are resized, made RGB and normalized as the closest public code with EMNIST does (the EMNIST variant
+    of Dang et al.'s code, ``thotranhuu99/Neural-Collapse-in-Deep-Linear-Networks``, ``datasets_imbalanced.py``:
     ``Grayscale(3)``, ``Resize(32)``, ``Normalize((0.1722,), (0.3309,))``): resized to 32 x 32 with PIL's
     bilinear filter, the gray value repeated over 3 channels, so 3,072 inputs as for CIFAR-10
-    (:func:`letters_input`).
+    (:func:`letters_input`).  One difference: that code feeds torchvision's images as stored, transposed, and
+    nclib feeds them upright.  Up to PIL's rounding (at most one gray level in a pixel: resizing a transposed image
+    rounds its two passes in the other order) the inputs are then a fixed permutation of the reference code's,
+    which changes no distribution a run is drawn from: the first layer's initial weights (orthogonal, or i.i.d.
+    Kaiming-uniform) are as likely as with their columns permuted, and Adam and the weight decays treat every
+    weight alike.
 ``letters-synthetic``
     An offline **stand-in for EMNIST letters**: the 26 letters a..z (upper or lower case at random) rendered
     from the fonts shipped with matplotlib, with random affine jitter, stroke width and pixel noise,
-    28 x 28 grayscale, deterministic by seed, fed to the network exactly as EMNIST letters are.  Its name always
-    says it is a stand-in.  Rendered on the fly, or read from a rendering saved ahead
+    28 x 28 grayscale, deterministic by seed, fed to the network as nclib feeds EMNIST letters (upright, with
+    EMNIST's normalization).  Its name always says it is a stand-in.  Rendered on the fly, or read from a rendering saved ahead
     (:func:`nclib.letters.save_letters_synthetic`) given as ``data_path``; :mod:`nclib.letters` renders it.
 ``synthetic``
     A Gaussian mixture in ``dim`` dimensions, for fast tests.
@@ -330,14 +335,15 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
     ``"reference"`` (the reference code's per-channel constants :data:`CIFAR10_MEAN`/:data:`CIFAR10_STD`,
     or :data:`EMNIST_MEAN`/:data:`EMNIST_STD` for the letters), ``"standardize"`` (per-channel mean and std of
     the selected subset; a constant channel is refused) or ``"none"`` (x/255).  Letters reach the network as
-    :func:`letters_input` makes them (32 x 32 x 3); ``images`` keeps the 28 x 28 originals.  Arrays read from a file
-    pass :func:`check_images` and :func:`check_labels` (uint8 pixels in the dataset's shape, labels 0..K-1, one per
-    image) before any row is selected, and an .npz whose ``classes`` are not CIFAR-10's, or a letters-synthetic
-    rendering given as EMNIST letters, is refused naming ``data_path``; a truncated, empty or corrupted file raises
-    :class:`DamagedFileError` naming it (chapter :ref:`ch-train`).  ``verify_checksums`` concerns torchvision's md5
-    checks of CIFAR-10's python batches alone: EMNIST's IDX files and the .npz files have no official checksums,
-    and are read the same either way (their sha256 is recorded in the provenance; an .npz's ``shared_subset`` says
-    whether it is the shared CIFAR-10 subset, :data:`nclib.datafiles.SHARED_CIFAR10_SHA256`).
+    :func:`letters_input` makes them (32 x 32 x 3); ``images`` keeps the 28 x 28 originals, upright.  Arrays read
+    from a file pass :func:`check_images` and :func:`check_labels` (uint8 pixels in the dataset's shape, labels
+    0..K-1, one per image) before any row is selected, and an .npz whose ``classes`` are not CIFAR-10's, or a
+    letters-synthetic rendering given as EMNIST letters, is refused naming ``data_path``; a truncated, empty or
+    corrupted file raises :class:`DamagedFileError` naming it (chapter :ref:`ch-train`).  ``verify_checksums``
+    concerns torchvision's md5 checks of CIFAR-10's python batches alone: EMNIST's IDX files and the .npz files
+    have no official checksums, and are read the same either way (their sha256 is recorded in the provenance; an
+    .npz's ``shared_subset`` says whether it is the shared CIFAR-10 subset,
+    :data:`nclib.datafiles.SHARED_CIFAR10_SHA256`).
     """
     seed = _checks.nonneg_int(seed, "seed")
     download, verify_checksums = _checks.flag(download, "download"), _checks.flag(verify_checksums, "verify_checksums")
@@ -424,10 +430,10 @@ def _network_input(dataset, images, normalization, prov) -> np.ndarray:
     """What the network of Section 5 is fed, (N, 3072) float32: the letters made 32 x 32 x 3 by
     :func:`letters_input` (recorded in ``prov``), then the pixels scaled as ``normalization`` says (see
     :func:`load`).  ValueError for ``"standardize"`` when a channel of the selected images is constant."""
-    if dataset != "cifar10":  # the letters: Grayscale(3) + Resize(32), as the closest public code
+    if dataset != "cifar10":  # the letters, upright: Grayscale(3) + Resize(32), as the closest public code
         images = letters_input(images)
-        prov["input"] = (f"28 x 28 letters resized to {LETTERS_INPUT_SIZE} x {LETTERS_INPUT_SIZE} (PIL bilinear), "
-                         f"gray repeated over 3 channels: transforms.Grayscale(3), transforms.Resize(32)")
+        prov["input"] = (f"upright 28 x 28 letters resized to {LETTERS_INPUT_SIZE} x {LETTERS_INPUT_SIZE} (PIL "
+                         f"bilinear), gray repeated over 3 channels: transforms.Grayscale(3), transforms.Resize(32)")
     if normalization == "reference":
         mean, std = (CIFAR10_MEAN, CIFAR10_STD) if dataset == "cifar10" else (EMNIST_MEAN, EMNIST_STD)
         return _normalize(images, mean, std)

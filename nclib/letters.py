@@ -4,7 +4,8 @@ The 26 letters a..z, upper or lower case at random, rendered from the fonts ship
 affine jitter, stroke width and pixel noise, 28 x 28 grayscale, deterministic by seed.  Its name always says it
 is a stand-in (:data:`LETTERS_SYNTHETIC_LABEL`).  :func:`nclib.data.load` ``("letters-synthetic")`` renders it
 (:func:`letters_synthetic`) or reads a rendering saved ahead (:func:`save_letters_synthetic`,
-:func:`read_letters_synthetic`) and feeds it to the network exactly as EMNIST letters are.
+:func:`read_letters_synthetic`) and feeds it to the network as it feeds EMNIST letters: upright, resized to
+32 x 32, gray in 3 channels, normalized with EMNIST's constants (:func:`nclib.data.letters_input`).
 """
 from __future__ import annotations
 

@@ -603,9 +603,11 @@ def test_generated_data_take_no_selection_but_the_default(dataset):
     assert p["selection"] == "random" and data.load_for(p).provenance["selection"] == "random"
 
 
-def test_letters_reach_the_network_as_the_reference_code_feeds_emnist():
+def test_letters_are_resized_and_normalized_as_the_reference_code_does_but_upright():
     """Grayscale(3) + Resize(32) + ToTensor + Normalize((0.1722,), (0.3309,)) of the closest public code with EMNIST,
-    through torchvision itself, against nclib.data.letters_input and load()'s normalization."""
+    through torchvision itself, against nclib.data.letters_input and load()'s normalization, on upright letters.
+    That code feeds torchvision's images as stored, transposed: its inputs, transposed back, are nclib's up to one
+    gray level (PIL rounds between its two resizing passes), a fixed permutation of the pixels."""
     from PIL import Image
     from torchvision import transforms
 
@@ -614,6 +616,10 @@ def test_letters_reach_the_network_as_the_reference_code_feeds_emnist():
                                     transforms.Normalize((0.1722,), (0.3309,))])
     expected = np.stack([reference(Image.fromarray(im)).numpy().reshape(-1) for im in ts.images])
     np.testing.assert_allclose(ts.x, expected, rtol=0, atol=1e-6)
+    stored = np.stack([reference(Image.fromarray(np.ascontiguousarray(im.T))).numpy() for im in ts.images])
+    back = stored.transpose(0, 1, 3, 2).reshape(ts.N, -1)  # each channel's 32 x 32 transposed back
+    one_level = 1 / 255 / 0.3309
+    assert np.abs(back - ts.x).max() <= one_level + 1e-6
     assert data.letters_input(ts.images).shape == (ts.N, 32, 32, 3)
     with pytest.raises(ValueError, match="images must be"):
         data.letters_input(ts.x)
