@@ -31,11 +31,13 @@ Datasets (``load(dataset=...)``):
     Kaiming-uniform) are as likely as with their columns permuted, and Adam and the weight decays treat every
     weight alike.
 ``letters-synthetic``
-    An offline **stand-in for EMNIST letters**: the 26 letters a..z (upper or lower case at random) rendered
-    from the fonts shipped with matplotlib, with random affine jitter, stroke width and pixel noise,
+    An offline **stand-in for EMNIST letters**: the 26 letters a..z (upper or lower case at random) printed
+    in the fonts shipped with matplotlib, with random affine jitter, stroke width and pixel noise,
     28 x 28 grayscale, deterministic by seed, fed to the network as nclib feeds EMNIST letters (upright, with
-    EMNIST's normalization).  Its name always says it is a stand-in.  Rendered on the fly, or read from a rendering saved ahead
-    (:func:`nclib.letters.save_letters_synthetic`) given as ``data_path``; :mod:`nclib.letters` renders it.
+    EMNIST's normalization).  Far less varied than handwriting, with a noisy background and a mean pixel that is
+    not EMNIST's (see :mod:`nclib.letters`).  Its name always says it is a stand-in.  Rendered on the fly, or read
+    from a rendering saved ahead (:func:`nclib.letters.save_letters_synthetic`) given as ``data_path``;
+    :mod:`nclib.letters` renders it.
 ``synthetic``
     A Gaussian mixture in ``dim`` dimensions, for fast tests.
 

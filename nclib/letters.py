@@ -6,6 +6,16 @@ is a stand-in (:data:`LETTERS_SYNTHETIC_LABEL`).  :func:`nclib.data.load` ``("le
 (:func:`letters_synthetic`) or reads a rendering saved ahead (:func:`save_letters_synthetic`,
 :func:`read_letters_synthetic`) and feeds it to the network as it feeds EMNIST letters: upright, resized to
 32 x 32, gray in 3 channels, normalized with EMNIST's constants (:func:`nclib.data.letters_input`).
+
+How it differs from EMNIST letters, beyond being printed rather than handwritten:
+
+- Each letter is one of 32 shapes, the printed glyph of one of 16 font files (:func:`matplotlib_fonts`: DejaVu
+  Sans, Sans Mono and Serif in four styles each, STIX General, and the Computer Modern cmr10, cmss10 and cmtt10)
+  in one of 2 cases, under a mild random jitter: far less varied than the handwriting of thousands of writers.
+- Its background is noise (std 0.05 before clipping at 0), not EMNIST's clean zero.
+- Its mean pixel on [0, 1] is about 0.20 for the paper's EMNIST profile (the counts of Figure 2), not EMNIST's
+  about 0.17, yet it is normalized with EMNIST's constants (:data:`nclib.data.EMNIST_MEAN` 0.1722,
+  :data:`nclib.data.EMNIST_STD` 0.3309), as the runs on EMNIST would be: its inputs have a mean about 0.1, not 0.
 """
 from __future__ import annotations
 

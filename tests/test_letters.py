@@ -24,6 +24,21 @@ def test_letters_synthetic_is_a_labelled_deterministic_stand_in():
     assert np.abs(mo - ml).mean() > 10
 
 
+def test_the_stand_in_is_what_its_description_says():
+    """nclib.letters' docstring: glyphs of 16 font files in 2 cases; a noisy background; for the paper's EMNIST
+    profile (Figure 2's counts, here at CPU scale, a tenth of them) a mean pixel of about 0.20 on [0, 1], above
+    EMNIST's (the 0.1722 of its normalization), so that the normalized inputs have a mean of about 0.1."""
+    from nclib import figures
+
+    assert len(letters.matplotlib_fonts()) == 16
+    ts = data.load("letters-synthetic", counts=figures.figure_counts(2, "cpu-scale"), seed=0)
+    pixels = ts.images / 255
+    assert 0.195 < pixels.mean() < 0.215 and pixels.mean() - data.EMNIST_MEAN[0] > 0.02
+    assert 0.05 < ts.x.mean() < 0.15
+    corners = pixels[:, :3, :3]  # far from every glyph: the noise, clipped at 0
+    assert 0.01 < corners.mean() < 0.03 and np.median(corners) == 0
+
+
 def test_class_k_is_drawn_from_the_glyphs_of_letter_k(monkeypatch):
     """Class k shows the letter a..z[k], in either case.  Every glyph is replaced by a full square whose gray level
     codes its letter (0.2 + 0.03 k, either case), so the centre of each image still carries that code through the
