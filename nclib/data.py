@@ -80,7 +80,8 @@ NORMALIZATIONS = ("reference", "standardize", "none")
 #: The number of classes of each dataset with a fixed label set (the synthetic mixture has as many as asked).
 CLASSES = {**FILE_CLASSES, "letters-synthetic": len(LETTERS)}
 
-#: Per-channel normalization of the reference code (Dang et al. 2023, ``datasets_unbalance.py``).
+#: Per-channel normalization of the reference code (Dang et al. 2023, ``datasets_unbalance.py``: ``Normalize(mean=
+#: [0.4914, 0.4822, 0.4465], std=[0.2023, 0.1994, 0.2010])``, RGB order).
 #: The std values are the often-copied (0.2023, 0.1994, 0.2010), not the true CIFAR-10 stds.
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
