@@ -143,3 +143,30 @@ def test_training_equals_an_independent_torch_loop_exactly(case):
     for (name, q), r, q0 in zip(eng.model.named_parameters(), ref.parameters(), start):
         assert torch.equal(q, r), name
         assert not torch.equal(q, q0), name  # every parameter trained, the head's bias too
+
+
+def test_a_bias_free_run_records_the_bias_free_collapse_metrics(tmp_path):
+    """The NC columns of a bias-free run's history are nclib.metrics.collapse_metrics with ``bias=False`` (the
+    targets of Theorem 4.1's model, erratum M4) of the run's own features and head: an engine trained as the run
+    trains (the same steps bit for bit) gives those arrays at the last epoch.  The bias case's targets differ
+    there, so a run scored against them would record other numbers."""
+    from nclib import metrics
+
+    kw = {**KW, "bias": False, "L": 2, "epochs": 20, "metric_every": 10, "lam_W": [1e-3, 2e-3], "lam_H": 2e-3}
+    h = train.load_history(train.run(**kw, out_dir=tmp_path))
+    assert h["epoch"].tolist() == [0, 10, 20]
+    p = train.check_params(**kw)
+    ts = data.load_for(p)
+    eng = train.Engine(ts, p)
+    for epoch in range(1, 21):
+        eng.set_lr(train.lr_at(epoch, p["lr"], p["lr_milestones"], p["lr_gamma"]))
+        eng.train_epoch()
+    assert eng.model.head_bias() is None
+    H = eng.features().double().numpy()
+    Ws = [W.detach().double().numpy() for W in eng.model.head_weights()]
+    free = metrics.collapse_metrics(H, ts.y, Ws, [1e-3, 2e-3], 2e-3, bias=False)
+    with_bias = metrics.collapse_metrics(H, ts.y, Ws, [1e-3, 2e-3], 2e-3, bias=True)
+    for k in ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3"):
+        assert h[k][-1] == free[k], k
+    for k in ("nc2_w", "nc2_h", "nc2_wh", "nc3"):  # the geometry metrics: targets of another model
+        assert abs(with_bias[k] - free[k]) > 0.1 * free[k], k
