@@ -25,7 +25,16 @@ def test_gradient_matches_finite_differences(bias):
     f, g = prob.value_and_grad(x)
     Ws, H, b = prob.unpack(x)
     assert f == pytest.approx(ufm.objective(Ws, H, b, n, [0.02, 0.05, 0.01], 0.03), rel=1e-14)
-    for i in rng.choice(prob.size, 25, replace=False):
+    # 25 coordinates at random, one of each block (W_1, W_2, W_3, H, b) and every bias coordinate: a gradient
+    # wrong in one block alone (the bias's, 3 of 75 coordinates) cannot hide
+    starts = np.cumsum([0] + prob.sizes)
+    picks = set(rng.choice(prob.size, 25, replace=False).tolist())
+    picks |= {int(rng.integers(lo, hi)) for lo, hi in zip(starts[:-1], starts[1:])}
+    if bias:
+        picks |= set(range(starts[-2], starts[-1]))
+    assert len(prob.sizes) == 4 + bias and {int(np.searchsorted(starts, i, side="right")) - 1 for i in picks} == \
+        set(range(len(prob.sizes)))
+    for i in sorted(picks):
         e = np.zeros(prob.size)
         e[i] = 1e-6
         fd = (prob.value_and_grad(x + e)[0] - prob.value_and_grad(x - e)[0]) / 2e-6
@@ -88,6 +97,26 @@ def test_verify_evaluates_the_closed_form_point_not_only_its_value(monkeypatch):
         r = solvers.verify(n, lam_W, lam_H, L=3, bias=True, d=d)
         assert r["closed"] == right["closed"] and r["attained"] > 1e-3, wrong.__name__
         monkeypatch.undo()
+
+
+def test_verify_reports_a_solver_below_the_closed_form_as_negative_gaps(monkeypatch):
+    """rel_gap and rel_lowest are signed: negative when the solver (its best point, its lowest start) went below the
+    closed form, which is how a closed form that is not the minimum shows itself.  A closed form built wrong, for a
+    width of 1 (only the top mode kept) against the solver's width 4, lies 0.67 of its value above the minimum."""
+    n, lam_W, lam_H = [5, 3, 2], 0.01, 0.02
+    built = ufm.global_minimizer
+
+    def one_mode(n, lam, lam_H, L, bias, d):
+        return built(n, lam, lam_H, L, bias, 1)
+
+    monkeypatch.setattr(ufm, "global_minimizer", one_mode)
+    r = solvers.verify(n, lam_W, lam_H, L=1, bias=True, d=4)
+    wrong = built(n, lam_W, lam_H, 1, True, 1).value
+    assert r["closed"] == wrong
+    assert r["numerical"] == pytest.approx(ufm.minimum_value(n, lam_W, lam_H), rel=VALUE_RTOL)
+    assert r["rel_gap"] == pytest.approx((r["numerical"] - wrong) / wrong, rel=1e-12)
+    assert r["rel_lowest"] == pytest.approx((min(r["result"].run_values) - wrong) / wrong, rel=1e-12)
+    assert r["rel_gap"] < -0.5 and r["rel_lowest"] < -0.5  # the guards of the tests above (>= -1e-12) would fail
 
 
 def test_verify_measures_its_errors_at_a_point_off_the_minimizer(monkeypatch):
