@@ -282,6 +282,31 @@ def test_what_defines_a_run_leaves_out_how_and_where_it_is_trained():
         parameters.defining_params({"dataset": "synthetic"})
 
 
+#: The parameters that say what a run is, written out (not derived from nclib.parameters): the data, the network,
+#: the objective (4.3) with its decays, the optimisation and its schedule, the seed, the products' precision and the
+#: history's rows (metric_every; divergence_factor, where a run stops).
+DEFINING = ("dataset", "data_path", "counts", "class_order", "selection", "normalization", "dim", "spread",
+            "L", "bias", "width", "depth", "feature_dim", "init", "epochs", "batch_size",
+            "lam_W", "lam_H", "lam_backbone", "lr", "lr_milestones", "lr_gamma", "seed", "precision",
+            "metric_every", "divergence_factor")
+
+
+def test_the_defining_parameters_are_exactly_these_for_each_dataset():
+    """The whole set, so that a defining key dropped (a run resumed or skipped although it differs there, such as
+    lam_backbone, the backbone's decay) or an execution key added fails: for the synthetic mixture all of
+    DEFINING; for CIFAR-10 all but dim and spread; for the letters stand-in also not data_path."""
+    synthetic = parameters.check_params(**SMALL)
+    assert list(parameters.defining_params(synthetic)) == list(DEFINING)
+    cifar = parameters.check_params(dataset="cifar10", counts=[5] * 10, batch_size=5, device="cpu", data_path=__file__)
+    assert set(parameters.defining_params(cifar)) == set(DEFINING) - {"dim", "spread"}
+    letters = parameters.check_params(dataset="letters-synthetic", counts=[2] * 26, batch_size=4, device="cpu")
+    assert set(parameters.defining_params(letters)) == set(DEFINING) - {"dim", "spread", "data_path"}
+    # the values are the set's own
+    q = parameters.check_params(**SMALL, lam_backbone=1e-4, metric_every=7)
+    d = parameters.defining_params(q)
+    assert d["lam_backbone"] == 1e-4 and d["metric_every"] == 7 and d == {k: q[k] for k in DEFINING}
+
+
 def test_checking_parameters_needs_no_torch():
     """The figures' configuration and the sweeps' plans check parameters without importing torch."""
     import subprocess
