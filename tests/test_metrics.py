@@ -18,6 +18,11 @@ EMNIST_SMALL = [150] + [60] * 5 + [5] * 20  # the EMNIST-letters shape (1 x 1500
 KEYS = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3")
 
 
+def _worst(metrics: dict) -> float:
+    """The largest of the metrics, NaN if any is NaN (the builtin max skips a NaN that is not first)."""
+    return float(np.max(np.fromiter(metrics.values(), dtype=float)))
+
+
 def _random_point(n, L, d, rng, offset=0.0):
     """A random head [W_1..W_L] (widths d, W_L K x d) and N x d features."""
     K, N = len(n), int(np.sum(n))
@@ -114,13 +119,43 @@ def test_metrics_vanish_at_a_minimizer_narrower_than_K(L, bias):
     n, lam = [8, 6, 4, 3, 2], 0.002
     mz = ufm.global_minimizer(n, lam, lam, L=L, bias=bias, d=2)
     out = m.collapse_metrics(mz.H.T, imb.class_labels(n), mz.Ws, lam, lam, bias=bias)
-    assert max(out.values()) <= 1e-12, out
+    assert all(0.0 <= out[k] <= 1e-12 for k in KEYS), out  # NaN fails too
     # a width that splits surviving modes of equal kappa (here 2.24 twice) leaves no one target: the geometry
     # metrics are NaN, NC1 (Sigma_B of rank d = 2) is still 0 at the minimizer
     n = [8, 5, 5, 5, 1]
     mz = ufm.global_minimizer(n, 0.01, 0.01, L=L, bias=True, d=2)
     out = m.collapse_metrics(mz.H.T, imb.class_labels(n), mz.Ws, 0.01, 0.01)
     assert out["nc1"] <= 1e-12 and all(np.isnan(out[k]) for k in ("nc2_w", "nc2_h", "nc2_wh", "nc3"))
+
+
+@pytest.mark.parametrize("L, bias", [(2, True), (3, False)])
+def test_metrics_vanish_at_a_minimizer_whose_hidden_width_is_below_its_feature_dimension(L, bias):
+    """Features of dimension 5 >= K, hidden width 2 < K: the width-2 global minimizer embedded in R^5 (W_1 R^T,
+    R H with R the first two columns of I_5) has the same objective, so it is a global minimizer of the problem with
+    these shapes, and only its top two modes survive.  The targets are cut at the smallest width (2), not at the
+    feature dimension: the metrics vanish there."""
+    n, lam = [8, 6, 4, 3, 2], 0.002
+    mz = ufm.global_minimizer(n, lam, lam, L=L, bias=bias, d=2)
+    R = np.eye(5)[:, :2]
+    Ws, H = [mz.Ws[0] @ R.T, *mz.Ws[1:]], R @ mz.H
+    assert Ws[0].shape == (2, 5) and H.shape == (5, sum(n))
+    assert ufm.objective(Ws, H, mz.b, n, lam, lam) == pytest.approx(mz.value, rel=1e-14)
+    assert np.count_nonzero(ufm.structure(n, lam, lam, L=L, bias=bias).s_product) == 5 - bias  # at full width
+    assert mz.value > 5 * ufm.minimum_value(n, lam, lam, L=L, bias=bias)  # the width costs the modes past the second
+    out = m.collapse_metrics(H.T, imb.class_labels(n), Ws, lam, lam, bias=bias)
+    assert all(0.0 <= out[k] <= 1e-12 for k in KEYS), out  # NaN fails too
+
+
+def test_a_width_that_cuts_a_block_of_collapsed_modes_leaves_one_target():
+    """n = [8, 5, 5, 5, 1] bias-free at lam = 0.1, L = 1: kappa = sqrt(8), sqrt(5) three times, 1, and only the top
+    mode survives (sqrt(5) < N lam = 2.4).  Widths 2 and 3 cut the block of three equal kappa, but its modes are
+    all collapsed, so every minimizer has the one geometry: the metrics vanish at the width-2 and width-3
+    minimizers, as at the full-width one."""
+    n, lam = [8, 5, 5, 5, 1], 0.1
+    for d in (2, 3, 5):
+        mz = ufm.global_minimizer(n, lam, lam, L=1, bias=False, d=d)
+        out = m.collapse_metrics(mz.H.T, imb.class_labels(n), mz.Ws, lam, lam, bias=False)
+        assert all(0.0 <= out[k] <= 1e-12 for k in KEYS), (d, out)  # finite
 
 
 def test_cases_cover_collapsed_and_repeated_modes():
@@ -184,7 +219,7 @@ def test_rotation_at_minimizer_keeps_zero():
     Q = _random_rotation(16, rng)
     Ws = [mz.Ws[0] @ Q.T] + mz.Ws[1:]
     out = m.collapse_metrics((Q @ mz.H).T, imb.class_labels(n), Ws, 1e-3, 1e-3)
-    assert max(out.values()) <= 1e-8
+    assert _worst(out) <= 1e-8
 
 
 def test_geometry_metrics_do_not_depend_on_the_svd_basis():
@@ -270,7 +305,7 @@ def test_class_by_class_nc3_needs_the_diagonal_of_d_and_keeps_a_faint_surviving_
     s = np.array([2.0, 1.0, 0.5, 0.25])
     st = ufm.Structure(M=M, U=U, kappa=kappa, V=Vt.T, s_product=s, s_features=s)
     P, E = U @ np.diag(s) @ R.T, R @ np.diag(s) @ Vt
-    assert max(m.geometry_metrics(P, E, st).values()) <= 1e-12
+    assert _worst(m.geometry_metrics(P, E, st)) <= 1e-12
     D = np.diag([2.0, 1.0])
     st_d = ufm.Structure(M=D, U=np.eye(2), kappa=np.array([2.0, 1.0]), V=np.eye(2), s_product=np.array([1.0, 1e-170]),
                          s_features=np.array([1.0, 1e-170]))
@@ -292,10 +327,10 @@ def test_geometry_metrics_at_structured_points_with_arbitrary_spectra():
     P = U @ np.diag(s) @ R.T
     E = R @ np.diag(e) @ Vt
     out = m.geometry_metrics(P, E, st)
-    assert max(out.values()) <= 1e-12
+    assert _worst(out) <= 1e-12
     # scaling P and E (the metrics are scale free)
     out = m.geometry_metrics(7.0 * P, 0.01 * E, st)
-    assert max(out.values()) <= 1e-12
+    assert _worst(out) <= 1e-12
     # misaligned features: NC3 and NC2^{WH} see it, NC2^W and NC2^H do not
     R2, _ = np.linalg.qr(rng.standard_normal((d, K)))
     out = m.geometry_metrics(P, R2 @ np.diag(e) @ Vt, st)
@@ -327,7 +362,7 @@ def test_metrics_do_not_change_when_the_weights_and_features_are_scaled():
     n, lam, H, Ws = _near_minimizer_point()
     y = imb.class_labels(n)
     base = m.collapse_metrics(H.T, y, Ws, lam, lam)
-    assert 1e-4 < min(base[k] for k in KEYS[1:]) and max(base.values()) < 1e-2  # small, and not 0
+    assert 1e-4 < min(base[k] for k in KEYS[1:]) and _worst(base) < 1e-2  # small, and not 0
     for s in EXTREME_SCALES:
         for t in (s, 1.0, 1.0 / s):
             for Ws_s in ([s * Ws[0], Ws[1]], [Ws[0], s * Ws[1]], [s * Ws[0], t * Ws[1]]):
@@ -668,7 +703,7 @@ def test_collapse_metrics_accepts_per_layer_lambdas():
     labels = imb.class_labels(n)
     assert mino.alive_at_minimum(n, lam, lam_H, L, False).tolist() == [True, True, False]
     for decays in (lam, lam[::-1]):
-        assert max(m.collapse_metrics(mz.H.T, labels, mz.Ws, decays, lam_H, bias=False).values()) <= 1e-12
+        assert _worst(m.collapse_metrics(mz.H.T, labels, mz.Ws, decays, lam_H, bias=False)) <= 1e-12
     first_only = m.collapse_metrics(mz.H.T, labels, mz.Ws, [a] * L, lam_H, bias=False)
     assert first_only["nc2_w"] > 0.1 and first_only["nc2_h"] > 0.1  # targets with a third mode the point lacks
 
@@ -680,7 +715,7 @@ def test_float32_input_is_computed_in_float64():
     X32 = mz.H.T.astype(np.float32)
     Ws32 = [W.astype(np.float32) for W in mz.Ws]
     out32 = m.collapse_metrics(X32, imb.class_labels(n), Ws32, 1e-3, 1e-3)
-    assert max(out32.values()) <= 1e-6
+    assert _worst(out32) <= 1e-6
     out64 = m.collapse_metrics(X32.astype(np.float64), imb.class_labels(n), [W.astype(np.float64) for W in Ws32], 1e-3, 1e-3)
     assert out32 == out64
 
