@@ -201,6 +201,42 @@ def test_structure_at_a_width_below_K():
     assert np.count_nonzero(ufm.structure([8, 5, 5, 5, 1], 0.01, 0.01, d=3).s_product) == 3
 
 
+def test_a_width_that_cuts_a_block_of_collapsed_modes_is_accepted():
+    """n = [8, 5, 5, 5, 1] bias-free (M = diag(sqrt n)), L = 1, lam_W = lam_H = 0.1: a mode survives iff
+    kappa > N sqrt(lam_W lam_H) = 2.4 (Theorem 4.1), so of kappa = sqrt(8), sqrt(5) (three times), 1 only the top
+    one, with s_product = s_features = sqrt(sqrt(8) - 2.4) = 0.6545 (balanced: lam_W = lam_H).  Widths 2 and 3 cut
+    the block of sqrt(5)s, all collapsed: one geometry, the full width's, not a refusal."""
+    n, lam = [8, 5, 5, 5, 1], 0.1
+    top = np.sqrt(np.sqrt(8) - 24 * lam)
+    for d in (2, 3, None):
+        st = ufm.structure(n, lam, lam, L=1, bias=False, d=d)
+        np.testing.assert_allclose(st.kappa, np.sqrt([8, 5, 5, 5, 1]), rtol=1e-15)
+        np.testing.assert_allclose(st.s_product, [top, 0, 0, 0, 0], rtol=1e-14, atol=0)
+        np.testing.assert_allclose(st.s_features, [top, 0, 0, 0, 0], rtol=1e-14, atol=0)
+        g = ufm.global_minimizer(n, lam, lam, L=1, bias=False, d=d)
+        assert g.value == pytest.approx(ufm.minimum_value(n, lam, lam, L=1, bias=False), rel=1e-14)
+    assert top == pytest.approx(0.6545434, abs=1e-7)
+
+
+def test_a_mode_alive_by_a_margin_of_1e_7_still_separates_its_classes():
+    """The tie tolerance (1e-9 of the largest output) lies between rounding (1e-16) and the outputs of a mode just
+    alive.  n = [12, 2, 2, 2] bias-free, L = 1: the three minority modes (kappa = sqrt(2)) collapse at
+    sqrt(lam_W lam_H) = sqrt(2) / N.  At a decay 1e-7 (relative) below that they are alive with
+    s = sqrt(2) 1e-7, each minority sample's margin is s / sqrt(2) = 1e-7 against a largest output of 0.59, and
+    every sample is right; 1e-7 above, they are collapsed, the minority samples tie and count as errors."""
+    n, N = [12, 2, 2, 2], 18
+    star = np.sqrt(2) / N
+    for rel, acc in ((1e-7, 1.0), (-1e-7, 12 / 18)):
+        lam = star * (1 - rel)
+        g = ufm.global_minimizer(n, lam, lam, L=1, bias=False)
+        out = ufm.head_product(g.Ws) @ g.H
+        assert np.abs(out).max() == pytest.approx((np.sqrt(12) - np.sqrt(2)) / np.sqrt(12), rel=1e-6)
+        margins = ufm.class_margins(out, n)
+        np.testing.assert_allclose(margins[12:], max(rel, 0.0), rtol=1e-6, atol=0)
+        assert np.all(margins[:12] > 0.5)
+        assert ufm.minimizer_accuracy(n, lam, lam, L=1, bias=False) == pytest.approx(acc, abs=1e-15)
+
+
 def test_d_smaller_than_K_keeps_top_modes():
     n, lam_W, lam_H = [8, 6, 4, 3, 2], 0.002, 0.002
     full = ufm.global_minimizer(n, lam_W, lam_H, L=2, bias=False)
