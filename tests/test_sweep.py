@@ -71,6 +71,9 @@ def test_grid_expands_in_parameter_order_with_safe_unique_names():
     assert all(re.fullmatch(r"[A-Za-z0-9.+_-]+", n) for n in names)
     assert names[0] == "batch_size-full_lam_W-0.001_seed-0"
     assert run_name_for({"data_path": "/a/b c"}) != run_name_for({"data_path": "/a/b_c"})
+    # a value replaced by '_'s names the point by its hash whichever key holds it, also before a key written as is
+    lossy = [run_name_for({"data_path": p, "seed": 0}) for p in ("/d/x y.npz", "/d/x_y.npz")]
+    assert lossy[0] != lossy[1] and all(re.fullmatch(r"data_path-_d_x_y\.npz_seed-0-h[0-9a-f]{8}", x) for x in lossy)
     assert expand_grid({}) == [{}]
     # numpy values (np.logspace) are plain numbers in the points and the names
     points = expand_grid({"lam_W": np.array([1e-3, 1e-2]), "seed": np.arange(2)})
@@ -102,8 +105,9 @@ def test_grid_and_fixed_values_of_text_keys_stay_text():
 
 
 def test_bad_fixed_syntax_is_refused_by_name():
-    with pytest.raises(ValueError, match="--set counts"):
-        parse_fixed(["counts=6,3,2"])  # a list goes in brackets
+    for text in ("counts=6,3,2", "seed=0,1"):  # a list goes in brackets; two values are a grid
+        with pytest.raises(ValueError, match="--set " + text.split("=")[0]):
+            parse_fixed([text])
     with pytest.raises(ValueError, match="--set width"):
         parse_fixed(["width"])
     with pytest.raises(ValueError, match="--set counts"):
