@@ -867,6 +867,39 @@ def test_plan_runs_refuses_one_path_for_a_list_of_folders(tmp_path):
     assert runs.plan_runs([str(folder)]) == runs.plan_runs((folder,)) == "skip"
 
 
+def test_a_finished_run_is_skipped_only_when_every_run_of_the_call_is(tmp_path):
+    """plan_runs answers "skip" for a call whose runs are all finished; a finished run beside one not yet started
+    (or beside one stopped with a checkpoint) is refused, naming the first run of the call that cannot continue,
+    not skipped with the other left untrained, and only the stopped run is offered to continue."""
+    finished = train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="done")
+    stopped = train.run(**LONG, out_dir=tmp_path, run_name="cut", max_train_s=0)
+    assert runs.run_status(stopped) == "stopped" and runs.has_checkpoint(stopped)
+    assert runs.plan_runs([finished]) == "skip" and runs.plan_runs([stopped]) == "resume"
+    for other, continuable in ((tmp_path / "new", ()), (stopped, (stopped,))):
+        for order in ([finished, other], [other, finished]):
+            with pytest.raises(runs.RunExists) as info:
+                runs.plan_runs(order)
+            first = next(d for d in order if d != stopped)
+            assert info.value.run_dir == first and info.value.status == ("finished" if first == finished else "absent")
+            assert info.value.continuable == continuable
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_folder_whose_provenance_says_absent_is_a_dead_run(tmp_path):
+    """"absent" is what a folder with nothing in it (or only a lock) reads as; a provenance that records it is no
+    run a writer leaves, so the folder reads as a dead run (as one saying "running" with no writer): plan_runs
+    refuses it (no checkpoint to continue from) instead of starting a run over its files."""
+    for recorded in ("absent", "running"):
+        folder = tmp_path / recorded
+        folder.mkdir()
+        (folder / "provenance.json").write_text(json.dumps({"status": recorded}))
+        assert runs.recorded_status(folder) == runs.run_status(folder) == "dead", recorded
+        with pytest.raises(runs.RunExists) as info:
+            runs.plan_runs([folder])
+        assert info.value.status == "dead" and info.value.continuable == ()
+        assert runs.plan_runs([folder], overwrite=True) == "start"
+
+
 def test_one_path_one_device_or_one_dict_for_many_run_folders_is_refused_by_name(tmp_path, monkeypatch):
     """lock_runs("ab") locked the folders 'a' and 'b'; plan_runs(folders, devices="cpu") compared each run with one
     character, and params as one dict with its keys; lock_run(""), run_status("") and clear_run_folder("") acted on
