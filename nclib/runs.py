@@ -71,6 +71,12 @@ RUN_FILES = ("params.json", "history.csv", "class_accuracy.csv", "provenance.jso
 #: The statuses :func:`run_status` returns.
 STATUSES = ("absent", "running", "finished", "stopped", "diverged", "failed", "dead")
 
+
+def _a(status: str) -> str:
+    """The article before a status in a message: 'an absent run', 'a finished run'."""
+    return f"{'an' if status[0] in 'aeiou' else 'a'} {status}"
+
+
 #: The statuses of a run that its checkpoint continues (:func:`plan_runs`, ``resume=True``): stopped by
 #: ``max_train_s``, dead (its writer was killed), or failed (an error in a call after a stop that left a
 #: checkpoint).  Without a checkpoint such a run can only start again.
@@ -466,7 +472,7 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
         if differ:
             others = "" if len(status) == 1 else (
                 " (in a call of its own: in a call with the other runs it would delete them too)")
-            raise RunExists(f"run folder {str(d)!r} holds a {s} run with other parameters ({differences_text(differ)}"
+            raise RunExists(f"run folder {str(d)!r} holds {_a(s)} run with other parameters ({differences_text(differ)}"
                             f"); give the runs another run name or out_dir, or start this run again with "
                             f"{setting_text('overwrite', True, without='--resume')}{others}, which deletes it", d, s)
     if all(s == "finished" for s in status.values()):
@@ -477,7 +483,7 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     d = next(d for d, ok in resumable.items() if not ok)
     s = status[d]
     go_on = [x for x, ok in resumable.items() if ok]
-    raise RunExists(f"run folder {str(d)!r} holds a {s} run" + (" without a checkpoint" if s in RESUMABLE else "")
+    raise RunExists(f"run folder {str(d)!r} holds {_a(s)} run" + (" without a checkpoint" if s in RESUMABLE else "")
                     + (f" (the runs trained with it: {together})" if len(status) > 1 else "") + "; "
                     + _mixed_advice(status, resumable), d, s, go_on)
 
