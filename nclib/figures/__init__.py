@@ -32,9 +32,10 @@ from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOKS, PER_RUN_KEYS, R
 from .load import (CONFIG_KEYS, NC3_EQUAL_COUNT_BLOCKS, REMAKE_MAY_DIFFER, Run, check_figure, check_remake, check_run,
                    compare_nc3, load_figure, preferred_scale, run_counts, run_folders)
 from .analysis import (DROP_KEYS, ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips,
-                       check_runs, final_rows, first_epoch, largest_rise, lr_step, metric_drops, next_milestone,
-                       order_by, order_held, orders_without_spikes, other_spikes, record_rises, recorded_every,
-                       rise_ratios, run_theory, settled_epoch, spikes, stalls, trained_ufm_at_minimum, wall_time_s)
+                       check_runs, final_rows, first_epoch, largest_rise, lr_step, metric_drops,
+                       minimizer_global_mean_norm, next_milestone, order_by, order_held, orders_without_spikes,
+                       other_spikes, record_rises, recorded_every, rise_ratios, run_theory, settled_epoch, spikes,
+                       stalls, trained_ufm_at_minimum, wall_time_s)
 from .speed import (BENCHMARKS, GPU_LOGS, INPUT_DIM, LETTERS_BENCHMARK, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS,
                     RECORD_FIGURE_FIELDS, benchmark_glue, budget_lines, calibrated_seconds, calibration_glue,
                     fewest_pieces, figure_parameter_counts, gpu_log_files, gpu_logs, logged_figure, piece_seconds,

@@ -147,6 +147,12 @@ def _theory_glue(rows: list[dict], theory: Mapping[int, RunTheory]) -> dict:
     g["gap-min"], g["gap-min-L"] = _figures(low['gap'] / low['minimum'], 3), str(low["L"])
     g["gap-max"], g["gap-max-L"] = _figures(high['gap'] / high['minimum'], 3), str(high["L"])
     g["mean-end"] = at_most(max(r['global_mean_norm'] for r in rows))
+    if t_first.b_star is None:  # bias-free: each run's global feature mean against the minimizers' (nonzero) one
+        for r in rows:
+            want = theory[r["L"]].global_mean_norm
+            g[f"mean-pred-L{r['L']}"] = written(want, 3)
+            g[f"mean-end-L{r['L']}"] = written(r['global_mean_norm'], 3)
+            g[f"mean-off-L{r['L']}"] = written(100 * abs(r['global_mean_norm'] / want - 1), 2)
     _put(g, "minimizer-acc", _one({f"{t.minimizer_accuracy:.3f}" for t in theory.values()}))
     if t_first.b_star is not None:
         g["bstar"] = f"{np.linalg.norm(t_first.b_star):.3f}"
@@ -323,7 +329,10 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     (the closest public code's 1e-5), ``milestone``, ``metric-every``, ``precision``, ``device``); against Theorem
     4.3 (``alive`` and ``minimizer-acc`` where every run has the same, ``K``, ``gap-min``, ``gap-max`` (the smallest
     and the largest run's excess over the minimum, to nearest, and ``gap-min-L``, ``gap-max-L``, whose they are),
-    ``mean-end``; with a bias ``bstar``, ``bias0``, ``bias-end-min``, ``bias-end-max``); per run ``acc100-L<L>``,
+    ``mean-end``; without a bias per run ``mean-pred-L<L>`` (the global feature-mean norm at every global
+    minimizer, :func:`nclib.figures.minimizer_global_mean_norm`), ``mean-end-L<L>`` (the run's at the end) and
+    ``mean-off-L<L>`` (how far, in per cent of the prediction, either way); with a bias ``bstar``, ``bias0``,
+    ``bias-end-min``, ``bias-end-max``); per run ``acc100-L<L>``,
     ``stays-L<L>`` (first and settled epoch at 100 % training accuracy), ``acc-L<L>`` (in percent, as every training
     accuracy the prose glues: :func:`percent`) and ``nc1-drop-L<L>``, ``nc3-drop-L<L>``, ``nc1-root-drop-L<L>`` (the
     square root of NC1's fall, its fall on the scale of NC3, :func:`metric_drops`) and ``root-over-nc3-L<L>`` (that
@@ -394,11 +403,15 @@ def _provenance_table(runs: Mapping[int, Run]):
 def _theory_table(runs: Mapping[int, Run], theory: Mapping[int, RunTheory]):
     import pandas as pd
 
+    # bias-free, the global feature mean of every global minimizer is not 0 (minimizer_global_mean_norm): beside
+    # the run's; with a bias it is 0, and the final table gives the run's
     return pd.DataFrame([{
         "L": L, "modes alive": f"{t.alive} of {t.K}", "largest kappa": round(float(t.kappa[0]), 3),
         "smallest nonzero kappa": round(float(t.kappa[t.kappa > 1e-9 * t.kappa[0]].min()), 3),
         "global minimum of (4.3)": written(t.minimum, 5),
         "objective at the end": written(runs[L].history['objective'][-1], 5),
+        **({} if t.bias else {"‖h_G‖ at the global minimizers": written(t.global_mean_norm, 3),
+                              "‖h_G‖ at the end": written(runs[L].history['global_mean_norm'][-1], 3)}),
     } for L, t in sorted(theory.items())]).set_index("L")
 
 

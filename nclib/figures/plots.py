@@ -78,8 +78,10 @@ def draw_theory(runs: Mapping[int, Run]):
     (a) the objective (4.3) minus its global minimum over free features (:func:`run_theory`), which
     Theorems 4.1-4.3 say is >= 0 and 0 only at the minimizer; (b) with a bias, ||b - n/N|| and the global
     feature-mean norm, both 0 at every minimizer (b* = n/N, eq. (B.5)-(B.7)); bias-free, the global
-    feature-mean norm (no prediction); (c) the predicted singular values of P = W_L ... W_1 at the
-    minimizer, one series per L (0 = a collapsed mode): the prediction only, the runs do not record their own. Returns the Figure.
+    feature-mean norm of each run against its value at every global minimizer
+    (:func:`nclib.figures.minimizer_global_mean_norm`), a dashed horizontal line in the run's colour; (c) the
+    predicted singular values of P = W_L ... W_1 at the minimizer, one series per L (0 = a collapsed mode): the
+    prediction only, the runs do not record their own.  Panels (a) and (b) are on log scales. Returns the Figure.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     import matplotlib.pyplot as plt
@@ -103,6 +105,9 @@ def draw_theory(runs: Mapping[int, Run]):
         if bias:
             axes[1].plot(h["epoch"], h["bias_error"], color=c, label=f"$\\|b - n/N\\|$, L = {L}")
         axes[1].plot(h["epoch"], h["global_mean_norm"], color=c, ls=":", label=f"$\\|h_G\\|$, L = {L}")
+        if not bias:  # with a bias the target is 0, off the log scale: the axis label gives it
+            axes[1].axhline(th.global_mean_norm, color=c, ls="--", lw=1,
+                            label=f"global minimizers, L = {L}")
         k = np.arange(1, th.K + 1)
         axes[2].plot(k, th.s_product, color=c, marker="o", ms=3, lw=0.8, label=f"L = {L} ({th.alive} of {th.K} alive)")
     axes[0].set_yscale("log")
@@ -110,7 +115,8 @@ def draw_theory(runs: Mapping[int, Run]):
     axes[0].set_ylabel("objective (4.3) $-$ global minimum")
     axes[1].set_yscale("log")
     axes[1].set_xlabel("epoch")
-    axes[1].set_ylabel("distance to the minimizer's value (target 0)" if bias else "global feature-mean norm")
+    axes[1].set_ylabel("distance to the minimizer's value (target 0)" if bias
+                       else "global feature-mean norm (dashed: the global minimizers')")
     axes[2].set_xlabel("mode i (singular values of M, descending)")
     axes[2].set_ylabel("predicted singular value of $W_L\\cdots W_1$ (not measured)")
     for ax, ncol in zip(axes, (3, 2, 1)):  # legends below the panels, off the data
