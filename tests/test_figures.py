@@ -112,6 +112,23 @@ def test_bad_arguments_raise_value_errors():
         figures.figure_parameters(1, "gpu", epoch=10)
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         figures.figure_parameters(1, "gpu", epochs=0)
+    # every setting the engine would refuse for one of the runs, refused before a notebook starts, by name
+    for bad, name in ((dict(lr=-1), "lr"), (dict(width=0), "width"), (dict(counts=[0, 1]), "counts"),
+                      (dict(counts=[5]), "counts"), (dict(lam_H=-1.0), "lam_H"), (dict(batch_size=0), "batch_size"),
+                      (dict(batch_size=4000), "batch_size"), (dict(lr_milestones=[0]), "lr_milestones"),
+                      (dict(precision="fp8"), "precision"), (dict(dataset="mnist"), "dataset"),
+                      (dict(class_order="random"), "class_order"), (dict(L_values=[]), "L_values"),
+                      (dict(L_values=[1, 0]), "L_values"), (dict(L_values=[3, 3]), "L_values"),
+                      (dict(run_tag="a/b"), "run_tag"), (dict(run_tag=7), "run_tag"), (dict(smoke="no"), "smoke")):
+        with pytest.raises(ValueError, match=rf"^{re.escape(name)}\b"):
+            figures.figure_parameters(1, "gpu", **bad)
+    # a run for a GPU is checked as one: device "cuda" passes on a machine without a GPU
+    assert figures.figure_parameters(1, "gpu", device="cuda", epochs=7, lr=3e-4)["lr"] == 3e-4
+    for bad in (["gpu"], None, 3, "GPU"):  # not a scale's name, also when not a str at all
+        with pytest.raises(ValueError, match="scale must be one of"):
+            figures.check_scale(bad)
+        with pytest.raises(ValueError, match="scale must be one of"):
+            figures.figure_parameters(1, bad)
     with pytest.raises(ValueError, match="smoke"):
         figures.train_kwargs(dict(figures.figure_parameters(1), smoke=True), 1)
     with pytest.raises(ValueError, match="key 'acc'"):

@@ -21,7 +21,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import ROOT, _checks, data, parameters, plotting  # torch-free, as reading committed runs is
+from .. import ROOT, _checks, data, parameters, plotting, runs  # torch-free, as reading committed runs is
 
 #: The folder holding the committed figure runs, one subfolder per scale.
 RESULTS = ROOT / "results" / "figures"
@@ -90,7 +90,7 @@ def figure(fig) -> Figure:
 def check_scale(scale: str) -> str:
     """``scale`` if it names a scale of :data:`SCALES` (``"gpu"``, ``"cpu-scale"``); ValueError otherwise.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
-    if scale not in SCALES:
+    if not isinstance(scale, str) or scale not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
     return scale
 
@@ -128,7 +128,8 @@ def figure_parameters(fig, scale: str = "gpu", **overrides) -> dict:
     ``smoke`` (False), ``L_values`` (1, 3, 6) and ``run_tag`` (``fig<k>``: the run folders are
     ``<out_dir>/fig<k>-L<L>``). ``overrides`` replace any parameter (e.g. ``epochs`` when a GPU time budget
     cannot fit 12,000, ``data_path``, ``device``, or ``max_train_s`` and ``resume`` to make a run in several
-    jobs); an unknown name raises ValueError.
+    jobs); an unknown name raises ValueError, and so does a value the training engine would refuse for one of the
+    figure's runs (:func:`check_run_settings`), before any notebook is started with it.
     """
     f, s = figure(fig), scale_settings(scale)
     p = {k: v for k, v in s.items() if k != "divisor"}
@@ -140,7 +141,46 @@ def figure_parameters(fig, scale: str = "gpu", **overrides) -> dict:
     p.update(overrides)
     if "epochs" in overrides:
         p["epochs"] = _checks.positive_int(p["epochs"], "epochs")
+    check_run_settings(p)
     return p
+
+
+#: The training notebook's own parameters, which are not the engine's (:data:`nclib.parameters.NOTEBOOK_PARAMETERS`).
+NOTEBOOK_ONLY_KEYS = ("smoke", "L_values", "run_tag")
+
+
+def check_run_settings(params: Mapping) -> None:
+    """Refuse figure notebook parameters (:func:`figure_parameters`) that the training engine would refuse for one of
+    the runs: ValueError naming the parameter (a learning rate of -1, a width of 0, counts [0, 1], an empty
+    ``L_values``, ...), as :func:`nclib.parameters.checked` names it for each run of ``L_values`` (a run on a GPU:
+    ``device="cuda"`` is accepted here).  The data file is left to the machine that trains, which may be the only
+    one with a copy: the data's arguments are checked by :func:`nclib.data.check_load_args`, the rest with a
+    data set drawn from the seed in its place.  Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
+    unknown = set(params) - set(parameters.NOTEBOOK_PARAMETERS)
+    if unknown:
+        raise ValueError(f"unknown notebook parameter(s) {sorted(unknown)}; "
+                         f"known: {sorted(parameters.NOTEBOOK_PARAMETERS)}")
+    p = {**{k: v for k, v in parameters.DEFAULTS.items() if k not in PER_RUN_KEYS}, **params}
+    data.check_load_args(p.get("dataset"), p.get("counts"), p.get("class_order"), p.get("selection"),
+                         p.get("normalization"), p.get("dim"), p.get("spread"))
+    _checks.flag(p.get("smoke", False), "smoke")
+    L_values = p.get("L_values")
+    if isinstance(L_values, (str, bytes)) or not isinstance(L_values, (list, tuple)) or not L_values:
+        raise ValueError(f"L_values must be a non-empty list of head depths, got {L_values!r}")
+    Ls = [_checks.positive_int(L, "L_values") for L in L_values]
+    if len(set(Ls)) != len(Ls):
+        raise ValueError(f"L_values must not repeat a depth (one run folder each), got {list(L_values)}")
+    tag = p.get("run_tag")
+    if not isinstance(tag, str) or not tag:
+        raise ValueError(f"run_tag must be a non-empty str (the run folders are <run_tag>-L<L>), got {tag!r}")
+    try:
+        names = [runs.check_run_name(f"{tag}-L{L}") for L in Ls]
+    except ValueError as exc:
+        raise ValueError(f"run_tag must make run folder names <run_tag>-L<L> inside out_dir: {exc}") from None
+    run = {k: v for k, v in p.items() if k not in NOTEBOOK_ONLY_KEYS}
+    run.update(dataset="synthetic", data_path=None, selection=data.SELECTIONS[0])  # no file read here
+    for L, name in zip(Ls, names):
+        parameters.checked({**run, "L": L, "run_name": name}, cuda=True)
 
 
 def train_kwargs(params: Mapping, L: int) -> dict:
