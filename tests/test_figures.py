@@ -18,6 +18,7 @@ import nclib.data  # noqa: E402
 import nclib.figures as figures  # noqa: E402
 import nclib.figures.analysis  # noqa: E402
 import nclib.imbalance  # noqa: E402
+import nclib.plotting  # noqa: E402
 from nclib import metrics, minority, solvers  # noqa: E402
 import nclib.train  # noqa: E402
 import nclib.ufm  # noqa: E402
@@ -265,6 +266,11 @@ def test_theory_matches_nclib_ufm_and_bounds_the_objective(tiny):
                 assert th.b_star is None
             # the network's features are constrained, so its objective never goes below the UFM minimum
             assert np.all(run.history["objective"] >= th.minimum * (1 - 1e-12))
+            # the accuracy of the global minimizers at the run's decays, and at decays that collapse small classes
+            assert th.minimizer_accuracy == nclib.ufm.minimizer_accuracy(n, 1e-3, 1e-3, L, bias) == 1.0
+            strong = figures.run_theory(dict(run.params, lam_W=1e-2, lam_H=1e-2))
+            want = nclib.ufm.minimizer_accuracy(n, 1e-2, 1e-2, L, bias)
+            assert strong.minimizer_accuracy == want and (want < 1) is (L > 1)
     with pytest.raises(ValueError, match="lam_H must be strictly positive"):
         figures.run_theory(dict(run.params, lam_H=0.0))
 
@@ -433,6 +439,11 @@ def test_other_spikes_milestones_dips_and_rise_ratios():
     ends_below = _spike_run([1.0, 0.5, 0.4, 0.3], 3, train_acc=[0.5, 1.0, 1.0, 0.98])
     assert figures.accuracy_dips({3: ends_below}) == {3: dict(first=10, times=1, low=0.98, low_epoch=30, back=None,
                                                               final=0.98)}
+    # a dip that starts at the very next record after the first 100 %: a spell of its own, as one that starts later
+    at_once = _spike_run([1.0, 0.5, 0.4, 0.3, 0.2, 0.1], 3, train_acc=[0.5, 1.0, 0.97, 1.0, 0.99, 1.0])
+    assert figures.accuracy_dips({3: at_once}) == {3: dict(first=10, times=2, low=0.97, low_epoch=20, back=50,
+                                                           final=1.0)}
+    assert figures.accuracy_dips({3: _spike_run([1.0, 0.5, 0.4], 3, train_acc=[1.0, 0.9, 0.9])})[3]["times"] == 1
     # rises of the objective over all runs: calm has none, run6 two (x3 and x10, both above the threshold)
     ratios = np.concatenate([obj[1:] / obj[:-1], [0.5, 0.8, 0.75]])
     rises = ratios[ratios > 1]
@@ -513,6 +524,24 @@ def test_lr_step_says_what_the_step_decay_did():
     for L, d in steps.items():
         assert d["milestone"] == 500 and d["before"]["epoch"] == 500 and d["after"]["epoch"] == 520
         assert d["final"]["objective"] == runs[L].history["objective"][-1]
+
+
+def test_figure_legend_names_the_data_the_scale_and_the_epochs(tiny):
+    runs = figures.load_figure(3, "tiny", root=tiny)
+
+    def at(epochs):
+        return {L: dataclasses.replace(r, params={**r.params, "epochs": epochs}) for L, r in runs.items()}
+
+    full = f"{figures.scale_settings('gpu')['epochs']:,}"
+    short, whole, cpu = (figures.figure_legend(at(2600), "gpu"), figures.figure_legend(at(12000), "gpu"),
+                         figures.figure_legend(at(1000), "cpu-scale"))
+    # the first line is the data and the bias case of the runs
+    case = nclib.plotting.data_case({L: r.params for L, r in runs.items()})
+    assert {text.split("\n")[0] for text in (short, whole, cpu)} == {case}
+    # GPU runs cut short: the epochs run and the paper's count; at the full count that count alone; CPU scale: its own
+    assert "2,600" in short and full in short
+    assert full in whole and "2,600" not in whole and whole != short
+    assert "1,000" in cpu and full not in cpu and cpu.split("\n")[1] != short.split("\n")[1]
 
 
 def test_drawing(tiny):

@@ -1039,7 +1039,11 @@ def test_redraw_replaces_the_stored_panels_from_the_run_folders(tmp_path):
     assert [o["output_type"] for o in cell["outputs"]] == ["display_data"]
     assert base64.b64decode(cell["outputs"][0]["data"]["image/png"]).startswith(b"\x89PNG")
     runs = figures.load_figure(1, "gpu")
-    assert cell["metadata"]["redrawn"]["legend_title"] == figures.figure_legend(runs, "gpu")
+    legend = cell["metadata"]["redrawn"]["legend_title"]
+    assert legend == figures.figure_legend(runs, "gpu")
+    # runs cut short of the paper's epochs: the legend gives both the epochs run and the paper's full count
+    run_epochs, full = {int(r.params["epochs"]) for r in runs.values()}, figures.scale_settings("gpu")["epochs"]
+    assert run_epochs == {2600} and f"{2600:,}" in legend and f"{full:,}" in legend
     assert cell["metadata"]["redrawn"]["runs"] == [f"results/figures/gpu/fig1/fig1-L{L}" for L in (1, 3, 6)]
     assert cell["metadata"]["mystnb"]["figure"]["caption"].endswith(figure_notebook.REDRAWN)
     # every other cell as it was
