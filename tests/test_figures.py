@@ -805,9 +805,23 @@ def test_figure_chapter_tables(tiny, tiny_scale):
             assert number(row["NC3 fall"]) == pytest.approx(d["nc3"], rel=5e-3)
             assert number(row["square root / NC3 fall"]) == pytest.approx(d["nc1_root"] / d["nc3"], rel=5e-3)
         s = t["settings"]
-        assert s.index.tolist() == ["data", "class counts", "counts by class index", "width", "batch size",
-                                    "optimizer, lr", "lr schedule", "decays", "precision of the products",
-                                    "metrics every (epochs)", "epochs"]
+        assert s.index.tolist() == ["data", "class counts", "counts by class index", "backbone", "width",
+                                    "batch size", "an epoch's last partial batch", "optimizer, lr", "lr schedule",
+                                    "decays", "precision of the products", "metrics every (epochs)", "epochs"]
+        # the backbone as built (depth 2, width 32, feature layer 32 x 32) and the paper's layer count, not its layers
+        assert re.findall(r"[0-9]+", s.loc["backbone", "these runs"]) == ["2", "32", "32"]
+        assert re.findall(r"[0-9]+", s.loc["backbone", "paper (Section 5)"]) == ["6"]
+        # full batch: no sample left out; the paper does not say what becomes of an epoch's last partial batch
+        assert s.loc["an epoch's last partial batch", "paper (Section 5)"] == "not stated"
+        assert not re.findall(r"[0-9]+", s.loc["an epoch's last partial batch", "these runs"])
+        # batches of 8 of the 30 samples leave 6 out each epoch, as the runs' provenance records it
+        batched = {L: dataclasses.replace(r, params={**r.params, "batch_size": 8},
+                                          provenance={**r.provenance, "dropped_per_epoch": 6})
+                   for L, r in ch.runs.items()}
+        cell = figures.figure_tables(fig, batched, ch.check, ch.rows, ch.theory)["settings"].loc[
+            "an epoch's last partial batch", "these runs"]
+        assert re.findall(r"[0-9]+", cell) == ["6", "30"]
+        assert figures.figure_glue(fig, "tiny", batched, ch.check, ch.rows, ch.theory)["dropped"] == "6"
         assert re.findall(r"[0-9.]+", s.loc["lr schedule", "these runs"]) == ["0.1", "80"]  # factor, epoch
         assert s.loc["precision of the products"].tolist() == ["not stated", "fp32"]
         assert s.loc["epochs"].tolist() == ["12,000", "120"] and s.loc["width"].tolist() == ["2,048", "32"]

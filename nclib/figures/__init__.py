@@ -27,9 +27,9 @@ here. The tooling that makes the runs (notebook parameters, relabelling, GPU bud
 EMNIST letters cannot be downloaded here; Figures 2 and 4 run on the ``letters-synthetic`` stand-in with
 the same class-count profile (:data:`nclib.letters.LETTERS_SYNTHETIC_LABEL`), and every label says so.
 """
-from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOK_ONLY_KEYS, NOTEBOOKS, PER_RUN_KEYS, RESULTS, SCALES, Figure,
-                     check_run_settings, check_scale,
-                     figure, figure_counts, figure_parameters, notebook_path, scale_settings, train_kwargs)
+from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOK_ONLY_KEYS, NOTEBOOKS, PER_RUN_KEYS, RESULTS, SCALES,
+                     Figure, check_run_settings, check_scale, figure, figure_counts, figure_parameters, notebook_path,
+                     scale_settings, train_kwargs)
 from .load import (CONFIG_KEYS, NC3_EQUAL_COUNT_BLOCKS, REMAKE_MAY_DIFFER, Run, check_figure, check_remake, check_run,
                    compare_nc3, load_figure, preferred_scale, run_counts, run_folders)
 from .analysis import (DROP_KEYS, ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips,

@@ -132,7 +132,8 @@ def _settings_glue(f: Figure, scale: str, runs: Mapping[int, Run], check: Mappin
         "gamma": written(p['lr_gamma'], 6), "batch": str(p["batch_size"]), "decay": written(p['lam_W'], 6),
         "wd": written(ufm.REFERENCE_DECAY, 6), "milestone": _comma(f"{m:,}" for m in p["lr_milestones"]),
         "metric-every": str(p["metric_every"]), "precision": precisions(runs),
-        "device": " / ".join(sorted({r["device"] for r in rows})),
+        "device": " / ".join(sorted({r["device"] for r in rows})), "smallest-count": str(int(n.min())),
+        "depth": str(p["depth"]), **({} if _dropped(runs) is None else {"dropped": f"{_dropped(runs):,}"}),
     }
 
 
@@ -326,7 +327,9 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
 
     The paper's settings (``paper-counts``, ``paper-epochs``, ``paper-width``, ``paper-batch``, ``paper-lr``); the
     runs' (``epochs``, ``N``, ``counts``, ``divisor``, ``width``, ``lr``, ``gamma``, ``batch``, ``decay``, ``wd``
-    (the closest public code's 1e-5), ``milestone``, ``metric-every``, ``precision``, ``device``); against Theorem
+    (the closest public code's 1e-5), ``milestone``, ``metric-every``, ``precision``, ``device``, ``depth``,
+    ``smallest-count`` (the smallest class count), ``dropped`` (the samples an epoch leaves out of its batches,
+    where every run leaves out the same number)); against Theorem
     4.3 (``alive`` and ``minimizer-acc`` where every run has the same, ``K``, ``gap-min``, ``gap-max`` (the smallest
     and the largest run's excess over the minimum, to nearest, and ``gap-min-L``, ``gap-max-L``, whose they are),
     ``mean-end``; without a bias per run ``mean-pred-L<L>`` (the global feature-mean norm at every global
@@ -461,24 +464,45 @@ def drops_table(runs: Mapping[int, Run]):
     return table
 
 
+def _dropped(runs: Mapping[int, Run]) -> int | None:
+    """The samples each epoch leaves out of its batches (the last partial batch, :ref:`ch-engine`), as the runs'
+    provenance records them: one number for all the runs, None where they differ."""
+    return _one({int(r.provenance["dropped_per_epoch"]) for r in runs.values()})
+
+
+def _backbone(p: Mapping) -> str:
+    """The backbone of a run's parameters as :class:`nclib.models.CollapseNet` builds it: ``depth`` x (Linear +
+    ReLU) of width ``width``, then the feature layer Linear(width, d)."""
+    d = p["width"] if p.get("feature_dim") is None else p["feature_dim"]
+    return f"{p['depth']} × (Linear + ReLU), then Linear({p['width']:,}, {d:,}) to the features"
+
+
 def _settings_table(f: Figure, runs: Mapping[int, Run], check: Mapping):
     import pandas as pd
 
     p = runs[min(runs)].params
     paper = scale_settings("gpu")
     epochs = max(check["epochs"].values())
+    N, dropped = int(run_counts(p).sum()), _dropped(runs)
+    # what the paper does not state is said so in its column, also where these runs read its words one way: the
+    # layers of its "6-layer MLP" (the reference code's reading) and what becomes of an epoch's last partial batch
     return pd.DataFrame({
         "paper (Section 5)": [f.paper_data, _comma(sorted(figure_counts(f, "gpu"), reverse=True)), "not stated",
-                              f"{paper['width']:,}", str(paper["batch_size"]), f"Adam, {written(paper['lr'], 6)}", "not stated",
+                              f"{paper['depth']}-layer MLP, its layers not stated", f"{paper['width']:,}",
+                              str(paper["batch_size"]), "not stated", f"Adam, {written(paper['lr'], 6)}", "not stated",
                               "not stated", "not stated", "not stated", f"{paper['epochs']:,}"],
         "these runs": [plotting.dataset_label(p), _comma(sorted(run_counts(p).tolist(), reverse=True)),
                        f"{_comma(run_counts(p).tolist())} ({_order_label(p.get('class_order', '?'), p['dataset'])})",
-                       f"{p['width']:,}", str(p["batch_size"]), f"Adam, {written(p['lr'], 6)}",
+                       f"{_backbone(p)} (the reference code's reading)", f"{p['width']:,}", str(p["batch_size"]),
+                       "varies" if dropped is None else "none (one batch)" if dropped == 0 else
+                       f"left out: {dropped:,} of the {N:,} samples each epoch",
+                       f"Adam, {written(p['lr'], 6)}",
                        f"×{written(p['lr_gamma'], 6)} after epoch {_comma(f'{m:,}' for m in p['lr_milestones'])}" if p["lr_milestones"]
                        else "constant", f"lam_W = lam_H = {written(p['lam_W'], 6)}", precisions(runs),
                        str(p["metric_every"]), f"{epochs:,}"],
-    }, index=["data", "class counts", "counts by class index", "width", "batch size", "optimizer, lr",
-              "lr schedule", "decays", "precision of the products", "metrics every (epochs)", "epochs"])
+    }, index=["data", "class counts", "counts by class index", "backbone", "width", "batch size",
+              "an epoch's last partial batch", "optimizer, lr", "lr schedule", "decays", "precision of the products",
+              "metrics every (epochs)", "epochs"])
 
 
 def figure_chapter(fig, scale: str | None = None, root=None) -> FigureChapter:
