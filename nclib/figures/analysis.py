@@ -515,10 +515,11 @@ DROP_KEYS = ("nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3")
 
 def metric_drops(runs: Mapping[int, Run]) -> dict[int, dict]:
     """{L: how far each collapse metric fell} of the runs, sorted by L: for each metric of :data:`DROP_KEYS` its
-    value at epoch 0 over its last recorded value, and ``nc1_root``, the square root of NC1's.  NC1 is a ratio of
-    covariances, quadratic in the distance from collapse, and the NC2 and NC3 metrics are linear in it
-    (:ref:`sec-metrics-path`): ``nc1_root`` is NC1's fall on their scale, the one to set beside theirs
-    (:ref:`ch-fig1` to :ref:`ch-fig4`, :func:`check_runs`).  ValueError for no runs, or a metric not finite and
+    value at epoch 0 over its last recorded value, and ``nc1_root``, the square root of NC1's.  Along a straight path
+    to the minimizer NC1, a ratio of covariances, is quadratic in the distance from collapse and the NC2 and NC3
+    metrics are linear in it (:ref:`sec-metrics-path`); a training run need not follow such a path, so ``nc1_root``
+    is NC1's fall on their scale by a rule of thumb, the one to set beside theirs (:ref:`ch-fig1` to
+    :ref:`ch-fig4`, :func:`check_runs`).  ValueError for no runs, or a metric not finite and
     positive at both ends."""
     if not runs:
         raise ValueError("runs must hold at least one run")
@@ -617,9 +618,9 @@ def check_runs(runs: Mapping[int, Run], fig) -> None:
     property): the objective (4.3) never goes below its global minimum over free features (:func:`run_theory`,
     relative tolerance 1e-12); NC2^W, NC2^H, NC2^WH and NC3 each end below their value at epoch 0 (every corrected
     metric is 0 at the minimizers of Theorems 4.1-4.3). A run whose final training accuracy is exactly 1: NC1 falls
-    by more than a factor 100 from epoch 0 to the last epoch, and on NC3's scale (its square root,
-    :func:`metric_drops`) by more than NC3 does. A run that ends below 1 (:func:`stalls`): its accuracy is below
-    that of every global minimizer (``minimizer_accuracy``), and (1 - accuracy) x N is a whole number. For every
+    by more than a factor 100 from epoch 0 to the last epoch, and on NC3's scale (its square root, by the rule of
+    thumb of :func:`metric_drops`) by more than NC3 does. A run that ends below 1 (:func:`stalls`): its accuracy is
+    below that of every global minimizer (``minimizer_accuracy``), and (1 - accuracy) x N is a whole number. For every
     run: the data checksum equals the first run's; the run's bias case is Figure ``fig``'s. Figures 1 and 2 (with a
     bias, Theorems 4.2/4.3: b* = n/N and a zero global feature mean): the recorded ||b - n/N|| is finite and ends
     below its value at epoch 0, and so does the global feature-mean norm. Figures 3 and 4 (bias-free, Appendix C):
@@ -644,7 +645,8 @@ def check_runs(runs: Mapping[int, Run], fig) -> None:
             drop = metric_drops({L: run})[L]
             _require(drop["nc1"] > 1e2, f"L={L}: NC1 falls by a factor {drop['nc1']:.3g} ({h['nc1'][0]:.3g} to "
                                         f"{h['nc1'][-1]:.3g}), not more than 100")
-            # NC1 is quadratic in the distance from collapse, NC3 linear: compared on one scale
+            # by the rule of thumb of metric_drops (NC1 quadratic in the distance from collapse, NC3 linear, as
+            # along a straight path to the minimizer): compared on one scale
             _require(drop["nc1_root"] > drop["nc3"], f"L={L}: the square root of NC1's fall, "
                                                      f"{drop['nc1_root']:.3g}, is not more than NC3's fall "
                                                      f"({drop['nc3']:.3g})")

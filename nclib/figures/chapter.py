@@ -447,8 +447,9 @@ def _training_table(rows: list[dict]):
 def drops_table(runs: Mapping[int, Run]):
     """Each run's fall of NC1 beside its fall of NC3, on one scale (:func:`metric_drops`), a pandas DataFrame
     indexed by L: whether the run ends at 100 % training accuracy, NC1's factor (its value at epoch 0 over its
-    last), the square root of that factor (NC1 is quadratic in the distance from collapse, NC3 linear in it:
-    the root is NC1's fall on NC3's scale), NC3's factor and the root over NC3's factor.  One row per run, so
+    last), the square root of that factor (by a rule of thumb NC1 is quadratic in the distance from collapse, NC3
+    linear in it, as along a straight path to the minimizer: the root is NC1's fall on NC3's scale), NC3's factor
+    and the root over NC3's factor.  One row per run, so
     that no sentence sets one run's fall beside another's.  ValueError for no runs.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     import pandas as pd
