@@ -1,6 +1,7 @@
 """The speed of the GPU runs of Figures 1-4: the engine benchmark's committed outputs and records, the benchmark of
-the letters' rendering, the GPU jobs' logs, the calibration behind each GPU figure's epoch budget, and what one GPU
-machine fits at the paper's 12,000 epochs (:ref:`ch-engine`, :ref:`ch-figures-summary`; ``scripts/gpu_budget.py``)."""
+the letters' rendering, the GPU jobs' logs, the calibration behind each GPU figure's epoch budget
+(:ref:`ch-engine`, :ref:`ch-figures-summary`), and what one GPU machine of limited time fits at the paper's 12,000
+epochs (``scripts/gpu_budget.py pieces``, ``scripts/README.md``)."""
 from __future__ import annotations
 
 import json
@@ -147,8 +148,8 @@ INPUT_DIM = 3 * 32 * 32
 def with_data_seconds(calibration: Mapping, fig, seconds: float) -> dict:
     """A copy of ``calibration`` in which a notebook of Figure ``fig``'s data set spends ``seconds`` on its data
     (``kinds/<dataset>/data_s``), the rest unchanged: a plan with the letters read from their rendering saved
-    ahead, or with a corrected rendering time (:ref:`ch-figures-summary`, ``scripts/gpu_budget.py pieces
-    --data-s``).  ValueError for negative ``seconds`` or a calibration without the data set."""
+    ahead, or with a corrected rendering time (``scripts/gpu_budget.py pieces --data-s``).  ValueError for negative
+    ``seconds`` or a calibration without the data set."""
     seconds = _checks.nonneg_float(seconds, "seconds")
     kind = figure(fig).dataset
     kinds = calibration.get("kinds") if isinstance(calibration, Mapping) else None
@@ -160,8 +161,7 @@ def with_data_seconds(calibration: Mapping, fig, seconds: float) -> dict:
 def figure_parameter_counts(fig) -> dict[int, int]:
     """{L: trainable parameters} of Figure ``fig``'s networks at the paper's settings (:mod:`nclib.models`: a
     backbone of ``depth`` Linear layers of ``width`` with biases and the feature layer, then L head layers, the
-    last one K x d with a bias where the figure has one), counted without building them.
-    Chapters: :ref:`ch-figures-summary`."""
+    last one K x d with a bias where the figure has one), counted without building them (:func:`piece_seconds`)."""
     p = figure_parameters(figure(fig), "gpu")
     w, depth, K = int(p["width"]), int(p["depth"]), len(p["counts"])
     d = w if p.get("feature_dim") is None else int(p["feature_dim"])
@@ -182,8 +182,7 @@ def piece_seconds(calibration: Mapping, fig, piece, epochs: int | None = None, s
     calibration (the ratio of the two benchmarks' side-by-side figure times; the metrics are computed in fp32
     at every precision).  ``starts``: how many notebooks the runs go through (a run stopped with a checkpoint
     and resumed by a second command starts a second notebook), each paying the notebook's overhead, the data
-    and the setup.
-    Chapters: :ref:`ch-figures-summary`."""
+    and the setup.  Used by ``scripts/gpu_budget.py pieces``."""
     f = figure(fig)
     if isinstance(piece, (str, bytes)) or not hasattr(piece, "__iter__"):
         raise ValueError(f"piece must be a tuple of head depths of {L_VALUES}, e.g. (6,), got {piece!r}")
@@ -211,8 +210,7 @@ def piece_seconds(calibration: Mapping, fig, piece, epochs: int | None = None, s
 def fewest_pieces(seconds_of, budget_s: float) -> list[tuple[int, ...]] | None:
     """The fewest pieces of consecutive head depths (L = 1, 3, 6 in order) each of which ``seconds_of(piece)`` says
     fits ``budget_s`` seconds (one GPU machine's); of plans with as few pieces, the one whose longest piece is
-    shortest (the most room left).  None when a run does not fit alone.
-    Chapters: :ref:`ch-figures-summary`."""
+    shortest (the most room left).  None when a run does not fit alone.  Used by ``scripts/gpu_budget.py pieces``."""
     budget_s = _checks.positive_float(budget_s, "budget_s")
     Ls = list(L_VALUES)
     plans = []
@@ -239,8 +237,8 @@ LETTERS_BENCHMARK = BENCHMARKS / "bench_letters.txt"
 
 def read_letters_benchmark(path=None) -> dict:
     """The numbers of a committed output of ``benchmarks/bench_letters.py`` (default :data:`LETTERS_BENCHMARK`):
-    the rendering of the letters-synthetic stand-in, a sample against the whole profile, which corrects the GPU
-    calibration's rendering time in :ref:`ch-figures-summary`.
+    the rendering of the letters-synthetic stand-in, a sample against the whole profile, which shows the GPU
+    calibration's rendering time too high (:ref:`ch-figures-summary`).
 
     Returns ``command`` (the first line, without ``$``), ``repeats`` (the timings of each rendering), ``scale``,
     ``letters`` and ``classes`` (the profile rendered whole), ``seed``, ``sample`` (the letters of the sample),
