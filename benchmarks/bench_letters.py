@@ -1,6 +1,6 @@
 """Benchmark of the rendering of the letters-synthetic stand-in (nclib.letters.letters_synthetic) that a letters
-figure's notebook does when it does not read a rendering saved ahead (ch-figures-summary, "What one GPU machine
-fits at 12,000 epochs").
+figure's notebook does when it does not read a rendering saved ahead (ch-figures-summary, "Speed of the
+engine").
 
 The GPU calibration (``scripts/gpu_budget.py calibrate --letters-images 260``) timed the rendering of a sample of
 260 letters and scaled it to the profile's letters.  Rendering draws each letter's glyph in each font once and
