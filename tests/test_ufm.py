@@ -7,6 +7,7 @@ import pytest
 from scipy import optimize
 
 import nclib.ufm as ufm
+from nclib import metrics, solvers
 from nclib.imbalance import label_matrix, ybar
 
 CASES = [
@@ -471,3 +472,40 @@ def test_a_kappa_whose_square_leaves_the_normal_floats_is_refused_by_name():
     assert ufm.threshold_gap([1e-150, 0.0], 5, 1e-300, 1e-300, 2)[0] < 0
     assert ufm.mode_strengths([1e-150], 5, 1e-300, 1e-300, 2)[0] > 0
     np.testing.assert_allclose(minority.collapse_decay([1e150], 5, 1), [1e150 / 5], rtol=1e-15)  # kappa / N at L = 1
+
+
+@pytest.mark.parametrize("n, lam_W, lam_H, L, alive", [
+    ([5, 3, 3, 1], 1e-3, 2e-3, 1, 4),  # two classes of one count: a group of equal singular values of D
+    ([5, 3, 3, 1], 1e-3, 1e-3, 3, 4),
+    ([6, 4, 4, 2, 2], 5e-4, 2e-3, 2, 5),
+    ([8, 3, 3, 1], 0.08, 0.08, 1, 3),  # the class of one sample collapsed
+    ([8, 3, 3, 1], 2e-2, 2e-2, 3, 3),
+    ([9, 2, 2], 0.15, 0.15, 1, 1),  # the group of two classes of 2 collapsed together
+])
+def test_minimizer_global_mean_norm_matches_the_numerical_minimizer(n, lam_W, lam_H, L, alive):
+    """Without a bias ||h_G|| is the same at every global minimizer and not 0: the closed form's value against the
+    global feature mean of the point nclib.solvers.minimize finds, which never uses the closed form."""
+    assert np.count_nonzero(ufm.structure(n, lam_W, lam_H, L, False).s_product > 0) == alive
+    found = solvers.minimize(n, lam_W, lam_H, L, bias=False)
+    assert found.value == pytest.approx(ufm.minimum_value(n, lam_W, lam_H, L, False), rel=1e-12)
+    want = ufm.minimizer_global_mean_norm(n, lam_W, lam_H, L, bias=False)
+    assert want > 0
+    assert want == pytest.approx(metrics.global_mean_norm(found.H.T), rel=1e-9)
+
+
+def test_minimizer_global_mean_norm_by_hand_and_with_a_bias():
+    # L = 1 without a bias (Theorem 4.1): n_k ||h-bar_k||^2 = sqrt(lam_W / lam_H) (sqrt(n_k) - N sqrt(lam_W lam_H))_+
+    n, lam_W, lam_H = np.array([8, 3, 3, 1]), 0.05, 0.2
+    N = n.sum()
+    share = np.sqrt(lam_W / lam_H) * np.maximum(np.sqrt(n) - N * np.sqrt(lam_W * lam_H), 0)
+    assert np.count_nonzero(share) == 3
+    assert ufm.minimizer_global_mean_norm(n, lam_W, lam_H, 1, False) == pytest.approx(
+        np.sqrt(np.sum(n * share)) / N, rel=1e-12)
+    # with a bias h_G = 0 at every global minimizer (eq. (B.5)-(B.7)), as at the numerical one
+    assert ufm.minimizer_global_mean_norm([5, 3, 3, 1], 1e-3, 1e-3, 3, True) == 0.0
+    found = solvers.minimize([5, 3, 3, 1], 1e-3, 1e-3, 3, bias=True)
+    assert metrics.global_mean_norm(found.H.T) < 1e-12
+    for bad, name in ((dict(n=[3, 0]), "n"), (dict(lam_H=-1.0), "lam_H"), (dict(L=0), "L"), (dict(bias="no"), "bias")):
+        args = dict(dict(n=[3, 2], lam_W=0.1, lam_H=0.1, L=1, bias=False), **bad)
+        with pytest.raises(ValueError, match=f"^{name} must"):
+            ufm.minimizer_global_mean_norm(**args)

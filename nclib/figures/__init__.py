@@ -34,7 +34,7 @@ from .load import (CONFIG_KEYS, NC3_EQUAL_COUNT_BLOCKS, REMAKE_MAY_DIFFER, Run, 
                    compare_nc3, load_figure, preferred_scale, run_counts, run_folders)
 from .analysis import (DROP_KEYS, ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips,
                        check_runs, final_rows, first_epoch, largest_rise, lr_step, metric_drops,
-                       minimizer_global_mean_norm, next_milestone, order_by, order_held, orders_without_spikes,
+                       next_milestone, order_by, order_held, orders_without_spikes,
                        other_spikes, record_rises, recorded_every, rise_ratios, run_theory, settled_epoch, spikes,
                        stalls, trained_ufm_at_minimum, wall_time_s)
 from .speed import (BENCHMARKS, GPU_LOGS, INPUT_DIM, LETTERS_BENCHMARK, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS,

@@ -32,7 +32,7 @@ class RunTheory:
     the run's objective whenever every hidden width is >= K); ``b_star``: n/N (bias case, Theorems 4.2/4.3)
     or None; ``minimizer_accuracy``: the training accuracy of every global minimizer
     (:func:`nclib.ufm.minimizer_accuracy`); ``global_mean_norm``: the norm of the global feature mean at every
-    global minimizer (:func:`minimizer_global_mean_norm`: 0 with a bias, a positive number without).
+    global minimizer (:func:`nclib.ufm.minimizer_global_mean_norm`: 0 with a bias, a positive number without).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
 
@@ -80,28 +80,7 @@ def run_theory(params: Mapping) -> RunTheory:
     return RunTheory(n=n, L=L, bias=bias, lam_W=lam_W, lam_H=lam_H, kappa=st.kappa, s_product=st.s_product,
                      alive=alive, minimum=float(minimum), b_star=b_star,
                      minimizer_accuracy=ufm.minimizer_accuracy(n, lam_W, lam_H, L, bias),
-                     global_mean_norm=minimizer_global_mean_norm(n, lam_W, lam_H, L, bias))
-
-
-def minimizer_global_mean_norm(n, lam_W, lam_H, L=1, bias=True) -> float:
-    """||h_G|| at every global minimizer of (4.1), (4.2) or (4.3) (Theorems 4.1-4.3; hidden widths >= K), where
-    h_G = (1/N) sum_{k,i} h_{k,i} is the global feature mean of Section 5, the mean of all N features.
-
-    Every global minimizer has h_{k,i} = h-bar_k, so h_G = H-bar n / N = E sqrt(n) / N with H-bar = [h-bar_1 ...
-    h-bar_K] and E = H-bar D, D = diag(sqrt n), as in the theorems, and ||h_G||^2 = sqrt(n)^T E^T E sqrt(n) / N^2.
-    E^T E = V diag(e^2) V^T is the same at every global minimizer (:func:`nclib.ufm.structure`, ``s_features`` = e;
-    e is constant on each group of equal singular values, so the rotations inside a group drop out).  With a bias
-    sqrt(n) spans the null space of Y-bar, a mode with e = 0, so h_G = 0 (eq. (B.5)-(B.7)) and this returns 0.
-    Without a bias M = D: V is the class basis up to rotations inside groups of equal counts, E^T E =
-    diag(n_k ||h-bar_k||^2), the class means are orthogonal and ||h_G||^2 = sum_k n_k^2 ||h-bar_k||^2 / N^2, positive
-    whenever a mode is alive. Arguments as :func:`nclib.ufm.structure` (ValueError naming a bad one).
-    Chapters: :ref:`ch-fig3`, :ref:`ch-fig4`.
-    """
-    st = ufm.structure(n, lam_W, lam_H, L, bias)
-    if bias:
-        return 0.0
-    root_n = np.sqrt(_checks.counts(n).astype(np.float64))
-    return float(np.linalg.norm(st.s_features * (st.V.T @ root_n)) / root_n.dot(root_n))
+                     global_mean_norm=ufm.minimizer_global_mean_norm(n, lam_W, lam_H, L, bias))
 
 
 def trained_ufm_at_minimum(bias: bool, root=None) -> dict[int, dict]:

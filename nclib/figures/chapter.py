@@ -333,7 +333,7 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     4.3 (``alive`` and ``minimizer-acc`` where every run has the same, ``K``, ``gap-min``, ``gap-max`` (the smallest
     and the largest run's excess over the minimum, to nearest, and ``gap-min-L``, ``gap-max-L``, whose they are),
     ``mean-end``; without a bias per run ``mean-pred-L<L>`` (the global feature-mean norm at every global
-    minimizer, :func:`nclib.figures.minimizer_global_mean_norm`), ``mean-end-L<L>`` (the run's at the end) and
+    minimizer, :func:`nclib.ufm.minimizer_global_mean_norm`), ``mean-end-L<L>`` (the run's at the end) and
     ``mean-off-L<L>`` (how far, in per cent of the prediction, either way); with a bias ``bstar``, ``bias0``,
     ``bias-end-min``, ``bias-end-max``); per run ``acc100-L<L>``,
     ``stays-L<L>`` (first and settled epoch at 100 % training accuracy), ``acc-L<L>`` (in percent, as every training

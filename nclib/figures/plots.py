@@ -79,7 +79,7 @@ def draw_theory(runs: Mapping[int, Run]):
     Theorems 4.1-4.3 say is >= 0 and 0 only at the minimizer; (b) with a bias, ||b - n/N|| and the global
     feature-mean norm, both 0 at every minimizer (b* = n/N, eq. (B.5)-(B.7)); bias-free, the global
     feature-mean norm of each run against its value at every global minimizer
-    (:func:`nclib.figures.minimizer_global_mean_norm`), a dashed horizontal line in the run's colour; (c) the
+    (:func:`nclib.ufm.minimizer_global_mean_norm`), a dashed horizontal line in the run's colour; (c) the
     predicted singular values of P = W_L ... W_1 at the minimizer, one series per L (0 = a collapsed mode): the
     prediction only, the runs do not record their own.  Panels (a) and (b) are on log scales. Returns the Figure.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
