@@ -301,7 +301,9 @@ def _stall_glue(runs: Mapping[int, Run]) -> dict:
         g.update({s + "since": str(st["since"]), s + "end": f"{st['end']:,}", s + "acc": percent(st['train_acc']),
                   s + "best": percent(st['best_acc']), s + "wrong": f"{st['misclassified']:,}",
                   s + "N": f"{int(st['n'].sum()):,}", s + "half": f"{st['half']:,}",
-                  s + "change": ("-" if st["objective_change"] < 0 else "+") + written(abs(100 * st["objective_change"]), 2), s + "ratio": _figures(st['objective_ratio'], 3),
+                  # how far, either way: the chapter writes "above" or "below" and asserts the sign
+                  s + "change": written(abs(100 * st["objective_change"]), 2),
+                  s + "ratio": _figures(st['objective_ratio'], 3),
                   s + "nc1": written(st['nc1'], 2), s + "nc1-drop": written(st['nc1_drop'], 3), s + "nc3": written(st['nc3'], 3),
                   s + "smallest": str(st["smallest"]), s + "smallest-count": str(st["smallest_count"])})
         _put(g, s + "multiple", st["smallest_multiple"])
@@ -351,10 +353,11 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     ``rise-count``, ``rise-median``, ``rise-below``, ``rise-max``, ``rise-max-L``, ``rise-max-from``,
     ``rise-max-to``; :func:`rise_ratios`); each training spike (``spike-L<L>-...``, :func:`spikes`), each dip of the
     accuracy after 100 % (``dip-L<L>-...``, :func:`accuracy_dips`; ``dip-L<L>-times`` the count of its spells) and
-    each run that ends below 100 % (``stall-L<L>-...``, :func:`stalls`); for runs past their learning-rate step
-    (:func:`lr_step`) the smallest and largest fall of the objective from the step to the end (``lrstep-drop-min``,
-    ``-max``), the runs below 100 % at the step and those that then settled at 100 % (``lrstep-below``,
-    ``lrstep-recovered``) and per run ``lrstep-L<L>-...``.
+    each run that ends below 100 % (``stall-L<L>-...``, :func:`stalls`; ``stall-L<L>-change`` is how far its final
+    objective is from its value at the start of the second half, in per cent, either way); for runs past their
+    learning-rate step (:func:`lr_step`) the smallest and largest fall of the objective from the step to the end
+    (``lrstep-drop-min``, ``-max``), the runs below 100 % at the step and those that then settled at 100 %
+    (``lrstep-below``, ``lrstep-recovered``) and per run ``lrstep-L<L>-...``.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     f = figure(fig)
