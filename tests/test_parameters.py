@@ -122,7 +122,7 @@ def test_bad_values_are_refused_by_name():
 # the words scripts/gpu_figures.sh passes to both scripts (EXTRA_SETS, the data, the device), and some that the
 # two scripts' old grammars read differently (JSON in the one, parse_scalar in the other)
 WORDS = ["epochs=10", "metric_every=1", "width=32", "lr=0.001", "lam_W=1e-5", "data_path=none", "device=cpu",
-         "precision=tf32", "progress=false", "counts=[6,3,2]", "lr_milestones=[6000]", "run_tag=007"]
+         "precision=tf32", "progress=false", "counts=[6,3,2]", "batch_size=4", "lr_milestones=[6000]", "run_tag=007"]
 
 
 def test_the_stability_runs_and_the_figure_parameters_read_a_word_alike(monkeypatch, tmp_path, capsys):
