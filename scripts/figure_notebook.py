@@ -311,7 +311,11 @@ def main(argv=None) -> int:
             overrides = parameters.parse_settings(args.set, "--set")
         except ValueError as exc:
             raise SystemExit(str(exc)) from None
-        print(yaml_safe_json(figures.figure_parameters(args.fig, args.scale, **overrides)))
+        try:  # parameters the engine would refuse: one line, status 1, before any notebook runs
+            params = figures.figure_parameters(args.fig, args.scale, **overrides)
+        except ValueError as exc:
+            raise SystemExit(f"params: {exc}") from None
+        print(yaml_safe_json(params))
     else:
         try:
             if args.command == "redraw":

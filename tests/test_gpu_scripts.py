@@ -60,7 +60,11 @@ def run_gpu_figures(env: dict) -> str:
 
 def test_gpu_figures_script_runs_end_to_end_on_the_cpu(tmp_path):
     out, results, notebooks = tmp_path / "out", tmp_path / "results", tmp_path / "notebooks"
-    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="3",
+    # the benchmark's first line names the variables of its command that its caller set: only OMP_NUM_THREADS
+    # here, whatever the shell running the tests has set
+    shown = ("MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "NVIDIA_TF32_OVERRIDE")
+    caller = {k: v for k, v in os.environ.items() if k not in shown}
+    env = dict(caller, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="3",
                LETTERS_DATA=str(tmp_path / "no-letters.npz"),  # the calibration renders them, .gpu/ or not
                DATA=str(fake_cifar(tmp_path / "cifar.npz")), EXTRA_SETS="width=32 metric_every=1 lr=0.001",
                BENCH_ARGS="--device cpu --width 32 --steps 10 --warmup 2 --figure-epochs 1",
@@ -776,6 +780,8 @@ def test_params_prints_the_figure_parameters_as_yaml_safe_json(capsys):
         figure_notebook.main(["params", "1", "--scale", "paper"])  # one name per scale: "gpu" or "cpu-scale"
     with pytest.raises(SystemExit, match="NAME=VALUE"):
         figure_notebook.main(["params", "1", "--set", "epochs"])
+    with pytest.raises(SystemExit, match="^params: lr must"):  # a value the engine refuses: one line, no traceback
+        figure_notebook.main(["params", "1", "--set", "lr=-1"])
 
 
 def test_relabel_notebook(tmp_path):
