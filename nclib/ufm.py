@@ -587,7 +587,10 @@ def minimizer_accuracy(n, lam_W, lam_H, L=1, bias=True) -> float:
 
 def minimizer_global_mean_norm(n, lam_W, lam_H, L=1, bias=True) -> float:
     """||h_G|| at every global minimizer of (4.1), (4.2) or (4.3) (Theorems 4.1-4.3; hidden widths >= K), where
-    h_G = (1/N) sum_{k,i} h_{k,i} is the global feature mean of Section 5, the mean of all N features.
+    h_G = (1/N) sum_{k,i} h_{k,i} is the global feature mean of Section 5, the mean of all N features; except, for
+    L >= 2 without a bias, at a decay where some mode's scalar problem (Lemma A.2) has two minimizers (its threshold
+    met with equality): there the global minimizers that keep the mode and those that put it at 0 differ in ||h_G||,
+    and this is the value at the one :func:`structure` describes.
 
     Every global minimizer has h_{k,i} = h-bar_k, so h_G = H-bar n / N = E sqrt(n) / N with H-bar = [h-bar_1 ...
     h-bar_K] and E = H-bar D, D = diag(sqrt n), as in the theorems, and ||h_G||^2 = sqrt(n)^T E^T E sqrt(n) / N^2.

@@ -481,6 +481,8 @@ def test_a_kappa_whose_square_leaves_the_normal_floats_is_refused_by_name():
     ([8, 3, 3, 1], 0.08, 0.08, 1, 3),  # the class of one sample collapsed
     ([8, 3, 3, 1], 2e-2, 2e-2, 3, 3),
     ([9, 2, 2], 0.15, 0.15, 1, 1),  # the group of two classes of 2 collapsed together
+    ([1, 3, 3, 8], 0.02, 0.02, 3, 3),  # ascending, as the figures' classes: the smallest class collapsed
+    ([2, 6, 4, 4, 8], 2e-3, 2e-3, 2, 5),  # unsorted, a repeated count inside
 ])
 def test_minimizer_global_mean_norm_matches_the_numerical_minimizer(n, lam_W, lam_H, L, alive):
     """Without a bias ||h_G|| is the same at every global minimizer and not 0: the closed form's value against the
