@@ -19,11 +19,7 @@ import sys
 
 if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from its file path: _common lies beside it
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _common import (BLAS_THREAD_ENV, closing_line, command_line, one_blas_thread,  # noqa: E402 - standard library
-                     refuse_below)
-
-#: The thread variables the command line shows where the caller set them.
-COMMAND_ENV = BLAS_THREAD_ENV
+from _common import closing_line, command_line, one_blas_thread, refuse_below  # noqa: E402 - standard library
 _GIVEN_ENV = one_blas_thread()  # one thread, where the caller did not say, before numpy is imported
 
 import argparse  # noqa: E402

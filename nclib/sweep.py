@@ -95,11 +95,6 @@ MANIFEST_LOCK = ".sweep.json.lock"
 #: (the divergence is the result of its parameters; delete its folder to train it again).
 FINAL = ("finished", "diverged")
 
-#: What a sweep does with a run folder (:func:`next_step`): "keep" it (finished or diverged), "leave" it to the live
-#: process that writes it, "resume" it from its checkpoint, "start" it (again) from epoch 0, or "refuse" it: its
-#: lock file names a writer on another host, whose end cannot be seen from here (the run's error names the file).
-STEPS = ("keep", "leave", "resume", "start", "refuse")
-
 
 # --------------------------------------------------------------------------------------------- the plan
 
@@ -243,14 +238,14 @@ def _step(run_dir, status: str) -> str:
 
 def next_step(run_dir) -> tuple[str, str]:
     """(status, step) of a run folder on a rerun of a sweep (:ref:`ch-sweeps`): its :func:`nclib.runs.run_status`
-    and one of :data:`STEPS`.  Finished and diverged runs are kept; a run another live process writes (it holds
-    the folder's lock) is left to it; a stopped, dead (killed without recording an end) or failed run
-    (:data:`nclib.runs.RESUMABLE`) is resumed where it has a checkpoint to resume from, as ``resume="auto"`` of the
-    command line and the training notebook do, else started again, as is an absent one (and a failed run whose
-    resume is refused, :func:`_run_point`).  A run not kept whose lock file names a writer on another host
-    (:func:`nclib.locks.other_host_lock`) is refused: its run is an error naming the lock file to remove.  What the
-    folder holds may change after this reading; the worker decides again once it holds the folder's lock
-    (:func:`nclib.train.run_under_lock`)."""
+    and what the sweep does with the folder: "keep", "leave", "resume", "start" or "refuse".  Finished and diverged
+    runs are kept; a run another live process writes (it holds the folder's lock) is left to it; a stopped, dead
+    (killed without recording an end) or failed run (:data:`nclib.runs.RESUMABLE`) is resumed where it has a
+    checkpoint to resume from, as ``resume="auto"`` of the command line and the training notebook do, else started
+    again, as is an absent one (and a failed run whose resume is refused, :func:`_run_point`).  A run not kept whose
+    lock file names a writer on another host (:func:`nclib.locks.other_host_lock`) is refused: its run is an error
+    naming the lock file to remove.  What the folder holds may change after this reading; the worker decides again
+    once it holds the folder's lock (:func:`nclib.train.run_under_lock`)."""
     status = run_status(run_dir)
     if status == "running":
         return status, "leave"
