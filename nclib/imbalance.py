@@ -95,8 +95,7 @@ def class_counts(groups) -> np.ndarray:
 def groups_of(n) -> list[tuple[int, int]]:
     """The grouped profile ({N_i, l_i}) of Definition 4.1 for any count vector n (any order).
 
-    Inverse of :func:`class_counts` up to the order of the classes. Used in :ref:`ch-setting` and
-    :ref:`ch-spectrum`.
+    Inverse of :func:`class_counts` up to the order of the classes. Used in :ref:`ch-setting`.
     """
     n = _checks.counts(n)
     values, multiplicities = np.unique(n, return_counts=True)
@@ -194,13 +193,15 @@ def group_matrix(groups) -> np.ndarray:
 
 
 def secular_function(groups, mu) -> np.ndarray:
-    """The secular function w(mu) = 1 - (1/N) sum_i l_i N_i^2 / (N_i - mu) of Y-bar Y-bar^T (ch-spectrum).
+    """The secular function w(mu) = 1 - (1/N) sum_i l_i N_i^2 / (N_i - mu) of Y-bar Y-bar^T (Theorem 4.4).
 
     det(mu I - G G^T) = prod_i (mu - N_i) * w(mu) because G G^T = diag(N_i) - v v^T / N with
     v_i = N_i sqrt(l_i) (matrix determinant lemma; the secular equation of :cite:`golub1973some`).
     Its zeros are the m eigenvalues of G G^T: 0 and one in each interval (N_{i+1}, N_i).  Since
     sum_i l_i N_i = N it equals -(mu / N) sum_i l_i N_i / (N_i - mu), the form the solver uses.
     ``mu`` may be a scalar or an array (values equal to some N_i give +-inf).
+    No chapter calls it: ``tests/test_spectrum.py`` uses it as an independent check that the squares of
+    :func:`group_singular_values` are zeros of w.
     """
     sizes, mults, N = _group_arrays(groups)
     raw = np.asarray(mu)

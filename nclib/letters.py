@@ -97,7 +97,8 @@ def save_letters_synthetic(path, counts=None, class_order: str = "reference", se
     28 x 28 uint8 images), ``y_train``, the class counts, the seed, the names of the fonts rendered from and the
     sha256 of the images and labels; it is written atomically.  Rendering the paper's EMNIST profile (5,500
     images) takes about ten seconds on one core, time a GPU machine's notebook would otherwise spend with the GPU
-    idle, once per notebook.  Used by :ref:`ch-train`.
+    idle, once per notebook.  Written by ``scripts/gpu_letters_data.py``; the training notebook (:ref:`ch-train`)
+    reads the file as its ``data_path``.
     """
     n, _ = data.resolve_counts("letters-synthetic", counts, class_order)
     seed = _checks.nonneg_int(seed, "seed")

@@ -334,7 +334,7 @@ def normalized_distance(X, T) -> float:
 
     Lies in [0, 2]; equals 1 when exactly one of X, T is zero and 0 when both are. X and T must be
     finite: a NaN or inf has no direction, and the distance is refused (ValueError naming X or T) rather
-    than returned as a number, like every other input of this module. Chapter :ref:`ch-metrics`.
+    than returned as a number, like every other input of this module. Used in :ref:`ch-errata-metrics`.
     """
     X, T = (_real_array(v, name) for v, name in ((X, "X"), (T, "T")))
     if X.shape != T.shape:

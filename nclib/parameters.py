@@ -81,7 +81,7 @@ def split_items(text: str, what: str = "value") -> list[str]:
 def parse_value(text: str, name: str | None = None, flag: str | None = None):
     """The value of the parameter ``name`` written as text: the one grammar of the repository's command lines, for
     every ``NAME=VALUE`` setting (:func:`parse_setting`; each value of a sweep's ``--grid``) and the flag values of
-    ``python -m nclib.train`` (:ref:`ch-engine`; but ``--L`` and ``--lr-milestones``, whose integers come apart,
+    ``python -m nclib.train`` (but ``--L`` and ``--lr-milestones``, whose integers come apart,
     ``--L 1 3 6``), so that one word means one value whichever tool reads it.
 
     Surrounding spaces are dropped, then:
@@ -92,7 +92,9 @@ def parse_value(text: str, name: str | None = None, flag: str | None = None):
     - otherwise :func:`parse_scalar`: an int, a float, ``true``/``false``/``none`` (any case), else the text.
 
     ValueError naming ``flag`` and ``name`` for an empty value or item, unbalanced brackets, or text after a
-    list's closing bracket (a bracket elsewhere in a value is refused too, but in a text key's text)."""
+    list's closing bracket (a bracket elsewhere in a value is refused too, but in a text key's text).  Used by the
+    command lines of ``nclib.train`` and ``nclib.sweep`` (through :mod:`nclib.grid`) and by
+    ``benchmarks/bench_train.py``; no chapter calls it."""
     what = _label(name, flag)
     if not isinstance(text, str):
         raise ValueError(f"{what}: text expected, got {type(text).__name__}")

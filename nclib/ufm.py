@@ -330,8 +330,7 @@ def mode_strengths(kappa, N, lam_W, lam_H, L=1) -> np.ndarray:
     kappa_k of M (Theorems 4.1-4.3): (kappa - N sqrt(lam_W lam_H))_+ for L = 1, kappa x^L/(1 + x^L)
     with x the minimizer of Lemma A.2 for L >= 2 (0 for a collapsed mode).
 
-    Vectorised over ``kappa`` for the plots against lambda in :ref:`ch-thm41`, :ref:`ch-thm42` and
-    :ref:`ch-thm43` (hidden widths >= K).
+    Vectorised over ``kappa`` for the plots against lambda in :ref:`ch-thm41` and :ref:`ch-thm43` (hidden widths >= K).
     """
     kappa, N, lam, lam_H, L = _mode_args(kappa, N, lam_W, lam_H, L)
     return _mode_products(kappa, N, lam, lam_H, L)

@@ -130,6 +130,8 @@ def figure_parameters(fig, scale: str = "gpu", **overrides) -> dict:
     cannot fit 12,000, ``data_path``, ``device``, or ``max_train_s`` and ``resume`` to make a run in several
     jobs); an unknown name raises ValueError, and so does a value the training engine would refuse for one of the
     figure's runs (:func:`check_run_settings`), before any notebook is started with it.
+    Used in :ref:`ch-figures-summary`, by the figure chapters through the run checks of :mod:`nclib.figures.load`,
+    and by ``scripts/figure_notebook.py`` and ``scripts/gpu_budget.py``.
     """
     f, s = figure(fig), scale_settings(scale)
     p = {k: v for k, v in s.items() if k != "divisor"}
@@ -188,6 +190,7 @@ def train_kwargs(params: Mapping, L: int) -> dict:
 
     The same mapping as the training notebook (:ref:`ch-train`): ``L_values`` gives one run per L named
     ``<run_tag>-L<L>``; ``smoke`` must be False and ``L`` one of ``L_values`` (ValueError otherwise).
+    Used by the stability runs (:func:`nclib.figures.stability.pair_kwargs`) and ``scripts/gpu_budget.py``.
     """
     if params.get("smoke"):
         raise ValueError("params['smoke'] must be False: a smoke run replaces the figure's data and network")
@@ -203,7 +206,7 @@ def notebook_path(fig, scale: str = "cpu-scale") -> pathlib.Path:
     """Where the executed training notebook of a figure's runs is committed: ``book/figures/<scale>/fig<k>.run.ipynb``.
 
     The ``*.run.ipynb`` name keeps the book build from re-executing it (``_config.yml``).
-    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
+    No chapter calls it; the tests check the committed notebooks' place with it.
     """
     f = figure(fig)
     return NOTEBOOKS / check_scale(scale) / f"fig{f.number}.run.ipynb"

@@ -131,7 +131,8 @@ def draw_stability(runs: Mapping[tuple[str, int], Run]):
     until they drift apart; on the objective panel each spiked run (:func:`nclib.figures.stability.spiked`) is
     marked at its peak, joined to the earlier low it rose from (:func:`nclib.figures.stability.rise_from_low`), and
     a diverged run ends with a cross.  Returns the Figure.
-    Chapters: :ref:`ch-fig1` (the precision stability runs it awaits)."""
+    Not yet used by a chapter: it is for the section on the precision stability runs once ``results/stability/``
+    exists (only the tests call it until then)."""
     import matplotlib.pyplot as plt
 
     if not runs:

@@ -89,7 +89,7 @@ def read_benchmark_record(path) -> dict:
     every field of :data:`RECORD_FIELDS`, and of :data:`RECORD_FIGURE_FIELDS` when ``figure`` is not None, is
     there, the speeds are positive and the figure's times consistent (12,000 epochs with metrics at least 12,000
     side-by-side epochs).  ValueError naming the file and what is missing or wrong.
-    Chapters: :ref:`ch-engine`, :ref:`ch-figures-summary`."""
+    Not yet used by a chapter: :ref:`ch-engine` is to read the GPU records with it once there are any."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise ValueError(f"path {str(path)!r} is not a file")

@@ -146,7 +146,7 @@ def whole_pairs(root) -> list[pathlib.Path]:
     """The run folders under ``root`` of the pairs whose two runs ended (:data:`ENDED`), both precisions of each
     seed, sorted: what a GPU job archives (``scripts/gpu_figures.sh``). A run that did not end is no result, and a
     run whose partner did not end is half a pair; landed, either would stand in the way of the next job's pair.
-    Chapters: :ref:`ch-fig1` (the precision stability runs it awaits)."""
+    Used by ``scripts/gpu_figures.sh``; no chapter calls it."""
     root = pathlib.Path(root)
     ended = {path.name for path in root.glob(f"fig{FIGURE}-L{L}-*-seed*") if recorded_status(path) in ENDED}
     seeds = sorted({int(tail) for tail in (name.rsplit("seed", 1)[1] for name in ended) if tail.isdigit()})
@@ -263,7 +263,7 @@ def tf32_not_engaged(runs: Mapping[tuple[str, int], Run]) -> list[int]:
     products round differently, so two runs that differ only in them part within a few steps).  A decision made
     from such pairs compares fp32 with itself: it says nothing of TF32.  Pairs trained on a CPU (where TF32 does
     not exist, and each pair is identical by design) and seeds without both runs are not listed.
-    Chapters: :ref:`ch-fig1` (the precision stability runs it awaits)."""
+    Used by ``scripts/stability_runs.py``; no chapter calls it."""
     out = []
     for seed in sorted({seed for _, seed in runs}):
         pair = {q: runs.get((q, seed)) for q in PRECISIONS}
@@ -344,7 +344,7 @@ def precision_decision(rows: list[dict]) -> dict:
     It is a decision rule, not a test of a cause: a pair's two runs drift apart after their first different
     rounding, so one seed on which only the TF32 run spiked can be chance; more seeds (``--extra-seeds`` of
     ``scripts/stability_runs.py``) weigh it, and the book says how many seeds decided.
-    Chapters: :ref:`ch-fig1` (the precision stability runs it awaits).
+    Used by ``scripts/stability_runs.py``; no chapter calls it yet.
     """
     by = {(r["precision"], r["seed"]): r for r in rows}
     seeds = sorted({s for (q, s) in by if all((p, s) in by for p in PRECISIONS)})
@@ -369,7 +369,8 @@ def stability_glue(rows: list[dict]) -> dict:
     rise above an earlier low, "none" if no run rose), ``<q>-first-100`` (the earliest and latest first epoch at
     100 % training accuracy, "never" if none reached it) and ``<q>-lost-100`` (how many runs fell below 100 %
     after reaching it); ``decision`` and ``case`` (:func:`precision_decision`).
-    Chapters: :ref:`ch-fig1` (the precision stability runs it awaits)."""
+    Not yet used by a chapter: it is for the section on the precision stability runs once ``results/stability/``
+    exists (only the tests call it until then)."""
     decision = precision_decision(rows)
     paired = set(decision["seeds"])
     g = {"seeds": str(len(paired)), "decision": decision["precision"], "case": decision["case"]}
