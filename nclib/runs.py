@@ -22,7 +22,6 @@ The contract that keeps a run folder whole (:ref:`ch-engine`):
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import pathlib
@@ -31,6 +30,7 @@ import re
 import numpy as np
 
 from . import _checks
+from .datafiles import sha256_file
 from .locks import (LOCK, RunFolderBusy, RunLockedElsewhere, lock_owner, other_host_lock, run_folder_path,
                     run_folder_paths, writer_tag)
 
@@ -527,12 +527,8 @@ def _mixed_advice(status: dict, resumable: dict) -> str:
 # --------------------------------------------------------------------------------------------- checkpoints
 
 def _sha256(path: pathlib.Path) -> tuple[str, int]:
-    h, n = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-            n += len(block)
-    return h.hexdigest(), n
+    """The sha256 and size in bytes of a checkpoint file, as :data:`CHECKSUM` records them."""
+    return sha256_file(path), os.path.getsize(path)
 
 
 def commit_checkpoint(run_dir, epoch: int) -> None:
