@@ -444,8 +444,7 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     others.  ``run_dirs`` is a list (or another iterable) of folders: one path alone, a str or a Path, is refused
     with a ValueError naming it, and so are ``params`` and ``devices`` given otherwise than as one entry per folder
     (one dict or one device type for all of them, whose keys or characters would be compared one per run)."""
-    if not isinstance(overwrite, bool):
-        raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
+    overwrite = _checks.flag(overwrite, "overwrite")
     run_dirs = run_folder_paths(run_dirs)  # one folder alone refused: its characters are no folders
     params = _one_per_folder(params, "params", "dict", lambda x: x is None or isinstance(x, dict), len(run_dirs))
     devices = _one_per_folder(devices, "devices", "device type ('cpu', 'cuda' or None)",

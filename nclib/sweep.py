@@ -77,7 +77,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import locks, parameters, runs
+from . import _checks, locks, parameters, runs
 from .grid import check_names, check_tie, expand_grid, parse_fixed, parse_grid, parse_tie, plain, run_name_for
 from .locks import RunFolderBusy, RunLockedElsewhere, other_host_lock
 from .parameters import DEFAULTS, EXECUTION_KEYS
@@ -452,7 +452,7 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     parameter of the run set neither by the grid nor by ``fixed``, and follow a parameter of the grid); the run
     folders are named after the grid values and the table has a column for each tied parameter.
     :class:`SweepBusy` when another sweep is running in ``out_dir``."""
-    _check_sweep_args(workers, scheduler, resources, progress, restart_refused)
+    workers, progress, restart_refused = _check_sweep_args(workers, scheduler, resources, progress, restart_refused)
     planned = plan(grid, fixed, out_dir, remote=scheduler is not None, tie=tie)
     call = _call_record(grid, fixed or {}, tie or {})
     out_dir = pathlib.Path(out_dir).resolve()
@@ -484,15 +484,13 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
         return summary(out_dir)
 
 
-def _check_sweep_args(workers, scheduler, resources, progress, restart_refused) -> None:
-    """Refuse :func:`run_sweep`'s execution arguments by name, before anything is planned or written."""
-    if not isinstance(progress, bool):
-        raise ValueError(f"progress must be True or False, got {progress!r}")
-    if not isinstance(restart_refused, bool):
-        raise ValueError(f"restart_refused must be True or False, got {restart_refused!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be a positive integer (or None: one per core, one for runs that ask for "
-                         f"resources), got {workers!r}")
+def _check_sweep_args(workers, scheduler, resources, progress, restart_refused) -> tuple[int | None, bool, bool]:
+    """Refuse :func:`run_sweep`'s execution arguments by name, before anything is planned or written; returns
+    ``(workers, progress, restart_refused)`` as Python ints and bools."""
+    progress = _checks.flag(progress, "progress")
+    restart_refused = _checks.flag(restart_refused, "restart_refused")
+    if workers is not None:
+        workers = _checks.positive_int(workers, "workers (or None: one per core, one for runs that ask for resources)")
     if workers is not None and scheduler is not None:
         raise ValueError("workers sets the size of the local cluster; with scheduler the cluster's own workers "
                          "run the sweep")
@@ -501,6 +499,7 @@ def _check_sweep_args(workers, scheduler, resources, progress, restart_refused) 
             raise ValueError(f"resources must be a dict of resource name -> positive amount, got {resources!r}")
         for k, v in resources.items():
             _resource_amount(k, v, "resources")
+    return workers, progress, restart_refused
 
 
 def _train_on_dask(client, todo: list[dict], asks: list, need: dict, out_dir: pathlib.Path, restart_refused: bool,
@@ -564,8 +563,7 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
     index outside the grid."""
     if isinstance(point, bool) or not isinstance(point, (int, np.integer)):
         raise ValueError(f"point (--point) must be the index of a grid point, an integer, got {point!r}")
-    if not isinstance(restart_refused, bool):
-        raise ValueError(f"restart_refused must be True or False, got {restart_refused!r}")
+    restart_refused = _checks.flag(restart_refused, "restart_refused")
     planned = plan(grid, fixed, out_dir, tie=tie)
     if not 0 <= point < len(planned):
         raise ValueError(f"point (--point) {point} is not a point of the grid: its {len(planned)} points are "

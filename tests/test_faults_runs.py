@@ -1086,3 +1086,14 @@ def test_run_under_lock_decides_from_the_locked_folder_and_refuses_what_it_decid
     with pytest.raises(ValueError, match="decide"):
         train.run_under_lock([{}], "start", **SMALL, out_dir=tmp_path, run_name="r")
     assert locks.lock_owner(tmp_path / "r") is None and not (tmp_path / "r" / locks.LOCK).exists()
+
+
+def test_plan_runs_reads_numpy_bools_as_bools(tmp_path):
+    folder = tmp_path / "a"
+    for flag in (False, True):  # a numpy bool (a value read from an array) counts as the bool it is
+        got = runs.plan_runs([folder], overwrite=np.bool_(flag))
+        assert got == runs.plan_runs([folder], overwrite=flag) == "start"
+    for bad in (0, 1, "yes"):
+        with pytest.raises(ValueError, match="overwrite must be True or False"):
+            runs.plan_runs([folder], overwrite=bad)
+    assert not folder.exists()

@@ -137,9 +137,10 @@ def test_bad_arguments_raise_value_errors():
     h = {"epoch": np.arange(3), "train_acc": np.array([0.5, 1.0, 1.0])}
     assert (figures.first_epoch(h, "train_acc", 1.0), figures.settled_epoch(h, "train_acc", 1.0)) == (1, 1)
     for fn in (figures.first_epoch, figures.settled_epoch):  # a NaN threshold would read as "never reached"
-        for bad in (np.nan, None, "1.0"):
+        for bad in (np.nan, None, "1.0", True, np.True_):
             with pytest.raises(ValueError, match="threshold must be a finite number"):
                 fn(h, "train_acc", bad)
+        assert fn(h, "train_acc", np.float64(1.0)) == 1
     with pytest.raises(ValueError, match=r"L must be one of the figure's L_values \[1, 3, 6\], got 2"):
         figures.train_kwargs(figures.figure_parameters(1), 2)
     with pytest.raises(ValueError, match="key 'acc'"):
@@ -894,8 +895,12 @@ def test_trained_ufm_at_minimum_counts_the_runs_of_the_minority_chapter(tmp_path
         3: {"runs": 3, "at_minimum": 2, "keeping": 2, "keeping_at_minimum": 1}}
     assert figures.trained_ufm_at_minimum(True, root=tmp_path) == {
         3: {"runs": 1, "at_minimum": 1, "keeping": 1, "keeping_at_minimum": 1}}
-    with pytest.raises(ValueError, match="bias must be True or False"):
-        figures.trained_ufm_at_minimum("no", root=tmp_path)
+    for flag in (False, True):  # a numpy bool (a value read from an array) counts as the bool it is
+        assert figures.trained_ufm_at_minimum(np.bool_(flag), root=tmp_path) == \
+            figures.trained_ufm_at_minimum(flag, root=tmp_path)
+    for bad in ("no", 0, 1):
+        with pytest.raises(ValueError, match="bias must be True or False"):
+            figures.trained_ufm_at_minimum(bad, root=tmp_path)
     with pytest.raises(ValueError, match="holds no UFM runs"):
         figures.trained_ufm_at_minimum(False, root=tmp_path / "elsewhere")
     # the committed runs without a bias: every L = 1 run at the minimum; below the last threshold none with L = 3, 6

@@ -138,11 +138,21 @@ def test_refusals_name_the_parameter_and_write_nothing(tmp_path, grid, fixed, na
 
 @pytest.mark.parametrize("kw, name", [(dict(workers=0), "workers"),
                                       (dict(workers=2, scheduler="tcp://h:8786"), "workers"),
-                                      (dict(resources={"GPU": -1}), "resources"), (dict(progress=1), "progress")])
+                                      (dict(resources={"GPU": -1}), "resources"), (dict(progress=1), "progress"),
+                                      (dict(restart_refused="yes"), "restart_refused"),
+                                      (dict(workers=True), "workers")])
 def test_bad_sweep_arguments_are_refused_by_name(tmp_path, kw, name):
     with pytest.raises(ValueError, match=name):
         sweep.run_sweep({"seed": [0]}, TINY, tmp_path / "out", **kw)
     assert not (tmp_path / "out").exists()
+
+
+def test_numpy_bools_and_ints_count_as_the_sweep_arguments_they_are():
+    workers, progress, restart = sweep._check_sweep_args(np.int64(2), None, None, np.False_, np.True_)
+    assert (workers, progress, restart) == (2, False, True)
+    assert (type(workers), type(progress), type(restart)) == (int, bool, bool)
+    with pytest.raises(ValueError, match="restart_refused"):
+        sweep.run_point({"seed": [0]}, TINY, "unused", 0, restart_refused=1)
 
 
 @pytest.mark.parametrize("out_dir", [["out"], 5, ""])

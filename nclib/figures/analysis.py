@@ -67,9 +67,7 @@ def run_theory(params: Mapping) -> RunTheory:
     """
     n = run_counts(params)
     L = _checks.positive_int(int(params["L"]), "L")
-    bias = params.get("bias")
-    if not isinstance(bias, bool):
-        raise ValueError(f"params['bias'] must be True or False, got {bias!r}")
+    bias = _checks.flag(params.get("bias"), "params['bias']")
     lam_W = params["lam_W"]
     lam_H = _checks.positive_float(params["lam_H"], "lam_H")
     _checks.layer_lambdas(lam_W, L, "lam_W", positive=True)
@@ -91,8 +89,7 @@ def trained_ufm_at_minimum(bias: bool, root=None) -> dict[int, dict]:
     the runs at a decay where the global minimizer keeps a mode (below the last threshold; past it the minimizer is
     the origin).  The bias-free figure chapters (:ref:`ch-fig3`, :ref:`ch-fig4`) set their runs against that closed
     form.  ValueError naming ``bias`` unless a bool, and naming the folder when it holds no such file."""
-    if not isinstance(bias, (bool, np.bool_)):
-        raise ValueError(f"bias must be True or False, got {bias!r}")
+    bias = _checks.flag(bias, "bias")
     folder = (RESULTS.parent if root is None else pathlib.Path(root)) / "minority"
     files = sorted(folder.glob("ufm-*.csv"))
     if not files:
@@ -118,8 +115,7 @@ def trained_ufm_at_minimum(bias: bool, root=None) -> dict[int, dict]:
 def _finite_threshold(threshold) -> float:
     """``threshold`` as a float; ValueError naming it unless it is a finite real number (a NaN compares false with
     everything, so a NaN threshold would read as "never reached")."""
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(threshold):
+    if not _checks.real_number(threshold) or not math.isfinite(float(threshold)):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     return float(threshold)
 
