@@ -21,7 +21,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import ROOT, _checks, data, parameters, plotting, runs  # torch-free, as reading committed runs is
+from .. import ROOT, _checks, data, parameters, plotting  # torch-free, as reading committed runs is
 
 #: The folder holding the committed figure runs, one subfolder per scale.
 RESULTS = ROOT / "results" / "figures"
@@ -176,7 +176,7 @@ def check_run_settings(params: Mapping) -> None:
     if not isinstance(tag, str) or not tag:
         raise ValueError(f"run_tag must be a non-empty str (the run folders are <run_tag>-L<L>), got {tag!r}")
     try:
-        names = [runs.check_run_name(f"{tag}-L{L}") for L in Ls]
+        names = parameters.run_names(Ls, tag)  # as the training notebook names them
     except ValueError as exc:
         raise ValueError(f"run_tag must make run folder names <run_tag>-L<L> inside out_dir: {exc}") from None
     run = {k: v for k, v in p.items() if k not in NOTEBOOK_ONLY_KEYS}
