@@ -358,17 +358,23 @@ def test_stability_glue_counts_per_precision_over_the_paired_seeds():
                                                                                      diverged=True),
             r("tf32", 3, True, 9.0, 80)]  # seed 3 has no fp32 pair: left out
     g = stability.stability_glue(rows)
-    assert g == {"seeds": "3", "decision": "fp32", "case": "tf32 spikes more",
-                 "fp32-spiked": "0", "fp32-spiked-seeds": "none", "fp32-diverged": "0", "fp32-rise-max": "1.3",
-                 "fp32-first-100": "90-100", "fp32-lost-100": "0",
-                 "tf32-spiked": "2", "tf32-spiked-seeds": "0, 2", "tf32-diverged": "1", "tf32-rise-max": "2.4",
-                 "tf32-first-100": "90-110", "tf32-lost-100": "1"}
+    assert g == {"seeds": "3",
+                 "fp32-spiked": "0", "fp32-diverged": "0", "fp32-rose": "2", "fp32-rise-max": "1.3",
+                 "fp32-reached-100": "3", "fp32-first-100-min": "90", "fp32-first-100-max": "100",
+                 "fp32-lost-100": "0",
+                 "tf32-spiked": "2", "tf32-spiked-seeds": "0, 2", "tf32-diverged": "1", "tf32-rose": "2",
+                 "tf32-rise-max": "2.4", "tf32-reached-100": "2", "tf32-first-100-min": "90",
+                 "tf32-first-100-max": "110", "tf32-lost-100": "1"}
+    # what does not exist is absent, not a word: no run rose, none spiked
     same = [r(q, 0, False, None, 50) for q in ("fp32", "tf32")]
     g = stability.stability_glue(same)
-    assert (g["fp32-first-100"], g["tf32-rise-max"], g["case"]) == ("50", "none", "no spike")
+    assert (g["fp32-first-100-min"], g["fp32-first-100-max"], g["tf32-rose"]) == ("50", "50", "0")
+    assert not {"tf32-rise-max", "fp32-spiked-seeds", "tf32-spiked-seeds"} & set(g)
+    never = stability.stability_glue([r("fp32", 0, True, 1234.5, None), r("tf32", 0, False, None, 50)])
+    assert never["fp32-reached-100"] == "0" and "fp32-first-100-min" not in never
+    assert all(v.replace(",", "").replace(".", "").replace(" ", "").isdigit() for v in [*g.values(), *never.values()])
     # a rise of four digits is written as the chapters write numbers, not in E-notation
-    assert stability.stability_glue([r("fp32", 0, True, 1234.5, None), r("tf32", 0, False, None, 50)])[
-        "fp32-rise-max"] == "1,230"
+    assert never["fp32-rise-max"] == "1,230"
 
 
 def test_draw_stability_draws_each_run_and_marks_the_spikes():

@@ -363,26 +363,31 @@ def precision_decision(rows: list[dict]) -> dict:
 
 
 def stability_glue(rows: list[dict]) -> dict:
-    """The numbers a chapter quotes about the stability runs (:func:`stability_rows`), formatted as printed:
-    ``seeds`` (how many paired seeds) and, per precision ``<q>`` of :data:`PRECISIONS`, ``<q>-spiked`` (how many
-    of its runs spiked), ``<q>-spiked-seeds`` (which, or "none"), ``<q>-diverged``, ``<q>-rise-max`` (the largest
-    rise above an earlier low, "none" if no run rose), ``<q>-first-100`` (the earliest and latest first epoch at
-    100 % training accuracy, "never" if none reached it) and ``<q>-lost-100`` (how many runs fell below 100 %
-    after reaching it); ``decision`` and ``case`` (:func:`precision_decision`).
+    """The numbers a chapter quotes about the stability runs (:func:`stability_rows`), formatted as printed, and
+    only numbers: the chapter writes the words around them, asserting what they say against
+    :func:`precision_decision` and these counts.  ``seeds`` (how many paired seeds) and, per precision ``<q>`` of
+    :data:`PRECISIONS`, over its paired runs: ``<q>-spiked`` (how many spiked) and, if any, ``<q>-spiked-seeds``
+    (which); ``<q>-diverged``; ``<q>-rose`` (how many rose above an earlier low) and, if any, ``<q>-rise-max``
+    (the largest rise); ``<q>-reached-100`` (how many reached 100 % training accuracy) and, if any,
+    ``<q>-first-100-min`` and ``<q>-first-100-max`` (the earliest and latest first epoch at 100 %); and
+    ``<q>-lost-100`` (how many fell below 100 % after reaching it).  A key whose number does not exist (no run
+    rose) is absent, never a word.
     Not yet used by a chapter: it is for the section on the precision stability runs once ``results/stability/``
     exists (only the tests call it until then)."""
-    decision = precision_decision(rows)
-    paired = set(decision["seeds"])
-    g = {"seeds": str(len(paired)), "decision": decision["precision"], "case": decision["case"]}
+    paired = set(precision_decision(rows)["seeds"])
+    g = {"seeds": str(len(paired))}
     for q in PRECISIONS:
         mine = [r for r in rows if r["precision"] == q and r["seed"] in paired]
-        hit = decision["spiked"][q]
+        hit = sorted(r["seed"] for r in mine if r["spiked"])
         rises = [r["rise"] for r in mine if r["rise"] is not None]
         firsts = sorted(r["first_100"] for r in mine if r["first_100"] is not None)
-        g.update({f"{q}-spiked": str(len(hit)), f"{q}-spiked-seeds": ", ".join(map(str, hit)) or "none",
-                  f"{q}-diverged": str(sum(r["diverged"] for r in mine)),
-                  f"{q}-rise-max": written(max(rises), 3) if rises else "none",
-                  f"{q}-first-100": (f"{firsts[0]}" if firsts and firsts[0] == firsts[-1] else
-                                     f"{firsts[0]}-{firsts[-1]}" if firsts else "never"),
+        g.update({f"{q}-spiked": str(len(hit)), f"{q}-diverged": str(sum(r["diverged"] for r in mine)),
+                  f"{q}-rose": str(len(rises)), f"{q}-reached-100": str(len(firsts)),
                   f"{q}-lost-100": str(sum(r["lost_100"] for r in mine))})
+        if hit:
+            g[f"{q}-spiked-seeds"] = ", ".join(map(str, hit))
+        if rises:
+            g[f"{q}-rise-max"] = written(max(rises), 3)
+        if firsts:
+            g[f"{q}-first-100-min"], g[f"{q}-first-100-max"] = str(firsts[0]), str(firsts[-1])
     return g
