@@ -1,13 +1,15 @@
 """The grid of a sweep (:ref:`ch-sweeps`): the command line's ``--grid``, ``--set`` and ``--tie`` read into the grid
 (parameter -> list of values), the fixed parameters and the ties, their names checked against the parameters of
-:func:`nclib.train.run`, the grid's points, and the name of each point's run folder.  Nothing here reads or
-writes a file; :mod:`nclib.sweep` plans and trains the points.
+:func:`nclib.train.run`, the grid's points, a relative data path made absolute for the workers, and the name of each
+point's run folder.  Nothing here reads or writes a file; :mod:`nclib.sweep` plans and trains the points.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
+import os
+import pathlib
 import re
 
 import numpy as np
@@ -76,6 +78,18 @@ def plain(v):
     if isinstance(v, (list, tuple)):
         return [plain(x) for x in v]
     return v
+
+
+def absolute_data_path(value):
+    """A data path as the workers must read it: absolute, from this process's working folder (``~`` expanded), as
+    ``out_dir`` is; None and other values as they are.  A sweep's points and the call that ``sweep.json`` records
+    hold their ``data_path`` so, since workers started in another folder must read the same file
+    (:func:`nclib.sweep.plan`, :func:`nclib.sweepmanifest.call_record`).  Used in :ref:`ch-sweeps`."""
+    if isinstance(value, str):
+        return os.path.abspath(os.path.expanduser(value))
+    if isinstance(value, pathlib.PurePath):
+        return os.path.abspath(os.path.expanduser(str(value)))
+    return value
 
 
 def check_names(grid: dict, fixed: dict) -> None:

@@ -60,12 +60,12 @@ One sweep at a time may use an output folder (a lock file, ``OUT_DIR/.sweep.lock
 refuses a second one); the tasks of a job array take only their run folders' locks
 (:func:`nclib.locks.lock_run`), so they run beside each other and beside a sweep, and no run is trained by two
 processes at once.  ``sweep.json`` is read and written under a lock of its own (``OUT_DIR/.sweep.json.lock``).
-Both need flock locks that work across the machines sharing the folder.
+Both need flock locks that work across the machines sharing the folder; :mod:`nclib.sweepmanifest` holds them and
+the record ``sweep.json``.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -78,18 +78,16 @@ import numpy as np
 import pandas as pd
 
 from . import _checks, locks, parameters, runs
-from .grid import check_names, check_tie, expand_grid, parse_fixed, parse_grid, parse_tie, plain, run_name_for
+from .grid import (absolute_data_path, check_names, check_tie, expand_grid, parse_fixed, parse_grid, parse_tie, plain,
+                   run_name_for)
 from .locks import RunFolderBusy, RunLockedElsewhere, other_host_lock
-from .parameters import DEFAULTS, EXECUTION_KEYS
+from .parameters import DEFAULTS
 from .rounding import written
-from .runs import RESUMABLE, ResumeRefused, atomic_write_text, run_status
-from .sweeptable import (MANIFEST, PROVENANCE_COLUMNS, SUMMARY, MixedCodeVersions,  # noqa: F401 (the table's names)
-                         NoRuns, load_summary, read_manifest, summary, table_row)
-
-#: The lock file of the sweep that uses an output folder.
-LOCK = ".sweep.lock"
-#: The lock of ``sweep.json``'s read-modify-write (:func:`_update_manifest`).
-MANIFEST_LOCK = ".sweep.json.lock"
+from .runs import RESUMABLE, ResumeRefused, run_status
+from .sweepmanifest import (MANIFEST, SweepBusy, call_record, check_fixed, lock_sweep, read_manifest, record_call,
+                            record_result, update_manifest)
+from .sweeptable import (PROVENANCE_COLUMNS, SUMMARY, MixedCodeVersions,  # noqa: F401 (the table's names)
+                         NoRuns, load_summary, summary, table_row)
 
 #: Statuses (:func:`nclib.runs.run_status`) that a rerun of the sweep keeps: a finished run, and a diverged one
 #: (the divergence is the result of its parameters; delete its folder to train it again).
@@ -97,59 +95,6 @@ FINAL = ("finished", "diverged")
 
 
 # --------------------------------------------------------------------------------------------- the plan
-
-def _absolute_data_path(value):
-    """A data path as the workers must read it: absolute, from this process's working folder (``~`` expanded), as
-    ``out_dir`` is; None and other values as they are."""
-    if isinstance(value, str):
-        return os.path.abspath(os.path.expanduser(value))
-    if isinstance(value, pathlib.PurePath):
-        return os.path.abspath(os.path.expanduser(str(value)))
-    return value
-
-
-def _call_record(grid: dict, fixed: dict, tie: dict) -> dict:
-    """What one call of the sweep asks for, as ``sweep.json`` records it (its ``calls``): grid, fixed and tie as JSON
-    holds them, a relative ``data_path`` made absolute."""
-    grid = {k: [plain(v) for v in values] for k, values in grid.items()}
-    fixed = {k: plain(v) for k, v in fixed.items()}
-    if "data_path" in fixed:
-        fixed["data_path"] = _absolute_data_path(fixed["data_path"])
-    return runs.json_values({"grid": grid, "fixed": fixed, "tie": dict(tie)})
-
-
-def _recorded_calls(manifest: dict) -> list[dict]:
-    """Every call a ``sweep.json`` records; one written before it kept them all records only its last call's grid,
-    fixed and tie."""
-    if manifest.get("calls"):
-        return manifest["calls"]
-    if "fixed" in manifest:
-        return [{k: manifest.get(k) or {} for k in ("grid", "fixed", "tie")}]
-    return []
-
-
-def _check_fixed(call: dict, manifest: dict, out_dir: pathlib.Path) -> None:
-    """Refuse a call whose fixed parameters differ from those of a call that ``out_dir``'s ``sweep.json`` records:
-    a parameter that no call sweeps (grid or tie) takes one value in every run of the folder (a parameter left out
-    takes its default), so that the folder's table compares runs that differ in their grid values alone.
-    Execution keys (``max_train_s``...) may change.  ValueError naming the parameter, both values, the folder."""
-    for then in _recorded_calls(manifest):
-        varied = {*call["grid"], *call["tie"], *(then.get("grid") or {}), *(then.get("tie") or {})}
-        keys = [k for k in DEFAULTS if (k in call["fixed"] or k in (then.get("fixed") or {}))
-                and k not in varied and k not in EXECUTION_KEYS]
-        for k in keys:
-            was = (then.get("fixed") or {}).get(k, DEFAULTS[k])
-            now = call["fixed"].get(k, DEFAULTS[k])
-            was, now = runs.json_values({"v": was})["v"], runs.json_values({"v": now})["v"]
-            if was != now and not (k == "data_path" and runs.same_file(was, now)):
-                said = {True: " (its default)", False: ""}
-                raise ValueError(
-                    f"fixed[{k!r}] (--set {k}): the sweeps of {str(out_dir)!r} ran with {k} = {was!r}"
-                    f"{said[k not in (then.get('fixed') or {})]} ({MANIFEST}), this one asks for {now!r}"
-                    f"{said[k not in call['fixed']]}; the runs of one out_dir share every parameter that no grid "
-                    f"sweeps, so that its table compares like with like: give this sweep another out_dir (--out-dir), "
-                    f"or sweep {k} with --grid")
-
 
 def _folder_runs(out_dir: pathlib.Path) -> dict:
     """{run folder name: its params.json as recorded} of every run folder in ``out_dir``."""
@@ -186,13 +131,13 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
         raise ValueError("out_dir must be a folder for the run folders and sweep.csv, got None")
     out_dir = pathlib.Path(parameters.check_out_dir(out_dir)).resolve()
     if (out_dir / MANIFEST).is_file():
-        _check_fixed(_call_record(grid, fixed, tie), read_manifest(out_dir), out_dir)
+        check_fixed(call_record(grid, fixed, tie), read_manifest(out_dir), out_dir)
     present = _folder_runs(out_dir)
     planned, seen = [], {}
     for point in expand_grid(grid, tie):
         name = run_name_for({k: v for k, v in point.items() if k not in tie})
         q = {**fixed, **point, "out_dir": str(out_dir), "run_name": name, "progress": False}
-        q["data_path"] = _absolute_data_path(q.get("data_path"))
+        q["data_path"] = absolute_data_path(q.get("data_path"))
         try:
             p = parameters.checked(q, cuda=True if remote else None)
         except ValueError as exc:
@@ -318,94 +263,6 @@ def _resource_amount(name: str, value, what: str):
     return value
 
 
-class SweepBusy(RuntimeError):
-    """Another sweep holds the output folder's lock (``OUT_DIR/.sweep.lock``): :func:`run_sweep` refuses to run
-    a second sweep in the same folder while the first is running."""
-
-
-@contextlib.contextmanager
-def _lock(out_dir: pathlib.Path):
-    """Hold ``OUT_DIR/.sweep.lock`` (an exclusive flock, the file holding this process's pid and host) for the
-    sweep; :class:`SweepBusy` naming the holder when another sweep holds it, and
-    :class:`nclib.locks.LockUnsupported` where the file system refuses flock locks (never taken for a busy folder:
-    a retry would wait forever).
-
-    Not the lock of a run folder (:func:`nclib.locks.lock_run`, taken for each run): this one lets one whole sweep
-    at a time train the grid of a folder and write its ``sweep.csv``; the tasks of a job array
-    (:func:`run_point`) take only their run folder's lock, and ``sweep.json`` has a lock of its own
-    (:func:`_update_manifest`)."""
-    import fcntl
-
-    path = out_dir / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if not locks.flock(fd, fcntl.LOCK_EX, path):
-            owner = locks.read_lock_file(path) or {}
-            held = (f": pid {owner.get('pid')} on host {owner.get('host')!r} since {owner.get('since')}"
-                    if owner.get("pid") is not None else "")
-            raise SweepBusy(f"another sweep is running in {str(out_dir)!r} (it holds {LOCK}{held}); wait for it to "
-                            f"end, or give this sweep another --out-dir (the tasks of a job array, --point, run "
-                            f"beside it)")
-        locks.write_lock_record(fd)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)  # no holder named once it is released
-    finally:
-        os.close(fd)
-
-
-def _update_manifest(out_dir: pathlib.Path, change) -> dict:
-    """Read ``out_dir/sweep.json``, apply ``change`` (a function of the manifest dict that changes it in place), write
-    it back atomically, all under the manifest's own lock (``OUT_DIR/.sweep.json.lock``, held for the read and the
-    write alone), so that a sweep and the tasks of a job array record their runs in one folder without losing each
-    other's entries.  Returns the manifest written; nothing is written when ``change`` raises."""
-    import fcntl
-
-    path = out_dir / MANIFEST_LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # held only for a read and a write: waiting is short
-        except OSError as exc:
-            raise locks.LockUnsupported(path, exc) from None
-        manifest = read_manifest(out_dir)
-        change(manifest)
-        atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1, default=str))
-        return manifest
-    finally:
-        os.close(fd)  # releases the flock
-
-
-def _record_call(manifest: dict, call: dict, planned: list[dict], out_dir: pathlib.Path, kept=()) -> None:
-    """Record a call in the manifest: refused (:func:`_check_fixed`) if its fixed parameters differ from a recorded
-    call's; else its grid, fixed and tie added to ``calls`` (once: the tasks of a job array make the same call),
-    and as the last call's; every planned point under its run name, in grid order; the errors of the runs ``kept``
-    dropped (their folders say what they are now)."""
-    _check_fixed(call, manifest, out_dir)
-    calls = _recorded_calls(manifest)
-    manifest["calls"] = calls + ([call] if call not in calls else [])
-    manifest.update(format=1, **call)
-    for item in planned:
-        manifest["runs"][item["params"]["run_name"]] = item["point"]
-    for name in kept:
-        manifest["errors"].pop(name, None)
-
-
-def _record_result(manifest: dict, name: str, result: dict) -> None:
-    """Record what training the run ``name`` gave (:func:`_run_point`): the folder records a diverged or failed run's
-    error itself; others (refused before the folder was written, a killed worker, a lock of another host) are kept
-    in the manifest; why a run was trained again from the start is kept until a fresh start replaces the run."""
-    if result["error"] and result["status"] not in ("diverged", "failed"):
-        manifest["errors"][name] = result["error"]
-    else:
-        manifest["errors"].pop(name, None)
-    if result.get("restarted"):
-        manifest.setdefault("restarted", {})[name] = result["restarted"]
-    elif result.get("fresh"):
-        manifest.get("restarted", {}).pop(name, None)
-
-
 def usable_cores() -> int:
     """The CPU cores this process may run on (its affinity where the system has one, else the machine's count): the
     default number of workers of a local cluster (:func:`run_sweep`)."""
@@ -454,10 +311,10 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     :class:`SweepBusy` when another sweep is running in ``out_dir``."""
     workers, progress, restart_refused = _check_sweep_args(workers, scheduler, resources, progress, restart_refused)
     planned = plan(grid, fixed, out_dir, remote=scheduler is not None, tie=tie)
-    call = _call_record(grid, fixed or {}, tie or {})
+    call = call_record(grid, fixed or {}, tie or {})
     out_dir = pathlib.Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    with _lock(out_dir):
+    with lock_sweep(out_dir):
         todo, kept = [], []
         for item in planned:
             name = item["params"]["run_name"]
@@ -466,7 +323,7 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
             else:
                 todo.append(item["params"])
         # written now, with nothing to train too: an error that a kept run's folder has replaced is gone from it
-        _update_manifest(out_dir, lambda m: _record_call(m, call, planned, out_dir, kept))
+        update_manifest(out_dir, lambda m: record_call(m, call, planned, out_dir, kept))
 
         if todo:
             asks = [task_resources(p, resources) for p in todo]
@@ -526,7 +383,7 @@ def _train_on_dask(client, todo: list[dict], asks: list, need: dict, out_dir: pa
                 result = fut.result()
             except Exception as exc:  # noqa: BLE001 - the worker died (KilledWorker) or was cancelled
                 result = {"status": run_status(out_dir / name), "error": f"{type(exc).__name__}: {exc}"}
-            _update_manifest(out_dir, lambda m, name=name, result=result: _record_result(m, name, result))
+            update_manifest(out_dir, lambda m, name=name, result=result: record_result(m, name, result))
             failed += result["error"] is not None
             bar.set_postfix(errors=failed, refresh=False)
             bar.update()
@@ -568,13 +425,13 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
     if not 0 <= point < len(planned):
         raise ValueError(f"point (--point) {point} is not a point of the grid: its {len(planned)} points are "
                          f"0 to {len(planned) - 1} (--list-points lists them)")
-    call = _call_record(grid, fixed or {}, tie or {})
+    call = call_record(grid, fixed or {}, tie or {})
     out_dir = pathlib.Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     params = planned[point]["params"]
-    _update_manifest(out_dir, lambda m: _record_call(m, call, planned, out_dir))
+    update_manifest(out_dir, lambda m: record_call(m, call, planned, out_dir))
     result = _run_point(params, restart_refused)
-    manifest = _update_manifest(out_dir, lambda m: _record_result(m, params["run_name"], result))
+    manifest = update_manifest(out_dir, lambda m: record_result(m, params["run_name"], result))
     grid_keys = list(planned[point]["point"])
     row, _ = table_row(out_dir, params["run_name"], planned[point]["point"], manifest, grid_keys)
     return pd.DataFrame([row])

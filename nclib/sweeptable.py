@@ -1,6 +1,6 @@
 """The table of a sweep (:mod:`nclib.sweep`, :ref:`ch-sweeps`): one row per run, read back from the run folders and
-the sweep's record ``sweep.json``, written to ``sweep.csv``.  Torch-free: the table is rebuilt on any machine without
-training (``python -m nclib.sweep --summary-only``).
+the sweep's record ``sweep.json`` (:mod:`nclib.sweepmanifest`), written to ``sweep.csv``.  Torch-free: the table is
+rebuilt on any machine without training (``python -m nclib.sweep --summary-only``).
 """
 from __future__ import annotations
 
@@ -12,26 +12,10 @@ import pandas as pd
 
 from .grid import SWEEP_KEYS
 from .runs import CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text, load_class_accuracy, load_run, run_status
+from .sweepmanifest import MANIFEST, read_manifest
 
-#: The table a sweep writes into its output folder, and the record of its calls and grid points (run name -> point).
+#: The table a sweep writes into its output folder.
 SUMMARY = "sweep.csv"
-MANIFEST = "sweep.json"
-
-
-def read_manifest(out_dir: pathlib.Path) -> dict:
-    """``out_dir/sweep.json`` as a dict (empty where there is none), with its ``runs`` (run name -> grid point) and
-    ``errors`` (run name -> the last attempt's error where the run folder does not record it).  A file that is not
-    a JSON object raises a ValueError naming it."""
-    path = out_dir / MANIFEST
-    try:
-        manifest = json.loads(path.read_text()) if path.is_file() else {}
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not JSON ({exc}): move it away to start the sweep's record again") from exc
-    if not isinstance(manifest, dict):
-        raise ValueError(f"{path} holds a {type(manifest).__name__}, not the JSON object of a sweep's record")
-    manifest.setdefault("runs", {})
-    manifest.setdefault("errors", {})
-    return manifest
 
 
 def _cell(v):
@@ -57,7 +41,7 @@ class NoRuns(ValueError):
 
 def table_row(out_dir: pathlib.Path, name: str, point: dict, manifest: dict, grid_keys: list) -> tuple[dict, dict]:
     """One row of the table (:func:`summary`) and the run's provenance, read from its folder and the manifest
-    (:func:`read_manifest`); ``grid_keys`` are the columns of the grid's parameters."""
+    (:func:`nclib.sweepmanifest.read_manifest`); ``grid_keys`` are the columns of the grid's parameters."""
     run_dir = out_dir / name
     status = run_status(run_dir)
     row = {"run_name": name, "status": status, "error": None}

@@ -1,4 +1,5 @@
-"""nclib.sweep: grids of nclib.train runs on a Dask LocalCluster (tiny synthetic runs, one cluster for the module)."""
+"""nclib.sweep: grids of nclib.train runs on a Dask LocalCluster (tiny synthetic runs, one cluster for the module),
+with the grid (nclib.grid), the sweep's record and locks (nclib.sweepmanifest) and its table (nclib.sweeptable)."""
 import contextlib
 import errno
 import hashlib
@@ -17,7 +18,7 @@ import pytest
 import torch
 from dask.distributed import LocalCluster
 
-from nclib import locks, runs, sweep, train
+from nclib import locks, runs, sweep, sweepmanifest, train
 from nclib.grid import expand_grid, parse_fixed, parse_grid, parse_tie, run_name_for
 
 TINY = dict(dataset="synthetic", counts=[6, 3, 2], dim=4, width=16, depth=1, epochs=4, batch_size="full",
@@ -190,7 +191,7 @@ def test_a_second_sweep_in_a_running_sweeps_folder_is_refused_and_touches_nothin
     command line exits 3 with one line that says what to do, and once the lock is released the sweep runs."""
     out = tmp_path / "out"
     out.mkdir()
-    holder = _flock_held(out / sweep.LOCK)
+    holder = _flock_held(out / sweepmanifest.LOCK)
     try:
         with pytest.raises(sweep.SweepBusy, match=re.escape(f"another sweep is running in {str(out)!r}")):
             sweep.run_sweep({"seed": [0]}, TINY, out, workers=1, progress=False)
@@ -200,7 +201,7 @@ def test_a_second_sweep_in_a_running_sweeps_folder_is_refused_and_touches_nothin
             sweep.main(args)
         err = capsys.readouterr().err
         assert exc.value.code == 3 and "another sweep is running" in err and "usage:" not in err
-        assert sorted(p.name for p in out.iterdir()) == [sweep.LOCK]
+        assert sorted(p.name for p in out.iterdir()) == [sweepmanifest.LOCK]
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
@@ -545,13 +546,13 @@ def test_a_sweep_with_nothing_to_train_clears_the_errors_its_folders_replaced(sc
     grid = {"seed": [0]}
     first = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
     assert first["status"].tolist() == ["finished"]
-    manifest = json.loads((out / sweep.MANIFEST).read_text())
+    manifest = json.loads((out / sweepmanifest.MANIFEST).read_text())
     manifest["errors"] = {first["run_name"][0]: "RunLockedElsewhere: lock of pid 1 on host other"}
-    (out / sweep.MANIFEST).write_text(json.dumps(manifest))
+    (out / sweepmanifest.MANIFEST).write_text(json.dumps(manifest))
     assert sweep.exit_status(sweep.summary(out)) == 1  # the stale error, as the table read it before the rerun
     again = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
     assert again["error"].isna().all() and sweep.exit_status(again) == 0
-    assert json.loads((out / sweep.MANIFEST).read_text())["errors"] == {}
+    assert json.loads((out / sweepmanifest.MANIFEST).read_text())["errors"] == {}
 
 
 # ------------------------------------------------------------------------------------------ reruns that must not mix
@@ -650,7 +651,7 @@ def test_other_fixed_parameters_in_a_sweeps_folder_are_refused_and_every_call_is
     df = sweep.run_sweep({"lam_W": [1e-1]}, {**TINY, "seed": 0, "max_train_s": 100}, out, scheduler=scheduler,
                          progress=False)
     assert df["lam_W"].tolist() == [1e-3, 1e-1] and (df["lr"] == 1e-2).all()
-    calls = json.loads((out / sweep.MANIFEST).read_text())["calls"]
+    calls = json.loads((out / sweepmanifest.MANIFEST).read_text())["calls"]
     assert [c["grid"] for c in calls] == [{"lam_W": [1e-3]}, {"lam_W": [1e-1]}]
     assert [c["fixed"]["lr"] for c in calls] == [1e-2, 1e-2] and calls[1]["fixed"]["max_train_s"] == 100
     # a parameter that a grid sweeps now is no fixed parameter of the folder
@@ -701,7 +702,7 @@ def test_a_relative_data_path_is_made_absolute_for_the_workers(scheduler, tmp_pa
     df = sweep.run_sweep({"seed": [0]}, fixed, "out", scheduler=scheduler, progress=False)
     assert df["status"].tolist() == ["finished"] and df["error"].isna().all()
     assert runs.read_params(tmp_path / "out" / "seed-0")["data_path"] == str(tmp_path / "data" / "good.npz")
-    manifest = json.loads((tmp_path / "out" / sweep.MANIFEST).read_text())
+    manifest = json.loads((tmp_path / "out" / sweepmanifest.MANIFEST).read_text())
     assert manifest["fixed"]["data_path"] == str(tmp_path / "data" / "good.npz")
 
 
@@ -734,7 +735,8 @@ def test_a_file_system_without_flock_is_named_not_taken_for_a_busy_folder(tmp_pa
 def test_a_busy_sweep_folder_names_the_process_holding_it(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    code = ("import pathlib, sys; from nclib import sweep; hold = sweep._lock(pathlib.Path(sys.argv[1])); "
+    code = ("import pathlib, sys; from nclib import sweepmanifest; "
+            "hold = sweepmanifest.lock_sweep(pathlib.Path(sys.argv[1])); "
             "hold.__enter__(); print('locked', flush=True); sys.stdin.read(); hold.__exit__(None, None, None)")
     holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True, env=os.environ)
@@ -746,7 +748,7 @@ def test_a_busy_sweep_folder_names_the_process_holding_it(tmp_path):
     finally:
         holder.stdin.close()
         assert holder.wait(timeout=30) == 0
-    assert (out / sweep.LOCK).read_text() == ""  # released: no holder named
+    assert (out / sweepmanifest.LOCK).read_text() == ""  # released: no holder named
 
 
 def test_the_tasks_of_a_job_array_train_their_points_side_by_side_in_one_folder(tmp_path, capsys):
@@ -759,7 +761,7 @@ def test_the_tasks_of_a_job_array_train_their_points_side_by_side_in_one_folder(
     assert listing["point"].tolist() == [0, 1, 2] and listing["run_name"].tolist() == ["seed-0", "seed-1", "seed-2"]
     assert (listing["found"] == "absent").all() and (listing["next"] == "start").all() and not out.exists()
     out.mkdir()
-    holder = _flock_held(out / sweep.LOCK)
+    holder = _flock_held(out / sweepmanifest.LOCK)
     try:
         tasks = [subprocess.Popen([sys.executable, "-m", "nclib.sweep", *args, "--point", str(i)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
@@ -809,13 +811,80 @@ def test_a_summary_of_a_file_is_a_usage_error(tmp_path, capsys):
 def test_a_damaged_sweep_record_is_named_by_its_path(tmp_path, capsys, text, named):
     out = tmp_path / "runs"
     out.mkdir()
-    (out / sweep.MANIFEST).write_text(text)
-    with pytest.raises(ValueError, match=re.escape(str(out / sweep.MANIFEST)) + " " + named):
+    (out / sweepmanifest.MANIFEST).write_text(text)
+    with pytest.raises(ValueError, match=re.escape(str(out / sweepmanifest.MANIFEST)) + " " + named):
         sweep.plan({"seed": [0]}, {"epochs": 1}, out)
     with pytest.raises(SystemExit) as exc:  # the command line says which file, as a usage error
         sweep.main(["--grid", "seed=0", "--set", "epochs=1", "--out-dir", str(out), "--list-points"])
-    assert exc.value.code == 2 and str(out / sweep.MANIFEST) in capsys.readouterr().err
-    assert (out / sweep.MANIFEST).read_text() == text  # left as it was
+    assert exc.value.code == 2 and str(out / sweepmanifest.MANIFEST) in capsys.readouterr().err
+    assert (out / sweepmanifest.MANIFEST).read_text() == text  # left as it was
+
+
+def test_the_record_keeps_each_call_once_and_the_errors_its_folders_do_not_hold(tmp_path, monkeypatch):
+    """record_call lists a call once (the tasks of a job array make the same call) with its planned points and
+    refuses other fixed parameters, leaving sweep.json as it was; record_result keeps the error of a run whose folder
+    does not record it and why a run was trained again, until the run is fine or starts afresh."""
+    monkeypatch.chdir(tmp_path)
+    call = sweepmanifest.call_record({"seed": np.arange(2)}, {"epochs": np.int64(3), "data_path": "x.npz"}, {})
+    assert call == {"grid": {"seed": [0, 1]}, "fixed": {"epochs": 3, "data_path": os.path.abspath("x.npz")},
+                    "tie": {}}
+    planned = [{"point": {"seed": s}, "params": {"run_name": f"seed-{s}"}} for s in (0, 1)]
+    for _ in range(2):
+        written = sweepmanifest.update_manifest(tmp_path,
+                                                lambda m: sweepmanifest.record_call(m, call, planned, tmp_path))
+    manifest = sweepmanifest.read_manifest(tmp_path)
+    assert manifest == written and manifest["calls"] == [call]
+    assert manifest["runs"] == {"seed-0": {"seed": 0}, "seed-1": {"seed": 1}}
+    other = sweepmanifest.call_record({"seed": [0]}, {"epochs": 4, "data_path": "x.npz"}, {})
+    before = (tmp_path / sweepmanifest.MANIFEST).read_text()
+    with pytest.raises(ValueError, match=r"fixed\['epochs'\]"):
+        sweepmanifest.update_manifest(tmp_path, lambda m: sweepmanifest.record_call(m, other, [], tmp_path))
+    assert (tmp_path / sweepmanifest.MANIFEST).read_text() == before
+    # a record written before every call was kept holds its last call only
+    assert sweepmanifest.recorded_calls({"grid": {"seed": [0]}, "fixed": {"epochs": 3}}) == \
+        [{"grid": {"seed": [0]}, "fixed": {"epochs": 3}, "tie": {}}]
+    assert sweepmanifest.recorded_calls({"runs": {}, "errors": {}}) == []
+    sweepmanifest.record_result(manifest, "seed-0", {"status": "absent", "error": "ValueError: refused"})
+    sweepmanifest.record_result(manifest, "seed-1", {"status": "failed", "error": "RuntimeError: nan",
+                                                     "restarted": "ResumeRefused: commit", "fresh": True})
+    assert manifest["errors"] == {"seed-0": "ValueError: refused"}  # a failed run's folder records its error
+    assert manifest["restarted"] == {"seed-1": "ResumeRefused: commit"}
+    sweepmanifest.record_result(manifest, "seed-0", {"status": "finished", "error": None})
+    sweepmanifest.record_result(manifest, "seed-1", {"status": "stopped", "error": None, "restarted": None,
+                                                     "fresh": False})
+    assert manifest["errors"] == {} and manifest["restarted"] == {"seed-1": "ResumeRefused: commit"}
+    sweepmanifest.record_result(manifest, "seed-1", {"status": "finished", "error": None, "restarted": None,
+                                                     "fresh": True})
+    assert manifest["restarted"] == {}
+    manifest["errors"]["seed-1"] = "RunLockedElsewhere: another host"
+    sweepmanifest.record_call(manifest, call, planned, tmp_path, kept=["seed-1"])
+    assert manifest["errors"] == {} and manifest["calls"] == [call]
+
+
+CALL = {"grid": {"seed": [0]}, "fixed": {}, "tie": {}}
+RECORD = {"runs": {}, "errors": {}}
+
+
+@pytest.mark.parametrize("name, refused", [
+    ("grid", lambda out: sweepmanifest.call_record([("seed", [0])], {}, {})),
+    ("tie", lambda out: sweepmanifest.call_record({"seed": [0]}, {}, ["lam_H"])),
+    ("call", lambda out: sweepmanifest.check_fixed({"grid": {}}, dict(RECORD), out)),
+    ("manifest", lambda out: sweepmanifest.check_fixed(CALL, [], out)),
+    ("out_dir", lambda out: sweepmanifest.check_fixed(CALL, dict(RECORD), 5)),
+    ("manifest", lambda out: sweepmanifest.recorded_calls(None)),
+    ("manifest", lambda out: sweepmanifest.record_call({}, CALL, [], out)),
+    ("planned", lambda out: sweepmanifest.record_call(dict(RECORD), CALL, [{"point": {}}], out)),
+    ("kept", lambda out: sweepmanifest.record_call(dict(RECORD), CALL, [], out, kept="seed-0")),
+    ("name", lambda out: sweepmanifest.record_result(dict(RECORD), "", {"status": "finished", "error": None})),
+    ("result", lambda out: sweepmanifest.record_result(dict(RECORD), "seed-0", {"status": "finished"})),
+    ("change", lambda out: sweepmanifest.update_manifest(out, "record")),
+    ("out_dir", lambda out: sweepmanifest.read_manifest(None)),
+    ("out_dir", lambda out: sweepmanifest.lock_sweep([str(out)]).__enter__()),
+])
+def test_the_records_functions_refuse_by_name_and_write_nothing(tmp_path, name, refused):
+    with pytest.raises(ValueError, match=rf"^{name}\b"):
+        refused(tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_sweep_whose_runs_never_ran_exits_with_status_1(tmp_path, monkeypatch):

@@ -1,0 +1,235 @@
+"""The record of a sweep (:mod:`nclib.sweep`, :ref:`ch-sweeps`), ``OUT_DIR/sweep.json``, and the locks by which
+several processes share a sweep's output folder.
+
+- ``sweep.json`` (:data:`MANIFEST`) keeps every call made on the folder (its grid, fixed parameters and ties,
+  :func:`call_record`), every planned grid point under its run name, the errors that the run folders do not record,
+  and why a run was trained again from the start (:func:`record_call`, :func:`record_result`).
+  :func:`read_manifest` reads it, for the sweep and for its table (:mod:`nclib.sweeptable`);
+  :func:`update_manifest` changes it under a lock of its own (:data:`MANIFEST_LOCK`), so that a sweep and the
+  tasks of a job array record their runs in one folder without losing each other's entries;
+- the runs of one output folder share every parameter that no grid sweeps: :func:`check_fixed` refuses a call whose
+  fixed parameters differ from those of a call the record holds;
+- one sweep at a time trains the grid of a folder: :func:`lock_sweep` holds ``OUT_DIR/.sweep.lock`` (:data:`LOCK`)
+  and refuses a second sweep (:class:`SweepBusy`); the tasks of a job array take only their run folders' locks
+  (:func:`nclib.locks.lock_run`).
+
+Both locks need flock locks that work across the machines sharing the folder.  Torch-free, like the table.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import pathlib
+
+from . import locks, parameters, runs
+from .grid import absolute_data_path, check_names, check_tie, plain
+from .parameters import DEFAULTS, EXECUTION_KEYS
+from .runs import atomic_write_text
+
+#: The record of a sweep's calls and grid points (run name -> point), in its output folder.
+MANIFEST = "sweep.json"
+#: The lock file of the sweep that uses an output folder (:func:`lock_sweep`).
+LOCK = ".sweep.lock"
+#: The lock of ``sweep.json``'s read-modify-write (:func:`update_manifest`).
+MANIFEST_LOCK = ".sweep.json.lock"
+
+
+def _folder(out_dir) -> pathlib.Path:
+    """``out_dir`` as a path (:func:`nclib.parameters.check_out_dir`: ValueError naming ``out_dir``)."""
+    return pathlib.Path(parameters.check_out_dir(out_dir))
+
+
+def _checked_manifest(manifest, entries: bool = True) -> dict:
+    """``manifest`` refused by name unless it is a dict (with the dicts ``runs`` and ``errors`` where ``entries``),
+    as :func:`read_manifest` returns it."""
+    if not isinstance(manifest, dict) or (entries and not (isinstance(manifest.get("runs"), dict)
+                                                           and isinstance(manifest.get("errors"), dict))):
+        raise ValueError(f"manifest must be a sweep's record as read_manifest returns it (a dict with the dicts runs "
+                         f"and errors), got {type(manifest).__name__}")
+    return manifest
+
+
+def _checked_call(call) -> dict:
+    """``call`` refused by name unless it is a call's record (:func:`call_record`)."""
+    if not isinstance(call, dict) or not all(isinstance(call.get(k), dict) for k in ("grid", "fixed", "tie")):
+        raise ValueError(f"call must be a call's record (call_record: a dict of the dicts grid, fixed and tie), got "
+                         f"{call!r}")
+    return call
+
+
+def read_manifest(out_dir) -> dict:
+    """``out_dir/sweep.json`` as a dict (empty where there is none), with its ``runs`` (run name -> grid point) and
+    ``errors`` (run name -> the last attempt's error where the run folder does not record it).  A file that is not
+    a JSON object raises a ValueError naming it; ValueError naming ``out_dir`` where it is no path.  Used in
+    :ref:`ch-sweeps`."""
+    path = _folder(out_dir) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not JSON ({exc}): move it away to start the sweep's record again") from exc
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} holds a {type(manifest).__name__}, not the JSON object of a sweep's record")
+    manifest.setdefault("runs", {})
+    manifest.setdefault("errors", {})
+    return manifest
+
+
+def call_record(grid: dict, fixed: dict, tie: dict) -> dict:
+    """What one call of the sweep asks for, as ``sweep.json`` records it (its ``calls``): grid, fixed and tie as JSON
+    holds them, a relative ``data_path`` made absolute (:func:`nclib.grid.absolute_data_path`).  The arguments are
+    refused by name as :func:`nclib.sweep.plan` refuses them (:func:`nclib.grid.check_names`,
+    :func:`nclib.grid.check_tie`).  Used in :ref:`ch-sweeps`."""
+    check_names(grid, fixed)
+    tie = check_tie(tie, grid, fixed)
+    grid = {k: [plain(v) for v in values] for k, values in grid.items()}
+    fixed = {k: plain(v) for k, v in fixed.items()}
+    if "data_path" in fixed:
+        fixed["data_path"] = absolute_data_path(fixed["data_path"])
+    return runs.json_values({"grid": grid, "fixed": fixed, "tie": dict(tie)})
+
+
+def recorded_calls(manifest: dict) -> list[dict]:
+    """Every call a ``sweep.json`` records (``manifest``, :func:`read_manifest`); one written before it kept them all
+    records only its last call's grid, fixed and tie.  ValueError naming ``manifest`` where it is no dict.  Used in
+    :ref:`ch-sweeps`."""
+    manifest = _checked_manifest(manifest, entries=False)
+    if manifest.get("calls"):
+        return manifest["calls"]
+    if "fixed" in manifest:
+        return [{k: manifest.get(k) or {} for k in ("grid", "fixed", "tie")}]
+    return []
+
+
+def check_fixed(call: dict, manifest: dict, out_dir) -> None:
+    """Refuse a call (:func:`call_record`) whose fixed parameters differ from those of a call that ``out_dir``'s
+    ``sweep.json`` (``manifest``) records: a parameter that no call sweeps (grid or tie) takes one value in every run
+    of the folder (a parameter left out takes its default), so that the folder's table compares runs that differ in
+    their grid values alone.  Execution keys (``max_train_s``...) may change.  ValueError naming the parameter, both
+    values and the folder; ValueError naming ``call``, ``manifest`` or ``out_dir`` where one is not what it should
+    be.  Used in :ref:`ch-sweeps`."""
+    call, out_dir = _checked_call(call), _folder(out_dir)
+    for then in recorded_calls(manifest):
+        varied = {*call["grid"], *call["tie"], *(then.get("grid") or {}), *(then.get("tie") or {})}
+        keys = [k for k in DEFAULTS if (k in call["fixed"] or k in (then.get("fixed") or {}))
+                and k not in varied and k not in EXECUTION_KEYS]
+        for k in keys:
+            was = (then.get("fixed") or {}).get(k, DEFAULTS[k])
+            now = call["fixed"].get(k, DEFAULTS[k])
+            was, now = runs.json_values({"v": was})["v"], runs.json_values({"v": now})["v"]
+            if was != now and not (k == "data_path" and runs.same_file(was, now)):
+                said = {True: " (its default)", False: ""}
+                raise ValueError(
+                    f"fixed[{k!r}] (--set {k}): the sweeps of {str(out_dir)!r} ran with {k} = {was!r}"
+                    f"{said[k not in (then.get('fixed') or {})]} ({MANIFEST}), this one asks for {now!r}"
+                    f"{said[k not in call['fixed']]}; the runs of one out_dir share every parameter that no grid "
+                    f"sweeps, so that its table compares like with like: give this sweep another out_dir (--out-dir), "
+                    f"or sweep {k} with --grid")
+
+
+class SweepBusy(RuntimeError):
+    """Another sweep holds the output folder's lock (``OUT_DIR/.sweep.lock``): :func:`nclib.sweep.run_sweep` refuses
+    to run a second sweep in the same folder while the first is running (:func:`lock_sweep`)."""
+
+
+@contextlib.contextmanager
+def lock_sweep(out_dir):
+    """Hold ``OUT_DIR/.sweep.lock`` (an exclusive flock, the file holding this process's pid and host) for the
+    sweep; :class:`SweepBusy` naming the holder when another sweep holds it, and
+    :class:`nclib.locks.LockUnsupported` where the file system refuses flock locks (never taken for a busy folder:
+    a retry would wait forever); ValueError naming ``out_dir`` where it is no path.  Used in :ref:`ch-sweeps`.
+
+    Not the lock of a run folder (:func:`nclib.locks.lock_run`, taken for each run): this one lets one whole sweep
+    at a time train the grid of a folder and write its ``sweep.csv``; the tasks of a job array
+    (:func:`nclib.sweep.run_point`) take only their run folder's lock, and ``sweep.json`` has a lock of its own
+    (:func:`update_manifest`)."""
+    out_dir = _folder(out_dir)
+    path = out_dir / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not locks.flock(fd, fcntl.LOCK_EX, path):
+            owner = locks.read_lock_file(path) or {}
+            held = (f": pid {owner.get('pid')} on host {owner.get('host')!r} since {owner.get('since')}"
+                    if owner.get("pid") is not None else "")
+            raise SweepBusy(f"another sweep is running in {str(out_dir)!r} (it holds {LOCK}{held}); wait for it to "
+                            f"end, or give this sweep another --out-dir (the tasks of a job array, --point, run "
+                            f"beside it)")
+        locks.write_lock_record(fd)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # no holder named once it is released
+    finally:
+        os.close(fd)
+
+
+def update_manifest(out_dir, change) -> dict:
+    """Read ``out_dir/sweep.json``, apply ``change`` (a function of the manifest dict that changes it in place), write
+    it back atomically, all under the manifest's own lock (``OUT_DIR/.sweep.json.lock``, held for the read and the
+    write alone), so that a sweep and the tasks of a job array record their runs in one folder without losing each
+    other's entries.  Returns the manifest written; nothing is written when ``change`` raises.  ValueError naming
+    ``out_dir`` where it is no path, ``change`` where it is not a function; :class:`nclib.locks.LockUnsupported`
+    where the file system refuses flock locks.  Used in :ref:`ch-sweeps`."""
+    out_dir = _folder(out_dir)
+    if not callable(change):
+        raise ValueError(f"change must be a function of the manifest dict, got {change!r}")
+    path = out_dir / MANIFEST_LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held only for a read and a write: waiting is short
+        except OSError as exc:
+            raise locks.LockUnsupported(path, exc) from None
+        manifest = read_manifest(out_dir)
+        change(manifest)
+        atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1, default=str))
+        return manifest
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def record_call(manifest: dict, call: dict, planned: list[dict], out_dir, kept=()) -> None:
+    """Record a call (:func:`call_record`) in the manifest: refused (:func:`check_fixed`) if its fixed parameters
+    differ from a recorded call's; else its grid, fixed and tie added to ``calls`` (once: the tasks of a job array
+    make the same call), and as the last call's; every planned point (``planned``, :func:`nclib.sweep.plan`) under
+    its run name, in grid order; the errors of the runs ``kept`` (run names) dropped (their folders say what they
+    are now).  ValueError naming the argument that is not what it should be.  Used in :ref:`ch-sweeps`."""
+    manifest, call = _checked_manifest(manifest), _checked_call(call)
+    if not isinstance(planned, list) or not all(
+            isinstance(item, dict) and isinstance(item.get("point"), dict) and isinstance(item.get("params"), dict)
+            and isinstance(item["params"].get("run_name"), str) for item in planned):
+        raise ValueError("planned must be a sweep's plan (nclib.sweep.plan: a list of dicts of a point and its "
+                         "params, run_name included)")
+    if not isinstance(kept, (list, tuple)) or not all(isinstance(name, str) for name in kept):
+        raise ValueError(f"kept must be a list of run names, got {kept!r}")
+    check_fixed(call, manifest, out_dir)
+    calls = recorded_calls(manifest)
+    manifest["calls"] = calls + ([call] if call not in calls else [])
+    manifest.update(format=1, **call)
+    for item in planned:
+        manifest["runs"][item["params"]["run_name"]] = item["point"]
+    for name in kept:
+        manifest["errors"].pop(name, None)
+
+
+def record_result(manifest: dict, name: str, result: dict) -> None:
+    """Record what training the run ``name`` gave (``result``, as a worker of :mod:`nclib.sweep` returns it: the
+    ``status`` of its folder after, its ``error`` or None, and ``restarted`` and ``fresh``, whether and why it was
+    trained again from the start): the folder records a diverged or failed run's error itself; others (refused
+    before the folder was written, a killed worker, a lock of another host) are kept in the manifest; why a run was
+    trained again from the start is kept until a fresh start replaces the run.  ValueError naming the argument that
+    is not what it should be.  Used in :ref:`ch-sweeps`."""
+    manifest = _checked_manifest(manifest)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a run name, got {name!r}")
+    if not isinstance(result, dict) or not {"status", "error"} <= set(result):
+        raise ValueError(f"result must be a dict with the run's status and error, got {result!r}")
+    if result["error"] and result["status"] not in ("diverged", "failed"):
+        manifest["errors"][name] = result["error"]
+    else:
+        manifest["errors"].pop(name, None)
+    if result.get("restarted"):
+        manifest.setdefault("restarted", {})[name] = result["restarted"]
+    elif result.get("fresh"):
+        manifest.get("restarted", {}).pop(name, None)
