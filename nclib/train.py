@@ -393,10 +393,13 @@ def _resume_state(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
 
 def _decays_note(given: dict, q: dict) -> str:
     """Where the decays of the run of checked parameters ``q`` come from (``given``: as the caller passed them), for
-    its provenance."""
+    its provenance.  A decay given as text is "reference" (:func:`check_params` refuses other text); any other value
+    (a number, a list, a numpy array, which ``==`` would compare element by element) was given."""
+    def by_reference(value) -> bool:
+        return isinstance(value, str) and value == "reference"
     return "; ".join(
         f"{key} = {q[key]!r}: " + ("'reference', the reference code's 1e-5 in (4.3)'s normalization (K x 1e-5, "
-                                   "from_reference_decay)" if given.get(key, DEFAULTS[key]) == "reference"
+                                   "from_reference_decay)" if by_reference(given.get(key, DEFAULTS[key]))
                                    else "given") for key in ("lam_W", "lam_H"))
 
 
@@ -420,6 +423,8 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     outputs = [*dict.fromkeys(q["out_dir"] for q in plist), *run_dirs]
     code = {**provenance.git_state(outputs=outputs), "versions": provenance.versions(),
             "host_cpu": provenance.cpu_name(), "torch_threads": torch.get_num_threads()}
+    # the provenance's notes made before _engines clears the folders being overwritten
+    decays = [_decays_note({**shared, **r}, q) for r, q in zip(runs, plist)]
     engines, checkpoints, start = _engines(plist, run_dirs, existing, code)
     names = [q["run_name"] for q in plist]
     folders, active = [], []
@@ -430,8 +435,8 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
 
     try:
         # inside the try: where a later run's folder cannot be written, the folders made before it end "failed"
-        for eng, d, r, q, c in zip(engines, run_dirs, runs, plist, checkpoints):
-            folders.append(RunFolder(eng, d, started, t_start, names, _decays_note({**shared, **r}, q), code, c))
+        for eng, d, note, c in zip(engines, run_dirs, decays, checkpoints):
+            folders.append(RunFolder(eng, d, started, t_start, names, note, code, c))
             active.append(folders[-1])
         if not p["resume"]:
             for folder in list(active):

@@ -230,6 +230,23 @@ def test_decays_default_to_the_reference_code_read_in_4_3(tmp_path):
             train.check_params(**SMALL, **{key: "literal"})
 
 
+def test_a_numpy_array_of_decays_trains_as_the_same_list(tmp_path):
+    """lam_W as a numpy array (one decay per head layer) is accepted and trains the run its list trains, also when it
+    overwrites a run: the folder's old run is replaced, not deleted by a call that then fails."""
+    kw = dict(**SMALL, L=2, epochs=4, batch_size=8, lam_H=1e-3, metric_every=2)
+    listed = train.run(**kw, lam_W=[1e-3, 2e-3], out_dir=tmp_path, run_name="list")
+    array = train.run(**kw, lam_W=np.array([1e-3, 2e-3]), out_dir=tmp_path, run_name="array")
+    train.run(**{**kw, "epochs": 2}, lam_W=[1e-3, 2e-3], out_dir=tmp_path, run_name="again")
+    again = train.run(**kw, lam_W=np.array([1e-3, 2e-3]), out_dir=tmp_path, run_name="again", overwrite=True)
+    (pl, hl, vl) = train.load_run(listed)
+    for path in (array, again):
+        pa, ha, va = train.load_run(path)
+        assert pa["lam_W"] == pl["lam_W"] == [1e-3, 2e-3] and va["status"] == "finished"
+        assert va["decays"] == vl["decays"]
+        for col in train.REPRODUCIBLE_COLUMNS:
+            np.testing.assert_array_equal(ha[col], hl[col], err_msg=f"{path.name}: {col}")
+
+
 def test_bad_parameters(tmp_path):
     with pytest.raises(ValueError, match="dataset must be one of"):
         train.run(dataset="mnist", out_dir=tmp_path)
