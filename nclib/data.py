@@ -151,14 +151,14 @@ def preset_counts(preset: str, class_order: str = "reference") -> np.ndarray:
     """
     if not isinstance(preset, str) or preset not in imbalance.PROFILES:
         raise ValueError(f"preset must be one of {sorted(imbalance.PROFILES)}, got {preset!r}")
+    if not isinstance(class_order, str) or class_order not in CLASS_ORDERS:
+        raise ValueError(f"class_order must be 'reference', 'ascending' or 'descending', got {class_order!r}")
     n = imbalance.class_counts(imbalance.PROFILES[preset])  # descending, as the paper lists them
     if class_order == "reference":
         class_order = "ascending" if preset == "cifar10" else "descending"
     if class_order == "ascending":
         return np.sort(n)
-    if class_order == "descending":
-        return np.sort(n)[::-1].copy()
-    raise ValueError(f"class_order must be 'reference', 'ascending' or 'descending', got {class_order!r}")
+    return np.sort(n)[::-1].copy()
 
 
 def resolve_counts(dataset: str, counts=None, class_order: str = "reference") -> tuple[np.ndarray, str]:
@@ -170,7 +170,7 @@ def resolve_counts(dataset: str, counts=None, class_order: str = "reference") ->
     ``"explicit"``; the list is the order, so ``class_order`` must stay "reference").  Raises ValueError naming
     ``dataset``, ``counts`` or ``class_order`` (:ref:`ch-train`, :ref:`ch-fig1` to :ref:`ch-fig4`).
     """
-    if dataset not in DATASETS:
+    if not isinstance(dataset, str) or dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     defaulted = counts is None
     if counts is None:
@@ -181,7 +181,7 @@ def resolve_counts(dataset: str, counts=None, class_order: str = "reference") ->
             raise ValueError(f"counts must be a list of class counts or one of the presets "
                              f"{sorted(imbalance.PROFILES)}, got {counts!r}")
         return preset_counts(counts, class_order), counts
-    if class_order not in CLASS_ORDERS:
+    if not isinstance(class_order, str) or class_order not in CLASS_ORDERS:
         raise ValueError(f"class_order must be one of {CLASS_ORDERS}, got {class_order!r}")
     if class_order != "reference":
         given = f"for the synthetic mixture's default counts {counts}" if defaulted else "with explicit counts"
@@ -208,7 +208,7 @@ def select_per_class(y, counts, seed: int = 0, selection: str = "random") -> np.
         raise ValueError(f"y must hold class labels 0, 1, ..., got {np.count_nonzero(y < 0)} negative label(s) "
                          f"(min {int(y.min())})")
     counts = _checks.counts(counts, "counts")
-    if selection not in SELECTIONS:
+    if not isinstance(selection, str) or selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
     rng = np.random.default_rng(_checks.nonneg_int(seed, "seed"))
     out = []
@@ -262,7 +262,7 @@ def source_path(dataset: str, data_path, download: bool = False) -> pathlib.Path
     Raises ValueError naming ``dataset`` (one of :data:`DATASETS`), ``data_path`` or ``download`` (chapter
     :ref:`ch-train`).
     """
-    if dataset not in DATASETS:
+    if not isinstance(dataset, str) or dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     download = _checks.flag(download, "download")
     if dataset == "synthetic" and data_path is not None:
@@ -312,11 +312,11 @@ def check_load_args(dataset, counts=None, class_order="reference", selection="ra
     ``selection`` (also one other than the default ``"random"`` for a data set of :data:`GENERATED`, which selects
     no rows: the provenance would record a choice that did nothing), ``normalization``, ``dim`` or ``spread``, so
     that a run's parameters can be refused before it starts (:ref:`ch-train`)."""
-    if dataset not in DATASETS:
+    if not isinstance(dataset, str) or dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-    if normalization not in NORMALIZATIONS:
+    if not isinstance(normalization, str) or normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    if selection not in SELECTIONS:
+    if not isinstance(selection, str) or selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
     if dataset in GENERATED and selection != SELECTIONS[0]:
         raise ValueError(f"selection {selection!r} chooses rows of a data file, but {dataset} is drawn from the seed "

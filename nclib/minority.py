@@ -172,7 +172,7 @@ def grouped_class_accuracy(out, n, ties: str = "error") -> np.ndarray:
     Chapter :ref:`ch-minority`, section :ref:`sec-minority-phase`."""
     n = _checks.counts(n)
     out = _checks.matrix(out, "out", (n.size, int(n.sum())))
-    if ties not in TIES:
+    if not isinstance(ties, str) or ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
     y = class_labels(n)
     if ties == "error":

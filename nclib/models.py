@@ -98,7 +98,7 @@ def initialize(model: CollapseNet, init: str = "reference") -> CollapseNet:
     is refused before any of its weights is touched."""
     if not isinstance(model, CollapseNet):
         raise ValueError(f"model must be a CollapseNet (nclib.models.build_model), got {type(model).__name__}")
-    if init not in INITS:
+    if not isinstance(init, str) or init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     with torch.no_grad():
         for m in model.modules():
@@ -125,7 +125,7 @@ def build_model(in_dim: int, K: int, L: int, width: int = 2048, depth: int = 6, 
     The network of Section 5 (defaults: depth 6, width 2048, d = 2048).  Used by :func:`nclib.train.run` and
     :ref:`ch-engine`.
     """
-    if init not in INITS:
+    if not isinstance(init, str) or init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     if seed is not None:
         seed = _checks.nonneg_int(seed, "seed")

@@ -339,7 +339,7 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
         if p["batch_size"] > N:
             raise ValueError(f"batch_size {p['batch_size']} is larger than the N = {N} training samples that counts "
                              f"gives; use batch_size='full' or a smaller batch")
-    if p["precision"] not in PRECISIONS:
+    if not isinstance(p["precision"], str) or p["precision"] not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {p['precision']!r}")
     p["cuda_graph"] = _checks.auto_flag(p["cuda_graph"], "cuda_graph")
     p["async_metrics"] = _checks.auto_flag(p["async_metrics"], "async_metrics")
@@ -347,7 +347,7 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
     if p["adam_in_backward"] and p["grouped_adam"]:
         raise ValueError("adam_in_backward=True takes each parameter's Adam step inside its run's backward pass, "
                          "grouped_adam=True one Adam step after all the runs' passes; choose one")
-    if p["init"] not in INITS:
+    if not isinstance(p["init"], str) or p["init"] not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {p['init']!r}")
     dev = _check_device(p["device"])
     if dev.startswith("cuda") and not (_cuda_available() if cuda is None else cuda):

@@ -238,7 +238,7 @@ def random_instance(theorem: str, rng: np.random.Generator, margin: float = 0.05
     from .minority import product_threshold  # the instance's placement uses the spectrum, the solver never does
     from .ufm import problem_matrix
 
-    if theorem not in THEOREMS:
+    if not isinstance(theorem, str) or theorem not in THEOREMS:
         raise ValueError(f"theorem must be one of {sorted(THEOREMS)}, got {theorem!r}")
     rng = _checks.generator(rng)
     margin = _checks.nonneg_float(margin, "margin")

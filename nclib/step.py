@@ -468,7 +468,7 @@ CAPTURE_MODES = ("global", "thread_local", "relaxed")
 
 
 def _check_capture_mode(mode) -> str:
-    if mode not in CAPTURE_MODES:
+    if not isinstance(mode, str) or mode not in CAPTURE_MODES:
         raise ValueError(f"capture_error_mode must be one of {CAPTURE_MODES}, got {mode!r}")
     return mode
 

@@ -201,6 +201,14 @@ def test_a_parameter_set_is_refused_by_name_before_any_work(bad, named):
         parameters.check_params(**{**SMALL, **bad})
 
 
+@pytest.mark.parametrize("key", ["dataset", "normalization", "selection", "class_order", "precision", "init"])
+def test_a_word_given_as_an_array_is_refused_by_name(key):
+    """A parameter that takes one word is refused by name when given a numpy array of words, which ``in`` would
+    compare element by element (numpy's "truth value is ambiguous" refusal names no parameter)."""
+    with pytest.raises(ValueError, match=f"^{key} must be one of"):
+        parameters.check_params(**{**SMALL, key: np.array(["reference", "random"])})
+
+
 def test_out_dir_and_run_name_at_their_limits():
     """out_dir is a str or a path, recorded as its text; a run name is one folder name of at most 255 bytes, the
     names made from a run tag counted whole (the tag and its "-L<L>")."""
