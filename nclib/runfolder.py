@@ -159,6 +159,7 @@ class RunFolder:
         self.unchecked: list[PendingRow] = []  # the same rows until checked for divergence (rows_to_check)
         self.pool = ThreadPoolExecutor(max_workers=1) if use_async else None
         self.t_train = time.perf_counter()
+        self.t_stopped: float | None = None  # when a run that stops for time stopped training (stop_clock)
         self.steps_at_start = engine.steps_done
 
     def flush(self, wait: bool = False) -> None:
@@ -257,18 +258,27 @@ class RunFolder:
                 f"{self.engine.current_lr:g}){fp32}. The history up to this epoch is in "
                 f"{self.run_dir / 'history.csv'}")
 
+    def stop_clock(self) -> None:
+        """End the run's training time (``train_time_s``, and so the ``wall_time`` a resumed run's history goes on
+        from) once its recorded rows are written: the checkpoint and the provenance written after it are not
+        training.  Only the first call counts."""
+        self.flush(wait=True)
+        if self.t_stopped is None:
+            self.t_stopped = time.perf_counter()
+
     def save_checkpoint(self, epoch: int) -> None:
         """Write :data:`CHECKPOINT` (atomically) at metric epoch ``epoch``: the engine's state, the history so
         far and the divergence limit, all a later call with ``resume=True`` needs to continue exactly, and the
-        run's seconds so far (``time_s``: its ``wall_time_s`` and ``train_time_s``), from which a call resuming
-        after this one was killed, before its provenance recorded them, goes on counting (the history's
-        ``wall_time`` never goes back)."""
-        self.flush(wait=True)
+        run's seconds so far (``time_s``: its ``wall_time_s`` and ``train_time_s``, the latter up to
+        :meth:`stop_clock`, before the checkpoint is written), from which a call resuming after this one was
+        killed, before its provenance recorded them, goes on counting (the history's ``wall_time`` never goes
+        back)."""
+        self.stop_clock()
         now = time.perf_counter()
         state = {"format": 1, "epoch": int(epoch), "engine": self.engine.state_dict(), "rows": self.rows,
                  "initial_objective": self.initial_objective, "limit": self.limit,
                  "time_s": {"wall_time_s": self.before["wall_time_s"] + now - self.t_start,
-                            "train_time_s": self.before["train_time_s"] + now - self.t_train}}
+                            "train_time_s": self.before["train_time_s"] + self.t_stopped - self.t_train}}
         with open(self.run_dir / (CHECKPOINT + ".tmp"), "wb") as f:
             torch.save(state, f)
         _runs.commit_checkpoint(self.run_dir, epoch)  # fsync, sha256 beside it, rename
@@ -290,8 +300,8 @@ class RunFolder:
             error = "; ".join(filter(None, [error, f"recording the last metric rows: {type(exc).__name__}: {exc}"]))
             raise
         finally:
-            now = time.perf_counter()
-            wall, train = now - self.t_start, now - self.t_train
+            now = time.perf_counter()  # the training time of a run that stopped for time ends before its checkpoint
+            wall, train = now - self.t_start, (now if self.t_stopped is None else self.t_stopped) - self.t_train
             prov["segments"][-1].update(
                 status=status, to_epoch=int(self.rows[-1]["epoch"]) if self.rows else None,
                 finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -526,6 +526,8 @@ def _train_epochs(engines, active, stop, p, start, t_start, show_objective) -> l
             if not active:
                 break
             if out_of_time:
+                for folder in active:  # every run's training time ends here, before any checkpoint is written
+                    folder.stop_clock()
                 for folder in list(active):  # out of time: each run keeps its state and stops
                     folder.save_checkpoint(epoch)
                     stop(folder, "stopped", None)

@@ -3,6 +3,7 @@ import contextlib
 import json
 import os
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -915,6 +916,40 @@ def test_a_stopped_run_resumes_exactly(tmp_path):
         assert sorted(f.name for f in b.iterdir()) == ["class_accuracy.csv", "history.csv", "params.json",
                                                         "provenance.json"]  # nor its checksum or lock
         assert np.all(np.diff(hb["wall_time"]) > 0)  # the wall-time column goes on across calls
+
+
+def test_the_training_time_leaves_out_writing_the_checkpoints(tmp_path, monkeypatch):
+    """train_time_s and the history's wall_time count the training loop, not the checkpoints written when
+    max_train_s stops the runs: with a clock that jumps by a million seconds while each checkpoint is written, the
+    provenance of a stopped run records the training time its checkpoint holds (which ends before any checkpoint
+    is written), the call's wall_time_s holds the jumps, and the resumed run's times and history hold none."""
+    jump, shift = 1e6, [0.0]
+    clock, commit = time.perf_counter, runs.commit_checkpoint
+
+    def writing_takes_a_jump(run_dir, epoch):
+        commit(run_dir, epoch)
+        shift[0] += jump
+
+    monkeypatch.setattr(time, "perf_counter", lambda: clock() + shift[0])
+    monkeypatch.setattr(runs, "commit_checkpoint", writing_takes_a_jump)
+    members = RESUME_MEMBERS[:2]  # trained together: neither run counts the other's checkpoint either
+    parts = train.run_many(members, out_dir=tmp_path, max_train_s=0, **RESUME_KW)
+    assert shift[0] == 2 * jump and [_status(p) for p in parts] == ["stopped"] * 2
+    stopped = {}
+    for p in parts:
+        prov = json.loads((p / "provenance.json").read_text())
+        held = torch.load(p / train.CHECKPOINT, weights_only=True)["time_s"]
+        assert prov["train_time_s"] == held["train_time_s"] == prov["segments"][0]["train_time_s"]
+        assert prov["wall_time_s"] >= prov["train_time_s"] + jump and prov["train_time_s"] < jump
+        stopped[p.name] = prov["train_time_s"]
+    parts = train.run_many(members, out_dir=tmp_path, resume=True, **RESUME_KW)
+    assert shift[0] == 2 * jump  # a finished run writes no checkpoint
+    for p in parts:
+        prov, history = json.loads((p / "provenance.json").read_text()), train.load_history(p)
+        assert prov["status"] == "finished" and history["epoch"].tolist() == [0, 2, 4, 6]
+        assert prov["train_time_s"] == pytest.approx(stopped[p.name] + prov["segments"][1]["train_time_s"],
+                                                     rel=1e-12)
+        assert np.all(np.diff(history["wall_time"]) > 0) and history["wall_time"][-1] <= prov["train_time_s"] < jump
 
 
 def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
