@@ -548,15 +548,17 @@ class_accuracy.csv, provenance.json (and checkpoint.pt while a run is stopped); 
 results/runs/ in the repository; the run name is <run-tag>-L<L>, or without --run-tag
 <dataset>-L<L>-<bias|nobias>-seed<seed> (the names of the training notebook); --run-name names the folder of a
 single L exactly.  A folder that holds a run is never replaced without --overwrite true; --resume true continues a
-stopped run (or one whose process was killed) from its checkpoint.  --resume auto does what the training notebook
-does, so that one command serves every job of a run split over several (with --max-train-s below the job's time
-limit): it starts the runs when no folder holds them, continues them from their checkpoints when they stopped,
-prints their folders when they finished with these parameters, and refuses anything else.  Errors in the
-arguments print one line and exit with status 2; a run that diverges exits with status 1, after the status line
-of every run (the other runs go on to their end or their stop; leave the diverged one out of later calls).  A
-flag's value is read by nclib.parameters.parse_value, the grammar of every command line of the repository
-(--counts [500,100,20] or a preset name; also, for short, --counts 500,100,20), but --L and --lr-milestones, which
-take integers apart (--L 1 3 6, --lr-milestones 6000; --lr-milestones alone for none)."""
+stopped run from its checkpoint, and a run whose process was killed from the checkpoint of an earlier
+--max-train-s stop, if it has one (checkpoints are written only there; without one the run must start again).
+--resume auto does what the training notebook does, so that one command serves every job of a run split over
+several (with --max-train-s below the job's time limit): it starts the runs when no folder holds them, continues
+them from their checkpoints when they stopped, prints their folders when they finished with these parameters, and
+refuses anything else.  Errors in the arguments print one line and exit with status 2; a run that diverges exits
+with status 1, after the status line of every run (the other runs go on to their end or their stop; leave the
+diverged one out of later calls).  A flag's value is read by nclib.parameters.parse_value, the grammar of every
+command line of the repository (--counts [500,100,20] or a preset name; also, for short, --counts 500,100,20), but
+--L and --lr-milestones, which take integers apart (--L 1 3 6, --lr-milestones 6000; --lr-milestones alone for
+none)."""
 
 
 def _parser() -> argparse.ArgumentParser:
