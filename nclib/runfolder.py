@@ -46,7 +46,7 @@ def to_json(obj) -> str:
             return int(o)
         if isinstance(o, (np.floating,)):
             return float(o)
-        if isinstance(o, (np.ndarray, tuple)):
+        if isinstance(o, np.ndarray):  # tuples json encodes itself, as lists
             return list(o)
         if isinstance(o, pathlib.Path):
             return str(o)

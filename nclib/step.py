@@ -544,7 +544,6 @@ class GroupedAdamStep(AdamStep):
         self._grouped_state = None  # a group is never a member of another (refused above)
         self.in_backward = None  # one Adam step after the runs' backward passes
         self._members, self._objectives = steps, [s.objective for s in steps]
-        self.loss_sum = torch.zeros((), dtype=torch.float32, device=self.device)  # unused: each run keeps its sum
         self.loss_count = self.steps_done = 0
         self._graph_state()
         self.stream = torch.cuda.Stream(device=self.device) if self.is_cuda else None

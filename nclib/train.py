@@ -66,7 +66,6 @@ from tqdm import tqdm
 from . import ROOT, _checks, data, parameters, provenance  # noqa: F401 (ROOT re-exported)
 from . import locks as _locks
 from . import runs as _runs
-from .locks import RunFolderBusy  # noqa: F401 (re-exported)
 from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, REPRODUCIBLE_COLUMNS,  # noqa: F401
                    CheckpointDamaged, ResumeRefused, RunExists, atomic_write_text,
                    load_class_accuracy, load_history, load_run, setting_text)
