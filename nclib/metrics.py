@@ -400,7 +400,13 @@ def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[st
 
     The targets are functions of M alone, hence independent of the choice of U, V; with a bias NC3 is
     invariant under a common rotation inside a block, and for singleton blocks it is the paper's
-    per-mode comparison of the rows of U^T P with the columns of H-bar D V. Without a bias the classes
+    per-mode comparison of the rows of U^T P with the columns of H-bar D V. A block of more than one mode is
+    normalized as a whole, so with a bias NC3 also measures the balance of strengths inside a block of equal
+    kappa: P = U diag(a) R^T and E = R diag(b) V^T (R with orthonormal columns), every mode aligned, give a block
+    the term 0 only when a and b are proportional on it, and NC3 > 0 for unequal strengths such as independent
+    random a and b. At every global minimizer both are constant on each block (s_product and s_features depend on
+    kappa alone), so NC3 is 0 there. The CIFAR-10 profile with a bias has blocks of one mode only, where NC3 is
+    per mode; the EMNIST-letters profile with a bias has blocks of 4 and 19 modes. Without a bias the classes
     are a basis the problem fixes, and Appendix C compares class with class: a block of classes of equal
     count compared as a whole would also weigh the norms of its classes against each other, which NC2
     measures, and would not be the paper's NC3. Conventions (documented

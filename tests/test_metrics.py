@@ -252,6 +252,37 @@ def test_geometry_metrics_do_not_depend_on_the_svd_basis():
     assert P.shape == (K, 30)
 
 
+def test_bias_nc3_weighs_the_strengths_inside_a_block_of_equal_kappa():
+    """With a bias a block of equal kappa is compared as a whole: every mode aligned, P = U diag(a) R^T and
+    E = R diag(b) V^T, NC3 is positive for independent strengths inside the blocks of 4 and 19 modes, and 0 to
+    rounding when a and b are each constant on every block (as at a minimizer) or proportional on it."""
+    rng = np.random.default_rng(21)
+    n = EMNIST_SMALL
+    st = ufm.structure(n, 1e-4, 1e-4, L=1, bias=True)
+    blocks = m.mode_blocks(st.kappa, st.s_product > 0)
+    assert sorted(B.size for B in blocks if B.size > 1) == [4, 19]
+    for B in blocks:
+        assert np.ptp(st.s_product[B]) == 0 and np.ptp(st.s_features[B]) == 0
+    K = len(n)
+    R, _ = np.linalg.qr(rng.standard_normal((40, K)))
+    a, b = rng.uniform(0.5, 2.0, (2, K))
+
+    def nc3(a, b):
+        return m.geometry_metrics(st.U @ np.diag(a) @ R.T, R @ np.diag(b) @ st.V.T, st)["nc3"]
+
+    a_eq, b_eq, b_prop = a.copy(), b.copy(), b.copy()
+    for B in blocks:
+        a_eq[B], b_eq[B], b_prop[B] = a[B[0]], b[B[0]], b[B[0]] * a[B]
+    assert nc3(a, b) > 0.5
+    assert nc3(a_eq, b_eq) < 1e-12 and nc3(a, b_prop) < 1e-12
+    # unequal only inside the block of 4: NC3 is that block's term alone
+    B4 = next(B for B in blocks if B.size == 4)
+    a_4 = a_eq.copy()
+    a_4[B4] = a[B4]
+    x, y = a_4[B4] / np.linalg.norm(a_4[B4]), b_eq[B4] / np.linalg.norm(b_eq[B4])
+    np.testing.assert_allclose(nc3(a_4, b_eq), np.sqrt(4 * np.sum((x - y) ** 2)), rtol=1e-10)
+
+
 def test_bias_free_nc3_compares_class_with_class_as_appendix_c_does():
     """Without a bias M = D is diagonal and its modes are the classes: NC3 is Appendix C's sum over the surviving
     classes of ||w_k/||w_k|| - g_k/||g_k||||^2, also where classes of equal count make a block of equal kappa
