@@ -411,12 +411,15 @@ def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[st
     count compared as a whole would also weigh the norms of its classes against each other, which NC2
     measures, and would not be the paper's NC3. Conventions (documented
     in :ref:`ch-metrics`): a zero matrix normalizes to 0 (so an NC2 is 1 when exactly one side
-    vanishes, 0 when both do); a surviving block (or class) where P^T U_B or E V_B vanishes contributes |B|;
+    vanishes, 0 when both do); a surviving block (or class) where P^T U_B or E V_B vanishes, or both do (as at
+    P = 0, E = 0, a critical point of the objective), contributes |B|;
     collapsed modes (the printed 0/0) are left out of NC3, so NC3 = 0 when no mode survives. Every value is
     unchanged (to the rounding of the scaled entries) when P or E is multiplied by any positive number that keeps
     its entries finite: both are normalized before a product is formed.
     """
     P = _checks.matrix(P, "P")
+    if 0 in P.shape:  # no class or no feature: nothing has a direction (collapse_metrics refuses d = 0 too)
+        raise ValueError(f"P must be K x d with K >= 1 classes and d >= 1 features, got shape {P.shape}")
     K = P.shape[0]
     E = _checks.matrix(E, "E", shape=(P.shape[1], K))
     M, U, V, kappa, s_p, s_f = _structure_arrays(structure, K)
@@ -441,10 +444,13 @@ def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[st
         blocks = mode_blocks(kappa, alive, block_rtol)
     total = 0.0
     for B in blocks:
+        a = _normalized(P.T @ U[:, B])
+        b = _normalized(E @ V[:, B])
+        if not (a.any() and b.any()):  # a side without a direction, or both (P = 0, E = 0): |B|, never 0
+            total += B.size
+            continue
         scale = np.sqrt(B.size)
-        a = scale * _normalized(P.T @ U[:, B])
-        b = scale * _normalized(E @ V[:, B])
-        total += float(np.sum((a - b) ** 2))
+        total += float(np.sum((scale * a - scale * b) ** 2))
     out["nc3"] = float(np.sqrt(total))
     return out
 

@@ -464,6 +464,28 @@ def test_zero_head_against_surviving_targets(n):
     np.testing.assert_allclose(out["nc3"], np.sqrt(np.count_nonzero(st.s_product)), rtol=1e-12)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("n", [CIFAR, EMNIST_SMALL])
+def test_zero_head_and_zero_features_against_surviving_targets(n, bias):
+    """P = 0 and E = 0 together (W = 0, H = 0, a critical point of the objective), the targets surviving: NC3 is
+    sqrt of the summed sizes |B| of the surviving blocks (classes without a bias), as when either side alone
+    vanishes, never 0; the same for tiny P, E and for P = 0 against tiny E. collapse_metrics at W = 0, H = 0 too."""
+    st = ufm.structure(n, 1e-3, 1e-3, L=1, bias=bias)
+    surviving = int(np.count_nonzero(st.s_product))
+    assert surviving >= len(n) - 1
+    K, rng = len(n), np.random.default_rng(10)
+    d = K + 4  # every surviving mode fits
+    out = m.geometry_metrics(np.zeros((K, d)), np.zeros((d, K)), st)
+    np.testing.assert_allclose(out["nc3"], np.sqrt(surviving), rtol=1e-14)
+    np.testing.assert_allclose([out[k] for k in ("nc2_w", "nc2_h", "nc2_wh")], 1.0, rtol=1e-14)
+    for P, E in ((1e-300 * rng.standard_normal((K, d)), np.zeros((d, K))),
+                 (np.zeros((K, d)), 1e-300 * rng.standard_normal((d, K)))):
+        np.testing.assert_allclose(m.geometry_metrics(P, E, st)["nc3"], np.sqrt(surviving), rtol=1e-12)
+    y = imb.class_labels(n)
+    at_origin = m.collapse_metrics(np.zeros((y.size, d)), y, [np.zeros((K, d))], 1e-3, 1e-3, bias=bias)
+    np.testing.assert_allclose(at_origin["nc3"], np.sqrt(surviving), rtol=1e-14)
+
+
 def test_normalized_distance():
     assert m.normalized_distance(np.zeros((2, 2)), np.zeros((2, 2))) == 0.0
     np.testing.assert_allclose(m.normalized_distance(np.eye(2), np.zeros((2, 2))), 1.0, rtol=1e-15)
@@ -663,6 +685,9 @@ def test_bad_input_raises_value_error_naming_the_argument():
         m.geometry_metrics(np.ones((3, 5)), np.ones((4, 3)), ufm.structure(n, 1e-3, 1e-3))
     with pytest.raises(ValueError, match="structure"):
         m.geometry_metrics(np.ones((3, 5)), np.ones((5, 3)), object())
+    for P, E in ((np.zeros((3, 0)), np.zeros((0, 3))), (np.zeros((0, 5)), np.zeros((5, 0)))):  # d = 0, K = 0
+        with pytest.raises(ValueError, match="^P must be K x d with K >= 1 classes and d >= 1 features"):
+            m.geometry_metrics(P, E, ufm.structure(n, 1e-3, 1e-3))
     with pytest.raises(ValueError, match="^b must"):
         m.bias_error(np.ones(2), y)
     for labels in ([0, 1], [0, 0, 1, 1, 1]):  # two classes, three biases: b is named, never num_classes
