@@ -305,7 +305,9 @@ def group_singular_values(groups) -> np.ndarray:
 
     Computed from the secular equation (ch-spectrum), not from an SVD: sigma~_m = 0 exactly (G has the
     left null vector sqrt(l)) and sigma~_i = sqrt(mu_i) with mu_i the root of w in (N_{i+1}, N_i), so
-    0 = sigma~_m < sqrt(N_m) < sigma~_{m-1} < ... < sqrt(N_2) < sigma~_1 < sqrt(N_1).
+    0 = sigma~_m < sqrt(N_m) < sigma~_{m-1} < ... < sqrt(N_2) < sigma~_1 < sqrt(N_1), strict in exact arithmetic;
+    non-strict in float64, where the square roots of adjacent sizes near 2**52 (which :func:`check_groups`
+    accepts) round to one number and sigma~_i with them.
     """
     return _group_sigma(*_solver_arrays(check_groups(groups)))
 
