@@ -120,15 +120,19 @@ def random_groups(rng: np.random.Generator, K_max: int, m_max: int, N_max: int, 
     """A random grouped profile of Definition 4.1 for numerical checks of Theorem 4.4.
 
     K classes (K drawn from 1..K_max unless given; a given K may exceed K_max), m <= min(K, m_max, N_max) distinct sizes
-    N_1 > ... > N_m drawn from 1..N_max, multiplicities l_i >= 1 summing to K. Used in :ref:`ch-spectrum`
-    and its tests.
+    N_1 > ... > N_m drawn from 1..N_max, multiplicities l_i >= 1 summing to K. N_max must be below 2**53, as every
+    size is (:func:`check_groups`); the sizes are drawn without forming the range 1..N_max (NumPy's choice from an
+    integer population keeps O(m) memory unless m exceeds N_max / 50), the same draw as from that range, so
+    N_max = 10**12 costs what N_max = 50 does. Used in :ref:`ch-spectrum` and its tests.
     """
     rng = _checks.generator(rng)
     K_max, m_max, N_max = (_checks.positive_int(v, name) for v, name in
                            ((K_max, "K_max"), (m_max, "m_max"), (N_max, "N_max")))
+    if N_max >= 2 ** 53:
+        raise ValueError(f"N_max must be below 2**53, the bound on a class size of check_groups, got {N_max!r}")
     K = int(rng.integers(1, K_max + 1)) if K is None else _checks.positive_int(K, "K")
     m = int(rng.integers(1, min(K, m_max, N_max) + 1))
-    sizes = np.sort(rng.choice(np.arange(1, N_max + 1), size=m, replace=False))[::-1]
+    sizes = np.sort(rng.choice(N_max, size=m, replace=False) + 1)[::-1]  # as choice(arange(1, N_max + 1)) draws
     mults = rng.multinomial(K - m, np.ones(m) / m) + 1
     return list(zip(sizes.tolist(), mults.tolist()))
 

@@ -100,6 +100,27 @@ def test_random_groups_are_valid_grouped_profiles():
         imb.random_groups(rng, 0, 8, 30)
 
 
+def test_random_groups_draw_from_a_huge_range_without_forming_it():
+    """N_max = 10**12 (a range of 8 TB as an array) and 2**53 - 1 give valid profiles with sizes in 1..N_max; for
+    the N_max the book and the tests use, the profile is the one a choice from the range 1..N_max itself draws, so
+    their seeds keep their profiles; N_max = 2**53, beyond the bound on a class size, is refused by name."""
+    rng = np.random.default_rng(8)
+    for N_max in (10**12, 2**53 - 1):
+        for _ in range(20):
+            groups = imb.random_groups(rng, 400, 40, N_max)
+            assert imb.check_groups(groups) == groups and 1 <= groups[-1][0] and groups[0][0] <= N_max
+    for seed in range(60):
+        N_max = (30, 5000, 10**6)[seed % 3]
+        ref = np.random.default_rng(seed)  # the draw as made from the range 1..N_max
+        K = int(ref.integers(1, 401))
+        m = int(ref.integers(1, min(K, 40, N_max) + 1))
+        sizes = np.sort(ref.choice(np.arange(1, N_max + 1), size=m, replace=False))[::-1]
+        mults = ref.multinomial(K - m, np.ones(m) / m) + 1
+        assert imb.random_groups(np.random.default_rng(seed), 400, 40, N_max) == list(zip(sizes.tolist(), mults.tolist()))
+    with pytest.raises(ValueError, match="^N_max must be below 2"):
+        imb.random_groups(rng, 5, 3, 2**53)
+
+
 def test_mode_blocks_groups_equal_singular_values_of_the_surviving_modes():
     blocks = imb.mode_blocks([5.0, 3.0, 3.0 + 1e-12, 2.0, 0.0], [True, True, True, True, False])
     assert [sorted(b.tolist()) for b in blocks] == [[0], [1, 2], [3]]
