@@ -104,11 +104,12 @@ def ybar_grouped_symbolic(mults):
 # ---------------------------------------------------------------------------------------------
 
 def ybar_symbolic(K):
-    """Y-bar = (I_K - n 1_K^T / N) D with D = diag(sqrt n), for K symbolic class counts (the abstract, Theorem 4.3).
+    """Y-bar = (I_K - n 1_K^T / N) D with D = diag(sqrt n), for K symbolic class counts (Theorem 4.3).
 
     Returns ``(Ybar, n)``: the K x K matrix and the symbols ``n1..nK``, declared positive so that sqrt(n_k)^2 = n_k
     simplifies; N = n_1 + ... + n_K is written out in the entries.  The symbolic twin of :func:`nclib.imbalance.ybar`
-    (ungrouped counts; :func:`ybar_grouped_symbolic` takes groups).  Used in ch-setting and ch-thm42.
+    (ungrouped counts; :func:`ybar_grouped_symbolic` takes groups).  The paper's abstract writes this matrix Y-hat (the
+    notation note of ch-errata-theory).  Used in ch-setting and ch-thm42.
     """
     K = _checks.positive_int(K, "K")
     n = sympy.symbols(f"n1:{K + 1}", positive=True)

@@ -15,7 +15,7 @@ mean is 0; with E = H-bar D (D = diag(sqrt n)) the problem becomes
 
 with M = Y-bar = (I - n 1^T/N) D with a bias and M = D without. Each singular value kappa of M
 then solves a scalar problem (Lemma A.2 for L >= 2, soft thresholding for L = 1). Y-bar always
-includes D here, as in Theorem 4.3 and the abstract; the paper's Theorem 4.2 writes Y-bar for
+includes D here: the paper's abstract writes this matrix Y-hat, its Theorem 4.2 writes Y-bar for
 I - n 1^T/N and takes the SVD of "Y-bar D", the same matrix (the notation note of
 :ref:`ch-errata-theory`).
 """
