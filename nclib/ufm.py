@@ -227,8 +227,10 @@ def lemma_a2_minimizer(a: float, L: int) -> float:
 def lemma_a2_a(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
     """The parameter a of Lemma A.2 for a singular value kappa (Theorem 4.3 as corrected in erratum T1).
 
-    a = L N / kappa^2 * (N lam_H lam_W1 ... lam_WL)^(1/L); the paper prints it without the factor N
-    in front (see :ref:`ch-errata-theory`). Infinite for kappa = 0. Used in :ref:`ch-thm43`.
+    a = L N / kappa^2 * (N lam_H lam_W1 ... lam_WL)^(1/L). As we read the OCR, the paper prints it without
+    the factor N in front; the fraction before the root is a single garbled glyph, and a numerator L N would
+    render the same, so the print may be right (erratum T1 of :ref:`ch-errata-theory`, possibly an OCR
+    artefact). Infinite for kappa = 0. Used in :ref:`ch-thm43`.
     """
     return _a(*_mode_args(kappa, N, lam_W, lam_H, L))
 
@@ -649,8 +651,10 @@ def nuclear_factorization(Z, alpha: float = 1.0):
 
     ||Z||_* = min_{Z = W H} 1/2 (||W||_F^2 / alpha + alpha ||H||_F^2), attained at
     W = alpha^(1/2) U Sigma^(1/2), H = alpha^(-1/2) Sigma^(1/2) V^T (thin SVD Z = U Sigma V^T; any
-    W R, R^T H with R orthonormal too). The paper prints a negative power of alpha on W and a
-    positive one on H (their size, 1/2 or 1/4, is illegible in the OCR): the signs are swapped.
+    W R, R^T H with R orthonormal too). As we read the OCR, the paper prints a negative power of alpha
+    on W and a positive one on H (their size, 1/2 or 1/4, is illegible), the signs swapped; but the sign
+    rests on one glyph, and the source the paper cites prints the right signs, so the OCR cannot settle
+    the print (erratum T3 of :ref:`ch-errata-theory`, possibly an OCR artefact).
     Returns (W, H). Used in :ref:`ch-lemma-a1`.
     """
     Z = _checks.matrix(Z, "Z")
