@@ -151,8 +151,8 @@ def label_matrix(n) -> np.ndarray:
 
 
 def ybar(n) -> np.ndarray:
-    """Y-bar = (I_K - n 1_K^T / N) D with D = diag(sqrt(n)) (Theorem 4.3, Appendix B.3 and the abstract of the paper;
-    Theorem 4.2 prints the same matrix as "Y-bar D", see the notation note of :ref:`ch-errata-theory`).
+    """Y-bar = (I_K - n 1_K^T / N) D with D = diag(sqrt(n)) (Theorem 4.3; the paper's abstract writes it Y-hat, and
+    Theorem 4.2 prints it as "Y-bar D": see the notation note of :ref:`ch-errata-theory`).
 
     The K x K float64 matrix whose singular values drive Theorems 4.2-4.4. Used in :ref:`ch-setting`,
     :ref:`ch-thm42`, :ref:`ch-thm43`, :ref:`ch-spectrum`, :ref:`ch-metrics` and the errata.
