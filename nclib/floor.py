@@ -1,7 +1,8 @@
 """The floor of one training step on a GPU (:ref:`ch-engine`): the time of a step of objective (4.3) done in turn,
 its matrix products and then Adam's memory traffic, each at the device's data-sheet peak, and the lower bound
-that no schedule of the step gets below.  The engine chapter and the benchmarks measure a step against the
-floor; nothing here runs on a device.
+that no schedule of the step gets below; and the memory traffic of a step with the products' own (the weights
+they read), which no precision of the products and no overlap with Adam removes.  The engine chapter and the
+benchmarks measure a step against the floor; nothing here runs on a device.
 """
 from __future__ import annotations
 
@@ -16,15 +17,19 @@ ADAM_BYTES = 32
 #: (fp32).  The gradient's write and read may stay in the GPU's cache (Adam inside the backward pass).
 ADAM_STATE_BYTES = 24
 
+#: Bytes of memory traffic per weight and step of the three matrix products that use it, in fp32 or TF32: the
+#: forward product and the input-gradient product each read the weight (4 bytes each), the weight-gradient product
+#: writes its gradient (4 bytes, the write that :data:`ADAM_BYTES` counts too).
+PRODUCT_BYTES = 12
+
 #: Data-sheet peaks (dense) of the GPUs whose floors :ref:`ch-engine` computes: HBM bandwidth in bytes/s and
 #: matrix-product throughput in FLOP/s, strict fp32 and TF32 (NVIDIA's H100 SXM and H200 data sheets).
 DATASHEETS = {"H100 SXM": dict(bandwidth=3.35e12, fp32=67e12, tf32=495e12),
               "H200": dict(bandwidth=4.8e12, fp32=67e12, tf32=495e12)}
 
 
-def _parts(nets, rows, bandwidth, flops_per_s, bytes_per_parameter: int) -> tuple[float, float]:
-    """Seconds of one step of every network of ``nets`` on ``rows`` samples: the memory traffic of
-    ``bytes_per_parameter`` per parameter at ``bandwidth``, and the matrix products at ``flops_per_s``."""
+def _networks(nets) -> list:
+    """``nets`` as a list of at least one network, each an nclib.models.CollapseNet."""
     if isinstance(nets, models.CollapseNet):
         raise ValueError("nets must be a list of networks, got one CollapseNet (write [net])")
     nets = list(nets)
@@ -33,10 +38,22 @@ def _parts(nets, rows, bandwidth, flops_per_s, bytes_per_parameter: int) -> tupl
     for net in nets:
         if not isinstance(net, models.CollapseNet):
             raise ValueError(f"nets must hold nclib.models.CollapseNet networks, got {type(net).__name__}")
+    return nets
+
+
+def _parts(nets, rows, bandwidth, flops_per_s, bytes_per_parameter: int) -> tuple[float, float]:
+    """Seconds of one step of every network of ``nets`` on ``rows`` samples: the memory traffic of
+    ``bytes_per_parameter`` per parameter at ``bandwidth``, and the matrix products at ``flops_per_s``."""
+    nets = _networks(nets)
     bandwidth = _checks.positive_float(bandwidth, "bandwidth")
     flops_per_s = _checks.positive_float(flops_per_s, "flops_per_s")
     memory = sum(bytes_per_parameter * models.parameter_count(net) for net in nets) / bandwidth
     return memory, sum(product_flops(net, rows) for net in nets) / flops_per_s
+
+
+def _weights(model: models.CollapseNet) -> list[int]:
+    """The sizes of the weight matrices of ``model``, the first layer's first."""
+    return [W.numel() for W in model.backbone_weights() + model.head_weights()]
 
 
 def product_flops(model: models.CollapseNet, rows: int) -> int:
@@ -45,7 +62,7 @@ def product_flops(model: models.CollapseNet, rows: int) -> int:
     if not isinstance(model, models.CollapseNet):
         raise ValueError(f"model must be an nclib.models.CollapseNet, got {type(model).__name__}")
     rows = _checks.positive_int(rows, "rows")
-    weights = [W.numel() for W in model.backbone_weights() + model.head_weights()]
+    weights = _weights(model)
     return 2 * rows * (3 * sum(weights) - weights[0])
 
 
@@ -63,3 +80,34 @@ def bound_seconds(nets, rows: int, bandwidth: float, flops_per_s: float) -> floa
     ``bandwidth`` bytes/s) and the matrix products at ``flops_per_s``, which an engine reaches only by hiding the
     one entirely behind the other."""
     return max(_parts(nets, rows, bandwidth, flops_per_s, ADAM_STATE_BYTES))
+
+
+def product_bytes(model: models.CollapseNet) -> int:
+    """Bytes of memory traffic of one step's matrix products, each reading its operands from memory and writing its
+    result there: :data:`PRODUCT_BYTES` per weight of every layer, less the read of the first layer's weights by
+    the input-gradient product that the first layer does not have (the data need no gradient, as in
+    :func:`product_flops`).  The activations (``rows`` per layer) and the biases are left out, so this is the
+    least such traffic, which :ref:`ch-engine` sets against the products' arithmetic."""
+    if not isinstance(model, models.CollapseNet):
+        raise ValueError(f"model must be an nclib.models.CollapseNet, got {type(model).__name__}")
+    weights = _weights(model)
+    return 4 * (3 * sum(weights) - weights[0])
+
+
+def traffic_seconds(nets, bandwidth: float, gradients_in_cache: bool = False) -> float:
+    """Seconds of the memory traffic of one step of every network of ``nets`` at ``bandwidth`` bytes/s
+    (:ref:`ch-engine`): Adam's, :data:`ADAM_BYTES` per parameter (or :data:`ADAM_STATE_BYTES` with
+    ``gradients_in_cache``: every gradient kept in the GPU's cache from the backward pass until Adam reads it), and
+    the weights that the products read, :func:`product_bytes` less the gradients' write that Adam's count already
+    holds.  The products' arithmetic is left out: it may overlap this traffic, but the products' reads use the
+    same memory as Adam and stay whatever the precision of the products (bf16 under autocast reads the fp32
+    weights to cast them).  So no schedule that reads the weights from memory gets below this time; one that also
+    served the weights' reads from the cache could, down to :func:`bound_seconds`."""
+    if not isinstance(gradients_in_cache, bool):
+        raise ValueError(f"gradients_in_cache must be True or False, got {gradients_in_cache!r}")
+    nets = _networks(nets)
+    bandwidth = _checks.positive_float(bandwidth, "bandwidth")
+    adam_bytes = ADAM_STATE_BYTES if gradients_in_cache else ADAM_BYTES
+    # the products' bytes less the gradients' write, which Adam's count holds: the weights' reads
+    return sum(adam_bytes * models.parameter_count(net) + product_bytes(net) - 4 * sum(_weights(net))
+               for net in nets) / bandwidth

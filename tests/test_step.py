@@ -330,3 +330,33 @@ def test_the_floor_of_a_step_counts_adam_traffic_and_products():
         nfloor.floor_seconds([net], 7, 0.0, 1e12)
     with pytest.raises(ValueError, match="rows must be a positive integer"):
         nfloor.product_flops(net, 0)
+
+
+def test_the_traffic_of_a_step_counts_the_weights_the_products_read():
+    from nclib import models
+
+    net = models.build_model(in_dim=6, K=3, L=2, width=5, depth=2, feature_dim=4, seed=0)
+    n = models.parameter_count(net)
+    assert n == 103 + 5 + 5 + 4 + 3  # the weights above, the backbone's biases and the last layer's
+    # the forward product reads 103 weights, the input-gradient product 103 - 30 (not the first layer's), the
+    # weight-gradient product writes 103 gradients: 4 bytes each
+    assert nfloor.PRODUCT_BYTES == 12
+    assert nfloor.product_bytes(net) == 4 * (103 + 73 + 103) == 1116
+    # a step's traffic: Adam's 32 bytes per parameter (which count the gradients' write) and the 176 weights read
+    np.testing.assert_allclose(nfloor.traffic_seconds([net, net], 1e9), 2 * (32 * n + 4 * 176) / 1e9, rtol=1e-15)
+    # the gradients kept in the cache: Adam's state (24 bytes per parameter) and the same reads
+    np.testing.assert_allclose(nfloor.traffic_seconds([net], 1e9, gradients_in_cache=True),
+                               (24 * n + 4 * 176) / 1e9, rtol=1e-15)
+    # above the bound on any schedule whatever the arithmetic, and above the floor's traffic (Adam's alone)
+    assert nfloor.traffic_seconds([net], 1e9, True) > nfloor.bound_seconds([net], 7, 1e9, 1e15)
+    assert nfloor.traffic_seconds([net], 1e9) > nfloor.floor_seconds([net], 7, 1e9, float("1e300"))
+    # a generator of networks is read once, as a list
+    np.testing.assert_allclose(nfloor.traffic_seconds((m for m in [net, net]), 1e9), nfloor.traffic_seconds([net, net], 1e9))
+    with pytest.raises(ValueError, match="gradients_in_cache must be True or False, got 1"):
+        nfloor.traffic_seconds([net], 1e9, gradients_in_cache=1)
+    with pytest.raises(ValueError, match="nets must be a list of networks, got one CollapseNet"):
+        nfloor.traffic_seconds(net, 1e9)
+    with pytest.raises(ValueError, match="bandwidth must be strictly positive"):
+        nfloor.traffic_seconds([net], 0)
+    with pytest.raises(ValueError, match="model must be an nclib.models.CollapseNet, got Linear"):
+        nfloor.product_bytes(torch.nn.Linear(2, 2))
