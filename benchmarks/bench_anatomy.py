@@ -15,10 +15,11 @@ The two parts are set against their shares of the engine chapter's floor (``ncli
 products at the data-sheet peak plus ``nclib.floor.ADAM_BYTES`` per parameter): ``products_floor_ms`` for
 ``forward_backward``, ``adam_floor_ms`` (Adam's reads of p, g, m, v and writes of p, m, v: 28 of those bytes)
 for ``adam``; the other 4 bytes, the gradient written by the backward pass, are counted in
-``forward_backward_bytes_floor_ms``, which bounds ``forward_backward`` from the memory side: the weights read
-twice (the forward and the input-gradient products) and the gradient written once, 12 bytes per parameter at
-the data-sheet bandwidth; with 128 rows a product moves as many bytes as it does arithmetic, so this bound can
-exceed the arithmetic one.
+``forward_backward_bytes_floor_ms``, which bounds ``forward_backward`` from the memory side
+(``nclib.floor.product_bytes``): the weights read twice (the forward and the input-gradient products; the first
+layer's once, as it has no input-gradient product) and the gradient written once, 12 bytes per weight at the
+data-sheet bandwidth; with 128 rows a product moves as many bytes as it does arithmetic, so this bound can exceed
+the arithmetic one.
 
 Then the backbones of the three runs (identical shapes: ``depth`` Linear + ReLU layers and the feature layer),
 the products that the lever "batched backbones" would merge: their forward and backward passes (the loss the sum
@@ -61,9 +62,6 @@ from bench_train import N_SAMPLES, cpus_line, data_sheet, make_set, record_head 
 
 FIGURE_L = (1, 3, 6)
 
-#: Bytes per parameter that a step's products must move at the least: the weights read by the forward and the
-#: input-gradient products (fp32), the weight gradient written (the chapter's floor counts it in ADAM_BYTES).
-PRODUCT_BYTES = 12
 #: Of nclib.floor.ADAM_BYTES, what Adam alone moves: all but the gradient's write by the backward pass.
 ADAM_ALONE_BYTES = nfloor.ADAM_BYTES - 4
 
@@ -141,7 +139,7 @@ def step_parts(eng: train.Engine, reps: int, sheet: dict | None, precision: str)
     if sheet is not None:
         out["products_floor_ms"] = 1e3 * nfloor.product_flops(model, eng.B) / sheet[precision]
         out["adam_floor_ms"] = 1e3 * ADAM_ALONE_BYTES * n / sheet["bandwidth"]
-        out["forward_backward_bytes_floor_ms"] = 1e3 * PRODUCT_BYTES * n / sheet["bandwidth"]
+        out["forward_backward_bytes_floor_ms"] = 1e3 * nfloor.product_bytes(model) / sheet["bandwidth"]
     return out
 
 

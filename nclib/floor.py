@@ -87,7 +87,8 @@ def product_bytes(model: models.CollapseNet) -> int:
     result there: :data:`PRODUCT_BYTES` per weight of every layer, less the read of the first layer's weights by
     the input-gradient product that the first layer does not have (the data need no gradient, as in
     :func:`product_flops`).  The activations (``rows`` per layer) and the biases are left out, so this is the
-    least such traffic, which :ref:`ch-engine` sets against the products' arithmetic."""
+    least such traffic, which :ref:`ch-engine` and ``benchmarks/bench_anatomy.py`` set against the products'
+    arithmetic."""
     if not isinstance(model, models.CollapseNet):
         raise ValueError(f"model must be an nclib.models.CollapseNet, got {type(model).__name__}")
     weights = _weights(model)
