@@ -72,7 +72,7 @@ import torch
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
 from nclib import data, models, parameters, provenance, train  # noqa: E402
 from nclib import floor as nfloor  # noqa: E402
-from nclib.step import matmul_precision  # noqa: E402
+from nclib.step import WARMUP_STEPS, matmul_precision  # noqa: E402
 
 if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from its file path: _common lies beside it
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -141,11 +141,19 @@ def plain_loop(ts, p, device, warmup: int):
     return timed
 
 
+def least_warmup(device: str, cuda: bool | None = None) -> int:
+    """The fewest warm-up steps that keep a loop's one-time costs out of its first timed round, for ``device``
+    (``--device``) on a machine with a CUDA device (``cuda=True``), without one (False) or this one (None): on the
+    CPU one (the first step allocates); on a GPU the engine's ``nclib.step.WARMUP_STEPS`` eager steps, which load
+    the kernels, and the next, which captures the CUDA graph."""
+    return WARMUP_STEPS + 1 if parameters.device_type(device, cuda) == "cuda" else 1
+
+
 def engine_loop(ts, p, warmup: int):
     """nclib.train's loop (Engine.train_steps, synchronised at the end) after ``warmup`` steps: a function of
     ``steps`` that times that many more steps and returns their steps per second, and the Engine."""
     eng = train.Engine(ts, p)
-    eng.train_steps(warmup)  # includes the CUDA-graph capture on a GPU
+    eng.train_steps(warmup)  # on a GPU at least least_warmup(...) steps: the eager steps and the graph's capture
 
     def timed(steps: int) -> float:
         t0 = time.perf_counter()
@@ -406,8 +414,9 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=2000, help="timed steps (per repeat)")
     ap.add_argument("--warmup", type=int, default=20,
-                    help="steps of each loop before the timed ones, not timed (at least 1: the first step allocates "
-                         "and, on a GPU, loads kernels and captures the CUDA graph)")
+                    help="steps of each loop before the timed ones, not timed: at least 1 on the CPU (the first step "
+                         f"allocates), at least {WARMUP_STEPS + 1} on a GPU (the engine's {WARMUP_STEPS} eager steps, "
+                         "which load the kernels, and the step that captures the CUDA graph)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="times each loop is timed, the two in alternation; the output gives the median and range")
     ap.add_argument("--precision", default="fp32", choices=train.PRECISIONS)
@@ -425,8 +434,12 @@ def main(argv=None) -> None:
                     help="measure the plain engine and the opt-in levers instead: 'plain' or name=value[,...] of "
                          f"{', '.join(train.LEVER_KEYS)} (see the module docstring); the plain loop is skipped")
     args = ap.parse_args(argv)
-    refuse_below(ap, args, {"steps": 1, "repeats": 1, "width": 1, "depth": 1, "L": 1, "batch_size": 1, "warmup": 1,
-                            "figure_epochs": 0, "threads": 1})
+    try:
+        least = least_warmup(args.device)
+    except ValueError as exc:
+        ap.error(f"--device: {exc}")
+    refuse_below(ap, args, {"steps": 1, "repeats": 1, "width": 1, "depth": 1, "L": 1, "batch_size": 1,
+                            "warmup": least, "figure_epochs": 0, "threads": 1})
     if args.batch_size > N_SAMPLES:
         ap.error(f"--batch-size must be at most the N = {N_SAMPLES} samples of the problem, got {args.batch_size}")
     if args.levers and args.json == "auto":

@@ -14,6 +14,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import nclib
 from nclib import figures, train
+from nclib.step import WARMUP_STEPS
 
 
 def _load(name):
@@ -69,6 +70,24 @@ def test_a_setting_it_cannot_time_is_refused_by_its_flag_before_any_output(flag,
         bench.main(TINY + [flag, value])
     captured = capsys.readouterr()
     assert stop.value.code == 2 and flag in captured.err and captured.out == ""
+
+
+def test_a_gpu_needs_the_engines_warm_up_and_its_capture_before_the_timed_steps(capsys):
+    """On a GPU the engine takes nclib.step.WARMUP_STEPS eager steps and captures its graph in the next: fewer
+    warm-up steps would put them in the first timed round, so ``--warmup`` must be at least one more; on the CPU one
+    step does.  Refused on a machine without a GPU too, before anything is built or printed."""
+    assert bench.least_warmup("cuda", cuda=False) == bench.least_warmup("auto", cuda=True) == WARMUP_STEPS + 1
+    assert bench.least_warmup("cuda:1", cuda=True) == WARMUP_STEPS + 1
+    assert bench.least_warmup("cpu", cuda=True) == bench.least_warmup("auto", cuda=False) == 1
+    with pytest.raises(SystemExit) as stop:
+        bench.main(TINY + ["--device", "cuda", "--warmup", str(WARMUP_STEPS)])
+    captured = capsys.readouterr()
+    assert stop.value.code == 2 and "--warmup" in captured.err and str(WARMUP_STEPS + 1) in captured.err
+    assert captured.out == ""
+    with pytest.raises(SystemExit) as stop:
+        bench.main(TINY + ["--device", "gpu"])
+    captured = capsys.readouterr()
+    assert stop.value.code == 2 and "--device" in captured.err and captured.out == ""
 
 
 def test_levers_refuse_the_auto_record_before_any_output(capsys):
