@@ -9,9 +9,9 @@ reuses it, so a small sample costs more per letter than the whole profile.  This
 times in alternation after one untimed rendering (which pays the imports of the renderer), and prints the medians,
 their ranges and the quotient of the whole profile's time by the sample's scaled to the profile.  The summary
 quotes the two times to show the calibration's rendering time too high; it does not correct that time.  One core
-(OMP_NUM_THREADS=1).  The output opens with the command that made it and ends with the commit, the processor, the load average and the time.  The book quotes
-the committed output, which this command writes over (from a clean checkout, in a commit of its own:
-benchmarks/results/README.md):
+(OMP_NUM_THREADS=1).  The output opens with the command that made it and ends with the commit, the processor, the
+load average and the time.  The book quotes the committed output, which this command writes over (from a clean
+checkout, in a commit of its own: benchmarks/results/README.md):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_letters.py > benchmarks/results/bench_letters.txt
 

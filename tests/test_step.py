@@ -351,7 +351,8 @@ def test_the_traffic_of_a_step_counts_the_weights_the_products_read():
     assert nfloor.traffic_seconds([net], 1e9, True) > nfloor.bound_seconds([net], 7, 1e9, 1e15)
     assert nfloor.traffic_seconds([net], 1e9) > nfloor.floor_seconds([net], 7, 1e9, float("1e300"))
     # a generator of networks is read once, as a list
-    np.testing.assert_allclose(nfloor.traffic_seconds((m for m in [net, net]), 1e9), nfloor.traffic_seconds([net, net], 1e9))
+    np.testing.assert_allclose(nfloor.traffic_seconds((m for m in [net, net]), 1e9),
+                               nfloor.traffic_seconds([net, net], 1e9))
     with pytest.raises(ValueError, match="gradients_in_cache must be True or False, got 1"):
         nfloor.traffic_seconds([net], 1e9, gradients_in_cache=1)
     with pytest.raises(ValueError, match="nets must be a list of networks, got one CollapseNet"):
