@@ -146,7 +146,7 @@ def whole_pairs(root) -> list[pathlib.Path]:
     """The run folders under ``root`` of the pairs whose two runs ended (:data:`ENDED`), both precisions of each
     seed, sorted: what a GPU job archives (``scripts/gpu_figures.sh``). A run that did not end is no result, and a
     run whose partner did not end is half a pair; landed, either would stand in the way of the next job's pair.
-    Used by ``scripts/gpu_figures.sh``; no chapter calls it."""
+    Used by ``scripts/gpu_figures.sh``, and in :ref:`ch-fig1`, which asserts that no pair is committed yet."""
     root = pathlib.Path(root)
     ended = {path.name for path in root.glob(f"fig{FIGURE}-L{L}-*-seed*") if recorded_status(path) in ENDED}
     seeds = sorted({int(tail) for tail in (name.rsplit("seed", 1)[1] for name in ended) if tail.isdigit()})
