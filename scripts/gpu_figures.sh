@@ -12,8 +12,8 @@
 #    stability runs need it, and is neither damaged nor a slice of an older form (scripts/gpu_data_slice.py
 #    --check); a .gpu/ the job reads was made by the preparation scripts ($PREPARATION) as this checkout has them
 #    (their git hash-object in .gpu/prepared_from, written by scripts/gpu_prepare.sh, against the working files
-#    here); TIME_LEFT_S and LEVERS_FROM (below) can be read; in
-#    FULL and STABILITY modes, the code is its commit's and torch sees a CUDA GPU whose name contains $EXPECT_GPU
+#    here); TIME_LEFT_S and LEVERS_FROM (below) can be read; in FULL and STABILITY modes, BUDGET_S is at least
+#    RESERVE_S + 60, the code is its commit's and torch sees a CUDA GPU whose name contains $EXPECT_GPU
 #    (default H200 there: every budget and timing of these jobs is an H200's);
 # 1. installs papermill, jupytext and ipykernel from .gpu/wheels (no network there) unless present (not in
 #    STABILITY mode, which runs no notebook), and puts nclib on PYTHONPATH (and scripts/gpu_shim, a stand-in for
@@ -74,8 +74,8 @@
 # its log.txt and cuda_tests.txt in $STAGE/logs/ as callN-log.txt and callN-cuda_tests.txt, and the next job's
 # archive holds them (logs/): the last job's figures_gpu.tar.gz carries the record of every job on the machine.
 # TIME_LEFT_S (instead of BUDGET_S; FULL and STABILITY modes, a first command too): the time left on the GPU machine
-# as the command starts; BUDGET_S is then that less 40 s, at most 570 (560 in STABILITY mode; at least RESERVE_S +
-# 60, else refused). LEVERS_FROM: a lever record (a stability job's
+# as the command starts; BUDGET_S is then that less 40 s, at most 570 (560 in STABILITY mode). In both modes a
+# BUDGET_S, given or so computed, under RESERVE_S + 60 is refused. LEVERS_FROM: a lever record (a stability job's
 # bench_levers_tf32.json, measured at PRECISION, else refused): its fastest lever that ends where the plain engine
 # does joins the notebooks' settings.
 # FULL mode, and STABILITY mode, refuse to start from a checkout whose code differs
@@ -247,6 +247,12 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
       return 2
     fi
     echo "BUDGET_S=$BUDGET_S: the $left s left on the GPU machine less 40 s, at most $most"
+  elif [ -n "$FULL$STABILITY" ] && (( BUDGET_S < RESERVE_S + 60 )); then
+    # a BUDGET_S given (or the default against a larger RESERVE_S) with the same floor: its setup would cost GPU
+    # time and then train nothing (FULL: max_train_s about 0 or negative; STABILITY: no pair, no measurement)
+    echo "refused: BUDGET_S=$BUDGET_S is under the RESERVE_S=$RESERVE_S s kept after training and 60 s for the setup"
+    echo "and some training (FULL and STABILITY modes): the setup would be paid and nothing trained"
+    return 2
   fi
   if [ -n "$LEVERS_FROM" ]; then
     local words

@@ -546,13 +546,15 @@ NOT_NUMBERS = {"budget-unit": dict(BUDGET_S="570s"), "budget-word": dict(BUDGET_
 
 @pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "old-slice", "damaged-data", "no-cuda", "h100", "time-left",
                                   "two-budgets", "time-capped", "time-short", "time-narrow", "time-enough",
-                                  "time-stability", "time-stability-capped", "levers", "levers-precision",
-                                  *NOT_NUMBERS])
+                                  "time-stability", "time-stability-capped", "short-budget",
+                                  "short-budget-stability", "short-default-budget", "least-budget", "levers",
+                                  "levers-precision", *NOT_NUMBERS])
 def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
     piece that names no runs, a missing or damaged .gpu/ data file or a slice of an older form (whose runs would
-    record less of their data's provenance), no CUDA device or a GPU that is not an H200 (FULL and STABILITY modes; a fake torch.cuda stands in for the H100), a budget that cannot be read, a lever record that is
-    missing, a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s would otherwise stop
+    record less of their data's provenance), no CUDA device or a GPU that is not an H200 (FULL and STABILITY modes; a fake torch.cuda stands in for the H100), a budget that cannot be read, a budget under RESERVE_S + 60 s in
+    FULL and STABILITY modes (given, by default or from TIME_LEFT_S: the setup would be paid and nothing trained), a
+    lever record that is missing, a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s would otherwise stop
     the job after its install and CUDA tests, BUDGET_S=abc would be read as 0)."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", FULL="1", ALLOW_DIRTY="1",
@@ -582,6 +584,12 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
                 # time): its budget taken from it, at most 560 s; refused next for the device (no CUDA here)
                 "time-stability": dict(FULL="", STABILITY="1", TIME_LEFT_S="160", DEVICE="auto"),
                 "time-stability-capped": dict(FULL="", STABILITY="1", TIME_LEFT_S="900", DEVICE="auto"),
+                # a BUDGET_S given by hand is held to the same floor as one from TIME_LEFT_S, in both modes
+                "short-budget": dict(BUDGET_S="60", RESERVE_S="1000"),
+                "short-budget-stability": dict(FULL="", STABILITY="1", BUDGET_S="119"),
+                "short-default-budget": dict(RESERVE_S="471"),  # the default 530 s, 1 s under 471 + 60
+                # BUDGET_S = RESERVE_S + 60, the least accepted: refused next for the missing lever record
+                "least-budget": dict(BUDGET_S="120", LEVERS_FROM=str(tmp_path / "missing.json")),
                 "levers": dict(LEVERS_FROM=str(tmp_path / "bench_levers_tf32.json")),
                 # a lever record measured with TF32 products, for runs in strict fp32
                 "levers-precision": dict(PRECISION="fp32", LEVERS_FROM=str(lever_record(tmp_path, "tf32"))),
@@ -614,6 +622,11 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
         assert ("LEVERS_FROM=" in done.stdout) == (case == "time-enough")  # refused for the lever record, not the time
         # refused for the device, not the time
         assert ("STABILITY mode refused" in done.stdout) == case.startswith("time-stability")
+    if case.endswith("-budget") or case.startswith("short-budget"):
+        refused_for = {"short-budget": "BUDGET_S=60 ", "short-budget-stability": "BUDGET_S=119 ",
+                       "short-default-budget": "BUDGET_S=530 ", "least-budget": "LEVERS_FROM="}[case]
+        assert refused_for in done.stdout
+        assert ("LEVERS_FROM=" in done.stdout) == (case == "least-budget")  # refused for the lever record only
 
 
 def test_check_device_accepts_only_the_expected_gpu(monkeypatch):
@@ -638,24 +651,20 @@ def test_check_device_accepts_only_the_expected_gpu(monkeypatch):
 
 
 def test_gpu_figures_script_fails_when_nothing_was_made(tmp_path):
-    """A job that makes nothing ends with status 1, not 0: FULL mode whose budget leaves the figure no time once the
-    CUDA tests and the setup are paid, and STABILITY mode whose budget leaves no pair whole."""
+    """A job that makes nothing ends with status 1, not 0: FULL mode whose figure's notebook fails (here its
+    parameters are refused, lr < 0), after the archive, its runs not made. (STABILITY mode whose budget leaves no
+    pair whole: test_gpu_figures_script_stability_pairs_leave_time_for_the_measurements; a budget too short for
+    any training is refused before the setup, test_gpu_figures_script_refuses_before_anything_runs.)"""
     out, stage = tmp_path / "out", tmp_path / "stage"
-    data = str(fake_cifar(tmp_path / "cifar.npz"))
-    base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", ALLOW_DIRTY="1", DATA=data,
-                OMP_NUM_THREADS="1")
-    base.pop("BUDGET_S", None)
+    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", ALLOW_DIRTY="1", FULL="1", FIGURES="1",
+               STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")), TEST_EPOCHS="2",
+               EXTRA_SETS="width=16 lr=-1", OMP_NUM_THREADS="1")
+    env.pop("BUDGET_S", None)
     full = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env=dict(base, FULL="1", FIGURES="1", STAGE=str(stage), BUDGET_S="60", RESERVE_S="1000"))
+                          env=env)
     assert full.returncode == 1, full.stdout[-2000:]
-    # max_train_s = 60 - elapsed - 1000
-    assert -1000 < int(re.search(r"max_train_s=(-?\d+)", full.stdout).group(1)) <= -940
-    assert "Figure 1 skipped" in full.stdout and sorted(p.name for p in out.iterdir()) == ["log.txt"]
-    shutil.rmtree(out)
-    stab = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env=dict(base, STABILITY="1", BUDGET_S="45", STABILITY_OUT=str(tmp_path / "pairs")))
-    assert stab.returncode == 1, stab.stdout[-2000:]
-    assert not (out / "stability.tar.gz").exists() and (out / "log.txt").is_file()
+    assert "== Figure 1 (FULL)" in full.stdout and (out / "log.txt").is_file()
+    assert not list(stage.rglob("params.json")) and not list(stage.rglob("*.run.ipynb"))
 
 
 def test_gpu_figures_script_stability_pairs_leave_time_for_the_measurements(tmp_path):
