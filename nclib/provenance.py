@@ -96,6 +96,29 @@ def git_state(root=None, outputs=()) -> dict:
         return none
 
 
+def changed_files(then: dict, now: dict) -> str:
+    """The files that make two checkouts' uncommitted changes differ, as a refused resume names them
+    (:func:`nclib.train.run`, ``resume=True``, :ref:`ch-engine`): ``then`` and ``now`` are :func:`git_state`'s answers
+    at the same commit (a run's ``provenance.json`` records the first call's).  The files changed in one and not the
+    other, by name; where both name the same files, those files (their contents differ); empty where a state
+    records no ``git_dirty_paths`` (runs made before it was recorded).  Each state names at most 20 files, so with
+    more the comparison covers those.  A file that a job writes into the checkout (a batch system's log) is such a
+    change unless git ignores it.  ValueError naming ``then`` or ``now`` where one is no dict."""
+    for name, state in (("then", then), ("now", now)):
+        if not isinstance(state, dict):
+            raise ValueError(f"{name} must be a git state (a dict with git_dirty_paths), got {state!r}")
+    was, have = then.get("git_dirty_paths"), now.get("git_dirty_paths")
+    if was is None or have is None:
+        return ""
+    added, gone = [p for p in have if p not in was], [p for p in was if p not in have]
+    parts = ([f"changed now and not then: {', '.join(added)}"] if added else []) + (
+        [f"changed then and not now: {', '.join(gone)}"] if gone else [])
+    if not parts and have:
+        parts = [f"the same files, changed since: {', '.join(have)}"]
+    more = " (of the first 20 files on each side)" if max(len(was), len(have)) >= 20 else ""
+    return "; ".join(parts) + more
+
+
 def _file_sha256(path: pathlib.Path) -> str:
     """The sha256 of a file's bytes (a symbolic link's target name), or "unreadable" where it cannot be read."""
     try:

@@ -201,7 +201,8 @@ def next_step(run_dir) -> tuple[str, str]:
 
 
 #: What a refusal to resume a run advises (:func:`_run_point`).
-RESUME_ADVICE = ("a run resumes only where it started: the same checkout (commit and uncommitted changes), torch, "
+RESUME_ADVICE = ("a run resumes only where it started: the same checkout (commit and uncommitted changes, a job's log "
+                 "written into it included), torch, "
                  "device and, on a CPU, CPU model, on the same data; resume it there (on a cluster, a job "
                  "constrained to that node type, e.g. sbatch --constraint), or train it again from the start with "
                  "restart_refused=True (--restart-refused), which deletes it")

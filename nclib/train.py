@@ -324,11 +324,14 @@ def _refuse_resume(run_dirs, plist, code) -> list[dict]:
                 now_diff = code["git_diff_sha256"]
                 then_text = "uncommitted changes" if then_diff else "no uncommitted changes"
                 now_text = "none" if now_diff is None else "other ones" if then_diff else "uncommitted changes"
+                files = provenance.changed_files(prov, code)  # which files, so that a stray one can be found
                 raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started from commit {first[:10]} "
-                                    f"with {then_text} and this checkout has {now_text}: a run's checkout (its "
+                                    f"with {then_text} and this checkout has {now_text}"
+                                    f"{f' ({files})' if files else ''}: a run's checkout (its "
                                     f"tracked files and the untracked ones git does not ignore, outside results/, "
                                     f"benchmarks/results/, the executed notebooks and the run's out_dir) must not "
-                                    f"change between its calls", d)
+                                    f"change between its calls (a file a job writes into it, such as its log, "
+                                    f"counts: write it elsewhere)", d)
         if on_cpu and prov.get("host_cpu") not in (None, code["host_cpu"]):
             # a CPU run's arithmetic is that of the kernels torch picks on its CPU (runs made before it was recorded
             # say nothing, and are not refused)

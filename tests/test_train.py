@@ -779,6 +779,48 @@ def test_a_run_inside_the_checkout_stops_and_resumes_and_code_changes_are_refuse
         np.testing.assert_array_equal(whole[col], ended[col], err_msg=col)
 
 
+def test_a_refused_resume_names_the_files_whose_changes_differ(tmp_path, monkeypatch):
+    """The fault: a batch system's logs written into the checkout (slurm-%A_%a.out, not ignored) are uncommitted
+    changes; at the next submission a new or grown log refused every stopped run without saying which files
+    differed.  The refusal names the files changed now and not then, then and not now, or, where the same files
+    are changed, those files; the files changed alike on both sides are not named."""
+    root = _git_checkout(tmp_path / "repo")
+    monkeypatch.setattr(provenance, "ROOT", root)
+    monkeypatch.chdir(root)
+    (root / "notes.py").write_text("n = 1\n")  # changed alike in both calls
+    (root / "slurm-1_0.out").write_text("task start\n")
+    kw = dict(**RESUME_KW, out_dir=tmp_path / "runs", run_name="r")
+    folder = train.run(**kw, max_train_s=0)
+    assert json.loads((folder / "provenance.json").read_text())["git_dirty_paths"] == ["notes.py", "slurm-1_0.out"]
+    (root / "slurm-2_0.out").write_text("task start\n")
+    with pytest.raises(train.ResumeRefused) as refused:
+        train.run(**kw, resume=True)
+    assert "slurm-2_0.out" in str(refused.value) and "notes.py" not in str(refused.value)
+    assert "slurm-1_0.out" not in str(refused.value)  # the same name on both sides: not told apart by name here
+    (root / "slurm-2_0.out").unlink()
+    (root / "slurm-1_0.out").write_text("task start\nepoch 2\n")  # the same files, one of them grown
+    with pytest.raises(train.ResumeRefused) as refused:
+        train.run(**kw, resume=True)
+    assert "slurm-1_0.out" in str(refused.value)
+    (root / "slurm-1_0.out").unlink()
+    with pytest.raises(train.ResumeRefused) as refused:
+        train.run(**kw, resume=True)
+    assert "slurm-1_0.out" in str(refused.value) and "notes.py" not in str(refused.value)
+    assert _status(folder) == "stopped"
+    (root / "slurm-1_0.out").write_text("task start\n")  # the checkout as it was: the run resumes
+    train.run(**kw, resume=True)
+    assert _status(folder) == "finished"
+    # the names compared: those a state records (at most 20 each); a state without them names none
+    then, now = {"git_dirty_paths": ["a.py", "b.out"]}, {"git_dirty_paths": ["a.py", "c.out"]}
+    assert "c.out" in provenance.changed_files(then, now) and "b.out" in provenance.changed_files(then, now)
+    assert "a.py" not in provenance.changed_files(then, now)
+    assert provenance.changed_files({"git_dirty": True}, now) == ""
+    assert provenance.changed_files({"git_dirty_paths": []}, {"git_dirty_paths": []}) == ""
+    for bad in ({"then": None, "now": now}, {"then": then, "now": ["a.py"]}):
+        with pytest.raises(ValueError, match=f"^{next(k for k, v in bad.items() if not isinstance(v, dict))} must"):
+            provenance.changed_files(**bad)
+
+
 def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
     """A letters-synthetic run started on letters rendered in the call resumes on the same letters read from a
     rendering saved ahead (data_path), and the other way round, ending as the uninterrupted run; the synthetic
