@@ -821,6 +821,20 @@ def test_a_refused_resume_names_the_files_whose_changes_differ(tmp_path, monkeyp
             provenance.changed_files(**bad)
 
 
+def test_the_checkouts_gitignore_leaves_out_a_batch_systems_logs(tmp_path):
+    """Slurm's default logs (slurm-%j.out, slurm-%A_%a.out), written where a job is submitted, are not code: the
+    checkout's .gitignore leaves them out of a run's git state, so two tasks of one array record one checkout."""
+    root = _git_checkout(tmp_path / "repo")
+    (root / ".gitignore").write_text((provenance.ROOT / ".gitignore").read_text())  # the project's
+    _git(root, "add", ".gitignore")
+    _git(root, "commit", "-q", "-m", "ignore")
+    for name in ("slurm-1234.out", "slurm-1002_0.out", "slurm-1002_14.out"):
+        (root / name).write_text("task start\n")
+    assert provenance.git_state(root)["git_dirty"] is False
+    (root / "slurm.py").write_text("x = 1\n")  # code named alike still counts
+    assert provenance.git_state(root)["git_dirty_paths"] == ["slurm.py"]
+
+
 def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
     """A letters-synthetic run started on letters rendered in the call resumes on the same letters read from a
     rendering saved ahead (data_path), and the other way round, ending as the uninterrupted run; the synthetic
