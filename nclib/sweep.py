@@ -43,7 +43,8 @@ the table from the run folders and starts no run (``--grid``, ``--set``, ``--tie
 with status 1, :class:`NoRuns`: no point has a run yet).
 ``--list-points`` prints the grid's points, numbered from 0, and ``--point I`` trains point I alone in this process:
 the tasks of a job array (:func:`run_point`).  The command prints the table's main columns (each error cut short:
-``sweep.csv`` holds it whole) and exits with status 1 when a run failed, carries an error or was never trained
+``sweep.csv`` holds it whole; with ``--point``, which writes no ``sweep.csv``, a cut error follows whole on stderr,
+and ``sweep.json`` keeps the error of a run whose folder does not record it) and exits with status 1 when a run failed, carries an error or was never trained
 (:func:`exit_status`; a divergence is a result, status 0) or the file system refuses flock locks
 (:class:`nclib.locks.LockUnsupported`), 3 when another sweep is running in the same
 ``--out-dir`` (:class:`SweepBusy`).
@@ -444,7 +445,7 @@ def main(argv=None) -> pd.DataFrame:
     """``python -m nclib.sweep --grid NAME=V1,V2 ... --set NAME=VALUE ... --out-dir DIR``: :func:`run_sweep`
     from the shell (:ref:`ch-sweeps`); prints the table's main columns and the path of sweep.csv.  With
     ``--list-points`` the grid's points (:func:`list_points`), with ``--point I`` the one point I trained here
-    (:func:`run_point`, a task of a job array), with ``--summary-only`` the table rebuilt from the folders
+    (:func:`run_point`, a task of a job array; an error the table cuts short follows whole on stderr), with ``--summary-only`` the table rebuilt from the folders
     (:func:`summary`).  Warnings (runs of several code versions, :class:`MixedCodeVersions`) are printed as notes on
     stderr."""
     ap = argparse.ArgumentParser(prog="python -m nclib.sweep", description=__doc__.split("\n")[0])
@@ -496,16 +497,34 @@ def main(argv=None) -> pd.DataFrame:
     if "error" in view and view["error"].isna().all():  # no run failed: no column of empty errors
         view = view.drop(columns="error")
     elif "error" in view:
-        view["error"] = [e[:57] + "..." if isinstance(e, str) and len(e) > 60 else ("" if pd.isna(e) else e)
-                         for e in view["error"]]
+        view["error"] = [_cut(e) for e in view["error"]]
     short = {"final_objective": "objective", "final_train_acc": "train_acc", "final_nc1": "nc1"}
     formats = {"final_objective": lambda v: written(v, 4), "final_train_acc": lambda v: f"{v:.3f}",
                "final_nc1": lambda v: written(v, 3)}  # numbers as the book writes them, no E-notation
     formatters = {short[c]: (lambda v, f=f: "" if pd.isna(v) else f(v)) for c, f in formats.items()
                   if c in view.columns}
     print(view.rename(columns=short).to_string(index=False, na_rep="", formatters=formatters))
+    if ns.point is not None:  # no sweep.csv holds the error whole: the log of the task does
+        _whole_errors(df, ap.prog)
     print(pathlib.Path(ns.out_dir) / (df["run_name"][0] if ns.point is not None else SUMMARY))
     return df
+
+
+def _cut(error) -> str:
+    """An error as the printed table shows it: at most 60 characters, blank for none."""
+    if not isinstance(error, str):
+        return ""
+    return error[:57] + "..." if len(error) > 60 else error
+
+
+def _whole_errors(df: pd.DataFrame, prog: str) -> None:
+    """Print on stderr, after the table printed on stdout, each error that the table cut short, whole (a task of a
+    job array writes no sweep.csv, and its log is where its error is read)."""
+    errors = df["error"] if "error" in df else [None] * len(df)
+    cut = [(name, e) for name, e in zip(df["run_name"], errors) if isinstance(e, str) and len(e) > 60]
+    sys.stdout.flush()  # the table first, where both go to one file (a Slurm log)
+    for name, e in cut:
+        print(f"{prog}: error of {name}: {e}", file=sys.stderr)
 
 
 def _command(ns) -> pd.DataFrame:

@@ -785,6 +785,30 @@ def test_the_tasks_of_a_job_array_train_their_points_side_by_side_in_one_folder(
     assert exc.value.code == 2 and "--point" in capsys.readouterr().err
 
 
+def _damaged_data_args(tmp_path):
+    """The command line of a sweep over two seeds whose data file exists but is no .npz (what only loading it finds),
+    and its output folder."""
+    (tmp_path / "bad.npz").write_bytes(b"garbage, not a zip archive of arrays\n" * 4)
+    fixed = {**TINY, "dataset": "cifar10", "data_path": str(tmp_path / "bad.npz")}
+    del fixed["dim"]
+    out = tmp_path / "out"
+    return ["--grid", "seed=0,1", *[f"--set={k}={_text(v)}" for k, v in fixed.items()], "--out-dir", str(out)], out
+
+
+def test_a_task_of_a_job_array_prints_its_runs_error_whole(tmp_path, capsys):
+    """The fault: a task (--point) printed its run's error cut to 60 characters and writes no sweep.csv, so the end
+    of the error (the lock file to remove, the reason of a refusal) was in no file.  The error follows whole on
+    stderr, after the table on stdout; the table still shows it cut short."""
+    args, out = _damaged_data_args(tmp_path)
+    df = sweep.main([*args, "--point", "0"])
+    printed = capsys.readouterr()
+    error = sweepmanifest.read_manifest(out)["errors"]["seed-0"]
+    assert df["status"].tolist() == ["failed"] and df["error"].tolist() == [error] and sweep.exit_status(df) == 1
+    assert len(error) > 60 and error in printed.err and error not in printed.out
+    assert error[:57] in printed.out
+    assert not (out / sweep.SUMMARY).exists()
+
+
 @pytest.mark.parametrize("made", [True, False])
 def test_a_summary_of_a_folder_without_runs_exits_with_status_1(tmp_path, capsys, made):
     """An empty output folder, or none yet (before the first task of a job array has started): no point has a run,
