@@ -43,8 +43,9 @@ the table from the run folders and starts no run (``--grid``, ``--set``, ``--tie
 with status 1, :class:`NoRuns`: no point has a run yet).
 ``--list-points`` prints the grid's points, numbered from 0, and ``--point I`` trains point I alone in this process:
 the tasks of a job array (:func:`run_point`).  The command prints the table's main columns (each error cut short:
-``sweep.csv`` holds it whole; with ``--point``, which writes no ``sweep.csv``, a cut error follows whole on stderr,
-and ``sweep.json`` keeps the error of a run whose folder does not record it) and exits with status 1 when a run failed, carries an error or was never trained
+``sweep.csv`` holds it whole; with ``--point`` and ``--list-points``, which write no ``sweep.csv``, a cut error
+follows whole on stderr, and ``sweep.json`` keeps the error of a run whose folder does not record it) and exits with
+status 1 when a run failed, carries an error or was never trained
 (:func:`exit_status`; a divergence is a result, status 0) or the file system refuses flock locks
 (:class:`nclib.locks.LockUnsupported`), 3 when another sweep is running in the same
 ``--out-dir`` (:class:`SweepBusy`).
@@ -88,7 +89,7 @@ from .runs import RESUMABLE, ResumeRefused, run_status
 from .sweepmanifest import (MANIFEST, SweepBusy, call_record, check_fixed, lock_sweep, read_manifest, record_call,
                             record_result, update_manifest)
 from .sweeptable import (PROVENANCE_COLUMNS, SUMMARY, MixedCodeVersions,  # noqa: F401 (the table's names)
-                         NoRuns, load_summary, summary, table_row)
+                         NoRuns, load_summary, recorded_outcome, summary, table_row)
 
 #: Statuses (:func:`nclib.runs.run_status`) that a rerun of the sweep keeps: a finished run, and a diverged one
 #: (the divergence is the result of its parameters; delete its folder to train it again).
@@ -395,15 +396,24 @@ def _train_on_dask(client, todo: list[dict], asks: list, need: dict, out_dir: pa
 
 def list_points(grid: dict, fixed: dict | None, out_dir, tie: dict | None = None) -> pd.DataFrame:
     """The points of a sweep as the tasks of a job array train them (:func:`run_point`): a table of ``point`` (the
-    index a task is given, 0 to n - 1), ``run_name``, ``found`` (the folder's :func:`nclib.runs.run_status`) and
-    ``next`` (what a task would do with it, :func:`next_step`).  Checked as :func:`plan` checks them, for runs that
-    train on other machines (``device="cuda"`` passes on a login node without a GPU); nothing is written."""
+    index a task is given, 0 to n - 1), ``run_name``, ``found`` (the folder's :func:`nclib.runs.run_status`, or
+    "failed" for a run whose attempt failed before its folder was written), ``next`` (what a task would do with it,
+    :func:`next_step`) and ``error`` (the run's error, or None), status and error as the sweep's table gives them
+    (:func:`nclib.sweeptable.recorded_outcome`).  Checked as :func:`plan` checks them, for runs that train on other
+    machines (``device="cuda"`` passes on a login node without a GPU); nothing is written."""
     planned = plan(grid, fixed, out_dir, remote=True, tie=tie)
+    manifest = read_manifest(planned[0]["params"]["out_dir"]) if planned else {}
     rows = []
     for i, item in enumerate(planned):
-        run_dir = pathlib.Path(item["params"]["out_dir"]) / item["params"]["run_name"]
+        name = item["params"]["run_name"]
+        run_dir = pathlib.Path(item["params"]["out_dir"]) / name
         status, step = next_step(run_dir)
-        rows.append({"point": i, "run_name": item["params"]["run_name"], "found": status, "next": step})
+        try:
+            prov = json.loads((run_dir / "provenance.json").read_text())
+        except (OSError, ValueError):  # none yet, or cut short: no error recorded there
+            prov = {}
+        found, error = recorded_outcome(name, status, manifest, prov if isinstance(prov, dict) else {})
+        rows.append({"point": i, "run_name": name, "found": found, "next": step, "error": error})
     return pd.DataFrame(rows)
 
 
@@ -445,7 +455,8 @@ def main(argv=None) -> pd.DataFrame:
     """``python -m nclib.sweep --grid NAME=V1,V2 ... --set NAME=VALUE ... --out-dir DIR``: :func:`run_sweep`
     from the shell (:ref:`ch-sweeps`); prints the table's main columns and the path of sweep.csv.  With
     ``--list-points`` the grid's points (:func:`list_points`), with ``--point I`` the one point I trained here
-    (:func:`run_point`, a task of a job array; an error the table cuts short follows whole on stderr), with ``--summary-only`` the table rebuilt from the folders
+    (:func:`run_point`, a task of a job array; an error the table cuts short follows whole on stderr, and the last
+    line is the path of the run folder, or of sweep.json where the run has no folder), with ``--summary-only`` the table rebuilt from the folders
     (:func:`summary`).  Warnings (runs of several code versions, :class:`MixedCodeVersions`) are printed as notes on
     stderr."""
     ap = argparse.ArgumentParser(prog="python -m nclib.sweep", description=__doc__.split("\n")[0])
@@ -467,7 +478,8 @@ def main(argv=None) -> pd.DataFrame:
                          "commit, device or CPU model), deleting it")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--list-points", action="store_true",
-                    help="print the grid's points (index, run name, what its folder holds) and train nothing")
+                    help="print the grid's points (index, run name, what its folder holds, its run's error) and "
+                         "train nothing")
     ap.add_argument("--point", type=int, default=None, metavar="I",
                     help="train only point I of the grid, in this process (a task of a job array: "
                          "--point $SLURM_ARRAY_TASK_ID); no sweep.csv: --summary-only writes it afterwards")
@@ -488,7 +500,10 @@ def main(argv=None) -> pd.DataFrame:
     for w in caught:
         print(f"{ap.prog}: note: {w.message}", file=sys.stderr)
     if ns.list_points:
-        print(df.to_string(index=False))
+        errors = df["error"].notna().any()  # a column of errors only where a point has one, cut short
+        print((df.assign(error=[_cut(e) for e in df["error"]]) if errors else df.drop(columns="error"))
+              .to_string(index=False))
+        _whole_errors(df, ap.prog)
         return df
     view = df[[c for c in ("run_name", "status", "epoch", "final_objective", "final_train_acc", "final_nc1",
                            "error") if c in df.columns]].copy()
@@ -506,7 +521,10 @@ def main(argv=None) -> pd.DataFrame:
     print(view.rename(columns=short).to_string(index=False, na_rep="", formatters=formatters))
     if ns.point is not None:  # no sweep.csv holds the error whole: the log of the task does
         _whole_errors(df, ap.prog)
-    print(pathlib.Path(ns.out_dir) / (df["run_name"][0] if ns.point is not None else SUMMARY))
+        folder = pathlib.Path(ns.out_dir) / df["run_name"][0]
+        print(folder if folder.is_dir() else pathlib.Path(ns.out_dir) / MANIFEST)  # none: the error is recorded there
+    else:
+        print(pathlib.Path(ns.out_dir) / SUMMARY)
     return df
 
 

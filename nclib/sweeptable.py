@@ -55,11 +55,7 @@ def table_row(out_dir: pathlib.Path, name: str, point: dict, manifest: dict, gri
                 prov = json.loads((run_dir / "provenance.json").read_text())
         if (run_dir / CLASS_ACCURACY).is_file():
             classes = load_class_accuracy(run_dir)
-    error = manifest.get("errors", {}).get(name)
-    if error:  # the last attempt's error where the folder does not record it
-        row["status"], row["error"] = ("failed" if status == "absent" else status), error
-    elif prov.get("error"):
-        row["error"] = prov["error"]
+    row["status"], row["error"] = recorded_outcome(name, status, manifest, prov)
     for k in grid_keys:
         row[k] = _cell(params.get(k, point.get(k)))
     if hist is not None and hist["epoch"].size:
@@ -79,6 +75,18 @@ def table_row(out_dir: pathlib.Path, name: str, point: dict, manifest: dict, gri
         if k not in grid_keys and k not in skip:
             row[k] = _cell(v)
     return row, prov
+
+
+def recorded_outcome(name: str, status: str, manifest: dict, prov: dict) -> tuple[str, str | None]:
+    """The status and the error that a sweep gives the run ``name``, in its table (:func:`table_row`) and in its list
+    of points (:func:`nclib.sweep.list_points`) alike: ``status`` (its folder's :func:`nclib.runs.run_status`) and
+    the error of its last attempt that ``sweep.json`` (``manifest``) keeps where the folder does not record it,
+    "failed" for a run whose attempt failed before its folder was written (a damaged data file, say); else the error
+    its provenance ``prov`` records, or None.  Used in :ref:`ch-sweeps`."""
+    error = manifest.get("errors", {}).get(name)
+    if error:  # the last attempt's error where the folder does not record it
+        return ("failed" if status == "absent" else status), error
+    return status, prov.get("error") or None
 
 
 def _code_versions(provs: list[dict]) -> dict:

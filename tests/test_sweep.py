@@ -809,6 +809,36 @@ def test_a_task_of_a_job_array_prints_its_runs_error_whole(tmp_path, capsys):
     assert not (out / sweep.SUMMARY).exists()
 
 
+def test_a_point_whose_run_failed_before_its_folder_is_listed_as_the_table_gives_it(tmp_path, capsys):
+    """The fault: a run that failed before its folder was written (a damaged data file) was "failed" in the table
+    but "absent" in --list-points, without its error, and its task's last line named a folder that does not exist.
+    The list gives the table's status and error (the error whole on stderr), and the task's last line is a path that
+    exists: the run folder, else sweep.json, which holds the error."""
+    args, out = _damaged_data_args(tmp_path)
+    sweep.main([*args, "--point", "0"])
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == str(out / sweepmanifest.MANIFEST) and not (out / "seed-0").exists()
+    listing = sweep.main([*args, "--list-points"])
+    printed = capsys.readouterr()
+    table = sweep.summary(out)
+    assert listing["found"].tolist() == table["status"].tolist() == ["failed", "absent"]
+    assert listing["error"][0] == table["error"][0] and len(listing["error"][0]) > 60 and pd.isna(listing["error"][1])
+    assert listing["next"].tolist() == ["start", "start"] and listing["point"].tolist() == [0, 1]
+    assert table["error"][0] in printed.err and table["error"][0] not in printed.out
+    # a run with a folder: the task's last line is its folder; a failed run's error comes from its provenance
+    out = tmp_path / "good"
+    args = ["--grid", "lr=1e-2,1e3", *[f"--set={k}={_text(v)}" for k, v in TINY.items() if k != "lr"],
+            "--out-dir", str(out)]
+    for i in (0, 1):
+        sweep.main([*args, "--point", str(i)])
+        assert capsys.readouterr().out.splitlines()[-1] == str(out / run_name_for({"lr": [1e-2, 1e3][i]}))
+    listing, table = sweep.list_points(parse_grid(["lr=1e-2,1e3"]), {k: v for k, v in TINY.items() if k != "lr"},
+                                       out), sweep.summary(out)
+    assert listing["found"].tolist() == table["status"].tolist() == ["finished", "diverged"]
+    prov = json.loads((out / table["run_name"][1] / "provenance.json").read_text())
+    assert pd.isna(listing["error"][0]) and listing["error"][1] == table["error"][1] == prov["error"]
+
+
 @pytest.mark.parametrize("made", [True, False])
 def test_a_summary_of_a_folder_without_runs_exits_with_status_1(tmp_path, capsys, made):
     """An empty output folder, or none yet (before the first task of a job array has started): no point has a run,
