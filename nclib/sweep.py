@@ -507,16 +507,16 @@ def main(argv=None) -> pd.DataFrame:
         return df
     view = df[[c for c in ("run_name", "status", "epoch", "final_objective", "final_train_acc", "final_nc1",
                            "error") if c in df.columns]].copy()
-    if "epoch" in view:
-        view["epoch"] = view["epoch"].astype("Int64")
     if "error" in view and view["error"].isna().all():  # no run failed: no column of empty errors
         view = view.drop(columns="error")
     elif "error" in view:
         view["error"] = [_cut(e) for e in view["error"]]
     short = {"final_objective": "objective", "final_train_acc": "train_acc", "final_nc1": "nc1"}
-    formats = {"final_objective": lambda v: written(v, 4), "final_train_acc": lambda v: f"{v:.3f}",
+    formats = {"epoch": lambda v: f"{v:.0f}", "final_objective": lambda v: written(v, 4),
+               "final_train_acc": lambda v: f"{v:.3f}",
                "final_nc1": lambda v: written(v, 3)}  # numbers as the book writes them, no E-notation
-    formatters = {short[c]: (lambda v, f=f: "" if pd.isna(v) else f(v)) for c, f in formats.items()
+    # blank where a run has none (na_rep alone leaves a float column's epochs as 4.0, an Int64 one's gaps as <NA>)
+    formatters = {short.get(c, c): (lambda v, f=f: "" if pd.isna(v) else f(v)) for c, f in formats.items()
                   if c in view.columns}
     print(view.rename(columns=short).to_string(index=False, na_rep="", formatters=formatters))
     if ns.point is not None:  # no sweep.csv holds the error whole: the log of the task does

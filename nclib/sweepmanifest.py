@@ -193,7 +193,8 @@ def record_call(manifest: dict, call: dict, planned: list[dict], out_dir, kept=(
     """Record a call (:func:`call_record`) in the manifest: refused (:func:`check_fixed`) if its fixed parameters
     differ from a recorded call's; else its grid, fixed and tie added to ``calls`` (once: the tasks of a job array
     make the same call), and as the last call's; every planned point (``planned``, :func:`nclib.sweep.plan`) under
-    its run name, in grid order; the errors of the runs ``kept`` (run names) dropped (their folders say what they
+    its run name, in grid order (a point new to the record beside its neighbours in the grid, the others where they
+    were, so that a value or a parameter added to a grid keeps the runs in grid order); the errors of the runs ``kept`` (run names) dropped (their folders say what they
     are now).  ValueError naming the argument that is not what it should be.  Used in :ref:`ch-sweeps`."""
     manifest, call = _checked_manifest(manifest), _checked_call(call)
     if not isinstance(planned, list) or not all(
@@ -207,8 +208,22 @@ def record_call(manifest: dict, call: dict, planned: list[dict], out_dir, kept=(
     calls = recorded_calls(manifest)
     manifest["calls"] = calls + ([call] if call not in calls else [])
     manifest.update(format=1, **call)
-    for item in planned:
-        manifest["runs"][item["params"]["run_name"]] = item["point"]
+    recorded, points = manifest["runs"], {item["params"]["run_name"]: item["point"] for item in planned}
+    # a point new to the record goes after the point before it in this grid that the record holds, else before the
+    # grid's first recorded point: a value or a parameter added to a grid keeps the table in grid order
+    after, anchor = {}, None
+    for name in points:
+        if name in recorded:
+            anchor = name
+        else:
+            after.setdefault(anchor, []).append(name)
+    first = next((name for name in points if name in recorded), None)
+    order = []
+    for name in recorded:
+        order += after.pop(None, []) if name == first else []
+        order += [name, *after.pop(name, [])]
+    order += after.pop(None, [])  # none of this grid's points recorded yet: after the others
+    manifest["runs"] = {name: points.get(name, recorded.get(name)) for name in order}
     for name in kept:
         manifest["errors"].pop(name, None)
 

@@ -109,8 +109,9 @@ def summary(out_dir) -> pd.DataFrame:
     GPU or CPU model, torch version, git commit, whether the checkout had uncommitted changes and the sha256 of
     those changes), then every other parameter of the run (lists as JSON).  A table whose runs were trained from
     several versions of the code warns (:class:`MixedCodeVersions`) naming them.  Read from the run folders only
-    (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`).  The rows follow ``sweep.json`` (each run
-    where a call first listed it, in its grid order); without it, every run folder in ``out_dir`` by name.
+    (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`).  The rows follow ``sweep.json``, in the grid
+    order of the calls (:func:`nclib.sweepmanifest.record_call`: a point a later call added goes beside its
+    neighbours in that call's grid); without it, every run folder in ``out_dir`` by name.
     :class:`NoRuns` (a ValueError) where ``out_dir`` does not exist or holds no run of a sweep; ValueError where it
     is a file."""
     out_dir = pathlib.Path(out_dir)

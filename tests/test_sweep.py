@@ -621,13 +621,37 @@ def test_a_grid_parameter_added_later_finds_its_runs_under_their_first_names(sch
     df = sweep.run_sweep({"lam_W": [1e-3, 1e-1], "seed": [0, 1]}, TINY, out, scheduler=scheduler, progress=False)
     assert sorted(d.name for d in out.iterdir() if d.is_dir()) == \
         ["lam_W-0.001", "lam_W-0.001_seed-1", "lam_W-0.1", "lam_W-0.1_seed-1"]
-    assert df["run_name"].tolist() == ["lam_W-0.001", "lam_W-0.1", "lam_W-0.001_seed-1", "lam_W-0.1_seed-1"]
-    assert df["seed"].tolist() == [0, 0, 1, 1] and df["lam_W"].tolist() == [1e-3, 1e-1, 1e-3, 1e-1]
+    assert df["run_name"].tolist() == ["lam_W-0.001", "lam_W-0.001_seed-1", "lam_W-0.1", "lam_W-0.1_seed-1"]
+    assert df["seed"].tolist() == [0, 1, 0, 1] and df["lam_W"].tolist() == [1e-3, 1e-3, 1e-1, 1e-1]  # grid order
     assert (df["status"] == "finished").all() and len(set(df["final_objective"])) == 4
     assert {n: _files(out / n) for n in first["run_name"]} == kept
     # and the other way round: a point without seed is the run of seed 0
     planned = sweep.plan({"lam_W": [1e-3]}, TINY, out)
     assert [q["params"]["run_name"] for q in planned] == ["lam_W-0.001"]
+
+
+def test_a_value_added_to_a_grid_keeps_the_table_in_grid_order(tmp_path, capsys):
+    """The fault: after a value was added to a grid, the table listed its run after the others (where a call first
+    recorded it), and the printed epoch of a run without one read <NA>.  The rows follow the grid, whichever call
+    recorded them first, and a run without an epoch prints it blank, as its other numbers."""
+    out = tmp_path / "out"
+    for i in (0, 1):
+        sweep.run_point({"lam_W": [1e-3, 1e-1]}, TINY, out, i)
+    sweep.run_point({"lam_W": [1e-3, 1e-2, 1e-1]}, TINY, out, 0)  # records the added point; its own run is kept
+    table = sweep.main(["--summary-only", "--out-dir", str(out)])
+    lines = capsys.readouterr().out.splitlines()
+    assert table["lam_W"].tolist() == [1e-3, 1e-2, 1e-1]
+    assert table["status"].tolist() == ["finished", "absent", "finished"] and table["epoch"].isna().tolist() == [
+        False, True, False]
+    assert [line.split() for line in lines[1:4]][1] == ["lam_W-0.01", "absent"]  # nothing printed in its other cells
+    assert [line.split()[2] for line in lines[1:4:2]] == ["4", "4"]
+    # a value before the first, and a parameter added (seed 0, the default, is the runs already there): grid order
+    grid = {"lam_W": [1e-4, 1e-3, 1e-2, 1e-1], "seed": [0, 1]}
+    names = [q["params"]["run_name"] for q in sweep.plan(grid, TINY, out)]
+    sweep.run_point(grid, TINY, out, 0)
+    recorded = sweep.summary(out)["run_name"].tolist()
+    assert [name for name in recorded if name in names] == names and names[0] == recorded[0]
+    assert set(recorded) - set(names) == {"lam_W-0.01"}  # the earlier point, whose run was never made, stays listed
 
 
 def test_other_fixed_parameters_in_a_sweeps_folder_are_refused_and_every_call_is_recorded(scheduler, tmp_path,
