@@ -456,9 +456,9 @@ def main(argv=None) -> pd.DataFrame:
     from the shell (:ref:`ch-sweeps`); prints the table's main columns and the path of sweep.csv.  With
     ``--list-points`` the grid's points (:func:`list_points`), with ``--point I`` the one point I trained here
     (:func:`run_point`, a task of a job array; an error the table cuts short follows whole on stderr, and the last
-    line is the path of the run folder, or of sweep.json where the run has no folder), with ``--summary-only`` the table rebuilt from the folders
-    (:func:`summary`).  Warnings (runs of several code versions, :class:`MixedCodeVersions`) are printed as notes on
-    stderr."""
+    line is the path of the run folder, or of sweep.json where the run has no folder), with ``--summary-only`` the
+    table rebuilt from the folders (:func:`summary`).  Warnings (runs of several code versions,
+    :class:`MixedCodeVersions`) are printed as notes on stderr."""
     ap = argparse.ArgumentParser(prog="python -m nclib.sweep", description=__doc__.split("\n")[0])
     ap.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
                     help="a parameter of nclib.train.run and its values (repeat for more parameters)")

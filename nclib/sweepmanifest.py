@@ -194,8 +194,9 @@ def record_call(manifest: dict, call: dict, planned: list[dict], out_dir, kept=(
     differ from a recorded call's; else its grid, fixed and tie added to ``calls`` (once: the tasks of a job array
     make the same call), and as the last call's; every planned point (``planned``, :func:`nclib.sweep.plan`) under
     its run name, in grid order (a point new to the record beside its neighbours in the grid, the others where they
-    were, so that a value or a parameter added to a grid keeps the runs in grid order); the errors of the runs ``kept`` (run names) dropped (their folders say what they
-    are now).  ValueError naming the argument that is not what it should be.  Used in :ref:`ch-sweeps`."""
+    were, so that a value or a parameter added to a grid keeps the runs in grid order); the errors of the runs
+    ``kept`` (run names) dropped (their folders say what they are now).  ValueError naming the argument that is not
+    what it should be.  Used in :ref:`ch-sweeps`."""
     manifest, call = _checked_manifest(manifest), _checked_call(call)
     if not isinstance(planned, list) or not all(
             isinstance(item, dict) and isinstance(item.get("point"), dict) and isinstance(item.get("params"), dict)
