@@ -222,7 +222,7 @@ def spiked(run: Run, threshold: float = SPIKE_FACTOR) -> bool:
     figure chapters' spikes (a rise by more than the factor between consecutive recorded epochs, every 100
     epochs) are spikes by this definition too; recorded every 10 epochs, a rise that took 100 epochs, or that
     paused on the way, still counts.
-    Chapters: :ref:`ch-fig1`, :ref:`ch-figures-summary`."""
+    Chapters: :ref:`ch-fig1`."""
     threshold = _checks.positive_float(threshold, "threshold")
     if threshold <= 1:
         raise ValueError(f"threshold must be above 1 (a rise), got {threshold}")
