@@ -44,11 +44,11 @@ with status 1, :class:`NoRuns`: no point has a run yet).
 ``--list-points`` prints the grid's points, numbered from 0, and ``--point I`` trains point I alone in this process:
 the tasks of a job array (:func:`run_point`).  The command prints the table's main columns (each error cut short:
 ``sweep.csv`` holds it whole; with ``--point`` and ``--list-points``, which write no ``sweep.csv``, a cut error
-follows whole on stderr, and ``sweep.json`` keeps the error of a run whose folder does not record it) and exits with
-status 1 when a run failed, carries an error or was never trained
-(:func:`exit_status`; a divergence is a result, status 0) or the file system refuses flock locks
-(:class:`nclib.locks.LockUnsupported`), 3 when another sweep is running in the same
-``--out-dir`` (:class:`SweepBusy`).
+follows whole on stderr, and ``sweep.json`` keeps the error of a run whose folder does not record it) and exits
+with status 1 when a run failed, carries an error or was never trained (:func:`exit_status`; a divergence is a
+result, status 0; ``--list-points`` lists points, no outcome, and exits with 0) or the file system refuses flock
+locks (:class:`nclib.locks.LockUnsupported`), 3 when another sweep is running in the same ``--out-dir``
+(:class:`SweepBusy`).
 
 Where the runs go (:ref:`ch-sweeps` gives each with its commands): by default a
 :class:`dask.distributed.LocalCluster` on this machine, ``--workers N`` processes of one thread each;
