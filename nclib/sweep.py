@@ -408,11 +408,11 @@ def list_points(grid: dict, fixed: dict | None, out_dir, tie: dict | None = None
         name = item["params"]["run_name"]
         run_dir = pathlib.Path(item["params"]["out_dir"]) / name
         status, step = next_step(run_dir)
-        try:
+        try:  # written atomically: a damaged one raises here as in the table (nclib.sweeptable.table_row)
             prov = json.loads((run_dir / "provenance.json").read_text())
-        except (OSError, ValueError):  # none yet, or cut short: no error recorded there
+        except FileNotFoundError:  # none yet: no error recorded there
             prov = {}
-        found, error = recorded_outcome(name, status, manifest, prov if isinstance(prov, dict) else {})
+        found, error = recorded_outcome(name, status, manifest, prov)
         rows.append({"point": i, "run_name": name, "found": found, "next": step, "error": error})
     return pd.DataFrame(rows)
 
