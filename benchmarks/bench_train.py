@@ -145,7 +145,10 @@ def least_warmup(device: str, cuda: bool | None = None) -> int:
     """The fewest warm-up steps that keep a loop's one-time costs out of its first timed round, for ``device``
     (``--device``) on a machine with a CUDA device (``cuda=True``), without one (False) or this one (None): on the
     CPU one (the first step allocates); on a GPU the engine's ``nclib.step.WARMUP_STEPS`` eager steps, which load
-    the kernels, and the next, which captures the CUDA graph."""
+    the kernels, and the next, which captures the CUDA graph of one step.  For the loops that ``--warmup`` warms
+    up, the plain engine's (:func:`engine_loop`, one step a graph) and the plain loop; ``--levers`` warms each
+    lever up on two whole epochs of its own instead (:func:`lever_loop`), which capture its graphs of
+    ``steps_per_graph`` steps and of an epoch's remainder."""
     return WARMUP_STEPS + 1 if parameters.device_type(device, cuda) == "cuda" else 1
 
 
