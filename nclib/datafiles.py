@@ -78,7 +78,7 @@ def check_images(images, dataset: str, name: str = "x_train") -> np.ndarray:
     hold: give their folder as ``data_path``), channels first, grayscale CIFAR-10 or another image size.  The data of
     :ref:`ch-train` and :ref:`ch-engine`.
     """
-    if dataset not in IMAGE_SHAPES:
+    if not isinstance(dataset, str) or dataset not in IMAGE_SHAPES:
         raise ValueError(f"dataset must be one of {tuple(IMAGE_SHAPES)} (the datasets read from files), "
                          f"got {dataset!r}")
     x = np.asarray(images)
@@ -135,7 +135,7 @@ def check_labels(labels, dataset: str, n_images: int, name: str = "y_train",
     the number of images (naming both arrays); ``n_images`` not a non-negative integer (text, a float, a bool) is
     refused naming ``n_images``.  The data of :ref:`ch-train` and :ref:`ch-engine`.
     """
-    if dataset not in IMAGE_SHAPES:
+    if not isinstance(dataset, str) or dataset not in IMAGE_SHAPES:
         raise ValueError(f"dataset must be one of {tuple(IMAGE_SHAPES)} (the datasets read from files), "
                          f"got {dataset!r}")
     n_images = _checks.nonneg_int(n_images, "n_images")
@@ -256,7 +256,7 @@ def npz_record(path, dataset: str) -> dict:
     also for a ``source`` that is not one text or a ``lossy_jpeg`` that is not one bool.  A member numpy cannot read
     raises :class:`DamagedFileError`.  The data of :ref:`ch-train` and :ref:`ch-engine`.
     """
-    if dataset not in IMAGE_SHAPES:
+    if not isinstance(dataset, str) or dataset not in IMAGE_SHAPES:
         raise ValueError(f"dataset must be one of {tuple(IMAGE_SHAPES)} (the datasets read from files), "
                          f"got {dataset!r}")
     keys = {"cifar10": ("classes",),

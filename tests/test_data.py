@@ -642,3 +642,15 @@ def test_load_for_a_run_reads_every_data_parameter():
         data.load_for({k: v for k, v in p.items() if k != "seed"})
     with pytest.raises(ValueError, match="params must be a mapping"):
         data.load_for([("dataset", "synthetic")])
+
+
+@pytest.mark.parametrize("check", [
+    lambda d: datafiles.check_images(np.zeros((1, 32, 32, 3), np.uint8), d),
+    lambda d: datafiles.check_labels(np.zeros(1, np.int64), d, 1),
+    lambda d: datafiles.npz_record("unused.npz", d),
+])
+def test_a_dataset_given_as_an_array_is_refused_by_name(check):
+    """A numpy array of words is not one dataset: refused naming ``dataset``, not by numpy's unhashable-array
+    TypeError."""
+    with pytest.raises(ValueError, match="^dataset must be one of"):
+        check(np.array(["cifar10"]))

@@ -467,3 +467,10 @@ def test_run_summary_reads_the_peak_the_errors_and_the_distance_to_the_minimum(t
     assert broke["row"]["diverged"] and broke["row"]["spiked"] and broke["row"]["epochs"] == 40
     assert (broke["row"]["rise"], broke["row"]["rise_to"], broke["acc_peak"], broke["nc1_peak"]) == (5.0, 20, 6 / 7, 3.0)
     assert broke["wrong"] == 2 and broke["final_ratio"] == pytest.approx(0.2 / minimum, rel=1e-12)
+
+
+def test_run_name_refuses_a_precision_that_is_not_one_word():
+    assert stability.run_name("fp32", 0) == "fig1-L6-fp32-seed0"
+    for bad in (np.array(["fp32"]), "bf16", None):
+        with pytest.raises(ValueError, match="^precision must be one of"):
+            stability.run_name(bad, 0)

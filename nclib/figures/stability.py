@@ -51,7 +51,7 @@ FIGURE, L, EPOCHS, METRIC_EVERY, SEEDS = 1, 6, 400, 10, (0, 1, 2)
 def run_name(precision: str, seed: int) -> str:
     """The run folder name of one stability run: ``fig1-L6-<precision>-seed<seed>``.
     Chapters: :ref:`ch-fig1` (the precision stability runs it awaits)."""
-    if precision not in PRECISIONS:
+    if not isinstance(precision, str) or precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return f"fig{FIGURE}-L{L}-{precision}-seed{_checks.nonneg_int(seed, 'seed')}"
 
