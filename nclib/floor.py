@@ -56,14 +56,21 @@ def _weights(model: models.CollapseNet) -> list[int]:
     return [W.numel() for W in model.backbone_weights() + model.head_weights()]
 
 
+def _weight_products(model) -> int:
+    """The weights the matrix products of one step use, each counted once per product that uses it: the forward
+    and weight-gradient products use every weight, the input-gradient products all but the first layer's (the data
+    need no gradient).  ValueError naming ``model`` where it is no nclib.models.CollapseNet."""
+    if not isinstance(model, models.CollapseNet):
+        raise ValueError(f"model must be an nclib.models.CollapseNet, got {type(model).__name__}")
+    weights = _weights(model)
+    return 3 * sum(weights) - weights[0]
+
+
 def product_flops(model: models.CollapseNet, rows: int) -> int:
     """Matrix-product FLOPs of one step on ``rows`` samples: forward and weight gradients for every layer, input
     gradients for every layer but the first (the data need none); :ref:`ch-engine`'s arithmetic."""
-    if not isinstance(model, models.CollapseNet):
-        raise ValueError(f"model must be an nclib.models.CollapseNet, got {type(model).__name__}")
-    rows = _checks.positive_int(rows, "rows")
-    weights = _weights(model)
-    return 2 * rows * (3 * sum(weights) - weights[0])
+    uses = _weight_products(model)
+    return 2 * _checks.positive_int(rows, "rows") * uses
 
 
 def floor_seconds(nets, rows: int, bandwidth: float, flops_per_s: float) -> float:
@@ -89,10 +96,7 @@ def product_bytes(model: models.CollapseNet) -> int:
     :func:`product_flops`).  The activations (``rows`` per layer) and the biases are left out, so this is the
     least such traffic, which :ref:`ch-engine` and ``benchmarks/bench_anatomy.py`` set against the products'
     arithmetic."""
-    if not isinstance(model, models.CollapseNet):
-        raise ValueError(f"model must be an nclib.models.CollapseNet, got {type(model).__name__}")
-    weights = _weights(model)
-    return 4 * (3 * sum(weights) - weights[0])
+    return PRODUCT_BYTES // 3 * _weight_products(model)  # 4 bytes a weight, per product that reads or writes it
 
 
 def traffic_seconds(nets, bandwidth: float, gradients_in_cache: bool = False) -> float:
