@@ -539,7 +539,7 @@ def _whole_errors(df: pd.DataFrame, prog: str) -> None:
     """Print on stderr, after the table printed on stdout, each error that the table cut short, whole (a task of a
     job array writes no sweep.csv, and its log is where its error is read)."""
     errors = df["error"] if "error" in df else [None] * len(df)
-    cut = [(name, e) for name, e in zip(df["run_name"], errors) if isinstance(e, str) and len(e) > 60]
+    cut = [(name, e) for name, e in zip(df["run_name"], errors) if isinstance(e, str) and _cut(e) != e]
     sys.stdout.flush()  # the table first, where both go to one file (a Slurm log)
     for name, e in cut:
         print(f"{prog}: error of {name}: {e}", file=sys.stderr)
