@@ -85,9 +85,7 @@ def absolute_data_path(value):
     ``out_dir`` is; None and other values as they are.  A sweep's points and the call that ``sweep.json`` records
     hold their ``data_path`` so, since workers started in another folder must read the same file
     (:func:`nclib.sweep.plan`, :func:`nclib.sweepmanifest.call_record`).  Used in :ref:`ch-sweeps`."""
-    if isinstance(value, str):
-        return os.path.abspath(os.path.expanduser(value))
-    if isinstance(value, pathlib.PurePath):
+    if isinstance(value, (str, pathlib.PurePath)):
         return os.path.abspath(os.path.expanduser(str(value)))
     return value
 
