@@ -72,6 +72,7 @@ import torch
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
 from nclib import data, models, parameters, provenance, train  # noqa: E402
 from nclib import floor as nfloor  # noqa: E402
+from nclib.figures.speed import round_quotients  # noqa: E402
 from nclib.step import WARMUP_STEPS, matmul_precision  # noqa: E402
 
 if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from its file path: _common lies beside it
@@ -467,11 +468,17 @@ def main(argv=None) -> None:
     with matmul_precision(p["precision"] == "tf32"):
         plain_timed = plain_loop(ts, p, device, args.warmup)
         engines_rates, plain_rates = interleaved(engine_timed, plain_timed, args.steps, args.repeats)
-    # the median of each loop, and of the ratios of the rounds (each round times both loops side by side in time)
-    rate_engine, rate_plain = float(np.median(engines_rates)), float(np.median(plain_rates))
-    ratios = [e / q for e, q in zip(engines_rates, plain_rates)]
-
     n_params = models.parameter_count(eng.model)
+    rate_engine, rate_plain = float(np.median(engines_rates)), float(np.median(plain_rates))
+    record = {**head, "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": eng.B,
+                          "width": args.width, "depth": args.depth, "L": args.L, "parameters": n_params,
+                          "threads": torch.get_num_threads()},
+              "timing": {"steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
+                         "graph_note": eng.graph_note, "fused_adam": eng.fused},
+              "steps_per_s": {"engine": rate_engine, "plain": rate_plain},
+              "steps_per_s_repeats": {"engine": engines_rates, "plain": plain_rates}, "figure": None}
+    # the median of each loop, and of the ratios of the rounds (each round times both loops side by side in time)
+    ratios = round_quotients(record)["ratio"]
     print(f"device          {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(cpus_line(head))
     print(f"commit          {commit_text(head['commit'], head['commit_dirty'])}")
@@ -489,25 +496,10 @@ def main(argv=None) -> None:
     epochs_12000 = 12000 * eng.steps_per_epoch
     print(f"12000 epochs    {epochs_12000} steps: {epochs_12000 / rate_engine:.0f} s with nclib.train, "
           f"{epochs_12000 / rate_plain:.0f} s with the plain loop (training steps only)", flush=True)
-    record = {**head, "problem": {"N": ts.N, "input_dim": ts.x.shape[1], "K": ts.K, "batch_size": eng.B,
-                          "width": args.width, "depth": args.depth, "L": args.L, "parameters": n_params,
-                          "threads": torch.get_num_threads()},
-              "timing": {"steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
-                         "graph_note": eng.graph_note, "fused_adam": eng.fused},
-              "steps_per_s": {"engine": rate_engine, "plain": rate_plain},
-              "steps_per_s_repeats": {"engine": engines_rates, "plain": plain_rates}, "figure": None}
     if args.figure_epochs > 0:
         E, R = args.figure_epochs, args.repeats
         apart_s, together_s, metric_s, engines = figure_loop(ts, p, (1, 3, 6), E, R)
         apart, together, metric = (float(np.median(v)) for v in (apart_s, together_s, metric_s))
-        rounds = [a / t for a, t in zip(apart_s, together_s)]
-        print(f"figure runs     L = 1, 3, 6, {E} epochs each: one after another {apart:.2f} s {spread(apart_s)}, "
-              f"side by side {together:.2f} s {spread(together_s)}, ratio {float(np.median(rounds)):.2f} x "
-              f"{spread(rounds)} (per round) ({R} times each, in alternation; medians, the range in brackets)")
-        print(f"12000 epochs    a figure's three runs side by side: {12000 * together / E:.0f} s "
-              f"(one after another: {12000 * apart / E:.0f} s; training steps only)")
-        print(f"metric epoch    of the three runs (evaluate): {1e3 * metric:.1f} ms "
-              f"[{1e3 * min(metric_s):.1f}, {1e3 * max(metric_s):.1f}] (median of {R} after one call not timed)")
         every = train.DEFAULTS["metric_every"]
         record["figure"] = {
             "L": [1, 3, 6], "epochs_timed": E, "repeats": R, "epoch_ms_side_by_side": 1e3 * together / E,
@@ -515,6 +507,14 @@ def main(argv=None) -> None:
             "seconds_side_by_side_repeats": together_s, "seconds_one_after_another_repeats": apart_s,
             "metric_ms": 1e3 * metric, "metric_ms_repeats": [1e3 * m for m in metric_s], "metric_every": every,
             "seconds_12000_epochs_with_metrics": 12000 * together / E + (12000 // every + 1) * metric}
+        rounds = round_quotients(record)["figure_ratio"]
+        print(f"figure runs     L = 1, 3, 6, {E} epochs each: one after another {apart:.2f} s {spread(apart_s)}, "
+              f"side by side {together:.2f} s {spread(together_s)}, ratio {float(np.median(rounds)):.2f} x "
+              f"{spread(rounds)} (per round) ({R} times each, in alternation; medians, the range in brackets)")
+        print(f"12000 epochs    a figure's three runs side by side: {12000 * together / E:.0f} s "
+              f"(one after another: {12000 * apart / E:.0f} s; training steps only)")
+        print(f"metric epoch    of the three runs (evaluate): {1e3 * metric:.1f} ms "
+              f"[{1e3 * min(metric_s):.1f}, {1e3 * max(metric_s):.1f}] (median of {R} after one call not timed)")
     # on a shared machine other jobs slow the CPU loops: the load when the timings ended qualifies them
     record["load_average"] = load_average()
     record["finished_utc"] = utc_now()

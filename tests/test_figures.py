@@ -464,6 +464,30 @@ def test_read_benchmark_record_checks_the_fields_the_engine_chapter_reads(tmp_pa
         figures.read_benchmark_record(tmp_path / "missing.json")
 
 
+def test_round_quotients_are_the_rounds_whose_median_the_benchmark_prints():
+    record = {"steps_per_s_repeats": {"engine": [10.0, 12.0, 9.0], "plain": [5.0, 4.0, 9.0]}, "figure": None}
+    assert figures.round_quotients(record) == {"ratio": [2.0, 3.0, 1.0]}
+    record["figure"] = {"seconds_one_after_another_repeats": [3.0, 2.0, 4.0],
+                        "seconds_side_by_side_repeats": [1.5, 2.0, 1.0]}
+    assert figures.round_quotients(record) == {"ratio": [2.0, 3.0, 1.0], "figure_ratio": [2.0, 1.0, 4.0]}
+    # the committed CPU output prints the median of its record's rounds, and their range
+    cpu = figures.BENCHMARKS / "bench_train_cpu"
+    printed = figures.read_benchmark(cpu.with_suffix(".txt"))
+    rounds = figures.round_quotients(json.loads(cpu.with_suffix(".json").read_text()))
+    assert len(rounds["ratio"]) == printed["repeats"] > 1
+    assert abs(np.median(rounds["ratio"]) - printed["ratio"]) <= 0.005 + 1e-12
+    np.testing.assert_allclose(printed["ratio_range"], [min(rounds["ratio"]), max(rounds["ratio"])], atol=0.005)
+    for broken in ({"steps_per_s_repeats": {"engine": [1.0, 2.0], "plain": [1.0]}, "figure": None},
+                   {"steps_per_s_repeats": {"engine": [], "plain": []}, "figure": None},
+                   {"steps_per_s_repeats": {"engine": [1.0], "plain": [0.0]}, "figure": None},
+                   {"figure": None},
+                   dict(record, figure={"seconds_side_by_side_repeats": [1.0, 1.0, 1.0]})):
+        with pytest.raises(ValueError, match="record"):
+            figures.round_quotients(broken)
+    with pytest.raises(ValueError, match="record"):
+        figures.round_quotients([1.0, 2.0])
+
+
 def test_lr_step_says_what_the_step_decay_did():
     #        epoch:   0    10   20   30   40   50    60    70
     obj = np.array([1.0, 0.5, 0.4, 0.5, 0.45, 0.1, 0.05, 0.04])

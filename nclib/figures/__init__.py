@@ -40,7 +40,8 @@ from .analysis import (DROP_KEYS, ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory
 from .speed import (BENCHMARKS, GPU_LOGS, INPUT_DIM, LETTERS_BENCHMARK, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS,
                     RECORD_FIGURE_FIELDS, benchmark_glue, budget_lines, calibrated_seconds, calibration_glue,
                     fewest_pieces, figure_parameter_counts, gpu_log_files, gpu_logs, logged_figure, piece_seconds,
-                    read_benchmark, read_benchmark_record, read_letters_benchmark, with_data_seconds)
+                    read_benchmark, read_benchmark_record, read_letters_benchmark, round_quotients,
+                    with_data_seconds)
 from .plots import as_plot_runs, draw_panels, draw_stability, draw_theory, figure_legend
 from .chapter import (NC3_BY_CLASS, FigureChapter, drops_table, figure_chapter, figure_glue, figure_tables,
                       nc3_readings, percent, precisions, rise_cell, summary_glue, summary_tables)
