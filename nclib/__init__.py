@@ -13,7 +13,8 @@ checks, and the grammar of a value written as text), ``step`` (one optimizer ste
 trains: history, checkpoint, provenance segments), ``provenance`` (the commit and software versions a run or a
 benchmark records), ``runs`` (the run-folder contract: names, history columns, status, checkpoints), ``locks`` (one
 writer per run folder), ``grid`` (a sweep's grid and its points), ``sweep`` (grids of runs on Dask or a job array),
-``sweeptable`` (a sweep's table), ``rounding`` (bounds stated in prose, rounded outward), ``plotting`` and the
+``sweepmanifest`` (a sweep's record, ``sweep.json``, and the locks of its output folder), ``sweeptable`` (a sweep's
+table), ``rounding`` (bounds stated in prose, rounded outward), ``plotting`` and the
 package ``figures`` (Figures 1-4 from committed runs).
 """
 from pathlib import Path
