@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks
-from . import ufm
+from . import metrics, ufm
 from .imbalance import class_labels, label_matrix, mode_blocks
 from .parameters import ADAM_BETAS, ADAM_EPS
 
@@ -391,7 +391,11 @@ def nearest_partial_minimum(n, lam_W, lam_H, L: int, bias: bool, value) -> dict:
     ``dead_kappa`` (their kappa, increasing, with repeats), ``kept`` and ``kept_kappa`` (the same for the modes the
     global minimizer kills that it keeps at their nonzero local minimizer), ``partial`` (its value), ``above``
     (value / partial - 1; negative when ``value`` is below it) and ``runner_up`` (|value / p - 1| for the next
-    nearest value p of another point: how far off any other such point is).  ValueError naming ``value`` when it is
+    nearest value p of another point: how far off any other such point is) and ``alive`` (the point as a mask over the
+    modes of :func:`problem_spectrum` for :func:`partial_point`; where it puts only some modes of a block of equal
+    kappa at 0, which of them is a choice, the point being the same up to a rotation inside the block: the first in
+    the order of :func:`alive_without_weakest`, which gives the same mask for a point that keeps no mode the global
+    minimizer kills).  ValueError naming ``value`` when it is
     not a finite positive number or lies below the global minimum (Theorems 4.1-4.3) by more than a relative
     :data:`BELOW_MINIMUM_RTOL`, which no point of (4.3) does (a value from another problem: other counts or
     decays), or from :func:`partial_minima`."""
@@ -407,10 +411,33 @@ def nearest_partial_minimum(n, lam_W, lam_H, L: int, bias: bool, value) -> dict:
     kills, count = points["kills"], points["count"]
     dead = np.where(kills, 0, best)
     kept = np.where(kills, count - best, 0)
+    kappa = problem_spectrum(n, bias)
+    alive = np.zeros(kappa.size, dtype=bool)
+    # the groups of partial_minima, weakest first: in each, its first best[i] modes (weakest first, then by index) at 0
+    for group, at_zero in zip(mode_blocks(kappa, nonzero_minimizer_exists(n, lam_W, lam_H, L, bias))[::-1], best):
+        alive[group[np.argsort(kappa[group], kind="stable")][at_zero:]] = True
     return {"dead": int(dead.sum()), "dead_kappa": np.repeat(points["kappa"], dead),
             "kept": int(kept.sum()), "kept_kappa": np.repeat(points["kappa"], kept),
             "partial": float(points["value"][order[0]]), "above": value / float(points["value"][order[0]]) - 1,
-            "runner_up": float(off[order[1]]) if order.size > 1 else None}
+            "runner_up": float(off[order[1]]) if order.size > 1 else None, "alive": alive}
+
+
+def partial_point_metrics(n, lam_W, lam_H, L: int, bias: bool, alive) -> dict[str, float]:
+    """NC1, NC2^W, NC2^H, NC2^{WH} and NC3 of Section 5 (with a bias) or Appendix C (without),
+    :func:`nclib.metrics.collapse_metrics`, at the critical point :func:`partial_point` of Lemma A.2 that keeps the
+    modes in ``alive`` and puts the others at 0: what a run's metrics read if it stopped there.
+
+    Every feature is at its class mean, so NC1 is 0; the NC2 targets are those of the global minimizer, so an NC2 is
+    not 0 once a mode it keeps is at 0.  NC3 compares what :func:`nclib.metrics.geometry_metrics` compares: with a
+    bias the blocks of equal kappa, each as a whole, so that a block keeping some of its modes, all at one strength,
+    is aligned and adds 0: NC3 does not see the modes at 0 inside it (the EMNIST-letters profile has blocks of 4
+    and 19 modes).  Without a bias it compares class with class, and a class whose direction the point puts at 0
+    adds 1.  (With a bias a block whose modes are all at 0 is 0 only to rounding, and its term compares two rounding
+    residues: not a measurement.)  ValueError naming ``alive`` as :func:`partial_point` does.
+    Chapters: :ref:`ch-fig2`, :ref:`ch-fig3`."""
+    point = partial_point(n, lam_W, lam_H, L, bias, alive)  # checks every argument
+    n = _checks.counts(n)
+    return metrics.collapse_metrics(point.H.T, class_labels(n), point.Ws, lam_W, lam_H, bias)
 
 
 # ------------------------------------------------------------------------------------------ training the UFM

@@ -1119,8 +1119,13 @@ def test_stalls(tiny, monkeypatch):
     values = minority.partial_minima(n, th6.lam_W, th6.lam_H, 6, th6.bias)["value"]
     assert place["partial"] == values[np.argmin(np.abs(obj6[-1] / values - 1))]
     assert st[6]["partial_ratio"] == place["partial"] / th6.minimum
-    assert st[3]["partial"] is not None and figures.stalls({1: _with_history(runs[1], train_acc=acc3)})[1][
-        "partial"] is None
+    # NC1 to NC3 at that point, which keeps the modes of its mask
+    assert st[6]["partial_metrics"] == minority.partial_point_metrics(n, th6.lam_W, th6.lam_H, 6, th6.bias,
+                                                                      place["alive"])
+    assert st[6]["partial_metrics"]["nc1"] < 1e-20
+    assert st[3]["partial"] is not None and st[3]["partial_metrics"] is not None
+    at_L1 = figures.stalls({1: _with_history(runs[1], train_acc=acc3)})[1]
+    assert at_L1["partial"] is None and at_L1["partial_metrics"] is None
     assert st[3]["classes"] is None and st[6]["classes"] is None
     # with a per-class record for L = 6: the classes below 100 % at the end, checked against the overall accuracy
     k = int(np.argmax(n))

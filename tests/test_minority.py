@@ -492,6 +492,7 @@ def test_a_warm_start_keeps_a_mode_past_its_collapse_decay():
     assert pts["value"][1] == pytest.approx(kept, rel=1e-14)
     place = mino.nearest_partial_minimum(n, lam, lam, L, True, r.value)
     assert place["kept"] == 1 and place["dead"] == 0 and abs(place["above"]) < 1e-12
+    np.testing.assert_array_equal(place["alive"], r.alive)  # the point as a mask: the first mode kept
     np.testing.assert_allclose(place["kept_kappa"], mino.problem_spectrum(n)[:1])
     with pytest.raises(ValueError, match="alive"):  # past the top of Lemma A.2's range no nonzero minimizer is left
         mino.partial_minimum(n, 1.5 * lam1, 1.5 * lam1, L, True, np.array([True, False, False]))
@@ -573,6 +574,9 @@ def test_nearest_partial_minimum_finds_the_point_and_the_next_nearest():
     place = mino.nearest_partial_minimum(n, lam, lam, L, False, 1.0003 * pts["value"][target])
     assert place["dead"] == 3 and np.allclose(place["dead_kappa"], [10, 10, np.sqrt(200)])
     assert place["kept"] == 0 and place["above"] == pytest.approx(3e-4)
+    # the point as a mask over the modes (kappa sqrt 300, sqrt 200 twice, 10 twice): one mode of sqrt 200 kept
+    assert place["alive"].tolist() == [True, False, True, False, False]
+    np.testing.assert_array_equal(place["alive"], mino.alive_without_weakest(n, lam, lam, L, False, 3))
     others = np.delete(pts["value"], target)
     assert place["runner_up"] == pytest.approx(np.min(np.abs(1.0003 * pts["value"][target] / others - 1)))
     one = np.flatnonzero((pts["dead"] == [1, 0, 0]).all(axis=1))[0]  # one class of 100 at 0
@@ -622,6 +626,35 @@ def test_partial_point_is_the_point_whose_value_partial_minimum_gives(n, L, bias
         s = mino.mode_values(p.Ws, p.H, n, bias)
         np.testing.assert_allclose(s[keep], ufm.mode_strengths(kappa, N, lam, lam, L)[keep], rtol=1e-12)
         np.testing.assert_allclose(s[~keep], 0, atol=1e-12)
+
+
+def test_partial_point_metrics_see_a_class_at_zero_but_not_a_mode_at_zero_inside_a_block():
+    """At the global minimizer all five metrics are 0.  At a point with modes at 0 NC1 stays 0 (every feature at its
+    class mean) and each NC2 is the distance of the kept strengths from the global minimizer's, mode by mode (the
+    two share the basis of M).  With a bias, one of two modes of equal kappa at 0 leaves their block aligned as a
+    whole: NC3 is 0.  Without a bias a class whose direction is at 0 adds 1 to NC3 squared."""
+    def apart(x, y):  # nd of two diagonal matrices in one basis
+        return float(np.linalg.norm(x / np.linalg.norm(x) - y / np.linalg.norm(y)))
+
+    lam, L = 1e-4, 3
+    for n, bias, dead, nc3 in (([30, 10, 10, 10, 20], True, 1, 0.0), ([100, 100, 200, 200, 300], False, 3, np.sqrt(3))):
+        kappa = mino.problem_spectrum(n, bias)
+        st = ufm.structure(n, lam, lam, L=L, bias=bias)
+        at_min = mino.partial_point_metrics(n, lam, lam, L, bias, mino.alive_at_minimum(n, lam, lam, L, bias))
+        assert set(at_min) == {"nc1", "nc2_w", "nc2_h", "nc2_wh", "nc3"} and max(at_min.values()) < 1e-12
+        keep = mino.alive_without_weakest(n, lam, lam, L, bias, dead)
+        out = mino.partial_point_metrics(n, lam, lam, L, bias, keep)
+        assert out["nc1"] < 1e-20
+        sp, sf = st.s_product, st.s_features
+        np.testing.assert_allclose([out["nc2_w"], out["nc2_h"], out["nc2_wh"]],
+                                   [apart(sp ** 2 * keep, sp ** 2), apart(sf ** 2 * keep, sf ** 2),
+                                    apart(sp * sf * keep, sp * sf)], rtol=1e-9)
+        assert out["nc2_w"] > 0.01
+        np.testing.assert_allclose(out["nc3"], nc3, rtol=1e-12, atol=1e-12)
+        if bias:  # the mode at 0 shares its kappa with a kept one
+            assert np.sum(np.isclose(kappa, kappa[~keep & (kappa > 0)][0])) == 2
+    with pytest.raises(ValueError, match="alive"):
+        mino.partial_point_metrics([30, 10, 10, 10, 20], lam, lam, L, True, np.array([True, False]))
 
 
 def test_partial_point_keeps_a_mode_past_its_collapse_decay_and_refuses_one_without_a_minimizer():

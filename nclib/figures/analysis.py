@@ -263,7 +263,8 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     below ``minimizer_accuracy`` has stalled away from the global minimizers. ``partial``: for L >= 2 (None for
     L = 1) the local minimizer of Lemma A.2 with some modes at 0 whose value is nearest the final objective
     (:func:`nclib.minority.nearest_partial_minimum`), with ``partial_ratio`` (its value over the global minimum;
-    None for L = 1).
+    None for L = 1) and ``partial_metrics`` (NC1 to NC3 at that point, :func:`nclib.minority.partial_point_metrics`:
+    what the run's would read if it had stopped there; None for L = 1).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     out = {}
@@ -291,8 +292,11 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
                                  f"history {misclassified}")
         partial = (minority.nearest_partial_minimum(th.n, th.lam_W, th.lam_H, th.L, th.bias, float(obj[-1]))
                    if th.L >= 2 else None)
-        out[L] = dict(n=th.n, classes=classes, partial=partial,
-                      partial_ratio=None if partial is None else partial["partial"] / th.minimum, since=int(e[i]), end=int(e[-1]), train_acc=float(acc[-1]), half=int(e[half]),
+        at_partial = (None if partial is None else
+                      minority.partial_point_metrics(th.n, th.lam_W, th.lam_H, th.L, th.bias, partial["alive"]))
+        out[L] = dict(n=th.n, classes=classes, partial=partial, partial_metrics=at_partial,
+                      partial_ratio=None if partial is None else partial["partial"] / th.minimum, since=int(e[i]),
+                      end=int(e[-1]), train_acc=float(acc[-1]), half=int(e[half]),
                       objective_change=float(obj[-1] / obj[half] - 1.0),
                       misclassified=misclassified, best_acc=float(acc[i:].max()),
                       before=before, objective_before=float(obj[i - 1]) if before is not None else None,
@@ -592,7 +596,9 @@ def check_runs(runs: Mapping[int, Run], fig) -> None:
     own identities are tested in ``tests/``, not here). For every run (each message names the run's L and the
     property): the objective (4.3) never goes below its global minimum over free features (:func:`run_theory`,
     relative tolerance 1e-12); NC2^W, NC2^H, NC2^WH and NC3 each end below their value at epoch 0 (every corrected
-    metric is 0 at the minimizers of Theorems 4.1-4.3). A run whose final training accuracy is exactly 1: NC1 falls
+    metric is 0 at the minimizers of Theorems 4.1-4.3; NC3 is 0 also at local minimizers of Lemma A.2 that put some
+    modes of a block of equal kappa at 0, :func:`nclib.minority.partial_point_metrics`, so its fall is no check of
+    collapse where a block holds several modes). A run whose final training accuracy is exactly 1: NC1 falls
     by more than a factor 100 from epoch 0 to the last epoch, and on NC3's scale (its square root, by the rule of
     thumb of :func:`metric_drops`) by more than NC3 does. A run that ends below 1 (:func:`stalls`): its accuracy is
     below that of every global minimizer (``minimizer_accuracy``), and (1 - accuracy) x N is a whole number. For every
