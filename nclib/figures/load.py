@@ -49,7 +49,9 @@ class Run:
 #: What the NC3 of a bias-free run recorded before the bias-free NC3 compared class with class compares: each block
 #: of classes of equal count as a whole, as the blocks of equal singular value are compared with a bias
 #: (:attr:`Run.nc3_compares`).  At a global minimizer it is 0 as Appendix C's is; away from one it also weighs the
-#: norms of a block's classes against each other.
+#: norms of a block's classes against each other, and it does not see a class lost from a block: where the classifier
+#: row and the class mean of one class are 0 and the block's other classes are aligned, the block adds 0, while
+#: Appendix C's NC3 adds 1 for the lost class (:ref:`ch-fig3`, at the point next to which its L = 6 run stopped).
 NC3_EQUAL_COUNT_BLOCKS = "blocks of equal counts"
 
 
