@@ -293,6 +293,12 @@ def test_final_rows_and_orderings(tiny):
     assert sorted(order) == [1, 3, 6]
     assert [r["nc1"] for r in sorted(rows, key=lambda r: order.index(r["L"]))] == sorted(r["nc1"] for r in rows)
     assert figures.order_by([dict(L=1, a=None), dict(L=3, a=2.0)], "a") == [3, 1]
+    # a NaN of numpy's float32 (a value read from a float32 array) is last too, as the docstring says
+    assert figures.order_by([dict(L=1, a=np.float32("nan")), dict(L=3, a=2.0), dict(L=6, a=1.0)], "a") == [6, 3, 1]
+    assert figures.order_by([dict(L=1, a=np.float64("nan")), dict(L=3, a=np.float32(0.5))], "a") == [3, 1]
+    for r in rows:  # the two keys a chapter reads beside the final values
+        h = runs[r["L"]].history
+        assert r["bias_error_0"] == h["bias_error"][0] and r["K"] == 10
 
 
 def test_wall_time_counts_runs_trained_side_by_side_once(tiny):
@@ -304,6 +310,17 @@ def test_wall_time_counts_runs_trained_side_by_side_once(tiny):
     assert figures.wall_time_s(together) == max(wall.values())  # the three ran at the same time
     assert figures.wall_time_s(apart) == pytest.approx(sum(r.provenance["wall_time_s"] for r in apart.values()))
     assert figures.wall_time_s({1: together[1]}) == wall[1]  # a partner not among the runs is not counted
+    # lists that name a partner on one side only still make one group: A -> [B], B -> [A, C], C -> [B] ran together
+    # (the longest, 12 s), D alone (5 s)
+
+    def made(run, name, seconds, partners):
+        return dataclasses.replace(run, params={**run.params, "run_name": name},
+                                   provenance={**run.provenance, "wall_time_s": seconds, "trained_with": partners})
+    linked = {1: made(together[1], "A", 10.0, ["B"]), 3: made(together[3], "B", 12.0, ["A", "C"]),
+              6: made(together[6], "C", 7.0, ["B"])}
+    assert figures.wall_time_s(linked) == 12.0
+    assert figures.wall_time_s({**linked, 2: made(apart[1], "D", 5.0, [])}) == 17.0
+    assert figures.wall_time_s({1: linked[1], 6: linked[6]}) == 17.0  # B missing: A and C are not linked
 
 
 def test_first_epoch():
@@ -312,6 +329,13 @@ def test_first_epoch():
     assert figures.first_epoch(h, "train_acc", 1.0) == 20
     assert figures.first_epoch(h, "nc1", 0.6, above=False) == 20
     assert figures.first_epoch(h, "nc1", 1e-3, above=False) is None
+    # a history without an epoch column is refused by name, as recorded_every and largest_rise refuse it
+    no_epoch = {k: v for k, v in h.items() if k != "epoch"}
+    for call in (lambda: figures.first_epoch(no_epoch, "train_acc", 1.0),
+                 lambda: figures.settled_epoch(no_epoch, "train_acc", 1.0),
+                 lambda: figures.record_rises({"objective": np.array([1.0, 2.0])})):
+        with pytest.raises(ValueError, match="^history has no epoch column"):
+            call()
 
 
 def test_settled_epoch_is_where_it_stays_to_the_end():
@@ -927,6 +951,13 @@ def test_trained_ufm_at_minimum_counts_the_runs_of_the_minority_chapter(tmp_path
             figures.trained_ufm_at_minimum(bad, root=tmp_path)
     with pytest.raises(ValueError, match="holds no UFM runs"):
         figures.trained_ufm_at_minimum(False, root=tmp_path / "elsewhere")
+    # files with runs of the other bias case only: refused naming the case, not counted as {} (no run at the minimum)
+    (tmp_path / "one" / "minority").mkdir(parents=True)
+    (tmp_path / "one" / "minority" / "ufm-a.csv").write_text(head + "a,True,3,0.0,2\n")
+    assert figures.trained_ufm_at_minimum(True, root=tmp_path / "one") == {
+        3: {"runs": 1, "at_minimum": 1, "keeping": 1, "keeping_at_minimum": 1}}
+    with pytest.raises(ValueError, match="has bias=False"):
+        figures.trained_ufm_at_minimum(False, root=tmp_path / "one")
     # the committed runs without a bias: every L = 1 run at the minimum; below the last threshold none with L = 3, 6
     committed = figures.trained_ufm_at_minimum(False)
     assert committed[1]["at_minimum"] == committed[1]["runs"] > 0
@@ -1377,19 +1408,20 @@ def test_check_remake_accepts_the_committed_remake_and_names_what_differs():
         with pytest.raises(ValueError, match=match):
             figures.check_remake(runs, bad)
     assert figures.check_remake(runs, changed(1, params={"data_path": "/elsewhere/x.npz", "run_name": "x"})) == start
-    # a NaN at epoch 0 (in the remake, or 0/0 against the runs) is refused, not read as "started identical"
-    for key, L, which in (("nc1", 3, "remake"), ("nc3", 6, "runs")):
-        src = remake if which == "remake" else runs
+    # a NaN at epoch 0 in the remake, or 0 in the runs against a value in the remake, is refused, not read as
+    # "started identical"; 0 in both is identical there (a difference of 0), not refused
+
+    def at_zero(src, L, key, value):
         h = {k: np.array(v, copy=True) for k, v in src[L].history.items()}
-        h[key][0] = np.nan if which == "remake" else 0.0
-        if which == "runs":
-            h2 = {k: np.array(v, copy=True) for k, v in remake[L].history.items()}
-            h2[key][0] = 0.0
-            args = ({**runs, L: dataclasses.replace(runs[L], history=h)},
-                    {**remake, L: dataclasses.replace(remake[L], history=h2)})
-        else:
-            args = (runs, {**remake, L: dataclasses.replace(remake[L], history=h)})
+        h[key][0] = value
+        return {**src, L: dataclasses.replace(src[L], history=h)}
+    for key, L, args in (("nc1", 3, (runs, at_zero(remake, 3, "nc1", np.nan))),
+                         ("nc3", 6, (at_zero(runs, 6, "nc3", 0.0), remake))):
         with pytest.raises(ValueError, match=rf"L={L}: no finite relative difference at epoch 0 in \['{key}'\]"):
             figures.check_remake(*args)
+    both = (at_zero(runs, 6, "nc3", 0.0), at_zero(remake, 6, "nc3", 0.0))
+    others = max(abs(float(remake[L].history[k][0]) / float(runs[L].history[k][0]) - 1) for L in runs for k in keys
+                 if (L, k) != (6, "nc3"))
+    assert figures.check_remake(*both) == others <= start
     with pytest.raises(ValueError, match="non-empty"):
         figures.check_remake({}, remake)

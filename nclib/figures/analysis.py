@@ -88,7 +88,8 @@ def trained_ufm_at_minimum(bias: bool, root=None) -> dict[int, dict]:
     :data:`nclib.minority.AT_MINIMUM_GAP` of it, as that chapter counts them), and of them ``keeping`` and ``keeping_at_minimum``,
     the runs at a decay where the global minimizer keeps a mode (below the last threshold; past it the minimizer is
     the origin).  The bias-free figure chapters (:ref:`ch-fig3`, :ref:`ch-fig4`) set their runs against that closed
-    form.  ValueError naming ``bias`` unless a bool, and naming the folder when it holds no such file."""
+    form.  ValueError naming ``bias`` unless a bool, or when no run in the files has that bias case (an empty count
+    would read as "no run reached it"), and naming the folder when it holds no such file."""
     bias = _checks.flag(bias, "bias")
     folder = (RESULTS.parent if root is None else pathlib.Path(root)) / "minority"
     files = sorted(folder.glob("ufm-*.csv"))
@@ -107,10 +108,19 @@ def trained_ufm_at_minimum(bias: bool, root=None) -> dict[int, dict]:
                 c["at_minimum"] += at_min
                 c["keeping"] += keeps
                 c["keeping_at_minimum"] += keeps and at_min
+    if not out:
+        raise ValueError(f"no UFM run in {folder} has bias={bias}")
     return dict(sorted(out.items()))
 
 
 # --------------------------------------------------------------------------------------------- histories
+
+def _epochs(history: Mapping) -> np.ndarray:
+    """``history["epoch"]``; ValueError naming ``history`` when it has no such column."""
+    if "epoch" not in history:
+        raise ValueError(f"history has no epoch column; columns: {sorted(history)}")
+    return np.asarray(history["epoch"])
+
 
 def _finite_threshold(threshold) -> float:
     """``threshold`` as a float; ValueError naming it unless it is a finite real number (a NaN compares false with
@@ -138,9 +148,10 @@ def first_epoch(history: Mapping, key: str, threshold: float, above: bool = True
     if key not in history:
         raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
     threshold, above = _finite_threshold(threshold), _checks.flag(above, "above")
+    epochs = _epochs(history)
     y = np.asarray(history[key], dtype=float)
     hit = np.flatnonzero(y >= threshold) if above else np.flatnonzero(y <= threshold)
-    return int(history["epoch"][hit[0]]) if hit.size else None
+    return int(epochs[hit[0]]) if hit.size else None
 
 
 def settled_epoch(history: Mapping, key: str, threshold: float, above: bool = True) -> int | None:
@@ -154,11 +165,12 @@ def settled_epoch(history: Mapping, key: str, threshold: float, above: bool = Tr
     if key not in history:
         raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
     threshold, above = _finite_threshold(threshold), _checks.flag(above, "above")
+    epochs = _epochs(history)
     y = np.asarray(history[key], dtype=float)
     miss = np.flatnonzero(~(y >= threshold)) if above else np.flatnonzero(~(y <= threshold))
     if y.size == 0 or (miss.size and miss[-1] == y.size - 1):
         return None
-    return int(history["epoch"][miss[-1] + 1 if miss.size else 0])
+    return int(epochs[miss[-1] + 1 if miss.size else 0])
 
 
 #: A rise of the objective (4.3) by more than this factor between two consecutive recorded epochs counts as a
@@ -178,9 +190,7 @@ def recorded_every(history: Mapping, every: int) -> dict:
     (:ref:`ch-fig1`, :ref:`ch-figures-summary`).  ``every``: a positive integer; ValueError naming it, or naming
     ``history`` without an ``epoch`` column."""
     every = _checks.positive_int(every, "every")
-    if "epoch" not in history:
-        raise ValueError(f"history has no epoch column; columns: {sorted(history)}")
-    keep = np.asarray(history["epoch"]) % every == 0
+    keep = _epochs(history) % every == 0
     return {k: np.asarray(v)[keep] for k, v in history.items()}
 
 
@@ -335,9 +345,10 @@ def record_rises(history: Mapping, key: str = "objective") -> list[tuple[int, in
     ``(previous epoch, epoch, factor)`` in epoch order, ``factor`` > 1 the value at ``epoch`` over the value at
     ``previous epoch``: the rises a reader counts on a figure's objective, of which :func:`largest_rise` is the
     largest and :func:`spikes` those above :data:`SPIKE_FACTOR` (:ref:`ch-fig1` to :ref:`ch-fig4`).  ValueError
-    naming ``key`` unless the column holds at least two values, all finite and positive."""
+    naming ``key`` unless the column holds at least two values, all finite and positive, and naming ``history``
+    without an ``epoch`` column."""
     _, ratio = _ratios(history, key)
-    ep = np.asarray(history["epoch"])
+    ep = _epochs(history)
     return [(int(ep[i]), int(ep[i + 1]), float(q)) for i, q in enumerate(ratio) if q > 1]
 
 
@@ -463,7 +474,8 @@ def final_rows(runs: Mapping[int, Run]) -> list[dict]:
     ``minimum`` and ``gap`` (objective - global minimum of (4.3), :func:`run_theory`), ``alive`` (modes
     that survive at the run's lambdas), ``wall_time_s``, ``device`` (the provenance's device name),
     ``steps_per_s`` and ``trained_with`` (the runs trained side by side with it by ``nclib.train.run_many``,
-    which share its wall time).  ValueError for no runs.
+    which share its wall time), ``bias_error_0`` (||b - n/N|| at epoch 0, NaN bias-free: the start that
+    ``bias_error`` is set against) and ``K`` (the number of classes).  ValueError for no runs.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     if not runs:
@@ -518,18 +530,30 @@ def metric_drops(runs: Mapping[int, Run]) -> dict[int, dict]:
 def wall_time_s(runs: Mapping[int, Run]) -> float:
     """The wall time the runs took together, in seconds: runs trained side by side (``nclib.train.run_many``,
     recorded in the provenance as ``trained_with``) ran at the same time and count once, with the longest of
-    their wall times; runs trained alone add up (:ref:`ch-figures-summary`).  ValueError for no runs: no time is not
-    a wall time."""
+    their wall times; runs trained alone add up (:ref:`ch-figures-summary`).  A group is every run linked to another
+    by ``trained_with``, named by either run and through other runs of the group, so that lists that name a partner on
+    one side only still make one group.  ValueError for no runs: no time is not a wall time."""
     if not runs:
         raise ValueError("runs must hold at least one run")
     by_name = {run.params["run_name"]: run for run in runs.values()}
+    partners = {name: set() for name in by_name}
+    for name, run in by_name.items():
+        for other in run.provenance.get("trained_with", []):
+            if other in by_name and other != name:
+                partners[name].add(other)
+                partners[other].add(name)
     total, counted = 0.0, set()
-    for name, run in sorted(by_name.items()):
+    for name in sorted(by_name):
         if name in counted:
             continue
-        group = {name} | ({n for n in run.provenance.get("trained_with", []) if n in by_name})
+        group, todo = set(), [name]
+        while todo:  # every run reachable through partners
+            m = todo.pop()
+            if m not in group:
+                group.add(m)
+                todo.extend(partners[m] - group)
         counted |= group
-        total += max(float(by_name[n].provenance["wall_time_s"]) for n in group)
+        total += max(float(by_name[m].provenance["wall_time_s"]) for m in group)
     return total
 
 
@@ -539,8 +563,8 @@ def order_by(rows: list[dict], key: str) -> list[int]:
     "How L changes the curves" in the comparison sections of :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     def value(r):
-        v = r[key]
-        return (1, 0.0) if v is None or (isinstance(v, float) and math.isnan(v)) else (0, float(v))
+        v = r[key]  # a NaN of any float type (numpy's float32 too) sorts last, as None does
+        return (1, 0.0) if v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)) else (0, float(v))
     if rows and key not in rows[0]:
         raise ValueError(f"key {key!r} is not a column of rows; columns: {sorted(rows[0])}")
     return [r["L"] for r in sorted(rows, key=value)]

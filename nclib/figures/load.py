@@ -183,7 +183,8 @@ def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("obje
     :data:`REMAKE_MAY_DIFFER`, the same data (``data_sha256``) and recorded epochs, the remake finished from a
     clean checkout and naming its CPU (``host_cpu``) while ``runs``, made before CPUs were recorded, name none.
     Returns the largest relative difference at epoch 0 (the initialization) over the history columns ``keys``:
-    how far apart the two CPUs' rounding starts them."""
+    how far apart the two CPUs' rounding starts them (0 for a column equal in both, 0 included; a NaN, or 0 against
+    a value that is not, has no finite relative difference and is refused)."""
     if not isinstance(runs, Mapping) or not isinstance(remake, Mapping) or not runs:
         raise ValueError("runs and remake must be non-empty {L: Run} mappings")
     problems = [] if sorted(remake) == sorted(runs) else [f"remake has L = {sorted(remake)}, runs {sorted(runs)}"]
@@ -203,8 +204,9 @@ def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("obje
         if not b.provenance.get("host_cpu") or "host_cpu" in a.provenance:
             problems.append(f"L={L}: the remake must name its CPU (host_cpu) and the runs none")
         if not problems:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                diff = {k: abs(np.float64(b.history[k][0]) / np.float64(a.history[k][0]) - 1) for k in keys}
+            with np.errstate(divide="ignore", invalid="ignore"):  # equal values (0 in both too) differ by 0
+                diff = {k: 0.0 if np.float64(b.history[k][0]) == np.float64(a.history[k][0]) else
+                        abs(np.float64(b.history[k][0]) / np.float64(a.history[k][0]) - 1) for k in keys}
             broken = sorted(k for k, d in diff.items() if not np.isfinite(d))
             if broken:  # a NaN would drop out of max() and read as "the two start identical"
                 problems.append(f"L={L}: no finite relative difference at epoch 0 in {broken}")
