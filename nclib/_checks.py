@@ -110,6 +110,15 @@ def positive_float(value, name: str) -> float:
     return x
 
 
+def positive_normal_float(value, name: str) -> float:
+    """A :func:`positive_float` of float64's normal range, at least 2.2e-308: a subnormal has lost significant digits,
+    the mark of an underflow, and its square root or reciprocal would carry that loss (or overflow)."""
+    x = positive_float(value, name)
+    if x < np.finfo(np.float64).tiny:
+        raise ValueError(f"{name} must be a normal float64 (at least {np.finfo(np.float64).tiny:.3g}), got {value!r}")
+    return x
+
+
 def layer_lambdas(lam_W, L: int, name: str = "lam_W", positive: bool = True) -> np.ndarray:
     """Per-layer weight decays lambda_W1..lambda_WL: one float for all layers, or exactly L floats."""
     check = positive_float if positive else nonneg_float

@@ -8,9 +8,13 @@ printed one, N times smaller (erratum T1).  Used in :ref:`ch-thm41`, :ref:`ch-th
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _checks, ufm
+
+_TINY = float(np.finfo(np.float64).tiny)  # the smallest normal float64: below it a float has lost significant digits
 
 
 def soft_threshold_relations_error(W, H, n, lam_W, lam_H, bias: bool = True) -> float:
@@ -55,15 +59,34 @@ def theorem43_x_star(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool
     """x_k^* of Theorem 4.3, one per singular value kappa_k: the global minimizer of g(x) = 1/(x^L + 1) + a_k x on
     x >= 0 (Lemma A.2, :func:`nclib.ufm.lemma_a2_minimizer`; for L = 1, g is convex and x^* = (a_k^(-1/2) - 1)_+), 0 for
     kappa_k = 0.  a_k is that of :func:`nclib.ufm.lemma_a2_a`, or with ``printed_a`` the one Theorem 4.3 prints, N times
-    smaller (erratum T1), to show what the printed form predicts.  Used in :ref:`ch-thm43` and :ref:`ch-errata-theory`.
+    smaller (erratum T1), to show what the printed form predicts.  Where a_k is below the normal floats (0 by underflow,
+    or a subnormal that has lost digits) or too small for L / a_k to be a float64 (decays near 1e-300, or kappa_k near
+    1e150), x_k^* comes from the logarithm of a_k, computed from the arguments: a_k^(-1/2) - 1 for L = 1,
+    (L / a_k)^(1/(L+1)) for L >= 2 (the largest root of Lemma A.2 to a relative 1e-200 there, so to the rounding of
+    the logarithms).  Used in :ref:`ch-thm43` and :ref:`ch-errata-theory`.
     """
     a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, L)
-    if _checks.flag(printed_a, "printed_a"):
-        a = a / N
-    if L == 1:
-        with np.errstate(divide="ignore"):
-            return np.maximum(1.0 / np.sqrt(a) - 1.0, 0.0)
-    return np.array([ufm.lemma_a2_minimizer(ai, L) if np.isfinite(ai) else 0.0 for ai in a])
+    kappa, N, lam, lam_H, L = ufm._mode_args(kappa, N, lam_W, lam_H, L)  # the arguments as lemma_a2_a checked them
+    printed_a = _checks.flag(printed_a, "printed_a")
+    a = a / (N if printed_a else 1)
+    x = np.zeros_like(a)
+    for i, ai in enumerate(a):
+        if not np.isfinite(ai):  # kappa_k = 0: the mode is never alive
+            continue
+        if ai >= _TINY and (L == 1 or math.isfinite(L / float(ai))):
+            x[i] = max(1.0 / math.sqrt(ai) - 1.0, 0.0) if L == 1 else ufm.lemma_a2_minimizer(ai, L)
+            continue
+        log_a = _log_a(kappa[i], N, lam, lam_H, L, printed_a)
+        with np.errstate(over="ignore"):  # beyond the float range only where x^* itself is
+            x[i] = np.expm1(-0.5 * log_a) if L == 1 else np.exp((math.log(L) - log_a) / (L + 1))
+    return x
+
+
+def _log_a(kappa: float, N: int, lam: np.ndarray, lam_H: float, L: int, printed_a: bool) -> float:
+    """log a_k of :func:`nclib.ufm.lemma_a2_a` (printed: over N) for kappa_k > 0, from the logarithms of the checked
+    arguments, where a_k itself leaves the float range."""
+    return (math.log(L * N) - 2.0 * math.log(kappa) - (math.log(N) if printed_a else 0.0)
+            + (math.log(N) + math.log(lam_H) + float(np.sum(np.log(lam)))) / L)
 
 
 def theorem43_sigma_squared(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool = False) -> np.ndarray:
@@ -85,8 +108,12 @@ def theorem43_value(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool 
     (erratum T1).  Used in :ref:`ch-errata-theory`.
     """
     x = theorem43_x_star(kappa, N, lam_W, lam_H, L, printed_a)
-    kappa = _checks.singular_values(kappa)
     a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, L) / (N if printed_a else 1)
+    kappa, N, lam, lam_H, L = ufm._mode_args(kappa, N, lam_W, lam_H, L)
     alive = kappa > 0
-    g = 1.0 / (x[alive] ** L + 1.0) + a[alive] * x[alive]
+    # a_k x_k^* where a_k is below the normal floats but x_k^* > 0: in logarithms, as theorem43_x_star found x_k^*
+    ax = [ai * xi if ai >= _TINY or xi == 0 else math.exp(_log_a(k, N, lam, lam_H, L, printed_a) + math.log(xi))
+          for k, ai, xi in zip(kappa[alive], a[alive], x[alive])]
+    with np.errstate(over="ignore"):  # x^L beyond the float range: 1/(x^L + 1) rounds to 0
+        g = 1.0 / (x[alive] ** L + 1.0) + np.array(ax)
     return float(np.sum(kappa[alive] ** 2 / (2 * N) * g))

@@ -164,14 +164,23 @@ def head_product(Ws: Sequence[np.ndarray]) -> np.ndarray:
 # Lemma A.2: the scalar function g(x) = 1/(x^L + 1) + a x
 # --------------------------------------------------------------------------------------------
 
-def lemma_a2_critical_a(L: int) -> float:
-    """The critical a of Lemma A.2 where the nonzero minimizer of g ties with 0: (L-1)^((L-1)/L) / L.
-
-    Derived in :ref:`ch-lemma-a2`; needs L >= 2.
-    """
+def _lemma_a2_depth(L) -> int:
+    """L checked for Lemma A.2: an integer >= 2 that a float64 holds (the functions compute with L as a float)."""
     L = _checks.positive_int(L, "L")
     if L < 2:
         raise ValueError(f"L must be >= 2 for Lemma A.2, got {L}")
+    if L > float(np.finfo(np.float64).max):  # a Python float: int > float compares exactly, without converting L
+        raise ValueError(f"L must be at most {np.finfo(np.float64).max:.3g} (a float64) for Lemma A.2, got an "
+                         f"integer of {len(str(L))} digits")
+    return L
+
+
+def lemma_a2_critical_a(L: int) -> float:
+    """The critical a of Lemma A.2 where the nonzero minimizer of g ties with 0: (L-1)^((L-1)/L) / L.
+
+    Derived in :ref:`ch-lemma-a2`; needs L >= 2 (and L a float64, below 1.8e308).
+    """
+    L = _lemma_a2_depth(L)
     return float((L - 1) ** ((L - 1) / L) / L)
 
 
@@ -181,12 +190,11 @@ def lemma_a2_largest_root(a: float, L: int) -> float | None:
     ``None`` when there is none (a above the maximum of the right-hand side, attained at
     x^L = (L-1)/(L+1)). Found by bracketing on the decreasing branch (Brent's method to machine
     precision). ``a`` must leave L / a finite in float64 (a >= L / 1.8e308 or so; the root is about
-    (L / a)^(1/(L+1)) and the bracket is built from L / a); a smaller a is refused by name.
+    (L / a)^(1/(L+1)) and the bracket is built from L / a); a smaller a is refused by name, as is an L >= 2
+    beyond the float64 range.
     Used in :ref:`ch-lemma-a2` and :ref:`ch-thm43`.
     """
-    L = _checks.positive_int(L, "L")
-    if L < 2:
-        raise ValueError(f"L must be >= 2 for Lemma A.2, got {L}")
+    L = _lemma_a2_depth(L)
     a = _checks.positive_float(a, "a")
     if not math.isfinite(L / a):
         raise ValueError(f"a must leave L / a finite in float64 (a >= {L / np.finfo(np.float64).max:.3g} for L = {L}), "
@@ -314,8 +322,8 @@ def _nonzero_branch(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L:
     a = _a(kappa, N, lam, lam_H, L)
     for i, (k, ai) in enumerate(zip(kappa, a)):
         if k > 0 and where[i] and np.isfinite(ai):
-            if ai == 0.0:  # a below the float range: x^L/(1 + x^L) = 1 - O(a^(L/(L+1))) rounds to 1
-                s[i] = k
+            if not _normal(ai) or not math.isfinite(L / float(ai)):  # a below the normal floats (0 by underflow) or
+                s[i] = k  # L / a beyond them: x^L > 1e200, and x^L/(1 + x^L) = 1 - O(a^(L/(L+1))) rounds to 1
                 continue
             x = lemma_a2_largest_root(ai, L)
             if x is None:  # a at the top of h's range by rounding: no nonzero stationary point left
@@ -654,11 +662,12 @@ def nuclear_factorization(Z, alpha: float = 1.0):
     W R, R^T H with R orthonormal too). As we read the OCR, the paper prints a negative power of alpha
     on W and a positive one on H (their size, 1/2 or 1/4, is illegible), the signs swapped; but the sign
     rests on one glyph, and the source the paper cites prints the right signs, so the OCR cannot settle
-    the print (erratum T3 of :ref:`ch-errata-theory`, possibly an OCR artefact).
-    Returns (W, H). Used in :ref:`ch-lemma-a1`.
+    the print (erratum T3 of :ref:`ch-errata-theory`, possibly an OCR artefact). ``alpha`` must be a normal
+    float64: a subnormal has lost digits, which its square root would carry. Returns (W, H). Used in
+    :ref:`ch-lemma-a1`.
     """
     Z = _checks.matrix(Z, "Z")
-    alpha = _checks.positive_float(alpha, "alpha")
+    alpha = _checks.positive_normal_float(alpha, "alpha")
     U, sig, Vt = np.linalg.svd(Z, full_matrices=False)
     root = np.sqrt(sig)
     return alpha ** 0.5 * U * root[None, :], alpha ** -0.5 * root[:, None] * Vt
@@ -667,12 +676,17 @@ def nuclear_factorization(Z, alpha: float = 1.0):
 def nuclear_variational_value(W, H, alpha: float = 1.0) -> float:
     """The variational objective 1/2 (||W||_F^2 / alpha + alpha ||H||_F^2) of Lemma A.1.
 
-    Never below ||W H||_* (Lemma A.1). Used in :ref:`ch-lemma-a1`.
+    Never below ||W H||_* (Lemma A.1). Computed as 1/2 (||alpha^(-1/2) W||_F^2 + ||alpha^(1/2) H||_F^2), so that
+    neither weight overflows on its own; ``alpha`` must be a normal float64 (a subnormal is refused by name, as in
+    :func:`nuclear_factorization`). Used in :ref:`ch-lemma-a1`.
     """
     W = _checks.matrix(W, "W")
     H = _checks.matrix(H, "H", (W.shape[1], None))
-    alpha = _checks.positive_float(alpha, "alpha")
-    return float(0.5 * (np.sum(W * W) / alpha + alpha * np.sum(H * H)))
+    root = math.sqrt(_checks.positive_normal_float(alpha, "alpha"))
+    # each factor scaled first: at the minimizer W / alpha^(1/2) and alpha^(1/2) H are of the size of Sigma^(1/2),
+    # where ||W||^2 or alpha ||H||^2 alone can leave the float range (alpha near 1e308 or 1e-308)
+    Ws, Hs = W / root, H * root
+    return float(0.5 * (np.sum(Ws * Ws) + np.sum(Hs * Hs)))
 
 
 # ------------------------------------------------------------------ decays of other codes

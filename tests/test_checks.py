@@ -23,6 +23,17 @@ def test_positive_float_returns_a_python_float():
         assert type(got) is float and got == want
 
 
+def test_positive_normal_float_refuses_a_subnormal_and_takes_the_normal_range():
+    tiny = np.finfo(np.float64).tiny
+    for value in (tiny, 1.0, 1e308):
+        assert _checks.positive_normal_float(value, "alpha") == value
+    for value in (tiny / 2, 1e-320, 5e-324):
+        with pytest.raises(ValueError, match=r"^alpha must be a normal float64 \(at least 2.23e-308\), got "):
+            _checks.positive_normal_float(value, "alpha")
+    with pytest.raises(ValueError, match=r"^alpha must be strictly positive, got 0"):
+        _checks.positive_normal_float(0.0, "alpha")
+
+
 def test_nonneg_float_takes_zero_and_refuses_a_negative_as_not_non_negative():
     assert _checks.nonneg_float(0, "decay") == 0.0 and _checks.nonneg_float(2, "decay") == 2.0
     with pytest.raises(ValueError, match=r"^decay must be a finite non-negative number, got -1"):

@@ -129,6 +129,34 @@ def test_theorem43_with_the_printed_a_equals_the_minimum_when_every_mode_collaps
     assert printed == pytest.approx(np.sum(kappa ** 2) / (2 * N), rel=1e-14)
 
 
+@pytest.mark.parametrize("L", [1, 2, 3])
+@pytest.mark.parametrize("printed_a", [False, True])
+def test_theorem43_where_a_underflows_or_l_over_a_overflows(L, printed_a):
+    """a_k = 0 by underflow (decays 1e-300) or a subnormal (kappa_k = 1e150, where for L >= 2 L / a_k overflows): x_k^*
+    and the value against 50 digits, where the float a_k made theorem43_x_star refuse an ``a`` its caller never passed
+    (or lose digits, for L = 1)."""
+    import mpmath
+
+    N = 10
+    for kappa, lam in [(1.0, 1e-300), (1e150, 1e-10)]:
+        a_float = ufm.lemma_a2_a([kappa], N, lam, lam, L)[0] / (N if printed_a else 1)
+        assert a_float < np.finfo(np.float64).tiny  # 0 by underflow, or a subnormal
+        with mpmath.workdps(50):
+            a = (L * N / mpmath.mpf(kappa) ** 2 * (N * mpmath.mpf(lam) ** (L + 1)) ** (mpmath.mpf(1) / L)
+                 / (N if printed_a else 1))
+            if L == 1:
+                x_ref = 1 / mpmath.sqrt(a) - 1
+            else:  # the largest root of a = L x^(L-1) / (x^L + 1)^2, in logs
+                f = lambda u: (mpmath.log(L) + (L - 1) * u - 2 * mpmath.log(1 + mpmath.exp(L * u))  # noqa: E731
+                               - mpmath.log(a))
+                x_ref = mpmath.exp(mpmath.findroot(f, mpmath.log(L / a) / (L + 1)))
+            value_ref = mpmath.mpf(kappa) ** 2 / (2 * N) * (1 / (x_ref ** L + 1) + a * x_ref)
+        x = statements.theorem43_x_star([kappa, 0.0], N, lam, lam, L, printed_a)
+        np.testing.assert_allclose(x, [float(x_ref), 0.0], rtol=1e-12)
+        assert statements.theorem43_value([kappa, 0.0], N, lam, lam, L, printed_a) == pytest.approx(float(value_ref),
+                                                                                               rel=1e-12)
+
+
 @pytest.mark.parametrize("args, name", [
     (dict(kappa=[-1.0, 2.0]), "kappa"),
     (dict(N=0), "N"),

@@ -248,17 +248,65 @@ def test_d_smaller_than_K_keeps_top_modes():
     assert np.linalg.matrix_rank(ufm.head_product(small.Ws)) == 2
 
 
-def test_lemma_a1_nuclear_norm():
+def _with_spectrum(K, N, s, rng):
+    """A K x N matrix with the singular values s (and zeros), between random orthogonal bases."""
+    Q1, Q2 = np.linalg.qr(rng.standard_normal((K, K)))[0], np.linalg.qr(rng.standard_normal((N, N)))[0]
+    return Q1[:, :len(s)] * np.asarray(s, dtype=float) @ Q2[:, :len(s)].T
+
+
+@pytest.mark.parametrize("shape, spectrum", [
+    ((4, 6), None),  # K < N, full rank
+    ((6, 3), None),  # K > N
+    ((4, 5), [3.0, 1.0]),  # rank 2
+    ((4, 4), [2.0, 2.0, 1.0, 0.5]),  # a repeated singular value
+    ((3, 2), []),  # Z = 0
+])
+def test_lemma_a1_nuclear_norm(shape, spectrum):
     rng = np.random.default_rng(0)
+    Z = rng.standard_normal(shape) if spectrum is None else _with_spectrum(*shape, spectrum, rng)
+    nuc = np.linalg.norm(Z, "nuc")
+    m = min(shape)
     for alpha in [0.1, 1.0, 7.0]:
-        Z = rng.standard_normal((4, 6))
         W, H = ufm.nuclear_factorization(Z, alpha)
-        np.testing.assert_allclose(W @ H, Z, atol=1e-12)
-        nuc = np.linalg.norm(Z, "nuc")
-        assert ufm.nuclear_variational_value(W, H, alpha) == pytest.approx(nuc, rel=1e-13)
-        for _ in range(50):  # random factorizations Z = (W R)(R^-1 H) never go below
-            R = rng.standard_normal((4, 4))
-            assert ufm.nuclear_variational_value(W @ R, np.linalg.solve(R, H), alpha) >= nuc * (1 - 1e-12)
+        assert W.shape == (shape[0], m) and H.shape == (m, shape[1])
+        np.testing.assert_allclose(W @ H, Z, rtol=0, atol=1e-12)
+        assert ufm.nuclear_variational_value(W, H, alpha) == pytest.approx(nuc, rel=1e-13, abs=1e-300)
+        np.testing.assert_allclose(W.T @ W / alpha, alpha * H @ H.T, rtol=0, atol=1e-12)  # balanced
+        for d in (m, m + 2):  # W R^T, R H with R^T R = I (d x m): minimizers as well, of inner dimension d
+            R = np.linalg.qr(rng.standard_normal((d, d)))[0][:, :m]
+            np.testing.assert_allclose(W @ R.T @ R @ H, Z, rtol=0, atol=1e-12)
+            assert ufm.nuclear_variational_value(W @ R.T, R @ H, alpha) == pytest.approx(nuc, rel=1e-13, abs=1e-300)
+        for _ in range(50):  # random factorizations Z = (W A)(A^-1 H) never go below
+            A = rng.standard_normal((m, m))
+            assert ufm.nuclear_variational_value(W @ A, np.linalg.solve(A, H), alpha) >= nuc * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("alpha", [1e-300, np.finfo(np.float64).tiny, 1e300, 1e308])
+def test_lemma_a1_value_at_extreme_alpha_does_not_overflow(alpha):
+    """||W||^2 / alpha and alpha ||H||^2 can leave the float range on their own where the value does not: at the
+    factorization of I_2 the value is 2 for every alpha."""
+    W, H = ufm.nuclear_factorization(np.eye(2), alpha)
+    np.testing.assert_allclose(W @ H, np.eye(2), rtol=0, atol=1e-15)
+    assert ufm.nuclear_variational_value(W, H, alpha) == pytest.approx(2.0, rel=1e-15)
+
+
+def test_lemma_a2_refuses_a_depth_beyond_float64():
+    for call in (lambda: ufm.lemma_a2_minimizer(0.5, 10 ** 400), lambda: ufm.lemma_a2_critical_a(10 ** 400),
+                 lambda: ufm.lemma_a2_largest_root(0.5, 10 ** 400)):
+        with pytest.raises(ValueError, match=r"^L must be at most 1.8e\+308 \(a float64\) for Lemma A.2, "
+                                             r"got an integer of 401 digits"):
+            call()
+    assert ufm.lemma_a2_critical_a(10 ** 300) == pytest.approx(1.0, rel=1e-15)  # one inside the range still works
+
+
+@pytest.mark.parametrize("L", [2, 3, 7])
+def test_mode_strengths_where_a_is_too_small_for_l_over_a(L):
+    """a below the normal floats (kappa near 1e150, or decays near 1e-300; for L >= 2 then L / a overflows):
+    x^L/(1 + x^L) rounds to 1, so the strength is kappa, and no refusal of the internal a reaches the caller."""
+    for kappa, lam in [(1e150, 1e-10), (1.0, 1e-300)]:
+        a = ufm.lemma_a2_a([kappa], 10, lam, lam, L)[0]
+        assert a < np.finfo(np.float64).tiny  # a subnormal (kappa = 1e150) or 0 (decays 1e-300)
+        np.testing.assert_array_equal(ufm.mode_strengths([kappa, 0.0], 10, lam, lam, L), [kappa, 0.0])
 
 
 @pytest.mark.parametrize("call, name", [
@@ -281,6 +329,16 @@ def test_lemma_a1_nuclear_norm():
     (lambda: ufm.lemma_a2_minimizer(5e-324, 3), "a"),  # L / a overflows float64
     (lambda: ufm.lemma_a2_largest_root(2.2250738585072014e-308, 7), "a"),
     (lambda: ufm.nuclear_factorization(np.ones((2, 2)), 0.0), "alpha"),
+    (lambda: ufm.nuclear_factorization(np.ones((2, 2)), 1e-320), "alpha"),  # subnormal: digits lost
+    (lambda: ufm.nuclear_factorization(np.ones(3), 1.0), "Z"),
+    (lambda: ufm.nuclear_variational_value(np.ones((2, 3)), np.ones((2, 3)), 1.0), "H"),  # inner dimensions differ
+    (lambda: ufm.nuclear_variational_value(np.ones((2, 3)), np.ones((3, 3)), 0.0), "alpha"),
+    (lambda: ufm.nuclear_variational_value(np.ones((2, 3)), np.ones((3, 3)), -1.0), "alpha"),
+    (lambda: ufm.nuclear_variational_value(np.ones((2, 3)), np.ones((3, 3)), 1e-310), "alpha"),
+    (lambda: ufm.nuclear_variational_value(np.full((2, 3), np.inf), np.ones((3, 3)), 1.0), "W"),
+    (lambda: ufm.lemma_a2_critical_a(1), "L"),
+    (lambda: ufm.lemma_a2_critical_a(2.5), "L"),
+    (lambda: ufm.lemma_a2_largest_root(0.3, 1), "L"),
     (lambda: ufm.class_margins(np.ones((2, 4)), [3, 2]), "out"),
     (lambda: ufm.tie_tolerance([["1"]]), "out"),  # text is not read as numbers
     (lambda: ufm.tie_tolerance(np.zeros((0, 3))), "out"),  # no largest output
