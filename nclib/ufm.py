@@ -658,13 +658,14 @@ def nuclear_factorization(Z, alpha: float = 1.0):
     """The minimizing factorization Z = W H of Lemma A.1 in its corrected form (erratum T3).
 
     ||Z||_* = min_{Z = W H} 1/2 (||W||_F^2 / alpha + alpha ||H||_F^2), attained at
-    W = alpha^(1/2) U Sigma^(1/2), H = alpha^(-1/2) Sigma^(1/2) V^T (thin SVD Z = U Sigma V^T; any
-    W R, R^T H with R orthonormal too). As we read the OCR, the paper prints a negative power of alpha
-    on W and a positive one on H (their size, 1/2 or 1/4, is illegible), the signs swapped; but the sign
-    rests on one glyph, and the source the paper cites prints the right signs, so the OCR cannot settle
-    the print (erratum T3 of :ref:`ch-errata-theory`, possibly an OCR artefact). ``alpha`` must be a normal
-    float64: a subnormal has lost digits, which its square root would carry. Returns (W, H). Used in
-    :ref:`ch-lemma-a1`.
+    W = alpha^(1/2) U Sigma^(1/2), H = alpha^(-1/2) Sigma^(1/2) V^T (thin SVD Z = U Sigma V^T); so are
+    W R^T, R H for any d x min(K, N) matrix R with orthonormal columns (R^T R = I), as in the corrected
+    lemma, and every minimizer is of that form with the compact SVD. As we read the OCR, the paper prints
+    a negative power of alpha on W and a positive one on H (their size, 1/2 or 1/4, is illegible), the
+    signs swapped; but the sign rests on one glyph, and the source the paper cites prints the right signs,
+    so the OCR cannot settle the print (erratum T3 of :ref:`ch-errata-theory`, possibly an OCR artefact).
+    ``alpha`` must be a normal float64: a subnormal has lost digits, which its square root would carry.
+    Returns (W, H). Used in :ref:`ch-lemma-a1`.
     """
     Z = _checks.matrix(Z, "Z")
     alpha = _checks.positive_normal_float(alpha, "alpha")
