@@ -1,13 +1,18 @@
 """Make the committed runs of the chapter "Minority collapse: theory against training" (book/minority).
 
     python scripts/minority_runs.py mlp    # the 6-layer MLP on the CIFAR-10 subset: one nclib.sweep per head depth L
-    python scripts/minority_runs.py ufm --profile cifar10         # the UFM trained by Adam: ufm-cifar10.csv
-    python scripts/minority_runs.py ufm --profile emnist-letters  # ufm-emnist-letters.csv
-    python scripts/minority_runs.py ufm --profile cifar10 --like results/minority/ufm-cifar10.csv \
-        --out results/replica-cpu/minority                        # the same runs again, on another CPU
+    python scripts/minority_runs.py ufm --profile cifar10 --like results/minority/ufm-cifar10.csv --out OTHER
+    python scripts/minority_runs.py ufm --profile emnist-letters --like results/minority/ufm-emnist-letters.csv \
+        --out OTHER                                        # the committed UFM runs again, into the folder OTHER
+    python scripts/minority_runs.py ufm --profile cifar10 --out OTHER   # the UFM sweep at the decays computed now
 
-Both write under results/minority/ (see its README.md for the exact commands and settings), or under ``--out``
-(the same files in another folder: a replica of the runs on another machine, results/replica-cpu/minority/).  The MLP runs are a
+Both write under results/minority/ by default (see its README.md for the exact commands and settings), or under
+``--out`` (the same files in another folder: a replica of the runs on another machine,
+results/replica-cpu/minority/).  A UFM table that exists already is refused (ValueError naming ``out``, before any
+run trains) unless ``--overwrite`` is given: the committed tables, results/minority/ufm-PROFILE.csv, were made from
+decays a few ulps off those the script computes now, so a plain rerun into results/minority/ would replace their
+rows with others (and the chapter, which checks the replica against them bit for bit, would stop building);
+``--like`` with a committed table trains exactly its runs again, into another folder.  The MLP runs are a
 sweep of nclib.sweep for each head depth L (the grids of decays differ), over lam_W with lam_H tied to it
 (lam_W = lam_H), on a local Dask cluster of two single-threaded workers, into one folder: a run folder
 ``L-{L}_lam_W-{lambda}`` per point and the table sweep.csv of all of them.  The UFM sweep writes one row per run
@@ -162,12 +167,17 @@ def ufm_provenance(profile: str, rows: int, wall_s: float) -> dict:
                          "L": list(UFM_LS), "relative_decays": [float(v) for v in UFM_RELATIVE], "scale": SCALE}}
 
 
-def run_ufm(profile: str, path: pathlib.Path, like: pathlib.Path | None = None) -> None:
+def run_ufm(profile: str, path: pathlib.Path, like: pathlib.Path | None = None, overwrite: bool = False) -> None:
     """The UFM sweep of one profile (:func:`ufm_rows`, or the runs of the table ``like``, :func:`rows_like`) into the
-    table ``path`` and its provenance beside it."""
+    table ``path`` and its provenance beside it.  ValueError naming ``out`` when ``path`` exists, unless
+    ``overwrite``: checked before any run trains (after ``like``'s rows are read and checked)."""
+    plan = list(ufm_rows(profile) if like is None else rows_like(like, profile))
+    if path.exists() and not overwrite:
+        raise ValueError(f"out: {path} exists; a rerun would replace its rows (pass --overwrite to replace it, or "
+                         f"--out another folder)")
     rows = []
     t0 = time.time()
-    for profile, n, bias, L, lam, seed in (ufm_rows(profile) if like is None else rows_like(like, profile)):
+    for profile, n, bias, L, lam, seed in plan:
         rows.append(ufm_row(profile, n, bias, L, lam, seed))
         print(f"{len(rows)} {profile} bias={bias} L={L} lam={lam:.3g} seed={seed} gap={float(rows[-1]['gap']):.1e} "
               f"modes {rows[-1]['modes_alive']}/{rows[-1]['modes_theory']} ({time.time() - t0:.0f} s)", flush=True)
@@ -192,12 +202,14 @@ def main(argv=None) -> int:
                     help="the folder that receives mlp-cifar10/ or ufm-PROFILE.csv (default: results/minority)")
     ap.add_argument("--like", type=pathlib.Path, default=None,
                     help="a UFM table made before: train its runs again (its decays to the last bit), for a replica")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace an existing ufm-PROFILE.csv in --out (refused otherwise)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.what == "mlp":
         run_mlp(args.out / "mlp-cifar10", args.data_path, args.workers)
     else:
-        run_ufm(args.profile, args.out / f"ufm-{args.profile}.csv", args.like)
+        run_ufm(args.profile, args.out / f"ufm-{args.profile}.csv", args.like, args.overwrite)
     return 0
 
 

@@ -86,3 +86,24 @@ def test_like_trains_the_runs_of_a_table_again(tmp_path):
         minority_runs.main(["ufm", "--profile", "cifar10", "--like", str(other), "--out", str(out)])
     with pytest.raises(ValueError, match="^like: .* not this sweep's"):  # a table of the other profile
         minority_runs.main(["ufm", "--profile", "emnist-letters", "--like", str(like), "--out", str(out)])
+
+
+def test_an_existing_table_is_refused_unless_overwrite(tmp_path, monkeypatch):
+    """A second sweep into a folder that holds its table (the committed tables under results/minority/ are the case
+    in point) is refused by name before any run trains, and leaves the table as it was; --overwrite replaces it."""
+    monkeypatch.setattr(minority_runs, "UFM_LS", (1,))
+    monkeypatch.setattr(minority_runs, "UFM_RELATIVE", np.array([0.5]))
+    args = ["ufm", "--profile", "cifar10", "--out", str(tmp_path)]
+    assert minority_runs.main(args) == 0
+    table = tmp_path / "ufm-cifar10.csv"
+    before = table.read_bytes()
+    trained = []
+    real_row = minority_runs.ufm_row
+    monkeypatch.setattr(minority_runs, "ufm_row", lambda *a: trained.append(a) or real_row(*a))
+    with pytest.raises(ValueError, match="^out: .*ufm-cifar10.csv exists"):
+        minority_runs.main(args)
+    assert trained == [] and table.read_bytes() == before
+    assert minority_runs.main(args + ["--overwrite"]) == 0
+    assert len(trained) == 2  # one seed with a bias and one without, at L = 1
+    with open(table, newline="") as f:
+        assert len(list(csv.DictReader(f))) == 2
