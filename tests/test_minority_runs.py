@@ -81,9 +81,11 @@ def test_like_trains_the_runs_of_a_table_again(tmp_path):
             b["modes_theory"], b["classes_correct"], b["classes_theory"])
     assert json.loads((out / "ufm-cifar10.provenance.json").read_text())["like"] == str(like)
     other = tmp_path / "other.csv"
-    other.write_text(lines[0] + "\n" + lines[1].replace(",4000,", ",3000,") + "\n")
-    with pytest.raises(ValueError, match="^like: .* not this sweep's"):
-        minority_runs.main(["ufm", "--profile", "cifar10", "--like", str(other), "--out", str(out)])
+    for setting, changed in ((",4000,", ",3000,"), (",4000,0.05,", ",4000,0.01,"), (",1.0,4000,", ",2.0,4000,")):
+        assert lines[1].count(setting) == 1  # steps, lr, init_scale
+        other.write_text(lines[0] + "\n" + lines[1].replace(setting, changed) + "\n")
+        with pytest.raises(ValueError, match="^like: .* not this sweep's"):
+            minority_runs.main(["ufm", "--profile", "cifar10", "--like", str(other), "--out", str(out)])
     with pytest.raises(ValueError, match="^like: .* not this sweep's"):  # a table of the other profile
         minority_runs.main(["ufm", "--profile", "emnist-letters", "--like", str(like), "--out", str(out)])
 
