@@ -43,6 +43,25 @@ def test_product_threshold_is_the_theorem_threshold_for_any_split():
     assert mino.product_threshold([0.0], N, L)[0] == 0.0
 
 
+def test_log_product_threshold_is_log_pi_k():
+    """The log route of collapse_decay (log Pi_k) against log of Pi_k as written, where Pi_k is a normal float, and
+    against Pi_k in 50-digit arithmetic at L = 120, where it underflows; -inf for kappa = 0.  (collapse_decay itself
+    cannot show a wrong log route: it moves any guess by ulps until the closed form agrees.)"""
+    import mpmath
+    kappa, N = np.array([70.0, 22.4, 3.0, 0.0]), 5500
+    for L in (1, 2, 3, 6, 20):
+        logs = mino._log_product_threshold(kappa, N, L)
+        assert logs[-1] == -np.inf
+        np.testing.assert_allclose(logs[:-1], np.log(mino.product_threshold(kappa[:-1], N, L)), rtol=1e-13)
+    L = 120
+    logs = mino._log_product_threshold(kappa[:-1], N, L)
+    assert mino.product_threshold(kappa[:-1], N, L)[-1] == 0.0  # underflows for kappa = 3
+    with mpmath.workdps(50):
+        want = [float(mpmath.log((mpmath.mpf(k) ** 2 * mpmath.mpf(L - 1) ** (mpmath.mpf(L - 1) / L)
+                                  / (L ** 2 * N)) ** L / N)) for k in kappa[:-1]]
+    np.testing.assert_allclose(logs, want, rtol=1e-13)
+
+
 def test_collapse_decay_of_deep_heads():
     """For deep heads Pi_k leaves the float range (about 1e-348 for CIFAR-10's counts at L = 120) while lambda_k is
     an ordinary number: it is computed through log Pi_k, and each mode still dies there (threshold_gap's sign)."""
@@ -142,6 +161,8 @@ def test_a_weak_minority_mode_is_alive_under_strong_imbalance():
     np.testing.assert_array_equal(mino.alive_modes(mino.mode_values(g.Ws, g.H, n, False), kappa), [True, True])
     assert mino.alive_modes([0.0, 0.0], [2.0, 0.0]).tolist() == [False, False]
     assert mino.alive_modes([0.0, 0.01], [2.0, 0.0]).tolist() == [False, True]  # kappa_k = 0: against kappa_1
+    # 0.0015 is above tol = 1e-3 of 1 but below 1e-3 kappa_1 = 0.002: dead, as measured against kappa_1
+    assert mino.alive_modes([0.0, 0.0015], [2.0, 0.0]).tolist() == [False, False]
     assert mino.partial_minima(n, lam, lam, 2, False)["count"].tolist() == [1, 1]
     both = mino.partial_minimum(n, lam, lam, 2, False, np.array([True, True]))
     assert both == pytest.approx(ufm.minimum_value(n, lam, lam, 2, False), rel=1e-12)
@@ -358,6 +379,21 @@ def test_train_ufm_small_start_ends_at_the_origin():
                                                   n, lam, lam), rel=1e-13)  # measured: equal
 
 
+def test_train_ufm_counts_tied_classes_as_wrong():
+    """Without a bias the origin has zero gradient, so a run started there stays there; past the last threshold it is
+    the global minimizer.  Every output is 0 there, all classes tie, and class_acc counts each tied class as wrong
+    (the closed form's reading), not as an arg-max would (the first class right)."""
+    n, L = [6, 4, 2], 2
+    lam = 1.01 * mino.mode_thresholds(n, L, bias=False)["lam"].max()
+    origin = ([np.zeros((3, 3)), np.zeros((3, 3))], np.zeros((3, 12)), None)
+    r = mino.train_ufm(n, lam, lam, L=L, bias=False, steps=20, start=origin)
+    assert r.at_origin and not r.alive_theory.any() and not np.any(r.H)
+    assert abs(r.gap) < 1e-15
+    np.testing.assert_array_equal(r.class_acc, [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(r.class_acc, mino.minimizer_class_accuracy(n, lam, lam, L=L, bias=False))
+    np.testing.assert_array_equal(mino.grouped_class_accuracy(np.zeros((3, 12)), n, ties="argmax"), [1.0, 0.0, 0.0])
+
+
 @pytest.mark.parametrize("kwargs, name", [
     (dict(lam_W=-1.0), "lam_W"), (dict(lam_H=0.0), "lam_H"), (dict(L=0), "L"), (dict(bias="yes"), "bias"),
     (dict(steps=0), "steps"), (dict(lr=-0.1), "lr"), (dict(final_lr_factor=2.0), "final_lr_factor"),
@@ -409,8 +445,8 @@ def test_refusals_by_name():
     for s in (["1", "0"], [True, False]):
         with pytest.raises(ValueError, match="s must"):
             mino.alive_modes(s, [2.0, 1.0])
-    for lams in (["0.1"], [True]):
-        with pytest.raises(ValueError, match="lams"):
+    for lams in (["0.1"], [True], [0.0], [0.1, -0.1]):
+        with pytest.raises(ValueError, match="^lams"):
             mino.phase_diagram([3, 1], lams, 1)
     with pytest.raises(ValueError, match="n must hold at least two classes"):
         mino.train_ufm([5], 0.01, 0.01, L=1, bias=True, steps=10)
