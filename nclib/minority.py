@@ -324,11 +324,13 @@ def nonzero_minimizer_exists(n, lam_W, lam_H, L: int = 1, bias: bool = True) -> 
 
 
 def alive_without_weakest(n, lam_W, lam_H, L: int, bias: bool, dead: int) -> np.ndarray:
-    """The modes kept at a local minimizer of :func:`partial_minimum` that puts at 0 the ``dead`` weakest of the modes
-    alive at the global minimizer (those of smallest kappa; the mask over :func:`problem_spectrum` order): with a
-    bias and equal counts the weakest tells the two smallest classes apart (:ref:`ch-fig1`, "Where the runs
-    stopped").  ``dead`` = 0 gives the global minimizer's modes; ValueError naming ``dead`` when it is negative or
-    more than the modes alive there."""
+    """The modes kept at the critical point of :func:`partial_minimum` that puts at 0 the ``dead`` weakest of the
+    modes alive at the global minimizer (those of smallest kappa; the mask over :func:`problem_spectrum` order):
+    those modes at the local minimizer x = 0 of Lemma A.2, every other mode the global minimizer of Theorems 4.1-4.3
+    keeps at its nonzero minimizer.  For L >= 2 it is a local minimizer, one of :func:`partial_minima`, since no kept
+    mode is weaker than one at 0; for L = 1 and ``dead`` > 0 a saddle.  With a bias and equal counts the weakest
+    mode tells the two smallest classes apart (:ref:`ch-fig1`, "Where the runs stopped").  ``dead`` = 0 gives the
+    global minimizer's modes; ValueError naming ``dead`` when it is negative or more than the modes alive there."""
     n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
     kappa = problem_spectrum(n, bias)
     alive = _alive_at_minimum(kappa, _checks.count_total(n), lam, lam_H, L)
