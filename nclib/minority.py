@@ -15,11 +15,14 @@ the decays only through their product Pi = lam_H lam_W1 ... lam_WL: mode k dies 
 i.e. once lambda >= lambda_k = Pi_k^(1/(L+1)).  The classes a global minimizer still classifies are read off the
 closed-form minimizer of :func:`nclib.ufm.global_minimizer`, class by class.  :func:`train_ufm` minimizes the full
 objective (4.3) (free H and W_1..W_L, with or without a bias) by Adam in float64, so that a run can be set against
-the closed form: the value reached, the modes alive and the accuracy of each class.
+the closed form: the value reached, the modes alive and the accuracy of each class; :func:`read_ufm_table` reads the
+tables of such runs that ``scripts/minority_runs.py`` writes.
 """
 from __future__ import annotations
 
+import csv
 import math
+import pathlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -621,3 +624,73 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
                   minimum=ufm.minimum_value(n, lam, lam_H, L=L, bias=bias), s=mode_values(Ws, H, n, bias),
                   s_theory=ufm.mode_strengths(kappa, N, lam, lam_H, L=L), class_acc=grouped_class_accuracy(out, n),
                   history=np.array(history), kappa=kappa)
+
+
+# ------------------------------------------------------------------------------------------ the tables of UFM runs
+
+#: The columns of a table of UFM runs, ``ufm-PROFILE.csv`` (results/minority/README.md says what each holds), one
+#: row per run of :func:`train_ufm`, as ``scripts/minority_runs.py`` writes them and :func:`read_ufm_table` reads them.
+UFM_FIELDS = ("profile", "bias", "L", "lam", "seed", "init_scale", "steps", "lr", "value", "minimum", "gap",
+              "modes_alive", "modes_theory", "classes_correct", "classes_theory", "at_origin", "s", "s_theory",
+              "class_acc")
+_UFM_INTS = ("L", "seed", "steps", "modes_alive", "modes_theory", "classes_correct", "classes_theory")
+_UFM_FLOATS = ("lam", "init_scale", "lr", "value", "minimum", "gap")
+_UFM_FLAGS = ("bias", "at_origin")
+_UFM_VECTORS = ("s", "s_theory", "class_acc")
+
+
+def _ufm_kind(column: str) -> str:
+    """What a value of a column of a UFM table is, in words."""
+    return ("an int" if column in _UFM_INTS else "a float written as its repr" if column in _UFM_FLOATS
+            else "True or False" if column in _UFM_FLAGS else "space-separated floats")
+
+
+def _ufm_value(column: str, text: str):
+    """The value of a column of a UFM table from its text, None where the text is not of the column's type."""
+    try:
+        if column in _UFM_INTS:
+            value = int(text)
+            return value if str(value) == text else None
+        if column in _UFM_FLOATS:
+            value = float(text)
+            return value if repr(value) == text else None
+        if column in _UFM_FLAGS:
+            return {"True": True, "False": False}.get(text)
+        return np.array(text.split(), dtype=np.float64)
+    except ValueError:
+        return None
+
+
+def read_ufm_table(path) -> list[dict]:
+    """The rows of a table of UFM runs (:data:`UFM_FIELDS`; objective (4.3) trained by :func:`train_ufm` and set
+    against the closed form of Theorems 4.1-4.3), typed: ``profile`` a str; ``bias`` and ``at_origin`` bools;
+    ``L``, ``seed``, ``steps`` and the counts of modes and classes ints; ``lam``, ``init_scale``, ``lr``, ``value``,
+    ``minimum`` and ``gap`` floats to the last bit (the script writes each as its repr, which Python's float, correctly
+    rounded, gives back); ``s``, ``s_theory`` and ``class_acc`` float64 arrays of one entry per mode or class (the
+    space-separated 6 significant digits written).  Used in :ref:`ch-minority` and by ``scripts/minority_runs.py``
+    (``--like``).  ValueError naming ``path`` for a header other than :data:`UFM_FIELDS`, a value that is not of its
+    column's type (a float not written as its repr, a flag other than True or False), or strengths and accuracies
+    of different or zero lengths."""
+    path = pathlib.Path(path)
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None or tuple(header) != UFM_FIELDS:
+            raise ValueError(f"path: {path} has the columns {header}, not those of a UFM table {list(UFM_FIELDS)}")
+        lines = list(reader)
+    rows = []
+    for i, line in enumerate(lines, start=2):
+        if len(line) != len(UFM_FIELDS):
+            raise ValueError(f"path: {path}, line {i}, has {len(line)} values, not {len(UFM_FIELDS)}")
+        text = dict(zip(UFM_FIELDS, line))
+        row = {"profile": text["profile"]}
+        for c in UFM_FIELDS[1:]:
+            row[c] = _ufm_value(c, text[c])
+            if row[c] is None:
+                raise ValueError(f"path: {path}, line {i}: {c} = {text[c]!r} is not {_ufm_kind(c)}")
+        sizes = {row[c].size for c in _UFM_VECTORS}
+        if len(sizes) != 1 or 0 in sizes:
+            raise ValueError(f"path: {path}, line {i}: s, s_theory and class_acc must have one value per mode or "
+                             f"class, all as many, got {[row[c].size for c in _UFM_VECTORS]}")
+        rows.append(row)
+    return rows

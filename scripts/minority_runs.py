@@ -82,10 +82,9 @@ UFM_LS = (1, 2, 3, 6)
 UFM_RELATIVE = np.geomspace(0.1, 1.5, 8)
 UFM_STEPS = 4000
 UFM_LR = 0.05
-#: The columns of ufm-PROFILE.csv, which the chapter reads (results/minority/README.md says what each holds).
-UFM_FIELDS = ("profile", "bias", "L", "lam", "seed", "init_scale", "steps", "lr", "value", "minimum", "gap",
-              "modes_alive", "modes_theory", "classes_correct", "classes_theory", "at_origin", "s", "s_theory",
-              "class_acc")
+#: The columns of ufm-PROFILE.csv, which the chapter reads (nclib.minority.read_ufm_table; results/minority/README.md
+#: says what each holds).
+UFM_FIELDS = minority.UFM_FIELDS
 
 
 def ufm_seeds(profile: str, bias: bool, L: int) -> tuple:
@@ -106,21 +105,24 @@ def ufm_rows(profile: str):
 
 def rows_like(table: pathlib.Path, profile: str):
     """The runs of a UFM table made before (``--like``): its rows' bias, L, decay (to the last bit, as the table wrote
-    it) and seed, in its order, so that a replica trains exactly those runs again; the table's profile, steps, rate and
-    initialization scale must be this sweep's (ValueError naming ``like`` otherwise).  The decays :func:`ufm_rows`
+    it) and seed, in its order, so that a replica trains exactly those runs again.  The table is read by
+    nclib.minority.read_ufm_table; a file it refuses, or a table whose profile, steps, rate or initialization scale
+    are not this sweep's, is refused with a ValueError naming ``like``.  The decays :func:`ufm_rows`
     computes have moved by a few ulps since the committed tables were made (the collapse decays and the spectrum were
     later made exact to the last bit), so a replica of those takes them from the table."""
     n = imbalance.class_counts(imbalance.PROFILES[profile]) // SCALE
-    with open(table, newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        rows = minority.read_ufm_table(table)
+    except ValueError as e:
+        raise ValueError(f"like: {e}") from None
     if not rows:
         raise ValueError(f"like: {table} holds no rows")
     for r in rows:
-        settings = (r["profile"], int(r["steps"]), float(r["lr"]), float(r["init_scale"]))
+        settings = (r["profile"], r["steps"], r["lr"], r["init_scale"])
         if settings != (profile, UFM_STEPS, UFM_LR, 1.0):
             raise ValueError(f"like: {table} has a row of profile, steps, lr, init_scale {settings}, not this sweep's "
                              f"{(profile, UFM_STEPS, UFM_LR, 1.0)}")
-        yield profile, n, r["bias"] == "True", int(r["L"]), float(r["lam"]), int(r["seed"])
+        yield profile, n, r["bias"], r["L"], r["lam"], r["seed"]
 
 
 def ufm_row(profile: str, n, bias: bool, L: int, lam: float, seed: int) -> dict:

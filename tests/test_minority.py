@@ -733,3 +733,42 @@ def test_train_ufm_decays_the_rate_to_final_lr_factor_by_default():
     other = mino.train_ufm(**args, final_lr_factor=0.5)
     np.testing.assert_array_equal(default.history, same.history)
     assert default.value != other.value
+
+
+def test_read_ufm_table_types_the_committed_rows_and_refuses_a_bad_file(tmp_path):
+    """The committed CIFAR-10 table read back typed, its floats equal to the text written to the last bit; a file
+    whose header, value types or vector lengths are not a UFM table's is refused naming path."""
+    import nclib
+    path = nclib.ROOT / "results" / "minority" / "ufm-cifar10.csv"
+    rows = mino.read_ufm_table(path)
+    lines = path.read_text().splitlines()
+    assert len(rows) == len(lines) - 1 == 112 and tuple(lines[0].split(",")) == mino.UFM_FIELDS
+    first = lines[1].split(",")
+    r = rows[0]
+    assert (r["profile"], r["bias"], r["L"], r["seed"], r["steps"]) == ("cifar10", True, 1, 0, 4000)
+    assert r["at_origin"] is False and r["lr"] == 0.05
+    assert type(r["L"]) is int and type(r["bias"]) is bool and type(r["lam"]) is float
+    assert r["lam"] == 0.0023570226039551587 and repr(r["lam"]) == first[3]  # to the last bit
+    assert r["value"] == float(first[8]) and r["gap"] == 0.0
+    assert r["s"].dtype == np.float64 and r["s"].shape == r["s_theory"].shape == r["class_acc"].shape == (10,)
+    np.testing.assert_array_equal(r["class_acc"], np.ones(10))
+    assert r["s_theory"][-1] == 0.0 and r["s"][0] == 6.36396
+    assert sorted({x["L"] for x in rows}) == [1, 2, 3, 6] and {x["bias"] for x in rows} == {True, False}
+    bad = tmp_path / "bad.csv"
+    for header, row, why in [
+            (lines[0].replace(",gap", ""), lines[1], "columns"),  # a column missing
+            (lines[0], lines[1] + ",1", "values"),  # a value too many
+            (lines[0], lines[1].replace("cifar10,True,", "cifar10,yes,"), "bias = 'yes' is not True or False"),
+            (lines[0], lines[1].replace(",4000,", ",4000.0,"), "steps = '4000.0' is not an int"),
+            (lines[0], lines[1].replace(first[3], first[3] + "0"), "lam = .* is not a float written as its repr"),
+            (lines[0], lines[1].replace(",0.05,", ",0.050,"), "lr = .* is not a float"),
+            (lines[0], lines[1].replace(",1 1 1 1 1 1 1 1 1 1", ",1 1 1"), "s, s_theory and class_acc"),
+            (lines[0], lines[1].replace(",1 1 1 1 1 1 1 1 1 1", ",1 1 x 1 1 1 1 1 1 1"), "class_acc = ")]:
+        bad.write_text(header + "\n" + row + "\n")
+        with pytest.raises(ValueError, match=f"^path: .*bad.csv.*{why}"):
+            mino.read_ufm_table(bad)
+    bad.write_text("")
+    with pytest.raises(ValueError, match="^path: .*columns"):
+        mino.read_ufm_table(bad)
+    bad.write_text(lines[0] + "\n")  # a header alone: no runs
+    assert mino.read_ufm_table(bad) == []
