@@ -171,6 +171,18 @@ def test_random_instances_keep_lam_H_off_the_thresholds():
                 np.testing.assert_array_equal(np.sign(below), np.sign(above), err_msg=str(inst))
 
 
+def test_random_instances_span_what_the_docstring_promises():
+    """K in 3..8 classes, counts 1..12, d from K to K+2, L from THEOREMS and the theorem's bias: over 60 draws of each
+    theorem every K and every d - K occurs, and nothing else."""
+    rng = np.random.default_rng(11)
+    for theorem, (bias, Ls) in solvers.THEOREMS.items():
+        insts = [solvers.random_instance(theorem, rng) for _ in range(60)]
+        assert {len(i["n"]) for i in insts} == set(range(3, 9))
+        assert {i["d"] - len(i["n"]) for i in insts} == {0, 1, 2}
+        assert {i["L"] for i in insts} == set(Ls) and {i["bias"] for i in insts} == {bias}
+        assert min(min(i["n"]) for i in insts) == 1 and max(max(i["n"]) for i in insts) == 12
+
+
 def test_repeated_singular_values_and_d_larger_than_K():
     n = [10, 10, 10, 3, 3, 3]  # two groups: kappa has multiplicities
     r = solvers.verify(n, [0.01, 0.03], 0.02, L=2, bias=True, d=8)
@@ -194,6 +206,18 @@ def test_small_starts_alone_are_trapped_for_L_at_least_2():
     full = solvers.minimize(n, lam_W, lam_H, L=3, bias=True)
     assert full.value == pytest.approx(ufm.minimum_value(n, lam_W, lam_H, L=3), rel=VALUE_RTOL)
 
+
+
+def test_minimize_keeps_the_lowest_of_its_starts():
+    """Of a trapped small start (0.374) and a start at scale 1 (0.106), the result is the lower.  The Newton polish
+    keeps a step only where the value rises by at most 1e-14 max(1, |f|), at most 8 steps: the result is never
+    above the lowest start by more than that, plus the rounding of the objective's recomputation."""
+    n, lam_W, lam_H = [6, 6, 6, 1, 1, 1], [0.0089, 0.0101, 0.0100], 0.00254
+    res = solvers.minimize(n, lam_W, lam_H, L=3, bias=True, scales=(1e-3, 1.0), repeats=1, continuations=0)
+    assert len(res.run_values) == 2 and res.run_values[0] > 3 * res.run_values[1]  # the worse start comes first
+    lowest = min(res.run_values)
+    assert res.value <= lowest + 9e-14 * max(1.0, abs(lowest))
+    assert res.value == pytest.approx(lowest, rel=VALUE_RTOL)  # a converged start: the polish moves it by rounding
 
 @pytest.mark.parametrize("kwargs, name", [
     (dict(lam_W=-1.0), "lam_W"),
