@@ -661,6 +661,13 @@ def test_bad_input_raises_value_error_naming_the_argument():
     for W_L in (np.vstack([Ws[1], Ws[1][:1]]), rng.standard_normal((y.size + 1, Ws[1].shape[1])), Ws[1][:0]):
         with pytest.raises(ValueError, match=r"Ws\[-1\] \(W_L\)"):
             m.collapse_metrics(X, y, [Ws[0], W_L], 1e-3, 1e-3)
+    # a label equal to K, every class 0..K-1 also present: one class too many, not an empty one
+    with pytest.raises(ValueError, match="^labels"):
+        m.nc1(X, y, num_classes=int(y.max()))
+    with pytest.raises(ValueError, match="^labels"):
+        m.collapse_metrics(X, y, [Ws[0], Ws[1][:int(y.max())]], 1e-3, 1e-3)  # W_L of K = max(y) rows
+    with pytest.raises(ValueError, match="^labels"):
+        m.bias_error(np.ones(int(y.max())) / y.max(), y, num_classes=int(y.max()))
     with pytest.raises(ValueError, match="labels"):
         m.nc1(X, y + 0.5)
     with pytest.raises(ValueError, match="features"):
