@@ -128,6 +128,9 @@ def test_mode_blocks_groups_equal_singular_values_of_the_surviving_modes():
     assert [b.tolist() for b in imb.mode_blocks([3.0, 3.0 + 1e-6], [True, True], rtol=1e-6)] == [[1, 0]]
     assert len(imb.mode_blocks([3.0, 3.0 + 1e-6], [True, True])) == 2  # apart at the default BLOCK_RTOL
     assert imb.mode_blocks([1.0, 1.0], [False, False]) == []
+    # "at most rtol * max(kappa)" includes the bound: equal kappas at rtol = 0, and a gap of exactly 0.25 * 4 = 1
+    assert [b.tolist() for b in imb.mode_blocks([2.0, 2.0, 1.0], [True] * 3, rtol=0)] == [[0, 1], [2]]
+    assert [b.tolist() for b in imb.mode_blocks([4.0, 3.0, 1.5], [True] * 3, rtol=0.25)] == [[0, 1], [2]]
     # the EMNIST letters profile: sqrt(600) four times and sqrt(50) nineteen times (Theorem 4.4)
     n = imb.class_counts(imb.PROFILES["emnist-letters"])
     kappa = np.linalg.svd(imb.ybar(n), compute_uv=False)
