@@ -163,6 +163,10 @@ def test_a_weak_minority_mode_is_alive_under_strong_imbalance():
     assert mino.alive_modes([0.0, 0.01], [2.0, 0.0]).tolist() == [False, True]  # kappa_k = 0: against kappa_1
     # 0.0015 is above tol = 1e-3 of 1 but below 1e-3 kappa_1 = 0.002: dead, as measured against kappa_1
     assert mino.alive_modes([0.0, 0.0015], [2.0, 0.0]).tolist() == [False, False]
+    # alive means above tol * kappa_k, not at it (the products below are exact in binary); the mode of kappa_k = 0
+    # is at tol * kappa_1 = 0.75
+    assert mino.alive_modes([1e-3, 0.75, 0.5], [1.0, 1.5, 0.5], tol=1e-3).tolist() == [False, True, True]
+    assert mino.alive_modes([0.75, 0.5, 0.75], [1.5, 1.0, 0.0], tol=0.5).tolist() == [False, False, False]
     assert mino.partial_minima(n, lam, lam, 2, False)["count"].tolist() == [1, 1]
     both = mino.partial_minimum(n, lam, lam, 2, False, np.array([True, True]))
     assert both == pytest.approx(ufm.minimum_value(n, lam, lam, 2, False), rel=1e-12)
