@@ -21,7 +21,8 @@ def test_bounds_round_outward(x, up, down):
 @pytest.mark.parametrize("x, sig, text", [(6.37e-7, 2, "6.4 × 10⁻⁷"), (0.000123, 2, "0.00012"), (2600.0, 3, "2,600"),
                                           (9.96, 2, "10"), (-3.1e-9, 1, "-3 × 10⁻⁹"), (123456.0, 3, "123,000"),
                                           (7.25e7, 3, "7.25 × 10⁷"), (0.5, 3, "0.5"),
-                                          (1e6, 2, "10⁶"), (-1e-5, 1, "-10⁻⁵")])
+                                          (1e6, 2, "10⁶"), (-1e-5, 1, "-10⁻⁵"),
+                                          (1e-4, 2, "0.0001")])  # below 10^-4 a power of ten, 10^-4 itself not
 def test_written_as_the_chapters_write_numbers(x, sig, text):
     assert written(x, sig) == nb(text) and number(text) == number(nb(text)) == pytest.approx(x, rel=10.0 ** (1 - sig))
 
