@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from nclib import parameters
+from nclib.grid import parse_grid
 from nclib.parameters import parse_setting, parse_value
 
 from test_gpu_scripts import _script
@@ -117,6 +118,11 @@ def test_bad_values_are_refused_by_name():
     with pytest.raises(ValueError, match="--grid seed"):
         parameters.split_items("0,,1", "--grid seed")
     assert parameters.split_items("1,[2,3],[[4]]") == ["1", "[2,3]", "[[4]]"]
+    # a ']' before its '[' is unbalanced though the count comes out even, also in a text key's --grid values
+    with pytest.raises(ValueError, match=r"^--grid class_order .*unbalanced"):
+        parameters.split_items("]a[,b", "--grid class_order")
+    with pytest.raises(ValueError, match=r"^--grid class_order .*unbalanced"):
+        parse_grid(["class_order=]a[,b"])
 
 
 # the words scripts/gpu_figures.sh passes to both scripts (EXTRA_SETS, the data, the device), and some that the
