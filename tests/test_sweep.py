@@ -20,6 +20,7 @@ from dask.distributed import LocalCluster
 
 from nclib import locks, runs, sweep, sweepmanifest, train
 from nclib.grid import expand_grid, parse_fixed, parse_grid, parse_tie, run_name_for
+from nclib.parameters import DEFAULTS, EXECUTION_KEYS
 
 TINY = dict(dataset="synthetic", counts=[6, 3, 2], dim=4, width=16, depth=1, epochs=4, batch_size="full",
             metric_every=2, device="cpu", lr=1e-2, lam_H=1e-3)
@@ -83,6 +84,31 @@ def test_grid_expands_in_parameter_order_with_safe_unique_names():
     assert parse_fixed(["counts=[6,3,2]", "bias=false", "device=cpu", "lam_W=reference"]) == \
         {"counts": [6, 3, 2], "bias": False, "device": "cpu", "lam_W": "reference"}
 
+
+
+def test_run_names_write_booleans_and_none_as_the_grid_reads_them_and_hash_long_ones():
+    """True, False and None are written true, false and none, the words --grid reads; a name of 120 characters is
+    kept whole, a longer one (121 or 210) is its first 110 and -h with 8 hex digits, 120 characters in all."""
+    assert run_name_for({"bias": False, "feature_dim": None}) == "bias-false_feature_dim-none"
+    points = expand_grid(parse_grid(["bias=true,false", "feature_dim=none"]))
+    assert [run_name_for(p) for p in points] == ["bias-true_feature_dim-none", "bias-false_feature_dim-none"]
+    assert run_name_for({"data_path": "a" * 110}) == "data_path-" + "a" * 110  # 120 characters
+    names = []
+    for size in (111, 112, 200):
+        plain = "data_path-" + "a" * size
+        names.append(run_name_for({"data_path": "a" * size}))
+        assert re.fullmatch(re.escape(plain[:110]) + r"-h[0-9a-f]{8}", names[-1]) and len(names[-1]) == 120
+    assert len(set(names)) == 3  # cut to the same 110 characters, told apart by the hash
+
+
+@pytest.mark.parametrize("key", EXECUTION_KEYS)
+def test_an_execution_key_in_the_grid_is_refused_by_name(tmp_path, key):
+    """How a call trains is no grid parameter, even with one value beside a parameter that makes the runs
+    differ (two seeds: no two points are the same run)."""
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"^grid \(--grid\): .*" + re.escape(repr(key))):
+        sweep.plan({"seed": [0, 1], key: [DEFAULTS[key]]}, {k: v for k, v in TINY.items() if k != "seed"}, out)
+    assert not out.exists()
 
 @pytest.mark.parametrize("items, name", [
     (["lam_W"], "lam_W"),             # no '='
