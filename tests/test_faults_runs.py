@@ -129,6 +129,17 @@ def test_a_run_name_too_long_for_a_folder_is_refused_as_an_argument(tmp_path):
     assert not out.exists()
 
 
+def test_a_run_name_of_name_max_bytes_passes_and_one_byte_more_is_refused():
+    """NAME_MAX = 255 counts the bytes the file system stores, not the characters: 255 ASCII characters pass and
+    256 are refused; 127 two-byte characters and one ASCII character (255 bytes) pass, 128 of them (256) do not."""
+    assert runs.NAME_MAX == 255
+    for name in ("a" * 255, "\u00e9" * 127 + "a"):
+        assert runs.check_run_name(name) == name
+    for name in ("a" * 256, "\u00e9" * 128):
+        with pytest.raises(ValueError, match=r"^run_name must be at most 255 bytes.* got 256 bytes"):
+            runs.check_run_name(name)
+
+
 def test_overwrite_refuses_a_folder_holding_files_no_run_writes_naming_them(tmp_path):
     """overwrite deletes only a run's own files: a folder holding anything else, beside a run or alone, is refused
     naming the foreign entries, and nothing in it is deleted."""
@@ -146,6 +157,21 @@ def test_overwrite_refuses_a_folder_holding_files_no_run_writes_naming_them(tmp_
         train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="r", overwrite=True)
     assert {f.name: f.is_file() and f.read_bytes() for f in folder.iterdir()} == before
     assert runs.run_status(folder) == "finished"
+
+
+def test_the_check_before_an_overwrite_deletes_nothing(tmp_path):
+    """run_many checks every folder it is to overwrite (clear_run_folder with check_only) before it clears any: the
+    check deletes nothing, so a call whose second folder holds a file no run writes leaves the first run finished."""
+    first = train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="a")
+    before = _files(first)
+    runs.clear_run_folder(first, check_only=True)
+    assert _files(first) == before
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"^run_dir '.*b' holds entries a run does not write \(\['notes.txt'\]\)"):
+        train.run_many([dict(run_name="a"), dict(run_name="b")], **TINY, epochs=5, out_dir=tmp_path, overwrite=True)
+    assert _files(first) == before and runs.run_status(first) == "finished"
+    assert _files(tmp_path / "b") == {"notes.txt": b"mine"}
 
 
 def test_overwrite_deletes_a_cut_off_writes_temporary_but_refuses_any_other_hidden_file(tmp_path):
