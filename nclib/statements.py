@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from . import _checks, ufm
+from . import _checks, lemmas, ufm
 
 _TINY = float(np.finfo(np.float64).tiny)  # the smallest normal float64: below it a float has lost significant digits
 
@@ -57,11 +57,11 @@ def theorem43_c(lam_W, L: int) -> float:
 
 def theorem43_x_star(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool = False) -> np.ndarray:
     """x_k^* of Theorem 4.3, one per singular value kappa_k: the global minimizer of g(x) = 1/(x^L + 1) + a_k x on
-    x >= 0 (Lemma A.2, :func:`nclib.ufm.lemma_a2_minimizer`; for L = 1, g is convex and x^* = (a_k^(-1/2) - 1)_+), 0 for
-    kappa_k = 0.  a_k is that of :func:`nclib.ufm.lemma_a2_a`, or with ``printed_a`` the one Theorem 4.3 prints, N times
-    smaller (erratum T1), to show what the printed form predicts.  Where a_k is below the normal floats (0 by underflow,
-    or a subnormal that has lost digits) or too small for L / a_k to be a float64 (decays near 1e-300, or kappa_k near
-    1e150), x_k^* comes from the logarithm of a_k, computed from the arguments: a_k^(-1/2) - 1 for L = 1,
+    x >= 0 (Lemma A.2, :func:`nclib.lemmas.lemma_a2_minimizer`; for L = 1, g is convex and x^* = (a_k^(-1/2) - 1)_+),
+    0 for kappa_k = 0.  a_k is that of :func:`nclib.ufm.lemma_a2_a`, or with ``printed_a`` the one Theorem 4.3 prints,
+    N times smaller (erratum T1), to show what the printed form predicts.  Where a_k is below the normal floats (0 by
+    underflow, or a subnormal that has lost digits) or too small for L / a_k to be a float64 (decays near 1e-300, or
+    kappa_k near 1e150), x_k^* comes from the logarithm of a_k, computed from the arguments: a_k^(-1/2) - 1 for L = 1,
     (L / a_k)^(1/(L+1)) for L >= 2 (the largest root of Lemma A.2 to a relative 1e-200 there, so to the rounding of
     the logarithms).  Used in :ref:`ch-thm43` and :ref:`ch-errata-theory`.
     """
@@ -74,7 +74,7 @@ def theorem43_x_star(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool
         if not np.isfinite(ai):  # kappa_k = 0: the mode is never alive
             continue
         if ai >= _TINY and (L == 1 or math.isfinite(L / float(ai))):
-            x[i] = max(1.0 / math.sqrt(ai) - 1.0, 0.0) if L == 1 else ufm.lemma_a2_minimizer(ai, L)
+            x[i] = max(1.0 / math.sqrt(ai) - 1.0, 0.0) if L == 1 else lemmas.lemma_a2_minimizer(ai, L)
             continue
         log_a = _log_a(kappa[i], N, lam, lam_H, L, printed_a)
         with np.errstate(over="ignore"):  # beyond the float range only where x^* itself is

@@ -4,6 +4,7 @@ corrected a and the printed one (erratum T1; chapters ch-thm41, ch-thm42, ch-thm
 import numpy as np
 import pytest
 
+import nclib.lemmas as lemmas
 import nclib.statements as statements
 import nclib.ufm as ufm
 from nclib.imbalance import ybar
@@ -108,7 +109,7 @@ def test_theorem43_with_the_printed_a_predicts_a_value_below_the_minimum():
     N = sum(n)
     a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, L)
     x_printed = statements.theorem43_x_star(kappa, N, lam_W, lam_H, L, printed_a=True)
-    want = [ufm.lemma_a2_minimizer(ai / N, L) if np.isfinite(ai) else 0.0 for ai in a]
+    want = [lemmas.lemma_a2_minimizer(ai / N, L) if np.isfinite(ai) else 0.0 for ai in a]
     np.testing.assert_array_equal(x_printed, want)
     assert np.all(x_printed >= statements.theorem43_x_star(kappa, N, lam_W, lam_H, L))  # a smaller a: larger x
     printed = statements.theorem43_value(kappa, N, lam_W, lam_H, L, printed_a=True)

@@ -1,11 +1,12 @@
-"""Unit tests of nclib.ufm: the objective of Definition 3.1 and the closed forms of Theorems 4.1-4.3,
-Lemma A.1 and Lemma A.2 (chapters ch-lemma-a1, ch-lemma-a2, ch-thm41, ch-thm42, ch-thm43)."""
+"""Unit tests of nclib.ufm: the objective of Definition 3.1 and the closed forms of Theorems 4.1-4.3, built on
+Lemma A.2 (chapters ch-lemma-a2, ch-thm41, ch-thm42, ch-thm43); the lemmas themselves are tests/test_lemmas.py's."""
 import dataclasses
 
 import numpy as np
 import pytest
 from scipy import optimize
 
+import nclib.lemmas as lemmas
 import nclib.ufm as ufm
 from nclib import metrics, solvers
 from nclib.imbalance import label_matrix, ybar
@@ -96,42 +97,8 @@ def test_each_mode_solves_its_scalar_problem(L):
         # and the Lemma A.2 route gives the same minimum: kappa^2/(2N) min_x g(x)
         if kappa > 1e-12 and L >= 2:
             a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, L)[0]
-            x = ufm.lemma_a2_minimizer(a, L)
+            x = lemmas.lemma_a2_minimizer(a, L)
             assert kappa ** 2 / (2 * N) * (1 / (x ** L + 1) + a * x) == pytest.approx(phi(sp * sf), rel=1e-12)
-
-
-@pytest.mark.parametrize("L", [2, 3, 4, 5, 6])
-def test_lemma_a2(L):
-    a_c = ufm.lemma_a2_critical_a(L)
-    x_t = (L - 1) ** (1 / L)
-    g = lambda x, a: 1 / (x ** L + 1) + a * x  # noqa: E731
-    assert g(x_t, a_c) == pytest.approx(1.0, rel=1e-14)  # tie with g(0) = 1
-    assert ufm.lemma_a2_largest_root(a_c, L) == pytest.approx(x_t, rel=1e-12)
-    grid = np.linspace(0, 4, 400001)
-    for a in [0.5 * a_c, 0.9 * a_c, 0.99 * a_c, 1.01 * a_c, 2 * a_c]:
-        x = ufm.lemma_a2_minimizer(a, L)
-        assert g(x, a) <= np.min(g(grid, a)) + 1e-12
-        assert (x > 0) == (a < a_c)
-
-
-@pytest.mark.parametrize("L", [2, 3, 7, 50])
-def test_lemma_a2_is_accurate_down_to_the_smallest_a_it_takes(L):
-    # the largest root of a = L x^(L-1) / (x^L + 1)^2, against 50 digits, for a from the smallest accepted up
-    import mpmath
-
-    for a in (1.0001 * L / np.finfo(np.float64).max, 1e-300, 1e-100):
-        with mpmath.workdps(50):
-            f = lambda u: mpmath.log(L) + (L - 1) * u - 2 * mpmath.log(1 + mpmath.exp(L * u)) - mpmath.log(a)  # noqa: E731
-            x_ref = float(mpmath.exp(mpmath.findroot(f, mpmath.log(L / mpmath.mpf(a)) / (L + 1))))
-        assert ufm.lemma_a2_minimizer(a, L) == pytest.approx(x_ref, rel=1e-13)
-
-
-@pytest.mark.parametrize("L", range(2, 13))
-def test_lemma_a2_tie_goes_to_zero(L):
-    """At the critical a both 0 and the nonzero point minimize g; the docstring's tie-break (towards 0) holds for
-    every L, not only where rounding happens to favour it."""
-    assert ufm.lemma_a2_minimizer(ufm.lemma_a2_critical_a(L), L) == 0.0
-    assert ufm.lemma_a2_minimizer(ufm.lemma_a2_critical_a(L) * (1 - 1e-9), L) > 0
 
 
 @pytest.mark.parametrize("L", [1, 2, 3, 6])
@@ -172,7 +139,7 @@ def test_the_three_survival_tests_agree_at_rounding_level():
         lam = ((k ** 2 * depth / (L ** 2 * N)) ** L / N) ** (1 / (L + 1)) * (1 + float(rng.normal()) * 1e-15)
         alive = ufm.mode_strengths([k], N, lam, lam, L)[0] > 0
         assert (ufm.threshold_gap([k], N, lam, lam, L)[0] < 0) == alive
-        assert (ufm.lemma_a2_minimizer(ufm.lemma_a2_a([k], N, lam, lam, L)[0], L) > 0) == alive
+        assert (lemmas.lemma_a2_minimizer(ufm.lemma_a2_a([k], N, lam, lam, L)[0], L) > 0) == alive
 
 
 def test_the_zero_mode_of_ybar_stays_dead_at_tiny_decays():
@@ -248,57 +215,6 @@ def test_d_smaller_than_K_keeps_top_modes():
     assert np.linalg.matrix_rank(ufm.head_product(small.Ws)) == 2
 
 
-def _with_spectrum(K, N, s, rng):
-    """A K x N matrix with the singular values s (and zeros), between random orthogonal bases."""
-    Q1, Q2 = np.linalg.qr(rng.standard_normal((K, K)))[0], np.linalg.qr(rng.standard_normal((N, N)))[0]
-    return Q1[:, :len(s)] * np.asarray(s, dtype=float) @ Q2[:, :len(s)].T
-
-
-@pytest.mark.parametrize("shape, spectrum", [
-    ((4, 6), None),  # K < N, full rank
-    ((6, 3), None),  # K > N
-    ((4, 5), [3.0, 1.0]),  # rank 2
-    ((4, 4), [2.0, 2.0, 1.0, 0.5]),  # a repeated singular value
-    ((3, 2), []),  # Z = 0
-])
-def test_lemma_a1_nuclear_norm(shape, spectrum):
-    rng = np.random.default_rng(0)
-    Z = rng.standard_normal(shape) if spectrum is None else _with_spectrum(*shape, spectrum, rng)
-    nuc = np.linalg.norm(Z, "nuc")
-    m = min(shape)
-    for alpha in [0.1, 1.0, 7.0]:
-        W, H = ufm.nuclear_factorization(Z, alpha)
-        assert W.shape == (shape[0], m) and H.shape == (m, shape[1])
-        np.testing.assert_allclose(W @ H, Z, rtol=0, atol=1e-12)
-        assert ufm.nuclear_variational_value(W, H, alpha) == pytest.approx(nuc, rel=1e-13, abs=1e-300)
-        np.testing.assert_allclose(W.T @ W / alpha, alpha * H @ H.T, rtol=0, atol=1e-12)  # balanced
-        for d in (m, m + 2):  # W R^T, R H with R^T R = I (d x m): minimizers as well, of inner dimension d
-            R = np.linalg.qr(rng.standard_normal((d, d)))[0][:, :m]
-            np.testing.assert_allclose(W @ R.T @ R @ H, Z, rtol=0, atol=1e-12)
-            assert ufm.nuclear_variational_value(W @ R.T, R @ H, alpha) == pytest.approx(nuc, rel=1e-13, abs=1e-300)
-        for _ in range(50):  # random factorizations Z = (W A)(A^-1 H) never go below
-            A = rng.standard_normal((m, m))
-            assert ufm.nuclear_variational_value(W @ A, np.linalg.solve(A, H), alpha) >= nuc * (1 - 1e-12)
-
-
-@pytest.mark.parametrize("alpha", [1e-300, np.finfo(np.float64).tiny, 1e300, 1e308])
-def test_lemma_a1_value_at_extreme_alpha_does_not_overflow(alpha):
-    """||W||^2 / alpha and alpha ||H||^2 can leave the float range on their own where the value does not: at the
-    factorization of I_2 the value is 2 for every alpha."""
-    W, H = ufm.nuclear_factorization(np.eye(2), alpha)
-    np.testing.assert_allclose(W @ H, np.eye(2), rtol=0, atol=1e-15)
-    assert ufm.nuclear_variational_value(W, H, alpha) == pytest.approx(2.0, rel=1e-15)
-
-
-def test_lemma_a2_refuses_a_depth_beyond_float64():
-    for call in (lambda: ufm.lemma_a2_minimizer(0.5, 10 ** 400), lambda: ufm.lemma_a2_critical_a(10 ** 400),
-                 lambda: ufm.lemma_a2_largest_root(0.5, 10 ** 400)):
-        with pytest.raises(ValueError, match=r"^L must be at most 1.8e\+308 \(a float64\) for Lemma A.2, "
-                                             r"got an integer of 401 digits"):
-            call()
-    assert ufm.lemma_a2_critical_a(10 ** 300) == pytest.approx(1.0, rel=1e-15)  # one inside the range still works
-
-
 @pytest.mark.parametrize("L", [2, 3, 7])
 def test_mode_strengths_where_a_is_too_small_for_l_over_a(L):
     """a below the normal floats (kappa near 1e150, or decays near 1e-300; for L >= 2 then L / a overflows):
@@ -324,21 +240,6 @@ def test_mode_strengths_where_a_is_too_small_for_l_over_a(L):
     (lambda: ufm.objective([np.ones((2, 2))], np.ones((2, 5)), np.ones(3), [3, 2], 0.1, 0.1), "b"),
     (lambda: ufm.objective([], np.ones((2, 5)), None, [3, 2], 0.1, 0.1), "Ws"),
     (lambda: ufm.objective([np.ones((2, 2))], np.ones((2, 5)), None, [3, 2], [0.1, 0.1], 0.1), "lam_W"),
-    (lambda: ufm.lemma_a2_minimizer(0.3, 1), "L"),
-    (lambda: ufm.lemma_a2_minimizer(-0.3, 2), "a"),
-    (lambda: ufm.lemma_a2_minimizer(5e-324, 3), "a"),  # L / a overflows float64
-    (lambda: ufm.lemma_a2_largest_root(2.2250738585072014e-308, 7), "a"),
-    (lambda: ufm.nuclear_factorization(np.ones((2, 2)), 0.0), "alpha"),
-    (lambda: ufm.nuclear_factorization(np.ones((2, 2)), 1e-320), "alpha"),  # subnormal: digits lost
-    (lambda: ufm.nuclear_factorization(np.ones(3), 1.0), "Z"),
-    (lambda: ufm.nuclear_variational_value(np.ones((2, 3)), np.ones((2, 3)), 1.0), "H"),  # inner dimensions differ
-    (lambda: ufm.nuclear_variational_value(np.ones((2, 3)), np.ones((3, 3)), 0.0), "alpha"),
-    (lambda: ufm.nuclear_variational_value(np.ones((2, 3)), np.ones((3, 3)), -1.0), "alpha"),
-    (lambda: ufm.nuclear_variational_value(np.ones((2, 3)), np.ones((3, 3)), 1e-310), "alpha"),
-    (lambda: ufm.nuclear_variational_value(np.full((2, 3), np.inf), np.ones((3, 3)), 1.0), "W"),
-    (lambda: ufm.lemma_a2_critical_a(1), "L"),
-    (lambda: ufm.lemma_a2_critical_a(2.5), "L"),
-    (lambda: ufm.lemma_a2_largest_root(0.3, 1), "L"),
     (lambda: ufm.class_margins(np.ones((2, 4)), [3, 2]), "out"),
     (lambda: ufm.tie_tolerance([["1"]]), "out"),  # text is not read as numbers
     (lambda: ufm.tie_tolerance(np.zeros((0, 3))), "out"),  # no largest output
@@ -430,7 +331,7 @@ def test_threshold_gap_sign_decides_survival(L):
         if L >= 2:  # gap / (kappa^2 (L-1)^((L-1)/L)) = a / a_crit of Lemma A.2
             a = ufm.lemma_a2_a(st.kappa[:-1], N, lam_W, lam_H, L)
             ratio = 1 + gap[:-1] / (st.kappa[:-1] ** 2 * (L - 1) ** ((L - 1) / L))
-            np.testing.assert_allclose(ratio, a / ufm.lemma_a2_critical_a(L), rtol=1e-12)
+            np.testing.assert_allclose(ratio, a / lemmas.lemma_a2_critical_a(L), rtol=1e-12)
     # L = 1: N^2 lam_W lam_H - kappa^2, the soft threshold of Theorems 4.1 and 4.2
     assert ufm.threshold_gap([2.0], 10, 0.01, 0.03, 1)[0] == pytest.approx(100 * 0.01 * 0.03 - 4.0, rel=1e-14)
     with pytest.raises(ValueError, match="^kappa"):
