@@ -1,10 +1,9 @@
-"""Minority collapse: the decays at which the modes of Theorems 4.1-4.3 die, the classes a global minimizer
-still separates, the other critical points of Lemma A.2 (each mode at 0 or at its nonzero minimizer, which for
-L >= 2 outlives the mode's collapse decay by the factor (L+1)/4^(L/(L+1)): :func:`partial_minimum`, as a point
-:func:`partial_point`; the local
-minimizers among them, the weakest modes at 0, listed by :func:`partial_minima`, the one nearest a run's objective
-by :func:`nearest_partial_minimum`) and the
-unconstrained feature model trained by Adam (chapter :ref:`ch-minority`).
+"""Minority collapse in the closed form: the decays at which the modes of Theorems 4.1-4.3 die, the classes a global
+minimizer still separates, the other critical points of Lemma A.2 (each mode at 0 or at its nonzero minimizer, which
+for L >= 2 outlives the mode's collapse decay by the factor (L+1)/4^(L/(L+1)): :func:`partial_minimum`, as a point
+:func:`partial_point`; the local minimizers among them, the weakest modes at 0, listed by :func:`partial_minima`, the
+one nearest a run's objective by :func:`nearest_partial_minimum`) and which modes of a model are alive
+(:func:`alive_modes`), chapter :ref:`ch-minority`.
 
 With every decay equal to lambda (lam_W1 = ... = lam_WL = lam_H = lambda) the threshold of Theorem 4.3
 (corrected, :ref:`ch-thm43`), L^2 N (N lam_H lam_W1 ... lam_WL)^(1/L) >= kappa_k^2 (L-1)^((L-1)/L), depends on
@@ -13,24 +12,18 @@ the decays only through their product Pi = lam_H lam_W1 ... lam_WL: mode k dies 
     Pi >= Pi_k = (kappa_k^2 (L-1)^((L-1)/L) / (L^2 N))^L / N        (L = 1: Pi_k = kappa_k^2 / N^2),
 
 i.e. once lambda >= lambda_k = Pi_k^(1/(L+1)).  The classes a global minimizer still classifies are read off the
-closed-form minimizer of :func:`nclib.ufm.global_minimizer`, class by class.  :func:`train_ufm` minimizes the full
-objective (4.3) (free H and W_1..W_L, with or without a bias) by Adam in float64, so that a run can be set against
-the closed form: the value reached, the modes alive and the accuracy of each class; :func:`read_ufm_table` reads the
-tables of such runs that ``scripts/minority_runs.py`` writes.
+closed-form minimizer of :func:`nclib.ufm.global_minimizer`, class by class.  The unconstrained feature model trained
+by Adam, which the chapter sets against all this, and the tables of such runs are :mod:`nclib.ufmtrain`'s.
 """
 from __future__ import annotations
 
-import csv
 import math
-import pathlib
-from dataclasses import dataclass
 
 import numpy as np
 
 from . import _checks
 from . import metrics, ufm
-from .imbalance import class_labels, label_matrix, mode_blocks
-from .parameters import ADAM_BETAS, ADAM_EPS
+from .imbalance import class_labels, mode_blocks
 
 #: A mode of a trained model counts as alive when its singular value of W_L ... W_1 H-bar D is above this fraction
 #: of its own singular value kappa_k of M (:func:`alive_modes`).  The closed form needs no tolerance: a mode
@@ -203,12 +196,12 @@ def minimizer_class_accuracy(n, lam_W, lam_H, L: int = 1, bias: bool = True, tie
 
 def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:
     """Which modes of a trained model are alive: s_k > tol * kappa_k, each mode against its own singular value, for
-    the singular values ``s`` of W_L ... W_1 H-bar D in the SVD basis of M (:func:`mode_values`) and the spectrum
-    ``kappa`` (a mode of kappa_k = 0, never alive at a minimizer, against tol * kappa_1).  At a global minimizer
-    the last bullet of Theorem 4.3 (Theorems 4.1 and 4.2 for L = 1) makes row k of U^T W_L ... W_1 and column k of
-    H-bar D V both nonzero or both zero, so s_k is either positive or 0, and an alive mode of the closed form has
-    s_k >= kappa_k (L-1)/L for L >= 2, whatever kappa_1 is; at the closed form a mode is alive iff its strength is
-    > 0, without a tolerance (:func:`alive_at_minimum`).  Training leaves dead modes small but not 0: the
+    the singular values ``s`` of W_L ... W_1 H-bar D in the SVD basis of M (:func:`nclib.ufmtrain.mode_values`) and
+    the spectrum ``kappa`` (a mode of kappa_k = 0, never alive at a minimizer, against tol * kappa_1).  At a global
+    minimizer the last bullet of Theorem 4.3 (Theorems 4.1 and 4.2 for L = 1) makes row k of U^T W_L ... W_1 and
+    column k of H-bar D V both nonzero or both zero, so s_k is either positive or 0, and an alive mode of the closed
+    form has s_k >= kappa_k (L-1)/L for L >= 2, whatever kappa_1 is; at the closed form a mode is alive iff its
+    strength is > 0, without a tolerance (:func:`alive_at_minimum`).  Training leaves dead modes small but not 0: the
     tolerance (:data:`ALIVE_TOL`) is this book's reading of a trained model, not the paper's (chapter
     :ref:`ch-minority`, section :ref:`sec-minority-phase`).  ValueError naming ``s`` for a negative strength (a
     singular value is >= 0) and ``tol`` unless 0 < tol < 1 (at tol >= 1 a mode at the closed form's strength, which
@@ -443,254 +436,3 @@ def partial_point_metrics(n, lam_W, lam_H, L: int, bias: bool, alive) -> dict[st
     point = partial_point(n, lam_W, lam_H, L, bias, alive)  # checks every argument
     n = _checks.counts(n)
     return metrics.collapse_metrics(point.H.T, class_labels(n), point.Ws, lam_W, lam_H, bias)
-
-
-# ------------------------------------------------------------------------------------------ training the UFM
-
-@dataclass(frozen=True)
-class UFMRun:
-    """The end point of :func:`train_ufm`: ``Ws`` = [W_1, ..., W_L], ``H`` (d x N), ``b`` (None without a bias),
-    ``value`` (objective (4.3) there, float64), ``minimum`` (the closed-form global minimum), ``s`` (the strength of
-    each mode of M in the run, :func:`mode_values`), ``s_theory`` (at the global minimizer,
-    :func:`nclib.ufm.mode_strengths`), ``class_acc`` (:func:`grouped_class_accuracy`), ``history`` (the objective every
-    ``record_every`` steps, then at the end) and ``kappa`` (the spectrum of M, :func:`problem_spectrum`)."""
-
-    Ws: list
-    H: np.ndarray
-    b: np.ndarray | None
-    value: float
-    minimum: float
-    s: np.ndarray
-    s_theory: np.ndarray
-    class_acc: np.ndarray
-    history: np.ndarray
-    kappa: np.ndarray
-
-    @property
-    def gap(self) -> float:
-        """(value - minimum) / minimum: how far above the global minimum the run ended."""
-        return (self.value - self.minimum) / self.minimum
-
-    @property
-    def alive(self) -> np.ndarray:
-        """The modes alive in the trained model (:func:`alive_modes` of ``s``)."""
-        return alive_modes(self.s, self.kappa)
-
-    @property
-    def alive_theory(self) -> np.ndarray:
-        """The modes alive at the global minimizer (``s_theory`` > 0, as in :func:`alive_at_minimum`)."""
-        return self.s_theory > 0
-
-    @property
-    def at_origin(self) -> bool:
-        """Whether every mode is dead: the point where each mode sits at the local minimizer 0 of Lemma A.2."""
-        return not self.alive.any()
-
-
-def mode_values(Ws, H, n, bias: bool = True) -> np.ndarray:
-    """The strength of each mode of M (:func:`problem_spectrum`) in a model (Ws, H): with M = U diag(kappa) V^T and
-    the modes grouped by equal kappa (a repeated singular value has no preferred basis), the singular values of
-    U_g^T W_L ... W_1 H-bar D V_g for each group g, in the order of kappa.  At a global minimizer these are the values
-    of Theorems 4.1-4.3 (:func:`nclib.ufm.mode_strengths`); at another point, a mode of zero strength is dead."""
-    n = _checks.counts(n)
-    U, kappa, Vt = ufm.problem_svd(n, bias)
-    P, E = ufm.head_product(Ws), ufm.weighted_class_means(H, n)
-    if P.shape[0] != n.size:
-        raise ValueError(f"Ws: W_L must have one row per class, K={n.size}, got {P.shape[0]}")
-    if P.shape[1] != E.shape[0]:
-        raise ValueError(f"H must have as many rows as W_1 has columns ({P.shape[1]}), got {E.shape[0]}")
-    C = U.T @ P @ E @ Vt.T
-    out = np.empty(kappa.size)
-    for block in mode_blocks(kappa, np.ones(kappa.size, dtype=bool)):  # contiguous: kappa non-increasing
-        out[block] = np.linalg.svd(C[np.ix_(block, block)], compute_uv=False)
-    return out
-
-
-#: The learning-rate factor that :func:`train_ufm` reaches at its last step by default: the rate is ``lr`` for the first
-#: half of the steps, then decays geometrically to ``lr * FINAL_LR_FACTOR`` (the schedule of the UFM runs of chapter
-#: :ref:`ch-minority`).
-FINAL_LR_FACTOR = 1e-3
-
-#: A trained UFM run whose relative gap (:attr:`UFMRun.gap`, (value - minimum) / minimum) is below this counts
-#: as at the closed-form global minimum (:ref:`sec-minority-ufm`; the bias-free figure chapters count so too), and
-#: one whose value is within this relative distance of the value of another critical point of Lemma A.2
-#: (:func:`partial_minimum`) as at that point, a partial collapse (:ref:`sec-minority-ufm`).
-AT_MINIMUM_GAP = 1e-6
-
-
-def _lr_factor(step: int, steps: int, final: float) -> float:
-    """The learning-rate factor of step ``step`` (0-based): 1 for the first half of ``steps``, then a geometric
-    decay that reaches ``final`` at the last step."""
-    half = steps // 2
-    if step < half:
-        return 1.0
-    return final ** ((step - half) / max(1, steps - 1 - half))
-
-
-def _check_width(n, lam, lam_H, L, bias, d):
-    """The arguments of :func:`nclib.ufm._check_problem`, with a hidden width below K refused by name."""
-    if d < n.size:
-        raise ValueError(f"d must be at least K={n.size} (the closed form's hidden width), got {d}")
-    return n, lam, lam_H, L, bias, d
-
-
-def init_ufm(n, L: int, bias: bool = True, d: int | None = None, init_scale: float = 1.0, seed: int = 0):
-    """A random starting point (Ws, H, b) of the L-extended UFM of Definition 3.1 (objective (4.3); (4.1), (4.2) for
-    L = 1), times ``init_scale``: every W_j (W_1 .. W_(L-1) d x d, W_L K x d) as PyTorch's ``nn.Linear``
-    initializes it (U(-1/sqrt(d), 1/sqrt(d)), the head of :mod:`nclib.models` with ``init="pytorch"``), H (d x N)
-    with N(0, 1) entries, b = 0 (None without a bias); hidden width d = K by default.  Drawn from
-    ``numpy.random.default_rng(seed)``.  The paper gives no initialization (Section 5 trains the MLP, not the free
-    model): this one is the book's choice, the start of :func:`train_ufm` in chapter :ref:`ch-minority`, section
-    :ref:`sec-minority-ufm`.  ValueError naming ``d`` for d < K (see :func:`train_ufm`)."""
-    n, _, _, L, bias, d = _check_width(*ufm._check_problem(n, 1.0, 1.0, L, bias, d))
-    init_scale = _checks.positive_float(init_scale, "init_scale")
-    seed = _checks.nonneg_int(seed, "seed")
-    rng = np.random.default_rng(seed)
-    K, N = n.size, int(n.sum())
-    Ws = [rng.uniform(-1, 1, size=(K if j == L - 1 else d, d)) / np.sqrt(d) * init_scale for j in range(L)]
-    H = rng.standard_normal((d, N)) * init_scale
-    return Ws, H, (np.zeros(K) if bias else None)
-
-
-def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = None, steps: int = 4000,
-              lr: float = 0.05, final_lr_factor: float = FINAL_LR_FACTOR, init_scale: float = 1.0, seed: int = 0,
-              record_every: int = 100, start=None) -> UFMRun:
-    """Minimize the objective (4.3) of the L-extended UFM (Definition 3.1; (4.1)/(4.2) for L = 1) over free
-    W_1, ..., W_L, H and b (``bias``) by full-batch Adam in float64, from :func:`init_ufm` (or from ``start`` =
-    (Ws, H, b)).
-
-    Adam is ``torch.optim.Adam``'s update (:data:`nclib.parameters.ADAM_BETAS`, ``ADAM_EPS``, bias-corrected moments;
-    the tests compare the two step for step) on the gradients of (4.3) written out in numpy because
-    the per-step overhead of autograd dominates at these sizes.  The rate is ``lr`` for the first half of ``steps``,
-    then decays geometrically to ``lr * final_lr_factor`` (default :data:`FINAL_LR_FACTOR`).  Decays as in :func:`nclib.ufm.objective` (``lam_W`` one
-    number or L).  Returns a :class:`UFMRun` set against the closed form of Theorems 4.1-4.3 (:ref:`ch-minority`).
-
-    The hidden width ``d`` (default K) must be at least K: the closed form the run is set against (its ``minimum``,
-    ``s_theory`` and so ``gap`` and ``alive_theory``) is that of widths >= K, and a narrower model, which carries at
-    most d modes, would read as a minority collapse; ValueError naming ``d`` for d < K.
-    """
-    n, lam, lam_H, L, bias, d = _check_width(*ufm._check_problem(n, lam_W, lam_H, L, bias, d))
-    if bias and n.size == 1:
-        raise ValueError("n must hold at least two classes with a bias: for one class M = 0 and the minimum is 0, "
-                         "so no relative gap to report")
-    steps = _checks.positive_int(steps, "steps")
-    lr = _checks.positive_float(lr, "lr")
-    final_lr_factor = _checks.positive_float(final_lr_factor, "final_lr_factor")
-    if final_lr_factor > 1:
-        raise ValueError(f"final_lr_factor must be in (0, 1], got {final_lr_factor!r}")
-    record_every = _checks.positive_int(record_every, "record_every")
-    K, N = n.size, int(n.sum())
-    if start is None:
-        Ws, H, b = init_ufm(n, L, bias, d, init_scale, seed)
-    else:
-        if not isinstance(start, (tuple, list)) or len(start) != 3:
-            raise ValueError(f"start must be (Ws, H, b) as init_ufm returns it, got {type(start).__name__}")
-        Ws, H, b = start
-        if isinstance(Ws, np.ndarray) or not isinstance(Ws, (tuple, list)):
-            raise ValueError(f"start Ws must be a list of the L={L} weight matrices W_1..W_L")
-        if len(Ws) != L:
-            raise ValueError(f"start must hold L={L} weight matrices, got {len(Ws)}")
-        Ws = [_checks.matrix(W, f"start Ws[{j}]", (K if j == L - 1 else d, d)).copy() for j, W in enumerate(Ws)]
-        H = _checks.matrix(H, "start H", (d, N)).copy()
-        if (b is None) == bias:
-            raise ValueError(f"start b must be {'a length-K vector' if bias else 'None'} when bias={bias}")
-        if b is not None:
-            b = _checks.vector(b, "start b", K).copy()
-    Y = label_matrix(n)
-    params = [*Ws, H] + ([b] if bias else [])
-    m1 = [np.zeros_like(p) for p in params]
-    m2 = [np.zeros_like(p) for p in params]
-    beta1, beta2 = ADAM_BETAS
-    history = []
-    for k in range(steps):
-        value, dWs, dH, db = ufm._value_and_gradients(Ws, H, b, Y, lam, lam_H)
-        if k % record_every == 0:
-            history.append(value)
-        grads = [*dWs, dH] + ([db] if bias else [])
-        rate = lr * _lr_factor(k, steps, final_lr_factor)
-        t = k + 1
-        c1, c2 = 1 - beta1 ** t, np.sqrt(1 - beta2 ** t)
-        for p, g, a, v in zip(params, grads, m1, m2):  # torch.optim.Adam, single-tensor form
-            a *= beta1
-            a += (1 - beta1) * g
-            v *= beta2
-            v += (1 - beta2) * g * g
-            p -= (rate / c1) * a / (np.sqrt(v) / c2 + ADAM_EPS)
-    value = ufm.objective(Ws, H, b, n, lam, lam_H)
-    history.append(value)
-    kappa = problem_spectrum(n, bias)
-    out = ufm.head_product(Ws) @ H + (b[:, None] if b is not None else 0.0)
-    return UFMRun(Ws=[W.copy() for W in Ws], H=H.copy(), b=None if b is None else b.copy(), value=value,
-                  minimum=ufm.minimum_value(n, lam, lam_H, L=L, bias=bias), s=mode_values(Ws, H, n, bias),
-                  s_theory=ufm.mode_strengths(kappa, N, lam, lam_H, L=L), class_acc=grouped_class_accuracy(out, n),
-                  history=np.array(history), kappa=kappa)
-
-
-# ------------------------------------------------------------------------------------------ the tables of UFM runs
-
-#: The columns of a table of UFM runs, ``ufm-PROFILE.csv`` (results/minority/README.md says what each holds), one
-#: row per run of :func:`train_ufm`, as ``scripts/minority_runs.py`` writes them and :func:`read_ufm_table` reads them.
-UFM_FIELDS = ("profile", "bias", "L", "lam", "seed", "init_scale", "steps", "lr", "value", "minimum", "gap",
-              "modes_alive", "modes_theory", "classes_correct", "classes_theory", "at_origin", "s", "s_theory",
-              "class_acc")
-_UFM_INTS = ("L", "seed", "steps", "modes_alive", "modes_theory", "classes_correct", "classes_theory")
-_UFM_FLOATS = ("lam", "init_scale", "lr", "value", "minimum", "gap")
-_UFM_FLAGS = ("bias", "at_origin")
-_UFM_VECTORS = ("s", "s_theory", "class_acc")
-
-
-def _ufm_kind(column: str) -> str:
-    """What a value of a column of a UFM table is, in words."""
-    return ("an int" if column in _UFM_INTS else "a float written as its repr" if column in _UFM_FLOATS
-            else "True or False" if column in _UFM_FLAGS else "space-separated floats")
-
-
-def _ufm_value(column: str, text: str):
-    """The value of a column of a UFM table from its text, None where the text is not of the column's type."""
-    try:
-        if column in _UFM_INTS:
-            value = int(text)
-            return value if str(value) == text else None
-        if column in _UFM_FLOATS:
-            value = float(text)
-            return value if repr(value) == text else None
-        if column in _UFM_FLAGS:
-            return {"True": True, "False": False}.get(text)
-        return np.array(text.split(), dtype=np.float64)
-    except ValueError:
-        return None
-
-
-def read_ufm_table(path) -> list[dict]:
-    """The rows of a table of UFM runs (:data:`UFM_FIELDS`; objective (4.3) trained by :func:`train_ufm` and set
-    against the closed form of Theorems 4.1-4.3), typed: ``profile`` a str; ``bias`` and ``at_origin`` bools;
-    ``L``, ``seed``, ``steps`` and the counts of modes and classes ints; ``lam``, ``init_scale``, ``lr``, ``value``,
-    ``minimum`` and ``gap`` floats to the last bit (the script writes each as its repr, which Python's float, correctly
-    rounded, gives back); ``s``, ``s_theory`` and ``class_acc`` float64 arrays of one entry per mode or class (the
-    space-separated 6 significant digits written).  Used in :ref:`ch-minority` and by ``scripts/minority_runs.py``
-    (``--like``).  ValueError naming ``path`` for a header other than :data:`UFM_FIELDS`, a value that is not of its
-    column's type (a float not written as its repr, a flag other than True or False), or strengths and accuracies
-    of different or zero lengths."""
-    path = pathlib.Path(path)
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or tuple(header) != UFM_FIELDS:
-            raise ValueError(f"path: {path} has the columns {header}, not those of a UFM table {list(UFM_FIELDS)}")
-        lines = list(reader)
-    rows = []
-    for i, line in enumerate(lines, start=2):
-        if len(line) != len(UFM_FIELDS):
-            raise ValueError(f"path: {path}, line {i}, has {len(line)} values, not {len(UFM_FIELDS)}")
-        text = dict(zip(UFM_FIELDS, line))
-        row = {"profile": text["profile"]}
-        for c in UFM_FIELDS[1:]:
-            row[c] = _ufm_value(c, text[c])
-            if row[c] is None:
-                raise ValueError(f"path: {path}, line {i}: {c} = {text[c]!r} is not {_ufm_kind(c)}")
-        sizes = {row[c].size for c in _UFM_VECTORS}
-        if len(sizes) != 1 or 0 in sizes:
-            raise ValueError(f"path: {path}, line {i}: s, s_theory and class_acc must have one value per mode or "
-                             f"class, all as many, got {[row[c].size for c in _UFM_VECTORS]}")
-        rows.append(row)
-    return rows

@@ -193,7 +193,7 @@ LEVER_KEYS = ("grouped_adam", "steps_per_graph", "deferred_metrics", "adam_in_ba
 NOTEBOOK_PARAMETERS = tuple(k for k in DEFAULTS if k not in ("L", "run_name")) + ("smoke", "L_values", "run_tag")
 
 #: Adam's constants (betas, eps): ``torch.optim.Adam``'s defaults, as the paper's training uses them; the training
-#: step (:mod:`nclib.step`) and the numpy Adam of the UFM (:func:`nclib.minority.train_ufm`) both take them from here.
+#: step (:mod:`nclib.step`) and the numpy Adam of the UFM (:func:`nclib.ufmtrain.train_ufm`) both take them from here.
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 
 #: Parameters that say where a run is written; the folder itself, not what the run is.

@@ -122,7 +122,7 @@ def objective(Ws: Sequence[np.ndarray], H, b, n, lam_W, lam_H) -> float:
 
 def _value_and_gradients(Ws, H, b, Y, lam_W, lam_H) -> tuple[float, list, np.ndarray, np.ndarray | None]:
     """The objective (4.3) of :func:`objective` and its gradients, written out for the solvers' inner loops
-    (:mod:`nclib.solvers`, :func:`nclib.minority.train_ufm`; arguments unchecked, ``lam_W`` L numbers, ``Y`` the
+    (:mod:`nclib.solvers`, :func:`nclib.ufmtrain.train_ufm`; arguments unchecked, ``lam_W`` L numbers, ``Y`` the
     K x N label matrix): with R = (W_L...W_1 H + b 1^T - Y)/N, dF/dW_j = (W_L...W_(j+1))^T R (W_(j-1)...W_1 H)^T +
     lam_Wj W_j, dF/dH = (W_L...W_1)^T R + lam_H H and dF/db = R 1 (``b`` None: the bias-free model (4.1), no db).
     Returns (value, [dF/dW_1, ..., dF/dW_L], dF/dH, dF/db or None)."""

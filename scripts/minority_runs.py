@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
 import nclib  # noqa: E402
-from nclib import data, imbalance, minority, provenance  # noqa: E402
+from nclib import data, imbalance, minority, provenance, ufmtrain  # noqa: E402
 from nclib.runs import atomic_write_text  # noqa: E402
 
 OUT = nclib.ROOT / "results" / "minority"
@@ -82,9 +82,9 @@ UFM_LS = (1, 2, 3, 6)
 UFM_RELATIVE = np.geomspace(0.1, 1.5, 8)
 UFM_STEPS = 4000
 UFM_LR = 0.05
-#: The columns of ufm-PROFILE.csv, which the chapter reads (nclib.minority.read_ufm_table; results/minority/README.md
+#: The columns of ufm-PROFILE.csv, which the chapter reads (nclib.ufmtrain.read_ufm_table; results/minority/README.md
 #: says what each holds).
-UFM_FIELDS = minority.UFM_FIELDS
+UFM_FIELDS = ufmtrain.UFM_FIELDS
 
 
 def ufm_seeds(profile: str, bias: bool, L: int) -> tuple:
@@ -106,13 +106,13 @@ def ufm_rows(profile: str):
 def rows_like(table: pathlib.Path, profile: str):
     """The runs of a UFM table made before (``--like``): its rows' bias, L, decay (to the last bit, as the table wrote
     it) and seed, in its order, so that a replica trains exactly those runs again.  The table is read by
-    nclib.minority.read_ufm_table; a file it refuses, or a table whose profile, steps, rate or initialization scale
+    nclib.ufmtrain.read_ufm_table; a file it refuses, or a table whose profile, steps, rate or initialization scale
     are not this sweep's, is refused with a ValueError naming ``like``.  The decays :func:`ufm_rows`
     computes have moved by a few ulps since the committed tables were made (the collapse decays and the spectrum were
     later made exact to the last bit), so a replica of those takes them from the table."""
     n = imbalance.class_counts(imbalance.PROFILES[profile]) // SCALE
     try:
-        rows = minority.read_ufm_table(table)
+        rows = ufmtrain.read_ufm_table(table)
     except ValueError as e:
         raise ValueError(f"like: {e}") from None
     if not rows:
@@ -126,8 +126,8 @@ def rows_like(table: pathlib.Path, profile: str):
 
 
 def ufm_row(profile: str, n, bias: bool, L: int, lam: float, seed: int) -> dict:
-    """One run of the UFM sweep (nclib.minority.train_ufm at the sweep's settings) as its row of the table."""
-    r = minority.train_ufm(n, lam, lam, L=L, bias=bias, steps=UFM_STEPS, lr=UFM_LR, seed=seed)
+    """One run of the UFM sweep (nclib.ufmtrain.train_ufm at the sweep's settings) as its row of the table."""
+    r = ufmtrain.train_ufm(n, lam, lam, L=L, bias=bias, steps=UFM_STEPS, lr=UFM_LR, seed=seed)
     theory = minority.minimizer_class_accuracy(n, lam, lam, L=L, bias=bias)
     return dict(profile=profile, bias=bias, L=L, lam=repr(lam), seed=seed, init_scale=1.0, steps=UFM_STEPS,
                 lr=UFM_LR, value=repr(r.value), minimum=repr(r.minimum), gap=repr(r.gap),
@@ -165,7 +165,7 @@ def ufm_provenance(profile: str, rows: int, wall_s: float) -> dict:
             "blas_core": blas_core(), "versions": provenance.versions(),
             "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
             "wall_time_s": round(wall_s, 1),
-            "settings": {"steps": UFM_STEPS, "lr": UFM_LR, "final_lr_factor": minority.FINAL_LR_FACTOR,
+            "settings": {"steps": UFM_STEPS, "lr": UFM_LR, "final_lr_factor": ufmtrain.FINAL_LR_FACTOR,
                          "L": list(UFM_LS), "relative_decays": [float(v) for v in UFM_RELATIVE], "scale": SCALE}}
 
 

@@ -1,21 +1,21 @@
 """Unit tests of nclib.minority: the collapse decays of Theorems 4.1-4.3, the classes a global minimizer
-classifies, and the UFM trained by Adam (chapter ch-minority)."""
+classifies, the other critical points of Lemma A.2 (chapter ch-minority); where a run of the UFM trained by Adam
+stands for a model, it comes from nclib.ufmtrain, whose own tests are tests/test_ufmtrain.py's."""
 import numpy as np
 import pytest
-import torch
 
 import nclib.imbalance as imb
 import nclib.metrics as m
 import nclib.minority as mino
 import nclib.solvers as solvers
 import nclib.ufm as ufm
-from nclib.imbalance import label_matrix
+import nclib.ufmtrain as ufmtrain
 
 
 def _solver_alive(n, lam, L, bias):
     """Modes alive at the independent numerical minimizer (never uses the closed form)."""
     r = solvers.minimize(n, lam, lam, L=L, bias=bias, repeats=1)
-    return int(mino.alive_modes(mino.mode_values(r.Ws, r.H, n, bias), mino.problem_spectrum(n, bias)).sum())
+    return int(mino.alive_modes(ufmtrain.mode_values(r.Ws, r.H, n, bias), mino.problem_spectrum(n, bias)).sum())
 
 
 @pytest.mark.parametrize("n, L, bias", [([5, 3, 1], 1, True), ([5, 3, 1], 2, True), ([6, 2, 1], 3, False)])
@@ -158,7 +158,7 @@ def test_a_weak_minority_mode_is_alive_under_strong_imbalance():
     # a model at that minimizer counts both alive: each mode is measured against its own kappa, not kappa_1
     g = ufm.global_minimizer(n, lam, lam, L=2, bias=False)
     kappa = mino.problem_spectrum(n, False)
-    np.testing.assert_array_equal(mino.alive_modes(mino.mode_values(g.Ws, g.H, n, False), kappa), [True, True])
+    np.testing.assert_array_equal(mino.alive_modes(ufmtrain.mode_values(g.Ws, g.H, n, False), kappa), [True, True])
     assert mino.alive_modes([0.0, 0.0], [2.0, 0.0]).tolist() == [False, False]
     assert mino.alive_modes([0.0, 0.01], [2.0, 0.0]).tolist() == [False, True]  # kappa_k = 0: against kappa_1
     # 0.0015 is above tol = 1e-3 of 1 but below 1e-3 kappa_1 = 0.002: dead, as measured against kappa_1
@@ -255,169 +255,6 @@ def test_phase_diagram_counts_fall_with_the_decay():
         np.testing.assert_allclose(pd["accuracy"], [ufm.minimizer_accuracy(n, l, l, L=L) for l in lams], atol=1e-15)
 
 
-def test_mode_values_refuse_shapes_that_do_not_chain():
-    n = [5, 3, 1]
-    g = ufm.global_minimizer(n, 1e-3, 1e-3, L=2, d=4)
-    with pytest.raises(ValueError, match="^Ws: W_L must have one row per class"):
-        mino.mode_values([g.Ws[0], g.Ws[1][:2]], g.H, n)
-    with pytest.raises(ValueError, match="^H must have as many rows"):
-        mino.mode_values(g.Ws, g.H[:3], n)
-
-
-@pytest.mark.parametrize("n", [[5, 3, 3, 1], [4, 4, 4, 2]])
-def test_mode_values_at_the_global_minimizer(n):
-    for L, bias in ((1, True), (3, False)):
-        g = ufm.global_minimizer(n, 0.01, 0.02, L=L, bias=bias)
-        kappa = mino.problem_spectrum(n, bias)
-        np.testing.assert_allclose(mino.mode_values(g.Ws, g.H, n, bias),
-                                   ufm.mode_strengths(kappa, sum(n), 0.01, 0.02, L=L), atol=1e-12)
-
-
-@pytest.mark.parametrize("bias, L", [(False, 1), (True, 1), (False, 2)])
-def test_mode_values_of_a_partial_collapse_inside_a_repeated_singular_value(bias, L):
-    """A repeated kappa has no preferred basis: a point that keeps all but one mode of the block, built in another
-    basis of it (W_L ... W_1 H-bar D = U R diag(s) R^T V^T, R a rotation of the block), has the block's strengths
-    (s_k, s_k, 0), not the diagonal of U^T W_L ... W_1 H-bar D V, and one mode fewer alive."""
-    n = [20, 5, 5, 5]
-    U, kappa, Vt = ufm.problem_svd(n, bias)
-    block = np.flatnonzero(np.isclose(kappa, np.sqrt(5)))
-    assert block.size >= 2
-    s = kappa.copy()
-    s[block[-1]] = 0.0  # one mode of the block at 0
-    R = np.eye(kappa.size)
-    R[np.ix_(block, block)] = np.linalg.qr(np.random.default_rng(0).standard_normal((block.size,) * 2))[0]
-    Z = U @ R @ np.diag(s) @ R.T @ Vt
-    H = np.repeat(Z / np.sqrt(n)[None, :], n, axis=1)  # every feature at its class mean: H-bar D = Z
-    diagonal = np.abs(np.diag(U.T @ Z @ Vt.T))
-    assert np.abs(diagonal - s)[block].max() > 0.1  # the basis is far from the SVD's own
-    strengths = mino.mode_values([np.eye(len(n))] * L, H, n, bias)
-    np.testing.assert_allclose(strengths, s, atol=1e-12)
-    assert mino.alive_modes(strengths, kappa).sum() == (s > 0).sum() == (kappa > 0).sum() - 1
-
-
-@pytest.mark.parametrize("final", [1.0, 0.1])
-def test_adam_is_torch_adam(final):
-    n, lam_W, lam_H, L = [4, 2, 1], [0.01, 0.03], 0.02, 2
-    start = mino.init_ufm(n, L, bias=True, seed=3)
-    r = mino.train_ufm(n, lam_W, lam_H, L=L, bias=True, steps=25, lr=0.01, final_lr_factor=final, start=start)
-    # the documented rate: lr for the first half (12 of 25 steps), then geometric down to lr * final at the last step
-    rates = 0.01 * np.concatenate([np.ones(12), np.geomspace(1.0, final, 13)])
-    Ws = [torch.tensor(W, requires_grad=True) for W in start[0]]
-    H = torch.tensor(start[1], requires_grad=True)
-    b = torch.tensor(start[2], requires_grad=True)
-    Y = torch.tensor(label_matrix(n))
-    opt = torch.optim.Adam([*Ws, H, b], lr=0.01)
-    for rate in rates:
-        opt.param_groups[0]["lr"] = float(rate)
-        opt.zero_grad()
-        R = Ws[1] @ Ws[0] @ H + b[:, None] - Y
-        f = (R * R).sum() / (2 * sum(n)) + lam_H / 2 * (H * H).sum()
-        f = f + sum(lj / 2 * (W * W).sum() for lj, W in zip(lam_W, Ws))
-        f.backward()
-        opt.step()
-    for mine, ref in zip([*r.Ws, r.H, r.b], [*Ws, H, b]):
-        np.testing.assert_allclose(mine, ref.detach().numpy(), rtol=1e-9, atol=1e-12)
-    assert r.value == pytest.approx(ufm.objective(r.Ws, r.H, r.b, n, lam_W, lam_H), rel=1e-15)
-
-
-def test_history_holds_every_record_every_th_value_and_the_final_one():
-    n, lam = [4, 2, 1], 0.02
-    start = mino.init_ufm(n, 1, bias=True, seed=4)
-    run = lambda steps: mino.train_ufm(n, lam, lam, steps=steps, lr=0.01, final_lr_factor=1.0,  # noqa: E731
-                                       record_every=4, start=start)
-    r = run(10)
-    # the values before steps 0, 4 and 8, then the value after the last step: ceil(10 / 4) + 1 entries
-    assert r.history.shape == (4,)
-    assert r.history[-1] == r.value
-    assert r.history[0] == pytest.approx(ufm.objective(*start, n, lam, lam), rel=1e-15)
-    for j, steps in ((1, 4), (2, 8)):  # at a constant rate, a run of 4 (8) steps ends where this one was then
-        assert r.history[j] == pytest.approx(run(steps).value, rel=1e-15)
-    assert mino.train_ufm(n, lam, lam, steps=8, record_every=4, start=start).history.shape == (3,)  # 0, 4, end
-
-
-def test_init_ufm_draws_the_weights_as_nn_linear():
-    """W_j uniform on (-1/sqrt(d), 1/sqrt(d)) (nn.Linear's default for d inputs), H standard normal, b = 0, all
-    times init_scale."""
-    n, d = [3] * 8, 64
-    for scale in (1.0, 0.25):
-        Ws, H, b = mino.init_ufm(n, 3, bias=True, d=d, init_scale=scale, seed=1)
-        bound = scale / np.sqrt(d)
-        assert [W.shape for W in Ws] == [(d, d), (d, d), (8, d)] and H.shape == (d, 24)
-        for W in Ws:  # 512 draws or more: the largest falls short of 0.99 bound with chance 0.99^512 = 0.6 %
-            assert 0.99 * bound < np.abs(W).max() <= bound
-        np.testing.assert_allclose(np.concatenate([W.ravel() for W in Ws]).std(), bound / np.sqrt(3), rtol=0.03)
-        np.testing.assert_allclose(H.std(), scale, rtol=0.05)
-        np.testing.assert_array_equal(b, np.zeros(8))
-    assert mino.init_ufm(n, 1, bias=False, d=d)[2] is None
-
-
-def test_init_ufm_draws_from_its_seed():
-    """The same seed gives the same start, entry for entry; another seed another start."""
-    n = [6, 4, 2]
-    first, again, other = (mino.init_ufm(n, 2, bias=True, seed=seed) for seed in (5, 5, 6))
-    for a, b in zip([*first[0], first[1]], [*again[0], again[1]]):
-        np.testing.assert_array_equal(a, b)
-    for a, c in zip([*first[0], first[1]], [*other[0], other[1]]):
-        assert not np.any(a == c)
-
-
-@pytest.mark.parametrize("L, bias, lam", [(1, True, 0.02), (1, False, 0.05), (2, True, 0.01)])
-def test_train_ufm_reaches_the_closed_form(L, bias, lam):
-    n = [6, 4, 2]
-    r = mino.train_ufm(n, lam, lam, L=L, bias=bias, steps=4000, lr=0.05)
-    # measured worst over the three cases: |gap| 3.1e-16, |s - s_theory| 1.3e-15; about 1000 times that here
-    assert abs(r.gap) < 3e-13
-    np.testing.assert_allclose(r.s, r.s_theory, rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(r.alive, r.alive_theory)
-    np.testing.assert_array_equal(r.class_acc, mino.minimizer_class_accuracy(n, lam, lam, L=L, bias=bias))
-    assert not r.at_origin
-
-
-def test_train_ufm_small_start_ends_at_the_origin():
-    # Lemma A.2: for L >= 2 the origin is a local minimizer; a small start stays in its basin
-    n, lam = [6, 4, 2], 0.01
-    r = mino.train_ufm(n, lam, lam, L=3, bias=True, steps=2000, lr=0.01, init_scale=1e-3)
-    assert r.at_origin and r.alive_theory.any()
-    assert r.gap > 0.1
-    assert r.value == pytest.approx(ufm.objective([np.zeros((3, 3))] * 3, np.zeros((3, 12)), np.array(n) / 12,
-                                                  n, lam, lam), rel=1e-13)  # measured: equal
-
-
-def test_train_ufm_counts_tied_classes_as_wrong():
-    """Without a bias the origin has zero gradient, so a run started there stays there; past the last threshold it is
-    the global minimizer.  Every output is 0 there, all classes tie, and class_acc counts each tied class as wrong
-    (the closed form's reading), not as an arg-max would (the first class right)."""
-    n, L = [6, 4, 2], 2
-    lam = 1.01 * mino.mode_thresholds(n, L, bias=False)["lam"].max()
-    origin = ([np.zeros((3, 3)), np.zeros((3, 3))], np.zeros((3, 12)), None)
-    r = mino.train_ufm(n, lam, lam, L=L, bias=False, steps=20, start=origin)
-    assert r.at_origin and not r.alive_theory.any() and not np.any(r.H)
-    assert abs(r.gap) < 1e-15
-    np.testing.assert_array_equal(r.class_acc, [0.0, 0.0, 0.0])
-    np.testing.assert_array_equal(r.class_acc, mino.minimizer_class_accuracy(n, lam, lam, L=L, bias=False))
-    np.testing.assert_array_equal(mino.grouped_class_accuracy(np.zeros((3, 12)), n, ties="argmax"), [1.0, 0.0, 0.0])
-
-
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(lam_W=-1.0), "lam_W"), (dict(lam_H=0.0), "lam_H"), (dict(L=0), "L"), (dict(bias="yes"), "bias"),
-    (dict(steps=0), "steps"), (dict(lr=-0.1), "lr"), (dict(final_lr_factor=2.0), "final_lr_factor"),
-    (dict(init_scale=0.0), "init_scale"), (dict(seed=-1), "seed"), (dict(record_every=0), "record_every"),
-    (dict(start=([np.zeros((3, 3))], np.zeros((2, 12)), np.zeros(3))), "start H"),
-    (dict(start=([np.zeros((3, 3))], np.zeros((3, 12)), None)), "start b"),
-    (dict(start=([np.zeros((3, 3))], np.zeros((3, 12)), np.zeros(1))), "start b"),
-    (dict(start=([np.zeros((3, 3))], np.zeros((3, 12)), np.array([0.0, np.nan, 0.0]))), "start b"),
-    (dict(start=([np.zeros((3, 3))], np.zeros((3, 12)))), "start must be"),
-    (dict(start=([np.zeros((3, 3))] * 2, np.zeros((3, 12)), np.zeros(3))), "start must hold L=1"),
-    (dict(start=(np.zeros((3, 3)), np.zeros((3, 12)), np.zeros(3))), "start Ws"),
-    (dict(d=2), "^d must be at least K=3"), (dict(d=1, L=2, bias=False), "^d must be at least K=3"),
-])
-def test_train_ufm_refusals(kwargs, name):
-    args = dict(n=[6, 4, 2], lam_W=0.01, lam_H=0.01, L=1, bias=True, steps=10)
-    args.update(kwargs)
-    with pytest.raises(ValueError, match=name):
-        mino.train_ufm(**args)
-
-
 def test_refusals_by_name():
     with pytest.raises(ValueError, match="kappa"):
         mino.product_threshold([-1.0], 10, 2)
@@ -444,20 +281,12 @@ def test_refusals_by_name():
     for tol in (1.0, 2.0, 0.0, -1e-3):
         with pytest.raises(ValueError, match="^tol must"):
             mino.alive_modes([1.0, 0.5, 0.1], [3, 2, 1], tol=tol)
-    with pytest.raises(ValueError, match="^d must be at least K=3"):
-        mino.init_ufm([6, 4, 2], 2, d=2)
     for s in (["1", "0"], [True, False]):
         with pytest.raises(ValueError, match="s must"):
             mino.alive_modes(s, [2.0, 1.0])
     for lams in (["0.1"], [True], [0.0], [0.1, -0.1]):
         with pytest.raises(ValueError, match="^lams"):
             mino.phase_diagram([3, 1], lams, 1)
-    with pytest.raises(ValueError, match="n must hold at least two classes"):
-        mino.train_ufm([5], 0.01, 0.01, L=1, bias=True, steps=10)
-    n, L = [3, 1], 1
-    Ws, H, b = mino.init_ufm(n, L, True, 2, 1.0, 0)
-    with pytest.raises(ValueError, match="start b"):
-        mino.train_ufm(n, 0.01, 0.01, L=L, bias=True, steps=10, start=(Ws, H, [True, False]))
 
 
 def test_alive_without_weakest_kills_the_modes_of_smallest_kappa_first():
@@ -486,17 +315,6 @@ def test_partial_minimum_ends():
         mino.partial_minimum(n, 1.0, 1.0, L, True, np.array([True, False, False]))
 
 
-def test_small_start_ends_at_a_local_minimizer_of_the_partial_form():
-    # the second mode starts inside the basin of x = 0 (Lemma A.2) and stays there; the first reaches its minimizer
-    n, L = [6, 4, 2], 2
-    lam = 0.9 * mino.mode_thresholds(n, L, True)["lam"][1]
-    r = mino.train_ufm(n, lam, lam, L=L, bias=True, steps=3000, lr=0.01, init_scale=0.3, seed=0)
-    np.testing.assert_array_equal(r.alive, [True, False, False])
-    np.testing.assert_array_equal(r.alive_theory, [True, True, False])
-    assert r.value == pytest.approx(mino.partial_minimum(n, lam, lam, L, True, r.alive), rel=1e-10)
-    assert r.gap > 1e-3
-
-
 @pytest.mark.parametrize("L", [2, 3, 6])
 def test_a_nonzero_minimizer_outlives_the_collapse_decay_by_a_fixed_factor(L):
     """Lemma A.2's nonzero stationary point stays a local minimizer until a reaches the top of
@@ -521,7 +339,7 @@ def test_a_warm_start_keeps_a_mode_past_its_collapse_decay():
     lam1 = mino.mode_thresholds(n, L)["lam"][0]
     lam = 1.02 * lam1
     st = ufm.global_minimizer(n, 0.98 * lam1, 0.98 * lam1, L)
-    r = mino.train_ufm(n, lam, lam, L=L, steps=6000, lr=0.005, final_lr_factor=1e-3, start=(st.Ws, st.H, st.b))
+    r = ufmtrain.train_ufm(n, lam, lam, L=L, steps=6000, lr=0.005, final_lr_factor=1e-3, start=(st.Ws, st.H, st.b))
     np.testing.assert_array_equal(r.alive, [True, False, False])
     assert not r.alive_theory.any() and r.gap > 1e-2
     kept = mino.partial_minimum(n, lam, lam, L, True, r.alive)
@@ -663,7 +481,7 @@ def test_partial_point_is_the_point_whose_value_partial_minimum_gives(n, L, bias
         value = mino.partial_minimum(n, lam, lam, L, bias, keep)
         assert p.value == value
         assert ufm.objective(p.Ws, p.H, p.b, n, lam, lam) == pytest.approx(value, rel=1e-12)
-        s = mino.mode_values(p.Ws, p.H, n, bias)
+        s = ufmtrain.mode_values(p.Ws, p.H, n, bias)
         np.testing.assert_allclose(s[keep], ufm.mode_strengths(kappa, N, lam, lam, L)[keep], rtol=1e-12)
         np.testing.assert_allclose(s[~keep], 0, atol=1e-12)
 
@@ -724,55 +542,7 @@ def test_adam_returns_to_a_partial_point_with_the_weakest_at_zero_and_leaves_the
         p = mino.partial_point(n, lam, lam, L, bias, np.array(keep))
         start = ([W + 1e-2 * rng.standard_normal(W.shape) for W in p.Ws], p.H + 1e-2 * rng.standard_normal(p.H.shape),
                  None)
-        r = mino.train_ufm(n, lam, lam, L=L, bias=bias, steps=3000, lr=1e-3, final_lr_factor=1e-2, start=start)
+        r = ufmtrain.train_ufm(n, lam, lam, L=L, bias=bias, steps=3000, lr=1e-3, final_lr_factor=1e-2, start=start)
         ends[name] = r.value / p.value - 1
     assert abs(ends["minimizer"]) < 1e-10
     assert ends["saddle"] < -1e-2
-
-
-def test_train_ufm_decays_the_rate_to_final_lr_factor_by_default():
-    args = dict(n=[6, 4, 2], lam_W=0.01, lam_H=0.01, L=2, bias=True, steps=40, lr=0.05, seed=3)
-    default = mino.train_ufm(**args)
-    same = mino.train_ufm(**args, final_lr_factor=mino.FINAL_LR_FACTOR)
-    other = mino.train_ufm(**args, final_lr_factor=0.5)
-    np.testing.assert_array_equal(default.history, same.history)
-    assert default.value != other.value
-
-
-def test_read_ufm_table_types_the_committed_rows_and_refuses_a_bad_file(tmp_path):
-    """The committed CIFAR-10 table read back typed, its floats equal to the text written to the last bit; a file
-    whose header, value types or vector lengths are not a UFM table's is refused naming path."""
-    import nclib
-    path = nclib.ROOT / "results" / "minority" / "ufm-cifar10.csv"
-    rows = mino.read_ufm_table(path)
-    lines = path.read_text().splitlines()
-    assert len(rows) == len(lines) - 1 == 112 and tuple(lines[0].split(",")) == mino.UFM_FIELDS
-    first = lines[1].split(",")
-    r = rows[0]
-    assert (r["profile"], r["bias"], r["L"], r["seed"], r["steps"]) == ("cifar10", True, 1, 0, 4000)
-    assert r["at_origin"] is False and r["lr"] == 0.05
-    assert type(r["L"]) is int and type(r["bias"]) is bool and type(r["lam"]) is float
-    assert r["lam"] == 0.0023570226039551587 and repr(r["lam"]) == first[3]  # to the last bit
-    assert r["value"] == float(first[8]) and r["gap"] == 0.0
-    assert r["s"].dtype == np.float64 and r["s"].shape == r["s_theory"].shape == r["class_acc"].shape == (10,)
-    np.testing.assert_array_equal(r["class_acc"], np.ones(10))
-    assert r["s_theory"][-1] == 0.0 and r["s"][0] == 6.36396
-    assert sorted({x["L"] for x in rows}) == [1, 2, 3, 6] and {x["bias"] for x in rows} == {True, False}
-    bad = tmp_path / "bad.csv"
-    for header, row, why in [
-            (lines[0].replace(",gap", ""), lines[1], "columns"),  # a column missing
-            (lines[0], lines[1] + ",1", "values"),  # a value too many
-            (lines[0], lines[1].replace("cifar10,True,", "cifar10,yes,"), "bias = 'yes' is not True or False"),
-            (lines[0], lines[1].replace(",4000,", ",4000.0,"), "steps = '4000.0' is not an int"),
-            (lines[0], lines[1].replace(first[3], first[3] + "0"), "lam = .* is not a float written as its repr"),
-            (lines[0], lines[1].replace(",0.05,", ",0.050,"), "lr = .* is not a float"),
-            (lines[0], lines[1].replace(",1 1 1 1 1 1 1 1 1 1", ",1 1 1"), "s, s_theory and class_acc"),
-            (lines[0], lines[1].replace(",1 1 1 1 1 1 1 1 1 1", ",1 1 x 1 1 1 1 1 1 1"), "class_acc = ")]:
-        bad.write_text(header + "\n" + row + "\n")
-        with pytest.raises(ValueError, match=f"^path: .*bad.csv.*{why}"):
-            mino.read_ufm_table(bad)
-    bad.write_text("")
-    with pytest.raises(ValueError, match="^path: .*columns"):
-        mino.read_ufm_table(bad)
-    bad.write_text(lines[0] + "\n")  # a header alone: no runs
-    assert mino.read_ufm_table(bad) == []

@@ -14,6 +14,7 @@ import nclib
 import nclib.imbalance as imb
 import nclib.minority as mino
 import nclib.ufm as ufm
+import nclib.ufmtrain as ufmtrain
 from nclib import provenance
 
 from test_gpu_scripts import _script
@@ -44,8 +45,8 @@ def test_the_ufm_sweep_on_a_small_grid(tmp_path, monkeypatch):
         assert float(r["minimum"]) == ufm.minimum_value(n, lam, lam, L=L, bias=bias)
     # a row is train_ufm's run at its settings, to the last bit (the same machine)
     r = rows[2]
-    run = mino.train_ufm(n, float(r["lam"]), float(r["lam"]), L=2, bias=True, steps=int(r["steps"]), lr=float(r["lr"]),
-                         seed=int(r["seed"]))
+    run = ufmtrain.train_ufm(n, float(r["lam"]), float(r["lam"]), L=2, bias=True, steps=int(r["steps"]),
+                             lr=float(r["lr"]), seed=int(r["seed"]))
     assert float(r["value"]) == run.value and float(r["gap"]) == run.gap
     assert int(r["modes_alive"]) == run.alive.sum() and int(r["modes_theory"]) == run.alive_theory.sum()
     assert int(r["classes_correct"]) == (run.class_acc == 1).sum() and r["at_origin"] == str(run.at_origin)

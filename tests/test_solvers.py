@@ -17,7 +17,7 @@ VALUE_RTOL, STRUCT_ATOL = 1e-12, 2e-9
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_gradient_matches_finite_differences(bias):
-    # the kernel nclib.ufm._value_and_gradients, shared with nclib.minority.train_ufm, through the flat problem
+    # the kernel nclib.ufm._value_and_gradients, shared with nclib.ufmtrain.train_ufm, through the flat problem
     rng = np.random.default_rng(0)
     n = np.array([3, 2, 2])
     prob = solvers._Problem(n, np.array([0.02, 0.05, 0.01]), 0.03, 3, bias, 4)

@@ -14,7 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import _checks, minority, ufm
+from .. import _checks, minority, ufm, ufmtrain
 from ..runs import load_class_accuracy
 from .config import HISTORY_KEYS, RESULTS, figure
 from .load import Run, run_counts
@@ -85,7 +85,7 @@ def trained_ufm_at_minimum(bias: bool, root=None) -> dict[int, dict]:
     """How many of the unconstrained-feature-model runs of :ref:`ch-minority` (free features trained by Adam on
     (4.3), ``<root>/minority/ufm-*.csv``, both profiles; ``root``: the results folder, by default ``results/``) with
     or without a bias reach the closed-form global minimum, per L: ``runs`` and ``at_minimum`` (within a relative
-    :data:`nclib.minority.AT_MINIMUM_GAP` of it, as that chapter counts them), and of them ``keeping`` and ``keeping_at_minimum``,
+    :data:`nclib.ufmtrain.AT_MINIMUM_GAP` of it, as that chapter counts them), and of them ``keeping`` and ``keeping_at_minimum``,
     the runs at a decay where the global minimizer keeps a mode (below the last threshold; past it the minimizer is
     the origin).  The bias-free figure chapters (:ref:`ch-fig3`, :ref:`ch-fig4`) set their runs against that closed
     form.  ValueError naming ``bias`` unless a bool, or when no run in the files has that bias case (an empty count
@@ -101,7 +101,7 @@ def trained_ufm_at_minimum(bias: bool, root=None) -> dict[int, dict]:
             for row in csv.DictReader(fh):
                 if (row["bias"] == "True") != bool(bias):
                     continue
-                at_min, keeps = float(row["gap"]) < minority.AT_MINIMUM_GAP, int(row["modes_theory"]) > 0
+                at_min, keeps = float(row["gap"]) < ufmtrain.AT_MINIMUM_GAP, int(row["modes_theory"]) > 0
                 c = out.setdefault(int(row["L"]), dict.fromkeys(("runs", "at_minimum", "keeping",
                                                                  "keeping_at_minimum"), 0))
                 c["runs"] += 1
