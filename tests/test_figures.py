@@ -22,6 +22,7 @@ import nclib.plotting  # noqa: E402
 from nclib import minority  # noqa: E402
 import nclib.train  # noqa: E402
 import nclib.ufm  # noqa: E402
+import nclib.ufmtrain as ufmtrain  # noqa: E402
 from nclib.rounding import at_least, at_most, number, written  # noqa: E402
 
 #: A tiny scale: the paper's CIFAR-10 profile divided by 100 (1,1,2,2,...,5,5; N = 30), a small network.
@@ -932,12 +933,22 @@ def test_tables_say_a_run_is_below_100_percent_only_at_its_records_and_pair_each
         figures.drops_table({})
 
 
+def _ufm_table(path, rows):
+    """A table of UFM runs as scripts/minority_runs.py writes it (nclib.ufmtrain.UFM_FIELDS), one row per
+    (profile, bias, L, gap, modes_theory); the columns trained_ufm_at_minimum does not count are filled alike."""
+    lines = [",".join(ufmtrain.UFM_FIELDS)]
+    for profile, bias, L, gap, modes_theory in rows:
+        lines.append(f"{profile},{bias},{L},0.001,0,1.0,4000,0.05,1.0,1.0,{gap!r},0,{modes_theory},0,0,False,"
+                     "0 0,0 0,1 1")
+    path.write_text("\n".join(lines) + "\n")
+
+
 def test_trained_ufm_at_minimum_counts_the_runs_of_the_minority_chapter(tmp_path):
     folder = tmp_path / "minority"
     folder.mkdir()
-    head = "profile,bias,L,gap,modes_theory\n"
-    (folder / "ufm-a.csv").write_text(head + "a,False,1,0.0,3\na,False,3,0.2,3\na,False,3,1e-9,0\na,True,3,0.0,2\n")
-    (folder / "ufm-b.csv").write_text(head + "b,False,3,-1e-16,2\nb,False,1,5e-7,3\n")
+    _ufm_table(folder / "ufm-a.csv", [("a", False, 1, 0.0, 3), ("a", False, 3, 0.2, 3), ("a", False, 3, 1e-9, 0),
+                                      ("a", True, 3, 0.0, 2)])
+    _ufm_table(folder / "ufm-b.csv", [("b", False, 3, -1e-16, 2), ("b", False, 1, 5e-7, 3)])
     assert figures.trained_ufm_at_minimum(False, root=tmp_path) == {
         1: {"runs": 2, "at_minimum": 2, "keeping": 2, "keeping_at_minimum": 2},
         3: {"runs": 3, "at_minimum": 2, "keeping": 2, "keeping_at_minimum": 1}}
@@ -953,11 +964,16 @@ def test_trained_ufm_at_minimum_counts_the_runs_of_the_minority_chapter(tmp_path
         figures.trained_ufm_at_minimum(False, root=tmp_path / "elsewhere")
     # files with runs of the other bias case only: refused naming the case, not counted as {} (no run at the minimum)
     (tmp_path / "one" / "minority").mkdir(parents=True)
-    (tmp_path / "one" / "minority" / "ufm-a.csv").write_text(head + "a,True,3,0.0,2\n")
+    _ufm_table(tmp_path / "one" / "minority" / "ufm-a.csv", [("a", True, 3, 0.0, 2)])
     assert figures.trained_ufm_at_minimum(True, root=tmp_path / "one") == {
         3: {"runs": 1, "at_minimum": 1, "keeping": 1, "keeping_at_minimum": 1}}
     with pytest.raises(ValueError, match="has bias=False"):
         figures.trained_ufm_at_minimum(False, root=tmp_path / "one")
+    # the tables are read by nclib.ufmtrain.read_ufm_table: a file with only some of its columns is refused naming
+    # it, not counted
+    (tmp_path / "one" / "minority" / "ufm-b.csv").write_text("profile,bias,L,gap,modes_theory\nb,True,3,0.0,2\n")
+    with pytest.raises(ValueError, match="^path: .*ufm-b.csv has the columns"):
+        figures.trained_ufm_at_minimum(True, root=tmp_path / "one")
     # the committed runs without a bias: every L = 1 run at the minimum; below the last threshold none with L = 3, 6
     committed = figures.trained_ufm_at_minimum(False)
     assert committed[1]["at_minimum"] == committed[1]["runs"] > 0

@@ -6,7 +6,6 @@ training accuracy, orderings in L, wall times; the properties every figure chapt
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import pathlib
@@ -85,11 +84,13 @@ def trained_ufm_at_minimum(bias: bool, root=None) -> dict[int, dict]:
     """How many of the unconstrained-feature-model runs of :ref:`ch-minority` (free features trained by Adam on
     (4.3), ``<root>/minority/ufm-*.csv``, both profiles; ``root``: the results folder, by default ``results/``) with
     or without a bias reach the closed-form global minimum, per L: ``runs`` and ``at_minimum`` (within a relative
-    :data:`nclib.ufmtrain.AT_MINIMUM_GAP` of it, as that chapter counts them), and of them ``keeping`` and ``keeping_at_minimum``,
-    the runs at a decay where the global minimizer keeps a mode (below the last threshold; past it the minimizer is
-    the origin).  The bias-free figure chapters (:ref:`ch-fig3`, :ref:`ch-fig4`) set their runs against that closed
+    :data:`nclib.ufmtrain.AT_MINIMUM_GAP` of it, as that chapter counts them), and of them ``keeping`` and
+    ``keeping_at_minimum``, the runs at a decay where the global minimizer keeps a mode (below the last threshold; past
+    it the minimizer is the origin).  The tables are read by :func:`nclib.ufmtrain.read_ufm_table`, as the chapter
+    reads them.  The bias-free figure chapters (:ref:`ch-fig3`, :ref:`ch-fig4`) set their runs against that closed
     form.  ValueError naming ``bias`` unless a bool, or when no run in the files has that bias case (an empty count
-    would read as "no run reached it"), and naming the folder when it holds no such file."""
+    would read as "no run reached it"), naming the folder when it holds no such file, and naming ``path`` (from
+    :func:`nclib.ufmtrain.read_ufm_table`) for a file that is not a UFM table."""
     bias = _checks.flag(bias, "bias")
     folder = (RESULTS.parent if root is None else pathlib.Path(root)) / "minority"
     files = sorted(folder.glob("ufm-*.csv"))
@@ -97,17 +98,15 @@ def trained_ufm_at_minimum(bias: bool, root=None) -> dict[int, dict]:
         raise ValueError(f"{folder} holds no UFM runs (ufm-*.csv)")
     out: dict[int, dict] = {}
     for path in files:
-        with path.open(newline="") as fh:
-            for row in csv.DictReader(fh):
-                if (row["bias"] == "True") != bool(bias):
-                    continue
-                at_min, keeps = float(row["gap"]) < ufmtrain.AT_MINIMUM_GAP, int(row["modes_theory"]) > 0
-                c = out.setdefault(int(row["L"]), dict.fromkeys(("runs", "at_minimum", "keeping",
-                                                                 "keeping_at_minimum"), 0))
-                c["runs"] += 1
-                c["at_minimum"] += at_min
-                c["keeping"] += keeps
-                c["keeping_at_minimum"] += keeps and at_min
+        for row in ufmtrain.read_ufm_table(path):  # typed: bias a bool, gap a float, L and modes_theory ints
+            if row["bias"] != bias:
+                continue
+            at_min, keeps = row["gap"] < ufmtrain.AT_MINIMUM_GAP, row["modes_theory"] > 0
+            c = out.setdefault(row["L"], dict.fromkeys(("runs", "at_minimum", "keeping", "keeping_at_minimum"), 0))
+            c["runs"] += 1
+            c["at_minimum"] += at_min
+            c["keeping"] += keeps
+            c["keeping_at_minimum"] += keeps and at_min
     if not out:
         raise ValueError(f"no UFM run in {folder} has bias={bias}")
     return dict(sorted(out.items()))
