@@ -398,10 +398,15 @@ def run_names(L_values, run_tag=None, *, dataset=DEFAULTS["dataset"], bias=DEFAU
     """The run folder names of one run per head depth L (objective (4.3), Section 5), the same for the command line
     (``--run-tag``) and the training notebook (``run_tag``): ``<run_tag>-L<L>``, or without a tag
     ``<dataset>-L<L>-<bias|nobias>-seed<seed>`` (the name :func:`check_params` gives a run without ``run_name``)
-    (:ref:`ch-train`)."""
+    (:ref:`ch-train`).  A head depth given twice is refused (ValueError naming ``L_values`` and the depth): its two
+    runs would be one run, written into one folder."""
     Ls = [_checks.positive_int(L, "L_values") for L in (L_values if np.ndim(L_values) else [L_values])]
     if not Ls:
         raise ValueError("L_values must name at least one head depth L")
+    repeated = sorted({L for L in Ls if Ls.count(L) > 1})
+    if repeated:
+        raise ValueError(f"L_values must name each head depth L once (one run per L), got {Ls}: L = "
+                         f"{', '.join(map(str, repeated))} given more than once")
     if run_tag is None:
         names = [f"{dataset}-L{L}-{'bias' if bias else 'nobias'}-seed{seed}" for L in Ls]
     elif not isinstance(run_tag, str):

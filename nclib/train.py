@@ -626,6 +626,10 @@ def main(argv=None) -> list[pathlib.Path]:
     try:
         if min(Ls) < 1:  # checked here, not by run_names or check_params, so that the refusal names the flag
             raise ValueError(f"--L must hold positive integers (head depths), got {min(Ls)}")
+        repeated = sorted({L for L in Ls if Ls.count(L) > 1})
+        if repeated:  # as run_names refuses it, but naming the flag
+            raise ValueError(f"--L must name each head depth once (one run per L), got --L {' '.join(map(str, Ls))}: "
+                             f"{', '.join(map(str, repeated))} given more than once")
         if isinstance(ns["counts"], str) and "," in ns["counts"]:  # n1,n2,... for [n1,n2,...]
             ns["counts"] = parse_value(f"[{ns['counts']}]", "counts", "--counts")
         for name in ("lr_milestones", "lam_W"):

@@ -472,6 +472,24 @@ def test_command_line_refuses_a_depth_below_1_naming_the_flag(tmp_path, capsys):
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
 
 
+def test_a_head_depth_given_twice_is_refused_naming_it(tmp_path, capsys):
+    """One run per L: run_names refuses a repeated L naming L_values (the notebook's parameter) and the depth, and
+    the command line refuses --L 1 3 1 (status 2) naming --L; nothing is written."""
+    with pytest.raises(ValueError, match=r"L_values must name each head depth L once .*got \[1, 3, 1\]: L = 1 given"):
+        train.run_names([1, 3, 1], "t")
+    with pytest.raises(ValueError, match=r"L = 3, 6 given more than once"):
+        train.run_names([6, 3, 3, 6], None, dataset="cifar10")
+    assert train.run_names([3, 1], "t") == ["t-L3", "t-L1"]  # any order, each once
+    argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--epochs",
+            "2", "--batch-size", "full", "--progress", "false", "--out-dir", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_:
+        train.main([*argv, "--L", "1", "3", "1"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "error: --L must name each head depth once" in err and "--L 1 3 1: 1 given" in err
+    assert "run_name" not in err and "L_values" not in err, err
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
 def test_command_line_takes_the_reference_decays_by_name(tmp_path):
     argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--epochs",
             "2", "--batch-size", "full", "--metric-every", "2", "--progress", "false"]

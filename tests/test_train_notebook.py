@@ -125,3 +125,15 @@ def test_notebook_resumes_a_stopped_run_and_never_deletes_one(tmp_path):
     proc = _papermill(tmp_path, base, "-p seed 1 -p overwrite True")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((folder / "params.json").read_text())["seed"] == 1
+
+
+def test_notebook_refuses_a_head_depth_given_twice(tmp_path):
+    """L_values [1, 1] would be one run written twice into one folder: refused naming L_values and the repeated
+    depth (not the run_name the notebook has no parameter for), before anything is written."""
+    runs = tmp_path / "runs"
+    proc = _papermill(tmp_path, f"-p smoke False -p dataset synthetic -p out_dir {runs} -y 'L_values: [1, 3, 1]'")
+    out = proc.stderr + proc.stdout
+    assert proc.returncode != 0
+    assert "ValueError: L_values must name each head depth L once (one run per L), got [1, 3, 1]: L = 1 given" in out
+    assert "run_name" not in out.split("ValueError: L_values")[-1]
+    assert not runs.exists()
