@@ -137,3 +137,18 @@ def test_notebook_refuses_a_head_depth_given_twice(tmp_path):
     assert "ValueError: L_values must name each head depth L once (one run per L), got [1, 3, 1]: L = 1 given" in out
     assert "run_name" not in out.split("ValueError: L_values")[-1]
     assert not runs.exists()
+
+
+def test_a_finished_run_too_short_for_nc1_to_fall_stops_the_notebook_naming_it(tmp_path):
+    """The check that NC1 fell assumes runs trained long enough: ten full-batch epochs at the paper's lr leave NC1
+    above its value at initialization on the smoke problem's network, and the notebook stops with an error that
+    names the run and says to train longer (the runs themselves finished and are kept)."""
+    runs = tmp_path / "runs"
+    proc = _papermill(tmp_path, f"-p smoke False -p dataset synthetic -p width 64 -p depth 2 -p batch_size full "
+                      f"-p epochs 10 -p metric_every 5 -p progress False -p out_dir {runs} -p run_tag short "
+                      f"-y 'L_values: [1]'")
+    out = proc.stderr + proc.stdout
+    assert proc.returncode != 0
+    assert re.search(r"AssertionError: NC1 did not fall below its value at initialization in run L = 1: "
+                     r"[0-9.]+ times it after 10 epochs; .*train it for more epochs", out), out[-3000:]
+    assert runs_status(runs / "short-L1") == "finished"
