@@ -506,6 +506,12 @@ def test_round_quotients_are_the_rounds_whose_median_the_benchmark_prints():
                    {"steps_per_s_repeats": {"engine": [], "plain": []}, "figure": None},
                    {"steps_per_s_repeats": {"engine": [1.0], "plain": [0.0]}, "figure": None},
                    {"figure": None},
+                   {"steps_per_s_repeats": {"engine": [np.inf], "plain": [1.0]}, "figure": None},
+                   {"steps_per_s_repeats": {"engine": [1.0], "plain": [np.nan]}, "figure": None},
+                   {"steps_per_s_repeats": [1.0, 2.0], "figure": None},
+                   dict(record, figure=[1.0]),
+                   dict(record, figure={"seconds_one_after_another_repeats": [1.0, np.inf, 1.0],
+                                        "seconds_side_by_side_repeats": [1.0, 1.0, 1.0]}),
                    dict(record, figure={"seconds_side_by_side_repeats": [1.0, 1.0, 1.0]})):
         with pytest.raises(ValueError, match="record"):
             figures.round_quotients(broken)

@@ -5,6 +5,7 @@ epochs (``scripts/gpu_budget.py pieces``, ``scripts/README.md``)."""
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 import re
 from typing import TYPE_CHECKING, Mapping
@@ -125,24 +126,28 @@ def round_quotients(record: Mapping) -> dict:
     steps per second over the plain loop's (``steps_per_s_repeats``; each round times the two loops back to back)
     and, where the record timed a figure's runs, ``figure_ratio``, their seconds one after another over their
     seconds side by side (``figure``'s two ``*_repeats`` lists).  The benchmark prints the median of each list as
-    its ratio and the least and largest as its range.  ValueError naming ``record`` where the repeats are missing,
-    empty, of unequal length or not positive.
+    its ratio and the least and largest as its range.  ValueError naming ``record`` where it, its
+    ``steps_per_s_repeats`` or its ``figure`` (when not None) is not a mapping, or the repeats are missing, empty, of
+    unequal length or not positive finite numbers.
     Chapters: :ref:`ch-engine`, :ref:`ch-figures-summary`.
     """
     if not isinstance(record, Mapping):
         raise ValueError(f"record must be a bench_train record (a mapping), got {type(record).__name__}")
-    pairs = {"ratio": (record.get("steps_per_s_repeats") or {}, "engine", "plain")}
+    pairs = {"ratio": ("steps_per_s_repeats", "engine", "plain")}
     if record.get("figure") is not None:
-        pairs["figure_ratio"] = (record["figure"], "seconds_one_after_another_repeats",
-                                 "seconds_side_by_side_repeats")
+        pairs["figure_ratio"] = ("figure", "seconds_one_after_another_repeats", "seconds_side_by_side_repeats")
     out = {}
-    for key, (d, top, bottom) in pairs.items():
+    for key, (field, top, bottom) in pairs.items():
+        d = record.get(field, {})
+        if not isinstance(d, Mapping):
+            raise ValueError(f"record: {field!r} must be a mapping of {top!r} and {bottom!r}, "
+                             f"got {type(d).__name__}")
         a, b = d.get(top), d.get(bottom)
         if not isinstance(a, list) or not isinstance(b, list) or not a or len(a) != len(b):
             raise ValueError(f"record: {top!r} and {bottom!r} must be two lists of repeats of one length, "
                              f"got {a!r} and {b!r}")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in a + b):
-            raise ValueError(f"record: the repeats of {top!r} and {bottom!r} must be positive numbers")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf for v in a + b):
+            raise ValueError(f"record: the repeats of {top!r} and {bottom!r} must be positive finite numbers")
         out[key] = [float(x) / float(y) for x, y in zip(a, b)]
     return out
 
