@@ -50,8 +50,9 @@ class Run:
 #: of classes of equal count as a whole, as the blocks of equal singular value are compared with a bias
 #: (:attr:`Run.nc3_compares`).  At a global minimizer it is 0 as Appendix C's is; away from one it also weighs the
 #: norms of a block's classes against each other, and it does not see a class lost from a block: where the classifier
-#: row and the class mean of one class are 0 and the block's other classes are aligned, the block adds 0, while
-#: Appendix C's NC3 adds 1 for the lost class (:ref:`ch-fig3`, at the point next to which its L = 6 run stopped).
+#: row and the class mean of one class are 0 and the block's other classes are aligned at one ratio of the norm of a
+#: row to that of its class mean, the block adds 0 to NC3^2, while Appendix C's NC3 adds 1 to NC3^2 for the lost
+#: class (:ref:`ch-fig3`, at the point next to which its L = 6 run stopped).
 NC3_EQUAL_COUNT_BLOCKS = "blocks of equal counts"
 
 
