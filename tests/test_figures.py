@@ -1174,9 +1174,15 @@ def test_stalls(tiny, monkeypatch):
     values = minority.partial_minima(n, th6.lam_W, th6.lam_H, 6, th6.bias)["value"]
     assert place["partial"] == values[np.argmin(np.abs(obj6[-1] / values - 1))]
     assert st[6]["partial_ratio"] == place["partial"] / th6.minimum
-    # NC1 to NC3 at that point, which keeps the modes of its mask
-    assert st[6]["partial_metrics"] == minority.partial_point_metrics(n, th6.lam_W, th6.lam_H, 6, th6.bias,
-                                                                      place["alive"])
+    # NC1 to NC3 at that point: of the modes the global minimizer keeps, the point keeps the strongest, aligned, and
+    # puts the 8 others at 0; their kappa are distinct, so each is a block of one mode that adds 1 to NC3^2
+    kappa = nclib.ufm.problem_svd(n, th6.bias)[1]
+    kept_at_minimum = nclib.ufm.mode_strengths(kappa, th6.N, th6.lam_W, th6.lam_H, 6) > 0
+    at_zero = kept_at_minimum & ~place["alive"]
+    assert not (place["alive"] & ~kept_at_minimum).any() and place["alive"].sum() == 1
+    assert place["dead"] == int(at_zero.sum()) == np.unique(kappa[at_zero]).size == 8
+    np.testing.assert_allclose(np.sort(kappa[at_zero]), np.sort(place["dead_kappa"]), rtol=1e-12)
+    np.testing.assert_allclose(st[6]["partial_metrics"]["nc3"], np.sqrt(8), rtol=1e-12)
     assert st[6]["partial_metrics"]["nc1"] < 1e-20
     assert st[3]["partial"] is not None and st[3]["partial_metrics"] is not None
     at_L1 = figures.stalls({1: _with_history(runs[1], train_acc=acc3)})[1]
