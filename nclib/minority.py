@@ -426,7 +426,7 @@ def partial_point_metrics(n, lam_W, lam_H, L: int, bias: bool, alive) -> dict[st
     modes in ``alive`` and puts the others at 0: what a run's metrics read if it stopped there.
 
     Every feature is at its class mean, so NC1 is 0; the NC2 targets are those of the global minimizer, so an NC2 is
-    not 0 once a mode it keeps is at 0.  NC3 compares what :func:`nclib.metrics.geometry_metrics` compares: with a
+    not 0 once a mode the global minimizer keeps is at 0.  NC3 compares what :func:`nclib.metrics.geometry_metrics` compares: with a
     bias the blocks of equal kappa, each as a whole, so that a block keeping some of its modes, all at one strength,
     is aligned and adds 0: NC3 does not see the modes at 0 inside it (the EMNIST-letters profile has blocks of 4
     and 19 modes).  Without a bias it compares class with class, and a class whose direction the point puts at 0

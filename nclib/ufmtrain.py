@@ -248,8 +248,9 @@ def read_ufm_table(path) -> list[dict]:
     ``L``, ``seed``, ``steps`` and the counts of modes and classes ints; ``lam``, ``init_scale``, ``lr``, ``value``,
     ``minimum`` and ``gap`` floats to the last bit (the script writes each as its repr, which Python's float, correctly
     rounded, gives back); ``s``, ``s_theory`` and ``class_acc`` float64 arrays of one entry per mode or class (the
-    space-separated 6 significant digits written).  Used in :ref:`ch-minority` and by ``scripts/minority_runs.py``
-    (``--like``).  ValueError naming ``path`` for a header other than :data:`UFM_FIELDS`, a value that is not of its
+    space-separated 6 significant digits written).  Used in :ref:`ch-minority`, in :ref:`ch-fig3` and :ref:`ch-fig4`
+    (through :func:`nclib.figures.analysis.trained_ufm_at_minimum`) and by ``scripts/minority_runs.py`` (``--like``).
+    ValueError naming ``path`` for a header other than :data:`UFM_FIELDS`, a value that is not of its
     column's type (a float not written as its repr, a flag other than True or False), or strengths and accuracies
     of different or zero lengths."""
     path = pathlib.Path(path)

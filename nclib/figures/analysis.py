@@ -273,7 +273,7 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     L = 1) the local minimizer of Lemma A.2 with some modes at 0 whose value is nearest the final objective
     (:func:`nclib.minority.nearest_partial_minimum`), with ``partial_ratio`` (its value over the global minimum;
     None for L = 1) and ``partial_metrics`` (NC1 to NC3 at that point, :func:`nclib.minority.partial_point_metrics`:
-    what the run's would read if it had stopped there; None for L = 1).
+    what the run's metrics would read if it had stopped there; None for L = 1).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     out = {}
