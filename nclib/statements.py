@@ -47,12 +47,14 @@ def theorem43_c(lam_W, L: int) -> float:
     """The constant c = lam_W1^(L-1) / (lam_W2 ... lam_WL) of Theorem 4.3 (1 for L = 1 or equal decays).
 
     At balanced layers (lam_Wj s_j^2 = lam_W1 sigma^2 on each mode) W_L ... W_1 has the squared singular values
-    c sigma_k^(2L), sigma_k those of W_1.  ``lam_W`` one number or L numbers.  Used in :ref:`ch-thm43` and
+    c sigma_k^(2L), sigma_k those of W_1.  ``lam_W`` one number or L numbers.  Computed as the product of the
+    ratios lam_W1 / lam_Wj, j = 2..L, so that decays near the bottom of the float range (where lam_W1^(L-1) and the
+    product would underflow to 0 / 0) still give c, exactly 1 for equal decays.  Used in :ref:`ch-thm43` and
     :ref:`ch-errata-theory`.
     """
     L = _checks.positive_int(L, "L")
     lam = _checks.layer_lambdas(lam_W, L, "lam_W")
-    return float(lam[0] ** (L - 1) / np.prod(lam[1:]))
+    return float(np.prod(lam[0] / lam[1:]))
 
 
 def theorem43_x_star(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool = False) -> np.ndarray:

@@ -61,6 +61,9 @@ def test_theorem43_c_is_the_printed_ratio_of_decays():
     assert statements.theorem43_c([0.004, 0.012, 0.008], 3) == pytest.approx(0.004 ** 2 / (0.012 * 0.008), rel=1e-15)
     assert statements.theorem43_c(0.3, 4) == pytest.approx(1.0, rel=1e-15)  # equal decays
     assert statements.theorem43_c([0.2], 1) == 1.0
+    # decays near the bottom of the float range: lam_W1^(L-1) and the product of the others underflow alone
+    assert statements.theorem43_c(1e-300, 3) == 1.0
+    assert statements.theorem43_c([1e-300, 2e-300, 4e-300], 3) == pytest.approx(1 / 8, rel=1e-15)
     for lam_W, L, name in [([0.1, 0.2], 3, "lam_W"), ([0.1, -0.2], 2, r"lam_W\[1\]"), (0.1, 0, "L")]:
         with pytest.raises(ValueError, match=f"^{name}"):
             statements.theorem43_c(lam_W, L)
