@@ -213,7 +213,8 @@ def _idx_bytes(array):
     return header + array.astype(np.uint8).tobytes()
 
 
-@pytest.mark.parametrize("which, how", [("images", "truncated"), ("labels", "truncated"), ("images", "gz")])
+@pytest.mark.parametrize("which, how", [("images", "truncated"), ("labels", "truncated"), ("images", "padded"),
+                                        ("images", "gz")])
 def test_damaged_emnist_idx_file_is_named(tmp_path, which, how):
     labels = np.repeat(np.arange(1, 27), 2)
     images = np.zeros((labels.size, 28, 28), np.uint8)
@@ -226,6 +227,8 @@ def test_damaged_emnist_idx_file_is_named(tmp_path, which, how):
     raw = path.read_bytes()
     if how == "truncated":
         path.write_bytes(raw[: len(raw) - 7])
+    elif how == "padded":  # longer than its header says: not the file the header describes either
+        path.write_bytes(raw + bytes(7))
     else:  # only a truncated .gz copy lies there, as if the download of the official archive broke off
         path.unlink()
         path = path.with_name(path.name + ".gz")
