@@ -1251,3 +1251,20 @@ def test_a_checkpoint_holds_twelve_bytes_per_parameter(tmp_path):
     per_parameter = (tmp_path / "r" / runs.CHECKPOINT).stat().st_size / prov["parameter_count"]
     assert 12 <= per_parameter < 12.2
 
+
+
+def test_an_objective_at_the_divergence_limit_is_not_past_it(tmp_path):
+    """A run diverges when its objective grows past divergence_factor x its initial value (or a value is NaN/inf):
+    at the limit itself it goes on, one float above it has diverged."""
+    from types import SimpleNamespace
+
+    from nclib import runfolder
+
+    folder = runfolder.RunFolder.__new__(runfolder.RunFolder)  # the divergence check alone, no engine built
+    folder.p = {"divergence_factor": 4.0, "precision": "fp32", "run_name": "r"}
+    folder.engine, folder.run_dir = SimpleNamespace(current_lr=0.1), tmp_path
+    folder.initial_objective = 0.5
+    folder.limit = folder.p["divergence_factor"] * folder.initial_objective
+    assert folder.divergence({"epoch": 10, "loss": 1.0, "objective": 2.0}) is None
+    assert folder.divergence({"epoch": 10, "loss": 1.0, "objective": float(np.nextafter(2.0, 3.0))}) is not None
+    assert folder.divergence({"epoch": 10, "loss": float("nan"), "objective": 1.0}) is not None
