@@ -487,6 +487,36 @@ def test_a_lock_file_that_is_no_json_object_is_taken_over_as_raw_text(tmp_path, 
     assert locks.lock_owner(folder) is None and not (folder / locks.LOCK).exists()
 
 
+def test_a_takeover_leaves_the_new_record_alone_in_a_longer_dead_ones_file(tmp_path):
+    """A dead writer's record longer than the new one (a longer command line) is replaced, not overwritten in part:
+    the lock file reads back as the new holder's record, so a refused writer is told who holds the folder."""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    dead = {"pid": 999999, "host": socket.gethostname(), "since": "then", "command_line": ["x" * 5000]}
+    (folder / locks.LOCK).write_text(json.dumps(dead))
+    with pytest.warns(RuntimeWarning, match="999999"):
+        lock = locks.lock_run(folder, retry_s=0)
+    with lock:
+        assert lock.took_over == dead
+        assert locks.read_lock_file(folder / locks.LOCK) == lock.record and lock.record["pid"] == os.getpid()
+
+
+def test_a_lock_held_before_its_record_is_written_has_a_live_owner(tmp_path):
+    """Between taking the flock and writing its record a writer's lock file is empty: lock_owner answers a live
+    owner it cannot name, not None (which would read the folder as free)."""
+    import fcntl
+
+    folder = tmp_path / "r"
+    folder.mkdir()
+    fd = os.open(folder / locks.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another open file description: another holder, as far as flock goes
+        assert locks.lock_owner(folder) == {"pid": None, "host": None}
+    finally:
+        os.close(fd)
+    assert locks.lock_owner(folder) is None
+
+
 def test_a_run_folder_under_a_link_to_nothing_or_a_file_is_refused_naming_that_parent(tmp_path):
     """A parent of the run folder that is a link to nothing (or a file) was reported as the run folder itself
     "exists and is not a folder"; the refusal names the parent that stands in the way, and nothing is made."""
