@@ -107,10 +107,11 @@ def summary(out_dir) -> pd.DataFrame:
     the last epoch), ``restarted`` (for a run that a rerun trained again from the start because its resume
     was refused, the refusal; else empty), the provenance of :data:`PROVENANCE_COLUMNS` (wall and training time,
     GPU or CPU model, torch version, git commit, whether the checkout had uncommitted changes and the sha256 of
-    those changes), then every other parameter of the run (lists as JSON).  A table whose runs were trained from
-    several versions of the code warns (:class:`MixedCodeVersions`) naming them.  Read from the run folders only
-    (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`).  The rows follow ``sweep.json``, in the grid
-    order of the calls (:func:`nclib.sweepmanifest.record_call`: a point a later call added goes beside its
+    those changes), then every other parameter of the run (lists as JSON) but ``max_train_s`` and the sweep's own
+    keys (:data:`nclib.grid.SWEEP_KEYS`), which say how a call ran, not what the run is.  A table whose runs were
+    trained from several versions of the code warns (:class:`MixedCodeVersions`) naming them.  Read from the run
+    folders only (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`).  The rows follow
+    ``sweep.json``, in the grid order of the calls (:func:`nclib.sweepmanifest.record_call`: a point a later call added goes beside its
     neighbours in that call's grid); without it, every run folder in ``out_dir`` by name.
     :class:`NoRuns` (a ValueError) where ``out_dir`` does not exist or holds no run of a sweep; ValueError where it
     is a file."""

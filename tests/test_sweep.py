@@ -19,7 +19,7 @@ import torch
 from dask.distributed import LocalCluster
 
 from nclib import locks, runs, sweep, sweepmanifest, train
-from nclib.grid import expand_grid, parse_fixed, parse_grid, parse_tie, run_name_for
+from nclib.grid import SWEEP_KEYS, expand_grid, parse_fixed, parse_grid, parse_tie, run_name_for
 from nclib.parameters import DEFAULTS, EXECUTION_KEYS
 
 TINY = dict(dataset="synthetic", counts=[6, 3, 2], dim=4, width=16, depth=1, epochs=4, batch_size="full",
@@ -701,6 +701,8 @@ def test_other_fixed_parameters_in_a_sweeps_folder_are_refused_and_every_call_is
     df = sweep.run_sweep({"lam_W": [1e-1]}, {**TINY, "seed": 0, "max_train_s": 100}, out, scheduler=scheduler,
                          progress=False)
     assert df["lam_W"].tolist() == [1e-3, 1e-1] and (df["lr"] == 1e-2).all()
+    # the time limit says how a call trained, not what a run is: no column of the table, nor are the sweep's own keys
+    assert not ({"max_train_s", *SWEEP_KEYS} - {"run_name"}) & set(df.columns)
     calls = json.loads((out / sweepmanifest.MANIFEST).read_text())["calls"]
     assert [c["grid"] for c in calls] == [{"lam_W": [1e-3]}, {"lam_W": [1e-1]}]
     assert [c["fixed"]["lr"] for c in calls] == [1e-2, 1e-2] and calls[1]["fixed"]["max_train_s"] == 100
