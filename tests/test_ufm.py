@@ -8,6 +8,7 @@ from scipy import optimize
 
 import nclib.lemmas as lemmas
 import nclib.ufm as ufm
+from nclib import imbalance as imb
 from nclib import metrics, solvers
 from nclib.imbalance import label_matrix, ybar
 
@@ -262,6 +263,12 @@ def test_mode_strengths_where_a_is_too_small_for_l_over_a(L):
     (lambda: ufm.minimum_value([True, True, 3], 0.01, 0.01), "n"),  # numpy reads [True, True, 3] as [1, 1, 3]
     (lambda: ufm.objective([np.eye(2)], [[True, 2.0, 1.0, 1.0, 1.0], [0.0] * 5], None, [3, 2], 0.1, 0.1), "H"),
     (lambda: ufm.minimum_value([3, 2], [[0.1, 0.2]], 0.1, L=2), "lam_W"),  # nested
+    (lambda: ufm.minimum_value([3, 2], 0.0, 0.1), "lam_W"),  # the closed forms need decays > 0 (objective takes 0)
+    (lambda: ufm.minimum_value([3, 2], [0.1, 0.0], 0.1, L=2), "lam_W[1]"),
+    (lambda: ufm.minimum_value([3, 2], 0.1, 0.0), "lam_H"),
+    (lambda: ufm.global_minimizer([3, 2], 0.1, 0.0), "lam_H"),
+    (lambda: ufm.global_minimizer([3, 2], 0.0, 0.1), "lam_W"),
+    (lambda: ufm.structure([3, 2], [0.1, 0.0], 0.1, L=2), "lam_W[1]"),
 ])
 
 def test_bad_input(call, name):
@@ -296,6 +303,81 @@ def test_mode_strengths_match_structure(L):
         ufm.mode_strengths([-1.0], 10, 0.1, 0.1)
     with pytest.raises(ValueError, match="^N"):
         ufm.mode_strengths([1.0], 0, 0.1, 0.1)
+
+
+def test_decays_whose_products_leave_the_normal_floats_go_through_logarithms():
+    """minimum_value's docstring: products of decays beyond the float range are taken through logarithms, so the
+    closed forms stay right.  Each quantity against its formula with the factors taken one by one (each a normal
+    float): sqrt(lam_W lam_H) of the soft threshold, (N lam_H lam_W1 lam_W2)^(1/2) of a, and the balanced factors
+    behind structure's s_product * s_features, which must give the mode's strength."""
+    # L = 1: lam_W lam_H = 1e-320 is subnormal; N sqrt(lam_W lam_H) = 5e9 * 1e-160 = 5e-151, half of kappa
+    N, kappa = 5 * 10 ** 9, 1e-150
+    t = N * (np.sqrt(1e-300) * np.sqrt(1e-20))
+    np.testing.assert_allclose(ufm.mode_strengths([kappa], N, 1e-300, 1e-20, 1), [kappa - t], rtol=1e-14)
+    np.testing.assert_allclose(ufm.threshold_gap([kappa], N, 1e-300, 1e-20, 1), [(t - kappa) * (t + kappa)],
+                               rtol=1e-14)
+    # L = 2: N lam_H lam_W1 lam_W2 = 10 * 1e-500 underflows; a = L N / kappa^2 sqrt(N) 1e-250
+    a = ufm.lemma_a2_a([1e-120], 10, [1e-200, 1e-200], 1e-100, 2)[0]
+    assert a == pytest.approx(2 * 10 / 1e-240 * (np.sqrt(10) * 1e-250), rel=1e-14)
+    # L = 2, decays 1e-200: lam_H lam_W1 lam_W2 s^2 underflows in the balanced factors of each mode
+    n = [5, 3, 2]
+    st = ufm.structure(n, 1e-200, 1e-200, L=2)
+    strengths = ufm.mode_strengths(st.kappa, sum(n), 1e-200, 1e-200, 2)
+    assert np.count_nonzero(strengths) == 2
+    # through exp of logarithms near -920: rounding of eps |log| each, about 2e-13
+    np.testing.assert_allclose(st.s_product * st.s_features, strengths, rtol=1e-12, atol=0)
+    g = ufm.global_minimizer(n, 1e-200, 1e-200, L=2)
+    np.testing.assert_allclose(np.linalg.svd(ufm.head_product(g.Ws), compute_uv=False), st.s_product,
+                               rtol=1e-12, atol=0)
+
+
+def test_reference_decay_is_k_times_the_reference_codes_decays():
+    """lam_W = K wd and lam_H = K fd, each from its own decay; reference_decay(26) is 2.6e-4 exactly, not
+    2.6000000000000003e-4."""
+    assert ufm.from_reference_decay(1e-5, 3e-5, 10) == pytest.approx((1e-4, 3e-4), rel=1e-15)
+    assert 26 * ufm.REFERENCE_DECAY != 2.6e-4  # what the rounding is for
+    assert ufm.reference_decay(26) == 2.6e-4 and ufm.reference_decay(10) == 1e-4
+
+
+def test_tie_tolerance_is_1e_9_of_the_largest_output():
+    """Outputs within 1e-9 times the largest one are a tie (margin 0); a margin of 5e-9 of it is not."""
+    assert ufm.tie_tolerance([[2.0, -3.0]]) == pytest.approx(3e-9, rel=1e-15)
+    n = [2, 1]  # columns 0 and 1 of class 0, column 2 of class 1; the largest output is 1
+    out = np.array([[1.0, 1.0, 0.0], [1.0 - 5e-9, 1.0 - 5e-10, 0.5]])
+    np.testing.assert_allclose(ufm.class_margins(out, n), [5e-9, 0.0, 0.5], rtol=1e-6, atol=0)
+
+
+def test_repeated_singular_values_of_ybar_are_one_float():
+    """problem_svd sets each repeated singular value (sqrt(N_i) l_i - 1 times, Theorem 4.4), which the SVD returns
+    a few ulps apart, to one float, so that the modes of one value live or die together at every decay.  EMNIST's
+    profile (1500, 1), (600, 5), (50, 20): sqrt(600) four times, sqrt(50) nineteen times, two values of G and 0."""
+    n = imb.class_counts(imb.PROFILES["emnist-letters"])
+    kappa = ufm.problem_svd(n)[1]
+    values, counts = np.unique(kappa, return_counts=True)
+    assert sorted(counts.tolist()) == [1, 1, 1, 4, 19]
+    np.testing.assert_allclose(values[counts == 4], np.sqrt(600), rtol=1e-14)
+    np.testing.assert_allclose(values[counts == 19], np.sqrt(50), rtol=1e-14)
+    # decays placed on the thresholds of the nineteen values the SVD returns: the block lives or dies as one
+    N = int(n.sum())
+    block = np.flatnonzero(np.isclose(kappa, np.sqrt(50), rtol=1e-12))
+    for k in np.linalg.svd(imb.ybar(n), compute_uv=False)[block]:
+        for lam in (k / N, np.nextafter(k / N, 0), np.nextafter(k / N, 1)):
+            alive = np.count_nonzero(ufm.mode_strengths(kappa, N, lam, lam, 1)[block])
+            assert alive in (0, block.size)
+
+
+def test_a_width_between_a_surviving_mode_and_a_collapsed_one_of_nearly_equal_kappa():
+    """n = [200000001, 200000000, 1] bias-free: kappa_1 - kappa_2 = 3.5e-5 is below BLOCK_RTOL kappa_1 = 1.4e-4, one
+    group for the cut of d.  With both modes alive d = 1 splits the group (refused); at a decay between their
+    thresholds only the first survives, the surviving part of the group is not split, and d = 1 is accepted."""
+    n = [200_000_001, 200_000_000, 1]
+    N, k = sum(n), np.sqrt(np.array(n, dtype=float))
+    assert k[0] - k[1] <= ufm.BLOCK_RTOL * k[0]
+    with pytest.raises(ValueError, match="^d=1 splits"):
+        ufm.structure(n, 0.5 * k[1] / N, 0.5 * k[1] / N, L=1, bias=False, d=1)
+    lam = 0.5 * (k[0] + k[1]) / N  # N sqrt(lam lam) between kappa_2 and kappa_1
+    st = ufm.structure(n, lam, lam, L=1, bias=False, d=1)
+    np.testing.assert_allclose(st.s_product * st.s_features, [k[0] - N * lam, 0.0, 0.0], rtol=1e-6, atol=0)
 
 
 def test_lemma_a2_a_has_the_factor_N():
