@@ -83,6 +83,20 @@ def test_lemma_a2_tie_goes_to_zero(L):
     assert lemmas.lemma_a2_minimizer(lemmas.lemma_a2_critical_a(L) * (1 - 1e-9), L) > 0
 
 
+@pytest.mark.parametrize("L", [2, 3, 5, 9])
+def test_lemma_a2_largest_root_near_the_top_of_the_right_hand_side(L):
+    """a = L x^(L-1) / (x^L + 1)^2 has a largest root for every a below its maximum, attained at
+    x^L = (L-1)/(L+1), and none above it (then None, not an error)."""
+    x_peak = ((L - 1) / (L + 1)) ** (1 / L)
+    top = L * x_peak ** (L - 1) / (x_peak ** L + 1) ** 2
+    for a in (0.999 * top, 0.9 * top):
+        x = lemmas.lemma_a2_largest_root(a, L)
+        assert x is not None and x > x_peak
+        assert L * x ** (L - 1) / (x ** L + 1) ** 2 == pytest.approx(a, rel=1e-13)
+    for a in (top * (1 + 1e-6), 1.1 * top):
+        assert lemmas.lemma_a2_largest_root(a, L) is None
+
+
 def test_lemma_a2_refuses_a_depth_beyond_float64():
     for call in (lambda: lemmas.lemma_a2_minimizer(0.5, 10 ** 400), lambda: lemmas.lemma_a2_critical_a(10 ** 400),
                  lambda: lemmas.lemma_a2_largest_root(0.5, 10 ** 400)):
