@@ -104,6 +104,12 @@ def test_theorem43_x_star_at_one_layer_is_the_soft_threshold():
     np.testing.assert_allclose(statements.theorem43_sigma_squared(kappa, N, lam_W, lam_H, 1),
                                np.sqrt(lam_H / lam_W) * np.maximum(kappa - N * np.sqrt(lam_W * lam_H), 0.0),
                                rtol=1e-13, atol=1e-15)
+    # decays 0.17: N sqrt(lam_W lam_H) = 1.7 lies between kappa_2 = 1.52 and kappa_1 = 1.97, so x_2^* = 0 (and x_3^* = 0
+    # for kappa_3 = 0), not the negative a^(-1/2) - 1
+    x = statements.theorem43_x_star(kappa, N, 0.17, 0.17, 1)
+    a = ufm.lemma_a2_a(kappa, N, 0.17, 0.17, 1)
+    assert kappa[1] < N * 0.17 < kappa[0]
+    np.testing.assert_allclose(x, [a[0] ** -0.5 - 1, 0.0, 0.0], rtol=1e-15, atol=0)
 
 
 def test_theorem43_with_the_printed_a_predicts_a_value_below_the_minimum():
