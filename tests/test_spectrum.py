@@ -157,6 +157,28 @@ def test_secular_iterations_count_a_few_steps_per_root():
     assert imb.secular_iterations([(10**6 - i, 1 + 3 * i) for i in range(8)]).max() < 20
 
 
+def test_a_root_found_at_the_first_evaluation_counts_one_iteration():
+    """The count includes the evaluation that finds the root converged.  groups (5, 1), (1, 15): N = 20 and the root
+    mu = N_1 N_2 (l_1 + l_2) / N = 4 lies in the upper half of (1, 5), where the solver starts at the middle of that
+    half, 4, and h(4) = 5/20 / 1 + 15/20 / (-3) = 0: one iteration."""
+    np.testing.assert_array_equal(imb.group_singular_values([(5, 1), (1, 15)]), [2.0, 0.0])
+    np.testing.assert_array_equal(imb.secular_iterations([(5, 1), (1, 15)]), [1])
+
+
+def test_more_distinct_sizes_than_max_distinct_sizes_are_refused_naming_groups(monkeypatch):
+    """The O(m^2) solver refuses m above MAX_DISTINCT_SIZES before any work; m at the bound is computed (a bound of 3
+    here, to keep the check fast), and the real bound refuses m = 100,001 at once."""
+    with monkeypatch.context() as patch:
+        patch.setattr(imb, "MAX_DISTINCT_SIZES", 3)
+        for func in (imb.group_singular_values, imb.ybar_singular_values, imb.secular_iterations):
+            with pytest.raises(ValueError, match="^groups has m = 4 distinct class sizes"):
+                func([(9, 1), (7, 1), (4, 2), (1, 1)])
+        assert imb.group_singular_values([(9, 1), (7, 1), (4, 2)]).shape == (3,)
+    assert imb.MAX_DISTINCT_SIZES == 100_000
+    with pytest.raises(ValueError, match="^groups has m = 100,001 distinct class sizes"):
+        imb.group_singular_values([(100_001 - i, 1) for i in range(100_001)])
+
+
 def test_million_classes_without_a_dense_matrix():
     rng = np.random.default_rng(7)
     sizes = np.sort(rng.choice(np.arange(1, 100_001), size=100, replace=False))[::-1]
