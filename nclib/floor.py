@@ -17,10 +17,14 @@ ADAM_BYTES = 32
 #: (fp32).  The gradient's write and read may stay in the GPU's cache (Adam inside the backward pass).
 ADAM_STATE_BYTES = 24
 
+#: Bytes of one weight, or of its gradient, in memory: float32 (the products' precision, fp32 or TF32, reads the
+#: fp32 weights).
+WEIGHT_BYTES = 4
+
 #: Bytes of memory traffic per weight and step of the three matrix products that use it, in fp32 or TF32: the
-#: forward product and the input-gradient product each read the weight (4 bytes each), the weight-gradient product
-#: writes its gradient (4 bytes, the write that :data:`ADAM_BYTES` counts too).
-PRODUCT_BYTES = 12
+#: forward product and the input-gradient product each read the weight, the weight-gradient product writes its
+#: gradient (the write that :data:`ADAM_BYTES` counts too), :data:`WEIGHT_BYTES` each.
+PRODUCT_BYTES = 3 * WEIGHT_BYTES
 
 #: Data-sheet peaks (dense) of the GPUs whose floors :ref:`ch-engine` computes: HBM bandwidth in bytes/s and
 #: matrix-product throughput in FLOP/s, strict fp32 and TF32 (NVIDIA's H100 SXM and H200 data sheets).
@@ -96,7 +100,7 @@ def product_bytes(model: models.CollapseNet) -> int:
     :func:`product_flops`).  The activations (``rows`` per layer) and the biases are left out, so this is the
     least such traffic, which :ref:`ch-engine` and ``benchmarks/bench_anatomy.py`` set against the products'
     arithmetic."""
-    return PRODUCT_BYTES // 3 * _weight_products(model)  # 4 bytes a weight, per product that reads or writes it
+    return WEIGHT_BYTES * _weight_products(model)  # per product that reads or writes a weight
 
 
 def traffic_seconds(nets, bandwidth: float, gradients_in_cache: bool = False) -> float:
@@ -114,5 +118,5 @@ def traffic_seconds(nets, bandwidth: float, gradients_in_cache: bool = False) ->
     bandwidth = _checks.positive_float(bandwidth, "bandwidth")
     adam_bytes = ADAM_STATE_BYTES if gradients_in_cache else ADAM_BYTES
     # the products' bytes less the gradients' write, which Adam's count holds: the weights' reads
-    return sum(adam_bytes * models.parameter_count(net) + product_bytes(net) - 4 * sum(_weights(net))
+    return sum(adam_bytes * models.parameter_count(net) + product_bytes(net) - WEIGHT_BYTES * sum(_weights(net))
                for net in nets) / bandwidth
