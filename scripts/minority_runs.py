@@ -16,9 +16,10 @@ rows with others (and the chapter, which checks the replica against them bit for
 sweep of nclib.sweep for each head depth L (the grids of decays differ), over lam_W with lam_H tied to it
 (lam_W = lam_H), on a local Dask cluster of two single-threaded workers, into one folder: a run folder
 ``L-{L}_lam_W-{lambda}`` per point and the table sweep.csv of all of them.  The UFM sweep writes one row per run
-(:data:`UFM_FIELDS`) and, beside the table, ``ufm-PROFILE.provenance.json``: the command, the git commit, the CPU
-and the BLAS kernels numpy runs on it (a run of float64 Adam is reproducible bit for bit only with the same ones),
-the versions, the threads and the wall time.  Run with OMP_NUM_THREADS=1.
+(the columns nclib.ufmtrain.UFM_FIELDS, which nclib.ufmtrain.read_ufm_table reads) and, beside the table,
+``ufm-PROFILE.provenance.json``: the command, the git commit, the CPU and the BLAS kernels numpy runs on it (a run
+of float64 Adam is reproducible bit for bit only with the same ones), the versions, the threads and the wall time.
+Run with OMP_NUM_THREADS=1.
 """
 from __future__ import annotations
 
@@ -82,9 +83,6 @@ UFM_LS = (1, 2, 3, 6)
 UFM_RELATIVE = np.geomspace(0.1, 1.5, 8)
 UFM_STEPS = 4000
 UFM_LR = 0.05
-#: The columns of ufm-PROFILE.csv, which the chapter reads (nclib.ufmtrain.read_ufm_table; results/minority/README.md
-#: says what each holds).
-UFM_FIELDS = ufmtrain.UFM_FIELDS
 
 
 def ufm_seeds(profile: str, bias: bool, L: int) -> tuple:
@@ -186,7 +184,7 @@ def run_ufm(profile: str, path: pathlib.Path, like: pathlib.Path | None = None, 
     made = {**ufm_provenance(profile, len(rows), time.time() - t0), "like": None if like is None else str(like)}
 
     table = io.StringIO()
-    w = csv.DictWriter(table, fieldnames=UFM_FIELDS, lineterminator="\n")
+    w = csv.DictWriter(table, fieldnames=ufmtrain.UFM_FIELDS, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(path, table.getvalue())

@@ -31,7 +31,7 @@ def test_the_ufm_sweep_on_a_small_grid(tmp_path, monkeypatch):
         header = next(csv.reader(f))
     for name in ("cifar10", "emnist-letters"):  # the schema of the committed tables
         with open(COMMITTED / f"ufm-{name}.csv", newline="") as f:
-            assert next(csv.reader(f)) == header == list(minority_runs.UFM_FIELDS)
+            assert next(csv.reader(f)) == header == list(ufmtrain.UFM_FIELDS)
     with open(tmp_path / "ufm-cifar10.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     # with a bias: L = 1 with seed 0, L = 2 with seeds 0, 1, 2; without: one seed each
