@@ -3,8 +3,9 @@ g(x) = 1/(x^L + 1) + a x).
 
 Lemma A.1, in its corrected form (erratum T3 of :ref:`ch-errata-theory`): ||Z||_* = min_{Z = W H}
 1/2 (||W||_F^2 / alpha + alpha ||H||_F^2), with the minimizing factorization built from the SVD of Z
-(:func:`nuclear_factorization`, :func:`nuclear_variational_value`); the proofs of Theorems 4.1 and 4.2 replace the
-two decay terms by a nuclear norm through it.  Chapter :ref:`ch-lemma-a1`.
+(:func:`nuclear_factorization`, :func:`nuclear_variational_value`; test matrices of any spectrum,
+:func:`lemma_a1_instance`); the proofs of Theorems 4.1 and 4.2 replace the two decay terms by a nuclear norm through
+it.  Chapter :ref:`ch-lemma-a1`.
 
 Lemma A.2: for L >= 2, g has a local minimum at 0 and, for a below the top of L x^(L-1) / (x^L + 1)^2, a nonzero
 one at the largest stationary point, which is the global minimizer iff a is below the critical value
@@ -62,6 +63,23 @@ def nuclear_variational_value(W, H, alpha: float = 1.0) -> float:
     # where ||W||^2 or alpha ||H||^2 alone can leave the float range (alpha near 1e308 or 1e-308)
     Ws, Hs = W / root, H * root
     return float(0.5 * (np.sum(Ws * Ws) + np.sum(Hs * Hs)))
+
+
+def lemma_a1_instance(K: int, N: int, singular_values, rng: np.random.Generator) -> np.ndarray:
+    """A K x N test matrix Z of Lemma A.1 with the given singular values (and zeros beyond them; an empty list gives
+    Z = 0), between random orthonormal bases: Q1[:, :r] diag(s) Q2[:, :r]^T, Q1 and Q2 the Q factors of a K x K and
+    then an N x N standard normal matrix drawn from ``rng``.  Its nuclear norm is sum(s), so that Lemma A.1 is checked
+    on a rank-deficient Z, a repeated singular value or Z = 0 as on a random one.  Used in :ref:`ch-lemma-a1` and
+    the unit tests.  ValueError naming ``K`` or ``N`` unless positive ints, ``singular_values`` (more than
+    min(K, N), or not finite non-negative numbers) and ``rng`` unless a numpy Generator."""
+    K, N = _checks.positive_int(K, "K"), _checks.positive_int(N, "N")
+    empty = np.size(singular_values) == 0
+    s = np.zeros(0) if empty else _checks.singular_values(singular_values, "singular_values")
+    if s.size > min(K, N):
+        raise ValueError(f"singular_values must hold at most min(K, N) = {min(K, N)} values, got {s.size}")
+    rng = _checks.generator(rng, "rng")
+    Q1, Q2 = np.linalg.qr(rng.standard_normal((K, K)))[0], np.linalg.qr(rng.standard_normal((N, N)))[0]
+    return Q1[:, :s.size] * s @ Q2[:, :s.size].T
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,12 +6,6 @@ import pytest
 import nclib.lemmas as lemmas
 
 
-def _with_spectrum(K, N, s, rng):
-    """A K x N matrix with the singular values s (and zeros), between random orthogonal bases."""
-    Q1, Q2 = np.linalg.qr(rng.standard_normal((K, K)))[0], np.linalg.qr(rng.standard_normal((N, N)))[0]
-    return Q1[:, :len(s)] * np.asarray(s, dtype=float) @ Q2[:, :len(s)].T
-
-
 @pytest.mark.parametrize("shape, spectrum", [
     ((4, 6), None),  # K < N, full rank
     ((6, 3), None),  # K > N
@@ -21,7 +15,7 @@ def _with_spectrum(K, N, s, rng):
 ])
 def test_lemma_a1_nuclear_norm(shape, spectrum):
     rng = np.random.default_rng(0)
-    Z = rng.standard_normal(shape) if spectrum is None else _with_spectrum(*shape, spectrum, rng)
+    Z = rng.standard_normal(shape) if spectrum is None else lemmas.lemma_a1_instance(*shape, spectrum, rng)
     nuc = np.linalg.norm(Z, "nuc")
     m = min(shape)
     for alpha in [0.1, 1.0, 7.0]:
@@ -38,6 +32,26 @@ def test_lemma_a1_nuclear_norm(shape, spectrum):
         for _ in range(50):  # random factorizations Z = (W A)(A^-1 H) never go below
             A = rng.standard_normal((m, m))
             assert lemmas.nuclear_variational_value(W @ A, np.linalg.solve(A, H), alpha) >= nuc * (1 - 1e-12)
+
+
+def test_lemma_a1_instance_has_the_singular_values_asked_for():
+    rng = np.random.default_rng(5)
+    for (K, N), s in (((4, 5), [3.0, 1.0]), ((5, 3), [2.0, 2.0, 0.5]), ((3, 4), [1.0, 1.0, 1.0]), ((2, 3), [])):
+        Z = lemmas.lemma_a1_instance(K, N, s, rng)
+        assert Z.shape == (K, N)
+        want = np.zeros(min(K, N))
+        want[:len(s)] = s
+        np.testing.assert_allclose(np.linalg.svd(Z, compute_uv=False), want, rtol=0, atol=1e-14)
+        assert np.linalg.norm(Z, "nuc") == pytest.approx(sum(s), rel=1e-14, abs=1e-300)
+    # two draws of one spectrum are different matrices: the bases are random
+    a, b = (lemmas.lemma_a1_instance(3, 3, [2.0, 1.0], rng) for _ in range(2))
+    assert np.abs(a - b).max() > 0.1
+    for args, name in (((0, 3, [1.0]), "K"), ((3, 2.5, [1.0]), "N"), ((2, 3, [1.0, 1.0, 1.0]), "singular_values"),
+                       ((2, 3, [-1.0]), "singular_values"), ((2, 3, [np.inf]), "singular_values")):
+        with pytest.raises(ValueError, match=f"^{name}"):
+            lemmas.lemma_a1_instance(*args, rng)
+    with pytest.raises(ValueError, match="^rng"):
+        lemmas.lemma_a1_instance(2, 3, [1.0], 0)
 
 
 @pytest.mark.parametrize("alpha", [1e-300, np.finfo(np.float64).tiny, 1e300, 1e308])
