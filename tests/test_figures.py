@@ -1132,6 +1132,24 @@ def test_figure_configurations_take_the_reference_decays():
         assert resolved["lam_W"] == resolved["lam_H"] == nclib.ufm.reference_decay(K)
 
 
+def test_check_stalls_asserts_each_stalled_run_is_next_to_a_local_minimizer(monkeypatch):
+    runs = figures.load_figure(1, "gpu")  # the committed runs: L = 6 stalled, next to the point with one mode at 0
+    st = figures.check_stalls(runs)
+    assert sorted(st) == [6] and st[6]["partial"]["dead"] == 1
+    nearest = minority.nearest_partial_minimum
+    # as far above its point as the next nearest point is: no longer "far nearer it than any other"
+    monkeypatch.setattr(minority, "nearest_partial_minimum",
+                        lambda *a: {**nearest(*a), "runner_up": nearest(*a)["above"] * 4})
+    with pytest.raises(AssertionError, match="^L=6: not just above a local minimizer"):
+        figures.check_stalls(runs)
+    monkeypatch.undo()
+    real = figures.run_theory
+    monkeypatch.setattr(nclib.figures.analysis, "run_theory",
+                        lambda params: dataclasses.replace(real(params), minimizer_accuracy=0.5))
+    with pytest.raises(AssertionError, match="^L=6: accuracy .* that of the global minimizers 0.5"):
+        figures.check_stalls(runs)
+
+
 def test_stalls(tiny, monkeypatch):
     """A run that reached 100 % and fell below for good, and one that never reached it: what stalls records
     against the history written here (first without, then with a per-class record)."""

@@ -33,7 +33,7 @@ from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOK_ONLY_KEYS, NOTEBO
 from .load import (CONFIG_KEYS, NC3_EQUAL_COUNT_BLOCKS, REMAKE_MAY_DIFFER, Run, check_figure, check_remake, check_run,
                    compare_nc3, load_figure, preferred_scale, run_counts, run_folders)
 from .analysis import (DROP_KEYS, ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips,
-                       check_runs, final_rows, first_epoch, largest_rise, lr_step, metric_drops,
+                       check_runs, check_stalls, final_rows, first_epoch, largest_rise, lr_step, metric_drops,
                        next_milestone, order_by, order_held, orders_without_spikes,
                        other_spikes, record_rises, recorded_every, rise_ratios, run_theory, settled_epoch, spikes,
                        stalls, trained_ufm_at_minimum, wall_time_s)

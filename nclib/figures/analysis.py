@@ -607,6 +607,25 @@ def order_held(runs: Mapping[int, Run], key: str, last: int = 10) -> dict:
 
 # --------------------------------------------------------------------------------------------- checks
 
+def check_stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
+    """:func:`stalls` of a figure's runs, each asserted to have stalled next to a local minimizer (AssertionError
+    naming the L and the property, as :func:`check_runs`): every global minimizer at the run's decays fits every
+    training label and the run does not; its final objective lies above that of a point of Lemma A.2 with at least
+    one of the weakest modes of M at 0, by less than a fifth of the distance to the next nearest such point; and
+    every mode at 0 has kappa at most the square root of the second smallest class count (the modes of the small
+    classes).  Returns the stalls.  Chapters: :ref:`ch-intro`, :ref:`ch-figures-summary`."""
+    out = stalls(runs)
+    for L, st in out.items():
+        place, n = st["partial"], run_counts(runs[L].params)
+        _require(st["train_acc"] < st["minimizer_accuracy"] == 1.0,
+                 f"L={L}: accuracy {st['train_acc']!r}, that of the global minimizers {st['minimizer_accuracy']!r}")
+        _require(place is not None and place["dead"] >= 1 and 0 < place["above"] < place["runner_up"] / 5,
+                 f"L={L}: not just above a local minimizer with modes at 0, far nearer it than any other: {place}")
+        _require(np.all(place["dead_kappa"] <= np.sqrt(np.unique(n)[1]) * (1 + 1e-12)),
+                 f"L={L}: a mode at 0 of kappa above the root of the second smallest class count")
+    return out
+
+
 def _require(ok, message: str) -> None:
     if not ok:
         raise AssertionError(message)
