@@ -14,15 +14,16 @@ figure    data                                   bias          chapter
 4         EMNIST letters                         bias-free     :ref:`ch-fig4`
 ========  =====================================  ============  ==========================
 
-One module per concern, imported in this order (no cycles): :mod:`.config` (the figures and the two scales,
-``"gpu"`` and ``"cpu-scale"``, derived from :data:`nclib.parameters.DEFAULTS`), :mod:`.load` (reading the run
-folders, checking them against the configuration), :mod:`.analysis` (theory at the runs' decays, rises, spikes,
-stalls, orderings, wall times), :mod:`.speed` (benchmark outputs, the GPU calibration, what one machine fits; the
-GPU jobs' logs and the letters' rendering), :mod:`.stability` (the precision stability runs of Figure 1's setting:
-what counts as a spike, and the rule that chooses the precision of the figure runs; used as
-``nclib.figures.stability``), :mod:`.plots` (the panels, the theory overlay and the stability runs' plot) and
-:mod:`.chapter` (the chapters' tables and glued numbers). Everything public but :mod:`.stability`'s is re-exported
-here. The tooling that makes the runs (notebook parameters, relabelling, GPU budget) is in ``scripts/``.
+One module per concern, imported in this order (no cycles): :mod:`.config` (the figures and the two scales, ``"gpu"``
+and ``"cpu-scale"``, derived from :data:`nclib.parameters.DEFAULTS`), :mod:`.load` (reading the run folders, checking
+them against the configuration), :mod:`.events` (first and settled epochs, rises and training spikes, the
+learning-rate step, accuracy dips: events in a run's history), :mod:`.analysis` (theory at the runs' decays, stalls,
+final values and orderings, wall times, the checks the chapters assert), :mod:`.speed` (benchmark outputs, the GPU
+calibration, what one machine fits; the GPU jobs' logs and the letters' rendering), :mod:`.stability` (the precision
+stability runs of Figure 1's setting: what counts as a spike, and the rule that chooses the precision of the figure
+runs; used as ``nclib.figures.stability``), :mod:`.plots` (the panels, the theory overlay and the stability runs'
+plot) and :mod:`.chapter` (the chapters' tables and glued numbers). Everything public but :mod:`.stability`'s is
+re-exported here. The tooling that makes the runs (notebook parameters, relabelling, GPU budget) is in ``scripts/``.
 
 EMNIST letters cannot be downloaded here; Figures 2 and 4 run on the ``letters-synthetic`` stand-in with
 the same class-count profile (:data:`nclib.letters.LETTERS_SYNTHETIC_LABEL`), and every label says so.
@@ -32,11 +33,10 @@ from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOK_ONLY_KEYS, NOTEBO
                      scale_settings, train_kwargs)
 from .load import (CONFIG_KEYS, NC3_EQUAL_COUNT_BLOCKS, REMAKE_MAY_DIFFER, Run, check_figure, check_remake, check_run,
                    compare_nc3, load_figure, preferred_scale, run_counts, run_folders)
-from .analysis import (DROP_KEYS, ORDER_KEYS, RISE_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips,
-                       check_runs, check_stalls, final_rows, first_epoch, largest_rise, lr_step, metric_drops,
-                       next_milestone, order_by, order_held, orders_without_spikes,
-                       other_spikes, record_rises, recorded_every, rise_ratios, run_theory, settled_epoch, spikes,
-                       stalls, trained_ufm_at_minimum, wall_time_s)
+from .events import (RISE_KEYS, SPIKE_FACTOR, accuracy_dips, first_epoch, largest_rise, lr_step, next_milestone,
+                     other_spikes, record_rises, recorded_every, rise_ratios, settled_epoch, spikes)
+from .analysis import (DROP_KEYS, ORDER_KEYS, RunTheory, check_runs, check_stalls, final_rows, metric_drops, order_by,
+                       order_held, orders_without_spikes, run_theory, stalls, trained_ufm_at_minimum, wall_time_s)
 from .speed import (BENCHMARKS, GPU_LOGS, INPUT_DIM, LETTERS_BENCHMARK, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS,
                     RECORD_FIGURE_FIELDS, benchmark_glue, budget_lines, calibrated_seconds, calibration_glue,
                     fewest_pieces, figure_parameter_counts, gpu_log_files, gpu_logs, logged_figure, piece_seconds,

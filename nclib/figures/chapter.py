@@ -18,10 +18,10 @@ import numpy as np
 
 from .. import _checks, plotting, ufm
 from ..rounding import at_least, at_most, written, written_column
-from .analysis import (ORDER_KEYS, SPIKE_FACTOR, RunTheory, accuracy_dips, final_rows, lr_step, metric_drops,
-                       next_milestone, order_by, order_held, orders_without_spikes, other_spikes, rise_ratios,
-                       run_theory, spikes, stalls, wall_time_s)
+from .analysis import (ORDER_KEYS, RunTheory, final_rows, metric_drops, order_by, order_held, orders_without_spikes,
+                       run_theory, stalls, wall_time_s)
 from .config import RESULTS, Figure, figure, figure_counts, scale_settings
+from .events import SPIKE_FACTOR, accuracy_dips, lr_step, next_milestone, other_spikes, rise_ratios, spikes
 from .load import Run, check_figure, compare_nc3, load_figure, preferred_scale, run_counts
 
 

@@ -31,7 +31,8 @@ from .. import ROOT, _checks, ufm
 from ..parameters import DEFAULTS, EXECUTION_KEYS
 from ..rounding import written
 from ..runs import json_values, load_class_accuracy, load_run, metric_epochs, recorded_status
-from .analysis import SPIKE_FACTOR, first_epoch, largest_rise, run_theory, settled_epoch
+from .analysis import run_theory
+from .events import SPIKE_FACTOR, first_epoch, largest_rise, settled_epoch
 from .config import figure_parameters, train_kwargs
 from .load import Run, run_counts
 
@@ -175,7 +176,7 @@ def rise_from_low(history: Mapping) -> dict | None:
 
 def rise_is_consecutive(run: Run) -> bool:
     """Whether the run's largest rise above an earlier low (:func:`finite_rise`) is a rise between two consecutive
-    recorded epochs, the largest such (:func:`nclib.figures.analysis.largest_rise`), with the same factor: then the
+    recorded epochs, the largest such (:func:`nclib.figures.events.largest_rise`), with the same factor: then the
     stability runs' measure of a rise (from the lowest earlier record) and the figure chapters' (between consecutive
     records, the training spikes) give the same epochs and factor for it (:ref:`ch-fig1`).  False when the
     objective never rises."""
