@@ -38,6 +38,31 @@ def test_soft_threshold_relations_error_is_the_largest_entry_error(bias):
     assert off == pytest.approx(3 * ratio * top, rel=1e-12)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("lam_W, lam_H", [(0.01, 0.04), (0.04, 0.01)])
+def test_soft_threshold_relations_error_sees_each_relation(bias, lam_W, lam_H):
+    # points where the relation on W E, or the one on E^T E, is the largest error: at (cW, H) the three errors are
+    # |c - 1| top, |c^2 - 1| r top and 0, at (W, cH) they are |c - 1| top, 0 and |c^2 - 1| top / r (r = sqrt(lam_H/lam_W))
+    n = np.array([7, 4, 2])
+    N = n.sum()
+    kappa = np.linalg.svd(ybar(n), compute_uv=False) if bias else np.sort(np.sqrt(n))[::-1]
+    top = max(kappa[0] - N * np.sqrt(lam_W * lam_H), 0.0)
+    assert top > 0.5
+    r = np.sqrt(lam_H / lam_W)
+    g = ufm.global_minimizer(n, lam_W, lam_H, L=1, bias=bias)
+    W, H = g.Ws[0], g.H
+
+    def error(W, H):
+        return statements.soft_threshold_relations_error(W, H, n, lam_W, lam_H, bias)
+
+    # -W: anti-parallel to the minimizer's, W W^T and E^T E unchanged; U^T W E V = -T, an error of 2 top
+    assert error(-W, H) == pytest.approx(2 * top, rel=1e-12)
+    # W/2: top/2 on W E, 3 r top/4 on W W^T; at r = 1/2 the relation on W E decides
+    assert error(W / 2, H) == pytest.approx(max(0.5, 0.75 * r) * top, rel=1e-12)
+    # 2H: top on W E, 3 top/r on E^T E, which decides at both ratios (6 top at r = 1/2)
+    assert error(W, 2 * H) == pytest.approx(max(1.0, 3 / r) * top, rel=1e-12)
+
+
 @pytest.mark.parametrize("args, name", [
     (dict(W=np.zeros((4, 3))), "W"),
     (dict(H=np.zeros((3, 9))), "H"),
