@@ -68,10 +68,13 @@ def charpoly_GGt(m):
 
 
 def secular_charpoly(m):
-    """The shorter route's det(mu I - G G^T) = prod_i (mu - N_i) * (1 - (1/N) sum_i l_i N_i^2 / (N_i - mu)).
+    """The characteristic polynomial f(mu) = det(mu I - G G^T) of the group matrix G of Theorem 4.4, whose roots the
+    proof of Theorem B.1 interlaces with the N_i (and Theorem B.2 expands for m = 2, 3), in the secular form
+    prod_i (mu - N_i) * (1 - (1/N) sum_i l_i N_i^2 / (N_i - mu)).
 
     Written as the polynomial prod_i (mu - N_i) + (1/N) sum_i l_i N_i^2 prod_{j != i} (mu - N_j), from
-    G G^T = diag(N_i) - v v^T / N with v_i = N_i sqrt(l_i) and the matrix determinant lemma (ch-spectrum).
+    G G^T = diag(N_i) - v v^T / N with v_i = N_i sqrt(l_i) and the matrix determinant lemma.  Used in
+    :ref:`ch-spectrum`.
     """
     mu, sizes, mults = group_symbols(m)
     N = total_count(sizes, mults)

@@ -553,9 +553,12 @@ def minimizer_global_mean_norm(n, lam_W, lam_H, L=1, bias=True) -> float:
 
 def class_margins(out, n) -> np.ndarray:
     """Per sample, its output at its own class minus the largest other output, for the K x N outputs ``out`` of
-    samples grouped by class (``n``, as :func:`nclib.imbalance.label_matrix` orders them).  Margins within 1e-9
-    times the largest output are 0: collapsed modes leave exact ties between classes, which rounding turns into
-    margins of +-1e-16, and a tie counts as an error (chapter :ref:`ch-minority`)."""
+    samples grouped by class (``n``, as :func:`nclib.imbalance.label_matrix` orders them): the training accuracy of
+    Section 5 at the global minimizers of Theorems 4.1-4.3 is the fraction of positive margins
+    (:func:`minimizer_accuracy`; class by class, :func:`nclib.minority.grouped_class_accuracy`).  Margins within 1e-9
+    times the largest output (:func:`tie_tolerance`) are 0: the modes past their threshold (Theorems 4.1-4.3) leave
+    exact ties between classes, which rounding turns into margins of +-1e-16, and a tie counts as an error.  Used in
+    :ref:`ch-minority`."""
     n = _checks.counts(n)
     out = _checks.matrix(out, "out", (n.size, int(n.sum())))
     y = np.repeat(np.arange(n.size), n)
