@@ -163,21 +163,28 @@ def nc1(features, labels, num_classes: int | None = None, rtol: float | None = N
     direction Sigma_B can have. At a global minimizer with collapsed modes Sigma_B has rank
     r = :func:`between_class_rank` < K - 1, and only that rank makes NC1 continuous there;
     :func:`collapse_metrics` passes it. Among the r values, those below ``rtol * s_max`` are dropped too
-    (0 <= rtol < 1; default ``rtol = max(d, K) * eps``, the default of ``numpy.linalg.matrix_rank``).
+    (0 <= rtol < 1; default ``rtol = max(d, K) * eps``, the default of ``numpy.linalg.matrix_rank``: the SVD's own
+    rounding), and so are those within sqrt(d K) (N + 2) eps max|x_ij|, the largest the rounding error of A can be
+    in norm (below): a direction that the class means do not span in exact arithmetic is never inverted, also where
+    they span fewer than r directions and that error, which scales with the features (offset and within-class
+    spread included), not with A, passes the relative cutoff.
     ``rank = 0`` keeps no direction and gives 0 (the theory predicts no between-class direction: complete collapse).
 
     Coinciding class means: if every class mean equals h_G (Sigma_B = 0) and r >= 1 this function returns
     ``inf`` (no between-class separation at all), and 0 only when the features themselves are all equal
     (Sigma_W = 0 too, as at the completely collapsed minimizer H = 0; see :ref:`ch-metrics`). Both are read to
     rounding: class means equal in exact arithmetic are rarely equal bit for bit once averaged in floating point,
-    and A would then hold rounding errors whose inverse squares give NC1 ~ 1e30. A (C for Sigma_W) counts as zero
-    when every entry is within (N + 2) eps max|x_ij|, a first-order bound on the rounding error of each entry as
-    computed here (derived at ``_rounding_level``: each entry is a difference of averages of at most N feature
-    entries), so relative to the size of the features, offset included, not to the size of A. An offset common
-    to all the features raises that bound without being a collapse, so where A passes for zero, the features are
-    read again about the midrange of each column (:func:`_about_reference`), where the bound, (N + 3) eps times
-    their largest distance from it, scales with their spread; only A still zero there counts as coinciding means,
-    and 0 is returned only for features all equal, whatever their offset (for N below 1e15).
+    and A would then hold rounding errors whose inverse squares give NC1 ~ 1e30. (N + 2) eps max|x_ij| is a
+    first-order bound on the rounding error of each entry of A and C as computed here (derived at
+    ``_rounding_level``: each entry is a difference of averages of at most N feature entries), so relative to the
+    size of the features, offset included, not to the size of A; A counts as zero when no singular value exceeds
+    sqrt(d K) times it (the cutoff above drops every direction), C when every entry is within it. An offset common
+    to all the features raises that bound without being a collapse, so where it drops a direction that the
+    relative cutoff keeps (every direction where A passes for zero), the features are read again about the
+    midrange of each column (:func:`_about_reference`), where the bound, (N + 3) eps times their largest distance
+    from it, scales with their spread, and the directions are cut with that bound; only A still zero there counts
+    as coinciding means, and 0 is returned only for features all equal, whatever their offset (wherever
+    (1 + sqrt(d K)) (N + 3) eps < 1, N below 1e13 at d = 2048, K = 26).
 
     Scale: NC1 is computed from the features rescaled by a power of two to a largest |entry| in [0.5, 1)
     (:func:`_unit_peak`), exactly, so that neither an SVD of entries near the top of the float64 range nor the
@@ -252,8 +259,10 @@ def _rounding_level(X: np.ndarray, centred: bool = False) -> float:
     one-hot weights adds them) divided by n_k, is off by at most n_k u m; the global mean h_G, whether the mean of all
     N rows or the weighted mean (1/N) sum_k n_k h_k of the class means (n_max + K - 1 <= N), by at most (N + 2) u m;
     their difference, rounded once more, by at most (n_k + N + 4) u m <= (N + 2) eps m, and a deviation
-    h_{k,i} - h_k by less. A or C with every entry within this bound cannot be told from the zero matrix: Sigma_B or
-    Sigma_W is 0 to rounding. The bound scales with the features, offset included, not with the class means.
+    h_{k,i} - h_k by less. C with every entry within this bound cannot be told from the zero matrix: Sigma_W is 0 to
+    rounding. The error matrix of A (d x K) then has spectral norm at most sqrt(d K) times the bound, so a singular
+    value of A within that cannot be told from 0 (:func:`_directions`), nor A from the zero matrix when all are. The
+    bound scales with the features, offset included, not with the class means.
 
     ``centred=True``: X holds the differences x_ij - c_j from a reference c (:func:`_about_reference`), each
     rounded once (off by at most u |x_ij - c_j| <= u m), which moves a class mean, h_G and so each entry of A or C by
@@ -269,9 +278,11 @@ def _about_reference(X: np.ndarray) -> tuple[np.ndarray, float]:
 
     Differences of the features are unchanged by the shift (Sigma_B and Sigma_W with them), but the rounding level
     is now relative to the spread, not to the size of an offset common to all of them: about the midrange, features
-    not all equal have a column whose entries reach +m and -m, and its entries cannot all lie within the level of
-    one global mean, so A and C cannot both pass for zero. Read only where A passes for zero in the features as
-    given, so that every other input keeps the plain computation bit for bit."""
+    not all equal have a column whose entries reach +m and -m, and its entries cannot all lie within
+    1 + sqrt(d K) times the level of one global mean while (1 + sqrt(d K)) (N + 3) eps < 1, so A (no singular value
+    above sqrt(d K) times the level: no entry either) and C cannot both pass for zero. Read only where the rounding
+    of the features as given decides a direction of A (:func:`_directions`), so that every other input keeps the
+    plain computation bit for bit."""
     c = X.min(axis=0) / 2 + X.max(axis=0) / 2  # halves first: no overflow
     Xc = _unit_peak(X - c)
     return Xc, _rounding_level(Xc, centred=True)
@@ -280,6 +291,25 @@ def _about_reference(X: np.ndarray) -> tuple[np.ndarray, float]:
 def _zero_to_rounding(M: np.ndarray, level: float) -> bool:
     """Whether every entry of M is within the rounding level of :func:`_rounding_level`."""
     return bool(np.all(np.abs(M) <= level))
+
+
+def _directions(A: np.ndarray, keep: int, rtol: float, level: float) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    """The left singular vectors and singular values of A (d x K) that NC1 inverts, their number r, and whether the
+    rounding of A decided it.
+
+    Of the ``keep`` largest singular values, those above ``rtol`` times the largest (the SVD's own rounding, relative
+    to ||A||_2) and above sqrt(d K) ``level`` are kept. ``level`` bounds the rounding error of each entry of A as
+    computed (:func:`_rounding_level`), so the error matrix has spectral norm at most its Frobenius norm,
+    sqrt(d K) ``level``, and by Weyl's inequality a singular value of A that is 0 in exact arithmetic is computed
+    within it: no direction that the class means do not span in exact arithmetic is inverted, whatever the offset or
+    the within-class spread that set ``level``. The flag is True when that bound, not the relative cutoff, dropped a
+    value (or A is within it altogether)."""
+    d, K = A.shape
+    U, s, _ = np.linalg.svd(A, full_matrices=False)
+    s = s[:keep]
+    relative = int(np.count_nonzero(s > rtol * s[0]))
+    r = int(np.count_nonzero(s[:relative] > np.sqrt(d * K) * level))
+    return U[:, :r], s[:r], r, r < max(relative, 1)
 
 
 def _nc1(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: float | None,
@@ -292,23 +322,20 @@ def _nc1(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: f
         rank = K - 1
     if rank == 0:
         return 0.0  # no between-class direction to compare the spread with: the empty sum
-    h_G = (n @ means) / N
-    A = (means - h_G).T  # d x K
     if rtol is None:
         rtol = max(d, K) * np.finfo(np.float64).eps
-    if _zero_to_rounding(A, _rounding_level(X)):  # zero to the rounding of the features, offset included
-        X, level = _about_reference(X)  # so read again about their midrange, to the rounding of their spread
+    keep = min(rank, d)
+    A = (means - (n @ means) / N).T  # d x K
+    U_A, s_A, r, by_rounding = _directions(A, keep, rtol, _rounding_level(X))  # offset included in the level
+    if by_rounding:  # a direction within the rounding of the features as given: read again about their midrange,
+        X, level = _about_reference(X)  # to the rounding of their spread (an offset raises the level, not A)
         means = _means(X, y, K)
         A = (means - (n @ means) / N).T
-        if _zero_to_rounding(A, level):  # Sigma_B = 0 to rounding: the class means coincide
+        U_A, s_A, r, _ = _directions(A, keep, rtol, level)
+        if r == 0:  # Sigma_B = 0 to rounding: the class means coincide
             return 0.0 if _zero_to_rounding(X - means[y], level) else float("inf")
     C = X - means[y]  # within-class deviations, N x d (a fresh array: X is never modified)
-    U_A, s_A, _ = np.linalg.svd(A, full_matrices=False)
-    keep = min(rank, d)
-    s_A = s_A[:keep]
-    r = int(np.count_nonzero(s_A > rtol * s_A[0]))
-    B = U_A[:, :r] / s_A[:r]  # d x r: (A^+)^T
-    Z = C @ B  # N x r: rows are (A^+ (h_{k,i} - h_k))^T
+    Z = C @ (U_A / s_A)  # N x r: rows are (A_r^+ (h_{k,i} - h_k))^T, U_A / s_A = (A_r^+)^T
     return float(np.einsum("ij,ij->", Z, Z) / N)
 
 

@@ -31,15 +31,17 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
     quantity without a d x d matrix, with its cutoff relative to the singular values of [h_k - h_G] rather than of
     Sigma_B; this form is kept to show what the printed one does near a minimizer with collapsed modes, where its
     cutoff decides the value. Cutoff caveat: the two agree in floating point only where no singular value of
-    [h_k - h_G] lies between their cutoffs, relative to the largest max(d, K) eps for :func:`nclib.metrics.nc1` and
-    sqrt(rcond) here (3.2e-8 at NumPy's default); a value between them is kept by :func:`nclib.metrics.nc1` and
-    dropped here, so that the within-class spread along its direction, divided by its square, enters
-    :func:`nclib.metrics.nc1` only (section :ref:`sec-metrics-nc1-rank`).
+    [h_k - h_G] lies between their cutoffs, relative to the largest max(d, K) eps for :func:`nclib.metrics.nc1`
+    (which also drops the values within the rounding error of [h_k - h_G]) and sqrt(rcond) here (3.2e-8 at NumPy's
+    default); a value between them is kept by :func:`nclib.metrics.nc1` and dropped here, so that the within-class
+    spread along its direction, divided by its square, enters :func:`nclib.metrics.nc1` only (section
+    :ref:`sec-metrics-nc1-rank`).
     Class means that coincide (Sigma_B = 0) give 0 however spread the features are, as printed (Sigma_B^+ = 0); they
-    are read to rounding as in :func:`nclib.metrics.nc1` (every entry of [h_k - h_G] within (N + 2) eps max|x_ij|,
-    and where it is, within the level of the features read about their midrange, so that a common offset is no
-    collapse), since means equal in exact arithmetic but not bit for bit would otherwise give a Sigma_B of rounding
-    errors and NC1 ~ 1e30. The features are rescaled by a power of two first, as in :func:`nclib.metrics.nc1`.
+    are read to rounding with the level of :func:`nclib.metrics.nc1` (every entry of [h_k - h_G] within
+    (N + 2) eps max|x_ij|, and where it is, within the level of the features read about their midrange, so that a
+    common offset is no collapse), since means equal in exact arithmetic but not bit for bit would otherwise give a
+    Sigma_B of rounding errors and NC1 ~ 1e30. The features are rescaled by a power of two first, as in
+    :func:`nclib.metrics.nc1`.
     features: N x d; labels: N integers 0..K-1 (K = ``num_classes`` or the largest label + 1), every class
     with a sample. Used by :ref:`ch-metrics` and :ref:`ch-errata-metrics`.
     """

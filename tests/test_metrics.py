@@ -569,6 +569,56 @@ def test_class_means_that_coincide_to_rounding_give_the_sigma_b_zero_values():
     np.testing.assert_allclose(pm.printed_nc1(X_sep, y_sep), 0.02 / delta**2, rtol=1e-4)
 
 
+def test_nc1_inverts_no_direction_the_class_means_do_not_span():
+    """Class means in a 3-dimensional subspace of R^16 with K = 12: A = [h_k - h_G] has rank 3 < K - 1 in exact
+    arithmetic, and the rounding errors of its other directions scale with the features (a common offset, a wide
+    within-class spread), not with A, so that a cutoff relative to its largest singular value alone keeps them and
+    NC1 divides by them (about 1e18 to 1e34 here).  Integer class means and samples in pairs about their class mean
+    (mean +- deviation, so that the means of the stored features lie in the subspace): on a grid of 2^-8 with
+    integer offsets (every shift exact), and with deviations of 2^16 that fill the 53 bits (their class sums are
+    rounded).  In exact arithmetic NC1 is then NC1 at rank 3 of the features without the offset: nc1 and
+    collapse_metrics give it, as the d x d pseudo-inverse at rank 3 does."""
+    rng = np.random.default_rng(41)
+    n = np.array([40, 30, 30, 20, 20, 16, 12, 10, 8, 6, 4, 2])  # even counts: samples in pairs
+    K, d, q = n.size, 16, 3
+    means = (rng.integers(-4, 5, size=(K, q)) @ rng.integers(-4, 5, size=(q, d))).astype(np.float64)
+    assert np.linalg.matrix_rank(means) == q
+    y_half = imb.class_labels(n // 2)
+    y = np.concatenate([y_half, y_half])
+    Ws = [rng.standard_normal((K, d))]
+    assert m.between_class_rank(ufm.structure(n, 1e-3, 1e-3, L=1, bias=True)) == K - 1  # collapse_metrics: rank K - 1
+    per_column = rng.integers(-10**6, 10**6, size=d).astype(np.float64)
+    grid = rng.integers(-2**8, 2**8 + 1, size=(y_half.size, d)) / 2**8
+    wide = 2.0**16 * rng.integers(-2**51, 2**51, size=(y_half.size, d)) / 2**51
+    for dev, offsets in ((grid, (0.0, 1e2, 1e4, per_column)), (wide, (0.0,))):
+        X = np.vstack([means[y_half] + dev, means[y_half] - dev])
+        assert np.array_equal(X - np.vstack([means[y_half]] * 2), np.vstack([dev, -dev]))  # stored exactly
+        ref = pm.printed_nc1(X, y, rank=q)
+        np.testing.assert_allclose(m.nc1(X, y, rank=q), ref, rtol=1e-9)
+        for offset in offsets:
+            X_off = X + offset
+            assert np.array_equal(X_off - offset, X)  # the shift is exact
+            np.testing.assert_allclose(m.nc1(X_off, y), ref, rtol=1e-9)
+            np.testing.assert_allclose(m.collapse_metrics(X_off, y, Ws, 1e-3, 1e-3)["nc1"], ref, rtol=1e-9)
+
+
+def test_nc1_drops_the_rounding_of_the_svd_itself():
+    """Features wider than they are many (d = 2048, N = 4, K = 3) with class means on one line, every entry and
+    every mean exact, so that A = w a^T (w = +-1 entries, a = (2, -1, -3)) is computed exactly and has rank 1: its
+    second singular value as the SVD returns it is the SVD's own rounding, relative to ||A||_2, above the bound on
+    the rounding of A's entries that grows with N, and dropped by the relative cutoff max(d, K) eps.  Class 0 holds
+    the two samples 2w +- z/8, so NC1 = (1/N) 2 (w.z/8)^2 / (||w||^2 ||w||^2 ||a||^2) by hand."""
+    d, y = 2048, np.array([0, 0, 1, 2])
+    a = np.array([2.0, -1.0, -3.0])  # sum_k n_k a_k = 0 with n = (2, 1, 1): h_G = 0
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        w, z = rng.choice([-1.0, 1.0], size=d), rng.integers(-8, 9, size=d) / 8
+        X = np.vstack([a[0] * w + z / 8, a[0] * w - z / 8, a[1] * w, a[2] * w])
+        by_hand = 2 * (w @ z / 8) ** 2 / (4 * d * d * (a @ a))
+        np.testing.assert_allclose(m.nc1(X, y), by_hand, rtol=1e-10)
+        np.testing.assert_allclose(m.nc1(X + 1e4, y), by_hand, rtol=1e-10)
+
+
 def test_a_common_offset_is_no_collapse():
     """Features not collapsed, with an offset common to every entry so large that the spread about it lies below
     the rounding level of the features as given, (N + 2) eps max|x|: read again about their midrange, they still
