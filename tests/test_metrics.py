@@ -146,6 +146,31 @@ def test_metrics_vanish_at_a_minimizer_whose_hidden_width_is_below_its_feature_d
     assert all(0.0 <= out[k] <= 1e-12 for k in KEYS), out  # NaN fails too
 
 
+@pytest.mark.parametrize("L", [2, 3])
+def test_nc1_at_a_width_that_splits_a_block_is_taken_at_that_width_in_wider_features(L):
+    """n = [8, 5, 5, 5, 1], lambda = 0.01, bias: hidden width 2 splits the block of three equal kappa among the
+    surviving modes, so the geometry metrics are NaN and Sigma_B has rank 2 (the width) at every minimizer of that
+    width, not between_class_rank of the full width (4).  Features of dimension 5 > 2 (the width-2 minimizer
+    embedded in R^5, as in the test above) perturbed by eps in every entry: the rank is cut at the width, not at the
+    feature dimension, and NC1 falls like eps^2, while at rank 4 it divides the perturbation's between-class spread
+    in the two other directions by its within-class spread and does not fall."""
+    n, lam = [8, 5, 5, 5, 1], 0.01
+    assert m.between_class_rank(ufm.structure(n, lam, lam, L=L, bias=True)) == 4
+    mz = ufm.global_minimizer(n, lam, lam, L=L, bias=True, d=2)
+    R = np.eye(5)[:, :2]
+    Ws, H = [mz.Ws[0] @ R.T, *mz.Ws[1:]], R @ mz.H
+    y = imb.class_labels(n)
+    rng = np.random.default_rng(33)
+    for eps in (1e-4, 1e-6):
+        H_eps = H + eps * rng.standard_normal(H.shape)
+        Ws_eps = [W + eps * rng.standard_normal(W.shape) for W in Ws]
+        out = m.collapse_metrics(H_eps.T, y, Ws_eps, lam, lam)
+        assert all(np.isnan(out[k]) for k in ("nc2_w", "nc2_h", "nc2_wh", "nc3"))
+        assert 0.0 < out["nc1"] <= 100 * eps**2, (eps, out["nc1"])
+        np.testing.assert_allclose(out["nc1"], m.nc1(H_eps.T, y, rank=2), rtol=1e-12)
+        assert m.nc1(H_eps.T, y, rank=4) > 0.1
+
+
 def test_a_width_that_cuts_a_block_of_collapsed_modes_leaves_one_target():
     """n = [8, 5, 5, 5, 1] bias-free at lam = 0.1, L = 1: kappa = sqrt(8), sqrt(5) three times, 1, and only the top
     mode survives (sqrt(5) < N lam = 2.4).  Widths 2 and 3 cut the block of three equal kappa, but its modes are
