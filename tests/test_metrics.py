@@ -594,6 +594,22 @@ def test_class_means_that_coincide_to_rounding_give_the_sigma_b_zero_values():
     np.testing.assert_allclose(pm.printed_nc1(X_sep, y_sep), 0.02 / delta**2, rtol=1e-4)
 
 
+def test_a_separation_just_above_the_rounding_level_is_kept():
+    """Two classes at -1/2, 1/2 and -1/2 + delta, 1/2 + delta (d = 1) with delta = 8 eps, every step exact:
+    A = [-delta/2, delta/2], Sigma_W = 1/4 and NC1 = 1/(2 delta^2).  The rounding level of the features as given,
+    (N + 2) eps max|x|, is 3 eps (to rounding) and the separation delta/2 = 4 eps lies above it; about the midrange
+    the level is (N + 3) eps (1/2 + delta/2) = 3.5 eps, below it too.  So both forms keep it and give the value by
+    hand, where a level 1.5 times larger would read the two classes as coinciding means (inf, and 0 as printed)."""
+    eps = np.finfo(np.float64).eps
+    delta = 8 * eps
+    X = np.array([[-0.5], [0.5], [-0.5 + delta], [0.5 + delta]])
+    y = np.array([0, 0, 1, 1])
+    assert np.all(X - np.array([[-0.5], [0.5], [-0.5], [0.5]]) == [[0.0], [0.0], [delta], [delta]])  # exact
+    assert (4 + 2) * eps * (0.5 + delta) < delta / 2 < 1.5 * (4 + 3) * eps * (0.5 + delta / 2)
+    np.testing.assert_allclose(m.nc1(X, y), 0.5 / delta**2, rtol=1e-12)
+    np.testing.assert_allclose(pm.printed_nc1(X, y), 0.5 / delta**2, rtol=1e-12)
+
+
 def test_nc1_inverts_no_direction_the_class_means_do_not_span():
     """Class means in a 3-dimensional subspace of R^16 with K = 12: A = [h_k - h_G] has rank 3 < K - 1 in exact
     arithmetic, and the rounding errors of its other directions scale with the features (a common offset, a wide
