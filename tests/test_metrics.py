@@ -784,14 +784,14 @@ def test_bad_input_raises_value_error_naming_the_argument():
     with pytest.raises(ValueError, match="structure"):
         m.geometry_metrics(np.ones((3, 5)), np.ones((5, 3)), object())
     for P, E in ((np.zeros((3, 0)), np.zeros((0, 3))), (np.zeros((0, 5)), np.zeros((5, 0)))):  # d = 0, K = 0
-        with pytest.raises(ValueError, match="^P must be K x d with K >= 1 classes and d >= 1 features"):
+        with pytest.raises(ValueError, match="^P must"):
             m.geometry_metrics(P, E, ufm.structure(n, 1e-3, 1e-3))
     with pytest.raises(ValueError, match="^b must"):
         m.bias_error(np.ones(2), y)
     for labels in ([0, 1], [0, 0, 1, 1, 1]):  # two classes, three biases: b is named, never num_classes
-        with pytest.raises(ValueError, match="^b must have one entry per class"):
+        with pytest.raises(ValueError, match="^b must"):
             m.bias_error(np.ones(3) / 3, labels)
-    with pytest.raises(ValueError, match="^b must have num_classes=3"):
+    with pytest.raises(ValueError, match="^b must"):
         m.bias_error(np.ones(2) / 2, [0, 1, 2], num_classes=3)
     np.testing.assert_allclose(m.bias_error([0.6, 0.4], [0, 0, 0, 1, 1], num_classes=2), 0.0, atol=1e-16)
     with pytest.raises(ValueError, match="labels"):
@@ -800,9 +800,9 @@ def test_bad_input_raises_value_error_naming_the_argument():
         pm.printed_nc3(np.ones((3, 5)), np.eye(2), np.ones((5, 3)))
     with pytest.raises(ValueError, match="^G_right"):
         pm.printed_nc3(np.ones((3, 5)), np.eye(3), np.ones((3, 5)))
-    with pytest.raises(ValueError, match="^outputs must hold non-negative"):  # -1 is no class, not a miss
+    with pytest.raises(ValueError, match="^outputs"):  # -1 is no class, not a miss
         m.accuracy(np.array([-1, 0, 1]), np.array([0, 0, 1]))
-    with pytest.raises(ValueError, match="^outputs must be N x K scores"):  # booleans are not scores
+    with pytest.raises(ValueError, match="^outputs"):  # booleans are not scores
         m.accuracy(np.eye(3, dtype=bool), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="rtol"):
         m.nc1(X, y, rtol=-1.0)
@@ -965,11 +965,11 @@ def test_class_accuracy_by_hand():
     # the overall accuracy is the count-weighted mean of the per-class ones
     counts = np.bincount(y, minlength=3)
     assert m.accuracy(pred, y) == pytest.approx(np.sum(counts * got[:3]) / counts.sum(), rel=1e-15)
-    with pytest.raises(ValueError, match="num_classes must exceed every label"):
+    with pytest.raises(ValueError, match="^num_classes"):
         m.class_accuracy(pred, y, num_classes=2)
     with pytest.raises(ValueError, match="num_classes"):
         m.class_accuracy(pred, y, num_classes=0)
-    with pytest.raises(ValueError, match="labels must be 1-D"):
+    with pytest.raises(ValueError, match="^labels"):
         m.class_accuracy(pred, y[:3])
 
 
