@@ -86,9 +86,10 @@ def test_a_checkpoint_is_a_copy_that_training_on_leaves_as_it_was():
 
 def _reference_run(ts, p, epochs):
     """The same training written independently in plain torch: the network of the same seed, torch.optim.Adam over
-    every parameter, F_B of (4.3) by hand (L2 terms on the head weights W_1..W_L, the bias b unpenalised), the
-    batches of a fresh permutation each epoch from a generator of the run's seed (the last partial batch dropped),
-    the step schedule set at each epoch."""
+    every parameter, F_B of (4.3) by hand (L2 terms on the head weights W_1..W_L, the bias b unpenalised, and
+    lam_backbone's on the backbone's Linear weights, their biases unpenalised), the batches of a fresh permutation
+    each epoch from a generator of the run's seed (the last partial batch dropped), the step schedule set at each
+    epoch."""
     N, K = ts.N, ts.K
     B = N if p["batch_size"] == "full" else p["batch_size"]
     X, y = torch.tensor(ts.x, dtype=torch.float32), torch.tensor(ts.y)
@@ -113,6 +114,8 @@ def _reference_run(ts, p, epochs):
             loss = ((out - Y[idx]) ** 2).sum() / (2 * B) + p["lam_H"] * N / (2 * B) * (h ** 2).sum()
             for lam, layer in zip(lam_W, net.head):
                 loss = loss + lam / 2 * (layer.weight ** 2).sum()
+            backbone = [layer.weight for layer in net.backbone if isinstance(layer, torch.nn.Linear)]
+            loss = loss + p["lam_backbone"] / 2 * sum((W ** 2).sum() for W in backbone)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -123,14 +126,15 @@ def _reference_run(ts, p, epochs):
                                   dict(batch_size=5, L=3), dict(batch_size=7, L=2, bias=False),
                                   dict(batch_size=1, L=1, counts=[2, 1], bias=False),
                                   dict(batch_size=4, L=2, lam_W=0.0, lam_H=0.0),
-                                  dict(batch_size=4, L=3, lam_W=[1e-3, 0.0, 2e-3])],
+                                  dict(batch_size=4, L=3, lam_W=[1e-3, 0.0, 2e-3]),
+                                  dict(batch_size=5, L=2, lam_backbone=0.3)],
                          ids=["full-L2", "B4-L1", "B5-L3", "B7-L2-nobias", "B1-L1-nobias", "B4-L2-nodecay",
-                              "B4-L3-layer-decays"])
+                              "B4-L3-layer-decays", "B5-L2-backbone-decay"])
 def test_training_equals_an_independent_torch_loop_exactly(case):
     """Three epochs of Engine (set_lr, train_epoch: the path of nclib.train's runs), across a step of the rate
     after epoch 2, with L = 1, 2, 3, with and without bias, batches that do not divide N (21 samples in batches of
-    4 and 5), zero and per-layer decays, equal :func:`_reference_run`'s parameters bit for bit on the CPU: the same
-    float32 operations in the same order."""
+    4 and 5), zero and per-layer decays, a decay of the backbone (lam_backbone), equal :func:`_reference_run`'s
+    parameters bit for bit on the CPU: the same float32 operations in the same order."""
     p = train.check_params(**{**KW, "lr_milestones": [2], "epochs": 3, **case})
     ts = data.load_for(p)
     eng = train.Engine(ts, p)

@@ -180,6 +180,9 @@ SMALL = dict(dataset="synthetic", counts=[5, 3], device="cpu", batch_size="full"
     (dict(divergence_factor=1.0), "divergence_factor must be above 1"),
     (dict(divergence_factor=0.5), "divergence_factor must be above 1"),
     (dict(lam_W=[1e-3, 1e-3], L=3), "lam_W"),
+    (dict(lam_backbone=-1.0), "^lam_backbone must be a finite non-negative number"),
+    (dict(lam_backbone=float("nan")), "^lam_backbone must be a finite non-negative number"),
+    (dict(lam_backbone="0.1"), "^lam_backbone must be a non-negative number"),  # text is not read as a number
     (dict(class_order="descending"), "class_order orders a preset's counts"),  # counts [5, 3] are the order
     (dict(batch_size=9), "batch_size 9 is larger than the N = 8 training samples"),
     (dict(seed=2 ** 64), r"seed must be below 2\*\*64"),

@@ -21,8 +21,11 @@ def _engine(**kw):
     return train.Engine(ts, p), ts
 
 
-def test_full_batch_loss_is_objective_4_3_and_minibatches_are_unbiased():
-    eng, ts = _engine(L=3, bias=True, lam_W=[1e-2, 2e-2, 3e-2], lam_H=5e-2, batch_size=5)
+@pytest.mark.parametrize("lam_backbone", [0.0, 0.3])
+def test_full_batch_loss_is_objective_4_3_and_minibatches_are_unbiased(lam_backbone):
+    """F_B on all N rows, the recorded objective and the mean of F_B over one epoch's batches are (4.3) of an
+    independent implementation, plus lam_backbone/2 times the squared backbone weights summed by hand."""
+    eng, ts = _engine(L=3, bias=True, lam_W=[1e-2, 2e-2, 3e-2], lam_H=5e-2, lam_backbone=lam_backbone, batch_size=5)
     with torch.no_grad():
         # give the bias a non-trivial value so that its term is exercised
         eng.model.head_bias().copy_(torch.tensor([0.3, -0.2, 0.1]))
@@ -30,6 +33,9 @@ def test_full_batch_loss_is_objective_4_3_and_minibatches_are_unbiased():
         Ws = [W.double().numpy() for W in eng.model.head_weights()]
         b = eng.model.head_bias().double().numpy()
         exact = ufm.objective(Ws, H, b, ts.counts, [1e-2, 2e-2, 3e-2], 5e-2)  # independent implementation
+        linear = [m.weight.double().numpy() for m in eng.model.backbone if isinstance(m, torch.nn.Linear)]
+        assert len(linear) == 3  # depth 2: two Linear + ReLU, then the feature layer; all three decayed
+        exact += lam_backbone / 2 * sum(float(np.sum(W ** 2)) for W in linear)
         full = eng.batch_objective(torch.arange(ts.N)).item()
         np.testing.assert_allclose(full, exact, rtol=1e-5)
         np.testing.assert_allclose(eng.evaluate()["objective"], exact, rtol=1e-6)
