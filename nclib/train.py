@@ -569,6 +569,10 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m nclib.train", description=__doc__.split("\n")[0], epilog=_EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
 
+    def error(message):  # argparse's refusals (a bad value, an unknown flag, a missing value) as main's: one line
+        ap.exit(2, f"{ap.prog}: error: {message} (--help lists the flags)\n")
+    ap.error = error
+
     def value_of(key):  # parse_value for one flag; its refusal reaches the user as argparse's error line
         def read(text):
             try:
@@ -610,10 +614,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> list[pathlib.Path]:
     """``python -m nclib.train --dataset cifar10 --data-path ... --L 1 3 6 ...``: one run (objective (4.3),
     Section 5) per L, trained side by side by :func:`run_many`; the shell form of :ref:`ch-train`.  Each run's
-    status line goes to stderr and its folder to stdout.  A refused argument or run folder (ValueError) prints one
-    line to stderr (and, for runs of which some can continue, the ``--L`` that continues them) and exits with
-    status 2, a divergence (:class:`TrainingDiverged`: after every run's status line and the ``--L`` of the runs
-    that did not diverge) or a file that cannot be written (OSError) with status 1, without a traceback."""
+    status line goes to stderr and its folder to stdout.  A refused argument (by argparse, as an unknown flag, or a
+    ValueError) or run folder prints one line to stderr (and, for runs of which some can continue, the ``--L`` that
+    continues them) and exits with status 2, a divergence (:class:`TrainingDiverged`: after every run's status line
+    and the ``--L`` of the runs that did not diverge) or a file that cannot be written (OSError) with status 1,
+    without a traceback."""
     ap = _parser()
     ns = vars(ap.parse_args(argv))
     Ls, tag, base = ns.pop("L"), ns.pop("run_tag"), ns.pop("run_name")

@@ -247,7 +247,7 @@ def test_an_overwrite_cut_off_while_it_clears_leaves_a_dead_run_that_only_overwr
     assert runs.run_status(folder) == ended
 
 
-def test_command_line_prints_one_line_for_user_errors_and_lists_its_choices(tmp_path):
+def test_command_line_prints_one_line_for_user_errors_and_lists_its_choices(tmp_path, capsys):
     out = tmp_path / "runs"
     proc = subprocess.run([sys.executable, "-m", "nclib.train", *CLI, "--out-dir", str(out), "--lr", "-1"],
                           capture_output=True, text=True, env=ENV, timeout=300)
@@ -255,6 +255,16 @@ def test_command_line_prints_one_line_for_user_errors_and_lists_its_choices(tmp_
     assert proc.stderr.strip().splitlines() == ["python -m nclib.train: error: lr must be a finite positive "
                                                 "number, got -1"]
     assert not out.exists()
+    # refused by argparse itself (a value parse_value refuses, an unknown flag, a bad --L, a missing value): one
+    # line naming the flag, no usage block
+    for bad, flag in ((["--counts", "[1,2"], "--counts"), (["--bogus", "1"], "--bogus"), (["--L", "x"], "--L"),
+                      (["--counts"], "--counts")):
+        with pytest.raises(SystemExit) as exc:
+            train.main([*CLI, "--out-dir", str(out), *bad])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exc.value.code == 2 and len(err) == 1, (bad, err)
+        assert err[0].startswith("python -m nclib.train: error: ") and flag in err[0], (bad, err)
+        assert not out.exists()
     train.run(**TINY, epochs=5, out_dir=out, run_name="synthetic-L1-bias-seed0")  # the command line's own name
     proc = subprocess.run([sys.executable, "-m", "nclib.train", *CLI, "--out-dir", str(out)],
                           capture_output=True, text=True, env=ENV, timeout=300)
