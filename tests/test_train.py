@@ -46,11 +46,17 @@ def test_full_batch_loss_is_objective_4_3_and_minibatches_are_unbiased(lam_backb
         np.testing.assert_allclose(mean, exact, rtol=1e-5)
 
 
-def test_batch_size_drop_last_and_schedule():
+def test_batch_size_drop_last_and_schedule(tmp_path):
     eng, ts = _engine(batch_size=8)
     assert eng.steps_per_epoch == 4 and eng.dropped_per_epoch == 3
     assert train.lr_at(6000, 1e-4, [6000], 0.1) == 1e-4
     np.testing.assert_allclose(train.lr_at(6001, 1e-4, [6000], 0.1), 1e-5, rtol=1e-12)
+    # two milestones, each a step of its own: epochs 1-2 at lr, 3-4 at lr * gamma, from 5 on at lr * gamma^2
+    for epoch, steps in ((1, 0), (2, 0), (3, 1), (4, 1), (5, 2), (9, 2)):
+        np.testing.assert_allclose(train.lr_at(epoch, 1e-3, [4, 2], 0.5), 1e-3 * 0.5 ** steps, rtol=1e-12)
+    h = train.load_history(train.run(**SMALL, L=1, epochs=5, batch_size="full", lr=1e-3, lr_milestones=[2, 4],
+                                     lr_gamma=0.5, metric_every=1, out_dir=tmp_path))
+    np.testing.assert_allclose(h["lr"], [1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4], rtol=1e-12)  # epochs 0 to 5
     for args, name in (((0, 1e-4, [6000], 0.1), "epoch"), ((1, -1e-4, [6000], 0.1), "lr"),
                        ((1, 1e-4, "6000", 0.1), "milestones"), ((1, 1e-4, [0], 0.1), "milestones"),
                        ((1, 1e-4, [6000], 0.0), "gamma")):
