@@ -275,6 +275,16 @@ def test_grouping_refusals_name_the_argument():
     b = train.Engine(ts, train.check_params(**{**KW, "grouped_adam": True, "lr": 2e-3}))
     with pytest.raises(ValueError, match="steps differ in lr"):
         nstep.GroupedAdamStep([a.step, b.step])
+    # a run one epoch ahead: one Adam step count (its bias correction) cannot serve both
+    ahead = train.Engine(ts, train.check_params(**{**KW, "grouped_adam": True}))
+    ahead.train_epoch()
+    ahead.take_loss()
+    assert ahead.steps_done > 0 == a.steps_done
+    with pytest.raises(ValueError, match="steps differ in steps_done"):
+        nstep.GroupedAdamStep([a.step, ahead.step])
+    with pytest.raises(ValueError, match="steps differ in steps_done"):
+        train.group_engines([a, ahead])
+    assert a.group is None and ahead.group is None and a.step._grouped_state is None
     with pytest.raises(ValueError, match="cuda_graph"):
         nstep.GroupedAdamStep([a.step], cuda_graph="yes")
     # the engines' schedules and capture modes must agree too: another step decay of the learning rate, or a
