@@ -1,11 +1,12 @@
 """nclib.engine on the CPU: training against an independent plain-torch loop (bit for bit), a run's checkpoint
-(all or nothing when loaded, a copy)."""
+(all or nothing when loaded, a copy), the features of a training set larger than one chunk."""
 import copy
 
+import numpy as np
 import pytest
 import torch
 
-from nclib import data, models, train
+from nclib import data, models, train, ufm
 
 KW = dict(dataset="synthetic", counts=[12, 6, 3], dim=8, width=16, depth=2, epochs=4, batch_size=4, lr=1e-3,
           lam_W=1e-3, lam_H=1e-3, progress=False, device="cpu")
@@ -174,3 +175,22 @@ def test_a_bias_free_run_records_the_bias_free_collapse_metrics(tmp_path):
         assert h[k][-1] == free[k], k
     for k in ("nc2_w", "nc2_h", "nc2_wh", "nc3"):  # the geometry metrics: targets of another model
         assert abs(with_bias[k] - free[k]) > 0.1 * free[k], k
+
+
+def test_features_of_more_rows_than_one_chunk_are_those_of_the_whole_set():
+    """Engine.features computes H^T in chunks of 4096 rows: with N = 4500 (as EMNIST letters' 5500) every row is
+    there, each agreeing with the network applied to the whole set at once, and the recorded objective is (4.3) of
+    an independent implementation on those features."""
+    p = train.check_params(**{**KW, "counts": [3000, 1500], "width": 4, "depth": 1, "batch_size": "full"})
+    ts = data.load_for(p)
+    eng = train.Engine(ts, p)
+    assert ts.N == 4500 > 4096
+    with torch.no_grad():
+        whole = eng.model.features(eng.X)
+    H = eng.features()
+    assert H.shape == whole.shape == (4500, 4)
+    torch.testing.assert_close(H, whole, rtol=1e-6, atol=0)
+    Ws = [W.detach().double().numpy() for W in eng.model.head_weights()]
+    b = eng.model.head_bias().detach().double().numpy()
+    exact = ufm.objective(Ws, whole.double().numpy().T, b, ts.counts, [p["lam_W"]] * p["L"], p["lam_H"])
+    np.testing.assert_allclose(eng.evaluate_device()[0]["objective"], exact, rtol=1e-6)
