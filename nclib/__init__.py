@@ -5,7 +5,8 @@ objective of Definition 3.1 and the closed-form minimizers of Theorems 4.1-4.3),
 variational form of the nuclear norm, A.1, and the scalar problem g(x) = 1/(x^L + 1) + a x, A.2), ``statements`` (the
 statements of Theorems 4.1-4.3 as printed, checked beside those minimizers), ``solvers`` (an independent numerical
 minimizer), ``metrics`` (NC1-NC3), ``printed_metrics`` (NC1-NC3 and the targets of Theorem 4.3 as printed, kept to
-show their defects), ``minority`` (minority collapse in the closed form: the decays at which modes die, the classes a
+show their defects), ``accuracy`` (the training accuracy of Figures 1-4, overall and class by class), ``minority``
+(minority collapse in the closed form: the decays at which modes die, the classes a
 global minimizer separates, the other critical points of Lemma A.2), ``ufmtrain`` (the unconstrained feature model
 trained by Adam, set against the closed form, and the tables of such runs), ``data``, ``letters`` (the
 letters-synthetic stand-in for EMNIST letters), ``datafiles`` (reading the data files, with their checks), ``models``,

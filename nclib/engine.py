@@ -309,17 +309,17 @@ class Engine:
 
     def host_metrics(self, payload: dict | None) -> dict:
         """The host half: ``nc1``..``nc3`` from ``nclib.metrics.collapse_metrics`` with the run's own
-        lambdas (NaN for NC2/NC3 when a decay is 0: Theorem 4.3 has no target then), ``train_acc``,
-        ``bias_error`` (NaN without bias), ``global_mean_norm`` and ``class_acc`` (the accuracy of each class,
-        :func:`nclib.metrics.class_accuracy`) from ``nclib.metrics``; all NaN when ``payload`` is None.  Pure
-        numpy on copies, so it may run in a worker thread."""
-        from . import metrics
+        lambdas (NaN for NC2/NC3 when a decay is 0: Theorem 4.3 has no target then), ``bias_error`` (NaN without
+        bias) and ``global_mean_norm`` from ``nclib.metrics``, ``train_acc`` and ``class_acc`` (the accuracy of each
+        class) from ``nclib.accuracy`` (:func:`nclib.accuracy.accuracy`, :func:`nclib.accuracy.class_accuracy`); all
+        NaN when ``payload`` is None.  Pure numpy on copies, so it may run in a worker thread."""
+        from . import accuracy, metrics
 
         if payload is None:
             return {**{k: float("nan") for k in METRIC_COLUMNS}, "class_acc": [float("nan")] * self.K}
         Hn, y = payload["H"], self.ts.y
-        row = {"train_acc": metrics.accuracy(payload["logits"], y), "global_mean_norm": metrics.global_mean_norm(Hn),
-               "class_acc": metrics.class_accuracy(payload["logits"], y, self.K).tolist(),
+        row = {"train_acc": accuracy.accuracy(payload["logits"], y), "global_mean_norm": metrics.global_mean_norm(Hn),
+               "class_acc": accuracy.class_accuracy(payload["logits"], y, self.K).tolist(),
                "bias_error": float("nan") if payload["b"] is None else metrics.bias_error(payload["b"], y)}
         if min(self.lam_W) > 0 and self.lam_H > 0:
             lam_W = self.lam_W[0] if len(set(self.lam_W)) == 1 else self.lam_W

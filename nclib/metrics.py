@@ -13,9 +13,11 @@ rounding) at the closed-form global minimizer of ``nclib.ufm``:
 * :func:`geometry_metrics` -- NC2^W, NC2^H, NC2^{WH}, NC3 of the product P = W_L...W_1 and of
   E = H-bar D against the structure predicted by Theorems 4.1-4.3;
 * :func:`collapse_metrics` -- all five from features, labels and the head weights;
-* :func:`accuracy`, :func:`bias_error`, :func:`global_mean_norm` -- the other quantities the
-  training runs report;
-The printed forms, kept only to exhibit their defects, are in :mod:`nclib.printed_metrics`.
+* :func:`bias_error`, :func:`global_mean_norm` -- the distances of the bias and of the global feature mean to
+  their values b* = n/N and h_G = 0 at every minimizer of Theorems 4.2 and 4.3, which the training runs report.
+
+The printed forms, kept only to exhibit their defects, are in :mod:`nclib.printed_metrics`; the training accuracy,
+overall and class by class, is in :mod:`nclib.accuracy`.
 
 Features are given as an N x d array (one row per sample), labels as N integers 0..K-1 (integer-valued floats are
 read as integers, as ``nclib.datafiles.check_labels`` reads them); float32 or float64 input is accepted and every
@@ -581,97 +583,8 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
 
 
 # ---------------------------------------------------------------------------------------------
-# the other quantities a training run reports
+# the bias and the global feature mean against the minimizer: b* = n/N and h_G = 0 (Theorems 4.2, 4.3)
 # ---------------------------------------------------------------------------------------------
-
-def _predictions(outputs, labels, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """(predicted classes, labels, K) of :func:`accuracy` and :func:`class_accuracy`, validated.
-
-    K is the number of columns of N x K outputs, else ``num_classes``, else the largest label + 1. Labels are
-    integers or integer-valued floats as everywhere in this module (:func:`_class_indices`); N predictions must be
-    integers 0..K-1, and ``num_classes`` must equal the columns of N x K outputs (the arg-max of a row picks among
-    those K classes, no more and no fewer)."""
-    out = np.asarray(outputs)
-    if out.dtype == bool:
-        raise ValueError("outputs must be N x K scores or N integer predictions, not booleans")
-    if out.ndim == 2:
-        if out.shape[0] == 0 or out.shape[1] == 0:
-            raise ValueError(f"outputs must be N x K with N, K >= 1, got shape {out.shape}")
-        out = _checks.matrix(outputs, "outputs")  # real and finite: an arg-max of complex or text scores means nothing
-        pred = np.argmax(out, axis=1)
-        K_out = out.shape[1]
-    elif out.ndim == 1:
-        if not np.issubdtype(out.dtype, np.integer):
-            raise ValueError(f"outputs must be an N x K array of scores or N integer predictions, got dtype {out.dtype}")
-        if out.size == 0:
-            raise ValueError("outputs must hold at least one sample")
-        if int(out.min()) < 0:
-            raise ValueError(f"outputs must hold non-negative class predictions, got {_shown(int(out.min()))}")
-        pred = out
-        K_out = None
-    else:
-        raise ValueError(f"outputs must be an N x K array of scores or N predictions, got shape {out.shape}")
-    y = np.asarray(labels)
-    if y.ndim != 1 or y.size != pred.size:
-        raise ValueError(f"labels must be 1-D with one entry per row of outputs ({pred.size}), got shape {y.shape}")
-    y, lo, hi = _class_indices(y, "labels")
-    if lo < 0:
-        raise ValueError(f"labels must hold non-negative integer class indices, got the value {_shown(lo)}")
-    if num_classes is not None:
-        K = _checks.positive_int(num_classes, "num_classes")
-        if K_out is not None and K != K_out:
-            raise ValueError(f"num_classes must equal the number of columns of outputs ({K_out}), one score per "
-                             f"class, got {K}")
-        if hi >= K:
-            raise ValueError(f"num_classes must exceed every label, got {K} with a label {_shown(hi)}")
-    elif K_out is not None:
-        K = K_out
-        if hi >= K:
-            raise ValueError(f"labels must be < K={K} (the number of columns of outputs), got {_shown(hi)}")
-    else:
-        K = hi + 1
-    if K_out is None and int(pred.max()) >= K:
-        source = "num_classes" if num_classes is not None else "the largest label + 1"
-        raise ValueError(f"outputs must hold class predictions 0..K-1 with K={K} ({source}), got the value "
-                         f"{_shown(int(pred.max()))}")
-    return pred.astype(np.int64), y.astype(np.int64), K
-
-
-def accuracy(outputs, labels, num_classes: int | None = None) -> float:
-    """Training accuracy: the fraction of samples whose prediction equals the label (Figures 1-4).
-
-    outputs: N x K network outputs W_L...W_1 h + b (the predicted class is the arg-max of a row),
-    or N predicted class indices 0..K-1. labels: N class indices (integers or integer-valued floats).
-    K: the columns of outputs, else ``num_classes``, else the largest label + 1; a prediction or label outside
-    0..K-1, or a ``num_classes`` other than the columns of N x K outputs, is refused by name. Chapter
-    :ref:`ch-metrics`.
-    """
-    pred, y, _ = _predictions(outputs, labels, num_classes)
-    return float(np.mean(pred == y))
-
-
-def class_accuracy(outputs, labels, num_classes: int | None = None) -> np.ndarray:
-    """The training accuracy of each class (Section 5's training accuracy of Figures 1-4, class by class): entry k
-    is the fraction of class k's samples predicted as k.
-
-    outputs: N x K network outputs, one row per sample (the prediction is the arg-max of a row), or N predicted
-    class indices; labels: N class indices in any order, as in :func:`accuracy`.  ``num_classes`` (default: the
-    columns of outputs, or the largest label + 1) sets the length; with N x K outputs it must be K (ValueError
-    naming ``num_classes`` otherwise), and N predictions must lie below it; a class without samples gets NaN.  Ties:
-    an exact tie for the largest output of a row goes to the lowest class index (NumPy's arg-max, as the accuracy of
-    a trained network is read), with no tolerance.  :func:`nclib.minority.grouped_class_accuracy` is the form for
-    the closed-form minimizers: K x N outputs of samples grouped by class (class counts for labels), outputs within
-    1e-9 of the largest tied, and a tie counted as an error by default, since their collapsed modes leave exact
-    ties.  Which classes a run misclassifies, under imbalance the minority ones first (minority collapse): the
-    per-class record of ``nclib.train`` (``class_accuracy.csv``) and the figure chapters :ref:`ch-fig1` to
-    :ref:`ch-fig4`.
-    """
-    pred, y, K = _predictions(outputs, labels, num_classes)
-    counts = np.bincount(y, minlength=K).astype(np.float64)
-    right = np.bincount(y[pred == y], minlength=K).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, right / np.maximum(counts, 1), np.nan)
-
 
 def bias_error(b, labels, num_classes: int | None = None) -> float:
     """||b - n/N||_2: distance of the bias to its value n/N at every minimizer (Theorems 4.2, 4.3).

@@ -163,7 +163,7 @@ def grouped_class_accuracy(out, n, ties: str = "error") -> np.ndarray:
     "error" (the default, as in :func:`nclib.ufm.minimizer_accuracy`) a tie for the largest output counts as an
     error; with "argmax" it goes to the lowest tied class index (:data:`TIES`).  The collapsed modes of Theorems
     4.1-4.3 leave exact ties between the classes they no longer separate, which rounding turns into differences of
-    1e-16: hence the tolerance.  :func:`nclib.metrics.class_accuracy` is the form for a trained network: N x K outputs
+    1e-16: hence the tolerance.  :func:`nclib.accuracy.class_accuracy` is the form for a trained network: N x K outputs
     (one row per sample), labels in any order, and an exact tie to the lowest class index, with no tolerance.
     Chapter :ref:`ch-minority`, section :ref:`sec-minority-phase`."""
     n = _checks.counts(n)

@@ -696,13 +696,10 @@ def test_nc1_against_hand_computed_example():
 
 
 # ---------------------------------------------------------------------------------------------
-# accuracy, bias error, global mean
+# bias error, global mean (the accuracy is tested in test_accuracy.py)
 # ---------------------------------------------------------------------------------------------
 
-def test_accuracy_bias_error_global_mean():
-    out = np.array([[0.9, 0.1], [0.2, 0.7], [0.6, 0.5], [0.1, 0.3]])
-    assert m.accuracy(out, np.array([0, 1, 1, 1])) == 0.75
-    assert m.accuracy(np.array([1, 0, 1]), np.array([1, 1, 1])) == pytest.approx(2 / 3, rel=1e-15)
+def test_bias_error_global_mean():
     y = imb.class_labels([3, 1])
     np.testing.assert_allclose(m.bias_error(np.array([0.75, 0.25]), y), 0.0, atol=1e-16)
     np.testing.assert_allclose(m.bias_error(np.array([1.0, 0.0]), y), np.sqrt(2) / 4, rtol=1e-14)
@@ -719,14 +716,6 @@ def test_global_mean_norm_neither_overflows_nor_underflows():
     assert m.global_mean_norm(np.zeros((3, 2))) == 0.0
     with np.errstate(all="raise"):  # an entry far below the largest, whose square underflows, changes nothing
         assert m.global_mean_norm(np.array([[1.0, 1e-200], [1.0, 1e-200]])) == 1.0
-
-
-def test_minimizer_outputs_classify_surviving_classes():
-    n = CIFAR
-    mz = ufm.global_minimizer(n, 1e-3, 1e-3, L=3, bias=True, d=12)
-    P = mz.Ws[2] @ mz.Ws[1] @ mz.Ws[0]
-    outputs = (P @ mz.H + mz.b[:, None]).T
-    assert m.accuracy(outputs, imb.class_labels(n)) == 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -794,16 +783,10 @@ def test_bad_input_raises_value_error_naming_the_argument():
     with pytest.raises(ValueError, match="^b must"):
         m.bias_error(np.ones(2) / 2, [0, 1, 2], num_classes=3)
     np.testing.assert_allclose(m.bias_error([0.6, 0.4], [0, 0, 0, 1, 1], num_classes=2), 0.0, atol=1e-16)
-    with pytest.raises(ValueError, match="labels"):
-        m.accuracy(np.ones((9, 3)), y[:-1])
     with pytest.raises(ValueError, match="^G_left"):  # U must be K x K for P of K rows
         pm.printed_nc3(np.ones((3, 5)), np.eye(2), np.ones((5, 3)))
     with pytest.raises(ValueError, match="^G_right"):
         pm.printed_nc3(np.ones((3, 5)), np.eye(3), np.ones((3, 5)))
-    with pytest.raises(ValueError, match="^outputs"):  # -1 is no class, not a miss
-        m.accuracy(np.array([-1, 0, 1]), np.array([0, 0, 1]))
-    with pytest.raises(ValueError, match="^outputs"):  # booleans are not scores
-        m.accuracy(np.eye(3, dtype=bool), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="rtol"):
         m.nc1(X, y, rtol=-1.0)
     for cutoff in (1.0, 2.0):  # would drop even the largest singular value: NC1 = 0 at any point
@@ -952,63 +935,17 @@ def test_printed_upsilon_constant_c_with_per_layer_lambdas():
         pm.printed_upsilon(st, [1e-3, 2e-3], 1e-3, 10, 3)
 
 
-def test_class_accuracy_by_hand():
-    # 3 classes; class 0: 2 of 3 right, class 1: 1 of 1, class 2: 0 of 2; class 3 has no sample
-    y = np.array([0, 0, 0, 1, 2, 2])
-    pred = np.array([0, 0, 1, 1, 0, 1])
-    np.testing.assert_array_equal(m.class_accuracy(pred, y), [2 / 3, 1.0, 0.0])
-    got = m.class_accuracy(pred, y, num_classes=4)
-    np.testing.assert_array_equal(got[:3], [2 / 3, 1.0, 0.0])
-    assert np.isnan(got[3])
-    scores = np.eye(4)[pred]  # N x K scores whose arg-max is pred
-    np.testing.assert_array_equal(m.class_accuracy(scores, y), got)
-    # the overall accuracy is the count-weighted mean of the per-class ones
-    counts = np.bincount(y, minlength=3)
-    assert m.accuracy(pred, y) == pytest.approx(np.sum(counts * got[:3]) / counts.sum(), rel=1e-15)
-    with pytest.raises(ValueError, match="^num_classes"):
-        m.class_accuracy(pred, y, num_classes=2)
-    with pytest.raises(ValueError, match="num_classes"):
-        m.class_accuracy(pred, y, num_classes=0)
-    with pytest.raises(ValueError, match="^labels"):
-        m.class_accuracy(pred, y[:3])
-
-
-def test_predictions_and_num_classes_are_checked_against_the_classes():
-    """A prediction outside 0..K-1 is no class, and num_classes must agree with the columns of N x K scores: both are
-    refused by name rather than read as a miss or a shorter list."""
-    y = np.array([0, 0, 1, 2, 2])
-    rng = np.random.default_rng(28)
-    scores5 = rng.standard_normal((5, 5))
-    for call in (m.accuracy, m.class_accuracy):
-        with pytest.raises(ValueError, match="^num_classes"):
-            call(scores5, y, num_classes=3)  # five scores per row, three classes
-        with pytest.raises(ValueError, match="^num_classes"):
-            call(scores5[:, :3], y, num_classes=4)
-        with pytest.raises(ValueError, match="^outputs"):
-            call(y + 5, y)  # predictions 5..7 with labels 0..2
-        with pytest.raises(ValueError, match="^outputs"):
-            call(np.array([0, 0, 1, 2, 4]), y, num_classes=4)
-    np.testing.assert_array_equal(m.class_accuracy(scores5[:, :3], y, num_classes=3), m.class_accuracy(scores5[:, :3], y))
-    # a class without samples may still be predicted when num_classes says it exists
-    assert m.accuracy(np.array([0, 0, 1, 2, 3]), y, num_classes=4) == 0.8
-    np.testing.assert_array_equal(m.class_accuracy(np.array([0, 0, 1, 2, 3]), y, num_classes=4)[:3], [1.0, 1.0, 0.5])
-
-
 def test_labels_are_read_alike_by_every_metric():
-    """Class indices are integers or integer-valued floats everywhere (as nclib.datafiles.check_labels reads them),
-    and an out-of-range value is reported as stored."""
+    """Class indices are integers or integer-valued floats everywhere (as nclib.datafiles.check_labels reads them;
+    the accuracy's reading is tested in test_accuracy.py), and an out-of-range value is reported as stored."""
     y = np.array([0, 0, 1, 2, 2])
-    pred = np.array([0, 1, 1, 2, 0])
     X = np.arange(10.0).reshape(5, 2) ** 2
     b = np.array([0.4, 0.2, 0.4])
     y_float = y.astype(np.float64)
-    assert m.accuracy(pred, y_float) == m.accuracy(pred, y) == 0.6
-    np.testing.assert_array_equal(m.class_accuracy(pred, y_float), m.class_accuracy(pred, y))
     assert m.bias_error(b, y_float) == m.bias_error(b, y)
     assert m.nc1(X, y_float) == m.nc1(X, y)
     for bad in (y + 0.5, y.astype(bool), np.where(y == 2, np.nan, y_float)):
-        for call in (lambda lab: m.accuracy(pred, lab), lambda lab: m.class_accuracy(pred, lab),
-                     lambda lab: m.bias_error(b, lab), lambda lab: m.nc1(X, lab)):
+        for call in (lambda lab: m.bias_error(b, lab), lambda lab: m.nc1(X, lab)):
             with pytest.raises(ValueError, match="^labels"):
                 call(bad)
     stray = np.array([0, 2**64 - 1], dtype=np.uint64)
@@ -1016,8 +953,6 @@ def test_labels_are_read_alike_by_every_metric():
         m.nc1(np.eye(2), stray)
     with pytest.raises(ValueError, match=f"^labels .*got the value {2**64 - 1}$"):
         m.nc1(np.eye(2), stray, num_classes=2)
-    with pytest.raises(ValueError, match=f"^labels .*got {2**64 - 1}$"):
-        m.accuracy(np.eye(2), stray)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1232,16 +1167,14 @@ def test_stray_labels_and_non_finite_distances_are_refused():
 
 
 def test_text_bools_and_complex_numbers_are_refused_by_name():
-    """numpy would read these silently: text and bools as numbers, 'no' as True, a complex arg-max by its real part
-    first; each is refused naming the argument."""
+    """numpy would read these silently: text and bools as numbers, 'no' as True; each is refused naming the argument
+    (the accuracy's complex and text scores are tested in test_accuracy.py)."""
     y = imb.class_labels([2, 1])
     cases = [
         (lambda: m.normalized_distance([["a"]], [[1.0]]), "X"),
         (lambda: m.normalized_distance([[1.0]], [[True]]), "T"),
         (lambda: m.bias_error(["0.5", "0.5"], y), "b"),
         (lambda: m.bias_error([True, False], y), "b"),
-        (lambda: m.accuracy(np.ones((3, 2)) * (1 + 1j), y), "outputs"),
-        (lambda: m.accuracy(np.array([["a", "b"]] * 3), y), "outputs"),
         (lambda: pm.printed_nc3(np.eye(2), np.eye(2), [["a", "b"], ["c", "d"]]), "G_right"),
         (lambda: pm.printed_nc2([["1", "2"]], [[1.0, 2.0]]), "X"),  # text is not read as numbers
         (lambda: pm.printed_nc2([[1.0, 2.0]], [["1", "2"]]), "target"),

@@ -1,0 +1,112 @@
+"""Unit tests of nclib.accuracy, the training accuracy overall and class by class (chapter ch-metrics)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nclib.accuracy as acc
+import nclib.imbalance as imb
+import nclib.ufm as ufm
+
+CIFAR = [500, 500, 400, 400, 300, 300, 200, 200, 100, 100]
+
+
+def test_accuracy_by_hand():
+    out = np.array([[0.9, 0.1], [0.2, 0.7], [0.6, 0.5], [0.1, 0.3]])
+    assert acc.accuracy(out, np.array([0, 1, 1, 1])) == 0.75
+    assert acc.accuracy(np.array([1, 0, 1]), np.array([1, 1, 1])) == pytest.approx(2 / 3, rel=1e-15)
+
+
+def test_minimizer_outputs_classify_surviving_classes():
+    n = CIFAR
+    mz = ufm.global_minimizer(n, 1e-3, 1e-3, L=3, bias=True, d=12)
+    P = mz.Ws[2] @ mz.Ws[1] @ mz.Ws[0]
+    outputs = (P @ mz.H + mz.b[:, None]).T
+    assert acc.accuracy(outputs, imb.class_labels(n)) == 1.0
+
+
+def test_class_accuracy_by_hand():
+    # 3 classes; class 0: 2 of 3 right, class 1: 1 of 1, class 2: 0 of 2; class 3 has no sample
+    y = np.array([0, 0, 0, 1, 2, 2])
+    pred = np.array([0, 0, 1, 1, 0, 1])
+    np.testing.assert_array_equal(acc.class_accuracy(pred, y), [2 / 3, 1.0, 0.0])
+    got = acc.class_accuracy(pred, y, num_classes=4)
+    np.testing.assert_array_equal(got[:3], [2 / 3, 1.0, 0.0])
+    assert np.isnan(got[3])
+    scores = np.eye(4)[pred]  # N x K scores whose arg-max is pred
+    np.testing.assert_array_equal(acc.class_accuracy(scores, y), got)
+    # the overall accuracy is the count-weighted mean of the per-class ones
+    counts = np.bincount(y, minlength=3)
+    assert acc.accuracy(pred, y) == pytest.approx(np.sum(counts * got[:3]) / counts.sum(), rel=1e-15)
+    with pytest.raises(ValueError, match="^num_classes"):
+        acc.class_accuracy(pred, y, num_classes=2)
+    with pytest.raises(ValueError, match="num_classes"):
+        acc.class_accuracy(pred, y, num_classes=0)
+    with pytest.raises(ValueError, match="^labels"):
+        acc.class_accuracy(pred, y[:3])
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+# ---------------------------------------------------------------------------------------------
+
+def test_bad_input_raises_value_error_naming_the_argument():
+    y = imb.class_labels([4, 3, 2])
+    with pytest.raises(ValueError, match="labels"):
+        acc.accuracy(np.ones((9, 3)), y[:-1])
+    with pytest.raises(ValueError, match="^outputs"):  # -1 is no class, not a miss
+        acc.accuracy(np.array([-1, 0, 1]), np.array([0, 0, 1]))
+    with pytest.raises(ValueError, match="^outputs"):  # booleans are not scores
+        acc.accuracy(np.eye(3, dtype=bool), np.array([0, 1, 2]))
+
+
+def test_predictions_and_num_classes_are_checked_against_the_classes():
+    """A prediction outside 0..K-1 is no class, and num_classes must agree with the columns of N x K scores: both are
+    refused by name rather than read as a miss or a shorter list."""
+    y = np.array([0, 0, 1, 2, 2])
+    rng = np.random.default_rng(28)
+    scores5 = rng.standard_normal((5, 5))
+    for call in (acc.accuracy, acc.class_accuracy):
+        with pytest.raises(ValueError, match="^num_classes"):
+            call(scores5, y, num_classes=3)  # five scores per row, three classes
+        with pytest.raises(ValueError, match="^num_classes"):
+            call(scores5[:, :3], y, num_classes=4)
+        with pytest.raises(ValueError, match="^outputs"):
+            call(y + 5, y)  # predictions 5..7 with labels 0..2
+        with pytest.raises(ValueError, match="^outputs"):
+            call(np.array([0, 0, 1, 2, 4]), y, num_classes=4)
+    np.testing.assert_array_equal(acc.class_accuracy(scores5[:, :3], y, num_classes=3),
+                                  acc.class_accuracy(scores5[:, :3], y))
+    # a class without samples may still be predicted when num_classes says it exists
+    assert acc.accuracy(np.array([0, 0, 1, 2, 3]), y, num_classes=4) == 0.8
+    np.testing.assert_array_equal(acc.class_accuracy(np.array([0, 0, 1, 2, 3]), y, num_classes=4)[:3], [1.0, 1.0, 0.5])
+
+
+def test_labels_are_read_as_every_metric_reads_them():
+    """Class indices are integers or integer-valued floats, as in nclib.metrics (and nclib.datafiles.check_labels),
+    and an out-of-range value is reported as stored."""
+    y = np.array([0, 0, 1, 2, 2])
+    pred = np.array([0, 1, 1, 2, 0])
+    y_float = y.astype(np.float64)
+    assert acc.accuracy(pred, y_float) == acc.accuracy(pred, y) == 0.6
+    np.testing.assert_array_equal(acc.class_accuracy(pred, y_float), acc.class_accuracy(pred, y))
+    for bad in (y + 0.5, y.astype(bool), np.where(y == 2, np.nan, y_float)):
+        for call in (lambda lab: acc.accuracy(pred, lab), lambda lab: acc.class_accuracy(pred, lab)):
+            with pytest.raises(ValueError, match="^labels"):
+                call(bad)
+    stray = np.array([0, 2**64 - 1], dtype=np.uint64)
+    with pytest.raises(ValueError, match=f"^labels .*got {2**64 - 1}$"):
+        acc.accuracy(np.eye(2), stray)
+
+
+def test_text_bools_and_complex_numbers_are_refused_by_name():
+    """numpy would read these silently: a complex arg-max by its real part first, text as numbers; each is refused
+    naming the argument."""
+    y = imb.class_labels([2, 1])
+    cases = [
+        (lambda: acc.accuracy(np.ones((3, 2)) * (1 + 1j), y), "outputs"),
+        (lambda: acc.accuracy(np.array([["a", "b"]] * 3), y), "outputs"),
+    ]
+    for call, name in cases:
+        with pytest.raises(ValueError, match=f"^{name} must"):
+            call()
