@@ -16,9 +16,9 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         from code that was not its commit's (git_dirty), or whose folder cannot be read, is reported and not
         landed: it never becomes a figure's run; nor is a run made in another precision, on another GPU model,
         with another torch, another NC3 or other training data (data_sha256) than the runs of its figure landed
-        before (promote would refuse the figure, and the run would stand in the way of the right one).  A job
-        none of whose runs of a figure landed leaves no record there.  A run already landed is not replaced, nor
-        a job's record.
+        before, in this job or an earlier one (promote would refuse the figure, and the run would stand in the
+        way of the right one).  A job none of whose runs of a figure landed leaves no record there.  A run
+        already landed is not replaced, nor a job's record.
     python scripts/land_gpu_runs.py promote FIG
         once results/figures/pieces/fig<FIG>/ holds the runs L = 1, 3, 6 of the paper's 12,000 epochs, clean
         commits of one precision, GPU model, torch version, NC3 and training data (it prints the commits in the

@@ -169,9 +169,13 @@ def test_promote_refuses_pieces_that_are_not_one_arithmetic(root, tmp_path):
     assert pieces.is_dir() and len(figures.load_figure(1, "gpu", root=root / "results" / "figures")) == 3
 
 
-@pytest.mark.parametrize("other", [dict(prov={"device_name": "NVIDIA H100 80GB HBM3"}), dict(precision="fp32"),
-                                   dict(prov={"versions": {"torch": "2.12.0+cu130"}}),
-                                   dict(prov={"nc3_compares": "classes"}), dict(prov={"data_sha256": "2" * 64})])
+#: A run's settings that differ from the fixture's in one of what :func:`land_gpu_runs.arithmetic` compares.
+OTHER_ARITHMETIC = [dict(prov={"device_name": "NVIDIA H100 80GB HBM3"}), dict(precision="fp32"),
+                    dict(prov={"versions": {"torch": "2.12.0+cu130"}}), dict(prov={"nc3_compares": "classes"}),
+                    dict(prov={"data_sha256": "2" * 64})]
+
+
+@pytest.mark.parametrize("other", OTHER_ARITHMETIC)
 def test_land_refuses_a_run_of_another_arithmetic_than_the_landed_ones(root, tmp_path, other):
     """A piece made on another GPU model, in another precision, with another torch, another NC3 or on other training
     data than the pieces of its figure landed before would be refused by promote, and would stand in the way of the right run: land refuses it and
@@ -185,6 +189,18 @@ def test_land_refuses_a_run_of_another_arithmetic_than_the_landed_ones(root, tmp
     right = job_outputs(tmp_path, "c", "L6", [dict(L=6)])
     assert land_gpu_runs.land(right, "c", root)["landed"] == ["fig1-L6"]
     land_gpu_runs.promote(1, root)  # one arithmetic
+
+
+@pytest.mark.parametrize("other", OTHER_ARITHMETIC)
+def test_land_refuses_two_runs_of_one_archive_of_another_arithmetic(root, tmp_path, other):
+    """Two runs of one figure in one archive, the second of another arithmetic than the first: the first lands and
+    the second is compared with it, as with a run landed by an earlier job, and refused."""
+    files = job_outputs(tmp_path, "job", "L1-L3", [dict(L=1), dict(L=3, **other)])
+    got = land_gpu_runs.land(files, "job", root)
+    assert got == {"landed": ["fig1-L1"], "refused": {"fig1-L3": ANY}}
+    assert "not the landed fig1-L1's" in got["refused"]["fig1-L3"]
+    pieces = root / "results" / "figures" / "pieces" / "fig1"
+    assert sorted(p.name for p in pieces.iterdir()) == ["fig1-L1", "jobs"]
 
 
 def test_promote_takes_only_runs_of_the_papers_epochs(root, tmp_path):
