@@ -13,12 +13,13 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         notebooks as the job wrote them, the earlier commands' logs and CUDA test reports that the archive holds
         (logs/call<N>-*.txt), the .txt files of FILES (log.txt) and landed.json (which runs landed, which were
         refused and why).  A run that did not finish, or finished fewer epochs, or was trained in any of its calls
-        from code that was not its commit's (git_dirty), or whose folder cannot be read, is reported and not
-        landed: it never becomes a figure's run; nor is a run made in another precision, on another GPU model,
-        with another torch, another NC3 or other training data (data_sha256) than the runs of its figure landed
-        before, in this job or an earlier one (promote would refuse the figure, and the run would stand in the
-        way of the right one).  A job none of whose runs of a figure landed leaves no record there.  A run
-        already landed is not replaced, nor a job's record.
+        from code that was not its commit's (git_dirty), or whose folder cannot be read or is not named by it
+        (fig<k>-L<L> with the L of its params, and its run_name), is reported and not landed: it never becomes a
+        figure's run; nor is a run made in another precision, on another GPU model, with another torch, another
+        NC3 or other training data (data_sha256) than the runs of its figure landed before, in this job or an
+        earlier one (promote would refuse the figure, and the run would stand in the way of the right one).  A
+        job none of whose runs of a figure landed leaves no record there.  A run already landed is not replaced,
+        nor a job's record.
     python scripts/land_gpu_runs.py promote FIG
         once results/figures/pieces/fig<FIG>/ holds the runs L = 1, 3, 6 of the paper's 12,000 epochs, clean
         commits of one precision, GPU model, torch version, NC3 and training data (it prints the commits in the
@@ -224,7 +225,7 @@ def promote(fig: int, root: pathlib.Path) -> str:
                              f"promote once L = {', '.join(map(str, figures.L_VALUES))} are all landed")
         params, history, prov = load_run(path)
         runs[L] = figures.Run(path, params, history, prov)
-    figures.check_figure(runs, f, "gpu")
+    figures.check_figure(runs, f, "gpu")  # each folder named by its run too: L and run_name (check_run)
     # the paper's epochs only: runs landed with a smaller --epochs (a trial) never replace the figure's runs
     want = figures.scale_settings("gpu")["epochs"]
     short = {L: int(r.params["epochs"]) for L, r in runs.items() if int(r.params["epochs"]) != want}

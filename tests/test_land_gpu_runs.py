@@ -22,11 +22,12 @@ TEMPLATE = nclib.ROOT / "results" / "figures" / "gpu" / "fig1"  # the committed 
 
 
 def fake_run(folder: pathlib.Path, L: int, epochs: int = 12000, status: str = "finished", precision: str = "tf32",
-             prov: dict | None = None, **changes) -> pathlib.Path:
-    """A run folder of Figure 1 at the paper's settings (a fixture: finite made-up metrics, every 100 epochs)."""
+             prov: dict | None = None, name: str | None = None, **changes) -> pathlib.Path:
+    """A run folder of Figure 1 at the paper's settings (a fixture: finite made-up metrics, every 100 epochs), named
+    ``name`` (default fig1-L<L>, the run's own)."""
     params = json.loads((TEMPLATE / f"fig1-L{L}" / "params.json").read_text())
     params.update(epochs=epochs, precision=precision, **changes)
-    run = folder / f"fig1-L{L}"
+    run = folder / (name or f"fig1-L{L}")
     run.mkdir(parents=True)
     (run / "params.json").write_text(json.dumps(params))
     ep = np.array(sorted({0, *range(100, epochs + 1, 100), epochs}))
@@ -201,6 +202,38 @@ def test_land_refuses_two_runs_of_one_archive_of_another_arithmetic(root, tmp_pa
     assert "not the landed fig1-L1's" in got["refused"]["fig1-L3"]
     pieces = root / "results" / "figures" / "pieces" / "fig1"
     assert sorted(p.name for p in pieces.iterdir()) == ["fig1-L1", "jobs"]
+
+
+#: A run folder whose name is not its run's: params of L = 3 in fig1-L6 (its run_name fig1-L6 too), and the run L = 6
+#: with the run_name of L = 3.
+MISNAMED = [dict(L=3, name="fig1-L6", run_name="fig1-L6"), dict(L=6, run_name="fig1-L3")]
+MISNAMED_WHY = ["its folder is 'fig1-L6', not 'fig1-L3'", "run_name = 'fig1-L3', not its folder's name 'fig1-L6'"]
+
+
+@pytest.mark.parametrize("misnamed, why", list(zip(MISNAMED, MISNAMED_WHY)))
+def test_land_refuses_a_run_whose_folder_is_not_named_by_its_l(root, tmp_path, misnamed, why):
+    """A folder fig1-L6 holding another L's run (or another run_name) would be promoted beside the run of its own L,
+    and the figure could no longer be read (load_figure: two runs with one L): land refuses it."""
+    land_gpu_runs.land(job_outputs(tmp_path, "a", "L1-L3", [dict(L=1), dict(L=3)]), "a", root)
+    got = land_gpu_runs.land(job_outputs(tmp_path, "b", "L6", [misnamed]), "b", root)
+    assert got == {"landed": [], "refused": {"fig1-L6": ANY}} and why in got["refused"]["fig1-L6"]
+    assert not (root / "results" / "figures" / "pieces" / "fig1" / "fig1-L6").exists()
+    assert land_gpu_runs.land(job_outputs(tmp_path, "c", "L6", [dict(L=6)]), "c", root)["landed"] == ["fig1-L6"]
+    land_gpu_runs.promote(1, root)
+    assert sorted(figures.load_figure(1, "gpu", root=root / "results" / "figures")) == [1, 3, 6]
+
+
+@pytest.mark.parametrize("misnamed, why", list(zip(MISNAMED, MISNAMED_WHY)))
+def test_promote_refuses_a_run_whose_folder_is_not_named_by_its_l(root, tmp_path, misnamed, why):
+    """The same folder put among the pieces by hand: promote refuses the figure before it removes the committed
+    runs."""
+    land_gpu_runs.land(job_outputs(tmp_path, "a", "L1-L3", [dict(L=1), dict(L=3)]), "a", root)
+    fake_run(root / "results" / "figures" / "pieces" / "fig1", **misnamed)
+    with pytest.raises(ValueError, match=why):
+        land_gpu_runs.promote(1, root)
+    committed = figures.load_figure(1, "gpu", root=root / "results" / "figures")
+    assert {L: r.params["epochs"] for L, r in committed.items()} == {1: 2600, 3: 2600, 6: 2600}
+    assert (root / "results" / "figures" / "pieces" / "fig1" / "fig1-L6").is_dir()
 
 
 def test_promote_takes_only_runs_of_the_papers_epochs(root, tmp_path):

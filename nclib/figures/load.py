@@ -140,13 +140,22 @@ def check_run(run: Run, fig, scale: str) -> list[str]:
     """What keeps one run from being a run of Figure ``fig`` at ``scale``: its parameters against
     :func:`figure_parameters` on :data:`CONFIG_KEYS` and the class counts, its ``epochs`` (at most the scale's, at
     least one metric interval), its history (epoch 0, every ``metric_every``-th epoch and the last one, finite
-    metrics) and its provenance status (``finished``).  Returns the problems, each naming the run's L; empty when
-    there is none (:func:`check_figure` for a figure's runs, ``scripts/land_gpu_runs.py`` for one run).
+    metrics), its provenance status (``finished``) and, for a run read from a folder, the folder's name:
+    ``fig<k>-L<L>`` with the run's own L, and its ``run_name`` (:func:`load_figure` reads a figure's runs by their
+    folders: a run under another L's name would stand beside the run of its own L).  Returns the problems, each
+    naming the run's L; empty when there is none (:func:`check_figure` for a figure's runs,
+    ``scripts/land_gpu_runs.py`` for one run).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     f = figure(fig)
     cfg = figure_parameters(f, scale)
     L, p = run.L, run.params
     problems = []
+    if run.path is not None:
+        name = pathlib.Path(run.path).name
+        if name != f"fig{f.number}-L{L}":
+            problems.append(f"L={L}: its folder is {name!r}, not 'fig{f.number}-L{L}' (the L of its params)")
+        if p.get("run_name") != name:
+            problems.append(f"L={L}: run_name = {p.get('run_name')!r}, not its folder's name {name!r}")
     for k in CONFIG_KEYS:
         want, got = cfg[k], p.get(k)
         if k in ("lam_W", "lam_H") and want == "reference":  # K x 1e-5, as nclib.train resolves it
