@@ -18,12 +18,12 @@ refused (the run started at another commit, on another device or CPU model) star
 or dead one is reported with what resumes it, and ``--restart-refused`` starts it again.  A failing run is
 written to the table with its error and does not stop the others.
 
-The runs of one output folder share every parameter that no grid sweeps: a call whose ``--set`` values differ
-from an earlier call's (recorded in ``sweep.json``, which keeps every call) is refused, and a point whose run the
-folder already holds under another name (a grid parameter added later, at its default) is that run.  A relative
-``data_path`` is made absolute before the points reach the workers.  The table gives each run's commit, whether
-its checkout had uncommitted changes, its GPU or CPU model and torch version, and warns when its runs come from
-several versions of the code.
+The runs of one output folder share every parameter that no grid sweeps: a call whose ``--set`` values or
+``--tie`` ties differ from an earlier call's (recorded in ``sweep.json``, which keeps every call) is refused, and a
+point whose run the folder already holds under another name (a grid parameter added later, at its default) is that
+run.  A relative ``data_path`` is made absolute before the points reach the workers.  The table gives each run's
+commit, whether its checkout had uncommitted changes, its GPU or CPU model and torch version, and warns when its
+runs come from several versions of the code.
 
 Command line::
 
@@ -121,10 +121,10 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
     A relative ``data_path`` is made absolute here, from this process's working folder, so that workers started
     elsewhere read the same file.  ValueError naming the parameter when a point is refused, two points are the same
     run, an existing run folder holds a run with other parameters, or a parameter that the grid does not sweep
-    differs from the value an earlier call recorded in ``out_dir/sweep.json`` (the runs of one folder share
-    them).  ``remote``: the runs train on other machines, which
-    are taken to have a GPU (:func:`nclib.parameters.checked` with ``cuda=True``): ``device="cuda"`` and the
-    GPU-only ``steps_per_graph`` are accepted where this machine has none, and each worker checks them again."""
+    differs from the value (or the tie) an earlier call recorded in ``out_dir/sweep.json`` (the runs of one folder
+    share them).  ``remote``: the runs train on other machines, which are taken to have a GPU
+    (:func:`nclib.parameters.checked` with ``cuda=True``): ``device="cuda"`` and the GPU-only ``steps_per_graph``
+    are accepted where this machine has none, and each worker checks them again."""
     fixed = {} if fixed is None else fixed
     check_names(grid, fixed)
     tie = check_tie(tie, grid, fixed)
@@ -164,13 +164,30 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
                 kind = parameters.required_device_type(p["device"], True if remote else None)
                 differ.update(runs.device_difference(out_dir / name, kind))
             if differ:
-                raise ValueError(f"run folder {str(out_dir / name)!r} holds a run with other parameters: "
-                                 f"{runs.differences_text(differ)}; use another out_dir (or delete the folder)")
+                raise ValueError(_other_run_text(out_dir / name, differ))
         planned.append({"point": point, "params": p})
     return planned
 
 
+def _other_run_text(run_dir: pathlib.Path, differ: dict) -> str:
+    """The refusal of a run folder that holds a run with other parameters (``differ``, as
+    :func:`nclib.runs.differing_params` gives them) than a point of the sweep."""
+    return (f"run folder {str(run_dir)!r} holds a run with other parameters: {runs.differences_text(differ)}; use "
+            f"another out_dir (or delete the folder)")
+
+
 # --------------------------------------------------------------------------------------------- one run
+
+def _refuse_other_run(run_dir: pathlib.Path, want: dict) -> None:
+    """ValueError (:func:`_other_run_text`) where the ``params.json`` of ``run_dir`` records another run than the
+    one whose defining parameters are ``want`` (:func:`nclib.parameters.defining_params`): read under the folder's
+    lock, so that a point is refused, as :func:`plan` refuses it, where another call (one that ties a parameter
+    this one does not, say) made its run in that folder after this call's plan."""
+    if (run_dir / "params.json").is_file():
+        differ = runs.differing_params(run_dir, want)
+        if differ:
+            raise ValueError(_other_run_text(run_dir, differ))
+
 
 def _step(run_dir, status: str) -> str:
     """What a sweep does with a run folder whose recorded status is ``status`` and that no live process writes:
@@ -217,19 +234,28 @@ def _run_point(params: dict, restart_refused: bool = False) -> dict:
     start ("Type: message" of the refused resume), "fresh": whether the run was started from the start as
     planned}``.  A failed run whose resume is refused (the code changed since, say) is trained again from the start,
     as is, with ``restart_refused``, a stopped or dead one; without it, such a run is an error whose message says
-    what resumes it (:data:`RESUME_ADVICE`)."""
+    what resumes it (:data:`RESUME_ADVICE`).  A folder that, once locked, holds a run with other defining parameters
+    (another call made it after this call's :func:`plan`) is an error too, the refusal of :func:`plan`, and its run
+    is left as it is."""
     run_dir = pathlib.Path(params["out_dir"]) / params["run_name"]
     error = restarted = None
     step = "leave"
     try:
         from . import train
 
+        want = parameters.defining_params(params)
+
         try:
-            step, _ = train.run_under_lock([params], lambda dirs, statuses: _step(dirs[0], statuses[0]))
+            def first(dirs, statuses):  # the folder as it is now: another call may have made its run meanwhile
+                _refuse_other_run(dirs[0], want)
+                return _step(dirs[0], statuses[0])
+
+            step, _ = train.run_under_lock([params], first)
         except ResumeRefused as refused:
             why, told = f"{type(refused).__name__}: {refused}", str(refused)
 
             def again(dirs, statuses):  # locked again: a run that another process finished meanwhile is kept
+                _refuse_other_run(dirs[0], want)
                 if statuses[0] in FINAL:
                     return "keep"
                 if statuses[0] == "failed" or (restart_refused and statuses[0] in RESUMABLE):

@@ -8,7 +8,7 @@ several processes share a sweep's output folder.
   :func:`update_manifest` changes it under a lock of its own (:data:`MANIFEST_LOCK`), so that a sweep and the
   tasks of a job array record their runs in one folder without losing each other's entries;
 - the runs of one output folder share every parameter that no grid sweeps: :func:`check_fixed` refuses a call whose
-  fixed parameters differ from those of a call the record holds;
+  fixed parameters or ties differ from those of a call the record holds;
 - one sweep at a time trains the grid of a folder: :func:`lock_sweep` holds ``OUT_DIR/.sweep.lock`` (:data:`LOCK`)
   and refuses a second sweep (:class:`SweepBusy`); the tasks of a job array take only their run folders' locks
   (:func:`nclib.locks.lock_run`).
@@ -102,30 +102,45 @@ def recorded_calls(manifest: dict) -> list[dict]:
     return []
 
 
+def _setting(call: dict, k: str):
+    """What the call ``call`` (a recorded call's grid, fixed and tie) gives the parameter ``k`` that its grid does not
+    sweep: ``("tied to", GRIDNAME)`` for a tie, else its fixed value (its default where it is left out) as JSON
+    holds it; and whether that value is the default left out."""
+    tie, fixed = call.get("tie") or {}, call.get("fixed") or {}
+    if k in tie:
+        return ("tied to", tie[k]), False
+    return runs.json_values({"v": fixed.get(k, DEFAULTS[k])})["v"], k not in fixed
+
+
+def _setting_text(k: str, setting, default: bool, named: bool = True) -> str:
+    """A parameter's setting (:func:`_setting`) as a refusal names it (a value after ``k = `` where ``named``)."""
+    if isinstance(setting, tuple):
+        return f"{k} tied to {setting[1]} (--tie {k}={setting[1]})"
+    return f"{f'{k} = ' if named else ''}{setting!r}{' (its default)' if default else ''}"
+
+
 def check_fixed(call: dict, manifest: dict, out_dir) -> None:
-    """Refuse a call (:func:`call_record`) whose fixed parameters differ from those of a call that ``out_dir``'s
-    ``sweep.json`` (``manifest``) records: a parameter that no call sweeps (grid or tie) takes one value in every run
-    of the folder (a parameter left out takes its default), so that the folder's table compares runs that differ in
-    their grid values alone.  Execution keys (``max_train_s``...) may change.  ValueError naming the parameter, both
-    values and the folder; ValueError naming ``call``, ``manifest`` or ``out_dir`` where one is not what it should
-    be.  Used in :ref:`ch-sweeps`."""
+    """Refuse a call (:func:`call_record`) whose fixed parameters or ties differ from those of a call that
+    ``out_dir``'s ``sweep.json`` (``manifest``) records: a parameter that no call's grid sweeps takes one value in
+    every run of the folder (a parameter left out takes its default), or follows one grid parameter in every run
+    (a tie, ``lam_H`` tied to ``lam_W``), so that the folder's table compares runs that differ in their grid values
+    alone, and no two calls name by the same grid values runs that differ in a tied parameter.  Execution keys
+    (``max_train_s``...) may change.  ValueError naming the parameter, both settings and the folder; ValueError
+    naming ``call``, ``manifest`` or ``out_dir`` where one is not what it should be.  Used in :ref:`ch-sweeps`."""
     call, out_dir = _checked_call(call), _folder(out_dir)
     for then in recorded_calls(manifest):
-        varied = {*call["grid"], *call["tie"], *(then.get("grid") or {}), *(then.get("tie") or {})}
-        keys = [k for k in DEFAULTS if (k in call["fixed"] or k in (then.get("fixed") or {}))
-                and k not in varied and k not in EXECUTION_KEYS]
-        for k in keys:
-            was = (then.get("fixed") or {}).get(k, DEFAULTS[k])
-            now = call["fixed"].get(k, DEFAULTS[k])
-            was, now = runs.json_values({"v": was})["v"], runs.json_values({"v": now})["v"]
+        given = {*call["fixed"], *call["tie"], *(then.get("fixed") or {}), *(then.get("tie") or {})}
+        varied = {*call["grid"], *(then.get("grid") or {})}
+        for k in [k for k in DEFAULTS if k in given and k not in varied and k not in EXECUTION_KEYS]:
+            (was, was_default), (now, now_default) = _setting(then, k), _setting(call, k)
             if was != now and not (k == "data_path" and runs.same_file(was, now)):
-                said = {True: " (its default)", False: ""}
+                flag = ("tie", "--tie") if k in call["tie"] else ("fixed", "--set")
                 raise ValueError(
-                    f"fixed[{k!r}] (--set {k}): the sweeps of {str(out_dir)!r} ran with {k} = {was!r}"
-                    f"{said[k not in (then.get('fixed') or {})]} ({MANIFEST}), this one asks for {now!r}"
-                    f"{said[k not in call['fixed']]}; the runs of one out_dir share every parameter that no grid "
-                    f"sweeps, so that its table compares like with like: give this sweep another out_dir (--out-dir), "
-                    f"or sweep {k} with --grid")
+                    f"{flag[0]}[{k!r}] ({flag[1]} {k}): the sweeps of {str(out_dir)!r} ran with "
+                    f"{_setting_text(k, was, was_default)} ({MANIFEST}), this one asks for "
+                    f"{_setting_text(k, now, now_default, named=False)}; the runs of one out_dir share every "
+                    f"parameter that no grid sweeps, so that its table compares like with like: give this sweep "
+                    f"another out_dir (--out-dir), or sweep {k} with --grid")
 
 
 class SweepBusy(RuntimeError):
@@ -191,8 +206,8 @@ def update_manifest(out_dir, change) -> dict:
 
 def record_call(manifest: dict, call: dict, planned: list[dict], out_dir, kept=()) -> None:
     """Record a call (:func:`call_record`) in the manifest: refused (:func:`check_fixed`) if its fixed parameters
-    differ from a recorded call's; else its grid, fixed and tie added to ``calls`` (once: the tasks of a job array
-    make the same call), and as the last call's; every planned point (``planned``, :func:`nclib.sweep.plan`) under
+    or ties differ from a recorded call's; else its grid, fixed and tie added to ``calls`` (once: the tasks of a job
+    array make the same call), and as the last call's; every planned point (``planned``, :func:`nclib.sweep.plan`) under
     its run name, in grid order (a point new to the record beside its neighbours in the grid, the others where they
     were, so that a value or a parameter added to a grid keeps the runs in grid order); the errors of the runs
     ``kept`` (run names) dropped (their folders say what they are now).  ValueError naming the argument that is not

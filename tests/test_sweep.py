@@ -615,6 +615,68 @@ def test_a_run_another_process_finishes_before_the_lock_is_kept_not_trained_agai
     assert _files(folder) == other["files"]
 
 
+UNTIED = {k: v for k, v in TINY.items() if k != "lam_H"}  # lam_H at its default, or tied to lam_W
+
+
+@pytest.mark.parametrize("left", ["finished", "stopped"])
+def test_a_run_another_call_made_after_the_plan_is_refused_under_the_lock_not_taken_for_this_one(tmp_path, left):
+    """The fault: two calls differing only in a tie (lam_H tied to lam_W, or at its default) name their run
+    lam_W-0.1 alike.  B plans while the folder is empty, A then trains there, and B's worker kept A's run as its own
+    (a finished one) or resumed it, or with restart_refused deleted it: B's run never existed.  Under the lock B
+    compares its parameters with the folder's, as its plan does: an error naming lam_H, A's run left as it is."""
+    out = tmp_path / "out"
+    planned = sweep.plan({"lam_W": [0.1]}, UNTIED, out)  # B, before A's run exists
+    assert planned[0]["params"]["run_name"] == "lam_W-0.1" and planned[0]["params"]["lam_H"] != 0.1
+    a = sweep.run_point({"lam_W": [0.1]}, {**UNTIED, "max_train_s": 0 if left == "stopped" else None}, out, 0,
+                        tie={"lam_H": "lam_W"})
+    assert a["status"].tolist() == [left] and a["lam_H"].tolist() == [0.1]
+    before = _files(out / "lam_W-0.1")
+    result = sweep._run_point(planned[0]["params"], restart_refused=True)
+    assert result["status"] == left and result["fresh"] is False and result["restarted"] is None
+    assert result["error"].startswith(f"ValueError: run folder {str(out / 'lam_W-0.1')!r} holds a run with other "
+                                      f"parameters: lam_H = 0.1, now ")
+    assert _files(out / "lam_W-0.1") == before
+    with pytest.raises(ValueError, match="lam_H"):  # as B's plan now refuses it
+        sweep.plan({"lam_W": [0.1]}, UNTIED, out)
+
+
+def test_a_tie_is_one_setting_of_the_folder_as_a_fixed_value_is(tmp_path, monkeypatch):
+    """Two tasks of a job array, one of a call that ties lam_H to lam_W, the other of a call that leaves lam_H at
+    its default: B plans, A trains its point and records its call, then B records its call: refused, naming lam_H
+    and both settings, before B trains anything.  The same tie is the same call; a grid over lam_H sweeps it."""
+    out = tmp_path / "out"
+    real_plan, a_made = sweep.plan, {}
+
+    def a_between(*args, **kw):  # B's plan, then A's whole task, then the rest of B's task
+        planned = real_plan(*args, **kw)
+        monkeypatch.setattr(sweep, "plan", real_plan)
+        sweep.run_point({"lam_W": [0.1]}, UNTIED, out, 0, tie={"lam_H": "lam_W"})
+        a_made.update(_files(out / "lam_W-0.1"))
+        return planned
+
+    monkeypatch.setattr(sweep, "plan", a_between)
+    refusal = (r"^fixed\['lam_H'\] \(--set lam_H\): .* ran with lam_H tied to lam_W \(--tie lam_H=lam_W\) "
+               r"\(sweep\.json\), this one asks for .* \(its default\)")
+    with pytest.raises(ValueError, match=refusal):
+        sweep.run_point({"lam_W": [0.1]}, UNTIED, out, 0)
+    assert a_made and _files(out / "lam_W-0.1") == a_made and runs.read_params(out / "lam_W-0.1")["lam_H"] == 0.1
+    manifest = sweepmanifest.read_manifest(out)
+    assert [c["tie"] for c in manifest["calls"]] == [{"lam_H": "lam_W"}]  # B's call not recorded
+    tied = sweepmanifest.call_record({"lam_W": [0.1, 1.0]}, UNTIED, {"lam_H": "lam_W"})
+    sweepmanifest.check_fixed(tied, manifest, out)  # the same tie, another grid: accepted
+    sweepmanifest.check_fixed(sweepmanifest.call_record({"lam_W": [0.1], "lam_H": [0.1, 1.0]}, UNTIED, {}),
+                              manifest, out)  # lam_H swept by a grid: accepted
+    for grid, tie, named in (({"lam_W": [0.1], "lr": [0.01]}, {"lam_H": "lr"}, r"^tie\['lam_H'\] \(--tie lam_H\)"),
+                             ({"lam_W": [0.1]}, {}, r"^fixed\['lam_H'\]")):  # tied to another, or at its default
+        with pytest.raises(ValueError, match=named):
+            sweepmanifest.check_fixed(sweepmanifest.call_record(grid, {k: v for k, v in UNTIED.items()
+                                                                       if k not in grid}, tie), manifest, out)
+    # and the other way round: a tie after a call that fixed the parameter
+    fixed_first = {"runs": {}, "errors": {}, "calls": [sweepmanifest.call_record({"lam_W": [0.1]}, TINY, {})]}
+    with pytest.raises(ValueError, match=r"^tie\['lam_H'\] .* ran with lam_H = 0\.001 .* for lam_H tied to lam_W"):
+        sweepmanifest.check_fixed(tied, fixed_first, out)
+
+
 def test_a_stopped_run_that_cannot_resume_here_says_what_resumes_it_and_restarts_when_asked(scheduler, tmp_path,
                                                                                               capsys):
     """A run stopped on another CPU model cannot resume here: the sweep leaves it as it is and reports it (exit 1)
