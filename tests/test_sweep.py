@@ -700,6 +700,60 @@ def test_a_stopped_run_that_cannot_resume_here_says_what_resumes_it_and_restarts
     assert [(s["from_epoch"], s["to_epoch"]) for s in json.loads(prov_path.read_text())["segments"]] == [(0, 4)]
 
 
+def _elsewhere_cpu(run_dir):
+    """Make the run of run_dir look stopped on another CPU model: its resume is refused here."""
+    prov_path = run_dir / "provenance.json"
+    prov_path.write_text(json.dumps({**json.loads(prov_path.read_text()), "host_cpu": "Another CPU (AVX512)"}))
+
+
+def test_a_run_another_process_finishes_after_a_refused_resume_is_kept_not_an_error(tmp_path, monkeypatch):
+    """The resume of a stopped run is refused (it stopped on another CPU model); before the worker locks the folder
+    again to decide what follows, another writer trains the run from the start to its end.  The worker keeps that
+    finished run: no error, nothing trained again, not one byte changed."""
+    p = train.check_params(**TINY, out_dir=tmp_path, run_name="r")
+    folder = tmp_path / "r"
+    train.run(**{**p, "max_train_s": 0})
+    _elsewhere_cpu(folder)
+    real, calls, other = locks.lock_runs, [], {}
+
+    def another_writer_second(run_dirs, *args, **kw):
+        calls.append(list(run_dirs))
+        if len(calls) == 2:  # the lock after the refused resume
+            monkeypatch.setattr(locks, "lock_runs", real)
+            train.run(**{**p, "overwrite": True})
+            other["files"] = _files(folder)
+        return real(run_dirs, *args, **kw)
+
+    monkeypatch.setattr(locks, "lock_runs", another_writer_second)
+    result = sweep._run_point(p)
+    assert len(calls) == 2 and other["files"] and runs.run_status(folder) == "finished"
+    assert result == {"status": "finished", "error": None, "restarted": None, "fresh": False}
+    assert _files(folder) == other["files"]
+
+
+def test_a_task_of_a_job_array_restarts_a_refused_run_when_asked(tmp_path, capsys):
+    """--point I --restart-refused, as a whole sweep's flag does: a stopped run that cannot resume here (another CPU
+    model) is an error naming the flag without it, and with it is trained again from the start, the table saying
+    why."""
+    out = tmp_path / "out"
+    args = ["--grid", "seed=0,1", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out),
+            "--point", "1"]
+    stopped = sweep.main([*args, "--set", "max_train_s=0"])
+    assert stopped["status"].tolist() == ["stopped"] and stopped["run_name"].tolist() == ["seed-1"]
+    _elsewhere_cpu(out / "seed-1")
+    before = _files(out / "seed-1")
+    refused = sweep.main(args)
+    assert refused["status"].tolist() == ["stopped"] and sweep.exit_status(refused) == 1
+    assert "another CPU" in refused["error"][0] and "--restart-refused" in refused["error"][0]
+    assert _files(out / "seed-1") == before
+    again = sweep.main([*args, "--restart-refused"])
+    capsys.readouterr()
+    assert again["status"].tolist() == ["finished"] and sweep.exit_status(again) == 0
+    assert again["restarted"][0].startswith("ResumeRefused: ") and again["error"].isna().all()
+    prov = json.loads((out / "seed-1" / "provenance.json").read_text())
+    assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 4)]
+
+
 def test_a_grid_parameter_added_later_finds_its_runs_under_their_first_names(scheduler, tmp_path):
     """--grid lam_W=... and then --grid lam_W=... --grid seed=0,1: seed 0 is the default, so the points with seed 0
     are the runs already there; they keep their folders (untouched) and the table lists every run once."""
@@ -716,6 +770,17 @@ def test_a_grid_parameter_added_later_finds_its_runs_under_their_first_names(sch
     # and the other way round: a point without seed is the run of seed 0
     planned = sweep.plan({"lam_W": [1e-3]}, TINY, out)
     assert [q["params"]["run_name"] for q in planned] == ["lam_W-0.001"]
+
+
+def test_a_device_added_to_a_grid_finds_only_the_runs_of_that_device(tmp_path):
+    """--grid seed=0 on a CPU, then --grid seed=0 --grid device=cpu,cuda: the point on the CPU is the run already
+    there; the point on a GPU is another run, with a folder of its own, not the CPU run nor a duplicate point."""
+    out = tmp_path / "out"
+    sweep.run_point({"seed": [0]}, TINY, out, 0)
+    untouched = {k: v for k, v in TINY.items() if k != "device"}
+    planned = sweep.plan({"seed": [0], "device": ["cpu", "cuda"]}, untouched, out, remote=True)
+    assert [q["params"]["run_name"] for q in planned] == ["seed-0", "seed-0_device-cuda"]
+    assert [q["params"]["device"] for q in planned] == ["cpu", "cuda"]
 
 
 def test_a_value_added_to_a_grid_keeps_the_table_in_grid_order(tmp_path, capsys):
@@ -899,6 +964,17 @@ def test_the_tasks_of_a_job_array_train_their_points_side_by_side_in_one_folder(
     assert exc.value.code == 2 and "--point" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("point", ["-1", "2"])
+def test_a_point_outside_the_grid_is_refused_by_name(tmp_path, capsys, point):
+    """--point -1 is no index of a job array's task (it would train the last point under another index)."""
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        sweep.main(["--grid", "seed=0,1", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out),
+                    "--point", point])
+    assert exc.value.code == 2 and f"--point) {point} is not a point of the grid" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def _damaged_data_args(tmp_path):
     """The command line of a sweep over two seeds whose data file exists but is no .npz (what only loading it finds),
     and its output folder."""
@@ -1027,6 +1103,56 @@ def test_the_record_keeps_each_call_once_and_the_errors_its_folders_do_not_hold(
     manifest["errors"]["seed-1"] = "RunLockedElsewhere: another host"
     sweepmanifest.record_call(manifest, call, planned, tmp_path, kept=["seed-1"])
     assert manifest["errors"] == {} and manifest["calls"] == [call]
+
+
+WRITER = """
+import fcntl, os, sys
+from nclib import sweepmanifest
+out, who, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+
+def change(manifest, i):
+    # no other writer gets in while this one reads and writes: a lock of the file taken otherwise is refused
+    probe = os.open(os.path.join(out, sweepmanifest.MANIFEST_LOCK), os.O_RDWR)
+    try:
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        sys.exit("sweep.json changed without its lock")
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(probe)
+    manifest["errors"][f"{who}-{i}"] = f"RuntimeError: {who} {i}"
+
+
+for i in range(n):
+    sweepmanifest.update_manifest(out, lambda m, i=i: change(m, i))
+"""
+
+
+def test_writers_of_the_record_at_once_lose_none_of_each_others_entries(tmp_path):
+    """Four processes (a sweep and the tasks of a job array, say) record 25 errors each in one sweep.json at once:
+    each holds the record's lock while it reads and writes, and every entry survives."""
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), f"w{k}", "25"], stderr=subprocess.PIPE,
+                                text=True, env=os.environ) for k in range(4)]
+    ends = [(w.wait(timeout=300), w.stderr.read()) for w in writers]
+    assert [rc for rc, _ in ends] == [0] * 4, [err[-2000:] for _, err in ends]
+    errors = sweepmanifest.read_manifest(tmp_path)["errors"]
+    assert errors == {f"w{k}-{i}": f"RuntimeError: w{k} {i}" for k in range(4) for i in range(25)}
+
+
+def test_a_data_path_spelled_otherwise_is_the_same_fixed_parameter(tmp_path):
+    """A call that names the data file through a link, after one that named it directly, fixes the same data_path;
+    another file is refused, naming data_path."""
+    (tmp_path / "data.npz").write_bytes(b"x")
+    (tmp_path / "other.npz").write_bytes(b"x")
+    (tmp_path / "link.npz").symlink_to(tmp_path / "data.npz")
+    first = sweepmanifest.call_record({"seed": [0]}, {"data_path": str(tmp_path / "data.npz")}, {})
+    manifest = {"runs": {}, "errors": {}, "calls": [first]}
+    sweepmanifest.check_fixed(sweepmanifest.call_record({"seed": [1]}, {"data_path": str(tmp_path / "link.npz")}, {}),
+                              manifest, tmp_path)
+    with pytest.raises(ValueError, match=r"^fixed\['data_path'\]"):
+        sweepmanifest.check_fixed(sweepmanifest.call_record({"seed": [1]}, {"data_path": str(tmp_path / "other.npz")},
+                                                            {}), manifest, tmp_path)
 
 
 CALL = {"grid": {"seed": [0]}, "fixed": {}, "tie": {}}
