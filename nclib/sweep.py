@@ -42,7 +42,8 @@ the table from the run folders and starts no run (``--grid``, ``--set``, ``--tie
 ``--workers``, ``--scheduler`` and ``--resources`` are refused with it; a folder without runs, or none, is refused
 with status 1, :class:`NoRuns`: no point has a run yet).
 ``--list-points`` prints the grid's points, numbered from 0, and ``--point I`` trains point I alone in this process:
-the tasks of a job array (:func:`run_point`).  The command prints the table's main columns (each error cut short:
+the tasks of a job array (:func:`run_point`); neither takes ``--workers``, ``--scheduler`` or ``--resources``, nor
+``--list-points``, which trains nothing, ``--restart-refused``.  The command prints the table's main columns (each error cut short:
 ``sweep.csv`` holds it whole; with ``--point`` and ``--list-points``, which write no ``sweep.csv``, a cut error
 follows whole on stderr, and ``sweep.json`` keeps the error of a run whose folder does not record it) and exits
 with status 1 when a run failed, carries an error or was never trained (:func:`exit_status`; a divergence is a
@@ -587,12 +588,20 @@ def _command(ns) -> pd.DataFrame:
             raise ValueError(f"--summary-only rewrites {SUMMARY} from the run folders and starts no run; it takes "
                              f"no {', '.join(given)}")
         return summary(ns.out_dir)
-    if modes:  # one point trained here, or none: no cluster
+    if modes:  # one point trained here, or none: no cluster (and with --list-points, nothing restarted)
         given = [flag for flag, value in (("--workers", ns.workers is not None), ("--scheduler", ns.scheduler),
-                                          ("--resources", ns.resources)) if value]
+                                          ("--resources", ns.resources),
+                                          ("--restart-refused", ns.list_points and ns.restart_refused)) if value]
         if given:
             what = "lists the points" if ns.list_points else "trains its point in this process"
             raise ValueError(f"{modes[0]} {what}; it takes no {', '.join(given)}")
+    elif ns.workers is not None:  # run_sweep's refusals, in the command line's spelling
+        if ns.workers < 1:
+            raise ValueError(f"--workers must be a positive integer (the processes of the local cluster; left out, "
+                             f"one per core, or one for runs that ask for resources), got {ns.workers}")
+        if ns.scheduler is not None:
+            raise ValueError("--workers sets the size of the local cluster; with --scheduler the cluster's own "
+                             "workers run the sweep")
     grid, fixed, tie = parse_grid(ns.grid), parse_fixed(ns.fixed), parse_tie(ns.tie)
     if ns.list_points:
         return list_points(grid, fixed, ns.out_dir, tie=tie)
