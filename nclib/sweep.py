@@ -41,9 +41,10 @@ values alone (``lam_W-0.001``) and the table has a column for the tied parameter
 the table from the run folders and starts no run (``--grid``, ``--set``, ``--tie``, ``--restart-refused``,
 ``--workers``, ``--scheduler`` and ``--resources`` are refused with it; a folder without runs, or none, is refused
 with status 1, :class:`NoRuns`: no point has a run yet).
-``--list-points`` prints the grid's points, numbered from 0, and ``--point I`` trains point I alone in this process:
-the tasks of a job array (:func:`run_point`); neither takes ``--workers``, ``--scheduler`` or ``--resources``, nor
-``--list-points``, which trains nothing, ``--restart-refused``.  The command prints the table's main columns (each error cut short:
+``--list-points`` prints the grid's points, numbered from 0, and ``--point I`` trains point I alone in this
+process: the tasks of a job array (:func:`run_point`); neither takes ``--workers``, ``--scheduler`` or
+``--resources``, nor ``--list-points``, which trains nothing, ``--restart-refused``.  The command prints the
+table's main columns (each error cut short:
 ``sweep.csv`` holds it whole; with ``--point`` and ``--list-points``, which write no ``sweep.csv``, a cut error
 follows whole on stderr, and ``sweep.json`` keeps the error of a run whose folder does not record it) and exits
 with status 1 when a run failed, carries an error or was never trained (:func:`exit_status`; a divergence is a
