@@ -440,7 +440,7 @@ def list_points(grid: dict, fixed: dict | None, out_dir, tie: dict | None = None
             prov = json.loads((run_dir / "provenance.json").read_text())
         except FileNotFoundError:  # none yet: no error recorded there
             prov = {}
-        found, error = recorded_outcome(name, status, manifest, prov)
+        found, error = recorded_outcome(name, status, manifest, prov, run_dir)
         rows.append({"point": i, "run_name": name, "found": found, "next": step, "error": error})
     return pd.DataFrame(rows)
 

@@ -11,6 +11,7 @@ import warnings
 import pandas as pd
 
 from .grid import SWEEP_KEYS
+from .locks import RunLockedElsewhere, other_host_lock
 from .runs import CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text, load_class_accuracy, load_run, run_status
 from .sweepmanifest import MANIFEST, read_manifest
 
@@ -55,7 +56,7 @@ def table_row(out_dir: pathlib.Path, name: str, point: dict, manifest: dict, gri
                 prov = json.loads((run_dir / "provenance.json").read_text())
         if (run_dir / CLASS_ACCURACY).is_file():
             classes = load_class_accuracy(run_dir)
-    row["status"], row["error"] = recorded_outcome(name, status, manifest, prov)
+    row["status"], row["error"] = recorded_outcome(name, status, manifest, prov, run_dir)
     for k in grid_keys:
         row[k] = _cell(params.get(k, point.get(k)))
     if hist is not None and hist["epoch"].size:
@@ -77,15 +78,23 @@ def table_row(out_dir: pathlib.Path, name: str, point: dict, manifest: dict, gri
     return row, prov
 
 
-def recorded_outcome(name: str, status: str, manifest: dict, prov: dict) -> tuple[str, str | None]:
+def recorded_outcome(name: str, status: str, manifest: dict, prov: dict,
+                     run_dir: pathlib.Path | None = None) -> tuple[str, str | None]:
     """The status and the error that a sweep gives the run ``name``, in its table (:func:`table_row`) and in its list
     of points (:func:`nclib.sweep.list_points`) alike: ``status`` (its folder's :func:`nclib.runs.run_status`) and
     the error of its last attempt that ``sweep.json`` (``manifest``) keeps where the folder does not record it,
-    "failed" for a run whose attempt failed before its folder was written (a damaged data file, say); else the error
-    its provenance ``prov`` records, or None.  Used in :ref:`ch-sweeps`."""
+    "failed" for a run whose attempt failed before its folder was written (a damaged data file, say); else, for a
+    run that the next call would train (neither finished, diverged nor running) in a folder ``run_dir`` whose lock
+    file names a writer on another host (:func:`nclib.locks.other_host_lock`), the refusal that call meets
+    (:class:`nclib.locks.RunLockedElsewhere`, naming the file to remove); else the error its provenance ``prov``
+    records, or None.  Used in :ref:`ch-sweeps`."""
     error = manifest.get("errors", {}).get(name)
     if error:  # the last attempt's error where the folder does not record it
         return ("failed" if status == "absent" else status), error
+    if run_dir is not None and status not in ("finished", "diverged", "running"):
+        owner = other_host_lock(run_dir)
+        if owner is not None:  # the next task or sweep is refused this run (nclib.sweep.next_step): say why now
+            return status, f"{RunLockedElsewhere.__name__}: {RunLockedElsewhere.naming({run_dir: owner})}"
     return status, prov.get("error") or None
 
 
@@ -101,18 +110,19 @@ def _code_versions(provs: list[dict]) -> dict:
 
 def summary(out_dir) -> pd.DataFrame:
     """The sweep's table, one row per run, written to ``out_dir/sweep.csv`` (atomically) and returned: run_name,
-    status (:func:`nclib.runs.run_status`; "failed" for a run refused before its folder was written), error, the
-    grid parameters, the last recorded epoch and ``final_<metric>`` for each column of ``history.csv``
-    (objective (4.3), NC1-NC3, training accuracy, ...), ``class_acc_<k>`` (the training accuracy of class k at
-    the last epoch), ``restarted`` (for a run that a rerun trained again from the start because its resume
+    status (:func:`nclib.runs.run_status`; "failed" for a run refused before its folder was written), error (of a
+    run not finished whose folder holds the lock file of a writer on another host, that lock, the file to remove:
+    :func:`recorded_outcome`), the grid parameters, the last recorded epoch and ``final_<metric>`` for each column
+    of ``history.csv`` (objective (4.3), NC1-NC3, training accuracy, ...), ``class_acc_<k>`` (the training accuracy
+    of class k at the last epoch), ``restarted`` (for a run that a rerun trained again from the start because its resume
     was refused, the refusal; else empty), the provenance of :data:`PROVENANCE_COLUMNS` (wall and training time,
     GPU or CPU model, torch version, git commit, whether the checkout had uncommitted changes and the sha256 of
     those changes), then every other parameter of the run (lists as JSON) but ``max_train_s`` and the sweep's own
     keys (:data:`nclib.grid.SWEEP_KEYS`), which say how a call ran, not what the run is.  A table whose runs were
     trained from several versions of the code warns (:class:`MixedCodeVersions`) naming them.  Read from the run
     folders only (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`).  The rows follow
-    ``sweep.json``, in the grid order of the calls (:func:`nclib.sweepmanifest.record_call`: a point a later call added goes beside its
-    neighbours in that call's grid); without it, every run folder in ``out_dir`` by name.
+    ``sweep.json``, in the grid order of the calls (:func:`nclib.sweepmanifest.record_call`: a point a later call
+    added goes beside its neighbours in that call's grid); without it, every run folder in ``out_dir`` by name.
     :class:`NoRuns` (a ValueError) where ``out_dir`` does not exist or holds no run of a sweep; ValueError where it
     is a file."""
     out_dir = pathlib.Path(out_dir)

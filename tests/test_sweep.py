@@ -565,6 +565,35 @@ def test_the_lock_left_by_a_writer_on_another_host_is_reported_not_passed_over(s
     assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 2), (2, 4)]
 
 
+def test_the_table_reports_the_lock_of_another_host_as_the_refusal_the_next_call_meets(tmp_path, capsys):
+    """The fault: a dead run whose lock file names another node read as resumable in the table (no error, exit 0:
+    "the next submission resumes it") while --list-points said refuse.  The table and the list give the error the
+    next task meets, naming the lock file to remove (exit 1); once it is removed the run is resumable again.  A
+    finished run, which the next call keeps whatever lock file it holds, carries no such error."""
+    out = tmp_path / "out"
+    grid = {"seed": [0, 1, 2]}
+    for i in (0, 1):
+        sweep.run_point(grid, {**TINY, "max_train_s": 0}, out, i)
+    sweep.run_point(grid, TINY, out, 2)
+    for name in ("seed-0", "seed-1"):
+        _kill(out / name)
+    for name in ("seed-1", "seed-2"):
+        (out / name / locks.LOCK).write_text(json.dumps({"pid": 4242, "host": "node17"}) + "\n")
+    table = sweep.main(["--summary-only", "--out-dir", str(out)])
+    listed = sweep.list_points(grid, TINY, out)
+    capsys.readouterr()
+    assert table["status"].tolist() == ["dead", "dead", "finished"] and sweep.exit_status(table) == 1
+    assert table["error"].isna().tolist() == [True, False, True]
+    assert table["error"][1].startswith("RunLockedElsewhere: ") and "another host 'node17'" in table["error"][1]
+    assert str(out / "seed-1" / locks.LOCK) in table["error"][1]
+    assert listed["next"].tolist() == ["resume", "refuse", "keep"]
+    assert listed["error"].tolist() == table["error"].tolist()
+    (out / "seed-1" / locks.LOCK).unlink()
+    again = sweep.summary(out)
+    assert again["error"].isna().all() and sweep.exit_status(again) == 0
+    assert sweep.list_points(grid, TINY, out)["next"].tolist() == ["resume", "resume", "keep"]
+
+
 def test_a_sweep_with_nothing_to_train_clears_the_errors_its_folders_replaced(scheduler, tmp_path):
     """A run kept as finished while sweep.json still holds an error from an earlier sweep (a lock of another host,
     since removed, and the run finished by hand): the rerun trains nothing and writes the manifest without it."""
