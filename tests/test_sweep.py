@@ -1004,6 +1004,26 @@ def test_a_point_outside_the_grid_is_refused_by_name(tmp_path, capsys, point):
     assert not out.exists()
 
 
+def test_a_cpu_run_a_dask_worker_stopped_resumes_in_a_task_started_with_one_thread(scheduler, tmp_path):
+    """A CPU run resumes only with as many torch threads as it started with: a Dask worker has one, and a task of a
+    job array as many as its node gives it.  The task's command of the docs, OMP_NUM_THREADS=1 before it, resumes
+    the run that a sweep's worker stopped; started with two threads it is refused, naming both counts."""
+    out = tmp_path / "out"
+    stopped = sweep.run_sweep({"seed": [0]}, {**TINY, "max_train_s": 0}, out, scheduler=scheduler, progress=False)
+    assert stopped["status"].tolist() == ["stopped"]
+    task = [sys.executable, "-m", "nclib.sweep", "--grid", "seed=0",
+            *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out), "--point", "0"]
+    # a task's environment: no MKL_NUM_THREADS (which a LocalCluster sets in the process that starts it, this one)
+    shell = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    two = subprocess.run(task, capture_output=True, text=True, env={**shell, "OMP_NUM_THREADS": "2"}, timeout=300)
+    assert two.returncode == 1 and "started with 1 CPU threads for torch, now 2" in two.stdout + two.stderr
+    one = subprocess.run(task, capture_output=True, text=True, env={**shell, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    prov = json.loads((out / "seed-0" / "provenance.json").read_text())
+    assert prov["status"] == "finished" and [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == \
+        [(0, 2), (2, 4)]
+
+
 def _damaged_data_args(tmp_path):
     """The command line of a sweep over two seeds whose data file exists but is no .npz (what only loading it finds),
     and its output folder."""
