@@ -136,10 +136,10 @@ def injected_epochs(nb: dict) -> int | None:
     return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
 
 
-def epochs_reached(nb: dict) -> int | None:
-    """The last epoch in the histories of the runs an executed training notebook wrote, the fewest of them (the runs
-    of one call stop together), read from the run folders its injected parameters name (``out_dir``, ``L_values``,
-    ``run_tag``; :func:`nclib.parameters.run_names`); None where it names none or one has no history there."""
+def written_runs(nb: dict) -> list[pathlib.Path] | None:
+    """The run folders an executed training notebook wrote, as its injected parameters name them (``out_dir``,
+    relative to the checkout's root where papermill ran it, ``--cwd .``; ``L_values``, ``run_tag``, ``dataset``,
+    ``bias``, ``seed``: :func:`nclib.parameters.run_names`); None where it names none."""
     out_dir, L_values = injected_value(nb, "out_dir"), injected_value(nb, "L_values")
     if not isinstance(out_dir, str) or L_values is None:
         return None
@@ -147,10 +147,35 @@ def epochs_reached(nb: dict) -> int | None:
     try:
         names = parameters.run_names(L_values, injected_value(nb, "run_tag"),
                                      **{k: parameters.DEFAULTS[k] if v is None else v for k, v in named.items()})
-        last = [runs_contract.load_history(pathlib.Path(out_dir) / name)["epoch"] for name in names]
     except ValueError:
         return None
-    return min(int(epochs[-1]) for epochs in last) if all(len(epochs) for epochs in last) else None
+    return [figures.ROOT / out_dir / name for name in names]  # an absolute out_dir stays as it is
+
+
+def epochs_reached(nb: dict) -> int | None:
+    """The last epoch in the histories of the runs an executed training notebook wrote (:func:`written_runs`), the
+    fewest of them (the runs of one call stop together); None where it names none or one has no history there."""
+    folders = written_runs(nb)
+    try:
+        last = [runs_contract.load_history(folder)["epoch"] for folder in folders or []]
+    except ValueError:
+        return None
+    return min(int(epochs[-1]) for epochs in last) if last and all(len(epochs) for epochs in last) else None
+
+
+def data_label(nb: dict, dataset: str) -> str:
+    """How the legends name the data of an executed training notebook's runs (:func:`nclib.plotting.dataset_label`):
+    from the ``params.json`` its runs recorded (:func:`written_runs`), since papermill may inject ``data_path = None``,
+    which the notebook reads as ``../shared/data/cifar10_subset.npz`` for CIFAR-10; from the injected ``data_path``
+    where no run folder has a record, None then read as the notebook reads it."""
+    recorded = [runs_contract.read_params(folder) for folder in written_runs(nb) or []]
+    labels = {plotting.dataset_label(p) for p in recorded if p is not None}
+    if len(labels) == 1:  # the runs of one call read one data set
+        return labels.pop()
+    data_path = injected_value(nb, "data_path")
+    if data_path is None and dataset == "cifar10":  # the training notebook's default (:ref:`ch-train`)
+        data_path = "../shared/data/cifar10_subset.npz"
+    return plotting.dataset_label({"dataset": dataset, "data_path": data_path or ""})
 
 
 #: How a notebook's note names the data of its runs, by dataset (the figure's own data where none was injected).
@@ -175,10 +200,11 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     (``fig-train-panels``) of the training chapter: duplicate labels in the book. Only markdown and code-cell
     metadata change: the first cell becomes the target :func:`run_label`, a title naming the figure and the scale
     with the epochs papermill injected (or, where the runs in the folders it names stopped before them, the epoch
-    they reached: :func:`epochs_reached`) and a note on what the notebook is, in place of the training chapter's
-    introduction; each figure name gets the run label as prefix, and the panels' caption becomes the one of the
-    notebook's scale (:func:`panels_caption`, :data:`RUN_PANELS_CAPTIONS`). Code, outputs and execution metadata are
-    left exactly as papermill wrote them.
+    they reached: :func:`epochs_reached`) and the data where it is not the paper's (the stand-in for the letters,
+    the JPEG-decoded copy of CIFAR-10 that the runs recorded: :func:`data_label`), and a note on what the notebook
+    is, in place of the training chapter's introduction; each figure name gets the run label as prefix, and the
+    panels' caption becomes the one of the notebook's scale (:func:`panels_caption`, :data:`RUN_PANELS_CAPTIONS`).
+    Code, outputs and execution metadata are left exactly as papermill wrote them.
     ``piece`` (e.g. ``"L1"``): the notebook made only those runs of the figure (a figure trained one piece per
     GPU machine); the title and the target say which.  Where papermill injected fewer of the piece's head depths
     (``L_values``: a command that resumed only the runs with a checkpoint), the title names those it trained.
@@ -201,8 +227,7 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     title = f"Figure {f.number}{runs}: the executed training notebook, {scale_title(scale, epochs)}"
     if dataset == "letters-synthetic":  # not the paper's data, whatever the scale
         title += ", on the letters-synthetic stand-in"
-    elif plotting.dataset_label({"dataset": dataset, "data_path": injected_value(nb, "data_path") or ""}) == \
-            "CIFAR-10 (JPEG-decoded copy)":  # nor is a lossy copy of the images, as the legends say
+    elif data_label(nb, dataset) == "CIFAR-10 (JPEG-decoded copy)":  # nor is a lossy copy, as the legends say
         title += ", on a JPEG-decoded copy of CIFAR-10"
     note = (f"This is {{ref}}`the training notebook <ch-train>` as papermill executed it for Figure {f.number} "
             f"({DATA_LABELS.get(dataset, dataset)}, "

@@ -849,14 +849,29 @@ def test_relabel_notebook_names_the_data_the_runs_were_given(tmp_path):
         assert named in md and not_named not in md, md
         # the title says so too: the stand-in is not the paper's data at any scale
         assert md.splitlines()[1].endswith("on the letters-synthetic stand-in") == ("stand-in" in named)
-    # Figure 1's notebook on the JPEG-decoded copy of CIFAR-10 (the slice the GPU runs read) says so in its title
+    # Figure 1's notebook on the JPEG-decoded copy of CIFAR-10 (the slice the GPU runs read) says so in its title;
+    # the data the runs recorded decide, where the run folders the notebook names have a params.json (papermill's
+    # None is the notebook's default, the copy; an injected path is not the one the runs read when they resumed
+    # runs made from another), else the injected data_path, None read as the notebook reads it
     path = tmp_path / "fig1.run.ipynb"
-    for data_path, copy in (('".gpu/cifar10_subset_slice.npz"', True), ('"/data/cifar-10"', False), ("None", False)):
-        path.write_text(json.dumps(executed(f"smoke = False\nepochs = 12000\ndata_path = {data_path}\n")))
+    out_dir = tmp_path / "fig1"
+    for data_path, recorded, copy in (
+            ('".gpu/cifar10_subset_slice.npz"', None, True), ('"/data/cifar-10"', None, False), ("None", None, True),
+            ("None", "/work/shared/data/cifar10_subset.npz", True), ("None", "/data/cifar-10", False),
+            ('".gpu/cifar10_subset_slice.npz"', "/data/cifar-10", False),
+            ('"/data/cifar-10"', ".gpu/cifar10_subset_slice.npz", True)):
+        shutil.rmtree(out_dir, ignore_errors=True)
+        if recorded is not None:
+            for L in (1, 3):
+                (out_dir / f"fig1-L{L}").mkdir(parents=True)
+                (out_dir / f"fig1-L{L}" / "params.json").write_text(json.dumps(
+                    {"dataset": "cifar10", "data_path": recorded, "L": L}))
+        path.write_text(json.dumps(executed(f'smoke = False\nepochs = 12000\ndata_path = {data_path}\n'
+                                            f'L_values = [1, 3]\nout_dir = "{out_dir}"\nrun_tag = "fig1"\n')))
         figure_notebook.relabel_notebook(path, 1, "gpu")
         title = json.loads(path.read_text())["cells"][0]["source"].splitlines()[1]
         assert title.endswith("GPU runs with every setting the paper states" + (
-            ", on a JPEG-decoded copy of CIFAR-10" if copy else "")), title
+            ", on a JPEG-decoded copy of CIFAR-10" if copy else "")), (data_path, recorded, title)
     assert figure_notebook.injected_value(executed("epochs = 700\n"), "epochs") == 700
     assert figure_notebook.injected_value(executed("epochs = 700\n"), "dataset") is None
     assert figure_notebook.run_label(2, "cpu-scale") == "run-fig2-cpu-scale"
@@ -912,7 +927,8 @@ def test_relabel_gives_the_epoch_that_stopped_runs_reached(tmp_path):
         np.savetxt(run / "history.csv", table, delimiter=",", header=",".join(runs.HISTORY_COLUMNS), comments="")
 
     out_dir = tmp_path / "fig3"
-    injected = (f'smoke = False\nL_values = [1, 3]\nepochs = 12000\nout_dir = "{out_dir}"\nrun_tag = "fig3"\n')
+    injected = (f'smoke = False\nL_values = [1, 3]\nepochs = 12000\nout_dir = "{out_dir}"\nrun_tag = "fig3"\n'
+                'data_path = "/data/cifar-10"\n')  # the original images: a title without the JPEG-decoded copy
     path = tmp_path / "fig3.L1-L3.run.ipynb"
 
     def title(L1, L3):
