@@ -872,6 +872,17 @@ def test_relabel_notebook_names_the_data_the_runs_were_given(tmp_path):
         title = json.loads(path.read_text())["cells"][0]["source"].splitlines()[1]
         assert title.endswith("GPU runs with every setting the paper states" + (
             ", on a JPEG-decoded copy of CIFAR-10" if copy else "")), (data_path, recorded, title)
+    # the committed notebooks of Figures 1 and 3 read their runs' records: the GPU runs read the slice, the CPU-scale
+    # runs (data_path None) the full copy; their titles say so, and relabelling them again changes nothing
+    for scale in ("gpu", "cpu-scale"):
+        for k in (1, 3):
+            nb = json.loads((ROOT / "book" / "figures" / scale / f"fig{k}.run.ipynb").read_text())
+            assert figure_notebook.data_label(nb, "cifar10") == "CIFAR-10 (JPEG-decoded copy)", (scale, k)
+            copy = tmp_path / f"{scale}-fig{k}.run.ipynb"
+            copy.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+            figure_notebook.relabel_notebook(copy, k, scale)
+            assert json.loads(copy.read_text()) == nb, (scale, k)
+            assert nb["cells"][0]["source"].splitlines()[1].endswith(", on a JPEG-decoded copy of CIFAR-10")
     assert figure_notebook.injected_value(executed("epochs = 700\n"), "epochs") == 700
     assert figure_notebook.injected_value(executed("epochs = 700\n"), "dataset") is None
     assert figure_notebook.run_label(2, "cpu-scale") == "run-fig2-cpu-scale"
