@@ -928,6 +928,22 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     assert number(g["partial-off-max"]) >= off and written(number(g["partial-off-max"]), 2) == written(off, 2)
     assert number(g["partial-runner-up-min"]) <= runner_up
     assert written(number(g["partial-runner-up-min"]), 3) == written(runner_up, 3)
+    # NC2^WH's four ends, with and without a bias, over the runs at 100 % only: the stalled L = 6 of Figure 1 and a
+    # stalled L = 1 of Figure 3 end far above and below every other run, and are left out
+    def stalled(k, L, wh_factor):
+        run = chapters[k].runs[L]
+        acc = np.where(np.arange(len(run.history["epoch"])) >= 2, 1.0 - 3.0 / N, 1.0)
+        runs = {**chapters[k].runs, L: _with_history(
+            run, train_acc=acc, nc2_wh=wh_factor * np.asarray(run.history["nc2_wh"], dtype=float))}
+        return dataclasses.replace(chapters[k], runs=runs, rows=figures.final_rows(runs))
+
+    chapters[1], chapters[3] = stalled(1, 6, 100.0), stalled(3, 1, 1e-3)
+    g = figures.summary_glue(chapters)
+    fit = {k: [r["nc2_wh"] for r in chapters[k].rows if r["train_acc"] == 1.0] for k in (1, 3)}
+    assert [len(fit[1]), len(fit[3])] == [2, 2] and g["n-fitted"] == "4"
+    assert [g[f"wh-1-3-{case}-{end}"] for case in ("with", "without") for end in ("min", "max")] == \
+        [written(f(fit[k]), 2) for k in (1, 3) for f in (min, max)]
+    assert len({g[f"wh-1-3-{case}-{end}"] for case in ("with", "without") for end in ("min", "max")}) == 4
 
 
 def _with_history(run, **columns):
