@@ -637,6 +637,33 @@ def test_drawing(tiny):
         figures.draw_theory({})
 
 
+def test_draw_theory_plots_what_its_labels_say(tiny):
+    """Each curve of draw_theory is the quantity its label names, run by run: (a) the objective (4.3) less the
+    global minimum at the run's decays, where positive; (b) ||b - n/N|| (with a bias) and the global feature-mean
+    norm from the history; (c) the predicted singular values of W_L ... W_1, mode by mode."""
+    for fig in (1, 3):
+        runs = figures.load_figure(fig, "tiny", root=tiny)
+        g = figures.draw_theory(runs)
+        assert g.axes[0].get_ylabel() == "objective (4.3) $-$ global minimum"
+        lines = [{ln.get_label(): ln for ln in ax.get_lines()} for ax in g.axes]
+        for L, run in runs.items():
+            h, th = run.history, figures.run_theory(run.params)
+            gap = np.asarray(h["objective"], dtype=float) - th.minimum
+            assert (gap > 0).sum() >= 2 and np.ptp(th.s_product) > 0  # curves, not a point or a flat line
+            objective = lines[0][f"L = {L}"]
+            np.testing.assert_array_equal(objective.get_xdata(), np.asarray(h["epoch"])[gap > 0])
+            np.testing.assert_allclose(objective.get_ydata(), gap[gap > 0], rtol=1e-12)
+            np.testing.assert_array_equal(lines[1][f"$\\|h_G\\|$, L = {L}"].get_ydata(), h["global_mean_norm"])
+            if fig == 1:
+                np.testing.assert_array_equal(lines[1][f"$\\|b - n/N\\|$, L = {L}"].get_ydata(), h["bias_error"])
+                assert not np.array_equal(h["bias_error"], h["global_mean_norm"])
+            modes = next(ln for label, ln in lines[2].items() if label.startswith(f"L = {L} ("))
+            np.testing.assert_array_equal(modes.get_xdata(), np.arange(1, th.K + 1))
+            np.testing.assert_allclose(modes.get_ydata(), th.s_product, rtol=1e-12)
+        assert sum(label.startswith("$\\|b - n/N\\|$") for label in lines[1]) == (3 if fig == 1 else 0)
+        plt.close("all")
+
+
 def test_compare_nc3_reads_two_nc3_of_one_training(tiny):
     """Two readings of one training: the runs of an older NC3 (no record, bias-free: blocks of equal counts) and
     the same runs made again with Appendix C's, every other column equal number for number."""
