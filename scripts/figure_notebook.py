@@ -266,8 +266,10 @@ def redraw_panels(path, fig, scale: str, root=None) -> pathlib.Path:
     replaced by the panels that :func:`nclib.plotting.collapse_panels` draws now from the same runs, with the
     legend title of the figure's chapter (:func:`nclib.figures.figure_legend`: the data, the bias case, the scale
     and the epochs); the cell's code is left as executed; its metadata ``redrawn`` says what drew the output, and
-    its caption says that it was redrawn (:data:`REDRAWN`).  The runs must be those the notebook made: the head
-    depths and epochs papermill injected (ValueError otherwise).  Idempotent up to the PNG's bytes.
+    its caption says that it was redrawn (:data:`REDRAWN`).  The runs must be those the notebook made: the figure
+    and scale of its label (:func:`run_label`, given by :func:`relabel_notebook`), and the head depths, epochs, data
+    set and bias case papermill injected (ValueError otherwise: the CPU-scale figures share their depths and
+    epochs).  Idempotent up to the PNG's bytes.
     """
     import base64
     import io
@@ -295,6 +297,15 @@ def redraw_panels(path, fig, scale: str, root=None) -> pathlib.Path:
     if len(cells) != 1:
         raise ValueError(f"path {str(path)!r} has {len(cells)} cells that draw the panels, expected 1 (relabel it first)")
     cell = cells[0]
+    made = str(cell["metadata"]["mystnb"]["figure"]["name"])[:-len("-fig-train-panels")]  # as relabel named it
+    if not made.startswith(run_label(f, scale)):
+        raise ValueError(f"path {str(path)!r} is the notebook {made!r}, not one of Figure {f.number} at scale "
+                         f"{scale!r} ({run_label(f, scale)!r})")
+    for name in ("dataset", "bias"):  # where papermill injected them (every figure injects both)
+        given, held = injected_value(nb, name), sorted({r.params[name] for r in runs.values()})
+        if given is not None and held != [given]:
+            raise ValueError(f"path {str(path)!r} made runs with {name} = {given!r}, the run folders of Figure "
+                             f"{f.number} hold {name} = {', '.join(map(repr, held))}")
     legend = figures.figure_legend(runs, scale)
     drawn = plotting.collapse_panels(figures.as_plot_runs(runs), legend_title=legend)
     buffer = io.BytesIO()

@@ -1065,7 +1065,8 @@ def test_gpu_shim_glue_writes_what_myst_nb_glue_writes(monkeypatch):
 def test_redraw_replaces_the_stored_panels_from_the_run_folders(tmp_path):
     """scripts/figure_notebook.py redraw: the stored panels of an executed notebook are drawn again from the
     committed run folders (the legend names the data, scale and epochs), the code cell as executed; notebooks whose
-    injected depths or epochs are not those of the run folders, or with no panel cell, are refused."""
+    label, injected depths, epochs, data set or bias case are not those of the run folders, or with no panel cell,
+    are refused."""
     import base64
 
     committed = ROOT / "book" / "figures" / "gpu" / "fig1.run.ipynb"
@@ -1099,6 +1100,22 @@ def test_redraw_replaces_the_stored_panels_from_the_run_folders(tmp_path):
         path.write_text(json.dumps(other))
         with pytest.raises(ValueError, match=("made runs of 2000 epochs", r"made the runs L = \[1, 3\]")[i]):
             figure_notebook.redraw_panels(path, 1, "gpu")
+    # another figure's runs of the same depths and epochs (the CPU-scale figures share both) are refused: by the
+    # notebook's label, and by the data set and the bias case papermill injected
+    cpu = json.loads((ROOT / "book" / "figures" / "cpu-scale" / "fig1.run.ipynb").read_text())
+    path.write_text(json.dumps(cpu))
+    for k in (2, 3, 4):
+        with pytest.raises(ValueError, match=f"is the notebook 'run-fig1-cpu-scale', not one of Figure {k} at scale "
+                                             f"'cpu-scale'"):
+            figure_notebook.redraw_panels(path, k, "cpu-scale")
+    # Figure 3 differs from Figure 1 in its bias case alone, Figure 2 in its data set alone
+    for k, name, held in ((3, "bias", "False"), (2, "dataset", "'letters-synthetic'")):
+        relabelled = json.loads(json.dumps(cpu).replace("run-fig1-cpu-scale", f"run-fig{k}-cpu-scale"))
+        path.write_text(json.dumps(relabelled))
+        with pytest.raises(ValueError, match=f"made runs with {name} = .*, the run folders of Figure {k} hold "
+                                             f"{name} = {held}$"):
+            figure_notebook.redraw_panels(path, k, "cpu-scale")
+    assert json.loads(path.read_text()) == relabelled  # refused: the notebook is left as it was
     path.write_text(json.dumps(dict(nb, cells=[c for i, c in enumerate(nb["cells"]) if i != panel])))
     with pytest.raises(ValueError, match="has 0 cells that draw the panels"):
         figure_notebook.redraw_panels(path, 1, "gpu")
