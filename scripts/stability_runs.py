@@ -10,16 +10,20 @@ spike) and the other seeds go on; so do they after any other error of a pair, wh
 then 2).  A pair whose two runs ended (finished or diverged) with the same parameters is kept, not made again; a
 run that did not end (failed, cut off by a time limit, dead, stopped) is no result and is made again; runs that
 ended with other parameters in its folders are an error unless --overwrite.  Interrupted (SIGINT, as `timeout
---signal=INT` stops it), it prints the summary and the decision of the pairs that ended, then stops (status 1).  --budget-s: a pair starts
-only when the seconds left are at least 1.2 times the longest pair so far, made or kept (the first pair made
-always starts); --extra-seeds N: after the given seeds, up to N more (the next seed numbers) while the budget
-allows.  At the end it prints one line per run and the precision the fixed rule chooses
-(nclib.figures.stability.precision_decision).  --set NAME=VALUE replaces a parameter of Figure 1's
-(data_path, device; for a test of the tooling width, epochs, ...), read by nclib.parameters.parse_setting; the
-summary reads the runs with the same replacements (stability.load_stability refuses runs of other parameters).
+--signal=INT` stops it), it prints the summary and the decision of the pairs that ended, then stops (status 1).
+--budget-s: a pair starts only when the seconds left are at least 1.2 times the longest pair so far, made or kept
+(until a pair has been made or kept, one starts whatever is left); --extra-seeds N: after the given seeds, up to N
+more (the next seed numbers) while the budget allows.  At the end it prints one line per run and the precision
+the fixed rule chooses (nclib.figures.stability.precision_decision).  --set NAME=VALUE replaces a parameter of
+Figure 1's (data_path, device; for a test of the tooling width, epochs, ...), read by
+nclib.parameters.parse_setting; the summary reads the runs with the same replacements (stability.load_stability
+refuses runs of other parameters).
 --precisions fp32 (or tf32): that run of each seed alone, no pair, into the --out it then requires (never beside
 the pairs of results/stability/); it prints no decision, which needs pairs.  The strict fp32 runs of seeds 1 and 2
 on a CPU, in results/stability-cpu/, were made so (results/README.md gives their commands).
+Flags and parameters are checked before any pair is made: a negative seed or budget, a --set that the stability
+runs fix (precision, run_name, L), an unknown one or a value nclib.train.check_params refuses is one line naming the
+flag, status 2.
 """
 from __future__ import annotations
 
@@ -35,12 +39,18 @@ from nclib import runs as runs_contract  # noqa: E402
 from nclib.figures import stability  # noqa: E402
 
 
+class OtherDevice(ValueError):
+    """A run folder of the pair holds a run that ended on another kind of device than the one this machine trains
+    on (:func:`pair_states`)."""
+
+
 def pair_states(runs, shared) -> list[tuple[str, dict | None]]:
     """What each run folder of the pair holds, read once: ``("ended", its provenance)`` for a run that ended
     (finished, or stopped as diverged) with exactly these parameters, ``("other", None)`` for one that ended with
     other parameters, ``("cut", None)`` for a run that did not end (failed, dead, stopped: never a result) and
-    ``("absent", None)``.  ValueError for a run that ended on a CPU where this machine trains on a GPU (TF32 exists
-    only there: such a pair is not the one to make here)."""
+    ``("absent", None)``.  :class:`OtherDevice` for a run that ended on a CPU where this machine trains on a GPU
+    (TF32 exists only there: such a pair is not the one to make here); ValueError from
+    :func:`nclib.train.check_params` for parameters it refuses (:func:`check_flags` has refused them before)."""
     out = []
     for r in runs:
         want = train.check_params(**{**shared, **r})
@@ -54,7 +64,7 @@ def pair_states(runs, shared) -> list[tuple[str, dict | None]]:
             other = runs_contract.device_difference(path, parameters.required_device_type(want["device"]))
             if other:
                 trained, here = other["device"]
-                raise ValueError(f"run folder {str(path)!r} holds a run trained on {trained}, and this machine "
+                raise OtherDevice(f"run folder {str(path)!r} holds a run trained on {trained}, and this machine "
                                  f"trains on {here}: move the folder aside (it is not the pair to make here), or "
                                  f"pass --overwrite")
             out.append(("ended", json.loads((path / "provenance.json").read_text())))
@@ -78,13 +88,45 @@ def remake(states) -> bool:
     return "other" not in kinds and any(k != "absent" for k in kinds) and any(k != "ended" for k in kinds)
 
 
+def check_flags(args, seeds, overrides) -> str | None:
+    """Why the flags cannot make the runs of ``seeds``, as one line naming the flag, or None: a negative seed
+    (``--seeds``) or budget (``--budget-s``), or parameters that :func:`nclib.figures.stability.pair_kwargs` (a
+    parameter the runs fix, an unknown one) or :func:`nclib.train.check_params` refuses (``--set``: a bad value, no
+    ``data_path`` for CIFAR-10, a device this machine lacks)."""
+    negative = [s for s in args.seeds if s < 0]
+    if negative:
+        return f"--seeds must be non-negative integers, got {negative[0]}"
+    if args.budget_s is not None and not args.budget_s > 0:
+        return f"--budget-s must be a positive number of seconds, got {args.budget_s}"
+    try:
+        for seed in seeds:
+            runs, shared = stability.pair_kwargs(seed, out_dir=args.out, **overrides)
+            for r in runs:
+                if r["precision"] in args.precisions:
+                    train.check_params(**{**shared, **r})
+    except ValueError as exc:
+        return f"--set: {exc}"
+    return None
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=list(stability.SEEDS))
-    ap.add_argument("--extra-seeds", type=int, default=0)
-    ap.add_argument("--budget-s", type=float, default=None)
+    ap = argparse.ArgumentParser(prog="scripts/stability_runs.py", description=__doc__.split("\n")[0])
+
+    def error(message):  # argparse's refusals and the script's own: one line, status 2
+        ap.exit(2, f"{ap.prog}: error: {message} (--help lists the flags)\n")
+
+    ap.error = error
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(stability.SEEDS), metavar="SEED",
+                    help=f"the seeds of the pairs, made in this order (default {' '.join(map(str, stability.SEEDS))})")
+    ap.add_argument("--extra-seeds", type=int, default=0, metavar="N",
+                    help="after --seeds, up to N more (the largest seed + 1, + 2, ...) while --budget-s allows")
+    ap.add_argument("--budget-s", type=float, default=None, metavar="S",
+                    help="seconds for the whole call: a pair starts only with 1.2 times the longest pair so far "
+                         "(made or kept) left (default: no limit)")
     ap.add_argument("--out", default=None, help=f"default {stability.RESULTS} (pairs only)")
-    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="replace a parameter of Figure 1's (data_path, device; for a test of the tooling width, "
+                         "epochs, ...), read by nclib.parameters.parse_setting; not precision, run_name or L")
     ap.add_argument("--precisions", nargs="+", choices=stability.PRECISIONS, default=list(stability.PRECISIONS),
                     help="the runs of each seed (default both, a pair)")
     ap.add_argument("--overwrite", action="store_true",
@@ -93,17 +135,20 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     pairs = set(args.precisions) == set(stability.PRECISIONS)
     if args.out is None and not pairs:
-        raise SystemExit(f"--precisions {' '.join(args.precisions)} needs its own --out: single runs never go "
-                         f"beside the pairs of {stability.RESULTS}")
+        ap.error(f"--precisions {' '.join(args.precisions)} needs its own --out: single runs never go beside the "
+                 f"pairs of {stability.RESULTS}")
     args.out = str(stability.RESULTS) if args.out is None else args.out
     try:
         overrides = parameters.parse_settings(args.set, "--set")
     except ValueError as exc:
-        raise SystemExit(str(exc)) from None
+        ap.error(str(exc))
     if args.extra_seeds < 0:
-        raise SystemExit(f"--extra-seeds must be >= 0, got {args.extra_seeds}")
-    t0, failed, interrupted = time.perf_counter(), [], False
+        ap.error(f"--extra-seeds must be >= 0, got {args.extra_seeds}")
     seeds = list(args.seeds) + [max(args.seeds) + 1 + i for i in range(args.extra_seeds)]
+    refused = check_flags(args, seeds, overrides)
+    if refused:
+        ap.error(refused)
+    t0, failed, interrupted = time.perf_counter(), [], False
     try:
         failed = make_pairs(args, seeds, overrides, t0, pairs)
     except KeyboardInterrupt:  # the time limit: what ended is still summarized
@@ -128,7 +173,7 @@ def make_pairs(args, seeds, overrides, t0, pairs) -> list[int]:
         runs = [r for r in runs if r["precision"] in args.precisions]
         try:
             states = pair_states(runs, shared)
-        except ValueError as exc:  # a pair trained on a CPU, here on a GPU: replaced only with --overwrite
+        except OtherDevice as exc:  # a pair trained on a CPU, here on a GPU: replaced only with --overwrite
             if not args.overwrite:
                 print(f"seed {seed}: {exc}", file=sys.stderr)
                 raise _Refused from None

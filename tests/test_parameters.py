@@ -155,13 +155,14 @@ def test_the_stability_runs_and_the_figure_parameters_read_a_word_alike(monkeypa
 
 
 @pytest.mark.parametrize("word", ["width", "width=", "=32", "counts=[6,3"])
-def test_both_scripts_refuse_a_bad_word_before_any_work(monkeypatch, tmp_path, word):
+def test_both_scripts_refuse_a_bad_word_before_any_work(monkeypatch, tmp_path, capsys, word):
     def pair_kwargs(*args, **kwargs):
         raise AssertionError("a refused --set reached the runs")
 
     monkeypatch.setattr(stability_runs.stability, "pair_kwargs", pair_kwargs)
-    with pytest.raises(SystemExit, match="--set"):
+    with pytest.raises(SystemExit) as exc:  # the stability runs' refusals: one line on stderr, status 2
         stability_runs.main(["--seeds", "0", "--out", str(tmp_path), "--set", word])
+    assert exc.value.code == 2 and "--set" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="--set"):
         figure_notebook.main(["params", "1", "--set", word])
 

@@ -186,11 +186,66 @@ def test_extra_seeds_follow_the_largest_seed_given(tmp_path, monkeypatch):
     got = []
     monkeypatch.setattr(stability_runs, "make_pairs", lambda args, seeds, *rest: got.append(seeds) or [])
     monkeypatch.setattr(stability_runs, "summarize", lambda *a: 0)
-    assert stability_runs.main(["--seeds", "2", "0", "--extra-seeds", "3", "--out", str(tmp_path)]) == 0
-    assert stability_runs.main(["--seeds", "1", "--out", str(tmp_path)]) == 0
+    sets = _tiny_sets(tmp_path)
+    assert stability_runs.main(["--seeds", "2", "0", "--extra-seeds", "3", "--out", str(tmp_path), *sets]) == 0
+    assert stability_runs.main(["--seeds", "1", "--out", str(tmp_path), *sets]) == 0
     assert got == [[2, 0, 3, 4, 5], [1]]
-    with pytest.raises(SystemExit, match="--extra-seeds must be >= 0, got -1"):
-        stability_runs.main(["--extra-seeds", "-1", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("flags, refusal", [
+    (["--seeds", "-1"], "--seeds must be non-negative integers, got -1"),
+    (["--seeds", "0", "x"], "argument --seeds: invalid int value: 'x'"),
+    (["--extra-seeds", "-1"], "--extra-seeds must be >= 0, got -1"),
+    (["--budget-s", "-5"], "--budget-s must be a positive number of seconds, got -5.0"),
+    (["--set", "precision=tf32"], "--set: overrides must not set 'precision': the stability runs fix it"),
+    (["--set", "L=3"], "--set: overrides must not set 'L'"),
+    (["--set", "widht=3"], "--set: unknown parameter(s) ['widht']"),
+    (["--set", "width=abc"], "--set: width must be a positive integer, got 'abc'"),
+    (["--set", "width=abc", "--overwrite"], "--set: width must be a positive integer, got 'abc'"),
+    (["--set", "data_path=none"], "--set: data_path is required for dataset 'cifar10'"),
+    (["--set", "width"], "--set"),
+    (["--precisions", "bf16"], "argument --precisions: invalid choice: 'bf16'"),
+])
+def test_the_script_refuses_bad_flags_in_one_line_before_any_run(tmp_path, capsys, monkeypatch, flags, refusal):
+    """A bad flag or parameter: one line naming the flag, status 2, before any pair is made or summarized."""
+    def no_training(*args, **kwargs):
+        raise AssertionError("a refused call reached the runs")
+
+    monkeypatch.setattr(stability_runs.train, "run_many", no_training)
+    out = tmp_path / "stability"
+    with pytest.raises(SystemExit) as exc:
+        stability_runs.main(["--out", str(out), *_tiny_sets(tmp_path), *flags])
+    err = capsys.readouterr()
+    assert exc.value.code == 2 and err.out == "" and not out.exists()
+    assert err.err.startswith("scripts/stability_runs.py: error: ") and err.err.count("\n") == 1, err.err
+    assert refusal in err.err
+
+
+def test_only_a_run_on_another_device_is_the_overwrite_case(tmp_path, monkeypatch, capsys):
+    """make_pairs replaces a pair's folders under --overwrite, or refuses them, only for a run trained on another
+    kind of device (OtherDevice); any other error of reading the pair's folders is not taken as that one."""
+    import types
+
+    trained, error = [], []
+
+    def states(runs, shared):
+        raise error[0]
+
+    monkeypatch.setattr(stability_runs.train, "run_many", lambda runs, **shared: trained.append(shared["seed"]))
+    monkeypatch.setattr(stability_runs, "pair_states", states)
+    args = types.SimpleNamespace(out=str(tmp_path), precisions=list(stability.PRECISIONS), overwrite=True,
+                                 budget_s=None, seeds=[0])
+    error[:] = [stability_runs.OtherDevice("trained on cpu")]
+    assert stability_runs.make_pairs(args, [0], {}, 0.0, True) == [] and trained == [0]  # replaced
+    args.overwrite = False
+    with pytest.raises(stability_runs._Refused):
+        stability_runs.make_pairs(args, [0], {}, 0.0, True)
+    assert "seed 0: trained on cpu" in capsys.readouterr().err and trained == [0]
+    error[:] = [ValueError("width must be a positive integer")]
+    for args.overwrite in (True, False):  # not a device to replace: raised, nothing trained
+        with pytest.raises(ValueError, match="width must be"):
+            stability_runs.make_pairs(args, [0], {}, 0.0, True)
+    assert trained == [0]
 
 
 def test_the_script_makes_the_fp32_runs_alone_when_asked_and_decides_nothing(tmp_path, capsys):
@@ -207,8 +262,9 @@ def test_the_script_makes_the_fp32_runs_alone_when_asked_and_decides_nothing(tmp
     assert "seed 1: the run ended already" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         stability_runs.main(["--precisions", "bf16", "--out", str(out), *sets])
-    with pytest.raises(SystemExit, match="needs its own --out"):  # never beside the pairs of results/stability/
+    with pytest.raises(SystemExit) as exc:  # never beside the pairs of results/stability/
         stability_runs.main(["--seeds", "1", "--precisions", "fp32", *sets])
+    assert exc.value.code == 2 and "needs its own --out" in capsys.readouterr().err
 
 
 def test_a_diverged_run_is_a_spike_and_the_other_seeds_go_on(tmp_path, capsys):
