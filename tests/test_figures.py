@@ -1456,6 +1456,10 @@ def test_percent_writes_a_training_accuracy_as_the_prose_does():
     assert figures.percent(0.9667) == "96.7" and figures.percent(1.0) == "100.0"
     assert figures.percent(0.99966667, 2) == "99.97" and figures.percent(0.0) == "0.0"
     assert figures.percent(np.float64(0.5), 0) == "50"
+    # below 100 % never reads as 100: rounded down to the last figure instead, still a true "at least"
+    assert figures.percent(2999 / 3000) == "99.9" and figures.percent(2999 / 3000, 2) == "99.97"
+    assert [figures.percent(1 - 1e-9, d) for d in (0, 1, 2, 3)] == ["99", "99.9", "99.99", "99.999"]
+    assert figures.percent(0.9994) == "99.9" and figures.percent(0.99949, 2) == "99.95"
     for bad in (1.5, -0.2, np.nan, None, "0.5", True):  # not a fraction between 0 and 1
         with pytest.raises(ValueError, match="acc must be a training accuracy, a fraction between 0 and 1"):
             figures.percent(bad)

@@ -92,12 +92,16 @@ def _figures(x, sig: int) -> str:
 
 def percent(acc, decimals: int = 1) -> str:
     """A training accuracy (a fraction in [0, 1]) as the prose and the tables of :ref:`ch-fig1` to :ref:`ch-fig4`
-    and :ref:`ch-figures-summary` write it, in percent beside "100 %": 0.9667 -> ``"96.7"``.  ValueError naming
-    ``acc`` outside [0, 1] (or not a number) and ``decimals`` unless a non-negative integer."""
+    and :ref:`ch-figures-summary` write it, in percent beside "100 %": 0.9667 -> ``"96.7"``; never 100 below 1
+    (2999/3000 -> ``"99.9"``, rounded down where to nearest would read 100).  ValueError naming ``acc`` outside
+    [0, 1] (or not a number) and ``decimals`` unless a non-negative integer."""
     if not _checks.real_number(acc) or not 0.0 <= float(acc) <= 1.0:
         raise ValueError(f"acc must be a training accuracy, a fraction between 0 and 1, got {acc!r}")
     decimals = _checks.nonneg_int(decimals, "decimals")
-    return f"{100 * float(acc):.{decimals}f}"
+    text = f"{100 * float(acc):.{decimals}f}"
+    if float(acc) < 1.0 and float(text) >= 100.0:  # a run below 100 % is never written as one at 100 %
+        text = f"{100 - 10.0 ** -decimals:.{decimals}f}"
+    return text
 
 
 def rise_cell(rise: dict | None) -> str:
