@@ -924,10 +924,6 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     assert (g["n-gpu-runs"], g["n-fitted-gpu"], g["n-cpu-runs"]) == ("0", "0", "6")
     assert g["paper-epochs"] == "12,000"
     assert g["drop-min"] == at_least(min(r['nc1_drop'] for r in rows), 3)
-    # the smallest and the largest run's ratio, to nearest, as the final table writes it
-    ratios = [r["objective"] / r["minimum"] for r in rows]
-    assert number(g["ratio-max"]) == pytest.approx(max(ratios), rel=5e-3) and g["ratio-min"] == written(min(ratios), 6)
-    assert g["ratio-max"] in set(t["final"]["objective / minimum"]) or max(ratios) >= 10
     wall = figures.wall_time_s(chapters[1].runs) + figures.wall_time_s(chapters[3].runs)
     assert g["wall-cpu"] == f"{wall / 60:.1f}" and "wall-gpu" not in g
     wh = lambda k: [r["nc2_wh"] for r in chapters[k].rows]  # noqa: E731

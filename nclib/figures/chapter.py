@@ -638,13 +638,11 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     100 % training accuracy and the smallest fall of NC1 among them), ``n-stalled`` (the others) and
     ``partial-off-max`` (over those with L >= 2, the largest relative distance, in %, between the final objective
     and the nearest local minimizer of Lemma A.2 with modes at 0, :func:`stalls`; an "at most") and
-    ``partial-runner-up-min`` (the smallest distance to the next nearest such point; an "at least"),
-    ``ratio-min``/``ratio-max`` (final objective over the global minimum: the smallest and the largest run's, to
-    nearest as the tables write them), per device ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`),
-    ``spike-threshold``, ``be-min``/``be-max`` (final over initial ||b - n/N||, with a bias: the smallest and the
-    largest run's, to nearest), and for the pairs with and without a bias at the same scale
-    ``wh-<a>-<b>-with-min`` .. ``-without-max`` (final NC2^WH over the runs at 100 %).  ValueError naming
-    ``chapters`` unless it holds at least one.
+    ``partial-runner-up-min`` (the smallest distance to the next nearest such point; an "at least"), per device
+    ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`), ``spike-threshold``, ``be-min``/``be-max`` (final over
+    initial ||b - n/N||, with a bias: the smallest and the largest run's, to nearest), and for the pairs with and
+    without a bias at the same scale ``wh-<a>-<b>-with-min`` .. ``-without-max`` (final NC2^WH over the runs at
+    100 %).  ValueError naming ``chapters`` unless it holds at least one.
     """
     _check_chapters(chapters)
     rows = {k: c.rows for k, c in chapters.items()}
@@ -659,9 +657,6 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
          "n-fitted-gpu": str(sum(r["train_acc"] == 1.0 for k in gpu for r in rows[k])),
          "n-cpu-runs": str(sum(len(rows[k]) for k in rows if k not in gpu)),
          "paper-epochs": f"{scale_settings('gpu')['epochs']:,}",
-         # the smallest and the largest run's own ratio, to nearest as the tables write them (9.31, not 9.32)
-         "ratio-min": written(min(r["objective"] / r["minimum"] for r in all_rows), 6),
-         "ratio-max": _figures(max(r["objective"] / r["minimum"] for r in all_rows), 3),
          "spike-threshold": written(SPIKE_FACTOR, 6)}
     if fitted:
         g["drop-min"] = at_least(min(r['nc1_drop'] for r in fitted), 3)  # "at least"
