@@ -856,6 +856,9 @@ def test_figure_chapter_tables(tiny, tiny_scale):
             assert number(t["final"].loc[3, "‖b − n/N‖"]) == pytest.approx(ch.rows[1]['bias_error'], rel=5e-3)
         assert t["training"].loc[1, "100 % acc first at epoch"] == str(ch.rows[0]["acc100_epoch"])
         assert t["training"].loc[3, "largest objective rise"] == figures.rise_cell(ch.rows[1]["rise"])
+        # NC1's fall in one table of the chapter, at one precision: the drops table's
+        assert [(name, col) for name, table in t.items() for col in table.columns
+                if re.fullmatch(r"NC1 (drop|fall)", str(col))] == [("drops", "NC1 fall")]
         # each run's two falls in one row: NC1's, its square root, NC3's and their quotient
         drops = figures.metric_drops(ch.runs)
         for L, d in drops.items():

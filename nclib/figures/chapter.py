@@ -381,8 +381,8 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
     commit, data checksum); ``"theory"``: the modes alive, the extreme nonzero kappa, the global minimum of (4.3)
     and the final objective (:func:`run_theory`); ``"final"``: the final metrics of :func:`final_rows` (with a
     bias also ||b - n/N||); ``"training"``: the first epoch at 100 % training accuracy and the epoch from which
-    it stays there, the largest rise of the objective (:func:`rise_cell`) and the fall of NC1; ``"drops"``: each
-    run's fall of NC1 and NC3 side by side (:func:`drops_table`); ``"settings"``: the paper's settings (Section 5)
+    it stays there and the largest rise of the objective (:func:`rise_cell`); ``"drops"``: each run's fall of NC1
+    and NC3 side by side (:func:`drops_table`, the chapter's one table of NC1's fall); ``"settings"``: the paper's settings (Section 5)
     next to the runs'.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
@@ -445,9 +445,8 @@ def _training_table(rows: list[dict]):
     training = pd.DataFrame([{
         "L": r["L"], "100 % acc first at epoch": _epoch(r["acc100_epoch"]),
         "100 % acc to the end from epoch": _epoch(r["acc100_stays"]),
-        "largest objective rise": rise_cell(r["rise"]), "NC1 drop": r["nc1_drop"],
+        "largest objective rise": rise_cell(r["rise"]),  # NC1's fall: the drops table's, to three figures
     } for r in rows]).set_index("L")
-    training["NC1 drop"] = _column(training["NC1 drop"], 2)
     return training
 
 
