@@ -2,6 +2,7 @@
 what counts as a spike, the rule that chooses the figure runs' precision, and the script end to end on the CPU."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -511,6 +512,13 @@ def test_run_summary_reads_the_peak_the_errors_and_the_distance_to_the_minimum(t
     minimum = ufm.minimum_value(np.array(counts), 1e-2, 1e-3, 1, True)
     assert summary["final_ratio"] == pytest.approx(0.2 / minimum, rel=1e-12)
     assert summary["turns"] == dict(since=20, records=2, held=1.0, swaps=1, both_since=None)
+    # 100 % first at epoch 10, lost after it and never regained; a run that keeps it, and one that never reaches it
+    assert (summary["row"]["first_100"], summary["row"]["lost_100"], summary["row"]["settled_100"]) == (10, True, None)
+    for acc, want in (([0.0, 1.0, 1.0, 1.0], (10, False, 10)), ([0.0, 1.0, 6 / 7, 1.0], (10, True, 30)),
+                      ([0.0, 5 / 7, 6 / 7, 6 / 7], (None, False, None))):
+        row = stability.stability_rows({("fp32", 2): dataclasses.replace(
+            run, history={**run.history, "train_acc": np.array(acc)})})[0]
+        assert (row["first_100"], row["lost_100"], row["settled_100"]) == want, acc
     # an objective that only falls: no peak to read
     run.history.update(objective=np.array([1.0, 0.5, 0.3, 0.2]))
     falling = stability.run_summary(run)
@@ -523,6 +531,7 @@ def test_run_summary_reads_the_peak_the_errors_and_the_distance_to_the_minimum(t
     assert broke["row"]["diverged"] and broke["row"]["spiked"] and broke["row"]["epochs"] == 40
     assert (broke["row"]["rise"], broke["row"]["rise_to"], broke["acc_peak"], broke["nc1_peak"]) == (5.0, 20, 6 / 7, 3.0)
     assert broke["wrong"] == 2 and broke["final_ratio"] == pytest.approx(0.2 / minimum, rel=1e-12)
+    assert (broke["row"]["first_100"], broke["row"]["lost_100"]) == (10, True)
 
 
 def test_run_name_refuses_a_precision_that_is_not_one_word():
