@@ -461,6 +461,10 @@ def test_draw_stability_draws_each_run_and_marks_the_spikes():
     crosses = [ln for ln in ax_obj.lines if ln.get_marker() == "x"]
     assert [list(c.get_xdata()) for c in crosses] == [[10]]  # the last finite row of the diverged run
     assert {ln.get_color() for ln in solid} == {ln.get_color() for ln in dashed}  # one colour per seed
+    # 100 % accuracy: one thin solid grey line, not dashed like the TF32 runs
+    hundred = [ln for ln in ax_acc.lines if not ln.get_label().startswith("seed")]
+    assert [(list(ln.get_ydata()), ln.get_linestyle()) for ln in hundred] == [([100, 100], "-")]
+    assert [ln.get_linestyle() for ln in ax_acc.lines if ln.get_linestyle() == "--"] == ["--", "--"]
     plt.close(fig)
     with pytest.raises(ValueError, match="compare"):
         figures.draw_stability({("bf16", 0): runs["fp32", 0]})

@@ -47,8 +47,9 @@ def draw_panels(runs: Mapping[int, Run], scale: str = "cpu-scale"):
     Draws with ``nclib.plotting.collapse_panels``; the axis label of each NC panel says its target is 0 (the
     corrected metrics of :ref:`ch-metrics` vanish exactly at every global minimizer of Theorem 4.3, or, bias-free,
     of its form with ``M = D``), in the label rather than on the plotting area, where it would cover curves,
-    the accuracy panel marks 100 % with a thin grey line, and a dotted vertical line on every panel marks each step decay of the
-    learning rate (``lr_milestones``, shared by the runs). Returns the Figure.
+    the accuracy panel marks 100 % with a thin grey line, and a dotted vertical line on every panel marks each step
+    decay of the learning rate (``lr_milestones``, shared by the runs). Returns the Figure.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     if not runs:
         raise ValueError("runs must hold at least one run")
@@ -128,7 +129,7 @@ def draw_theory(runs: Mapping[int, Run]):
 def draw_stability(runs: Mapping[tuple[str, int], Run]):
     """The stability runs side by side: objective (4.3) (log scale) and training accuracy against epochs, one
     colour per seed, strict fp32 solid and TF32 dashed, so that each pair's two runs lie on top of each other
-    until they drift apart; on the objective panel each spiked run (:func:`nclib.figures.stability.spiked`) is
+    until they drift apart, and 100 % accuracy a thin grey solid line; on the objective panel each spiked run (:func:`nclib.figures.stability.spiked`) is
     marked at its peak, joined to the earlier low it rose from (:func:`nclib.figures.stability.rise_from_low`), and
     a diverged run ends with a cross.  Returns the Figure.
     Not yet used by a chapter: it is for the section on the precision stability runs once ``results/stability/``
@@ -159,7 +160,7 @@ def draw_stability(runs: Mapping[tuple[str, int], Run]):
         if diverged(run) and h["epoch"].size:
             ax_obj.plot([h["epoch"][-1]], [h["objective"][-1]], "x", color=color, ms=9, mew=2)
     ax_obj.set(yscale="log", xlabel="epoch", ylabel="objective (4.3)")
-    ax_acc.axhline(100, color="0.5", ls="--", lw=0.8)
+    ax_acc.axhline(100, color="0.5", ls="-", lw=0.5)  # thin and solid: the dashes are those of the TF32 runs
     ax_acc.set(xlabel="epoch", ylabel="training accuracy (%)")
     ax_acc.legend(fontsize="small", ncol=2 if len(seeds) > 3 else 1)
     return fig
