@@ -610,6 +610,56 @@ def test_a_separation_just_above_the_rounding_level_is_kept():
     np.testing.assert_allclose(pm.printed_nc1(X, y), 0.5 / delta**2, rtol=1e-12)
 
 
+def test_a_separation_within_the_rounding_bound_of_a_is_dropped_and_one_above_it_kept():
+    """The price of never inverting noise: nc1 drops a singular value of A = [h_k - h_G] within the bound on its
+    rounding error, sqrt(d K) (N + 2) eps max|x| (separation_cutoff), even where the separation is real.  Three
+    classes in d = 2, the third the second shifted by delta along the second axis, with a wide within-class spread
+    (max|x| near 1) and class means 2^-20 apart along the first, so that the relative cutoff max(d, K) eps s_max
+    lies far below delta.  Features on a grid of 2^-48, in pairs about class means that sum to 0: the means,
+    h_G = 0, A and C are exact, and NC1 = (1/N) tr(C^T (A A^T)^-1 C) follows in rational arithmetic.  A separation 1.3 times the bound is kept and gives that value (about 1e28); one 0.65
+    times the bound is dropped, read as absent, and NC1 is that of the classes merged (delta = 0): by hand
+    (1/N) sum_i c_i0^2 / ||a||^2 with A = e_0 a^T, a = s (-2, 1, 1)."""
+    from fractions import Fraction
+    eps = np.finfo(np.float64).eps
+    rng = np.random.default_rng(7)
+    K, d, s = 3, 2, 2.0**-20
+    y_half = np.arange(K)
+    y = np.concatenate([y_half, y_half])
+    dev = rng.integers(-2**8, 2**8 + 1, size=(K, d)) / 2**8
+    C = np.vstack([dev, -dev])
+    N = y.size
+    merged = float(sum(Fraction(c) ** 2 for c in C[:, 0]) / (N * 6 * Fraction(s) ** 2))
+    kept = dropped = 0
+    for delta in (0.0, 2.0**-47, 2.0**-48):
+        means = np.array([[-2 * s, -delta], [s, 0.0], [s, delta]])  # sum 0: h_G = 0
+        X = np.vstack([means[y_half] + dev, means[y_half] - dev])
+        assert np.array_equal(X - np.vstack([means[y_half]] * 2), C)  # stored exactly
+        bound = m.separation_cutoff(N, K, d) * np.abs(X).max()
+        np.testing.assert_allclose(bound, np.sqrt(d * K) * (N + 2) * eps * np.abs(X).max(), rtol=1e-15)
+        s_A = np.linalg.svd(means.T, compute_uv=False)  # A = means^T, exact
+        assert s_A[1] > max(d, K) * eps * s_A[0] or delta == 0  # every separation passes the relative cutoff
+        if s_A[1] > bound:
+            kept += 1
+            assert s_A[1] < 1.5 * bound
+            G = [[sum(Fraction(means[k, i]) * Fraction(means[k, j]) for k in range(K)) for j in range(d)]
+                 for i in range(d)]  # A A^T
+            det = G[0][0] * G[1][1] - G[0][1] * G[1][0]
+            G_inv = [[G[1][1] / det, -G[0][1] / det], [-G[1][0] / det, G[0][0] / det]]
+            exact = sum(Fraction(c[i]) * G_inv[i][j] * Fraction(c[j]) for c in C for i in range(d)
+                        for j in range(d)) / N
+            assert float(exact) > 1e27
+            np.testing.assert_allclose(m.nc1(X, y), float(exact), rtol=1e-9)
+        else:
+            dropped += delta > 0
+            assert s_A[1] > 0.6 * bound or delta == 0
+            # the first singular vector turns by about delta / s = 2^-28 away from the axis of the merged classes
+            np.testing.assert_allclose(m.nc1(X, y), merged, rtol=1e-12 if delta == 0 else 1e-7)
+    assert kept == 1 and dropped == 1
+    for bad, name in (((0, 1, 1), "N"), ((2, 0, 1), "K"), ((2, 1, 1.5), "d"), ((2, 3, 1), "K")):
+        with pytest.raises(ValueError, match=f"^{name}"):
+            m.separation_cutoff(*bad)
+
+
 def test_nc1_inverts_no_direction_the_class_means_do_not_span():
     """Class means in a 3-dimensional subspace of R^16 with K = 12: A = [h_k - h_G] has rank 3 < K - 1 in exact
     arithmetic, and the rounding errors of its other directions scale with the features (a common offset, a wide
