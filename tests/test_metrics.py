@@ -691,6 +691,20 @@ def test_nc1_inverts_no_direction_the_class_means_do_not_span():
             assert np.array_equal(X_off - offset, X)  # the shift is exact
             np.testing.assert_allclose(m.nc1(X_off, y), ref, rtol=1e-9)
             np.testing.assert_allclose(m.collapse_metrics(X_off, y, Ws, 1e-3, 1e-3)["nc1"], ref, rtol=1e-9)
+    # wide features (d = 2048, N = 6, K = 3, means of rank 1): the rounding error of A from the offset has a norm
+    # near sqrt(d K) times its entries' bound, so that the bound on the entries alone would keep it (NC1 ~ 1e15)
+    rng = np.random.default_rng(41)
+    K, d, q = 3, 2048, 1
+    means = (rng.integers(-4, 5, size=(K, q)) @ rng.integers(-4, 5, size=(q, d))).astype(np.float64)
+    y_half = np.arange(K)
+    y = np.concatenate([y_half, y_half])
+    dev = rng.integers(-2**8, 2**8 + 1, size=(K, d)) / 2**8
+    X = np.vstack([means[y_half] + dev, means[y_half] - dev])
+    ref = m.nc1(X, y, rank=q)
+    assert 1e-6 < ref < 1e-5
+    for offset in (1e6, 1e8):
+        assert np.array_equal(X + offset - offset, X)  # the shift is exact
+        np.testing.assert_allclose(m.nc1(X + offset, y), ref, rtol=1e-9)
 
 
 def test_nc1_drops_the_rounding_of_the_svd_itself():
