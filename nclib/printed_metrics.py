@@ -17,6 +17,10 @@ from .metrics import (_about_reference, _features, _labels, _means, _relative_cu
                       _zero_to_rounding)
 
 
+#: NumPy's default cutoff of ``numpy.linalg.pinv``, relative to the largest singular value.
+_PINV_RCOND = 1e-15
+
+
 def printed_nc1(features, labels, num_classes: int | None = None, rcond: float | None = None,
                 rank: int | None = None) -> float:
     """The printed NC1 = tr(Sigma_W Sigma_B^+)/K of Section 5 (Appendix C uses the same), computed as printed.
@@ -24,18 +28,23 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
     Sigma_W = (1/N) sum_{k,i} (h_{k,i} - h_k)(h_{k,i} - h_k)^T and Sigma_B = (1/K) sum_k (h_k - h_G)(h_k - h_G)^T
     with h_G the mean of all N features, both formed as d x d matrices, and Sigma_B^+ from
     ``numpy.linalg.pinv``, which drops the singular values of Sigma_B at or below ``rcond`` times the largest
-    (0 <= rcond < 1; default None: NumPy's own cutoff, 1e-15). ``rank``, when given, first cuts Sigma_B to its
-    ``rank`` largest eigenvalues (an eigendecomposition), the rank it has at a global minimizer with collapsed modes
-    (erratum M6);
+    (0 <= rcond < 1; default None: NumPy's own cutoff, 1e-15). ``rank``, when given, cuts Sigma_B to its ``rank``
+    largest eigenvalues, the rank it has at a global minimizer with collapsed modes (erratum M6), inside the
+    pseudo-inverse: only those eigenpairs (of an eigendecomposition) are inverted, the eigenvalues at or below
+    ``rcond`` times the largest dropped as ``pinv`` drops them. (A ``pinv`` of Sigma_B rebuilt from them would see
+    the rounding of the rebuilt matrix in every other direction, and at large d its cutoff keeps some of it.)
     ``rank = 0`` leaves no between-class direction and gives 0. :func:`nclib.metrics.nc1` computes the same
     quantity without a d x d matrix, with its cutoff relative to the singular values of [h_k - h_G] rather than of
     Sigma_B; this form is kept to show what the printed one does near a minimizer with collapsed modes, where its
     cutoff decides the value. Cutoff caveat: the two agree in floating point only where no singular value of
-    [h_k - h_G] lies between their cutoffs, relative to the largest max(d, K) eps for :func:`nclib.metrics.nc1`
-    (which also drops the values within the rounding error of [h_k - h_G]) and sqrt(rcond) here (3.2e-8 at NumPy's
-    default); a value between them is kept by :func:`nclib.metrics.nc1` and dropped here, so that the within-class
-    spread along its direction, divided by its square, enters :func:`nclib.metrics.nc1` only (section
-    :ref:`sec-metrics-nc1-rank`).
+    [h_k - h_G] lies between their cutoffs. :func:`nclib.metrics.nc1` drops those at or below max(d, K) eps times the
+    largest and those within the rounding error of [h_k - h_G], sqrt(d K) (N + 2) eps max|x_ij|
+    (:func:`nclib.metrics.separation_cutoff`); this form those at or below sqrt(rcond) times the largest (3.2e-8 at
+    NumPy's default). Either can drop what the other keeps, and the within-class spread along that direction,
+    divided by the square of the value, then enters one of them only: a value above max(d, K) eps and the rounding
+    error but below sqrt(rcond) times the largest enters :func:`nclib.metrics.nc1` only (section
+    :ref:`sec-metrics-nc1-rank`), one above sqrt(rcond) times the largest but within the rounding error (a small
+    separation beside a large one, with a wide spread or a large N) enters this form only.
     Class means that coincide (Sigma_B = 0) give 0 however spread the features are, as printed (Sigma_B^+ = 0); they
     are read to rounding with the level of :func:`nclib.metrics.nc1` (every entry of [h_k - h_G] within
     (N + 2) eps max|x_ij|, and where it is, within the level of the features read about their midrange, so that a
@@ -54,6 +63,8 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
         if not _checks._is_integral(rank) or not 0 <= int(rank) <= min(d, K - 1):
             raise ValueError(f"rank must be an integer 0..min(d, K-1) = 0..{min(d, K - 1)}, got {rank!r}")
         rank = int(rank)
+    if rank == 0:
+        return 0.0  # no between-class direction: the pseudo-inverse of the zero matrix
     X = _unit_peak(X)  # the ratio is scale free: an exact rescaling keeps the d x d products in range
     means = _means(X, y, K)
     A = (means - X.mean(axis=0)).T  # d x K
@@ -65,10 +76,13 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
             return 0.0
     C = X - means[y]
     S_W, S_B = C.T @ C / N, A @ A.T / K
-    if rank is not None:
+    if rank is None:
+        pinv = np.linalg.pinv(S_B) if rcond is None else np.linalg.pinv(S_B, rcond=rcond)
+    else:  # the rank cut inside the pseudo-inverse: the rank largest eigenpairs, above pinv's cutoff, inverted
         w, Q = np.linalg.eigh(S_B)  # ascending: the last rank eigenpairs are the largest
-        S_B = (Q[:, d - rank:] * w[d - rank:]) @ Q[:, d - rank:].T
-    pinv = np.linalg.pinv(S_B) if rcond is None else np.linalg.pinv(S_B, rcond=rcond)
+        w, Q = w[d - rank:], Q[:, d - rank:]
+        kept = w > (_PINV_RCOND if rcond is None else rcond) * w[-1]
+        pinv = (Q[:, kept] / w[kept]) @ Q[:, kept].T
     return float(np.trace(S_W @ pinv) / K)
 
 

@@ -1086,6 +1086,23 @@ def test_printed_nc1_near_a_minimizer_with_collapsed_modes():
         np.testing.assert_allclose(at_rank, m.nc1(H.T, y, rank=3), rtol=1e-6)
 
 
+def test_printed_nc1_at_a_rank_inverts_only_that_many_eigenpairs_of_wide_features():
+    """printed_nc1(rank=r) in d = 1024: K = 6 class means of rank 2, exact (integers, samples in pairs about them), so
+    that NC1 at rank 2 is that of nc1.  The rank cut is taken inside the pseudo-inverse; a pinv of Sigma_B rebuilt
+    at rank 2 would see the rounding of the rebuilt matrix in the other 1022 directions and, at NumPy's cutoff,
+    invert some of it (NC1 ~ 1e8)."""
+    rng = np.random.default_rng(41)
+    K, d, q = 6, 1024, 2
+    means = (rng.integers(-4, 5, size=(K, q)) @ rng.integers(-4, 5, size=(q, d))).astype(np.float64)
+    y_half = np.arange(K)
+    y = np.concatenate([y_half, y_half])
+    dev = rng.integers(-2**8, 2**8 + 1, size=(K, d)) / 2**8
+    X = np.vstack([means[y_half] + dev, means[y_half] - dev])
+    ref = m.nc1(X, y, rank=q)
+    assert 1e-7 < ref < 1e-4
+    np.testing.assert_allclose(pm.printed_nc1(X, y, rank=q), ref, rtol=1e-9)
+
+
 def test_printed_nc1_refuses_bad_input_by_name():
     rng = np.random.default_rng(25)
     y = imb.class_labels([3, 2, 2])
