@@ -760,6 +760,34 @@ def test_a_run_another_process_finishes_after_a_refused_resume_is_kept_not_an_er
     assert _files(folder) == other["files"]
 
 
+def test_a_run_with_other_parameters_made_after_a_refused_resume_is_refused_under_the_second_lock(tmp_path,
+                                                                                                     monkeypatch):
+    """The resume of a stopped run is refused (it stopped on another CPU model); before the worker locks the folder
+    again to decide what follows, another call trains a run with another learning rate in that folder to its end.
+    Under the second lock the worker compares its parameters with the folder's, as under the first: an error naming
+    lr and both values, nothing trained again (restart_refused notwithstanding), the other run left as it is."""
+    p = train.check_params(**TINY, out_dir=tmp_path, run_name="r")
+    folder = tmp_path / "r"
+    train.run(**{**p, "max_train_s": 0})
+    _elsewhere_cpu(folder)
+    real, calls, other = locks.lock_runs, [], {}
+
+    def another_call_second(run_dirs, *args, **kw):
+        calls.append(list(run_dirs))
+        if len(calls) == 2:  # the lock after the refused resume
+            monkeypatch.setattr(locks, "lock_runs", real)
+            train.run(**{**p, "lr": 0.02, "overwrite": True})
+            other["files"] = _files(folder)
+        return real(run_dirs, *args, **kw)
+
+    monkeypatch.setattr(locks, "lock_runs", another_call_second)
+    result = sweep._run_point(p, restart_refused=True)
+    assert len(calls) == 2 and other["files"] and runs.run_status(folder) == "finished"
+    assert result["status"] == "finished" and result["restarted"] is None and result["fresh"] is False
+    assert result["error"].startswith("ValueError") and all(w in result["error"] for w in ("lr", "0.02", "0.01"))
+    assert _files(folder) == other["files"]
+
+
 def test_a_task_of_a_job_array_restarts_a_refused_run_when_asked(tmp_path, capsys):
     """--point I --restart-refused, as a whole sweep's flag does: a stopped run that cannot resume here (another CPU
     model) is an error naming the flag without it, and with it is trained again from the start, the table saying
