@@ -44,7 +44,8 @@ def _predictions(outputs, labels, num_classes: int | None = None) -> tuple[np.nd
         K_out = out.shape[1]
     elif out.ndim == 1:
         if not np.issubdtype(out.dtype, np.integer):
-            raise ValueError(f"outputs must be an N x K array of scores or N integer predictions, got dtype {out.dtype}")
+            raise ValueError(f"outputs must be an N x K array of scores or N integer predictions, got dtype "
+                             f"{out.dtype}")
         if out.size == 0:
             raise ValueError("outputs must hold at least one sample")
         if int(out.min()) < 0:

@@ -42,7 +42,8 @@ def test_soft_threshold_relations_error_is_the_largest_entry_error(bias):
 @pytest.mark.parametrize("lam_W, lam_H", [(0.01, 0.04), (0.04, 0.01)])
 def test_soft_threshold_relations_error_sees_each_relation(bias, lam_W, lam_H):
     # points where the relation on W E, or the one on E^T E, is the largest error: at (cW, H) the three errors are
-    # |c - 1| top, |c^2 - 1| r top and 0, at (W, cH) they are |c - 1| top, 0 and |c^2 - 1| top / r (r = sqrt(lam_H/lam_W))
+    # |c - 1| top, |c^2 - 1| r top and 0, at (W, cH) they are |c - 1| top, 0 and |c^2 - 1| top / r
+    # (r = sqrt(lam_H/lam_W))
     n = np.array([7, 4, 2])
     N = n.sum()
     kappa = np.linalg.svd(ybar(n), compute_uv=False) if bias else np.sort(np.sqrt(n))[::-1]
