@@ -306,7 +306,10 @@ def npz_record(path, dataset: str) -> dict:
 def load_cifar10_torchvision(root, train: bool = True, download: bool = False, verify_checksums: bool = True):
     """CIFAR-10 through ``torchvision.datasets.CIFAR10`` (python batches under ``root/cifar-10-batches-py``).
 
-    Returns (images (N, 32, 32, 3) uint8, labels int64, {file: sha256}).  ``download`` is passed on (off by
+    Returns (images (N, 32, 32, 3), labels, {file: sha256}), the images and labels as the batches store them
+    (uint8 pixels and integer labels in the official files), not cast: :func:`check_images` and
+    :func:`check_labels` refuse floats in [0, 1], pixels above 255 and fractional labels here as in an .npz, where
+    a cast would have turned them into other pixels and labels.  ``download`` is passed on (off by
     default: nothing is fetched unless asked).  ``verify_checksums=False`` skips torchvision's md5 checks of
     the batch and meta files, which only the official files pass; the tests use it for their small fixtures
     written in the same format.  The class names of ``batches.meta`` must be :data:`CIFAR10_CLASSES` in label order
@@ -370,7 +373,7 @@ def load_cifar10_torchvision(root, train: bool = True, download: bool = False, v
                          f"set, or CIFAR-10 relabelled; store the batches in CIFAR-10's coding")
     names = [f for f, _ in files]
     shas = {n: sha256_file(folder / n) for n in names}
-    return np.asarray(ds.data, dtype=np.uint8), np.asarray(ds.targets, dtype=np.int64), shas
+    return np.asarray(ds.data), np.asarray(ds.targets), shas  # as stored: the checks refuse what is not pixels
 
 
 def emnist_raw_files(root, train: bool = True) -> tuple[pathlib.Path, pathlib.Path]:

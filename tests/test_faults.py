@@ -32,9 +32,37 @@ def _write(tmp_path, name="d.npz", x=None, y=None, **extra):
     return path
 
 
-def test_an_ordinary_npz_still_loads(tmp_path):
+def _write_batches(tmp_path, x=None, y=None):
+    """The same arrays in torchvision's CIFAR-10 python batches (flat CHW rows in 5 train batches and a test batch,
+    the labels a list), stored as they are given, not cast to uint8 pixels and integer labels."""
+    x, y = _images() if x is None else x, LABELS if y is None else y
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rows = np.asarray(x).transpose(0, 3, 1, 2).reshape(len(x), -1)
+    parts = np.array_split(np.arange(len(x)), 5)
+    for name, part in [(f"data_batch_{i}", part) for i, part in enumerate(parts, 1)] + [("test_batch", parts[0])]:
+        with open(folder / name, "wb") as f:
+            pickle.dump({"batch_label": name, "labels": np.asarray(y)[part].tolist(), "data": rows[part]}, f,
+                        protocol=2)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": list(data.CIFAR10_CLASSES)}, f, protocol=2)
+    return tmp_path
+
+
+#: How a test writes its arrays and what the refusal calls them: an .npz (x_train, y_train) or python batches,
+#: read through torchvision (images, labels).
+FORMATS = {"npz": (_write, "x_train", "y_train"), "batches": (_write_batches, "images", "labels")}
+
+
+def _load_as(fmt, tmp_path, x=None, y=None):
+    write = FORMATS[fmt][0]
+    return data.load("cifar10", data_path=write(tmp_path, x=x, y=y), counts=[4] * 10, verify_checksums=False)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_ordinary_file_still_loads(tmp_path, fmt):
     x = _images()
-    ts = _load_npz(_write(tmp_path, x=x))
+    ts = _load_as(fmt, tmp_path, x=x)
     assert ts.N == 40 and ts.counts.tolist() == [4] * 10
     np.testing.assert_array_equal(ts.images, x)  # all 4 rows of each class, in file order (sorted by class)
     np.testing.assert_array_equal(ts.y, LABELS)
@@ -48,15 +76,19 @@ def test_an_ordinary_npz_still_loads(tmp_path):
     (_images().astype(np.int32) * 300, "int32"),  # up to 76,500
     (_images().astype(np.int16), "int16"),
 ])
-def test_pixels_that_are_not_uint8_are_refused(tmp_path, x, found):
-    with pytest.raises(ValueError, match=r"^x_train must hold uint8 pixels 0\.\.255") as info:
-        _load_npz(_write(tmp_path, x=x))
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_pixels_that_are_not_uint8_are_refused(tmp_path, x, found, fmt):
+    """The python batches too: their pixels are not cast to uint8 (floats in [0, 1] became 0 and 1, 263 became 7)."""
+    with pytest.raises(ValueError, match=rf"^{FORMATS[fmt][1]} must hold uint8 pixels 0\.\.255") as info:
+        _load_as(fmt, tmp_path, x=x)
     assert found in str(info.value)
 
 
-def test_pixels_in_0_1_are_named_as_already_scaled():
+def test_pixels_in_0_1_are_named_as_already_scaled(tmp_path):
     with pytest.raises(ValueError, match=r"x_train .* values in \[0\.0, 1\.0\]: already scaled"):
         data.check_images(np.linspace(0, 1, 40 * 3072).reshape(40, 32, 32, 3), "cifar10")
+    with pytest.raises(ValueError, match=r"^images .* values in \[0\.0, 1\.0\]: already scaled"):
+        _load_as("batches", tmp_path, x=_images() / 255.0)
 
 
 def test_nan_pixels_are_bad_data_not_divergence(tmp_path):
@@ -122,9 +154,11 @@ def test_one_hot_labels_are_refused(tmp_path):
         _load_npz(_write(tmp_path, y=np.eye(10)[LABELS]))
 
 
-def test_non_integer_labels_are_refused_not_truncated(tmp_path):
-    with pytest.raises(ValueError, match=r"^y_train must hold integer class indices 0\.\.9, got dtype float64"):
-        _load_npz(_write(tmp_path, y=LABELS + 0.5))
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_non_integer_labels_are_refused_not_truncated(tmp_path, fmt):
+    name = FORMATS[fmt][2]
+    with pytest.raises(ValueError, match=rf"^{name} must hold integer class indices 0\.\.9, got dtype float64"):
+        _load_as(fmt, tmp_path, y=LABELS + 0.5)
 
 
 # ------------------------------------------------------------------------------------------ damaged files
