@@ -19,7 +19,8 @@ Datasets (``load(dataset=...)``):
     (``.gz`` copies of them, as in the official ``gzip.zip``, are decompressed next to themselves first), whose
     labels 1..26 become 0..25, or an ``.npz`` with ``x_train`` in torchvision's raw orientation (or upright, where
     its ``orientation`` member says so: :data:`nclib.datafiles.EMNIST_ORIENTATIONS`; another value is refused) and
-    ``y_train`` already 0..25 (not a letters-synthetic rendering, which is refused); images are made upright.
+    ``y_train`` already 0..25, and a ``classes`` array, where it has one, naming the labels a..z as
+    :data:`LETTERS` does (not a letters-synthetic rendering, which is refused); images are made upright.
     They are resized, made RGB and normalized as the closest public code with EMNIST does (the EMNIST variant
     of Dang et al.'s code, ``thotranhuu99/Neural-Collapse-in-Deep-Linear-Networks``, ``datasets_imbalanced.py``:
     ``Grayscale(3)``, ``Resize(32)``, ``Normalize((0.1722,), (0.3309,))``): resized to 32 x 32 with PIL's

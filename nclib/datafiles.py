@@ -26,8 +26,10 @@ from .locks import writer_tag
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 LETTERS = tuple(string.ascii_lowercase)
+#: The class names of each dataset read from files, in label order (what an .npz's ``classes`` member must hold).
+CLASS_NAMES = {"cifar10": CIFAR10_CLASSES, "emnist-letters": LETTERS}
 #: The number of classes of each dataset read from files.
-FILE_CLASSES = {"cifar10": len(CIFAR10_CLASSES), "emnist-letters": len(LETTERS)}
+FILE_CLASSES = {name: len(names) for name, names in CLASS_NAMES.items()}
 
 
 # ----------------------------------------------------------------------------------------------- input checks
@@ -249,8 +251,10 @@ def npz_record(path, dataset: str) -> dict:
     provenance says its pixels are JPEG-decoded), empty for a file without them; read as EMNIST letters, also
     ``{"orientation": str}`` where the file has that member (one of :data:`EMNIST_ORIENTATIONS`).
 
-    ValueError naming ``data_path`` for an .npz whose own members say it holds other data: CIFAR-10 ``classes``
-    other than :data:`CIFAR10_CLASSES` (the labels would get wrong names and counts), or, read as EMNIST letters, a
+    ValueError naming ``data_path`` for an .npz whose own members say it holds other data: ``classes`` other than
+    the dataset's names in label order (:data:`CLASS_NAMES`: :data:`CIFAR10_CLASSES`, or :data:`LETTERS` a..z for
+    EMNIST letters, as ../shared/data/README.md specifies; the labels would get wrong names and counts), or, read as
+    EMNIST letters, a
     letters-synthetic rendering (``fonts``, ``images_sha256``, a ``note`` naming it: the stand-in keeps its name) or
     an ``orientation`` that is not one of :data:`EMNIST_ORIENTATIONS` (the letters would reach the network turned);
     also for a ``source`` that is not one text or a ``lossy_jpeg`` that is not one bool.  A member numpy cannot read
@@ -260,24 +264,26 @@ def npz_record(path, dataset: str) -> dict:
         raise ValueError(f"dataset must be one of {tuple(IMAGE_SHAPES)} (the datasets read from files), "
                          f"got {dataset!r}")
     keys = {"cifar10": ("classes",),
-            "emnist-letters": ("fonts", "images_sha256", "note", "orientation")}[dataset] + tuple(NPZ_RECORD)
+            "emnist-letters": ("classes", "fonts", "images_sha256", "note", "orientation")}[dataset] + tuple(NPZ_RECORD)
     path = _path(path, "data_path")
     try:
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
             record = {k: np.asarray(f[k]) for k in keys if k in f.files}
     except (ValueError, zipfile.BadZipFile, EOFError, zlib.error, struct.error, NotImplementedError) as exc:
         raise DamagedFileError(path, _error_text(exc)) from exc
-    if "classes" in record:
-        names = [v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(record["classes"]).tolist()]
-        if names != list(CIFAR10_CLASSES):
-            raise ValueError(f"data_path {str(path)!r} names its labels {names}, not CIFAR-10's "
-                             f"{list(CIFAR10_CLASSES)} in label order; store y_train (and classes) in that coding")
     rendering = [k for k in ("fonts", "images_sha256") if k in record]
     if "note" in record and "letters-synthetic" in str(record["note"]):
         rendering.append("note")
     if rendering:
         raise ValueError(f"data_path {str(path)!r} is a letters-synthetic rendering (its members {rendering}), not "
                          f"EMNIST letters: load it with dataset 'letters-synthetic'")
+    if "classes" in record:
+        names = [v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(record["classes"]).tolist()]
+        want = list(CLASS_NAMES[dataset])
+        whose = "CIFAR-10's" if dataset == "cifar10" else "EMNIST letters'"
+        if names != want:
+            raise ValueError(f"data_path {str(path)!r} names its labels {names}, not {whose} {want} in label order; "
+                             f"store y_train (and classes) in that coding")
     out = {}
     if "orientation" in record:
         value = record["orientation"].item() if record["orientation"].ndim == 0 else None

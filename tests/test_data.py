@@ -380,6 +380,22 @@ def test_npz_classes_must_be_cifar10s_in_label_order(tmp_path):
         data.load("cifar10", data_path=tmp_path / "nine.npz", counts=[2] * 10)
 
 
+def test_emnist_npz_classes_must_be_a_to_z_in_label_order(tmp_path):
+    """An EMNIST letters .npz's classes (../shared/data/README.md specifies one) are read as a CIFAR-10 file's: a..z
+    in label order is taken, another coding is refused naming data_path (label 0 would be called "a")."""
+    y = np.repeat(np.arange(26), 2)
+    x = np.random.default_rng(5).integers(0, 256, (y.size, 28, 28), dtype=np.uint8)
+    np.savez(tmp_path / "named.npz", x_train=x, y_train=y, classes=np.array(data.LETTERS))
+    assert data.load("emnist-letters", data_path=tmp_path / "named.npz", counts=[2] * 26).classes == data.LETTERS
+    perm = np.arange(26)[::-1]  # labels and names permuted together: z's images would be called "a"
+    np.savez(tmp_path / "reversed.npz", x_train=x, y_train=perm[y], classes=np.array(data.LETTERS)[perm])
+    with pytest.raises(ValueError, match=r"^data_path .*reversed.npz' names its labels \['z', 'y'"):
+        data.load("emnist-letters", data_path=tmp_path / "reversed.npz", counts=[2] * 26)
+    np.savez(tmp_path / "short.npz", x_train=x, y_train=y, classes=np.array(data.LETTERS[:25]))
+    with pytest.raises(ValueError, match="^data_path .*short.npz"):
+        data.load("emnist-letters", data_path=tmp_path / "short.npz", counts=[2] * 26)
+
+
 @pytest.mark.parametrize("names", [list(reversed(data.CIFAR10_CLASSES)), list(data.CIFAR10_CLASSES[:9]),
                                    [f"class_{k}" for k in range(10)]])
 def test_cifar10_batches_meta_must_name_cifar10s_classes_in_label_order(cifar_root, names):
