@@ -341,8 +341,9 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
     the selected subset; a constant channel is refused) or ``"none"`` (x/255).  Letters reach the network as
     :func:`letters_input` makes them (32 x 32 x 3); ``images`` keeps the 28 x 28 originals, upright.  Arrays read
     from a file pass :func:`check_images` and :func:`check_labels` (uint8 pixels in the dataset's shape, labels
-    0..K-1, one per image) before any row is selected, and an .npz whose ``classes`` are not CIFAR-10's, or a
-    letters-synthetic rendering given as EMNIST letters, is refused naming ``data_path``; a truncated, empty or
+    0..K-1, one per image) before any row is selected, and an .npz whose ``classes`` are not its dataset's in label
+    order (CIFAR-10's, or a..z), or a letters-synthetic rendering given as EMNIST letters, is refused naming
+    ``data_path``; a truncated, empty or
     corrupted file raises :class:`DamagedFileError` naming it (chapter :ref:`ch-train`).  ``verify_checksums``
     concerns torchvision's md5 checks of CIFAR-10's python batches alone: EMNIST's IDX files and the .npz files
     have no official checksums, and are read the same either way (their sha256 is recorded in the provenance; an
