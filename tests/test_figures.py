@@ -871,9 +871,28 @@ def test_figure_chapter_tables(tiny, tiny_scale):
             assert number(row["NC3 fall"]) == pytest.approx(d["nc3"], rel=5e-3)
             assert number(row["square root / NC3 fall"]) == pytest.approx(d["nc1_root"] / d["nc3"], rel=5e-3)
         s = t["settings"]
-        assert s.index.tolist() == ["data", "class counts", "counts by class index", "backbone", "width",
-                                    "batch size", "an epoch's last partial batch", "optimizer, lr", "lr schedule",
+        assert s.index.tolist() == ["data", "class counts", "counts by class index", "samples of a class", "input",
+                                    "normalization", "backbone", "width", "batch size",
+                                    "an epoch's last partial batch", "optimizer, lr", "lr schedule",
                                     "decays", "precision of the products", "metrics every (epochs)", "epochs"]
+        # what the paper does not say of its data: how its random subset is drawn, the input, the normalization
+        assert s.loc[["samples of a class", "input", "normalization"], "paper (Section 5)"].tolist() == [
+            "random, drawn how not stated", "not stated", "not stated"]
+        assert re.findall(r"[0-9]+", s.loc["samples of a class", "these runs"]) == [str(ch.runs[1].params["seed"])]
+        assert s.loc["input", "these runs"] == "the images as stored"  # CIFAR-10: no input transform recorded
+        assert [float(v) for v in re.findall(r"0\.[0-9]+", s.loc["normalization", "these runs"])] == [
+            *nclib.data.CIFAR10_MEAN, *nclib.data.CIFAR10_STD]
+        # the letters: rendered from the seed, resized as the provenance records, EMNIST's constants
+        letters = {L: dataclasses.replace(r, params={**r.params, "dataset": "letters-synthetic", "seed": 4},
+                                          provenance={**r.provenance, "data": {**r.provenance["data"], "input": "28 to 32"}})
+                   for L, r in ch.runs.items()}
+        cells = figures.figure_tables(fig, letters, ch.check, ch.rows, ch.theory)["settings"]["these runs"]
+        assert cells["samples of a class"] == "rendered from seed 4" and cells["input"] == "28 to 32"
+        assert [float(v) for v in re.findall(r"0\.[0-9]+", cells["normalization"])] == [
+            *nclib.data.EMNIST_MEAN, *nclib.data.EMNIST_STD]
+        mixed = {**ch.runs, 6: dataclasses.replace(ch.runs[6], params={**ch.runs[6].params, "seed": 1})}
+        assert figures.figure_tables(fig, mixed, ch.check, ch.rows, ch.theory)["settings"].loc[
+            "samples of a class", "these runs"] == "varies"
         # the backbone as built (depth 2, width 32, feature layer 32 x 32) and the paper's layer count, not its layers
         assert re.findall(r"[0-9]+", s.loc["backbone", "these runs"]) == ["2", "32", "32"]
         assert re.findall(r"[0-9]+", s.loc["backbone", "paper (Section 5)"]) == ["6"]

@@ -16,7 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import _checks, plotting, ufm
+from .. import _checks, data, plotting, ufm
 from ..rounding import at_least, at_most, written, written_column
 from .analysis import (ORDER_KEYS, RunTheory, final_rows, metric_drops, order_by, order_held, orders_without_spikes,
                        run_theory, stalls, wall_time_s)
@@ -484,6 +484,20 @@ def _backbone(p: Mapping) -> str:
     return f"{p['depth']} × (Linear + ReLU), then Linear({p['width']:,}, {d:,}) to the features"
 
 
+def _input_cells(runs: Mapping[int, Run]) -> list[str]:
+    """The settings table's cells of the runs' draw of each class's samples, input and normalization, from their
+    params and provenance and :data:`nclib.data.REFERENCE_NORMALIZATION` ("varies" where the runs differ)."""
+    p, seed = runs[min(runs)].params, _one({r.params["seed"] for r in runs.values()})
+    drawn = (f"rendered from seed {seed}" if p["dataset"] in data.GENERATED else "the first rows of each class"
+             if p["selection"] == "first" else f"a permutation of each class's rows by seed {seed}")
+    shown = _one({r.provenance["data"].get("input", "the images as stored") for r in runs.values()})
+    norm, ref = p["normalization"], data.REFERENCE_NORMALIZATION.get(p["dataset"])
+    scaled = ("x / 255" if norm == "none" else "the subset's own mean and std per channel" if norm == "standardize"
+              else "per channel, mean ({}), std ({}) (the closest public code's)".format(
+                  *(", ".join(f"{v:.4f}" for v in t) for t in ref)))
+    return ["varies" if v is None else v for v in (None if seed is None else drawn, shown, scaled)]
+
+
 def _settings_table(f: Figure, runs: Mapping[int, Run], check: Mapping):
     import pandas as pd
 
@@ -495,11 +509,13 @@ def _settings_table(f: Figure, runs: Mapping[int, Run], check: Mapping):
     # layers of its "6-layer MLP" (the reference code's reading) and what becomes of an epoch's last partial batch
     return pd.DataFrame({
         "paper (Section 5)": [f.paper_data, _comma(sorted(figure_counts(f, "gpu"), reverse=True)), "not stated",
+                              "random, drawn how not stated", "not stated", "not stated",
                               f"{paper['depth']}-layer MLP, its layers not stated", f"{paper['width']:,}",
                               str(paper["batch_size"]), "not stated", f"Adam, {written(paper['lr'], 6)}", "not stated",
                               "not stated", "not stated", "not stated", f"{paper['epochs']:,}"],
         "these runs": [plotting.dataset_label(p), _comma(sorted(run_counts(p).tolist(), reverse=True)),
                        f"{_comma(run_counts(p).tolist())} ({_order_label(p.get('class_order', '?'), p['dataset'])})",
+                       *_input_cells(runs),
                        f"{_backbone(p)} (the reference code's reading)", f"{p['width']:,}", str(p["batch_size"]),
                        "varies" if dropped is None else "none (one batch)" if dropped == 0 else
                        f"left out: {dropped:,} of the {N:,} samples each epoch",
@@ -507,9 +523,9 @@ def _settings_table(f: Figure, runs: Mapping[int, Run], check: Mapping):
                        f"×{written(p['lr_gamma'], 6)} after epoch {_comma(f'{m:,}' for m in p['lr_milestones'])}" if p["lr_milestones"]
                        else "constant", f"lam_W = lam_H = {written(p['lam_W'], 6)}", precisions(runs),
                        str(p["metric_every"]), f"{epochs:,}"],
-    }, index=["data", "class counts", "counts by class index", "backbone", "width", "batch size",
-              "an epoch's last partial batch", "optimizer, lr", "lr schedule", "decays", "precision of the products",
-              "metrics every (epochs)", "epochs"])
+    }, index=["data", "class counts", "counts by class index", "samples of a class", "input", "normalization",
+              "backbone", "width", "batch size", "an epoch's last partial batch", "optimizer, lr", "lr schedule",
+              "decays", "precision of the products", "metrics every (epochs)", "epochs"])
 
 
 def figure_chapter(fig, scale: str | None = None, root=None) -> FigureChapter:
