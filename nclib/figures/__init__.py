@@ -22,8 +22,9 @@ final values and orderings, wall times, the checks the chapters assert), :mod:`.
 calibration, what one machine fits; the GPU jobs' logs and the letters' rendering), :mod:`.stability` (the precision
 stability runs of Figure 1's setting: what counts as a spike, and the rule that chooses the precision of the figure
 runs; used as ``nclib.figures.stability``), :mod:`.plots` (the panels, the theory overlay and the stability runs'
-plot) and :mod:`.chapter` (the chapters' tables and glued numbers). Everything public but :mod:`.stability`'s is
-re-exported here. The tooling that makes the runs (notebook parameters, relabelling, GPU budget) is in ``scripts/``.
+plot), :mod:`.chapter` (the figure chapters' tables and glued numbers) and :mod:`.summary` (the summary's, read from
+the figure chapters). Everything public but :mod:`.stability`'s is re-exported here. The tooling that makes the runs
+(notebook parameters, relabelling, GPU budget) is in ``scripts/``.
 
 EMNIST letters cannot be downloaded here; Figures 2 and 4 run on the ``letters-synthetic`` stand-in with
 the same class-count profile (:data:`nclib.letters.LETTERS_SYNTHETIC_LABEL`), and every label says so.
@@ -44,7 +45,8 @@ from .speed import (BENCHMARKS, GPU_LOGS, INPUT_DIM, LETTERS_BENCHMARK, NOTEBOOK
                     with_data_seconds)
 from .plots import as_plot_runs, draw_panels, draw_stability, draw_theory, figure_legend
 from .chapter import (NC3_BY_CLASS, FigureChapter, drops_table, figure_chapter, figure_glue, figure_tables,
-                      nc3_readings, percent, precisions, rise_cell, summary_glue, summary_tables)
+                      nc3_readings, percent, precisions, rise_cell)
+from .summary import summary_glue, summary_tables
 from . import stability
 from .. import ROOT
 

@@ -1,7 +1,7 @@
-"""What the figure chapters (:ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`) show besides their
-plots: the checked runs, their tables (pandas DataFrames narrow enough for the page) and the numbers their prose
-glues, formatted as printed. Numbers only: the chapters' sentences are written in the chapters, each claim
-guarded by an assert there.
+"""What the figure chapters (:ref:`ch-fig1` to :ref:`ch-fig4`) show besides their plots: the checked runs, their
+tables (pandas DataFrames narrow enough for the page) and the numbers their prose glues, formatted as printed.
+Numbers only: the chapters' sentences are written in the chapters, each claim guarded by an assert there.  The
+summary's tables and numbers, read from these chapters, are :mod:`nclib.figures.summary`.
 
 One rule for the numbers: a run's own value, and the smallest and the largest of the runs' values, are written to
 nearest (:func:`nclib.rounding.written`), in tables and in prose alike; a bound (an "at least" or "at most" over
@@ -19,7 +19,7 @@ import numpy as np
 from .. import _checks, data, plotting, ufm
 from ..rounding import at_least, at_most, written, written_column
 from .analysis import (ORDER_KEYS, RunTheory, final_rows, metric_drops, order_by, order_held, orders_without_spikes,
-                       run_theory, stalls, wall_time_s)
+                       run_theory, stalls)
 from .config import RESULTS, Figure, figure, figure_counts, scale_settings
 from .events import SPIKE_FACTOR, accuracy_dips, lr_step, next_milestone, other_spikes, rise_ratios, spikes
 from .load import Run, check_figure, compare_nc3, load_figure, preferred_scale, run_counts
@@ -548,7 +548,7 @@ def figure_chapter(fig, scale: str | None = None, root=None) -> FigureChapter:
                          tables=figure_tables(f, runs, check, rows, theory))
 
 
-# --------------------------------------------------------------------------------------------- the summary
+# --------------------------------------------------------------------------------------------- NC3 read two ways
 
 #: Where the bias-free figures' CPU-scale runs made again with Appendix C's NC3 are (:func:`nc3_readings`).
 NC3_BY_CLASS = "nc3-by-class"
@@ -578,122 +578,3 @@ def nc3_readings(fig, root=None) -> tuple:
     for name in final.values():
         table[name] = _column(table[name], 3)
     return compared, table
-
-
-def _check_chapters(chapters) -> None:
-    """ValueError naming ``chapters`` unless it is a non-empty {figure: FigureChapter} mapping."""
-    if not isinstance(chapters, Mapping) or not chapters or \
-            not all(isinstance(c, FigureChapter) for c in chapters.values()):
-        raise ValueError(f"chapters must map figures to their FigureChapter (figure_chapter), at least one, got "
-                         f"{chapters!r:.80}")
-
-
-def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
-    """The tables of :ref:`ch-figures-summary` from the four :class:`FigureChapter`: ``"figures"`` (data, named as
-    the legends name it, :func:`nclib.plotting.dataset_label`, so a copy or a stand-in says so; bias case, scale and
-    epochs of each figure), ``"final"`` (the final values of every run, indexed by figure and
-    L; "no bias" for the bias of a bias-free run), ``"training"`` (the spacing of its records, when it first
-    reached 100 % and from when it stayed there at those records, its largest rise between two of them),
-    ``"made"`` (wall time, whether trained side by side, device, precision; these three also indexed by the scale
-    of the runs) and ``"stalls"``
-    (the runs that end below 100 % training accuracy, :func:`stalls`: final accuracy, misclassified samples,
-    objective over the global minimum, and for L >= 2 the local minimizer of Lemma A.2 with modes at 0 nearest the
-    final objective, :func:`nclib.minority.nearest_partial_minimum`: how many modes it puts at 0, the final
-    objective over its value, and how far off (relatively) the next nearest such point is).  ValueError naming
-    ``chapters`` unless it holds at least one."""
-    import pandas as pd
-
-    _check_chapters(chapters)
-    figures = pd.DataFrame([{
-        # the data with the qualifier of its label: a copy, a stand-in
-        "figure": k, "data": plotting.dataset_label(c.runs[min(c.runs)].params),
-        "bias": "yes" if c.figure.bias else "no", "scale": c.scale,
-        "epochs": max(c.check["epochs"].values()),
-    } for k, c in sorted(chapters.items())]).set_index("figure")
-    final = pd.DataFrame([{
-        "figure": k, "scale": c.scale, "L": r["L"], **{name: r[key] for key, name in plotting.TEXT_NAMES.items()},
-        "train acc (%)": percent(r["train_acc"]),
-        "objective / minimum": f"{r['objective'] / r['minimum']:.2f}", "‖b − n/N‖": r["bias_error"],
-    } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "scale", "L"])
-    for col in (*plotting.TEXT_NAMES.values(), "‖b − n/N‖"):  # significant figures, one notation per column
-        final[col] = _column(final[col], 2)
-    final["‖b − n/N‖"] = ["no bias" if not chapters[k].runs[L].params["bias"] else v
-                          for (k, _, L), v in final["‖b − n/N‖"].items()]
-    training = pd.DataFrame([{
-        # the records' spacing first: the epochs and the rises of the next columns are those seen at the records
-        "figure": k, "scale": c.scale, "L": r["L"], "recorded every (epochs)": int(c.runs[r["L"]].params["metric_every"]),
-        "100 % first at epoch": _epoch(r["acc100_epoch"]),
-        "100 % to the end from epoch": _epoch(r["acc100_stays"]), "largest objective rise": rise_cell(r["rise"]),
-    } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "scale", "L"])
-    made = pd.DataFrame([{  # a table of its own: with the records' columns it was too wide for the page
-        "figure": k, "scale": c.scale, "L": r["L"], "wall time (s)": round(r["wall_time_s"], 1),
-        "trained": "side by side" if r["trained_with"] else "alone", "device": r["device"],
-        "precision": c.runs[r["L"]].provenance["precision"],
-    } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "scale", "L"])
-    stalled = pd.DataFrame([{
-        "figure": k, "L": L, "train acc (%)": percent(st["train_acc"]), "misclassified": f"{st['misclassified']:,}",
-        "objective / minimum": f"{st['objective_ratio']:.2f}",
-        "modes at 0": "" if st["partial"] is None else st["partial"]["dead"],
-        "above the nearest point (%)": "" if st["partial"] is None else
-        ("-" if st["partial"]["above"] < 0 else "+") + written(100 * abs(st["partial"]["above"]), 2),
-        "distance to the next point (%)": "" if st["partial"] is None or st["partial"]["runner_up"] is None else
-        written(100 * st["partial"]["runner_up"], 3),
-    } for k, c in sorted(chapters.items()) for L, st in stalls(c.runs).items()],
-        columns=["figure", "L", "train acc (%)", "misclassified", "objective / minimum", "modes at 0",
-                 "above the nearest point (%)", "distance to the next point (%)"]).set_index(["figure", "L"])
-    return {"figures": figures, "final": final, "training": training, "made": made, "stalls": stalled}
-
-
-def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
-    """The numbers of :ref:`ch-figures-summary` (keys without the ``sum-`` prefix), from the four chapters.
-
-    ``n-gpu``, ``n-cpu``, ``n-runs`` (``n-gpu-runs`` and ``n-cpu-runs`` of them read from GPU and CPU-scale runs,
-    ``n-fitted-gpu`` of the GPU runs at 100 %), ``gpu-figures`` and ``gpu-epochs`` (the figures read from GPU runs and
-    their epochs, against the paper's ``paper-epochs``), ``n-fitted`` and ``drop-min`` (the runs that end at
-    100 % training accuracy and the smallest fall of NC1 among them), ``n-stalled`` (the others) and
-    ``partial-off-max`` (over those with L >= 2, the largest relative distance, in %, between the final objective
-    and the nearest local minimizer of Lemma A.2 with modes at 0, :func:`stalls`; an "at most") and
-    ``partial-runner-up-min`` (the smallest distance to the next nearest such point; an "at least"), per device
-    ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`), ``spike-threshold``, ``be-min``/``be-max`` (final over
-    initial ||b - n/N||, with a bias: the smallest and the largest run's, to nearest), and for the pairs with and
-    without a bias at the same scale ``wh-<a>-<b>-with-min`` .. ``-without-max`` (final NC2^WH over the runs at
-    100 %).  ValueError naming ``chapters`` unless it holds at least one.
-    """
-    _check_chapters(chapters)
-    rows = {k: c.rows for k, c in chapters.items()}
-    all_rows = [r for k in sorted(rows) for r in rows[k]]
-    fitted = [r for r in all_rows if r["train_acc"] == 1.0]
-    gpu = [k for k, c in sorted(chapters.items()) if c.scale == "gpu"]
-    g = {"n-gpu": str(len(gpu)), "n-cpu": str(len(chapters) - len(gpu)), "n-runs": str(len(all_rows)),
-         "gpu-figures": _comma(gpu),
-         "gpu-epochs": _comma(f"{max(chapters[k].check['epochs'].values()):,}" for k in gpu),
-         "n-fitted": str(len(fitted)), "n-stalled": str(len(all_rows) - len(fitted)),
-         "n-gpu-runs": str(sum(len(rows[k]) for k in gpu)),
-         "n-fitted-gpu": str(sum(r["train_acc"] == 1.0 for k in gpu for r in rows[k])),
-         "n-cpu-runs": str(sum(len(rows[k]) for k in rows if k not in gpu)),
-         "paper-epochs": f"{scale_settings('gpu')['epochs']:,}",
-         "spike-threshold": written(SPIKE_FACTOR, 6)}
-    if fitted:
-        g["drop-min"] = at_least(min(r['nc1_drop'] for r in fitted), 3)  # "at least"
-    places = [st["partial"] for c in chapters.values() for st in stalls(c.runs).values() if st["partial"] is not None]
-    if places:
-        g["partial-off-max"] = at_most(100 * max(abs(p["above"]) for p in places), 2)
-        runners = [p["runner_up"] for p in places if p["runner_up"] is not None]
-        if runners:
-            g["partial-runner-up-min"] = at_least(100 * min(runners), 3)
-    for name, ks in (("gpu", gpu), ("cpu", [k for k in sorted(chapters) if k not in gpu])):
-        if ks:
-            g[f"wall-{name}"] = f"{sum(wall_time_s(chapters[k].runs) for k in ks) / 60:.1f}"
-    for with_bias, without in ((1, 3), (2, 4)):
-        if with_bias not in chapters or without not in chapters or chapters[with_bias].scale != chapters[without].scale:
-            continue
-        a = [r["nc2_wh"] for r in rows[with_bias] if r["train_acc"] == 1.0]
-        b = [r["nc2_wh"] for r in rows[without] if r["train_acc"] == 1.0]
-        if a and b:
-            s = f"wh-{with_bias}-{without}-"
-            g.update({s + "with-min": written(min(a), 2), s + "with-max": written(max(a), 2),
-                      s + "without-min": written(min(b), 2), s + "without-max": written(max(b), 2)})
-    be = [r["bias_error"] / r["bias_error_0"] for k in sorted(rows) if chapters[k].figure.bias for r in rows[k]]
-    if be:
-        g["be-min"], g["be-max"] = written(min(be), 2), written(max(be), 2)  # two runs' own values, to nearest
-    return g
