@@ -205,7 +205,7 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
   for f in $FIGURES; do case $f in 1|3) need_data=1 ;; esac; done
   if [ -n "$need_data" ] && [ ! -f "$DATA" ]; then
     echo "refused: no data file $DATA (DATA). scripts/gpu_prepare.sh makes .gpu/ in the repository root, here, and"
-    echo ".gpu/ must be carried with the repository copy to the GPU machine"
+    echo ".gpu/ must be sent along with the checkout to the GPU machine"
     return 2
   fi
   # a slice made by an older scripts/gpu_data_slice.py lacks what its runs' provenance records (file_source, ...);
@@ -216,10 +216,10 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
     case $rc in
       0) ;;
       1) echo "refused: DATA=$DATA was made by an older form of scripts/gpu_data_slice.py: run scripts/gpu_prepare.sh"
-         echo "again here, and carry the new .gpu/"
+         echo "again here, and send the new .gpu/ along with the checkout"
          return 2 ;;
       3) echo "refused: DATA=$DATA is damaged or holds no training data (above): run scripts/gpu_prepare.sh again"
-         echo "here, and carry the new .gpu/ (or copy the file named by DATA again)"
+         echo "here, and send the new .gpu/ along with the checkout (or copy the file named by DATA again)"
          return 2 ;;
       *) echo "refused: DATA=$DATA could not be checked (scripts/gpu_data_slice.py --check ended with status $rc, above)"
          return 2 ;;
@@ -302,12 +302,13 @@ prepared_here() {
   done
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "refused: .gpu/prepared_from does not record the preparation scripts that made .gpu/ (${missing[*]}): an"
-    echo "older scripts/gpu_prepare.sh made it. Run scripts/gpu_prepare.sh again here, and carry the new .gpu/"
+    echo "older scripts/gpu_prepare.sh made it. Run scripts/gpu_prepare.sh again here, and send the new .gpu/ along"
+    echo "with the checkout"
     return 1
   fi
   if [ "${#changed[@]}" -gt 0 ]; then
     echo "refused: .gpu/ was made by other forms of these preparation scripts than the checkout's: ${changed[*]}."
-    echo "Run scripts/gpu_prepare.sh again here, and carry the new .gpu/"
+    echo "Run scripts/gpu_prepare.sh again here, and send the new .gpu/ along with the checkout"
     return 1
   fi
   echo ".gpu/ made by the checkout's preparation scripts ($(sed -n 's/^commit //p' .gpu/prepared_from))"
