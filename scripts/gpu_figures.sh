@@ -6,7 +6,7 @@
 #   OUT="$OUT" bash scripts/gpu_figures.sh      ($OUT: the folder whose files come back, set there already)
 #
 # 0. checks what must hold before any time is spent, each a refusal with status 2 and nothing made: the numbers
-#    (BUDGET_S, RESERVE_S, LEVER_TIMEOUT_S, ANATOMY_TIMEOUT_S, MEASURE_S, STABILITY_EXTRA, TEST_EPOCHS,
+#    (BUDGET_S, RESERVE_S, LEVER_TIMEOUT_S, ANATOMY_TIMEOUT_S, MEASURE_S, PAIRS_S, STABILITY_EXTRA, TEST_EPOCHS,
 #    MAX_TRAIN_S, FULL_EPOCHS) are whole numbers; PIECE names runs of a figure; $DATA exists (.gpu/, made here by
 #    scripts/gpu_prepare.sh in the repository root and sent along with the checkout) where a CIFAR-10 figure or the
 #    stability runs need it, and is neither damaged nor a slice of an older form (scripts/gpu_data_slice.py
@@ -38,10 +38,12 @@
 # Status 1 (after the archive) when no figure's notebook ran, or one ended with another status than 0.
 #
 # STABILITY=1 (the first job on a GPU, before any 12,000-epoch run): after steps 0-2, the CUDA-only tests of the
-# default step path ($CUDA_FIRST, == 2a), the precision stability runs (== 3, scripts/stability_runs.py, seeds
+# default step path ($CUDA_FIRST, == 2a; where the budget leaves under their 150 s and PAIRS_S, they run after the
+# pairs instead, in == 5), the precision stability runs (== 3, scripts/stability_runs.py, seeds
 # $STABILITY_SEEDS, default "0 1 2": Figure 1 at L = 6, fp32 against TF32, 400 epochs, into results/stability/;
-# in what the budget leaves less MEASURE_S, default 150 s, kept for == 4 and 4b, a pair started only with the time
-# to finish it as the longest before it took),
+# in what the budget leaves less MEASURE_S, default 150 s, kept for == 4 and 4b from what lies beyond PAIRS_S,
+# default 170 s, so that a short budget goes to the pairs first; a pair started only with the time to finish it as
+# the longest before it took),
 # then the measurements the FULL runs are planned from: the engine benchmark at $PRECISION and fp32 with its JSON
 # records (== 4), the levers (== 4b), the step's anatomy (== 4c, benchmarks/bench_anatomy.py $ANATOMY_ARGS,
 # stopped after $ANATOMY_TIMEOUT_S s) (into $BENCH_DIR, default bench-tmp/ in the stability runs' folder, removed
@@ -120,6 +122,10 @@ LEVER_TIMEOUT_S=${LEVER_TIMEOUT_S:-60}  # the lever benchmark stops after this m
 ANATOMY_ARGS=${ANATOMY_ARGS:---reps 200}  # STABILITY mode: benchmarks/bench_anatomy.py (a step's parts, batched backbones)
 ANATOMY_TIMEOUT_S=${ANATOMY_TIMEOUT_S:-45}
 MEASURE_S=${MEASURE_S:-150}  # STABILITY mode: the seconds the pairs (== 3) leave for the benchmark and the levers
+# STABILITY mode: the seconds the three pairs are given first (their 2 minutes or so, their start and a margin):
+# MEASURE_S is kept only from what the budget leaves beyond it, and the first CUDA tests (== 2a) run before the
+# pairs only where the budget leaves PAIRS_S after their 150 s
+PAIRS_S=${PAIRS_S:-170}
 BENCH_ARGS=${BENCH_ARGS:---steps 600 --warmup 50 --repeats 3 --figure-epochs 40}
 CALIB_ARGS=${CALIB_ARGS:-}
 TEST_EPOCHS=${TEST_EPOCHS:-}
@@ -139,6 +145,9 @@ STABILITY_SEEDS=${STABILITY_SEEDS:-0 1 2}
 STABILITY_EXTRA=${STABILITY_EXTRA:-3}
 # in STABILITY mode the CUDA tests of the default step path run before the stability runs (-k), the others after
 CUDA_FIRST=${CUDA_FIRST:-graph_replays or graph_matches_eager or fp32_and_tf32 or matmul_precision}
+FIRST_TEST_FILES="tests/test_step.py tests/test_train.py"
+LATER_TESTS="cuda and not ($CUDA_FIRST)"
+LATER_TEST_FILES="tests/test_train.py tests/test_levers.py"
 # STABILITY mode: where the benchmark records go (then into the archive); default bench-tmp/ in the stability
 # runs' folder (under results/, which no run counts as a change to its code), made and removed by stability_job
 BENCH_DIR=${BENCH_DIR:-}
@@ -187,7 +196,7 @@ preflight() {
   # the numbers of the environment: whole, read in base 10 (0570 is not octal); bash arithmetic would otherwise
   # stop at "570s" only after the install and the CUDA tests, with no archive, and read "abc" as 0
   local name
-  for name in BUDGET_S RESERVE_S LEVER_TIMEOUT_S ANATOMY_TIMEOUT_S MEASURE_S STABILITY_EXTRA \
+  for name in BUDGET_S RESERVE_S LEVER_TIMEOUT_S ANATOMY_TIMEOUT_S MEASURE_S PAIRS_S STABILITY_EXTRA \
               TEST_EPOCHS MAX_TRAIN_S FULL_EPOCHS; do
     case $name in TEST_EPOCHS|MAX_TRAIN_S|FULL_EPOCHS) [ -z "${!name}" ] && continue ;; esac  # unset: not used
     if ! [[ "${!name}" =~ ^[0-9]+$ ]]; then
@@ -412,6 +421,17 @@ main() {
   archive
 }
 
+# the CUDA-only tests of the files "${@:3}" that the -k expression $2 selects, for at most $1 s, appended to
+# $OUT/cuda_tests.txt after the command; a failure is reported and the job goes on (the engine falls back to eager
+# steps where a CUDA graph cannot be captured)
+cuda_tests() {
+  local cap=$1 k=$2
+  shift 2
+  { echo "\$ python -m pytest -q -p no:cacheprovider $* -k '$k'"
+    timeout --kill-after=5 "$cap" "$PY" -m pytest -q -p no:cacheprovider "$@" -k "$k" 2>&1; } | tee -a "$OUT/cuda_tests.txt" \
+    || echo "CUDA tests: not all passed (see cuda_tests.txt); the runs go on"
+}
+
 # the figure $1's notebook, the command "${@:3}" (its timeout, scripts/gpu_run_figure.sh): its status noted in
 # FIGS_OK or FIGS_FAILED (archive's status), $2 what status 124 means
 FIGS_OK="" FIGS_FAILED=""
@@ -431,23 +451,33 @@ stability_job() {
   local out_dir=${STABILITY_OUT:-results/stability} sets=(--set "data_path=$DATA" --set "device=$DEVICE") t
   for kv in "${EXTRA[@]}"; do sets+=(--set "$kv"); done
   : > "$OUT/cuda_tests.txt"
-  if [ "$DEVICE" != cpu ] && t=$(capped 150); then
+  # the first CUDA tests go before the pairs only where the budget leaves the pairs PAIRS_S after the tests' 150 s;
+  # otherwise they run after the measurements (== 5): a short budget goes to the pairs, the question of the job
+  local first_later="" left=$(( BUDGET_S - $(elapsed) - 30 )) keep
+  if (( left < 150 + PAIRS_S )); then
+    first_later=1
+    echo "== 2a. CUDA tests of the default step path: after the pairs, in == 5 (the budget leaves $left s, under"
+    echo "150 s for them and PAIRS_S=$PAIRS_S s for the pairs)"
+  elif [ "$DEVICE" != cpu ] && t=$(capped 150); then
     echo "== 2a. CUDA tests of the default step path ($(elapsed) s)"
-    { echo "\$ python -m pytest -q -p no:cacheprovider tests/test_step.py tests/test_train.py -k '$CUDA_FIRST'"
-      timeout --kill-after=5 "$t" "$PY" -m pytest -q -p no:cacheprovider tests/test_step.py tests/test_train.py \
-        -k "$CUDA_FIRST" 2>&1; } \
-      | tee -a "$OUT/cuda_tests.txt" || echo "CUDA tests: not all passed (see cuda_tests.txt); the runs go on"
+    cuda_tests "$t" "$CUDA_FIRST" $FIRST_TEST_FILES
   fi
   echo "== 3. stability runs, seeds $STABILITY_SEEDS ($(elapsed) s)"
-  # what the budget leaves less MEASURE_S for the benchmark and the levers (== 4, 4b), which the FULL runs are
-  # planned from; a pair starts only with 1.2 times the longest pair so far left (stability_runs.py --budget-s),
-  # whose clock starts after torch is imported and the device started: 15 s less than the timeout's
-  if t=$(capped 100000) && (( t - MEASURE_S >= 20 )); then
-    t=$(( t - MEASURE_S ))
+  # what the budget leaves less what it leaves for the benchmark and the levers (== 4, 4b), which the FULL runs are
+  # planned from: MEASURE_S, from what lies beyond PAIRS_S only; a pair starts only with 1.2 times the longest pair
+  # so far left (stability_runs.py --budget-s), whose clock starts after torch is imported and the device started:
+  # 15 s less than the timeout's
+  if t=$(capped 100000); then
+    keep=$(( t - PAIRS_S < 0 ? 0 : t - PAIRS_S ))
+    keep=$(( keep < MEASURE_S ? keep : MEASURE_S ))
+    t=$(( t - keep ))
+  fi
+  if [ -n "$t" ] && (( t >= 20 )); then
+    echo "stability runs: $t s, $keep s kept for == 4 and 4b (PAIRS_S=$PAIRS_S, MEASURE_S=$MEASURE_S)"
     timeout --signal=INT --kill-after=15 "$t" "$PY" scripts/stability_runs.py --seeds $STABILITY_SEEDS --out "$out_dir" \
       --budget-s "$(( t > 30 ? t - 15 : t ))" "${sets[@]}" || echo "stability runs: ended with status $?"
   else
-    echo "stability runs: skipped, the budget leaves under $(( MEASURE_S + 20 )) s (MEASURE_S=$MEASURE_S: for == 4, 4b)"
+    echo "stability runs: skipped, the budget leaves them under 20 s (PAIRS_S=$PAIRS_S, MEASURE_S=$MEASURE_S)"
   fi
   archive_stability "$out_dir"  # now, in case the job is stopped later
   local q name own_bench=""
@@ -473,11 +503,13 @@ stability_job() {
       --json "$BENCH_DIR/bench_anatomy_$PRECISION.json" 2>&1 || echo "step anatomy: ended with status $?"
     archive_benchmarks
   fi
+  if [ "$DEVICE" != cpu ] && [ -n "$first_later" ] && t=$(capped 150); then
+    echo "== 5. CUDA tests of the default step path, after the pairs ($(elapsed) s)"
+    cuda_tests "$t" "$CUDA_FIRST" $FIRST_TEST_FILES
+  fi
   if [ "$DEVICE" != cpu ] && t=$(capped 240); then
     echo "== 5. the other CUDA tests ($(elapsed) s)"
-    { echo "\$ python -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_levers.py -k 'cuda and not ($CUDA_FIRST)'"
-      timeout --kill-after=5 "$t" "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_levers.py \
-        -k "cuda and not ($CUDA_FIRST)" 2>&1; } | tee -a "$OUT/cuda_tests.txt" || echo "CUDA tests: not all passed"
+    cuda_tests "$t" "$LATER_TESTS" $LATER_TEST_FILES
   fi
   echo "== 6. more seeds ($(elapsed) s)"
   if [ "$STABILITY_EXTRA" -gt 0 ] && t=$(capped 100000); then

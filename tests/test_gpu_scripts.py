@@ -541,7 +541,8 @@ NOT_NUMBERS = {"budget-unit": dict(BUDGET_S="570s"), "budget-word": dict(BUDGET_
                "lever-timeout": dict(LEVER_TIMEOUT_S="60s"), "reserve": dict(RESERVE_S="-5"),
                "test-epochs": dict(TEST_EPOCHS="3 epochs"), "max-train": dict(MAX_TRAIN_S="1.5"),
                "full-epochs": dict(FULL_EPOCHS="1e4"), "anatomy": dict(FULL="", STABILITY="1", ANATOMY_TIMEOUT_S="x"),
-               "extra-seeds": dict(FULL="", STABILITY="1", STABILITY_EXTRA="three")}
+               "extra-seeds": dict(FULL="", STABILITY="1", STABILITY_EXTRA="three"),
+               "pairs": dict(FULL="", STABILITY="1", PAIRS_S="3m")}
 
 
 @pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "old-slice", "damaged-data", "no-cuda", "h100", "time-left",
@@ -669,11 +670,13 @@ def test_gpu_figures_script_fails_when_nothing_was_made(tmp_path):
 
 def test_gpu_figures_script_stability_pairs_leave_time_for_the_measurements(tmp_path):
     """STABILITY=1: the pairs (== 3) get what the budget leaves less MEASURE_S, kept for the benchmark and the levers
-    that the FULL runs are planned from; where that leaves them too little, no pair starts and the measurements are
-    still made (status 1: no pair)."""
+    that the FULL runs are planned from, from what lies beyond PAIRS_S; where that leaves them too little (here
+    PAIRS_S=0 and MEASURE_S over the budget), no pair starts and the measurements are still made (status 1: no
+    pair)."""
     out, pairs = tmp_path / "out", tmp_path / "pairs"
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", STABILITY="1", STABILITY_SEEDS="0",
-               STABILITY_EXTRA="0", BUDGET_S="400", MEASURE_S="400", DATA=str(fake_cifar(tmp_path / "cifar.npz")),
+               STABILITY_EXTRA="0", BUDGET_S="400", MEASURE_S="400", PAIRS_S="0",
+               DATA=str(fake_cifar(tmp_path / "cifar.npz")),
                ALLOW_DIRTY="1", EXTRA_SETS="width=16 epochs=10", STABILITY_OUT=str(pairs),
                BENCH_ARGS="--device cpu --width 32 --steps 10 --warmup 2 --repeats 1 --figure-epochs 1",
                ANATOMY_ARGS="--device cpu --width 32 --depth 2 --reps 2", OMP_NUM_THREADS="1")
@@ -683,6 +686,34 @@ def test_gpu_figures_script_stability_pairs_leave_time_for_the_measurements(tmp_
     assert not (out / "stability.tar.gz").exists() and not list(pairs.glob("fig1-L6-*"))
     with tarfile.open(out / "benchmarks.tar.gz") as tar:
         assert {"bench_train_gpu.json", "bench_train_gpu_fp32.json", "bench_levers_tf32.json"} <= set(tar.getnames())
+
+
+@pytest.mark.parametrize("time_left, pairs_s", [(220, None), (300, 170)])
+def test_gpu_figures_script_stability_pairs_come_first_on_a_short_budget(tmp_path, time_left, pairs_s):
+    """STABILITY=1 with little GPU time left (TIME_LEFT_S, after an H100 refused or a start that failed): the pairs,
+    the question the job answers, get the budget first. MEASURE_S (150 s) is kept for the measurements only from
+    what lies beyond PAIRS_S (170 s), so the pairs are made at == 3: with TIME_LEFT_S=220 (BUDGET_S=180) they get
+    all the budget leaves, where before they were skipped and made only in == 6; with 300 (BUDGET_S=260), PAIRS_S
+    and the rest to the measurements. The first CUDA tests, under 150 s + PAIRS_S, go after the pairs (== 5)."""
+    out, pairs = tmp_path / "out", tmp_path / "pairs"
+    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", STABILITY="1", STABILITY_SEEDS="0",
+               STABILITY_EXTRA="0", TIME_LEFT_S=str(time_left), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
+               ALLOW_DIRTY="1", EXTRA_SETS="width=16 epochs=10", STABILITY_OUT=str(pairs),
+               BENCH_ARGS="--device cpu --width 32 --steps 10 --warmup 2 --repeats 1 --figure-epochs 1",
+               ANATOMY_ARGS="--device cpu --width 32 --depth 2 --reps 2", OMP_NUM_THREADS="1")
+    for name in ("BUDGET_S", "MEASURE_S", "PAIRS_S"):
+        env.pop(name, None)
+    log = run_gpu_figures(env)
+    assert "CUDA tests of the default step path: after the pairs, in == 5" in log
+    step3, step4 = log.index("== 3. stability runs"), log.index("== 4. engine benchmark")
+    given, kept = map(int, re.search(r"stability runs: (\d+) s, (\d+) s kept", log[step3:step4]).groups())
+    if pairs_s is None:
+        assert kept == 0 and given > 20
+    else:
+        assert given == pairs_s and 0 < kept < 150
+    assert "stability.tar.gz: 2 runs of whole pairs" in log[step3:step4]
+    with tarfile.open(out / "stability.tar.gz") as tar:
+        assert sum(n.endswith("history.csv") for n in tar.getnames()) == 2
 
 
 def test_gpu_figures_script_stability_mode_keeps_the_measurements_when_stopped(tmp_path):
