@@ -95,7 +95,8 @@
 # letters themselves, about 10 s a notebook), EXPECT_GPU, TIME_LEFT_S, LEVERS_FROM (above), EXTRA_SETS (more
 # NAME=VALUE notebook overrides, e.g. "width=32 metric_every=1" in a CPU test, or levers on the GPU; the notebook
 # and the stability runs read each word alike, nclib.parameters.parse_setting). For a CPU test of the script
-# only: TEST_EPOCHS (every figure gets this many epochs),
+# only: LIST_CUDA_TESTS=1 (print the CUDA-only test selections of the mode and stop), TEST_EPOCHS (every figure gets
+# this many epochs),
 # BENCH_ARGS, CALIB_ARGS, FORCE_SHIM=1, RESULTS_ROOT and NOTEBOOK_ROOT (scripts/gpu_run_figure.sh; the
 # archive holds $RESULTS_ROOT/gpu and $NOTEBOOK_ROOT/gpu). tests/test_gpu_scripts.py runs it so on a CPU.
 set -uo pipefail
@@ -105,8 +106,6 @@ if (( BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4) ))
 fi
 export PYTHONUNBUFFERED=1  # a step stopped by its timeout keeps every line it printed in the log
 cd "$(dirname "$0")/.."
-: "${OUT:?set OUT to the folder whose files come back}"
-mkdir -p "$OUT"
 T0=$(date +%s)
 BUDGET_GIVEN=${BUDGET_S:-}
 BUDGET_S=${BUDGET_S:-530}
@@ -133,8 +132,10 @@ EXTRA_SETS=${EXTRA_SETS:-}
 read -ra EXTRA <<< "$EXTRA_SETS"  # its words, never expanded as file names (lr_milestones=[6000])
 FIGURES=${FIGURES:-1 3}  # which figures, in priority order (e.g. FIGURES=3 to finish one figure alone, "2 4" later)
 FULL=${FULL:-}
-# the CUDA-only engine tests run first (-k); in FULL mode only the stop-and-resume ones, to leave the time to training
+# the CUDA-only engine tests run first (-k, in $ENGINE_TEST_FILES); in FULL mode only the stop-and-resume ones, to
+# leave the time to training
 CUDA_TESTS=${CUDA_TESTS:-$([ -n "$FULL" ] && echo "cuda and resumes" || echo cuda)}
+ENGINE_TEST_FILES="tests/test_train.py"
 RESERVE_S=${RESERVE_S:-60}
 # PIECE (e.g. L1, L1-L3): only those runs of each figure (scripts/gpu_run_figure.sh), one piece per GPU machine
 # (L1,L6 spells L1-L6, the runs L = 1 and 6, not a range; a piece's notebook and runs are named by the dash form)
@@ -170,6 +171,18 @@ LEVERS_FROM=${LEVERS_FROM:-}
 # what makes .gpu/ (scripts/gpu_prepare.sh): a .gpu/ made by other forms of them than this checkout's is refused
 PREPARATION="scripts/gpu_prepare.sh scripts/gpu_data_slice.py scripts/gpu_letters_data.py"
 KDIR=""
+# LIST_CUDA_TESTS=1: print the CUDA-only test selections this mode runs, one a line (the step, the files, the -k
+# expression, separated by tabs), and stop: nothing else runs (tests/test_gpu_scripts.py collects them on a CPU)
+if [ -n "${LIST_CUDA_TESTS:-}" ]; then
+  if [ -n "$STABILITY" ]; then
+    printf '%s\t%s\t%s\n' 2a "$FIRST_TEST_FILES" "$CUDA_FIRST" 5 "$LATER_TEST_FILES" "$LATER_TESTS"
+  else
+    printf '%s\t%s\t%s\n' 2 "$ENGINE_TEST_FILES" "$CUDA_TESTS"
+  fi
+  exit 0
+fi
+: "${OUT:?set OUT to the folder whose files come back}"
+mkdir -p "$OUT"
 if [ -n "$FULL" ]; then
   STAGE=${STAGE:-/var/tmp/nclib-gpu-stage}
   export RESULTS_ROOT=$STAGE/results/figures NOTEBOOK_ROOT=$STAGE/book/figures
@@ -378,9 +391,8 @@ main() {
     # command after a first that finished every run must not spend the tests' 150 s again)
     echo "CUDA tests: not run again (an earlier command on this machine ran them, then made the runs above)"
   elif [ "$DEVICE" != cpu ]; then
-    { echo "\$ python -m pytest -q -p no:cacheprovider tests/test_train.py -k '$CUDA_TESTS'"
-      timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py -k "$CUDA_TESTS" 2>&1; } | tee "$OUT/cuda_tests.txt" \
-      || echo "CUDA tests: not all passed (see cuda_tests.txt); the runs go on"
+    : > "$OUT/cuda_tests.txt"
+    cuda_tests 150 "$CUDA_TESTS" $ENGINE_TEST_FILES
   fi
   if [ -n "$FULL" ]; then full_figures "$resuming"; archive; return; fi
   echo "== 3. engine benchmark ($(elapsed) s)"
@@ -423,13 +435,18 @@ main() {
 
 # the CUDA-only tests of the files "${@:3}" that the -k expression $2 selects, for at most $1 s, appended to
 # $OUT/cuda_tests.txt after the command; a failure is reported and the job goes on (the engine falls back to eager
-# steps where a CUDA graph cannot be captured)
+# steps where a CUDA graph cannot be captured), and so is a selection that matched no test (pytest's status 5)
 cuda_tests() {
-  local cap=$1 k=$2
+  local cap=$1 k=$2 rc
   shift 2
   { echo "\$ python -m pytest -q -p no:cacheprovider $* -k '$k'"
-    timeout --kill-after=5 "$cap" "$PY" -m pytest -q -p no:cacheprovider "$@" -k "$k" 2>&1; } | tee -a "$OUT/cuda_tests.txt" \
-    || echo "CUDA tests: not all passed (see cuda_tests.txt); the runs go on"
+    timeout --kill-after=5 "$cap" "$PY" -m pytest -q -p no:cacheprovider "$@" -k "$k" 2>&1; } | tee -a "$OUT/cuda_tests.txt"
+  rc=$?
+  case $rc in
+    0) ;;
+    5) echo "CUDA tests: -k '$k' selected no test of $* (a test renamed?); the runs go on" ;;
+    *) echo "CUDA tests: not all passed, $(status_text "$rc" "stopped after $cap s") (see cuda_tests.txt); the runs go on" ;;
+  esac
 }
 
 # the figure $1's notebook, the command "${@:3}" (its timeout, scripts/gpu_run_figure.sh): its status noted in

@@ -716,6 +716,59 @@ def test_gpu_figures_script_stability_pairs_come_first_on_a_short_budget(tmp_pat
         assert sum(n.endswith("history.csv") for n in tar.getnames()) == 2
 
 
+# the tests each CUDA test selection of scripts/gpu_figures.sh is meant to collect (by function: the parameters may
+# grow), by mode and step; a test renamed out of its selection would otherwise silently stop running on the GPU
+CUDA_SELECTIONS = {
+    ("default", "2"): {
+        "test_cuda_graph_matches_eager_steps_and_follows_the_schedule", "test_cuda_graph_run",
+        "test_cuda_runs_trained_together_on_streams_equal_runs_trained_alone",
+        "test_cuda_paper_width_runs_together_equal_runs_alone", "test_cuda_fp32_and_tf32_runs_together_equal_runs_alone",
+        "test_a_run_resumes_with_another_cuda_graph_setting", "test_cuda_a_stopped_run_resumes_exactly",
+        "test_cuda_a_run_resumes_with_and_without_graphs_exactly",
+        "test_a_resume_takes_cuda_and_the_current_cuda_index_for_one_card"},
+    ("full", "2"): {
+        "test_a_run_resumes_with_another_cuda_graph_setting", "test_cuda_a_stopped_run_resumes_exactly",
+        "test_cuda_a_run_resumes_with_and_without_graphs_exactly"},
+    ("stability", "2a"): {
+        "test_matmul_precision_sets_tf32_on_cuda_strict_fp32_on_the_cpu_and_restores_them",
+        "test_cuda_graph_replays_the_eager_steps_and_reads_the_tensor_rate",
+        "test_cuda_graph_matches_eager_steps_and_follows_the_schedule",
+        "test_cuda_fp32_and_tf32_runs_together_equal_runs_alone"},
+    ("stability", "5"): {
+        "test_cuda_graph_run", "test_cuda_runs_trained_together_on_streams_equal_runs_trained_alone",
+        "test_cuda_paper_width_runs_together_equal_runs_alone", "test_a_run_resumes_with_another_cuda_graph_setting",
+        "test_cuda_a_stopped_run_resumes_exactly", "test_cuda_a_run_resumes_with_and_without_graphs_exactly",
+        "test_a_resume_takes_cuda_and_the_current_cuda_index_for_one_card",
+        "test_cuda_levers_equal_the_plain_engine_bit_for_bit", "test_cuda_grouped_adam_across_a_stop_and_resume",
+        "test_cuda_a_grouped_run_resumed_alone_is_still_captured", "test_cuda_paper_width_levers_equal_the_plain_engine",
+        "test_cuda_paper_width_deferred_rows_equal_the_plain_rows"},
+}
+
+
+def test_gpu_figures_script_cuda_test_selections_collect_their_tests():
+    """Every CPU test of the script sets DEVICE=cpu, which skips its CUDA-only tests: here each selection, the files
+    and the -k expression as the script itself lists them (LIST_CUDA_TESTS=1, nothing run), is collected by pytest on
+    the CPU and selects the tests it is meant to (an empty selection would end pytest with status 5 on the GPU,
+    reported only as tests not all passed). In STABILITY mode, the two steps' selections do not overlap."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OUT", "FULL", "STABILITY", "CUDA_TESTS", "CUDA_FIRST", "DEVICE")}
+    found = {}
+    for mode, more in {"default": {}, "full": {"FULL": "1"}, "stability": {"STABILITY": "1"}}.items():
+        listed = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=dict(env, LIST_CUDA_TESTS="1", **more),
+                                capture_output=True, text=True, timeout=60, check=True).stdout
+        for line in listed.splitlines():
+            step, files, k = line.split("\t")
+            collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                                        *files.split(), "-k", k], cwd=ROOT, env=env, capture_output=True, text=True,
+                                       timeout=300)
+            assert collected.returncode == 0, collected.stdout[-2000:]  # 5: the selection matched no test
+            ids = [i for i in collected.stdout.splitlines() if "::" in i]
+            assert ids and all(i.split("::")[0] in files.split() for i in ids)
+            found[mode, step] = ids
+    assert {key: {i.split("::")[1].split("[")[0] for i in ids} for key, ids in found.items()} == CUDA_SELECTIONS
+    assert not set(found["stability", "2a"]) & set(found["stability", "5"])
+
+
 def test_gpu_figures_script_stability_mode_keeps_the_measurements_when_stopped(tmp_path):
     """The GPU machine's time limit kills a job without warning: the benchmark records archived after each
     measurement, and the pairs archived after they were made, are in $OUT when the job is killed later (here in
