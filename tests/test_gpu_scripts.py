@@ -398,6 +398,37 @@ def test_gpu_prepare_refuses_uncommitted_code_and_replaces_the_wheels(tmp_path):
     assert [p.name for p in (clone / ".gpu" / "wheels").iterdir()] == ["papermill-9-py3-none-any.whl"]
 
 
+def test_gpu_prepare_refuses_a_copy_larger_than_the_limit(tmp_path):
+    """What travels to the GPU machine (the tree, .git and .gpu/) must stay within LIMIT_MIB (64 MiB there): above
+    it scripts/gpu_prepare.sh ends with status 1, naming the sizes, and leaves no .gpu/prepared_from (the one of an
+    earlier preparation removed), so the GPU job refuses the .gpu/ it made."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("needs the repository's git history")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--local", str(ROOT), str(clone)], check=True, capture_output=True)
+    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for name in ("gpu_prepare.sh", "gpu_data_slice.py", "gpu_letters_data.py"):
+        (clone / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
+    subprocess.run(git + ["commit", "-q", "--allow-empty", "-am", "the scripts under test"], check=True,
+                   capture_output=True)
+    shared = tmp_path / "shared"
+    (shared / "wheels-gpu").mkdir(parents=True)
+    (shared / "wheels-gpu" / "papermill-9-py3-none-any.whl").write_text("a wheel")
+    (shared / "data").mkdir()
+    fake_cifar(shared / "data" / "cifar10_subset.npz")
+    (clone / ".gpu").mkdir()
+    (clone / ".gpu" / "prepared_from").write_text("commit 0\n")  # an earlier preparation's record
+    env = dict(os.environ, PY=sys.executable, PYTHONPATH=str(clone), SHARED=str(shared), LIMIT_MIB="1",
+               OMP_NUM_THREADS="1")
+    env.pop("ALLOW_DIRTY", None)
+    done = subprocess.run(["bash", "scripts/gpu_prepare.sh"], cwd=clone, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 1, (done.stdout + done.stderr)[-2000:]
+    assert "of 1 MiB" in done.stdout and "within 1 MiB" in done.stderr
+    assert (clone / ".gpu" / "cifar10_subset_slice.npz").is_file()  # made, then refused for its size
+    assert not (clone / ".gpu" / "prepared_from").exists()
+
+
 def test_gpu_prepare_records_its_scripts_and_the_job_refuses_a_gpu_folder_they_did_not_make(tmp_path):
     """scripts/gpu_prepare.sh records the preparation scripts that made .gpu/ (the git hash-object of each working
     file as it ran); the GPU job reads a .gpu/ only where that record is there and equals the checkout's working
