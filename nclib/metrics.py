@@ -272,9 +272,20 @@ def _rounding_level(X: np.ndarray, centred: bool = False) -> float:
     ``centred=True``: X holds the differences x_ij - c_j from a reference c (:func:`_about_reference`), each
     rounded once (off by at most u |x_ij - c_j| <= u m), which moves a class mean, h_G and so each entry of A or C by
     at most eps m more: the bound is then (N + 3) eps m."""
-    N = X.shape[0]
     peak = max(float(X.max()), -float(X.min()))
-    return (N + 2 + centred) * np.finfo(np.float64).eps * peak
+    return _level_factor(X.shape[0], centred) * peak
+
+
+def _level_factor(N: int, centred: bool = False) -> float:
+    """The rounding level of :func:`_rounding_level` per unit of max |x_ij|: (N + 2) eps, or (N + 3) eps centred.
+    The one place this bound is written: :func:`nc1` and :func:`separation_cutoff` both take it from here."""
+    return (N + 2 + centred) * np.finfo(np.float64).eps
+
+
+def _separation_bound(d: int, K: int, level: float) -> float:
+    """The bound sqrt(d K) ``level`` on the rounding error of A (d x K) in spectral norm, from the bound ``level`` on
+    each entry (:func:`_directions`, :func:`separation_cutoff`)."""
+    return np.sqrt(d * K) * level
 
 
 def separation_cutoff(N: int, K: int, d: int) -> float:
@@ -290,7 +301,7 @@ def separation_cutoff(N: int, K: int, d: int) -> float:
     N, K, d = (_checks.positive_int(v, name) for v, name in ((N, "N"), (K, "K"), (d, "d")))
     if K > N:
         raise ValueError(f"K must be at most N={N} (every class needs a sample), got {K}")
-    return float(np.sqrt(d * K) * (N + 2) * np.finfo(np.float64).eps)
+    return float(_separation_bound(d, K, _level_factor(N)))  # the cutoff nc1 applies, per unit of max |x_ij|
 
 
 def _about_reference(X: np.ndarray) -> tuple[np.ndarray, float]:
@@ -329,7 +340,7 @@ def _directions(A: np.ndarray, keep: int, rtol: float, level: float) -> tuple[np
     U, s, _ = np.linalg.svd(A, full_matrices=False)
     s = s[:keep]
     relative = int(np.count_nonzero(s > rtol * s[0]))
-    r = int(np.count_nonzero(s[:relative] > np.sqrt(d * K) * level))
+    r = int(np.count_nonzero(s[:relative] > _separation_bound(d, K, level)))
     return U[:, :r], s[:r], r, r < max(relative, 1)
 
 

@@ -616,9 +616,10 @@ def test_a_separation_within_the_rounding_bound_of_a_is_dropped_and_one_above_it
     classes in d = 2, the third the second shifted by delta along the second axis, with a wide within-class spread
     (max|x| near 1) and class means 2^-20 apart along the first, so that the relative cutoff max(d, K) eps s_max
     lies far below delta.  Features on a grid of 2^-48, in pairs about class means that sum to 0: the means,
-    h_G = 0, A and C are exact, and NC1 = (1/N) tr(C^T (A A^T)^-1 C) follows in rational arithmetic.  A separation 1.3 times the bound is kept and gives that value (about 1e28); one 0.65
-    times the bound is dropped, read as absent, and NC1 is that of the classes merged (delta = 0): by hand
-    (1/N) sum_i c_i0^2 / ||a||^2 with A = e_0 a^T, a = s (-2, 1, 1)."""
+    h_G = 0, A and C are exact, and NC1 = (1/N) tr(C^T (A A^T)^-1 C) follows in rational arithmetic.  A separation
+    1.3 times the bound is kept and gives that value (about 1e28); one 0.65 times the bound is dropped, read as
+    absent, and NC1 is that of the classes merged (delta = 0): by hand (1/N) sum_i c_i0^2 / ||a||^2 with A = e_0 a^T,
+    a = s (-2, 1, 1)."""
     from fractions import Fraction
     eps = np.finfo(np.float64).eps
     rng = np.random.default_rng(7)
@@ -636,6 +637,8 @@ def test_a_separation_within_the_rounding_bound_of_a_is_dropped_and_one_above_it
         assert np.array_equal(X - np.vstack([means[y_half]] * 2), C)  # stored exactly
         bound = m.separation_cutoff(N, K, d) * np.abs(X).max()
         np.testing.assert_allclose(bound, np.sqrt(d * K) * (N + 2) * eps * np.abs(X).max(), rtol=1e-15)
+        # the cutoff nc1 applies to these features: sqrt(d K) times the level of each entry of A
+        np.testing.assert_allclose(bound, np.sqrt(d * K) * m._rounding_level(X), rtol=1e-15)
         s_A = np.linalg.svd(means.T, compute_uv=False)  # A = means^T, exact
         assert s_A[1] > max(d, K) * eps * s_A[0] or delta == 0  # every separation passes the relative cutoff
         if s_A[1] > bound:
