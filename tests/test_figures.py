@@ -884,7 +884,8 @@ def test_figure_chapter_tables(tiny, tiny_scale):
             *nclib.data.CIFAR10_MEAN, *nclib.data.CIFAR10_STD]
         # the letters: rendered from the seed, resized as the provenance records, EMNIST's constants
         letters = {L: dataclasses.replace(r, params={**r.params, "dataset": "letters-synthetic", "seed": 4},
-                                          provenance={**r.provenance, "data": {**r.provenance["data"], "input": "28 to 32"}})
+                                          provenance={**r.provenance,
+                                                      "data": {**r.provenance["data"], "input": "28 to 32"}})
                    for L, r in ch.runs.items()}
         cells = figures.figure_tables(fig, letters, ch.check, ch.rows, ch.theory)["settings"]["these runs"]
         assert cells["samples of a class"] == "rendered from seed 4" and cells["input"] == "28 to 32"

@@ -753,7 +753,8 @@ CUDA_SELECTIONS = {
     ("default", "2"): {
         "test_cuda_graph_matches_eager_steps_and_follows_the_schedule", "test_cuda_graph_run",
         "test_cuda_runs_trained_together_on_streams_equal_runs_trained_alone",
-        "test_cuda_paper_width_runs_together_equal_runs_alone", "test_cuda_fp32_and_tf32_runs_together_equal_runs_alone",
+        "test_cuda_paper_width_runs_together_equal_runs_alone",
+        "test_cuda_fp32_and_tf32_runs_together_equal_runs_alone",
         "test_a_run_resumes_with_another_cuda_graph_setting", "test_cuda_a_stopped_run_resumes_exactly",
         "test_cuda_a_run_resumes_with_and_without_graphs_exactly",
         "test_a_resume_takes_cuda_and_the_current_cuda_index_for_one_card"},
@@ -771,7 +772,8 @@ CUDA_SELECTIONS = {
         "test_cuda_a_stopped_run_resumes_exactly", "test_cuda_a_run_resumes_with_and_without_graphs_exactly",
         "test_a_resume_takes_cuda_and_the_current_cuda_index_for_one_card",
         "test_cuda_levers_equal_the_plain_engine_bit_for_bit", "test_cuda_grouped_adam_across_a_stop_and_resume",
-        "test_cuda_a_grouped_run_resumed_alone_is_still_captured", "test_cuda_paper_width_levers_equal_the_plain_engine",
+        "test_cuda_a_grouped_run_resumed_alone_is_still_captured",
+        "test_cuda_paper_width_levers_equal_the_plain_engine",
         "test_cuda_paper_width_deferred_rows_equal_the_plain_rows"},
 }
 
@@ -785,13 +787,14 @@ def test_gpu_figures_script_cuda_test_selections_collect_their_tests():
            if k not in ("OUT", "FULL", "STABILITY", "CUDA_TESTS", "CUDA_FIRST", "DEVICE")}
     found = {}
     for mode, more in {"default": {}, "full": {"FULL": "1"}, "stability": {"STABILITY": "1"}}.items():
-        listed = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=dict(env, LIST_CUDA_TESTS="1", **more),
-                                capture_output=True, text=True, timeout=60, check=True).stdout
+        listed = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT,
+                                env=dict(env, LIST_CUDA_TESTS="1", **more), capture_output=True, text=True,
+                                timeout=60, check=True).stdout
         for line in listed.splitlines():
             step, files, k = line.split("\t")
-            collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                                        *files.split(), "-k", k], cwd=ROOT, env=env, capture_output=True, text=True,
-                                       timeout=300)
+            collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                                        "-p", "no:cacheprovider", *files.split(), "-k", k], cwd=ROOT, env=env,
+                                       capture_output=True, text=True, timeout=300)
             assert collected.returncode == 0, collected.stdout[-2000:]  # 5: the selection matched no test
             ids = [i for i in collected.stdout.splitlines() if "::" in i]
             assert ids and all(i.split("::")[0] in files.split() for i in ids)

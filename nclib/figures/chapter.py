@@ -382,8 +382,8 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
     and the final objective (:func:`run_theory`); ``"final"``: the final metrics of :func:`final_rows` (with a
     bias also ||b - n/N||); ``"training"``: the first epoch at 100 % training accuracy and the epoch from which
     it stays there and the largest rise of the objective (:func:`rise_cell`); ``"drops"``: each run's fall of NC1
-    and NC3 side by side (:func:`drops_table`, the chapter's one table of NC1's fall); ``"settings"``: the paper's settings (Section 5)
-    next to the runs'.
+    and NC3 side by side (:func:`drops_table`, the chapter's one table of NC1's fall); ``"settings"``: the paper's
+    settings (Section 5) next to the runs'.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     f = figure(fig)

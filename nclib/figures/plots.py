@@ -129,9 +129,9 @@ def draw_theory(runs: Mapping[int, Run]):
 def draw_stability(runs: Mapping[tuple[str, int], Run]):
     """The stability runs side by side: objective (4.3) (log scale) and training accuracy against epochs, one
     colour per seed, strict fp32 solid and TF32 dashed, so that each pair's two runs lie on top of each other
-    until they drift apart, and 100 % accuracy a thin grey solid line; on the objective panel each spiked run (:func:`nclib.figures.stability.spiked`) is
-    marked at its peak, joined to the earlier low it rose from (:func:`nclib.figures.stability.rise_from_low`), and
-    a diverged run ends with a cross.  Returns the Figure.
+    until they drift apart, and 100 % accuracy a thin grey solid line; on the objective panel each spiked run
+    (:func:`nclib.figures.stability.spiked`) is marked at its peak, joined to the earlier low it rose from
+    (:func:`nclib.figures.stability.rise_from_low`), and a diverged run ends with a cross.  Returns the Figure.
     Not yet used by a chapter: it is for the section on the precision stability runs once ``results/stability/``
     exists (only the tests call it until then)."""
     import matplotlib.pyplot as plt

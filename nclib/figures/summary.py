@@ -57,7 +57,8 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
                           for (k, _, L), v in final["‖b − n/N‖"].items()]
     training = pd.DataFrame([{
         # the records' spacing first: the epochs and the rises of the next columns are those seen at the records
-        "figure": k, "scale": c.scale, "L": r["L"], "recorded every (epochs)": int(c.runs[r["L"]].params["metric_every"]),
+        "figure": k, "scale": c.scale, "L": r["L"],
+        "recorded every (epochs)": int(c.runs[r["L"]].params["metric_every"]),
         "100 % first at epoch": _epoch(r["acc100_epoch"]),
         "100 % to the end from epoch": _epoch(r["acc100_stays"]), "largest objective rise": rise_cell(r["rise"]),
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "scale", "L"])
