@@ -1056,7 +1056,7 @@ def test_printed_nc1_against_the_sums_of_section_5(d, n):
 def test_printed_nc1_cutoff_and_rank_by_hand():
     """Class means +-(2, 0)/sqrt 2 and +-(0, delta)/sqrt 2, two samples each, spread 0.1 along one axis:
     Sigma_W = diag(0.005, 0.005), Sigma_B = diag(1, delta^2/4), so NC1 = (0.005 + 0.005 * 4/delta^2)/4 while the
-    cutoff keeps the small eigenvalue delta^2/4, and 0.005/4 once it drops it."""
+    cutoff keeps the small eigenvalue delta^2/4, and 0.005/4 once it drops it, also at rank 2."""
     delta = 1e-3
     means = np.array([[2.0, 0.0], [-2.0, 0.0], [0.0, delta], [0.0, -delta]]) / np.sqrt(2.0)
     y = np.repeat(np.arange(4), 2)
@@ -1067,6 +1067,9 @@ def test_printed_nc1_cutoff_and_rank_by_hand():
     np.testing.assert_allclose(pm.printed_nc1(X, y, rcond=1e-6), top, rtol=1e-12)  # and dropped
     np.testing.assert_allclose(pm.printed_nc1(X, y, rank=2), both, rtol=1e-8)
     np.testing.assert_allclose(pm.printed_nc1(X, y, rank=1), top, rtol=1e-12)
+    # at rank 2 the cutoff still applies inside the rank cut: delta^2/4 is among the top two but below rcond = 1e-6
+    np.testing.assert_allclose(pm.printed_nc1(X, y, rank=2, rcond=1e-6), top, rtol=1e-12)
+    np.testing.assert_allclose(pm.printed_nc1(X, y, rank=2, rcond=1e-8), both, rtol=1e-8)
     assert pm.printed_nc1(X, y, rank=0) == 0.0
     np.testing.assert_allclose(m.nc1(X, y, rank=1), top, rtol=1e-12)
 
