@@ -6,7 +6,9 @@ summary's tables and numbers, read from these chapters, are :mod:`nclib.figures.
 One rule for the numbers: a run's own value, and the smallest and the largest of the runs' values, are written to
 nearest (:func:`nclib.rounding.written`), in tables and in prose alike; a bound (an "at least" or "at most" over
 runs or over points) is rounded outward by :func:`nclib.rounding.at_least` and :func:`nclib.rounding.at_most`,
-which read, at the same figures, as the number written to nearest elsewhere.
+which read, at the same figures, as the number written to nearest elsewhere.  One exception: a training accuracy
+below 100 % that would read 100 to nearest is written rounded down (:func:`percent`: 0.9997 -> "99.9"), so that no
+run short of 100 % is written as one at 100 %.
 """
 from __future__ import annotations
 
