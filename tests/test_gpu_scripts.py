@@ -1222,17 +1222,18 @@ def test_redraw_replaces_the_stored_panels_from_the_run_folders(tmp_path):
     # notebook's label, and by the data set and the bias case papermill injected
     cpu = json.loads((ROOT / "book" / "figures" / "cpu-scale" / "fig1.run.ipynb").read_text())
     path.write_text(json.dumps(cpu))
+    # (each refusal checked for what it names, the label or the parameter and the value held, not for its wording)
     for k in (2, 3, 4):
-        with pytest.raises(ValueError, match=f"is the notebook 'run-fig1-cpu-scale', not one of Figure {k} at scale "
-                                             f"'cpu-scale'"):
+        with pytest.raises(ValueError) as refused:
             figure_notebook.redraw_panels(path, k, "cpu-scale")
+        assert all(w in str(refused.value) for w in ("'run-fig1-cpu-scale'", f"Figure {k}", "'cpu-scale'"))
     # Figure 3 differs from Figure 1 in its bias case alone, Figure 2 in its data set alone
-    for k, name, held in ((3, "bias", "False"), (2, "dataset", "'letters-synthetic'")):
+    for k, name, given, held in ((3, "bias", "True", "False"), (2, "dataset", "'cifar10'", "'letters-synthetic'")):
         relabelled = json.loads(json.dumps(cpu).replace("run-fig1-cpu-scale", f"run-fig{k}-cpu-scale"))
         path.write_text(json.dumps(relabelled))
-        with pytest.raises(ValueError, match=f"made runs with {name} = .*, the run folders of Figure {k} hold "
-                                             f"{name} = {held}$"):
+        with pytest.raises(ValueError) as refused:
             figure_notebook.redraw_panels(path, k, "cpu-scale")
+        assert all(w in str(refused.value) for w in (f"Figure {k}", name, given, held)), str(refused.value)
     assert json.loads(path.read_text()) == relabelled  # refused: the notebook is left as it was
     path.write_text(json.dumps(dict(nb, cells=[c for i, c in enumerate(nb["cells"]) if i != panel])))
     with pytest.raises(ValueError, match="has 0 cells that draw the panels"):
