@@ -171,8 +171,8 @@ def nc1(features, labels, num_classes: int | None = None, rtol: float | None = N
     they span fewer than r directions and that error, which scales with the features (offset and within-class
     spread included), not with A, passes the relative cutoff. The price of never inverting noise: a separation of
     the class means that is real but within that bound is dropped too, read as absent (:func:`separation_cutoff`
-    gives the bound as a fraction of max|x_ij|). The bound holds for every summation order, and so lies far above
-    the error as it usually falls (3e4 to 9e4 times, measured on Gaussian features at N = 5500, d = 2048, K = 26).
+    gives the bound as a fraction of max|x_ij|). The bound holds for every summation order, and so lies orders of
+    magnitude above the error such sums usually make.
     ``rank = 0`` keeps no direction and gives 0 (the theory predicts no between-class direction: complete collapse).
 
     Coinciding class means: if every class mean equals h_G (Sigma_B = 0) and r >= 1 this function returns
