@@ -803,6 +803,41 @@ def test_gpu_figures_script_cuda_test_selections_collect_their_tests():
     assert not set(found["stability", "2a"]) & set(found["stability", "5"])
 
 
+def test_gpu_figures_script_cuda_tests_reports_each_outcome_and_goes_on(tmp_path):
+    """The script's CUDA-test runner (cuda_tests, with status_text), taken from the script as written and run with a
+    stand-in for PY (every CPU test of the whole script sets DEVICE=cpu and so never calls it): pytest's status 0 is
+    silent, 1 is reported as tests not all passed, 5 as a selection that matched no test, and a run stopped at the
+    cap as status 124 with the cap; each call's command and output are appended to cuda_tests.txt."""
+    text = (ROOT / "scripts" / "gpu_figures.sh").read_text()
+    assert re.search(r"^set -uo pipefail$", text, re.M)  # the runner reads pytest's status through tee
+    functions = [re.search(r"^status_text\(\) \{.*\}$", text, re.M).group(0),
+                 re.search(r"^cuda_tests\(\) \{\n.*?\n\}$", text, re.M | re.S).group(0)]
+    stub = tmp_path / "python"
+    stub.write_text('#!/bin/bash\necho "stand-in for pytest, given: $*"\n'
+                    '[ "$STATUS" = slow ] && exec sleep 30\nexit "$STATUS"\n')
+    stub.chmod(0o755)
+    (tmp_path / "cuda_tests.txt").write_text("an earlier report\n")
+    harness = "\n".join(["set -uo pipefail", *functions,
+                         'STATUS=$1 cuda_tests "$2" "graph or cuda" tests/test_a.py tests/test_b.py',
+                         'echo "went on"'])
+    said = {}
+    for status, cap in (("0", "60"), ("1", "60"), ("5", "60"), ("slow", "1")):
+        done = subprocess.run(["bash", "-c", harness, "harness", status, cap], capture_output=True, text=True,
+                              env=dict(os.environ, OUT=str(tmp_path), PY=str(stub)), timeout=60)
+        assert done.returncode == 0 and done.stdout.endswith("went on\n"), done.stdout + done.stderr
+        assert ("$ python -m pytest -q -p no:cacheprovider tests/test_a.py tests/test_b.py -k 'graph or cuda'\n"
+                "stand-in for pytest, given: -m pytest -q -p no:cacheprovider tests/test_a.py tests/test_b.py -k "
+                "graph or cuda\n") in done.stdout
+        said[status] = [line for line in done.stdout.splitlines() if line.startswith("CUDA tests:")]
+    assert said["0"] == []
+    assert len(said["1"]) == 1 and "not all passed, status 1 " in said["1"][0]
+    assert len(said["5"]) == 1 and all(w in said["5"][0] for w in ("-k 'graph or cuda'", "selected no test",
+                                                                     "tests/test_a.py tests/test_b.py"))
+    assert len(said["slow"]) == 1 and "status 124 (stopped after 1 s)" in said["slow"][0]
+    report = (tmp_path / "cuda_tests.txt").read_text()
+    assert report.startswith("an earlier report\n") and report.count("$ python -m pytest") == 4
+
+
 def test_gpu_figures_script_stability_mode_keeps_the_measurements_when_stopped(tmp_path):
     """The GPU machine's time limit kills a job without warning: the benchmark records archived after each
     measurement, and the pairs archived after they were made, are in $OUT when the job is killed later (here in
