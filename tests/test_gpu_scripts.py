@@ -398,16 +398,13 @@ def test_gpu_prepare_refuses_uncommitted_code_and_replaces_the_wheels(tmp_path):
     assert [p.name for p in (clone / ".gpu" / "wheels").iterdir()] == ["papermill-9-py3-none-any.whl"]
 
 
-def test_gpu_prepare_refuses_a_copy_larger_than_the_limit(tmp_path):
-    """What travels to the GPU machine (the tree, .git and .gpu/) must stay within LIMIT_MIB (64 MiB there): above
-    it scripts/gpu_prepare.sh ends with status 1, naming the sizes, and leaves no .gpu/prepared_from (the one of an
-    earlier preparation removed), so the GPU job refuses the .gpu/ it made."""
-    if not (ROOT / ".git").exists():
-        pytest.skip("needs the repository's git history")
+def _preparation_clone(tmp_path: pathlib.Path, *more: str):
+    """A local clone of the repository with the working preparation scripts (and ``more`` scripts) committed, and a
+    shared folder holding one wheel and a CIFAR-10 file: (clone, the git command line in it, shared)."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", "--local", str(ROOT), str(clone)], check=True, capture_output=True)
     git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t"]
-    for name in ("gpu_prepare.sh", "gpu_data_slice.py", "gpu_letters_data.py"):
+    for name in ("gpu_prepare.sh", *more, "gpu_data_slice.py", "gpu_letters_data.py"):
         (clone / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
     subprocess.run(git + ["commit", "-q", "--allow-empty", "-am", "the scripts under test"], check=True,
                    capture_output=True)
@@ -416,6 +413,16 @@ def test_gpu_prepare_refuses_a_copy_larger_than_the_limit(tmp_path):
     (shared / "wheels-gpu" / "papermill-9-py3-none-any.whl").write_text("a wheel")
     (shared / "data").mkdir()
     fake_cifar(shared / "data" / "cifar10_subset.npz")
+    return clone, git, shared
+
+
+def test_gpu_prepare_refuses_a_copy_larger_than_the_limit(tmp_path):
+    """What travels to the GPU machine (the tree, .git and .gpu/) must stay within LIMIT_MIB (64 MiB there): above
+    it scripts/gpu_prepare.sh ends with status 1, naming the sizes, and leaves no .gpu/prepared_from (the one of an
+    earlier preparation removed), so the GPU job refuses the .gpu/ it made."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("needs the repository's git history")
+    clone, _, shared = _preparation_clone(tmp_path)
     (clone / ".gpu").mkdir()
     (clone / ".gpu" / "prepared_from").write_text("commit 0\n")  # an earlier preparation's record
     env = dict(os.environ, PY=sys.executable, PYTHONPATH=str(clone), SHARED=str(shared), LIMIT_MIB="1",
@@ -437,18 +444,7 @@ def test_gpu_prepare_records_its_scripts_and_the_job_refuses_a_gpu_folder_they_d
     to another file is no change. The check holds through a checkout reached by a link, too."""
     if not (ROOT / ".git").exists():
         pytest.skip("needs the repository's git history")
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", "--local", str(ROOT), str(clone)], check=True, capture_output=True)
-    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t"]
-    for name in ("gpu_prepare.sh", "gpu_figures.sh", "gpu_data_slice.py", "gpu_letters_data.py"):
-        (clone / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
-    subprocess.run(git + ["commit", "-q", "--allow-empty", "-am", "the scripts under test"], check=True,
-                   capture_output=True)
-    shared = tmp_path / "shared"
-    (shared / "wheels-gpu").mkdir(parents=True)
-    (shared / "wheels-gpu" / "papermill-9-py3-none-any.whl").write_text("a wheel")
-    (shared / "data").mkdir()
-    fake_cifar(shared / "data" / "cifar10_subset.npz")
+    clone, git, shared = _preparation_clone(tmp_path, "gpu_figures.sh")
     env = dict(os.environ, PY=sys.executable, PYTHONPATH=str(clone), SHARED=str(shared), LIMIT_MIB="100000",
                OMP_NUM_THREADS="1")
     env.pop("ALLOW_DIRTY", None)

@@ -663,6 +663,17 @@ def test_a_separation_within_the_rounding_bound_of_a_is_dropped_and_one_above_it
             m.separation_cutoff(*bad)
 
 
+def _means_of_rank(K: int, d: int, q: int, seed: int = 41):
+    """Features (2K x d) and labels of K classes of two samples each, exact in float64: class means of rank q (small
+    integers), each pair of samples at +-dev about its mean (dev a multiple of 2^-8), so that NC1 at rank q is exact
+    up to the rounding of the metric itself, and every shift by a power of ten up to 1e8 is exact too."""
+    rng = np.random.default_rng(seed)
+    means = (rng.integers(-4, 5, size=(K, q)) @ rng.integers(-4, 5, size=(q, d))).astype(np.float64)
+    y_half = np.arange(K)
+    dev = rng.integers(-2**8, 2**8 + 1, size=(K, d)) / 2**8
+    return np.vstack([means[y_half] + dev, means[y_half] - dev]), np.concatenate([y_half, y_half])
+
+
 def test_nc1_inverts_no_direction_the_class_means_do_not_span():
     """Class means in a 3-dimensional subspace of R^16 with K = 12: A = [h_k - h_G] has rank 3 < K - 1 in exact
     arithmetic, and the rounding errors of its other directions scale with the features (a common offset, a wide
@@ -696,14 +707,8 @@ def test_nc1_inverts_no_direction_the_class_means_do_not_span():
             np.testing.assert_allclose(m.collapse_metrics(X_off, y, Ws, 1e-3, 1e-3)["nc1"], ref, rtol=1e-9)
     # wide features (d = 2048, N = 6, K = 3, means of rank 1): the rounding error of A from the offset has a norm
     # near sqrt(d K) times its entries' bound, so that the bound on the entries alone would keep it (NC1 ~ 1e15)
-    rng = np.random.default_rng(41)
-    K, d, q = 3, 2048, 1
-    means = (rng.integers(-4, 5, size=(K, q)) @ rng.integers(-4, 5, size=(q, d))).astype(np.float64)
-    y_half = np.arange(K)
-    y = np.concatenate([y_half, y_half])
-    dev = rng.integers(-2**8, 2**8 + 1, size=(K, d)) / 2**8
-    X = np.vstack([means[y_half] + dev, means[y_half] - dev])
-    ref = m.nc1(X, y, rank=q)
+    X, y = _means_of_rank(K=3, d=2048, q=1)
+    ref = m.nc1(X, y, rank=1)
     assert 1e-6 < ref < 1e-5
     for offset in (1e6, 1e8):
         assert np.array_equal(X + offset - offset, X)  # the shift is exact
@@ -1097,13 +1102,8 @@ def test_printed_nc1_at_a_rank_inverts_only_that_many_eigenpairs_of_wide_feature
     that NC1 at rank 2 is that of nc1.  The rank cut is taken inside the pseudo-inverse; a pinv of Sigma_B rebuilt
     at rank 2 would see the rounding of the rebuilt matrix in the other 1022 directions and, at NumPy's cutoff,
     invert some of it (NC1 ~ 1e8)."""
-    rng = np.random.default_rng(41)
-    K, d, q = 6, 1024, 2
-    means = (rng.integers(-4, 5, size=(K, q)) @ rng.integers(-4, 5, size=(q, d))).astype(np.float64)
-    y_half = np.arange(K)
-    y = np.concatenate([y_half, y_half])
-    dev = rng.integers(-2**8, 2**8 + 1, size=(K, d)) / 2**8
-    X = np.vstack([means[y_half] + dev, means[y_half] - dev])
+    q = 2
+    X, y = _means_of_rank(K=6, d=1024, q=q)
     ref = m.nc1(X, y, rank=q)
     assert 1e-7 < ref < 1e-4
     np.testing.assert_allclose(pm.printed_nc1(X, y, rank=q), ref, rtol=1e-9)
