@@ -78,6 +78,19 @@ def split_items(text: str, what: str = "value") -> list[str]:
     return items
 
 
+def one_line_errors(parser):
+    """``parser`` (an ``argparse.ArgumentParser``), its refusals made one line on stderr, status 2: argparse's own (a
+    bad value, an unknown flag, a missing value), which would print the whole usage block first, and those a command
+    line raises through ``parser.error``, each ending with a pointer to ``--help``.  The command lines that promise
+    one line for a refused value use it (``python -m nclib.train``, ``scripts/stability_runs.py``).  Returns the
+    parser."""
+    def error(message):
+        parser.exit(2, f"{parser.prog}: error: {message} (--help lists the flags)\n")
+
+    parser.error = error
+    return parser
+
+
 def parse_value(text: str, name: str | None = None, flag: str | None = None):
     """The value of the parameter ``name`` written as text: the one grammar of the repository's command lines, for
     every ``NAME=VALUE`` setting (:func:`parse_setting`; each value of a sweep's ``--grid``) and the flag values of

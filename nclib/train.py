@@ -566,12 +566,9 @@ none)."""
 def _parser() -> argparse.ArgumentParser:
     """The command line's flags: one per key of :data:`DEFAULTS` (``max_train_s`` is ``--max-train-s``), each value
     read by :func:`nclib.parameters.parse_value`, and ``--run-tag``."""
-    ap = argparse.ArgumentParser(prog="python -m nclib.train", description=__doc__.split("\n")[0], epilog=_EPILOG,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-
-    def error(message):  # argparse's refusals (a bad value, an unknown flag, a missing value) as main's: one line
-        ap.exit(2, f"{ap.prog}: error: {message} (--help lists the flags)\n")
-    ap.error = error
+    ap = parameters.one_line_errors(argparse.ArgumentParser(  # argparse's refusals as main's: one line
+        prog="python -m nclib.train", description=__doc__.split("\n")[0], epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter))
 
     def value_of(key):  # parse_value for one flag; its refusal reaches the user as argparse's error line
         def read(text):

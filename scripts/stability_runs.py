@@ -110,12 +110,8 @@ def check_flags(args, seeds, overrides) -> str | None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="scripts/stability_runs.py", description=__doc__.split("\n")[0])
-
-    def error(message):  # argparse's refusals and the script's own: one line, status 2
-        ap.exit(2, f"{ap.prog}: error: {message} (--help lists the flags)\n")
-
-    ap.error = error
+    ap = parameters.one_line_errors(  # argparse's refusals and the script's own: one line, status 2
+        argparse.ArgumentParser(prog="scripts/stability_runs.py", description=__doc__.split("\n")[0]))
     ap.add_argument("--seeds", type=int, nargs="+", default=list(stability.SEEDS), metavar="SEED",
                     help=f"the seeds of the pairs, made in this order (default {' '.join(map(str, stability.SEEDS))})")
     ap.add_argument("--extra-seeds", type=int, default=0, metavar="N",

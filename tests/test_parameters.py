@@ -359,3 +359,25 @@ def test_a_training_run_needs_two_classes():
     with pytest.raises(ValueError, match="^counts must give at least two classes"):
         parameters.checked({**SMALL, "counts": [6]}, cuda=True)
     assert parameters.check_params(**{**SMALL, "counts": [6, 1]})["counts"] == [6, 1]
+
+
+def test_one_line_errors_refuses_in_one_line_with_status_2(capsys):
+    """nclib.parameters.one_line_errors: argparse's own refusals (an unknown flag, a bad int, a missing value) and a
+    command line's parser.error print one line on stderr, naming the program and the error, and exit with status 2;
+    --help is unchanged (status 0, the flags listed)."""
+    import argparse
+
+    ap = parameters.one_line_errors(argparse.ArgumentParser(prog="prog"))
+    ap.add_argument("--n", type=int)
+    for argv in (["--bogus", "1"], ["--n", "x"], ["--n"]):
+        with pytest.raises(SystemExit) as stop:
+            ap.parse_args(argv)
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("prog: error: ") and "--help" in err, err
+    with pytest.raises(SystemExit) as stop:
+        ap.error("--n must be positive")
+    assert stop.value.code == 2 and capsys.readouterr().err.startswith("prog: error: --n must be positive")
+    with pytest.raises(SystemExit) as stop:
+        ap.parse_args(["--help"])
+    assert stop.value.code == 0 and "--n" in capsys.readouterr().out
