@@ -741,6 +741,24 @@ def _elsewhere_cpu(run_dir):
     prov_path.write_text(json.dumps({**json.loads(prov_path.read_text()), "host_cpu": "Another CPU (AVX512)"}))
 
 
+def _train_at_the_second_lock(monkeypatch, folder, params):
+    """Make another writer train ``params`` into ``folder`` from the start to its end just before a worker's second
+    lock of the folder (the one after a refused resume).  Returns (the run lists each lock was asked for, {"files":
+    the folder's files as that writer left them})."""
+    real, calls, other = locks.lock_runs, [], {}
+
+    def another_writer_second(run_dirs, *args, **kw):
+        calls.append(list(run_dirs))
+        if len(calls) == 2:  # the lock after the refused resume
+            monkeypatch.setattr(locks, "lock_runs", real)
+            train.run(**{**params, "overwrite": True})
+            other["files"] = _files(folder)
+        return real(run_dirs, *args, **kw)
+
+    monkeypatch.setattr(locks, "lock_runs", another_writer_second)
+    return calls, other
+
+
 def test_a_run_another_process_finishes_after_a_refused_resume_is_kept_not_an_error(tmp_path, monkeypatch):
     """The resume of a stopped run is refused (it stopped on another CPU model); before the worker locks the folder
     again to decide what follows, another writer trains the run from the start to its end.  The worker keeps that
@@ -749,17 +767,7 @@ def test_a_run_another_process_finishes_after_a_refused_resume_is_kept_not_an_er
     folder = tmp_path / "r"
     train.run(**{**p, "max_train_s": 0})
     _elsewhere_cpu(folder)
-    real, calls, other = locks.lock_runs, [], {}
-
-    def another_writer_second(run_dirs, *args, **kw):
-        calls.append(list(run_dirs))
-        if len(calls) == 2:  # the lock after the refused resume
-            monkeypatch.setattr(locks, "lock_runs", real)
-            train.run(**{**p, "overwrite": True})
-            other["files"] = _files(folder)
-        return real(run_dirs, *args, **kw)
-
-    monkeypatch.setattr(locks, "lock_runs", another_writer_second)
+    calls, other = _train_at_the_second_lock(monkeypatch, folder, p)
     result = sweep._run_point(p)
     assert len(calls) == 2 and other["files"] and runs.run_status(folder) == "finished"
     assert result == {"status": "finished", "error": None, "restarted": None, "fresh": False}
@@ -776,17 +784,7 @@ def test_a_run_with_other_parameters_made_after_a_refused_resume_is_refused_unde
     folder = tmp_path / "r"
     train.run(**{**p, "max_train_s": 0})
     _elsewhere_cpu(folder)
-    real, calls, other = locks.lock_runs, [], {}
-
-    def another_call_second(run_dirs, *args, **kw):
-        calls.append(list(run_dirs))
-        if len(calls) == 2:  # the lock after the refused resume
-            monkeypatch.setattr(locks, "lock_runs", real)
-            train.run(**{**p, "lr": 0.02, "overwrite": True})
-            other["files"] = _files(folder)
-        return real(run_dirs, *args, **kw)
-
-    monkeypatch.setattr(locks, "lock_runs", another_call_second)
+    calls, other = _train_at_the_second_lock(monkeypatch, folder, {**p, "lr": 0.02})
     result = sweep._run_point(p, restart_refused=True)
     assert len(calls) == 2 and other["files"] and runs.run_status(folder) == "finished"
     assert result["status"] == "finished" and result["restarted"] is None and result["fresh"] is False
