@@ -65,8 +65,9 @@ import numpy as np
 from . import _checks, imbalance
 # The readers and checks of nclib.datafiles, public here too (nclib.data.load_npz, nclib.data.DamagedFileError, ...).
 from .datafiles import (CIFAR10_CLASSES, EMNIST_ORIENTATIONS, FILE_CLASSES, LETTERS,  # noqa: F401
-                        SHARED_CIFAR10_SHA256, DamagedFileError, check_images, check_labels, emnist_raw_files,
-                        load_cifar10_torchvision, load_emnist_letters_torchvision, load_npz, npz_record, sha256_file)
+                        SHARED_CIFAR10, SHARED_CIFAR10_SHA256, DamagedFileError, check_images, check_labels,
+                        emnist_raw_files, load_cifar10_torchvision, load_emnist_letters_torchvision, load_npz,
+                        npz_record, sha256_file)
 
 DATASETS = ("cifar10", "emnist-letters", "letters-synthetic", "synthetic")
 #: How a preset's counts are given to the classes (:func:`preset_counts`).

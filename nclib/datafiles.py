@@ -21,7 +21,7 @@ import zlib
 
 import numpy as np
 
-from . import _checks
+from . import ROOT, _checks
 from .locks import writer_tag
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -239,6 +239,9 @@ NPZ_RECORD = {"source": "file_source", "lossy_jpeg": "lossy_jpeg"}
 #: provenance says whether its .npz is that file byte for byte (``shared_subset``): a copy changed since keeps the
 #: file's own ``source`` and ``lossy_jpeg`` members, and would otherwise pass as the documented subset.
 SHARED_CIFAR10_SHA256 = "fb6aa27c81be7fb3149aa4a8d8f3b09d89373f3edcc91230c63cdfc399ce60d2"
+#: Where that subset lies, ``shared/data/`` beside the repository: the file a CIFAR-10 call of the training notebook
+#: (:ref:`ch-train`) reads when it is given no ``data_path``, and the default of ``scripts/minority_runs.py``.
+SHARED_CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10_subset.npz"
 #: How an EMNIST letters .npz may store its images, named by its optional ``orientation`` member: transposed, as
 #: ``torchvision.datasets.EMNIST`` returns them (the form ../shared/data/README.md specifies, and the one taken when
 #: the member is absent), or already upright.

@@ -25,7 +25,7 @@ import sys
 from typing import Mapping
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
-from nclib import figures, letters, parameters, plotting  # noqa: E402
+from nclib import data, figures, letters, parameters, plotting  # noqa: E402
 from nclib import runs as runs_contract  # noqa: E402
 from nclib.runs import atomic_write_text  # noqa: E402
 
@@ -174,7 +174,7 @@ def data_label(nb: dict, dataset: str) -> str:
         return labels.pop()
     data_path = injected_value(nb, "data_path")
     if data_path is None and dataset == "cifar10":  # the training notebook's default (:ref:`ch-train`)
-        data_path = "../shared/data/cifar10_subset.npz"
+        data_path = str(data.SHARED_CIFAR10)
     return plotting.dataset_label({"dataset": dataset, "data_path": data_path or ""})
 
 

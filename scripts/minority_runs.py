@@ -45,7 +45,7 @@ OUT = nclib.ROOT / "results" / "minority"
 
 #: The CIFAR-10 subset beside the checkout (``../shared/data/cifar10_subset.npz``, where the committed runs read it;
 #: ``--data-path`` to read it elsewhere).
-DATA_PATH = str(nclib.ROOT.parent / "shared" / "data" / "cifar10_subset.npz")
+DATA_PATH = str(data.SHARED_CIFAR10)
 #: The CPU scale of the MLP runs: the CIFAR-10 profile's counts divided by 10 (N = 300), width 128, full batch.
 MLP = dict(dataset="cifar10", width=128, depth=6, bias=True,
            epochs=1000, batch_size="full", lr=1e-3, lr_milestones=(700,), lr_gamma=0.1, metric_every=100,

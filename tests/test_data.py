@@ -13,7 +13,7 @@ import nclib
 from nclib import data, datafiles, imbalance
 
 #: The shared JPEG-decoded CIFAR-10 subset beside the checkout (../shared/data/README.md); tests on it skip without it.
-SHARED_CIFAR = nclib.ROOT.parent / "shared" / "data" / "cifar10_subset.npz"
+SHARED_CIFAR = data.SHARED_CIFAR10
 
 PER_CLASS = 10  # fixture train rows per class (2 in each of the 5 batch files)
 
