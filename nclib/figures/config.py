@@ -49,7 +49,7 @@ FIGURES: dict[int, Figure] = {
               "Bias Case: The performance of the NC metrics and training accuracy versus epoch with a 6-layer "
               "MLP backbone on an imbalanced subset of CIFAR10 for L-extended unconstrained feature model with "
               "L = 1, 3, 6."),
-    # "Base case" as printed: a typo for "Bias case" (Section 5 makes Figures 1-2 the bias case; erratum M5)
+    # "Base case" as printed: a mistake for "Bias case" (Section 5 makes Figures 1-2 the bias case; erratum M5)
     2: Figure(2, "letters-synthetic", "emnist-letters", True, "EMNIST letters",
               "Base case: The performance of the NC metrics and training accuracy versus epoch with a 6-layer "
               "MLP backbone on an imbalanced subset of EMNIST for L-extended unconstrained feature model with "
