@@ -92,18 +92,14 @@ def make_set(N: int, D: int, K: int, seed: int = 0) -> data.TrainingSet:
     return data.TrainingSet("bench", x, y, counts, tuple(map(str, range(K))), x, {"data_sha256": ""})
 
 
-def plain_loop(ts, p, device, warmup: int):
-    """The plain loop (DataLoader, host-to-device copies, .item() each step) after ``warmup`` steps: a function
-    of ``steps`` that times that many more steps and returns their steps per second."""
-    from torch.utils.data import DataLoader, TensorDataset
-
-    torch.manual_seed(p["seed"])
+def plain_step(ts, p, device):
+    """The plain loop's network, built as ``nclib.train.Engine`` builds its own (the same initialization from the
+    run's seed), and its step: ``(model, one)``, where ``one(x, yb)`` takes one step of a default
+    ``torch.optim.Adam`` on the rows ``x`` with one-hot labels ``yb`` (copied to ``device``), on the mini-batch
+    objective F_B of (4.3) written out here, and returns F_B before the step, read on the host."""
     model = models.build_model(ts.x.shape[1], ts.K, p["L"], width=p["width"], depth=p["depth"], bias=True,
                                init=p["init"], seed=p["seed"]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=p["lr"])
-    X = torch.as_tensor(ts.x)
-    Y = torch.nn.functional.one_hot(torch.as_tensor(ts.y), ts.K).float()
-    loader = DataLoader(TensorDataset(X, Y), batch_size=p["batch_size"], shuffle=True, drop_last=True)
     N, lam_H, lam_W = ts.N, p["lam_H"], p["lam_W"]
     bf16 = p["precision"] == "bf16"
 
@@ -119,6 +115,20 @@ def plain_loop(ts, p, device, warmup: int):
         loss.backward()
         opt.step()
         return loss.item()
+
+    return model, one
+
+
+def plain_loop(ts, p, device, warmup: int):
+    """The plain loop (DataLoader, host-to-device copies, .item() each step: :func:`plain_step`) after ``warmup``
+    steps: a function of ``steps`` that times that many more steps and returns their steps per second."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(p["seed"])
+    _, one = plain_step(ts, p, device)
+    X = torch.as_tensor(ts.x)
+    Y = torch.nn.functional.one_hot(torch.as_tensor(ts.y), ts.K).float()
+    loader = DataLoader(TensorDataset(X, Y), batch_size=p["batch_size"], shuffle=True, drop_last=True)
 
     def batches():  # the loader's epochs, one after another, as a training loop draws them
         while True:

@@ -264,3 +264,29 @@ def test_the_spectrum_benchmark_names_its_command_blas_and_repeats(capsys, monke
     assert (svd - 0.05) / (fast + 0.0005) - 0.5 <= ratio <= (svd + 0.05) / (fast - 0.0005) + 0.5
     with pytest.raises(SystemExit):
         spectrum.main(["--repeats", "0"])
+
+
+@pytest.mark.parametrize("L", [1, 3])
+def test_the_plain_loops_step_is_the_engines(L):
+    """The plain loop times the engine's training: from the Engine's start, its steps on the same rows give the
+    F_B of ``Engine.batch_objective`` before each step and the engine's parameters after it, bit for bit on the
+    CPU (a loop without the backward pass, or without a term of F_B, would time less work).  A feature decay
+    large enough to weigh in F_B at float32's resolution, and two steps, so that Adam's second step sees how the
+    two gradients compare, not only their signs."""
+    ts = bench.make_set(60, 12, 3)
+    p = train.check_params(dataset="synthetic", counts=ts.counts.tolist(), L=L, width=8, depth=2, batch_size=16,
+                           device="cpu", lr=1e-3, lam_W=1e-2, lam_H=1e-2, progress=False)
+    eng = train.Engine(ts, p)
+    model, one = bench.plain_step(ts, p, torch.device("cpu"))
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), eng.model.parameters()))  # the same start
+    start = [q.detach().clone() for q in model.parameters()]
+    X = torch.as_tensor(ts.x)
+    Y = torch.nn.functional.one_hot(torch.as_tensor(ts.y), ts.K).float()
+    for idx in torch.randperm(ts.N, generator=torch.Generator().manual_seed(1))[:32].view(2, 16):
+        with torch.no_grad():
+            objective = float(eng.batch_objective(idx))
+            feature_term = p["lam_H"] * ts.N / (2 * 16) * float((eng.model.features(eng.X[idx]) ** 2).sum())
+        assert feature_term > 1e-6 * objective  # the term weighs in the float32 value compared below
+        assert one(X[idx], Y[idx]) == objective == float(eng.step(idx))
+        assert all(torch.equal(a, b) for a, b in zip(model.parameters(), eng.model.parameters()))
+    assert eng.step.steps_done == 2 and not any(torch.equal(a, b) for a, b in zip(start, model.parameters()))
