@@ -13,7 +13,8 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import nclib
-from nclib import figures, train
+from nclib import figures, models, train
+from nclib import floor as nfloor
 from nclib.step import WARMUP_STEPS
 
 
@@ -290,3 +291,54 @@ def test_the_plain_loops_step_is_the_engines(L):
         assert one(X[idx], Y[idx]) == objective == float(eng.step(idx))
         assert all(torch.equal(a, b) for a, b in zip(model.parameters(), eng.model.parameters()))
     assert eng.step.steps_done == 2 and not any(torch.equal(a, b) for a, b in zip(start, model.parameters()))
+
+
+def _floor_ms(D, K, width, depth, Ls, N, B, bandwidth, flops_per_s):
+    """The engine chapter's floor of one epoch of a figure's runs in turn, from the networks' shapes: per step and
+    run, Adam's nclib.floor.ADAM_BYTES per parameter at the bandwidth, and the products (2 FLOPs a multiply-add
+    per row: forward and weight gradient of every weight, the input gradient of all but the first layer's) at the
+    peak; N // B steps an epoch."""
+    seconds = 0.0
+    for L in Ls:
+        first = D * width
+        weights = first + depth * width * width + (L - 1) * width * width + K * width  # + the feature layer's
+        biases = (depth + 1) * width + K
+        seconds += nfloor.ADAM_BYTES * (weights + biases) / bandwidth + 2 * B * (3 * weights - first) / flops_per_s
+    return 1e3 * (N // B) * seconds
+
+
+def test_the_figure_floor_is_the_chapters_at_the_data_sheets_peaks():
+    """floor_ms of a figure's runs at the paper's setting (networks on the meta device: shapes only), against the
+    floor worked out from the shapes: on an H200 and an H100 SXM with TF32 and strict fp32 products; none for
+    bf16 products (no peak in the data sheet) or for a device without a data sheet."""
+    B, width, depth, Ls = 128, 2048, 6, (1, 3, 6)
+    with torch.device("meta"):
+        nets = [models.CollapseNet(3 * 32 * 32, 10, L, width=width, depth=depth) for L in Ls]
+    engines = [types.SimpleNamespace(model=net, B=B, steps_per_epoch=bench.N_SAMPLES // B) for net in nets]
+    for name, gpu in (("NVIDIA H200", "H200"), ("NVIDIA H100 80GB HBM3", "H100 SXM")):
+        sheet = nfloor.DATASHEETS[gpu]
+        for precision in ("tf32", "fp32"):
+            expected = _floor_ms(3 * 32 * 32, 10, width, depth, Ls, bench.N_SAMPLES, B, sheet["bandwidth"],
+                                 sheet[precision])
+            assert bench.floor_ms(engines, name, precision) == pytest.approx(expected, rel=1e-12), (name, precision)
+        assert bench.floor_ms(engines, name, "bf16") is None
+    assert bench.floor_ms(engines, "NVIDIA H100 PCIe", "tf32") is None
+    assert bench.floor_ms(engines, "AMD EPYC 7B13", "fp32") is None
+
+
+def test_the_records_floor_is_that_of_the_runs_timed(tmp_path, capsys, monkeypatch):
+    """On a CPU named as an H200 (the data sheet is chosen by the device's name), the figure record's and the
+    lever record's ``epoch_ms_floor`` are the floor of the figure's three runs at the shapes and precision
+    timed."""
+    monkeypatch.setattr(bench.provenance, "cpu_model", lambda: "NVIDIA H200")
+    sheet = nfloor.DATASHEETS["H200"]
+    for precision in ("fp32", "tf32"):
+        expected = _floor_ms(3 * 32 * 32, 10, 16, 1, (1, 3, 6), bench.N_SAMPLES, 128, sheet["bandwidth"],
+                             sheet[precision])
+        path = tmp_path / f"{precision}.json"
+        bench.main(TINY + ["--repeats", "1", "--figure-epochs", "1", "--precision", precision, "--json", str(path)])
+        assert json.loads(path.read_text())["figure"]["epoch_ms_floor"] == pytest.approx(expected, rel=1e-12)
+        levers = tmp_path / f"levers-{precision}.json"
+        bench.main(TINY + ["--figure-epochs", "1", "--precision", precision, "--levers", "plain", "--json",
+                           str(levers)])
+        assert json.loads(levers.read_text())["epoch_ms_floor"] == pytest.approx(expected, rel=1e-12)
