@@ -18,8 +18,9 @@ for ``adam``; the other 4 bytes, the gradient written by the backward pass, are 
 ``forward_backward_bytes_floor_ms``, which bounds ``forward_backward`` from the memory side
 (``nclib.floor.product_bytes``): the weights read twice (the forward and the input-gradient products; the first
 layer's once, as it has no input-gradient product) and the gradient written once, 12 bytes per weight at the
-data-sheet bandwidth; with 128 rows a product moves as many bytes as it does arithmetic, so this bound can exceed
-the arithmetic one.
+data-sheet bandwidth.  With 128 rows a product does 256 FLOPs for each weight's 4 bytes; at the data-sheet peaks of
+an H100 SXM or an H200, TF32 does them in less time than the memory moves the bytes and strict fp32 in more, so
+with TF32 this bound exceeds the arithmetic one and in strict fp32 the arithmetic's is the larger.
 
 Then the backbones of the three runs (identical shapes: ``depth`` Linear + ReLU layers and the feature layer),
 the products that the lever "batched backbones" would merge: their forward and backward passes (the loss the sum
@@ -63,7 +64,7 @@ from bench_train import N_SAMPLES, cpus_line, data_sheet, make_set, record_head 
 FIGURE_L = (1, 3, 6)
 
 #: Of nclib.floor.ADAM_BYTES, what Adam alone moves: all but the gradient's write by the backward pass.
-ADAM_ALONE_BYTES = nfloor.ADAM_BYTES - 4
+ADAM_ALONE_BYTES = nfloor.ADAM_BYTES - nfloor.WEIGHT_BYTES
 
 
 def timed(fn, reps: int, device: torch.device, stream=None) -> float:

@@ -70,8 +70,10 @@ def test_the_record_on_the_cpu(tmp_path, capsys):
     bb = record["backbones"]
     assert bb["runs"] == 3 and bb["side_by_side_ms"] is None and bb["batched_ms"] > 0
     assert bb["parameters"] == 3 * sum(q.numel() for q in engines[0].model.backbone.parameters())
-    # the batched features and gradients are each run's, to float32 rounding at the least
+    # the batched features and gradients are each run's, to float32 rounding at the least, and bit for bit
+    # exactly when they differ nowhere
     assert bb["max_relative_difference"] < 1e-5
+    assert bb["equal_bits"] == (bb["max_relative_difference"] == 0.0)
 
 
 def test_floors_are_the_engine_chapters():
@@ -83,17 +85,50 @@ def test_floors_are_the_engine_chapters():
     part = anatomy.step_parts(eng, 2, sheet, "tf32")
     n = models.parameter_count(eng.model)
     whole = nclib.floor.floor_seconds([eng.model], eng.B, sheet["bandwidth"], sheet["tf32"])
-    grad_write = 4 * n / sheet["bandwidth"]
+    grad_write = nclib.floor.WEIGHT_BYTES * n / sheet["bandwidth"]
     assert 1e-3 * (part["products_floor_ms"] + part["adam_floor_ms"]) + grad_write == pytest.approx(whole, rel=1e-12)
     # the weights read by the forward and (but the first layer's) the input-gradient products, the gradients written
     weights = [W.numel() for W in eng.model.backbone_weights() + eng.model.head_weights()]
-    read_written = 4 * (2 * sum(weights) - weights[0]) + 4 * sum(weights)
+    read_written = nclib.floor.WEIGHT_BYTES * ((2 * sum(weights) - weights[0]) + sum(weights))
     assert part["forward_backward_bytes_floor_ms"] == pytest.approx(1e3 * read_written / sheet["bandwidth"], rel=1e-12)
     assert anatomy.data_sheet("NVIDIA H100 80GB HBM3") == nclib.floor.DATASHEETS["H100 SXM"]
     assert sheet == nclib.floor.DATASHEETS["H200"]
     # cards of other bandwidths and peaks get no floor rather than the SXM card's
     for other in ("NVIDIA H100 PCIe", "NVIDIA H100 NVL", "NVIDIA H200 NVL", "NVIDIA GH200 480GB", "NVIDIA A100-SXM4-80GB"):
         assert anatomy.data_sheet(other) is None, other
+
+
+@pytest.mark.parametrize("precision", ["tf32", "fp32"])
+def test_the_products_floors_are_at_the_precisions_peak(precision):
+    """A run's products and the three backbones' at the data-sheet peak of the precision timed (an H200's): the
+    products of nclib.floor.product_flops, and of the backbones those less the head's (each head weight in the
+    forward, the weight-gradient and the input-gradient products, 2 FLOPs a multiply-add per row).  With the
+    backbones' batched products the record says whether they were each run's bit for bit, and by how much not."""
+    sheet = anatomy.data_sheet("NVIDIA H200")
+    engines = _engines()
+    part = anatomy.step_parts(engines[0], 2, sheet, precision)
+    flops = nclib.floor.product_flops(engines[0].model, engines[0].B)
+    assert part["products_floor_ms"] == pytest.approx(1e3 * flops / sheet[precision], rel=1e-12)
+    bb = anatomy.backbones(engines, 2, sheet, precision)
+    B = engines[0].B
+    head_weights = [sum(W.numel() for W in e.model.head_weights()) for e in engines]
+    backbone_flops = sum(nclib.floor.product_flops(e.model, B) - 2 * B * 3 * w for e, w in zip(engines, head_weights))
+    assert bb["products_floor_ms"] == pytest.approx(1e3 * backbone_flops / sheet[precision], rel=1e-12)
+    assert bb["equal_bits"] == (bb["max_relative_difference"] == 0.0)
+    assert anatomy.backbones(engines, 2, None, precision)["products_floor_ms"] is None  # no data sheet
+
+
+def test_with_the_papers_rows_tf32_products_are_bound_by_their_bytes_and_fp32_by_their_arithmetic():
+    """The module docstring's reading of the floors at the paper's setting (128 rows, width 2048, depth 6): at
+    either GPU's data-sheet peaks, the bytes of a run's products (nclib.floor.product_bytes) take longer than their
+    TF32 arithmetic and less time than their strict fp32 arithmetic, for every L of a figure."""
+    with torch.device("meta"):
+        nets = [models.CollapseNet(3 * 32 * 32, 10, L) for L in anatomy.FIGURE_L]
+    for sheet in nclib.floor.DATASHEETS.values():
+        for net in nets:
+            bytes_s = nclib.floor.product_bytes(net) / sheet["bandwidth"]
+            flops = nclib.floor.product_flops(net, 128)
+            assert flops / sheet["tf32"] < bytes_s < flops / sheet["fp32"]
 
 
 @pytest.mark.parametrize("flag,value", [("--reps", "0"), ("--width", "0"), ("--depth", "0"), ("--batch-size", "0"),
