@@ -26,7 +26,8 @@ shared machine slow the CPU loops) and, with ``--figure-epochs``, a figure's thr
 by side, each timed ``--repeats`` times, the two in alternation (per epoch: the medians, and every repeat in
 seconds), against the engine chapter's floor for that device (None where the chapter has no data sheet for it),
 the time of one metric epoch of the three runs (the median of ``--repeats`` timings after one call that is not
-timed), and the seconds of 12,000 epochs with a metric epoch every ``metric_every`` (the default 100).
+timed), and the seconds of 12,000 epochs with a metric epoch at each epoch of
+``nclib.runs.metric_epochs(12000, metric_every)`` (epoch 0, every ``metric_every``-th, the default 100, and the last).
 
     python benchmarks/bench_train.py                       # GPU: the paper's setting (width 2048)
     OMP_NUM_THREADS=1 python benchmarks/bench_train.py --device cpu --width 256 --steps 300 --threads 1 \
@@ -73,6 +74,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this che
 from nclib import data, models, parameters, provenance, train  # noqa: E402
 from nclib import floor as nfloor  # noqa: E402
 from nclib.figures.speed import round_quotients  # noqa: E402
+from nclib.runs import metric_epochs  # noqa: E402
 from nclib.step import WARMUP_STEPS, matmul_precision  # noqa: E402
 
 if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from its file path: _common lies beside it
@@ -516,7 +518,8 @@ def main(argv=None) -> None:
             "epoch_ms_one_after_another": 1e3 * apart / E, "epoch_ms_floor": floor_ms(engines, name, args.precision),
             "seconds_side_by_side_repeats": together_s, "seconds_one_after_another_repeats": apart_s,
             "metric_ms": 1e3 * metric, "metric_ms_repeats": [1e3 * m for m in metric_s], "metric_every": every,
-            "seconds_12000_epochs_with_metrics": 12000 * together / E + (12000 // every + 1) * metric}
+            "seconds_12000_epochs_with_metrics": 12000 * together / E
+            + len(metric_epochs(12000, every)) * metric}  # nclib.train.run's rows
         rounds = round_quotients(record)["figure_ratio"]
         print(f"figure runs     L = 1, 3, 6, {E} epochs each: one after another {apart:.2f} s {spread(apart_s)}, "
               f"side by side {together:.2f} s {spread(together_s)}, ratio {float(np.median(rounds)):.2f} x "

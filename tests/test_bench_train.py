@@ -15,6 +15,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 import nclib
 from nclib import figures, models, train
 from nclib import floor as nfloor
+from nclib.runs import metric_epochs
 from nclib.step import WARMUP_STEPS
 
 
@@ -342,3 +343,19 @@ def test_the_records_floor_is_that_of_the_runs_timed(tmp_path, capsys, monkeypat
         bench.main(TINY + ["--figure-epochs", "1", "--precision", precision, "--levers", "plain", "--json",
                            str(levers)])
         assert json.loads(levers.read_text())["epoch_ms_floor"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_twelve_thousand_epochs_count_every_metric_epoch_a_run_records(tmp_path, capsys, monkeypatch):
+    """``seconds_12000_epochs_with_metrics``: the figure's epochs side by side scaled to 12,000, and a metric epoch
+    of the three runs for each epoch that nclib.runs.metric_epochs lists (epoch 0, every ``metric_every``-th and
+    the last, here 7, which does not divide 12,000)."""
+    monkeypatch.setitem(train.DEFAULTS, "metric_every", 7)
+    path = tmp_path / "cpu.json"
+    bench.main(TINY + ["--repeats", "1", "--figure-epochs", "1", "--json", str(path)])
+    fig = json.loads(path.read_text())["figure"]
+    assert fig["metric_every"] == 7 and fig["metric_ms"] > 0
+    metric_rows = len(metric_epochs(12000, 7))
+    assert metric_rows == 12000 // 7 + 2  # 0, 7, ..., 11,998 and 12,000
+    training = 12000 * fig["seconds_side_by_side_repeats"][0] / fig["epochs_timed"]  # one round: its median
+    expected = training + metric_rows * fig["metric_ms"] / 1e3
+    assert fig["seconds_12000_epochs_with_metrics"] == pytest.approx(expected, rel=1e-12)
