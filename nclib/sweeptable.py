@@ -83,12 +83,17 @@ def recorded_outcome(name: str, status: str, manifest: dict, prov: dict,
     """The status and the error that a sweep gives the run ``name``, in its table (:func:`table_row`) and in its list
     of points (:func:`nclib.sweep.list_points`) alike: ``status`` (its folder's :func:`nclib.runs.run_status`) and
     the error of its last attempt that ``sweep.json`` (``manifest``) keeps where the folder does not record it,
-    "failed" for a run whose attempt failed before its folder was written (a damaged data file, say); else, for a
-    run that the next call would train (neither finished, diverged nor running) in a folder ``run_dir`` whose lock
-    file names a writer on another host (:func:`nclib.locks.other_host_lock`), the refusal that call meets
-    (:class:`nclib.locks.RunLockedElsewhere`, naming the file to remove); else the error its provenance ``prov``
-    records, or None.  Used in :ref:`ch-sweeps`."""
+    "failed" for a run whose attempt failed before its folder was written (a damaged data file, say), but not a
+    saved refusal for the lock file of a writer on another host (:class:`nclib.locks.RunLockedElsewhere`) once
+    ``run_dir`` holds no such file (it was removed, as that refusal said to: the next call is not refused); else,
+    for a run that the next call would train (neither finished, diverged nor running) in a folder ``run_dir`` whose
+    lock file names a writer on another host (:func:`nclib.locks.other_host_lock`), the refusal that call meets
+    (naming the file to remove); else the error its provenance ``prov`` records, or None.  Used in
+    :ref:`ch-sweeps`."""
     error = manifest.get("errors", {}).get(name)
+    if (error and run_dir is not None and error.startswith(f"{RunLockedElsewhere.__name__}:")
+            and other_host_lock(run_dir) is None):
+        error = None  # the lock file that refused the last attempt is gone: the folder says what the run is now
     if error:  # the last attempt's error where the folder does not record it
         return ("failed" if status == "absent" else status), error
     if run_dir is not None and status not in ("finished", "diverged", "running"):

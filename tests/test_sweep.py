@@ -599,6 +599,43 @@ def test_the_table_reports_the_lock_of_another_host_as_the_refusal_the_next_call
     assert sweep.list_points(grid, TINY, out)["next"].tolist() == ["resume", "resume", "keep"]
 
 
+def test_a_task_refused_for_the_lock_of_another_host_is_no_error_once_the_lock_is_removed(tmp_path, capsys):
+    """The fault: a task resubmitted on another node was refused (RunLockedElsewhere), sweep.json kept that error,
+    and the table and the list of points gave it before they looked at the folder again: once the lock file it named
+    was removed, --summary-only still showed the error and exited 1 until the point was trained again.  A saved
+    refusal of that kind holds only while the folder still holds the lock file of another host: for a dead run
+    (seed-1) and for a finished one whose folder a task was refused (seed-2)."""
+    out = tmp_path / "out"
+    grid = {"seed": [0, 1, 2]}
+    args = ["--grid", "seed=0,1,2", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out)]
+    sweep.run_point(grid, TINY, out, 0)
+    sweep.run_point(grid, {**TINY, "max_train_s": 0}, out, 1)
+    sweep.run_point(grid, TINY, out, 2)
+    _kill(out / "seed-1")
+    for name in ("seed-1", "seed-2"):
+        (out / name / locks.LOCK).write_text(json.dumps({"pid": 4242, "host": "node-other"}) + "\n")
+    for i, status in ((1, "dead"), (2, "finished")):
+        refused = sweep.main([*args, "--point", str(i)])
+        assert refused["status"].tolist() == [status] and sweep.exit_status(refused) == 1
+        assert refused["error"][0].startswith("RunLockedElsewhere: ")
+    saved = json.loads((out / sweepmanifest.MANIFEST).read_text())["errors"]
+    assert sorted(saved) == ["seed-1", "seed-2"] and all(e.startswith("RunLockedElsewhere: ") for e in saved.values())
+    table = sweep.main(["--summary-only", "--out-dir", str(out)])
+    assert table["error"].notna().tolist() == [False, True, True] and sweep.exit_status(table) == 1
+    (out / "seed-1" / locks.LOCK).unlink()
+    table = sweep.main(["--summary-only", "--out-dir", str(out)])
+    listed = sweep.main([*args, "--list-points"])
+    assert table["error"].notna().tolist() == [False, False, True] and sweep.exit_status(table) == 1
+    assert listed["error"].tolist() == table["error"].tolist() and listed["next"].tolist()[:2] == ["keep", "resume"]
+    assert str(out / "seed-2" / locks.LOCK) in table["error"][2]
+    (out / "seed-2" / locks.LOCK).unlink()
+    table = sweep.main(["--summary-only", "--out-dir", str(out)])
+    capsys.readouterr()
+    assert table["status"].tolist() == ["finished", "dead", "finished"]
+    assert table["error"].isna().all() and sweep.exit_status(table) == 0
+    assert sweep.list_points(grid, TINY, out)["error"].isna().all()
+
+
 def test_a_sweep_with_nothing_to_train_clears_the_errors_its_folders_replaced(scheduler, tmp_path):
     """A run kept as finished while sweep.json still holds an error from an earlier sweep (a lock of another host,
     since removed, and the run finished by hand): the rerun trains nothing and writes the manifest without it."""
@@ -609,7 +646,9 @@ def test_a_sweep_with_nothing_to_train_clears_the_errors_its_folders_replaced(sc
     manifest = json.loads((out / sweepmanifest.MANIFEST).read_text())
     manifest["errors"] = {first["run_name"][0]: "RunLockedElsewhere: lock of pid 1 on host other"}
     (out / sweepmanifest.MANIFEST).write_text(json.dumps(manifest))
-    assert sweep.exit_status(sweep.summary(out)) == 1  # the stale error, as the table read it before the rerun
+    # the table reads no error (no lock file of another host is left), though sweep.json still holds it
+    assert sweep.exit_status(sweep.summary(out)) == 0
+    assert list(json.loads((out / sweepmanifest.MANIFEST).read_text())["errors"]) == [first["run_name"][0]]
     again = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
     assert again["error"].isna().all() and sweep.exit_status(again) == 0
     assert json.loads((out / sweepmanifest.MANIFEST).read_text())["errors"] == {}
