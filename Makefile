@@ -7,9 +7,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 JB_FLAGS := --builder html -W -n --keep-going
 
-.PHONY: setup browser book test nbval-notebooks nbval clean
+.PHONY: own-venv setup browser book test nbval-notebooks nbval clean
 
-$(STAMP): requirements.txt pyproject.toml
+# A .venv that is a link (to another checkout's environment, CONTRIBUTING.md "Checking your work") is refused before
+# anything is installed: requirements.txt ends in `-e .`, so installing it there would switch that environment's
+# nclib to this checkout, and the book built here would import the other checkout's nclib.
+own-venv:
+	@if [ -L $(VENV) ]; then echo "make: $(VENV) is a link to $$(readlink $(VENV)), another checkout's environment, which make would switch to this checkout's nclib (requirements.txt ends in -e .): remove the link for an environment of this checkout's own, or use the link without make, as CONTRIBUTING.md says" >&2; exit 1; fi
+
+$(STAMP): requirements.txt pyproject.toml | own-venv
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
