@@ -416,8 +416,18 @@ def _cut_splits(s: np.ndarray, kappa: np.ndarray, d: int) -> bool:
 
 
 def _mode_values(kappa, s, t, N, L):
-    """Per-mode minimal values (s - kappa)^2/(2N) + (L+1)/2 t of the reduced problem."""
-    return (s - kappa) ** 2 / (2 * N) + 0.5 * (L + 1) * t
+    """Per-mode values (kappa - s)^2/(2N) + (L+1)/2 t of the reduced problem at strengths ``s`` that are each 0 or a
+    stationary point of the mode's scalar problem (the closed forms' strengths; ``t`` of :func:`_mode_factors`).
+
+    The residual kappa - s is not taken as a difference: where s is within an ulp of kappa (tiny decays) the
+    difference is an ulp of kappa or 0, and its square, about 1e-33, swamps a true minimum near 1e-40.  It comes
+    from the stationarity of (s - kappa)^2/(2N) + (L+1)/2 t(s), t(s) = (lam_H lam_W1...lam_WL s^2)^(1/(L+1)):
+    (s - kappa)/N + t/s = 0, so kappa - s = N t / s, to the relative rounding of s and t (for L = 1 it is
+    N sqrt(lam_W lam_H), the soft threshold; for L >= 2 kappa / (1 + x^L) of Lemma A.2), at most kappa; kappa where
+    s = 0."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        residual = np.where(s > 0, np.minimum(N * t / np.where(s > 0, s, 1.0), kappa), kappa)
+    return residual ** 2 / N / 2 + 0.5 * (L + 1) * t
 
 
 def value_from_spectrum(kappa, N: int, lam_W, lam_H: float, L: int = 1) -> float:

@@ -315,6 +315,19 @@ def test_partial_minimum_ends():
         mino.partial_minimum(n, 1.0, 1.0, L, True, np.array([True, False, False]))
 
 
+def test_partial_minimum_at_a_tiny_decay_is_the_sum_of_the_scalar_minima():
+    """At decays of 1e-40 each kept mode's s is within an ulp of kappa; its value once took the fit term as
+    (s - kappa)^2/(2N), an ulp^2 of about 1e-33 against a minimum of 5.8e-40.  Against Theorem 4.3's
+    kappa^2/(2N) g(x^*) (statements.theorem43_value, which test_ufm checks against 50 digits), atol 0."""
+    from nclib import statements
+
+    n, lam, L = [4, 2, 1], 1e-40, 2
+    alive = mino.alive_at_minimum(n, lam, lam, L, False)
+    assert alive.all()
+    want = statements.theorem43_value(mino.problem_spectrum(n, False), sum(n), lam, lam, L)
+    np.testing.assert_allclose(mino.partial_minimum(n, lam, lam, L, False, alive), want, rtol=1e-12, atol=0)
+
+
 @pytest.mark.parametrize("L", [2, 3, 6])
 def test_a_nonzero_minimizer_outlives_the_collapse_decay_by_a_fixed_factor(L):
     """Lemma A.2's nonzero stationary point stays a local minimizer until a reaches the top of

@@ -9,7 +9,7 @@ from scipy import optimize
 import nclib.lemmas as lemmas
 import nclib.ufm as ufm
 from nclib import imbalance as imb
-from nclib import metrics, solvers
+from nclib import metrics, solvers, statements
 from nclib.imbalance import label_matrix, ybar
 
 CASES = [
@@ -552,3 +552,47 @@ def test_minimizer_global_mean_norm_by_hand_and_with_a_bias():
         args = dict(dict(n=[3, 2], lam_W=0.1, lam_H=0.1, L=1, bias=False), **bad)
         with pytest.raises(ValueError, match=f"^{name} must"):
             ufm.minimizer_global_mean_norm(**args)
+
+
+def _scalar_minima_mp(kappa, N, lam_W, lam_H, L):
+    """Per mode, min over x >= 0 of kappa^2/(2N) g(x) (Lemma A.2; the soft threshold for L = 1) in 50-digit
+    arithmetic, from the float arguments: g(0) = 1 against g at the largest stationary point, found in logs."""
+    import mpmath
+
+    with mpmath.workdps(50):
+        lam = [mpmath.mpf(v) for v in np.broadcast_to(lam_W, (L,))]
+        root = (N * mpmath.mpf(lam_H) * mpmath.fprod(lam)) ** (mpmath.mpf(1) / L)
+        out = []
+        for k in map(mpmath.mpf, kappa):
+            if k == 0:
+                out.append(0.0)
+                continue
+            a = L * N * root / k ** 2
+            if L == 1:  # g(x) = 1/(x + 1) + a x, convex: x^* = (a^(-1/2) - 1)_+
+                x = max(1 / mpmath.sqrt(a) - 1, 0)
+            else:  # the largest root of a = L x^(L-1) / (x^L + 1)^2, in logs
+                f = lambda u: (mpmath.log(L) + (L - 1) * u - 2 * mpmath.log(1 + mpmath.exp(L * u))  # noqa: E731
+                               - mpmath.log(a))
+                x = mpmath.exp(mpmath.findroot(f, mpmath.log(L / a) / (L + 1)))
+            out.append(float(k ** 2 / (2 * N) * min(1, 1 / (x ** L + 1) + a * x)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("n, lam, L, bias", [
+    ([4, 2, 1], 1e-40, 2, False),
+    ([3, 2], 1e-200, 4, False),
+    ([5, 3, 2], 1e-60, 3, True),
+    ([5, 3, 2], 1e-40, 1, True),
+    ([5, 3, 2], 1e-3, 2, True),
+])
+def test_minimum_value_at_tiny_decays_against_50_digits(n, lam, L, bias):
+    """minimum_value's docstring: decays of 1e-160 and down are taken through logarithms and the value stays right.
+    At tiny decays s is within an ulp of kappa, and (s - kappa)^2/(2N) once added an ulp^2/(2N), about 1e-33, that
+    swamped a minimum near lam (5.8e-40 for the first case): the fit term is now the residual kappa - s of the
+    scalar problem's stationarity, N t / s.  Against 50 digits, with global_minimizer's value and theorem43_value."""
+    kappa = ufm.problem_svd(n, bias)[1]
+    N = sum(n)
+    want = _scalar_minima_mp(kappa, N, lam, lam, L).sum()
+    got = [ufm.minimum_value(n, lam, lam, L=L, bias=bias), ufm.global_minimizer(n, lam, lam, L=L, bias=bias).value,
+           statements.theorem43_value(kappa, N, lam, lam, L)]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)  # atol 0: pytest.approx's 1e-12 would pass 1e-33
