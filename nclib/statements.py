@@ -94,12 +94,21 @@ def _log_a(kappa: float, N: int, lam: np.ndarray, lam_H: float, L: int, printed_
 def theorem43_sigma_squared(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool = False) -> np.ndarray:
     """sigma_k^2 = (N lam_H / c)^(1/L) x_k^* of Theorem 4.3 (:func:`theorem43_c`, :func:`theorem43_x_star`), one per
     singular value kappa_k of Y-bar: the squared singular values of W_1 at the global minimizer (hidden widths >= K),
-    0 for a collapsed mode; ``printed_a`` as in :func:`theorem43_x_star`.  Used in :ref:`ch-thm43` and
+    0 for a collapsed mode; ``printed_a`` as in :func:`theorem43_x_star`.  Where N lam_H / c or its product with
+    x_k^* leaves the normal floats (decays near 1e300 or 1e-300, c far from 1), sigma_k^2 comes from the logarithms of
+    the arguments, so that it is infinite only where it is beyond the float range.  Used in :ref:`ch-thm43` and
     :ref:`ch-errata-theory`.
     """
     x = theorem43_x_star(kappa, N, lam_W, lam_H, L, printed_a)
-    lam_H = _checks.positive_float(lam_H, "lam_H")
-    return (N * lam_H / theorem43_c(lam_W, L)) ** (1.0 / L) * x
+    _, N, lam, lam_H, L = ufm._mode_args(kappa, N, lam_W, lam_H, L)  # the arguments as theorem43_x_star checked them
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        inner = N * lam_H / theorem43_c(lam, L)
+        direct = inner ** (1.0 / L) * x
+        # log c = sum over j >= 2 of (log lam_W1 - log lam_Wj), as theorem43_c takes c
+        log_scale = (math.log(N) + math.log(lam_H) - float(np.sum(np.log(lam[0]) - np.log(lam[1:])))) / L
+        logs = np.exp(log_scale + np.log(np.where(x > 0, x, 1.0)))
+    ok = (inner >= _TINY) & np.isfinite(inner) & (direct >= _TINY) & np.isfinite(direct)
+    return np.where(x > 0, np.where(ok, direct, logs), 0.0)
 
 
 def theorem43_value(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool = False) -> float:
@@ -113,8 +122,10 @@ def theorem43_value(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool 
     a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, L) / (N if printed_a else 1)
     kappa, N, lam, lam_H, L = ufm._mode_args(kappa, N, lam_W, lam_H, L)
     alive = kappa > 0
-    # a_k x_k^* where a_k is below the normal floats but x_k^* > 0: in logarithms, as theorem43_x_star found x_k^*
-    ax = [ai * xi if ai >= _TINY or xi == 0 else math.exp(_log_a(k, N, lam, lam_H, L, printed_a) + math.log(xi))
+    # a_k x_k^* where a_k is below the normal floats but x_k^* > 0: in logarithms, as theorem43_x_star found x_k^*;
+    # 0 at x_k^* = 0, also where a_k overflowed to inf (a tiny kappa_k), which inf * 0 would make NaN
+    ax = [0.0 if xi == 0 else ai * xi if ai >= _TINY else math.exp(_log_a(k, N, lam, lam_H, L, printed_a)
+                                                                    + math.log(xi))
           for k, ai, xi in zip(kappa[alive], a[alive], x[alive])]
     with np.errstate(over="ignore"):  # x^L beyond the float range: 1/(x^L + 1) rounds to 0
         g = 1.0 / (x[alive] ** L + 1.0) + np.array(ax)

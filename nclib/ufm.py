@@ -211,16 +211,19 @@ def _gap(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np
     :func:`_mode_products`; for L >= 2 as kappa^2 (L-1)^((L-1)/L) (a - a_c) / a_c with a of :func:`lemma_a2_a` and
     a_c of :func:`nclib.lemmas.lemma_a2_critical_a`, the comparison :func:`nclib.lemmas.lemma_a2_minimizer` makes
     (the same quantity: a / a_c = L^2 N (N lam_H prod lam_W)^(1/L) / (kappa^2 (L-1)^((L-1)/L))), so the sign of a
-    float difference, exact, is the sign of the gap."""
+    float difference, exact, is the sign of the gap.  Where a / a_c overflows (a tiny kappa: a beyond 1e308 a_c) the
+    gap is L^2 N (N lam_H prod lam_W)^(1/L) itself, kappa^2 (L-1)^((L-1)/L) being below its rounding, and positive as
+    a >= a_c says; the product is taken as kappa^2 ((L-1)^((L-1)/L) (a - a_c) / a_c), so that only a gap beyond the
+    float range is infinite."""
     with np.errstate(over="ignore", invalid="ignore"):
         if L == 1:
             t = N * _sqrt_product(lam[0], lam_H)
             return (t - kappa) * (t + kappa)
         depth = float((L - 1) ** ((L - 1) / L))
         a_c = lemmas.lemma_a2_critical_a(L)
-        a = _a(kappa, N, lam, lam_H, L)
-        at_zero = L ** 2 * N * _decay_root(N, lam_H, lam, L)  # kappa = 0: the mode is never alive
-        return np.where(kappa ** 2 > 0, kappa ** 2 * depth * ((a - a_c) / a_c), at_zero)
+        ratio = (_a(kappa, N, lam, lam_H, L) - a_c) / a_c
+        first = float(L ** 2) * N * _decay_root(N, lam_H, lam, L)  # also the gap at kappa = 0, never alive
+        return np.where((kappa ** 2 > 0) & np.isfinite(ratio), kappa ** 2 * (depth * ratio), first)
 
 
 def _sqrt_product(lam_W: float, lam_H: float) -> float:

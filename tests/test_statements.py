@@ -119,6 +119,39 @@ def test_theorem43_sigma_squared_is_the_first_layer_at_the_global_minimizer(n, l
                                                                           rel=1e-12)
 
 
+@pytest.mark.parametrize("L, k, lam_W, lam_H", [(2, 1e100, [1e-5, 1e5], 1e300), (1, 111803.4, [1e-300], 1e308)])
+def test_theorem43_sigma_squared_where_n_lam_h_over_c_leaves_the_floats(L, k, lam_W, lam_H):
+    """N lam_H / c beyond the float range (1e311 for L = 2, where c = 1e-10; N lam_H = 1e309 for L = 1) with
+    sigma_k^2 itself a float: against (N lam_H / c)^(1/L) x_k^* in 50 digits and the first layer's balanced factor
+    t / lam_W1 (ufm._mode_factors), where it once read inf; a collapsed mode is 0, where inf * 0 once read NaN."""
+    import mpmath
+
+    kappa, N = [k, 0.0], 10
+    sig2 = statements.theorem43_sigma_squared(kappa, N, lam_W, lam_H, L)
+    x = statements.theorem43_x_star(kappa, N, lam_W, lam_H, L)
+    with mpmath.workdps(50):
+        lam = [mpmath.mpf(v) for v in lam_W]
+        c = lam[0] ** (L - 1) / mpmath.fprod(lam[1:])
+        want = float((N * mpmath.mpf(lam_H) / c) ** (mpmath.mpf(1) / L) * mpmath.mpf(x[0]))
+    np.testing.assert_allclose(sig2, [want, 0.0], rtol=1e-12, atol=0)
+    s = ufm.mode_strengths(kappa, N, lam_W, lam_H, L)
+    t = ufm._mode_factors(s, np.array(lam_W, dtype=float), lam_H)[0]
+    np.testing.assert_allclose(sig2, t / lam_W[0], rtol=1e-12, atol=0)
+    with np.errstate(all="raise"):  # a mode that collapses at decays of 1e308: 0, not inf * 0
+        assert statements.theorem43_sigma_squared([1.0], 6, 0.1, 1e308, 2).tolist() == [0.0]
+
+
+@pytest.mark.parametrize("L", [1, 2, 3])
+def test_theorem43_value_of_a_mode_whose_a_overflows_is_its_collapsed_value(L):
+    """kappa = 1e-100 at decays of 1e100: a_k overflows to inf and x_k^* = 0, and a_k x_k^* once read inf * 0 = NaN;
+    g(0) = 1, so the mode adds kappa^2 / (2N), as in ufm.value_from_spectrum."""
+    kappa, N = [1e-100, 1.0], 10
+    assert np.isinf(ufm.lemma_a2_a(kappa, N, 1e100, 1e100, L)[0])
+    value = statements.theorem43_value(kappa, N, 1e100, 1e100, L)
+    np.testing.assert_allclose(value, (1e-200 + 1.0) / (2 * N), rtol=1e-15, atol=0)
+    assert value == ufm.value_from_spectrum(kappa, N, 1e100, 1e100, L)
+
+
 def test_theorem43_x_star_at_one_layer_is_the_soft_threshold():
     n, lam_W, lam_H = [5, 3, 2], 0.01, 0.02
     _, kappa, _ = ufm.problem_svd(n)

@@ -114,6 +114,23 @@ def test_threshold_gap_is_the_theorems_quantity_not_only_its_sign(L):
     np.testing.assert_allclose(ufm.threshold_gap(kappa, N, lam_W, lam_H, L), typed, rtol=1e-12, atol=1e-12 * N)
 
 
+@pytest.mark.parametrize("L", [2, 3])
+def test_threshold_gap_where_a_overflows_is_the_theorems_finite_quantity(L):
+    """A tiny kappa with large decays puts a = L N (N lam_H prod lam_W)^(1/L) / kappa^2 beyond the float range; the
+    gap L^2 N (...)^(1/L) - kappa^2 (L-1)^((L-1)/L) is still a float (about 1.3e152 for L = 2): against 50 digits,
+    where it once read inf.  Its sign still says the mode is dead."""
+    import mpmath
+
+    kappa, N, lam = [1e-100, 1.0], 10, 1e100
+    assert np.isinf(ufm.lemma_a2_a(kappa, N, lam, lam, L)[0])
+    with mpmath.workdps(50):
+        first = L ** 2 * N * (N * mpmath.mpf(lam) ** (L + 1)) ** (mpmath.mpf(1) / L)
+        want = [float(first - mpmath.mpf(k) ** 2 * mpmath.mpf(L - 1) ** (mpmath.mpf(L - 1) / L)) for k in kappa]
+    gap = ufm.threshold_gap(kappa, N, lam, lam, L)
+    np.testing.assert_allclose(gap, want, rtol=1e-12, atol=0)
+    assert np.all(gap > 0) and not ufm.mode_strengths(kappa, N, lam, lam, L).any()
+
+
 @pytest.mark.parametrize("L", [1, 2, 3, 4, 5, 9])
 def test_strengths_and_threshold_gap_agree_at_the_thresholds(L):
     """A mode's strength is > 0 iff its threshold gap is < 0, also at decays placed on a threshold, where the two
