@@ -32,10 +32,27 @@ def _mixes_bools(a) -> bool:
     return any(isinstance(v, (bool, np.bool_)) or _mixes_bools(v) for v in items)
 
 
+#: The largest finite float64, about 1.8e308: a number beyond it is refused by name (:func:`positive_int`,
+#: :func:`nonneg_float`, :func:`positive_float`, :func:`matrix`, :func:`vector`, :func:`singular_values`), where
+#: ``float()`` or numpy would raise an OverflowError that names no argument.
+FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
+def _shown(value) -> str:
+    """``value`` as a refusal quotes it: its repr, or its number of digits for an integer beyond float64."""
+    if _is_integral(value) and abs(int(value)) > FLOAT_MAX:  # int > float compares exactly, without converting
+        return f"an integer of {len(str(abs(int(value))))} digits"
+    return repr(value)
+
+
 def positive_int(value, name: str) -> int:
-    """An integer >= 1 (``L``, ``d``, ``K``, an epoch count, ...)."""
+    """An integer >= 1 (``L``, ``d``, ``K``, ``N``, an epoch count, ...), at most :data:`FLOAT_MAX`: every such
+    count enters float arithmetic (N lam_H, L N, the depth (L-1)/L), where a larger Python int raises an
+    OverflowError."""
     if not _is_integral(value) or int(value) < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if int(value) > FLOAT_MAX:
+        raise ValueError(f"{name} must be at most {FLOAT_MAX:.3g} (a float64), got {_shown(value)}")
     return int(value)
 
 
@@ -89,21 +106,31 @@ def real_number(value) -> bool:
     return arr.ndim == 0 and (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating))
 
 
+def _real_float(value) -> float:
+    """A real number (:func:`real_number`) as a float: inf (with its sign) where it is beyond float64's range, which
+    ``float()`` refuses with an OverflowError (a Python int or Fraction of 10**400)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return np.inf if value > 0 else -np.inf
+
+
 def nonneg_float(value, name: str) -> float:
-    """A finite real number >= 0 (a weight decay); bools and text are refused, not read as numbers."""
+    """A finite real number >= 0 (a weight decay), at most :data:`FLOAT_MAX`; bools and text are refused, not read
+    as numbers."""
     if not real_number(value):
         raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    x = float(value)  # a real number: float() reads it
+    x = _real_float(value)
     if not np.isfinite(x) or x < 0:
-        raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+        raise ValueError(f"{name} must be a finite non-negative number, got {_shown(value)}")
     return x
 
 
 def positive_float(value, name: str) -> float:
-    """A finite real number > 0 (a learning rate, a decay that must not vanish); bools and text are refused, not read
-    as numbers, and 0 is refused with its own message."""
-    if not real_number(value) or not np.isfinite(float(value)) or float(value) < 0:
-        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    """A finite real number > 0 (a learning rate, a decay that must not vanish), at most :data:`FLOAT_MAX`; bools
+    and text are refused, not read as numbers, and 0 is refused with its own message."""
+    if not real_number(value) or not np.isfinite(_real_float(value)) or _real_float(value) < 0:
+        raise ValueError(f"{name} must be a finite positive number, got {_shown(value)}")
     x = float(value)
     if x == 0:
         raise ValueError(f"{name} must be strictly positive, got {value!r}")
@@ -119,8 +146,21 @@ def positive_normal_float(value, name: str) -> float:
     return x
 
 
+#: The deepest head whose per-layer decays :func:`layer_lambdas` lays out, a million layers.  Theorem 4.3 holds at
+#: every depth, but its closed forms take the decays as a list of L floats and each mode's strength as
+#: kappa x^L / (1 + x^L), with x the root of Lemma A.2 found to about 4 ulps
+#: (:func:`nclib.lemmas.lemma_a2_largest_root`): x^L carries L times that rounding, 9e-10 at a million layers.
+#: Deeper, float64 runs out of digits before memory runs out of room (at L = 10**12 the list alone would take 8 TB,
+#: and numpy raised a MemoryError naming no argument), so the bound is set there and a deeper L is refused by name.
+MAX_DEPTH = 10 ** 6
+
+
 def layer_lambdas(lam_W, L: int, name: str = "lam_W", positive: bool = True) -> np.ndarray:
-    """Per-layer weight decays lambda_W1..lambda_WL: one float for all layers, or exactly L floats."""
+    """Per-layer weight decays lambda_W1..lambda_WL: one float for all layers, or exactly L floats; ValueError
+    naming ``L`` for an L beyond :data:`MAX_DEPTH`, before anything is allocated."""
+    if L > MAX_DEPTH:
+        raise ValueError(f"L must be at most MAX_DEPTH = {MAX_DEPTH:,} layers (the depths whose closed forms keep "
+                         f"their digits in float64), got {L:,}")
     check = positive_float if positive else nonneg_float
     if np.ndim(lam_W) == 0:
         return np.full(L, check(lam_W, name))
@@ -131,6 +171,15 @@ def layer_lambdas(lam_W, L: int, name: str = "lam_W", positive: bool = True) -> 
     if len(values) != L:
         raise ValueError(f"{name} must be one number or a sequence of L={L} numbers, got {len(values)}")
     return np.array([check(v, f"{name}[{j}]") for j, v in enumerate(values)], dtype=np.float64)
+
+
+def _as_float64(raw: np.ndarray, name: str) -> np.ndarray:
+    """An array of real numbers as float64; ValueError naming ``name`` where one is beyond :data:`FLOAT_MAX` (a
+    Python int of 10**400 in an object array), which numpy's conversion refuses with an OverflowError."""
+    try:
+        return raw.astype(np.float64)
+    except OverflowError:
+        raise ValueError(f"{name} must be finite: a number beyond float64's range ({FLOAT_MAX:.3g})") from None
 
 
 def matrix(a, name: str, shape: Sequence[int | None] | None = None) -> np.ndarray:
@@ -147,7 +196,7 @@ def matrix(a, name: str, shape: Sequence[int | None] | None = None) -> np.ndarra
         raise ValueError(f"{name} must hold real numbers, got dtype {raw.dtype}")
     if _mixes_bools(a):
         raise ValueError(f"{name} must hold real numbers, not bools")
-    arr = raw.astype(np.float64)  # real numbers only, checked above
+    arr = _as_float64(raw, name)  # real numbers only, checked above
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {arr.shape}")
     if shape is not None:
@@ -172,7 +221,7 @@ def vector(a, name: str, size: int | None = None) -> np.ndarray:
             raise ValueError(f"{name} must hold real numbers (no text, bools or complex numbers)")
     elif not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)) or _mixes_bools(a):
         raise ValueError(f"{name} must hold real numbers (no text, bools or complex numbers), got dtype {raw.dtype}")
-    arr = raw.astype(np.float64)
+    arr = _as_float64(raw, name)
     if arr.ndim != 1 or (size is not None and arr.size != size):
         want = "1-D" if size is None else f"of length {size}"
         raise ValueError(f"{name} must be {want}, got shape {arr.shape}")
@@ -200,7 +249,7 @@ def singular_values(kappa, name: str = "kappa") -> np.ndarray:
     (sympy's Float, say) is read."""
     arr = np.atleast_1d(np.asarray(kappa))
     if arr.dtype == object:
-        arr = np.array([float(v) if real_number(v) else np.nan for v in arr.ravel()]).reshape(arr.shape)
+        arr = np.array([_real_float(v) if real_number(v) else np.nan for v in arr.ravel()]).reshape(arr.shape)
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)) or _mixes_bools(kappa):
         raise ValueError(f"{name} must hold real singular values, got dtype {arr.dtype}"
                          + (" with a bool among them" if _mixes_bools(kappa) else ""))

@@ -87,13 +87,11 @@ def lemma_a1_instance(K: int, N: int, singular_values, rng: np.random.Generator)
 # --------------------------------------------------------------------------------------------
 
 def _lemma_a2_depth(L) -> int:
-    """L checked for Lemma A.2: an integer >= 2 that a float64 holds (the functions compute with L as a float)."""
+    """L checked for Lemma A.2: an integer >= 2 that a float64 holds (the functions compute with L as a float;
+    :func:`nclib._checks.positive_int` refuses a larger one by name)."""
     L = _checks.positive_int(L, "L")
     if L < 2:
         raise ValueError(f"L must be >= 2 for Lemma A.2, got {L}")
-    if L > float(np.finfo(np.float64).max):  # a Python float: int > float compares exactly, without converting L
-        raise ValueError(f"L must be at most {np.finfo(np.float64).max:.3g} (a float64) for Lemma A.2, got an "
-                         f"integer of {len(str(L))} digits")
     return L
 
 

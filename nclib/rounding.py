@@ -38,6 +38,8 @@ def _finite(x) -> float:
         x = float(x)
     except (TypeError, ValueError):
         raise ValueError(f"x must be a finite number, got {x!r}") from None
+    except OverflowError:  # an int or Fraction beyond float64's range, 10**400
+        raise ValueError("x must be a finite number, got one beyond float64's range (1.8e+308)") from None
     if not math.isfinite(x):
         raise ValueError(f"x must be a finite number, got {x!r}")
     return x

@@ -129,4 +129,4 @@ def theorem43_value(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool 
           for k, ai, xi in zip(kappa[alive], a[alive], x[alive])]
     with np.errstate(over="ignore"):  # x^L beyond the float range: 1/(x^L + 1) rounds to 0
         g = 1.0 / (x[alive] ** L + 1.0) + np.array(ax)
-    return float(np.sum(kappa[alive] ** 2 / (2 * N) * g))
+    return float(np.sum(kappa[alive] ** 2 / N / 2 * g))  # / N / 2: 2 N may be an int beyond float64

@@ -177,8 +177,8 @@ def lemma_a2_a(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
 
 def _a(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
     """:func:`lemma_a2_a` of checked arguments."""
-    scale = L * N * _decay_root(N, lam_H, lam, L)
     with np.errstate(divide="ignore", over="ignore"):
+        scale = float(L) * N * _decay_root(N, lam_H, lam, L)  # float(L): L N beyond float64 is inf, not an error
         return np.where(kappa > 0, scale / np.where(kappa > 0, kappa, 1.0) ** 2, np.inf)
 
 

@@ -60,3 +60,39 @@ def test_matrix_refuses_a_wrong_shape_and_mentions_none_only_where_the_shape_has
         _checks.matrix(np.ones((2, 2)), "E", (4, None))
     assert "None = any" in str(free.value)
     assert _checks.matrix(np.ones((4, 7)), "E", (4, None)).shape == (4, 7)
+
+
+BIG = 10 ** 400  # a Python int beyond float64's range: float() raises OverflowError on it
+
+
+def test_numbers_beyond_float64_are_refused_by_name_not_as_an_overflow():
+    """A Python int of 10**400 once escaped the converters as an OverflowError naming no argument."""
+    for check in (_checks.nonneg_float, _checks.positive_float, _checks.positive_normal_float):
+        with pytest.raises(ValueError, match=r"^rate must be a finite (non-negative|positive) number, got an integer "
+                                             r"of 401 digits$"):
+            check(BIG, "rate")
+    with pytest.raises(ValueError, match=r"^rate must be a finite positive number"):
+        _checks.positive_float(-BIG, "rate")
+    for call, name in ((lambda: _checks.matrix([[BIG, 1]], "H"), "H"), (lambda: _checks.vector([1, BIG], "b"), "b")):
+        with pytest.raises(ValueError, match=rf"^{name} must be finite: a number beyond float64's range"):
+            call()
+    with pytest.raises(ValueError, match=r"^kappa must be a non-empty 1-D array of finite non-negative"):
+        _checks.singular_values([2.0, BIG])
+    with pytest.raises(ValueError, match=r"^N must be at most 1.8e\+308 \(a float64\), got an integer of 401 digits$"):
+        _checks.positive_int(BIG, "N")
+    # the largest float64 itself, and an int just inside the range, are still numbers
+    top = _checks.FLOAT_MAX
+    assert _checks.positive_float(top, "rate") == top and _checks.positive_int(10 ** 308, "N") == 10 ** 308
+    assert _checks.matrix([[10 ** 300]], "H")[0, 0] == 1e300
+
+
+def test_layer_lambdas_refuse_a_depth_beyond_max_depth_before_allocating():
+    """L = 10**12 once asked numpy for 7.3 TiB (MemoryError), L = 10**20 beyond its dimensions (a ValueError naming
+    no argument); both now name L, at any decays, and a million layers still get their list."""
+    assert _checks.MAX_DEPTH == 10 ** 6
+    for L in (_checks.MAX_DEPTH + 1, 10 ** 12, 10 ** 20):
+        for lam in (0.1, [0.1, 0.2]):
+            with pytest.raises(ValueError, match=r"^L must be at most MAX_DEPTH = 1,000,000 layers"):
+                _checks.layer_lambdas(lam, L)
+    lam = _checks.layer_lambdas(0.5, _checks.MAX_DEPTH)
+    assert lam.shape == (10 ** 6,) and np.all(lam == 0.5)

@@ -114,7 +114,7 @@ def test_lemma_a2_largest_root_near_the_top_of_the_right_hand_side(L):
 def test_lemma_a2_refuses_a_depth_beyond_float64():
     for call in (lambda: lemmas.lemma_a2_minimizer(0.5, 10 ** 400), lambda: lemmas.lemma_a2_critical_a(10 ** 400),
                  lambda: lemmas.lemma_a2_largest_root(0.5, 10 ** 400)):
-        with pytest.raises(ValueError, match=r"^L must be at most 1.8e\+308 \(a float64\) for Lemma A.2, "
+        with pytest.raises(ValueError, match=r"^L must be at most 1.8e\+308 \(a float64\), "
                                              r"got an integer of 401 digits"):
             call()
     assert lemmas.lemma_a2_critical_a(10 ** 300) == pytest.approx(1.0, rel=1e-15)  # one inside the range still works
@@ -128,6 +128,8 @@ def test_lemma_a2_refuses_a_depth_beyond_float64():
     (lambda: lemmas.nuclear_factorization(np.ones((2, 2)), 0.0), "alpha"),
     (lambda: lemmas.nuclear_factorization(np.ones((2, 2)), 1e-320), "alpha"),  # subnormal: digits lost
     (lambda: lemmas.nuclear_factorization(np.ones(3), 1.0), "Z"),
+    (lambda: lemmas.nuclear_factorization(np.eye(2), 10 ** 400), "alpha"),  # beyond float64: once an OverflowError
+    (lambda: lemmas.nuclear_variational_value(np.eye(2), np.eye(2), 10 ** 400), "alpha"),
     (lambda: lemmas.nuclear_variational_value(np.ones((2, 3)), np.ones((2, 3)), 1.0), "H"),  # inner dimensions differ
     (lambda: lemmas.nuclear_variational_value(np.ones((2, 3)), np.ones((3, 3)), 0.0), "alpha"),
     (lambda: lemmas.nuclear_variational_value(np.ones((2, 3)), np.ones((3, 3)), -1.0), "alpha"),

@@ -55,6 +55,10 @@ def test_refusals_name_the_argument():
     for bad in (True, "0.5"):  # not read as 1 and 0.5
         with pytest.raises(ValueError, match="x must be a finite"):
             written(bad)
+    for bad in (10 ** 400, -10 ** 400):  # beyond float64: once an OverflowError
+        for call in (written, round_up, at_most, lambda x: written_column([1.0, x])):
+            with pytest.raises(ValueError, match=r"^x must be a finite number, got one beyond float64's range"):
+                call(bad)
     for bad in ("1e-05", "1,00", "ten", "6.4 x 10^-7", ""):
         with pytest.raises(ValueError, match="text must be a number"):
             number(bad)

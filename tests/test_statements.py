@@ -152,6 +152,11 @@ def test_theorem43_value_of_a_mode_whose_a_overflows_is_its_collapsed_value(L):
     assert value == ufm.value_from_spectrum(kappa, N, 1e100, 1e100, L)
 
 
+def test_theorem43_c_refuses_a_depth_beyond_max_depth_by_name():
+    with pytest.raises(ValueError, match=r"^L must be at most MAX_DEPTH"):  # once a MemoryError (7.3 TiB)
+        statements.theorem43_c(0.1, 10 ** 12)
+
+
 def test_theorem43_x_star_at_one_layer_is_the_soft_threshold():
     n, lam_W, lam_H = [5, 3, 2], 0.01, 0.02
     _, kappa, _ = ufm.problem_svd(n)
@@ -233,6 +238,9 @@ def test_theorem43_where_a_underflows_or_l_over_a_overflows(L, printed_a):
     (dict(lam_H=0.0), "lam_H"),
     (dict(L=0), "L"),
     (dict(printed_a=1), "printed_a"),
+    (dict(N=10 ** 400), "N"),  # beyond float64: once an OverflowError
+    (dict(lam_H=10 ** 400), "lam_H"),
+    (dict(L=10 ** 7, lam_W=0.01), "L"),  # beyond MAX_DEPTH
 ])
 def test_theorem43_functions_refuse_bad_input_by_name(args, name):
     call = dict(kappa=[3.0, 1.0, 0.0], N=10, lam_W=[0.01, 0.02, 0.01], lam_H=0.01, L=3)

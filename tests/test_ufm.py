@@ -286,11 +286,32 @@ def test_mode_strengths_where_a_is_too_small_for_l_over_a(L):
     (lambda: ufm.global_minimizer([3, 2], 0.1, 0.0), "lam_H"),
     (lambda: ufm.global_minimizer([3, 2], 0.0, 0.1), "lam_W"),
     (lambda: ufm.structure([3, 2], [0.1, 0.0], 0.1, L=2), "lam_W[1]"),
+    # numbers beyond float64 (10**400), once an OverflowError, and depths beyond MAX_DEPTH, once a MemoryError
+    (lambda: ufm.minimum_value([3, 2], 10 ** 400, 0.1), "lam_W"),
+    (lambda: ufm.objective([np.eye(2)], np.ones((2, 5)), None, [3, 2], 0.1, 10 ** 400), "lam_H"),
+    (lambda: ufm.objective([np.eye(2)], [[10 ** 400] * 5, [0] * 5], None, [3, 2], 0.1, 0.1), "H"),
+    (lambda: ufm.mode_strengths([1.0], 10 ** 400, 0.1, 0.1, 2), "N"),
+    (lambda: ufm.mode_strengths([1.0], 6, 0.1, 0.1, 10 ** 400), "L"),
+    (lambda: ufm.from_reference_decay(1e-5, 1e-5, 10 ** 400), "K"),
+    (lambda: ufm.minimum_value([3, 2], 0.1, 0.1, L=10 ** 12), "L"),
+    (lambda: ufm.global_minimizer([3, 2], 0.1, 0.1, L=10 ** 7), "L"),
 ])
 
 def test_bad_input(call, name):
     with pytest.raises(ValueError, match=f"^{name.replace('[', '.').replace(']', '.')}"):
         call()
+
+
+@pytest.mark.parametrize("L", [1, 2, 3])
+def test_a_sample_count_near_the_top_of_float64_gives_numbers_not_an_overflow(L):
+    """N = 10**308, a float64: the closed forms once multiplied it by L or 2 as Python ints, beyond the float range,
+    and raised an OverflowError.  At such an N every mode collapses and the value is sum kappa^2 / (2N)."""
+    N, kappa = 10 ** 308, [1e150, 1.0, 0.0]
+    assert not ufm.mode_strengths(kappa, N, 0.1, 0.1, L).any()
+    assert np.all(ufm.threshold_gap(kappa, N, 0.1, 0.1, L)[:2] > 0)
+    want = (1e300 + 1.0) / 1e308 / 2
+    np.testing.assert_allclose(ufm.value_from_spectrum(kappa, N, 0.1, 0.1, L), want, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(statements.theorem43_value(kappa, N, 0.1, 0.1, L), want, rtol=1e-15, atol=0)
 
 
 def test_numbers_of_other_types_are_read_as_numbers():
