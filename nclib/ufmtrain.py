@@ -148,7 +148,8 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
 
     The hidden width ``d`` (default K) must be at least K: the closed form the run is set against (its ``minimum``,
     ``s_theory`` and so ``gap`` and ``alive_theory``) is that of widths >= K, and a narrower model, which carries at
-    most d modes, would read as a minority collapse; ValueError naming ``d`` for d < K.
+    most d modes, would read as a minority collapse; ValueError naming ``d`` for d < K.  ``seed`` and ``init_scale``
+    are refused by name when bad also with a ``start``, where they are unused.
     """
     n, lam, lam_H, L, bias, d = _check_width(*ufm._check_problem(n, lam_W, lam_H, L, bias, d))
     if bias and n.size == 1:
@@ -160,6 +161,8 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
     if final_lr_factor > 1:
         raise ValueError(f"final_lr_factor must be in (0, 1], got {final_lr_factor!r}")
     record_every = _checks.positive_int(record_every, "record_every")
+    init_scale = _checks.positive_float(init_scale, "init_scale")  # checked also with a start, where they are unused
+    seed = _checks.nonneg_int(seed, "seed")
     K, N = n.size, int(n.sum())
     if start is None:
         Ws, H, b = init_ufm(n, L, bias, d, init_scale, seed)

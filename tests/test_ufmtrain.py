@@ -174,6 +174,17 @@ def test_train_ufm_refusals(kwargs, name):
         ufmtrain.train_ufm(**args)
 
 
+@pytest.mark.parametrize("kwargs, name", [(dict(seed=-1), "seed"), (dict(init_scale=float("nan")), "init_scale"),
+                                           (dict(init_scale=0.0), "init_scale"), (dict(seed=1.5), "seed")])
+def test_train_ufm_refuses_a_bad_seed_or_init_scale_also_with_a_start(kwargs, name):
+    """seed and init_scale are unused with ``start``, and were once checked only by init_ufm, so that a bad value
+    ran silently; they are refused by name with or without a start."""
+    n = [3, 2]
+    start = ufmtrain.init_ufm(n, 1, True)
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        ufmtrain.train_ufm(n, 0.01, 0.01, steps=3, start=start, **kwargs)
+
+
 def test_refusals_by_name():
     with pytest.raises(ValueError, match="^d must be at least K=3"):
         ufmtrain.init_ufm([6, 4, 2], 2, d=2)
