@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import pathlib
 import re
 import socket
 import subprocess
@@ -89,6 +90,19 @@ def test_grid_expands_in_parameter_order_with_safe_unique_names():
     assert parse_fixed(["counts=[6,3,2]", "bias=false", "device=cpu", "lam_W=reference"]) == \
         {"counts": [6, 3, 2], "bias": False, "device": "cpu", "lam_W": "reference"}
 
+
+
+def test_absolute_data_path_expands_the_home_folder_and_leaves_other_values(tmp_path, monkeypatch):
+    """A data path as workers read it: ``~`` expanded (a worker's folder is not the shell's), a relative path made
+    absolute from this process's folder, None and other values as they are."""
+    from nclib.grid import absolute_data_path
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert absolute_data_path("~/x.npz") == os.path.expanduser("~/x.npz") == str(tmp_path / "home" / "x.npz")
+    assert absolute_data_path(pathlib.PurePath("~/d")) == str(tmp_path / "home" / "d")
+    assert absolute_data_path("data/x.npz") == str(tmp_path / "data" / "x.npz")
+    assert absolute_data_path(None) is None and absolute_data_path(3) == 3
 
 
 def test_run_names_write_booleans_and_none_as_the_grid_reads_them_and_hash_long_ones():
