@@ -356,7 +356,9 @@ def test_decays_whose_products_leave_the_normal_floats_go_through_logarithms():
                                rtol=1e-14)
     # L = 2: N lam_H lam_W1 lam_W2 = 10 * 1e-500 underflows; a = L N / kappa^2 sqrt(N) 1e-250
     a = ufm.lemma_a2_a([1e-120], 10, [1e-200, 1e-200], 1e-100, 2)[0]
-    assert a == pytest.approx(2 * 10 / 1e-240 * (np.sqrt(10) * 1e-250), rel=1e-14)
+    # abs=0: pytest.approx's default abs of 1e-12 passed anything within 1.6e-4 of this 6.3e-9; through exp of a
+    # logarithm near -574, eps |log| of rounding, about 1.3e-13 (6.1e-14 here)
+    assert a == pytest.approx(2 * 10 / 1e-240 * (np.sqrt(10) * 1e-250), rel=2e-13, abs=0)
     # L = 2, decays 1e-200: lam_H lam_W1 lam_W2 s^2 underflows in the balanced factors of each mode
     n = [5, 3, 2]
     st = ufm.structure(n, 1e-200, 1e-200, L=2)
