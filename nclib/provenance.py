@@ -18,6 +18,9 @@ from . import ROOT
 #: under results/, executed notebooks *.run.ipynb) and of the benchmarks (benchmarks/results/), which a run or a
 #: benchmark that regenerates them rewrites while it starts (``> benchmarks/results/x.txt`` empties the file first).
 OUTPUT_PATHSPECS = (":(exclude)results", ":(exclude,glob)**/*.run.ipynb", ":(exclude)benchmarks/results")
+#: The files whose rules say what :func:`git_state` counts as ignored: the checkout's own ignore lists, in each folder,
+#: and no user's (``core.excludesFile``, ``.git/info/exclude``).
+IGNORE_FILE = ".gitignore"
 
 
 def _output_folders(outputs, root) -> list[str]:
@@ -40,6 +43,15 @@ def _output_folders(outputs, root) -> list[str]:
     return list(dict.fromkeys(inside))
 
 
+def _git_env() -> dict:
+    """The environment git runs in for :func:`git_state`: this process's without any ``GIT_*`` variable, since
+    those redirect git to another repository, index or object store (``GIT_DIR``, ``GIT_WORK_TREE``,
+    ``GIT_INDEX_FILE``, ``GIT_COMMON_DIR``, ``GIT_OBJECT_DIRECTORY``, as a git hook sets some of them), change how
+    pathspecs match (``GIT_LITERAL_PATHSPECS``) or add settings (``GIT_CONFIG_*``): git reads the checkout at the
+    folder it runs in, and nothing else."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+
+
 def git_state(root=None, outputs=()) -> dict:
     """The commit of the checkout at ``root`` (default the repository's) and whether its code differs from it:
     ``git_commit``, ``git_dirty`` (files other than :data:`OUTPUT_PATHSPECS` and the output folders ``outputs``
@@ -47,17 +59,32 @@ def git_state(root=None, outputs=()) -> dict:
     ``git_dirty_paths`` (those files, the tracked ones first, at most 20) and ``git_diff_sha256`` (the sha256 of the
     tracked files' changes against the commit, ``git diff-index -p HEAD``, followed by each untracked file's name and
     contents; None when there is none), so that two calls can tell whether they ran from the same checkout; all
-    four None where git or the repository is missing.  Without untracked files the hash is that of the changes
-    alone, as it was before they counted.  ``outputs``: the call's output folders (a run's ``out_dir``), whose
-    files change while it runs; leaving them out changes the hash only where their files were counted as code.  An
-    output folder in which git tracks a file is not left out: a tracked file there is code, whose changes count."""
+    four None where git or the repository is missing, and where ``root`` is not the top folder of the repository
+    git finds there (a folder inside another checkout, or ignored by it, as a package installed into a virtual
+    environment in a checkout: the outer checkout's commit is not its code's).  Without untracked files the hash is
+    that of the changes alone, as it was before they counted.  ``outputs``: the call's output folders (a run's
+    ``out_dir``), whose files change while it runs; leaving them out changes the hash only where their files were
+    counted as code.  An output folder in which git tracks a file is not left out: a tracked file there is code,
+    whose changes count.
+
+    Only the checkout's own files decide: git runs without the ``GIT_*`` variables of the environment
+    (:func:`_git_env`), and what is ignored is what the checkout's ``.gitignore`` files say, not a user's own
+    ignore lists (``core.excludesFile``, ``.git/info/exclude``), so that a new code file one user's list hides is
+    code for every user.  An untracked folder holding a git repository of its own, which git names as one entry
+    (``vend/``), counts by the contents of every file that repository tracks or does not ignore
+    (:func:`_repository_sha256`); where those cannot be read the state is all None: git cannot say which code it
+    is."""
     root = ROOT if root is None else pathlib.Path(root)
     folders = _output_folders(outputs, root)
+    env = _git_env()
 
     def git(*args, text=True):
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=text, timeout=20)
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=text, timeout=20, env=env)
     none = {"git_commit": None, "git_dirty": None, "git_dirty_paths": None, "git_diff_sha256": None}
     try:
+        top = git("rev-parse", "--show-toplevel")
+        if top.returncode != 0 or pathlib.Path(top.stdout.strip()).resolve() != root.resolve():
+            return none  # root is no checkout of its own: inside another one, or no git repository at all
         commit = git("rev-parse", "HEAD")
         if commit.returncode != 0:
             return none
@@ -69,8 +96,10 @@ def git_state(root=None, outputs=()) -> dict:
             if not tracked.stdout:
                 specs.append(f":(exclude,literal){folder}")
         status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *specs)
-        # -z: each name as it is, never quoted; relative to root, as the status's names
-        others = git("ls-files", "-z", "--others", "--exclude-standard", "--", ".", *specs, text=False)
+        # -z: each name as it is, never quoted; relative to root, as the status's names; only the checkout's
+        # .gitignore files decide what is ignored (--exclude-standard would add each user's own lists)
+        others = git("ls-files", "-z", "--others", f"--exclude-per-directory={IGNORE_FILE}", "--", ".", *specs,
+                     text=False)
         if status.returncode != 0 or others.returncode != 0:
             return none
         paths = [line[3:] for line in status.stdout.splitlines() if line.strip()]
@@ -87,6 +116,12 @@ def git_state(root=None, outputs=()) -> dict:
                     return none
                 h.update(out.stdout)
             for name in untracked:
+                if name.endswith("/"):  # a repository of its own, which git does not look into
+                    digest = _repository_sha256(root / name, env)
+                    if digest is None:
+                        return none
+                    h.update(b"\0repository\0" + os.fsencode(name) + b"\0" + digest.encode())
+                    continue
                 h.update(b"\0untracked\0" + os.fsencode(name) + b"\0" + _file_sha256(root / name).encode())
             diff = h.hexdigest()
         dirty = paths + untracked
@@ -94,6 +129,32 @@ def git_state(root=None, outputs=()) -> dict:
                 "git_diff_sha256": diff}
     except (OSError, subprocess.SubprocessError):
         return none
+
+
+def _repository_sha256(folder: pathlib.Path, env: dict) -> str | None:
+    """The sha256 of the files of the git repository at ``folder`` (one nested in a checkout, untracked there) that it
+    tracks or does not ignore (its ``.gitignore`` files decide), each by name and contents, a repository nested in it
+    likewise: what an untracked nested repository adds to :func:`git_state`'s hash, whatever its commit.  None where
+    ``folder`` is not the top of a repository of its own or git cannot list its files (``env``: :func:`_git_env`'s)."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=folder, capture_output=True, timeout=20, env=env)
+    top = git("rev-parse", "--show-toplevel")
+    if top.returncode != 0 or pathlib.Path(os.fsdecode(top.stdout.strip())).resolve() != folder.resolve():
+        return None  # no repository of its own there (a submodule not checked out): git cannot list its files
+    listed = git("ls-files", "-z", "--cached", "--others", f"--exclude-per-directory={IGNORE_FILE}")
+    if listed.returncode != 0:
+        return None
+    h = hashlib.sha256()
+    for name in sorted(set(os.fsdecode(n) for n in listed.stdout.split(b"\0") if n)):
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():  # a repository nested in it, or a submodule
+            digest = _repository_sha256(path, env)
+            if digest is None:
+                return None
+            h.update(b"\0repository\0" + os.fsencode(name) + b"\0" + digest.encode())
+        else:
+            h.update(b"\0file\0" + os.fsencode(name) + b"\0" + _file_sha256(path).encode())
+    return h.hexdigest()
 
 
 def changed_files(then: dict, now: dict) -> str:

@@ -328,10 +328,10 @@ def _refuse_resume(run_dirs, plist, code) -> list[dict]:
                 raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started from commit {first[:10]} "
                                     f"with {then_text} and this checkout has {now_text}"
                                     f"{f' ({files})' if files else ''}: a run's checkout (its "
-                                    f"tracked files and the untracked ones git does not ignore, outside results/, "
-                                    f"benchmarks/results/, the executed notebooks and the run's out_dir) must not "
-                                    f"change between its calls (a file a job writes into it, such as its log, "
-                                    f"counts: write it elsewhere)", d)
+                                    f"tracked files and the untracked ones its .gitignore does not ignore, outside "
+                                    f"results/, benchmarks/results/, the executed notebooks and the run's out_dir) "
+                                    f"must not change between its calls (a file a job writes into it, such as its "
+                                    f"log, counts: write it elsewhere)", d)
         if on_cpu and prov.get("host_cpu") not in (None, code["host_cpu"]):
             # a CPU run's arithmetic is that of the kernels torch picks on its CPU (runs made before it was recorded
             # say nothing, and are not refused)

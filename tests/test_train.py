@@ -865,6 +865,105 @@ def test_the_checkouts_gitignore_leaves_out_a_batch_systems_logs(tmp_path):
     assert provenance.git_state(root)["git_dirty_paths"] == ["slurm.py"]
 
 
+
+def test_git_state_reads_the_checkout_at_root_and_no_other(tmp_path, monkeypatch):
+    """The fault: git ran with the environment's GIT_DIR, GIT_WORK_TREE or GIT_INDEX_FILE (a git hook sets them), so
+    git_state of one checkout recorded another repository's commit and changes; and a root inside another checkout
+    (a subfolder, or a package installed into an ignored virtual environment there) recorded the outer checkout's
+    commit as "clean".  Now those variables are left out, and a root that is not the top of its own repository has
+    no git state."""
+    root = _git_checkout(tmp_path / "repo")
+    other = _git_checkout(tmp_path / "other")
+    (other / "more.py").write_text("m = 1\n")
+    _git(other, "add", "more.py")
+    _git(other, "commit", "-q", "-m", "more")
+    (other / "code.py").write_text("x = 2\n")  # the other repository: another commit, and changed
+    own = provenance.git_state(root)
+    assert own["git_dirty"] is False and len(own["git_commit"]) == 40
+    for name, value in (("GIT_DIR", other / ".git"), ("GIT_WORK_TREE", other), ("GIT_INDEX_FILE", tmp_path / "none"),
+                        ("GIT_OBJECT_DIRECTORY", tmp_path / "no-objects"), ("GIT_LITERAL_PATHSPECS", "1")):
+        monkeypatch.setenv(name, str(value))
+        assert provenance.git_state(root) == own, name
+        assert provenance.code_state(root) == "clean", name
+        monkeypatch.delenv(name)
+    # inside another checkout: a subfolder, and an ignored folder holding a package (a virtual environment)
+    (root / ".gitignore").write_text(".venv\n")
+    _git(root, "add", ".gitignore")
+    _git(root, "commit", "-q", "-m", "ignore")
+    none = dict.fromkeys(("git_commit", "git_dirty", "git_dirty_paths", "git_diff_sha256"))
+    for inner in (root / "lib", root / ".venv" / "lib" / "site-packages"):
+        inner.mkdir(parents=True)
+        (inner / "mod.py").write_text("z = 1\n")
+        assert provenance.git_state(inner) == none, inner
+        assert provenance.code_state(inner) == "no git"
+    assert provenance.git_state(root)["git_dirty_paths"] == ["lib/mod.py"]
+
+
+def test_git_state_ignores_only_what_the_checkouts_gitignore_ignores(tmp_path, monkeypatch):
+    """The fault: untracked files were listed with git's --exclude-standard, which adds a user's own ignore lists
+    (core.excludesFile, .git/info/exclude): a new code file one of them hid was recorded clean.  Now only the
+    checkout's .gitignore files decide, so the same checkout gives the same state under any user's settings."""
+    root = _git_checkout(tmp_path / "repo")
+    (root / ".gitignore").write_text("*.log\n")
+    _git(root, "add", ".gitignore")
+    _git(root, "commit", "-q", "-m", "ignore")
+    home = tmp_path / "home"  # a user's own list, and the repository's list of its own
+    home.mkdir()
+    (home / "ignored-by-me").write_text("personal.py\n")
+    (home / ".gitconfig").write_text(f"[core]\n\texcludesFile = {home / 'ignored-by-me'}\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    (root / ".git" / "info").mkdir(exist_ok=True)
+    (root / ".git" / "info" / "exclude").write_text("local.py\n")
+    (root / "train.log").write_text("a log\n")  # ignored by the checkout's .gitignore
+    assert provenance.git_state(root)["git_dirty"] is False
+    for name in ("personal.py", "local.py"):
+        (root / name).write_text("y = 1\n")
+    state = provenance.git_state(root)
+    assert state["git_dirty"] is True and state["git_dirty_paths"] == ["local.py", "personal.py"]
+    (root / ".git" / "repo-ignore").write_text("config.py\n")  # the repository's setting, outside its tree
+    _git(root, "config", "core.excludesFile", str(root / ".git" / "repo-ignore"))
+    (root / "config.py").write_text("c = 1\n")
+    assert provenance.git_state(root)["git_dirty_paths"] == ["config.py", "local.py", "personal.py"]
+    assert provenance.code_state(root) == "config.py local.py personal.py"
+
+
+def test_git_state_counts_the_files_of_an_untracked_nested_repository(tmp_path):
+    """The fault: a git repository inside the checkout, untracked there, was one entry ``vend/`` whose contents
+    (a directory's) hashed as "unreadable", so its files could change between two calls with the same hash.  Now
+    every file that repository tracks or does not ignore counts by its contents, with or without a commit of its
+    own; what its .gitignore ignores does not."""
+    root = _git_checkout(tmp_path / "repo")
+    vend = _git_checkout(root / "vend")
+    (vend / ".gitignore").write_text("*.log\n")
+    (vend / "new.py").write_text("n = 1\n")  # untracked in vend, not ignored
+    state = provenance.git_state(root)
+    assert state["git_dirty"] is True and state["git_dirty_paths"] == ["vend/"]
+    first = state["git_diff_sha256"]
+    assert len(first) == 64 and provenance.git_state(root)["git_diff_sha256"] == first
+    (vend / "vend.log").write_text("ignored there\n")
+    assert provenance.git_state(root)["git_diff_sha256"] == first
+    seen = {first}
+    for name, text in (("code.py", "x = 2\n"), ("new.py", "n = 2\n"), ("more.py", "m = 1\n")):
+        before = (vend / name).read_text() if (vend / name).exists() else None
+        (vend / name).write_text(text)  # a tracked file, an untracked one, a new one: each another hash
+        now = provenance.git_state(root)["git_diff_sha256"]
+        assert now not in seen, name
+        seen.add(now)
+        if before is None:
+            (vend / name).unlink()
+        else:
+            (vend / name).write_text(before)
+    assert provenance.git_state(root)["git_diff_sha256"] == first
+    bare = root / "bare"  # a repository without a commit
+    bare.mkdir()
+    _git(bare, "init", "-q")
+    (bare / "b.py").write_text("b = 1\n")
+    one = provenance.git_state(root)
+    assert one["git_dirty_paths"] == ["bare/", "vend/"]
+    (bare / "b.py").write_text("b = 2\n")
+    assert provenance.git_state(root)["git_diff_sha256"] not in (None, one["git_diff_sha256"])
+
 def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
     """A letters-synthetic run started on letters rendered in the call resumes on the same letters read from a
     rendering saved ahead (data_path), and the other way round, ending as the uninterrupted run; the synthetic
