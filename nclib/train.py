@@ -280,7 +280,8 @@ def _refuse_resume(run_dirs, plist, code) -> list[dict]:
     either is loaded: each folder holds a stopped, dead or failed run (:data:`nclib.runs.RESUMABLE`) with a
     checkpoint; the run was started with the same parameters (but :data:`EXECUTION_KEYS`, and ``data_path`` for the
     letters stand-in, rendered or read from a rendering saved ahead), at the same commit with the same uncommitted
-    changes (none, or the same ``git diff``), and, on a CPU, on the same CPU model with torch's kernels there
+    changes (none, or the same ``git diff``; a run that recorded a commit is refused where this checkout's commit
+    cannot be read), and, on a CPU, on the same CPU model with torch's kernels there
     (``host_cpu``) and as many torch threads (``torch_threads``).  Refusals are :class:`ResumeRefused` naming the
     folder; nothing is written.  Returns each folder's provenance, as read here."""
     on_cpu = parameters.device_type(plist[0]["device"]) == "cpu"
@@ -311,7 +312,12 @@ def _refuse_resume(run_dirs, plist, code) -> list[dict]:
                                 f"({exc}); start it again with {setting_text('overwrite', True, without='--resume')}",
                                 d) from exc
         first = prov.get("git_commit")
-        if first is not None and code["git_commit"] is not None:
+        if first is not None and code["git_commit"] is None:  # a copy without git, say: its code cannot be compared
+            raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started at commit {first[:10]} "
+                                f"(git_commit) and this checkout's commit cannot be read (no git, or not the top of "
+                                f"a repository of its own), so its code cannot be compared: resume it in a checkout "
+                                f"of that commit", d)
+        if first is not None:
             if first != code["git_commit"]:
                 raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started at commit "
                                     f"{first[:10]} and this checkout is at {code['git_commit'][:10]}: a run's code "

@@ -1138,6 +1138,13 @@ def test_the_training_time_leaves_out_writing_the_checkpoints(tmp_path, monkeypa
 
 
 def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
+    """Each check of a resume refuses by name: other parameters, another commit, other uncommitted changes, a
+    checkout whose commit cannot be read (the fault: a run started at a known commit resumed from a copy without
+    git with any code), another device name, another torch version, another CPU or thread count, runs stopped at
+    different epochs; nothing refused is touched."""
+    import re
+
+    monkeypatch.setattr(provenance, "ROOT", _git_checkout(tmp_path / "repo"))  # a checkout whose commit is known
     with pytest.raises(ValueError, match="max_train_s"):
         train.check_params(**RESUME_KW, max_train_s=-1.0)
     with pytest.raises(ValueError, match="resume must be True or False"):
@@ -1147,39 +1154,48 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
     parts = train.run_many(RESUME_MEMBERS, out_dir=tmp_path, max_train_s=0, **RESUME_KW)
     with pytest.raises(train.ResumeRefused, match=r"run 'L1' .*started with other parameters: lr = 0.001, now 0.002"):
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **{**RESUME_KW, "lr": 2e-3})
+    first = json.loads((parts[0] / "provenance.json").read_text())
+    assert len(first["git_commit"]) == 40 and first["git_dirty"] is False
     real = provenance.git_state
     monkeypatch.setattr(provenance, "git_state", lambda **kw: {**real(**kw), "git_commit": "f" * 40})
-    if json.loads((parts[0] / "provenance.json").read_text())["git_commit"] is not None:
-        with pytest.raises(train.ResumeRefused, match="a run's code must not change"):
-            train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
-    monkeypatch.undo()
+    with pytest.raises(train.ResumeRefused, match="a run's code must not change"):
+        train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
+    # a checkout whose commit cannot be read (a copy without .git): its code cannot be compared
+    monkeypatch.setattr(provenance, "git_state", lambda **kw: dict.fromkeys(real(**kw)))
+    with pytest.raises(train.ResumeRefused, match=f"started at commit {first['git_commit'][:10]} \\(git_commit\\) and "
+                                                  f"this checkout's commit cannot be read"):
+        train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
     # the same commit with other uncommitted changes than the first call's is other code too
-    first = json.loads((parts[0] / "provenance.json").read_text())
-    if first["git_commit"] is not None:
-        other = "0" * 64 if first["git_diff_sha256"] != "0" * 64 else "1" * 64
-        monkeypatch.setattr(provenance, "git_state", lambda **kw: {**real(**kw), "git_commit": first["git_commit"],
-                                                                  "git_dirty": True, "git_diff_sha256": other})
-        with pytest.raises(train.ResumeRefused, match="with (no )?uncommitted changes and this checkout has"):
-            train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
-        monkeypatch.undo()
+    monkeypatch.setattr(provenance, "git_state", lambda **kw: {**real(**kw), "git_commit": first["git_commit"],
+                                                              "git_dirty": True, "git_diff_sha256": "0" * 64})
+    with pytest.raises(train.ResumeRefused, match="with no uncommitted changes and this checkout has"):
+        train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
+    monkeypatch.setattr(provenance, "git_state", real)
     prov_path = parts[0] / "provenance.json"
     saved = prov_path.read_text()
     prov_path.write_text(json.dumps({**json.loads(saved), "device_name": "NVIDIA H200"}))
     with pytest.raises(train.ResumeRefused, match="started on another device or torch: device_name 'NVIDIA H200', now"):
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
+    # another torch: its kernels (and fused Adam's) may compute otherwise
+    prov_path.write_text(json.dumps({**json.loads(saved), "versions": {**json.loads(saved)["versions"],
+                                                                       "torch": "1.0.0"}}))
+    with pytest.raises(train.ResumeRefused, match=re.escape(f"started on another device or torch: torch '1.0.0', now "
+                                                            f"{torch.__version__!r}")):
+        train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
     prov_path.write_text(saved)
     # a CPU run records its CPU and the kernels torch picks there; another CPU would not continue it exactly
     assert json.loads(saved)["host_cpu"] == provenance.cpu_name()
     assert json.loads(saved)["torch_threads"] == torch.get_num_threads()  # and how many threads its kernels used
-    monkeypatch.setattr(provenance, "cpu_name", lambda: "Another CPU (AVX512)")
-    with pytest.raises(train.ResumeRefused, match="started on another CPU: .*, now 'Another CPU \\(AVX512\\)'"):
-        train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
-    monkeypatch.undo()
+    with monkeypatch.context() as m:
+        m.setattr(provenance, "cpu_name", lambda: "Another CPU (AVX512)")
+        with pytest.raises(train.ResumeRefused, match="started on another CPU: .*, now 'Another CPU \\(AVX512\\)'"):
+            train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
     threads = json.loads(saved)["torch_threads"]  # the same CPU with its kernels split over other threads
-    monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
-    with pytest.raises(train.ResumeRefused, match=f"started with {threads} CPU threads for torch, now {threads + 1} "):
-        train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
-    monkeypatch.undo()
+    with monkeypatch.context() as m:
+        m.setattr(torch, "get_num_threads", lambda: threads + 1)
+        with pytest.raises(train.ResumeRefused, match=f"started with {threads} CPU threads for torch, now "
+                                                      f"{threads + 1} "):
+            train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
     # a run resumed alone moves on to the next metric epoch: the three no longer stop at the same epoch
     train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path, resume=True, max_train_s=0, **RESUME_KW)
     with pytest.raises(train.ResumeRefused, match=r"stopped at different epochs \[2, 4\]"):
