@@ -6,9 +6,10 @@ one imbalanced subset (:mod:`nclib.data`) and writes one run folder::
     params.json       every parameter, defaults filled in
     history.csv       one row per metric epoch (epoch 0 = the initialization)
     class_accuracy.csv  per metric epoch the training accuracy of each class (which classes a run misses)
-    provenance.json   git commit and dirty flag, package versions, device, precision, wall time, data sha256,
-                      command line, status ("running", "finished", "stopped", "diverged" or "failed"), and
-                      one segment per call that trained it (``max_train_s`` and ``resume``)
+    provenance.json   git commit and dirty flag (and the output folders left out of it), package versions,
+                      device, precision, wall time, data sha256, command line, status ("running", "finished",
+                      "stopped", "diverged" or "failed"), and one segment per call that trained it
+                      (``max_train_s`` and ``resume``)
     checkpoint.pt     while a run can be continued (stopped, and a failed or dead run that wrote one before):
                       what ``resume=True`` continues from, and beside it
                       checkpoint.pt.sha256 (its sha256, size and epoch, checked before it is read)
@@ -335,9 +336,9 @@ def _refuse_resume(run_dirs, plist, code) -> list[dict]:
                                     f"with {then_text} and this checkout has {now_text}"
                                     f"{f' ({files})' if files else ''}: a run's checkout (its "
                                     f"tracked files and the untracked ones its .gitignore does not ignore, outside "
-                                    f"results/, benchmarks/results/, the executed notebooks and the run's out_dir) "
-                                    f"must not change between its calls (a file a job writes into it, such as its "
-                                    f"log, counts: write it elsewhere)", d)
+                                    f"results/, benchmarks/results/, the executed notebooks and the out_dirs of "
+                                    f"this call and of the one that started it) must not change between its calls (a "
+                                    f"file a job writes into it, such as its log, counts: write it elsewhere)", d)
         if on_cpu and prov.get("host_cpu") not in (None, code["host_cpu"]):
             # a CPU run's arithmetic is that of the kernels torch picks on its CPU (runs made before it was recorded
             # say nothing, and are not refused)
@@ -399,6 +400,22 @@ def _resume_state(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
     return epochs_at[0], checkpoints
 
 
+def _first_outputs(run_dirs) -> list[pathlib.Path]:
+    """The output folders that the call that started the runs in ``run_dirs`` left out of its git state, as their
+    provenance records them (``git_output_folders``, relative to the checkout), so that a resume leaves them out too:
+    the folders of runs started together with a run resumed alone, which would otherwise count as new code.  Runs
+    made before it was recorded, and a provenance that cannot be read (refused later), add none."""
+    folders = []
+    for d in run_dirs:
+        try:
+            recorded = json.loads((d / "provenance.json").read_text()).get("git_output_folders")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(recorded, list):
+            folders += [provenance.ROOT / f for f in recorded if isinstance(f, str) and f]
+    return list(dict.fromkeys(folders))
+
+
 def _decays_note(given: dict, q: dict) -> str:
     """Where the decays of the run of checked parameters ``q`` come from (``given``: as the caller passed them), for
     its provenance.  A decay given as text is "reference" (:func:`check_params` refuses other text); any other value
@@ -427,10 +444,14 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     # one checkout and one environment for all the runs
     # the threads of torch's CPU kernels too: a CPU run's arithmetic may depend on how its reductions are split
-    # the runs' own folders (each out_dir, or the run folder where out_dir is the checkout itself) are output, not code
+    # the runs' own folders (each out_dir, or the run folder where out_dir is the checkout itself) are output, not code,
+    # and so are those of the call that started them (runs trained together may write into other out_dirs)
     outputs = [*dict.fromkeys(q["out_dir"] for q in plist), *run_dirs]
-    code = {**provenance.git_state(outputs=outputs), "versions": provenance.versions(),
-            "host_cpu": provenance.cpu_name(), "torch_threads": torch.get_num_threads()}
+    if p["resume"]:
+        outputs += _first_outputs(run_dirs)
+    code = {**provenance.git_state(outputs=outputs), "git_output_folders": provenance._output_folders(outputs, None),
+            "versions": provenance.versions(), "host_cpu": provenance.cpu_name(),
+            "torch_threads": torch.get_num_threads()}
     # the provenance's notes made before _engines clears the folders being overwritten
     decays = [_decays_note({**shared, **r}, q) for r, q in zip(runs, plist)]
     engines, checkpoints, start = _engines(plist, run_dirs, existing, code)

@@ -809,6 +809,34 @@ def test_a_run_inside_the_checkout_stops_and_resumes_and_code_changes_are_refuse
         np.testing.assert_array_equal(whole[col], ended[col], err_msg=col)
 
 
+
+def test_runs_started_together_in_two_out_dirs_inside_the_checkout_resume_alone(tmp_path, monkeypatch):
+    """The fault: runs trained together may differ in out_dir; resumed alone (as a refusal of runs in different
+    states advises), a run counted the other run's folder, inside the checkout, as new code and was refused
+    ("changed now and not then: outB/b/...").  The first call records the output folders it left out
+    (git_output_folders), and a resume leaves them out too; code changes are still refused."""
+    root = _git_checkout(tmp_path / "repo")
+    monkeypatch.setattr(provenance, "ROOT", root)
+    monkeypatch.chdir(root)
+    members = [dict(L=1, run_name="a", out_dir="outA"), dict(L=3, run_name="b", out_dir="outB")]
+    a, b = train.run_many(members, max_train_s=0, **RESUME_KW)
+    for folder in (a, b):
+        prov = json.loads((folder / "provenance.json").read_text())
+        assert prov["git_dirty"] is False and prov["git_output_folders"] == ["outA", "outB", "outA/a", "outB/b"]
+    (root / "new.py").write_text("y = 1\n")  # a new code file: refused still
+    with pytest.raises(train.ResumeRefused, match="changed now and not then: new.py"):
+        train.run_many(members[:1], resume=True, max_train_s=0, **RESUME_KW)
+    (root / "new.py").unlink()
+    train.run_many(members[:1], resume=True, max_train_s=0, **RESUME_KW)  # a alone: outB/b is the first call's
+    assert train.load_history(a)["epoch"].tolist() == [0, 2, 4] and _status(a) == "stopped"
+    train.run_many(members[1:], resume=True, **RESUME_KW)  # b alone, with a's folder changed since
+    train.run_many(members[:1], resume=True, **RESUME_KW)
+    assert _status(a) == _status(b) == "finished"
+    whole = train.run_many([{**m, "out_dir": tmp_path / "whole" / m["out_dir"]} for m in members], **RESUME_KW)
+    for part, alone in zip((a, b), whole):
+        for col in train.REPRODUCIBLE_COLUMNS:
+            np.testing.assert_array_equal(train.load_history(alone)[col], train.load_history(part)[col])
+
 def test_a_refused_resume_names_the_files_whose_changes_differ(tmp_path, monkeypatch):
     """The fault: a batch system's logs written into the checkout (slurm-%A_%a.out, not ignored) are uncommitted
     changes; at the next submission a new or grown log refused every stopped run without saying which files
