@@ -219,8 +219,19 @@ class RunLock:
         self.record, self.pid = record or {}, os.getpid()  # what the lock file says of this process
 
     def release(self) -> None:
-        """Remove the lock file and give the lock back; a folder the lock created and nothing filled is removed."""
+        """Remove the lock file and give the lock back; a folder the lock created and nothing filled is removed.  In a
+        process forked from the holder (the lock's ``pid`` is not this process's) only this process's copy of the
+        descriptor is closed: the lock stays the holder's, with its file and folder, since removing the file would
+        let a second writer take a new lock while the holder still writes."""
         if self.fd is None:
+            return
+        if self.pid != os.getpid():  # a fork's copy: the flock is the holder's, and close() does not give it back
+            with _GUARD:
+                key = os.path.realpath(self.run_dir)
+                if _HELD.get(key) is self:
+                    del _HELD[key]
+                os.close(self.fd)
+                self.fd = None
             return
         with _GUARD:  # out of the registry as the flock goes, no other thread of this process in between
             try:

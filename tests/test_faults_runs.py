@@ -454,6 +454,34 @@ def test_the_holder_of_a_lock_answers_from_it_without_opening_its_file_again(tmp
     assert locks.lock_owner(folder) is None and not (folder / locks.LOCK).exists()
 
 
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_leaving_the_lock_leaves_it_to_its_holder(tmp_path):
+    """The fault: a process forked while its parent held a run folder's lock (a worker pool, a subprocess made by
+    fork) released it on leaving the with block: it removed the lock file, and the folder the lock made, while the
+    parent still held the flock on the removed file, so a second writer took a new lock beside the parent's.  The
+    child now only closes its copy of the descriptor; the lock, its file and its folder stay the holder's."""
+    folder = tmp_path / "new"  # made by the lock: the holder removes it on release, the child must not
+    other = ("import sys\nfrom nclib import locks\ntry:\n    locks.lock_run(sys.argv[1], retry_s=0)\n"
+             "except locks.RunFolderBusy:\n    sys.exit(3)\n")
+    with locks.lock_run(folder, retry_s=0) as lock:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork in a process with threads (torch's)
+            pid = os.fork()
+        if pid == 0:  # the child: leaves the with block as a forked worker would, then tells what it left
+            code = 1
+            try:
+                lock.release()
+                code = 0 if lock.fd is None and (folder / locks.LOCK).is_file() else 2
+            finally:
+                os._exit(code)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        assert (folder / locks.LOCK).is_file() and locks.lock_owner(folder)["pid"] == os.getpid()
+        second = subprocess.run([sys.executable, "-c", other, str(folder)], env=ENV, capture_output=True,
+                                text=True, timeout=120)
+        assert second.returncode == 3, second.stderr  # refused: the parent holds the lock still
+    assert not folder.exists()  # the holder's release removed the file and the folder it made
+
 def test_a_writer_waiting_for_a_lock_takes_it_when_its_holder_removed_the_folder(tmp_path, monkeypatch):
     """The fault: a writer that made a run folder removes it, empty, when it gives its lock back; a second writer
     waiting for that lock (retry_s) then opened the lock file in a folder that was gone: FileNotFoundError instead of
