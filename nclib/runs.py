@@ -185,8 +185,10 @@ def atomic_write_text(path, text: str) -> None:
 def load_history(run_dir) -> dict[str, np.ndarray]:
     """The metric history of a run folder as {column: array} (epoch as int64, the rest float64): the curves of
     Figures 1-4 (:ref:`ch-train`).  Every column of :data:`HISTORY_COLUMNS` must be there, except one of
-    :data:`ADDED_COLUMNS`, which is NaN throughout for a run made before it existed; ValueError otherwise."""
-    path = pathlib.Path(run_dir) / "history.csv"
+    :data:`ADDED_COLUMNS`, which is NaN throughout for a run made before it existed; ValueError otherwise, and
+    for a ``run_dir`` that is empty or no path (:func:`nclib.locks.run_folder_path`)."""
+    run_dir = run_folder_path(run_dir)
+    path = run_dir / "history.csv"
     if not path.is_file():
         raise ValueError(f"run_dir {str(run_dir)!r} has no history.csv")
     with open(path) as f:
@@ -237,16 +239,18 @@ def load_class_accuracy(run_dir) -> dict | None:
     made before it was recorded) (:ref:`ch-fig1` to :ref:`ch-fig4`).  A file without the header ``epoch, class_0,
     ...`` or without rows, a row with another number of values than its header has columns, and a value that is
     not a number are refused with a ValueError naming ``run_dir``, the row and the column, as
-    :func:`load_history` does."""
-    path = pathlib.Path(run_dir) / CLASS_ACCURACY
+    :func:`load_history` does (and a ``run_dir`` that is empty or no path)."""
+    run_dir = run_folder_path(run_dir)
+    path = run_dir / CLASS_ACCURACY
     if not path.is_file():
         return None
     with open(path) as f:
         rows = list(csv.reader(f))
     header, body = (rows[0], rows[1:]) if rows else ([], [])
-    if len(header) < 2 or header[0] != "epoch" or not body:
-        raise ValueError(f"run_dir {str(run_dir)!r}: {CLASS_ACCURACY} has no header 'epoch, class_0, ...' or no "
-                         f"rows")
+    classes = [f"class_{k}" for k in range(len(header) - 1)]
+    if len(header) < 2 or header[0] != "epoch" or header[1:] != classes or not body:
+        raise ValueError(f"run_dir {str(run_dir)!r}: {CLASS_ACCURACY} has no header 'epoch, class_0, ...' (it has "
+                         f"{', '.join(header[:4]) or 'none'}{', ...' if len(header) > 4 else ''}) or no rows")
     for i, r in enumerate(body):
         if len(r) != len(header):
             raise ValueError(f"run_dir {str(run_dir)!r}: {CLASS_ACCURACY} row {i + 1} has {len(r)} values, its "
@@ -262,8 +266,9 @@ def load_class_accuracy(run_dir) -> dict | None:
 def load_run(run_dir) -> tuple[dict, dict, dict]:
     """(params, history, provenance) of a run folder written by :func:`run` (:ref:`ch-train`); ValueError naming
     ``run_dir`` when one of its three files is missing, and naming the file when ``params.json`` or
-    ``provenance.json`` is not a JSON object (damaged, cut short)."""
-    run_dir = pathlib.Path(run_dir)
+    ``provenance.json`` is not a JSON object (damaged, cut short), and naming ``run_dir`` for an empty path or
+    anything but a path (:func:`nclib.locks.run_folder_path`)."""
+    run_dir = run_folder_path(run_dir)
     missing = [name for name in ("params.json", "history.csv", "provenance.json") if not (run_dir / name).is_file()]
     if missing:
         raise ValueError(f"run_dir {str(run_dir)!r} is not a run folder of nclib.train.run: no {', '.join(missing)}")
@@ -360,9 +365,11 @@ def json_values(params) -> dict:
 
 def read_params(run_dir) -> dict | None:
     """The ``params.json`` of ``run_dir`` as recorded, or None where it is missing, unreadable or not a dict (the
-    record that :func:`differing_params` compares)."""
+    record that :func:`differing_params` compares).  ValueError naming ``run_dir`` for an empty path or anything but
+    a path (:func:`nclib.locks.run_folder_path`)."""
+    run_dir = run_folder_path(run_dir)
     try:
-        saved = json.loads((pathlib.Path(run_dir) / "params.json").read_text())
+        saved = json.loads((run_dir / "params.json").read_text())
     except (OSError, ValueError):
         return None
     return saved if isinstance(saved, dict) else None
@@ -378,8 +385,11 @@ def differing_params(run_dir, want, saved=False) -> dict:
     ``data_path`` spelled otherwise (relative or absolute) but naming the same existing file is the same.
     A parameter that a readable ``params.json`` lacks reads as its default (:data:`nclib.parameters.DEFAULTS`): it
     was added to the engine after the run was made, with a default that keeps the behaviour from before it
-    (``CONTRIBUTING.md``), so an older run folder still holds the run its parameters describe."""
+    (``CONTRIBUTING.md``), so an older run folder still holds the run its parameters describe.  ValueError naming
+    ``run_dir`` for an empty path or anything but a path (:func:`nclib.locks.run_folder_path`)."""
     from .parameters import DEFAULTS  # here: nclib.parameters imports this module
+
+    run_dir = run_folder_path(run_dir)
 
     if saved is False:
         saved = read_params(run_dir)
@@ -404,9 +414,11 @@ def same_file(a, b) -> bool:
 
 def recorded_device_type(run_dir) -> str | None:
     """The kind of device ("cpu" or "cuda") the run in ``run_dir`` was trained on, from its provenance (the device
-    it resolved, never "auto"); None where the folder records none."""
+    it resolved, never "auto"); None where the folder records none.  ValueError naming ``run_dir`` for an empty path
+    or anything but a path (:func:`nclib.locks.run_folder_path`)."""
+    run_dir = run_folder_path(run_dir)
     try:
-        device = json.loads((pathlib.Path(run_dir) / "provenance.json").read_text()).get("device")
+        device = json.loads((run_dir / "provenance.json").read_text()).get("device")
     except (OSError, ValueError, AttributeError):
         return None
     return str(device).split(":")[0] if device else None
@@ -536,8 +548,9 @@ def commit_checkpoint(run_dir, epoch: int) -> None:
     record is on disk before the rename), rename it, fsync the folder.  The record
     is the commit point: a crash before it leaves the previous checkpoint and its record; one between the record
     and the rename leaves the new checkpoint complete under its temporary name, which :func:`settle_checkpoint`
-    puts in place.  A checkpoint is never read as another (:func:`verify_checkpoint`)."""
-    run_dir = pathlib.Path(run_dir)
+    puts in place.  A checkpoint is never read as another (:func:`verify_checkpoint`).  ValueError naming ``run_dir``
+    for an empty path or anything but a path (:func:`nclib.locks.run_folder_path`)."""
+    run_dir = run_folder_path(run_dir)
     tmp = run_dir / (CHECKPOINT + ".tmp")
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
@@ -566,8 +579,9 @@ def has_checkpoint(run_dir) -> bool:
     crash cut off (:func:`settle_checkpoint` puts it in place), beside the run's ``provenance.json``.  A checkpoint
     without that provenance is none: a run writes its provenance before any checkpoint, so only a clear cut off
     part-way (:func:`clear_run_folder` deletes the provenance first) leaves one, of a run being replaced, which a
-    resume refuses.  Reads only; safe while another process writes."""
-    run_dir = pathlib.Path(run_dir)
+    resume refuses.  Reads only; safe while another process writes.  ValueError naming ``run_dir`` for an empty path
+    or anything but a path (:func:`nclib.locks.run_folder_path`)."""
+    run_dir = run_folder_path(run_dir)
     if not (run_dir / "provenance.json").is_file():
         return False
     return _recorded_tmp(run_dir) or (run_dir / CHECKPOINT).is_file()  # in this order: a rename between is seen
@@ -578,8 +592,9 @@ def settle_checkpoint(run_dir) -> bool:
     its rename (:func:`commit_checkpoint`) is completed: a ``checkpoint.pt.tmp`` that holds exactly the bytes
     :data:`CHECKSUM` records is the newest checkpoint, and is renamed into place.  Any other ``checkpoint.pt.tmp``
     (its writing cut off before the record) is left alone; the resumed run deletes it.  Renames a file: call it
-    only while holding the folder's lock (:func:`nclib.locks.lock_run`), as :func:`verify_checkpoint` is called."""
-    run_dir = pathlib.Path(run_dir)
+    only while holding the folder's lock (:func:`nclib.locks.lock_run`), as :func:`verify_checkpoint` is called.
+    ValueError naming ``run_dir`` for an empty path or anything but a path (:func:`nclib.locks.run_folder_path`)."""
+    run_dir = run_folder_path(run_dir)
     tmp, path = run_dir / (CHECKPOINT + ".tmp"), run_dir / CHECKPOINT
     if _recorded_tmp(run_dir):
         os.replace(tmp, path)
@@ -588,8 +603,9 @@ def settle_checkpoint(run_dir) -> bool:
 
 
 def no_checkpoint(run_dir) -> ResumeRefused:
-    """The refusal of ``resume=True`` for a run folder without a checkpoint (:func:`has_checkpoint`)."""
-    run_dir = pathlib.Path(run_dir)
+    """The refusal of ``resume=True`` for a run folder without a checkpoint (:func:`has_checkpoint`); ValueError
+    naming ``run_dir`` for an empty path or anything but a path (:func:`nclib.locks.run_folder_path`)."""
+    run_dir = run_folder_path(run_dir)
     if not (run_dir / "provenance.json").is_file() and any(
             (run_dir / name).is_file() for name in (CHECKPOINT, CHECKPOINT + ".tmp")):
         return ResumeRefused(f"run folder {str(run_dir)!r} cannot be resumed: its {CHECKPOINT} has no provenance.json "
@@ -604,8 +620,9 @@ def verify_checkpoint(run_dir) -> dict:
     folder's lock) once the file is found to hold exactly the bytes its writer recorded; :class:`ResumeRefused`
     when there is no checkpoint, and :class:`CheckpointDamaged` naming the file when it differs from its record
     (truncated, corrupted, no checksum beside it), since a damaged checkpoint can load and resume a different run
-    (:ref:`ch-engine`)."""
-    run_dir = pathlib.Path(run_dir)
+    (:ref:`ch-engine`).  ValueError naming ``run_dir`` for an empty path or anything but a path
+    (:func:`nclib.locks.run_folder_path`)."""
+    run_dir = run_folder_path(run_dir)
     path, record_path = run_dir / CHECKPOINT, run_dir / CHECKSUM
     if not settle_checkpoint(run_dir):
         raise no_checkpoint(run_dir)

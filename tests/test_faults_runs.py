@@ -933,7 +933,11 @@ def test_a_damaged_class_accuracy_or_record_is_refused_naming_its_folder_or_file
     good = path.read_text()
     lines = good.splitlines()
     head, last = lines[:-1], lines[-1]
+    assert lines[0].startswith("epoch,class_0,class_1,")
+    wrong = lines[0].replace("class_1", "nc1", 1)  # a column that is no class: the fault, read as a class
+    swapped = lines[0].replace("class_0,class_1", "class_1,class_0", 1)  # the classes out of their order
     for text in ("", lines[0] + "\n", "epoch\n0\n",  # no rows; no class column
+                 "\n".join([wrong] + lines[1:]) + "\n", "\n".join([swapped] + lines[1:]) + "\n",
                  "\n".join(head + [last.rsplit(",", 1)[0]]) + "\n",  # a row cut short
                  "\n".join(head + [last + ",0.5"]) + "\n",  # a row run on
                  "\n".join(head + [last.rsplit(",", 1)[0] + ",abc"]) + "\n"):  # a value that is no number
@@ -1012,7 +1016,12 @@ def test_one_path_one_device_or_one_dict_for_many_run_folders_is_refused_by_name
         with pytest.raises(ValueError, match="^params"):
             runs.plan_runs(folders, params=bad)
     assert runs.plan_runs(folders, params=[params, None], devices=("cpu", None)) == "skip"
-    for call in (locks.lock_run, locks.lock_owner, runs.recorded_status, runs.run_status, runs.clear_run_folder):
+    readers = (runs.load_history, runs.load_run, runs.load_class_accuracy, runs.read_params, runs.has_checkpoint,
+               runs.settle_checkpoint, runs.verify_checkpoint, runs.no_checkpoint, runs.recorded_device_type,
+               lambda d: runs.differing_params(d, {"epochs": 5}), lambda d: runs.device_difference(d, "cpu"),
+               lambda d: runs.commit_checkpoint(d, 5))
+    for call in (locks.lock_run, locks.lock_owner, runs.recorded_status, runs.run_status, runs.clear_run_folder,
+                 *readers):  # the readers too: load_history("") read ./history.csv, load_history(None) TypeError
         for bad in ("", None, 3):
             with pytest.raises(ValueError, match="^run_dir"):
                 call(bad)
