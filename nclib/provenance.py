@@ -82,8 +82,8 @@ def git_state(root=None, outputs=()) -> dict:
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=text, timeout=20, env=env)
     none = {"git_commit": None, "git_dirty": None, "git_dirty_paths": None, "git_diff_sha256": None}
     try:
-        top = git("rev-parse", "--show-toplevel")
-        if top.returncode != 0 or pathlib.Path(top.stdout.strip()).resolve() != root.resolve():
+        top = git("rev-parse", "--show-toplevel", text=False)  # a path: its bytes as they are
+        if top.returncode != 0 or pathlib.Path(os.fsdecode(top.stdout.rstrip(b"\n"))).resolve() != root.resolve():
             return none  # root is no checkout of its own: inside another one, or no git repository at all
         commit = git("rev-parse", "HEAD")
         if commit.returncode != 0:
@@ -139,7 +139,7 @@ def _repository_sha256(folder: pathlib.Path, env: dict) -> str | None:
     def git(*args):
         return subprocess.run(["git", *args], cwd=folder, capture_output=True, timeout=20, env=env)
     top = git("rev-parse", "--show-toplevel")
-    if top.returncode != 0 or pathlib.Path(os.fsdecode(top.stdout.strip())).resolve() != folder.resolve():
+    if top.returncode != 0 or pathlib.Path(os.fsdecode(top.stdout.rstrip(b"\n"))).resolve() != folder.resolve():
         return None  # no repository of its own there (a submodule not checked out): git cannot list its files
     listed = git("ls-files", "-z", "--cached", "--others", f"--exclude-per-directory={IGNORE_FILE}")
     if listed.returncode != 0:

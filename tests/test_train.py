@@ -925,6 +925,9 @@ def test_git_state_reads_the_checkout_at_root_and_no_other(tmp_path, monkeypatch
         assert provenance.git_state(inner) == none, inner
         assert provenance.code_state(inner) == "no git"
     assert provenance.git_state(root)["git_dirty_paths"] == ["lib/mod.py"]
+    odd = _git_checkout(tmp_path / os.fsdecode(b"caf\xe9"))  # a folder name that is no UTF-8: read as it is
+    state = provenance.git_state(odd)
+    assert state["git_dirty"] is False and len(state["git_commit"]) == 40
 
 
 def test_git_state_ignores_only_what_the_checkouts_gitignore_ignores(tmp_path, monkeypatch):
