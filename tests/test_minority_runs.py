@@ -1,6 +1,8 @@
-"""scripts/minority_runs.py, the UFM sweep of chapter ch-minority: on a grid of two depths and one decay, its table
-has the columns of the committed tables the chapter reads, each row is train_ufm's run at the row's settings, and
-the provenance beside the table names the commit and the CPU; with --like it trains the runs of a table again."""
+"""scripts/minority_runs.py, the runs of chapter ch-minority.  The UFM sweep on a grid of two depths and two decays:
+its table has the columns of the committed tables the chapter reads, every column of each row is train_ufm's run
+(and minimizer_class_accuracy) at the row's settings, and the provenance beside the table names the commit and the
+CPU; with --like it trains the runs of a table again, with and without a bias.  The MLP sweeps at a toy size: one
+sweep per head depth, each run nclib.train.run at the script's settings."""
 from __future__ import annotations
 
 import csv
@@ -23,9 +25,33 @@ minority_runs = _script("minority_runs")
 COMMITTED = nclib.ROOT / "results" / "minority"
 
 
+def _assert_row_is_the_run(row: dict, n) -> None:
+    """Every column of a row of a UFM table, as the script wrote it, against train_ufm and minimizer_class_accuracy
+    at the row's settings (bias, L, decay, seed), computed here: the same machine, so to the last bit."""
+    bias, L, lam, seed = {"True": True, "False": False}[row["bias"]], int(row["L"]), float(row["lam"]), int(row["seed"])
+    run = ufmtrain.train_ufm(n, lam, lam, L=L, bias=bias, steps=minority_runs.UFM_STEPS, lr=minority_runs.UFM_LR,
+                             seed=seed)
+    theory = mino.minimizer_class_accuracy(n, lam, lam, L=L, bias=bias)
+    exact = {"profile": "cifar10", "bias": bias, "L": L, "lam": lam, "seed": seed, "init_scale": 1.0,
+             "steps": minority_runs.UFM_STEPS, "lr": minority_runs.UFM_LR, "value": run.value,
+             "minimum": run.minimum, "gap": run.gap, "modes_alive": int(run.alive.sum()),
+             "modes_theory": int(run.alive_theory.sum()), "classes_correct": int((run.class_acc == 1).sum()),
+             "classes_theory": int((theory == 1).sum()), "at_origin": run.at_origin}
+    six_digits = {"s": run.s, "s_theory": run.s_theory, "class_acc": run.class_acc}
+    assert list(row) == list(ufmtrain.UFM_FIELDS) and set(row) == set(exact) | set(six_digits)
+    for column, want in exact.items():  # floats as their repr, to the last bit
+        assert row[column] == (repr(float(want)) if isinstance(want, float) else str(want)), column
+    for column, want in six_digits.items():  # 6 significant digits; a zero written as 0
+        np.testing.assert_allclose(np.array(row[column].split(), float), want, rtol=1e-5, atol=0, err_msg=column)
+
+
 def test_the_ufm_sweep_on_a_small_grid(tmp_path, monkeypatch):
+    """Two depths and two decays: half the largest collapse decay, where the global minimizer has collapsed modes
+    and training with L = 2 ends at a partial collapse (the run's modes and classes differ from the minimizer's), and
+    1.5 times it, where the minimizer is the origin and every class ties (a tie read as an arg-max would count one
+    class correct).  Every column of every row is the run's at the row's settings."""
     monkeypatch.setattr(minority_runs, "UFM_LS", (1, 2))
-    monkeypatch.setattr(minority_runs, "UFM_RELATIVE", np.array([0.5]))
+    monkeypatch.setattr(minority_runs, "UFM_RELATIVE", np.array([0.5, 1.5]))
     assert minority_runs.main(["ufm", "--profile", "cifar10", "--out", str(tmp_path)]) == 0
     with open(tmp_path / "ufm-cifar10.csv", newline="") as f:
         header = next(csv.reader(f))
@@ -34,23 +60,19 @@ def test_the_ufm_sweep_on_a_small_grid(tmp_path, monkeypatch):
             assert next(csv.reader(f)) == header == list(ufmtrain.UFM_FIELDS)
     with open(tmp_path / "ufm-cifar10.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    # with a bias: L = 1 with seed 0, L = 2 with seeds 0, 1, 2; without: one seed each
-    assert [(r["bias"], r["L"], r["seed"]) for r in rows] == [
-        ("True", "1", "0"), ("True", "2", "0"), ("True", "2", "1"), ("True", "2", "2"), ("False", "1", "0"),
-        ("False", "2", "0")]
+    # with a bias: L = 1 with seed 0, L = 2 with seeds 0, 1, 2; without: one seed each; each at both decays
+    plan = [(bias, L, rel, seed) for bias in (True, False) for L in (1, 2) for rel in (0.5, 1.5)
+            for seed in ((0, 1, 2) if bias and L == 2 else (0,))]
+    assert [(r["bias"], r["L"], r["seed"]) for r in rows] == [(str(b), str(L), str(s)) for b, L, _, s in plan]
     n = imb.class_counts(imb.PROFILES["cifar10"]) // 10
-    for r in rows:
-        bias, L, lam = r["bias"] == "True", int(r["L"]), float(r["lam"])
-        np.testing.assert_allclose(lam / mino.mode_thresholds(n, L, bias)["lam"].max(), 0.5, rtol=1e-15)
-        assert float(r["minimum"]) == ufm.minimum_value(n, lam, lam, L=L, bias=bias)
-    # a row is train_ufm's run at its settings, to the last bit (the same machine)
-    r = rows[2]
-    run = ufmtrain.train_ufm(n, float(r["lam"]), float(r["lam"]), L=2, bias=True, steps=int(r["steps"]),
-                             lr=float(r["lr"]), seed=int(r["seed"]))
-    assert float(r["value"]) == run.value and float(r["gap"]) == run.gap
-    assert int(r["modes_alive"]) == run.alive.sum() and int(r["modes_theory"]) == run.alive_theory.sum()
-    assert int(r["classes_correct"]) == (run.class_acc == 1).sum() and r["at_origin"] == str(run.at_origin)
-    np.testing.assert_allclose(np.array(r["s"].split(), float), run.s, rtol=1e-5, atol=0)  # 6 digits
+    for r, (bias, L, rel, _) in zip(rows, plan):
+        lam = float(np.float64(rel) * mino.mode_thresholds(n, L, bias)["lam"].max())
+        assert float(r["lam"]) == lam and float(r["minimum"]) == ufm.minimum_value(n, lam, lam, L=L, bias=bias)
+        _assert_row_is_the_run(r, n)
+    # the grid holds what tells the columns apart: runs whose modes, classes and strengths are not the global
+    # minimizer's, and classes that tie at the minimizer
+    assert any(r["classes_correct"] != r["classes_theory"] for r in rows)
+    assert any(r["s"] != r["s_theory"] for r in rows) and any(r["at_origin"] == "True" for r in rows)
     made = json.loads((tmp_path / "ufm-cifar10.provenance.json").read_text())
     assert made["rows"] == len(rows) and made["profile"] == "cifar10"
     assert made["git_commit"] == provenance.git_state()["git_commit"]
@@ -61,13 +83,14 @@ def test_the_ufm_sweep_on_a_small_grid(tmp_path, monkeypatch):
 
 
 def test_like_trains_the_runs_of_a_table_again(tmp_path):
-    """--like: the rows of a committed table (two L = 1 runs, at the global minimum on any CPU), their decays to the
-    last bit; a table of other settings is refused by name."""
+    """--like: rows of a committed table (three L = 1 runs, at the global minimum on any CPU, two with a bias and
+    one without), their decays to the last bit; a table of other settings is refused by name."""
     with open(COMMITTED / "ufm-cifar10.csv", newline="") as f:
         lines = f.read().splitlines()
-    assert lines[1].split(",")[2] == "1" and lines[2].split(",")[2] == "1"  # L = 1
+    assert lines[1].startswith("cifar10,True,1,") and lines[2].startswith("cifar10,True,1,")
+    assert lines[82].startswith("cifar10,False,1,")
     like = tmp_path / "like.csv"
-    like.write_text("\n".join(lines[:3]) + "\n")
+    like.write_text("\n".join(lines[:3] + [lines[82]]) + "\n")
     out = tmp_path / "out"
     assert minority_runs.main(["ufm", "--profile", "cifar10", "--like", str(like), "--out", str(out)]) == 0
     with open(like, newline="") as f:
@@ -76,10 +99,13 @@ def test_like_trains_the_runs_of_a_table_again(tmp_path):
         again = list(csv.DictReader(f))
     assert [(r["bias"], r["L"], r["lam"], r["seed"]) for r in again] == [(r["bias"], r["L"], r["lam"], r["seed"])
                                                                           for r in before]
+    assert [r["bias"] for r in again] == ["True", "True", "False"]
+    n = imb.class_counts(imb.PROFILES["cifar10"]) // 10
     for a, b in zip(before, again):
         np.testing.assert_allclose(float(b["value"]), float(a["value"]), rtol=1e-13)
         assert (a["modes_theory"], a["classes_correct"], a["classes_theory"]) == (
             b["modes_theory"], b["classes_correct"], b["classes_theory"])
+        _assert_row_is_the_run(b, n)
     assert json.loads((out / "ufm-cifar10.provenance.json").read_text())["like"] == str(like)
     other = tmp_path / "other.csv"
     for setting, changed in ((",4000,", ",3000,"), (",4000,0.05,", ",4000,0.01,"), (",1.0,4000,", ",2.0,4000,")):
@@ -110,3 +136,44 @@ def test_an_existing_table_is_refused_unless_overwrite(tmp_path, monkeypatch):
     assert len(trained) == 2  # one seed with a bias and one without, at L = 1
     with open(table, newline="") as f:
         assert len(list(csv.DictReader(f))) == 2
+
+
+def test_the_mlp_sweeps_at_a_toy_size(tmp_path, monkeypatch, capsys):
+    """run_mlp at a toy size (3 epochs, width 16, one decay per head depth, the module's settings otherwise):
+    one sweep per L with lam_H tied to lam_W, into one folder; each run is nclib.train.run at the sweep's settings,
+    on the CIFAR-10 profile divided by 10."""
+    import torch
+
+    from nclib import runs, sweep, train
+    from test_gpu_scripts import fake_cifar
+
+    monkeypatch.setitem(minority_runs.MLP, "epochs", 3)
+    monkeypatch.setitem(minority_runs.MLP, "width", 16)
+    monkeypatch.setitem(minority_runs.MLP, "lr_milestones", (2,))
+    monkeypatch.setitem(minority_runs.MLP, "metric_every", 1)
+    monkeypatch.setattr(minority_runs, "MLP_DECAYS", {1: np.array([0.012345]), 3: np.array([0.02])})
+    data_path = str(fake_cifar(tmp_path / "cifar.npz"))
+    out = tmp_path / "mlp-cifar10"
+    minority_runs.run_mlp(out, data_path, workers=1)
+    assert "L = 1:" in capsys.readouterr().out
+    table = sweep.summary(out)
+    assert table["run_name"].tolist() == ["L-1_lam_W-0.01235", "L-3_lam_W-0.02"]  # 4 significant digits
+    assert (table["status"] == "finished").all()
+    assert minority_runs.mlp_counts() == [10, 10, 20, 20, 30, 30, 40, 40, 50, 50]
+    for name, L, lam in (("L-1_lam_W-0.01235", 1, 0.01235), ("L-3_lam_W-0.02", 3, 0.02)):
+        params = runs.load_run(out / name)[0]
+        assert (params["L"], params["lam_W"], params["lam_H"]) == (L, lam, lam)
+        assert list(params["counts"]) == minority_runs.mlp_counts() and params["epochs"] == 3
+        assert params["width"] == 16 and params["depth"] == 6 and params["bias"] is True
+    # the L = 3 run is nclib.train.run at those settings, epoch for epoch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a worker of the sweep's cluster trains (one thread)
+    try:
+        alone = train.run(**{**minority_runs.MLP, "data_path": data_path, "counts": minority_runs.mlp_counts(), "L": 3,
+                             "lam_W": 0.02, "lam_H": 0.02, "out_dir": str(tmp_path / "alone"),
+                             "run_name": "L-3_lam_W-0.02", "progress": False})
+    finally:
+        torch.set_num_threads(before)
+    swept = runs.load_run(out / "L-3_lam_W-0.02")[1]["objective"]
+    assert len(swept) == 4  # epochs 0 to 3
+    np.testing.assert_array_equal(runs.load_run(alone)[1]["objective"], swept)
