@@ -8,9 +8,10 @@ the strength of each mode in the run (:func:`mode_values`) beside its strength a
 alive (:func:`nclib.minority.alive_modes`) and the accuracy of each class.  :data:`AT_MINIMUM_GAP` is the book's
 reading of such a run: at the global minimum, or at another critical point of Lemma A.2
 (:func:`nclib.minority.partial_minimum`).  :func:`read_ufm_table` reads the tables of such runs that
-``scripts/minority_runs.py`` writes (:data:`UFM_FIELDS`).  The closed form itself (the collapse decays, the classes a
-global minimizer still separates, the other critical points) is :mod:`nclib.minority`'s, which imports nothing of
-this module.
+``scripts/minority_runs.py`` writes (:data:`UFM_FIELDS`, then :data:`UFM_HISTORY_FIELDS`, a summary of the
+objective's history, in a table made since they were added).  The closed form itself (the collapse decays, the
+classes a global minimizer still separates, the other critical points) is :mod:`nclib.minority`'s, which imports
+nothing of this module.
 """
 from __future__ import annotations
 
@@ -214,11 +215,20 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
 
 #: The columns of a table of UFM runs, ``ufm-PROFILE.csv`` (results/minority/README.md says what each holds), one
 #: row per run of :func:`train_ufm`, as ``scripts/minority_runs.py`` writes them and :func:`read_ufm_table` reads them.
+#: The committed tables of :ref:`ch-minority` have these columns only; a table the script writes now has
+#: :data:`UFM_HISTORY_FIELDS` after them.
 UFM_FIELDS = ("profile", "bias", "L", "lam", "seed", "init_scale", "steps", "lr", "value", "minimum", "gap",
               "modes_alive", "modes_theory", "classes_correct", "classes_theory", "at_origin", "s", "s_theory",
               "class_acc")
-_UFM_INTS = ("L", "seed", "steps", "modes_alive", "modes_theory", "classes_correct", "classes_theory")
-_UFM_FLOATS = ("lam", "init_scale", "lr", "value", "minimum", "gap")
+#: The columns after :data:`UFM_FIELDS` in a table that ``scripts/minority_runs.py`` writes now: a summary of the
+#: run's objective (4.3) recorded at every step (:attr:`UFMRun.history` with ``record_every=1``, the values after
+#: 0, 1, ..., ``steps`` Adam steps): ``best_value``, the lowest of them, and ``best_step``, the first step at it;
+#: ``largest_rise``, the largest ratio of the value at a step to the lowest value up to that step (1.0 for an
+#: objective that never rose), and ``rise_step``, the first step at it.
+UFM_HISTORY_FIELDS = ("best_value", "best_step", "largest_rise", "rise_step")
+_UFM_INTS = ("L", "seed", "steps", "modes_alive", "modes_theory", "classes_correct", "classes_theory", "best_step",
+             "rise_step")
+_UFM_FLOATS = ("lam", "init_scale", "lr", "value", "minimum", "gap", "best_value", "largest_rise")
 _UFM_FLAGS = ("bias", "at_origin")
 _UFM_VECTORS = ("s", "s_theory", "class_acc")
 
@@ -246,30 +256,34 @@ def _ufm_value(column: str, text: str):
 
 
 def read_ufm_table(path) -> list[dict]:
-    """The rows of a table of UFM runs (:data:`UFM_FIELDS`; objective (4.3) trained by :func:`train_ufm` and set
-    against the closed form of Theorems 4.1-4.3), typed: ``profile`` a str; ``bias`` and ``at_origin`` bools;
-    ``L``, ``seed``, ``steps`` and the counts of modes and classes ints; ``lam``, ``init_scale``, ``lr``, ``value``,
-    ``minimum`` and ``gap`` floats to the last bit (the script writes each as its repr, which Python's float, correctly
-    rounded, gives back); ``s``, ``s_theory`` and ``class_acc`` float64 arrays of one entry per mode or class (the
-    space-separated 6 significant digits written).  Used in :ref:`ch-minority`, in :ref:`ch-fig3` and :ref:`ch-fig4`
-    (through :func:`nclib.figures.analysis.trained_ufm_at_minimum`) and by ``scripts/minority_runs.py`` (``--like``).
-    ValueError naming ``path`` for a header other than :data:`UFM_FIELDS`, a value that is not of its
-    column's type (a float not written as its repr, a flag other than True or False), or strengths and accuracies
-    of different or zero lengths."""
+    """The rows of a table of UFM runs (:data:`UFM_FIELDS`, and :data:`UFM_HISTORY_FIELDS` in a table that has them;
+    objective (4.3) trained by :func:`train_ufm` and set against the closed form of Theorems 4.1-4.3), typed:
+    ``profile`` a str; ``bias`` and ``at_origin`` bools; ``L``, ``seed``, ``steps``, the counts of modes and classes,
+    ``best_step`` and ``rise_step`` ints; ``lam``, ``init_scale``, ``lr``, ``value``, ``minimum``, ``gap``,
+    ``best_value`` and ``largest_rise`` floats to the last bit (the script writes each as its repr, which Python's
+    float, correctly rounded, gives back); ``s``, ``s_theory`` and ``class_acc`` float64 arrays of one entry per mode
+    or class (the space-separated 6 significant digits written).  A row of a table without the history columns (the
+    committed tables of :ref:`ch-minority`) has no such keys.  Used in :ref:`ch-minority`, in :ref:`ch-fig3` and
+    :ref:`ch-fig4` (through :func:`nclib.figures.analysis.trained_ufm_at_minimum`) and by
+    ``scripts/minority_runs.py`` (``--like``).  ValueError naming ``path`` for a header other than these two, a value
+    that is not of its column's type (a float not written as its repr, a flag other than True or False), strengths
+    and accuracies of different or zero lengths, or a history summary that no history gives (a step outside 0 ..
+    ``steps``, a rise below 1, a lowest value above the last)."""
     path = pathlib.Path(path)
     with open(path, newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
-        if header is None or tuple(header) != UFM_FIELDS:
-            raise ValueError(f"path: {path} has the columns {header}, not those of a UFM table {list(UFM_FIELDS)}")
+        if header is None or tuple(header) not in (UFM_FIELDS, UFM_FIELDS + UFM_HISTORY_FIELDS):
+            raise ValueError(f"path: {path} has the columns {header}, not those of a UFM table {list(UFM_FIELDS)} "
+                             f"(followed by {list(UFM_HISTORY_FIELDS)} in a table with the history's summary)")
         lines = list(reader)
     rows = []
     for i, line in enumerate(lines, start=2):
-        if len(line) != len(UFM_FIELDS):
-            raise ValueError(f"path: {path}, line {i}, has {len(line)} values, not {len(UFM_FIELDS)}")
-        text = dict(zip(UFM_FIELDS, line))
+        if len(line) != len(header):
+            raise ValueError(f"path: {path}, line {i}, has {len(line)} values, not {len(header)}")
+        text = dict(zip(header, line))
         row = {"profile": text["profile"]}
-        for c in UFM_FIELDS[1:]:
+        for c in header[1:]:
             row[c] = _ufm_value(c, text[c])
             if row[c] is None:
                 raise ValueError(f"path: {path}, line {i}: {c} = {text[c]!r} is not {_ufm_kind(c)}")
@@ -277,5 +291,16 @@ def read_ufm_table(path) -> list[dict]:
         if len(sizes) != 1 or 0 in sizes:
             raise ValueError(f"path: {path}, line {i}: s, s_theory and class_acc must have one value per mode or "
                              f"class, all as many, got {[row[c].size for c in _UFM_VECTORS]}")
+        if len(header) > len(UFM_FIELDS):
+            for c in ("best_step", "rise_step"):
+                if not 0 <= row[c] <= row["steps"]:
+                    raise ValueError(f"path: {path}, line {i}: {c} = {row[c]} is not a step from 0 to steps = "
+                                     f"{row['steps']}")
+            if not row["largest_rise"] >= 1:
+                raise ValueError(f"path: {path}, line {i}: largest_rise = {row['largest_rise']!r} is below 1, the "
+                                 f"ratio of a value to itself")
+            if not row["best_value"] <= row["value"]:
+                raise ValueError(f"path: {path}, line {i}: best_value = {row['best_value']!r} is above the last "
+                                 f"value, value = {row['value']!r}")
         rows.append(row)
     return rows

@@ -91,6 +91,22 @@ def test_history_holds_every_record_every_th_value_and_the_final_one():
     assert ufmtrain.train_ufm(n, lam, lam, steps=8, record_every=4, start=start).history.shape == (3,)  # 0, 4, end
 
 
+def test_recording_every_step_leaves_the_run_as_it_is():
+    """The cadence of the history changes nothing of the run, to the last bit (the objective is computed at every
+    step for its gradient): the end point and value of a deep run with a bias at any record_every, and the history
+    at a cadence is every k-th value of the history at every step, then the last."""
+    n, lam = [5, 3, 2, 1], 0.003
+    runs = {k: ufmtrain.train_ufm(n, lam, lam, L=3, bias=True, steps=300, lr=0.05, seed=2, record_every=k)
+            for k in (1, 7, 100)}
+    every = runs[1].history
+    assert every.size == 301
+    for k, r in runs.items():
+        for mine, ref in zip([*r.Ws, r.H, r.b], [*runs[1].Ws, runs[1].H, runs[1].b]):
+            np.testing.assert_array_equal(mine, ref)
+        assert r.value == runs[1].value == every[-1]
+        np.testing.assert_array_equal(r.history, np.r_[every[:-1:k], every[-1]])
+
+
 def test_init_ufm_draws_the_weights_as_nn_linear():
     """W_j uniform on (-1/sqrt(d), 1/sqrt(d)) (nn.Linear's default for d inputs), H standard normal, b = 0, all
     times init_scale."""
@@ -253,3 +269,46 @@ def test_read_ufm_table_types_the_committed_rows_and_refuses_a_bad_file(tmp_path
         ufmtrain.read_ufm_table(bad)
     bad.write_text(lines[0] + "\n")  # a header alone: no runs
     assert ufmtrain.read_ufm_table(bad) == []
+
+
+def test_read_ufm_table_reads_the_history_columns_of_a_table_made_now(tmp_path):
+    """A table with the summary of the objective's history after the committed columns (as scripts/minority_runs.py
+    writes it now): read typed, the floats to the last bit, beside a committed table's rows, which have no such keys;
+    a summary no history gives, or the columns out of order, refused naming path."""
+    import nclib
+    committed = nclib.ROOT / "results" / "minority" / "ufm-cifar10.csv"
+    lines = committed.read_text().splitlines()
+    header = ",".join(ufmtrain.UFM_FIELDS + ufmtrain.UFM_HISTORY_FIELDS)
+    assert header == lines[0] + ",best_value,best_step,largest_rise,rise_step"
+    value = lines[1].split(",")[8]
+    made = tmp_path / "made.csv"
+    made.write_text(f"{header}\n{lines[1]},0.10377452624079331,3999,1.0009986859274964,1340\n"
+                    f"{lines[2]},{value},0,1.0,0\n")
+    rows = ufmtrain.read_ufm_table(made)
+    old = ufmtrain.read_ufm_table(committed)[:2]
+    assert set(old[0]) == set(ufmtrain.UFM_FIELDS)
+    assert set(rows[0]) == set(ufmtrain.UFM_FIELDS + ufmtrain.UFM_HISTORY_FIELDS)
+    for new, before in zip(rows, old):  # the committed columns read alike
+        assert {k: v for k, v in new.items() if not isinstance(v, np.ndarray) and k in before} == \
+            {k: v for k, v in before.items() if not isinstance(v, np.ndarray)}
+    r = rows[0]
+    assert (r["best_value"], r["best_step"], r["largest_rise"], r["rise_step"]) == (
+        0.10377452624079331, 3999, 1.0009986859274964, 1340)
+    assert type(r["best_step"]) is int and type(r["largest_rise"]) is float
+    assert rows[1]["best_value"] == float(value) and rows[1]["largest_rise"] == 1.0
+    bad = tmp_path / "bad.csv"
+    good = f"{lines[1]},0.1,3999,2.5,1340"
+    for head, row, why in [
+            (header, good + ",0", "values"),  # a value too many
+            (header.replace("best_value,best_step", "best_step,best_value"), good, "columns"),  # out of order
+            (lines[0] + ",best_value,best_step", f"{lines[1]},0.1,3999", "columns"),  # some of them only
+            (header, good.replace(",3999,", ",3999.0,"), "best_step = '3999.0' is not an int"),
+            (header, good.replace(",2.5,", ",2.50,"), "largest_rise = '2.50' is not a float written as its repr"),
+            (header, good.replace(",3999,", ",4001,"), "best_step = 4001 is not a step from 0 to steps = 4000"),
+            (header, good.replace(",1340", ",-1"), "rise_step = -1 is not a step"),
+            (header, good.replace(",2.5,", ",0.5,"), "largest_rise = 0.5 is below 1"),
+            (header, good.replace(",2.5,", ",nan,"), "largest_rise = nan is below 1"),
+            (header, good.replace(",0.1,3999", ",0.2,3999"), "best_value = 0.2 is above the last value")]:
+        bad.write_text(head + "\n" + row + "\n")
+        with pytest.raises(ValueError, match=f"^path: .*bad.csv.*{why}"):
+            ufmtrain.read_ufm_table(bad)
