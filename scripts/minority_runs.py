@@ -15,11 +15,16 @@ rows with others (and the chapter, which checks the replica against them bit for
 ``--like`` with a committed table trains exactly its runs again, into another folder.  The MLP runs are a
 sweep of nclib.sweep for each head depth L (the grids of decays differ), over lam_W with lam_H tied to it
 (lam_W = lam_H), on a local Dask cluster of two single-threaded workers, into one folder: a run folder
-``L-{L}_lam_W-{lambda}`` per point and the table sweep.csv of all of them.  The UFM sweep writes one row per run
-(the columns nclib.ufmtrain.UFM_FIELDS, which nclib.ufmtrain.read_ufm_table reads) and, beside the table,
-``ufm-PROFILE.provenance.json``: the command, the git commit, the CPU and the BLAS kernels numpy runs on it (a run
-of float64 Adam is reproducible bit for bit only with the same ones), the versions, the threads and the wall time.
-Run with OMP_NUM_THREADS=1.
+``L-{L}_lam_W-{lambda}`` per point and the table sweep.csv of all of them.  The UFM sweep writes one row per run:
+the columns nclib.ufmtrain.UFM_FIELDS (results/minority/README.md says what each holds), then
+nclib.ufmtrain.UFM_HISTORY_FIELDS, four that summarize the run's objective (4.3) recorded at every step (train_ufm's
+history with ``record_every=1``, the values after 0, 1, ..., 4000 Adam steps; recording leaves the run as it is, bit
+for bit): ``best_value``, the lowest of these values, and ``best_step``, the first step at it; ``largest_rise``, the
+largest ratio of the value at a step to the lowest value up to that step (1.0 for an objective that never rose),
+and ``rise_step``, the first step at it.  nclib.ufmtrain.read_ufm_table reads such a table and the committed ones,
+made before the last four columns were added.  Beside the table, ``ufm-PROFILE.provenance.json``: the command, the
+git commit, the CPU and the BLAS kernels numpy runs on it (a run of float64 Adam is reproducible bit for bit only
+with the same ones), the versions, the threads, the wall time and the settings.  Run with OMP_NUM_THREADS=1.
 """
 from __future__ import annotations
 
@@ -123,9 +128,32 @@ def rows_like(table: pathlib.Path, profile: str):
         yield profile, n, r["bias"], r["L"], r["lam"], r["seed"]
 
 
+#: train_ufm records the objective at every step of a UFM run (its ``record_every``): the history the columns
+#: :data:`nclib.ufmtrain.UFM_HISTORY_FIELDS` summarize.  Recording leaves the run as it is, bit for bit (the
+#: objective is computed at every step for its gradient anyway).
+UFM_RECORD_EVERY = 1
+
+
+def history_summary(history, steps: int, record_every: int = UFM_RECORD_EVERY) -> dict:
+    """The columns :data:`nclib.ufmtrain.UFM_HISTORY_FIELDS` of a run's objective ``history`` (train_ufm's, recorded
+    every ``record_every`` steps of ``steps``, then at the end): the lowest value and the first step at it, and the
+    largest ratio of a value to the lowest value up to its step (1.0 when the objective never rose) and the first
+    step at it, each value as its repr."""
+    history = np.asarray(history, dtype=np.float64)
+    at = np.r_[np.arange(0, steps, record_every), steps]  # the step of each recorded value
+    if history.shape != at.shape:
+        raise ValueError(f"history: {history.size} values, not the {at.size} of {steps} steps recorded every "
+                         f"{record_every}")
+    rise = history / np.minimum.accumulate(history)
+    return dict(best_value=repr(float(history.min())), best_step=int(at[np.argmin(history)]),
+                largest_rise=repr(float(rise.max())), rise_step=int(at[np.argmax(rise)]))
+
+
 def ufm_row(profile: str, n, bias: bool, L: int, lam: float, seed: int) -> dict:
-    """One run of the UFM sweep (nclib.ufmtrain.train_ufm at the sweep's settings) as its row of the table."""
-    r = ufmtrain.train_ufm(n, lam, lam, L=L, bias=bias, steps=UFM_STEPS, lr=UFM_LR, seed=seed)
+    """One run of the UFM sweep (nclib.ufmtrain.train_ufm at the sweep's settings) as its row of the table: the
+    columns nclib.ufmtrain.UFM_FIELDS, then the summary of its objective's history (:func:`history_summary`)."""
+    r = ufmtrain.train_ufm(n, lam, lam, L=L, bias=bias, steps=UFM_STEPS, lr=UFM_LR, seed=seed,
+                           record_every=UFM_RECORD_EVERY)
     theory = minority.minimizer_class_accuracy(n, lam, lam, L=L, bias=bias)
     return dict(profile=profile, bias=bias, L=L, lam=repr(lam), seed=seed, init_scale=1.0, steps=UFM_STEPS,
                 lr=UFM_LR, value=repr(r.value), minimum=repr(r.minimum), gap=repr(r.gap),
@@ -133,7 +161,7 @@ def ufm_row(profile: str, n, bias: bool, L: int, lam: float, seed: int) -> dict:
                 classes_correct=int((r.class_acc == 1).sum()), classes_theory=int((theory == 1).sum()),
                 at_origin=r.at_origin, s=" ".join(f"{v:.6g}" for v in r.s),
                 s_theory=" ".join(f"{v:.6g}" for v in r.s_theory),
-                class_acc=" ".join(f"{v:.6g}" for v in r.class_acc))
+                class_acc=" ".join(f"{v:.6g}" for v in r.class_acc), **history_summary(r.history, UFM_STEPS))
 
 
 def blas_core() -> str | None:
@@ -164,6 +192,7 @@ def ufm_provenance(profile: str, rows: int, wall_s: float) -> dict:
             "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
             "wall_time_s": round(wall_s, 1),
             "settings": {"steps": UFM_STEPS, "lr": UFM_LR, "final_lr_factor": ufmtrain.FINAL_LR_FACTOR,
+                         "record_every": UFM_RECORD_EVERY,
                          "L": list(UFM_LS), "relative_decays": [float(v) for v in UFM_RELATIVE], "scale": SCALE}}
 
 
@@ -180,11 +209,12 @@ def run_ufm(profile: str, path: pathlib.Path, like: pathlib.Path | None = None, 
     for profile, n, bias, L, lam, seed in plan:
         rows.append(ufm_row(profile, n, bias, L, lam, seed))
         print(f"{len(rows)} {profile} bias={bias} L={L} lam={lam:.3g} seed={seed} gap={float(rows[-1]['gap']):.1e} "
-              f"modes {rows[-1]['modes_alive']}/{rows[-1]['modes_theory']} ({time.time() - t0:.0f} s)", flush=True)
+              f"modes {rows[-1]['modes_alive']}/{rows[-1]['modes_theory']} rise {float(rows[-1]['largest_rise']):.3g}"
+              f" ({time.time() - t0:.0f} s)", flush=True)
     made = {**ufm_provenance(profile, len(rows), time.time() - t0), "like": None if like is None else str(like)}
 
     table = io.StringIO()
-    w = csv.DictWriter(table, fieldnames=ufmtrain.UFM_FIELDS, lineterminator="\n")
+    w = csv.DictWriter(table, fieldnames=ufmtrain.UFM_FIELDS + ufmtrain.UFM_HISTORY_FIELDS, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(path, table.getvalue())

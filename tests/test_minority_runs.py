@@ -25,20 +25,39 @@ minority_runs = _script("minority_runs")
 COMMITTED = nclib.ROOT / "results" / "minority"
 
 
+def _history_columns(history) -> dict:
+    """The summary of an objective history recorded at every step (steps 0, 1, ..., len - 1), step by step: the lowest
+    value and the first step at it, the largest ratio of a value to the lowest one up to its step and the first step
+    at it."""
+    best_step, low, rise, rise_step = 0, history[0], 1.0, 0
+    for k, v in enumerate(history):
+        if v < history[best_step]:
+            best_step = k
+        low = min(low, v)
+        if v / low > rise:
+            rise, rise_step = v / low, k
+    return {"best_value": float(history[best_step]), "best_step": best_step, "largest_rise": float(rise),
+            "rise_step": rise_step}
+
+
 def _assert_row_is_the_run(row: dict, n) -> None:
     """Every column of a row of a UFM table, as the script wrote it, against train_ufm and minimizer_class_accuracy
-    at the row's settings (bias, L, decay, seed), computed here: the same machine, so to the last bit."""
+    at the row's settings (bias, L, decay, seed), computed here: the same machine, so to the last bit.  The history
+    columns from the objective recorded at every step."""
     bias, L, lam, seed = {"True": True, "False": False}[row["bias"]], int(row["L"]), float(row["lam"]), int(row["seed"])
     run = ufmtrain.train_ufm(n, lam, lam, L=L, bias=bias, steps=minority_runs.UFM_STEPS, lr=minority_runs.UFM_LR,
-                             seed=seed)
+                             seed=seed, record_every=1)
+    assert run.history.size == minority_runs.UFM_STEPS + 1 and run.history[-1] == run.value
     theory = mino.minimizer_class_accuracy(n, lam, lam, L=L, bias=bias)
     exact = {"profile": "cifar10", "bias": bias, "L": L, "lam": lam, "seed": seed, "init_scale": 1.0,
              "steps": minority_runs.UFM_STEPS, "lr": minority_runs.UFM_LR, "value": run.value,
              "minimum": run.minimum, "gap": run.gap, "modes_alive": int(run.alive.sum()),
              "modes_theory": int(run.alive_theory.sum()), "classes_correct": int((run.class_acc == 1).sum()),
-             "classes_theory": int((theory == 1).sum()), "at_origin": run.at_origin}
+             "classes_theory": int((theory == 1).sum()), "at_origin": run.at_origin,
+             **_history_columns(run.history)}
     six_digits = {"s": run.s, "s_theory": run.s_theory, "class_acc": run.class_acc}
-    assert list(row) == list(ufmtrain.UFM_FIELDS) and set(row) == set(exact) | set(six_digits)
+    assert list(row) == list(ufmtrain.UFM_FIELDS + ufmtrain.UFM_HISTORY_FIELDS)
+    assert set(row) == set(exact) | set(six_digits)
     for column, want in exact.items():  # floats as their repr, to the last bit
         assert row[column] == (repr(float(want)) if isinstance(want, float) else str(want)), column
     for column, want in six_digits.items():  # 6 significant digits; a zero written as 0
@@ -55,9 +74,10 @@ def test_the_ufm_sweep_on_a_small_grid(tmp_path, monkeypatch):
     assert minority_runs.main(["ufm", "--profile", "cifar10", "--out", str(tmp_path)]) == 0
     with open(tmp_path / "ufm-cifar10.csv", newline="") as f:
         header = next(csv.reader(f))
-    for name in ("cifar10", "emnist-letters"):  # the schema of the committed tables
+    assert header == list(ufmtrain.UFM_FIELDS + ufmtrain.UFM_HISTORY_FIELDS)
+    for name in ("cifar10", "emnist-letters"):  # the committed tables: the same columns, but the history's summary
         with open(COMMITTED / f"ufm-{name}.csv", newline="") as f:
-            assert next(csv.reader(f)) == header == list(ufmtrain.UFM_FIELDS)
+            assert next(csv.reader(f)) == header[:len(ufmtrain.UFM_FIELDS)] == list(ufmtrain.UFM_FIELDS)
     with open(tmp_path / "ufm-cifar10.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     # with a bias: L = 1 with seed 0, L = 2 with seeds 0, 1, 2; without: one seed each; each at both decays
@@ -78,8 +98,28 @@ def test_the_ufm_sweep_on_a_small_grid(tmp_path, monkeypatch):
     assert made["git_commit"] == provenance.git_state()["git_commit"]
     assert made["host_cpu"] == provenance.cpu_name() and made["versions"]["numpy"] == np.__version__
     assert made["settings"]["steps"] == minority_runs.UFM_STEPS and made["settings"]["L"] == [1, 2]
+    assert made["settings"]["record_every"] == 1
     assert made["wall_time_s"] >= 0
     assert not list(tmp_path.glob("*.tmp"))  # written atomically, nothing left over
+
+
+def test_history_summary_of_a_history_by_hand():
+    """The lowest value, the largest rise over the lowest value so far, and their first steps, for histories whose
+    answers are read off by hand; recorded every 2 of 9 steps (steps 0, 2, 4, 6, 8, then 9 at the end)."""
+    h = [5.0, 3.0, 4.5, 2.0, 6.0, 1.0]
+    assert minority_runs.history_summary(h, 9, 2) == {"best_value": "1.0", "best_step": 9, "largest_rise": "3.0",
+                                                      "rise_step": 8}
+    # a falling objective never rises: ratio 1.0 at step 0; a tie goes to the first step
+    assert minority_runs.history_summary([4.0, 2.0, 2.0, 3.0], 3, 1) == {
+        "best_value": "2.0", "best_step": 1, "largest_rise": "1.5", "rise_step": 3}
+    assert minority_runs.history_summary([5.0, 4.0, 3.0], 2, 1) == {
+        "best_value": "3.0", "best_step": 2, "largest_rise": "1.0", "rise_step": 0}
+    # the rise is against the lowest value up to the step, not the last value, nor the first
+    assert minority_runs.history_summary([1.0, 8.0, 4.0, 0.5, 2.0], 4, 1)["largest_rise"] == "8.0"
+    assert minority_runs.history_summary([8.0, 1.0, 4.0, 0.5, 2.5], 4, 1)["largest_rise"] == "5.0"
+    for history, steps, every in (([1.0, 2.0], 3, 1), ([1.0, 2.0, 3.0], 5, 2)):  # not the values of those steps
+        with pytest.raises(ValueError, match="^history: "):
+            minority_runs.history_summary(history, steps, every)
 
 
 def test_like_trains_the_runs_of_a_table_again(tmp_path):
