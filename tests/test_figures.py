@@ -32,7 +32,8 @@ TINY = dict(divisor=100, width=32, depth=2, epochs=120, batch_size="full", lr=3e
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """Figure 1 and Figure 3 run folders at the tiny scale on a fake CIFAR-10 .npz (structured class signal)."""
+    """Figure 1 and Figure 3 run folders at the tiny scale on a fake CIFAR-10 .npz (structured class signal), recorded
+    as made from a clean commit, as committed runs are (:func:`_as_committed`)."""
     root = tmp_path_factory.mktemp("figures")
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(10), 6)
@@ -50,8 +51,22 @@ def tiny(tmp_path_factory):
         else:  # one after another
             for L in params["L_values"]:
                 nclib.train.run(**figures.train_kwargs(params, L))
+    for prov in root.glob("tiny/fig*/fig*-L*/provenance.json"):
+        _as_committed(prov)
     yield root
     mp.undo()
+
+
+def _as_committed(path) -> None:
+    """Record the run whose provenance is at ``path`` as made from a clean commit (``git_dirty`` False at the start
+    and in every segment), as the figures' checks ask of committed runs: the tests' checkout may have uncommitted
+    changes, or no git (then a made-up commit hash, which no check can look up without git)."""
+    prov = json.loads(path.read_text())
+    commit = prov.get("git_commit")
+    prov.update(git_dirty=False, git_dirty_paths=[], git_diff_sha256=None,
+                git_commit=commit if isinstance(commit, str) and re.fullmatch("[0-9a-f]{40}", commit) else "0" * 40,
+                segments=[{**seg, "git_dirty": False, "git_diff_sha256": None} for seg in prov.get("segments", [])])
+    path.write_text(json.dumps(prov))
 
 
 @pytest.fixture()
@@ -233,8 +248,10 @@ def test_check_run_refuses_a_folder_named_for_another_run(tiny, tiny_scale):
     folder, name = figures.check_run(dataclasses.replace(run, path=run.path.with_name("fig1-L6")), 1, "tiny")
     assert names(folder, "'fig1-L6'", "'fig1-L3'") and "run_name" not in folder
     assert names(name, "run_name", "'fig1-L3'", "'fig1-L6'")
-    [renamed] = figures.check_run(dataclasses.replace(run, params={**run.params, "run_name": "fig1-L6"}), 1, "tiny")
+    renamed, itself = figures.check_run(dataclasses.replace(run, params={**run.params, "run_name": "fig1-L6"}), 1,
+                                        "tiny")
     assert names(renamed, "run_name", "'fig1-L6'", "'fig1-L3'")
+    assert names(itself, "trained_with", "'fig1-L6'")  # named fig1-L6, it was trained beside fig1-L6
     assert any(names(p, "'fig1-L3'", "'fig3-L3'") for p in figures.check_run(run, 3, "tiny"))
     assert figures.check_run(dataclasses.replace(run, path=None), 1, "tiny") == []  # no folder: its name unchecked
 
@@ -1556,3 +1573,159 @@ def test_check_remake_accepts_the_committed_remake_and_names_what_differs():
     assert figures.check_remake(*both) == others <= start
     with pytest.raises(ValueError, match="non-empty"):
         figures.check_remake({}, remake)
+
+
+# ------------------------------------------------------------------------------------------ provenance of the runs
+
+#: Every committed run folder the book reads as runs of the figures' networks, with the kind of device it was made
+#: on: the figures' runs at both scales, their remakes on another CPU, the bf16 runs and the stability runs.
+COMMITTED_RUNS = [(path.parent, kind) for base, kind in (("figures/gpu", "cuda"), ("figures/cpu-scale", "cpu"),
+                                                         ("replica-cpu", "cpu"), ("nc3-by-class", "cpu"),
+                                                         ("precision", "cpu"), ("stability-cpu", "cpu"))
+                  for path in sorted((nclib.ROOT / "results" / base).rglob("provenance.json"))
+                  if (path.parent / "history.csv").is_file() and "minority" not in path.parts]
+
+
+def _read(path) -> figures.Run:
+    return figures.Run(path, *nclib.runs.load_run(path))
+
+
+def test_every_committed_run_is_the_clean_record_of_its_parameters():
+    """The provenance of every committed run records its own parameters (precision, device, data, network size,
+    N and K, the runs trained beside it), a clean commit of this repository where git can say."""
+    assert len(COMMITTED_RUNS) == 9 + 12 + 12 + 6 + 3 + 3 + 1
+    for path, kind in COMMITTED_RUNS:
+        run = _read(path)
+        assert figures.provenance_problems(run, kind) == [] and figures.made_clean_problems(run) == [], path
+        assert figures.commit_problems({run.L: run}) == [], path
+
+
+def test_parameter_count_is_the_networks():
+    import nclib.models
+
+    base = dict(dataset="cifar10", counts=[3, 2, 1], width=8, depth=2, L=3, bias=True, feature_dim=None)
+    for change, in_dim in ((dict(), 3072), (dict(bias=False, L=1), 3072), (dict(feature_dim=5), 3072),
+                           (dict(dataset="synthetic", dim=7), 7), (dict(dataset="letters-synthetic",
+                                                                        counts=[1] * 26), 3072)):
+        p = {**base, **change}
+        model = nclib.models.build_model(in_dim, len(p["counts"]), p["L"], p["width"], p["depth"], p["feature_dim"],
+                                         p["bias"])
+        assert figures.parameter_count(p) == nclib.models.parameter_count(model), change
+    for bad, named in ((dict(width=0), "width"), (dict(bias="yes"), "bias"), (dict(L=None), "L")):
+        with pytest.raises(ValueError, match=named):
+            figures.parameter_count({**base, **bad})
+    with pytest.raises(ValueError, match="params lacks 'depth'"):
+        figures.parameter_count({k: v for k, v in base.items() if k != "depth"})
+    with pytest.raises(ValueError, match="params must be"):
+        figures.parameter_count([8, 2])
+
+
+def test_unknown_commits_asks_this_repository_or_says_it_cannot(monkeypatch, tmp_path):
+    import nclib.figures.load as load
+
+    head = json.loads((figures.RESULTS / "gpu" / "fig1" / "fig1-L1" / "provenance.json").read_text())["git_commit"]
+    known = figures.unknown_commits([head])
+    if known is None:
+        pytest.skip("git cannot say which commits this checkout holds (no git, a copy or a shallow clone)")
+    assert known == [] and figures.unknown_commits([head, "f" * 40, "not a hash"]) == ["f" * 40, "not a hash"]
+    monkeypatch.setenv("GIT_DIR", str(tmp_path))  # the caller's git settings do not move the question elsewhere
+    assert figures.unknown_commits(["f" * 40]) == ["f" * 40]
+    monkeypatch.setattr(load, "ROOT", tmp_path)  # a copy of the files, no repository: git cannot say
+    assert figures.unknown_commits(["f" * 40]) is None
+    with pytest.raises(ValueError, match="commits must be a list"):
+        figures.unknown_commits("f" * 40)
+
+
+def _edit(path, **changes) -> None:
+    prov = json.loads(path.read_text())
+    for key, value in changes.items():
+        if value is None:
+            prov.pop(key)
+        elif key == "torch":
+            prov["versions"]["torch"] = value
+        else:
+            prov[key] = value(prov) if callable(value) else value
+    path.write_text(json.dumps(prov))
+
+
+def _zeros_in_both(prov):
+    prov["data"]["data_sha256"] = "0" * 64
+    return "0" * 64
+
+
+def _swap(folder, a, b):
+    x, y = (folder / a / "provenance.json").read_text(), (folder / b / "provenance.json").read_text()
+    (folder / a / "provenance.json").write_text(y)
+    (folder / b / "provenance.json").write_text(x)
+
+
+@pytest.mark.parametrize("fig, scale, tamper, named", [
+    (1, "gpu", dict(data_sha256=_zeros_in_both), r"the runs differ in data_sha256: L=1 0cf8b155.*L=3 0000"),
+    (1, "gpu", dict(data_sha256="0" * 64), r"L=3: provenance data_sha256 000000000000\.\.\. differs from its data"),
+    (1, "gpu", dict(data_sha256=None), r"L=3: provenance data_sha256 = None is missing"),
+    (1, "gpu", dict(git_dirty=True), r"L=3: not made from a clean commit: git_dirty = True"),
+    (1, "gpu", dict(segments=[{"git_dirty": False}, {"git_dirty": True}]), r"L=3: not made from a clean commit: a call"),
+    (1, "gpu", dict(git_commit="f" * 40), r"L=3: git_commit 'f{40}' is not a commit of this repository"),
+    (1, "gpu", dict(device="cpu", device_name="cpu"), r"L=3: provenance device 'cpu', not on a cuda device"),
+    (1, "gpu", dict(precision="bf16"), r"L=3: provenance precision 'bf16', its parameters 'tf32'"),
+    (1, "gpu", dict(torch="1.0"), r"the runs differ in torch: L=1 2.11.0\+cu130, L=3 1.0"),
+    (1, "gpu", dict(parameter_count=1), r"L=3: provenance parameter_count 1, the network of its parameters has "
+                                        r"39,880,714"),
+    (1, "gpu", dict(N=3001), r"L=3: provenance N = 3001, K = 10, its class counts give 3000 and 10"),
+    (1, "gpu", dict(trained_with=["fig2-L1"]), r"L=3: provenance trained_with \['fig2-L1'\] names runs other"),
+    (4, "cpu-scale", dict(device="cuda"), r"L=3: provenance device 'cuda', not on a cpu device"),
+])
+def test_figure_chapter_refuses_runs_whose_provenance_is_not_their_record(tmp_path, fig, scale, tamper, named):
+    """A copy of a committed figure's runs with one edit to the provenance of its run L = 3 is refused by the figure
+    chapter with a ValueError naming the run and the key: the provenance is the record of the run's parameters,
+    made from a clean commit of this repository, on the scale's device, with the figure's data and torch."""
+    shutil.copytree(figures.RESULTS / scale / f"fig{fig}", tmp_path / scale / f"fig{fig}")
+    figures.figure_chapter(fig, scale, tmp_path)  # the copy as committed
+    if "git_commit" in tamper and figures.unknown_commits([]) is None:
+        pytest.skip("git cannot say which commits this checkout holds")
+    _edit(tmp_path / scale / f"fig{fig}" / f"fig{fig}-L3" / "provenance.json", **tamper)
+    with pytest.raises(ValueError, match=named):
+        figures.figure_chapter(fig, scale, tmp_path)
+
+
+def test_check_figure_refuses_the_provenance_of_another_run(tmp_path):
+    """The provenance files of Figure 4's runs L = 1 and L = 6 swapped: each names its own folder among the runs
+    trained beside it, and records the other network's size."""
+    shutil.copytree(figures.RESULTS / "cpu-scale" / "fig4", tmp_path / "cpu-scale" / "fig4")
+    _swap(tmp_path / "cpu-scale" / "fig4", "fig4-L1", "fig4-L6")
+    runs = figures.load_figure(4, "cpu-scale", tmp_path)
+    with pytest.raises(ValueError) as refused:
+        figures.check_figure(runs, 4, "cpu-scale")
+    for words in ("L=1: provenance parameter_count 1,515,776, the network of its parameters has 1,188,096",
+                  "L=6: provenance parameter_count 1,188,096, the network of its parameters has 1,515,776",
+                  "L=1: provenance trained_with ['fig4-L1', 'fig4-L3']", "L=6: provenance trained_with ['fig4-L3', "
+                                                                         "'fig4-L6']"):
+        assert words in str(refused.value)
+    with pytest.raises(ValueError, match="do not hold the provenance of their parameters"):
+        figures.figure_tables(4, runs, {}, [], {})  # the provenance table, read without check_figure
+
+
+@pytest.mark.parametrize("tamper, named", [
+    (dict(torch="2.0.0"), r"L=3: torch '2.0.0' made again, '2.14.1\+cu130' first"),
+    (dict(device="cuda", device_name="NVIDIA H200"), r"L=3: device 'cuda' made again, 'cpu' first"),
+    (dict(git_commit="f" * 40), r"L=3 of (remake|classes): git_commit 'f{40}' is not a commit of this repository"),
+    (dict(precision="bf16"), r"L=3: provenance precision 'bf16', its parameters 'fp32'"),
+    (dict(trained_with=["fig3-L1"]), r"L=3: trained_with \['fig3-L1'\] made again"),
+])
+def test_remakes_are_refused_when_their_provenance_is_not_the_runs_made_again(tmp_path, tamper, named):
+    """check_remake (the replica of Figure 3's CPU-scale runs) and compare_nc3 (the replica made again with
+    Appendix C's NC3), each on a copy of the committed remake whose run L = 3 records another torch, device,
+    commit, precision or partners."""
+    if "git_commit" in tamper and figures.unknown_commits([]) is None:
+        pytest.skip("git cannot say which commits this checkout holds")
+    for folder, check in (("replica-cpu", lambda d: figures.check_remake(figures.load_figure(3, "cpu-scale"),
+                                                                         figures.load_figure(3, "cpu-scale", d))),
+                          (figures.NC3_BY_CLASS, lambda d: figures.compare_nc3(
+                              figures.load_figure(3, "cpu-scale", nclib.ROOT / "results" / "replica-cpu"),
+                              figures.load_figure(3, "cpu-scale", d)))):
+        copy = tmp_path / folder
+        shutil.copytree(nclib.ROOT / "results" / folder / "cpu-scale" / "fig3", copy / "cpu-scale" / "fig3")
+        check(copy)  # as committed
+        _edit(copy / "cpu-scale" / "fig3" / "fig3-L3" / "provenance.json", **tamper)
+        with pytest.raises(ValueError, match=named):
+            check(copy)

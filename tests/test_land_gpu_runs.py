@@ -24,7 +24,8 @@ TEMPLATE = nclib.ROOT / "results" / "figures" / "gpu" / "fig1"  # the committed 
 def fake_run(folder: pathlib.Path, L: int, epochs: int = 12000, status: str = "finished", precision: str = "tf32",
              prov: dict | None = None, name: str | None = None, **changes) -> pathlib.Path:
     """A run folder of Figure 1 at the paper's settings (a fixture: finite made-up metrics, every 100 epochs), named
-    ``name`` (default fig1-L<L>, the run's own)."""
+    ``name`` (default fig1-L<L>, the run's own), its provenance the committed run's with the fields the landing
+    compares made up (and ``prov``'s changes; a ``data_sha256`` is its data record's too, as nclib.train writes it)."""
     params = json.loads((TEMPLATE / f"fig1-L{L}" / "params.json").read_text())
     params.update(epochs=epochs, precision=precision, **changes)
     run = folder / (name or f"fig1-L{L}")
@@ -37,8 +38,16 @@ def fake_run(folder: pathlib.Path, L: int, epochs: int = 12000, status: str = "f
     np.savetxt(run / "history.csv", table, delimiter=",", header=",".join(train.HISTORY_COLUMNS), comments="")
     made = {"status": status, "precision": precision, "device_name": "NVIDIA H200", "git_commit": "a" * 40,
             "git_dirty": False, "versions": {"torch": "2.11.0+cu130"}}
-    (run / "provenance.json").write_text(json.dumps({**made, **(prov or {})}))
+    (run / "provenance.json").write_text(json.dumps(committed_provenance(L, **{**made, **(prov or {})})))
     return run
+
+
+def committed_provenance(L: int, **changes) -> dict:
+    """The provenance of the committed run L of Figure 1 with ``changes`` (a ``data_sha256`` in its data record too)."""
+    prov = {**json.loads((TEMPLATE / f"fig1-L{L}" / "provenance.json").read_text()), **changes}
+    if "data_sha256" in changes:
+        prov["data"] = {**prov["data"], "data_sha256": changes["data_sha256"]}
+    return prov
 
 
 def job_outputs(tmp: pathlib.Path, name: str, piece: str, runs: list[dict]) -> pathlib.Path:
@@ -162,9 +171,9 @@ def test_promote_refuses_pieces_that_are_not_one_arithmetic(root, tmp_path):
     for torch_version, dirty, segments, match in (("2.12.0", False, [], "differ in torch"),
                                                   ("2.11.0+cu130", True, [], "clean commit"),
                                                   ("2.11.0+cu130", False, resumed_dirty, "clean commit")):
-        (pieces / "fig1-L6" / "provenance.json").write_text(json.dumps(
-            {"status": "finished", "precision": "tf32", "device_name": "NVIDIA H200", "git_commit": "b" * 40,
-             "git_dirty": dirty, "versions": {"torch": torch_version}, "segments": segments}))
+        (pieces / "fig1-L6" / "provenance.json").write_text(json.dumps(committed_provenance(
+            6, status="finished", precision="tf32", device_name="NVIDIA H200", git_commit="b" * 40,
+            git_dirty=dirty, versions={"torch": torch_version}, segments=segments)))
         with pytest.raises(ValueError, match=match):
             land_gpu_runs.promote(1, root)
     assert pieces.is_dir() and len(figures.load_figure(1, "gpu", root=root / "results" / "figures")) == 3

@@ -293,6 +293,11 @@ def wall_time_s(runs: Mapping[int, Run]) -> float:
     if not runs:
         raise ValueError("runs must hold at least one run")
     by_name = {run.params["run_name"]: run for run in runs.values()}
+    timeless = sorted(name for name, run in by_name.items()
+                      if isinstance(run.provenance.get("wall_time_s"), bool)
+                      or not isinstance(run.provenance.get("wall_time_s"), (int, float)))
+    if timeless:
+        raise ValueError(f"runs {timeless} record no wall_time_s in their provenance")
     partners = {name: set() for name in by_name}
     for name, run in by_name.items():
         for other in run.provenance.get("trained_with", []):
@@ -437,9 +442,10 @@ def check_runs(runs: Mapping[int, Run], fig) -> None:
             wrong = (1.0 - acc) * t.N
             _require(abs(wrong - round(wrong)) < 1e-6, f"L={L}: (1 - accuracy) x N = {wrong!r} is not a whole "
                                                        "number of samples")
-        _require(run.provenance["data_sha256"] == first.provenance["data_sha256"],
-                 f"L={L}: data sha256 {run.provenance['data_sha256'][:12]} differs from the first run's "
-                 f"{first.provenance['data_sha256'][:12]}")
+        sha, first_sha = run.provenance.get("data_sha256"), first.provenance.get("data_sha256")
+        _require(isinstance(sha, str) and sha == first_sha,
+                 f"L={L}: data sha256 {str(sha)[:12]} is not recorded or differs from the first run's "
+                 f"{str(first_sha)[:12]}")
         _require(t.bias is f.bias, f"L={L}: the run has bias={t.bias}, Figure {f.number} has bias={f.bias}")
         if f.bias:
             be, gm = h["bias_error"], h["global_mean_norm"]

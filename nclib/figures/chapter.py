@@ -24,7 +24,8 @@ from .analysis import (ORDER_KEYS, RunTheory, final_rows, metric_drops, order_by
                        run_theory, stalls)
 from .config import RESULTS, Figure, figure, figure_counts, scale_settings
 from .events import SPIKE_FACTOR, accuracy_dips, lr_step, next_milestone, other_spikes, rise_ratios, spikes
-from .load import Run, check_figure, compare_nc3, load_figure, preferred_scale, run_counts
+from .load import (Run, check_figure, commit_problems, compare_nc3, load_figure, preferred_scale, provenance_problems,
+                   run_counts)
 
 
 @dataclasses.dataclass
@@ -385,7 +386,8 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
     bias also ||b - n/N||); ``"training"``: the first epoch at 100 % training accuracy and the epoch from which
     it stays there and the largest rise of the objective (:func:`rise_cell`); ``"drops"``: each run's fall of NC1
     and NC3 side by side (:func:`drops_table`, the chapter's one table of NC1's fall); ``"settings"``: the paper's
-    settings (Section 5) next to the runs'.
+    settings (Section 5) next to the runs'.  ValueError where a run's provenance is not the record of its
+    parameters (:func:`nclib.figures.provenance_problems`), as :func:`check_figure` refuses it.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     f = figure(fig)
@@ -397,6 +399,9 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
 def _provenance_table(runs: Mapping[int, Run]):
     import pandas as pd
 
+    problems = [p for run in runs.values() for p in provenance_problems(run)]
+    if problems:  # as check_figure refuses them: the table shows what the provenance records of each run
+        raise ValueError("runs do not hold the provenance of their parameters: " + "; ".join(problems))
     table = pd.DataFrame([{
         "L": L, "N": f'{r.provenance["N"]:,}', "K": r.provenance["K"],
         "parameters": f'{r.provenance["parameter_count"]:,}',
@@ -535,7 +540,8 @@ def figure_chapter(fig, scale: str | None = None, root=None) -> FigureChapter:
 
     ``scale``: ``"gpu"`` or ``"cpu-scale"`` (None: :func:`preferred_scale`); ``root``: the results folder
     (default :data:`RESULTS`). Loads the runs (:func:`load_figure`), checks them against the figure's
-    configuration (:func:`check_figure`, ValueError if they differ), and returns a :class:`FigureChapter`.
+    configuration and their provenance (:func:`check_figure`, ValueError if they differ) and, where git can say, that
+    each was made at a commit of this repository (:func:`commit_problems`), and returns a :class:`FigureChapter`.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     f = figure(fig)
@@ -543,6 +549,10 @@ def figure_chapter(fig, scale: str | None = None, root=None) -> FigureChapter:
         scale = preferred_scale(f, root)
     runs = load_figure(f, scale, root)
     check = check_figure(runs, f, scale)
+    unknown = commit_problems(runs)
+    if unknown:
+        raise ValueError(f"Figure {f.number} ({scale}) runs were not made by this repository's code: "
+                         + "; ".join(unknown))
     rows = final_rows(runs)
     theory = {L: run_theory(run.params) for L, run in runs.items()}
     return FigureChapter(figure=f, scale=scale, runs=runs, check=check, rows=rows, theory=theory,

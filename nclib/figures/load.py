@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
+import re
+import subprocess
 from typing import Mapping
 
 import numpy as np
 
-from .. import data, runs, ufm
+from .. import ROOT, _checks, data, runs, ufm
 from ..parameters import EXECUTION_KEYS, PLACE_KEYS
 from ..runs import NC_COLUMNS, load_run, metric_epochs
 from .config import HISTORY_KEYS, L_VALUES, RESULTS, check_scale, figure, figure_parameters
@@ -136,15 +139,196 @@ def _same_value(want, got) -> bool:
     return type(want) is type(got) and want == got
 
 
+#: The kind of device on which each scale's runs are made (a scale names where its runs are made,
+#: :mod:`nclib.figures.config`): the GPU runs on a CUDA device, the CPU-scale runs on a CPU.  A scale not named here
+#: (a test's) is made wherever its test runs.
+SCALE_DEVICES = {"gpu": "cuda", "cpu-scale": "cpu"}
+
+#: What a run's provenance must record, and of what type, for the checks and the chapters' tables to read it
+#: (:func:`provenance_problems`): what :func:`nclib.train.run` writes for every run.
+PROVENANCE_TYPES = {"status": str, "git_commit": (str, type(None)), "git_dirty": (bool, type(None)),
+                    "versions": dict, "device": str, "device_name": str, "precision": str, "parameter_count": int,
+                    "N": int, "K": int, "steps_per_epoch": int, "dropped_per_epoch": int, "steps": int,
+                    "wall_time_s": (int, float), "train_time_s": (int, float), "steps_per_s": (int, float),
+                    "data": dict, "data_sha256": str, "trained_with": list}
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def parameter_count(params: Mapping) -> int:
+    """The trainable parameters of the network of Section 5 that a run's ``params`` describe
+    (:class:`nclib.models.CollapseNet`: ``depth`` Linear layers of ``width`` with biases, the feature layer of
+    ``feature_dim`` (``width`` when None), then the L head layers of (4.3), W_1..W_{L-1} d x d and W_L K x d, with a
+    bias b on the last where ``bias``), counted without building it: what the run's provenance records as
+    ``parameter_count``.  The input is :data:`nclib.figures.INPUT_DIM` pixels (the letters are made 32 x 32 x 3 as
+    CIFAR-10's images are), ``dim`` for the ``synthetic`` data.  ValueError naming ``params`` where a key is missing
+    or not a positive whole number.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
+    from .speed import INPUT_DIM  # speed reads the runs' analysis, which reads this module: imported when called
+
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params must be a run's parameters (a mapping), got {type(params).__name__}")
+    try:
+        w, depth, L = (_checks.positive_int(params[k], f"params[{k!r}]") for k in ("width", "depth", "L"))
+        d = w if params.get("feature_dim") is None else _checks.positive_int(params["feature_dim"],
+                                                                            "params['feature_dim']")
+        n_in = _checks.positive_int(params["dim"], "params['dim']") if params["dataset"] == "synthetic" else INPUT_DIM
+        K = len(run_counts(params))
+        bias = params["bias"]
+    except KeyError as exc:
+        raise ValueError(f"params lacks {exc.args[0]!r}, which the network's size needs") from None
+    if not isinstance(bias, bool):
+        raise ValueError(f"params['bias'] must be True or False, got {bias!r}")
+    backbone = n_in * w + w + (depth - 1) * (w * w + w) + w * d + d
+    return backbone + (L - 1) * d * d + K * d + (K if bias else 0)
+
+
+def device_kind(device) -> str | None:
+    """The kind of device, ``"cpu"`` or ``"cuda"``, that a recorded ``device`` names (``"cuda:1"`` is a
+    ``"cuda"``); None for anything else.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
+    kind = device.split(":")[0] if isinstance(device, str) else None
+    return kind if kind in ("cpu", "cuda") else None
+
+
+def provenance_problems(run: Run, device: str | None = None) -> list[str]:
+    """What keeps a run's ``provenance.json`` from being the record of the run its ``params.json`` describe, each
+    problem naming the run's L and the key: a key of :data:`PROVENANCE_TYPES` missing or of another type; the
+    precision of the products (``precision``) other than the parameters'; the kind of device (:func:`device_kind` of
+    ``device``) other than ``device`` (``"cpu"`` or ``"cuda"``; None: the parameters' where they name one, any where
+    they say ``"auto"``); ``data_sha256`` not a sha256, or not the one its data record (``data``) holds;
+    ``parameter_count`` other than :func:`parameter_count` of the parameters; ``N`` and ``K`` other than the run's
+    class counts (:func:`run_counts`); ``trained_with`` not a list of other runs' names (its own among them, or one
+    twice).  Empty when there is none.  What the runs were made from (:func:`made_clean_problems`) and with whom
+    (:func:`check_run`) is checked apart.  ValueError for ``device`` other than None, ``"cpu"`` or ``"cuda"``.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
+    if device not in (None, "cpu", "cuda"):
+        raise ValueError(f"device must be None, 'cpu' or 'cuda', got {device!r}")
+    prov, p = run.provenance, run.params
+    who = f"L={p.get('L')}"
+    if not isinstance(prov, Mapping):
+        return [f"{who}: its provenance is not a mapping"]
+    problems = []
+    for key, kind in PROVENANCE_TYPES.items():
+        value = prov.get(key)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if key not in prov or not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            problems.append(f"{who}: provenance {key} = {value!r} is missing or not of the type nclib.train writes")
+    if problems:
+        return problems
+    if not isinstance(prov["versions"].get("torch"), str):
+        problems.append(f"{who}: provenance versions does not name torch")
+    if prov["precision"] != p.get("precision"):
+        problems.append(f"{who}: provenance precision {prov['precision']!r}, its parameters {p.get('precision')!r}")
+    want = device if device is not None else device_kind(p.get("device"))
+    got = device_kind(prov["device"])
+    if got is None or (want is not None and got != want):
+        problems.append(f"{who}: provenance device {prov['device']!r}, "
+                        f"{'not cpu or cuda' if want is None else f'not on a {want} device'}")
+    sha, recorded = prov["data_sha256"], prov["data"].get("data_sha256", prov["data_sha256"])
+    if not _SHA256.fullmatch(sha):
+        problems.append(f"{who}: provenance data_sha256 {sha!r} is not a sha256")
+    elif sha != recorded:
+        problems.append(f"{who}: provenance data_sha256 {sha[:12]}... differs from its data record's "
+                        f"{str(recorded)[:12]}...")
+    try:
+        size, counts = parameter_count(p), run_counts(p)
+    except ValueError as exc:
+        return problems + [f"{who}: its parameters do not describe a network ({exc})"]
+    if prov["parameter_count"] != size:
+        problems.append(f"{who}: provenance parameter_count {prov['parameter_count']:,}, the network of its "
+                        f"parameters has {size:,}")
+    if (prov["N"], prov["K"]) != (int(counts.sum()), counts.size):
+        problems.append(f"{who}: provenance N = {prov['N']}, K = {prov['K']}, its class counts give "
+                        f"{int(counts.sum())} and {counts.size}")
+    names = prov["trained_with"]
+    if (not all(isinstance(n, str) for n in names) or len(set(names)) != len(names)
+            or p.get("run_name") in names):
+        problems.append(f"{who}: provenance trained_with {names!r} is not a list of other runs' names")
+    return problems
+
+
+def made_clean_problems(run: Run) -> list[str]:
+    """What keeps a run from being made from a clean checkout of a commit, as committed results are
+    (``results/README.md``): ``git_dirty`` not False (True: uncommitted changes; None: no git), at the start or in
+    any later call that resumed the run (its ``segments``), or ``git_commit`` not a commit hash.  Empty when there
+    is none; each problem names the run's L.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
+    prov = run.provenance if isinstance(run.provenance, Mapping) else {}
+    who = f"L={run.params.get('L')}"
+    problems = []
+    if prov.get("git_dirty") is not False:
+        problems.append(f"{who}: not made from a clean commit: git_dirty = {prov.get('git_dirty')!r}")
+    segments = prov.get("segments", [])
+    if not isinstance(segments, list) or any(not isinstance(s, Mapping) or s.get("git_dirty") is not False
+                                             for s in segments):
+        problems.append(f"{who}: not made from a clean commit: a call that resumed it records git_dirty other "
+                        f"than False (segments)")
+    if not isinstance(prov.get("git_commit"), str) or not _COMMIT.fullmatch(prov["git_commit"]):
+        problems.append(f"{who}: git_commit {prov.get('git_commit')!r} is not a commit hash")
+    return problems
+
+
+def unknown_commits(commits) -> list[str] | None:
+    """The commits among ``commits`` that this repository (:data:`nclib.ROOT`) does not hold, sorted; None where git
+    cannot say: no git, no repository at :data:`nclib.ROOT` (a copy of the files), or a shallow clone, which lacks
+    older commits.  Reading the runs never needs git; where it is there, a run whose commit is none of this
+    repository's was not made by its code.  ValueError for ``commits`` other than a list of text.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
+    if not isinstance(commits, (list, tuple, set)) or not all(isinstance(c, str) for c in commits):
+        raise ValueError(f"commits must be a list of commit hashes, got {commits!r}")
+    commits = sorted(set(commits))
+    # the repository at ROOT, whatever the caller's environment points git at
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+
+    def git(*args, stdin=None):
+        return subprocess.run(["git", *args], cwd=ROOT, env=env, input=stdin, capture_output=True, text=True,
+                              timeout=30)
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        shallow = git("rev-parse", "--is-shallow-repository")
+        if (top.returncode != 0 or pathlib.Path(top.stdout.strip()).resolve() != ROOT.resolve()
+                or shallow.returncode != 0 or shallow.stdout.strip() != "false"):
+            return None
+        if not commits:
+            return []
+        found = git("cat-file", "--batch-check", stdin="".join(f"{c}^{{commit}}\n" for c in commits))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = found.stdout.splitlines()
+    if found.returncode != 0 or len(lines) != len(commits):
+        return None
+    return [c for c, line in zip(commits, lines) if not (_COMMIT.fullmatch(c) and line.split()[:2] == [c, "commit"])]
+
+
+def commit_problems(runs: Mapping[int, Run], name: str = "") -> list[str]:
+    """A problem for each run of ``runs`` ({L: Run}) whose ``git_commit`` :func:`unknown_commits` finds in no commit of
+    this repository, naming its L (and ``name``, which runs they are); empty where git cannot say.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
+    if not isinstance(runs, Mapping) or not all(isinstance(r, Run) for r in runs.values()):
+        raise ValueError(f"runs must be a {{L: Run}} mapping, got {type(runs).__name__}")
+    commits = {L: r.provenance.get("git_commit") if isinstance(r.provenance, Mapping) else None
+               for L, r in sorted(runs.items())}
+    unknown = unknown_commits([c for c in commits.values() if isinstance(c, str)])
+    if not unknown:
+        return []
+    return [f"L={L}{' of ' + name if name else ''}: git_commit {c!r} is not a commit of this repository"
+            for L, c in commits.items() if c in unknown]
+
+
 def check_run(run: Run, fig, scale: str) -> list[str]:
     """What keeps one run from being a run of Figure ``fig`` at ``scale``: its parameters against
     :func:`figure_parameters` on :data:`CONFIG_KEYS` and the class counts, its ``epochs`` (at most the scale's, at
     least one metric interval), its history (epoch 0, every ``metric_every``-th epoch and the last one, finite
     metrics), its provenance status (``finished``) and, for a run read from a folder, the folder's name:
     ``fig<k>-L<L>`` with the run's own L, and its ``run_name`` (:func:`load_figure` reads a figure's runs by their
-    folders: a run under another L's name would stand beside the run of its own L).  Returns the problems, each
-    naming the run's L; empty when there is none (:func:`check_figure` for a figure's runs,
-    ``scripts/land_gpu_runs.py`` for one run).
+    folders: a run under another L's name would stand beside the run of its own L).  Its provenance must be the
+    record of its parameters (:func:`provenance_problems`, on the scale's kind of device, :data:`SCALE_DEVICES`:
+    a CUDA device for ``"gpu"``, the CPU for ``"cpu-scale"``), made from a clean commit
+    (:func:`made_clean_problems`), and trained beside none but the figure's other runs (``trained_with``: a run
+    whose provenance is another L's names its own folder there).  Returns the problems, each naming the run's L;
+    empty when there is none (:func:`check_figure` for a figure's runs, ``scripts/land_gpu_runs.py`` for one run).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     f = figure(fig)
     cfg = figure_parameters(f, scale)
@@ -179,6 +363,11 @@ def check_run(run: Run, fig, scale: str) -> list[str]:
             problems.append(f"L={L}: history column {k} is not finite everywhere")
     if run.provenance.get("status") != "finished":
         problems.append(f"L={L}: provenance status is {run.provenance.get('status')!r}, not 'finished'")
+    problems += provenance_problems(run, SCALE_DEVICES.get(scale)) + made_clean_problems(run)
+    together, others = run.provenance.get("trained_with"), {f"fig{f.number}-L{M}" for M in L_VALUES if M != L}
+    if isinstance(together, list) and not set(together) <= others:
+        problems.append(f"L={L}: provenance trained_with {together!r} names runs other than the figure's "
+                        f"{sorted(others)}")
     return problems
 
 
@@ -187,11 +376,30 @@ def check_run(run: Run, fig, scale: str) -> list[str]:
 REMAKE_MAY_DIFFER = (*EXECUTION_KEYS, *PLACE_KEYS, "data_path")
 
 
+def _made_again_problems(L: int, a: Run, b: Run) -> list[str]:
+    """What keeps run ``b`` from being run ``a`` made again, as far as their provenance says: each the record of its
+    parameters from a clean commit, on one kind of device, with one torch version, beside the same runs."""
+    problems = [f"{p} ({which})" for which, r in (("runs", a), ("remake", b))
+                for p in provenance_problems(r) + made_clean_problems(r)]
+    if problems:
+        return problems
+    kinds = [device_kind(r.provenance["device"]) for r in (a, b)]
+    torches = [r.provenance["versions"]["torch"] for r in (a, b)]
+    together = [sorted(r.provenance["trained_with"]) for r in (a, b)]
+    for what, pair in (("device", kinds), ("torch", torches), ("trained_with", together)):
+        if pair[0] != pair[1]:
+            problems.append(f"L={L}: {what} {pair[1]!r} made again, {pair[0]!r} first")
+    return problems
+
+
 def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("objective", *NC_COLUMNS)) -> float:
     """Check that ``remake`` is ``runs`` made again on a CPU of another model (``results/replica-cpu/``,
     :ref:`ch-engine`); raise ValueError naming what differs if not.  For every L: the same parameters but
     :data:`REMAKE_MAY_DIFFER`, the same data (``data_sha256``) and recorded epochs, the remake finished from a
-    clean checkout and naming its CPU (``host_cpu``) while ``runs``, made before CPUs were recorded, name none.
+    clean checkout and naming its CPU (``host_cpu``) while ``runs``, made before CPUs were recorded, name none;
+    both the records of their parameters (:func:`provenance_problems`) made from clean commits
+    (:func:`made_clean_problems`) of this repository where git can say (:func:`unknown_commits`), on one kind of
+    device, with one torch version and beside the same runs (``trained_with``).
     Returns the largest relative difference at epoch 0 (the initialization) over the history columns ``keys``:
     how far apart the two CPUs' rounding starts them (0 for a column equal in both, 0 included; a NaN, or 0 against
     a value that is not, has no finite relative difference and is refused)."""
@@ -213,6 +421,7 @@ def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("obje
             problems.append(f"L={L}: the remake is not a finished run of a clean checkout")
         if not b.provenance.get("host_cpu") or "host_cpu" in a.provenance:
             problems.append(f"L={L}: the remake must name its CPU (host_cpu) and the runs none")
+        problems += _made_again_problems(L, a, b)
         if not problems:
             with np.errstate(divide="ignore", invalid="ignore"):  # equal values (0 in both too) differ by 0
                 diff = {k: 0.0 if np.float64(b.history[k][0]) == np.float64(a.history[k][0]) else
@@ -222,6 +431,7 @@ def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("obje
                 problems.append(f"L={L}: no finite relative difference at epoch 0 in {broken}")
             else:
                 start = max(start, *diff.values())
+    problems += commit_problems(runs, "runs") + commit_problems(remake, "remake")
     if problems:
         raise ValueError("remake is not the runs made again: " + "; ".join(problems))
     return float(start)
@@ -237,7 +447,9 @@ def compare_nc3(blocks: Mapping[int, Run], classes: Mapping[int, Run]) -> dict[i
     :data:`NC3_EQUAL_COUNT_BLOCKS`) against the same runs made again on the same CPU with Appendix C's NC3
     (``classes``, ``results/nc3-by-class/``, :ref:`ch-fig3`, :ref:`ch-fig4`).  Checked first, for every L (ValueError
     naming what differs otherwise): the same L values and parameters but :data:`REMAKE_MAY_DIFFER`, the same data
-    (``data_sha256``) and CPU (``host_cpu``), both finished from clean checkouts, what each NC3 compares as named
+    (``data_sha256``) and CPU (``host_cpu``), both finished from clean checkouts, each the record of its
+    parameters on one kind of device with one torch version, beside the same runs and from commits of this
+    repository where git can say (as :func:`check_remake` asks of a remake), what each NC3 compares as named
     above, every history column but the NC2 and NC3 columns and ``wall_time`` equal number for number (the same
     training, so that the two NC3 columns are two readings of one network at every recorded epoch), and the NC2
     columns equal to within :data:`NC2_ROUNDING` relative (the code that computes them from the same network
@@ -262,6 +474,7 @@ def compare_nc3(blocks: Mapping[int, Run], classes: Mapping[int, Run]) -> dict[i
                 problems.append(f"L={L}: {key} differs or is not recorded")
         if any(r.provenance.get("status") != "finished" or r.provenance.get("git_dirty") is not False for r in (a, b)):
             problems.append(f"L={L}: not both finished runs of clean checkouts")
+        problems += _made_again_problems(L, a, b)
         if (a.nc3_compares, b.nc3_compares) != (NC3_EQUAL_COUNT_BLOCKS, "classes"):
             problems.append(f"L={L}: NC3 compares {a.nc3_compares!r} and {b.nc3_compares!r}, not "
                             f"{NC3_EQUAL_COUNT_BLOCKS!r} and 'classes'")
@@ -279,6 +492,7 @@ def compare_nc3(blocks: Mapping[int, Run], classes: Mapping[int, Run]) -> dict[i
         ratio = np.asarray(a.history["nc3"], dtype=float) / np.asarray(b.history["nc3"], dtype=float)
         out[L] = {"blocks": float(a.history["nc3"][-1]), "classes": float(b.history["nc3"][-1]),
                   "largest": float(np.max(ratio)), "smallest": float(np.min(ratio)), "nc2_apart": nc2_apart}
+    problems += commit_problems(blocks, "blocks") + commit_problems(classes, "classes")
     if problems:
         raise ValueError("classes is not blocks made again with another NC3: " + "; ".join(problems))
     return out
@@ -287,7 +501,8 @@ def compare_nc3(blocks: Mapping[int, Run], classes: Mapping[int, Run]) -> dict[i
 def check_figure(runs: Mapping[int, Run], fig, scale: str) -> dict:
     """Check that committed runs are the figure's configuration and complete; raise ValueError if not.
 
-    Every run passes :func:`check_run`, and the runs are exactly L = 1, 3, 6.
+    Every run passes :func:`check_run`, the runs are exactly L = 1, 3, 6, and they record one training set
+    (``data_sha256``) and one torch version.
     Returns ``{"epochs": {L: epochs}, "complete": True}``.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
@@ -297,6 +512,12 @@ def check_figure(runs: Mapping[int, Run], fig, scale: str) -> dict:
         problems.append(f"runs have L = {sorted(runs)}, expected {list(L_VALUES)}")
     for L, run in sorted(runs.items()):
         problems += check_run(run, f, scale)
+    # one training set and one torch: the figure's runs are one experiment (worded as scripts/land_gpu_runs.py's)
+    for what, value in (("data_sha256", lambda r: r.provenance.get("data_sha256")),
+                        ("torch", lambda r: (r.provenance.get("versions") or {}).get("torch"))):
+        values = {L: value(run) for L, run in sorted(runs.items())}
+        if len(set(map(json.dumps, values.values()))) > 1:
+            problems.append(f"the runs differ in {what}: " + ", ".join(f"L={L} {v}" for L, v in values.items()))
     if problems:
         raise ValueError(f"Figure {f.number} ({scale}) runs do not match its configuration: " + "; ".join(problems))
     return {"epochs": {L: int(run.params["epochs"]) for L, run in sorted(runs.items())}, "complete": True}
