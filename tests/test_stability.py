@@ -543,3 +543,57 @@ def test_run_name_refuses_a_precision_that_is_not_one_word():
     for bad in (np.array(["fp32"]), "bf16", None):
         with pytest.raises(ValueError, match="^precision must be one of"):
             stability.run_name(bad, 0)
+
+
+def _committed_copy(tmp_path, **tamper):
+    """A copy of the committed strict fp32 runs (results/stability-cpu/) with ``tamper`` made to seed 0's provenance."""
+    copy = tmp_path / "stability-cpu"
+    shutil.copytree(stability.RESULTS_CPU, copy)
+    path = copy / "fig1-L6-fp32-seed0" / "provenance.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **tamper}))
+    return copy
+
+
+@pytest.mark.parametrize("tamper, named", [
+    (dict(precision="tf32"), r"L=6: provenance precision 'tf32', its parameters 'fp32'"),
+    (dict(device="cuda", device_name="NVIDIA H200"), r"L=6: provenance device 'cuda', not on a cpu device"),
+    (dict(data_sha256="0" * 64), r"L=6: provenance data_sha256 000000000000\.\.\. differs from its data record"),
+    (dict(parameter_count=1), r"L=6: provenance parameter_count 1, the network of its parameters has 52,463,626"),
+    (dict(trained_with=["fig1-L6-fp32-seed1"]), r"trained_with \['fig1-L6-fp32-seed1'\] names runs other than its"),
+])
+@pytest.mark.parametrize("committed", [False, True])
+def test_load_stability_refuses_a_run_whose_provenance_is_not_its_record(tmp_path, tamper, named, committed):
+    """Read as committed results or as a job's folder, a run's provenance records its own parameters: the strict fp32
+    run of seed 0 with another precision, device (its parameters say cpu), data checksum, network size or partner
+    recorded is refused, naming its folder and the key."""
+    how = {"committed": True} if committed else {}  # as the chapters read results/, as the script reads its folder
+    assert sorted(stability.load_stability(_committed_copy(tmp_path), **how)) == [("fp32", 0), ("fp32", 1), ("fp32", 2)]
+    shutil.rmtree(tmp_path / "stability-cpu")
+    with pytest.raises(ValueError, match=r"fig1-L6-fp32-seed0': its provenance is not the record of this run: .*"
+                                         + named):
+        stability.load_stability(_committed_copy(tmp_path, **tamper), **how)
+
+
+def test_load_stability_asks_committed_runs_to_have_ended_from_a_clean_commit(tmp_path):
+    """committed=True: a run that did not end is an error, not left out, and every run was made from a clean commit
+    of this repository; a job's folder (committed=False, as scripts/stability_runs.py reads it) leaves out a run that
+    did not end and does not ask what its checkout was."""
+    for tamper, named in ((dict(git_dirty=True), r"seed0': .*L=6: not made from a clean commit: git_dirty = True"),
+                          (dict(segments=[{"git_dirty": True}]), r"seed0': .*L=6: not made from a clean commit: a"),
+                          (dict(git_commit=None), r"seed0': .*L=6: git_commit None is not a commit hash")):
+        copy = _committed_copy(tmp_path, **tamper)
+        assert len(stability.load_stability(copy)) == 3
+        with pytest.raises(ValueError, match=named):
+            stability.load_stability(copy, committed=True)
+        shutil.rmtree(copy)
+    copy = _committed_copy(tmp_path, status="running")
+    assert sorted(stability.load_stability(copy)) == [("fp32", 1), ("fp32", 2)]  # a job's run still training
+    with pytest.raises(ValueError, match=r"seed0' holds a run that did not end \(status 'dead'\)"):
+        stability.load_stability(copy, committed=True)
+    shutil.rmtree(copy)
+    if figures.unknown_commits([]) is not None:  # git can say which commits this checkout holds
+        copy = _committed_copy(tmp_path, git_commit="f" * 40)
+        with pytest.raises(ValueError, match=r"L=6 of fig1-L6-fp32-seed0: git_commit 'f{40}' is not a commit of"):
+            stability.load_stability(copy, committed=True)
+    with pytest.raises(ValueError, match="committed must be True or False"):
+        stability.load_stability(stability.RESULTS_CPU, committed="yes")

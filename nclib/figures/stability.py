@@ -34,7 +34,7 @@ from ..runs import json_values, load_class_accuracy, load_run, metric_epochs, re
 from .analysis import run_theory
 from .events import SPIKE_FACTOR, first_epoch, largest_rise, settled_epoch
 from .config import figure_parameters, train_kwargs
-from .load import Run, run_counts
+from .load import Run, commit_problems, device_kind, made_clean_problems, provenance_problems, run_counts
 
 #: Where the stability runs are committed.
 RESULTS = ROOT / "results" / "stability"
@@ -110,19 +110,32 @@ def setting_differences(params: Mapping, **overrides) -> dict:
     return {k: (recorded[k], v) for k, v in want.items() if recorded[k] != v}
 
 
-def load_stability(root=None, **overrides) -> dict[tuple[str, int], Run]:
+def load_stability(root=None, *, committed: bool = False, **overrides) -> dict[tuple[str, int], Run]:
     """{(precision, seed): Run} of the stability runs under ``root`` (default :data:`RESULTS`) that ended
     (:data:`ENDED`); ValueError when there is none, or when a run is not of the stability setting: its folder name
     (which names its precision and seed), or a parameter that :func:`setting_differences` finds, so that a run made
     with other parameters (a CPU test of the tooling) never counts as one, or its history (a finished run holds
-    every metric epoch of :func:`nclib.runs.metric_epochs`, a diverged one a prefix of them).  ``overrides``: the
-    parameters that the runs were made with on purpose (:func:`pair_kwargs`; ``width``, ``epochs`` for such a
-    test).
+    every metric epoch of :func:`nclib.runs.metric_epochs`, a diverged one a prefix of them), or its provenance,
+    which must be the record of its parameters (:func:`nclib.figures.provenance_problems`: the kind of device is
+    that of the ``device`` override where one is given, else that of its parameters) trained beside its pair's
+    other run or none (``trained_with``).  ``overrides``: the parameters that the runs were made with on purpose
+    (:func:`pair_kwargs`; ``width``, ``epochs`` for such a test).  ``committed``: the runs are committed results
+    (``results/README.md``), so every run folder under ``root`` must hold a run that ended (one that did not is an
+    error, not left out), made from a clean commit (:func:`nclib.figures.made_clean_problems`) of this repository
+    where git can say (:func:`nclib.figures.commit_problems`); without it, as ``scripts/stability_runs.py`` reads the
+    folders a job is filling, runs that did not end are left out and the checkout they came from is not asked.
     Chapters: :ref:`ch-fig1`, :ref:`ch-figures-summary`."""
     root = RESULTS if root is None else pathlib.Path(root)
+    if not isinstance(committed, bool):
+        raise ValueError(f"committed must be True or False, got {committed!r}")
+    device = device_kind(overrides["device"]) if "device" in overrides else None
     out: dict[tuple[str, int], Run] = {}
     for path in sorted(root.glob(f"fig{FIGURE}-L{L}-*-seed*")):
-        if recorded_status(path) not in ENDED:
+        status = recorded_status(path)
+        if status not in ENDED:
+            if committed:
+                raise ValueError(f"{str(path)!r} holds a run that did not end (status {status!r}): committed "
+                                 f"stability runs are runs that ended ({' or '.join(ENDED)})")
             continue
         params, history, prov = load_run(path)
         key = (params["precision"], int(params["seed"]))
@@ -137,9 +150,20 @@ def load_stability(root=None, **overrides) -> dict[tuple[str, int], Run]:
         if not whole:
             raise ValueError(f"{str(path)!r}: its history holds {len(got)} metric epochs ({got[:2]}...{got[-1:]}), "
                              f"not those of a {prov['status']} run of {params['epochs']} epochs")
-        out[key] = Run(path, params, history, prov)
+        run = Run(path, params, history, prov)
+        problems = provenance_problems(run, device) + (made_clean_problems(run) if committed else [])
+        partner = {run_name(q, key[1]) for q in PRECISIONS if q != key[0]}
+        if isinstance(prov.get("trained_with"), list) and not set(prov["trained_with"]) <= partner:
+            problems.append(f"provenance trained_with {prov['trained_with']!r} names runs other than its pair's")
+        if problems:
+            raise ValueError(f"{str(path)!r}: its provenance is not the record of this run: " + "; ".join(problems))
+        out[key] = run
     if not out:
         raise ValueError(f"no stability runs that ended ({' or '.join(ENDED)}) under {str(root)!r}")
+    unknown = [p for run in out.values() for p in commit_problems({L: run}, run.path.name)] if committed else []
+    if unknown:
+        raise ValueError(f"stability runs under {str(root)!r} not made by this repository's code: "
+                         + "; ".join(unknown))
     return out
 
 
