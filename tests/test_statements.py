@@ -31,7 +31,7 @@ def test_soft_threshold_relations_error_is_the_largest_entry_error(bias):
     ratio = np.sqrt(lam_H / lam_W)  # 2: the relation on W W^T carries the larger weight
     # at W = 0, H = 0 every left-hand side is 0: the error is the largest right-hand side
     zero = statements.soft_threshold_relations_error(np.zeros((3, 4)), np.zeros((4, N)), n, lam_W, lam_H, bias)
-    assert zero == pytest.approx(ratio * top, rel=1e-13)
+    assert zero == pytest.approx(ratio * top, rel=1e-13, abs=0)
     # W twice and H half the global minimizer's: W E holds, W W^T is four times its value, E^T E a quarter
     g = ufm.global_minimizer(n, lam_W, lam_H, L=1, bias=bias)
     off = statements.soft_threshold_relations_error(2 * g.Ws[0], g.H / 2, n, lam_W, lam_H, bias)
@@ -84,12 +84,13 @@ def test_soft_threshold_relations_error_refuses_bad_input_by_name(args, name):
 # ------------------------------------------------------------------ Theorem 4.3: c, x_k^*, sigma_k^2, the value
 
 def test_theorem43_c_is_the_printed_ratio_of_decays():
-    assert statements.theorem43_c([0.004, 0.012, 0.008], 3) == pytest.approx(0.004 ** 2 / (0.012 * 0.008), rel=1e-15)
-    assert statements.theorem43_c(0.3, 4) == pytest.approx(1.0, rel=1e-15)  # equal decays
+    assert statements.theorem43_c([0.004, 0.012, 0.008], 3) == pytest.approx(
+        0.004 ** 2 / (0.012 * 0.008), rel=1e-15, abs=0)
+    assert statements.theorem43_c(0.3, 4) == pytest.approx(1.0, rel=1e-15, abs=0)  # equal decays
     assert statements.theorem43_c([0.2], 1) == 1.0
     # decays near the bottom of the float range: lam_W1^(L-1) and the product of the others underflow alone
     assert statements.theorem43_c(1e-300, 3) == 1.0
-    assert statements.theorem43_c([1e-300, 2e-300, 4e-300], 3) == pytest.approx(1 / 8, rel=1e-15)
+    assert statements.theorem43_c([1e-300, 2e-300, 4e-300], 3) == pytest.approx(1 / 8, rel=1e-15, abs=0)
     for lam_W, L, name in [([0.1, 0.2], 3, "lam_W"), ([0.1, -0.2], 2, r"lam_W\[1\]"), (0.1, 0, "L")]:
         with pytest.raises(ValueError, match=f"^{name}"):
             statements.theorem43_c(lam_W, L)
@@ -116,7 +117,7 @@ def test_theorem43_sigma_squared_is_the_first_layer_at_the_global_minimizer(n, l
     np.testing.assert_allclose(sig2, (N * lam_H / c) ** (1 / L) * x, rtol=1e-15)
     # the value through Lemma A.2 is the closed-form minimum
     assert statements.theorem43_value(kappa, N, lam_W, lam_H, L) == pytest.approx(ufm.minimum_value(n, lam_W, lam_H, L=L),
-                                                                          rel=1e-12)
+                                                                          rel=1e-12, abs=0)
 
 
 @pytest.mark.parametrize("L, k, lam_W, lam_H", [(2, 1e100, [1e-5, 1e5], 1e300), (1, 111803.4, [1e-300], 1e308)])
@@ -187,7 +188,7 @@ def test_theorem43_with_the_printed_a_predicts_a_value_below_the_minimum():
     assert np.all(x_printed >= statements.theorem43_x_star(kappa, N, lam_W, lam_H, L))  # a smaller a: larger x
     printed = statements.theorem43_value(kappa, N, lam_W, lam_H, L, printed_a=True)
     g = [k ** 2 / (2 * N) * (1 / (x ** L + 1) + ai / N * x) for k, ai, x in zip(kappa, a, x_printed) if k > 0]
-    assert printed == pytest.approx(sum(g), rel=1e-14)
+    assert printed == pytest.approx(sum(g), rel=1e-14, abs=0)
     assert printed < 0.99 * ufm.minimum_value(n, lam_W, lam_H, L=L)
 
 
@@ -199,8 +200,8 @@ def test_theorem43_with_the_printed_a_equals_the_minimum_when_every_mode_collaps
     N = sum(n)
     assert not statements.theorem43_x_star(kappa, N, 1.0, 1.0, L, printed_a=True).any()
     printed = statements.theorem43_value(kappa, N, 1.0, 1.0, L, printed_a=True)
-    assert printed == pytest.approx(ufm.minimum_value(n, 1.0, 1.0, L=L), rel=1e-14)
-    assert printed == pytest.approx(np.sum(kappa ** 2) / (2 * N), rel=1e-14)
+    assert printed == pytest.approx(ufm.minimum_value(n, 1.0, 1.0, L=L), rel=1e-14, abs=0)
+    assert printed == pytest.approx(np.sum(kappa ** 2) / (2 * N), rel=1e-14, abs=0)
 
 
 @pytest.mark.parametrize("L", [1, 2, 3])
@@ -227,8 +228,9 @@ def test_theorem43_where_a_underflows_or_l_over_a_overflows(L, printed_a):
             value_ref = mpmath.mpf(kappa) ** 2 / (2 * N) * (1 / (x_ref ** L + 1) + a * x_ref)
         x = statements.theorem43_x_star([kappa, 0.0], N, lam, lam, L, printed_a)
         np.testing.assert_allclose(x, [float(x_ref), 0.0], rtol=1e-12)
-        assert statements.theorem43_value([kappa, 0.0], N, lam, lam, L, printed_a) == pytest.approx(float(value_ref),
-                                                                                               rel=1e-12)
+        # abs=0: for kappa = 1 the value is near 1e-300, and approx's implicit abs of 1e-12 would accept even 0
+        assert statements.theorem43_value([kappa, 0.0], N, lam, lam, L, printed_a) == pytest.approx(
+            float(value_ref), rel=1e-12, abs=0)
 
 
 @pytest.mark.parametrize("args, name", [
