@@ -30,17 +30,17 @@ def test_objective_by_hand():
     out = W @ H + b[:, None]
     Y = np.array([[1, 1, 0], [0, 0, 1.0]])
     want = np.sum((out - Y) ** 2) / 6 + 0.3 / 2 * np.sum(W ** 2) + 0.4 / 2 * np.sum(H ** 2)
-    assert ufm.objective([W], H, b, n, 0.3, 0.4) == pytest.approx(want, rel=1e-15)
+    assert ufm.objective([W], H, b, n, 0.3, 0.4) == pytest.approx(want, rel=1e-15, abs=0)
     want_free = np.sum((W @ H - Y) ** 2) / 6 + 0.3 / 2 * np.sum(W ** 2) + 0.4 / 2 * np.sum(H ** 2)
-    assert ufm.objective([W], H, None, n, 0.3, 0.4) == pytest.approx(want_free, rel=1e-15)
+    assert ufm.objective([W], H, None, n, 0.3, 0.4) == pytest.approx(want_free, rel=1e-15, abs=0)
 
 
 @pytest.mark.parametrize("n, lam_W, lam_H, L, bias", CASES)
 def test_global_minimizer_attains_minimum_value(n, lam_W, lam_H, L, bias):
     g = ufm.global_minimizer(n, lam_W, lam_H, L=L, bias=bias)
     v = ufm.minimum_value(n, lam_W, lam_H, L=L, bias=bias)
-    assert g.value == pytest.approx(v, rel=1e-13)
-    assert ufm.objective(g.Ws, g.H, g.b, n, lam_W, lam_H) == pytest.approx(v, rel=1e-12)
+    assert g.value == pytest.approx(v, rel=1e-13, abs=0)
+    assert ufm.objective(g.Ws, g.H, g.b, n, lam_W, lam_H) == pytest.approx(v, rel=1e-12, abs=0)
     assert len(g.Ws) == L and g.Ws[-1].shape[0] == len(n) and g.H.shape == (len(n), sum(n))
     if bias:
         np.testing.assert_allclose(g.b, np.asarray(n) / sum(n), rtol=1e-15)
@@ -99,7 +99,7 @@ def test_each_mode_solves_its_scalar_problem(L):
         if kappa > 1e-12 and L >= 2:
             a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, L)[0]
             x = lemmas.lemma_a2_minimizer(a, L)
-            assert kappa ** 2 / (2 * N) * (1 / (x ** L + 1) + a * x) == pytest.approx(phi(sp * sf), rel=1e-12)
+            assert kappa ** 2 / (2 * N) * (1 / (x ** L + 1) + a * x) == pytest.approx(phi(sp * sf), rel=1e-12, abs=0)
 
 
 @pytest.mark.parametrize("L", [1, 2, 3, 6])
@@ -200,7 +200,7 @@ def test_a_width_that_cuts_a_block_of_collapsed_modes_is_accepted():
         np.testing.assert_allclose(st.s_product, [top, 0, 0, 0, 0], rtol=1e-14, atol=0)
         np.testing.assert_allclose(st.s_features, [top, 0, 0, 0, 0], rtol=1e-14, atol=0)
         g = ufm.global_minimizer(n, lam, lam, L=1, bias=False, d=d)
-        assert g.value == pytest.approx(ufm.minimum_value(n, lam, lam, L=1, bias=False), rel=1e-14)
+        assert g.value == pytest.approx(ufm.minimum_value(n, lam, lam, L=1, bias=False), rel=1e-14, abs=0)
     assert top == pytest.approx(0.6545434, abs=1e-7)
 
 
@@ -228,7 +228,7 @@ def test_d_smaller_than_K_keeps_top_modes():
     full = ufm.global_minimizer(n, lam_W, lam_H, L=2, bias=False)
     small = ufm.global_minimizer(n, lam_W, lam_H, L=2, bias=False, d=2)
     assert small.H.shape == (2, sum(n)) and small.Ws[0].shape == (2, 2) and small.Ws[1].shape == (5, 2)
-    assert ufm.objective(small.Ws, small.H, None, n, lam_W, lam_H) == pytest.approx(small.value, rel=1e-12)
+    assert ufm.objective(small.Ws, small.H, None, n, lam_W, lam_H) == pytest.approx(small.value, rel=1e-12, abs=0)
     assert small.value > full.value
     assert np.linalg.matrix_rank(ufm.head_product(small.Ws)) == 2
 
@@ -374,14 +374,15 @@ def test_decays_whose_products_leave_the_normal_floats_go_through_logarithms():
 def test_reference_decay_is_k_times_the_reference_codes_decays():
     """lam_W = K wd and lam_H = K fd, each from its own decay; reference_decay(26) is 2.6e-4 exactly, not
     2.6000000000000003e-4."""
-    assert ufm.from_reference_decay(1e-5, 3e-5, 10) == pytest.approx((1e-4, 3e-4), rel=1e-15)
+    assert ufm.from_reference_decay(1e-5, 3e-5, 10) == pytest.approx((1e-4, 3e-4), rel=1e-15, abs=0)
     assert 26 * ufm.REFERENCE_DECAY != 2.6e-4  # what the rounding is for
     assert ufm.reference_decay(26) == 2.6e-4 and ufm.reference_decay(10) == 1e-4
 
 
 def test_tie_tolerance_is_1e_9_of_the_largest_output():
     """Outputs within 1e-9 times the largest one are a tie (margin 0); a margin of 5e-9 of it is not."""
-    assert ufm.tie_tolerance([[2.0, -3.0]]) == pytest.approx(3e-9, rel=1e-15)
+    # abs=0: approx's implicit abs of 1e-12 is 3e-4 of 3e-9
+    assert ufm.tie_tolerance([[2.0, -3.0]]) == pytest.approx(3e-9, rel=1e-15, abs=0)
     n = [2, 1]  # columns 0 and 1 of class 0, column 2 of class 1; the largest output is 1
     out = np.array([[1.0, 1.0, 0.0], [1.0 - 5e-9, 1.0 - 5e-10, 0.5]])
     np.testing.assert_allclose(ufm.class_margins(out, n), [5e-9, 0.0, 0.5], rtol=1e-6, atol=0)
@@ -399,7 +400,7 @@ def test_repeated_singular_values_of_ybar_are_one_float():
     np.testing.assert_allclose(values[counts == 19], np.sqrt(50), rtol=1e-14)
     # decays placed on the thresholds of the nineteen values the SVD returns: the block lives or dies as one
     N = int(n.sum())
-    block = np.flatnonzero(np.isclose(kappa, np.sqrt(50), rtol=1e-12))
+    block = np.flatnonzero(np.isclose(kappa, np.sqrt(50), rtol=1e-12, atol=0))  # the default atol 1e-8 would set it
     for k in np.linalg.svd(imb.ybar(n), compute_uv=False)[block]:
         for lam in (k / N, np.nextafter(k / N, 0), np.nextafter(k / N, 1)):
             alive = np.count_nonzero(ufm.mode_strengths(kappa, N, lam, lam, 1)[block])
@@ -423,7 +424,7 @@ def test_a_width_between_a_surviving_mode_and_a_collapsed_one_of_nearly_equal_ka
 def test_lemma_a2_a_has_the_factor_N():
     """Erratum T1: a = L N / kappa^2 (N lam_H prod lam_W)^(1/L)."""
     a = ufm.lemma_a2_a([2.0], 30, [0.01, 0.02], 0.03, 2)[0]
-    assert a == pytest.approx(2 * 30 / 4 * (30 * 0.03 * 0.01 * 0.02) ** 0.5, rel=1e-14)
+    assert a == pytest.approx(2 * 30 / 4 * (30 * 0.03 * 0.01 * 0.02) ** 0.5, rel=1e-14, abs=0)
     assert np.isinf(ufm.lemma_a2_a([0.0], 30, 0.01, 0.03, 2)[0])
 
 
@@ -455,7 +456,7 @@ def test_threshold_gap_sign_decides_survival(L):
             ratio = 1 + gap[:-1] / (st.kappa[:-1] ** 2 * (L - 1) ** ((L - 1) / L))
             np.testing.assert_allclose(ratio, a / lemmas.lemma_a2_critical_a(L), rtol=1e-12)
     # L = 1: N^2 lam_W lam_H - kappa^2, the soft threshold of Theorems 4.1 and 4.2
-    assert ufm.threshold_gap([2.0], 10, 0.01, 0.03, 1)[0] == pytest.approx(100 * 0.01 * 0.03 - 4.0, rel=1e-14)
+    assert ufm.threshold_gap([2.0], 10, 0.01, 0.03, 1)[0] == pytest.approx(100 * 0.01 * 0.03 - 4.0, rel=1e-14, abs=0)
     with pytest.raises(ValueError, match="^kappa"):
         ufm.threshold_gap([-1.0], 10, 0.1, 0.1, 2)
     with pytest.raises(ValueError, match="^lam_W"):
@@ -481,7 +482,7 @@ def test_weighted_class_means():
 def test_value_from_spectrum(n, lam_W, lam_H, L, bias):
     kappa = np.linalg.svd(ybar(n) if bias else np.diag(np.sqrt(n)), compute_uv=False)
     value = ufm.value_from_spectrum(kappa, sum(n), lam_W, lam_H, L)
-    assert value == pytest.approx(ufm.minimum_value(n, lam_W, lam_H, L, bias), rel=1e-14)
+    assert value == pytest.approx(ufm.minimum_value(n, lam_W, lam_H, L, bias), rel=1e-14, abs=0)
     # each mode's scalar problem min_s (s - kappa)^2/(2N) + (L+1)/2 Pi^(1/(L+1)) s^(2/(L+1)), minimized here by
     # bounded search on [0, kappa] (its minimizer lies there) and at the end point s = 0
     N, Pi = sum(n), lam_H * np.prod(np.broadcast_to(lam_W, (L,)))
@@ -493,7 +494,7 @@ def test_value_from_spectrum(n, lam_W, lam_H, L, bias):
         N, mu = sum(n), np.sqrt(lam_W * lam_H)
         s = np.maximum(kappa - N * mu, 0)
         want = np.sum((s - kappa) ** 2 / (2 * N) + mu * s)
-        assert ufm.value_from_spectrum(kappa, N, lam_W, lam_H) == pytest.approx(want, rel=1e-13)
+        assert ufm.value_from_spectrum(kappa, N, lam_W, lam_H) == pytest.approx(want, rel=1e-13, abs=0)
     with pytest.raises(ValueError, match="^kappa"):
         ufm.value_from_spectrum([-1e-3], 10, 0.1, 0.1)
 
@@ -570,7 +571,7 @@ def test_minimizer_global_mean_norm_matches_the_numerical_minimizer(n, lam_W, la
     global feature mean of the point nclib.solvers.minimize finds, which never uses the closed form."""
     assert np.count_nonzero(ufm.structure(n, lam_W, lam_H, L, False).s_product > 0) == alive
     found = solvers.minimize(n, lam_W, lam_H, L, bias=False)
-    assert found.value == pytest.approx(ufm.minimum_value(n, lam_W, lam_H, L, False), rel=1e-12)
+    assert found.value == pytest.approx(ufm.minimum_value(n, lam_W, lam_H, L, False), rel=1e-12, abs=0)
     want = ufm.minimizer_global_mean_norm(n, lam_W, lam_H, L, bias=False)
     assert want > 0
     assert want == pytest.approx(metrics.global_mean_norm(found.H.T), rel=1e-9)
@@ -583,7 +584,7 @@ def test_minimizer_global_mean_norm_by_hand_and_with_a_bias():
     share = np.sqrt(lam_W / lam_H) * np.maximum(np.sqrt(n) - N * np.sqrt(lam_W * lam_H), 0)
     assert np.count_nonzero(share) == 3
     assert ufm.minimizer_global_mean_norm(n, lam_W, lam_H, 1, False) == pytest.approx(
-        np.sqrt(np.sum(n * share)) / N, rel=1e-12)
+        np.sqrt(np.sum(n * share)) / N, rel=1e-12, abs=0)
     # with a bias h_G = 0 at every global minimizer (eq. (B.5)-(B.7)), as at the numerical one
     assert ufm.minimizer_global_mean_norm([5, 3, 3, 1], 1e-3, 1e-3, 3, True) == 0.0
     found = solvers.minimize([5, 3, 3, 1], 1e-3, 1e-3, 3, bias=True)
