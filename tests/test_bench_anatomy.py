@@ -86,11 +86,13 @@ def test_floors_are_the_engine_chapters():
     n = models.parameter_count(eng.model)
     whole = nclib.floor.floor_seconds([eng.model], eng.B, sheet["bandwidth"], sheet["tf32"])
     grad_write = nclib.floor.WEIGHT_BYTES * n / sheet["bandwidth"]
-    assert 1e-3 * (part["products_floor_ms"] + part["adam_floor_ms"]) + grad_write == pytest.approx(whole, rel=1e-12)
+    assert 1e-3 * (part["products_floor_ms"] + part["adam_floor_ms"]) + grad_write == pytest.approx(
+        whole, rel=1e-12, abs=0)  # abs=0: seconds of about 1e-8, below approx's implicit abs of 1e-12
     # the weights read by the forward and (but the first layer's) the input-gradient products, the gradients written
     weights = [W.numel() for W in eng.model.backbone_weights() + eng.model.head_weights()]
     read_written = nclib.floor.WEIGHT_BYTES * ((2 * sum(weights) - weights[0]) + sum(weights))
-    assert part["forward_backward_bytes_floor_ms"] == pytest.approx(1e3 * read_written / sheet["bandwidth"], rel=1e-12)
+    assert part["forward_backward_bytes_floor_ms"] == pytest.approx(
+        1e3 * read_written / sheet["bandwidth"], rel=1e-12, abs=0)
     assert anatomy.data_sheet("NVIDIA H100 80GB HBM3") == nclib.floor.DATASHEETS["H100 SXM"]
     assert sheet == nclib.floor.DATASHEETS["H200"]
     # cards of other bandwidths and peaks get no floor rather than the SXM card's
@@ -108,12 +110,12 @@ def test_the_products_floors_are_at_the_precisions_peak(precision):
     engines = _engines()
     part = anatomy.step_parts(engines[0], 2, sheet, precision)
     flops = nclib.floor.product_flops(engines[0].model, engines[0].B)
-    assert part["products_floor_ms"] == pytest.approx(1e3 * flops / sheet[precision], rel=1e-12)
+    assert part["products_floor_ms"] == pytest.approx(1e3 * flops / sheet[precision], rel=1e-12, abs=0)
     bb = anatomy.backbones(engines, 2, sheet, precision)
     B = engines[0].B
     head_weights = [sum(W.numel() for W in e.model.head_weights()) for e in engines]
     backbone_flops = sum(nclib.floor.product_flops(e.model, B) - 2 * B * 3 * w for e, w in zip(engines, head_weights))
-    assert bb["products_floor_ms"] == pytest.approx(1e3 * backbone_flops / sheet[precision], rel=1e-12)
+    assert bb["products_floor_ms"] == pytest.approx(1e3 * backbone_flops / sheet[precision], rel=1e-12, abs=0)
     assert bb["equal_bits"] == (bb["max_relative_difference"] == 0.0)
     assert anatomy.backbones(engines, 2, None, precision)["products_floor_ms"] is None  # no data sheet
 
