@@ -169,7 +169,7 @@ def test_a_weak_minority_mode_is_alive_under_strong_imbalance():
     assert mino.alive_modes([0.75, 0.5, 0.75], [1.5, 1.0, 0.0], tol=0.5).tolist() == [False, False, False]
     assert mino.partial_minima(n, lam, lam, 2, False)["count"].tolist() == [1, 1]
     both = mino.partial_minimum(n, lam, lam, 2, False, np.array([True, True]))
-    assert both == pytest.approx(ufm.minimum_value(n, lam, lam, 2, False), rel=1e-12)
+    assert both == pytest.approx(ufm.minimum_value(n, lam, lam, 2, False), rel=1e-12, abs=0)  # abs=0: about 2e-7
 
 
 def test_grouped_class_accuracy_by_hand():
@@ -308,9 +308,9 @@ def test_partial_minimum_ends():
     n, lam, L = [6, 4, 2], 0.01, 3
     theory = mino.alive_at_minimum(n, lam, lam, L)
     assert mino.partial_minimum(n, lam, lam, L, True, theory) == pytest.approx(ufm.minimum_value(n, lam, lam, L=L),
-                                                                               rel=1e-12)
+                                                                               rel=1e-12, abs=0)
     origin = ufm.objective([np.zeros((3, 3))] * 3, np.zeros((3, 12)), np.array(n) / 12, n, lam, lam)
-    assert mino.partial_minimum(n, lam, lam, L, True, np.zeros(3, bool)) == pytest.approx(origin, rel=1e-12)
+    assert mino.partial_minimum(n, lam, lam, L, True, np.zeros(3, bool)) == pytest.approx(origin, rel=1e-12, abs=0)
     with pytest.raises(ValueError, match="alive"):
         mino.partial_minimum(n, 1.0, 1.0, L, True, np.array([True, False, False]))
 
@@ -356,11 +356,11 @@ def test_a_warm_start_keeps_a_mode_past_its_collapse_decay():
     np.testing.assert_array_equal(r.alive, [True, False, False])
     assert not r.alive_theory.any() and r.gap > 1e-2
     kept = mino.partial_minimum(n, lam, lam, L, True, r.alive)
-    assert r.value == pytest.approx(kept, rel=1e-12)
+    assert r.value == pytest.approx(kept, rel=1e-12, abs=0)
     pts = mino.partial_minima(n, lam, lam, L, True)
     assert pts["kills"].tolist() == [True] and pts["count"].tolist() == [1]
-    assert pts["dead"].tolist() == [[1], [0]] and pts["value"][0] == pytest.approx(r.minimum, rel=1e-14)
-    assert pts["value"][1] == pytest.approx(kept, rel=1e-14)
+    assert pts["dead"].tolist() == [[1], [0]] and pts["value"][0] == pytest.approx(r.minimum, rel=1e-14, abs=0)
+    assert pts["value"][1] == pytest.approx(kept, rel=1e-14, abs=0)
     place = mino.nearest_partial_minimum(n, lam, lam, L, True, r.value)
     assert place["kept"] == 1 and place["dead"] == 0 and abs(place["above"]) < 1e-12
     np.testing.assert_array_equal(place["alive"], r.alive)  # the point as a mask: the first mode kept
@@ -384,7 +384,7 @@ def test_partial_minima_lists_the_weakest_first_chain_by_value_against_partial_m
             left -= chain[-1]
         row = np.flatnonzero((pts["dead"] == chain).all(axis=1))[0]
         mask = mino.alive_without_weakest(n, lam, lam, L, True, d)
-        assert pts["value"][row] == pytest.approx(mino.partial_minimum(n, lam, lam, L, True, mask), rel=1e-12)
+        assert pts["value"][row] == pytest.approx(mino.partial_minimum(n, lam, lam, L, True, mask), rel=1e-12, abs=0)
     # equal counts: without a bias two classes of 200 share kappa = sqrt(200); one point per number at 0
     free = mino.partial_minima(n, lam, lam, L, False)
     assert free["count"].tolist() == [2, 2, 1] and free["dead"].tolist() == [[0, 0, 0], [1, 0, 0], [2, 0, 0],
@@ -434,7 +434,7 @@ def test_a_point_that_keeps_a_weaker_mode_than_one_at_zero_is_a_saddle():
         sv = np.linalg.svd(Z, compute_uv=False)
         return (np.sum((Z - np.diag(kappa)) ** 2) / (2 * N)
                 + (L + 1) / 2 * lam * np.sum(sv ** (2 / (L + 1))))  # (lam^(L+1))^(1/(L+1)): L + 1 equal decays
-    assert value(0.0) == pytest.approx(saddle, rel=1e-12)
+    assert value(0.0) == pytest.approx(saddle, rel=1e-12, abs=0)
     assert value(1e-3) < value(0.0) and value(1e-2) < value(1e-3)
 
 
@@ -493,7 +493,7 @@ def test_partial_point_is_the_point_whose_value_partial_minimum_gives(n, L, bias
         p = mino.partial_point(n, lam, lam, L, bias, keep)
         value = mino.partial_minimum(n, lam, lam, L, bias, keep)
         assert p.value == value
-        assert ufm.objective(p.Ws, p.H, p.b, n, lam, lam) == pytest.approx(value, rel=1e-12)
+        assert ufm.objective(p.Ws, p.H, p.b, n, lam, lam) == pytest.approx(value, rel=1e-12, abs=0)
         s = ufmtrain.mode_values(p.Ws, p.H, n, bias)
         np.testing.assert_allclose(s[keep], ufm.mode_strengths(kappa, N, lam, lam, L)[keep], rtol=1e-12)
         np.testing.assert_allclose(s[~keep], 0, atol=1e-12)
@@ -534,7 +534,7 @@ def test_partial_point_keeps_a_mode_past_its_collapse_decay_and_refuses_one_with
     kept = np.array([True, False, False])
     p = mino.partial_point(n, 1.02 * lam1, 1.02 * lam1, L, True, kept)  # past lambda_1, below (L+1)/4^(L/(L+1))
     assert ufm.objective(p.Ws, p.H, p.b, n, 1.02 * lam1, 1.02 * lam1) == pytest.approx(
-        mino.partial_minimum(n, 1.02 * lam1, 1.02 * lam1, L, True, kept), rel=1e-12)
+        mino.partial_minimum(n, 1.02 * lam1, 1.02 * lam1, L, True, kept), rel=1e-12, abs=0)
     assert p.value > ufm.minimum_value(n, 1.02 * lam1, 1.02 * lam1, L=L)
     for bad in (np.array([True, False]), np.array([1, 0, 0])):
         with pytest.raises(ValueError, match="alive"):
