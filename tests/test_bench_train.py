@@ -338,11 +338,11 @@ def test_the_records_floor_is_that_of_the_runs_timed(tmp_path, capsys, monkeypat
                              sheet[precision])
         path = tmp_path / f"{precision}.json"
         bench.main(TINY + ["--repeats", "1", "--figure-epochs", "1", "--precision", precision, "--json", str(path)])
-        assert json.loads(path.read_text())["figure"]["epoch_ms_floor"] == pytest.approx(expected, rel=1e-12)
+        assert json.loads(path.read_text())["figure"]["epoch_ms_floor"] == pytest.approx(expected, rel=1e-12, abs=0)
         levers = tmp_path / f"levers-{precision}.json"
         bench.main(TINY + ["--figure-epochs", "1", "--precision", precision, "--levers", "plain", "--json",
                            str(levers)])
-        assert json.loads(levers.read_text())["epoch_ms_floor"] == pytest.approx(expected, rel=1e-12)
+        assert json.loads(levers.read_text())["epoch_ms_floor"] == pytest.approx(expected, rel=1e-12, abs=0)
 
 
 def test_twelve_thousand_epochs_count_every_metric_epoch_a_run_records(tmp_path, capsys, monkeypatch):

@@ -60,7 +60,7 @@ def test_lemma_a1_value_at_extreme_alpha_does_not_overflow(alpha):
     factorization of I_2 the value is 2 for every alpha."""
     W, H = lemmas.nuclear_factorization(np.eye(2), alpha)
     np.testing.assert_allclose(W @ H, np.eye(2), rtol=0, atol=1e-15)
-    assert lemmas.nuclear_variational_value(W, H, alpha) == pytest.approx(2.0, rel=1e-15)
+    assert lemmas.nuclear_variational_value(W, H, alpha) == pytest.approx(2.0, rel=1e-15, abs=0)
 
 
 @pytest.mark.parametrize("L", [2, 3, 4, 5, 6])
@@ -68,7 +68,7 @@ def test_lemma_a2(L):
     a_c = lemmas.lemma_a2_critical_a(L)
     x_t = (L - 1) ** (1 / L)
     g = lambda x, a: 1 / (x ** L + 1) + a * x  # noqa: E731
-    assert g(x_t, a_c) == pytest.approx(1.0, rel=1e-14)  # tie with g(0) = 1
+    assert g(x_t, a_c) == pytest.approx(1.0, rel=1e-14, abs=0)  # tie with g(0) = 1
     assert lemmas.lemma_a2_largest_root(a_c, L) == pytest.approx(x_t, rel=1e-12)
     grid = np.linspace(0, 4, 400001)
     for a in [0.5 * a_c, 0.9 * a_c, 0.99 * a_c, 1.01 * a_c, 2 * a_c]:
@@ -106,7 +106,7 @@ def test_lemma_a2_largest_root_near_the_top_of_the_right_hand_side(L):
     for a in (0.999 * top, 0.9 * top):
         x = lemmas.lemma_a2_largest_root(a, L)
         assert x is not None and x > x_peak
-        assert L * x ** (L - 1) / (x ** L + 1) ** 2 == pytest.approx(a, rel=1e-13)
+        assert L * x ** (L - 1) / (x ** L + 1) ** 2 == pytest.approx(a, rel=1e-13, abs=0)
     for a in (top * (1 + 1e-6), 1.1 * top):
         assert lemmas.lemma_a2_largest_root(a, L) is None
 
@@ -117,7 +117,8 @@ def test_lemma_a2_refuses_a_depth_beyond_float64():
         with pytest.raises(ValueError, match=r"^L must be at most 1.8e\+308 \(a float64\), "
                                              r"got an integer of 401 digits"):
             call()
-    assert lemmas.lemma_a2_critical_a(10 ** 300) == pytest.approx(1.0, rel=1e-15)  # one inside the range still works
+    # one inside the range still works
+    assert lemmas.lemma_a2_critical_a(10 ** 300) == pytest.approx(1.0, rel=1e-15, abs=0)
 
 
 @pytest.mark.parametrize("call, name", [

@@ -139,7 +139,7 @@ def test_metrics_vanish_at_a_minimizer_whose_hidden_width_is_below_its_feature_d
     R = np.eye(5)[:, :2]
     Ws, H = [mz.Ws[0] @ R.T, *mz.Ws[1:]], R @ mz.H
     assert Ws[0].shape == (2, 5) and H.shape == (5, sum(n))
-    assert ufm.objective(Ws, H, mz.b, n, lam, lam) == pytest.approx(mz.value, rel=1e-14)
+    assert ufm.objective(Ws, H, mz.b, n, lam, lam) == pytest.approx(mz.value, rel=1e-14, abs=0)
     assert np.count_nonzero(ufm.structure(n, lam, lam, L=L, bias=bias).s_product) == 5 - bias  # at full width
     assert mz.value > 5 * ufm.minimum_value(n, lam, lam, L=L, bias=bias)  # the width costs the modes past the second
     out = m.collapse_metrics(H.T, imb.class_labels(n), Ws, lam, lam, bias=bias)
@@ -941,7 +941,7 @@ def test_printed_forms_at_the_minimizer():
     means, counts = m.class_means(mz.H.T, imb.class_labels(n))
     E = means.T * np.sqrt(counts)
     up = pm.printed_upsilon(st, lam, lam, int(np.sum(n)), L)
-    assert up["c"] == pytest.approx(1.0, rel=1e-15)  # equal lambdas
+    assert up["c"] == pytest.approx(1.0, rel=1e-15, abs=0)  # equal lambdas
     U, V, k = st.U, st.V, up["kappa"]
     assert pm.printed_nc2(U.T @ P @ P.T @ U, up["upsilon1"]) <= 1e-12
     # one Upsilon_2 cannot serve both E^T E and P E (erratum M3)

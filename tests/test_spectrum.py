@@ -13,7 +13,7 @@ def test_group_matrix_entries_match_the_proof_of_theorem_b1():
     for i, (Ni, li) in enumerate(groups):
         for j, (Nj, lj) in enumerate(groups):
             want = np.sqrt(Ni) * (1 - Ni * li / N) if i == j else -Ni * np.sqrt(Nj) / N * np.sqrt(li * lj)
-            assert G[i, j] == pytest.approx(want, rel=1e-14)
+            assert G[i, j] == pytest.approx(want, rel=1e-14, abs=0)
 
 
 def test_group_matrix_gram_is_diagonal_minus_rank_one_and_has_null_vector():

@@ -73,7 +73,7 @@ def test_adam_is_torch_adam(final):
         opt.step()
     for mine, ref in zip([*r.Ws, r.H, r.b], [*Ws, H, b]):
         np.testing.assert_allclose(mine, ref.detach().numpy(), rtol=1e-9, atol=1e-12)
-    assert r.value == pytest.approx(ufm.objective(r.Ws, r.H, r.b, n, lam_W, lam_H), rel=1e-15)
+    assert r.value == pytest.approx(ufm.objective(r.Ws, r.H, r.b, n, lam_W, lam_H), rel=1e-15, abs=0)
 
 
 def test_history_holds_every_record_every_th_value_and_the_final_one():
@@ -85,9 +85,9 @@ def test_history_holds_every_record_every_th_value_and_the_final_one():
     # the values before steps 0, 4 and 8, then the value after the last step: ceil(10 / 4) + 1 entries
     assert r.history.shape == (4,)
     assert r.history[-1] == r.value
-    assert r.history[0] == pytest.approx(ufm.objective(*start, n, lam, lam), rel=1e-15)
+    assert r.history[0] == pytest.approx(ufm.objective(*start, n, lam, lam), rel=1e-15, abs=0)
     for j, steps in ((1, 4), (2, 8)):  # at a constant rate, a run of 4 (8) steps ends where this one was then
-        assert r.history[j] == pytest.approx(run(steps).value, rel=1e-15)
+        assert r.history[j] == pytest.approx(run(steps).value, rel=1e-15, abs=0)
     assert ufmtrain.train_ufm(n, lam, lam, steps=8, record_every=4, start=start).history.shape == (3,)  # 0, 4, end
 
 
@@ -152,7 +152,7 @@ def test_train_ufm_small_start_ends_at_the_origin():
     assert r.at_origin and r.alive_theory.any()
     assert r.gap > 0.1
     assert r.value == pytest.approx(ufm.objective([np.zeros((3, 3))] * 3, np.zeros((3, 12)), np.array(n) / 12,
-                                                  n, lam, lam), rel=1e-13)  # measured: equal
+                                                  n, lam, lam), rel=1e-13, abs=0)  # measured: equal
 
 
 def test_train_ufm_counts_tied_classes_as_wrong():
