@@ -232,7 +232,8 @@ def test_decays_default_to_the_reference_code_read_in_4_3(tmp_path):
     assert train.DEFAULTS["lam_W"] == train.DEFAULTS["lam_H"] == "reference"
     for counts, K in (("cifar10", 10), ("emnist-letters", 26), ([5, 4, 3], 3)):
         p = train.check_params(dataset="synthetic", counts=counts, batch_size="full")
-        assert p["lam_W"] == p["lam_H"] == pytest.approx(train.from_reference_decay(1e-5, 1e-5, K)[0], rel=1e-12)
+        want = train.from_reference_decay(1e-5, 1e-5, K)[0]
+        assert p["lam_W"] == p["lam_H"] == pytest.approx(want, rel=1e-12, abs=0)
     assert train.check_params(dataset="synthetic", counts="emnist-letters")["lam_W"] == 26e-5  # rounded, not 2.6000000000000003e-4
     path = train.run(**SMALL, epochs=1, batch_size="full", lam_H=2e-3, out_dir=tmp_path)
     params, _, prov = train.load_run(path)
@@ -1164,7 +1165,7 @@ def test_the_training_time_leaves_out_writing_the_checkpoints(tmp_path, monkeypa
         prov, history = json.loads((p / "provenance.json").read_text()), train.load_history(p)
         assert prov["status"] == "finished" and history["epoch"].tolist() == [0, 2, 4, 6]
         assert prov["train_time_s"] == pytest.approx(stopped[p.name] + prov["segments"][1]["train_time_s"],
-                                                     rel=1e-12)
+                                                     rel=1e-12, abs=0)
         assert np.all(np.diff(history["wall_time"]) > 0) and history["wall_time"][-1] <= prov["train_time_s"] < jump
 
 
