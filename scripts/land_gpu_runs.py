@@ -118,6 +118,7 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
                 problems.append(f"L={run.L}: {params['epochs']} epochs, not the {want} a figure run needs")
             if made_dirty(prov):
                 problems.append(f"L={run.L}: not made from a clean commit (git_dirty), which promote refuses")
+            problems += figures.commit_problems({run.L: run})  # a commit rebased away: a fresh clone lacks it
             made_with = arithmetic(params, prov)
             for name, theirs in before[fig].items():
                 differ = [f"{what} {made_with[what]}, not the landed {name}'s {theirs[what]}" for what in made_with
@@ -241,6 +242,9 @@ def promote(fig: int, root: pathlib.Path) -> str:
     dirty = [L for L, r in runs.items() if made_dirty(r.provenance)]  # land refuses them; runs landed by hand too
     if dirty:
         raise ValueError(f"the landed runs L = {dirty} were not made from a clean commit (git_dirty)")
+    outside = figures.commit_problems(runs, "the landed runs")  # the chapters refuse them in a fresh clone
+    if outside:
+        raise ValueError("; ".join(outside))
     jobs = sorted((here / "jobs").iterdir()) if (here / "jobs").is_dir() else []
     moves = {}  # every notebook a job brought, to its place in the book or beside the runs
     books = root / GPU_NOTEBOOKS

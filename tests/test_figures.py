@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
+import subprocess
 
 import matplotlib
 
@@ -1632,6 +1634,27 @@ def test_unknown_commits_asks_this_repository_or_says_it_cannot(monkeypatch, tmp
     assert known == [] and figures.unknown_commits([head, "f" * 40, "not a hash"]) == ["f" * 40, "not a hash"]
     monkeypatch.setenv("GIT_DIR", str(tmp_path))  # the caller's git settings do not move the question elsewhere
     assert figures.unknown_commits(["f" * 40]) == ["f" * 40]
+    monkeypatch.delenv("GIT_DIR")
+    # a repository whose first commit was amended: the old one stays stored, but is no ancestor of HEAD, as a commit
+    # rebased away or one of an unmerged branch (a fresh clone would not hold it)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_AUTHOR_NAME="a", GIT_AUTHOR_EMAIL="a@b", GIT_COMMITTER_NAME="a", GIT_COMMITTER_EMAIL="a@b")
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True,
+                              text=True).stdout.strip()
+    git("init", "-q")
+    (repo / "a.txt").write_text("a\n")
+    git("add", "a.txt")
+    git("commit", "-q", "-m", "first")
+    first = git("rev-parse", "HEAD")
+    git("commit", "-q", "--amend", "-m", "first, amended")
+    amended = git("rev-parse", "HEAD")
+    assert git("cat-file", "-t", first) == "commit"  # still stored
+    monkeypatch.setattr(load, "ROOT", repo)
+    assert figures.unknown_commits([first, amended]) == [first]
     monkeypatch.setattr(load, "ROOT", tmp_path)  # a copy of the files, no repository: git cannot say
     assert figures.unknown_commits(["f" * 40]) is None
     with pytest.raises(ValueError, match="commits must be a list"):
@@ -1667,7 +1690,7 @@ def _swap(folder, a, b):
     (1, "gpu", dict(data_sha256=None), r"L=3: provenance data_sha256 = None is missing"),
     (1, "gpu", dict(git_dirty=True), r"L=3: not made from a clean commit: git_dirty = True"),
     (1, "gpu", dict(segments=[{"git_dirty": False}, {"git_dirty": True}]), r"L=3: not made from a clean commit: a call"),
-    (1, "gpu", dict(git_commit="f" * 40), r"L=3: git_commit 'f{40}' is not a commit of this repository"),
+    (1, "gpu", dict(git_commit="f" * 40), r"L=3: git_commit 'f{40}' is not a commit in the history of this checkout"),
     (1, "gpu", dict(device="cpu", device_name="cpu"), r"L=3: provenance device 'cpu', not on a cuda device"),
     (1, "gpu", dict(precision="bf16"), r"L=3: provenance precision 'bf16', its parameters 'tf32'"),
     (1, "gpu", dict(torch="1.0"), r"the runs differ in torch: L=1 2.11.0\+cu130, L=3 1.0"),
@@ -1710,7 +1733,7 @@ def test_check_figure_refuses_the_provenance_of_another_run(tmp_path):
 @pytest.mark.parametrize("tamper, named", [
     (dict(torch="2.0.0"), r"L=3: torch '2.0.0' made again, '2.14.1\+cu130' first"),
     (dict(device="cuda", device_name="NVIDIA H200"), r"L=3: device 'cuda' made again, 'cpu' first"),
-    (dict(git_commit="f" * 40), r"L=3 of (remake|classes): git_commit 'f{40}' is not a commit of this repository"),
+    (dict(git_commit="f" * 40), r"L=3 of (remake|classes): git_commit 'f{40}' is not a commit in the history of this checkout"),
     (dict(precision="bf16"), r"L=3: provenance precision 'bf16', its parameters 'fp32'"),
     (dict(trained_with=["fig3-L1"]), r"L=3: trained_with \['fig3-L1'\] made again"),
 ])

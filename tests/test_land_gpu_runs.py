@@ -36,8 +36,8 @@ def fake_run(folder: pathlib.Path, L: int, epochs: int = 12000, status: str = "f
     cols.update(epoch=ep, lr=np.where(ep > 6000, 1e-5, 1e-4), train_acc=np.minimum(1.0, 0.1 + ep / 100))
     table = np.column_stack([cols[c] for c in train.HISTORY_COLUMNS])
     np.savetxt(run / "history.csv", table, delimiter=",", header=",".join(train.HISTORY_COLUMNS), comments="")
-    made = {"status": status, "precision": precision, "device_name": "NVIDIA H200", "git_commit": "a" * 40,
-            "git_dirty": False, "versions": {"torch": "2.11.0+cu130"}}
+    made = {"status": status, "precision": precision, "device_name": "NVIDIA H200", "git_dirty": False,
+            "versions": {"torch": "2.11.0+cu130"}}  # git_commit the committed run's, a commit of this history
     (run / "provenance.json").write_text(json.dumps(committed_provenance(L, **{**made, **(prov or {})})))
     return run
 
@@ -170,7 +170,8 @@ def test_promote_refuses_pieces_that_are_not_one_arithmetic(root, tmp_path):
     resumed_dirty = [{"git_dirty": False}, {"git_dirty": True}]
     for torch_version, dirty, segments, match in (("2.12.0", False, [], "differ in torch"),
                                                   ("2.11.0+cu130", True, [], "clean commit"),
-                                                  ("2.11.0+cu130", False, resumed_dirty, "clean commit")):
+                                                  ("2.11.0+cu130", False, resumed_dirty, "clean commit"),
+                                                  ("2.11.0+cu130", False, [], "not a commit in the history")):
         (pieces / "fig1-L6" / "provenance.json").write_text(json.dumps(committed_provenance(
             6, status="finished", precision="tf32", device_name="NVIDIA H200", git_commit="b" * 40,
             git_dirty=dirty, versions={"torch": torch_version}, segments=segments)))
@@ -342,6 +343,11 @@ def test_land_refuses_a_run_made_from_uncommitted_code(root, tmp_path):
     assert not (root / "results" / "figures" / "pieces").exists()
     clean = job_outputs(tmp_path, "job2", "L1", [dict(L=1, prov={"segments": [{"git_dirty": False}] * 2})])
     assert land_gpu_runs.land(clean, "job2", root)["landed"] == ["fig1-L1"]
+    # clean, but at a commit outside this checkout's history (rebased away): a fresh clone's chapters would refuse it
+    if figures.unknown_commits([]) is not None:  # git can say
+        elsewhere = job_outputs(tmp_path, "job3", "L3", [dict(L=3, prov={"git_commit": "f" * 40})])
+        got = land_gpu_runs.land(elsewhere, "job3", root)
+        assert got["landed"] == [] and "not a commit in the history" in got["refused"]["fig1-L3"]
 
 
 def test_code_changes_follow_the_history_not_the_hashes(tmp_path):

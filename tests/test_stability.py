@@ -593,7 +593,7 @@ def test_load_stability_asks_committed_runs_to_have_ended_from_a_clean_commit(tm
     shutil.rmtree(copy)
     if figures.unknown_commits([]) is not None:  # git can say which commits this checkout holds
         copy = _committed_copy(tmp_path, git_commit="f" * 40)
-        with pytest.raises(ValueError, match=r"L=6 of fig1-L6-fp32-seed0: git_commit 'f{40}' is not a commit of"):
+        with pytest.raises(ValueError, match=r"L=6 of fig1-L6-fp32-seed0: git_commit 'f{40}' is not a commit in the history"):
             stability.load_stability(copy, committed=True)
     with pytest.raises(ValueError, match="committed must be True or False"):
         stability.load_stability(stability.RESULTS_CPU, committed="yes")

@@ -541,7 +541,7 @@ def figure_chapter(fig, scale: str | None = None, root=None) -> FigureChapter:
     ``scale``: ``"gpu"`` or ``"cpu-scale"`` (None: :func:`preferred_scale`); ``root``: the results folder
     (default :data:`RESULTS`). Loads the runs (:func:`load_figure`), checks them against the figure's
     configuration and their provenance (:func:`check_figure`, ValueError if they differ) and, where git can say, that
-    each was made at a commit of this repository (:func:`commit_problems`), and returns a :class:`FigureChapter`.
+    each was made at a commit in the history of this checkout (:func:`commit_problems`), and returns a :class:`FigureChapter`.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     f = figure(fig)

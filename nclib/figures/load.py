@@ -271,10 +271,12 @@ def made_clean_problems(run: Run) -> list[str]:
 
 
 def unknown_commits(commits) -> list[str] | None:
-    """The commits among ``commits`` that this repository (:data:`nclib.ROOT`) does not hold, sorted; None where git
+    """The commits among ``commits`` that are not in the history of this checkout (:data:`nclib.ROOT`), sorted: not
+    stored, or stored but no ancestor of its HEAD (a commit amended or rebased away stays stored until git collects
+    it, and a commit of an unmerged branch is stored too; a fresh clone of the history holds neither).  None where git
     cannot say: no git, no repository at :data:`nclib.ROOT` (a copy of the files), or a shallow clone, which lacks
-    older commits.  Reading the runs never needs git; where it is there, a run whose commit is none of this
-    repository's was not made by its code.  ValueError for ``commits`` other than a list of text.
+    older commits.  Reading the runs never needs git; where it is there, a run whose commit is not in the history
+    was not made by its code.  ValueError for ``commits`` other than a list of text.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
     if not isinstance(commits, (list, tuple, set)) or not all(isinstance(c, str) for c in commits):
         raise ValueError(f"commits must be a list of commit hashes, got {commits!r}")
@@ -294,17 +296,22 @@ def unknown_commits(commits) -> list[str] | None:
         if not commits:
             return []
         found = git("cat-file", "--batch-check", stdin="".join(f"{c}^{{commit}}\n" for c in commits))
+        lines = found.stdout.splitlines()
+        if found.returncode != 0 or len(lines) != len(commits):
+            return None
+        stored = [c for c, line in zip(commits, lines) if _COMMIT.fullmatch(c) and line.split()[:2] == [c, "commit"]]
+        # merge-base --is-ancestor: status 0 for an ancestor of HEAD, 1 for none, anything else an error
+        ancestry = {c: git("merge-base", "--is-ancestor", c, "HEAD").returncode for c in stored}
     except (OSError, subprocess.SubprocessError):
         return None
-    lines = found.stdout.splitlines()
-    if found.returncode != 0 or len(lines) != len(commits):
+    if any(code not in (0, 1) for code in ancestry.values()):
         return None
-    return [c for c, line in zip(commits, lines) if not (_COMMIT.fullmatch(c) and line.split()[:2] == [c, "commit"])]
+    return [c for c in commits if ancestry.get(c) != 0]
 
 
 def commit_problems(runs: Mapping[int, Run], name: str = "") -> list[str]:
-    """A problem for each run of ``runs`` ({L: Run}) whose ``git_commit`` :func:`unknown_commits` finds in no commit of
-    this repository, naming its L (and ``name``, which runs they are); empty where git cannot say.
+    """A problem for each run of ``runs`` ({L: Run}) whose ``git_commit`` :func:`unknown_commits` finds outside the
+    history of this checkout, naming its L (and ``name``, which runs they are); empty where git cannot say.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
     if not isinstance(runs, Mapping) or not all(isinstance(r, Run) for r in runs.values()):
         raise ValueError(f"runs must be a {{L: Run}} mapping, got {type(runs).__name__}")
@@ -313,7 +320,7 @@ def commit_problems(runs: Mapping[int, Run], name: str = "") -> list[str]:
     unknown = unknown_commits([c for c in commits.values() if isinstance(c, str)])
     if not unknown:
         return []
-    return [f"L={L}{' of ' + name if name else ''}: git_commit {c!r} is not a commit of this repository"
+    return [f"L={L}{' of ' + name if name else ''}: git_commit {c!r} is not a commit in the history of this checkout"
             for L, c in commits.items() if c in unknown]
 
 

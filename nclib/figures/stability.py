@@ -162,7 +162,7 @@ def load_stability(root=None, *, committed: bool = False, **overrides) -> dict[t
         raise ValueError(f"no stability runs that ended ({' or '.join(ENDED)}) under {str(root)!r}")
     unknown = [p for run in out.values() for p in commit_problems({L: run}, run.path.name)] if committed else []
     if unknown:
-        raise ValueError(f"stability runs under {str(root)!r} not made by this repository's code: "
+        raise ValueError(f"stability runs under {str(root)!r} not made by the code of this checkout's history: "
                          + "; ".join(unknown))
     return out
 
