@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import pathlib
 import re
 import subprocess
@@ -15,7 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import ROOT, _checks, data, runs, ufm
+from .. import ROOT, _checks, data, provenance, runs, ufm
 from ..parameters import EXECUTION_KEYS, PLACE_KEYS
 from ..runs import NC_COLUMNS, load_run, metric_epochs
 from .config import HISTORY_KEYS, L_VALUES, RESULTS, check_scale, figure, figure_parameters
@@ -281,8 +280,7 @@ def unknown_commits(commits) -> list[str] | None:
     if not isinstance(commits, (list, tuple, set)) or not all(isinstance(c, str) for c in commits):
         raise ValueError(f"commits must be a list of commit hashes, got {commits!r}")
     commits = sorted(set(commits))
-    # the repository at ROOT, whatever the caller's environment points git at
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env = provenance._git_env()  # the repository at ROOT, whatever the caller's environment points git at
 
     def git(*args, stdin=None):
         return subprocess.run(["git", *args], cwd=ROOT, env=env, input=stdin, capture_output=True, text=True,

@@ -14,6 +14,7 @@ from .. import ROOT, _checks
 from ..runs import metric_epochs
 from .analysis import wall_time_s
 from .config import FIGURES, L_VALUES, RESULTS, figure, figure_parameters, scale_settings
+from .load import parameter_count
 
 if TYPE_CHECKING:  # the chapters' record of a figure, read here only by calibration_glue
     from .chapter import FigureChapter
@@ -193,12 +194,10 @@ def with_data_seconds(calibration: Mapping, fig, seconds: float) -> dict:
 def figure_parameter_counts(fig) -> dict[int, int]:
     """{L: trainable parameters} of Figure ``fig``'s networks at the paper's settings (:mod:`nclib.models`: a
     backbone of ``depth`` Linear layers of ``width`` with biases and the feature layer, then L head layers, the
-    last one K x d with a bias where the figure has one), counted without building them (:func:`piece_seconds`)."""
+    last one K x d with a bias where the figure has one), counted without building them (:func:`piece_seconds`), as
+    :func:`nclib.figures.load.parameter_count` counts a run's."""
     p = figure_parameters(figure(fig), "gpu")
-    w, depth, K = int(p["width"]), int(p["depth"]), len(p["counts"])
-    d = w if p.get("feature_dim") is None else int(p["feature_dim"])
-    backbone = INPUT_DIM * w + w + (depth - 1) * (w * w + w) + w * d + d
-    return {L: backbone + (L - 1) * d * d + K * d + (K if p["bias"] else 0) for L in L_VALUES}
+    return {L: parameter_count({**p, "L": L}) for L in L_VALUES}
 
 
 def piece_seconds(calibration: Mapping, fig, piece, epochs: int | None = None, slower: float = 1.0,
