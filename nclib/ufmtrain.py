@@ -226,6 +226,25 @@ UFM_FIELDS = ("profile", "bias", "L", "lam", "seed", "init_scale", "steps", "lr"
 #: ``largest_rise``, the largest ratio of the value at a step to the lowest value up to that step (1.0 for an
 #: objective that never rose), and ``rise_step``, the first step at it.
 UFM_HISTORY_FIELDS = ("best_value", "best_step", "largest_rise", "rise_step")
+
+
+def history_summary(history, steps: int, record_every: int = 1) -> dict:
+    """The columns :data:`UFM_HISTORY_FIELDS` of a run's objective (4.3) ``history`` (:attr:`UFMRun.history`,
+    recorded every ``record_every`` steps of ``steps``, then at the end): ``best_value``, the lowest value, and
+    ``best_step``, the first step at it; ``largest_rise``, the largest ratio of a value to the lowest value up to its
+    step (1.0 when the objective never rose), and ``rise_step``, the first step at it.  Written by
+    ``scripts/minority_runs.py``, read in :ref:`ch-minority`.  ValueError naming ``history`` where its length is not
+    that of such a record."""
+    steps = _checks.positive_int(steps, "steps")
+    record_every = _checks.positive_int(record_every, "record_every")
+    history = np.asarray(history, dtype=np.float64)
+    at = np.r_[np.arange(0, steps, record_every), steps]  # the step of each recorded value
+    if history.shape != at.shape:
+        raise ValueError(f"history: {history.size} values, not the {at.size} of {steps} steps recorded every "
+                         f"{record_every}")
+    rise = history / np.minimum.accumulate(history)
+    return dict(best_value=float(history.min()), best_step=int(at[np.argmin(history)]),
+                largest_rise=float(rise.max()), rise_step=int(at[np.argmax(rise)]))
 _UFM_INTS = ("L", "seed", "steps", "modes_alive", "modes_theory", "classes_correct", "classes_theory", "best_step",
              "rise_step")
 _UFM_FLOATS = ("lam", "init_scale", "lr", "value", "minimum", "gap", "best_value", "largest_rise")

@@ -134,34 +134,22 @@ def rows_like(table: pathlib.Path, profile: str):
 UFM_RECORD_EVERY = 1
 
 
-def history_summary(history, steps: int, record_every: int = UFM_RECORD_EVERY) -> dict:
-    """The columns :data:`nclib.ufmtrain.UFM_HISTORY_FIELDS` of a run's objective ``history`` (train_ufm's, recorded
-    every ``record_every`` steps of ``steps``, then at the end): the lowest value and the first step at it, and the
-    largest ratio of a value to the lowest value up to its step (1.0 when the objective never rose) and the first
-    step at it, each value as its repr."""
-    history = np.asarray(history, dtype=np.float64)
-    at = np.r_[np.arange(0, steps, record_every), steps]  # the step of each recorded value
-    if history.shape != at.shape:
-        raise ValueError(f"history: {history.size} values, not the {at.size} of {steps} steps recorded every "
-                         f"{record_every}")
-    rise = history / np.minimum.accumulate(history)
-    return dict(best_value=repr(float(history.min())), best_step=int(at[np.argmin(history)]),
-                largest_rise=repr(float(rise.max())), rise_step=int(at[np.argmax(rise)]))
-
-
 def ufm_row(profile: str, n, bias: bool, L: int, lam: float, seed: int) -> dict:
     """One run of the UFM sweep (nclib.ufmtrain.train_ufm at the sweep's settings) as its row of the table: the
-    columns nclib.ufmtrain.UFM_FIELDS, then the summary of its objective's history (:func:`history_summary`)."""
+    columns nclib.ufmtrain.UFM_FIELDS, then the summary of its objective's history (nclib.ufmtrain.history_summary),
+    floats as their repr."""
     r = ufmtrain.train_ufm(n, lam, lam, L=L, bias=bias, steps=UFM_STEPS, lr=UFM_LR, seed=seed,
                            record_every=UFM_RECORD_EVERY)
     theory = minority.minimizer_class_accuracy(n, lam, lam, L=L, bias=bias)
+    summary = ufmtrain.history_summary(r.history, UFM_STEPS, UFM_RECORD_EVERY)
     return dict(profile=profile, bias=bias, L=L, lam=repr(lam), seed=seed, init_scale=1.0, steps=UFM_STEPS,
                 lr=UFM_LR, value=repr(r.value), minimum=repr(r.minimum), gap=repr(r.gap),
                 modes_alive=int(r.alive.sum()), modes_theory=int(r.alive_theory.sum()),
                 classes_correct=int((r.class_acc == 1).sum()), classes_theory=int((theory == 1).sum()),
                 at_origin=r.at_origin, s=" ".join(f"{v:.6g}" for v in r.s),
                 s_theory=" ".join(f"{v:.6g}" for v in r.s_theory),
-                class_acc=" ".join(f"{v:.6g}" for v in r.class_acc), **history_summary(r.history, UFM_STEPS))
+                class_acc=" ".join(f"{v:.6g}" for v in r.class_acc),
+                **{k: repr(v) if isinstance(v, float) else v for k, v in summary.items()})
 
 
 def blas_core() -> str | None:

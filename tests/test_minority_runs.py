@@ -107,19 +107,19 @@ def test_history_summary_of_a_history_by_hand():
     """The lowest value, the largest rise over the lowest value so far, and their first steps, for histories whose
     answers are read off by hand; recorded every 2 of 9 steps (steps 0, 2, 4, 6, 8, then 9 at the end)."""
     h = [5.0, 3.0, 4.5, 2.0, 6.0, 1.0]
-    assert minority_runs.history_summary(h, 9, 2) == {"best_value": "1.0", "best_step": 9, "largest_rise": "3.0",
+    assert ufmtrain.history_summary(h, 9, 2) == {"best_value": 1.0, "best_step": 9, "largest_rise": 3.0,
                                                       "rise_step": 8}
     # a falling objective never rises: ratio 1.0 at step 0; a tie goes to the first step
-    assert minority_runs.history_summary([4.0, 2.0, 2.0, 3.0], 3, 1) == {
-        "best_value": "2.0", "best_step": 1, "largest_rise": "1.5", "rise_step": 3}
-    assert minority_runs.history_summary([5.0, 4.0, 3.0], 2, 1) == {
-        "best_value": "3.0", "best_step": 2, "largest_rise": "1.0", "rise_step": 0}
+    assert ufmtrain.history_summary([4.0, 2.0, 2.0, 3.0], 3, 1) == {
+        "best_value": 2.0, "best_step": 1, "largest_rise": 1.5, "rise_step": 3}
+    assert ufmtrain.history_summary([5.0, 4.0, 3.0], 2, 1) == {
+        "best_value": 3.0, "best_step": 2, "largest_rise": 1.0, "rise_step": 0}
     # the rise is against the lowest value up to the step, not the last value, nor the first
-    assert minority_runs.history_summary([1.0, 8.0, 4.0, 0.5, 2.0], 4, 1)["largest_rise"] == "8.0"
-    assert minority_runs.history_summary([8.0, 1.0, 4.0, 0.5, 2.5], 4, 1)["largest_rise"] == "5.0"
+    assert ufmtrain.history_summary([1.0, 8.0, 4.0, 0.5, 2.0], 4, 1)["largest_rise"] == 8.0
+    assert ufmtrain.history_summary([8.0, 1.0, 4.0, 0.5, 2.5], 4, 1)["largest_rise"] == 5.0
     for history, steps, every in (([1.0, 2.0], 3, 1), ([1.0, 2.0, 3.0], 5, 2)):  # not the values of those steps
         with pytest.raises(ValueError, match="^history: "):
-            minority_runs.history_summary(history, steps, every)
+            ufmtrain.history_summary(history, steps, every)
 
 
 def test_like_trains_the_runs_of_a_table_again(tmp_path):
