@@ -155,12 +155,19 @@ def positive_normal_float(value, name: str) -> float:
 MAX_DEPTH = 10 ** 6
 
 
-def layer_lambdas(lam_W, L: int, name: str = "lam_W", positive: bool = True) -> np.ndarray:
-    """Per-layer weight decays lambda_W1..lambda_WL: one float for all layers, or exactly L floats; ValueError
-    naming ``L`` for an L beyond :data:`MAX_DEPTH`, before anything is allocated."""
+def depth(L) -> int:
+    """A depth ``L`` for the closed forms: a positive integer of at most :data:`MAX_DEPTH` layers."""
+    L = positive_int(L, "L")
     if L > MAX_DEPTH:
         raise ValueError(f"L must be at most MAX_DEPTH = {MAX_DEPTH:,} layers (the depths whose closed forms keep "
                          f"their digits in float64), got {L:,}")
+    return L
+
+
+def layer_lambdas(lam_W, L: int, name: str = "lam_W", positive: bool = True) -> np.ndarray:
+    """Per-layer weight decays lambda_W1..lambda_WL: one float for all layers, or exactly L floats; ValueError
+    naming ``L`` for an L beyond :data:`MAX_DEPTH`, before anything is allocated."""
+    L = depth(L)
     check = positive_float if positive else nonneg_float
     if np.ndim(lam_W) == 0:
         return np.full(L, check(lam_W, name))

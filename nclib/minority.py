@@ -55,12 +55,14 @@ def product_threshold(kappa, N: int, L: int) -> np.ndarray:
 def _product_threshold(kappa: np.ndarray, N: int, L: int) -> np.ndarray:
     """Pi_k of checked arguments, as written (0 where it underflows, for deep heads)."""
     depth = float((L - 1) ** ((L - 1) / L)) if L > 1 else 1.0
+    # L^2 N in floats: inf for an N near the top of the float range (Pi_k is then 0), where the integer would
+    # raise an OverflowError on its way into numpy
     with np.errstate(under="ignore"):
-        return (kappa ** 2 * depth / (L ** 2 * N)) ** L / N
+        return (kappa ** 2 * depth / (float(L) * float(L) * float(N))) ** L / float(N)
 
 
 def _threshold_args(kappa, N, L):
-    L = _checks.positive_int(L, "L")
+    L = _checks.depth(L)
     N = _checks.positive_int(N, "N")
     return _checks.singular_values(kappa), N, L
 

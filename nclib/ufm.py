@@ -63,7 +63,24 @@ def _decay_root(N: int, lam_H: float, lam: np.ndarray, L: int) -> float:
         inner = N * lam_H
         if _normal(inner) and np.all(_normal(np.cumprod(lam))) and _normal(inner * np.prod(lam)):
             return (N * lam_H * np.prod(lam)) ** (1.0 / L)
-        return float(np.exp((math.log(N) + math.log(lam_H) + float(np.sum(np.log(lam)))) / L))
+        return float(np.exp(_log_decay_root(N, lam_H, lam, L)))
+
+
+def _log_decay_root(N: int, lam_H: float, lam: np.ndarray, L: int) -> float:
+    """log (N lam_H lam_W1 ... lam_WL)^(1/L), from the logarithms of the factors."""
+    return (math.log(N) + math.log(lam_H) + float(np.sum(np.log(lam)))) / L
+
+
+def _scaled_decay_root(c: int, N: int, lam_H: float, lam: np.ndarray, L: int) -> float:
+    """c (N lam_H lam_W1 ... lam_WL)^(1/L) for a positive integer c (L N in a_k, L^2 N in the gap of Theorem 4.3):
+    as written where c, the root and their product are normal floats, through logarithms otherwise, so that an N
+    near the top of the float range (c beyond it, the root below the normal range) still gives the product where it
+    is a float; +inf or 0 only when the product itself is out of the float range."""
+    root = _decay_root(N, lam_H, lam, L)
+    with np.errstate(over="ignore", under="ignore"):
+        if c <= _checks.FLOAT_MAX and _normal(root) and _normal(float(c) * root):
+            return float(c) * root
+        return float(np.exp(math.log(c) + _log_decay_root(N, lam_H, lam, L)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,7 +195,7 @@ def lemma_a2_a(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
 def _a(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
     """:func:`lemma_a2_a` of checked arguments."""
     with np.errstate(divide="ignore", over="ignore"):
-        scale = float(L) * N * _decay_root(N, lam_H, lam, L)  # float(L): L N beyond float64 is inf, not an error
+        scale = _scaled_decay_root(L * N, N, lam_H, lam, L)
         return np.where(kappa > 0, scale / np.where(kappa > 0, kappa, 1.0) ** 2, np.inf)
 
 
@@ -222,7 +239,7 @@ def _gap(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np
         depth = float((L - 1) ** ((L - 1) / L))
         a_c = lemmas.lemma_a2_critical_a(L)
         ratio = (_a(kappa, N, lam, lam_H, L) - a_c) / a_c
-        first = float(L ** 2) * N * _decay_root(N, lam_H, lam, L)  # also the gap at kappa = 0, never alive
+        first = _scaled_decay_root(L * L * N, N, lam_H, lam, L)  # also the gap at kappa = 0, never alive
         return np.where((kappa ** 2 > 0) & np.isfinite(ratio), kappa ** 2 * (depth * ratio), first)
 
 

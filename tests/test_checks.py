@@ -94,5 +94,10 @@ def test_layer_lambdas_refuse_a_depth_beyond_max_depth_before_allocating():
         for lam in (0.1, [0.1, 0.2]):
             with pytest.raises(ValueError, match=r"^L must be at most MAX_DEPTH = 1,000,000 layers"):
                 _checks.layer_lambdas(lam, L)
+        with pytest.raises(ValueError, match=r"^L must be at most MAX_DEPTH = 1,000,000 layers"):
+            _checks.depth(L)
+    assert _checks.depth(_checks.MAX_DEPTH) == _checks.MAX_DEPTH
+    with pytest.raises(ValueError, match=r"^L must be a positive integer"):
+        _checks.depth(0)
     lam = _checks.layer_lambdas(0.5, _checks.MAX_DEPTH)
     assert lam.shape == (10 ** 6,) and np.all(lam == 0.5)

@@ -62,6 +62,23 @@ def test_log_product_threshold_is_log_pi_k():
     np.testing.assert_allclose(logs, want, rtol=1e-13)
 
 
+@pytest.mark.parametrize("L", [1, 3])
+def test_thresholds_at_a_sample_count_near_the_top_of_float64(L):
+    """N = 10**308: L^2 N once entered numpy as a Python int beyond the float range (OverflowError naming nothing);
+    Pi_k and lambda_k against 50-digit arithmetic, lambda_k being a float (below the normal range at L = 3) while
+    Pi_k underflows to 0 there."""
+    import mpmath
+
+    kappa, N = np.array([1.0, 1e150]), 10 ** 308
+    with mpmath.workdps(50):
+        d = mpmath.mpf(L - 1) ** (mpmath.mpf(L - 1) / L) if L > 1 else 1
+        Pi = [(mpmath.mpf(k) ** 2 * d / (L ** 2 * N)) ** L / N for k in kappa]
+        want_Pi = [float(p) for p in Pi]
+        want_lam = [float(p ** (mpmath.mpf(1) / (L + 1))) for p in Pi]
+    np.testing.assert_allclose(mino.product_threshold(kappa, N, L), want_Pi, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(mino.collapse_decay(kappa, N, L), want_lam, rtol=1e-13, atol=0)
+
+
 def test_collapse_decay_of_deep_heads():
     """For deep heads Pi_k leaves the float range (about 1e-348 for CIFAR-10's counts at L = 120) while lambda_k is
     an ordinary number: it is computed through log Pi_k, and each mode still dies there (threshold_gap's sign)."""
@@ -262,6 +279,9 @@ def test_refusals_by_name():
         mino.collapse_decay([1.0], 0, 2)
     with pytest.raises(ValueError, match="^L must"):
         mino.mode_thresholds([3, 1], 0)
+    for call in (mino.product_threshold, mino.collapse_decay):  # as every other closed form, not an OverflowError
+        with pytest.raises(ValueError, match="^L must be at most MAX_DEPTH"):
+            call([1.0], 10, 10 ** 200)
     with pytest.raises(ValueError, match="lams"):
         mino.phase_diagram([3, 1], [], 1)
     with pytest.raises(ValueError, match="out"):

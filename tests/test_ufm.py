@@ -314,6 +314,22 @@ def test_a_sample_count_near_the_top_of_float64_gives_numbers_not_an_overflow(L)
     np.testing.assert_allclose(statements.theorem43_value(kappa, N, 0.1, 0.1, L), want, rtol=1e-15, atol=0)
 
 
+@pytest.mark.parametrize("L", [2, 3])
+def test_the_gap_at_a_sample_count_near_the_top_of_float64_keeps_its_sign(L):
+    """N = 10**308 with decays below the normal range, where the gap changes sign: L N and L^2 N were once taken as
+    floats first (inf), so the gap read +inf (the mode dead) at every decay, alive ones included.  Against the
+    gap in 50-digit arithmetic."""
+    import mpmath
+
+    N, kappa = 10 ** 308, 1.0
+    for lam in (1e-305, 3e-309, 2.7e-309, 1e-310, 1e-315):
+        with mpmath.workdps(50):
+            d = mpmath.mpf(L - 1) ** (mpmath.mpf(L - 1) / L)
+            want = float(L ** 2 * N * (N * mpmath.mpf(lam) ** (L + 1)) ** (mpmath.mpf(1) / L) - d)
+        got = ufm.threshold_gap([kappa], N, lam, lam, L)[0]
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=0)
+
+
 def test_numbers_of_other_types_are_read_as_numbers():
     """What numpy reads as a 0-d number (a numpy float32, a 0-d array or tensor) is a decay; a list mixing number
     types is a spectrum."""
