@@ -134,21 +134,32 @@ def git_state(root=None, outputs=()) -> dict:
 def _repository_sha256(folder: pathlib.Path, env: dict) -> str | None:
     """The sha256 of the files of the git repository at ``folder`` (one nested in a checkout, untracked there) that it
     tracks or does not ignore (its ``.gitignore`` files decide), each by name and contents, a repository nested in it
-    likewise: what an untracked nested repository adds to :func:`git_state`'s hash, whatever its commit.  None where
-    ``folder`` is not the top of a repository of its own or git cannot list its files (``env``: :func:`_git_env`'s)."""
+    likewise: what an untracked nested repository adds to :func:`git_state`'s hash, whatever its commit.  A submodule
+    it records but has not checked out (an empty folder) counts by the commit it records, the code it names.  None
+    where ``folder`` is not the top of a repository of its own or git cannot list its files (``env``:
+    :func:`_git_env`'s)."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=folder, capture_output=True, timeout=20, env=env)
     top = git("rev-parse", "--show-toplevel")
     if top.returncode != 0 or pathlib.Path(os.fsdecode(top.stdout.rstrip(b"\n"))).resolve() != folder.resolve():
-        return None  # no repository of its own there (a submodule not checked out): git cannot list its files
+        return None  # no repository of its own there: git cannot list its files
     listed = git("ls-files", "-z", "--cached", "--others", f"--exclude-per-directory={IGNORE_FILE}")
-    if listed.returncode != 0:
+    staged = git("ls-files", "-z", "--stage")  # "mode sha stage\tname"; mode 160000: a submodule's commit
+    if listed.returncode != 0 or staged.returncode != 0:
         return None
+    recorded = {}
+    for entry in staged.stdout.split(b"\0"):
+        info, _, name = entry.partition(b"\t")
+        if info.startswith(b"160000 "):
+            recorded[os.fsdecode(name)] = info.split()[1].decode()
     h = hashlib.sha256()
     for name in sorted(set(os.fsdecode(n) for n in listed.stdout.split(b"\0") if n)):
         path = folder / name
         if path.is_dir() and not path.is_symlink():  # a repository nested in it, or a submodule
             digest = _repository_sha256(path, env)
+            if digest is None and name in recorded and not any(path.iterdir()):
+                h.update(b"\0submodule\0" + os.fsencode(name) + b"\0" + recorded[name].encode())
+                continue
             if digest is None:
                 return None
             h.update(b"\0repository\0" + os.fsencode(name) + b"\0" + digest.encode())

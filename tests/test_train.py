@@ -996,6 +996,25 @@ def test_git_state_counts_the_files_of_an_untracked_nested_repository(tmp_path):
     (bare / "b.py").write_text("b = 2\n")
     assert provenance.git_state(root)["git_diff_sha256"] not in (None, one["git_diff_sha256"])
 
+
+def test_git_state_counts_a_submodule_not_checked_out_by_its_recorded_commit(tmp_path):
+    """The fault: a submodule that an untracked nested repository records but has not checked out (an empty
+    folder) made the whole state None, as if git could not say which code ran.  It names its code by the commit
+    it records: the state is a hash, another recorded commit another hash; a folder with files that is not a
+    repository of its own still leaves the state None."""
+    root = _git_checkout(tmp_path / "repo")
+    vend = _git_checkout(root / "vend")
+    (vend / "lib").mkdir()
+    commit = "1" * 40
+    _git(vend, "update-index", "--add", "--cacheinfo", f"160000,{commit},lib")
+    first = provenance.git_state(root)
+    assert first["git_dirty_paths"] == ["vend/"] and len(first["git_diff_sha256"]) == 64
+    assert provenance.git_state(root)["git_diff_sha256"] == first["git_diff_sha256"]
+    _git(vend, "update-index", "--cacheinfo", f"160000,{'2' * 40},lib")
+    assert provenance.git_state(root)["git_diff_sha256"] not in (None, first["git_diff_sha256"])
+    (vend / "lib" / "stray.py").write_text("s = 1\n")  # files there, yet no repository: git cannot list them
+    assert provenance.git_state(root)["git_commit"] is None
+
 def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
     """A letters-synthetic run started on letters rendered in the call resumes on the same letters read from a
     rendering saved ahead (data_path), and the other way round, ending as the uninterrupted run; the synthetic
