@@ -46,6 +46,22 @@ def test_class_accuracy_by_hand():
         acc.class_accuracy(pred, y[:3])
 
 
+def test_an_exact_tie_goes_to_the_lowest_class_index():
+    """A row whose largest score is shared predicts the first of the tied classes (NumPy's arg-max), with no
+    tolerance: the tie of classes 0 and 1 is right for a sample of class 0 and wrong for one of class 1."""
+    tied = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
+    y = np.array([0, 1])
+    assert acc.accuracy(tied, y) == 0.5
+    np.testing.assert_array_equal(acc.class_accuracy(tied, y), [1.0, 0.0, np.nan])
+    # ties of classes 1 and 2 go to 1, a three-way tie to 0, and a score 1e-12 above the others wins
+    rows = np.array([[0.0, 2.0, 2.0], [3.0, 3.0, 3.0], [3.0, 3.0, 3.0 + 1e-12]])
+    labels = np.array([1, 0, 2])
+    assert acc.accuracy(rows, labels) == 1.0
+    np.testing.assert_array_equal(acc.class_accuracy(rows, labels), [1.0, 1.0, 1.0])
+    assert acc.accuracy(rows, np.array([2, 1, 2])) == pytest.approx(1 / 3, rel=1e-15, abs=0)
+    np.testing.assert_array_equal(acc.class_accuracy(rows, np.array([2, 1, 2])), [np.nan, 0.0, 0.5])
+
+
 # ---------------------------------------------------------------------------------------------
 # bad input
 # ---------------------------------------------------------------------------------------------
