@@ -7,6 +7,7 @@ or a deep numpy traceback.
 from __future__ import annotations
 
 import numbers
+import sys
 from typing import Sequence
 
 import numpy as np
@@ -189,13 +190,26 @@ def _as_float64(raw: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be finite: a number beyond float64's range ({FLOAT_MAX:.3g})") from None
 
 
+def array(a, name: str) -> np.ndarray:
+    """``a`` as numpy reads it (``np.asarray``), the values only: a torch tensor is read from a detached copy on the
+    CPU, since numpy refuses a tensor that requires grad (or lives on a GPU) with torch's RuntimeError or TypeError,
+    naming no argument; and input numpy cannot read as one array (ragged nested lists such as ``[0, [1], 2]``, a
+    tensor of a dtype numpy lacks) is refused with a ValueError naming ``name``, not numpy's "inhomogeneous shape"
+    message. The dtype and shape are the caller's to check."""
+    torch = sys.modules.get("torch")  # a tensor exists only where torch was imported: no import here
+    if torch is not None and isinstance(a, torch.Tensor):
+        a = a.detach().cpu()
+    try:
+        return np.asarray(a)
+    except Exception as exc:  # noqa: BLE001 - ragged input and the like
+        raise ValueError(f"{name} must be a rectangular array of numbers; numpy cannot read it as one "
+                         f"({type(exc).__name__}: {exc})") from exc
+
+
 def matrix(a, name: str, shape: Sequence[int | None] | None = None) -> np.ndarray:
     """A finite 2-D float64 array of real numbers, optionally with a required shape (None = any size on that axis);
     bool, complex and text arrays are refused, not converted."""
-    try:
-        raw = np.asarray(a)
-    except Exception as exc:  # ragged input and the like
-        raise ValueError(f"{name} must be a 2-D array of real numbers") from exc
+    raw = array(a, name)
     if raw.dtype == object:
         if not all(real_number(v) for v in raw.ravel()):
             raise ValueError(f"{name} must hold real numbers (no text, bools or complex numbers)")
@@ -219,10 +233,7 @@ def matrix(a, name: str, shape: Sequence[int | None] | None = None) -> np.ndarra
 def vector(a, name: str, size: int | None = None) -> np.ndarray:
     """A finite 1-D float64 array of real numbers (a bias ``b``, decays, strengths), optionally of a required
     length; bool, complex and text entries are refused, not converted."""
-    try:
-        raw = np.atleast_1d(np.asarray(a))
-    except Exception as exc:  # ragged input and the like
-        raise ValueError(f"{name} must be a 1-D array of real numbers") from exc
+    raw = np.atleast_1d(array(a, name))
     if raw.dtype == object:
         if not all(real_number(v) for v in raw.ravel()):
             raise ValueError(f"{name} must hold real numbers (no text, bools or complex numbers)")

@@ -16,7 +16,8 @@ the closed-form minimizers, whose samples are grouped by class and whose collaps
 tolerance, is :func:`nclib.ufm.minimizer_accuracy` and :func:`nclib.minority.grouped_class_accuracy`.
 
 Labels are read as the metrics of :mod:`nclib.metrics` read them (integers, or floats with integer values), by its
-validators; scores are finite real numbers, compared in float64.
+validators; scores are finite real numbers, compared in float64. Torch tensors are read by their values (detached,
+also where they require grad), and nested lists that numpy cannot read as one array are refused naming the argument.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def _predictions(outputs, labels, num_classes: int | None = None) -> tuple[np.nd
     integers or integer-valued floats, as every metric of :mod:`nclib.metrics` reads them
     (:func:`nclib.metrics._class_indices`); N predictions must be integers 0..K-1, and ``num_classes`` must equal the
     columns of N x K outputs (the arg-max of a row picks among those K classes, no more and no fewer)."""
-    out = np.asarray(outputs)
+    out = _checks.array(outputs, "outputs")
     if out.dtype == bool:
         raise ValueError("outputs must be N x K scores or N integer predictions, not booleans")
     if out.ndim == 2:
@@ -54,7 +55,7 @@ def _predictions(outputs, labels, num_classes: int | None = None) -> tuple[np.nd
         K_out = None
     else:
         raise ValueError(f"outputs must be an N x K array of scores or N predictions, got shape {out.shape}")
-    y = np.asarray(labels)
+    y = _checks.array(labels, "labels")
     if y.ndim != 1 or y.size != pred.size:
         raise ValueError(f"labels must be 1-D with one entry per row of outputs ({pred.size}), got shape {y.shape}")
     y, lo, hi = _class_indices(y, "labels")

@@ -21,7 +21,8 @@ overall and class by class, is in :mod:`nclib.accuracy`.
 
 Features are given as an N x d array (one row per sample), labels as N integers 0..K-1 (integer-valued floats are
 read as integers, as ``nclib.datafiles.check_labels`` reads them); float32 or float64 input is accepted and every
-computation is carried out in float64.
+computation is carried out in float64. Torch tensors are read by their values (detached, also where they require
+grad, as trained weights do), and nested lists that numpy cannot read as one array are refused naming the argument.
 """
 from __future__ import annotations
 
@@ -37,8 +38,9 @@ from .imbalance import BLOCK_RTOL, mode_blocks
 # ---------------------------------------------------------------------------------------------
 
 def _features(features, name: str = "features") -> np.ndarray:
-    """N x d finite float64 copy-free view (a copy when a cast is needed) of a float array."""
-    arr = np.asarray(features)
+    """N x d finite float64 copy-free view (a copy when a cast is needed) of a float array (a torch tensor is read
+    detached, :func:`nclib._checks.array`)."""
+    arr = _checks.array(features, name)
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise ValueError(f"{name} must be a real float array (N x d), got dtype {arr.dtype}")
     if arr.ndim != 2:
@@ -68,9 +70,9 @@ def _class_indices(labels, name: str = "labels") -> tuple[np.ndarray, int, int]:
     stored dtype, so that a uint64 or a huge float is reported as stored, not as its int64 wrap-around).
 
     Integers, or floats with integer values, as :func:`nclib.datafiles.check_labels` and ``nclib._checks.counts``
-    take class indices and counts; bools, NaN, inf and fractions are refused by ``name``. The range is the caller's
-    to check."""
-    arr = np.asarray(labels)
+    take class indices and counts; bools, NaN, inf, fractions and ragged nested lists are refused by ``name``, and a
+    torch tensor is read detached (:func:`nclib._checks.array`). The range is the caller's to check."""
+    arr = _checks.array(labels, name)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of class indices, got shape {arr.shape}")
     if arr.size == 0:
@@ -404,7 +406,7 @@ def normalized_distance(X, T) -> float:
 def _real_array(a, name: str) -> np.ndarray:
     """``a`` as a float64 array of any shape (vectors and matrices alike), refused by name unless every entry is a
     finite real number: a matrix with NaN or inf has no direction."""
-    arr = np.asarray(a)
+    arr = _checks.array(a, name)
     if arr.ndim == 2:
         return _checks.matrix(a, name)
     if arr.ndim <= 1:
@@ -527,7 +529,7 @@ def _head_direction(Ws, d: int, K: int | None = None) -> np.ndarray:
     mats = []
     cols = d
     for j, W in enumerate(Ws):
-        W = np.asarray(W)
+        W = _checks.array(W, f"Ws[{j}]")
         if W.ndim != 2 or W.dtype == bool or not (np.issubdtype(W.dtype, np.floating) or np.issubdtype(W.dtype, np.integer)):
             raise ValueError(f"Ws[{j}] must be a 2-D real array, got shape {W.shape} and dtype {W.dtype}")
         if W.shape[1] != cols:
@@ -587,7 +589,7 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     N, d = X.shape
     if isinstance(Ws, np.ndarray) or not hasattr(Ws, "__len__") or len(Ws) == 0:
         raise ValueError("Ws must be a non-empty list [W_1, ..., W_L] of 2-D arrays (W_1 applied first)")
-    W_L = np.asarray(Ws[-1])
+    W_L = _checks.array(Ws[-1], "Ws[-1] (W_L)")
     if W_L.ndim != 2:
         raise ValueError(f"Ws[-1] (W_L) must be a 2-D array of shape (K, d_(L-1)), got shape {W_L.shape}")
     K = W_L.shape[0]
@@ -628,7 +630,7 @@ def bias_error(b, labels, num_classes: int | None = None) -> float:
         num_classes = _checks.positive_int(num_classes, "num_classes")
         if b.size != num_classes:
             raise ValueError(f"b must have num_classes={num_classes} entries, got {b.size}")
-    y, n = _labels(labels, np.asarray(labels).size, num_classes=num_classes)
+    y, n = _labels(labels, _checks.array(labels, "labels").size, num_classes=num_classes)
     if b.size != n.size:
         raise ValueError(f"b must have one entry per class of labels, K={n.size} (labels 0..{n.size - 1}), "
                          f"got {b.size}")

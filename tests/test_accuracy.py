@@ -126,3 +126,22 @@ def test_text_bools_and_complex_numbers_are_refused_by_name():
     for call, name in cases:
         with pytest.raises(ValueError, match=f"^{name} must"):
             call()
+
+
+def test_tensors_that_require_grad_are_read_and_ragged_labels_refused_by_name():
+    """A torch tensor is read by its values (detached), also one that requires grad, which numpy refuses with torch's
+    RuntimeError; labels numpy cannot read as one array are refused naming ``labels``, not with numpy's message."""
+    torch = pytest.importorskip("torch")
+    y = np.array([0, 0, 1, 2, 2, 2])
+    pred = np.array([0, 0, 2, 2, 2, 1])
+    scores = torch.eye(3, dtype=torch.float64, requires_grad=True)[torch.as_tensor(pred)]  # arg-max pred, with grad
+    assert scores.requires_grad
+    assert acc.accuracy(scores, torch.as_tensor(y)) == acc.accuracy(pred, y) == pytest.approx(4 / 6, rel=1e-15, abs=0)
+    np.testing.assert_array_equal(acc.class_accuracy(scores, torch.as_tensor(y)), [1.0, 0.0, 2 / 3])
+    for call in (acc.accuracy, acc.class_accuracy):
+        with pytest.raises(ValueError, match="^labels"):
+            call(pred, [0, 0, 1, [1], 2, 2])
+        with pytest.raises(ValueError, match="^labels"):
+            call(np.eye(3)[pred], [0, 0, 1, [1], 2, 2])
+        with pytest.raises(ValueError, match="^outputs"):
+            call([[1.0, 0.0], [0.0]], [0, 1])

@@ -101,3 +101,18 @@ def test_layer_lambdas_refuse_a_depth_beyond_max_depth_before_allocating():
         _checks.depth(0)
     lam = _checks.layer_lambdas(0.5, _checks.MAX_DEPTH)
     assert lam.shape == (10 ** 6,) and np.all(lam == 0.5)
+
+
+def test_array_reads_tensors_detached_and_refuses_ragged_input_by_name():
+    """A numpy array comes back as it is; a torch tensor, also one that requires grad, as its values; nested lists
+    numpy cannot read as one array raise a ValueError naming the argument, as do matrix and vector."""
+    x = np.arange(6.0).reshape(2, 3)
+    assert _checks.array(x, "x") is x
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(x, requires_grad=True) * 2  # not a leaf: grad flows to it
+    np.testing.assert_array_equal(_checks.array(t, "x"), 2 * x)
+    np.testing.assert_array_equal(_checks.matrix(t, "x"), 2 * x)
+    np.testing.assert_array_equal(_checks.vector(t[0], "x"), [0.0, 2.0, 4.0])
+    for check in (_checks.array, _checks.matrix, _checks.vector):
+        with pytest.raises(ValueError, match=r"^x must"):
+            check([[1.0, 2.0], [3.0]], "x")

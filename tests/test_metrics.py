@@ -1270,3 +1270,48 @@ def test_text_bools_and_complex_numbers_are_refused_by_name():
     for call, name in cases:
         with pytest.raises(ValueError, match=f"^{name} must"):
             call()
+
+
+def test_tensors_that_require_grad_are_read_by_their_values():
+    """Trained weights and features are torch tensors that require grad, which numpy refuses with torch's
+    RuntimeError naming no argument: every metric reads them detached, and gives what it gives for their values."""
+    torch = pytest.importorskip("torch")
+    n = [4, 3, 2]
+    rng = np.random.default_rng(41)
+    Ws, X = _random_point(n, 2, 5, rng)
+    y = imb.class_labels(n)
+    grad = lambda a: torch.tensor(a, requires_grad=True)  # noqa: E731
+    expected = m.collapse_metrics(X, y, Ws, 1e-3, 1e-3)
+    got = m.collapse_metrics(grad(X), torch.as_tensor(y), [grad(W) for W in Ws], 1e-3, 1e-3)
+    assert got == expected and min(expected.values()) > 0.01
+    assert m.nc1(grad(X), y) == expected["nc1"]
+    np.testing.assert_array_equal(m.class_means(grad(X), y)[0], m.class_means(X, y)[0])
+    assert m.global_mean_norm(grad(X)) == m.global_mean_norm(X) > 0
+    assert m.bias_error(grad(np.full(3, 0.5)), torch.as_tensor(y)) == m.bias_error(np.full(3, 0.5), y) > 0
+    P, E = rng.standard_normal((3, 5)), rng.standard_normal((5, 3))
+    st = ufm.structure(n, 1e-3, 1e-3, L=1, bias=True)
+    assert m.geometry_metrics(grad(P), grad(E), st) == m.geometry_metrics(P, E, st)
+    assert m.normalized_distance(grad(P), grad(2 * P)) == 0.0
+
+
+def test_ragged_input_is_refused_naming_the_argument():
+    """Nested lists numpy cannot read as one array raise numpy's "inhomogeneous shape" ValueError, which names no
+    argument; each metric names it instead."""
+    X = np.random.default_rng(42).standard_normal((6, 3))
+    ragged = [0, 0, 1, [1], 2, 2]
+    cases = [
+        (lambda: m.class_means(X, ragged), "labels"),
+        (lambda: m.nc1(X, ragged), "labels"),
+        (lambda: m.bias_error(np.full(3, 1 / 3), ragged), "labels"),
+        (lambda: m.collapse_metrics(X, ragged, [np.ones((3, 3))], 1e-3, 1e-3), "labels"),
+        (lambda: m.nc1([[1.0, 2.0], [3.0]], [0, 1]), "features"),
+        (lambda: m.global_mean_norm([[1.0, 2.0], [3.0]]), "features"),
+        (lambda: m.collapse_metrics(X, [0, 0, 1, 1, 2, 2], [[[1.0, 2.0, 3.0], [1.0]]], 1e-3, 1e-3), r"Ws\[-1\]"),
+        (lambda: m.collapse_metrics(X, [0, 0, 1, 1, 2, 2], [[[1.0], [2.0, 3.0]], np.ones((3, 2))], 1e-3, 1e-3),
+         r"Ws\[0\]"),
+        (lambda: m.normalized_distance([[1.0, 2.0], [3.0]], np.eye(2)), "X"),
+        (lambda: m.bias_error([0.5, [0.5]], [0, 1]), "b"),
+    ]
+    for call, name in cases:
+        with pytest.raises(ValueError, match=f"^{name} "):
+            call()
