@@ -466,7 +466,9 @@ def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[st
     kappa: P = U diag(a) R^T and E = R diag(b) V^T (R with orthonormal columns), every mode aligned, give a block
     the term 0 only when a and b are proportional on it, and NC3 > 0 for unequal strengths such as independent
     random a and b. At every global minimizer both are constant on each block (s_product and s_features depend on
-    kappa alone), so NC3 is 0 there. The CIFAR-10 profile with a bias has blocks of one mode only, where NC3 is
+    kappa alone), so NC3 is 0 there. This is a choice, kept because the committed runs recorded it: comparing per
+    block the polar factors of P^T U_B and E V_B instead is as free of the basis and does not weigh the strengths
+    (:ref:`ch-metrics` computes both). The CIFAR-10 profile with a bias has blocks of one mode only, where NC3 is
     per mode; the EMNIST-letters profile with a bias has blocks of 4 and 19 modes. Without a bias the classes
     are a basis the problem fixes, and Appendix C compares class with class: a block of classes of equal
     count compared as a whole would also weigh the norms of its classes against each other, which NC2
