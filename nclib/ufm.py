@@ -477,7 +477,7 @@ def minimum_value(n, lam_W, lam_H, L=1, bias=True) -> float:
     value): pass ``d`` to :func:`global_minimizer`, whose ``value`` accounts for it. Decays whose
     products leave the float range (1e160 and up, 1e-160 and down, depths L in the hundreds or thousands) are
     taken through logarithms, N is summed exactly (counts up to 2**63 - 1), so the value stays right where
-    the plain formulas give NaN. Used in :ref:`ch-thm41`, :ref:`ch-thm43`, :ref:`ch-errata-theory`,
+    the plain formulas give NaN. Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`, :ref:`ch-errata-theory`,
     :ref:`ch-minority`, :ref:`ch-engine` and :ref:`ch-sweeps`.
     """
     n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
@@ -504,7 +504,7 @@ def global_minimizer(n, lam_W, lam_H, L=1, bias=True, d=None) -> Minimizer:
     class mean, and b = n/N (bias) or None. When d < K only the top d modes are kept (a rank-d
     product cannot carry more), which is the global minimum under that width. ``value`` is the
     closed-form minimum. H has N columns: counts summing past 2**63 - 1 are refused (ValueError naming ``n``).
-    Used in :ref:`ch-thm41`, :ref:`ch-thm43`, :ref:`ch-metrics`, :ref:`ch-errata-theory`,
+    Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`, :ref:`ch-metrics`, :ref:`ch-errata-theory`,
     :ref:`ch-errata-metrics` and :ref:`ch-minority`.
     """
     n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d)
