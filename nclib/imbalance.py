@@ -27,7 +27,9 @@ MAX_DISTINCT_SIZES = 100_000
 #: The most classes K = sum l_i that the functions returning one value per class (:func:`class_counts`,
 #: :func:`ybar_singular_values`) accept: below 2**53, as the N_i, so that every l_i and K are exact in float64,
 #: where the spectrum is computed (an array of 2**53 float64 values would fill 64 PiB, more than any memory).
-#: :func:`group_singular_values` returns m values and takes any l_i.
+#: :func:`group_singular_values` returns m values and takes any l_i, a total N = sum N_i l_i beyond float64 (about
+#: 1.8e308) included: the l_i enter only through the ratios l_i / N, formed after a scaling by a power of two
+#: (:func:`_pair_arrays`).
 MAX_CLASSES = 2 ** 53 - 1
 
 
@@ -75,7 +77,8 @@ def _check_class_total(pairs) -> None:
     if K > MAX_CLASSES:
         raise ValueError(f"groups has K = sum l_i = {K} classes; one value per class is returned only for "
                          f"K < 2**53 (nclib.imbalance.MAX_CLASSES), where every l_i is exact in float64; "
-                         f"group_singular_values gives the m values of the group matrix for any l_i")
+                         f"group_singular_values gives the m values of the group matrix for any l_i, "
+                         f"a total N = sum N_i l_i beyond float64 included")
 
 
 def class_counts(groups) -> np.ndarray:
@@ -167,10 +170,29 @@ def ybar(n) -> np.ndarray:
 # The spectrum of Y-bar for grouped imbalance: Theorem 4.4 (Theorems B.1, B.2); chapter ch-spectrum.
 # ---------------------------------------------------------------------------------------------
 
+#: The bits of the largest total N = sum N_i l_i that :func:`_pair_arrays` forms in float64 unscaled: with
+#: N < 2**960 no product of the spectrum's formulas overflows (l_i N_i^2 <= N_i N < 2**1013, N_i sqrt(l_i l_j N_j)
+#: <= sqrt(N_i) N < 2**987); a larger N has its l_i scaled by a power of two first.
+_UNSCALED_BITS = 960
+
+
 def _pair_arrays(pairs) -> tuple[np.ndarray, np.ndarray, float]:
-    """(N_i, l_i, N) as float64 arrays and the total sample count, for pairs that :func:`check_groups` returned."""
+    """(N_i, 2**-k l_i) as float64 arrays and their total 2**-k N, for pairs that :func:`check_groups` returned.
+
+    The spectrum, G and w depend on the l_i only through the ratios l_i / N (Theorem 4.4), which a common factor
+    leaves unchanged, so the l_i may be scaled by 2**-k: k = 0 while the exact total N = sum N_i l_i is below
+    2**960 (:data:`_UNSCALED_BITS`), else the smallest even k that brings it there.  Any l_i is taken, where
+    float64 would make N (above about 1.8e308) infinite or refuse an l_i beyond it.  Scaling by an even power of
+    two is exact in float64, square roots included, so a total that float64 holds gives the numbers it gave
+    unscaled, bit for bit; 2**-k l_i, rounded once from the exact integers, is as accurate as l_i would be,
+    unless it is subnormal (N beyond about 2**1980, where the weight l_i N_i / N is below 2**-1900).
+    """
+    total = sum(N * l for N, l in pairs)  # exact: Python integers
+    k = max(0, total.bit_length() - _UNSCALED_BITS)
+    k += k % 2  # even, so that sqrt(2**-k l_i) = 2**(-k/2) sqrt(l_i) exactly
+    scale = 1 << k
     sizes = np.array([N for N, _ in pairs], dtype=np.float64)
-    mults = np.array([l for _, l in pairs], dtype=np.float64)
+    mults = np.array([l / scale for _, l in pairs], dtype=np.float64)  # int / int: correctly rounded, no overflow
     return sizes, mults, float(np.dot(sizes, mults))
 
 
@@ -272,11 +294,16 @@ def _secular_roots(sizes: np.ndarray, mults: np.ndarray, N: float) -> tuple[np.n
             ta, aa, bb = t[active], a[active], b[active]
             R = sizes[None, :] - origin[active, None]  # N_j - origin, exact for integer counts below 2**53
             R -= ta[:, None]
-            np.reciprocal(R, out=R)
-            f = R @ c
-            noise = 8.0 * eps * (np.abs(R) @ c)
-            R *= R
-            fp = R @ c
+            # 1 / (N_j - mu) and its square overflow only at the origin's pole, for |t| < 2**-512 (t = 0 included),
+            # far below the spacing of float64 at the origin (a count >= 1): there mu = origin + t rounds onto the
+            # origin and stays there whatever h's sign makes the bracket do, nan included (inf times a weight
+            # c_j = l_j N_j / N rounded to 0, which takes N beyond 2**1074, see _pair_arrays)
+            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+                np.reciprocal(R, out=R)
+                f = R @ c
+                noise = 8.0 * eps * (np.abs(R) @ c)
+                R *= R
+                fp = R @ c
             right = f < 0.0
             aa = np.where(right, ta, aa)
             bb = np.where(right, bb, ta)
@@ -363,7 +390,7 @@ def ybar_singular_values(groups) -> np.ndarray:
     values[0::2] = np.sqrt(sizes)
     values[1::2] = _group_sigma(sizes, mults, N)
     reps = np.empty(2 * sizes.size, dtype=np.int64)
-    reps[0::2] = mults.astype(np.int64) - 1
+    reps[0::2] = [l - 1 for _, l in pairs]  # from the integers: mults may be scaled (_pair_arrays)
     reps[1::2] = 1
     return np.repeat(values, reps)
 

@@ -1,4 +1,7 @@
 """Unit tests of the spectrum of Y-bar in nclib.imbalance (Theorem 4.4, Theorems B.1, B.2; ch-spectrum)."""
+import math
+from fractions import Fraction
+
 import mpmath
 import numpy as np
 import pytest
@@ -234,6 +237,66 @@ def test_group_singular_values_takes_any_number_of_classes():
         N = N1 * l1 + N2 * l2
         np.testing.assert_allclose(imb.group_singular_values([(N1, l1), (N2, l2)]),
                                    [np.sqrt(N1 * N2 * (l1 + l2) / N), 0.0], rtol=1e-14)
+
+
+def _sqrt(q: Fraction) -> mpmath.mpf:
+    """The square root of an exact fraction to 40 digits (mpmath's exponents have no float64 bound)."""
+    with mpmath.workdps(40):
+        return mpmath.sqrt(mpmath.mpf(q.numerator) / q.denominator)
+
+
+# N = sum N_i l_i beyond float64 (about 1.8e308), an l_i beyond it, and a total below it whose products in G overflow
+HUGE_TOTALS = [[(3, 1), (2, 10**308)], [(3, 1), (2, 10**400)], [(2**52, 1), (2**51, 4 * 10**292)]]
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("groups", HUGE_TOTALS, ids=["1e308", "1e400", "2**51"])
+def test_a_total_beyond_float64_gives_the_exact_two_group_spectrum(groups):
+    (N1, l1), (N2, l2) = groups
+    mu = Fraction(N1 * N2 * (l1 + l2), N1 * l1 + N2 * l2)  # the closed form for m = 2, in exact integers
+    np.testing.assert_allclose(imb.group_singular_values(groups), [float(_sqrt(mu)), 0.0], rtol=1e-14)
+    assert imb.secular_iterations(groups).shape == (1,)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("big", [10**308, 10**400], ids=["1e308", "1e400"])
+def test_a_total_beyond_float64_gives_the_roots_of_the_exact_characteristic_polynomial(big):
+    """m = 3: the nonzero eigenvalues of G G^T are the roots of sum_i l_i N_i prod_{j != i} (mu - N_j), a quadratic
+    with integer coefficients, solved here to 60 digits."""
+    groups = [(3, big), (2, 1), (1, big)]
+    (N1, l1), (N2, l2), (N3, l3) = groups
+    w1, w2, w3 = l1 * N1, l2 * N2, l3 * N3
+    a, b = w1 + w2 + w3, -(w1 * (N2 + N3) + w2 * (N1 + N3) + w3 * (N1 + N2))
+    c = w1 * N2 * N3 + w2 * N1 * N3 + w3 * N1 * N2
+    with mpmath.workdps(60):
+        disc = mpmath.sqrt(mpmath.mpf(b * b - 4 * a * c))
+        roots = [(-b + disc) / (2 * a), (-b - disc) / (2 * a)]
+        want = [float(mpmath.sqrt(r)) for r in roots]
+    np.testing.assert_allclose(imb.group_singular_values(groups), want + [0.0], rtol=1e-14)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("groups", HUGE_TOTALS, ids=["1e308", "1e400", "2**51"])
+def test_a_total_beyond_float64_gives_the_exact_group_matrix_and_secular_function(groups):
+    N = sum(N_i * l_i for N_i, l_i in groups)
+    c = [Fraction(l_i * N_i, N) for N_i, l_i in groups]  # the weights l_i N_i / N, exact
+    G = imb.group_matrix(groups)
+    assert np.all(np.isfinite(G))
+    # G_ij = -sqrt(N_i) sqrt(c_i c_j), to rounding
+    for i, j in ((0, 1), (1, 0)):
+        want = -float(_sqrt(Fraction(groups[i][0])) * _sqrt(c[i] * c[j]))
+        assert G[i, j] == pytest.approx(want, rel=1e-14, abs=0)
+    # G_ii = sqrt(N_i) (1 - c_i), formed as sqrt(N_i) minus a number near it: to a few eps sqrt(N_i) (measured at
+    # most 0.58 of one)
+    eps = np.finfo(np.float64).eps
+    for i, (N_i, _) in enumerate(groups):
+        want = float(_sqrt(Fraction(N_i)) * (1 - c[i]))
+        assert G[i, i] == pytest.approx(want, rel=0, abs=4 * eps * math.sqrt(N_i))
+    # w(mu) = 1 - sum_i c_i N_i / (N_i - mu), exact at points off the poles and the roots
+    (N1, _), (N2, _) = groups
+    points = [N2 / 2, (N1 + N2) / 2, 2.0 * N1]
+    exact = [1 - sum(c_i * N_i / (N_i - Fraction(p)) for c_i, (N_i, _) in zip(c, groups)) for p in points]
+    np.testing.assert_allclose(imb.secular_function(groups, points), [float(e) for e in exact], rtol=1e-14)
 
 
 def test_secular_function_rejects_bad_input():
