@@ -24,6 +24,11 @@ PROFILES: dict[str, list[tuple[int, int]]] = {
 #: core, so this bound is about 5 minutes; m = 10^6 would take about 8 hours and is refused up front.
 MAX_DISTINCT_SIZES = 100_000
 
+#: The most distinct class sizes m that :func:`group_matrix` accepts: it forms the dense m x m group matrix, 8 m^2
+#: bytes of float64 (800 MB at this bound; the solvers' :data:`MAX_DISTINCT_SIZES` would allow 80 GB).
+#: :func:`group_singular_values` gives its singular values for larger m without forming it.
+MAX_GROUP_MATRIX_SIZES = 10_000
+
 #: The most classes K = sum l_i that the functions returning one value per class (:func:`class_counts`,
 #: :func:`ybar_singular_values`) accept: below 2**53, as the N_i, so that every l_i and K are exact in float64,
 #: where the spectrum is computed (an array of 2**53 float64 values would fill 64 PiB, more than any memory).
@@ -209,13 +214,25 @@ def group_matrix(groups) -> np.ndarray:
     U^T Y-bar U on the normalised group indicators 1_{l_i} / sqrt(l_i).  The singular values of Y-bar are
     those of G plus sqrt(N_i) repeated l_i - 1 times (chapter ch-spectrum).
 
+    At most :data:`MAX_GROUP_MATRIX_SIZES` groups; the matrix is built in place, one m x m array.
+
     >>> np.round(group_matrix([(2, 1), (1, 1)]), 4).tolist()
     [[0.4714, -0.6667], [-0.4714, 0.6667]]
     """
-    sizes, mults, N = _group_arrays(groups)
+    pairs = check_groups(groups)
+    if len(pairs) > MAX_GROUP_MATRIX_SIZES:
+        raise ValueError(f"groups has m = {len(pairs):,} distinct class sizes; the dense m x m group matrix of "
+                         f"Theorem 4.4 is formed only for m <= {MAX_GROUP_MATRIX_SIZES:,} "
+                         f"(nclib.imbalance.MAX_GROUP_MATRIX_SIZES, 8 m^2 bytes of float64); "
+                         f"group_singular_values gives its singular values without forming it")
+    sizes, mults, N = _pair_arrays(pairs)
     v = sizes * np.sqrt(mults)
     t = np.sqrt(sizes * mults)
-    return np.diag(np.sqrt(sizes)) - np.outer(v, t) / N
+    G = np.outer(v, t)
+    G /= N
+    np.subtract(0.0, G, out=G)  # diag(sqrt(N_i)) - v t^T / N: 0 - x off the diagonal, then -x + sqrt(N_i) on it
+    G[np.diag_indices(sizes.size)] += np.sqrt(sizes)
+    return G
 
 
 def secular_function(groups, mu) -> np.ndarray:

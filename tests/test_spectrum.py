@@ -182,6 +182,19 @@ def test_more_distinct_sizes_than_max_distinct_sizes_are_refused_naming_groups(m
         imb.group_singular_values([(100_001 - i, 1) for i in range(100_001)])
 
 
+def test_group_matrix_refuses_more_groups_than_it_forms_naming_groups(monkeypatch):
+    """The dense m x m matrix takes 8 m^2 bytes: above MAX_GROUP_MATRIX_SIZES it is refused before it is formed (a
+    bound of 3 here, to check m at the bound too); 60,000 groups (27 GiB) are refused at once."""
+    with monkeypatch.context() as patch:
+        patch.setattr(imb, "MAX_GROUP_MATRIX_SIZES", 3)
+        with pytest.raises(ValueError, match="^groups has m = 4 distinct class sizes"):
+            imb.group_matrix([(9, 1), (7, 1), (4, 2), (1, 1)])
+        assert imb.group_matrix([(9, 1), (7, 1), (4, 2)]).shape == (3, 3)
+    assert imb.MAX_GROUP_MATRIX_SIZES == 10_000 < imb.MAX_DISTINCT_SIZES
+    with pytest.raises(ValueError, match="^groups has m = 60,000 distinct class sizes"):
+        imb.group_matrix([(100_000 - i, 1) for i in range(60_000)])
+
+
 def test_million_classes_without_a_dense_matrix():
     rng = np.random.default_rng(7)
     sizes = np.sort(rng.choice(np.arange(1, 100_001), size=100, replace=False))[::-1]
