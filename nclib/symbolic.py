@@ -7,6 +7,9 @@ here start with the spectrum of Y-bar (Theorem 4.4 and Theorems B.1, B.2 of
 at the end of this module.
 """
 
+import math
+import numbers
+
 import sympy
 
 from . import _checks
@@ -31,9 +34,28 @@ def group_symbols(m):
     return mu, tuple(sizes), tuple(mults)
 
 
+def _terms(values, name: str) -> list:
+    """``values`` as a list of real finite numbers (Python, numpy) or sympy expressions, refused by ``name``."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{name} must be a sequence of numbers or sympy expressions, got {values!r}")
+    out = list(values)
+    for i, value in enumerate(out):
+        if isinstance(value, sympy.Expr):
+            ok = not value.is_number or bool(value.is_finite)  # a symbol, or a number that is not nan, oo or zoo
+        else:
+            ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                  and math.isfinite(value))
+        if not ok:
+            raise ValueError(f"{name}[{i}] must be a finite real number or a sympy expression, got {value!r}")
+    return out
+
+
 def total_count(sizes, mults):
-    """N = sum_i N_i l_i (Definition 4.1) as a sympy expression; ``sizes``, ``mults`` of equal length (ch-spectrum)."""
-    sizes, mults = list(sizes), list(mults)
+    """N = sum_i N_i l_i (Definition 4.1) as a sympy expression; ``sizes``, ``mults`` of equal length (ch-spectrum).
+
+    Each entry is a finite real number or a sympy expression (a symbol of :func:`group_symbols`, say).
+    """
+    sizes, mults = _terms(sizes, "sizes"), _terms(mults, "mults")
     if len(sizes) == 0 or len(sizes) != len(mults):
         raise ValueError(f"sizes and mults must be non-empty and of equal length, got {len(sizes)} and {len(mults)}")
     return sympy.Add(*[a * b for a, b in zip(sizes, mults)])

@@ -103,6 +103,23 @@ def test_total_count_checks_lengths():
         sym.total_count([], [])
 
 
+def test_total_count_takes_numbers_and_expressions():
+    _, sizes, mults = sym.group_symbols(2)
+    got = sym.total_count([3, np.float64(2.5), sizes[0]], [mults[0], np.int64(2), sp.Rational(1, 2)])
+    assert sp.simplify(got - (3 * mults[0] + 5 + sizes[0] / 2)) == 0
+
+
+@pytest.mark.parametrize("sizes, mults, match", [
+    ("ab", "cd", "^sizes must be a sequence"), (3, [1], "^sizes must be a sequence"),
+    ([1, 2], None, "^mults must be a sequence"), (["a", "b"], [1, 2], r"^sizes\[0\]"),
+    ([1, 2], [3, "x"], r"^mults\[1\]"), ([True], [1], r"^sizes\[0\]"), ([1], [np.bool_(True)], r"^mults\[0\]"),
+    ([float("nan")], [1], r"^sizes\[0\]"), ([1], [sp.oo], r"^mults\[0\]"), ([sp.nan], [1], r"^sizes\[0\]"),
+    ([1j], [1], r"^sizes\[0\]"), ([sp.Matrix([1])], [1], r"^sizes\[0\]")])
+def test_total_count_refuses_entries_that_are_not_numbers_or_expressions(sizes, mults, match):
+    with pytest.raises(ValueError, match=match):
+        sym.total_count(sizes, mults)
+
+
 # ------------------------------------------------------------------ Y-bar with symbolic counts (ch-setting)
 
 def test_ybar_symbolic_is_ybar_at_numbers_and_kills_sqrt_n():
