@@ -15,6 +15,7 @@ import copy
 import platform
 import time
 
+import numpy as np
 import torch
 
 from . import _checks, data, models, parameters
@@ -56,16 +57,35 @@ class Engine:
     """
 
     def __init__(self, ts: data.TrainingSet, p: dict):
+        """The run of the checked parameters ``p`` (every parameter of :data:`nclib.parameters.DEFAULTS`, as
+        :func:`nclib.parameters.check_params` returns them) on the training set ``ts`` of those parameters
+        (:func:`nclib.data.load_for`).  ``p`` is checked again here, by the same checker, so a value that checker
+        refuses (a negative decay, a precision it does not know, a batch size of 0) is refused by name, not trained
+        as something else; and ``ts`` must hold the class counts that ``p`` gives, or the run would train on
+        another N than its parameters say.  ValueError naming ``ts``, ``p`` or the parameter otherwise."""
+        if not isinstance(ts, data.TrainingSet):
+            raise ValueError(f"ts must be the training set of the run (a nclib.data.TrainingSet, nclib.data.load_for), "
+                             f"got {type(ts).__name__}")
+        if not isinstance(p, dict):
+            raise ValueError(f"p must be a checked parameter set (a dict, nclib.parameters.check_params), got "
+                             f"{type(p).__name__}")
+        missing = sorted(set(parameters.DEFAULTS) - set(p))
+        if missing:
+            raise ValueError(f"p must be a checked parameter set (nclib.parameters.check_params), which holds every "
+                             f"parameter; missing {missing}")
+        p = parameters.checked(p)
+        n = data.resolve_counts(p["dataset"], p["counts"], p["class_order"])[0]
+        if not np.array_equal(ts.counts, n):
+            raise ValueError(f"ts holds the class counts {ts.counts.tolist()} (N = {ts.N}), but p['counts'] gives "
+                             f"{n.tolist()} (N = {int(n.sum())}): ts must be the training set of p "
+                             f"(nclib.data.load_for(p))")
         self.p, self.ts = p, ts
         dev = p["device"]
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev)
         self.is_cuda = self.device.type == "cuda"
         # the data: the whole training set on the device, batches cut from a permutation drawn there
         self.N, self.K = ts.N, ts.K
-        self.B = self.N if p["batch_size"] == "full" else p["batch_size"]
-        if self.B > self.N:
-            raise ValueError(f"batch_size {self.B} is larger than the N = {self.N} training samples; use "
-                             f"batch_size='full' or a smaller batch")
+        self.B = self.N if p["batch_size"] == "full" else p["batch_size"]  # at most N: checked with p's counts
         self.steps_per_epoch = self.N // self.B
         self.dropped_per_epoch = self.N - self.steps_per_epoch * self.B
         self.X = torch.as_tensor(ts.x, dtype=torch.float32).to(self.device)

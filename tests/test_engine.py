@@ -194,3 +194,27 @@ def test_features_of_more_rows_than_one_chunk_are_those_of_the_whole_set():
     b = eng.model.head_bias().detach().double().numpy()
     exact = ufm.objective(Ws, whole.double().numpy().T, b, ts.counts, [p["lam_W"]] * p["L"], p["lam_H"])
     np.testing.assert_allclose(eng.evaluate_device()[0]["objective"], exact, rtol=1e-6)
+
+
+def test_an_engine_refuses_parameters_the_checker_refuses_and_another_training_set():
+    """Engine checks its parameters again with nclib.parameters.checked (the checker of every run) and compares
+    the training set's class counts with those of ``p``: each refusal is a ValueError naming the argument, where
+    the engine would otherwise fail on a missing key, divide by a batch of 0, train fp32 under another precision's
+    name, a negative decay, or train on N = 7 samples for parameters of N = 70."""
+    p = train.check_params(**KW)
+    ts = data.load_for(p)
+    for bad, name in [({}, "p must be a checked parameter set"), ([p], "p must be a checked parameter set"),
+                      ({k: v for k, v in p.items() if k != "device"}, r"p must .*missing \['device'\]"),
+                      ({**p, "lam_H": -1.0}, "lam_H must be"), ({**p, "lam_backbone": -1.0}, "lam_backbone must be"),
+                      ({**p, "lam_W": -1.0}, "lam_W"), ({**p, "precision": "fp16"}, "precision must be one of"),
+                      ({**p, "batch_size": 0}, "batch_size .*must be a positive integer"),
+                      ({**p, "lr": -1.0}, "lr must be"), ({**p, "device": "gpu"}, "device must be"),
+                      ({**p, "counts": [120, 60, 30]}, r"ts holds the class counts \[12, 6, 3\] \(N = 21\), but "
+                                                       r"p\['counts'\] gives \[120, 60, 30\]"),
+                      ({**p, "counts": [6, 12, 3]}, r"ts holds the class counts")]:
+        with pytest.raises(ValueError, match=f"^{name}"):
+            train.Engine(ts, bad)
+    with pytest.raises(ValueError, match="^ts must be the training set"):
+        train.Engine(ts.x, p)
+    eng = train.Engine(ts, p)  # the checked set itself is taken as it is
+    assert eng.p == p and eng.N == 21 and eng.B == 4
