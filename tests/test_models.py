@@ -47,6 +47,19 @@ def test_reference_initialization():
     assert not any(_is_orthogonal(W) for W in plain.head_weights())
 
 
+@pytest.mark.parametrize("depth", [5, 6, 7])
+def test_reference_initialization_at_odd_and_even_depth(depth):
+    """The module docstring's rule, at odd depth too: the reference loop ``for i in range(depth_relu)`` visits the
+    first ``depth`` modules of the backbone's Sequential (Linear, ReLU, Linear, ...), and the Linear layers among
+    them, and only those, are orthogonal; depth 5 reaches Linear layers 1-3 (modules 0, 2, 4), depth 7 layers 1-4."""
+    m = models.build_model(in_dim=20, K=3, L=2, width=20, depth=depth, init="reference", seed=0)
+    reached = sum(isinstance(module, torch.nn.Linear) for module in list(m.backbone)[:depth])
+    linears = m.backbone_weights()
+    assert len(linears) == depth + 1 and reached == {5: 3, 6: 3, 7: 4}[depth]
+    assert [_is_orthogonal(W) for W in linears] == [True] * reached + [False] * (len(linears) - reached)
+    assert all(_is_orthogonal(W) for W in m.head_weights())
+
+
 def test_seed_makes_initialization_reproducible():
     a = models.build_model(10, 3, 2, width=8, depth=2, seed=7)
     b = models.build_model(10, 3, 2, width=8, depth=2, seed=7)
