@@ -27,22 +27,27 @@ def lr_at(epoch: int, lr: float, milestones, gamma: float) -> float:
     """The step schedule: epoch e (1-based) uses lr * gamma^#{m in milestones : e > m}.
 
     With milestone 6000 this is the reference code's StepLR(step_size=6000): epochs 1..6000 at lr,
-    6001.. at lr * gamma (the schedule of the Section 5 runs, :ref:`ch-engine`).
+    6001.. at lr * gamma (the schedule of the Section 5 runs, :ref:`ch-engine`).  ``milestones`` is checked as a
+    run's ``lr_milestones`` are (:func:`nclib.parameters.check_milestones`): an epoch given twice, a mapping or
+    text is refused by name, not counted twice or read as its keys or characters.
     """
     epoch = _checks.positive_int(epoch, "epoch")
     lr = _checks.positive_float(lr, "lr")
     gamma = _checks.positive_float(gamma, "gamma")
-    if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
-        raise ValueError(f"milestones (a run's lr_milestones) must be a list of epochs, got {milestones!r}")
-    return lr * gamma ** sum(1 for m in milestones if epoch > _checks.positive_int(m, "milestones"))
+    milestones = parameters.check_milestones(milestones, "milestones")
+    return lr * gamma ** sum(1 for m in milestones if epoch > m)
 
 
 def capture_mode(p: dict) -> str:
     """The stream-capture mode of a run's CUDA graphs (``capture_error_mode`` of :class:`nclib.step.AdamStep`):
     ``"thread_local"`` with ``deferred_metrics``, whose worker thread makes CUDA calls (it waits on the copies'
     event, frees their pinned memory) while another run's graph may be captured; PyTorch's ``"global"``
-    otherwise (:ref:`ch-engine`)."""
-    return "thread_local" if p["deferred_metrics"] else "global"
+    otherwise (:ref:`ch-engine`).  ``p`` is a run's parameters (:func:`nclib.parameters.check_params`); a
+    ValueError names it, or its ``deferred_metrics``, when that is missing or not True or False."""
+    if not isinstance(p, dict) or "deferred_metrics" not in p:
+        raise ValueError(f"p must be a run's parameters (check_params), which hold deferred_metrics, got "
+                         f"{p!r:.100}")
+    return "thread_local" if _checks.flag(p["deferred_metrics"], "p['deferred_metrics']") else "global"
 
 
 # --------------------------------------------------------------------------------------------- the engine

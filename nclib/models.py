@@ -137,5 +137,9 @@ def build_model(in_dim: int, K: int, L: int, width: int = 2048, depth: int = 6, 
 
 
 def parameter_count(model: nn.Module) -> int:
-    """The number of trainable scalars, what Adam updates each step (the speed arithmetic of :ref:`ch-engine`)."""
+    """The number of trainable scalars, what Adam updates each step (the speed arithmetic of :ref:`ch-engine`);
+    ``model`` a ``torch.nn.Module`` (a ValueError names it otherwise)."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a network (a torch.nn.Module, nclib.models.build_model), got "
+                         f"{type(model).__name__}")
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

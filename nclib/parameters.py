@@ -337,12 +337,7 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
     if p["divergence_factor"] <= 1:  # the objective of a healthy run may sit at its initial value: never "diverged"
         raise ValueError(f"divergence_factor must be above 1 (a run is diverged once its objective exceeds this "
                          f"many times its initial value), got {p['divergence_factor']!r}")
-    ms = p["lr_milestones"]
-    ms = [] if ms is None else ([ms] if np.ndim(ms) == 0 else list(ms))
-    p["lr_milestones"] = sorted(_checks.positive_int(m, "lr_milestones") for m in ms)
-    if len(set(p["lr_milestones"])) != len(p["lr_milestones"]):  # each would multiply the rate by lr_gamma again
-        raise ValueError(f"lr_milestones must not repeat an epoch (each listed epoch multiplies the rate by lr_gamma "
-                         f"once more), got {p['lr_milestones']}; for a larger drop at one epoch, set lr_gamma")
+    p["lr_milestones"] = check_milestones(p["lr_milestones"])
     bs = p["batch_size"]
     if bs is None or (isinstance(bs, str) and bs == "full"):
         p["batch_size"] = "full"
@@ -394,6 +389,22 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
         # class counts does): [4.0, 2.0] is the run of [4, 2], one folder and one record
         p["counts"] = n.tolist()
     return p
+
+
+def check_milestones(milestones, name: str = "lr_milestones") -> list[int]:
+    """The epochs of the step schedule's drops (``lr_milestones``; :func:`nclib.engine.lr_at`, :ref:`ch-engine`),
+    checked and sorted: None (no drop), one epoch, or a list of distinct positive epochs (a tuple, an array).
+    ValueError naming ``name`` for anything else: an epoch below 1, one that is no whole number, text, a mapping
+    (whose keys a loop would read as epochs), or an epoch given twice, which would multiply the rate by
+    ``lr_gamma`` once more at that epoch."""
+    if isinstance(milestones, dict):
+        raise ValueError(f"{name} must be a list of epochs, got the mapping {milestones!r}")
+    ms = [] if milestones is None else ([milestones] if np.ndim(milestones) == 0 else list(milestones))
+    ms = sorted(_checks.positive_int(m, name) for m in ms)
+    if len(set(ms)) != len(ms):
+        raise ValueError(f"{name} must not repeat an epoch (each listed epoch multiplies the rate by lr_gamma once "
+                         f"more), got {ms}; for a larger drop at one epoch, set lr_gamma")
+    return ms
 
 
 def check_out_dir(out_dir) -> str:

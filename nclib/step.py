@@ -123,16 +123,23 @@ class AdamStep:
     def __init__(self, params: Iterable[torch.nn.Parameter], objective: Callable[[torch.Tensor], torch.Tensor],
                  device: torch.device, *, lr: float, batch_size: int, tf32: bool = False, cuda_graph="auto",
                  steps_per_graph: int = 1, adam_in_backward: bool = False, capture_error_mode: str = "global"):
+        device = _check_device(device)
+        if isinstance(params, torch.Tensor) or not hasattr(params, "__iter__"):  # a tensor iterates over its rows
+            raise ValueError(f"params must be a list of the parameters Adam updates, got {type(params).__name__}")
         self.params = list(params)
         if not self.params:
             raise ValueError("params must hold at least one parameter for Adam to update")
+        for q in self.params:
+            if not isinstance(q, torch.Tensor) or not q.is_leaf:
+                what = "a tensor computed from others" if isinstance(q, torch.Tensor) else type(q).__name__
+                raise ValueError(f"params must hold the parameters Adam updates (leaf tensors), got {what}")
         if not callable(objective):
             raise ValueError(f"objective must be a function of the batch rows, got {type(objective).__name__}")
         lr = _checks.positive_float(lr, "lr")
         self.batch_size = _checks.positive_int(batch_size, "batch_size")
         tf32 = _checks.flag(tf32, "tf32")
         cuda_graph = _checks.auto_flag(cuda_graph, "cuda_graph")
-        self.objective, self.device, self.tf32, self.cuda_graph = objective, torch.device(device), tf32, cuda_graph
+        self.objective, self.device, self.tf32, self.cuda_graph = objective, device, tf32, cuda_graph
         self.capture_error_mode = _check_capture_mode(capture_error_mode)
         self.is_cuda = self.device.type == "cuda"
         self.use_graph = self.is_cuda and cuda_graph in ("auto", True)
@@ -465,6 +472,21 @@ class AdamStep:
 
 #: The CUDA stream-capture modes ``torch.cuda.graph`` takes (``capture_error_mode`` of :class:`AdamStep`).
 CAPTURE_MODES = ("global", "thread_local", "relaxed")
+
+
+def _check_device(device) -> torch.device:
+    """``device`` of :class:`AdamStep` as a ``torch.device``: the CPU or a CUDA device that torch sees; a ValueError
+    names ``device`` otherwise (torch's own RuntimeError for an unknown name, and a CUDA device on a machine
+    without one, would fail later, on the first tensor put there)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:i' or a torch.device, got {device!r}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be the CPU or a CUDA device, got {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device")
+    return dev
 
 
 def _check_capture_mode(mode) -> str:

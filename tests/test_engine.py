@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from nclib import data, models, train, ufm
+from nclib import data, engine, models, train, ufm
 
 KW = dict(dataset="synthetic", counts=[12, 6, 3], dim=8, width=16, depth=2, epochs=4, batch_size=4, lr=1e-3,
           lam_W=1e-3, lam_H=1e-3, progress=False, device="cpu")
@@ -218,3 +218,15 @@ def test_an_engine_refuses_parameters_the_checker_refuses_and_another_training_s
         train.Engine(ts.x, p)
     eng = train.Engine(ts, p)  # the checked set itself is taken as it is
     assert eng.p == p and eng.N == 21 and eng.B == 4
+
+
+def test_the_capture_mode_follows_deferred_metrics_and_refuses_other_parameters():
+    """nclib.engine.capture_mode: "thread_local" with deferred_metrics (its worker thread makes CUDA calls while
+    a graph may be captured), "global" without; a ValueError names p, or its deferred_metrics, otherwise."""
+    p = train.check_params(**KW)
+    assert engine.capture_mode(p) == "global"
+    assert engine.capture_mode(train.check_params(**KW, deferred_metrics=True)) == "thread_local"
+    for bad, name in (({}, "p must be a run's parameters"), ([p], "p must be a run's parameters"),
+                      ({**p, "deferred_metrics": 1}, r"p\['deferred_metrics'\] must be True or False")):
+        with pytest.raises(ValueError, match=f"^{name}"):
+            engine.capture_mode(bad)

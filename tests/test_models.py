@@ -96,3 +96,7 @@ def test_bad_arguments():
         models.build_model(10, 3, 1, width=4, depth=1, bias="yes")
     with pytest.raises(ValueError, match="width"):
         models.build_model(10, 3, 1, width=0)
+    for not_a_network in ("x", [torch.zeros(3)], None):
+        with pytest.raises(ValueError, match="^model must be a network"):
+            models.parameter_count(not_a_network)
+    assert models.parameter_count(torch.nn.Linear(3, 2)) == 3 * 2 + 2

@@ -195,6 +195,8 @@ SMALL = dict(dataset="synthetic", counts=[5, 3], device="cpu", batch_size="full"
     (dict(resume=True, overwrite=True), "resume=True continues the run in its folder, overwrite=True replaces it"),
     (dict(data_path="cifar.npz"), "the synthetic Gaussian mixture is drawn from the seed"),
     (dict(lr_milestones=[100, 100]), "^lr_milestones must not repeat an epoch"),
+    (dict(lr_milestones={100: 1}), "^lr_milestones must be a list of epochs, got the mapping"),
+    (dict(lr_milestones="100"), "^lr_milestones must be a positive integer"),
     (dict(out_dir=["a"]), "^out_dir must be the path of a folder"),  # was written as the folder "['a']"
     (dict(out_dir=5), "^out_dir must be the path of a folder"),
     (dict(out_dir=""), "^out_dir must be the path of a folder"),  # the current directory
@@ -209,6 +211,20 @@ def test_a_parameter_set_is_refused_by_name_before_any_work(bad, named):
     data (nclib.parameters.check_params, nclib.data.check_load_args)."""
     with pytest.raises(ValueError, match=named):
         parameters.check_params(**{**SMALL, **bad})
+
+
+def test_milestones_are_distinct_positive_epochs_sorted():
+    """check_milestones, the one check of the schedule's epochs (check_params and nclib.engine.lr_at): None is no
+    drop, one epoch a list of it, any sequence of distinct epochs a sorted list of ints; refused by the name given."""
+    assert parameters.check_milestones(None) == []
+    assert parameters.check_milestones(6000) == [6000]
+    assert parameters.check_milestones((4, 2)) == parameters.check_milestones(np.array([4, 2])) == [2, 4]
+    assert all(type(m) is int for m in parameters.check_milestones(np.array([4, 2])))
+    for bad, words in (([5, 5], "must not repeat an epoch"), ({5: 1}, "must be a list of epochs"),
+                       ([0], "must be a positive integer"), ("6000", "must be a positive integer"),
+                       ([2.5], "must be a positive integer")):
+        with pytest.raises(ValueError, match=f"^milestones {words}"):
+            parameters.check_milestones(bad, "milestones")
 
 
 @pytest.mark.parametrize("key", ["dataset", "normalization", "selection", "class_order", "precision", "init"])

@@ -185,6 +185,17 @@ def test_refusals_name_the_argument():
         nstep.AdamStep([], f, "cpu", lr=0.1, batch_size=2)
     with pytest.raises(ValueError, match="objective must be a function"):
         nstep.AdamStep([w], None, "cpu", lr=0.1, batch_size=2)
+    # what torch.optim or torch.device would refuse later, with a TypeError or RuntimeError naming no argument
+    for params, words in (([1, 2], "params must hold the parameters Adam updates .*got int"),
+                          ([w * 2], "params must hold .*got a tensor computed from others"),
+                          (w, "params must be a list of the parameters Adam updates, got Parameter"),
+                          (3, "params must be a list .*got int")):
+        with pytest.raises(ValueError, match=f"^{words}"):
+            nstep.AdamStep(params, f, "cpu", lr=0.1, batch_size=2)
+    for device in ("gpu", 3.5, "meta"):
+        with pytest.raises(ValueError, match="^device must be"):
+            nstep.AdamStep([w], f, device, lr=0.1, batch_size=2)
+    assert nstep.AdamStep([w], f, torch.device("cpu"), lr=0.1, batch_size=2).device == torch.device("cpu")
     step = nstep.AdamStep([w], f, "cpu", lr=0.1, batch_size=2)
     with pytest.raises(ValueError, match="^lr must be"):
         step.set_lr(-1e-3)
@@ -223,6 +234,16 @@ def test_refusals_name_the_argument():
     with pytest.raises(RuntimeError, match="run_steps"):  # one batch would step the first run alone
         group(torch.tensor([0, 1]))
     assert step.steps_done == 0 and torch.equal(w.detach(), torch.zeros(2))
+
+
+def test_a_cuda_device_torch_does_not_see_is_refused_by_name(monkeypatch):
+    """On a machine where torch sees no CUDA device, device "cuda" is refused when the step is made, not at the
+    first tensor put there (torch's own error names no argument)."""
+    w = torch.nn.Parameter(torch.zeros(2))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:1", torch.device("cuda", 0)):
+        with pytest.raises(ValueError, match="^device .* asked for, but torch sees no CUDA device"):
+            nstep.AdamStep([w], lambda idx: (w * w).sum(), device, lr=0.1, batch_size=2)
 
 
 new_fp32_api = pytest.mark.skipif(nstep._fp32_settings() is None, reason="torch < 2.9 has no fp32_precision")

@@ -59,9 +59,14 @@ def test_batch_size_drop_last_and_schedule(tmp_path):
     np.testing.assert_allclose(h["lr"], [1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4], rtol=1e-12)  # epochs 0 to 5
     for args, name in (((0, 1e-4, [6000], 0.1), "epoch"), ((1, -1e-4, [6000], 0.1), "lr"),
                        ((1, 1e-4, "6000", 0.1), "milestones"), ((1, 1e-4, [0], 0.1), "milestones"),
-                       ((1, 1e-4, [6000], 0.0), "gamma")):
+                       ((1, 1e-4, [6000], 0.0), "gamma"),
+                       ((7, 1e-3, [5, 5], 0.1), "^milestones must not repeat an epoch"),  # was 1e-5: two drops
+                       ((7, 1e-3, {5: 1}, 0.1), "^milestones must be a list of epochs")):  # was its keys
         with pytest.raises(ValueError, match=name):
             train.lr_at(*args)
+    # the forms a run's lr_milestones take: none, one epoch, any order
+    assert train.lr_at(7, 1e-3, None, 0.1) == train.lr_at(7, 1e-3, [], 0.1) == 1e-3
+    assert train.lr_at(7, 1e-3, 5, 0.1) == train.lr_at(7, 1e-3, [5], 0.1) == train.lr_at(7, 1e-3, (9, 5), 0.1)
     assert train.from_reference_decay(1e-5, 2e-5, 10) == pytest.approx((1e-4, 2e-4))
 
 
