@@ -5,8 +5,10 @@ lockstep in which a figure's runs train side by side.
 A mini-batch B (|B| = B, drawn without replacement from a fresh permutation each epoch) uses::
 
     F_B = 1/(2B) sum_{i in B} ||P h_i + b - y_i||^2 + lam_H N/(2B) sum_{i in B} ||h_i||^2 + sum_j lam_Wj/2 ||W_j||^2
+          (+ lam_backbone/2 sum ||V||^2 over the backbone's Linear weights V, 0 by default)
 
-whose expectation over the batch is F of (4.3) exactly.  :mod:`nclib.train` builds engines from validated
+whose expectation over the batch is F of (4.3) exactly (with that term, (4.3) plus it).  The ``objective`` of a
+history row is F on all N samples, the ``lam_backbone`` term included.  :mod:`nclib.train` builds engines from validated
 parameters and trains them, :mod:`nclib.runfolder` writes their run folders.
 """
 from __future__ import annotations
@@ -257,7 +259,9 @@ class Engine:
 
     def _device_half(self):
         """On the device, in the run's stream's order: the features H^T (float32), the logits (fp32 products),
-        objective (4.3) in float64 as a device scalar, and the head's weights and bias (the tensors themselves)."""
+        the objective in float64 as a device scalar, and the head's weights and bias (the tensors themselves).  The
+        objective is (4.3) plus lam_backbone/2 times the squared backbone weights (the term the training adds, 0 by
+        default): what the steps minimize, on all N samples."""
         Ht = self.features()
         with matmul_precision(False):
             logits = self.model.classify(Ht)
@@ -290,8 +294,8 @@ class Engine:
 
     @torch.no_grad()
     def evaluate_device(self) -> tuple[dict, dict | None]:
-        """The device half of a history row: ``objective`` ((4.3) in float64 on the device) and the arrays
-        the host metrics need (None when the network holds NaN/inf)."""
+        """The device half of a history row: ``objective`` ((4.3) plus the ``lam_backbone`` term, in float64 on the
+        device, :meth:`_device_half`) and the arrays the host metrics need (None when the network holds NaN/inf)."""
         with self.step.on_stream():
             Ht, logits, obj, Ws, b = self._device_half()
             return {"objective": float(obj.item())}, self._payload(Ht, logits, Ws, b)
@@ -300,7 +304,7 @@ class Engine:
     def queue_evaluation(self):
         """The device half of a history row queued on the run's stream without a host synchronisation (the
         ``deferred_metrics`` lever, :ref:`ch-engine`): the loss sum since the last row taken and reset, the
-        features, logits and objective (4.3) computed as :meth:`evaluate_device` does, and copies of them, of
+        features, logits and objective computed as :meth:`evaluate_device` does, and copies of them, of
         the head and of the loss into host memory (pinned on a GPU) ordered after them.  Returns a function of no
         arguments that waits for those copies and gives ``(row, payload)`` as :meth:`take_loss` and
         :meth:`evaluate_device` would have at this point (``row`` with ``loss`` and ``objective``), the same
