@@ -163,18 +163,22 @@ class RunFolder:
         self.steps_at_start = engine.steps_done
 
     def flush(self, wait: bool = False) -> None:
-        """Move finished rows to the history (in epoch order) and rewrite history.csv atomically."""
+        """Move finished rows to the history (in epoch order) and rewrite history.csv atomically; the rows moved
+        before one whose metrics raise are written too, then the error goes on."""
         moved = False
-        while self.pending and (wait or self.pending[0].host_metrics is None or self.pending[0].host_metrics.done()):
-            entry = self.pending.pop(0)
-            if entry.device_half is not None:  # a deferred row not checked yet (a run that stops): its loss, objective
-                entry.row.update(entry.device_half.result()[0])
-            if entry.host_metrics is not None:
-                entry.row.update(entry.host_metrics.result())
-            self.rows.append(entry.row)
-            moved = True
-        if moved:
-            self._write_history()
+        try:
+            while self.pending and (wait or self.pending[0].host_metrics is None
+                                    or self.pending[0].host_metrics.done()):
+                entry = self.pending.pop(0)
+                if entry.device_half is not None:  # a deferred row not checked yet (a run that stops): loss, objective
+                    entry.row.update(entry.device_half.result()[0])
+                if entry.host_metrics is not None:
+                    entry.row.update(entry.host_metrics.result())
+                self.rows.append(entry.row)
+                moved = True
+        finally:
+            if moved:
+                self._write_history()
 
     def _write_history(self) -> None:
         atomic_write_text(self.run_dir / "history.csv", _history_csv(self.rows))

@@ -218,6 +218,40 @@ def test_a_failing_worker_metric_still_writes_the_final_provenance(tmp_path, mon
     assert train.load_history(tmp_path / "late")["epoch"].tolist() == [0, 1, 2]
 
 
+def test_rows_done_before_a_failing_metric_are_written_when_the_run_ends(tmp_path, monkeypatch):
+    """The fault: at the end of a run, the rows still pending were moved to the history one by one and written
+    only after the last; when a later row's metric raised, an earlier row completed in that same last flush was
+    missing from history.csv.  Here the third row's metrics are held until the run's last flush begins, so that
+    it is still pending there, and the fourth raises: the third is written all the same."""
+    import threading
+
+    from nclib import runfolder
+
+    real_metrics, real_flush = train.Engine.host_metrics, runfolder.RunFolder.flush
+    last_flush, calls = threading.Event(), {"n": 0}
+
+    def held_then_failing(self, payload):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            assert last_flush.wait(timeout=60), "the run's last flush never began"
+        if calls["n"] == 4:
+            raise FloatingPointError("metric blew up")
+        return real_metrics(self, payload)
+
+    def flush(self, wait=False):
+        if wait:
+            last_flush.set()
+        return real_flush(self, wait)
+
+    monkeypatch.setattr(train.Engine, "host_metrics", held_then_failing)
+    monkeypatch.setattr(runfolder.RunFolder, "flush", flush)
+    with pytest.raises(FloatingPointError, match="metric blew up"):
+        train.run(**SMALL, epochs=3, batch_size=8, metric_every=1, async_metrics=True, out_dir=tmp_path,
+                  run_name="held")
+    assert json.loads((tmp_path / "held" / "provenance.json").read_text())["status"] == "failed"
+    assert train.load_history(tmp_path / "held")["epoch"].tolist() == [0, 1, 2]
+
+
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
     target = tmp_path / "history.csv"
     train.atomic_write_text(target, "epoch\n0\n")
