@@ -13,6 +13,8 @@ rounding) at the closed-form global minimizer of ``nclib.ufm``:
 * :func:`geometry_metrics` -- NC2^W, NC2^H, NC2^{WH}, NC3 of the product P = W_L...W_1 and of
   E = H-bar D against the structure predicted by Theorems 4.1-4.3;
 * :func:`collapse_metrics` -- all five from features, labels and the head weights;
+* :func:`nc2_wh_at_labels` -- the NC2^{WH} of class-mean outputs equal to the labels, against which a run's
+  NC2^{WH} shows whether it measures more than the fit;
 * :func:`bias_error`, :func:`global_mean_norm` -- the distances of the bias and of the global feature mean to
   their values b* = n/N and h_G = 0 at every minimizer of Theorems 4.2 and 4.3, which the training runs report.
 
@@ -562,6 +564,23 @@ def nc3_compares(bias) -> str:
     a run's provenance records it (``nc3_compares``, :ref:`ch-metrics`): "modes" with a bias (the blocks of equal
     singular value of Y-bar), "classes" without (class with class, Appendix C)."""
     return "modes" if _checks.flag(bias, "bias") else "classes"
+
+
+def nc2_wh_at_labels(n, lam_W, lam_H, L=1, bias=True) -> float:
+    """NC2^{WH} (:func:`geometry_metrics`) of a point whose class-mean outputs equal the labels.
+
+    NC2^{WH} compares P E = W_L...W_1 H-bar D with U diag(s_product s_features) V^T, its value at every global
+    minimizer (Theorems 4.1-4.3, :func:`nclib.ufm.structure`), so it depends on the features and the head only
+    through the outputs of the class means, P H-bar.  Where these equal the labels, P H-bar = I without a bias
+    (and P H-bar + b* 1^T = I with one, the bias at b* = n/N), P E = M: D = diag(sqrt n) without a bias, Y-bar with
+    one.  Its NC2^{WH}, ||M/||M||_F - T/||T||_F||_F, is how far fitting the labels alone is from the minimizers'
+    product, whose modes the decays scale down each by a factor of its own (s_product s_features / kappa); 0 where
+    that factor is the same for every surviving mode.  Arguments as :func:`nclib.ufm.structure` (ValueError naming
+    the one refused).  Used in :ref:`ch-fig4` and :ref:`ch-figures-summary`.
+    """
+    st = ufm.structure(n, lam_W, lam_H, L=L, bias=bias)
+    K = st.M.shape[0]
+    return geometry_metrics(np.eye(K), st.M, st)["nc2_wh"]
 
 
 def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> dict[str, float]:

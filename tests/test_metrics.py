@@ -370,6 +370,50 @@ def test_class_by_class_nc3_needs_the_diagonal_of_d_and_keeps_a_faint_surviving_
     np.testing.assert_allclose(m.geometry_metrics(P_d, E_d, st_d)["nc3"], np.sqrt(2.0), rtol=1e-12)
 
 
+def test_nc2_wh_sees_only_the_outputs_of_the_class_means():
+    """NC2^WH depends on the head and the features only through P E = W_L...W_1 H-bar D: the same product split
+    otherwise between P and E (P A, A^-1 E) gives the same NC2^WH, while NC2^W, NC2^H and NC3 change."""
+    rng = np.random.default_rng(5)
+    n = np.array([50, 40, 30, 20, 10])
+    K, d = n.size, 8
+    for bias in (False, True):
+        st = ufm.structure(n, 1e-3, 1e-3, L=2, bias=bias)
+        P, E = rng.standard_normal((K, d)), rng.standard_normal((d, K))
+        A = rng.standard_normal((d, d)) + 3 * np.eye(d)
+        one, other = m.geometry_metrics(P, E, st), m.geometry_metrics(P @ A, np.linalg.solve(A, E), st)
+        np.testing.assert_allclose(other["nc2_wh"], one["nc2_wh"], rtol=1e-10)
+        assert all(abs(other[k] - one[k]) > 1e-3 for k in ("nc2_w", "nc2_h", "nc3"))
+
+
+@pytest.mark.parametrize("L", [1, 3, 6])
+@pytest.mark.parametrize("bias", [False, True])
+def test_nc2_wh_at_labels_against_the_class_mean_outputs_of_the_closed_form_minimizer(L, bias):
+    """The NC2^WH of class-mean outputs equal to the labels (P E = M) is the normalized distance of M from the
+    global minimizer's own P E, built here from the minimizer's weights and features (nclib.ufm.global_minimizer):
+    0 for equal counts without a bias, where every mode is scaled down alike, larger than 0 for unequal ones, and
+    falling towards 0 with the decays."""
+    n = np.array([500, 400, 300, 200, 100, 100])
+    lam = 1e-3
+    g = ufm.global_minimizer(n, lam, lam, L=L, bias=bias)
+    PE = ufm.head_product(g.Ws) @ ufm.weighted_class_means(g.H, n)  # the minimizer's class-mean outputs, times D
+    M = ufm.problem_matrix(n, bias)
+    want = np.linalg.norm(M / np.linalg.norm(M) - PE / np.linalg.norm(PE))
+    got = m.nc2_wh_at_labels(n, lam, lam, L=L, bias=bias)
+    np.testing.assert_allclose(got, want, rtol=1e-8)
+    assert got > 1e-4
+    assert m.nc2_wh_at_labels(n, lam / 100, lam / 100, L=L, bias=bias) < got / 10
+    if not bias:
+        assert m.nc2_wh_at_labels(np.full(6, 300), lam, lam, L=L, bias=False) <= 1e-14
+
+
+def test_nc2_wh_at_labels_refuses_bad_input_by_name():
+    for kwargs, name in (({"n": [5, 0, 3]}, "n"), ({"lam_H": -1.0}, "lam_H"), ({"lam_W": 0.0}, "lam_W"),
+                         ({"L": 0}, "L")):
+        args = {"n": [5, 4, 3], "lam_W": 1e-3, "lam_H": 1e-3, "L": 2, **kwargs}
+        with pytest.raises(ValueError, match=rf"^{name} must"):
+            m.nc2_wh_at_labels(args["n"], args["lam_W"], args["lam_H"], L=args["L"], bias=False)
+
+
 def test_geometry_metrics_at_structured_points_with_arbitrary_spectra():
     """The definitions vanish at P = U diag(s) R^T, E = R diag(e) V^T for any targets s, e."""
     rng = np.random.default_rng(6)
