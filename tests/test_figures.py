@@ -584,8 +584,8 @@ def test_lr_step_says_what_the_step_decay_did():
 def test_figure_legend_names_the_data_the_scale_and_the_epochs(tiny):
     runs = figures.load_figure(3, "tiny", root=tiny)
 
-    def at(epochs):
-        return {L: dataclasses.replace(r, params={**r.params, "epochs": epochs}) for L, r in runs.items()}
+    def at(epochs, **params):
+        return {L: dataclasses.replace(r, params={**r.params, "epochs": epochs, **params}) for L, r in runs.items()}
 
     full = f"{figures.scale_settings('gpu')['epochs']:,}"
     short, whole, cpu = (figures.figure_legend(at(2600), "gpu"), figures.figure_legend(at(12000), "gpu"),
@@ -597,6 +597,18 @@ def test_figure_legend_names_the_data_the_scale_and_the_epochs(tiny):
     assert "2,600" in short and full in short
     assert full in whole and "2,600" not in whole and whole != short
     assert "1,000" in cpu and full not in cpu and cpu.split("\n")[1] != short.split("\n")[1]
+    # the fixture's .npz is not the paper's CIFAR-10: the GPU legends say the data differ too, as its first line
+    # names them; the official CIFAR-10 (a torchvision root folder) is the paper's data, and they do not
+    assert figures.on_other_data(runs) and case.startswith("CIFAR-10 (npz)")
+    assert short.endswith("of 12,000 epochs and other data") and "but other data" in whole
+    official = {e: figures.figure_legend(at(e, data_path="/data/cifar-10"), "gpu") for e in (2600, 12000)}
+    assert not figures.on_other_data(at(2600, data_path="/data/cifar-10"))
+    assert official[2600].split("\n") == ["CIFAR-10, bias-free", "GPU, the paper's stated settings but 2,600 of "
+                                                                 "12,000 epochs"]
+    assert official[12000].split("\n")[1] == "GPU, the paper's stated settings, 12,000 epochs"
+    assert "other data" not in cpu  # the CPU scale's line says it is not the paper's settings
+    with pytest.raises(ValueError, match="^runs must hold"):
+        figures.on_other_data({})
 
 
 def test_drawing(tiny):

@@ -1236,6 +1236,7 @@ def test_redraw_replaces_the_stored_panels_from_the_run_folders(tmp_path):
     # runs cut short of the paper's epochs: the legend gives both the epochs run and the paper's full count
     run_epochs, full = {int(r.params["epochs"]) for r in runs.values()}, figures.scale_settings("gpu")["epochs"]
     assert run_epochs == {2600} and f"{2600:,}" in legend and f"{full:,}" in legend
+    assert legend.endswith(" and other data")  # a JPEG-decoded copy of CIFAR-10, not the paper's data
     assert cell["metadata"]["redrawn"]["runs"] == [f"results/figures/gpu/fig1/fig1-L{L}" for L in (1, 3, 6)]
     assert cell["metadata"]["mystnb"]["figure"]["caption"].endswith(figure_notebook.REDRAWN)
     # every other cell as it was

@@ -45,7 +45,7 @@ from .speed import (BENCHMARKS, GPU_LOGS, INPUT_DIM, LETTERS_BENCHMARK, NOTEBOOK
                     fewest_pieces, figure_parameter_counts, gpu_log_files, gpu_logs, logged_figure, piece_seconds,
                     read_benchmark, read_benchmark_record, read_letters_benchmark, round_quotients,
                     with_data_seconds)
-from .plots import as_plot_runs, draw_panels, draw_stability, draw_theory, figure_legend
+from .plots import PAPER_DATA, as_plot_runs, draw_panels, draw_stability, draw_theory, figure_legend, on_other_data
 from .chapter import (NC3_BY_CLASS, FigureChapter, drops_table, figure_chapter, figure_glue, figure_tables,
                       nc3_readings, percent, precisions, rise_cell)
 from .summary import summary_glue, summary_tables

@@ -22,20 +22,39 @@ def as_plot_runs(runs: Mapping[int, Run]) -> dict:
     return {L: (r.params, r.history) for L, r in sorted(runs.items())}
 
 
+#: How the legends name the paper's own data sets (:func:`nclib.plotting.dataset_label`): the official CIFAR-10 and
+#: EMNIST letters.  Any other label (a JPEG-decoded copy, an .npz of unknown origin, the letters stand-in) is other
+#: data.
+PAPER_DATA = ("CIFAR-10", "EMNIST letters")
+
+
+def on_other_data(runs: Mapping[int, Run]) -> bool:
+    """Whether any of the runs read other data than the paper's (Section 5: CIFAR-10, EMNIST letters), by the label
+    the legends give it (:data:`PAPER_DATA`).  ValueError naming ``runs`` when there is none.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
+    if not runs:
+        raise ValueError("runs must hold at least one run")
+    return any(plotting.dataset_label(r.params) not in PAPER_DATA for r in runs.values())
+
+
 def figure_legend(runs: Mapping[int, Run], scale: str) -> str:
     """The legend title of a figure: the data (stand-in named as such), the bias case, the scale, the epochs
-    (on every figure, against the paper's 12,000 when a GPU time budget cuts them).  ``scale``: ``"gpu"`` or
-    ``"cpu-scale"`` (:data:`nclib.figures.config.SCALES`); ValueError otherwise.
+    (on every figure, against the paper's 12,000 when a GPU time budget cuts them) and, for GPU runs, whether the
+    data are other than the paper's (:func:`on_other_data`).  ``scale``: ``"gpu"`` or ``"cpu-scale"``
+    (:data:`nclib.figures.config.SCALES`); ValueError otherwise.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     check_scale(scale)
     case = plotting.data_case({L: r.params for L, r in runs.items()})
     epochs = sorted({int(r.params["epochs"]) for r in runs.values()})
     ep = "/".join(f"{e:,}" for e in epochs)
     full = scale_settings("gpu")["epochs"]
+    other = on_other_data(runs)
     if scale == "cpu-scale":
         scale = f"CPU-scale, not the paper's settings, {ep} epochs"
     elif max(epochs) < full:
-        scale = f"GPU, the paper's stated settings but {ep} of {full:,} epochs"
+        scale = f"GPU, the paper's stated settings but {ep} of {full:,} epochs" + (" and other data" if other else "")
+    elif other:
+        scale = f"GPU, the paper's stated settings but other data, {ep} epochs"
     else:
         scale = f"GPU, the paper's stated settings, {ep} epochs"
     return f"{case}\n{scale}"
