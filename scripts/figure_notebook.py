@@ -30,7 +30,7 @@ from nclib import runs as runs_contract  # noqa: E402
 from nclib.runs import atomic_write_text  # noqa: E402
 
 #: The caption of the panels in an executed copy of the training notebook (:func:`relabel_notebook`), by the
-#: scale of its runs: the training chapter's own caption speaks of its smoke run.  The figure's chapter draws the
+#: scale of its runs: the training chapter's caption speaks of its smoke run.  The figure's chapter draws the
 #: GPU runs; the CPU-scale runs only while the figure has no GPU runs.
 RUN_PANELS_CAPTIONS = {
     "gpu": ("The collapse metrics and the training accuracy against epochs, one curve per head depth L, read back "
@@ -163,6 +163,22 @@ def epochs_reached(nb: dict) -> int | None:
     return min(int(epochs[-1]) for epochs in last) if last and all(len(epochs) for epochs in last) else None
 
 
+def runs_commit(nb: dict) -> str | None:
+    """The git commit (its first 7 hex digits) that the provenance of the runs an executed training notebook wrote
+    records (:func:`written_runs`), where they all record one; None where the notebook names no run folder, one has
+    no readable provenance, or they record different commits."""
+    commits = set()
+    for folder in written_runs(nb) or []:
+        try:
+            commit = json.loads((folder / "provenance.json").read_text()).get("git_commit")
+        except (OSError, ValueError, AttributeError):
+            return None
+        if not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{7,40}", commit):
+            return None
+        commits.add(commit[:7])
+    return commits.pop() if len(commits) == 1 else None
+
+
 def data_label(nb: dict, dataset: str) -> str:
     """How the legends name the data of an executed training notebook's runs (:func:`nclib.plotting.dataset_label`):
     from the ``params.json`` its runs recorded (:func:`written_runs`), since papermill may inject ``data_path = None``,
@@ -202,7 +218,8 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     with the epochs papermill injected (or, where the runs in the folders it names stopped before them, the epoch
     they reached: :func:`epochs_reached`) and the data where it is not the paper's (the stand-in for the letters,
     the JPEG-decoded copy of CIFAR-10 that the runs recorded: :func:`data_label`), and a note on what the notebook
-    is, in place of the training chapter's introduction; each figure name gets the run label as prefix, and the
+    is, in place of the training chapter's introduction: its text is the chapter's as it was when executed (naming
+    the commit the runs' provenance records, :func:`runs_commit`), not necessarily its current text; each figure name gets the run label as prefix, and the
     panels' caption becomes the one of the notebook's scale (:func:`panels_caption`, :data:`RUN_PANELS_CAPTIONS`).
     Code, outputs and execution metadata are left exactly as papermill wrote them.
     ``piece`` (e.g. ``"L1"``): the notebook made only those runs of the figure (a figure trained one piece per
@@ -229,11 +246,16 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
         title += ", on the letters-synthetic stand-in"
     elif data_label(nb, dataset) == "CIFAR-10 (JPEG-decoded copy)":  # nor is a lossy copy, as the legends say
         title += ", on a JPEG-decoded copy of CIFAR-10"
+    commit = runs_commit(nb)
+    at = f" (the runs it wrote record commit `{commit}`)" if commit else ""
     note = (f"This is {{ref}}`the training notebook <ch-train>` as papermill executed it for Figure {f.number} "
             f"({DATA_LABELS.get(dataset, dataset)}, "
             f"{'with bias' if f.bias else 'bias-free'}), shown with its outputs and never re-executed by the "
-            f"book build. Its parameters are in the cell tagged `injected-parameters` (smoke = False: where the "
-            f"text below, the training chapter's own, speaks of the smoke run, those parameters apply instead); "
+            f"book build. The text below is the training chapter's as it was when the notebook was executed{at}, "
+            f"not necessarily the chapter's current text, and speaks of this execution. Its parameters are in the "
+            f"cell tagged "
+            f"`injected-parameters` (smoke = False: where the text below speaks of the smoke run, those parameters "
+            f"apply instead); "
             + (f"the chapter {{ref}}`ch-fig{f.number}` draws and discusses the runs it wrote, with their epoch count "
                f"against the paper's." if scale == "gpu" else
                f"the chapter {{ref}}`ch-fig{f.number}` draws the figure's GPU runs once all three are committed and "

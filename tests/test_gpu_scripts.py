@@ -979,6 +979,43 @@ def test_relabel_notebook(tmp_path):
         figure_notebook.run_label(3, "paper")
 
 
+def test_relabel_note_names_the_commit_the_runs_record(tmp_path):
+    """The note of a relabelled notebook says its text is the training chapter's as it was when executed, naming the
+    one commit that the provenance of the runs it wrote records (runs_commit); none where the runs record several,
+    or a run folder has no provenance. The committed pages name the commit of their runs."""
+    out_dir = tmp_path / "fig3"
+    nb = {"cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": "(ch-train)=\n# The training notebook\n"},
+        {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "outputs": [], "execution_count": 1,
+         "source": f'smoke = False\nL_values = [1, 3]\nepochs = 2600\nout_dir = "{out_dir}"\nrun_tag = "fig3"\n'}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "fig3.run.ipynb"
+
+    def note(commits):
+        for L, commit in zip((1, 3), commits):
+            (out_dir / f"fig3-L{L}").mkdir(parents=True, exist_ok=True)
+            prov = out_dir / f"fig3-L{L}" / "provenance.json"
+            prov.unlink(missing_ok=True)
+            if commit is not None:
+                prov.write_text(json.dumps({"git_commit": commit}))
+        path.write_text(json.dumps(nb))
+        figure_notebook.relabel_notebook(path, 3, "gpu")
+        return figure_notebook.runs_commit(nb), json.loads(path.read_text())["cells"][0]["source"]
+
+    one, other = "a" * 40, "b" * 40
+    commit, text = note((one, one))
+    assert commit == "aaaaaaa" and "`aaaaaaa`" in text
+    for commits in ((one, other), (one, None), (one, "not a commit")):
+        commit, text = note(commits)
+        assert commit is None and "`aaaaaaa`" not in text, commits
+    assert "the training chapter's own" not in text
+    for scale, k in (("gpu", 2), ("cpu-scale", 4)):
+        page = json.loads((ROOT / "book" / "figures" / scale / f"fig{k}.run.ipynb").read_text())
+        recorded = json.loads((ROOT / "results" / "figures" / scale / f"fig{k}" / f"fig{k}-L1" / "provenance.json")
+                              .read_text())["git_commit"][:7]
+        assert figure_notebook.runs_commit(page) == recorded and f"`{recorded}`" in page["cells"][0]["source"]
+
+
 def test_relabel_notebook_names_the_data_the_runs_were_given(tmp_path):
     """Figure 2's notebook names the stand-in when it ran on it, and EMNIST letters when papermill gave it the real
     data (dataset injected), not the figure's default."""
