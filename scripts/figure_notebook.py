@@ -219,8 +219,9 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     they reached: :func:`epochs_reached`) and the data where it is not the paper's (the stand-in for the letters,
     the JPEG-decoded copy of CIFAR-10 that the runs recorded: :func:`data_label`), and a note on what the notebook
     is, in place of the training chapter's introduction: its text is the chapter's as it was when executed (naming
-    the commit the runs' provenance records, :func:`runs_commit`), not necessarily its current text; each figure name gets the run label as prefix, and the
-    panels' caption becomes the one of the notebook's scale (:func:`panels_caption`, :data:`RUN_PANELS_CAPTIONS`).
+    the commit the runs' provenance records, :func:`runs_commit`), not necessarily its current text; each figure
+    name gets the run label as prefix, and the panels' caption becomes the one of the notebook's scale
+    (:func:`panels_caption`, :data:`RUN_PANELS_CAPTIONS`).
     Code, outputs and execution metadata are left exactly as papermill wrote them.
     ``piece`` (e.g. ``"L1"``): the notebook made only those runs of the figure (a figure trained one piece per
     GPU machine); the title and the target say which.  Where papermill injected fewer of the piece's head depths

@@ -823,7 +823,7 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
         for r in rows:  # every run of the fixture reaches 100 % and stays there
             L = r["L"]
             assert (g[f"acc100-L{L}"], g[f"stays-L{L}"], g[f"acc-L{L}"], g[f"nc1-drop-L{L}"]) == \
-                (str(r["acc100_epoch"]), str(r["acc100_stays"]), f"{100 * r['train_acc']:.1f}",
+                (f"{r['acc100_epoch']:,}", f"{r['acc100_stays']:,}", f"{100 * r['train_acc']:.1f}",
                  written(r['nc1_drop'], 3))
         # numbers only: no words, and no key where the runs have no such number (here no stalled run)
         assert not any(word in v for v in g.values() for word in ("never", "none", "once", "twice", " or "))
@@ -837,7 +837,7 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
         spiked = figures.spikes(runs)
         assert g.get("spike-runs") == (", ".join(map(str, spiked)) or None)
         for L, s in spiked.items():
-            assert g[f"spike-L{L}-factor"] == written(s['factor'], 3) and g[f"spike-L{L}-to"] == str(s["epoch"])
+            assert g[f"spike-L{L}-factor"] == written(s['factor'], 3) and g[f"spike-L{L}-to"] == f"{s['epoch']:,}"
         if fig == 1:
             assert g["bstar"] == f"{np.linalg.norm(np.array(runs[1].params['counts']) / 30):.3f}"
             top, low = max(r["bias_error"] for r in rows), min(r["bias_error_0"] for r in rows)
@@ -889,7 +889,7 @@ def test_figure_chapter_tables(tiny, tiny_scale):
         assert t["final"].loc[1, "train acc (%)"] == figures.percent(ch.rows[0]["train_acc"], 2)  # in percent
         if fig == 1:  # small distances keep their significant digits
             assert number(t["final"].loc[3, "‖b − n/N‖"]) == pytest.approx(ch.rows[1]['bias_error'], rel=5e-3)
-        assert t["training"].loc[1, "100 % acc first at epoch"] == str(ch.rows[0]["acc100_epoch"])
+        assert t["training"].loc[1, "100 % acc first at epoch"] == f"{ch.rows[0]['acc100_epoch']:,}"
         assert t["training"].loc[3, "largest objective rise"] == figures.rise_cell(ch.rows[1]["rise"])
         # NC1's fall in one table of the chapter, at one precision: the drops table's
         assert [(name, col) for name, table in t.items() for col in table.columns
@@ -1025,6 +1025,25 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     assert [g[f"wh-1-3-{case}-{end}"] for case in ("with", "without") for end in ("min", "max")] == \
         [written(f(fit[k]), 2) for k in (1, 3) for f in (min, max)]
     assert len({g[f"wh-1-3-{case}-{end}"] for case in ("with", "without") for end in ("min", "max")}) == 4
+
+
+def test_epochs_are_written_with_thousands_separators():
+    """Every epoch the figure chapters glue is written as the settings are ("2,800", not "2800"), and a list of
+    epochs is joined by "; ", not by the commas inside its numbers: the committed GPU runs, past epoch 1,000."""
+    chapters = {k: figures.figure_chapter(k, "gpu") for k in (1, 2, 3)}
+    g3, runs3 = chapters[3].glue, chapters[3].runs
+    dips = figures.accuracy_dips(runs3)
+    spiked = figures.spikes(runs3)
+    rows3 = {r["L"]: r for r in chapters[3].rows}
+    pairs = [(g3["dip-L1-epoch"], dips[1]["low_epoch"]), (g3["dip-L1-back"], dips[1]["back"]),
+             (g3["stays-L1"], rows3[1]["acc100_stays"]),
+             (g3["spike-L6-milestone"], figures.next_milestone(runs3[6].params, spiked[6]["epoch"]))]
+    assert all(e >= 1000 and text == f"{e:,}" for text, e in pairs), pairs
+    assert chapters[3].tables["training"].loc[1, "100 % acc to the end from epoch"] == f"{rows3[1]['acc100_stays']:,}"
+    epochs = [max(c.check["epochs"].values()) for c in chapters.values()]
+    gpu_epochs = figures.summary_glue(chapters)["gpu-epochs"]
+    assert gpu_epochs == "; ".join(f"{e:,}" for e in epochs) and max(epochs) >= 1000
+    assert [int(e.replace(",", "")) for e in gpu_epochs.split("; ")] == epochs
 
 
 def _with_history(run, **columns):
@@ -1371,7 +1390,7 @@ def test_benchmark_glue_logged_figures_and_calibration_glue(tmp_path, tiny, tiny
         files.append(path)
     g = figures.benchmark_glue(files)
     assert (g["bench-cpu-engine"], g["bench-cpu-plain"], g["bench-cpu-ratio"]) == ("37.7", "27.3", "1.38")
-    assert (g["bench-gpu-engine"], g["bench-gpu-plain"], g["bench-gpu-ratio"]) == ("1389", "214", "6.49")
+    assert (g["bench-gpu-engine"], g["bench-gpu-plain"], g["bench-gpu-ratio"]) == ("1,389", "214", "6.49")
     assert (g["bench-gpu-fp32-engine"], g["bench-gpu-fp32-ratio"]) == ("730", "3.05")
     assert g["bench-tf32-speedup"] == f"{1389 / 730:.2f}" and g["bench-gpu-device"] == "NVIDIA H200"
     assert (g["bench-figure-epochs"], g["bench-figure-together"], g["bench-figure-apart"],

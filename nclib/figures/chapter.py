@@ -65,7 +65,13 @@ def _order_label(class_order: str, dataset: str) -> str:
 def _epoch(epoch) -> str:
     """A recorded epoch for a table cell, "none recorded" when there is none (None): the runs are seen only at
     their recorded epochs, so a table says no more than that of what happened between them."""
-    return "none recorded" if epoch is None else str(epoch)
+    return "none recorded" if epoch is None else _epoch_text(epoch)
+
+
+def _epoch_text(epoch) -> str | None:
+    """An epoch as the prose and the tables write it, with thousands separators ("2,600"); None stays None (no such
+    epoch: :func:`_put` leaves the key out)."""
+    return None if epoch is None else f"{int(epoch):,}"
 
 
 def _put(g: dict, key: str, value) -> None:
@@ -176,8 +182,8 @@ def _accuracy_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
     by_L = {r["L"]: r for r in rows}
     drops = metric_drops(runs)
     for L, r in by_L.items():
-        _put(g, f"acc100-L{L}", r["acc100_epoch"])
-        _put(g, f"stays-L{L}", r["acc100_stays"])
+        _put(g, f"acc100-L{L}", _epoch_text(r["acc100_epoch"]))
+        _put(g, f"stays-L{L}", _epoch_text(r["acc100_stays"]))
         g[f"acc-L{L}"] = percent(r['train_acc'])
         g[f"nc1-drop-L{L}"] = written(r['nc1_drop'], 3)
         # NC1 on the scale of NC3 (its square root, metric_drops) beside NC3's own fall
@@ -240,8 +246,8 @@ def _rise_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
     rises = [(r["rise"]["factor"], r["L"], r["rise"]) for r in rows if r["rise"] is not None]
     if rises:
         factor, L, rise = max(rises, key=lambda t: t[0])
-        g.update({"rise-max": written(factor, 3), "rise-max-L": str(L), "rise-max-from": str(rise["prev_epoch"]),
-                  "rise-max-to": str(rise["epoch"])})
+        g.update({"rise-max": written(factor, 3), "rise-max-L": str(L),
+                  "rise-max-from": _epoch_text(rise["prev_epoch"]), "rise-max-to": _epoch_text(rise["epoch"])})
     return g
 
 
@@ -252,20 +258,22 @@ def _spike_glue(runs: Mapping[int, Run], spiked: Mapping[int, dict]) -> dict:
     for L, r in spiked.items():
         b, a, fin = r["before"], r["at"], r["final"]
         s = f"spike-L{L}-"
-        g.update({s + "factor": written(r['factor'], 3), s + "from": str(r["prev_epoch"]), s + "to": str(r["epoch"]),
-                  s + "start": str(r["start_epoch"]), s + "climb": written(r['climb'], 3), s + "lr": written(r['lr'], 6),
+        g.update({s + "factor": written(r['factor'], 3), s + "from": _epoch_text(r["prev_epoch"]),
+                  s + "to": _epoch_text(r["epoch"]), s + "start": _epoch_text(r["start_epoch"]),
+                  s + "climb": written(r['climb'], 3), s + "lr": written(r['lr'], 6),
                   s + "lr-before": written(r['lr_prev'], 6),
                   s + "nc1-before": written(b['nc1'], 3), s + "nc1-at": written(a['nc1'], 3),
                   s + "nc3-before": written(b['nc3'], 3), s + "nc3-at": written(a['nc3'], 3),
                   s + "acc-before": percent(b['train_acc']), s + "acc-at": percent(a['train_acc']),
                   s + "nc1-end": written(fin['nc1'], 3),
                   s + "nc3-end": written(fin['nc3'], 3)})
-        _put(g, s + "milestone", next_milestone(runs[L].params, r["epoch"]))
-        _put(g, s + "back", r["back_epoch"])
+        _put(g, s + "milestone", _epoch_text(next_milestone(runs[L].params, r["epoch"])))
+        _put(g, s + "back", _epoch_text(r["back_epoch"]))
         others = other_spikes(runs[L].history)
         g[s + "count"] = str(len(others) + 1)
         for i, (e0, e1, x) in enumerate(others, start=1):
-            g.update({f"{s}other{i}-from": str(e0), f"{s}other{i}-to": str(e1), f"{s}other{i}-factor": written(x, 3)})
+            g.update({f"{s}other{i}-from": _epoch_text(e0), f"{s}other{i}-to": _epoch_text(e1),
+                      f"{s}other{i}-factor": written(x, 3)})
     return g
 
 
@@ -274,9 +282,10 @@ def _dip_glue(runs: Mapping[int, Run]) -> dict:
     g = {}
     for L, d in accuracy_dips(runs).items():
         s = f"dip-L{L}-"
-        g.update({s + "low": percent(d['low'], 2), s + "epoch": str(d["low_epoch"]), s + "final": percent(d['final']),
+        g.update({s + "low": percent(d['low'], 2), s + "epoch": _epoch_text(d["low_epoch"]),
+                  s + "final": percent(d['final']),
                   s + "times": str(d["times"])})  # a count: the chapter writes "once" or "twice", asserting it
-        _put(g, s + "back", d["back"])
+        _put(g, s + "back", _epoch_text(d["back"]))
     return g
 
 
@@ -291,10 +300,10 @@ def _lr_step_glue(runs: Mapping[int, Run]) -> dict:
         _put(g, "lrstep-below", _comma(L for L, d in stepped.items() if d["below_100_before"]))
     for L, d in stepped.items():
         s = f"lrstep-L{L}-"
-        g.update({s + "before": str(d["before"]["epoch"]), s + "acc-before": percent(d['before']['train_acc']),
+        g.update({s + "before": _epoch_text(d["before"]["epoch"]), s + "acc-before": percent(d['before']['train_acc']),
                   s + "obj-before": written(d['before']['objective'], 3), s + "obj-end": written(d['final']['objective'], 3),
                   s + "drop": written(d['objective_drop'], 3)})
-        _put(g, s + "settled", d["settled_100"])
+        _put(g, s + "settled", _epoch_text(d["settled_100"]))
     return g
 
 
@@ -305,7 +314,8 @@ def _stall_glue(runs: Mapping[int, Run]) -> dict:
     _put(g, "stall-runs", _comma(stalled))
     for L, st in stalled.items():
         s = f"stall-L{L}-"
-        g.update({s + "since": str(st["since"]), s + "end": f"{st['end']:,}", s + "acc": percent(st['train_acc']),
+        g.update({s + "since": _epoch_text(st["since"]), s + "end": _epoch_text(st["end"]),
+                  s + "acc": percent(st['train_acc']),
                   s + "best": percent(st['best_acc']), s + "wrong": f"{st['misclassified']:,}",
                   s + "N": f"{int(st['n'].sum()):,}", s + "half": f"{st['half']:,}",
                   # how far, either way: the chapter writes "above" or "below" and asserts the sign
@@ -321,7 +331,7 @@ def _stall_glue(runs: Mapping[int, Run]) -> dict:
             if place["runner_up"] is not None:
                 g[s + "partial-runner-up"] = at_least(100 * place["runner_up"], 3)
         if st["before"] is not None:
-            g.update({s + "before": str(st["before"]), s + "lr-before": written(st['lr_before'], 6),
+            g.update({s + "before": _epoch_text(st["before"]), s + "lr-before": written(st['lr_before'], 6),
                       s + "lr-since": written(st['lr_since'], 6),
                       s + "rise": written(st['objective_since'] / st['objective_before'], 3),
                       s + "obj-before": written(st['objective_before'], 3), s + "obj-since": written(st['objective_since'], 3)})
@@ -332,7 +342,7 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
                 theory: Mapping[int, RunTheory]) -> dict:
     """The numbers the prose of a figure chapter quotes, formatted as printed (keys without ``fig<k>-``): numbers
     only, a key left out where the runs have no such number (no epoch, no run), so that the chapter writes the
-    words and asserts the case they assume.
+    words and asserts the case they assume; every epoch with thousands separators ("2,800"), as the settings.
 
     The paper's settings (``paper-counts``, ``paper-epochs``, ``paper-width``, ``paper-batch``, ``paper-lr``); the
     runs' (``epochs``, ``N``, ``counts``, ``divisor``, ``width``, ``lr``, ``gamma``, ``batch``, ``decay``, ``wd``

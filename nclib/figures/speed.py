@@ -368,7 +368,7 @@ def benchmark_glue(files) -> dict:
     for path in files:
         b = read_benchmark(path)
         name = pathlib.Path(path).stem.removeprefix("bench_train_").replace("_", "-")
-        digits = ".1f" if name == "cpu" else ".0f"
+        digits = ",.1f" if name == "cpu" else ",.0f"  # "1,389"
         g.update({f"bench-{name}-engine": f"{b['engine']:{digits}}", f"bench-{name}-plain": f"{b['plain']:{digits}}",
                   f"bench-{name}-ratio": f"{b['ratio']:.2f}"})
         if name == "gpu":

@@ -86,7 +86,7 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
 
     ``n-gpu``, ``n-cpu``, ``n-runs`` (``n-gpu-runs`` and ``n-cpu-runs`` of them read from GPU and CPU-scale runs,
     ``n-fitted-gpu`` of the GPU runs at 100 %), ``gpu-figures`` and ``gpu-epochs`` (the figures read from GPU runs and
-    their epochs, against the paper's ``paper-epochs``), ``n-fitted`` and ``drop-min`` (the runs that end at
+    their epochs, with thousands separators and so joined by "; ", against the paper's ``paper-epochs``), ``n-fitted`` and ``drop-min`` (the runs that end at
     100 % training accuracy and the smallest fall of NC1 among them), ``n-stalled`` (the others) and
     ``partial-off-max`` (over those with L >= 2, the largest relative distance, in %, between the final objective
     and the nearest local minimizer of Lemma A.2 with modes at 0, :func:`stalls`; an "at most") and
@@ -103,7 +103,7 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     gpu = [k for k, c in sorted(chapters.items()) if c.scale == "gpu"]
     g = {"n-gpu": str(len(gpu)), "n-cpu": str(len(chapters) - len(gpu)), "n-runs": str(len(all_rows)),
          "gpu-figures": _comma(gpu),
-         "gpu-epochs": _comma(f"{max(chapters[k].check['epochs'].values()):,}" for k in gpu),
+         "gpu-epochs": "; ".join(f"{max(chapters[k].check['epochs'].values()):,}" for k in gpu),  # "2,600; 700"
          "n-fitted": str(len(fitted)), "n-stalled": str(len(all_rows) - len(fitted)),
          "n-gpu-runs": str(sum(len(rows[k]) for k in gpu)),
          "n-fitted-gpu": str(sum(r["train_acc"] == 1.0 for k in gpu for r in rows[k])),
