@@ -1,9 +1,9 @@
 """Paper-style panels of Figures 1-4: NC1, NC2^W, NC2^H, NC2^{WH}, NC3 and training accuracy against epochs.
 
 One curve per head depth L, drawn from the run folders that :func:`nclib.train.run` writes (never from a
-model in memory), so a figure can be redrawn without retraining.  The NC metrics use a log scale, as in the
-paper's figures; the accuracy a linear one, in percent as the book's prose and tables give it (:ref:`ch-train`,
-:ref:`ch-fig1` to :ref:`ch-fig4`).
+model in memory), so a figure can be redrawn without retraining.  The NC metrics use a log scale (an assumption:
+the paper's figures are images its text does not contain, so their axes cannot be checked); the accuracy a linear
+one, in percent as the book's prose and tables give it (:ref:`ch-train`, :ref:`ch-fig1` to :ref:`ch-fig4`).
 """
 from __future__ import annotations
 
