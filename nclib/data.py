@@ -13,6 +13,13 @@ Datasets (``load(dataset=...)``):
     ``classes`` array, where it has one, naming the labels as :data:`CIFAR10_CLASSES` does.  The provenance says
     whether an .npz is the shared subset byte for byte (``shared_subset``: its sha256 is
     :data:`nclib.datafiles.SHARED_CIFAR10_SHA256`); any other copy is read too, and recorded as another file.
+    An .npz of rows cut from another file (a *slice*, with a ``source_rows`` member: ``scripts/gpu_data_slice.py``
+    keeps the rows of the GPU runs of Figures 1 and 3, cut at seed 0, ``"random"``) is recorded as such: the
+    provenance's ``slice`` holds the source file's sha256 and the seed and selection the rows were cut by.  The
+    run's own ``seed`` and ``selection`` then choose among the slice's rows only; where ``counts`` are the slice's
+    class sizes they take every row, whatever the seed, so a run at any seed trains on the cut's data (the
+    stability runs of :mod:`nclib.figures.stability` rely on it: their seeds vary the initialization and the
+    batch order alone), and ``data_sha256`` is the same at every seed.
 ``emnist-letters``
     EMNIST letters {cite:p}`cohen2017emnist` through ``torchvision.datasets.EMNIST(split="letters")``: the
     IDX files ``EMNIST/raw/emnist-letters-{train,test}-{images-idx3,labels-idx1}-ubyte`` under ``data_path``
@@ -59,15 +66,19 @@ import hashlib
 import inspect
 import os
 import pathlib
+import re
+import struct
+import zipfile
+import zlib
 
 import numpy as np
 
 from . import _checks, imbalance
 # The readers and checks of nclib.datafiles, public here too (nclib.data.load_npz, nclib.data.DamagedFileError, ...).
 from .datafiles import (CIFAR10_CLASSES, EMNIST_ORIENTATIONS, FILE_CLASSES, LETTERS,  # noqa: F401
-                        SHARED_CIFAR10, SHARED_CIFAR10_SHA256, DamagedFileError, check_images, check_labels,
-                        emnist_raw_files, load_cifar10_torchvision, load_emnist_letters_torchvision, load_npz,
-                        npz_record, sha256_file)
+                        SHARED_CIFAR10, SHARED_CIFAR10_SHA256, DamagedFileError, _error_text, check_images,
+                        check_labels, emnist_raw_files, load_cifar10_torchvision, load_emnist_letters_torchvision,
+                        load_npz, npz_record, sha256_file)
 
 DATASETS = ("cifar10", "emnist-letters", "letters-synthetic", "synthetic")
 #: How a preset's counts are given to the classes (:func:`preset_counts`).
@@ -108,7 +119,8 @@ class TrainingSet:
     int64, ``counts[k]`` samples of class k; ``images``: (N, H, W[, C]) uint8 upright images (for
     display; for the synthetic Gaussian mixture, which has no images, a float32 copy of ``x``); ``provenance``: a
     JSON-ready dict (dataset, source, sha256 of the source files and of the selected arrays, class order,
-    selection, seed, normalization; for an .npz that records them, its own ``file_source`` and ``lossy_jpeg``).
+    selection, seed, normalization; for an .npz that records them, its own ``file_source`` and ``lossy_jpeg``; for a
+    slice of another file, ``slice``: the source's sha256 and the seed and selection the slice was cut by).
     """
 
     name: str
@@ -353,7 +365,8 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
     concerns torchvision's md5 checks of CIFAR-10's python batches alone: EMNIST's IDX files and the .npz files
     have no official checksums, and are read the same either way (their sha256 is recorded in the provenance; an
     .npz's ``shared_subset`` says whether it is the shared CIFAR-10 subset,
-    :data:`nclib.datafiles.SHARED_CIFAR10_SHA256`).
+    :data:`nclib.datafiles.SHARED_CIFAR10_SHA256`; a slice of it is not, and its ``slice`` says what it was cut
+    from and by which seed and selection, the run's ``seed`` and ``selection`` choosing among its rows only).
     """
     seed = _checks.nonneg_int(seed, "seed")
     download, verify_checksums = _checks.flag(download, "download"), _checks.flag(verify_checksums, "verify_checksums")
@@ -409,14 +422,17 @@ def _selected_file_images(dataset, data_path, n, seed, selection, download, veri
     ``data_path`` read and checked, then ``n[k]`` rows of class k chosen by :func:`select_per_class`; upright
     images, (N, 32, 32, 3) or (N, 28, 28) uint8.  Adds the source and the files' sha256 to ``prov``; for an .npz,
     ``shared_subset`` (whether it is the shared CIFAR-10 subset byte for byte), its own ``source`` and
-    ``lossy_jpeg`` members as ``file_source`` and ``lossy_jpeg``, and an EMNIST file's ``orientation``
-    (:func:`npz_record`)."""
+    ``lossy_jpeg`` members as ``file_source`` and ``lossy_jpeg``, an EMNIST file's ``orientation``
+    (:func:`npz_record`), and for a slice of another file its ``slice`` (:func:`_slice_record`)."""
     path = source_path(dataset, data_path, download)
     if path.suffix == ".npz":
         images_all, labels_all, shas = load_npz(path)
         images_all = check_images(images_all, dataset, "x_train")  # as stored, before any transpose
         record = npz_record(path, dataset)  # refuses a file whose members say it holds other data
         record["shared_subset"] = shas[path.name] == SHARED_CIFAR10_SHA256  # its own source member is no proof
+        cut = _slice_record(path, len(images_all))
+        if cut is not None:  # rows cut from another file: the run's seed and selection did not choose them
+            record["slice"] = cut
         source = f"npz file {path.name}"
         if dataset == "emnist-letters" and record.get("orientation", EMNIST_ORIENTATIONS[0]) != "upright":
             images_all = images_all.transpose(0, 2, 1)  # stored in torchvision's raw orientation
@@ -434,6 +450,53 @@ def _selected_file_images(dataset, data_path, n, seed, selection, download, veri
     rows = select_per_class(labels_all, n, seed=seed, selection=selection)
     prov.update(source=source, source_sha256=shas, **record)  # an .npz's own source and lossy_jpeg, where it has them
     return images_all[rows], labels_all[rows]
+
+
+#: The members of an .npz holding rows cut from another file (``scripts/gpu_data_slice.py``): the row numbers kept,
+#: the source file's sha256, and the seed and selection the rows were chosen by (:func:`select_per_class`).
+SLICE_KEYS = ("source_rows", "source_sha256", "slice_seed", "slice_selection")
+
+
+def _slice_record(path, n_rows: int) -> dict | None:
+    """What an .npz of rows cut from another file says of its cut, for the provenance's ``slice`` (:func:`load`):
+    ``{"source_sha256", "source_is_shared_subset", "rows", "seed", "selection"}``, or None for a file with no
+    ``source_rows`` (no slice).  ``seed`` and ``selection`` are None for a slice that does not store them (made by
+    the older forms of ``scripts/gpu_data_slice.py``, which cut every slice at seed 0, ``"random"``).  ValueError
+    naming ``data_path`` for members that are not what a slice holds: ``source_rows`` one distinct row number
+    (0 or more) per image, ``source_sha256`` one sha256 in hex, ``slice_seed`` one whole number 0 or more,
+    ``slice_selection`` one of :data:`SELECTIONS`; a member numpy cannot read raises :class:`DamagedFileError`."""
+    try:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
+            if "source_rows" not in f.files:
+                return None
+            members = {k: np.asarray(f[k]) for k in SLICE_KEYS if k in f.files}
+    except (ValueError, zipfile.BadZipFile, EOFError, zlib.error, struct.error, NotImplementedError) as exc:
+        raise DamagedFileError(path, _error_text(exc)) from exc
+
+    def refuse(what):
+        raise ValueError(f"data_path {str(path)!r} holds rows cut from another file (its member source_rows), but "
+                         f"{what}; make the slice again with scripts/gpu_data_slice.py")
+
+    rows = members["source_rows"]
+    if rows.ndim != 1 or rows.dtype.kind not in "iu" or rows.size != n_rows or (rows.size and rows.min() < 0) \
+            or np.unique(rows).size != rows.size:
+        refuse(f"source_rows is not one distinct row number per image of its {n_rows} (dtype {rows.dtype} shape "
+               f"{rows.shape})")
+    sha = members.get("source_sha256")
+    if sha is None or sha.ndim != 0 or sha.dtype.kind != "U" or re.fullmatch(r"[0-9a-f]{64}", str(sha)) is None:
+        refuse("its member source_sha256 is not one sha256 in hex")
+    out = {"source_sha256": str(sha), "source_is_shared_subset": str(sha) == SHARED_CIFAR10_SHA256,
+           "rows": int(n_rows), "seed": None, "selection": None}
+    if ("slice_seed" in members) != ("slice_selection" in members):
+        refuse("it stores only one of slice_seed and slice_selection")
+    if "slice_seed" in members:
+        seed, selection = members["slice_seed"], members["slice_selection"]
+        if seed.ndim != 0 or seed.dtype.kind not in "iu" or int(seed) < 0:
+            refuse(f"its member slice_seed is not one whole number 0 or more (dtype {seed.dtype} shape {seed.shape})")
+        if selection.ndim != 0 or selection.dtype.kind != "U" or str(selection) not in SELECTIONS:
+            refuse(f"its member slice_selection is not one of {SELECTIONS}")
+        out.update(seed=int(seed), selection=str(selection))
+    return out
 
 
 def _network_input(dataset, images, normalization, prov) -> np.ndarray:

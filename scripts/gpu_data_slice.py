@@ -14,10 +14,13 @@ travel with them whole. The runs at the paper's
 settings take counts[k] rows of class k by ``nclib.data.select_per_class(..., seed=0, selection="random")``;
 this script keeps exactly those rows, in their original order. Loading the slice then selects every row of
 each class (counts[k] of counts[k]), whatever the seed, so the training data, and their sha256 in each run's
-provenance (``data_sha256``), are identical to a run on the full file. The script checks that before it
-writes, and stores the source file's sha256 and the kept row numbers in the slice, with the source file's own
+provenance (``data_sha256``), are identical to a run on the full file at seed 0, and the same at every seed: the
+stability runs (``nclib.figures.stability``) train on Figure 1's data at seeds 0, 1, 2 on purpose. The script
+checks that before it writes, and stores the source file's sha256, the kept row numbers and the seed and selection
+they were chosen by (:data:`CUT_SEED`, :data:`CUT_SELECTION`) in the slice, with the source file's own
 ``classes``, ``source`` and ``lossy_jpeg`` members, so that a run on the slice records where its pixels come from
-(``file_source``, ``lossy_jpeg``) as a run on the full file does.
+(``file_source``, ``lossy_jpeg``) as a run on the full file does, and that they are a slice (its ``slice``: the
+source's sha256, the seed and selection of the cut), whatever seed the run was given.
 """
 from __future__ import annotations
 
@@ -34,12 +37,17 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this che
 from nclib import data, datafiles, figures  # noqa: E402
 
 
-#: The form of the slice :func:`main` writes, stored in it as ``slice_format``: 2 since the slice keeps the source
-#: file's own record (``classes``, ``source``, ``lossy_jpeg``); a slice without the member is of the first form,
-#: whose runs recorded no ``file_source`` or ``lossy_jpeg``.  Raised with every change to what the slice holds.
-SLICE_FORMAT = 2
+#: The form of the slice :func:`main` writes, stored in it as ``slice_format``: 3 since the slice stores the seed
+#: and selection its rows were cut by (``slice_seed``, ``slice_selection``: a run's ``slice`` records them); 2 kept
+#: the source file's own record (``classes``, ``source``, ``lossy_jpeg``); a slice without the member is of the first
+#: form, whose runs recorded no ``file_source`` or ``lossy_jpeg``.  Raised with every change to what the slice holds.
+SLICE_FORMAT = 3
 #: The members every slice of the current form holds (the source's record members only where the source has them).
-SLICE_MEMBERS = ("x_train", "y_train", "source_rows", "source_sha256", "note", "slice_format")
+SLICE_MEMBERS = ("x_train", "y_train", "source_rows", "source_sha256", "slice_seed", "slice_selection", "note",
+                 "slice_format")
+#: The seed and selection the slice's rows are chosen by (``nclib.data.select_per_class``): those of the runs of
+#: Figures 1 and 3 at the paper's settings.
+CUT_SEED, CUT_SELECTION = 0, "random"
 #: The status of ``--check`` for a file that is damaged or holds no training data (an older form: status 1).
 DAMAGED_STATUS = 3
 
@@ -67,23 +75,35 @@ def main(src: str, dest: str) -> None:
     """Write the slice of ``src`` that Figures 1 and 3 train on to ``dest`` (its folder made if missing)."""
     counts = figures.figure_counts(1, "gpu")
     assert counts == figures.figure_counts(3, "gpu"), "Figures 1 and 3 share their class counts"
-    full = data.load("cifar10", data_path=src, counts=counts, seed=0)
+    full = data.load("cifar10", data_path=src, counts=counts, seed=CUT_SEED, selection=CUT_SELECTION)
     x, y, shas = data.load_npz(src)
-    rows = data.select_per_class(y, counts, seed=0, selection="random")
+    source_sha = next(iter(shas.values()))
+    rows = data.select_per_class(y, counts, seed=CUT_SEED, selection=CUT_SELECTION)
     with np.load(src, allow_pickle=False) as f:  # the file's own record: its class names, the copy, JPEG or not
         record = {k: f[k] for k in ("classes", *datafiles.NPZ_RECORD) if k in f.files}
     pathlib.Path(dest).parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest + ".tmp.npz"
-    np.savez_compressed(tmp, **record, x_train=x[rows], y_train=y[rows], source_rows=rows.astype(np.int64),
-                        source_sha256=np.array(next(iter(shas.values()))), slice_format=np.array(SLICE_FORMAT),
-                        note=np.array("rows of cifar10_subset.npz (a JPEG-decoded copy of CIFAR-10) used by the "
-                                      "paper-scale runs of Figures 1 and 3, in their original order"))
-    sliced = data.load("cifar10", data_path=tmp, counts=counts, seed=0)
-    if sliced.provenance["data_sha256"] != full.provenance["data_sha256"]:
-        raise SystemExit("the slice does not reproduce the training data of the full file")
-    if any(sliced.provenance.get(k) != full.provenance.get(k) for k in datafiles.NPZ_RECORD.values()):
-        raise SystemExit("the slice does not record the source and lossy_jpeg of the full file")
-    os.replace(tmp, dest)
+    # this process's own temporary file (two preparations at once never share one), named .npz, as data.load reads
+    tmp = datafiles.temporary_path(dest)
+    tmp = tmp.with_name(tmp.name + ".npz")
+    try:
+        with open(tmp, "xb") as handle:
+            np.savez_compressed(handle, **record, x_train=x[rows], y_train=y[rows], source_rows=rows.astype(np.int64),
+                                source_sha256=np.array(source_sha), slice_seed=np.int64(CUT_SEED),
+                                slice_selection=np.array(CUT_SELECTION), slice_format=np.array(SLICE_FORMAT),
+                                note=np.array("rows of cifar10_subset.npz (a JPEG-decoded copy of CIFAR-10) used by "
+                                              "the paper-scale runs of Figures 1 and 3, in their original order"))
+        sliced = data.load("cifar10", data_path=tmp, counts=counts, seed=CUT_SEED, selection=CUT_SELECTION)
+        if sliced.provenance["data_sha256"] != full.provenance["data_sha256"]:
+            raise SystemExit("the slice does not reproduce the training data of the full file")
+        if any(sliced.provenance.get(k) != full.provenance.get(k) for k in datafiles.NPZ_RECORD.values()):
+            raise SystemExit("the slice does not record the source and lossy_jpeg of the full file")
+        cut = {"source_sha256": source_sha, "source_is_shared_subset": source_sha == data.SHARED_CIFAR10_SHA256,
+               "rows": int(rows.size), "seed": CUT_SEED, "selection": CUT_SELECTION}
+        if sliced.provenance.get("slice") != cut:
+            raise SystemExit("the slice does not record the file, seed and selection it was cut from and by")
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
     print(f"{dest}: {rows.size} rows, training data sha256 {full.provenance['data_sha256']} (same as the full file)")
 
 

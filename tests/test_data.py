@@ -530,6 +530,65 @@ def test_gpu_data_slice_keeps_the_record_of_its_source(tmp_path):
     assert (sliced["file_source"], sliced["lossy_jpeg"]) == ("a JPEG copy", True)
 
 
+def _slice_of(src: pathlib.Path, dest: pathlib.Path, rows, seed, selection, **members) -> pathlib.Path:
+    """The rows ``rows`` of the .npz ``src`` written to ``dest`` as scripts/gpu_data_slice.py writes a slice (cut by
+    ``seed`` and ``selection``, or, with None, as its older forms, which did not store them); ``members`` replace
+    or add members."""
+    with np.load(src, allow_pickle=False) as f:
+        x, y = f["x_train"], f["y_train"]
+    cut = {} if seed is None else {"slice_seed": np.int64(seed), "slice_selection": np.array(selection)}
+    np.savez(dest, **{"x_train": x[rows], "y_train": y[rows], "source_rows": np.asarray(rows, np.int64),
+                      "source_sha256": np.array(data.sha256_file(src)), **cut, **members})
+    return dest
+
+
+def test_a_slice_of_another_file_is_recorded_as_a_slice(tmp_path):
+    """The fault: a run on the slice of the GPU runs recorded ``seed: s, selection: "random"`` and ``shared_subset:
+    False`` alone, while its rows were those seed 0 chose from another file, whatever s.  The provenance's ``slice``
+    now says which file, seed and selection the rows were cut from and by; the run's seed and selection choose among
+    the slice's rows only (every row, where the counts are the slice's class sizes, as the stability runs rely on)."""
+    y = np.repeat(np.arange(10), 6)
+    src = tmp_path / "full.npz"
+    np.savez(src, x_train=_cifar_images(y, np.random.default_rng(5)), y_train=y)
+    counts = [3] * 10
+    rows = data.select_per_class(y, counts, seed=0, selection="random")
+    cut = _slice_of(src, tmp_path / "slice.npz", rows, 0, "random")
+    full0 = data.load("cifar10", data_path=src, counts=counts, seed=0)
+    assert "slice" not in full0.provenance
+    want = {"source_sha256": data.sha256_file(src), "source_is_shared_subset": False, "rows": 30, "seed": 0,
+            "selection": "random"}
+    for seed, selection in ((0, "random"), (1, "random"), (7, "first")):
+        got = data.load("cifar10", data_path=cut, counts=counts, seed=seed, selection=selection)
+        assert got.provenance["slice"] == want
+        assert (got.provenance["seed"], got.provenance["selection"]) == (seed, selection)  # the run's own
+        assert got.provenance["data_sha256"] == full0.provenance["data_sha256"]  # seed 0's rows at every seed
+    assert data.load("cifar10", data_path=src, counts=counts, seed=1).provenance["data_sha256"] != \
+        full0.provenance["data_sha256"]  # the full file gives seed 1 its own rows
+    smaller = data.load("cifar10", data_path=cut, counts=[2] * 10, seed=4)  # fewer rows: chosen among the slice's
+    assert smaller.provenance["slice"] == want and smaller.N == 20
+    older = _slice_of(src, tmp_path / "older.npz", rows, None, None)  # an older form: the cut not stored
+    assert data.load("cifar10", data_path=older, counts=counts).provenance["slice"] == dict(want, seed=None,
+                                                                                             selection=None)
+    shared = _slice_of(src, tmp_path / "shared.npz", rows, 0, "random",
+                       source_sha256=np.array(data.SHARED_CIFAR10_SHA256))
+    record = data.load("cifar10", data_path=shared, counts=counts).provenance
+    assert record["slice"]["source_is_shared_subset"] is True and record["shared_subset"] is False
+    for bad in (dict(source_rows=np.arange(29)), dict(source_rows=np.zeros(30, np.int64)),
+                dict(source_rows=-np.arange(30)), dict(source_rows=np.arange(30.0)),
+                dict(source_sha256=np.array("not a sha256")), dict(source_sha256=np.array(["0" * 64] * 2)),
+                dict(slice_seed=np.int64(-1)), dict(slice_seed=np.array([0, 1])), dict(slice_seed=np.float64(0)),
+                dict(slice_selection=np.array("best")), dict(slice_selection=np.array(["random"]))):
+        _slice_of(src, tmp_path / "bad.npz", rows, 0, "random", **bad)
+        with pytest.raises(ValueError, match="^data_path"):
+            data.load("cifar10", data_path=tmp_path / "bad.npz", counts=counts)
+    with np.load(cut, allow_pickle=False) as f:
+        members = dict(f)
+    for left_out in ("slice_selection", "source_sha256"):  # a seed without its selection; rows without their file
+        np.savez(tmp_path / "part.npz", **{k: v for k, v in members.items() if k != left_out})
+        with pytest.raises(ValueError, match="^data_path"):
+            data.load("cifar10", data_path=tmp_path / "part.npz", counts=counts)
+
+
 def test_synthetic_and_bad_parameters():
     ts = data.load("synthetic", counts=[5, 3], dim=7, seed=0)
     assert ts.x.shape == (8, 7) and ts.y.tolist() == [0] * 5 + [1] * 3

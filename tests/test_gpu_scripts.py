@@ -879,6 +879,51 @@ def test_gpu_data_slice_makes_its_destination_folder_and_keeps_the_training_data
     assert sorted(p.name for p in dest.parent.iterdir()) == ["slice.npz"]  # no temporary file left
 
 
+def test_gpu_data_slice_keeps_the_rows_it_says_and_records_its_cut(tmp_path):
+    """``source_rows`` holds the rows of the source file the slice keeps, in their order, and every stability seed
+    (0, 1, 2) trains on them, seed 0's, with a ``slice`` record saying so (file, seed and selection of the cut)."""
+    from nclib import data
+    from nclib.figures import stability
+
+    src = fake_cifar(tmp_path / "cifar.npz")
+    dest = tmp_path / "slice.npz"
+    slicer = _script("gpu_data_slice")
+    slicer.main(str(src), str(dest))
+    with np.load(src) as full, np.load(dest) as cut:
+        np.testing.assert_array_equal(full["x_train"][cut["source_rows"]], cut["x_train"])
+        np.testing.assert_array_equal(full["y_train"][cut["source_rows"]], cut["y_train"])
+        assert (int(cut["slice_seed"]), str(cut["slice_selection"])) == (slicer.CUT_SEED, slicer.CUT_SELECTION)
+        assert str(cut["source_sha256"]) == data.sha256_file(src)
+    counts = figures.figure_counts(1, "gpu")
+    seed0 = data.load("cifar10", data_path=src, counts=counts, seed=0).provenance["data_sha256"]
+    for seed in stability.SEEDS:
+        record = data.load("cifar10", data_path=dest, counts=counts, seed=seed).provenance
+        assert record["data_sha256"] == seed0 and record["seed"] == seed
+        assert record["slice"] == {"source_sha256": data.sha256_file(src), "source_is_shared_subset": False,
+                                   "rows": sum(counts), "seed": 0, "selection": "random"}
+
+
+def test_gpu_data_slice_leaves_no_temporary_file_when_its_check_fails(tmp_path, monkeypatch):
+    """The fault: the slice was written to the fixed name DEST.tmp.npz, shared by every process and left behind when
+    the check of the slice failed.  Now a temporary file of this process's own, removed whatever happens."""
+    from nclib import data
+
+    src = fake_cifar(tmp_path / "cifar.npz")
+    dest = tmp_path / "out" / "slice.npz"
+    real = data.load
+
+    def load(*args, **kwargs):  # the slice, read back, gives other training data than the full file
+        ts = real(*args, **kwargs)
+        if pathlib.Path(kwargs["data_path"]) != src:
+            ts.provenance["data_sha256"] = "0" * 64
+        return ts
+
+    monkeypatch.setattr(data, "load", load)
+    with pytest.raises(SystemExit, match="does not reproduce"):
+        _script("gpu_data_slice").main(str(src), str(dest))
+    assert list(dest.parent.iterdir()) == []
+
+
 def older_slice(path: pathlib.Path) -> pathlib.Path:
     """A slice as the first form of scripts/gpu_data_slice.py wrote it: its rows and their record, without the source
     file's own members or the slice's form."""
@@ -906,6 +951,10 @@ def test_gpu_data_slice_tells_a_slice_of_an_older_form(tmp_path):
     slicer.main(str(src), str(tmp_path / "slice.npz"))
     assert slicer.stale(tmp_path / "slice.npz") is None and slicer.stale(src) is None
     assert "slice_format" in slicer.stale(older_slice(tmp_path / "old.npz"))
+    with np.load(tmp_path / "slice.npz") as f:  # every member of the current form, but an older slice_format
+        members = dict(f)
+    np.savez(tmp_path / "form1.npz", **dict(members, slice_format=np.array(1)))
+    assert set(members) >= set(slicer.SLICE_MEMBERS) and "form 1" in slicer.stale(tmp_path / "form1.npz")
     whole = (tmp_path / "slice.npz").read_bytes()
     damaged = bytearray(whole)
     damaged[len(whole) // 2:len(whole) // 2 + 64] = bytes(64)  # a corrupted block inside x_train
