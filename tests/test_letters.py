@@ -39,6 +39,19 @@ def test_the_stand_in_is_what_its_description_says():
     assert 0.01 < corners.mean() < 0.03 and np.median(corners) == 0
 
 
+def test_capital_i_and_small_l_are_nearly_one_bar_in_the_sans_fonts():
+    """nclib.letters' docstring: classes i and l hold capital I's and small l's, which in 5 of the 16 fonts (the four
+    DejaVu Sans and cmss10) differ by a mean absolute difference of their 64 x 64 glyphs of at most 0.015, against
+    0.07 or more in the four mono fonts."""
+    fonts = letters.matplotlib_fonts()
+    apart = {f.name: np.abs(letters._glyph("I", f) - letters._glyph("l", f)).mean() for f in fonts}
+    near = sorted(name for name, d in apart.items() if d <= 0.015)
+    assert near == ["DejaVuSans-Bold.ttf", "DejaVuSans-BoldOblique.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans.ttf",
+                    "cmss10.ttf"]
+    mono = [d for name, d in apart.items() if "Mono" in name]
+    assert len(mono) == 4 and min(mono) >= 0.07
+
+
 def test_class_k_is_drawn_from_the_glyphs_of_letter_k(monkeypatch):
     """Class k shows the letter a..z[k], in either case.  Every glyph is replaced by a full square whose gray level
     codes its letter (0.2 + 0.03 k, either case), so the centre of each image still carries that code through the
@@ -97,6 +110,30 @@ def test_a_rendering_whose_writing_fails_leaves_the_saved_one_and_no_temporary_f
     monkeypatch.undo()
     assert path.read_bytes() == saved and [p.name for p in tmp_path.iterdir()] == ["letters.npz"]
     assert data.load("letters-synthetic", counts=counts, seed=0, data_path=path).N == 52
+
+
+def test_a_seed_the_file_cannot_store_is_refused_before_rendering(tmp_path, monkeypatch):
+    """The fault: save_letters_synthetic(seed=2**64) rendered every letter, then failed storing the seed as an
+    int64 (OverflowError), though data.load renders that seed.  Refused by name now, before any rendering; the
+    largest seed an int64 holds is saved and read back as the letters data.load renders for it."""
+    counts = [1] * 26
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("rendered before the seed was checked")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(letters, "letters_synthetic", no_rendering)
+        for seed in (2**63, 2**64):
+            with pytest.raises(ValueError, match="^seed"):
+                letters.save_letters_synthetic(tmp_path / "letters.npz", counts=counts, seed=seed)
+    assert list(tmp_path.iterdir()) == []
+    assert data.load("letters-synthetic", counts=counts, seed=2**64).N == 26  # rendered, with no file
+    top = letters.MAX_SAVED_SEED
+    assert top == 2**63 - 1
+    path = letters.save_letters_synthetic(tmp_path / "letters.npz", counts=counts, seed=top)
+    read = data.load("letters-synthetic", counts=counts, seed=top, data_path=path)
+    assert read.provenance["images_sha256"] == data.load("letters-synthetic", counts=counts,
+                                                         seed=top).provenance["images_sha256"]
 
 
 def test_a_rendering_is_never_read_as_emnist_letters(tmp_path):
