@@ -75,7 +75,8 @@ def check_images(images, dataset: str, name: str = "x_train") -> np.ndarray:
     ``cifar10_subset.npz``), EMNIST letters (N, 28, 28) uint8, in torchvision's raw (transposed) orientation unless
     an .npz's ``orientation`` member says upright (:data:`EMNIST_ORIENTATIONS`).
     Anything else is refused with a ValueError naming ``name``, the dtype or shape found and, where a common
-    mistake explains it, the conversion: floats already in [0, 1] (``np.round(255 * x).astype(np.uint8)``), NaN
+    mistake explains it, the conversion: floats already in [0, 1] (``np.round(255 * x).astype(np.uint8)``), bools
+    (``np.where(x, 255, 0).astype(np.uint8)``: cast, True would be the pixel 1, not white), NaN
     pixels (bad data, not a training problem), wider integers, flat rows (which only CIFAR-10's python batches
     hold: give their folder as ``data_path``), channels first, grayscale CIFAR-10 or another image size.  The data of
     :ref:`ch-train` and :ref:`ch-engine`.
@@ -99,7 +100,9 @@ def check_images(images, dataset: str, name: str = "x_train") -> np.ndarray:
         if x.size and x.dtype.kind in "biuf":
             lo, hi = x.min(), x.max()
             found += f" with values in [{lo}, {hi}]"
-            if x.dtype.kind == "f" and lo >= 0 and hi <= 1:
+            if x.dtype.kind == "b":  # as uint8 they would be pixels 0 and 1, near black: white is 255
+                hint = ": a mask of black and white? store np.where(x, 255, 0).astype(np.uint8)"
+            elif x.dtype.kind == "f" and lo >= 0 and hi <= 1:
                 hint = ": already scaled to [0, 1]? store np.round(255 * x).astype(np.uint8)"
             elif lo >= 0 and hi <= 255 and np.all(x == np.round(x)):
                 hint = ": convert it with x.astype(np.uint8)"

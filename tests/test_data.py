@@ -589,6 +589,20 @@ def test_a_slice_of_another_file_is_recorded_as_a_slice(tmp_path):
             data.load("cifar10", data_path=tmp_path / "part.npz", counts=counts)
 
 
+@pytest.mark.parametrize("dataset", ["cifar10", "emnist-letters"])
+def test_bool_images_are_refused_with_a_conversion_to_black_and_white(dataset):
+    """The fault: bool images got the hint "convert it with x.astype(np.uint8)", which stores the pixels 0 and 1
+    (near black).  The conversion the message names, applied to the mask, gives white where it is True."""
+    shape = datafiles.IMAGE_SHAPES[dataset]
+    mask = np.zeros((2, *shape), bool)
+    mask[0, :4] = True
+    with pytest.raises(ValueError, match="^x_train .*dtype bool") as info:
+        datafiles.check_images(mask, dataset)
+    conversion = re.search(r"store (\S.*)$", str(info.value)).group(1)
+    pixels = datafiles.check_images(eval(conversion, {"np": np, "x": mask}), dataset)
+    np.testing.assert_array_equal(pixels, 255 * mask.astype(np.uint8))
+
+
 def test_synthetic_and_bad_parameters():
     ts = data.load("synthetic", counts=[5, 3], dim=7, seed=0)
     assert ts.x.shape == (8, 7) and ts.y.tolist() == [0] * 5 + [1] * 3
