@@ -34,22 +34,42 @@ PERCENT_KEYS = frozenset({"train_acc"})
 TEXT_NAMES = {"nc1": "NC1", "nc2_w": "NC2ᵂ", "nc2_h": "NC2ᴴ", "nc2_wh": "NC2ᵂᴴ", "nc3": "NC3"}
 
 
-def dataset_label(params: Mapping) -> str:
+def dataset_label(params: Mapping, data: Mapping | None = None) -> str:
     """How a run's data is named in the legends of Figures 1-4 (:ref:`ch-train`): the stand-in always says it
-    is one."""
+    is one, and CIFAR-10 read from an .npz whether its pixels are a JPEG-decoded copy.
+
+    ``data``: the run's data record (``provenance["data"]`` of its run folder, what :func:`nclib.data.load`
+    recorded), or None.  Where it holds the fields the loader records of an .npz (``lossy_jpeg``,
+    ``shared_subset``), they decide: "CIFAR-10 (JPEG-decoded copy)" for a file that says its pixels were decoded
+    from JPEG, or, saying nothing of it, is the shared subset or a slice of it; "CIFAR-10 (npz)" otherwise.  A run
+    recorded before those fields existed (the committed GPU runs of Figures 1 and 3), or named without its record,
+    keeps the rule of the file's name: "cifar10_subset" in ``data_path`` names the shared JPEG-decoded subset.
+    ValueError naming ``params`` or ``data`` where one is not a mapping."""
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params must be a run's parameters (a mapping), got {type(params).__name__}")
+    if data is not None and not isinstance(data, Mapping):
+        raise ValueError(f"data must be a run's data record (provenance['data'], a mapping) or None, got "
+                         f"{type(data).__name__}")
     name = params.get("dataset", "?")
     if name == "letters-synthetic":
         return "letters-synthetic (stand-in for EMNIST letters)"
+    if name == "cifar10" and data is not None and ("lossy_jpeg" in data or "shared_subset" in data):  # an .npz
+        jpeg = data.get("lossy_jpeg")
+        if jpeg is None:  # the file says nothing of it: the shared subset, whole or sliced, is JPEG-decoded
+            jpeg = bool(data.get("shared_subset")) or bool((data.get("slice") or {}).get("source_is_shared_subset"))
+        return "CIFAR-10 (JPEG-decoded copy)" if jpeg else "CIFAR-10 (npz)"
     if name == "cifar10" and str(params.get("data_path", "")).endswith(".npz"):
         return "CIFAR-10 (JPEG-decoded copy)" if "cifar10_subset" in str(params["data_path"]) else "CIFAR-10 (npz)"
     return {"cifar10": "CIFAR-10", "emnist-letters": "EMNIST letters", "synthetic": "Gaussian mixture"}.get(name, name)
 
 
-def data_case(params_by_L: Mapping) -> str:
+def data_case(params_by_L: Mapping, data_by_L: Mapping | None = None) -> str:
     """The data and bias case that the runs of one panel set of Figures 1-4 share ({L: params}), as their legend
-    names it (:ref:`ch-train`): "CIFAR-10, with bias".  Runs on other data or another bias case are refused,
-    since a legend title can name only one."""
-    cases = {L: f"{dataset_label(p)}, {'with bias' if p.get('bias', True) else 'bias-free'}"
+    names it (:ref:`ch-train`): "CIFAR-10, with bias".  ``data_by_L``: {L: the run's data record} where known
+    (:func:`dataset_label`'s ``data``).  Runs on other data or another bias case are refused, since a legend title
+    can name only one."""
+    data_by_L = {} if data_by_L is None else data_by_L
+    cases = {L: f"{dataset_label(p, data_by_L.get(L))}, {'with bias' if p.get('bias', True) else 'bias-free'}"
              for L, p in params_by_L.items()}
     if not cases:
         raise ValueError("params_by_L must hold at least one run")
@@ -63,16 +83,21 @@ def data_case(params_by_L: Mapping) -> str:
 def load_runs(run_dirs) -> dict:
     """{L: (params, history)} of the given run folders, sorted by L, one run per L (the curves of one panel
     set of Figures 1-4, :ref:`ch-train`)."""
+    return {L: (params, history) for L, (params, history, _) in _read_runs(run_dirs).items()}
+
+
+def _read_runs(run_dirs) -> dict:
+    """{L: (params, history, provenance)} of the given run folders, sorted by L (:func:`load_runs`)."""
     if isinstance(run_dirs, (str, pathlib.PurePath)):
         raise ValueError(f"run_dirs must be a list of run folders, got the one path {str(run_dirs)!r} "
                          f"(write [{str(run_dirs)!r}])")
     out = {}
     for run_dir in run_dirs:
-        params, history, _ = load_run(pathlib.Path(run_dir))
+        params, history, provenance = load_run(pathlib.Path(run_dir))
         L = int(params["L"])
         if L in out:
             raise ValueError(f"run_dirs holds two runs with L={L}; pass one run per L")
-        out[L] = (params, history)
+        out[L] = (params, history, provenance)
     return dict(sorted(out.items()))
 
 
@@ -80,9 +105,9 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
     """Draw the six panels of Figures 1-4 for ``runs`` ({L: (params, history)} or a list of run folders).
 
     Returns the matplotlib Figure.  Each L has its own colour and line style (:data:`LINE_STYLES`).  ``axes``: six Axes to draw into (default: a new figure of 3 rows x 2 columns).
-    The legend names each curve "L = ..." and its title the dataset (:func:`dataset_label`) and the bias
-    case, unless ``legend_title`` is given (:ref:`ch-train`; with the theory's targets,
-    :func:`nclib.figures.draw_panels`).
+    The legend names each curve "L = ..." and its title the dataset (:func:`dataset_label`, from the runs' data
+    records where run folders are given) and the bias case, unless ``legend_title`` is given (:ref:`ch-train`;
+    with the theory's targets, :func:`nclib.figures.draw_panels`).
     """
     import matplotlib
     import matplotlib.layout_engine
@@ -91,8 +116,11 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
     if isinstance(runs, (str, pathlib.PurePath)):
         raise ValueError(f"runs must be {{L: (params, history)}} or a list of run folders, got the one path "
                          f"{str(runs)!r}")
-    if not isinstance(runs, Mapping):
-        runs = load_runs(runs)
+    data_by_L = None
+    if not isinstance(runs, Mapping):  # run folders: their data records name the data too (dataset_label)
+        read = _read_runs(runs)
+        runs = {L: (params, history) for L, (params, history, _) in read.items()}
+        data_by_L = {L: provenance.get("data") for L, (_, _, provenance) in read.items()}
     if not runs:
         raise ValueError("runs must hold at least one run")
     if axes is None:
@@ -103,7 +131,7 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
         raise ValueError(f"axes must hold {len(PANELS)} Axes, got {axes.size}")
     fig = axes[0].figure
     if legend_title is None:
-        legend_title = data_case({L: params for L, (params, _) in runs.items()})
+        legend_title = data_case({L: params for L, (params, _) in runs.items()}, data_by_L)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (L, (params, h)) in enumerate(runs.items()):
         color, style = colors[i % len(colors)], LINE_STYLES[i % len(LINE_STYLES)]

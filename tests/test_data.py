@@ -603,6 +603,43 @@ def test_bool_images_are_refused_with_a_conversion_to_black_and_white(dataset):
     np.testing.assert_array_equal(pixels, 255 * mask.astype(np.uint8))
 
 
+def test_the_label_of_cifar10_data_comes_from_its_record(tmp_path):
+    """nclib.plotting.dataset_label: the fault was that "cifar10_subset" in data_path alone decided "CIFAR-10
+    (JPEG-decoded copy)", whatever the loader recorded of the file (lossy_jpeg, shared_subset).  The record decides
+    where it holds those fields; the file's name only for runs recorded before them (the committed GPU runs of
+    Figure 1) or named without their record."""
+    from nclib import plotting, runs
+
+    y = np.repeat(np.arange(10), 2)
+    x = _cifar_images(y, np.random.default_rng(4))
+    jpeg, npz = "CIFAR-10 (JPEG-decoded copy)", "CIFAR-10 (npz)"
+    for name, lossy, want in (("cifar10_subset.npz", False, npz), ("other.npz", True, jpeg)):
+        np.savez(tmp_path / name, x_train=x, y_train=y, lossy_jpeg=np.bool_(lossy))
+        params = {"dataset": "cifar10", "data_path": str(tmp_path / name)}
+        record = data.load(**params, counts=[2] * 10).provenance
+        assert plotting.dataset_label(params, record) == want
+        assert plotting.dataset_label(params) == {npz: jpeg, jpeg: npz}[want]  # the name's rule, without the record
+    np.savez(tmp_path / "cifar10_subset.npz", x_train=x, y_train=y)  # no lossy_jpeg; not the shared subset either
+    params = {"dataset": "cifar10", "data_path": str(tmp_path / "cifar10_subset.npz")}
+    assert plotting.dataset_label(params, data.load(**params, counts=[2] * 10).provenance) == npz
+    named = {"dataset": "cifar10", "data_path": "copy.npz"}
+    assert plotting.dataset_label(named, {"shared_subset": True}) == jpeg
+    assert plotting.dataset_label(named, {"shared_subset": False, "slice": {"source_is_shared_subset": True}}) == jpeg
+    assert plotting.dataset_label(named, {"shared_subset": False, "slice": {"source_is_shared_subset": False}}) == npz
+    assert plotting.dataset_label({"dataset": "cifar10", "data_path": None}, {"lossy_jpeg": True}) == jpeg
+    run = nclib.ROOT / "results" / "figures" / "gpu" / "fig1" / "fig1-L1"  # recorded before the fields
+    params, _, provenance = runs.load_run(run)
+    assert not {"lossy_jpeg", "shared_subset"} & set(provenance["data"])
+    assert plotting.dataset_label(params, provenance["data"]) == jpeg
+    assert plotting.data_case({1: named, 3: named}, {1: {"lossy_jpeg": False}}) == "CIFAR-10 (npz), with bias"
+    with pytest.raises(ValueError, match="the runs of one panel set must share the data"):
+        plotting.data_case({1: named, 3: named}, {1: {"lossy_jpeg": True}})
+    with pytest.raises(ValueError, match="^params"):
+        plotting.dataset_label("cifar10")
+    with pytest.raises(ValueError, match="^data"):
+        plotting.dataset_label(named, "JPEG")
+
+
 def test_synthetic_and_bad_parameters():
     ts = data.load("synthetic", counts=[5, 3], dim=7, seed=0)
     assert ts.x.shape == (8, 7) and ts.y.tolist() == [0] * 5 + [1] * 3

@@ -44,7 +44,8 @@ def figure_legend(runs: Mapping[int, Run], scale: str) -> str:
     (:data:`nclib.figures.config.SCALES`); ValueError otherwise.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     check_scale(scale)
-    case = plotting.data_case({L: r.params for L, r in runs.items()})
+    case = plotting.data_case({L: r.params for L, r in runs.items()},
+                              {L: r.provenance.get("data") for L, r in runs.items()})
     epochs = sorted({int(r.params["epochs"]) for r in runs.values()})
     ep = "/".join(f"{e:,}" for e in epochs)
     full = scale_settings("gpu")["epochs"]

@@ -42,7 +42,8 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     _check_chapters(chapters)
     figures = pd.DataFrame([{
         # the data with the qualifier of its label: a copy, a stand-in
-        "figure": k, "data": plotting.dataset_label(c.runs[min(c.runs)].params),
+        "figure": k, "data": plotting.dataset_label(c.runs[min(c.runs)].params,
+                                                    c.runs[min(c.runs)].provenance.get("data")),
         "bias": "yes" if c.figure.bias else "no", "scale": c.scale,
         "epochs": max(c.check["epochs"].values()),
     } for k, c in sorted(chapters.items())]).set_index("figure")
