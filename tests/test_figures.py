@@ -584,8 +584,11 @@ def test_lr_step_says_what_the_step_decay_did():
 def test_figure_legend_names_the_data_the_scale_and_the_epochs(tiny):
     runs = figures.load_figure(3, "tiny", root=tiny)
 
-    def at(epochs, **params):
-        return {L: dataclasses.replace(r, params={**r.params, "epochs": epochs, **params}) for L, r in runs.items()}
+    def at(epochs, data=None, **params):
+        """The runs with other epochs and parameters; ``data``: another data record in their provenance."""
+        return {L: dataclasses.replace(r, params={**r.params, "epochs": epochs, **params},
+                                       provenance=r.provenance if data is None else {**r.provenance, "data": data})
+                for L, r in runs.items()}
 
     full = f"{figures.scale_settings('gpu')['epochs']:,}"
     short, whole, cpu = (figures.figure_legend(at(2600), "gpu"), figures.figure_legend(at(12000), "gpu"),
@@ -601,8 +604,12 @@ def test_figure_legend_names_the_data_the_scale_and_the_epochs(tiny):
     # names them; the official CIFAR-10 (a torchvision root folder) is the paper's data, and they do not
     assert figures.on_other_data(runs) and case.startswith("CIFAR-10 (npz)")
     assert short.endswith("of 12,000 epochs and other data") and "but other data" in whole
-    official = {e: figures.figure_legend(at(e, data_path="/data/cifar-10"), "gpu") for e in (2600, 12000)}
-    assert not figures.on_other_data(at(2600, data_path="/data/cifar-10"))
+    # a torchvision root folder: its record holds none of an .npz's fields (lossy_jpeg, shared_subset)
+    torchvision = {"dataset": "cifar10", "source": "torchvision.datasets.CIFAR10 (python batches)"}
+    official = {e: figures.figure_legend(at(e, torchvision, data_path="/data/cifar-10"), "gpu") for e in (2600, 12000)}
+    assert not figures.on_other_data(at(2600, torchvision, data_path="/data/cifar-10"))
+    # the record decides where it names the file: the fixture's .npz stays other data under any data_path
+    assert figures.on_other_data(at(2600, data_path="/data/cifar-10"))
     assert official[2600].split("\n") == ["CIFAR-10, bias-free", "GPU, the paper's stated settings but 2,600 of "
                                                                  "12,000 epochs"]
     assert official[12000].split("\n")[1] == "GPU, the paper's stated settings, 12,000 epochs"

@@ -34,7 +34,7 @@ def on_other_data(runs: Mapping[int, Run]) -> bool:
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     if not runs:
         raise ValueError("runs must hold at least one run")
-    return any(plotting.dataset_label(r.params) not in PAPER_DATA for r in runs.values())
+    return any(plotting.dataset_label(r.params, r.provenance.get("data")) not in PAPER_DATA for r in runs.values())
 
 
 def figure_legend(runs: Mapping[int, Run], scale: str) -> str:
