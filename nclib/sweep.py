@@ -40,7 +40,9 @@ decays together, lam_W = lam_H; from Python ``tie={"lam_H": "lam_W"}``): the run
 values alone (``lam_W-0.001``) and the table has a column for the tied parameter too.  ``--summary-only`` rewrites
 the table from the run folders and starts no run (``--grid``, ``--set``, ``--tie``, ``--restart-refused``,
 ``--workers``, ``--scheduler`` and ``--resources`` are refused with it; a folder without runs, or none, is refused
-with status 1, :class:`NoRuns`: no point has a run yet).
+with status 1, :class:`NoRuns`: no point has a run yet); with ``--forget-absent`` it first forgets, in
+``sweep.json``, the points that no run folder holds and the calls that made only such points
+(:func:`nclib.sweepmanifest.forget_absent`).
 ``--list-points`` prints the grid's points, numbered from 0, and ``--point I`` trains point I alone in this
 process: the tasks of a job array (:func:`run_point`); neither takes ``--workers``, ``--scheduler`` or
 ``--resources``, nor ``--list-points``, which trains nothing, ``--restart-refused``.  The command prints the
@@ -88,8 +90,8 @@ from .locks import RunFolderBusy, RunLockedElsewhere, other_host_lock
 from .parameters import DEFAULTS
 from .rounding import written
 from .runs import RESUMABLE, ResumeRefused, run_status
-from .sweepmanifest import (MANIFEST, SweepBusy, call_record, check_fixed, lock_sweep, read_manifest, record_call,
-                            record_result, update_manifest)
+from .sweepmanifest import (MANIFEST, SweepBusy, call_record, check_fixed, forget_absent, lock_sweep,  # noqa: F401
+                            read_manifest, record_call, record_result, update_manifest)
 from .sweeptable import (PROVENANCE_COLUMNS, SUMMARY, MixedCodeVersions,  # noqa: F401 (the table's names)
                          NoRuns, load_summary, recorded_outcome, summary, table_row)
 
@@ -479,6 +481,10 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
 
 # --------------------------------------------------------------------------------------------- CLI
 
+#: The command line's name, in its messages.
+PROG = "python -m nclib.sweep"
+
+
 def main(argv=None) -> pd.DataFrame:
     """``python -m nclib.sweep --grid NAME=V1,V2 ... --set NAME=VALUE ... --out-dir DIR``: :func:`run_sweep`
     from the shell (:ref:`ch-sweeps`); prints the table's main columns and the path of sweep.csv.  With
@@ -487,7 +493,7 @@ def main(argv=None) -> pd.DataFrame:
     line is the path of the run folder, or of sweep.json where the run has no folder), with ``--summary-only`` the
     table rebuilt from the folders (:func:`summary`).  Warnings (runs of several code versions,
     :class:`MixedCodeVersions`) are printed as notes on stderr."""
-    ap = argparse.ArgumentParser(prog="python -m nclib.sweep", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     ap.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
                     help="a parameter of nclib.train.run and its values (repeat for more parameters)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="fixed",
@@ -512,6 +518,10 @@ def main(argv=None) -> pd.DataFrame:
                     help="train only point I of the grid, in this process (a task of a job array: "
                          "--point $SLURM_ARRAY_TASK_ID); no sweep.csv: --summary-only writes it afterwards")
     ap.add_argument("--summary-only", action="store_true", help="rewrite sweep.csv from the run folders only")
+    ap.add_argument("--forget-absent", action="store_true",
+                    help="with --summary-only: first forget, in sweep.json, the points that no run folder holds and "
+                         "the calls that made only such points (an interrupted call, a grid given by mistake, a "
+                         "cancelled job array)")
     ns = ap.parse_args(argv)
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -588,7 +598,14 @@ def _command(ns) -> pd.DataFrame:
         if given:
             raise ValueError(f"--summary-only rewrites {SUMMARY} from the run folders and starts no run; it takes "
                              f"no {', '.join(given)}")
+        if ns.forget_absent and pathlib.Path(ns.out_dir).is_dir():
+            gone = forget_absent(ns.out_dir)
+            print(f"{PROG}: note: forgot {len(gone)} point{'s' * (len(gone) != 1)} without a run folder"
+                  f"{': ' + ', '.join(gone) if gone else ''}", file=sys.stderr)
         return summary(ns.out_dir)
+    if ns.forget_absent:
+        raise ValueError("--forget-absent forgets points before --summary-only rewrites the table; give it with "
+                         "--summary-only")
     if modes:  # one point trained here, or none: no cluster (and with --list-points, nothing restarted)
         given = [flag for flag, value in (("--workers", ns.workers is not None), ("--scheduler", ns.scheduler),
                                           ("--resources", ns.resources),

@@ -8,7 +8,8 @@ several processes share a sweep's output folder.
   :func:`update_manifest` changes it under a lock of its own (:data:`MANIFEST_LOCK`), so that a sweep and the
   tasks of a job array record their runs in one folder without losing each other's entries;
 - the runs of one output folder share every parameter that no grid sweeps: :func:`check_fixed` refuses a call whose
-  fixed parameters or ties differ from those of a call the record holds;
+  fixed parameters or ties differ from those of a call the record holds; :func:`forget_absent` forgets the points
+  that no run folder holds and the calls that made only such points;
 - one sweep at a time trains the grid of a folder: :func:`lock_sweep` holds ``OUT_DIR/.sweep.lock`` (:data:`LOCK`)
   and refuses a second sweep (:class:`SweepBusy`); the tasks of a job array take only their run folders' locks
   (:func:`nclib.locks.lock_run`).
@@ -140,7 +141,8 @@ def check_fixed(call: dict, manifest: dict, out_dir) -> None:
                     f"{_setting_text(k, was, was_default)} ({MANIFEST}), this one asks for "
                     f"{_setting_text(k, now, now_default, named=False)}; the runs of one out_dir share every "
                     f"parameter that no grid sweeps, so that its table compares like with like: give this sweep "
-                    f"another out_dir (--out-dir), or sweep {k} with --grid")
+                    f"another out_dir (--out-dir), or sweep {k} with --grid (a call none of whose runs was made is "
+                    f"forgotten by --summary-only --forget-absent)")
 
 
 class SweepBusy(RuntimeError):
@@ -207,7 +209,8 @@ def update_manifest(out_dir, change) -> dict:
 def record_call(manifest: dict, call: dict, planned: list[dict], out_dir, kept=()) -> None:
     """Record a call (:func:`call_record`) in the manifest: refused (:func:`check_fixed`) if its fixed parameters
     or ties differ from a recorded call's; else its grid, fixed and tie added to ``calls`` (once: the tasks of a job
-    array make the same call), and as the last call's; every planned point (``planned``, :func:`nclib.sweep.plan`) under
+    array make the same call) with the run names it planned (``runs``, which :func:`forget_absent` reads), and as
+    the last call's; every planned point (``planned``, :func:`nclib.sweep.plan`) under
     its run name, in grid order (a point new to the record beside its neighbours in the grid, the others where they
     were, so that a value or a parameter added to a grid keeps the runs in grid order); the errors of the runs
     ``kept`` (run names) dropped (their folders say what they are now).  ValueError naming the argument that is not
@@ -222,7 +225,13 @@ def record_call(manifest: dict, call: dict, planned: list[dict], out_dir, kept=(
         raise ValueError(f"kept must be a list of run names, got {kept!r}")
     check_fixed(call, manifest, out_dir)
     calls = recorded_calls(manifest)
-    manifest["calls"] = calls + ([call] if call not in calls else [])
+    entry = next((c for c in calls if _same_call(c, call)), None)
+    if entry is None:
+        entry = dict(call)
+        calls = calls + [entry]
+    # the run names the call planned: forget_absent forgets a call once none of them is left
+    entry["runs"] = list(dict.fromkeys([*(entry.get("runs") or []), *(item["params"]["run_name"] for item in planned)]))
+    manifest["calls"] = calls
     manifest.update(format=1, **call)
     recorded, points = manifest["runs"], {item["params"]["run_name"]: item["point"] for item in planned}
     # a point new to the record goes after the point before it in this grid that the record holds, else before the
@@ -242,6 +251,49 @@ def record_call(manifest: dict, call: dict, planned: list[dict], out_dir, kept=(
     manifest["runs"] = {name: points.get(name, recorded.get(name)) for name in order}
     for name in kept:
         manifest["errors"].pop(name, None)
+
+
+def _same_call(recorded: dict, call: dict) -> bool:
+    """Whether a recorded call (with the run names it planned) is the call ``call`` (:func:`call_record`)."""
+    return all((recorded.get(k) or {}) == call[k] for k in ("grid", "fixed", "tie"))
+
+
+def _forget(manifest: dict, out_dir: pathlib.Path) -> list[str]:
+    """Drop from ``manifest`` every point whose run folder in ``out_dir`` holds no run (status "absent": never
+    trained, or failed before its folder was written), with its recorded error, and every call none of whose planned
+    points is left (a call recorded before the calls listed their points is kept); returns the names dropped."""
+    gone = [name for name in manifest["runs"] if runs.run_status(out_dir / name) == "absent"]
+    for name in gone:
+        del manifest["runs"][name]
+        manifest["errors"].pop(name, None)
+        manifest.get("restarted", {}).pop(name, None)
+    calls = [c for c in recorded_calls(manifest) if "runs" not in c or any(n in manifest["runs"] for n in c["runs"])]
+    for k in ("grid", "fixed", "tie"):  # the last call's, which recorded_calls reads where no call is listed
+        manifest.pop(k, None)
+    manifest["calls"] = calls
+    if calls:
+        manifest.update({k: calls[-1].get(k) or {} for k in ("grid", "fixed", "tie")})
+    return gone
+
+
+def forget_absent(out_dir) -> list[str]:
+    """Forget, in ``out_dir/sweep.json``, the points of the sweep that no run folder holds and the calls that made
+    only such points (the command line's ``--summary-only --forget-absent``): a call interrupted before any of its
+    runs was written, a grid given by mistake, the tasks of a job array that was cancelled.  Until then every call
+    recorded fixes the parameters of the folder (:func:`check_fixed`), and every point recorded is a row of the table,
+    "absent" (exit status 1) until its run is trained.  A point that a live process is training is kept (its run
+    folder is locked); a task of the array that starts later records its point again.  Held under the sweep's lock
+    (:func:`lock_sweep`: :class:`SweepBusy` while a sweep is running in the folder, whose points would be lost from
+    its table) and the record's own.  Returns the run names forgotten, in the record's order; ValueError naming
+    ``out_dir`` where it is no folder.  Used in :ref:`ch-sweeps`."""
+    folder = _folder(out_dir)
+    if not folder.is_dir():
+        raise ValueError(f"out_dir {str(out_dir)!r} is not a folder")
+    gone: list[str] = []
+    with lock_sweep(folder):
+        if (folder / MANIFEST).is_file():
+            update_manifest(folder, lambda m: gone.extend(_forget(m, folder.resolve())))
+    return gone
 
 
 def record_result(manifest: dict, name: str, result: dict) -> None:

@@ -1212,7 +1212,7 @@ def test_the_record_keeps_each_call_once_and_the_errors_its_folders_do_not_hold(
         written = sweepmanifest.update_manifest(tmp_path,
                                                 lambda m: sweepmanifest.record_call(m, call, planned, tmp_path))
     manifest = sweepmanifest.read_manifest(tmp_path)
-    assert manifest == written and manifest["calls"] == [call]
+    assert manifest == written and manifest["calls"] == [{**call, "runs": ["seed-0", "seed-1"]}]
     assert manifest["runs"] == {"seed-0": {"seed": 0}, "seed-1": {"seed": 1}}
     other = sweepmanifest.call_record({"seed": [0]}, {"epochs": 4, "data_path": "x.npz"}, {})
     before = (tmp_path / sweepmanifest.MANIFEST).read_text()
@@ -1237,7 +1237,7 @@ def test_the_record_keeps_each_call_once_and_the_errors_its_folders_do_not_hold(
     assert manifest["restarted"] == {}
     manifest["errors"]["seed-1"] = "RunLockedElsewhere: another host"
     sweepmanifest.record_call(manifest, call, planned, tmp_path, kept=["seed-1"])
-    assert manifest["errors"] == {} and manifest["calls"] == [call]
+    assert manifest["errors"] == {} and manifest["calls"] == [{**call, "runs": ["seed-0", "seed-1"]}]
 
 
 WRITER = """
@@ -1339,6 +1339,57 @@ def test_a_sweep_whose_runs_never_ran_exits_with_status_1(tmp_path, monkeypatch)
     sweep.run_point({"seed": [0, 1]}, TINY, out, 0)
     table = sweep.summary(out)
     assert table["status"].tolist() == ["finished", "absent"] and sweep.exit_status(table) == 1
+
+
+def test_a_call_interrupted_before_any_run_is_forgotten_on_request_and_fixes_nothing_after(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """A call whose cluster never started recorded its fixed values and points: a corrected call is refused until
+    --summary-only --forget-absent forgets them (the folder then holds no run: status 1, as before any run)."""
+    out = tmp_path / "out"
+    monkeypatch.setattr(sweep, "_client", lambda *args: (_ for _ in ()).throw(OSError("no cluster")))
+    with pytest.raises(OSError, match="no cluster"):
+        sweep.run_sweep({"seed": [0, 1]}, {**TINY, "epochs": 40000}, out, workers=1, progress=False)
+    with pytest.raises(ValueError, match=r"fixed\['epochs'\]"):
+        sweep.plan({"seed": [0, 1]}, TINY, out)
+    with pytest.raises(SystemExit) as exc:
+        sweep.main(["--summary-only", "--forget-absent", "--out-dir", str(out)])
+    assert exc.value.code == 1 and "seed-0, seed-1" in capsys.readouterr().err
+    manifest = sweepmanifest.read_manifest(out)
+    assert manifest["runs"] == {} and manifest["calls"] == [] and "fixed" not in manifest
+    assert [q["params"]["epochs"] for q in sweep.plan({"seed": [0, 1]}, TINY, out)] == [4, 4]
+    # the corrected call is the folder's only one
+    sweep.run_point({"seed": [0, 1]}, TINY, out, 0)
+    assert [c["fixed"]["epochs"] for c in sweepmanifest.read_manifest(out)["calls"]] == [4]
+
+
+def test_forget_absent_drops_the_points_without_a_run_folder_and_keeps_the_others(tmp_path, capsys):
+    """A grid with a point given by mistake (seed 7 of a job array cancelled before its task ran): the summary exits
+    with status 1 until --forget-absent forgets that point; the call that made seed 0 is kept, a call that made
+    nothing is dropped, and a sweep running in the folder refuses the forgetting (exit 3)."""
+    out = tmp_path / "out"
+    sweep.run_point({"seed": [0, 7]}, TINY, out, 0)
+    sweepmanifest.update_manifest(out, lambda m: sweepmanifest.record_call(
+        m, sweepmanifest.call_record({"seed": [8]}, TINY, {}), sweep.plan({"seed": [8]}, TINY, out), out))
+    sweepmanifest.update_manifest(out, lambda m: m["errors"].update({"seed-8": "ValueError: before its folder"}))
+    table = sweep.summary(out)
+    assert table["status"].tolist() == ["finished", "absent", "failed"] and sweep.exit_status(table) == 1
+    with sweepmanifest.lock_sweep(out):
+        with pytest.raises(SystemExit) as exc:
+            sweep.main(["--summary-only", "--forget-absent", "--out-dir", str(out)])
+    assert exc.value.code == 3 and len(sweepmanifest.read_manifest(out)["runs"]) == 3
+    capsys.readouterr()
+    table = sweep.main(["--summary-only", "--forget-absent", "--out-dir", str(out)])
+    assert "seed-7, seed-8" in capsys.readouterr().err
+    assert table["run_name"].tolist() == ["seed-0"] and sweep.exit_status(table) == 0
+    manifest = sweepmanifest.read_manifest(out)
+    assert [c["grid"] for c in manifest["calls"]] == [{"seed": [0, 7]}] and manifest["grid"] == {"seed": [0, 7]}
+    assert manifest["errors"] == {} and sweepmanifest.forget_absent(out) == []
+    # the same grid again: its point without a run is recorded, and absent, again
+    sweep.run_point({"seed": [0, 7]}, TINY, out, 0)
+    assert sweep.summary(out)["status"].tolist() == ["finished", "absent"]
+    with pytest.raises(SystemExit) as exc:
+        sweep.main(["--forget-absent", "--grid", "seed=0", "--out-dir", str(out)])
+    assert exc.value.code == 2 and "--forget-absent" in capsys.readouterr().err
 
 
 def test_exit_status_refuses_what_is_not_a_sweeps_table():
