@@ -302,15 +302,19 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _client(scheduler, workers, worker_resources):
+def _client(scheduler, workers, worker_resources, runs: int | None = None):
     """A dask Client: to ``scheduler`` (an address or a cluster object), else to a new LocalCluster of ``workers``
-    single-threaded processes (each holding ``worker_resources``), without a dashboard; returns (client, cluster or
+    single-threaded processes (each holding ``worker_resources``; by default one per core, but no more than the
+    ``runs`` to train, or one where the runs ask for resources), without a dashboard; returns (client, cluster or
     None)."""
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:
         return Client(scheduler), None
-    n = (1 if worker_resources else usable_cores()) if workers is None else workers
+    if workers is None:  # a worker more than the runs would only start, import torch and wait
+        n = 1 if worker_resources else usable_cores() if runs is None else max(1, min(usable_cores(), runs))
+    else:
+        n = workers
     # dashboard_address=None alone still opens the scheduler's web server on port 8787 of every interface
     # (dask 2026.8): no dashboard, and its server on a free port of this machine only
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -333,8 +337,8 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     one), decided again by each worker once it holds the run folder's lock.  A failed run whose resume is refused
     starts again; a stopped or dead one so refused (another commit, device or CPU model) is an error saying what
     resumes it, or with ``restart_refused=True`` starts again too (the table's ``restarted`` says why).
-    ``scheduler``: None (a LocalCluster of ``workers`` processes, one thread each; by default one per core, or
-    a single one when the runs ask for resources, as ``device="cuda..."`` runs do), a
+    ``scheduler``: None (a LocalCluster of ``workers`` processes, one thread each; by default one per core but no
+    more than the runs to train, or a single one when the runs ask for resources, as ``device="cuda..."`` runs do), a
     scheduler address ``"tcp://HOST:8786"`` or a dask cluster object (dask-jobqueue's ``SLURMCluster``...).
     ``resources``: the Dask resources each run asks for (default ``{"GPU": 1}`` for a run with
     ``device="cuda..."``, none otherwise).  ``progress``: a tqdm bar over the finished runs.  ``tie``: parameters
@@ -364,7 +368,7 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
             for ask in asks:
                 for k, v in (ask or {}).items():
                     need[k] = max(need.get(k, 0), v)
-            client, cluster = _client(scheduler, workers, need)
+            client, cluster = _client(scheduler, workers, need, runs=len(todo))
             try:
                 _train_on_dask(client, todo, asks, need, out_dir, restart_refused, progress)
             finally:
@@ -502,8 +506,8 @@ def main(argv=None) -> pd.DataFrame:
                     help="a parameter that takes the value of a grid parameter at every point (lam_H=lam_W)")
     ap.add_argument("--out-dir", required=True, help="the folder of the run folders and sweep.csv")
     ap.add_argument("--workers", type=int, default=None,
-                    help="local cluster size (default: one per core, or one when the runs ask for resources such as "
-                         "a GPU)")
+                    help="local cluster size (default: one per core but no more than the runs to train, or one "
+                         "when the runs ask for resources such as a GPU)")
     ap.add_argument("--scheduler", default=None, help="address of a running Dask scheduler, tcp://HOST:8786")
     ap.add_argument("--resources", action="append", default=[], metavar="NAME=AMOUNT",
                     help="Dask resources each run asks for (default GPU=1 for device=cuda)")

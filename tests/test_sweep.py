@@ -1346,7 +1346,7 @@ def test_a_call_interrupted_before_any_run_is_forgotten_on_request_and_fixes_not
     """A call whose cluster never started recorded its fixed values and points: a corrected call is refused until
     --summary-only --forget-absent forgets them (the folder then holds no run: status 1, as before any run)."""
     out = tmp_path / "out"
-    monkeypatch.setattr(sweep, "_client", lambda *args: (_ for _ in ()).throw(OSError("no cluster")))
+    monkeypatch.setattr(sweep, "_client", lambda *args, **kwargs: (_ for _ in ()).throw(OSError("no cluster")))
     with pytest.raises(OSError, match="no cluster"):
         sweep.run_sweep({"seed": [0, 1]}, {**TINY, "epochs": 40000}, out, workers=1, progress=False)
     with pytest.raises(ValueError, match=r"fixed\['epochs'\]"):
@@ -1433,15 +1433,22 @@ def test_a_local_cluster_has_one_worker_per_core_or_one_when_the_runs_ask_for_re
     import dask.distributed
 
     made = []
-    monkeypatch.setattr(dask.distributed, "LocalCluster", lambda **kw: made.append(kw["n_workers"]) or object())
+    monkeypatch.setattr(dask.distributed, "LocalCluster", lambda **kw: made.append(kw) or object())
     monkeypatch.setattr(dask.distributed, "Client", lambda cluster: cluster)
     for workers, held in ((None, {}), (None, {"GPU": 1}), (None, {"licence": 2}), (3, {"GPU": 1}), (2, {})):
         sweep._client(None, workers, held)
-    assert made == [len(os.sched_getaffinity(0)), 1, 1, 3, 2]
+    cores = len(os.sched_getaffinity(0))
+    assert [kw["n_workers"] for kw in made] == [cores, 1, 1, 3, 2]
+    # no more workers than runs to train (at least one), unless asked for
+    for runs_left in (1, 2, cores + 3, 0):
+        sweep._client(None, None, {}, runs=runs_left)
+    sweep._client(None, 3, {}, runs=1)
+    assert [kw["n_workers"] for kw in made[5:]] == [1, min(2, cores), cores, 1, 3]
+    assert {kw["threads_per_worker"] for kw in made} == {1}  # one run per worker process at a time
     # what a sweep's workers hold: the largest amount any of its runs asks for, of each resource
     asked = []
 
-    def no_cluster(scheduler, workers, held):
+    def no_cluster(scheduler, workers, held, runs=None):
         asked.append(held)
         raise OSError("no cluster here")
 
@@ -1450,3 +1457,55 @@ def test_a_local_cluster_has_one_worker_per_core_or_one_when_the_runs_ask_for_re
         with pytest.raises(OSError, match="no cluster here"):
             sweep.run_sweep({"seed": [0, 1]}, TINY, tmp_path / str(resources), progress=False, resources=resources)
     assert asked == [{}, {"licence": 1}]
+    sized = []
+    monkeypatch.setattr(sweep, "_client", lambda scheduler, workers, held, runs=None: sized.append(runs) or no_cluster(
+        scheduler, workers, held))
+    with pytest.raises(OSError, match="no cluster here"):
+        sweep.run_sweep({"seed": [0, 1, 2]}, TINY, tmp_path / "three", progress=False)
+    assert sized == [3]
+
+
+def test_runs_on_any_cuda_device_ask_for_a_gpu_and_a_cluster_without_one_warns(scheduler, tmp_path):
+    assert [sweep.task_resources({"device": d}) for d in ("cuda", "cuda:1", "cpu", "auto")] == \
+        [{"GPU": 1}, {"GPU": 1}, None, None]
+    from dask.distributed import Client
+
+    with Client(scheduler) as client:  # the module's cluster: workers without resources
+        with pytest.warns(UserWarning) as caught:
+            sweep._train_on_dask(client, [], [], {"GPU": 1}, tmp_path, False, False)
+        assert len(caught) == 1 and "['GPU']" in str(caught[0].message)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            sweep._train_on_dask(client, [], [], {}, tmp_path, False, False)
+
+
+def test_the_points_of_a_gpu_array_are_listed_on_a_machine_without_a_gpu(tmp_path, monkeypatch, capsys):
+    """--list-points, the array's first step, runs on a login node without a GPU; --point there is refused."""
+    from nclib import parameters
+
+    monkeypatch.setattr(parameters, "_cuda_available", lambda: False)
+    argv = ["--grid", "seed=0,1", *[f"--set={k}={_text(v)}" for k, v in TINY.items() if k != "device"],
+            "--set", "device=cuda", "--out-dir", str(tmp_path / "out")]
+    listed = sweep.main([*argv, "--list-points"])
+    assert listed["run_name"].tolist() == ["seed-0", "seed-1"] and listed["next"].tolist() == ["start", "start"]
+    with pytest.raises(SystemExit) as exc:
+        sweep.main([*argv, "--point", "0"])
+    assert exc.value.code == 2 and "device" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_another_hosts_process_is_writing_is_running_not_an_error(tmp_path, capsys):
+    """A live writer holds the run folder's lock, and its lock record names another host (a folder shared by the
+    nodes of a cluster): the table says "running", with no error, and the summary's status is 0 for it."""
+    out = tmp_path / "out"
+    sweep.run_point({"seed": [0]}, {**TINY, "max_train_s": 0}, out, 0)
+    holder = _flock_held(out / "seed-0" / locks.LOCK)
+    try:
+        (out / "seed-0" / locks.LOCK).write_text(json.dumps({"pid": 4242, "host": "node17"}) + "\n")
+        table = sweep.main(["--summary-only", "--out-dir", str(out)])
+        assert table["status"].tolist() == ["running"] and table["error"].isna().all()
+        assert sweep.exit_status(table) == 0
+        assert sweep.list_points({"seed": [0]}, {**TINY, "max_train_s": 0}, out)["error"].isna().all()
+    finally:
+        holder.stdin.close()
+        assert holder.wait(timeout=30) == 0
