@@ -93,7 +93,7 @@ from .runs import RESUMABLE, ResumeRefused, run_status
 from .sweepmanifest import (MANIFEST, SweepBusy, call_record, check_fixed, forget_absent, lock_sweep,  # noqa: F401
                             read_manifest, record_call, record_result, update_manifest)
 from .sweeptable import (PROVENANCE_COLUMNS, SUMMARY, MixedCodeVersions,  # noqa: F401 (the table's names)
-                         NoRuns, load_summary, recorded_outcome, summary, table_row)
+                         NoRuns, load_summary, read_provenance, recorded_outcome, summary, table_row)
 
 #: Statuses (:func:`nclib.runs.run_status`) that a rerun of the sweep keeps: a finished run, and a diverged one
 #: (the divergence is the result of its parameters; delete its folder to train it again).
@@ -442,12 +442,9 @@ def list_points(grid: dict, fixed: dict | None, out_dir, tie: dict | None = None
         name = item["params"]["run_name"]
         run_dir = pathlib.Path(item["params"]["out_dir"]) / name
         status, step = next_step(run_dir)
-        try:  # written atomically: a damaged one raises here as in the table (nclib.sweeptable.table_row)
-            prov = json.loads((run_dir / "provenance.json").read_text())
-        except FileNotFoundError:  # none yet: no error recorded there
-            prov = {}
+        prov, damaged = read_provenance(run_dir)  # a damaged one: its error, naming it, as in the table
         found, error = recorded_outcome(name, status, manifest, prov, run_dir)
-        rows.append({"point": i, "run_name": name, "found": found, "next": step, "error": error})
+        rows.append({"point": i, "run_name": name, "found": found, "next": step, "error": damaged or error})
     return pd.DataFrame(rows)
 
 
@@ -461,7 +458,9 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
     decides what the folder needs once it holds the lock (:func:`_run_point`: a run another task or the sweep
     finished is kept, one it trains is left to it).  The task records every point of the grid and its run's
     outcome in ``sweep.json`` (under that file's own lock) and writes no ``sweep.csv``: :func:`summary`
-    (``--summary-only``) writes the table of all the tasks' runs once they have ended.  Returns the run's row of the
+    (``--summary-only``) writes the table of all the tasks' runs once they have ended.  A run folder whose
+    ``provenance.json`` is damaged reads "dead" (:func:`nclib.runs.recorded_status`): a warning naming the file says
+    so (a note of the command line) before the run is resumed or trained again.  Returns the run's row of the
     table.  Points are checked as :func:`plan` checks them (for this machine); ValueError naming ``point`` for an
     index outside the grid."""
     if isinstance(point, bool) or not isinstance(point, (int, np.integer)):
@@ -476,6 +475,10 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
     out_dir.mkdir(parents=True, exist_ok=True)
     params = planned[point]["params"]
     update_manifest(out_dir, lambda m: record_call(m, call, planned, out_dir))
+    damaged = read_provenance(out_dir / params["run_name"])[1]
+    if damaged is not None:  # the folder reads "dead": resumed from its checkpoint, or trained again from the start
+        warnings.warn(f"{damaged}; its run reads as dead: resumed from its checkpoint where it has one, else trained "
+                      f"again from the start", stacklevel=2)
     result = _run_point(params, restart_refused)
     manifest = update_manifest(out_dir, lambda m: record_result(m, params["run_name"], result))
     grid_keys = list(planned[point]["point"])

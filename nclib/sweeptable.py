@@ -40,23 +40,51 @@ class NoRuns(ValueError):
     and the command line's ``--summary-only`` exits with status 1, as it does while any point has none."""
 
 
+def _record(path: pathlib.Path) -> dict:
+    """The JSON object a run folder's file holds; ValueError naming the file where it is damaged or cut short."""
+    try:
+        record = json.loads(path.read_text())
+    except ValueError as exc:  # not JSON, or not text
+        raise ValueError(f"{str(path)!r} is damaged or cut short: not JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{str(path)!r} holds a JSON {type(record).__name__}, not the object of a run's record")
+    return record
+
+
+def read_provenance(run_dir: pathlib.Path) -> tuple[dict, str | None]:
+    """The ``provenance.json`` of ``run_dir`` (an empty dict where there is none yet) and None, or, where the file is
+    damaged or cut short, an empty dict and the error naming the file ("ValueError: ..."), which the run's row of
+    the table and its line of :func:`nclib.sweep.list_points` give (such a folder reads "dead",
+    :func:`nclib.runs.recorded_status`).  Used in :ref:`ch-sweeps`."""
+    path = pathlib.Path(run_dir) / "provenance.json"
+    if not path.is_file():
+        return {}, None
+    try:
+        return _record(path), None
+    except ValueError as exc:
+        return {}, f"{type(exc).__name__}: {exc}"
+
+
 def table_row(out_dir: pathlib.Path, name: str, point: dict, manifest: dict, grid_keys: list) -> tuple[dict, dict]:
     """One row of the table (:func:`summary`) and the run's provenance, read from its folder and the manifest
-    (:func:`nclib.sweepmanifest.read_manifest`); ``grid_keys`` are the columns of the grid's parameters."""
+    (:func:`nclib.sweepmanifest.read_manifest`); ``grid_keys`` are the columns of the grid's parameters.  A run
+    folder whose files are damaged (cut short, say) is a row whose error names the file, not a table refused."""
     run_dir = out_dir / name
     status = run_status(run_dir)
     row = {"run_name": name, "status": status, "error": None}
-    params, prov, hist, classes = dict(point), {}, None, None
+    params, prov, hist, classes, damaged = dict(point), {}, None, None, None
     if (run_dir / "params.json").is_file():
-        if (run_dir / "history.csv").is_file() and (run_dir / "provenance.json").is_file():
-            params, hist, prov = load_run(run_dir)
-        else:
-            params = json.loads((run_dir / "params.json").read_text())
-            if (run_dir / "provenance.json").is_file():
-                prov = json.loads((run_dir / "provenance.json").read_text())
-        if (run_dir / CLASS_ACCURACY).is_file():
-            classes = load_class_accuracy(run_dir)
+        try:
+            params = _record(run_dir / "params.json")
+            prov, damaged = read_provenance(run_dir)
+            if damaged is None and (run_dir / "history.csv").is_file() and prov:
+                params, hist, prov = load_run(run_dir)
+            if damaged is None and (run_dir / CLASS_ACCURACY).is_file():
+                classes = load_class_accuracy(run_dir)
+        except ValueError as exc:  # each names its file
+            damaged = f"{type(exc).__name__}: {exc}"
     row["status"], row["error"] = recorded_outcome(name, status, manifest, prov, run_dir)
+    row["error"] = damaged or row["error"]
     for k in grid_keys:
         row[k] = _cell(params.get(k, point.get(k)))
     if hist is not None and hist["epoch"].size:

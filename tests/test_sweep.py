@@ -1392,6 +1392,29 @@ def test_forget_absent_drops_the_points_without_a_run_folder_and_keeps_the_other
     assert exc.value.code == 2 and "--forget-absent" in capsys.readouterr().err
 
 
+def test_a_run_folder_with_a_damaged_provenance_is_a_row_with_an_error_naming_the_file(tmp_path, capsys):
+    """provenance.json cut short: the table and the list give the run (dead) with an error naming the file, the
+    summary's status is 1; a task of the array says so before it trains the run again."""
+    out = tmp_path / "out"
+    args = ["--grid", "seed=0,1", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out)]
+    for i in (0, 1):
+        sweep.run_point({"seed": [0, 1]}, TINY, out, i)
+    path = out / "seed-0" / "provenance.json"
+    path.write_text(path.read_text()[:40])
+    capsys.readouterr()
+    table = sweep.main(["--summary-only", "--out-dir", str(out)])
+    assert table["status"].tolist() == ["dead", "finished"] and sweep.exit_status(table) == 1
+    assert str(path) in table["error"][0] and table["error"][1:].isna().all()
+    listed = sweep.main([*args, "--list-points"])
+    assert listed["found"].tolist() == ["dead", "finished"] and listed["error"].tolist() == table["error"].tolist()
+    capsys.readouterr()
+    again = sweep.main([*args, "--point", "0"])
+    notes = [line for line in capsys.readouterr().err.splitlines() if ": note: " in line]
+    assert len(notes) == 1 and str(path) in notes[0]
+    assert again["status"].tolist() == ["finished"] and again["error"].isna().all()
+    assert sweep.exit_status(sweep.summary(out)) == 0
+
+
 def test_exit_status_refuses_what_is_not_a_sweeps_table():
     assert sweep.exit_status(pd.DataFrame({"status": ["finished", "diverged"], "error": [None, "diverged"]})) == 0
     assert sweep.exit_status(pd.DataFrame({"status": ["finished", "stopped"], "error": [None, None]})) == 0
