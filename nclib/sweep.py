@@ -232,6 +232,23 @@ RESUME_ADVICE = ("a run resumes only where it started: the same checkout (commit
 
 
 def _run_point(params: dict, restart_refused: bool = False) -> dict:
+    """:func:`_train_point`, whose warnings (a dead writer's lock taken over, say) are returned as the result's
+    ``warnings``, (category, message) pairs, for the caller to warn again: a Dask worker's own would go to the
+    worker's log, not to the sweep's notes.  (The warnings filter is the process's: a worker training two runs at
+    once may list a warning under the other run.)"""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _train_point(params, restart_refused)
+    return {**result, "warnings": [(w.category, str(w.message)) for w in caught]}
+
+
+def _warn_again(result: dict) -> None:
+    """Warn, in this process, the warnings a run's worker returned (:func:`_run_point`)."""
+    for category, message in result.get("warnings") or ():
+        warnings.warn(message, category, stacklevel=3)
+
+
+def _train_point(params: dict, restart_refused: bool = False) -> dict:
     """Train (or resume, or keep) one grid point, deciding under the run folder's lock what its folder needs
     (:func:`nclib.train.run_under_lock`); never raises for the run's own failure: returns ``{"status": the folder's
     run_status after, "error": None or "Type: message", "restarted": None or why a run was trained again from the
@@ -418,6 +435,7 @@ def _train_on_dask(client, todo: list[dict], asks: list, need: dict, out_dir: pa
             name = futures[fut]
             try:
                 result = fut.result()
+                _warn_again(result)
             except Exception as exc:  # noqa: BLE001 - the worker died (KilledWorker) or was cancelled
                 result = {"status": run_status(out_dir / name), "error": f"{type(exc).__name__}: {exc}"}
             update_manifest(out_dir, lambda m, name=name, result=result: record_result(m, name, result))
@@ -480,6 +498,7 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
         warnings.warn(f"{damaged}; its run reads as dead: resumed from its checkpoint where it has one, else trained "
                       f"again from the start", stacklevel=2)
     result = _run_point(params, restart_refused)
+    _warn_again(result)
     manifest = update_manifest(out_dir, lambda m: record_result(m, params["run_name"], result))
     grid_keys = list(planned[point]["point"])
     row, _ = table_row(out_dir, params["run_name"], planned[point]["point"], manifest, grid_keys)
@@ -491,6 +510,36 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
 #: The command line's name, in its messages.
 PROG = "python -m nclib.sweep"
 
+#: What ``--help`` says the command does.
+DESCRIPTION = """\
+Train a grid of runs of nclib.train.run on Dask (a local cluster by default), one run
+folder per grid point under --out-dir, and write the table of every run, sweep.csv.
+Running the same command again keeps finished runs and resumes stopped ones."""
+
+#: What ``--help`` says after the options: values, exit statuses, a job array.
+EPILOG = """\
+values:
+  --grid lam_W=1e-3,1e-2       comma-separated values, one run per combination
+  --set 'counts=[500,100,20]'  a list in brackets; --grid 'lr_milestones=[100],[100,150]'
+  true/false/none, numbers, else the text as given (a path, a name)
+
+exit status:
+  0  no run failed or carries an error, and every point has a run (stopped, dead
+     and diverged runs included: the table's status says which); --list-points
+  1  a run failed or carries an error, or a point has no run yet (absent), or no
+     point has one; or the file system refuses flock locks
+  2  a usage error: a parameter, value or combination of options refused
+  3  another sweep is running in --out-dir
+
+a job array (Slurm), one point per task:
+  ARGS="--grid lam_W=1e-3,1e-2 --grid seed=0,1 --set dataset=synthetic \\
+        --set batch_size=full --out-dir runs/d"
+  python -m nclib.sweep $ARGS --list-points        # the points, 0 to 3
+  sbatch --array=0-3 --wrap "python -m nclib.sweep $ARGS --point \\$SLURM_ARRAY_TASK_ID"
+  python -m nclib.sweep --summary-only --out-dir runs/d   # once the tasks have ended
+
+book/training/sweeps.md (the chapter "Sweeps on Dask") gives the details."""
+
 
 def main(argv=None) -> pd.DataFrame:
     """``python -m nclib.sweep --grid NAME=V1,V2 ... --set NAME=VALUE ... --out-dir DIR``: :func:`run_sweep`
@@ -500,7 +549,8 @@ def main(argv=None) -> pd.DataFrame:
     line is the path of the run folder, or of sweep.json where the run has no folder), with ``--summary-only`` the
     table rebuilt from the folders (:func:`summary`).  Warnings (runs of several code versions,
     :class:`MixedCodeVersions`) are printed as notes on stderr."""
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
                     help="a parameter of nclib.train.run and its values (repeat for more parameters)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="fixed",

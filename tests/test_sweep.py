@@ -584,6 +584,21 @@ def test_the_lock_left_by_a_writer_on_another_host_is_reported_not_passed_over(s
     assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 2), (2, 4)]
 
 
+def test_a_workers_warnings_come_back_as_the_commands_notes(scheduler, tmp_path, capsys):
+    """A Dask worker takes over the lock of a writer killed on this host: its warning is a note line of the command,
+    not a warning in the worker's log."""
+    out = tmp_path / "out"
+    with worker_threads():
+        train.run(**TINY, seed=0, out_dir=out, run_name="seed-0", max_train_s=0, progress=False)
+    _kill(out / "seed-0")
+    capsys.readouterr()
+    table = sweep.main(["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir",
+                        str(out), "--scheduler", scheduler, "--no-progress"])
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"{sweep.PROG}: note: ")]
+    assert table["status"].tolist() == ["finished"]
+    assert len(notes) == 1 and str(out / "seed-0") in notes[0] and str(2 ** 22 + 1) in notes[0], notes
+
+
 def test_the_table_reports_the_lock_of_another_host_as_the_refusal_the_next_call_meets(tmp_path, capsys):
     """The fault: a dead run whose lock file names another node read as resumable in the table (no error, exit 0:
     "the next submission resumes it") while --list-points said refuse.  The table and the list give the error the
@@ -698,7 +713,7 @@ def test_a_run_another_process_finishes_before_the_lock_is_kept_not_trained_agai
     monkeypatch.setattr(locks, "lock_runs", another_writer_first)
     result = sweep._run_point(p)
     assert other["files"] and runs.run_status(folder) == "finished"
-    assert result == {"status": "finished", "error": None, "restarted": None, "fresh": False}
+    assert result == {"status": "finished", "error": None, "restarted": None, "fresh": False, "warnings": []}
     assert _files(folder) == other["files"]
 
 
@@ -823,7 +838,7 @@ def test_a_run_another_process_finishes_after_a_refused_resume_is_kept_not_an_er
     calls, other = _train_at_the_second_lock(monkeypatch, folder, p)
     result = sweep._run_point(p)
     assert len(calls) == 2 and other["files"] and runs.run_status(folder) == "finished"
-    assert result == {"status": "finished", "error": None, "restarted": None, "fresh": False}
+    assert result == {"status": "finished", "error": None, "restarted": None, "fresh": False, "warnings": []}
     assert _files(folder) == other["files"]
 
 
@@ -1413,6 +1428,18 @@ def test_a_run_folder_with_a_damaged_provenance_is_a_row_with_an_error_naming_th
     assert len(notes) == 1 and str(path) in notes[0]
     assert again["status"].tolist() == ["finished"] and again["error"].isna().all()
     assert sweep.exit_status(sweep.summary(out)) == 0
+
+
+def test_the_help_gives_a_job_array_whose_indices_are_its_points(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        sweep.main(["--help"])
+    shown = capsys.readouterr().out
+    assert exc.value.code == 0 and sweep.EPILOG in shown
+    args = re.search(r'ARGS="([^"]*)"', sweep.EPILOG).group(1).replace("runs/d", str(tmp_path / "d"))
+    args = args.replace("\\\n", " ")  # the shell's line continuation
+    listed = sweep.main([*args.split(), "--list-points"])
+    last = int(re.search(r"--array=0-(\d+)", sweep.EPILOG).group(1))
+    assert listed["point"].tolist() == list(range(last + 1)) and not (tmp_path / "d").exists()
 
 
 def test_exit_status_refuses_what_is_not_a_sweeps_table():
