@@ -53,7 +53,11 @@
 # (default 3) more seeds while the budget lasts (== 6); archives (== 7) $OUT/stability.tar.gz (the folders of the
 # whole pairs, both runs finished or diverged; a run cut off by the budget, and half a pair, are left out: no
 # result; also written right after the pairs of == 3) and $OUT/benchmarks.tar.gz (the benchmark outputs and
-# records, the CUDA test report), beside log.txt. Status 1 when no pair is whole at the end.
+# records, the CUDA test report), beside log.txt; then prints the summary and the decision of the pairs under the
+# stability runs' folder (scripts/stability_runs.py --summary-only: its last line is `decision: ...`, or `no
+# decision: ...` where, on the GPU, the TF32 runs did not differ from their fp32 pairs, or the runs cannot be read as
+# runs of the setting). Status 1 when no pair is whole at the end; status 3 when whole pairs were archived (kept for
+# inspection) but decide nothing: they are not to be landed (scripts/README.md).
 # A CPU trial of this mode sets STABILITY_OUT to a folder outside results/stability/.
 #
 # FULL=1 (the paper's 12,000 epochs in several jobs): no benchmark and no calibration; each figure of $FIGURES
@@ -463,7 +467,7 @@ notebook() {
 
 # STABILITY mode: the precision stability runs first, then the measurements the FULL runs are planned from (the
 # engine benchmark, the levers), the step's anatomy, the other CUDA tests, then more seeds; status 1 when no pair is
-# whole at the end
+# whole at the end, 3 when the whole pairs decide nothing (their archive kept for inspection)
 stability_job() {
   local out_dir=${STABILITY_OUT:-results/stability} sets=(--set "data_path=$DATA" --set "device=$DEVICE") t
   for kv in "${EXTRA[@]}"; do sets+=(--set "$kv"); done
@@ -539,8 +543,20 @@ stability_job() {
   archive_stability "$out_dir"
   archive_benchmarks && tar tzf "$OUT/benchmarks.tar.gz" && rm -f "$OUT/cuda_tests.txt"
   if [ -n "$own_bench" ]; then rm -rf "$BENCH_DIR"; fi
+  # the decision of the pairs as they now lie in the folder, the one line to read before landing them: a pair of
+  # this job or an earlier one whose TF32 run did not use TF32 (or runs not of the setting) leave none, status 1
+  local decided=0
+  if [ -f "$OUT/stability.tar.gz" ]; then
+    echo "== 7b. decision ($(elapsed) s)"
+    "$PY" scripts/stability_runs.py --summary-only --out "$out_dir" "${sets[@]}" || decided=$?
+  fi
   echo "== done in $(elapsed) s"
   if [ ! -f "$OUT/stability.tar.gz" ]; then echo "status 1: no whole pair was made"; return 1; fi
+  if [ "$decided" -ne 0 ]; then
+    echo "status 3: the whole pairs decide nothing (no decision line above, scripts/stability_runs.py ended with"
+    echo "status $decided): stability.tar.gz is kept for inspection, not to be landed (scripts/README.md)"
+    return 3
+  fi
 }
 
 # $OUT/benchmarks.tar.gz from what $BENCH_DIR holds so far and the CUDA test report, written beside and moved (a job

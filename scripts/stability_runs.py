@@ -2,6 +2,7 @@
 
     python scripts/stability_runs.py [--seeds 0 1 2] [--extra-seeds N] [--budget-s S] [--out DIR]
                                      [--set NAME=VALUE ...] [--precisions fp32 tf32] [--overwrite]
+                                     [--summary-only]
 
 For each seed one nclib.train.run_many call trains the fp32 run and the TF32 run side by side (same data,
 initialization and batch order) for the first 400 epochs, metrics every 10 epochs, into
@@ -17,7 +18,10 @@ more (the next seed numbers) while the budget allows.  At the end it prints one 
 the fixed rule chooses (nclib.figures.stability.precision_decision).  --set NAME=VALUE replaces a parameter of
 Figure 1's (data_path, device; for a test of the tooling width, epochs, ...), read by
 nclib.parameters.parse_setting; the summary reads the runs with the same replacements (stability.load_stability
-refuses runs of other parameters).
+refuses runs of other parameters).  No decision is printed where, on a GPU, a TF32 run did not differ from its fp32
+pair (nclib.figures.stability.tf32_not_engaged), nor where the runs cannot be read as runs of the setting; the
+status is then 1.  --summary-only: train nothing, only summarize the runs under --out and print the decision (status
+0 with a decision, 1 without), as scripts/gpu_figures.sh's STABILITY mode ends (status 3 without one).
 --precisions fp32 (or tf32): that run of each seed alone, no pair, into the --out it then requires (never beside
 the pairs of results/stability/); it prints no decision, which needs pairs.  The strict fp32 runs of seeds 1 and 2
 on a CPU, in results/stability-cpu/, were made so (results/README.md gives their commands).
@@ -128,6 +132,9 @@ def main(argv=None) -> int:
     ap.add_argument("--overwrite", action="store_true",
                     help="replace a pair's run folders that hold runs that ended with other parameters (or on "
                          "another kind of device); runs that did not end are made again without it")
+    ap.add_argument("--summary-only", action="store_true",
+                    help="train nothing: summarize the runs under --out and print the decision (status 0 with a "
+                         "decision, 1 without)")
     args = ap.parse_args(argv)
     pairs = set(args.precisions) == set(stability.PRECISIONS)
     if args.out is None and not pairs:
@@ -144,6 +151,8 @@ def main(argv=None) -> int:
     refused = check_flags(args, seeds, overrides)
     if refused:
         ap.error(refused)
+    if args.summary_only:
+        return summarize(args, overrides, pairs)
     t0, failed, interrupted = time.perf_counter(), [], False
     try:
         failed = make_pairs(args, seeds, overrides, t0, pairs)
@@ -213,6 +222,8 @@ def summarize(args, overrides, pairs) -> int:
         rows = stability.stability_rows(stability.load_stability(args.out, **overrides))
     except ValueError as exc:
         print(f"no summary: {exc}")
+        if pairs:
+            print("no decision: the runs under --out cannot be read as stability runs of this setting (above)")
         return 1
     for r in rows:
         rise = "never rises" if r["rise"] is None else (f"largest rise above an earlier low x{r['rise']:.2f} "

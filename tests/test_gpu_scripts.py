@@ -548,6 +548,41 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     assert sorted(anatomy["steps"]) == ["1", "3", "6"] and anatomy["backbones"]["runs"] == 3
 
 
+def test_gpu_figures_script_stability_mode_without_a_decision_ends_with_status_3(tmp_path):
+    """STABILITY=1 whose whole pairs decide nothing: here the stability runs' folder holds, beside the pair this job
+    makes, a GPU pair whose TF32 run did not use TF32 (strict fp32 products recorded, the fp32 run's history number
+    for number: nclib.figures.stability.tf32_not_engaged). The job archives the pairs for inspection, its last
+    summary (== 7b) prints no decision, and it ends with status 3, not 0: the pairs are not to be landed."""
+    from nclib.figures import stability
+
+    out, pairs = tmp_path / "out", tmp_path / "pairs"
+    data = fake_cifar(tmp_path / "cifar.npz")
+    tiny = ["--set", f"data_path={data}", "--set", "width=16", "--set", "epochs=10"]
+    assert _script("stability_runs").main(["--seeds", "0", "--out", str(pairs), "--set", "device=cpu", *tiny]) == 0
+    for q in stability.PRECISIONS:  # seed 0's pair as a GPU would hand it back with TF32 not engaged
+        path = pairs / stability.run_name(q, 0)
+        for name, more in (("params.json", dict(device="cuda")),
+                           ("provenance.json", dict(device="cuda", device_name="NVIDIA H200",
+                                                    products_precision="ieee", tf32_matmul=False))):
+            (path / name).write_text(json.dumps({**json.loads((path / name).read_text()), **more}))
+    # device=auto, as on the GPU: the runs are read by the device their parameters name, the CPU pair's and the GPU's
+    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", STABILITY="1", STABILITY_SEEDS="1",
+               STABILITY_EXTRA="0", BUDGET_S="900", DATA=str(data), ALLOW_DIRTY="1",
+               EXTRA_SETS="width=16 epochs=10 device=auto", STABILITY_OUT=str(pairs),
+               BENCH_ARGS="--device cpu --width 32 --steps 10 --warmup 2 --repeats 1 --figure-epochs 1",
+               ANATOMY_ARGS="--device cpu --width 32 --depth 2 --reps 2", OMP_NUM_THREADS="1")
+    done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 3, (done.stdout + done.stderr)[-3000:]
+    last = done.stdout[done.stdout.index("== 7b. decision"):]
+    assert "no decision: on the GPU the TF32 runs of seeds [0] did not differ" in last
+    assert "\ndecision: " not in last and "status 3: the whole pairs decide nothing" in last
+    with tarfile.open(out / "stability.tar.gz") as tar:  # kept for inspection: seed 0's pair and this job's seed 1
+        assert sorted(pathlib.Path(n).parent.name for n in tar.getnames() if n.endswith("history.csv")) == sorted(
+            stability.run_name(q, s) for s in (0, 1) for q in stability.PRECISIONS)
+    assert sorted(p.name for p in out.iterdir()) == ["benchmarks.tar.gz", "log.txt", "stability.tar.gz"]
+
+
 def lever_record(folder: pathlib.Path, precision: str) -> pathlib.Path:
     """A lever record (benchmarks/bench_train.py --levers --json) measured at ``precision`` whose fastest lever that
     ends as the plain engine does is grouped_adam=true."""

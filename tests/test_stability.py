@@ -365,6 +365,71 @@ def test_a_gpu_pair_whose_tf32_run_equals_its_fp32_run_is_named():
     assert stability.tf32_not_engaged(cpu) == []
 
 
+def _gpu_pair(folder, *, engaged: bool):
+    """Seed 0's pair as a GPU job would hand it back, made from the committed strict fp32 run of seed 0
+    (results/stability-cpu/): both runs recorded on a CUDA device, trained side by side; with ``engaged`` the TF32 run
+    recorded TF32 products and its objective parts from the fp32 run's in the last digits, without it the TF32 run
+    recorded strict fp32 products and the fp32 run's history number for number (TF32 not engaged)."""
+    import csv
+
+    src = stability.RESULTS_CPU / "fig1-L6-fp32-seed0"
+    for q, products in (("fp32", "ieee"), ("tf32", "tf32" if engaged else "ieee")):
+        path = folder / stability.run_name(q, 0)
+        shutil.copytree(src, path)
+        params = json.loads((path / "params.json").read_text())
+        (path / "params.json").write_text(json.dumps(dict(params, precision=q, device="cuda", run_name=path.name)))
+        prov = json.loads((path / "provenance.json").read_text())
+        partner = stability.run_name("tf32" if q == "fp32" else "fp32", 0)
+        (path / "provenance.json").write_text(json.dumps(dict(
+            prov, precision=q, device="cuda", device_name="NVIDIA H200", products_precision=products,
+            tf32_matmul=products == "tf32", trained_with=[partner])))
+        if q == "tf32" and engaged:
+            with open(path / "history.csv", newline="") as f:
+                rows = list(csv.DictReader(f))
+            for r in rows:
+                r["objective"] = repr(float(r["objective"]) * (1 + 1e-9))
+            with open(path / "history.csv", "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+    return folder
+
+
+@pytest.mark.parametrize("engaged", [True, False])
+def test_committed_gpu_pairs_must_have_used_tf32(tmp_path, engaged):
+    """load_stability(committed=True), as a chapter reads results/stability/, refuses a GPU pair whose TF32 run did not
+    use TF32 (tf32_not_engaged: it compares fp32 with itself, and precision_decision, which reads only whether each
+    run spiked, would call it "tf32 (no spike)"), naming the check and the seed; a job's folder (committed=False)
+    still loads, for scripts/stability_runs.py to say why it decides nothing. A pair whose TF32 run engaged loads."""
+    folder = _gpu_pair(tmp_path / "stability", engaged=engaged)
+    runs = stability.load_stability(folder)
+    assert sorted(runs) == [("fp32", 0), ("tf32", 0)]
+    assert stability.tf32_not_engaged(runs) == ([] if engaged else [0])
+    if engaged:
+        assert sorted(stability.load_stability(folder, committed=True)) == [("fp32", 0), ("tf32", 0)]
+    else:
+        with pytest.raises(ValueError, match=r"tf32_not_engaged: on the GPU the TF32 runs of seeds \[0\]"):
+            stability.load_stability(folder, committed=True)
+
+
+@pytest.mark.parametrize("engaged", [True, False])
+def test_the_script_summarizes_without_training_and_decides_only_on_tf32_pairs(tmp_path, capsys, engaged):
+    """--summary-only (how scripts/gpu_figures.sh's STABILITY mode ends): no run is made; the pairs under --out are
+    summarized and decided (status 0), or, where the TF32 runs did not use TF32, the script says so and decides
+    nothing (status 1)."""
+    folder = _gpu_pair(tmp_path / "stability", engaged=engaged)
+    before = sorted(p.name for p in folder.iterdir())
+    sets = ["--set", f"data_path={fake_cifar(tmp_path / 'cifar.npz')}"]
+    status = stability_runs.main(["--summary-only", "--seeds", "0", "1", "--out", str(folder), *sets])
+    log = capsys.readouterr().out
+    assert sorted(p.name for p in folder.iterdir()) == before  # seed 1's pair is not made
+    assert "fp32 seed 0: " in log and "tf32 seed 0: " in log
+    if engaged:
+        assert status == 0 and "\ndecision: " in log and "no decision" not in log
+    else:
+        assert status == 1 and "no decision: on the GPU the TF32 runs of seeds [0]" in log and "\ndecision" not in log
+
+
 def test_load_stability_refuses_what_is_not_a_stability_run(tmp_path):
     with pytest.raises(ValueError, match="no stability runs that ended"):
         stability.load_stability(tmp_path)

@@ -124,6 +124,9 @@ def load_stability(root=None, *, committed: bool = False, **overrides) -> dict[t
     error, not left out), made from a clean commit (:func:`nclib.figures.made_clean_problems`) of this repository
     where git can say (:func:`nclib.figures.commit_problems`); without it, as ``scripts/stability_runs.py`` reads the
     folders a job is filling, runs that did not end are left out and the checkout they came from is not asked.
+    Committed pairs must also have trained in two precisions: a GPU pair whose TF32 run did not differ from its
+    fp32 run (:func:`tf32_not_engaged`) is an error naming its seeds, since :func:`precision_decision`, which reads
+    only whether each run spiked, would take it for a comparison of TF32 with fp32.
     Chapters: :ref:`ch-fig1`, :ref:`ch-figures-summary`."""
     root = RESULTS if root is None else pathlib.Path(root)
     if not isinstance(committed, bool):
@@ -164,6 +167,11 @@ def load_stability(root=None, *, committed: bool = False, **overrides) -> dict[t
     if unknown:
         raise ValueError(f"stability runs under {str(root)!r} not made by the code of this checkout's history: "
                          + "; ".join(unknown))
+    flat = tf32_not_engaged(out) if committed else []
+    if flat:
+        raise ValueError(f"stability runs under {str(root)!r}: tf32_not_engaged: on the GPU the TF32 runs of seeds "
+                         f"{flat} did not differ from their fp32 pairs (no TF32 products recorded, or the same "
+                         f"history); such pairs compare fp32 with itself and decide nothing of TF32")
     return out
 
 
@@ -288,7 +296,8 @@ def tf32_not_engaged(runs: Mapping[tuple[str, int], Run]) -> list[int]:
     products round differently, so two runs that differ only in them part within a few steps).  A decision made
     from such pairs compares fp32 with itself: it says nothing of TF32.  Pairs trained on a CPU (where TF32 does
     not exist, and each pair is identical by design) and seeds without both runs are not listed.
-    Used by ``scripts/stability_runs.py``; no chapter calls it."""
+    Used by ``scripts/stability_runs.py`` (no decision is printed for such pairs) and by :func:`load_stability`,
+    which refuses committed pairs it lists; no chapter calls it."""
     out = []
     for seed in sorted({seed for _, seed in runs}):
         pair = {q: runs.get((q, seed)) for q in PRECISIONS}
@@ -368,7 +377,10 @@ def precision_decision(rows: list[dict]) -> dict:
 
     It is a decision rule, not a test of a cause: a pair's two runs drift apart after their first different
     rounding, so one seed on which only the TF32 run spiked can be chance; more seeds (``--extra-seeds`` of
-    ``scripts/stability_runs.py``) weigh it, and the book says how many seeds decided.
+    ``scripts/stability_runs.py``) weigh it, and the book says how many seeds decided.  It reads the rows only, not
+    the runs' provenance: rows of pairs whose TF32 run did not use TF32 (:func:`tf32_not_engaged`) would read as
+    a comparison of TF32 with fp32, so those pairs are refused before, by ``load_stability(committed=True)`` and by
+    ``scripts/stability_runs.py``, which then prints no decision.
     Used by ``scripts/stability_runs.py``; no chapter calls it yet.
     """
     by = {(r["precision"], r["seed"]): r for r in rows}
