@@ -10,9 +10,9 @@
 #    MAX_TRAIN_S, FULL_EPOCHS) are whole numbers; PIECE names runs of a figure; $DATA exists (.gpu/, made here by
 #    scripts/gpu_prepare.sh in the repository root and sent along with the checkout) where a CIFAR-10 figure or the
 #    stability runs need it, and is neither damaged nor a slice of an older form (scripts/gpu_data_slice.py
-#    --check); a .gpu/ the job reads was made by the preparation scripts ($PREPARATION) as this checkout has them
-#    (their git hash-object in .gpu/prepared_from, written by scripts/gpu_prepare.sh, against the working files
-#    here); TIME_LEFT_S and LEVERS_FROM (below) can be read; in FULL and STABILITY modes, BUDGET_S is at least
+#    --check); a .gpu/ the job reads was made by the preparation files ($PREPARATION: the preparation scripts and
+#    the nclib modules that render the letters and select and read the data) as this checkout has them (their git
+#    hash-object in .gpu/prepared_from, written by scripts/gpu_prepare.sh, against the working files here); TIME_LEFT_S and LEVERS_FROM (below) can be read; in FULL and STABILITY modes, BUDGET_S is at least
 #    RESERVE_S + 60, the code is its commit's and torch sees a CUDA GPU whose name contains $EXPECT_GPU
 #    (default H200 there: every budget and timing of these jobs is an H200's);
 # 1. installs papermill, jupytext and ipykernel from .gpu/wheels (no network there) unless present (not in
@@ -172,8 +172,11 @@ TIME_LEFT_S=${TIME_LEFT_S:-}
 # settings (scripts/gpu_budget.py levers); the job refuses to start when the record cannot be read or was measured
 # at another precision than PRECISION
 LEVERS_FROM=${LEVERS_FROM:-}
-# what makes .gpu/ (scripts/gpu_prepare.sh): a .gpu/ made by other forms of them than this checkout's is refused
-PREPARATION="scripts/gpu_prepare.sh scripts/gpu_data_slice.py scripts/gpu_letters_data.py"
+# what makes .gpu/ (scripts/gpu_prepare.sh), the preparation files: its scripts and the library code that makes its
+# contents (nclib.letters renders the letters, nclib.data selects the CIFAR-10 slice's rows, nclib.datafiles reads
+# and writes the files); a .gpu/ made by other forms of them than this checkout's is refused. scripts/gpu_prepare.sh
+# records the same list (tests/test_gpu_scripts.py checks it)
+PREPARATION="scripts/gpu_prepare.sh scripts/gpu_data_slice.py scripts/gpu_letters_data.py nclib/letters.py nclib/data.py nclib/datafiles.py"
 KDIR=""
 # LIST_CUDA_TESTS=1: print the CUDA-only test selections this mode runs, one a line (the step, the files, the -k
 # expression, separated by tabs), and stop: nothing else runs (tests/test_gpu_scripts.py collects them on a CPU)
@@ -305,10 +308,10 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
 # that a checkout reached through a link is no way around the check
 in_gpu_folder() { [[ "$(realpath -m -- "$1")" == "$(realpath -m -- .gpu)/"* ]]; }
 
-# status 0 when .gpu/ was made by this checkout's preparation scripts: .gpu/prepared_from records the git hash-object
+# status 0 when .gpu/ was made by this checkout's preparation files: .gpu/prepared_from records the git hash-object
 # of each of $PREPARATION as it ran (scripts/gpu_prepare.sh), and each equals its working file's here, committed or
-# not; status 1, and why, when a script is not recorded (an older scripts/gpu_prepare.sh made .gpu/) or differs
-# (its files may not be what the scripts make now, named), or git cannot hash it
+# not; status 1, and why, when a file is not recorded (an older scripts/gpu_prepare.sh made .gpu/) or differs
+# (what .gpu/ holds may not be what the files make now, named), or git cannot hash it
 prepared_here() {
   local -A made=()
   local hash path rest s now why missing=() changed=()
@@ -321,23 +324,23 @@ prepared_here() {
     if [ -z "${made[$s]:-}" ]; then missing+=("$s"); continue; fi
     if ! now=$(git hash-object -- "$s" 2>/dev/null); then
       why=$(git hash-object -- "$s" 2>&1 >/dev/null)
-      echo "refused: git cannot read the preparation script $s here ($why)"
+      echo "refused: git cannot read the preparation file $s here ($why)"
       return 1
     fi
     if [ "$now" != "${made[$s]}" ]; then changed+=("$s"); fi
   done
   if [ "${#missing[@]}" -gt 0 ]; then
-    echo "refused: .gpu/prepared_from does not record the preparation scripts that made .gpu/ (${missing[*]}): an"
+    echo "refused: .gpu/prepared_from does not record the preparation files that made .gpu/ (${missing[*]}): an"
     echo "older scripts/gpu_prepare.sh made it. Run scripts/gpu_prepare.sh again here, and send the new .gpu/ along"
     echo "with the checkout"
     return 1
   fi
   if [ "${#changed[@]}" -gt 0 ]; then
-    echo "refused: .gpu/ was made by other forms of these preparation scripts than the checkout's: ${changed[*]}."
+    echo "refused: .gpu/ was made by other forms of these preparation files than the checkout's: ${changed[*]}."
     echo "Run scripts/gpu_prepare.sh again here, and send the new .gpu/ along with the checkout"
     return 1
   fi
-  echo ".gpu/ made by the checkout's preparation scripts ($(sed -n 's/^commit //p' .gpu/prepared_from))"
+  echo ".gpu/ made by the checkout's preparation files ($(sed -n 's/^commit //p' .gpu/prepared_from))"
 }
 
 main() {

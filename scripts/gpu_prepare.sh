@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Prepare .gpu/ (an ignored folder) for the GPU runs of Figures 1-4 (scripts/gpu_figures.sh): run HERE before the GPU
-# job that scripts/README.md gives, and again after any change to this script, scripts/gpu_data_slice.py or
-# scripts/gpu_letters_data.py (the job refuses a .gpu/ that other forms of them made: .gpu/prepared_from, below).
+# job that scripts/README.md gives, and again after any change to this script, scripts/gpu_data_slice.py,
+# scripts/gpu_letters_data.py or the library code that makes what .gpu/ holds (nclib/letters.py, nclib/data.py,
+# nclib/datafiles.py), committed or not (the job refuses a .gpu/ that other forms of them made:
+# .gpu/prepared_from, below).
 # Refuses (status 2) a checkout whose code is not its commit's, as
 # the job's FULL and STABILITY modes do there, unless ALLOW_DIRTY=1.
 #   .gpu/wheels/             papermill, jupytext, ipykernel and their needs (cp312 wheels, ../shared/wheels-gpu)
 #   .gpu/cifar10_subset_slice.npz   the 3,000 rows of the CIFAR-10 copy that Figures 1 and 3 use (scripts/gpu_data_slice.py)
 #   .gpu/letters_synthetic_gpu.npz  the 5,500 letters of Figures 2 and 4, rendered here once (scripts/gpu_letters_data.py)
-#   .gpu/prepared_from              written last: the git hash-object of each preparation script as this run read it
-#                                   (committed or not), and the commit; scripts/gpu_figures.sh refuses a .gpu/
-#                                   without it, or one whose scripts differ from the working files there
+#   .gpu/prepared_from              written last: the git hash-object of each preparation file (PREPARATION, below)
+#                                   as this run read it (committed or not), and the commit; scripts/gpu_figures.sh
+#                                   refuses a .gpu/ without it, or one whose files differ from the working files there
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -27,11 +29,13 @@ if [ "$state" != clean ]; then
   echo "ALLOW_DIRTY: preparing a checkout that is not clean ($state)"
 fi
 rm -f .gpu/prepared_from  # written again only once everything below is made
-# the preparation scripts as this run reads them (git hash-object of the working files, before they run): what the
-# job compares with its checkout's (scripts/gpu_figures.sh, PREPARATION)
+# the preparation files as this run reads them (git hash-object of the working files, before they run): the scripts
+# and the nclib modules whose code makes what .gpu/ holds, what the job compares with its checkout's (the same list
+# as scripts/gpu_figures.sh's PREPARATION)
+PREPARATION="scripts/gpu_prepare.sh scripts/gpu_data_slice.py scripts/gpu_letters_data.py nclib/letters.py nclib/data.py nclib/datafiles.py"
 made_by=""
-for script in scripts/gpu_prepare.sh scripts/gpu_data_slice.py scripts/gpu_letters_data.py; do
-  made_by+="$(git hash-object -- "$script") $script"$'\n'
+for file in $PREPARATION; do
+  made_by+="$(git hash-object -- "$file") $file"$'\n'
 done
 rm -rf .gpu/wheels  # only the wheels of $SHARED, none left from an earlier preparation
 mkdir -p .gpu/wheels

@@ -437,11 +437,13 @@ def test_gpu_prepare_refuses_a_copy_larger_than_the_limit(tmp_path):
 
 
 def test_gpu_prepare_records_its_scripts_and_the_job_refuses_a_gpu_folder_they_did_not_make(tmp_path):
-    """scripts/gpu_prepare.sh records the preparation scripts that made .gpu/ (the git hash-object of each working
-    file as it ran); the GPU job reads a .gpu/ only where that record is there and equals the checkout's working
-    files (status 2 otherwise, naming the script changed, before anything is trained): an uncommitted edit made
-    after the preparation is refused, an edit the preparation ran with is accepted once committed, and a change
-    to another file is no change. The check holds through a checkout reached by a link, too."""
+    """scripts/gpu_prepare.sh records the preparation files that made .gpu/ (the git hash-object of each working
+    file as it ran: the scripts and the nclib modules whose code makes what .gpu/ holds, the job's PREPARATION);
+    the GPU job reads a .gpu/ only where that record is there and equals the checkout's working files (status 2
+    otherwise, naming the file changed, before anything is trained): an uncommitted edit made after the
+    preparation is refused, an edit the preparation ran with is accepted once committed, a committed change to the
+    library code that renders the letters is refused as a script's is, and a change to another file is no change.
+    The check holds through a checkout reached by a link, too."""
     if not (ROOT / ".git").exists():
         pytest.skip("needs the repository's git history")
     clone, git, shared = _preparation_clone(tmp_path, "gpu_figures.sh")
@@ -454,8 +456,11 @@ def test_gpu_prepare_records_its_scripts_and_the_job_refuses_a_gpu_folder_they_d
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
 
+    preparation = re.search(r'^PREPARATION="([^"]*)"$', (clone / "scripts" / "gpu_figures.sh").read_text(), re.M)
+    names = preparation.group(1).split()
+    assert {"scripts/gpu_prepare.sh", "nclib/letters.py", "nclib/data.py", "nclib/datafiles.py"} <= set(names)
+
     def hashes():
-        names = ["scripts/gpu_prepare.sh", "scripts/gpu_data_slice.py", "scripts/gpu_letters_data.py"]
         found = subprocess.run(git + ["hash-object", "--", *names], check=True, capture_output=True, text=True)
         return dict(zip(names, found.stdout.split()))
 
@@ -503,6 +508,13 @@ def test_gpu_prepare_records_its_scripts_and_the_job_refuses_a_gpu_folder_they_d
     subprocess.run(git + ["commit", "-q", "-am", "a preparation script changed"], check=True, capture_output=True)
     log = refused()
     assert "LEVERS_FROM=" not in log and "scripts/gpu_data_slice.py" in log
+    prepare()  # prepared again, then the library code that renders the letters changes in a commit
+    assert "LEVERS_FROM=" in refused()
+    letters = clone / "nclib" / "letters.py"
+    letters.write_text(letters.read_text() + "\n# a change to the rendering\n")
+    subprocess.run(git + ["commit", "-q", "-am", "the letters rendered otherwise"], check=True, capture_output=True)
+    log = refused()
+    assert "LEVERS_FROM=" not in log and "nclib/letters.py" in log and "scripts/gpu_data_slice.py" not in log
 
 
 def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
