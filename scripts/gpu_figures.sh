@@ -12,9 +12,11 @@
 #    stability runs need it, and is neither damaged nor a slice of an older form (scripts/gpu_data_slice.py
 #    --check); a .gpu/ the job reads was made by the preparation files ($PREPARATION: the preparation scripts and
 #    the nclib modules that render the letters and select and read the data) as this checkout has them (their git
-#    hash-object in .gpu/prepared_from, written by scripts/gpu_prepare.sh, against the working files here); TIME_LEFT_S and LEVERS_FROM (below) can be read; in FULL and STABILITY modes, BUDGET_S is at least
-#    RESERVE_S + 60, the code is its commit's and torch sees a CUDA GPU whose name contains $EXPECT_GPU
-#    (default H200 there: every budget and timing of these jobs is an H200's);
+#    hash-object in .gpu/prepared_from, written by scripts/gpu_prepare.sh, against the working files here);
+#    TIME_LEFT_S and LEVERS_FROM (below) can be read; torch sees a CUDA GPU (every mode, unless DEVICE=cpu: without
+#    one the default mode would spend minutes on benchmarks and a calibration at the CPU's speed before failing); in
+#    FULL and STABILITY modes, BUDGET_S is at least RESERVE_S + 60, the code is its commit's and the GPU's name
+#    contains $EXPECT_GPU (default H200 there: every budget and timing of these jobs is an H200's);
 # 1. installs papermill, jupytext and ipykernel from .gpu/wheels (no network there) unless present (not in
 #    STABILITY mode, which runs no notebook), and puts nclib on PYTHONPATH (and scripts/gpu_shim, a stand-in for
 #    myst_nb.glue, if myst_nb is missing);
@@ -88,7 +90,7 @@
 # from its commit (nclib.provenance.git_state): scripts/land_gpu_runs.py promotes only runs made from a clean
 # commit, so such a job would be lost; ALLOW_DIRTY=1 lets a CPU test of the script start anyway. Both modes
 # also refuse to start where torch sees no CUDA device, or a GPU whose name lacks $EXPECT_GPU, unless DEVICE=cpu
-# (a CPU test).
+# (a CPU test); the default mode refuses where torch sees no CUDA device (any model), unless DEVICE=cpu.
 #
 # Environment: BUDGET_S (seconds for the whole script, default 530), FIGURES (default "1 3": the figures to
 # run, in priority order; "2 4" for the EMNIST-profile figures), PRECISION (default tf32: TF32 matrix
@@ -210,7 +212,8 @@ data_sets() {
 }
 
 # What must hold before any time is spent, each a refusal with status 2 and nothing made: the piece, the data, the
-# budget, the lever record, the code (FULL, STABILITY), a CUDA device of the expected model (FULL, STABILITY)
+# budget, the lever record, the code (FULL, STABILITY), a CUDA device (every mode unless DEVICE=cpu) of the expected
+# model (FULL, STABILITY: EXPECT_GPU)
 preflight() {
   echo "== 0. checks ($(date -u +%FT%TZ))"
   # the numbers of the environment: whole, read in base 10 (0570 is not octal); bash arithmetic would otherwise
@@ -294,13 +297,14 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
     EXTRA+=("${words[@]}")
     echo "levers from $LEVERS_FROM: ${words[*]:-none (the plain engine is the fastest)}"
   fi
-  if [ -n "$FULL$STABILITY" ]; then
-    clean_code || return 2
-    if [ "$DEVICE" != cpu ]; then
-      "$PY" scripts/gpu_budget.py device --device "$DEVICE" --expect "$EXPECT_GPU" || {
-        echo "$([ -n "$FULL" ] && echo FULL || echo STABILITY) mode refused (DEVICE=cpu for a CPU test of the script)"
-        return 2; }
-    fi
+  if [ -n "$FULL$STABILITY" ]; then clean_code || return 2; fi
+  # every mode: a GPU job on a machine whose torch sees no CUDA device would spend its budget on CPU-width
+  # benchmarks and calibration before failing (the default mode accepts any GPU model: EXPECT_GPU is empty there)
+  if [ "$DEVICE" != cpu ]; then
+    local mode=default
+    if [ -n "$FULL" ]; then mode=FULL; elif [ -n "$STABILITY" ]; then mode=STABILITY; fi
+    "$PY" scripts/gpu_budget.py device --device "$DEVICE" --expect "$EXPECT_GPU" || {
+      echo "$mode mode refused (DEVICE=cpu for a CPU test of the script)"; return 2; }
   fi
 }
 

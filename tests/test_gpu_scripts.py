@@ -619,7 +619,8 @@ NOT_NUMBERS = {"budget-unit": dict(BUDGET_S="570s"), "budget-word": dict(BUDGET_
                "pairs": dict(FULL="", STABILITY="1", PAIRS_S="3m")}
 
 
-@pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "old-slice", "damaged-data", "no-cuda", "h100", "time-left",
+@pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "old-slice", "damaged-data", "no-cuda",
+                                  "no-cuda-default", "h100", "time-left",
                                   "two-budgets", "time-capped", "time-short", "time-narrow", "time-enough",
                                   "time-stability", "time-stability-capped", "short-budget",
                                   "short-budget-stability", "short-default-budget", "least-budget", "levers",
@@ -627,7 +628,9 @@ NOT_NUMBERS = {"budget-unit": dict(BUDGET_S="570s"), "budget-word": dict(BUDGET_
 def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
     piece that names no runs, a missing or damaged .gpu/ data file or a slice of an older form (whose runs would
-    record less of their data's provenance), no CUDA device or a GPU that is not an H200 (FULL and STABILITY modes; a fake torch.cuda stands in for the H100), a budget that cannot be read, a budget under RESERVE_S + 60 s in
+    record less of their data's provenance), no CUDA device (every mode: the default one would otherwise spend
+    minutes on benchmarks at the CPU's speed) or a GPU that is not an H200 (FULL and STABILITY modes; a fake
+    torch.cuda stands in for the H100), a budget that cannot be read, a budget under RESERVE_S + 60 s in
     FULL and STABILITY modes (given, by default or from TIME_LEFT_S: the setup would be paid and nothing trained), a
     lever record that is missing, a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s would otherwise stop
     the job after its install and CUDA tests, BUDGET_S=abc would be read as 0)."""
@@ -644,6 +647,7 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
                 "old-slice": dict(DATA=str(older_slice(tmp_path / "old-slice.npz"))),
                 "damaged-data": dict(DATA=str(cut_short(tmp_path / "cifar.npz", tmp_path / "cut.npz"))),
                 "no-cuda": dict(DEVICE="auto"),
+                "no-cuda-default": dict(FULL="", DEVICE="auto"),  # the default mode, any GPU model accepted
                 "h100": dict(DEVICE="auto", PYTHONPATH=f"{fake}{os.pathsep}{env.get('PYTHONPATH', '')}"),
                 "time-left": dict(TIME_LEFT_S="7 minutes"),
                 "two-budgets": dict(TIME_LEFT_S="600", BUDGET_S="500"),
@@ -676,6 +680,9 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     assert "== 1. install" not in done.stdout
     if case == "h100":
         assert "NVIDIA H100" in done.stdout
+    if case.startswith("no-cuda"):
+        assert "torch sees no CUDA device" in done.stdout
+        assert ("default mode refused" in done.stdout) == (case == "no-cuda-default")
     if case == "levers-precision":
         assert "measured at precision 'tf32', the runs train at precision 'fp32'" in done.stdout
     if case == "stability-data":
