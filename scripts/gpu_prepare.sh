@@ -6,7 +6,9 @@
 # .gpu/prepared_from, below).
 # Refuses (status 2) a checkout whose code is not its commit's, as
 # the job's FULL and STABILITY modes do there, unless ALLOW_DIRTY=1.
-#   .gpu/wheels/             papermill, jupytext, ipykernel and their needs (cp312 wheels, ../shared/wheels-gpu)
+#   .gpu/wheels/             papermill, jupytext, ipykernel and their needs (cp312 wheels, ../shared/wheels-gpu),
+#                            checked to install those three on the GPU machine's Python 3.12 by themselves (a dry run
+#                            of pip for CPython 3.12 on manylinux x86-64; status 1 naming what does not resolve)
 #   .gpu/cifar10_subset_slice.npz   the 3,000 rows of the CIFAR-10 copy that Figures 1 and 3 use (scripts/gpu_data_slice.py)
 #   .gpu/letters_synthetic_gpu.npz  the 5,500 letters of Figures 2 and 4, rendered here once (scripts/gpu_letters_data.py)
 #   .gpu/prepared_from              written last: the git hash-object of each preparation file (PREPARATION, below)
@@ -40,6 +42,21 @@ done
 rm -rf .gpu/wheels  # only the wheels of $SHARED, none left from an earlier preparation
 mkdir -p .gpu/wheels
 cp "$SHARED"/wheels-gpu/*.whl .gpu/wheels/
+# the job installs papermill, jupytext and ipykernel there from these wheels alone (no network, Python 3.12 on x86-64
+# Linux): pip resolves them here as it would there, a dry run for CPython 3.12 and the manylinux platforms up to
+# glibc 2.28 whatever this Python is, installing nothing, with none of what is installed here counted; a need
+# missing, or a wheel built for another Python, is named now, before a GPU machine is started, not in its install
+platforms=()
+for glibc in $(seq 28 -1 5); do platforms+=(--platform "manylinux_2_${glibc}_x86_64"); done
+if ! resolved=$("$PY" -m pip install --dry-run --quiet --ignore-installed --no-index --find-links .gpu/wheels \
+    --python-version 3.12 --implementation cp "${platforms[@]}" --only-binary=:all: --disable-pip-version-check \
+    papermill jupytext ipykernel 2>&1); then
+  echo "refused: the wheels of $SHARED/wheels-gpu do not install papermill, jupytext and ipykernel on Python 3.12" >&2
+  echo "(CPython, manylinux x86-64) by themselves; pip's dry run said:" >&2
+  echo "$resolved" >&2
+  exit 1
+fi
+echo "wheels: papermill, jupytext and ipykernel install from .gpu/wheels alone on Python 3.12 (pip's dry run)"
 "$PY" scripts/gpu_data_slice.py "$SHARED/data/cifar10_subset.npz" .gpu/cifar10_subset_slice.npz
 "$PY" scripts/gpu_letters_data.py .gpu/letters_synthetic_gpu.npz
 git check-ignore -q .gpu || { echo ".gpu is not ignored by git" >&2; exit 1; }

@@ -49,6 +49,26 @@ def fake_cifar(path: pathlib.Path) -> pathlib.Path:
     return path
 
 
+def fake_wheel(folder: pathlib.Path, name: str, tag: str = "py3-none-any", requires=()) -> pathlib.Path:
+    """A wheel of version 9 of ``name`` for ``tag`` that holds only its metadata, requiring ``requires``: enough for
+    pip to resolve it (a fixture: the real wheels of ../shared/wheels-gpu are not part of the repository)."""
+    import zipfile
+
+    dist, path = f"{name}-9.dist-info", folder / f"{name}-9-{tag}.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 9\n"
+                   + "".join(f"Requires-Dist: {r}\n" for r in requires))
+        z.writestr(f"{dist}/WHEEL", f"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: {tag}\n")
+        z.writestr(f"{dist}/RECORD", "")
+    return path
+
+
+def fake_notebook_wheels(folder: pathlib.Path) -> list[str]:
+    """papermill, jupytext and ipykernel as wheels that resolve by themselves (:func:`fake_wheel`); their names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return sorted(fake_wheel(folder, name).name for name in ("papermill", "jupytext", "ipykernel"))
+
+
 def run_gpu_figures(env: dict) -> str:
     """scripts/gpu_figures.sh run with the environment ``env``; asserts that it ended with status 0 and returns its
     stdout (stderr is shown when it did not)."""
@@ -366,8 +386,10 @@ def test_gpu_figures_script_full_mode_refuses_a_checkout_whose_code_is_not_its_c
 
 def test_gpu_prepare_refuses_uncommitted_code_and_replaces_the_wheels(tmp_path):
     """scripts/gpu_prepare.sh makes the clean-commit check of the GPU job here, before a GPU machine is started
-    (status 2, naming the file, nothing touched), and leaves in .gpu/wheels only the wheels it copies (here it stops
-    at the data, which the fixture's shared folder lacks, after the wheels)."""
+    (status 2, naming the file, nothing touched), leaves in .gpu/wheels only the wheels it copies, and refuses
+    (status 1, before the data) wheels that do not install papermill, jupytext and ipykernel on Python 3.12 by
+    themselves, naming what pip cannot resolve: here ipykernel needs pyzmq, first there only for Python 3.11 (here
+    it then stops at the data, which the fixture's shared folder lacks, after the wheels)."""
     if not (ROOT / ".git").exists():
         pytest.skip("needs the repository's git history")
     clone = tmp_path / "clone"
@@ -377,8 +399,9 @@ def test_gpu_prepare_refuses_uncommitted_code_and_replaces_the_wheels(tmp_path):
     subprocess.run(git + ["commit", "-q", "--allow-empty", "-am", "the script under test"], check=True,
                    capture_output=True)
     shared = tmp_path / "shared"
-    (shared / "wheels-gpu").mkdir(parents=True)
-    (shared / "wheels-gpu" / "papermill-9-py3-none-any.whl").write_text("new")
+    wheels = fake_notebook_wheels(shared / "wheels-gpu")
+    fake_wheel(shared / "wheels-gpu", "ipykernel", requires=["pyzmq"])  # in place of the one without needs
+    cp311 = fake_wheel(shared / "wheels-gpu", "pyzmq", "cp311-cp311-manylinux_2_17_x86_64")
     (clone / ".gpu" / "wheels").mkdir(parents=True)
     (clone / ".gpu" / "wheels" / "papermill-1-py3-none-any.whl").write_text("stale")
     env = dict(os.environ, PY=sys.executable, SHARED=str(shared), OMP_NUM_THREADS="1")
@@ -393,9 +416,16 @@ def test_gpu_prepare_refuses_uncommitted_code_and_replaces_the_wheels(tmp_path):
     assert done.returncode == 2 and "CONTRIBUTING.md" in done.stderr, done.stdout + done.stderr
     assert [p.name for p in (clone / ".gpu" / "wheels").iterdir()] == ["papermill-1-py3-none-any.whl"]
     subprocess.run(git + ["checkout", "-q", "CONTRIBUTING.md"], check=True)
-    done = prepare()  # clean: the wheels are copied, then the missing data stop it
+    done = prepare()  # clean: the wheels are copied, and refused: pyzmq is there for Python 3.11 only
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "on Python 3.12" in done.stderr and "pyzmq (from ipykernel)" in done.stderr
+    assert "cifar10_subset.npz" not in done.stdout + done.stderr and not (clone / ".gpu" / "prepared_from").exists()
+    cp311.unlink()
+    cp312 = fake_wheel(shared / "wheels-gpu", "pyzmq", "cp312-cp312-manylinux_2_17_x86_64").name
+    done = prepare()  # the wheels resolve, then the missing data stop it
     assert done.returncode != 0 and "cifar10_subset.npz" in done.stdout + done.stderr
-    assert [p.name for p in (clone / ".gpu" / "wheels").iterdir()] == ["papermill-9-py3-none-any.whl"]
+    assert "install from .gpu/wheels alone on Python 3.12" in done.stdout
+    assert sorted(p.name for p in (clone / ".gpu" / "wheels").iterdir()) == sorted(wheels + [cp312])
 
 
 def _preparation_clone(tmp_path: pathlib.Path, *more: str):
@@ -409,8 +439,7 @@ def _preparation_clone(tmp_path: pathlib.Path, *more: str):
     subprocess.run(git + ["commit", "-q", "--allow-empty", "-am", "the scripts under test"], check=True,
                    capture_output=True)
     shared = tmp_path / "shared"
-    (shared / "wheels-gpu").mkdir(parents=True)
-    (shared / "wheels-gpu" / "papermill-9-py3-none-any.whl").write_text("a wheel")
+    fake_notebook_wheels(shared / "wheels-gpu")
     (shared / "data").mkdir()
     fake_cifar(shared / "data" / "cifar10_subset.npz")
     return clone, git, shared
