@@ -66,7 +66,9 @@
 # trains toward 12,000 epochs (FULL_EPOCHS: fewer, the first FULL_EPOCHS epochs of the paper's run) with
 # max_train_s = the seconds left (BUDGET_S - elapsed - RESERVE_S, default 60; MAX_TRAIN_S overrides), so its
 # runs stop with a checkpoint when the job's time is up; the next job running the
-# same command on the same (warm) machine resumes them (resume=true) until they finish. The runs live in
+# same command on the same (warm) machine resumes them (resume=true) until they finish; with RESUME=1 (the runbook's
+# second command) it refuses, status 2, where $STAGE holds no run of its piece, as on a fresh machine, where it would
+# train the piece from epoch 0 in what is left. The runs live in
 # $STAGE (default /var/tmp/nclib-gpu-stage, outside the repository copy, which each job refreshes; gone with the
 # machine) and every job archives them (checkpoints excluded); after the notebook it prints each run's status and
 # the epoch it reached (also before it starts, where an earlier job left runs); the executed notebook of an
@@ -138,6 +140,9 @@ EXTRA_SETS=${EXTRA_SETS:-}
 read -ra EXTRA <<< "$EXTRA_SETS"  # its words, never expanded as file names (lr_milestones=[6000])
 FIGURES=${FIGURES:-1 3}  # which figures, in priority order (e.g. FIGURES=3 to finish one figure alone, "2 4" later)
 FULL=${FULL:-}
+# FULL mode, a piece's second command: RESUME=1 refuses (status 2) where $STAGE holds no run of the piece (a fresh
+# machine: the first command's went back), which would otherwise train the piece from epoch 0 in what is left
+RESUME=${RESUME:-}
 # the CUDA-only engine tests run first (-k, in $ENGINE_TEST_FILES); in FULL mode only the stop-and-resume ones, to
 # leave the time to training
 CUDA_TESTS=${CUDA_TESTS:-$([ -n "$FULL" ] && echo "cuda and resumes" || echo cuda)}
@@ -233,6 +238,7 @@ try: f.check_piece(sys.argv[1])
 except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 and 6)')" "$PIECE"; then
     return 2
   fi
+  if [ -n "$RESUME" ]; then resumes_here || return 2; fi
   local f need_data="$STABILITY"
   for f in $FIGURES; do case $f in 1|3) need_data=1 ;; esac; done
   if [ -n "$need_data" ] && [ ! -f "$DATA" ]; then
@@ -306,6 +312,31 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
     "$PY" scripts/gpu_budget.py device --device "$DEVICE" --expect "$EXPECT_GPU" || {
       echo "$mode mode refused (DEVICE=cpu for a CPU test of the script)"; return 2; }
   fi
+}
+
+# RESUME=1 (FULL mode): status 0 when $STAGE holds a run folder of the piece for each figure of $FIGURES (a run that
+# stopped, diverged or finished: the second command resumes or keeps them); status 1, and why, where a figure has none
+# (this is not the machine the first command ran on: starting here would train the piece from epoch 0), or where
+# RESUME is another word than 1, or is given outside FULL mode
+resumes_here() {
+  if [ "$RESUME" != 1 ] || [ -z "$FULL" ]; then
+    echo "refused: RESUME=1 (FULL mode only: a piece's second command) is the only form, got RESUME='$RESUME'" \
+      "FULL='$FULL'"
+    return 1
+  fi
+  local f d found none=()
+  for f in $FIGURES; do
+    found=""
+    while read -r d; do if [ -d "$d" ]; then found=1; fi; done < <(piece_runs "$f")
+    if [ -z "$found" ]; then none+=("$f"); fi
+  done
+  if [ "${#none[@]}" -gt 0 ]; then
+    echo "refused: RESUME=1, and $STAGE holds no run of ${PIECE:-the three runs} of Figure(s) ${none[*]}: this is not"
+    echo "the machine the first command ran on (it went back; the runs and their checkpoints went with it), and the"
+    echo "piece would train from epoch 0 here. Start the piece again with its first command (without RESUME)"
+    return 1
+  fi
+  echo "RESUME=1: $STAGE holds runs of ${PIECE:-the three runs} of Figure(s) $FIGURES"
 }
 
 # status 0 when the path $1 lies in this checkout's .gpu/ (made by scripts/gpu_prepare.sh); both paths resolved, so

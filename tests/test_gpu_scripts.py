@@ -124,7 +124,8 @@ def test_gpu_figures_script_runs_end_to_end_on_the_cpu(tmp_path):
 def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
     """FULL=1, the paper's epochs in several calls: the first call's runs stop with checkpoints (MAX_TRAIN_S=0:
     at their first metric epoch), the archive leaves the checkpoints out, and the same command again resumes
-    them to the end, keeping the first call's executed notebook as a segment."""
+    them to the end (the second with RESUME=1, as the runbook's second command), keeping the first call's executed
+    notebook as a segment."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="3", FULL="1",
                 ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
@@ -148,8 +149,8 @@ def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
         run = gpu / "fig1" / f"fig1-L{L}"
         assert json.loads((run / "provenance.json").read_text())["status"] == "stopped"
         assert (run / "checkpoint.pt").is_file()
-    log, names = call()
-    assert "resuming: 1" in log and "resume=true" in log
+    log, names = call(RESUME="1")  # the runbook's second command: refused only where the stage holds no run
+    assert "RESUME=1: " in log and "resuming: 1" in log and "resume=true" in log
     # the first command's log comes back in the second command's archive: nothing is copied between the two
     with tarfile.open(out / "figures_gpu.tar.gz") as tar:
         assert tar.extractfile("logs/call1-log.txt").read().decode() == first_log
@@ -649,7 +650,8 @@ NOT_NUMBERS = {"budget-unit": dict(BUDGET_S="570s"), "budget-word": dict(BUDGET_
 
 
 @pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "old-slice", "damaged-data", "no-cuda",
-                                  "no-cuda-default", "h100", "time-left",
+                                  "no-cuda-default", "h100", "resume-fresh", "resume-default", "resume-word",
+                                  "time-left",
                                   "two-budgets", "time-capped", "time-short", "time-narrow", "time-enough",
                                   "time-stability", "time-stability-capped", "short-budget",
                                   "short-budget-stability", "short-default-budget", "least-budget", "levers",
@@ -661,7 +663,8 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     minutes on benchmarks at the CPU's speed) or a GPU that is not an H200 (FULL and STABILITY modes; a fake
     torch.cuda stands in for the H100), a budget that cannot be read, a budget under RESERVE_S + 60 s in
     FULL and STABILITY modes (given, by default or from TIME_LEFT_S: the setup would be paid and nothing trained), a
-    lever record that is missing, a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s would otherwise stop
+    lever record that is missing, RESUME=1 where the stage holds no run of the piece (a second command on a fresh
+    machine) or outside FULL mode, a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s would otherwise stop
     the job after its install and CUDA tests, BUDGET_S=abc would be read as 0)."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", FULL="1", ALLOW_DIRTY="1",
@@ -677,6 +680,9 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
                 "damaged-data": dict(DATA=str(cut_short(tmp_path / "cifar.npz", tmp_path / "cut.npz"))),
                 "no-cuda": dict(DEVICE="auto"),
                 "no-cuda-default": dict(FULL="", DEVICE="auto"),  # the default mode, any GPU model accepted
+                # a second command on a fresh machine: the stage holds no run of the piece, which would start over
+                "resume-fresh": dict(RESUME="1", PIECE="L6"),
+                "resume-default": dict(FULL="", RESUME="1"), "resume-word": dict(RESUME="yes"),
                 "h100": dict(DEVICE="auto", PYTHONPATH=f"{fake}{os.pathsep}{env.get('PYTHONPATH', '')}"),
                 "time-left": dict(TIME_LEFT_S="7 minutes"),
                 "two-budgets": dict(TIME_LEFT_S="600", BUDGET_S="500"),
@@ -709,6 +715,9 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     assert "== 1. install" not in done.stdout
     if case == "h100":
         assert "NVIDIA H100" in done.stdout
+    if case.startswith("resume-"):
+        assert {"resume-fresh": "holds no run of L6 of Figure(s) 1", "resume-default": "RESUME='1' FULL=''",
+                "resume-word": "RESUME='yes'"}[case] in done.stdout
     if case.startswith("no-cuda"):
         assert "torch sees no CUDA device" in done.stdout
         assert ("default mode refused" in done.stdout) == (case == "no-cuda-default")
