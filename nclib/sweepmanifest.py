@@ -285,7 +285,8 @@ def forget_absent(out_dir) -> list[str]:
     folder is locked); a task of the array that starts later records its point again.  Held under the sweep's lock
     (:func:`lock_sweep`: :class:`SweepBusy` while a sweep is running in the folder, whose points would be lost from
     its table) and the record's own.  Returns the run names forgotten, in the record's order; ValueError naming
-    ``out_dir`` where it is no folder.  Used in :ref:`ch-sweeps`."""
+    ``out_dir`` where it is no folder.  Used by the command line, :func:`nclib.sweep.main` (``--forget-absent``),
+    which the sweeps chapter runs in a subprocess."""
     folder = _folder(out_dir)
     if not folder.is_dir():
         raise ValueError(f"out_dir {str(out_dir)!r} is not a folder")
