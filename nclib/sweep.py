@@ -77,6 +77,7 @@ import logging
 import os
 import pathlib
 import sys
+import threading
 import uuid
 import warnings
 
@@ -231,14 +232,26 @@ RESUME_ADVICE = ("a run resumes only where it started: the same checkout (commit
                  "restart_refused=True (--restart-refused), which deletes it")
 
 
+#: Held by the one :func:`_run_point` of a process that records warnings: the warnings filter is the process's, and
+#: two threads entering and leaving ``warnings.catch_warnings`` out of order would leave the first one's recorder in
+#: place, so that later warnings went to a finished run's list and were lost.
+_RECORDING = threading.Lock()
+
+
 def _run_point(params: dict, restart_refused: bool = False) -> dict:
     """:func:`_train_point`, whose warnings (a dead writer's lock taken over, say) are returned as the result's
     ``warnings``, (category, message) pairs, for the caller to warn again: a Dask worker's own would go to the
-    worker's log, not to the sweep's notes.  (The warnings filter is the process's: a worker training two runs at
-    once may list a warning under the other run.)"""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = _train_point(params, restart_refused)
+    worker's log, not to the sweep's notes.  The warnings filter is the process's, so only one run of a process
+    records at a time (:data:`_RECORDING`): in a worker training two runs at once (``--nthreads 2``), the second
+    run's warnings are listed under the first while it trains, and go to the worker's log once it has ended."""
+    if not _RECORDING.acquire(blocking=False):
+        return {**_train_point(params, restart_refused), "warnings": []}
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = _train_point(params, restart_refused)
+    finally:
+        _RECORDING.release()
     return {**result, "warnings": [(w.category, str(w.message)) for w in caught]}
 
 

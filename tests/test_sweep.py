@@ -1559,3 +1559,43 @@ def test_a_run_another_hosts_process_is_writing_is_running_not_an_error(tmp_path
     finally:
         holder.stdin.close()
         assert holder.wait(timeout=30) == 0
+
+
+def test_two_runs_of_one_worker_leave_the_warnings_filter_as_it_was(monkeypatch):
+    """The fault: two runs trained at once in one worker process (``--nthreads 2``) each entered and left the
+    process's warnings recorder; leaving out of order put the first run's recorder back, so that later warnings of
+    the process went to a finished run's list.  Now one run records at a time: the first run (entered first, left
+    first) lists its warning, the second lists none, and after both the process warns as before."""
+    import threading
+
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def fake_train_point(params, restart_refused=False):
+        if params["name"] == "a":
+            a_in.set()
+            assert b_in.wait(30)
+            warnings.warn("from a", RuntimeWarning)
+        else:
+            assert a_in.wait(30)
+            b_in.set()
+            assert a_out.wait(30)  # b leaves after a: out of order for nested recorders
+        return {"status": "finished", "error": None, "restarted": None, "fresh": True}
+
+    monkeypatch.setattr(sweep, "_train_point", fake_train_point)
+    results = {}
+
+    def run(name):
+        results[name] = sweep._run_point({"name": name})
+        if name == "a":
+            a_out.set()
+
+    before = (warnings.showwarning, getattr(warnings, "_showwarnmsg_impl", None), list(warnings.filters))
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results["a"]["warnings"] == [(RuntimeWarning, "from a")] and results["b"]["warnings"] == []
+    assert (warnings.showwarning, getattr(warnings, "_showwarnmsg_impl", None), list(warnings.filters)) == before
+    with pytest.warns(RuntimeWarning, match="later"):
+        warnings.warn("later", RuntimeWarning)
