@@ -395,10 +395,11 @@ def check_milestones(milestones, name: str = "lr_milestones") -> list[int]:
     """The epochs of the step schedule's drops (``lr_milestones``; :func:`nclib.engine.lr_at`, :ref:`ch-engine`),
     checked and sorted: None (no drop), one epoch, or a list of distinct positive epochs (a tuple, an array).
     ValueError naming ``name`` for anything else: an epoch below 1, one that is no whole number, text, a mapping
-    (whose keys a loop would read as epochs), or an epoch given twice, which would multiply the rate by
-    ``lr_gamma`` once more at that epoch."""
-    if isinstance(milestones, dict):
-        raise ValueError(f"{name} must be a list of epochs, got the mapping {milestones!r}")
+    (whose keys a loop would read as epochs), a set (which numpy reads as one object), or an epoch given twice,
+    which would multiply the rate by ``lr_gamma`` once more at that epoch."""
+    if isinstance(milestones, (dict, set, frozenset)):
+        kind = "mapping" if isinstance(milestones, dict) else "set"
+        raise ValueError(f"{name} must be a list of epochs, got the {kind} {milestones!r}")
     ms = [] if milestones is None else ([milestones] if np.ndim(milestones) == 0 else list(milestones))
     ms = sorted(_checks.positive_int(m, name) for m in ms)
     if len(set(ms)) != len(ms):

@@ -5,6 +5,7 @@ rebuilt on any machine without training (``python -m nclib.sweep --summary-only`
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import warnings
 
@@ -55,7 +56,10 @@ def read_provenance(run_dir: pathlib.Path) -> tuple[dict, str | None]:
     """The ``provenance.json`` of ``run_dir`` (an empty dict where there is none yet) and None, or, where the file is
     damaged or cut short, an empty dict and the error naming the file ("ValueError: ..."), which the run's row of
     the table and its line of :func:`nclib.sweep.list_points` give (such a folder reads "dead",
-    :func:`nclib.runs.recorded_status`).  Used in :ref:`ch-sweeps`."""
+    :func:`nclib.runs.recorded_status`).  ValueError naming ``run_dir`` where it is no path.  Used in
+    :ref:`ch-sweeps`."""
+    if not isinstance(run_dir, (str, os.PathLike)):
+        raise ValueError(f"run_dir must be the path of a run folder (a str or a path), got {run_dir!r}")
     path = pathlib.Path(run_dir) / "provenance.json"
     if not path.is_file():
         return {}, None

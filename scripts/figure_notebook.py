@@ -179,13 +179,23 @@ def runs_commit(nb: dict) -> str | None:
     return commits.pop() if len(commits) == 1 else None
 
 
+def _data_record(folder) -> dict | None:
+    """The data record (``provenance["data"]``) of a run folder, None where it has no readable one."""
+    try:
+        record = json.loads((pathlib.Path(folder) / "provenance.json").read_text()).get("data")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def data_label(nb: dict, dataset: str) -> str:
     """How the legends name the data of an executed training notebook's runs (:func:`nclib.plotting.dataset_label`):
     from the ``params.json`` its runs recorded (:func:`written_runs`), since papermill may inject ``data_path = None``,
     which the notebook reads as ``../shared/data/cifar10_subset.npz`` for CIFAR-10; from the injected ``data_path``
-    where no run folder has a record, None then read as the notebook reads it."""
-    recorded = [runs_contract.read_params(folder) for folder in written_runs(nb) or []]
-    labels = {plotting.dataset_label(p) for p in recorded if p is not None}
+    where no run folder has a record, None then read as the notebook reads it.  A run's data record
+    (``provenance["data"]``), where it has one, decides as it does in the legends."""
+    recorded = [(runs_contract.read_params(folder), _data_record(folder)) for folder in written_runs(nb) or []]
+    labels = {plotting.dataset_label(p, d) for p, d in recorded if p is not None}
     if len(labels) == 1:  # the runs of one call read one data set
         return labels.pop()
     data_path = injected_value(nb, "data_path")

@@ -614,8 +614,9 @@ def test_figure_legend_names_the_data_the_scale_and_the_epochs(tiny):
                                                                  "12,000 epochs"]
     assert official[12000].split("\n")[1] == "GPU, the paper's stated settings, 12,000 epochs"
     assert "other data" not in cpu  # the CPU scale's line says it is not the paper's settings
-    with pytest.raises(ValueError, match="^runs must hold"):
-        figures.on_other_data({})
+    for bad in ({}, "x", [1]):  # none, or no mapping of runs
+        with pytest.raises(ValueError, match="^runs must hold at least one run, as a mapping"):
+            figures.on_other_data(bad)
 
 
 def test_drawing(tiny):

@@ -664,8 +664,8 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     torch.cuda stands in for the H100), a budget that cannot be read, a budget under RESERVE_S + 60 s in
     FULL and STABILITY modes (given, by default or from TIME_LEFT_S: the setup would be paid and nothing trained), a
     lever record that is missing, RESUME=1 where the stage holds no run of the piece (a second command on a fresh
-    machine) or outside FULL mode, a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s would otherwise stop
-    the job after its install and CUDA tests, BUDGET_S=abc would be read as 0)."""
+    machine) or outside FULL mode, a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s
+    would otherwise stop the job after its install and CUDA tests, BUDGET_S=abc would be read as 0)."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", FULL="1", ALLOW_DIRTY="1",
                STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")), OMP_NUM_THREADS="1")
@@ -1210,6 +1210,18 @@ def test_relabel_notebook_names_the_data_the_runs_were_given(tmp_path):
             figure_notebook.relabel_notebook(copy, k, scale)
             assert json.loads(copy.read_text()) == nb, (scale, k)
             assert nb["cells"][0]["source"].splitlines()[1].endswith(", on a JPEG-decoded copy of CIFAR-10")
+    # a run's data record decides over its file's name, as in the legends: an .npz named like the shared subset
+    # whose record says its pixels are not JPEG-decoded is "CIFAR-10 (npz)"
+    out_dir = tmp_path / "recorded"
+    (out_dir / "fig1-L1").mkdir(parents=True)
+    (out_dir / "fig1-L1" / "params.json").write_text(json.dumps(
+        {"dataset": "cifar10", "data_path": "/d/cifar10_subset.npz", "L": 1}))
+    nb = executed(f'smoke = False\nepochs = 12000\ndata_path = None\nL_values = [1]\nout_dir = "{out_dir}"\n'
+                  f'run_tag = "fig1"\n')
+    assert figure_notebook.data_label(nb, "cifar10") == "CIFAR-10 (JPEG-decoded copy)"  # the name alone
+    (out_dir / "fig1-L1" / "provenance.json").write_text(json.dumps(
+        {"data": {"lossy_jpeg": False, "shared_subset": False}}))
+    assert figure_notebook.data_label(nb, "cifar10") == "CIFAR-10 (npz)"
     assert figure_notebook.injected_value(executed("epochs = 700\n"), "epochs") == 700
     assert figure_notebook.injected_value(executed("epochs = 700\n"), "dataset") is None
     assert figure_notebook.run_label(2, "cpu-scale") == "run-fig2-cpu-scale"

@@ -221,6 +221,7 @@ def test_milestones_are_distinct_positive_epochs_sorted():
     assert parameters.check_milestones((4, 2)) == parameters.check_milestones(np.array([4, 2])) == [2, 4]
     assert all(type(m) is int for m in parameters.check_milestones(np.array([4, 2])))
     for bad, words in (([5, 5], "must not repeat an epoch"), ({5: 1}, "must be a list of epochs"),
+                       ({3, 1}, "must be a list of epochs, got the set"),
                        ([0], "must be a positive integer"), ("6000", "must be a positive integer"),
                        ([2.5], "must be a positive integer")):
         with pytest.raises(ValueError, match=f"^milestones {words}"):

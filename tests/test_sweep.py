@@ -19,7 +19,7 @@ import pytest
 import torch
 from dask.distributed import LocalCluster
 
-from nclib import locks, runs, sweep, sweepmanifest, train
+from nclib import locks, runs, sweep, sweepmanifest, sweeptable, train
 from nclib.grid import SWEEP_KEYS, expand_grid, parse_fixed, parse_grid, parse_tie, run_name_for
 from nclib.parameters import DEFAULTS, EXECUTION_KEYS
 
@@ -1415,7 +1415,12 @@ def test_a_run_folder_with_a_damaged_provenance_is_a_row_with_an_error_naming_th
     for i in (0, 1):
         sweep.run_point({"seed": [0, 1]}, TINY, out, i)
     path = out / "seed-0" / "provenance.json"
+    assert sweeptable.read_provenance(out / "seed-0")[1] is None
     path.write_text(path.read_text()[:40])
+    record, error = sweeptable.read_provenance(str(out / "seed-0"))
+    assert record == {} and str(path) in error
+    with pytest.raises(ValueError, match="^run_dir must be the path of a run folder"):
+        sweeptable.read_provenance(5)
     capsys.readouterr()
     table = sweep.main(["--summary-only", "--out-dir", str(out)])
     assert table["status"].tolist() == ["dead", "finished"] and sweep.exit_status(table) == 1

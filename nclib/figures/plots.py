@@ -32,8 +32,8 @@ def on_other_data(runs: Mapping[int, Run]) -> bool:
     """Whether any of the runs read other data than the paper's (Section 5: CIFAR-10, EMNIST letters), by the label
     the legends give it (:data:`PAPER_DATA`).  ValueError naming ``runs`` when there is none.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
-    if not runs:
-        raise ValueError("runs must hold at least one run")
+    if not isinstance(runs, Mapping) or not runs:
+        raise ValueError(f"runs must hold at least one run, as a mapping {{L: run}}, got {runs!r}")
     return any(plotting.dataset_label(r.params, r.provenance.get("data")) not in PAPER_DATA for r in runs.values())
 
 
