@@ -20,8 +20,8 @@ SMALL = ANY_PRECISION + ["--precision", "fp32"]
 
 def _engines(ts=None, width=24, depth=2):
     ts = anatomy.make_set(300, 12, 3) if ts is None else ts
-    kw = dict(dataset="synthetic", counts=ts.counts.tolist(), width=width, depth=depth, batch_size=16, device="cpu", lr=1e-3, lam_W=1e-5,
-              lam_H=1e-5, progress=False)
+    kw = dict(dataset="synthetic", counts=ts.counts.tolist(), width=width, depth=depth, batch_size=16, device="cpu",
+              lr=1e-3, lam_W=1e-5, lam_H=1e-5, progress=False)
     return [train.Engine(ts, train.check_params(**kw, L=L)) for L in anatomy.FIGURE_L]
 
 

@@ -1054,6 +1054,7 @@ def test_git_state_counts_a_submodule_not_checked_out_by_its_recorded_commit(tmp
     (vend / "lib" / "stray.py").write_text("s = 1\n")  # files there, yet no repository: git cannot list them
     assert provenance.git_state(root)["git_commit"] is None
 
+
 def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
     """A letters-synthetic run started on letters rendered in the call resumes on the same letters read from a
     rendering saved ahead (data_path), and the other way round, ending as the uninterrupted run; the synthetic

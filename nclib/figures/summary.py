@@ -87,8 +87,9 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
 
     ``n-gpu``, ``n-cpu``, ``n-runs`` (``n-gpu-runs`` and ``n-cpu-runs`` of them read from GPU and CPU-scale runs,
     ``n-fitted-gpu`` of the GPU runs at 100 %), ``gpu-figures`` and ``gpu-epochs`` (the figures read from GPU runs and
-    their epochs, with thousands separators and so joined by "; ", against the paper's ``paper-epochs``), ``n-fitted`` and ``drop-min`` (the runs that end at
-    100 % training accuracy and the smallest fall of NC1 among them), ``n-stalled`` (the others) and
+    their epochs, with thousands separators and so joined by "; ", against the paper's ``paper-epochs``),
+    ``n-fitted`` and ``drop-min`` (the runs that end at 100 % training accuracy and the smallest fall of NC1 among
+    them), ``n-stalled`` (the others) and
     ``partial-off-max`` (over those with L >= 2, the largest relative distance, in %, between the final objective
     and the nearest local minimizer of Lemma A.2 with modes at 0, :func:`stalls`; an "at most") and
     ``partial-runner-up-min`` (the smallest distance to the next nearest such point; an "at least"), per device
