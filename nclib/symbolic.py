@@ -35,16 +35,16 @@ def group_symbols(m):
 
 
 def _terms(values, name: str) -> list:
-    """``values`` as a list of real finite numbers (Python, numpy) or sympy expressions, refused by ``name``."""
+    """``values`` as a list of real finite numbers (:func:`nclib._checks.real_number`: Python, numpy, 0-d arrays) or
+    sympy expressions, refused by ``name``."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise ValueError(f"{name} must be a sequence of numbers or sympy expressions, got {values!r}")
     out = list(values)
     for i, value in enumerate(out):
         if isinstance(value, sympy.Expr):
             ok = not value.is_number or bool(value.is_finite)  # a symbol, or a number that is not nan, oo or zoo
-        else:
-            ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
-                  and math.isfinite(value))
+        else:  # a real number as _checks reads one (0-d arrays and tensors too), finite; an integer of any size is
+            ok = _checks.real_number(value) and (isinstance(value, numbers.Integral) or math.isfinite(float(value)))
         if not ok:
             raise ValueError(f"{name}[{i}] must be a finite real number or a sympy expression, got {value!r}")
     return out

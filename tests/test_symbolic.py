@@ -107,6 +107,8 @@ def test_total_count_takes_numbers_and_expressions():
     _, sizes, mults = sym.group_symbols(2)
     got = sym.total_count([3, np.float64(2.5), sizes[0]], [mults[0], np.int64(2), sp.Rational(1, 2)])
     assert sp.simplify(got - (3 * mults[0] + 5 + sizes[0] / 2)) == 0
+    # numbers as nclib reads them elsewhere (a 0-d array), and an integer beyond float64's range, kept exact
+    assert sym.total_count([np.array(2), 10 ** 400], [3, 1]) == 10 ** 400 + 6
 
 
 @pytest.mark.parametrize("sizes, mults, match", [
@@ -114,7 +116,8 @@ def test_total_count_takes_numbers_and_expressions():
     ([1, 2], None, "^mults must be a sequence"), (["a", "b"], [1, 2], r"^sizes\[0\]"),
     ([1, 2], [3, "x"], r"^mults\[1\]"), ([True], [1], r"^sizes\[0\]"), ([1], [np.bool_(True)], r"^mults\[0\]"),
     ([float("nan")], [1], r"^sizes\[0\]"), ([1], [sp.oo], r"^mults\[0\]"), ([sp.nan], [1], r"^sizes\[0\]"),
-    ([1j], [1], r"^sizes\[0\]"), ([sp.Matrix([1])], [1], r"^sizes\[0\]")])
+    ([1j], [1], r"^sizes\[0\]"), ([sp.Matrix([1])], [1], r"^sizes\[0\]"), ([np.array([1.0])], [1], r"^sizes\[0\]"),
+    ([1], [float("inf")], r"^mults\[0\]")])
 def test_total_count_refuses_entries_that_are_not_numbers_or_expressions(sizes, mults, match):
     with pytest.raises(ValueError, match=match):
         sym.total_count(sizes, mults)
