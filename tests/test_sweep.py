@@ -504,7 +504,10 @@ def test_dead_runs_are_resumed_or_restarted_and_a_live_one_is_left_alone(schedul
     try:
         assert [runs.run_status(out / n) for n in names] == ["dead", "dead", "running"]
         assert [sweep.next_step(out / n)[1] for n in names] == ["resume", "start", "leave"]
-        df = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
+        # the workers take over the two dead runs' locks; their warnings come back to the sweep, one per run
+        with pytest.warns(RuntimeWarning, match="taking over the lock") as taken:
+            df = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
+        assert sorted(n for n in names[:2] for w in taken if f"/{n}'" in str(w.message)) == names[:2]
         assert df["status"].tolist() == ["finished", "finished", "running"]
         assert df["error"].isna().all() and df["epoch"].tolist()[:2] == [4, 4] and np.isnan(df["epoch"][2])
         assert sorted(p.name for p in (out / names[2]).iterdir()) == [locks.LOCK]  # nothing written beside it
