@@ -13,7 +13,8 @@ import pandas as pd
 
 from .grid import SWEEP_KEYS
 from .locks import RunLockedElsewhere, other_host_lock
-from .runs import CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text, load_class_accuracy, load_run, run_status
+from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, _json_record, atomic_write_text, load_class_accuracy, load_run,
+                   run_status)
 from .sweepmanifest import MANIFEST, read_manifest
 
 #: The table a sweep writes into its output folder.
@@ -41,17 +42,6 @@ class NoRuns(ValueError):
     and the command line's ``--summary-only`` exits with status 1, as it does while any point has none."""
 
 
-def _record(path: pathlib.Path) -> dict:
-    """The JSON object a run folder's file holds; ValueError naming the file where it is damaged or cut short."""
-    try:
-        record = json.loads(path.read_text())
-    except ValueError as exc:  # not JSON, or not text
-        raise ValueError(f"{str(path)!r} is damaged or cut short: not JSON ({exc})") from None
-    if not isinstance(record, dict):
-        raise ValueError(f"{str(path)!r} holds a JSON {type(record).__name__}, not the object of a run's record")
-    return record
-
-
 def read_provenance(run_dir: pathlib.Path) -> tuple[dict, str | None]:
     """The ``provenance.json`` of ``run_dir`` (an empty dict where there is none yet) and None, or, where the file is
     damaged or cut short, an empty dict and the error naming the file ("ValueError: ..."), which the run's row of
@@ -64,7 +54,7 @@ def read_provenance(run_dir: pathlib.Path) -> tuple[dict, str | None]:
     if not path.is_file():
         return {}, None
     try:
-        return _record(path), None
+        return _json_record(path), None
     except ValueError as exc:
         return {}, f"{type(exc).__name__}: {exc}"
 
@@ -79,7 +69,7 @@ def table_row(out_dir: pathlib.Path, name: str, point: dict, manifest: dict, gri
     params, prov, hist, classes, damaged = dict(point), {}, None, None, None
     if (run_dir / "params.json").is_file():
         try:
-            params = _record(run_dir / "params.json")
+            params = _json_record(run_dir / "params.json")
             prov, damaged = read_provenance(run_dir)
             if damaged is None and (run_dir / "history.csv").is_file() and prov:
                 params, hist, prov = load_run(run_dir)

@@ -25,7 +25,7 @@ import sys
 from typing import Mapping
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
-from nclib import data, figures, letters, parameters, plotting  # noqa: E402
+from nclib import data, figures, letters, parameters, plotting, sweeptable  # noqa: E402
 from nclib import runs as runs_contract  # noqa: E402
 from nclib.runs import atomic_write_text  # noqa: E402
 
@@ -181,10 +181,7 @@ def runs_commit(nb: dict) -> str | None:
 
 def _data_record(folder) -> dict | None:
     """The data record (``provenance["data"]``) of a run folder, None where it has no readable one."""
-    try:
-        record = json.loads((pathlib.Path(folder) / "provenance.json").read_text()).get("data")
-    except (OSError, ValueError, AttributeError):
-        return None
+    record = sweeptable.read_provenance(folder)[0].get("data")  # {} where missing or damaged
     return record if isinstance(record, dict) else None
 
 
