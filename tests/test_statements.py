@@ -192,6 +192,25 @@ def test_theorem43_with_the_printed_a_predicts_a_value_below_the_minimum():
     assert printed < 0.99 * ufm.minimum_value(n, lam_W, lam_H, L=L)
 
 
+def test_theorem43_sigma_squared_with_the_printed_a():
+    """sigma_k^2 = (N lam_H / c)^(1/L) x_k^* with x_k^* the minimizer of Lemma A.2 at the printed a_k / N: at decays
+    where modes 3 and 4 collapse under the corrected a (above the critical 1/2 for L = 2) and survive the printed one,
+    N = 17 times smaller."""
+    n, lam_W, lam_H, L = [6, 6, 2, 2, 1], [0.08, 0.02], 0.04, 2
+    _, kappa, _ = ufm.problem_svd(n)
+    N = sum(n)
+    a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, L)
+    scale = (N * lam_H / statements.theorem43_c(lam_W, L)) ** (1 / L)
+    printed = statements.theorem43_sigma_squared(kappa, N, lam_W, lam_H, L, printed_a=True)
+    want = [scale * lemmas.lemma_a2_minimizer(ai / N, L) if np.isfinite(ai) else 0.0 for ai in a]
+    np.testing.assert_allclose(printed, want, rtol=1e-15, atol=0)
+    corrected = statements.theorem43_sigma_squared(kappa, N, lam_W, lam_H, L)
+    np.testing.assert_allclose(corrected, [scale * lemmas.lemma_a2_minimizer(ai, L) if np.isfinite(ai) else 0.0
+                                           for ai in a], rtol=1e-15, atol=0)
+    assert np.count_nonzero(corrected) == 2 and np.count_nonzero(printed) == 4  # kappa_5 = 0 collapses under both
+    assert np.all(printed[:2] > 2 * corrected[:2])  # the surviving modes too: a smaller a, a larger x_k^*
+
+
 def test_theorem43_with_the_printed_a_equals_the_minimum_when_every_mode_collapses_under_it():
     """Decays so large that no mode survives even the printed (smaller) a: both values are the loss at zero,
     sum kappa_k^2 / (2N), so "at most the minimum" is an equality there, not "below"."""
