@@ -46,6 +46,9 @@ def test_lemma_a1_instance_has_the_singular_values_asked_for():
     # two draws of one spectrum are different matrices: the bases are random
     a, b = (lemmas.lemma_a1_instance(3, 3, [2.0, 1.0], rng) for _ in range(2))
     assert np.abs(a - b).max() > 0.1
+    # the left and right bases are drawn apart: a square instance is not symmetric, as Q1 on both sides would make it
+    for Z in (a, b, lemmas.lemma_a1_instance(4, 4, [3.0, 2.0, 1.0, 0.5], rng)):
+        assert np.abs(Z - Z.T).max() > 0.1
     for args, name in (((0, 3, [1.0]), "K"), ((3, 2.5, [1.0]), "N"), ((2, 3, [1.0, 1.0, 1.0]), "singular_values"),
                        ((2, 3, [-1.0]), "singular_values"), ((2, 3, [np.inf]), "singular_values")):
         with pytest.raises(ValueError, match=f"^{name}"):
