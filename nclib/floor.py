@@ -33,10 +33,14 @@ DATASHEETS = {"H100 SXM": dict(bandwidth=3.35e12, fp32=67e12, tf32=495e12),
 
 
 def _networks(nets) -> list:
-    """``nets`` as a list of at least one network, each an nclib.models.CollapseNet."""
+    """``nets`` as a list of at least one network, each an nclib.models.CollapseNet; ValueError naming ``nets``
+    for anything else (one network, a number, an empty list)."""
     if isinstance(nets, models.CollapseNet):
         raise ValueError("nets must be a list of networks, got one CollapseNet (write [net])")
-    nets = list(nets)
+    try:
+        nets = list(nets)
+    except TypeError:  # not iterable: a number, None
+        raise ValueError(f"nets must be a list of networks, got {type(nets).__name__}") from None
     if not nets:
         raise ValueError("nets must hold at least one network")
     for net in nets:

@@ -347,6 +347,11 @@ def test_the_floor_of_a_step_counts_adam_traffic_and_products():
         nfloor.product_flops(torch.nn.Linear(2, 2), 7)
     with pytest.raises(ValueError, match="nets must hold at least one network"):
         nfloor.floor_seconds([], 7, 1e9, 1e12)
+    for not_a_list in (5, None):  # not iterable: refused by name, not with a TypeError from list()
+        with pytest.raises(ValueError, match=f"nets must be a list of networks, got {type(not_a_list).__name__}"):
+            nfloor.floor_seconds(not_a_list, 7, 1e9, 1e12)
+        with pytest.raises(ValueError, match="nets must be a list of networks"):
+            nfloor.traffic_seconds(not_a_list, 1e9)
     with pytest.raises(ValueError, match="bandwidth must be strictly positive"):
         nfloor.floor_seconds([net], 7, 0.0, 1e12)
     with pytest.raises(ValueError, match="rows must be a positive integer"):
