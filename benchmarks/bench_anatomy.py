@@ -234,13 +234,17 @@ def main(argv=None) -> dict:
                     help="of the products (default: tf32, the runs' precision, on a GPU; fp32 on the CPU)")
     ap.add_argument("--json", default=None, help="where the record goes (default: none)")
     args = ap.parse_args(argv)
+    try:  # as bench_train.py: a device it cannot name is refused before the output's first line
+        kind = parameters.device_type(args.device)
+    except ValueError as exc:
+        ap.error(f"--device: {exc}")
     refuse_below(ap, args, {"width": 1, "depth": 1, "batch_size": 1, "reps": 1})
     if args.batch_size > N_SAMPLES:
         ap.error(f"--batch-size must be at most the N = {N_SAMPLES} samples of the problem, got {args.batch_size}")
     command = command_line(__file__, argv)
     print(f"$ {command}", flush=True)  # the output's first line: what made it, as bench_train.py's
     if args.precision is None:  # the record names the precision of the device it ran on
-        args.precision = "tf32" if parameters.device_type(args.device) == "cuda" else "fp32"
+        args.precision = "tf32" if kind == "cuda" else "fp32"
     ts = make_set(N_SAMPLES, 3 * 32 * 32, 10)
     kw = dict(dataset="synthetic", counts=ts.counts.tolist(), width=args.width, depth=args.depth,
               batch_size=args.batch_size,

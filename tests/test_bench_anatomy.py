@@ -134,9 +134,10 @@ def test_with_the_papers_rows_tf32_products_are_bound_by_their_bytes_and_fp32_by
 
 
 @pytest.mark.parametrize("flag,value", [("--reps", "0"), ("--width", "0"), ("--depth", "0"), ("--batch-size", "0"),
-                                        ("--batch-size", str(anatomy.N_SAMPLES + 1))])
+                                        ("--batch-size", str(anatomy.N_SAMPLES + 1)), ("--device", "gpu")])
 def test_a_setting_it_cannot_time_is_refused_by_its_flag(flag, value, capsys):
-    """The parser's error (status 2) naming the flag, before anything is built or printed."""
+    """The parser's error (status 2) naming the flag, before anything is built or printed: a device that is not
+    'auto', 'cpu', 'cuda' or 'cuda:i' too (as bench_train.py refuses it)."""
     with pytest.raises(SystemExit) as stop:
         anatomy.main(SMALL + [flag, value])
     captured = capsys.readouterr()
