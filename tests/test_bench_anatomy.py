@@ -1,9 +1,11 @@
 """benchmarks/bench_anatomy.py on the CPU: the parts of a step and the batched backbones compute what they claim."""
 import importlib.util
 import json
+import types
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import nclib
 import nclib.floor
@@ -43,6 +45,35 @@ def test_batched_features_are_each_runs_backbone():
         for r, eng in enumerate(engines):
             torch.testing.assert_close(batched[r], eng.model.backbone(x[r]), rtol=1e-5, atol=1e-6)
         assert not torch.allclose(batched[0], engines[1].model.backbone(x[0]))  # each run through its own weights
+
+
+def _one_second_per_optimizer_step(monkeypatch):
+    """The clock of ``anatomy.time``, which advances one second at each optimizer step, and the hook's handle."""
+    clock = [0]
+    monkeypatch.setattr(anatomy, "time", types.SimpleNamespace(perf_counter=lambda: float(clock[0])))
+    return clock, register_optimizer_step_post_hook(lambda opt, args, kwargs: clock.__setitem__(0, clock[0] + 1))
+
+
+def test_the_parts_are_timed_per_step_and_per_call(monkeypatch):
+    """On a clock that advances one second per optimizer step: the engine's step takes 1000 ms (the time of the
+    timed epochs over their steps, with the warm-up before the window), Adam alone 1000 ms a call (the time of the
+    ``reps`` calls over their number, the untimed first call outside it), and forward and backward alone 0 ms (no
+    optimizer step).  Here ``reps`` exceeds an epoch's 18 steps, so two epochs are timed."""
+    clock, handle = _one_second_per_optimizer_step(monkeypatch)
+    try:
+        eng = _engines()[0]
+        assert eng.steps_per_epoch == 18
+        part = anatomy.step_parts(eng, 20, None, "fp32")
+        assert (part["step_ms"], part["adam_ms"], part["forward_backward_ms"]) == (1000.0, 1000.0, 0.0)
+        calls = []
+
+        def one_step():
+            calls.append(clock[0])
+            clock[0] += 1
+
+        assert anatomy.timed(one_step, 4, torch.device("cpu")) == 1000.0 and len(calls) == 5  # 1 untimed + 4
+    finally:
+        handle.remove()
 
 
 def test_the_record_on_the_cpu(tmp_path, capsys):
