@@ -59,7 +59,7 @@ if str(pathlib.Path(__file__).resolve().parent) not in sys.path:  # loaded from 
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _common import command_line, commit_text, load_average, refuse_below, shown, utc_now  # noqa: E402
 # the problem, the GPUs' data sheets and the record's head of bench_train.py
-from bench_train import N_SAMPLES, cpus_line, data_sheet, make_set, record_head  # noqa: E402
+from bench_train import N_SAMPLES, cpus_line, data_sheet, least_warmup, make_set, record_head  # noqa: E402
 
 FIGURE_L = (1, 3, 6)
 
@@ -116,9 +116,11 @@ def replay_ms(graphs, streams, reps: int, device: torch.device) -> float:
 
 
 def step_parts(eng: train.Engine, reps: int, sheet: dict | None, precision: str) -> dict:
-    """The step of one run and its two parts, in ms, beside their floors (module docstring)."""
+    """The step of one run and its two parts, in ms, beside their floors (module docstring).  The run is warmed up
+    first, not timed: two epochs, or ``bench_train.least_warmup`` steps where two epochs have fewer (a large
+    batch), so that the capture of the engine's own graph falls before the timing."""
     step, model = eng.step, eng.model
-    eng.train_steps(2 * eng.steps_per_epoch)  # warm-up and the engine's own graph
+    eng.train_steps(max(2 * eng.steps_per_epoch, least_warmup(str(eng.device), eng.is_cuda)))
     eng.synchronize()
     t0 = time.perf_counter()
     epochs = max(1, -(-reps // eng.steps_per_epoch))

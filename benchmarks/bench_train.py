@@ -159,9 +159,10 @@ def least_warmup(device: str, cuda: bool | None = None) -> int:
     (``--device``) on a machine with a CUDA device (``cuda=True``), without one (False) or this one (None): on the
     CPU one (the first step allocates); on a GPU the engine's ``nclib.step.WARMUP_STEPS`` eager steps, which load
     the kernels, and the next, which captures the CUDA graph of one step.  For the loops that ``--warmup`` warms
-    up, the plain engine's (:func:`engine_loop`, one step a graph) and the plain loop; ``--levers`` warms each
-    lever up on two whole epochs of its own instead (:func:`lever_loop`), which capture its graphs of
-    ``steps_per_graph`` steps and of an epoch's remainder."""
+    up, the plain engine's (:func:`engine_loop`, one step a graph) and the plain loop, and for the figure's runs of
+    :func:`figure_loop` and ``bench_anatomy.py``'s engine steps, which warm up an epoch (two in the latter) but
+    never fewer steps than this; ``--levers`` warms each lever up on two whole epochs of its own instead
+    (:func:`lever_loop`), which capture its graphs of ``steps_per_graph`` steps and of an epoch's remainder."""
     return WARMUP_STEPS + 1 if parameters.device_type(device, cuda) == "cuda" else 1
 
 
@@ -196,10 +197,12 @@ def figure_loop(ts, p, Ls, epochs: int, repeats: int) -> tuple[list[float], list
     ``nclib.train.run_many``: each epoch queued for every run, on a GPU each on its own stream), the two timed
     ``repeats`` times in alternation (:func:`interleaved`); then the seconds of one metric epoch of all runs
     (``Engine.evaluate``, device and host parts, in turn), ``repeats`` times after one call of each that is not
-    timed.  Returns the three lists of seconds and the engines."""
+    timed.  Each run is warmed up first, not timed: an epoch, or :func:`least_warmup` steps where an epoch has
+    fewer (a large batch), so that the CUDA graph's capture falls before the timings.  Returns the three lists of
+    seconds and the engines."""
     engines = [train.Engine(ts, train.check_params(**{**p, "L": L})) for L in Ls]
     for eng in engines:
-        eng.train_steps(eng.steps_per_epoch)  # warm-up and CUDA-graph capture, not timed
+        eng.train_steps(max(eng.steps_per_epoch, least_warmup(str(eng.device), eng.is_cuda)))
 
     def one_after_another(E: int) -> float:  # each run alone, the device idle between them (else streams overlap)
         return sum(train.time_side_by_side([eng], E) for eng in engines)

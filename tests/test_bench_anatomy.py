@@ -10,6 +10,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 import nclib
 import nclib.floor
 from nclib import models, train
+from nclib.step import WARMUP_STEPS
 
 _spec = importlib.util.spec_from_file_location("bench_anatomy", nclib.ROOT / "benchmarks" / "bench_anatomy.py")
 anatomy = importlib.util.module_from_spec(_spec)
@@ -74,6 +75,32 @@ def test_the_parts_are_timed_per_step_and_per_call(monkeypatch):
         assert anatomy.timed(one_step, 4, torch.device("cpu")) == 1000.0 and len(calls) == 5  # 1 untimed + 4
     finally:
         handle.remove()
+
+
+def test_a_run_is_warmed_up_past_the_capture_even_when_two_epochs_are_shorter(monkeypatch):
+    """Two epochs of one step (a batch of 40 of 60 samples) are fewer steps than a GPU's warm-up and capture: on a
+    machine taken for a GPU (least_warmup answering for "cuda" when asked of the run's device), the run takes
+    WARMUP_STEPS + 1 steps before the timed ones (on the fake clock the step still takes 1000 ms: the timing
+    holds only its two timed steps), not two."""
+    asked = []
+    least_warmup = anatomy.least_warmup
+
+    def as_on_a_gpu(device, cuda=None):
+        asked.append((device, cuda))
+        return least_warmup("cuda", cuda=True)
+
+    monkeypatch.setattr(anatomy, "least_warmup", as_on_a_gpu)
+    clock, handle = _one_second_per_optimizer_step(monkeypatch)
+    ts = anatomy.make_set(60, 12, 3)
+    p = train.check_params(dataset="synthetic", counts=ts.counts.tolist(), width=8, depth=1, batch_size=40,
+                           device="cpu", lr=1e-3, progress=False)
+    try:
+        eng = train.Engine(ts, p)
+        part = anatomy.step_parts(eng, 2, None, "fp32")
+    finally:
+        handle.remove()
+    assert eng.steps_per_epoch == 1 and asked == [("cpu", False)]
+    assert eng.steps_done == WARMUP_STEPS + 1 + 2 and part["step_ms"] == 1000.0
 
 
 def test_the_record_on_the_cpu(tmp_path, capsys):

@@ -132,6 +132,33 @@ def test_the_warm_up_steps_fall_outside_the_timed_window(monkeypatch):
         handle.remove()
 
 
+def test_a_figure_run_is_warmed_up_past_the_capture_even_when_an_epoch_is_shorter(monkeypatch):
+    """An epoch of one step (a batch of 40 of 60 samples) is fewer steps than a GPU's warm-up and capture: on a
+    machine taken for a GPU (least_warmup answering for "cuda" when asked of each run's device), each of the
+    figure's runs has taken WARMUP_STEPS + 1 steps when its first timing starts, not the one step of an epoch."""
+    asked, seen = [], {}
+    least_warmup, side_by_side = bench.least_warmup, train.time_side_by_side
+
+    def as_on_a_gpu(device, cuda=None):
+        asked.append((device, cuda))
+        return least_warmup("cuda", cuda=True)
+
+    def first_timing(engines, epochs):
+        for eng in engines:
+            seen.setdefault(id(eng), eng.steps_done)
+        return side_by_side(engines, epochs)
+
+    monkeypatch.setattr(bench, "least_warmup", as_on_a_gpu)
+    monkeypatch.setattr(train, "time_side_by_side", first_timing)
+    ts = bench.make_set(60, 12, 3)
+    p = train.check_params(dataset="synthetic", counts=ts.counts.tolist(), width=8, depth=1, batch_size=40,
+                           device="cpu", lr=1e-3, progress=False)
+    engines = bench.figure_loop(ts, p, (1, 3, 6), 1, 1)[3]
+    assert [eng.steps_per_epoch for eng in engines] == [1, 1, 1]
+    assert [seen[id(eng)] for eng in engines] == [WARMUP_STEPS + 1] * 3
+    assert asked == [("cpu", False)] * 3
+
+
 def test_the_record_ends_after_the_figure_timings(tmp_path, capsys, monkeypatch):
     """``finished_utc`` is taken once every timing, the figure's runs included, is done."""
     events = []
