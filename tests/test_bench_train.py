@@ -132,6 +132,41 @@ def test_the_warm_up_steps_fall_outside_the_timed_window(monkeypatch):
         handle.remove()
 
 
+def test_the_plain_loop_times_shuffled_batches_of_the_batch_size(monkeypatch):
+    """The batches that plain_loop's step receives: ``batch_size`` rows each with the one-hot labels of their
+    classes, each epoch (N // B = 3 steps of 16 of 60 samples, the partial batch dropped) drawing 48 distinct rows,
+    not in the data's order.  A loop on smaller batches would time steps of less work."""
+    batches = []
+    plain_step = bench.plain_step
+
+    def recording(ts, p, device):
+        model, one = plain_step(ts, p, device)
+
+        def recorded(x, yb):
+            batches.append((x.clone(), yb.clone()))
+            return one(x, yb)
+
+        return model, recorded
+
+    monkeypatch.setattr(bench, "plain_step", recording)
+    ts = bench.make_set(60, 12, 3)
+    p = train.check_params(dataset="synthetic", counts=ts.counts.tolist(), width=8, depth=1, batch_size=16,
+                           device="cpu", lr=1e-3, progress=False)
+    bench.plain_loop(ts, p, torch.device("cpu"), 1)(5)  # one warm-up step and five timed: two epochs
+    assert len(batches) == 6
+    X = torch.as_tensor(ts.x)
+    rows = []
+    for x, yb in batches:
+        assert x.shape == (p["batch_size"], 12) and yb.shape == (p["batch_size"], ts.K)
+        matches = (x[:, None, :] == X[None, :, :]).all(dim=2)  # each row of x against every sample
+        assert matches.sum(dim=1).tolist() == [1] * p["batch_size"]
+        idx = matches.int().argmax(dim=1)
+        assert torch.equal(yb, torch.nn.functional.one_hot(torch.as_tensor(ts.y)[idx], ts.K).float())
+        rows.append(idx)
+    for epoch in (torch.cat(rows[:3]), torch.cat(rows[3:])):
+        assert len(set(epoch.tolist())) == 48 and not torch.equal(epoch, torch.sort(epoch).values)
+
+
 def test_a_figure_run_is_warmed_up_past_the_capture_even_when_an_epoch_is_shorter(monkeypatch):
     """An epoch of one step (a batch of 40 of 60 samples) is fewer steps than a GPU's warm-up and capture: on a
     machine taken for a GPU (least_warmup answering for "cuda" when asked of each run's device), each of the
