@@ -511,7 +511,18 @@ def test_read_benchmark_record_checks_the_fields_the_engine_chapter_reads(tmp_pa
                             ({k: v for k, v in good.items() if k != "commit"}, "no commit"),
                             (dict(good, steps_per_s={"engine": 0.0, "plain": 1.0}), "positive"),
                             (dict(good, figure=dict(good["figure"], seconds_12000_epochs_with_metrics=1.0)),
-                             "inconsistent")):
+                             "inconsistent"),
+                            ({k: v for k, v in good.items() if k != "steps_per_s_repeats"},
+                             "no steps_per_s_repeats.engine, steps_per_s_repeats.plain"),
+                            # the two loops' medians swapped, or a mean given for the median
+                            (dict(good, steps_per_s={"engine": good["steps_per_s"]["plain"],
+                                                     "plain": good["steps_per_s"]["engine"]}),
+                             r"steps_per_s\['engine'\] = .* is not the median"),
+                            (dict(good, steps_per_s=dict(good["steps_per_s"], plain=float(
+                                np.mean(good["steps_per_s_repeats"]["plain"])))),
+                             r"steps_per_s\['plain'\] = .* is not the median"),
+                            (dict(good, steps_per_s_repeats={"engine": [1.0, 2.0], "plain": [1.0]}),
+                             "two lists of repeats of one length")):
         path = tmp_path / "r.json"
         path.write_text(json.dumps(broken))
         with pytest.raises(ValueError, match=message):

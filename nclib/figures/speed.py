@@ -10,6 +10,8 @@ import pathlib
 import re
 from typing import TYPE_CHECKING, Mapping
 
+import numpy as np
+
 from .. import ROOT, _checks
 from ..runs import metric_epochs
 from .analysis import wall_time_s
@@ -75,10 +77,10 @@ def read_benchmark(path) -> dict:
     return out
 
 
-#: The fields every JSON record of ``benchmarks/bench_train.py --json`` holds (dotted: inside ``steps_per_s`` and,
-#: when the record timed a figure's runs, inside ``figure``).
+#: The fields every JSON record of ``benchmarks/bench_train.py --json`` holds (dotted: inside ``steps_per_s``, the
+#: medians, and ``steps_per_s_repeats``, every round's; when the record timed a figure's runs, inside ``figure``).
 RECORD_FIELDS = ("device", "torch", "precision", "commit", "commit_dirty", "command", "problem", "steps_per_s.engine",
-                 "steps_per_s.plain")
+                 "steps_per_s.plain", "steps_per_s_repeats.engine", "steps_per_s_repeats.plain")
 #: The fields of a record's ``figure`` (``--figure-epochs``): a figure's three runs side by side per epoch, the engine
 #: chapter's floor for them on that device (None where it has no data sheet), one metric epoch of the three, and
 #: 12,000 epochs with a metric epoch every ``metric_every``.
@@ -89,8 +91,10 @@ RECORD_FIGURE_FIELDS = ("epoch_ms_side_by_side", "epoch_ms_floor", "metric_ms", 
 def read_benchmark_record(path) -> dict:
     """The JSON record of one ``benchmarks/bench_train.py --json`` run (e.g. ``bench_train_gpu.json``), checked:
     every field of :data:`RECORD_FIELDS`, and of :data:`RECORD_FIGURE_FIELDS` when ``figure`` is not None, is
-    there, the speeds are positive and the figure's times consistent (12,000 epochs with metrics at least 12,000
-    side-by-side epochs).  ValueError naming the file and what is missing or wrong.
+    there, the speeds are positive, each loop's ``steps_per_s`` is the median of its ``steps_per_s_repeats`` (to
+    float rounding; the repeats as :func:`round_quotients` checks them) and the figure's times consistent (12,000
+    epochs with metrics at least 12,000 side-by-side epochs).  ValueError naming the file and what is missing or
+    wrong.
     Not yet used by a chapter: :ref:`ch-engine` is to read the GPU records with it once there are any."""
     path = pathlib.Path(path)
     if not path.is_file():
@@ -119,6 +123,15 @@ def read_benchmark_record(path) -> dict:
     if fig is not None and not (fig["epoch_ms_side_by_side"] > 0 and fig["metric_ms"] >= 0
                                 and fig["seconds_12000_epochs_with_metrics"] >= 12 * fig["epoch_ms_side_by_side"]):
         raise ValueError(f"path {str(path)!r}: the figure's times are inconsistent: {fig}")
+    try:
+        round_quotients(record)  # the repeats: lists of one length of positive finite numbers
+    except ValueError as exc:
+        raise ValueError(f"path {str(path)!r}: {exc}") from None
+    repeats = record["steps_per_s_repeats"]
+    for k in ("engine", "plain"):
+        if not math.isclose(speeds[k], float(np.median(repeats[k])), rel_tol=1e-12, abs_tol=0.0):
+            raise ValueError(f"path {str(path)!r}: steps_per_s[{k!r}] = {speeds[k]} is not the median of "
+                             f"steps_per_s_repeats[{k!r}] = {repeats[k]}")
     return record
 
 
