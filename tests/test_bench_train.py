@@ -262,6 +262,69 @@ def test_the_figure_modes_alternate_and_the_metric_epoch_is_warmed_up(tmp_path, 
     assert b["repeats"] == 3 and "metric epoch    of the three runs" in text
 
 
+def test_the_printed_speeds_ratio_and_12000_epochs_are_the_records(tmp_path, capsys, monkeypatch):
+    """With each timing made known (round by round the engine's 30, 60 and 40 steps/s and the plain loop's 10, 24
+    and 25; a figure run alone 0.5 s, the three side by side 1.0, 1.2 and 0.9 s, for E = 2 epochs): the record's
+    steps_per_s are the medians of its repeats, 40 and 24 (read_benchmark_record checks it; not their means), and
+    the output, read by nclib.figures.read_benchmark, prints them, the median of the rounds' ratios (2.5, not the
+    1.67 of the medians) and the ranges, each within its rounding; its two lines of 12,000 epochs give 12,000 epochs' steps at
+    each loop's median rate, and the figure's runs side by side and one after another scaled from E to 12,000
+    epochs."""
+    known = {"engine": [30.0, 60.0, 40.0], "plain": [10.0, 24.0, 25.0], "together": [1.0, 1.2, 0.9]}
+    given = {k: iter(v) for k, v in known.items()}
+    engine_loop, plain_loop, side_by_side = bench.engine_loop, bench.plain_loop, train.time_side_by_side
+
+    def known_rates(timed, name):  # the loop's steps taken, its rate the next one given
+        def rate(steps):
+            timed(steps)
+            return next(given[name])
+        return rate
+
+    def engine_known(*args):
+        timed, eng = engine_loop(*args)
+        return known_rates(timed, "engine"), eng
+
+    def plain_known(*args):
+        return known_rates(plain_loop(*args), "plain")
+
+    def figure_known(engines, epochs):
+        side_by_side(engines, epochs)
+        return 0.5 if len(engines) == 1 else next(given["together"])
+
+    monkeypatch.setattr(bench, "engine_loop", engine_known)
+    monkeypatch.setattr(bench, "plain_loop", plain_known)
+    monkeypatch.setattr(train, "time_side_by_side", figure_known)
+    path, out = tmp_path / "cpu.json", tmp_path / "out.txt"
+    bench.main(TINY + ["--repeats", "3", "--figure-epochs", "2", "--json", str(path)])
+    text = capsys.readouterr().out
+    out.write_text(text)
+    record = figures.read_benchmark_record(path)
+    assert record["steps_per_s_repeats"] == {"engine": known["engine"], "plain": known["plain"]}
+    assert record["steps_per_s"] == {"engine": 40.0, "plain": 24.0}
+    rounds = figures.round_quotients(record)["ratio"]
+    b = figures.read_benchmark(out)
+    for name, half_unit in (("engine", 0.05), ("plain", 0.05)):  # printed to 0.1
+        repeats = record["steps_per_s_repeats"][name]
+        assert abs(b[name] - record["steps_per_s"][name]) <= half_unit + 1e-12
+        np.testing.assert_allclose(b[f"{name}_range"], [min(repeats), max(repeats)], rtol=0, atol=half_unit)
+    assert abs(b["ratio"] - np.median(rounds)) <= 0.005 + 1e-12 and b["ratio"] == 2.5  # printed to 0.01
+    np.testing.assert_allclose(b["ratio_range"], [min(rounds), max(rounds)], rtol=0, atol=0.005)
+    # 12,000 epochs of the loops' steps (N // B an epoch) at their medians, printed to the second
+    steps, engine_s, plain_s = map(int, re.search(r"^12000 epochs    (\d+) steps: (\d+) s with nclib.train, "
+                                                  r"(\d+) s with the plain loop", text, re.M).groups())
+    assert steps == 12000 * (bench.N_SAMPLES // record["problem"]["batch_size"]) == 12000 * 23
+    assert abs(engine_s - steps / record["steps_per_s"]["engine"]) <= 0.5
+    assert abs(plain_s - steps / record["steps_per_s"]["plain"]) <= 0.5
+    # and a figure's three runs, the medians of their seconds for E epochs scaled to 12,000 epochs
+    fig = record["figure"]
+    together_s, apart_s = map(int, re.search(r"^12000 epochs    a figure's three runs side by side: (\d+) s "
+                                             r"\(one after another: (\d+) s;", text, re.M).groups())
+    assert fig["epochs_timed"] == 2 and fig["seconds_one_after_another_repeats"] == [1.5] * 3
+    assert fig["seconds_side_by_side_repeats"] == known["together"]
+    assert abs(together_s - 12000 * np.median(fig["seconds_side_by_side_repeats"]) / 2) <= 0.5
+    assert abs(apart_s - 12000 * np.median(fig["seconds_one_after_another_repeats"]) / 2) <= 0.5
+
+
 def _lever_with(monkeypatch, alone, with_metrics, repeats):
     """lever_loop of a tiny problem whose figure epochs alone and with metric epochs take the seconds given,
     round by round; 4 figure epochs, a metric epoch each (n = 4)."""
