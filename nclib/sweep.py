@@ -719,5 +719,9 @@ def exit_status(table: pd.DataFrame) -> int:
 
 
 if __name__ == "__main__":
-    table = main()
-    sys.exit(exit_status(table) if "status" in table else 0)  # a list of points (--list-points) is no outcome
+    # run as ``python -m nclib.sweep`` this module is ``__main__``: Dask would send _run_point by value, with the
+    # module's globals (a lock among them, which cannot be pickled); the module imported by name is sent by reference
+    from nclib import sweep as _sweep
+
+    table = _sweep.main()
+    sys.exit(_sweep.exit_status(table) if "status" in table else 0)  # a list of points (--list-points) is no outcome

@@ -1097,6 +1097,21 @@ def test_the_tasks_of_a_job_array_train_their_points_side_by_side_in_one_folder(
     assert exc.value.code == 2 and "--point" in capsys.readouterr().err
 
 
+def test_the_command_line_sweeps_on_a_dask_cluster(scheduler, tmp_path):
+    """``python -m nclib.sweep`` as the README gives it, on a running cluster (``--scheduler``): the points go to the
+    workers (the module is ``__main__`` there, whose functions Dask would have to pickle by value) and the table
+    lists every run finished."""
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "nclib.sweep", "--grid", "seed=0,1",
+               *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out), "--scheduler", scheduler]
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = sweep.load_summary(out)
+    assert table["run_name"].tolist() == ["seed-0", "seed-1"] and (table["status"] == "finished").all()
+    for name in ("seed-0", "seed-1"):
+        assert json.loads((out / name / "provenance.json").read_text())["status"] == "finished"
+
+
 @pytest.mark.parametrize("point", ["-1", "2"])
 def test_a_point_outside_the_grid_is_refused_by_name(tmp_path, capsys, point):
     """--point -1 is no index of a job array's task (it would train the last point under another index)."""
