@@ -18,7 +18,8 @@
 # refused), also when the call is stopped: papermill writes into a temporary file beside it, which replaces it only
 # once a run was trained (or where there was none). Its folder is the out_dir of the notebook's parameters: the
 # script's own, or one a NAME=VALUE gives. To make the runs again, remove their folders first (git rm -r
-# results/figures/SCALE/figK) or pass overwrite=true.
+# results/figures/SCALE/figK for committed ones, rm -r in a folder git ignores such as results/runs/) or pass
+# overwrite=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then echo "usage: $0 FIG SCALE [NAME=VALUE ...]" >&2; exit 2; fi
@@ -70,7 +71,8 @@ if [ -d "$out_dir" ]; then
     || trained="unknown: find failed"
 fi
 if [ -f "$nb" ] && [ -z "$trained" ]; then
-  echo "== Figure $fig ($scale): no run was trained, so $nb is left as it was (to make the runs again: git rm -r" \
+  if git ls-files --error-unmatch "$out_dir" > /dev/null 2>&1; then remove="git rm -r"; else remove="rm -r"; fi
+  echo "== Figure $fig ($scale): no run was trained, so $nb is left as it was (to make the runs again: $remove" \
     "their folders in $out_dir first, or overwrite=true)"
 elif [ -s "$written" ]; then
   # in place first, then relabelled there (a call stopped meanwhile keeps papermill's notebook as before), with the

@@ -325,6 +325,7 @@ def test_gpu_run_figure_leaves_the_notebook_alone_when_no_run_trains(tmp_path):
         assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
         assert not list(scratch.glob("fig1-*"))  # no temporary file of the script left (torch keeps its own there)
         assert sorted(p.name for p in notebook.parent.iterdir()) == ["fig1.run.ipynb"]
+        return done.stdout
 
     def folders(root=results):
         return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
@@ -333,7 +334,8 @@ def test_gpu_run_figure_leaves_the_notebook_alone_when_no_run_trains(tmp_path):
     trained, made = notebook.read_bytes(), folders()
     assert len([p for p in made if p.name == "history.csv"]) == 3
     notebook.chmod(0o640)  # neither a new file's mode nor a temporary file's
-    run_figure()  # every run finished with these parameters: read, not trained
+    said = run_figure()  # every run finished with these parameters: read, not trained
+    assert "(to make the runs again: rm -r their folders" in said  # folders git does not track: no git rm
     assert notebook.read_bytes() == trained and folders() == made and notebook.stat().st_mode & 0o777 == 0o640
     def papermill_writes():  # a notebook written beside, or over, the one that trained the runs
         return notebook.read_bytes() != trained or any(
