@@ -1804,3 +1804,50 @@ def test_remakes_are_refused_when_their_provenance_is_not_the_runs_made_again(tm
         _edit(copy / "cpu-scale" / "fig3" / "fig3-L3" / "provenance.json", **tamper)
         with pytest.raises(ValueError, match=named):
             check(copy)
+
+
+# ------------------------------------------------------------------------------------------ refusals, stalls, glue
+
+def test_functions_of_runs_and_histories_refuse_what_they_cannot_read_by_name():
+    """One check of a figure's runs (a mapping holding at least one Run) and of a history (every column as long as
+    its epochs) behind every function of the events and the analysis; each refusal names the argument."""
+    good = _spike_run([1.0, 0.5, 0.4], 1)
+    uneven = _spike_run([1.0, 0.5, 0.4], 1)
+    uneven = dataclasses.replace(uneven, history={**uneven.history, "nc1": np.ones(2)})
+    for fn in (figures.spikes, figures.stalls, figures.lr_step, figures.accuracy_dips, figures.check_stalls,
+               figures.rise_ratios, figures.final_rows, figures.metric_drops, figures.wall_time_s):
+        for bad in ({}, None, [good]):  # {} would read as "no run stalled", "no run spiked"
+            with pytest.raises(ValueError, match=r"^runs must hold at least one run"):
+                fn(bad)
+        with pytest.raises(ValueError, match=r"^runs\[1\] must be a Run"):
+            fn({1: good.history})
+        with pytest.raises(ValueError, match=r"^runs\[1\]\.history must have every column as long as its epoch"):
+            fn({1: uneven})
+    with pytest.raises(ValueError, match=r"^runs must hold at least one run"):
+        figures.spikes({})  # with the default threshold, which is valid
+    # a column longer or shorter than the epochs: first_epoch answered with the epochs of other records,
+    # settled_epoch indexed past the last
+    for fn in (figures.first_epoch, figures.settled_epoch):
+        for column in (np.array([0.0, 1.0, 1.0]), np.array([1.0])):
+            with pytest.raises(ValueError, match=r"^history must have every column as long as its epoch column"):
+                fn({"epoch": np.array([0, 10]), "acc": column}, "acc", 1.0)
+        with pytest.raises(ValueError, match=r"^history must be a mapping"):
+            fn(None, "acc", 1.0)
+    with pytest.raises(ValueError, match=r"^history must be a mapping"):
+        figures.largest_rise(None)
+    with pytest.raises(ValueError, match=r"^history must have every column"):
+        figures.largest_rise(uneven.history)
+    with pytest.raises(ValueError, match=r"^params must be a mapping"):
+        figures.next_milestone(None, 3)
+    assert figures.next_milestone({"lr_milestones": [5, 50]}, 6) == 50
+    rows = [{"L": 1, "nc1": 2.0}, {"L": 3}]
+    with pytest.raises(ValueError, match=r"^key 'nc1' is not a column of every row: the rows of L = \[3\]"):
+        figures.order_by(rows, "nc1")
+    for bad in (None, "rows", [{"nc1": 1.0}]):
+        with pytest.raises(ValueError, match=r"^rows must be a list of rows"):
+            figures.order_by(bad, "nc1")
+        with pytest.raises(ValueError, match=r"^rows must be a list of rows"):
+            figures.orders_without_spikes(bad, {})
+    with pytest.raises(ValueError, match=r"^spiked must be a mapping"):
+        figures.orders_without_spikes([dict(L=1, nc1=1.0, nc3=1.0, gap=1.0, minimum=1.0)], None)
+    assert figures.order_by([{"L": 3, "nc1": 2.0}, {"L": 1, "nc1": 1.0}], "nc1") == [1, 3]

@@ -17,7 +17,7 @@ import numpy as np
 from .. import _checks, minority, ufm, ufmtrain
 from ..runs import load_class_accuracy
 from .config import HISTORY_KEYS, RESULTS, figure
-from .events import first_epoch, largest_rise, settled_epoch
+from .events import _checked_runs, first_epoch, largest_rise, settled_epoch
 from .load import Run, run_counts
 
 # --------------------------------------------------------------------------------------------- theory
@@ -138,10 +138,11 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     (:func:`nclib.minority.nearest_partial_minimum`), with ``partial_ratio`` (its value over the global minimum; None
     for L = 1) and ``partial_metrics`` (NC1 to NC3 at that point, :func:`nclib.minority.partial_point_metrics`: what the
     run's metrics would read if it had stopped there; None for L = 1).
+    ValueError naming ``runs`` unless it holds at least one run (:func:`nclib.figures.events._checked_runs`).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     out = {}
-    for L, run in sorted(runs.items()):
+    for L, run in sorted(_checked_runs(runs).items()):
         h, th = run.history, run_theory(run.params)
         acc, e = np.asarray(h["train_acc"], dtype=float), np.asarray(h["epoch"])
         if acc[-1] >= 1.0:
@@ -196,10 +197,13 @@ def orders_without_spikes(rows: list[dict], spiked: Mapping[int, dict]) -> dict[
     (``before``, at ``start_epoch``), that final value is replaced by the value before the rise (for ``gap``: the
     objective then minus the global minimum); where this changes :func:`order_by`, the result holds
     ``{key: {"order": final order, "without": the order with the replaced values, "runs": {L: (value before the rise,
-    final value)}}}`` for the runs replaced. Empty when no ordering depends on a spike.
+    final value)}}}`` for the runs replaced. Empty when no ordering depends on a spike.  ValueError naming ``rows``
+    (as :func:`order_by`) or ``spiked`` (not a mapping, or naming runs that ``rows`` do not hold).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
-    by_L = {r["L"]: r for r in rows}
+    by_L = {r["L"]: r for r in _checked_rows(rows)}
+    if not isinstance(spiked, Mapping):
+        raise ValueError(f"spiked must be a mapping {{L: largest_rise}} (spikes), got {type(spiked).__name__}")
     unknown = sorted(set(spiked) - set(by_L))
     if unknown:
         raise ValueError(f"spiked names runs L = {unknown} that rows do not hold")
@@ -235,8 +239,7 @@ def final_rows(runs: Mapping[int, Run]) -> list[dict]:
     classes).  ValueError for no runs.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
-    if not runs:
-        raise ValueError("runs must hold at least one run")
+    _checked_runs(runs)
     rows = []
     for L, run in sorted(runs.items()):
         h, th = run.history, run_theory(run.params)
@@ -269,8 +272,7 @@ def metric_drops(runs: Mapping[int, Run]) -> dict[int, dict]:
     is NC1's fall on their scale by a rule of thumb, the one to set beside theirs (:ref:`ch-fig1` to
     :ref:`ch-fig4`, :func:`check_runs`).  ValueError for no runs, or a metric not finite and
     positive at both ends."""
-    if not runs:
-        raise ValueError("runs must hold at least one run")
+    _checked_runs(runs)
     out = {}
     for L, run in sorted(runs.items()):
         h, falls = run.history, {}
@@ -290,8 +292,7 @@ def wall_time_s(runs: Mapping[int, Run]) -> float:
     their wall times; runs trained alone add up (:ref:`ch-figures-summary`).  A group is every run linked to another
     by ``trained_with``, named by either run and through other runs of the group, so that lists that name a partner on
     one side only still make one group.  ValueError for no runs: no time is not a wall time."""
-    if not runs:
-        raise ValueError("runs must hold at least one run")
+    _checked_runs(runs)
     by_name = {run.params["run_name"]: run for run in runs.values()}
     timeless = sorted(name for name, run in by_name.items()
                       if isinstance(run.provenance.get("wall_time_s"), bool)
@@ -322,14 +323,27 @@ def wall_time_s(runs: Mapping[int, Run]) -> float:
 def order_by(rows: list[dict], key: str) -> list[int]:
     """The head depths L of ``rows`` sorted by ``key`` (smallest first; None/NaN last).
 
-    "How L changes the curves" in the comparison sections of :ref:`ch-fig1` to :ref:`ch-fig4`.
+    "How L changes the curves" in the comparison sections of :ref:`ch-fig1` to :ref:`ch-fig4`.  ValueError naming
+    ``rows`` unless it is a list of rows (mappings with an ``L``), and naming ``key`` unless every row has it.
     """
     def value(r):
         v = r[key]  # a NaN of any float type (numpy's float32 too) sorts last, as None does
         return (1, 0.0) if v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)) else (0, float(v))
-    if rows and key not in rows[0]:
-        raise ValueError(f"key {key!r} is not a column of rows; columns: {sorted(rows[0])}")
+    _checked_rows(rows)
+    lacking = [r["L"] for r in rows if key not in r]
+    if lacking:
+        raise ValueError(f"key {key!r} is not a column of every row: the rows of L = {lacking} lack it; columns of "
+                         f"the first: {sorted(rows[0])}")
     return [r["L"] for r in sorted(rows, key=value)]
+
+
+def _checked_rows(rows) -> list:
+    """``rows`` (:func:`final_rows`) as :func:`order_by` and :func:`orders_without_spikes` read them; ValueError
+    naming ``rows`` unless a list or tuple of mappings, each with an ``L``."""
+    if not isinstance(rows, (list, tuple)) or not all(isinstance(r, Mapping) and "L" in r for r in rows):
+        raise ValueError(f"rows must be a list of rows (mappings with an 'L', as final_rows gives), got "
+                         f"{type(rows).__name__}")
+    return list(rows)
 
 
 def order_held(runs: Mapping[int, Run], key: str, last: int = 10) -> dict:
@@ -345,8 +359,7 @@ def order_held(runs: Mapping[int, Run], key: str, last: int = 10) -> dict:
     if key not in ORDER_KEYS:
         raise ValueError(f"key must be one of {ORDER_KEYS}, got {key!r}")
     last = _checks.positive_int(last, "last")
-    if not runs:
-        raise ValueError("runs must hold at least one run")
+    _checked_runs(runs)
     ends = {L: int(np.asarray(r.history["epoch"])[-1]) for L, r in runs.items()}
     if len(set(ends.values())) > 1:
         raise ValueError(f"runs must all end at the same epoch to rank them, got {ends}")
@@ -415,8 +428,7 @@ def check_runs(runs: Mapping[int, Run], fig) -> None:
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     f = figure(fig)
-    if not runs:
-        raise ValueError("runs must hold at least one run")
+    _checked_runs(runs)
     first = runs[min(runs)]
     for L, run in runs.items():
         h, t = run.history, run_theory(run.params)

@@ -14,11 +14,45 @@ from .. import _checks
 from .load import Run
 
 
-def _epochs(history: Mapping) -> np.ndarray:
-    """``history["epoch"]``; ValueError naming ``history`` when it has no such column."""
+def _checked_history(history, name: str = "history") -> Mapping:
+    """``history`` (a run's metric history, {column: values}) checked as every function of the figures package reads
+    it: a mapping with an ``epoch`` column, every column as long as it (a shorter or longer column would pair its
+    values with other epochs, or index past the records).  Returns ``history``; ValueError naming ``name``
+    otherwise.  :func:`first_epoch`, :func:`settled_epoch`, :func:`recorded_every`, :func:`largest_rise` and,
+    through :func:`_checked_runs`, every function of a figure's runs read their histories through it."""
+    if not isinstance(history, Mapping):
+        raise ValueError(f"{name} must be a mapping of history columns, got {type(history).__name__}")
     if "epoch" not in history:
-        raise ValueError(f"history has no epoch column; columns: {sorted(history)}")
-    return np.asarray(history["epoch"])
+        raise ValueError(f"{name} has no epoch column; columns: {sorted(history)}")
+    if np.ndim(history["epoch"]) != 1:
+        raise ValueError(f"{name}['epoch'] must be one epoch per record, got shape {np.shape(history['epoch'])}")
+    size = np.shape(history["epoch"])[0]
+    uneven = {k: np.shape(v)[:1] for k, v in history.items() if np.shape(v)[:1] != (size,)}
+    if uneven:
+        raise ValueError(f"{name} must have every column as long as its epoch column ({size} records), got {uneven}")
+    return history
+
+
+def _checked_runs(runs, name: str = "runs") -> Mapping:
+    """``runs`` (a figure's runs, {L: :class:`nclib.figures.load.Run`}) checked as every function of a figure's runs
+    reads them: a mapping that holds at least one run, each a :class:`Run` whose history passes
+    :func:`_checked_history`.  Returns ``runs``; ValueError naming ``name`` (and the run's key) otherwise: an empty
+    mapping would read as "no run stalled" or "no run spiked".  :func:`spikes`, :func:`lr_step`,
+    :func:`accuracy_dips`, :func:`rise_ratios`, :func:`nclib.figures.analysis.stalls` and the other functions of a
+    figure's runs check their argument with it."""
+    if not isinstance(runs, Mapping) or not runs:
+        got = "an empty mapping" if isinstance(runs, Mapping) else type(runs).__name__
+        raise ValueError(f"{name} must hold at least one run, a mapping {{L: Run}}, got {got}")
+    for key, run in runs.items():
+        if not isinstance(run, Run):
+            raise ValueError(f"{name}[{key!r}] must be a Run, got {type(run).__name__}")
+        _checked_history(run.history, f"{name}[{key!r}].history")
+    return runs
+
+
+def _epochs(history: Mapping) -> np.ndarray:
+    """``history["epoch"]`` of a history checked by :func:`_checked_history` (ValueError naming ``history``)."""
+    return np.asarray(_checked_history(history)["epoch"])
 
 
 def _finite_threshold(threshold) -> float:
@@ -44,10 +78,10 @@ def first_epoch(history: Mapping, key: str, threshold: float, above: bool = True
     None when it never happens. Resolution: the run's ``metric_every``. Used for "the first epoch at which
     the training accuracy reaches 100 %" in :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
+    epochs = _epochs(history)
     if key not in history:
         raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
     threshold, above = _finite_threshold(threshold), _checks.flag(above, "above")
-    epochs = _epochs(history)
     y = np.asarray(history[key], dtype=float)
     hit = np.flatnonzero(y >= threshold) if above else np.flatnonzero(y <= threshold)
     return int(epochs[hit[0]]) if hit.size else None
@@ -61,10 +95,10 @@ def settled_epoch(history: Mapping, key: str, threshold: float, above: bool = Tr
     crosses back after first reaching the threshold (a training spike). Used for "the epoch from which the
     training accuracy stays at 100 % to the end" in :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
+    epochs = _epochs(history)
     if key not in history:
         raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
     threshold, above = _finite_threshold(threshold), _checks.flag(above, "above")
-    epochs = _epochs(history)
     y = np.asarray(history[key], dtype=float)
     miss = np.flatnonzero(~(y >= threshold)) if above else np.flatnonzero(~(y <= threshold))
     if y.size == 0 or (miss.size and miss[-1] == y.size - 1):
@@ -95,7 +129,9 @@ def recorded_every(history: Mapping, every: int) -> dict:
 
 def _ratios(history: Mapping, key: str = "objective") -> tuple[np.ndarray, np.ndarray]:
     """``history[key]`` as floats and its quotients between consecutive recorded epochs; ValueError unless the
-    column holds at least two values, all finite and positive (a quotient of them is then always defined)."""
+    column holds at least two values, all finite and positive (a quotient of them is then always defined), and naming
+    ``history`` as :func:`_checked_history` does."""
+    _checked_history(history)
     if key not in history:
         raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
     y = np.asarray(history[key], dtype=float)
@@ -140,8 +176,9 @@ def largest_rise(history: Mapping, key: str = "objective") -> dict | None:
 def spikes(runs: Mapping[int, Run], threshold: float = SPIKE_FACTOR) -> dict[int, dict]:
     """{L: :func:`largest_rise` of the objective} of the runs whose objective rises by more than ``threshold``
     between two consecutive recorded epochs (the training spikes of :ref:`ch-fig1` to :ref:`ch-fig4` and
-    :ref:`ch-figures-summary`), sorted by L.  ``threshold``: above 1; ValueError naming it otherwise."""
-    threshold = _rise_threshold(threshold)
+    :ref:`ch-figures-summary`), sorted by L.  ``threshold``: above 1; ValueError naming it otherwise, and naming
+    ``runs`` as :func:`_checked_runs` does."""
+    threshold, runs = _rise_threshold(threshold), _checked_runs(runs)
     out = {}
     for L, run in sorted(runs.items()):
         rise = largest_rise(run.history)
@@ -159,8 +196,7 @@ def rise_ratios(runs: Mapping[int, Run]) -> dict:
     spike stands out.  ValueError for no runs, or a run whose objective is not finite and positive throughout.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
-    if not runs:
-        raise ValueError("runs must hold at least one run")
+    _checked_runs(runs)
     ratios = np.concatenate([_ratios(r.history)[1] for r in runs.values()])
     rises = ratios[ratios > 1]
     below = rises[rises <= SPIKE_FACTOR]
@@ -195,7 +231,9 @@ def other_spikes(history: Mapping, threshold: float = SPIKE_FACTOR) -> list[tupl
 def next_milestone(params: Mapping, epoch: int) -> int | None:
     """The first step decay of the learning rate (``lr_milestones``) at or after ``epoch``, None if none: whether a
     training spike of :ref:`ch-fig1` to :ref:`ch-fig4` came before the step.  ``epoch``: a non-negative integer;
-    ValueError naming it otherwise."""
+    ValueError naming it otherwise, and naming ``params`` unless it is a mapping (a run's ``params.json``)."""
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params must be a mapping (a run's params.json), got {type(params).__name__}")
     epoch = _checks.nonneg_int(epoch, "epoch")
     later = sorted(int(m) for m in params.get("lr_milestones") or [] if int(m) >= epoch)
     return later[0] if later else None
@@ -212,10 +250,11 @@ def lr_step(runs: Mapping[int, Run]) -> dict[int, dict]:
     was below 100 % at ``before``; ``settled_100``: the recorded epoch from which it stays at 100 % to the end
     (:func:`settled_epoch`; None if it ends below); ``recovered``: the accuracy was below 100 % at ``before`` and
     settled at 100 % after the milestone.  Sorted by L; runs that stop at or before their milestone are left out.
+    ValueError naming ``runs`` as :func:`_checked_runs` does.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     out = {}
-    for L, run in sorted(runs.items()):
+    for L, run in sorted(_checked_runs(runs).items()):
         h = run.history
         milestones = sorted(int(m) for m in run.params.get("lr_milestones") or [])
         epochs = np.asarray(h["epoch"])
@@ -238,11 +277,12 @@ def accuracy_dips(runs: Mapping[int, Run]) -> dict[int, dict]:
     ``first`` (the first recorded epoch at 100 %, :func:`first_epoch`), ``times`` (how many separate spells of
     recorded epochs below 100 % follow it), ``low`` and ``low_epoch`` (the lowest accuracy recorded after
     ``first`` and where), ``back`` (the epoch from which it is at 100 % to the end, :func:`settled_epoch`; None if
-    it ends below) and ``final`` (the final accuracy). Sorted by L.
+    it ends below) and ``final`` (the final accuracy). Sorted by L.  ValueError naming ``runs`` as
+    :func:`_checked_runs` does.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     out = {}
-    for L, run in sorted(runs.items()):
+    for L, run in sorted(_checked_runs(runs).items()):
         h = run.history
         first, back = first_epoch(h, "train_acc", 1.0), settled_epoch(h, "train_acc", 1.0)
         if first is None or back == first:
