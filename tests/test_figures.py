@@ -1851,3 +1851,21 @@ def test_functions_of_runs_and_histories_refuse_what_they_cannot_read_by_name():
     with pytest.raises(ValueError, match=r"^spiked must be a mapping"):
         figures.orders_without_spikes([dict(L=1, nc1=1.0, nc3=1.0, gap=1.0, minimum=1.0)], None)
     assert figures.order_by([{"L": 3, "nc1": 2.0}, {"L": 1, "nc1": 1.0}], "nc1") == [1, 3]
+
+
+def test_recorded_every_refuses_an_interval_the_history_was_not_recorded_at():
+    h = {"epoch": np.arange(0, 201, 40), "objective": np.linspace(2, 1, 6)}
+    # recorded every 40 epochs: read every 100, it would keep only epochs 0 and 200, a grid of 200
+    with pytest.raises(ValueError, match=r"^every must be a multiple of the history's interval of 40 epochs, got 100"):
+        figures.recorded_every(h, 100)
+    assert figures.recorded_every(h, 80)["epoch"].tolist() == [0, 80, 160]
+    assert figures.recorded_every(h, 40)["objective"].tolist() == h["objective"].tolist()
+    # a last record off the grid (a run's final epoch) leaves the interval as it is
+    off = {"epoch": np.array([0, 20, 40, 60, 70]), "objective": np.ones(5)}
+    assert figures.recorded_every(off, 40)["epoch"].tolist() == [0, 40]
+    # a record missing from the grid
+    gap = {"epoch": np.array([0, 50, 150, 200]), "objective": np.ones(4)}
+    with pytest.raises(ValueError, match=r"^every must name epochs the history recorded: .* epoch\(s\) 100 "):
+        figures.recorded_every(gap, 100)
+    with pytest.raises(ValueError, match=r"^history must hold at least one record"):
+        figures.recorded_every({"epoch": np.array([], dtype=int)}, 10)

@@ -120,10 +120,26 @@ def recorded_every(history: Mapping, every: int) -> dict:
     """The history's records at the epochs that are multiples of ``every``: the same run as if it had recorded its
     metrics every ``every`` epochs (its ``metric_every`` a divisor of ``every``), so that the rises of two runs
     recorded at different intervals (:func:`largest_rise`, :data:`SPIKE_FACTOR`) are compared on one grid
-    (:ref:`ch-fig1`, :ref:`ch-figures-summary`).  ``every``: a positive integer; ValueError naming it, or naming
-    ``history`` without an ``epoch`` column."""
+    (:ref:`ch-fig1`, :ref:`ch-figures-summary`).  ``every``: a positive integer, a multiple of the history's
+    interval (the greatest common divisor of its recorded epochs but the last, which may be a run's final epoch off
+    that grid, :func:`nclib.runs.metric_epochs`), every multiple of which up to the last recorded epoch the history
+    holds; ValueError naming it otherwise (a ``metric_every`` that does not divide it would leave a coarser grid, on
+    which a rise spans several of ``every``'s intervals), or naming ``history`` as :func:`_checked_history` does or
+    when it holds no record."""
     every = _checks.positive_int(every, "every")
-    keep = _epochs(history) % every == 0
+    epochs = _epochs(history).astype(np.int64)
+    if epochs.size == 0:
+        raise ValueError("history must hold at least one record to be read every few epochs")
+    on_grid = epochs[:-1] if epochs.size > 2 else epochs
+    interval = int(np.gcd.reduce(np.abs(on_grid)))
+    if interval and every % interval:
+        raise ValueError(f"every must be a multiple of the history's interval of {interval} epochs, got {every}")
+    missing = np.setdiff1d(np.arange(0, int(epochs.max()) + 1, every), epochs)
+    if missing.size:
+        raise ValueError(f"every must name epochs the history recorded: of the multiples of every={every}, epoch(s) "
+                         f"{', '.join(str(int(e)) for e in missing[:3])}{'...' if missing.size > 3 else ''} "
+                         f"are not recorded")
+    keep = epochs % every == 0
     return {k: np.asarray(v)[keep] for k, v in history.items()}
 
 
