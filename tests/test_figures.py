@@ -1869,3 +1869,50 @@ def test_recorded_every_refuses_an_interval_the_history_was_not_recorded_at():
         figures.recorded_every(gap, 100)
     with pytest.raises(ValueError, match=r"^history must hold at least one record"):
         figures.recorded_every({"epoch": np.array([], dtype=int)}, 10)
+
+
+def test_small_classes_are_those_below_the_average_count():
+    n1, n2 = np.array(figures.figure_counts(1)), np.array(figures.figure_counts(2))
+    assert sorted(set(n1[figures.small_classes(n1)].tolist())) == [100, 200]
+    assert n2[figures.small_classes(n2)].tolist() == [50] * 20
+    assert figures.small_classes([7, 7, 7]).size == 0
+    for bad in ([], [3, 0], None):
+        with pytest.raises(ValueError, match="^n "):
+            figures.small_classes(bad)
+
+
+def _ending_at(run, objective):
+    """``run`` with its final objective replaced by ``objective``."""
+    obj = np.asarray(run.history["objective"], dtype=float).copy()
+    obj[-1] = objective
+    return _with_history(run, objective=obj)
+
+
+def test_check_stalls_refuses_a_large_class_mode_at_0_and_a_run_below_its_point():
+    """Figure 2's runs (class counts 1,500, 600 and 50, the small classes those of 50): L = 6 stalls just above
+    the point of Lemma A.2 with 18 modes of the small classes at 0.  Moved to just above the point that also puts at
+    0 the mixed mode and one mode of the classes of 600 (a kappa at most the root of 600, the second smallest count,
+    which the bound let through before), and to just below its own point, it is refused."""
+    runs = figures.load_figure(2, "gpu")
+    st = figures.check_stalls(runs)
+    assert sorted(st) == [3, 6] and st[6]["partial"]["dead"] == 18
+    th = figures.run_theory(runs[6].params)
+    points = minority.partial_minima(th.n, th.lam_W, th.lam_H, th.L, th.bias)
+    dead = points["dead"].sum(axis=1)
+    value = {int(d): float(v) for d, v in zip(dead, points["value"])}
+    large = _ending_at(runs[6], value[21] * (1 + 1e-7))
+    place = figures.stalls({**runs, 6: large})[6]["partial"]
+    assert place["dead"] == 21 and 0 < place["above"] < place["runner_up"] / 5
+    assert np.isclose(place["dead_kappa"].max(), np.sqrt(600), rtol=1e-12)  # a mode of the classes of 600
+    with pytest.raises(AssertionError, match=r"^L=6: a mode at 0 of kappa 24.49.* above 7.07.*, the root of the "
+                                             r"largest count of a small class \(50\)"):
+        figures.check_stalls({**runs, 6: large})
+    mixed = _ending_at(runs[6], value[20] * (1 + 1e-7))  # the mode between the small classes and those of 600
+    with pytest.raises(AssertionError, match=r"^L=6: a mode at 0 of kappa 13.1"):
+        figures.check_stalls({**runs, 6: mixed})
+    below = _ending_at(runs[6], st[6]["partial"]["partial"] * (1 - 1e-6))
+    assert figures.stalls({**runs, 6: below})[6]["partial"]["above"] < 0
+    with pytest.raises(AssertionError, match=r"^L=6: not just above a local minimizer"):
+        figures.check_stalls({**runs, 6: below})
+    # just above its own point again: accepted
+    figures.check_stalls({**runs, 6: _ending_at(runs[6], st[6]["partial"]["partial"] * (1 + 1e-6))})

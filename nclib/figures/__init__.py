@@ -39,7 +39,8 @@ from .load import (CONFIG_KEYS, NC3_EQUAL_COUNT_BLOCKS, PROVENANCE_TYPES, REMAKE
 from .events import (RISE_KEYS, SPIKE_FACTOR, accuracy_dips, first_epoch, largest_rise, lr_step, next_milestone,
                      other_spikes, record_rises, recorded_every, rise_ratios, settled_epoch, spikes)
 from .analysis import (DROP_KEYS, ORDER_KEYS, RunTheory, check_runs, check_stalls, final_rows, metric_drops, order_by,
-                       order_held, orders_without_spikes, run_theory, stalls, trained_ufm_at_minimum, wall_time_s)
+                       order_held, orders_without_spikes, run_theory, small_classes, stalls, trained_ufm_at_minimum,
+                       wall_time_s)
 from .speed import (BENCHMARKS, GPU_LOGS, INPUT_DIM, LETTERS_BENCHMARK, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS,
                     RECORD_FIGURE_FIELDS, benchmark_glue, budget_lines, calibrated_seconds, calibration_glue,
                     fewest_pieces, figure_parameter_counts, gpu_log_files, gpu_logs, logged_figure, piece_seconds,
