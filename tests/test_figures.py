@@ -1916,3 +1916,17 @@ def test_check_stalls_refuses_a_large_class_mode_at_0_and_a_run_below_its_point(
         figures.check_stalls({**runs, 6: below})
     # just above its own point again: accepted
     figures.check_stalls({**runs, 6: _ending_at(runs[6], st[6]["partial"]["partial"] * (1 + 1e-6))})
+
+
+def test_check_runs_asks_a_fitted_run_for_an_nc1_fall_of_more_than_100(tiny):
+    runs1 = figures.load_figure(1, "tiny", root=tiny)
+    h = runs1[3].history
+    size = np.asarray(h["nc1"]).size
+
+    def falls(factor):  # NC1 falls by `factor`, NC3 by 2 (less than NC1 on its scale)
+        return _with_history(runs1[3], nc1=h["nc1"][0] * np.geomspace(1, 1 / factor, size),
+                             nc3=h["nc3"][0] * np.geomspace(1, 0.5, size))
+
+    with pytest.raises(AssertionError, match=r"^L=3: NC1 falls by a factor 50 .*not more than 100"):
+        figures.check_runs({**runs1, 3: falls(50.0)}, 1)
+    figures.check_runs({**runs1, 3: falls(150.0)}, 1)
