@@ -404,7 +404,7 @@ def calibration_glue(calibration: Mapping, chapters: Mapping[int, FigureChapter]
                      own: Mapping[int, Mapping] | None = None) -> dict:
     """What a committed GPU calibration (``calibration.json``, :func:`calibrated_seconds`) predicts, keyed for
     :ref:`ch-figures-summary`: ``cal-cifar-min`` and ``cal-letters-min`` (minutes for one figure's notebook at
-    the paper's 12,000 epochs), ``cal-all-min`` (all four), ``cal-epochs``, ``cal-device``, ``cal-precision``; per
+    the paper's 12,000 epochs), ``cal-all-min`` (all four), ``cal-epochs``, ``cal-device``; per
     figure read from GPU runs ``cal-fig<k>-predicted`` (seconds at its epochs), ``cal-fig<k>-budget`` and
     ``cal-fig<k>-took`` (the wall-clock cap on its notebook and the notebook's seconds, :func:`logged_figure`; left
     out where the log does not record them) and ``cal-fig<k>-runs`` (its runs' wall time).  ``own``: per figure,
@@ -412,8 +412,7 @@ def calibration_glue(calibration: Mapping, chapters: Mapping[int, FigureChapter]
     E = scale_settings("gpu")["epochs"]
     full = {k: calibrated_seconds(calibration, k, E) for k in FIGURES}
     g = {"cal-epochs": f"{E:,}", "cal-cifar-min": f"{full[1] / 60:.0f}", "cal-letters-min": f"{full[2] / 60:.0f}",
-         "cal-all-min": f"{sum(full.values()) / 60:.0f}", "cal-device": str(calibration["device"]),
-         "cal-precision": str(calibration["precision"])}
+         "cal-all-min": f"{sum(full.values()) / 60:.0f}", "cal-device": str(calibration["device"])}
     for k, c in sorted(chapters.items()):
         if c.scale == "gpu":
             epochs = max(c.check["epochs"].values())

@@ -85,11 +85,10 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
 def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     """The numbers of :ref:`ch-figures-summary` (keys without the ``sum-`` prefix), from the four chapters.
 
-    ``n-gpu``, ``n-cpu``, ``n-runs`` (``n-gpu-runs`` and ``n-cpu-runs`` of them read from GPU and CPU-scale runs,
-    ``n-fitted-gpu`` of the GPU runs at 100 %), ``gpu-figures`` and ``gpu-epochs`` (the figures read from GPU runs and
-    their epochs, with thousands separators and so joined by "; ", against the paper's ``paper-epochs``),
-    ``n-fitted`` and ``drop-min`` (the runs that end at 100 % training accuracy and the smallest fall of NC1 among
-    them), ``n-stalled`` (the others) and
+    ``n-runs`` (``n-gpu-runs`` and ``n-cpu-runs`` of them read from GPU and CPU-scale runs, ``n-fitted-gpu`` of the
+    GPU runs at 100 %), ``gpu-figures`` and ``gpu-epochs`` (the figures read from GPU runs and their epochs, with
+    thousands separators and so joined by "; ", against the paper's ``paper-epochs``), ``n-fitted`` (the runs that end
+    at 100 % training accuracy), ``n-stalled`` (the others) and
     ``partial-off-max`` (over those with L >= 2, the largest relative distance, in %, between the final objective
     and the nearest local minimizer of Lemma A.2 with modes at 0, :func:`stalls`; an "at most") and
     ``partial-runner-up-min`` (the smallest distance to the next nearest such point; an "at least"), per device
@@ -103,8 +102,7 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     all_rows = [r for k in sorted(rows) for r in rows[k]]
     fitted = [r for r in all_rows if r["train_acc"] == 1.0]
     gpu = [k for k, c in sorted(chapters.items()) if c.scale == "gpu"]
-    g = {"n-gpu": str(len(gpu)), "n-cpu": str(len(chapters) - len(gpu)), "n-runs": str(len(all_rows)),
-         "gpu-figures": _comma(gpu),
+    g = {"n-runs": str(len(all_rows)), "gpu-figures": _comma(gpu),
          "gpu-epochs": "; ".join(f"{max(chapters[k].check['epochs'].values()):,}" for k in gpu),  # "2,600; 700"
          "n-fitted": str(len(fitted)), "n-stalled": str(len(all_rows) - len(fitted)),
          "n-gpu-runs": str(sum(len(rows[k]) for k in gpu)),
@@ -112,8 +110,6 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
          "n-cpu-runs": str(sum(len(rows[k]) for k in rows if k not in gpu)),
          "paper-epochs": f"{scale_settings('gpu')['epochs']:,}",
          "spike-threshold": written(SPIKE_FACTOR, 6)}
-    if fitted:
-        g["drop-min"] = at_least(min(r['nc1_drop'] for r in fitted), 3)  # "at least"
     places = [st["partial"] for c in chapters.values() for st in stalls(c.runs).values() if st["partial"] is not None]
     if places:
         g["partial-off-max"] = at_most(100 * max(abs(p["above"]) for p in places), 2)
