@@ -1954,3 +1954,42 @@ def test_summary_glue_counts_the_gpu_and_the_cpu_scale_runs_apart(tiny, tiny_sca
     chapters[3] = dataclasses.replace(chapters[3], scale="gpu")
     g = figures.summary_glue(chapters)
     assert (g["n-gpu-runs"], g["n-fitted-gpu"], g["n-cpu-runs"], g["gpu-figures"]) == ("6", "5", "0", "1, 3")
+
+
+def test_nc2_wh_of_the_bias_pair_is_compared_at_equal_epochs(tiny, tiny_scale):
+    """Figure 1's runs one record shorter (to epoch 100) than Figure 3's (to 120): the glue's ends are each run's
+    own last epoch, its shared values those of epoch 100, and its counts those of the records both have."""
+    chapters = {k: figures.figure_chapter(k, "tiny", root=tiny) for k in (1, 3)}
+
+    def with_wh(runs, wh, keep=None):
+        out = {}
+        for L, run in runs.items():
+            h = {k: np.asarray(v)[:keep] for k, v in run.history.items()}
+            out[L] = dataclasses.replace(run, history={**h, "nc2_wh": np.asarray(wh(L, h["epoch"]), dtype=float)})
+        return out
+
+    # with a bias 1e-3 at every record but epoch 40 (1.0: above every run without); without 1e-2, but one run at
+    # 1e-4 at epoch 60 (the ranges overlap there) and every run at 5e-3 at its last epoch, 120
+    with_bias = with_wh(chapters[1].runs, lambda L, e: np.where(e == 40, 1.0, 1e-3), keep=-1)
+    without = with_wh(chapters[3].runs, lambda L, e: np.where(e == 120, 5e-3,
+                                                              np.where((e == 60) & (L == 3), 1e-4, 1e-2)))
+    pair = figures.nc2_wh_pair(with_bias, without)
+    assert (pair["shared_epoch"], pair["records"], pair["below"], pair["above"]) == (100, 5, 3, 1)
+    assert pair["end"] == {"with": [1e-3] * 3, "without": [5e-3] * 3}
+    assert pair["shared"] == {"with": [1e-3] * 3, "without": [1e-2] * 3}
+    for k, runs in ((1, with_bias), (3, without)):
+        chapters[k] = dataclasses.replace(chapters[k], runs=runs, rows=figures.final_rows(runs))
+    g = figures.summary_glue(chapters)
+    assert [g[f"wh-1-3-{case}-{end}"] for case in ("with", "without") for end in ("min", "max")] == \
+        ["0.001", "0.001", "0.005", "0.005"]
+    assert [g[f"wh-1-3-shared-{case}-{end}"] for case in ("with", "without") for end in ("min", "max")] == \
+        ["0.001", "0.001", "0.01", "0.01"]
+    assert (g["wh-1-3-shared-epoch"], g["wh-1-3-shared-records"], g["wh-1-3-shared-below"],
+            g["wh-1-3-shared-above"]) == ("100", "5", "3", "1")
+    # a run below 100 % at its end is left out; no run at 100 % in one figure: no comparison
+    stalled = {L: _with_history(run, train_acc=np.full(len(run.history["epoch"]), 0.5)) for L, run in without.items()}
+    assert figures.nc2_wh_pair(with_bias, stalled) is None
+    with pytest.raises(ValueError, match=r"^with_bias must hold at least one run"):
+        figures.nc2_wh_pair({}, without)
+    with pytest.raises(ValueError, match=r"^without must hold at least one run"):
+        figures.nc2_wh_pair(with_bias, None)

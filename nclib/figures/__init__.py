@@ -49,7 +49,7 @@ from .speed import (BENCHMARKS, GPU_LOGS, INPUT_DIM, LETTERS_BENCHMARK, NOTEBOOK
 from .plots import PAPER_DATA, as_plot_runs, draw_panels, draw_stability, draw_theory, figure_legend, on_other_data
 from .chapter import (NC3_BY_CLASS, FigureChapter, drops_table, figure_chapter, figure_glue, figure_tables,
                       nc3_readings, percent, precisions, rise_cell)
-from .summary import summary_glue, summary_tables
+from .summary import nc2_wh_pair, summary_glue, summary_tables
 from . import stability
 from .. import ROOT
 

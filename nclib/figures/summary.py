@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import numpy as np
+
 from .. import plotting
 from ..rounding import at_least, at_most, written
 from .analysis import stalls, wall_time_s
 from .chapter import FigureChapter, _column, _comma, _epoch, percent, rise_cell
 from .config import scale_settings
-from .events import SPIKE_FACTOR
+from .events import SPIKE_FACTOR, _checked_runs
+from .load import Run
 
 
 def _check_chapters(chapters) -> None:
@@ -82,6 +85,42 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     return {"figures": figures, "final": final, "training": training, "made": made, "stalls": stalled}
 
 
+def nc2_wh_pair(with_bias: Mapping[int, Run], without: Mapping[int, Run]) -> dict | None:
+    """NC2^WH (Section 5 with a bias, Appendix C without; :ref:`ch-metrics`) of two figures' runs, one with a bias
+    and one without, compared at equal epochs: over the runs of each that end at 100 % training accuracy, ``end``
+    (``{"with": [...], "without": [...]}``, the values at each run's own last epoch, which differ between figures
+    trained for different epochs), ``shared_epoch`` (the last epoch after epoch 0 that all of them recorded) and
+    ``shared`` (the values there), ``records`` (how many epochs after epoch 0 all of them recorded), ``below`` and
+    ``above`` (at how many of those every run with a bias is below, or above, every run without; at the others the
+    two ranges overlap).  None when either figure has no run at 100 % or they share no epoch after 0.  The
+    comparison of Figures 1 and 3 that :func:`summary_glue` glues.  ValueError naming ``with_bias`` or ``without``
+    unless each holds at least one run (:func:`nclib.figures.events._checked_runs`).
+    Chapters: :ref:`ch-figures-summary`."""
+    _checked_runs(with_bias, "with_bias")
+    _checked_runs(without, "without")
+    fit = {case: [run for _, run in sorted(runs.items()) if float(run.history["train_acc"][-1]) == 1.0]
+           for case, runs in (("with", with_bias), ("without", without))}
+    if not fit["with"] or not fit["without"]:
+        return None
+    shared = sorted(set.intersection(*(set(np.asarray(run.history["epoch"]).tolist())
+                                       for case in fit for run in fit[case])) - {0})
+    if not shared:
+        return None
+
+    def at(run, epoch) -> float:
+        return float(run.history["nc2_wh"][int(np.flatnonzero(np.asarray(run.history["epoch"]) == epoch)[0])])
+
+    below = above = 0
+    for epoch in shared:
+        a, b = ([at(run, epoch) for run in fit[case]] for case in ("with", "without"))
+        below += max(a) < min(b)
+        above += max(b) < min(a)
+    return {"end": {case: [float(run.history["nc2_wh"][-1]) for run in fit[case]] for case in fit},
+            "shared_epoch": int(shared[-1]),
+            "shared": {case: [at(run, shared[-1]) for run in fit[case]] for case in fit},
+            "records": len(shared), "below": below, "above": above}
+
+
 def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     """The numbers of :ref:`ch-figures-summary` (keys without the ``sum-`` prefix), from the four chapters.
 
@@ -94,8 +133,13 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     ``partial-runner-up-min`` (the smallest distance to the next nearest such point; an "at least"), per device
     ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`), ``spike-threshold``, ``be-min``/``be-max`` (final over
     initial ||b - n/N||, with a bias: the smallest and the largest run's, to nearest), and for the pairs with and
-    without a bias at the same scale ``wh-<a>-<b>-with-min`` .. ``-without-max`` (final NC2^WH over the runs at
-    100 %).  ValueError naming ``chapters`` unless it holds at least one.
+    without a bias at the same scale, over the runs that end at 100 % (:func:`nc2_wh_pair`):
+    ``wh-<a>-<b>-with-min`` .. ``-without-max`` (NC2^WH at each run's own last epoch, which need not be the same in
+    both figures), ``wh-<a>-<b>-shared-epoch`` (the last epoch that all of them recorded) and
+    ``wh-<a>-<b>-shared-with-min`` .. ``-shared-without-max`` (NC2^WH there), ``wh-<a>-<b>-shared-records`` (how many
+    epochs after epoch 0 all of them recorded) and ``wh-<a>-<b>-shared-below`` and ``-shared-above`` (at how many of
+    those every run with a bias is below, or above, every run without).  ValueError naming ``chapters`` unless it
+    holds at least one.
     """
     _check_chapters(chapters)
     rows = {k: c.rows for k, c in chapters.items()}
@@ -122,12 +166,16 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     for with_bias, without in ((1, 3), (2, 4)):
         if with_bias not in chapters or without not in chapters or chapters[with_bias].scale != chapters[without].scale:
             continue
-        a = [r["nc2_wh"] for r in rows[with_bias] if r["train_acc"] == 1.0]
-        b = [r["nc2_wh"] for r in rows[without] if r["train_acc"] == 1.0]
-        if a and b:
-            s = f"wh-{with_bias}-{without}-"
-            g.update({s + "with-min": written(min(a), 2), s + "with-max": written(max(a), 2),
-                      s + "without-min": written(min(b), 2), s + "without-max": written(max(b), 2)})
+        pair = nc2_wh_pair(chapters[with_bias].runs, chapters[without].runs)
+        if pair is None:
+            continue
+        s = f"wh-{with_bias}-{without}-"
+        for at, prefix in (("end", ""), ("shared", "shared-")):
+            for case in ("with", "without"):
+                for end, f in (("min", min), ("max", max)):
+                    g[f"{s}{prefix}{case}-{end}"] = written(f(pair[at][case]), 2)
+        g.update({s + "shared-epoch": f"{pair['shared_epoch']:,}", s + "shared-records": str(pair["records"]),
+                  s + "shared-below": str(pair["below"]), s + "shared-above": str(pair["above"])})
     be = [r["bias_error"] / r["bias_error_0"] for k in sorted(rows) if chapters[k].figure.bias for r in rows[k]]
     if be:
         g["be-min"], g["be-max"] = written(min(be), 2), written(max(be), 2)  # two runs' own values, to nearest
