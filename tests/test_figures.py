@@ -25,7 +25,7 @@ from nclib import minority  # noqa: E402
 import nclib.train  # noqa: E402
 import nclib.ufm  # noqa: E402
 import nclib.ufmtrain as ufmtrain  # noqa: E402
-from nclib.rounding import at_least, at_most, number, written  # noqa: E402
+from nclib.rounding import at_least, at_most, number, written, written_column  # noqa: E402
 
 #: A tiny scale: the paper's CIFAR-10 profile divided by 100 (1,1,2,2,...,5,5; N = 30), a small network.
 TINY = dict(divisor=100, width=32, depth=2, epochs=120, batch_size="full", lr=3e-3, lr_milestones=[80],
@@ -1023,7 +1023,7 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     assert t["stalls"].loc[(1, 6), "modes at 0"] == place["dead"]
     off, runner_up = 100 * abs(place["above"]), 100 * place["runner_up"]
     assert t["stalls"].loc[(1, 6), "above the nearest point (%)"] == ("-" if place["above"] < 0 else "+") + written(off, 2)
-    assert t["stalls"].loc[(1, 6), "distance to the next point (%)"] == written(runner_up, 3)
+    assert t["stalls"].loc[(1, 6), "distance to the next point (%)"] == written_column([runner_up], 3)[0]
     # the bounds over the stalled runs hold and read, at the table's figures, as the one run's values there
     assert number(g["partial-off-max"]) >= off and written(number(g["partial-off-max"]), 2) == written(off, 2)
     assert number(g["partial-runner-up-min"]) <= runner_up
@@ -1993,3 +1993,16 @@ def test_nc2_wh_of_the_bias_pair_is_compared_at_equal_epochs(tiny, tiny_scale):
         figures.nc2_wh_pair({}, without)
     with pytest.raises(ValueError, match=r"^without must hold at least one run"):
         figures.nc2_wh_pair(with_bias, None)
+
+
+def test_the_summary_tables_write_one_precision_per_column_and_epochs_with_separators():
+    """The committed GPU runs of Figures 1 and 3 stall with the next point 44.4 % and 31.0 % away (not "31"); a
+    rise of the objective between records past epoch 1,000 is written with thousands separators."""
+    chapters = {k: figures.figure_chapter(k, "gpu") for k in (1, 3)}
+    t = figures.summary_tables(chapters)["stalls"]
+    runner = [100 * figures.stalls(chapters[k].runs)[L]["partial"]["runner_up"] for k, L in t.index]
+    assert t["distance to the next point (%)"].tolist() == written_column(runner, 3)
+    assert len({len(cell.split(".")[-1]) for cell in t["distance to the next point (%)"]}) == 1  # one precision
+    above = [100 * figures.stalls(chapters[k].runs)[L]["partial"]["above"] for k, L in t.index]
+    assert t["above the nearest point (%)"].tolist() == ["+" + w for w in written_column(above, 2)]
+    assert figures.rise_cell({"factor": 1.2, "prev_epoch": 2700, "epoch": 2800}) == "×1.20 (epochs 2,700 to 2,800)"

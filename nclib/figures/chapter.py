@@ -115,13 +115,16 @@ def percent(acc, decimals: int = 1) -> str:
 
 def rise_cell(rise: dict | None) -> str:
     """A table cell of :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary` for a :func:`largest_rise`:
-    ``"×21.6 (epochs 480 to 500)"``, or ``"none"`` for None.  ValueError naming ``rise`` when it is neither None
+    ``"×21.6 (epochs 480 to 500)"``, the factor to three significant figures with their trailing zeros (``"×1.20"``,
+    one precision down a column) and the epochs with thousands separators as the prose writes them (``"epochs
+    2,700 to 2,800"``), or ``"none"`` for None.  ValueError naming ``rise`` when it is neither None
     nor a rise (a mapping with ``factor``, ``prev_epoch`` and ``epoch``)."""
     if rise is None:
         return "none"
     if not isinstance(rise, Mapping) or any(k not in rise for k in ("factor", "prev_epoch", "epoch")):
         raise ValueError(f"rise must be None or a largest_rise result (factor, prev_epoch, epoch), got {rise!r}")
-    return f"×{written(rise['factor'], 3)} (epochs {rise['prev_epoch']} to {rise['epoch']})"
+    return (f"×{_figures(rise['factor'], 3)} "  # three figures with their zeros: "×1.20" beside "×1.49"
+            f"(epochs {_epoch_text(rise['prev_epoch'])} to {_epoch_text(rise['epoch'])})")
 
 
 def precisions(runs: Mapping[int, Run]) -> str:

@@ -75,13 +75,18 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
         "figure": k, "L": L, "train acc (%)": percent(st["train_acc"]), "misclassified": f"{st['misclassified']:,}",
         "objective / minimum": f"{st['objective_ratio']:.2f}",
         "modes at 0": "" if st["partial"] is None else st["partial"]["dead"],
-        "above the nearest point (%)": "" if st["partial"] is None else
-        ("-" if st["partial"]["above"] < 0 else "+") + written(100 * abs(st["partial"]["above"]), 2),
-        "distance to the next point (%)": "" if st["partial"] is None or st["partial"]["runner_up"] is None else
-        written(100 * st["partial"]["runner_up"], 3),
+        "above the nearest point (%)": float("nan") if st["partial"] is None else 100 * st["partial"]["above"],
+        "distance to the next point (%)": float("nan") if st["partial"] is None or st["partial"]["runner_up"] is None
+        else 100 * st["partial"]["runner_up"],
     } for k, c in sorted(chapters.items()) for L, st in stalls(c.runs).items()],
         columns=["figure", "L", "train acc (%)", "misclassified", "objective / minimum", "modes at 0",
                  "above the nearest point (%)", "distance to the next point (%)"]).set_index(["figure", "L"])
+    # significant figures, one notation and precision per column ("31.0" beside "44.4", not "31"); the distance
+    # above the point signed, so that a run below its point shows
+    above = stalled["above the nearest point (%)"]
+    stalled["above the nearest point (%)"] = [("-" if v < 0 else "+") + w if w else w
+                                              for v, w in zip(above, _column(above.abs(), 2))]
+    stalled["distance to the next point (%)"] = _column(stalled["distance to the next point (%)"], 3)
     return {"figures": figures, "final": final, "training": training, "made": made, "stalls": stalled}
 
 
