@@ -161,8 +161,9 @@ def least_warmup(device: str, cuda: bool | None = None) -> int:
     the kernels, and the next, which captures the CUDA graph of one step.  For the loops that ``--warmup`` warms
     up, the plain engine's (:func:`engine_loop`, one step a graph) and the plain loop, and for the figure's runs of
     :func:`figure_loop` and ``bench_anatomy.py``'s engine steps, which warm up an epoch (two in the latter) but
-    never fewer steps than this; ``--levers`` warms each lever up on two whole epochs of its own instead
-    (:func:`lever_loop`), which capture its graphs of ``steps_per_graph`` steps and of an epoch's remainder."""
+    never fewer steps than this; ``--levers`` warms each lever up on whole epochs of its own instead
+    (:func:`lever_warmup_epochs`), which capture its graphs of ``steps_per_graph`` steps and of an epoch's
+    remainder."""
     return WARMUP_STEPS + 1 if parameters.device_type(device, cuda) == "cuda" else 1
 
 
@@ -259,7 +260,7 @@ def lever_loop(ts, p, Ls, steps: int, figure_epochs: int, settings: dict, repeat
     if q["grouped_adam"]:
         train.group_engines([eng])
     epochs = -(-steps // eng.steps_per_epoch)
-    train.time_side_by_side([eng], 2)  # warm-up, graph capture (a remainder graph in the second epoch)
+    train.time_side_by_side([eng], lever_warmup_epochs(eng))  # warm-up, the graphs' capture
     seconds = train.time_side_by_side([eng], epochs)
     out = {"settings": settings, "steps_per_s": epochs * eng.steps_per_epoch / seconds, "graph_note": eng.graph_note,
            "epoch_ms_side_by_side": None, "params_sha256": params_sha256([eng])}
@@ -267,7 +268,7 @@ def lever_loop(ts, p, Ls, steps: int, figure_epochs: int, settings: dict, repeat
         engines = [train.Engine(ts, train.check_params(**{**q, "L": L})) for L in Ls]
         if q["grouped_adam"]:
             train.group_engines(engines)
-        train.time_side_by_side(engines, 2)
+        train.time_side_by_side(engines, lever_warmup_epochs(engines[0]))
         every = max(1, figure_epochs // 4)
         n = figure_epochs // every
         alone, with_metrics = interleaved(
@@ -285,6 +286,15 @@ def lever_loop(ts, p, Ls, steps: int, figure_epochs: int, settings: dict, repeat
         out["metric_ms_noise"] = noise
         out["metric_within_noise"] = None if repeats < 2 else bool(out["metric_ms_seen_by_training"] <= noise)
     return out
+
+
+def lever_warmup_epochs(eng) -> int:
+    """The whole epochs that warm up a lever's run (:func:`lever_loop`) before its timing: two, or where an epoch
+    has fewer steps than the GPU's eager warm-up (:func:`least_warmup`, ``nclib.step.WARMUP_STEPS``), the epochs
+    those steps span and one more, whose steps capture every graph a later epoch replays (of ``steps_per_graph``
+    steps and of an epoch's remainder)."""
+    eager = least_warmup(str(eng.device), eng.is_cuda) - 1
+    return max(2, -(-eager // eng.steps_per_epoch) + 1)
 
 
 def with_metric_epochs(engines, epochs: int, every: int, deferred: bool) -> float:

@@ -194,6 +194,34 @@ def test_a_figure_run_is_warmed_up_past_the_capture_even_when_an_epoch_is_shorte
     assert asked == [("cpu", False)] * 3
 
 
+def test_a_lever_is_warmed_up_past_the_eager_steps_and_a_whole_epoch_of_captures(monkeypatch):
+    """A lever's run and its figure's runs warm up on whole epochs: two where an epoch holds the GPU's eager warm-up
+    steps, and where it does not (one step an epoch here, on a machine taken for a GPU) the epochs those steps span
+    and one more, so that the timed epochs replay only graphs captured before."""
+    calls = []
+    least_warmup, side_by_side = bench.least_warmup, train.time_side_by_side
+
+    def record(engines, epochs):
+        calls.append((len(engines), epochs, [eng.steps_done for eng in engines]))
+        return side_by_side(engines, epochs)
+
+    monkeypatch.setattr(train, "time_side_by_side", record)
+    ts = bench.make_set(60, 12, 3)
+    p = train.check_params(dataset="synthetic", counts=ts.counts.tolist(), width=8, depth=1, batch_size=40,
+                           device="cpu", lr=1e-3, progress=False)
+    bench.lever_loop(ts, p, (1, 3), 1, 1, {})
+    assert [c[:2] for c in calls[:2]] == [(1, 2), (1, 1)]  # on the CPU: two epochs, then the timing
+    calls.clear()
+    monkeypatch.setattr(bench, "least_warmup", lambda device, cuda=None: least_warmup("cuda", cuda=True))
+    bench.lever_loop(ts, p, (1, 3), 1, 1, {})
+    warm = WARMUP_STEPS + 1  # the eager steps' epochs, one step each, and one more
+    assert calls[0] == (1, warm, [0]) and calls[1] == (1, 1, [warm])
+    figure_warm = [c for c in calls if c[0] == 2][0]
+    assert figure_warm == (2, warm, [0, 0])
+    p23 = train.check_params(**{**p, "batch_size": 2})  # 30 steps an epoch: two epochs as before
+    assert bench.lever_warmup_epochs(train.Engine(ts, p23)) == 2
+
+
 def test_the_record_ends_after_the_figure_timings(tmp_path, capsys, monkeypatch):
     """``finished_utc`` is taken once every timing, the figure's runs included, is done."""
     events = []
