@@ -548,6 +548,32 @@ def test_partial_point_metrics_see_a_class_at_zero_but_not_a_mode_at_zero_inside
         mino.partial_point_metrics([30, 10, 10, 10, 20], lam, lam, L, True, np.array([True, False]))
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_partial_point_metrics_take_each_decay_where_it_belongs(bias):
+    """lam_W != lam_H: the NC2 of a point with one mode of the global minimizer at 0 against targets built by hand from
+    the global minimizer's structure at (lam_W, lam_H).  With the decays swapped the targets move (the strengths of
+    W and of H share the product between them otherwise), so NC2^W reads 0.2813 at (2e-3, 5e-4) with a bias and
+    0.2843 at (5e-4, 2e-3): a function that passed the decays on in the other order would be off by about 1 %."""
+    def apart(x, y):  # nd of two diagonal matrices in one basis
+        return float(np.linalg.norm(x / np.linalg.norm(x) - y / np.linalg.norm(y)))
+
+    def by_hand(st, keep):
+        sp, sf = st.s_product, st.s_features
+        return np.array([apart(sp ** 2 * keep, sp ** 2), apart(sf ** 2 * keep, sf ** 2), apart(sp * sf * keep, sp * sf)])
+
+    n, L, lam_W, lam_H = [30, 20, 10, 5], 3, 2e-3, 5e-4
+    for a, b in ((lam_W, lam_H), (lam_H, lam_W)):
+        alive = mino.alive_at_minimum(n, a, b, L, bias)
+        keep = mino.alive_without_weakest(n, a, b, L, bias, 1)
+        assert keep.sum() == alive.sum() - 1 >= 2  # one mode of the global minimizer's at 0
+        out = mino.partial_point_metrics(n, a, b, L, bias, keep)
+        got = np.array([out["nc2_w"], out["nc2_h"], out["nc2_wh"]])
+        np.testing.assert_allclose(got, by_hand(ufm.structure(n, a, b, L=L, bias=bias), keep), rtol=1e-9)
+        swapped = by_hand(ufm.structure(n, b, a, L=L, bias=bias), keep)
+        assert np.abs(got / swapped - 1).min() > 1e-3  # each of the three tells the two orders apart
+        assert out["nc1"] < 1e-20
+
+
 def test_partial_point_keeps_a_mode_past_its_collapse_decay_and_refuses_one_without_a_minimizer():
     n, L = [6, 4, 2], 3
     lam1 = mino.mode_thresholds(n, L)["lam"][0]
