@@ -1,6 +1,6 @@
 """Make the committed runs of the chapter "Minority collapse: theory against training" (book/minority).
 
-    python scripts/minority_runs.py mlp    # the 6-layer MLP on the CIFAR-10 subset: one nclib.sweep per head depth L
+    python scripts/minority_runs.py mlp --out OTHER    # the 6-layer MLP on the CIFAR-10 subset: one nclib.sweep per L
     python scripts/minority_runs.py ufm --profile cifar10 --like results/minority/ufm-cifar10.csv --out OTHER
     python scripts/minority_runs.py ufm --profile emnist-letters --like results/minority/ufm-emnist-letters.csv \
         --out OTHER                                        # the committed UFM runs again, into the folder OTHER
@@ -12,10 +12,15 @@ results/replica-cpu/minority/).  A UFM table that exists already is refused (Val
 run trains) unless ``--overwrite`` is given: the committed tables, results/minority/ufm-PROFILE.csv, were made from
 decays a few ulps off those the script computes now, so a plain rerun into results/minority/ would replace their
 rows with others (and the chapter, which checks the replica against them bit for bit, would stop building);
-``--like`` with a committed table trains exactly its runs again, into another folder.  The MLP runs are a
-sweep of nclib.sweep for each head depth L (the grids of decays differ), over lam_W with lam_H tied to it
-(lam_W = lam_H), on a local Dask cluster of two single-threaded workers, into one folder: a run folder
-``L-{L}_lam_W-{lambda}`` per point and the table sweep.csv of all of them.  The UFM sweep writes one row per run:
+``--like`` with a committed table trains exactly its runs again, into another folder.  A folder ``mlp-cifar10``
+that exists already is refused the same way, unless ``--overwrite``: a sweep into the committed one,
+results/minority/mlp-cifar10/, would keep its finished runs, train nothing and write its sweep.json and sweep.csv
+again (a call of this checkout, its data path); ``--overwrite`` sweeps into it, resuming a stopped sweep.  The
+options of the other command (``--like`` and ``--profile`` for ``mlp``, ``--data-path`` and ``--workers`` for
+``ufm``) are refused by name, not ignored.  The MLP runs are a sweep of nclib.sweep for each head depth L (the
+grids of decays differ), over lam_W with lam_H tied to it (lam_W = lam_H), on a local Dask cluster of two
+single-threaded workers, into one folder: a run folder ``L-{L}_lam_W-{lambda}`` per point and the table sweep.csv
+of all of them.  The UFM sweep writes one row per run:
 the columns nclib.ufmtrain.UFM_FIELDS (results/minority/README.md says what each holds), then
 nclib.ufmtrain.UFM_HISTORY_FIELDS, four that summarize the run's objective (4.3) recorded at every step (train_ufm's
 history with ``record_every=1``, the values after 0, 1, ..., 4000 Adam steps; recording leaves the run as it is, bit
@@ -69,10 +74,18 @@ def mlp_counts() -> list[int]:
 MLP_WORKERS = 2
 
 
-def run_mlp(out_dir: pathlib.Path, data_path: str = DATA_PATH, workers: int = MLP_WORKERS) -> None:
-    """One sweep per head depth L over lam_W (4 significant digits) with lam_H tied to it; a rerun keeps the
-    finished runs (nclib.sweep)."""
+def run_mlp(out_dir: pathlib.Path, data_path: str = DATA_PATH, workers: int = MLP_WORKERS,
+            overwrite: bool = False) -> None:
+    """One sweep per head depth L over lam_W (4 significant digits) with lam_H tied to it, into ``out_dir``.
+    ValueError naming ``out`` when ``out_dir`` exists and is not empty, unless ``overwrite``, checked before any run
+    trains: a sweep into a folder of runs keeps its finished runs (nclib.sweep) and writes its sweep.json and
+    sweep.csv again, so the committed folder would gain a call of this checkout and train nothing; ``overwrite``
+    sweeps into it (a stopped sweep resumed)."""
     from nclib import sweep
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise ValueError(f"out: {out_dir} exists; a sweep into it would keep its finished runs and write its "
+                         f"sweep.json and sweep.csv again (pass --overwrite to sweep into it, or --out another "
+                         f"folder)")
     for L, lams in MLP_DECAYS.items():
         t0 = time.time()
         table = sweep.run_sweep({"L": [L], "lam_W": [float(f"{lam:.4g}") for lam in lams]},
@@ -116,7 +129,7 @@ def rows_like(table: pathlib.Path, profile: str):
     n = imbalance.class_counts(imbalance.PROFILES[profile]) // SCALE
     try:
         rows = ufmtrain.read_ufm_table(table)
-    except ValueError as e:
+    except (ValueError, OSError) as e:  # a file it refuses, or no file it can read
         raise ValueError(f"like: {e}") from None
     if not rows:
         raise ValueError(f"like: {table} holds no rows")
@@ -187,11 +200,13 @@ def ufm_provenance(profile: str, rows: int, wall_s: float) -> dict:
 def run_ufm(profile: str, path: pathlib.Path, like: pathlib.Path | None = None, overwrite: bool = False) -> None:
     """The UFM sweep of one profile (:func:`ufm_rows`, or the runs of the table ``like``, :func:`rows_like`) into the
     table ``path`` and its provenance beside it.  ValueError naming ``out`` when ``path`` exists, unless
-    ``overwrite``: checked before any run trains (after ``like``'s rows are read and checked)."""
+    ``overwrite``: checked before any run trains (after ``like``'s rows are read and checked), and before the folder
+    of ``path`` is made."""
     plan = list(ufm_rows(profile) if like is None else rows_like(like, profile))
     if path.exists() and not overwrite:
         raise ValueError(f"out: {path} exists; a rerun would replace its rows (pass --overwrite to replace it, or "
                          f"--out another folder)")
+    path.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     t0 = time.time()
     for profile, n, bias, L, lam, seed in plan:
@@ -212,22 +227,33 @@ def run_ufm(profile: str, path: pathlib.Path, like: pathlib.Path | None = None, 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("what", choices=("mlp", "ufm"))
-    ap.add_argument("--profile", choices=tuple(imbalance.PROFILES), default="cifar10",
-                    help="the class profile of the UFM sweep (one csv each)")
-    ap.add_argument("--data-path", default=DATA_PATH, help="the CIFAR-10 .npz or torchvision root of the MLP runs")
-    ap.add_argument("--workers", type=int, default=MLP_WORKERS, help="local Dask workers of the MLP sweeps")
+    ap.add_argument("--profile", choices=tuple(imbalance.PROFILES), default=None,
+                    help="ufm only: the class profile of the UFM sweep, one csv each (default: cifar10)")
+    ap.add_argument("--data-path", default=None,
+                    help="mlp only: the CIFAR-10 .npz or torchvision root of the MLP runs (default: the shared subset)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help=f"mlp only: local Dask workers of the MLP sweeps (default: {MLP_WORKERS})")
     ap.add_argument("--out", type=pathlib.Path, default=OUT,
                     help="the folder that receives mlp-cifar10/ or ufm-PROFILE.csv (default: results/minority)")
     ap.add_argument("--like", type=pathlib.Path, default=None,
-                    help="a UFM table made before: train its runs again (its decays to the last bit), for a replica")
+                    help="ufm only: a UFM table made before: train its runs again (its decays to the last bit), for "
+                         "a replica")
     ap.add_argument("--overwrite", action="store_true",
-                    help="replace an existing ufm-PROFILE.csv in --out (refused otherwise)")
+                    help="replace an existing ufm-PROFILE.csv in --out, or sweep into an existing mlp-cifar10/ "
+                         "there (refused otherwise)")
     args = ap.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    other = {"mlp": {"like": args.like, "profile": args.profile},
+             "ufm": {"data_path": args.data_path, "workers": args.workers}}[args.what]
+    for name, value in other.items():  # an option of the other command would be ignored: refused
+        if value is not None:
+            raise ValueError(f"{name}: --{name.replace('_', '-')} is not an option of {args.what!r} "
+                             f"(it was given {value!r})")
     if args.what == "mlp":
-        run_mlp(args.out / "mlp-cifar10", args.data_path, args.workers)
+        run_mlp(args.out / "mlp-cifar10", DATA_PATH if args.data_path is None else args.data_path,
+                MLP_WORKERS if args.workers is None else args.workers, args.overwrite)
     else:
-        run_ufm(args.profile, args.out / f"ufm-{args.profile}.csv", args.like, args.overwrite)
+        profile = "cifar10" if args.profile is None else args.profile
+        run_ufm(profile, args.out / f"ufm-{profile}.csv", args.like, args.overwrite)
     return 0
 
 

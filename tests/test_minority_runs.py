@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import pathlib
 
 import pytest
 
@@ -217,3 +218,61 @@ def test_the_mlp_sweeps_at_a_toy_size(tmp_path, monkeypatch, capsys):
     swept = runs.load_run(out / "L-3_lam_W-0.02")[1]["objective"]
     assert len(swept) == 4  # epochs 0 to 3
     np.testing.assert_array_equal(runs.load_run(alone)[1]["objective"], swept)
+
+
+def test_mlp_refuses_a_folder_of_runs_unless_overwrite(tmp_path, monkeypatch, capsys):
+    """The README's command of the committed MLP runs, ``mlp`` with no --out, is refused by name before any sweep
+    starts and leaves the committed folder as it is (a sweep into it would train nothing and write its sweep.json
+    and sweep.csv again); so is any folder that holds files.  --overwrite sweeps into it, one sweep per head depth;
+    an empty folder is no folder of runs."""
+    import pandas as pd
+
+    from nclib import sweep
+
+    calls = []
+
+    def fake_sweep(grid, fixed, out_dir, **kw):
+        calls.append((grid["L"], pathlib.Path(out_dir)))
+        return pd.DataFrame(columns=["run_name", "status", "final_objective", "final_train_acc", "train_time_s"])
+
+    monkeypatch.setattr(sweep, "run_sweep", fake_sweep)
+    committed = COMMITTED / "mlp-cifar10"
+    before = {p: p.read_bytes() for p in committed.glob("sweep.*")}
+    assert sorted(p.name for p in before) == ["sweep.csv", "sweep.json"]
+    with pytest.raises(ValueError, match="^out: .*mlp-cifar10 exists"):
+        minority_runs.main(["mlp"])
+    assert calls == [] and {p: p.read_bytes() for p in committed.glob("sweep.*")} == before
+    folder = tmp_path / "mlp-cifar10"
+    folder.mkdir()
+    assert minority_runs.main(["mlp", "--out", str(tmp_path)]) == 0  # empty: swept into
+    assert calls == [([1], folder), ([3], folder)]
+    (folder / "sweep.json").write_text("{}")
+    calls.clear()
+    with pytest.raises(ValueError, match="^out: "):
+        minority_runs.main(["mlp", "--out", str(tmp_path)])
+    assert calls == []
+    assert minority_runs.main(["mlp", "--out", str(tmp_path), "--overwrite"]) == 0
+    assert calls == [([1], folder), ([3], folder)]
+
+
+@pytest.mark.parametrize("args, name", [
+    (["mlp", "--like", "results/minority/ufm-cifar10.csv"], "like"),
+    (["mlp", "--profile", "cifar10"], "profile"),
+    (["ufm", "--data-path", "elsewhere.npz"], "data_path"),
+    (["ufm", "--workers", "3"], "workers"),
+    (["ufm", "--like", "/nonexistent/ufm-cifar10.csv"], "like"),
+])
+def test_options_of_the_other_command_and_a_missing_table_are_refused_by_name(tmp_path, monkeypatch, args, name):
+    """An option that the command would ignore, and a --like table that is not there, are refused with a ValueError
+    naming the argument, before anything trains and before --out is made."""
+    from nclib import sweep
+
+    def no_training(*a, **kw):
+        raise AssertionError("nothing may train")
+
+    monkeypatch.setattr(sweep, "run_sweep", no_training)
+    monkeypatch.setattr(minority_runs, "ufm_row", no_training)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        minority_runs.main(args + ["--out", str(out)])
+    assert not out.exists()
