@@ -2,7 +2,9 @@
 its table has the columns of the committed tables the chapter reads, every column of each row is train_ufm's run
 (and minimizer_class_accuracy) at the row's settings, and the provenance beside the table names the commit and the
 CPU; with --like it trains the runs of a table again, with and without a bias.  The MLP sweeps at a toy size: one
-sweep per head depth, each run nclib.train.run at the script's settings."""
+sweep per head depth, each run nclib.train.run at the script's settings.  The script's settings are those the
+committed runs and their replica record; a folder of runs, an option of the other command and a missing table are
+refused by name."""
 from __future__ import annotations
 
 import csv
@@ -276,3 +278,64 @@ def test_options_of_the_other_command_and_a_missing_table_are_refused_by_name(tm
     with pytest.raises(ValueError, match=f"^{name}: "):
         minority_runs.main(args + ["--out", str(out)])
     assert not out.exists()
+
+
+def _listed(v):
+    """A setting as params.json or sweep.json records it (a tuple as a list)."""
+    return list(v) if isinstance(v, tuple) else v
+
+
+@pytest.mark.parametrize("folder", [COMMITTED, nclib.ROOT / "results" / "replica-cpu" / "minority"])
+def test_the_settings_are_those_of_the_committed_runs(folder):
+    """The script's settings against what the committed runs and their replica record, so that a change to one of
+    them shows here: MLP, MLP_DECAYS (4 significant digits, as the run names) and mlp_counts() against every run
+    folder's params.json and the sweep's sweep.json; UFM_LS, UFM_RELATIVE, ufm_seeds, UFM_STEPS and UFM_LR against
+    the rows of the UFM tables, in the order the script trains them (the decays to a few ulps: the committed tables
+    were made from decays computed before they were made exact to the last bit)."""
+    from nclib import runs
+
+    mlp = folder / "mlp-cifar10"
+    grid = {(L, float(f"{lam:.4g}")) for L, lams in minority_runs.MLP_DECAYS.items() for lam in lams}
+    assert len(grid) == sum(len(v) for v in minority_runs.MLP_DECAYS.values())
+    folders = sorted(p for p in mlp.iterdir() if p.is_dir())
+    seen = set()
+    for path in folders:
+        params = runs.load_run(path)[0]
+        for k, v in minority_runs.MLP.items():
+            assert params[k] == _listed(v), (path.name, k)
+        assert params["counts"] == minority_runs.mlp_counts() and params["lam_H"] == params["lam_W"]
+        seen.add((params["L"], params["lam_W"]))
+        assert path.name == f"L-{params['L']}_lam_W-{params['lam_W']}"
+    assert seen == grid and len(folders) == len(grid)
+    manifest = json.loads((mlp / "sweep.json").read_text())
+    assert {k: v for k, v in manifest["fixed"].items() if k != "data_path"} == {
+        **{k: _listed(v) for k, v in minority_runs.MLP.items()}, "counts": minority_runs.mlp_counts()}
+    assert manifest["tie"] == {"lam_H": "lam_W"} and sorted(manifest["runs"]) == sorted(p.name for p in folders)
+
+    for profile in ("cifar10", "emnist-letters"):
+        rows = ufmtrain.read_ufm_table(folder / f"ufm-{profile}.csv")
+        plan = list(minority_runs.ufm_rows(profile))
+        assert [(r["profile"], r["bias"], r["L"], r["seed"]) for r in rows] == [
+            (p, bias, L, seed) for p, _, bias, L, _, seed in plan]
+        np.testing.assert_allclose([r["lam"] for r in rows], [lam for *_, lam, _ in plan], rtol=1e-13, atol=0)
+        assert {(r["steps"], r["lr"], r["init_scale"]) for r in rows} == {
+            (minority_runs.UFM_STEPS, minority_runs.UFM_LR, 1.0)}
+
+
+def test_the_provenance_settings_are_the_scripts_and_the_committed_ones():
+    """The settings a UFM table's provenance records, as the script writes them, are the module's constants and
+    the default rate schedule of train_ufm (ufm_row leaves it at its default), and equal those of the committed
+    provenance files of the replica tables, number for number."""
+    import inspect
+
+    written = minority_runs.ufm_provenance("cifar10", 1, 0.0)["settings"]
+    assert written == {"steps": minority_runs.UFM_STEPS, "lr": minority_runs.UFM_LR,
+                       "final_lr_factor": ufmtrain.FINAL_LR_FACTOR, "record_every": minority_runs.UFM_RECORD_EVERY,
+                       "L": list(minority_runs.UFM_LS),
+                       "relative_decays": [float(v) for v in minority_runs.UFM_RELATIVE],
+                       "scale": minority_runs.SCALE}
+    assert inspect.signature(ufmtrain.train_ufm).parameters["final_lr_factor"].default == ufmtrain.FINAL_LR_FACTOR
+    for profile in ("cifar10", "emnist-letters"):
+        made = json.loads((nclib.ROOT / "results" / "replica-cpu" / "minority"
+                           / f"ufm-{profile}.provenance.json").read_text())
+        assert made["settings"] == json.loads(json.dumps(written))
