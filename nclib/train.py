@@ -281,8 +281,9 @@ def _refuse_resume(run_dirs, plist, code) -> list[dict]:
     either is loaded: each folder holds a stopped, dead or failed run (:data:`nclib.runs.RESUMABLE`) with a
     checkpoint; the run was started with the same parameters (but :data:`EXECUTION_KEYS`, and ``data_path`` for the
     letters stand-in, rendered or read from a rendering saved ahead), at the same commit with the same uncommitted
-    changes (none, or the same ``git diff``; a run that recorded a commit is refused where this checkout's commit
-    cannot be read), and, on a CPU, on the same CPU model with torch's kernels there
+    changes (none, or the same ``git diff``; a run whose first call recorded no commit, where git could not read its
+    checkout, is refused, since no code can be compared with its, and so is a run that recorded a commit where this
+    checkout's commit cannot be read), and, on a CPU, on the same CPU model with torch's kernels there
     (``host_cpu``) and as many torch threads (``torch_threads``).  Refusals are :class:`ResumeRefused` naming the
     folder; nothing is written.  Returns each folder's provenance, as read here."""
     on_cpu = parameters.device_type(plist[0]["device"]) == "cpu"
@@ -313,32 +314,37 @@ def _refuse_resume(run_dirs, plist, code) -> list[dict]:
                                 f"({exc}); start it again with {setting_text('overwrite', True, without='--resume')}",
                                 d) from exc
         first = prov.get("git_commit")
-        if first is not None and code["git_commit"] is None:  # a copy without git, say: its code cannot be compared
+        if first is None:  # started where git could not read the checkout: no code to compare this call's with
+            raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: its first call recorded no commit "
+                                f"(git_commit None: git could not read the checkout it ran from, a copy without "
+                                f".git or a package installed without its repository), so the code of this call "
+                                f"cannot be compared with its: start it again in a git checkout with "
+                                f"{setting_text('overwrite', True, without='--resume')}, which deletes it", d)
+        if code["git_commit"] is None:  # a copy without git, say: its code cannot be compared
             raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started at commit {first[:10]} "
                                 f"(git_commit) and this checkout's commit cannot be read (no git, or not the top of "
                                 f"a repository of its own), so its code cannot be compared: resume it in a checkout "
                                 f"of that commit", d)
-        if first is not None:
-            if first != code["git_commit"]:
-                raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started at commit "
-                                    f"{first[:10]} and this checkout is at {code['git_commit'][:10]}: a run's code "
-                                    f"must not change", d)
-            # the same commit, and the same changes to it (none, or the same diff) as the first call's
-            then_diff = prov.get("git_diff_sha256") if prov.get("git_dirty") else None
-            # runs made before the diff was recorded say only whether they had changes: a dirty one is not compared
-            known = prov.get("git_dirty") is False or "git_diff_sha256" in prov
-            if known and then_diff != code["git_diff_sha256"]:
-                now_diff = code["git_diff_sha256"]
-                then_text = "uncommitted changes" if then_diff else "no uncommitted changes"
-                now_text = "none" if now_diff is None else "other ones" if then_diff else "uncommitted changes"
-                files = provenance.changed_files(prov, code)  # which files, so that a stray one can be found
-                raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started from commit {first[:10]} "
-                                    f"with {then_text} and this checkout has {now_text}"
-                                    f"{f' ({files})' if files else ''}: a run's checkout (its "
-                                    f"tracked files and the untracked ones its .gitignore does not ignore, outside "
-                                    f"results/, benchmarks/results/, the executed notebooks and the out_dirs of "
-                                    f"this call and of the one that started it) must not change between its calls (a "
-                                    f"file a job writes into it, such as its log, counts: write it elsewhere)", d)
+        if first != code["git_commit"]:
+            raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started at commit "
+                                f"{first[:10]} and this checkout is at {code['git_commit'][:10]}: a run's code "
+                                f"must not change", d)
+        # the same commit, and the same changes to it (none, or the same diff) as the first call's
+        then_diff = prov.get("git_diff_sha256") if prov.get("git_dirty") else None
+        # runs made before the diff was recorded say only whether they had changes: a dirty one is not compared
+        known = prov.get("git_dirty") is False or "git_diff_sha256" in prov
+        if known and then_diff != code["git_diff_sha256"]:
+            now_diff = code["git_diff_sha256"]
+            then_text = "uncommitted changes" if then_diff else "no uncommitted changes"
+            now_text = "none" if now_diff is None else "other ones" if then_diff else "uncommitted changes"
+            files = provenance.changed_files(prov, code)  # which files, so that a stray one can be found
+            raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it was started from commit {first[:10]} "
+                                f"with {then_text} and this checkout has {now_text}"
+                                f"{f' ({files})' if files else ''}: a run's checkout (its "
+                                f"tracked files and the untracked ones its .gitignore does not ignore, outside "
+                                f"results/, benchmarks/results/, the executed notebooks and the out_dirs of "
+                                f"this call and of the one that started it) must not change between its calls (a "
+                                f"file a job writes into it, such as its log, counts: write it elsewhere)", d)
         if on_cpu and prov.get("host_cpu") not in (None, code["host_cpu"]):
             # a CPU run's arithmetic is that of the kernels torch picks on its CPU (runs made before it was recorded
             # say nothing, and are not refused)

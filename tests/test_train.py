@@ -850,6 +850,35 @@ def test_a_run_inside_the_checkout_stops_and_resumes_and_code_changes_are_refuse
 
 
 
+def test_a_run_resumes_only_where_both_calls_read_their_commit(tmp_path, monkeypatch):
+    """The fault: a run started where git could not read the checkout (a copy without .git, a package installed
+    without its repository) recorded git_commit None, and a resume compared no code: it went on with any code, here
+    edited, then another checkout's commit.  A resume is refused where either call has no commit; nothing in the
+    folder changes."""
+    copy = tmp_path / "copy"  # a copy of the code without .git
+    copy.mkdir()
+    (copy / "code.py").write_text("x = 1\n")
+    monkeypatch.setattr(provenance, "ROOT", copy)
+    kw = dict(**RESUME_KW, out_dir=tmp_path / "runs")
+    folder = train.run(**kw, run_name="r", max_train_s=0)
+    assert json.loads((folder / "provenance.json").read_text())["git_commit"] is None
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
+    (copy / "code.py").write_text("x = 2\n")  # the code edited between the calls
+    with pytest.raises(train.ResumeRefused, match="git_commit"):
+        train.run(**kw, run_name="r", resume=True)
+    monkeypatch.setattr(provenance, "ROOT", _git_checkout(tmp_path / "repo"))  # a checkout at some commit
+    with pytest.raises(train.ResumeRefused, match="git_commit"):
+        train.run(**kw, run_name="r", resume=True)
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before and _status(folder) == "stopped"
+    # the other way round: a run started at a commit is not resumed where no commit can be read
+    other = train.run(**kw, run_name="s", max_train_s=0)
+    assert len(json.loads((other / "provenance.json").read_text())["git_commit"]) == 40
+    monkeypatch.setattr(provenance, "ROOT", copy)
+    with pytest.raises(train.ResumeRefused, match="git_commit"):
+        train.run(**kw, run_name="s", resume=True)
+    assert _status(other) == "stopped"
+
+
 def test_runs_started_together_in_two_out_dirs_inside_the_checkout_resume_alone(tmp_path, monkeypatch):
     """The fault: runs trained together may differ in out_dir; resumed alone (as a refusal of runs in different
     states advises), a run counted the other run's folder, inside the checkout, as new code and was refused
