@@ -3,6 +3,7 @@ SIGKILL and a crash while the checkpoint is written, data rewritten under a stop
 and the command line's answer to a user error.  Tiny synthetic runs; a second process or a kill runs in a
 subprocess."""
 import errno
+import fcntl
 import json
 import os
 import pathlib
@@ -553,6 +554,95 @@ def test_a_lock_held_before_its_record_is_written_has_a_live_owner(tmp_path):
     finally:
         os.close(fd)
     assert locks.lock_owner(folder) is None
+
+
+def _another_writer_takes(path) -> bool:
+    """Whether another writer takes the lock of the lock file ``path`` now, as :func:`nclib.locks.lock_run` would: the
+    file opened (made where missing) and locked, through an open file description of its own (flock locks belong to
+    one, so the locks of this process conflict with it as another process's do)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        return locks.flock(fd, fcntl.LOCK_EX, path)
+    finally:
+        os.close(fd)
+
+
+def test_a_writer_that_locked_the_file_its_holder_just_removed_locks_the_new_one(tmp_path, monkeypatch):
+    """The moment a holder gives its lock back: a second writer has opened the lock file, and the holder removes the
+    file and closes it before that writer's flock, which then locks a file no longer in the folder; a third writer,
+    making the file anew, would lock the folder too.  The second writer checks, after its flock, that the file it
+    locked is the one at the path, and opens the file again where it is not.  The holder is another open file
+    description of this process, which leaves, deterministically, between the second writer's open and its flock."""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    path = folder / locks.LOCK
+    holder = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    real, left = locks.flock, []
+
+    def flock(fd, operation, where):
+        if operation & fcntl.LOCK_EX and not left:  # the file is open: its holder leaves now, as a release does
+            path.unlink()
+            os.close(holder)
+            left.append(True)
+        return real(fd, operation, where)
+
+    monkeypatch.setattr(locks, "flock", flock)
+    lock = locks.lock_run(folder, retry_s=0)
+    monkeypatch.undo()
+    with lock:
+        assert left and path.is_file() and os.fstat(lock.fd).st_ino == os.stat(path).st_ino
+        assert locks.read_lock_file(path)["pid"] == os.getpid()
+        assert not _another_writer_takes(path)  # the folder has one writer
+
+
+def test_a_release_removes_the_lock_file_before_it_gives_the_lock_back(tmp_path, monkeypatch):
+    """A release that gave its lock back (closed the file) before it removed the file would let a writer waiting on
+    that file lock it, and pass the check that the file is the one at the path, in between; the release then removed
+    the file that writer holds, and a third writer, making it anew, would lock the folder too.  The release removes
+    the file first, while it holds the lock.  The waiting writer is another open file description of this process,
+    which tries the lock the moment the holder's descriptor is closed."""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    path = folder / locks.LOCK
+    lock = locks.lock_run(folder, retry_s=0)
+    held, real_close, waiter = lock.fd, os.close, []
+
+    def close(fd):
+        real_close(fd)
+        if fd == held and not waiter:  # the flock is given back: the waiting writer takes it, as lock_run would
+            mine = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            waiter.append(mine)
+            assert locks.flock(mine, fcntl.LOCK_EX, path) and os.fstat(mine).st_ino == os.stat(path).st_ino
+
+    monkeypatch.setattr(os, "close", close)
+    lock.release()
+    monkeypatch.undo()
+    try:
+        assert len(waiter) == 1 and lock.fd is None
+        assert path.is_file() and os.fstat(waiter[0]).st_ino == os.stat(path).st_ino  # the waiter's file is there
+        assert not _another_writer_takes(path)  # the folder has one writer
+    finally:
+        for fd in waiter:
+            os.close(fd)
+
+
+def test_clearing_a_run_folder_keeps_the_lock_its_writer_holds(tmp_path):
+    """overwrite=True clears a run folder while holding its lock: deleting the lock file with the run's files would
+    leave the lock on a file no longer in the folder, and another writer, making the file anew, would take the folder
+    while the first one writes it."""
+    folder = tmp_path / "r"
+    with locks.lock_run(folder, retry_s=0) as lock:
+        for name in ("params.json", "history.csv", "provenance.json", runs.CHECKPOINT):
+            (folder / name).write_text("{}")
+        runs.clear_run_folder(folder)
+        assert [p.name for p in folder.iterdir()] == [locks.LOCK]
+        assert os.fstat(lock.fd).st_ino == os.stat(folder / locks.LOCK).st_ino
+        assert not _another_writer_takes(folder / locks.LOCK)
+        other = subprocess.run([sys.executable, "-c", "import sys\nfrom nclib import locks\ntry:\n"
+                                "    locks.lock_run(sys.argv[1], retry_s=0)\nexcept locks.RunFolderBusy:\n"
+                                "    sys.exit(3)", str(folder)], env=ENV, capture_output=True, text=True, timeout=120)
+        assert other.returncode == 3, other.stderr  # another process is refused
 
 
 def test_a_run_folder_under_a_link_to_nothing_or_a_file_is_refused_naming_that_parent(tmp_path):
