@@ -288,8 +288,9 @@ def check_params(**params) -> dict:
     what to fix (``counts`` of one class too: every feature is then its class mean, NC1 is 0 whatever the network
     learnt).  Also normalizes: ``lam_W`` equal on every layer becomes one number, ``"reference"`` decays become
     K x 1e-5 (:func:`nclib.ufm.reference_decay`), ``batch_size`` None becomes ``"full"``, a list of ``counts``
-    (a tuple, an array, whole numbers such as 4.0) becomes a list of ints, a run without ``run_name`` gets
-    :func:`run_names`'s.  Torch is imported only to ask whether a CUDA device is there."""
+    (a tuple, an array, whole numbers such as 4.0) becomes a list of ints, a ``data_path`` becomes absolute (``~``
+    expanded, from the working folder: a relative path given in another folder names another file, and so another
+    run), a run without ``run_name`` gets :func:`run_names`'s.  Torch is imported only to ask whether a CUDA device is there."""
     return checked(params)
 
 
@@ -376,8 +377,8 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
     if p["resume"] and p["overwrite"]:
         raise ValueError("resume=True continues the run in its folder, overwrite=True replaces it; choose one")
     path = data.source_path(p["dataset"], p["data_path"], p["download"])  # refuses a data_path for synthetic too
-    if path is not None:
-        p["data_path"] = str(path)
+    if path is not None:  # absolute: the file it names wherever the run is planned, resumed or read back from
+        p["data_path"] = os.path.abspath(path)
     if p["max_train_s"] is not None:
         p["max_train_s"] = _checks.nonneg_float(p["max_train_s"], "max_train_s")
     p["out_dir"] = str(ROOT / "results" / "runs") if p["out_dir"] is None else check_out_dir(p["out_dir"])

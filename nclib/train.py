@@ -85,18 +85,50 @@ def plan(runs, **shared) -> str:
     """What the training notebook (:ref:`ch-train`) does with the runs that :func:`run_many` would train with
     these arguments, so that it never deletes a run it could continue: "start" (no folder holds them, or
     ``overwrite=True``), "resume" (stopped, killed or failed, with a checkpoint), "skip" (finished with these
-    parameters; for a call on a GPU, trained on one: :func:`nclib.parameters.required_device_type`); anything else
-    (another writer, other parameters, a run trained on a CPU for a call on a GPU, a diverged run, runs in
-    different states) is refused by :func:`nclib.runs.plan_runs` naming the folder.  Parameters are checked as by
+    parameters; for a call on a GPU, trained on one: :func:`nclib.parameters.required_device_type`; on the data
+    its ``data_path`` holds now, whose checksum is compared once they are loaded: :func:`_refuse_other_data`);
+    anything else (another writer, other parameters, a run trained on a CPU for a call on a GPU, a diverged run,
+    runs in different states) is refused by :func:`nclib.runs.plan_runs` naming the folder, and finished runs whose
+    data file now holds other data by :class:`~nclib.runs.RunExists`.  Parameters are checked as by
     :func:`run_many`."""
     return _plan(_checked_runs(runs, shared))
 
 
 def _plan(plist: list[dict]) -> str:
-    """:func:`plan` of checked parameters (:func:`_checked_runs`)."""
-    return _runs.plan_runs([_run_dir(q) for q in plist], overwrite=plist[0]["overwrite"],
+    """:func:`plan` of checked parameters (:func:`_checked_runs`); a "skip" only once the data are found to be the
+    runs' own (:func:`_refuse_other_data`)."""
+    todo = _runs.plan_runs([_run_dir(q) for q in plist], overwrite=plist[0]["overwrite"],
                            params=[defining_params(q) for q in plist],
                            devices=[parameters.required_device_type(q["device"]) for q in plist])
+    if todo == "skip":
+        _refuse_other_data(plist)
+    return todo
+
+
+def _refuse_other_data(plist: list[dict]) -> None:
+    """Refuse to read back finished runs (checked parameters ``plist``, trained together: one data set) as the result
+    of a call whose data file now holds other data: the file rewritten at the same path since, say.  The data are
+    loaded (:func:`nclib.data.load_for`) and their ``data_sha256`` compared with each run's provenance, as a resume
+    compares them; runs whose data are drawn from the seed or rendered now (no ``data_path``) have no file to check.
+    Refused, not trained again: a careful researcher wants to know that the file changed, and a finished run is never
+    deleted unasked (:class:`~nclib.runs.RunExists` naming the folder, both checksums and the path; ``overwrite=True``
+    trains the runs again on the data there now, deleting them)."""
+    p = plist[0]
+    if p["data_path"] is None:
+        return
+    now = data.load_for(p).provenance["data_sha256"]
+    for q in plist:
+        d = _run_dir(q)
+        try:
+            then = json.loads((d / "provenance.json").read_text()).get("data_sha256")
+        except (OSError, ValueError, AttributeError):
+            then = None
+        if then != now:
+            raise RunExists(f"run folder {str(d)!r} holds a finished run trained on other data than data_path "
+                            f"{p['data_path']!r} holds now: data_sha256 {str(then)[:12]}... then, {now[:12]}... now; "
+                            f"put the run's data back at that path, give the runs another run name or out_dir, or "
+                            f"train them again on these data with "
+                            f"{setting_text('overwrite', True, without='--resume')}, which deletes them", d, "finished")
 
 
 def _run_dir(q: dict) -> pathlib.Path:
@@ -109,8 +141,8 @@ def _run_dir(q: dict) -> pathlib.Path:
 def run_planned(runs, **shared) -> tuple[str, list[pathlib.Path]]:
     """Train, continue or read the runs of one :func:`run_many` call, as :func:`plan` says, and never delete one
     it could continue: ``(todo, run folders)``, ``todo`` being :func:`plan`'s "start" (trained by
-    :func:`run_many`), "resume" (continued from their checkpoints) or "skip" (finished with these parameters:
-    read, not trained).  ``resume=True`` in ``shared`` refuses to start runs that are not there (as in
+    :func:`run_many`), "resume" (continued from their checkpoints) or "skip" (finished with these parameters, on
+    the data the data file holds now: read, not trained).  ``resume=True`` in ``shared`` refuses to start runs that are not there (as in
     :func:`run_many`).  So one call serves every job of a run split over several (:ref:`ch-train`)."""
     resume = _checks.flag(shared.get("resume", False), "resume")  # checked here: the plan below sets it itself
     plist = _checked_runs(runs, {**shared, "resume": False})

@@ -958,6 +958,42 @@ def test_resume_refuses_data_rewritten_at_the_same_path(tmp_path):
     assert _files(folder) == before and runs.run_status(folder) == "stopped"
 
 
+def test_a_finished_run_is_not_read_back_as_a_result_of_other_data(tmp_path, monkeypatch):
+    """The faults: run_planned skipped, reading back as the call's result, a finished run whose data file was
+    rewritten at its path since, and one made from another working folder, where the same relative data_path named
+    another file.  The data_path is now absolute in the parameters (from another folder: another run, other
+    parameters), and a skip first compares the data's checksum with the run's: other data are refused, not trained
+    again, and nothing is deleted; overwrite=True trains the run again on them."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 4)
+
+    def write(path):
+        np.savez(path, x_train=rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8), y_train=labels)
+
+    for sub in ("A", "B"):
+        (tmp_path / sub).mkdir()
+        write(tmp_path / sub / "data.npz")
+    kw = dict(TINY, dataset="cifar10", counts=[4, 3, 2, 2, 2, 2, 2, 2, 2, 2], epochs=2, metric_every=1,
+              out_dir=tmp_path / "runs", run_name="r")
+    monkeypatch.chdir(tmp_path / "A")
+    todo, (folder,) = train.run_planned([{}], **kw, data_path="data.npz")
+    assert todo == "start" and runs.read_params(folder)["data_path"] == str(tmp_path / "A" / "data.npz")
+    assert train.run_planned([{}], **kw, data_path="data.npz") == ("skip", [folder])  # the same file and data
+    monkeypatch.chdir(tmp_path / "B")  # "data.npz" is B's file here
+    with pytest.raises(runs.RunExists, match="data_path") as other:
+        train.run_planned([{}], **kw, data_path="data.npz")
+    assert other.value.run_dir == folder
+    write(tmp_path / "A" / "data.npz")  # other data at the run's path
+    before = _files(folder)
+    for call in (train.plan, train.run_planned):
+        with pytest.raises(runs.RunExists, match="data_sha256") as refused:
+            call([{}], **kw, data_path=tmp_path / "A" / "data.npz")
+        assert refused.value.run_dir == folder and refused.value.status == "finished"
+    assert _files(folder) == before
+    assert train.run_planned([{}], **kw, data_path=tmp_path / "A" / "data.npz", overwrite=True)[0] == "start"
+    assert train.plan([{}], **kw, data_path=tmp_path / "A" / "data.npz") == "skip"
+
+
 def test_differing_params_compares_numpy_values_as_numbers(tmp_path):
     # a caller's numpy values (np.int64 epochs, an array of counts) are the recorded JSON numbers and lists
     (tmp_path / "params.json").write_text(json.dumps({"epochs": 400, "counts": [3, 2, 1], "lr": 1e-4}))
