@@ -185,8 +185,10 @@ def atomic_write_text(path, text: str) -> None:
 def load_history(run_dir) -> dict[str, np.ndarray]:
     """The metric history of a run folder as {column: array} (epoch as int64, the rest float64): the curves of
     Figures 1-4 (:ref:`ch-train`).  Every column of :data:`HISTORY_COLUMNS` must be there, except one of
-    :data:`ADDED_COLUMNS`, which is NaN throughout for a run made before it existed; ValueError otherwise, and
-    for a ``run_dir`` that is empty or no path (:func:`nclib.locks.run_folder_path`)."""
+    :data:`ADDED_COLUMNS`, which is NaN throughout for a run made before it existed; ValueError otherwise, naming
+    the row where one is cut short, holds a value that is not a number or holds more values than the header has
+    columns (two rows run together where a newline was lost), and for a ``run_dir`` that is empty or no path
+    (:func:`nclib.locks.run_folder_path`)."""
     run_dir = run_folder_path(run_dir)
     path = run_dir / "history.csv"
     if not path.is_file():
@@ -198,6 +200,11 @@ def load_history(run_dir) -> dict[str, np.ndarray]:
         if missing:
             raise ValueError(f"run_dir {str(run_dir)!r}: history.csv has no column {', '.join(missing)}")
         rows = list(reader)
+        width = len(reader.fieldnames or ())
+    long = next((i for i, r in enumerate(rows) if None in r), None)  # csv keeps a row's extra values under None
+    if long is not None:
+        raise ValueError(f"run_dir {str(run_dir)!r}: history.csv row {long + 1} has {width + len(rows[long][None])} "
+                         f"values, its header {width} columns (rows run together)")
     out = {}
     for k in HISTORY_COLUMNS:
         if k in absent:  # a column added after the run was made

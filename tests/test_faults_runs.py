@@ -1042,6 +1042,10 @@ def test_a_damaged_history_is_refused_naming_the_folder_and_the_row(tmp_path):
     (folder / "history.csv").write_text("\n".join(lines[:-1] + [lines[-1][: len(lines[-1]) // 2]]) + "\n")
     with pytest.raises(ValueError, match=r"history.csv row 3 has no number in column \w+"):
         runs.load_history(folder)
+    # two rows run together, a newline lost: one row with twice the values (it read as the first of them)
+    (folder / "history.csv").write_text("\n".join(lines[:2] + [lines[2] + "," + lines[3]]) + "\n")
+    with pytest.raises(ValueError, match=f"history.csv row 2 has {2 * len(runs.HISTORY_COLUMNS)} values"):
+        runs.load_history(folder)
     header = lines[0].split(",")
     (folder / "history.csv").write_text("\n".join([",".join(h for h in header if h != "nc3")] + lines[1:]) + "\n")
     with pytest.raises(ValueError, match="history.csv has no column nc3"):
