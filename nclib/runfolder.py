@@ -11,6 +11,7 @@ import datetime
 import io
 import json
 import math
+import os
 import pathlib
 import sys
 import time
@@ -77,6 +78,17 @@ def _class_accuracy_csv(rows: list[dict], K: int) -> str:
     return buf.getvalue()
 
 
+def trained_with(run_dir, together) -> list[str]:
+    """The runs trained beside the run in ``run_dir`` (``together``: the run folders of its call, its own among them),
+    as its provenance's ``trained_with`` names them: each other folder by its run name where it lies in the same
+    ``out_dir`` (the form of every run made so far), else by its path relative to that ``out_dir``
+    (``../other/r``), so that runs of one name in two out_dirs, trained together, name each other.  Its own folder is
+    told by its path (resolved), not by its name (:ref:`ch-train`)."""
+    here = pathlib.Path(run_dir).resolve()
+    return [os.path.relpath(other, here.parent) for other in (pathlib.Path(d).resolve() for d in together)
+            if other != here]
+
+
 @dataclasses.dataclass
 class PendingRow:
     """A history row recorded but not yet written: ``row`` (its values so far), ``host_metrics`` (the worker thread's
@@ -97,7 +109,7 @@ class RunFolder:
     "dead" when a later call resumes the run).  The provenance's ``error`` is the last call's only: a run resumed
     after a failed call and finished has none."""
 
-    def __init__(self, engine: Engine, run_dir: pathlib.Path, started: str, t_start: float, together: list[str],
+    def __init__(self, engine: Engine, run_dir: pathlib.Path, started: str, t_start: float, together: list,
                  decays: str, code: dict, checkpoint: dict | None = None):
         self.engine, self.p, self.run_dir, self.t_start = engine, engine.p, run_dir, t_start
         p, ts = engine.p, engine.ts
@@ -126,7 +138,7 @@ class RunFolder:
                          "dropped_per_epoch": engine.dropped_per_epoch, "data": ts.provenance,
                          "data_sha256": ts.provenance["data_sha256"],
                          "async_metrics": use_async,  # the first call's; each segment records its own
-                         "trained_with": [name for name in together if name != p["run_name"]], "decays": decays,
+                         "trained_with": trained_with(run_dir, together), "decays": decays,
                          "nc3_compares": metrics.nc3_compares(p["bias"]), "segments": [segment]}
             if p["dataset"] == "letters-synthetic":
                 self.prov["stand_in"] = letters.LETTERS_SYNTHETIC_LABEL

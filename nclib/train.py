@@ -493,7 +493,6 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     # the provenance's notes made before _engines clears the folders being overwritten
     decays = [_decays_note({**shared, **r}, q) for r, q in zip(runs, plist)]
     engines, checkpoints, start = _engines(plist, run_dirs, existing, code)
-    names = [q["run_name"] for q in plist]
     folders, active = [], []
 
     def stop(folder: RunFolder, status: str, error: str) -> None:
@@ -503,7 +502,7 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     try:
         # inside the try: where a later run's folder cannot be written, the folders made before it end "failed"
         for eng, d, note, c in zip(engines, run_dirs, decays, checkpoints):
-            folders.append(RunFolder(eng, d, started, t_start, names, note, code, c))
+            folders.append(RunFolder(eng, d, started, t_start, run_dirs, note, code, c))
             active.append(folders[-1])
         if not p["resume"]:
             for folder in list(active):

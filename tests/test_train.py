@@ -355,6 +355,18 @@ def test_runs_trained_together_equal_runs_trained_alone(tmp_path):
         assert vt["data_sha256"] == va["data_sha256"] and vt["parameter_count"] == va["parameter_count"]
 
 
+def test_runs_of_one_name_in_two_out_dirs_trained_together_name_each_other(tmp_path):
+    """The fault: trained_with left out a run's partners by run name, so two runs named alike in two out_dirs,
+    trained together, each recorded none.  Each names the other, by its path from its own out_dir (a partner in the
+    same out_dir by its name, as above)."""
+    kw = dict(**SMALL, epochs=2, batch_size="full", lam_W=1e-3, lam_H=1e-3, metric_every=1)
+    a, b = train.run_many([dict(L=1, run_name="r", out_dir=tmp_path / "A"),
+                           dict(L=3, run_name="r", out_dir=tmp_path / "B")], **kw)
+    names = {f: json.loads((f / "provenance.json").read_text())["trained_with"] for f in (a, b)}
+    assert names == {a: ["../B/r"], b: ["../A/r"]}
+    assert (a.parent / names[a][0]).resolve() == b.resolve() and (b.parent / names[b][0]).resolve() == a.resolve()
+
+
 def test_runs_of_several_precisions_trained_together_equal_runs_trained_alone(tmp_path):
     """precision is a member key: one seed gives each run the same data, initialization and batches, and each
     run's steps use its own precision (on the CPU TF32 is not used, so fp32 and tf32 runs are identical; bf16
