@@ -129,9 +129,13 @@ def flock(fd, operation: int, path) -> bool:
 
 def read_lock_file(path) -> dict | None:
     """What a lock file records of its writer (pid, host, since, command line), or None where it cannot be read
-    or is empty (:func:`_lock_record`)."""
+    or is empty (:func:`_lock_record`).  ValueError naming ``path`` for anything but a path (a str or a path, not
+    empty)."""
+    name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if not isinstance(name, str) or name == "":
+        raise ValueError(f"path must be the path of a lock file (a str or a path, not empty), got {path!r}")
     try:
-        text = pathlib.Path(path).read_text()
+        text = pathlib.Path(name).read_text()
     except OSError:
         return None
     return _lock_record(text)

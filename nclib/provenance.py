@@ -43,6 +43,17 @@ def _output_folders(outputs, root) -> list[str]:
     return list(dict.fromkeys(inside))
 
 
+def _root(root) -> pathlib.Path:
+    """``root``, the folder of a checkout, as a path: None is the repository's (:data:`nclib.ROOT`); anything but a
+    str or a path (a number, a list), and the empty path, are refused with a ValueError naming ``root``."""
+    if root is None:
+        return ROOT
+    text = os.fspath(root) if isinstance(root, (str, os.PathLike)) else None
+    if not isinstance(text, str) or text == "":
+        raise ValueError(f"root must be None (the repository) or the path of a checkout's folder, got {root!r}")
+    return pathlib.Path(text)
+
+
 def _git_env() -> dict:
     """The environment git runs in for :func:`git_state`: this process's without any ``GIT_*`` variable, since
     those redirect git to another repository, index or object store (``GIT_DIR``, ``GIT_WORK_TREE``,
@@ -73,8 +84,8 @@ def git_state(root=None, outputs=()) -> dict:
     code for every user.  An untracked folder holding a git repository of its own, which git names as one entry
     (``vend/``), counts by the contents of every file that repository tracks or does not ignore
     (:func:`_repository_sha256`); where those cannot be read the state is all None: git cannot say which code it
-    is."""
-    root = ROOT if root is None else pathlib.Path(root)
+    is.  ValueError naming ``root`` for anything but None or a path (:func:`_root`)."""
+    root = _root(root)
     folders = _output_folders(outputs, root)
     env = _git_env()
 
@@ -203,8 +214,9 @@ def _file_sha256(path: pathlib.Path) -> str:
 def code_state(root=None) -> str:
     """One line for the GPU jobs' check that a checkout's code is its commit's (``scripts/gpu_prepare.sh`` here,
     ``scripts/gpu_figures.sh`` there, in FULL and STABILITY modes): ``"clean"``, ``"no git"`` where
-    :func:`git_state` cannot tell, else the changed files (at most 20), space-separated."""
-    state = git_state(root)
+    :func:`git_state` cannot tell, else the changed files (at most 20), space-separated.  ValueError naming ``root``
+    for anything but None or a path."""
+    state = git_state(_root(root))
     if state["git_dirty"] is None:
         return "no git"
     return "clean" if state["git_dirty"] is False else " ".join(state["git_dirty_paths"])

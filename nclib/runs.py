@@ -26,6 +26,7 @@ import json
 import os
 import pathlib
 import re
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -306,14 +307,16 @@ def clear_run_folder(run_dir, check_only: bool = False) -> None:
     the files a run writes (:data:`RUN_FILES`, and the temporaries of :func:`atomic_write_text` writing one of
     them: ``.history.csv.<host>.<pid>.tmp``, or ``.history.csv.<pid>.tmp`` and ``.history.csv.tmp`` as earlier
     versions named them) are deleted; a folder holding anything else is refused (ValueError naming ``run_dir`` and
-    those entries) and left as it is.  With ``check_only`` nothing is deleted (the refusal alone).  ``run_dir``
-    must be a non-empty path (ValueError naming it: the empty path is the current directory).
+    those entries) and left as it is.  With ``check_only`` (True or False; anything else is refused naming it)
+    nothing is deleted (the refusal alone).  ``run_dir`` must be a non-empty path (ValueError naming it: the empty
+    path is the current directory).
 
     ``provenance.json`` goes first, and that is on disk (the folder fsync'd) before anything else goes, then the
     checkpoint and its record, then the rest: a clear cut off part-way (a kill, a power loss) leaves a "dead" run
     (:func:`recorded_status`), never a finished or stopped one without its history, and a dead run without a
     provenance is never resumed (``resume=True`` refuses it): only another ``overwrite=True`` replaces it."""
     run_dir = run_folder_path(run_dir)
+    check_only = _checks.flag(check_only, "check_only")
     entries = [e for e in run_dir.iterdir() if e.name != LOCK]
     ours = [e.is_file() and (e.name in RUN_FILES or _WRITE_TEMPORARY.fullmatch(e.name) is not None)
             for e in entries]
@@ -364,7 +367,10 @@ def run_status(run_dir) -> str:
 def json_values(params) -> dict:
     """``params`` as a run folder's ``params.json`` holds them: numpy scalars and arrays as JSON numbers and lists,
     tuples as lists, anything else JSON cannot hold (a path) as its text: the form in which wanted parameters are
-    compared with recorded ones."""
+    compared with recorded ones.  ValueError naming ``params`` for anything but a dict (a mapping) of them."""
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params must be a dict of parameters (name -> value), got {params!r:.200}")
+
     def plain(o):
         return o.item() if isinstance(o, np.generic) else o.tolist() if isinstance(o, np.ndarray) else str(o)
     return json.loads(json.dumps(dict(params), default=plain))
@@ -393,10 +399,16 @@ def differing_params(run_dir, want, saved=False) -> dict:
     A parameter that a readable ``params.json`` lacks reads as its default (:data:`nclib.parameters.DEFAULTS`): it
     was added to the engine after the run was made, with a default that keeps the behaviour from before it
     (``CONTRIBUTING.md``), so an older run folder still holds the run its parameters describe.  ValueError naming
-    ``run_dir`` for an empty path or anything but a path (:func:`nclib.locks.run_folder_path`)."""
+    ``run_dir`` for an empty path or anything but a path (:func:`nclib.locks.run_folder_path`), ``want`` for anything
+    but a dict and ``saved`` for anything but a dict or None."""
     from .parameters import DEFAULTS  # here: nclib.parameters imports this module
 
     run_dir = run_folder_path(run_dir)
+    if not isinstance(want, Mapping):
+        raise ValueError(f"want must be a dict of the parameters that define a run, got {want!r:.200}")
+    if saved is not False and saved is not None and not isinstance(saved, dict):
+        raise ValueError(f"saved must be the contents of a params.json as read_params reads them (a dict, or None), "
+                         f"got {saved!r:.200}")
 
     if saved is False:
         saved = read_params(run_dir)
@@ -433,15 +445,23 @@ def recorded_device_type(run_dir) -> str | None:
 
 def device_difference(run_dir, kind: str | None) -> dict:
     """``{"device": (recorded, kind)}`` when the run in ``run_dir`` was trained on another kind of device
-    (:func:`recorded_device_type`) than ``kind`` ("cpu", "cuda", or None for any), else ``{}``: a difference in the
-    form of :func:`differing_params`."""
+    (:func:`recorded_device_type`) than ``kind`` ("cpu", "cuda", or None for any; a card, "cuda:<i>", is its kind
+    "cuda"), else ``{}``: a difference in the form of :func:`differing_params`.  ValueError naming ``kind`` for
+    anything else ("gpu", a number)."""
+    if kind is not None and not (isinstance(kind, str) and re.fullmatch(r"cpu|cuda(:[0-9]+)?", kind)):
+        raise ValueError(f"kind must be 'cpu', 'cuda' (or a card, 'cuda:<i>') or None for any device, got {kind!r}")
+    kind = None if kind is None else kind.split(":")[0]
     recorded = recorded_device_type(run_dir)
     return {"device": (recorded, kind)} if kind is not None and recorded not in (None, kind) else {}
 
 
 def differences_text(differ: dict) -> str:
     """The answer of :func:`differing_params` as a refusal names it: ``lr = 0.001, now 0.01; ...`` (the first
-    five, and how many more)."""
+    five, and how many more).  ValueError naming ``differ`` for anything but such a dict ({name: (recorded,
+    wanted)})."""
+    if not isinstance(differ, Mapping) or not all(isinstance(v, tuple) and len(v) == 2 for v in differ.values()):
+        raise ValueError(f"differ must be a dict of name -> (recorded, wanted), as differing_params gives it, got "
+                         f"{differ!r:.200}")
     shown = [f"{k} = {was!r}, now {now!r}" for k, (was, now) in list(differ.items())[:5]]
     more = len(differ) - len(shown)
     return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
@@ -556,14 +576,16 @@ def commit_checkpoint(run_dir, epoch: int) -> None:
     is the commit point: a crash before it leaves the previous checkpoint and its record; one between the record
     and the rename leaves the new checkpoint complete under its temporary name, which :func:`settle_checkpoint`
     puts in place.  A checkpoint is never read as another (:func:`verify_checkpoint`).  ValueError naming ``run_dir``
-    for an empty path or anything but a path (:func:`nclib.locks.run_folder_path`)."""
+    for an empty path or anything but a path (:func:`nclib.locks.run_folder_path`), and ``epoch`` for anything but a
+    whole number >= 0 (2.7 would be recorded as 2), before anything is touched."""
     run_dir = run_folder_path(run_dir)
+    epoch = _checks.nonneg_int(epoch, "epoch")
     tmp = run_dir / (CHECKPOINT + ".tmp")
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     digest, size = _sha256(tmp)
     atomic_write_text(run_dir / CHECKSUM, json.dumps({"file": CHECKPOINT, "sha256": digest, "bytes": size,
-                                                      "epoch": int(epoch)}) + "\n")
+                                                      "epoch": epoch}) + "\n")
     _fsync_dir(run_dir)  # the record's rename on disk before the checkpoint's: the commit point is durable
     os.replace(tmp, run_dir / CHECKPOINT)
     _fsync_dir(run_dir)

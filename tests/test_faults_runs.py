@@ -1164,6 +1164,44 @@ def test_one_path_one_device_or_one_dict_for_many_run_folders_is_refused_by_name
     assert {d: _files(d) for d in folders} == before
 
 
+def test_the_run_folder_functions_refuse_bad_arguments_by_name(tmp_path):
+    """The faults: json_values(5), differing_params(d, 5), git_state(root=5), code_state(root=5) and
+    read_lock_file(5) raised TypeError; commit_checkpoint(d, "x") an unnamed ValueError, and commit_checkpoint(d, 2.7)
+    recorded epoch 2; device_difference(d, "cuda:0") of a run recorded on "cuda:0" answered a difference, and "gpu" was
+    taken; clear_run_folder(d, check_only="no") was taken.  Each is refused naming the argument, before a file is
+    touched; a card is its kind of device, and a numpy epoch is recorded as the number it is."""
+    from nclib import provenance
+
+    (tmp_path / "params.json").write_text(json.dumps({"epochs": 5}))
+    (tmp_path / "provenance.json").write_text(json.dumps({"status": "finished", "device": "cuda:0"}))
+    (tmp_path / (runs.CHECKPOINT + ".tmp")).write_bytes(b"x")
+    before = _files(tmp_path)
+    refusals = [("params", lambda: runs.json_values(5)), ("params", lambda: runs.json_values([("epochs", 5)])),
+                ("want", lambda: runs.differing_params(tmp_path, 5)),
+                ("want", lambda: runs.differing_params(tmp_path, ["epochs"])),
+                ("saved", lambda: runs.differing_params(tmp_path, {"epochs": 5}, saved=5)),
+                ("differ", lambda: runs.differences_text(5)), ("differ", lambda: runs.differences_text({"lr": 1})),
+                ("kind", lambda: runs.device_difference(tmp_path, "gpu")),
+                ("kind", lambda: runs.device_difference(tmp_path, 0)),
+                ("root", lambda: provenance.git_state(root=5)), ("root", lambda: provenance.git_state(root="")),
+                ("root", lambda: provenance.code_state(root=5)),
+                ("path", lambda: locks.read_lock_file(5)), ("path", lambda: locks.read_lock_file("")),
+                ("epoch", lambda: runs.commit_checkpoint(tmp_path, "x")),
+                ("epoch", lambda: runs.commit_checkpoint(tmp_path, 2.7)),
+                ("epoch", lambda: runs.commit_checkpoint(tmp_path, -1)),
+                ("check_only", lambda: runs.clear_run_folder(tmp_path, check_only="no")),
+                ("check_only", lambda: runs.clear_run_folder(tmp_path, check_only=1))]
+    for name, call in refusals:
+        with pytest.raises(ValueError, match=rf"^{name}\b"):
+            call()
+    assert _files(tmp_path) == before
+    assert runs.device_difference(tmp_path, "cuda:0") == {} == runs.device_difference(tmp_path, "cuda")
+    assert runs.device_difference(tmp_path, "cpu") == {"device": ("cuda", "cpu")}
+    assert runs.differing_params(tmp_path, {"epochs": 6}, saved=None) == {"epochs": (None, 6)}
+    runs.commit_checkpoint(tmp_path, np.int64(3))
+    assert json.loads((tmp_path / runs.CHECKSUM).read_text())["epoch"] == 3
+
+
 def test_a_column_added_later_is_nan_in_older_runs_and_resumes(tmp_path, monkeypatch):
     """A metric appended to the history after runs were made (runs.ADDED_COLUMNS): an older run reads with NaN in
     that column and every other column as before; a resume from an older run's checkpoint writes the column (NaN
