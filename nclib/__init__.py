@@ -20,7 +20,47 @@ grid and its points), ``sweep`` (grids of runs on Dask or a job array), ``sweepm
 ``sweep.json``, and the locks of its output folder), ``sweeptable`` (a sweep's table), ``rounding`` (bounds stated in
 prose, rounded outward), ``plotting`` and the package ``figures`` (Figures 1-4 from committed runs).
 """
+import hashlib
+import sys
+from importlib.machinery import PathFinder
 from pathlib import Path
 
 #: The repository root (nclib is installed editable from it): where ``results/`` lives.
 ROOT = Path(__file__).resolve().parents[1]
+
+#: The sha256 of each of nclib's source files as this process imported it ({resolved path: hex digest}), recorded as
+#: its module is found (:class:`_SourceRecorder`).  A run records the checkout on disk as it is called, not the code
+#: this process runs: :func:`nclib.provenance.changed_sources` compares the two, and a run refuses to train while
+#: they differ (:ref:`ch-engine`).  Kept when the package is reloaded.
+LOADED_SOURCES: dict[str, str] = globals().get("LOADED_SOURCES", {})
+
+
+def _record_source(path) -> None:
+    """Record the sha256 of the source file ``path`` in :data:`LOADED_SOURCES`; an unreadable one is not recorded."""
+    try:
+        with open(path, "rb") as f:
+            LOADED_SOURCES[str(Path(path).resolve())] = hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        pass
+
+
+class _SourceRecorder:
+    """First on ``sys.meta_path``: for a module of this package that is being imported, records the sha256 of the
+    source file the path finder finds for it (:data:`LOADED_SOURCES`), and finds nothing itself, so that the import
+    goes on as it would without it."""
+
+    records_sources_of = __name__
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if path is not None and name.startswith(__name__ + "."):
+            spec = PathFinder.find_spec(name, path)
+            if spec is not None and isinstance(spec.origin, str) and spec.origin.endswith(".py"):
+                _record_source(spec.origin)
+        return None
+
+
+_record_source(__file__)
+# one recorder, also when the package is reloaded
+sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "records_sources_of", None) != __name__]
+sys.meta_path.insert(0, _SourceRecorder)

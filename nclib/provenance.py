@@ -237,6 +237,30 @@ def versions() -> dict:
     return out
 
 
+def changed_sources() -> list[str]:
+    """The source files of nclib's imported modules that differ on disk from what this process imported (edited since,
+    replaced by a checkout of another commit, or gone), each relative to the repository (:data:`nclib.ROOT`), in
+    the order of their modules' names.  A module imported after an edit runs the edited code, and is not named.  A
+    run records the checkout as it is on disk when it is called (:func:`git_state`): where this list is not empty,
+    that is not the code the process runs, and :func:`nclib.train.run` refuses to train (:ref:`ch-engine`).  The
+    files are compared by their sha256 (:data:`nclib.LOADED_SOURCES`, recorded as each module is imported): a file
+    touched, or written back as it was, is not changed."""
+    import sys
+
+    import nclib
+
+    changed = []
+    for name, module in sorted(sys.modules.items()):
+        if name != "nclib" and not name.startswith("nclib."):
+            continue
+        file = getattr(module, "__file__", None)
+        path = pathlib.Path(file).resolve() if isinstance(file, str) else None
+        then = None if path is None else nclib.LOADED_SOURCES.get(str(path))
+        if then is not None and _file_sha256(path) != then:
+            changed.append(path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path))
+    return changed
+
+
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else ``platform.processor()``, else "cpu": how a CPU run's
     provenance and a CPU benchmark name the machine."""

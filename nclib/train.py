@@ -239,7 +239,9 @@ def run(**params) -> pathlib.Path:
     ValueErrors of their own: :class:`~nclib.locks.RunFolderBusy` (another live process writes the folder),
     :class:`~nclib.runs.RunExists` (the folder holds a run and ``overwrite`` is False; its ``status`` says which,
     "dead" for a run whose process was killed), :class:`~nclib.runs.ResumeRefused` and
-    :class:`~nclib.runs.CheckpointDamaged` (:func:`_resume_state`).  Notebook: :ref:`ch-train`.
+    :class:`~nclib.runs.CheckpointDamaged` (:func:`_resume_state`); a ValueError naming the files where one of
+    nclib's modules this process imported has changed on disk since (:func:`nclib.provenance.changed_sources`: the
+    provenance would record code the process does not run).  Notebook: :ref:`ch-train`.
     """
     return run_many([params])[0]
 
@@ -471,6 +473,13 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     built (:func:`_engines`), every run recorded in its :class:`RunFolder` epoch by epoch (:func:`_train_epochs`),
     and each folder finished with its status, also when training raises."""
     p = plist[0]
+    changed = provenance.changed_sources()
+    if changed:  # the provenance would record the checkout on disk, not the code this process runs
+        raise ValueError(f"nclib's source file{'s' if len(changed) > 1 else ''} {', '.join(changed)} changed on disk "
+                         f"since this process imported {'them' if len(changed) > 1 else 'it'}: a run records the "
+                         f"checkout on disk (git_commit, its changes), which is no longer the code this process "
+                         f"runs; restart the Python process (the notebook's kernel, the sweep's workers) and call "
+                         f"again")
     existing = [_runs.recorded_status(d) for d in run_dirs]
     if not p["resume"]:
         for d, q, status in zip(run_dirs, plist, existing):

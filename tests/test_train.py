@@ -891,6 +891,55 @@ def test_a_run_resumes_only_where_both_calls_read_their_commit(tmp_path, monkeyp
     assert _status(other) == "stopped"
 
 
+def test_a_run_refuses_to_train_while_the_code_it_imported_differs_on_disk(tmp_path, monkeypatch):
+    """The fault: a run records the checkout on disk when it is called, not the code the process imported: a
+    kernel that imported nclib, whose code was then edited and committed, trained with the old code and recorded the
+    new commit.  nclib records each of its source files as it imports it; a call refuses to train while a module it
+    imported differs on disk, naming the file, and writes nothing.  A module imported after an edit runs the edited
+    code and is not named; a file written back as it was is not changed.  The record is made in a process of its
+    own, on a copy of the package."""
+    import shutil
+    import subprocess
+    import sys
+
+    import nclib
+    from nclib import metrics
+
+    shutil.copytree(nclib.ROOT / "nclib", tmp_path / "nclib", ignore=shutil.ignore_patterns("__pycache__"))
+    script = """
+import pathlib, sys
+import nclib.rounding
+from nclib import provenance
+pkg = pathlib.Path(nclib.__file__).parent
+assert pkg == pathlib.Path(sys.argv[1]), pkg  # the copy, never the checkout
+assert provenance.changed_sources() == [], provenance.changed_sources()
+first = (pkg / "rounding.py").read_text()
+(pkg / "rounding.py").write_text(first + "\\nEDITED = True\\n")
+(pkg / "imbalance.py").write_text((pkg / "imbalance.py").read_text() + "\\nEDITED = True\\n")
+import nclib.imbalance
+assert nclib.imbalance.EDITED
+print(provenance.changed_sources())
+(pkg / "rounding.py").write_text(first)
+print(provenance.changed_sources())
+"""
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", script, str((tmp_path / "nclib").resolve())], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["['nclib/rounding.py']", "[]"]
+    # a call of this process, one of its modules changed on disk since it was imported
+    metrics_file = os.path.realpath(metrics.__file__)
+    monkeypatch.setitem(nclib.LOADED_SOURCES, metrics_file, "0" * 64)
+    assert provenance.changed_sources() == ["nclib/metrics.py"]
+    with pytest.raises(ValueError, match="nclib/metrics.py"):
+        train.run(**RESUME_KW, out_dir=tmp_path / "runs", run_name="r")
+    assert not (tmp_path / "runs" / "r").exists()
+    monkeypatch.undo()
+    assert provenance.changed_sources() == []
+    train.run(**RESUME_KW, out_dir=tmp_path / "runs", run_name="r")
+    assert _status(tmp_path / "runs" / "r") == "finished"
+
+
 def test_runs_started_together_in_two_out_dirs_inside_the_checkout_resume_alone(tmp_path, monkeypatch):
     """The fault: runs trained together may differ in out_dir; resumed alone (as a refusal of runs in different
     states advises), a run counted the other run's folder, inside the checkout, as new code and was refused
