@@ -81,9 +81,10 @@ def collapse_decay(kappa, N: int, L: int) -> np.ndarray:
     kappa_k^2 (L-1)^((L-1)/L) (the condition for its sigma_k^2 to be nonzero; the prose after the theorem reverses
     the sign, erratum T6), solved with every decay equal to lambda: lambda_k = Pi_k^(1/(L+1)) with Pi_k of
     :func:`product_threshold` (chapter :ref:`ch-minority`, section :ref:`sec-minority-threshold`, equation
-    ``eq-min-threshold``; the collapse points of :ref:`ch-thm43`).  For L = 1 it is kappa / N, the soft threshold kappa_k > N sqrt(lam_W lam_H) of
-    Theorem 4.2 (with a bias) and n_k > N^2 lam_W lam_H of Theorem 4.1 (without, where kappa_k = sqrt(n_k)).
-    Through log Pi_k where Pi_k underflows (deep heads), so that it stays right there.  Vectorised.
+    ``eq-min-threshold``; the collapse points of :ref:`ch-thm43`).  For L = 1 it is kappa / N, the soft threshold
+    kappa_k > N sqrt(lam_W lam_H) of Theorem 4.2 (with a bias) and n_k > N^2 lam_W lam_H of Theorem 4.1 (without,
+    where kappa_k = sqrt(n_k)).  Through log Pi_k where Pi_k underflows (deep heads), so that it stays right there.
+    Vectorised.
 
     The formula is then moved by the few ulps that rounding puts between it and the closed form's own decision
     (:func:`alive_at_minimum`, through :func:`nclib.ufm.threshold_gap`): the float returned is the least at which

@@ -290,7 +290,8 @@ def check_params(**params) -> dict:
     K x 1e-5 (:func:`nclib.ufm.reference_decay`), ``batch_size`` None becomes ``"full"``, a list of ``counts``
     (a tuple, an array, whole numbers such as 4.0) becomes a list of ints, a ``data_path`` becomes absolute (``~``
     expanded, from the working folder: a relative path given in another folder names another file, and so another
-    run), a run without ``run_name`` gets :func:`run_names`'s.  Torch is imported only to ask whether a CUDA device is there."""
+    run), a run without ``run_name`` gets :func:`run_names`'s.  Torch is imported only to ask whether a CUDA device
+    is there."""
     return checked(params)
 
 
