@@ -47,7 +47,11 @@ REDRAWN = (" Redrawn from the committed run folders with the book's current plot
            "(`scripts/figure_notebook.py redraw`), without retraining; the legend names the scale and the epochs. "
            "The code cell shows the call as executed, whose output had an older layout.")
 
-#: How the title of an executed notebook names the runs of each scale.
+#: How the title of an executed notebook names the runs of each scale, briefly: "Figure 1: GPU runs (executed
+#: notebook)"; its first paragraph says what they are (:data:`SCALE_TITLES`).
+SCALE_NAMES = {"gpu": "GPU runs", "cpu-scale": "CPU-scale runs"}
+
+#: How the first paragraph of an executed notebook says what the runs of each scale are.
 SCALE_TITLES = {"gpu": "GPU runs with every setting the paper states",
                 "cpu-scale": "CPU-scale runs (not the paper's settings)"}
 
@@ -207,8 +211,8 @@ DATA_LABELS = {"cifar10": "CIFAR-10", "emnist-letters": "EMNIST letters",
 
 
 def scale_title(scale: str, epochs: int | None) -> str:
-    """How a notebook title names its runs: "GPU runs with every setting the paper states but 2,600 of its 12,000
-    epochs"."""
+    """How the first paragraph of a notebook says what its runs are: "GPU runs with every setting the paper states
+    but 2,600 of its 12,000 epochs"."""
     label = SCALE_TITLES[scale]
     full = figures.scale_settings("gpu")["epochs"]
     if scale == "gpu" and epochs is not None and epochs < full:
@@ -221,14 +225,15 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
 
     Every executed copy would otherwise repeat the ``(ch-train)=`` target, the title and the figure names
     (``fig-train-panels``) of the training chapter: duplicate labels in the book. Only markdown and code-cell
-    metadata change: the first cell becomes the target :func:`run_label`, a title naming the figure and the scale
-    with the epochs papermill injected (or, where the runs in the folders it names stopped before them, the epoch
-    they reached: :func:`epochs_reached`) and the data where it is not the paper's (the stand-in for the letters,
-    the JPEG-decoded copy of CIFAR-10 that the runs recorded: :func:`data_label`), and a note on what the notebook
-    is, in place of the training chapter's introduction: its text is the chapter's as it was when executed (naming
-    the commit the runs' provenance records, :func:`runs_commit`), not necessarily its current text; each figure
-    name gets the run label as prefix, and the panels' caption becomes the one of the notebook's scale
-    (:func:`panels_caption`, :data:`RUN_PANELS_CAPTIONS`).
+    metadata change: the first cell becomes the target :func:`run_label`, a short title naming the figure and the
+    scale (:data:`SCALE_NAMES`: it is also the text of the neighbouring pages' links to this one), and a note on
+    what the notebook is, in place of the training chapter's introduction.  The note's first sentence says what its
+    runs are: the scale with the epochs papermill injected (or, where the runs in the folders it names stopped
+    before them, the epoch they reached: :func:`epochs_reached`), the bias case and the data (the stand-in for the
+    letters, the JPEG-decoded copy of CIFAR-10 that the runs recorded: :func:`data_label`); the rest says that its
+    text is the chapter's as it was when executed (naming the commit the runs' provenance records,
+    :func:`runs_commit`), not necessarily its current text; each figure name gets the run label as prefix, and the
+    panels' caption becomes the one of the notebook's scale (:func:`panels_caption`, :data:`RUN_PANELS_CAPTIONS`).
     Code, outputs and execution metadata are left exactly as papermill wrote them.
     ``piece`` (e.g. ``"L1"``): the notebook made only those runs of the figure (a figure trained one piece per
     GPU machine); the title and the target say which.  Where papermill injected fewer of the piece's head depths
@@ -248,22 +253,19 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     dataset = injected_value(nb, "dataset") or f.dataset  # the runs' data: real EMNIST letters where injected
     epochs, reached = injected_epochs(nb), epochs_reached(nb)
     if epochs is not None and reached is not None and reached < epochs:
-        epochs = reached  # runs stopped before their epochs (max_train_s): the title gives the epoch they reached
-    title = f"Figure {f.number}{runs}: the executed training notebook, {scale_title(scale, epochs)}"
-    if dataset == "letters-synthetic":  # not the paper's data, whatever the scale
-        title += ", on the letters-synthetic stand-in"
-    elif data_label(nb, dataset) == "CIFAR-10 (JPEG-decoded copy)":  # nor is a lossy copy, as the legends say
-        title += ", on a JPEG-decoded copy of CIFAR-10"
+        epochs = reached  # runs stopped before their epochs (max_train_s): the note gives the epoch they reached
+    title = f"Figure {f.number}{runs}: {SCALE_NAMES[scale]} (executed notebook)"
+    data_text = DATA_LABELS.get(dataset, dataset)  # the stand-in for the letters says so: not the paper's data
+    if data_label(nb, dataset) == "CIFAR-10 (JPEG-decoded copy)":  # nor is a lossy copy, as the legends say
+        data_text = "a JPEG-decoded copy of CIFAR-10"
     commit = runs_commit(nb)
     at = f" (the runs it wrote record commit `{commit}`)" if commit else ""
-    note = (f"This is {{ref}}`the training notebook <ch-train>` as papermill executed it for Figure {f.number} "
-            f"({DATA_LABELS.get(dataset, dataset)}, "
-            f"{'with bias' if f.bias else 'bias-free'}), shown with its outputs and never re-executed by the "
-            f"book build. The text below is the training chapter's as it was when the notebook was executed{at}, "
-            f"not necessarily the chapter's current text, and speaks of this execution. Its parameters are in the "
-            f"cell tagged "
-            f"`injected-parameters` (smoke = False: where the text below speaks of the smoke run, those parameters "
-            f"apply instead); "
+    note = (f"This is {{ref}}`the training notebook <ch-train>` as papermill executed it for Figure {f.number}; "
+            f"its runs are {scale_title(scale, epochs)}, {'with bias' if f.bias else 'bias-free'}, on {data_text}. "
+            f"It is shown with its outputs and never re-executed by the book build. The text below is the training "
+            f"chapter's as it was when the notebook was executed{at}, not necessarily the chapter's current text, "
+            f"and speaks of this execution. Its parameters are in the cell tagged `injected-parameters` "
+            f"(smoke = False: where the text below speaks of the smoke run, those parameters apply instead); "
             + (f"the chapter {{ref}}`ch-fig{f.number}` draws and discusses the runs it wrote, with their epoch count "
                f"against the paper's." if scale == "gpu" else
                f"the chapter {{ref}}`ch-fig{f.number}` draws the figure's GPU runs once all three are committed and "

@@ -200,7 +200,7 @@ def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_pa
     assert sorted(p.name for p in notebooks.iterdir()) == ["fig1.L1.run.ipynb", "fig1.L3-L6.run.ipynb"]
     assert [p.name for p in (gpu / "segments").iterdir()] == ["fig1.L1.segment-1.run.ipynb"]
     first = json.loads((notebooks / "fig1.L1.run.ipynb").read_text())["cells"][0]["source"]
-    assert first.startswith("(run-fig1-gpu-L1)=\n# Figure 1, runs L = 1: the executed training notebook")
+    assert first.startswith("(run-fig1-gpu-L1)=\n# Figure 1, runs L = 1: GPU runs (executed notebook)\n\n")
     with tarfile.open(out / "figures_gpu.tar.gz") as tar:
         assert sum(n.endswith("history.csv") for n in tar.getnames()) == 3
 
@@ -1085,6 +1085,12 @@ def test_params_prints_the_figure_parameters_as_yaml_safe_json(capsys):
         figure_notebook.main(["params", "1", "--set", "lr=-1"])
 
 
+def _runs_sentence(md: str) -> str:
+    """What a relabelled notebook's note says its runs are: its first sentence after "its runs are"."""
+    note = md.split("\n\n", 1)[1]
+    return note.split("; its runs are ", 1)[1].split(". It is shown with its outputs", 1)[0]
+
+
 def test_relabel_notebook(tmp_path):
     nb = {"cells": [
         {"cell_type": "markdown", "metadata": {}, "source": ["(ch-train)=\n", "# The training notebook\n", "\n", "Text."]},
@@ -1100,8 +1106,10 @@ def test_relabel_notebook(tmp_path):
     figure_notebook.relabel_notebook(path, 3, "gpu")
     out = json.loads(path.read_text())
     md = out["cells"][0]["source"]
-    assert md.startswith("(run-fig3-gpu)=\n# Figure 3: the executed training notebook")
-    assert "2,600 of its 12,000 epochs" in md.splitlines()[1]
+    # a short title (the neighbouring pages' links read it); what the runs are is the note's first sentence
+    assert md.startswith("(run-fig3-gpu)=\n# Figure 3: GPU runs (executed notebook)\n\n")
+    assert _runs_sentence(md) == ("GPU runs with every setting the paper states but 2,600 of its 12,000 epochs, "
+                                  "bias-free, on a JPEG-decoded copy of CIFAR-10")  # no data_path: the notebook's default, the copy
     # the training chapter's introduction (its smoke run, how to make runs) gives way to the note
     assert "(ch-train)=" not in md and "{ref}`ch-fig3`" in md and "Text." not in md
     # the link to the training chapter carries its own text (the chapter's title would read "the training
@@ -1168,16 +1176,16 @@ def test_relabel_notebook_names_the_data_the_runs_were_given(tmp_path):
             {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": injected, "outputs": [],
              "execution_count": 1}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     for injected, named, not_named in (
-            ("smoke = False\nepochs = 700\n", "letters-synthetic (a stand-in", "(EMNIST letters,"),
-            ("smoke = False\ndataset = \"emnist-letters\"\ndata_path = \"/data/emnist\"\n", "(EMNIST letters, with bias)",
+            ("smoke = False\nepochs = 700\n", "on letters-synthetic (a stand-in", "on EMNIST letters"),
+            ("smoke = False\ndataset = \"emnist-letters\"\ndata_path = \"/data/emnist\"\n", "with bias, on EMNIST letters",
              "stand-in")):
         path = tmp_path / "fig2.run.ipynb"
         path.write_text(json.dumps(executed(injected)))
         figure_notebook.relabel_notebook(path, 2, "gpu")
         md = json.loads(path.read_text())["cells"][0]["source"]
-        assert named in md and not_named not in md, md
-        # the title says so too: the stand-in is not the paper's data at any scale
-        assert md.splitlines()[1].endswith("on the letters-synthetic stand-in") == ("stand-in" in named)
+        # the first sentence says so: the stand-in is not the paper's data at any scale; the title stays short
+        assert named in _runs_sentence(md) and not_named not in md, md
+        assert md.splitlines()[1] == "# Figure 2: GPU runs (executed notebook)"
     # Figure 1's notebook on the JPEG-decoded copy of CIFAR-10 (the slice the GPU runs read) says so in its title;
     # the data the runs recorded decide, where the run folders the notebook names have a params.json (papermill's
     # None is the notebook's default, the copy; an injected path is not the one the runs read when they resumed
@@ -1198,9 +1206,9 @@ def test_relabel_notebook_names_the_data_the_runs_were_given(tmp_path):
         path.write_text(json.dumps(executed(f'smoke = False\nepochs = 12000\ndata_path = {data_path}\n'
                                             f'L_values = [1, 3]\nout_dir = "{out_dir}"\nrun_tag = "fig1"\n')))
         figure_notebook.relabel_notebook(path, 1, "gpu")
-        title = json.loads(path.read_text())["cells"][0]["source"].splitlines()[1]
-        assert title.endswith("GPU runs with every setting the paper states" + (
-            ", on a JPEG-decoded copy of CIFAR-10" if copy else "")), (data_path, recorded, title)
+        runs = _runs_sentence(json.loads(path.read_text())["cells"][0]["source"])
+        assert runs == "GPU runs with every setting the paper states, with bias, on " + (
+            "a JPEG-decoded copy of CIFAR-10" if copy else "CIFAR-10"), (data_path, recorded, runs)
     # the committed notebooks of Figures 1 and 3 read their runs' records: the GPU runs read the slice, the CPU-scale
     # runs (data_path None) the full copy; their titles say so, and relabelling them again changes nothing
     for scale in ("gpu", "cpu-scale"):
@@ -1211,7 +1219,7 @@ def test_relabel_notebook_names_the_data_the_runs_were_given(tmp_path):
             copy.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
             figure_notebook.relabel_notebook(copy, k, scale)
             assert json.loads(copy.read_text()) == nb, (scale, k)
-            assert nb["cells"][0]["source"].splitlines()[1].endswith(", on a JPEG-decoded copy of CIFAR-10")
+            assert _runs_sentence(nb["cells"][0]["source"]).endswith(", on a JPEG-decoded copy of CIFAR-10")
     # a run's data record decides over its file's name, as in the legends: an .npz named like the shared subset
     # whose record says its pixels are not JPEG-decoded is "CIFAR-10 (npz)"
     out_dir = tmp_path / "recorded"
@@ -1283,7 +1291,7 @@ def test_relabel_gives_the_epoch_that_stopped_runs_reached(tmp_path):
                 'data_path = "/data/cifar-10"\n')  # the original images: a title without the JPEG-decoded copy
     path = tmp_path / "fig3.L1-L3.run.ipynb"
 
-    def title(L1, L3):
+    def said(L1, L3):
         history(out_dir / "fig3-L1", L1)
         history(out_dir / "fig3-L3", L3)
         path.write_text(json.dumps({"cells": [
@@ -1291,10 +1299,10 @@ def test_relabel_gives_the_epoch_that_stopped_runs_reached(tmp_path):
             {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": injected, "outputs": [],
              "execution_count": 1}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
         figure_notebook.relabel_notebook(path, 3, "gpu", "L1-L3")
-        return json.loads(path.read_text())["cells"][0]["source"].splitlines()[1]
+        return _runs_sentence(json.loads(path.read_text())["cells"][0]["source"])
 
-    assert title(8400, 8300).endswith("GPU runs with every setting the paper states but 8,300 of its 12,000 epochs")
-    assert title(12000, 12000).endswith("GPU runs with every setting the paper states")
+    assert said(8400, 8300).startswith("GPU runs with every setting the paper states but 8,300 of its 12,000 epochs,")
+    assert said(12000, 12000).startswith("GPU runs with every setting the paper states, bias-free")
     nb = json.loads(path.read_text())
     assert figure_notebook.epochs_reached(nb) == 12000
     shutil.rmtree(out_dir / "fig3-L3")  # a run folder without its history: the injected epochs
