@@ -10,6 +10,9 @@
     python scripts/figure_notebook.py redraw NOTEBOOK FIG SCALE
         redraws the stored panels of an executed copy from the committed run folders with the current plotting
         code, without retraining, and says so in its caption
+    python scripts/figure_notebook.py reglue NOTEBOOK FIG SCALE
+        writes the numbers glued into the closing sentence of an executed copy again from the committed run
+        folders as the book writes numbers (nclib.rounding), without re-executing it, and says so in its note
 
 scripts/gpu_run_figure.sh runs both around papermill; the runs are those of Figures 1-4 (Section 5).
 """
@@ -25,7 +28,7 @@ import sys
 from typing import Mapping
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
-from nclib import data, figures, letters, parameters, plotting, sweeptable  # noqa: E402
+from nclib import data, figures, letters, parameters, plotting, rounding, sweeptable  # noqa: E402
 from nclib import runs as runs_contract  # noqa: E402
 from nclib.runs import atomic_write_text  # noqa: E402
 
@@ -46,6 +49,17 @@ RUN_PANELS_CAPTION = RUN_PANELS_CAPTIONS["gpu"]
 REDRAWN = (" Redrawn from the committed run folders with the book's current plotting code "
            "(`scripts/figure_notebook.py redraw`), without retraining; the legend names the scale and the epochs. "
            "The code cell shows the call as executed, whose output had an older layout.")
+
+#: The names the glue cell of the training notebook recorded before it wrote its closing numbers as the book
+#: writes them (:func:`reglue_numbers` rewrites those of an executed copy): the runs, their epochs, the smallest
+#: fall of NC1 from its value at initialization, the lowest final training accuracy and the data.
+EXECUTED_GLUE = ("train-n-runs", "train-epochs", "train-min-drop", "train-final-acc", "train-dataset")
+
+#: What the note of an executed notebook adds once :func:`reglue_numbers` has written its closing numbers again.
+REGLUED = (" The numbers glued into its closing sentence were written again from the committed run folders as the "
+           "book writes numbers (`scripts/figure_notebook.py reglue`), without re-executing it: the epochs with "
+           "thousands separators, the fall of NC1 as a lower bound rounded down, the training accuracy in percent; "
+           "the hidden cell that glued them shows the code as executed, which wrote them otherwise.")
 
 #: How the title of an executed notebook names the runs of each scale, briefly: "Figure 1: GPU runs (executed
 #: notebook)"; its first paragraph says what they are (:data:`SCALE_TITLES`).
@@ -233,7 +247,8 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     letters, the JPEG-decoded copy of CIFAR-10 that the runs recorded: :func:`data_label`); the rest says that its
     text is the chapter's as it was when executed (naming the commit the runs' provenance records,
     :func:`runs_commit`), not necessarily its current text; each figure name gets the run label as prefix, and the
-    panels' caption becomes the one of the notebook's scale (:func:`panels_caption`, :data:`RUN_PANELS_CAPTIONS`).
+    panels' caption becomes the one of the notebook's scale (:func:`panels_caption`, :data:`RUN_PANELS_CAPTIONS`);
+    where :func:`reglue_numbers` wrote its closing numbers again, the note says so (:data:`REGLUED`).
     Code, outputs and execution metadata are left exactly as papermill wrote them.
     ``piece`` (e.g. ``"L1"``): the notebook made only those runs of the figure (a figure trained one piece per
     GPU machine); the title and the target say which.  Where papermill injected fewer of the piece's head depths
@@ -271,6 +286,8 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
                f"the chapter {{ref}}`ch-fig{f.number}` draws the figure's GPU runs once all three are committed and "
                f"these CPU-scale runs otherwise; {{ref}}`ch-figures-summary` says, among its findings, what changes "
                f"at the CPU scale."))
+    if any("reglued" in cell.get("metadata", {}) for cell in nb["cells"]):
+        note += REGLUED
     titled = False
     for cell in nb["cells"]:
         text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
@@ -356,6 +373,93 @@ def redraw_panels(path, fig, scale: str, root=None) -> pathlib.Path:
     return path
 
 
+def _plain(output: dict) -> str:
+    """The text/plain of a glue output (``application/papermill.record/text/plain``)."""
+    data = output.get("data", {})
+    text = data.get(output["metadata"]["scrapbook"].get("mime_prefix", "") + "text/plain", "")
+    return "".join(text) if isinstance(text, list) else text
+
+
+def reglue_numbers(path, fig, scale: str) -> pathlib.Path:
+    """Write the numbers glued into the closing sentence of an executed, relabelled copy of the training notebook
+    again from the committed run folders it wrote, as the book writes numbers, without re-executing it.
+
+    A notebook executed before the training chapter wrote its closing numbers as the book does glued them in a
+    program's formats: the epochs without thousands separators (``2600``), the smallest fall of NC1 (NC1 at epoch
+    0 over NC1 at the last epoch) rounded to nearest in E-notation (``2.3e+00``) although the sentence calls it a
+    lower bound, and the lowest final training accuracy as a fraction (``0.836``).  The glue outputs of
+    :data:`EXECUTED_GLUE` are recomputed from the histories of the run folders the notebook names
+    (:func:`written_runs`): each stored value must be what the executed code gives from them (or what this
+    function writes, so that it is idempotent), ValueError naming the value otherwise; they are replaced by the
+    epochs with thousands separators, the fall of NC1 rounded down (:func:`nclib.rounding.at_least`, two
+    significant figures: a true "at least") and the accuracy in percent with its sign
+    (:func:`nclib.figures.percent`: the executed sentence has none).  The number of runs and the data's name are
+    kept.  The cell's code is left as executed; its metadata ``reglued`` records the run folders and the values as
+    executed, and the note says so (:data:`REGLUED`).  Refused (ValueError) as well: a notebook whose label is not
+    one of Figure ``fig`` at ``scale`` (:func:`run_label`: relabel it first), one whose glue names are not
+    :data:`EXECUTED_GLUE`, and one whose runs did not finish the epochs papermill injected.
+    """
+    path = pathlib.Path(path)
+    f = figures.figure(fig)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} is not a file")
+    nb = json.loads(path.read_text())
+    label = run_label(f, scale)
+    head = nb["cells"][0] if nb.get("cells") else {"source": ""}
+    head_text = "".join(head["source"]) if isinstance(head["source"], list) else head["source"]
+    if not re.match(rf"\({re.escape(label)}(-L[0-9L-]+)?\)=\n", head_text):
+        raise ValueError(f"path {str(path)!r} is not a notebook of Figure {f.number} at scale {scale!r} labelled "
+                         f"{label!r} (relabel it first)")
+    glued = {}
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []) if cell["cell_type"] == "code" else []:
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name is not None:
+                glued[name] = (cell, output)
+    if set(glued) != set(EXECUTED_GLUE):
+        raise ValueError(f"path {str(path)!r} glues {sorted(glued)}, not the names {list(EXECUTED_GLUE)} of the "
+                         f"training notebook whose numbers this rewrites")
+    cells = {id(cell): cell for cell, _ in glued.values()}
+    if len(cells) != 1:
+        raise ValueError(f"path {str(path)!r} glues its numbers in {len(cells)} cells, expected 1")
+    folders, epochs = written_runs(nb), injected_epochs(nb)
+    if not folders or epochs is None:
+        raise ValueError(f"path {str(path)!r} names no run folders or epochs in its injected parameters")
+    histories = [runs_contract.load_history(folder) for folder in folders]  # ValueError naming a missing one
+    for folder, h in zip(folders, histories):
+        if not len(h["epoch"]) or int(h["epoch"][-1]) != epochs:
+            raise ValueError(f"path {str(path)!r} made runs of {epochs} epochs; the run folder {str(folder)!r} "
+                             f"ends at epoch {int(h['epoch'][-1]) if len(h['epoch']) else None}")
+    drop = min(float(h["nc1"][0] / h["nc1"][-1]) for h in histories)
+    acc = min(float(h["train_acc"][-1]) for h in histories)
+    values = {  # name: (as the executed glue cell wrote it, as the book writes it)
+        "train-epochs": (epochs, f"{epochs:,}"),
+        "train-min-drop": (f"{drop:.1e}", rounding.at_least(drop, 2)),
+        "train-final-acc": (f"{acc:.3f}", f"{figures.percent(acc)}\u00a0%"),
+    }
+    runs = len(folders)
+    if _plain(glued["train-n-runs"][1]) != repr(runs):
+        raise ValueError(f"path {str(path)!r} glued train-n-runs = {_plain(glued['train-n-runs'][1])}, but names "
+                         f"{runs} run folders")
+    for name, (executed, written) in values.items():
+        stored = _plain(glued[name][1])
+        if stored not in (repr(executed), repr(written)):
+            raise ValueError(f"path {str(path)!r} glued {name} = {stored}, which its run folders do not give "
+                             f"(executed: {executed!r})")
+    for name, (_, written) in values.items():
+        output = glued[name][1]
+        output["data"] = {output["metadata"]["scrapbook"].get("mime_prefix", "") + "text/plain": repr(written)}
+    cell = next(iter(cells.values()))
+    cell["metadata"]["reglued"] = {
+        "by": "scripts/figure_notebook.py reglue", "rounding": "nclib.rounding.at_least, nclib.figures.percent",
+        "runs": [str(p.relative_to(figures.ROOT)) if p.is_relative_to(figures.ROOT) else str(p) for p in folders],
+        "executed": {name: executed for name, (executed, _) in values.items()}}
+    if REGLUED.strip() not in head_text:
+        head["source"] = head_text + REGLUED
+    atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="scripts/figure_notebook.py", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -373,6 +477,10 @@ def main(argv=None) -> int:
     dp.add_argument("notebook", type=pathlib.Path)
     dp.add_argument("fig", type=int)
     dp.add_argument("scale", choices=sorted(figures.SCALES))
+    gp = sub.add_parser("reglue", help="write an executed notebook's closing numbers again from the run folders")
+    gp.add_argument("notebook", type=pathlib.Path)
+    gp.add_argument("fig", type=int)
+    gp.add_argument("scale", choices=sorted(figures.SCALES))
     args = ap.parse_args(argv)
     if args.command == "params":
         try:
@@ -388,6 +496,8 @@ def main(argv=None) -> int:
         try:
             if args.command == "redraw":
                 redraw_panels(args.notebook, args.fig, args.scale)
+            elif args.command == "reglue":
+                reglue_numbers(args.notebook, args.fig, args.scale)
             else:
                 relabel_notebook(args.notebook, args.fig, args.scale, args.piece)
         except ValueError as exc:  # a notebook or run folder refused: one line, status 1, as for params

@@ -1479,3 +1479,85 @@ def test_redraw_replaces_the_stored_panels_from_the_run_folders(tmp_path):
     assert figure_notebook.panels_caption("cpu-scale", False) == figure_notebook.RUN_PANELS_CAPTIONS["cpu-scale"]
     with pytest.raises(ValueError, match="scale must be one of .* got 'tiny'"):
         figure_notebook.panels_caption("tiny", True)
+
+
+def _as_executed(nb: dict) -> dict:
+    """A notebook as papermill left it (and relabelled): where reglued, the glue outputs its metadata records as
+    executed, no record, and the note without the sentence that says it was reglued."""
+    nb = json.loads(json.dumps(nb))
+    cell = next((c for c in nb["cells"] if "reglued" in c.get("metadata", {})), None)
+    if cell is None:
+        return nb
+    executed = cell["metadata"].pop("reglued")["executed"]
+    for output in cell["outputs"]:
+        name = output["metadata"]["scrapbook"]["name"]
+        if name in executed:
+            output["data"] = {"application/papermill.record/text/plain": repr(executed[name])}
+    nb["cells"][0]["source"] = nb["cells"][0]["source"].replace(figure_notebook.REGLUED, "")
+    return nb
+
+
+def _glued(nb: dict) -> dict:
+    """The values an executed notebook glued, by name, as {glue:text} reads them."""
+    import ast
+
+    return {o["metadata"]["scrapbook"]["name"]: ast.literal_eval(o["data"]["application/papermill.record/text/plain"])
+            for c in nb["cells"] for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
+
+
+def test_reglue_writes_the_closing_numbers_from_the_run_folders(tmp_path):
+    """scripts/figure_notebook.py reglue: the closing numbers of an executed notebook, glued in a program's formats
+    (E-notation rounded to nearest for a lower bound, a fraction for an accuracy), are written again from the
+    committed run folders as the book writes them; the code as executed; values the run folders do not give, other
+    glue names and another figure's label are refused."""
+    from nclib import rounding, runs as runs_contract
+
+    committed = ROOT / "book" / "figures" / "gpu" / "fig2.run.ipynb"
+    nb = _as_executed(json.loads(committed.read_text()))
+    path = tmp_path / "fig2.run.ipynb"
+    path.write_text(json.dumps(nb))
+    histories = [runs_contract.load_history(ROOT / "results" / "figures" / "gpu" / "fig2" / f"fig2-L{L}")
+                 for L in (1, 3, 6)]
+    drop = min(h["nc1"][0] / h["nc1"][-1] for h in histories)
+    executed = _glued(nb)
+    # as executed, "at least" a number above the smallest fall: the run L = 6 fell by 2.27 < 2.3
+    assert executed["train-min-drop"] == "2.3e+00" and float(executed["train-min-drop"]) > drop
+    figure_notebook.reglue_numbers(path, 2, "gpu")
+    out = json.loads(path.read_text())
+    glued = _glued(out)
+    assert rounding.number(glued["train-min-drop"]) <= drop < 2.3 and glued["train-min-drop"] == "2.26"
+    acc = min(h["train_acc"][-1] for h in histories)
+    assert executed["train-final-acc"] == "0.836" and glued["train-final-acc"] == "83.6\u00a0%"
+    assert abs(float(glued["train-final-acc"][:-2]) - 100 * acc) <= 0.05
+    assert (executed["train-epochs"], glued["train-epochs"]) == (700, "700")
+    assert {k: glued[k] for k in ("train-n-runs", "train-dataset")} == {
+        k: executed[k] for k in ("train-n-runs", "train-dataset")}
+    at = next(i for i, c in enumerate(out["cells"]) if "reglued" in c["metadata"])
+    assert out["cells"][at]["source"] == nb["cells"][at]["source"]  # the code as executed
+    assert out["cells"][at]["metadata"]["reglued"]["runs"] == [f"results/figures/gpu/fig2/fig2-L{L}" for L in (1, 3, 6)]
+    assert out["cells"][0]["source"] == nb["cells"][0]["source"] + figure_notebook.REGLUED
+    # only the glue cell and the note change; again, and relabelled again, nothing changes
+    assert [c for i, c in enumerate(out["cells"]) if i not in (0, at)] == [
+        c for i, c in enumerate(nb["cells"]) if i not in (0, at)]
+    figure_notebook.reglue_numbers(path, 2, "gpu")
+    figure_notebook.relabel_notebook(path, 2, "gpu")
+    assert json.loads(path.read_text()) == out
+    # refused, the notebook left as it was: a value its run folders do not give, other glue names, another figure
+    wrong = json.loads(json.dumps(nb))
+    output = next(o for c in wrong["cells"] for o in c.get("outputs", [])
+                  if o.get("metadata", {}).get("scrapbook", {}).get("name") == "train-min-drop")
+    output["data"] = {"application/papermill.record/text/plain": "'9.9e+00'"}
+    path.write_text(json.dumps(wrong))
+    with pytest.raises(ValueError, match=r"glued train-min-drop = '9.9e\+00', which its run folders do not give"):
+        figure_notebook.reglue_numbers(path, 2, "gpu")
+    assert json.loads(path.read_text()) == wrong
+    output["metadata"]["scrapbook"]["name"] = "train-nc1-ratio"
+    path.write_text(json.dumps(wrong))
+    with pytest.raises(ValueError, match="glues .*'train-nc1-ratio'.*, not the names"):
+        figure_notebook.reglue_numbers(path, 2, "gpu")
+    path.write_text(json.dumps(nb))
+    with pytest.raises(ValueError, match="is not a notebook of Figure 4 at scale 'gpu' labelled 'run-fig4-gpu'"):
+        figure_notebook.reglue_numbers(path, 4, "gpu")
+    with pytest.raises(SystemExit) as exc:  # the command line: the refusal on one line, status 1
+        figure_notebook.main(["reglue", str(tmp_path / "missing.ipynb"), "2", "gpu"])
+    assert str(exc.value).startswith("reglue: ") and "is not a file" in str(exc.value)
