@@ -1509,7 +1509,7 @@ def test_reglue_writes_the_closing_numbers_from_the_run_folders(tmp_path):
     """scripts/figure_notebook.py reglue: the closing numbers of an executed notebook, glued in a program's formats
     (E-notation rounded to nearest for a lower bound, a fraction for an accuracy), are written again from the
     committed run folders as the book writes them; the code as executed; values the run folders do not give, other
-    glue names and another figure's label are refused."""
+    glue names and another figure's label are refused; the committed pages hold what it writes."""
     from nclib import rounding, runs as runs_contract
 
     committed = ROOT / "book" / "figures" / "gpu" / "fig2.run.ipynb"
@@ -1542,6 +1542,13 @@ def test_reglue_writes_the_closing_numbers_from_the_run_folders(tmp_path):
     figure_notebook.reglue_numbers(path, 2, "gpu")
     figure_notebook.relabel_notebook(path, 2, "gpu")
     assert json.loads(path.read_text()) == out
+    # the committed run pages hold what it writes
+    for scale, k in [("gpu", 1), ("gpu", 2), ("gpu", 3)] + [("cpu-scale", k) for k in (1, 2, 3, 4)]:
+        page = ROOT / "book" / "figures" / scale / f"fig{k}.run.ipynb"
+        copy = tmp_path / f"{scale}-fig{k}.run.ipynb"
+        copy.write_text(json.dumps(_as_executed(json.loads(page.read_text()))))
+        figure_notebook.reglue_numbers(copy, k, scale)
+        assert json.loads(copy.read_text()) == json.loads(page.read_text()), (scale, k)
     # refused, the notebook left as it was: a value its run folders do not give, other glue names, another figure
     wrong = json.loads(json.dumps(nb))
     output = next(o for c in wrong["cells"] for o in c.get("outputs", [])
