@@ -993,7 +993,7 @@ def test_figure_chapter_picks_the_preferred_scale(tiny, tmp_path):
 def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     chapters = {k: figures.figure_chapter(k, "tiny", root=tiny) for k in (1, 3)}
     t = figures.summary_tables(chapters)
-    assert t["figures"].index.tolist() == [1, 3] and t["figures"]["epochs"].tolist() == [120, 120]
+    assert t["figures"].index.tolist() == [1, 3] and t["figures"]["epochs"].tolist() == ["120", "120"]
     assert t["figures"]["bias"].tolist() == ["yes", "no"]
     # the data as the legends name them: the fixture's CIFAR-10 file is an .npz, the letters a stand-in
     assert t["figures"]["data"].tolist() == [nclib.plotting.dataset_label(chapters[k].runs[1].params) for k in (1, 3)]
@@ -1071,6 +1071,9 @@ def test_epochs_are_written_with_thousands_separators():
     assert all(e >= 1000 and text == f"{e:,}" for text, e in pairs), pairs
     assert chapters[3].tables["training"].loc[1, "100 % acc to the end from epoch"] == f"{rows3[1]['acc100_stays']:,}"
     epochs = [max(c.check["epochs"].values()) for c in chapters.values()]
+    # the tables too: each run's epochs in the final table, each figure's in the summary's first
+    assert all(c.tables["final"]["epochs"].tolist() == [f"{r['epochs']:,}" for r in c.rows] for c in chapters.values())
+    assert figures.summary_tables(chapters)["figures"]["epochs"].tolist() == [f"{e:,}" for e in epochs]
     gpu_epochs = figures.summary_glue(chapters)["gpu-epochs"]
     assert gpu_epochs == "; ".join(f"{e:,}" for e in epochs) and max(epochs) >= 1000
     assert [int(e.replace(",", "")) for e in gpu_epochs.split("; ")] == epochs

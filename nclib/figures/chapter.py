@@ -395,8 +395,10 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
     ``"provenance"``: what each run's provenance recorded (one column per L: N, K, parameters, steps per epoch
     and samples dropped per epoch, steps, training time and speed, wall time, device, precision, torch, git
     commit, data checksum); ``"theory"``: the modes alive, the extreme nonzero kappa, the global minimum of (4.3)
-    and the final objective (:func:`run_theory`); ``"final"``: the final metrics of :func:`final_rows` (with a
-    bias also ||b - n/N||); ``"training"``: the first epoch at 100 % training accuracy and the epoch from which
+    and the final objective (:func:`run_theory`; five significant figures, their trailing zeros kept, so the two
+    compare by eye) and, bias-free, the global feature-mean norm at the global minimizers and at the end;
+    ``"final"``: the epochs (with thousands separators, as the prose writes them) and the final metrics of
+    :func:`final_rows` (with a bias also ||b - n/N||); ``"training"``: the first epoch at 100 % training accuracy and the epoch from which
     it stays there and the largest rise of the objective (:func:`rise_cell`); ``"drops"``: each run's fall of NC1
     and NC3 side by side (:func:`drops_table`, the chapter's one table of NC1's fall); ``"settings"``: the paper's
     settings (Section 5) next to the runs'.  ValueError where a run's provenance is not the record of its
@@ -461,7 +463,7 @@ def _final_table(f: Figure, rows: list[dict]):
     import pandas as pd
 
     final = pd.DataFrame([{
-        "L": r["L"], "epochs": r["epochs"], **{name: r[key] for key, name in plotting.TEXT_NAMES.items()},
+        "L": r["L"], "epochs": f'{r["epochs"]:,}', **{name: r[key] for key, name in plotting.TEXT_NAMES.items()},
         "train acc (%)": percent(r["train_acc"], 2), **({"‖b − n/N‖": r["bias_error"]} if f.bias else {}),
     } for r in rows]).set_index("L")
     # spanning orders of magnitude: significant figures, one notation per column

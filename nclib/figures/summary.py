@@ -30,7 +30,7 @@ def _check_chapters(chapters) -> None:
 def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     """The tables of :ref:`ch-figures-summary` from the four :class:`FigureChapter`: ``"figures"`` (data, named as
     the legends name it, :func:`nclib.plotting.dataset_label`, so a copy or a stand-in says so; bias case, scale and
-    epochs of each figure), ``"final"`` (the final values of every run, indexed by figure and
+    epochs of each figure, with thousands separators), ``"final"`` (the final values of every run, indexed by figure and
     L; "no bias" for the bias of a bias-free run), ``"training"`` (the spacing of its records, when it first
     reached 100 % and from when it stayed there at those records, its largest rise between two of them),
     ``"made"`` (wall time, whether trained side by side, device, precision; these three also indexed by the scale
@@ -48,7 +48,7 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
         "figure": k, "data": plotting.dataset_label(c.runs[min(c.runs)].params,
                                                     c.runs[min(c.runs)].provenance.get("data")),
         "bias": "yes" if c.figure.bias else "no", "scale": c.scale,
-        "epochs": max(c.check["epochs"].values()),
+        "epochs": f'{max(c.check["epochs"].values()):,}',  # "2,600", as the prose writes it
     } for k, c in sorted(chapters.items())]).set_index("figure")
     final = pd.DataFrame([{
         "figure": k, "scale": c.scale, "L": r["L"], **{name: r[key] for key, name in plotting.TEXT_NAMES.items()},
