@@ -959,6 +959,9 @@ def test_figure_chapter_tables(tiny, tiny_scale):
             "samples of a class", "these runs"] == "varies"
         # the backbone as built (depth 2, width 32, feature layer 32 x 32) and the paper's layer count, not its layers
         assert re.findall(r"[0-9]+", s.loc["backbone", "these runs"]) == ["2", "32", "32"]
+        # the layer as code writes it: two arguments, no thousands separators inside the call at the paper's width
+        cell = nclib.figures.chapter._backbone({**ch.runs[1].params, "width": 2048})
+        assert re.search(r"Linear\(([^)]*)\)", cell).group(1).split(", ") == ["2048", "2048"]
         assert re.findall(r"[0-9]+", s.loc["backbone", "paper (Section 5)"]) == ["6"]
         # full batch: no sample left out; the paper does not say what becomes of an epoch's last partial batch
         assert s.loc["an epoch's last partial batch", "paper (Section 5)"] == "not stated"

@@ -515,7 +515,8 @@ def _backbone(p: Mapping) -> str:
     """The backbone of a run's parameters as :class:`nclib.models.CollapseNet` builds it: ``depth`` x (Linear +
     ReLU) of width ``width``, then the feature layer Linear(width, d)."""
     d = p["width"] if p.get("feature_dim") is None else p["feature_dim"]
-    return f"{p['depth']} × (Linear + ReLU), then Linear({p['width']:,}, {d:,}) to the features"
+    # code-like: no thousands separators inside the call, which would read as more arguments
+    return f"{p['depth']} × (Linear + ReLU), then Linear({p['width']}, {d}) to the features"
 
 
 def _input_cells(runs: Mapping[int, Run]) -> list[str]:
