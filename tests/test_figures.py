@@ -630,6 +630,15 @@ def test_figure_legend_names_the_data_the_scale_and_the_epochs(tiny):
             figures.on_other_data(bad)
 
 
+def _labels_within_panels(fig) -> None:
+    """Every axis label of ``fig`` within the height of its panel, not running into the next one or the legend."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        label, box = ax.yaxis.label.get_window_extent(renderer), ax.get_window_extent(renderer)
+        assert box.y0 <= label.y0 and label.y1 <= box.y1, ax.get_ylabel()
+
+
 def test_drawing(tiny):
     for fig in (1, 3):
         runs = figures.load_figure(fig, "tiny", root=tiny)
@@ -639,10 +648,11 @@ def test_drawing(tiny):
         assert title.endswith("\nCPU-scale, not the paper's settings, 120 epochs")
         lines = f.axes[0].get_lines()  # three curves and the dotted line of the step decay after epoch 80
         assert len(lines) == 4 and lines[-1].get_linestyle() == ":" and list(lines[-1].get_xdata()) == [80, 80]
-        # the target of each NC panel in its axis label, by the bias case; nothing written on the plotting areas
-        target = "(target 0, Thm 4.3)" if fig == 1 else "(target 0, Thm 4.3 with M = D)"
+        # the target of each NC panel in its axis label; nothing written on the plotting areas
+        target = "(target 0)"
         assert all(ax.get_ylabel().endswith(target) for ax in f.axes[:5]) and target not in f.axes[5].get_ylabel()
         assert not any(ax.texts for ax in f.axes)
+        _labels_within_panels(f)
         # the training accuracy in percent, as the prose and the tables give it, with its 100 % line
         acc = f.axes[5]
         assert acc.get_ylabel() == "training accuracy (%)" and acc.get_ylim() == (-2, 102)
@@ -668,9 +678,10 @@ def test_drawing(tiny):
                    for L, r in figures.load_figure(fig, "tiny", root=tiny).items()} for fig in (1, 3)}
     assert {r.nc3_compares for r in older[1].values()} == {"modes"}
     assert {r.nc3_compares for r in older[3].values()} == {figures.NC3_EQUAL_COUNT_BLOCKS}
-    label = figures.draw_panels(older[3], "cpu-scale").axes[4].get_ylabel()
-    assert label.endswith(f"\n({figures.NC3_EQUAL_COUNT_BLOCKS})")
-    assert figures.draw_panels(older[1], "cpu-scale").axes[4].get_ylabel().endswith("(target 0, Thm 4.3)")
+    blocks = figures.draw_panels(older[3], "cpu-scale")
+    assert blocks.axes[4].get_ylabel().endswith(f"\n({figures.NC3_EQUAL_COUNT_BLOCKS})")
+    _labels_within_panels(blocks)  # its two lines too
+    assert figures.draw_panels(older[1], "cpu-scale").axes[4].get_ylabel().endswith("(target 0)")
     some = {**figures.load_figure(3, "tiny", root=tiny), 6: older[3][6]}
     assert figures.draw_panels(some, "cpu-scale").axes[4].get_ylabel().endswith(", some runs)")
     plt.close("all")

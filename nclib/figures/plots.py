@@ -66,7 +66,8 @@ def draw_panels(runs: Mapping[int, Run], scale: str = "cpu-scale"):
 
     Draws with ``nclib.plotting.collapse_panels``; the axis label of each NC panel says its target is 0 (the
     corrected metrics of :ref:`ch-metrics` vanish exactly at every global minimizer of Theorem 4.3, or, bias-free,
-    of its form with ``M = D``), in the label rather than on the plotting area, where it would cover curves,
+    of its form with ``M = D``: the chapters' captions name which, a label that named it ran past its panel), in
+    the label rather than on the plotting area, where it would cover curves,
     the accuracy panel marks 100 % with a thin grey line, and a dotted vertical line on every panel marks each step
     decay of the learning rate (``lr_milestones``, shared by the runs). Returns the Figure.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
@@ -75,10 +76,10 @@ def draw_panels(runs: Mapping[int, Run], scale: str = "cpu-scale"):
         raise ValueError("runs must hold at least one run")
     fig = plotting.collapse_panels(as_plot_runs(runs), legend_title=figure_legend(runs, scale))
     panel = dict(zip((key for key, _, _ in plotting.PANELS), fig.axes))
-    # one bias case: figure_legend (nclib.plotting.data_case) has refused runs of both
-    target = "target 0, Thm 4.3" if next(iter(runs.values())).params["bias"] else "target 0, Thm 4.3 with M = D"
+    # the target alone, short enough to stay beside its panel; the theorem it comes from (with a bias Theorem 4.3,
+    # without one its form with M = D) is the caption's
     for key in NC_COLUMNS:
-        panel[key].set_ylabel(f"{panel[key].get_ylabel()} ({target})")
+        panel[key].set_ylabel(f"{panel[key].get_ylabel()} (target 0)")
     # runs recorded before the bias-free NC3 compared class with class say so on their NC3 panel
     compared = {r.nc3_compares for r in runs.values()}
     if NC3_EQUAL_COUNT_BLOCKS in compared:
