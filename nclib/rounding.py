@@ -9,7 +9,11 @@ unrounded value, so :func:`round_up` and :func:`round_down` round outward (up fo
 lower one).  Where the same number is also written to nearest (a table, a run's own value), an outward rounding
 to as few figures can contradict it (0.15 for 0.140, "at least 4.92 × 10⁶" beside 4.93 × 10⁶): :func:`at_most`
 and :func:`at_least` round outward with as many figures beyond ``sig`` as it takes for the bound to read, at
-``sig`` figures, as :func:`written` writes the number itself (0.141; 4.928 × 10⁶).  Chapters :ref:`ch-metrics`, :ref:`ch-errata-metrics` and :ref:`ch-fig1` to :ref:`ch-fig4`.
+``sig`` figures, as :func:`written` writes the number itself (0.141; 4.928 × 10⁶).  Where bounds stand side by
+side (a range, a list) those extra figures make them read at mixed precisions (10.9 to 249.43): there
+:func:`round_up` and :func:`round_down` at one ``sig``, with ``zeros`` (0.013 to 0.020), read evenly, and a bound
+may differ from the number written to nearest in its last figure, on its safe side.  Chapters :ref:`ch-metrics`,
+:ref:`ch-errata-metrics`, :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary`.
 """
 from __future__ import annotations
 
@@ -95,8 +99,10 @@ def _quantized(d: decimal.Decimal, sig: int, rounding) -> decimal.Decimal:
     return r
 
 
-def _round(x, sig, rounding) -> str:
-    return _text(_rounded(x, sig, rounding))
+def _round(x, sig, rounding, zeros=False) -> str:
+    if not isinstance(zeros, (bool, np.bool_)):
+        raise ValueError(f"zeros must be True or False, got {zeros!r}")
+    return _text(_rounded(x, sig, rounding), zeros=bool(zeros))
 
 
 def written(x, sig: int = 2) -> str:
@@ -126,16 +132,19 @@ def written_column(values, sig: int = 2) -> list[str]:
     return [_text(r, power=power(r), zeros=True) for r in rounded]
 
 
-def round_up(x, sig: int = 2) -> str:
+def round_up(x, sig: int = 2, zeros: bool = False) -> str:
     """``x`` rounded up to ``sig`` significant figures, written as by :func:`written`: a true "at most x"
-    (``number(text) >= x``)."""
-    return _round(x, sig, decimal.ROUND_CEILING)
+    (``number(text) >= x``).  ``zeros``: keep the trailing zeros of the significant figures (``round_up(0.0192, 2,
+    zeros=True)`` is ``0.020``, beside a lower bound ``0.013``), as :func:`written_column` does, so that the bounds
+    of a range or a list read at one precision.  ValueError naming ``zeros`` unless it is True or False."""
+    return _round(x, sig, decimal.ROUND_CEILING, zeros)
 
 
-def round_down(x, sig: int = 2) -> str:
+def round_down(x, sig: int = 2, zeros: bool = False) -> str:
     """``x`` rounded down to ``sig`` significant figures, written as by :func:`written`: a true "at least x"
-    (``number(text) <= x``)."""
-    return _round(x, sig, decimal.ROUND_FLOOR)
+    (``number(text) <= x``).  ``zeros`` as for :func:`round_up` (``round_down(1.00008, 3, zeros=True)`` is
+    ``1.00``)."""
+    return _round(x, sig, decimal.ROUND_FLOOR, zeros)
 
 
 def _reads_as(bound: decimal.Decimal, near: decimal.Decimal, sig: int) -> bool:

@@ -42,6 +42,19 @@ def test_bounds_hold_and_numbers_read_back_for_many_values():
             assert 1 <= len(mantissa) <= sig
 
 
+@pytest.mark.parametrize("x, sig, up, down", [(0.0192, 2, "0.020", "0.019"), (1.00008, 3, "1.01", "1.00"),
+                                              (0.000802, 2, "0.00081", "0.00080"), (31.04, 3, "31.1", "31.0"),
+                                              (99.6, 2, "100", "99"), (1.0e6, 2, "1.0 × 10⁶", "1.0 × 10⁶"),
+                                              (4.08e-7, 2, "4.1 × 10⁻⁷", "4.0 × 10⁻⁷")])
+def test_bounds_keep_their_trailing_zeros_when_asked(x, sig, up, down):
+    """A range's two bounds at one precision: 0.013 to 0.020, not 0.013 to 0.02; still outward."""
+    assert round_up(x, sig, zeros=True) == nb(up) and round_down(x, sig, zeros=True) == nb(down)
+    assert number(round_down(x, sig, zeros=True)) <= x <= number(round_up(x, sig, zeros=True))
+    # the same numbers as without them
+    assert number(round_up(x, sig, zeros=True)) == number(round_up(x, sig))
+    assert number(round_down(x, sig, zeros=True)) == number(round_down(x, sig))
+
+
 def test_refusals_name_the_argument():
     with pytest.raises(ValueError, match="x must be a finite"):
         round_up(float("nan"))
@@ -49,6 +62,9 @@ def test_refusals_name_the_argument():
         written("ten")
     with pytest.raises(ValueError, match="sig"):
         round_down(1.0, sig=0)
+    for bad in (1, "yes", None):  # not read as True or False
+        with pytest.raises(ValueError, match="^zeros must be True or False"):
+            round_up(1.0, 2, zeros=bad)
     with pytest.raises(ValueError, match="^sig must be at most 17"):  # not decimal's InvalidOperation at 29
         written(1 / 3, sig=29)
     assert written(1 / 3, sig=17) == "0.3333333333333333"  # the shortest decimal that reads back as 1/3
