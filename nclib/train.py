@@ -143,7 +143,8 @@ def run_planned(runs, **shared) -> tuple[str, list[pathlib.Path]]:
     it could continue: ``(todo, run folders)``, ``todo`` being :func:`plan`'s "start" (trained by
     :func:`run_many`), "resume" (continued from their checkpoints) or "skip" (finished with these parameters, on
     the data the data file holds now: read, not trained).  ``resume=True`` in ``shared`` refuses to start runs
-    that are not there (as in :func:`run_many`).  So one call serves every job of a run split over several (:ref:`ch-train`)."""
+    that are not there (as in :func:`run_many`).  So one call serves every job of a run split over several
+    (:ref:`ch-train`)."""
     resume = _checks.flag(shared.get("resume", False), "resume")  # checked here: the plan below sets it itself
     plist = _checked_runs(runs, {**shared, "resume": False})
     todo = _plan(plist)

@@ -295,8 +295,8 @@ def test_the_printed_speeds_ratio_and_12000_epochs_are_the_records(tmp_path, cap
     and 25; a figure run alone 0.5 s, the three side by side 1.0, 1.2 and 0.9 s, for E = 2 epochs): the record's
     steps_per_s are the medians of its repeats, 40 and 24 (read_benchmark_record checks it; not their means), and
     the output, read by nclib.figures.read_benchmark, prints them, the median of the rounds' ratios (2.5, not the
-    1.67 of the medians) and the ranges, each within its rounding; its two lines of 12,000 epochs give 12,000 epochs' steps at
-    each loop's median rate, and the figure's runs side by side and one after another scaled from E to 12,000
+    1.67 of the medians) and the ranges, each within its rounding; its two lines of 12,000 epochs give 12,000
+    epochs' steps at each loop's median rate, and the figure's runs side by side and one after another scaled from E to 12,000
     epochs."""
     known = {"engine": [30.0, 60.0, 40.0], "plain": [10.0, 24.0, 25.0], "together": [1.0, 1.2, 0.9]}
     given = {k: iter(v) for k, v in known.items()}

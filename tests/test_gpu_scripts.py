@@ -1108,8 +1108,9 @@ def test_relabel_notebook(tmp_path):
     md = out["cells"][0]["source"]
     # a short title (the neighbouring pages' links read it); what the runs are is the note's first sentence
     assert md.startswith("(run-fig3-gpu)=\n# Figure 3: GPU runs (executed notebook)\n\n")
+    # no data_path: the notebook's default, the copy
     assert _runs_sentence(md) == ("GPU runs with every setting the paper states but 2,600 of its 12,000 epochs, "
-                                  "bias-free, on a JPEG-decoded copy of CIFAR-10")  # no data_path: the notebook's default, the copy
+                                  "bias-free, on a JPEG-decoded copy of CIFAR-10")
     # the training chapter's introduction (its smoke run, how to make runs) gives way to the note
     assert "(ch-train)=" not in md and "{ref}`ch-fig3`" in md and "Text." not in md
     # the link to the training chapter carries its own text (the chapter's title would read "the training
@@ -1177,8 +1178,8 @@ def test_relabel_notebook_names_the_data_the_runs_were_given(tmp_path):
              "execution_count": 1}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     for injected, named, not_named in (
             ("smoke = False\nepochs = 700\n", "on letters-synthetic (a stand-in", "on EMNIST letters"),
-            ("smoke = False\ndataset = \"emnist-letters\"\ndata_path = \"/data/emnist\"\n", "with bias, on EMNIST letters",
-             "stand-in")):
+            ("smoke = False\ndataset = \"emnist-letters\"\ndata_path = \"/data/emnist\"\n",
+             "with bias, on EMNIST letters", "stand-in")):
         path = tmp_path / "fig2.run.ipynb"
         path.write_text(json.dumps(executed(injected)))
         figure_notebook.relabel_notebook(path, 2, "gpu")

@@ -559,7 +559,8 @@ def test_partial_point_metrics_take_each_decay_where_it_belongs(bias):
 
     def by_hand(st, keep):
         sp, sf = st.s_product, st.s_features
-        return np.array([apart(sp ** 2 * keep, sp ** 2), apart(sf ** 2 * keep, sf ** 2), apart(sp * sf * keep, sp * sf)])
+        return np.array([apart(sp ** 2 * keep, sp ** 2), apart(sf ** 2 * keep, sf ** 2),
+                         apart(sp * sf * keep, sp * sf)])
 
     n, L, lam_W, lam_H = [30, 20, 10, 5], 3, 2e-3, 5e-4
     for a, b in ((lam_W, lam_H), (lam_H, lam_W)):
