@@ -4,15 +4,20 @@
 decimal (``0.058``, ``18``), a whole number with thousands separators (``13,000``), or, below 10^-4 and from
 10^6 on, a power of ten (``6.4 × 10⁻⁷``, ``4.9 × 10⁶``, and ``10⁻⁵`` for a mantissa of 1), its spaces
 non-breaking so that a line never ends inside it; :func:`number` reads such text back, so that a hidden cell can
-assert a claim about the very number it glued.  A glued "at most" or "at least" must stay true of the
-unrounded value, so :func:`round_up` and :func:`round_down` round outward (up for an upper bound, down for a
-lower one).  Where the same number is also written to nearest (a table, a run's own value), an outward rounding
-to as few figures can contradict it (0.15 for 0.140, "at least 4.92 × 10⁶" beside 4.93 × 10⁶): :func:`at_most`
-and :func:`at_least` round outward with as many figures beyond ``sig`` as it takes for the bound to read, at
-``sig`` figures, as :func:`written` writes the number itself (0.141; 4.928 × 10⁶).  Where bounds stand side by
-side (a range, a list) those extra figures make them read at mixed precisions (10.9 to 249.43): there
-:func:`round_up` and :func:`round_down` at one ``sig``, with ``zeros`` (0.013 to 0.020), read evenly, and a bound
-may differ from the number written to nearest in its last figure, on its safe side.  Chapters :ref:`ch-metrics`,
+assert a claim about the very number it glued.
+
+A glued "at most" or "at least" stays true of the unrounded value: it is rounded outward (up for an upper
+bound, down for a lower one), and the book holds one rule for how.  A bound on a number that the book also
+writes to nearest (a table's cell, or a run's own value in a sentence), or over several numbers any of which
+it writes so, is written by :func:`at_most` or :func:`at_least` at the significant figures of that writing (the
+chapter's own table where it has one).  These add figures beyond ``sig`` where the plain outward rounding would
+read as another number, so that the bound, read at those figures, is the number written there: "at least
+4.928 × 10⁶" beside a table's 4.93 × 10⁶, never 4.92 × 10⁶; "at most 249.43" beside 249, never 250.  Only a
+bound on numbers that the book writes nowhere to nearest is rounded outward plainly, by :func:`round_up` and
+:func:`round_down`, at the figures its sentence needs.  Either way ``zeros`` keeps the trailing zeros of the
+figures written (0.013 to 0.020; "at least 31.0" beside 31.0), so that the bounds of a range read at one
+precision where their values allow it; where one of them needs a figure more (10.9 to 249.43) it keeps it, for
+a bound that reads as another number than the table's contradicts the table.  Chapters :ref:`ch-metrics`,
 :ref:`ch-errata-metrics`, :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary`.
 """
 from __future__ import annotations
@@ -156,7 +161,9 @@ def _reads_as(bound: decimal.Decimal, near: decimal.Decimal, sig: int) -> bool:
     return all(_quantized(bound, sig, r) == near for r in (decimal.ROUND_HALF_EVEN, decimal.ROUND_HALF_UP))
 
 
-def _bound(x, sig, rounding) -> str:
+def _bound(x, sig, rounding, zeros) -> str:
+    if not isinstance(zeros, (bool, np.bool_)):
+        raise ValueError(f"zeros must be True or False, got {zeros!r}")
     x = _finite(x)
     sig = _significant(sig)
     near = _rounded(x, sig, decimal.ROUND_HALF_EVEN)
@@ -165,23 +172,27 @@ def _bound(x, sig, rounding) -> str:
     for extra in range(sig, 18):
         bound = _rounded(x, extra, rounding)
         if _reads_as(bound, near, sig):
-            return _text(bound)
+            return _text(bound, zeros=bool(zeros))
     return _text(_rounded(x, 17, rounding))
 
 
-def at_most(x, sig: int = 2) -> str:
+def at_most(x, sig: int = 2, zeros: bool = False) -> str:
     """``x`` rounded up (a true "at most x": ``number(text) >= x``) to ``sig`` significant figures, or to more
     where that rounding would not read as :func:`written` writes ``x`` (``at_most(0.14007, 2)`` is ``0.141``, not
     ``0.15``, beside ``written(0.14007, 2) == "0.14"``): the bound and the number's own restatements agree.  A
-    number whose shortest decimal is a tie at ``sig`` figures (2.305 to three) is written whole, as its own bound."""
-    return _bound(x, sig, decimal.ROUND_CEILING)
+    number whose shortest decimal is a tie at ``sig`` figures (2.305 to three) is written whole, as its own bound.
+    ``zeros``: keep the trailing zeros of the figures written, as :func:`written_column` does (``at_most(1.7452,
+    3, zeros=True)`` is ``1.75``; ``at_most(0.0199993, 2, zeros=True)`` is ``0.020``, beside a table's ``0.020``).
+    ValueError naming ``zeros`` unless it is True or False."""
+    return _bound(x, sig, decimal.ROUND_CEILING, zeros)
 
 
-def at_least(x, sig: int = 2) -> str:
+def at_least(x, sig: int = 2, zeros: bool = False) -> str:
     """``x`` rounded down (a true "at least x": ``number(text) <= x``) to ``sig`` significant figures, or to more
     where that rounding would not read as :func:`written` writes ``x`` (``at_least(4928822, 3)`` is
-    ``4.928 × 10⁶``, not ``4.92 × 10⁶``, beside ``written(4928822, 3) == "4.93 × 10⁶"``)."""
-    return _bound(x, sig, decimal.ROUND_FLOOR)
+    ``4.928 × 10⁶``, not ``4.92 × 10⁶``, beside ``written(4928822, 3) == "4.93 × 10⁶"``).  ``zeros`` as for
+    :func:`at_most` (``at_least(31.032, 3, zeros=True)`` is ``31.0``, beside a table's ``31.0``)."""
+    return _bound(x, sig, decimal.ROUND_FLOOR, zeros)
 
 
 def number(text: str) -> float:

@@ -139,6 +139,23 @@ def test_bounds_hold_and_read_as_written_for_many_values():
             assert number(round_down(x, sig)) <= number(down) and number(up) <= number(round_up(x, sig))
 
 
+@pytest.mark.parametrize("x, sig, up, down", [
+    (31.032, 3, "31.04", "31.0"),  # at least 31.0 beside a table's 31.0, not 31
+    (1.0000839, 3, "1.001", "1.00"),  # between 1.00 and ..., beside a table's 1.00
+    (0.0199993, 2, "0.020", "0.0199"),  # a figure more only where the plain rounding reads as another number
+    (2.304522968825401, 3, "2.3046", "2.30"),
+    (4928822.46, 3, "4.93 × 10⁶", "4.928 × 10⁶"), (1.0e6, 2, "1.0 × 10⁶", "1.0 × 10⁶"), (0.0, 2, "0", "0"),
+])
+def test_bounds_that_read_as_the_number_keep_their_trailing_zeros_when_asked(x, sig, up, down):
+    assert at_most(x, sig, zeros=True) == nb(up) and at_least(x, sig, zeros=True) == nb(down)
+    # the same numbers as without them, and as true and as near the number written to nearest
+    assert number(at_most(x, sig, zeros=True)) == number(at_most(x, sig))
+    assert number(at_least(x, sig, zeros=True)) == number(at_least(x, sig))
+    assert number(at_least(x, sig, zeros=True)) <= x <= number(at_most(x, sig, zeros=True))
+    assert written(number(at_most(x, sig, zeros=True)), sig) == written(x, sig)
+    assert written(number(at_least(x, sig, zeros=True)), sig) == written(x, sig)
+
+
 def test_bound_refusals_name_the_argument():
     with pytest.raises(ValueError, match="x must be a finite"):
         at_most(float("inf"))
@@ -148,3 +165,8 @@ def test_bound_refusals_name_the_argument():
         at_least(1.0, sig=0)
     with pytest.raises(ValueError, match="^sig must be at most 17"):
         at_most(1.0, sig=18)
+    for bad in (1, "yes", None):  # not read as True or False
+        with pytest.raises(ValueError, match="^zeros must be True or False"):
+            at_least(1.0, 2, zeros=bad)
+        with pytest.raises(ValueError, match="^zeros must be True or False"):
+            at_most(1.0, 2, zeros=bad)
