@@ -4,11 +4,13 @@ Numbers only: the chapters' sentences are written in the chapters, each claim gu
 summary's tables and numbers, read from these chapters, are :mod:`nclib.figures.summary`.
 
 One rule for the numbers: a run's own value, and the smallest and the largest of the runs' values, are written to
-nearest (:func:`nclib.rounding.written`), in tables and in prose alike; a bound (an "at least" or "at most" over
-runs or over points) is rounded outward by :func:`nclib.rounding.round_down` and :func:`nclib.rounding.round_up`
-at the significant figures of the tables beside it (or fewer), their trailing zeros kept, so that the bounds of a
-range or a list read at one precision; its last figure may differ from the number written to nearest in a table,
-on its safe side (at least 2.94 beside 2.95).  One exception: a training accuracy
+nearest (:func:`nclib.rounding.written`), in tables and in prose alike.  A bound (an "at least" or "at most" over
+runs or over points) follows the book's rule for bounds (:mod:`nclib.rounding`): where a table of the chapters
+writes the same number to nearest, it is :func:`nclib.rounding.at_least` or :func:`nclib.rounding.at_most` at that
+table's figures, so that it reads there as the table's number ("at most 249.43" beside the drops table's 249,
+never 250; "at least 2.948" beside the stalled runs' 2.95, never 2.94); only a bound on numbers that no table or
+sentence writes to nearest is rounded outward plainly (:func:`nclib.rounding.round_down`,
+:func:`nclib.rounding.round_up`).  One exception: a training accuracy
 below 100 % that would read 100 to nearest is written rounded down (:func:`percent`: 0.9997 -> "99.9"), so that no
 run short of 100 % is written as one at 100 %.
 """
@@ -21,7 +23,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import _checks, data, plotting, ufm
-from ..rounding import round_down, round_up, written, written_column
+from ..rounding import at_least, at_most, round_down, round_up, written, written_column
 from .analysis import (ORDER_KEYS, RunTheory, final_rows, metric_drops, order_by, order_held, orders_without_spikes,
                        run_theory, stalls)
 from .config import RESULTS, Figure, figure, figure_counts, scale_settings
@@ -165,7 +167,9 @@ def _theory_glue(rows: list[dict], theory: Mapping[int, RunTheory]) -> dict:
     low, high = (min(rows, key=lambda r: r['gap'] / r['minimum']), max(rows, key=lambda r: r['gap'] / r['minimum']))
     g["gap-min"], g["gap-min-L"] = _figures(low['gap'] / low['minimum'], 3), str(low["L"])
     g["gap-max"], g["gap-max-L"] = _figures(high['gap'] / high['minimum'], 3), str(high["L"])
-    g["mean-end"] = round_up(max(r['global_mean_norm'] for r in rows), 2, zeros=True)
+    # an "at most": with a bias no table writes the global mean, without one the theory table does, to three figures
+    top = max(r['global_mean_norm'] for r in rows)
+    g["mean-end"] = round_up(top, 2, zeros=True) if t_first.b_star is not None else at_most(top, 3, zeros=True)
     if t_first.b_star is None:  # bias-free: each run's global feature mean against the minimizers' (nonzero) one
         for r in rows:
             want = theory[r["L"]].global_mean_norm
@@ -175,7 +179,7 @@ def _theory_glue(rows: list[dict], theory: Mapping[int, RunTheory]) -> dict:
     _put(g, "minimizer-acc", _one({f"{t.minimizer_accuracy:.3f}" for t in theory.values()}))
     if t_first.b_star is not None:
         g["bstar"] = f"{np.linalg.norm(t_first.b_star):.3f}"
-        g["bias0"] = round_down(min(r['bias_error_0'] for r in rows), 2, zeros=True)
+        g["bias0"] = round_down(min(r['bias_error_0'] for r in rows), 2, zeros=True)  # no table writes it
         g["bias-end-min"] = written(min(r['bias_error'] for r in rows), 3)  # runs' own values, as in the table
         g["bias-end-max"] = written(max(r['bias_error'] for r in rows), 3)
     return g
@@ -199,9 +203,10 @@ def _accuracy_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
     fitted = [L for L, r in by_L.items() if r["train_acc"] >= 1.0]
     g["n-fitted"] = str(len(fitted))
     if fitted:
-        g["fit-nc3-drop"] = round_up(max(drops[L]["nc3"] for L in fitted), 3, zeros=True)  # "at most"
-        g["fit-nc1-drop"] = round_down(min(by_L[L]['nc1_drop'] for L in fitted), 3, zeros=True)  # "at least"
-        g["fit-nc1-root-drop"] = round_down(min(drops[L]["nc1_root"] for L in fitted), 3, zeros=True)
+        # "at most" and "at least" over the runs of the drops table (drops_table), reading as its three figures
+        g["fit-nc3-drop"] = at_most(max(drops[L]["nc3"] for L in fitted), 3, zeros=True)
+        g["fit-nc1-drop"] = at_least(min(by_L[L]['nc1_drop'] for L in fitted), 3, zeros=True)
+        g["fit-nc1-root-drop"] = at_least(min(drops[L]["nc1_root"] for L in fitted), 3, zeros=True)
         # the quotient of the two falls, each run's own: the smallest and the largest run's, to nearest as the table
         # writes them, and whose they are (one pair of falls per run, never the extremes of two runs)
         quotient = {L: drops[L]["nc1_root"] / drops[L]["nc3"] for L in fitted}
@@ -330,11 +335,13 @@ def _stall_glue(runs: Mapping[int, Run]) -> dict:
                   s + "smallest": str(st["smallest"]), s + "smallest-count": str(st["smallest_count"])})
         _put(g, s + "multiple", st["smallest_multiple"])
         place = st["partial"]
-        if place is not None:  # |objective / that point's value - 1|, the run's own; the runner-up as "at least"
+        # |objective / that point's value - 1|, the run's own; the runner-up as "at least", reading as the summary's
+        # table of the stalled runs writes it (nclib.figures.summary.summary_tables), to three figures
+        if place is not None:
             g.update({s + "dead": str(place["dead"]), s + "partial-ratio": written(st['partial_ratio'], 3),
                       s + "partial-off": written(100 * abs(place["above"]), 2)})
             if place["runner_up"] is not None:
-                g[s + "partial-runner-up"] = round_down(100 * place["runner_up"], 3, zeros=True)
+                g[s + "partial-runner-up"] = at_least(100 * place["runner_up"], 3, zeros=True)
         if st["before"] is not None:
             g.update({s + "before": _epoch_text(st["before"]), s + "lr-before": written(st['lr_before'], 6),
                       s + "lr-since": written(st['lr_since'], 6),

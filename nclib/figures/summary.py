@@ -2,7 +2,8 @@
 four figure chapters' :class:`nclib.figures.chapter.FigureChapter`: the figures and their runs side by side, the runs
 that stall, the wall times, the ranges the summary's sentences compare.  Numbers only, written by the rule of
 :mod:`nclib.figures.chapter` (a run's own value and the extremes of the runs' values to nearest, a bound rounded
-outward); the sentences are the chapter's.
+outward, reading as the table that writes the same number: :mod:`nclib.rounding`); the sentences are the
+chapter's.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import plotting
-from ..rounding import round_down, round_up, written
+from ..rounding import at_least, at_most, written
 from .analysis import stalls, wall_time_s
 from .chapter import FigureChapter, _column, _comma, _epoch, percent, rise_cell
 from .config import scale_settings
@@ -160,11 +161,11 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
          "paper-epochs": f"{scale_settings('gpu')['epochs']:,}",
          "spike-threshold": written(SPIKE_FACTOR, 6)}
     places = [st["partial"] for c in chapters.values() for st in stalls(c.runs).values() if st["partial"] is not None]
-    if places:
-        g["partial-off-max"] = round_up(100 * max(abs(p["above"]) for p in places), 2, zeros=True)
+    if places:  # bounds over the table of the stalled runs (summary_tables), reading as its columns' figures
+        g["partial-off-max"] = at_most(100 * max(abs(p["above"]) for p in places), 2, zeros=True)
         runners = [p["runner_up"] for p in places if p["runner_up"] is not None]
         if runners:
-            g["partial-runner-up-min"] = round_down(100 * min(runners), 3, zeros=True)
+            g["partial-runner-up-min"] = at_least(100 * min(runners), 3, zeros=True)
     for name, ks in (("gpu", gpu), ("cpu", [k for k in sorted(chapters) if k not in gpu])):
         if ks:
             g[f"wall-{name}"] = f"{sum(wall_time_s(chapters[k].runs) for k in ks) / 60:.1f}"
