@@ -207,3 +207,22 @@ def number(text: str) -> float:
     if _DECIMAL.fullmatch(text):
         return float(text.replace(",", ""))
     raise ValueError(f"text must be a number as the chapters write it (0.058, 13,000, 6.4 × 10⁻⁷), got {text!r}")
+
+
+def reads_as(bound: str, text: str, sig: int) -> bool:
+    """Whether the glued bound ``bound`` (as :func:`at_least` or :func:`at_most` writes it), rounded to nearest to
+    ``sig`` significant figures, is the number ``text`` writes to those figures (a table's cell, by :func:`written`
+    or :func:`written_column`), under ties to even and ties away alike: the book's rule for a bound beside the same
+    number written to nearest, which it must not contradict.  ``reads_as("4.928 × 10⁶", "4.93 × 10⁶", 3)`` and
+    ``reads_as("31", "31.0", 3)`` hold; ``reads_as("4.92 × 10⁶", "4.93 × 10⁶", 3)`` does not, nor does
+    ``reads_as("2.305", "2.30", 3)`` (2.31 to a reader who rounds ties away).  ValueError naming ``bound`` or
+    ``text`` unless each is a number as the chapters write it (:func:`number`), and ``sig`` unless 1 to 17.
+    Chapters: :ref:`ch-fig1`, :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
+    read = {}
+    for name, value in (("bound", bound), ("text", text)):
+        try:
+            read[name] = decimal.Decimal(repr(number(value)))
+        except ValueError:
+            raise ValueError(f"{name} must be a number as the chapters write it (0.058, 13,000, 6.4 × 10⁻⁷), got "
+                             f"{value!r}") from None
+    return _reads_as(read["bound"], read["text"], _significant(sig))

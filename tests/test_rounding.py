@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nclib.rounding import at_least, at_most, number, round_down, round_up, written, written_column
+from nclib.rounding import at_least, at_most, number, reads_as, round_down, round_up, written, written_column
 
 
 def nb(text):
@@ -170,3 +170,38 @@ def test_bound_refusals_name_the_argument():
             at_least(1.0, 2, zeros=bad)
         with pytest.raises(ValueError, match="^zeros must be True or False"):
             at_most(1.0, 2, zeros=bad)
+
+
+@pytest.mark.parametrize("bound, text, sig, reads", [
+    ("4.928 × 10⁶", "4.93 × 10⁶", 3, True), ("4.92 × 10⁶", "4.93 × 10⁶", 3, False),  # at least 4.92 beside 4.93
+    ("2.948", "2.95", 3, True), ("2.94", "2.95", 3, False), ("9.314", "9.31", 3, True), ("9.32", "9.31", 3, False),
+    ("249.43", "249", 3, True), ("250", "249", 3, False), ("62,780", "6.28 × 10⁴", 3, True),
+    ("31", "31.0", 3, True), ("1.00", "1.00", 3, True), ("0.0137", "0.014", 2, True), ("0.013", "0.014", 2, False),
+    ("0.0137", "0.0137", 3, True), ("44", "44.4", 3, False),  # read at the text's figures: 44.0 is not 44.4
+    ("2.305", "2.30", 3, False), ("2.305", "2.31", 3, False),  # a tie: 2.30 or 2.31 as the reader rounds it
+    ("0", "0", 2, True), ("0", "0.0010", 2, False), ("-0.141", "-0.14", 2, True),
+])
+def test_reads_as_rounds_the_bound_to_the_texts_figures(bound, text, sig, reads):
+    assert reads_as(nb(bound), nb(text), sig) is reads
+
+
+def test_bounds_read_as_the_number_written_to_nearest_and_plain_roundings_need_not():
+    rng = np.random.default_rng(2)
+    misread = 0
+    for x in 10.0 ** rng.uniform(-8, 8, 1000):
+        for sig in (2, 3):
+            assert reads_as(at_least(x, sig), written(x, sig), sig) and reads_as(at_most(x, sig), written(x, sig), sig)
+            assert reads_as(at_least(x, sig, zeros=True), written_column([x], sig)[0], sig)
+            misread += not reads_as(round_down(x, sig), written(x, sig), sig)
+    assert misread > 0  # a plain outward rounding reads as another number than the nearest one, often
+
+
+def test_reads_as_refusals_name_the_argument():
+    for bad in ("4.9e6", "", 4.9):
+        with pytest.raises(ValueError, match="^bound must be a number as the chapters write it"):
+            reads_as(bad, "4.9", 2)
+        with pytest.raises(ValueError, match="^text must be a number as the chapters write it"):
+            reads_as("4.9", bad, 2)
+    for bad in (0, 18, 2.5):
+        with pytest.raises(ValueError, match="^sig must"):
+            reads_as("4.9", "4.9", bad)
