@@ -25,7 +25,7 @@ from nclib import minority  # noqa: E402
 import nclib.train  # noqa: E402
 import nclib.ufm  # noqa: E402
 import nclib.ufmtrain as ufmtrain  # noqa: E402
-from nclib.rounding import at_least, at_most, number, written, written_column  # noqa: E402
+from nclib.rounding import at_least, at_most, number, reads_as, written, written_column  # noqa: E402
 
 #: A tiny scale: the paper's CIFAR-10 profile divided by 100 (1,1,2,2,...,5,5; N = 30), a small network.
 TINY = dict(divisor=100, width=32, depth=2, epochs=120, batch_size="full", lr=3e-3, lr_milestones=[80],
@@ -2046,3 +2046,50 @@ def test_the_summary_tables_write_one_precision_per_column_and_epochs_with_separ
     above = [100 * figures.stalls(chapters[k].runs)[L]["partial"]["above"] for k, L in t.index]
     assert t["above the nearest point (%)"].tolist() == ["+" + w for w in written_column(above, 2)]
     assert figures.rise_cell({"factor": 1.2, "prev_epoch": 2700, "epoch": 2800}) == "×1.20 (epochs 2,700 to 2,800)"
+
+
+def test_glued_bounds_of_the_committed_runs_read_as_the_tables_that_write_their_numbers():
+    """Every "at least" and "at most" that the figure chapters and the summary glue from nclib.figures over numbers a
+    table of the book writes to nearest holds, and rounded to that table's figures it is the table's cell (the rule
+    for bounds of nclib.rounding, at_least's and at_most's contract): no "at least 2.94" beside the stalled runs'
+    2.95, no NC3 fall "at most 186" beside the drops table's 185.  The committed runs, at the scale each chapter
+    reads."""
+    chapters = {k: figures.figure_chapter(k) for k in figures.FIGURES}
+    tables, summary = figures.summary_tables(chapters), figures.summary_glue(chapters)
+    checked = []
+
+    def check(bound: str, upper: bool, numbers: list, sig: int) -> None:
+        """``bound``, an upper bound or a lower one over ``numbers`` (each a value and the cell that writes it)."""
+        value, cell = (max if upper else min)(numbers, key=lambda pair: pair[0])
+        assert (number(bound) >= value) if upper else (number(bound) <= value), (bound, value)
+        assert reads_as(bound, cell, sig), (bound, cell)  # never another number than the table's, at its figures
+        checked.append(bound)
+
+    stalls_table = tables["stalls"]
+    for k, c in chapters.items():
+        g, drops, table = c.glue, figures.metric_drops(c.runs), c.tables["drops"]
+        fitted = [r for r in c.rows if r["train_acc"] >= 1.0]
+        assert fitted and table.index.tolist() == [r["L"] for r in c.rows]
+        # the drops table: each run's falls, three figures
+        check(g["fit-nc3-drop"], True, [(drops[r["L"]]["nc3"], table.loc[r["L"], "NC3 fall"]) for r in fitted], 3)
+        check(g["fit-nc1-drop"], False, [(r["nc1_drop"], table.loc[r["L"], "NC1 fall"]) for r in fitted], 3)
+        check(g["fit-nc1-root-drop"], False,
+              [(drops[r["L"]]["nc1_root"], table.loc[r["L"], "its square root"]) for r in fitted], 3)
+        if not c.figure.bias:  # the theory table: each run's global feature mean at the end, three figures
+            means = c.tables["theory"]["global feature-mean norm at the end"]
+            check(g["mean-end"], True, [(r["global_mean_norm"], means[r["L"]]) for r in c.rows], 3)
+        # the summary's table of the stalled runs: the distance to the next point, three figures
+        for L, st in figures.stalls(c.runs).items():
+            if st["partial"] is not None and st["partial"]["runner_up"] is not None:
+                check(g[f"stall-L{L}-partial-runner-up"], False, [
+                    (100 * st["partial"]["runner_up"], stalls_table.loc[(k, L), "distance to the next point (%)"])], 3)
+    places = {(k, L): st["partial"] for k, c in chapters.items() for L, st in figures.stalls(c.runs).items()
+              if st["partial"] is not None}
+    assert places and sorted(places) == sorted(stalls_table.index)
+    check(summary["partial-off-max"], True, [(100 * abs(p["above"]), stalls_table.loc[kL, "above the nearest point (%)"]
+                                              .lstrip("+-")) for kL, p in places.items()], 2)
+    check(summary["partial-runner-up-min"], False, [(100 * p["runner_up"], stalls_table.loc[kL, "distance to the next "
+                                                     "point (%)"]) for kL, p in places.items()
+                                                    if p["runner_up"] is not None], 3)
+    # three falls per figure, the bias-free figures' mean, the stalled runs' next points, the summary's two
+    assert len(checked) == 3 * len(chapters) + sum(not c.figure.bias for c in chapters.values()) + len(places) + 2
