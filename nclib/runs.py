@@ -31,6 +31,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import _checks
+from .data import load_for
 from .datafiles import sha256_file
 from .locks import (LOCK, RunFolderBusy, RunLockedElsewhere, lock_owner, other_host_lock, run_folder_path,
                     run_folder_paths, writer_tag)
@@ -94,6 +95,12 @@ class RunExists(ValueError):
         super().__init__(message)
         self.run_dir, self.status = pathlib.Path(run_dir), status
         self.continuable = tuple(pathlib.Path(d) for d in continuable)
+
+
+class OtherData(RunExists):
+    """The run folder ``run_dir`` holds a finished (or diverged) run trained on other data than its ``data_path``
+    holds now, the file rewritten at that path since, say (:func:`refuse_other_data`): the run is not read back as
+    the result of these data, and not deleted either."""
 
 
 class ResumeRefused(ValueError):
@@ -418,6 +425,34 @@ def differing_params(run_dir, want, saved=False) -> dict:
     recorded = {k: saved[k] if k in saved else json_values({k: DEFAULTS.get(k)})[k] for k in want}
     return {k: (recorded[k], v) for k, v in want.items() if recorded[k] != v
             and not (k == "data_path" and same_file(recorded[k], v))}
+
+
+def refuse_other_data(params, run_dirs, advice: str) -> None:
+    """Refuse to read back the runs of ``run_dirs`` (finished or diverged, trained together on one data set) as the
+    runs of the checked parameters ``params`` (``nclib.parameters.check_params``) where their data file now holds
+    other data: the file rewritten at the same ``data_path`` since, say.  The data are loaded
+    (:func:`nclib.data.load_for`) and their ``data_sha256`` compared with each run's ``provenance.json``, as a resume
+    compares them; runs whose data are drawn from the seed or rendered now (no ``data_path``) have no file to check.
+    :class:`OtherData` naming the folder, both checksums and the path, then ``advice`` (what the caller offers: to
+    train again, delete, or put the data back); a data file that no longer loads raises what loading it raises.
+    ValueError naming ``params`` where it holds no ``data_path``.  Used in :ref:`ch-train` (the notebook's
+    :func:`nclib.train.run_planned`) and :ref:`ch-sweeps` (the runs a sweep keeps)."""
+    if not isinstance(params, Mapping) or "data_path" not in params:
+        raise ValueError(f"params must be a run's checked parameters, data_path among them, got {params!r}")
+    if params["data_path"] is None:
+        return
+    now = load_for(params).provenance["data_sha256"]
+    for d in run_dirs:
+        d = run_folder_path(d)
+        try:
+            then = json.loads((d / "provenance.json").read_text()).get("data_sha256")
+        except (OSError, ValueError, AttributeError):
+            then = None
+        if then != now:
+            status = recorded_status(d)
+            raise OtherData(f"run folder {str(d)!r} holds {_a(status)} run trained on other data than data_path "
+                            f"{params['data_path']!r} holds now: data_sha256 {str(then)[:12]}... then, {now[:12]}... "
+                            f"now; {advice}", d, status)
 
 
 def same_file(a, b) -> bool:

@@ -9,7 +9,8 @@ status and final metrics, read back from the run folders (so :func:`summary` reb
 table is :mod:`nclib.sweeptable`'s, its ``summary`` and ``load_summary`` taken up here).
 Every point is validated by :func:`nclib.parameters.check_params` before anything is submitted.  Running the same
 sweep again reads each run folder's state with :func:`nclib.runs.run_status` and keeps the finished (and the
-diverged) runs, resumes (``resume=True``) from its checkpoint a run that ``max_train_s`` stopped, a "dead" one
+diverged) runs, where they were trained on the data their ``data_path`` holds now (else the run is an error of the
+table, :class:`nclib.runs.OtherData`, and is neither kept as a result nor trained again), resumes (``resume=True``) from its checkpoint a run that ``max_train_s`` stopped, a "dead" one
 (whose process was killed) and a failed one (an error after such a stop), starts again such a run without a
 checkpoint, and leaves alone a run that another live process is writing (it holds the run folder's lock; the
 table reports it as "running").  Each worker decides again once it holds the run folder's lock
@@ -90,15 +91,20 @@ from .grid import (absolute_data_path, check_names, check_tie, expand_grid, pars
 from .locks import RunFolderBusy, RunLockedElsewhere, other_host_lock
 from .parameters import DEFAULTS
 from .rounding import written
-from .runs import RESUMABLE, ResumeRefused, run_status
+from .runs import RESUMABLE, OtherData, ResumeRefused, run_status
 from .sweepmanifest import (MANIFEST, SweepBusy, call_record, check_fixed, forget_absent, lock_sweep,  # noqa: F401
                             read_manifest, record_call, record_result, update_manifest)
 from .sweeptable import (PROVENANCE_COLUMNS, SUMMARY, MixedCodeVersions,  # noqa: F401 (the table's names)
                          NoRuns, load_summary, read_provenance, recorded_outcome, summary, table_row)
 
 #: Statuses (:func:`nclib.runs.run_status`) that a rerun of the sweep keeps: a finished run, and a diverged one
-#: (the divergence is the result of its parameters; delete its folder to train it again).
+#: (the divergence is the result of its parameters; delete its folder to train it again), each on its own data
+#: only (:func:`_refuse_other_data`).
 FINAL = ("finished", "diverged")
+
+#: What a sweep advises for a run it would keep that was trained on other data (:func:`_refuse_other_data`).
+DATA_ADVICE = ("put the run's data back at that path (the run is then kept), use another out_dir, or delete the run "
+               "folder, which the next call trains again on these data")
 
 
 # --------------------------------------------------------------------------------------------- the plan
@@ -194,6 +200,32 @@ def _refuse_other_run(run_dir: pathlib.Path, want: dict) -> None:
             raise ValueError(_other_run_text(run_dir, differ))
 
 
+def _refuse_other_data(params: dict, run_dir: pathlib.Path) -> None:
+    """:class:`~nclib.runs.OtherData` where the run that a sweep would keep in ``run_dir`` (finished or diverged) was
+    trained on other data than the ``data_path`` of its checked parameters ``params`` holds now
+    (:func:`nclib.runs.refuse_other_data`, the comparison of :func:`nclib.train.plan`), or where that file no longer
+    loads, so that the run cannot be compared with it: an error of the run in the sweep's table, not a silent keep,
+    and not a run trained again (nothing is deleted; :data:`DATA_ADVICE` says what to do)."""
+    try:
+        runs.refuse_other_data(params, [run_dir], DATA_ADVICE)
+    except OtherData:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the file no longer loads: the run kept is not confirmed either
+        raise OtherData(f"run folder {str(run_dir)!r} holds a run whose data cannot be compared with what data_path "
+                        f"{params['data_path']!r} holds now, which does not load ({type(exc).__name__}: {exc}); "
+                        f"{DATA_ADVICE}", run_dir, runs.recorded_status(run_dir)) from exc
+
+
+def _kept_error(params: dict, run_dir: pathlib.Path) -> str | None:
+    """The error of a run that :func:`run_sweep` would keep (:func:`_refuse_other_data`), "OtherData: ...", or None
+    where it is kept."""
+    try:
+        _refuse_other_data(params, run_dir)
+    except OtherData as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _step(run_dir, status: str) -> str:
     """What a sweep does with a run folder whose recorded status is ``status`` and that no live process writes:
     "keep" a finished or diverged run, "resume" a stopped, dead or failed one (:data:`nclib.runs.RESUMABLE`) from
@@ -208,7 +240,7 @@ def _step(run_dir, status: str) -> str:
 def next_step(run_dir) -> tuple[str, str]:
     """(status, step) of a run folder on a rerun of a sweep (:ref:`ch-sweeps`): its :func:`nclib.runs.run_status`
     and what the sweep does with the folder: "keep", "leave", "resume", "start" or "refuse".  Finished and diverged
-    runs are kept; a run another live process writes (it holds the folder's lock) is left to it; a stopped, dead
+    runs are kept (on their own data only: the sweep then compares them, :func:`_refuse_other_data`); a run another live process writes (it holds the folder's lock) is left to it; a stopped, dead
     (killed without recording an end) or failed run (:data:`nclib.runs.RESUMABLE`) is resumed where it has a
     checkpoint to resume from, as ``resume="auto"`` of the command line and the training notebook do, else started
     again, as is an absent one (and a failed run whose resume is refused, :func:`_run_point`).  A run not kept whose
@@ -270,7 +302,8 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
     as is, with ``restart_refused``, a stopped or dead one; without it, such a run is an error whose message says
     what resumes it (:data:`RESUME_ADVICE`).  A folder that, once locked, holds a run with other defining parameters
     (another call made it after this call's :func:`plan`) is an error too, the refusal of :func:`plan`, and its run
-    is left as it is."""
+    is left as it is; so is a run it would keep that was trained on other data than ``data_path`` holds now
+    (:func:`_refuse_other_data`)."""
     run_dir = pathlib.Path(params["out_dir"]) / params["run_name"]
     error = restarted = None
     step = "leave"
@@ -282,7 +315,10 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
         try:
             def first(dirs, statuses):  # the folder as it is now: another call may have made its run meanwhile
                 _refuse_other_run(dirs[0], want)
-                return _step(dirs[0], statuses[0])
+                step = _step(dirs[0], statuses[0])
+                if step == "keep":  # a run is kept only for the data it was trained on
+                    _refuse_other_data(params, dirs[0])
+                return step
 
             step, _ = train.run_under_lock([params], first)
         except ResumeRefused as refused:
@@ -291,6 +327,7 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
             def again(dirs, statuses):  # locked again: a run that another process finished meanwhile is kept
                 _refuse_other_run(dirs[0], want)
                 if statuses[0] in FINAL:
+                    _refuse_other_data(params, dirs[0])
                     return "keep"
                 if statuses[0] == "failed" or (restart_refused and statuses[0] in RESUMABLE):
                     return "start"
@@ -363,7 +400,8 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
 
     Every point is checked (:func:`plan`) before anything is submitted.  A run folder already in ``out_dir`` is
     kept, left to the live process writing it, resumed or started again as :func:`next_step` says (finished
-    and diverged runs kept; stopped, dead and failed ones resumed from their checkpoint, or started again without
+    and diverged runs kept, each once its data are found to be what its ``data_path`` holds now, else an error of the
+    table, :class:`nclib.runs.OtherData`, and nothing trained; stopped, dead and failed ones resumed from their checkpoint, or started again without
     one), decided again by each worker once it holds the run folder's lock.  A failed run whose resume is refused
     starts again; a stopped or dead one so refused (another commit, device or CPU model) is an error saying what
     resumes it, or with ``restart_refused=True`` starts again too (the table's ``restarted`` says why).
@@ -382,15 +420,24 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     out_dir = pathlib.Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     with lock_sweep(out_dir):
-        todo, kept = [], []
+        todo, kept, other = [], [], {}
         for item in planned:
             name = item["params"]["run_name"]
-            if next_step(out_dir / name)[1] in ("keep", "leave"):
+            status, step = next_step(out_dir / name)
+            error = _kept_error(item["params"], out_dir / name) if step == "keep" else None
+            if error is not None:  # trained on other data: neither kept as this point's run nor trained again
+                other[name] = {"status": status, "error": error}
+            elif step in ("keep", "leave"):
                 kept.append(name)
             else:
                 todo.append(item["params"])
-        # written now, with nothing to train too: an error that a kept run's folder has replaced is gone from it
-        update_manifest(out_dir, lambda m: record_call(m, call, planned, out_dir, kept))
+
+        def record(m):  # written now, with nothing to train too: an error that a kept run's folder has replaced
+            record_call(m, call, planned, out_dir, kept)  # is gone from it
+            for name, result in other.items():
+                record_result(m, name, result)
+
+        update_manifest(out_dir, record)
 
         if todo:
             asks = [task_resources(p, resources) for p in todo]
@@ -707,15 +754,19 @@ def _command(ns) -> pd.DataFrame:
 
 def exit_status(table: pd.DataFrame) -> int:
     """The command's exit status for a sweep's table: 1 when a run failed, carries an error other than its
-    divergence (a divergence is a result), or is absent (its point was never trained: a task of a job array that
+    divergence (a divergence is a result; a diverged run trained on other data than its data file holds now,
+    :class:`nclib.runs.OtherData`, is an error), or is absent (its point was never trained: a task of a job array that
     never ran, a sweep whose cluster never started), else 0 (a stopped run and a dead one without an error, which
     the next call resumes, included).  ``table``: a sweep's table (:func:`run_sweep`), with its ``status`` column;
     ValueError otherwise."""
     if not isinstance(table, pd.DataFrame) or "status" not in table:
         raise ValueError("table must be a sweep's table (a DataFrame with a status column)")
     status = table["status"]
-    errors = table["error"].notna() if "error" in table else pd.Series(False, index=table.index)
-    return int(bool((status.isin(("failed", "absent")) | (errors & (status != "diverged"))).any()))
+    errors = other_data = pd.Series(False, index=table.index)
+    if "error" in table:
+        errors = table["error"].notna()
+        other_data = errors & table["error"].astype(str).str.startswith(f"{OtherData.__name__}:")
+    return int(bool((status.isin(("failed", "absent")) | (errors & (status != "diverged")) | other_data).any()))
 
 
 if __name__ == "__main__":

@@ -301,7 +301,8 @@ def record_result(manifest: dict, name: str, result: dict) -> None:
     """Record what training the run ``name`` gave (``result``, as a worker of :mod:`nclib.sweep` returns it: the
     ``status`` of its folder after, its ``error`` or None, and ``restarted`` and ``fresh``, whether and why it was
     trained again from the start): the folder records a diverged or failed run's error itself; others (refused
-    before the folder was written, a killed worker, a lock of another host) are kept in the manifest; why a run was
+    before the folder was written, a killed worker, a lock of another host, a finished or diverged run trained on
+    other data than its data file holds now, :class:`nclib.runs.OtherData`) are kept in the manifest; why a run was
     trained again from the start is kept until a fresh start replaces the run.  ValueError naming the argument that
     is not what it should be.  Used in :ref:`ch-sweeps`."""
     manifest = _checked_manifest(manifest)
@@ -309,7 +310,9 @@ def record_result(manifest: dict, name: str, result: dict) -> None:
         raise ValueError(f"name must be a run name, got {name!r}")
     if not isinstance(result, dict) or not {"status", "error"} <= set(result):
         raise ValueError(f"result must be a dict with the run's status and error, got {result!r}")
-    if result["error"] and result["status"] not in ("diverged", "failed"):
+    own = result["status"] in ("diverged", "failed") and not str(result["error"]).startswith(
+        f"{runs.OtherData.__name__}:")  # a refusal to keep a diverged run for other data is no error of its folder
+    if result["error"] and not own:
         manifest["errors"][name] = result["error"]
     else:
         manifest["errors"].pop(name, None)

@@ -89,8 +89,8 @@ def plan(runs, **shared) -> str:
     its ``data_path`` holds now, whose checksum is compared once they are loaded: :func:`_refuse_other_data`);
     anything else (another writer, other parameters, a run trained on a CPU for a call on a GPU, a diverged run,
     runs in different states) is refused by :func:`nclib.runs.plan_runs` naming the folder, and finished runs whose
-    data file now holds other data by :class:`~nclib.runs.RunExists`.  Parameters are checked as by
-    :func:`run_many`."""
+    data file now holds other data by :class:`~nclib.runs.OtherData` (a :class:`~nclib.runs.RunExists`).
+    Parameters are checked as by :func:`run_many`."""
     return _plan(_checked_runs(runs, shared))
 
 
@@ -107,28 +107,15 @@ def _plan(plist: list[dict]) -> str:
 
 def _refuse_other_data(plist: list[dict]) -> None:
     """Refuse to read back finished runs (checked parameters ``plist``, trained together: one data set) as the result
-    of a call whose data file now holds other data: the file rewritten at the same path since, say.  The data are
-    loaded (:func:`nclib.data.load_for`) and their ``data_sha256`` compared with each run's provenance, as a resume
-    compares them; runs whose data are drawn from the seed or rendered now (no ``data_path``) have no file to check.
-    Refused, not trained again: a careful researcher wants to know that the file changed, and a finished run is never
-    deleted unasked (:class:`~nclib.runs.RunExists` naming the folder, both checksums and the path; ``overwrite=True``
-    trains the runs again on the data there now, deleting them)."""
-    p = plist[0]
-    if p["data_path"] is None:
-        return
-    now = data.load_for(p).provenance["data_sha256"]
-    for q in plist:
-        d = _run_dir(q)
-        try:
-            then = json.loads((d / "provenance.json").read_text()).get("data_sha256")
-        except (OSError, ValueError, AttributeError):
-            then = None
-        if then != now:
-            raise RunExists(f"run folder {str(d)!r} holds a finished run trained on other data than data_path "
-                            f"{p['data_path']!r} holds now: data_sha256 {str(then)[:12]}... then, {now[:12]}... now; "
+    of a call whose data file now holds other data (:func:`nclib.runs.refuse_other_data`: the file rewritten at the
+    same path since, say).  Refused, not trained again: a careful researcher wants to know that the file changed, and
+    a finished run is never deleted unasked (:class:`~nclib.runs.OtherData`, a :class:`~nclib.runs.RunExists`,
+    naming the folder, both checksums and the path; ``overwrite=True`` trains the runs again on the data there now,
+    deleting them)."""
+    _runs.refuse_other_data(plist[0], [_run_dir(q) for q in plist],
                             f"put the run's data back at that path, give the runs another run name or out_dir, or "
-                            f"train them again on these data with "
-                            f"{setting_text('overwrite', True, without='--resume')}, which deletes them", d, "finished")
+                            f"train them again on these data with {setting_text('overwrite', True, without='--resume')}"
+                            f", which deletes them")
 
 
 def _run_dir(q: dict) -> pathlib.Path:

@@ -989,9 +989,16 @@ def test_a_finished_run_is_not_read_back_as_a_result_of_other_data(tmp_path, mon
         with pytest.raises(runs.RunExists, match="data_sha256") as refused:
             call([{}], **kw, data_path=tmp_path / "A" / "data.npz")
         assert refused.value.run_dir == folder and refused.value.status == "finished"
+        assert isinstance(refused.value, runs.OtherData)  # the refusal nclib.sweep reports for a run it would keep
     assert _files(folder) == before
     assert train.run_planned([{}], **kw, data_path=tmp_path / "A" / "data.npz", overwrite=True)[0] == "start"
     assert train.plan([{}], **kw, data_path=tmp_path / "A" / "data.npz") == "skip"
+
+
+@pytest.mark.parametrize("params", [5, "data.npz", {"dataset": "cifar10"}])
+def test_the_data_check_refuses_what_is_no_runs_parameters_by_name(tmp_path, params):
+    with pytest.raises(ValueError, match="params must be a run's checked parameters"):
+        runs.refuse_other_data(params, [tmp_path], "advice")
 
 
 def test_differing_params_compares_numpy_values_as_numbers(tmp_path):

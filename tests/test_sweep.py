@@ -720,6 +720,55 @@ def test_a_run_another_process_finishes_before_the_lock_is_kept_not_trained_agai
     assert _files(folder) == other["files"]
 
 
+def test_a_rerun_keeps_a_run_only_for_the_data_its_file_holds_now(scheduler, tmp_path, capsys):
+    """The fault: a rerun kept, and listed "finished" without a word, a run whose data file had been rewritten at its
+    path since (train.plan refused the same run).  A run the sweep would keep, finished or diverged, is compared with
+    the data its data_path holds now, by the sweep and by a task of a job array under the folder's lock: on other
+    data, or a file that no longer loads, it is an error of the table (exit status 1, a divergence included), and is
+    neither kept silently nor trained again; --summary-only keeps the error; the data put back, the runs are kept."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "data.npz"
+
+    def write():
+        np.savez(path, x_train=rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8),
+                 y_train=np.repeat(np.arange(3), 10))
+
+    write()
+    theirs = path.read_bytes()
+    fixed = {**{k: v for k, v in TINY.items() if k not in ("dim", "lr")}, "dataset": "cifar10",
+             "data_path": str(path)}
+    grid, out = {"lr": [1e-2, 1e3]}, tmp_path / "out"  # lr = 1000 diverges
+    first = sweep.run_sweep(grid, fixed, out, scheduler=scheduler, progress=False)
+    assert first["status"].tolist() == ["finished", "diverged"] and sweep.exit_status(first) == 0
+    names = first["run_name"].tolist()
+    before = {n: _files(out / n) for n in names}
+    shas = [json.loads((out / n / "provenance.json").read_text())["data_sha256"] for n in names]
+    write()  # other data at the same path
+    again = sweep.run_sweep(grid, fixed, out, scheduler=scheduler, progress=False)
+    assert again["status"].tolist() == ["finished", "diverged"]
+    for name, sha, error in zip(names, shas, again["error"]):
+        assert error.startswith("OtherData:") and _names(error, str(out / name), str(path), sha[:12])
+    assert sweep.exit_status(again) == 1 and sweep.exit_status(again.iloc[[1]]) == 1  # the diverged run's too
+    assert {n: _files(out / n) for n in names} == before  # nothing trained, nothing deleted
+    summary = sweep.main(["--summary-only", "--out-dir", str(out)])  # rebuilt from the folders and sweep.json
+    assert summary["error"].tolist() == again["error"].tolist()
+    for i, name in enumerate(names):  # a task of a job array, deciding under the folder's lock
+        row = sweep.run_point(grid, fixed, out, i)
+        assert row["status"].tolist() == [again["status"][i]] and row["error"].tolist() == [again["error"][i]]
+    assert sweepmanifest.read_manifest(out)["errors"] == dict(zip(names, again["error"]))
+    path.write_bytes(b"garbage, not a zip archive of arrays\n" * 4)  # a file that no longer loads: not confirmed
+    damaged = sweep.run_sweep(grid, fixed, out, scheduler=scheduler, progress=False)
+    assert all(e.startswith("OtherData:") and "does not load" in e for e in damaged["error"])
+    assert sweep.exit_status(damaged) == 1 and {n: _files(out / n) for n in names} == before
+    path.write_bytes(theirs)  # the runs' data back: kept, without an error
+    kept = sweep.run_sweep(grid, fixed, out, scheduler=scheduler, progress=False)
+    assert kept["status"].tolist() == ["finished", "diverged"] and sweep.exit_status(kept) == 0
+    assert kept["error"][0] is None or pd.isna(kept["error"][0])
+    assert kept["error"][1] == json.loads((out / names[1] / "provenance.json").read_text())["error"]
+    assert sweepmanifest.read_manifest(out)["errors"] == {} and {n: _files(out / n) for n in names} == before
+    capsys.readouterr()
+
+
 UNTIED = {k: v for k, v in TINY.items() if k != "lam_H"}  # lam_H at its default, or tied to lam_W
 
 
