@@ -23,6 +23,7 @@ import torch
 from . import letters, metrics, models
 from . import runs as _runs
 from .engine import Engine
+from .locks import run_folder_path, run_folder_paths
 from .parameters import LEVER_KEYS
 from .step import products_precision
 from .runs import (ADDED_COLUMNS, CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text,
@@ -83,10 +84,11 @@ def trained_with(run_dir, together) -> list[str]:
     as its provenance's ``trained_with`` names them: each other folder by its run name where it lies in the same
     ``out_dir`` (the form of every run made so far), else by its path relative to that ``out_dir``
     (``../other/r``), so that runs of one name in two out_dirs, trained together, name each other.  Its own folder is
-    told by its path (resolved), not by its name (:ref:`ch-train`)."""
-    here = pathlib.Path(run_dir).resolve()
-    return [os.path.relpath(other, here.parent) for other in (pathlib.Path(d).resolve() for d in together)
-            if other != here]
+    told by its path (resolved), not by its name (:ref:`ch-train`).  ValueError naming ``run_dir`` or ``together``
+    where it is no run folder, or no list of them (:func:`nclib.locks.run_folder_paths`)."""
+    here = run_folder_path(run_dir).resolve()
+    others = (d.resolve() for d in run_folder_paths(together, "together"))
+    return [os.path.relpath(other, here.parent) for other in others if other != here]
 
 
 @dataclasses.dataclass

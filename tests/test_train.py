@@ -367,6 +367,24 @@ def test_runs_of_one_name_in_two_out_dirs_trained_together_name_each_other(tmp_p
     assert (a.parent / names[a][0]).resolve() == b.resolve() and (b.parent / names[b][0]).resolve() == a.resolve()
 
 
+@pytest.mark.parametrize("run_dir, together, named", [(5, ["x"], "run_dir"), ("", ["x"], "run_dir"),
+                                                      ("a/b", 5, "together"), ("a/b", "a/c", "together"),
+                                                      ("a/b", ["a/c", None], "together")])
+def test_trained_with_refuses_what_is_no_run_folder_by_name(run_dir, together, named):
+    from nclib import runfolder
+
+    with pytest.raises(ValueError, match=rf"^{named} must be"):
+        runfolder.trained_with(run_dir, together)
+
+
+def test_trained_with_names_a_partner_by_name_or_by_its_path_from_the_out_dir(tmp_path):
+    from nclib import runfolder
+
+    here = tmp_path / "A" / "r"
+    assert runfolder.trained_with(here, [here, tmp_path / "A" / "s", tmp_path / "B" / "r"]) == ["s", "../B/r"]
+    assert runfolder.trained_with(str(here), (str(here),)) == []  # its own folder alone, as a str in a tuple
+
+
 def test_runs_of_several_precisions_trained_together_equal_runs_trained_alone(tmp_path):
     """precision is a member key: one seed gives each run the same data, initialization and batches, and each
     run's steps use its own precision (on the CPU TF32 is not used, so fp32 and tf32 runs are identical; bf16
