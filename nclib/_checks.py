@@ -7,6 +7,7 @@ or a deep numpy traceback.
 from __future__ import annotations
 
 import numbers
+import os
 import sys
 from typing import Sequence
 
@@ -44,6 +45,18 @@ def _shown(value) -> str:
     if _is_integral(value) and abs(int(value)) > FLOAT_MAX:  # int > float compares exactly, without converting
         return f"an integer of {len(str(abs(int(value))))} digits"
     return repr(value)
+
+
+def path_arg(value, name: str, what: str, blank: bool = True) -> str:
+    """``value`` as the text of a path: a str or a path (``os.PathLike``), not empty, since the empty path is the
+    current directory (a lock taken, a run written or a checkout read in whatever folder the process runs in), and
+    with ``blank=False`` not blank either; anything else (a number, a list, bytes) is refused with a ValueError
+    naming ``name`` and saying it must be ``what`` ("the path of a folder")."""
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    if not isinstance(text, str) or not (text if blank else text.strip()):
+        raise ValueError(f"{name} must be {what} (a str or a path, not empty{'' if blank else ' nor blank'}: the empty "
+                         f"path is the current directory), got {value!r}")
+    return text
 
 
 def positive_int(value, name: str) -> int:

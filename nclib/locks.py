@@ -53,11 +53,7 @@ def run_folder_path(run_dir, name: str = "run_dir") -> pathlib.Path:
     """``run_dir`` as the path of one run folder: a str or a path; anything else is refused with a ValueError naming
     ``name``, and so is an empty path, which would name the current directory (a lock taken, a status read or a
     run cleared in whatever folder the process runs in)."""
-    text = os.fspath(run_dir) if isinstance(run_dir, (str, os.PathLike)) else None
-    if not isinstance(text, str) or text == "":
-        raise ValueError(f"{name} must be the path of a run folder (a str or a path, not empty: the empty path is "
-                         f"the current directory), got {run_dir!r}")
-    return pathlib.Path(text)
+    return pathlib.Path(_checks.path_arg(run_dir, name, "the path of a run folder"))
 
 
 def run_folder_paths(run_dirs, name: str = "run_dirs") -> list[pathlib.Path]:
@@ -131,9 +127,7 @@ def read_lock_file(path) -> dict | None:
     """What a lock file records of its writer (pid, host, since, command line), or None where it cannot be read
     or is empty (:func:`_lock_record`).  ValueError naming ``path`` for anything but a path (a str or a path, not
     empty)."""
-    name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
-    if not isinstance(name, str) or name == "":
-        raise ValueError(f"path must be the path of a lock file (a str or a path, not empty), got {path!r}")
+    name = _checks.path_arg(path, "path", "the path of a lock file")
     try:
         text = pathlib.Path(name).read_text()
     except OSError:

@@ -10,7 +10,6 @@ parameter's value written as text on a command line (:func:`parse_value`, :func:
 """
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
@@ -379,7 +378,9 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
         raise ValueError("resume=True continues the run in its folder, overwrite=True replaces it; choose one")
     path = data.source_path(p["dataset"], p["data_path"], p["download"])  # refuses a data_path for synthetic too
     if path is not None:  # absolute: the file it names wherever the run is planned, resumed or read back from
-        p["data_path"] = os.path.abspath(path)
+        from .grid import absolute_data_path  # here, not above: nclib.grid imports this module
+
+        p["data_path"] = absolute_data_path(path)
     if p["max_train_s"] is not None:
         p["max_train_s"] = _checks.nonneg_float(p["max_train_s"], "max_train_s")
     p["out_dir"] = str(ROOT / "results" / "runs") if p["out_dir"] is None else check_out_dir(p["out_dir"])
@@ -414,10 +415,7 @@ def check_out_dir(out_dir) -> str:
     """``out_dir``, the folder of a call's run folders, as the text of its path: a str or a path (``os.PathLike``),
     not empty nor blank (the empty path is the current directory, a list or a number is no folder); ValueError
     naming ``out_dir`` otherwise."""
-    text = os.fspath(out_dir) if isinstance(out_dir, (str, os.PathLike)) else None
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"out_dir must be the path of a folder (a str or a path, not empty), got {out_dir!r}")
-    return text
+    return _checks.path_arg(out_dir, "out_dir", "the path of a folder", blank=False)
 
 
 def run_names(L_values, run_tag=None, *, dataset=DEFAULTS["dataset"], bias=DEFAULTS["bias"],

@@ -12,7 +12,7 @@ import subprocess
 
 import numpy as np
 
-from . import ROOT
+from . import ROOT, _checks
 
 #: Paths whose changes do not make a run's code "dirty": the committed outputs of runs themselves (run folders
 #: under results/, executed notebooks *.run.ipynb) and of the benchmarks (benchmarks/results/), which a run or a
@@ -48,10 +48,7 @@ def _root(root) -> pathlib.Path:
     str or a path (a number, a list), and the empty path, are refused with a ValueError naming ``root``."""
     if root is None:
         return ROOT
-    text = os.fspath(root) if isinstance(root, (str, os.PathLike)) else None
-    if not isinstance(text, str) or text == "":
-        raise ValueError(f"root must be None (the repository) or the path of a checkout's folder, got {root!r}")
-    return pathlib.Path(text)
+    return pathlib.Path(_checks.path_arg(root, "root", "None (the repository) or the path of a checkout's folder"))
 
 
 def _git_env() -> dict:

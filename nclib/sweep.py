@@ -86,8 +86,7 @@ import numpy as np
 import pandas as pd
 
 from . import _checks, locks, parameters, runs
-from .grid import (absolute_data_path, check_names, check_tie, expand_grid, parse_fixed, parse_grid, parse_tie, plain,
-                   run_name_for)
+from .grid import check_names, check_tie, expand_grid, parse_fixed, parse_grid, parse_tie, plain, run_name_for
 from .locks import RunFolderBusy, RunLockedElsewhere, other_host_lock
 from .parameters import DEFAULTS
 from .rounding import written
@@ -129,7 +128,8 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
     values alone.  A point whose run a folder of ``out_dir`` already holds under another name (the run of
     ``--grid lam_W=1e-3`` is the point lam_W = 1e-3, seed = 0 of a later ``--grid lam_W=1e-3 --grid seed=0,1``,
     seed 0 being the default) is that run: it keeps its folder and name, and the table lists it once.
-    A relative ``data_path`` is made absolute here, from this process's working folder, so that workers started
+    A relative ``data_path`` is made absolute here (:func:`nclib.parameters.checked`, with
+    :func:`nclib.grid.absolute_data_path`), from this process's working folder, so that workers started
     elsewhere read the same file.  ValueError naming the parameter when a point is refused, two points are the same
     run, an existing run folder holds a run with other parameters, or a parameter that the grid does not sweep
     differs from the value (or the tie) an earlier call recorded in ``out_dir/sweep.json`` (the runs of one folder
@@ -150,7 +150,6 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
     for point in expand_grid(grid, tie):
         name = run_name_for({k: v for k, v in point.items() if k not in tie})
         q = {**fixed, **point, "out_dir": str(out_dir), "run_name": name, "progress": False}
-        q["data_path"] = absolute_data_path(q.get("data_path"))
         try:
             p = parameters.checked(q, cuda=True if remote else None)
         except ValueError as exc:

@@ -116,3 +116,27 @@ def test_array_reads_tensors_detached_and_refuses_ragged_input_by_name():
     for check in (_checks.array, _checks.matrix, _checks.vector):
         with pytest.raises(ValueError, match=r"^x must"):
             check([[1.0, 2.0], [3.0]], "x")
+
+
+def test_path_arg_gives_the_text_of_a_path_and_refuses_the_rest_by_name(tmp_path):
+    assert _checks.path_arg(tmp_path, "where", "a folder") == str(tmp_path)
+    assert _checks.path_arg("runs", "where", "a folder") == "runs"
+    assert _checks.path_arg(" ", "where", "a folder") == " "  # a blank name is a name, unless blank=False
+    for bad in ("", 5, ["a"], b"runs", None):
+        with pytest.raises(ValueError, match="^where must be a folder"):
+            _checks.path_arg(bad, "where", "a folder")
+    with pytest.raises(ValueError, match="^where must be a folder .*nor blank"):
+        _checks.path_arg(" ", "where", "a folder", blank=False)
+
+
+@pytest.mark.parametrize("bad", ["", 5, ["a"], b"x"])
+def test_every_path_argument_is_refused_by_its_name(bad):
+    # the four checks of a path argument, one helper (path_arg): each names its own argument
+    from nclib import locks, parameters, provenance
+
+    for call, name in ((locks.run_folder_path, "run_dir"), (locks.read_lock_file, "path"),
+                       (parameters.check_out_dir, "out_dir"), (provenance.git_state, "root")):
+        with pytest.raises(ValueError, match=f"^{name} must be"):
+            call(bad)
+    with pytest.raises(ValueError, match="^out_dir must be"):  # blank too: no folder is named so
+        parameters.check_out_dir("  ")
