@@ -968,14 +968,17 @@ def test_figure_chapter_tables(tiny, tiny_scale):
             *nclib.data.CIFAR10_MEAN, *nclib.data.CIFAR10_STD]
         # the letters: rendered from the seed, resized as the provenance records, EMNIST's constants
         letters = {L: dataclasses.replace(r, params={**r.params, "dataset": "letters-synthetic", "seed": 4},
-                                          provenance={**r.provenance,
-                                                      "data": {**r.provenance["data"], "input": "28 to 32"}})
+                                          provenance={**r.provenance, "data": {
+                                              **r.provenance["data"], "dataset": "letters-synthetic", "seed": 4,
+                                              "input": "28 to 32"}})
                    for L, r in ch.runs.items()}
         cells = figures.figure_tables(fig, letters, ch.check, ch.rows, ch.theory)["settings"]["these runs"]
         assert cells["samples of a class"] == "rendered from seed 4" and cells["input"] == "28 to 32"
         assert [float(v) for v in re.findall(r"0\.[0-9]+", cells["normalization"])] == [
             *nclib.data.EMNIST_MEAN, *nclib.data.EMNIST_STD]
-        mixed = {**ch.runs, 6: dataclasses.replace(ch.runs[6], params={**ch.runs[6].params, "seed": 1})}
+        mixed = {**ch.runs, 6: dataclasses.replace(ch.runs[6], params={**ch.runs[6].params, "seed": 1},
+                                                   provenance={**ch.runs[6].provenance,
+                                                               "data": {**ch.runs[6].provenance["data"], "seed": 1}})}
         assert figures.figure_tables(fig, mixed, ch.check, ch.rows, ch.theory)["settings"].loc[
             "samples of a class", "these runs"] == "varies"
         # the backbone as built (depth 2, width 32, feature layer 32 x 32) and the paper's layer count, not its layers
@@ -989,7 +992,8 @@ def test_figure_chapter_tables(tiny, tiny_scale):
         assert not re.findall(r"[0-9]+", s.loc["an epoch's last partial batch", "these runs"])
         # batches of 8 of the 30 samples leave 6 out each epoch, as the runs' provenance records it
         batched = {L: dataclasses.replace(r, params={**r.params, "batch_size": 8},
-                                          provenance={**r.provenance, "dropped_per_epoch": 6})
+                                          provenance={**r.provenance, "steps_per_epoch": 3, "dropped_per_epoch": 6,
+                                                      "steps": 3 * r.params["epochs"]})
                    for L, r in ch.runs.items()}
         cell = figures.figure_tables(fig, batched, ch.check, ch.rows, ch.theory)["settings"].loc[
             "an epoch's last partial batch", "these runs"]
@@ -1686,7 +1690,7 @@ def _read(path) -> figures.Run:
 
 def test_every_committed_run_is_the_clean_record_of_its_parameters():
     """The provenance of every committed run records its own parameters (precision, device, data, network size,
-    N and K, the runs trained beside it), a clean commit of this repository where git can say."""
+    N and K, steps, the runs trained beside it), a clean commit of this repository where git can say."""
     assert len(COMMITTED_RUNS) == 9 + 12 + 12 + 6 + 3 + 3 + 1
     for path, kind in COMMITTED_RUNS:
         run = _read(path)
@@ -1780,7 +1784,19 @@ def _swap(folder, a, b):
     (1, "gpu", dict(data_sha256=None), r"L=3: provenance data_sha256 = None is missing"),
     (1, "gpu", dict(git_dirty=True), r"L=3: not made from a clean commit: git_dirty = True"),
     (1, "gpu", dict(segments=[{"git_dirty": False}, {"git_dirty": True}]), r"L=3: not made from a clean commit: a call"),
-    (1, "gpu", dict(git_commit="f" * 40), r"L=3: git_commit 'f{40}' is not a commit in the history of this checkout"),
+    (1, "gpu", dict(git_commit="f" * 40), r"fig1-L1: git_commit '835d38d2\w+', but fig1-L3, trained beside it "
+                                          r"\(trained_with\), records 'f{40}'"),
+    (1, "gpu", dict(git_dirty_paths=["nclib/train.py"]),
+     r"L=3: not made from a clean commit: git_dirty = False beside changed files \(git_dirty_paths \['nclib/train.py'\]"),
+    (1, "gpu", dict(git_diff_sha256="0" * 64), r"L=3: not made from a clean commit: git_dirty = False beside changed "
+                                              r"files \(git_dirty_paths \[\], git_diff_sha256 '0{64}'\)"),
+    (1, "gpu", dict(data=lambda prov: {**prov["data"], "dataset": "letters-synthetic", "counts": [1] * 10}),
+     r"L=3: provenance data counts \[1, 1, 1, 1, 1, 1, 1, 1, 1, 1\], its parameters give \[100, 100, 200, .*"
+     r"L=3: provenance data dataset = 'letters-synthetic', its parameters 'cifar10'"),
+    (1, "gpu", dict(data=lambda prov: {**prov["data"], "seed": 1}), r"L=3: provenance data seed = 1, its parameters 0"),
+    (1, "gpu", dict(steps=5), r"L=3: provenance steps = 5, a finished run of 2,600 epochs of 23 steps trains 59,800"),
+    (1, "gpu", dict(steps_per_epoch=99), r"L=3: provenance steps_per_epoch = 99, dropped_per_epoch = 56; its 3,000 "
+                                         r"samples in batches of 128 give 23 and 56"),
     (1, "gpu", dict(device="cpu", device_name="cpu"), r"L=3: provenance device 'cpu', not on a cuda device"),
     (1, "gpu", dict(precision="bf16"), r"L=3: provenance precision 'bf16', its parameters 'tf32'"),
     (1, "gpu", dict(torch="1.0"), r"the runs differ in torch: L=1 2.11.0\+cu130, L=3 1.0"),
@@ -1801,6 +1817,37 @@ def test_figure_chapter_refuses_runs_whose_provenance_is_not_their_record(tmp_pa
     _edit(tmp_path / scale / f"fig{fig}" / f"fig{fig}-L3" / "provenance.json", **tamper)
     with pytest.raises(ValueError, match=named):
         figures.figure_chapter(fig, scale, tmp_path)
+
+
+def test_runs_trained_at_one_commit_are_refused_where_it_is_not_this_history_or_not_one(tmp_path):
+    """A copy of the replica of Figure 1's CPU-scale runs (each with a segment per call that trained it): every run
+    and every call at a commit outside this history is refused by commit_problems (the figure chapter, check_remake);
+    a call of a run (its segment) at a commit other than the run's is refused without git, and commit_problems names
+    a segment's commit outside this history too."""
+    folder = tmp_path / "cpu-scale" / "fig1"
+    shutil.copytree(nclib.ROOT / "results" / "replica-cpu" / "cpu-scale" / "fig1", folder)
+    figures.figure_chapter(1, "cpu-scale", tmp_path)  # the copy as committed
+
+    def at(commit, segment_commit):
+        return dict(git_commit=commit, segments=lambda prov: [{**seg, "git_commit": segment_commit}
+                                                               for seg in prov["segments"]])
+    real = json.loads((folder / "fig1-L3" / "provenance.json").read_text())["git_commit"]
+    _edit(folder / "fig1-L3" / "provenance.json", **at(real, "f" * 40))
+    with pytest.raises(ValueError, match=rf"L=3: a call that trained it \(segments\) records git_commit 'f{{40}}', "
+                                         rf"the run '{real}': a run is trained at one commit"):
+        figures.figure_chapter(1, "cpu-scale", tmp_path)
+    if figures.unknown_commits([]) is None:
+        pytest.skip("git cannot say which commits this checkout holds")
+    run = figures.load_figure(1, "cpu-scale", tmp_path)[3]
+    assert figures.commit_problems({3: run}) == [
+        f"L=3: segment 0's git_commit {'f' * 40!r} is not a commit in the history of this checkout"]
+    for L in (1, 3, 6):  # every run and call at one commit, none of this history
+        _edit(folder / f"fig1-L{L}" / "provenance.json", **at("f" * 40, "f" * 40))
+    with pytest.raises(ValueError, match=r"were not made by this repository's code: L=1: git_commit 'f{40}' is not a "
+                                         r"commit in the history of this checkout; L=1: segment 0's git_commit"):
+        figures.figure_chapter(1, "cpu-scale", tmp_path)
+    with pytest.raises(ValueError, match=r"L=6 of remake: segment 0's git_commit 'f{40}' is not a commit"):
+        figures.check_remake(figures.load_figure(1, "cpu-scale"), figures.load_figure(1, "cpu-scale", tmp_path))
 
 
 def test_check_figure_refuses_the_provenance_of_another_run(tmp_path):
@@ -1826,11 +1873,14 @@ def test_check_figure_refuses_the_provenance_of_another_run(tmp_path):
     (dict(git_commit="f" * 40), r"L=3 of (remake|classes): git_commit 'f{40}' is not a commit in the history of this checkout"),
     (dict(precision="bf16"), r"L=3: provenance precision 'bf16', its parameters 'fp32'"),
     (dict(trained_with=["fig3-L1"]), r"L=3: trained_with \['fig3-L1'\] made again"),
+    (dict(git_commit="0" * 40, segments=lambda prov: [{**seg, "git_commit": "0" * 40} for seg in prov["segments"]]),
+     r"fig3-L1 of (remake|classes): git_commit '[0-9a-f]{40}', but fig3-L3, trained beside it \(trained_with\), "
+     r"records '0{40}'"),
 ])
 def test_remakes_are_refused_when_their_provenance_is_not_the_runs_made_again(tmp_path, tamper, named):
     """check_remake (the replica of Figure 3's CPU-scale runs) and compare_nc3 (the replica made again with
     Appendix C's NC3), each on a copy of the committed remake whose run L = 3 records another torch, device,
-    commit, precision or partners."""
+    commit (outside this history, or other than that of the runs trained beside it), precision or partners."""
     if "git_commit" in tamper and figures.unknown_commits([]) is None:
         pytest.skip("git cannot say which commits this checkout holds")
     for folder, check in (("replica-cpu", lambda d: figures.check_remake(figures.load_figure(3, "cpu-scale"),

@@ -36,8 +36,9 @@ def fake_run(folder: pathlib.Path, L: int, epochs: int = 12000, status: str = "f
     cols.update(epoch=ep, lr=np.where(ep > 6000, 1e-5, 1e-4), train_acc=np.minimum(1.0, 0.1 + ep / 100))
     table = np.column_stack([cols[c] for c in train.HISTORY_COLUMNS])
     np.savetxt(run / "history.csv", table, delimiter=",", header=",".join(train.HISTORY_COLUMNS), comments="")
+    per_epoch = committed_provenance(L)["steps_per_epoch"]  # the committed run's batches: a finished run's steps
     made = {"status": status, "precision": precision, "device_name": "NVIDIA H200", "git_dirty": False,
-            "versions": {"torch": "2.11.0+cu130"}}  # git_commit the committed run's, a commit of this history
+            "versions": {"torch": "2.11.0+cu130"}, "steps": epochs * per_epoch}  # git_commit the committed run's
     (run / "provenance.json").write_text(json.dumps(committed_provenance(L, **{**made, **(prov or {})})))
     return run
 
@@ -52,11 +53,12 @@ def committed_provenance(L: int, **changes) -> dict:
 
 def job_outputs(tmp: pathlib.Path, name: str, piece: str, runs: list[dict]) -> pathlib.Path:
     """A GPU job's $OUT: figures_gpu.tar.gz as FULL mode archives it (runs, segments, the piece's notebook) and
-    log.txt."""
+    log.txt; each run trained beside the job's other runs (``trained_with``, unless its ``prov`` says)."""
     stage, files = tmp / f"{name}-stage", tmp / name
     gpu = stage / "results" / "figures" / "gpu" / "fig1"
-    for r in runs:
-        fake_run(gpu, **r)
+    names = [r.get("name") or f"fig1-L{r['L']}" for r in runs]
+    for r, own in zip(runs, names):
+        fake_run(gpu, **{**r, "prov": {"trained_with": [n for n in names if n != own], **(r.get("prov") or {})}})
     (gpu / "segments").mkdir()
     (gpu / "segments" / f"fig1.{piece}.segment-1.run.ipynb").write_text("{}")
     books = stage / "book" / "figures" / "gpu"
@@ -163,7 +165,7 @@ def test_promote_refuses_pieces_that_are_not_one_arithmetic(root, tmp_path):
     refuses them: here they are put in the pieces' folder by hand)."""
     land_gpu_runs.land(job_outputs(tmp_path, "a", "L1-L3", [dict(L=1), dict(L=3)]), "a", root)
     pieces = root / "results" / "figures" / "pieces" / "fig1"
-    fake_run(pieces, 6, prov={"device_name": "NVIDIA H100 80GB HBM3"})
+    fake_run(pieces, 6, prov={"device_name": "NVIDIA H100 80GB HBM3", "trained_with": []})
     with pytest.raises(ValueError, match="differ in GPU: L=1 NVIDIA H200, L=3 NVIDIA H200, L=6 NVIDIA H100"):
         land_gpu_runs.promote(1, root)
     # a run resumed from uncommitted code in a later job: clean at its start, dirty in its second segment
@@ -172,9 +174,10 @@ def test_promote_refuses_pieces_that_are_not_one_arithmetic(root, tmp_path):
                                                   ("2.11.0+cu130", True, [], "clean commit"),
                                                   ("2.11.0+cu130", False, resumed_dirty, "clean commit"),
                                                   ("2.11.0+cu130", False, [], "not a commit in the history")):
-        (pieces / "fig1-L6" / "provenance.json").write_text(json.dumps(committed_provenance(
+        (pieces / "fig1-L6" / "provenance.json").write_text(json.dumps(committed_provenance(  # a piece of its own
             6, status="finished", precision="tf32", device_name="NVIDIA H200", git_commit="b" * 40,
-            git_dirty=dirty, versions={"torch": torch_version}, segments=segments)))
+            git_dirty=dirty, versions={"torch": torch_version}, segments=segments, trained_with=[],
+            steps=12000 * committed_provenance(6)["steps_per_epoch"])))
         with pytest.raises(ValueError, match=match):
             land_gpu_runs.promote(1, root)
     assert pieces.is_dir() and len(figures.load_figure(1, "gpu", root=root / "results" / "figures")) == 3
@@ -341,7 +344,8 @@ def test_land_refuses_a_run_made_from_uncommitted_code(root, tmp_path):
     assert got["landed"] == [] and sorted(got["refused"]) == ["fig1-L1", "fig1-L3", "fig1-L6"]
     assert all("not made from a clean commit (git_dirty)" in why for why in got["refused"].values())
     assert not (root / "results" / "figures" / "pieces").exists()
-    clean = job_outputs(tmp_path, "job2", "L1", [dict(L=1, prov={"segments": [{"git_dirty": False}] * 2})])
+    at_its_commit = {"git_dirty": False, "git_commit": committed_provenance(1)["git_commit"]}  # every call, the run's
+    clean = job_outputs(tmp_path, "job2", "L1", [dict(L=1, prov={"segments": [at_its_commit] * 2})])
     assert land_gpu_runs.land(clean, "job2", root)["landed"] == ["fig1-L1"]
     # clean, but at a commit outside this checkout's history (rebased away): a fresh clone's chapters would refuse it
     if figures.unknown_commits([]) is not None:  # git can say

@@ -625,12 +625,22 @@ def _committed_copy(tmp_path, **tamper):
     (dict(data_sha256="0" * 64), r"L=6: provenance data_sha256 000000000000\.\.\. differs from its data record"),
     (dict(parameter_count=1), r"L=6: provenance parameter_count 1, the network of its parameters has 52,463,626"),
     (dict(trained_with=["fig1-L6-fp32-seed1"]), r"trained_with \['fig1-L6-fp32-seed1'\] names runs other than its"),
+    (dict(data={**json.loads((stability.RESULTS_CPU / "fig1-L6-fp32-seed0" / "provenance.json").read_text())["data"],
+                "dataset": "letters-synthetic", "counts": [1] * 10}),
+     r"L=6: provenance data counts \[1, 1, 1, 1, 1, 1, 1, 1, 1, 1\], its parameters give \[100, 100, 200, .*"
+     r"L=6: provenance data dataset = 'letters-synthetic', its parameters 'cifar10'"),
+    (dict(steps=1), r"L=6: provenance steps = 1, a finished run of 400 epochs of 23 steps trains 9,200"),
+    (dict(steps_per_epoch=24, dropped_per_epoch=0), r"L=6: provenance steps_per_epoch = 24, dropped_per_epoch = 0; "
+                                                    r"its 3,000 samples in batches of 128 give 23 and 56"),
+    (dict(status="diverged", steps=9200 + 23), r"L=6: provenance steps = 9223, not between the 9,200 of its last "
+                                               r"recorded epoch and the 9,200 of its 400 epochs"),
 ])
 @pytest.mark.parametrize("committed", [False, True])
 def test_load_stability_refuses_a_run_whose_provenance_is_not_its_record(tmp_path, tamper, named, committed):
     """Read as committed results or as a job's folder, a run's provenance records its own parameters: the strict fp32
-    run of seed 0 with another precision, device (its parameters say cpu), data checksum, network size or partner
-    recorded is refused, naming its folder and the key."""
+    run of seed 0 with another precision, device (its parameters say cpu), data checksum, data set and class counts,
+    network size, steps (as a finished or a diverged run) or partner recorded is refused, naming its folder and the
+    key."""
     how = {"committed": True} if committed else {}  # as the chapters read results/, as the script reads its folder
     assert sorted(stability.load_stability(_committed_copy(tmp_path), **how)) == [("fp32", 0), ("fp32", 1), ("fp32", 2)]
     shutil.rmtree(tmp_path / "stability-cpu")
@@ -639,13 +649,45 @@ def test_load_stability_refuses_a_run_whose_provenance_is_not_its_record(tmp_pat
         stability.load_stability(_committed_copy(tmp_path, **tamper), **how)
 
 
+def test_load_stability_refuses_a_pair_trained_side_by_side_at_two_commits(tmp_path):
+    """A pair's two runs are trained in one call, from one checkout: made up from a copy of seed 0's strict fp32 run
+    (its TF32 partner the same run recorded in TF32, each naming the other in trained_with), the pair is read, and
+    refused, naming both, once the TF32 run and its call record another commit."""
+    copy = _committed_copy(tmp_path, trained_with=[stability.run_name("tf32", 0)])
+    partner = copy / stability.run_name("tf32", 0)
+    shutil.copytree(copy / stability.run_name("fp32", 0), partner)
+    params, prov = (json.loads((partner / name).read_text()) for name in ("params.json", "provenance.json"))
+    (partner / "params.json").write_text(json.dumps({**params, "precision": "tf32",
+                                                     "run_name": stability.run_name("tf32", 0)}))
+
+    def record(commit):
+        (partner / "provenance.json").write_text(json.dumps({
+            **prov, "precision": "tf32", "trained_with": [stability.run_name("fp32", 0)], "git_commit": commit,
+            "segments": [{**seg, "git_commit": commit} for seg in prov["segments"]]}))
+    record(prov["git_commit"])
+    assert sorted(stability.load_stability(copy)) == [("fp32", 0), ("fp32", 1), ("fp32", 2), ("tf32", 0)]
+    record("0" * 40)
+    with pytest.raises(ValueError, match=r"trained side by side at two commits: fig1-L6-fp32-seed0: git_commit "
+                                         r"'[0-9a-f]{40}', but fig1-L6-tf32-seed0, trained beside it \(trained_with\), "
+                                         r"records '0{40}'"):
+        stability.load_stability(copy)
+    with pytest.raises(ValueError, match="runs must be a mapping of Run"):
+        figures.together_problems([stability.load_stability(stability.RESULTS_CPU)[("fp32", 0)]])
+
+
 def test_load_stability_asks_committed_runs_to_have_ended_from_a_clean_commit(tmp_path):
     """committed=True: a run that did not end is an error, not left out, and every run was made from a clean commit
     of this repository; a job's folder (committed=False, as scripts/stability_runs.py reads it) leaves out a run that
     did not end and does not ask what its checkout was."""
+    committed = json.loads((stability.RESULTS_CPU / "fig1-L6-fp32-seed0" / "provenance.json").read_text())
+    other_call = [{**seg, "git_commit": "f" * 40} for seg in committed["segments"]]
     for tamper, named in ((dict(git_dirty=True), r"seed0': .*L=6: not made from a clean commit: git_dirty = True"),
                           (dict(segments=[{"git_dirty": True}]), r"seed0': .*L=6: not made from a clean commit: a"),
-                          (dict(git_commit=None), r"seed0': .*L=6: git_commit None is not a commit hash")):
+                          (dict(git_commit=None), r"seed0': .*L=6: git_commit None is not a commit hash"),
+                          (dict(git_dirty_paths=["nclib/train.py"]), r"seed0': .*L=6: not made from a clean commit: "
+                                                                    r"git_dirty = False beside changed files"),
+                          (dict(segments=other_call), r"seed0': .*L=6: a call that trained it \(segments\) records "
+                                                      r"git_commit 'f{40}', the run '[0-9a-f]{40}'")):
         copy = _committed_copy(tmp_path, **tamper)
         assert len(stability.load_stability(copy)) == 3
         with pytest.raises(ValueError, match=named):
@@ -657,8 +699,11 @@ def test_load_stability_asks_committed_runs_to_have_ended_from_a_clean_commit(tm
         stability.load_stability(copy, committed=True)
     shutil.rmtree(copy)
     if figures.unknown_commits([]) is not None:  # git can say which commits this checkout holds
-        copy = _committed_copy(tmp_path, git_commit="f" * 40)
-        with pytest.raises(ValueError, match=r"L=6 of fig1-L6-fp32-seed0: git_commit 'f{40}' is not a commit in the history"):
+        copy = _committed_copy(tmp_path, git_commit="f" * 40, segments=other_call)  # the run and its call
+        with pytest.raises(ValueError, match=r"L=6 of fig1-L6-fp32-seed0: git_commit 'f{40}' is not a commit in the "
+                                             r"history.*L=6 of fig1-L6-fp32-seed0: segment 0's git_commit 'f{40}'"):
             stability.load_stability(copy, committed=True)
+        assert len(stability.load_stability(copy)) == 3  # a job's folder: its checkout is not asked
+        shutil.rmtree(copy)
     with pytest.raises(ValueError, match="committed must be True or False"):
         stability.load_stability(stability.RESULTS_CPU, committed="yes")

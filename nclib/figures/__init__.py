@@ -32,10 +32,10 @@ the same class-count profile (:data:`nclib.letters.LETTERS_SYNTHETIC_LABEL`), an
 from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOK_ONLY_KEYS, NOTEBOOKS, PER_RUN_KEYS, RESULTS, SCALES,
                      Figure, check_run_settings, check_scale, figure, figure_counts, figure_parameters, notebook_path,
                      scale_settings, train_kwargs)
-from .load import (CONFIG_KEYS, NC3_EQUAL_COUNT_BLOCKS, PROVENANCE_TYPES, REMAKE_MAY_DIFFER, SCALE_DEVICES, Run,
-                   check_figure, check_remake, check_run, commit_problems, compare_nc3, device_kind, load_figure,
-                   made_clean_problems, parameter_count, preferred_scale, provenance_problems, run_counts,
-                   run_folders, unknown_commits)
+from .load import (CONFIG_KEYS, DATA_RECORD_KEYS, NC3_EQUAL_COUNT_BLOCKS, PROVENANCE_TYPES, REMAKE_MAY_DIFFER,
+                   SCALE_DEVICES, Run, check_figure, check_remake, check_run, commit_problems, compare_nc3,
+                   device_kind, load_figure, made_clean_problems, parameter_count, preferred_scale,
+                   provenance_problems, run_counts, run_folders, together_problems, unknown_commits)
 from .events import (RISE_KEYS, SPIKE_FACTOR, accuracy_dips, first_epoch, largest_rise, lr_step, next_milestone,
                      other_spikes, record_rises, recorded_every, rise_ratios, settled_epoch, spikes)
 from .analysis import (DROP_KEYS, ORDER_KEYS, RunTheory, check_runs, check_stalls, final_rows, metric_drops, order_by,

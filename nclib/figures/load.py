@@ -191,6 +191,48 @@ def device_kind(device) -> str | None:
     return kind if kind in ("cpu", "cuda") else None
 
 
+#: What a run's data record (its provenance's ``data``, written by :func:`nclib.data.load`) names as its parameters
+#: do, besides the class counts (:func:`provenance_problems`): the data the run was trained on are those its
+#: parameters choose.
+DATA_RECORD_KEYS = ("dataset", "class_order", "selection", "seed", "normalization")
+
+
+def _steps_problems(run: Run, N: int) -> list[str]:
+    """What keeps the steps a run's provenance records from being those of its parameters with ``N`` samples: the
+    batch size B (``batch_size``, N for ``"full"``) gives ``steps_per_epoch`` = N // B and ``dropped_per_epoch`` =
+    N mod B (the last partial batch of each epoch is left out, :class:`nclib.engine.Engine`), and ``steps`` counts
+    every step of every call that trained it (a resumed run goes on from its checkpoint's count): ``epochs`` x
+    ``steps_per_epoch`` for a finished run, at most that and at least as many as the epochs of its last history row
+    take for one that ended otherwise (a diverged run may train past the row that showed it).  Empty when there is
+    none; each problem names the run's L (:func:`provenance_problems`)."""
+    prov, p = run.provenance, run.params
+    who = f"L={p.get('L')}"
+    batch = N if p.get("batch_size") == "full" else p.get("batch_size")
+    epochs = p.get("epochs")
+    if (not isinstance(batch, int) or isinstance(batch, bool) or not 0 < batch <= N
+            or not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0):
+        return [f"{who}: its parameters batch_size = {p.get('batch_size')!r}, epochs = {epochs!r} do not say how "
+                f"many steps it trained"]
+    per = N // batch
+    recorded = {k: prov.get(k) for k in ("steps_per_epoch", "dropped_per_epoch", "steps")}
+    if (recorded["steps_per_epoch"], recorded["dropped_per_epoch"]) != (per, N - per * batch):
+        return [f"{who}: provenance steps_per_epoch = {recorded['steps_per_epoch']!r}, dropped_per_epoch = "
+                f"{recorded['dropped_per_epoch']!r}; its {N:,} samples in batches of {batch:,} give {per:,} and "
+                f"{N - per * batch:,}"]
+    steps, most = recorded["steps"], epochs * per
+    if prov.get("status") == "finished":
+        if steps != most:
+            return [f"{who}: provenance steps = {steps!r}, a finished run of {epochs:,} epochs of {per:,} steps "
+                    f"trains {most:,}"]
+        return []
+    recorded_epochs = np.asarray(run.history.get("epoch", []) if isinstance(run.history, Mapping) else [])
+    least = int(recorded_epochs[-1]) * per if recorded_epochs.size else 0
+    if not isinstance(steps, int) or not least <= steps <= most:
+        return [f"{who}: provenance steps = {steps!r}, not between the {least:,} of its last recorded epoch and "
+                f"the {most:,} of its {epochs:,} epochs"]
+    return []
+
+
 def provenance_problems(run: Run, device: str | None = None) -> list[str]:
     """What keeps a run's ``provenance.json`` from being the record of the run its ``params.json`` describe, each
     problem naming the run's L and the key: a key of :data:`PROVENANCE_TYPES` missing or of another type; the
@@ -198,9 +240,13 @@ def provenance_problems(run: Run, device: str | None = None) -> list[str]:
     ``device``) other than ``device`` (``"cpu"`` or ``"cuda"``; None: the parameters' where they name one, any where
     they say ``"auto"``); ``data_sha256`` not a sha256, or not the one its data record (``data``) holds;
     ``parameter_count`` other than :func:`parameter_count` of the parameters; ``N`` and ``K`` other than the run's
-    class counts (:func:`run_counts`); ``trained_with`` not a list of other runs' names (its own among them, or one
-    twice).  Empty when there is none.  What the runs were made from (:func:`made_clean_problems`) and with whom
-    (:func:`check_run`) is checked apart.  ValueError for ``device`` other than None, ``"cpu"`` or ``"cuda"``.
+    class counts (:func:`run_counts`); the data record's class counts and :data:`DATA_RECORD_KEYS` (its data set,
+    class order, selection, seed and normalization) other than the parameters'; ``steps_per_epoch`` and
+    ``dropped_per_epoch`` other than N // B and N mod B for the parameters' batch size B (N for ``"full"``), and
+    ``steps`` other than what ``epochs`` of them make; ``trained_with`` not a list of other runs' names (its own
+    among them, or one twice).  Empty when there is none.  What the runs were made from
+    (:func:`made_clean_problems`) and with whom (:func:`check_run`, :func:`together_problems`) is checked apart.
+    ValueError for ``device`` other than None, ``"cpu"`` or ``"cuda"``.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
     if device not in (None, "cpu", "cuda"):
         raise ValueError(f"device must be None, 'cpu' or 'cuda', got {device!r}")
@@ -241,6 +287,14 @@ def provenance_problems(run: Run, device: str | None = None) -> list[str]:
     if (prov["N"], prov["K"]) != (int(counts.sum()), counts.size):
         problems.append(f"{who}: provenance N = {prov['N']}, K = {prov['K']}, its class counts give "
                         f"{int(counts.sum())} and {counts.size}")
+    record = prov["data"]
+    if record.get("counts") != counts.tolist():
+        problems.append(f"{who}: provenance data counts {record.get('counts')!r}, its parameters give "
+                        f"{counts.tolist()}")
+    for key in DATA_RECORD_KEYS:
+        if key not in record or not _same_value(p.get(key), record[key]):
+            problems.append(f"{who}: provenance data {key} = {record.get(key)!r}, its parameters {p.get(key)!r}")
+    problems += _steps_problems(run, int(counts.sum()))
     names = prov["trained_with"]
     if (not all(isinstance(n, str) for n in names) or len(set(names)) != len(names)
             or p.get("run_name") in names):
@@ -251,21 +305,34 @@ def provenance_problems(run: Run, device: str | None = None) -> list[str]:
 def made_clean_problems(run: Run) -> list[str]:
     """What keeps a run from being made from a clean checkout of a commit, as committed results are
     (``results/README.md``): ``git_dirty`` not False (True: uncommitted changes; None: no git), at the start or in
-    any later call that resumed the run (its ``segments``), or ``git_commit`` not a commit hash.  Empty when there
-    is none; each problem names the run's L.
+    any later call that resumed the run (its ``segments``), or False beside the changed files or their hash that only
+    a checkout with changes records (``git_dirty_paths`` not empty, ``git_diff_sha256`` not None:
+    :func:`nclib.provenance.git_state`); ``git_commit`` not a commit hash, or a call of its ``segments`` at another
+    commit (``nclib.train`` resumes a run only at the commit that started it).  Empty when there is none; each
+    problem names the run's L.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
     prov = run.provenance if isinstance(run.provenance, Mapping) else {}
     who = f"L={run.params.get('L')}"
     problems = []
     if prov.get("git_dirty") is not False:
         problems.append(f"{who}: not made from a clean commit: git_dirty = {prov.get('git_dirty')!r}")
+    elif prov.get("git_dirty_paths") or prov.get("git_diff_sha256") is not None:
+        problems.append(f"{who}: not made from a clean commit: git_dirty = False beside changed files "
+                        f"(git_dirty_paths {prov.get('git_dirty_paths')!r}, git_diff_sha256 "
+                        f"{prov.get('git_diff_sha256')!r})")
     segments = prov.get("segments", [])
     if not isinstance(segments, list) or any(not isinstance(s, Mapping) or s.get("git_dirty") is not False
-                                             for s in segments):
-        problems.append(f"{who}: not made from a clean commit: a call that resumed it records git_dirty other "
-                        f"than False (segments)")
+                                             or s.get("git_diff_sha256") is not None for s in segments):
+        problems.append(f"{who}: not made from a clean commit: a call that trained it records git_dirty other "
+                        f"than False, or changed files (segments)")
     if not isinstance(prov.get("git_commit"), str) or not _COMMIT.fullmatch(prov["git_commit"]):
         problems.append(f"{who}: git_commit {prov.get('git_commit')!r} is not a commit hash")
+    elif isinstance(segments, list):
+        other = [s.get("git_commit") if isinstance(s, Mapping) else None for s in segments]
+        other = [c for c in other if c != prov["git_commit"]]
+        if other:
+            problems.append(f"{who}: a call that trained it (segments) records git_commit {other[0]!r}, the run "
+                            f"{prov['git_commit']!r}: a run is trained at one commit")
     return problems
 
 
@@ -308,18 +375,49 @@ def unknown_commits(commits) -> list[str] | None:
 
 
 def commit_problems(runs: Mapping[int, Run], name: str = "") -> list[str]:
-    """A problem for each run of ``runs`` ({L: Run}) whose ``git_commit`` :func:`unknown_commits` finds outside the
-    history of this checkout, naming its L (and ``name``, which runs they are); empty where git cannot say.
+    """A problem for each run of ``runs`` ({L: Run}) whose ``git_commit``, or the ``git_commit`` of a call that
+    trained it (its ``segments``), :func:`unknown_commits` finds outside the history of this checkout, naming its L
+    (and ``name``, which runs they are); empty where git cannot say.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
     if not isinstance(runs, Mapping) or not all(isinstance(r, Run) for r in runs.values()):
         raise ValueError(f"runs must be a {{L: Run}} mapping, got {type(runs).__name__}")
-    commits = {L: r.provenance.get("git_commit") if isinstance(r.provenance, Mapping) else None
-               for L, r in sorted(runs.items())}
-    unknown = unknown_commits([c for c in commits.values() if isinstance(c, str)])
+
+    def recorded(prov) -> list[tuple[str, str]]:  # (where, commit): the run's, then each call's
+        if not isinstance(prov, Mapping):
+            return []
+        segments = prov.get("segments") if isinstance(prov.get("segments"), list) else []
+        calls = [("git_commit", prov.get("git_commit"))] + [(f"segment {i}'s git_commit", s.get("git_commit"))
+                                                          for i, s in enumerate(segments) if isinstance(s, Mapping)]
+        return [(where, c) for where, c in calls if isinstance(c, str)]
+    commits = {L: recorded(r.provenance) for L, r in sorted(runs.items())}
+    unknown = unknown_commits(sorted({c for calls in commits.values() for _, c in calls}))
     if not unknown:
         return []
-    return [f"L={L}{' of ' + name if name else ''}: git_commit {c!r} is not a commit in the history of this checkout"
-            for L, c in commits.items() if c in unknown]
+    return [f"L={L}{' of ' + name if name else ''}: {where} {c!r} is not a commit in the history of this checkout"
+            for L, calls in commits.items() for where, c in calls if c in unknown]
+
+
+def together_problems(runs: Mapping, name: str = "") -> list[str]:
+    """What keeps runs that were trained side by side from being one training: a run of ``runs`` (a mapping of
+    :class:`Run`) whose ``trained_with`` names another of them (by its ``run_name``) at another ``git_commit``.
+    One :func:`nclib.train.run_many` call trains its runs in one process, from one checkout, so its runs record one
+    commit.  Each problem names the two runs (and ``name``, which runs they are); empty when there is none.
+    ValueError for ``runs`` other than a mapping of Run.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
+    if not isinstance(runs, Mapping) or not all(isinstance(r, Run) for r in runs.values()):
+        raise ValueError(f"runs must be a mapping of Run, got {type(runs).__name__}")
+    named = {r.params.get("run_name"): r for r in runs.values() if isinstance(r.provenance, Mapping)}
+    where = f" of {name}" if name else ""
+    problems = []
+    for run_name, run in sorted(named.items(), key=lambda kv: str(kv[0])):
+        together = run.provenance.get("trained_with")
+        names = {n for n in together if isinstance(n, str)} if isinstance(together, list) else set()
+        for other in sorted(names & set(named)):
+            a, b = run.provenance.get("git_commit"), named[other].provenance.get("git_commit")
+            if a != b:
+                problems.append(f"{run_name}{where}: git_commit {a!r}, but {other}, trained beside it "
+                                f"(trained_with), records {b!r}")
+    return problems
 
 
 def check_run(run: Run, fig, scale: str) -> list[str]:
@@ -404,7 +502,8 @@ def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("obje
     clean checkout and naming its CPU (``host_cpu``) while ``runs``, made before CPUs were recorded, name none;
     both the records of their parameters (:func:`provenance_problems`) made from clean commits
     (:func:`made_clean_problems`) of this repository where git can say (:func:`unknown_commits`), on one kind of
-    device, with one torch version and beside the same runs (``trained_with``).
+    device, with one torch version and beside the same runs (``trained_with``), the runs trained side by side at
+    one commit (:func:`together_problems`).
     Returns the largest relative difference at epoch 0 (the initialization) over the history columns ``keys``:
     how far apart the two CPUs' rounding starts them (0 for a column equal in both, 0 included; a NaN, or 0 against
     a value that is not, has no finite relative difference and is refused)."""
@@ -436,6 +535,7 @@ def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("obje
                 problems.append(f"L={L}: no finite relative difference at epoch 0 in {broken}")
             else:
                 start = max(start, *diff.values())
+    problems += together_problems(runs, "runs") + together_problems(remake, "remake")
     problems += commit_problems(runs, "runs") + commit_problems(remake, "remake")
     if problems:
         raise ValueError("remake is not the runs made again: " + "; ".join(problems))
@@ -453,12 +553,13 @@ def compare_nc3(blocks: Mapping[int, Run], classes: Mapping[int, Run]) -> dict[i
     (``classes``, ``results/nc3-by-class/``, :ref:`ch-fig3`, :ref:`ch-fig4`).  Checked first, for every L (ValueError
     naming what differs otherwise): the same L values and parameters but :data:`REMAKE_MAY_DIFFER`, the same data
     (``data_sha256``) and CPU (``host_cpu``), both finished from clean checkouts, each the record of its
-    parameters on one kind of device with one torch version, beside the same runs and from commits of this
-    repository where git can say (as :func:`check_remake` asks of a remake), what each NC3 compares as named
-    above, every history column but the NC2 and NC3 columns and ``wall_time`` equal number for number (the same
-    training, so that the two NC3 columns are two readings of one network at every recorded epoch), and the NC2
-    columns equal to within :data:`NC2_ROUNDING` relative (the code that computes them from the same network
-    has changed in its last digits since the older runs).  Returns, per L, the final NC3 of each (``blocks``,
+    parameters on one kind of device with one torch version, beside the same runs (those trained side by side at one
+    commit, :func:`together_problems`) and from commits of this repository where git can say (as
+    :func:`check_remake` asks of a remake), what each NC3 compares as named above, every history column but the
+    NC2 and NC3 columns and ``wall_time`` equal number for number (the same training, so that the two NC3 columns
+    are two readings of one network at every recorded epoch), and the NC2 columns equal to within
+    :data:`NC2_ROUNDING` relative (the code that computes them from the same network has changed in its last
+    digits since the older runs).  Returns, per L, the final NC3 of each (``blocks``,
     ``classes``), the largest and smallest ratio blocks / classes over the recorded epochs (``largest``,
     ``smallest``), and the largest relative difference of the NC2 columns (``nc2_apart``)."""
     if not isinstance(blocks, Mapping) or not isinstance(classes, Mapping) or not blocks:
@@ -497,6 +598,7 @@ def compare_nc3(blocks: Mapping[int, Run], classes: Mapping[int, Run]) -> dict[i
         ratio = np.asarray(a.history["nc3"], dtype=float) / np.asarray(b.history["nc3"], dtype=float)
         out[L] = {"blocks": float(a.history["nc3"][-1]), "classes": float(b.history["nc3"][-1]),
                   "largest": float(np.max(ratio)), "smallest": float(np.min(ratio)), "nc2_apart": nc2_apart}
+    problems += together_problems(blocks, "blocks") + together_problems(classes, "classes")
     problems += commit_problems(blocks, "blocks") + commit_problems(classes, "classes")
     if problems:
         raise ValueError("classes is not blocks made again with another NC3: " + "; ".join(problems))
@@ -506,8 +608,8 @@ def compare_nc3(blocks: Mapping[int, Run], classes: Mapping[int, Run]) -> dict[i
 def check_figure(runs: Mapping[int, Run], fig, scale: str) -> dict:
     """Check that committed runs are the figure's configuration and complete; raise ValueError if not.
 
-    Every run passes :func:`check_run`, the runs are exactly L = 1, 3, 6, and they record one training set
-    (``data_sha256``) and one torch version.
+    Every run passes :func:`check_run`, the runs are exactly L = 1, 3, 6, they record one training set
+    (``data_sha256``) and one torch version, and those trained side by side one commit (:func:`together_problems`).
     Returns ``{"epochs": {L: epochs}, "complete": True}``.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
@@ -517,6 +619,7 @@ def check_figure(runs: Mapping[int, Run], fig, scale: str) -> dict:
         problems.append(f"runs have L = {sorted(runs)}, expected {list(L_VALUES)}")
     for L, run in sorted(runs.items()):
         problems += check_run(run, f, scale)
+    problems += together_problems(runs)  # the runs trained side by side: one commit
     # one training set and one torch: the figure's runs are one experiment (worded as scripts/land_gpu_runs.py's)
     for what, value in (("data_sha256", lambda r: r.provenance.get("data_sha256")),
                         ("torch", lambda r: (r.provenance.get("versions") or {}).get("torch"))):

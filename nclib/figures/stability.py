@@ -34,7 +34,8 @@ from ..runs import json_values, load_class_accuracy, load_run, metric_epochs, re
 from .analysis import run_theory
 from .events import SPIKE_FACTOR, first_epoch, largest_rise, settled_epoch
 from .config import figure_parameters, train_kwargs
-from .load import Run, commit_problems, device_kind, made_clean_problems, provenance_problems, run_counts
+from .load import (Run, commit_problems, device_kind, made_clean_problems, provenance_problems, run_counts,
+                   together_problems)
 
 #: Where the stability runs are committed.
 RESULTS = ROOT / "results" / "stability"
@@ -118,8 +119,9 @@ def load_stability(root=None, *, committed: bool = False, **overrides) -> dict[t
     every metric epoch of :func:`nclib.runs.metric_epochs`, a diverged one a prefix of them), or its provenance,
     which must be the record of its parameters (:func:`nclib.figures.provenance_problems`: the kind of device is
     that of the ``device`` override where one is given, else that of its parameters) trained beside its pair's
-    other run or none (``trained_with``).  ``overrides``: the parameters that the runs were made with on purpose
-    (:func:`pair_kwargs`; ``width``, ``epochs`` for such a test).  ``committed``: the runs are committed results
+    other run or none (``trained_with``), the two at one commit (:func:`nclib.figures.together_problems`).
+    ``overrides``: the parameters that the runs were made with on purpose (:func:`pair_kwargs`; ``width``,
+    ``epochs`` for such a test).  ``committed``: the runs are committed results
     (``results/README.md``), so every run folder under ``root`` must hold a run that ended (one that did not is an
     error, not left out), made from a clean commit (:func:`nclib.figures.made_clean_problems`) of this repository
     where git can say (:func:`nclib.figures.commit_problems`); without it, as ``scripts/stability_runs.py`` reads the
@@ -163,6 +165,9 @@ def load_stability(root=None, *, committed: bool = False, **overrides) -> dict[t
         out[key] = run
     if not out:
         raise ValueError(f"no stability runs that ended ({' or '.join(ENDED)}) under {str(root)!r}")
+    apart = together_problems(out)  # a pair trained side by side: one commit
+    if apart:
+        raise ValueError(f"stability runs under {str(root)!r} trained side by side at two commits: " + "; ".join(apart))
     unknown = [p for run in out.values() for p in commit_problems({L: run}, run.path.name)] if committed else []
     if unknown:
         raise ValueError(f"stability runs under {str(root)!r} not made by the code of this checkout's history: "
