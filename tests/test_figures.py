@@ -1675,13 +1675,15 @@ def test_check_remake_accepts_the_committed_remake_and_names_what_differs():
 
 # ------------------------------------------------------------------------------------------ provenance of the runs
 
-#: Every committed run folder the book reads as runs of the figures' networks, with the kind of device it was made
-#: on: the figures' runs at both scales, their remakes on another CPU, the bf16 runs and the stability runs.
+#: Every committed run folder the book reads as runs of its networks, with the kind of device it was made on: the
+#: figures' runs at both scales, their remakes on another CPU, the bf16 runs, the stability runs and the minority
+#: MLP's runs (``results/minority/`` and their remake in ``results/replica-cpu/minority/``).
 COMMITTED_RUNS = [(path.parent, kind) for base, kind in (("figures/gpu", "cuda"), ("figures/cpu-scale", "cpu"),
                                                          ("replica-cpu", "cpu"), ("nc3-by-class", "cpu"),
-                                                         ("precision", "cpu"), ("stability-cpu", "cpu"))
+                                                         ("precision", "cpu"), ("stability-cpu", "cpu"),
+                                                         ("minority", "cpu"))
                   for path in sorted((nclib.ROOT / "results" / base).rglob("provenance.json"))
-                  if (path.parent / "history.csv").is_file() and "minority" not in path.parts]
+                  if (path.parent / "history.csv").is_file()]
 
 
 def _read(path) -> figures.Run:
@@ -1691,11 +1693,36 @@ def _read(path) -> figures.Run:
 def test_every_committed_run_is_the_clean_record_of_its_parameters():
     """The provenance of every committed run records its own parameters (precision, device, data, network size,
     N and K, steps, the runs trained beside it), a clean commit of this repository where git can say."""
-    assert len(COMMITTED_RUNS) == 9 + 12 + 12 + 6 + 3 + 3 + 1
+    # figures gpu, cpu-scale; replica-cpu's figures, minority MLP and stability run; nc3-by-class; precision;
+    # stability-cpu; minority's MLP
+    assert len(COMMITTED_RUNS) == 9 + 12 + (12 + 13 + 1) + 6 + 3 + 3 + 13
     for path, kind in COMMITTED_RUNS:
         run = _read(path)
         assert figures.provenance_problems(run, kind) == [] and figures.made_clean_problems(run) == [], path
         assert figures.commit_problems({run.L: run}) == [], path
+
+
+def test_the_minority_results_name_clean_commits_of_this_history():
+    """The minority chapter's results that are no run folder record their commits too: the replica's UFM tables in
+    their provenance files (``results/replica-cpu/minority/ufm-*.provenance.json``, from a clean checkout) and both
+    MLP sweeps in their tables (``sweep.csv``'s ``git_commit``, the commits of their run folders); every one is a
+    commit of this history where git can say (the run folders' own commits are checked with every committed run)."""
+    import pandas as pd
+
+    minority = nclib.ROOT / "results" / "minority"
+    replica = nclib.ROOT / "results" / "replica-cpu" / "minority"
+    ufm = [json.loads(path.read_text()) for path in sorted(replica.glob("ufm-*.provenance.json"))]
+    assert len(ufm) == 2 and all(p["git_dirty"] is False and p["git_dirty_paths"] == [] for p in ufm)
+    tables = {folder: pd.read_csv(folder / "mlp-cifar10" / "sweep.csv") for folder in (minority, replica)}
+    for folder, table in tables.items():
+        runs = {_read(path).provenance["git_commit"] for path, _ in COMMITTED_RUNS if folder in path.parents}
+        assert len(table) == 13 and set(table["git_commit"]) == runs and len(runs) == 1, folder
+        assert table["git_dirty"].tolist() == [False] * 13, folder
+    commits = [p["git_commit"] for p in ufm] + [c for t in tables.values() for c in t["git_commit"]]
+    unknown = figures.unknown_commits(commits)
+    if unknown is None:
+        pytest.skip("git cannot say which commits this checkout holds (no git, a copy or a shallow clone)")
+    assert unknown == []
 
 
 def test_parameter_count_is_the_networks():
