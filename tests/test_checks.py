@@ -131,7 +131,7 @@ def test_path_arg_gives_the_text_of_a_path_and_refuses_the_rest_by_name(tmp_path
 
 @pytest.mark.parametrize("bad", ["", 5, ["a"], b"x"])
 def test_every_path_argument_is_refused_by_its_name(bad):
-    # the four checks of a path argument, one helper (path_arg): each names its own argument
+    # the four checks of a path argument, one function (path_arg): each names its own argument
     from nclib import locks, parameters, provenance
 
     for call, name in ((locks.run_folder_path, "run_dir"), (locks.read_lock_file, "path"),
