@@ -482,13 +482,15 @@ def test_metrics_do_not_change_when_the_weights_and_features_are_scaled():
     for k in (-900, -300, 300, 900):
         out = m.collapse_metrics(H.T, y, [2.0**k * W for W in Ws], lam, lam)
         assert {key: out[key] for key in KEYS[1:]} == {key: base[key] for key in KEYS[1:]}
-    # a product that overflows even after W_2 is brought to a largest entry below 1: 3 x 1e308 per entry
+    # a product that overflows even though W_2's largest entry is already in [0.5, 1), where the running product
+    # starts: 3 x 0.9 x 1e308 = 2.7e308 per entry, so W_1 must be rescaled too
     rng = np.random.default_rng(29)
     X_small, y_small = rng.standard_normal((5, 4)), np.array([0, 0, 1, 1, 1])
+    W_2 = np.full((2, 3), 0.9)
     with np.errstate(over="ignore"):
-        assert not np.all(np.isfinite(np.full((2, 3), 0.75) @ np.full((3, 4), 1e308)))
-    huge = m.collapse_metrics(X_small, y_small, [np.full((3, 4), 1e308), np.ones((2, 3))], lam, lam, bias=False)
-    plain = m.collapse_metrics(X_small, y_small, [np.ones((3, 4)), np.ones((2, 3))], lam, lam, bias=False)
+        assert not np.all(np.isfinite(m._unit_peak(W_2) @ np.full((3, 4), 1e308)))
+    huge = m.collapse_metrics(X_small, y_small, [np.full((3, 4), 1e308), W_2], lam, lam, bias=False)
+    plain = m.collapse_metrics(X_small, y_small, [np.ones((3, 4)), W_2], lam, lam, bias=False)
     np.testing.assert_allclose([huge[k] for k in KEYS], [plain[k] for k in KEYS], rtol=0, atol=1e-14)
     # geometry_metrics itself, P and E scaled apart
     st = ufm.structure(n, lam, lam, L=2, bias=True)
