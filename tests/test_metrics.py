@@ -825,12 +825,18 @@ def test_bias_error_global_mean():
 
 
 def test_global_mean_norm_neither_overflows_nor_underflows():
-    """||h_G|| of features scaled by 1e-200 or 1e200 (whose squares under- or overflow) and of features whose sum
-    overflows: the scaled value, with no floating-point warning."""
-    X = np.array([[3.0, 0.0], [1.0, 4.0]])  # h_G = (2, 2)
+    """||h_G|| of features scaled by 1e-200 or 1e200 (whose squares under- or overflow) and of features whose column
+    sum overflows: the scaled value, with no floating-point warning."""
+    X = np.array([[3.0, 0.0], [1.0, 4.0]])  # h_G = (2, 2); at 4e307 its squares overflow, its sums (1.6e308) do not
     with np.errstate(all="raise"):
         for scale in (1e-200, 1e200, 4e307):
             np.testing.assert_allclose(m.global_mean_norm(scale * X), scale * np.hypot(2.0, 2.0), rtol=1e-15)
+    # a column sum past the float64 range (3e308), its mean (1.5e308) within it: h_G = 1e308 (1.5, 0.5)
+    X = 1e308 * np.array([[1.5, 0.0], [1.5, 1.0]])
+    with np.errstate(over="ignore"):
+        assert not np.all(np.isfinite(X.sum(axis=0)))
+    with np.errstate(all="raise"):
+        np.testing.assert_allclose(m.global_mean_norm(X), 1e308 * np.hypot(1.5, 0.5), rtol=1e-15)
     assert m.global_mean_norm(np.zeros((3, 2))) == 0.0
     with np.errstate(all="raise"):  # an entry far below the largest, whose square underflows, changes nothing
         assert m.global_mean_norm(np.array([[1.0, 1e-200], [1.0, 1e-200]])) == 1.0
