@@ -575,8 +575,11 @@ def nc2_wh_at_labels(n, lam_W, lam_H, L=1, bias=True) -> float:
     (and P H-bar + b* 1^T = I with one, the bias at b* = n/N), P E = M: D = diag(sqrt n) without a bias, Y-bar with
     one.  Its NC2^{WH}, ||M/||M||_F - T/||T||_F||_F, is how far fitting the labels alone is from the minimizers'
     product, whose modes the decays scale down each by a factor of its own (s_product s_features / kappa); 0 where
-    that factor is the same for every surviving mode.  Arguments as :func:`nclib.ufm.structure` (ValueError naming
-    the one refused).  Used in :ref:`ch-fig4` and :ref:`ch-figures-summary`.
+    that factor is the same for every mode with kappa_k > 0, none of which collapses (equal counts without a bias).
+    A mode with kappa_k > 0 that collapses has the factor 0: where some collapse and others do not, the value is
+    above 0 however alike the survivors' factors, and where every mode collapses the target is 0, which
+    normalizes to 0 (:func:`normalized_distance`), and the value is 1.  Arguments as :func:`nclib.ufm.structure`
+    (ValueError naming the one refused).  Used in :ref:`ch-fig4` and :ref:`ch-figures-summary`.
     """
     st = ufm.structure(n, lam_W, lam_H, L=L, bias=bias)
     K = st.M.shape[0]

@@ -406,6 +406,21 @@ def test_nc2_wh_at_labels_against_the_class_mean_outputs_of_the_closed_form_mini
         assert m.nc2_wh_at_labels(np.full(6, 300), lam, lam, L=L, bias=False) <= 1e-14
 
 
+def test_nc2_wh_at_labels_where_modes_collapse():
+    """A mode with kappa > 0 that collapses scales to 0, not alike the survivors: with one survivor the value is
+    the distance of M/||M|| from its top mode, sqrt(2 - 2 kappa_1/||kappa||), not 0; when every mode collapses
+    the target is 0 and the value is 1."""
+    n = [100, 50, 50, 50, 50]
+    st = ufm.structure(n, 0.0304, 0.0304, L=1, bias=True)
+    strength = st.s_product * st.s_features
+    assert strength[0] > 0 and np.all(strength[1:] == 0) and np.all(st.kappa[1:4] > 0)  # modes 2-4 collapse
+    want = np.sqrt(2 - 2 * st.kappa[0] / np.linalg.norm(st.kappa))  # 0.897
+    np.testing.assert_allclose(m.nc2_wh_at_labels(n, 0.0304, 0.0304, L=1, bias=True), want, rtol=1e-12)
+    for bias in (False, True):
+        assert np.all(ufm.structure(n, 1.0, 1.0, L=1, bias=bias).s_product == 0)  # every mode collapses
+        np.testing.assert_allclose(m.nc2_wh_at_labels(n, 1.0, 1.0, L=1, bias=bias), 1.0, rtol=1e-15)
+
+
 def test_nc2_wh_at_labels_refuses_bad_input_by_name():
     for kwargs, name in (({"n": [5, 0, 3]}, "n"), ({"lam_H": -1.0}, "lam_H"), ({"lam_W": 0.0}, "lam_W"),
                          ({"L": 0}, "L")):
