@@ -122,6 +122,10 @@ def test_text_bools_and_complex_numbers_are_refused_by_name():
     cases = [
         (lambda: acc.accuracy(np.ones((3, 2)) * (1 + 1j), y), "outputs"),
         (lambda: acc.accuracy(np.array([["a", "b"]] * 3), y), "outputs"),
+        # a list mixing bools with numbers, which numpy reads as numbers
+        (lambda: acc.accuracy(np.eye(3), [0, True, 1]), "labels"),
+        (lambda: acc.class_accuracy([0, 1, 1], [0, np.True_, 1]), "labels"),
+        (lambda: acc.accuracy([0, True, 1], [0, 1, 1]), "outputs"),
     ]
     for call, name in cases:
         with pytest.raises(ValueError, match=f"^{name} must"):

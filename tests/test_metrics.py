@@ -1334,6 +1334,19 @@ def test_text_bools_and_complex_numbers_are_refused_by_name():
         (lambda: pm.printed_nc2([[1.0, 2.0]], [["1", "2"]]), "target"),
         (lambda: pm.printed_upsilon(None, 0.1, 0.1, 10, 2), "structure"),
     ]
+    # a list mixing bools with numbers, which numpy reads as numbers: labels, features and a layer of the head
+    X, Ws = np.arange(10.0).reshape(5, 2), [np.ones((3, 2)), np.ones((2, 3))]
+    mixed = [[True, 2.0], [0.0, 1.0], [1.0, 3.0], [2.0, 0.0], [1.0, 1.0]]
+    y5 = [0, 1, 1, 0, 1]
+    cases += [
+        (lambda: m.nc1(X, [0, True, 1, 0, 1]), "labels"),
+        (lambda: m.bias_error([0.5, 0.5], [0, True, 1]), "labels"),
+        (lambda: m.class_means(X, [0, 1, 1, 0, np.True_]), "labels"),
+        (lambda: m.nc1(mixed, y5), "features"),
+        (lambda: m.global_mean_norm(mixed), "features"),
+        (lambda: pm.printed_nc1(mixed, y5), "features"),
+        (lambda: m.collapse_metrics(X, y5, [Ws[0], [[1.0, 0.0, True], [0.0, 1.0, 1.0]]], 1e-3, 1e-3), r"Ws\[1\]"),
+    ]
     for call, name in cases:
         with pytest.raises(ValueError, match=f"^{name} must"):
             call()
