@@ -74,6 +74,8 @@ def test_bad_input_raises_value_error_naming_the_argument():
         acc.accuracy(np.array([-1, 0, 1]), np.array([0, 0, 1]))
     with pytest.raises(ValueError, match="^outputs"):  # booleans are not scores
         acc.accuracy(np.eye(3, dtype=bool), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="^outputs"):  # one float per sample is neither scores nor classes
+        acc.accuracy(np.array([0.2, 0.9, 0.7]), [0, 1, 1])
 
 
 def test_predictions_and_num_classes_are_checked_against_the_classes():

@@ -601,6 +601,17 @@ def test_nc1_matches_direct_pinv(d, n):
     y = rng.permutation(imb.class_labels(n))  # labels in any order
     X = rng.standard_normal((y.size, d)) + rng.standard_normal((len(n), d))[y]
     np.testing.assert_allclose(m.nc1(X, y), _nc1_direct(X, y), rtol=1e-9)
+    # separated means, no direction within rounding: nc1 is the plain thin-SVD computation bit for bit (the
+    # features are read again about their midrange only where rounding decides a direction)
+    N, K = y.size, len(n)
+    Xs = np.ldexp(X, -int(np.frexp(np.abs(X).max())[1]))  # the exact rescaling to a largest |entry| in [0.5, 1)
+    onehot = np.zeros((K, N))
+    onehot[y, np.arange(N)] = 1.0
+    means = (onehot @ Xs) / onehot.sum(axis=1)[:, None]
+    A = (means - (np.asarray(n) @ means) / N).T
+    U, s, _ = np.linalg.svd(A, full_matrices=False)
+    Z = (Xs - means[y]) @ (U[:, :K - 1] / s[:K - 1])
+    assert m.nc1(X, y) == np.einsum("ij,ij->", Z, Z) / N
 
 
 def test_nc1_invariances_and_float32():
@@ -936,6 +947,29 @@ def test_bad_input_raises_value_error_naming_the_argument():
     # just below 1 only the largest between-class direction is kept, in both forms
     assert m.nc1(X, y, rtol=0.999) == m.nc1(X, y, rank=1) > 0
     np.testing.assert_allclose(pm.printed_nc1(X, y, rcond=0.999), m.nc1(X, y, rank=1), rtol=1e-9)
+
+
+def test_block_rtol_joins_the_modes_whose_kappa_lie_within_it():
+    """With a bias, n = (50, 10^8, 10^8 + 1, 10^8 + 2): the two largest kappa differ by 5e-9 of the largest, within
+    the default block_rtol (1e-8), so NC3 compares them as one block; at block_rtol = 1e-12 they are two blocks of
+    one mode.  Each value is the formula of geometry_metrics over those blocks."""
+    n = [50, 10**8, 10**8 + 1, 10**8 + 2]
+    st = ufm.structure(n, 1e-9, 1e-9, L=1, bias=True)
+    assert np.all(st.s_product[:3] > 0) and st.s_product[3] == 0
+    gap = st.kappa[0] - st.kappa[1]
+    assert 1e-12 * st.kappa[0] < gap <= imb.BLOCK_RTOL * st.kappa[0] and st.kappa[1] - st.kappa[2] > 1e-3 * st.kappa[0]
+    rng = np.random.default_rng(43)
+    P, E = rng.standard_normal((4, 5)), rng.standard_normal((5, 4))
+
+    def nc3(blocks):
+        unit = lambda X: X / np.linalg.norm(X)  # noqa: E731
+        return np.sqrt(sum(len(B) * np.linalg.norm(unit(P.T @ st.U[:, B]) - unit(E @ st.V[:, B])) ** 2
+                           for B in blocks))
+
+    joined, apart = m.geometry_metrics(P, E, st)["nc3"], m.geometry_metrics(P, E, st, block_rtol=1e-12)["nc3"]
+    np.testing.assert_allclose(joined, nc3([[0, 1], [2]]), rtol=1e-12)
+    np.testing.assert_allclose(apart, nc3([[0], [1], [2]]), rtol=1e-12)
+    assert abs(joined - apart) > 0.01
 
 
 def test_structure_block_rtol_and_empty_labels_are_refused_by_name():
