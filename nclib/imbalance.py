@@ -242,16 +242,23 @@ def secular_function(groups, mu) -> np.ndarray:
     v_i = N_i sqrt(l_i) (matrix determinant lemma; the secular equation of :cite:`golub1973some`).
     Its zeros are the m eigenvalues of G G^T: 0 and one in each interval (N_{i+1}, N_i).  Since
     sum_i l_i N_i = N it equals -(mu / N) sum_i l_i N_i / (N_i - mu), the form the solver uses.
-    ``mu`` may be a scalar or an array (values equal to some N_i give +-inf).
-    No chapter calls it: ``tests/test_spectrum.py`` uses it as an independent check that the squares of
-    :func:`group_singular_values` are zeros of w.
+    ``mu`` may be a scalar or an array of real numbers, read as float64: a Python int beyond int64 too, which
+    numpy keeps as an object, is read as the nearest float64, as an int64 above 2^53 is (one beyond float64's
+    range is refused).  A value equal to some N_i gives -inf: the pole's term l_i N_i^2 / (N_i - mu) is
+    l_i N_i^2 / +0 = +inf, the sizes being distinct and N_i - N_i = +0.  No chapter calls it:
+    ``tests/test_spectrum.py`` uses it as an independent check that the squares of :func:`group_singular_values`
+    are zeros of w.
     """
     sizes, mults, N = _group_arrays(groups)
-    raw = np.asarray(mu)
-    if raw.dtype == bool or not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)) \
+    raw = _checks.array(mu, "mu")
+    if raw.dtype == object:  # Python ints beyond int64 (or numbers of several types): each must be a real number
+        if not all(_checks.real_number(v) for v in raw.ravel()):
+            raise ValueError("mu must be a real number or an array of real numbers (no text, bools or complex "
+                             "numbers)")
+    elif raw.dtype == bool or not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)) \
             or _checks._mixes_bools(mu):
         raise ValueError(f"mu must be a real number or an array of real numbers, got dtype {raw.dtype}")
-    mu = raw.astype(np.float64)
+    mu = _checks._as_float64(raw, "mu")
     if not np.all(np.isfinite(mu)):
         raise ValueError("mu must be finite")
     with np.errstate(divide="ignore"):

@@ -317,8 +317,23 @@ def test_secular_function_rejects_bad_input():
         imb.secular_function([(3, 1), (4, 1)], 1.0)
     with pytest.raises(ValueError, match="mu"):
         imb.secular_function([(4, 1), (3, 1)], np.nan)
-    for mu in ("2.5", True, [1.0, True]):  # text and bools are not read as numbers
+    for mu in ("2.5", True, [1.0, True], [2**70, True], [2**70, "a"]):  # text and bools are not read as numbers
         with pytest.raises(ValueError, match="mu"):
             imb.secular_function([(4, 1), (3, 1)], mu)
+    with pytest.raises(ValueError, match="^mu must be finite"):  # an int beyond float64's range
+        imb.secular_function([(4, 1), (3, 1)], 10**400)
     with pytest.raises(ValueError, match="rng"):
         imb.random_groups(0, 5, 3, 10)  # a seed, not a Generator
+
+
+def test_secular_function_reads_any_int_and_is_minus_inf_at_the_poles():
+    """A Python int beyond int64, which numpy keeps as an object, is read as the nearest float64, as an int64 is;
+    at mu = N_i, the pole's term is l_i N_i^2 / +0 = +inf and w is -inf, whichever side w tends to there."""
+    groups = [(7, 2), (4, 1), (3, 3)]
+    for mu in (2**63, 2**70 + 1, 3 * 10**30):
+        assert imb.secular_function(groups, mu) == imb.secular_function(groups, float(mu))
+    np.testing.assert_array_equal(imb.secular_function(groups, [2**64, 5]),
+                                  imb.secular_function(groups, [float(2**64), 5.0]))
+    sizes = [N_i for N_i, _ in groups]
+    assert np.all(imb.secular_function(groups, sizes) == -np.inf)
+    assert np.all(imb.secular_function(groups, np.array(sizes, dtype=np.float64)) == -np.inf)
