@@ -96,8 +96,17 @@ def test_random_groups_are_valid_grouped_profiles():
         n = imb.class_counts(groups)  # validates: strictly decreasing sizes, multiplicities >= 1
         assert 1 <= n.size <= 50 and 1 <= len(groups) <= 8 and n.max() <= 30
     assert sum(l for _, l in imb.random_groups(rng, 50, 8, 30, K=17)) == 17
-    with pytest.raises(ValueError, match="K_max"):
-        imb.random_groups(rng, 0, 8, 30)
+
+
+def test_random_groups_refuses_bad_input_by_name():
+    rng = np.random.default_rng(7)
+    cases = [((0, 50, 8, 30), {}, "rng"),  # a seed, not a Generator
+             ((np.random.RandomState(0), 50, 8, 30), {}, "rng"),  # the legacy generator
+             ((rng, 0, 8, 30), {}, "K_max"), ((rng, 50, 0, 30), {}, "m_max"), ((rng, 50, 8, 0), {}, "N_max"),
+             ((rng, 50, 8, 30), {"K": 0}, "K")]
+    for args, kwargs, name in cases:
+        with pytest.raises(ValueError, match=f"^{name} must"):
+            imb.random_groups(*args, **kwargs)
 
 
 def test_random_groups_draw_from_a_huge_range_without_forming_it():
