@@ -9,6 +9,7 @@ at the end of this module.
 
 import math
 import numbers
+from collections.abc import Mapping, Set
 
 import sympy
 
@@ -39,6 +40,9 @@ def _terms(values, name: str) -> list:
     sympy expressions, refused by ``name``."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise ValueError(f"{name} must be a sequence of numbers or sympy expressions, got {values!r}")
+    if isinstance(values, (Mapping, Set)):  # a set has no order; iterating a mapping gives its keys only
+        raise ValueError(f"{name} must be a sequence of numbers or sympy expressions in order, not a "
+                         f"{type(values).__name__}, got {values!r}")
     out = list(values)
     for i, value in enumerate(out):
         if isinstance(value, sympy.Expr):
@@ -109,11 +113,16 @@ def secular_charpoly(m):
 def ybar_grouped_symbolic(mults):
     """Y-bar = D - n sqrt(n)^T / N (Theorem 4.4) for concrete group multiplicities and symbolic sizes.
 
-    ``mults`` = (l_1, ..., l_m) positive integers; returns ``(Ybar, (N1..Nm))`` with
-    n = [N_1 1_{l_1}; ...; N_m 1_{l_m}].  Used in ch-spectrum for the symbolic check of Theorem B.1.
+    ``mults`` = (l_1, ..., l_m) positive integers, in order: a mapping or a set is refused, as
+    :func:`nclib.imbalance.check_groups` refuses one (a set has no order of its own, and iterating a mapping gives
+    its keys only); returns ``(Ybar, (N1..Nm))`` with n = [N_1 1_{l_1}; ...; N_m 1_{l_m}].  Used in ch-spectrum
+    for the symbolic check of Theorem B.1.
     """
     if isinstance(mults, (str, bytes)) or not hasattr(mults, "__iter__"):
         raise ValueError(f"mults must be a sequence of group multiplicities (l_1, ..., l_m), got {mults!r}")
+    if isinstance(mults, (Mapping, Set)):
+        raise ValueError(f"mults must be a sequence of group multiplicities (l_1, ..., l_m) in order, not a "
+                         f"{type(mults).__name__}, got {mults!r}")
     values = [_checks.positive_int(l, f"mults[{i}]") for i, l in enumerate(list(mults))]
     if not values:
         raise ValueError("mults must hold at least one group multiplicity (m >= 1), got none")

@@ -88,7 +88,10 @@ def test_bad_m_raises(bad):
 
 
 @pytest.mark.parametrize("bad, match", [([], "mults"), ([2, 0], r"mults\[1\]"), ([1.5], r"mults\[0\]"),
-                                        (2, "mults must be a sequence"), ("12", "mults must be a sequence")])
+                                        (2, "mults must be a sequence"), ("12", "mults must be a sequence"),
+                                        ({1: 2}, "^mults must be a sequence .* not a dict"),
+                                        ({2, 1}, "^mults must be a sequence .* not a set"),
+                                        (frozenset({3}), "^mults must be a sequence .* not a frozenset")])
 def test_bad_mults_raise(bad, match):
     with pytest.raises(ValueError, match=match):
         sym.ybar_grouped_symbolic(bad)
@@ -117,7 +120,8 @@ def test_total_count_takes_numbers_and_expressions():
     ([1, 2], [3, "x"], r"^mults\[1\]"), ([True], [1], r"^sizes\[0\]"), ([1], [np.bool_(True)], r"^mults\[0\]"),
     ([float("nan")], [1], r"^sizes\[0\]"), ([1], [sp.oo], r"^mults\[0\]"), ([sp.nan], [1], r"^sizes\[0\]"),
     ([1j], [1], r"^sizes\[0\]"), ([sp.Matrix([1])], [1], r"^sizes\[0\]"), ([np.array([1.0])], [1], r"^sizes\[0\]"),
-    ([1], [float("inf")], r"^mults\[0\]")])
+    ([1], [float("inf")], r"^mults\[0\]"), ({3: 1}, [1], "^sizes must be a sequence .* not a dict"),
+    ([1, 2], {1, 2}, "^mults must be a sequence .* not a set")])
 def test_total_count_refuses_entries_that_are_not_numbers_or_expressions(sizes, mults, match):
     with pytest.raises(ValueError, match=match):
         sym.total_count(sizes, mults)
