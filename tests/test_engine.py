@@ -1,4 +1,5 @@
-"""nclib.engine on the CPU: training against an independent plain-torch loop (bit for bit), a run's checkpoint
+"""nclib.engine on the CPU: training against an independent plain-torch loop (an Engine's epochs and a whole
+nclib.train.run across a step of the rate: the networks bit for bit, the run's objective column), a run's checkpoint
 (all or nothing when loaded, a copy), the features of a training set larger than one chunk."""
 import copy
 
@@ -132,10 +133,11 @@ def _reference_run(ts, p, epochs):
                          ids=["full-L2", "B4-L1", "B5-L3", "B7-L2-nobias", "B1-L1-nobias", "B4-L2-nodecay",
                               "B4-L3-layer-decays", "B5-L2-backbone-decay"])
 def test_training_equals_an_independent_torch_loop_exactly(case):
-    """Three epochs of Engine (set_lr, train_epoch: the path of nclib.train's runs), across a step of the rate
-    after epoch 2, with L = 1, 2, 3, with and without bias, batches that do not divide N (21 samples in batches of
-    4 and 5), zero and per-layer decays, a decay of the backbone (lam_backbone), equal :func:`_reference_run`'s
-    parameters bit for bit on the CPU: the same float32 operations in the same order."""
+    """Three epochs of Engine (set_lr, then train_epoch, each epoch, called here as nclib.train's epoch loop calls
+    them; that loop itself is compared in the next test), across a step of the rate after epoch 2, with L = 1, 2, 3,
+    with and without bias, batches that do not divide N (21 samples in batches of 4 and 5), zero and per-layer
+    decays, a decay of the backbone (lam_backbone), equal :func:`_reference_run`'s parameters bit for bit on the
+    CPU: the same float32 operations in the same order."""
     p = train.check_params(**{**KW, "lr_milestones": [2], "epochs": 3, **case})
     ts = data.load_for(p)
     eng = train.Engine(ts, p)
@@ -148,6 +150,48 @@ def test_training_equals_an_independent_torch_loop_exactly(case):
     for (name, q), r, q0 in zip(eng.model.named_parameters(), ref.parameters(), start):
         assert torch.equal(q, r), name
         assert not torch.equal(q, q0), name  # every parameter trained, the head's bias too
+
+
+def _objective(net, ts, p) -> float:
+    """(4.3) of ``net`` on the whole training set, in float64 numpy from its float32 features: 1/(2N) ||P H + b 1^T
+    - Y||^2 + sum_j lam_Wj/2 ||W_j||^2 + lam_H/2 ||H||^2, written out here (no nclib)."""
+    with torch.no_grad():
+        H = net.backbone(torch.tensor(ts.x, dtype=torch.float32)).double().numpy()
+    Ws = [layer.weight.detach().double().numpy() for layer in net.head]
+    P = Ws[0]
+    for W in Ws[1:]:
+        P = W @ P
+    R = H @ P.T - np.eye(ts.K)[ts.y]
+    if net.head[-1].bias is not None:
+        R = R + net.head[-1].bias.detach().double().numpy()
+    lam_W = p["lam_W"] if isinstance(p["lam_W"], list) else [p["lam_W"]] * p["L"]
+    return float((R ** 2).sum() / (2 * ts.N) + p["lam_H"] / 2 * (H ** 2).sum()
+                 + sum(lam / 2 * (W ** 2).sum() for lam, W in zip(lam_W, Ws)))
+
+
+def test_a_run_across_a_step_of_the_rate_equals_an_independent_torch_loop(tmp_path):
+    """nclib.train.run itself (its epoch loop, which sets each epoch's rate of :func:`nclib.engine.lr_at` before
+    the epoch's steps), across the step of the rate after epoch 2 (lr = 1e-2, then 1e-3): the network of a run
+    stopped at epoch 3 (``max_train_s=0``), as its checkpoint holds it, equals :func:`_reference_run`'s after 3
+    epochs bit for bit, and the objective column of a run to epoch 4 equals (4.3) of the reference loop's network at
+    every epoch 0-4 (float64 sums of the same float32 features, within 1e-12).  A rate set one epoch late (epoch 3
+    at 1e-2) changes both."""
+    kw = {**KW, "lr": 1e-2, "lr_milestones": [2], "lr_gamma": 0.1}
+    p = train.check_params(**kw)
+    ts = data.load_for(p)
+    folder = train.run(**kw, metric_every=3, max_train_s=0, out_dir=tmp_path, run_name="stopped")
+    state = torch.load(folder / train.CHECKPOINT, weights_only=False)
+    assert state["epoch"] == 3
+    ref = _reference_run(ts, p, 3)
+    assert state["engine"]["steps_done"] == 3 * (ts.N // p["batch_size"])
+    assert state["engine"]["model"].keys() == ref.state_dict().keys()
+    for name, r in ref.state_dict().items():
+        assert torch.equal(state["engine"]["model"][name], r), name
+    h = train.load_history(train.run(**kw, metric_every=1, out_dir=tmp_path, run_name="whole"))
+    assert h["epoch"].tolist() == [0, 1, 2, 3, 4]
+    assert h["lr"].tolist() == [1e-2, 1e-2, 1e-2, 1e-3, 1e-3]
+    np.testing.assert_allclose(h["objective"], [_objective(_reference_run(ts, p, e), ts, p) for e in range(5)],
+                               rtol=1e-12, atol=0)
 
 
 def test_a_bias_free_run_records_the_bias_free_collapse_metrics(tmp_path):
