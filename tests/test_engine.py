@@ -240,6 +240,25 @@ def test_features_of_more_rows_than_one_chunk_are_those_of_the_whole_set():
     np.testing.assert_allclose(eng.evaluate_device()[0]["objective"], exact, rtol=1e-6)
 
 
+@pytest.mark.parametrize("init", ["orthogonal", "pytorch", "reference"])
+def test_an_engine_starts_from_the_network_of_its_init_feature_dim_and_seed(init):
+    """The network an Engine trains is nclib.models.build_model of the run's architecture, ``init``,
+    ``feature_dim`` and ``seed``: every tensor equal to that of a network built with the same arguments (d = 5
+    features, not the width 16; the inits and the seeds give different networks, so each of them reaches it)."""
+    eng = _engine(init=init, feature_dim=5, seed=3, L=2)
+    built = {q: models.build_model(8, 3, 2, width=16, depth=2, feature_dim=5, bias=True, init=q, seed=3)
+             for q in ("reference", "orthogonal", "pytorch")}
+    other_seed = models.build_model(8, 3, 2, width=16, depth=2, feature_dim=5, bias=True, init=init, seed=0)
+    own = eng.model.state_dict()
+    assert eng.model.d == 5 and own["backbone.4.weight"].shape == (5, 16) and own["head.0.weight"].shape == (5, 5)
+    assert own["head.1.weight"].shape == (3, 5)
+    assert own.keys() == built[init].state_dict().keys()
+    for name, t in built[init].state_dict().items():
+        assert torch.equal(own[name], t), name
+    for net in [other_seed] + [built[q] for q in built if q != init]:
+        assert not all(torch.equal(own[name], t) for name, t in net.state_dict().items())
+
+
 def test_an_engine_refuses_parameters_the_checker_refuses_and_another_training_set():
     """Engine checks its parameters again with nclib.parameters.checked (the checker of every run) and compares
     the training set's class counts with those of ``p``: each refusal is a ValueError naming the argument, where
