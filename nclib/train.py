@@ -36,10 +36,11 @@ A mini-batch B (|B| = B, drawn without replacement from a fresh permutation each
 
 whose expectation over the batch is F exactly; with ``batch_size="full"`` F_B = F.  The last N mod B samples of
 each epoch's permutation are dropped (static shapes for CUDA graphs; each batch is still a uniform sample, so
-the estimate stays unbiased).  ``lam_W``/``lam_H`` are in the normalization of (4.3); the reference code's
-"weight decay" wd and "feature decay" fd correspond to ``lam_W = K wd``, ``lam_H = K fd``
-(:func:`from_reference_decay`), and the default ``"reference"`` is that code's wd = fd = 1e-5 read so:
-K x 1e-5.  Chapters: :ref:`ch-train` (the notebook) and :ref:`ch-engine` (the design).
+the estimate stays unbiased).  ``lam_W``/``lam_H`` are in the normalization of (4.3); at full batch, as the
+reference code trains, its "weight decay" wd and "feature decay" fd correspond to ``lam_W = K wd``,
+``lam_H = K fd`` (:func:`from_reference_decay`; its feature term, a sum over the batch, is ``lam_H = K fd B/N``
+on batches of B < N samples, :ref:`ch-engine`), and the default ``"reference"`` is that code's wd = fd = 1e-5 read
+so: K x 1e-5.  Chapters: :ref:`ch-train` (the notebook) and :ref:`ch-engine` (the design).
 
 Speed design (GPU): the whole subset lives on the device, batches are gathered with indices from
 ``torch.randperm`` made on the device, there is no host synchronisation inside an epoch (the loss is
