@@ -338,7 +338,8 @@ class Engine:
 
     def host_metrics(self, payload: dict | None) -> dict:
         """The host half: ``nc1``..``nc3`` from ``nclib.metrics.collapse_metrics`` with the run's own
-        lambdas (NaN for NC2/NC3 when a decay is 0: Theorem 4.3 has no target then), ``bias_error`` (NaN without
+        lambdas (NaN for NC2/NC3 where :func:`nclib.metrics.geometry_defined` says they have no target: a decay of 0,
+        or a feature dimension that splits a group of modes), ``bias_error`` (NaN without
         bias) and ``global_mean_norm`` from ``nclib.metrics``, ``train_acc`` and ``class_acc`` (the accuracy of each
         class) from ``nclib.accuracy`` (:func:`nclib.accuracy.accuracy`, :func:`nclib.accuracy.class_accuracy`); all
         NaN when ``payload`` is None.  Pure numpy on copies, so it may run in a worker thread."""
@@ -350,7 +351,8 @@ class Engine:
         row = {"train_acc": accuracy.accuracy(payload["logits"], y), "global_mean_norm": metrics.global_mean_norm(Hn),
                "class_acc": accuracy.class_accuracy(payload["logits"], y, self.K).tolist(),
                "bias_error": float("nan") if payload["b"] is None else metrics.bias_error(payload["b"], y)}
-        if min(self.lam_W) > 0 and self.lam_H > 0:
+        # the decays' condition of metrics.geometry_defined; a width that splits modes: collapse_metrics' NaN
+        if metrics.geometry_defined(self.ts.counts, self.lam_W, self.lam_H, len(self.lam_W), self.p["bias"]):
             lam_W = self.lam_W[0] if len(set(self.lam_W)) == 1 else self.lam_W
             m = metrics.collapse_metrics(Hn, y, payload["Ws"], lam_W, self.lam_H, bias=self.p["bias"])
             row.update({k: float(m[k]) for k in NC_COLUMNS})

@@ -12,7 +12,8 @@ rounding) at the closed-form global minimizer of ``nclib.ufm``:
   continuous when modes collapse; :func:`separation_cutoff` is the smallest separation of the class means it keeps;
 * :func:`geometry_metrics` -- NC2^W, NC2^H, NC2^{WH}, NC3 of the product P = W_L...W_1 and of
   E = H-bar D against the structure predicted by Theorems 4.1-4.3;
-* :func:`collapse_metrics` -- all five from features, labels and the head weights;
+* :func:`collapse_metrics` -- all five from features, labels and the head weights; :func:`geometry_defined`, whether
+  NC2 and NC3 have a target for a network's counts, decays and width;
 * :func:`nc2_wh_at_labels` -- the NC2^{WH} of class-mean outputs equal to the labels, against which a run's
   NC2^{WH} shows whether it measures more than the fit;
 * :func:`bias_error`, :func:`global_mean_norm` -- the distances of the bias and of the global feature mean to
@@ -590,6 +591,34 @@ def nc2_wh_at_labels(n, lam_W, lam_H, L=1, bias=True) -> float:
     return geometry_metrics(np.eye(K), st.M, st)["nc2_wh"]
 
 
+def geometry_defined(n, lam_W, lam_H, L=1, bias=True, d=None) -> bool:
+    """Whether NC2^W, NC2^H, NC2^{WH} and NC3 have a target for a network of class counts ``n``, decays ``lam_W``
+    (one or L of them) and ``lam_H``, head depth ``L``, the model with or without a bias, and smallest hidden width
+    ``d`` (the feature dimension and every W_j's rows but W_L's; None: at least K).
+
+    False where a decay is 0: Theorems 4.1-4.3 assume positive decays and give no geometry of the minimizers then
+    (:func:`collapse_metrics` refuses such a decay; a training run records NaN in those columns, the engine's
+    ``host_metrics``).  False where d < K cuts a group of equal kappa among the surviving modes: the minimizers
+    share no one geometry, and :func:`collapse_metrics` returns NaN for the four (:func:`nclib.ufm.structure`
+    refuses such a ``d``).  True otherwise.  NC1 is defined in every case.  Each argument is checked (zero decays
+    allowed), a ValueError naming the one refused.  Used in :ref:`ch-train` (the checks of a run's history) and by
+    :func:`collapse_metrics`.
+    """
+    n = _checks.counts(n)
+    L = _checks.positive_int(L, "L")
+    lam = _checks.layer_lambdas(lam_W, L, "lam_W", positive=False)
+    lam_H = _checks.nonneg_float(lam_H, "lam_H")
+    bias = _checks.flag(bias, "bias")
+    if d is not None:
+        d = _checks.positive_int(d, "d")
+    if lam.min() == 0 or lam_H == 0:
+        return False
+    if d is None or d >= n.size:
+        return True
+    structure = ufm.structure(n, lam, lam_H, L=L, bias=bias)
+    return not ufm._cut_splits(structure.s_product, structure.kappa, d)
+
+
 def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> dict[str, float]:
     """NC1, NC2^W, NC2^H, NC2^{WH}, NC3 of Section 5 (bias) or Appendix C (bias-free), made well defined.
 
@@ -633,7 +662,7 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     width = min([d] + [np.shape(W)[0] for W in Ws[:-1]])  # the feature dimension and the hidden widths
     structure = ufm.structure(n, lam_W, lam_H, L=L, bias=bias)
     if width < K:  # only the top `width` modes can survive
-        if ufm._cut_splits(structure.s_product, structure.kappa, width):  # no one target geometry
+        if not geometry_defined(n, lam_W, lam_H, L, bias, width):  # no one target geometry
             rank = min(width, between_class_rank(structure))
             return {"nc1": _nc1(X, y, n, means, None, rank), **{k: float("nan") for k in _GEOMETRY_KEYS}}
         structure = ufm.structure(n, lam_W, lam_H, L=L, bias=bias, d=width)

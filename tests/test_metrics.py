@@ -128,6 +128,39 @@ def test_metrics_vanish_at_a_minimizer_narrower_than_K(L, bias):
     assert out["nc1"] <= 1e-12 and all(np.isnan(out[k]) for k in ("nc2_w", "nc2_h", "nc2_wh", "nc3"))
 
 
+@pytest.mark.parametrize("L, bias", [(1, False), (2, True), (3, True)])
+def test_geometry_is_defined_where_collapse_metrics_gives_numbers(L, bias):
+    """geometry_defined: False for a decay of 0 (lam_H, or one layer's lam_W), which collapse_metrics refuses;
+    for positive decays, True exactly where collapse_metrics gives NC2/NC3 numbers at the global minimizer: a width
+    of at least K, a width 2 < K that cuts between modes of different kappa, and not a width 2 that splits the two
+    equal kappa of [8, 5, 5, 5, 1] (bias: the modes of Y-bar; without: 5 three times)."""
+    narrow, split, lam = [8, 6, 4, 3, 2], [8, 5, 5, 5, 1], 0.01
+    assert m.geometry_defined(narrow, lam, lam, L, bias) and m.geometry_defined(narrow, lam, lam, L, bias, d=5)
+    assert m.geometry_defined(narrow, [lam] * L, lam, L, bias, d=64)
+    assert not m.geometry_defined(narrow, lam, 0.0, L, bias) and not m.geometry_defined(narrow, 0.0, lam, L, bias)
+    assert not m.geometry_defined(narrow, [lam] * (L - 1) + [0.0], lam, L, bias, d=5)
+    with pytest.raises(ValueError, match="^lam_H must be strictly positive"):
+        m.collapse_metrics(np.ones((24, 3)), imb.class_labels([8, 6, 4, 3, 3]), [np.ones((5, 3))], lam, 0.0)
+    for n, d in ((narrow, 2), (narrow, 5), (split, 2), (split, 3), (split, 1)):
+        defined = m.geometry_defined(n, lam, lam, L, bias, d=d)
+        mz = ufm.global_minimizer(n, lam, lam, L=L, bias=bias, d=min(d, len(n)))
+        out = m.collapse_metrics(mz.H.T, imb.class_labels(n), mz.Ws, lam, lam, bias=bias)
+        geometry = [out[k] for k in KEYS[1:]]
+        assert (np.isfinite(geometry).all() if defined else np.isnan(geometry).all()), (n, d, defined, out)
+        assert np.isfinite(out["nc1"])
+    assert not m.geometry_defined(split, lam, lam, L, bias, d=2) and m.geometry_defined(narrow, lam, lam, L, bias, 2)
+
+
+def test_geometry_defined_refuses_bad_arguments_by_name():
+    """Each argument of geometry_defined is checked: a ValueError naming it (zero decays allowed, negative not)."""
+    for kw, name in ((dict(n=[3, 0]), "n"), (dict(lam_W=-1.0), "lam_W"), (dict(lam_W=[0.1, 0.1]), "lam_W"),
+                     (dict(lam_H=-1e-3), "lam_H"), (dict(lam_H="0"), "lam_H"), (dict(L=0), "L"),
+                     (dict(bias=1), "bias"), (dict(d=0), "d"), (dict(d=2.5), "d")):
+        args = {**dict(n=[3, 2, 1], lam_W=0.1, lam_H=0.1, L=1, bias=True, d=None), **kw}
+        with pytest.raises(ValueError, match=f"^{name}"):
+            m.geometry_defined(**args)
+
+
 @pytest.mark.parametrize("L, bias", [(2, True), (3, False)])
 def test_metrics_vanish_at_a_minimizer_whose_hidden_width_is_below_its_feature_dimension(L, bias):
     """Features of dimension 5 >= K, hidden width 2 < K: the width-2 global minimizer embedded in R^5 (W_1 R^T,

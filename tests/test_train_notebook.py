@@ -7,6 +7,9 @@ import re
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 import nclib
 from nclib import train
 from nclib.runs import run_status as runs_status
@@ -152,3 +155,29 @@ def test_a_finished_run_too_short_for_nc1_to_fall_stops_the_notebook_naming_it(t
     assert re.search(r"AssertionError: NC1 did not fall below its value at initialization in run L = 1: "
                      r"[0-9.]+ times it after 10 epochs; .*train it for more epochs", out), out[-3000:]
     assert runs_status(runs / "short-L1") == "finished"
+
+
+@pytest.mark.parametrize("case, args", [
+    ("no-feature-decay", "-p lam_H 0.0 -y 'counts: [40, 20, 10]' -p batch_size 16"),
+    ("split-width", "-y 'counts: [8, 5, 5, 5, 1]' -p feature_dim 2 -p batch_size full -p lr 0.01")],
+    ids=["no-feature-decay", "split-width"])
+def test_a_run_without_nc2_and_nc3_passes_the_checks_with_them_nan(tmp_path, case, args):
+    """NC2 and NC3 are not defined for a feature decay of 0 (which the parameters allow) nor for a feature
+    dimension 2 < K that splits the two equal singular values of [8, 5, 5, 5, 1] (nclib.metrics.geometry_defined):
+    the runs record NaN there, and the notebook's checks hold them to that, not to being finite; they finish, the
+    notebook runs to its end and prints a line naming each such run."""
+    runs = tmp_path / "runs"
+    proc = _papermill(tmp_path, f"-p smoke False -p dataset synthetic -p width 16 -p depth 2 -p epochs 40 "
+                      f"-p device cpu -p progress False -p out_dir {runs} -p run_tag {case} -y 'L_values: [1, 2]' "
+                      + args)
+    out = proc.stderr + proc.stdout
+    assert proc.returncode == 0, out[-3000:]
+    nb = json.loads((tmp_path / "train.ipynb").read_text())
+    printed = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    for L in (1, 2):
+        folder = runs / f"{case}-L{L}"
+        h = train.load_history(folder)
+        assert runs_status(folder) == "finished" and h["epoch"].tolist() == [0, 40]
+        assert all(np.isnan(h[k]).all() for k in ("nc2_w", "nc2_h", "nc2_wh", "nc3"))
+        assert np.isfinite(h["nc1"]).all() and h["nc1"][-1] < h["nc1"][0]
+        assert re.search(rf"L = {L}: NC2 and NC3 not defined \(lam_W = [^)]*\): NaN, no curve", printed)
