@@ -78,7 +78,8 @@ def check_images(images, dataset: str, name: str = "x_train") -> np.ndarray:
     mistake explains it, the conversion: floats already in [0, 1] (``np.round(255 * x).astype(np.uint8)``), bools
     (``np.where(x, 255, 0).astype(np.uint8)``: cast, True would be the pixel 1, not white), NaN
     pixels (bad data, not a training problem), wider integers, flat rows (which only CIFAR-10's python batches
-    hold: give their folder as ``data_path``), channels first, grayscale CIFAR-10 or another image size.  The data of
+    hold: give their folder as ``data_path``), channels first, grayscale CIFAR-10 (with or without a channel axis), an
+    alpha channel (``x[..., :3]``), another channel count or another image size.  The data of
     :ref:`ch-train` and :ref:`ch-engine`.
     """
     if not isinstance(dataset, str) or dataset not in IMAGE_SHAPES:
@@ -121,6 +122,13 @@ def check_images(images, dataset: str, name: str = "x_train") -> np.ndarray:
             hint = ": channels first? store x.transpose(0, 2, 3, 1)"
         elif dataset == "cifar10" and x.ndim == 3:
             hint = ": grayscale images without a channel axis; the network of Section 5 takes RGB CIFAR-10 images"
+        elif dataset == "cifar10" and x.ndim == 4 and x.shape[1:3] == want[:2] and x.shape[3] == 4:
+            hint = ": 4 channels, RGB and alpha? drop the alpha channel: store x[..., :3]"
+        elif dataset == "cifar10" and x.ndim == 4 and x.shape[1:3] == want[:2] and x.shape[3] == 1:
+            hint = (": 1 channel, grayscale; the network of Section 5 takes RGB CIFAR-10 images (np.repeat(x, 3, "
+                    "axis=3) would give it the gray value in all 3 channels)")
+        elif dataset == "cifar10" and x.ndim == 4 and x.shape[1:3] == want[:2]:
+            hint = f": {x.shape[3]} channels; CIFAR-10 images have 3, RGB"
         elif x.ndim == len(want) + 1:
             hint = (f": images of {x.shape[1]} x {x.shape[2]} pixels; {dataset} images are {want[0]} x {want[1]} "
                     f"(resize them before storing)")

@@ -103,11 +103,23 @@ def test_nan_pixels_are_bad_data_not_divergence(tmp_path):
     (_images().reshape(40, 3072), r"\(40, 3072\).*flat rows.*cifar-10-batches-py"),  # flat: the batches hold these
     (_images()[:, :16, :16], r"\(40, 16, 16, 3\): images of 16 x 16"),
     (_images().transpose(0, 3, 1, 2), r"\(40, 3, 32, 32\): channels first"),
+    (np.concatenate([_images(), np.full((40, 32, 32, 1), 255, np.uint8)], axis=3),
+     r"\(40, 32, 32, 4\): 4 channels, RGB and alpha\? drop the alpha channel: store x\[\.\.\., :3\]"),
+    (_images()[..., :1], r"\(40, 32, 32, 1\): 1 channel, grayscale.*np\.repeat\(x, 3, axis=3\)"),
+    (_images()[..., :2], r"\(40, 32, 32, 2\): 2 channels; CIFAR-10 images have 3"),
 ])
 def test_images_of_another_shape_are_refused_naming_the_expected_one(tmp_path, x, found):
     with pytest.raises(ValueError, match=r"^x_train must have shape \(N, 32, 32, 3\)") as info:
         _load_npz(_write(tmp_path, x=x))
     assert re.search(found, str(info.value))
+
+
+def test_rgba_images_load_once_their_alpha_channel_is_dropped_as_the_refusal_says(tmp_path):
+    rgba = np.concatenate([_images(), np.full((40, 32, 32, 1), 255, np.uint8)], axis=3)
+    with pytest.raises(ValueError, match=r"store x\[\.\.\., :3\]"):
+        _load_npz(_write(tmp_path, x=rgba))
+    ts = _load_npz(_write(tmp_path, "rgb.npz", x=rgba[..., :3]))
+    np.testing.assert_array_equal(ts.images, _images())
 
 
 def test_emnist_npz_wants_28_by_28_grayscale(tmp_path):
