@@ -276,7 +276,7 @@ def source_path(dataset: str, data_path, download: bool = False) -> pathlib.Path
     ``cifar10`` and ``emnist-letters`` need a ``data_path`` (a torchvision root folder or an .npz) that
     exists, unless ``download`` (torchvision then creates the root); ``letters-synthetic`` reads the file of a
     rendering saved ahead (:func:`nclib.letters.save_letters_synthetic`) when ``data_path`` names one, which
-    must exist, and renders otherwise (None); ``synthetic`` reads no file, so a ``data_path`` for it is refused.
+    must be a file that exists (a folder is refused as one), and renders otherwise (None); ``synthetic`` reads no file, so a ``data_path`` for it is refused.
     Raises ValueError naming ``dataset`` (one of :data:`DATASETS`), ``data_path`` or ``download`` (chapter
     :ref:`ch-train`).
     """
@@ -291,7 +291,8 @@ def source_path(dataset: str, data_path, download: bool = False) -> pathlib.Path
     if dataset == "letters-synthetic":  # a rendering saved ahead (nclib.letters.save_letters_synthetic)
         path = pathlib.Path(os.path.expanduser(str(data_path)))
         if not path.is_file():
-            raise ValueError(f"data_path {str(path)!r} does not exist; for letters-synthetic pass the .npz that "
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise ValueError(f"data_path {str(path)!r} {what}; for letters-synthetic pass the .npz that "
                              f"nclib.letters.save_letters_synthetic wrote, or None to render the letters")
         return path
     if data_path is None:

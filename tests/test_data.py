@@ -675,6 +675,8 @@ def test_source_path_is_the_one_data_path_check(tmp_path):
     assert data.source_path("synthetic", None) is None and data.source_path("letters-synthetic", None) is None
     with pytest.raises(ValueError, match="data_path .* does not exist; for letters-synthetic"):
         data.source_path("letters-synthetic", tmp_path / "x.npz")  # a rendering saved ahead, which is missing
+    with pytest.raises(ValueError, match="data_path .* is a folder, not a file; for letters-synthetic"):
+        data.source_path("letters-synthetic", tmp_path)  # a folder is not the file of a rendering
     assert data.source_path("cifar10", tmp_path) == tmp_path
     with pytest.raises(ValueError, match="data_path is required for dataset 'emnist-letters'"):
         data.source_path("emnist-letters", None)
