@@ -116,11 +116,12 @@ class TrainingSet:
     """The training subset a run uses (objective (4.3) sums over exactly these N samples).
 
     ``x``: (N, D) float32 normalized inputs; ``y``: (N,) int64 labels sorted by class; ``counts``: (K,)
-    int64, ``counts[k]`` samples of class k; ``images``: (N, H, W[, C]) uint8 upright images (for
-    display; for the synthetic Gaussian mixture, which has no images, a float32 copy of ``x``); ``provenance``: a
-    JSON-ready dict (dataset, source, sha256 of the source files and of the selected arrays, class order,
-    selection, seed, normalization; for an .npz that records them, its own ``file_source`` and ``lossy_jpeg``; for a
-    slice of another file, ``slice``: the source's sha256 and the seed and selection the slice was cut by).
+    int64, ``counts[k]`` samples of class k; ``images``: (N, H, W[, C]) uint8 upright images (for display; for the
+    synthetic Gaussian mixture, which has no images, its points as drawn, (N, dim) float32: equal to ``x`` except
+    under ``normalization="standardize"``, which standardizes ``x`` alone); ``provenance``: a JSON-ready dict
+    (dataset, source, sha256 of the source files and of the selected arrays, class order, selection, seed,
+    normalization; for an .npz that records them, its own ``file_source`` and ``lossy_jpeg``; for a slice of
+    another file, ``slice``: the source's sha256 and the seed and selection the slice was cut by).
     """
 
     name: str

@@ -659,6 +659,21 @@ def test_synthetic_and_bad_parameters():
         data.load("synthetic", data_path="/no/such/file", counts=[3, 2])
 
 
+def test_a_standardized_mixture_has_mean_0_and_std_1_in_each_coordinate():
+    """normalization="standardize" scales each coordinate of the synthetic mixture to mean 0 and std 1 over the N
+    points (not divided by its variance); ``images`` keeps the points as drawn, which "reference" feeds unchanged."""
+    kw = dict(counts=[20, 10, 5], dim=6, seed=3, spread=2.0)
+    ts = data.load("synthetic", normalization="standardize", **kw)
+    drawn, y = data.gaussian_mixture(kw["counts"], dim=6, seed=3, spread=2.0)
+    assert ts.x.dtype == np.float32 and ts.x.shape == (35, 6)
+    np.testing.assert_allclose(ts.x.mean(0), 0, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ts.x.std(0), 1, rtol=1e-6, atol=0)
+    assert np.all(np.abs(drawn.std(0) - 1) > 0.5)  # the draw itself is not standardized
+    np.testing.assert_array_equal(ts.images, drawn)
+    np.testing.assert_array_equal(ts.y, y)
+    np.testing.assert_array_equal(data.load("synthetic", **kw).x, drawn)
+
+
 @pytest.mark.parametrize("name", ["download", "verify_checksums"])
 @pytest.mark.parametrize("value", ["no", 0, 1, None])
 def test_download_and_verify_checksums_are_flags(tmp_path, name, value):
