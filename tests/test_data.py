@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nclib
-from nclib import data, datafiles, imbalance
+from nclib import data, datafiles, imbalance, runs
 
 #: The shared JPEG-decoded CIFAR-10 subset beside the checkout (../shared/data/README.md); tests on it skip without it.
 SHARED_CIFAR = data.SHARED_CIFAR10
@@ -172,9 +172,31 @@ def test_random_selection_is_nested_and_each_class_its_own():
     assert not np.array_equal(rows_of([3, 5, 7], 1), rows_of([3, 5, 7], 1, seed=1))
 
 
+@pytest.mark.parametrize("run", [
+    pytest.param("fig1/fig1-L1", marks=pytest.mark.skipif(
+        not SHARED_CIFAR.is_file(), reason="the shared CIFAR-10 subset is not beside the checkout")),
+    "fig2/fig2-L1",  # letters-synthetic, rendered from the seed: no file to read
+])
+def test_committed_runs_train_on_the_data_they_recorded(run):
+    """Two committed CPU-scale runs, one on the shared CIFAR-10 subset and one on the letters stand-in: their
+    parameters, given to load_for, give the training data (and images) of the sha256 their provenance recorded, so
+    neither the rows chosen nor the letters rendered have changed since they were trained."""
+    params, _, prov = runs.load_run(nclib.ROOT / "results" / "figures" / "cpu-scale" / run)
+    if params["dataset"] == "cifar10":  # made from the shared file, which lies beside this checkout here
+        assert prov["data"]["source_sha256"] == {SHARED_CIFAR.name: data.SHARED_CIFAR10_SHA256}
+        params = {**params, "data_path": str(SHARED_CIFAR)}
+    else:
+        assert params["dataset"] == "letters-synthetic" and params["data_path"] is None
+    ts = data.load_for(params)
+    assert ts.N == prov["N"]
+    assert ts.provenance["data_sha256"] == prov["data_sha256"] == prov["data"]["data_sha256"]
+    assert ts.provenance["images_sha256"] == prov["data"]["images_sha256"]
+
+
 def test_random_selection_takes_the_rows_it_always_took():
     """The rows "random" takes at a seed, fixed: one PCG64 stream seeded with the seed permutes the classes' rows in
-    class order, each class's chosen rows sorted.  The committed runs' data_sha256 reproduce only while these do."""
+    class order, each class's chosen rows sorted.  The committed runs' data_sha256 reproduce only while these do
+    (test_committed_runs_train_on_the_data_they_recorded checks two runs through the whole of load)."""
     y = np.tile(np.arange(3), 6)  # rows 0, 3, 6, ... are class 0; 1, 4, 7, ... class 1; 2, 5, 8, ... class 2
     assert data.select_per_class(y, [4, 3, 2], seed=0).tolist() == [6, 9, 12, 15, 4, 13, 16, 8, 11]
     assert data.select_per_class(y, [4, 3, 2], seed=1).tolist() == [0, 3, 6, 12, 7, 10, 16, 5, 17]
