@@ -103,11 +103,12 @@ def save_letters_synthetic(path, counts=None, class_order: str = "reference", se
     ``counts``, ``class_order`` and ``seed`` are :func:`nclib.data.load`'s, the seed at most
     :data:`MAX_SAVED_SEED` (the file stores it as an int64; :func:`nclib.data.load` renders a larger one when it is
     given no ``data_path``): a larger one is refused with a ValueError naming ``seed`` before anything is rendered.
-    The file holds ``x_train`` (the
-    28 x 28 uint8 images), ``y_train``, the class counts, the seed, the names of the fonts rendered from and the
-    sha256 of the images and labels; it is written atomically.  Rendering the paper's EMNIST profile (5,500
-    images) takes about ten seconds on one core, time a GPU machine's notebook would otherwise spend with the GPU
-    idle, once per notebook.  Written by ``scripts/gpu_letters_data.py``; the training notebook (:ref:`ch-train`)
+    The file holds ``x_train`` (the 28 x 28 uint8 images), ``y_train``, the class counts, the seed, the names of
+    the fonts rendered from and the sha256 of the images and labels; it is written atomically, its folder made first
+    where it is missing.  A ``path`` that is a folder, or whose folder cannot be made because a file is in its way,
+    is refused with a ValueError naming ``path`` before anything is rendered.  Rendering the paper's EMNIST profile
+    (5,500 images) takes about ten seconds on one core, time a GPU machine's notebook would otherwise spend with the
+    GPU idle, once per notebook.  Written by ``scripts/gpu_letters_data.py``; the training notebook (:ref:`ch-train`)
     reads the file as its ``data_path``.
     """
     n, _ = data.resolve_counts("letters-synthetic", counts, class_order)
@@ -119,6 +120,13 @@ def save_letters_synthetic(path, counts=None, class_order: str = "reference", se
     path = pathlib.Path(os.path.expanduser(str(path)))
     if path.suffix != ".npz":
         raise ValueError(f"path must name an .npz file, got {str(path)!r}")
+    if path.is_dir():
+        raise ValueError(f"path {str(path)!r} is a folder; name the .npz file to write")
+    try:  # before rendering: a folder that cannot be made fails now, not after the rendering's seconds
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise ValueError(f"path {str(path)!r} cannot be written: its folder {str(path.parent)!r} cannot be made, "
+                         f"a file is in its way ({exc.strerror})") from None
     images, y = letters_synthetic(n, seed=seed)
     tmp = temporary_path(path)  # this process's own: two renderings written at once never share one
     try:

@@ -136,6 +136,32 @@ def test_a_seed_the_file_cannot_store_is_refused_before_rendering(tmp_path, monk
                                                          seed=top).provenance["images_sha256"]
 
 
+def test_a_rendering_makes_its_missing_folder_and_a_blocked_one_is_refused_unrendered(tmp_path, monkeypatch):
+    """The fault: save_letters_synthetic into a folder that did not exist rendered every letter, then failed with a
+    FileNotFoundError naming its temporary file.  The folder is made first now, as the other writers of the project
+    make theirs; a path that is a folder, or whose folder a file is in the way of, is refused by name, unrendered."""
+    counts = [1] * 26
+    (tmp_path / "taken").write_text("a file, not a folder")
+    (tmp_path / "folder.npz").mkdir()
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("rendered before the path was checked")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(letters, "letters_synthetic", no_rendering)
+        for bad in (tmp_path / "taken" / "letters.npz", tmp_path / "taken" / "deeper" / "letters.npz",
+                    tmp_path / "folder.npz"):
+            with pytest.raises(ValueError, match="^path "):
+                letters.save_letters_synthetic(bad, counts=counts, seed=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.npz", "taken"]
+    path = letters.save_letters_synthetic(tmp_path / "new" / "deeper" / "letters.npz", counts=counts, seed=0)
+    assert path == tmp_path / "new" / "deeper" / "letters.npz" and path.is_file()
+    assert [p.name for p in path.parent.iterdir()] == ["letters.npz"]  # no temporary file left beside it
+    read = data.load("letters-synthetic", counts=counts, seed=0, data_path=path)
+    assert read.provenance["data_sha256"] == data.load("letters-synthetic", counts=counts, seed=0).provenance[
+        "data_sha256"]
+
+
 def test_a_rendering_is_never_read_as_emnist_letters(tmp_path):
     """The stand-in keeps its name: the .npz of save_letters_synthetic holds 28 x 28 uint8 letters and labels 0..25,
     as an EMNIST subset would, and is refused as one, naming data_path, with the dataset to use instead."""
