@@ -107,8 +107,9 @@ def save_letters_synthetic(path, counts=None, class_order: str = "reference", se
     the fonts rendered from and the sha256 of the images and labels; it is written atomically, its folder made first
     where it is missing.  A ``path`` that is a folder, or whose folder cannot be made because a file is in its way,
     is refused with a ValueError naming ``path`` before anything is rendered.  Rendering the paper's EMNIST profile
-    (5,500 images) takes about ten seconds on one core, time a GPU machine's notebook would otherwise spend with the
-    GPU idle, once per notebook.  Written by ``scripts/gpu_letters_data.py``; the training notebook (:ref:`ch-train`)
+    (5,500 images) takes about 5 s on one core (``benchmarks/bench_letters.py``, its output committed in
+    ``benchmarks/results/bench_letters.txt``), time a GPU machine's notebook would otherwise spend with the GPU idle,
+    once per notebook.  Written by ``scripts/gpu_letters_data.py``; the training notebook (:ref:`ch-train`)
     reads the file as its ``data_path``.
     """
     n, _ = data.resolve_counts("letters-synthetic", counts, class_order)

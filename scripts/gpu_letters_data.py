@@ -3,12 +3,12 @@
     python scripts/gpu_letters_data.py DEST.npz [--scale gpu]
 
 Figures 2 and 4 train on ``letters-synthetic`` (the stand-in for EMNIST letters). A notebook renders its 5,500
-images at the paper's counts on the processor, once per notebook (about 10 s, with the GPU idle), and a run
-made in two commands goes through two notebooks. This script renders them once with
-``nclib.letters.save_letters_synthetic`` at the figures' counts, class order and seed; a notebook given the file as
-``data_path`` reads it instead (``nclib.letters.read_letters_synthetic`` checks that it holds the rendering of the
-counts and seed the run asks for), and the training data, and their sha256 in each run's provenance
-(``data_sha256``), are those of a fresh rendering. The script checks that before it finishes.
+images at the paper's counts on the processor, once per notebook (about 5 s on one core, with the GPU idle, as
+``benchmarks/results/bench_letters.txt`` times it), and a run made in two commands goes through two notebooks. This
+script renders them once with ``nclib.letters.save_letters_synthetic`` at the figures' counts, class order and seed;
+a notebook given the file as ``data_path`` reads it instead (``nclib.letters.read_letters_synthetic`` checks that it
+holds the rendering of the counts and seed the run asks for), and the training data, and their sha256 in each run's
+provenance (``data_sha256``), are those of a fresh rendering. The script checks that before it finishes.
 """
 from __future__ import annotations
 
