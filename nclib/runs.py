@@ -427,7 +427,7 @@ def differing_params(run_dir, want, saved=False) -> dict:
             and not (k == "data_path" and same_file(recorded[k], v))}
 
 
-def refuse_other_data(params, run_dirs, advice: str) -> None:
+def refuse_other_data(params, run_dirs, advice: str, now: str | None = None) -> None:
     """Refuse to read back the runs of ``run_dirs`` (finished or diverged, trained together on one data set) as the
     runs of the checked parameters ``params`` (``nclib.parameters.check_params``) where their data file now holds
     other data: the file rewritten at the same ``data_path`` since, say.  The data are loaded
@@ -439,9 +439,12 @@ def refuse_other_data(params, run_dirs, advice: str) -> None:
     :func:`nclib.train.run_planned`) and :ref:`ch-sweeps` (the runs a sweep keeps)."""
     if not isinstance(params, Mapping) or "data_path" not in params:
         raise ValueError(f"params must be a run's checked parameters, data_path among them, got {params!r}")
+    if now is not None and not (isinstance(now, str) and re.fullmatch(r"[0-9a-f]{64}", now)):
+        raise ValueError(f"now must be None or the data's SHA-256 hex digest, got {now!r}")
     if params["data_path"] is None:
         return
-    now = load_for(params).provenance["data_sha256"]
+    if now is None:
+        now = data_sha256_now(params)
     for d in run_dirs:
         d = run_folder_path(d)
         try:
@@ -453,6 +456,13 @@ def refuse_other_data(params, run_dirs, advice: str) -> None:
             raise OtherData(f"run folder {str(d)!r} holds {_a(status)} run trained on other data than data_path "
                             f"{params['data_path']!r} holds now: data_sha256 {str(then)[:12]}... then, {now[:12]}... "
                             f"now; {advice}", d, status)
+
+
+def data_sha256_now(params) -> str:
+    """The ``data_sha256`` of the training set that the checked parameters ``params`` select now
+    (:func:`nclib.data.load_for`: the data file read, the classes and counts selected, the order drawn), which
+    :func:`refuse_other_data` compares with a run's ``provenance.json``; what loading raises where it does not load."""
+    return load_for(params).provenance["data_sha256"]
 
 
 def same_file(a, b) -> bool:

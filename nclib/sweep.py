@@ -85,7 +85,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import _checks, locks, parameters, runs
+from . import _checks, data, locks, parameters, runs
 from .grid import check_names, check_tie, expand_grid, parse_fixed, parse_grid, parse_tie, plain, run_name_for
 from .locks import RunFolderBusy, RunLockedElsewhere, other_host_lock
 from .parameters import DEFAULTS
@@ -199,27 +199,40 @@ def _refuse_other_run(run_dir: pathlib.Path, want: dict) -> None:
             raise ValueError(_other_run_text(run_dir, differ))
 
 
-def _refuse_other_data(params: dict, run_dir: pathlib.Path) -> None:
+def _refuse_other_data(params: dict, run_dir: pathlib.Path, loaded: dict | None = None) -> None:
     """:class:`~nclib.runs.OtherData` where the run that a sweep would keep in ``run_dir`` (finished or diverged) was
     trained on other data than the ``data_path`` of its checked parameters ``params`` holds now
     (:func:`nclib.runs.refuse_other_data`, the comparison of :func:`nclib.train.plan`), or where that file no longer
     loads, so that the run cannot be compared with it: an error of the run in the sweep's table, not a silent keep,
-    and not a run trained again (nothing is deleted; :data:`DATA_ADVICE` says what to do)."""
-    try:
-        runs.refuse_other_data(params, [run_dir], DATA_ADVICE)
-    except OtherData:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the file no longer loads: the run kept is not confirmed either
-        raise OtherData(f"run folder {str(run_dir)!r} holds a run whose data cannot be compared with what data_path "
-                        f"{params['data_path']!r} holds now, which does not load ({type(exc).__name__}: {exc}); "
-                        f"{DATA_ADVICE}", run_dir, runs.recorded_status(run_dir)) from exc
+    and not a run trained again (nothing is deleted; :data:`DATA_ADVICE` says what to do).  ``loaded``: a dict this
+    function fills, from the data-defining parameters (:data:`nclib.data.LOAD_KEYS`) to what loading them gave, so
+    that a sweep whose kept runs share one data selection loads it once, not once per run."""
+    now = None
+    if params["data_path"] is not None:
+        key = json.dumps({k: params[k] for k in data.LOAD_KEYS}, sort_keys=True, default=str)
+        if loaded is None or key not in loaded:
+            try:
+                got = runs.data_sha256_now(params)
+            except Exception as exc:  # noqa: BLE001 - the file no longer loads: the run kept is not confirmed either
+                got = exc
+            if loaded is not None:
+                loaded[key] = got
+        else:
+            got = loaded[key]
+        if isinstance(got, Exception):
+            raise OtherData(f"run folder {str(run_dir)!r} holds a run whose data cannot be compared with what "
+                            f"data_path {params['data_path']!r} holds now, which does not load "
+                            f"({type(got).__name__}: {got}); {DATA_ADVICE}", run_dir,
+                            runs.recorded_status(run_dir)) from got
+        now = got
+    runs.refuse_other_data(params, [run_dir], DATA_ADVICE, now=now)
 
 
-def _kept_error(params: dict, run_dir: pathlib.Path) -> str | None:
-    """The error of a run that :func:`run_sweep` would keep (:func:`_refuse_other_data`), "OtherData: ...", or None
-    where it is kept."""
+def _kept_error(params: dict, run_dir: pathlib.Path, loaded: dict | None = None) -> str | None:
+    """The error of a run that :func:`run_sweep` would keep (:func:`_refuse_other_data`, ``loaded`` as there),
+    "OtherData: ...", or None where it is kept."""
     try:
-        _refuse_other_data(params, run_dir)
+        _refuse_other_data(params, run_dir, loaded)
     except OtherData as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -419,11 +432,11 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     out_dir = pathlib.Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     with lock_sweep(out_dir):
-        todo, kept, other = [], [], {}
+        todo, kept, other, loaded = [], [], {}, {}  # loaded: each data selection's checksum, read once
         for item in planned:
             name = item["params"]["run_name"]
             status, step = next_step(out_dir / name)
-            error = _kept_error(item["params"], out_dir / name) if step == "keep" else None
+            error = _kept_error(item["params"], out_dir / name, loaded) if step == "keep" else None
             if error is not None:  # trained on other data: neither kept as this point's run nor trained again
                 other[name] = {"status": status, "error": error}
             elif step in ("keep", "leave"):

@@ -1001,6 +1001,22 @@ def test_the_data_check_refuses_what_is_no_runs_parameters_by_name(tmp_path, par
         runs.refuse_other_data(params, [tmp_path], "advice")
 
 
+@pytest.mark.parametrize("now", [5, "abc", "A" * 64, b"0" * 64])
+def test_the_data_check_refuses_a_checksum_that_is_no_sha256_by_name(tmp_path, now):
+    with pytest.raises(ValueError, match="now must be None or the data's SHA-256"):
+        runs.refuse_other_data({"data_path": str(tmp_path / "data.npz")}, [tmp_path], "advice", now=now)
+
+
+def test_the_data_check_compares_a_given_checksum_without_loading(tmp_path, monkeypatch):
+    # the checksum a caller loaded already (a sweep, once per data selection) is compared as the loaded one is
+    (tmp_path / "provenance.json").write_text(json.dumps({"data_sha256": "a" * 64}))
+    monkeypatch.setattr(runs, "load_for", lambda params: pytest.fail("loaded although the checksum was given"))
+    params = {"data_path": str(tmp_path / "data.npz")}
+    runs.refuse_other_data(params, [tmp_path], "advice", now="a" * 64)
+    with pytest.raises(runs.OtherData, match="bbbbbbbbbbbb... now; advice"):
+        runs.refuse_other_data(params, [tmp_path], "advice", now="b" * 64)
+
+
 def test_differing_params_compares_numpy_values_as_numbers(tmp_path):
     # a caller's numpy values (np.int64 epochs, an array of counts) are the recorded JSON numbers and lists
     (tmp_path / "params.json").write_text(json.dumps({"epochs": 400, "counts": [3, 2, 1], "lr": 1e-4}))

@@ -720,6 +720,45 @@ def test_a_run_another_process_finishes_before_the_lock_is_kept_not_trained_agai
     assert _files(folder) == other["files"]
 
 
+def test_a_rerun_loads_each_data_selection_once_to_check_the_runs_it_keeps(scheduler, tmp_path, monkeypatch):
+    """The waste: a rerun compared each run it kept with the data its data_path holds now by loading the data once
+    per run, so that a sweep of many points on one data selection read and decoded the file once per point.  The
+    data are now loaded once per selection (the data-defining parameters, nclib.data.LOAD_KEYS: here the seed,
+    which draws the order), and a rewritten file is still found in every run that the selection's load checks."""
+    rng = np.random.default_rng(1)
+    path = tmp_path / "data.npz"
+
+    def write():
+        np.savez(path, x_train=rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8),
+                 y_train=np.repeat(np.arange(3), 10))
+
+    write()
+    fixed = {**{k: v for k, v in TINY.items() if k not in ("dim", "lr", "counts")}, "dataset": "cifar10",
+             "data_path": str(path), "counts": [10, 10, 10]}
+    grid, out = {"lr": [1e-2, 2e-2, 5e-3], "seed": [0, 1]}, tmp_path / "out"
+    first = sweep.run_sweep(grid, fixed, out, scheduler=scheduler, progress=False)
+    assert first["status"].tolist() == ["finished"] * 6
+    loads = []
+    real = runs.load_for
+
+    def counted(params):
+        loads.append(params["seed"])
+        return real(params)
+
+    monkeypatch.setattr(runs, "load_for", counted)
+    again = sweep.run_sweep(grid, fixed, out, scheduler=scheduler, progress=False)
+    assert again["status"].tolist() == ["finished"] * 6 and sweep.exit_status(again) == 0
+    assert sorted(loads) == [0, 1]  # once per seed, not once per run (six before)
+    write()  # other data at the same path: every kept run is an error, from the two loads alone
+    loads.clear()
+    other = sweep.run_sweep(grid, fixed, out, scheduler=scheduler, progress=False)
+    assert sorted(loads) == [0, 1] and all(e.startswith("OtherData:") for e in other["error"])
+    path.write_bytes(b"not a zip archive\n")  # a file that no longer loads: tried once per selection too
+    loads.clear()
+    damaged = sweep.run_sweep(grid, fixed, out, scheduler=scheduler, progress=False)
+    assert sorted(loads) == [0, 1] and all("does not load" in e for e in damaged["error"])
+
+
 def test_a_rerun_keeps_a_run_only_for_the_data_its_file_holds_now(scheduler, tmp_path, capsys):
     """The fault: a rerun kept, and listed "finished" without a word, a run whose data file had been rewritten at its
     path since (train.plan refused the same run).  A run the sweep would keep, finished or diverged, is compared with
