@@ -399,8 +399,8 @@ def differing_params(run_dir, want, saved=False) -> dict:
     """{name: (saved, wanted)} for each parameter of ``want`` (a dict of the parameters that define a run) that
     the ``params.json`` of ``run_dir`` records otherwise (compared as :func:`json_values`; an unreadable or missing
     file records nothing); empty when the folder holds that run (:ref:`ch-train`).  ``saved``: that file's
-    contents as :func:`read_params` read them already (a sweep compares each of its points with every run folder
-    of its output folder, reading each file once); by default the file is read here.
+    contents as :func:`read_params` read them already (a sweep compares a point with the run folders of its
+    output folder that record its run's parameters, reading each file once); by default the file is read here.
 
     ``data_path`` spelled otherwise (relative or absolute) but naming the same existing file is the same.
     A parameter that a readable ``params.json`` lacks reads as its default (:data:`nclib.parameters.DEFAULTS`): it

@@ -146,7 +146,8 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
     if (out_dir / MANIFEST).is_file():
         check_fixed(call_record(grid, fixed, tie), read_manifest(out_dir), out_dir)
     present = _folder_runs(out_dir)
-    planned, seen = [], {}
+    indexed: dict = {}  # the folders by what they record, once per set of defining parameters (_folder_index)
+    planned, seen, first_of = [], set(), {}  # the names planned; {what a point is: its first name}
     for point in expand_grid(grid, tie):
         name = run_name_for({k: v for k, v in point.items() if k not in tie})
         q = {**fixed, **point, "out_dir": str(out_dir), "run_name": name, "progress": False}
@@ -156,16 +157,20 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
             raise ValueError(f"grid point {name}: {exc}") from None
         want = parameters.defining_params(p)
         if name not in present:  # its run may be in the folder under another name: then it is that run
-            same = [n for n, saved in present.items() if saved.get("device", DEFAULTS["device"]) == p["device"]
-                    and not runs.differing_params(out_dir / n, want, saved)]
+            if tuple(want) not in indexed:
+                indexed[tuple(want)] = _folder_index(present, tuple(want))
+            maybe = indexed[tuple(want)].get(_record_key(runs.json_values(want), p["device"]), [])
+            same = [n for n in maybe if present[n].get("device", DEFAULTS["device"]) == p["device"]
+                    and not runs.differing_params(out_dir / n, want, present[n])]
             if same:
                 name = p["run_name"] = same[0]
         # what the point is: the run, and where it trains (a grid over device compares devices)
         key = json.dumps(runs.json_values({**want, "device": p["device"]}), sort_keys=True)
-        if name in seen or key in seen.values():
-            other = name if name in seen else next(n for n, s in seen.items() if s == key)
+        if name in seen or key in first_of:
+            other = name if name in seen else first_of[key]
             raise ValueError(f"grid: points {other} and {name} are the same run (a value listed twice?)")
-        seen[name] = key
+        seen.add(name)
+        first_of[key] = name
         if (out_dir / name / "params.json").is_file():
             differ = runs.differing_params(out_dir / name, want)
             # and a run trained on a CPU is not kept for a GPU (asked only then, so that torch answers for "auto"
@@ -177,6 +182,45 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
                 raise ValueError(_other_run_text(out_dir / name, differ))
         planned.append({"point": point, "params": p})
     return planned
+
+
+def _comparable(value):
+    """A JSON value (as :func:`nclib.runs.json_values` gives it) in a form that two values equal in Python share:
+    booleans and whole floats as integers (``True == 1 == 1.0``), lists and dicts item by item; the key of
+    :func:`_record_key`."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    return value
+
+
+def _record_key(values: dict, device) -> str:
+    """The text under which :func:`plan` looks a run up among the folders of its output folder: the defining
+    parameters ``values`` (JSON values) and the ``device``, :func:`_comparable`, but ``data_path`` (a path spelled
+    otherwise may name the same file, which :func:`nclib.runs.differing_params` then finds).  Two records that
+    ``differing_params`` takes for one run share the key; the folders under a point's key are then compared with
+    the point one by one, so the key finds them but decides nothing."""
+    return json.dumps([_comparable({k: v for k, v in values.items() if k != "data_path"}), _comparable(device)],
+                      sort_keys=True)
+
+
+def _folder_index(present: dict, keys: tuple) -> dict:
+    """{:func:`_record_key`: the names of the folders under it, in the order of ``present``} of the run folders
+    ``present`` ({name: params.json as recorded}, :func:`_folder_runs`), each recording the defining parameters
+    ``keys`` (a key it lacks reads as its default, as :func:`nclib.runs.differing_params` reads it) and its device:
+    built once per plan and set of keys, so that a point finds the folders that may hold its run without comparing
+    it with every folder."""
+    defaults = runs.json_values({k: DEFAULTS.get(k) for k in keys})
+    index: dict = {}
+    for n, saved in present.items():
+        recorded = {k: saved[k] if k in saved else defaults[k] for k in keys}
+        index.setdefault(_record_key(recorded, saved.get("device", DEFAULTS["device"])), []).append(n)
+    return index
 
 
 def _other_run_text(run_dir: pathlib.Path, differ: dict) -> str:

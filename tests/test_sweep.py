@@ -992,6 +992,39 @@ def test_a_grid_parameter_added_later_finds_its_runs_under_their_first_names(sch
     assert [q["params"]["run_name"] for q in planned] == ["lam_W-0.001"]
 
 
+def test_a_plan_compares_each_point_only_with_the_folders_that_may_hold_its_run(tmp_path, monkeypatch):
+    """The waste: a point whose name had no folder yet was compared with every run folder of the output folder, so
+    that planning a grid of n points against n folders made n * n comparisons.  The folders are now indexed once by
+    what they record, and a point is compared only with the folders under its key: with seed added to a grid of 30
+    decays, each folder is compared twice (found under its first name, then checked by that name), however many
+    folders there are; a folder recording a whole float (epochs 4.0) or lacking a parameter at its default is still
+    found."""
+    out = tmp_path / "out"
+    decays = [float(v) for v in np.round(np.logspace(-4, -1, 30), 8)]
+    for q in sweep.plan({"lam_W": decays}, TINY, out):  # the params.json of each point, as a sweep leaves them
+        folder = out / q["params"]["run_name"]
+        folder.mkdir(parents=True)
+        (folder / "params.json").write_text(json.dumps(runs.json_values(q["params"])))
+    names = sorted(d.name for d in out.iterdir())
+    older = json.loads((out / names[0] / "params.json").read_text())
+    (out / names[0] / "params.json").write_text(json.dumps({k: v for k, v in older.items() if k != "spread"}))
+    whole = json.loads((out / names[1] / "params.json").read_text())
+    (out / names[1] / "params.json").write_text(json.dumps({**whole, "epochs": 4.0}))
+    compared = []
+    real = runs.differing_params
+
+    def counted(run_dir, *args, **kw):
+        compared.append(pathlib.Path(run_dir).name)
+        return real(run_dir, *args, **kw)
+
+    monkeypatch.setattr(runs, "differing_params", counted)
+    planned = sweep.plan({"lam_W": decays, "seed": [0, 1]}, TINY, out)
+    assert [q["params"]["run_name"] for q in planned[::2]] == [run_name_for({"lam_W": v}) for v in decays]
+    assert [q["params"]["run_name"] for q in planned[1::2]] == [run_name_for({"lam_W": v, "seed": 1}) for v in decays]
+    assert sorted(compared) == sorted(names * 2)  # 60 comparisons; 1830 before
+    assert sorted(d.name for d in out.iterdir()) == names  # nothing written
+
+
 def test_a_device_added_to_a_grid_finds_only_the_runs_of_that_device(tmp_path):
     """--grid seed=0 on a CPU, then --grid seed=0 --grid device=cpu,cuda: the point on the CPU is the run already
     there; the point on a GPU is another run, with a folder of its own, not the CPU run nor a duplicate point."""
