@@ -310,6 +310,32 @@ def test_cuda_points_are_checked_for_the_workers_of_a_cluster(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_sweep_on_a_scheduler_checks_cuda_points_for_its_workers(tmp_path, monkeypatch):
+    """run_sweep and the command line with a scheduler plan device="cuda" for the cluster's workers: on a machine
+    without a GPU the sweep reaches its cluster, its runs asking for GPU=1; without a scheduler (a local cluster of
+    this machine) the point is refused by name before anything is written."""
+    from nclib import parameters
+
+    monkeypatch.setattr(parameters, "_cuda_available", lambda: False)
+    reached = []
+
+    def no_cluster(scheduler, workers, held, runs=None):
+        reached.append((scheduler, held))
+        raise OSError("no cluster here")
+
+    monkeypatch.setattr(sweep, "_client", no_cluster)
+    cuda = {**TINY, "device": "cuda"}
+    with pytest.raises(OSError, match="no cluster here"):
+        sweep.run_sweep({"seed": [0, 1]}, cuda, tmp_path / "api", scheduler="tcp://127.0.0.1:1", progress=False)
+    with pytest.raises(OSError, match="no cluster here"):
+        sweep.main(["--grid", "seed=0,1", *[f"--set={k}={_text(v)}" for k, v in cuda.items()],
+                    "--out-dir", str(tmp_path / "cli"), "--scheduler", "tcp://127.0.0.1:2", "--no-progress"])
+    assert reached == [("tcp://127.0.0.1:1", {"GPU": 1}), ("tcp://127.0.0.1:2", {"GPU": 1})]
+    with pytest.raises(ValueError, match="device"):
+        sweep.run_sweep({"seed": [0, 1]}, cuda, tmp_path / "here", progress=False)
+    assert not (tmp_path / "here").exists() and len(reached) == 2
+
+
 def test_a_folder_with_other_parameters_is_refused(tmp_path):
     train.run(**TINY, lam_W=1e-3, out_dir=tmp_path, run_name="lam_W-0.001", progress=False)
     before = _files(tmp_path)
@@ -900,10 +926,10 @@ def _elsewhere_cpu(run_dir):
     prov_path.write_text(json.dumps({**json.loads(prov_path.read_text()), "host_cpu": "Another CPU (AVX512)"}))
 
 
-def _train_at_the_second_lock(monkeypatch, folder, params):
+def _train_at_the_second_lock(monkeypatch, folder, params, then=None):
     """Make another writer train ``params`` into ``folder`` from the start to its end just before a worker's second
-    lock of the folder (the one after a refused resume).  Returns (the run lists each lock was asked for, {"files":
-    the folder's files as that writer left them})."""
+    lock of the folder (the one after a refused resume), and call ``then`` (if given) after it.  Returns (the run
+    lists each lock was asked for, {"files": the folder's files as that writer left them})."""
     real, calls, other = locks.lock_runs, [], {}
 
     def another_writer_second(run_dirs, *args, **kw):
@@ -912,6 +938,8 @@ def _train_at_the_second_lock(monkeypatch, folder, params):
             monkeypatch.setattr(locks, "lock_runs", real)
             train.run(**{**params, "overwrite": True})
             other["files"] = _files(folder)
+            if then is not None:
+                then()
         return real(run_dirs, *args, **kw)
 
     monkeypatch.setattr(locks, "lock_runs", another_writer_second)
@@ -930,6 +958,33 @@ def test_a_run_another_process_finishes_after_a_refused_resume_is_kept_not_an_er
     result = sweep._run_point(p)
     assert len(calls) == 2 and other["files"] and runs.run_status(folder) == "finished"
     assert result == {"status": "finished", "error": None, "restarted": None, "fresh": False, "warnings": []}
+    assert _files(folder) == other["files"]
+
+
+def test_a_run_another_process_finishes_after_a_refused_resume_on_data_rewritten_since_is_an_error(tmp_path,
+                                                                                                    monkeypatch):
+    """As above, on a data file: another writer trains the run to its end before the worker's second lock, and the
+    file is then rewritten at its path.  Under the second lock the worker compares the finished run with the data
+    the file holds now, as under the first: an OtherData error naming the folder and the file, the run neither kept
+    as this point's result nor trained again, not one byte changed."""
+    rng = np.random.default_rng(2)
+    path = tmp_path / "data.npz"
+
+    def write():
+        np.savez(path, x_train=rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8),
+                 y_train=np.repeat(np.arange(3), 10))
+
+    write()
+    on_file = {**{k: v for k, v in TINY.items() if k != "dim"}, "dataset": "cifar10", "data_path": str(path)}
+    p = train.check_params(**on_file, out_dir=tmp_path / "out", run_name="r")
+    folder = tmp_path / "out" / "r"
+    train.run(**{**p, "max_train_s": 0})
+    _elsewhere_cpu(folder)
+    calls, other = _train_at_the_second_lock(monkeypatch, folder, p, then=write)
+    result = sweep._run_point(p)
+    assert len(calls) == 2 and other["files"] and runs.run_status(folder) == "finished"
+    assert result["status"] == "finished" and result["restarted"] is None and result["fresh"] is False
+    assert result["error"].startswith("OtherData:") and _names(result["error"], str(folder), str(path))
     assert _files(folder) == other["files"]
 
 
@@ -1633,6 +1688,8 @@ def test_a_local_cluster_has_one_worker_per_core_or_one_when_the_runs_ask_for_re
         sweep._client(None, workers, held)
     cores = len(os.sched_getaffinity(0))
     assert [kw["n_workers"] for kw in made] == [cores, 1, 1, 3, 2]
+    # each worker holds what the runs ask for (a run asking for GPU=1 waits forever on workers holding nothing)
+    assert [kw["resources"] for kw in made] == [None, {"GPU": 1}, {"licence": 2}, {"GPU": 1}, None]
     # no more workers than runs to train (at least one), unless asked for
     for runs_left in (1, 2, cores + 3, 0):
         sweep._client(None, None, {}, runs=runs_left)
