@@ -1639,6 +1639,9 @@ def test_the_help_gives_a_job_array_whose_indices_are_its_points(tmp_path, capsy
     listed = sweep.main([*args.split(), "--list-points"])
     last = int(re.search(r"--array=0-(\d+)", sweep.EPILOG).group(1))
     assert listed["point"].tolist() == list(range(last + 1)) and not (tmp_path / "d").exists()
+    # each task trains with one torch thread, as a Dask worker does (a CPU run resumes only with as many)
+    wrap = re.search(r'--wrap "([^"]*)"', sweep.EPILOG).group(1).split()
+    assert wrap[0] == "OMP_NUM_THREADS=1" and wrap[1:5] == ["python", "-m", "nclib.sweep", "$ARGS"]
 
 
 def test_exit_status_refuses_what_is_not_a_sweeps_table():
