@@ -567,17 +567,27 @@ def list_points(grid: dict, fixed: dict | None, out_dir, tie: dict | None = None
     index a task is given, 0 to n - 1), ``run_name``, ``found`` (the folder's :func:`nclib.runs.run_status`, or
     "failed" for a run whose attempt failed before its folder was written), ``next`` (what a task would do with it,
     :func:`next_step`) and ``error`` (the run's error, or None), status and error as the sweep's table gives them
-    (:func:`nclib.sweeptable.recorded_outcome`).  Checked as :func:`plan` checks them, for runs that train on other
-    machines (``device="cuda"`` passes on a login node without a GPU); nothing is written."""
+    (:func:`nclib.sweeptable.recorded_outcome`).  A run that a task would keep is compared with the data its
+    ``data_path`` holds now, as the task compares it (:func:`_kept_error`, each data selection loaded once): on
+    other data, or a file that no longer loads, its ``next`` is "refuse" (the task neither keeps nor trains it)
+    and its error the :class:`nclib.runs.OtherData` the task meets; on its own data it is kept, and an OtherData
+    error that ``sweep.json`` keeps from an earlier call (the data since put back) is not its error.  Checked as :func:`plan` checks them, for runs
+    that train on other machines (``device="cuda"`` passes on a login node without a GPU); nothing is written."""
     planned = plan(grid, fixed, out_dir, remote=True, tie=tie)
     manifest = read_manifest(planned[0]["params"]["out_dir"]) if planned else {}
-    rows = []
+    rows, loaded = [], {}  # loaded: each data selection's checksum, read once
     for i, item in enumerate(planned):
         name = item["params"]["run_name"]
         run_dir = pathlib.Path(item["params"]["out_dir"]) / name
         status, step = next_step(run_dir)
         prov, damaged = read_provenance(run_dir)  # a damaged one: its error, naming it, as in the table
         found, error = recorded_outcome(name, status, manifest, prov, run_dir)
+        if step == "keep":
+            other = _kept_error(item["params"], run_dir, loaded)
+            if other is not None:  # trained on other data: a task neither keeps it nor trains it again
+                step, error = "refuse", other
+            elif error is not None and error.startswith(f"{OtherData.__name__}:"):  # the data are back: kept
+                error = prov.get("error") or None  # what its folder records (a divergence), as a task leaves it
         rows.append({"point": i, "run_name": name, "found": found, "next": step, "error": damaged or error})
     return pd.DataFrame(rows)
 

@@ -1373,6 +1373,48 @@ def test_a_point_whose_run_failed_before_its_folder_is_listed_as_the_table_gives
     assert pd.isna(listing["error"][0]) and listing["error"][1] == table["error"][1] == prov["error"]
 
 
+def test_the_list_of_points_refuses_a_run_trained_on_other_data_as_its_task_does(tmp_path, monkeypatch, capsys):
+    """The fault: --list-points said "keep" for a finished (or diverged) run whose data file had been rewritten at
+    its path since, a run its task refuses (OtherData), without an error until a task had met it.  The list compares
+    the runs it would keep with the data as the task does, loading each data selection once: such a point is
+    "refuse", with the error its task meets; the data back, "keep", without the error the tasks recorded."""
+    rng = np.random.default_rng(3)
+    path = tmp_path / "data.npz"
+
+    def write():
+        np.savez(path, x_train=rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8),
+                 y_train=np.repeat(np.arange(3), 10))
+
+    write()
+    theirs = path.read_bytes()
+    fixed = {**{k: v for k, v in TINY.items() if k not in ("dim", "lr")}, "dataset": "cifar10", "data_path": str(path)}
+    grid, out = {"lr": [1e-2, 1e3]}, tmp_path / "out"  # lr = 1000 diverges
+    assert [sweep.run_point(grid, fixed, out, i)["status"][0] for i in (0, 1)] == ["finished", "diverged"]
+    loads = []
+    real = runs.load_for
+    monkeypatch.setattr(runs, "load_for", lambda params: loads.append(params["seed"]) or real(params))
+    kept = sweep.list_points(grid, fixed, out)
+    assert kept["next"].tolist() == ["keep", "keep"] and pd.isna(kept["error"][0]) and loads == [0]
+    write()  # other data at the same path
+    before = _files(out)
+    listed = sweep.list_points(grid, fixed, out)
+    assert listed["found"].tolist() == ["finished", "diverged"] and listed["next"].tolist() == ["refuse", "refuse"]
+    assert loads == [0, 0]  # one selection, loaded once for both runs
+    tasks = [sweep.run_point(grid, fixed, out, i)["error"][0] for i in (0, 1)]
+    assert all(e.startswith("OtherData:") for e in tasks)
+    assert listed["error"].tolist() == tasks
+    printed = sweep.main(["--grid", "lr=0.01,1000", *[f"--set={k}={_text(v)}" for k, v in fixed.items()],
+                          "--out-dir", str(out), "--list-points"])
+    assert printed["next"].tolist() == ["refuse", "refuse"] and "OtherData" in capsys.readouterr().out
+    path.write_bytes(theirs)  # the runs' data back
+    back = sweep.list_points(grid, fixed, out)  # sweep.json still holds the tasks' errors: no longer theirs
+    assert sweepmanifest.read_manifest(out)["errors"] and back["next"].tolist() == ["keep", "keep"]
+    diverged = json.loads((out / back["run_name"][1] / "provenance.json").read_text())["error"]
+    assert pd.isna(back["error"][0]) and back["error"][1] == diverged
+    assert {k: v for k, v in _files(out).items() if k != sweepmanifest.MANIFEST} == \
+        {k: v for k, v in before.items() if k != sweepmanifest.MANIFEST}  # the runs untouched
+
+
 @pytest.mark.parametrize("made", [True, False])
 def test_a_summary_of_a_folder_without_runs_exits_with_status_1(tmp_path, capsys, made):
     """An empty output folder, or none yet (before the first task of a job array has started): no point has a run,
