@@ -4,9 +4,12 @@
     python scripts/gpu_data_slice.py --check DEST.npz
 
 (DEST's folder is made if missing: ``.gpu/`` exists only once ``scripts/gpu_prepare.sh`` has run.)  ``--check``
-says why a slice made by an older form of this script must be made again (status 1; :func:`stale`), or that the
-file is damaged or no data file (status 3, :data:`DAMAGED_STATUS`: its arrays are read in full, so a file cut short
-or corrupted is told here), as ``scripts/gpu_figures.sh`` checks before a GPU job starts.
+says why a slice is outdated and must be made again (status 4, :data:`OUTDATED_STATUS`; :func:`stale`): made by an
+older form of this script, or for other class counts than the figures that read it now train on (a profile of
+``nclib/imbalance.py`` or ``nclib/figures/config.py`` changed since); or that the file is damaged or no data file
+(status 3, :data:`DAMAGED_STATUS`: its arrays are read in full, so a file cut short or corrupted is told here), as
+``scripts/gpu_figures.sh`` checks before a GPU job starts.  Any other status (1: the check itself failed, say numpy
+missing) says nothing of the file.
 
 The GPU machine gets a copy of the repository and of the small ignored folder ``.gpu/``, nothing else, and the
 34 MB ``cifar10_subset.npz`` (a JPEG-decoded copy of CIFAR-10, see ../shared/data/README.md) is too large to
@@ -48,26 +51,51 @@ SLICE_MEMBERS = ("x_train", "y_train", "source_rows", "source_sha256", "slice_se
 #: The seed and selection the slice's rows are chosen by (``nclib.data.select_per_class``): those of the runs of
 #: Figures 1 and 3 at the paper's settings.
 CUT_SEED, CUT_SELECTION = 0, "random"
-#: The status of ``--check`` for a file that is damaged or holds no training data (an older form: status 1).
+#: The status of ``--check`` for a file that is damaged or holds no training data.
 DAMAGED_STATUS = 3
+#: The status of ``--check`` for a slice that is outdated (:func:`stale`): its own, so that a check that fails
+#: (status 1, a traceback) is never read as a slice to be made again.
+OUTDATED_STATUS = 4
+
+
+def slice_figures() -> list[int]:
+    """The figures whose GPU runs read the slice: those that train on the CIFAR-10 copy (Figures 1 and 3; the
+    stability runs train on Figure 1's data)."""
+    return [n for n, f in figures.FIGURES.items() if f.dataset == "cifar10"]
 
 
 def stale(path) -> str | None:
-    """Why the slice at ``path`` was made by an older form of this script and must be made again (a member of
-    :data:`SLICE_MEMBERS` missing, or a ``slice_format`` other than :data:`SLICE_FORMAT`), or None: a slice of the
-    current form, or a file that is no slice (no ``source_rows``: a full copy, read as it is).  A file numpy cannot
-    read (cut short, corrupted) raises :class:`nclib.datafiles.DamagedFileError` naming it."""
+    """Why the slice at ``path`` is outdated and must be made again, or None: a slice of the current form whose rows
+    of each class are the class counts that each figure reading it (:func:`slice_figures`) trains on now
+    (``nclib.figures.figure_counts``, from the profiles of ``nclib/imbalance.py`` and ``nclib/figures/config.py``),
+    or a file that is no slice (no ``source_rows``: a full copy, read as it is).  Outdated: made by an older form of
+    this script (a member of :data:`SLICE_MEMBERS` missing, or a ``slice_format`` other than :data:`SLICE_FORMAT`),
+    or for other class counts than a figure's now, whose runs would then select among the slice's rows other data
+    than the full file's.  A file numpy cannot read (cut short, corrupted) raises
+    :class:`nclib.datafiles.DamagedFileError` naming it."""
     try:
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
             if "source_rows" not in f.files:
                 return None
             missing = [k for k in SLICE_MEMBERS if k not in f.files]
             made = int(f["slice_format"]) if "slice_format" in f.files else 1
+            y = np.asarray(f["y_train"]) if "y_train" in f.files else None
     except (ValueError, TypeError, zipfile.BadZipFile, EOFError, zlib.error, struct.error) as exc:
         raise datafiles.DamagedFileError(path, datafiles._error_text(exc)) from exc
     if missing or made != SLICE_FORMAT:
         return (f"{path} is a slice of form {made}, not the form {SLICE_FORMAT} that scripts/gpu_data_slice.py writes"
                 + (f" (it lacks {', '.join(missing)})" if missing else ""))
+    held, differ = "", []
+    for fig in slice_figures():
+        want = figures.figure_counts(fig, "gpu")
+        rows = [int(np.count_nonzero(y == k)) for k in range(len(want))]
+        if rows != want or sum(rows) != y.size:  # rows of a class the figure does not have count too
+            held = f"{rows}" + (f" and {y.size - sum(rows)} of other classes" if sum(rows) != y.size else "")
+            differ.append(f"Figure {fig} trains on {want}")
+    if differ:
+        return (f"{path} holds the rows per class {held}, cut for other class counts than the figures that read it "
+                f"train on now ({'; '.join(differ)}: nclib.figures.figure_counts, from the profiles of "
+                f"nclib/imbalance.py and nclib/figures/config.py)")
     return None
 
 
@@ -118,6 +146,7 @@ if __name__ == "__main__":
             print(exc, file=sys.stderr)
             sys.exit(DAMAGED_STATUS)
         if why:
-            raise SystemExit(why)
+            print(why, file=sys.stderr)
+            sys.exit(OUTDATED_STATUS)
     else:
         main(sys.argv[1], sys.argv[2])

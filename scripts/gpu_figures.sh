@@ -9,10 +9,11 @@
 #    (BUDGET_S, RESERVE_S, LEVER_TIMEOUT_S, ANATOMY_TIMEOUT_S, MEASURE_S, PAIRS_S, STABILITY_EXTRA, TEST_EPOCHS,
 #    MAX_TRAIN_S, FULL_EPOCHS) are whole numbers; PIECE names runs of a figure; $DATA exists (.gpu/, made here by
 #    scripts/gpu_prepare.sh in the repository root and sent along with the checkout) where a CIFAR-10 figure or the
-#    stability runs need it, and is neither damaged nor a slice of an older form (scripts/gpu_data_slice.py
-#    --check); a .gpu/ the job reads was made by the preparation files ($PREPARATION: the preparation scripts and
-#    the nclib modules that render the letters and select and read the data) as this checkout has them (their git
-#    hash-object in .gpu/prepared_from, written by scripts/gpu_prepare.sh, against the working files here);
+#    stability runs need it, and is neither damaged nor an outdated slice, of an older form or cut for other class
+#    counts than the figures' (scripts/gpu_data_slice.py --check); a .gpu/ the job reads was made by the
+#    preparation files ($PREPARATION: the preparation scripts and the nclib modules that render the letters and
+#    select and read the data) as this checkout has them (their git hash-object in .gpu/prepared_from, written by
+#    scripts/gpu_prepare.sh, against the working files here);
 #    TIME_LEFT_S and LEVERS_FROM (below) can be read; torch sees a CUDA GPU (every mode, unless DEVICE=cpu: without
 #    one the default mode would spend minutes on benchmarks and a calibration at the CPU's speed before failing); in
 #    FULL and STABILITY modes, BUDGET_S is at least RESERVE_S + 60, the code is its commit's and the GPU's name
@@ -246,15 +247,19 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
     echo ".gpu/ must be sent along with the checkout to the GPU machine"
     return 2
   fi
-  # a slice made by an older scripts/gpu_data_slice.py lacks what its runs' provenance records (file_source, ...);
-  # a damaged file (cut short on its way, corrupted) would fail only in the notebook, after the install and the tests
+  # a slice made by an older scripts/gpu_data_slice.py lacks what its runs' provenance records (file_source, ...),
+  # and one cut for other class counts than the figures' now (a profile changed) would train them on other rows than
+  # the full file's; a damaged file (cut short on its way, corrupted) would fail only in the notebook, after the
+  # install and the tests. Status 4 is the check's "outdated", 3 its "damaged"; any other (1: the check failed,
+  # numpy missing say) says nothing of the file
   if [ -n "$need_data" ]; then
     local rc=0
     "$PY" scripts/gpu_data_slice.py --check "$DATA" || rc=$?
     case $rc in
       0) ;;
-      1) echo "refused: DATA=$DATA was made by an older form of scripts/gpu_data_slice.py: run scripts/gpu_prepare.sh"
-         echo "again here, and send the new .gpu/ along with the checkout"
+      4) echo "refused: DATA=$DATA is outdated (above: made by an older form of scripts/gpu_data_slice.py, or for other"
+         echo "class counts than the figures train on now): run scripts/gpu_prepare.sh again here, and send the new"
+         echo ".gpu/ along with the checkout"
          return 2 ;;
       3) echo "refused: DATA=$DATA is damaged or holds no training data (above): run scripts/gpu_prepare.sh again"
          echo "here, and send the new .gpu/ along with the checkout (or copy the file named by DATA again)"

@@ -3,7 +3,9 @@
 # job that scripts/README.md gives, and again after any change to this script, scripts/gpu_data_slice.py,
 # scripts/gpu_letters_data.py or the library code that makes what .gpu/ holds (nclib/letters.py, nclib/data.py,
 # nclib/datafiles.py), committed or not (the job refuses a .gpu/ that other forms of them made:
-# .gpu/prepared_from, below).
+# .gpu/prepared_from, below), and after a change of the class counts of Figures 1 and 3 (their profile in
+# nclib/imbalance.py or nclib/figures/config.py: the job refuses a slice cut for other counts than the figures' now,
+# scripts/gpu_data_slice.py --check).
 # Refuses (status 2) a checkout whose code is not its commit's, as
 # the job's FULL and STABILITY modes do there, unless ALLOW_DIRTY=1.
 #   .gpu/wheels/             papermill, jupytext, ipykernel and their needs (cp312 wheels, ../shared/wheels-gpu),

@@ -474,8 +474,10 @@ def test_gpu_prepare_records_its_scripts_and_the_job_refuses_a_gpu_folder_they_d
     the GPU job reads a .gpu/ only where that record is there and equals the checkout's working files (status 2
     otherwise, naming the file changed, before anything is trained): an uncommitted edit made after the
     preparation is refused, an edit the preparation ran with is accepted once committed, a committed change to the
-    library code that renders the letters is refused as a script's is, and a change to another file is no change.
-    The check holds through a checkout reached by a link, too."""
+    library code that renders the letters is refused as a script's is, and a change to another file is no change,
+    unless it changes the class counts the CIFAR-10 slice was cut for (a profile of nclib/imbalance.py): that slice
+    is refused as outdated (scripts/gpu_data_slice.py --check). The check holds through a checkout reached by a
+    link, too."""
     if not (ROOT / ".git").exists():
         pytest.skip("needs the repository's git history")
     clone, git, shared = _preparation_clone(tmp_path, "gpu_figures.sh")
@@ -540,7 +542,17 @@ def test_gpu_prepare_records_its_scripts_and_the_job_refuses_a_gpu_folder_they_d
     subprocess.run(git + ["commit", "-q", "-am", "a preparation script changed"], check=True, capture_output=True)
     log = refused()
     assert "LEVERS_FROM=" not in log and "scripts/gpu_data_slice.py" in log
-    prepare()  # prepared again, then the library code that renders the letters changes in a commit
+    prepare()  # prepared again, then a profile changes in a commit: the slice's rows are not the figures' counts
+    assert "LEVERS_FROM=" in refused()
+    imbalance = clone / "nclib" / "imbalance.py"
+    profiles = imbalance.read_text()
+    assert profiles.count("(200, 2), (100, 2)]") == 1
+    imbalance.write_text(profiles.replace("(200, 2), (100, 2)]", "(200, 2), (50, 2)]"))
+    subprocess.run(git + ["commit", "-q", "-am", "the CIFAR-10 profile changed"], check=True, capture_output=True)
+    log = refused()
+    assert "LEVERS_FROM=" not in log and "is outdated" in log and "Figure 1 trains on [50, 50, 200," in log
+    imbalance.write_text(profiles)  # the profile the slice was cut for, again
+    subprocess.run(git + ["commit", "-q", "-am", "the profile back"], check=True, capture_output=True)
     assert "LEVERS_FROM=" in refused()
     letters = clone / "nclib" / "letters.py"
     letters.write_text(letters.read_text() + "\n# a change to the rendering\n")
@@ -651,7 +663,8 @@ NOT_NUMBERS = {"budget-unit": dict(BUDGET_S="570s"), "budget-word": dict(BUDGET_
                "pairs": dict(FULL="", STABILITY="1", PAIRS_S="3m")}
 
 
-@pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "old-slice", "damaged-data", "no-cuda",
+@pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "old-slice", "slice-counts", "check-fails",
+                                  "damaged-data", "no-cuda",
                                   "no-cuda-default", "h100", "resume-fresh", "resume-default", "resume-word",
                                   "time-left",
                                   "two-budgets", "time-capped", "time-short", "time-narrow", "time-enough",
@@ -660,8 +673,10 @@ NOT_NUMBERS = {"budget-unit": dict(BUDGET_S="570s"), "budget-word": dict(BUDGET_
                                   "levers-precision", *NOT_NUMBERS])
 def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
-    piece that names no runs, a missing or damaged .gpu/ data file or a slice of an older form (whose runs would
-    record less of their data's provenance), no CUDA device (every mode: the default one would otherwise spend
+    piece that names no runs, a missing or damaged .gpu/ data file, a slice of an older form (whose runs would
+    record less of their data's provenance) or one cut for other class counts than the figure's now (its runs
+    would train on other rows than the full file's), a data file whose check itself fails (here numpy cannot be
+    imported: told as such, not as an outdated slice), no CUDA device (every mode: the default one would otherwise spend
     minutes on benchmarks at the CPU's speed) or a GPU that is not an H200 (FULL and STABILITY modes; a fake
     torch.cuda stands in for the H100), a budget that cannot be read, a budget under RESERVE_S + 60 s in
     FULL and STABILITY modes (given, by default or from TIME_LEFT_S: the setup would be paid and nothing trained), a
@@ -675,10 +690,15 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     fake = tmp_path / "fake"
     fake.mkdir()
     (fake / "sitecustomize.py").write_text(FAKE_H100)
+    broken = tmp_path / "broken" / "numpy"  # a numpy that cannot be imported, first on the path
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('no numpy here')\n")
     env.update({"piece": dict(PIECE="L1-L2"),
                 "stability-data": dict(FULL="", STABILITY="1", DATA=str(tmp_path / "no" / "slice.npz")),
                 "full-data": dict(DATA=str(tmp_path / "no" / "slice.npz")),
                 "old-slice": dict(DATA=str(older_slice(tmp_path / "old-slice.npz"))),
+                "slice-counts": dict(DATA=str(slice_of_other_counts(tmp_path / "cifar.npz", tmp_path / "counts.npz"))),
+                "check-fails": dict(PYTHONPATH=f"{broken.parent}{os.pathsep}{env.get('PYTHONPATH', '')}"),
                 "damaged-data": dict(DATA=str(cut_short(tmp_path / "cifar.npz", tmp_path / "cut.npz"))),
                 "no-cuda": dict(DEVICE="auto"),
                 "no-cuda-default": dict(FULL="", DEVICE="auto"),  # the default mode, any GPU model accepted
@@ -729,6 +749,13 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
         assert str(tmp_path / "no" / "slice.npz") in done.stdout
     if case == "old-slice":  # the member the current form has and the older one lacks
         assert "old-slice.npz" in done.stdout and "slice_format" in done.stdout
+    if case in ("old-slice", "slice-counts"):
+        assert "is outdated" in done.stdout and "could not be checked" not in done.stdout
+    if case == "slice-counts":  # the counts it was cut for against the figure's now
+        assert "counts.npz holds the rows per class" in done.stdout and "Figure 1 trains on" in done.stdout
+    if case == "check-fails":  # the check's own failure, not a slice to be made again
+        assert "no numpy here" in done.stdout and "could not be checked" in done.stdout
+        assert "outdated" not in done.stdout and "older form" not in done.stdout
     if case == "damaged-data":  # told by the check itself (DamagedFileError: the file and its sha256), no traceback
         from nclib.datafiles import sha256_file
 
@@ -1034,10 +1061,24 @@ def cut_short(path: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
     return dest
 
 
+def slice_of_other_counts(src: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
+    """A slice of the current form cut from ``src`` as the script cut it under another profile: for class counts
+    whose last class (500 rows in Figures 1 and 3) has 50 rows fewer than the figures' now."""
+    from unittest import mock
+
+    counts = figures.figure_counts(1, "gpu")
+    other = counts[:-1] + [counts[-1] - 50]
+    with mock.patch.object(figures, "figure_counts", lambda fig, scale="gpu": list(other)):
+        _script("gpu_data_slice").main(str(src), str(dest))
+    return dest
+
+
 def test_gpu_data_slice_tells_a_slice_of_an_older_form(tmp_path):
     """A slice made by an older form of the script (without the source's record members, so its runs record less
-    provenance) is told from a current one; a full copy, no slice, is read as it is; a file cut short or corrupted
-    is told as damaged (its own status, the file named, no traceback), not as a slice of an older form."""
+    provenance) is told from a current one, and so is a slice of the current form cut for other class counts than
+    the figures that read it train on now (a profile changed since: their runs would select other rows than the
+    full file's), each as outdated (its own status); a full copy, no slice, is read as it is; a file cut short or
+    corrupted is told as damaged (its own status, the file named, no traceback), not as an outdated slice."""
     from nclib.datafiles import DamagedFileError
 
     slicer = _script("gpu_data_slice")
@@ -1049,13 +1090,23 @@ def test_gpu_data_slice_tells_a_slice_of_an_older_form(tmp_path):
         members = dict(f)
     np.savez(tmp_path / "form1.npz", **dict(members, slice_format=np.array(1)))
     assert set(members) >= set(slicer.SLICE_MEMBERS) and "form 1" in slicer.stale(tmp_path / "form1.npz")
+    assert slicer.slice_figures() == [1, 3]
+    counts = figures.figure_counts(1, "gpu")
+    why = slicer.stale(slice_of_other_counts(src, tmp_path / "counts.npz"))
+    assert f"rows per class {counts[:-1] + [counts[-1] - 50]}," in why
+    assert f"Figure 1 trains on {counts}; Figure 3 trains on {counts}" in why
+    y = members["y_train"].copy()
+    y[0] = len(counts)  # a row of a class the figures do not have, the counts of theirs one short
+    np.savez(tmp_path / "class.npz", **dict(members, y_train=y))
+    assert "and 1 of other classes" in slicer.stale(tmp_path / "class.npz")
     whole = (tmp_path / "slice.npz").read_bytes()
     damaged = bytearray(whole)
     damaged[len(whole) // 2:len(whole) // 2 + 64] = bytes(64)  # a corrupted block inside x_train
     (tmp_path / "corrupted.npz").write_bytes(bytes(damaged))
     with pytest.raises(DamagedFileError):
         slicer.stale(cut_short(tmp_path / "slice.npz", tmp_path / "cut.npz"))
-    for path, status in ((tmp_path / "slice.npz", 0), (tmp_path / "old.npz", 1), (src, 0),
+    for path, status in ((tmp_path / "slice.npz", 0), (tmp_path / "old.npz", slicer.OUTDATED_STATUS), (src, 0),
+                         (tmp_path / "counts.npz", slicer.OUTDATED_STATUS),
                          (tmp_path / "cut.npz", slicer.DAMAGED_STATUS), (tmp_path / "corrupted.npz", slicer.DAMAGED_STATUS)):
         done = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_data_slice.py"), "--check", str(path)],
                               capture_output=True, text=True, timeout=120)
