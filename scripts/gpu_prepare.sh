@@ -47,9 +47,12 @@ cp "$SHARED"/wheels-gpu/*.whl .gpu/wheels/
 # the job installs papermill, jupytext and ipykernel there from these wheels alone (no network, Python 3.12 on x86-64
 # Linux): pip resolves them here as it would there, a dry run for CPython 3.12 and the manylinux platforms up to
 # glibc 2.28 whatever this Python is, installing nothing, with none of what is installed here counted; a need
-# missing, or a wheel built for another Python, is named now, before a GPU machine is started, not in its install
+# missing, or a wheel built for another Python, is named now, before a GPU machine is started, not in its install.
+# The legacy names too: pip matches each name given exactly, and a wheel tagged only manylinux2014 (glibc 2.17),
+# manylinux2010 (2.12) or manylinux1 (2.5) is not one of manylinux_2_17, _2_12 or _2_5 to it
 platforms=()
 for glibc in $(seq 28 -1 5); do platforms+=(--platform "manylinux_2_${glibc}_x86_64"); done
+platforms+=(--platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64)
 if ! resolved=$("$PY" -m pip install --dry-run --quiet --ignore-installed --no-index --find-links .gpu/wheels \
     --python-version 3.12 --implementation cp "${platforms[@]}" --only-binary=:all: --disable-pip-version-check \
     papermill jupytext ipykernel 2>&1); then

@@ -391,8 +391,9 @@ def test_gpu_prepare_refuses_uncommitted_code_and_replaces_the_wheels(tmp_path):
     """scripts/gpu_prepare.sh makes the clean-commit check of the GPU job here, before a GPU machine is started
     (status 2, naming the file, nothing touched), leaves in .gpu/wheels only the wheels it copies, and refuses
     (status 1, before the data) wheels that do not install papermill, jupytext and ipykernel on Python 3.12 by
-    themselves, naming what pip cannot resolve: here ipykernel needs pyzmq, first there only for Python 3.11 (here
-    it then stops at the data, which the fixture's shared folder lacks, after the wheels)."""
+    themselves, naming what pip cannot resolve: here ipykernel needs pyzmq, first there only for Python 3.11, then
+    for Python 3.12 tagged with a legacy manylinux name or a current one, each accepted (here it then stops at the
+    data, which the fixture's shared folder lacks, after the wheels)."""
     if not (ROOT / ".git").exists():
         pytest.skip("needs the repository's git history")
     clone = tmp_path / "clone"
@@ -424,11 +425,15 @@ def test_gpu_prepare_refuses_uncommitted_code_and_replaces_the_wheels(tmp_path):
     assert "on Python 3.12" in done.stderr and "pyzmq (from ipykernel)" in done.stderr
     assert "cifar10_subset.npz" not in done.stdout + done.stderr and not (clone / ".gpu" / "prepared_from").exists()
     cp311.unlink()
-    cp312 = fake_wheel(shared / "wheels-gpu", "pyzmq", "cp312-cp312-manylinux_2_17_x86_64").name
-    done = prepare()  # the wheels resolve, then the missing data stop it
-    assert done.returncode != 0 and "cifar10_subset.npz" in done.stdout + done.stderr
-    assert "install from .gpu/wheels alone on Python 3.12" in done.stdout
-    assert sorted(p.name for p in (clone / ".gpu" / "wheels").iterdir()) == sorted(wheels + [cp312])
+    # the wheels resolve, then the missing data stop it: a wheel tagged with a legacy manylinux name only, as many
+    # are, resolves as one tagged manylinux_2_17 does
+    for tag in ("manylinux2014_x86_64", "manylinux1_x86_64", "manylinux_2_17_x86_64"):
+        cp312 = fake_wheel(shared / "wheels-gpu", "pyzmq", f"cp312-cp312-{tag}")
+        done = prepare()
+        assert done.returncode != 0 and "cifar10_subset.npz" in done.stdout + done.stderr, done.stderr[-2000:]
+        assert "install from .gpu/wheels alone on Python 3.12" in done.stdout
+        assert sorted(p.name for p in (clone / ".gpu" / "wheels").iterdir()) == sorted(wheels + [cp312.name])
+        cp312.unlink()
 
 
 def _preparation_clone(tmp_path: pathlib.Path, *more: str):
