@@ -26,7 +26,8 @@
 #    the engine falls back to eager steps where a CUDA graph cannot be captured);
 # 3. runs the engine benchmark for a few seconds at the runs' precision (benchmarks/bench_train.py, also a
 #    figure's three runs one after another against side by side -> $OUT/bench_train_gpu.txt) and in strict
-#    fp32 ($OUT/bench_train_gpu_fp32.txt); then, at the runs' precision, the engine's opt-in levers beside the
+#    fp32 ($OUT/bench_train_gpu_fp32.txt), each stopped after 120 s (one that ends with another status than 0 is
+#    named in the log, its file holding what it printed: the job goes on); then, at the runs' precision, the engine's opt-in levers beside the
 #    plain engine (benchmarks/bench_train.py --levers $LEVERS: steps/s of one run and a figure's runs side by side
 #    per epoch for each; the lines go to the log, the record to $RESULTS_ROOT/gpu/bench_levers_$PRECISION.json,
 #    inside the archive, rewritten after each lever), stopped after 60 s: a lever that fails costs at most
@@ -444,8 +445,8 @@ main() {
   if [ -n "$FULL" ]; then full_figures "$resuming"; archive; return; fi
   echo "== 3. engine benchmark ($(elapsed) s)"
   # each output's first line is the command that made it, printed by bench_train.py itself
-  timeout 120 "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision "$PRECISION" 2>&1 | tee "$OUT/bench_train_gpu.txt"
-  timeout 120 "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision fp32 2>&1 | tee "$OUT/bench_train_gpu_fp32.txt"
+  engine_benchmark "$PRECISION" bench_train_gpu.txt
+  engine_benchmark fp32 bench_train_gpu_fp32.txt
   local levers_json="${RESULTS_ROOT:-results/figures}/gpu/bench_levers_$PRECISION.json"
   timeout --kill-after=5 "$LEVER_TIMEOUT_S" "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
     --json "$levers_json" 2>&1 || echo "lever benchmark: ended with $(status_text $? "stopped after $LEVER_TIMEOUT_S s"); the runs go on"
@@ -478,6 +479,18 @@ main() {
       scripts/gpu_run_figure.sh "$f" gpu "${sets[@]}"
   done
   archive
+}
+
+# the default mode's engine benchmark at precision $1 into $OUT/$2, for at most 120 s; a status other than 0 (124:
+# stopped by the timeout, the file then cut short) is named in the log, and the job goes on
+engine_benchmark() {
+  local rc
+  timeout 120 "$PY" benchmarks/bench_train.py $BENCH_ARGS --precision "$1" 2>&1 | tee "$OUT/$2"
+  rc=${PIPESTATUS[0]}
+  if [ "$rc" -ne 0 ]; then
+    echo "engine benchmark ($1): ended with $(status_text "$rc" "stopped after 120 s"): $2 holds what it printed" \
+      "before; the runs go on"
+  fi
 }
 
 # the CUDA-only tests of the files "${@:3}" that the -k expression $2 selects, for at most $1 s, appended to

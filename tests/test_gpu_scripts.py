@@ -93,6 +93,7 @@ def test_gpu_figures_script_runs_end_to_end_on_the_cpu(tmp_path):
     log = run_gpu_figures(env)
     assert sorted(p.name for p in out.iterdir()) == ["bench_train_gpu.txt", "bench_train_gpu_fp32.txt",
                                                      "calibration.json", "figures_gpu.tar.gz", "log.txt"]
+    assert "): ended with status" not in log  # each benchmark ended with status 0: no status line
     # the two benchmark outputs are what the summary chapter reads, at the precisions the script says
     tf32, fp32 = (figures.read_benchmark(out / f) for f in ("bench_train_gpu.txt", "bench_train_gpu_fp32.txt"))
     assert tf32["precision"].startswith("tf32") and fp32["precision"].startswith("fp32")
@@ -119,6 +120,27 @@ def test_gpu_figures_script_runs_end_to_end_on_the_cpu(tmp_path):
     assert any(n.endswith("gpu/fig1.run.ipynb") for n in names)
     assert sum(n.endswith("history.csv") for n in names) == 3
     assert "== Figure 1: 3 epochs" in log and "== Figure 1 (gpu) ended with status 0" in log and "== done" in log
+
+
+def test_gpu_figures_script_names_an_engine_benchmark_that_failed(tmp_path):
+    """The default mode's two engine benchmarks (== 3) do not stop the job, but one that ended with another status
+    than 0 (stopped by its 120 s timeout, its output cut short; here refused for an option it does not know) is
+    named in the log with its status, as the levers' benchmark is. The calibration, refused for the same reason,
+    then ends the job (status 1)."""
+    out = tmp_path / "out"
+    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1",
+               DATA=str(fake_cifar(tmp_path / "cifar.npz")), LETTERS_DATA=str(tmp_path / "no-letters.npz"),
+               BENCH_ARGS="--no-such-option", CALIB_ARGS="--no-such-option", RESULTS_ROOT=str(tmp_path / "results"),
+               NOTEBOOK_ROOT=str(tmp_path / "notebooks"), OMP_NUM_THREADS="1")
+    done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 1, (done.stdout + done.stderr)[-3000:]
+    log = (out / "log.txt").read_text()
+    for q, name in (("tf32", "bench_train_gpu.txt"), ("fp32", "bench_train_gpu_fp32.txt")):
+        assert f"engine benchmark ({q}): ended with status 2: {name} holds what it printed" in log
+        assert "--no-such-option" in (out / name).read_text()
+    assert "lever benchmark: ended with status 2" in log
+    assert log.index("engine benchmark (fp32)") < log.index("== 4. calibration")
 
 
 def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
