@@ -27,11 +27,12 @@
 # 3. runs the engine benchmark for a few seconds at the runs' precision (benchmarks/bench_train.py, also a
 #    figure's three runs one after another against side by side -> $OUT/bench_train_gpu.txt) and in strict
 #    fp32 ($OUT/bench_train_gpu_fp32.txt), each stopped after 120 s (one that ends with another status than 0 is
-#    named in the log, its file holding what it printed: the job goes on); then, at the runs' precision, the engine's opt-in levers beside the
-#    plain engine (benchmarks/bench_train.py --levers $LEVERS: steps/s of one run and a figure's runs side by side
-#    per epoch for each; the lines go to the log, the record to $RESULTS_ROOT/gpu/bench_levers_$PRECISION.json,
-#    inside the archive, rewritten after each lever), stopped after 60 s: a lever that fails costs at most
-#    that, and the figures go on;
+#    named in the log, its file holding what it printed: the job goes on); then, at the runs' precision, the
+#    engine's opt-in levers beside the plain engine (benchmarks/bench_train.py --levers $LEVERS --repeats 1:
+#    steps/s of one run and a figure's runs side by side per epoch for each, timed once; the lines go to the log,
+#    the record to $RESULTS_ROOT/gpu/bench_levers_$PRECISION.json, inside the archive, rewritten after each
+#    lever), stopped after LEVER_TIMEOUT_S (default 60) s: a lever that fails costs at most that, and the figures
+#    go on;
 # 4. calibrates the engine's speed on the device (scripts/gpu_budget.py) and runs the figures of $FIGURES in
 #    that order through the training notebook (scripts/gpu_run_figure.sh FIG gpu), each with the most epochs
 #    (<= 12,000) that fit its share of the time left: this mode budgets in epochs (FULL mode uses the
@@ -124,7 +125,10 @@ DEVICE=${DEVICE:-auto}
 DATA=${DATA:-.gpu/cifar10_subset_slice.npz}
 LETTERS_DATA=${LETTERS_DATA:-.gpu/letters_synthetic_gpu.npz}
 PRECISION=${PRECISION:-tf32}
-# the levers' benchmark: BENCH_ARGS where the environment sets them (a CPU test), a few seconds a lever otherwise
+# the levers' benchmark: BENCH_ARGS where the environment sets them (a CPU test), a few seconds a lever otherwise;
+# each lever is timed once (--repeats 1, given before LEVER_ARGS, whose own --repeats wins): bench_train.py's
+# default three rounds a lever, estimated at 15-20 s a lever from the H200's speeds measured so far, would leave the
+# last two or three of the seven levers out of the stability job's 90 s (LEVER_TIMEOUT_S=90, scripts/README.md)
 LEVER_ARGS=${LEVER_ARGS:-${BENCH_ARGS:---steps 600 --figure-epochs 20}}
 LEVERS=${LEVERS:-plain grouped_adam=true adam_in_backward=true steps_per_graph=23 grouped_adam=true,steps_per_graph=23 adam_in_backward=true,steps_per_graph=23 deferred_metrics=true}
 LEVER_TIMEOUT_S=${LEVER_TIMEOUT_S:-60}  # the lever benchmark stops after this many seconds (the levers measured stay)
@@ -448,7 +452,7 @@ main() {
   engine_benchmark "$PRECISION" bench_train_gpu.txt
   engine_benchmark fp32 bench_train_gpu_fp32.txt
   local levers_json="${RESULTS_ROOT:-results/figures}/gpu/bench_levers_$PRECISION.json"
-  timeout --kill-after=5 "$LEVER_TIMEOUT_S" "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
+  timeout --kill-after=5 "$LEVER_TIMEOUT_S" "$PY" benchmarks/bench_train.py --repeats 1 $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
     --json "$levers_json" 2>&1 || echo "lever benchmark: ended with $(status_text $? "stopped after $LEVER_TIMEOUT_S s"); the runs go on"
   echo "== 4. calibration ($(elapsed) s)"
   local letters=()
@@ -570,7 +574,7 @@ stability_job() {
   done
   echo "== 4b. levers ($(elapsed) s)"
   if t=$(capped "$LEVER_TIMEOUT_S"); then
-    timeout --kill-after=5 "$t" "$PY" benchmarks/bench_train.py $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
+    timeout --kill-after=5 "$t" "$PY" benchmarks/bench_train.py --repeats 1 $LEVER_ARGS --precision "$PRECISION" --levers $LEVERS \
       --json "$BENCH_DIR/bench_levers_$PRECISION.json" 2>&1 || echo "lever benchmark: ended with status $?"
     archive_benchmarks
   fi

@@ -626,7 +626,10 @@ def test_gpu_figures_script_stability_mode_on_the_cpu(tmp_path):
     assert record["precision"] == "tf32" and record["figure"] is not None
     assert figures.read_benchmark(bench / "bench_train_gpu_fp32.txt")["precision"].startswith("fp32")
     assert [line.startswith("$ ") for line in (bench / "bench_train_gpu.txt").read_text().splitlines()].count(True) == 1
-    assert "plain" in json.loads((bench / "bench_levers_tf32.json").read_text())["levers"]
+    levers = json.loads((bench / "bench_levers_tf32.json").read_text())
+    # each lever timed once, within the levers' seconds; the engine benchmark at bench_train.py's default rounds
+    assert "plain" in levers["levers"] and levers["problem"]["repeats"] == 1
+    assert json.loads((bench / "bench_train_gpu.json").read_text())["timing"]["repeats"] == 3
     anatomy = json.loads((bench / "bench_anatomy_tf32.json").read_text())
     assert sorted(anatomy["steps"]) == ["1", "3", "6"] and anatomy["backbones"]["runs"] == 3
 
