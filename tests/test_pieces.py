@@ -1,12 +1,13 @@
 """What fits one GPU machine: the parameter counts of the figures' networks, the predicted seconds of a piece of a
 figure's runs (nclib.figures.piece_seconds), the fewest pieces (fewest_pieces) and scripts/gpu_budget.py pieces."""
 import json
+import re
 
 import pytest
 import torch
 
 import nclib.figures as figures
-from nclib import models
+from nclib import ROOT, models
 
 from test_gpu_scripts import _script
 
@@ -72,6 +73,23 @@ def test_the_script_prints_the_pieces_or_says_none_fits(tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         gpu_budget.main(["pieces", "2", "--calibration", str(path), "--budget-s", "100"])
     assert done.value.code == 1 and "Figure 2: no plan" in capsys.readouterr().out
+
+
+def test_the_runbook_quotes_what_its_pieces_commands_print(monkeypatch, capsys):
+    """Each `gpu_budget.py pieces` command of scripts/README.md that the runbook follows with what it prints (the
+    committed calibration, TF32 and strict fp32) prints that line, a plan or none (status 1)."""
+    text = (ROOT / "scripts" / "README.md").read_text()
+    quoted = re.findall(r"```\n\.venv/bin/python scripts/gpu_budget\.py (pieces [^\n]*)\n```\n+prints `([^`]*)`", text)
+    assert len(quoted) >= 3 and any("--slower" in command for command, _ in quoted)
+    monkeypatch.chdir(ROOT)  # the runbook's commands run from the repository root
+    for command, printed in quoted:
+        if printed.startswith("Figure 1: no plan"):
+            with pytest.raises(SystemExit) as done:
+                gpu_budget.main(command.split())
+            assert done.value.code == 1
+        else:
+            gpu_budget.main(command.split())
+        assert capsys.readouterr().out.rstrip("\n") == printed, command
 
 
 def test_the_script_counts_a_notebook_s_data_as_told(tmp_path, capsys):
