@@ -17,7 +17,8 @@
 #    TIME_LEFT_S and LEVERS_FROM (below) can be read; torch sees a CUDA GPU (every mode, unless DEVICE=cpu: without
 #    one the default mode would spend minutes on benchmarks and a calibration at the CPU's speed before failing); in
 #    FULL and STABILITY modes, BUDGET_S is at least RESERVE_S + 60, the code is its commit's and the GPU's name
-#    contains $EXPECT_GPU (default H200 there: every budget and timing of these jobs is an H200's);
+#    contains $EXPECT_GPU (default H200 there: every budget and timing of these jobs is an H200's); in FULL mode,
+#    PRECISION is given (the stability job's decision);
 # 1. installs papermill, jupytext and ipykernel from .gpu/wheels (no network there) unless present (not in
 #    STABILITY mode, which runs no notebook), and puts nclib on PYTHONPATH (and scripts/gpu_shim, a stand-in for
 #    myst_nb.glue, if myst_nb is missing);
@@ -99,7 +100,8 @@
 #
 # Environment: BUDGET_S (seconds for the whole script, default 530), FIGURES (default "1 3": the figures to
 # run, in priority order; "2 4" for the EMNIST-profile figures), PRECISION (default tf32: TF32 matrix
-# products in training, the metrics in fp32), PY (default python3; exported: scripts/gpu_run_figure.sh runs
+# products in training, the metrics in fp32; FULL mode refuses to start without it, status 2: there it is the
+# stability job's decision, never a default), PY (default python3; exported: scripts/gpu_run_figure.sh runs
 # the notebooks with it), DEVICE (default auto), DATA (default
 # .gpu/cifar10_subset_slice.npz), LETTERS_DATA (default .gpu/letters_synthetic_gpu.npz: the letters of Figures 2
 # and 4 rendered ahead, read by their notebooks and the calibration; where the file is missing they render the
@@ -124,6 +126,8 @@ export PY=${PY:-python3}  # scripts/gpu_run_figure.sh runs the notebooks with th
 DEVICE=${DEVICE:-auto}
 DATA=${DATA:-.gpu/cifar10_subset_slice.npz}
 LETTERS_DATA=${LETTERS_DATA:-.gpu/letters_synthetic_gpu.npz}
+# FULL mode needs PRECISION given (the stability job's decision), refused otherwise: the default is no decision
+PRECISION_GIVEN=${PRECISION:-}
 PRECISION=${PRECISION:-tf32}
 # the levers' benchmark: BENCH_ARGS where the environment sets them (a CPU test), a few seconds a lever otherwise;
 # each lever is timed once (--repeats 1, given before LEVER_ARGS, whose own --repeats wins): bench_train.py's
@@ -239,6 +243,12 @@ preflight() {
     fi
     printf -v "$name" '%d' "$(( 10#${!name} ))"
   done
+  if [ -n "$FULL" ] && [ -z "$PRECISION_GIVEN" ]; then
+    echo "refused: FULL mode needs PRECISION, the stability job's decision (tf32 or fp32: its log's 'decision: ...'"
+    echo "line, nclib.figures.stability.precision_decision of the landed pairs); the default, tf32, is no decision,"
+    echo "and scripts/land_gpu_runs.py refuses runs of another precision than the committed pairs decide"
+    return 2
+  fi
   if [ -n "$PIECE" ] && ! "$PY" -c "import sys; sys.path.insert(0, 'scripts'); import figure_notebook as f
 try: f.check_piece(sys.argv[1])
 except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 and 6)')" "$PIECE"; then

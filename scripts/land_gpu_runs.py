@@ -17,13 +17,15 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         (fig<k>-L<L> with the L of its params, and its run_name), is reported and not landed: it never becomes a
         figure's run; nor is a run made in another precision, on another GPU model, with another torch, another
         NC3 or other training data (data_sha256) than the runs of its figure landed before, in this job or an
-        earlier one (promote would refuse the figure, and the run would stand in the way of the right one).  A
-        job none of whose runs of a figure landed leaves no record there.  A run already landed is not replaced,
-        nor a job's record.
+        earlier one (promote would refuse the figure, and the run would stand in the way of the right one), nor
+        one of another precision than the committed stability pairs of results/stability/ decide, where there
+        are any (nclib.figures.stability.precision_decision).  A job none of whose runs of a figure landed leaves
+        no record there.  A run already landed is not replaced, nor a job's record.
     python scripts/land_gpu_runs.py promote FIG
         once results/figures/pieces/fig<FIG>/ holds the runs L = 1, 3, 6 of the paper's 12,000 epochs, clean
-        commits of one precision, GPU model, torch version, NC3 and training data (it prints the commits in the
-        order of git's history, and what changed in nclib/ and book/training/train.md from each to the next):
+        commits of one precision, GPU model, torch version, NC3 and training data, that precision the one the
+        committed stability pairs decide where there are any (it prints the commits in the order of git's
+        history, and what changed in nclib/ and book/training/train.md from each to the next):
         they replace the figure's committed GPU runs in results/figures/gpu/fig<FIG>/ (the earlier ones stay in
         git's history), with the jobs' records in results/figures/gpu/fig<FIG>/jobs/ and their notebooks in
         book/figures/gpu/, and it prints the _toc.yml line that lists those.  The figure's chapter then reads
@@ -49,6 +51,7 @@ import zlib
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
 from nclib import ROOT, figures  # noqa: E402
+from nclib.figures import stability  # noqa: E402
 from nclib.runs import load_run  # noqa: E402
 
 #: Where landed pieces wait for their figure's other runs (under --root).
@@ -57,6 +60,8 @@ GPU_RUNS = pathlib.Path("results") / "figures" / "gpu"
 GPU_NOTEBOOKS = pathlib.Path("book") / "figures" / "gpu"
 #: Where a FULL job's archive holds the logs of the earlier commands on its machine (scripts/gpu_figures.sh).
 EARLIER_LOGS = pathlib.Path("logs")
+#: Where the committed precision stability pairs lie (under --root): their decision is every figure run's precision.
+STABILITY = pathlib.Path("results") / "stability"
 
 
 def arithmetic(params: dict, provenance: dict) -> dict:
@@ -68,6 +73,28 @@ def arithmetic(params: dict, provenance: dict) -> dict:
             "torch": provenance.get("versions", {}).get("torch"),
             "NC3": figures.Run(None, params, {}, provenance).nc3_compares,
             "data_sha256": provenance.get("data_sha256")}
+
+
+def decided_precision(root: pathlib.Path) -> dict | None:
+    """The precision decision of the committed stability pairs under ``root`` (:data:`STABILITY`:
+    ``nclib.figures.stability.precision_decision`` of the pairs as ``load_stability(committed=True)`` reads them),
+    or None where no stability run lies there (none committed yet).  ValueError, naming the folder, where the runs
+    there cannot be read as committed pairs or decide nothing: no figure run's precision can then be checked."""
+    folder = pathlib.Path(root) / STABILITY
+    if not any(folder.glob(f"fig{stability.FIGURE}-L{stability.L}-*-seed*")):
+        return None
+    try:
+        return stability.precision_decision(stability.stability_rows(stability.load_stability(folder,
+                                                                                              committed=True)))
+    except ValueError as exc:
+        raise ValueError(f"the stability runs in {str(folder)!r} decide no precision, against which the figure "
+                         f"runs' is checked: {exc}") from None
+
+
+def _decision_text(decision: dict) -> str:
+    """The decision of :func:`decided_precision` in a refusal's words."""
+    return (f"the {decision['precision']} that the committed stability pairs decide ({STABILITY}/: "
+            f"{decision['case']}, seeds {decision['seeds']})")
 
 
 def _runs_in(tree: pathlib.Path) -> list[pathlib.Path]:
@@ -105,6 +132,7 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
                 raise ValueError(f"job {job!r} has landed in {str(record.relative_to(root))!r} already; give this "
                                  f"job another name")
         before = {fig: _landed_arithmetic(root / PIECES / f"fig{fig}") for fig in figs}
+        decision = decided_precision(root)
         for path in runs:
             fig = int(path.parent.name[3:])
             try:  # a run folder the job left without its history or provenance (killed early): refused alone
@@ -120,6 +148,9 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
                 problems.append(f"L={run.L}: not made from a clean commit (git_dirty), which promote refuses")
             problems += figures.commit_problems({run.L: run})  # a commit rebased away: a fresh clone lacks it
             made_with = arithmetic(params, prov)
+            if decision is not None and made_with["precision"] != decision["precision"]:
+                problems.append(f"L={run.L}: precision {made_with['precision']}, not {_decision_text(decision)}, "
+                                f"which promote refuses")
             for name, theirs in before[fig].items():
                 differ = [f"{what} {made_with[what]}, not the landed {name}'s {theirs[what]}" for what in made_with
                           if made_with[what] != theirs[what]]
@@ -238,6 +269,11 @@ def promote(fig: int, root: pathlib.Path) -> str:
     made_with = {L: arithmetic(r.params, r.provenance) for L, r in runs.items()}
     for what in next(iter(made_with.values())):  # what land compares too
         _same(made_with, what, lambda made: made[what])
+    # and the precision the committed stability pairs decide, where there are any: never a default's
+    decision = decided_precision(root)
+    precision = next(iter(made_with.values()))["precision"]
+    if decision is not None and precision != decision["precision"]:
+        raise ValueError(f"the landed runs were trained in precision {precision}, not {_decision_text(decision)}")
     # every call that trained a run (its segments: a run resumed in a later job has one per job) from a clean commit
     dirty = [L for L, r in runs.items() if made_dirty(r.provenance)]  # land refuses them; runs landed by hand too
     if dirty:

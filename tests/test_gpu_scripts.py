@@ -150,7 +150,7 @@ def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
     notebook as a segment."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="3", FULL="1",
-                ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
+                PRECISION="tf32", ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
                 EXTRA_SETS="width=32 metric_every=1 lr=0.001", OMP_NUM_THREADS="1")
 
     def call(**env):
@@ -202,7 +202,7 @@ def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_pa
     the other two side by side; together they are the figure's three runs."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="2", FULL="1",
-                ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
+                PRECISION="tf32", ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
                 EXTRA_SETS="width=16 metric_every=1 lr=0.001", OMP_NUM_THREADS="1")
 
     def call(**env):
@@ -237,7 +237,7 @@ def test_gpu_figures_script_full_mode_resumes_the_runs_beside_a_diverged_one(tmp
     can (nclib.runs.plan_runs), so with it in the call the notebook would be refused."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", PIECE="L3-L6",
-                TEST_EPOCHS="3", FULL="1", ALLOW_DIRTY="1", STAGE=str(stage),
+                TEST_EPOCHS="3", FULL="1", PRECISION="tf32", ALLOW_DIRTY="1", STAGE=str(stage),
                 DATA=str(fake_cifar(tmp_path / "cifar.npz")), EXTRA_SETS="width=16 metric_every=1 lr=0.001",
                 OMP_NUM_THREADS="1")
     base.pop("BUDGET_S", None)
@@ -278,8 +278,9 @@ def test_gpu_figures_script_full_mode_keeps_a_finished_piece_and_its_notebook(tm
     out, stage = tmp_path / "out", tmp_path / "stage"
     record = lever_record(tmp_path, "tf32")  # its lever, read by the script, reaches the notebook and the run
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", PIECE="L1", TEST_EPOCHS="2",
-               FULL="1", ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
-               EXTRA_SETS="width=16 metric_every=1 lr=0.001", LEVERS_FROM=str(record), OMP_NUM_THREADS="1")
+               FULL="1", PRECISION="tf32", ALLOW_DIRTY="1", STAGE=str(stage),
+               DATA=str(fake_cifar(tmp_path / "cifar.npz")), EXTRA_SETS="width=16 metric_every=1 lr=0.001",
+               LEVERS_FROM=str(record), OMP_NUM_THREADS="1")
     log = run_gpu_figures(env)
     assert f"levers from {record}: grouped_adam=true" in log and '"grouped_adam":true' in log
     run = stage / "results" / "figures" / "gpu" / "fig1" / "fig1-L1"
@@ -312,7 +313,8 @@ def test_gpu_figures_script_reads_the_letters_rendered_ahead(tmp_path):
     letters_file = letters.save_letters_synthetic(tmp_path / "letters.npz", counts=counts, seed=0)
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="2", TEST_EPOCHS="1", FULL="1",
-                ALLOW_DIRTY="1", STAGE=str(stage), LETTERS_DATA=str(letters_file), OMP_NUM_THREADS="1",
+                PRECISION="tf32", ALLOW_DIRTY="1", STAGE=str(stage), LETTERS_DATA=str(letters_file),
+                OMP_NUM_THREADS="1",
                 EXTRA_SETS="width=32 depth=1 metric_every=1 lr=0.001 batch_size=16 counts="
                 + json.dumps(counts).replace(" ", ""))  # width >= K = 26: NC2 of W is defined
     log = run_gpu_figures(base)
@@ -399,7 +401,7 @@ def test_gpu_figures_script_full_mode_refuses_a_checkout_whose_code_is_not_its_c
     subprocess.run(["git", "clone", "-q", "--local", str(ROOT), str(clone)], check=True, capture_output=True)
     (clone / "scripts" / "gpu_figures.sh").write_text((ROOT / "scripts" / "gpu_figures.sh").read_text())
     (clone / "CONTRIBUTING.md").write_text((clone / "CONTRIBUTING.md").read_text() + "\na change\n")
-    env = dict(os.environ, OUT=str(tmp_path / "out"), PY=sys.executable, DEVICE="cpu", FULL="1",
+    env = dict(os.environ, OUT=str(tmp_path / "out"), PY=sys.executable, DEVICE="cpu", FULL="1", PRECISION="tf32",
                STAGE=str(tmp_path / "stage"), DATA=str(fake_cifar(tmp_path / "cifar.npz")), OMP_NUM_THREADS="1")
     env.pop("ALLOW_DIRTY", None)
     done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=clone, env=env, capture_output=True, text=True,
@@ -532,7 +534,7 @@ def test_gpu_prepare_records_its_scripts_and_the_job_refuses_a_gpu_folder_they_d
     assert record.splitlines()[0] == f"commit {head}"
     assert _script("gpu_data_slice").stale(clone / ".gpu" / "cifar10_subset_slice.npz") is None
     out, stage = tmp_path / "out", tmp_path / "stage"
-    job = dict(env, OUT=str(out), DEVICE="cpu", FIGURES="1", FULL="1", STAGE=str(stage),
+    job = dict(env, OUT=str(out), DEVICE="cpu", FIGURES="1", FULL="1", PRECISION="tf32", STAGE=str(stage),
                LEVERS_FROM=str(tmp_path / "missing.json"))  # refused for the lever record once .gpu/ is accepted
     link = tmp_path / "link"
     link.symlink_to(clone)  # the same checkout reached by a link: $PWD is the link's path there
@@ -700,7 +702,7 @@ NOT_NUMBERS = {"budget-unit": dict(BUDGET_S="570s"), "budget-word": dict(BUDGET_
                                   "two-budgets", "time-capped", "time-short", "time-narrow", "time-enough",
                                   "time-stability", "time-stability-capped", "short-budget",
                                   "short-budget-stability", "short-default-budget", "least-budget", "levers",
-                                  "levers-precision", *NOT_NUMBERS])
+                                  "levers-precision", "full-precision", *NOT_NUMBERS])
 def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
     piece that names no runs, a missing or damaged .gpu/ data file, a slice of an older form (whose runs would
@@ -710,12 +712,13 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     minutes on benchmarks at the CPU's speed) or a GPU that is not an H200 (FULL and STABILITY modes; a fake
     torch.cuda stands in for the H100), a budget that cannot be read, a budget under RESERVE_S + 60 s in
     FULL and STABILITY modes (given, by default or from TIME_LEFT_S: the setup would be paid and nothing trained), a
-    lever record that is missing, RESUME=1 where the stage holds no run of the piece (a second command on a fresh
-    machine) or outside FULL mode, a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s
-    would otherwise stop the job after its install and CUDA tests, BUDGET_S=abc would be read as 0)."""
+    lever record that is missing, FULL mode without PRECISION (the stability job's decision: a default is none),
+    RESUME=1 where the stage holds no run of the piece (a second command on a fresh machine) or outside FULL mode,
+    a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s would otherwise stop the job
+    after its install and CUDA tests, BUDGET_S=abc would be read as 0)."""
     out, stage = tmp_path / "out", tmp_path / "stage"
-    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", FULL="1", ALLOW_DIRTY="1",
-               STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")), OMP_NUM_THREADS="1")
+    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", FULL="1", PRECISION="tf32",
+               ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")), OMP_NUM_THREADS="1")
     env.pop("BUDGET_S", None)
     fake = tmp_path / "fake"
     fake.mkdir()
@@ -759,6 +762,8 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
                 "levers": dict(LEVERS_FROM=str(tmp_path / "bench_levers_tf32.json")),
                 # a lever record measured with TF32 products, for runs in strict fp32
                 "levers-precision": dict(PRECISION="fp32", LEVERS_FROM=str(lever_record(tmp_path, "tf32"))),
+                # FULL mode without PRECISION: the default tf32 is not the stability job's decision
+                "full-precision": dict(PRECISION=""),
                 **NOT_NUMBERS}[case])
     done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -775,6 +780,7 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
         assert ("default mode refused" in done.stdout) == (case == "no-cuda-default")
     if case == "levers-precision":
         assert "measured at precision 'tf32', the runs train at precision 'fp32'" in done.stdout
+    assert ("FULL mode needs PRECISION" in done.stdout) == (case == "full-precision")
     if case == "stability-data":
         assert str(tmp_path / "no" / "slice.npz") in done.stdout
     if case == "old-slice":  # the member the current form has and the older one lacks
@@ -835,8 +841,8 @@ def test_gpu_figures_script_fails_when_nothing_was_made(tmp_path):
     pair whole: test_gpu_figures_script_stability_pairs_leave_time_for_the_measurements; a budget too short for
     any training is refused before the setup, test_gpu_figures_script_refuses_before_anything_runs.)"""
     out, stage = tmp_path / "out", tmp_path / "stage"
-    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", ALLOW_DIRTY="1", FULL="1", FIGURES="1",
-               STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")), TEST_EPOCHS="2",
+    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", ALLOW_DIRTY="1", FULL="1", PRECISION="tf32",
+               FIGURES="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")), TEST_EPOCHS="2",
                EXTRA_SETS="width=16 lr=-1", OMP_NUM_THREADS="1")
     env.pop("BUDGET_S", None)
     full = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, capture_output=True, text=True, timeout=300,

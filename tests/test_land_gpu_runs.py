@@ -2,9 +2,11 @@
 committed runs, and made its runs only once all three are there (on fixture run folders: no training)."""
 from __future__ import annotations
 
+import csv
 import io
 import json
 import pathlib
+import shutil
 import tarfile
 from unittest.mock import ANY
 
@@ -15,6 +17,7 @@ import nclib
 from nclib import figures, train
 
 from test_gpu_scripts import _script
+from test_stability import _gpu_pair
 
 land_gpu_runs = _script("land_gpu_runs")
 
@@ -181,6 +184,68 @@ def test_promote_refuses_pieces_that_are_not_one_arithmetic(root, tmp_path):
         with pytest.raises(ValueError, match=match):
             land_gpu_runs.promote(1, root)
     assert pieces.is_dir() and len(figures.load_figure(1, "gpu", root=root / "results" / "figures")) == 3
+
+
+def stability_pairs(root: pathlib.Path, decided: str) -> pathlib.Path:
+    """Seed 0's stability pair committed under ``root`` (results/stability/), a GPU pair whose TF32 run engaged, made
+    as tests/test_stability.py makes one, deciding ``decided``: "tf32" as made (both runs spiked alike, with the
+    committed CPU run's spike), "fp32" with the fp32 run's objective falling throughout (its running minimum), so
+    that only the TF32 run spiked."""
+    from nclib.figures import stability
+
+    folder = _gpu_pair(root / "results" / "stability", engaged=True)
+    if decided == "fp32":
+        path = folder / stability.run_name("fp32", 0) / "history.csv"
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        low = np.minimum.accumulate([float(r["objective"]) for r in rows])
+        for r, value in zip(rows, low):
+            r["objective"] = repr(float(value))
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    rows = stability.stability_rows(stability.load_stability(folder, committed=True))
+    assert stability.precision_decision(rows)["precision"] == decided
+    return folder
+
+
+@pytest.mark.parametrize("decided", ["tf32", "fp32"])
+def test_land_and_promote_take_only_the_precision_the_committed_stability_pairs_decide(root, tmp_path, decided):
+    """Once stability pairs are committed in results/stability/, their decision (precision_decision) is the figure
+    runs' precision, never a default's: land refuses a run of another precision, naming the decision, and lands the
+    others; promote refuses a figure whose runs were landed in another precision before the pairs were committed.
+    Where no pair is committed, nothing is decided and any one precision is promoted."""
+    other = {"tf32": "fp32", "fp32": "tf32"}[decided]
+    pieces = root / "results" / "figures" / "pieces" / "fig1"
+    assert land_gpu_runs.decided_precision(root) is None  # no pair committed yet
+    # landed before the pairs were committed
+    first = land_gpu_runs.land(job_outputs(tmp_path, "a", "L1-L3-L6", [dict(L=L, precision=other) for L in (1, 3, 6)]),
+                               "a", root)
+    assert first["landed"] == ["fig1-L1", "fig1-L3", "fig1-L6"]
+    pairs = stability_pairs(root, decided)
+    assert land_gpu_runs.decided_precision(root)["precision"] == decided
+    with pytest.raises(ValueError, match=f"trained in precision {other}, not the {decided} that the committed "
+                                         r"stability pairs decide \(results/stability/: "):
+        land_gpu_runs.promote(1, root)
+    assert land_gpu_runs.main(["promote", "1", "--root", str(root)]) == 2
+    assert len(figures.load_figure(1, "gpu", root=root / "results" / "figures")) == 3  # nothing moved
+    for L in (1, 3, 6):  # the runs of the wrong precision taken out by hand
+        shutil.rmtree(pieces / f"fig1-L{L}")
+    shutil.rmtree(pieces / "jobs")
+    got = land_gpu_runs.land(job_outputs(tmp_path, "b", "L1-L3-L6", [dict(L=1, precision=other),
+                                                                      dict(L=3, precision=decided),
+                                                                      dict(L=6, precision=decided)]), "b", root)
+    assert got == {"landed": ["fig1-L3", "fig1-L6"], "refused": {"fig1-L1": ANY}}
+    assert f"L=1: precision {other}, not the {decided} that the committed stability pairs" in got["refused"]["fig1-L1"]
+    assert land_gpu_runs.land(job_outputs(tmp_path, "c", "L1", [dict(L=1, precision=decided)]), "c",
+                              root)["landed"] == ["fig1-L1"]
+    land_gpu_runs.promote(1, root)
+    assert {r.params["precision"] for r in figures.load_figure(1, "gpu", root=root / "results" / "figures").values()} \
+        == {decided}
+    shutil.rmtree(pairs / "fig1-L6-tf32-seed0")  # half a pair committed: no seed with both runs decides anything
+    with pytest.raises(ValueError, match="decide no precision.*no seed with both a fp32 and a tf32 run"):
+        land_gpu_runs.decided_precision(root)
 
 
 #: A run's settings that differ from the fixture's in one of what :func:`land_gpu_runs.arithmetic` compares.

@@ -386,7 +386,8 @@ def precision_decision(rows: list[dict]) -> dict:
     the runs' provenance: rows of pairs whose TF32 run did not use TF32 (:func:`tf32_not_engaged`) would read as
     a comparison of TF32 with fp32, so those pairs are refused before, by ``load_stability(committed=True)`` and by
     ``scripts/stability_runs.py``, which then prints no decision.
-    Used by ``scripts/stability_runs.py``; no chapter calls it yet.
+    Used by ``scripts/stability_runs.py`` and by ``scripts/land_gpu_runs.py``, whose land and promote refuse figure
+    runs of another precision than the committed pairs decide; no chapter calls it yet.
     """
     by = {(r["precision"], r["seed"]): r for r in rows}
     seeds = sorted({s for (q, s) in by if all((p, s) in by for p in PRECISIONS)})
