@@ -7,7 +7,8 @@
 says why a slice is outdated and must be made again (status 4, :data:`OUTDATED_STATUS`; :func:`stale`): made by an
 older form of this script, or for other class counts than the figures that read it now train on (a profile of
 ``nclib/imbalance.py`` or ``nclib/figures/config.py`` changed since); or that the file is damaged or no data file
-(status 3, :data:`DAMAGED_STATUS`: its arrays are read in full, so a file cut short or corrupted is told here), as
+(status 3, :data:`DAMAGED_STATUS`: its arrays are read in full and it is loaded as each figure loads it,
+:func:`loads`, so a file cut short or corrupted, or a slice's record the runs would refuse, is told here), as
 ``scripts/gpu_figures.sh`` checks before a GPU job starts.  Any other status (1: the check itself failed, say numpy
 missing) says nothing of the file.
 
@@ -99,6 +100,17 @@ def stale(path) -> str | None:
     return None
 
 
+def loads(path) -> None:
+    """Load ``path`` as each figure reading it (:func:`slice_figures`) loads it (``nclib.data.load`` with the
+    figure's class counts, at the cut's seed and selection), so that whatever the notebook's load would refuse
+    (a damaged member of the slice's record, a ``source_rows`` that is not one distinct row number per image) is
+    told before a GPU job starts: ValueError (:class:`nclib.datafiles.DamagedFileError` for a member numpy cannot
+    read) naming the file."""
+    for fig in slice_figures():
+        data.load("cifar10", data_path=path, counts=figures.figure_counts(fig, "gpu"), seed=CUT_SEED,
+                  selection=CUT_SELECTION)
+
+
 def main(src: str, dest: str) -> None:
     """Write the slice of ``src`` that Figures 1 and 3 train on to ``dest`` (its folder made if missing)."""
     counts = figures.figure_counts(1, "gpu")
@@ -142,7 +154,10 @@ if __name__ == "__main__":
         try:
             datafiles.load_npz(sys.argv[2])  # every array of the training data read: a damaged file is told here
             why = stale(sys.argv[2])
-        except ValueError as exc:  # DamagedFileError, or a file without x_train and y_train
+            if why is None:
+                loads(sys.argv[2])
+        except ValueError as exc:  # DamagedFileError, a file without x_train and y_train, or a slice's record that
+            # is not what a slice holds (its source_rows, say), which the notebook's load would refuse
             print(exc, file=sys.stderr)
             sys.exit(DAMAGED_STATUS)
         if why:

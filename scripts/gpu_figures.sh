@@ -105,7 +105,7 @@
 # the notebooks with it), DEVICE (default auto), DATA (default
 # .gpu/cifar10_subset_slice.npz), LETTERS_DATA (default .gpu/letters_synthetic_gpu.npz: the letters of Figures 2
 # and 4 rendered ahead, read by their notebooks and the calibration; where the file is missing they render the
-# letters themselves, about 10 s a notebook), EXPECT_GPU, TIME_LEFT_S, LEVERS_FROM (above), EXTRA_SETS (more
+# letters themselves, about 5 s a notebook), EXPECT_GPU, TIME_LEFT_S, LEVERS_FROM (above), EXTRA_SETS (more
 # NAME=VALUE notebook overrides, e.g. "width=32 metric_every=1" in a CPU test, or levers on the GPU; the notebook
 # and the stability runs read each word alike, nclib.parameters.parse_setting). For a CPU test of the script
 # only: LIST_CUDA_TESTS=1 (print the CUDA-only test selections of the mode and stop), TEST_EPOCHS (every figure gets

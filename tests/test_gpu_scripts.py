@@ -1141,9 +1141,19 @@ def test_gpu_data_slice_tells_a_slice_of_an_older_form(tmp_path):
     (tmp_path / "corrupted.npz").write_bytes(bytes(damaged))
     with pytest.raises(DamagedFileError):
         slicer.stale(cut_short(tmp_path / "slice.npz", tmp_path / "cut.npz"))
+    # a slice's record that the runs' load refuses, though its training arrays read and its counts are the figures':
+    # source_rows not one distinct row per image, source_sha256 no sha256
+    np.savez(tmp_path / "rows.npz", **dict(members, source_rows=np.zeros_like(members["source_rows"])))
+    np.savez(tmp_path / "sha.npz", **dict(members, source_sha256=np.array("not a sha256")))
+    for bad in ("rows.npz", "sha.npz"):
+        assert slicer.stale(tmp_path / bad) is None
+        with pytest.raises(ValueError, match="make the slice again"):
+            slicer.loads(tmp_path / bad)
+    slicer.loads(tmp_path / "slice.npz")
     for path, status in ((tmp_path / "slice.npz", 0), (tmp_path / "old.npz", slicer.OUTDATED_STATUS), (src, 0),
                          (tmp_path / "counts.npz", slicer.OUTDATED_STATUS),
-                         (tmp_path / "cut.npz", slicer.DAMAGED_STATUS), (tmp_path / "corrupted.npz", slicer.DAMAGED_STATUS)):
+                         (tmp_path / "cut.npz", slicer.DAMAGED_STATUS), (tmp_path / "corrupted.npz", slicer.DAMAGED_STATUS),
+                         (tmp_path / "rows.npz", slicer.DAMAGED_STATUS), (tmp_path / "sha.npz", slicer.DAMAGED_STATUS)):
         done = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_data_slice.py"), "--check", str(path)],
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == status, done.stderr
