@@ -452,6 +452,17 @@ def test_load_stability_refuses_a_finished_run_whose_history_is_cut_short(tmp_pa
         stability.load_stability(tmp_path)
 
 
+@pytest.mark.parametrize("drop", [("precision",), ("seed",), ("precision", "seed")])
+def test_load_stability_refuses_a_run_whose_parameters_do_not_name_its_pair_by_name(tmp_path, drop):
+    src = stability.RESULTS_CPU / "fig1-L6-fp32-seed0"
+    dst = tmp_path / src.name
+    shutil.copytree(src, dst)
+    params = json.loads((dst / "params.json").read_text())
+    (dst / "params.json").write_text(json.dumps({k: v for k, v in params.items() if k not in drop}))
+    with pytest.raises(ValueError, match=f"{dst.name}.* records no {' and no '.join(drop)}$"):
+        stability.load_stability(tmp_path)
+
+
 def test_setting_differences_reads_the_recorded_parameters_against_the_pair():
     # a committed strict fp32 run made on a CPU: its data file, device and folder are free, the rest is the setting
     run = stability.load_stability(stability.RESULTS_CPU)[("fp32", 1)]

@@ -143,6 +143,10 @@ def load_stability(root=None, *, committed: bool = False, **overrides) -> dict[t
                                  f"stability runs are runs that ended ({' or '.join(ENDED)})")
             continue
         params, history, prov = load_run(path)
+        lacks = [k for k in ("precision", "seed") if k not in params]
+        if lacks:  # a run made before the parameter existed, or a params.json written by hand
+            raise ValueError(f"{str(path)!r} is not a stability run: its params.json records no "
+                             f"{' and no '.join(lacks)}")
         key = (params["precision"], int(params["seed"]))
         if path.name != run_name(*key):
             raise ValueError(f"{str(path)!r} is not a stability run: its folder name is not {run_name(*key)!r}")
