@@ -151,6 +151,9 @@ def test_train_ufm_small_start_ends_at_the_origin():
     r = ufmtrain.train_ufm(n, lam, lam, L=3, bias=True, steps=2000, lr=0.01, init_scale=1e-3)
     assert r.at_origin and r.alive_theory.any()
     assert r.gap > 0.1
+    # the gap is relative to the global minimum, the closed form's value
+    assert r.minimum == ufm.minimum_value(n, lam, lam, L=3, bias=True)
+    assert r.gap == pytest.approx((r.value - r.minimum) / r.minimum, rel=1e-15, abs=0)
     assert r.value == pytest.approx(ufm.objective([np.zeros((3, 3))] * 3, np.zeros((3, 12)), np.array(n) / 12,
                                                   n, lam, lam), rel=1e-13, abs=0)  # measured: equal
 
