@@ -71,7 +71,8 @@ def positive_int(value, name: str) -> int:
 
 
 def counts(n, name: str = "n") -> np.ndarray:
-    """Class counts: a non-empty 1-D sequence of positive integers, returned as an int64 array."""
+    """Class counts: a non-empty 1-D sequence of positive integers, each at most 2**63 - 1, returned as an int64
+    array."""
     try:
         arr = np.asarray(n)
     except Exception as exc:  # ragged input and the like
@@ -87,7 +88,10 @@ def counts(n, name: str = "n") -> np.ndarray:
             raise ValueError(f"{name} must hold integer class counts, got {arr.tolist()}")
     if np.any(arr < 1):
         raise ValueError(f"{name} must hold positive class counts (every class needs a sample), got {arr.tolist()}")
-    if np.any(arr >= 2.0 ** 63):  # would wrap around to negative numbers in int64
+    # would wrap around to negative numbers in int64; integers are compared exactly (as a float, 2**63 - 1 rounds
+    # up to 2**63), floats against 2.0**63 (the float below it, 2**63 - 1024, fits)
+    beyond = arr >= 2.0 ** 63 if np.issubdtype(arr.dtype, np.floating) else arr > np.iinfo(np.int64).max
+    if np.any(beyond):
         raise ValueError(f"{name} must hold class counts below 2**63 (int64), got max {arr.max().item()!r}")
     return arr.astype(np.int64)
 

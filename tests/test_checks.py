@@ -86,6 +86,20 @@ def test_numbers_beyond_float64_are_refused_by_name_not_as_an_overflow():
     assert _checks.matrix([[10 ** 300]], "H")[0, 0] == 1e300
 
 
+def test_counts_take_every_int64_count_and_refuse_from_2_to_the_63():
+    """Integer counts are compared with int64's largest value exactly: 2**63 - 511 .. 2**63 - 1 were once refused as
+    they rounded up to 2.0**63; floats are compared as floats, the largest below 2**63 being 2**63 - 1024."""
+    top = 2 ** 63 - 1
+    for n in ([top, 5], [top - 511, 1], np.array([top], dtype=np.uint64), np.array([top, 2], dtype=np.int64)):
+        got = _checks.counts(n)
+        assert got.dtype == np.int64 and got.tolist() == [int(v) for v in n]
+    assert _checks.counts([2.0 ** 63 - 1024, 3.0]).tolist() == [2 ** 63 - 1024, 3]
+    for n in ([2 ** 63], np.array([2 ** 63, 1], dtype=np.uint64), np.array([2 ** 64 - 1], dtype=np.uint64),
+              [2.0 ** 63, 1.0], [1e19]):
+        with pytest.raises(ValueError, match=r"^counts must hold class counts below 2\*\*63 \(int64\)"):
+            _checks.counts(n, "counts")
+
+
 def test_layer_lambdas_refuse_a_depth_beyond_max_depth_before_allocating():
     """L = 10**12 once asked numpy for 7.3 TiB (MemoryError), L = 10**20 beyond its dimensions (a ValueError naming
     no argument); both now name L, at any decays, and a million layers still get their list."""

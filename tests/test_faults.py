@@ -362,11 +362,17 @@ def test_per_sample_matrices_of_more_than_2_to_the_63_samples_are_refused_naming
         ufm.global_minimizer(big, 1e-3, 1e-3)
 
 
-def test_counts_beyond_int64_are_refused_naming_n():
+def test_counts_to_2_to_the_63_minus_1_are_taken_and_beyond_refused_naming_n():
     with pytest.raises(ValueError, match=r"^n must hold class counts below 2\*\*63"):
         ufm.minimum_value([2 ** 63, 5], 1e-3, 1e-3)
     with pytest.raises(ValueError, match=r"^n must hold class counts below 2\*\*63"):
         ufm.structure([1e19, 5], 1e-3, 1e-3)
+    # the largest int64 is a count (it was refused, compared as the float 2.0**63): with Y-bar(c n) = sqrt(c) Y-bar(n),
+    # minimum_value(c n, lam_W, lam_H / c) = minimum_value(n, lam_W, lam_H)
+    c = 2 ** 63 - 1
+    for L, bias in [(1, True), (2, True), (3, False)]:
+        np.testing.assert_allclose(_no_warnings(ufm.minimum_value, [c, c, c], 1e-2, 1e-2 / c, L=L, bias=bias),
+                                   ufm.minimum_value([1, 1, 1], 1e-2, 1e-2, L=L, bias=bias), rtol=1e-12)
 
 
 @pytest.mark.parametrize("L", [300, 2000])
