@@ -70,9 +70,10 @@ def parse_tie(items) -> dict:
 
 
 def plain(v):
-    """A value as JSON has it: numpy scalars and arrays (``np.logspace(-4, -1, 4)``) as Python numbers and lists."""
+    """A value as JSON has it: numpy scalars and arrays (``np.logspace(-4, -1, 4)``) as Python numbers and lists, a
+    0-d array (``np.array(0.1)``) as its number."""
     if isinstance(v, np.ndarray):
-        return [plain(x) for x in v.tolist()]
+        return plain(v.tolist())
     if isinstance(v, np.generic):
         return v.item()
     if isinstance(v, (list, tuple)):

@@ -92,6 +92,23 @@ def test_grid_expands_in_parameter_order_with_safe_unique_names():
 
 
 
+def test_zero_dimensional_numpy_values_are_their_numbers(tmp_path):
+    """A 0-d numpy array (``np.array(0.1)``, what numpy's reductions give) once crashed plain(), and with it the grid
+    and the plan, with a TypeError ('float' object is not iterable); it is the number it holds, in a grid or fixed."""
+    from nclib.grid import plain
+
+    assert plain(np.array(0.1)) == 0.1 and type(plain(np.array(0.1))) is float
+    assert plain(np.array(3)) == 3 and type(plain(np.array(3))) is int
+    assert plain([np.array(2), np.array([1.5, 2.5])]) == [2, [1.5, 2.5]]
+    points = expand_grid({"lam_W": [np.array(1e-3), np.float64(1e-2)], "seed": np.array([np.array(1)])})
+    assert points == [{"lam_W": 1e-3, "seed": 1}, {"lam_W": 1e-2, "seed": 1}]
+    assert type(points[0]["lam_W"]) is float and type(points[0]["seed"]) is int
+    planned = sweep.plan({"seed": [np.array(0)]}, {**{k: v for k, v in TINY.items() if k != "lam_H"},
+                                                  "lam_H": np.array(1e-3), "lam_W": np.array(1e-2)}, tmp_path / "out")
+    assert [p["params"]["run_name"] for p in planned] == ["seed-0"]
+    assert planned[0]["params"]["lam_H"] == 1e-3 and planned[0]["params"]["lam_W"] == 1e-2
+
+
 def test_absolute_data_path_expands_the_home_folder_and_leaves_other_values(tmp_path, monkeypatch):
     """A data path as workers read it: ``~`` expanded (a worker's folder is not the shell's), a relative path made
     absolute from this process's folder, None and other values as they are."""
