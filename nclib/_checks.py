@@ -182,6 +182,24 @@ def depth(L) -> int:
     return L
 
 
+#: The largest hidden width ``d`` of the UFM past its K classes (:func:`width`): a width beyond K carries no mode of
+#: the closed forms (only K modes exist; the extra rows of the minimizer are zero), while the points built at that
+#: width (:func:`nclib.ufm.global_minimizer`, the solver's, the trained UFM's) hold d x d layers, 8 d^2 bytes of
+#: float64 each, 800 MB at this bound.  At d = 10**12 numpy raised a MemoryError naming no argument.
+MAX_WIDTH = 10 ** 4
+
+
+def width(d, K: int) -> int:
+    """A hidden width ``d`` of the UFM with ``K`` classes: a positive integer of at most max(K, :data:`MAX_WIDTH`)
+    (K itself is always taken, the width of the closed forms' default); ValueError naming ``d`` otherwise."""
+    d = positive_int(d, "d")
+    if d > max(K, MAX_WIDTH):
+        raise ValueError(f"d must be at most max(K, MAX_WIDTH) = {max(K, MAX_WIDTH):,} (a width past K={K:,} carries "
+                         f"no mode; a d x d layer of float64 takes 8 d^2 bytes, 800 MB at MAX_WIDTH = "
+                         f"{MAX_WIDTH:,}), got {d:,}")
+    return d
+
+
 def layer_lambdas(lam_W, L: int, name: str = "lam_W", positive: bool = True) -> np.ndarray:
     """Per-layer weight decays lambda_W1..lambda_WL: one float for all layers, or exactly L floats; ValueError
     naming ``L`` for an L beyond :data:`MAX_DEPTH`, before anything is allocated."""

@@ -37,15 +37,14 @@ from .imbalance import BLOCK_RTOL, label_matrix, mode_blocks, ybar
 # --------------------------------------------------------------------------------------------
 
 def _check_problem(n, lam_W, lam_H, L, bias, d=None):
-    """Validated (n, lam_W array, lam_H, L, bias, d) for the closed forms and the solver."""
+    """Validated (n, lam_W array, lam_H, L, bias, d) for the closed forms and the solver; d (default K) at most
+    max(K, :data:`nclib._checks.MAX_WIDTH`)."""
     n = _checks.counts(n)
     L = _checks.positive_int(L, "L")
     lam_W = _checks.layer_lambdas(lam_W, L, "lam_W", positive=True)
     lam_H = _checks.positive_float(lam_H, "lam_H")
     bias = _checks.flag(bias, "bias")
-    if d is None:
-        d = n.size
-    d = _checks.positive_int(d, "d")
+    d = _checks.width(n.size if d is None else d, n.size)
     return n, lam_W, lam_H, L, bias, d
 
 
@@ -503,7 +502,8 @@ def global_minimizer(n, lam_W, lam_H, L=1, bias=True, d=None) -> Minimizer:
     W_L = U diag(a_L) R^T with balanced factors lam_Wj a_j^2 = lam_H e^2, every sample equal to its
     class mean, and b = n/N (bias) or None. When d < K only the top d modes are kept (a rank-d
     product cannot carry more), which is the global minimum under that width. ``value`` is the
-    closed-form minimum. H has N columns: counts summing past 2**63 - 1 are refused (ValueError naming ``n``).
+    closed-form minimum. H has N columns: counts summing past 2**63 - 1 are refused (ValueError naming ``n``), as is
+    a width d past max(K, :data:`nclib._checks.MAX_WIDTH`) (naming ``d``: its layers are d x d).
     Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`, :ref:`ch-metrics`, :ref:`ch-errata-theory`,
     :ref:`ch-errata-metrics` and :ref:`ch-minority`.
     """

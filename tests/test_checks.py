@@ -100,6 +100,23 @@ def test_counts_take_every_int64_count_and_refuse_from_2_to_the_63():
             _checks.counts(n, "counts")
 
 
+def test_width_refuses_a_hidden_width_past_k_and_max_width(monkeypatch):
+    """d = 10**12 once asked numpy for its d x d layers (MemoryError naming no argument); a width is at most
+    max(K, MAX_WIDTH), so K itself is always taken."""
+    assert _checks.MAX_WIDTH == 10 ** 4
+    assert _checks.width(10 ** 4, 3) == 10 ** 4 and _checks.width(3, 3) == 3
+    for d in (10 ** 4 + 1, 10 ** 12):
+        with pytest.raises(ValueError, match=r"^d must be at most max\(K, MAX_WIDTH\) = 10,000 "):
+            _checks.width(d, 3)
+    monkeypatch.setattr(_checks, "MAX_WIDTH", 2)
+    assert _checks.width(5, 5) == 5 and _checks.width(2, 5) == 2
+    with pytest.raises(ValueError, match=r"^d must be at most max\(K, MAX_WIDTH\) = 5 "):
+        _checks.width(6, 5)
+    for d in (0, 1.5, True):
+        with pytest.raises(ValueError, match=r"^d must be a positive integer"):
+            _checks.width(d, 5)
+
+
 def test_layer_lambdas_refuse_a_depth_beyond_max_depth_before_allocating():
     """L = 10**12 once asked numpy for 7.3 TiB (MemoryError), L = 10**20 beyond its dimensions (a ValueError naming
     no argument); both now name L, at any decays, and a million layers still get their list."""

@@ -224,6 +224,7 @@ def test_minimize_keeps_the_lowest_of_its_starts():
     (dict(lam_W=[0.1, 0.1], L=3), "lam_W"),
     (dict(L=0), "L"),
     (dict(d=0), "d"),
+    (dict(d=10 ** 12), "d must be at most max"),  # was a MemoryError
     (dict(seed=-1), "seed"),
     (dict(scales=()), "scales"),
     (dict(repeats=0), "repeats"),

@@ -9,7 +9,7 @@ from scipy import optimize
 import nclib.lemmas as lemmas
 import nclib.ufm as ufm
 from nclib import imbalance as imb
-from nclib import metrics, solvers, statements
+from nclib import _checks, metrics, solvers, statements
 from nclib.imbalance import label_matrix, ybar
 
 CASES = [
@@ -187,6 +187,17 @@ def test_structure_at_a_width_below_K():
     assert np.count_nonzero(ufm.structure([8, 5, 5, 5, 1], 0.01, 0.01, d=3).s_product) == 3
 
 
+def test_the_widest_hidden_width_gives_the_minimizer_padded_with_zeros():
+    """d = MAX_WIDTH is taken (d = 10**12 is refused by name, test_bad_input): the minimizer of width K with
+    zero rows below, and the same minimum."""
+    n, lam = [3, 2], 0.1
+    wide, narrow = ufm.global_minimizer(n, lam, lam, d=_checks.MAX_WIDTH), ufm.global_minimizer(n, lam, lam)
+    assert wide.H.shape == (10 ** 4, 5) and wide.Ws[0].shape == (2, 10 ** 4)
+    np.testing.assert_array_equal(wide.H[:2], narrow.H)
+    np.testing.assert_array_equal(wide.Ws[0][:, :2], narrow.Ws[0])
+    assert not wide.H[2:].any() and not wide.Ws[0][:, 2:].any() and wide.value == narrow.value
+
+
 def test_a_width_that_cuts_a_block_of_collapsed_modes_is_accepted():
     """n = [8, 5, 5, 5, 1] bias-free (M = diag(sqrt n)), L = 1, lam_W = lam_H = 0.1: a mode survives iff
     kappa > N sqrt(lam_W lam_H) = 2.4 (Theorem 4.1), so of kappa = sqrt(8), sqrt(5) (three times), 1 only the top
@@ -252,6 +263,9 @@ def test_mode_strengths_where_a_is_too_small_for_l_over_a(L):
     (lambda: ufm.minimum_value([3, 2], 0.1, 0.1, bias="yes"), "bias"),
     (lambda: ufm.minimum_value([3, 2], 0.1, 0.1, bias=1), "bias"),  # _checks.flag: 1 is not read as True
     (lambda: ufm.global_minimizer([3, 2], 0.1, 0.1, d=0), "d"),
+    (lambda: ufm.global_minimizer([3, 2], 0.1, 0.1, d=10 ** 12), "d must be at most max"),  # was a MemoryError
+    (lambda: ufm.global_minimizer([3, 2], 0.1, 0.1, L=2, d=10 ** 4 + 1), "d must be at most max"),
+    (lambda: ufm.structure([3, 2], 0.1, 0.1, d=10 ** 12), "d must be at most max"),
     (lambda: ufm.structure([3, 2], 0.1, 0.1, L=1.5), "L"),
     (lambda: ufm.objective([np.ones((2, 2))], np.ones((2, 4)), None, [3, 2], 0.1, 0.1), "H"),
     (lambda: ufm.objective([np.ones((3, 2))], np.ones((2, 5)), None, [3, 2], 0.1, 0.1), "Ws[0]"),

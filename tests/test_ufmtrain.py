@@ -185,6 +185,7 @@ def test_train_ufm_counts_tied_classes_as_wrong():
     (dict(start=([np.zeros((3, 3))] * 2, np.zeros((3, 12)), np.zeros(3))), "start must hold L=1"),
     (dict(start=(np.zeros((3, 3)), np.zeros((3, 12)), np.zeros(3))), "start Ws"),
     (dict(d=2), "^d must be at least K=3"), (dict(d=1, L=2, bias=False), "^d must be at least K=3"),
+    (dict(d=10 ** 12), "^d must be at most max"), (dict(d=10 ** 4 + 1, L=2), "^d must be at most max"),
 ])
 def test_train_ufm_refusals(kwargs, name):
     args = dict(n=[6, 4, 2], lam_W=0.01, lam_H=0.01, L=1, bias=True, steps=10)
@@ -207,6 +208,8 @@ def test_train_ufm_refuses_a_bad_seed_or_init_scale_also_with_a_start(kwargs, na
 def test_refusals_by_name():
     with pytest.raises(ValueError, match="^d must be at least K=3"):
         ufmtrain.init_ufm([6, 4, 2], 2, d=2)
+    with pytest.raises(ValueError, match=r"^d must be at most max\(K, MAX_WIDTH\) = 10,000 "):
+        ufmtrain.init_ufm([6, 4, 2], 2, d=10 ** 12)  # was a MemoryError
     with pytest.raises(ValueError, match="n must hold at least two classes"):
         ufmtrain.train_ufm([5], 0.01, 0.01, L=1, bias=True, steps=10)
     n, L = [3, 1], 1
