@@ -233,15 +233,19 @@ def history_summary(history, steps: int, record_every: int = 1) -> dict:
     recorded every ``record_every`` steps of ``steps``, then at the end): ``best_value``, the lowest value, and
     ``best_step``, the first step at it; ``largest_rise``, the largest ratio of a value to the lowest value up to its
     step (1.0 when the objective never rose), and ``rise_step``, the first step at it.  Written by
-    ``scripts/minority_runs.py``, read in :ref:`ch-minority`.  ValueError naming ``history`` where its length is not
-    that of such a record."""
+    ``scripts/minority_runs.py``, read in :ref:`ch-minority`.  ValueError naming ``history`` where it is not a 1-D
+    sequence of finite positive numbers (the objective with positive decays is positive, and each value is divided
+    by the lowest before it) or its length is not that of such a record."""
     steps = _checks.positive_int(steps, "steps")
     record_every = _checks.positive_int(record_every, "record_every")
-    history = np.asarray(history, dtype=np.float64)
+    history = _checks.vector(history, "history")
     at = np.r_[np.arange(0, steps, record_every), steps]  # the step of each recorded value
-    if history.shape != at.shape:
-        raise ValueError(f"history: {history.size} values, not the {at.size} of {steps} steps recorded every "
-                         f"{record_every}")
+    if history.size != at.size:
+        raise ValueError(f"history must hold the {at.size} values of {steps} steps recorded every {record_every} "
+                         f"(at steps 0, {record_every}, ... and {steps}), got {history.size}")
+    if not np.all(history > 0):
+        raise ValueError(f"history must hold positive values (objective (4.3) with positive decays), got min "
+                         f"{history.min()!r}")
     rise = history / np.minimum.accumulate(history)
     return dict(best_value=float(history.min()), best_step=int(at[np.argmin(history)]),
                 largest_rise=float(rise.max()), rise_step=int(at[np.argmax(rise)]))

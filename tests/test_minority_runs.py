@@ -121,8 +121,20 @@ def test_history_summary_of_a_history_by_hand():
     assert ufmtrain.history_summary([1.0, 8.0, 4.0, 0.5, 2.0], 4, 1)["largest_rise"] == 8.0
     assert ufmtrain.history_summary([8.0, 1.0, 4.0, 0.5, 2.5], 4, 1)["largest_rise"] == 5.0
     for history, steps, every in (([1.0, 2.0], 3, 1), ([1.0, 2.0, 3.0], 5, 2)):  # not the values of those steps
-        with pytest.raises(ValueError, match="^history: "):
+        with pytest.raises(ValueError, match=r"^history must hold the \d values of \d steps recorded every \d"):
             ufmtrain.history_summary(history, steps, every)
+
+
+@pytest.mark.parametrize("history, what", [
+    ("abc", "real numbers"), (["1.0", "2.0"], "real numbers"),  # text is not read as numbers
+    ([[1.0, 2.0]], "1-D"),  # a (1, 2) array once passed for the 2 values of one step
+    ([1.0, np.nan], "finite"), ([np.inf, 1.0], "finite"),  # NaN once gave a summary of NaNs
+    ([1.0, 0.0], "positive"), ([2.0, -1.0], "positive"),  # divided by the lowest value so far
+    ([1.0], "the 2 values"), ([1.0, 2.0, 3.0], "the 2 values"),
+])
+def test_history_summary_refuses_what_is_no_recorded_objective_by_name(history, what):
+    with pytest.raises(ValueError, match=rf"^history must (be |hold )?.*{what}"):
+        ufmtrain.history_summary(history, 1, 1)
 
 
 def test_like_trains_the_runs_of_a_table_again(tmp_path):
