@@ -258,8 +258,8 @@ _UFM_VECTORS = ("s", "s_theory", "class_acc")
 
 def _ufm_kind(column: str) -> str:
     """What a value of a column of a UFM table is, in words."""
-    return ("an int" if column in _UFM_INTS else "a float written as its repr" if column in _UFM_FLOATS
-            else "True or False" if column in _UFM_FLAGS else "space-separated floats")
+    return ("an int" if column in _UFM_INTS else "a finite float written as its repr" if column in _UFM_FLOATS
+            else "True or False" if column in _UFM_FLAGS else "space-separated finite floats")
 
 
 def _ufm_value(column: str, text: str):
@@ -270,10 +270,11 @@ def _ufm_value(column: str, text: str):
             return value if str(value) == text else None
         if column in _UFM_FLOATS:
             value = float(text)
-            return value if repr(value) == text else None
+            return value if repr(value) == text and np.isfinite(value) else None
         if column in _UFM_FLAGS:
-            return {"True": True, "False": False}.get(text)
-        return np.array(text.split(), dtype=np.float64)
+            return {"True": True, "False": False}.get(text)  # as csv writes a Python bool; not "true", nor "1"
+        values = np.array(text.split(), dtype=np.float64)
+        return values if np.all(np.isfinite(values)) else None
     except ValueError:
         return None
 
@@ -289,7 +290,7 @@ def read_ufm_table(path) -> list[dict]:
     committed tables of :ref:`ch-minority`) has no such keys.  Used in :ref:`ch-minority`, in :ref:`ch-fig3` and
     :ref:`ch-fig4` (through :func:`nclib.figures.analysis.trained_ufm_at_minimum`) and by
     ``scripts/minority_runs.py`` (``--like``).  ValueError naming ``path`` for a header other than these two, a value
-    that is not of its column's type (a float not written as its repr, a flag other than True or False), strengths
+    that is not of its column's type (a float not written as its repr, NaN or inf, a flag other than True or False), strengths
     and accuracies of different or zero lengths, or a history summary that no history gives (a step outside 0 ..
     ``steps``, a rise below 1, a lowest value above the last)."""
     path = pathlib.Path(path)

@@ -262,9 +262,14 @@ def test_read_ufm_table_types_the_committed_rows_and_refuses_a_bad_file(tmp_path
             (lines[0].replace(",gap", ""), lines[1], "columns"),  # a column missing
             (lines[0], lines[1] + ",1", "values"),  # a value too many
             (lines[0], lines[1].replace("cifar10,True,", "cifar10,yes,"), "bias = 'yes' is not True or False"),
+            (lines[0], lines[1].replace("cifar10,True,", "cifar10,true,"), "bias = 'true' is not True or False"),
             (lines[0], lines[1].replace(",4000,", ",4000.0,"), "steps = '4000.0' is not an int"),
-            (lines[0], lines[1].replace(first[3], first[3] + "0"), "lam = .* is not a float written as its repr"),
-            (lines[0], lines[1].replace(",0.05,", ",0.050,"), "lr = .* is not a float"),
+            (lines[0], lines[1].replace(first[3], first[3] + "0"), "lam = .* is not a finite float written as its repr"),
+            (lines[0], lines[1].replace(",0.05,", ",0.050,"), "lr = .* is not a finite float"),
+            (lines[0], lines[1].replace(",0.05,", ",nan,"), "lr = 'nan' is not a finite float"),  # repr(nan) is nan
+            (lines[0], lines[1].replace(f",{first[8]},", ",inf,"), "value = 'inf' is not a finite float"),
+            (lines[0], lines[1].replace(",1 1 1 1 1 1 1 1 1 1", ",1 1 nan 1 1 1 1 1 1 1"),
+             "class_acc = .* is not space-separated finite floats"),
             (lines[0], lines[1].replace(",1 1 1 1 1 1 1 1 1 1", ",1 1 1"), "s, s_theory and class_acc"),
             (lines[0], lines[1].replace(",1 1 1 1 1 1 1 1 1 1", ",1 1 x 1 1 1 1 1 1 1"), "class_acc = ")]:
         bad.write_text(header + "\n" + row + "\n")
@@ -309,11 +314,11 @@ def test_read_ufm_table_reads_the_history_columns_of_a_table_made_now(tmp_path):
             (header.replace("best_value,best_step", "best_step,best_value"), good, "columns"),  # out of order
             (lines[0] + ",best_value,best_step", f"{lines[1]},0.1,3999", "columns"),  # some of them only
             (header, good.replace(",3999,", ",3999.0,"), "best_step = '3999.0' is not an int"),
-            (header, good.replace(",2.5,", ",2.50,"), "largest_rise = '2.50' is not a float written as its repr"),
+            (header, good.replace(",2.5,", ",2.50,"), "largest_rise = '2.50' is not a finite float written as its repr"),
             (header, good.replace(",3999,", ",4001,"), "best_step = 4001 is not a step from 0 to steps = 4000"),
             (header, good.replace(",1340", ",-1"), "rise_step = -1 is not a step"),
             (header, good.replace(",2.5,", ",0.5,"), "largest_rise = 0.5 is below 1"),
-            (header, good.replace(",2.5,", ",nan,"), "largest_rise = nan is below 1"),
+            (header, good.replace(",2.5,", ",nan,"), "largest_rise = 'nan' is not a finite float"),
             (header, good.replace(",0.1,3999", ",0.2,3999"), "best_value = 0.2 is above the last value")]:
         bad.write_text(head + "\n" + row + "\n")
         with pytest.raises(ValueError, match=f"^path: .*bad.csv.*{why}"):
