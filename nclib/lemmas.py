@@ -71,9 +71,13 @@ def lemma_a1_instance(K: int, N: int, singular_values, rng: np.random.Generator)
     then an N x N standard normal matrix drawn from ``rng``.  Its nuclear norm is sum(s), so that Lemma A.1 is checked
     on a rank-deficient Z, a repeated singular value or Z = 0 as on a random one.  Used in :ref:`ch-lemma-a1` and
     the unit tests.  ValueError naming ``K`` or ``N`` unless positive ints, ``singular_values`` (more than
-    min(K, N), or not finite non-negative numbers) and ``rng`` unless a numpy Generator."""
+    min(K, N), not a flat sequence, an empty 2-D one such as ``[[]]`` included, or not finite non-negative numbers)
+    and ``rng`` unless a numpy Generator."""
     K, N = _checks.positive_int(K, "K"), _checks.positive_int(N, "N")
-    empty = np.size(singular_values) == 0
+    shape = _checks.array(singular_values, "singular_values").shape
+    if len(shape) > 1:
+        raise ValueError(f"singular_values must be a flat sequence of numbers (empty for Z = 0), got shape {shape}")
+    empty = shape == (0,)
     s = np.zeros(0) if empty else _checks.singular_values(singular_values, "singular_values")
     if s.size > min(K, N):
         raise ValueError(f"singular_values must hold at most min(K, N) = {min(K, N)} values, got {s.size}")
