@@ -162,21 +162,24 @@ def expand_grid(grid: dict, tie: dict | None = None) -> list[dict]:
     return [{k: point[k] if k in point else point[tie[k]] for k in order} for point in points]
 
 
-def _value_text(v) -> str:
+def _value_text(v, inner: bool = False) -> str:
+    """A value's text in a run name: a list's items joined by ``_``, a list inside a list in brackets (which the
+    name then replaces, adding the point's hash), so that [[1, 2], 3] and [1, [2, 3]] are named apart."""
     if v is None or isinstance(v, bool):
         return str(v).lower()
     if isinstance(v, float):
         return repr(v)
     if isinstance(v, (list, tuple)):
-        return "_".join(_value_text(x) for x in v) or "empty"
+        text = "_".join(_value_text(x, inner=True) for x in v) or "empty"
+        return f"[{text}]" if inner else text
     return str(v)
 
 
 def run_name_for(point: dict) -> str:
     """The run folder's name of a grid point: ``NAME-VALUE`` joined by ``_`` (``L-3_lam_W-0.001_seed-1``), only
-    the characters ``A-Za-z0-9.+-_``; a value with other characters (a path) is replaced by ``_``s and the
-    name gets the first 8 hex digits of the point's sha256, as does a name past 120 characters; ``{}`` ->
-    ``"run"``."""
+    the characters ``A-Za-z0-9.+-_``; a value with other characters (a path, a list inside a list) is replaced by
+    ``_``s and the name gets the first 8 hex digits of the point's sha256, as does a name past 120 characters;
+    ``{}`` -> ``"run"``."""
     if not point:
         return "run"
     lossy, parts = False, []

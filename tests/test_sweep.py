@@ -137,6 +137,21 @@ def test_run_names_write_booleans_and_none_as_the_grid_reads_them_and_hash_long_
     assert len(set(names)) == 3  # cut to the same 110 characters, told apart by the hash
 
 
+def test_run_names_tell_nested_lists_apart(tmp_path):
+    """[[1, 2], 3] and [1, [2, 3]] were both named counts-1_2_3 (and [[]] as [], lam_W-empty); an inner list is
+    written in brackets, replaced by '_'s with the point's hash.  A flat list keeps its name; no run parameter takes
+    a nested list, and the plan refuses one naming it."""
+    names = [run_name_for({"counts": v}) for v in ([[1, 2], 3], [1, [2, 3]], [1, 2, 3])]
+    assert re.fullmatch(r"counts-_1_2__3-h[0-9a-f]{8}", names[0])
+    assert re.fullmatch(r"counts-1__2_3_-h[0-9a-f]{8}", names[1]) and names[2] == "counts-1_2_3"
+    assert run_name_for({"lam_W": []}) == "lam_W-empty"
+    assert re.fullmatch(r"lam_W-_empty_-h[0-9a-f]{8}", run_name_for({"lam_W": [[]]}))
+    with pytest.raises(ValueError, match=r"^grid point counts-_1_2__3-h[0-9a-f]{8}: counts must be a 1-D"):
+        sweep.plan({"counts": [[[1, 2], 3], [1, [2, 3]]]}, {k: v for k, v in TINY.items() if k != "counts"},
+                   tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("key", EXECUTION_KEYS)
 def test_an_execution_key_in_the_grid_is_refused_by_name(tmp_path, key):
     """How a call trains is no grid parameter, even with one value beside a parameter that makes the runs
