@@ -25,13 +25,22 @@ SWEEP_KEYS = ("out_dir", "run_name", "resume", "overwrite", "progress")
 _SAFE = re.compile(r"[^A-Za-z0-9.+-]")
 
 
+def _settings(items, flag: str) -> list:
+    """The texts of a flag's settings (``--grid``, ``--set``, ``--tie``), a list or tuple, as argparse gives them;
+    a bare string, whose characters would be read as settings, None or a number refused naming ``flag``."""
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"{flag}: the settings must be a list of NAME=VALUE texts, one per {flag}, got {items!r}")
+    return list(items)
+
+
 def parse_grid(items) -> dict:
     """``["lam_W=1e-4,1e-3", "seed=0,1"]`` (the ``--grid`` arguments) -> ``{"lam_W": [1e-4, 1e-3], "seed": [0, 1]}``:
     the values are the text's items at its commas outside brackets, each read by :func:`nclib.parameters.parse_value`
     (with the parameter's name, so a text key's values stay text); ValueError naming the argument for a missing
-    '=', an empty value, a value that grammar refuses or a parameter given twice."""
+    '=', an empty value, a value that grammar refuses, a parameter given twice, or ``items`` not a list (a bare
+    string)."""
     grid: dict = {}
-    for item in items:
+    for item in _settings(items, "--grid"):
         name, text = parameters.split_setting(item, "--grid")
         if name in grid:
             raise ValueError(f"--grid {name}: given twice")
@@ -43,9 +52,10 @@ def parse_grid(items) -> dict:
 def parse_fixed(items) -> dict:
     """``["dataset=synthetic", "counts=[4,2,1]"]`` (the ``--set`` arguments) -> ``{"dataset": "synthetic",
     "counts": [4, 2, 1]}``, each read by :func:`nclib.parameters.parse_setting`; one value each (a comma outside
-    brackets, which ``--grid`` reads as several values, is refused); ValueError naming the argument otherwise."""
+    brackets, which ``--grid`` reads as several values, is refused); ValueError naming the argument otherwise, and
+    naming ``--set`` where ``items`` is not a list (a bare string)."""
     fixed: dict = {}
-    for item in items:
+    for item in _settings(items, "--set"):
         name, text = parameters.split_setting(item, "--set")
         if name in fixed:
             raise ValueError(f"--set {name}: given twice")
@@ -59,9 +69,9 @@ def parse_fixed(items) -> dict:
 def parse_tie(items) -> dict:
     """``["lam_H=lam_W"]`` (the ``--tie`` arguments) -> ``{"lam_H": "lam_W"}``: each tied parameter and the grid
     parameter whose value it takes (a name, never parsed as a value); ValueError naming the argument for a missing
-    '=' or a name given twice."""
+    '=', a name given twice, or ``items`` not a list (a bare string)."""
     tie: dict = {}
-    for item in items:
+    for item in _settings(items, "--tie"):
         name, text = parameters.split_setting(item, "--tie")
         if name in tie:
             raise ValueError(f"--tie {name}: given twice")

@@ -174,6 +174,17 @@ def test_bad_grid_syntax_is_refused_by_name(items, name):
         parse_grid(items)
 
 
+@pytest.mark.parametrize("items", ["lam_W=1", None, 3, {"lam_W": "1"}])
+def test_settings_not_in_a_list_are_refused_by_their_flag(items):
+    """A bare string was read character by character ('--grid l: expected NAME=VALUE', naming the wrong thing), None
+    or a number raised a TypeError; each is refused naming the flag.  A tuple is a list of settings."""
+    for parse, flag in ((parse_grid, "--grid"), (parse_fixed, "--set"), (parse_tie, "--tie")):
+        with pytest.raises(ValueError, match=rf"^{flag}: the settings must be a list of NAME=VALUE texts"):
+            parse(items)
+    assert parse_grid(("lam_W=1,2",)) == {"lam_W": [1, 2]} and parse_tie(("lam_H=lam_W",)) == {"lam_H": "lam_W"}
+    assert parse_fixed(("seed=3",)) == {"seed": 3}
+
+
 def test_grid_and_fixed_values_of_text_keys_stay_text():
     """A path or a name is read as text (nclib.parameters.TEXT_KEYS), ``none`` as None, in --grid as in --set."""
     assert parse_grid(["data_path=007.npz,007,none", "precision=fp32,tf32"]) == \
