@@ -290,9 +290,9 @@ def read_ufm_table(path) -> list[dict]:
     committed tables of :ref:`ch-minority`) has no such keys.  Used in :ref:`ch-minority`, in :ref:`ch-fig3` and
     :ref:`ch-fig4` (through :func:`nclib.figures.analysis.trained_ufm_at_minimum`) and by
     ``scripts/minority_runs.py`` (``--like``).  ValueError naming ``path`` for a header other than these two, a value
-    that is not of its column's type (a float not written as its repr, NaN or inf, a flag other than True or False), strengths
-    and accuracies of different or zero lengths, or a history summary that no history gives (a step outside 0 ..
-    ``steps``, a rise below 1, a lowest value above the last)."""
+    that is not of its column's type (a float not written as its repr, NaN or inf, a flag other than True or
+    False), strengths and accuracies of different or zero lengths, or a history summary that no history gives (a
+    step outside 0 .. ``steps``, a rise below 1, a lowest value above the last)."""
     path = pathlib.Path(path)
     with open(path, newline="") as f:
         reader = csv.reader(f)

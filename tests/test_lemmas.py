@@ -52,7 +52,8 @@ def test_lemma_a1_instance_has_the_singular_values_asked_for():
     for args, name in (((0, 3, [1.0]), "K"), ((3, 2.5, [1.0]), "N"), ((2, 3, [1.0, 1.0, 1.0]), "singular_values"),
                        ((2, 3, [-1.0]), "singular_values"), ((2, 3, [np.inf]), "singular_values"),
                        ((2, 3, [[]]), "singular_values must be a flat"), ((2, 3, np.zeros((0, 2))), "singular_values"),
-                       ((2, 3, [[1.0]]), "singular_values must be a flat"), ((2, 3, [[1.0], [1.0, 2.0]]), "singular_values")):
+                       ((2, 3, [[1.0]]), "singular_values must be a flat"),
+                       ((2, 3, [[1.0], [1.0, 2.0]]), "singular_values")):
         with pytest.raises(ValueError, match=f"^{name}"):
             lemmas.lemma_a1_instance(*args, rng)
     with pytest.raises(ValueError, match="^rng"):

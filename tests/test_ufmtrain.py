@@ -264,7 +264,8 @@ def test_read_ufm_table_types_the_committed_rows_and_refuses_a_bad_file(tmp_path
             (lines[0], lines[1].replace("cifar10,True,", "cifar10,yes,"), "bias = 'yes' is not True or False"),
             (lines[0], lines[1].replace("cifar10,True,", "cifar10,true,"), "bias = 'true' is not True or False"),
             (lines[0], lines[1].replace(",4000,", ",4000.0,"), "steps = '4000.0' is not an int"),
-            (lines[0], lines[1].replace(first[3], first[3] + "0"), "lam = .* is not a finite float written as its repr"),
+            (lines[0], lines[1].replace(first[3], first[3] + "0"),
+             "lam = .* is not a finite float written as its repr"),
             (lines[0], lines[1].replace(",0.05,", ",0.050,"), "lr = .* is not a finite float"),
             (lines[0], lines[1].replace(",0.05,", ",nan,"), "lr = 'nan' is not a finite float"),  # repr(nan) is nan
             (lines[0], lines[1].replace(f",{first[8]},", ",inf,"), "value = 'inf' is not a finite float"),
@@ -314,7 +315,8 @@ def test_read_ufm_table_reads_the_history_columns_of_a_table_made_now(tmp_path):
             (header.replace("best_value,best_step", "best_step,best_value"), good, "columns"),  # out of order
             (lines[0] + ",best_value,best_step", f"{lines[1]},0.1,3999", "columns"),  # some of them only
             (header, good.replace(",3999,", ",3999.0,"), "best_step = '3999.0' is not an int"),
-            (header, good.replace(",2.5,", ",2.50,"), "largest_rise = '2.50' is not a finite float written as its repr"),
+            (header, good.replace(",2.5,", ",2.50,"),
+             "largest_rise = '2.50' is not a finite float written as its repr"),
             (header, good.replace(",3999,", ",4001,"), "best_step = 4001 is not a step from 0 to steps = 4000"),
             (header, good.replace(",1340", ",-1"), "rise_step = -1 is not a step"),
             (header, good.replace(",2.5,", ",0.5,"), "largest_rise = 0.5 is below 1"),
