@@ -6,10 +6,11 @@ each parameter's Adam step inside the backward pass (``adam_in_backward``).
 
 On the CPU the grouped runs equal the plain runs number for number (Adam is elementwise per parameter, and the
 CPU's Adam is the same per-parameter loop in both), across a learning-rate step and a stop/resume; several steps
-per graph are refused by name there.  On a GPU (CUDA-only tests) both levers are compared with the plain engine
-bit for bit: the grouped fused Adam runs the per-parameter kernel of the per-run fused Adam over a longer list of
-tensors, and a graph of k steps holds the kernels of k one-step graphs in the same order, so neither changes any
-operation's arithmetic."""
+per graph are refused by name there.  The grouped and in-backward runs are compared with plain runs also with every
+parameter that reaches the step at another value (STEP_KEYS, OTHER), so that a lever that ignores one fails.  On a
+GPU (CUDA-only tests) both levers are compared with the plain engine bit for bit: the grouped fused Adam runs the
+per-parameter kernel of the per-run fused Adam over a longer list of tensors, and a graph of k steps holds the
+kernels of k one-step graphs in the same order, so neither changes any operation's arithmetic."""
 import json
 
 import numpy as np
@@ -25,6 +26,27 @@ KW = dict(dataset="synthetic", counts=[12, 6, 3], dim=8, width=16, depth=2, epoc
           lr_milestones=[3], lam_W=1e-3, lam_H=1e-3, metric_every=2, progress=False, device="cpu")
 MEMBERS = [dict(L=1, run_name="L1"), dict(L=3, run_name="L3"), dict(L=6, bias=False, run_name="L6")]
 COLUMNS = list(train.REPRODUCIBLE_COLUMNS)
+
+#: The parameters that reach the step (nclib.step): the rate and its schedule (AdamStep's lr, set_lr), the batch
+#: (batch_size, the rows of every step), the precision of the products (tf32 in the step, bf16 in the objective),
+#: and the decays of the objective F_B that the step differentiates, shared and per run.  OTHER and OTHER_MEMBERS
+#: set each of them to a value that is neither its default nor KW's (test_the_other_setting_moves_every_step_key),
+#: so that a lever that ignores one, taking its default where the plain step takes the run's value, gives other
+#: numbers than the plain runs there.  A parameter added to the run that reaches the step goes here and into
+#: OTHER; one that does not goes into NOT_STEP_KEYS.
+STEP_KEYS = ("batch_size", "lam_W", "lam_H", "lam_backbone", "lr", "lr_milestones", "lr_gamma", "precision")
+#: The defining parameters that do not reach the step: the data, the network's shape and initialization, the
+#: seed, the number of epochs and the history's rows.
+NOT_STEP_KEYS = ("dataset", "data_path", "counts", "class_order", "selection", "normalization", "dim", "spread",
+                 "L", "bias", "width", "depth", "feature_dim", "init", "epochs", "seed", "metric_every",
+                 "divergence_factor")
+# lr steps after epochs 2 and 5 by a factor of 0.5, 4 steps of 5 rows per epoch, bf16 products (the CPU's autocast)
+OTHER = dict(lr=3e-3, lr_milestones=[2, 5], lr_gamma=0.5, batch_size=5, precision="bf16")
+OTHER_MEMBERS = [dict(L=1, lam_W=5e-4, lam_H=2e-3, lam_backbone=1e-3, run_name="L1"),
+                 dict(L=3, lam_W=[2e-3, 1e-3, 5e-4], lam_H=5e-4, lam_backbone=2e-3, run_name="L3"),
+                 dict(L=6, bias=False, lam_W=3e-3, lam_H=2e-3, lam_backbone=5e-4, run_name="L6")]
+#: The lever tests' two settings: KW's, and every step key at another value (OTHER, OTHER_MEMBERS).
+SETTINGS = {"base": ({}, MEMBERS), "other": (OTHER, OTHER_MEMBERS)}
 
 
 def _status(path):
@@ -70,14 +92,36 @@ def test_deferred_metrics_capture_their_graphs_thread_local():
         nstep.AdamStep([w], lambda idx: (w * w).sum(), "cpu", lr=0.1, batch_size=1, capture_error_mode="local")
 
 
-def test_grouped_adam_runs_equal_plain_runs_number_for_number(tmp_path):
-    """L = 1, 3, 6 side by side, one Adam for the three against one Adam each, across the lr step after epoch 3."""
-    plain = train.run_many(MEMBERS, out_dir=tmp_path / "plain", **KW)
-    grouped = train.run_many(MEMBERS, out_dir=tmp_path / "grouped", grouped_adam=True, **KW)
+def test_the_other_setting_moves_every_step_key():
+    """Every defining parameter either reaches the step (STEP_KEYS) or does not (NOT_STEP_KEYS), and the lever
+    tests' other setting gives each step key, in every run, a value that is neither its default nor KW's: a
+    parameter added to the run fails here until it is placed, and a step key left at its default in the other
+    setting would let a lever that ignores it pass."""
+    defining = train.defining_params(train.check_params(**KW))
+    assert sorted(STEP_KEYS + NOT_STEP_KEYS) == sorted(defining)
+    # the defaults as check_params resolves them ("reference" decays: K x 1e-5), with counts that hold a default batch
+    default = train.check_params(**{**KW, "counts": [128] * len(KW["counts"]),
+                                    **{k: train.DEFAULTS[k] for k in STEP_KEYS}})
+    base = [train.check_params(**{**KW, **m}) for m in MEMBERS]
+    other = [train.check_params(**{**KW, **OTHER, **m}) for m in OTHER_MEMBERS]
+    for key in STEP_KEYS:
+        for q, b in zip(other, base):
+            assert q[key] != default[key] and q[key] != b[key], key
+    assert len({str(q["lam_W"]) for q in other}) == len(other)  # the runs of a group differ in their decays too
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_grouped_adam_runs_equal_plain_runs_number_for_number(tmp_path, setting):
+    """L = 1, 3, 6 side by side, one Adam for the three against one Adam each, across the lr steps; at KW's
+    setting and with every parameter that reaches the step at another value (OTHER)."""
+    kw, members = {**KW, **SETTINGS[setting][0]}, SETTINGS[setting][1]
+    plain = train.run_many(members, out_dir=tmp_path / "plain", **kw)
+    grouped = train.run_many(members, out_dir=tmp_path / "grouped", grouped_adam=True, **kw)
     _assert_same_histories(plain, grouped)
+    steps = 6 * (sum(KW["counts"]) // kw["batch_size"])
     for a, b in zip(plain, grouped):
         pa, pb = (json.loads((p / "provenance.json").read_text()) for p in (a, b))
-        assert pa["steps"] == pb["steps"] == 6 * 5
+        assert pa["steps"] == pb["steps"] == steps
         assert json.loads((b / "params.json").read_text())["grouped_adam"] is True
 
 
@@ -150,15 +194,17 @@ def test_a_deferred_run_that_diverges_ends_at_the_same_row(tmp_path):
             np.testing.assert_array_equal(ha[col], hb[col])
 
 
-def test_adam_in_backward_runs_equal_plain_runs_number_for_number(tmp_path):
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_adam_in_backward_runs_equal_plain_runs_number_for_number(tmp_path, setting):
     """Each parameter's Adam step taken by a hook inside the backward pass gives the plain runs, across the lr
-    step: Adam is elementwise per parameter, and no later part of the backward pass reads a parameter once its
-    gradient is complete."""
-    plain = train.run_many(MEMBERS, out_dir=tmp_path / "plain", **KW)
-    inside = train.run_many(MEMBERS, out_dir=tmp_path / "inside", adam_in_backward=True, **KW)
+    steps: Adam is elementwise per parameter, and no later part of the backward pass reads a parameter once its
+    gradient is complete; at KW's setting and with every parameter that reaches the step at another value."""
+    kw, members = {**KW, **SETTINGS[setting][0]}, SETTINGS[setting][1]
+    plain = train.run_many(members, out_dir=tmp_path / "plain", **kw)
+    inside = train.run_many(members, out_dir=tmp_path / "inside", adam_in_backward=True, **kw)
     _assert_same_histories(plain, inside)
-    with_deferred = train.run_many(MEMBERS, out_dir=tmp_path / "both", adam_in_backward=True, deferred_metrics=True,
-                                   **KW)
+    with_deferred = train.run_many(members, out_dir=tmp_path / "both", adam_in_backward=True, deferred_metrics=True,
+                                   **kw)
     _assert_same_histories(plain, with_deferred)
 
 
@@ -334,19 +380,28 @@ def test_lever_parameters_are_refused_by_name():
 # ------------------------------------------------------------------------------------------ on a GPU
 
 GPU_KW = dict(KW, device="cuda", counts=[40, 30, 20], width=64, batch_size=8, epochs=6)  # 11 steps per epoch
+#: OTHER on a GPU: the step's own precision setting, TF32 products, and 15 steps of 6 rows per epoch.
+GPU_OTHER = dict(OTHER, precision="tf32", batch_size=6)
 
 
 @cuda_only
-@pytest.mark.parametrize("levers", [dict(grouped_adam=True), dict(steps_per_graph=4), dict(steps_per_graph=11),
-                                    dict(grouped_adam=True, steps_per_graph=3), dict(deferred_metrics=True),
-                                    dict(grouped_adam=True, steps_per_graph=4, deferred_metrics=True),
-                                    dict(adam_in_backward=True), dict(adam_in_backward=True, steps_per_graph=4)])
-def test_cuda_levers_equal_the_plain_engine_bit_for_bit(tmp_path, levers):
+@pytest.mark.parametrize("levers,setting", [
+    *((levers, "base") for levers in (
+        dict(grouped_adam=True), dict(steps_per_graph=4), dict(steps_per_graph=11),
+        dict(grouped_adam=True, steps_per_graph=3), dict(deferred_metrics=True),
+        dict(grouped_adam=True, steps_per_graph=4, deferred_metrics=True),
+        dict(adam_in_backward=True), dict(adam_in_backward=True, steps_per_graph=4))),
+    (dict(grouped_adam=True), "other"), (dict(grouped_adam=True, steps_per_graph=4), "other"),
+    (dict(adam_in_backward=True), "other"), (dict(adam_in_backward=True, steps_per_graph=4), "other")])
+def test_cuda_levers_equal_the_plain_engine_bit_for_bit(tmp_path, levers, setting):
     """On a GPU the lever runs equal the plain runs bit for bit (every column but the wall time), with a
-    remainder graph where steps_per_graph does not divide the 11 steps of an epoch: the grouped fused Adam is the
-    per-run fused kernel over more tensors, a k-step graph the kernels of k one-step graphs in order."""
-    plain = train.run_many(MEMBERS, out_dir=tmp_path / "plain", **GPU_KW)
-    lever = train.run_many(MEMBERS, out_dir=tmp_path / "lever", **GPU_KW, **levers)
+    remainder graph where steps_per_graph does not divide the 11 (or 15) steps of an epoch: the grouped fused Adam
+    is the per-run fused kernel over more tensors, a k-step graph the kernels of k one-step graphs in order.  The
+    levers that build Adams of their own (grouped_adam, adam_in_backward) also with every parameter that reaches
+    the step at another value (GPU_OTHER, OTHER_MEMBERS): the GPU's fused Adams are made apart from the CPU's."""
+    kw, members = (GPU_KW, MEMBERS) if setting == "base" else ({**GPU_KW, **GPU_OTHER}, OTHER_MEMBERS)
+    plain = train.run_many(members, out_dir=tmp_path / "plain", **kw)
+    lever = train.run_many(members, out_dir=tmp_path / "lever", **kw, **levers)
     _assert_same_histories(plain, lever)
     for path in lever:
         note = json.loads((path / "provenance.json").read_text())["cuda_graph"]
