@@ -13,7 +13,8 @@ letters-synthetic stand-in for EMNIST letters), ``datafiles`` (reading the data 
 ``parameters`` (the training engine's one parameter list, its defaults and checks, and the grammar of a value written
 as text), ``step`` (one optimizer step: Adam, CUDA streams and graphs), ``floor`` (the least time of a step on a GPU),
 ``engine`` (one run's training state: data, model, step, metrics), ``train`` (runs: plans, training side by side,
-resuming, the command line), ``runfolder`` (one run's folder while it trains: history, checkpoint, provenance
+the command line), ``resume`` (a stopped run continued: what it must share with the call that started it, its
+checkpoint read back), ``runfolder`` (one run's folder while it trains: history, checkpoint, provenance
 segments), ``provenance`` (the commit and software versions a run or a benchmark records), ``runs`` (the run-folder
 contract: names, history columns, status, checkpoints), ``locks`` (one writer per run folder), ``grid`` (a sweep's
 grid and its points), ``sweep`` (grids of runs on Dask or a job array), ``sweepmanifest`` (a sweep's record,

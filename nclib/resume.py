@@ -31,13 +31,13 @@ def device_key(device) -> str | None:
 def _refuse_resume(run_dirs, plist, code) -> list[dict]:
     """The checks of ``resume=True`` (:ref:`ch-engine`) that need neither the data nor the networks, made before
     either is loaded: each folder holds a stopped, dead or failed run (:data:`nclib.runs.RESUMABLE`) with a
-    checkpoint; the run was started with the same parameters (but :data:`EXECUTION_KEYS`, and ``data_path`` for the
-    letters stand-in, rendered or read from a rendering saved ahead), at the same commit with the same uncommitted
-    changes (none, or the same ``git diff``; a run whose first call recorded no commit, where git could not read its
-    checkout, is refused, since no code can be compared with its, and so is a run that recorded a commit where this
-    checkout's commit cannot be read), and, on a CPU, on the same CPU model with torch's kernels there
-    (``host_cpu``) and as many torch threads (``torch_threads``).  Refusals are :class:`ResumeRefused` naming the
-    folder; nothing is written.  Returns each folder's provenance, as read here."""
+    checkpoint; the run was started with the same parameters (but :data:`~nclib.parameters.EXECUTION_KEYS`, and
+    ``data_path`` for the letters stand-in, rendered or read from a rendering saved ahead), at the same commit with
+    the same uncommitted changes (none, or the same ``git diff``; a run whose first call recorded no commit, where
+    git could not read its checkout, is refused, since no code can be compared with its, and so is a run that
+    recorded a commit where this checkout's commit cannot be read), and, on a CPU, on the same CPU model with
+    torch's kernels there (``host_cpu``) and as many torch threads (``torch_threads``).  Refusals are
+    :class:`ResumeRefused` naming the folder; nothing is written.  Returns each folder's provenance, as read here."""
     on_cpu = parameters.device_type(plist[0]["device"]) == "cpu"
     provs = []
     for d in run_dirs:  # first what each folder holds, so that a run that cannot continue is named before the rest

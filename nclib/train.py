@@ -17,8 +17,9 @@ one imbalanced subset (:mod:`nclib.data`) and writes one run folder::
 
 Each file is written atomically (a temporary file in the same folder, then ``os.replace``), and the history is
 rewritten after every metric epoch, so an interrupted run leaves a complete history of the epochs it reached;
-the folder's contract (names, the lock, statuses, checkpoints) is :mod:`nclib.runs`, and its writing while a run
-trains :mod:`nclib.runfolder`.
+the folder's contract (names, the lock, statuses, checkpoints) is :mod:`nclib.runs`, its writing while a run
+trains :mod:`nclib.runfolder`, and the checks of a resumed run against the call that started it
+:mod:`nclib.resume`.
 With ``max_train_s`` a call stops its runs at the first metric epoch past that many seconds and writes a
 checkpoint; a later call with ``resume=True`` and the same parameters continues them exactly where they stopped
 (the tests compare the histories with an uninterrupted run's, number for number), so a run longer than one call
@@ -228,7 +229,7 @@ def run(**params) -> pathlib.Path:
     ValueErrors of their own: :class:`~nclib.locks.RunFolderBusy` (another live process writes the folder),
     :class:`~nclib.runs.RunExists` (the folder holds a run and ``overwrite`` is False; its ``status`` says which,
     "dead" for a run whose process was killed), :class:`~nclib.runs.ResumeRefused` and
-    :class:`~nclib.runs.CheckpointDamaged` (:func:`_resume_state`); a ValueError naming the files where one of
+    :class:`~nclib.runs.CheckpointDamaged` (:mod:`nclib.resume`); a ValueError naming the files where one of
     nclib's modules this process imported has changed on disk since (:func:`nclib.provenance.changed_sources`: the
     provenance would record code the process does not run).  Notebook: :ref:`ch-train`.
     """
@@ -373,10 +374,11 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
 def _engines(plist, run_dirs, existing, code) -> tuple[list[Engine], list, int]:
     """The networks of the runs of checked parameters ``plist`` (one :class:`Engine` each, on the data of
     :func:`nclib.data.load_for`), at epoch 0, or with ``resume`` at the epoch their checkpoints hold (refused by
-    :func:`_refuse_resume`, before the data are loaded, and by :func:`_resume_state`); without ``resume`` the folders
-    in ``run_dirs`` whose status in ``existing`` is not absent are cleared, only once the data and the networks were
-    accepted.  Returns ``(engines, checkpoints, start)``: the checkpoints, None for runs that start, with their engine
-    state taken out, and the epoch the runs continue from.  With ``grouped_adam`` the engines share one Adam."""
+    :func:`nclib.resume._refuse_resume`, before the data are loaded, and by :func:`nclib.resume._resume_state`);
+    without ``resume`` the folders in ``run_dirs`` whose status in ``existing`` is not absent are cleared, only once
+    the data and the networks were accepted.  Returns ``(engines, checkpoints, start)``: the checkpoints, None for
+    runs that start, with their engine state taken out, and the epoch the runs continue from.  With
+    ``grouped_adam`` the engines share one Adam."""
     p = plist[0]
     if p["resume"]:  # what can be refused without the data, before they are loaded (the letters: a minute and more)
         provs = _refuse_resume(run_dirs, plist, code)
