@@ -122,16 +122,23 @@ def _setting_text(k: str, setting, default: bool, named: bool = True) -> str:
 
 def check_fixed(call: dict, manifest: dict, out_dir) -> None:
     """Refuse a call (:func:`call_record`) whose fixed parameters or ties differ from those of a call that
-    ``out_dir``'s ``sweep.json`` (``manifest``) records: a parameter that no call's grid sweeps takes one value in
-    every run of the folder (a parameter left out takes its default), or follows one grid parameter in every run
-    (a tie, ``lam_H`` tied to ``lam_W``), so that the folder's table compares runs that differ in their grid values
-    alone, and no two calls name by the same grid values runs that differ in a tied parameter.  Execution keys
-    (``max_train_s``...) may change.  ValueError naming the parameter, both settings and the folder; ValueError
-    naming ``call``, ``manifest`` or ``out_dir`` where one is not what it should be.  Used in :ref:`ch-sweeps`."""
+    ``out_dir``'s ``sweep.json`` (``manifest``) records: a parameter that no call's grid sweeps (neither this call's nor
+    that of any call recorded) takes one value in every run of the folder (a parameter left out takes its default),
+    or follows one grid parameter in every run (a tie, ``lam_H`` tied to ``lam_W``), so that the folder's table
+    compares runs that differ in their grid values alone, and no two calls name by the same grid values runs that
+    differ in a tied parameter.  A parameter that some call's grid sweeps may take any value in the others (two
+    calls that fix it otherwise and name a run alike meet :func:`nclib.sweep.plan`'s refusal of a folder holding a
+    run with other parameters).  Execution keys (``max_train_s``...) may change.  ValueError naming the parameter,
+    both settings and the folder; ValueError naming ``call``, ``manifest`` or ``out_dir`` where one is not what it
+    should be.  Used in :ref:`ch-sweeps`."""
     call, out_dir = _checked_call(call), _folder(out_dir)
-    for then in recorded_calls(manifest):
+    recorded = recorded_calls(manifest)
+    # swept by the grid of any call of the folder, this one's included: the folder's runs hold several of its values,
+    # so no two calls need agree on it (a call that fixes seed and one that leaves it at its default, beside a call
+    # that swept seed); compared call by call, the first two would refuse each other
+    varied = {*call["grid"]}.union(*((then.get("grid") or {}) for then in recorded))
+    for then in recorded:
         given = {*call["fixed"], *call["tie"], *(then.get("fixed") or {}), *(then.get("tie") or {})}
-        varied = {*call["grid"], *(then.get("grid") or {})}
         for k in [k for k in DEFAULTS if k in given and k not in varied and k not in EXECUTION_KEYS]:
             (was, was_default), (now, now_default) = _setting(then, k), _setting(call, k)
             if was != now and not (k == "data_path" and runs.same_file(was, now)):

@@ -940,6 +940,32 @@ def test_a_tie_is_one_setting_of_the_folder_as_a_fixed_value_is(tmp_path, monkey
     assert _names(refused.value, "0.001", "--tie lam_H=lam_W")
 
 
+def test_a_parameter_that_any_calls_grid_sweeps_is_fixed_by_no_call(tmp_path):
+    """A swept lam_W and seed; B fixes seed = 1, C leaves it at its default, 0: beside A both are accepted, in either
+    order, since the folder's runs already differ in seed.  Without A, B and C refuse each other, naming seed, and A
+    recorded after one of them lets the other in."""
+    out = tmp_path / "out"
+    a = sweepmanifest.call_record({"lam_W": [1e-3, 1e-2], "seed": [0, 1]}, TINY, {})
+    b = sweepmanifest.call_record({"lam_W": [1e-3, 1e-2]}, {**TINY, "seed": 1}, {})
+    c = sweepmanifest.call_record({"lam_W": [1e-3, 1e-2]}, TINY, {})
+
+    def record(*calls):
+        return {"runs": {}, "errors": {}, "calls": list(calls)}
+
+    for first, second in ((b, c), (c, b)):
+        sweepmanifest.check_fixed(first, record(a), out)
+        sweepmanifest.check_fixed(second, record(a, first), out)
+        with pytest.raises(ValueError, match=r"^fixed\['seed'\]"):
+            sweepmanifest.check_fixed(second, record(first), out)
+        sweepmanifest.check_fixed(a, record(first), out)
+        sweepmanifest.check_fixed(second, record(first, a), out)
+    # a parameter no grid sweeps is still one value in every call: lr fixed otherwise beside A is refused
+    with pytest.raises(ValueError, match=r"^fixed\['lr'\]"):
+        sweepmanifest.check_fixed(sweepmanifest.call_record({"seed": [2]}, {**TINY, "lr": 0.5}, {}), record(a, b, c),
+                                  out)
+    assert not out.exists()
+
+
 def test_a_stopped_run_that_cannot_resume_here_says_what_resumes_it_and_restarts_when_asked(scheduler, tmp_path,
                                                                                               capsys):
     """A run stopped on another CPU model cannot resume here: the sweep leaves it as it is and reports it (exit 1)
