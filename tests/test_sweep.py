@@ -1712,6 +1712,36 @@ def test_forget_absent_drops_the_points_without_a_run_folder_and_keeps_the_other
     assert exc.value.code == 2 and "--forget-absent" in capsys.readouterr().err
 
 
+#: A sweep.json written before the calls listed their run names, as committed.
+OLD_RECORD = pathlib.Path(__file__).resolve().parents[1] / "results/replica-cpu/minority/mlp-cifar10/sweep.json"
+
+
+@pytest.mark.parametrize("form", ["calls without their runs", "the last call only, at the top"])
+def test_forget_absent_keeps_the_calls_of_a_record_that_cannot_say_which_points_they_made(tmp_path, capsys, form):
+    """A sweep.json whose calls do not list their run names (the committed minority sweep's, copied without its run
+    folders), or one written before the record kept every call (the last call's grid, fixed and tie at its top):
+    --forget-absent forgets every point without a run folder but keeps each call, whose fixed values still refuse a
+    call that changes them."""
+    committed = json.loads(OLD_RECORD.read_text())
+    assert committed["calls"] and not any("runs" in c for c in committed["calls"])
+    record = committed if form == "calls without their runs" else {
+        k: v for k, v in committed.items() if k not in ("calls", "format")}
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / sweepmanifest.MANIFEST).write_text(json.dumps(record))
+    calls = sweepmanifest.recorded_calls(sweepmanifest.read_manifest(out))
+    with pytest.raises(SystemExit) as exc:  # no point left, no run folder: status 1, as before any run
+        sweep.main(["--summary-only", "--forget-absent", "--out-dir", str(out)])
+    assert exc.value.code == 1 and f"forgot {len(committed['runs'])} points" in capsys.readouterr().err
+    manifest = sweepmanifest.read_manifest(out)
+    assert manifest["runs"] == {} and sweepmanifest.recorded_calls(manifest) == calls
+    last = calls[-1]
+    with pytest.raises(ValueError, match=r"^fixed\['epochs'\]"):
+        sweepmanifest.check_fixed(sweepmanifest.call_record(last["grid"], {**last["fixed"], "epochs": 5}, last["tie"]),
+                                  manifest, out)
+    sweepmanifest.check_fixed(sweepmanifest.call_record(last["grid"], last["fixed"], last["tie"]), manifest, out)
+
+
 def test_a_run_folder_with_a_damaged_provenance_is_a_row_with_an_error_naming_the_file(tmp_path, capsys):
     """provenance.json cut short: the table and the list give the run (dead) with an error naming the file, the
     summary's status is 1; a task of the array says so before it trains the run again."""
