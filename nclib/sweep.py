@@ -707,7 +707,8 @@ def main(argv=None) -> pd.DataFrame:
     ap.add_argument("--forget-absent", action="store_true",
                     help="with --summary-only: first forget, in sweep.json, the points that no run folder holds and "
                          "the calls that made only such points (an interrupted call, a grid given by mistake, a "
-                         "cancelled job array)")
+                         "cancelled job array); the error of a point that failed before its folder was written is "
+                         "forgotten with it, and printed")
     ns = ap.parse_args(argv)
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -788,6 +789,9 @@ def _command(ns) -> pd.DataFrame:
             gone = forget_absent(ns.out_dir)
             print(f"{PROG}: note: forgot {len(gone)} point{'s' * (len(gone) != 1)} without a run folder"
                   f"{': ' + ', '.join(gone) if gone else ''}", file=sys.stderr)
+            for name, error in gone.items():  # an error no table will show again
+                if error:
+                    print(f"{PROG}: note: forgot with {name} the error of its last attempt: {error}", file=sys.stderr)
         return summary(ns.out_dir)
     if ns.forget_absent:
         raise ValueError("--forget-absent forgets points before --summary-only rewrites the table; give it with "

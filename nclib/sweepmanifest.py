@@ -265,11 +265,13 @@ def _same_call(recorded: dict, call: dict) -> bool:
     return all((recorded.get(k) or {}) == call[k] for k in ("grid", "fixed", "tie"))
 
 
-def _forget(manifest: dict, out_dir: pathlib.Path) -> list[str]:
+def _forget(manifest: dict, out_dir: pathlib.Path) -> dict[str, str | None]:
     """Drop from ``manifest`` every point whose run folder in ``out_dir`` holds no run (status "absent": never
     trained, or failed before its folder was written), with its recorded error, and every call none of whose planned
-    points is left (a call recorded before the calls listed their points is kept); returns the names dropped."""
-    gone = [name for name in manifest["runs"] if runs.run_status(out_dir / name) == "absent"]
+    points is left (a call recorded before the calls listed their points is kept); returns the names dropped, each
+    with the error dropped with it (None where it had none)."""
+    gone = {name: manifest["errors"].get(name) for name in manifest["runs"]
+            if runs.run_status(out_dir / name) == "absent"}
     for name in gone:
         del manifest["runs"][name]
         manifest["errors"].pop(name, None)
@@ -283,24 +285,28 @@ def _forget(manifest: dict, out_dir: pathlib.Path) -> list[str]:
     return gone
 
 
-def forget_absent(out_dir) -> list[str]:
+def forget_absent(out_dir) -> dict[str, str | None]:
     """Forget, in ``out_dir/sweep.json``, the points of the sweep that no run folder holds and the calls that made
     only such points (the command line's ``--summary-only --forget-absent``): a call interrupted before any of its
     runs was written, a grid given by mistake, the tasks of a job array that was cancelled.  Until then every call
     recorded fixes the parameters of the folder (:func:`check_fixed`), and every point recorded is a row of the table,
-    "absent" (exit status 1) until its run is trained.  A point that a live process is training is kept (its run
-    folder is locked); a task of the array that starts later records its point again.  Held under the sweep's lock
+    "absent" (exit status 1) until its run is trained.  A point whose last attempt failed before its folder was
+    written (a damaged data file, a data path given by mistake) is forgotten too, with its error: else a call whose
+    every point failed so could never be forgotten, and its values would fix the folder's for good; the command
+    line prints each error so forgotten.  A point that a live process is training is kept (its run folder is
+    locked); a task of the array that starts later records its point again.  Held under the sweep's lock
     (:func:`lock_sweep`: :class:`SweepBusy` while a sweep is running in the folder, whose points would be lost from
-    its table) and the record's own.  Returns the run names forgotten, in the record's order; ValueError naming
-    ``out_dir`` where it is no folder.  Used by the command line, :func:`nclib.sweep.main` (``--forget-absent``),
-    which the sweeps chapter runs in a subprocess."""
+    its table) and the record's own.  Returns the run names forgotten, in the record's order, each with the error
+    its point's last attempt recorded (None where none); ValueError naming ``out_dir`` where it is no folder.  Used
+    by the command line, :func:`nclib.sweep.main` (``--forget-absent``), which the sweeps chapter runs in a
+    subprocess."""
     folder = _folder(out_dir)
     if not folder.is_dir():
         raise ValueError(f"out_dir {str(out_dir)!r} is not a folder")
-    gone: list[str] = []
+    gone: dict[str, str | None] = {}
     with lock_sweep(folder):
         if (folder / MANIFEST).is_file():
-            update_manifest(folder, lambda m: gone.extend(_forget(m, folder.resolve())))
+            update_manifest(folder, lambda m: gone.update(_forget(m, folder.resolve())))
     return gone
 
 

@@ -1685,7 +1685,8 @@ def test_a_call_interrupted_before_any_run_is_forgotten_on_request_and_fixes_not
 def test_forget_absent_drops_the_points_without_a_run_folder_and_keeps_the_others(tmp_path, capsys):
     """A grid with a point given by mistake (seed 7 of a job array cancelled before its task ran): the summary exits
     with status 1 until --forget-absent forgets that point; the call that made seed 0 is kept, a call that made
-    nothing is dropped, and a sweep running in the folder refuses the forgetting (exit 3)."""
+    nothing (seed 8, failed before its folder was written) is dropped, its error printed, and a sweep running in the
+    folder refuses the forgetting (exit 3)."""
     out = tmp_path / "out"
     sweep.run_point({"seed": [0, 7]}, TINY, out, 0)
     sweepmanifest.update_manifest(out, lambda m: sweepmanifest.record_call(
@@ -1699,11 +1700,17 @@ def test_forget_absent_drops_the_points_without_a_run_folder_and_keeps_the_other
     assert exc.value.code == 3 and len(sweepmanifest.read_manifest(out)["runs"]) == 3
     capsys.readouterr()
     table = sweep.main(["--summary-only", "--forget-absent", "--out-dir", str(out)])
-    assert "seed-7, seed-8" in capsys.readouterr().err
+    err = capsys.readouterr().err.splitlines()
+    assert any("seed-7, seed-8" in line for line in err)
+    # seed 8's error, which no table gives any more, is printed, naming seed 8 alone
+    notes = [line for line in err if "ValueError: before its folder" in line]
+    assert len(notes) == 1 and "seed-8" in notes[0] and "seed-7" not in notes[0]
     assert table["run_name"].tolist() == ["seed-0"] and sweep.exit_status(table) == 0
     manifest = sweepmanifest.read_manifest(out)
     assert [c["grid"] for c in manifest["calls"]] == [{"seed": [0, 7]}] and manifest["grid"] == {"seed": [0, 7]}
-    assert manifest["errors"] == {} and sweepmanifest.forget_absent(out) == []
+    assert manifest["errors"] == {} and sweepmanifest.forget_absent(out) == {}
+    sweep.run_point({"seed": [0, 7]}, TINY, out, 0)  # seed 7 recorded again, without an error
+    assert sweepmanifest.forget_absent(out) == {"seed-7": None}
     # the same grid again: its point without a run is recorded, and absent, again
     sweep.run_point({"seed": [0, 7]}, TINY, out, 0)
     assert sweep.summary(out)["status"].tolist() == ["finished", "absent"]
