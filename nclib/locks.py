@@ -9,7 +9,10 @@ deletes anything in a run folder of :mod:`nclib.train`, and what a refused write
   be seen from here; :func:`other_host_lock` reads such a record, so that a plan refuses the folder before any
   lock is taken (:func:`nclib.runs.plan_runs`);
 - a file system that refuses ``flock`` is :class:`LockUnsupported`, never mistaken for a busy lock;
-- :func:`lock_owner` says which live process holds a folder's lock (a live owner: the run is "running").
+- :func:`lock_owner` says which live process holds a folder's lock (a live owner: the run is "running");
+- the command lines end on SIGTERM (a batch job's time limit, ``scancel``) as on Ctrl-C (:func:`sigterm_raises`):
+  the runs they were writing recorded, their locks given back and their lock files removed, where the signal's
+  default would leave the lock file of a process gone, which a writer on another host is refused.
 
 A process never opens the lock file of a folder whose lock it holds (:func:`lock_owner`, :func:`lock_run` and
 :func:`other_host_lock` answer from the locks it holds, by the folder's resolved path, and the takeover reads the
@@ -22,12 +25,14 @@ Torch-free, like :mod:`nclib.runs`, which reads run folders on any machine.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fcntl
 import json
 import os
 import pathlib
 import re
+import signal
 import socket
 import sys
 import threading
@@ -442,3 +447,38 @@ def lock_runs(run_dirs, retry_s: float = 1.0) -> list[RunLock]:
             lock.release()
         raise
     return locks
+
+
+class Terminated(BaseException):
+    """The process was sent SIGTERM while :func:`sigterm_raises` held: raised in its main thread, as Ctrl-C raises
+    KeyboardInterrupt, and like it no Exception, so that no ``except Exception`` takes it for a run's own failure."""
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """While held, SIGTERM (a batch job's time limit, ``scancel``, ``kill``) raises :class:`Terminated` in the main
+    thread instead of ending the process at once, so that the calls it unwinds do what they do for Ctrl-C: a
+    training call records the runs it was writing as "failed" with that error (:func:`nclib.train.run_many`), and
+    every run folder's lock is given back, its lock file removed (:meth:`RunLock.release`).  Ended by the signal's
+    default, the process would leave its runs "running" and the lock file naming its host, which a writer on
+    another host is refused (:class:`RunLockedElsewhere`) until someone removes it.  The first SIGTERM puts the
+    handler found on entry back, so that a second one ends the process as before; leaving restores it too.  Outside
+    the main thread, or where the handler found was not set from Python (it could not be put back), it changes
+    nothing.  Used by the command lines, :func:`nclib.train.main` and :func:`nclib.sweep.main`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is None:
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        signal.signal(signal.SIGTERM, previous)
+        raise Terminated("the process was sent SIGTERM (a job's time limit, scancel, kill)")
+
+    signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -77,6 +77,7 @@ import json
 import logging
 import os
 import pathlib
+import signal
 import sys
 import threading
 import uuid
@@ -677,7 +678,11 @@ def main(argv=None) -> pd.DataFrame:
     (:func:`run_point`, a task of a job array; an error the table cuts short follows whole on stderr, and the last
     line is the path of the run folder, or of sweep.json where the run has no folder), with ``--summary-only`` the
     table rebuilt from the folders (:func:`summary`).  Warnings (runs of several code versions,
-    :class:`MixedCodeVersions`) are printed as notes on stderr."""
+    :class:`MixedCodeVersions`) are printed as notes on stderr.  SIGTERM (a job's time limit, ``scancel``) ends it
+    as Ctrl-C would, with status 143 (128 + SIGTERM), as the signal itself would: the run of ``--point`` written as
+    failed with its error and its folder's lock given back (:func:`nclib.locks.sigterm_raises`); a sweep's local
+    cluster closed, the runs its workers were training left dead (their lock files, of this host, are taken over by
+    the next call)."""
     ap = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
@@ -711,9 +716,14 @@ def main(argv=None) -> pd.DataFrame:
                          "forgotten with it, and printed")
     ns = ap.parse_args(argv)
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, locks.sigterm_raises():
             warnings.simplefilter("always")
             df = _command(ns)
+    except locks.Terminated as exc:  # a job's time limit, scancel: what it was training is recorded, and unlocked
+        done = ("the run it was training is written as failed, its folder unlocked" if ns.point is not None else
+                None if ns.summary_only or ns.list_points or ns.scheduler else
+                "a local cluster is closed with it, the runs its workers were training left dead")
+        ap.exit(128 + signal.SIGTERM, f"{ap.prog}: {exc}{f': {done}' if done else ''}\n")
     except NoRuns as exc:  # no point has a run yet (no task has started): the status of a point without a run
         ap.exit(1, f"{ap.prog}: error: {exc}\n")
     except ValueError as exc:

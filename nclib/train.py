@@ -59,6 +59,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import pathlib
+import signal
 import sys
 import time
 
@@ -522,9 +523,21 @@ def main(argv=None) -> list[pathlib.Path]:
     ValueError) or run folder prints one line to stderr (and, for runs of which some can continue, the ``--L`` that
     continues them) and exits with status 2, a divergence (:class:`TrainingDiverged`: after every run's status line
     and the ``--L`` of the runs that did not diverge) or a file that cannot be written (OSError) with status 1,
-    without a traceback."""
-    ap = _parser()
-    ns = vars(ap.parse_args(argv))
+    without a traceback.  SIGTERM (a batch job's time limit, ``scancel``) ends it as Ctrl-C would, the runs written
+    as failed with its error and their folders' locks given back (:func:`nclib.locks.sigterm_raises`), and with
+    status 143 (128 + SIGTERM), as the signal itself would."""
+    ns = vars(_parser().parse_args(argv))
+    try:
+        with _locks.sigterm_raises():
+            return _command(ns)
+    except _locks.Terminated as exc:
+        print(f"python -m nclib.train: {exc}: the runs it was training are written as failed, their folders "
+              f"unlocked", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM) from None
+
+
+def _command(ns: dict) -> list[pathlib.Path]:
+    """What :func:`main` does with its parsed arguments ``ns``, SIGTERM aside."""
     Ls, tag, base = ns.pop("L"), ns.pop("run_tag"), ns.pop("run_name")
     members = []
 

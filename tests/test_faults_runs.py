@@ -1,5 +1,5 @@
 """Faults tried against run folders, for real: run names that would leave out_dir, two writers on one folder,
-SIGKILL and a crash while the checkpoint is written, data rewritten under a stopped run, damaged checkpoints,
+SIGKILL and a crash while the checkpoint is written, SIGTERM to the command lines, data rewritten under a stopped run, damaged checkpoints,
 and the command line's answer to a user error.  Tiny synthetic runs; a second process or a kill runs in a
 subprocess."""
 import errno
@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
@@ -722,6 +723,81 @@ def test_two_writers_on_one_folder_the_second_refused_and_a_killed_run_recognise
     prov = json.loads((folder / "provenance.json").read_text())
     assert [s.get("status") for s in prov["segments"]] == ["stopped", "dead", "stopped"]
     assert prov["dead_segments"] == 1
+
+
+def test_sigterm_raises_terminated_in_the_main_thread_once_and_puts_the_handler_back():
+    """Held, SIGTERM raises Terminated (no Exception, as KeyboardInterrupt is none) and puts back the handler it
+    found, so that a second SIGTERM is that handler's; left, the handler found is back.  In another thread, where no
+    handler can be set, it changes nothing."""
+    seen = []
+
+    def previous(signum, frame):
+        seen.append(signum)
+
+    before = signal.signal(signal.SIGTERM, previous)
+    try:
+        assert not issubclass(locks.Terminated, Exception)
+        with pytest.raises(locks.Terminated):
+            with locks.sigterm_raises():
+                assert signal.getsignal(signal.SIGTERM) is not previous
+                os.kill(os.getpid(), signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) is previous and seen == []
+        with locks.sigterm_raises():
+            with pytest.raises(locks.Terminated):
+                os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)  # the second: the handler found on entry
+            assert seen == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) is previous
+        in_thread = []
+
+        def held_in_a_thread():
+            with locks.sigterm_raises():
+                in_thread.append(signal.getsignal(signal.SIGTERM))
+
+        thread = threading.Thread(target=held_in_a_thread)
+        thread.start()
+        thread.join()
+        assert in_thread == [previous]
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+#: The flags of a run that trains until it is stopped (LONG), for each command line.
+LONG_CLI = {"nclib.train": ["--dataset", "synthetic", "--width", "16", "--depth", "1", "--epochs", str(10**6),
+                            "--metric-every", "5", "--batch-size", "full", "--lam-W", "1e-3", "--lam-H", "1e-3",
+                            "--device", "cpu", "--progress", "false", "--run-name", "r"],
+            "nclib.sweep": ["--grid", "seed=0", *(f"--set={k}={v}" for k, v in LONG.items() if k != "progress"),
+                            "--point", "0"]}
+
+
+@pytest.mark.parametrize("command", list(LONG_CLI))
+def test_sigterm_ends_a_command_line_with_its_run_written_as_failed_and_unlocked(tmp_path, command):
+    """SIGTERM to a command line training a run (a job's time limit, scancel): it ends with status 143 as the signal
+    would, but as Ctrl-C ends it, not at once: the run is written "failed" with the error Terminated, and its lock
+    given back and its lock file removed, where the signal's default left it "running" with the lock file of this
+    host, which a writer on another host is refused.  The next call starts it again (it wrote no checkpoint)."""
+    folder = tmp_path / ("r" if command == "nclib.train" else "seed-0")
+    proc = subprocess.Popen([sys.executable, "-m", command, *LONG_CLI[command], "--out-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        while proc.poll() is None and len(_epochs(folder)) < 3:  # polled: the run trains, past its first rows
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["status"] == "failed" and prov["error"].startswith("Terminated: "), prov.get("error")
+    assert not (folder / locks.LOCK).exists() and locks.lock_owner(folder) is None
+    assert not [f.name for f in folder.iterdir() if f.name.endswith(".tmp")]
+    assert len(_epochs(folder)) >= 3 and sweep.next_step(folder) == ("failed", "start")
+    if command == "nclib.sweep":  # the table gives the run's error, from its folder
+        table = sweep.summary(tmp_path)
+        assert table["status"].tolist() == ["failed"] and table["error"][0] == prov["error"]
 
 
 def test_overwrite_waits_for_no_one_and_a_lock_is_released_on_every_exit(tmp_path):
