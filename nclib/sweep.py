@@ -470,7 +470,13 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     that take the value of a grid parameter at every point, ``{"lam_H": "lam_W"}`` for lam_H = lam_W (each must be a
     parameter of the run set neither by the grid nor by ``fixed``, and follow a parameter of the grid); the run
     folders are named after the grid values and the table has a column for each tied parameter.
-    :class:`SweepBusy` when another sweep is running in ``out_dir``."""
+    :class:`SweepBusy` when another sweep is running in ``out_dir``.
+
+    From a Python script, call it under ``if __name__ == "__main__":``.  The workers of a local cluster are new
+    Python processes, which import the calling script again (Dask starts them by multiprocessing's "spawn"); without
+    the guard each would start the sweep anew, refused with :class:`SweepBusy` naming the script's own process
+    (the sweep holding the folder), and the cluster would not start ("Nanny failed to start").  A notebook needs no
+    guard."""
     workers, progress, restart_refused = _check_sweep_args(workers, scheduler, resources, progress, restart_refused)
     planned = plan(grid, fixed, out_dir, remote=scheduler is not None, tie=tie)
     call = call_record(grid, fixed or {}, tie or {})
