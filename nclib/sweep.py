@@ -92,8 +92,8 @@ from .locks import RunFolderBusy, RunLockedElsewhere, other_host_lock
 from .parameters import DEFAULTS
 from .rounding import written
 from .runs import RESUMABLE, OtherData, ResumeRefused, run_status
-from .sweepmanifest import (MANIFEST, SweepBusy, call_record, check_fixed, forget_absent, lock_sweep,  # noqa: F401
-                            read_manifest, record_call, record_result, update_manifest)
+from .sweepmanifest import (MANIFEST, SweepBusy, call_record, check_fixed, folder_state,  # noqa: F401
+                            forget_absent, lock_sweep, read_manifest, record_call, record_result, update_manifest)
 from .sweeptable import (PROVENANCE_COLUMNS, SUMMARY, MixedCodeVersions,  # noqa: F401 (the table's names)
                          NoRuns, load_summary, read_provenance, recorded_outcome, summary, table_row)
 
@@ -355,9 +355,10 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
     (:func:`nclib.train.run_under_lock`); never raises for the run's own failure: returns ``{"status": the folder's
     run_status after, "error": None or "Type: message", "restarted": None or why a run was trained again from the
     start ("Type: message" of the refused resume), "fresh": whether the run was started from the start as
-    planned}``.  A failed run whose resume is refused (the code changed since, say) is trained again from the start,
-    as is, with ``restart_refused``, a stopped or dead one; without it, such a run is an error whose message says
-    what resumes it (:data:`RESUME_ADVICE`).  A folder that, once locked, holds a run with other defining parameters
+    planned, "state": the folder's :func:`nclib.sweepmanifest.folder_state` after}``.  A failed run whose resume
+    is refused (the code changed since, say) is trained again from the start, as is, with ``restart_refused``, a
+    stopped or dead one; without it, such a run is an error whose message says what resumes it
+    (:data:`RESUME_ADVICE`).  A folder that, once locked, holds a run with other defining parameters
     (another call made it after this call's :func:`plan`) is an error too, the refusal of :func:`plan`, and its run
     is left as it is; so is a run it would keep that was trained on other data than ``data_path`` holds now
     (:func:`_refuse_other_data`)."""
@@ -400,7 +401,8 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
         pass
     except Exception as exc:  # noqa: BLE001 - a failing run is reported, the sweep goes on
         error = f"{type(exc).__name__}: {exc}"
-    return {"status": run_status(run_dir), "error": error, "restarted": restarted, "fresh": step == "start"}
+    return {"status": run_status(run_dir), "error": error, "state": folder_state(run_dir), "restarted": restarted,
+            "fresh": step == "start"}
 
 
 # --------------------------------------------------------------------------------------------- the sweep
@@ -560,7 +562,8 @@ def _train_on_dask(client, todo: list[dict], asks: list, need: dict, out_dir: pa
                 result = fut.result()
                 _warn_again(result)
             except Exception as exc:  # noqa: BLE001 - the worker died (KilledWorker) or was cancelled
-                result = {"status": run_status(out_dir / name), "error": f"{type(exc).__name__}: {exc}"}
+                result = {"status": run_status(out_dir / name), "error": f"{type(exc).__name__}: {exc}",
+                          "state": folder_state(out_dir / name)}
             update_manifest(out_dir, lambda m, name=name, result=result: record_result(m, name, result))
             failed += result["error"] is not None
             bar.set_postfix(errors=failed, refresh=False)
@@ -714,7 +717,10 @@ def main(argv=None) -> pd.DataFrame:
     ap.add_argument("--point", type=int, default=None, metavar="I",
                     help="train only point I of the grid, in this process (a task of a job array: "
                          "--point $SLURM_ARRAY_TASK_ID); no sweep.csv: --summary-only writes it afterwards")
-    ap.add_argument("--summary-only", action="store_true", help="rewrite sweep.csv from the run folders only")
+    ap.add_argument("--summary-only", action="store_true",
+                    help="rewrite sweep.csv from the run folders and sweep.json only: what the folders and the last "
+                         "sweep or task recorded, no data loaded (a run found trained on other data stays an error "
+                         "until a sweep or a task checks its data again), nothing trained")
     ap.add_argument("--forget-absent", action="store_true",
                     help="with --summary-only: first forget, in sweep.json, the points that no run folder holds and "
                          "the calls that made only such points (an interrupted call, a grid given by mistake, a "

@@ -3,7 +3,8 @@ several processes share a sweep's output folder.
 
 - ``sweep.json`` (:data:`MANIFEST`) keeps every call made on the folder (its grid, fixed parameters and ties,
   :func:`call_record`), every planned grid point under its run name, the errors that the run folders do not record,
-  and why a run was trained again from the start (:func:`record_call`, :func:`record_result`).
+  each with the state of its folder when it was saved (:func:`folder_state`), and why a run was trained again from
+  the start (:func:`record_call`, :func:`record_result`).
   :func:`read_manifest` reads it, for the sweep and for its table (:mod:`nclib.sweeptable`);
   :func:`update_manifest` changes it under a lock of its own (:data:`MANIFEST_LOCK`), so that a sweep and the
   tasks of a job array record their runs in one folder without losing each other's entries;
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import pathlib
@@ -75,6 +77,21 @@ def read_manifest(out_dir) -> dict:
     manifest.setdefault("runs", {})
     manifest.setdefault("errors", {})
     return manifest
+
+
+def folder_state(run_dir) -> str | None:
+    """The state of the run folder ``run_dir`` that a saved error is tied to (:func:`record_result`): the sha256 of
+    its ``provenance.json``, which every call that trains the run writes as it starts and as it ends (a segment
+    added, a status), and nothing else writes; None where the folder has none (no folder, or one refused before
+    anything was written).  Once a folder's state is another than the one saved with its error, a later call has
+    written the run, and the table drops the error (:func:`nclib.sweeptable.recorded_outcome`).  ValueError naming
+    ``run_dir`` for an empty path or anything but a path (:func:`nclib.locks.run_folder_path`).  Used in
+    :ref:`ch-sweeps`."""
+    path = locks.run_folder_path(run_dir) / "provenance.json"
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
 
 
 def call_record(grid: dict, fixed: dict, tie: dict) -> dict:
@@ -258,6 +275,7 @@ def record_call(manifest: dict, call: dict, planned: list[dict], out_dir, kept=(
     manifest["runs"] = {name: points.get(name, recorded.get(name)) for name in order}
     for name in kept:
         manifest["errors"].pop(name, None)
+        manifest.get("error_states", {}).pop(name, None)
 
 
 def _same_call(recorded: dict, call: dict) -> bool:
@@ -275,6 +293,7 @@ def _forget(manifest: dict, out_dir: pathlib.Path) -> dict[str, str | None]:
     for name in gone:
         del manifest["runs"][name]
         manifest["errors"].pop(name, None)
+        manifest.get("error_states", {}).pop(name, None)
         manifest.get("restarted", {}).pop(name, None)
     calls = [c for c in recorded_calls(manifest) if "runs" not in c or any(n in manifest["runs"] for n in c["runs"])]
     for k in ("grid", "fixed", "tie"):  # the last call's, which recorded_calls reads where no call is listed
@@ -312,23 +331,33 @@ def forget_absent(out_dir) -> dict[str, str | None]:
 
 def record_result(manifest: dict, name: str, result: dict) -> None:
     """Record what training the run ``name`` gave (``result``, as a worker of :mod:`nclib.sweep` returns it: the
-    ``status`` of its folder after, its ``error`` or None, and ``restarted`` and ``fresh``, whether and why it was
-    trained again from the start): the folder records a diverged or failed run's error itself; others (refused
-    before the folder was written, a killed worker, a lock of another host, a finished or diverged run trained on
-    other data than its data file holds now, :class:`nclib.runs.OtherData`) are kept in the manifest; why a run was
-    trained again from the start is kept until a fresh start replaces the run.  ValueError naming the argument that
-    is not what it should be.  Used in :ref:`ch-sweeps`."""
+    ``status`` of its folder after, its ``error`` or None, ``state``, the folder's :func:`folder_state` after, and
+    ``restarted`` and ``fresh``, whether and why it was trained again from the start): the folder records a diverged
+    or failed run's error itself; others (refused before the folder was written, a killed worker, a lock of another
+    host, a run whose resume was refused, a finished or diverged run trained on other data than its data file holds
+    now, :class:`nclib.runs.OtherData`) are kept in the manifest's ``errors``, with the folder's state in its
+    ``error_states`` where the result gives it, so that the table drops the error once a later call has written the
+    run (:func:`nclib.sweeptable.recorded_outcome`); why a run was trained again from the start is kept until a
+    fresh start replaces the run.  ValueError naming the argument that is not what it should be.  Used in
+    :ref:`ch-sweeps`."""
     manifest = _checked_manifest(manifest)
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a run name, got {name!r}")
-    if not isinstance(result, dict) or not {"status", "error"} <= set(result):
-        raise ValueError(f"result must be a dict with the run's status and error, got {result!r}")
+    if not isinstance(result, dict) or not {"status", "error"} <= set(result) or not (
+            result.get("state") is None or isinstance(result["state"], str)):
+        raise ValueError(f"result must be a dict with the run's status and error (and its folder's state, a "
+                         f"folder_state), got {result!r}")
     own = result["status"] in ("diverged", "failed") and not str(result["error"]).startswith(
         f"{runs.OtherData.__name__}:")  # a refusal to keep a diverged run for other data is no error of its folder
     if result["error"] and not own:
         manifest["errors"][name] = result["error"]
+        if "state" in result:
+            manifest.setdefault("error_states", {})[name] = result["state"]
+        else:  # a state saved with an earlier error is not this one's
+            manifest.get("error_states", {}).pop(name, None)
     else:
         manifest["errors"].pop(name, None)
+        manifest.get("error_states", {}).pop(name, None)
     if result.get("restarted"):
         manifest.setdefault("restarted", {})[name] = result["restarted"]
     elif result.get("fresh"):

@@ -13,9 +13,9 @@ import pandas as pd
 
 from .grid import SWEEP_KEYS
 from .locks import RunLockedElsewhere, other_host_lock
-from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, _json_record, atomic_write_text, load_class_accuracy, load_run,
-                   run_status)
-from .sweepmanifest import MANIFEST, read_manifest
+from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, OtherData, _json_record, atomic_write_text, load_class_accuracy,
+                   load_run, run_status)
+from .sweepmanifest import MANIFEST, folder_state, read_manifest
 
 #: The table a sweep writes into its output folder.
 SUMMARY = "sweep.csv"
@@ -100,22 +100,41 @@ def table_row(out_dir: pathlib.Path, name: str, point: dict, manifest: dict, gri
     return row, prov
 
 
+def _outlived(error: str, name: str, status: str, manifest: dict, run_dir: pathlib.Path | None) -> bool:
+    """Whether the error ``error`` that ``sweep.json`` (``manifest``) saved for the run ``name`` no longer holds for
+    its folder ``run_dir`` (None: not known) of status ``status``: see :func:`recorded_outcome`."""
+    if status in ("finished", "diverged") and not error.startswith((f"{OtherData.__name__}:",
+                                                                     f"{RunLockedElsewhere.__name__}:")):
+        return True  # the folder holds the run's result: only other data, or another host's lock, stand against it
+    if run_dir is None:
+        return False
+    states = manifest.get("error_states") or {}
+    if name in states and folder_state(run_dir) != states[name]:
+        return True  # a later call wrote the run since the error was saved
+    # the lock file that refused the last attempt is gone: the next call is not refused
+    return error.startswith(f"{RunLockedElsewhere.__name__}:") and other_host_lock(run_dir) is None
+
+
 def recorded_outcome(name: str, status: str, manifest: dict, prov: dict,
                      run_dir: pathlib.Path | None = None) -> tuple[str, str | None]:
     """The status and the error that a sweep gives the run ``name``, in its table (:func:`table_row`) and in its list
     of points (:func:`nclib.sweep.list_points`) alike: ``status`` (its folder's :func:`nclib.runs.run_status`) and
     the error of its last attempt that ``sweep.json`` (``manifest``) keeps where the folder does not record it,
-    "failed" for a run whose attempt failed before its folder was written (a damaged data file, say), but not a
-    saved refusal for the lock file of a writer on another host (:class:`nclib.locks.RunLockedElsewhere`) once
-    ``run_dir`` holds no such file (it was removed, as that refusal said to: the next call is not refused); else,
+    "failed" for a run whose attempt failed before its folder was written (a damaged data file, say), as long as
+    that error holds for the folder ``run_dir``: not once the folder has changed since the error was saved (its
+    :func:`nclib.sweepmanifest.folder_state` is another: a later call, of a sweep, a task or
+    :func:`nclib.train.run`, wrote the run), not for a finished or diverged run unless the error is that its data
+    file now holds other data (:class:`nclib.runs.OtherData`) or the refusal below, and not a saved refusal for the
+    lock file of a writer on another host (:class:`nclib.locks.RunLockedElsewhere`) once ``run_dir`` holds no such
+    file (it was removed, as that refusal said to: the next call is not refused).  The table reads what the last call recorded and loads
+    no data: an OtherData error stays until a call checks the data again.  Else,
     for a run that the next call would train (neither finished, diverged nor running) in a folder ``run_dir`` whose
     lock file names a writer on another host (:func:`nclib.locks.other_host_lock`), the refusal that call meets
     (naming the file to remove); else the error its provenance ``prov`` records, or None.  Used in
     :ref:`ch-sweeps`."""
     error = manifest.get("errors", {}).get(name)
-    if (error and run_dir is not None and error.startswith(f"{RunLockedElsewhere.__name__}:")
-            and other_host_lock(run_dir) is None):
-        error = None  # the lock file that refused the last attempt is gone: the folder says what the run is now
+    if error and _outlived(error, name, status, manifest, run_dir):
+        error = None  # the folder says what the run is now
     if error:  # the last attempt's error where the folder does not record it
         return ("failed" if status == "absent" else status), error
     if run_dir is not None and status not in ("finished", "diverged", "running"):
@@ -147,7 +166,10 @@ def summary(out_dir) -> pd.DataFrame:
     those changes), then every other parameter of the run (lists as JSON) but ``max_train_s`` and the sweep's own
     keys (:data:`nclib.grid.SWEEP_KEYS`), which say how a call ran, not what the run is.  A table whose runs were
     trained from several versions of the code warns (:class:`MixedCodeVersions`) naming them.  Read from the run
-    folders only (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`).  The rows follow
+    folders and ``sweep.json`` only (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`): it shows
+    what they and the last sweep or task recorded, the errors saved in ``sweep.json`` that still hold
+    (:func:`recorded_outcome`), and loads no data (a run found trained on other data stays an error until a sweep
+    or a task checks its data again).  The rows follow
     ``sweep.json``, in the grid order of the calls (:func:`nclib.sweepmanifest.record_call`: a point a later call
     added goes beside its neighbours in that call's grid); without it, every run folder in ``out_dir`` by name.
     :class:`NoRuns` (a ValueError) where ``out_dir`` does not exist or holds no run of a sweep; ValueError where it

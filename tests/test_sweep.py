@@ -785,7 +785,8 @@ def test_a_run_another_process_finishes_before_the_lock_is_kept_not_trained_agai
     monkeypatch.setattr(locks, "lock_runs", another_writer_first)
     result = sweep._run_point(p)
     assert other["files"] and runs.run_status(folder) == "finished"
-    assert result == {"status": "finished", "error": None, "restarted": None, "fresh": False, "warnings": []}
+    assert result == {"status": "finished", "error": None, "restarted": None, "fresh": False, "warnings": [],
+                      "state": sweepmanifest.folder_state(folder)}
     assert _files(folder) == other["files"]
 
 
@@ -1026,7 +1027,8 @@ def test_a_run_another_process_finishes_after_a_refused_resume_is_kept_not_an_er
     calls, other = _train_at_the_second_lock(monkeypatch, folder, p)
     result = sweep._run_point(p)
     assert len(calls) == 2 and other["files"] and runs.run_status(folder) == "finished"
-    assert result == {"status": "finished", "error": None, "restarted": None, "fresh": False, "warnings": []}
+    assert result == {"status": "finished", "error": None, "restarted": None, "fresh": False, "warnings": [],
+                      "state": sweepmanifest.folder_state(folder)}
     assert _files(folder) == other["files"]
 
 
@@ -1560,6 +1562,56 @@ def test_the_record_keeps_each_call_once_and_the_errors_its_folders_do_not_hold(
     assert manifest["errors"] == {} and manifest["calls"] == [{**call, "runs": ["seed-0", "seed-1"]}]
 
 
+def test_a_saved_error_leaves_the_table_once_a_later_call_has_written_its_run(tmp_path, monkeypatch):
+    """A task's resume refused (started on another CPU model): sweep.json keeps the error, with the state of the run
+    folder (its provenance's sha256), and the table gives it (exit 1) while the folder is unchanged.  Once the run is
+    resumed where it started, by hand with nclib.train.run, the error leaves the table and the list of points, the
+    run stopped again as well as finished; so does the error of a point that failed before its folder was written,
+    once a later call has written it.  A saved error without a state (a record written before they were kept) is
+    dropped for a finished run, but for OtherData, which the table cannot check without loading the data."""
+    from nclib import provenance
+
+    out, fixed = tmp_path / "out", {**TINY, "epochs": 6}
+    sweep.run_point({"seed": [0, 1]}, {**fixed, "max_train_s": 0}, out, 0)  # seed 0 stopped at epoch 2
+    folder = out / "seed-0"
+    with monkeypatch.context() as m:
+        m.setattr(provenance, "cpu_name", lambda: "Another CPU (AVX512)")
+        refused = sweep.run_point({"seed": [0, 1]}, fixed, out, 0)
+    assert refused["status"].tolist() == ["stopped"] and refused["error"][0].startswith("ResumeRefused: ")
+    manifest = sweepmanifest.read_manifest(out)
+    assert manifest["error_states"] == {"seed-0": sweepmanifest.folder_state(folder)} and \
+        sweepmanifest.folder_state(folder) is not None
+    table = sweep.summary(out)
+    assert table["error"][0] == refused["error"][0] and sweep.exit_status(table.iloc[:1]) == 1
+    assert sweepmanifest.folder_state(out / "seed-1") is None  # no folder
+    # resumed here, where it started: stopped again at epoch 4, then finished
+    train.run(**fixed, seed=0, out_dir=out, run_name="seed-0", resume=True, max_train_s=0, progress=False)
+    table = sweep.summary(out)
+    assert table["status"][0] == "stopped" and table["error"].isna()[0] and sweep.exit_status(table.iloc[:1]) == 0
+    assert sweep.list_points({"seed": [0, 1]}, fixed, out)["error"].isna()[0]
+    assert sweepmanifest.read_manifest(out)["errors"]["seed-0"] == refused["error"][0]  # the record is as it was
+    train.run(**fixed, seed=0, out_dir=out, run_name="seed-0", resume=True, progress=False)
+    assert sweep.summary(out)["error"].isna()[0]
+    # seed 1 failed before its folder was written (state None): written since by a call that stopped it
+    sweepmanifest.update_manifest(out, lambda m: sweepmanifest.record_result(
+        m, "seed-1", {"status": "absent", "error": "ValueError: before its folder", "state": None}))
+    assert sweep.summary(out)[["status", "error"]].values[1].tolist() == ["failed", "ValueError: before its folder"]
+    train.run(**fixed, seed=1, out_dir=out, run_name="seed-1", max_train_s=0, progress=False)
+    table = sweep.summary(out)
+    assert table["status"].tolist() == ["finished", "stopped"] and table["error"].isna().all()
+    assert sweep.exit_status(table) == 0
+    # errors saved without a state: a finished run's only if they are OtherData; a stopped run's stay
+    for error, shown in (("KilledWorker: gone", [None, "KilledWorker: gone"]),
+                         ("OtherData: rewritten", ["OtherData: rewritten", "OtherData: rewritten"])):
+        def saved(m, error=error):
+            m["errors"].update({"seed-0": error, "seed-1": error})
+            m.pop("error_states", None)
+
+        sweepmanifest.update_manifest(out, saved)
+        errors = sweep.summary(out)["error"]
+        assert [None if pd.isna(e) else e for e in errors] == shown, error
+
+
 WRITER = """
 import fcntl, os, sys
 from nclib import sweepmanifest
@@ -1626,6 +1678,10 @@ RECORD = {"runs": {}, "errors": {}}
     ("kept", lambda out: sweepmanifest.record_call(dict(RECORD), CALL, [], out, kept="seed-0")),
     ("name", lambda out: sweepmanifest.record_result(dict(RECORD), "", {"status": "finished", "error": None})),
     ("result", lambda out: sweepmanifest.record_result(dict(RECORD), "seed-0", {"status": "finished"})),
+    ("result", lambda out: sweepmanifest.record_result(dict(RECORD), "seed-0", {"status": "stopped", "error": "E: x",
+                                                                              "state": 3})),
+    ("run_dir", lambda out: sweepmanifest.folder_state("")),
+    ("run_dir", lambda out: sweepmanifest.folder_state(5)),
     ("change", lambda out: sweepmanifest.update_manifest(out, "record")),
     ("out_dir", lambda out: sweepmanifest.read_manifest(None)),
     ("out_dir", lambda out: sweepmanifest.lock_sweep([str(out)]).__enter__()),
