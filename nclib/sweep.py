@@ -491,7 +491,7 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
             status, step = next_step(out_dir / name)
             error = _kept_error(item["params"], out_dir / name, loaded) if step == "keep" else None
             if error is not None:  # trained on other data: neither kept as this point's run nor trained again
-                other[name] = {"status": status, "error": error}
+                other[name] = {"status": status, "error": error, "state": folder_state(out_dir / name)}
             elif step in ("keep", "leave"):
                 kept.append(name)
             else:

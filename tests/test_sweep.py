@@ -57,6 +57,18 @@ def _files(folder):
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _data_writer(path, seed: int):
+    """A function writing a small CIFAR-10-shaped data file at ``path``, 10 images of each of 3 classes, other
+    pixels at each call: the data file a test rewrites at its path."""
+    rng = np.random.default_rng(seed)
+
+    def write():
+        np.savez(path, x_train=rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8),
+                 y_train=np.repeat(np.arange(3), 10))
+
+    return write
+
+
 def _names(text, *words) -> bool:
     """Whether a refusal names every one of ``words`` (parameters, flags, values), however it is worded."""
     return all(w in str(text) for w in words)
@@ -795,12 +807,8 @@ def test_a_rerun_loads_each_data_selection_once_to_check_the_runs_it_keeps(sched
     per run, so that a sweep of many points on one data selection read and decoded the file once per point.  The
     data are now loaded once per selection (the data-defining parameters, nclib.data.LOAD_KEYS: here the seed,
     which draws the order), and a rewritten file is still found in every run that the selection's load checks."""
-    rng = np.random.default_rng(1)
     path = tmp_path / "data.npz"
-
-    def write():
-        np.savez(path, x_train=rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8),
-                 y_train=np.repeat(np.arange(3), 10))
+    write = _data_writer(path, seed=1)
 
     write()
     fixed = {**{k: v for k, v in TINY.items() if k not in ("dim", "lr", "counts")}, "dataset": "cifar10",
@@ -835,12 +843,8 @@ def test_a_rerun_keeps_a_run_only_for_the_data_its_file_holds_now(scheduler, tmp
     the data its data_path holds now, by the sweep and by a task of a job array under the folder's lock: on other
     data, or a file that no longer loads, it is an error of the table (exit status 1, a divergence included), and is
     neither kept silently nor trained again; --summary-only keeps the error; the data put back, the runs are kept."""
-    rng = np.random.default_rng(0)
     path = tmp_path / "data.npz"
-
-    def write():
-        np.savez(path, x_train=rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8),
-                 y_train=np.repeat(np.arange(3), 10))
+    write = _data_writer(path, seed=0)
 
     write()
     theirs = path.read_bytes()
@@ -859,6 +863,8 @@ def test_a_rerun_keeps_a_run_only_for_the_data_its_file_holds_now(scheduler, tmp
         assert error.startswith("OtherData:") and _names(error, str(out / name), str(path), sha[:12])
     assert sweep.exit_status(again) == 1 and sweep.exit_status(again.iloc[[1]]) == 1  # the diverged run's too
     assert {n: _files(out / n) for n in names} == before  # nothing trained, nothing deleted
+    # each error saved with the state of its folder, so that it leaves the table once a later call rewrote the folder
+    assert sweepmanifest.read_manifest(out)["error_states"] == {n: sweepmanifest.folder_state(out / n) for n in names}
     summary = sweep.main(["--summary-only", "--out-dir", str(out)])  # rebuilt from the folders and sweep.json
     assert summary["error"].tolist() == again["error"].tolist()
     for i, name in enumerate(names):  # a task of a job array, deciding under the folder's lock
@@ -1038,12 +1044,8 @@ def test_a_run_another_process_finishes_after_a_refused_resume_on_data_rewritten
     file is then rewritten at its path.  Under the second lock the worker compares the finished run with the data
     the file holds now, as under the first: an OtherData error naming the folder and the file, the run neither kept
     as this point's result nor trained again, not one byte changed."""
-    rng = np.random.default_rng(2)
     path = tmp_path / "data.npz"
-
-    def write():
-        np.savez(path, x_train=rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8),
-                 y_train=np.repeat(np.arange(3), 10))
+    write = _data_writer(path, seed=2)
 
     write()
     on_file = {**{k: v for k, v in TINY.items() if k != "dim"}, "dataset": "cifar10", "data_path": str(path)}
@@ -1449,12 +1451,8 @@ def test_the_list_of_points_refuses_a_run_trained_on_other_data_as_its_task_does
     its path since, a run its task refuses (OtherData), without an error until a task had met it.  The list compares
     the runs it would keep with the data as the task does, loading each data selection once: such a point is
     "refuse", with the error its task meets; the data back, "keep", without the error the tasks recorded."""
-    rng = np.random.default_rng(3)
     path = tmp_path / "data.npz"
-
-    def write():
-        np.savez(path, x_train=rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8),
-                 y_train=np.repeat(np.arange(3), 10))
+    write = _data_writer(path, seed=3)
 
     write()
     theirs = path.read_bytes()
