@@ -277,7 +277,8 @@ def source_path(dataset: str, data_path, download: bool = False) -> pathlib.Path
     ``cifar10`` and ``emnist-letters`` need a ``data_path`` (a torchvision root folder or an .npz) that
     exists, unless ``download`` (torchvision then creates the root); ``letters-synthetic`` reads the file of a
     rendering saved ahead (:func:`nclib.letters.save_letters_synthetic`) when ``data_path`` names one, which
-    must be a file that exists (a folder is refused as one), and renders otherwise (None); ``synthetic`` reads no file, so a ``data_path`` for it is refused.
+    must be a file that exists (a folder is refused as one), and renders otherwise (None); ``synthetic`` reads no
+    file, so a ``data_path`` for it is refused.
     Raises ValueError naming ``dataset`` (one of :data:`DATASETS`), ``data_path`` or ``download`` (chapter
     :ref:`ch-train`).
     """

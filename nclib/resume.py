@@ -116,7 +116,8 @@ def _resume_state(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
     :func:`_refuse_resume`, which read the folders' provenances ``provs``), then the checkpoints: the runs were
     started on the same device (type and name) and torch version, on the same data (the ``data_sha256`` of the
     provenance equals the data loaded now); each checkpoint holds the bytes its writer recorded beside it (sha256)
-    and loads; the runs stopped at the same epoch.  Refusals are :class:`ResumeRefused` (:class:`CheckpointDamaged` for the checkpoint) naming the folder,
+    and loads; the runs stopped at the same epoch.  Refusals are :class:`ResumeRefused` (:class:`CheckpointDamaged`
+    for the checkpoint) naming the folder,
     before anything is written but a checkpoint whose writer recorded it and was cut off before its rename (then
     renamed).  Returns the epoch the runs continue from and their checkpoints."""
     here = {"device": device_key(str(engines[0].device)), "device_name": engines[0].device_name,

@@ -431,11 +431,14 @@ def refuse_other_data(params, run_dirs, advice: str, now: str | None = None) -> 
     """Refuse to read back the runs of ``run_dirs`` (finished or diverged, trained together on one data set) as the
     runs of the checked parameters ``params`` (``nclib.parameters.check_params``) where their data file now holds
     other data: the file rewritten at the same ``data_path`` since, say.  The data are loaded
-    (:func:`nclib.data.load_for`) and their ``data_sha256`` compared with each run's ``provenance.json``, as a resume
+    (:func:`data_sha256_now`) and their ``data_sha256`` compared with each run's ``provenance.json``, as a resume
     compares them; runs whose data are drawn from the seed or rendered now (no ``data_path``) have no file to check.
+    ``now``: that ``data_sha256`` where the caller has it already (a sweep loads each data selection once for all
+    the runs it keeps), compared without loading; None loads the data.
     :class:`OtherData` naming the folder, both checksums and the path, then ``advice`` (what the caller offers: to
     train again, delete, or put the data back); a data file that no longer loads raises what loading it raises.
-    ValueError naming ``params`` where it holds no ``data_path``.  Used in :ref:`ch-train` (the notebook's
+    ValueError naming ``params`` where it holds no ``data_path``, and ``now`` unless None or a SHA-256 hex digest.
+    Used in :ref:`ch-train` (the notebook's
     :func:`nclib.train.run_planned`) and :ref:`ch-sweeps` (the runs a sweep keeps)."""
     if not isinstance(params, Mapping) or "data_path" not in params:
         raise ValueError(f"params must be a run's checked parameters, data_path among them, got {params!r}")
@@ -461,7 +464,8 @@ def refuse_other_data(params, run_dirs, advice: str, now: str | None = None) -> 
 def data_sha256_now(params) -> str:
     """The ``data_sha256`` of the training set that the checked parameters ``params`` select now
     (:func:`nclib.data.load_for`: the data file read, the classes and counts selected, the order drawn), which
-    :func:`refuse_other_data` compares with a run's ``provenance.json``; what loading raises where it does not load."""
+    :func:`refuse_other_data` compares with a run's ``provenance.json``, and :mod:`nclib.sweep` once per data
+    selection for the runs a sweep keeps; what loading raises where it does not load."""
     return load_for(params).provenance["data_sha256"]
 
 

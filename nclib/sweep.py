@@ -577,12 +577,14 @@ def list_points(grid: dict, fixed: dict | None, out_dir, tie: dict | None = None
     index a task is given, 0 to n - 1), ``run_name``, ``found`` (the folder's :func:`nclib.runs.run_status`, or
     "failed" for a run whose attempt failed before its folder was written), ``next`` (what a task would do with it,
     :func:`next_step`) and ``error`` (the run's error, or None), status and error as the sweep's table gives them
-    (:func:`nclib.sweeptable.recorded_outcome`).  A run that a task would keep is compared with the data its
-    ``data_path`` holds now, as the task compares it (:func:`_kept_error`, each data selection loaded once): on
-    other data, or a file that no longer loads, its ``next`` is "refuse" (the task neither keeps nor trains it)
-    and its error the :class:`nclib.runs.OtherData` the task meets; on its own data it is kept, and an OtherData
-    error that ``sweep.json`` keeps from an earlier call (the data since put back) is not its error.  Checked as :func:`plan` checks them, for runs
-    that train on other machines (``device="cuda"`` passes on a login node without a GPU); nothing is written."""
+    (:func:`nclib.sweeptable.recorded_outcome`), but for the runs a task would keep, which are compared with the
+    data their ``data_path`` holds now, as the task compares them (:func:`_kept_error`, each data selection loaded
+    once): on other data, or a file that no longer loads, its ``next`` is "refuse" (the task neither keeps nor
+    trains it) and its error the :class:`nclib.runs.OtherData` the task meets; on its own data it is kept, and an
+    OtherData error that ``sweep.json`` keeps from an earlier call (the data since put back) is not its error here,
+    though the table (``--summary-only``, which loads no data) shows it until a sweep or a task has checked the
+    data again.  Checked as :func:`plan` checks them, for runs that train on other machines (``device="cuda"``
+    passes on a login node without a GPU); nothing is written."""
     planned = plan(grid, fixed, out_dir, remote=True, tie=tie)
     manifest = read_manifest(planned[0]["params"]["out_dir"]) if planned else {}
     rows, loaded = [], {}  # loaded: each data selection's checksum, read once

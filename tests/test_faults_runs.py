@@ -1,5 +1,6 @@
 """Faults tried against run folders, for real: run names that would leave out_dir, two writers on one folder,
-SIGKILL and a crash while the checkpoint is written, SIGTERM to the command lines, data rewritten under a stopped run, damaged checkpoints,
+SIGKILL and a crash while the checkpoint is written, SIGTERM to the command lines, data rewritten under a stopped
+run, damaged checkpoints,
 and the command line's answer to a user error.  Tiny synthetic runs; a second process or a kill runs in a
 subprocess."""
 import errno

@@ -1152,7 +1152,8 @@ def test_gpu_data_slice_tells_a_slice_of_an_older_form(tmp_path):
     slicer.loads(tmp_path / "slice.npz")
     for path, status in ((tmp_path / "slice.npz", 0), (tmp_path / "old.npz", slicer.OUTDATED_STATUS), (src, 0),
                          (tmp_path / "counts.npz", slicer.OUTDATED_STATUS),
-                         (tmp_path / "cut.npz", slicer.DAMAGED_STATUS), (tmp_path / "corrupted.npz", slicer.DAMAGED_STATUS),
+                         (tmp_path / "cut.npz", slicer.DAMAGED_STATUS),
+                         (tmp_path / "corrupted.npz", slicer.DAMAGED_STATUS),
                          (tmp_path / "rows.npz", slicer.DAMAGED_STATUS), (tmp_path / "sha.npz", slicer.DAMAGED_STATUS)):
         done = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_data_slice.py"), "--check", str(path)],
                               capture_output=True, text=True, timeout=120)
