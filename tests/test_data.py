@@ -187,6 +187,15 @@ def test_committed_runs_train_on_the_data_they_recorded(run):
         params = {**params, "data_path": str(SHARED_CIFAR)}
     else:
         assert params["dataset"] == "letters-synthetic" and params["data_path"] is None
+        # the letters are drawn by matplotlib (its bundled fonts) and moved by numpy and scipy: a release of one of
+        # them may draw other pixels with no change here, so the comparison holds only at the versions recorded
+        import matplotlib
+        import scipy
+
+        now = {"numpy": np.__version__, "scipy": scipy.__version__, "matplotlib": matplotlib.__version__}
+        other = {k: (prov["versions"][k], v) for k, v in now.items() if prov["versions"].get(k) != v}
+        if other:
+            pytest.skip(f"the run rendered its letters with other versions (recorded, installed): {other}")
     ts = data.load_for(params)
     assert ts.N == prov["N"]
     assert ts.provenance["data_sha256"] == prov["data_sha256"] == prov["data"]["data_sha256"]
