@@ -226,3 +226,29 @@ def reads_as(bound: str, text: str, sig: int) -> bool:
             raise ValueError(f"{name} must be a number as the chapters write it (0.058, 13,000, 6.4 × 10⁻⁷), got "
                              f"{value!r}") from None
     return _reads_as(read["bound"], read["text"], _significant(sig))
+
+
+def significant_figures(text: str) -> int:
+    """The significant figures that ``text``, a number as the chapters write it (:func:`number`), shows: the
+    figures at which a bound beside it is written (:func:`at_most`, :func:`at_least`) and read (:func:`reads_as`)
+    when the cell is all a chapter has, a table's ratio or percentage as printed.  Its digits from the first that is
+    not 0, the sign and the thousands separators not counted: ``"0.058"`` shows 2, ``"1.740"`` 4, ``"-1.2"`` 2,
+    ``"1,234.5"`` 5.  A power of ten shows its mantissa's (``"6.4 × 10⁻⁷"`` 2, ``"1.0 × 10⁶"`` 2, ``"10⁻⁵"``
+    1).  The trailing zeros of a whole number are not counted: ``"13,000"`` shows 2, the fewest it may have been
+    written to (:func:`written` writes 12,987 to two figures so), at which a bound can always read as it.  A zero
+    shows the figures after its point, and one where it has none (``"0.0"`` 1, ``"0.00"`` 2, ``"0"`` 1), so
+    that the answer is always a ``sig`` the bounds accept.  ValueError naming ``text`` unless it is a string that
+    is a number as the chapters write it.  Used in :ref:`ch-engine`, :ref:`ch-thm43` and :ref:`ch-minority`."""
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {text!r}")
+    try:
+        number(text)
+    except ValueError:
+        raise ValueError(f"text must be a number as the chapters write it (0.058, 13,000, 6.4 × 10⁻⁷), got "
+                         f"{text!r}") from None
+    power = _POWER.fullmatch(text)
+    figures = (power.group(2) or "1") if power else text.lstrip("-")
+    whole, point, after = figures.replace(",", "").partition(".")
+    if not point:  # a whole number: its trailing zeros may be a rounding's
+        return max(len(whole.strip("0")), 1)
+    return len((whole + after).lstrip("0")) or len(after)

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from nclib.rounding import at_least, at_most, number, reads_as, round_down, round_up, written, written_column
+from nclib.rounding import (at_least, at_most, number, reads_as, round_down, round_up, significant_figures, written,
+                            written_column)
 
 
 def nb(text):
@@ -205,3 +206,36 @@ def test_reads_as_refusals_name_the_argument():
     for bad in (0, 18, 2.5):
         with pytest.raises(ValueError, match="^sig must"):
             reads_as("4.9", "4.9", bad)
+
+
+@pytest.mark.parametrize("text, figures", [
+    ("0.058", 2), ("1.740", 4), ("-1.2", 2), ("1,234.5", 5), ("100.0", 4), ("-0.0010", 2),
+    ("13,000", 2), ("18", 2), ("100", 1),  # a whole number's trailing zeros: the fewest it may have been written to
+    ("0.0", 1), ("0.00", 2), ("0", 1), ("-0.0", 1),  # a zero: the figures after its point, one where none
+    ("6.4 × 10⁻⁷", 2), ("-6.4 × 10⁻⁷", 2), ("1.0 × 10⁶", 2), ("4.928 × 10⁶", 4), ("10⁻⁵", 1), ("-10⁶", 1),
+])
+def test_significant_figures_of_a_written_number(text, figures):
+    for t in (text, nb(text)):  # ordinary or no-break spaces around the ×, as number reads them
+        assert significant_figures(t) == figures
+
+
+def test_significant_figures_are_those_a_column_was_written_to():
+    rng = np.random.default_rng(3)
+    for x in 10.0 ** rng.uniform(-9, 9, 1000) * rng.choice([-1, 1], 1000):
+        for sig in (1, 2, 3, 4):
+            cell = written_column([x], sig)[0]
+            shown = significant_figures(cell)
+            # a whole number may show fewer (its trailing zeros not counted), a decimal or a mantissa shows them all
+            assert shown == sig or ("." not in cell and shown < sig and number(cell) % 10 ** (sig - shown) == 0)
+            # at those figures a bound beside the cell reads as it
+            assert reads_as(at_most(x, shown, zeros=True), cell, shown)
+            assert reads_as(at_least(x, shown, zeros=True), cell, shown)
+
+
+def test_significant_figures_refusals_name_the_argument():
+    for bad in (1.2, None, b"0.5"):
+        with pytest.raises(ValueError, match="^text must be a string"):
+            significant_figures(bad)
+    for bad in ("1e-5", "", "-", "1,00", "6.4 x 10^-7", "0.0 %"):
+        with pytest.raises(ValueError, match="^text must be a number as the chapters write it"):
+            significant_figures(bad)
