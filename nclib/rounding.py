@@ -17,8 +17,13 @@ bound on numbers that the book writes nowhere to nearest is rounded outward plai
 :func:`round_down`, at the figures its sentence needs.  Either way ``zeros`` keeps the trailing zeros of the
 figures written (0.013 to 0.020; "at least 31.0" beside 31.0), so that the bounds of a range read at one
 precision where their values allow it; where one of them needs a figure more (10.9 to 249.43) it keeps it, for
-a bound that reads as another number than the table's contradicts the table.  Chapters :ref:`ch-metrics`,
-:ref:`ch-errata-metrics`, :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary`.
+a bound that reads as another number than the table's contradicts the table; :func:`significant_figures` gives
+the figures a table's cell shows, at which a bound beside it is written.
+
+Used in the chapters :ref:`ch-setting`, :ref:`ch-engine`, :ref:`ch-train`, :ref:`ch-sweeps`, :ref:`ch-metrics`,
+:ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`, :ref:`ch-lemma-a1`, :ref:`ch-lemma-a2`, :ref:`ch-spectrum`,
+:ref:`ch-minority`, :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`, :ref:`ch-errata-theory` and
+:ref:`ch-errata-metrics`, and by ``nclib.sweep``.
 """
 from __future__ import annotations
 
@@ -217,7 +222,9 @@ def reads_as(bound: str, text: str, sig: int) -> bool:
     ``reads_as("31", "31.0", 3)`` hold; ``reads_as("4.92 × 10⁶", "4.93 × 10⁶", 3)`` does not, nor does
     ``reads_as("2.305", "2.30", 3)`` (2.31 to a reader who rounds ties away).  ValueError naming ``bound`` or
     ``text`` unless each is a number as the chapters write it (:func:`number`), and ``sig`` unless 1 to 17.
-    Chapters: :ref:`ch-fig1`, :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
+    Chapters: :ref:`ch-engine`, :ref:`ch-sweeps`, :ref:`ch-metrics`, :ref:`ch-thm41`, :ref:`ch-thm42`,
+    :ref:`ch-thm43`, :ref:`ch-lemma-a1`, :ref:`ch-spectrum`, :ref:`ch-minority`, :ref:`ch-fig1`, :ref:`ch-fig4`,
+    :ref:`ch-figures-summary` and :ref:`ch-errata-metrics`."""
     read = {}
     for name, value in (("bound", bound), ("text", text)):
         try:
