@@ -164,8 +164,9 @@ def test_a_finished_run_too_short_for_nc1_to_fall_stops_the_notebook_naming_it(t
 def test_a_run_without_nc2_and_nc3_passes_the_checks_with_them_nan(tmp_path, case, args):
     """NC2 and NC3 are not defined for a feature decay of 0 (which the parameters allow) nor for a feature
     dimension 2 < K that splits the two equal singular values of [8, 5, 5, 5, 1] (nclib.metrics.geometry_defined):
-    the runs record NaN there, and the notebook's checks hold them to that, not to being finite; they finish, the
-    notebook runs to its end and prints a line naming each such run."""
+    the runs record NaN there, and the notebook's checks hold them to that, not to being finite, and its figure's
+    NC2 and NC3 panels to holding no finite point of them; they finish, the notebook runs to its end and prints a
+    line naming each such run."""
     runs = tmp_path / "runs"
     proc = _papermill(tmp_path, f"-p smoke False -p dataset synthetic -p width 16 -p depth 2 -p epochs 40 "
                       f"-p device cpu -p progress False -p out_dir {runs} -p run_tag {case} -y 'L_values: [1, 2]' "
