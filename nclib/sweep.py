@@ -10,14 +10,14 @@ table is :mod:`nclib.sweeptable`'s, its ``summary`` and ``load_summary`` taken u
 Every point is validated by :func:`nclib.parameters.check_params` before anything is submitted.  Running the same
 sweep again reads each run folder's state with :func:`nclib.runs.run_status` and keeps the finished (and the
 diverged) runs, where they were trained on the data their ``data_path`` holds now (else the run is an error of the
-table, :class:`nclib.runs.OtherData`, and is neither kept as a result nor trained again), resumes (``resume=True``) from its checkpoint a run that ``max_train_s`` stopped, a "dead" one
-(whose process was killed) and a failed one (an error after such a stop), starts again such a run without a
-checkpoint, and leaves alone a run that another live process is writing (it holds the run folder's lock; the
-table reports it as "running").  Each worker decides again once it holds the run folder's lock
-(:func:`nclib.train.run_under_lock`), so a run another process finished meanwhile is kept.  A resume that is
-refused (the run started at another commit, on another device or CPU model) starts a failed run again; a stopped
-or dead one is reported with what resumes it, and ``--restart-refused`` starts it again.  A failing run is
-written to the table with its error and does not stop the others.
+table, :class:`nclib.runs.OtherData`, and is neither kept as a result nor trained again), resumes (``resume=True``)
+from its checkpoint a run that ``max_train_s`` stopped, a "dead" one (whose process was killed) and a failed one (an
+error after such a stop), starts again such a run without a checkpoint, and leaves alone a run that another live
+process is writing (it holds the run folder's lock; the table reports it as "running").  Each worker decides again
+once it holds the run folder's lock (:func:`nclib.train.run_under_lock`), so a run another process finished meanwhile
+is kept.  A resume that is refused (the run started at another commit, on another device or CPU model) starts a
+failed run again; a stopped or dead one is reported with what resumes it, and ``--restart-refused`` starts it again.
+A failing run is written to the table with its error and does not stop the others.
 
 The runs of one output folder share every parameter that no grid sweeps: a call whose ``--set`` values or
 ``--tie`` ties differ from an earlier call's (recorded in ``sweep.json``, which keeps every call) is refused, and a
@@ -254,16 +254,14 @@ def _refuse_other_data(params: dict, run_dir: pathlib.Path, loaded: dict | None 
     that a sweep whose kept runs share one data selection loads it once, not once per run."""
     now = None
     if params["data_path"] is not None:
+        loaded = {} if loaded is None else loaded
         key = json.dumps({k: params[k] for k in data.LOAD_KEYS}, sort_keys=True, default=str)
-        if loaded is None or key not in loaded:
+        if key not in loaded:
             try:
-                got = runs.data_sha256_now(params)
+                loaded[key] = runs.data_sha256_now(params)
             except Exception as exc:  # noqa: BLE001 - the file no longer loads: the run kept is not confirmed either
-                got = exc
-            if loaded is not None:
-                loaded[key] = got
-        else:
-            got = loaded[key]
+                loaded[key] = exc
+        got = loaded[key]
         if isinstance(got, Exception):
             raise OtherData(f"run folder {str(run_dir)!r} holds a run whose data cannot be compared with what "
                             f"data_path {params['data_path']!r} holds now, which does not load "
@@ -295,14 +293,15 @@ def _step(run_dir, status: str) -> str:
 
 
 def next_step(run_dir) -> tuple[str, str]:
-    """(status, step) of a run folder on a rerun of a sweep (:ref:`ch-sweeps`): its :func:`nclib.runs.run_status`
-    and what the sweep does with the folder: "keep", "leave", "resume", "start" or "refuse".  Finished and diverged
-    runs are kept (on their own data only: the sweep then compares them, :func:`_refuse_other_data`); a run another live process writes (it holds the folder's lock) is left to it; a stopped, dead
-    (killed without recording an end) or failed run (:data:`nclib.runs.RESUMABLE`) is resumed where it has a
-    checkpoint to resume from, as ``resume="auto"`` of the command line and the training notebook do, else started
-    again, as is an absent one (and a failed run whose resume is refused, :func:`_run_point`).  A run not kept whose
-    lock file names a writer on another host (:func:`nclib.locks.other_host_lock`) is refused: its run is an error
-    naming the lock file to remove.  What the folder holds may change after this reading; the worker decides again
+    """(status, step) of a run folder on a rerun of a sweep (:ref:`ch-sweeps`): its :func:`nclib.runs.run_status` and
+    what the sweep does with the folder: "keep", "leave", "resume", "start" or "refuse".  Finished and diverged runs
+    are kept (on their own data only: the sweep then compares them, :func:`_refuse_other_data`); a run another live
+    process writes (it holds the folder's lock) is left to it; a stopped, dead (killed without recording an end) or
+    failed run (:data:`nclib.runs.RESUMABLE`) is resumed where it has a checkpoint to resume from, as
+    ``resume="auto"`` of the command line and the training notebook do, else started again, as is an absent one (and
+    a failed run whose resume is refused, :func:`_run_point`).  A run not kept whose lock file names a writer on
+    another host (:func:`nclib.locks.other_host_lock`) is refused: its run is an error naming the lock file to
+    remove.  What the folder holds may change after this reading; the worker decides again
     once it holds the folder's lock (:func:`nclib.train.run_under_lock`)."""
     status = run_status(run_dir)
     if status == "running":
@@ -458,14 +457,15 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     :func:`nclib.train.run` across its parameters.
 
     Every point is checked (:func:`plan`) before anything is submitted.  A run folder already in ``out_dir`` is
-    kept, left to the live process writing it, resumed or started again as :func:`next_step` says (finished
-    and diverged runs kept, each once its data are found to be what its ``data_path`` holds now, else an error of the
-    table, :class:`nclib.runs.OtherData`, and nothing trained; stopped, dead and failed ones resumed from their checkpoint, or started again without
-    one), decided again by each worker once it holds the run folder's lock.  A failed run whose resume is refused
-    starts again; a stopped or dead one so refused (another commit, device or CPU model) is an error saying what
-    resumes it, or with ``restart_refused=True`` starts again too (the table's ``restarted`` says why).
-    ``scheduler``: None (a LocalCluster of ``workers`` processes, one thread each; by default one per core but no
-    more than the runs to train, or a single one when the runs ask for resources, as ``device="cuda..."`` runs do), a
+    kept, left to the live process writing it, resumed or started again as :func:`next_step` says (finished and
+    diverged runs kept, each once its data are found to be what its ``data_path`` holds now, else an error of the
+    table, :class:`nclib.runs.OtherData`, and nothing trained; stopped, dead and failed ones resumed from their
+    checkpoint, or started again without one), decided again by each worker once it holds the run folder's lock.  A
+    failed run whose resume is refused starts again; a stopped or dead one so refused (another commit, device or CPU
+    model) is an error saying what resumes it, or with ``restart_refused=True`` starts again too (the table's
+    ``restarted`` says why). ``scheduler``: None (a LocalCluster of ``workers`` processes, one thread each; by
+    default one per core but no more than the runs to train, or a single one when the runs ask for resources, as
+    ``device="cuda..."`` runs do), a
     scheduler address ``"tcp://HOST:8786"`` or a dask cluster object (dask-jobqueue's ``SLURMCluster``...).
     ``resources``: the Dask resources each run asks for (default ``{"GPU": 1}`` for a run with
     ``device="cuda..."``, none otherwise).  ``progress``: a tqdm bar over the finished runs.  ``tie``: parameters

@@ -101,14 +101,13 @@ def stale(path) -> str | None:
 
 
 def loads(path) -> None:
-    """Load ``path`` as each figure reading it (:func:`slice_figures`) loads it (``nclib.data.load`` with the
-    figure's class counts, at the cut's seed and selection), so that whatever the notebook's load would refuse
-    (a damaged member of the slice's record, a ``source_rows`` that is not one distinct row number per image) is
-    told before a GPU job starts: ValueError (:class:`nclib.datafiles.DamagedFileError` for a member numpy cannot
-    read) naming the file."""
-    for fig in slice_figures():
-        data.load("cifar10", data_path=path, counts=figures.figure_counts(fig, "gpu"), seed=CUT_SEED,
-                  selection=CUT_SELECTION)
+    """Load ``path`` as the figures reading it (:func:`slice_figures`) load it, once per set of class counts
+    (``nclib.data.load`` with a figure's counts, at the cut's seed and selection), so that whatever the notebook's
+    load would refuse (a damaged member of the slice's record, a ``source_rows`` that is not one distinct row number
+    per image) is told before a GPU job starts: ValueError (:class:`nclib.datafiles.DamagedFileError` for a member
+    numpy cannot read) naming the file."""
+    for counts in {tuple(figures.figure_counts(fig, "gpu")) for fig in slice_figures()}:  # Figures 1 and 3: once
+        data.load("cifar10", data_path=path, counts=list(counts), seed=CUT_SEED, selection=CUT_SELECTION)
 
 
 def main(src: str, dest: str) -> None:
