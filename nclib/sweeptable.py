@@ -127,8 +127,7 @@ def recorded_outcome(name: str, status: str, manifest: dict, prov: dict,
     file now holds other data (:class:`nclib.runs.OtherData`) or the refusal below, and not a saved refusal for the
     lock file of a writer on another host (:class:`nclib.locks.RunLockedElsewhere`) once ``run_dir`` holds no such
     file (it was removed, as that refusal said to: the next call is not refused).  The table reads what the last call
-    recorded and loads
-    no data: an OtherData error stays until a call checks the data again.  Else,
+    recorded and loads no data: an OtherData error stays until a call checks the data again.  Else,
     for a run that the next call would train (neither finished, diverged nor running) in a folder ``run_dir`` whose
     lock file names a writer on another host (:func:`nclib.locks.other_host_lock`), the refusal that call meets
     (naming the file to remove); else the error its provenance ``prov`` records, or None.  Used in
