@@ -94,7 +94,7 @@ def plain(v):
 def absolute_data_path(value):
     """A data path as the workers must read it: absolute, from this process's working folder (``~`` expanded), as
     ``out_dir`` is; None and other values as they are.  Every run's checked parameters
-    (:func:`nclib.parameters.checked`, and so a sweep's points, :func:`nclib.sweep.plan`) and the call that
+    (:func:`nclib.parameters.checked`, and so a sweep's points, :func:`nclib.sweepplan.plan`) and the call that
     ``sweep.json`` records (:func:`nclib.sweepmanifest.call_record`) hold their ``data_path`` so, since workers
     started in another folder must read the same file.  Used in :ref:`ch-sweeps`."""
     if isinstance(value, (str, pathlib.PurePath)):

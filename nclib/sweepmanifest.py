@@ -97,7 +97,7 @@ def folder_state(run_dir) -> str | None:
 def call_record(grid: dict, fixed: dict, tie: dict) -> dict:
     """What one call of the sweep asks for, as ``sweep.json`` records it (its ``calls``): grid, fixed and tie as JSON
     holds them, a relative ``data_path`` made absolute (:func:`nclib.grid.absolute_data_path`).  The arguments are
-    refused by name as :func:`nclib.sweep.plan` refuses them (:func:`nclib.grid.check_names`,
+    refused by name as :func:`nclib.sweepplan.plan` refuses them (:func:`nclib.grid.check_names`,
     :func:`nclib.grid.check_tie`).  Used in :ref:`ch-sweeps`."""
     check_names(grid, fixed)
     tie = check_tie(tie, grid, fixed)
@@ -144,7 +144,7 @@ def check_fixed(call: dict, manifest: dict, out_dir) -> None:
     or follows one grid parameter in every run (a tie, ``lam_H`` tied to ``lam_W``), so that the folder's table
     compares runs that differ in their grid values alone, and no two calls name by the same grid values runs that
     differ in a tied parameter.  A parameter that some call's grid sweeps may take any value in the others (two
-    calls that fix it otherwise and name a run alike meet :func:`nclib.sweep.plan`'s refusal of a folder holding a
+    calls that fix it otherwise and name a run alike meet :func:`nclib.sweepplan.plan`'s refusal of a folder holding a
     run with other parameters).  Execution keys (``max_train_s``...) may change.  ValueError naming the parameter,
     both settings and the folder; ValueError naming ``call``, ``manifest`` or ``out_dir`` where one is not what it
     should be.  Used in :ref:`ch-sweeps`."""
@@ -234,7 +234,7 @@ def record_call(manifest: dict, call: dict, planned: list[dict], out_dir, kept=(
     """Record a call (:func:`call_record`) in the manifest: refused (:func:`check_fixed`) if its fixed parameters
     or ties differ from a recorded call's; else its grid, fixed and tie added to ``calls`` (once: the tasks of a job
     array make the same call) with the run names it planned (``runs``, which :func:`forget_absent` reads), and as
-    the last call's; every planned point (``planned``, :func:`nclib.sweep.plan`) under
+    the last call's; every planned point (``planned``, :func:`nclib.sweepplan.plan`) under
     its run name, in grid order (a point new to the record beside its neighbours in the grid, the others where they
     were, so that a value or a parameter added to a grid keeps the runs in grid order); the errors of the runs
     ``kept`` (run names) dropped (their folders say what they are now).  ValueError naming the argument that is not

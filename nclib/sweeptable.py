@@ -139,7 +139,7 @@ def recorded_outcome(name: str, status: str, manifest: dict, prov: dict,
         return ("failed" if status == "absent" else status), error
     if run_dir is not None and status not in ("finished", "diverged", "running"):
         owner = other_host_lock(run_dir)
-        if owner is not None:  # the next task or sweep is refused this run (nclib.sweep.next_step): say why now
+        if owner is not None:  # the next task or sweep is refused this run (nclib.sweepplan.next_step): say why now
             return status, f"{RunLockedElsewhere.__name__}: {RunLockedElsewhere.naming({run_dir: owner})}"
     return status, prov.get("error") or None
 

@@ -1,0 +1,235 @@
+"""A sweep's plan (:ref:`ch-sweeps`): which points of a grid a sweep (:mod:`nclib.sweep`) trains, keeps, resumes,
+leaves to another process or refuses, read from the run folders of its output folder; nothing here trains or writes.
+
+:func:`plan` checks every point of the grid before anything is submitted, and finds the run that a folder already holds
+under another name; :func:`next_step` says what a rerun does with a run folder in each state.  Two refusals are asked
+again by the runner once it holds a run folder's lock, where another process may have changed the folder since the
+plan: a folder holding a run with other parameters (:func:`_refuse_other_run`), and a run it would keep that was
+trained on other data than its ``data_path`` holds now (:func:`_refuse_other_data`, :class:`nclib.runs.OtherData`).
+Torch-free: a sweep's points are checked on a login node too.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+from . import data, parameters, runs
+from .grid import check_names, check_tie, expand_grid, plain, run_name_for
+from .locks import other_host_lock
+from .parameters import DEFAULTS
+from .runs import RESUMABLE, OtherData, run_status
+from .sweepmanifest import MANIFEST, call_record, check_fixed, read_manifest
+
+#: Statuses (:func:`nclib.runs.run_status`) that a rerun of the sweep keeps: a finished run, and a diverged one
+#: (the divergence is the result of its parameters; delete its folder to train it again), each on its own data
+#: only (:func:`_refuse_other_data`).
+FINAL = ("finished", "diverged")
+
+#: What a sweep advises for a run it would keep that was trained on other data (:func:`_refuse_other_data`).
+DATA_ADVICE = ("put the run's data back at that path (the run is then kept), use another out_dir, or delete the run "
+               "folder, which the next call trains again on these data")
+
+
+# --------------------------------------------------------------------------------------------- the plan
+
+def _folder_runs(out_dir: pathlib.Path) -> dict:
+    """{run folder name: its params.json as recorded} of every run folder in ``out_dir``."""
+    if not out_dir.is_dir():
+        return {}
+    found = {}
+    for d in sorted(out_dir.iterdir()):
+        if d.is_dir() and (d / "params.json").is_file():
+            saved = runs.read_params(d)
+            if saved is not None:
+                found[d.name] = saved
+    return found
+
+
+def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dict | None = None) -> list[dict]:
+    """The checked parameters of every run of the sweep (:func:`nclib.parameters.check_params` of fixed + point,
+    with ``out_dir`` and the point's run name), in grid order; nothing is written.  ``tie``: parameters that take
+    the value of a grid parameter at every point (:func:`nclib.grid.expand_grid`); the run name is made from the grid
+    values alone.  A point whose run a folder of ``out_dir`` already holds under another name (the run of
+    ``--grid lam_W=1e-3`` is the point lam_W = 1e-3, seed = 0 of a later ``--grid lam_W=1e-3 --grid seed=0,1``,
+    seed 0 being the default) is that run: it keeps its folder and name, and the table lists it once.
+    A relative ``data_path`` is made absolute here (:func:`nclib.parameters.checked`, with
+    :func:`nclib.grid.absolute_data_path`), from this process's working folder, so that workers started
+    elsewhere read the same file.  ValueError naming the parameter when a point is refused, two points are the same
+    run, an existing run folder holds a run with other parameters, or a parameter that the grid does not sweep
+    differs from the value (or the tie) an earlier call recorded in ``out_dir/sweep.json`` (the runs of one folder
+    share them).  ``remote``: the runs train on other machines, which are taken to have a GPU
+    (:func:`nclib.parameters.checked` with ``cuda=True``): ``device="cuda"`` and the GPU-only ``steps_per_graph``
+    are accepted where this machine has none, and each worker checks them again."""
+    fixed = {} if fixed is None else fixed
+    check_names(grid, fixed)
+    tie = check_tie(tie, grid, fixed)
+    fixed = {k: plain(v) for k, v in fixed.items()}
+    if out_dir is None:
+        raise ValueError("out_dir must be a folder for the run folders and sweep.csv, got None")
+    out_dir = pathlib.Path(parameters.check_out_dir(out_dir)).resolve()
+    if (out_dir / MANIFEST).is_file():
+        check_fixed(call_record(grid, fixed, tie), read_manifest(out_dir), out_dir)
+    present = _folder_runs(out_dir)
+    indexed: dict = {}  # the folders by what they record, once per set of defining parameters (_folder_index)
+    planned, seen, first_of = [], set(), {}  # the names planned; {what a point is: its first name}
+    for point in expand_grid(grid, tie):
+        name = run_name_for({k: v for k, v in point.items() if k not in tie})
+        q = {**fixed, **point, "out_dir": str(out_dir), "run_name": name, "progress": False}
+        try:
+            p = parameters.checked(q, cuda=True if remote else None)
+        except ValueError as exc:
+            raise ValueError(f"grid point {name}: {exc}") from None
+        want = parameters.defining_params(p)
+        if name not in present:  # its run may be in the folder under another name: then it is that run
+            if tuple(want) not in indexed:
+                indexed[tuple(want)] = _folder_index(present, tuple(want))
+            maybe = indexed[tuple(want)].get(_record_key(runs.json_values(want), p["device"]), [])
+            same = [n for n in maybe if present[n].get("device", DEFAULTS["device"]) == p["device"]
+                    and not runs.differing_params(out_dir / n, want, present[n])]
+            if same:
+                name = p["run_name"] = same[0]
+        # what the point is: the run, and where it trains (a grid over device compares devices)
+        key = json.dumps(runs.json_values({**want, "device": p["device"]}), sort_keys=True)
+        if name in seen or key in first_of:
+            other = name if name in seen else first_of[key]
+            raise ValueError(f"grid: points {other} and {name} are the same run (a value listed twice?)")
+        seen.add(name)
+        first_of[key] = name
+        if (out_dir / name / "params.json").is_file():
+            differ = runs.differing_params(out_dir / name, want)
+            # and a run trained on a CPU is not kept for a GPU (asked only then, so that torch answers for "auto"
+            # only then; on remote workers "auto" is not known here)
+            if runs.recorded_device_type(out_dir / name) == "cpu" and not (remote and p["device"] == "auto"):
+                kind = parameters.required_device_type(p["device"], True if remote else None)
+                differ.update(runs.device_difference(out_dir / name, kind))
+            if differ:
+                raise ValueError(_other_run_text(out_dir / name, differ))
+        planned.append({"point": point, "params": p})
+    return planned
+
+
+def _comparable(value):
+    """A JSON value (as :func:`nclib.runs.json_values` gives it) in a form that two values equal in Python share:
+    booleans and whole floats as integers (``True == 1 == 1.0``), lists and dicts item by item; the key of
+    :func:`_record_key`."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    return value
+
+
+def _record_key(values: dict, device) -> str:
+    """The text under which :func:`plan` looks a run up among the folders of its output folder: the defining
+    parameters ``values`` (JSON values) and the ``device``, :func:`_comparable`, but ``data_path`` (a path spelled
+    otherwise may name the same file, which :func:`nclib.runs.differing_params` then finds).  Two records that
+    ``differing_params`` takes for one run share the key; the folders under a point's key are then compared with
+    the point one by one, so the key finds them but decides nothing."""
+    return json.dumps([_comparable({k: v for k, v in values.items() if k != "data_path"}), _comparable(device)],
+                      sort_keys=True)
+
+
+def _folder_index(present: dict, keys: tuple) -> dict:
+    """{:func:`_record_key`: the names of the folders under it, in the order of ``present``} of the run folders
+    ``present`` ({name: params.json as recorded}, :func:`_folder_runs`), each recording the defining parameters
+    ``keys`` (a key it lacks reads as its default, as :func:`nclib.runs.differing_params` reads it) and its device:
+    built once per plan and set of keys, so that a point finds the folders that may hold its run without comparing
+    it with every folder."""
+    defaults = runs.json_values({k: DEFAULTS.get(k) for k in keys})
+    index: dict = {}
+    for n, saved in present.items():
+        recorded = {k: saved[k] if k in saved else defaults[k] for k in keys}
+        index.setdefault(_record_key(recorded, saved.get("device", DEFAULTS["device"])), []).append(n)
+    return index
+
+
+def _other_run_text(run_dir: pathlib.Path, differ: dict) -> str:
+    """The refusal of a run folder that holds a run with other parameters (``differ``, as
+    :func:`nclib.runs.differing_params` gives them) than a point of the sweep."""
+    return (f"run folder {str(run_dir)!r} holds a run with other parameters: {runs.differences_text(differ)}; use "
+            f"another out_dir (or delete the folder)")
+
+
+# --------------------------------------------------------------------------------------------- a run folder
+
+def _refuse_other_run(run_dir: pathlib.Path, want: dict) -> None:
+    """ValueError (:func:`_other_run_text`) where the ``params.json`` of ``run_dir`` records another run than the
+    one whose defining parameters are ``want`` (:func:`nclib.parameters.defining_params`): read under the folder's
+    lock, so that a point is refused, as :func:`plan` refuses it, where another call (one that ties a parameter
+    this one does not, say) made its run in that folder after this call's plan."""
+    if (run_dir / "params.json").is_file():
+        differ = runs.differing_params(run_dir, want)
+        if differ:
+            raise ValueError(_other_run_text(run_dir, differ))
+
+
+def _refuse_other_data(params: dict, run_dir: pathlib.Path, loaded: dict | None = None) -> None:
+    """:class:`~nclib.runs.OtherData` where the run that a sweep would keep in ``run_dir`` (finished or diverged) was
+    trained on other data than the ``data_path`` of its checked parameters ``params`` holds now
+    (:func:`nclib.runs.refuse_other_data`, the comparison of :func:`nclib.train.plan`), or where that file no longer
+    loads, so that the run cannot be compared with it: an error of the run in the sweep's table, not a silent keep,
+    and not a run trained again (nothing is deleted; :data:`DATA_ADVICE` says what to do).  ``loaded``: a dict this
+    function fills, from the data-defining parameters (:data:`nclib.data.LOAD_KEYS`) to what loading them gave, so
+    that a sweep whose kept runs share one data selection loads it once, not once per run."""
+    now = None
+    if params["data_path"] is not None:
+        loaded = {} if loaded is None else loaded
+        key = json.dumps({k: params[k] for k in data.LOAD_KEYS}, sort_keys=True, default=str)
+        if key not in loaded:
+            try:
+                loaded[key] = runs.data_sha256_now(params)
+            except Exception as exc:  # noqa: BLE001 - the file no longer loads: the run kept is not confirmed either
+                loaded[key] = exc
+        got = loaded[key]
+        if isinstance(got, Exception):
+            raise OtherData(f"run folder {str(run_dir)!r} holds a run whose data cannot be compared with what "
+                            f"data_path {params['data_path']!r} holds now, which does not load "
+                            f"({type(got).__name__}: {got}); {DATA_ADVICE}", run_dir,
+                            runs.recorded_status(run_dir)) from got
+        now = got
+    runs.refuse_other_data(params, [run_dir], DATA_ADVICE, now=now)
+
+
+def _kept_error(params: dict, run_dir: pathlib.Path, loaded: dict | None = None) -> str | None:
+    """The error of a run that :func:`nclib.sweep.run_sweep` would keep (:func:`_refuse_other_data`, ``loaded`` as
+    there), "OtherData: ...", or None where it is kept."""
+    try:
+        _refuse_other_data(params, run_dir, loaded)
+    except OtherData as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _step(run_dir, status: str) -> str:
+    """What a sweep does with a run folder whose recorded status is ``status`` and that no live process writes:
+    "keep" a finished or diverged run, "resume" a stopped, dead or failed one (:data:`nclib.runs.RESUMABLE`) from
+    its checkpoint, "start" anything else from epoch 0 (an absent run, or one without a checkpoint)."""
+    if status in FINAL:
+        return "keep"
+    if status in RESUMABLE and runs.has_checkpoint(run_dir):
+        return "resume"
+    return "start"
+
+
+def next_step(run_dir) -> tuple[str, str]:
+    """(status, step) of a run folder on a rerun of a sweep (:ref:`ch-sweeps`): its :func:`nclib.runs.run_status` and
+    what the sweep does with the folder: "keep", "leave", "resume", "start" or "refuse".  Finished and diverged runs
+    are kept (on their own data only: the sweep then compares them, :func:`_refuse_other_data`); a run another live
+    process writes (it holds the folder's lock) is left to it; a stopped, dead (killed without recording an end) or
+    failed run (:data:`nclib.runs.RESUMABLE`) is resumed where it has a checkpoint to resume from, as
+    ``resume="auto"`` of the command line and the training notebook do, else started again, as is an absent one (and
+    a failed run whose resume is refused, :func:`nclib.sweep._run_point`).  A run not kept whose lock file names a
+    writer on another host (:func:`nclib.locks.other_host_lock`) is refused: its run is an error naming the lock file
+    to remove.  What the folder holds may change after this reading; the worker decides again once it holds the
+    folder's lock (:func:`nclib.train.run_under_lock`)."""
+    status = run_status(run_dir)
+    if status == "running":
+        return status, "leave"
+    step = _step(run_dir, status)
+    if step != "keep" and other_host_lock(run_dir) is not None:
+        return status, "refuse"
+    return status, step
