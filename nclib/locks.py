@@ -464,7 +464,7 @@ def sigterm_raises():
     another host is refused (:class:`RunLockedElsewhere`) until someone removes it.  The first SIGTERM puts the
     handler found on entry back, so that a second one ends the process as before; leaving restores it too.  Outside
     the main thread, or where the handler found was not set from Python (it could not be put back), it changes
-    nothing.  Used by the command lines, :func:`nclib.train.main` and :func:`nclib.sweep.main`."""
+    nothing.  Used by the command lines, :func:`nclib.train.main` and :func:`nclib.sweepcli.main`."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -317,7 +317,7 @@ def forget_absent(out_dir) -> dict[str, str | None]:
     (:func:`lock_sweep`: :class:`SweepBusy` while a sweep is running in the folder, whose points would be lost from
     its table) and the record's own.  Returns the run names forgotten, in the record's order, each with the error
     its point's last attempt recorded (None where none); ValueError naming ``out_dir`` where it is no folder.  Used
-    by the command line, :func:`nclib.sweep.main` (``--forget-absent``), which the sweeps chapter runs in a
+    by the command line, :func:`nclib.sweepcli.main` (``--forget-absent``), which the sweeps chapter runs in a
     subprocess."""
     folder = _folder(out_dir)
     if not folder.is_dir():
