@@ -6,6 +6,7 @@ or a deep numpy traceback.
 """
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import sys
@@ -185,18 +186,31 @@ def depth(L) -> int:
 #: The largest hidden width ``d`` of the UFM past its K classes (:func:`width`): a width beyond K carries no mode of
 #: the closed forms (only K modes exist; the extra rows of the minimizer are zero), while the points built at that
 #: width (:func:`nclib.ufm.global_minimizer`, the solver's, the trained UFM's) hold d x d layers, 8 d^2 bytes of
-#: float64 each, 800 MB at this bound.  At d = 10**12 numpy raised a MemoryError naming no argument.
+#: float64 each, 800 MB at this bound.  At d = 10**12 numpy raised a MemoryError naming no argument.  An L-layer
+#: head holds L - 1 such layers, which together get the memory of one at this bound: (L - 1) d^2 <= MAX_WIDTH^2.
 MAX_WIDTH = 10 ** 4
 
 
-def width(d, K: int) -> int:
+def width(d, K: int, L: int | None = None) -> int:
     """A hidden width ``d`` of the UFM with ``K`` classes: a positive integer of at most max(K, :data:`MAX_WIDTH`)
-    (K itself is always taken, the width of the closed forms' default); ValueError naming ``d`` otherwise."""
+    and, where the caller builds the layers of an ``L``-layer head (W_1 .. W_(L-1) d x d, W_L K x d), one whose
+    L - 1 layers of d x d hold at most MAX_WIDTH^2 float64 entries together, (L - 1) d^2 <= MAX_WIDTH^2 (800 MB):
+    a deep head asks for no more memory than one layer at :data:`MAX_WIDTH` (at d = MAX_WIDTH and L = 1000 its
+    layers would take 800 GB, and numpy's MemoryError names no argument).  K itself, the closed forms' default
+    width, is taken where it fits: always for L = 1 (W_1 is K x d, no larger than the K x K matrices of the closed
+    forms), for a deeper head only under that bound (with K = 10**5 classes and L = 3, d is at most 7,071, and the
+    default d = K is refused naming d and L).  ``L``: None for a caller that builds no layer (the closed forms'
+    values).  ValueError naming ``d``, and ``L`` where the depth decides."""
     d = positive_int(d, "d")
     if d > max(K, MAX_WIDTH):
         raise ValueError(f"d must be at most max(K, MAX_WIDTH) = {max(K, MAX_WIDTH):,} (a width past K={K:,} carries "
                          f"no mode; a d x d layer of float64 takes 8 d^2 bytes, 800 MB at MAX_WIDTH = "
                          f"{MAX_WIDTH:,}), got {d:,}")
+    if L is not None and (positive_int(L, "L") - 1) * d * d > MAX_WIDTH ** 2:
+        widest = math.isqrt(MAX_WIDTH ** 2 // (L - 1))
+        raise ValueError(f"d must be at most {widest:,} with L={L:,} layers: the L - 1 = {L - 1:,} hidden layers, "
+                         f"d x d float64 each, hold at most MAX_WIDTH^2 = {MAX_WIDTH ** 2:,} entries together "
+                         f"({8 * MAX_WIDTH ** 2:,} bytes), got d={d:,} (lower d or L)")
     return d
 
 

@@ -294,9 +294,11 @@ def partial_point(n, lam_W, lam_H, L: int, bias: bool, alive) -> ufm.Minimizer:
     ``alive`` holds the modes of :func:`alive_at_minimum`.  For L >= 2 the point is a local minimizer when no kept mode
     is weaker than a mode at 0 (:func:`partial_minima`), a saddle otherwise; chapter :ref:`ch-minority`, section
     :ref:`sec-minority-ufm`, starts Adam near both kinds.  ``value`` is :func:`partial_minimum`'s.  ValueError naming
-    ``alive`` as there."""
-    value = partial_minimum(n, lam_W, lam_H, L, bias, alive)  # checks every argument, and alive against the decays
-    n, lam, lam_H, L, bias, d = ufm._check_problem(n, lam_W, lam_H, L, bias)
+    ``alive`` as there, and ``d`` and ``L`` where the L - 1 layers of width K would not fit the bound of
+    :func:`nclib._checks.width`, before anything is allocated."""
+    checked = ufm._check_problem(n, lam_W, lam_H, L, bias, layers=True)  # the layers' memory, before any SVD
+    value = partial_minimum(n, lam_W, lam_H, L, bias, alive)  # checks alive against the decays
+    n, lam, lam_H, L, bias, d = checked
     U, kappa, Vt = ufm.problem_svd(n, bias)
     s = ufm._nonzero_branch(kappa, _checks.count_total(n), lam, lam_H, L, np.asarray(alive))
     Ws, H, b = ufm._mode_point(n, bias, U, Vt, s, lam, lam_H, L, d)

@@ -165,10 +165,11 @@ def minimize(n, lam_W, lam_H, L=1, bias=True, d=None, seed=0, scales=(0.1, 1.0, 
     ``run_scales``). The best point is then polished by Newton steps (MINRES on Hessian-vector
     products) until its gradient norm stops decreasing. Small starts alone are trapped at the spurious origin-like local
     minimum for L >= 2, which is why the scales differ. Independent of the closed forms (it never
-    looks at an SVD of Y-bar). Hidden width ``d`` defaults to K. Used in :ref:`ch-thm41`,
-    :ref:`ch-thm42` and :ref:`ch-thm43`.
+    looks at an SVD of Y-bar). Hidden width ``d`` defaults to K; a width whose L - 1 layers of d x d would hold
+    more than MAX_WIDTH^2 entries together is refused naming d and L (:func:`nclib._checks.width`) before anything
+    is allocated. Used in :ref:`ch-thm41`, :ref:`ch-thm42` and :ref:`ch-thm43`.
     """
-    n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d)
+    n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d, layers=True)
     seed = _checks.nonneg_int(seed, "seed")
     try:
         scales = tuple(_checks.positive_float(s, "scales") for s in scales)
@@ -303,7 +304,7 @@ def verify(n, lam_W, lam_H, L=1, bias=True, d=None, seed=0) -> dict:
     lam_W1 W_1^T W_1 = lam_H H H^T (``balance``), with P = W_L ... W_1 and E = H-bar D; ``result`` is the
     numerical minimizer. Used in :ref:`ch-thm41`, :ref:`ch-thm42` and :ref:`ch-thm43`.
     """
-    n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d)
+    n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d, layers=True)
     if bias and n.size == 1:
         raise ValueError("n must hold at least two classes with a bias: for one class M = 0 and the minimum is 0, "
                          "so no relative gap to report")

@@ -36,15 +36,17 @@ from .imbalance import BLOCK_RTOL, label_matrix, mode_blocks, ybar
 # input checks shared by this module and nclib.solvers
 # --------------------------------------------------------------------------------------------
 
-def _check_problem(n, lam_W, lam_H, L, bias, d=None):
+def _check_problem(n, lam_W, lam_H, L, bias, d=None, layers=False):
     """Validated (n, lam_W array, lam_H, L, bias, d) for the closed forms and the solver; d (default K) at most
-    max(K, :data:`nclib._checks.MAX_WIDTH`)."""
+    max(K, :data:`nclib._checks.MAX_WIDTH`), and, with ``layers`` (the caller builds the point's L layers), at most
+    the width whose L - 1 layers of d x d fit the bound of :func:`nclib._checks.width`, refused naming d and L
+    before anything is allocated."""
     n = _checks.counts(n)
     L = _checks.positive_int(L, "L")
     lam_W = _checks.layer_lambdas(lam_W, L, "lam_W", positive=True)
     lam_H = _checks.positive_float(lam_H, "lam_H")
     bias = _checks.flag(bias, "bias")
-    d = _checks.width(n.size if d is None else d, n.size)
+    d = _checks.width(n.size if d is None else d, n.size, L if layers else None)
     return n, lam_W, lam_H, L, bias, d
 
 
@@ -503,11 +505,13 @@ def global_minimizer(n, lam_W, lam_H, L=1, bias=True, d=None) -> Minimizer:
     class mean, and b = n/N (bias) or None. When d < K only the top d modes are kept (a rank-d
     product cannot carry more), which is the global minimum under that width. ``value`` is the
     closed-form minimum. H has N columns: counts summing past 2**63 - 1 are refused (ValueError naming ``n``), as is
-    a width d past max(K, :data:`nclib._checks.MAX_WIDTH`) (naming ``d``: its layers are d x d).
+    a width d past max(K, :data:`nclib._checks.MAX_WIDTH`) (naming ``d``: its layers are d x d), or one whose L - 1
+    layers of d x d would hold more than MAX_WIDTH^2 entries together (naming ``d`` and ``L``,
+    :func:`nclib._checks.width`), before anything is allocated.
     Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`, :ref:`ch-metrics`, :ref:`ch-errata-theory`,
     :ref:`ch-errata-metrics` and :ref:`ch-minority`.
     """
-    n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d)
+    n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d, layers=True)
     U, kappa, Vt = problem_svd(n, bias)
     N = _checks.count_total(n)
     s = _mode_products(kappa, N, lam, lam_H, L)

@@ -124,7 +124,7 @@ def init_ufm(n, L: int, bias: bool = True, d: int | None = None, init_scale: flo
     ``numpy.random.default_rng(seed)``.  The paper gives no initialization (Section 5 trains the MLP, not the free
     model): this one is the book's choice, the start of :func:`train_ufm` in chapter :ref:`ch-minority`, section
     :ref:`sec-minority-ufm`.  ValueError naming ``d`` for d < K (see :func:`train_ufm`)."""
-    n, _, _, L, bias, d = _check_width(*ufm._check_problem(n, 1.0, 1.0, L, bias, d))
+    n, _, _, L, bias, d = _check_width(*ufm._check_problem(n, 1.0, 1.0, L, bias, d, layers=True))
     init_scale = _checks.positive_float(init_scale, "init_scale")
     seed = _checks.nonneg_int(seed, "seed")
     rng = np.random.default_rng(seed)
@@ -149,10 +149,12 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
 
     The hidden width ``d`` (default K) must be at least K: the closed form the run is set against (its ``minimum``,
     ``s_theory`` and so ``gap`` and ``alive_theory``) is that of widths >= K, and a narrower model, which carries at
-    most d modes, would read as a minority collapse; ValueError naming ``d`` for d < K.  ``seed`` and ``init_scale``
+    most d modes, would read as a minority collapse; ValueError naming ``d`` for d < K, and ``d`` and ``L`` for a
+    width whose L - 1 layers of d x d would not fit the bound of :func:`nclib._checks.width`, before anything is
+    allocated.  ``seed`` and ``init_scale``
     are refused by name when bad also with a ``start``, where they are unused.
     """
-    n, lam, lam_H, L, bias, d = _check_width(*ufm._check_problem(n, lam_W, lam_H, L, bias, d))
+    n, lam, lam_H, L, bias, d = _check_width(*ufm._check_problem(n, lam_W, lam_H, L, bias, d, layers=True))
     if bias and n.size == 1:
         raise ValueError("n must hold at least two classes with a bias: for one class M = 0 and the minimum is 0, "
                          "so no relative gap to report")

@@ -117,6 +117,25 @@ def test_width_refuses_a_hidden_width_past_k_and_max_width(monkeypatch):
             _checks.width(d, 5)
 
 
+def test_width_bounds_the_d_x_d_layers_of_a_deep_head_together(monkeypatch):
+    """With the depth L of a head whose layers are built, its L - 1 layers of d x d hold at most MAX_WIDTH^2
+    entries together, refused naming d and L: d = MAX_WIDTH at L = 1000 (800 GB of layers) and K = 10**5 classes at
+    their default width d = K and L = 3 (160 GB) passed the bound max(K, MAX_WIDTH) before.  L = 1 has no d x d
+    layer, so d = K is taken there at any K; the edges, (L - 1) d^2 = MAX_WIDTH^2, are taken."""
+    assert _checks.width(10 ** 4, 3, L=2) == 10 ** 4 and _checks.width(7071, 3, L=3) == 7071
+    assert _checks.width(316, 3, L=1000) == 316
+    for d, K, L, widest in ((7072, 3, 3, "7,071"), (10 ** 4, 3, 1000, "316"), (10 ** 5, 10 ** 5, 3, "7,071")):
+        with pytest.raises(ValueError, match=rf"^d must be at most {widest} with L={L:,} layers: .*got d={d:,} "):
+            _checks.width(d, K, L=L)
+    assert _checks.width(10 ** 5, 10 ** 5, L=1) == 10 ** 5 == _checks.width(10 ** 5, 10 ** 5)
+    monkeypatch.setattr(_checks, "MAX_WIDTH", 4)  # 16 entries
+    assert _checks.width(4, 3, L=2) == 4 and _checks.width(2, 3, L=5) == 2 and _checks.width(3, 3, L=1) == 3
+    with pytest.raises(ValueError, match=r"^d must be at most 2 with L=3 layers: .*got d=3 "):
+        _checks.width(3, 3, L=3)  # d = K, 18 entries
+    with pytest.raises(ValueError, match=r"^L must be a positive integer"):
+        _checks.width(2, 3, L=0)
+
+
 def test_layer_lambdas_refuse_a_depth_beyond_max_depth_before_allocating():
     """L = 10**12 once asked numpy for 7.3 TiB (MemoryError), L = 10**20 beyond its dimensions (a ValueError naming
     no argument); both now name L, at any decays, and a million layers still get their list."""

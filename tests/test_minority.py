@@ -519,6 +519,23 @@ def test_partial_point_is_the_point_whose_value_partial_minimum_gives(n, L, bias
         np.testing.assert_allclose(s[~keep], 0, atol=1e-12)
 
 
+def test_partial_point_refuses_layers_too_large_for_memory_before_anything_is_allocated(monkeypatch):
+    """partial_point builds the point at width K: with MAX_WIDTH = 4 (16 entries of d x d layers) K = 3 at L = 3 (18)
+    is refused naming d and L before the spectrum or the layers are computed (the patched functions fail the test
+    where they are reached), and K = 2 at L = 5 (16, the edge) is built."""
+    from nclib import _checks
+
+    monkeypatch.setattr(_checks, "MAX_WIDTH", 4)
+    monkeypatch.setattr(mino, "problem_spectrum", lambda *a: pytest.fail("the spectrum was computed before the refusal"))
+    monkeypatch.setattr(ufm, "_mode_point", lambda *a: pytest.fail("the layers were built before the refusal"))
+    with pytest.raises(ValueError, match=r"^d must be at most 2 with L=3 layers: .*got d=3 "):
+        mino.partial_point([3, 2, 1], 0.01, 0.01, 3, True, np.array([True, True, False]))
+    monkeypatch.undo()
+    monkeypatch.setattr(_checks, "MAX_WIDTH", 4)
+    p = mino.partial_point([3, 2], 0.01, 0.01, 5, False, np.array([True, False]))
+    assert [W.shape for W in p.Ws] == [(2, 2)] * 5
+
+
 def test_partial_point_metrics_see_a_class_at_zero_but_not_a_mode_at_zero_inside_a_block():
     """At the global minimizer all five metrics are 0.  At a point with modes at 0 NC1 stays 0 (every feature at its
     class mean) and each NC2 is the distance of the kept strengths from the global minimizer's, mode by mode (the

@@ -238,6 +238,22 @@ def test_bad_input(kwargs, name):
         solvers.random_instance("4.4", np.random.default_rng(0))
     with pytest.raises(ValueError, match="^rng"):
         solvers.random_instance("4.1", 0)
+
+
+def test_a_deep_head_too_wide_for_memory_is_refused_before_the_solver_allocates(monkeypatch):
+    """minimize and verify at d = MAX_WIDTH and L = 1000 (800 GB of d x d layers, and as much again for each start)
+    are refused naming d and L before the problem or a start is made (the patched class fails the test where it is
+    reached); with MAX_WIDTH = 4, d = K = 3 at L = 3 (18 entries of layers) is refused, d = 4 at L = 2 (16) solved."""
+    monkeypatch.setattr(solvers, "_Problem", lambda *a: pytest.fail("the solver's problem was made before the refusal"))
+    for solve in (solvers.minimize, solvers.verify):
+        with pytest.raises(ValueError, match=r"^d must be at most 316 with L=1,000 layers: .*got d=10,000 "):
+            solve([3, 2], 0.1, 0.1, L=1000, d=10 ** 4)
+    monkeypatch.undo()
+    monkeypatch.setattr(solvers._checks, "MAX_WIDTH", 4)
+    with pytest.raises(ValueError, match=r"^d must be at most 2 with L=3 layers: .*got d=3 "):
+        solvers.minimize([3, 2, 1], 0.1, 0.1, L=3)
+    res = solvers.minimize([3, 2], 0.1, 0.1, L=2, d=4, scales=(1.0,), repeats=1, continuations=0)
+    assert [W.shape for W in res.Ws] == [(4, 4), (2, 4)]
     with pytest.raises(ValueError, match="^n must hold at least two classes"):
         solvers.verify([5], 0.01, 0.01, 1, True)  # one class with a bias: M = 0, a minimum of 0
     for margin in (-0.05, 1.0, "0.05"):  # a negative margin would place decays on the thresholds

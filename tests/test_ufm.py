@@ -198,6 +198,35 @@ def test_the_widest_hidden_width_gives_the_minimizer_padded_with_zeros():
     assert not wide.H[2:].any() and not wide.Ws[0][:, 2:].any() and wide.value == narrow.value
 
 
+def test_a_deep_head_too_wide_for_memory_is_refused_naming_d_and_l_before_anything_is_allocated(monkeypatch):
+    """d = MAX_WIDTH at L = 1000 (800 GB of d x d layers) and K = 10**5 classes at the default d = K and L = 3
+    (160 GB) passed the width check, and the SVD and the layers followed until memory ran out; now refused naming d
+    and L before either is made (the patched functions fail the test where they are reached)."""
+    monkeypatch.setattr(ufm, "problem_svd", lambda *a: pytest.fail("the SVD was computed before the refusal"))
+    monkeypatch.setattr(ufm, "_mode_point", lambda *a: pytest.fail("the layers were built before the refusal"))
+    with pytest.raises(ValueError, match=r"^d must be at most 316 with L=1,000 layers: .*got d=10,000 "):
+        ufm.global_minimizer([3, 2], 0.1, 0.1, L=1000, d=_checks.MAX_WIDTH)
+    with pytest.raises(ValueError, match=r"^d must be at most 7,071 with L=3 layers: .*got d=100,000 "):
+        ufm.global_minimizer(np.full(10 ** 5, 2), 0.1, 0.1, L=3)
+
+
+def test_a_deep_head_at_the_edge_of_the_width_bound_is_built(monkeypatch):
+    """With MAX_WIDTH = 4 (16 entries of d x d layers): one 4 x 4 layer (L = 2) and four 2 x 2 ones (L = 5) are the
+    edge, built as at any width; d = K = 3 at L = 3 (18 entries) is refused, which the bound max(K, MAX_WIDTH) took,
+    while the values of the closed forms, which build no layer, take it."""
+    monkeypatch.setattr(_checks, "MAX_WIDTH", 4)
+    n, lam = [3, 2], 0.1
+    for L, d in ((2, 4), (5, 2)):
+        g = ufm.global_minimizer(n, lam, lam, L=L, d=d)
+        assert [W.shape for W in g.Ws] == [(d, d)] * (L - 1) + [(2, d)] and g.H.shape == (d, 5)
+        assert g.value == ufm.minimum_value(n, lam, lam, L=L)
+        assert ufm.objective(g.Ws, g.H, g.b, n, lam, lam) == pytest.approx(g.value, rel=1e-12, abs=0)
+    with pytest.raises(ValueError, match=r"^d must be at most 2 with L=3 layers: .*got d=3 "):
+        ufm.global_minimizer([3, 2, 1], lam, lam, L=3)
+    assert ufm.minimum_value([3, 2, 1], lam, lam, L=3) == pytest.approx(
+        ufm.value_from_spectrum(ufm.problem_svd([3, 2, 1])[1], 6, lam, lam, 3), rel=1e-15)
+
+
 def test_a_width_that_cuts_a_block_of_collapsed_modes_is_accepted():
     """n = [8, 5, 5, 5, 1] bias-free (M = diag(sqrt n)), L = 1, lam_W = lam_H = 0.1: a mode survives iff
     kappa > N sqrt(lam_W lam_H) = 2.4 (Theorem 4.1), so of kappa = sqrt(8), sqrt(5) (three times), 1 only the top

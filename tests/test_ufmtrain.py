@@ -194,6 +194,23 @@ def test_train_ufm_refusals(kwargs, name):
         ufmtrain.train_ufm(**args)
 
 
+def test_a_deep_head_too_wide_for_memory_is_refused_before_its_start_is_drawn(monkeypatch):
+    """init_ufm and train_ufm at d = MAX_WIDTH and L = 1000 (800 GB of d x d layers) are refused naming d and L
+    before a start is drawn (the patched generator fails the test where it is reached); with MAX_WIDTH = 4, d = K = 3
+    at L = 3 (18 entries of layers) is refused, and d = 4 at L = 2 (16, the edge) trained."""
+    monkeypatch.setattr(np.random, "default_rng", lambda *a: pytest.fail("a start was drawn before the refusal"))
+    for call in (lambda: ufmtrain.init_ufm([3, 2], 1000, d=10 ** 4),
+                 lambda: ufmtrain.train_ufm([3, 2], 0.01, 0.01, L=1000, d=10 ** 4, steps=1)):
+        with pytest.raises(ValueError, match=r"^d must be at most 316 with L=1,000 layers: .*got d=10,000 "):
+            call()
+    monkeypatch.undo()
+    monkeypatch.setattr(ufmtrain._checks, "MAX_WIDTH", 4)
+    with pytest.raises(ValueError, match=r"^d must be at most 2 with L=3 layers: .*got d=3 "):
+        ufmtrain.train_ufm([3, 2, 1], 0.01, 0.01, L=3, steps=1)
+    run = ufmtrain.train_ufm([3, 2], 0.01, 0.01, L=2, d=4, steps=2)
+    assert [W.shape for W in run.Ws] == [(4, 4), (2, 4)]
+
+
 @pytest.mark.parametrize("kwargs, name", [(dict(seed=-1), "seed"), (dict(init_scale=float("nan")), "init_scale"),
                                            (dict(init_scale=0.0), "init_scale"), (dict(seed=1.5), "seed")])
 def test_train_ufm_refuses_a_bad_seed_or_init_scale_also_with_a_start(kwargs, name):
