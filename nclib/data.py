@@ -121,7 +121,10 @@ class TrainingSet:
     under ``normalization="standardize"``, which standardizes ``x`` alone); ``provenance``: a JSON-ready dict
     (dataset, source, sha256 of the source files and of the selected arrays, class order, selection, seed,
     normalization; for an .npz that records them, its own ``file_source`` and ``lossy_jpeg``; for a slice of
-    another file, ``slice``: the source's sha256 and the seed and selection the slice was cut by).
+    another file, ``slice``: the source's sha256 and the seed and selection the slice was cut by; for the letters,
+    ``input``, how they were made the network's input, and ``pillow``, the version of Pillow that resized them,
+    :func:`letters_input`, whose rounding a release of Pillow may change: a record written before it was recorded
+    lacks it, which reads as not recorded, not as another version).
     """
 
     name: str
@@ -504,12 +507,16 @@ def _slice_record(path, n_rows: int) -> dict | None:
 
 def _network_input(dataset, images, normalization, prov) -> np.ndarray:
     """What the network of Section 5 is fed, (N, 3072) float32: the letters made 32 x 32 x 3 by
-    :func:`letters_input` (recorded in ``prov``), then the pixels scaled as ``normalization`` says (see
-    :func:`load`).  ValueError for ``"standardize"`` when a channel of the selected images is constant."""
+    :func:`letters_input` (recorded in ``prov``, ``input``, with the version of Pillow that resized them,
+    ``pillow``), then the pixels scaled as ``normalization`` says (see :func:`load`).  ValueError for
+    ``"standardize"`` when a channel of the selected images is constant."""
     if dataset != "cifar10":  # the letters, upright: Grayscale(3) + Resize(32), as the closest public code
         images = letters_input(images)
         prov["input"] = (f"upright 28 x 28 letters resized to {LETTERS_INPUT_SIZE} x {LETTERS_INPUT_SIZE} (PIL "
                          f"bilinear), gray repeated over 3 channels: transforms.Grayscale(3), transforms.Resize(32)")
+        import PIL  # here, as in letters_input: the other data sets need no Pillow
+
+        prov["pillow"] = PIL.__version__  # its resize rounds the inputs: another release, another data_sha256
     if normalization == "reference":
         mean, std = REFERENCE_NORMALIZATION[dataset]
         return _normalize(images, mean, std)

@@ -221,7 +221,8 @@ def code_state(root=None) -> str:
 
 def versions() -> dict:
     """The versions of Python, torch (and its CUDA, None for a CPU build), numpy, torchvision, scipy and matplotlib
-    (None for one that is not installed)."""
+    (None for one that is not installed).  Pillow's is recorded where it makes the data, in the data record of the
+    letters it resizes (``pillow``, :func:`nclib.data.load`)."""
     import torch
 
     out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,

@@ -172,6 +172,24 @@ def test_random_selection_is_nested_and_each_class_its_own():
     assert not np.array_equal(rows_of([3, 5, 7], 1), rows_of([3, 5, 7], 1, seed=1))
 
 
+def _other_versions(prov: dict) -> dict:
+    """{package: (recorded, installed)} for each package whose release may give a letters run other data with no change
+    here, recorded by the run's provenance ``prov`` at another version than this process has: the letters stand-in
+    is drawn by matplotlib (its bundled fonts) and moved by numpy and scipy (``versions``), and every letters set is
+    resized by Pillow (its data record's ``pillow``, data.letters_input).  A version the provenance does not record
+    (Pillow, in a run made before it was recorded) is not recorded, not a difference: left out."""
+    import matplotlib
+    import PIL
+    import scipy
+
+    recorded = {k: prov["versions"].get(k) for k in ("numpy", "scipy", "matplotlib")}
+    if "pillow" in prov["data"]:
+        recorded["pillow"] = prov["data"]["pillow"]
+    now = {"numpy": np.__version__, "scipy": scipy.__version__, "matplotlib": matplotlib.__version__,
+           "pillow": PIL.__version__}
+    return {k: (v, now[k]) for k, v in recorded.items() if v != now[k]}
+
+
 @pytest.mark.parametrize("run", [
     pytest.param("fig1/fig1-L1", marks=pytest.mark.skipif(
         not SHARED_CIFAR.is_file(), reason="the shared CIFAR-10 subset is not beside the checkout")),
@@ -187,19 +205,47 @@ def test_committed_runs_train_on_the_data_they_recorded(run):
         params = {**params, "data_path": str(SHARED_CIFAR)}
     else:
         assert params["dataset"] == "letters-synthetic" and params["data_path"] is None
-        # the letters are drawn by matplotlib (its bundled fonts) and moved by numpy and scipy: a release of one of
-        # them may draw other pixels with no change here, so the comparison holds only at the versions recorded
-        import matplotlib
-        import scipy
-
-        now = {"numpy": np.__version__, "scipy": scipy.__version__, "matplotlib": matplotlib.__version__}
-        other = {k: (prov["versions"][k], v) for k, v in now.items() if prov["versions"].get(k) != v}
+        # a release of matplotlib, numpy, scipy or Pillow may draw or resize other pixels with no change here, so
+        # the comparison holds only at the versions recorded
+        other = _other_versions(prov)
         if other:
             pytest.skip(f"the run rendered its letters with other versions (recorded, installed): {other}")
     ts = data.load_for(params)
     assert ts.N == prov["N"]
     assert ts.provenance["data_sha256"] == prov["data_sha256"] == prov["data"]["data_sha256"]
     assert ts.provenance["images_sha256"] == prov["data"]["images_sha256"]
+
+
+def test_the_letters_record_the_version_of_pillow_that_resized_them(cifar_root, emnist_root):
+    """Pillow resizes the letters, the stand-in and EMNIST's, to the network's input (letters_input): its version is
+    in their data record, which CIFAR-10 (fed as stored) and the Gaussian mixture (no pixels) do not get."""
+    import PIL
+
+    root, _, _ = emnist_root
+    for ts in (data.load("letters-synthetic", counts=[2, 1]), data.load("emnist-letters", data_path=root,
+                                                                         counts=[2, 1])):
+        assert ts.provenance["pillow"] == PIL.__version__ and "input" in ts.provenance
+    for ts in (data.load("cifar10", data_path=cifar_root, counts=[2, 1], verify_checksums=False),
+               data.load("synthetic", counts=[2, 1])):
+        assert "pillow" not in ts.provenance
+
+
+def test_a_letters_run_recorded_before_pillow_is_compared_on_the_versions_it_records():
+    """The committed letters run of Figure 2 was made before Pillow's version was recorded: its record lacks it,
+    which is not a difference (the run is still reloaded and compared); a record naming another Pillow is one, as
+    another numpy is."""
+    import PIL
+
+    _, _, prov = runs.load_run(nclib.ROOT / "results" / "figures" / "cpu-scale" / "fig2" / "fig2-L1")
+    assert "pillow" not in prov["data"] and prov["data"]["dataset"] == "letters-synthetic"
+    now = {**prov, "versions": {**prov["versions"], "numpy": np.__version__}, "data": {**prov["data"]}}
+    assert "pillow" not in _other_versions(now)
+    now["data"]["pillow"] = PIL.__version__
+    assert "pillow" not in _other_versions(now)
+    now["data"]["pillow"] = "0.0"
+    assert _other_versions(now)["pillow"] == ("0.0", PIL.__version__)
+    now["versions"]["numpy"] = "0.0"
+    assert _other_versions(now)["numpy"] == ("0.0", np.__version__)
 
 
 def test_random_selection_takes_the_rows_it_always_took():

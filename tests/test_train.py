@@ -1166,13 +1166,17 @@ def test_git_state_counts_a_submodule_not_checked_out_by_its_recorded_commit(tmp
 def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
     """A letters-synthetic run started on letters rendered in the call resumes on the same letters read from a
     rendering saved ahead (data_path), and the other way round, ending as the uninterrupted run; the synthetic
-    Gaussian mixture, which reads no file, refuses a data_path."""
+    Gaussian mixture, which reads no file, refuses a data_path.  The run records the version of Pillow that resized
+    its letters."""
+    import PIL
+
     from nclib import letters
 
     kw = dict(dataset="letters-synthetic", counts=[2] * 26, width=8, depth=1, epochs=4, batch_size=13, lr=1e-3,
               metric_every=1, progress=False, device="cpu")
     ahead = str(letters.save_letters_synthetic(tmp_path / "letters.npz", counts=kw["counts"], seed=0))
     whole = train.run(**kw, L=1, out_dir=tmp_path / "whole")
+    assert json.loads((whole / "provenance.json").read_text())["data"]["pillow"] == PIL.__version__
     for first, then in ((None, ahead), (ahead, None)):
         out = tmp_path / f"from-{'file' if first else 'render'}"
         part = train.run(**kw, L=1, out_dir=out, data_path=first, max_train_s=0)
