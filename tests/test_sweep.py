@@ -1,5 +1,6 @@
 """nclib.sweep: grids of nclib.train runs on a Dask LocalCluster (tiny synthetic runs, one cluster for the module),
-with the grid (nclib.grid), the sweep's record and locks (nclib.sweepmanifest) and its table (nclib.sweeptable)."""
+with the grid (nclib.grid), the sweep's plan (nclib.sweepplan), its command line (nclib.sweepcli), its record and
+locks (nclib.sweepmanifest) and its table (nclib.sweeptable)."""
 import contextlib
 import errno
 import hashlib
