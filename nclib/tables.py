@@ -4,8 +4,8 @@ A table that a code cell shows (a pandas ``Styler``) reaches the page as raw HTM
 ``$...$`` in a row or column label stays a literal dollar sign, since the page's MathJax reads only
 ``\\(...\\)`` and only inside elements of class ``math`` (the configuration myst-parser gives it).
 :func:`math_label` writes a label as Sphinx writes inline math in the prose, so that a table's header is
-typeset as the sentence that names it.  Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43` and
-:ref:`ch-lemma-a2`.
+typeset as the sentence that names it.  Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`,
+:ref:`ch-lemma-a1` and :ref:`ch-lemma-a2`.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def math_label(label: str) -> str:
 
     Each ``$...$`` becomes the inline-math element of the page; the text around it and the TeX inside it are
     HTML-escaped (``<``, ``&``), so that the browser hands MathJax the characters written.  A label without a
-    ``$`` comes back escaped and otherwise unchanged.  Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43` and
-    :ref:`ch-lemma-a2`.
+    ``$`` comes back escaped and otherwise unchanged.  Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`,
+    :ref:`ch-lemma-a1` and :ref:`ch-lemma-a2`.
     """
     if not isinstance(label, str):
         raise ValueError(f"label must be a string, got {type(label).__name__}")
