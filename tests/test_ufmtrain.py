@@ -158,6 +158,32 @@ def test_train_ufm_small_start_ends_at_the_origin():
                                                   n, lam, lam), rel=1e-13, abs=0)  # measured: equal
 
 
+def test_alive_theory_is_alive_at_minimum_just_below_a_threshold():
+    """Just below the second mode's threshold its strength at the global minimizer is positive but far below the
+    tolerance of :func:`nclib.minority.alive_modes`: the closed form keeps it alive (s_theory > 0, no tolerance),
+    as :func:`nclib.minority.alive_at_minimum` does, where a reading of s_theory with the tolerance would not."""
+    n = [5, 3, 1]
+    lam = (1 - 1e-5) * mino.mode_thresholds(n, 1, True)["lam"][1]
+    r = ufmtrain.train_ufm(n, lam, lam, L=1, bias=True, steps=10)
+    assert 0 < r.s_theory[1] < mino.ALIVE_TOL * r.kappa[1] and r.s_theory[2] == 0
+    np.testing.assert_array_equal(r.alive_theory, mino.alive_at_minimum(n, lam, lam, L=1, bias=True))
+    assert r.alive_theory.sum() == 2
+
+
+def test_at_origin_counts_the_mode_of_kappa_zero():
+    """With a bias kappa_K = 0; a model whose only nonzero strength is on that mode (W H-bar D = s u_K v_K^T) is not
+    at the origin: alive_modes reads that mode against tol * kappa_1, and at_origin counts it like any other."""
+    n = [5, 3, 1]
+    U, kappa, Vt = ufm.problem_svd(n, True)
+    assert kappa[-1] == 0 and kappa[0] > 0
+    Z = U[:, -1:] @ Vt[-1:, :]  # strength 1 on the last mode, 0 on the others
+    H = np.repeat(Z / np.sqrt(n)[None, :], n, axis=1)  # every feature at its class mean: H-bar D = Z
+    r = ufmtrain.train_ufm(n, 0.01, 0.01, L=1, bias=True, steps=1, lr=1e-12, start=([np.eye(3)], H, np.zeros(3)))
+    np.testing.assert_allclose(r.s, [0, 0, 1], atol=1e-10)
+    np.testing.assert_array_equal(r.alive, [False, False, True])
+    assert not r.at_origin
+
+
 def test_train_ufm_counts_tied_classes_as_wrong():
     """Without a bias the origin has zero gradient, so a run started there stays there; past the last threshold it is
     the global minimizer.  Every output is 0 there, all classes tie, and class_acc counts each tied class as wrong
