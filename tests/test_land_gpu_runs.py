@@ -380,6 +380,51 @@ def test_land_keeps_the_earlier_commands_logs_the_archive_carries(root, tmp_path
     assert (record / "call1-cuda_tests.txt").read_text() == "3 passed\n"
 
 
+def later_commit() -> str:
+    """A commit of this checkout's history other than the committed runs' (HEAD), or one made up where git cannot
+    say which commits it holds (commit_problems then finds none)."""
+    import subprocess
+
+    if figures.unknown_commits([]) is None:
+        return "c" * 40
+    head = subprocess.run(["git", "-C", str(nclib.ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert head != committed_provenance(3)["git_commit"]
+    return head
+
+
+def test_a_partner_refused_at_landing_and_made_again_later_is_not_the_one_trained_beside(root, tmp_path):
+    """Job a trained L1, L3 and L6 side by side; L1 and L6 landed and L3, stopped, was refused, yet L1 and L6 still
+    name fig1-L3 in trained_with.  Job b made L3 again alone, at a later commit (each landing is a commit): it records
+    another started_utc, so it is not the run L1 and L6 were trained beside, and the figure is promoted."""
+    a = land_gpu_runs.land(job_outputs(tmp_path, "a", "L1-L3-L6", [dict(L=1), dict(L=3, status="stopped"),
+                                                                    dict(L=6)]), "a", root)
+    assert a["landed"] == ["fig1-L1", "fig1-L6"] and sorted(a["refused"]) == ["fig1-L3"]
+    pieces = root / "results" / "figures" / "pieces" / "fig1"
+    assert json.loads((pieces / "fig1-L1" / "provenance.json").read_text())["trained_with"] == ["fig1-L3", "fig1-L6"]
+    later = {"git_commit": later_commit(), "started_utc": "2027-01-05T10:00:00+00:00"}
+    assert land_gpu_runs.land(job_outputs(tmp_path, "b", "L3", [dict(L=3, prov=later)]), "b", root) == {
+        "landed": ["fig1-L3"], "refused": {}}
+    land_gpu_runs.promote(1, root)
+    runs = figures.load_figure(1, "gpu", root=root / "results" / "figures")
+    assert {L: r.provenance["git_commit"] for L, r in runs.items()} == {
+        1: committed_provenance(1)["git_commit"], 3: later["git_commit"], 6: committed_provenance(6)["git_commit"]}
+    assert figures.check_figure(runs, 1, "gpu")["complete"]
+
+
+def test_promote_refuses_runs_trained_side_by_side_at_two_commits(root, tmp_path):
+    """Runs of one job trained side by side record one started_utc; where one of them records another commit (made
+    up here: one call runs one checkout), promote refuses the figure, naming the two runs."""
+    got = land_gpu_runs.land(job_outputs(tmp_path, "a", "L1-L3-L6", [
+        dict(L=1), dict(L=3, prov={"git_commit": later_commit()}), dict(L=6)]), "a", root)
+    assert got["landed"] == ["fig1-L1", "fig1-L3", "fig1-L6"]
+    with pytest.raises(ValueError, match=r"fig1-L1: git_commit '[0-9a-f]{40}', but fig1-L3, trained beside it "
+                                         r"\(trained_with\), records '[0-9a-fc]{40}'"):
+        land_gpu_runs.promote(1, root)
+    assert {r.params["epochs"] for r in figures.load_figure(1, "gpu", root=root / "results" / "figures").values()} \
+        == {2600}  # the figure keeps its runs
+
+
 def test_two_jobs_with_the_same_notebook_must_be_resolved_by_hand(root, tmp_path):
     """Job a landed L1 of piece L1-L3 (its L3 stopped); job b made the piece again and landed L3: both records hold
     fig1.L1-L3.run.ipynb, which promote refuses to choose between."""

@@ -397,11 +397,25 @@ def commit_problems(runs: Mapping[int, Run], name: str = "") -> list[str]:
             for L, calls in commits.items() for where, c in calls if c in unknown]
 
 
+def _one_call(a: Run, b: Run) -> bool:
+    """Whether runs ``a`` and ``b`` can be runs of one :func:`nclib.train.run_many` call, as their provenance says:
+    not where each records a ``started_utc`` (when the call that started it began, the same for every run of that
+    call, and kept when the run is resumed) and the two differ.  A name in ``trained_with`` is a partner's only at
+    the time of training: the run of that name that records another ``started_utc`` was started by another call (a
+    partner left out when its runs were landed, made again later), and is not the run trained beside it."""
+    started = [r.provenance.get("started_utc") if isinstance(r.provenance, Mapping) else None for r in (a, b)]
+    return not (all(isinstance(t, str) for t in started) and started[0] != started[1])
+
+
 def together_problems(runs: Mapping, name: str = "") -> list[str]:
     """What keeps runs that were trained side by side from being one training: a run of ``runs`` (a mapping of
-    :class:`Run`) whose ``trained_with`` names another of them (by its ``run_name``) at another ``git_commit``.
-    One :func:`nclib.train.run_many` call trains its runs in one process, from one checkout, so its runs record one
-    commit.  Each problem names the two runs (and ``name``, which runs they are); empty when there is none.
+    :class:`Run`) whose ``trained_with`` names another of them (by its ``run_name``) that records the same
+    ``started_utc`` (the name alone where either records none), at another ``git_commit``.  One
+    :func:`nclib.train.run_many` call trains its runs in one process, from one checkout, so its runs record one
+    commit and one ``started_utc``; a run of the name ``trained_with`` gives that records another ``started_utc`` is
+    another run of that name (the partner left out of a landing and made again by a later call,
+    ``scripts/land_gpu_runs.py``), not compared.  Each problem names the two runs (and ``name``, which runs they
+    are); empty when there is none.
     ValueError for ``runs`` other than a mapping of Run.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
     if not isinstance(runs, Mapping) or not all(isinstance(r, Run) for r in runs.values()):
@@ -412,7 +426,7 @@ def together_problems(runs: Mapping, name: str = "") -> list[str]:
     for run_name, run in sorted(named.items(), key=lambda kv: str(kv[0])):
         together = run.provenance.get("trained_with")
         names = {n for n in together if isinstance(n, str)} if isinstance(together, list) else set()
-        for other in sorted(names & set(named)):
+        for other in sorted(n for n in names & set(named) if _one_call(run, named[n])):
             a, b = run.provenance.get("git_commit"), named[other].provenance.get("git_commit")
             if a != b:
                 problems.append(f"{run_name}{where}: git_commit {a!r}, but {other}, trained beside it "
