@@ -358,6 +358,10 @@ def test_wall_time_counts_runs_trained_side_by_side_once(tiny):
     assert figures.wall_time_s(linked) == 12.0
     assert figures.wall_time_s({**linked, 2: made(apart[1], "D", 5.0, [])}) == 17.0
     assert figures.wall_time_s({1: linked[1], 6: linked[6]}) == 17.0  # B missing: A and C are not linked
+    # a C started by another call (a partner left out of a landing, made again later) is another run named C
+    later = dataclasses.replace(linked[6], provenance={**linked[6].provenance,
+                                                       "started_utc": "2027-01-05T10:00:00+00:00"})
+    assert figures.wall_time_s({**linked, 6: later}) == 19.0
 
 
 def test_first_epoch():

@@ -18,7 +18,7 @@ from .. import _checks, minority, ufm, ufmtrain
 from ..runs import load_class_accuracy
 from .config import HISTORY_KEYS, RESULTS, figure
 from .events import _checked_runs, first_epoch, largest_rise, settled_epoch
-from .load import Run, run_counts
+from .load import Run, _one_call, run_counts
 
 # --------------------------------------------------------------------------------------------- theory
 
@@ -291,7 +291,9 @@ def wall_time_s(runs: Mapping[int, Run]) -> float:
     recorded in the provenance as ``trained_with``) ran at the same time and count once, with the longest of
     their wall times; runs trained alone add up (:ref:`ch-figures-summary`).  A group is every run linked to another
     by ``trained_with``, named by either run and through other runs of the group, so that lists that name a partner on
-    one side only still make one group.  ValueError for no runs: no time is not a wall time."""
+    one side only still make one group; a run of the name given that records another ``started_utc`` (started by
+    another call: a partner left out of a landing and made again later) is not linked, as in
+    :func:`nclib.figures.together_problems`.  ValueError for no runs: no time is not a wall time."""
     _checked_runs(runs)
     by_name = {run.params["run_name"]: run for run in runs.values()}
     timeless = sorted(name for name, run in by_name.items()
@@ -302,7 +304,7 @@ def wall_time_s(runs: Mapping[int, Run]) -> float:
     partners = {name: set() for name in by_name}
     for name, run in by_name.items():
         for other in run.provenance.get("trained_with", []):
-            if other in by_name and other != name:
+            if other in by_name and other != name and _one_call(run, by_name[other]):
                 partners[name].add(other)
                 partners[other].add(name)
     total, counted = 0.0, set()
