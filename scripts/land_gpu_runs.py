@@ -18,13 +18,16 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         figure's run; nor is a run made in another precision, on another GPU model, with another torch, another
         NC3 or other training data (data_sha256) than the runs of its figure landed before, in this job or an
         earlier one (promote would refuse the figure, and the run would stand in the way of the right one), nor
-        one of another precision than the committed stability pairs of results/stability/ decide, where there
-        are any (nclib.figures.stability.precision_decision).  A job none of whose runs of a figure landed leaves
-        no record there.  A run already landed is not replaced, nor a job's record.
+        one of another precision than the committed stability pairs of results/stability/ decide
+        (nclib.figures.stability.precision_decision).  The stability runs come before any figure run
+        (scripts/README.md): while no committed pair decides a precision, nothing lands.  A job none of whose
+        runs of a figure landed leaves no record there.  A run already landed is not replaced, nor a job's
+        record.
     python scripts/land_gpu_runs.py promote FIG
         once results/figures/pieces/fig<FIG>/ holds the runs L = 1, 3, 6 of the paper's 12,000 epochs, clean
         commits of one precision, GPU model, torch version, NC3 and training data, that precision the one the
-        committed stability pairs decide where there are any, and the runs trained side by side at one commit
+        committed stability pairs decide (none promoted while no pair decides one), and the runs trained side by
+        side at one commit
         (nclib.figures.together_problems: a run named in another's trained_with is the run trained beside it only
         where the two record one started_utc, the start of the call that trained them; a partner refused at
         landing and made again later records another and is not held to the other runs' commit; it prints the
@@ -79,14 +82,17 @@ def arithmetic(params: dict, provenance: dict) -> dict:
             "data_sha256": provenance.get("data_sha256")}
 
 
-def decided_precision(root: pathlib.Path) -> dict | None:
+def decided_precision(root: pathlib.Path) -> dict:
     """The precision decision of the committed stability pairs under ``root`` (:data:`STABILITY`:
-    ``nclib.figures.stability.precision_decision`` of the pairs as ``load_stability(committed=True)`` reads them),
-    or None where no stability run lies there (none committed yet).  ValueError, naming the folder, where the runs
+    ``nclib.figures.stability.precision_decision`` of the pairs as ``load_stability(committed=True)`` reads them).
+    ValueError, naming the folder, where no stability run lies there (none committed yet: the stability runs come
+    before any figure run, and their decision is every figure run's precision, tf32 or fp32) or where the runs
     there cannot be read as committed pairs or decide nothing: no figure run's precision can then be checked."""
     folder = pathlib.Path(root) / STABILITY
     if not any(folder.glob(f"fig{stability.FIGURE}-L{stability.L}-*-seed*")):
-        return None
+        raise ValueError(f"no stability pair is committed in {str(folder)!r}: the stability runs decide the figure "
+                         f"runs' precision before any figure run lands or is promoted (scripts/README.md: the "
+                         f"stability job first)")
     try:
         return stability.precision_decision(stability.stability_rows(stability.load_stability(folder,
                                                                                               committed=True)))
@@ -117,6 +123,7 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", job or ""):
         raise ValueError(f"job must name the job in letters, digits, '.', '_' or '-', got {job!r}")
     want = figures.scale_settings("gpu")["epochs"] if epochs is None else epochs
+    decision = decided_precision(root)  # no figure run lands before the committed stability pairs decide
     landed, refused = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         tree = pathlib.Path(tmp)
@@ -136,7 +143,6 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
                 raise ValueError(f"job {job!r} has landed in {str(record.relative_to(root))!r} already; give this "
                                  f"job another name")
         before = {fig: _landed_arithmetic(root / PIECES / f"fig{fig}") for fig in figs}
-        decision = decided_precision(root)
         for path in runs:
             fig = int(path.parent.name[3:])
             try:  # a run folder the job left without its history or provenance (killed early): refused alone
@@ -152,7 +158,7 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
                 problems.append(f"L={run.L}: not made from a clean commit (git_dirty), which promote refuses")
             problems += figures.commit_problems({run.L: run})  # a commit rebased away: a fresh clone lacks it
             made_with = arithmetic(params, prov)
-            if decision is not None and made_with["precision"] != decision["precision"]:
+            if made_with["precision"] != decision["precision"]:
                 problems.append(f"L={run.L}: precision {made_with['precision']}, not {_decision_text(decision)}, "
                                 f"which promote refuses")
             for name, theirs in before[fig].items():
@@ -273,10 +279,10 @@ def promote(fig: int, root: pathlib.Path) -> str:
     made_with = {L: arithmetic(r.params, r.provenance) for L, r in runs.items()}
     for what in next(iter(made_with.values())):  # what land compares too
         _same(made_with, what, lambda made: made[what])
-    # and the precision the committed stability pairs decide, where there are any: never a default's
+    # and the precision the committed stability pairs decide: never a default's, and none before they decide
     decision = decided_precision(root)
     precision = next(iter(made_with.values()))["precision"]
-    if decision is not None and precision != decision["precision"]:
+    if precision != decision["precision"]:
         raise ValueError(f"the landed runs were trained in precision {precision}, not {_decision_text(decision)}")
     # every call that trained a run (its segments: a run resumed in a later job has one per job) from a clean commit
     dirty = [L for L, r in runs.items() if made_dirty(r.provenance)]  # land refuses them; runs landed by hand too

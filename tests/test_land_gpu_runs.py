@@ -88,14 +88,22 @@ def repack(archive: pathlib.Path, keep=lambda name: True, add: pathlib.Path | No
 
 
 @pytest.fixture
-def root(tmp_path):
-    """A repository-shaped folder holding the figure's committed (shorter) GPU runs and their notebook."""
+def bare_root(tmp_path):
+    """A repository-shaped folder holding the figure's committed (shorter) GPU runs and their notebook, and no
+    stability pair (results/ as it is before the stability job)."""
     base = tmp_path / "repo"
     for L in (1, 3, 6):
         fake_run(base / "results" / "figures" / "gpu" / "fig1", L, epochs=2600)
     (base / "book" / "figures" / "gpu").mkdir(parents=True)
     (base / "book" / "figures" / "gpu" / "fig1.run.ipynb").write_text("{}")
     return base
+
+
+@pytest.fixture
+def root(bare_root):
+    """``bare_root`` with a committed stability pair that decides TF32, the fixture runs' precision."""
+    stability_pairs(bare_root, "tf32")
+    return bare_root
 
 
 def test_pieces_land_beside_the_figure_and_replace_it_once_complete(root, tmp_path):
@@ -147,11 +155,14 @@ def test_a_run_short_of_the_papers_epochs_or_settings_never_lands(root, tmp_path
     assert land_gpu_runs.main(["land", str(files), "--job", "job", "--root", str(root)]) == 1  # nothing landed
 
 
-def test_a_landed_run_is_not_replaced_and_one_precision_per_figure(root, tmp_path):
+def test_a_landed_run_is_not_replaced_and_one_precision_per_figure(bare_root, tmp_path):
+    root = bare_root
+    stability_pairs(root, "fp32")
     land_gpu_runs.land(job_outputs(tmp_path, "a", "L1", [dict(L=1, precision="fp32")]), "a", root)
     again = land_gpu_runs.land(job_outputs(tmp_path, "b", "L1-L6", [dict(L=1), dict(L=3), dict(L=6)]), "b", root)
     # L1 is there already, and L3 and L6 (TF32) are not the landed L1's precision: nothing of job b lands
     assert again["landed"] == [] and sorted(again["refused"]) == ["fig1-L1", "fig1-L3", "fig1-L6"]
+    assert all("not the landed fig1-L1's" in again["refused"][name] for name in ("fig1-L3", "fig1-L6"))
     pieces = root / "results" / "figures" / "pieces" / "fig1"
     assert sorted(p.name for p in pieces.iterdir()) == ["fig1-L1", "jobs"]
     # runs put there by hand: promote checks the precision too
@@ -211,28 +222,22 @@ def stability_pairs(root: pathlib.Path, decided: str) -> pathlib.Path:
 
 
 @pytest.mark.parametrize("decided", ["tf32", "fp32"])
-def test_land_and_promote_take_only_the_precision_the_committed_stability_pairs_decide(root, tmp_path, decided):
-    """Once stability pairs are committed in results/stability/, their decision (precision_decision) is the figure
-    runs' precision, never a default's: land refuses a run of another precision, naming the decision, and lands the
-    others; promote refuses a figure whose runs were landed in another precision before the pairs were committed.
-    Where no pair is committed, nothing is decided and any one precision is promoted."""
-    other = {"tf32": "fp32", "fp32": "tf32"}[decided]
-    pieces = root / "results" / "figures" / "pieces" / "fig1"
-    assert land_gpu_runs.decided_precision(root) is None  # no pair committed yet
-    # landed before the pairs were committed
-    first = land_gpu_runs.land(job_outputs(tmp_path, "a", "L1-L3-L6", [dict(L=L, precision=other) for L in (1, 3, 6)]),
-                               "a", root)
-    assert first["landed"] == ["fig1-L1", "fig1-L3", "fig1-L6"]
+def test_land_and_promote_take_only_the_precision_the_committed_stability_pairs_decide(bare_root, tmp_path, decided):
+    """The decision of the stability pairs committed in results/stability/ (precision_decision) is the figure runs'
+    precision, never a default's: land refuses a run of another precision, naming the decision, and lands the
+    others; promote refuses a figure whose runs were put among the pieces in another precision."""
+    root, other = bare_root, {"tf32": "fp32", "fp32": "tf32"}[decided]
     pairs = stability_pairs(root, decided)
     assert land_gpu_runs.decided_precision(root)["precision"] == decided
+    pieces = root / "results" / "figures" / "pieces" / "fig1"
+    for L in (1, 3, 6):  # put there by hand
+        fake_run(pieces, L, precision=other)
     with pytest.raises(ValueError, match=f"trained in precision {other}, not the {decided} that the committed "
                                          r"stability pairs decide \(results/stability/: "):
         land_gpu_runs.promote(1, root)
     assert land_gpu_runs.main(["promote", "1", "--root", str(root)]) == 2
     assert len(figures.load_figure(1, "gpu", root=root / "results" / "figures")) == 3  # nothing moved
-    for L in (1, 3, 6):  # the runs of the wrong precision taken out by hand
-        shutil.rmtree(pieces / f"fig1-L{L}")
-    shutil.rmtree(pieces / "jobs")
+    shutil.rmtree(pieces)
     got = land_gpu_runs.land(job_outputs(tmp_path, "b", "L1-L3-L6", [dict(L=1, precision=other),
                                                                       dict(L=3, precision=decided),
                                                                       dict(L=6, precision=decided)]), "b", root)
@@ -246,6 +251,32 @@ def test_land_and_promote_take_only_the_precision_the_committed_stability_pairs_
     shutil.rmtree(pairs / "fig1-L6-tf32-seed0")  # half a pair committed: no seed with both runs decides anything
     with pytest.raises(ValueError, match="decide no precision.*no seed with both a fp32 and a tf32 run"):
         land_gpu_runs.decided_precision(root)
+
+
+def test_nothing_lands_or_is_promoted_before_the_stability_pairs_decide(bare_root, tmp_path):
+    """With no stability pair committed (results/ before the stability job) no precision is decided, and a figure run
+    of any precision, bf16 among them, is refused: land lands nothing (status 2) and promote moves nothing."""
+    root = bare_root
+    with pytest.raises(ValueError, match="no stability pair is committed in .*results/stability"):
+        land_gpu_runs.decided_precision(root)
+    for q in ("tf32", "bf16"):
+        files = job_outputs(tmp_path, f"job-{q}", "L1-L3-L6", [dict(L=L, precision=q) for L in (1, 3, 6)])
+        with pytest.raises(ValueError, match="no stability pair is committed"):
+            land_gpu_runs.land(files, f"job-{q}", root)
+        assert land_gpu_runs.main(["land", str(files), "--job", f"job-{q}", "--root", str(root)]) == 2
+    assert not (root / "results" / "figures" / "pieces").exists()
+    pieces = root / "results" / "figures" / "pieces" / "fig1"
+    for L in (1, 3, 6):  # put there by hand
+        fake_run(pieces, L)
+    with pytest.raises(ValueError, match="no stability pair is committed"):
+        land_gpu_runs.promote(1, root)
+    assert land_gpu_runs.main(["promote", "1", "--root", str(root)]) == 2
+    committed = figures.load_figure(1, "gpu", root=root / "results" / "figures")
+    assert {r.params["epochs"] for r in committed.values()} == {2600} and (pieces / "fig1-L1").is_dir()
+    stability_pairs(root, "tf32")  # the stability job's pairs committed: the same runs are promoted
+    land_gpu_runs.promote(1, root)
+    assert {r.params["epochs"] for r in figures.load_figure(1, "gpu", root=root / "results" / "figures").values()} \
+        == {12000}
 
 
 #: A run's settings that differ from the fixture's in one of what :func:`land_gpu_runs.arithmetic` compares.

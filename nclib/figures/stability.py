@@ -391,7 +391,8 @@ def precision_decision(rows: list[dict]) -> dict:
     a comparison of TF32 with fp32, so those pairs are refused before, by ``load_stability(committed=True)`` and by
     ``scripts/stability_runs.py``, which then prints no decision.
     Used by ``scripts/stability_runs.py`` and by ``scripts/land_gpu_runs.py``, whose land and promote refuse figure
-    runs of another precision than the committed pairs decide; no chapter calls it yet.
+    runs of another precision than the committed pairs decide, and any before they decide one; no chapter calls it
+    yet.
     """
     by = {(r["precision"], r["seed"]): r for r in rows}
     seeds = sorted({s for (q, s) in by if all((p, s) in by for p in PRECISIONS)})
