@@ -18,7 +18,7 @@
 #    one the default mode would spend minutes on benchmarks and a calibration at the CPU's speed before failing); in
 #    FULL and STABILITY modes, BUDGET_S is at least RESERVE_S + 60, the code is its commit's and the GPU's name
 #    contains $EXPECT_GPU (default H200 there: every budget and timing of these jobs is an H200's); in FULL mode,
-#    PRECISION is given (the stability job's decision);
+#    PRECISION is given (the stability job's decision); in every mode, PRECISION is tf32 or fp32;
 # 1. installs papermill, jupytext and ipykernel from .gpu/wheels (no network there) unless present (not in
 #    STABILITY mode, which runs no notebook), and puts nclib on PYTHONPATH (and scripts/gpu_shim, a stand-in for
 #    myst_nb.glue, if myst_nb is missing);
@@ -100,9 +100,9 @@
 #
 # Environment: BUDGET_S (seconds for the whole script, default 530), FIGURES (default "1 3": the figures to
 # run, in priority order; "2 4" for the EMNIST-profile figures), PRECISION (default tf32: TF32 matrix
-# products in training, the metrics in fp32; FULL mode refuses to start without it, status 2: there it is the
-# stability job's decision, never a default), PY (default python3; exported: scripts/gpu_run_figure.sh runs
-# the notebooks with it), DEVICE (default auto), DATA (default
+# products in training, the metrics in fp32; tf32 or fp32, anything else refused with status 2; FULL mode refuses
+# to start without it, status 2: there it is the stability job's decision, never a default), PY (default python3;
+# exported: scripts/gpu_run_figure.sh runs the notebooks with it), DEVICE (default auto), DATA (default
 # .gpu/cifar10_subset_slice.npz), LETTERS_DATA (default .gpu/letters_synthetic_gpu.npz: the letters of Figures 2
 # and 4 rendered ahead, read by their notebooks and the calibration; where the file is missing they render the
 # letters themselves, about 5 s a notebook), EXPECT_GPU, TIME_LEFT_S, LEVERS_FROM (above), EXTRA_SETS (more
@@ -249,6 +249,14 @@ preflight() {
     echo "and scripts/land_gpu_runs.py refuses runs of another precision than the committed pairs decide"
     return 2
   fi
+  # every mode: the figure runs, and the measurements they are planned from, are in one of the two precisions the
+  # stability runs compare (bf16 is studied on the CPU, results/precision/); land_gpu_runs.py would refuse the runs
+  case $PRECISION in
+    tf32|fp32) ;;
+    *) echo "refused: PRECISION must be tf32 or fp32 (the stability job's decision between the two), got" \
+         "PRECISION='$PRECISION'"
+       return 2 ;;
+  esac
   if [ -n "$PIECE" ] && ! "$PY" -c "import sys; sys.path.insert(0, 'scripts'); import figure_notebook as f
 try: f.check_piece(sys.argv[1])
 except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 and 6)')" "$PIECE"; then

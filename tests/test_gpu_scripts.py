@@ -693,6 +693,10 @@ NOT_NUMBERS = {"budget-unit": dict(BUDGET_S="570s"), "budget-word": dict(BUDGET_
                "full-epochs": dict(FULL_EPOCHS="1e4"), "anatomy": dict(FULL="", STABILITY="1", ANATOMY_TIMEOUT_S="x"),
                "extra-seeds": dict(FULL="", STABILITY="1", STABILITY_EXTRA="three"),
                "pairs": dict(FULL="", STABILITY="1", PAIRS_S="3m")}
+#: A PRECISION other than the two the stability runs compare, in each mode: refused before anything runs.
+OTHER_PRECISIONS = {"full-bf16": dict(PRECISION="bf16"), "default-bf16": dict(FULL="", PRECISION="bf16"),
+                    "stability-bf16": dict(FULL="", STABILITY="1", PRECISION="bf16"),
+                    "full-ieee": dict(PRECISION="ieee")}
 
 
 @pytest.mark.parametrize("case", ["piece", "stability-data", "full-data", "old-slice", "slice-counts", "check-fails",
@@ -702,7 +706,7 @@ NOT_NUMBERS = {"budget-unit": dict(BUDGET_S="570s"), "budget-word": dict(BUDGET_
                                   "two-budgets", "time-capped", "time-short", "time-narrow", "time-enough",
                                   "time-stability", "time-stability-capped", "short-budget",
                                   "short-budget-stability", "short-default-budget", "least-budget", "levers",
-                                  "levers-precision", "full-precision", *NOT_NUMBERS])
+                                  "levers-precision", "full-precision", *OTHER_PRECISIONS, *NOT_NUMBERS])
 def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
     piece that names no runs, a missing or damaged .gpu/ data file, a slice of an older form (whose runs would
@@ -712,7 +716,9 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     minutes on benchmarks at the CPU's speed) or a GPU that is not an H200 (FULL and STABILITY modes; a fake
     torch.cuda stands in for the H100), a budget that cannot be read, a budget under RESERVE_S + 60 s in
     FULL and STABILITY modes (given, by default or from TIME_LEFT_S: the setup would be paid and nothing trained), a
-    lever record that is missing, FULL mode without PRECISION (the stability job's decision: a default is none),
+    lever record that is missing, FULL mode without PRECISION (the stability job's decision: a default is none), a
+    PRECISION in any mode other than tf32 or fp32 (the two that the stability runs compare; bf16 is never a figure
+    run's),
     RESUME=1 where the stage holds no run of the piece (a second command on a fresh machine) or outside FULL mode,
     a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s would otherwise stop the job
     after its install and CUDA tests, BUDGET_S=abc would be read as 0)."""
@@ -764,7 +770,7 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
                 "levers-precision": dict(PRECISION="fp32", LEVERS_FROM=str(lever_record(tmp_path, "tf32"))),
                 # FULL mode without PRECISION: the default tf32 is not the stability job's decision
                 "full-precision": dict(PRECISION=""),
-                **NOT_NUMBERS}[case])
+                **OTHER_PRECISIONS, **NOT_NUMBERS}[case])
     done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 2, (done.stdout + done.stderr)[-2000:]
@@ -781,6 +787,7 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     if case == "levers-precision":
         assert "measured at precision 'tf32', the runs train at precision 'fp32'" in done.stdout
     assert ("FULL mode needs PRECISION" in done.stdout) == (case == "full-precision")
+    assert ("PRECISION must be tf32 or fp32" in done.stdout) == (case in OTHER_PRECISIONS)
     if case == "stability-data":
         assert str(tmp_path / "no" / "slice.npz") in done.stdout
     if case == "old-slice":  # the member the current form has and the older one lacks
