@@ -108,8 +108,10 @@ def _decision_text(decision: dict) -> str:
 
 
 def _runs_in(tree: pathlib.Path) -> list[pathlib.Path]:
-    """The run folders of an unpacked archive: results/figures/gpu/fig<k>/fig<k>-L<L>/ with a params.json."""
-    return sorted(p.parent for p in (tree / GPU_RUNS).glob("fig[0-9]/fig[0-9]-L*/params.json"))
+    """The run folders of an unpacked archive: every folder results/figures/gpu/fig<k>/fig<k>-L<L>/, whatever it
+    holds (one without its params.json is refused by :func:`land` as a folder that cannot be read, not passed
+    over)."""
+    return sorted(p for p in (tree / GPU_RUNS).glob("fig[0-9]/fig[0-9]-L*") if p.is_dir())
 
 
 def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None = None) -> dict:

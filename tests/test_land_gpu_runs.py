@@ -383,6 +383,20 @@ def test_land_refuses_an_unreadable_run_folder_and_lands_the_others(root, tmp_pa
     assert sorted(json.loads((record / "landed.json").read_text())["refused"]) == ["fig1-L3"]
 
 
+def test_land_refuses_a_run_folder_without_its_parameters_and_records_it(root, tmp_path):
+    """A run folder the archive holds without its params.json is refused, with why, and landed.json says so: it is
+    not passed over as if the job had never made it."""
+    files = job_outputs(tmp_path, "job", "L1-L6", [dict(L=1), dict(L=3), dict(L=6)])
+    repack(files / "figures_gpu.tar.gz", keep=lambda name: name != "results/figures/gpu/fig1/fig1-L3/params.json")
+    got = land_gpu_runs.land(files, "job", root)
+    assert got == {"landed": ["fig1-L1", "fig1-L6"], "refused": {"fig1-L3": ANY}}
+    why = got["refused"]["fig1-L3"]
+    assert "not a run folder that can be read" in why and "no params.json" in why
+    record = root / "results" / "figures" / "pieces" / "fig1" / "jobs" / "job"
+    assert json.loads((record / "landed.json").read_text())["refused"] == got["refused"]
+    assert not (root / "results" / "figures" / "pieces" / "fig1" / "fig1-L3").exists()
+
+
 @pytest.mark.parametrize("damage", ["cut short", "not gzip"])
 def test_land_refuses_an_archive_that_cannot_be_read_by_name(root, tmp_path, damage):
     files = job_outputs(tmp_path, "job", "L1", [dict(L=1)])
