@@ -27,12 +27,11 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         once results/figures/pieces/fig<FIG>/ holds the runs L = 1, 3, 6 of the paper's 12,000 epochs, clean
         commits of one precision, GPU model, torch version, NC3 and training data, that precision the one the
         committed stability pairs decide (none promoted while no pair decides one), and the runs trained side by
-        side at one commit
-        (nclib.figures.together_problems: a run named in another's trained_with is the run trained beside it only
-        where the two record one started_utc, the start of the call that trained them; a partner refused at
-        landing and made again later records another and is not held to the other runs' commit; it prints the
-        commits in the order of git's history, and what changed in nclib/ and book/training/train.md from each to
-        the next):
+        side at one commit (nclib.figures.together_problems: a run named in another's trained_with is the run
+        trained beside it only where the two record one started_utc, the start of the call that trained them; a
+        partner refused at landing and made again later records another and is not held to the other runs'
+        commit; it prints the commits in the order of git's history, and what changed in nclib/ and
+        book/training/train.md from each to the next):
         they replace the figure's committed GPU runs in results/figures/gpu/fig<FIG>/ (the earlier ones stay in
         git's history), with the jobs' records in results/figures/gpu/fig<FIG>/jobs/ and their notebooks in
         book/figures/gpu/, and it prints the _toc.yml line that lists those.  The figure's chapter then reads
