@@ -895,10 +895,16 @@ def test_figure_glue_of_stalled_and_spiked_runs(tiny, monkeypatch):
     N = figures.run_theory(runs[6].params).N
     h = runs[6].history
     obj = np.asarray(h["objective"], dtype=float).copy()
-    obj[3:] = obj[2] * 4.0  # x4 between the recorded epochs 40 and 60, never back
+    # x4 between the recorded epochs 40 and 60, never back; then falling a little, so that the objective at the
+    # start of the second half (epoch 60), at the learning-rate step (epoch 80) and at the end differ
+    obj[3:] = obj[2] * 4.0 * np.linspace(1.0, 0.9, obj.size - 3)
     acc = np.ones(obj.size)
     acc[3:] = 1.0 - 2.0 / N
-    stalled = {**runs, 6: _with_history(runs[6], objective=obj, train_acc=acc)}
+    # two small rises of L = 3's objective beside the spike, whose median (x1.5) is not their mean
+    obj3 = np.asarray(runs[3].history["objective"], dtype=float).copy()
+    obj3[2], obj3[4] = obj3[1] * 1.05, obj3[3] * 1.5
+    stalled = {**runs, 6: _with_history(runs[6], objective=obj, train_acc=acc),
+               3: _with_history(runs[3], objective=obj3)}
     rows = figures.final_rows(stalled)
     theory = {L: figures.run_theory(r.params) for L, r in stalled.items()}
     g = figures.figure_glue(1, "cpu-scale", stalled, {"epochs": {1: 120, 3: 120, 6: 120}}, rows, theory)
@@ -913,6 +919,27 @@ def test_figure_glue_of_stalled_and_spiked_runs(tiny, monkeypatch):
     assert g["n-fitted"] == "2" and "stays-L6" not in g and "acc100-L6" in g
     assert (g["dip-L6-low"], g["dip-L6-epoch"], g["dip-L6-times"]) == (f"{100 * (1 - 2 / N):.2f}", "60", "1")
     assert "dip-L6-back" not in g
+    # the numbers glued, against the histories they come from: NC1 before and at the spike
+    e, nc1 = np.asarray(h["epoch"]), np.asarray(h["nc1"], dtype=float)
+    start = list(e).index(int(g["spike-L6-start"]))
+    assert number(g["spike-L6-nc1-before"]) == pytest.approx(nc1[start], rel=5e-3)
+    assert number(g["spike-L6-nc1-at"]) == pytest.approx(nc1[3], rel=5e-3)
+    # the objective's fall from the learning-rate step (the record of epoch 80) to the end, smallest and largest
+    step = list(e).index(80)
+    falls = [float(r.history["objective"][step] / r.history["objective"][-1]) for r in stalled.values()]
+    assert min(falls) < 0.99 * max(falls)
+    assert number(g["lrstep-drop-min"]) == pytest.approx(min(falls), rel=5e-3)
+    assert number(g["lrstep-drop-max"]) == pytest.approx(max(falls), rel=5e-3)
+    # the final objective against its value at the start of the second half (epoch 60), 10 % below it, written
+    # without its sign (the chapter writes "below" and asserts the sign)
+    assert g["stall-L6-half"] == "60"
+    assert number(g["stall-L6-change"]) == pytest.approx(100 * abs(obj[-1] / obj[3] - 1), rel=5e-2)
+    # the median of the rises of the objective between records, over every run
+    ratios = np.concatenate([np.asarray(r.history["objective"][1:]) / np.asarray(r.history["objective"][:-1])
+                             for r in stalled.values()])
+    rises = ratios[ratios > 1]
+    assert number(g["rise-count"]) == rises.size == 3 and abs(np.mean(rises) / np.median(rises) - 1) > 1e-3
+    assert number(g["rise-median"]) == pytest.approx(np.median(rises), rel=5e-4)
 
 
 def test_figure_chapter_tables(tiny, tiny_scale):
