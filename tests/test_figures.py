@@ -1388,7 +1388,10 @@ def test_stalls(tiny, monkeypatch):
     acc6[2:] = 1.0 - 3.0 / N  # 100 % up to the second recorded epoch, then 3 samples wrong to the end
     acc6[2] = 1.0 - 4.0 / N
     obj6 = np.asarray(h6["objective"], dtype=float).copy()
+    # three objective values at the start of the stall (epoch 40), at the start of the second half (60) and at the
+    # end, so that the change over the second half is measured from the half alone
     obj6[2:] = obj6[1] * 3.0
+    obj6[2], obj6[3] = obj6[1] * 3.3, obj6[1] * 3.2
     acc3 = np.full(e.size, 1.0 - 1.0 / N)  # never at 100 %
     acc3[0] = 0.1
     stalled = {**runs, 6: _with_history(runs[6], train_acc=acc6, objective=obj6),
@@ -1410,6 +1413,7 @@ def test_stalls(tiny, monkeypatch):
     half = 60
     assert st[6]["half"] == half
     np.testing.assert_allclose(st[6]["objective_change"], obj6[-1] / obj6[list(e).index(half)] - 1)
+    np.testing.assert_allclose(st[6]["objective_change"], 3.0 / 3.2 - 1)
     th6 = figures.run_theory(runs[6].params)
     np.testing.assert_allclose(st[6]["objective_ratio"], obj6[-1] / th6.minimum)
     # the Lemma A.2 local minimizer with modes at 0 nearest the final objective (L >= 2 only)
