@@ -391,13 +391,16 @@ def reglue_numbers(path, fig, scale: str) -> pathlib.Path:
     :data:`EXECUTED_GLUE` are recomputed from the histories of the run folders the notebook names
     (:func:`written_runs`): each stored value must be what the executed code gives from them (or what this
     function writes, so that it is idempotent), ValueError naming the value otherwise; they are replaced by the
-    epochs with thousands separators, the fall of NC1 rounded down (:func:`nclib.rounding.at_least`, two
-    significant figures: a true "at least") and the accuracy in percent with its sign
-    (:func:`nclib.figures.percent`: the executed sentence has none).  The number of runs and the data's name are
-    kept.  The cell's code is left as executed; its metadata ``reglued`` records the run folders and the values as
-    executed, and the note says so (:data:`REGLUED`).  Refused (ValueError) as well: a notebook whose label is not
-    one of Figure ``fig`` at ``scale`` (:func:`run_label`: relabel it first), one whose glue names are not
-    :data:`EXECUTED_GLUE`, and one whose runs did not finish the epochs papermill injected.
+    epochs with thousands separators, the fall of NC1 rounded down (:func:`nclib.rounding.at_least`, three
+    significant figures with their trailing zeros, as the figure chapters write the smallest fall of NC1 and their
+    drops table each run's, so that it reads there as the table's number: a true "at least") and the accuracy in
+    percent with its sign (:func:`nclib.figures.percent`: the executed sentence has none).  The number of runs and
+    the data's name are kept.  The cell's code is left as executed; its metadata ``reglued`` records the run
+    folders and the values as executed, and the note says so (:data:`REGLUED`).  A notebook reglued before, at
+    another rounding, is written again where the values its metadata records as executed are those its run folders
+    give.  Refused (ValueError) as well: a notebook whose label is not one of Figure ``fig`` at ``scale``
+    (:func:`run_label`: relabel it first), one whose glue names are not :data:`EXECUTED_GLUE`, and one whose runs
+    did not finish the epochs papermill injected.
     """
     path = pathlib.Path(path)
     f = figures.figure(fig)
@@ -434,22 +437,25 @@ def reglue_numbers(path, fig, scale: str) -> pathlib.Path:
     acc = min(float(h["train_acc"][-1]) for h in histories)
     values = {  # name: (as the executed glue cell wrote it, as the book writes it)
         "train-epochs": (epochs, f"{epochs:,}"),
-        "train-min-drop": (f"{drop:.1e}", rounding.at_least(drop, 2)),
+        # three figures, as the figure chapters write the smallest fall of NC1 and their drops table each run's
+        "train-min-drop": (f"{drop:.1e}", rounding.at_least(drop, 3, zeros=True)),
         "train-final-acc": (f"{acc:.3f}", f"{figures.percent(acc)}\u00a0%"),
     }
     runs = len(folders)
     if _plain(glued["train-n-runs"][1]) != repr(runs):
         raise ValueError(f"path {str(path)!r} glued train-n-runs = {_plain(glued['train-n-runs'][1])}, but names "
                          f"{runs} run folders")
+    cell = next(iter(cells.values()))
+    # reglued before (at an older rounding): the values it recorded as executed stand for the stored ones
+    before = cell.get("metadata", {}).get("reglued", {}).get("executed", {})
     for name, (executed, written) in values.items():
         stored = _plain(glued[name][1])
-        if stored not in (repr(executed), repr(written)):
+        if stored not in (repr(executed), repr(written)) and (name not in before or before[name] != executed):
             raise ValueError(f"path {str(path)!r} glued {name} = {stored}, which its run folders do not give "
                              f"(executed: {executed!r})")
     for name, (_, written) in values.items():
         output = glued[name][1]
         output["data"] = {output["metadata"]["scrapbook"].get("mime_prefix", "") + "text/plain": repr(written)}
-    cell = next(iter(cells.values()))
     cell["metadata"]["reglued"] = {
         "by": "scripts/figure_notebook.py reglue", "rounding": "nclib.rounding.at_least, nclib.figures.percent",
         "runs": [str(p.relative_to(figures.ROOT)) if p.is_relative_to(figures.ROOT) else str(p) for p in folders],
