@@ -916,6 +916,9 @@ def test_figure_glue_of_stalled_and_spiked_runs(tiny, monkeypatch):
     assert (g["stall-L6-before"], g["stall-L6-since"], g["stall-L6-wrong"], g["stall-L6-N"]) == ("40", "60", "2", "30")
     assert (g["stall-L6-smallest"], g["stall-L6-smallest-count"], g["stall-L6-multiple"]) == ("1", "2", "2")
     assert g["stall-L6-rise"] == "4" and g["stall-L6-acc"] == f"{100 * (1 - 2 / N):.1f}"
+    # the highest accuracy since the stall, an "at most": rounded up (93.34 %), not to nearest
+    best = 100 * (1 - 2 / N)
+    assert number(g["stall-L6-best"]) >= best and reads_as(g["stall-L6-best"], written(best, 3), 3)
     assert g["n-fitted"] == "2" and "stays-L6" not in g and "acc100-L6" in g
     assert (g["dip-L6-low"], g["dip-L6-epoch"], g["dip-L6-times"]) == (f"{100 * (1 - 2 / N):.2f}", "60", "1")
     assert "dip-L6-back" not in g

@@ -326,7 +326,8 @@ def _stall_glue(runs: Mapping[int, Run]) -> dict:
         s = f"stall-L{L}-"
         g.update({s + "since": _epoch_text(st["since"]), s + "end": _epoch_text(st["end"]),
                   s + "acc": percent(st['train_acc']),
-                  s + "best": percent(st['best_acc']), s + "wrong": f"{st['misclassified']:,}",
+                  # "at most", since the stall: rounded up, reading as the percentage to nearest (three figures)
+                  s + "best": at_most(100 * st['best_acc'], 3, zeros=True), s + "wrong": f"{st['misclassified']:,}",
                   s + "N": f"{int(st['n'].sum()):,}", s + "half": f"{st['half']:,}",
                   # how far, either way: the chapter writes "above" or "below" and asserts the sign
                   s + "change": written(abs(100 * st["objective_change"]), 2),
