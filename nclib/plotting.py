@@ -7,8 +7,9 @@ one, in percent as the book's prose and tables give it (:ref:`ch-train`, :ref:`c
 """
 from __future__ import annotations
 
+import os
 import pathlib
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -67,12 +68,19 @@ def data_case(params_by_L: Mapping, data_by_L: Mapping | None = None) -> str:
     """The data and bias case that the runs of one panel set of Figures 1-4 share ({L: params}), as their legend
     names it (:ref:`ch-train`): "CIFAR-10, with bias".  ``data_by_L``: {L: the run's data record} where known
     (:func:`dataset_label`'s ``data``).  Runs on other data or another bias case are refused, since a legend title
-    can name only one."""
+    can name only one.  ValueError naming ``params_by_L`` unless it is a mapping that holds at least one run's
+    parameters (a mapping each), and ``data_by_L`` unless it is a mapping or None."""
+    if not isinstance(params_by_L, Mapping) or not params_by_L:
+        got = "an empty mapping" if isinstance(params_by_L, Mapping) else type(params_by_L).__name__
+        raise ValueError(f"params_by_L must hold at least one run, a mapping {{L: params}}, got {got}")
+    if data_by_L is not None and not isinstance(data_by_L, Mapping):
+        raise ValueError(f"data_by_L must be a mapping {{L: data record}} or None, got {type(data_by_L).__name__}")
+    for L, p in params_by_L.items():
+        if not isinstance(p, Mapping):
+            raise ValueError(f"params_by_L[{L!r}] must be a run's parameters (a mapping), got {type(p).__name__}")
     data_by_L = {} if data_by_L is None else data_by_L
     cases = {L: f"{dataset_label(p, data_by_L.get(L))}, {'with bias' if p.get('bias', True) else 'bias-free'}"
              for L, p in params_by_L.items()}
-    if not cases:
-        raise ValueError("params_by_L must hold at least one run")
     if len(set(cases.values())) > 1:
         listed = "; ".join(f"L={L}: {case}" for L, case in cases.items())
         raise ValueError(f"the runs of one panel set must share the data and the bias case, got {listed} "
@@ -82,23 +90,42 @@ def data_case(params_by_L: Mapping, data_by_L: Mapping | None = None) -> str:
 
 def load_runs(run_dirs) -> dict:
     """{L: (params, history)} of the given run folders, sorted by L, one run per L (the curves of one panel
-    set of Figures 1-4, :ref:`ch-train`)."""
+    set of Figures 1-4, :ref:`ch-train`).  ValueError naming ``run_dirs`` unless it is a list of run folders
+    (paths)."""
     return {L: (params, history) for L, (params, history, _) in _read_runs(run_dirs).items()}
 
 
-def _read_runs(run_dirs) -> dict:
-    """{L: (params, history, provenance)} of the given run folders, sorted by L (:func:`load_runs`)."""
+def _read_runs(run_dirs, name: str = "run_dirs") -> dict:
+    """{L: (params, history, provenance)} of the given run folders, sorted by L (:func:`load_runs`); ValueError
+    naming ``name`` unless ``run_dirs`` is a list of paths."""
     if isinstance(run_dirs, (str, pathlib.PurePath)):
-        raise ValueError(f"run_dirs must be a list of run folders, got the one path {str(run_dirs)!r} "
+        raise ValueError(f"{name} must be a list of run folders, got the one path {str(run_dirs)!r} "
                          f"(write [{str(run_dirs)!r}])")
+    if isinstance(run_dirs, Mapping) or not isinstance(run_dirs, Iterable):
+        raise ValueError(f"{name} must be a list of run folders, got {type(run_dirs).__name__}")
     out = {}
     for run_dir in run_dirs:
+        if not isinstance(run_dir, (str, os.PathLike)):
+            raise ValueError(f"{name} must hold run folders (paths), got {run_dir!r}")
         params, history, provenance = load_run(pathlib.Path(run_dir))
         L = int(params["L"])
         if L in out:
-            raise ValueError(f"run_dirs holds two runs with L={L}; pass one run per L")
+            raise ValueError(f"{name} holds two runs with L={L}; pass one run per L")
         out[L] = (params, history, provenance)
     return dict(sorted(out.items()))
+
+
+def _checked_curves(runs: Mapping) -> Mapping:
+    """``runs`` ({L: (params, history)}) checked as :func:`collapse_panels` draws it: each value a pair of
+    mappings, the history holding ``epoch`` and the column of every panel (:data:`PANELS`); ValueError naming
+    ``runs[L]`` otherwise."""
+    for L, run in runs.items():
+        if not (isinstance(run, (tuple, list)) and len(run) == 2 and all(isinstance(x, Mapping) for x in run)):
+            raise ValueError(f"runs[{L!r}] must be (params, history), two mappings, got {run!r:.80}")
+        missing = [key for key in ("epoch", *(key for key, _, _ in PANELS)) if key not in run[1]]
+        if missing:
+            raise ValueError(f"runs[{L!r}]: its history lacks the column(s) {missing}")
+    return runs
 
 
 def collapse_panels(runs, axes=None, legend_title: str | None = None):
@@ -107,7 +134,8 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
     Returns the matplotlib Figure.  Each L has its own colour and line style (:data:`LINE_STYLES`).  ``axes``: six Axes to draw into (default: a new figure of 3 rows x 2 columns).
     The legend names each curve "L = ..." and its title the dataset (:func:`dataset_label`, from the runs' data
     records where run folders are given) and the bias case, unless ``legend_title`` is given (:ref:`ch-train`;
-    with the theory's targets, :func:`nclib.figures.draw_panels`).
+    with the theory's targets, :func:`nclib.figures.draw_panels`).  ValueError naming ``runs`` unless it is one
+    of those forms, with at least one run whose history holds every panel's column.
     """
     import matplotlib
     import matplotlib.layout_engine
@@ -116,13 +144,16 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
     if isinstance(runs, (str, pathlib.PurePath)):
         raise ValueError(f"runs must be {{L: (params, history)}} or a list of run folders, got the one path "
                          f"{str(runs)!r}")
+    if not isinstance(runs, (Mapping, Iterable)):
+        raise ValueError(f"runs must be {{L: (params, history)}} or a list of run folders, got {type(runs).__name__}")
     data_by_L = None
     if not isinstance(runs, Mapping):  # run folders: their data records name the data too (dataset_label)
-        read = _read_runs(runs)
+        read = _read_runs(runs, "runs")
         runs = {L: (params, history) for L, (params, history, _) in read.items()}
         data_by_L = {L: provenance.get("data") for L, (_, _, provenance) in read.items()}
     if not runs:
         raise ValueError("runs must hold at least one run")
+    _checked_curves(runs)
     if axes is None:
         # three rows of two: at the width of a book page each panel stays readable (2 x 3 halves the text)
         fig, axes = plt.subplots(3, 2, figsize=(8, 9), constrained_layout=True)

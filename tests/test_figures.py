@@ -2008,6 +2008,23 @@ def test_functions_of_runs_and_histories_refuse_what_they_cannot_read_by_name():
     assert figures.order_by([{"L": 3, "nc1": 2.0}, {"L": 1, "nc1": 1.0}], "nc1") == [1, 3]
 
 
+def test_plots_and_precisions_refuse_what_is_not_a_figures_runs_by_name():
+    """The plots of a figure's runs, their legend and the precisions of their products read the runs through the
+    check of the events and the analysis: no runs, a list or None is refused naming ``runs``, not answered with ""
+    or a deep AttributeError."""
+    good = _spike_run([1.0, 0.5, 0.4], 1)
+    good = dataclasses.replace(good, provenance={"precision": "tf32"})
+    assert figures.precisions({1: good}) == "tf32"
+    assert figures.as_plot_runs({1: good}) == {1: (good.params, good.history)}
+    for fn in (figures.draw_panels, figures.draw_theory, figures.as_plot_runs, figures.precisions,
+               lambda runs: figures.figure_legend(runs, "gpu")):
+        for bad in ({}, None, [good], [1]):
+            with pytest.raises(ValueError, match=r"^runs must hold at least one run"):
+                fn(bad)
+        with pytest.raises(ValueError, match=r"^runs\[1\] must be a Run"):
+            fn({1: good.history})
+
+
 def test_recorded_every_refuses_an_interval_the_history_was_not_recorded_at():
     h = {"epoch": np.arange(0, 201, 40), "objective": np.linspace(2, 1, 6)}
     # recorded every 40 epochs: read every 100, it would keep only epochs 0 and 200, a grid of 200

@@ -578,6 +578,40 @@ def test_smallest_pair_turns_counts_the_records_where_one_smallest_class_is_lost
         stability.smallest_pair_turns(figures.Run(tmp_path / "d", {"dataset": "synthetic", "counts": counts}, {}, {}))
 
 
+def test_functions_of_stability_runs_refuse_what_is_not_runs_by_name(tmp_path):
+    """The functions of one stability run, of a history and of a set of runs refuse what they cannot read by the
+    argument's name; no runs is refused, not read as "no run spiked" or "every pair differed"."""
+    h = dict(epoch=np.array([0, 10, 20]), objective=np.array([3.0, 1.0, 2.5]))
+    run = figures.Run(None, {}, h, {"status": "finished"})
+    assert stability.spiked(run) and not stability.diverged(run)
+    for bad in (None, {}, {"objective": np.ones(3)}):
+        with pytest.raises(ValueError, match=r"^history (must be a mapping|has no epoch column)"):
+            stability.rise_from_low(bad)
+    with pytest.raises(ValueError, match=r"^history has no objective column"):
+        stability.rise_from_low({"epoch": h["epoch"]})
+    for fn in (stability.spiked, stability.diverged, stability.smallest_pair_turns, stability.finite_history,
+               stability.finite_rise, stability.rise_is_consecutive):
+        for bad in (None, h):
+            with pytest.raises(ValueError, match=r"^run must be a stability run \(a Run\)"):
+                fn(bad)
+    with pytest.raises(ValueError, match=r"^run\.history has no epoch column"):
+        stability.spiked(figures.Run(None, {}, {"objective": h["objective"]}, {}))
+    for bad in (None, 5):
+        with pytest.raises(ValueError, match=r"^root must be a folder"):
+            stability.whole_pairs(bad)
+    assert stability.whole_pairs(tmp_path) == [] and stability.whole_pairs(str(tmp_path)) == []
+    for fn in (stability.stability_rows, stability.tf32_not_engaged):
+        for bad in ({}, None, [run]):
+            with pytest.raises(ValueError, match=r"^runs must hold at least one stability run"):
+                fn(bad)
+        for key in ("fp32", ("bf16", 0), ("fp32", "0")):
+            with pytest.raises(ValueError, match=r"^runs must be keyed by \(precision, seed\)"):
+                fn({key: run})
+        with pytest.raises(ValueError, match=r"^runs\[\('fp32', 0\)\] must be a stability run"):
+            fn({("fp32", 0): h})
+    assert stability.tf32_not_engaged({("fp32", 0): run}) == []  # no pair: nothing to list
+
+
 def test_run_summary_reads_the_peak_the_errors_and_the_distance_to_the_minimum(tmp_path):
     counts = [2, 1, 1, 3]  # 7 samples, the smallest pair: classes 1 and 2
     run = _class_record(tmp_path / "a", counts, [(0, [0, 0, 0, 0]), (10, [1, 1, 1, 1]), (20, [1, 0, 1, 1]),

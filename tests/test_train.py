@@ -649,6 +649,36 @@ def test_paper_style_panels_from_run_folders(tmp_path):
     assert not into.legends and into.axes[0].get_legend().get_title().get_text() == "Gaussian mixture, with bias"
 
 
+def test_panels_refuse_what_is_not_runs_by_name():
+    """nclib.plotting: run folders that are not a list of paths, runs that are not {L: (params, history)} with every
+    panel's column, and parameters that are not {L: params} are refused naming the argument, not answered with a
+    TypeError, an AttributeError or a KeyError deep inside."""
+    from nclib import plotting
+
+    for bad in (None, 5, {1: "a"}, [None]):
+        with pytest.raises(ValueError, match=r"^run_dirs must (be a list of|hold) run folders"):
+            plotting.load_runs(bad)
+    for bad in (None, 5, [None]):
+        with pytest.raises(ValueError, match=r"^runs must (be|hold)"):
+            plotting.collapse_panels(bad)
+    params = {"dataset": "cifar10"}
+    h = {key: np.ones(2) for key in ("epoch", *(key for key, _, _ in plotting.PANELS))}
+    for bad, match in (({1: (params, {})}, r"^runs\[1\]: its history lacks the column\(s\) \['epoch', 'nc1'"),
+                       ({1: (params, {k: v for k, v in h.items() if k != "nc3"})}, r"^runs\[1\]: .* \['nc3'\]"),
+                       ({1: params}, r"^runs\[1\] must be \(params, history\)"),
+                       ({1: (params, h, {})}, r"^runs\[1\] must be \(params, history\)")):
+        with pytest.raises(ValueError, match=match):
+            plotting.collapse_panels(bad)
+    for bad in (None, {}, [params]):
+        with pytest.raises(ValueError, match=r"^params_by_L must hold at least one run"):
+            plotting.data_case(bad)
+    with pytest.raises(ValueError, match=r"^params_by_L\[1\] must be a run's parameters"):
+        plotting.data_case({1: "cifar10"})
+    with pytest.raises(ValueError, match=r"^data_by_L must be a mapping"):
+        plotting.data_case({1: params}, [{"lossy_jpeg": True}])
+    assert plotting.data_case({1: params}) == "CIFAR-10, with bias"
+
+
 @cuda_only
 @pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16"])
 def test_cuda_graph_run(tmp_path, precision):

@@ -22,6 +22,7 @@ numbers a chapter quotes (:func:`run_summary` those of one single run); the plot
 """
 from __future__ import annotations
 
+import os
 import pathlib
 from typing import Mapping
 
@@ -32,7 +33,7 @@ from ..parameters import DEFAULTS, EXECUTION_KEYS
 from ..rounding import written
 from ..runs import json_values, load_class_accuracy, load_run, metric_epochs, recorded_status
 from .analysis import run_theory
-from .events import SPIKE_FACTOR, first_epoch, largest_rise, settled_epoch
+from .events import SPIKE_FACTOR, _checked_history, first_epoch, largest_rise, settled_epoch
 from .config import figure_parameters, train_kwargs
 from .load import (Run, commit_problems, device_kind, made_clean_problems, provenance_problems, run_counts,
                    together_problems)
@@ -48,6 +49,31 @@ PRECISIONS = ("fp32", "tf32")
 #: The stability runs' setting: Figure 1 (CIFAR-10, bias) at the gpu scale, head depth 6, the first 400 epochs
 #: (the committed run's spike came between epochs 100 and 200), the metrics every 10 epochs, seeds 0, 1, 2.
 FIGURE, L, EPOCHS, METRIC_EVERY, SEEDS = 1, 6, 400, 10, (0, 1, 2)
+
+
+def _checked_run(run, name: str = "run", history: bool = True) -> Run:
+    """``run`` checked as the functions of one stability run read it: a :class:`Run` whose history (unless
+    ``history`` is False: a reader of its per-class record alone) passes
+    :func:`nclib.figures.events._checked_history`; ValueError naming ``name`` otherwise."""
+    if not isinstance(run, Run):
+        raise ValueError(f"{name} must be a stability run (a Run), got {type(run).__name__}")
+    if history:
+        _checked_history(run.history, f"{name}.history")
+    return run
+
+
+def _checked_pairs(runs) -> Mapping:
+    """``runs`` ({(precision, seed): Run}, as :func:`load_stability` gives them) checked: a mapping that holds at
+    least one run, keyed by a precision of :data:`PRECISIONS` and a seed, each value passing :func:`_checked_run`.
+    Returns ``runs``; ValueError naming ``runs`` otherwise: an empty mapping would read as "no run spiked"."""
+    if not isinstance(runs, Mapping) or not runs:
+        got = "an empty mapping" if isinstance(runs, Mapping) else type(runs).__name__
+        raise ValueError(f"runs must hold at least one stability run, a mapping {{(precision, seed): Run}}, got {got}")
+    for key, run in runs.items():
+        if not (isinstance(key, tuple) and len(key) == 2 and key[0] in PRECISIONS and _checks._is_integral(key[1])):
+            raise ValueError(f"runs must be keyed by (precision, seed), a precision of {PRECISIONS}, got {key!r}")
+        _checked_run(run, f"runs[{key!r}]")
+    return runs
 
 
 def run_name(precision: str, seed: int) -> str:
@@ -188,7 +214,10 @@ def whole_pairs(root) -> list[pathlib.Path]:
     """The run folders under ``root`` of the pairs whose two runs ended (:data:`ENDED`), both precisions of each
     seed, sorted: what a GPU job archives (``scripts/gpu_figures.sh``). A run that did not end is no result, and a
     run whose partner did not end is half a pair; landed, either would stand in the way of the next job's pair.
-    Used by ``scripts/gpu_figures.sh``, and in :ref:`ch-fig1`, which asserts that no pair is committed yet."""
+    Used by ``scripts/gpu_figures.sh``, and in :ref:`ch-fig1`, which asserts that no pair is committed yet.
+    ValueError naming ``root`` unless it is a path."""
+    if not isinstance(root, (str, os.PathLike)):
+        raise ValueError(f"root must be a folder (a path), got {type(root).__name__}")
     root = pathlib.Path(root)
     ended = {path.name for path in root.glob(f"fig{FIGURE}-L{L}-*-seed*") if recorded_status(path) in ENDED}
     seeds = sorted({int(tail) for tail in (name.rsplit("seed", 1)[1] for name in ended) if tail.isdigit()})
@@ -201,8 +230,12 @@ def rise_from_low(history: Mapping) -> dict | None:
     quotient of a recorded objective by the lowest one recorded at an earlier epoch), ``low_epoch`` (where that
     low was) and ``epoch`` (where the objective reached ``factor`` times it); None when the objective never rises
     above an earlier value.  Unlike a rise between consecutive recorded epochs, it does not depend on the
-    metric interval, nor on whether the rise was monotone.
+    metric interval, nor on whether the rise was monotone.  ValueError naming ``history`` unless it is a history
+    (:func:`nclib.figures.events._checked_history`) with an ``objective`` column of at least two finite positive
+    values.
     Chapters: :ref:`ch-fig1`."""
+    if "objective" not in _checked_history(history):
+        raise ValueError(f"history has no objective column; columns: {sorted(history)}")
     y = np.asarray(history["objective"], dtype=float)
     if y.size < 2 or not np.all(np.isfinite(y)) or np.any(y <= 0):
         raise ValueError(f"history['objective'] must hold at least two finite positive values, got {y.tolist()[:5]}...")
@@ -220,7 +253,7 @@ def rise_is_consecutive(run: Run) -> bool:
     recorded epochs, the largest such (:func:`nclib.figures.events.largest_rise`), with the same factor: then the
     stability runs' measure of a rise (from the lowest earlier record) and the figure chapters' (between consecutive
     records, the training spikes) give the same epochs and factor for it (:ref:`ch-fig1`).  False when the
-    objective never rises."""
+    objective never rises.  ValueError naming ``run`` unless it is a :class:`Run`."""
     h = finite_history(run)
     if h["objective"].size < 2:
         return False
@@ -235,15 +268,18 @@ def rise_is_consecutive(run: Run) -> bool:
 
 def diverged(run: Run) -> bool:
     """Whether nclib.train stopped the run as diverged (its objective past ``divergence_factor`` times the
-    initial one, or NaN/inf).
+    initial one, or NaN/inf).  ValueError naming ``run`` unless it is a :class:`Run`.
     Chapters: :ref:`ch-fig1`."""
-    return run.provenance.get("status") == "diverged"
+    return _checked_run(run).provenance.get("status") == "diverged"
 
 
 def finite_history(run: Run) -> dict:
     """The run's history up to its first row whose objective is not a finite positive number (a diverged run's
-    last row may be NaN/inf); the whole history otherwise.
+    last row may be NaN/inf); the whole history otherwise.  ValueError naming ``run`` unless it is a :class:`Run`
+    whose history has an ``objective`` column.
     Chapters: :ref:`ch-fig1`."""
+    if "objective" not in _checked_run(run).history:
+        raise ValueError(f"run.history has no objective column; columns: {sorted(run.history)}")
     y = np.asarray(run.history["objective"], dtype=float)
     bad = np.flatnonzero(~(np.isfinite(y) & (y > 0)))
     end = int(bad[0]) if bad.size else y.size
@@ -263,8 +299,9 @@ def spiked(run: Run, threshold: float = SPIKE_FACTOR) -> bool:
     (:func:`rise_from_low`).  The
     figure chapters' spikes (a rise by more than the factor between consecutive recorded epochs, every 100
     epochs) are spikes by this definition too; recorded every 10 epochs, a rise that took 100 epochs, or that
-    paused on the way, still counts.
+    paused on the way, still counts.  ValueError naming ``run`` unless it is a :class:`Run`.
     Chapters: :ref:`ch-fig1`."""
+    _checked_run(run)
     threshold = _checks.positive_float(threshold, "threshold")
     if threshold <= 1:
         raise ValueError(f"threshold must be above 1 (a rise), got {threshold}")
@@ -281,10 +318,11 @@ def stability_rows(runs: Mapping[tuple[str, int], Run]) -> list[dict]:
     :func:`finite_history`; None when it never rises), ``first_100`` (the first recorded epoch at 100 % training
     accuracy), ``lost_100`` (whether the accuracy fell below 100 % after it), ``settled_100`` (the epoch from
     which it stays at 100 %), ``final_acc``, ``final_objective``, ``min_objective`` (these over
-    :func:`finite_history` too) and ``wall_s``.
+    :func:`finite_history` too) and ``wall_s``.  ValueError naming ``runs`` unless it holds at least one run,
+    keyed by its precision and seed (an empty table would read as "no run spiked").
     Chapters: :ref:`ch-fig1`."""
     rows = []
-    for (precision, seed), run in sorted(runs.items()):
+    for (precision, seed), run in sorted(_checked_pairs(runs).items()):
         h, rise = finite_history(run), finite_rise(run)
         first, settled = first_epoch(h, "train_acc", 1.0), settled_epoch(h, "train_acc", 1.0)
         rows.append(dict(precision=precision, seed=seed, epochs=int(run.history["epoch"][-1]),
@@ -306,9 +344,10 @@ def tf32_not_engaged(runs: Mapping[tuple[str, int], Run]) -> list[int]:
     from such pairs compares fp32 with itself: it says nothing of TF32.  Pairs trained on a CPU (where TF32 does
     not exist, and each pair is identical by design) and seeds without both runs are not listed.
     Used by ``scripts/stability_runs.py`` (no decision is printed for such pairs) and by :func:`load_stability`,
-    which refuses committed pairs it lists; no chapter calls it."""
+    which refuses committed pairs it lists; no chapter calls it.  ValueError naming ``runs`` unless it holds at
+    least one run, keyed by its precision and seed (no runs would read as "every pair differed")."""
     out = []
-    for seed in sorted({seed for _, seed in runs}):
+    for seed in sorted({seed for _, seed in _checked_pairs(runs)}):
         pair = {q: runs.get((q, seed)) for q in PRECISIONS}
         if any(r is None for r in pair.values()):
             continue
@@ -333,8 +372,9 @@ def smallest_pair_turns(run: Run) -> dict:
     ``swaps`` (how often the class lost changes from one record to the next); and ``both_since``: the first recorded
     epoch from which both are misclassified whole at every record to the last (None when the last record holds
     either).  The minority collapse of a trained network seen one class at a time, in :ref:`ch-fig1`.  ValueError
-    when the run has no per-class record, or when its smallest count is not shared by exactly two classes."""
-    record = load_class_accuracy(run.path)
+    when the run has no per-class record, or when its smallest count is not shared by exactly two classes, and
+    naming ``run`` unless it is a :class:`Run`."""
+    record = load_class_accuracy(_checked_run(run, history=False).path)
     if record is None:
         raise ValueError(f"run {run.path.name!r} has no per-class record ({run.path}/class_accuracy.csv)")
     counts = run_counts(run.params)
