@@ -25,7 +25,8 @@ from nclib import minority  # noqa: E402
 import nclib.train  # noqa: E402
 import nclib.ufm  # noqa: E402
 import nclib.ufmtrain as ufmtrain  # noqa: E402
-from nclib.rounding import at_least, at_most, number, reads_as, written, written_column  # noqa: E402
+from nclib.rounding import (at_least, at_most, number, reads_as, significant_figures, written,  # noqa: E402
+                            written_column)
 
 #: A tiny scale: the paper's CIFAR-10 profile divided by 100 (1,1,2,2,...,5,5; N = 30), a small network.
 TINY = dict(divisor=100, width=32, depth=2, epochs=120, batch_size="full", lr=3e-3, lr_milestones=[80],
@@ -943,6 +944,22 @@ def test_figure_glue_of_stalled_and_spiked_runs(tiny, monkeypatch):
     rises = ratios[ratios > 1]
     assert number(g["rise-count"]) == rises.size == 3 and abs(np.mean(rises) / np.median(rises) - 1) > 1e-3
     assert number(g["rise-median"]) == pytest.approx(np.median(rises), rel=5e-4)
+
+
+def test_bias_glue_reads_as_the_final_table_writes_it(tiny):
+    """The smallest and the largest final ||b - n/N|| are glued as the final table's cells of those runs, with
+    their trailing zeros (0.000290 and 0.0510, not 0.00029 and 0.051)."""
+    runs = figures.load_figure(1, "tiny", root=tiny)
+    ends = {1: 2.9e-4, 3: 0.051, 6: 0.012}
+    runs = {L: _with_history(r, bias_error=np.append(np.asarray(r.history["bias_error"])[:-1], ends[L]))
+            for L, r in runs.items()}
+    rows = figures.final_rows(runs)
+    theory = {L: figures.run_theory(r.params) for L, r in runs.items()}
+    check = {"epochs": {L: 120 for L in runs}}
+    g = figures.figure_glue(1, "tiny", runs, check, rows, theory)
+    final = figures.figure_tables(1, runs, check, rows, theory)["final"]
+    assert (g["bias-end-min"], g["bias-end-max"]) == (final.loc[1, "‖b − n/N‖"], final.loc[3, "‖b − n/N‖"])
+    assert [significant_figures(g[k]) for k in ("bias-end-min", "bias-end-max")] == [3, 3]
 
 
 def test_figure_chapter_tables(tiny, tiny_scale):

@@ -182,8 +182,9 @@ def _theory_glue(rows: list[dict], theory: Mapping[int, RunTheory]) -> dict:
     if t_first.b_star is not None:
         g["bstar"] = f"{np.linalg.norm(t_first.b_star):.3f}"
         g["bias0"] = round_down(min(r['bias_error_0'] for r in rows), 2, zeros=True)  # no table writes it
-        g["bias-end-min"] = written(min(r['bias_error'] for r in rows), 3)  # runs' own values, as in the table
-        g["bias-end-max"] = written(max(r['bias_error'] for r in rows), 3)
+        # runs' own values, as the final table writes them, with their trailing zeros (0.000290, not 0.00029)
+        g["bias-end-min"] = _figures(min(r['bias_error'] for r in rows), 3)
+        g["bias-end-max"] = _figures(max(r['bias_error'] for r in rows), 3)
     return g
 
 
