@@ -39,6 +39,9 @@ _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _PLAIN = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
 #: From here down (in absolute value) a number is written as a power of ten; from LARGE on as well.
 SMALL, LARGE = 1e-4, 1e6
+#: Beside a number from LARGE on, a table column (:func:`written_column`) writes the numbers from here on as powers
+#: of ten too, and those below it as decimals: 16.3 and 144 stay decimals beside 1.50 × 10⁶.
+COLUMN_LARGE = 1e4
 _POWER = re.compile(r"(-?)(?:([0-9]+(?:\.[0-9]+)?)[ \u00a0]×[ \u00a0])?10([⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
 #: Between a mantissa and its power of ten: no-break spaces, so that "6.4 × 10⁻⁷" stays on one line.
 TIMES = "\u00a0×\u00a0"
@@ -123,12 +126,13 @@ def written(x, sig: int = 2) -> str:
 
 def written_column(values, sig: int = 2) -> list[str]:
     """The numbers of one table column, each to ``sig`` significant figures (as :func:`written`) but in one
-    notation on each side of the column: where a value needs a power of ten, the values on its side of 1 are all
+    notation on each side of the column: where a value needs a power of ten, the values on its side of 1 are
     written as powers, those below 0.1 when one is below 10^-4 (``1.7 × 10⁻⁶`` beside ``4.8 × 10⁻²``), those from
-    10 on when one is from 10^6 on (``9.5 × 10⁵`` beside ``1.0 × 10⁶``); the others, and always those from 0.1 to
-    below 10, whose power would be 10⁻¹ or 10⁰, are decimals (``0.61``, ``3.2``).  Each keeps the trailing zeros
-    of its significant figures (``0.20`` beside ``0.22``), so that the column reads at one precision.
-    :func:`number` reads each back."""
+    10^4 (:data:`COLUMN_LARGE`) on when one is from 10^6 on (``9.5 × 10⁵`` and ``6.3 × 10⁴`` beside ``1.0 × 10⁶``);
+    the others, and always those from 0.1 to below 10^4, are decimals (``0.61``, ``3.2``, ``16``, ``1,400``: no
+    power of ten on a number a reader takes in at a glance).  Each keeps the trailing zeros of its significant
+    figures (``0.20`` beside ``0.22``), so that the column reads at one precision.  :func:`number` reads each
+    back."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise ValueError(f"values must be a list of numbers, got {values!r}")
     sig = _significant(sig)
@@ -136,8 +140,10 @@ def written_column(values, sig: int = 2) -> list[str]:
     small = any(r != 0 and abs(r) < decimal.Decimal(str(SMALL)) for r in rounded)
     large = any(abs(r) >= decimal.Decimal(str(LARGE)) for r in rounded)
 
+    column_large = decimal.Decimal(str(COLUMN_LARGE))
+
     def power(r: decimal.Decimal) -> bool:
-        return r != 0 and ((small and abs(r).adjusted() < -1) or (large and abs(r).adjusted() >= 1))
+        return r != 0 and ((small and abs(r).adjusted() < -1) or (large and abs(r) >= column_large))
 
     return [_text(r, power=power(r), zeros=True) for r in rounded]
 

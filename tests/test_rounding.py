@@ -100,14 +100,18 @@ def test_a_column_writes_powers_only_on_the_side_of_1_that_needs_them():
         nb("1.7 × 10⁻⁶"), nb("3.7 × 10⁻⁶"), "0.61", "3.2", "1.4"]
     # below 0.1 beside a value below 10^-4: a power; from 10 on, beside no value from 10^6 on: a decimal
     assert written_column([4.8e-2, 2.1e-6, 32.0, 1250.0], 2) == [nb("4.8 × 10⁻²"), nb("2.1 × 10⁻⁶"), "32", "1,200"]
-    # from 10 on beside a value from 10^6 on: a power; below 10 a decimal, even beside it
+    # from 10^4 on beside a value from 10^6 on: a power; below 10^4 a decimal, even beside it (a figure's falls of
+    # NC1: 16.3 and 144 beside 1.50 × 10⁶, not 1.63 × 10¹ and 1.44 × 10²)
     assert written_column([2.3e5, 4.1e6, 35.0, 1.2, 0.05], 2) == [
-        nb("2.3 × 10⁵"), nb("4.1 × 10⁶"), nb("3.5 × 10¹"), "1.2", "0.050"]
-    # the rounded value decides: 9.96 to two figures is 10, on the side from 10 on
-    assert written_column([9.96, 2e6], 2) == [nb("1.0 × 10¹"), nb("2.0 × 10⁶")]
+        nb("2.3 × 10⁵"), nb("4.1 × 10⁶"), "35", "1.2", "0.050"]
+    assert written_column([16.25, 144.4, 62_800, 1.5e6], 3) == ["16.2", "144", nb("6.28 × 10⁴"), nb("1.50 × 10⁶")]
+    assert written_column([9_990, 62_800, 950_000], 3) == ["9,990", "62,800", "950,000"]  # no value from 10^6 on
+    # the rounded value decides: 9,996 to two figures is 10,000, on the side from 10^4 on
+    assert written_column([9_996, 2e6], 2) == [nb("1.0 × 10⁴"), nb("2.0 × 10⁶")]
+    assert written_column([9_940, 2e6], 2) == ["9,900", nb("2.0 × 10⁶")]
     assert written_column([0.0996, 2e-6], 2) == ["0.10", nb("2.0 × 10⁻⁶")]
     assert written_column([-3e-6, -0.5], 2) == [nb("-3.0 × 10⁻⁶"), "-0.50"]
-    for values in ([1.7e-6, 0.61, 3.24, 32.0], [2.3e5, 4.1e6, 35.0, 1.2, 0.05]):
+    for values in ([1.7e-6, 0.61, 3.24, 32.0], [2.3e5, 4.1e6, 35.0, 1.2, 0.05], [16.25, 144.4, 62_800, 1.5e6]):
         assert [number(t) for t in written_column(values, 2)] == pytest.approx(values, rel=0.05)
     with pytest.raises(ValueError, match="values must be a list"):
         written_column(0.5)
