@@ -864,12 +864,12 @@ def test_figure_chapter_glue_values(tiny, tiny_scale):
         assert number(g["fit-root-over-nc3-hi"]) == pytest.approx(quotient[high], rel=5e-3)
         assert all(g[f"root-over-nc3-L{L}"] == ch.tables["drops"].loc[L, "square root / NC3 fall"] for L in quotient)
         assert "fit-root-over-nc3" not in g  # no bound that pairs one run's fall with another's
-        assert all(g[f"nc3-drop-L{L}"] == written(d["nc3"], 3) for L, d in drops.items())
+        assert [g[f"nc3-drop-L{L}"] for L in drops] == written_column([d["nc3"] for d in drops.values()], 3)
+        assert [g[f"nc1-drop-L{L}"] for L in drops] == written_column([r["nc1_drop"] for r in rows], 3)
         for r in rows:  # every run of the fixture reaches 100 % and stays there
             L = r["L"]
-            assert (g[f"acc100-L{L}"], g[f"stays-L{L}"], g[f"acc-L{L}"], g[f"nc1-drop-L{L}"]) == \
-                (f"{r['acc100_epoch']:,}", f"{r['acc100_stays']:,}", f"{100 * r['train_acc']:.1f}",
-                 written(r['nc1_drop'], 3))
+            assert (g[f"acc100-L{L}"], g[f"stays-L{L}"], g[f"acc-L{L}"]) == \
+                (f"{r['acc100_epoch']:,}", f"{r['acc100_stays']:,}", f"{100 * r['train_acc']:.1f}")
         # numbers only: no words, and no key where the runs have no such number (here no stalled run)
         assert not any(word in v for v in g.values() for word in ("never", "none", "once", "twice", " or "))
         assert "stall-runs" not in g and not any(k.startswith("stall-L") for k in g)
@@ -960,6 +960,24 @@ def test_bias_glue_reads_as_the_final_table_writes_it(tiny):
     final = figures.figure_tables(1, runs, check, rows, theory)["final"]
     assert (g["bias-end-min"], g["bias-end-max"]) == (final.loc[1, "‖b − n/N‖"], final.loc[3, "‖b − n/N‖"])
     assert [significant_figures(g[k]) for k in ("bias-end-min", "bias-end-max")] == [3, 3]
+
+
+def test_falls_are_glued_as_the_drops_table_writes_them(tiny):
+    """Each run's falls of NC1 and NC3 are glued as the drops table's cells: one notation over the runs, the
+    trailing zeros kept (6.28 × 10⁴ and 1.50 × 10⁶ beside 16.2, not 62,800 and 1.5 × 10⁶)."""
+    runs = figures.load_figure(1, "tiny", root=tiny)
+    falls = {1: 62_800.0, 3: 1.5e6, 6: 16.25}
+    runs = {L: _with_history(r, nc1=np.asarray(r.history["nc1"], dtype=float)[0] / np.geomspace(1, falls[L],
+                                                                                                 len(r.history["nc1"])))
+            for L, r in runs.items()}
+    rows = figures.final_rows(runs)
+    theory = {L: figures.run_theory(r.params) for L, r in runs.items()}
+    g = figures.figure_glue(1, "tiny", runs, {"epochs": {L: 120 for L in runs}}, rows, theory)
+    table = figures.drops_table(runs)
+    assert [g[f"nc1-drop-L{L}"] for L in runs] == table["NC1 fall"].tolist() == written_column(list(falls.values()), 3)
+    for key, col in (("nc1-root-drop", "its square root"), ("nc3-drop", "NC3 fall"),
+                     ("root-over-nc3", "square root / NC3 fall")):
+        assert [g[f"{key}-L{L}"] for L in runs] == table[col].tolist(), key
 
 
 def test_figure_chapter_tables(tiny, tiny_scale):

@@ -192,17 +192,16 @@ def _accuracy_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
     """Per run the epochs at 100 % training accuracy, the final accuracy and the fall of NC1; over the fitted runs."""
     g = {}
     by_L = {r["L"]: r for r in rows}
-    drops = metric_drops(runs)
+    drops, table = metric_drops(runs), drops_table(runs)
     for L, r in by_L.items():
         _put(g, f"acc100-L{L}", _epoch_text(r["acc100_epoch"]))
         _put(g, f"stays-L{L}", _epoch_text(r["acc100_stays"]))
         g[f"acc-L{L}"] = percent(r['train_acc'])
-        g[f"nc1-drop-L{L}"] = written(r['nc1_drop'], 3)
-        # NC1 on the scale of NC3 (its square root, metric_drops) beside NC3's own fall
-        g[f"nc3-drop-L{L}"] = written(drops[L]["nc3"], 3)
-        g[f"nc1-root-drop-L{L}"] = written(drops[L]["nc1_root"], 3)
-        # as the table of the falls (drops_table) writes it, with its trailing zeros
-        g[f"root-over-nc3-L{L}"] = _figures(drops[L]["nc1_root"] / drops[L]["nc3"], 3)
+        # each fall as the table of the falls (drops_table) writes it: in one notation over the runs, with its
+        # trailing zeros ("6.28 × 10⁴ and 1.50 × 10⁶", not "62,800 and 1.5 × 10⁶"); NC1 on the scale of NC3 (its
+        # square root, metric_drops) beside NC3's own fall
+        g[f"nc1-drop-L{L}"], g[f"nc1-root-drop-L{L}"] = table.loc[L, "NC1 fall"], table.loc[L, "its square root"]
+        g[f"nc3-drop-L{L}"], g[f"root-over-nc3-L{L}"] = table.loc[L, "NC3 fall"], table.loc[L, "square root / NC3 fall"]
     fitted = [L for L, r in by_L.items() if r["train_acc"] >= 1.0]
     g["n-fitted"] = str(len(fitted))
     if fitted:
