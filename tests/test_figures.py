@@ -1135,9 +1135,9 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     # the bounds over the stalled runs hold and read, at the table's figures, as the one run's values there
     assert number(g["partial-off-max"]) >= off and g["partial-off-max"] == at_most(off, 2, zeros=True)
     assert written(number(g["partial-off-max"]), 2) == written(off, 2)
-    assert number(g["partial-runner-up-min"]) <= runner_up
-    assert g["partial-runner-up-min"] == at_least(runner_up, 3, zeros=True)
-    assert written(number(g["partial-runner-up-min"]), 3) == written(runner_up, 3)
+    # the distance to the next point, the one run's own: to nearest, as the table's cell
+    cell = t["stalls"].loc[(1, 6), "distance to the next point (%)"]
+    assert g["partial-runner-up-min"] == g["partial-runner-up-max"] == cell == written_column([runner_up], 3)[0]
     # NC2^WH's four ends, with and without a bias, over the runs at 100 % only: the stalled L = 6 of Figure 1 and a
     # stalled L = 1 of Figure 3 end far above and below every other run, and are left out
     def stalled(k, L, wh_factor):
@@ -2218,9 +2218,10 @@ def test_the_summary_tables_write_one_precision_per_column_and_epochs_with_separ
 def test_glued_bounds_of_the_committed_runs_read_as_the_tables_that_write_their_numbers():
     """Every "at least" and "at most" that the figure chapters and the summary glue from nclib.figures over numbers a
     table of the book writes to nearest holds, and rounded to that table's figures it is the table's cell (the rule
-    for bounds of nclib.rounding, at_least's and at_most's contract): no "at least 2.94" beside the stalled runs'
-    2.95, no NC3 fall "at most 186" beside the drops table's 185.  The committed runs, at the scale each chapter
-    reads."""
+    for bounds of nclib.rounding, at_least's and at_most's contract): no "at least 16.2" beside the drops table's
+    16.3, no NC3 fall "at most 186" beside its 185.  A run's own distance to the next point, and the smallest and
+    the largest of them, are the stalled runs' table's cells (2.95, not "at least 2.948").  The committed runs, at
+    the scale each chapter reads."""
     chapters = {k: figures.figure_chapter(k) for k in figures.FIGURES}
     tables, summary = figures.summary_tables(chapters), figures.summary_glue(chapters)
     checked = []
@@ -2245,18 +2246,18 @@ def test_glued_bounds_of_the_committed_runs_read_as_the_tables_that_write_their_
         if not c.figure.bias:  # the theory table: each run's global feature mean at the end, three figures
             means = c.tables["theory"]["global feature-mean norm at the end"]
             check(g["mean-end"], True, [(r["global_mean_norm"], means[r["L"]]) for r in c.rows], 3)
-        # the summary's table of the stalled runs: the distance to the next point, three figures
+        # the summary's table of the stalled runs: the distance to the next point, each run's own, the same cell
         for L, st in figures.stalls(c.runs).items():
             if st["partial"] is not None and st["partial"]["runner_up"] is not None:
-                check(g[f"stall-L{L}-partial-runner-up"], False, [
-                    (100 * st["partial"]["runner_up"], stalls_table.loc[(k, L), "distance to the next point (%)"])], 3)
+                assert g[f"stall-L{L}-partial-runner-up"] == stalls_table.loc[(k, L), "distance to the next point (%)"]
     places = {(k, L): st["partial"] for k, c in chapters.items() for L, st in figures.stalls(c.runs).items()
               if st["partial"] is not None}
     assert places and sorted(places) == sorted(stalls_table.index)
     check(summary["partial-off-max"], True, [(100 * abs(p["above"]), stalls_table.loc[kL, "above the nearest point (%)"]
                                               .lstrip("+-")) for kL, p in places.items()], 2)
-    check(summary["partial-runner-up-min"], False, [(100 * p["runner_up"], stalls_table.loc[kL, "distance to the next "
-                                                     "point (%)"]) for kL, p in places.items()
-                                                    if p["runner_up"] is not None], 3)
-    # three falls per figure, the bias-free figures' mean, the stalled runs' next points, the summary's two
-    assert len(checked) == 3 * len(chapters) + sum(not c.figure.bias for c in chapters.values()) + len(places) + 2
+    # the smallest and the largest run's distance to the next point, to nearest: two cells of the table
+    runner = {kL: p["runner_up"] for kL, p in places.items() if p["runner_up"] is not None}
+    assert [summary["partial-runner-up-min"], summary["partial-runner-up-max"]] == [
+        stalls_table.loc[f(runner, key=runner.get), "distance to the next point (%)"] for f in (min, max)]
+    # three falls per figure, the bias-free figures' mean, the summary's bound on the distance above the point
+    assert len(checked) == 3 * len(chapters) + sum(not c.figure.bias for c in chapters.values()) + 1

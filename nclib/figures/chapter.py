@@ -8,7 +8,7 @@ nearest (:func:`nclib.rounding.written`), in tables and in prose alike.  A bound
 runs or over points) follows the book's rule for bounds (:mod:`nclib.rounding`): where a table of the chapters
 writes the same number to nearest, it is :func:`nclib.rounding.at_least` or :func:`nclib.rounding.at_most` at that
 table's figures, so that it reads there as the table's number ("at most 249.43" beside the drops table's 249,
-never 250; "at least 2.948" beside the stalled runs' 2.95, never 2.94); only a bound on numbers that no table or
+never 250; "at least 16.254" beside the drops table's 16.3, never 16.2); only a bound on numbers that no table or
 sentence writes to nearest is rounded outward plainly (:func:`nclib.rounding.round_down`,
 :func:`nclib.rounding.round_up`).  One exception: a training accuracy
 below 100 % that would read 100 to nearest is written rounded down (:func:`percent`: 0.9997 -> "99.9"), so that no
@@ -338,13 +338,14 @@ def _stall_glue(runs: Mapping[int, Run]) -> dict:
                   s + "smallest": str(st["smallest"]), s + "smallest-count": str(st["smallest_count"])})
         _put(g, s + "multiple", st["smallest_multiple"])
         place = st["partial"]
-        # |objective / that point's value - 1|, the run's own; the runner-up as "at least", reading as the summary's
-        # table of the stalled runs writes it (nclib.figures.summary.summary_tables), to three figures
+        # |objective / that point's value - 1| and the distance to the next nearest point, the run's own: to nearest,
+        # the latter as the summary's table of the stalled runs writes it (nclib.figures.summary.summary_tables), to
+        # three figures with their zeros
         if place is not None:
             g.update({s + "dead": str(place["dead"]), s + "partial-ratio": written(st['partial_ratio'], 3),
                       s + "partial-off": written(100 * abs(place["above"]), 2)})
             if place["runner_up"] is not None:
-                g[s + "partial-runner-up"] = at_least(100 * place["runner_up"], 3, zeros=True)
+                g[s + "partial-runner-up"] = _figures(100 * place["runner_up"], 3)
         if st["before"] is not None:
             g.update({s + "before": _epoch_text(st["before"]), s + "lr-before": written(st['lr_before'], 6),
                       s + "lr-since": written(st['lr_since'], 6),

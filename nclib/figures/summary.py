@@ -12,9 +12,9 @@ from typing import Mapping
 import numpy as np
 
 from .. import plotting
-from ..rounding import at_least, at_most, written
+from ..rounding import at_most, written
 from .analysis import stalls, wall_time_s
-from .chapter import FigureChapter, _column, _comma, _epoch, percent, rise_cell
+from .chapter import FigureChapter, _column, _comma, _epoch, _figures, percent, rise_cell
 from .config import scale_settings
 from .events import SPIKE_FACTOR, _checked_runs
 from .load import Run
@@ -136,7 +136,8 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     at 100 % training accuracy), ``n-stalled`` (the others) and
     ``partial-off-max`` (over those with L >= 2, the largest relative distance, in %, between the final objective
     and the nearest local minimizer of Lemma A.2 with modes at 0, :func:`stalls`; an "at most") and
-    ``partial-runner-up-min`` (the smallest distance to the next nearest such point; an "at least"), per device
+    ``partial-runner-up-min`` and ``-max`` (the smallest and the largest run's distance to the next nearest such
+    point, to nearest as the table of the stalled runs writes them), per device
     ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`), ``spike-threshold``, ``be-min``/``be-max`` (final over
     initial ||b - n/N||, with a bias: the smallest and the largest run's, to nearest), and for the pairs with and
     without a bias at the same scale, over the runs that end at 100 % (:func:`nc2_wh_pair`):
@@ -164,8 +165,9 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     if places:  # bounds over the table of the stalled runs (summary_tables), reading as its columns' figures
         g["partial-off-max"] = at_most(100 * max(abs(p["above"]) for p in places), 2, zeros=True)
         runners = [p["runner_up"] for p in places if p["runner_up"] is not None]
-        if runners:
-            g["partial-runner-up-min"] = at_least(100 * min(runners), 3, zeros=True)
+        if runners:  # the smallest and the largest run's own, to nearest as the table writes them
+            g["partial-runner-up-min"] = _figures(100 * min(runners), 3)
+            g["partial-runner-up-max"] = _figures(100 * max(runners), 3)
     for name, ks in (("gpu", gpu), ("cpu", [k for k in sorted(chapters) if k not in gpu])):
         if ks:
             g[f"wall-{name}"] = f"{sum(wall_time_s(chapters[k].runs) for k in ks) / 60:.1f}"
