@@ -713,6 +713,9 @@ def test_draw_theory_plots_what_its_labels_say(tiny):
         runs = figures.load_figure(fig, "tiny", root=tiny)
         g = figures.draw_theory(runs)
         assert g.axes[0].get_ylabel() == "objective (4.3) $-$ global minimum"
+        # one row of three panels, no empty place in a grid
+        assert len(g.axes) == 3 and len({ax.get_subplotspec().rowspan.start for ax in g.axes}) == 1
+        assert [ax.get_subplotspec().colspan.start for ax in g.axes] == [0, 1, 2]
         lines = [{ln.get_label(): ln for ln in ax.get_lines()} for ax in g.axes]
         for L, run in runs.items():
             h, th = run.history, figures.run_theory(run.params)

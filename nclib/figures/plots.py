@@ -98,8 +98,13 @@ def draw_panels(runs: Mapping[int, Run], scale: str = "cpu-scale"):
     return fig
 
 
+#: The type size of :func:`draw_theory`'s labels (its legends and ticks one point smaller): its one row of three
+#: panels is shown at about half its size at the width of a book page.
+THEORY_FONT = 15
+
+
 def draw_theory(runs: Mapping[int, Run]):
-    """Three panels comparing a figure's runs with the theory at their own lambdas.
+    """Three panels in one row comparing a figure's runs with the theory at their own lambdas.
 
     (a) the objective (4.3) minus its global minimum over free features (:func:`run_theory`), which
     Theorems 4.1-4.3 say is >= 0 and 0 only at the minimizer; (b) with a bias, ||b - n/N|| and the global
@@ -117,10 +122,10 @@ def draw_theory(runs: Mapping[int, Run]):
     cases = {bool(r.params["bias"]) for r in runs.values()}
     if len(cases) > 1:
         raise ValueError("runs mix runs with and without a bias: the panels of draw_theory are those of one case")
-    # two rows, the third panel below the first two: at the width of a book page the text stays readable
-    fig, grid = plt.subplots(2, 2, figsize=(9, 8.5), constrained_layout=True)
-    fig.delaxes(grid[1, 1])
-    axes = [grid[0, 0], grid[0, 1], grid[1, 0]]
+    # one row of three, no empty place in a grid; the page shows it at about half its size, so its text is set
+    # larger than matplotlib's default and its labels are short (the caption says the rest), each legend below its
+    # panel, off the data
+    fig, axes = plt.subplots(1, 3, figsize=(13, 5.2), constrained_layout=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     bias = cases.pop()
     for (L, run), c in zip(sorted(runs.items()), colors):
@@ -132,22 +137,26 @@ def draw_theory(runs: Mapping[int, Run]):
             axes[1].plot(h["epoch"], h["bias_error"], color=c, label=f"$\\|b - n/N\\|$, L = {L}")
         axes[1].plot(h["epoch"], h["global_mean_norm"], color=c, ls=":", label=f"$\\|h_G\\|$, L = {L}")
         if not bias:  # with a bias the target is 0, off the log scale: the axis label gives it
-            axes[1].axhline(th.global_mean_norm, color=c, ls="--", lw=1,
-                            label=f"global minimizers, L = {L}")
+            axes[1].axhline(th.global_mean_norm, color=c, ls="--", lw=1, label=f"minimizers, L = {L}")
         k = np.arange(1, th.K + 1)
-        axes[2].plot(k, th.s_product, color=c, marker="o", ms=3, lw=0.8, label=f"L = {L} ({th.alive} of {th.K} alive)")
+        axes[2].plot(k, th.s_product, color=c, marker="o", ms=4, lw=1, label=f"L = {L} ({th.alive} of {th.K} alive)")
     axes[0].set_yscale("log")
-    axes[0].set_xlabel("epoch")
-    axes[0].set_ylabel("objective (4.3) $-$ global minimum")
     axes[1].set_yscale("log")
-    axes[1].set_xlabel("epoch")
-    axes[1].set_ylabel("distance to the minimizer's value (target 0)" if bias
-                       else "global feature-mean norm (dashed: the global minimizers')")
-    axes[2].set_xlabel("mode i (singular values of M, descending)")
-    axes[2].set_ylabel("predicted singular value of $W_L\\cdots W_1$ (not measured)")
-    for ax, ncol in zip(axes, (3, 2, 1)):  # legends below the panels, off the data
+    labels = (("epoch", "objective (4.3) $-$ global minimum"),
+              ("epoch", "distance to the minimizer's value" if bias else "global feature-mean norm"),
+              ("mode i of M (by descending κ)", "predicted singular value of $W_L\\cdots W_1$"))
+    for ax, (x, y), ncol in zip(axes, labels, (3, 2, 1)):
+        ax.set_xlabel(x, fontsize=THEORY_FONT)
+        ax.set_ylabel(y, fontsize=THEORY_FONT)
+        ax.tick_params(labelsize=THEORY_FONT - 1)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=ncol, frameon=False)
+        # one quantity per column of the legend ("‖b − n/N‖, L = 1" above "‖b − n/N‖, L = 3"), the runs in order
+        handles, names = ax.get_legend_handles_labels()
+        kinds = list(dict.fromkeys(name.rsplit(", L = ", 1)[0] for name in names))
+        order = sorted(range(len(names)), key=lambda i: kinds.index(names[i].rsplit(", L = ", 1)[0]))
+        ax.legend([handles[i] for i in order], [names[i] for i in order], fontsize=THEORY_FONT - 1,
+                  loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=ncol, frameon=False, columnspacing=1.0,
+                  handlelength=1.8)
     return fig
 
 
