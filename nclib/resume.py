@@ -154,8 +154,9 @@ def _resume_state(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
         checkpoints.append(c)
     epochs_at = sorted({int(c["epoch"]) for c in checkpoints})
     if len(epochs_at) > 1:
+        apart = _runs._apart_advice({d: int(c["epoch"]) for d, c in zip(run_dirs, checkpoints)})
         raise ResumeRefused(f"the runs cannot be resumed together: they stopped at different epochs {epochs_at}; "
-                            f"resume each in a call of its own", run_dirs[0])
+                            f"{apart}", run_dirs[0])
     return epochs_at[0], checkpoints
 
 

@@ -285,12 +285,14 @@ class RunFolder:
             self.t_stopped = time.perf_counter()
 
     def save_checkpoint(self, epoch: int) -> None:
-        """Write :data:`CHECKPOINT` (atomically) at metric epoch ``epoch``: the engine's state, the history so
-        far and the divergence limit, all a later call with ``resume=True`` needs to continue exactly, and the
-        run's seconds so far (``time_s``: its ``wall_time_s`` and ``train_time_s``, the latter up to
-        :meth:`stop_clock`, before the checkpoint is written), from which a call resuming after this one was
-        killed, before its provenance recorded them, goes on counting (the history's ``wall_time`` never goes
-        back)."""
+        """Write the state of metric epoch ``epoch`` to ``checkpoint.pt.tmp`` and flush it to disk: the engine's
+        state, the history so far and the divergence limit, all a later call with ``resume=True`` needs to
+        continue exactly, and the run's seconds so far (``time_s``: its ``wall_time_s`` and ``train_time_s``, the
+        latter up to :meth:`stop_clock`, before the checkpoint is written), from which a call resuming after this
+        one was killed, before its provenance recorded them, goes on counting (the history's ``wall_time`` never
+        goes back).  It is not yet the run's checkpoint: :meth:`commit_checkpoint` makes it so, once every run of
+        the call has written its own, so that a write that fails (a full disk) leaves all of them at their
+        previous checkpoint, which they continue from together."""
         self.stop_clock()
         now = time.perf_counter()
         state = {"format": 1, "epoch": int(epoch), "engine": self.engine.state_dict(), "rows": self.rows,
@@ -299,7 +301,13 @@ class RunFolder:
                             "train_time_s": self.before["train_time_s"] + self.t_stopped - self.t_train}}
         with open(self.run_dir / (CHECKPOINT + ".tmp"), "wb") as f:
             torch.save(state, f)
-        _runs.commit_checkpoint(self.run_dir, epoch)  # fsync, sha256 beside it, rename
+            f.flush()
+            os.fsync(f.fileno())
+
+    def commit_checkpoint(self, epoch: int) -> None:
+        """Make the checkpoint :meth:`save_checkpoint` wrote at ``epoch`` the run's :data:`CHECKPOINT`: its sha256
+        recorded beside it, then renamed (:func:`nclib.runs.commit_checkpoint`)."""
+        _runs.commit_checkpoint(self.run_dir, epoch)
 
     def finish(self, status: str, error: str | None = None) -> None:
         """Flush the last rows and write the final provenance, also when that flush itself fails (a

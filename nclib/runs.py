@@ -13,11 +13,12 @@ The contract that keeps a run folder whole (:ref:`ch-engine`):
   holding the writer's pid and host) before anything in the folder is written or deleted (:mod:`nclib.locks`);
 - :func:`run_status` says what a folder holds ("absent", "running", "finished", "stopped", "diverged",
   "failed", or "dead": a run whose writer ended without recording an end, after a crash or SIGKILL), and
-  :func:`plan_runs` what a caller that must never lose a run does next (start, resume, or skip);
-- a checkpoint is written to ``checkpoint.pt.tmp``, fsync'd, its sha256 recorded beside it, then renamed
-  (:func:`commit_checkpoint`; the record is the commit point, and :func:`settle_checkpoint` completes a rename
-  that a crash cut off); a resume reads it only after :func:`verify_checkpoint` found the bytes the writer
-  recorded (:class:`CheckpointDamaged` otherwise).
+  :func:`plan_runs` what a caller that must never lose a run does next (start, resume, or skip), never "resume"
+  for runs whose checkpoints are at different epochs, which a resume refuses together;
+- a checkpoint is written to ``checkpoint.pt.tmp``, fsync'd (for every run of a call before any is committed),
+  its sha256 recorded beside it, then renamed (:func:`commit_checkpoint`; the record is the commit point, and
+  :func:`settle_checkpoint` completes a rename that a crash cut off); a resume reads it only after
+  :func:`verify_checkpoint` found the bytes the writer recorded (:class:`CheckpointDamaged` otherwise).
 """
 from __future__ import annotations
 
@@ -519,19 +520,22 @@ def differences_text(differ: dict) -> str:
 def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> str:
     """What a caller that must never lose a run does with the folders ``run_dirs`` of runs trained together
     (:ref:`ch-train`): "start" (all absent, or ``overwrite=True``), "resume" (all stopped, dead or failed with a
-    checkpoint, :func:`has_checkpoint`), "skip" (all finished).  ``params``: one dict per folder of the parameters
-    that define its run; a folder whose ``params.json`` differs in one of them is refused.  ``devices``: one
-    device type per folder ("cpu", "cuda", or None for any), the kind a run must have been trained on; a run
-    recorded on another kind (:func:`recorded_device_type`) is refused too.  Reads only.  Anything else is refused
-    with :class:`nclib.locks.RunFolderBusy` (a live writer), :class:`nclib.locks.RunLockedElsewhere` (the lock file of
+    checkpoint, :func:`has_checkpoint`, and their checkpoints' records at one epoch), "skip" (all
+    finished).  ``params``: one dict per folder of the parameters that define its run; a folder whose
+    ``params.json`` differs in one of them is refused.  ``devices``: one device type per folder ("cpu", "cuda", or
+    None for any), the kind a run must have been trained on; a run recorded on another kind
+    (:func:`recorded_device_type`) is refused too.  Reads only.  Anything else is refused with
+    :class:`nclib.locks.RunFolderBusy` (a live writer), :class:`nclib.locks.RunLockedElsewhere` (the lock file of
     a writer on another host, :func:`nclib.locks.other_host_lock`, which :func:`nclib.locks.lock_run` refuses too,
-    whatever the folder's status; every such folder named) or :class:`RunExists` naming the folder and its status: other
-    parameters (``overwrite=True`` replaces the run), or runs that cannot continue together (a diverged or finished
-    run beside one that can, a run without a checkpoint): the refusal says what each run needs and never advises
-    deleting a run that can continue, and its ``continuable`` lists the runs that continue in a call without the
-    others.  ``run_dirs`` is a list (or another iterable) of folders: one path alone, a str or a Path, is refused
-    with a ValueError naming it, and so are ``params`` and ``devices`` given otherwise than as one entry per folder
-    (one dict or one device type for all of them, whose keys or characters would be compared one per run)."""
+    whatever the folder's status; every such folder named) or :class:`RunExists` naming the folder and its status:
+    other parameters (``overwrite=True`` replaces the run), or runs that cannot continue together (a diverged or
+    finished run beside one that can, a run without a checkpoint): the refusal says what each run needs and never
+    advises deleting a run that can continue, and its ``continuable`` lists the runs that continue in a call
+    without the others; or runs whose checkpoints are at different epochs (a stop that reached only some of them),
+    which the resume would refuse together: the refusal names the runs behind and how to bring them to the leading
+    epoch.  ``run_dirs`` is a list (or another iterable) of folders: one path alone, a str or a Path, is refused
+    with a ValueError naming it, and so are ``params`` and ``devices`` given otherwise than as one entry per
+    folder (one dict or one device type for all of them, whose keys or characters would be compared one per run)."""
     overwrite = _checks.flag(overwrite, "overwrite")
     run_dirs = run_folder_paths(run_dirs)  # one folder alone refused: its characters are no folders
     params = _one_per_folder(params, "params", "dict", lambda x: x is None or isinstance(x, dict), len(run_dirs))
@@ -566,6 +570,12 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
         return "skip"
     resumable = {d: s in RESUMABLE and has_checkpoint(d) for d, s in status.items()}
     if all(resumable.values()):
+        epochs = {d: e for d in run_dirs if (e := _recorded_epoch(d)) is not None}
+        apart = _apart_advice(epochs)
+        if apart:  # a stop that reached only some of the runs: the resume would refuse them together
+            d = min(epochs, key=epochs.get)
+            raise RunExists(f"run folder {str(d)!r} holds {_a(status[d])} run whose checkpoint is at another epoch "
+                            f"than those of the runs trained with it ({together}): {apart}", d, status[d])
         return "resume"
     d = next(d for d, ok in resumable.items() if not ok)
     s = status[d]
@@ -573,6 +583,34 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     raise RunExists(f"run folder {str(d)!r} holds {_a(s)} run" + (" without a checkpoint" if s in RESUMABLE else "")
                     + (f" (the runs trained with it: {together})" if len(status) > 1 else "") + "; "
                     + _mixed_advice(status, resumable), d, s, go_on)
+
+
+def _recorded_epoch(run_dir: pathlib.Path) -> int | None:
+    """The epoch that the :data:`CHECKSUM` record of ``run_dir``'s checkpoint holds, or None where it cannot be read
+    (:func:`verify_checkpoint` refuses that checkpoint)."""
+    try:
+        return int(json.loads((run_dir / CHECKSUM).read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _apart_advice(epochs: dict) -> str | None:
+    """None where the checkpoints of the runs of one call, ``epochs`` ({run folder: epoch}), are at one epoch; else
+    the runs' epochs and how to bring those behind to the leading epoch: each resumed in a call of its own with
+    ``max_train_s=0``, which trains it to its next metric epoch and stops it there (every stop is at a metric
+    epoch), until it stops at the leading one; then the runs continue together (:func:`plan_runs`,
+    :func:`nclib.resume._resume_state`)."""
+    if len(set(epochs.values())) < 2:
+        return None
+    lead = max(epochs.values())
+    behind = [d.name for d, e in epochs.items() if e < lead]
+    return (f"the checkpoints are at epochs {', '.join(f'{d.name} {e}' for d, e in epochs.items())} (a stop that "
+            f"reached only some of the runs, killed while their checkpoints were committed, or a run resumed "
+            f"alone), and runs continue together only from one epoch; to bring {', '.join(behind)} to epoch {lead}, "
+            f"resume "
+            f"{'it' if len(behind) == 1 else 'each of them'} in a call of its own with "
+            f"{setting_text('max_train_s', 0)}, which trains a run to its next metric epoch and stops it there, "
+            f"until it stops at epoch {lead}; then all of them continue together")
 
 
 def _one_per_folder(values, name: str, what: str, fits, n: int) -> list | None:

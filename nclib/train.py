@@ -438,8 +438,13 @@ def _train_epochs(engines, active, stop, p, start, t_start, show_objective) -> l
             if out_of_time:
                 for folder in active:  # every run's training time ends here, before any checkpoint is written
                     folder.stop_clock()
-                for folder in list(active):  # out of time: each run keeps its state and stops
+                # out of time: each run keeps its state and stops; every checkpoint is written before any is
+                # committed, so that a write that fails leaves the runs at one epoch, their previous checkpoints
+                for folder in active:
                     folder.save_checkpoint(epoch)
+                for folder in active:
+                    folder.commit_checkpoint(epoch)
+                for folder in list(active):
                     stop(folder, "stopped", None)
                 break
     bar.close()

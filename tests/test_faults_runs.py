@@ -1389,6 +1389,58 @@ def test_the_checksum_record_is_on_disk_before_the_checkpoint_is_renamed(tmp_pat
     assert runs.verify_checkpoint(tmp_path)["epoch"] == 4 and (tmp_path / runs.CHECKPOINT).read_bytes() == b"state"
 
 
+def test_a_checkpoint_that_cannot_be_written_leaves_every_run_of_the_call_at_one_epoch(tmp_path, monkeypatch):
+    """The fault: the runs of one call committed their checkpoints one after another, so a full disk while the
+    second run's checkpoint was written left the first at epoch 10 and the second at 5; the plan said "resume" and
+    the resume refused them together.  Every checkpoint is now written before any is committed: both runs fail
+    at their checkpoints of epoch 5, and continue from them together."""
+    from nclib import runfolder
+
+    pair = [dict(L=1, run_name="a"), dict(L=2, run_name="b")]
+    folders = train.run_many(pair, **LONG, out_dir=tmp_path, max_train_s=0)  # both stopped at epoch 5
+    real, saved = torch.save, []
+
+    def second_is_full(obj, f, *args, **kwargs):
+        saved.append(obj["epoch"])
+        if len(saved) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(obj, f, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(runfolder.torch, "save", second_is_full)
+        with pytest.raises(OSError) as exc:
+            train.run_many(pair, **LONG, out_dir=tmp_path, max_train_s=0, resume=True)
+    assert exc.value.errno == errno.ENOSPC and saved == [10, 10]
+    assert [runs.run_status(d) for d in folders] == ["failed"] * 2
+    assert [json.loads((d / runs.CHECKSUM).read_text())["epoch"] for d in folders] == [5, 5]
+    assert runs.plan_runs(folders) == "resume"
+    train.run_many(pair, **LONG, out_dir=tmp_path, max_train_s=0, resume=True)
+    assert [runs.run_status(d) for d in folders] == ["stopped"] * 2
+    assert [_epochs(d) for d in folders] == [[0, 5, 10]] * 2
+
+
+def test_a_plan_refuses_runs_whose_checkpoints_are_at_different_epochs_and_its_advice_joins_them(tmp_path):
+    """The fault: runs of one call whose checkpoints are at different epochs (a kill between their commits, or a run
+    resumed alone) were planned "resume", and the resume then refused them together.  The plan refuses them up
+    front, naming the run behind, and what it advises (that run resumed alone with max_train_s=0 until it is at the
+    leading epoch) brings them to one epoch, from which they continue together."""
+    pair = [dict(L=1, run_name="a"), dict(L=2, run_name="b")]
+    a, b = folders = train.run_many(pair, **LONG, out_dir=tmp_path, max_train_s=0)  # both stopped at epoch 5
+    for _ in range(2):  # a resumed alone, twice: to epoch 15
+        train.run_many(pair[:1], **LONG, out_dir=tmp_path, max_train_s=0, resume=True)
+    before = {d: _files(d) for d in folders}
+    with pytest.raises(runs.RunExists) as exc:
+        runs.plan_runs(folders)
+    assert exc.value.run_dir == b and exc.value.status == "stopped" and exc.value.continuable == ()
+    assert {d: _files(d) for d in folders} == before  # planning reads only
+    while _epochs(b)[-1] < _epochs(a)[-1]:  # the advice: b alone, a metric epoch per call
+        assert runs.plan_runs([b]) == "resume"
+        train.run_many(pair[1:], **LONG, out_dir=tmp_path, max_train_s=0, resume=True)
+    assert _epochs(b) == _epochs(a) == [0, 5, 10, 15] and runs.plan_runs(folders) == "resume"
+    train.run_many(pair, **LONG, out_dir=tmp_path, max_train_s=0, resume=True)
+    assert [runs.run_status(d) for d in folders] == ["stopped"] * 2 and _epochs(a) == _epochs(b) == [0, 5, 10, 15, 20]
+
+
 def test_a_run_folder_that_cannot_be_made_leaves_the_others_failed_not_running(tmp_path, monkeypatch):
     """The fault: the run folders were made before the training's try, so when the second could not be written (a
     full disk), the first stayed "running", later "dead", instead of "failed" with the error; also on a resume."""
