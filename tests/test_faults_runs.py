@@ -1376,16 +1376,29 @@ def test_writers_on_two_hosts_with_one_pid_write_their_own_temporary_files(tmp_p
 
 
 def test_the_checksum_record_is_on_disk_before_the_checkpoint_is_renamed(tmp_path, monkeypatch):
-    """The record is commit_checkpoint's commit point: its rename is made durable (the folder fsync'd) before the
-    checkpoint's rename, which a crash could otherwise put on disk without it."""
+    """The record is commit_checkpoint's commit point: the checkpoint's bytes are flushed to disk (the file
+    fsync'd) before the record is written, and the record's rename is made durable (the folder fsync'd) before the
+    checkpoint's rename, which a crash could otherwise put on disk without it, or the record beside bytes not yet
+    written."""
     events = []
-    real = os.replace
+    real, real_fsync = os.replace, os.fsync
+
+    def fsync(fd):  # a file's fsync, named by the entry of the folder that is that file
+        inode = os.fstat(fd).st_ino
+        events.append(("fsync", next(e.name for e in tmp_path.iterdir() if e.stat().st_ino == inode)))
+        real_fsync(fd)
+
     monkeypatch.setattr(runs.os, "replace", lambda src, dst: (events.append(("rename", pathlib.Path(dst).name)),
                                                               real(src, dst)))
-    monkeypatch.setattr(runs, "_fsync_dir", lambda folder: events.append(("fsync", pathlib.Path(folder))))
+    monkeypatch.setattr(runs.os, "fsync", fsync)
+    monkeypatch.setattr(runs, "_fsync_dir", lambda folder: events.append(("fsync folder", pathlib.Path(folder))))
     (tmp_path / (runs.CHECKPOINT + ".tmp")).write_bytes(b"state")
     runs.commit_checkpoint(tmp_path, 4)
-    assert events == [("rename", runs.CHECKSUM), ("fsync", tmp_path), ("rename", runs.CHECKPOINT), ("fsync", tmp_path)]
+    # the record's own temporary file, flushed before its rename
+    record_tmp = next(name for kind, name in events if kind == "fsync" and name != runs.CHECKPOINT + ".tmp")
+    assert record_tmp.startswith(f".{runs.CHECKSUM}.") and record_tmp.endswith(".tmp")
+    assert events == [("fsync", runs.CHECKPOINT + ".tmp"), ("fsync", record_tmp), ("rename", runs.CHECKSUM),
+                      ("fsync folder", tmp_path), ("rename", runs.CHECKPOINT), ("fsync folder", tmp_path)]
     assert runs.verify_checkpoint(tmp_path)["epoch"] == 4 and (tmp_path / runs.CHECKPOINT).read_bytes() == b"state"
 
 
