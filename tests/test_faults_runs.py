@@ -991,14 +991,20 @@ def test_a_crash_before_the_first_checkpoint_leaves_a_dead_run_that_only_overwri
     assert runs.run_status(folder) == "stopped" and not (folder / (runs.CHECKPOINT + ".tmp")).exists()
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "no-checksum"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "no-checksum", "another-run"])
 def test_a_damaged_checkpoint_is_refused_naming_the_file(tmp_path, damage):
     """The faults: corrupted tensor bytes resumed to a different run (or a false "diverged ... lower lr"); a
-    truncated checkpoint gave "PytorchStreamReader failed"."""
+    truncated checkpoint gave "PytorchStreamReader failed".  The checksum's own case: another run's checkpoint of
+    the same epoch, copied in, loads and holds the state of the epoch its record names, so only the sha256 tells
+    that it is not this run's (without the comparison the run continued as the other run)."""
     folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)
     path = folder / runs.CHECKPOINT
     raw = bytearray(path.read_bytes())
-    if damage == "flip":  # bytes inside the tensors' storage, the zip container intact
+    if damage == "another-run":  # stopped at epoch 5 too, from another seed
+        other = train.run(**{**LONG, "seed": 1}, out_dir=tmp_path, run_name="other", max_train_s=0)
+        path.write_bytes((other / runs.CHECKPOINT).read_bytes())
+        assert torch.load(path, weights_only=True)["epoch"] == runs.verify_checkpoint(other)["epoch"] == 5
+    elif damage == "flip":  # bytes inside the tensors' storage, the zip container intact
         mid = len(raw) // 2
         raw[mid:mid + 64] = bytes(b ^ 0xFF for b in raw[mid:mid + 64])
         path.write_bytes(bytes(raw))
@@ -1011,7 +1017,7 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file(tmp_path, damage):
     before = _files(folder)
     with pytest.raises(runs.CheckpointDamaged, match=f"checkpoint {str(path)!r} (is damaged|has no readable "
                                                      f"checkpoint.pt.sha256)") as err:
-        train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True)
+        train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)  # a resume stops at once
     assert err.value.path == path and err.value.run_dir == folder
     assert "PytorchStreamReader" not in str(err.value)
     assert _files(folder) == before and runs.run_status(folder) == "stopped"
