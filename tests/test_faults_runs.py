@@ -629,6 +629,26 @@ def test_a_release_removes_the_lock_file_before_it_gives_the_lock_back(tmp_path,
             os.close(fd)
 
 
+def test_a_lock_record_is_flushed_to_disk_once_written(tmp_path, monkeypatch):
+    """The lock file's record (pid, host) is what a refused writer, and a writer on another host after a crash, is
+    told of the holder: it is fsync'd once written, each time a lock is taken."""
+    events = []
+    real_pwrite, real_fsync = os.pwrite, os.fsync
+
+    def named(fd):  # the entry of the run folder that is the file open as fd
+        inode = os.fstat(fd).st_ino
+        return next(e.name for e in (tmp_path / "r").iterdir() if e.stat().st_ino == inode)
+
+    monkeypatch.setattr(locks.os, "pwrite", lambda fd, data, at: (events.append(("write", named(fd))),
+                                                                  real_pwrite(fd, data, at))[1])
+    monkeypatch.setattr(locks.os, "fsync", lambda fd: (events.append(("fsync", named(fd))), real_fsync(fd))[1])
+    for _ in range(2):
+        with locks.lock_run(tmp_path / "r") as lock:
+            assert locks.read_lock_file(tmp_path / "r" / locks.LOCK) == lock.record
+            (tmp_path / "r" / "kept").write_text("")  # so that the folder stays when the lock is given back
+    assert events == [("write", locks.LOCK), ("fsync", locks.LOCK)] * 2
+
+
 def test_clearing_a_run_folder_keeps_the_lock_its_writer_holds(tmp_path):
     """overwrite=True clears a run folder while holding its lock: deleting the lock file with the run's files would
     leave the lock on a file no longer in the folder, and another writer, making the file anew, would take the folder
@@ -1021,6 +1041,41 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file(tmp_path, damage):
     assert err.value.path == path and err.value.run_dir == folder
     assert "PytorchStreamReader" not in str(err.value)
     assert _files(folder) == before and runs.run_status(folder) == "stopped"
+
+
+def test_a_checkpoint_whose_record_names_another_epoch_is_refused(tmp_path):
+    """A checkpoint whose bytes match its record, but whose record names another epoch than the state it holds (a
+    record written for another checkpoint of the run): the resume is refused with CheckpointDamaged, the folder
+    unchanged; unchecked, the run went on from the checkpoint's own epoch as if it were the recorded one."""
+    folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)  # stopped at epoch 5
+    path = folder / runs.CHECKPOINT
+    os.replace(path, folder / (runs.CHECKPOINT + ".tmp"))
+    runs.commit_checkpoint(folder, 10)  # the state of epoch 5, recorded as epoch 10
+    assert runs.verify_checkpoint(folder)["epoch"] == 10 and torch.load(path, weights_only=True)["epoch"] == 5
+    before = _files(folder)
+    with pytest.raises(runs.CheckpointDamaged) as err:
+        train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)  # a resume stops at once
+    assert err.value.path == path and err.value.run_dir == folder
+    assert _files(folder) == before and runs.run_status(folder) == "stopped"
+
+
+def test_a_settled_checkpoints_rename_is_made_durable(tmp_path, monkeypatch):
+    """settle_checkpoint puts a committed checkpoint whose rename a crash cut off in place and fsyncs the folder, so
+    that the rename is on disk before the resume writes anything that depends on it; a folder with nothing to settle
+    is left as it is."""
+    (tmp_path / "provenance.json").write_text("{}")
+    (tmp_path / (runs.CHECKPOINT + ".tmp")).write_bytes(b"state")
+    runs.commit_checkpoint(tmp_path, 4)
+    os.replace(tmp_path / runs.CHECKPOINT, tmp_path / (runs.CHECKPOINT + ".tmp"))  # the rename cut off
+    events = []
+    real = os.replace
+    monkeypatch.setattr(runs.os, "replace", lambda src, dst: (events.append(("rename", pathlib.Path(dst).name)),
+                                                              real(src, dst)))
+    monkeypatch.setattr(runs, "_fsync_dir", lambda folder: events.append(("fsync folder", pathlib.Path(folder))))
+    assert runs.settle_checkpoint(tmp_path)
+    assert events == [("rename", runs.CHECKPOINT), ("fsync folder", tmp_path)]
+    assert runs.settle_checkpoint(tmp_path) and len(events) == 2  # settled already: nothing renamed, nothing flushed
+    assert (tmp_path / runs.CHECKPOINT).read_bytes() == b"state" and runs.verify_checkpoint(tmp_path)["epoch"] == 4
 
 
 def test_resume_refuses_data_rewritten_at_the_same_path(tmp_path):
