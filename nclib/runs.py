@@ -438,11 +438,15 @@ def refuse_other_data(params, run_dirs, advice: str, now: str | None = None) -> 
     the runs it keeps), compared without loading; None loads the data.
     :class:`OtherData` naming the folder, both checksums and the path, then ``advice`` (what the caller offers: to
     train again, delete, or put the data back); a data file that no longer loads raises what loading it raises.
-    ValueError naming ``params`` where it holds no ``data_path``, and ``now`` unless None or a SHA-256 hex digest.
-    Used in :ref:`ch-train` (the notebook's
+    ValueError naming ``params`` where it holds no ``data_path``, ``run_dirs`` for one path alone or anything but a
+    list of run folders (:func:`nclib.locks.run_folder_paths`), ``advice`` for anything but text, and ``now``
+    unless None or a SHA-256 hex digest, before anything is read.  Used in :ref:`ch-train` (the notebook's
     :func:`nclib.train.run_planned`) and :ref:`ch-sweeps` (the runs a sweep keeps)."""
     if not isinstance(params, Mapping) or "data_path" not in params:
         raise ValueError(f"params must be a run's checked parameters, data_path among them, got {params!r}")
+    run_dirs = run_folder_paths(run_dirs)  # one folder alone refused: its characters are no folders
+    if not isinstance(advice, str):
+        raise ValueError(f"advice must be the text a refusal ends with (what the caller offers), got {advice!r:.200}")
     if now is not None and not (isinstance(now, str) and re.fullmatch(r"[0-9a-f]{64}", now)):
         raise ValueError(f"now must be None or the data's SHA-256 hex digest, got {now!r}")
     if params["data_path"] is None:
@@ -450,7 +454,6 @@ def refuse_other_data(params, run_dirs, advice: str, now: str | None = None) -> 
     if now is None:
         now = data_sha256_now(params)
     for d in run_dirs:
-        d = run_folder_path(d)
         try:
             then = json.loads((d / "provenance.json").read_text()).get("data_sha256")
         except (OSError, ValueError, AttributeError):

@@ -1139,6 +1139,21 @@ def test_the_data_check_refuses_what_is_no_runs_parameters_by_name(tmp_path, par
         runs.refuse_other_data(params, [tmp_path], "advice")
 
 
+@pytest.mark.parametrize("name, run_dirs, advice", [("run_dirs", "rr", "advice"), ("run_dirs", 5, "advice"),
+                                                     ("run_dirs", [""], "advice"), ("advice", None, 5),
+                                                     ("advice", None, None)])
+def test_the_data_check_refuses_one_path_or_advice_that_is_no_text_by_name(tmp_path, name, run_dirs, advice):
+    """The faults: one path was read as a list of one-character folders ("run folder '/' holds a dead run ..."),
+    a number as run_dirs gave a TypeError, and advice was never checked.  Each is refused naming the argument,
+    before any folder is read, also for runs whose data are drawn from the seed (no data_path)."""
+    (tmp_path / "r").mkdir()
+    run_dirs = [tmp_path / "r"] if run_dirs is None else run_dirs
+    for data_path in (str(tmp_path / "data.npz"), None):
+        with pytest.raises(ValueError, match=rf"^{name} must be") as err:
+            runs.refuse_other_data({"data_path": data_path}, run_dirs, advice, now="0" * 64)
+        assert not isinstance(err.value, runs.OtherData)
+
+
 @pytest.mark.parametrize("now", [5, "abc", "A" * 64, b"0" * 64])
 def test_the_data_check_refuses_a_checksum_that_is_no_sha256_by_name(tmp_path, now):
     with pytest.raises(ValueError, match="now must be None or the data's SHA-256"):
