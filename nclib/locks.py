@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Mapping
 
 from . import _checks
 
@@ -97,7 +98,9 @@ class RunLockedElsewhere(RunFolderBusy):
     def naming(cls, locked: dict) -> RunLockedElsewhere:
         """The refusal of the run folders of ``locked`` ({run folder: owner}, in the call's order), each holding
         the lock file of a writer on another host: one message naming every folder and file, ``run_dir`` the
-        first folder."""
+        first folder.  ValueError naming ``locked`` for anything but a non-empty dict."""
+        if not isinstance(locked, Mapping) or not locked:
+            raise ValueError(f"locked must be a non-empty dict of run folder -> owner, got {locked!r:.200}")
         first = next(iter(locked))
         return cls(_elsewhere_message(locked), first, locked[first], locked)
 
@@ -118,7 +121,13 @@ class LockUnsupported(OSError):
 def flock(fd, operation: int, path) -> bool:
     """``fcntl.flock(fd, operation)`` with ``LOCK_NB``: True when taken, False when another process holds a
     conflicting lock (``EWOULDBLOCK``/``EAGAIN``); any other error of the file system is :class:`LockUnsupported`
-    naming ``path``, never mistaken for a busy lock (:ref:`ch-sweeps`)."""
+    naming ``path``, never mistaken for a busy lock (:ref:`ch-sweeps`).  ValueError naming ``fd`` for anything but
+    a file descriptor (an int >= 0) and ``operation`` for anything but ``fcntl.LOCK_SH``, ``LOCK_EX`` or
+    ``LOCK_UN``."""
+    if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
+        raise ValueError(f"fd must be an open file descriptor (an int >= 0), got {fd!r}")
+    if operation not in (fcntl.LOCK_SH, fcntl.LOCK_EX, fcntl.LOCK_UN) or isinstance(operation, bool):
+        raise ValueError(f"operation must be fcntl.LOCK_SH, LOCK_EX or LOCK_UN, got {operation!r}")
     try:
         fcntl.flock(fd, operation | fcntl.LOCK_NB)
     except BlockingIOError:

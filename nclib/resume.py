@@ -19,10 +19,14 @@ from .runs import CHECKPOINT, CHECKSUM, CheckpointDamaged, ResumeRefused, settin
 
 def device_key(device) -> str | None:
     """A device as a resume compares it: ``"cuda"`` (the current GPU, as a run on ``auto`` or ``cuda`` records it)
-    and ``"cuda:<current index>"`` name the same card; None and other text stay as they are."""
+    and ``"cuda:<current index>"`` name the same card; None and other text stay as they are.  ValueError naming
+    ``device`` for text that begins as a GPU's and names none (``"cuda:x"``)."""
     if not isinstance(device, str) or not device.startswith("cuda"):
         return device
-    d = torch.device(device)
+    try:
+        d = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device must be 'cuda' or 'cuda:<index>' where it names a GPU, got {device!r}") from None
     if d.index is None and torch.cuda.is_available():
         return f"cuda:{torch.cuda.current_device()}"
     return str(d) if d.index is not None else "cuda"

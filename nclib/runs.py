@@ -177,8 +177,11 @@ def atomic_write_text(path, text: str) -> None:
     """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsync, ``os.replace`` (how a
     run folder of :ref:`ch-train` is written, so an interruption never leaves a half-written file).  The temporary
     file is named by the writer's host and pid, so that writers on two nodes of a cluster sharing the folder never
-    write one temporary file."""
-    path = pathlib.Path(path)
+    write one temporary file.  ValueError naming ``path`` for anything but a path (a str or a path, not empty) and
+    ``text`` for anything but a str, before anything is written."""
+    path = pathlib.Path(_checks.path_arg(path, "path", "the path of the file to write"))
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a str, the file's text, got {type(text).__name__} {text!r:.100}")
     tmp = path.with_name(f".{path.name}.{writer_tag()}.tmp")
     try:
         with open(tmp, "w") as f:

@@ -1378,6 +1378,56 @@ def test_the_run_folder_functions_refuse_bad_arguments_by_name(tmp_path):
     assert json.loads((tmp_path / runs.CHECKSUM).read_text())["epoch"] == 3
 
 
+def test_atomic_write_text_refuses_what_is_no_path_or_no_text_by_name(tmp_path):
+    """The faults: atomic_write_text(5, "x") and (path, b"x") raised TypeError, and ("", "x") a ValueError that did
+    not name the path.  Each is refused naming the argument, and nothing is written."""
+    for name, call in [("path", lambda: runs.atomic_write_text(5, "x")),
+                       ("path", lambda: runs.atomic_write_text("", "x")),
+                       ("path", lambda: runs.atomic_write_text(None, "x")),
+                       ("text", lambda: runs.atomic_write_text(tmp_path / "f", b"x")),
+                       ("text", lambda: runs.atomic_write_text(tmp_path / "f", 5))]:
+        with pytest.raises(ValueError, match=rf"^{name} must be"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+    runs.atomic_write_text(str(tmp_path / "f"), "x")
+    assert [p.name for p in tmp_path.iterdir()] == ["f"] and (tmp_path / "f").read_text() == "x"
+
+
+def test_the_lock_functions_refuse_a_bad_descriptor_or_no_folders_by_name(tmp_path):
+    """The faults: RunLockedElsewhere.naming({}) raised StopIteration, and flock(-1, ...) a ValueError that did not
+    name the descriptor.  Each is refused naming the argument; a descriptor locks as before."""
+    import fcntl
+
+    for name, call in [("locked", lambda: locks.RunLockedElsewhere.naming({})),
+                       ("locked", lambda: locks.RunLockedElsewhere.naming([tmp_path])),
+                       ("fd", lambda: locks.flock(-1, fcntl.LOCK_EX, tmp_path)),
+                       ("fd", lambda: locks.flock("3", fcntl.LOCK_EX, tmp_path)),
+                       ("fd", lambda: locks.flock(True, fcntl.LOCK_EX, tmp_path))]:
+        with pytest.raises(ValueError, match=rf"^{name} must be"):
+            call()
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        with pytest.raises(ValueError, match="^operation must be"):
+            locks.flock(fd, fcntl.LOCK_NB, tmp_path / "f")
+        assert locks.flock(fd, fcntl.LOCK_EX, tmp_path / "f") and locks.flock(fd, fcntl.LOCK_UN, tmp_path / "f")
+    finally:
+        os.close(fd)
+    refusal = locks.RunLockedElsewhere.naming({tmp_path: {"pid": 1, "host": "elsewhere"}})
+    assert refusal.run_dir == tmp_path and refusal.locked == {tmp_path: {"pid": 1, "host": "elsewhere"}}
+
+
+def test_a_device_key_refuses_text_that_names_no_gpu_by_name():
+    """The fault: device_key("cuda:x") raised torch's RuntimeError.  It is refused naming the device; a card's
+    index, the CPU and None are kept as they are."""
+    from nclib import resume
+
+    for bad in ("cuda:x", "cudaX", "cuda:-1"):
+        with pytest.raises(ValueError, match="^device must be"):
+            resume.device_key(bad)
+    assert resume.device_key("cuda:3") == "cuda:3"
+    assert resume.device_key("cpu") == "cpu" and resume.device_key(None) is None
+
+
 def test_a_column_added_later_is_nan_in_older_runs_and_resumes(tmp_path, monkeypatch):
     """A metric appended to the history after runs were made (runs.ADDED_COLUMNS): an older run reads with NaN in
     that column and every other column as before; a resume from an older run's checkpoint writes the column (NaN
