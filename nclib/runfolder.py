@@ -116,6 +116,7 @@ class RunFolder:
         self.engine, self.p, self.run_dir, self.t_start = engine, engine.p, run_dir, t_start
         p, ts = engine.p, engine.ts
         run_dir.mkdir(parents=True, exist_ok=True)
+        _runs.remove_write_temporaries(run_dir)  # left by a writer killed while it wrote a file: none is the run's
         dev_name = engine.device_name
         use_async = engine.is_cuda if p["async_metrics"] == "auto" else p["async_metrics"]
         # the products' precision: "bf16" under autocast, else what torch reads back, "ieee" (strict fp32) or "tf32"

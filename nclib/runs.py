@@ -3,7 +3,8 @@ plotting helpers read committed runs on any machine (and without the 5 s of impo
 
 A run folder holds ``params.json``, ``history.csv`` (one row per metric epoch, the columns of
 :data:`HISTORY_COLUMNS`), ``class_accuracy.csv`` (:data:`CLASS_ACCURACY`; runs made before it was recorded have
-none) and ``provenance.json``; each is written atomically by :func:`atomic_write_text`.  A run stopped by
+none) and ``provenance.json``; each is written atomically by :func:`atomic_write_text`, whose temporary file a
+kill can leave behind (:func:`is_write_temporary`: the next call that writes the run deletes it).  A run stopped by
 ``max_train_s`` also holds :data:`CHECKPOINT` and its sha256 beside it (:data:`CHECKSUM`).
 
 The contract that keeps a run folder whole (:ref:`ch-engine`):
@@ -313,6 +314,30 @@ _WRITE_TEMPORARY = re.compile(r"\.(?:" + "|".join(re.escape(n) for n in RUN_FILE
                               + r")(?:\.(?:[A-Za-z0-9._-]+\.)?[0-9]+)?\.tmp")  # writer_tag\'s host alphabet
 
 
+def is_write_temporary(name) -> bool:
+    """Whether the file name ``name`` is that of a temporary file :func:`atomic_write_text` leaves when it is cut off
+    (SIGKILL, a power loss) while it writes one of :data:`RUN_FILES`, ``.history.csv.<host>.<pid>.tmp`` say: no
+    part of the run, deleted by the next writer of its folder (:func:`remove_write_temporaries`) and never copied
+    with it (``scripts/land_gpu_runs.py``) (:ref:`ch-engine`).  ValueError naming ``name`` for anything but a str."""
+    if not isinstance(name, str):
+        raise ValueError(f"name must be a file name (a str), got {name!r}")
+    return _WRITE_TEMPORARY.fullmatch(name) is not None
+
+
+def remove_write_temporaries(run_dir) -> list[str]:
+    """Delete the temporary files that writes cut off left in ``run_dir`` (:func:`is_write_temporary`), and return
+    their names: with the folder's lock held (:func:`nclib.locks.lock_run`), as a call that starts or resumes a run
+    holds it, no write of another process is under way there, so each such file is a leftover (:ref:`ch-engine`).
+    ValueError naming ``run_dir`` for an empty path or anything but a path (:func:`nclib.locks.run_folder_path`)."""
+    run_dir = run_folder_path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    gone = sorted(e.name for e in run_dir.iterdir() if is_write_temporary(e.name) and e.is_file())
+    for name in gone:
+        (run_dir / name).unlink(missing_ok=True)
+    return gone
+
+
 def clear_run_folder(run_dir, check_only: bool = False) -> None:
     """Delete the files of the run in ``run_dir`` (``overwrite=True``), keeping the lock the caller holds.  Only
     the files a run writes (:data:`RUN_FILES`, and the temporaries of :func:`atomic_write_text` writing one of
@@ -329,8 +354,7 @@ def clear_run_folder(run_dir, check_only: bool = False) -> None:
     run_dir = run_folder_path(run_dir)
     check_only = _checks.flag(check_only, "check_only")
     entries = [e for e in run_dir.iterdir() if e.name != LOCK]
-    ours = [e.is_file() and (e.name in RUN_FILES or _WRITE_TEMPORARY.fullmatch(e.name) is not None)
-            for e in entries]
+    ours = [e.is_file() and (e.name in RUN_FILES or is_write_temporary(e.name)) for e in entries]
     foreign = sorted(e.name for e, mine in zip(entries, ours) if not mine)
     if foreign:
         raise ValueError(f"run_dir {str(run_dir)!r} holds entries a run does not write ({foreign[:5]}); "

@@ -8,7 +8,8 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
     python scripts/land_gpu_runs.py land FILES --job NAME
         FILES is the folder the GPU job's $OUT files were copied to (figures_gpu.tar.gz, log.txt).  Every run
         of the archive that finished the paper's epochs with its figure's configuration
-        (nclib.figures.check_run) is copied to results/figures/pieces/fig<k>/fig<k>-L<L>/; the job's record
+        (nclib.figures.check_run) is copied to results/figures/pieces/fig<k>/fig<k>-L<L>/ (without the temporary
+        files that a write cut off by a kill leaves, nclib.runs.is_write_temporary); the job's record
         goes to results/figures/pieces/fig<k>/jobs/NAME/: its executed notebook(s) and its earlier segments'
         notebooks as the job wrote them, the earlier commands' logs and CUDA test reports that the archive holds
         (logs/call<N>-*.txt), the .txt files of FILES (log.txt) and landed.json (which runs landed, which were
@@ -58,7 +59,7 @@ import zlib
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
 from nclib import ROOT, figures  # noqa: E402
 from nclib.figures import stability  # noqa: E402
-from nclib.runs import load_run  # noqa: E402
+from nclib.runs import is_write_temporary, load_run  # noqa: E402
 
 #: Where landed pieces wait for their figure's other runs (under --root).
 PIECES = pathlib.Path("results") / "figures" / "pieces"
@@ -176,7 +177,8 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
                 refused[path.name] = "; ".join(problems)
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(path, dest)
+            # the run's files, without the temporary files of writes a kill cut off (no part of the run)
+            shutil.copytree(path, dest, ignore=lambda folder, names: [n for n in names if is_write_temporary(n)])
             landed.append(path.name)
             before[fig][path.name] = made_with
         for fig in figs:  # the job's record where a run of its landed: its notebooks show every run it made

@@ -967,6 +967,27 @@ def test_a_run_killed_after_its_checkpoint_resumes_with_a_wall_time_that_never_g
     assert history["epoch"].tolist() == [0, 5, 10, 15, 20] and np.all(np.diff(history["wall_time"]) > 0)
 
 
+def test_the_temporary_files_of_writes_a_kill_cut_off_go_when_the_run_is_written_again(tmp_path):
+    """The fault: a writer killed inside atomic_write_text left .<file>.<host>.<pid>.tmp in the run folder for good
+    (a resume and a finish deleted only the checkpoint's temporary file).  The call that resumes the run, holding
+    its lock, deletes them; any other file is left alone."""
+    folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)  # stopped at epoch 5
+    leftovers = [".history.csv.node-a.4242.tmp", ".provenance.json.17.tmp", ".class_accuracy.csv.tmp"]
+    for name in leftovers:
+        assert runs.is_write_temporary(name)
+        (folder / name).write_text("half a file")
+    (folder / ".notes.tmp").write_text("the user's")
+    train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0, resume=True)
+    assert runs.run_status(folder) == "stopped" and _epochs(folder) == [0, 5, 10]
+    assert not any((folder / name).exists() for name in leftovers)
+    assert (folder / ".notes.tmp").read_text() == "the user's" and not runs.is_write_temporary(".notes.tmp")
+    with pytest.raises(ValueError, match="^name must be"):
+        runs.is_write_temporary(folder / leftovers[0])
+    for bad in ("", 5):
+        with pytest.raises(ValueError, match="^run_dir"):
+            runs.remove_write_temporaries(bad)
+
+
 def test_a_stopped_run_whose_provenance_is_unreadable_is_refused_naming_its_folder(tmp_path):
     """A provenance.json cut short (a disk full while it was written by hand, a bad copy) reads as a dead run, and
     the checkpoint beside it would be resumed: the resume is refused naming the folder, not a bare JSON error."""

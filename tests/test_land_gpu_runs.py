@@ -76,8 +76,10 @@ def job_outputs(tmp: pathlib.Path, name: str, piece: str, runs: list[dict]) -> p
     return files
 
 
-def repack(archive: pathlib.Path, keep=lambda name: True, add: pathlib.Path | None = None) -> None:
-    """Write ``archive`` again with the members whose name ``keep`` accepts, and the folder ``add`` as logs/."""
+def repack(archive: pathlib.Path, keep=lambda name: True, add: pathlib.Path | None = None,
+           files: dict | None = None) -> None:
+    """Write ``archive`` again with the members whose name ``keep`` accepts, the folder ``add`` as logs/, and
+    ``files`` ({member name: bytes}) as files of their own."""
     with tarfile.open(archive) as tar:
         members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers() if keep(m.name)]
     with tarfile.open(archive, "w:gz") as tar:
@@ -85,6 +87,10 @@ def repack(archive: pathlib.Path, keep=lambda name: True, add: pathlib.Path | No
             tar.addfile(member, None if data is None else io.BytesIO(data))
         if add is not None:
             tar.add(add, arcname="logs")
+        for name, data in (files or {}).items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
 
 
 @pytest.fixture
@@ -141,6 +147,20 @@ def test_pieces_land_beside_the_figure_and_replace_it_once_complete(root, tmp_pa
     assert sorted(p.name for p in (root / "book" / "figures" / "gpu").iterdir()) == ["fig1.L1-L3.run.ipynb",
                                                                                      "fig1.L6.run.ipynb"]
     assert not pieces.exists()
+
+
+def test_a_run_lands_without_the_temporary_files_of_writes_a_kill_cut_off(root, tmp_path):
+    """The fault: a writer killed inside atomic_write_text leaves .<file>.<host>.<pid>.tmp in the run folder, and
+    the landing copied the whole folder into results/.  Such files are left out; the run's own files all land."""
+    files = job_outputs(tmp_path, "job", "L1", [dict(L=1)])
+    leftovers = [".history.csv.gpu-node.4242.tmp", ".provenance.json.17.tmp"]
+    run = "results/figures/gpu/fig1/fig1-L1"
+    repack(files / "figures_gpu.tar.gz", files={f"{run}/{name}": b"half a file" for name in leftovers})
+    with tarfile.open(files / "figures_gpu.tar.gz") as tar:
+        assert {f"{run}/{name}" for name in leftovers} <= set(tar.getnames())
+    assert land_gpu_runs.land(files, "job", root)["landed"] == ["fig1-L1"]
+    landed = root / "results" / "figures" / "pieces" / "fig1" / "fig1-L1"
+    assert sorted(p.name for p in landed.iterdir()) == ["history.csv", "params.json", "provenance.json"]
 
 
 def test_a_run_short_of_the_papers_epochs_or_settings_never_lands(root, tmp_path):
