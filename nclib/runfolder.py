@@ -159,10 +159,9 @@ class RunFolder:
                 self.prov["segments"][-1].setdefault("error", earlier)
             self.prov["status"] = "running"
             self.prov.setdefault("segments", []).append(segment)
-            self.rows = [dict(r) for r in checkpoint["rows"]]
             # the history as the checkpoint has it: rows a dead call recorded after its last checkpoint go now, not
             # at this call's first metric epoch (which a call that fails earlier never reaches)
-            self._write_history()
+            self._write_history([dict(r) for r in checkpoint["rows"]])
             self.initial_objective, self.limit = float(checkpoint["initial_objective"]), float(checkpoint["limit"])
             # the seconds of the calls before: the provenance's sums, or the checkpoint's where more (a call killed
             # after its checkpoint never wrote its own into the provenance; checkpoints before the record have none)
@@ -179,8 +178,10 @@ class RunFolder:
 
     def flush(self, wait: bool = False) -> None:
         """Move finished rows to the history (in epoch order) and rewrite history.csv atomically; the rows moved
-        before one whose metrics raise are written too, then the error goes on."""
-        moved = False
+        before one whose metrics raise are written too, then the error goes on.  A row joins ``rows`` only once
+        history.csv holds it (:meth:`_write_history`), so that a write that fails (a full disk) leaves ``rows``,
+        and the ``to_epoch`` the provenance takes from them, as the file is."""
+        moved = []
         try:
             while self.pending and (wait or self.pending[0].host_metrics is None
                                     or self.pending[0].host_metrics.done()):
@@ -189,15 +190,17 @@ class RunFolder:
                     entry.row.update(entry.device_half.result()[0])
                 if entry.host_metrics is not None:
                     entry.row.update(entry.host_metrics.result())
-                self.rows.append(entry.row)
-                moved = True
+                moved.append(entry.row)
         finally:
             if moved:
-                self._write_history()
+                self._write_history([*self.rows, *moved])
 
-    def _write_history(self) -> None:
-        atomic_write_text(self.run_dir / "history.csv", _history_csv(self.rows))
-        atomic_write_text(self.run_dir / CLASS_ACCURACY, _class_accuracy_csv(self.rows, self.engine.K))
+    def _write_history(self, rows: list[dict]) -> None:
+        """Write ``rows`` to history.csv and class_accuracy.csv; they are the run's ``rows`` once history.csv holds
+        them."""
+        atomic_write_text(self.run_dir / "history.csv", _history_csv(rows))
+        self.rows = rows
+        atomic_write_text(self.run_dir / CLASS_ACCURACY, _class_accuracy_csv(rows, self.engine.K))
 
     def record(self, epoch: int) -> None:
         """Record the history row of ``epoch``: the device half now and the host metrics now or in the worker
@@ -258,8 +261,7 @@ class RunFolder:
         self.pending = [e for e in self.pending if e.row["epoch"] <= epoch]
         self.unchecked = [e for e in self.unchecked if e.row["epoch"] <= epoch]
         if any(r["epoch"] > epoch for r in self.rows):
-            self.rows = [r for r in self.rows if r["epoch"] <= epoch]
-            self._write_history()
+            self._write_history([r for r in self.rows if r["epoch"] <= epoch])
 
     def divergence(self, row: dict) -> str | None:
         """Why the run diverged at this row (NaN/inf loss or objective, or the objective past

@@ -1627,6 +1627,37 @@ def test_a_run_folder_that_cannot_be_made_leaves_the_others_failed_not_running(t
         assert runs.run_status(out / "b") == second and locks.lock_owner(out / "a") is None
 
 
+def test_a_history_that_cannot_be_written_ends_the_runs_record_where_the_file_does(tmp_path, monkeypatch):
+    """The fault: a row joined the run's rows before history.csv was written, so a full disk at epoch 10 left a
+    provenance saying the call trained to epoch 10 while history.csv ends at 5.  The provenance's to_epoch is the
+    last epoch history.csv holds, in a call that starts the run and in one that resumes it."""
+    from nclib import runfolder
+
+    real, writes = runfolder.atomic_write_text, []
+
+    def third_history_is_full(path, text):
+        if pathlib.Path(path).name == "history.csv":
+            writes.append(path)
+            if len(writes) == 3:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, text)
+
+    stopped = train.run(**LONG, out_dir=tmp_path, run_name="resumed", max_train_s=0)  # stopped at epoch 5
+    for name, kw, last in (("started", dict(TINY, epochs=20, metric_every=5), 5),  # epochs 0, 5, then 10 fails
+                           ("resumed", dict(LONG, resume=True), 10)):  # the checkpoint's rows, 10, then 15 fails
+        writes.clear()
+        with monkeypatch.context() as m:
+            m.setattr(runfolder, "atomic_write_text", third_history_is_full)
+            with pytest.raises(OSError) as exc:
+                train.run(**kw, out_dir=tmp_path, run_name=name)
+        assert exc.value.errno == errno.ENOSPC and len(writes) == 3
+        folder = tmp_path / name
+        prov = json.loads((folder / "provenance.json").read_text())
+        assert prov["status"] == "failed" and _epochs(folder)[-1] == last
+        assert prov["segments"][-1]["to_epoch"] == last
+    assert stopped == tmp_path / "resumed" and runs.plan_runs([stopped]) == "resume"
+
+
 def test_a_file_system_without_flock_locks_is_refused_by_its_own_error(tmp_path, monkeypatch):
     """flock failing otherwise than "held" (ENOLCK, ENOSYS) is LockUnsupported naming the file, never RunFolderBusy:
     lock_run writes nothing, lock_owner and run_status refuse it too."""
