@@ -218,6 +218,7 @@ def test_minimize_keeps_the_lowest_of_its_starts():
     # a converged start: the polish moves it by rounding
     assert res.value == pytest.approx(lowest, rel=VALUE_RTOL, abs=0)
 
+
 @pytest.mark.parametrize("kwargs, name", [
     (dict(lam_W=-1.0), "lam_W"),
     (dict(lam_H=0.0), "lam_H"),
@@ -238,6 +239,11 @@ def test_bad_input(kwargs, name):
         solvers.random_instance("4.4", np.random.default_rng(0))
     with pytest.raises(ValueError, match="^rng"):
         solvers.random_instance("4.1", 0)
+    with pytest.raises(ValueError, match="^n must hold at least two classes"):
+        solvers.verify([5], 0.01, 0.01, 1, True)  # one class with a bias: M = 0, a minimum of 0
+    for margin in (-0.05, 1.0, "0.05"):  # a negative margin would place decays on the thresholds
+        with pytest.raises(ValueError, match="^margin"):
+            solvers.random_instance("4.2", np.random.default_rng(0), margin=margin)
 
 
 def test_a_deep_head_too_wide_for_memory_is_refused_before_the_solver_allocates(monkeypatch):
@@ -254,11 +260,6 @@ def test_a_deep_head_too_wide_for_memory_is_refused_before_the_solver_allocates(
         solvers.minimize([3, 2, 1], 0.1, 0.1, L=3)
     res = solvers.minimize([3, 2], 0.1, 0.1, L=2, d=4, scales=(1.0,), repeats=1, continuations=0)
     assert [W.shape for W in res.Ws] == [(4, 4), (2, 4)]
-    with pytest.raises(ValueError, match="^n must hold at least two classes"):
-        solvers.verify([5], 0.01, 0.01, 1, True)  # one class with a bias: M = 0, a minimum of 0
-    for margin in (-0.05, 1.0, "0.05"):  # a negative margin would place decays on the thresholds
-        with pytest.raises(ValueError, match="^margin"):
-            solvers.random_instance("4.2", np.random.default_rng(0), margin=margin)
 
 
 def test_verify_many_rows():
