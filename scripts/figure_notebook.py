@@ -461,8 +461,9 @@ def reglue_numbers(path, fig, scale: str) -> pathlib.Path:
         "by": "scripts/figure_notebook.py reglue", "rounding": "nclib.rounding.at_least, nclib.figures.percent",
         "runs": [str(p.relative_to(figures.ROOT)) if p.is_relative_to(figures.ROOT) else str(p) for p in folders],
         "executed": {name: executed for name, (executed, _) in values.items()}}
-    if REGLUED.strip() not in head_text:
-        head["source"] = head_text + REGLUED
+    # one note: any earlier one (its opening words, and whatever wording followed them) gives way to REGLUED
+    opening = head_text.find(REGLUED[:REGLUED.index(" from the committed")])
+    head["source"] = (head_text if opening < 0 else head_text[:opening]) + REGLUED
     atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return path
 

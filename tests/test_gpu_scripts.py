@@ -1658,6 +1658,13 @@ def test_reglue_writes_the_closing_numbers_from_the_run_folders(tmp_path):
     path.write_text(json.dumps(older))
     figure_notebook.reglue_numbers(path, 2, "gpu")
     assert json.loads(path.read_text()) == out
+    # reglued before under an older wording of the note: that note gives way to the present one, not kept beside it
+    worded = json.loads(json.dumps(out))
+    worded["cells"][0]["source"] = nb["cells"][0]["source"] + figure_notebook.REGLUED.replace(
+        " The hidden cell", " An older sentence. The hidden cell")
+    path.write_text(json.dumps(worded))
+    figure_notebook.reglue_numbers(path, 2, "gpu")
+    assert json.loads(path.read_text()) == out
     # the committed run pages hold what it writes, a smallest fall of NC1 that reads as its run's in the drops table
     for scale, k in [("gpu", 1), ("gpu", 2), ("gpu", 3)] + [("cpu-scale", k) for k in (1, 2, 3, 4)]:
         page = ROOT / "book" / "figures" / scale / f"fig{k}.run.ipynb"
