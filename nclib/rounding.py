@@ -118,10 +118,12 @@ def _round(x, sig, rounding, zeros=False) -> str:
     return _text(_rounded(x, sig, rounding), zeros=bool(zeros))
 
 
-def written(x, sig: int = 2) -> str:
+def written(x, sig: int = 2, zeros: bool = False) -> str:
     """``x`` to ``sig`` significant figures (rounded to nearest, ties to even) as the chapters write it:
-    ``0.058``, ``13,000``, ``6.4 × 10⁻⁷``, ``10⁻⁵``; trailing zeros dropped.  :func:`number` reads it back."""
-    return _round(x, sig, decimal.ROUND_HALF_EVEN)
+    ``0.058``, ``13,000``, ``6.4 × 10⁻⁷``, ``10⁻⁵``; trailing zeros dropped, or kept with ``zeros=True`` (``3.30``
+    to three figures, as :func:`written_column` writes a column of that one number).  :func:`number` reads it
+    back.  ValueError naming ``zeros`` unless it is True or False."""
+    return _round(x, sig, decimal.ROUND_HALF_EVEN, zeros)
 
 
 def written_column(values, sig: int = 2) -> list[str]:

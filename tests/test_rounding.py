@@ -56,6 +56,16 @@ def test_bounds_keep_their_trailing_zeros_when_asked(x, sig, up, down):
     assert number(round_down(x, sig, zeros=True)) == number(round_down(x, sig))
 
 
+@pytest.mark.parametrize("x, sig, text", [(3.3, 3, "3.30"), (0.0510, 3, "0.0510"), (2.0, 2, "2.0"), (16.254, 3, "16.3"),
+                                          (62780.4, 3, "62,800"), (1.0e6, 2, "1.0 × 10⁶"), (4.0e-7, 2, "4.0 × 10⁻⁷")])
+def test_written_keeps_its_trailing_zeros_when_asked(x, sig, text):
+    """A number to its figures with their zeros, as a table column of it alone writes it (3.30, not 3.3)."""
+    assert written(x, sig, zeros=True) == nb(text) == written_column([x], sig)[0]
+    assert number(written(x, sig, zeros=True)) == number(written(x, sig))
+    with pytest.raises(ValueError, match="^zeros must be True or False"):
+        written(x, sig, zeros="yes")
+
+
 def test_refusals_name_the_argument():
     with pytest.raises(ValueError, match="x must be a finite"):
         round_up(float("nan"))

@@ -99,11 +99,6 @@ def _column(values, sig: int) -> list[str]:
     return [next(written_) if np.isfinite(v) else "" for v in values]
 
 
-def _figures(x, sig: int) -> str:
-    """``x`` to ``sig`` significant figures with their trailing zeros (3.30, as the tables write it, not 3.3)."""
-    return written_column([x], sig)[0]
-
-
 def percent(acc, decimals: int = 1) -> str:
     """A training accuracy (a fraction in [0, 1]) as the prose and the tables of :ref:`ch-fig1` to :ref:`ch-fig4`
     and :ref:`ch-figures-summary` write it, in percent beside "100 %": 0.9667 -> ``"96.7"``; never 100 below 1
@@ -128,7 +123,7 @@ def rise_cell(rise: dict | None) -> str:
         return "none"
     if not isinstance(rise, Mapping) or any(k not in rise for k in ("factor", "prev_epoch", "epoch")):
         raise ValueError(f"rise must be None or a largest_rise result (factor, prev_epoch, epoch), got {rise!r}")
-    return (f"×{_figures(rise['factor'], 3)} "  # three figures with their zeros: "×1.20" beside "×1.49"
+    return (f"×{written(rise['factor'], 3, zeros=True)} "  # three figures with their zeros: "×1.20" beside "×1.49"
             f"(epochs {_epoch_text(rise['prev_epoch'])} to {_epoch_text(rise['epoch'])})")
 
 
@@ -167,8 +162,8 @@ def _theory_glue(rows: list[dict], theory: Mapping[int, RunTheory]) -> dict:
     g["K"] = str(t_first.K)
     # the smallest and the largest excess are two runs' own values, written to nearest as the tables write them
     low, high = (min(rows, key=lambda r: r['gap'] / r['minimum']), max(rows, key=lambda r: r['gap'] / r['minimum']))
-    g["gap-min"], g["gap-min-L"] = _figures(low['gap'] / low['minimum'], 3), str(low["L"])
-    g["gap-max"], g["gap-max-L"] = _figures(high['gap'] / high['minimum'], 3), str(high["L"])
+    g["gap-min"], g["gap-min-L"] = written(low['gap'] / low['minimum'], 3, zeros=True), str(low["L"])
+    g["gap-max"], g["gap-max-L"] = written(high['gap'] / high['minimum'], 3, zeros=True), str(high["L"])
     # an "at most": with a bias no table writes the global mean, without one the theory table does, to three figures
     top = max(r['global_mean_norm'] for r in rows)
     g["mean-end"] = round_up(top, 2, zeros=True) if t_first.b_star is not None else at_most(top, 3, zeros=True)
@@ -183,8 +178,8 @@ def _theory_glue(rows: list[dict], theory: Mapping[int, RunTheory]) -> dict:
         g["bstar"] = f"{np.linalg.norm(t_first.b_star):.3f}"
         g["bias0"] = round_down(min(r['bias_error_0'] for r in rows), 2, zeros=True)  # no table writes it
         # runs' own values, as the final table writes them, with their trailing zeros (0.000290, not 0.00029)
-        g["bias-end-min"] = _figures(min(r['bias_error'] for r in rows), 3)
-        g["bias-end-max"] = _figures(max(r['bias_error'] for r in rows), 3)
+        g["bias-end-min"] = written(min(r['bias_error'] for r in rows), 3, zeros=True)
+        g["bias-end-max"] = written(max(r['bias_error'] for r in rows), 3, zeros=True)
     return g
 
 
@@ -213,8 +208,8 @@ def _accuracy_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
         # writes them, and whose they are (one pair of falls per run, never the extremes of two runs)
         quotient = {L: drops[L]["nc1_root"] / drops[L]["nc3"] for L in fitted}
         low, high = min(quotient, key=quotient.get), max(quotient, key=quotient.get)
-        g["fit-root-over-nc3-lo"], g["fit-root-over-nc3-lo-L"] = _figures(quotient[low], 3), str(low)
-        g["fit-root-over-nc3-hi"], g["fit-root-over-nc3-hi-L"] = _figures(quotient[high], 3), str(high)
+        g["fit-root-over-nc3-lo"], g["fit-root-over-nc3-lo-L"] = written(quotient[low], 3, zeros=True), str(low)
+        g["fit-root-over-nc3-hi"], g["fit-root-over-nc3-hi-L"] = written(quotient[high], 3, zeros=True), str(high)
     return g
 
 
@@ -328,12 +323,14 @@ def _stall_glue(runs: Mapping[int, Run]) -> dict:
         s = f"stall-L{L}-"
         g.update({s + "since": _epoch_text(st["since"]), s + "end": _epoch_text(st["end"]),
                   s + "acc": percent(st['train_acc']),
-                  # "at most", since the stall: rounded up, reading as the percentage to nearest (three figures)
+                  # "at most", since the stall: rounded up, reading as the percentage to nearest (three figures),
+                  # as the final accuracy beside it is written, which is the best where the run ends at its best
+                  # (at most 93.34 beside 93.3, not 93.4)
                   s + "best": at_most(100 * st['best_acc'], 3, zeros=True), s + "wrong": f"{st['misclassified']:,}",
                   s + "N": f"{int(st['n'].sum()):,}", s + "half": f"{st['half']:,}",
                   # how far, either way: the chapter writes "above" or "below" and asserts the sign
                   s + "change": written(abs(100 * st["objective_change"]), 2),
-                  s + "ratio": _figures(st['objective_ratio'], 3),
+                  s + "ratio": written(st['objective_ratio'], 3, zeros=True),
                   s + "nc1": written(st['nc1'], 2), s + "nc1-drop": written(st['nc1_drop'], 3), s + "nc3": written(st['nc3'], 3),
                   s + "smallest": str(st["smallest"]), s + "smallest-count": str(st["smallest_count"])})
         _put(g, s + "multiple", st["smallest_multiple"])
@@ -345,7 +342,7 @@ def _stall_glue(runs: Mapping[int, Run]) -> dict:
             g.update({s + "dead": str(place["dead"]), s + "partial-ratio": written(st['partial_ratio'], 3),
                       s + "partial-off": written(100 * abs(place["above"]), 2)})
             if place["runner_up"] is not None:
-                g[s + "partial-runner-up"] = _figures(100 * place["runner_up"], 3)
+                g[s + "partial-runner-up"] = written(100 * place["runner_up"], 3, zeros=True)
         if st["before"] is not None:
             g.update({s + "before": _epoch_text(st["before"]), s + "lr-before": written(st['lr_before'], 6),
                       s + "lr-since": written(st['lr_since'], 6),
@@ -625,9 +622,9 @@ def nc3_readings(fig, root=None) -> tuple:
                            load_figure(f, "cpu-scale", root / NC3_BY_CLASS))
     final = {"blocks": "replica CPU: NC3 at the end, blocks", "classes": "replica CPU: NC3 at the end, class by class"}
     table = pd.DataFrame([{"L": L, **{name: g[key] for key, name in final.items()},
-                           "blocks / class by class at the end": _figures(g["blocks"] / g["classes"], 3),
+                           "blocks / class by class at the end": written(g["blocks"] / g["classes"], 3, zeros=True),
                            "blocks / class by class over the run":
-                               f"{_figures(g['smallest'], 3)} to {_figures(g['largest'], 3)}"}
+                               f"{written(g['smallest'], 3, zeros=True)} to {written(g['largest'], 3, zeros=True)}"}
                           for L, g in compared.items()]).set_index("L")
     for name in final.values():
         table[name] = _column(table[name], 3)

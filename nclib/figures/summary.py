@@ -14,7 +14,7 @@ import numpy as np
 from .. import plotting
 from ..rounding import at_most, written
 from .analysis import stalls, wall_time_s
-from .chapter import FigureChapter, _column, _comma, _epoch, _figures, percent, rise_cell
+from .chapter import FigureChapter, _column, _comma, _epoch, percent, rise_cell
 from .config import scale_settings
 from .events import SPIKE_FACTOR, _checked_runs
 from .load import Run
@@ -166,8 +166,8 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
         g["partial-off-max"] = at_most(100 * max(abs(p["above"]) for p in places), 2, zeros=True)
         runners = [p["runner_up"] for p in places if p["runner_up"] is not None]
         if runners:  # the smallest and the largest run's own, to nearest as the table writes them
-            g["partial-runner-up-min"] = _figures(100 * min(runners), 3)
-            g["partial-runner-up-max"] = _figures(100 * max(runners), 3)
+            g["partial-runner-up-min"] = written(100 * min(runners), 3, zeros=True)
+            g["partial-runner-up-max"] = written(100 * max(runners), 3, zeros=True)
     for name, ks in (("gpu", gpu), ("cpu", [k for k in sorted(chapters) if k not in gpu])):
         if ks:
             g[f"wall-{name}"] = f"{sum(wall_time_s(chapters[k].runs) for k in ks) / 60:.1f}"
