@@ -16,11 +16,12 @@ as text), ``step`` (one optimizer step: Adam, CUDA streams and graphs), ``floor`
 the command line), ``resume`` (a stopped run continued: what it must share with the call that started it, its
 checkpoint read back), ``runfolder`` (one run's folder while it trains: history, checkpoint, provenance
 segments), ``provenance`` (the commit and software versions a run or a benchmark records), ``runs`` (the run-folder
-contract: names, history columns, status, checkpoints), ``locks`` (one writer per run folder), ``grid`` (a sweep's
-grid and its points), ``sweepplan`` (which points a sweep trains, keeps, resumes or refuses), ``sweep`` (grids of runs
-on Dask or a job array), ``sweepcli`` (its command line, ``python -m nclib.sweep``), ``sweepmanifest`` (a sweep's
-record, ``sweep.json``, and the locks of its output folder), ``sweeptable`` (a sweep's table), ``rounding`` (bounds
-stated in prose, rounded outward), ``plotting`` and the package ``figures`` (Figures 1-4 from committed runs).
+contract: names, history columns, status, plans), ``checkpoints`` (a stopped run's checkpoint committed and verified),
+``locks`` (one writer per run folder), ``grid`` (a sweep's grid and its points), ``sweepplan`` (which points a sweep
+trains, keeps, resumes or refuses), ``sweep`` (grids of runs on Dask or a job array), ``sweepcli`` (its command line,
+``python -m nclib.sweep``), ``sweepmanifest`` (a sweep's record, ``sweep.json``, and the locks of its output folder),
+``sweeptable`` (a sweep's table), ``rounding`` (bounds stated in prose, rounded outward), ``plotting`` and the package
+``figures`` (Figures 1-4 from committed runs).
 """
 import hashlib
 import sys

@@ -11,6 +11,7 @@ import pathlib
 
 import torch
 
+from . import checkpoints as _checkpoints
 from . import parameters, provenance
 from . import runs as _runs
 from .parameters import defining_params
@@ -46,8 +47,8 @@ def _refuse_resume(run_dirs, plist, code) -> list[dict]:
     provs = []
     for d in run_dirs:  # first what each folder holds, so that a run that cannot continue is named before the rest
         status = _runs.recorded_status(d)
-        if status in _runs.RESUMABLE and not _runs.has_checkpoint(d):  # also a run killed before its provenance
-            raise _runs.no_checkpoint(d)
+        if status in _runs.RESUMABLE and not _checkpoints.has_checkpoint(d):  # also a run killed before its provenance
+            raise _checkpoints.no_checkpoint(d)
         if status == "absent":
             raise ResumeRefused(f"run folder {str(d)!r} cannot be resumed: it holds no run to continue; start it "
                                 f"with {setting_text('resume', False)}", d)
@@ -141,7 +142,7 @@ def _resume_state(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
                                 f"{setting_text('overwrite', True, without='--resume')}", d)
     checkpoints = []
     for d, eng in zip(run_dirs, engines):
-        record = _runs.verify_checkpoint(d)
+        record = _checkpoints.verify_checkpoint(d)
         path = d / CHECKPOINT
         try:
             c = torch.load(path, map_location=eng.device, weights_only=True)

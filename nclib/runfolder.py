@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
-from . import letters, metrics, models
+from . import checkpoints, letters, metrics, models
 from . import runs as _runs
 from .engine import Engine
 from .locks import run_folder_path, run_folder_paths
@@ -309,8 +309,8 @@ class RunFolder:
 
     def commit_checkpoint(self, epoch: int) -> None:
         """Make the checkpoint :meth:`save_checkpoint` wrote at ``epoch`` the run's :data:`CHECKPOINT`: its sha256
-        recorded beside it, then renamed (:func:`nclib.runs.commit_checkpoint`)."""
-        _runs.commit_checkpoint(self.run_dir, epoch)
+        recorded beside it, then renamed (:func:`nclib.checkpoints.commit_checkpoint`)."""
+        checkpoints.commit_checkpoint(self.run_dir, epoch)
 
     def finish(self, status: str, error: str | None = None) -> None:
         """Flush the last rows and write the final provenance, also when that flush itself fails (a

@@ -15,11 +15,13 @@ The contract that keeps a run folder whole (:ref:`ch-engine`):
 - :func:`run_status` says what a folder holds ("absent", "running", "finished", "stopped", "diverged",
   "failed", or "dead": a run whose writer ended without recording an end, after a crash or SIGKILL), and
   :func:`plan_runs` what a caller that must never lose a run does next (start, resume, or skip), never "resume"
-  for runs whose checkpoints are at different epochs, which a resume refuses together;
-- a checkpoint is written to ``checkpoint.pt.tmp``, fsync'd (for every run of a call before any is committed),
-  its sha256 recorded beside it, then renamed (:func:`commit_checkpoint`; the record is the commit point, and
-  :func:`settle_checkpoint` completes a rename that a crash cut off); a resume reads it only after
-  :func:`verify_checkpoint` found the bytes the writer recorded (:class:`CheckpointDamaged` otherwise).
+  for runs whose checkpoints are at different epochs, which a resume refuses together.
+
+A stopped run's checkpoint is committed and verified by :mod:`nclib.checkpoints`: written to
+``checkpoint.pt.tmp``, its sha256 recorded in :data:`CHECKSUM` (the commit point), then renamed to
+:data:`CHECKPOINT`, and read by a resume only once its bytes are those its writer recorded
+(:class:`CheckpointDamaged` otherwise).  That module imports this one (the file names, the atomic write, the
+refusals); :func:`plan_runs` asks it whether a folder holds a checkpoint.
 """
 from __future__ import annotations
 
@@ -34,7 +36,6 @@ import numpy as np
 
 from . import _checks
 from .data import load_for
-from .datafiles import sha256_file
 from .locks import (LOCK, RunFolderBusy, RunLockedElsewhere, lock_owner, other_host_lock, run_folder_path,
                     run_folder_paths, writer_tag)
 
@@ -550,7 +551,7 @@ def differences_text(differ: dict) -> str:
 def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> str:
     """What a caller that must never lose a run does with the folders ``run_dirs`` of runs trained together
     (:ref:`ch-train`): "start" (all absent, or ``overwrite=True``), "resume" (all stopped, dead or failed with a
-    checkpoint, :func:`has_checkpoint`, and their checkpoints' records at one epoch), "skip" (all
+    checkpoint, :func:`nclib.checkpoints.has_checkpoint`, and their checkpoints' records at one epoch), "skip" (all
     finished).  ``params``: one dict per folder of the parameters that define its run; a folder whose
     ``params.json`` differs in one of them is refused.  ``devices``: one device type per folder ("cpu", "cuda", or
     None for any), the kind a run must have been trained on; a run recorded on another kind
@@ -566,6 +567,8 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     epoch.  ``run_dirs`` is a list (or another iterable) of folders: one path alone, a str or a Path, is refused
     with a ValueError naming it, and so are ``params`` and ``devices`` given otherwise than as one entry per
     folder (one dict or one device type for all of them, whose keys or characters would be compared one per run)."""
+    from .checkpoints import has_checkpoint  # here: nclib.checkpoints imports this module
+
     overwrite = _checks.flag(overwrite, "overwrite")
     run_dirs = run_folder_paths(run_dirs)  # one folder alone refused: its characters are no folders
     params = _one_per_folder(params, "params", "dict", lambda x: x is None or isinstance(x, dict), len(run_dirs))
@@ -617,7 +620,7 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
 
 def _recorded_epoch(run_dir: pathlib.Path) -> int | None:
     """The epoch that the :data:`CHECKSUM` record of ``run_dir``'s checkpoint holds, or None where it cannot be read
-    (:func:`verify_checkpoint` refuses that checkpoint)."""
+    (:func:`nclib.checkpoints.verify_checkpoint` refuses that checkpoint)."""
     try:
         return int(json.loads((run_dir / CHECKSUM).read_text())["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -677,112 +680,3 @@ def _mixed_advice(status: dict, resumable: dict) -> str:
     if all(s != "finished" for s in status.values()):
         return f"none of them can continue; {overwrite} starts them again, deleting them"
     return f"none of them can continue.{notes}"
-
-
-# --------------------------------------------------------------------------------------------- checkpoints
-
-def _sha256(path: pathlib.Path) -> tuple[str, int]:
-    """The sha256 and size in bytes of a checkpoint file, as :data:`CHECKSUM` records them."""
-    return sha256_file(path), os.path.getsize(path)
-
-
-def commit_checkpoint(run_dir, epoch: int) -> None:
-    """Make ``run_dir/checkpoint.pt.tmp`` (written completely by the caller) the run's :data:`CHECKPOINT`: fsync
-    it, record its sha256, size and epoch in :data:`CHECKSUM` (atomically, the folder fsync'd after, so that the
-    record is on disk before the rename), rename it, fsync the folder.  The record
-    is the commit point: a crash before it leaves the previous checkpoint and its record; one between the record
-    and the rename leaves the new checkpoint complete under its temporary name, which :func:`settle_checkpoint`
-    puts in place.  A checkpoint is never read as another (:func:`verify_checkpoint`).  ValueError naming ``run_dir``
-    for an empty path or anything but a path (:func:`nclib.locks.run_folder_path`), and ``epoch`` for anything but a
-    whole number >= 0 (2.7 would be recorded as 2), before anything is touched."""
-    run_dir = run_folder_path(run_dir)
-    epoch = _checks.nonneg_int(epoch, "epoch")
-    tmp = run_dir / (CHECKPOINT + ".tmp")
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    digest, size = _sha256(tmp)
-    atomic_write_text(run_dir / CHECKSUM, json.dumps({"file": CHECKPOINT, "sha256": digest, "bytes": size,
-                                                      "epoch": epoch}) + "\n")
-    _fsync_dir(run_dir)  # the record's rename on disk before the checkpoint's: the commit point is durable
-    os.replace(tmp, run_dir / CHECKPOINT)
-    _fsync_dir(run_dir)
-
-
-def _recorded_tmp(run_dir: pathlib.Path) -> bool:
-    """Whether ``checkpoint.pt.tmp`` holds exactly the bytes :data:`CHECKSUM` records: a checkpoint committed
-    (:func:`commit_checkpoint`) whose rename a crash cut off.  False where either file is missing or unreadable,
-    also when another process moves it meanwhile."""
-    try:
-        record = json.loads((run_dir / CHECKSUM).read_text())
-        want = (str(record["sha256"]), int(record["bytes"]))
-        return _sha256(run_dir / (CHECKPOINT + ".tmp")) == want
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def has_checkpoint(run_dir) -> bool:
-    """Whether ``run_dir`` holds a checkpoint to resume from: :data:`CHECKPOINT`, or a committed one whose rename a
-    crash cut off (:func:`settle_checkpoint` puts it in place), beside the run's ``provenance.json``.  A checkpoint
-    without that provenance is none: a run writes its provenance before any checkpoint, so only a clear cut off
-    part-way (:func:`clear_run_folder` deletes the provenance first) leaves one, of a run being replaced, which a
-    resume refuses.  Reads only; safe while another process writes.  ValueError naming ``run_dir`` for an empty path
-    or anything but a path (:func:`nclib.locks.run_folder_path`)."""
-    run_dir = run_folder_path(run_dir)
-    if not (run_dir / "provenance.json").is_file():
-        return False
-    return _recorded_tmp(run_dir) or (run_dir / CHECKPOINT).is_file()  # in this order: a rename between is seen
-
-
-def settle_checkpoint(run_dir) -> bool:
-    """Whether ``run_dir`` holds a :data:`CHECKPOINT`, once a commit that a crash cut off between its record and
-    its rename (:func:`commit_checkpoint`) is completed: a ``checkpoint.pt.tmp`` that holds exactly the bytes
-    :data:`CHECKSUM` records is the newest checkpoint, and is renamed into place.  Any other ``checkpoint.pt.tmp``
-    (its writing cut off before the record) is left alone; the resumed run deletes it.  Renames a file: call it
-    only while holding the folder's lock (:func:`nclib.locks.lock_run`), as :func:`verify_checkpoint` is called.
-    ValueError naming ``run_dir`` for an empty path or anything but a path (:func:`nclib.locks.run_folder_path`)."""
-    run_dir = run_folder_path(run_dir)
-    tmp, path = run_dir / (CHECKPOINT + ".tmp"), run_dir / CHECKPOINT
-    if _recorded_tmp(run_dir):
-        os.replace(tmp, path)
-        _fsync_dir(run_dir)
-    return path.is_file()
-
-
-def no_checkpoint(run_dir) -> ResumeRefused:
-    """The refusal of ``resume=True`` for a run folder without a checkpoint (:func:`has_checkpoint`); ValueError
-    naming ``run_dir`` for an empty path or anything but a path (:func:`nclib.locks.run_folder_path`)."""
-    run_dir = run_folder_path(run_dir)
-    if not (run_dir / "provenance.json").is_file() and any(
-            (run_dir / name).is_file() for name in (CHECKPOINT, CHECKPOINT + ".tmp")):
-        return ResumeRefused(f"run folder {str(run_dir)!r} cannot be resumed: its {CHECKPOINT} has no provenance.json "
-                             f"beside it (a clear cut off part-way leaves the checkpoint of a run being replaced); "
-                             f"start it again with {setting_text('overwrite', True, without='--resume')}", run_dir)
-    return ResumeRefused(f"run folder {str(run_dir)!r} cannot be resumed: it holds no {CHECKPOINT} (a run stopped "
-                         f"by max_train_s leaves one; a finished run does not)", run_dir)
-
-
-def verify_checkpoint(run_dir) -> dict:
-    """The :data:`CHECKSUM` record of ``run_dir``'s checkpoint (after :func:`settle_checkpoint`: the caller holds the
-    folder's lock) once the file is found to hold exactly the bytes its writer recorded; :class:`ResumeRefused`
-    when there is no checkpoint, and :class:`CheckpointDamaged` naming the file when it differs from its record
-    (truncated, corrupted, no checksum beside it), since a damaged checkpoint can load and resume a different run
-    (:ref:`ch-engine`).  ValueError naming ``run_dir`` for an empty path or anything but a path
-    (:func:`nclib.locks.run_folder_path`)."""
-    run_dir = run_folder_path(run_dir)
-    path, record_path = run_dir / CHECKPOINT, run_dir / CHECKSUM
-    if not settle_checkpoint(run_dir):
-        raise no_checkpoint(run_dir)
-    try:
-        record = json.loads(record_path.read_text())
-        want, want_size = str(record["sha256"]), int(record["bytes"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise CheckpointDamaged(f"checkpoint {str(path)!r} has no readable {CHECKSUM} beside it, so its integrity "
-                                f"cannot be checked; start the run again with "
-                                f"{setting_text('overwrite', True, without='--resume')}", run_dir, path) from None
-    digest, size = _sha256(path)
-    if digest != want or size != want_size:
-        raise CheckpointDamaged(f"checkpoint {str(path)!r} is damaged: {size} bytes with sha256 {digest[:12]}..., "
-                                f"but its writer recorded {want_size} bytes with sha256 {want[:12]}... in {CHECKSUM}; "
-                                f"it cannot be resumed: start the run again with "
-                                f"{setting_text('overwrite', True, without='--resume')}", run_dir, path)
-    return record

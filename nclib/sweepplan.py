@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import pathlib
 
-from . import data, parameters, runs
+from . import checkpoints, data, parameters, runs
 from .grid import check_names, check_tie, expand_grid, plain, run_name_for
 from .locks import other_host_lock
 from .parameters import DEFAULTS
@@ -210,7 +210,7 @@ def _step(run_dir, status: str) -> str:
     its checkpoint, "start" anything else from epoch 0 (an absent run, or one without a checkpoint)."""
     if status in FINAL:
         return "keep"
-    if status in RESUMABLE and runs.has_checkpoint(run_dir):
+    if status in RESUMABLE and checkpoints.has_checkpoint(run_dir):
         return "resume"
     return "start"
 

@@ -67,6 +67,7 @@ import torch
 from tqdm import tqdm
 
 from . import ROOT, _checks, data, parameters, provenance  # noqa: F401 (ROOT re-exported)
+from . import checkpoints as _checkpoints
 from . import locks as _locks
 from . import runs as _runs
 from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, REPRODUCIBLE_COLUMNS,  # noqa: F401
@@ -278,11 +279,12 @@ def _exists_message(run_dirs, existing) -> str:
             continue
         hint = ""
         if status in _runs.RESUMABLE:
-            hint = ", which continues from its checkpoint" if _runs.has_checkpoint(d) else " without a checkpoint"
+            hint = (", which continues from its checkpoint" if _checkpoints.has_checkpoint(d)
+                    else " without a checkpoint")
         if status == "dead":
             hint += " (its writer ended without recording an end: killed or crashed)"
         held.append(f"{str(d)!r} holds a {status} run{hint}")
-    go_on = [d for d, s in zip(run_dirs, existing) if s in _runs.RESUMABLE and _runs.has_checkpoint(d)]
+    go_on = [d for d, s in zip(run_dirs, existing) if s in _runs.RESUMABLE and _checkpoints.has_checkpoint(d)]
     advice = (f"{setting_text('resume', True)} continues the stopped runs, in a call of their own if the others "
               f"cannot continue; " if go_on else "")
     return (f"run folders already exist: {'; '.join(held)}. {advice}{setting_text('overwrite', True)} starts every "

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import nclib
-from nclib import locks, runs, sweep, train
+from nclib import checkpoints, locks, runs, sweep, train
 
 TINY = dict(dataset="synthetic", width=16, depth=1, batch_size="full", lam_W=1e-3, lam_H=1e-3, progress=False,
             device="cpu")
@@ -230,7 +230,7 @@ def test_an_overwrite_cut_off_while_it_clears_leaves_a_dead_run_that_only_overwr
         assert runs.run_status(folder) == "dead" and "provenance.json" not in left
         # a checkpoint left without its provenance is none to resume from: the plan says so, and a sweep starts
         # the run again rather than trying a resume that would be refused
-        assert not runs.has_checkpoint(folder) and sweep.next_step(folder) == ("dead", "start")
+        assert not checkpoints.has_checkpoint(folder) and sweep.next_step(folder) == ("dead", "start")
         with pytest.raises(runs.RunExists, match="dead run without a checkpoint") as refused:
             runs.plan_runs([folder])
         assert refused.value.status == "dead" and refused.value.continuable == ()
@@ -961,7 +961,7 @@ def test_a_run_killed_after_its_checkpoint_resumes_with_a_wall_time_that_never_g
     state = torch.load(folder / runs.CHECKPOINT, weights_only=True)  # a checkpoint written before the record
     del state["time_s"]
     torch.save(state, folder / (runs.CHECKPOINT + ".tmp"))
-    runs.commit_checkpoint(folder, state["epoch"])
+    checkpoints.commit_checkpoint(folder, state["epoch"])
     train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0, resume=True)
     history = train.load_history(folder)
     assert history["epoch"].tolist() == [0, 5, 10, 15, 20] and np.all(np.diff(history["wall_time"]) > 0)
@@ -1044,7 +1044,7 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file(tmp_path, damage):
     if damage == "another-run":  # stopped at epoch 5 too, from another seed
         other = train.run(**{**LONG, "seed": 1}, out_dir=tmp_path, run_name="other", max_train_s=0)
         path.write_bytes((other / runs.CHECKPOINT).read_bytes())
-        assert torch.load(path, weights_only=True)["epoch"] == runs.verify_checkpoint(other)["epoch"] == 5
+        assert torch.load(path, weights_only=True)["epoch"] == checkpoints.verify_checkpoint(other)["epoch"] == 5
     elif damage == "flip":  # bytes inside the tensors' storage, the zip container intact
         mid = len(raw) // 2
         raw[mid:mid + 64] = bytes(b ^ 0xFF for b in raw[mid:mid + 64])
@@ -1071,8 +1071,8 @@ def test_a_checkpoint_whose_record_names_another_epoch_is_refused(tmp_path):
     folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)  # stopped at epoch 5
     path = folder / runs.CHECKPOINT
     os.replace(path, folder / (runs.CHECKPOINT + ".tmp"))
-    runs.commit_checkpoint(folder, 10)  # the state of epoch 5, recorded as epoch 10
-    assert runs.verify_checkpoint(folder)["epoch"] == 10 and torch.load(path, weights_only=True)["epoch"] == 5
+    checkpoints.commit_checkpoint(folder, 10)  # the state of epoch 5, recorded as epoch 10
+    assert checkpoints.verify_checkpoint(folder)["epoch"] == 10 and torch.load(path, weights_only=True)["epoch"] == 5
     before = _files(folder)
     with pytest.raises(runs.CheckpointDamaged) as err:
         train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)  # a resume stops at once
@@ -1086,17 +1086,19 @@ def test_a_settled_checkpoints_rename_is_made_durable(tmp_path, monkeypatch):
     is left as it is."""
     (tmp_path / "provenance.json").write_text("{}")
     (tmp_path / (runs.CHECKPOINT + ".tmp")).write_bytes(b"state")
-    runs.commit_checkpoint(tmp_path, 4)
+    checkpoints.commit_checkpoint(tmp_path, 4)
     os.replace(tmp_path / runs.CHECKPOINT, tmp_path / (runs.CHECKPOINT + ".tmp"))  # the rename cut off
     events = []
     real = os.replace
-    monkeypatch.setattr(runs.os, "replace", lambda src, dst: (events.append(("rename", pathlib.Path(dst).name)),
+    monkeypatch.setattr(checkpoints.os, "replace", lambda src, dst: (events.append(("rename", pathlib.Path(dst).name)),
                                                               real(src, dst)))
-    monkeypatch.setattr(runs, "_fsync_dir", lambda folder: events.append(("fsync folder", pathlib.Path(folder))))
-    assert runs.settle_checkpoint(tmp_path)
+    monkeypatch.setattr(checkpoints, "_fsync_dir",
+                        lambda folder: events.append(("fsync folder", pathlib.Path(folder))))
+    assert checkpoints.settle_checkpoint(tmp_path)
     assert events == [("rename", runs.CHECKPOINT), ("fsync folder", tmp_path)]
-    assert runs.settle_checkpoint(tmp_path) and len(events) == 2  # settled already: nothing renamed, nothing flushed
-    assert (tmp_path / runs.CHECKPOINT).read_bytes() == b"state" and runs.verify_checkpoint(tmp_path)["epoch"] == 4
+    assert checkpoints.settle_checkpoint(tmp_path) and len(events) == 2  # settled already: nothing renamed or flushed
+    assert (tmp_path / runs.CHECKPOINT).read_bytes() == b"state"
+    assert checkpoints.verify_checkpoint(tmp_path)["epoch"] == 4
 
 
 def test_resume_refuses_data_rewritten_at_the_same_path(tmp_path):
@@ -1298,7 +1300,7 @@ def test_a_finished_run_is_skipped_only_when_every_run_of_the_call_is(tmp_path):
     not skipped with the other left untrained, and only the stopped run is offered to continue."""
     finished = train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="done")
     stopped = train.run(**LONG, out_dir=tmp_path, run_name="cut", max_train_s=0)
-    assert runs.run_status(stopped) == "stopped" and runs.has_checkpoint(stopped)
+    assert runs.run_status(stopped) == "stopped" and checkpoints.has_checkpoint(stopped)
     assert runs.plan_runs([finished]) == "skip" and runs.plan_runs([stopped]) == "resume"
     for other, continuable in ((tmp_path / "new", ()), (stopped, (stopped,))):
         for order in ([finished, other], [other, finished]):
@@ -1343,10 +1345,11 @@ def test_one_path_one_device_or_one_dict_for_many_run_folders_is_refused_by_name
         with pytest.raises(ValueError, match="^params"):
             runs.plan_runs(folders, params=bad)
     assert runs.plan_runs(folders, params=[params, None], devices=("cpu", None)) == "skip"
-    readers = (runs.load_history, runs.load_run, runs.load_class_accuracy, runs.read_params, runs.has_checkpoint,
-               runs.settle_checkpoint, runs.verify_checkpoint, runs.no_checkpoint, runs.recorded_device_type,
+    readers = (runs.load_history, runs.load_run, runs.load_class_accuracy, runs.read_params,
+               checkpoints.has_checkpoint, checkpoints.settle_checkpoint, checkpoints.verify_checkpoint,
+               checkpoints.no_checkpoint, runs.recorded_device_type,
                lambda d: runs.differing_params(d, {"epochs": 5}), lambda d: runs.device_difference(d, "cpu"),
-               lambda d: runs.commit_checkpoint(d, 5))
+               lambda d: checkpoints.commit_checkpoint(d, 5))
     for call in (locks.lock_run, locks.lock_owner, runs.recorded_status, runs.run_status, runs.clear_run_folder,
                  *readers):  # the readers too: load_history("") read ./history.csv, load_history(None) TypeError
         for bad in ("", None, 3):
@@ -1383,9 +1386,9 @@ def test_the_run_folder_functions_refuse_bad_arguments_by_name(tmp_path):
                 ("root", lambda: provenance.git_state(root=5)), ("root", lambda: provenance.git_state(root="")),
                 ("root", lambda: provenance.code_state(root=5)),
                 ("path", lambda: locks.read_lock_file(5)), ("path", lambda: locks.read_lock_file("")),
-                ("epoch", lambda: runs.commit_checkpoint(tmp_path, "x")),
-                ("epoch", lambda: runs.commit_checkpoint(tmp_path, 2.7)),
-                ("epoch", lambda: runs.commit_checkpoint(tmp_path, -1)),
+                ("epoch", lambda: checkpoints.commit_checkpoint(tmp_path, "x")),
+                ("epoch", lambda: checkpoints.commit_checkpoint(tmp_path, 2.7)),
+                ("epoch", lambda: checkpoints.commit_checkpoint(tmp_path, -1)),
                 ("check_only", lambda: runs.clear_run_folder(tmp_path, check_only="no")),
                 ("check_only", lambda: runs.clear_run_folder(tmp_path, check_only=1))]
     for name, call in refusals:
@@ -1395,7 +1398,7 @@ def test_the_run_folder_functions_refuse_bad_arguments_by_name(tmp_path):
     assert runs.device_difference(tmp_path, "cuda:0") == {} == runs.device_difference(tmp_path, "cuda")
     assert runs.device_difference(tmp_path, "cpu") == {"device": ("cuda", "cpu")}
     assert runs.differing_params(tmp_path, {"epochs": 6}, saved=None) == {"epochs": (None, 6)}
-    runs.commit_checkpoint(tmp_path, np.int64(3))
+    checkpoints.commit_checkpoint(tmp_path, np.int64(3))
     assert json.loads((tmp_path / runs.CHECKSUM).read_text())["epoch"] == 3
 
 
@@ -1535,18 +1538,20 @@ def test_the_checksum_record_is_on_disk_before_the_checkpoint_is_renamed(tmp_pat
         events.append(("fsync", next(e.name for e in tmp_path.iterdir() if e.stat().st_ino == inode)))
         real_fsync(fd)
 
-    monkeypatch.setattr(runs.os, "replace", lambda src, dst: (events.append(("rename", pathlib.Path(dst).name)),
+    monkeypatch.setattr(checkpoints.os, "replace", lambda src, dst: (events.append(("rename", pathlib.Path(dst).name)),
                                                               real(src, dst)))
-    monkeypatch.setattr(runs.os, "fsync", fsync)
-    monkeypatch.setattr(runs, "_fsync_dir", lambda folder: events.append(("fsync folder", pathlib.Path(folder))))
+    monkeypatch.setattr(checkpoints.os, "fsync", fsync)
+    monkeypatch.setattr(checkpoints, "_fsync_dir",
+                        lambda folder: events.append(("fsync folder", pathlib.Path(folder))))
     (tmp_path / (runs.CHECKPOINT + ".tmp")).write_bytes(b"state")
-    runs.commit_checkpoint(tmp_path, 4)
+    checkpoints.commit_checkpoint(tmp_path, 4)
     # the record's own temporary file, flushed before its rename
     record_tmp = next(name for kind, name in events if kind == "fsync" and name != runs.CHECKPOINT + ".tmp")
     assert record_tmp.startswith(f".{runs.CHECKSUM}.") and record_tmp.endswith(".tmp")
     assert events == [("fsync", runs.CHECKPOINT + ".tmp"), ("fsync", record_tmp), ("rename", runs.CHECKSUM),
                       ("fsync folder", tmp_path), ("rename", runs.CHECKPOINT), ("fsync folder", tmp_path)]
-    assert runs.verify_checkpoint(tmp_path)["epoch"] == 4 and (tmp_path / runs.CHECKPOINT).read_bytes() == b"state"
+    assert checkpoints.verify_checkpoint(tmp_path)["epoch"] == 4
+    assert (tmp_path / runs.CHECKPOINT).read_bytes() == b"state"
 
 
 def test_a_checkpoint_that_cannot_be_written_leaves_every_run_of_the_call_at_one_epoch(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from nclib import data, imbalance, locks, parameters, provenance, runs, sweep, train, ufm
+from nclib import checkpoints, data, imbalance, locks, parameters, provenance, runs, sweep, train, ufm
 
 SMALL = dict(dataset="synthetic", counts=[20, 10, 5], dim=16, width=64, depth=2, progress=False, device="cpu")
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
@@ -1342,14 +1342,14 @@ def test_the_training_time_leaves_out_writing_the_checkpoints(tmp_path, monkeypa
     provenance of a stopped run records the training time its checkpoint holds (which ends before any checkpoint
     is written), the call's wall_time_s holds the jumps, and the resumed run's times and history hold none."""
     jump, shift = 1e6, [0.0]
-    clock, commit = time.perf_counter, runs.commit_checkpoint
+    clock, commit = time.perf_counter, checkpoints.commit_checkpoint
 
     def writing_takes_a_jump(run_dir, epoch):
         commit(run_dir, epoch)
         shift[0] += jump
 
     monkeypatch.setattr(time, "perf_counter", lambda: clock() + shift[0])
-    monkeypatch.setattr(runs, "commit_checkpoint", writing_takes_a_jump)
+    monkeypatch.setattr(checkpoints, "commit_checkpoint", writing_takes_a_jump)
     members = RESUME_MEMBERS[:2]  # trained together: neither run counts the other's checkpoint either
     parts = train.run_many(members, out_dir=tmp_path, max_train_s=0, **RESUME_KW)
     assert shift[0] == 2 * jump and [_status(p) for p in parts] == ["stopped"] * 2
