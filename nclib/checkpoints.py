@@ -69,6 +69,18 @@ def _recorded_tmp(run_dir: pathlib.Path) -> bool:
         return False
 
 
+def recorded_epoch(run_dir) -> int | None:
+    """The epoch that the :data:`CHECKSUM` record of ``run_dir``'s checkpoint holds (:func:`commit_checkpoint`
+    records it), or None where the record cannot be read (:func:`verify_checkpoint` refuses that checkpoint):
+    what :func:`nclib.runs.plan_runs` compares between the runs of one call, reading only.  ValueError naming
+    ``run_dir`` for an empty path or anything but a path (:func:`nclib.locks.run_folder_path`)."""
+    run_dir = run_folder_path(run_dir)
+    try:
+        return int(json.loads((run_dir / CHECKSUM).read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def has_checkpoint(run_dir) -> bool:
     """Whether ``run_dir`` holds a checkpoint to resume from: :data:`CHECKPOINT`, or a committed one whose rename a
     crash cut off (:func:`settle_checkpoint` puts it in place), beside the run's ``provenance.json``.  A checkpoint

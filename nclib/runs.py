@@ -21,7 +21,8 @@ A stopped run's checkpoint is committed and verified by :mod:`nclib.checkpoints`
 ``checkpoint.pt.tmp``, its sha256 recorded in :data:`CHECKSUM` (the commit point), then renamed to
 :data:`CHECKPOINT`, and read by a resume only once its bytes are those its writer recorded
 (:class:`CheckpointDamaged` otherwise).  That module imports this one (the file names, the atomic write, the
-refusals); :func:`plan_runs` asks it whether a folder holds a checkpoint.
+refusals); :func:`plan_runs` asks it whether a folder holds a checkpoint, and at which
+epoch.
 """
 from __future__ import annotations
 
@@ -567,7 +568,7 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     epoch.  ``run_dirs`` is a list (or another iterable) of folders: one path alone, a str or a Path, is refused
     with a ValueError naming it, and so are ``params`` and ``devices`` given otherwise than as one entry per
     folder (one dict or one device type for all of them, whose keys or characters would be compared one per run)."""
-    from .checkpoints import has_checkpoint  # here: nclib.checkpoints imports this module
+    from .checkpoints import has_checkpoint, recorded_epoch  # here: nclib.checkpoints imports this module
 
     overwrite = _checks.flag(overwrite, "overwrite")
     run_dirs = run_folder_paths(run_dirs)  # one folder alone refused: its characters are no folders
@@ -603,7 +604,7 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
         return "skip"
     resumable = {d: s in RESUMABLE and has_checkpoint(d) for d, s in status.items()}
     if all(resumable.values()):
-        epochs = {d: e for d in run_dirs if (e := _recorded_epoch(d)) is not None}
+        epochs = {d: e for d in run_dirs if (e := recorded_epoch(d)) is not None}
         apart = _apart_advice(epochs)
         if apart:  # a stop that reached only some of the runs: the resume would refuse them together
             d = min(epochs, key=epochs.get)
@@ -616,15 +617,6 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     raise RunExists(f"run folder {str(d)!r} holds {_a(s)} run" + (" without a checkpoint" if s in RESUMABLE else "")
                     + (f" (the runs trained with it: {together})" if len(status) > 1 else "") + "; "
                     + _mixed_advice(status, resumable), d, s, go_on)
-
-
-def _recorded_epoch(run_dir: pathlib.Path) -> int | None:
-    """The epoch that the :data:`CHECKSUM` record of ``run_dir``'s checkpoint holds, or None where it cannot be read
-    (:func:`nclib.checkpoints.verify_checkpoint` refuses that checkpoint)."""
-    try:
-        return int(json.loads((run_dir / CHECKSUM).read_text())["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def _apart_advice(epochs: dict) -> str | None:

@@ -1593,10 +1593,14 @@ def test_a_plan_refuses_runs_whose_checkpoints_are_at_different_epochs_and_its_a
     a, b = folders = train.run_many(pair, **LONG, out_dir=tmp_path, max_train_s=0)  # both stopped at epoch 5
     for _ in range(2):  # a resumed alone, twice: to epoch 15
         train.run_many(pair[:1], **LONG, out_dir=tmp_path, max_train_s=0, resume=True)
+    assert (checkpoints.recorded_epoch(a), checkpoints.recorded_epoch(str(b))) == (15, 5)  # what the plan compares
     before = {d: _files(d) for d in folders}
     with pytest.raises(runs.RunExists) as exc:
         runs.plan_runs(folders)
     assert exc.value.run_dir == b and exc.value.status == "stopped" and exc.value.continuable == ()
+    assert checkpoints.recorded_epoch(tmp_path / "none") is None  # no record: no epoch, read, never refused
+    with pytest.raises(ValueError, match="^run_dir"):
+        checkpoints.recorded_epoch("")
     assert {d: _files(d) for d in folders} == before  # planning reads only
     while _epochs(b)[-1] < _epochs(a)[-1]:  # the advice: b alone, a metric epoch per call
         assert runs.plan_runs([b]) == "resume"
