@@ -30,7 +30,8 @@ _HEADING = re.compile(r"^## ([TSM][1-9][0-9]*)\. (.*\S)\s*$", flags=re.M)
 
 def status(title: str) -> str:
     """The status that an entry's heading ``title`` (the text after ``T1. ``) ends with, ``(mistake)`` and so on:
-    exactly one of :data:`STATUSES`, else a ValueError naming ``title``.  Used in :ref:`ch-errata`."""
+    exactly one of :data:`STATUSES`, else a ValueError naming ``title``.  Used in :ref:`ch-intro`,
+    :ref:`ch-errata` and :ref:`ch-spectrum`."""
     if not isinstance(title, str):
         raise ValueError(f"title must be the text of an entry's heading (a str), got {title!r}")
     found = [label for label in STATUSES if title.rstrip().endswith(f"({label})")]
@@ -42,7 +43,8 @@ def status(title: str) -> str:
 def headings(folder=None) -> dict[str, str]:
     """Every entry of the Errata part: its number (``"T1"``) -> its heading after the number, read from the
     :data:`PAGES` in ``folder`` (default :data:`FOLDER`), in page order.  A page that is missing, or an entry
-    numbered twice, is refused with a ValueError naming ``folder``.  Used in :ref:`ch-errata`."""
+    numbered twice, is refused with a ValueError naming ``folder``.  Used in :ref:`ch-intro`,
+    :ref:`ch-errata` and :ref:`ch-spectrum`."""
     folder = FOLDER if folder is None else Path(_checks.path_arg(folder, "folder", "the path of a folder"))
     out: dict[str, str] = {}
     for name in PAGES:
@@ -59,7 +61,7 @@ def headings(folder=None) -> dict[str, str]:
 def statuses(folder=None) -> dict[str, str]:
     """Every entry of the Errata part: its number -> the status its heading ends with (:func:`headings`,
     :func:`status`); a heading without exactly one status is refused with a ValueError naming the entry.
-    Used in :ref:`ch-errata` and :ref:`ch-spectrum`."""
+    Used in :ref:`ch-intro`, :ref:`ch-errata` and :ref:`ch-spectrum`."""
     out = {}
     for entry, title in headings(folder).items():
         try:
