@@ -117,6 +117,24 @@ def test_verify_reports_a_solver_below_the_closed_form_as_negative_gaps(monkeypa
     assert r["rel_gap"] < -0.5 and r["rel_lowest"] < -0.5  # the guards of the tests above (>= -1e-12) would fail
 
 
+def test_verify_reports_the_lowest_start_where_the_starts_differ(monkeypatch):
+    """rel_lowest is the gap of the lowest start, not of any other: at L = 3 a start of scale 1e-3 is trapped near
+    the origin (its value 0.374) and one of scale 1 ends lower (0.106, the minimum being 0.085), so the two gaps
+    differ by far more than the bounds, and rel_lowest is that of the second."""
+    n, lam_W, lam_H = [6, 6, 6, 1, 1, 1], [0.0089, 0.0101, 0.0100], 0.00254
+    found = solvers.minimize
+
+    def two_starts(*args, **kwargs):
+        return found(*args, **kwargs, scales=(1e-3, 1.0), repeats=1, continuations=0)
+
+    monkeypatch.setattr(solvers, "minimize", two_starts)
+    r = solvers.verify(n, lam_W, lam_H, L=3, bias=True)
+    trapped, reached = r["result"].run_values
+    assert trapped > 3 * reached  # the starts differ: the small one is trapped
+    assert r["rel_lowest"] == pytest.approx((reached - r["closed"]) / r["closed"], rel=1e-12, abs=0)
+    assert (trapped - r["closed"]) / r["closed"] > r["rel_lowest"] + 1  # the trapped start's gap, far above it
+
+
 def test_verify_measures_its_errors_at_a_point_off_the_minimizer(monkeypatch):
     """The diagnostics are measured, not only small: at the solver's point with every parameter moved they are
     the distances of that point from the identities, computed here from the closed-form minimizer."""
