@@ -433,6 +433,9 @@ def test_spikes_use_the_threshold_and_orderings_say_what_a_spike_decides():
     assert figures.spikes({1: calm, 3: spike}) == {3: figures.largest_rise(spike.history)}
     assert figures.spikes({1: calm, 3: spike}, threshold=3.5) == {}
     assert sorted(figures.spikes({1: calm, 3: spike}, threshold=1.1)) == [1, 3]
+    # a rise by exactly the threshold is not a rise by more than it
+    even = _spike_run([1.0, 0.5, 1.0, 0.4], 1)
+    assert figures.largest_rise(even.history)["factor"] == figures.SPIKE_FACTOR and figures.spikes({1: even}) == {}
     # ordering: L = 3 ends with NC3 above the one before its rise and above L = 1's; replaced, it ranks first
     rows = [dict(L=1, nc1=1e-3, nc3=0.5, gap=1.0, minimum=1.0), dict(L=3, nc1=1e-3, nc3=2.0, gap=2.0, minimum=1.0)]
     spiked = {3: dict(before={"objective": 1.5, "nc1": 1e-2, "nc3": 0.3, "train_acc": 1.0})}
