@@ -417,6 +417,11 @@ def test_largest_rise_finds_the_spike_its_stretch_and_what_the_metrics_did():
     never_back = figures.largest_rise(_history([1.0, 0.1, 0.5, 0.3, 0.2]))
     assert (never_back["factor"], never_back["epoch"], never_back["back_epoch"]) == (5.0, 20, None)
     assert figures.largest_rise(_history([1.0, 0.5, 0.5, 0.2])) is None  # never rises
+    # a flat step is no rise: the stretch before the rise 0.5 -> 0.6 -> 3.0 starts at epoch 20, not 10
+    flat = figures.largest_rise(_history([1.0, 0.5, 0.5, 0.6, 3.0], train_acc=[0.2, 0.4, 0.6, 0.8, 1.0]))
+    assert (flat["start_epoch"], flat["before"]["train_acc"]) == (20, 0.6)
+    # back at its value before the rise counts as back: 0.2 again at epoch 40
+    assert figures.largest_rise(_history([1.0, 0.2, 0.8, 0.4, 0.2, 0.1]))["back_epoch"] == 40
     # another column than the objective
     assert figures.largest_rise(_history(obj, nc3=[5, 4, 3, 2, 1, 1, 1, 3, 1]), "nc3")["epoch"] == 70
 
