@@ -2084,6 +2084,9 @@ def test_recorded_every_refuses_an_interval_the_history_was_not_recorded_at():
     # a last record off the grid (a run's final epoch) leaves the interval as it is
     off = {"epoch": np.array([0, 20, 40, 60, 70]), "objective": np.ones(5)}
     assert figures.recorded_every(off, 40)["epoch"].tolist() == [0, 40]
+    # nor does it make the interval finer: recorded every 100, the final epoch 150 leaves 150 refused
+    with pytest.raises(ValueError, match=r"^every must be a multiple of the history's interval of 100 epochs, got 150"):
+        figures.recorded_every({"epoch": np.array([0, 100, 150]), "objective": np.ones(3)}, 150)
     # a record missing from the grid
     gap = {"epoch": np.array([0, 50, 150, 200]), "objective": np.ones(4)}
     with pytest.raises(ValueError, match=r"^every must name epochs the history recorded: .* epoch\(s\) 100 "):
