@@ -715,6 +715,17 @@ def test_a_separation_just_above_the_rounding_level_is_kept():
     np.testing.assert_allclose(pm.printed_nc1(X, y), 0.5 / delta**2, rtol=1e-12)
 
 
+def test_the_rounding_level_is_n_plus_2_eps_and_n_plus_3_eps_about_a_reference():
+    """The rounding level of each entry of A and C per unit of max |x_ij|: (N + 2) eps for the features as given,
+    (N + 3) eps for the features read about their midrange, which are rounded once more."""
+    eps = np.finfo(np.float64).eps
+    X = np.array([[-0.5, 2.0], [0.5, 1.0], [0.25, -3.0], [1.0, 1.5], [0.0, 2.5]])  # N = 5, max |x| = 3
+    np.testing.assert_allclose(m._rounding_level(X), (5 + 2) * eps * 3.0, rtol=1e-15)
+    np.testing.assert_allclose(m._rounding_level(X, centred=True), (5 + 3) * eps * 3.0, rtol=1e-15)
+    Xc, level = m._about_reference(X)
+    np.testing.assert_allclose(level, (5 + 3) * eps * np.abs(Xc).max(), rtol=1e-15)
+
+
 def test_a_separation_within_the_rounding_bound_of_a_is_dropped_and_one_above_it_kept():
     """The price of never inverting noise: nc1 drops a singular value of A = [h_k - h_G] within the bound on its
     rounding error, sqrt(d K) (N + 2) eps max|x| (separation_cutoff), even where the separation is real.  Three
