@@ -297,6 +297,16 @@ def vector(a, name: str, size: int | None = None) -> np.ndarray:
     return arr
 
 
+def strengths(a, name: str, size: int | None = None) -> np.ndarray:
+    """Predicted singular values per mode (``nclib.ufm.structure``'s ``s_product`` and ``s_features``, those of the
+    head's product P and of E = H-bar D at a minimizer): a vector of finite non-negative real numbers, optionally of
+    a required length, refused by name."""
+    arr = vector(a, name, size)
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must hold non-negative numbers, got the value {float(arr.min()):g}")
+    return arr
+
+
 def generator(rng, name: str = "rng") -> np.random.Generator:
     """A numpy random Generator (``np.random.default_rng(seed)``), not a seed or the legacy RandomState."""
     if not isinstance(rng, np.random.Generator):

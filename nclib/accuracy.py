@@ -15,16 +15,17 @@ Chapter :ref:`ch-metrics` computes the accuracy at a closed-form minimizer; the 
 the closed-form minimizers, whose samples are grouped by class and whose collapsed modes leave ties that need a
 tolerance, is :func:`nclib.ufm.minimizer_accuracy` and :func:`nclib.minority.grouped_class_accuracy`.
 
-Labels are read as the metrics of :mod:`nclib.metrics` read them (integers, or floats with integer values), by its
-validators; scores are finite real numbers, compared in float64. Torch tensors are read by their values (detached,
-also where they require grad), and nested lists that numpy cannot read as one array are refused naming the argument.
+Labels are read as the metrics of :mod:`nclib.metrics` read them (integers, or floats with integer values), by the
+same checks (:mod:`nclib._samples`); scores are finite real numbers, compared in float64. Torch tensors are read by
+their values (detached, also where they require grad), and nested lists that numpy cannot read as one array are
+refused naming the argument.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import _checks
-from .metrics import _class_indices, _shown
+from ._samples import _class_indices, _shown
 
 
 def _predictions(outputs, labels, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
@@ -32,7 +33,7 @@ def _predictions(outputs, labels, num_classes: int | None = None) -> tuple[np.nd
 
     K is the number of columns of N x K outputs, else ``num_classes``, else the largest label + 1. Labels are
     integers or integer-valued floats, as every metric of :mod:`nclib.metrics` reads them
-    (:func:`nclib.metrics._class_indices`); N predictions must be integers 0..K-1, and ``num_classes`` must equal the
+    (:func:`nclib._samples._class_indices`); N predictions must be integers 0..K-1, and ``num_classes`` must equal the
     columns of N x K outputs (the arg-max of a row picks among those K classes, no more and no fewer)."""
     out = _checks.array(outputs, "outputs")
     if out.dtype == bool:

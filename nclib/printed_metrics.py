@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks, statements
-from .metrics import (_about_reference, _features, _labels, _means, _relative_cutoff, _rounding_level, _unit_peak,
-                      _zero_to_rounding)
+from ._samples import _features, _labels, _means, _unit_peak
+from .feature_collapse import _about_reference, _relative_cutoff, _rounding_level, _zero_to_rounding
 
 
 #: NumPy's default cutoff of ``numpy.linalg.pinv``, relative to the largest singular value.

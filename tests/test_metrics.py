@@ -1,4 +1,5 @@
-"""Unit tests of nclib.metrics (chapter ch-metrics, errata ch-errata-metrics)."""
+"""Unit tests of nclib.metrics and the modules it gathers, nclib.feature_collapse (NC1) and nclib.geometry (NC2, NC3)
+(chapter ch-metrics, errata ch-errata-metrics)."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+import nclib.feature_collapse as fc
 import nclib.imbalance as imb
 import nclib.metrics as m
 import nclib.minority as mino
@@ -89,7 +91,7 @@ def test_solver_cases_cover_partial_collapse_and_blocks():
         st = ufm.structure(n, lam, lam, L=L, bias=bias)
         alive = st.s_product > 0
         partial += 0 < np.count_nonzero(alive) < len(n) - bias
-        blocks += any(B.size > 1 for B in m.mode_blocks(st.kappa, alive))
+        blocks += any(B.size > 1 for B in imb.mode_blocks(st.kappa, alive))
     assert partial == 3 and blocks == 2
     assert {(L, bias) for _, _, L, bias in SOLVER_CASES} == {(L, b) for L in (1, 2, 3) for b in (True, False)}
 
@@ -224,7 +226,7 @@ def test_cases_cover_collapsed_and_repeated_modes():
         alive = st.s_product > 0
         dead = np.count_nonzero(~alive) - (1 if bias else 0)
         partial += dead > 0 and alive.any()
-        blocks = m.mode_blocks(st.kappa, alive)
+        blocks = imb.mode_blocks(st.kappa, alive)
         repeated += any(B.size > 1 for B in blocks)
     assert partial >= 4 and repeated >= 4
 
@@ -285,7 +287,7 @@ def test_geometry_metrics_do_not_depend_on_the_svd_basis():
     rng = np.random.default_rng(5)
     n = EMNIST_SMALL
     st = ufm.structure(n, 1e-3, 1e-3, L=1, bias=True)
-    blocks = m.mode_blocks(st.kappa, st.s_product > 0)
+    blocks = imb.mode_blocks(st.kappa, st.s_product > 0)
     big = max(blocks, key=len)
     assert big.size >= 4
     Q = _random_rotation(big.size, rng)
@@ -317,7 +319,7 @@ def test_bias_nc3_weighs_the_strengths_inside_a_block_of_equal_kappa():
     rng = np.random.default_rng(21)
     n = EMNIST_SMALL
     st = ufm.structure(n, 1e-4, 1e-4, L=1, bias=True)
-    blocks = m.mode_blocks(st.kappa, st.s_product > 0)
+    blocks = imb.mode_blocks(st.kappa, st.s_product > 0)
     assert sorted(B.size for B in blocks if B.size > 1) == [4, 19]
     for B in blocks:
         assert np.ptp(st.s_product[B]) == 0 and np.ptp(st.s_features[B]) == 0
@@ -349,7 +351,7 @@ def test_bias_free_nc3_compares_class_with_class_as_appendix_c_does():
     rng = np.random.default_rng(12)
     n = np.array([10, 10, 20, 20, 30, 30, 40, 40, 50, 50])
     st = ufm.structure(n, 1e-3, 1e-3, L=1, bias=False)
-    assert max(map(len, m.mode_blocks(st.kappa, st.s_product > 0))) == 2 and (st.s_product > 0).all()
+    assert max(map(len, imb.mode_blocks(st.kappa, st.s_product > 0))) == 2 and (st.s_product > 0).all()
     Ws, X = _random_point(n, 1, 16, rng)
     P = Ws[0]
     means, counts = m.class_means(X, imb.class_labels(n))
@@ -366,7 +368,7 @@ def test_bias_free_nc3_compares_class_with_class_as_appendix_c_does():
     assert out["nc3"] <= 1e-12 and out["nc2_w"] > 0.1
     # another SVD of D, turned inside each pair: the classes stay the basis
     U2, V2 = st.U.copy(), st.V.copy()
-    for B in m.mode_blocks(st.kappa, st.s_product > 0):
+    for B in imb.mode_blocks(st.kappa, st.s_product > 0):
         if B.size > 1:
             Q = _random_rotation(B.size, rng)
             U2[:, B], V2[:, B] = st.U[:, B] @ Q, st.V[:, B] @ Q
@@ -754,7 +756,7 @@ def test_a_separation_within_the_rounding_bound_of_a_is_dropped_and_one_above_it
         bound = m.separation_cutoff(N, K, d) * np.abs(X).max()
         np.testing.assert_allclose(bound, np.sqrt(d * K) * (N + 2) * eps * np.abs(X).max(), rtol=1e-15)
         # the cutoff nc1 applies to these features: sqrt(d K) times the level of each entry of A
-        np.testing.assert_allclose(bound, np.sqrt(d * K) * m._rounding_level(X), rtol=1e-15)
+        np.testing.assert_allclose(bound, np.sqrt(d * K) * fc._rounding_level(X), rtol=1e-15)
         s_A = np.linalg.svd(means.T, compute_uv=False)  # A = means^T, exact
         assert s_A[1] > max(d, K) * eps * s_A[0] or delta == 0  # every separation passes the relative cutoff
         if s_A[1] > bound:
@@ -1113,7 +1115,7 @@ def test_corrected_metrics_are_the_printed_ones_where_every_mode_is_alone_and_al
     K, N = len(n), sum(n)
     st = ufm.structure(n, lam_W, lam_H, L=L, bias=bias)
     alive = st.s_product > 0
-    assert alive.sum() == K - bias and all(B.size == 1 for B in m.mode_blocks(st.kappa, alive))
+    assert alive.sum() == K - bias and all(B.size == 1 for B in imb.mode_blocks(st.kappa, alive))
     rng = np.random.default_rng(28 + L)
     Ws, X = _random_point(n, L, K + 3, rng, offset=0.3)
     y = imb.class_labels(n)
