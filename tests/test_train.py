@@ -983,6 +983,13 @@ print(provenance.changed_sources())
         train.run(**RESUME_KW, out_dir=tmp_path / "runs", run_name="r")
     assert not (tmp_path / "runs" / "r").exists()
     monkeypatch.undo()
+    # the modules metrics.py gathers, where a run's NC1, NC2 and NC3 are computed, are recorded as they are imported
+    from nclib import _samples, feature_collapse, geometry
+    for module in (feature_collapse, geometry, _samples):
+        assert os.path.realpath(module.__file__) in nclib.LOADED_SOURCES
+        monkeypatch.setitem(nclib.LOADED_SOURCES, os.path.realpath(module.__file__), "0" * 64)
+        assert provenance.changed_sources() == [f"nclib/{module.__name__.rpartition('.')[2]}.py"]
+        monkeypatch.undo()
     assert provenance.changed_sources() == []
     train.run(**RESUME_KW, out_dir=tmp_path / "runs", run_name="r")
     assert _status(tmp_path / "runs" / "r") == "finished"
