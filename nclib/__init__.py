@@ -4,10 +4,11 @@ Modules: ``imbalance`` (class profiles, Y, Y-bar and its spectrum), ``symbolic``
 objective of Definition 3.1 and the closed-form minimizers of Theorems 4.1-4.3), ``lemmas`` (Appendix A's lemmas: the
 variational form of the nuclear norm, A.1, and the scalar problem g(x) = 1/(x^L + 1) + a x, A.2), ``statements`` (the
 statements of Theorems 4.1-4.3 as printed, checked beside those minimizers), ``solvers`` (an independent numerical
-minimizer), ``metrics`` (NC1-NC3), ``printed_metrics`` (NC1-NC3 and the targets of Theorem 4.3 as printed, kept to
-show their defects), ``accuracy`` (the training accuracy of Figures 1-4, overall and class by class), ``minority``
-(minority collapse in the closed form: the decays at which modes die, the classes a
-global minimizer separates, the other critical points of Lemma A.2), ``ufmtrain`` (the unconstrained feature model
+minimizer), ``metrics`` (NC1-NC3, gathering ``feature_collapse``, NC1, and ``geometry``, NC2 and NC3),
+``printed_metrics`` (NC1-NC3 and the targets of Theorem 4.3 as printed, kept to show their defects), ``accuracy``
+(the training accuracy of Figures 1-4, overall and class by class), ``minority`` (minority collapse in the closed
+form: the decays at which modes die, the classes a global minimizer separates, the other critical points of Lemma
+A.2), ``ufmtrain`` (the unconstrained feature model
 trained by Adam, set against the closed form, and the tables of such runs), ``data``, ``letters`` (the
 letters-synthetic stand-in for EMNIST letters), ``datafiles`` (reading the data files, with their checks), ``models``,
 ``parameters`` (the training engine's one parameter list, its defaults and checks, and the grammar of a value written
