@@ -722,9 +722,9 @@ def test_the_rounding_level_is_n_plus_2_eps_and_n_plus_3_eps_about_a_reference()
     (N + 3) eps for the features read about their midrange, which are rounded once more."""
     eps = np.finfo(np.float64).eps
     X = np.array([[-0.5, 2.0], [0.5, 1.0], [0.25, -3.0], [1.0, 1.5], [0.0, 2.5]])  # N = 5, max |x| = 3
-    np.testing.assert_allclose(m._rounding_level(X), (5 + 2) * eps * 3.0, rtol=1e-15)
-    np.testing.assert_allclose(m._rounding_level(X, centred=True), (5 + 3) * eps * 3.0, rtol=1e-15)
-    Xc, level = m._about_reference(X)
+    np.testing.assert_allclose(fc._rounding_level(X), (5 + 2) * eps * 3.0, rtol=1e-15)
+    np.testing.assert_allclose(fc._rounding_level(X, centred=True), (5 + 3) * eps * 3.0, rtol=1e-15)
+    Xc, level = fc._about_reference(X)
     np.testing.assert_allclose(level, (5 + 3) * eps * np.abs(Xc).max(), rtol=1e-15)
 
 
