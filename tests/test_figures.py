@@ -1760,6 +1760,28 @@ def test_check_remake_accepts_the_committed_remake_and_names_what_differs():
         figures.check_remake({}, remake)
 
 
+def test_check_remake_asks_runs_that_name_their_cpu_for_a_remake_on_another():
+    """check_remake of runs made since CPUs were recorded (a committed CPU-scale figure made again, as
+    results/README.md invites): the remake must name another CPU than theirs, the CPU whose rounding it is there to
+    show; runs that name none (made before CPUs were recorded) pass, and a remake naming none never does."""
+    runs = figures.load_figure(4, "cpu-scale")
+    remake = figures.load_figure(4, "cpu-scale", root=nclib.ROOT / "results" / "replica-cpu")
+    start = figures.check_remake(runs, remake)
+    assert all(not r.provenance.get("host_cpu") for r in runs.values())
+    remade_cpu = {r.provenance["host_cpu"] for r in remake.values()}
+    assert len(remade_cpu) == 1 and all(remade_cpu)
+
+    def naming(src, cpu):
+        return {L: dataclasses.replace(r, provenance={**r.provenance, "host_cpu": cpu}) for L, r in src.items()}
+    (cpu,) = remade_cpu
+    for named in ("AMD EPYC 7B13 (AVX2)", None):
+        assert figures.check_remake(naming(runs, named), remake) == start
+    with pytest.raises(ValueError, match=r"L=1: the remake must be made on another CPU than the runs"):
+        figures.check_remake(naming(runs, cpu), remake)
+    with pytest.raises(ValueError, match=r"L=3: the remake must name its CPU \(host_cpu\)"):
+        figures.check_remake(naming(runs, "AMD EPYC 7B13 (AVX2)"), {**remake, 3: naming(remake, None)[3]})
+
+
 # ------------------------------------------------------------------------------------------ provenance of the runs
 
 #: Every committed run folder the book reads as runs of its networks, with the kind of device it was made on: the

@@ -513,7 +513,8 @@ def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("obje
     """Check that ``remake`` is ``runs`` made again on a CPU of another model (``results/replica-cpu/``,
     :ref:`ch-engine`); raise ValueError naming what differs if not.  For every L: the same parameters but
     :data:`REMAKE_MAY_DIFFER`, the same data (``data_sha256``) and recorded epochs, the remake finished from a
-    clean checkout and naming its CPU (``host_cpu``) while ``runs``, made before CPUs were recorded, name none;
+    clean checkout and naming its CPU (``host_cpu``), and where ``runs`` name theirs, another one (the remake is
+    there for another CPU model's rounding); runs made before CPUs were recorded name none, and pass;
     both the records of their parameters (:func:`provenance_problems`) made from clean commits
     (:func:`made_clean_problems`) of this repository where git can say (:func:`unknown_commits`), on one kind of
     device, with one torch version and beside the same runs (``trained_with``), the runs trained side by side at
@@ -537,8 +538,12 @@ def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("obje
             problems.append(f"L={L}: other recorded epochs")
         if b.provenance.get("status") != "finished" or b.provenance.get("git_dirty") is not False:
             problems.append(f"L={L}: the remake is not a finished run of a clean checkout")
-        if not b.provenance.get("host_cpu") or "host_cpu" in a.provenance:
-            problems.append(f"L={L}: the remake must name its CPU (host_cpu) and the runs none")
+        cpu, first = b.provenance.get("host_cpu"), a.provenance.get("host_cpu")
+        if not cpu:
+            problems.append(f"L={L}: the remake must name its CPU (host_cpu)")
+        elif first and first == cpu:  # runs made before CPUs were recorded name none: nothing to compare
+            problems.append(f"L={L}: the remake must be made on another CPU than the runs, which name the same "
+                            f"(host_cpu {cpu!r})")
         problems += _made_again_problems(L, a, b)
         if not problems:
             with np.errstate(divide="ignore", invalid="ignore"):  # equal values (0 in both too) differ by 0
