@@ -787,6 +787,17 @@ def test_compare_nc3_reads_two_nc3_of_one_training(tiny):
         else:
             with pytest.raises(ValueError, match="NC2 differs by 0.01 relative"):
                 figures.compare_nc3(nc2_moved, clean)
+    # a NaN in an NC2 column is refused wherever it is, not dropped by the largest difference (nc2_h is not the
+    # first NC2 column, where a NaN would have reached the result); in nc2_w too, and in the runs of either reading
+    for key, side in (("nc2_h", "blocks"), ("nc2_w", "blocks"), ("nc2_wh", "classes")):
+        pair = {"blocks": older(clean), "classes": dict(clean)}
+        r = pair[side][3]
+        h = {**r.history, key: np.array(r.history[key], dtype=float, copy=True)}
+        h[key][len(h[key]) // 2] = np.nan
+        pair[side][3] = dataclasses.replace(r, history=h)
+        with pytest.raises(ValueError, match=rf"L=3: NC2 has no relative difference \(NaN\) at some epoch in "
+                                             rf"\['{key}'\]"):
+            figures.compare_nc3(pair["blocks"], pair["classes"])
 
 
 def test_nc3_readings_of_the_committed_bias_free_runs():

@@ -576,16 +576,17 @@ def compare_nc3(blocks: Mapping[int, Run], classes: Mapping[int, Run]) -> dict[i
     commit, :func:`together_problems`) and from commits of this repository where git can say (as
     :func:`check_remake` asks of a remake), what each NC3 compares as named above, every history column but the
     NC2 and NC3 columns and ``wall_time`` equal number for number (the same training, so that the two NC3 columns
-    are two readings of one network at every recorded epoch), and the NC2 columns equal to within
-    :data:`NC2_ROUNDING` relative (the code that computes them from the same network has changed in its last
-    digits since the older runs).  Returns, per L, the final NC3 of each (``blocks``,
-    ``classes``), the largest and smallest ratio blocks / classes over the recorded epochs (``largest``,
-    ``smallest``), and the largest relative difference of the NC2 columns (``nc2_apart``)."""
+    are two readings of one network at every recorded epoch), and the NC2 columns (``nc2_w``, ``nc2_h``,
+    ``nc2_wh``) equal to within :data:`NC2_ROUNDING` relative at every recorded epoch (the code that computes them
+    from the same network has changed in its last digits since the older runs; a NaN in either is refused).
+    Returns, per L, the final NC3 of each (``blocks``, ``classes``), the largest and smallest ratio blocks / classes
+    over the recorded epochs (``largest``, ``smallest``), and the largest relative difference of the NC2 columns
+    (``nc2_apart``)."""
     if not isinstance(blocks, Mapping) or not isinstance(classes, Mapping) or not blocks:
         raise ValueError("blocks and classes must be non-empty {L: Run} mappings")
     if sorted(blocks) != sorted(classes):
         raise ValueError(f"classes has L = {sorted(classes)}, blocks {sorted(blocks)}")
-    nc2 = [k for k in runs.NC_COLUMNS if k.startswith("nc2")]
+    nc2 = ["nc2_w", "nc2_h", "nc2_wh"]
     same = [k for k in runs.REPRODUCIBLE_COLUMNS if k != "nc3" and k not in nc2]
     problems, out = [], {}
     for L in sorted(blocks):
@@ -609,8 +610,14 @@ def compare_nc3(blocks: Mapping[int, Run], classes: Mapping[int, Run]) -> dict[i
             problems.append(f"L={L}: the training differs ({moved})")
         if problems:
             continue
-        nc2_apart = max(float(np.max(np.abs(np.asarray(a.history[k], dtype=float)
-                                            / np.asarray(b.history[k], dtype=float) - 1))) for k in nc2)
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 and a NaN give NaN, refused below
+            apart = {k: np.abs(np.asarray(a.history[k], dtype=float) / np.asarray(b.history[k], dtype=float) - 1)
+                     for k in nc2}
+        unread = [k for k, d in apart.items() if np.isnan(d).any()]
+        if unread:  # max() would drop a NaN that does not come first, and read it as "equal"
+            problems.append(f"L={L}: NC2 has no relative difference (NaN) at some epoch in {unread}")
+            continue
+        nc2_apart = max(float(np.max(d)) for d in apart.values())
         if not nc2_apart <= NC2_ROUNDING:
             problems.append(f"L={L}: NC2 differs by {nc2_apart:.3g} relative, more than rounding")
             continue
