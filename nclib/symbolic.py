@@ -26,7 +26,7 @@ def group_symbols(m):
     Plain symbols without assumptions, so that ``sympy.Symbol("N1")`` written anywhere is the same
     symbol.  G and G G^T keep square roots (G G^T's off-diagonal entries are -N_i N_j sqrt(l_i) sqrt(l_j) / N);
     the characteristic polynomial det(mu I - G G^T) is free of them, a rational function of these symbols.
-    Used in ch-spectrum.
+    Used in :ref:`ch-spectrum` and :ref:`ch-errata-spectrum`.
     """
     m = _checks.positive_int(m, "m")
     mu = sympy.Symbol("mu")
@@ -83,7 +83,7 @@ def charpoly_GGt(m):
 
     Forms G G^T from :func:`group_matrix_symbolic`, takes the determinant (Berkowitz, no division) and
     simplifies to a single fraction in ``mu``, ``N1..Nm``, ``l1..lm`` with N = sum N_i l_i substituted.
-    Used in ch-spectrum; m up to 4 runs in seconds.
+    Used in :ref:`ch-spectrum`; m up to 4 runs in seconds.
     """
     m = _checks.positive_int(m, "m")
     mu, _, _ = group_symbols(m)
@@ -115,8 +115,8 @@ def ybar_grouped_symbolic(mults):
 
     ``mults`` = (l_1, ..., l_m) positive integers, in order: a mapping or a set is refused, as
     :func:`nclib.imbalance.check_groups` refuses one (a set has no order of its own, and iterating a mapping gives
-    its keys only); returns ``(Ybar, (N1..Nm))`` with n = [N_1 1_{l_1}; ...; N_m 1_{l_m}].  Used in ch-spectrum
-    for the symbolic check of Theorem B.1.
+    its keys only); returns ``(Ybar, (N1..Nm))`` with n = [N_1 1_{l_1}; ...; N_m 1_{l_m}].  Used in
+    :ref:`ch-spectrum` for the symbolic check of Theorem B.1.
     """
     if isinstance(mults, (str, bytes)) or not hasattr(mults, "__iter__"):
         raise ValueError(f"mults must be a sequence of group multiplicities (l_1, ..., l_m), got {mults!r}")
@@ -143,7 +143,7 @@ def ybar_symbolic(K):
     Returns ``(Ybar, n)``: the K x K matrix and the symbols ``n1..nK``, declared positive so that sqrt(n_k)^2 = n_k
     simplifies; N = n_1 + ... + n_K is written out in the entries.  The symbolic twin of :func:`nclib.imbalance.ybar`
     (ungrouped counts; :func:`ybar_grouped_symbolic` takes groups).  The paper's abstract writes this matrix Y-hat (the
-    notation note of ch-errata-theory).  Used in ch-setting and ch-thm42.
+    notation note of :ref:`ch-errata-theory`).  Used in :ref:`ch-setting` and :ref:`ch-thm42`.
     """
     K = _checks.positive_int(K, "K")
     n = sympy.symbols(f"n1:{K + 1}", positive=True)

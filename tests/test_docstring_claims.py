@@ -1,8 +1,9 @@
 """The chapters and scripts a docstring of nclib says use a function are those that do.
 
-CONTRIBUTING.md asks every public function's docstring to name the chapter that uses it.  Such a claim is a
+A docstring may name the chapters and scripts that use its function (CONTRIBUTING.md).  Such a claim is a
 sentence starting "Used in", "Used by" or "Chapters:", naming chapters by their labels (``:ref:`ch-thm41```) and
-files by their paths (````scripts/gpu_figures.sh````); "no chapter calls it" claims the opposite.
+files by their paths (````scripts/gpu_figures.sh````); "no chapter calls it" claims the opposite.  Only what a
+claim names this way is checked: a chapter written as plain text, and a function that carries no claim, are not.
 
 A chapter uses a function when the code of its code cells refers to it, or refers to an nclib function or class
 whose body does, and so on.  References are resolved as Python resolves them, read with :mod:`ast`: a name
