@@ -21,9 +21,9 @@ contract: names, history columns, status, plans), ``checkpoints`` (a stopped run
 ``locks`` (one writer per run folder), ``grid`` (a sweep's grid and its points), ``sweepplan`` (which points a sweep
 trains, keeps, resumes or refuses), ``sweep`` (grids of runs on Dask or a job array), ``sweepcli`` (its command line,
 ``python -m nclib.sweep``), ``sweepmanifest`` (a sweep's record, ``sweep.json``, and the locks of its output folder),
-``sweeptable`` (a sweep's table), ``rounding`` (bounds stated in prose, rounded outward), ``errata`` (the Errata
-part's entries and their statuses, read from its pages), ``plotting`` and the package
-``figures`` (Figures 1-4 from committed runs).
+``sweeptable`` (a sweep's table), ``rounding`` (bounds stated in prose, rounded outward), ``tables`` (the math in
+the labels of a chapter's tables, typeset as in the prose), ``errata`` (the Errata part's entries and their
+statuses, read from its pages), ``plotting`` and the package ``figures`` (Figures 1-4 from committed runs).
 """
 import hashlib
 import sys

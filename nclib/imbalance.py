@@ -4,6 +4,9 @@ Definition 4.1 of the paper (grouped imbalance ({N_i, l_i}, {n_k})) and the matr
 Section 3 and Theorem 4.2; used from :ref:`ch-setting` on. Also the spectra of Y-bar (Theorem 4.4) and the
 blocks of equal singular values among its modes (:func:`mode_blocks`), which the metrics and the closed forms
 share.
+
+A *mode* is a pair of singular vectors of Y-bar with its singular value kappa_k (of D = diag(sqrt n) in the
+bias-free model, whose modes are the classes), as :ref:`ch-setting` defines it; the paper says "singular value".
 """
 from __future__ import annotations
 

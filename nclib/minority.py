@@ -5,6 +5,9 @@ for L >= 2 outlives the mode's collapse decay by the factor (L+1)/4^(L/(L+1)): :
 one nearest a run's objective by :func:`nearest_partial_minimum`) and which modes of a model are alive
 (:func:`alive_modes`), chapter :ref:`ch-minority`.
 
+A *mode* is a pair of singular vectors of Y-bar with its singular value kappa_k (of D = diag(sqrt n) in the
+bias-free model, whose modes are the classes), as :ref:`ch-setting` defines it; the paper says "singular value".
+
 With every decay equal to lambda (lam_W1 = ... = lam_WL = lam_H = lambda) the threshold of Theorem 4.3
 (corrected, :ref:`ch-thm43`), L^2 N (N lam_H lam_W1 ... lam_WL)^(1/L) >= kappa_k^2 (L-1)^((L-1)/L), depends on
 the decays only through their product Pi = lam_H lam_W1 ... lam_WL: mode k dies once

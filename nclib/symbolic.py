@@ -1,10 +1,11 @@
 """Symbolic (sympy) derivations used by the book.
 
 Each function returns sympy expressions built from named symbols so that the chapters can
-print them with ``{glue:math}`` and prove identities with ``sympy.simplify``.  The functions
-here start with the spectrum of Y-bar (Theorem 4.4 and Theorems B.1, B.2 of
-:cite:`liu2024exploration`, chapter ``ch-spectrum``); other chapters append their own helpers
-at the end of this module.
+print them with ``{glue:math}`` and prove identities with ``sympy.simplify``.  Two sections: the spectrum of
+Y-bar for grouped counts (Theorem 4.4 and Theorems B.1, B.2 of :cite:`liu2024exploration`; chapters
+:ref:`ch-spectrum` and :ref:`ch-errata-spectrum`), then Y-bar with K symbolic class counts (:func:`ybar_symbolic`;
+chapters :ref:`ch-setting` and :ref:`ch-thm42`).  A derivation that another chapter needs twice goes into a section
+of its own at the end.
 """
 
 import math

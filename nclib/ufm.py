@@ -8,6 +8,9 @@ analogue is obtained with ``bias=False``), built on Lemma A.2 (the scalar functi
 Used in :ref:`ch-lemma-a2`, :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`
 and :ref:`ch-errata-theory`.
 
+A *mode* is a pair of singular vectors of Y-bar with its singular value kappa_k (of D = diag(sqrt n) in the
+bias-free model, whose modes are the classes), as :ref:`ch-setting` defines it; the paper says "singular value".
+
 The reduction used throughout (checked symbolically and numerically in the chapters): at a global
 minimizer features collapse to their class means H-bar, the bias is b* = n/N and the global feature
 mean is 0; with E = H-bar D (D = diag(sqrt n)) the problem becomes
