@@ -1792,6 +1792,14 @@ def test_check_remake_asks_runs_that_name_their_cpu_for_a_remake_on_another():
     with pytest.raises(ValueError, match=r"L=3: the remake must name its CPU \(host_cpu\)"):
         figures.check_remake(naming(runs, "AMD EPYC 7B13 (AVX2)"), {**remake, 3: naming(remake, None)[3]})
 
+    # Figure 4 is bias-free: its runs, made before NC3 compared class with class, read NC3 by blocks of classes of
+    # equal count; a remake made since reads it class by class (Appendix C), another quantity in the same column
+    assert {r.nc3_compares for r in (*runs.values(), *remake.values())} == {figures.NC3_EQUAL_COUNT_BLOCKS}
+    since = {**remake, 6: dataclasses.replace(remake[6],
+                                              provenance={**remake[6].provenance, "nc3_compares": "classes"})}
+    with pytest.raises(ValueError, match=r"L=6: NC3 compares 'classes' in the remake, 'blocks of equal counts' in"):
+        figures.check_remake(runs, since)
+
 
 # ------------------------------------------------------------------------------------------ provenance of the runs
 

@@ -514,11 +514,12 @@ def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("obje
     :ref:`ch-engine`); raise ValueError naming what differs if not.  For every L: the same parameters but
     :data:`REMAKE_MAY_DIFFER`, the same data (``data_sha256``) and recorded epochs, the remake finished from a
     clean checkout and naming its CPU (``host_cpu``), and where ``runs`` name theirs, another one (the remake is
-    there for another CPU model's rounding); runs made before CPUs were recorded name none, and pass;
-    both the records of their parameters (:func:`provenance_problems`) made from clean commits
-    (:func:`made_clean_problems`) of this repository where git can say (:func:`unknown_commits`), on one kind of
-    device, with one torch version and beside the same runs (``trained_with``), the runs trained side by side at
-    one commit (:func:`together_problems`).
+    there for another CPU model's rounding); runs made before CPUs were recorded name none, and pass; the same
+    reading of NC3 (:attr:`Run.nc3_compares`: a bias-free run made since NC3 compared class with class against one
+    made before is two quantities in one column); both the records of their parameters (:func:`provenance_problems`)
+    made from clean commits (:func:`made_clean_problems`) of this repository where git can say
+    (:func:`unknown_commits`), on one kind of device, with one torch version and beside the same runs
+    (``trained_with``), the runs trained side by side at one commit (:func:`together_problems`).
     Returns the largest relative difference at epoch 0 (the initialization) over the history columns ``keys``:
     how far apart the two CPUs' rounding starts them (0 for a column equal in both, 0 included; a NaN, or 0 against
     a value that is not, has no finite relative difference and is refused)."""
@@ -544,6 +545,8 @@ def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("obje
         elif first and first == cpu:  # runs made before CPUs were recorded name none: nothing to compare
             problems.append(f"L={L}: the remake must be made on another CPU than the runs, which name the same "
                             f"(host_cpu {cpu!r})")
+        if a.nc3_compares != b.nc3_compares:  # two readings of NC3 (a bias-free run made before and since)
+            problems.append(f"L={L}: NC3 compares {b.nc3_compares!r} in the remake, {a.nc3_compares!r} in the runs")
         problems += _made_again_problems(L, a, b)
         if not problems:
             with np.errstate(divide="ignore", invalid="ignore"):  # equal values (0 in both too) differ by 0
