@@ -192,11 +192,17 @@ def _client(scheduler, workers, worker_resources, runs: int | None = None):
     """A dask Client: to ``scheduler`` (an address or a cluster object), else to a new LocalCluster of ``workers``
     single-threaded processes (each holding ``worker_resources``; by default one per core, but no more than the
     ``runs`` to train, or one where the runs ask for resources), without a dashboard; returns (client, cluster or
-    None)."""
+    None).  ValueError naming ``scheduler`` where no scheduler answers there."""
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:
-        return Client(scheduler), None
+        try:
+            return Client(scheduler), None
+        except OSError as exc:  # refused, timed out (distributed.comm.timeouts.connect), or no such host
+            shown = scheduler if isinstance(scheduler, str) else type(scheduler).__name__
+            raise ValueError(f"scheduler (--scheduler) {shown!r}: no Dask scheduler answered there "
+                             f"({type(exc).__name__}: {exc}); start one (dask scheduler) or correct the address; "
+                             f"nothing was recorded or trained") from None
     if workers is None:  # a worker more than the runs would only start, import torch and wait
         n = 1 if worker_resources else usable_cores() if runs is None else max(1, min(usable_cores(), runs))
     else:
@@ -227,7 +233,11 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     ``restarted`` says why). ``scheduler``: None (a LocalCluster of ``workers`` processes, one thread each; by
     default one per core but no more than the runs to train, or a single one when the runs ask for resources, as
     ``device="cuda..."`` runs do), a
-    scheduler address ``"tcp://HOST:8786"`` or a dask cluster object (dask-jobqueue's ``SLURMCluster``...).
+    scheduler address ``"tcp://HOST:8786"`` or a dask cluster object (dask-jobqueue's ``SLURMCluster``...); any
+    other value, a malformed address included, is refused by name before anything is planned or written.  A call
+    with runs to train reaches its scheduler before it records itself in ``sweep.json``: one where no scheduler
+    answers within Dask's connect timeout (``distributed.comm.timeouts.connect``, 30 s by default) is a ValueError
+    naming ``scheduler``, the record left as it was; a call with nothing to train reaches no cluster.
     ``resources``: the Dask resources each run asks for (default ``{"GPU": 1}`` for a run with
     ``device="cuda..."``, none otherwise).  ``progress``: a tqdm bar over the finished runs.  ``tie``: parameters
     that take the value of a grid parameter at every point, ``{"lam_H": "lam_W"}`` for lam_H = lam_W (each must be a
@@ -263,21 +273,27 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
             for name, result in other.items():
                 record_result(m, name, result)
 
-        update_manifest(out_dir, record)
-
-        if todo:
-            asks = [task_resources(p, resources) for p in todo]
-            need = {}  # what the local cluster's workers hold: the largest amount any run asks for, per resource
-            for ask in asks:
-                for k, v in (ask or {}).items():
-                    need[k] = max(need.get(k, 0), v)
+        asks = [task_resources(p, resources) for p in todo]
+        need = {}  # what the local cluster's workers hold: the largest amount any run asks for, per resource
+        for ask in asks:
+            for k, v in (ask or {}).items():
+                need[k] = max(need.get(k, 0), v)
+        client = cluster = None
+        # a scheduler is reached before the call is recorded: one that does not answer (a mistyped address) leaves
+        # sweep.json as it was; a local cluster starts after, and one that does not start leaves its points absent
+        if todo and scheduler is not None:
             client, cluster = _client(scheduler, workers, need, runs=len(todo))
-            try:
+        try:
+            update_manifest(out_dir, record)
+            if todo:
+                if client is None:
+                    client, cluster = _client(scheduler, workers, need, runs=len(todo))
                 _train_on_dask(client, todo, asks, need, out_dir, restart_refused, progress)
-            finally:
+        finally:
+            if client is not None:
                 client.close()
-                if cluster is not None:
-                    cluster.close()
+            if cluster is not None:
+                cluster.close()
         return summary(out_dir)
 
 
@@ -291,12 +307,44 @@ def _check_sweep_args(workers, scheduler, resources, progress, restart_refused) 
     if workers is not None and scheduler is not None:
         raise ValueError("workers sets the size of the local cluster; with scheduler the cluster's own workers "
                          "run the sweep")
+    _check_scheduler(scheduler)
     if resources is not None:
         if not isinstance(resources, dict) or not all(isinstance(k, str) for k in resources):
             raise ValueError(f"resources must be a dict of resource name -> positive amount, got {resources!r}")
         for k, v in resources.items():
             _resource_amount(k, v, "resources")
     return workers, progress, restart_refused
+
+
+def _check_scheduler(scheduler) -> None:
+    """Refuse a ``scheduler`` that is neither None, a cluster object (one with a ``scheduler_address``, as
+    :class:`dask.distributed.LocalCluster` and dask-jobqueue's clusters have) nor an address of the form that
+    :class:`dask.distributed.Client` reads, ``[SCHEME://]HOST:PORT`` (``tcp://HOST:8786``; the scheme tcp when left
+    out; any scheme Dask knows, the location of one without a host and port, ``inproc``, as Dask reads it), with a
+    ValueError naming ``scheduler (--scheduler)``: a mistyped address is refused here, before anything is planned
+    or written, rather than by Dask after the call is recorded."""
+    if scheduler is None or isinstance(getattr(scheduler, "scheduler_address", None), str):
+        return
+    refusal = (f"scheduler (--scheduler) must be the address of a running Dask scheduler, tcp://HOST:PORT (as "
+               f"tcp://HOST:8786), or from Python a cluster object, got {scheduler!r}")
+    if not isinstance(scheduler, str):
+        raise ValueError(refusal)
+    from distributed.comm import registry
+    from distributed.comm.addressing import parse_address
+
+    try:
+        scheme, location = parse_address(scheduler)
+        backend = registry.get_backend(scheme)
+    except ValueError as exc:  # an unknown scheme
+        raise ValueError(f"{refusal}: {exc}") from None
+    try:
+        host, port = backend.get_address_host_port(location)
+    except NotImplementedError:  # a scheme whose locations are no host and port (inproc)
+        return
+    except ValueError as exc:  # no port, a port that is no number, an IPv6 host without brackets
+        raise ValueError(f"{refusal}: {exc}") from None
+    if not host or not 0 < port < 65536:
+        raise ValueError(f"{refusal}: a host and a port from 1 to 65535 expected")
 
 
 def _train_on_dask(client, todo: list[dict], asks: list, need: dict, out_dir: pathlib.Path, restart_refused: bool,

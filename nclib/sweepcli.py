@@ -26,8 +26,10 @@ main columns (each error cut short: ``sweep.csv`` holds it whole; with ``--point
 write no ``sweep.csv``, a cut error follows whole on stderr, and ``sweep.json`` keeps the error of a run whose
 folder does not record it) and exits with status 1 when a run failed, carries an error or was never trained
 (:func:`exit_status`; a divergence is a result, status 0; ``--list-points`` lists points, no outcome, and exits with
-0) or the file system refuses flock locks (:class:`nclib.locks.LockUnsupported`), 3 when another sweep is running in
-the same ``--out-dir`` (:class:`nclib.sweepmanifest.SweepBusy`).
+0) or the file system refuses flock locks (:class:`nclib.locks.LockUnsupported`), 2 for a usage error (a parameter,
+value or combination of flags refused, a ``--scheduler`` address refused or one where no scheduler answers, the call
+then left out of ``sweep.json``), 3 when another sweep is running in the same ``--out-dir``
+(:class:`nclib.sweepmanifest.SweepBusy`).
 """
 from __future__ import annotations
 
@@ -67,7 +69,8 @@ exit status:
      and diverged runs included: the table's status says which); --list-points
   1  a run failed or carries an error, or a point has no run yet (absent), or no
      point has one; or the file system refuses flock locks
-  2  a usage error: a parameter, value or combination of options refused
+  2  a usage error: a parameter, value or combination of options refused, or a
+     --scheduler that does not answer (nothing recorded)
   3  another sweep is running in --out-dir
 
 a job array (Slurm), one point per task:
@@ -205,7 +208,8 @@ def _command(ns) -> pd.DataFrame:
     if ns.summary_only:  # the table is rebuilt from the folders only: what trains runs would be silently ignored
         given = [flag for flag, values in (("--grid", ns.grid), ("--set", ns.fixed), ("--tie", ns.tie),
                                             ("--restart-refused", ns.restart_refused),
-                                            ("--workers", ns.workers is not None), ("--scheduler", ns.scheduler),
+                                            ("--workers", ns.workers is not None),
+                                            ("--scheduler", ns.scheduler is not None),
                                             ("--resources", ns.resources)) if values]
         if given:
             raise ValueError(f"--summary-only rewrites {SUMMARY} from the run folders and starts no run; it takes "
@@ -222,7 +226,8 @@ def _command(ns) -> pd.DataFrame:
         raise ValueError("--forget-absent forgets points before --summary-only rewrites the table; give it with "
                          "--summary-only")
     if modes:  # one point trained here, or none: no cluster (and with --list-points, nothing restarted)
-        given = [flag for flag, value in (("--workers", ns.workers is not None), ("--scheduler", ns.scheduler),
+        given = [flag for flag, value in (("--workers", ns.workers is not None),
+                                          ("--scheduler", ns.scheduler is not None),
                                           ("--resources", ns.resources),
                                           ("--restart-refused", ns.list_points and ns.restart_refused)) if value]
         if given:

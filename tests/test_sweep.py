@@ -14,6 +14,7 @@ import subprocess
 import sys
 import warnings
 
+import dask
 import numpy as np
 import pandas as pd
 import pytest
@@ -247,6 +248,56 @@ def test_bad_sweep_arguments_are_refused_by_name(tmp_path, kw, name):
     with pytest.raises(ValueError, match=name):
         sweep.run_sweep({"seed": [0]}, TINY, tmp_path / "out", **kw)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_scheduler_that_is_no_address_is_refused_by_name_before_anything_is_written(tmp_path, capsys):
+    """scheduler is checked with the other execution arguments, before anything is planned or written: a value that is
+    neither None, a cluster object nor an address of the form Dask reads ([SCHEME://]HOST:PORT) is refused naming
+    scheduler (--scheduler), status 2 from the command line, where Dask would refuse it (or wait its connect timeout
+    out) only after the call was recorded; the forms Dask reads pass."""
+    out = tmp_path / "out"
+    for address in (123, "", "localhost:8786x", "tcp://127.0.0.1", "tcp://:8786", "tcp://h:0", "tcp://h:65536",
+                    "http://h:8786", ["tcp://h:8786"]):
+        with pytest.raises(ValueError, match=re.escape("scheduler (--scheduler)")):
+            sweep.run_sweep({"seed": [0]}, TINY, out, scheduler=address, progress=False)
+        if isinstance(address, str):
+            with pytest.raises(SystemExit) as exc:
+                sweep.main(["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()],
+                            "--out-dir", str(out), "--scheduler", address, "--no-progress"])
+            error = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+            assert exc.value.code == 2 and len(error) == 1 and "--scheduler" in error[0], (address, error)
+        assert not out.exists(), address
+
+    class Cluster:  # what Client takes for a cluster: an object with the address of its scheduler
+        scheduler_address = "tcp://127.0.0.1:8786"
+
+    for address in ("tcp://127.0.0.1:8786", "localhost:8786", "tls://[::1]:8786", "inproc://10.0.0.1/1234/1",
+                    Cluster()):
+        assert sweep._check_sweep_args(None, address, None, True, False) == (None, True, False)
+
+
+def test_a_scheduler_that_does_not_answer_leaves_the_record_as_it_was(tmp_path, capsys):
+    """An address of the right form where no scheduler listens (a port closed again at once; Dask's connect timeout cut
+    to 1 s): the call is refused naming scheduler (--scheduler), status 2 from the command line, before it is
+    recorded, so that sweep.json and the run folders stay as they were, byte for byte and in time."""
+    out = tmp_path / "out"
+    sweep.run_point({"seed": [0, 1]}, TINY, out, 0)  # a folder holding a recorded call and one run
+    before = _files(out)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        silent = f"tcp://127.0.0.1:{closed.getsockname()[1]}"
+    argv = ["--grid", "seed=0,1,2", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out),
+            "--scheduler", silent, "--no-progress"]
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        with pytest.raises(ValueError, match=re.escape(f"scheduler (--scheduler) {silent!r}")):
+            sweep.run_sweep({"seed": [0, 1, 2]}, TINY, out, scheduler=silent, progress=False)
+        with pytest.raises(SystemExit) as exc:
+            sweep.main(argv)
+    error = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    assert exc.value.code == 2 and len(error) == 1 and "--scheduler" in error[0], error
+    after = _files(out)
+    after.pop(sweepmanifest.LOCK)  # the sweep's lock, taken and given back
+    assert after == before
 
 
 def test_numpy_bools_and_ints_count_as_the_sweep_arguments_they_are():
