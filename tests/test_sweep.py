@@ -801,6 +801,25 @@ def test_a_task_refused_for_the_lock_of_another_host_is_no_error_once_the_lock_i
     assert sweep.list_points(grid, TINY, out)["error"].isna().all()
 
 
+def test_a_rerun_of_a_finished_sweep_reaches_no_cluster(tmp_path, monkeypatch):
+    """Every point of the grid finished: a rerun trains nothing, and neither starts a local cluster nor connects to a
+    scheduler (nclib.sweep._client, which does both, is never called); it returns the table."""
+    out = tmp_path / "out"
+    for point in range(2):
+        sweep.run_point({"seed": [0, 1]}, TINY, out, point)
+    reached = []
+
+    def no_cluster(*args, **kwargs):
+        reached.append(args)
+        raise OSError("no cluster here")
+
+    monkeypatch.setattr(sweep, "_client", no_cluster)
+    for kw in ({}, {"workers": 2}, {"scheduler": "tcp://127.0.0.1:1"}):
+        table = sweep.run_sweep({"seed": [0, 1]}, TINY, out, progress=False, **kw)
+        assert table["status"].tolist() == ["finished", "finished"] and sweep.exit_status(table) == 0
+    assert reached == []
+
+
 def test_a_sweep_with_nothing_to_train_clears_the_errors_its_folders_replaced(scheduler, tmp_path):
     """A run kept as finished while sweep.json still holds an error from an earlier sweep (a lock of another host,
     since removed, and the run finished by hand): the rerun trains nothing and writes the manifest without it."""
