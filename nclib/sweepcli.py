@@ -159,7 +159,7 @@ def main(argv=None) -> pd.DataFrame:
         _whole_errors(df, ap.prog)
         return df
     view = df[[c for c in ("run_name", "status", "epoch", "final_objective", "final_train_acc", "final_nc1",
-                           "error") if c in df.columns]].copy()
+                           "recorded", "error") if c in df.columns]].copy()  # recorded: only where a run is not
     if "error" in view and view["error"].isna().all():  # no run failed: no column of empty errors
         view = view.drop(columns="error")
     elif "error" in view:

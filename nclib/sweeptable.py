@@ -36,6 +36,14 @@ class MixedCodeVersions(UserWarning):
     changes): their numbers may differ for that reason alone (:func:`summary`)."""
 
 
+class UnrecordedRuns(UserWarning):
+    """The output folder holds run folders that its record ``sweep.json`` does not list (copied in from another
+    node's output folder, say): :func:`summary` lists them after the recorded runs, its column ``recorded`` False,
+    and names them.  No call of the folder planned them, so nothing has checked that they share the parameters that
+    the folder's calls fix; a sweep called again in the folder with a grid that holds their points does (it refuses
+    a folder holding a run with other parameters), records them and trains none that is finished."""
+
+
 class NoRuns(ValueError):
     """The output folder holds no run of a sweep: it does not exist, or it holds neither ``sweep.json`` nor a run
     folder, as before the first task of a job array has started.  Every point of the sweep is then without a run,
@@ -172,6 +180,9 @@ def summary(out_dir) -> pd.DataFrame:
     or a task checks its data again).  The rows follow
     ``sweep.json``, in the grid order of the calls (:func:`nclib.sweepmanifest.record_call`: a point a later call
     added goes beside its neighbours in that call's grid); without it, every run folder in ``out_dir`` by name.
+    Run folders that ``sweep.json`` does not list (copied in from another node's output folder, say) follow the
+    recorded runs, by name, with a column ``recorded`` (True for the others; the column is there only then), and
+    the table warns naming them (:class:`UnrecordedRuns`).
     :class:`NoRuns` (a ValueError) where ``out_dir`` does not exist or holds no run of a sweep; ValueError where it
     is a file."""
     out_dir = pathlib.Path(out_dir)
@@ -180,8 +191,11 @@ def summary(out_dir) -> pd.DataFrame:
     if not out_dir.is_dir():
         raise ValueError(f"out_dir {str(out_dir)!r} is not a folder")
     manifest = read_manifest(out_dir)
-    points = manifest.get("runs") or {d.name: {} for d in sorted(out_dir.iterdir())
-                                      if d.is_dir() and (d / "params.json").is_file()}
+    folders = [d.name for d in sorted(out_dir.iterdir()) if d.is_dir() and (d / "params.json").is_file()]
+    points = manifest.get("runs") or {name: {} for name in folders}
+    # run folders that no call of the folder recorded (copied in from another node): listed after, and marked
+    unrecorded = [name for name in folders if name not in points]
+    points = {**points, **{name: {} for name in unrecorded}}
     if not points:  # an empty folder, or another one: no table rather than an empty one
         raise NoRuns(f"out_dir {str(out_dir)!r} holds no run of a sweep (no {MANIFEST}, no run folder with a "
                      f"params.json)")
@@ -189,6 +203,8 @@ def summary(out_dir) -> pd.DataFrame:
     rows, provs = [], []
     for name, point in points.items():
         row, prov = table_row(out_dir, name, point, manifest, grid_keys)
+        if unrecorded:
+            row["recorded"] = name not in unrecorded
         rows.append(row)
         provs.append(prov)
     versions = _code_versions(provs)
@@ -198,6 +214,13 @@ def summary(out_dir) -> pd.DataFrame:
         warnings.warn(f"the runs of {str(out_dir)!r} were trained from {len(versions)} versions of the code: "
                       f"{shown}; the table's git_commit, git_dirty and git_diff_sha256 say which run is which",
                       MixedCodeVersions,
+                      stacklevel=2)
+    if unrecorded:
+        warnings.warn(f"{len(unrecorded)} run folder{'s' * (len(unrecorded) > 1)} of {str(out_dir)!r} "
+                      f"{'are' if len(unrecorded) > 1 else 'is'} not recorded in {MANIFEST}: {', '.join(unrecorded)}; "
+                      f"listed at the end of the table (recorded False), not checked against the parameters of the "
+                      f"folder's calls: run the sweep again in this folder with a grid that holds their points, "
+                      f"which checks and records them and trains none that is finished", UnrecordedRuns,
                       stacklevel=2)
     df = pd.DataFrame(rows)
     atomic_write_text(out_dir / SUMMARY, df.to_csv(index=False))

@@ -9,6 +9,7 @@ import logging
 import os
 import pathlib
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -1318,6 +1319,46 @@ def test_the_table_gives_each_runs_code_and_machine_and_warns_of_mixed_commits(t
     with pytest.warns(sweep.MixedCodeVersions, match="diff sha256 aaaaaaaaaa.*diff sha256 bbbbbbbbbb"):
         df = sweep.summary(out)
     assert df["git_diff_sha256"].tolist() == ["a" * 64, "b" * 64]
+
+
+def test_run_folders_the_record_does_not_list_are_listed_marked_and_named(tmp_path, monkeypatch, capsys):
+    """Run folders copied in from another node's output folder, which the folder's sweep.json does not list: the table
+    lists them after the recorded runs, its column recorded False, and warns naming them (a note of the command line).
+    The sweep run again there with a grid that holds every point (the nodes' folders merged) trains nothing, records
+    them and lists them all, unmarked; a copied run with other parameters is refused by it, naming them."""
+    node_a, node_b, node_c = tmp_path / "node-a", tmp_path / "node-b", tmp_path / "node-c"
+    sweep.run_point({"lam_W": [1e-3]}, TINY, node_a, 0)
+    for point in range(2):
+        sweep.run_point({"lam_W": [1e-2, 1e-1]}, TINY, node_b, point)
+    for name in ("lam_W-0.01", "lam_W-0.1"):
+        shutil.copytree(node_b / name, node_a / name)
+    with pytest.warns(sweep.UnrecordedRuns, match="lam_W-0.01, lam_W-0.1"):
+        table = sweep.summary(node_a)
+    assert table["run_name"].tolist() == ["lam_W-0.001", "lam_W-0.01", "lam_W-0.1"]
+    assert table["recorded"].tolist() == [True, False, False] and table["lam_W"].tolist() == [1e-3, 1e-2, 1e-1]
+    assert (table["status"] == "finished").all() and sweep.exit_status(table) == 0
+    shown = sweep.main(["--summary-only", "--out-dir", str(node_a)])
+    assert "lam_W-0.01" in capsys.readouterr().err and shown["recorded"].tolist() == [True, False, False]
+    assert pd.read_csv(node_a / sweep.SUMMARY)["recorded"].tolist() == [True, False, False]
+    # the merged folder's union grid: nothing trained, no cluster, every run recorded
+    runs_before = {name: _files(node_a / name) for name in table["run_name"]}
+    monkeypatch.setattr(sweep, "_client", lambda *args, **kwargs: (_ for _ in ()).throw(OSError("no cluster")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sweep.UnrecordedRuns)
+        merged = sweep.run_sweep({"lam_W": [1e-3, 1e-2, 1e-1]}, TINY, node_a, progress=False)
+    assert merged["run_name"].tolist() == table["run_name"].tolist() and "recorded" not in merged
+    assert (merged["status"] == "finished").all()
+    assert {name: _files(node_a / name) for name in table["run_name"]} == runs_before
+    assert list(sweepmanifest.read_manifest(node_a)["runs"]) == table["run_name"].tolist()
+    # a run of other epochs copied in: the union grid is refused naming them, and the record is left as it was
+    sweep.run_point({"lam_W": [1e-3]}, {**TINY, "epochs": 2}, node_c, 0)
+    shutil.copytree(node_c / "lam_W-0.001", node_b / "lam_W-0.001")
+    record = (node_b / sweepmanifest.MANIFEST).read_bytes()
+    with pytest.warns(sweep.UnrecordedRuns, match="lam_W-0.001"):
+        assert sweep.summary(node_b)["recorded"].tolist() == [True, True, False]
+    with pytest.raises(ValueError, match="epochs"):
+        sweep.run_sweep({"lam_W": [1e-3, 1e-2, 1e-1]}, TINY, node_b, progress=False)
+    assert (node_b / sweepmanifest.MANIFEST).read_bytes() == record
 
 
 def test_a_relative_data_path_is_made_absolute_for_the_workers(scheduler, tmp_path, monkeypatch):
