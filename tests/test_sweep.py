@@ -9,6 +9,7 @@ import logging
 import os
 import pathlib
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 import torch
 from dask.distributed import LocalCluster
 
-from nclib import locks, runs, sweep, sweepmanifest, sweeptable, train
+from nclib import ROOT, locks, runs, sweep, sweepmanifest, sweeptable, train, ufm
 from nclib.grid import SWEEP_KEYS, expand_grid, parse_fixed, parse_grid, parse_tie, run_name_for
 from nclib.parameters import DEFAULTS, EXECUTION_KEYS
 
@@ -1471,6 +1472,40 @@ def test_the_command_line_sweeps_on_a_dask_cluster(scheduler, tmp_path):
     assert table["run_name"].tolist() == ["seed-0", "seed-1"] and (table["status"] == "finished").all()
     for name in ("seed-0", "seed-1"):
         assert json.loads((out / name / "provenance.json").read_text())["status"] == "finished"
+
+
+def test_the_readmes_sweep_demo_ends_as_the_readme_says(scheduler, tmp_path):
+    """The README's sweep demo, its command (on the module's cluster, in a temporary folder): each run ends with the
+    training accuracy of the global minimizer of (4.3), every point at the two smaller decays and only the largest
+    class ("20 of the 35 points", the README's numbers, from its counts) at the largest; the smallest decay's
+    objective ends more than 10 % above the global minimum, the others' within 1 %; and the README's command that
+    prints these fractions runs on the table."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    command = shlex.split(next(b for b in blocks if "nclib.sweep" in b and "sweep-demo" in b).replace("\\\n", " "))
+    argv = command[command.index("nclib.sweep") + 1:]
+    assert argv[argv.index("--out-dir") + 1] == "results/runs/sweep-demo"
+    argv[argv.index("--out-dir") + 1] = str(tmp_path / "results" / "runs" / "sweep-demo")
+    table = sweep.main([*argv, "--scheduler", scheduler, "--no-progress"])
+    fixed = parse_fixed([v for k, v in zip(argv, argv[1:]) if k == "--set"])
+    counts, lams = fixed["counts"], table["lam_W"].to_numpy()
+    assert (table["status"] == "finished").all() and (table["lam_H"].to_numpy() == lams).all()  # tied
+    assert lams.tolist() == [1e-3, 1e-2, 1e-1]
+    best = [ufm.minimizer_accuracy(counts, lam, lam, L=1, bias=True) for lam in lams]
+    assert table["final_train_acc"].tolist() == best
+    assert best[:2] == [1.0, 1.0] and best[2] == max(counts) / sum(counts)
+    assert table[[f"class_acc_{k}" for k in range(3)]].to_numpy()[2].tolist() == [1.0, 0.0, 0.0]
+    assert counts[0] == max(counts)
+    largest, total = map(int, re.search(r"\((\d+) of the (\d+) points\)", readme).groups())
+    assert (largest, total) == (max(counts), sum(counts))
+    minimum = np.array([ufm.minimum_value(counts, lam, lam, L=1, bias=True) for lam in lams])
+    above = (table["final_objective"].to_numpy() - minimum) / minimum
+    assert above[0] > 0.1 and (0 < above[1:]).all() and (above[1:] < 0.01).all(), above
+    printing = next(b for b in blocks if "sweep-demo/sweep.csv" in b)
+    code = printing[printing.index("-c '") + 4:printing.rindex("'")]
+    printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                             env=os.environ, timeout=300)
+    assert printed.returncode == 0 and all(name in printed.stdout for name in table["run_name"]), printed.stderr
 
 
 @pytest.mark.parametrize("point", ["-1", "2"])
