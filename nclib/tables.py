@@ -1,15 +1,17 @@
-"""The labels of the chapters' tables, with their math typeset as in the prose.
+"""The chapters' tables: their labels, with their math typeset as in the prose, and their cells as written.
 
 A table that a code cell shows (a pandas ``Styler``) reaches the page as raw HTML, which MyST does not parse:
 ``$...$`` in a row or column label stays a literal dollar sign, since the page's MathJax reads only
 ``\\(...\\)`` and only inside elements of class ``math`` (the configuration myst-parser gives it).
 :func:`math_label` writes a label as Sphinx writes inline math in the prose, so that a table's header is
-typeset as the sentence that names it.  Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`,
-:ref:`ch-lemma-a1` and :ref:`ch-lemma-a2`.
+typeset as the sentence that names it; :func:`styled` makes a frame such a table, its cells written by the
+formats a chapter gives.  Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`, :ref:`ch-lemma-a1` and
+:ref:`ch-lemma-a2`.
 """
 from __future__ import annotations
 
 import html
+from typing import Callable, Mapping
 
 #: The element Sphinx puts around inline math, which the page's MathJax typesets.
 _MATH = '<span class="math notranslate nohighlight">\\({}\\)</span>'
@@ -39,3 +41,38 @@ def math_label(label: str) -> str:
             raise ValueError(f"label must hold no \\( or \\) inside its math, which would end it early, got {label!r}")
         out.append(_MATH.format(html.escape(piece, quote=False)))
     return "".join(out)
+
+
+def styled(frame, formats: Mapping[str, str | Callable] | None = None, labels: Mapping[str, str] | None = None,
+           caption: str | None = None, index: bool = False):
+    """``frame`` (a pandas DataFrame) as a chapter's table, a pandas ``Styler``: each column named in ``formats``
+    written by its format (a format string such as ``"{:.6f}"``, or a function of the value, as
+    ``Styler.format`` takes them; a column not named there as pandas writes it), every column label typeset by
+    :func:`math_label` from its text in ``labels`` (``$...$`` for math; a label not there is the column's own
+    name), and ``caption`` above the table.  The index is hidden unless ``index``, which shows it with its labels
+    typeset as the columns'.  Formats and labels of columns the frame lacks are left unused, so that one mapping
+    serves the several tables cut from one frame.  Used in :ref:`ch-thm41`, :ref:`ch-thm42`,
+    :ref:`ch-thm43` and :ref:`ch-lemma-a1`.
+
+    ValueError naming ``frame`` unless it is a DataFrame, ``formats`` or ``labels`` unless each is a mapping (or
+    None), ``caption`` unless it is a string (or None), and ``index`` unless it is True or False."""
+    import pandas as pd  # the theory modules that import this one need no pandas
+
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
+    for name, given in (("formats", formats), ("labels", labels)):
+        if given is not None and not isinstance(given, Mapping):
+            raise ValueError(f"{name} must be a mapping from column names (or None), got {type(given).__name__}")
+    if caption is not None and not isinstance(caption, str):
+        raise ValueError(f"caption must be a string or None, got {type(caption).__name__}")
+    if not isinstance(index, bool):
+        raise ValueError(f"index must be True or False, got {index!r}")
+    formats, labels = dict(formats or {}), dict(labels or {})
+    shown = frame.style.format(formats)  # pandas leaves a format of a column the frame lacks unused
+
+    def typeset(label):
+        return math_label(labels.get(label, str(label)))
+
+    shown = shown.format_index(typeset, axis="columns")
+    shown = shown.format_index(typeset, axis="index") if index else shown.hide(axis="index")
+    return shown if caption is None else shown.set_caption(caption)

@@ -1,7 +1,9 @@
 """nclib.tables: a table label's $...$ as the inline-math element the page's MathJax typesets."""
+import re
+
 import pytest
 
-from nclib.tables import math_label
+from nclib.tables import math_label, styled
 
 SPAN = '<span class="math notranslate nohighlight">'
 
@@ -30,3 +32,35 @@ def test_html_characters_are_escaped_inside_and_outside_math():
 def test_refuses_labels_it_cannot_typeset(bad):
     with pytest.raises(ValueError, match="^label"):
         math_label(bad)
+
+
+def test_styled_writes_cells_by_their_columns_format_and_typesets_the_labels():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"closed": [2.5, 0.125], "PE": [3e-7, 1e-9], "K": [3, 4]}, index=["first", "second"])
+    # a format for a column the frame lacks is left unused: one mapping serves the tables cut from one frame
+    shown = styled(frame, {"closed": "{:.3f}", "PE": lambda v: f"{v:.0e}", "not a column": "{:.9f}"},
+                   {"PE": "$WE$", "not a column": "$Q$"}, caption="The minimum")
+    page = shown.to_html()
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", page)
+    assert cells == ["2.500", "3e-07", "3", "0.125", "1e-09", "4"]
+    headers = re.findall(r'<th [^>]*class="col_heading[^"]*"[^>]*>(.*?)</th>', page)
+    assert headers == ["closed", f"{SPAN}\\(WE\\)</span>", "K"]
+    assert "first" not in page and "second" not in page  # no index
+    assert "<caption>The minimum</caption>" in page
+
+
+def test_styled_shows_the_index_with_its_labels_typeset_when_asked():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"value": [1.0]}, index=["K < N"])
+    page = styled(frame, labels={"K < N": "$K<N$"}, index=True).to_html()
+    assert f"{SPAN}\\(K&lt;N\\)</span>" in page
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(frame=[[1.0]]), "frame"), (dict(formats=["{:.2f}"]), "formats"),
+                                          (dict(labels="$W$"), "labels"), (dict(caption=3), "caption"),
+                                          (dict(index=1), "index")])
+def test_styled_refuses_by_name(kwargs, name):
+    pd = pytest.importorskip("pandas")
+    args = {"frame": pd.DataFrame({"a": [1.0]}), **kwargs}
+    with pytest.raises(ValueError, match=f"^{name}"):
+        styled(**args)
