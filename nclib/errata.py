@@ -22,6 +22,9 @@ STATUSES = ("mistake", "typo", "possibly an OCR artefact", "ambiguous", "ill-pos
 #: The pages of the Errata part, in the folder ``book/errata``: the first page holds two short entries (T8, M5).
 PAGES = ("index.md", "theory.md", "spectrum.md", "metrics.md")
 
+#: The letters that number the entries, one per topic: the theorems, the spectrum of Y-bar, the metrics.
+TOPICS = ("T", "S", "M")
+
 #: The folder of the Errata part.
 FOLDER = ROOT / "book" / "errata"
 
@@ -40,30 +43,43 @@ def status(title: str) -> str:
     return found[0]
 
 
-def headings(folder=None) -> dict[str, str]:
-    """Every entry of the Errata part: its number (``"T1"``) -> its heading after the number, read from the
-    :data:`PAGES` in ``folder`` (default :data:`FOLDER`), in page order.  A page that is missing, or an entry
-    numbered twice, is refused with a ValueError naming ``folder``.  Used in :ref:`ch-intro`,
-    :ref:`ch-errata` and :ref:`ch-spectrum`."""
+def _entries(folder) -> list[tuple[str, str, str]]:
+    """Every entry of the Errata part as (its page's name, its number, its heading after the number), in page
+    order; a missing page or an entry numbered twice is refused with a ValueError naming ``folder``."""
     folder = FOLDER if folder is None else Path(_checks.path_arg(folder, "folder", "the path of a folder"))
-    out: dict[str, str] = {}
+    out: list[tuple[str, str, str]] = []
+    seen: set[str] = set()
     for name in PAGES:
         page = folder / name
         if not page.is_file():
             raise ValueError(f"folder must hold the Errata pages {list(PAGES)}; {str(page)!r} is not a file")
         for entry, title in _HEADING.findall(page.read_text(encoding="utf-8")):
-            if entry in out:
+            if entry in seen:
                 raise ValueError(f"folder has entry {entry} twice ({str(page)!r} and an earlier page)")
-            out[entry] = title
+            seen.add(entry)
+            out.append((name, entry, title))
     return out
 
 
-def statuses(folder=None) -> dict[str, str]:
+def headings(folder=None) -> dict[str, str]:
+    """Every entry of the Errata part: its number (``"T1"``) -> its heading after the number, read from the
+    :data:`PAGES` in ``folder`` (default :data:`FOLDER`), in page order.  A page that is missing, or an entry
+    numbered twice, is refused with a ValueError naming ``folder``.  Used in :ref:`ch-intro`,
+    :ref:`ch-errata` and :ref:`ch-spectrum`."""
+    return {entry: title for _, entry, title in _entries(folder)}
+
+
+def statuses(folder=None, topic=None) -> dict[str, str]:
     """Every entry of the Errata part: its number -> the status its heading ends with (:func:`headings`,
-    :func:`status`); a heading without exactly one status is refused with a ValueError naming the entry.
-    Used in :ref:`ch-intro`, :ref:`ch-errata` and :ref:`ch-spectrum`."""
+    :func:`status`); a heading without exactly one status is refused with a ValueError naming the entry.  With
+    ``topic``, one of :data:`TOPICS`, only the entries numbered with that letter are read, so that a heading of
+    another topic is not parsed.  Used in :ref:`ch-intro`, :ref:`ch-errata` and :ref:`ch-spectrum`."""
+    if topic is not None and (not isinstance(topic, str) or topic not in TOPICS):
+        raise ValueError(f"topic must be None or one of {list(TOPICS)}, got {topic!r}")
     out = {}
     for entry, title in headings(folder).items():
+        if topic is not None and entry[0] != topic:
+            continue
         try:
             out[entry] = status(title)
         except ValueError as exc:

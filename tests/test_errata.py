@@ -63,3 +63,19 @@ def test_an_entry_numbered_twice_or_a_missing_page_is_refused(tmp_path):
     for bad in ("", 3, b"book/errata"):
         with pytest.raises(ValueError, match="^folder must be the path of a folder"):
             errata.headings(bad)
+
+
+def test_statuses_of_one_topic_leave_the_headings_of_the_others_unread(tmp_path):
+    pages(tmp_path, index="## T8. The abstract: a word, no status\n## M5. A caption (mistake)\n",
+          theory="## T1. Theorem 4.3: the constant (typo)\n",
+          spectrum="## S1. Theorem 4.4: the roots (mistake)\n## S2. Theorem B.1: a sign (possibly an OCR artefact)\n",
+          metrics="## M1. NC3 is 0/0 (ill-posed definition)\n")
+    assert errata.statuses(tmp_path, topic="S") == {"S1": "mistake", "S2": "possibly an OCR artefact"}
+    assert errata.statuses(tmp_path, topic="M") == {"M5": "mistake", "M1": "ill-posed definition"}
+    with pytest.raises(ValueError, match="^entry T8: title must end with one status"):
+        errata.statuses(tmp_path, topic="T")
+    with pytest.raises(ValueError, match="^entry T8: title must end with one status"):
+        errata.statuses(tmp_path)
+    for bad in ("s", "X", "TS", ["S"], 1):
+        with pytest.raises(ValueError, match="^topic must be None or one of"):
+            errata.statuses(tmp_path, topic=bad)
