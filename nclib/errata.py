@@ -3,8 +3,8 @@
 The Errata part lists one entry per defect of the paper, numbered by topic (T: the theorems, S: the spectrum of
 Y-bar, M: the metrics and the experiments).  The heading of an entry, ``## T1. Theorem 4.3: ... (status)``, ends
 with its status, one of :data:`STATUSES`, the labels that the part's first page defines.  A chapter that names
-entries and their statuses in its prose reads them here and asserts them, so that an entry whose status changes
-fails the build at every sentence that states the old one.
+entries and their statuses, or the pages that hold them, in its prose reads them here and asserts them, so that an
+entry whose status or page changes fails the build at every sentence that states the old one.
 """
 from __future__ import annotations
 
@@ -69,11 +69,19 @@ def headings(folder=None) -> dict[str, str]:
     return {entry: title for _, entry, title in _entries(folder)}
 
 
+def entry_pages(folder=None) -> dict[str, str]:
+    """Every entry of the Errata part: its number -> the name of the page of :data:`PAGES` that holds it
+    (``"theory.md"``), in page order, read as :func:`headings` reads them.  Used in :ref:`ch-errata`,
+    :ref:`ch-errata-theory` and :ref:`ch-errata-metrics`."""
+    return {entry: name for name, entry, _ in _entries(folder)}
+
+
 def statuses(folder=None, topic=None) -> dict[str, str]:
     """Every entry of the Errata part: its number -> the status its heading ends with (:func:`headings`,
     :func:`status`); a heading without exactly one status is refused with a ValueError naming the entry.  With
     ``topic``, one of :data:`TOPICS`, only the entries numbered with that letter are read, so that a heading of
-    another topic is not parsed.  Used in :ref:`ch-intro`, :ref:`ch-errata` and :ref:`ch-spectrum`."""
+    another topic is not parsed.  Used in :ref:`ch-intro`, :ref:`ch-errata`, :ref:`ch-errata-theory`,
+    :ref:`ch-errata-metrics`, :ref:`ch-metrics` and :ref:`ch-spectrum`."""
     if topic is not None and (not isinstance(topic, str) or topic not in TOPICS):
         raise ValueError(f"topic must be None or one of {list(TOPICS)}, got {topic!r}")
     out = {}

@@ -65,6 +65,17 @@ def test_an_entry_numbered_twice_or_a_missing_page_is_refused(tmp_path):
             errata.headings(bad)
 
 
+def test_entry_pages_name_the_page_that_holds_each_entry(tmp_path):
+    pages(tmp_path, index="## T8. The abstract: a word (mistake)\n## M5. A caption (mistake)\n",
+          theory="## T1. Theorem 4.3: the constant (typo)\n## T9. Theorem 4.1: a power (ambiguous)\n",
+          spectrum="## S1. Theorem 4.4: the roots (mistake)\n", metrics="## M1. NC3 is 0/0 (ill-posed definition)\n")
+    assert errata.entry_pages(tmp_path) == {"T8": "index.md", "M5": "index.md", "T1": "theory.md",
+                                            "T9": "theory.md", "S1": "spectrum.md", "M1": "metrics.md"}
+    (tmp_path / "spectrum.md").write_text("## T1. the same number again (typo)\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="^folder has entry T1 twice"):
+        errata.entry_pages(tmp_path)
+
+
 def test_statuses_of_one_topic_leave_the_headings_of_the_others_unread(tmp_path):
     pages(tmp_path, index="## T8. The abstract: a word, no status\n## M5. A caption (mistake)\n",
           theory="## T1. Theorem 4.3: the constant (typo)\n",
