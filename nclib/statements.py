@@ -25,7 +25,8 @@ def soft_threshold_relations_error(W, H, n, lam_W, lam_H, bias: bool = True) -> 
     diag((kappa - N sqrt(lam_W lam_H))_+): U^T W E V = T, U^T W W^T U = sqrt(lam_H/lam_W) T and (E V)^T E V =
     sqrt(lam_W/lam_H) T, which every global minimizer of (4.2) or (4.1) satisfies when d is at least the number of
     surviving modes (erratum T4); without a bias they are Theorem 4.1's printed relations, the third as
-    Sigma^2 D^-2 where the OCR reads D^2 (erratum T9), in the form kappa = D of its corrected statement.  With repeated kappa any SVD does: T is then a multiple of the identity on the block.
+    Sigma^2 D^-2 where the OCR reads D^2 (erratum T9), in the form kappa = D of its corrected statement.  With
+    repeated kappa any SVD does: T is then a multiple of the identity on the block.
     ``W`` is K x d, ``H`` d x N with columns grouped by class, ``lam_W`` one number (L = 1).  Used in
     :ref:`ch-thm41` and :ref:`ch-thm42`.
     """
