@@ -1,4 +1,5 @@
-"""The chapters' tables: their labels, with their math typeset as in the prose, and their cells as written.
+"""The chapters' tables: their labels, with their math typeset as in the prose, their cells as written, and the
+names a table lists.
 
 A table that a code cell shows (a pandas ``Styler``) reaches the page as raw HTML, which MyST does not parse:
 ``$...$`` in a row or column label stays a literal dollar sign, since the page's MathJax reads only
@@ -6,15 +7,20 @@ A table that a code cell shows (a pandas ``Styler``) reaches the page as raw HTM
 :func:`math_label` writes a label as Sphinx writes inline math in the prose, so that a table's header is
 typeset as the sentence that names it; :func:`styled` makes a frame such a table, its cells written by the
 formats a chapter gives.  Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`, :ref:`ch-lemma-a1` and
-:ref:`ch-lemma-a2`.
+:ref:`ch-lemma-a2`.  :func:`first_column_names` reads back the names that a markdown table's first column
+lists, so that a table written by hand can be checked against the list it documents.
 """
 from __future__ import annotations
 
 import html
+import re
 from typing import Callable, Mapping
 
 #: The element Sphinx puts around inline math, which the page's MathJax typesets.
 _MATH = '<span class="math notranslate nohighlight">\\({}\\)</span>'
+
+#: A markdown table's delimiter row, the second line of the table: ``| --- | :---: |``.
+_DELIMITER = re.compile(r"^\|(\s*:?-+:?\s*\|)+$")
 
 
 def math_label(label: str) -> str:
@@ -76,3 +82,33 @@ def styled(frame, formats: Mapping[str, str | Callable] | None = None, labels: M
     shown = shown.format_index(typeset, axis="columns")
     shown = shown.format_index(typeset, axis="index") if index else shown.hide(axis="index")
     return shown if caption is None else shown.set_caption(caption)
+
+
+def first_column_names(text: str) -> list[str]:
+    """The names in the first column of the first markdown table in ``text``, in the order of its rows.
+
+    The table starts at the first line beginning with ``|`` that a delimiter row (``| --- | --- |``) follows: that
+    line is its header, and the lines beginning with ``|`` after the delimiter are its body.  A name is a word
+    (letters, digits, underscores) in backticks; the first cell of each body row names one or more, as
+    ``| `nc1`, `nc2_w` | ... |`` does.  The tables of the columns of a run's ``history.csv``
+    (``nclib.runs.HISTORY_COLUMNS``) in the training chapter and ``results/README.md`` are read this way.
+    ``text`` that is not a string, holds no table, or has a body row whose first cell names nothing is refused
+    with a ValueError naming ``text``.  Used in :ref:`ch-train`; used by ``tests/test_train.py``.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string holding a markdown table, got {type(text).__name__}")
+    lines = [line.strip() for line in text.splitlines()]
+    for start, line in enumerate(lines):
+        if line.startswith("|") and start + 1 < len(lines) and _DELIMITER.match(lines[start + 1]):
+            break
+    else:
+        raise ValueError("text must hold a markdown table (a header row, then a delimiter row such as | --- |)")
+    names = []
+    for row in lines[start + 2:]:
+        if not row.startswith("|"):
+            break
+        found = re.findall(r"`(\w+)`", row[1:].split("|", 1)[0])
+        if not found:
+            raise ValueError(f"text must name something in backticks in the first cell of each body row, got {row!r}")
+        names.extend(found)
+    return names

@@ -1,9 +1,10 @@
-"""nclib.tables: a table label's $...$ as the inline-math element the page's MathJax typesets."""
+"""nclib.tables: a table label's $...$ as the inline-math element the page's MathJax typesets, a frame as a
+chapter's table, and the names in the first column of a markdown table."""
 import re
 
 import pytest
 
-from nclib.tables import math_label, styled
+from nclib.tables import first_column_names, math_label, styled
 
 SPAN = '<span class="math notranslate nohighlight">'
 
@@ -64,3 +65,24 @@ def test_styled_refuses_by_name(kwargs, name):
     args = {"frame": pd.DataFrame({"a": [1.0]}), **kwargs}
     with pytest.raises(ValueError, match=f"^{name}"):
         styled(**args)
+
+
+def test_first_column_names_of_the_first_table_in_row_order():
+    text = ("Each row:\n\n| column | what |\n| --- | :--- |\n| `epoch` | the epoch |\n"
+            "| `nc1`, `nc2_w`, `nc3` | the metrics, `nc2_h` named in the second cell only |\n"
+            "  | `wall_time` | seconds |\n\nProse after it.\n\n| name |\n| --- |\n| `other` |\n")
+    assert first_column_names(text) == ["epoch", "nc1", "nc2_w", "nc3", "wall_time"]
+    # a line of | before the table that no delimiter row follows is not its header
+    assert first_column_names("| not a table |\n\n| a | b |\n|:-:|---|\n| `x` | 1 |") == ["x"]
+    assert first_column_names("| a | b |\n| --- | --- |\n") == []  # a header and no body: no names
+
+
+@pytest.mark.parametrize("bad", [
+    None, 3, ["| a |", "| --- |"],  # not a string
+    "", "no table here", "| a | b |\n| `x` | 1 |",  # no delimiter row after a header
+    "| a | b |\n| --- | --- |\n| `x` | 1 |\n| y | `z` |",  # a body row whose first cell names nothing
+    "| a | b |\n| --- | --- |\n| `x-y` | 1 |",  # a name is a word in backticks
+])
+def test_first_column_names_refuses_text_without_a_table_of_names(bad):
+    with pytest.raises(ValueError, match="^text must"):
+        first_column_names(bad)

@@ -609,16 +609,13 @@ def test_the_table_of_history_columns_in_results_readme_names_every_column():
     """results/README.md's table of history.csv's columns names each column of runs.HISTORY_COLUMNS, in the file's
     order, and no other (the training chapter's table is checked by a hidden cell beside it); CONTRIBUTING.md,
     "Adding a metric", has both tables changed with the columns."""
-    import re
-
     import nclib
+    from nclib.tables import first_column_names
 
     readme = (nclib.ROOT / "results" / "README.md").read_text()
     table = readme[readme.index("The columns of `history.csv`"):].split("\n\n")[1]
     assert table.startswith("| column | what |")
-    tabled = [name for line in table.splitlines() if line.startswith("| `")
-              for name in re.findall(r"`(\w+)`", line.split(" | ")[0])]
-    assert tuple(tabled) == runs.HISTORY_COLUMNS
+    assert tuple(first_column_names(table)) == runs.HISTORY_COLUMNS
 
 
 def test_paper_style_panels_from_run_folders(tmp_path):
