@@ -18,7 +18,8 @@ bound on numbers that the book writes nowhere to nearest is rounded outward plai
 figures written (0.013 to 0.020; "at least 31.0" beside 31.0), so that the bounds of a range read at one
 precision where their values allow it; where one of them needs a figure more (10.9 to 249.43) it keeps it, for
 a bound that reads as another number than the table's contradicts the table; :func:`significant_figures` gives
-the figures a table's cell shows, at which a bound beside it is written.
+the figures a table's cell shows, at which a bound beside it is written, and their ``like`` the cell itself, whose
+notation the bound takes ("at least 6.278 × 10⁴" beside a column's 6.28 × 10⁴, not "at least 62,780").
 
 Used in the chapters :ref:`ch-setting`, :ref:`ch-engine`, :ref:`ch-train`, :ref:`ch-sweeps`, :ref:`ch-metrics`,
 :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`, :ref:`ch-lemma-a1`, :ref:`ch-lemma-a2`, :ref:`ch-spectrum`,
@@ -126,17 +127,22 @@ def written(x, sig: int = 2, zeros: bool = False) -> str:
     return _round(x, sig, decimal.ROUND_HALF_EVEN, zeros)
 
 
-def written_column(values, sig: int = 2) -> list[str]:
+def written_column(values, sig: int = 2, uniform: bool = False) -> list[str]:
     """The numbers of one table column, each to ``sig`` significant figures (as :func:`written`) but in one
     notation on each side of the column: where a value needs a power of ten, the values on its side of 1 are
     written as powers, those below 0.1 when one is below 10^-4 (``1.7 × 10⁻⁶`` beside ``4.8 × 10⁻²``), those from
     10^4 (:data:`COLUMN_LARGE`) on when one is from 10^6 on (``9.5 × 10⁵`` and ``6.3 × 10⁴`` beside ``1.0 × 10⁶``);
     the others, and always those from 0.1 to below 10^4, are decimals (``0.61``, ``3.2``, ``16``, ``1,400``: no
     power of ten on a number a reader takes in at a glance).  Each keeps the trailing zeros of its significant
-    figures (``0.20`` beside ``0.22``), so that the column reads at one precision.  :func:`number` reads each
-    back."""
+    figures (``0.20`` beside ``0.22``), so that the column reads at one precision.  ``uniform``: where any value
+    needs a power of ten, write every nonzero value as one (``6.1 × 10⁻¹`` and ``3.2 × 10⁰`` beside ``1.7 × 10⁻⁶``
+    and ``4.8 × 10⁻²``), for a column whose values span orders of magnitude on both sides of 0.1 and are compared
+    by their powers; a column that needs none is written as without it.  :func:`number` reads each back.
+    ValueError naming ``uniform`` unless it is True or False."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise ValueError(f"values must be a list of numbers, got {values!r}")
+    if not isinstance(uniform, (bool, np.bool_)):
+        raise ValueError(f"uniform must be True or False, got {uniform!r}")
     sig = _significant(sig)
     rounded = [_rounded(v, sig, decimal.ROUND_HALF_EVEN) for v in values]
     small = any(r != 0 and abs(r) < decimal.Decimal(str(SMALL)) for r in rounded)
@@ -145,6 +151,8 @@ def written_column(values, sig: int = 2) -> list[str]:
     column_large = decimal.Decimal(str(COLUMN_LARGE))
 
     def power(r: decimal.Decimal) -> bool:
+        if r != 0 and uniform and (small or large):
+            return True
         return r != 0 and ((small and abs(r).adjusted() < -1) or (large and abs(r) >= column_large))
 
     return [_text(r, power=power(r), zeros=True) for r in rounded]
@@ -174,9 +182,24 @@ def _reads_as(bound: decimal.Decimal, near: decimal.Decimal, sig: int) -> bool:
     return all(_quantized(bound, sig, r) == near for r in (decimal.ROUND_HALF_EVEN, decimal.ROUND_HALF_UP))
 
 
-def _bound(x, sig, rounding, zeros) -> str:
+def _like_power(like) -> bool | None:
+    """Whether ``like``, a number as the chapters write it, is written as a power of ten (None for no ``like``);
+    ValueError naming ``like`` for anything else."""
+    if like is None:
+        return None
+    if not isinstance(like, str):
+        raise ValueError(f"like must be a number as the chapters write it (0.058, 6.28 × 10⁴), got {like!r}")
+    try:
+        number(like)
+    except ValueError:
+        raise ValueError(f"like must be a number as the chapters write it (0.058, 6.28 × 10⁴), got {like!r}") from None
+    return _POWER.fullmatch(like) is not None
+
+
+def _bound(x, sig, rounding, zeros, like) -> str:
     if not isinstance(zeros, (bool, np.bool_)):
         raise ValueError(f"zeros must be True or False, got {zeros!r}")
+    power = _like_power(like)
     x = _finite(x)
     sig = _significant(sig)
     near = _rounded(x, sig, decimal.ROUND_HALF_EVEN)
@@ -185,27 +208,32 @@ def _bound(x, sig, rounding, zeros) -> str:
     for extra in range(sig, 18):
         bound = _rounded(x, extra, rounding)
         if _reads_as(bound, near, sig):
-            return _text(bound, zeros=bool(zeros))
-    return _text(_rounded(x, 17, rounding))
+            return _text(bound, power=power, zeros=bool(zeros))
+    return _text(_rounded(x, 17, rounding), power=power)
 
 
-def at_most(x, sig: int = 2, zeros: bool = False) -> str:
+def at_most(x, sig: int = 2, zeros: bool = False, like: str | None = None) -> str:
     """``x`` rounded up (a true "at most x": ``number(text) >= x``) to ``sig`` significant figures, or to more
     where that rounding would not read as :func:`written` writes ``x`` (``at_most(0.14007, 2)`` is ``0.141``, not
     ``0.15``, beside ``written(0.14007, 2) == "0.14"``): the bound and the number's own restatements agree.  A
     number whose shortest decimal is a tie at ``sig`` figures (2.305 to three) is written whole, as its own bound.
     ``zeros``: keep the trailing zeros of the figures written, as :func:`written_column` does (``at_most(1.7452,
     3, zeros=True)`` is ``1.75``; ``at_most(0.0199993, 2, zeros=True)`` is ``0.020``, beside a table's ``0.020``).
-    ValueError naming ``zeros`` unless it is True or False."""
-    return _bound(x, sig, decimal.ROUND_CEILING, zeros)
+    ``like``: the number the bound stands beside, as the chapters write it (a table's cell, :func:`written_column`):
+    the bound takes its notation, a power of ten where ``like`` is one and a decimal where it is not, so that the
+    two read alike (``at_least(810_735, 3, like="8.11 × 10⁵")`` is ``8.107 × 10⁵``, not ``810,700``); None: the
+    notation :func:`written` gives the bound by its size.  ValueError naming ``zeros`` unless it is True or False,
+    and ``like`` unless it is None or a number as the chapters write it (:func:`number`)."""
+    return _bound(x, sig, decimal.ROUND_CEILING, zeros, like)
 
 
-def at_least(x, sig: int = 2, zeros: bool = False) -> str:
+def at_least(x, sig: int = 2, zeros: bool = False, like: str | None = None) -> str:
     """``x`` rounded down (a true "at least x": ``number(text) <= x``) to ``sig`` significant figures, or to more
     where that rounding would not read as :func:`written` writes ``x`` (``at_least(4928822, 3)`` is
     ``4.928 × 10⁶``, not ``4.92 × 10⁶``, beside ``written(4928822, 3) == "4.93 × 10⁶"``).  ``zeros`` as for
-    :func:`at_most` (``at_least(31.032, 3, zeros=True)`` is ``31.0``, beside a table's ``31.0``)."""
-    return _bound(x, sig, decimal.ROUND_FLOOR, zeros)
+    :func:`at_most` (``at_least(31.032, 3, zeros=True)`` is ``31.0``, beside a table's ``31.0``), and ``like``
+    (``at_least(62_786, 3, zeros=True, like="6.28 × 10⁴")`` is ``6.278 × 10⁴``, beside a table's ``6.28 × 10⁴``)."""
+    return _bound(x, sig, decimal.ROUND_FLOOR, zeros, like)
 
 
 def number(text: str) -> float:

@@ -253,3 +253,42 @@ def test_significant_figures_refusals_name_the_argument():
     for bad in ("1e-5", "", "-", "1,00", "6.4 x 10^-7", "0.0 %"):
         with pytest.raises(ValueError, match="^text must be a number as the chapters write it"):
             significant_figures(bad)
+
+
+@pytest.mark.parametrize("x, sig, like, up, down", [
+    # a figure's smallest fall of NC1 beside its drops table's cell, written as a power of ten there
+    (810_735.2, 3, "8.11 × 10⁵", "8.11 × 10⁵", "8.107 × 10⁵"),
+    (62_786.27, 3, "6.28 × 10⁴", "6.28 × 10⁴", "6.278 × 10⁴"),
+    (0.614, 2, "6.1 × 10⁻¹", "6.14 × 10⁻¹", "6.1 × 10⁻¹"),  # beside a column written in powers throughout
+    (4_928_822.46, 3, "4,930,000", "4,930,000", "4,928,000"),  # a decimal beside a decimal, however large
+    (100_000.0, 2, "1.0 × 10⁵", "1.0 × 10⁵", "1.0 × 10⁵"),  # a mantissa of 1 keeps its figures, as the column's
+    (249.4299, 3, "249", "249.43", "249"), (0.0, 2, "0", "0", "0"),
+])
+def test_a_bound_takes_the_notation_of_the_number_it_stands_beside(x, sig, like, up, down):
+    assert at_most(x, sig, zeros=True, like=nb(like)) == nb(up)
+    assert at_least(x, sig, zeros=True, like=nb(like)) == nb(down)
+    for bound in (at_most(x, sig, zeros=True, like=nb(like)), at_least(x, sig, zeros=True, like=nb(like))):
+        assert reads_as(bound, nb(like), sig)  # still the book's rule for a bound beside its number
+    assert number(at_least(x, sig, like=nb(like))) == number(at_least(x, sig)) <= x
+    assert number(at_most(x, sig, like=nb(like))) == number(at_most(x, sig)) >= x
+    for bad in ("8.11e5", "", 8.11e5):
+        with pytest.raises(ValueError, match="^like must be a number as the chapters write it"):
+            at_least(x, sig, like=bad)
+        with pytest.raises(ValueError, match="^like must be a number as the chapters write it"):
+            at_most(x, sig, like=bad)
+
+
+def test_a_uniform_column_writes_every_value_as_a_power_where_one_needs_it():
+    # a summary's final NC1: tiny where a run collapsed, of order 1 where it did not, one notation throughout
+    assert written_column([1.7e-6, 4.8e-2, 0.61, 3.24, 0.0], 2, uniform=True) == [
+        nb("1.7 × 10⁻⁶"), nb("4.8 × 10⁻²"), nb("6.1 × 10⁻¹"), nb("3.2 × 10⁰"), "0"]
+    assert written_column([16.25, 62_800, 1.5e6], 3, uniform=True) == [
+        nb("1.62 × 10¹"), nb("6.28 × 10⁴"), nb("1.50 × 10⁶")]
+    # a column that needs no power is written as without the option
+    for values in ([0.2, 0.22, 0.431], [2600.0, 0.5, 0.0], [9_990, 62_800, 950_000]):
+        assert written_column(values, 2, uniform=True) == written_column(values, 2)
+    values = [1.7e-6, 4.8e-2, 0.61, 3.24]
+    assert [number(t) for t in written_column(values, 2, uniform=True)] == pytest.approx(values, rel=0.05)
+    for bad in (1, "yes", None):
+        with pytest.raises(ValueError, match="^uniform must be True or False"):
+            written_column([0.5], 2, uniform=bad)
