@@ -19,19 +19,21 @@ from .runs import load_run
 #: training accuracy) the dashes of the later one leave the earlier one visible.
 LINE_STYLES = ("-", "--", "-.", ":")
 
+#: How the book names the collapse metrics (:data:`nclib.runs.NC_COLUMNS`) in its prose, tables and axis labels,
+#: as :ref:`ch-metrics` writes them: NC1, NC2 with its superscript in ``$...$`` (matplotlib typesets it on an
+#: axis; a table's header through :func:`nclib.tables.math_label`), NC3.
+MATH_NAMES = {"nc1": "NC1", "nc2_w": "NC2$^W$", "nc2_h": "NC2$^H$", "nc2_wh": "NC2$^{WH}$", "nc3": "NC3"}
+
 #: (history column, axis label, log scale) of the six panels, in the paper's order.
 PANELS = (
-    ("nc1", r"$\mathcal{NC}_1$", True),
-    ("nc2_w", r"$\mathcal{NC}_2^{W}$", True),
-    ("nc2_h", r"$\mathcal{NC}_2^{H}$", True),
-    ("nc2_wh", r"$\mathcal{NC}_2^{WH}$", True),
-    ("nc3", r"$\mathcal{NC}_3$", True),
+    *((key, name, True) for key, name in MATH_NAMES.items()),
     ("train_acc", "training accuracy (%)", False),
 )
 #: The panels drawn in percent: their history columns hold fractions (the training accuracy, 0 to 1).
 PERCENT_KEYS = frozenset({"train_acc"})
 
-#: How the book's tables name the collapse metrics (:data:`nclib.runs.NC_COLUMNS`), in plain text.
+#: The collapse metrics (:data:`nclib.runs.NC_COLUMNS`) named in plain text, where a table's labels are not typeset
+#: (:data:`MATH_NAMES` where they are).
 TEXT_NAMES = {"nc1": "NC1", "nc2_w": "NC2ᵂ", "nc2_h": "NC2ᴴ", "nc2_wh": "NC2ᵂᴴ", "nc3": "NC3"}
 
 

@@ -5,10 +5,11 @@ A table that a code cell shows (a pandas ``Styler``) reaches the page as raw HTM
 ``$...$`` in a row or column label stays a literal dollar sign, since the page's MathJax reads only
 ``\\(...\\)`` and only inside elements of class ``math`` (the configuration myst-parser gives it).
 :func:`math_label` writes a label as Sphinx writes inline math in the prose, so that a table's header is
-typeset as the sentence that names it; :func:`styled` makes a frame such a table, its cells written by the
-formats a chapter gives.  Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`, :ref:`ch-lemma-a1` and
-:ref:`ch-lemma-a2`.  :func:`first_column_names` reads back the names that a markdown table's first column
-lists, so that a table written by hand can be checked against the list it documents.
+typeset as the sentence that names it (used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`,
+:ref:`ch-lemma-a1`, :ref:`ch-lemma-a2`, :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary` and
+:ref:`ch-minority`); :func:`styled` makes a frame such a table, its cells written by the formats a chapter
+gives.  :func:`first_column_names` reads back the names that a markdown table's first column lists, so that a
+table written by hand can be checked against the list it documents.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def math_label(label: str) -> str:
     Each ``$...$`` becomes the inline-math element of the page; the text around it and the TeX inside it are
     HTML-escaped (``<``, ``&``), so that the browser hands MathJax the characters written.  A label without a
     ``$`` comes back escaped and otherwise unchanged.  Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`,
-    :ref:`ch-lemma-a1` and :ref:`ch-lemma-a2`.
+    :ref:`ch-lemma-a1`, :ref:`ch-lemma-a2`, :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary` and
+    :ref:`ch-minority`.
     """
     if not isinstance(label, str):
         raise ValueError(f"label must be a string, got {type(label).__name__}")

@@ -1027,6 +1027,12 @@ def test_figure_chapter_tables(tiny, tiny_scale):
         assert all(t["theory"][col].tolist() == written_column(values, sig) for col, (values, sig) in columns.items())
         assert not any("_" in col for col in t["theory"].columns)  # no TeX subscript left in a header
         assert number(t["final"].loc[6, "NC1"]) == pytest.approx(ch.runs[6].history['nc1'][-1], rel=5e-3)
+        # the metrics headed as the prose and the panels name them, each column in one notation: powers of ten on
+        # every value where one needs them
+        names = nclib.plotting.MATH_NAMES
+        assert [c for c in t["final"].columns if c in names.values()] == list(names.values())
+        for key, name in names.items():
+            assert t["final"][name].tolist() == written_column([r[key] for r in ch.rows], 3, uniform=True)
         assert ("‖b − n/N‖" in t["final"].columns) is (fig == 1)
         assert t["final"].loc[1, "train acc (%)"] == figures.percent(ch.rows[0]["train_acc"], 2)  # in percent
         if fig == 1:  # small distances keep their significant digits
@@ -1117,8 +1123,10 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     # the data as the legends name them: the fixture's CIFAR-10 file is an .npz, the letters a stand-in
     assert t["figures"]["data"].tolist() == [nclib.plotting.dataset_label(chapters[k].runs[1].params) for k in (1, 3)]
     assert t["final"].index.tolist() == [(k, "tiny", L) for k in (1, 3) for L in (1, 3, 6)]
-    assert t["final"].loc[(3, "tiny", 1), "‖b − n/N‖"] == "no bias" and t["final"].loc[(1, "tiny", 6), "NC1"] == \
-        written(chapters[1].rows[2]['nc1'], 2)
+    assert t["final"].loc[(3, "tiny", 1), "‖b − n/N‖"] == "no bias"
+    for key, name in nclib.plotting.MATH_NAMES.items():  # as a figure chapter's final table heads and writes them
+        assert t["final"][name].tolist() == written_column([r[key] for c in chapters.values() for r in c.rows], 2,
+                                                           uniform=True)
     assert t["made"].loc[(1, "tiny", 3), "trained"] == "side by side"
     # the spacing of the records the epochs and rises are read at
     assert t["training"]["recorded every (epochs)"].tolist() == [TINY["metric_every"]] * 6

@@ -91,11 +91,11 @@ def _one(values: set):
     return next(iter(values)) if len(values) == 1 else None
 
 
-def _column(values, sig: int) -> list[str]:
-    """A table column of numbers, powers of ten only on the side of 1 that needs them
-    (:func:`nclib.rounding.written_column`), "" where there is none."""
+def _column(values, sig: int, uniform: bool = False) -> list[str]:
+    """A table column of numbers, powers of ten only on the side of 1 that needs them, or, ``uniform``, on every
+    value where one needs them (:func:`nclib.rounding.written_column`), "" where there is none."""
     values = [float(v) for v in values]
-    written_ = iter(written_column([v for v in values if np.isfinite(v)], sig))
+    written_ = iter(written_column([v for v in values if np.isfinite(v)], sig, uniform=uniform))
     return [next(written_) if np.isfinite(v) else "" for v in values]
 
 
@@ -408,8 +408,11 @@ def figure_tables(fig, runs: Mapping[int, Run], check: Mapping, rows: list[dict]
     and the final objective (:func:`run_theory`; five significant figures, their trailing zeros kept, so the two
     compare by eye) and, bias-free, the global feature-mean norm at the global minimizers and at the end;
     ``"final"``: the epochs (with thousands separators, as the prose writes them) and the final metrics of
-    :func:`final_rows` (with a bias also ||b - n/N||); ``"training"``: the first epoch at 100 % training accuracy and the epoch from which
-    it stays there and the largest rise of the objective (:func:`rise_cell`); ``"drops"``: each run's fall of NC1
+    :func:`final_rows` (with a bias also ||b - n/N||), each metric's column headed by its name in
+    :data:`nclib.plotting.MATH_NAMES` (a chapter shows it typeset, :func:`nclib.tables.math_label`) and written in
+    powers of ten throughout where one value needs them; ``"training"``: the first epoch at 100 % training
+    accuracy and the epoch from which it stays there and the largest rise of the objective (:func:`rise_cell`);
+    ``"drops"``: each run's fall of NC1
     and NC3 side by side (:func:`drops_table`, the chapter's one table of NC1's fall); ``"settings"``: the paper's
     settings (Section 5) next to the runs'.  ValueError where a run's provenance is not the record of its
     parameters (:func:`nclib.figures.provenance_problems`), as :func:`check_figure` refuses it.
@@ -473,13 +476,14 @@ def _final_table(f: Figure, rows: list[dict]):
     import pandas as pd
 
     final = pd.DataFrame([{
-        "L": r["L"], "epochs": f'{r["epochs"]:,}', **{name: r[key] for key, name in plotting.TEXT_NAMES.items()},
+        "L": r["L"], "epochs": f'{r["epochs"]:,}', **{name: r[key] for key, name in plotting.MATH_NAMES.items()},
         "train acc (%)": percent(r["train_acc"], 2), **({"‖b − n/N‖": r["bias_error"]} if f.bias else {}),
     } for r in rows]).set_index("L")
-    # spanning orders of magnitude: significant figures, one notation per column
-    for col in (*plotting.TEXT_NAMES.values(), "‖b − n/N‖"):
+    # spanning orders of magnitude: significant figures, one notation per column (a metric's powers of ten
+    # throughout where one needs them, so that collapsed and stalled runs compare by their powers)
+    for col in (*plotting.MATH_NAMES.values(), "‖b − n/N‖"):
         if col in final:
-            final[col] = _column(final[col], 3)
+            final[col] = _column(final[col], 3, uniform=col in plotting.MATH_NAMES.values())
     return final
 
 

@@ -32,8 +32,10 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     """The tables of :ref:`ch-figures-summary` from the four :class:`FigureChapter`: ``"figures"`` (data, named as
     the legends name it, :func:`nclib.plotting.dataset_label`, so a copy or a stand-in says so; bias case, scale and
     epochs of each figure, with thousands separators), ``"final"`` (the final values of every run, indexed by figure and
-    L; "no bias" for the bias of a bias-free run), ``"training"`` (the spacing of its records, when it first
-    reached 100 % and from when it stayed there at those records, its largest rise between two of them),
+    L, each metric's column headed by its name in :data:`nclib.plotting.MATH_NAMES` and written in powers of ten
+    throughout where one value needs them; "no bias" for the bias of a bias-free run), ``"training"`` (the spacing
+    of its records, when it first reached 100 % and from when it stayed there at those records, its largest rise
+    between two of them),
     ``"made"`` (wall time, whether trained side by side, device, precision; these three also indexed by the scale
     of the runs) and ``"stalls"``
     (the runs that end below 100 % training accuracy, :func:`stalls`: final accuracy, misclassified samples,
@@ -52,12 +54,12 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
         "epochs": f'{max(c.check["epochs"].values()):,}',  # "2,600", as the prose writes it
     } for k, c in sorted(chapters.items())]).set_index("figure")
     final = pd.DataFrame([{
-        "figure": k, "scale": c.scale, "L": r["L"], **{name: r[key] for key, name in plotting.TEXT_NAMES.items()},
+        "figure": k, "scale": c.scale, "L": r["L"], **{name: r[key] for key, name in plotting.MATH_NAMES.items()},
         "train acc (%)": percent(r["train_acc"]),
         "objective / minimum": f"{r['objective'] / r['minimum']:.2f}", "‖b − n/N‖": r["bias_error"],
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "scale", "L"])
-    for col in (*plotting.TEXT_NAMES.values(), "‖b − n/N‖"):  # significant figures, one notation per column
-        final[col] = _column(final[col], 2)
+    for col in (*plotting.MATH_NAMES.values(), "‖b − n/N‖"):  # significant figures, one notation per column
+        final[col] = _column(final[col], 2, uniform=col in plotting.MATH_NAMES.values())
     final["‖b − n/N‖"] = ["no bias" if not chapters[k].runs[L].params["bias"] else v
                           for (k, _, L), v in final["‖b − n/N‖"].items()]
     training = pd.DataFrame([{
