@@ -2284,8 +2284,9 @@ def test_the_summary_tables_write_one_precision_per_column_and_epochs_with_separ
 def test_glued_bounds_of_the_committed_runs_read_as_the_tables_that_write_their_numbers():
     """Every "at least" and "at most" that the figure chapters and the summary glue from nclib.figures over numbers a
     table of the book writes to nearest holds, and rounded to that table's figures it is the table's cell (the rule
-    for bounds of nclib.rounding, at_least's and at_most's contract): no "at least 16.2" beside the drops table's
-    16.3, no NC3 fall "at most 186" beside its 185.  A run's own distance to the next point, and the smallest and
+    for bounds of nclib.rounding, at_least's and at_most's contract), in the cell's notation: no "at least 16.2"
+    beside the drops table's 16.3, no NC3 fall "at most 186" beside its 185, no "at least 810,700" beside its
+    8.11 × 10⁵.  A run's own distance to the next point, and the smallest and
     the largest of them, are the stalled runs' table's cells (2.95, not "at least 2.948").  The committed runs, at
     the scale each chapter reads."""
     chapters = {k: figures.figure_chapter(k) for k in figures.FIGURES}
@@ -2297,6 +2298,7 @@ def test_glued_bounds_of_the_committed_runs_read_as_the_tables_that_write_their_
         value, cell = (max if upper else min)(numbers, key=lambda pair: pair[0])
         assert (number(bound) >= value) if upper else (number(bound) <= value), (bound, value)
         assert reads_as(bound, cell, sig), (bound, cell)  # never another number than the table's, at its figures
+        assert ("×" in bound) == ("×" in cell), (bound, cell)  # and in its notation: no 810,700 beside 8.11 × 10⁵
         checked.append(bound)
 
     stalls_table = tables["stalls"]

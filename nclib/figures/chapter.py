@@ -7,8 +7,9 @@ One rule for the numbers: a run's own value, and the smallest and the largest of
 nearest (:func:`nclib.rounding.written`), in tables and in prose alike.  A bound (an "at least" or "at most" over
 runs or over points) follows the book's rule for bounds (:mod:`nclib.rounding`): where a table of the chapters
 writes the same number to nearest, it is :func:`nclib.rounding.at_least` or :func:`nclib.rounding.at_most` at that
-table's figures, so that it reads there as the table's number ("at most 249.43" beside the drops table's 249,
-never 250; "at least 16.254" beside the drops table's 16.3, never 16.2); only a bound on numbers that no table or
+table's figures and in the notation of its cell, so that it reads there as the table's number ("at most 249.43"
+beside the drops table's 249, never 250; "at least 16.254" beside the drops table's 16.3, never 16.2; "at least
+8.107 × 10⁵" beside its 8.11 × 10⁵, never 810,700); only a bound on numbers that no table or
 sentence writes to nearest is rounded outward plainly (:func:`nclib.rounding.round_down`,
 :func:`nclib.rounding.round_up`).  One exception: a training accuracy
 below 100 % that would read 100 to nearest is written rounded down (:func:`percent`: 0.9997 -> "99.9"), so that no
@@ -200,10 +201,13 @@ def _accuracy_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
     fitted = [L for L, r in by_L.items() if r["train_acc"] >= 1.0]
     g["n-fitted"] = str(len(fitted))
     if fitted:
-        # "at most" and "at least" over the runs of the drops table (drops_table), reading as its three figures
-        g["fit-nc3-drop"] = at_most(max(drops[L]["nc3"] for L in fitted), 3, zeros=True)
-        g["fit-nc1-drop"] = at_least(min(by_L[L]['nc1_drop'] for L in fitted), 3, zeros=True)
-        g["fit-nc1-root-drop"] = at_least(min(drops[L]["nc1_root"] for L in fitted), 3, zeros=True)
+        # "at most" and "at least" over the runs of the drops table (drops_table), reading as its three figures and
+        # written in the notation of the cell of the run they bound ("at least 8.107 × 10⁵" beside 8.11 × 10⁵)
+        for name, bound, key, column in (("fit-nc3-drop", at_most, "nc3", "NC3 fall"),
+                                         ("fit-nc1-drop", at_least, "nc1", "NC1 fall"),
+                                         ("fit-nc1-root-drop", at_least, "nc1_root", "its square root")):
+            L = (max if bound is at_most else min)(fitted, key=lambda L: drops[L][key])
+            g[name] = bound(drops[L][key], 3, zeros=True, like=table.loc[L, column])
         # the quotient of the two falls, each run's own: the smallest and the largest run's, to nearest as the table
         # writes them, and whose they are (one pair of falls per run, never the extremes of two runs)
         quotient = {L: drops[L]["nc1_root"] / drops[L]["nc3"] for L in fitted}
