@@ -33,17 +33,20 @@ from nclib import runs as runs_contract  # noqa: E402
 from nclib.runs import atomic_write_text  # noqa: E402
 
 #: The caption of the panels in an executed copy of the training notebook (:func:`relabel_notebook`), by the
-#: scale of its runs: the training chapter's caption speaks of its smoke run.  The figure's chapter draws the
-#: GPU runs; the CPU-scale runs only while the figure has no GPU runs.
+#: scale of its runs and whether the figure's chapter draws them (:func:`drawn_by_chapter`): the training chapter's
+#: caption speaks of its smoke run.
+_READ_BACK = ("The collapse metrics and the training accuracy against epochs, one curve per head depth L, read back "
+              "from the run folders this execution wrote")
 RUN_PANELS_CAPTIONS = {
-    "gpu": ("The collapse metrics and the training accuracy against epochs, one curve per head depth L, read back "
-            "from the run folders this execution wrote; the figure's chapter draws them with the theory's targets "
-            "and the epoch count against the paper's."),
-    "cpu-scale": ("The collapse metrics and the training accuracy against epochs, one curve per head depth L, read "
-                  "back from the run folders this execution wrote (CPU scale, not the paper's settings); the figure's "
-                  "chapter draws these runs, with the theory's targets, only while the figure has no GPU runs."),
+    ("gpu", True): f"{_READ_BACK}; the figure's chapter draws them with the theory's targets and the epoch count "
+                   f"against the paper's.",
+    ("gpu", False): f"{_READ_BACK}; the figure's chapter draws its CPU-scale runs, not these.",
+    ("cpu-scale", True): f"{_READ_BACK} (CPU scale, not the paper's settings); the figure's chapter draws them with "
+                         f"the theory's targets.",
+    ("cpu-scale", False): f"{_READ_BACK} (CPU scale, not the paper's settings); the figure's chapter draws its GPU "
+                          f"runs instead.",
 }
-RUN_PANELS_CAPTION = RUN_PANELS_CAPTIONS["gpu"]
+RUN_PANELS_CAPTION = RUN_PANELS_CAPTIONS["gpu", True]
 
 #: What the caption adds once :func:`redraw_panels` has replaced the stored panels.
 REDRAWN = (" Redrawn from the committed run folders with the book's current plotting code "
@@ -114,14 +117,22 @@ def piece_of(L_values) -> str:
     return check_piece("-".join(f"L{int(L)}" for L in sorted(L_values)))
 
 
-def panels_caption(scale: str, redrawn: bool) -> str:
-    """The caption of the panels an executed notebook of ``scale`` drew (:data:`RUN_PANELS_CAPTIONS`), with
+def drawn_by_chapter(fig, scale: str) -> bool:
+    """Whether the chapter of Figure ``fig`` draws its runs of ``scale``: those of
+    :func:`nclib.figures.preferred_scale`, the GPU runs where all three are committed finished, else the CPU-scale
+    runs (the committed run folders decide, so that a notebook's note and caption say what its page is now)."""
+    return figures.preferred_scale(fig) == scale
+
+
+def panels_caption(scale: str, redrawn: bool, drawn: bool = True) -> str:
+    """The caption of the panels an executed notebook of ``scale`` drew (:data:`RUN_PANELS_CAPTIONS`), saying
+    whether the figure's chapter draws these runs (``drawn``, :func:`drawn_by_chapter`) or the other scale's, with
     :data:`REDRAWN` when :func:`redraw_panels` drew them again; ValueError naming ``scale`` for a scale that has
     no caption."""
-    if scale not in RUN_PANELS_CAPTIONS:
-        raise ValueError(f"scale must be one of {sorted(RUN_PANELS_CAPTIONS)} for a run notebook's caption, got "
-                         f"{scale!r}")
-    return RUN_PANELS_CAPTIONS[scale] + (REDRAWN if redrawn else "")
+    scales = sorted({s for s, _ in RUN_PANELS_CAPTIONS})
+    if scale not in scales:
+        raise ValueError(f"scale must be one of {scales} for a run notebook's caption, got {scale!r}")
+    return RUN_PANELS_CAPTIONS[scale, bool(drawn)] + (REDRAWN if redrawn else "")
 
 
 def run_label(fig, scale: str, piece=None) -> str:
@@ -247,8 +258,10 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     before them, the epoch they reached: :func:`epochs_reached`), the bias case and the data (the stand-in for the
     letters, the JPEG-decoded copy of CIFAR-10 that the runs recorded: :func:`data_label`); the rest says that its
     text is the chapter's as it was when executed (naming the commit the runs' provenance records,
-    :func:`runs_commit`), not necessarily its current text; each figure name gets the run label as prefix, and the
-    panels' caption becomes the one of the notebook's scale (:func:`panels_caption`, :data:`RUN_PANELS_CAPTIONS`);
+    :func:`runs_commit`), not necessarily its current text, and its last what the figure's chapter does with these
+    runs now: draws them, or the other scale's (:func:`drawn_by_chapter`); each figure name gets the run label as
+    prefix, and the panels' caption becomes the one of the notebook's scale and of what the chapter draws
+    (:func:`panels_caption`, :data:`RUN_PANELS_CAPTIONS`);
     where :func:`reglue_numbers` wrote its closing numbers again, the note says so (:data:`REGLUED`).
     Code, outputs and execution metadata are left exactly as papermill wrote them.
     ``piece`` (e.g. ``"L1"``): the notebook made only those runs of the figure (a figure trained one piece per
@@ -276,17 +289,23 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
         data_text = "a JPEG-decoded copy of CIFAR-10"
     commit = runs_commit(nb)
     at = f" (the runs it wrote record commit `{commit}`)" if commit else ""
+    drawn = drawn_by_chapter(f, scale)
+    # what the figure's chapter does with these runs now (the committed run folders decide: drawn_by_chapter)
+    chapter = {("gpu", True): f"The chapter {{ref}}`ch-fig{f.number}` draws and discusses the runs it wrote, with "
+                              f"their epoch count against the paper's.",
+               ("gpu", False): f"The chapter {{ref}}`ch-fig{f.number}` draws the figure's CPU-scale runs, not these.",
+               ("cpu-scale", True): f"The figure has no GPU runs, and the chapter {{ref}}`ch-fig{f.number}` draws "
+                                    f"and discusses the runs it wrote.",
+               ("cpu-scale", False): f"The chapter {{ref}}`ch-fig{f.number}` draws the figure's GPU runs, not "
+                                     f"these; {{ref}}`ch-figures-summary` says, among its findings, what changes at "
+                                     f"the CPU scale."}[scale, drawn]
     note = (f"This is {{ref}}`the training notebook <ch-train>` as papermill executed it for Figure {f.number}; "
             f"its runs are {scale_title(scale, epochs)}, {'with bias' if f.bias else 'bias-free'}, on {data_text}. "
             f"It is shown with its outputs and never re-executed by the book build. The text below is the training "
             f"chapter's as it was when the notebook was executed{at}, not necessarily the chapter's current text, "
             f"and speaks of this execution. Its parameters are in the cell tagged `injected-parameters` "
-            f"(smoke = False: where the text below speaks of the smoke run, those parameters apply instead); "
-            + (f"the chapter {{ref}}`ch-fig{f.number}` draws and discusses the runs it wrote, with their epoch count "
-               f"against the paper's." if scale == "gpu" else
-               f"the chapter {{ref}}`ch-fig{f.number}` draws the figure's GPU runs once all three are committed and "
-               f"these CPU-scale runs otherwise; {{ref}}`ch-figures-summary` says, among its findings, what changes "
-               f"at the CPU scale."))
+            f"(smoke = False: where the text below speaks of the smoke run, those parameters apply instead). "
+            f"{chapter}")
     if any("reglued" in cell.get("metadata", {}) for cell in nb["cells"]):
         note += REGLUED
     titled = False
@@ -301,7 +320,7 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
                 fig_meta["name"] = f"{label}-{fig_meta['name']}"
             if "caption" in fig_meta:
                 redrawn = "redrawn" in cell.get("metadata", {})
-                fig_meta["caption"] = panels_caption(scale, redrawn)
+                fig_meta["caption"] = panels_caption(scale, redrawn, drawn)
     if not titled:
         raise ValueError(f"path {str(path)!r} is not an executed training notebook (no '(ch-train)=' title cell)")
     atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
@@ -369,7 +388,7 @@ def redraw_panels(path, fig, scale: str, root=None) -> pathlib.Path:
         "by": "scripts/figure_notebook.py redraw", "plotting": "nclib.plotting.collapse_panels",
         "legend_title": legend,
         "runs": [str(r.path.relative_to(figures.ROOT)) if root is None else r.path.name for _, r in sorted(runs.items())]}
-    cell["metadata"]["mystnb"]["figure"]["caption"] = panels_caption(scale, True)
+    cell["metadata"]["mystnb"]["figure"]["caption"] = panels_caption(scale, True, drawn_by_chapter(f, scale))
     atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return path
 
@@ -394,7 +413,8 @@ def reglue_numbers(path, fig, scale: str) -> pathlib.Path:
     function writes, so that it is idempotent), ValueError naming the value otherwise; they are replaced by the
     epochs with thousands separators, the fall of NC1 rounded down (:func:`nclib.rounding.at_least`, three
     significant figures with their trailing zeros, as the figure chapters write the smallest fall of NC1 and their
-    drops table each run's, so that it reads there as the table's number: a true "at least") and the accuracy in
+    drops table each run's, so that it reads there as the table's number, and in the notation of that table's cell:
+    a true "at least", "8.107 × 10⁵" beside 8.11 × 10⁵) and the accuracy in
     percent with its sign (:func:`nclib.figures.percent`: the executed sentence has none).  The number of runs and
     the data's name are kept.  The cell's code is left as executed; its metadata ``reglued`` records the run
     folders and the values as executed, and the note says so (:data:`REGLUED`).  A notebook reglued before, at
@@ -434,12 +454,16 @@ def reglue_numbers(path, fig, scale: str) -> pathlib.Path:
         if not len(h["epoch"]) or int(h["epoch"][-1]) != epochs:
             raise ValueError(f"path {str(path)!r} made runs of {epochs} epochs; the run folder {str(folder)!r} "
                              f"ends at epoch {int(h['epoch'][-1]) if len(h['epoch']) else None}")
-    drop = min(float(h["nc1"][0] / h["nc1"][-1]) for h in histories)
+    falls = [float(h["nc1"][0] / h["nc1"][-1]) for h in histories]
+    drop = min(falls)
+    # the runs' falls as the figure chapter's drops table writes them (its column of NC1's falls): the bound takes
+    # the notation of the smallest's cell
+    drop_cell = rounding.written_column(falls, 3)[falls.index(drop)]
     acc = min(float(h["train_acc"][-1]) for h in histories)
     values = {  # name: (as the executed glue cell wrote it, as the book writes it)
         "train-epochs": (epochs, f"{epochs:,}"),
         # three figures, as the figure chapters write the smallest fall of NC1 and their drops table each run's
-        "train-min-drop": (f"{drop:.1e}", rounding.at_least(drop, 3, zeros=True)),
+        "train-min-drop": (f"{drop:.1e}", rounding.at_least(drop, 3, zeros=True, like=drop_cell)),
         "train-final-acc": (f"{acc:.3f}", f"{figures.percent(acc)}\u00a0%"),
     }
     runs = len(folders)

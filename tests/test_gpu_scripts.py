@@ -1236,6 +1236,34 @@ def test_relabel_notebook(tmp_path):
         figure_notebook.run_label(3, "paper")
 
 
+def test_relabel_says_which_runs_the_figure_chapter_draws(tmp_path, monkeypatch):
+    """A relabelled notebook's note and panels' caption say what its figure's chapter does with its runs now, as the
+    committed run folders decide (nclib.figures.preferred_scale): draws them, or the other scale's runs, one
+    statement each; the committed pages say it of their chapters: Figure 4's chapter draws its CPU-scale runs,
+    Figures 1-3's their GPU runs."""
+    cpu = json.loads((ROOT / "book" / "figures" / "cpu-scale" / "fig1.run.ipynb").read_text())
+    path = tmp_path / "fig1.run.ipynb"
+    said = {}
+    for preferred in ("gpu", "cpu-scale"):
+        monkeypatch.setattr(figure_notebook.figures, "preferred_scale", lambda fig, root=None: preferred)
+        assert figure_notebook.drawn_by_chapter(1, "cpu-scale") is (preferred == "cpu-scale")
+        path.write_text(json.dumps(cpu))
+        figure_notebook.relabel_notebook(path, 1, "cpu-scale")
+        out = json.loads(path.read_text())
+        panel = next(c for c in out["cells"] if "redrawn" in c.get("metadata", {}))
+        caption = panel["metadata"]["mystnb"]["figure"]["caption"]
+        assert caption == figure_notebook.panels_caption("cpu-scale", True, drawn=preferred == "cpu-scale")
+        said[preferred] = (out["cells"][0]["source"], caption)
+    assert said["gpu"][0] != said["cpu-scale"][0] and said["gpu"][1] != said["cpu-scale"][1]
+    monkeypatch.undo()
+    for scale, k in [("gpu", 1), ("gpu", 2), ("gpu", 3)] + [("cpu-scale", k) for k in (1, 2, 3, 4)]:
+        page = json.loads((ROOT / "book" / "figures" / scale / f"fig{k}.run.ipynb").read_text())
+        drawn = figure_notebook.drawn_by_chapter(k, scale)
+        assert drawn is (scale == "gpu" or k == 4), (scale, k)
+        panel = next(c for c in page["cells"] if "redrawn" in c.get("metadata", {}))
+        assert panel["metadata"]["mystnb"]["figure"]["caption"] == figure_notebook.panels_caption(scale, True, drawn)
+
+
 def test_relabel_note_names_the_commit_the_runs_record(tmp_path):
     """The note of a relabelled notebook says its text is the training chapter's as it was when executed, naming the
     one commit that the provenance of the runs it wrote records (runs_commit); none where the runs record several,
@@ -1582,7 +1610,9 @@ def test_redraw_replaces_the_stored_panels_from_the_run_folders(tmp_path):
         with pytest.raises(SystemExit) as exc:
             figure_notebook.main([command, str(tmp_path / "missing.ipynb"), "1", "gpu"])
         assert str(exc.value).startswith(f"{command}: ") and "is not a file" in str(exc.value)
-    assert figure_notebook.panels_caption("cpu-scale", False) == figure_notebook.RUN_PANELS_CAPTIONS["cpu-scale"]
+    assert figure_notebook.panels_caption("cpu-scale", False) == figure_notebook.RUN_PANELS_CAPTIONS["cpu-scale", True]
+    assert figure_notebook.panels_caption("cpu-scale", False, drawn=False) == figure_notebook.RUN_PANELS_CAPTIONS[
+        "cpu-scale", False]
     with pytest.raises(ValueError, match="scale must be one of .* got 'tiny'"):
         figure_notebook.panels_caption("tiny", True)
 
@@ -1677,7 +1707,9 @@ def test_reglue_writes_the_closing_numbers_from_the_run_folders(tmp_path):
         least = min(falls, key=lambda L: falls[L]["nc1"])
         bound = _glued(json.loads(page.read_text()))["train-min-drop"]
         assert rounding.number(bound) <= falls[least]["nc1"], (scale, k)
-        assert rounding.reads_as(bound, figures.drops_table(runs).loc[least, "NC1 fall"], 3), (scale, k)
+        cell = figures.drops_table(runs).loc[least, "NC1 fall"]
+        assert rounding.reads_as(bound, cell, 3), (scale, k)
+        assert ("×" in bound) == ("×" in cell), (scale, k, bound, cell)  # in its notation: 8.107 × 10⁵, not 810,700
     # refused, the notebook left as it was: a value its run folders do not give (also where it records values
     # as executed that they do not give), other glue names, another figure
     stale = json.loads(json.dumps(older))
