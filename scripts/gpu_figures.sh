@@ -18,7 +18,9 @@
 #    one the default mode would spend minutes on benchmarks and a calibration at the CPU's speed before failing); in
 #    FULL and STABILITY modes, BUDGET_S is at least RESERVE_S + 60, the code is its commit's and the GPU's name
 #    contains $EXPECT_GPU (default H200 there: every budget and timing of these jobs is an H200's); in FULL mode,
-#    PRECISION is given (the stability job's decision); in every mode, PRECISION is tf32 or fp32;
+#    PRECISION is given and is the precision that the stability pairs committed in results/stability/ decide
+#    (scripts/land_gpu_runs.py decision, the check of the landing: a job before any pair is committed, or in
+#    another precision, is refused); in every mode, PRECISION is tf32 or fp32;
 # 1. installs papermill, jupytext and ipykernel from .gpu/wheels (no network there) unless present (not in
 #    STABILITY mode, which runs no notebook), and puts nclib on PYTHONPATH (and scripts/gpu_shim, a stand-in for
 #    myst_nb.glue, if myst_nb is missing);
@@ -101,7 +103,8 @@
 # Environment: BUDGET_S (seconds for the whole script, default 530), FIGURES (default "1 3": the figures to
 # run, in priority order; "2 4" for the EMNIST-profile figures), PRECISION (default tf32: TF32 matrix
 # products in training, the metrics in fp32; tf32 or fp32, anything else refused with status 2; FULL mode refuses
-# to start without it, status 2: there it is the stability job's decision, never a default), PY (default python3;
+# to start without it, or with another than the committed stability pairs decide, status 2: there it is the
+# stability job's decision, never a default), PY (default python3;
 # exported: scripts/gpu_run_figure.sh runs the notebooks with it), DEVICE (default auto), DATA (default
 # .gpu/cifar10_subset_slice.npz), LETTERS_DATA (default .gpu/letters_synthetic_gpu.npz: the letters of Figures 2
 # and 4 rendered ahead, read by their notebooks and the calibration; where the file is missing they render the
@@ -111,7 +114,9 @@
 # only: LIST_CUDA_TESTS=1 (print the CUDA-only test selections of the mode and stop), TEST_EPOCHS (every figure gets
 # this many epochs),
 # BENCH_ARGS, CALIB_ARGS, FORCE_SHIM=1, RESULTS_ROOT and NOTEBOOK_ROOT (scripts/gpu_run_figure.sh; the
-# archive holds $RESULTS_ROOT/gpu and $NOTEBOOK_ROOT/gpu). tests/test_gpu_scripts.py runs it so on a CPU.
+# archive holds $RESULTS_ROOT/gpu and $NOTEBOOK_ROOT/gpu), DECISION_ROOT (FULL mode: a repository root whose
+# committed stability pairs decide PRECISION, in place of this checkout's). tests/test_gpu_scripts.py runs it so
+# on a CPU.
 set -uo pipefail
 # mapfile -d and empty arrays under set -u need bash 4.4
 if (( BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4) )); then
@@ -189,6 +194,9 @@ TIME_LEFT_S=${TIME_LEFT_S:-}
 # settings (scripts/gpu_budget.py levers); the job refuses to start when the record cannot be read or was measured
 # at another precision than PRECISION
 LEVERS_FROM=${LEVERS_FROM:-}
+# FULL mode: the repository root whose committed stability pairs (results/stability/) decide PRECISION, checked before
+# anything runs (scripts/land_gpu_runs.py decision); this checkout, unless a CPU test of the script names a fixture's
+DECISION_ROOT=${DECISION_ROOT:-.}
 # what makes .gpu/ (scripts/gpu_prepare.sh), the preparation files: its scripts and the library code that makes its
 # contents (nclib.letters renders the letters, nclib.data selects the CIFAR-10 slice's rows, nclib.datafiles reads
 # and writes the files); a .gpu/ made by other forms of them than this checkout's is refused. scripts/gpu_prepare.sh
@@ -330,6 +338,15 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
     read -ra words <<< "$words"
     EXTRA+=("${words[@]}")
     echo "levers from $LEVERS_FROM: ${words[*]:-none (the plain engine is the fastest)}"
+  fi
+  # FULL mode: PRECISION is the precision that the committed stability pairs decide (results/stability/ of
+  # DECISION_ROOT, this checkout by default), read as scripts/land_gpu_runs.py reads it at landing: runs of another
+  # precision, or made before any pair decides one, would never land
+  if [ -n "$FULL" ] && ! "$PY" scripts/land_gpu_runs.py decision --root "$DECISION_ROOT" --precision "$PRECISION"; then
+    echo "refused: FULL mode trains in the precision that the stability pairs committed in"
+    echo "$DECISION_ROOT/results/stability/ decide (above): land and commit the stability job's pairs first"
+    echo "(scripts/README.md), then give their decision as PRECISION"
+    return 2
   fi
   if [ -n "$FULL$STABILITY" ]; then clean_code || return 2; fi
   # every mode: a GPU job on a machine whose torch sees no CUDA device would spend its budget on CPU-width

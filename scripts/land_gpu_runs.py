@@ -37,6 +37,11 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         git's history), with the jobs' records in results/figures/gpu/fig<FIG>/jobs/ and their notebooks in
         book/figures/gpu/, and it prints the _toc.yml line that lists those.  The figure's chapter then reads
         the new runs, and its asserts say which sentences to rewrite.
+    python scripts/land_gpu_runs.py decision [--precision Q]
+        prints the precision that the committed stability pairs of results/stability/ decide (the check of land and
+        promote, decided_precision); status 2, and why, where none is decided, or where it is not Q: FULL mode of
+        scripts/gpu_figures.sh checks its PRECISION so before any GPU time is spent, since runs of another
+        precision, or made before a decision is committed, never land.
 
 ``--epochs`` (default: the paper's 12,000) is the epoch count a run must have finished to land (a trial of the
 tooling); promote takes only runs of the paper's epochs, so shorter runs never replace a figure's.  ``--root``
@@ -341,7 +346,10 @@ def main(argv=None) -> int:
     a.add_argument("--epochs", type=int, default=None, help="the epochs a run must have finished (default 12,000)")
     b = sub.add_parser("promote", help="make a figure's landed runs its GPU runs once L = 1, 3, 6 are there")
     b.add_argument("fig", type=int)
-    for p in (a, b):
+    c = sub.add_parser("decision", help="print the precision the committed stability pairs decide")
+    c.add_argument("--precision", default=None,
+                   help="the figure runs' precision: status 2 where the committed pairs decide another, or none")
+    for p in (a, b, c):
         p.add_argument("--root", type=pathlib.Path, default=ROOT)
     args = ap.parse_args(argv)
     try:
@@ -352,6 +360,12 @@ def main(argv=None) -> int:
             for name, why in got["refused"].items():
                 print(f"refused  {name}: {why}")
             return 0 if got["landed"] else 1
+        if args.cmd == "decision":
+            decision = decided_precision(args.root)
+            if args.precision is not None and args.precision != decision["precision"]:
+                raise ValueError(f"precision {args.precision!r} is not {_decision_text(decision)}")
+            print(f"decision: {decision['precision']} ({decision['case']}; seeds {decision['seeds']})")
+            return 0
         print(promote(args.fig, args.root))
         print(f"Figure {args.fig}: its GPU runs are now the landed ones; put the line above under its file in "
               f"_toc.yml and rewrite the sentences whose asserts fail")

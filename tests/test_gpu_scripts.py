@@ -69,6 +69,19 @@ def fake_notebook_wheels(folder: pathlib.Path) -> list[str]:
     return sorted(fake_wheel(folder, name).name for name in ("papermill", "jupytext", "ipykernel"))
 
 
+@pytest.fixture(scope="module")
+def decided(tmp_path_factory) -> dict:
+    """FULL mode's DECISION_ROOT for each precision: a repository-shaped folder whose results/stability/ holds a
+    committed stability pair that decides it (tests/test_land_gpu_runs.py's fixture). This checkout commits no
+    pair yet, and FULL mode refuses to start before committed pairs decide its PRECISION."""
+    from test_land_gpu_runs import stability_pairs  # here: that module imports this one
+
+    roots = {q: tmp_path_factory.mktemp(f"decided-{q}") for q in ("tf32", "fp32")}
+    for q, root in roots.items():
+        stability_pairs(root, q)
+    return {q: str(root) for q, root in roots.items()}
+
+
 def run_gpu_figures(env: dict) -> str:
     """scripts/gpu_figures.sh run with the environment ``env``; asserts that it ended with status 0 and returns its
     stdout (stderr is shown when it did not)."""
@@ -143,14 +156,15 @@ def test_gpu_figures_script_names_an_engine_benchmark_that_failed(tmp_path):
     assert log.index("engine benchmark (fp32)") < log.index("== 4. calibration")
 
 
-def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
+def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path, decided):
     """FULL=1, the paper's epochs in several calls: the first call's runs stop with checkpoints (MAX_TRAIN_S=0:
     at their first metric epoch), the archive leaves the checkpoints out, and the same command again resumes
     them to the end (the second with RESUME=1, as the runbook's second command), keeping the first call's executed
     notebook as a segment."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="3", FULL="1",
-                PRECISION="tf32", ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
+                PRECISION="tf32", DECISION_ROOT=decided["tf32"], ALLOW_DIRTY="1", STAGE=str(stage),
+                DATA=str(fake_cifar(tmp_path / "cifar.npz")),
                 EXTRA_SETS="width=32 metric_every=1 lr=0.001", OMP_NUM_THREADS="1")
 
     def call(**env):
@@ -196,13 +210,14 @@ def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path):
     assert "book/figures/gpu/fig1.run.ipynb" in names
 
 
-def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_path):
+def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_path, decided):
     """FULL=1 with PIECE: a figure made one piece of its runs at a time (a letters figure does not fit one GPU
     machine): PIECE=L1 stops and resumes its one run, keeping its own notebook and segment; PIECE=L3-L6 makes
     the other two side by side; together they are the figure's three runs."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="2", FULL="1",
-                PRECISION="tf32", ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")),
+                PRECISION="tf32", DECISION_ROOT=decided["tf32"], ALLOW_DIRTY="1", STAGE=str(stage),
+                DATA=str(fake_cifar(tmp_path / "cifar.npz")),
                 EXTRA_SETS="width=16 metric_every=1 lr=0.001", OMP_NUM_THREADS="1")
 
     def call(**env):
@@ -228,7 +243,7 @@ def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_pa
 
 
 @pytest.mark.parametrize("ended", ["diverged", "finished"])
-def test_gpu_figures_script_full_mode_resumes_the_runs_beside_a_diverged_one(tmp_path, ended):
+def test_gpu_figures_script_full_mode_resumes_the_runs_beside_a_diverged_one(tmp_path, ended, decided):
     """FULL=1, a piece of two runs after a command that left one stopped with a checkpoint and the other diverged
     (without a checkpoint, as a diverged run is written): the next commands train only the run with a checkpoint
     (a diverged run beside it would refuse them both), list only it as the one a second command resumes, and leave
@@ -237,7 +252,8 @@ def test_gpu_figures_script_full_mode_resumes_the_runs_beside_a_diverged_one(tmp
     can (nclib.runs.plan_runs), so with it in the call the notebook would be refused."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", PIECE="L3-L6",
-                TEST_EPOCHS="3", FULL="1", PRECISION="tf32", ALLOW_DIRTY="1", STAGE=str(stage),
+                TEST_EPOCHS="3", FULL="1", PRECISION="tf32", DECISION_ROOT=decided["tf32"], ALLOW_DIRTY="1",
+                STAGE=str(stage),
                 DATA=str(fake_cifar(tmp_path / "cifar.npz")), EXTRA_SETS="width=16 metric_every=1 lr=0.001",
                 OMP_NUM_THREADS="1")
     base.pop("BUDGET_S", None)
@@ -270,7 +286,7 @@ def test_gpu_figures_script_full_mode_resumes_the_runs_beside_a_diverged_one(tmp
                                                                    "fig1.L3-L6.segment-2.run.ipynb"]
 
 
-def test_gpu_figures_script_full_mode_keeps_a_finished_piece_and_its_notebook(tmp_path):
+def test_gpu_figures_script_full_mode_keeps_a_finished_piece_and_its_notebook(tmp_path, decided):
     """FULL=1, the runbook's second command after a first that finished every run of the piece: the notebook is not
     run again (it would find the runs finished, and papermill would write over the notebook that trained them),
     the figure counts as made (status 0), and the archive holds the runs and the notebook that trained them. Both
@@ -278,7 +294,7 @@ def test_gpu_figures_script_full_mode_keeps_a_finished_piece_and_its_notebook(tm
     out, stage = tmp_path / "out", tmp_path / "stage"
     record = lever_record(tmp_path, "tf32")  # its lever, read by the script, reaches the notebook and the run
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", PIECE="L1", TEST_EPOCHS="2",
-               FULL="1", PRECISION="tf32", ALLOW_DIRTY="1", STAGE=str(stage),
+               FULL="1", PRECISION="tf32", DECISION_ROOT=decided["tf32"], ALLOW_DIRTY="1", STAGE=str(stage),
                DATA=str(fake_cifar(tmp_path / "cifar.npz")), EXTRA_SETS="width=16 metric_every=1 lr=0.001",
                LEVERS_FROM=str(record), OMP_NUM_THREADS="1")
     log = run_gpu_figures(env)
@@ -303,7 +319,7 @@ def test_gpu_figures_script_full_mode_keeps_a_finished_piece_and_its_notebook(tm
         assert "logs/call1-log.txt" in tar.getnames()
 
 
-def test_gpu_figures_script_reads_the_letters_rendered_ahead(tmp_path):
+def test_gpu_figures_script_reads_the_letters_rendered_ahead(tmp_path, decided):
     """Figures 2 and 4 read the letters that scripts/gpu_letters_data.py rendered ahead (LETTERS_DATA) instead of
     rendering them in each notebook: the runs' training data are those of a fresh rendering (the same
     data_sha256), and their provenance names the file. Without the file the notebook renders them, and says so."""
@@ -313,7 +329,8 @@ def test_gpu_figures_script_reads_the_letters_rendered_ahead(tmp_path):
     letters_file = letters.save_letters_synthetic(tmp_path / "letters.npz", counts=counts, seed=0)
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="2", TEST_EPOCHS="1", FULL="1",
-                PRECISION="tf32", ALLOW_DIRTY="1", STAGE=str(stage), LETTERS_DATA=str(letters_file),
+                PRECISION="tf32", DECISION_ROOT=decided["tf32"], ALLOW_DIRTY="1", STAGE=str(stage),
+                LETTERS_DATA=str(letters_file),
                 OMP_NUM_THREADS="1",
                 EXTRA_SETS="width=32 depth=1 metric_every=1 lr=0.001 batch_size=16 counts="
                 + json.dumps(counts).replace(" ", ""))  # width >= K = 26: NC2 of W is defined
@@ -392,7 +409,7 @@ def test_gpu_run_figure_leaves_the_notebook_alone_when_no_run_trains(tmp_path):
     assert figure_notebook.injected_value(json.loads(notebook.read_text()), "overwrite") is True
 
 
-def test_gpu_figures_script_full_mode_refuses_a_checkout_whose_code_is_not_its_commit(tmp_path):
+def test_gpu_figures_script_full_mode_refuses_a_checkout_whose_code_is_not_its_commit(tmp_path, decided):
     """Runs made from uncommitted code are never promoted (scripts/land_gpu_runs.py), so FULL mode does not start
     them: in a clone with a changed tracked file it stops before anything is trained, naming the file."""
     if not (ROOT / ".git").exists():
@@ -402,6 +419,7 @@ def test_gpu_figures_script_full_mode_refuses_a_checkout_whose_code_is_not_its_c
     (clone / "scripts" / "gpu_figures.sh").write_text((ROOT / "scripts" / "gpu_figures.sh").read_text())
     (clone / "CONTRIBUTING.md").write_text((clone / "CONTRIBUTING.md").read_text() + "\na change\n")
     env = dict(os.environ, OUT=str(tmp_path / "out"), PY=sys.executable, DEVICE="cpu", FULL="1", PRECISION="tf32",
+               DECISION_ROOT=decided["tf32"],
                STAGE=str(tmp_path / "stage"), DATA=str(fake_cifar(tmp_path / "cifar.npz")), OMP_NUM_THREADS="1")
     env.pop("ALLOW_DIRTY", None)
     done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=clone, env=env, capture_output=True, text=True,
@@ -706,8 +724,9 @@ OTHER_PRECISIONS = {"full-bf16": dict(PRECISION="bf16"), "default-bf16": dict(FU
                                   "two-budgets", "time-capped", "time-short", "time-narrow", "time-enough",
                                   "time-stability", "time-stability-capped", "short-budget",
                                   "short-budget-stability", "short-default-budget", "least-budget", "levers",
-                                  "levers-precision", "full-precision", *OTHER_PRECISIONS, *NOT_NUMBERS])
-def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
+                                  "levers-precision", "full-precision", "no-decision", "other-decision",
+                                  "decided-fp32", *OTHER_PRECISIONS, *NOT_NUMBERS])
+def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case, decided):
     """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
     piece that names no runs, a missing or damaged .gpu/ data file, a slice of an older form (whose runs would
     record less of their data's provenance) or one cut for other class counts than the figure's now (its runs
@@ -718,12 +737,15 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
     FULL and STABILITY modes (given, by default or from TIME_LEFT_S: the setup would be paid and nothing trained), a
     lever record that is missing, FULL mode without PRECISION (the stability job's decision: a default is none), a
     PRECISION in any mode other than tf32 or fp32 (the two that the stability runs compare; bf16 is never a figure
-    run's),
+    run's), FULL mode where no committed stability pair decides a precision, or where they decide another than
+    PRECISION (scripts/land_gpu_runs.py would land none of its runs; the precision they decide passes, refused
+    next for the device),
     RESUME=1 where the stage holds no run of the piece (a second command on a fresh machine) or outside FULL mode,
     a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s would otherwise stop the job
     after its install and CUDA tests, BUDGET_S=abc would be read as 0)."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", FULL="1", PRECISION="tf32",
+               DECISION_ROOT=decided["tf32"],
                ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")), OMP_NUM_THREADS="1")
     env.pop("BUDGET_S", None)
     fake = tmp_path / "fake"
@@ -770,6 +792,10 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
                 "levers-precision": dict(PRECISION="fp32", LEVERS_FROM=str(lever_record(tmp_path, "tf32"))),
                 # FULL mode without PRECISION: the default tf32 is not the stability job's decision
                 "full-precision": dict(PRECISION=""),
+                # FULL mode before any stability pair is committed, or in another precision than the pairs decide
+                "no-decision": dict(DECISION_ROOT=str(tmp_path)),
+                "other-decision": dict(PRECISION="fp32"),
+                "decided-fp32": dict(PRECISION="fp32", DECISION_ROOT=decided["fp32"], DEVICE="auto"),
                 **OTHER_PRECISIONS, **NOT_NUMBERS}[case])
     done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -788,6 +814,13 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case):
         assert "measured at precision 'tf32', the runs train at precision 'fp32'" in done.stdout
     assert ("FULL mode needs PRECISION" in done.stdout) == (case == "full-precision")
     assert ("PRECISION must be tf32 or fp32" in done.stdout) == (case in OTHER_PRECISIONS)
+    assert ("FULL mode trains in the precision" in done.stdout) == (case in ("no-decision", "other-decision"))
+    if case == "no-decision":
+        assert f"no stability pair is committed in '{tmp_path / 'results' / 'stability'}'" in done.stdout
+    if case == "other-decision":
+        assert "precision 'fp32' is not the tf32 that the committed stability pairs decide" in done.stdout
+    if case == "decided-fp32":  # the decision accepted, refused for the device
+        assert "FULL mode refused" in done.stdout and "torch sees no CUDA device" in done.stdout
     if case == "stability-data":
         assert str(tmp_path / "no" / "slice.npz") in done.stdout
     if case == "old-slice":  # the member the current form has and the older one lacks
@@ -842,13 +875,14 @@ def test_check_device_accepts_only_the_expected_gpu(monkeypatch):
     assert exc.value.code == 2
 
 
-def test_gpu_figures_script_fails_when_nothing_was_made(tmp_path):
+def test_gpu_figures_script_fails_when_nothing_was_made(tmp_path, decided):
     """A job that makes nothing ends with status 1, not 0: FULL mode whose figure's notebook fails (here its
     parameters are refused, lr < 0), after the archive, its runs not made. (STABILITY mode whose budget leaves no
     pair whole: test_gpu_figures_script_stability_pairs_leave_time_for_the_measurements; a budget too short for
     any training is refused before the setup, test_gpu_figures_script_refuses_before_anything_runs.)"""
     out, stage = tmp_path / "out", tmp_path / "stage"
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", ALLOW_DIRTY="1", FULL="1", PRECISION="tf32",
+               DECISION_ROOT=decided["tf32"],
                FIGURES="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")), TEST_EPOCHS="2",
                EXTRA_SETS="width=16 lr=-1", OMP_NUM_THREADS="1")
     env.pop("BUDGET_S", None)

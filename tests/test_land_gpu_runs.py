@@ -249,6 +249,9 @@ def test_land_and_promote_take_only_the_precision_the_committed_stability_pairs_
     root, other = bare_root, {"tf32": "fp32", "fp32": "tf32"}[decided]
     pairs = stability_pairs(root, decided)
     assert land_gpu_runs.decided_precision(root)["precision"] == decided
+    # the check FULL mode of scripts/gpu_figures.sh makes before it trains: the decision, another precision refused
+    assert land_gpu_runs.main(["decision", "--root", str(root), "--precision", decided]) == 0
+    assert land_gpu_runs.main(["decision", "--root", str(root), "--precision", other]) == 2
     pieces = root / "results" / "figures" / "pieces" / "fig1"
     for L in (1, 3, 6):  # put there by hand
         fake_run(pieces, L, precision=other)
@@ -279,6 +282,8 @@ def test_nothing_lands_or_is_promoted_before_the_stability_pairs_decide(bare_roo
     root = bare_root
     with pytest.raises(ValueError, match="no stability pair is committed in .*results/stability"):
         land_gpu_runs.decided_precision(root)
+    for q in ("tf32", "fp32"):  # nor does a FULL job start (scripts/gpu_figures.sh asks the same)
+        assert land_gpu_runs.main(["decision", "--root", str(root), "--precision", q]) == 2
     for q in ("tf32", "bf16"):
         files = job_outputs(tmp_path, f"job-{q}", "L1-L3-L6", [dict(L=L, precision=q) for L in (1, 3, 6)])
         with pytest.raises(ValueError, match="no stability pair is committed"):
