@@ -20,7 +20,10 @@
 #    contains $EXPECT_GPU (default H200 there: every budget and timing of these jobs is an H200's); in FULL mode,
 #    PRECISION is given and is the precision that the stability pairs committed in results/stability/ decide
 #    (scripts/land_gpu_runs.py decision, the check of the landing: a job before any pair is committed, or in
-#    another precision, is refused); in every mode, PRECISION is tf32 or fp32;
+#    another precision, is refused); in STABILITY mode, no run folder of $STABILITY_OUT is one that its pairs can
+#    neither keep nor make again (scripts/stability_runs.py --check-out: a run that ended with other parameters, a
+#    CPU trial left there, would fail its seed's pair after the machine started); in every mode, PRECISION is tf32
+#    or fp32;
 # 1. installs papermill, jupytext and ipykernel from .gpu/wheels (no network there) unless present (not in
 #    STABILITY mode, which runs no notebook), and puts nclib on PYTHONPATH (and scripts/gpu_shim, a stand-in for
 #    myst_nb.glue, if myst_nb is missing);
@@ -170,6 +173,8 @@ export PIECE=${PIECE//,/-}
 STABILITY=${STABILITY:-}
 STABILITY_SEEDS=${STABILITY_SEEDS:-0 1 2}
 STABILITY_EXTRA=${STABILITY_EXTRA:-3}
+# STABILITY mode: the stability runs' folder (a CPU trial of the mode names one outside results/stability/)
+STABILITY_OUT=${STABILITY_OUT:-results/stability}
 # in STABILITY mode the CUDA tests of the default step path run before the stability runs (-k), the others after
 CUDA_FIRST=${CUDA_FIRST:-graph_replays or graph_matches_eager or fp32_and_tf32 or matmul_precision}
 FIRST_TEST_FILES="tests/test_step.py tests/test_train.py"
@@ -347,6 +352,19 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
     echo "$DECISION_ROOT/results/stability/ decide (above): land and commit the stability job's pairs first"
     echo "(scripts/README.md), then give their decision as PRECISION"
     return 2
+  fi
+  # STABILITY mode: a run folder of the stability runs' folder that the pairs can neither keep nor make again (one
+  # that ended with other parameters, a CPU trial left there, say; or on a CPU) would fail its seed's pair
+  # (RunExists) after the machine started, and leave the job no decision. The code check below does not see it:
+  # no run counts results/ as a change to its code
+  if [ -n "$STABILITY" ]; then
+    local sets=()
+    stability_sets
+    if ! "$PY" scripts/stability_runs.py --check-out --out "$STABILITY_OUT" "${sets[@]}"; then
+      echo "refused: STABILITY mode needs a stability runs' folder ($STABILITY_OUT) without runs of other"
+      echo "parameters than its pairs' (above: move each aside, out of the checkout; a CPU trial sets STABILITY_OUT)"
+      return 2
+    fi
   fi
   if [ -n "$FULL$STABILITY" ]; then clean_code || return 2; fi
   # every mode: a GPU job on a machine whose torch sees no CUDA device would spend its budget on CPU-width
@@ -560,12 +578,20 @@ notebook() {
   else FIGS_FAILED="$FIGS_FAILED $f"; echo "Figure $f: scripts/gpu_run_figure.sh ended with $(status_text $rc "$why")"; fi
 }
 
+# STABILITY mode: the settings of the stability runs for scripts/stability_runs.py (appended to the caller's sets):
+# the data, the device and EXTRA_SETS' words
+stability_sets() {
+  local kv
+  sets+=(--set "data_path=$DATA" --set "device=$DEVICE")
+  for kv in "${EXTRA[@]}"; do sets+=(--set "$kv"); done
+}
+
 # STABILITY mode: the precision stability runs first, then the measurements the FULL runs are planned from (the
 # engine benchmark, the levers), the step's anatomy, the other CUDA tests, then more seeds; status 1 when no pair is
 # whole at the end, 3 when the whole pairs decide nothing (their archive kept for inspection)
 stability_job() {
-  local out_dir=${STABILITY_OUT:-results/stability} sets=(--set "data_path=$DATA" --set "device=$DEVICE") t
-  for kv in "${EXTRA[@]}"; do sets+=(--set "$kv"); done
+  local out_dir=$STABILITY_OUT sets=() t
+  stability_sets
   : > "$OUT/cuda_tests.txt"
   # the first CUDA tests go before the pairs only where the budget leaves the pairs PAIRS_S after the tests' 150 s;
   # otherwise they run after the measurements (== 5): a short budget goes to the pairs, the question of the job

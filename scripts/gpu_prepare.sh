@@ -7,7 +7,9 @@
 # nclib/imbalance.py or nclib/figures/config.py: the job refuses a slice cut for other counts than the figures' now,
 # scripts/gpu_data_slice.py --check).
 # Refuses (status 2) a checkout whose code is not its commit's, as
-# the job's FULL and STABILITY modes do there, unless ALLOW_DIRTY=1.
+# the job's FULL and STABILITY modes do there, unless ALLOW_DIRTY=1; and (status 2, after the CIFAR-10 slice) run
+# folders in results/stability/ that the stability job's pairs could neither keep nor make again, as its STABILITY
+# mode does there (scripts/stability_runs.py --check-out: a CPU trial left there, say).
 #   .gpu/wheels/             papermill, jupytext, ipykernel and their needs (cp312 wheels, ../shared/wheels-gpu),
 #                            checked to install those three on the GPU machine's Python 3.12 by themselves (a dry run
 #                            of pip for CPython 3.12 on manylinux x86-64; status 1 naming what does not resolve)
@@ -63,6 +65,15 @@ if ! resolved=$("$PY" -m pip install --dry-run --quiet --ignore-installed --no-i
 fi
 echo "wheels: papermill, jupytext and ipykernel install from .gpu/wheels alone on Python 3.12 (pip's dry run)"
 "$PY" scripts/gpu_data_slice.py "$SHARED/data/cifar10_subset.npz" .gpu/cifar10_subset_slice.npz
+# the stability job's check of its runs' folder (scripts/stability_runs.py --check-out), made here before a GPU machine
+# is started, at the job's default settings (the slice just made, the GPU): a run folder in results/stability/ that
+# its pairs can neither keep nor make again (a CPU trial left there, say) would fail its seed's pair there
+if ! "$PY" scripts/stability_runs.py --check-out --on-gpu --set data_path=.gpu/cifar10_subset_slice.npz \
+    --set device=auto; then
+  echo "refused: results/stability/ holds runs that the stability job's pairs can neither keep nor make again" >&2
+  echo "(above): move each aside, out of the checkout, and prepare again" >&2
+  exit 2
+fi
 "$PY" scripts/gpu_letters_data.py .gpu/letters_synthetic_gpu.npz
 git check-ignore -q .gpu || { echo ".gpu is not ignored by git" >&2; exit 1; }
 du -sh .gpu/wheels .gpu/cifar10_subset_slice.npz .gpu/letters_synthetic_gpu.npz

@@ -2,7 +2,7 @@
 
     python scripts/stability_runs.py [--seeds 0 1 2] [--extra-seeds N] [--budget-s S] [--out DIR]
                                      [--set NAME=VALUE ...] [--precisions fp32 tf32] [--overwrite]
-                                     [--summary-only]
+                                     [--summary-only] [--check-out [--on-gpu]]
 
 For each seed one nclib.train.run_many call trains the fp32 run and the TF32 run side by side (same data,
 initialization and batch order) for the first 400 epochs, metrics every 10 epochs, into
@@ -22,6 +22,11 @@ refuses runs of other parameters).  No decision is printed where, on a GPU, a TF
 pair (nclib.figures.stability.tf32_not_engaged), nor where the runs cannot be read as runs of the setting; the
 status is then 1.  --summary-only: train nothing, only summarize the runs under --out and print the decision (status
 0 with a decision, 1 without), as scripts/gpu_figures.sh's STABILITY mode ends (status 3 without one).
+--check-out: train nothing: refuse (status 2, naming each) the run folders under --out that these pairs can
+neither keep nor make again (stray_runs: a run that ended with other parameters, a CPU trial of the tooling left
+there, say, would fail its seed's pair and leave the summary no decision; or one that ended on a CPU where the
+pairs train on a GPU), status 0 where there is none: scripts/gpu_figures.sh's STABILITY mode checks so before any
+GPU time is spent, and scripts/gpu_prepare.sh here with --on-gpu (the pairs will train on a GPU, not here).
 --precisions fp32 (or tf32): that run of each seed alone, no pair, into the --out it then requires (never beside
 the pairs of results/stability/); it prints no decision, which needs pairs.  The strict fp32 runs of seeds 1 and 2
 on a CPU, in results/stability-cpu/, were made so (results/README.md gives their commands).
@@ -34,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import re
 import sys
 import time
 
@@ -48,13 +54,15 @@ class OtherDevice(ValueError):
     on (:func:`pair_states`)."""
 
 
-def pair_states(runs, shared) -> list[tuple[str, dict | None]]:
+def pair_states(runs, shared, cuda: bool | None = None) -> list[tuple[str, dict | None]]:
     """What each run folder of the pair holds, read once: ``("ended", its provenance)`` for a run that ended
     (finished, or stopped as diverged) with exactly these parameters, ``("other", None)`` for one that ended with
     other parameters, ``("cut", None)`` for a run that did not end (failed, dead, stopped: never a result) and
     ``("absent", None)``.  :class:`OtherDevice` for a run that ended on a CPU where this machine trains on a GPU
     (TF32 exists only there: such a pair is not the one to make here); ValueError from
-    :func:`nclib.train.check_params` for parameters it refuses (:func:`check_flags` has refused them before)."""
+    :func:`nclib.train.check_params` for parameters it refuses (:func:`check_flags` has refused them before).
+    ``cuda``: whether the machine that trains the pair has a CUDA device (None: this one is asked), for a check
+    made on another machine before the job (:func:`stray_runs`)."""
     out = []
     for r in runs:
         want = train.check_params(**{**shared, **r})
@@ -65,7 +73,7 @@ def pair_states(runs, shared) -> list[tuple[str, dict | None]]:
         elif runs_contract.differing_params(path, parameters.defining_params(want)):
             out.append(("other", None))
         else:
-            other = runs_contract.device_difference(path, parameters.required_device_type(want["device"]))
+            other = runs_contract.device_difference(path, parameters.required_device_type(want["device"], cuda))
             if other:
                 trained, here = other["device"]
                 raise OtherDevice(f"run folder {str(path)!r} holds a run trained on {trained}, and this machine "
@@ -73,6 +81,35 @@ def pair_states(runs, shared) -> list[tuple[str, dict | None]]:
                                  f"pass --overwrite")
             out.append(("ended", json.loads((path / "provenance.json").read_text())))
     return out
+
+
+def stray_runs(out, overrides, cuda: bool | None = None) -> dict[str, str]:
+    """{run folder: why, naming it} for each run folder under ``out`` named as a stability run (:func:`stability.run_name`)
+    that pairs made with ``overrides`` can neither keep nor make again (:func:`pair_states`): a run that ended with
+    other parameters ("other": a CPU trial of the tooling left there, say), whose seed's pair would fail
+    (``RunExists``) and whose folder would leave the summary no decision (:func:`stability.load_stability` refuses
+    it), or one that ended on a CPU where the pairs train on a GPU (:class:`OtherDevice`), which stops every pair.
+    A run that did not end is made again, and is no stray.  ``cuda`` as for :func:`pair_states`: True for a check
+    made here before a GPU job (``scripts/gpu_prepare.sh``).  ValueError from :func:`stability.pair_kwargs` or
+    :func:`nclib.train.check_params` for overrides they refuse."""
+    found = {}
+    for path in sorted(pathlib.Path(out).glob(f"fig{stability.FIGURE}-L{stability.L}-*-seed*")):
+        match = re.fullmatch(rf"fig{stability.FIGURE}-L{stability.L}-(\w+)-seed(\d+)", path.name)
+        if not path.is_dir() or match is None or match.group(1) not in stability.PRECISIONS \
+                or path.name != stability.run_name(match.group(1), int(match.group(2))):
+            continue  # not a name these pairs make or read as theirs
+        runs, shared = stability.pair_kwargs(int(match.group(2)), out_dir=str(out), **overrides)
+        run = [r for r in runs if r["precision"] == match.group(1)]
+        try:
+            (state, _), = pair_states(run, shared, cuda)
+        except OtherDevice as exc:
+            found[str(path)] = str(exc)
+            continue
+        if state == "other":
+            want = parameters.defining_params(train.check_params(**{**shared, **run[0]}))
+            found[str(path)] = (f"run folder {str(path)!r} holds a run that ended with other parameters than these "
+                                f"pairs': {runs_contract.differences_text(runs_contract.differing_params(path, want))}")
+    return found
 
 
 def pair_seconds(states) -> float | None:
@@ -135,6 +172,11 @@ def main(argv=None) -> int:
     ap.add_argument("--summary-only", action="store_true",
                     help="train nothing: summarize the runs under --out and print the decision (status 0 with a "
                          "decision, 1 without)")
+    ap.add_argument("--check-out", action="store_true",
+                    help="train nothing: status 2, naming them, where run folders under --out hold runs these pairs "
+                         "can neither keep nor make again (other parameters, or a CPU where they train on a GPU)")
+    ap.add_argument("--on-gpu", action="store_true",
+                    help="with --check-out: the pairs will train on a machine with a GPU (a check made before the job)")
     args = ap.parse_args(argv)
     pairs = set(args.precisions) == set(stability.PRECISIONS)
     if args.out is None and not pairs:
@@ -151,6 +193,14 @@ def main(argv=None) -> int:
     refused = check_flags(args, seeds, overrides)
     if refused:
         ap.error(refused)
+    if args.check_out:
+        strays = stray_runs(args.out, overrides, True if args.on_gpu else None)
+        for why in strays.values():
+            print(f"refused: {why}. Move it out of {args.out!r}: a trial of the tooling goes into a folder of its "
+                  f"own (--out)")
+        if not strays:
+            print(f"{args.out}: no run folder that these pairs can neither keep nor make again")
+        return 2 if strays else 0
     if args.summary_only:
         return summarize(args, overrides, pairs)
     t0, failed, interrupted = time.perf_counter(), [], False

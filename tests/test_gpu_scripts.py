@@ -479,12 +479,13 @@ def test_gpu_prepare_refuses_uncommitted_code_and_replaces_the_wheels(tmp_path):
 
 
 def _preparation_clone(tmp_path: pathlib.Path, *more: str):
-    """A local clone of the repository with the working preparation scripts (and ``more`` scripts) committed, and a
-    shared folder holding one wheel and a CIFAR-10 file: (clone, the git command line in it, shared)."""
+    """A local clone of the repository with the working preparation scripts (and scripts/stability_runs.py, whose
+    check they make, and ``more`` scripts) committed, and a shared folder holding one wheel and a CIFAR-10 file:
+    (clone, the git command line in it, shared)."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", "--local", str(ROOT), str(clone)], check=True, capture_output=True)
     git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t"]
-    for name in ("gpu_prepare.sh", *more, "gpu_data_slice.py", "gpu_letters_data.py"):
+    for name in ("gpu_prepare.sh", *more, "gpu_data_slice.py", "gpu_letters_data.py", "stability_runs.py"):
         (clone / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
     subprocess.run(git + ["commit", "-q", "--allow-empty", "-am", "the scripts under test"], check=True,
                    capture_output=True)
@@ -513,6 +514,33 @@ def test_gpu_prepare_refuses_a_copy_larger_than_the_limit(tmp_path):
     assert "of 1 MiB" in done.stdout and "within 1 MiB" in done.stderr
     assert (clone / ".gpu" / "cifar10_subset_slice.npz").is_file()  # made, then refused for its size
     assert not (clone / ".gpu" / "prepared_from").exists()
+
+
+def test_gpu_prepare_refuses_runs_the_stability_pairs_can_neither_keep_nor_make_again(tmp_path):
+    """scripts/gpu_prepare.sh makes the stability job's check of results/stability/ here, before a GPU machine is
+    started (scripts/stability_runs.py --check-out at the job's settings, on a GPU): a run folder there that its
+    pairs can neither keep nor make again (a run of other parameters, as a CPU trial leaves one; the code check
+    does not see it, results/ being no code) is named, status 2, and no .gpu/prepared_from is written; moved aside,
+    the preparation ends."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("needs the repository's git history")
+    clone, _, shared = _preparation_clone(tmp_path)
+    run = stray_run(clone / "results" / "stability")
+    env = dict(os.environ, PY=sys.executable, PYTHONPATH=str(clone), SHARED=str(shared), LIMIT_MIB="100000",
+               OMP_NUM_THREADS="1")
+    env.pop("ALLOW_DIRTY", None)
+
+    def prepare():
+        return subprocess.run(["bash", "scripts/gpu_prepare.sh"], cwd=clone, env=env, capture_output=True, text=True,
+                              timeout=600)
+
+    done = prepare()
+    assert done.returncode == 2, (done.stdout + done.stderr)[-2000:]
+    assert f"refused: run folder '{run}' holds a run that ended with other parameters" in done.stdout
+    assert "results/stability/ holds runs" in done.stderr and not (clone / ".gpu" / "prepared_from").exists()
+    shutil.move(run, tmp_path / run.name)
+    done = prepare()
+    assert done.returncode == 0 and (clone / ".gpu" / "prepared_from").is_file(), (done.stdout + done.stderr)[-2000:]
 
 
 def test_gpu_prepare_records_its_scripts_and_the_job_refuses_a_gpu_folder_they_did_not_make(tmp_path):
@@ -699,6 +727,14 @@ def lever_record(folder: pathlib.Path, precision: str) -> pathlib.Path:
     return path
 
 
+def stray_run(folder: pathlib.Path) -> pathlib.Path:
+    """A run folder of the stability runs that ended at Figure 1's setting (the committed strict fp32 CPU run of seed
+    0) in ``folder``: a run of other parameters than a CPU trial's tiny pairs, left where the pairs go."""
+    from nclib.figures import stability
+
+    return pathlib.Path(shutil.copytree(stability.RESULTS_CPU / "fig1-L6-fp32-seed0", folder / "fig1-L6-fp32-seed0"))
+
+
 FAKE_H100 = """import torch
 torch.cuda.is_available = lambda: True
 torch.cuda.get_device_name = lambda device=None: "NVIDIA H100 80GB HBM3"
@@ -725,7 +761,7 @@ OTHER_PRECISIONS = {"full-bf16": dict(PRECISION="bf16"), "default-bf16": dict(FU
                                   "time-stability", "time-stability-capped", "short-budget",
                                   "short-budget-stability", "short-default-budget", "least-budget", "levers",
                                   "levers-precision", "full-precision", "no-decision", "other-decision",
-                                  "decided-fp32", *OTHER_PRECISIONS, *NOT_NUMBERS])
+                                  "decided-fp32", "stability-stray", *OTHER_PRECISIONS, *NOT_NUMBERS])
 def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case, decided):
     """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
     piece that names no runs, a missing or damaged .gpu/ data file, a slice of an older form (whose runs would
@@ -739,7 +775,8 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case, decided
     PRECISION in any mode other than tf32 or fp32 (the two that the stability runs compare; bf16 is never a figure
     run's), FULL mode where no committed stability pair decides a precision, or where they decide another than
     PRECISION (scripts/land_gpu_runs.py would land none of its runs; the precision they decide passes, refused
-    next for the device),
+    next for the device), a STABILITY job whose runs' folder holds a run that ended with other parameters than its
+    pairs' (a CPU trial left there: its seed's pair would fail, RunExists, after the machine started),
     RESUME=1 where the stage holds no run of the piece (a second command on a fresh machine) or outside FULL mode,
     a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s would otherwise stop the job
     after its install and CUDA tests, BUDGET_S=abc would be read as 0)."""
@@ -796,6 +833,8 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case, decided
                 "no-decision": dict(DECISION_ROOT=str(tmp_path)),
                 "other-decision": dict(PRECISION="fp32"),
                 "decided-fp32": dict(PRECISION="fp32", DECISION_ROOT=decided["fp32"], DEVICE="auto"),
+                "stability-stray": dict(FULL="", STABILITY="1", STABILITY_OUT=str(stray_run(tmp_path / "pairs").parent),
+                                        EXTRA_SETS="width=16 epochs=10"),
                 **OTHER_PRECISIONS, **NOT_NUMBERS}[case])
     done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -819,6 +858,10 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case, decided
         assert f"no stability pair is committed in '{tmp_path / 'results' / 'stability'}'" in done.stdout
     if case == "other-decision":
         assert "precision 'fp32' is not the tf32 that the committed stability pairs decide" in done.stdout
+    assert ("STABILITY mode needs a stability runs' folder" in done.stdout) == (case == "stability-stray")
+    if case == "stability-stray":  # named, with the parameter that differs
+        assert f"run folder '{tmp_path / 'pairs' / 'fig1-L6-fp32-seed0'}' holds a run that ended" in done.stdout
+        assert "width = 2048, now 16" in done.stdout
     if case == "decided-fp32":  # the decision accepted, refused for the device
         assert "FULL mode refused" in done.stdout and "torch sees no CUDA device" in done.stdout
     if case == "stability-data":

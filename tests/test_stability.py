@@ -249,6 +249,34 @@ def test_only_a_run_on_another_device_is_the_overwrite_case(tmp_path, monkeypatc
     assert trained == [0]
 
 
+def test_stray_runs_are_the_folders_the_pairs_can_neither_keep_nor_make_again(tmp_path, capsys):
+    """--check-out (stray_runs), the check a GPU job makes before its pairs: a run folder named as a stability run
+    that ended with other parameters (a CPU trial left in the folder; it would fail its seed's pair, RunExists) or on
+    a CPU where the pairs train on a GPU (OtherDevice) is named, status 2; the same run with the pairs' parameters
+    on their kind of device is kept, and one that did not end is made again: neither is a stray."""
+    out, data = tmp_path / "pairs", fake_cifar(tmp_path / "cifar.npz")
+    run = out / "fig1-L6-fp32-seed0"
+    shutil.copytree(stability.RESULTS_CPU / run.name, run)  # Figure 1's setting at L = 6, strict fp32, on a CPU
+    params = json.loads((run / "params.json").read_text())
+    (run / "params.json").write_text(json.dumps(dict(params, data_path=str(data))))
+    own = dict(data_path=str(data), device="cpu")
+    assert stability_runs.stray_runs(out, own) == {}  # the pair's own run: kept
+    assert stability_runs.stray_runs(out, dict(own, device="auto"), cuda=False) == {}
+    other = stability_runs.stray_runs(out, dict(own, width=16, epochs=10))
+    assert list(other) == [str(run)] and "width = 2048, now 16; epochs = 400, now 10" in other[str(run)]
+    on_gpu = stability_runs.stray_runs(out, dict(own, device="auto"), cuda=True)
+    assert list(on_gpu) == [str(run)] and "trained on cpu" in on_gpu[str(run)]
+    flags = ["--check-out", "--out", str(out), "--set", f"data_path={data}"]
+    assert stability_runs.main(flags + ["--set", "width=16"]) == 2
+    assert f"refused: run folder '{run}' holds a run that ended with other parameters" in capsys.readouterr().out
+    assert stability_runs.main(flags + ["--set", "device=auto", "--on-gpu"]) == 2
+    assert stability_runs.main(flags + ["--set", "device=cpu"]) == 0 and not run.with_name("fig1-L6-tf32-seed0").exists()
+    prov = json.loads((run / "provenance.json").read_text())
+    (run / "provenance.json").write_text(json.dumps(dict(prov, status="failed")))  # cut: made again, no stray
+    assert stability_runs.stray_runs(out, dict(own, width=16, epochs=10)) == {}
+    assert stability_runs.main(flags + ["--set", "width=16"]) == 0
+
+
 def test_the_script_makes_the_fp32_runs_alone_when_asked_and_decides_nothing(tmp_path, capsys):
     """--precisions fp32: one run per seed (the strict fp32 runs made on a CPU), no TF32 folder, no decision."""
     out = tmp_path / "stability-cpu"
