@@ -18,12 +18,17 @@ at most the paper's 12,000.
     python scripts/gpu_budget.py epochs FIG --calibration calib.json --remaining SECONDS --todo "1 3 2 4"
         -> prints "EPOCHS SECONDS" (the epochs and the seconds allotted to FIG); EPOCHS 0 means skip
     python scripts/gpu_budget.py pieces FIG --calibration calib.json --budget-s SECONDS [--slower X]
-            [--apart-ratio R] [--starts 2] [--data-s S] [--levers bench_levers_tf32.json]
+            [--apart-ratio R] [--starts 2] [--data-s S] [--levers bench_levers_tf32.json] [--precision Q]
+            [--piece L1-L3] [--epochs E]
         -> prints the fewest pieces of FIG's runs (e.g. "L1-L3 L6") that each fit SECONDS of notebook time on one
-           GPU machine at the paper's 12,000 epochs, each piece's runs started STARTS times (a second command
-           resumes them), with their predicted seconds (nclib.figures.piece_seconds, fewest_pieces); status 1
+           GPU machine at the paper's 12,000 epochs (--epochs: E), each piece's runs started STARTS times (a second
+           command resumes them), with their predicted seconds (nclib.figures.piece_seconds, fewest_pieces); status 1
            when a run does not fit alone.  --levers: the epochs at the speed of a lever record's fastest lever
-           (:func:`lever_speed`), e.g. a stability job's, instead of the calibration's
+           (:func:`lever_speed`), e.g. a stability job's, instead of the calibration's.  --precision: the runs'
+           precision, --slower and --apart-ratio (unless given) read from the engine benchmark outputs beside the
+           calibration (:func:`precision_speeds`; a lever record is then one measured at Q).  --piece: that piece
+           alone, its predicted seconds against SECONDS, status 1 when it does not fit (scripts/gpu_figures.sh's FULL
+           mode refuses such a piece before any GPU time is spent)
     python scripts/gpu_budget.py levers benchmarks/results/bench_levers_tf32.json [--metric-every 100]
             [--precision tf32]
         -> prints the notebook settings (NAME=VALUE ...) of the fastest lever measured for a figure's runs, for
@@ -40,6 +45,7 @@ import argparse
 import json
 import math
 import pathlib
+import re
 import sys
 import time
 
@@ -184,18 +190,51 @@ def choose_levers(record: dict, metric_every: int = 100, precision: str | None =
     return best, best_ms, plain
 
 
-def lever_speed(record: dict, calibration: dict) -> tuple[str, float]:
-    """The fastest lever of a lever record that ends as the plain engine does (:func:`choose_levers`, at the
-    calibration's precision) and its time per epoch of a CIFAR-10 figure's three runs side by side against the
-    calibration's (``epoch_ms_side_by_side`` over ``epoch_s``): the factor by which ``pieces --levers`` scales the
-    calibrated epochs (the metric epochs keep the calibration's time).  ValueError for a record of another
-    precision, or without the lever's timing."""
-    spec, _, _ = choose_levers(record, precision=calibration.get("precision"))
+def lever_speed(record: dict, calibration: dict, precision: str | None = None) -> tuple[str, float]:
+    """The fastest lever of a lever record that ends as the plain engine does (:func:`choose_levers`, at the runs'
+    ``precision``, by default the calibration's) and its time per epoch of a CIFAR-10 figure's three runs side by
+    side against the calibration's (``epoch_ms_side_by_side`` over ``epoch_s``): the factor by which ``pieces
+    --levers`` scales the calibrated epochs (the metric epochs keep the calibration's time).  ValueError for a
+    record of another precision, or without the lever's timing."""
+    spec, _, _ = choose_levers(record, precision=precision or calibration.get("precision"))
     try:
         ms = float(record["levers"][spec]["epoch_ms_side_by_side"])
         return spec, ms / (1000.0 * float(calibration["kinds"]["cifar10"]["epoch_s"]))
     except (KeyError, TypeError) as exc:
         raise ValueError(f"the record or the calibration lacks an epoch time: {exc!r}") from None
+
+
+def precision_speeds(calibration_path, precision: str, calibrated: str | None) -> tuple[float, float]:
+    """How a figure's runs train at ``precision`` against the precision ``calibrated`` of the calibration at
+    ``calibration_path``, from the engine benchmark outputs of the job that made it (``bench_train_gpu*.txt``
+    beside it, read by :func:`nclib.figures.read_benchmark`): ``(slower, apart_ratio)``, the ratio of the two
+    precisions' times for a figure's three runs side by side (1 for the calibration's own precision) and, at
+    ``precision``, one after another against side by side (``pieces --slower``, ``--apart-ratio``).  ValueError
+    naming the folder where no benchmark output of either precision timed a figure's runs."""
+    folder = pathlib.Path(calibration_path).parent
+    timed = {}
+    for path in sorted(folder.glob("bench_train_gpu*.txt")):
+        try:
+            bench = figures.read_benchmark(path)
+        except ValueError:
+            continue
+        q = str(bench.get("precision", "")).split(";")[0].strip()
+        if bench.get("figure_together_s") and bench.get("figure_ratio"):
+            timed.setdefault(q, bench)
+    missing = [q for q in dict.fromkeys((precision, calibrated)) if q not in timed]
+    if missing:
+        raise ValueError(f"no engine benchmark output beside the calibration in {str(folder)!r} timed a figure's runs "
+                         f"at precision {' or '.join(map(repr, missing))} (bench_train_gpu*.txt, --figure-epochs)")
+    slower = timed[precision]["figure_together_s"] / timed[calibrated]["figure_together_s"]
+    return slower, float(timed[precision]["figure_ratio"])
+
+
+def piece_of(text: str) -> tuple[int, ...]:
+    """The head depths of a piece as ``PIECE`` names it (``L6``, ``L1-L3``, ``L1-L6``: the runs named, not a range).
+    ValueError naming ``piece`` for anything else."""
+    if not isinstance(text, str) or not re.fullmatch(r"L[0-9]+(-L[0-9]+)*", text):
+        raise ValueError(f"piece must name head depths as L1, L1-L3 or L1-L6, got {text!r}")
+    return tuple(int(L) for L in text[1:].split("-L"))
 
 
 def check_device(device: str = "auto", expect: str | None = "H200") -> str:
@@ -240,10 +279,18 @@ def main(argv=None) -> None:
     pc.add_argument("fig", type=int)
     pc.add_argument("--calibration", required=True)
     pc.add_argument("--budget-s", type=float, required=True, help="one GPU machine's seconds for the notebooks")
-    pc.add_argument("--slower", type=float, default=1.0,
-                    help="the runs' precision against the calibration's (e.g. fp32 side by side / tf32 side by side)")
-    pc.add_argument("--apart-ratio", type=float, default=1.0,
-                    help="a figure's runs one after another against side by side (bench_train.py --figure-epochs)")
+    pc.add_argument("--slower", type=float, default=None,
+                    help="the runs' precision against the calibration's (e.g. fp32 side by side / tf32 side by side; "
+                         "default 1, or from the benchmarks with --precision)")
+    pc.add_argument("--apart-ratio", type=float, default=None,
+                    help="a figure's runs one after another against side by side (bench_train.py --figure-epochs; "
+                         "default 1, or from the benchmarks with --precision)")
+    pc.add_argument("--precision", default=None,
+                    help="the runs' precision: --slower and --apart-ratio from the engine benchmark outputs beside "
+                         "the calibration (bench_train_gpu*.txt), unless given")
+    pc.add_argument("--piece", default=None,
+                    help="only this piece (e.g. L6, L1-L3): its seconds against --budget-s, status 1 when over")
+    pc.add_argument("--epochs", type=int, default=None, help="the runs' epochs (default the paper's 12,000)")
     pc.add_argument("--starts", type=int, default=2, help="notebooks a piece's runs go through (two commands: 2)")
     pc.add_argument("--levers", default=None,
                     help="a lever record (bench_levers_*.json): the epochs at its fastest lever's measured speed")
@@ -277,25 +324,48 @@ def main(argv=None) -> None:
         print("" if spec == "plain" else " ".join(spec.split(",")))
         return
     if args.command == "pieces":
-        with open(args.calibration) as fh:
-            cal = json.load(fh)
+        try:
+            with open(args.calibration) as fh:
+                cal = json.load(fh)
+        except (OSError, ValueError) as exc:  # json's errors are ValueErrors
+            raise SystemExit(f"pieces: no calibration in {args.calibration!r}: {exc}")
         if args.data_s is not None:
             if args.data_s < 0:
                 raise SystemExit(f"--data-s must be a number of seconds >= 0, got {args.data_s}")
             cal = figures.with_data_seconds(cal, args.fig, args.data_s)
-        slower = args.slower
+        slower, apart_ratio = 1.0, 1.0
+        if args.precision is not None:
+            try:
+                slower, apart_ratio = precision_speeds(args.calibration, args.precision, cal.get("precision"))
+            except ValueError as exc:
+                raise SystemExit(f"pieces: {exc}")
+        slower = slower if args.slower is None else args.slower
+        apart_ratio = apart_ratio if args.apart_ratio is None else args.apart_ratio
         if args.levers is not None:
             try:
                 with open(args.levers) as fh:
-                    spec, speed = lever_speed(json.load(fh), cal)
+                    spec, speed = lever_speed(json.load(fh), cal, args.precision)
             except (OSError, ValueError) as exc:  # json's errors are ValueErrors
                 raise SystemExit(f"pieces: no lever speed in {args.levers!r}: {exc}")
             print(f"levers: {spec}, the epochs at {speed:.3f} times the calibration's time", file=sys.stderr)
-            slower *= speed
+            # a record measured at the runs' precision: its speed is theirs, no other precision's factor on it
+            slower = (1.0 if args.slower is None else args.slower) * speed
 
         def seconds(piece):
-            return figures.piece_seconds(cal, args.fig, piece, slower=slower, apart_ratio=args.apart_ratio,
-                                         starts=args.starts)
+            return figures.piece_seconds(cal, args.fig, piece, epochs=args.epochs, slower=slower,
+                                         apart_ratio=apart_ratio, starts=args.starts)
+
+        if args.piece is not None:
+            try:
+                t = seconds(piece_of(args.piece))
+            except ValueError as exc:
+                raise SystemExit(f"pieces: {exc}")
+            fits = t <= args.budget_s
+            print(f"Figure {args.fig}, {args.piece}{'' if args.precision is None else ' at ' + args.precision}: "
+                  f"{t:.0f} s, {'within' if fits else 'more than'} {args.budget_s:.0f} s of one machine")
+            if not fits:
+                sys.exit(1)
+            return
 
         plan = figures.fewest_pieces(seconds, args.budget_s)
         alone = {L: seconds((L,)) for L in figures.L_VALUES}

@@ -20,7 +20,8 @@
 #    contains $EXPECT_GPU (default H200 there: every budget and timing of these jobs is an H200's); in FULL mode,
 #    PRECISION is given and is the precision that the stability pairs committed in results/stability/ decide
 #    (scripts/land_gpu_runs.py decision, the check of the landing: a job before any pair is committed, or in
-#    another precision, is refused); in STABILITY mode, no run folder of $STABILITY_OUT is one that its pairs can
+#    another precision, is refused), and a piece's first command can finish the piece in one machine's two commands
+#    at PRECISION (scripts/gpu_budget.py pieces --piece, from the committed job PLAN_FROM); in STABILITY mode, no run folder of $STABILITY_OUT is one that its pairs can
 #    neither keep nor make again (scripts/stability_runs.py --check-out: a run that ended with other parameters, a
 #    CPU trial left there, would fail its seed's pair after the machine started); in every mode, PRECISION is tf32
 #    or fp32;
@@ -202,6 +203,12 @@ LEVERS_FROM=${LEVERS_FROM:-}
 # FULL mode: the repository root whose committed stability pairs (results/stability/) decide PRECISION, checked before
 # anything runs (scripts/land_gpu_runs.py decision); this checkout, unless a CPU test of the script names a fixture's
 DECISION_ROOT=${DECISION_ROOT:-.}
+# FULL mode, a piece's first command: the piece must finish in one machine's two commands at PRECISION, at the speed
+# of the committed GPU job PLAN_FROM (its calibration.json and engine benchmark outputs: scripts/gpu_budget.py pieces
+# --precision), its notebooks in at most PLAN_S s (the two commands' max_train_s at their high end, scripts/README.md,
+# "Why three pieces"); checked before anything runs
+PLAN_FROM=${PLAN_FROM:-results/figures/gpu/logs/call1}
+PLAN_S=610
 # what makes .gpu/ (scripts/gpu_prepare.sh), the preparation files: its scripts and the library code that makes its
 # contents (nclib.letters renders the letters, nclib.data selects the CIFAR-10 slice's rows, nclib.datafiles reads
 # and writes the files); a .gpu/ made by other forms of them than this checkout's is refused. scripts/gpu_prepare.sh
@@ -366,6 +373,7 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
       return 2
     fi
   fi
+  if [ -n "$FULL" ] && [ -z "$RESUME" ]; then fits_one_machine || return 2; fi
   if [ -n "$FULL$STABILITY" ]; then clean_code || return 2; fi
   # every mode: a GPU job on a machine whose torch sees no CUDA device would spend its budget on CPU-width
   # benchmarks and calibration before failing (the default mode accepts any GPU model: EXPECT_GPU is empty there)
@@ -375,6 +383,29 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
     "$PY" scripts/gpu_budget.py device --device "$DEVICE" --expect "$EXPECT_GPU" || {
       echo "$mode mode refused (DEVICE=cpu for a CPU test of the script)"; return 2; }
   fi
+}
+
+# FULL mode, a piece's first command: status 0 when each figure's piece (PIECE, or its three runs) can finish its
+# epochs (FULL_EPOCHS, TEST_EPOCHS, else the paper's) at PRECISION in one machine's two commands, PLAN_S s of
+# notebooks, at the committed job's speed (PLAN_FROM; with the lever of LEVERS_FROM, and for Figures 2 and 4 the
+# letters read from LETTERS_DATA where it exists): scripts/gpu_budget.py pieces --piece; status 1, and why, where
+# one cannot, or where it cannot be planned (no committed calibration there, say)
+fits_one_machine() {
+  local f more
+  for f in $FIGURES; do
+    more=()
+    if [ -n "$LEVERS_FROM" ]; then more+=(--levers "$LEVERS_FROM"); fi
+    case $f in 2|4) if [ -f "$LETTERS_DATA" ]; then more+=(--data-s 1); fi ;; esac
+    if ! "$PY" scripts/gpu_budget.py pieces "$f" --calibration "$PLAN_FROM/calibration.json" --precision "$PRECISION" \
+        --piece "${PIECE:-L1-L3-L6}" --epochs "${TEST_EPOCHS:-${FULL_EPOCHS:-12000}}" --starts 2 --budget-s "$PLAN_S" \
+        "${more[@]}"; then
+      echo "refused: FULL mode starts a piece only where scripts/gpu_budget.py pieces (above) plans it to finish in"
+      echo "one machine's two commands ($PLAN_S s of notebooks) at PRECISION=$PRECISION, from the committed job in"
+      echo "$PLAN_FROM (its calibration.json and bench_train_gpu*.txt): a piece that does not fit is made in smaller"
+      echo "pieces (scripts/README.md, \"Why three pieces\"); a job that cannot be planned from is named above"
+      return 1
+    fi
+  done
 }
 
 # RESUME=1 (FULL mode): status 0 when $STAGE holds a run folder of the piece for each figure of $FIGURES (a run that

@@ -416,10 +416,11 @@ def test_gpu_figures_script_full_mode_refuses_a_checkout_whose_code_is_not_its_c
         pytest.skip("needs the repository's git history")
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", "--local", str(ROOT), str(clone)], check=True, capture_output=True)
-    (clone / "scripts" / "gpu_figures.sh").write_text((ROOT / "scripts" / "gpu_figures.sh").read_text())
+    for script in [*(ROOT / "scripts").glob("*.sh"), *(ROOT / "scripts").glob("*.py")]:  # the checks it makes first
+        (clone / "scripts" / script.name).write_text(script.read_text())
     (clone / "CONTRIBUTING.md").write_text((clone / "CONTRIBUTING.md").read_text() + "\na change\n")
     env = dict(os.environ, OUT=str(tmp_path / "out"), PY=sys.executable, DEVICE="cpu", FULL="1", PRECISION="tf32",
-               DECISION_ROOT=decided["tf32"],
+               DECISION_ROOT=decided["tf32"], PIECE="L6",
                STAGE=str(tmp_path / "stage"), DATA=str(fake_cifar(tmp_path / "cifar.npz")), OMP_NUM_THREADS="1")
     env.pop("ALLOW_DIRTY", None)
     done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=clone, env=env, capture_output=True, text=True,
@@ -761,7 +762,8 @@ OTHER_PRECISIONS = {"full-bf16": dict(PRECISION="bf16"), "default-bf16": dict(FU
                                   "time-stability", "time-stability-capped", "short-budget",
                                   "short-budget-stability", "short-default-budget", "least-budget", "levers",
                                   "levers-precision", "full-precision", "no-decision", "other-decision",
-                                  "decided-fp32", "stability-stray", *OTHER_PRECISIONS, *NOT_NUMBERS])
+                                  "decided-fp32", "stability-stray", "piece-fp32", "whole-figure",
+                                  "no-calibration", *OTHER_PRECISIONS, *NOT_NUMBERS])
 def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case, decided):
     """What would waste the GPU machine's time is refused at once, with status 2 and nothing but the log in $OUT: a
     piece that names no runs, a missing or damaged .gpu/ data file, a slice of an older form (whose runs would
@@ -776,13 +778,15 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case, decided
     run's), FULL mode where no committed stability pair decides a precision, or where they decide another than
     PRECISION (scripts/land_gpu_runs.py would land none of its runs; the precision they decide passes, refused
     next for the device), a STABILITY job whose runs' folder holds a run that ended with other parameters than its
-    pairs' (a CPU trial left there: its seed's pair would fail, RunExists, after the machine started),
+    pairs' (a CPU trial left there: its seed's pair would fail, RunExists, after the machine started), a FULL piece
+    that cannot finish in one machine's two commands at its precision (L6 in strict fp32; the whole figure) at the
+    committed job's speed, or where no committed calibration plans it (L6 with TF32 and L1 in strict fp32 pass),
     RESUME=1 where the stage holds no run of the piece (a second command on a fresh machine) or outside FULL mode,
     a number of seconds, epochs or seeds that is not a whole number (BUDGET_S=570s would otherwise stop the job
     after its install and CUDA tests, BUDGET_S=abc would be read as 0)."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", FULL="1", PRECISION="tf32",
-               DECISION_ROOT=decided["tf32"],
+               DECISION_ROOT=decided["tf32"], PIECE="L6",  # a piece that fits one machine at TF32
                ALLOW_DIRTY="1", STAGE=str(stage), DATA=str(fake_cifar(tmp_path / "cifar.npz")), OMP_NUM_THREADS="1")
     env.pop("BUDGET_S", None)
     fake = tmp_path / "fake"
@@ -796,7 +800,8 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case, decided
                 "full-data": dict(DATA=str(tmp_path / "no" / "slice.npz")),
                 "old-slice": dict(DATA=str(older_slice(tmp_path / "old-slice.npz"))),
                 "slice-counts": dict(DATA=str(slice_of_other_counts(tmp_path / "cifar.npz", tmp_path / "counts.npz"))),
-                "check-fails": dict(PYTHONPATH=f"{broken.parent}{os.pathsep}{env.get('PYTHONPATH', '')}"),
+                # no PIECE: the check of the piece, which imports numpy too, would refuse it first
+                "check-fails": dict(PYTHONPATH=f"{broken.parent}{os.pathsep}{env.get('PYTHONPATH', '')}", PIECE=""),
                 "damaged-data": dict(DATA=str(cut_short(tmp_path / "cifar.npz", tmp_path / "cut.npz"))),
                 "no-cuda": dict(DEVICE="auto"),
                 "no-cuda-default": dict(FULL="", DEVICE="auto"),  # the default mode, any GPU model accepted
@@ -832,7 +837,11 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case, decided
                 # FULL mode before any stability pair is committed, or in another precision than the pairs decide
                 "no-decision": dict(DECISION_ROOT=str(tmp_path)),
                 "other-decision": dict(PRECISION="fp32"),
-                "decided-fp32": dict(PRECISION="fp32", DECISION_ROOT=decided["fp32"], DEVICE="auto"),
+                "decided-fp32": dict(PRECISION="fp32", DECISION_ROOT=decided["fp32"], DEVICE="auto", PIECE="L1"),
+                # pieces that one machine's two commands cannot finish, or that nothing committed plans
+                "piece-fp32": dict(PRECISION="fp32", DECISION_ROOT=decided["fp32"]),
+                "whole-figure": dict(PIECE=""),
+                "no-calibration": dict(PLAN_FROM=str(tmp_path / "no-job")),
                 "stability-stray": dict(FULL="", STABILITY="1", STABILITY_OUT=str(stray_run(tmp_path / "pairs").parent),
                                         EXTRA_SETS="width=16 epochs=10"),
                 **OTHER_PRECISIONS, **NOT_NUMBERS}[case])
@@ -862,7 +871,13 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case, decided
     if case == "stability-stray":  # named, with the parameter that differs
         assert f"run folder '{tmp_path / 'pairs' / 'fig1-L6-fp32-seed0'}' holds a run that ended" in done.stdout
         assert "width = 2048, now 16" in done.stdout
-    if case == "decided-fp32":  # the decision accepted, refused for the device
+    assert ("FULL mode starts a piece only where" in done.stdout) == (case in ("piece-fp32", "whole-figure",
+                                                                              "no-calibration"))
+    if case in ("piece-fp32", "whole-figure"):  # the piece and its predicted seconds against the two commands'
+        assert re.search(r"Figure 1, L(6|1-L3-L6) at (fp32|tf32): \d+ s, more than 610 s", done.stdout)
+    if case == "no-calibration":
+        assert f"no calibration in '{tmp_path / 'no-job' / 'calibration.json'}'" in done.stdout
+    if case == "decided-fp32":  # the decision and the piece (L1 in strict fp32) accepted, refused for the device
         assert "FULL mode refused" in done.stdout and "torch sees no CUDA device" in done.stdout
     if case == "stability-data":
         assert str(tmp_path / "no" / "slice.npz") in done.stdout

@@ -83,13 +83,54 @@ def test_the_runbook_quotes_what_its_pieces_commands_print(monkeypatch, capsys):
     assert len(quoted) >= 3 and any("--slower" in command for command, _ in quoted)
     monkeypatch.chdir(ROOT)  # the runbook's commands run from the repository root
     for command, printed in quoted:
-        if printed.startswith("Figure 1: no plan"):
+        if printed.startswith("Figure 1: no plan") or ", more than " in printed:
             with pytest.raises(SystemExit) as done:
                 gpu_budget.main(command.split())
             assert done.value.code == 1
         else:
             gpu_budget.main(command.split())
         assert capsys.readouterr().out.rstrip("\n") == printed, command
+
+
+def test_one_piece_at_the_runs_precision_against_one_machine(tmp_path, capsys):
+    """pieces --piece --precision, the check FULL mode makes before a piece's first command: the piece's seconds at
+    the runs' precision, its epochs slower and apart by the committed job's engine benchmarks beside its calibration
+    (fp32 against the calibration's TF32: the ratio of their side-by-side figure times, and fp32's own ratio of
+    one after another to side by side), status 1 over the budget; a calibration that is missing, or without the
+    benchmarks, refused by name rather than planned from a guess."""
+    job = ROOT / "results" / "figures" / "gpu" / "logs" / "call1"
+    cal = json.loads((job / "calibration.json").read_text())
+    tf32, fp32 = (figures.read_benchmark(job / name) for name in ("bench_train_gpu.txt", "bench_train_gpu_fp32.txt"))
+    slower = fp32["figure_together_s"] / tf32["figure_together_s"]
+    assert gpu_budget.precision_speeds(job / "calibration.json", "fp32", "tf32") == (slower, fp32["figure_ratio"])
+    assert gpu_budget.precision_speeds(job / "calibration.json", "tf32", "tf32") == (1.0, tf32["figure_ratio"])
+    args = ["pieces", "1", "--calibration", str(job / "calibration.json"), "--starts", "2", "--budget-s", "610"]
+
+    def want(piece, q):
+        speeds = dict(slower=slower, apart_ratio=fp32["figure_ratio"]) if q == "fp32" else \
+            dict(apart_ratio=tf32["figure_ratio"])
+        return figures.piece_seconds(cal, 1, piece, starts=2, **speeds)
+
+    assert want((6,), "fp32") > 610 >= max(want((1,), "fp32"), want((6,), "tf32"))
+    with pytest.raises(SystemExit) as done:
+        gpu_budget.main(args + ["--precision", "fp32", "--piece", "L6"])
+    assert done.value.code == 1
+    said = capsys.readouterr().out
+    assert said == f"Figure 1, L6 at fp32: {want((6,), 'fp32'):.0f} s, more than 610 s of one machine\n"
+    for q, piece, L in (("fp32", "L1", (1,)), ("tf32", "L6", (6,))):
+        gpu_budget.main(args + ["--precision", q, "--piece", piece])
+        assert capsys.readouterr().out == f"Figure 1, {piece} at {q}: {want(L, q):.0f} s, within 610 s of one machine\n"
+    gpu_budget.main(args + ["--precision", "fp32", "--piece", "L1-L6", "--epochs", "100"])  # L = 1 and 6, few epochs
+    assert capsys.readouterr().out.startswith("Figure 1, L1-L6 at fp32: ")
+    alone = tmp_path / "calibration.json"
+    alone.write_text((job / "calibration.json").read_text())
+    for calibration, refusal in ((tmp_path / "none.json", "no calibration in"),
+                                 (alone, "no engine benchmark output beside the calibration")):
+        with pytest.raises(SystemExit, match=refusal):
+            gpu_budget.main(["pieces", "1", "--calibration", str(calibration), "--budget-s", "610", "--precision",
+                             "fp32", "--piece", "L6"])
+    with pytest.raises(SystemExit, match="piece must name head depths"):
+        gpu_budget.main(args + ["--piece", "L1..L3"])
 
 
 def test_the_script_counts_a_notebook_s_data_as_told(tmp_path, capsys):
