@@ -61,7 +61,8 @@
 # stopped after $ANATOMY_TIMEOUT_S s) (into $BENCH_DIR, default bench-tmp/ in the stability runs' folder, removed
 # once archived: never the committed benchmarks/results/, whose rewritten files would make every later record of
 # the job "dirty"; $OUT/benchmarks.tar.gz is rewritten after each, so that a job stopped later keeps them); then
-# the other CUDA-only tests of tests/test_train.py and tests/test_levers.py (== 5), then up to $STABILITY_EXTRA
+# the other CUDA-only tests of tests/test_train.py and tests/test_levers.py (== 5; their report archived into
+# benchmarks.tar.gz at once, so that a job stopped in == 6 keeps it there), then up to $STABILITY_EXTRA
 # (default 3) more seeds while the budget lasts (== 6); archives (== 7) $OUT/stability.tar.gz (the folders of the
 # whole pairs, both runs finished or diverged; a run cut off by the budget, and half a pair, are left out: no
 # result; also written right after the pairs of == 3) and $OUT/benchmarks.tar.gz (the benchmark outputs and
@@ -582,7 +583,8 @@ engine_benchmark() {
 }
 
 # the CUDA-only tests of the files "${@:3}" that the -k expression $2 selects, for at most $1 s, appended to
-# $OUT/cuda_tests.txt after the command; a failure is reported and the job goes on (the engine falls back to eager
+# $OUT/cuda_tests.txt after the command (in STABILITY mode after the measurements, into benchmarks.tar.gz too); a
+# failure is reported and the job goes on (the engine falls back to eager
 # steps where a CUDA graph cannot be captured), and so is a selection that matched no test (pytest's status 5)
 cuda_tests() {
   local cap=$1 k=$2 rc
@@ -595,6 +597,9 @@ cuda_tests() {
     5) echo "CUDA tests: -k '$k' selected no test of $* (a test renamed?); the runs go on" ;;
     *) echo "CUDA tests: not all passed, $(status_text "$rc" "stopped after $cap s") (see cuda_tests.txt); the runs go on" ;;
   esac
+  # STABILITY mode, once the measurements' folder is there (== 4 on): the report archived with them at once, so that
+  # a job stopped later (in == 6, by the machine's time limit) keeps it in benchmarks.tar.gz, the file that is landed
+  if [ -n "${STABILITY:-}" ] && [ -d "${BENCH_DIR:-}" ]; then archive_benchmarks; fi
 }
 
 # the figure $1's notebook, the command "${@:3}" (its timeout, scripts/gpu_run_figure.sh): its status noted in

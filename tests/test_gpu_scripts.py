@@ -1059,11 +1059,15 @@ def test_gpu_figures_script_cuda_tests_reports_each_outcome_and_goes_on(tmp_path
     """The script's CUDA-test runner (cuda_tests, with status_text), taken from the script as written and run with a
     stand-in for PY (every CPU test of the whole script sets DEVICE=cpu and so never calls it): pytest's status 0 is
     silent, 1 is reported as tests not all passed, 5 as a selection that matched no test, and a run stopped at the
-    cap as status 124 with the cap; each call's command and output are appended to cuda_tests.txt."""
+    cap as status 124 with the cap; each call's command and output are appended to cuda_tests.txt. In STABILITY
+    mode, once the measurements' folder is there, the report goes into benchmarks.tar.gz at once (as the CUDA tests
+    after the measurements run, == 5): a job that the machine's time limit stops later (== 6) keeps it there, in
+    the archive that is landed; in the other modes no archive is written."""
     text = (ROOT / "scripts" / "gpu_figures.sh").read_text()
     assert re.search(r"^set -uo pipefail$", text, re.M)  # the runner reads pytest's status through tee
     functions = [re.search(r"^status_text\(\) \{.*\}$", text, re.M).group(0),
-                 re.search(r"^cuda_tests\(\) \{\n.*?\n\}$", text, re.M | re.S).group(0)]
+                 *(re.search(rf"^{name}\(\) \{{\n.*?\n\}}$", text, re.M | re.S).group(0)
+                   for name in ("cuda_tests", "archive_benchmarks"))]
     stub = tmp_path / "python"
     stub.write_text('#!/bin/bash\necho "stand-in for pytest, given: $*"\n'
                     '[ "$STATUS" = slow ] && exec sleep 30\nexit "$STATUS"\n')
@@ -1088,6 +1092,17 @@ def test_gpu_figures_script_cuda_tests_reports_each_outcome_and_goes_on(tmp_path
     assert len(said["slow"]) == 1 and "status 124 (stopped after 1 s)" in said["slow"][0]
     report = (tmp_path / "cuda_tests.txt").read_text()
     assert report.startswith("an earlier report\n") and report.count("$ python -m pytest") == 4
+    assert not (tmp_path / "benchmarks.tar.gz").exists()  # the default and FULL modes archive no measurements
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "bench_train_gpu.json").write_text("{}")  # a measurement archived before the tests
+    done = subprocess.run(["bash", "-c", harness, "harness", "1", "60"], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, OUT=str(tmp_path), PY=str(stub), STABILITY="1", BENCH_DIR=str(bench)))
+    assert done.returncode == 0 and done.stdout.endswith("went on\n"), done.stdout + done.stderr
+    with tarfile.open(tmp_path / "benchmarks.tar.gz") as tar:
+        assert sorted(tar.getnames()) == ["bench_train_gpu.json", "cuda_tests.txt"]
+        assert tar.extractfile("cuda_tests.txt").read().decode() == (tmp_path / "cuda_tests.txt").read_text()
+    assert (tmp_path / "cuda_tests.txt").read_text().count("$ python -m pytest") == 5
 
 
 def test_gpu_figures_script_stability_mode_keeps_the_measurements_when_stopped(tmp_path):
