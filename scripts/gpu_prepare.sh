@@ -87,7 +87,8 @@ total=$(( tree + dotgit + gpu ))
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 echo "what travels: tree $(mib "$tree") + .git $(mib "$dotgit") + .gpu/ $(mib "$gpu") = $(mib "$total") of $LIMIT_MIB MiB"
 if [ "$total" -gt $(( LIMIT_MIB * 1048576 )) ]; then
-  echo "too large: the repository copy with .gpu/ must stay within $LIMIT_MIB MiB (git gc, or leave out untracked files)" >&2
+  echo "too large: the repository copy with .gpu/ must stay within $LIMIT_MIB MiB (git gc --prune=now, or leave out" >&2
+  echo "untracked files)" >&2
   exit 1
 fi
 printf 'commit %s\n%s' "$(git rev-parse HEAD)" "$made_by" > .gpu/prepared_from.tmp
