@@ -26,8 +26,9 @@
 #    CPU trial left there, would fail its seed's pair after the machine started); in every mode, PRECISION is tf32
 #    or fp32;
 # 1. installs papermill, jupytext and ipykernel from .gpu/wheels (no network there) unless present (not in
-#    STABILITY mode, which runs no notebook), and puts nclib on PYTHONPATH (and scripts/gpu_shim, a stand-in for
-#    myst_nb.glue, if myst_nb is missing);
+#    STABILITY mode, which runs no notebook; where pip installs nothing, an externally managed Python say, the job
+#    ends with status 2 and what to do, nothing else run), and puts nclib on PYTHONPATH (and scripts/gpu_shim, a
+#    stand-in for myst_nb.glue, if myst_nb is missing);
 # 2. prints nvidia-smi, papermill's, ipykernel's, jupytext's and torch's versions, and runs the CUDA-only tests
 #    of the engine (tests/test_train.py -k cuda -> $OUT/cuda_tests.txt; a failure is reported, not fatal:
 #    the engine falls back to eager steps where a CUDA graph cannot be captured);
@@ -479,8 +480,14 @@ main() {
   echo "== 1. install ($(elapsed) s)"
   # STABILITY mode runs no notebook: the notebook tools are neither installed nor needed there
   if [ -z "$STABILITY" ]; then
-    if ! "$PY" -c "import papermill, jupytext, ipykernel" 2>/dev/null; then
-      "$PY" -m pip install -q --no-index --find-links .gpu/wheels papermill jupytext ipykernel || return 1
+    # a pip that installs nothing ends the job here, status 2 as a refusal, with what to do: nothing else has run
+    # (a Python whose distribution manages its packages, PEP 668, refuses any install: "externally-managed-environment")
+    if ! "$PY" -c "import papermill, jupytext, ipykernel" 2>/dev/null \
+        && ! "$PY" -m pip install -q --no-index --find-links .gpu/wheels papermill jupytext ipykernel; then
+      echo "refused: pip could not install papermill, jupytext and ipykernel from .gpu/wheels into PY=$PY (above;"
+      echo "a Python that its distribution manages refuses any install): give PY the Python of a virtual environment"
+      echo "with torch, or one that has the three, and run the same command again; nothing else has run"
+      return 2
     fi
     # the kernel papermill starts ("python3") must be this interpreter, not another one the machine may register
     KDIR=$(mktemp -d /tmp/nclib-kernel.XXXXXX)

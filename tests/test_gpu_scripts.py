@@ -912,6 +912,29 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case, decided
         assert ("LEVERS_FROM=" in done.stdout) == (case == "least-budget")  # refused for the lever record only
 
 
+def test_gpu_figures_script_refuses_a_python_pip_cannot_install_into(tmp_path):
+    """Where papermill is missing and pip installs nothing into PY (here a stand-in whose pip says what a Python that
+    its distribution manages says, PEP 668), the job ends at its install with status 2, saying what to do, and with
+    nothing but its log made: before, pip's own error was the only word, and the status 1 read as a job that ran."""
+    out = tmp_path / "out"
+    broken = tmp_path / "broken" / "papermill"  # a papermill that cannot be imported, first on the path
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('no papermill here')\n")
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/bash\nif [ "$1 $2" = "-m pip" ]; then echo "error: externally-managed-environment" >&2; '
+                      f'exit 1; fi\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    env = dict(os.environ, OUT=str(out), PY=str(python), DEVICE="cpu", FIGURES="1", OMP_NUM_THREADS="1",
+               DATA=str(fake_cifar(tmp_path / "cifar.npz")), RESULTS_ROOT=str(tmp_path / "results"),
+               PYTHONPATH=f"{broken.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, (done.stdout + done.stderr)[-2000:]
+    assert "externally-managed-environment" in done.stdout and "pip could not install" in done.stdout
+    assert [p.name for p in out.iterdir()] == ["log.txt"] and not (tmp_path / "results").exists()
+    assert "== 2. versions" not in done.stdout
+
+
 def test_check_device_accepts_only_the_expected_gpu(monkeypatch):
     import torch
 
