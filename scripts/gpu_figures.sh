@@ -21,8 +21,8 @@
 #    PRECISION is given and is the precision that the stability pairs committed in results/stability/ decide
 #    (scripts/land_gpu_runs.py decision, the check of the landing: a job before any pair is committed, or in
 #    another precision, is refused), and a piece's first command can finish the piece in one machine's two commands
-#    at PRECISION (scripts/gpu_budget.py pieces --piece, from the committed job PLAN_FROM); in STABILITY mode, no run folder of $STABILITY_OUT is one that its pairs can
-#    neither keep nor make again (scripts/stability_runs.py --check-out: a run that ended with other parameters, a
+#    at PRECISION (scripts/gpu_budget.py pieces --piece, from the committed job PLAN_FROM); in STABILITY mode, no
+#    run folder of $STABILITY_OUT is one that its pairs can neither keep nor make again (scripts/stability_runs.py --check-out: a run that ended with other parameters, a
 #    CPU trial left there, would fail its seed's pair after the machine started); in every mode, PRECISION is tf32
 #    or fp32;
 # 1. installs papermill, jupytext and ipykernel from .gpu/wheels (no network there) unless present (not in

@@ -84,8 +84,8 @@ def pair_states(runs, shared, cuda: bool | None = None) -> list[tuple[str, dict 
 
 
 def stray_runs(out, overrides, cuda: bool | None = None) -> dict[str, str]:
-    """{run folder: why, naming it} for each run folder under ``out`` named as a stability run (:func:`stability.run_name`)
-    that pairs made with ``overrides`` can neither keep nor make again (:func:`pair_states`): a run that ended with
+    """{run folder: why, naming it} for each run folder under ``out`` named as a stability run
+    (:func:`stability.run_name`) that pairs made with ``overrides`` can neither keep nor make again (:func:`pair_states`): a run that ended with
     other parameters ("other": a CPU trial of the tooling left there, say), whose seed's pair would fail
     (``RunExists``) and whose folder would leave the summary no decision (:func:`stability.load_stability` refuses
     it), or one that ended on a CPU where the pairs train on a GPU (:class:`OtherDevice`), which stops every pair.
