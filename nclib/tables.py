@@ -6,10 +6,10 @@ A table that a code cell shows (a pandas ``Styler``) reaches the page as raw HTM
 ``\\(...\\)`` and only inside elements of class ``math`` (the configuration myst-parser gives it).
 :func:`math_label` writes a label as Sphinx writes inline math in the prose, so that a table's header is
 typeset as the sentence that names it (used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`,
-:ref:`ch-lemma-a1`, :ref:`ch-lemma-a2`, :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary` and
-:ref:`ch-minority`); :func:`styled` makes a frame such a table, its cells written by the formats a chapter
-gives.  :func:`first_column_names` reads back the names that a markdown table's first column lists, so that a
-table written by hand can be checked against the list it documents.
+:ref:`ch-lemma-a1`, :ref:`ch-lemma-a2`, :ref:`ch-engine`, :ref:`ch-fig1` to :ref:`ch-fig4`,
+:ref:`ch-figures-summary` and :ref:`ch-minority`); :func:`styled` makes a frame such a table, its cells written
+by the formats a chapter gives.  :func:`first_column_names` reads back the names that a markdown table's first
+column lists, so that a table written by hand can be checked against the list it documents.
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def math_label(label: str) -> str:
     Each ``$...$`` becomes the inline-math element of the page; the text around it and the TeX inside it are
     HTML-escaped (``<``, ``&``), so that the browser hands MathJax the characters written.  A label without a
     ``$`` comes back escaped and otherwise unchanged.  Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`,
-    :ref:`ch-lemma-a1`, :ref:`ch-lemma-a2`, :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary` and
-    :ref:`ch-minority`.
+    :ref:`ch-lemma-a1`, :ref:`ch-lemma-a2`, :ref:`ch-engine`, :ref:`ch-fig1` to :ref:`ch-fig4`,
+    :ref:`ch-figures-summary` and :ref:`ch-minority`.
     """
     if not isinstance(label, str):
         raise ValueError(f"label must be a string, got {type(label).__name__}")
@@ -60,7 +60,7 @@ def styled(frame, formats: Mapping[str, str | Callable] | None = None, labels: M
     name), and ``caption`` above the table.  The index is hidden unless ``index``, which shows it with its labels
     typeset as the columns'.  Formats and labels of columns the frame lacks are left unused, so that one mapping
     serves the several tables cut from one frame.  Used in :ref:`ch-thm41`, :ref:`ch-thm42`,
-    :ref:`ch-thm43` and :ref:`ch-lemma-a1`.
+    :ref:`ch-thm43`, :ref:`ch-lemma-a1` and :ref:`ch-engine`.
 
     ValueError naming ``frame`` unless it is a DataFrame, ``formats`` or ``labels`` unless each is a mapping (or
     None), ``caption`` unless it is a string (or None), and ``index`` unless it is True or False."""
