@@ -21,7 +21,8 @@ LINE_STYLES = ("-", "--", "-.", ":")
 
 #: How the book names the collapse metrics (:data:`nclib.runs.NC_COLUMNS`) in its prose, tables and axis labels,
 #: as :ref:`ch-metrics` writes them: NC1, NC2 with its superscript in ``$...$`` (matplotlib typesets it on an
-#: axis; a table's header through :func:`nclib.tables.math_label`), NC3.
+#: axis; a table's header or row label through :func:`nclib.tables.math_label`; a name glued into a sentence as
+#: Markdown), NC3.
 MATH_NAMES = {"nc1": "NC1", "nc2_w": "NC2$^W$", "nc2_h": "NC2$^H$", "nc2_wh": "NC2$^{WH}$", "nc3": "NC3"}
 
 #: (history column, axis label, log scale) of the six panels, in the paper's order.
@@ -31,10 +32,6 @@ PANELS = (
 )
 #: The panels drawn in percent: their history columns hold fractions (the training accuracy, 0 to 1).
 PERCENT_KEYS = frozenset({"train_acc"})
-
-#: The collapse metrics (:data:`nclib.runs.NC_COLUMNS`) named in plain text, where a table's labels are not typeset
-#: (:data:`MATH_NAMES` where they are).
-TEXT_NAMES = {"nc1": "NC1", "nc2_w": "NC2ᵂ", "nc2_h": "NC2ᴴ", "nc2_wh": "NC2ᵂᴴ", "nc3": "NC3"}
 
 
 def dataset_label(params: Mapping, data: Mapping | None = None) -> str:
