@@ -219,6 +219,35 @@ def code_state(root=None) -> str:
     return "clean" if state["git_dirty"] is False else " ".join(state["git_dirty_paths"])
 
 
+def file_at_commit(commit: str, path, root=None) -> str | None:
+    """The text of the file ``path`` (relative to the checkout, POSIX form) as the commit ``commit`` of the checkout
+    at ``root`` (default the repository's) holds it: the code that made a run whose provenance records that commit
+    (``git_commit``), where the code has since moved or changed.  Used in :ref:`ch-engine`.
+    None where git cannot show it: no git, no repository there, a commit it does not hold (a shallow clone, a copy
+    of the files), no such file at that commit, or a ``root`` that is not the top folder of a checkout (a folder
+    inside another checkout, whose commits are not its own), as for :func:`git_state`.  Git runs without the
+    ``GIT_*`` variables of the environment (:func:`_git_env`).  ValueError naming ``commit`` unless it is 7 to 40
+    lowercase hexadecimal digits (a name such as ``HEAD`` would follow the checkout), naming ``path`` unless it is
+    a relative path inside the checkout, and naming ``root`` as :func:`_root` does."""
+    if not isinstance(commit, str) or not 7 <= len(commit) <= 40 or any(c not in "0123456789abcdef" for c in commit):
+        raise ValueError(f"commit must be a commit hash (7 to 40 lowercase hexadecimal digits), got {commit!r}")
+    rel = pathlib.PurePosixPath(_checks.path_arg(path, "path", "a path relative to the checkout", blank=False))
+    if rel.is_absolute() or ".." in rel.parts:
+        raise ValueError(f"path must be a path relative to the checkout, inside it, got {path!r}")
+    root = _root(root)
+
+    def git(*args, text=True):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=text, timeout=20, env=_git_env())
+    try:
+        top = git("rev-parse", "--show-toplevel", text=False)  # root itself, not a checkout around it
+        if top.returncode != 0 or pathlib.Path(os.fsdecode(top.stdout.rstrip(b"\n"))).resolve() != root.resolve():
+            return None
+        shown = git("show", f"{commit}:{rel.as_posix()}")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return shown.stdout if shown.returncode == 0 else None
+
+
 def versions() -> dict:
     """The versions of Python, torch (and its CUDA, None for a CPU build), numpy, torchvision, scipy and matplotlib
     (None for one that is not installed).  Pillow's is recorded where it makes the data, in the data record of the

@@ -2,6 +2,7 @@
 import contextlib
 import json
 import os
+import pathlib
 import socket
 import time
 
@@ -778,6 +779,46 @@ def test_git_state_ignores_the_run_outputs_it_rewrites(tmp_path):
     assert provenance.git_state(tmp_path)["git_diff_sha256"] not in (None, two)
     assert provenance.git_state(tmp_path / "no-such-folder") == dict.fromkeys(("git_commit", "git_dirty",
                                                                                 "git_dirty_paths", "git_diff_sha256"))
+
+
+def test_file_at_commit_reads_a_file_as_a_commit_holds_it(tmp_path, monkeypatch):
+    """The code a run's recorded commit held: the file's text at that commit, not the working copy's or a later
+    commit's; None for a file the commit lacks, a commit git does not hold, and a folder that is no checkout's top."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "first")
+    first = git("rev-parse", "HEAD")
+    (tmp_path / "pkg" / "code.py").write_text("x = 2\n")
+    (tmp_path / "new.py").write_text("y = 1\n")
+    git("add", ".")
+    git("commit", "-q", "-m", "second")
+    second = git("rev-parse", "HEAD")
+    (tmp_path / "pkg" / "code.py").write_text("x = 3\n")  # the working copy, committed nowhere
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere"))  # the checkout at root decides, not the environment
+    assert provenance.file_at_commit(first, "pkg/code.py", tmp_path) == "x = 1\n"
+    assert provenance.file_at_commit(first[:7], pathlib.PurePosixPath("pkg/code.py"), tmp_path) == "x = 1\n"
+    assert provenance.file_at_commit(second, "pkg/code.py", tmp_path) == "x = 2\n"
+    assert provenance.file_at_commit(first, "new.py", tmp_path) is None  # not yet at the first commit
+    assert provenance.file_at_commit(second, "new.py", tmp_path) == "y = 1\n"
+    assert provenance.file_at_commit("0" * 40, "pkg/code.py", tmp_path) is None  # a commit git does not hold
+    assert provenance.file_at_commit(first, "code.py", tmp_path / "pkg") is None  # inside the checkout, not its top
+    assert provenance.file_at_commit(first, "pkg/code.py", tmp_path / "nowhere") is None
+    for commit in ("HEAD", first.upper(), first[:6], first + "0", 7):
+        with pytest.raises(ValueError, match="commit"):
+            provenance.file_at_commit(commit, "pkg/code.py", tmp_path)
+    for path in ("", "/pkg/code.py", "../pkg/code.py", 3):
+        with pytest.raises(ValueError, match="path"):
+            provenance.file_at_commit(first, path, tmp_path)
+    with pytest.raises(ValueError, match="root"):
+        provenance.file_at_commit(first, "pkg/code.py", 3)
 
 
 def test_git_state_counts_untracked_code_files_and_their_contents(tmp_path):
