@@ -222,7 +222,7 @@ def code_state(root=None) -> str:
 def file_at_commit(commit: str, path, root=None) -> str | None:
     """The text of the file ``path`` (relative to the checkout, POSIX form) as the commit ``commit`` of the checkout
     at ``root`` (default the repository's) holds it: the code that made a run whose provenance records that commit
-    (``git_commit``), where the code has since moved or changed.  Used in :ref:`ch-engine`.
+    (``git_commit``), where the code has since moved or changed.  Used in :ref:`ch-engine` and :ref:`ch-fig1`.
     None where git cannot show it: no git, no repository there, a commit it does not hold (a shallow clone, a copy
     of the files), no such file at that commit, or a ``root`` that is not the top folder of a checkout (a folder
     inside another checkout, whose commits are not its own), as for :func:`git_state`.  Git runs without the
