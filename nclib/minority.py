@@ -195,9 +195,7 @@ def minimizer_class_accuracy(n, lam_W, lam_H, L: int = 1, bias: bool = True, tie
     as an arg-max breaks it (one right), the reading to set against a trained network, which classifies one.
     """
     n = _checks.counts(n)
-    g = ufm.global_minimizer(n, lam_W, lam_H, L=L, bias=bias)
-    out = ufm.head_product(g.Ws) @ g.H + (g.b[:, None] if g.b is not None else 0.0)
-    return grouped_class_accuracy(out, n, ties)
+    return grouped_class_accuracy(ufm.minimizer_outputs(n, lam_W, lam_H, L=L, bias=bias), n, ties)
 
 
 def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:

@@ -4,7 +4,8 @@ Implements the objective of Definition 3.1 / (4.1)-(4.3) of the paper and the cl
 Theorems 4.1 (bias-free UFM), 4.2 (UFM with bias) and 4.3 (L-layer head with bias; its bias-free
 analogue is obtained with ``bias=False``), built on Lemma A.2 (the scalar function g(x) = 1/(x^L + 1) + a x,
 :mod:`nclib.lemmas`, which also holds Lemma A.1): the parameter a of each singular value
-(:func:`lemma_a2_a`), the modes' strengths, the geometry and the global minimizer.
+(:func:`lemma_a2_a`), the modes' strengths, the geometry, the global minimizer and its outputs
+(:func:`minimizer_outputs`).
 Used in :ref:`ch-lemma-a2`, :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`
 and :ref:`ch-errata-theory`.
 
@@ -548,6 +549,23 @@ def _mode_point(n, bias, U, Vt, s, lam, lam_H, L, d):
     return Ws, H, b
 
 
+def minimizer_outputs(n, lam_W, lam_H, L=1, bias=True) -> np.ndarray:
+    """The K x N outputs W_L ... W_1 H + b 1^T of the head of Definition 3.1 (W_L ... W_1 H without a bias) at the
+    closed-form global minimizer of (4.1)/(4.2)/(4.3) (Theorems 4.1, 4.2 and 4.3, :func:`global_minimizer`).
+
+    One column per sample, grouped by class as :func:`nclib.imbalance.label_matrix` orders them; every feature equals
+    its class mean there, so a class's columns are equal.  They are the outputs at every global minimizer of hidden
+    widths >= K (the strengths of the modes fix W_L ... W_1 H-bar D, and b* = n/N), except at a decay where some
+    mode's scalar problem (Lemma A.2) has two minimizers, where they are those of the minimizer with the mode
+    collapsed.  Section 5's training accuracy at the minimizer is read from them (:func:`minimizer_accuracy`, and
+    class by class :func:`nclib.minority.minimizer_class_accuracy`).  Arguments as :func:`global_minimizer`
+    (ValueError naming a bad one).
+    """
+    g = global_minimizer(n, lam_W, lam_H, L, bias)
+    out = head_product(g.Ws) @ g.H
+    return out if g.b is None else out + g.b[:, None]
+
+
 def minimizer_accuracy(n, lam_W, lam_H, L=1, bias=True) -> float:
     """The training accuracy of the closed-form global minimizer of (4.1)/(4.2)/(4.3) (:func:`global_minimizer`).
 
@@ -558,10 +576,8 @@ def minimizer_accuracy(n, lam_W, lam_H, L=1, bias=True) -> float:
     the decays are weak enough and falls below 1 when they collapse the modes that separate minority classes. A run
     whose training accuracy stays below it is not near a global minimizer (chapters :ref:`ch-fig1` to :ref:`ch-fig4`).
     """
-    n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
-    g = global_minimizer(n, lam, lam_H, L, bias)
-    out = head_product(g.Ws) @ g.H + (g.b[:, None] if bias else 0.0)
-    return float(np.mean(class_margins(out, n) > 0))
+    n = _checks.counts(n)
+    return float(np.mean(class_margins(minimizer_outputs(n, lam_W, lam_H, L, bias), n) > 0))
 
 
 def minimizer_global_mean_norm(n, lam_W, lam_H, L=1, bias=True) -> float:

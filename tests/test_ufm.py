@@ -595,6 +595,47 @@ def test_minimizer_accuracy_by_hand():
         ufm.minimizer_accuracy([3, 2], 0.1, -1.0, 1)
 
 
+@pytest.mark.parametrize("n, lam_W, lam_H, L, bias", [
+    ([5, 3, 2], 0.01, 0.02, 1, True),
+    ([5, 3, 2], 0.01, 0.02, 1, False),
+    ([9, 6, 4, 1], [0.01, 0.03, 0.002], 0.02, 3, True),
+    ([9, 6, 4, 1], [0.01, 0.03, 0.002], 0.02, 3, False),
+    ([12, 2, 2, 2], 0.05, 0.05, 3, True),  # the minority modes collapse
+])
+def test_minimizer_outputs_are_the_heads_outputs_at_the_global_minimizer(n, lam_W, lam_H, L, bias):
+    """W_L ... W_1 H + b 1^T of global_minimizer's point, multiplied here layer by layer, and, independently of that
+    point, U diag(s) V^T D^-1 Y + b* 1^T from the SVD of M and the modes' strengths (the reduction of the module's
+    docstring: W_L ... W_1 H-bar D = U diag(s) V^T, H = H-bar Y, b* = n/N)."""
+    g = ufm.global_minimizer(n, lam_W, lam_H, L=L, bias=bias)
+    out = ufm.minimizer_outputs(n, lam_W, lam_H, L=L, bias=bias)
+    N, Y = sum(n), label_matrix(n)
+    want = g.H
+    for W in g.Ws:
+        want = W @ want
+    assert (g.b is None) == (not bias)
+    want = want + (g.b[:, None] if bias else 0.0)  # the minimizer's own b
+    assert out.shape == (len(n), N)
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-14)
+    U, kappa, Vt = ufm.problem_svd(n, bias)
+    s = ufm.mode_strengths(kappa, N, lam_W, lam_H, L)
+    b_ones = np.outer(np.asarray(n) / N, np.ones(N)) if bias else 0.0  # b* 1^T
+    by_modes = U @ np.diag(s) @ Vt @ np.diag(1 / np.sqrt(n)) @ Y + b_ones
+    np.testing.assert_allclose(out, by_modes, rtol=0, atol=1e-12)
+
+
+def test_minimizer_outputs_by_hand_and_refusals():
+    # decays so strong that every mode collapses: the output of every sample is b* = n/N with a bias, 0 without
+    n = [12, 2, 2, 2]
+    b_star = np.array(n)[:, None] / 18
+    np.testing.assert_allclose(ufm.minimizer_outputs(n, 0.2, 0.2, 1, True), np.tile(b_star, 18), rtol=1e-15, atol=0)
+    assert not ufm.minimizer_outputs(n, 0.2, 0.2, 3, False).any()
+    for args, name in [(([3, 0], 0.1, 0.1), "n"), (([3, 2], 0.0, 0.1), "lam_W"), (([3, 2], 0.1, -1.0), "lam_H"),
+                       (([3, 2], [0.1, 0.1], 0.1, 1), "lam_W"), (([3, 2], 0.1, 0.1, 0), "L"),
+                       (([3, 2], 0.1, 0.1, 1, "yes"), "bias"), (([3, 2], 0.1, 0.1, 1, 1), "bias")]:
+        with pytest.raises(ValueError, match=f"^{name}"):
+            ufm.minimizer_outputs(*args)
+
+
 def test_a_kappa_whose_square_leaves_the_normal_floats_is_refused_by_name():
     """kappa^2 of a nonzero singular value must be a normal float64 (_checks.KAPPA_RANGE): at 1e-170 it rounded to 0
     and a live mode was reported dead; at 1e200 it overflowed and collapse_decay returned the largest float. Inside
