@@ -159,7 +159,7 @@ def _resume_state(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
         checkpoints.append(c)
     epochs_at = sorted({int(c["epoch"]) for c in checkpoints})
     if len(epochs_at) > 1:
-        apart = _runs._apart_advice({d: int(c["epoch"]) for d, c in zip(run_dirs, checkpoints)})
+        apart = _runs.epochs_apart_advice({d: int(c["epoch"]) for d, c in zip(run_dirs, checkpoints)})
         raise ResumeRefused(f"the runs cannot be resumed together: they stopped at different epochs {epochs_at}; "
                             f"{apart}", run_dirs[0])
     return epochs_at[0], checkpoints

@@ -15,7 +15,8 @@ The contract that keeps a run folder whole (:ref:`ch-engine`):
 - :func:`run_status` says what a folder holds ("absent", "running", "finished", "stopped", "diverged",
   "failed", or "dead": a run whose writer ended without recording an end, after a crash or SIGKILL), and
   :func:`plan_runs` what a caller that must never lose a run does next (start, resume, or skip), never "resume"
-  for runs whose checkpoints are at different epochs, which a resume refuses together.
+  for runs whose checkpoints are at different epochs, which a resume refuses together
+  (:func:`epochs_apart_advice` says how to bring them to one epoch).
 
 A stopped run's checkpoint is committed and verified by :mod:`nclib.checkpoints`: written to
 ``checkpoint.pt.tmp``, its sha256 recorded in :data:`CHECKSUM` (the commit point), then renamed to
@@ -605,7 +606,7 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     resumable = {d: s in RESUMABLE and has_checkpoint(d) for d, s in status.items()}
     if all(resumable.values()):
         epochs = {d: e for d in run_dirs if (e := recorded_epoch(d)) is not None}
-        apart = _apart_advice(epochs)
+        apart = epochs_apart_advice(epochs)
         if apart:  # a stop that reached only some of the runs: the resume would refuse them together
             d = min(epochs, key=epochs.get)
             raise RunExists(f"run folder {str(d)!r} holds {_a(status[d])} run whose checkpoint is at another epoch "
@@ -619,12 +620,24 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
                     + _mixed_advice(status, resumable), d, s, go_on)
 
 
-def _apart_advice(epochs: dict) -> str | None:
-    """None where the checkpoints of the runs of one call, ``epochs`` ({run folder: epoch}), are at one epoch; else
-    the runs' epochs and how to bring those behind to the leading epoch: each resumed in a call of its own with
-    ``max_train_s=0``, which trains it to its next metric epoch and stops it there (every stop is at a metric
-    epoch), until it stops at the leading one; then the runs continue together (:func:`plan_runs`,
-    :func:`nclib.resume._resume_state`)."""
+def epochs_apart_advice(epochs) -> str | None:
+    """What to do about the runs of one call whose checkpoints are at different epochs (a stop that reached only
+    some of them, a kill while their checkpoints were committed, or a run resumed alone), which cannot continue
+    together: ``epochs`` maps each run folder (a path) to the epoch of its checkpoint.
+
+    Returns None where every checkpoint is at one epoch (one run, or none, included); else a sentence naming the
+    runs' epochs, the runs behind the leading epoch, and how to bring them to it: each resumed in a call of its own
+    with ``max_train_s=0``, which trains it to its next metric epoch and stops it there (every stop is at a metric
+    epoch), until it stops at the leading one; then the runs continue together.  The plan of a call
+    (:func:`plan_runs`, from the epochs the checkpoints' records hold) and the resume of :func:`nclib.train.run`
+    (after reading the checkpoints themselves) refuse such runs with it.  ValueError naming ``epochs`` for anything
+    but a mapping of paths to non-negative integers."""
+    if not isinstance(epochs, Mapping):
+        raise ValueError(f"epochs must map run folders to the epochs of their checkpoints, got {epochs!r}")
+    for d, e in epochs.items():
+        if not isinstance(d, pathlib.PurePath):
+            raise ValueError(f"epochs must map run folders (paths) to epochs, got the key {d!r}")
+        _checks.nonneg_int(e, f"epochs[{str(d)!r}]")
     if len(set(epochs.values())) < 2:
         return None
     lead = max(epochs.values())

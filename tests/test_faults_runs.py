@@ -1598,6 +1598,7 @@ def test_a_plan_refuses_runs_whose_checkpoints_are_at_different_epochs_and_its_a
     with pytest.raises(runs.RunExists) as exc:
         runs.plan_runs(folders)
     assert exc.value.run_dir == b and exc.value.status == "stopped" and exc.value.continuable == ()
+    assert str(exc.value).endswith(runs.epochs_apart_advice({a: 15, b: 5}))  # the plan's refusal carries the advice
     assert checkpoints.recorded_epoch(tmp_path / "none") is None  # no record: no epoch, read, never refused
     with pytest.raises(ValueError, match="^run_dir"):
         checkpoints.recorded_epoch("")
@@ -1608,6 +1609,26 @@ def test_a_plan_refuses_runs_whose_checkpoints_are_at_different_epochs_and_its_a
     assert _epochs(b) == _epochs(a) == [0, 5, 10, 15] and runs.plan_runs(folders) == "resume"
     train.run_many(pair, **LONG, out_dir=tmp_path, max_train_s=0, resume=True)
     assert [runs.run_status(d) for d in folders] == ["stopped"] * 2 and _epochs(a) == _epochs(b) == [0, 5, 10, 15, 20]
+
+
+def test_the_advice_for_checkpoints_at_different_epochs_names_the_runs_behind_and_the_leading_epoch(tmp_path):
+    """epochs_apart_advice: None where the runs' checkpoints are at one epoch (one run, none, several at one epoch);
+    else advice that names each run behind the leading epoch, that epoch, and the setting that moves a run on one
+    metric epoch per call (max_train_s=0), and names no run at the leading epoch as one to bring there; bad
+    arguments refused naming ``epochs``."""
+    lead, behind, also_behind, level = (tmp_path / name for name in ("lead-run", "behind-run", "late-run", "tied-run"))
+    assert runs.epochs_apart_advice({}) is None
+    assert runs.epochs_apart_advice({lead: 15}) is None
+    assert runs.epochs_apart_advice({lead: 15, level: 15, behind: np.int64(15)}) is None
+    advice = runs.epochs_apart_advice({lead: 15, behind: 5, also_behind: 10, level: 15})
+    assert all(f"{d.name} {e}" in advice for d, e in ((lead, 15), (behind, 5), (also_behind, 10), (level, 15)))
+    # each run named once with its epoch; the runs behind once more, as those to resume alone up to epoch 15
+    assert [advice.count(d.name) for d in (lead, level, behind, also_behind)] == [1, 1, 2, 2]
+    assert "epoch 15" in advice and runs.setting_text("max_train_s", 0) in advice
+    for bad in ([(lead, 15), (behind, 5)], {str(lead): 15, behind: 5}, {lead: -1, behind: 5}, {lead: 15.0},
+                {lead: True, behind: 0}, None):
+        with pytest.raises(ValueError, match="^epochs"):
+            runs.epochs_apart_advice(bad)
 
 
 def test_a_run_folder_that_cannot_be_made_leaves_the_others_failed_not_running(tmp_path, monkeypatch):

@@ -1492,8 +1492,9 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
             train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
     # a run resumed alone moves on to the next metric epoch: the three no longer stop at the same epoch
     train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path, resume=True, max_train_s=0, **RESUME_KW)
-    with pytest.raises(train.ResumeRefused, match=r"stopped at different epochs \[2, 4\]"):
+    with pytest.raises(train.ResumeRefused, match=r"stopped at different epochs \[2, 4\]") as apart:
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
+    assert str(apart.value).endswith(runs.epochs_apart_advice(dict(zip(parts, (4, 2, 2)))))  # how to join them
     assert [_status(p) for p in parts] == ["stopped"] * 3  # nothing refused was touched
 
 
