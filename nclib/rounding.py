@@ -187,10 +187,8 @@ def _like_power(like) -> bool | None:
     ValueError naming ``like`` for anything else."""
     if like is None:
         return None
-    if not isinstance(like, str):
-        raise ValueError(f"like must be a number as the chapters write it (0.058, 6.28 × 10⁴), got {like!r}")
     try:
-        number(like)
+        number(like)  # refuses anything but text too
     except ValueError:
         raise ValueError(f"like must be a number as the chapters write it (0.058, 6.28 × 10⁴), got {like!r}") from None
     return _POWER.fullmatch(like) is not None
