@@ -23,12 +23,14 @@ OUTPUT_PATHSPECS = (":(exclude)results", ":(exclude,glob)**/*.run.ipynb", ":(exc
 IGNORE_FILE = ".gitignore"
 
 
-def _output_folders(outputs, root) -> list[str]:
+def output_folders(outputs, root=None) -> list[str]:
     """The output folders among ``outputs`` (paths, relative ones to the working directory) that lie inside the
     checkout at ``root`` (default the repository's), each once, relative to ``root`` (POSIX form): a call's run
     folders, whose files it writes while it trains, are its output, not its code.  A folder outside the checkout
     needs no leaving out; a folder that is the checkout or holds it is not left out, since that would leave out the
-    code itself.  ValueError naming ``outputs`` for anything but a list of paths."""
+    code itself.  What :func:`git_state` leaves out of a checkout's changes, and what a run records as its
+    ``git_output_folders`` so that its resume leaves them out too.  ValueError naming ``outputs`` for anything but
+    a list of paths."""
     if isinstance(outputs, (str, bytes, os.PathLike)) or not hasattr(outputs, "__iter__"):
         raise ValueError(f"outputs must be a list of paths, got {outputs!r}")
     folders = list(outputs)
@@ -51,8 +53,9 @@ def _root(root) -> pathlib.Path:
     return pathlib.Path(_checks.path_arg(root, "root", "None (the repository) or the path of a checkout's folder"))
 
 
-def _git_env() -> dict:
-    """The environment git runs in for :func:`git_state`: this process's without any ``GIT_*`` variable, since
+def git_env() -> dict:
+    """The environment every git command of nclib runs in (:func:`git_state`, the figures' check that the runs'
+    commits are in the history): this process's without any ``GIT_*`` variable, since
     those redirect git to another repository, index or object store (``GIT_DIR``, ``GIT_WORK_TREE``,
     ``GIT_INDEX_FILE``, ``GIT_COMMON_DIR``, ``GIT_OBJECT_DIRECTORY``, as a git hook sets some of them), change how
     pathspecs match (``GIT_LITERAL_PATHSPECS``) or add settings (``GIT_CONFIG_*``): git reads the checkout at the
@@ -63,7 +66,7 @@ def _git_env() -> dict:
 def git_state(root=None, outputs=()) -> dict:
     """The commit of the checkout at ``root`` (default the repository's) and whether its code differs from it:
     ``git_commit``, ``git_dirty`` (files other than :data:`OUTPUT_PATHSPECS` and the output folders ``outputs``
-    (:func:`_output_folders`) modified, or untracked and not ignored: a new code file is code too),
+    (:func:`output_folders`) modified, or untracked and not ignored: a new code file is code too),
     ``git_dirty_paths`` (those files, the tracked ones first, at most 20) and ``git_diff_sha256`` (the sha256 of the
     tracked files' changes against the commit, ``git diff-index -p HEAD``, followed by each untracked file's name and
     contents; None when there is none), so that two calls can tell whether they ran from the same checkout; all
@@ -76,15 +79,15 @@ def git_state(root=None, outputs=()) -> dict:
     whose changes count.
 
     Only the checkout's own files decide: git runs without the ``GIT_*`` variables of the environment
-    (:func:`_git_env`), and what is ignored is what the checkout's ``.gitignore`` files say, not a user's own
+    (:func:`git_env`), and what is ignored is what the checkout's ``.gitignore`` files say, not a user's own
     ignore lists (``core.excludesFile``, ``.git/info/exclude``), so that a new code file one user's list hides is
     code for every user.  An untracked folder holding a git repository of its own, which git names as one entry
     (``vend/``), counts by the contents of every file that repository tracks or does not ignore
     (:func:`_repository_sha256`); where those cannot be read the state is all None: git cannot say which code it
     is.  ValueError naming ``root`` for anything but None or a path (:func:`_root`)."""
     root = _root(root)
-    folders = _output_folders(outputs, root)
-    env = _git_env()
+    folders = output_folders(outputs, root)
+    env = git_env()
 
     def git(*args, text=True):
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=text, timeout=20, env=env)
@@ -145,7 +148,7 @@ def _repository_sha256(folder: pathlib.Path, env: dict) -> str | None:
     likewise: what an untracked nested repository adds to :func:`git_state`'s hash, whatever its commit.  A submodule
     it records but has not checked out (an empty folder) counts by the commit it records, the code it names.  None
     where ``folder`` is not the top of a repository of its own or git cannot list its files (``env``:
-    :func:`_git_env`'s)."""
+    :func:`git_env`'s)."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=folder, capture_output=True, timeout=20, env=env)
     top = git("rev-parse", "--show-toplevel")
@@ -226,7 +229,7 @@ def file_at_commit(commit: str, path, root=None) -> str | None:
     None where git cannot show it: no git, no repository there, a commit it does not hold (a shallow clone, a copy
     of the files), no such file at that commit, or a ``root`` that is not the top folder of a checkout (a folder
     inside another checkout, whose commits are not its own), as for :func:`git_state`.  Git runs without the
-    ``GIT_*`` variables of the environment (:func:`_git_env`).  ValueError naming ``commit`` unless it is 7 to 40
+    ``GIT_*`` variables of the environment (:func:`git_env`).  ValueError naming ``commit`` unless it is 7 to 40
     lowercase hexadecimal digits (a name such as ``HEAD`` would follow the checkout), naming ``path`` unless it is
     a relative path inside the checkout, and naming ``root`` as :func:`_root` does."""
     if not isinstance(commit, str) or not 7 <= len(commit) <= 40 or any(c not in "0123456789abcdef" for c in commit):
@@ -237,7 +240,7 @@ def file_at_commit(commit: str, path, root=None) -> str | None:
     root = _root(root)
 
     def git(*args, text=True):
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=text, timeout=20, env=_git_env())
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=text, timeout=20, env=git_env())
     try:
         top = git("rev-parse", "--show-toplevel", text=False)  # root itself, not a checkout around it
         if top.returncode != 0 or pathlib.Path(os.fsdecode(top.stdout.rstrip(b"\n"))).resolve() != root.resolve():

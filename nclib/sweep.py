@@ -175,8 +175,11 @@ def task_resources(params: dict, resources: dict | None = None) -> dict | None:
     return {"GPU": 1} if str(params["device"]).startswith("cuda") else None
 
 
-def _resource_amount(name: str, value, what: str):
-    """A Dask resource amount: a positive number (ValueError naming ``what`` and the resource otherwise)."""
+def resource_amount(name: str, value, what: str):
+    """``value``, the amount of the Dask resource ``name`` that a sweep's runs ask for and its workers hold
+    (:func:`run_sweep`'s ``resources``, ``--resources NAME=AMOUNT`` of its command line), returned as it is: a positive
+    int or float.  ValueError naming ``what`` (the argument it came in) and the resource otherwise: a bool, text,
+    zero or a negative amount."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{what} {name}: a positive amount expected, got {value!r}")
     return value
@@ -312,7 +315,7 @@ def _check_sweep_args(workers, scheduler, resources, progress, restart_refused) 
         if not isinstance(resources, dict) or not all(isinstance(k, str) for k in resources):
             raise ValueError(f"resources must be a dict of resource name -> positive amount, got {resources!r}")
         for k, v in resources.items():
-            _resource_amount(k, v, "resources")
+            resource_amount(k, v, "resources")
     return workers, progress, restart_refused
 
 

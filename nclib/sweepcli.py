@@ -252,7 +252,7 @@ def _command(ns) -> pd.DataFrame:
         res = {}
         for item in ns.resources:
             name, value = parameters.parse_setting(item, "--resources")
-            res[name] = sweep._resource_amount(name, value, "--resources")
+            res[name] = sweep.resource_amount(name, value, "--resources")
     return sweep.run_sweep(grid, fixed, ns.out_dir, workers=ns.workers, scheduler=ns.scheduler, resources=res,
                            progress=not ns.no_progress, tie=tie, restart_refused=ns.restart_refused)
 

@@ -332,7 +332,7 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     outputs = [*dict.fromkeys(q["out_dir"] for q in plist), *run_dirs]
     if p["resume"]:
         outputs += _first_outputs(run_dirs)
-    code = {**provenance.git_state(outputs=outputs), "git_output_folders": provenance._output_folders(outputs, None),
+    code = {**provenance.git_state(outputs=outputs), "git_output_folders": provenance.output_folders(outputs),
             "versions": provenance.versions(), "host_cpu": provenance.cpu_name(),
             "torch_threads": torch.get_num_threads()}
     # the provenance's notes made before _engines clears the folders being overwritten

@@ -241,6 +241,14 @@ def test_refusals_name_the_parameter_and_write_nothing(tmp_path, grid, fixed, na
     assert not out.exists()
 
 
+def test_a_resource_amount_is_a_positive_number_refused_otherwise_by_the_argument_it_came_in():
+    assert sweep.resource_amount("GPU", 1, "resources") == 1
+    assert sweep.resource_amount("licence", 0.5, "--resources") == 0.5
+    for bad in (0, -1, 0.0, float("nan"), True, "1", None):
+        with pytest.raises(ValueError, match="^--resources GPU\\b"):
+            sweep.resource_amount("GPU", bad, "--resources")
+
+
 @pytest.mark.parametrize("kw, name", [(dict(workers=0), "workers"),
                                       (dict(workers=2, scheduler="tcp://h:8786"), "workers"),
                                       (dict(resources={"GPU": -1}), "resources"), (dict(progress=1), "progress"),

@@ -897,8 +897,11 @@ def test_git_state_leaves_out_the_output_folders_inside_the_checkout(tmp_path, m
     assert provenance.git_state(root, outputs=[root / "myruns" / "r"])["git_dirty_paths"] == ["myruns/sweep.json"]
     # the checkout itself, a folder holding it, or one elsewhere leave out nothing
     for folder in (root, tmp_path, tmp_path / "elsewhere"):
-        assert provenance._output_folders([folder], root) == []
+        assert provenance.output_folders([folder], root) == []
         assert provenance.git_state(root, outputs=[folder])["git_dirty"] is True
+    # inside: relative to the checkout, each once; the default checkout is the repository's
+    assert provenance.output_folders([root / "myruns", "myruns", root / "myruns" / "r"], root) == ["myruns", "myruns/r"]
+    assert provenance.output_folders([provenance.ROOT / "results" / "runs"]) == ["results/runs"]
     # a folder's name is matched as written, not as a glob
     (root / "r*").mkdir()
     (root / "r*" / "history.csv").write_text("epoch\n")
@@ -1131,6 +1134,18 @@ def test_the_checkouts_gitignore_leaves_out_a_batch_systems_logs(tmp_path):
     (root / "slurm.py").write_text("x = 1\n")  # code named alike still counts
     assert provenance.git_state(root)["git_dirty_paths"] == ["slurm.py"]
 
+
+
+def test_git_env_is_this_processs_environment_without_its_git_variables(monkeypatch):
+    """What git runs in: every variable but those starting GIT_ (which redirect it to another repository, index or
+    settings), whatever they are set to."""
+    for name, value in (("GIT_DIR", "/elsewhere/.git"), ("GIT_CONFIG_COUNT", "1"), ("GIT_LITERAL_PATHSPECS", "1"),
+                        ("NCLIB_KEPT", "git"), ("LANG_GIT", "kept")):
+        monkeypatch.setenv(name, value)
+    env = provenance.git_env()
+    assert not any(k.startswith("GIT_") for k in env)
+    assert env["NCLIB_KEPT"] == "git" and env["LANG_GIT"] == "kept" and env["PATH"] == os.environ["PATH"]
+    assert set(env) == {k for k in os.environ if not k.startswith("GIT_")}
 
 
 def test_git_state_reads_the_checkout_at_root_and_no_other(tmp_path, monkeypatch):

@@ -347,7 +347,7 @@ def unknown_commits(commits) -> list[str] | None:
     if not isinstance(commits, (list, tuple, set)) or not all(isinstance(c, str) for c in commits):
         raise ValueError(f"commits must be a list of commit hashes, got {commits!r}")
     commits = sorted(set(commits))
-    env = provenance._git_env()  # the repository at ROOT, whatever the caller's environment points git at
+    env = provenance.git_env()  # the repository at ROOT, whatever the caller's environment points git at
 
     def git(*args, stdin=None):
         return subprocess.run(["git", *args], cwd=ROOT, env=env, input=stdin, capture_output=True, text=True,
