@@ -2329,3 +2329,84 @@ def test_glued_bounds_of_the_committed_runs_read_as_the_tables_that_write_their_
         stalls_table.loc[f(runner, key=runner.get), "distance to the next point (%)"] for f in (min, max)]
     # three falls per figure, the bias-free figures' mean, the summary's bound on the distance above the point
     assert len(checked) == 3 * len(chapters) + sum(not c.figure.bias for c in chapters.values()) + 1
+
+
+# ------------------------------------------------------------------------------------------ the verdict
+
+def _weakest_given_up(th):
+    """The value of (4.3) at the point of Lemma A.2 that puts the weakest mode the global minimizer keeps at 0 and
+    every other mode where the global minimizer has it, evaluated as the objective of that point's weights."""
+    kappa = minority.problem_spectrum(th.n, th.bias)
+    alive = nclib.ufm.mode_strengths(kappa, th.N, th.lam_W, th.lam_H, th.L) > 0
+    alive[np.argmin(np.where(alive, kappa, np.inf))] = False
+    point = minority.partial_point(th.n, th.lam_W, th.lam_H, th.L, th.bias, alive)
+    return nclib.ufm.objective(point.Ws, point.H, point.b, th.n, th.lam_W, th.lam_H)
+
+
+def test_collapse_verdict_of_a_run_near_the_minimizer_one_part_of_the_way_and_one_that_does_not_fit():
+    gpu3, cpu1, gpu1 = (figures.figure_chapter(*a) for a in ((3, "gpu"), (1, "cpu-scale"), (1, "gpu")))
+    near = figures.collapse_verdict(gpu3.rows[0], gpu3.theory[1])  # Figure 3, L = 1: NC3 0.059 at the end
+    r, th = gpu3.rows[0], gpu3.theory[1]
+    assert near["near"] and near["fits"] and near["metrics_near"] and near["objective_near"]
+    assert near["metric_key"] == "nc3" and near["metric_max"] == r["nc3"] == max(r[k] for k in figures.VERDICT_KEYS)
+    assert 0.05 < near["metric_max"] < figures.NEAR_BOUND == 0.1
+    np.testing.assert_allclose(near["excess"], r["objective"] / th.minimum - 1, rtol=1e-12)
+    np.testing.assert_allclose(near["lost_excess"], _weakest_given_up(th) / th.minimum - 1, rtol=1e-9)
+    assert 0 < near["excess"] < 0.01 < 0.4 < near["lost_excess"] / 2  # a class of 100 given up: far above
+    # Figure 1 at the CPU scale, L = 1: every label fitted, NC2^H 0.30 at the end: only part of the way
+    part = figures.collapse_verdict(cpu1.rows[0], cpu1.theory[1])
+    assert part["fits"] and part["objective_near"] and not part["metrics_near"] and not part["near"]
+    assert part["metric_key"] == "nc2_h" and 0.29 < part["metric_max"] < 0.31
+    # Figure 1's GPU run with L = 6 ends below 100 % and just above the point that gives up the pair of 100: refused
+    # on the accuracy and on the objective, whose lowest point with a mode at 0 is the first of Lemma A.2's chain
+    stalled = figures.collapse_verdict(gpu1.rows[2], gpu1.theory[6])
+    assert not stalled["fits"] and not stalled["objective_near"] and not stalled["near"]
+    th6 = gpu1.theory[6]
+    values = minority.partial_minima(th6.n, th6.lam_W, th6.lam_H, 6, th6.bias)["value"]
+    np.testing.assert_allclose(stalled["lost_excess"], values[1] / values[0] - 1, rtol=1e-12)
+    np.testing.assert_allclose(stalled["lost_excess"], _weakest_given_up(th6) / th6.minimum - 1, rtol=1e-9)
+
+
+def test_collapse_verdict_bounds_are_strict_and_the_objective_rules_out_a_letter_given_up():
+    gpu2 = figures.figure_chapter(2, "gpu")
+    r, th = gpu2.rows[0], gpu2.theory[1]
+    assert figures.collapse_verdict(r, th)["near"]
+    halfway = th.minimum * (1 + figures.collapse_verdict(r, th)["lost_excess"] / 2)
+    for changes, near in (({"nc2_h": 0.1}, False), ({"nc2_wh": 0.0999}, True), ({"nc2_wh": 0.2}, False),
+                          ({"nc2_w": 0.5}, False), ({"nc3": 0.1}, False), ({"objective": halfway}, False),
+                          ({"objective": halfway * (1 - 1e-9)}, True), ({"train_acc": 1 - 1 / th.N}, False),
+                          ({"objective": th.minimum, **dict.fromkeys(figures.VERDICT_KEYS, 0.0)}, True)):
+        assert figures.collapse_verdict({**r, **changes}, th)["near"] is near, changes
+    # the letters' point that gives up one letter of 50 (L = 1, a saddle): each NC2 reads 0.089 there and NC3 0 (with a
+    # bias it compares the block of the letters of 50 as a whole), under the bound; its objective, 4.2 % above the
+    # global minimum, is past the halfway mark, and the verdict refuses it even with every label counted as fitted
+    kappa = minority.problem_spectrum(th.n, th.bias)
+    given_up = minority.alive_without_weakest(th.n, th.lam_W, th.lam_H, 1, th.bias, 1)
+    assert np.isclose(kappa[~given_up & (kappa > 0)].max(), np.sqrt(50), rtol=1e-9)
+    at = minority.partial_point_metrics(th.n, th.lam_W, th.lam_H, 1, th.bias, given_up)
+    point = {"L": 1, "train_acc": 1.0, "minimum": th.minimum, **{k: at[k] for k in figures.VERDICT_KEYS},
+             "objective": _weakest_given_up(th)}
+    verdict = figures.collapse_verdict(point, th)
+    assert verdict["metrics_near"] and 0.08 < verdict["metric_max"] < 0.1 and at["nc3"] < 1e-6
+    assert not verdict["objective_near"] and not verdict["near"]
+    np.testing.assert_allclose(verdict["excess"], verdict["lost_excess"], rtol=1e-9)
+    assert 0.04 < verdict["excess"] < 0.045
+
+
+def test_collapse_verdict_refusals():
+    gpu1 = figures.figure_chapter(1, "gpu")
+    r, th = gpu1.rows[0], gpu1.theory[1]
+    for row, match in ((None, r"^row must be a run's final values"), ({**r, "nc3": float("nan")}, "^row must hold"),
+                       ({k: v for k, v in r.items() if k != "nc2_wh"}, r"^row must be a run's final values"),
+                       ({**r, "train_acc": 1.5}, r"^row\['train_acc'\] must be a training accuracy"),
+                       ({**r, "objective": "1.0"}, "^row must hold finite"),
+                       ({**r, "L": 3}, "^row must be a run of the problem of theory"),
+                       ({**r, "minimum": r["minimum"] * 1.01}, "^row must be a run of the problem of theory"),
+                       ({**r, "objective": th.minimum * (1 - 1e-9)}, r"^row\['objective'\] .* is below the global")):
+        with pytest.raises(ValueError, match=match):
+            figures.collapse_verdict(row, th)
+    with pytest.raises(ValueError, match="^theory must be a RunTheory"):
+        figures.collapse_verdict(r, dataclasses.asdict(th))
+    for changed in (dict(minimizer_accuracy=0.9), dict(alive=0)):
+        with pytest.raises(ValueError, match="^theory must be a problem whose global minimizers keep a mode and fit"):
+            figures.collapse_verdict(r, dataclasses.replace(th, **changed))

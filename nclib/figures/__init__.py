@@ -18,13 +18,13 @@ One module per concern, imported in this order (no cycles): :mod:`.config` (the 
 and ``"cpu-scale"``, derived from :data:`nclib.parameters.DEFAULTS`), :mod:`.load` (reading the run folders, checking
 them against the configuration), :mod:`.events` (first and settled epochs, rises and training spikes, the
 learning-rate step, accuracy dips: events in a run's history), :mod:`.analysis` (theory at the runs' decays, stalls,
-final values and orderings, wall times, the checks the chapters assert), :mod:`.speed` (benchmark outputs, the GPU
-calibration, what one machine fits; the GPU jobs' logs and the letters' rendering), :mod:`.stability` (the precision
-stability runs of Figure 1's setting: what counts as a spike, and the rule that chooses the precision of the figure
-runs; used as ``nclib.figures.stability``), :mod:`.plots` (the panels, the theory overlay and the stability runs'
-plot), :mod:`.chapter` (the figure chapters' tables and glued numbers) and :mod:`.summary` (the summary's, read from
-the figure chapters). Everything public but :mod:`.stability`'s is re-exported here. The tooling that makes the runs
-(notebook parameters, relabelling, GPU budget) is in ``scripts/``.
+final values and orderings, wall times, the verdict near the collapsed minimizer, the checks the chapters assert),
+:mod:`.speed` (benchmark outputs, the GPU calibration, what one machine fits; the GPU jobs' logs and the letters'
+rendering), :mod:`.stability` (the precision stability runs of Figure 1's setting: what counts as a spike, and the
+rule that chooses the precision of the figure runs; used as ``nclib.figures.stability``), :mod:`.plots` (the panels,
+the theory overlay and the stability runs' plot), :mod:`.chapter` (the figure chapters' tables and glued numbers)
+and :mod:`.summary` (the summary's, read from the figure chapters). Everything public but :mod:`.stability`'s is
+re-exported here. The tooling that makes the runs (notebook parameters, relabelling, GPU budget) is in ``scripts/``.
 
 EMNIST letters cannot be downloaded here; Figures 2 and 4 run on the ``letters-synthetic`` stand-in with
 the same class-count profile (:data:`nclib.letters.LETTERS_SYNTHETIC_LABEL`), and every label says so.
@@ -38,9 +38,9 @@ from .load import (CONFIG_KEYS, DATA_RECORD_KEYS, NC3_EQUAL_COUNT_BLOCKS, PROVEN
                    provenance_problems, run_counts, run_folders, together_problems, unknown_commits)
 from .events import (RISE_KEYS, SPIKE_FACTOR, accuracy_dips, first_epoch, largest_rise, lr_step, next_milestone,
                      other_spikes, record_rises, recorded_every, rise_ratios, settled_epoch, spikes)
-from .analysis import (DROP_KEYS, ORDER_KEYS, RunTheory, check_runs, check_stalls, final_rows, metric_drops, order_by,
-                       order_held, orders_without_spikes, run_theory, small_classes, stalls, trained_ufm_at_minimum,
-                       wall_time_s)
+from .analysis import (DROP_KEYS, NEAR_BOUND, ORDER_KEYS, VERDICT_KEYS, RunTheory, check_runs, check_stalls,
+                       collapse_verdict, final_rows, metric_drops, order_by, order_held, orders_without_spikes,
+                       run_theory, small_classes, stalls, trained_ufm_at_minimum, wall_time_s)
 from .speed import (BENCHMARKS, GPU_LOGS, INPUT_DIM, LETTERS_BENCHMARK, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS,
                     RECORD_FIGURE_FIELDS, benchmark_glue, budget_lines, calibrated_seconds, calibration_glue,
                     fewest_pieces, figure_parameter_counts, gpu_log_files, gpu_logs, logged_figure, piece_seconds,

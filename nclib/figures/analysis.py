@@ -1,6 +1,7 @@
 """What the committed runs of Figures 1-4 show, as numbers and tables: the theory at each run's own decays
 (Theorems 4.1-4.3), stalls below 100 % training accuracy, the final values and their orderings in L, the falls of
-the collapse metrics, wall times; the properties every figure chapter asserts (:func:`check_runs`).  The events in
+the collapse metrics, wall times; the verdict near the collapsed minimizer or only part of the way
+(:func:`collapse_verdict`); the properties every figure chapter asserts (:func:`check_runs`).  The events in
 a run's history (first and settled epochs, rises and training spikes of objective (4.3), the learning-rate step,
 accuracy dips) are :mod:`nclib.figures.events`; the speed of the GPU runs (benchmarks, calibration, what one machine
 fits) is :mod:`nclib.figures.speed`.
@@ -381,6 +382,82 @@ def order_held(runs: Mapping[int, Run], key: str, last: int = 10) -> dict:
     final = rankings[-1]
     kept = [L for k, L in enumerate(final) if all(r[k] == L for r in rankings)]
     return {"records": len(epochs), "held": sum(r == final for r in rankings), "order": final, "kept": kept}
+
+
+# --------------------------------------------------------------------------------------------- the verdict
+
+#: The bound below which each of :data:`VERDICT_KEYS` must end for :func:`collapse_verdict` to call a run near the
+#: collapsed minimizer.  Each NC2 is the distance between two matrices scaled to unit Frobenius norm
+#: (:func:`nclib.geometry.normalized_distance`), 0 at the structure of Theorems 4.1-4.3 and sqrt 2 for a matrix
+#: orthogonal to it; NC3 is the root of the summed squared distances of unit vectors, a class's (or a block's)
+#: classifier direction and its class mean's.  Below a tenth, the head and the class means have the structure the
+#: theorem predicts to within a tenth of their size: to one significant figure.
+NEAR_BOUND = 0.1
+
+#: The final values :func:`collapse_verdict` bounds by :data:`NEAR_BOUND`: the four metrics of the geometry
+#: (:mod:`nclib.geometry`), every one 0 at each global minimizer.
+VERDICT_KEYS = ("nc2_w", "nc2_h", "nc2_wh", "nc3")
+
+
+def collapse_verdict(row: Mapping, theory: RunTheory) -> dict:
+    """Whether a run ends near the collapsed minimizer of Theorems 4.1-4.3 (without a bias, the book's extension of
+    Theorem 4.3 with M = D), or fits the labels but only part of the way: the one criterion the figure chapters, the
+    summary and the introduction judge the runs by.
+
+    ``row``: a run's final values (:func:`final_rows`: ``L``, ``train_acc``, ``objective``, ``minimum`` and the
+    metrics of :data:`VERDICT_KEYS`); ``theory``: its problem (:func:`run_theory`).  A run is ``near`` when three
+    things hold at its last epoch: ``fits``, it classifies every training sample correctly, as every global
+    minimizer does; ``metrics_near``, each of NC2^W, NC2^H, NC2^WH and NC3 is below :data:`NEAR_BOUND`; and
+    ``objective_near``, its objective (4.3) is nearer the global minimum than the value of the point that gives up
+    the weakest mode the global minimizer keeps (Lemma A.2's x = 0 for that mode, every other mode at the global
+    minimizer's strength: a local minimizer for L >= 2, a saddle for L = 1; :func:`nclib.minority.partial_minimum`).
+    That value is the lowest of any critical point that puts a kept mode at 0 (a mode's cost at 0 grows with its
+    kappa): the nearest point of minority collapse.  The metric bound alone does not exclude such a point, whose
+    NC2 is small where the weakest mode is a small share of M (with L = 1 and a bias, each NC2 reads 0.089 at the
+    point that gives up one letter of 50 samples of the letters' profile at the GPU runs' decays) and whose NC3 with
+    a bias does not see a mode at 0 inside a block of equal kappa; its objective does.
+
+    Returns ``fits``, ``metrics_near``, ``objective_near``, ``near`` (all three), ``metric_max`` (the largest of the
+    four final metrics) and ``metric_key`` (whose it is), ``excess`` (objective over the global minimum, minus 1)
+    and ``lost_excess`` (the same for the point that gives up the weakest mode: ``objective_near`` is ``excess <
+    lost_excess / 2``).  ValueError naming ``theory`` unless a :class:`RunTheory` whose global minimizers keep a
+    mode and fit every training label (else there is no collapsed minimizer that fits them), and naming ``row``
+    unless a mapping with those keys, finite values, a training accuracy in [0, 1], the L and the global minimum of
+    ``theory`` (to a relative 1e-12) and an objective not below that minimum (to a relative
+    :data:`nclib.minority.BELOW_MINIMUM_RTOL`), which no point of (4.3) undercuts.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`, :ref:`ch-intro`.
+    """
+    if not isinstance(theory, RunTheory):
+        raise ValueError(f"theory must be a RunTheory (run_theory), got {type(theory).__name__}")
+    if theory.alive == 0 or theory.minimizer_accuracy != 1.0:
+        raise ValueError(f"theory must be a problem whose global minimizers keep a mode and fit every training label, "
+                         f"got {theory.alive} modes alive and accuracy {theory.minimizer_accuracy!r}")
+    keys = ("L", "train_acc", "objective", "minimum", *VERDICT_KEYS)
+    if not isinstance(row, Mapping) or any(k not in row for k in keys):
+        raise ValueError(f"row must be a run's final values (final_rows) with the keys {keys}, got "
+                         f"{sorted(row) if isinstance(row, Mapping) else type(row).__name__}")
+    values = {k: row[k] for k in keys[1:]}
+    if not all(_checks.real_number(v) and math.isfinite(float(v)) for v in values.values()):
+        raise ValueError(f"row must hold finite numbers, got {values}")
+    values = {k: float(v) for k, v in values.items()}
+    if not 0.0 <= values["train_acc"] <= 1.0:
+        raise ValueError(f"row['train_acc'] must be a training accuracy in [0, 1], got {values['train_acc']!r}")
+    if row["L"] != theory.L or not math.isclose(values["minimum"], theory.minimum, rel_tol=1e-12):
+        raise ValueError(f"row must be a run of the problem of theory (L = {theory.L}, minimum {theory.minimum!r}), "
+                         f"got L = {row['L']!r}, minimum {values['minimum']!r}")
+    if values["objective"] < theory.minimum * (1 - minority.BELOW_MINIMUM_RTOL):
+        raise ValueError(f"row['objective'] {values['objective']!r} is below the global minimum {theory.minimum!r} "
+                         f"of (4.3), which no point undercuts")
+    lost = minority.partial_minimum(theory.n, theory.lam_W, theory.lam_H, theory.L, theory.bias,
+                                    minority.alive_without_weakest(theory.n, theory.lam_W, theory.lam_H, theory.L,
+                                                                   theory.bias, 1))
+    excess, lost_excess = values["objective"] / theory.minimum - 1.0, lost / theory.minimum - 1.0
+    key = max(VERDICT_KEYS, key=lambda k: values[k])
+    fits = values["train_acc"] == 1.0
+    metrics_near, objective_near = values[key] < NEAR_BOUND, excess < lost_excess / 2
+    return {"fits": fits, "metrics_near": metrics_near, "objective_near": objective_near,
+            "near": fits and metrics_near and objective_near, "metric_max": values[key], "metric_key": key,
+            "excess": excess, "lost_excess": lost_excess}
 
 
 # --------------------------------------------------------------------------------------------- checks

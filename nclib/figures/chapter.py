@@ -25,8 +25,8 @@ import numpy as np
 
 from .. import _checks, data, plotting, ufm
 from ..rounding import at_least, at_most, round_down, round_up, written, written_column
-from .analysis import (ORDER_KEYS, RunTheory, final_rows, metric_drops, order_by, order_held, orders_without_spikes,
-                       run_theory, stalls)
+from .analysis import (NEAR_BOUND, ORDER_KEYS, RunTheory, collapse_verdict, final_rows, metric_drops, order_by,
+                       order_held, orders_without_spikes, run_theory, stalls)
 from .config import RESULTS, Figure, figure, figure_counts, scale_settings
 from .events import (SPIKE_FACTOR, _checked_runs, accuracy_dips, lr_step, next_milestone, other_spikes, rise_ratios,
                      spikes)
@@ -217,6 +217,28 @@ def _accuracy_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
     return g
 
 
+def _verdict_glue(rows: list[dict], theory: Mapping[int, RunTheory]) -> dict:
+    """Each run that fits every training label judged by :func:`collapse_verdict`: the largest of its final NC2^W,
+    NC2^H, NC2^WH and NC3 as the final table writes it (three figures, in its column's notation), and in per cent its
+    objective's excess over the global minimum and half that of the point that gives up the weakest mode (the
+    verdict's halfway mark), runs' own values to nearest; the bound.  Left out where the global minimizers at a run's
+    decays keep no mode or misclassify, which the verdict refuses."""
+    g = {"near-bound": written(NEAR_BOUND, 6)}
+    for r in rows:
+        t = theory[r["L"]]
+        if t.alive == 0 or t.minimizer_accuracy != 1.0:
+            continue
+        v = collapse_verdict(r, t)
+        if not v["fits"]:
+            continue
+        s = f"verdict-L{r['L']}-"
+        # the final table's cell of that metric (_final_table: three figures, one notation per column)
+        g[s + "metric"] = _column([x[v["metric_key"]] for x in rows], 3, uniform=True)[rows.index(r)]
+        g[s + "excess"] = written(100 * v["excess"], 2, zeros=True)
+        g[s + "halfway"] = written(50 * v["lost_excess"], 2, zeros=True)
+    return g
+
+
 def _order_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
     """The orderings in L at the end, and for how many of the last records they held."""
     g = {}
@@ -379,7 +401,10 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     ``fit-nc1-drop`` (the smallest fall of NC1), ``fit-nc3-drop`` (the largest fall of NC3), ``fit-nc1-root-drop``
     (the smallest square root of NC1's fall) and ``fit-root-over-nc3-lo``, ``fit-root-over-nc3-hi`` (the smallest
     and the largest run's quotient of the two, each run's square root over its own NC3 fall, with
-    ``fit-root-over-nc3-lo-L`` and ``-hi-L``, whose they are); the orderings in L ``nc1-order``,
+    ``fit-root-over-nc3-lo-L`` and ``-hi-L``, whose they are); the verdict (:func:`collapse_verdict`): ``near-bound``
+    and per run that fits ``verdict-L<L>-metric`` (the largest of its final NC2^W, NC2^H, NC2^WH and NC3, as the
+    final table writes it), ``verdict-L<L>-excess`` (its objective's excess over the global minimum, in per cent) and
+    ``verdict-L<L>-halfway`` (half that of the point that gives up the weakest mode); the orderings in L ``nc1-order``,
     ``nc3-order``, ``gap-order`` (where the runs end at one epoch, with ``<key>-order-held``, at how many of the
     last ``order-records`` recorded epochs the runs rank so, and ``<key>-order-kept``, the runs whose place never
     changes there, :func:`order_held`; and ``<key>-order-without-spikes``, :func:`orders_without_spikes`, with the
@@ -397,7 +422,8 @@ def figure_glue(fig, scale: str, runs: Mapping[int, Run], check: Mapping, rows: 
     f = figure(fig)
     spiked = spikes(runs)
     return {**_settings_glue(f, scale, runs, check, rows), **_theory_glue(rows, theory),
-            **_accuracy_glue(runs, rows), **_order_glue(runs, rows), **_unspiked_order_glue(rows, spiked),
+            **_accuracy_glue(runs, rows), **_verdict_glue(rows, theory), **_order_glue(runs, rows),
+            **_unspiked_order_glue(rows, spiked),
             **_rise_glue(runs, rows), **_spike_glue(runs, spiked), **_dip_glue(runs), **_lr_step_glue(runs),
             **_stall_glue(runs)}
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import plotting
 from ..rounding import at_most, written
-from .analysis import stalls, wall_time_s
+from .analysis import NEAR_BOUND, collapse_verdict, stalls, wall_time_s
 from .chapter import FigureChapter, _column, _comma, _epoch, percent, rise_cell
 from .config import scale_settings
 from .events import SPIKE_FACTOR, _checked_runs
@@ -139,7 +139,12 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     ``partial-off-max`` (over those with L >= 2, the largest relative distance, in %, between the final objective
     and the nearest local minimizer of Lemma A.2 with modes at 0, :func:`stalls`; an "at most") and
     ``partial-runner-up-min`` and ``-max`` (the smallest and the largest run's distance to the next nearest such
-    point, to nearest as the table of the stalled runs writes them), per device
+    point, to nearest as the table of the stalled runs writes them), the verdict (:func:`collapse_verdict`):
+    ``near-bound``, ``n-near`` and ``n-near-gpu`` (the runs near the collapsed minimizer, all and of the GPU runs),
+    ``near-metric-max`` and ``near-gpu-metric-max`` (over those runs, all and of the GPU runs, the largest of the
+    final NC2^W, NC2^H, NC2^WH and NC3; an "at most" reading as the final table's two figures) and
+    ``near-excess-max`` and ``near-gpu-excess-max`` (the largest excess of the objective over the global minimum, in
+    per cent; an "at most" reading as the figure chapters write a run's, to two figures), per device
     ``wall-<gpu|cpu>`` (minutes, :func:`wall_time_s`), ``spike-threshold``, ``be-min``/``be-max`` (final over
     initial ||b - n/N||, with a bias: the smallest and the largest run's, to nearest), and for the pairs with and
     without a bias at the same scale, over the runs that end at 100 % (:func:`nc2_wh_pair`):
@@ -170,6 +175,16 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
         if runners:  # the smallest and the largest run's own, to nearest as the table writes them
             g["partial-runner-up-min"] = written(100 * min(runners), 3, zeros=True)
             g["partial-runner-up-max"] = written(100 * max(runners), 3, zeros=True)
+    # the verdict of each run whose problem has a collapsed minimizer that fits the labels (it refuses the others)
+    judged = {(k, r["L"]): (r, chapters[k].theory[r["L"]]) for k in sorted(rows) for r in rows[k]}
+    near = {kL: collapse_verdict(r, t) for kL, (r, t) in judged.items() if t.alive and t.minimizer_accuracy == 1.0}
+    near = {kL: v for kL, v in near.items() if v["near"]}
+    g.update({"near-bound": written(NEAR_BOUND, 6), "n-near": str(len(near)),
+              "n-near-gpu": str(sum(k in gpu for k, _ in near))})
+    for name, part in (("near", near), ("near-gpu", {kL: v for kL, v in near.items() if kL[0] in gpu})):
+        if part:  # bounds over values written to nearest: the final table's metrics and the chapters' excesses
+            g[f"{name}-metric-max"] = at_most(max(v["metric_max"] for v in part.values()), 2, zeros=True)
+            g[f"{name}-excess-max"] = at_most(100 * max(v["excess"] for v in part.values()), 2, zeros=True)
     for name, ks in (("gpu", gpu), ("cpu", [k for k in sorted(chapters) if k not in gpu])):
         if ks:
             g[f"wall-{name}"] = f"{sum(wall_time_s(chapters[k].runs) for k in ks) / 60:.1f}"
