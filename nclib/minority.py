@@ -394,8 +394,11 @@ def nearest_partial_minimum(n, lam_W, lam_H, L: int, bias: bool, value) -> dict:
     final objective (4.3): ``dead`` (how many of the modes the global minimizer keeps it puts at 0, the weakest),
     ``dead_kappa`` (their kappa, increasing, with repeats), ``kept`` and ``kept_kappa`` (the same for the modes the
     global minimizer kills that it keeps at their nonzero local minimizer), ``partial`` (its value), ``above``
-    (value / partial - 1; negative when ``value`` is below it) and ``runner_up`` (|value / p - 1| for the next
-    nearest value p of another point: how far off any other such point is) and ``alive`` (the point as a mask over the
+    (value / partial - 1; negative when ``value`` is below it), ``runner_up`` (|value / p - 1| for the next
+    nearest value p of another point: how far off any other such point is, whichever side of ``value`` it lies),
+    ``runner_up_above`` (value / p - 1 for that point, with its sign: negative when ``value`` is already below it,
+    so that a run whose objective still falls is moving away from that point, not towards it, and cannot be at it
+    however near it is) and ``alive`` (the point as a mask over the
     modes of :func:`problem_spectrum` for :func:`partial_point`; where it puts only some modes of a block of equal
     kappa at 0, which of them is a choice, the point being the same up to a rotation inside the block: the first in
     the order of :func:`alive_without_weakest`, which gives the same mask for a point that keeps no mode the global
@@ -423,7 +426,9 @@ def nearest_partial_minimum(n, lam_W, lam_H, L: int, bias: bool, value) -> dict:
     return {"dead": int(dead.sum()), "dead_kappa": np.repeat(points["kappa"], dead),
             "kept": int(kept.sum()), "kept_kappa": np.repeat(points["kappa"], kept),
             "partial": float(points["value"][order[0]]), "above": value / float(points["value"][order[0]]) - 1,
-            "runner_up": float(off[order[1]]) if order.size > 1 else None, "alive": alive}
+            "runner_up": float(off[order[1]]) if order.size > 1 else None,
+            "runner_up_above": value / float(points["value"][order[1]]) - 1 if order.size > 1 else None,
+            "alive": alive}
 
 
 def partial_point_metrics(n, lam_W, lam_H, L: int, bias: bool, alive) -> dict[str, float]:

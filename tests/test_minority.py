@@ -480,6 +480,30 @@ def test_nearest_partial_minimum_finds_the_point_and_the_next_nearest():
         mino.nearest_partial_minimum(n, lam, lam, 1, False, 1.0)
 
 
+def test_nearest_partial_minimum_gives_the_side_of_the_next_nearest_point():
+    """runner_up_above is value / p - 1 at the next nearest point p, with its sign: negative when the value is already
+    below p (a run still descending moves away from it).  Just above the global minimum, every other point lies
+    above the value; just above another point, the next nearest may lie on either side."""
+    n, lam, L = [100, 100, 200, 200, 300], 1e-4, 6
+    values = mino.partial_minima(n, lam, lam, L, False)["value"]
+    assert np.unique(values).size == values.size  # no two points at one value: the next nearest is one point
+    sides = set()
+    for p in values:
+        for value in (p * (1 + 1e-6), p * (1 - 1e-6)):
+            if value < values.min():
+                continue
+            place = mino.nearest_partial_minimum(n, lam, lam, L, False, value)
+            second = values[np.argsort(np.abs(value / values - 1), kind="stable")[1]]  # computed here again
+            assert place["runner_up_above"] == pytest.approx(value / second - 1, rel=1e-12)
+            assert abs(place["runner_up_above"]) == pytest.approx(place["runner_up"], rel=1e-12)
+            assert (place["runner_up_above"] < 0) == (value < second)
+            sides.add(bool(place["runner_up_above"] > 0))
+    assert sides == {False, True}  # both sides occur on this profile
+    at_minimum = mino.nearest_partial_minimum(n, lam, lam, L, False, 1.0003 * values.min())
+    assert at_minimum["dead"] == 0 and at_minimum["runner_up_above"] < 0  # every other point above it
+    assert at_minimum["runner_up_above"] == pytest.approx(1.0003 * values.min() / np.sort(values)[1] - 1, rel=1e-12)
+
+
 @pytest.mark.parametrize("L, bias", [(2, True), (3, False), (6, True)])
 def test_nearest_partial_minimum_refuses_a_value_below_the_global_minimum(L, bias):
     """No point of (4.3) is below the global minimum: a value more than rounding below it is refused by name, while
