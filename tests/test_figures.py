@@ -196,6 +196,35 @@ def test_train_kwargs_are_accepted_by_the_engine():
     assert checked["epochs"] == 12000 and checked["batch_size"] == 128
 
 
+def test_train_kwargs_name_the_runs_as_the_training_notebook_does():
+    """One run per L of L_values, named as the notebook names it (nclib.train.run_names with the notebook's
+    arguments), with the notebook's own parameters left out."""
+    for k in figures.FIGURES:
+        for scale in figures.SCALES:
+            p = figures.figure_parameters(k, scale)
+            names = nclib.train.run_names(p["L_values"], p["run_tag"], dataset=p["dataset"], bias=p["bias"],
+                                          seed=p["seed"])
+            assert [figures.train_kwargs(p, L)["run_name"] for L in p["L_values"]] == names == \
+                [f"fig{k}-L1", f"fig{k}-L3", f"fig{k}-L6"]
+            kw = figures.train_kwargs(p, 3)
+            assert set(kw) == (set(p) - set(figures.NOTEBOOK_ONLY_KEYS)) | {"L", "run_name", "overwrite"}
+    p = figures.figure_parameters(1, "gpu", L_values=[6, 3], run_tag="again")  # another order and tag
+    assert [figures.train_kwargs(p, L)["run_name"] for L in (3, 6)] == ["again-L3", "again-L6"]
+
+
+def test_train_kwargs_refuse_what_the_notebook_parameters_refuse():
+    p = figures.figure_parameters(1, "gpu")
+    for bad, name in (({**p, "run_tag": None}, "run_tag"), ({**p, "run_tag": ""}, "run_tag"),
+                      ({k: v for k, v in p.items() if k != "run_tag"}, "run_tag"), ({**p, "lr": -1.0}, "lr"),
+                      ({**p, "width": 0}, "width"), ({**p, "L_values": []}, "L_values"), (None, "params"),
+                      ([("lr", 1e-4)], "params"), ({**p, "epoch": 10}, "unknown notebook parameter")):
+        with pytest.raises(ValueError, match=rf"^{re.escape(name)}\b"):
+            figures.train_kwargs(bad, 1)
+    for L in (0, "1", 1.5, None):
+        with pytest.raises(ValueError, match=r"^L\b"):
+            figures.train_kwargs(p, L)
+
+
 # ------------------------------------------------------------------------------------------ committed runs
 
 def test_load_figure_reads_three_runs(tiny):

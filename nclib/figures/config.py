@@ -154,10 +154,13 @@ NOTEBOOK_ONLY_KEYS = ("smoke", "L_values", "run_tag")
 def check_run_settings(params: Mapping) -> None:
     """Refuse figure notebook parameters (:func:`figure_parameters`) that the training engine would refuse for one of
     the runs: ValueError naming the parameter (a learning rate of -1, a width of 0, counts [0, 1], an empty
-    ``L_values``, ...), as :func:`nclib.parameters.checked` names it for each run of ``L_values`` (a run on a GPU:
-    ``device="cuda"`` is accepted here).  The data file is left to the machine that trains, which may be the only
-    one with a copy: the data's arguments are checked by :func:`nclib.data.check_load_args`, the rest with a
-    data set drawn from the seed in its place.  Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
+    ``L_values``, ...; ``params`` where it is not a mapping), as :func:`nclib.parameters.checked` names it for each
+    run of ``L_values`` (a run on a GPU: ``device="cuda"`` is accepted here).  The data file is left to the machine
+    that trains, which may be the only one with a copy: the data's arguments are checked by
+    :func:`nclib.data.check_load_args`, the rest with a data set drawn from the seed in its place.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params must be the notebook parameters (a mapping), got {type(params).__name__}")
     unknown = set(params) - set(parameters.NOTEBOOK_PARAMETERS)
     if unknown:
         raise ValueError(f"unknown notebook parameter(s) {sorted(unknown)}; "
@@ -188,18 +191,23 @@ def check_run_settings(params: Mapping) -> None:
 def train_kwargs(params: Mapping, L: int) -> dict:
     """The ``nclib.train.run`` keyword arguments of one run (head depth ``L``) of a figure's notebook parameters.
 
-    The same mapping as the training notebook (:ref:`ch-train`): ``L_values`` gives one run per L named
-    ``<run_tag>-L<L>``; ``smoke`` must be False and ``L`` one of ``L_values`` (ValueError otherwise).
+    The same mapping as the training notebook (:ref:`ch-train`): the parameters less the notebook's own
+    (:data:`NOTEBOOK_ONLY_KEYS`), one run per L of ``L_values`` named by :func:`nclib.parameters.run_names`
+    (``<run_tag>-L<L>``).  ``params`` must pass :func:`check_run_settings` (a non-empty ``run_tag``: the figures'
+    run folders are named by it), ``smoke`` must be False and ``L`` one of ``L_values``: ValueError naming the
+    argument otherwise.
     Used by the stability runs (:func:`nclib.figures.stability.pair_kwargs`) and ``scripts/gpu_budget.py``.
     """
+    check_run_settings(params)
     if params.get("smoke"):
         raise ValueError("params['smoke'] must be False: a smoke run replaces the figure's data and network")
     L = _checks.positive_int(L, "L")
-    if L not in params.get("L_values", ()):
-        raise ValueError(f"L must be one of the figure's L_values {list(params.get('L_values', ()))}, got {L}")
-    skip = {"smoke", "L_values", "run_tag"}
-    kw = {k: v for k, v in params.items() if k not in skip}
-    return dict(kw, L=L, run_name=f"{params['run_tag']}-L{L}", overwrite=True)
+    Ls = [int(M) for M in params["L_values"]]
+    if L not in Ls:
+        raise ValueError(f"L must be one of the figure's L_values {Ls}, got {L}")
+    name = parameters.run_names(Ls, params["run_tag"])[Ls.index(L)]  # as the training notebook names it
+    kw = {k: v for k, v in params.items() if k not in NOTEBOOK_ONLY_KEYS}
+    return dict(kw, L=L, run_name=name, overwrite=True)
 
 
 def notebook_path(fig, scale: str = "cpu-scale") -> pathlib.Path:
