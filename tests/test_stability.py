@@ -106,6 +106,12 @@ def test_a_pair_differs_only_in_precision_and_is_figure_1_at_L6(tmp_path):
             stability.pair_kwargs(0, **bad)
     with pytest.raises(ValueError, match="unknown parameter"):
         stability.pair_kwargs(0, widht=32)
+    # an override is checked as figure_parameters checks it, not applied after that check
+    for bad, name in ((dict(lr=-1.0), "lr"), (dict(width=0), "width"), (dict(epochs=0), "epochs"),
+                      (dict(batch_size=0), "batch_size"), (dict(lam_H=-1.0), "lam_H")):
+        with pytest.raises(ValueError, match=rf"^{name}\b"):
+            stability.pair_kwargs(0, **bad)
+    assert stability.pair_kwargs(0, width=32, epochs=3)[1]["width"] == 32  # a CPU test's settings pass
     with pytest.raises(ValueError, match="seed"):
         stability.pair_kwargs(-1)
     with pytest.raises(ValueError, match="precision must be one of"):

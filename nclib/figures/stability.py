@@ -29,7 +29,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import ROOT, _checks, ufm
-from ..parameters import DEFAULTS, EXECUTION_KEYS
+from ..parameters import DEFAULTS, EXECUTION_KEYS, NOTEBOOK_PARAMETERS
 from ..rounding import written
 from ..runs import json_values, load_class_accuracy, load_run, metric_epochs, recorded_status
 from .analysis import run_theory
@@ -88,19 +88,22 @@ def pair_kwargs(seed: int, out_dir=None, **overrides) -> tuple[list[dict], dict]
     """The :func:`nclib.train.run_many` arguments of one seed's pair: ``(runs, shared)``, the runs differing only
     in ``precision`` and ``run_name``, ``shared`` Figure 1's gpu-scale parameters at L = 6 with the stability
     runs' epochs, metric interval and ``seed``.  ``overrides`` replace parameters of ``shared`` (``data_path``,
-    ``device``; for a CPU test of the tooling ``width``, ``epochs`` and the like); ``out_dir`` defaults to
+    ``device``; for a CPU test of the tooling ``width``, ``epochs`` and the like) and are checked with them by
+    :func:`nclib.figures.figure_parameters`: a value the engine would refuse is a ValueError naming it, as is an
+    unknown name or one the stability runs fix (``precision``, ``run_name``, ``L``); ``out_dir`` defaults to
     :data:`RESULTS`.
     Chapters: :ref:`ch-fig1` (the precision stability runs it awaits)."""
     seed = _checks.nonneg_int(seed, "seed")
     for key in ("precision", "run_name", "L"):
         if key in overrides:
             raise ValueError(f"overrides must not set {key!r}: the stability runs fix it")
-    params = figure_parameters(FIGURE, "gpu", epochs=EPOCHS, metric_every=METRIC_EVERY, seed=seed,
-                               out_dir=str(RESULTS if out_dir is None else out_dir), progress=False)
-    unknown = set(overrides) - set(params)
+    unknown = set(overrides) - set(NOTEBOOK_PARAMETERS)
     if unknown:
         raise ValueError(f"unknown parameter(s) {sorted(unknown)} in overrides")
-    params.update(overrides)
+    # the overrides go through figure_parameters, which refuses a value the engine would refuse (lr=-1, width=0)
+    setting = dict(epochs=EPOCHS, metric_every=METRIC_EVERY, progress=False)
+    params = figure_parameters(FIGURE, "gpu", **{**setting, **overrides}, seed=seed,
+                               out_dir=str(RESULTS if out_dir is None else out_dir))
     shared = train_kwargs(params, L)
     del shared["run_name"], shared["overwrite"]
     runs = [dict(precision=q, run_name=run_name(q, seed)) for q in PRECISIONS]
