@@ -67,9 +67,10 @@ from nclib.figures import stability  # noqa: E402
 from nclib.runs import is_write_temporary, load_run  # noqa: E402
 
 #: Where landed pieces wait for their figure's other runs (under --root).
-PIECES = pathlib.Path("results") / "figures" / "pieces"
-GPU_RUNS = pathlib.Path("results") / "figures" / "gpu"
-GPU_NOTEBOOKS = pathlib.Path("book") / "figures" / "gpu"
+PIECES = figures.RESULTS.relative_to(ROOT) / "pieces"
+#: Where a figure's GPU runs and their executed notebooks are committed (under --root), as nclib.figures reads them.
+GPU_RUNS = figures.RESULTS.relative_to(ROOT) / "gpu"
+GPU_NOTEBOOKS = figures.NOTEBOOKS.relative_to(ROOT) / "gpu"
 #: Where a FULL job's archive holds the logs of the earlier commands on its machine (scripts/gpu_figures.sh).
 EARLIER_LOGS = pathlib.Path("logs")
 #: Where the committed precision stability pairs lie (under --root): their decision is every figure run's precision.

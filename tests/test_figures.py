@@ -114,9 +114,6 @@ def test_cpu_scale_divides_the_counts_by_ten():
     p = figures.figure_parameters(3, "cpu-scale")
     assert p["out_dir"].endswith("results/figures/cpu-scale/fig3") and p["run_tag"] == "fig3"
     assert figures.figure_parameters(1, "gpu")["out_dir"].endswith("results/figures/gpu/fig1")
-    assert figures.notebook_path(2, "cpu-scale").relative_to(figures.ROOT).as_posix() == \
-        "book/figures/cpu-scale/fig2.run.ipynb"
-    assert figures.notebook_path(1, "gpu").relative_to(figures.ROOT).as_posix() == "book/figures/gpu/fig1.run.ipynb"
 
 
 def test_bad_arguments_raise_value_errors():
@@ -182,8 +179,6 @@ def test_bad_arguments_raise_value_errors():
         figures.other_spikes(h, threshold=np.inf)
     with pytest.raises(ValueError, match=r"spiked names runs L = \[6\]"):
         figures.orders_without_spikes([dict(L=1, nc1=1.0, nc3=1.0, gap=1.0, minimum=1.0)], {6: {}})
-    with pytest.raises(ValueError, match="scale must be one of"):
-        figures.notebook_path(1, "paper")
     with pytest.raises(ValueError, match="scale must be one of"):
         figures.run_folders(1, "paper")
 

@@ -545,44 +545,6 @@ def test_stability_glue_counts_per_precision_over_the_paired_seeds():
     assert never["fp32-rise-max"] == "1,230"
 
 
-def test_draw_stability_draws_each_run_and_marks_the_spikes():
-    """One line per run on each panel (fp32 solid, TF32 dashed, a colour per seed), a peak marker and a dotted
-    rise for each spiked run, a cross where a run diverged; precisions other than the two are refused."""
-    import matplotlib
-    import matplotlib.pyplot as plt
-
-    matplotlib.use("Agg")
-    epoch = np.arange(0, 50, 10)
-    calm = dict(epoch=epoch, objective=np.array([4.0, 2.0, 1.0, 0.9, 0.8]), train_acc=np.array([.2, .6, 1, 1, 1]))
-    spike = dict(epoch=epoch, objective=np.array([4.0, 1.0, 3.0, 1.5, 1.0]), train_acc=np.array([.2, 1, .9, 1, 1]))
-    blown = dict(epoch=epoch[:3], objective=np.array([4.0, 1.0, np.inf]), train_acc=np.array([.2, .5, .1]))
-    runs = {("fp32", 0): figures.Run(None, {}, calm, {"status": "finished"}),
-            ("tf32", 0): figures.Run(None, {}, spike, {"status": "finished"}),
-            ("fp32", 1): figures.Run(None, {}, calm, {"status": "finished"}),
-            ("tf32", 1): figures.Run(None, {}, blown, {"status": "diverged"})}
-    fig = figures.draw_stability(runs)
-    ax_obj, ax_acc = fig.axes
-    solid = [ln for ln in ax_obj.lines if ln.get_linestyle() == "-"]
-    dashed = [ln for ln in ax_obj.lines if ln.get_linestyle() == "--"]
-    assert len(solid) == len(dashed) == 2 and len([ln for ln in ax_acc.lines if ln.get_label().startswith("seed")]) == 4
-    peaks = [ln for ln in ax_obj.lines if ln.get_marker() == "^"]
-    assert [(list(p.get_xdata()), list(p.get_ydata())) for p in peaks] == [([20], [3.0])]
-    rises = [ln for ln in ax_obj.lines if ln.get_linestyle() == ":"]
-    assert [list(r.get_xdata()) for r in rises] == [[10, 20]]
-    crosses = [ln for ln in ax_obj.lines if ln.get_marker() == "x"]
-    assert [list(c.get_xdata()) for c in crosses] == [[10]]  # the last finite row of the diverged run
-    assert {ln.get_color() for ln in solid} == {ln.get_color() for ln in dashed}  # one colour per seed
-    # 100 % accuracy: one thin solid grey line, not dashed like the TF32 runs
-    hundred = [ln for ln in ax_acc.lines if not ln.get_label().startswith("seed")]
-    assert [(list(ln.get_ydata()), ln.get_linestyle()) for ln in hundred] == [([100, 100], "-")]
-    assert [ln.get_linestyle() for ln in ax_acc.lines if ln.get_linestyle() == "--"] == ["--", "--"]
-    plt.close(fig)
-    with pytest.raises(ValueError, match="compare"):
-        figures.draw_stability({("bf16", 0): runs["fp32", 0]})
-    with pytest.raises(ValueError, match="at least one"):
-        figures.draw_stability({})
-
-
 def _class_record(path, counts, rows):
     path.mkdir()
     lines = ["epoch," + ",".join(f"class_{k}" for k in range(len(counts)))]

@@ -21,16 +21,16 @@ learning-rate step, accuracy dips: events in a run's history), :mod:`.analysis` 
 final values and orderings, wall times, the verdict near the collapsed minimizer, the checks the chapters assert),
 :mod:`.speed` (benchmark outputs, the GPU calibration, what one machine fits; the GPU jobs' logs and the letters'
 rendering), :mod:`.stability` (the precision stability runs of Figure 1's setting: what counts as a spike, and the
-rule that chooses the precision of the figure runs; used as ``nclib.figures.stability``), :mod:`.plots` (the panels,
-the theory overlay and the stability runs' plot), :mod:`.chapter` (the figure chapters' tables and glued numbers)
-and :mod:`.summary` (the summary's, read from the figure chapters). Everything public but :mod:`.stability`'s is
-re-exported here. The tooling that makes the runs (notebook parameters, relabelling, GPU budget) is in ``scripts/``.
+rule that chooses the precision of the figure runs; used as ``nclib.figures.stability``), :mod:`.plots` (the panels
+and the theory overlay), :mod:`.chapter` (the figure chapters' tables and glued numbers) and :mod:`.summary` (the
+summary's, read from the figure chapters). Everything public but :mod:`.stability`'s is re-exported here. The
+tooling that makes the runs (notebook parameters, relabelling, GPU budget) is in ``scripts/``.
 
 EMNIST letters cannot be downloaded here; Figures 2 and 4 run on the ``letters-synthetic`` stand-in with
 the same class-count profile (:data:`nclib.letters.LETTERS_SYNTHETIC_LABEL`), and every label says so.
 """
 from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOK_ONLY_KEYS, NOTEBOOKS, PER_RUN_KEYS, RESULTS, SCALES,
-                     Figure, check_run_settings, check_scale, figure, figure_counts, figure_parameters, notebook_path,
+                     Figure, check_run_settings, check_scale, figure, figure_counts, figure_parameters,
                      scale_settings, train_kwargs)
 from .load import (CONFIG_KEYS, DATA_RECORD_KEYS, NC3_EQUAL_COUNT_BLOCKS, PROVENANCE_TYPES, REMAKE_MAY_DIFFER,
                    SCALE_DEVICES, Run, check_figure, check_remake, check_run, commit_problems, compare_nc3,
@@ -46,7 +46,7 @@ from .speed import (BENCHMARKS, GPU_LOGS, INPUT_DIM, LETTERS_BENCHMARK, NOTEBOOK
                     fewest_pieces, figure_parameter_counts, gpu_log_files, gpu_logs, logged_figure, piece_seconds,
                     read_benchmark, read_benchmark_record, read_letters_benchmark, round_quotients,
                     with_data_seconds)
-from .plots import PAPER_DATA, as_plot_runs, draw_panels, draw_stability, draw_theory, figure_legend, on_other_data
+from .plots import PAPER_DATA, as_plot_runs, draw_panels, draw_theory, figure_legend, on_other_data
 from .chapter import (NC3_BY_CLASS, FigureChapter, drops_table, figure_chapter, figure_glue, figure_tables,
                       nc3_readings, percent, precisions, rise_cell)
 from .summary import nc2_wh_pair, summary_glue, summary_tables

@@ -16,7 +16,6 @@ executed notebooks (``book/figures/<scale>/fig<k>.run.ipynb``).
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from typing import Mapping
 
 import numpy as np
@@ -209,12 +208,3 @@ def train_kwargs(params: Mapping, L: int) -> dict:
     kw = {k: v for k, v in params.items() if k not in NOTEBOOK_ONLY_KEYS}
     return dict(kw, L=L, run_name=name, overwrite=True)
 
-
-def notebook_path(fig, scale: str = "cpu-scale") -> pathlib.Path:
-    """Where the executed training notebook of a figure's runs is committed: ``book/figures/<scale>/fig<k>.run.ipynb``.
-
-    The ``*.run.ipynb`` name keeps the book build from re-executing it (``_config.yml``).
-    No chapter calls it; the tests check the committed notebooks' place with it.
-    """
-    f = figure(fig)
-    return NOTEBOOKS / check_scale(scale) / f"fig{f.number}.run.ipynb"

@@ -1,7 +1,6 @@
 """The plots of Figures 1-4 from committed runs: the paper-style panels (drawn by
 :func:`nclib.plotting.collapse_panels`) with the theory's targets, and the comparison with Theorems 4.1-4.3 at
-the runs' own decays (:ref:`ch-fig1` to :ref:`ch-fig4`), and the precision stability runs side by side
-(:mod:`nclib.figures.stability`)."""
+the runs' own decays (:ref:`ch-fig1` to :ref:`ch-fig4`)."""
 from __future__ import annotations
 
 from typing import Mapping
@@ -14,7 +13,6 @@ from .analysis import run_theory
 from .config import check_scale, scale_settings
 from .events import _checked_runs
 from .load import NC3_EQUAL_COUNT_BLOCKS, Run
-from .stability import PRECISIONS, diverged, finite_history, finite_rise, spiked
 
 
 def as_plot_runs(runs: Mapping[int, Run]) -> dict:
@@ -159,42 +157,3 @@ def draw_theory(runs: Mapping[int, Run]):
                   handlelength=1.8)
     return fig
 
-
-def draw_stability(runs: Mapping[tuple[str, int], Run]):
-    """The stability runs side by side: objective (4.3) (log scale) and training accuracy against epochs, one
-    colour per seed, strict fp32 solid and TF32 dashed, so that each pair's two runs lie on top of each other
-    until they drift apart, and 100 % accuracy a thin grey solid line; on the objective panel each spiked run
-    (:func:`nclib.figures.stability.spiked`) is marked at its peak, joined to the earlier low it rose from
-    (:func:`nclib.figures.stability.rise_from_low`), and a diverged run ends with a cross.  Returns the Figure.
-    Not yet used by a chapter: it is for the section on the precision stability runs once ``results/stability/``
-    exists (only the tests call it until then)."""
-    import matplotlib.pyplot as plt
-
-    if not runs:
-        raise ValueError("runs must hold at least one stability run")
-    unknown = sorted({q for q, _ in runs} - set(PRECISIONS))
-    if unknown:
-        raise ValueError(f"runs hold precisions {unknown}; the stability runs compare {PRECISIONS}")
-    fig, (ax_obj, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    seeds = sorted({s for _, s in runs})
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    styles = {"fp32": "-", "tf32": "--"}
-    for (q, seed), run in sorted(runs.items()):
-        h = finite_history(run)
-        color = colors[seeds.index(seed) % len(colors)]
-        label = f"seed {seed}, {'strict fp32' if q == 'fp32' else 'TF32'}"
-        ax_obj.plot(h["epoch"], h["objective"], styles[q], color=color, lw=1.2, label=label)
-        ax_acc.plot(h["epoch"], 100 * np.asarray(h["train_acc"]), styles[q], color=color, lw=1.2, label=label)
-        rise = finite_rise(run)
-        if spiked(run) and rise is not None:
-            at = {int(e): float(v) for e, v in zip(h["epoch"], h["objective"])}
-            ax_obj.plot([rise["low_epoch"], rise["epoch"]], [at[rise["low_epoch"]], at[rise["epoch"]]], ":",
-                        color=color, lw=1)
-            ax_obj.plot([rise["epoch"]], [at[rise["epoch"]]], "^", color=color, ms=7)
-        if diverged(run) and h["epoch"].size:
-            ax_obj.plot([h["epoch"][-1]], [h["objective"][-1]], "x", color=color, ms=9, mew=2)
-    ax_obj.set(yscale="log", xlabel="epoch", ylabel="objective (4.3)")
-    ax_acc.axhline(100, color="0.5", ls="-", lw=0.5)  # thin and solid: the dashes are those of the TF32 runs
-    ax_acc.set(xlabel="epoch", ylabel="training accuracy (%)")
-    ax_acc.legend(fontsize="small", ncol=2 if len(seeds) > 3 else 1)
-    return fig

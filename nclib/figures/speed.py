@@ -95,7 +95,8 @@ def read_benchmark_record(path) -> dict:
     float rounding; the repeats as :func:`round_quotients` checks them) and the figure's times consistent (12,000
     epochs with metrics at least 12,000 side-by-side epochs).  ValueError naming the file and what is missing or
     wrong.
-    Not yet used by a chapter: :ref:`ch-engine` is to read the GPU records with it once there are any."""
+    Not yet used by a chapter: ``scripts/README.md`` (the stability job's landing) has the section of
+    :ref:`ch-engine` on the GPU rewritten from the records it reads once a GPU job has made them."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise ValueError(f"path {str(path)!r} is not a file")

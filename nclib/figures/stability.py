@@ -17,8 +17,7 @@ says which.
 
 What counts as a spike, and what decides the precision of the figure runs, is fixed here before any run is
 made (:func:`spiked`, :func:`precision_decision`); :func:`stability_rows` and :func:`stability_glue` give the
-numbers a chapter quotes (:func:`run_summary` those of one single run); the plot of the pairs is
-:func:`nclib.figures.plots.draw_stability`.
+numbers a chapter quotes (:func:`run_summary` those of one single run).
 """
 from __future__ import annotations
 
@@ -463,8 +462,9 @@ def stability_glue(rows: list[dict]) -> dict:
     ``<q>-first-100-min`` and ``<q>-first-100-max`` (the earliest and latest first epoch at 100 %); and
     ``<q>-lost-100`` (how many fell below 100 % after reaching it).  A key whose number does not exist (no run
     rose) is absent, never a word.
-    Not yet used by a chapter: it is for the section on the precision stability runs once ``results/stability/``
-    exists (only the tests call it until then)."""
+    Not yet used by a chapter: ``scripts/README.md`` (the stability job's landing) has the sentence of
+    :ref:`ch-fig1` on the precision stability runs rewritten from it once a pair is committed in
+    ``results/stability/``; only the tests call it until then."""
     paired = set(precision_decision(rows)["seeds"])
     g = {"seeds": str(len(paired))}
     for q in PRECISIONS:
