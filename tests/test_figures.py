@@ -183,6 +183,28 @@ def test_bad_arguments_raise_value_errors():
         figures.run_folders(1, "paper")
 
 
+#: The modules of nclib.figures in the order its docstring gives, each importing only those before it.
+MODULE_ORDER = ("config", "load", "events", "analysis", "speed", "stability", "plots", "chapter", "summary")
+
+
+def test_the_modules_import_only_those_before_them():
+    """No module of nclib.figures imports one after it in MODULE_ORDER, at its top or inside a function (an import
+    deferred to a call is a cycle all the same); imports for type checking only are not made at run time."""
+    import ast
+
+    folder = nclib.ROOT / "nclib" / "figures"
+    assert sorted(MODULE_ORDER) == sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
+    later = {}
+    for i, name in enumerate(MODULE_ORDER):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        for node in tree.body:  # type-checking blocks are never executed
+            if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+                tree.body.remove(node)
+        used = {n.module.split(".")[0] for n in ast.walk(tree)
+                if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module}
+        later[name] = sorted(used - set(MODULE_ORDER[:i]))
+    assert later == {name: [] for name in MODULE_ORDER}
+
 def test_train_kwargs_are_accepted_by_the_engine():
     p = figures.figure_parameters(1, "gpu", data_path=str(figures.ROOT))
     kw = figures.train_kwargs(p, 6)

@@ -29,8 +29,8 @@ tooling that makes the runs (notebook parameters, relabelling, GPU budget) is in
 EMNIST letters cannot be downloaded here; Figures 2 and 4 run on the ``letters-synthetic`` stand-in with
 the same class-count profile (:data:`nclib.letters.LETTERS_SYNTHETIC_LABEL`), and every label says so.
 """
-from .config import (FIGURES, HISTORY_KEYS, L_VALUES, NOTEBOOK_ONLY_KEYS, NOTEBOOKS, PER_RUN_KEYS, RESULTS, SCALES,
-                     Figure, check_run_settings, check_scale, figure, figure_counts, figure_parameters,
+from .config import (FIGURES, HISTORY_KEYS, INPUT_DIM, L_VALUES, NOTEBOOK_ONLY_KEYS, NOTEBOOKS, PER_RUN_KEYS, RESULTS,
+                     SCALES, Figure, check_run_settings, check_scale, figure, figure_counts, figure_parameters,
                      scale_settings, train_kwargs)
 from .load import (CONFIG_KEYS, DATA_RECORD_KEYS, NC3_EQUAL_COUNT_BLOCKS, PROVENANCE_TYPES, REMAKE_MAY_DIFFER,
                    SCALE_DEVICES, Run, check_figure, check_remake, check_run, commit_problems, compare_nc3,
@@ -41,7 +41,7 @@ from .events import (RISE_KEYS, SPIKE_FACTOR, accuracy_dips, first_epoch, larges
 from .analysis import (DROP_KEYS, NEAR_BOUND, ORDER_KEYS, VERDICT_KEYS, RunTheory, check_runs, check_stalls,
                        collapse_verdict, final_rows, metric_drops, order_by, order_held, orders_without_spikes,
                        run_theory, small_classes, stalls, trained_ufm_at_minimum, wall_time_s)
-from .speed import (BENCHMARKS, GPU_LOGS, INPUT_DIM, LETTERS_BENCHMARK, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS,
+from .speed import (BENCHMARKS, GPU_LOGS, LETTERS_BENCHMARK, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS,
                     RECORD_FIGURE_FIELDS, benchmark_glue, budget_lines, calibrated_seconds, calibration_glue,
                     fewest_pieces, figure_parameter_counts, gpu_log_files, gpu_logs, logged_figure, piece_seconds,
                     read_benchmark, read_benchmark_record, read_letters_benchmark, round_quotients,

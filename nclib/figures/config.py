@@ -28,6 +28,9 @@ RESULTS = ROOT / "results" / "figures"
 NOTEBOOKS = ROOT / "book" / "figures"
 #: The head depths of every figure (Section 5).
 L_VALUES = (1, 3, 6)
+#: The input dimension of every figure's network: CIFAR-10's 32 x 32 x 3, and the letters resized to it (as the
+#: reference code feeds EMNIST, :mod:`nclib.data`).
+INPUT_DIM = 3 * 32 * 32
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 from .. import ROOT, _checks, data, provenance, runs, ufm
 from ..parameters import EXECUTION_KEYS, PLACE_KEYS
 from ..runs import NC_COLUMNS, load_run, metric_epochs
-from .config import HISTORY_KEYS, L_VALUES, RESULTS, check_scale, figure, figure_parameters
+from .config import HISTORY_KEYS, INPUT_DIM, L_VALUES, RESULTS, check_scale, figure, figure_parameters
 
 
 @dataclasses.dataclass
@@ -164,8 +164,6 @@ def parameter_count(params: Mapping) -> int:
     CIFAR-10's images are), ``dim`` for the ``synthetic`` data.  ValueError naming ``params`` where a key is missing
     or not a positive whole number.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
-    from .speed import INPUT_DIM  # speed reads the runs' analysis, which reads this module: imported when called
-
     if not isinstance(params, Mapping):
         raise ValueError(f"params must be a run's parameters (a mapping), got {type(params).__name__}")
     try:

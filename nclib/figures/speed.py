@@ -187,11 +187,6 @@ def calibrated_seconds(calibration: Mapping, fig, epochs: int) -> float:
     return piece_seconds(calibration, fig, L_VALUES, _checks.nonneg_int(epochs, "epochs"))
 
 
-#: The input dimension of every figure's network: CIFAR-10's 32 x 32 x 3, and the letters resized to it (as the
-#: reference code feeds EMNIST, :mod:`nclib.data`).
-INPUT_DIM = 3 * 32 * 32
-
-
 def with_data_seconds(calibration: Mapping, fig, seconds: float) -> dict:
     """A copy of ``calibration`` in which a notebook of Figure ``fig``'s data set spends ``seconds`` on its data
     (``kinds/<dataset>/data_s``), the rest unchanged: a plan with the letters read from their rendering saved
