@@ -23,8 +23,9 @@ final values and orderings, wall times, the verdict near the collapsed minimizer
 rendering), :mod:`.stability` (the precision stability runs of Figure 1's setting: what counts as a spike, and the
 rule that chooses the precision of the figure runs; used as ``nclib.figures.stability``), :mod:`.plots` (the panels
 and the theory overlay), :mod:`.chapter` (the figure chapters' tables and glued numbers) and :mod:`.summary` (the
-summary's, read from the figure chapters). Everything public but :mod:`.stability`'s is re-exported here. The
-tooling that makes the runs (notebook parameters, relabelling, GPU budget) is in ``scripts/``.
+summary's, read from the figure chapters, the benchmark outputs and the GPU calibration). Everything public but
+:mod:`.stability`'s is re-exported here. The tooling that makes the runs (notebook parameters, relabelling, GPU
+budget) is in ``scripts/``.
 
 EMNIST letters cannot be downloaded here; Figures 2 and 4 run on the ``letters-synthetic`` stand-in with
 the same class-count profile (:data:`nclib.letters.LETTERS_SYNTHETIC_LABEL`), and every label says so.
@@ -42,14 +43,13 @@ from .analysis import (DROP_KEYS, NEAR_BOUND, ORDER_KEYS, VERDICT_KEYS, RunTheor
                        collapse_verdict, final_rows, metric_drops, order_by, order_held, orders_without_spikes,
                        run_theory, small_classes, stalls, trained_ufm_at_minimum, wall_time_s)
 from .speed import (BENCHMARKS, GPU_LOGS, LETTERS_BENCHMARK, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS,
-                    RECORD_FIGURE_FIELDS, benchmark_glue, budget_lines, calibrated_seconds, calibration_glue,
-                    fewest_pieces, figure_parameter_counts, gpu_log_files, gpu_logs, logged_figure, piece_seconds,
-                    read_benchmark, read_benchmark_record, read_letters_benchmark, round_quotients,
-                    with_data_seconds)
+                    RECORD_FIGURE_FIELDS, budget_lines, calibrated_seconds, fewest_pieces, figure_parameter_counts,
+                    gpu_log_files, gpu_logs, logged_figure, piece_seconds, read_benchmark, read_benchmark_record,
+                    read_letters_benchmark, round_quotients, with_data_seconds)
 from .plots import PAPER_DATA, as_plot_runs, draw_panels, draw_theory, figure_legend, on_other_data
 from .chapter import (NC3_BY_CLASS, FigureChapter, drops_table, figure_chapter, figure_glue, figure_tables,
                       nc3_readings, percent, precisions, rise_cell)
-from .summary import nc2_wh_pair, summary_glue, summary_tables
+from .summary import benchmark_glue, calibration_glue, nc2_wh_pair, summary_glue, summary_tables
 from . import stability
 from .. import ROOT
 

@@ -8,18 +8,14 @@ import json
 import math
 import pathlib
 import re
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
 import numpy as np
 
 from .. import ROOT, _checks
 from ..runs import metric_epochs
-from .analysis import wall_time_s
-from .config import FIGURES, L_VALUES, RESULTS, figure, figure_parameters, scale_settings
+from .config import L_VALUES, RESULTS, figure, figure_parameters, scale_settings
 from .load import parameter_count
-
-if TYPE_CHECKING:  # the chapters' record of a figure, read here only by calibration_glue
-    from .chapter import FigureChapter
 
 
 #: Where the engine benchmark's committed outputs live (``benchmarks/bench_train.py``).
@@ -365,57 +361,3 @@ def logged_figure(log_text: str, fig) -> dict:
     took = re.search(rf"== Figure {f.number} \((?:paper|gpu)\) ended with status 0 after (\d+) s", log_text)
     return {"epochs": lines[0]["epochs"] if lines else None, "budget_s": lines[0]["budget_s"] if lines else None,
             "took_s": int(took.group(1)) if took else None}
-
-
-def benchmark_glue(files) -> dict:
-    """The numbers of the committed engine benchmark outputs (:func:`read_benchmark`) that
-    :ref:`ch-figures-summary` quotes, keyed ``bench-<cpu|gpu|gpu-fp32>-<engine|plain|ratio>`` (steps per
-    second of one run and their quotient), ``bench-tf32-speedup`` (TF32 over strict fp32 on the GPU) and
-    ``bench-figure-<epochs|together|apart|ratio>`` (a figure's three runs side by side against one after
-    another); ``files``: the paths of ``bench_train_*.txt``."""
-    g = {}
-    for path in files:
-        b = read_benchmark(path)
-        name = pathlib.Path(path).stem.removeprefix("bench_train_").replace("_", "-")
-        digits = ",.1f" if name == "cpu" else ",.0f"  # "1,389"
-        g.update({f"bench-{name}-engine": f"{b['engine']:{digits}}", f"bench-{name}-plain": f"{b['plain']:{digits}}",
-                  f"bench-{name}-ratio": f"{b['ratio']:.2f}"})
-        if name == "gpu":
-            model = re.search(r"[(](.*?)[)]", b["device"])
-            if model is None:
-                raise ValueError(f"{path}: its device line {b['device']!r} names no GPU model in parentheses")
-            g["bench-gpu-device"] = model.group(1)
-            if "figure_ratio" in b:
-                g.update({"bench-figure-epochs": str(b["figure_epochs"]),
-                          "bench-figure-together": f"{b['figure_together_s']:.2f}",
-                          "bench-figure-apart": f"{b['figure_apart_s']:.2f}",
-                          "bench-figure-ratio": f"{b['figure_ratio']:.2f}"})
-        g[f"_{name}"] = b
-    if "_gpu" in g and "_gpu-fp32" in g:
-        g["bench-tf32-speedup"] = f"{g['_gpu']['engine'] / g['_gpu-fp32']['engine']:.2f}"
-    return {k: v for k, v in g.items() if not k.startswith("_")}
-
-
-def calibration_glue(calibration: Mapping, chapters: Mapping[int, FigureChapter], log_text: str,
-                     own: Mapping[int, Mapping] | None = None) -> dict:
-    """What a committed GPU calibration (``calibration.json``, :func:`calibrated_seconds`) predicts, keyed for
-    :ref:`ch-figures-summary`: ``cal-cifar-min`` and ``cal-letters-min`` (minutes for one figure's notebook at
-    the paper's 12,000 epochs), ``cal-all-min`` (all four), ``cal-epochs``, ``cal-device``; per
-    figure read from GPU runs ``cal-fig<k>-predicted`` (seconds at its epochs), ``cal-fig<k>-budget`` and
-    ``cal-fig<k>-took`` (the wall-clock cap on its notebook and the notebook's seconds, :func:`logged_figure`; left
-    out where the log does not record them) and ``cal-fig<k>-runs`` (its runs' wall time).  ``own``: per figure,
-    the calibration of the GPU command that ran it, which predicts its seconds (default ``calibration``)."""
-    E = scale_settings("gpu")["epochs"]
-    full = {k: calibrated_seconds(calibration, k, E) for k in FIGURES}
-    g = {"cal-epochs": f"{E:,}", "cal-cifar-min": f"{full[1] / 60:.0f}", "cal-letters-min": f"{full[2] / 60:.0f}",
-         "cal-all-min": f"{sum(full.values()) / 60:.0f}", "cal-device": str(calibration["device"])}
-    for k, c in sorted(chapters.items()):
-        if c.scale == "gpu":
-            epochs = max(c.check["epochs"].values())
-            g[f"cal-fig{k}-predicted"] = f"{calibrated_seconds((own or {}).get(k, calibration), k, epochs):.0f}"
-            logged = logged_figure(log_text, k)
-            for key, value in (("took", logged["took_s"]), ("budget", logged["budget_s"])):
-                if value is not None:
-                    g[f"cal-fig{k}-{key}"] = str(value)
-            g[f"cal-fig{k}-runs"] = f"{wall_time_s(c.runs):.0f}"
-    return g

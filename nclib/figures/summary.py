@@ -1,12 +1,15 @@
 """The numbers and tables of :ref:`ch-figures-summary` (and the numbers :ref:`ch-intro` quotes from it), read from the
 four figure chapters' :class:`nclib.figures.chapter.FigureChapter`: the figures and their runs side by side, the runs
-that stall, the wall times, the ranges the summary's sentences compare.  Numbers only, written by the rule of
+that stall, the wall times, the ranges the summary's sentences compare; and its numbers of the engine benchmark and of
+the GPU calibration, which :mod:`nclib.figures.speed` reads.  Numbers only, written by the rule of
 :mod:`nclib.figures.chapter` (a run's own value and the extremes of the runs' values to nearest, a bound rounded
 outward, reading as the table that writes the same number: :mod:`nclib.rounding`); the sentences are the
 chapter's.
 """
 from __future__ import annotations
 
+import pathlib
+import re
 from typing import Mapping
 
 import numpy as np
@@ -15,9 +18,10 @@ from .. import plotting
 from ..rounding import at_most, written
 from .analysis import NEAR_BOUND, collapse_verdict, stalls, wall_time_s
 from .chapter import FigureChapter, _column, _comma, _epoch, percent, rise_cell
-from .config import scale_settings
+from .config import FIGURES, scale_settings
 from .events import SPIKE_FACTOR, _checked_runs
 from .load import Run
+from .speed import calibrated_seconds, logged_figure, read_benchmark
 
 
 def _check_chapters(chapters) -> None:
@@ -204,4 +208,58 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     be = [r["bias_error"] / r["bias_error_0"] for k in sorted(rows) if chapters[k].figure.bias for r in rows[k]]
     if be:
         g["be-min"], g["be-max"] = written(min(be), 2), written(max(be), 2)  # two runs' own values, to nearest
+    return g
+
+
+def benchmark_glue(files) -> dict:
+    """The numbers of the committed engine benchmark outputs (:func:`read_benchmark`) that
+    :ref:`ch-figures-summary` quotes, keyed ``bench-<cpu|gpu|gpu-fp32>-<engine|plain|ratio>`` (steps per
+    second of one run and their quotient), ``bench-tf32-speedup`` (TF32 over strict fp32 on the GPU) and
+    ``bench-figure-<epochs|together|apart|ratio>`` (a figure's three runs side by side against one after
+    another); ``files``: the paths of ``bench_train_*.txt``."""
+    g = {}
+    for path in files:
+        b = read_benchmark(path)
+        name = pathlib.Path(path).stem.removeprefix("bench_train_").replace("_", "-")
+        digits = ",.1f" if name == "cpu" else ",.0f"  # "1,389"
+        g.update({f"bench-{name}-engine": f"{b['engine']:{digits}}", f"bench-{name}-plain": f"{b['plain']:{digits}}",
+                  f"bench-{name}-ratio": f"{b['ratio']:.2f}"})
+        if name == "gpu":
+            model = re.search(r"[(](.*?)[)]", b["device"])
+            if model is None:
+                raise ValueError(f"{path}: its device line {b['device']!r} names no GPU model in parentheses")
+            g["bench-gpu-device"] = model.group(1)
+            if "figure_ratio" in b:
+                g.update({"bench-figure-epochs": str(b["figure_epochs"]),
+                          "bench-figure-together": f"{b['figure_together_s']:.2f}",
+                          "bench-figure-apart": f"{b['figure_apart_s']:.2f}",
+                          "bench-figure-ratio": f"{b['figure_ratio']:.2f}"})
+        g[f"_{name}"] = b
+    if "_gpu" in g and "_gpu-fp32" in g:
+        g["bench-tf32-speedup"] = f"{g['_gpu']['engine'] / g['_gpu-fp32']['engine']:.2f}"
+    return {k: v for k, v in g.items() if not k.startswith("_")}
+
+
+def calibration_glue(calibration: Mapping, chapters: Mapping[int, FigureChapter], log_text: str,
+                     own: Mapping[int, Mapping] | None = None) -> dict:
+    """What a committed GPU calibration (``calibration.json``, :func:`calibrated_seconds`) predicts, keyed for
+    :ref:`ch-figures-summary`: ``cal-cifar-min`` and ``cal-letters-min`` (minutes for one figure's notebook at
+    the paper's 12,000 epochs), ``cal-all-min`` (all four), ``cal-epochs``, ``cal-device``; per
+    figure read from GPU runs ``cal-fig<k>-predicted`` (seconds at its epochs), ``cal-fig<k>-budget`` and
+    ``cal-fig<k>-took`` (the wall-clock cap on its notebook and the notebook's seconds, :func:`logged_figure`; left
+    out where the log does not record them) and ``cal-fig<k>-runs`` (its runs' wall time).  ``own``: per figure,
+    the calibration of the GPU command that ran it, which predicts its seconds (default ``calibration``)."""
+    E = scale_settings("gpu")["epochs"]
+    full = {k: calibrated_seconds(calibration, k, E) for k in FIGURES}
+    g = {"cal-epochs": f"{E:,}", "cal-cifar-min": f"{full[1] / 60:.0f}", "cal-letters-min": f"{full[2] / 60:.0f}",
+         "cal-all-min": f"{sum(full.values()) / 60:.0f}", "cal-device": str(calibration["device"])}
+    for k, c in sorted(chapters.items()):
+        if c.scale == "gpu":
+            epochs = max(c.check["epochs"].values())
+            g[f"cal-fig{k}-predicted"] = f"{calibrated_seconds((own or {}).get(k, calibration), k, epochs):.0f}"
+            logged = logged_figure(log_text, k)
+            for key, value in (("took", logged["took_s"]), ("budget", logged["budget_s"])):
+                if value is not None:
+                    g[f"cal-fig{k}-{key}"] = str(value)
+            g[f"cal-fig{k}-runs"] = f"{wall_time_s(c.runs):.0f}"
     return g
