@@ -591,6 +591,10 @@ def test_read_benchmark_record_checks_the_fields_the_engine_chapter_reads(tmp_pa
     path.write_text("{not json")
     with pytest.raises(ValueError, match="is not JSON"):
         figures.read_benchmark_record(path)
+    for other in ([good], "text", 3):  # JSON, but not an object of fields
+        path.write_text(json.dumps(other))
+        with pytest.raises(ValueError, match=r"^path .* is not a bench_train record"):
+            figures.read_benchmark_record(path)
     with pytest.raises(ValueError, match="is not a file"):
         figures.read_benchmark_record(tmp_path / "missing.json")
 
@@ -1607,6 +1611,12 @@ def test_benchmark_glue_logged_figures_and_calibration_glue(tmp_path, tiny, tiny
     assert g["bench-tf32-speedup"] == f"{1389 / 730:.2f}" and g["bench-gpu-device"] == "NVIDIA H200"
     assert (g["bench-figure-epochs"], g["bench-figure-together"], g["bench-figure-apart"],
             g["bench-figure-ratio"]) == ("40", "2.31", "2.89", "1.25")
+    # a single path is not a list of paths (its characters would be read as paths), nor is a list of other things
+    for bad in (str(files[0]), files[0], [], None, [None], tuple(str(f) for f in files) + (3,)):
+        with pytest.raises(ValueError, match=r"^files must be a list of at least one path"):
+            figures.benchmark_glue(bad)
+    assert figures.benchmark_glue([str(files[0])]) == {"bench-cpu-engine": "37.7", "bench-cpu-plain": "27.3",
+                                                       "bench-cpu-ratio": "1.38"}
     bare = tmp_path / "bench_train_gpu.txt"
     bare.write_text(bare.read_text().replace("cuda (NVIDIA H200), torch", "cuda H200, torch"))
     with pytest.raises(ValueError, match="bench_train_gpu.txt: its device line .* names no GPU model"):

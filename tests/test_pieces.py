@@ -61,6 +61,13 @@ def test_fewest_pieces_prefers_fewer_then_the_most_room():
     assert figures.fewest_pieces(cost.__getitem__, 4.9) is None
     with pytest.raises(ValueError, match="budget_s"):
         figures.fewest_pieces(cost.__getitem__, 0)
+    with pytest.raises(ValueError, match=r"^seconds_of must be a function"):
+        figures.fewest_pieces(None, 10)
+    with pytest.raises(ValueError, match=r"^seconds_of must be a function"):
+        figures.fewest_pieces(cost, 10)  # the table, not its look-up
+    for bad in (None, -1.0, float("nan"), float("inf"), "3"):  # what a piece's seconds cannot be
+        with pytest.raises(ValueError, match=r"^seconds_of must give each piece a finite number of seconds"):
+            figures.fewest_pieces(lambda piece, bad=bad: bad if piece == (6,) else cost[piece], 11)
 
 
 def test_the_script_prints_the_pieces_or_says_none_fits(tmp_path, capsys):

@@ -45,6 +45,22 @@ def test_precision_decision_counts_only_paired_seeds():
         stability.precision_decision([row("tf32", 1, True)])
 
 
+def test_precision_decision_and_stability_glue_refuse_what_is_not_rows_by_name():
+    """Text, None, a row without its columns, a precision other than the two, a spiked that is not True or False,
+    and two rows of one run are refused naming rows, not read (a string's characters as rows, a missing key)."""
+    glue_row = dict(diverged=False, rise=None, first_100=10, lost_100=False)
+    pair = [dict(row("fp32", 0, False), **glue_row), dict(row("tf32", 0, True), **glue_row)]
+    for bad in ("ab", None, [{}], [row("fp16", 0, True)], [row("fp32", -1, True)], [row("fp32", 0, 1)],
+                [row("fp32", 0, True), row("fp32", 0, False), row("tf32", 0, True)], pair + ["row"]):
+        for fn in (stability.precision_decision, stability.stability_glue):
+            with pytest.raises(ValueError, match=r"^rows\b"):
+                fn(bad)
+    with pytest.raises(ValueError, match=r"^rows\[1\] lacks the column\(s\) \['diverged'"):
+        stability.stability_glue([pair[0], row("tf32", 0, True)])  # what the decision reads, but not the glue
+    assert stability.precision_decision(pair)["precision"] == "fp32"
+    assert stability.stability_glue(tuple(pair))["tf32-spiked"] == "1"
+
+
 def test_rise_from_low_measures_a_rise_above_any_earlier_low():
     epoch = np.arange(0, 80, 10)
     # a rise that pauses on the way (x1.5, a dip, x1.6): no two consecutive records differ by x2, the peak is

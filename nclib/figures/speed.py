@@ -100,6 +100,9 @@ def read_benchmark_record(path) -> dict:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"path {str(path)!r} is not JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"path {str(path)!r} is not a bench_train record: its JSON is a {type(record).__name__}, "
+                         f"not an object of fields")
 
     def get(d, dotted):
         for part in dotted.split("."):
@@ -246,7 +249,12 @@ def piece_seconds(calibration: Mapping, fig, piece, epochs: int | None = None, s
 def fewest_pieces(seconds_of, budget_s: float) -> list[tuple[int, ...]] | None:
     """The fewest pieces of consecutive head depths (L = 1, 3, 6 in order) each of which ``seconds_of(piece)`` says
     fits ``budget_s`` seconds (one GPU machine's); of plans with as few pieces, the one whose longest piece is
-    shortest (the most room left).  None when a run does not fit alone.  Used by ``scripts/gpu_budget.py pieces``."""
+    shortest (the most room left).  None when a run does not fit alone.  ValueError naming ``seconds_of`` unless it
+    is a function that gives each piece a number of seconds >= 0, and naming ``budget_s`` unless it is positive.
+    Used by ``scripts/gpu_budget.py pieces``."""
+    if not callable(seconds_of):
+        raise ValueError(f"seconds_of must be a function of a piece (a tuple of head depths), got "
+                         f"{type(seconds_of).__name__}")
     budget_s = _checks.positive_float(budget_s, "budget_s")
     Ls = list(L_VALUES)
     plans = []
@@ -258,6 +266,9 @@ def fewest_pieces(seconds_of, budget_s: float) -> list[tuple[int, ...]] | None:
                 start = i
         plan.append(tuple(Ls[start:]))
         times = [seconds_of(pc) for pc in plan]
+        if not all(_checks.real_number(t) and 0 <= float(t) < math.inf for t in times):
+            raise ValueError(f"seconds_of must give each piece a finite number of seconds >= 0, got {times} for "
+                             f"{plan}")
         if max(times) <= budget_s:
             plans.append((len(plan), max(times), plan))
     return min(plans)[2] if plans else None

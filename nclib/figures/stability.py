@@ -415,6 +415,34 @@ def run_summary(run: Run) -> dict:
                 turns=smallest_pair_turns(run))
 
 
+# the columns of a stability_rows row that precision_decision reads, and those stability_glue reads
+_DECISION_KEYS = ("precision", "seed", "spiked")
+_GLUE_KEYS = _DECISION_KEYS + ("diverged", "rise", "first_100", "lost_100")
+
+
+def _checked_rows(rows, keys) -> list:
+    """``rows`` checked as :func:`stability_rows` gives them: a list (or tuple) of mappings, each with ``keys``, a
+    precision of :data:`PRECISIONS`, a seed (a whole number >= 0) and ``spiked`` True or False, no two of one
+    precision and seed.  Returns them as a list; ValueError naming ``rows`` otherwise."""
+    if not isinstance(rows, (list, tuple)) or not all(isinstance(r, Mapping) for r in rows):
+        raise ValueError(f"rows must be a list of stability_rows rows (mappings), got {type(rows).__name__}"
+                         + ("" if not isinstance(rows, (list, tuple)) else " holding something else"))
+    seen = set()
+    for i, r in enumerate(rows):
+        lacks = [k for k in keys if k not in r]
+        if lacks:
+            raise ValueError(f"rows[{i}] lacks the column(s) {lacks} of stability_rows")
+        if r["precision"] not in PRECISIONS or not _checks._is_integral(r["seed"]) or int(r["seed"]) < 0 \
+                or not isinstance(r["spiked"], (bool, np.bool_)):
+            raise ValueError(f"rows[{i}] must have a precision of {PRECISIONS}, a seed >= 0 and spiked True or "
+                             f"False, got {r['precision']!r}, {r['seed']!r}, {r['spiked']!r}")
+        key = (r["precision"], int(r["seed"]))
+        if key in seen:
+            raise ValueError(f"rows hold two rows of precision {key[0]!r} and seed {key[1]}")
+        seen.add(key)
+    return list(rows)
+
+
 def precision_decision(rows: list[dict]) -> dict:
     """The precision of the figure runs, by the rule fixed before the stability runs were made.
 
@@ -425,6 +453,8 @@ def precision_decision(rows: list[dict]) -> dict:
     their epochs, and say nothing about precision.  Returns ``precision``, ``case`` (``"tf32 spikes more"``;
     ``"alike"``: the same seeds spiked; ``"fp32 spikes too"``: some fp32 run spiked where its TF32 pair did not;
     ``"no spike"``), ``seeds`` (the paired seeds) and ``spiked`` ({precision: seeds whose run spiked}).
+    ``rows``: rows of :func:`stability_rows` (``precision``, ``seed`` and ``spiked`` are read), at most one per
+    precision and seed; ValueError naming ``rows`` otherwise, and where no seed has both a fp32 and a TF32 row.
 
     It is a decision rule, not a test of a cause: a pair's two runs drift apart after their first different
     rounding, so one seed on which only the TF32 run spiked can be chance; more seeds (``--extra-seeds`` of
@@ -436,7 +466,7 @@ def precision_decision(rows: list[dict]) -> dict:
     runs of another precision than the committed pairs decide, and any before they decide one; no chapter calls it
     yet.
     """
-    by = {(r["precision"], r["seed"]): r for r in rows}
+    by = {(r["precision"], int(r["seed"])): r for r in _checked_rows(rows, _DECISION_KEYS)}
     seeds = sorted({s for (q, s) in by if all((p, s) in by for p in PRECISIONS)})
     if not seeds:
         raise ValueError("rows hold no seed with both a fp32 and a tf32 run")
@@ -461,10 +491,12 @@ def stability_glue(rows: list[dict]) -> dict:
     (the largest rise); ``<q>-reached-100`` (how many reached 100 % training accuracy) and, if any,
     ``<q>-first-100-min`` and ``<q>-first-100-max`` (the earliest and latest first epoch at 100 %); and
     ``<q>-lost-100`` (how many fell below 100 % after reaching it).  A key whose number does not exist (no run
-    rose) is absent, never a word.
+    rose) is absent, never a word.  ``rows``: rows of :func:`stability_rows`, ValueError naming ``rows`` as for
+    :func:`precision_decision`, and where a row lacks ``diverged``, ``rise``, ``first_100`` or ``lost_100``.
     Not yet used by a chapter: ``scripts/README.md`` (the stability job's landing) has the sentence of
     :ref:`ch-fig1` on the precision stability runs rewritten from it once a pair is committed in
     ``results/stability/``; only the tests call it until then."""
+    rows = _checked_rows(rows, _GLUE_KEYS)
     paired = set(precision_decision(rows)["seeds"])
     g = {"seeds": str(len(paired))}
     for q in PRECISIONS:

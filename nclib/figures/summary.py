@@ -8,6 +8,7 @@ chapter's.
 """
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 from typing import Mapping
@@ -216,7 +217,11 @@ def benchmark_glue(files) -> dict:
     :ref:`ch-figures-summary` quotes, keyed ``bench-<cpu|gpu|gpu-fp32>-<engine|plain|ratio>`` (steps per
     second of one run and their quotient), ``bench-tf32-speedup`` (TF32 over strict fp32 on the GPU) and
     ``bench-figure-<epochs|together|apart|ratio>`` (a figure's three runs side by side against one after
-    another); ``files``: the paths of ``bench_train_*.txt``."""
+    another); ``files``: the paths of ``bench_train_*.txt``, a list of at least one (ValueError naming ``files``
+    otherwise: a single path, whose characters would read as paths, or something that is not a path)."""
+    if isinstance(files, (str, bytes, os.PathLike)) or not isinstance(files, (list, tuple)) or not files \
+            or not all(isinstance(f, (str, os.PathLike)) for f in files):
+        raise ValueError(f"files must be a list of at least one path of a bench_train output, got {files!r:.80}")
     g = {}
     for path in files:
         b = read_benchmark(path)
