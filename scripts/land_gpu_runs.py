@@ -14,7 +14,8 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         notebooks as the job wrote them, the earlier commands' logs and CUDA test reports that the archive holds
         (logs/call<N>-*.txt), the .txt files of FILES (log.txt) and landed.json (which runs landed, which were
         refused and why).  A run that did not finish, or finished fewer epochs, or was trained in any of its calls
-        from code that was not its commit's (git_dirty), or whose folder cannot be read or is not named by it
+        from code that was not its commit's (nclib.figures.made_clean_problems: git_dirty, or changed files
+        recorded beside it), or whose folder cannot be read or is not named by it
         (fig<k>-L<L> with the L of its params, and its run_name), is reported and not landed: it never becomes a
         figure's run; nor is a run made in another precision, on another GPU model, with another torch, another
         NC3 or other training data (data_sha256) than the runs of its figure landed before, in this job or an
@@ -159,11 +160,11 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
                 refused[path.name] = "not a run folder that can be read: " + str(exc).replace(f"{tree}/", "")
                 continue
             run = figures.Run(path, params, history, prov)
+            # the figure's configuration, and made from a clean commit in every call that trained it
+            # (nclib.figures.made_clean_problems), as promote checks them
             problems = figures.check_run(run, fig, "gpu")
             if int(params["epochs"]) != want:
                 problems.append(f"L={run.L}: {params['epochs']} epochs, not the {want} a figure run needs")
-            if made_dirty(prov):
-                problems.append(f"L={run.L}: not made from a clean commit (git_dirty), which promote refuses")
             problems += figures.commit_problems({run.L: run})  # a commit rebased away: a fresh clone lacks it
             made_with = arithmetic(params, prov)
             if made_with["precision"] != decision["precision"]:
@@ -218,20 +219,6 @@ def _landed_arithmetic(here: pathlib.Path) -> dict:
     return found
 
 
-def _same(runs, what: str, key) -> None:
-    values = {L: key(r) for L, r in runs.items()}
-    if len(set(map(json.dumps, values.values()))) != 1:
-        raise ValueError(f"the landed runs differ in {what}: " + ", ".join(f"L={L} {v}" for L, v in values.items()))
-
-
-def made_dirty(provenance: dict) -> bool:
-    """Whether a call that trained the run (its provenance's top level, and each segment: a run resumed in a later
-    call has one per call) ran from code that was not its commit's, or did not record it (``git_dirty`` not
-    False)."""
-    return provenance.get("git_dirty") is not False or any(
-        seg.get("git_dirty") is not False for seg in provenance.get("segments", []))
-
-
 #: What :func:`code_changes` reports between commits: the library and the training notebook the runs went through.
 CODE_PATHS = ("nclib", "book/training/train.md")
 
@@ -276,27 +263,27 @@ def promote(fig: int, root: pathlib.Path) -> str:
                              f"promote once L = {', '.join(map(str, figures.L_VALUES))} are all landed")
         params, history, prov = load_run(path)
         runs[L] = figures.Run(path, params, history, prov)
-    figures.check_figure(runs, f, "gpu")  # each folder named by its run too: L and run_name (check_run)
+    # each folder named by its run too (L and run_name), every call that trained a run (its segments: a run resumed
+    # in a later job has one per job) from a clean commit (made_clean_problems), one torch and one data_sha256
+    figures.check_figure(runs, f, "gpu")
     # the paper's epochs only: runs landed with a smaller --epochs (a trial) never replace the figure's runs
     want = figures.scale_settings("gpu")["epochs"]
     short = {L: int(r.params["epochs"]) for L, r in runs.items() if int(r.params["epochs"]) != want}
     if short:
         raise ValueError(f"the landed runs {', '.join(f'L={L} of {e} epochs' for L, e in short.items())} are not of "
                          f"the paper's {want}: only runs of {want} epochs replace the figure's runs")
-    # a figure made in pieces is the figure made at once only with the same arithmetic and NC3 on the same data: one
-    # precision, one GPU model, one torch, one data_sha256; and from committed code
+    # a figure made in pieces is the figure made at once only with the same arithmetic and NC3 on the same data:
+    # check_figure found one torch and one data_sha256; what land compares besides, one precision, GPU model and NC3
     made_with = {L: arithmetic(r.params, r.provenance) for L, r in runs.items()}
-    for what in next(iter(made_with.values())):  # what land compares too
-        _same(made_with, what, lambda made: made[what])
+    for what in ("precision", "GPU", "NC3"):
+        values = {L: made[what] for L, made in made_with.items()}
+        if len(set(values.values())) > 1:
+            raise ValueError(f"the landed runs differ in {what}: " + ", ".join(f"L={L} {v}" for L, v in values.items()))
     # and the precision the committed stability pairs decide: never a default's, and none before they decide
     decision = decided_precision(root)
     precision = next(iter(made_with.values()))["precision"]
     if precision != decision["precision"]:
         raise ValueError(f"the landed runs were trained in precision {precision}, not {_decision_text(decision)}")
-    # every call that trained a run (its segments: a run resumed in a later job has one per job) from a clean commit
-    dirty = [L for L, r in runs.items() if made_dirty(r.provenance)]  # land refuses them; runs landed by hand too
-    if dirty:
-        raise ValueError(f"the landed runs L = {dirty} were not made from a clean commit (git_dirty)")
     outside = figures.commit_problems(runs, "the landed runs")  # the chapters refuse them in a fresh clone
     if outside:
         raise ValueError("; ".join(outside))

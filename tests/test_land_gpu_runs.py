@@ -214,6 +214,13 @@ def test_promote_refuses_pieces_that_are_not_one_arithmetic(root, tmp_path):
             steps=12000 * committed_provenance(6)["steps_per_epoch"])))
         with pytest.raises(ValueError, match=match):
             land_gpu_runs.promote(1, root)
+    # clean by git_dirty, but recording changed files: promote refuses it too
+    (pieces / "fig1-L6" / "provenance.json").write_text(json.dumps(committed_provenance(
+        6, status="finished", precision="tf32", device_name="NVIDIA H200", git_dirty=False,
+        git_dirty_paths=["nclib/train.py"], versions={"torch": "2.11.0+cu130"}, trained_with=[],
+        steps=12000 * committed_provenance(6)["steps_per_epoch"])))
+    with pytest.raises(ValueError, match="not made from a clean commit: git_dirty = False beside changed files"):
+        land_gpu_runs.promote(1, root)
     assert pieces.is_dir() and len(figures.load_figure(1, "gpu", root=root / "results" / "figures")) == 3
 
 
@@ -522,11 +529,15 @@ def test_land_refuses_a_run_made_from_uncommitted_code(root, tmp_path):
                                                    dict(L=6, prov={"git_dirty": None})])
     got = land_gpu_runs.land(files, "job", root)
     assert got["landed"] == [] and sorted(got["refused"]) == ["fig1-L1", "fig1-L3", "fig1-L6"]
-    assert all("not made from a clean commit (git_dirty)" in why for why in got["refused"].values())
+    assert all("not made from a clean commit" in why for why in got["refused"].values())
     assert not (root / "results" / "figures" / "pieces").exists()
     at_its_commit = {"git_dirty": False, "git_commit": committed_provenance(1)["git_commit"]}  # every call, the run's
     clean = job_outputs(tmp_path, "job2", "L1", [dict(L=1, prov={"segments": [at_its_commit] * 2})])
     assert land_gpu_runs.land(clean, "job2", root)["landed"] == ["fig1-L1"]
+    # git_dirty False, but beside the changed files that only a checkout with changes records: not clean either
+    changed = {"git_dirty_paths": ["nclib/train.py"], "git_diff_sha256": "0" * 64}
+    got = land_gpu_runs.land(job_outputs(tmp_path, "job4", "L6", [dict(L=6, prov=changed)]), "job4", root)
+    assert got["landed"] == [] and "not made from a clean commit" in got["refused"]["fig1-L6"]
     # clean, but at a commit outside this checkout's history (rebased away): a fresh clone's chapters would refuse it
     if figures.unknown_commits([]) is not None:  # git can say
         elsewhere = job_outputs(tmp_path, "job3", "L3", [dict(L=3, prov={"git_commit": "f" * 40})])
