@@ -205,6 +205,26 @@ def test_the_modules_import_only_those_before_them():
         later[name] = sorted(used - set(MODULE_ORDER[:i]))
     assert later == {name: [] for name in MODULE_ORDER}
 
+
+def test_everything_public_but_stability_is_re_exported():
+    """What the package docstring says: every public name a module of nclib.figures defines (functions, classes,
+    constants) but those of stability is nclib.figures.<name>, the same object."""
+    import ast
+    import importlib
+
+    missing = {}
+    for name in MODULE_ORDER:
+        if name == "stability":
+            continue
+        module = importlib.import_module(f"nclib.figures.{name}")
+        tree = ast.parse((nclib.ROOT / "nclib" / "figures" / f"{name}.py").read_text())
+        defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        defined |= {t.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+                    for t in (n.targets if isinstance(n, ast.Assign) else [n.target]) if isinstance(t, ast.Name)}
+        missing[name] = sorted(x for x in defined if not x.startswith("_")
+                               and getattr(figures, x, None) is not getattr(module, x))
+    assert missing == {name: [] for name in MODULE_ORDER if name != "stability"}
+
 def test_train_kwargs_are_accepted_by_the_engine():
     p = figures.figure_parameters(1, "gpu", data_path=str(figures.ROOT))
     kw = figures.train_kwargs(p, 6)

@@ -33,9 +33,9 @@ the same class-count profile (:data:`nclib.letters.LETTERS_SYNTHETIC_LABEL`), an
 from .config import (FIGURES, HISTORY_KEYS, INPUT_DIM, L_VALUES, NOTEBOOK_ONLY_KEYS, NOTEBOOKS, PER_RUN_KEYS, RESULTS,
                      SCALES, Figure, check_run_settings, check_scale, figure, figure_counts, figure_parameters,
                      scale_settings, train_kwargs)
-from .load import (CONFIG_KEYS, DATA_RECORD_KEYS, NC3_EQUAL_COUNT_BLOCKS, PROVENANCE_TYPES, REMAKE_MAY_DIFFER,
-                   SCALE_DEVICES, Run, check_figure, check_remake, check_run, commit_problems, compare_nc3,
-                   device_kind, load_figure, made_clean_problems, parameter_count, preferred_scale,
+from .load import (CONFIG_KEYS, DATA_RECORD_KEYS, NC2_ROUNDING, NC3_EQUAL_COUNT_BLOCKS, PROVENANCE_TYPES,
+                   REMAKE_MAY_DIFFER, SCALE_DEVICES, Run, check_figure, check_remake, check_run, commit_problems,
+                   compare_nc3, device_kind, load_figure, made_clean_problems, parameter_count, preferred_scale,
                    provenance_problems, run_counts, run_folders, together_problems, unknown_commits)
 from .events import (RISE_KEYS, SPIKE_FACTOR, accuracy_dips, first_epoch, largest_rise, lr_step, next_milestone,
                      other_spikes, record_rises, recorded_every, rise_ratios, settled_epoch, spikes)
@@ -46,7 +46,7 @@ from .speed import (BENCHMARKS, GPU_LOGS, LETTERS_BENCHMARK, NOTEBOOK_OVERHEAD_S
                     RECORD_FIGURE_FIELDS, budget_lines, calibrated_seconds, fewest_pieces, figure_parameter_counts,
                     gpu_log_files, gpu_logs, logged_figure, piece_seconds, read_benchmark, read_benchmark_record,
                     read_letters_benchmark, round_quotients, with_data_seconds)
-from .plots import PAPER_DATA, as_plot_runs, draw_panels, draw_theory, figure_legend, on_other_data
+from .plots import PAPER_DATA, THEORY_FONT, as_plot_runs, draw_panels, draw_theory, figure_legend, on_other_data
 from .chapter import (NC3_BY_CLASS, FigureChapter, drops_table, figure_chapter, figure_glue, figure_tables,
                       nc3_readings, percent, precisions, rise_cell)
 from .summary import benchmark_glue, calibration_glue, nc2_wh_pair, summary_glue, summary_tables
