@@ -291,14 +291,16 @@ def relabel_notebook(path, fig, scale: str, piece=None) -> pathlib.Path:
     at = f" (the runs it wrote record commit `{commit}`)" if commit else ""
     drawn = drawn_by_chapter(f, scale)
     # what the figure's chapter does with these runs now (the committed run folders decide: drawn_by_chapter)
-    chapter = {("gpu", True): f"The chapter {{ref}}`ch-fig{f.number}` draws and discusses the runs it wrote, with "
-                              f"their epoch count against the paper's.",
-               ("gpu", False): f"The chapter {{ref}}`ch-fig{f.number}` draws the figure's CPU-scale runs, not these.",
-               ("cpu-scale", True): f"The figure has no GPU runs, and the chapter {{ref}}`ch-fig{f.number}` draws "
-                                    f"and discusses the runs it wrote.",
-               ("cpu-scale", False): f"The chapter {{ref}}`ch-fig{f.number}` draws the figure's GPU runs, not "
-                                     f"these; {{ref}}`ch-figures-summary` says, among its findings, what changes at "
-                                     f"the CPU scale."}[scale, drawn]
+    # each link with its own text: a chapter's title ("Figure 1: CIFAR-10 with a bias") reads badly in a sentence
+    of_figure = f"chapter of Figure {f.number} <ch-fig{f.number}>`"
+    chapter = {("gpu", True): f"{{ref}}`The {of_figure} draws and discusses the runs it wrote, with their epoch count "
+                              f"against the paper's.",
+               ("gpu", False): f"{{ref}}`The {of_figure} draws the figure's CPU-scale runs, not these.",
+               ("cpu-scale", True): f"The figure has no GPU runs, and {{ref}}`the {of_figure} draws and discusses the "
+                                    f"runs it wrote.",
+               ("cpu-scale", False): f"{{ref}}`The {of_figure} draws the figure's GPU runs, not these; "
+                                     f"{{ref}}`the figures' summary <ch-figures-summary>` says what changes at the "
+                                     f"CPU scale."}[scale, drawn]
     note = (f"This is {{ref}}`the training notebook <ch-train>` as papermill executed it for Figure {f.number}; "
             f"its runs are {scale_title(scale, epochs)}, {'with bias' if f.bias else 'bias-free'}, on {data_text}. "
             f"It is shown with its outputs and never re-executed by the book build. The text below is the training "
