@@ -60,7 +60,7 @@ def styled(frame, formats: Mapping[str, str | Callable] | None = None, labels: M
     name), and ``caption`` above the table.  The index is hidden unless ``index``, which shows it with its labels
     typeset as the columns'.  Formats and labels of columns the frame lacks are left unused, so that one mapping
     serves the several tables cut from one frame.  Used in :ref:`ch-thm41`, :ref:`ch-thm42`,
-    :ref:`ch-thm43`, :ref:`ch-lemma-a1` and :ref:`ch-engine`.
+    :ref:`ch-thm43`, :ref:`ch-lemma-a1`, :ref:`ch-engine` and :ref:`ch-errata-metrics`.
 
     ValueError naming ``frame`` unless it is a DataFrame, ``formats`` or ``labels`` unless each is a mapping (or
     None), ``caption`` unless it is a string (or None), and ``index`` unless it is True or False."""
