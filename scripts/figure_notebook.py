@@ -61,7 +61,9 @@ EXECUTED_GLUE = ("train-n-runs", "train-epochs", "train-min-drop", "train-final-
 #: What the note of an executed notebook adds once :func:`reglue_numbers` has written its closing numbers again.
 REGLUED = (" The numbers glued into its closing sentence were written again from the committed run folders as the "
            "book writes numbers (`scripts/figure_notebook.py reglue`), without re-executing it: the epochs with "
-           "thousands separators, the fall of NC1 as a lower bound rounded down, the training accuracy in percent. "
+           "thousands separators, the fall of NC1 as a lower bound rounded down (where needed to more figures than "
+           "the figure chapter's table of NC1's falls, so that it stays a bound and still reads as that table's "
+           "number), the training accuracy in percent. "
            "The hidden cell that glued them still shows the code as it was executed, which wrote them in other "
            "formats.")
 

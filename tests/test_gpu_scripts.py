@@ -1842,6 +1842,10 @@ def test_reglue_writes_the_closing_numbers_from_the_run_folders(tmp_path):
         cell = figures.drops_table(runs).loc[least, "NC1 fall"]
         assert rounding.reads_as(bound, cell, 3), (scale, k)
         assert ("×" in bound) == ("×" in cell), (scale, k, bound, cell)  # in its notation: 8.107 × 10⁵, not 810,700
+        # and to no more figures than that takes: one fewer, rounded down, reads as another number than the cell
+        # (beside 16.3, the fall 16.2549 is 16.25 to four figures, a tie that rounds to 16.2 by ties to even)
+        fewer = rounding.round_down(falls[least]["nc1"], rounding.significant_figures(bound) - 1)
+        assert not rounding.reads_as(fewer, cell, 3), (scale, k, bound, fewer)
     # refused, the notebook left as it was: a value its run folders do not give (also where it records values
     # as executed that they do not give), other glue names, another figure
     stale = json.loads(json.dumps(older))
