@@ -127,6 +127,17 @@ def class_labels(n) -> np.ndarray:
     return np.repeat(np.arange(n.size), n)
 
 
+def small_classes(n) -> np.ndarray:
+    """The small classes of a profile of class counts ``n`` (Definition 4.1; Section 5's imbalanced profiles): the
+    indices of the classes with fewer samples than the average class, N/K (CIFAR-10's profile of Figures 1 and 3, two
+    classes each of 100 to 500: those of 100 and 200; the letters' of Figures 2 and 4, twenty of 50, five of 600 and
+    one of 1,500: the twenty of 50).  The modes of M that a stalled run of those figures puts at 0 are theirs
+    (:func:`nclib.figures.check_stalls`).  Empty for equal counts.  ValueError naming ``n`` unless class counts.
+    Chapters: :ref:`ch-intro`, :ref:`ch-figures-summary`."""
+    n = _checks.counts(n, "n")
+    return np.flatnonzero(n * n.size < n.sum())
+
+
 def random_groups(rng: np.random.Generator, K_max: int, m_max: int, N_max: int, K: int | None = None):
     """A random grouped profile of Definition 4.1 for numerical checks of Theorem 4.4.
 

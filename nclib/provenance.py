@@ -8,6 +8,7 @@ import hashlib
 import os
 import pathlib
 import platform
+import re
 import subprocess
 
 import numpy as np
@@ -21,6 +22,8 @@ OUTPUT_PATHSPECS = (":(exclude)results", ":(exclude,glob)**/*.run.ipynb", ":(exc
 #: The files whose rules say what :func:`git_state` counts as ignored: the checkout's own ignore lists, in each folder,
 #: and no user's (``core.excludesFile``, ``.git/info/exclude``).
 IGNORE_FILE = ".gitignore"
+#: A commit as a run records it (``git_commit``, :func:`git_state`): 40 lowercase hexadecimal digits.
+COMMIT_HASH = re.compile(r"[0-9a-f]{40}")
 
 
 def output_folders(outputs, root=None) -> list[str]:
@@ -249,6 +252,48 @@ def file_at_commit(commit: str, path, root=None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return shown.stdout if shown.returncode == 0 else None
+
+
+def unknown_commits(commits, root=None) -> list[str] | None:
+    """The commits among ``commits`` that are not in the history of the checkout at ``root`` (default the
+    repository's, :data:`nclib.ROOT`), sorted: not stored, or stored but no ancestor of its HEAD (a commit amended or
+    rebased away stays stored until git collects it, and a commit of an unmerged branch is stored too; a fresh clone
+    of the history holds neither).  None where git cannot say: no git, no repository at ``root`` (a copy of the
+    files, or a folder inside another checkout), or a shallow clone, which lacks older commits.  Reading the runs
+    never needs git; where it is there, a run whose commit (``git_commit``, :func:`git_state`) is not in the history
+    was not made by its code.  Git runs without the ``GIT_*`` variables of the environment (:func:`git_env`).
+    ValueError for ``commits`` other than a list of text, and naming ``root`` as :func:`_root` does.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
+    if not isinstance(commits, (list, tuple, set)) or not all(isinstance(c, str) for c in commits):
+        raise ValueError(f"commits must be a list of commit hashes, got {commits!r}")
+    commits = sorted(set(commits))
+    root = _root(root)
+    env = git_env()  # the repository at root, whatever the caller's environment points git at
+
+    def git(*args, stdin=None):
+        return subprocess.run(["git", *args], cwd=root, env=env, input=stdin, capture_output=True, text=True,
+                              timeout=30)
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        shallow = git("rev-parse", "--is-shallow-repository")
+        if (top.returncode != 0 or pathlib.Path(top.stdout.strip()).resolve() != root.resolve()
+                or shallow.returncode != 0 or shallow.stdout.strip() != "false"):
+            return None
+        if not commits:
+            return []
+        found = git("cat-file", "--batch-check", stdin="".join(f"{c}^{{commit}}\n" for c in commits))
+        lines = found.stdout.splitlines()
+        if found.returncode != 0 or len(lines) != len(commits):
+            return None
+        stored = [c for c, line in zip(commits, lines)
+                  if COMMIT_HASH.fullmatch(c) and line.split()[:2] == [c, "commit"]]
+        # merge-base --is-ancestor: status 0 for an ancestor of HEAD, 1 for none, anything else an error
+        ancestry = {c: git("merge-base", "--is-ancestor", c, "HEAD").returncode for c in stored}
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if any(code not in (0, 1) for code in ancestry.values()):
+        return None
+    return [c for c in commits if ancestry.get(c) != 0]
 
 
 def versions() -> dict:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, minority, ufm
+from . import ROOT, _checks, minority, ufm
 from .imbalance import label_matrix, mode_blocks
 from .parameters import ADAM_BETAS, ADAM_EPS
 
@@ -98,6 +98,21 @@ FINAL_LR_FACTOR = 1e-3
 #: one whose value is within this relative distance of the value of another critical point of Lemma A.2
 #: (:func:`nclib.minority.partial_minimum`) as at that point, a partial collapse (:ref:`sec-minority-ufm`).
 AT_MINIMUM_GAP = 1e-6
+
+
+def at_global_minimum(gap):
+    """Whether trained UFM runs of relative gap ``gap`` ((value - minimum) / minimum, :attr:`UFMRun.gap`: one number,
+    or an array of them, such as the ``gap`` column of a table of runs) are at the closed-form global minimum of
+    objective (4.3) (Theorems 4.1-4.3): below :data:`AT_MINIMUM_GAP`.  A bool, or a bool array of the shape of
+    ``gap``.  Used in :ref:`ch-minority` and by :func:`trained_ufm_at_minimum`.  ValueError naming ``gap`` unless
+    real numbers, none of them NaN (a NaN would read as "not at the minimum")."""
+    values = np.asarray(gap)
+    if values.dtype == bool or not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)):
+        raise ValueError(f"gap must be real numbers (relative gaps to the minimum), got {gap!r:.200}")
+    if np.isnan(values).any():
+        raise ValueError(f"gap must not be NaN, got {gap!r:.200}")
+    at = values < AT_MINIMUM_GAP
+    return bool(at) if at.ndim == 0 else at
 
 
 def _lr_factor(step: int, steps: int, final: float) -> float:
@@ -290,7 +305,7 @@ def read_ufm_table(path) -> list[dict]:
     float, correctly rounded, gives back); ``s``, ``s_theory`` and ``class_acc`` float64 arrays of one entry per mode
     or class (the space-separated 6 significant digits written).  A row of a table without the history columns (the
     committed tables of :ref:`ch-minority`) has no such keys.  Used in :ref:`ch-minority`, in :ref:`ch-fig3` and
-    :ref:`ch-fig4` (through :func:`nclib.figures.analysis.trained_ufm_at_minimum`) and by
+    :ref:`ch-fig4` (through :func:`trained_ufm_at_minimum`) and by
     ``scripts/minority_runs.py`` (``--like``).  ValueError naming ``path`` for a header other than these two, a value
     that is not of its column's type (a float not written as its repr, NaN or inf, a flag other than True or
     False), strengths and accuracies of different or zero lengths, or a history summary that no history gives (a
@@ -330,3 +345,35 @@ def read_ufm_table(path) -> list[dict]:
                                  f"value, value = {row['value']!r}")
         rows.append(row)
     return rows
+
+
+def trained_ufm_at_minimum(bias: bool, root=None) -> dict[int, dict]:
+    """How many of the unconstrained-feature-model runs of :ref:`ch-minority` (free features trained by Adam on
+    (4.3), ``<root>/minority/ufm-*.csv``, both profiles; ``root``: the results folder, by default ``results/``) with
+    or without a bias reach the closed-form global minimum of Theorems 4.1-4.3, per L: ``runs`` and ``at_minimum``
+    (:func:`at_global_minimum`, as that chapter counts them), and of them ``keeping`` and ``keeping_at_minimum``,
+    the runs at a decay where the global minimizer keeps a mode (below the last threshold; past it the minimizer is
+    the origin).  The tables are read by :func:`read_ufm_table`, as the chapter reads them.  The bias-free figure
+    chapters (:ref:`ch-fig3`, :ref:`ch-fig4`) set their runs against that closed form.  ValueError naming ``bias``
+    unless a bool, or when no run in the files has that bias case (an empty count would read as "no run reached
+    it"), naming the folder when it holds no such file, and naming ``path`` (from :func:`read_ufm_table`) for a
+    file that is not a UFM table."""
+    bias = _checks.flag(bias, "bias")
+    folder = (ROOT / "results" if root is None else pathlib.Path(root)) / "minority"
+    files = sorted(folder.glob("ufm-*.csv"))
+    if not files:
+        raise ValueError(f"{folder} holds no UFM runs (ufm-*.csv)")
+    out: dict[int, dict] = {}
+    for path in files:
+        for row in read_ufm_table(path):  # typed: bias a bool, gap a float, L and modes_theory ints
+            if row["bias"] != bias:
+                continue
+            at_min, keeps = at_global_minimum(row["gap"]), row["modes_theory"] > 0
+            c = out.setdefault(row["L"], dict.fromkeys(("runs", "at_minimum", "keeping", "keeping_at_minimum"), 0))
+            c["runs"] += 1
+            c["at_minimum"] += at_min
+            c["keeping"] += keeps
+            c["keeping_at_minimum"] += keeps and at_min
+    if not out:
+        raise ValueError(f"no UFM run in {folder} has bias={bias}")
+    return dict(sorted(out.items()))

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import shutil
-import subprocess
 
 import matplotlib
 
@@ -24,7 +22,6 @@ import nclib.plotting  # noqa: E402
 from nclib import minority  # noqa: E402
 import nclib.train  # noqa: E402
 import nclib.ufm  # noqa: E402
-import nclib.ufmtrain as ufmtrain  # noqa: E402
 from nclib.rounding import (at_least, at_most, number, reads_as, significant_figures, written,  # noqa: E402
                             written_column)
 
@@ -1302,53 +1299,6 @@ def test_tables_say_a_run_is_below_100_percent_only_at_its_records_and_pair_each
         figures.drops_table({})
 
 
-def _ufm_table(path, rows):
-    """A table of UFM runs as scripts/minority_runs.py writes it (nclib.ufmtrain.UFM_FIELDS), one row per
-    (profile, bias, L, gap, modes_theory); the columns trained_ufm_at_minimum does not count are filled alike."""
-    lines = [",".join(ufmtrain.UFM_FIELDS)]
-    for profile, bias, L, gap, modes_theory in rows:
-        lines.append(f"{profile},{bias},{L},0.001,0,1.0,4000,0.05,1.0,1.0,{gap!r},0,{modes_theory},0,0,False,"
-                     "0 0,0 0,1 1")
-    path.write_text("\n".join(lines) + "\n")
-
-
-def test_trained_ufm_at_minimum_counts_the_runs_of_the_minority_chapter(tmp_path):
-    folder = tmp_path / "minority"
-    folder.mkdir()
-    _ufm_table(folder / "ufm-a.csv", [("a", False, 1, 0.0, 3), ("a", False, 3, 0.2, 3), ("a", False, 3, 1e-9, 0),
-                                      ("a", True, 3, 0.0, 2)])
-    _ufm_table(folder / "ufm-b.csv", [("b", False, 3, -1e-16, 2), ("b", False, 1, 5e-7, 3)])
-    assert figures.trained_ufm_at_minimum(False, root=tmp_path) == {
-        1: {"runs": 2, "at_minimum": 2, "keeping": 2, "keeping_at_minimum": 2},
-        3: {"runs": 3, "at_minimum": 2, "keeping": 2, "keeping_at_minimum": 1}}
-    assert figures.trained_ufm_at_minimum(True, root=tmp_path) == {
-        3: {"runs": 1, "at_minimum": 1, "keeping": 1, "keeping_at_minimum": 1}}
-    for flag in (False, True):  # a numpy bool (a value read from an array) counts as the bool it is
-        assert figures.trained_ufm_at_minimum(np.bool_(flag), root=tmp_path) == \
-            figures.trained_ufm_at_minimum(flag, root=tmp_path)
-    for bad in ("no", 0, 1):
-        with pytest.raises(ValueError, match="bias must be True or False"):
-            figures.trained_ufm_at_minimum(bad, root=tmp_path)
-    with pytest.raises(ValueError, match="holds no UFM runs"):
-        figures.trained_ufm_at_minimum(False, root=tmp_path / "elsewhere")
-    # files with runs of the other bias case only: refused naming the case, not counted as {} (no run at the minimum)
-    (tmp_path / "one" / "minority").mkdir(parents=True)
-    _ufm_table(tmp_path / "one" / "minority" / "ufm-a.csv", [("a", True, 3, 0.0, 2)])
-    assert figures.trained_ufm_at_minimum(True, root=tmp_path / "one") == {
-        3: {"runs": 1, "at_minimum": 1, "keeping": 1, "keeping_at_minimum": 1}}
-    with pytest.raises(ValueError, match="has bias=False"):
-        figures.trained_ufm_at_minimum(False, root=tmp_path / "one")
-    # the tables are read by nclib.ufmtrain.read_ufm_table: a file with only some of its columns is refused naming
-    # it, not counted
-    (tmp_path / "one" / "minority" / "ufm-b.csv").write_text("profile,bias,L,gap,modes_theory\nb,True,3,0.0,2\n")
-    with pytest.raises(ValueError, match="^path: .*ufm-b.csv has the columns"):
-        figures.trained_ufm_at_minimum(True, root=tmp_path / "one")
-    # the committed runs without a bias: every L = 1 run at the minimum; below the last threshold none with L = 3, 6
-    committed = figures.trained_ufm_at_minimum(False)
-    assert committed[1]["at_minimum"] == committed[1]["runs"] > 0
-    assert committed[3]["keeping_at_minimum"] == committed[6]["keeping_at_minimum"] == 0 < committed[3]["keeping"]
-
-
 def test_metric_drops_put_nc1_on_the_scale_of_the_linear_metrics(tiny):
     runs = figures.load_figure(1, "tiny", root=tiny)
     drops = figures.metric_drops(runs)
@@ -1957,43 +1907,6 @@ def test_parameter_count_is_the_networks():
         figures.parameter_count([8, 2])
 
 
-def test_unknown_commits_asks_this_repository_or_says_it_cannot(monkeypatch, tmp_path):
-    import nclib.figures.load as load
-
-    head = json.loads((figures.RESULTS / "gpu" / "fig1" / "fig1-L1" / "provenance.json").read_text())["git_commit"]
-    known = figures.unknown_commits([head])
-    if known is None:
-        pytest.skip("git cannot say which commits this checkout holds (no git, a copy or a shallow clone)")
-    assert known == [] and figures.unknown_commits([head, "f" * 40, "not a hash"]) == ["f" * 40, "not a hash"]
-    monkeypatch.setenv("GIT_DIR", str(tmp_path))  # the caller's git settings do not move the question elsewhere
-    assert figures.unknown_commits(["f" * 40]) == ["f" * 40]
-    monkeypatch.delenv("GIT_DIR")
-    # a repository whose first commit was amended: the old one stays stored, but is no ancestor of HEAD, as a commit
-    # rebased away or one of an unmerged branch (a fresh clone would not hold it)
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(GIT_AUTHOR_NAME="a", GIT_AUTHOR_EMAIL="a@b", GIT_COMMITTER_NAME="a", GIT_COMMITTER_EMAIL="a@b")
-
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True,
-                              text=True).stdout.strip()
-    git("init", "-q")
-    (repo / "a.txt").write_text("a\n")
-    git("add", "a.txt")
-    git("commit", "-q", "-m", "first")
-    first = git("rev-parse", "HEAD")
-    git("commit", "-q", "--amend", "-m", "first, amended")
-    amended = git("rev-parse", "HEAD")
-    assert git("cat-file", "-t", first) == "commit"  # still stored
-    monkeypatch.setattr(load, "ROOT", repo)
-    assert figures.unknown_commits([first, amended]) == [first]
-    monkeypatch.setattr(load, "ROOT", tmp_path)  # a copy of the files, no repository: git cannot say
-    assert figures.unknown_commits(["f" * 40]) is None
-    with pytest.raises(ValueError, match="commits must be a list"):
-        figures.unknown_commits("f" * 40)
-
-
 def _edit(path, **changes) -> None:
     prov = json.loads(path.read_text())
     for key, value in changes.items():
@@ -2218,16 +2131,6 @@ def test_recorded_every_refuses_an_interval_the_history_was_not_recorded_at():
         figures.recorded_every(gap, 100)
     with pytest.raises(ValueError, match=r"^history must hold at least one record"):
         figures.recorded_every({"epoch": np.array([], dtype=int)}, 10)
-
-
-def test_small_classes_are_those_below_the_average_count():
-    n1, n2 = np.array(figures.figure_counts(1)), np.array(figures.figure_counts(2))
-    assert sorted(set(n1[figures.small_classes(n1)].tolist())) == [100, 200]
-    assert n2[figures.small_classes(n2)].tolist() == [50] * 20
-    assert figures.small_classes([7, 7, 7]).size == 0
-    for bad in ([], [3, 0], None):
-        with pytest.raises(ValueError, match="^n "):
-            figures.small_classes(bad)
 
 
 def _ending_at(run, objective):

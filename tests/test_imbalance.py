@@ -155,3 +155,14 @@ def test_mode_blocks_refuses_bad_input_by_name():
             imb.mode_blocks(kappa, alive)
     with pytest.raises(ValueError, match="^rtol"):
         imb.mode_blocks([1.0], [True], rtol=-1.0)
+
+
+def test_small_classes_are_those_below_the_average_count():
+    n1 = np.array([500, 500, 400, 400, 300, 300, 200, 200, 100, 100])  # the profiles of Figures 1 and 2
+    n2 = np.array([1500] + [600] * 5 + [50] * 20)
+    assert sorted(set(n1[imb.small_classes(n1)].tolist())) == [100, 200]
+    assert n2[imb.small_classes(n2)].tolist() == [50] * 20
+    assert imb.small_classes([7, 7, 7]).size == 0
+    for bad in ([], [3, 0], None):
+        with pytest.raises(ValueError, match="^n "):
+            imb.small_classes(bad)

@@ -4,6 +4,7 @@ import json
 import os
 import pathlib
 import socket
+import subprocess
 import time
 
 import numpy as np
@@ -878,6 +879,47 @@ def _git_checkout(path):
     for args in (("init", "-q"), ("add", "."), ("commit", "-q", "-m", "init")):
         _git(path, *args)
     return path
+
+
+def test_unknown_commits_asks_this_repository_or_says_it_cannot(monkeypatch, tmp_path):
+    head = json.loads((provenance.ROOT / "results" / "figures" / "gpu" / "fig1" / "fig1-L1" / "provenance.json")
+                      .read_text())["git_commit"]
+    known = provenance.unknown_commits([head])
+    if known is None:
+        pytest.skip("git cannot say which commits this checkout holds (no git, a copy or a shallow clone)")
+    assert known == [] and provenance.unknown_commits([head, "f" * 40, "not a hash"]) == ["f" * 40, "not a hash"]
+    monkeypatch.setenv("GIT_DIR", str(tmp_path))  # the caller's git settings do not move the question elsewhere
+    assert provenance.unknown_commits(["f" * 40]) == ["f" * 40]
+    monkeypatch.delenv("GIT_DIR")
+    # a repository whose first commit was amended: the old one stays stored, but is no ancestor of HEAD, as a commit
+    # rebased away or one of an unmerged branch (a fresh clone would not hold it)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_AUTHOR_NAME="a", GIT_AUTHOR_EMAIL="a@b", GIT_COMMITTER_NAME="a", GIT_COMMITTER_EMAIL="a@b")
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True,
+                              text=True).stdout.strip()
+    git("init", "-q")
+    (repo / "a.txt").write_text("a\n")
+    git("add", "a.txt")
+    git("commit", "-q", "-m", "first")
+    first = git("rev-parse", "HEAD")
+    git("commit", "-q", "--amend", "-m", "first, amended")
+    amended = git("rev-parse", "HEAD")
+    assert git("cat-file", "-t", first) == "commit"  # still stored
+    assert provenance.unknown_commits([first, amended], root=repo) == [first]
+    monkeypatch.setattr(provenance, "ROOT", repo)  # the default root is the repository's
+    assert provenance.unknown_commits([first, amended]) == [first]
+    # a copy of the files (no repository), or a folder inside another checkout: git cannot say
+    (repo / "a").mkdir()
+    for elsewhere in (tmp_path, repo / "a"):
+        assert provenance.unknown_commits(["f" * 40], root=elsewhere) is None
+    with pytest.raises(ValueError, match="commits must be a list"):
+        provenance.unknown_commits("f" * 40)
+    with pytest.raises(ValueError, match="^root "):
+        provenance.unknown_commits([], root=5)
 
 
 def test_git_state_leaves_out_the_output_folders_inside_the_checkout(tmp_path, monkeypatch):

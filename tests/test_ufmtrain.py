@@ -368,3 +368,60 @@ def test_read_ufm_table_reads_the_history_columns_of_a_table_made_now(tmp_path):
         bad.write_text(head + "\n" + row + "\n")
         with pytest.raises(ValueError, match=f"^path: .*bad.csv.*{why}"):
             ufmtrain.read_ufm_table(bad)
+
+
+def _ufm_table(path, rows):
+    """A table of UFM runs as scripts/minority_runs.py writes it (nclib.ufmtrain.UFM_FIELDS), one row per
+    (profile, bias, L, gap, modes_theory); the columns trained_ufm_at_minimum does not count are filled alike."""
+    lines = [",".join(ufmtrain.UFM_FIELDS)]
+    for profile, bias, L, gap, modes_theory in rows:
+        lines.append(f"{profile},{bias},{L},0.001,0,1.0,4000,0.05,1.0,1.0,{gap!r},0,{modes_theory},0,0,False,"
+                     "0 0,0 0,1 1")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_at_global_minimum_reads_a_gap_below_the_books_threshold():
+    assert ufmtrain.at_global_minimum(0.0) is True and ufmtrain.at_global_minimum(-1e-16) is True
+    assert ufmtrain.at_global_minimum(ufmtrain.AT_MINIMUM_GAP) is False and ufmtrain.at_global_minimum(0.2) is False
+    got = ufmtrain.at_global_minimum(np.array([5e-7, 1e-6, 3.0, np.inf]))
+    assert got.dtype == bool and got.tolist() == [True, False, False, False]
+    for bad in (np.nan, [0.0, np.nan], "0.1", None, True, [1j]):
+        with pytest.raises(ValueError, match="^gap must"):
+            ufmtrain.at_global_minimum(bad)
+
+
+def test_trained_ufm_at_minimum_counts_the_runs_of_the_minority_chapter(tmp_path):
+    folder = tmp_path / "minority"
+    folder.mkdir()
+    _ufm_table(folder / "ufm-a.csv", [("a", False, 1, 0.0, 3), ("a", False, 3, 0.2, 3), ("a", False, 3, 1e-9, 0),
+                                      ("a", True, 3, 0.0, 2)])
+    _ufm_table(folder / "ufm-b.csv", [("b", False, 3, -1e-16, 2), ("b", False, 1, 5e-7, 3)])
+    assert ufmtrain.trained_ufm_at_minimum(False, root=tmp_path) == {
+        1: {"runs": 2, "at_minimum": 2, "keeping": 2, "keeping_at_minimum": 2},
+        3: {"runs": 3, "at_minimum": 2, "keeping": 2, "keeping_at_minimum": 1}}
+    assert ufmtrain.trained_ufm_at_minimum(True, root=tmp_path) == {
+        3: {"runs": 1, "at_minimum": 1, "keeping": 1, "keeping_at_minimum": 1}}
+    for flag in (False, True):  # a numpy bool (a value read from an array) counts as the bool it is
+        assert ufmtrain.trained_ufm_at_minimum(np.bool_(flag), root=tmp_path) == \
+            ufmtrain.trained_ufm_at_minimum(flag, root=tmp_path)
+    for bad in ("no", 0, 1):
+        with pytest.raises(ValueError, match="bias must be True or False"):
+            ufmtrain.trained_ufm_at_minimum(bad, root=tmp_path)
+    with pytest.raises(ValueError, match="holds no UFM runs"):
+        ufmtrain.trained_ufm_at_minimum(False, root=tmp_path / "elsewhere")
+    # files with runs of the other bias case only: refused naming the case, not counted as {} (no run at the minimum)
+    (tmp_path / "one" / "minority").mkdir(parents=True)
+    _ufm_table(tmp_path / "one" / "minority" / "ufm-a.csv", [("a", True, 3, 0.0, 2)])
+    assert ufmtrain.trained_ufm_at_minimum(True, root=tmp_path / "one") == {
+        3: {"runs": 1, "at_minimum": 1, "keeping": 1, "keeping_at_minimum": 1}}
+    with pytest.raises(ValueError, match="has bias=False"):
+        ufmtrain.trained_ufm_at_minimum(False, root=tmp_path / "one")
+    # the tables are read by nclib.ufmtrain.read_ufm_table: a file with only some of its columns is refused naming
+    # it, not counted
+    (tmp_path / "one" / "minority" / "ufm-b.csv").write_text("profile,bias,L,gap,modes_theory\nb,True,3,0.0,2\n")
+    with pytest.raises(ValueError, match="^path: .*ufm-b.csv has the columns"):
+        ufmtrain.trained_ufm_at_minimum(True, root=tmp_path / "one")
+    # the committed runs without a bias: every L = 1 run at the minimum; below the last threshold none with L = 3, 6
+    committed = ufmtrain.trained_ufm_at_minimum(False)
+    assert committed[1]["at_minimum"] == committed[1]["runs"] > 0
+    assert committed[3]["keeping_at_minimum"] == committed[6]["keeping_at_minimum"] == 0 < committed[3]["keeping"]

@@ -24,8 +24,10 @@ rendering), :mod:`.stability` (the precision stability runs of Figure 1's settin
 rule that chooses the precision of the figure runs; used as ``nclib.figures.stability``), :mod:`.plots` (the panels
 and the theory overlay), :mod:`.chapter` (the figure chapters' tables and glued numbers) and :mod:`.summary` (the
 summary's, read from the figure chapters, the benchmark outputs and the GPU calibration). Everything public but
-:mod:`.stability`'s is re-exported here. The tooling that makes the runs (notebook parameters, relabelling, GPU
-budget) is in ``scripts/``.
+:mod:`.stability`'s is re-exported here, and three functions the figure chapters read from other modules:
+:func:`nclib.imbalance.small_classes`, :func:`nclib.provenance.unknown_commits` and
+:func:`nclib.ufmtrain.trained_ufm_at_minimum`. The tooling that makes the runs (notebook parameters, relabelling,
+GPU budget) is in ``scripts/``.
 
 EMNIST letters cannot be downloaded here; Figures 2 and 4 run on the ``letters-synthetic`` stand-in with
 the same class-count profile (:data:`nclib.letters.LETTERS_SYNTHETIC_LABEL`), and every label says so.
@@ -36,12 +38,12 @@ from .config import (FIGURES, HISTORY_KEYS, INPUT_DIM, L_VALUES, NOTEBOOK_ONLY_K
 from .load import (CONFIG_KEYS, DATA_RECORD_KEYS, NC2_ROUNDING, NC3_EQUAL_COUNT_BLOCKS, PROVENANCE_TYPES,
                    REMAKE_MAY_DIFFER, SCALE_DEVICES, Run, check_figure, check_remake, check_run, commit_problems,
                    compare_nc3, device_kind, load_figure, made_clean_problems, parameter_count, preferred_scale,
-                   provenance_problems, run_counts, run_folders, together_problems, unknown_commits)
+                   provenance_problems, run_counts, run_folders, together_problems)
 from .events import (RISE_KEYS, SPIKE_FACTOR, accuracy_dips, first_epoch, largest_rise, lr_step, next_milestone,
                      other_spikes, record_rises, recorded_every, rise_ratios, settled_epoch, spikes)
 from .analysis import (DROP_KEYS, NEAR_BOUND, ORDER_KEYS, VERDICT_KEYS, RunTheory, check_runs, check_stalls,
                        collapse_verdict, final_rows, metric_drops, order_by, order_held, orders_without_spikes,
-                       run_theory, small_classes, stalls, trained_ufm_at_minimum, wall_time_s)
+                       run_theory, stalls, wall_time_s)
 from .speed import (BENCHMARKS, GPU_LOGS, LETTERS_BENCHMARK, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS,
                     RECORD_FIGURE_FIELDS, budget_lines, calibrated_seconds, fewest_pieces, figure_parameter_counts,
                     gpu_log_files, gpu_logs, logged_figure, piece_seconds, read_benchmark, read_benchmark_record,
@@ -52,5 +54,8 @@ from .chapter import (NC3_BY_CLASS, FigureChapter, drops_table, figure_chapter, 
 from .summary import benchmark_glue, calibration_glue, nc2_wh_pair, summary_glue, summary_tables
 from . import stability
 from .. import ROOT
+from ..imbalance import small_classes  # the chapters read these three as nclib.figures' too
+from ..provenance import unknown_commits
+from ..ufmtrain import trained_ufm_at_minimum
 
 __all__ = [name for name in dir() if not name.startswith("_")]

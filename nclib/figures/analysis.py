@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import pathlib
 from typing import Mapping
 
 import numpy as np
 
-from .. import _checks, minority, ufm, ufmtrain
+from .. import _checks, minority, ufm
+from ..imbalance import small_classes
 from ..runs import load_class_accuracy
-from .config import HISTORY_KEYS, RESULTS, figure
+from .config import HISTORY_KEYS, figure
 from .events import _checked_runs, first_epoch, largest_rise, settled_epoch
 from .load import Run, _one_call, run_counts
 
@@ -81,38 +81,6 @@ def run_theory(params: Mapping) -> RunTheory:
                      alive=alive, minimum=float(minimum), b_star=b_star,
                      minimizer_accuracy=ufm.minimizer_accuracy(n, lam_W, lam_H, L, bias),
                      global_mean_norm=ufm.minimizer_global_mean_norm(n, lam_W, lam_H, L, bias))
-
-
-def trained_ufm_at_minimum(bias: bool, root=None) -> dict[int, dict]:
-    """How many of the unconstrained-feature-model runs of :ref:`ch-minority` (free features trained by Adam on
-    (4.3), ``<root>/minority/ufm-*.csv``, both profiles; ``root``: the results folder, by default ``results/``) with
-    or without a bias reach the closed-form global minimum, per L: ``runs`` and ``at_minimum`` (within a relative
-    :data:`nclib.ufmtrain.AT_MINIMUM_GAP` of it, as that chapter counts them), and of them ``keeping`` and
-    ``keeping_at_minimum``, the runs at a decay where the global minimizer keeps a mode (below the last threshold; past
-    it the minimizer is the origin).  The tables are read by :func:`nclib.ufmtrain.read_ufm_table`, as the chapter
-    reads them.  The bias-free figure chapters (:ref:`ch-fig3`, :ref:`ch-fig4`) set their runs against that closed
-    form.  ValueError naming ``bias`` unless a bool, or when no run in the files has that bias case (an empty count
-    would read as "no run reached it"), naming the folder when it holds no such file, and naming ``path`` (from
-    :func:`nclib.ufmtrain.read_ufm_table`) for a file that is not a UFM table."""
-    bias = _checks.flag(bias, "bias")
-    folder = (RESULTS.parent if root is None else pathlib.Path(root)) / "minority"
-    files = sorted(folder.glob("ufm-*.csv"))
-    if not files:
-        raise ValueError(f"{folder} holds no UFM runs (ufm-*.csv)")
-    out: dict[int, dict] = {}
-    for path in files:
-        for row in ufmtrain.read_ufm_table(path):  # typed: bias a bool, gap a float, L and modes_theory ints
-            if row["bias"] != bias:
-                continue
-            at_min, keeps = row["gap"] < ufmtrain.AT_MINIMUM_GAP, row["modes_theory"] > 0
-            c = out.setdefault(row["L"], dict.fromkeys(("runs", "at_minimum", "keeping", "keeping_at_minimum"), 0))
-            c["runs"] += 1
-            c["at_minimum"] += at_min
-            c["keeping"] += keeps
-            c["keeping_at_minimum"] += keeps and at_min
-    if not out:
-        raise ValueError(f"no UFM run in {folder} has bias={bias}")
-    return dict(sorted(out.items()))
 
 
 def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
@@ -462,23 +430,12 @@ def collapse_verdict(row: Mapping, theory: RunTheory) -> dict:
 
 # --------------------------------------------------------------------------------------------- checks
 
-def small_classes(n) -> np.ndarray:
-    """The small classes of a profile of class counts ``n`` (Section 5's imbalanced profiles): the indices of the
-    classes with fewer samples than the average class, N/K (CIFAR-10's profile of Figures 1 and 3, two classes each
-    of 100 to 500: those of 100 and 200; the letters' of Figures 2 and 4, twenty of 50, five of 600 and one of
-    1,500: the twenty of 50).  The modes of M that a stalled run puts at 0 are theirs (:func:`check_stalls`).
-    Empty for equal counts.  ValueError naming ``n`` unless class counts (:func:`nclib._checks.counts`).
-    Chapters: :ref:`ch-intro`, :ref:`ch-figures-summary`."""
-    n = _checks.counts(n, "n")
-    return np.flatnonzero(n * n.size < n.sum())
-
-
 def check_stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     """:func:`stalls` of a figure's runs, each asserted to have stalled next to a local minimizer (AssertionError
     naming the L and the property, as :func:`check_runs`): every global minimizer at the run's decays fits every
     training label and the run does not; its final objective lies above that of a point of Lemma A.2 with at least
     one of the weakest modes of M at 0 (not below it), by less than a fifth of the distance to the next nearest such
-    point; and every mode at 0 is one of the small classes' (:func:`small_classes`, fewer samples than the average
+    point; and every mode at 0 is one of the small classes' (:func:`nclib.imbalance.small_classes`, fewer samples than the average
     class): its kappa at most the square root of the largest count among them, below the kappa sqrt(n_k) of every
     other class (with a bias, the kappa of Y-bar interlace the roots of the counts, so a mode of kappa at most that
     root is one of the modes that the small classes span).  Returns the stalls.  ValueError naming ``runs`` as

@@ -9,12 +9,11 @@ import dataclasses
 import json
 import pathlib
 import re
-import subprocess
 from typing import Mapping
 
 import numpy as np
 
-from .. import ROOT, _checks, data, provenance, runs, ufm
+from .. import _checks, data, provenance, runs, ufm
 from ..parameters import EXECUTION_KEYS, PLACE_KEYS
 from ..runs import NC_COLUMNS, load_run, metric_epochs
 from .config import HISTORY_KEYS, INPUT_DIM, L_VALUES, RESULTS, check_scale, figure, figure_parameters
@@ -152,7 +151,6 @@ PROVENANCE_TYPES = {"status": str, "git_commit": (str, type(None)), "git_dirty":
                     "data": dict, "data_sha256": str, "trained_with": list}
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 def parameter_count(params: Mapping) -> int:
@@ -323,7 +321,7 @@ def made_clean_problems(run: Run) -> list[str]:
                                              or s.get("git_diff_sha256") is not None for s in segments):
         problems.append(f"{who}: not made from a clean commit: a call that trained it records git_dirty other "
                         f"than False, or changed files (segments)")
-    if not isinstance(prov.get("git_commit"), str) or not _COMMIT.fullmatch(prov["git_commit"]):
+    if not isinstance(prov.get("git_commit"), str) or not provenance.COMMIT_HASH.fullmatch(prov["git_commit"]):
         problems.append(f"{who}: git_commit {prov.get('git_commit')!r} is not a commit hash")
     elif isinstance(segments, list):
         other = [s.get("git_commit") if isinstance(s, Mapping) else None for s in segments]
@@ -334,48 +332,10 @@ def made_clean_problems(run: Run) -> list[str]:
     return problems
 
 
-def unknown_commits(commits) -> list[str] | None:
-    """The commits among ``commits`` that are not in the history of this checkout (:data:`nclib.ROOT`), sorted: not
-    stored, or stored but no ancestor of its HEAD (a commit amended or rebased away stays stored until git collects
-    it, and a commit of an unmerged branch is stored too; a fresh clone of the history holds neither).  None where git
-    cannot say: no git, no repository at :data:`nclib.ROOT` (a copy of the files), or a shallow clone, which lacks
-    older commits.  Reading the runs never needs git; where it is there, a run whose commit is not in the history
-    was not made by its code.  ValueError for ``commits`` other than a list of text.
-    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
-    if not isinstance(commits, (list, tuple, set)) or not all(isinstance(c, str) for c in commits):
-        raise ValueError(f"commits must be a list of commit hashes, got {commits!r}")
-    commits = sorted(set(commits))
-    env = provenance.git_env()  # the repository at ROOT, whatever the caller's environment points git at
-
-    def git(*args, stdin=None):
-        return subprocess.run(["git", *args], cwd=ROOT, env=env, input=stdin, capture_output=True, text=True,
-                              timeout=30)
-    try:
-        top = git("rev-parse", "--show-toplevel")
-        shallow = git("rev-parse", "--is-shallow-repository")
-        if (top.returncode != 0 or pathlib.Path(top.stdout.strip()).resolve() != ROOT.resolve()
-                or shallow.returncode != 0 or shallow.stdout.strip() != "false"):
-            return None
-        if not commits:
-            return []
-        found = git("cat-file", "--batch-check", stdin="".join(f"{c}^{{commit}}\n" for c in commits))
-        lines = found.stdout.splitlines()
-        if found.returncode != 0 or len(lines) != len(commits):
-            return None
-        stored = [c for c, line in zip(commits, lines) if _COMMIT.fullmatch(c) and line.split()[:2] == [c, "commit"]]
-        # merge-base --is-ancestor: status 0 for an ancestor of HEAD, 1 for none, anything else an error
-        ancestry = {c: git("merge-base", "--is-ancestor", c, "HEAD").returncode for c in stored}
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if any(code not in (0, 1) for code in ancestry.values()):
-        return None
-    return [c for c in commits if ancestry.get(c) != 0]
-
-
 def commit_problems(runs: Mapping[int, Run], name: str = "") -> list[str]:
     """A problem for each run of ``runs`` ({L: Run}) whose ``git_commit``, or the ``git_commit`` of a call that
-    trained it (its ``segments``), :func:`unknown_commits` finds outside the history of this checkout, naming its L
-    (and ``name``, which runs they are); empty where git cannot say.
+    trained it (its ``segments``), :func:`nclib.provenance.unknown_commits` finds outside the history of this
+    checkout, naming its L (and ``name``, which runs they are); empty where git cannot say.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
     if not isinstance(runs, Mapping) or not all(isinstance(r, Run) for r in runs.values()):
         raise ValueError(f"runs must be a {{L: Run}} mapping, got {type(runs).__name__}")
@@ -388,7 +348,7 @@ def commit_problems(runs: Mapping[int, Run], name: str = "") -> list[str]:
                                                           for i, s in enumerate(segments) if isinstance(s, Mapping)]
         return [(where, c) for where, c in calls if isinstance(c, str)]
     commits = {L: recorded(r.provenance) for L, r in sorted(runs.items())}
-    unknown = unknown_commits(sorted({c for calls in commits.values() for _, c in calls}))
+    unknown = provenance.unknown_commits(sorted({c for calls in commits.values() for _, c in calls}))
     if not unknown:
         return []
     return [f"L={L}{' of ' + name if name else ''}: {where} {c!r} is not a commit in the history of this checkout"
@@ -516,8 +476,8 @@ def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("obje
     reading of NC3 (:attr:`Run.nc3_compares`: a bias-free run made since NC3 compared class with class against one
     made before is two quantities in one column); both the records of their parameters (:func:`provenance_problems`)
     made from clean commits (:func:`made_clean_problems`) of this repository where git can say
-    (:func:`unknown_commits`), on one kind of device, with one torch version and beside the same runs
-    (``trained_with``), the runs trained side by side at one commit (:func:`together_problems`).
+    (:func:`nclib.provenance.unknown_commits`), on one kind of device, with one torch version and beside the same
+    runs (``trained_with``), the runs trained side by side at one commit (:func:`together_problems`).
     Returns the largest relative difference at epoch 0 (the initialization) over the history columns ``keys``:
     how far apart the two CPUs' rounding starts them (0 for a column equal in both, 0 included; a NaN, or 0 against
     a value that is not, has no finite relative difference and is refused)."""
