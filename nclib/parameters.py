@@ -211,9 +211,6 @@ ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 #: Parameters that say where a run is written; the folder itself, not what the run is.
 PLACE_KEYS = ("out_dir", "run_name")
 
-#: A device as a run names it: ``auto`` (a GPU where torch sees one, else the CPU), ``cpu``, ``cuda`` or ``cuda:i``.
-_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
-
 #: A seed is drawn into torch's generators, which take at most 64 bits.
 SEED_LIMIT = 2 ** 64
 
@@ -247,16 +244,20 @@ def defining_params(p: dict) -> dict:
 def device_type(device: str, cuda: bool | None = None) -> str:
     """The kind of device, "cpu" or "cuda", on which a run with ``device`` ("auto", "cpu", "cuda", "cuda:i")
     trains on a machine that has a CUDA device (``cuda=True``), has none (False) or is this one (None: torch is
-    asked): "auto" is "cuda" where there is one.  What a finished run's provenance is compared with, since
-    ``device`` itself does not define a run (:func:`defining_params`)."""
+    asked): "auto" is "cuda" where there is one, any other its kind as :func:`nclib.runs.device_kind` reads it.
+    What a finished run's provenance is compared with, since ``device`` itself does not define a run
+    (:func:`defining_params`).  ValueError naming ``device`` for anything else ("mps", which nclib does not train
+    on, "gpu", no text)."""
     _check_device(device)
     if device == "auto":
         return "cuda" if (_cuda_available() if cuda is None else cuda) else "cpu"
-    return device.split(":")[0]
+    return runs.device_kind(device)
 
 
 def _check_device(device) -> str:
-    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+    """``device`` as a parameter names it: ``auto`` (a GPU where torch sees one, else the CPU), or a device of a
+    kind (:func:`nclib.runs.device_kind`): ``cpu``, ``cuda`` or ``cuda:i``; ValueError naming ``device`` otherwise."""
+    if device != "auto" and runs.device_kind(device) is None:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:i', got {device!r}")
     return device
 

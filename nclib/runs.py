@@ -514,27 +514,54 @@ def same_file(a, b) -> bool:
         return False
 
 
-def recorded_device_type(run_dir) -> str | None:
-    """The kind of device ("cpu" or "cuda") the run in ``run_dir`` was trained on, from its provenance (the device
-    it resolved, never "auto"); None where the folder records none.  ValueError naming ``run_dir`` for an empty path
-    or anything but a path (:func:`nclib.locks.run_folder_path`)."""
+#: A device as a run names it, in its parameter ``device`` (but ``"auto"``) and in its provenance: the CPU, ``cpu``,
+#: or a CUDA device, ``cuda`` (the current one) or ``cuda:<index>`` (a card).
+_DEVICE = re.compile(r"(cpu)|(cuda)(?::[0-9]+)?")
+
+
+def device_kind(device) -> str | None:
+    """The kind of device, ``"cpu"`` or ``"cuda"``, that ``device`` names as a run's parameters and provenance write
+    it: ``"cpu"``, ``"cuda"`` (the current GPU) or ``"cuda:<index>"`` (a card, its kind ``"cuda"``).  None for
+    anything else: ``"auto"``, which names no device until a machine resolves it
+    (:func:`nclib.parameters.device_type`), a device nclib does not train on (``"mps"``), text that names no
+    device, and no text.  The one reading of a device's kind: a plan (:func:`device_difference`), the figures'
+    checks of a run's provenance (:func:`nclib.figures.provenance_problems`) and the parameters
+    (:func:`nclib.parameters.device_type`) all read it here.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
+    found = _DEVICE.fullmatch(device) if isinstance(device, str) else None
+    return None if found is None else found.group(1) or found.group(2)
+
+
+def _recorded_device(run_dir):
+    """The device the provenance of ``run_dir`` records (the device the run resolved, never "auto"), as written;
+    None where the folder records none."""
     run_dir = run_folder_path(run_dir)
     try:
         device = json.loads((run_dir / "provenance.json").read_text()).get("device")
     except (OSError, ValueError, AttributeError):
         return None
-    return str(device).split(":")[0] if device else None
+    return device if device else None
+
+
+def recorded_device_type(run_dir) -> str | None:
+    """The kind of device (:func:`device_kind`: "cpu" or "cuda") the run in ``run_dir`` was trained on, from its
+    provenance; None where the folder records no device, or one of no such kind.  ValueError naming ``run_dir`` for
+    an empty path or anything but a path (:func:`nclib.locks.run_folder_path`)."""
+    return device_kind(_recorded_device(run_dir))
 
 
 def device_difference(run_dir, kind: str | None) -> dict:
-    """``{"device": (recorded, kind)}`` when the run in ``run_dir`` was trained on another kind of device
-    (:func:`recorded_device_type`) than ``kind`` ("cpu", "cuda", or None for any; a card, "cuda:<i>", is its kind
-    "cuda"), else ``{}``: a difference in the form of :func:`differing_params`.  ValueError naming ``kind`` for
-    anything else ("gpu", a number)."""
-    if kind is not None and not (isinstance(kind, str) and re.fullmatch(r"cpu|cuda(:[0-9]+)?", kind)):
+    """``{"device": (recorded, kind)}`` when the run in ``run_dir`` was trained on another kind of device than
+    ``kind`` ("cpu", "cuda", or None for any; a card, "cuda:<i>", is its kind "cuda"), else ``{}``: a difference in
+    the form of :func:`differing_params`.  ``recorded`` is the kind the provenance's device names
+    (:func:`device_kind`), or that device as written where it names no kind ("mps"), which differs from every
+    ``kind``; a folder that records no device differs from none.  ValueError naming ``kind`` for anything else
+    ("gpu", "auto", a number)."""
+    if kind is not None and device_kind(kind) is None:
         raise ValueError(f"kind must be 'cpu', 'cuda' (or a card, 'cuda:<i>') or None for any device, got {kind!r}")
-    kind = None if kind is None else kind.split(":")[0]
-    recorded = recorded_device_type(run_dir)
+    kind = None if kind is None else device_kind(kind)
+    device = _recorded_device(run_dir)
+    recorded = device_kind(device) or device
     return {"device": (recorded, kind)} if kind is not None and recorded not in (None, kind) else {}
 
 

@@ -1402,6 +1402,32 @@ def test_the_run_folder_functions_refuse_bad_arguments_by_name(tmp_path):
     assert json.loads((tmp_path / runs.CHECKSUM).read_text())["epoch"] == 3
 
 
+@pytest.mark.parametrize("device, kind", [("cpu", "cpu"), ("cuda", "cuda"), ("cuda:1", "cuda"), ("mps", None),
+                                          ("junk", None)])
+def test_every_reader_of_a_device_reads_one_kind(tmp_path, device, kind):
+    """The fault: five readers of a device's kind disagreed where it named no kind they knew: for "mps" the figures'
+    device_kind gave None, parameters.device_type raised, runs.recorded_device_type gave "mps".  All read
+    runs.device_kind now: a parameter of no kind is refused naming it, a recorded one has no kind and differs from
+    every kind a plan asks for."""
+    import nclib.figures
+    from nclib import parameters
+
+    assert runs.device_kind(device) == nclib.figures.device_kind(device) == kind
+    if kind is None:
+        with pytest.raises(ValueError, match="^device must be"):
+            parameters.device_type(device)
+    else:
+        assert parameters.device_type(device) == kind == parameters.device_type(device, cuda=False)
+    (tmp_path / "provenance.json").write_text(json.dumps({"status": "finished", "device": device}))
+    assert runs.recorded_device_type(tmp_path) == kind
+    for want in ("cpu", "cuda", "cuda:0"):
+        wanted = runs.device_kind(want)
+        assert runs.device_difference(tmp_path, want) == ({} if kind == wanted else {"device": (kind or device, wanted)})
+    assert runs.device_difference(tmp_path, None) == {}
+    for nothing in ("auto", "cpu:0", "cuda:x", " cuda", "", None, 3):  # no device of a kind, or not yet resolved
+        assert runs.device_kind(nothing) is None
+
+
 def test_atomic_write_text_refuses_what_is_no_path_or_no_text_by_name(tmp_path):
     """The faults: atomic_write_text(5, "x") and (path, b"x") raised TypeError, and ("", "x") a ValueError that did
     not name the path.  Each is refused naming the argument, and nothing is written."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _checks, data, provenance, runs, ufm
 from ..parameters import EXECUTION_KEYS, PLACE_KEYS
-from ..runs import NC_COLUMNS, load_run, metric_epochs
+from ..runs import NC_COLUMNS, device_kind, load_run, metric_epochs
 from .config import HISTORY_KEYS, INPUT_DIM, L_VALUES, RESULTS, check_scale, figure, figure_parameters
 
 
@@ -179,14 +179,6 @@ def parameter_count(params: Mapping) -> int:
     return backbone + (L - 1) * d * d + K * d + (K if bias else 0)
 
 
-def device_kind(device) -> str | None:
-    """The kind of device, ``"cpu"`` or ``"cuda"``, that a recorded ``device`` names (``"cuda:1"`` is a
-    ``"cuda"``); None for anything else.
-    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
-    kind = device.split(":")[0] if isinstance(device, str) else None
-    return kind if kind in ("cpu", "cuda") else None
-
-
 #: What a run's data record (its provenance's ``data``, written by :func:`nclib.data.load`) names as its parameters
 #: do, besides the class counts (:func:`provenance_problems`): the data the run was trained on are those its
 #: parameters choose.
@@ -232,8 +224,8 @@ def _steps_problems(run: Run, N: int) -> list[str]:
 def provenance_problems(run: Run, device: str | None = None) -> list[str]:
     """What keeps a run's ``provenance.json`` from being the record of the run its ``params.json`` describe, each
     problem naming the run's L and the key: a key of :data:`PROVENANCE_TYPES` missing or of another type; the
-    precision of the products (``precision``) other than the parameters'; the kind of device (:func:`device_kind` of
-    ``device``) other than ``device`` (``"cpu"`` or ``"cuda"``; None: the parameters' where they name one, any where
+    precision of the products (``precision``) other than the parameters'; the kind of device
+    (:func:`nclib.runs.device_kind` of ``device``) other than ``device`` (``"cpu"`` or ``"cuda"``; None: the parameters' where they name one, any where
     they say ``"auto"``); ``data_sha256`` not a sha256, or not the one its data record (``data``) holds;
     ``parameter_count`` other than :func:`parameter_count` of the parameters; ``N`` and ``K`` other than the run's
     class counts (:func:`run_counts`); the data record's class counts and :data:`DATA_RECORD_KEYS` (its data set,

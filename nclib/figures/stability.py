@@ -353,7 +353,7 @@ def tf32_not_engaged(runs: Mapping[tuple[str, int], Run]) -> list[int]:
         pair = {q: runs.get((q, seed)) for q in PRECISIONS}
         if any(r is None for r in pair.values()):
             continue
-        devices = {str(r.provenance.get("device", "")).split(":")[0] for r in pair.values()}
+        devices = {device_kind(r.provenance.get("device")) for r in pair.values()}
         if devices != {"cuda"}:
             continue
         tf32, fp32 = pair["tf32"], pair["fp32"]
