@@ -159,7 +159,7 @@ def test_bad_arguments_raise_value_errors():
     with pytest.raises(ValueError, match="key 'acc'"):
         figures.settled_epoch({"epoch": np.arange(3)}, "acc", 1.0)
     h = _history([1.0, 0.5, 0.4])
-    with pytest.raises(ValueError, match="key 'loss'"):
+    with pytest.raises(ValueError, match="^history has no loss column"):
         figures.largest_rise(h, "loss")
     with pytest.raises(ValueError, match=r"lacks the column\(s\) \['lr'\]"):
         figures.largest_rise({k: v for k, v in h.items() if k != "lr"})
@@ -221,6 +221,28 @@ def test_everything_public_but_stability_is_re_exported():
         missing[name] = sorted(x for x in defined if not x.startswith("_")
                                and getattr(figures, x, None) is not getattr(module, x))
     assert missing == {name: [] for name in MODULE_ORDER if name != "stability"}
+
+
+def test_positive_values_and_rise_factor_refuse_what_no_rise_can_be_read_from():
+    h = {"epoch": np.arange(3), "objective": np.array([3, 1, 2])}
+    got = figures.positive_values(h)
+    assert got.dtype == np.float64 and got.tolist() == [3.0, 1.0, 2.0]
+    for bad in ([1.0], [1.0, 0.0], [1.0, np.nan], [1.0, -2.0], [1.0, np.inf]):  # no quotient of each two
+        with pytest.raises(ValueError, match=r"^history\['objective'\] must hold at least two finite positive"):
+            figures.positive_values({"epoch": np.arange(len(bad)), "objective": np.array(bad)})
+    with pytest.raises(ValueError, match="^history has no loss column"):
+        figures.positive_values(h, "loss")
+    with pytest.raises(ValueError, match="^history must be a mapping"):
+        figures.positive_values(None)
+    assert figures.rise_factor(2) == 2.0 and figures.rise_factor(np.float64(1.5)) == 1.5
+    assert type(figures.rise_factor(2)) is float
+    for bad in (1, 0.5, 0, -3):  # no rise: flat stretches and falls would count
+        with pytest.raises(ValueError, match=r"^threshold must be above 1 \(a rise\)"):
+            figures.rise_factor(bad)
+    for bad in (np.nan, np.inf, None, "2", True):
+        with pytest.raises(ValueError, match="^threshold must be a finite number"):
+            figures.rise_factor(bad)
+
 
 def test_train_kwargs_are_accepted_by_the_engine():
     p = figures.figure_parameters(1, "gpu", data_path=str(figures.ROOT))
@@ -530,7 +552,7 @@ def test_other_spikes_milestones_dips_and_rise_ratios():
     assert figures.record_rises(run6.history) == [(20, 30, pytest.approx(3.0)), (40, 50, pytest.approx(10.0))]
     assert figures.record_rises(_spike_run([1.0, 0.5, 0.4, 0.3], 1).history) == []
     assert figures.record_rises(run6.history, "lr") == []
-    with pytest.raises(ValueError, match="key 'nc9'"):
+    with pytest.raises(ValueError, match="^history has no nc9 column"):
         figures.record_rises(run6.history, "nc9")
     assert figures.next_milestone(run6.params, 50) == 50 and figures.next_milestone(run6.params, 51) is None
     # the accuracy: 100 % at 10, lost at 30 and at 50, lowest 0.9 at 50, back for good from 60

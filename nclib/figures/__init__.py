@@ -40,7 +40,8 @@ from .load import (CONFIG_KEYS, DATA_RECORD_KEYS, NC2_ROUNDING, NC3_EQUAL_COUNT_
                    compare_nc3, device_kind, load_figure, made_clean_problems, parameter_count, preferred_scale,
                    provenance_problems, run_counts, run_folders, together_problems)
 from .events import (RISE_KEYS, SPIKE_FACTOR, accuracy_dips, first_epoch, largest_rise, lr_step, next_milestone,
-                     other_spikes, record_rises, recorded_every, rise_ratios, settled_epoch, spikes)
+                     other_spikes, positive_values, record_rises, recorded_every, rise_factor, rise_ratios,
+                     settled_epoch, spikes)
 from .analysis import (DROP_KEYS, NEAR_BOUND, ORDER_KEYS, VERDICT_KEYS, RunTheory, check_runs, check_stalls,
                        collapse_verdict, final_rows, metric_drops, order_by, order_held, orders_without_spikes,
                        run_theory, stalls, wall_time_s)

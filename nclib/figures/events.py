@@ -63,9 +63,13 @@ def _finite_threshold(threshold) -> float:
     return float(threshold)
 
 
-def _rise_threshold(threshold) -> float:
-    """``threshold`` as a float; ValueError naming it unless it is a finite number above 1: a factor of a rise (a
-    threshold at or below 1 would count flat stretches or falls of the objective as spikes)."""
+def rise_factor(threshold) -> float:
+    """``threshold``, the factor by which objective (4.3) must rise to count as a training spike
+    (:data:`SPIKE_FACTOR` by default), as a float; ValueError naming it unless it is a finite number above 1 (a
+    threshold at or below 1 would count flat stretches or falls of the objective as spikes).  The figure chapters'
+    spikes (:func:`spikes`, :func:`other_spikes`) and the stability runs'
+    (:func:`nclib.figures.stability.spiked`) check their threshold with it.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     threshold = _finite_threshold(threshold)
     if threshold <= 1:
         raise ValueError(f"threshold must be above 1 (a rise), got {threshold!r}")
@@ -143,16 +147,26 @@ def recorded_every(history: Mapping, every: int) -> dict:
     return {k: np.asarray(v)[keep] for k, v in history.items()}
 
 
-def _ratios(history: Mapping, key: str = "objective") -> tuple[np.ndarray, np.ndarray]:
-    """``history[key]`` as floats and its quotients between consecutive recorded epochs; ValueError unless the
-    column holds at least two values, all finite and positive (a quotient of them is then always defined), and naming
-    ``history`` as :func:`_checked_history` does."""
+def positive_values(history: Mapping, key: str = "objective") -> np.ndarray:
+    """``history[key]`` (default: objective (4.3)) as floats, checked as every measure of its rises reads it: at
+    least two values, all finite and positive, so that the quotient of any two is defined.  ValueError naming
+    ``history`` where it has no such column or another value, and as :func:`_checked_history` does.  The rises
+    between consecutive records (:func:`largest_rise`, :func:`record_rises`, :func:`rise_ratios`) and above an
+    earlier low (:func:`nclib.figures.stability.rise_from_low`) read the column through it.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     _checked_history(history)
     if key not in history:
-        raise ValueError(f"key {key!r} is not a history column; columns: {sorted(history)}")
+        raise ValueError(f"history has no {key} column; columns: {sorted(history)}")
     y = np.asarray(history[key], dtype=float)
     if y.size < 2 or not np.all(np.isfinite(y)) or np.any(y <= 0):
         raise ValueError(f"history[{key!r}] must hold at least two finite positive values, got {y.tolist()[:5]}...")
+    return y
+
+
+def _ratios(history: Mapping, key: str = "objective") -> tuple[np.ndarray, np.ndarray]:
+    """``history[key]`` as floats (:func:`positive_values`) and its quotients between consecutive recorded
+    epochs."""
+    y = positive_values(history, key)
     return y, y[1:] / y[:-1]
 
 
@@ -194,7 +208,7 @@ def spikes(runs: Mapping[int, Run], threshold: float = SPIKE_FACTOR) -> dict[int
     between two consecutive recorded epochs (the training spikes of :ref:`ch-fig1` to :ref:`ch-fig4` and
     :ref:`ch-figures-summary`), sorted by L.  ``threshold``: above 1; ValueError naming it otherwise, and naming
     ``runs`` as :func:`_checked_runs` does."""
-    threshold, runs = _rise_threshold(threshold), _checked_runs(runs)
+    threshold, runs = rise_factor(threshold), _checked_runs(runs)
     out = {}
     for L, run in sorted(runs.items()):
         rise = largest_rise(run.history)
@@ -226,8 +240,8 @@ def record_rises(history: Mapping, key: str = "objective") -> list[tuple[int, in
     ``(previous epoch, epoch, factor)`` in epoch order, ``factor`` > 1 the value at ``epoch`` over the value at
     ``previous epoch``: the rises a reader counts on a figure's objective, of which :func:`largest_rise` is the
     largest and :func:`spikes` those above :data:`SPIKE_FACTOR` (:ref:`ch-fig1` to :ref:`ch-fig4`).  ValueError
-    naming ``key`` unless the column holds at least two values, all finite and positive, and naming ``history``
-    without an ``epoch`` column."""
+    naming ``history`` unless the column holds at least two values, all finite and positive
+    (:func:`positive_values`), or without an ``epoch`` column."""
     _, ratio = _ratios(history, key)
     ep = _epochs(history)
     return [(int(ep[i]), int(ep[i + 1]), float(q)) for i, q in enumerate(ratio) if q > 1]
@@ -236,9 +250,9 @@ def record_rises(history: Mapping, key: str = "objective") -> list[tuple[int, in
 def other_spikes(history: Mapping, threshold: float = SPIKE_FACTOR) -> list[tuple[int, int, float]]:
     """Every rise of objective (4.3) by more than ``threshold`` between consecutive recorded epochs but the
     largest (:func:`largest_rise`), as ``(previous epoch, epoch, factor)`` in epoch order: a run's training spikes
-    after its largest in :ref:`ch-fig1` to :ref:`ch-fig4`.  ``threshold``: above 1 (a rise, as
-    :func:`nclib.figures.stability.spiked` asks); ValueError naming it otherwise."""
-    threshold = _rise_threshold(threshold)
+    after its largest in :ref:`ch-fig1` to :ref:`ch-fig4`.  ``threshold``: above 1 (:func:`rise_factor`);
+    ValueError naming it otherwise."""
+    threshold = rise_factor(threshold)
     rise = largest_rise(history)
     return [(e0, e1, q) for e0, e1, q in record_rises(history)
             if q > threshold and (rise is None or e1 != rise["epoch"])]

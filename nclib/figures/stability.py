@@ -32,7 +32,8 @@ from ..parameters import DEFAULTS, EXECUTION_KEYS, NOTEBOOK_PARAMETERS
 from ..rounding import written
 from ..runs import json_values, load_class_accuracy, load_run, metric_epochs, recorded_status
 from .analysis import run_theory
-from .events import SPIKE_FACTOR, _checked_history, first_epoch, largest_rise, settled_epoch
+from .events import (SPIKE_FACTOR, _checked_history, first_epoch, largest_rise, positive_values, rise_factor,
+                     settled_epoch)
 from .config import figure_parameters, train_kwargs
 from .load import (Run, commit_problems, device_kind, made_clean_problems, provenance_problems, run_counts,
                    together_problems)
@@ -236,11 +237,7 @@ def rise_from_low(history: Mapping) -> dict | None:
     (:func:`nclib.figures.events._checked_history`) with an ``objective`` column of at least two finite positive
     values.
     Chapters: :ref:`ch-fig1`."""
-    if "objective" not in _checked_history(history):
-        raise ValueError(f"history has no objective column; columns: {sorted(history)}")
-    y = np.asarray(history["objective"], dtype=float)
-    if y.size < 2 or not np.all(np.isfinite(y)) or np.any(y <= 0):
-        raise ValueError(f"history['objective'] must hold at least two finite positive values, got {y.tolist()[:5]}...")
+    y = positive_values(history, "objective")
     low_at = np.array([int(np.argmin(y[:i + 1])) for i in range(y.size - 1)])  # the earliest low of y[0..i]
     ratio = y[1:] / y[low_at]
     j = int(np.argmax(ratio))
@@ -304,9 +301,7 @@ def spiked(run: Run, threshold: float = SPIKE_FACTOR) -> bool:
     paused on the way, still counts.  ValueError naming ``run`` unless it is a :class:`Run`.
     Chapters: :ref:`ch-fig1`."""
     _checked_run(run)
-    threshold = _checks.positive_float(threshold, "threshold")
-    if threshold <= 1:
-        raise ValueError(f"threshold must be above 1 (a rise), got {threshold}")
+    threshold = rise_factor(threshold)
     if diverged(run):
         return True
     rise = rise_from_low(run.history)
