@@ -107,7 +107,8 @@ def at_global_minimum(gap):
     ``gap``.  Used in :ref:`ch-minority` and by :func:`trained_ufm_at_minimum`.  ValueError naming ``gap`` unless
     real numbers, none of them NaN (a NaN would read as "not at the minimum")."""
     values = np.asarray(gap)
-    if values.dtype == bool or not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)):
+    real = np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
+    if values.dtype == bool or not real:
         raise ValueError(f"gap must be real numbers (relative gaps to the minimum), got {gap!r:.200}")
     if np.isnan(values).any():
         raise ValueError(f"gap must not be NaN, got {gap!r:.200}")

@@ -1330,6 +1330,12 @@ def test_metric_drops_put_nc1_on_the_scale_of_the_linear_metrics(tiny):
         for key in figures.DROP_KEYS:
             assert drops[L][key] == pytest.approx(h[key][0] / h[key][-1], rel=1e-12)
         assert drops[L]["nc1_root"] ** 2 == pytest.approx(drops[L]["nc1"], rel=1e-12)
+    # the final rows give NC1's fall as metric_drops does, and refuse a fall that has no factor as it does
+    assert {r["L"]: r["nc1_drop"] for r in figures.final_rows(runs)} == {L: d["nc1"] for L, d in drops.items()}
+    gone = _with_history(runs[1], nc1=np.concatenate([runs[1].history["nc1"][:-1], [0.0]]))
+    for fn in (figures.final_rows, figures.metric_drops):
+        with pytest.raises(ValueError, match="^run L=1: nc1 must be finite and positive"):
+            fn({1: gone})
     # a metric that falls by 100 ends a hundredth of its start; NC1 falling by 10^4 is a fall of 100 on that scale
     h = runs[1].history
     toy = _with_history(runs[1], nc1=h["nc1"][0] * np.geomspace(1, 1e-4, h["nc1"].size),

@@ -107,7 +107,9 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     (:func:`nclib.minority.nearest_partial_minimum`), with ``partial_ratio`` (its value over the global minimum; None
     for L = 1) and ``partial_metrics`` (NC1 to NC3 at that point, :func:`nclib.minority.partial_point_metrics`: what the
     run's metrics would read if it had stopped there; None for L = 1).
-    ValueError naming ``runs`` unless it holds at least one run (:func:`nclib.figures.events._checked_runs`).
+    ValueError naming ``runs`` unless it holds at least one run (:func:`nclib.figures.events._checked_runs`), and
+    naming the run where its NC1 is not finite and positive at epoch 0 and at the end (its fall, as
+    :func:`metric_drops` reads it).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     out = {}
@@ -145,7 +147,7 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
                       before=before, objective_before=float(obj[i - 1]) if before is not None else None,
                       objective_since=float(obj[i]), acc100_epoch=first_epoch(h, "train_acc", 1.0),
                       objective_ratio=float(obj[-1] / th.minimum), nc1=float(h["nc1"][-1]),
-                      nc3=float(h["nc3"][-1]), nc1_drop=float(h["nc1"][0] / h["nc1"][-1]),
+                      nc3=float(h["nc3"][-1]), nc1_drop=_fall(h, "nc1", L),
                       minimizer_accuracy=th.minimizer_accuracy,
                       lr_before=float(h["lr"][i - 1]) if before is not None else None, lr_since=float(h["lr"][i]),
                       smallest=int(th.n.min()), smallest_count=int(np.sum(th.n == th.n.min())),
@@ -200,12 +202,13 @@ def final_rows(runs: Mapping[int, Run]) -> list[dict]:
     100 % training accuracy, None if never), ``acc100_stays`` (the recorded epoch from which it stays at 100 % to the
     end, :func:`nclib.figures.events.settled_epoch`, None if the final accuracy is below 1), ``rise``
     (:func:`nclib.figures.events.largest_rise` of the objective, None if it never rises), ``nc1_drop`` (NC1 at epoch 0
-    over the final NC1), ``bias_error`` (final ||b - n/N||, NaN bias-free), ``global_mean_norm``, ``objective``,
-    ``minimum`` and ``gap`` (objective - global minimum of (4.3), :func:`run_theory`), ``alive`` (modes that survive at
-    the run's lambdas), ``wall_time_s``, ``device`` (the provenance's device name), ``steps_per_s`` and ``trained_with``
-    (the runs trained side by side with it by ``nclib.train.run_many``, which share its wall time), ``bias_error_0``
-    (||b - n/N|| at epoch 0, NaN bias-free: the start that ``bias_error`` is set against) and ``K`` (the number of
-    classes).  ValueError for no runs.
+    over the final NC1, as :func:`metric_drops` gives it), ``bias_error`` (final ||b - n/N||, NaN bias-free),
+    ``global_mean_norm``, ``objective``, ``minimum`` and ``gap`` (objective - global minimum of (4.3),
+    :func:`run_theory`), ``alive`` (modes that survive at the run's lambdas), ``wall_time_s``, ``device`` (the
+    provenance's device name), ``steps_per_s`` and ``trained_with`` (the runs trained side by side with it by
+    ``nclib.train.run_many``, which share its wall time), ``bias_error_0`` (||b - n/N|| at epoch 0, NaN bias-free: the
+    start that ``bias_error`` is set against) and ``K`` (the number of classes). ValueError for no runs, and naming the
+    run where its NC1 is not finite and positive at epoch 0 and at the end (its fall, as :func:`metric_drops` reads it).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     _checked_runs(runs)
@@ -217,7 +220,7 @@ def final_rows(runs: Mapping[int, Run]) -> list[dict]:
             **{k: float(h[k][-1]) for k in HISTORY_KEYS},
             acc100_epoch=first_epoch(h, "train_acc", 1.0), acc100_stays=settled_epoch(h, "train_acc", 1.0),
             rise=largest_rise(h),
-            nc1_drop=float(h["nc1"][0] / h["nc1"][-1]),
+            nc1_drop=_fall(h, "nc1", L),
             bias_error=float(h["bias_error"][-1]), bias_error_0=float(h["bias_error"][0]),
             global_mean_norm=float(h["global_mean_norm"][-1]),
             objective=float(h["objective"][-1]), minimum=th.minimum, gap=float(h["objective"][-1] - th.minimum),
@@ -244,15 +247,19 @@ def metric_drops(runs: Mapping[int, Run]) -> dict[int, dict]:
     _checked_runs(runs)
     out = {}
     for L, run in sorted(runs.items()):
-        h, falls = run.history, {}
-        for key in DROP_KEYS:
-            first, last = float(h[key][0]), float(h[key][-1])
-            if not (math.isfinite(first) and math.isfinite(last) and first > 0 and last > 0):
-                raise ValueError(f"run L={L}: {key} must be finite and positive at epoch 0 and at the end, got "
-                                 f"{first!r} and {last!r}")
-            falls[key] = first / last
+        falls = {key: _fall(run.history, key, L) for key in DROP_KEYS}
         out[L] = {**falls, "nc1_root": math.sqrt(falls["nc1"])}
     return out
+
+
+def _fall(h: Mapping, key: str, L) -> float:
+    """How far the history column ``h[key]`` of run ``L`` fell: its value at epoch 0 over its last recorded value;
+    ValueError naming the run unless both are finite and positive (a fall to 0 or from NaN has no factor)."""
+    first, last = float(h[key][0]), float(h[key][-1])
+    if not (math.isfinite(first) and math.isfinite(last) and first > 0 and last > 0):
+        raise ValueError(f"run L={L}: {key} must be finite and positive at epoch 0 and at the end, got "
+                         f"{first!r} and {last!r}")
+    return first / last
 
 
 def wall_time_s(runs: Mapping[int, Run]) -> float:
@@ -433,13 +440,13 @@ def collapse_verdict(row: Mapping, theory: RunTheory) -> dict:
 def check_stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     """:func:`stalls` of a figure's runs, each asserted to have stalled next to a local minimizer (AssertionError
     naming the L and the property, as :func:`check_runs`): every global minimizer at the run's decays fits every
-    training label and the run does not; its final objective lies above that of a point of Lemma A.2 with at least
-    one of the weakest modes of M at 0 (not below it), by less than a fifth of the distance to the next nearest such
-    point; and every mode at 0 is one of the small classes' (:func:`nclib.imbalance.small_classes`, fewer samples than the average
-    class): its kappa at most the square root of the largest count among them, below the kappa sqrt(n_k) of every
-    other class (with a bias, the kappa of Y-bar interlace the roots of the counts, so a mode of kappa at most that
-    root is one of the modes that the small classes span).  Returns the stalls.  ValueError naming ``runs`` as
-    :func:`stalls`.  Chapters: :ref:`ch-intro`, :ref:`ch-figures-summary`."""
+    training label and the run does not; its final objective lies above that of a point of Lemma A.2 with at least one
+    of the weakest modes of M at 0 (not below it), by less than a fifth of the distance to the next nearest such point;
+    and every mode at 0 is one of the small classes' (:func:`nclib.imbalance.small_classes`, fewer samples than the
+    average class): its kappa at most the square root of the largest count among them, below the kappa sqrt(n_k) of
+    every other class (with a bias, the kappa of Y-bar interlace the roots of the counts, so a mode of kappa at most
+    that root is one of the modes that the small classes span). Returns the stalls. ValueError naming ``runs`` as
+    :func:`stalls`. Chapters: :ref:`ch-intro`, :ref:`ch-figures-summary`."""
     out = stalls(runs)
     for L, st in out.items():
         place, n = st["partial"], run_counts(runs[L].params)

@@ -223,9 +223,9 @@ def _steps_problems(run: Run, N: int) -> list[str]:
 
 def provenance_problems(run: Run, device: str | None = None) -> list[str]:
     """What keeps a run's ``provenance.json`` from being the record of the run its ``params.json`` describe, each
-    problem naming the run's L and the key: a key of :data:`PROVENANCE_TYPES` missing or of another type; the
-    precision of the products (``precision``) other than the parameters'; the kind of device
-    (:func:`nclib.runs.device_kind` of ``device``) other than ``device`` (``"cpu"`` or ``"cuda"``; None: the parameters' where they name one, any where
+    problem naming the run's L and the key: a key of :data:`PROVENANCE_TYPES` missing or of another type; the precision
+    of the products (``precision``) other than the parameters'; the kind of device (:func:`nclib.runs.device_kind` of
+    ``device``) other than ``device`` (``"cpu"`` or ``"cuda"``; None: the parameters' where they name one, any where
     they say ``"auto"``); ``data_sha256`` not a sha256, or not the one its data record (``data``) holds;
     ``parameter_count`` other than :func:`parameter_count` of the parameters; ``N`` and ``K`` other than the run's
     class counts (:func:`run_counts`); the data record's class counts and :data:`DATA_RECORD_KEYS` (its data set,
