@@ -1389,13 +1389,8 @@ def test_check_runs_passes_the_runs_and_names_what_fails(tiny, monkeypatch):
     with pytest.raises(AssertionError, match="L=3: the final training accuracy .* is not below .*global minimizers"):
         figures.check_runs({**runs1, 3: stalled}, 1)
     monkeypatch.undo()
-    other = dataclasses.replace(runs1[6], provenance=dict(runs1[6].provenance, data_sha256="0" * 64))
-    with pytest.raises(AssertionError, match="L=6: data sha256"):
-        figures.check_runs({**runs1, 6: other}, 1)
     with pytest.raises(AssertionError, match="L=1: a bias-free run has a recorded bias error"):
         figures.check_runs({1: _with_history(runs3[1], bias_error=np.zeros_like(runs3[1].history["bias_error"]))}, 3)
-    with pytest.raises(AssertionError, match="Figure 3 has bias=False"):
-        figures.check_runs(runs1, 3)
     # Figure 2 is Figure 1's bias case on the stand-in: these CIFAR-10 runs do not name it
     with pytest.raises(AssertionError, match="L=1: the provenance does not label the letters-synthetic stand-in"):
         figures.check_runs(runs1, 2)
