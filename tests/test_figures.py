@@ -853,10 +853,11 @@ def test_compare_nc3_reads_two_nc3_of_one_training(tiny):
         assert g["largest"] == pytest.approx(1.5) and g["smallest"] == pytest.approx(1.5)
     with pytest.raises(ValueError, match="host_cpu"):
         figures.compare_nc3(older(clean, host_cpu="another CPU"), clean)
-    with pytest.raises(ValueError, match="not both finished runs of clean checkouts"):
-        figures.compare_nc3(older(clean), made if any(r.provenance["git_dirty"] for r in made.values())
-                            else {L: dataclasses.replace(r, provenance={**r.provenance, "git_dirty": True})
-                                  for L, r in made.items()})
+    with pytest.raises(ValueError, match=r"not made from a clean commit: git_dirty = True \(classes\)"):
+        figures.compare_nc3(older(clean), {L: dataclasses.replace(r, provenance={**r.provenance, "git_dirty": True})
+                                           for L, r in made.items()})
+    with pytest.raises(ValueError, match=r"L=1: not a finished run: status 'failed' \(blocks\)"):
+        figures.compare_nc3(older(clean, status="failed"), clean)
     with pytest.raises(ValueError, match="NC3 compares 'classes' and 'classes'"):
         figures.compare_nc3(clean, clean)
     trained_apart = {L: dataclasses.replace(r, history={**r.history, "nc1": 2 * np.asarray(r.history["nc1"])})
@@ -1804,7 +1805,10 @@ def test_check_remake_accepts_the_committed_remake_and_names_what_differs():
     for bad, match in ((changed(3, provenance={"data_sha256": "0" * 64}), r"L=3: other data"),
                        (changed(6, params={"lr": 1.0}), r"L=6: parameters \['lr'\] differ"),
                        (changed(1, provenance={"host_cpu": None}), r"L=1: the remake must name its CPU"),
-                       (changed(1, provenance={"git_dirty": True}), r"L=1: the remake is not a finished run"),
+                       (changed(1, provenance={"git_dirty": True}),
+                        r"L=1: not made from a clean commit: git_dirty = True \(remake\)"),
+                       (changed(3, provenance={"status": "stopped"}),
+                        r"L=3: not a finished run: status 'stopped' \(remake\)"),
                        ({1: remake[1], 3: remake[3]}, r"remake has L = \[1, 3\]")):
         with pytest.raises(ValueError, match=match):
             figures.check_remake(runs, bad)

@@ -443,13 +443,22 @@ def check_run(run: Run, fig, scale: str) -> list[str]:
 REMAKE_MAY_DIFFER = (*EXECUTION_KEYS, *PLACE_KEYS, "data_path")
 
 
-def _made_again_problems(L: int, a: Run, b: Run) -> list[str]:
-    """What keeps run ``b`` from being run ``a`` made again, as far as their provenance says: each the record of its
-    parameters from a clean commit, on one kind of device, with one torch version, beside the same runs."""
-    problems = [f"{p} ({which})" for which, r in (("runs", a), ("remake", b))
-                for p in provenance_problems(r) + made_clean_problems(r)]
-    if problems:
-        return problems
+def _made_again_problems(L: int, a: Run, b: Run, names=("runs", "remake")) -> list[str]:
+    """What keeps run ``b`` from being run ``a`` made again, as far as their parameters and provenance say (what
+    :func:`check_remake` and :func:`compare_nc3` ask of each pair): the same parameters but
+    :data:`REMAKE_MAY_DIFFER`; each finished, the record of its parameters (:func:`provenance_problems`) made from a
+    clean commit (:func:`made_clean_problems`); on one kind of device, with one torch version, beside the same runs.
+    Each problem names the L and, where it is one run's, which (``names``: what ``a`` and ``b`` are)."""
+    problems = []
+    differ = sorted(k for k in {*a.params, *b.params} - set(REMAKE_MAY_DIFFER) if a.params.get(k) != b.params.get(k))
+    if differ:
+        problems.append(f"L={L}: parameters {differ} differ")
+    problems += [f"L={L}: not a finished run: status {r.provenance.get('status')!r} ({which})"
+                 for which, r in zip(names, (a, b)) if r.provenance.get("status") != "finished"]
+    records = [f"{p} ({which})" for which, r in zip(names, (a, b))
+               for p in provenance_problems(r) + made_clean_problems(r)]
+    if records:
+        return problems + records
     kinds = [device_kind(r.provenance["device"]) for r in (a, b)]
     torches = [r.provenance["versions"]["torch"] for r in (a, b)]
     together = [sorted(r.provenance["trained_with"]) for r in (a, b)]
@@ -462,8 +471,8 @@ def _made_again_problems(L: int, a: Run, b: Run) -> list[str]:
 def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("objective", *NC_COLUMNS)) -> float:
     """Check that ``remake`` is ``runs`` made again on a CPU of another model (``results/replica-cpu/``,
     :ref:`ch-engine`); raise ValueError naming what differs if not.  For every L: the same parameters but
-    :data:`REMAKE_MAY_DIFFER`, the same data (``data_sha256``) and recorded epochs, the remake finished from a
-    clean checkout and naming its CPU (``host_cpu``), and where ``runs`` name theirs, another one (the remake is
+    :data:`REMAKE_MAY_DIFFER`, the same data (``data_sha256``) and recorded epochs, both finished, the remake
+    naming its CPU (``host_cpu``), and where ``runs`` name theirs, another one (the remake is
     there for another CPU model's rounding); runs made before CPUs were recorded name none, and pass; the same
     reading of NC3 (:attr:`Run.nc3_compares`: a bias-free run made since NC3 compared class with class against one
     made before is two quantities in one column); both the records of their parameters (:func:`provenance_problems`)
@@ -479,16 +488,10 @@ def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("obje
     start = 0.0
     for L in sorted(set(runs) & set(remake)):
         a, b = runs[L], remake[L]
-        differ = sorted(k for k in {*a.params, *b.params} - set(REMAKE_MAY_DIFFER)
-                        if a.params.get(k) != b.params.get(k))
-        if differ:
-            problems.append(f"L={L}: parameters {differ} differ")
         if a.provenance.get("data_sha256") != b.provenance.get("data_sha256"):
             problems.append(f"L={L}: other data (data_sha256)")
         if a.history["epoch"].tolist() != b.history["epoch"].tolist():
             problems.append(f"L={L}: other recorded epochs")
-        if b.provenance.get("status") != "finished" or b.provenance.get("git_dirty") is not False:
-            problems.append(f"L={L}: the remake is not a finished run of a clean checkout")
         cpu, first = b.provenance.get("host_cpu"), a.provenance.get("host_cpu")
         if not cpu:
             problems.append(f"L={L}: the remake must name its CPU (host_cpu)")
@@ -544,16 +547,10 @@ def compare_nc3(blocks: Mapping[int, Run], classes: Mapping[int, Run]) -> dict[i
     problems, out = [], {}
     for L in sorted(blocks):
         a, b = blocks[L], classes[L]
-        differ = sorted(k for k in {*a.params, *b.params} - set(REMAKE_MAY_DIFFER)
-                        if a.params.get(k) != b.params.get(k))
-        if differ:
-            problems.append(f"L={L}: parameters {differ} differ")
         for key in ("data_sha256", "host_cpu"):
             if a.provenance.get(key) is None or a.provenance.get(key) != b.provenance.get(key):
                 problems.append(f"L={L}: {key} differs or is not recorded")
-        if any(r.provenance.get("status") != "finished" or r.provenance.get("git_dirty") is not False for r in (a, b)):
-            problems.append(f"L={L}: not both finished runs of clean checkouts")
-        problems += _made_again_problems(L, a, b)
+        problems += _made_again_problems(L, a, b, ("blocks", "classes"))
         if (a.nc3_compares, b.nc3_compares) != (NC3_EQUAL_COUNT_BLOCKS, "classes"):
             problems.append(f"L={L}: NC3 compares {a.nc3_compares!r} and {b.nc3_compares!r}, not "
                             f"{NC3_EQUAL_COUNT_BLOCKS!r} and 'classes'")
