@@ -17,7 +17,6 @@ import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import numpy as np
 import torch
 
 from . import checkpoints, letters, metrics, models
@@ -27,7 +26,7 @@ from .locks import run_folder_path, run_folder_paths
 from .parameters import LEVER_KEYS
 from .step import products_precision
 from .runs import (ADDED_COLUMNS, CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, atomic_write_text,
-                   setting_text)
+                   setting_text, to_json)
 
 
 class TrainingDiverged(RuntimeError):
@@ -38,22 +37,6 @@ class TrainingDiverged(RuntimeError):
     def __init__(self, message: str, run_dirs=()):
         super().__init__(message)
         self.run_dirs = [pathlib.Path(d) for d in run_dirs]
-
-
-def to_json(obj) -> str:
-    """``obj`` as the JSON of a run folder's files: indented, numpy scalars and arrays, tuples and paths as JSON
-    values, ending with a newline."""
-    def default(o):
-        if isinstance(o, (np.integer,)):
-            return int(o)
-        if isinstance(o, (np.floating,)):
-            return float(o)
-        if isinstance(o, np.ndarray):  # tuples json encodes itself, as lists
-            return list(o)
-        if isinstance(o, pathlib.Path):
-            return str(o)
-        raise TypeError(f"not JSON serializable: {type(o).__name__}")
-    return json.dumps(obj, indent=2, default=default) + "\n"
 
 
 def _history_csv(rows: list[dict]) -> str:

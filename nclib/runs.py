@@ -402,16 +402,36 @@ def run_status(run_dir) -> str:
     return "running" if lock_owner(run_dir) is not None else recorded_status(run_dir)
 
 
+def _json_default(o):
+    """A value the JSON of a run folder's files holds in the form JSON has for it: a numpy scalar as the number (or
+    bool) it is, a numpy array as a list, a path as its text; TypeError for anything else."""
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):  # tuples json encodes itself, as lists
+        return o.tolist()
+    if isinstance(o, os.PathLike):
+        return os.fspath(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def to_json(obj) -> str:
+    """``obj`` as the JSON of a run folder's files (``params.json``, ``provenance.json``, :ref:`ch-train`):
+    indented, numpy scalars and arrays, tuples and paths as JSON values, ending with a newline.  TypeError for a
+    value JSON cannot hold, before anything is written."""
+    return json.dumps(obj, indent=2, default=_json_default) + "\n"
+
+
 def json_values(params) -> dict:
-    """``params`` as a run folder's ``params.json`` holds them: numpy scalars and arrays as JSON numbers and lists,
-    tuples as lists, anything else JSON cannot hold (a path) as its text: the form in which wanted parameters are
-    compared with recorded ones.  ValueError naming ``params`` for anything but a dict (a mapping) of them."""
+    """``params`` as a run folder's ``params.json`` holds them (written by :func:`to_json`, read back): numpy scalars
+    and arrays as JSON numbers and lists, tuples as lists, paths as their text: the form in which wanted parameters
+    are compared with recorded ones.  ValueError naming ``params`` for anything but a dict (a mapping) of them, or
+    one that holds a value no ``params.json`` can hold."""
     if not isinstance(params, Mapping):
         raise ValueError(f"params must be a dict of parameters (name -> value), got {params!r:.200}")
-
-    def plain(o):
-        return o.item() if isinstance(o, np.generic) else o.tolist() if isinstance(o, np.ndarray) else str(o)
-    return json.loads(json.dumps(dict(params), default=plain))
+    try:
+        return json.loads(to_json(dict(params)))
+    except TypeError as exc:
+        raise ValueError(f"params must hold values a params.json can hold: {exc}") from None
 
 
 def read_params(run_dir) -> dict | None:

@@ -1202,6 +1202,17 @@ def test_differing_params_compares_numpy_values_as_numbers(tmp_path):
     assert runs.differing_params(tmp_path, {**same, "epochs": np.int64(401)}) == {"epochs": (400, 401)}
     assert runs.json_values({"out_dir": tmp_path, "milestones": (6000,)}) == {"out_dir": str(tmp_path),
                                                                              "milestones": [6000]}
+    # one encoder: what json_values compares is what to_json writes into params.json, read back
+    written = {"epochs": np.int32(7), "lr": np.float32(0.5), "flag": np.bool_(True), "grid": np.eye(2),
+               "out_dir": tmp_path, "counts": (3, 2)}
+    text = runs.to_json(written)
+    assert text.endswith("}\n") and json.loads(text) == runs.json_values(written) == {
+        "epochs": 7, "lr": 0.5, "flag": True, "grid": [[1.0, 0.0], [0.0, 1.0]], "out_dir": str(tmp_path),
+        "counts": [3, 2]}
+    with pytest.raises(TypeError, match="not JSON serializable: set"):
+        runs.to_json({"x": {1, 2}})
+    with pytest.raises(ValueError, match="^params must hold values a params.json can hold"):
+        runs.json_values({"x": {1, 2}})  # once read as its text, "{1, 2}", which no params.json records
 
 
 def test_a_data_path_spelled_otherwise_is_the_same_file(tmp_path, monkeypatch):
