@@ -728,8 +728,10 @@ def test_figure_legend_names_the_data_the_scale_and_the_epochs(tiny):
     assert official[12000].split("\n")[1] == "GPU, the paper's stated settings, 12,000 epochs"
     assert "other data" not in cpu  # the CPU scale's line says it is not the paper's settings
     for bad in ({}, "x", [1]):  # none, or no mapping of runs
-        with pytest.raises(ValueError, match="^runs must hold at least one run, as a mapping"):
+        with pytest.raises(ValueError, match="^runs must hold at least one run, a mapping"):
             figures.on_other_data(bad)
+    with pytest.raises(ValueError, match=r"^runs\[1\] must be a Run"):  # a value that is no run
+        figures.on_other_data({1: None})
 
 
 def _labels_within_panels(fig) -> None:
@@ -1828,7 +1830,7 @@ def test_check_remake_accepts_the_committed_remake_and_names_what_differs():
     others = max(abs(float(remake[L].history[k][0]) / float(runs[L].history[k][0]) - 1) for L in runs for k in keys
                  if (L, k) != (6, "nc3"))
     assert figures.check_remake(*both) == others <= start
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(ValueError, match="^runs must hold at least one run"):
         figures.check_remake({}, remake)
 
 
@@ -2077,6 +2079,40 @@ def test_remakes_are_refused_when_their_provenance_is_not_the_runs_made_again(tm
 
 # ------------------------------------------------------------------------------------------ refusals, stalls, glue
 
+def test_functions_of_a_run_refuse_what_is_no_run_by_name(tiny):
+    """The fault: given None, a path or a history for a run, or None for its parameters, these functions raised
+    AttributeError or KeyError from deep inside.  One check (nclib.figures.load.checked_run, checked_runs,
+    checked_params) refuses each, naming the argument."""
+    runs = figures.load_figure(1, "tiny", root=tiny)
+    for call, name in ((lambda: figures.run_counts(None), "params"), (lambda: figures.run_theory(None), "params"),
+                       (lambda: figures.run_theory({"L": 1, "bias": True}), "params"),  # no decays
+                       (lambda: figures.parameter_count(None), "params"),
+                       (lambda: figures.next_milestone(None, 3), "params"),
+                       (lambda: figures.check_run(None, 1, "cpu-scale"), "run"),
+                       (lambda: figures.check_run(runs[1].path, 1, "cpu-scale"), "run"),
+                       (lambda: figures.provenance_problems(None), "run"),
+                       (lambda: figures.made_clean_problems(runs[1].history), "run"),
+                       (lambda: figures.check_remake({1: None}, runs), r"runs\[1\]"),
+                       (lambda: figures.check_remake(runs, {1: runs[1].history}), r"remake\[1\]"),
+                       (lambda: figures.check_remake(runs, None), "remake"),
+                       (lambda: figures.compare_nc3({1: None}, runs), r"blocks\[1\]"),
+                       (lambda: figures.compare_nc3(runs, dict.fromkeys(runs)), r"classes\[1\]"),
+                       (lambda: figures.on_other_data({1: None}), r"runs\[1\]"),
+                       (lambda: figures.stability.setting_differences(None), "params"),
+                       (lambda: figures.stability.run_summary(None), "run")):
+        with pytest.raises(ValueError, match=rf"^{name} (must|lacks)"):
+            call()
+    # what passes is returned as it is
+    assert figures.checked_runs(runs, columns=("nc1", "lr")) is runs and figures.checked_run(runs[1]) is runs[1]
+    assert figures.checked_params(runs[1].params, keys=("L", "lam_W")) is runs[1].params
+    assert figures.checked_history(runs[1].history, columns=figures.HISTORY_KEYS) is runs[1].history
+    with pytest.raises(ValueError, match=r"^h lacks the column\(s\) \['acc'\]"):
+        figures.checked_history(runs[1].history, "h", ("nc1", "acc"))
+    # a run whose history lacks a column the figure's check reads: a problem named, not a KeyError
+    short = dataclasses.replace(runs[3], history={k: v for k, v in runs[3].history.items() if k != "nc2_h"})
+    assert "L=3: history lacks the column(s) ['nc2_h']" in figures.check_run(short, 1, "tiny")
+
+
 def test_functions_of_runs_and_histories_refuse_what_they_cannot_read_by_name():
     """One check of a figure's runs (a mapping holding at least one Run) and of a history (every column as long as
     its epochs) behind every function of the events and the analysis; each refusal names the argument."""
@@ -2094,6 +2130,19 @@ def test_functions_of_runs_and_histories_refuse_what_they_cannot_read_by_name():
             fn({1: uneven})
     with pytest.raises(ValueError, match=r"^runs must hold at least one run"):
         figures.spikes({})  # with the default threshold, which is valid
+    # a history without a column a function reads: refused naming the run and the column, not a KeyError
+    def without(key):
+        return {1: dataclasses.replace(good, history={k: v for k, v in good.history.items() if k != key})}
+    for fn, key in ((figures.stalls, "lr"), (figures.lr_step, "nc3"), (figures.accuracy_dips, "train_acc"),
+                    (figures.spikes, "lr"), (figures.rise_ratios, "objective"), (figures.final_rows, "nc1"),
+                    (lambda runs: figures.order_held(runs, "nc3"), "nc3"),
+                    (lambda runs: figures.order_held(runs, "gap"), "objective")):
+        with pytest.raises(ValueError, match=rf"^runs\[1\]\.history lacks the column\(s\) \[.*'{key}'"):
+            fn(without(key))
+    with pytest.raises(ValueError, match=r"^runs\[1\]\.history lacks the column\(s\) \['nc2_w', 'nc2_h', 'nc2_wh'\]"):
+        figures.metric_drops({1: good})  # the spike run records NC1 and NC3 only
+    with pytest.raises(ValueError, match=r"^runs\[1\]\.params lacks 'run_name'"):
+        figures.wall_time_s({1: good})
     # a column longer or shorter than the epochs: first_epoch answered with the epochs of other records,
     # settled_epoch indexed past the last
     for fn in (figures.first_epoch, figures.settled_epoch):

@@ -36,9 +36,10 @@ from .config import (FIGURES, HISTORY_KEYS, INPUT_DIM, L_VALUES, NOTEBOOK_ONLY_K
                      SCALES, Figure, check_run_settings, check_scale, figure, figure_counts, figure_parameters,
                      scale_settings, train_kwargs)
 from .load import (CONFIG_KEYS, DATA_RECORD_KEYS, NC2_ROUNDING, NC3_EQUAL_COUNT_BLOCKS, PROVENANCE_TYPES,
-                   REMAKE_MAY_DIFFER, SCALE_DEVICES, Run, check_figure, check_remake, check_run, commit_problems,
-                   compare_nc3, device_kind, load_figure, made_clean_problems, parameter_count, preferred_scale,
-                   provenance_problems, run_counts, run_folders, together_problems)
+                   REMAKE_MAY_DIFFER, SCALE_DEVICES, Run, check_figure, check_remake, check_run, checked_history,
+                   checked_params, checked_run, checked_runs, commit_problems, compare_nc3, device_kind, load_figure,
+                   made_clean_problems, parameter_count, preferred_scale, provenance_problems, run_counts, run_folders,
+                   together_problems)
 from .events import (RISE_KEYS, SPIKE_FACTOR, accuracy_dips, first_epoch, largest_rise, lr_step, next_milestone,
                      other_spikes, positive_values, record_rises, recorded_every, rise_factor, rise_ratios,
                      settled_epoch, spikes)

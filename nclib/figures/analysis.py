@@ -18,8 +18,8 @@ from .. import _checks, minority, ufm
 from ..imbalance import small_classes
 from ..runs import load_class_accuracy
 from .config import HISTORY_KEYS, figure
-from .events import _checked_runs, first_epoch, largest_rise, settled_epoch
-from .load import Run, _one_call, run_counts
+from .events import RISE_KEYS, first_epoch, largest_rise, settled_epoch
+from .load import Run, _one_call, checked_params, checked_runs, run_counts
 
 # --------------------------------------------------------------------------------------------- theory
 
@@ -64,11 +64,12 @@ def run_theory(params: Mapping) -> RunTheory:
     """The predictions of Theorems 4.1-4.3 (``nclib.ufm.structure`` and ``minimum_value``) at a run's settings.
 
     Uses the run's counts (:func:`run_counts`), ``lam_W`` (one number or L), ``lam_H``, ``L`` and ``bias``
-    from its ``params.json``. Raises ValueError when a decay is 0 (the theorems then have no minimizer).
+    from its ``params.json``. Raises ValueError when a decay is 0 (the theorems then have no minimizer), and naming
+    ``params`` unless a mapping that holds them (:func:`nclib.figures.load.checked_params`).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
-    n = run_counts(params)
-    L = _checks.positive_int(int(params["L"]), "L")
+    n = run_counts(checked_params(params, keys=("L", "lam_W", "lam_H")))
+    L = _checks.positive_int(params["L"], "params['L']")
     bias = _checks.flag(params.get("bias"), "params['bias']")
     lam_W = params["lam_W"]
     lam_H = _checks.positive_float(params["lam_H"], "lam_H")
@@ -107,13 +108,14 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     (:func:`nclib.minority.nearest_partial_minimum`), with ``partial_ratio`` (its value over the global minimum; None
     for L = 1) and ``partial_metrics`` (NC1 to NC3 at that point, :func:`nclib.minority.partial_point_metrics`: what the
     run's metrics would read if it had stopped there; None for L = 1).
-    ValueError naming ``runs`` unless it holds at least one run (:func:`nclib.figures.events._checked_runs`), and
+    ValueError naming ``runs`` unless it holds at least one run whose history has the columns read
+    (:func:`nclib.figures.load.checked_runs`), and
     naming the run where its NC1 is not finite and positive at epoch 0 and at the end (its fall, as
     :func:`metric_drops` reads it).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     out = {}
-    for L, run in sorted(_checked_runs(runs).items()):
+    for L, run in sorted(checked_runs(runs, columns=("train_acc", "objective", "nc1", "nc3", "lr")).items()):
         h, th = run.history, run_theory(run.params)
         acc, e = np.asarray(h["train_acc"], dtype=float), np.asarray(h["epoch"])
         if acc[-1] >= 1.0:
@@ -207,11 +209,12 @@ def final_rows(runs: Mapping[int, Run]) -> list[dict]:
     :func:`run_theory`), ``alive`` (modes that survive at the run's lambdas), ``wall_time_s``, ``device`` (the
     provenance's device name), ``steps_per_s`` and ``trained_with`` (the runs trained side by side with it by
     ``nclib.train.run_many``, which share its wall time), ``bias_error_0`` (||b - n/N|| at epoch 0, NaN bias-free: the
-    start that ``bias_error`` is set against) and ``K`` (the number of classes). ValueError for no runs, and naming the
-    run where its NC1 is not finite and positive at epoch 0 and at the end (its fall, as :func:`metric_drops` reads it).
+    start that ``bias_error`` is set against) and ``K`` (the number of classes). ValueError for no runs or a history
+    without a column read, and naming the run where its NC1 is not finite and positive at epoch 0 and at the end (its
+    fall, as :func:`metric_drops` reads it).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
-    _checked_runs(runs)
+    checked_runs(runs, columns=(*HISTORY_KEYS, "objective", "lr", *RISE_KEYS, "bias_error", "global_mean_norm"))
     rows = []
     for L, run in sorted(runs.items()):
         h, th = run.history, run_theory(run.params)
@@ -240,11 +243,11 @@ def metric_drops(runs: Mapping[int, Run]) -> dict[int, dict]:
     """{L: how far each collapse metric fell} of the runs, sorted by L: for each metric of :data:`DROP_KEYS` its
     value at epoch 0 over its last recorded value, and ``nc1_root``, the square root of NC1's.  Along a straight path
     to the minimizer NC1, a ratio of covariances, is quadratic in the distance from collapse and the NC2 and NC3
-    metrics are linear in it (:ref:`sec-metrics-path`); a training run need not follow such a path, so ``nc1_root``
-    is NC1's fall on their scale by a rule of thumb, the one to set beside theirs (:ref:`ch-fig1` to
-    :ref:`ch-fig4`, :func:`check_runs`).  ValueError for no runs, or a metric not finite and
+    metrics are linear in it (:ref:`sec-metrics-path`); a training run need not follow such a path, so ``nc1_root`` is
+    NC1's fall on their scale by a rule of thumb, the one to set beside theirs (:ref:`ch-fig1` to :ref:`ch-fig4`,
+    :func:`check_runs`). ValueError for no runs or a history without one of those metrics, or a metric not finite and
     positive at both ends."""
-    _checked_runs(runs)
+    checked_runs(runs, columns=DROP_KEYS)
     out = {}
     for L, run in sorted(runs.items()):
         falls = {key: _fall(run.history, key, L) for key in DROP_KEYS}
@@ -264,13 +267,15 @@ def _fall(h: Mapping, key: str, L) -> float:
 
 def wall_time_s(runs: Mapping[int, Run]) -> float:
     """The wall time the runs took together, in seconds: runs trained side by side (``nclib.train.run_many``,
-    recorded in the provenance as ``trained_with``) ran at the same time and count once, with the longest of
-    their wall times; runs trained alone add up (:ref:`ch-figures-summary`).  A group is every run linked to another
-    by ``trained_with``, named by either run and through other runs of the group, so that lists that name a partner on
-    one side only still make one group; a run of the name given that records another ``started_utc`` (started by
-    another call: a partner left out of a landing and made again later) is not linked, as in
-    :func:`nclib.figures.together_problems`.  ValueError for no runs: no time is not a wall time."""
-    _checked_runs(runs)
+    recorded in the provenance as ``trained_with``) ran at the same time and count once, with the longest of their wall
+    times; runs trained alone add up (:ref:`ch-figures-summary`). A group is every run linked to another by
+    ``trained_with``, named by either run and through other runs of the group, so that lists that name a partner on one
+    side only still make one group; a run of the name given that records another ``started_utc`` (started by another
+    call: a partner left out of a landing and made again later) is not linked, as in
+    :func:`nclib.figures.together_problems`. ValueError for no runs: no time is not a wall time; and naming ``runs`` for
+    a run whose parameters name no ``run_name``."""
+    for L, run in checked_runs(runs).items():
+        checked_params(run.params, f"runs[{L!r}].params", ("run_name",))
     by_name = {run.params["run_name"]: run for run in runs.values()}
     timeless = sorted(name for name, run in by_name.items()
                       if isinstance(run.provenance.get("wall_time_s"), bool)
@@ -337,7 +342,7 @@ def order_held(runs: Mapping[int, Run], key: str, last: int = 10) -> dict:
     if key not in ORDER_KEYS:
         raise ValueError(f"key must be one of {ORDER_KEYS}, got {key!r}")
     last = _checks.positive_int(last, "last")
-    _checked_runs(runs)
+    checked_runs(runs, columns=("objective" if key == "gap" else key,))
     ends = {L: int(np.asarray(r.history["epoch"])[-1]) for L, r in runs.items()}
     if len(set(ends.values())) > 1:
         raise ValueError(f"runs must all end at the same epoch to rank them, got {ends}")
@@ -490,7 +495,7 @@ def check_runs(runs: Mapping[int, Run], fig) -> None:
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     f = figure(fig)
-    _checked_runs(runs)
+    checked_runs(runs, columns=("objective", *DROP_KEYS, "train_acc", "bias_error", "global_mean_norm"))
     for L, run in runs.items():
         h, t = run.history, run_theory(run.params)
         _require(np.all(h["objective"] >= t.minimum * (1 - 1e-12)),

@@ -28,10 +28,10 @@ from ..rounding import at_least, at_most, round_down, round_up, written, written
 from .analysis import (NEAR_BOUND, ORDER_KEYS, RunTheory, collapse_verdict, final_rows, metric_drops, order_by,
                        order_held, orders_without_spikes, run_theory, stalls)
 from .config import RESULTS, Figure, figure, figure_counts, scale_settings
-from .events import (SPIKE_FACTOR, _checked_runs, accuracy_dips, lr_step, next_milestone, other_spikes, rise_ratios,
+from .events import (SPIKE_FACTOR, accuracy_dips, lr_step, next_milestone, other_spikes, rise_ratios,
                      spikes)
-from .load import (Run, check_figure, commit_problems, compare_nc3, load_figure, preferred_scale, provenance_problems,
-                   run_counts)
+from .load import (Run, check_figure, checked_runs, commit_problems, compare_nc3, load_figure, preferred_scale,
+                   provenance_problems, run_counts)
 
 
 @dataclasses.dataclass
@@ -130,9 +130,9 @@ def rise_cell(rise: dict | None) -> str:
 
 def precisions(runs: Mapping[int, Run]) -> str:
     """The precision(s) of the runs' matrix products as their provenance records them: "tf32", or "fp32/tf32".
-    ValueError naming ``runs`` unless it holds at least one run (:func:`nclib.figures.events._checked_runs`).
+    ValueError naming ``runs`` unless it holds at least one run (:func:`nclib.figures.load.checked_runs`).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
-    return "/".join(sorted({str(r.provenance.get("precision", "?")) for r in _checked_runs(runs).values()}))
+    return "/".join(sorted({str(r.provenance.get("precision", "?")) for r in checked_runs(runs).values()}))
 
 
 def _settings_glue(f: Figure, scale: str, runs: Mapping[int, Run], check: Mapping, rows: list[dict]) -> dict:

@@ -11,48 +11,13 @@ from typing import Mapping
 import numpy as np
 
 from .. import _checks
-from .load import Run
-
-
-def _checked_history(history, name: str = "history") -> Mapping:
-    """``history`` (a run's metric history, {column: values}) checked as every function of the figures package reads
-    it: a mapping with an ``epoch`` column, every column as long as it (a shorter or longer column would pair its
-    values with other epochs, or index past the records).  Returns ``history``; ValueError naming ``name``
-    otherwise.  :func:`first_epoch`, :func:`settled_epoch`, :func:`recorded_every`, :func:`largest_rise` and,
-    through :func:`_checked_runs`, every function of a figure's runs read their histories through it."""
-    if not isinstance(history, Mapping):
-        raise ValueError(f"{name} must be a mapping of history columns, got {type(history).__name__}")
-    if "epoch" not in history:
-        raise ValueError(f"{name} has no epoch column; columns: {sorted(history)}")
-    if np.ndim(history["epoch"]) != 1:
-        raise ValueError(f"{name}['epoch'] must be one epoch per record, got shape {np.shape(history['epoch'])}")
-    size = np.shape(history["epoch"])[0]
-    uneven = {k: np.shape(v)[:1] for k, v in history.items() if np.shape(v)[:1] != (size,)}
-    if uneven:
-        raise ValueError(f"{name} must have every column as long as its epoch column ({size} records), got {uneven}")
-    return history
-
-
-def _checked_runs(runs, name: str = "runs") -> Mapping:
-    """``runs`` (a figure's runs, {L: :class:`nclib.figures.load.Run`}) checked as every function of a figure's runs
-    reads them: a mapping that holds at least one run, each a :class:`Run` whose history passes
-    :func:`_checked_history`.  Returns ``runs``; ValueError naming ``name`` (and the run's key) otherwise: an empty
-    mapping would read as "no run stalled" or "no run spiked".  :func:`spikes`, :func:`lr_step`,
-    :func:`accuracy_dips`, :func:`rise_ratios`, :func:`nclib.figures.analysis.stalls` and the other functions of a
-    figure's runs check their argument with it."""
-    if not isinstance(runs, Mapping) or not runs:
-        got = "an empty mapping" if isinstance(runs, Mapping) else type(runs).__name__
-        raise ValueError(f"{name} must hold at least one run, a mapping {{L: Run}}, got {got}")
-    for key, run in runs.items():
-        if not isinstance(run, Run):
-            raise ValueError(f"{name}[{key!r}] must be a Run, got {type(run).__name__}")
-        _checked_history(run.history, f"{name}[{key!r}].history")
-    return runs
+from .load import Run, checked_history, checked_params, checked_runs
 
 
 def _epochs(history: Mapping) -> np.ndarray:
-    """``history["epoch"]`` of a history checked by :func:`_checked_history` (ValueError naming ``history``)."""
-    return np.asarray(_checked_history(history)["epoch"])
+    """``history["epoch"]`` of a history checked by :func:`nclib.figures.load.checked_history` (ValueError naming
+    ``history``)."""
+    return np.asarray(checked_history(history)["epoch"])
 
 
 def _finite_threshold(threshold) -> float:
@@ -128,8 +93,8 @@ def recorded_every(history: Mapping, every: int) -> dict:
     interval (the greatest common divisor of its recorded epochs but the last, which may be a run's final epoch off
     that grid, :func:`nclib.runs.metric_epochs`), every multiple of which up to the last recorded epoch the history
     holds; ValueError naming it otherwise (a ``metric_every`` that does not divide it would leave a coarser grid, on
-    which a rise spans several of ``every``'s intervals), or naming ``history`` as :func:`_checked_history` does or
-    when it holds no record."""
+    which a rise spans several of ``every``'s intervals), or naming ``history`` as
+    :func:`nclib.figures.load.checked_history` does or when it holds no record."""
     every = _checks.positive_int(every, "every")
     epochs = _epochs(history).astype(np.int64)
     if epochs.size == 0:
@@ -149,12 +114,12 @@ def recorded_every(history: Mapping, every: int) -> dict:
 
 def positive_values(history: Mapping, key: str = "objective") -> np.ndarray:
     """``history[key]`` (default: objective (4.3)) as floats, checked as every measure of its rises reads it: at
-    least two values, all finite and positive, so that the quotient of any two is defined.  ValueError naming
-    ``history`` where it has no such column or another value, and as :func:`_checked_history` does.  The rises
-    between consecutive records (:func:`largest_rise`, :func:`record_rises`, :func:`rise_ratios`) and above an
-    earlier low (:func:`nclib.figures.stability.rise_from_low`) read the column through it.
+    least two values, all finite and positive, so that the quotient of any two is defined. ValueError naming ``history``
+    where it has no such column or another value, and as :func:`nclib.figures.load.checked_history` does. The rises
+    between consecutive records (:func:`largest_rise`, :func:`record_rises`, :func:`rise_ratios`) and above an earlier
+    low (:func:`nclib.figures.stability.rise_from_low`) read the column through it.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
-    _checked_history(history)
+    checked_history(history)
     if key not in history:
         raise ValueError(f"history has no {key} column; columns: {sorted(history)}")
     y = np.asarray(history[key], dtype=float)
@@ -207,8 +172,8 @@ def spikes(runs: Mapping[int, Run], threshold: float = SPIKE_FACTOR) -> dict[int
     """{L: :func:`largest_rise` of the objective} of the runs whose objective rises by more than ``threshold``
     between two consecutive recorded epochs (the training spikes of :ref:`ch-fig1` to :ref:`ch-fig4` and
     :ref:`ch-figures-summary`), sorted by L.  ``threshold``: above 1; ValueError naming it otherwise, and naming
-    ``runs`` as :func:`_checked_runs` does."""
-    threshold, runs = rise_factor(threshold), _checked_runs(runs)
+    ``runs`` as :func:`nclib.figures.load.checked_runs` does."""
+    threshold, runs = rise_factor(threshold), checked_runs(runs, columns=("lr", *RISE_KEYS))
     out = {}
     for L, run in sorted(runs.items()):
         rise = largest_rise(run.history)
@@ -223,10 +188,11 @@ def rise_ratios(runs: Mapping[int, Run]) -> dict:
     ``intervals`` (the number of pairs of consecutive recorded epochs), ``rises`` (how many of them see the
     objective rise), ``median`` (the median factor of those rises, None if none) and ``largest_below`` (the
     largest rise factor at most :data:`SPIKE_FACTOR`, None if none): the scale against which a training
-    spike stands out.  ValueError for no runs, or a run whose objective is not finite and positive throughout.
+    spike stands out.  ValueError for no runs or a history without an objective column
+    (:func:`nclib.figures.load.checked_runs`), or a run whose objective is not finite and positive throughout.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
-    _checked_runs(runs)
+    checked_runs(runs, columns=("objective",))
     ratios = np.concatenate([_ratios(r.history)[1] for r in runs.values()])
     rises = ratios[ratios > 1]
     below = rises[rises <= SPIKE_FACTOR]
@@ -262,8 +228,7 @@ def next_milestone(params: Mapping, epoch: int) -> int | None:
     """The first step decay of the learning rate (``lr_milestones``) at or after ``epoch``, None if none: whether a
     training spike of :ref:`ch-fig1` to :ref:`ch-fig4` came before the step.  ``epoch``: a non-negative integer;
     ValueError naming it otherwise, and naming ``params`` unless it is a mapping (a run's ``params.json``)."""
-    if not isinstance(params, Mapping):
-        raise ValueError(f"params must be a mapping (a run's params.json), got {type(params).__name__}")
+    checked_params(params)
     epoch = _checks.nonneg_int(epoch, "epoch")
     later = sorted(int(m) for m in params.get("lr_milestones") or [] if int(m) >= epoch)
     return later[0] if later else None
@@ -280,11 +245,11 @@ def lr_step(runs: Mapping[int, Run]) -> dict[int, dict]:
     was below 100 % at ``before``; ``settled_100``: the recorded epoch from which it stays at 100 % to the end
     (:func:`settled_epoch`; None if it ends below); ``recovered``: the accuracy was below 100 % at ``before`` and
     settled at 100 % after the milestone.  Sorted by L; runs that stop at or before their milestone are left out.
-    ValueError naming ``runs`` as :func:`_checked_runs` does.
+    ValueError naming ``runs`` as :func:`nclib.figures.load.checked_runs` does.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     out = {}
-    for L, run in sorted(_checked_runs(runs).items()):
+    for L, run in sorted(checked_runs(runs, columns=RISE_KEYS).items()):
         h = run.history
         milestones = sorted(int(m) for m in run.params.get("lr_milestones") or [])
         epochs = np.asarray(h["epoch"])
@@ -308,11 +273,11 @@ def accuracy_dips(runs: Mapping[int, Run]) -> dict[int, dict]:
     recorded epochs below 100 % follow it), ``low`` and ``low_epoch`` (the lowest accuracy recorded after
     ``first`` and where), ``back`` (the epoch from which it is at 100 % to the end, :func:`settled_epoch`; None if
     it ends below) and ``final`` (the final accuracy). Sorted by L.  ValueError naming ``runs`` as
-    :func:`_checked_runs` does.
+    :func:`nclib.figures.load.checked_runs` does.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     out = {}
-    for L, run in sorted(_checked_runs(runs).items()):
+    for L, run in sorted(checked_runs(runs, columns=("train_acc",)).items()):
         h = run.history
         first, back = first_epoch(h, "train_acc", 1.0), settled_epoch(h, "train_acc", 1.0)
         if first is None or back == first:

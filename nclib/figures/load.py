@@ -57,6 +57,72 @@ class Run:
 NC3_EQUAL_COUNT_BLOCKS = "blocks of equal counts"
 
 
+# --------------------------------------------------------------------------------------------- arguments
+
+def checked_params(params, name: str = "params", keys=()) -> Mapping:
+    """``params`` (a run's ``params.json``) checked as the functions of the figures package read it: a mapping that
+    holds ``keys``.  Returns ``params``; ValueError naming ``name`` otherwise (and the keys it lacks).
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
+    if not isinstance(params, Mapping):
+        raise ValueError(f"{name} must be a mapping, a run's parameters (its params.json), got {type(params).__name__}")
+    missing = [k for k in keys if k not in params]
+    if missing:
+        raise ValueError(f"{name} lacks {', '.join(map(repr, missing))}; keys: {sorted(params)}")
+    return params
+
+
+def checked_history(history, name: str = "history", columns=()) -> Mapping:
+    """``history`` (a run's metric history, {column: values}) checked as every function of the figures package reads
+    it: a mapping with an ``epoch`` column and the ``columns`` the caller reads, every column as long as the epoch
+    column (a shorter or longer column would pair its values with other epochs, or index past the records).
+    Returns ``history``; ValueError naming ``name`` (and the columns it lacks) otherwise.  The functions of one
+    history (:func:`nclib.figures.first_epoch`, :func:`nclib.figures.largest_rise`, ...) and, through
+    :func:`checked_runs`, those of a figure's runs read their histories through it.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
+    if not isinstance(history, Mapping):
+        raise ValueError(f"{name} must be a mapping of history columns, got {type(history).__name__}")
+    if "epoch" not in history:
+        raise ValueError(f"{name} has no epoch column; columns: {sorted(history)}")
+    if np.ndim(history["epoch"]) != 1:
+        raise ValueError(f"{name}['epoch'] must be one epoch per record, got shape {np.shape(history['epoch'])}")
+    size = np.shape(history["epoch"])[0]
+    uneven = {k: np.shape(v)[:1] for k, v in history.items() if np.shape(v)[:1] != (size,)}
+    if uneven:
+        raise ValueError(f"{name} must have every column as long as its epoch column ({size} records), got {uneven}")
+    missing = [k for k in columns if k not in history]
+    if missing:
+        raise ValueError(f"{name} lacks the column(s) {missing}; columns: {sorted(history)}")
+    return history
+
+
+def checked_run(run, name: str = "run", columns=None) -> Run:
+    """``run`` checked as the functions of the figures package read one: a :class:`Run` whose ``params`` are a
+    mapping (:func:`checked_params`) and, where ``columns`` is given, whose history holds them
+    (:func:`checked_history`).  Returns ``run``; ValueError naming ``name`` otherwise: a value that is no run (None,
+    a path, a dict of its files) is refused before any of its attributes is read.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
+    if not isinstance(run, Run):
+        raise ValueError(f"{name} must be a Run (a run folder as load_figure reads it), got {type(run).__name__}")
+    checked_params(run.params, f"{name}.params")
+    if columns is not None:
+        checked_history(run.history, f"{name}.history", columns)
+    return run
+
+
+def checked_runs(runs, name: str = "runs", columns=()) -> Mapping:
+    """``runs`` (a figure's runs, {L: :class:`Run`}) checked as every function of a figure's runs reads them: a mapping
+    that holds at least one run, each passing :func:`checked_run` with the history ``columns`` the caller reads.
+    Returns ``runs``; ValueError naming ``name`` (and the run's key, and the columns a history lacks) otherwise: an
+    empty mapping would read as "no run stalled" or "no run spiked", and a missing column as a KeyError deep inside.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
+    if not isinstance(runs, Mapping) or not runs:
+        got = "an empty mapping" if isinstance(runs, Mapping) else type(runs).__name__
+        raise ValueError(f"{name} must hold at least one run, a mapping {{L: Run}}, got {got}")
+    for key, run in runs.items():
+        checked_run(run, f"{name}[{key!r}]", tuple(columns))
+    return runs
+
+
 def preferred_scale(fig, root=None) -> str:
     """``"gpu"`` when ``results/figures/gpu/fig<k>/`` holds the three finished runs of Figure ``fig``, else
     ``"cpu-scale"``.
@@ -110,10 +176,12 @@ def run_counts(params: Mapping) -> np.ndarray:
     ``counts`` is a list, a preset name (:func:`nclib.data.preset_counts` with the run's ``class_order``) or
     None (the dataset's own preset), resolved by :func:`nclib.data.resolve_counts` exactly as
     :func:`nclib.data.load` resolved them for the run.
+    ValueError naming ``params`` unless a mapping (:func:`checked_params`), and what
+    :func:`nclib.data.resolve_counts` raises for counts it cannot resolve.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
+    checked_params(params)
     return data.resolve_counts(params.get("dataset"), params.get("counts"), params.get("class_order", "reference"))[0]
-
 
 
 #: The parameters a committed run must share with its figure's configuration (``epochs`` may be lower on a
@@ -162,8 +230,7 @@ def parameter_count(params: Mapping) -> int:
     CIFAR-10's images are), ``dim`` for the ``synthetic`` data.  ValueError naming ``params`` where a key is missing
     or not a positive whole number.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
-    if not isinstance(params, Mapping):
-        raise ValueError(f"params must be a run's parameters (a mapping), got {type(params).__name__}")
+    checked_params(params)
     try:
         w, depth, L = (_checks.positive_int(params[k], f"params[{k!r}]") for k in ("width", "depth", "L"))
         d = w if params.get("feature_dim") is None else _checks.positive_int(params["feature_dim"],
@@ -238,7 +305,7 @@ def provenance_problems(run: Run, device: str | None = None) -> list[str]:
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
     if device not in (None, "cpu", "cuda"):
         raise ValueError(f"device must be None, 'cpu' or 'cuda', got {device!r}")
-    prov, p = run.provenance, run.params
+    prov, p = checked_run(run).provenance, run.params
     who = f"L={p.get('L')}"
     if not isinstance(prov, Mapping):
         return [f"{who}: its provenance is not a mapping"]
@@ -299,6 +366,7 @@ def made_clean_problems(run: Run) -> list[str]:
     commit (``nclib.train`` resumes a run only at the commit that started it).  Empty when there is none; each
     problem names the run's L.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
+    checked_run(run)
     prov = run.provenance if isinstance(run.provenance, Mapping) else {}
     who = f"L={run.params.get('L')}"
     problems = []
@@ -399,7 +467,7 @@ def check_run(run: Run, fig, scale: str) -> list[str]:
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
     f = figure(fig)
     cfg = figure_parameters(f, scale)
-    L, p = run.L, run.params
+    L, p = checked_run(run, columns=()).L, run.params
     problems = []
     if run.path is not None:
         name = pathlib.Path(run.path).name
@@ -419,11 +487,16 @@ def check_run(run: Run, fig, scale: str) -> list[str]:
     if E > cfg["epochs"] or E < m:
         problems.append(f"L={L}: epochs = {E}, expected between {m} and {cfg['epochs']}")
     expected = metric_epochs(E, m)
-    got_epochs = run.history["epoch"].tolist()
+    got_epochs = np.asarray(run.history["epoch"]).tolist()
     if got_epochs != expected:
         problems.append(f"L={L}: history holds {len(got_epochs)} metric epochs "
                         f"({got_epochs[:2]}...{got_epochs[-1:]}), expected {len(expected)} up to {E}")
+    lacking = [k for k in ("objective", *HISTORY_KEYS) if k not in run.history]
+    if lacking:
+        problems.append(f"L={L}: history lacks the column(s) {lacking}")
     for k in ("objective", *HISTORY_KEYS):
+        if k in lacking:
+            continue
         if k in runs.ADDED_COLUMNS and np.all(np.isnan(run.history[k])):  # a run made before the column existed
             continue
         if not np.all(np.isfinite(run.history[k])):
@@ -482,8 +555,8 @@ def check_remake(runs: Mapping[int, Run], remake: Mapping[int, Run], keys=("obje
     Returns the largest relative difference at epoch 0 (the initialization) over the history columns ``keys``:
     how far apart the two CPUs' rounding starts them (0 for a column equal in both, 0 included; a NaN, or 0 against
     a value that is not, has no finite relative difference and is refused)."""
-    if not isinstance(runs, Mapping) or not isinstance(remake, Mapping) or not runs:
-        raise ValueError("runs and remake must be non-empty {L: Run} mappings")
+    checked_runs(runs, "runs", keys)
+    checked_runs(remake, "remake", keys)
     problems = [] if sorted(remake) == sorted(runs) else [f"remake has L = {sorted(remake)}, runs {sorted(runs)}"]
     start = 0.0
     for L in sorted(set(runs) & set(remake)):
@@ -538,8 +611,8 @@ def compare_nc3(blocks: Mapping[int, Run], classes: Mapping[int, Run]) -> dict[i
     Returns, per L, the final NC3 of each (``blocks``, ``classes``), the largest and smallest ratio blocks / classes
     over the recorded epochs (``largest``, ``smallest``), and the largest relative difference of the NC2 columns
     (``nc2_apart``)."""
-    if not isinstance(blocks, Mapping) or not isinstance(classes, Mapping) or not blocks:
-        raise ValueError("blocks and classes must be non-empty {L: Run} mappings")
+    checked_runs(blocks, "blocks", runs.REPRODUCIBLE_COLUMNS)
+    checked_runs(classes, "classes", runs.REPRODUCIBLE_COLUMNS)
     if sorted(blocks) != sorted(classes):
         raise ValueError(f"classes has L = {sorted(classes)}, blocks {sorted(blocks)}")
     nc2 = ["nc2_w", "nc2_h", "nc2_wh"]

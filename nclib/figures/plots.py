@@ -11,15 +11,14 @@ from .. import plotting
 from ..runs import NC_COLUMNS
 from .analysis import run_theory
 from .config import check_scale, scale_settings
-from .events import _checked_runs
-from .load import NC3_EQUAL_COUNT_BLOCKS, Run
+from .load import NC3_EQUAL_COUNT_BLOCKS, Run, checked_runs
 
 
 def as_plot_runs(runs: Mapping[int, Run]) -> dict:
     """{L: (params, history)}, the form ``nclib.plotting.collapse_panels`` draws.  ValueError naming ``runs``
-    unless it holds at least one run (:func:`nclib.figures.events._checked_runs`).
+    unless it holds at least one run (:func:`nclib.figures.load.checked_runs`).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
-    return {L: (r.params, r.history) for L, r in sorted(_checked_runs(runs).items())}
+    return {L: (r.params, r.history) for L, r in sorted(checked_runs(runs).items())}
 
 
 #: How the legends name the paper's own data sets (:func:`nclib.plotting.dataset_label`): the official CIFAR-10 and
@@ -32,8 +31,7 @@ def on_other_data(runs: Mapping[int, Run]) -> bool:
     """Whether any of the runs read other data than the paper's (Section 5: CIFAR-10, EMNIST letters), by the label
     the legends give it (:data:`PAPER_DATA`).  ValueError naming ``runs`` when there is none.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
-    if not isinstance(runs, Mapping) or not runs:
-        raise ValueError(f"runs must hold at least one run, as a mapping {{L: run}}, got {runs!r}")
+    checked_runs(runs)
     return any(plotting.dataset_label(r.params, r.provenance.get("data")) not in PAPER_DATA for r in runs.values())
 
 
@@ -42,9 +40,9 @@ def figure_legend(runs: Mapping[int, Run], scale: str) -> str:
     (on every figure, against the paper's 12,000 when a GPU time budget cuts them) and, for GPU runs, whether the
     data are other than the paper's (:func:`on_other_data`).  ``scale``: ``"gpu"`` or ``"cpu-scale"``
     (:data:`nclib.figures.config.SCALES`); ValueError otherwise, and naming ``runs`` unless it holds at least one
-    run (:func:`nclib.figures.events._checked_runs`).
+    run (:func:`nclib.figures.load.checked_runs`).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`."""
-    _checked_runs(runs)
+    checked_runs(runs)
     check_scale(scale)
     case = plotting.data_case({L: r.params for L, r in runs.items()},
                               {L: r.provenance.get("data") for L, r in runs.items()})
@@ -72,10 +70,10 @@ def draw_panels(runs: Mapping[int, Run], scale: str = "cpu-scale"):
     the label rather than on the plotting area, where it would cover curves,
     the accuracy panel marks 100 % with a thin grey line, and a dotted vertical line on every panel marks each step
     decay of the learning rate (``lr_milestones``, shared by the runs). Returns the Figure.  ValueError naming
-    ``runs`` unless it holds at least one run (:func:`nclib.figures.events._checked_runs`).
+    ``runs`` unless it holds at least one run (:func:`nclib.figures.load.checked_runs`).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
-    _checked_runs(runs)
+    checked_runs(runs)
     fig = plotting.collapse_panels(as_plot_runs(runs), legend_title=figure_legend(runs, scale))
     panel = dict(zip((key for key, _, _ in plotting.PANELS), fig.axes))
     # the target alone, short enough to stay beside its panel; the theorem it comes from (with a bias Theorem 4.3,
@@ -111,12 +109,12 @@ def draw_theory(runs: Mapping[int, Run]):
     (:func:`nclib.ufm.minimizer_global_mean_norm`), a dashed horizontal line in the run's colour; (c) the
     predicted singular values of P = W_L ... W_1 at the minimizer, one series per L (0 = a collapsed mode): the
     prediction only, the runs do not record their own.  Panels (a) and (b) are on log scales. Returns the Figure.
-    ValueError naming ``runs`` unless it holds at least one run (:func:`nclib.figures.events._checked_runs`).
+    ValueError naming ``runs`` unless it holds at least one run (:func:`nclib.figures.load.checked_runs`).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     import matplotlib.pyplot as plt
 
-    _checked_runs(runs)
+    checked_runs(runs)
     cases = {bool(r.params["bias"]) for r in runs.values()}
     if len(cases) > 1:
         raise ValueError("runs mix runs with and without a bias: the panels of draw_theory are those of one case")

@@ -32,11 +32,10 @@ from ..parameters import DEFAULTS, EXECUTION_KEYS, NOTEBOOK_PARAMETERS
 from ..rounding import written
 from ..runs import json_values, load_class_accuracy, load_run, metric_epochs, recorded_status
 from .analysis import run_theory
-from .events import (SPIKE_FACTOR, _checked_history, first_epoch, largest_rise, positive_values, rise_factor,
-                     settled_epoch)
+from .events import SPIKE_FACTOR, first_epoch, largest_rise, positive_values, rise_factor, settled_epoch
 from .config import figure_parameters, train_kwargs
-from .load import (Run, commit_problems, device_kind, made_clean_problems, provenance_problems, run_counts,
-                   together_problems)
+from .load import (Run, checked_history, checked_params, commit_problems, device_kind, made_clean_problems,
+                   provenance_problems, run_counts, together_problems)
 
 #: Where the stability runs are committed.
 RESULTS = ROOT / "results" / "stability"
@@ -54,11 +53,11 @@ FIGURE, L, EPOCHS, METRIC_EVERY, SEEDS = 1, 6, 400, 10, (0, 1, 2)
 def _checked_run(run, name: str = "run", history: bool = True) -> Run:
     """``run`` checked as the functions of one stability run read it: a :class:`Run` whose history (unless
     ``history`` is False: a reader of its per-class record alone) passes
-    :func:`nclib.figures.events._checked_history`; ValueError naming ``name`` otherwise."""
+    :func:`nclib.figures.load.checked_history`; ValueError naming ``name`` otherwise."""
     if not isinstance(run, Run):
         raise ValueError(f"{name} must be a stability run (a Run), got {type(run).__name__}")
     if history:
-        _checked_history(run.history, f"{name}.history")
+        checked_history(run.history, f"{name}.history")
     return run
 
 
@@ -129,7 +128,7 @@ def setting_differences(params: Mapping, **overrides) -> dict:
     record, added since it was made, counts at its default); empty for a run of the stability setting.  ValueError
     from :func:`pair_kwargs` for overrides it refuses.
     Chapters: :ref:`ch-fig1` (the precision stability runs it awaits)."""
-    _, shared = pair_kwargs(_checks.nonneg_int(params.get("seed"), "params['seed']"), **overrides)
+    _, shared = pair_kwargs(_checks.nonneg_int(checked_params(params).get("seed"), "params['seed']"), **overrides)
     want = {k: v for k, v in shared.items() if k not in FREE_KEYS + ("precision",)}  # the folder name has it
     for key in ("lam_W", "lam_H"):
         if want[key] == "reference":
@@ -234,7 +233,7 @@ def rise_from_low(history: Mapping) -> dict | None:
     low was) and ``epoch`` (where the objective reached ``factor`` times it); None when the objective never rises
     above an earlier value.  Unlike a rise between consecutive recorded epochs, it does not depend on the
     metric interval, nor on whether the rise was monotone.  ValueError naming ``history`` unless it is a history
-    (:func:`nclib.figures.events._checked_history`) with an ``objective`` column of at least two finite positive
+    (:func:`nclib.figures.load.checked_history`) with an ``objective`` column of at least two finite positive
     values.
     Chapters: :ref:`ch-fig1`."""
     y = positive_values(history, "objective")
@@ -399,7 +398,7 @@ def run_summary(run: Run) -> dict:
     misclassifies at its last finite record), ``final_ratio`` (its objective (4.3) there over the global minimum at
     its decays, Theorems 4.1-4.3 through :func:`nclib.figures.analysis.run_theory`) and ``turns``
     (:func:`smallest_pair_turns`, so the run must have a per-class record)."""
-    row = stability_rows({(run.params["precision"], int(run.params["seed"])): run})[0]
+    row = stability_rows({(_checked_run(run).params["precision"], int(run.params["seed"])): run})[0]
     h = finite_history(run)
     peak = None if row["rise_to"] is None else list(h["epoch"]).index(row["rise_to"])
     n_samples = int(run_counts(run.params).sum())

@@ -20,8 +20,8 @@ from ..rounding import at_most, written
 from .analysis import NEAR_BOUND, collapse_verdict, stalls, wall_time_s
 from .chapter import FigureChapter, _column, _comma, _epoch, percent, rise_cell
 from .config import FIGURES, scale_settings
-from .events import SPIKE_FACTOR, _checked_runs
-from .load import Run
+from .events import SPIKE_FACTOR
+from .load import Run, checked_runs
 from .speed import calibrated_seconds, logged_figure, read_benchmark
 
 
@@ -107,10 +107,10 @@ def nc2_wh_pair(with_bias: Mapping[int, Run], without: Mapping[int, Run]) -> dic
     ``above`` (at how many of those every run with a bias is below, or above, every run without; at the others the
     two ranges overlap).  None when either figure has no run at 100 % or they share no epoch after 0.  The
     comparison of Figures 1 and 3 that :func:`summary_glue` glues.  ValueError naming ``with_bias`` or ``without``
-    unless each holds at least one run (:func:`nclib.figures.events._checked_runs`).
+    unless each holds at least one run (:func:`nclib.figures.load.checked_runs`).
     Chapters: :ref:`ch-figures-summary`."""
-    _checked_runs(with_bias, "with_bias")
-    _checked_runs(without, "without")
+    checked_runs(with_bias, "with_bias")
+    checked_runs(without, "without")
     fit = {case: [run for _, run in sorted(runs.items()) if float(run.history["train_acc"][-1]) == 1.0]
            for case, runs in (("with", with_bias), ("without", without))}
     if not fit["with"] or not fit["without"]:
