@@ -1517,7 +1517,8 @@ def test_a_column_added_later_is_nan_in_older_runs_and_resumes(tmp_path, monkeyp
     monkeypatch.setattr(figure_load, "HISTORY_KEYS", (*figure_load.HISTORY_KEYS, "nc1_new"))
     committed = nclib.figures.load_figure(4, "cpu-scale")
     assert all(np.isnan(run.history["nc1_new"]).all() for run in committed.values())
-    assert nclib.figures.check_figure(committed, 4, "cpu-scale")["complete"]
+    epochs = nclib.figures.check_figure(committed, 4, "cpu-scale")["epochs"]  # raises where a check fails
+    assert epochs == {L: int(r.history["epoch"][-1]) for L, r in committed.items()}
     monkeypatch.setattr(runs, "ADDED_COLUMNS", ())
     with pytest.raises(ValueError, match="history.csv has no column nc1_new"):
         runs.load_history(_without(old, "nc1_new", tmp_path))

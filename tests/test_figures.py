@@ -295,7 +295,7 @@ def test_load_figure_reads_three_runs(tiny):
 
 def test_check_figure_accepts_the_configuration_and_rejects_changes(tiny, tiny_scale, tmp_path):
     runs = figures.load_figure(1, "tiny", root=tiny)
-    assert figures.check_figure(runs, 1, "tiny") == {"epochs": {1: 120, 3: 120, 6: 120}, "complete": True}
+    assert figures.check_figure(runs, 1, "tiny") == {"epochs": {1: 120, 3: 120, 6: 120}}
     with pytest.raises(ValueError, match="bias = True"):
         figures.check_figure(runs, 3, "tiny")  # Figure 3 is bias-free
     # a run with another learning rate, and a run whose history stops early, are both caught

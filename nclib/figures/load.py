@@ -659,7 +659,8 @@ def check_figure(runs: Mapping[int, Run], fig, scale: str) -> dict:
 
     Every run passes :func:`check_run`, the runs are exactly L = 1, 3, 6, they record one training set
     (``data_sha256``) and one torch version, and those trained side by side one commit (:func:`together_problems`).
-    Returns ``{"epochs": {L: epochs}, "complete": True}``.
+    Returns ``{"epochs": {L: epochs}}``, the epochs each run trained (at most the scale's: a GPU's time budget may
+    cut them, :data:`CONFIG_KEYS`), which the chapters read as :attr:`nclib.figures.FigureChapter.check`.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`.
     """
     f = figure(fig)
@@ -677,4 +678,4 @@ def check_figure(runs: Mapping[int, Run], fig, scale: str) -> dict:
             problems.append(f"the runs differ in {what}: " + ", ".join(f"L={L} {v}" for L, v in values.items()))
     if problems:
         raise ValueError(f"Figure {f.number} ({scale}) runs do not match its configuration: " + "; ".join(problems))
-    return {"epochs": {L: int(run.params["epochs"]) for L, run in sorted(runs.items())}, "complete": True}
+    return {"epochs": {L: int(run.params["epochs"]) for L, run in sorted(runs.items())}}
