@@ -1,8 +1,8 @@
 """Resuming a stopped run (``resume=True`` of :func:`nclib.train.run`, :ref:`ch-engine`): what a run must share
 with the call that started it to continue (its defining parameters, its commit and uncommitted changes, on a CPU
 the CPU model and torch's threads, its device, torch version and data), checked before and after the data are
-loaded, and its checkpoint read back.  :mod:`nclib.train` calls these; the run folder's contract (statuses, the
-checkpoint's checksum) is :mod:`nclib.runs`.
+loaded, and its checkpoint read back.  :mod:`nclib.train` calls these; the run folder's contract (statuses,
+parameters compared) is :mod:`nclib.runs`, the checkpoint's checksum and its verification :mod:`nclib.checkpoints`.
 """
 from __future__ import annotations
 

@@ -287,8 +287,8 @@ def load_class_accuracy(run_dir) -> dict | None:
 
 
 def load_run(run_dir) -> tuple[dict, dict, dict]:
-    """(params, history, provenance) of a run folder written by :func:`run` (:ref:`ch-train`); ValueError naming
-    ``run_dir`` when one of its three files is missing, and naming the file when ``params.json`` or
+    """(params, history, provenance) of a run folder written by :func:`nclib.train.run` (:ref:`ch-train`); ValueError
+    naming ``run_dir`` when one of its three files is missing, and naming the file when ``params.json`` or
     ``provenance.json`` is not a JSON object (damaged, cut short), and naming ``run_dir`` for an empty path or
     anything but a path (:func:`nclib.locks.run_folder_path`)."""
     run_dir = run_folder_path(run_dir)
