@@ -27,7 +27,8 @@ import pathlib
 from . import _checks
 from .datafiles import sha256_file
 from .locks import run_folder_path
-from .runs import CHECKPOINT, CHECKSUM, CheckpointDamaged, ResumeRefused, _fsync_dir, atomic_write_text, setting_text
+from .runs import (CHECKPOINT, CHECKSUM, CheckpointDamaged, ResumeRefused, atomic_write_text, fsync_folder,
+                   setting_text)
 
 
 def _sha256(path: pathlib.Path) -> tuple[str, int]:
@@ -52,9 +53,9 @@ def commit_checkpoint(run_dir, epoch: int) -> None:
     digest, size = _sha256(tmp)
     atomic_write_text(run_dir / CHECKSUM, json.dumps({"file": CHECKPOINT, "sha256": digest, "bytes": size,
                                                       "epoch": epoch}) + "\n")
-    _fsync_dir(run_dir)  # the record's rename on disk before the checkpoint's: the commit point is durable
+    fsync_folder(run_dir)  # the record's rename on disk before the checkpoint's: the commit point is durable
     os.replace(tmp, run_dir / CHECKPOINT)
-    _fsync_dir(run_dir)
+    fsync_folder(run_dir)
 
 
 def _recorded_tmp(run_dir: pathlib.Path) -> bool:
@@ -105,7 +106,7 @@ def settle_checkpoint(run_dir) -> bool:
     tmp, path = run_dir / (CHECKPOINT + ".tmp"), run_dir / CHECKPOINT
     if _recorded_tmp(run_dir):
         os.replace(tmp, path)
-        _fsync_dir(run_dir)
+        fsync_folder(run_dir)
     return path.is_file()
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import pathlib
+from collections.abc import Mapping
 
 import torch
 
 from . import checkpoints as _checkpoints
 from . import parameters, provenance
 from . import runs as _runs
+from .locks import run_folder_paths
 from .parameters import defining_params
 from .runs import CHECKPOINT, CHECKSUM, CheckpointDamaged, ResumeRefused, setting_text
 
@@ -33,7 +35,21 @@ def device_key(device) -> str | None:
     return str(d) if d.index is not None else "cuda"
 
 
-def _refuse_resume(run_dirs, plist, code) -> list[dict]:
+def _one_per_folder(values, name: str, what: str, n: int, fits) -> list:
+    """``values`` as a list of one entry per run folder (``n`` of them), each one that ``fits``; ValueError naming
+    ``name`` otherwise."""
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, (list, tuple)) or len(values) != n \
+            or not all(fits(v) for v in values):
+        raise ValueError(f"{name} must hold one {what} per run folder ({n}), got {values!r:.200}")
+    return list(values)
+
+
+#: What :func:`check_resume` reads of the call's code and machine (``code``: :func:`nclib.provenance.git_state` and
+#: the CPU and torch's threads, as :func:`nclib.train.run_many` records them).
+CODE_KEYS = ("git_commit", "git_diff_sha256", "host_cpu", "torch_threads")
+
+
+def check_resume(run_dirs, plist, code) -> list[dict]:
     """The checks of ``resume=True`` (:ref:`ch-engine`) that need neither the data nor the networks, made before
     either is loaded: each folder holds a stopped, dead or failed run (:data:`nclib.runs.RESUMABLE`) with a
     checkpoint; the run was started with the same parameters (but :data:`~nclib.parameters.EXECUTION_KEYS`, and
@@ -42,7 +58,18 @@ def _refuse_resume(run_dirs, plist, code) -> list[dict]:
     git could not read its checkout, is refused, since no code can be compared with its, and so is a run that
     recorded a commit where this checkout's commit cannot be read), and, on a CPU, on the same CPU model with
     torch's kernels there (``host_cpu``) and as many torch threads (``torch_threads``).  Refusals are
-    :class:`ResumeRefused` naming the folder; nothing is written.  Returns each folder's provenance, as read here."""
+    :class:`ResumeRefused` naming the folder; nothing is written.  Returns each folder's provenance, as read here.
+    ``run_dirs``: the run folders (:func:`nclib.locks.run_folder_paths`); ``plist``: one checked parameter set
+    each (:func:`nclib.parameters.check_params`); ``code``: this call's commit, changes, CPU and torch threads
+    (:data:`CODE_KEYS`).  ValueError naming the argument for anything else, before a folder is read."""
+    run_dirs = run_folder_paths(run_dirs)
+    plist = _one_per_folder(plist, "plist", "checked parameter set (a dict)", len(run_dirs),
+                            lambda q: isinstance(q, dict) and {"device", "run_name"} <= set(q))
+    if not run_dirs:
+        raise ValueError("run_dirs must hold at least one run folder to resume, got none")
+    if not isinstance(code, Mapping) or not set(CODE_KEYS) <= set(code):
+        raise ValueError(f"code must be the call's code and machine, a mapping with {list(CODE_KEYS)}, got "
+                         f"{code!r:.200}")
     on_cpu = parameters.device_type(plist[0]["device"]) == "cpu"
     provs = []
     for d in run_dirs:  # first what each folder holds, so that a run that cannot continue is named before the rest
@@ -116,15 +143,26 @@ def _refuse_resume(run_dirs, plist, code) -> list[dict]:
     return provs
 
 
-def _resume_state(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
-    """The rest of the checks of ``resume=True`` once the data are loaded and the networks built (after
-    :func:`_refuse_resume`, which read the folders' provenances ``provs``), then the checkpoints: the runs were
+def resume_checkpoints(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
+    """The rest of the checks of ``resume=True`` (:ref:`ch-engine`) once the data ``ts`` are loaded and the networks
+    built (``engines``, :class:`nclib.engine.Engine`, one per folder), after :func:`check_resume`, which read the
+    folders' provenances ``provs``; then the checkpoints: the runs were
     started on the same device (type and name) and torch version, on the same data (the ``data_sha256`` of the
     provenance equals the data loaded now); each checkpoint holds the bytes its writer recorded beside it (sha256)
     and loads; the runs stopped at the same epoch.  Refusals are :class:`ResumeRefused` (:class:`CheckpointDamaged`
     for the checkpoint) naming the folder,
     before anything is written but a checkpoint whose writer recorded it and was cut off before its rename (then
-    renamed).  Returns the epoch the runs continue from and their checkpoints."""
+    renamed).  Returns the epoch the runs continue from and their checkpoints.  ValueError naming ``run_dirs``,
+    ``provs``, ``engines`` or ``ts`` for anything but those, before a folder is read."""
+    run_dirs = run_folder_paths(run_dirs)
+    if not run_dirs:
+        raise ValueError("run_dirs must hold at least one run folder to resume, got none")
+    provs = _one_per_folder(provs, "provs", "provenance (a dict, as check_resume returns it)", len(run_dirs),
+                            lambda prov: isinstance(prov, dict))
+    engines = _one_per_folder(engines, "engines", "Engine", len(run_dirs),
+                              lambda eng: all(hasattr(eng, a) for a in ("device", "device_name", "p")))
+    if not isinstance(getattr(ts, "provenance", None), Mapping) or "data_sha256" not in ts.provenance:
+        raise ValueError(f"ts must be the loaded training set (nclib.data.load_for), got {type(ts).__name__}")
     here = {"device": device_key(str(engines[0].device)), "device_name": engines[0].device_name,
             "torch": torch.__version__}
     for d, prov, eng in zip(run_dirs, provs, engines):
@@ -165,13 +203,15 @@ def _resume_state(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
     return epochs_at[0], checkpoints
 
 
-def _first_outputs(run_dirs) -> list[pathlib.Path]:
+def first_output_folders(run_dirs) -> list[pathlib.Path]:
     """The output folders that the call that started the runs in ``run_dirs`` left out of its git state, as their
-    provenance records them (``git_output_folders``, relative to the checkout), so that a resume leaves them out too:
-    the folders of runs started together with a run resumed alone, which would otherwise count as new code.  Runs
-    made before it was recorded, and a provenance that cannot be read (refused later), add none."""
+    provenance records them (``git_output_folders``, relative to the checkout, :func:`nclib.provenance.output_folders`),
+    each once, as paths in the checkout, so that a resume leaves them out too (:ref:`ch-engine`): the folders of runs
+    started together with a run resumed alone, which would otherwise count as new code.  Runs made before it was
+    recorded, and a provenance that cannot be read (refused later), add none.  ValueError naming ``run_dirs`` for
+    anything but a list of run folders (:func:`nclib.locks.run_folder_paths`)."""
     folders = []
-    for d in run_dirs:
+    for d in run_folder_paths(run_dirs):
         try:
             recorded = json.loads((d / "provenance.json").read_text()).get("git_output_folders")
         except (OSError, ValueError, AttributeError):

@@ -164,7 +164,14 @@ def check_run_name(run_name) -> str:
     return run_name
 
 
-def _fsync_dir(folder: pathlib.Path) -> None:
+def fsync_folder(folder) -> None:
+    """Put the entries of ``folder`` on disk: fsync the folder itself, so that a file written, renamed or deleted in
+    it stays so after a power loss (a file's own fsync keeps its bytes, not its name).  How a run folder orders what
+    a crash may cut (:func:`clear_run_folder`; :func:`nclib.checkpoints.commit_checkpoint`, whose checksum must be on
+    disk before its checkpoint's rename, :ref:`ch-engine`).  Nothing where the folder cannot be opened or the file
+    system refuses an fsync of a folder: the order then rests on the file system's.  ValueError naming ``folder``
+    for an empty path or anything but a path."""
+    folder = _checks.path_arg(folder, "folder", "the path of a folder", blank=False)
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -369,8 +376,8 @@ def clear_run_folder(run_dir, check_only: bool = False) -> None:
     for i, e in enumerate(entries):
         e.unlink()
         if i == 0:
-            _fsync_dir(run_dir)  # no longer a run with a result before any of its files goes
-    _fsync_dir(run_dir)
+            fsync_folder(run_dir)  # no longer a run with a result before any of its files goes
+    fsync_folder(run_dir)
 
 
 # --------------------------------------------------------------------------------------------- status

@@ -80,7 +80,7 @@ from .engine import (Engine, group_engines, lr_at, time_side_by_side,  # noqa: F
                      train_epochs_together)
 from .ufm import REFERENCE_DECAY, from_reference_decay  # noqa: F401 (re-exported)
 from .runfolder import RunFolder, TrainingDiverged  # noqa: F401 (TrainingDiverged re-exported)
-from .resume import _first_outputs, _refuse_resume, _resume_state, device_key  # noqa: F401 (device_key re-exported)
+from .resume import check_resume, device_key, first_output_folders, resume_checkpoints  # noqa: F401 (device_key)
 
 
 # --------------------------------------------------------------------------------------------- plans
@@ -331,7 +331,7 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
     # and so are those of the call that started them (runs trained together may write into other out_dirs)
     outputs = [*dict.fromkeys(q["out_dir"] for q in plist), *run_dirs]
     if p["resume"]:
-        outputs += _first_outputs(run_dirs)
+        outputs += first_output_folders(run_dirs)
     code = {**provenance.git_state(outputs=outputs), "git_output_folders": provenance.output_folders(outputs),
             "versions": provenance.versions(), "host_cpu": provenance.cpu_name(),
             "torch_threads": torch.get_num_threads()}
@@ -377,20 +377,20 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
 def _engines(plist, run_dirs, existing, code) -> tuple[list[Engine], list, int]:
     """The networks of the runs of checked parameters ``plist`` (one :class:`Engine` each, on the data of
     :func:`nclib.data.load_for`), at epoch 0, or with ``resume`` at the epoch their checkpoints hold (refused by
-    :func:`nclib.resume._refuse_resume`, before the data are loaded, and by :func:`nclib.resume._resume_state`);
+    :func:`nclib.resume.check_resume`, before the data are loaded, and by :func:`nclib.resume.resume_checkpoints`);
     without ``resume`` the folders in ``run_dirs`` whose status in ``existing`` is not absent are cleared, only once
     the data and the networks were accepted.  Returns ``(engines, checkpoints, start)``: the checkpoints, None for
     runs that start, with their engine state taken out, and the epoch the runs continue from.  With
     ``grouped_adam`` the engines share one Adam."""
     p = plist[0]
     if p["resume"]:  # what can be refused without the data, before they are loaded (the letters: a minute and more)
-        provs = _refuse_resume(run_dirs, plist, code)
+        provs = check_resume(run_dirs, plist, code)
     ts = data.load_for(p)
     engines = [Engine(ts, q) for q in plist]
     checkpoints = [None] * len(engines)
     start = 0
     if p["resume"]:
-        start, checkpoints = _resume_state(run_dirs, provs, engines, ts)
+        start, checkpoints = resume_checkpoints(run_dirs, provs, engines, ts)
         next_lr = lr_at(start + 1, p["lr"], p["lr_milestones"], p["lr_gamma"])
         for eng, c in zip(engines, checkpoints):
             eng.load_state_dict(c.pop("engine"), next_lr)  # popped: the loaded tensors need not outlive the load

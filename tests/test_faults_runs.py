@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import warnings
 
 import numpy as np
@@ -242,7 +243,7 @@ def test_an_overwrite_cut_off_while_it_clears_leaves_a_dead_run_that_only_overwr
         (folder / name).write_bytes(data)
     events = []
     monkeypatch.setattr(pathlib.Path, "unlink", lambda self, *a, **k: (events.append(self.name), real(self, *a, **k)))
-    monkeypatch.setattr(runs, "_fsync_dir", lambda d: events.append("fsync"))
+    monkeypatch.setattr(runs, "fsync_folder", lambda d: events.append("fsync"))
     runs.clear_run_folder(folder)
     monkeypatch.undo()
     assert events[:2] == ["provenance.json", "fsync"] and not any(folder.iterdir())
@@ -1092,7 +1093,7 @@ def test_a_settled_checkpoints_rename_is_made_durable(tmp_path, monkeypatch):
     real = os.replace
     monkeypatch.setattr(checkpoints.os, "replace", lambda src, dst: (events.append(("rename", pathlib.Path(dst).name)),
                                                               real(src, dst)))
-    monkeypatch.setattr(checkpoints, "_fsync_dir",
+    monkeypatch.setattr(checkpoints, "fsync_folder",
                         lambda folder: events.append(("fsync folder", pathlib.Path(folder))))
     assert checkpoints.settle_checkpoint(tmp_path)
     assert events == [("rename", runs.CHECKPOINT), ("fsync folder", tmp_path)]
@@ -1439,6 +1440,61 @@ def test_every_reader_of_a_device_reads_one_kind(tmp_path, device, kind):
         assert runs.device_kind(nothing) is None
 
 
+def test_fsync_folder_syncs_the_folder_itself_or_nothing_it_cannot_open(tmp_path, monkeypatch):
+    """fsync_folder, the order of a run folder's writes on disk (a checkpoint's record before its rename, a run's
+    provenance deleted before its other files): the fsync reaches the folder itself; a folder that is not there is
+    left alone; what is no path is refused naming it."""
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_ino), real(fd))[1])
+    runs.fsync_folder(tmp_path)
+    runs.fsync_folder(str(tmp_path))
+    assert synced == [tmp_path.stat().st_ino] * 2
+    runs.fsync_folder(tmp_path / "missing")  # nothing to open: nothing synced, no error
+    assert len(synced) == 2
+    for bad in ("", "  ", 5, None):
+        with pytest.raises(ValueError, match="^folder must be the path of a folder"):
+            runs.fsync_folder(bad)
+
+
+def test_the_checks_of_a_resume_refuse_what_they_cannot_read_by_name(tmp_path):
+    """check_resume, resume_checkpoints and first_output_folders, the steps of resume=True that nclib.train calls:
+    each refuses arguments that are not what it reads, naming the argument, before a folder is read; an absent run
+    is refused as a resume; the output folders a run's first call left out of its git state are read back, each
+    once."""
+    from nclib import resume
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    (a / "provenance.json").write_text(json.dumps({"status": "stopped", "git_output_folders": ["runs", "x/y", ""]}))
+    b.mkdir()
+    (b / "provenance.json").write_text(json.dumps({"status": "stopped", "git_output_folders": ["runs"]}))
+    assert resume.first_output_folders([a, b, tmp_path / "absent"]) == [resume.provenance.ROOT / "runs",
+                                                                        resume.provenance.ROOT / "x/y"]
+    p = train.check_params(dataset="synthetic", batch_size="full", out_dir=str(tmp_path), run_name="absent")
+    code = dict.fromkeys(resume.CODE_KEYS)
+    with pytest.raises(runs.ResumeRefused, match="holds no run to continue"):
+        resume.check_resume([tmp_path / "absent"], [p], code)
+    refusals = [("run_dirs", lambda: resume.first_output_folders(tmp_path)),
+                ("run_dirs", lambda: resume.check_resume(str(a), [p], code)),
+                ("run_dirs", lambda: resume.check_resume([], [], code)),
+                ("plist", lambda: resume.check_resume([a], p, code)),
+                ("plist", lambda: resume.check_resume([a, b], [p], code)),
+                ("plist", lambda: resume.check_resume([a], [None], code)),
+                ("code", lambda: resume.check_resume([a], [p], None)),
+                ("code", lambda: resume.check_resume([a], [p], {"git_commit": None})),
+                ("run_dirs", lambda: resume.resume_checkpoints([], [], [], None)),
+                ("provs", lambda: resume.resume_checkpoints([a], None, [], None)),
+                ("engines", lambda: resume.resume_checkpoints([a], [{}], [None], None)),
+                ("ts", lambda: resume.resume_checkpoints([a], [{}], [types.SimpleNamespace(
+                    device="cpu", device_name="cpu", p=p)], None))]
+    before = {d: _files(d) for d in (a, b)}
+    for name, call in refusals:
+        with pytest.raises(ValueError, match=rf"^{name} must"):
+            call()
+    assert {d: _files(d) for d in (a, b)} == before
+
+
 def test_atomic_write_text_refuses_what_is_no_path_or_no_text_by_name(tmp_path):
     """The faults: atomic_write_text(5, "x") and (path, b"x") raised TypeError, and ("", "x") a ValueError that did
     not name the path.  Each is refused naming the argument, and nothing is written."""
@@ -1579,7 +1635,7 @@ def test_the_checksum_record_is_on_disk_before_the_checkpoint_is_renamed(tmp_pat
     monkeypatch.setattr(checkpoints.os, "replace", lambda src, dst: (events.append(("rename", pathlib.Path(dst).name)),
                                                               real(src, dst)))
     monkeypatch.setattr(checkpoints.os, "fsync", fsync)
-    monkeypatch.setattr(checkpoints, "_fsync_dir",
+    monkeypatch.setattr(checkpoints, "fsync_folder",
                         lambda folder: events.append(("fsync folder", pathlib.Path(folder))))
     (tmp_path / (runs.CHECKPOINT + ".tmp")).write_bytes(b"state")
     checkpoints.commit_checkpoint(tmp_path, 4)
