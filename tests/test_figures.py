@@ -1278,6 +1278,33 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     assert len({g[f"wh-1-3-{case}-{end}"] for case in ("with", "without") for end in ("min", "max")}) == 4
 
 
+def test_the_cells_of_the_chapters_tables_are_written_and_refused_by_name():
+    """comma_list, epoch_cell and table_column, the cells the figure chapters and the summary write: lists joined by
+    commas, epochs with thousands separators (or "none recorded"), columns of numbers at one precision with "" for
+    a run that has no value."""
+    assert figures.comma_list([1, 3, 6]) == "1, 3, 6" and figures.comma_list(f"{m:,}" for m in (6000, 9000)) == \
+        "6,000, 9,000"
+    assert figures.comma_list([]) == ""
+    for bad in ("136", 5, None):  # one str would be written letter by letter
+        with pytest.raises(ValueError, match="^values must be a list"):
+            figures.comma_list(bad)
+    assert (figures.epoch_cell(2600), figures.epoch_cell(np.int64(0)), figures.epoch_cell(None)) == \
+        ("2,600", "0", "none recorded")
+    for bad in (-1, 2.5, "2600", True):
+        with pytest.raises(ValueError, match="^epoch must be a non-negative integer"):
+            figures.epoch_cell(bad)
+    values = [3.2, np.nan, 1.7e-6, np.inf, 0.048]
+    shown = written_column([3.2, 1.7e-6, 0.048], 2)
+    assert figures.table_column(values, 2) == [shown[0], "", shown[1], "", shown[2]]
+    powers = written_column([3.2, 1.7e-6, 0.048], 2, uniform=True)
+    assert figures.table_column(values, 2, uniform=True) == [powers[0], "", powers[1], "", powers[2]]
+    for bad in ("1.5", None, [1.0, "x"], [1.0, None]):
+        with pytest.raises(ValueError, match="^values must be a list of numbers"):
+            figures.table_column(bad, 2)
+    with pytest.raises(ValueError, match="^uniform must be True or False"):
+        figures.table_column([1.0], 2, uniform="yes")
+
+
 def test_epochs_are_written_with_thousands_separators():
     """Every epoch the figure chapters glue is written as the settings are ("2,800", not "2800"), and a list of
     epochs is joined by "; ", not by the commas inside its numbers: the committed GPU runs, past epoch 1,000."""

@@ -51,8 +51,8 @@ from .speed import (BENCHMARKS, GPU_LOGS, LETTERS_BENCHMARK, NOTEBOOK_OVERHEAD_S
                     gpu_log_files, gpu_logs, logged_figure, piece_seconds, read_benchmark, read_benchmark_record,
                     read_letters_benchmark, round_quotients, with_data_seconds)
 from .plots import PAPER_DATA, THEORY_FONT, as_plot_runs, draw_panels, draw_theory, figure_legend, on_other_data
-from .chapter import (NC3_BY_CLASS, FigureChapter, drops_table, figure_chapter, figure_glue, figure_tables,
-                      nc3_readings, percent, precisions, rise_cell)
+from .chapter import (NC3_BY_CLASS, FigureChapter, comma_list, drops_table, epoch_cell, figure_chapter, figure_glue,
+                      figure_tables, nc3_readings, percent, precisions, rise_cell, table_column)
 from .summary import benchmark_glue, calibration_glue, nc2_wh_pair, summary_glue, summary_tables
 from . import stability
 from .. import ROOT

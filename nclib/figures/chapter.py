@@ -56,7 +56,13 @@ class FigureChapter:
     tables: dict
 
 
-def _comma(values) -> str:
+def comma_list(values) -> str:
+    """``values`` written one after another with commas, as the prose and the tables of :ref:`ch-fig1` to
+    :ref:`ch-fig4` and :ref:`ch-figures-summary` list head depths and counts: ``[1, 3, 6]`` -> ``"1, 3, 6"``, none
+    -> ``""``.  ValueError naming ``values`` for anything but a list (or another iterable) of them: one str alone
+    would be written letter by letter."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"values must be a list of the values to write, got {values!r:.200}")
     return ", ".join(str(v) for v in values)
 
 
@@ -68,10 +74,12 @@ def _order_label(class_order: str, dataset: str) -> str:
     return "as in Dang et al." if dataset == "cifar10" else "as in the EMNIST variant of Dang et al.'s code"
 
 
-def _epoch(epoch) -> str:
-    """A recorded epoch for a table cell, "none recorded" when there is none (None): the runs are seen only at
-    their recorded epochs, so a table says no more than that of what happened between them."""
-    return "none recorded" if epoch is None else _epoch_text(epoch)
+def epoch_cell(epoch) -> str:
+    """A recorded epoch for a table cell of :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary`, with
+    thousands separators as the prose writes it (``2600`` -> ``"2,600"``), "none recorded" when there is none (None):
+    the runs are seen only at their recorded epochs, so a table says no more than that of what happened between
+    them.  ValueError naming ``epoch`` unless None or a non-negative whole number."""
+    return "none recorded" if epoch is None else _epoch_text(_checks.nonneg_int(epoch, "epoch"))
 
 
 def _epoch_text(epoch) -> str | None:
@@ -92,9 +100,15 @@ def _one(values: set):
     return next(iter(values)) if len(values) == 1 else None
 
 
-def _column(values, sig: int, uniform: bool = False) -> list[str]:
-    """A table column of numbers, powers of ten only on the side of 1 that needs them, or, ``uniform``, on every
-    value where one needs them (:func:`nclib.rounding.written_column`), "" where there is none."""
+def table_column(values, sig: int, uniform: bool = False) -> list[str]:
+    """A table column of numbers of :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-figures-summary`, each to ``sig``
+    significant figures, powers of ten only on the side of 1 that needs them, or, ``uniform``, on every value where
+    one needs them (:func:`nclib.rounding.written_column`), "" where there is none (NaN, an infinity: a run without
+    that value).  ValueError naming ``values`` for anything but a list of numbers, and ``sig`` or ``uniform`` as
+    :func:`nclib.rounding.written_column` does."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") \
+            or not all(_checks.real_number(v) for v in values):
+        raise ValueError(f"values must be a list of numbers, got {values!r:.200}")
     values = [float(v) for v in values]
     written_ = iter(written_column([v for v in values if np.isfinite(v)], sig, uniform=uniform))
     return [next(written_) if np.isfinite(v) else "" for v in values]
@@ -142,13 +156,13 @@ def _settings_glue(f: Figure, scale: str, runs: Mapping[int, Run], check: Mappin
     paper = scale_settings("gpu")
     epochs = max(check["epochs"].values())
     return {
-        "paper-counts": _comma(sorted(figure_counts(f, "gpu"), reverse=True)),
+        "paper-counts": comma_list(sorted(figure_counts(f, "gpu"), reverse=True)),
         "paper-epochs": f"{paper['epochs']:,}", "paper-width": f"{paper['width']:,}",
         "paper-batch": str(paper["batch_size"]), "paper-lr": written(paper['lr'], 6),
-        "epochs": f"{epochs:,}", "N": f"{int(n.sum()):,}", "counts": _comma(sorted(n.tolist(), reverse=True)),
+        "epochs": f"{epochs:,}", "N": f"{int(n.sum()):,}", "counts": comma_list(sorted(n.tolist(), reverse=True)),
         "divisor": str(scale_settings(scale)["divisor"]), "width": f"{p['width']:,}", "lr": written(p['lr'], 6),
         "gamma": written(p['lr_gamma'], 6), "batch": str(p["batch_size"]), "decay": written(p['lam_W'], 6),
-        "wd": written(ufm.REFERENCE_DECAY, 6), "milestone": _comma(f"{m:,}" for m in p["lr_milestones"]),
+        "wd": written(ufm.REFERENCE_DECAY, 6), "milestone": comma_list(f"{m:,}" for m in p["lr_milestones"]),
         "metric-every": str(p["metric_every"]), "precision": precisions(runs),
         "device": " / ".join(sorted({r["device"] for r in rows})), "smallest-count": str(int(n.min())),
         "depth": str(p["depth"]), **({} if _dropped(runs) is None else {"dropped": f"{_dropped(runs):,}"}),
@@ -233,7 +247,7 @@ def _verdict_glue(rows: list[dict], theory: Mapping[int, RunTheory]) -> dict:
             continue
         s = f"verdict-L{r['L']}-"
         # the final table's cell of that metric (_final_table: three figures, one notation per column)
-        g[s + "metric"] = _column([x[v["metric_key"]] for x in rows], 3, uniform=True)[rows.index(r)]
+        g[s + "metric"] = table_column([x[v["metric_key"]] for x in rows], 3, uniform=True)[rows.index(r)]
         g[s + "excess"] = written(100 * v["excess"], 2, zeros=True)
         g[s + "halfway"] = written(50 * v["lost_excess"], 2, zeros=True)
     return g
@@ -244,14 +258,14 @@ def _order_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
     g = {}
     same_end = len({int(np.asarray(r.history["epoch"])[-1]) for r in runs.values()}) == 1
     for key in ORDER_KEYS:
-        g[f"{key}-order"] = _comma(order_by(rows, key))
+        g[f"{key}-order"] = comma_list(order_by(rows, key))
         if same_end and len(runs[min(runs)].history["epoch"]) > 1:  # order_held ranks runs that end together
             held = order_held(runs, key)
             if held["order"] != order_by(rows, key):
                 raise ValueError(f"{key}: the last shared record ranks {held['order']}, the final rows "
                                  f"{order_by(rows, key)}")
             g[f"{key}-order-held"], g["order-records"] = str(held["held"]), str(held["records"])
-            _put(g, f"{key}-order-kept", _comma(held["kept"]))
+            _put(g, f"{key}-order-kept", comma_list(held["kept"]))
     return g
 
 
@@ -260,7 +274,7 @@ def _unspiked_order_glue(rows: list[dict], spiked: Mapping[int, dict]) -> dict:
     g = {}
     shaped = orders_without_spikes(rows, spiked)
     for key in ORDER_KEYS:
-        g[f"{key}-order-without-spikes"] = _comma(shaped[key]["without"] if key in shaped else order_by(rows, key))
+        g[f"{key}-order-without-spikes"] = comma_list(shaped[key]["without"] if key in shaped else order_by(rows, key))
         for L, (was, end) in (shaped[key]["runs"].items() if key in shaped else ()):
             g[f"{key}-spike-L{L}-before"], g[f"{key}-spike-L{L}-end"] = written(was, 3), written(end, 3)
     g["spike-threshold"] = written(SPIKE_FACTOR, 6)
@@ -287,7 +301,7 @@ def _rise_glue(runs: Mapping[int, Run], rows: list[dict]) -> dict:
 def _spike_glue(runs: Mapping[int, Run], spiked: Mapping[int, dict]) -> dict:
     """Each training spike: its size, epochs, learning rate, the metrics before, at and after it."""
     g = {}
-    _put(g, "spike-runs", _comma(spiked))
+    _put(g, "spike-runs", comma_list(spiked))
     for L, r in spiked.items():
         b, a, fin = r["before"], r["at"], r["final"]
         s = f"spike-L{L}-"
@@ -329,8 +343,8 @@ def _lr_step_glue(runs: Mapping[int, Run]) -> dict:
     if stepped:
         drops = [d["objective_drop"] for d in stepped.values()]
         g["lrstep-drop-min"], g["lrstep-drop-max"] = written(min(drops), 3), written(max(drops), 3)
-        _put(g, "lrstep-recovered", _comma(L for L, d in stepped.items() if d["recovered"]))
-        _put(g, "lrstep-below", _comma(L for L, d in stepped.items() if d["below_100_before"]))
+        _put(g, "lrstep-recovered", comma_list(L for L, d in stepped.items() if d["recovered"]))
+        _put(g, "lrstep-below", comma_list(L for L, d in stepped.items() if d["below_100_before"]))
     for L, d in stepped.items():
         s = f"lrstep-L{L}-"
         g.update({s + "before": _epoch_text(d["before"]["epoch"]), s + "acc-before": percent(d['before']['train_acc']),
@@ -344,7 +358,7 @@ def _stall_glue(runs: Mapping[int, Run]) -> dict:
     """Each run that ends below 100 % training accuracy: where it stalled and the nearest point with modes at 0."""
     g = {}
     stalled = stalls(runs)
-    _put(g, "stall-runs", _comma(stalled))
+    _put(g, "stall-runs", comma_list(stalled))
     for L, st in stalled.items():
         s = f"stall-L{L}-"
         g.update({s + "since": _epoch_text(st["since"]), s + "end": _epoch_text(st["end"]),
@@ -498,7 +512,7 @@ def _theory_table(runs: Mapping[int, Run], theory: Mapping[int, RunTheory]):
     for col, sig in (("global minimum of (4.3)", 5), ("objective at the end", 5), (_MEAN_AT_MINIMIZERS, 3),
                      (_MEAN_AT_END, 3)):
         if col in table:
-            table[col] = _column(table[col], sig)
+            table[col] = table_column(table[col], sig)
     return table
 
 
@@ -513,7 +527,7 @@ def _final_table(f: Figure, rows: list[dict]):
     # throughout where one needs them, so that collapsed and stalled runs compare by their powers)
     for col in (*plotting.MATH_NAMES.values(), "‖b − n/N‖"):
         if col in final:
-            final[col] = _column(final[col], 3, uniform=col in plotting.MATH_NAMES.values())
+            final[col] = table_column(final[col], 3, uniform=col in plotting.MATH_NAMES.values())
     return final
 
 
@@ -521,8 +535,8 @@ def _training_table(rows: list[dict]):
     import pandas as pd
 
     training = pd.DataFrame([{
-        "L": r["L"], "100 % acc first at epoch": _epoch(r["acc100_epoch"]),
-        "100 % acc to the end from epoch": _epoch(r["acc100_stays"]),
+        "L": r["L"], "100 % acc first at epoch": epoch_cell(r["acc100_epoch"]),
+        "100 % acc to the end from epoch": epoch_cell(r["acc100_stays"]),
         "largest objective rise": rise_cell(r["rise"]),  # NC1's fall: the drops table's, to three figures
     } for r in rows]).set_index("L")
     return training
@@ -545,7 +559,7 @@ def drops_table(runs: Mapping[int, Run]):
         "square root / NC3 fall": d["nc1_root"] / d["nc3"],
     } for L, d in drops.items()]).set_index("L")
     for col in ("NC1 fall", "its square root", "NC3 fall", "square root / NC3 fall"):
-        table[col] = _column(table[col], 3)
+        table[col] = table_column(table[col], 3)
     return table
 
 
@@ -587,21 +601,22 @@ def _settings_table(f: Figure, runs: Mapping[int, Run], check: Mapping):
     # what the paper does not state is said so in its column, also where these runs read its words one way: the
     # layers of its "6-layer MLP" (the reference code's reading) and what becomes of an epoch's last partial batch
     return pd.DataFrame({
-        "paper (Section 5)": [f.paper_data, _comma(sorted(figure_counts(f, "gpu"), reverse=True)), "not stated",
+        "paper (Section 5)": [f.paper_data, comma_list(sorted(figure_counts(f, "gpu"), reverse=True)), "not stated",
                               "random, drawn how not stated", "not stated", "not stated",
                               f"{paper['depth']}-layer MLP, its layers not stated", f"{paper['width']:,}",
                               str(paper["batch_size"]), "not stated", f"Adam, {written(paper['lr'], 6)}", "not stated",
                               "not stated", "not stated", "not stated", f"{paper['epochs']:,}"],
         "these runs": [plotting.dataset_label(p, runs[min(runs)].provenance.get("data")),
-                       _comma(sorted(run_counts(p).tolist(), reverse=True)),
-                       f"{_comma(run_counts(p).tolist())} ({_order_label(p.get('class_order', '?'), p['dataset'])})",
+                       comma_list(sorted(run_counts(p).tolist(), reverse=True)),
+                       f"{comma_list(run_counts(p).tolist())} "
+                       f"({_order_label(p.get('class_order', '?'), p['dataset'])})",
                        *_input_cells(runs),
                        f"{_backbone(p)} (the reference code's reading)", f"{p['width']:,}", str(p["batch_size"]),
                        "varies" if dropped is None else "none (one batch)" if dropped == 0 else
                        f"left out: {dropped:,} of the {N:,} samples each epoch",
                        f"Adam, {written(p['lr'], 6)}",
-                       f"×{written(p['lr_gamma'], 6)} after epoch {_comma(f'{m:,}' for m in p['lr_milestones'])}" if p["lr_milestones"]
-                       else "constant", f"lam_W = lam_H = {written(p['lam_W'], 6)}", precisions(runs),
+                       f"×{written(p['lr_gamma'], 6)} after epoch "
+                       f"{comma_list(f'{m:,}' for m in p['lr_milestones'])}" if p["lr_milestones"] else "constant", f"lam_W = lam_H = {written(p['lam_W'], 6)}", precisions(runs),
                        str(p["metric_every"]), f"{epochs:,}"],
     }, index=["data", "class counts", "counts by class index", "samples of a class", "input", "normalization",
               "backbone", "width", "batch size", "an epoch's last partial batch", "optimizer, lr", "lr schedule",
@@ -661,5 +676,5 @@ def nc3_readings(fig, root=None) -> tuple:
                                f"{written(g['smallest'], 3, zeros=True)} to {written(g['largest'], 3, zeros=True)}"}
                           for L, g in compared.items()]).set_index("L")
     for name in final.values():
-        table[name] = _column(table[name], 3)
+        table[name] = table_column(table[name], 3)
     return compared, table

@@ -18,7 +18,7 @@ import numpy as np
 from .. import plotting
 from ..rounding import at_most, written
 from .analysis import NEAR_BOUND, collapse_verdict, stalls, wall_time_s
-from .chapter import FigureChapter, _column, _comma, _epoch, percent, rise_cell
+from .chapter import FigureChapter, comma_list, epoch_cell, percent, rise_cell, table_column
 from .config import FIGURES, scale_settings
 from .events import SPIKE_FACTOR
 from .load import Run, checked_runs
@@ -64,15 +64,15 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
         "objective / minimum": f"{r['objective'] / r['minimum']:.2f}", "‖b − n/N‖": r["bias_error"],
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "scale", "L"])
     for col in (*plotting.MATH_NAMES.values(), "‖b − n/N‖"):  # significant figures, one notation per column
-        final[col] = _column(final[col], 2, uniform=col in plotting.MATH_NAMES.values())
+        final[col] = table_column(final[col], 2, uniform=col in plotting.MATH_NAMES.values())
     final["‖b − n/N‖"] = ["no bias" if not chapters[k].runs[L].params["bias"] else v
                           for (k, _, L), v in final["‖b − n/N‖"].items()]
     training = pd.DataFrame([{
         # the records' spacing first: the epochs and the rises of the next columns are those seen at the records
         "figure": k, "scale": c.scale, "L": r["L"],
         "recorded every (epochs)": int(c.runs[r["L"]].params["metric_every"]),
-        "100 % first at epoch": _epoch(r["acc100_epoch"]),
-        "100 % to the end from epoch": _epoch(r["acc100_stays"]), "largest objective rise": rise_cell(r["rise"]),
+        "100 % first at epoch": epoch_cell(r["acc100_epoch"]),
+        "100 % to the end from epoch": epoch_cell(r["acc100_stays"]), "largest objective rise": rise_cell(r["rise"]),
     } for k, c in sorted(chapters.items()) for r in c.rows]).set_index(["figure", "scale", "L"])
     made = pd.DataFrame([{  # a table of its own: with the records' columns it was too wide for the page
         "figure": k, "scale": c.scale, "L": r["L"], "wall time (s)": round(r["wall_time_s"], 1),
@@ -93,8 +93,8 @@ def summary_tables(chapters: Mapping[int, FigureChapter]) -> dict:
     # above the point signed, so that a run below its point shows
     above = stalled["above the nearest point (%)"]
     stalled["above the nearest point (%)"] = [("-" if v < 0 else "+") + w if w else w
-                                              for v, w in zip(above, _column(above.abs(), 2))]
-    stalled["distance to the next point (%)"] = _column(stalled["distance to the next point (%)"], 3)
+                                              for v, w in zip(above, table_column(above.abs(), 2))]
+    stalled["distance to the next point (%)"] = table_column(stalled["distance to the next point (%)"], 3)
     return {"figures": figures, "final": final, "training": training, "made": made, "stalls": stalled}
 
 
@@ -165,7 +165,7 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
     all_rows = [r for k in sorted(rows) for r in rows[k]]
     fitted = [r for r in all_rows if r["train_acc"] == 1.0]
     gpu = [k for k, c in sorted(chapters.items()) if c.scale == "gpu"]
-    g = {"n-runs": str(len(all_rows)), "gpu-figures": _comma(gpu),
+    g = {"n-runs": str(len(all_rows)), "gpu-figures": comma_list(gpu),
          "gpu-epochs": "; ".join(f"{max(chapters[k].check['epochs'].values()):,}" for k in gpu),  # "2,600; 700"
          "n-fitted": str(len(fitted)), "n-stalled": str(len(all_rows) - len(fitted)),
          "n-gpu-runs": str(sum(len(rows[k]) for k in gpu)),
