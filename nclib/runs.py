@@ -302,12 +302,16 @@ def load_run(run_dir) -> tuple[dict, dict, dict]:
     missing = [name for name in ("params.json", "history.csv", "provenance.json") if not (run_dir / name).is_file()]
     if missing:
         raise ValueError(f"run_dir {str(run_dir)!r} is not a run folder of nclib.train.run: no {', '.join(missing)}")
-    params, prov = (_json_record(run_dir / name) for name in ("params.json", "provenance.json"))
+    params, prov = (read_record(run_dir / name) for name in ("params.json", "provenance.json"))
     return params, load_history(run_dir), prov
 
 
-def _json_record(path: pathlib.Path) -> dict:
-    """The JSON object a run folder's file holds; ValueError naming the file where it holds none."""
+def read_record(path) -> dict:
+    """The JSON object that a run folder's ``params.json`` or ``provenance.json`` at ``path`` holds, as
+    :func:`load_run` and a sweep's table (:mod:`nclib.sweeptable`) read it; ValueError naming the file where it holds
+    none (damaged, cut short, or another JSON value), and naming ``path`` for anything but a path; OSError where the
+    file cannot be read."""
+    path = pathlib.Path(_checks.path_arg(path, "path", "the path of a run folder's JSON file"))
     try:
         record = json.loads(path.read_text())
     except ValueError as exc:  # not JSON, or not text (UnicodeDecodeError)

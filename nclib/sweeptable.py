@@ -13,8 +13,8 @@ import pandas as pd
 
 from .grid import SWEEP_KEYS
 from .locks import RunLockedElsewhere, other_host_lock
-from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, OtherData, _json_record, atomic_write_text, load_class_accuracy,
-                   load_run, run_status)
+from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, OtherData, atomic_write_text, load_class_accuracy, load_run,
+                   read_record, run_status)
 from .sweepmanifest import MANIFEST, folder_state, read_manifest
 
 #: The table a sweep writes into its output folder.
@@ -62,7 +62,7 @@ def read_provenance(run_dir: pathlib.Path) -> tuple[dict, str | None]:
     if not path.is_file():
         return {}, None
     try:
-        return _json_record(path), None
+        return read_record(path), None
     except ValueError as exc:
         return {}, f"{type(exc).__name__}: {exc}"
 
@@ -77,7 +77,7 @@ def table_row(out_dir: pathlib.Path, name: str, point: dict, manifest: dict, gri
     params, prov, hist, classes, damaged = dict(point), {}, None, None, None
     if (run_dir / "params.json").is_file():
         try:
-            params = _json_record(run_dir / "params.json")
+            params = read_record(run_dir / "params.json")
             prov, damaged = read_provenance(run_dir)
             if damaged is None and (run_dir / "history.csv").is_file() and prov:
                 params, hist, prov = load_run(run_dir)

@@ -1440,6 +1440,21 @@ def test_every_reader_of_a_device_reads_one_kind(tmp_path, device, kind):
         assert runs.device_kind(nothing) is None
 
 
+def test_read_record_reads_a_json_object_and_names_the_file_that_holds_none(tmp_path):
+    (tmp_path / "params.json").write_text(json.dumps({"epochs": 5, "lr": 1e-3}))
+    assert runs.read_record(tmp_path / "params.json") == runs.read_record(str(tmp_path / "params.json")) == {
+        "epochs": 5, "lr": 1e-3}
+    for text, why in (('{"epochs": 5', "is damaged or cut short"), ("[1, 2]", "holds a JSON list"),
+                      (b"\xff\xfe", "is damaged or cut short")):
+        path = tmp_path / "provenance.json"
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        with pytest.raises(ValueError, match=f"^'{re.escape(str(path))}' {why}"):
+            runs.read_record(path)
+    for bad in ("", None, 5):
+        with pytest.raises(ValueError, match="^path must be"):
+            runs.read_record(bad)
+
+
 def test_fsync_folder_syncs_the_folder_itself_or_nothing_it_cannot_open(tmp_path, monkeypatch):
     """fsync_folder, the order of a run folder's writes on disk (a checkpoint's record before its rename, a run's
     provenance deleted before its other files): the fsync reaches the folder itself; a folder that is not there is

@@ -1278,6 +1278,18 @@ def test_summary_tables_and_glue(tiny, tiny_scale, monkeypatch):
     assert len({g[f"wh-1-3-{case}-{end}"] for case in ("with", "without") for end in ("min", "max")}) == 4
 
 
+def test_one_call_reads_the_start_of_the_call_two_runs_record():
+    def run(started):
+        return figures.Run(None, {"L": 1}, {"epoch": np.arange(2)},
+                           {} if started is None else {"started_utc": started})
+    t, u = "2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00"
+    assert figures.one_call(run(t), run(t)) and not figures.one_call(run(t), run(u))
+    assert figures.one_call(run(t), run(None)) and figures.one_call(run(None), run(None))  # no record: the name alone
+    for bad, name in (((None, run(t)), "a"), ((run(t), {"started_utc": t}), "b")):
+        with pytest.raises(ValueError, match=f"^{name} must be a Run"):
+            figures.one_call(*bad)
+
+
 def test_the_cells_of_the_chapters_tables_are_written_and_refused_by_name():
     """comma_list, epoch_cell and table_column, the cells the figure chapters and the summary write: lists joined by
     commas, epochs with thousands separators (or "none recorded"), columns of numbers at one precision with "" for

@@ -38,8 +38,8 @@ from .config import (FIGURES, HISTORY_KEYS, INPUT_DIM, L_VALUES, NOTEBOOK_ONLY_K
 from .load import (CONFIG_KEYS, DATA_RECORD_KEYS, NC2_ROUNDING, NC3_EQUAL_COUNT_BLOCKS, PROVENANCE_TYPES,
                    REMAKE_MAY_DIFFER, SCALE_DEVICES, Run, check_figure, check_remake, check_run, checked_history,
                    checked_params, checked_run, checked_runs, commit_problems, compare_nc3, device_kind, load_figure,
-                   made_clean_problems, parameter_count, preferred_scale, provenance_problems, run_counts, run_folders,
-                   together_problems)
+                   made_clean_problems, one_call, parameter_count, preferred_scale, provenance_problems, run_counts,
+                   run_folders, together_problems)
 from .events import (RISE_KEYS, SPIKE_FACTOR, accuracy_dips, first_epoch, largest_rise, lr_step, next_milestone,
                      other_spikes, positive_values, record_rises, recorded_every, rise_factor, rise_ratios,
                      settled_epoch, spikes)

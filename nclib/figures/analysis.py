@@ -19,7 +19,7 @@ from ..imbalance import small_classes
 from ..runs import load_class_accuracy
 from .config import HISTORY_KEYS, figure
 from .events import RISE_KEYS, first_epoch, largest_rise, settled_epoch
-from .load import Run, _one_call, checked_params, checked_runs, run_counts
+from .load import Run, checked_params, checked_runs, one_call, run_counts
 
 # --------------------------------------------------------------------------------------------- theory
 
@@ -285,7 +285,7 @@ def wall_time_s(runs: Mapping[int, Run]) -> float:
     partners = {name: set() for name in by_name}
     for name, run in by_name.items():
         for other in run.provenance.get("trained_with", []):
-            if other in by_name and other != name and _one_call(run, by_name[other]):
+            if other in by_name and other != name and one_call(run, by_name[other]):
                 partners[name].add(other)
                 partners[other].add(name)
     total, counted = 0.0, set()

@@ -415,12 +415,17 @@ def commit_problems(runs: Mapping[int, Run], name: str = "") -> list[str]:
             for L, calls in commits.items() for where, c in calls if c in unknown]
 
 
-def _one_call(a: Run, b: Run) -> bool:
+def one_call(a: Run, b: Run) -> bool:
     """Whether runs ``a`` and ``b`` can be runs of one :func:`nclib.train.run_many` call, as their provenance says:
     not where each records a ``started_utc`` (when the call that started it began, the same for every run of that
     call, and kept when the run is resumed) and the two differ.  A name in ``trained_with`` is a partner's only at
     the time of training: the run of that name that records another ``started_utc`` was started by another call (a
-    partner left out when its runs were landed, made again later), and is not the run trained beside it."""
+    partner left out when its runs were landed, made again later), and is not the run trained beside it.  What
+    :func:`together_problems` and :func:`nclib.figures.wall_time_s` link runs by.  ValueError naming ``a`` or
+    ``b`` unless a :class:`Run`.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`."""
+    checked_run(a, "a")
+    checked_run(b, "b")
     started = [r.provenance.get("started_utc") if isinstance(r.provenance, Mapping) else None for r in (a, b)]
     return not (all(isinstance(t, str) for t in started) and started[0] != started[1])
 
@@ -444,7 +449,7 @@ def together_problems(runs: Mapping, name: str = "") -> list[str]:
     for run_name, run in sorted(named.items(), key=lambda kv: str(kv[0])):
         together = run.provenance.get("trained_with")
         names = {n for n in together if isinstance(n, str)} if isinstance(together, list) else set()
-        for other in sorted(n for n in names & set(named) if _one_call(run, named[n])):
+        for other in sorted(n for n in names & set(named) if one_call(run, named[n])):
             a, b = run.provenance.get("git_commit"), named[other].provenance.get("git_commit")
             if a != b:
                 problems.append(f"{run_name}{where}: git_commit {a!r}, but {other}, trained beside it "
