@@ -1,7 +1,9 @@
 """Reading the committed runs of Figures 1-4 and checking that they are the figure's configuration.
 
 A run folder (``results/figures/<scale>/fig<k>/fig<k>-L<L>/``) holds what :func:`nclib.train.run` writes:
-``params.json``, ``history.csv`` and ``provenance.json`` (:mod:`nclib.runs`).
+``params.json``, ``history.csv`` and ``provenance.json`` (:mod:`nclib.runs`).  The checks of what the functions of
+the figures package are given, a run (:class:`Run`), its parameters and its history, are here too
+(:func:`checked_runs`): every module of the package reads its arguments through them.
 """
 from __future__ import annotations
 
