@@ -1434,7 +1434,8 @@ def test_every_reader_of_a_device_reads_one_kind(tmp_path, device, kind):
     assert runs.recorded_device_type(tmp_path) == kind
     for want in ("cpu", "cuda", "cuda:0"):
         wanted = runs.device_kind(want)
-        assert runs.device_difference(tmp_path, want) == ({} if kind == wanted else {"device": (kind or device, wanted)})
+        differ = {} if kind == wanted else {"device": (kind or device, wanted)}
+        assert runs.device_difference(tmp_path, want) == differ
     assert runs.device_difference(tmp_path, None) == {}
     for nothing in ("auto", "cpu:0", "cuda:x", " cuda", "", None, 3):  # no device of a kind, or not yet resolved
         assert runs.device_kind(nothing) is None

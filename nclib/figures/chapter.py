@@ -616,7 +616,8 @@ def _settings_table(f: Figure, runs: Mapping[int, Run], check: Mapping):
                        f"left out: {dropped:,} of the {N:,} samples each epoch",
                        f"Adam, {written(p['lr'], 6)}",
                        f"×{written(p['lr_gamma'], 6)} after epoch "
-                       f"{comma_list(f'{m:,}' for m in p['lr_milestones'])}" if p["lr_milestones"] else "constant", f"lam_W = lam_H = {written(p['lam_W'], 6)}", precisions(runs),
+                       f"{comma_list(f'{m:,}' for m in p['lr_milestones'])}" if p["lr_milestones"] else "constant",
+                       f"lam_W = lam_H = {written(p['lam_W'], 6)}", precisions(runs),
                        str(p["metric_every"]), f"{epochs:,}"],
     }, index=["data", "class counts", "counts by class index", "samples of a class", "input", "normalization",
               "backbone", "width", "batch size", "an epoch's last partial batch", "optimizer, lr", "lr schedule",
