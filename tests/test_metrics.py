@@ -878,6 +878,21 @@ def test_a_common_offset_is_no_collapse():
         assert m.nc1(np.full((9, 2), 0.1 + offset), y3) == 0.0
 
 
+
+def test_class_means_that_coincide_about_the_midrange_still_give_the_sigma_b_zero_values():
+    """Three classes with the same three samples, plus an offset: the class means coincide in exact arithmetic, and
+    read again about their midrange they still differ from the global mean in the last bits. Both forms must read
+    that A as zero to the rounding level about the midrange (inf, and 0 as printed), not invert its rounding errors
+    into NC1 ~ 1e31."""
+    y = np.repeat(np.arange(3), 3)
+    X_same = np.tile(np.random.default_rng(6).standard_normal((3, 2)), (3, 1))
+    for offset in (0.0, 0.3, 0.5, 1.0, 1.856, -2.5):
+        X = X_same + offset
+        Xc, _ = fc._about_reference(X)
+        means, _ = m.class_means(Xc, y)
+        assert np.any(means != Xc.mean(axis=0))  # about the midrange, still not equal bit for bit
+        assert m.nc1(X, y) == np.inf and pm.printed_nc1(X, y) == 0.0
+
 def test_nc1_against_hand_computed_example():
     # two classes on a line: h = (-1, 1 | 3, 5) in 1-D; means -> 0, 4; h_G = 2; Sigma_W = 1; Sigma_B = 4
     X = np.array([[-1.0], [1.0], [3.0], [5.0]])
@@ -1102,6 +1117,25 @@ def test_printed_forms_at_the_minimizer():
     assert np.isnan(pm.printed_nc2(np.zeros((2, 2)), np.eye(2)))
 
 
+def test_printed_nc2_and_upsilon_refuse_bad_input_by_name():
+    """A target of another shape is refused, not broadcast against X; the decay lam_H, the count N and a structure
+    whose s_product has another length than kappa are refused by name."""
+    for X, T in ((np.eye(3), np.ones((3, 1))), (np.ones((1, 3)), np.eye(3)), (np.eye(2), np.eye(3))):
+        with pytest.raises(ValueError, match="^X and target"):
+            pm.printed_nc2(X, T)
+    st = ufm.structure([5, 3, 2], 1e-3, 1e-3, L=2, bias=True)
+    assert pm.printed_upsilon(st, 1e-3, 1e-3, 10, 2)["upsilon1"].shape == (3, 3)
+    for lam_H in (0.0, -1e-3, np.inf):
+        with pytest.raises(ValueError, match="^lam_H"):
+            pm.printed_upsilon(st, 1e-3, lam_H, 10, 2)
+    for N in (0, -10, 2.5):
+        with pytest.raises(ValueError, match="^N must"):
+            pm.printed_upsilon(st, 1e-3, 1e-3, N, 2)
+    for s_product in (st.s_product[:2], np.append(st.s_product, 1.0)):
+        with pytest.raises(ValueError, match=r"^structure\.s_product"):
+            pm.printed_upsilon(dataclasses.replace(st, s_product=s_product), 1e-3, 1e-3, 10, 2)
+
+
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("L, lam_W", [(1, 1e-3), (2, [2e-3, 1e-3]), (3, [1e-3, 2e-3, 4e-3])])
 def test_corrected_metrics_are_the_printed_ones_where_every_mode_is_alone_and_alive(bias, L, lam_W):
@@ -1225,6 +1259,24 @@ def test_printed_nc1_cutoff_and_rank_by_hand():
     assert pm.printed_nc1(X, y, rank=0) == 0.0
     np.testing.assert_allclose(m.nc1(X, y, rank=1), top, rtol=1e-12)
 
+
+
+def test_printed_nc1_at_a_rank_keeps_an_eigenvalue_above_numpys_cutoff():
+    """The class means of the test above with delta = 2e-6: Sigma_B = diag(1, delta^2/4 = 1e-12). The small
+    eigenvalue lies above NumPy's default cutoff of pinv, 1e-15 times the largest, so the rank cut at 2 keeps it as
+    ``numpy.linalg.pinv`` does, NC1 = (0.005 + 0.005 * 4/delta^2)/4 ~ 1.25e9; a cutoff of 1e-9 would drop it."""
+    delta = 2e-6
+    means = np.array([[2.0, 0.0], [-2.0, 0.0], [0.0, delta], [0.0, -delta]]) / np.sqrt(2.0)
+    y = np.repeat(np.arange(4), 2)
+    X = means[y] + np.array([[0.1, 0.0], [-0.1, 0.0], [0.0, 0.1], [0.0, -0.1]] * 2)
+    hk, _ = m.class_means(X, y)
+    A, C = (hk - X.mean(axis=0)).T, X - hk[y]
+    S_W, S_B = C.T @ C / y.size, A @ A.T / 4
+    np.testing.assert_allclose(np.linalg.eigvalsh(S_B), [delta**2 / 4, 1.0], rtol=1e-9)
+    with_pinv = float(np.trace(S_W @ np.linalg.pinv(S_B)) / 4)
+    np.testing.assert_allclose(with_pinv, (0.005 + 0.005 * 4 / delta**2) / 4, rtol=1e-9)
+    np.testing.assert_allclose(pm.printed_nc1(X, y, rank=2), with_pinv, rtol=1e-9)
+    np.testing.assert_allclose(pm.printed_nc1(X, y), with_pinv, rtol=1e-9)
 
 def test_printed_nc1_near_a_minimizer_with_collapsed_modes():
     """Erratum M6: counts [4, 4, 2, 2, 1, 1], L = 1, lambda = 0.1, bias (3 of 6 modes alive). The printed NC1 is 0 at
