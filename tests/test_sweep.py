@@ -153,6 +153,25 @@ def test_run_names_write_booleans_and_none_as_the_grid_reads_them_and_hash_long_
     assert len(set(names)) == 3  # cut to the same 110 characters, told apart by the hash
 
 
+def test_run_names_tell_floats_one_ulp_apart_and_read_back_to_the_same_float(tmp_path):
+    """A float is written in a run name with the digits that read back to it: two values one ulp apart, or 1e-3 and
+    1.00001e-3, get names of their own (with 4 significant digits both would be lam_W-0.001, and the plan would
+    refuse them as the same run), and the value's text in the name is read back as the same float."""
+    for a, b in ((1e-3, np.nextafter(1e-3, 1.0)), (1e-3, 1.00001e-3), (0.1, np.nextafter(0.1, 0.0)),
+                 (1e-5, np.nextafter(1e-5, 1.0)), (12345.678, np.nextafter(12345.678, 0.0))):
+        values = [a, float(b)]
+        points = expand_grid({"lam_W": values})
+        names = [run_name_for(p) for p in points]
+        assert names[0] != names[1]
+        for name, value in zip(names, values):
+            assert name.startswith("lam_W-") and float(name[len("lam_W-"):]) == value
+        inside = run_name_for({"lam_W": [values[1], values[0]]})  # the items of a list read back alike
+        assert [float(t) for t in inside[len("lam_W-"):].split("_")] == [values[1], values[0]]
+    planned = sweep.plan({"lam_W": [1e-3, 1.00001e-3]}, TINY, tmp_path / "out")
+    assert len({p["params"]["run_name"] for p in planned}) == 2
+    assert [p["params"]["lam_W"] for p in planned] == [1e-3, 1.00001e-3]
+
+
 def test_run_names_tell_nested_lists_apart(tmp_path):
     """[[1, 2], 3] and [1, [2, 3]] were both named counts-1_2_3 (and [[]] as [], lam_W-empty); an inner list is
     written in brackets, replaced by '_'s with the point's hash.  A flat list keeps its name; no run parameter takes
