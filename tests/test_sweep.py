@@ -2005,6 +2005,69 @@ def test_a_run_folder_with_a_damaged_provenance_is_a_row_with_an_error_naming_th
     assert sweep.exit_status(sweep.summary(out)) == 0
 
 
+def test_a_diverged_run_outlives_a_saved_error_and_its_time_limit_is_no_column(tmp_path):
+    """A diverged run's folder holds its result, as a finished run's does: an ordinary error that sweep.json saved
+    for it (a worker killed, say) leaves its row, which gives the engine's account of the divergence from its
+    provenance; a saved OtherData error stays.  The run's params.json records max_train_s, which says how the call
+    ran, not what the run is: no column of the table."""
+    out, fixed = tmp_path / "out", {k: v for k, v in TINY.items() if k != "lr"}
+    row = sweep.run_point({"lr": [1e-2, 1e3]}, {**fixed, "max_train_s": 100}, out, 1)  # lr = 1000 diverges
+    name = row["run_name"][0]
+    assert row["status"].tolist() == ["diverged"]
+    assert json.loads((out / name / "params.json").read_text())["max_train_s"] == 100
+    table = sweep.summary(out)
+    assert "max_train_s" not in table.columns and "lr" in table.columns
+    diverged = json.loads((out / name / "provenance.json").read_text())["error"]
+    assert diverged and table["error"][1] == diverged
+    for saved, shown in (("KilledWorker: gone", diverged), ("OtherData: rewritten", "OtherData: rewritten")):
+        def save(m, saved=saved):
+            m["errors"][name] = saved
+            m.pop("error_states", None)
+
+        sweepmanifest.update_manifest(out, save)
+        table = sweep.summary(out)
+        assert table["status"][1] == "diverged" and table["error"][1] == shown, saved
+        outcome = sweeptable.recorded_outcome(name, "diverged", {"errors": {name: saved}}, {})
+        assert outcome == ("diverged", None if shown == diverged else saved)
+    assert sweeptable.recorded_outcome(name, "stopped", {"errors": {name: "KilledWorker: gone"}}, {}) == \
+        ("stopped", "KilledWorker: gone")
+
+
+def test_a_damaged_run_folder_names_its_file_before_a_saved_error(tmp_path):
+    """A run stopped with an error saved in sweep.json (which holds for a stopped run), then its provenance.json cut
+    short: the row's error is the damaged file's, naming it, not the saved one (table_row: a run folder whose files
+    are damaged is a row whose error names the file)."""
+    out = tmp_path / "out"
+    sweep.run_point({"seed": [0]}, {**TINY, "max_train_s": 0}, out, 0)
+
+    def save(m):
+        m["errors"]["seed-0"] = "KilledWorker: gone"
+        m.pop("error_states", None)
+
+    sweepmanifest.update_manifest(out, save)
+    table = sweep.summary(out)
+    assert table["status"][0] == "stopped" and table["error"][0] == "KilledWorker: gone"
+    path = out / "seed-0" / "provenance.json"
+    path.write_text(path.read_text()[:40])
+    table = sweep.summary(out)
+    assert table["error"][0].startswith("ValueError: ") and str(path) in table["error"][0]
+    assert sweeptable.read_provenance(out / "seed-0")[1] == table["error"][0]
+
+
+def test_loading_a_table_that_was_never_written_is_refused_naming_out_dir(tmp_path):
+    """load_summary of a folder without sweep.csv (a task of a job array writes none), or of no folder at all: a
+    ValueError naming out_dir and the folder, not a FileNotFoundError; once summary has written the table it reads
+    it back."""
+    out = tmp_path / "out"
+    sweep.run_point({"seed": [0]}, TINY, out, 0)
+    for folder in (out, tmp_path / "missing"):
+        with pytest.raises(ValueError, match="^out_dir") as refused:
+            sweep.load_summary(folder)
+        assert str(folder) in str(refused.value)
+    assert sweep.summary(out)["run_name"].tolist() == ["seed-0"]
+    assert sweep.load_summary(out)["run_name"].tolist() == ["seed-0"]
+
+
 def test_the_help_gives_a_job_array_whose_indices_are_its_points(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         sweep.main(["--help"])
