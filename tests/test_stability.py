@@ -591,6 +591,33 @@ def test_smallest_pair_turns_counts_the_records_where_one_smallest_class_is_lost
         stability.smallest_pair_turns(figures.Run(tmp_path / "d", {"dataset": "synthetic", "counts": counts}, {}, {}))
 
 
+def test_the_boundaries_of_a_spike_a_held_class_and_a_finite_history(tmp_path):
+    """A rise to exactly the threshold is no spike (more than the threshold is); a class of the smallest pair is
+    held above 50 %, so one at 40 % or at exactly 50 % beside a class lost whole is no turn; a history is cut at its
+    first row whose objective is not a finite positive number, wherever that row is, not at its last one."""
+    def run(objective, status="finished"):
+        return figures.Run(None, {}, dict(epoch=10 * np.arange(len(objective)), objective=np.array(objective)),
+                           {"status": status})
+
+    for threshold in (stability.SPIKE_FACTOR, 3.0):
+        assert not stability.spiked(run([2.0, 1.0, threshold]), threshold)  # a rise by exactly the threshold
+        assert stability.spiked(run([2.0, 1.0, np.nextafter(threshold, np.inf)]), threshold)
+    assert stability.SPIKE_FACTOR == 2.0 and not stability.spiked(run([1.0, 2.0]))
+    counts = [2, 1, 1, 3]  # the smallest pair: classes 1 and 2
+    for held, since in ((0.4, None), (0.5, None), (0.51, 10)):
+        rows = [(0, [1, 1.0, 1.0, 1]), (10, [1, 0.0, held, 1]), (20, [1, held, 0.0, 1])]
+        turns = stability.smallest_pair_turns(_class_record(tmp_path / f"held-{held}", counts, rows))
+        assert turns["since"] == since, held
+        assert turns["records"] == (0 if since is None else 2) and turns["swaps"] == (0 if since is None else 1)
+    history = run([3.0, 1.0, np.nan, 2.0, np.inf, 0.5], status="diverged")
+    cut = stability.finite_history(history)
+    assert cut["epoch"].tolist() == [0, 10] and cut["objective"].tolist() == [3.0, 1.0]
+    for bad in (0.0, -1.0, np.inf):  # a single bad row in the middle: the rows after it are left out too
+        cut = stability.finite_history(run([3.0, 1.0, bad, 2.0, 0.5]))
+        assert cut["objective"].tolist() == [3.0, 1.0], bad
+    assert stability.finite_rise(run([3.0, 1.0, np.nan, 2.0, 0.5])) is None  # no rise before the cut
+
+
 def test_functions_of_stability_runs_refuse_what_is_not_runs_by_name(tmp_path):
     """The functions of one stability run, of a history and of a set of runs refuse what they cannot read by the
     argument's name; no runs is refused, not read as "no run spiked" or "every pair differed"."""
