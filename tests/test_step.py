@@ -354,6 +354,10 @@ def test_the_floor_of_a_step_counts_adam_traffic_and_products():
             nfloor.traffic_seconds(not_a_list, 1e9)
     with pytest.raises(ValueError, match="bandwidth must be strictly positive"):
         nfloor.floor_seconds([net], 7, 0.0, 1e12)
+    for flops_per_s in (0.0, -1e12, float("inf"), float("nan"), "fast", True):  # no negative or infinite time
+        for seconds in (nfloor.floor_seconds, nfloor.bound_seconds):
+            with pytest.raises(ValueError, match="^flops_per_s must"):
+                seconds([net], 7, 1e9, flops_per_s)
     with pytest.raises(ValueError, match="rows must be a positive integer"):
         nfloor.product_flops(net, 0)
 
