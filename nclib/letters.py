@@ -177,7 +177,10 @@ def read_letters_synthetic(path, counts, seed: int = 0) -> tuple[np.ndarray, np.
         raise ValueError(f"data_path {str(path)!r} holds the letters-synthetic rendering of counts {file_counts} "
                          f"and seed {file_seed}; this run asks for counts {n.tolist()} and seed {seed}: render "
                          f"those with nclib.letters.save_letters_synthetic, or leave data_path None")
-    images = check_images(images, "emnist-letters", "x_train")  # 28 x 28 uint8, as the rendering
+    try:
+        images = check_images(images, "emnist-letters", "x_train")  # 28 x 28 uint8, as the rendering
+    except ValueError as exc:  # named by the file, as the other refusals of a rendering are
+        raise ValueError(f"data_path {str(path)!r}: {exc}") from None
     if not np.array_equal(y, np.repeat(np.arange(n.size), n)):
         raise ValueError(f"data_path {str(path)!r}: y_train is not the labels 0..{n.size - 1} sorted by class in "
                          f"the counts {n.tolist()}")

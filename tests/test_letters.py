@@ -216,6 +216,39 @@ def test_letters_rendered_ahead_refuse_another_run_or_damage(tmp_path):
         data.load("letters-synthetic", counts=counts, data_path=tmp_path / "cut.npz")
 
 
+def test_letters_synthetic_refuses_more_than_26_classes_and_a_bad_size_by_name():
+    """Called directly, not through nclib.data.load: a class beyond z, and an image size that is not a positive
+    integer, are refused naming counts and size before anything is rendered."""
+    for counts in ([1] * 27, [2] * 40):
+        with pytest.raises(ValueError, match="^counts must have at most 26 classes"):
+            letters.letters_synthetic(counts)
+    for size in (0, -28, 2.5, True, "28"):
+        with pytest.raises(ValueError, match="^size must"):
+            letters.letters_synthetic([1] * 3, size=size)
+
+
+def test_a_rendering_whose_images_are_not_28_by_28_uint8_is_refused_naming_the_file(tmp_path):
+    """A rendering whose images were rescaled to [0, 1] or padded to 32 x 32, its sha256 written again to match (so
+    that only the check of the images can see it): refused with a ValueError naming data_path and x_train, read
+    directly and through nclib.data.load, not handed to a run."""
+    counts = [1] * 26
+    path = letters.save_letters_synthetic(tmp_path / "letters.npz", counts=counts, seed=0)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    x = arrays["x_train"]
+    for name, x in (("scaled", x / 255.0), ("padded", np.pad(x, ((0, 0), (2, 2), (2, 2)))),
+                    ("rgb", np.repeat(x[..., None], 3, axis=3))):
+        bad = tmp_path / f"{name}.npz"
+        np.savez(bad, **dict(arrays, x_train=x, images_sha256=np.array(data.sha256_arrays(x, arrays["y_train"]))))
+        with pytest.raises(ValueError, match="^data_path .*x_train must") as refused:
+            letters.read_letters_synthetic(bad, counts, 0)
+        assert str(bad) in str(refused.value)
+        with pytest.raises(ValueError, match="^data_path .*x_train must"):
+            data.load("letters-synthetic", counts=counts, seed=0, data_path=bad)
+    images, y, _, _ = letters.read_letters_synthetic(path, counts, 0)
+    assert images.shape == (26, 28, 28) and images.dtype == np.uint8 and y.tolist() == list(range(26))
+
+
 def test_letters_synthetic_renders_once_and_hands_out_copies():
     letters._render_letters.cache_clear()
     a, ya = letters.letters_synthetic([2] * 26, seed=3)
