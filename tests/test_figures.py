@@ -517,6 +517,17 @@ def _spike_run(objective, L, lr=None, milestones=(), **columns):
                        history=h, provenance={})
 
 
+def test_a_spiked_run_that_ended_below_its_value_before_the_rise_keeps_its_final_value():
+    """Only a final value above the value before the rise is replaced: L = 3 ends with NC1 1e-4, below L = 1's 1e-3
+    and below its own 1e-2 before the rise, so its place in the NC1 ordering is its own, not the spike's (replaced,
+    it would rank last); its NC3, above its value before the rise, is replaced and moves it."""
+    rows = [dict(L=1, nc1=1e-3, nc3=0.5, gap=1.0, minimum=1.0), dict(L=3, nc1=1e-4, nc3=2.0, gap=0.5, minimum=1.0)]
+    spiked = {3: dict(before={"objective": 2.0, "nc1": 1e-2, "nc3": 0.3, "train_acc": 1.0})}
+    assert figures.order_by(rows, "nc1") == [3, 1]
+    shaped = figures.orders_without_spikes(rows, spiked)
+    assert shaped == {"nc3": {"order": [1, 3], "without": [3, 1], "runs": {3: (0.3, 2.0)}}}
+
+
 def test_spikes_use_the_threshold_and_orderings_say_what_a_spike_decides():
     calm = _spike_run([1.0, 0.5, 0.6, 0.4], 1)  # largest rise 1.2
     spike = _spike_run([1.0, 0.5, 0.1, 0.3, 0.2], 3)  # rise 3 between epochs 20 and 30
@@ -1528,6 +1539,17 @@ def test_check_stalls_asserts_each_stalled_run_is_next_to_a_local_minimizer(monk
         figures.check_stalls(runs)
 
 
+def test_smallest_multiple_is_none_where_the_smallest_count_does_not_divide_the_misclassified():
+    """The committed GPU runs: Figure 3's L = 6 misclassifies 399 samples, no whole number of its smallest classes
+    of 100 (the case fig3.md asserts), Figure 1's L = 6 one class of 100, Figure 2's L = 3 and 6 two and eighteen
+    classes of 50."""
+    got = {}
+    for fig in (1, 2, 3):
+        for L, st in figures.stalls(figures.load_figure(fig, "gpu")).items():
+            got[fig, L] = (st["misclassified"], st["smallest"], st["smallest_multiple"])
+    assert got == {(1, 6): (100, 100, 1), (2, 3): (100, 50, 2), (2, 6): (900, 50, 18), (3, 6): (399, 100, None)}
+
+
 def test_stalls(tiny, monkeypatch):
     """A run that reached 100 % and fell below for good, and one that never reached it: what stalls records
     against the history written here (first without, then with a per-class record)."""
@@ -2283,6 +2305,88 @@ def test_check_stalls_refuses_a_large_class_mode_at_0_and_a_run_below_its_point(
         figures.check_stalls({**runs, 6: below})
     # just above its own point again: accepted
     figures.check_stalls({**runs, 6: _ending_at(runs[6], st[6]["partial"]["partial"] * (1 + 1e-6))})
+
+
+def test_check_stalls_at_the_edges_of_its_checks(monkeypatch):
+    """Figure 2's stalled runs (L = 3 and 6; the small classes those of 50) with the nearest point of Lemma A.2
+    moved to the edge of each check: a mode at 0 of kappa just above sqrt(50) is refused (at sqrt(50) it is
+    accepted), as is a run exactly at its point (above = 0) or exactly a fifth of the way to the next nearest one,
+    and counts without a class below the average."""
+    runs = figures.load_figure(2, "gpu")
+    assert sorted(figures.check_stalls(runs)) == [3, 6]
+    nearest, bound = minority.nearest_partial_minimum, np.sqrt(50.0)
+
+    def moved(**change):
+        monkeypatch.setattr(minority, "nearest_partial_minimum", lambda *a: {**nearest(*a), **{
+            k: v(nearest(*a)) if callable(v) else v for k, v in change.items()}})
+
+    moved(dead_kappa=np.array([1.0, bound]))
+    figures.check_stalls(runs)
+    moved(dead_kappa=np.array([1.0, bound * (1 + 1e-9)]))
+    with pytest.raises(AssertionError, match=r"^L=3: a mode at 0 of kappa 7\.07.* above 7\.07"):
+        figures.check_stalls(runs)
+    moved(above=0.0)
+    with pytest.raises(AssertionError, match="^L=3: not just above a local minimizer"):
+        figures.check_stalls(runs)
+    moved(runner_up=lambda p: 5 * p["above"])
+    assert all((5 * st["partial"]["above"]) / 5 == st["partial"]["above"] for st in figures.stalls(runs).values())
+    with pytest.raises(AssertionError, match="^L=3: not just above a local minimizer"):
+        figures.check_stalls(runs)
+    monkeypatch.undo()
+    monkeypatch.setattr(nclib.figures.analysis, "small_classes", lambda n: np.array([], dtype=np.int64))
+    with pytest.raises(AssertionError, match="^L=3: the counts .* have no class below the average"):
+        figures.check_stalls(runs)
+
+
+def test_check_runs_at_the_edges_of_its_checks(tiny, monkeypatch):
+    """Figure 1's and 3's tiny runs moved to the edge of each check of check_runs: an objective a relative 1e-9
+    below the global minimum (within 1e-13 it is rounding, accepted); NC1 falling by exactly 100, and by 10^4
+    beside an NC3 that falls by exactly 100 (its square root); a bias error that ends where it started; a stalled
+    run exactly at the accuracy of the global minimizers; a bias-free run with a bias error recorded at its last
+    epoch only.  Each is refused naming the run."""
+    runs1, runs3 = figures.load_figure(1, "tiny", root=tiny), figures.load_figure(3, "tiny", root=tiny)
+    h, minimum = runs1[3].history, figures.run_theory(runs1[3].params).minimum
+    size = np.asarray(h["epoch"]).size
+    below = np.asarray(h["objective"], dtype=float).copy()
+    below[size // 2] = minimum * (1 - 1e-13)
+    figures.check_runs({**runs1, 3: _with_history(runs1[3], objective=below)}, 1)
+    below[size // 2] = minimum * (1 - 1e-9)
+    with pytest.raises(AssertionError, match="^L=3: the objective goes below the global minimum"):
+        figures.check_runs({**runs1, 3: _with_history(runs1[3], objective=below)}, 1)
+
+    def falling(start, end):  # a column that falls from start to end exactly
+        column = np.geomspace(start, end, size)
+        column[0], column[-1] = start, end
+        return column
+
+    by_100 = _with_history(runs1[3], nc1=falling(100.0, 1.0), nc3=falling(1.0, 0.5))
+    assert figures.metric_drops({3: by_100})[3]["nc1"] == 100.0
+    with pytest.raises(AssertionError, match="^L=3: NC1 falls by a factor 100 .*not more than 100"):
+        figures.check_runs({**runs1, 3: by_100}, 1)
+    level = _with_history(runs1[3], nc1=falling(1e4, 1.0), nc3=falling(100.0, 1.0))
+    drop = figures.metric_drops({3: level})[3]
+    assert drop["nc1_root"] == drop["nc3"] == 100.0
+    with pytest.raises(AssertionError, match="^L=3: the square root of NC1's fall, 100, is not more than NC3's"):
+        figures.check_runs({**runs1, 3: level}, 1)
+    figures.check_runs({**runs1, 3: _with_history(runs1[3], nc1=falling(1e4, 1.0), nc3=falling(99.0, 1.0))}, 1)
+    with pytest.raises(AssertionError, match=r"^L=3: \|\|b - n/N\|\| ends at .* not below"):
+        figures.check_runs({**runs1, 3: _with_history(runs1[3], bias_error=np.full_like(h["bias_error"], 0.5))}, 1)
+    monkeypatch.setattr(nclib.figures.analysis, "load_class_accuracy", lambda path: None)
+    acc = np.asarray(h["train_acc"], dtype=float).copy()
+    acc[-1] = 1.0 - 2.0 / figures.run_theory(runs1[3].params).N
+    stalled = _with_history(runs1[3], train_acc=acc, nc1=np.full_like(h["nc1"], 1.0))
+    figures.check_runs({**runs1, 3: stalled}, 1)
+    real = figures.run_theory
+    monkeypatch.setattr(nclib.figures.analysis, "run_theory",
+                        lambda params: dataclasses.replace(real(params), minimizer_accuracy=float(acc[-1])))
+    with pytest.raises(AssertionError, match="^L=3: the final training accuracy .* is not below"):
+        figures.check_runs({**runs1, 3: stalled}, 1)
+    monkeypatch.undo()
+    bias_error = np.full_like(runs3[1].history["bias_error"], np.nan)
+    figures.check_runs({**runs3, 1: _with_history(runs3[1], bias_error=bias_error)}, 3)
+    bias_error[-1] = 0.1
+    with pytest.raises(AssertionError, match="^L=1: a bias-free run has a recorded bias error"):
+        figures.check_runs({**runs3, 1: _with_history(runs3[1], bias_error=bias_error)}, 3)
 
 
 def test_check_runs_asks_a_fitted_run_for_an_nc1_fall_of_more_than_100(tiny):
