@@ -33,13 +33,13 @@ def output_folders(outputs, root=None) -> list[str]:
     needs no leaving out; a folder that is the checkout or holds it is not left out, since that would leave out the
     code itself.  What :func:`git_state` leaves out of a checkout's changes, and what a run records as its
     ``git_output_folders`` so that its resume leaves them out too.  ValueError naming ``outputs`` for anything but
-    a list of paths."""
+    a list of paths, and naming ``root`` as :func:`_root` does."""
     if isinstance(outputs, (str, bytes, os.PathLike)) or not hasattr(outputs, "__iter__"):
         raise ValueError(f"outputs must be a list of paths, got {outputs!r}")
     folders = list(outputs)
     if not all(isinstance(f, (str, os.PathLike)) and str(f) for f in folders):
         raise ValueError(f"outputs must be a list of non-empty paths, got {outputs!r}")
-    top = (ROOT if root is None else pathlib.Path(root)).resolve()
+    top = _root(root).resolve()
     inside = []
     for folder in folders:
         path = pathlib.Path(folder).resolve()
@@ -230,8 +230,8 @@ def file_at_commit(commit: str, path, root=None) -> str | None:
     at ``root`` (default the repository's) holds it: the code that made a run whose provenance records that commit
     (``git_commit``), where the code has since moved or changed.  Used in :ref:`ch-engine` and :ref:`ch-fig1`.
     None where git cannot show it: no git, no repository there, a commit it does not hold (a shallow clone, a copy
-    of the files), no such file at that commit, or a ``root`` that is not the top folder of a checkout (a folder
-    inside another checkout, whose commits are not its own), as for :func:`git_state`.  Git runs without the
+    of the files), no such file at that commit (a folder there is none), or a ``root`` that is not the top folder of
+    a checkout (a folder inside another checkout, whose commits are not its own), as for :func:`git_state`.  Git runs without the
     ``GIT_*`` variables of the environment (:func:`git_env`).  ValueError naming ``commit`` unless it is 7 to 40
     lowercase hexadecimal digits (a name such as ``HEAD`` would follow the checkout), naming ``path`` unless it is
     a relative path inside the checkout, and naming ``root`` as :func:`_root` does."""
@@ -247,6 +247,9 @@ def file_at_commit(commit: str, path, root=None) -> str | None:
     try:
         top = git("rev-parse", "--show-toplevel", text=False)  # root itself, not a checkout around it
         if top.returncode != 0 or pathlib.Path(os.fsdecode(top.stdout.rstrip(b"\n"))).resolve() != root.resolve():
+            return None
+        kind = git("cat-file", "-t", f"{commit}:{rel.as_posix()}")  # a file ("blob"), not a folder ("tree")
+        if kind.returncode != 0 or kind.stdout.strip() != "blob":
             return None
         shown = git("show", f"{commit}:{rel.as_posix()}")
     except (OSError, subprocess.SubprocessError):

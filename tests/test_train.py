@@ -808,6 +808,7 @@ def test_file_at_commit_reads_a_file_as_a_commit_holds_it(tmp_path, monkeypatch)
     assert provenance.file_at_commit(first[:7], pathlib.PurePosixPath("pkg/code.py"), tmp_path) == "x = 1\n"
     assert provenance.file_at_commit(second, "pkg/code.py", tmp_path) == "x = 2\n"
     assert provenance.file_at_commit(first, "new.py", tmp_path) is None  # not yet at the first commit
+    assert provenance.file_at_commit(first, "pkg", tmp_path) is None  # a folder, not a file
     assert provenance.file_at_commit(second, "new.py", tmp_path) == "y = 1\n"
     assert provenance.file_at_commit("0" * 40, "pkg/code.py", tmp_path) is None  # a commit git does not hold
     assert provenance.file_at_commit(first, "code.py", tmp_path / "pkg") is None  # inside the checkout, not its top
@@ -953,6 +954,9 @@ def test_git_state_leaves_out_the_output_folders_inside_the_checkout(tmp_path, m
     for bad in ("myruns", [""], [3]):  # one path where a list is meant, an empty path, no path
         with pytest.raises(ValueError, match="^outputs must be a list of"):
             provenance.git_state(root, outputs=bad)
+    for bad in (3, ""):  # no path, the empty path
+        with pytest.raises(ValueError, match="^root"):
+            provenance.output_folders([root / "myruns"], bad)
     # code changes still count, with the same hash as without the output folders (which hold no changes of code)
     (root / "code.py").write_text("x = 2\n")
     dirty = provenance.git_state(root, outputs=[root / "myruns", root / "r*"])
