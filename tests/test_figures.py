@@ -194,11 +194,14 @@ def test_the_modules_import_only_those_before_them():
     later = {}
     for i, name in enumerate(MODULE_ORDER):
         tree = ast.parse((folder / f"{name}.py").read_text())
-        for node in tree.body:  # type-checking blocks are never executed
-            if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
-                tree.body.remove(node)
-        used = {n.module.split(".")[0] for n in ast.walk(tree)
-                if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module}
+        # type-checking blocks (`if TYPE_CHECKING:`, `if typing.TYPE_CHECKING:`) are never executed
+        def type_checking(node):
+            return isinstance(node, ast.If) and "TYPE_CHECKING" in {getattr(node.test, k, None) for k in ("id", "attr")}
+        tree.body = [node for node in tree.body if not type_checking(node)]
+        used = set()
+        for n in ast.walk(tree):
+            if isinstance(n, ast.ImportFrom) and n.level == 1:  # from .x import y, and from . import x
+                used |= {n.module.split(".")[0]} if n.module else {alias.name for alias in n.names}
         later[name] = sorted(used - set(MODULE_ORDER[:i]))
     assert later == {name: [] for name in MODULE_ORDER}
 
