@@ -4,7 +4,7 @@
 decimal (``0.058``, ``18``), a whole number with thousands separators (``13,000``), or, below 10^-4 and from
 10^6 on, a power of ten (``6.4 × 10⁻⁷``, ``4.9 × 10⁶``, and ``10⁻⁵`` for a mantissa of 1), its spaces
 non-breaking so that a line never ends inside it; :func:`number` reads such text back, so that a hidden cell can
-assert a claim about the very number it glued.
+assert a claim about the very number it glued, and :func:`as_tex` writes it in TeX, for an equation that holds it.
 
 A glued "at most" or "at least" stays true of the unrounded value: it is rounded outward (up for an upper
 bound, down for a lower one), and the book holds one rule for how.  A bound on a number that the book also
@@ -246,6 +246,28 @@ def number(text: str) -> float:
     if _DECIMAL.fullmatch(text):
         return float(text.replace(",", ""))
     raise ValueError(f"text must be a number as the chapters write it (0.058, 13,000, 6.4 × 10⁻⁷), got {text!r}")
+
+
+def as_tex(text: str) -> str:
+    """The number ``text``, as the chapters write it (:func:`written`, :func:`number`), in TeX for inline math, so
+    that a number glued into an equation is typeset with its symbols in one font and the line does not break
+    inside the equation: ``"0.0001"`` is ``0.0001``, ``"10⁻⁵"`` is ``10^{-5}``, ``"6.4 × 10⁻⁷"`` is
+    ``6.4 \\times 10^{-7}``, ``"1.5 × 10³"`` is ``1.5 \\times 10^{3}``, and ``"13,000"`` is ``13{,}000`` (a bare
+    comma is punctuation in TeX's math, spaced after).  ValueError naming ``text`` unless it is a string that is a
+    number as the chapters write it.  Used in :ref:`ch-fig1`, :ref:`ch-fig2`, :ref:`ch-fig3` and :ref:`ch-fig4`,
+    for the decays of the closest public code in (4.3)'s normalization."""
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {text!r}")
+    try:
+        number(text)
+    except ValueError:
+        raise ValueError(f"text must be a number as the chapters write it (0.058, 13,000, 6.4 × 10⁻⁷), got "
+                         f"{text!r}") from None
+    power = _POWER.fullmatch(text)
+    if power is None:
+        return text.replace(",", "{,}")
+    sign, mantissa, exponent = power.group(1), power.group(2), power.group(3).translate(_PLAIN)
+    return f"{sign}{mantissa} \\times 10^{{{exponent}}}" if mantissa else f"{sign}10^{{{exponent}}}"
 
 
 def reads_as(bound: str, text: str, sig: int) -> bool:

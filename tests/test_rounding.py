@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from nclib.rounding import (at_least, at_most, number, reads_as, round_down, round_up, significant_figures, written,
-                            written_column)
+from nclib.rounding import (as_tex, at_least, at_most, number, reads_as, round_down, round_up, significant_figures,
+                            written, written_column)
 
 
 def nb(text):
@@ -292,3 +292,39 @@ def test_a_uniform_column_writes_every_value_as_a_power_where_one_needs_it():
     for bad in (1, "yes", None):
         with pytest.raises(ValueError, match="^uniform must be True or False"):
             written_column([0.5], 2, uniform=bad)
+
+
+@pytest.mark.parametrize("text, tex", [
+    ("0.0001", "0.0001"), ("10⁻⁵", "10^{-5}"), ("6.4 × 10⁻⁷", r"6.4 \times 10^{-7}"),
+    ("1.5 × 10³", r"1.5 \times 10^{3}"),
+    ("2.6 × 10⁻¹²", r"2.6 \times 10^{-12}"), ("-6.4 × 10⁻⁷", r"-6.4 \times 10^{-7}"), ("-10⁻⁵", "-10^{-5}"),
+    ("10⁶", "10^{6}"), ("0.058", "0.058"), ("-1.2", "-1.2"), ("18", "18"), ("0", "0"),
+    ("13,000", "13{,}000"), ("1,234.5", "1{,}234.5"),  # a bare comma is punctuation in TeX's math
+])
+def test_a_written_number_in_tex(text, tex):
+    for t in (text, nb(text)):  # ordinary or no-break spaces around the ×, as number reads them
+        assert as_tex(t) == tex
+
+
+def _read_tex(tex):
+    """The number that as_tex's TeX stands for, read as Python reads a float."""
+    plain = tex.replace("{,}", "").replace(r" \times 10^{", "e").replace("10^{", "1e").replace("}", "")
+    return float(plain)
+
+
+def test_tex_stands_for_the_number_written():
+    rng = np.random.default_rng(5)
+    for x in 10.0 ** rng.uniform(-12, 12, 1000) * rng.choice([-1, 1], 1000):
+        for text in (written(x, 1), written(x, 3), *written_column([x, 1e-7, 2e7], 2)):
+            tex = as_tex(text)
+            assert _read_tex(tex) == number(text)
+            assert "×" not in tex and "\u00a0" not in tex and not any(c in tex for c in "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def test_as_tex_refusals_name_the_argument():
+    for bad in (1e-5, None, b"0.5"):
+        with pytest.raises(ValueError, match="^text must be a string"):
+            as_tex(bad)
+    for bad in ("1e-05", "", "1,00", "ten", "6.4 x 10^-7", "6.4 \\times 10^{-7}", "$10^{-5}$", "0.0 %"):
+        with pytest.raises(ValueError, match="^text must be a number as the chapters write it"):
+            as_tex(bad)
