@@ -105,13 +105,18 @@ def at_global_minimum(gap):
     or an array of them, such as the ``gap`` column of a table of runs) are at the closed-form global minimum of
     objective (4.3) (Theorems 4.1-4.3): below :data:`AT_MINIMUM_GAP`.  A bool, or a bool array of the shape of
     ``gap``.  Used in :ref:`ch-minority` and by :func:`trained_ufm_at_minimum`.  ValueError naming ``gap`` unless
-    real numbers, none of them NaN (a NaN would read as "not at the minimum")."""
+    real numbers, none of them NaN (a NaN would read as "not at the minimum") and none below the minimum by more
+    than rounding (:data:`nclib.minority.BELOW_MINIMUM_RTOL`): no point of (4.3) has a value below its global
+    minimum, so such a gap is of another problem's run, not one at this minimum."""
     values = np.asarray(gap)
     real = np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
     if values.dtype == bool or not real:
         raise ValueError(f"gap must be real numbers (relative gaps to the minimum), got {gap!r:.200}")
     if np.isnan(values).any():
         raise ValueError(f"gap must not be NaN, got {gap!r:.200}")
+    if (values < -minority.BELOW_MINIMUM_RTOL).any():
+        raise ValueError(f"gap must be >= -{minority.BELOW_MINIMUM_RTOL:g} (no value of (4.3) is below its global "
+                         f"minimum but by rounding), got {gap!r:.200}")
     at = values < AT_MINIMUM_GAP
     return bool(at) if at.ndim == 0 else at
 

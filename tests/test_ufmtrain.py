@@ -382,6 +382,9 @@ def _ufm_table(path, rows):
 
 def test_at_global_minimum_reads_a_gap_below_the_books_threshold():
     assert ufmtrain.at_global_minimum(0.0) is True and ufmtrain.at_global_minimum(-1e-16) is True
+    for below in (-0.5, -1e300, -2e-12, [0.0, -0.5]):  # below the minimum by more than rounding: another problem's
+        with pytest.raises(ValueError, match="^gap must be >= -1e-12"):
+            ufmtrain.at_global_minimum(below)
     assert ufmtrain.at_global_minimum(ufmtrain.AT_MINIMUM_GAP) is False and ufmtrain.at_global_minimum(0.2) is False
     got = ufmtrain.at_global_minimum(np.array([5e-7, 1e-6, 3.0, np.inf]))
     assert got.dtype == bool and got.tolist() == [True, False, False, False]
