@@ -2175,6 +2175,16 @@ def test_functions_of_a_run_refuse_what_is_no_run_by_name(tiny):
     # a run whose history lacks a column the figure's check reads: a problem named, not a KeyError
     short = dataclasses.replace(runs[3], history={k: v for k, v in runs[3].history.items() if k != "nc2_h"})
     assert "L=3: history lacks the column(s) ['nc2_h']" in figures.check_run(short, 1, "tiny")
+    # the summary's NC2^WH pair and the theory panels name the columns they read, not a KeyError
+    for column in ("train_acc", "nc2_wh", "objective", "global_mean_norm", "bias_error"):
+        lacking = {L: dataclasses.replace(r, history={k: v for k, v in r.history.items() if k != column})
+                   for L, r in runs.items()}
+        calls = [(lambda: figures.draw_theory(lacking), "runs")] if column not in ("train_acc", "nc2_wh") else [
+            (lambda: figures.nc2_wh_pair(lacking, runs), "with_bias"),
+            (lambda: figures.nc2_wh_pair(runs, lacking), "without")]
+        for call, name in calls:
+            with pytest.raises(ValueError, match=rf"^{name}\[1\]\.history lacks the column\(s\) \[.{column}.\]"):
+                call()
 
 
 def test_functions_of_runs_and_histories_refuse_what_they_cannot_read_by_name():

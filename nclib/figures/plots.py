@@ -109,15 +109,18 @@ def draw_theory(runs: Mapping[int, Run]):
     (:func:`nclib.ufm.minimizer_global_mean_norm`), a dashed horizontal line in the run's colour; (c) the
     predicted singular values of P = W_L ... W_1 at the minimizer, one series per L (0 = a collapsed mode): the
     prediction only, the runs do not record their own.  Panels (a) and (b) are on log scales. Returns the Figure.
-    ValueError naming ``runs`` unless it holds at least one run (:func:`nclib.figures.load.checked_runs`).
+    ValueError naming ``runs`` unless it holds at least one run whose history has the columns the panels read
+    (``objective``, ``global_mean_norm``, and ``bias_error`` with a bias; :func:`nclib.figures.load.checked_runs`).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     import matplotlib.pyplot as plt
 
-    checked_runs(runs)
+    checked_runs(runs, columns=("objective", "global_mean_norm"))
     cases = {bool(r.params["bias"]) for r in runs.values()}
     if len(cases) > 1:
         raise ValueError("runs mix runs with and without a bias: the panels of draw_theory are those of one case")
+    if True in cases:
+        checked_runs(runs, columns=("bias_error",))
     # one row of three, no empty place in a grid; the page shows it at about half its size, so its text is set
     # larger than matplotlib's default and its labels are short (the caption says the rest), each legend below its
     # panel, off the data

@@ -107,10 +107,10 @@ def nc2_wh_pair(with_bias: Mapping[int, Run], without: Mapping[int, Run]) -> dic
     ``above`` (at how many of those every run with a bias is below, or above, every run without; at the others the
     two ranges overlap).  None when either figure has no run at 100 % or they share no epoch after 0.  The
     comparison of Figures 1 and 3 that :func:`summary_glue` glues.  ValueError naming ``with_bias`` or ``without``
-    unless each holds at least one run (:func:`nclib.figures.load.checked_runs`).
-    Chapters: :ref:`ch-figures-summary`."""
-    checked_runs(with_bias, "with_bias")
-    checked_runs(without, "without")
+    unless each holds at least one run whose history has the columns it reads, ``train_acc`` and ``nc2_wh``
+    (:func:`nclib.figures.load.checked_runs`).  Chapters: :ref:`ch-figures-summary`."""
+    checked_runs(with_bias, "with_bias", ("train_acc", "nc2_wh"))
+    checked_runs(without, "without", ("train_acc", "nc2_wh"))
     fit = {case: [run for _, run in sorted(runs.items()) if float(run.history["train_acc"][-1]) == 1.0]
            for case, runs in (("with", with_bias), ("without", without))}
     if not fit["with"] or not fit["without"]:
