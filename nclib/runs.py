@@ -432,17 +432,17 @@ def to_json(obj) -> str:
     return json.dumps(obj, indent=2, default=_json_default) + "\n"
 
 
-def json_values(params) -> dict:
+def json_values(params, name: str = "params") -> dict:
     """``params`` as a run folder's ``params.json`` holds them (written by :func:`to_json`, read back): numpy scalars
     and arrays as JSON numbers and lists, tuples as lists, paths as their text: the form in which wanted parameters
-    are compared with recorded ones.  ValueError naming ``params`` for anything but a dict (a mapping) of them, or
-    one that holds a value no ``params.json`` can hold."""
+    are compared with recorded ones.  ValueError naming ``name`` (the caller's argument, ``params`` by default) for
+    anything but a dict (a mapping) of them, or one that holds a value no ``params.json`` can hold."""
     if not isinstance(params, Mapping):
-        raise ValueError(f"params must be a dict of parameters (name -> value), got {params!r:.200}")
+        raise ValueError(f"{name} must be a dict of parameters (name -> value), got {params!r:.200}")
     try:
         return json.loads(to_json(dict(params)))
     except TypeError as exc:
-        raise ValueError(f"params must hold values a params.json can hold: {exc}") from None
+        raise ValueError(f"{name} must hold values a params.json can hold: {exc}") from None
 
 
 def read_params(run_dir) -> dict | None:

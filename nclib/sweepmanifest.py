@@ -105,7 +105,8 @@ def call_record(grid: dict, fixed: dict, tie: dict) -> dict:
     fixed = {k: plain(v) for k, v in fixed.items()}
     if "data_path" in fixed:
         fixed["data_path"] = absolute_data_path(fixed["data_path"])
-    return runs.json_values({"grid": grid, "fixed": fixed, "tie": dict(tie)})
+    return {"grid": runs.json_values(grid, "grid"), "fixed": runs.json_values(fixed, "fixed"),
+            "tie": runs.json_values(dict(tie), "tie")}
 
 
 def recorded_calls(manifest: dict) -> list[dict]:

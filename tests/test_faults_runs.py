@@ -1214,6 +1214,15 @@ def test_differing_params_compares_numpy_values_as_numbers(tmp_path):
         runs.to_json({"x": {1, 2}})
     with pytest.raises(ValueError, match="^params must hold values a params.json can hold"):
         runs.json_values({"x": {1, 2}})  # once read as its text, "{1, 2}", which no params.json records
+    with pytest.raises(ValueError, match="^fixed must hold values a params.json can hold"):
+        runs.json_values({"x": {1, 2}}, "fixed")
+    # a sweep's call names the argument that holds such a value
+    from nclib import sweepmanifest
+
+    for grid, fixed, name in (({"seed": [0, 1]}, {"lr_milestones": {6000}}, "fixed"),
+                              ({"lr_milestones": [{6000}]}, {}, "grid")):
+        with pytest.raises(ValueError, match=f"^{name} must hold values a params.json can hold"):
+            sweepmanifest.call_record(grid, fixed, {})
 
 
 def test_a_data_path_spelled_otherwise_is_the_same_file(tmp_path, monkeypatch):
