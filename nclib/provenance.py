@@ -231,8 +231,8 @@ def file_at_commit(commit: str, path, root=None) -> str | None:
     (``git_commit``), where the code has since moved or changed.  Used in :ref:`ch-engine` and :ref:`ch-fig1`.
     None where git cannot show it: no git, no repository there, a commit it does not hold (a shallow clone, a copy
     of the files), no such file at that commit (a folder there is none), or a ``root`` that is not the top folder of
-    a checkout (a folder inside another checkout, whose commits are not its own), as for :func:`git_state`.  Git runs without the
-    ``GIT_*`` variables of the environment (:func:`git_env`).  ValueError naming ``commit`` unless it is 7 to 40
+    a checkout (a folder inside another checkout, whose commits are not its own), as for :func:`git_state`.  Git runs
+    without the ``GIT_*`` variables of the environment (:func:`git_env`).  ValueError naming ``commit`` unless it is 7 to 40
     lowercase hexadecimal digits (a name such as ``HEAD`` would follow the checkout), naming ``path`` unless it is
     a relative path inside the checkout, and naming ``root`` as :func:`_root` does."""
     if not isinstance(commit, str) or not 7 <= len(commit) <= 40 or any(c not in "0123456789abcdef" for c in commit):
