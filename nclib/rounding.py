@@ -248,6 +248,17 @@ def number(text: str) -> float:
     raise ValueError(f"text must be a number as the chapters write it (0.058, 13,000, 6.4 × 10⁻⁷), got {text!r}")
 
 
+def _number_text(text) -> None:
+    """ValueError naming ``text`` unless it is a string that is a number as the chapters write it (:func:`number`)."""
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {text!r}")
+    try:
+        number(text)
+    except ValueError:
+        raise ValueError(f"text must be a number as the chapters write it (0.058, 13,000, 6.4 × 10⁻⁷), got "
+                         f"{text!r}") from None
+
+
 def as_tex(text: str) -> str:
     """The number ``text``, as the chapters write it (:func:`written`, :func:`number`), in TeX for inline math, so
     that a number glued into an equation is typeset with its symbols in one font and the line does not break
@@ -256,13 +267,7 @@ def as_tex(text: str) -> str:
     comma is punctuation in TeX's math, spaced after).  ValueError naming ``text`` unless it is a string that is a
     number as the chapters write it.  Used in :ref:`ch-fig1`, :ref:`ch-fig2`, :ref:`ch-fig3` and :ref:`ch-fig4`,
     for the decays of the closest public code in (4.3)'s normalization."""
-    if not isinstance(text, str):
-        raise ValueError(f"text must be a string, got {text!r}")
-    try:
-        number(text)
-    except ValueError:
-        raise ValueError(f"text must be a number as the chapters write it (0.058, 13,000, 6.4 × 10⁻⁷), got "
-                         f"{text!r}") from None
+    _number_text(text)
     power = _POWER.fullmatch(text)
     if power is None:
         return text.replace(",", "{,}")
@@ -302,13 +307,7 @@ def significant_figures(text: str) -> int:
     shows the figures after its point, and one where it has none (``"0.0"`` 1, ``"0.00"`` 2, ``"0"`` 1), so
     that the answer is always a ``sig`` the bounds accept.  ValueError naming ``text`` unless it is a string that
     is a number as the chapters write it.  Used in :ref:`ch-engine`, :ref:`ch-thm43` and :ref:`ch-minority`."""
-    if not isinstance(text, str):
-        raise ValueError(f"text must be a string, got {text!r}")
-    try:
-        number(text)
-    except ValueError:
-        raise ValueError(f"text must be a number as the chapters write it (0.058, 13,000, 6.4 × 10⁻⁷), got "
-                         f"{text!r}") from None
+    _number_text(text)
     power = _POWER.fullmatch(text)
     figures = (power.group(2) or "1") if power else text.lstrip("-")
     whole, point, after = figures.replace(",", "").partition(".")
