@@ -2618,6 +2618,8 @@ def test_collapse_verdict_refusals():
             figures.collapse_verdict(row, th)
     with pytest.raises(ValueError, match="^theory must be a RunTheory"):
         figures.collapse_verdict(r, dataclasses.asdict(th))
+    assert th.fitting_collapse is True
     for changed in (dict(minimizer_accuracy=0.9), dict(alive=0)):
+        assert dataclasses.replace(th, **changed).fitting_collapse is False
         with pytest.raises(ValueError, match="^theory must be a problem whose global minimizers keep a mode and fit"):
             figures.collapse_verdict(r, dataclasses.replace(th, **changed))

@@ -59,6 +59,12 @@ class RunTheory:
     def K(self) -> int:
         return int(self.n.size)
 
+    @property
+    def fitting_collapse(self) -> bool:
+        """Whether the global minimizers keep a mode and fit every training label: a collapsed minimizer that fits
+        the labels, which :func:`collapse_verdict` judges a run against (it refuses a problem without one)."""
+        return self.alive > 0 and self.minimizer_accuracy == 1.0
+
 
 def run_theory(params: Mapping) -> RunTheory:
     """The predictions of Theorems 4.1-4.3 (``nclib.ufm.structure`` and ``minimum_value``) at a run's settings.
@@ -409,7 +415,7 @@ def collapse_verdict(row: Mapping, theory: RunTheory) -> dict:
     """
     if not isinstance(theory, RunTheory):
         raise ValueError(f"theory must be a RunTheory (run_theory), got {type(theory).__name__}")
-    if theory.alive == 0 or theory.minimizer_accuracy != 1.0:
+    if not theory.fitting_collapse:
         raise ValueError(f"theory must be a problem whose global minimizers keep a mode and fit every training label, "
                          f"got {theory.alive} modes alive and accuracy {theory.minimizer_accuracy!r}")
     keys = ("L", "train_acc", "objective", "minimum", *VERDICT_KEYS)

@@ -240,7 +240,7 @@ def _verdict_glue(rows: list[dict], theory: Mapping[int, RunTheory]) -> dict:
     g = {"near-bound": written(NEAR_BOUND, 6)}
     for r in rows:
         t = theory[r["L"]]
-        if t.alive == 0 or t.minimizer_accuracy != 1.0:
+        if not t.fitting_collapse:
             continue
         v = collapse_verdict(r, t)
         if not v["fits"]:

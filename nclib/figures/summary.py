@@ -182,7 +182,7 @@ def summary_glue(chapters: Mapping[int, FigureChapter]) -> dict:
             g["partial-runner-up-max"] = written(100 * max(runners), 3, zeros=True)
     # the verdict of each run whose problem has a collapsed minimizer that fits the labels (it refuses the others)
     judged = {(k, r["L"]): (r, chapters[k].theory[r["L"]]) for k in sorted(rows) for r in rows[k]}
-    near = {kL: collapse_verdict(r, t) for kL, (r, t) in judged.items() if t.alive and t.minimizer_accuracy == 1.0}
+    near = {kL: collapse_verdict(r, t) for kL, (r, t) in judged.items() if t.fitting_collapse}
     near = {kL: v for kL, v in near.items() if v["near"]}
     g.update({"near-bound": written(NEAR_BOUND, 6), "n-near": str(len(near)),
               "n-near-gpu": str(sum(k in gpu for k, _ in near))})
