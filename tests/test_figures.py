@@ -2623,3 +2623,24 @@ def test_collapse_verdict_refusals():
         assert dataclasses.replace(th, **changed).fitting_collapse is False
         with pytest.raises(ValueError, match="^theory must be a problem whose global minimizers keep a mode and fit"):
             figures.collapse_verdict(r, dataclasses.replace(th, **changed))
+
+
+def test_collapse_verdicts_judge_each_run_and_leave_out_a_problem_without_a_collapse_that_fits():
+    gpu1 = figures.figure_chapter(1, "gpu")
+    assert sorted(gpu1.verdicts) == [1, 3, 6]
+    for r in gpu1.rows:
+        assert gpu1.verdicts[r["L"]] == figures.collapse_verdict(r, gpu1.theory[r["L"]])
+    assert [L for L, v in gpu1.verdicts.items() if v["near"]] == [1, 3]
+    # L = 3's problem given global minimizers that keep no mode: the verdict refuses it, so the runs' verdicts skip it
+    theory = {**gpu1.theory, 3: dataclasses.replace(gpu1.theory[3], alive=0)}
+    assert sorted(figures.collapse_verdicts(gpu1.rows, theory)) == [1, 6]
+    assert figures.collapse_verdicts([], {}) == {}
+    for rows, match in ((tuple(gpu1.rows), "^rows must be a list"), ([{"nc3": 0.1}], "^rows must be a list")):
+        with pytest.raises(ValueError, match=match):
+            figures.collapse_verdicts(rows, gpu1.theory)
+    for theory, match in (({1: gpu1.theory[1]}, "^theory must map each run's L"), (None, "^theory must map"),
+                          ({L: dataclasses.asdict(t) for L, t in gpu1.theory.items()}, "^theory must map")):
+        with pytest.raises(ValueError, match=match):
+            figures.collapse_verdicts(gpu1.rows, theory)
+    with pytest.raises(ValueError, match="^row must be a run of the problem of theory"):  # as collapse_verdict
+        figures.collapse_verdicts([{**gpu1.rows[0], "minimum": gpu1.rows[0]["minimum"] * 2}], gpu1.theory)

@@ -446,6 +446,22 @@ def collapse_verdict(row: Mapping, theory: RunTheory) -> dict:
             "excess": excess, "lost_excess": lost_excess}
 
 
+def collapse_verdicts(rows: list, theory: Mapping) -> dict:
+    """{L: :func:`collapse_verdict`} of a figure's runs: ``rows`` their final values (:func:`final_rows`),
+    ``theory`` {L: :func:`run_theory`}.  A run whose problem has no collapsed minimizer that fits every training label
+    (its global minimizers keep no mode, or misclassify: ``RunTheory.fitting_collapse`` false) is left out, as the
+    verdict refuses it.  ValueError naming ``rows`` unless a list of mappings with an ``L`` each, ``theory`` unless a
+    mapping that holds a :class:`RunTheory` of every such L, and as :func:`collapse_verdict` for a row.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`, :ref:`ch-intro`."""
+    if not isinstance(rows, list) or not all(isinstance(r, Mapping) and "L" in r for r in rows):
+        raise ValueError(f"rows must be a list of runs' final values (final_rows), got {rows!r:.200}")
+    if not isinstance(theory, Mapping) or any(not isinstance(theory.get(r["L"]), RunTheory) for r in rows):
+        raise ValueError(f"theory must map each run's L to its RunTheory (run_theory), got "
+                         f"{sorted(theory) if isinstance(theory, Mapping) else type(theory).__name__} for the runs' L "
+                         f"{[r['L'] for r in rows]}")
+    return {r["L"]: collapse_verdict(r, theory[r["L"]]) for r in rows if theory[r["L"]].fitting_collapse}
+
+
 # --------------------------------------------------------------------------------------------- checks
 
 def check_stalls(runs: Mapping[int, Run]) -> dict[int, dict]:

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import _checks, data, plotting, ufm
 from ..rounding import at_least, at_most, round_down, round_up, written, written_column
-from .analysis import (NEAR_BOUND, ORDER_KEYS, RunTheory, collapse_verdict, final_rows, metric_drops, order_by,
+from .analysis import (NEAR_BOUND, ORDER_KEYS, RunTheory, collapse_verdicts, final_rows, metric_drops, order_by,
                        order_held, orders_without_spikes, run_theory, stalls)
 from .config import RESULTS, Figure, figure, figure_counts, scale_settings
 from .events import (SPIKE_FACTOR, accuracy_dips, lr_step, next_milestone, other_spikes, rise_ratios,
@@ -38,8 +38,9 @@ from .load import (Run, check_figure, checked_runs, commit_problems, compare_nc3
 class FigureChapter:
     """Everything one figure chapter shows but its plots, from :func:`figure_chapter`.
 
-    ``runs`` ({L: Run}, checked by :func:`check_figure`, whose result is ``check``), ``rows``
-    (:func:`final_rows`), ``theory`` ({L: :func:`run_theory`}), ``glue`` (the numbers of the prose,
+    ``runs`` ({L: Run}, checked by :func:`check_figure`, whose result is ``check``), ``rows`` (:func:`final_rows`),
+    ``theory`` ({L: :func:`run_theory`}), ``verdicts`` ({L: :func:`collapse_verdict`} of each run whose problem has a
+    collapsed minimizer that fits every label: :func:`collapse_verdicts`), ``glue`` (the numbers of the prose,
     formatted, keyed without the ``fig<k>-`` prefix: the chapter glues ``glue[key]`` as ``fig<k>-<key>``) and
     ``tables`` (pandas DataFrames: ``"provenance"`` (one column per L), ``"theory"``, ``"final"``, ``"training"``
     and ``"drops"`` (indexed by L), ``"settings"`` (the paper's against the runs')).
@@ -52,6 +53,7 @@ class FigureChapter:
     check: dict
     rows: list
     theory: dict
+    verdicts: dict
     glue: dict
     tables: dict
 
@@ -236,14 +238,12 @@ def _verdict_glue(rows: list[dict], theory: Mapping[int, RunTheory]) -> dict:
     NC2^H, NC2^WH and NC3 as the final table writes it (three figures, in its column's notation), and in per cent its
     objective's excess over the global minimum and half that of the point that gives up the weakest mode (the
     verdict's halfway mark), runs' own values to nearest; the bound.  Left out where the global minimizers at a run's
-    decays keep no mode or misclassify, which the verdict refuses."""
+    decays keep no mode or misclassify, which the verdict refuses (:func:`collapse_verdicts`)."""
     g = {"near-bound": written(NEAR_BOUND, 6)}
+    verdicts = collapse_verdicts(rows, theory)
     for r in rows:
-        t = theory[r["L"]]
-        if not t.fitting_collapse:
-            continue
-        v = collapse_verdict(r, t)
-        if not v["fits"]:
+        v = verdicts.get(r["L"])
+        if v is None or not v["fits"]:
             continue
         s = f"verdict-L{r['L']}-"
         # the final table's cell of that metric (_final_table: three figures, one notation per column)
@@ -645,7 +645,7 @@ def figure_chapter(fig, scale: str | None = None, root=None) -> FigureChapter:
     rows = final_rows(runs)
     theory = {L: run_theory(run.params) for L, run in runs.items()}
     return FigureChapter(figure=f, scale=scale, runs=runs, check=check, rows=rows, theory=theory,
-                         glue=figure_glue(f, scale, runs, check, rows, theory),
+                         verdicts=collapse_verdicts(rows, theory), glue=figure_glue(f, scale, runs, check, rows, theory),
                          tables=figure_tables(f, runs, check, rows, theory))
 
 
