@@ -112,9 +112,18 @@ def class_accuracy(outputs, labels, num_classes: int | None = None) -> np.ndarra
     1e-9 of the largest tied, and a tie counted as an error by default, since their collapsed modes leave exact
     ties.  Which classes a run misclassifies, under imbalance the minority ones first (minority collapse): the
     per-class record of ``nclib.train`` (``class_accuracy.csv``) and the figure chapters :ref:`ch-fig1` to
-    :ref:`ch-fig4`.
+    :ref:`ch-fig4`.  With N predicted classes for outputs, K is at most N (ValueError naming ``num_classes``, or
+    ``labels`` where K is the largest label + 1): N samples fill at most N of the K entries, and a K that no
+    N x K outputs hold would be allocated here (K = 10**11 asked for 745 GiB); N x K scores give any K.
     """
     pred, y, K = _predictions(outputs, labels, num_classes)
+    if K > y.size and _checks.array(outputs, "outputs").ndim == 1:  # K counters, K not held by N x K scores
+        if num_classes is not None:
+            raise ValueError(f"num_classes must be at most the number of samples N={y.size} with N predicted classes "
+                             f"for outputs (N samples fill at most N classes; N x K scores give any K), got {K:,}")
+        raise ValueError(f"labels must be below the number of samples N={y.size} with N predicted classes for outputs "
+                         f"and no num_classes (K is the largest label + 1; N samples fill at most N classes, N x K "
+                         f"scores give any K), got the value {K - 1:,}")
     counts = np.bincount(y, minlength=K).astype(np.float64)
     right = np.bincount(y[pred == y], minlength=K).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):

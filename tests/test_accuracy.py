@@ -100,6 +100,23 @@ def test_predictions_and_num_classes_are_checked_against_the_classes():
     np.testing.assert_array_equal(acc.class_accuracy(np.array([0, 0, 1, 2, 3]), y, num_classes=4)[:3], [1.0, 1.0, 0.5])
 
 
+def test_class_accuracy_of_predicted_classes_has_at_most_n_classes():
+    """With N predicted classes for outputs, K (num_classes, else the largest label + 1) is at most N: N samples fill
+    at most N of the K entries, and K = 10**11 would be K counters allocated (745 GiB); refused by name before that.
+    N x K scores, which hold K already, give any K."""
+    one = np.array([0])
+    with pytest.raises(ValueError, match="^labels must be below the number of samples N=1"):
+        acc.class_accuracy(one, [10**11])
+    with pytest.raises(ValueError, match="^num_classes must be at most the number of samples N=1"):
+        acc.class_accuracy(one, [0], num_classes=10**11)
+    with pytest.raises(ValueError, match="^num_classes must be at most the number of samples N=2"):
+        acc.class_accuracy(np.array([0, 1]), [0, 1], num_classes=3)
+    # K = N is kept, a class without samples NaN; N x K scores of K = 3 > N = 2 too
+    np.testing.assert_array_equal(acc.class_accuracy(np.array([0, 0]), [0, 0], num_classes=2), [1.0, np.nan])
+    np.testing.assert_array_equal(acc.class_accuracy(np.array([1, 0]), [0, 1]), [0.0, 0.0])
+    np.testing.assert_array_equal(acc.class_accuracy(np.eye(3)[[0, 2]], [0, 1]), [1.0, 0.0, np.nan])
+    assert acc.accuracy(one, [0], num_classes=10**11) == 1.0  # no K counters: the overall fraction only
+
 def test_labels_are_read_as_every_metric_reads_them():
     """Class indices are integers or integer-valued floats, as in nclib.metrics (and nclib.datafiles.check_labels),
     and an out-of-range value is reported as stored."""
