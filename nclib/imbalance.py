@@ -133,9 +133,13 @@ def small_classes(n) -> np.ndarray:
     classes each of 100 to 500: those of 100 and 200; the letters' of Figures 2 and 4, twenty of 50, five of 600 and
     one of 1,500: the twenty of 50).  The modes of M that a stalled run of those figures puts at 0 are theirs
     (:func:`nclib.figures.check_stalls`).  Empty for equal counts.  ValueError naming ``n`` unless class counts.
-    Chapters: :ref:`ch-intro`, :ref:`ch-figures-summary`."""
+    n_k < N/K is compared as n_k K < N in exact integers, right for any counts below 2**63 (in int64 n_k K and N
+    wrap around past 2**63 - 1).  Chapters: :ref:`ch-intro`, :ref:`ch-figures-summary`."""
     n = _checks.counts(n, "n")
-    return np.flatnonzero(n * n.size < n.sum())
+    K, N = n.size, _checks.count_total(n)
+    if int(n.max()) <= (2 ** 63 - 1) // K:  # every n_k K, and N <= K max(n), fits in int64
+        return np.flatnonzero(n * K < N)
+    return np.flatnonzero([int(v) * K < N for v in n])
 
 
 def random_groups(rng: np.random.Generator, K_max: int, m_max: int, N_max: int, K: int | None = None):

@@ -166,3 +166,19 @@ def test_small_classes_are_those_below_the_average_count():
     for bad in ([], [3, 0], None):
         with pytest.raises(ValueError, match="^n "):
             imb.small_classes(bad)
+
+
+def test_small_classes_of_counts_near_2_to_the_63_are_exact():
+    """n_k < N/K compared in exact integers: in int64, n_k K and N wrap around past 2**63 - 1 ([2**62, 1] gave both
+    classes, the class of 2**62 among the small ones); checked against the average as an exact fraction."""
+    from fractions import Fraction
+
+    big = 2 ** 63 - 1
+    assert imb.small_classes([2 ** 62, 1]).tolist() == [1]
+    assert imb.small_classes([big, big - 1, 1]).tolist() == [2]
+    assert imb.small_classes([big] * 3).size == 0
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        n = rng.integers(1, 2 ** 63 - 1, size=int(rng.integers(1, 9)), dtype=np.int64).tolist()
+        average = Fraction(sum(n), len(n))
+        assert imb.small_classes(n).tolist() == [k for k, v in enumerate(n) if v < average]
