@@ -107,10 +107,11 @@ def at_global_minimum(gap):
     ``gap``.  Used in :ref:`ch-minority` and by :func:`trained_ufm_at_minimum`.  ValueError naming ``gap`` unless
     real numbers, none of them NaN (a NaN would read as "not at the minimum") and none below the minimum by more
     than rounding (:data:`nclib.minority.BELOW_MINIMUM_RTOL`): no point of (4.3) has a value below its global
-    minimum, so such a gap is of another problem's run, not one at this minimum."""
-    values = np.asarray(gap)
+    minimum, so such a gap is of another problem's run, not one at this minimum; nor bools, also among numbers
+    ([1e-9, True], which numpy reads as floats), nor nested lists numpy cannot read as one array."""
+    values = _checks.array(gap, "gap")
     real = np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
-    if values.dtype == bool or not real:
+    if values.dtype == bool or not real or _checks._mixes_bools(gap):
         raise ValueError(f"gap must be real numbers (relative gaps to the minimum), got {gap!r:.200}")
     if np.isnan(values).any():
         raise ValueError(f"gap must not be NaN, got {gap!r:.200}")

@@ -391,6 +391,11 @@ def test_at_global_minimum_reads_a_gap_below_the_books_threshold():
     for bad in (np.nan, [0.0, np.nan], "0.1", None, True, [1j]):
         with pytest.raises(ValueError, match="^gap must"):
             ufmtrain.at_global_minimum(bad)
+    # a bool among numbers (read by numpy as 1.0, "not at the minimum") and a ragged list: refused naming gap
+    for bad in ([1e-9, True], [[0.0, np.True_]], [1e-9, [1]], [[0.0], [0.0, 1.0]]):
+        with pytest.raises(ValueError, match="^gap must"):
+            ufmtrain.at_global_minimum(bad)
+    assert ufmtrain.at_global_minimum([1e-9, 1]).tolist() == [True, False]
 
 
 def test_trained_ufm_at_minimum_counts_the_runs_of_the_minority_chapter(tmp_path):
