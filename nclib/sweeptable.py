@@ -184,8 +184,10 @@ def summary(out_dir) -> pd.DataFrame:
     recorded runs, by name, with a column ``recorded`` (True for the others; the column is there only then), and
     the table warns naming them (:class:`UnrecordedRuns`).
     :class:`NoRuns` (a ValueError) where ``out_dir`` does not exist or holds no run of a sweep; ValueError where it
-    is a file."""
-    out_dir = pathlib.Path(out_dir)
+    is a file, or no path (a number, None; the empty path, which is the current folder)."""
+    from . import _checks
+
+    out_dir = pathlib.Path(_checks.path_arg(out_dir, "out_dir", "the path of a sweep's output folder"))
     if not out_dir.exists():  # before any task of a job array has started, say
         raise NoRuns(f"out_dir {str(out_dir)!r} holds no run of a sweep: there is no such folder")
     if not out_dir.is_dir():

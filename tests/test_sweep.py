@@ -1680,6 +1680,15 @@ def test_a_summary_of_a_file_is_a_usage_error(tmp_path, capsys):
     assert exc.value.code == 2 and str(tmp_path / "runs") in capsys.readouterr().err
 
 
+def test_a_summary_of_what_is_no_path_is_refused_naming_out_dir(tmp_path, monkeypatch):
+    """summary(5) raised pathlib's TypeError; the empty path would be read as the current folder."""
+    monkeypatch.chdir(tmp_path)
+    for bad in (5, None, "", [str(tmp_path)]):
+        with pytest.raises(ValueError, match="^out_dir must be the path of a sweep's output folder"):
+            sweep.summary(bad)
+    assert list(tmp_path.iterdir()) == []  # nothing written in the current folder
+
+
 @pytest.mark.parametrize("text, named", [("{\"runs\": {", "is not JSON"), ("[1, 2]", "holds a list, not the JSON")])
 def test_a_damaged_sweep_record_is_named_by_its_path(tmp_path, capsys, text, named):
     out = tmp_path / "runs"
