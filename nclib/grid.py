@@ -189,7 +189,9 @@ def run_name_for(point: dict) -> str:
     """The run folder's name of a grid point: ``NAME-VALUE`` joined by ``_`` (``L-3_lam_W-0.001_seed-1``), only
     the characters ``A-Za-z0-9.+-_``; a value with other characters (a path, a list inside a list) is replaced by
     ``_``s and the name gets the first 8 hex digits of the point's sha256, as does a name past 120 characters;
-    ``{}`` -> ``"run"``."""
+    ``{}`` -> ``"run"``.  ValueError naming ``point`` unless a dict."""
+    if not isinstance(point, dict):  # a list of pairs, say: its items are no NAME-VALUE parts
+        raise ValueError(f"point must be a dict of parameter name -> value, got {type(point).__name__}")
     if not point:
         return "run"
     lossy, parts = False, []

@@ -181,6 +181,9 @@ def test_run_names_tell_nested_lists_apart(tmp_path):
     assert re.fullmatch(r"counts-1__2_3_-h[0-9a-f]{8}", names[1]) and names[2] == "counts-1_2_3"
     assert run_name_for({"lam_W": []}) == "lam_W-empty"
     assert re.fullmatch(r"lam_W-_empty_-h[0-9a-f]{8}", run_name_for({"lam_W": [[]]}))
+    for not_a_point in ([("seed", 1)], [], None, "seed-1"):  # a list of pairs raised AttributeError; [] was "run"
+        with pytest.raises(ValueError, match="^point must be a dict"):
+            run_name_for(not_a_point)
     with pytest.raises(ValueError, match=r"^grid point counts-_1_2__3-h[0-9a-f]{8}: counts must be a 1-D"):
         sweep.plan({"counts": [[[1, 2], 3], [1, [2, 3]]]}, {k: v for k, v in TINY.items() if k != "counts"},
                    tmp_path / "out")
