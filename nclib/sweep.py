@@ -169,9 +169,15 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
 
 def task_resources(params: dict, resources: dict | None = None) -> dict | None:
     """The Dask resources a run asks its worker for (:ref:`ch-sweeps`): ``resources`` when given, else
-    ``{"GPU": 1}`` for a run with ``device="cuda..."`` (one run per GPU at a time) and None otherwise."""
+    ``{"GPU": 1}`` for a run with ``device="cuda..."`` (one run per GPU at a time) and None otherwise.  ValueError
+    naming ``params`` unless a parameter set with its device, ``resources`` unless None or a dict of resource name
+    -> positive amount (:func:`resource_amount`)."""
+    if not isinstance(params, dict) or "device" not in params:
+        raise ValueError(f"params must be a run's parameter set, a dict with its device, got {params!r:.200}")
     if resources is not None:
-        return dict(resources)
+        if not isinstance(resources, dict) or not all(isinstance(k, str) for k in resources):
+            raise ValueError(f"resources must be a dict of resource name -> positive amount, got {resources!r:.200}")
+        return {k: resource_amount(k, v, "resources") for k, v in resources.items()}
     return {"GPU": 1} if str(params["device"]).startswith("cuda") else None
 
 
@@ -179,9 +185,12 @@ def resource_amount(name: str, value, what: str):
     """``value``, the amount of the Dask resource ``name`` that a sweep's runs ask for and its workers hold
     (:func:`run_sweep`'s ``resources``, ``--resources NAME=AMOUNT`` of its command line), returned as it is: a positive
     int or float.  ValueError naming ``what`` (the argument it came in) and the resource otherwise: a bool, text,
-    zero or a negative amount."""
+    zero, a negative amount, NaN or an infinite one (no amount of a GPU or a licence: on the workers of a
+    scheduler, which hold finite amounts, a run asking for it would wait forever)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{what} {name}: a positive amount expected, got {value!r}")
+    if isinstance(value, float) and not np.isfinite(value):
+        raise ValueError(f"{what} {name}: a finite amount expected, got {value!r}")
     return value
 
 

@@ -266,9 +266,26 @@ def test_refusals_name_the_parameter_and_write_nothing(tmp_path, grid, fixed, na
 def test_a_resource_amount_is_a_positive_number_refused_otherwise_by_the_argument_it_came_in():
     assert sweep.resource_amount("GPU", 1, "resources") == 1
     assert sweep.resource_amount("licence", 0.5, "--resources") == 0.5
-    for bad in (0, -1, 0.0, float("nan"), True, "1", None):
+    for bad in (0, -1, 0.0, float("nan"), True, "1", None, float("inf"), np.inf):
         with pytest.raises(ValueError, match="^--resources GPU\\b"):
             sweep.resource_amount("GPU", bad, "--resources")
+    assert sweep.resource_amount("GPU", 10 ** 30, "resources") == 10 ** 30  # an int is finite
+
+
+def test_task_resources_refuse_what_is_no_parameter_set_or_resources_by_name():
+    """task_resources(None) and the like raised TypeError or KeyError, naming no argument."""
+    run = {"device": "cpu"}
+    for bad in (None, {}, [("device", "cuda")]):
+        with pytest.raises(ValueError, match="^params must"):
+            sweep.task_resources(bad)
+    for bad in (5, [("GPU", 1)], {1: 1}):
+        with pytest.raises(ValueError, match="^resources must"):
+            sweep.task_resources(run, bad)
+    for bad in (float("inf"), 0, True):
+        with pytest.raises(ValueError, match="^resources GPU"):
+            sweep.task_resources(run, {"GPU": bad})
+    assert sweep.task_resources(run, {"GPU": 1, "licence": 0.5}) == {"GPU": 1, "licence": 0.5}
+    assert sweep.task_resources({"device": "cuda:1"}) == {"GPU": 1} and sweep.task_resources(run) is None
 
 
 @pytest.mark.parametrize("kw, name", [(dict(workers=0), "workers"),
