@@ -453,6 +453,15 @@ MEMBER_KEYS = ("L", "bias", "lam_W", "lam_H", "lam_backbone", "init", "precision
 def unshared_keys(plist, grouped: bool = False) -> list[str]:
     """The parameters, in the order of :data:`DEFAULTS`, in which the checked parameter sets ``plist`` differ
     although the runs of one :func:`nclib.train.run_many` call share them: every one but :data:`MEMBER_KEYS`, and
-    with ``grouped`` (one Adam step for all, ``grouped_adam``) the precision of the products too."""
+    with ``grouped`` (one Adam step for all, ``grouped_adam``) the precision of the products too.  ValueError naming
+    ``plist`` unless a list (or tuple) of parameter sets, dicts holding every key of :data:`DEFAULTS`, and
+    ``grouped`` unless a bool."""
+    if not isinstance(plist, (list, tuple)) or not all(isinstance(q, dict) for q in plist):
+        raise ValueError(f"plist must be a list of checked parameter sets (dicts), got {plist!r:.200}")
+    missing = [k for q in plist for k in DEFAULTS if k not in q]
+    if missing:
+        raise ValueError(f"plist must hold checked parameter sets, each with every parameter of DEFAULTS; one lacks "
+                         f"{missing[0]!r}")
+    grouped = _checks.flag(grouped, "grouped")
     return [k for k in DEFAULTS if (k not in MEMBER_KEYS or (grouped and k == "precision"))
             and any(q[k] != plist[0][k] for q in plist[1:])]

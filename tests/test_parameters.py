@@ -365,6 +365,14 @@ def test_unshared_keys_are_what_runs_trained_together_may_not_differ_in():
     other = parameters.check_params(**kw, seed=1, lr=1e-2)
     assert parameters.unshared_keys([base, other]) == [k for k in parameters.DEFAULTS if k in ("lr", "seed")]
     assert parameters.unshared_keys([base]) == []
+    assert parameters.unshared_keys((base, other)) == parameters.unshared_keys([base, other])
+    # refused naming the argument, where they raised TypeError (None) or KeyError (a dict of other keys)
+    for bad in (None, base, [base, None], [base, {"lr": 1e-2}], [{}]):
+        with pytest.raises(ValueError, match="^plist must"):
+            parameters.unshared_keys(bad)
+    with pytest.raises(ValueError, match="^grouped must be True or False"):
+        parameters.unshared_keys([base, *members], grouped=1)
+    assert parameters.unshared_keys([base, *members], grouped=np.True_) == ["precision"]
 
 
 def test_a_training_run_needs_two_classes():
