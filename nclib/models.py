@@ -123,12 +123,17 @@ def build_model(in_dim: int, K: int, L: int, width: int = 2048, depth: int = 6, 
     relatively by about 1e-6; a run's provenance records both, ``host_cpu`` and ``torch_threads``).
 
     The network of Section 5 (defaults: depth 6, width 2048, d = 2048).  Used by :func:`nclib.train.run` and
-    :ref:`ch-engine`.
+    :ref:`ch-engine`.  ``seed``: None or an integer 0 <= seed < 2**64 (torch's generators take 64 bits, as
+    :func:`nclib.parameters.check_params` says), a ValueError naming it otherwise.
     """
+    from .parameters import SEED_LIMIT
+
     if not isinstance(init, str) or init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     if seed is not None:
         seed = _checks.nonneg_int(seed, "seed")
+        if seed >= SEED_LIMIT:  # torch.manual_seed raises "Overflow when unpacking long long", naming no argument
+            raise ValueError(f"seed must be below 2**64 (torch's generators take 64 bits), got {_checks._shown(seed)}")
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)

@@ -69,6 +69,17 @@ def test_seed_makes_initialization_reproducible():
     assert not torch.equal(a.head[0].weight, c.head[0].weight)
 
 
+def test_a_seed_beyond_64_bits_is_refused_naming_seed():
+    """torch's generators take 64 bits: seed=2**64 gave torch's "Overflow when unpacking long long", naming no
+    argument; the largest seed torch takes, 2**64 - 1, still makes a reproducible network."""
+    for bad in (2 ** 64, 2 ** 70, -1, 1.0, True):
+        with pytest.raises(ValueError, match="^seed must be"):
+            models.build_model(10, 3, 2, width=8, depth=2, seed=bad)
+    a, b = (models.build_model(10, 3, 2, width=8, depth=2, seed=2 ** 64 - 1) for _ in range(2))
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
 def test_numpy_bools_are_bools():
     assert models.build_model(3, 2, 1, width=4, depth=1, bias=np.True_, seed=0).head_bias() is not None
     assert models.build_model(3, 2, 1, width=4, depth=1, bias=np.False_, seed=0).head_bias() is None
