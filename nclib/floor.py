@@ -116,8 +116,7 @@ def traffic_seconds(nets, bandwidth: float, gradients_in_cache: bool = False) ->
     same memory as Adam and stay whatever the precision of the products (bf16 under autocast reads the fp32
     weights to cast them).  So no schedule that reads the weights from memory gets below this time; one that also
     served the weights' reads from the cache could, down to :func:`bound_seconds`."""
-    if not isinstance(gradients_in_cache, bool):
-        raise ValueError(f"gradients_in_cache must be True or False, got {gradients_in_cache!r}")
+    gradients_in_cache = _checks.flag(gradients_in_cache, "gradients_in_cache")  # a numpy bool is a bool too
     nets = _networks(nets)
     bandwidth = _checks.positive_float(bandwidth, "bandwidth")
     adam_bytes = ADAM_STATE_BYTES if gradients_in_cache else ADAM_BYTES

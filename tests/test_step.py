@@ -385,6 +385,9 @@ def test_the_traffic_of_a_step_counts_the_weights_the_products_read():
                                nfloor.traffic_seconds([net, net], 1e9))
     with pytest.raises(ValueError, match="gradients_in_cache must be True or False, got 1"):
         nfloor.traffic_seconds([net], 1e9, gradients_in_cache=1)
+    # a numpy bool (a value read from an array) is the bool it is, as nclib._checks.flag reads it
+    assert nfloor.traffic_seconds([net], 1e9, np.bool_(True)) == nfloor.traffic_seconds([net], 1e9, True)
+    assert nfloor.traffic_seconds([net], 1e9, np.bool_(False)) == nfloor.traffic_seconds([net], 1e9, False)
     with pytest.raises(ValueError, match="nets must be a list of networks, got one CollapseNet"):
         nfloor.traffic_seconds(net, 1e9)
     with pytest.raises(ValueError, match="bandwidth must be strictly positive"):
