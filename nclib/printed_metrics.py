@@ -133,13 +133,16 @@ def printed_upsilon(structure, lam_W, lam_H, N: int, L: int) -> dict[str, np.nda
     from the exact minimizer (c sigma_k^{2L} = s_product_k^2), so that only the form of each target is
     tested, not the formula for sigma_k. Returns K x K diagonal matrices in the order of
     ``structure.kappa`` together with ``kappa`` as a diagonal matrix. Used by :ref:`ch-errata-metrics`.
+    ``structure.s_product`` holds strengths, non-negative (a ValueError names it otherwise, as
+    :func:`nclib.geometry.geometry_metrics` and :func:`nclib.feature_collapse.between_class_rank` do): squared here, a
+    negative one would pass as its absolute value.
     """
     L = _checks.positive_int(L, "L")
     lam = _checks.layer_lambdas(lam_W, L, "lam_W")
     lam_H = _checks.positive_float(lam_H, "lam_H")
     N = _checks.positive_int(N, "N")
     try:
-        s_p = _checks.vector(structure.s_product, "structure.s_product")
+        s_p = _checks.strengths(structure.s_product, "structure.s_product")
         kappa = _checks.singular_values(structure.kappa, "structure.kappa")
     except AttributeError as exc:
         raise ValueError("structure must have the fields kappa and s_product (nclib.ufm.structure)") from exc

@@ -1134,6 +1134,11 @@ def test_printed_nc2_and_upsilon_refuse_bad_input_by_name():
     for s_product in (st.s_product[:2], np.append(st.s_product, 1.0)):
         with pytest.raises(ValueError, match=r"^structure\.s_product"):
             pm.printed_upsilon(dataclasses.replace(st, s_product=s_product), 1e-3, 1e-3, 10, 2)
+    # a negative strength, squared into the same targets as its absolute value, is refused as geometry refuses it
+    flipped = dataclasses.replace(st, s_product=-st.s_product)
+    for call in (lambda s: pm.printed_upsilon(s, 1e-3, 1e-3, 10, 2), lambda s: fc.between_class_rank(s)):
+        with pytest.raises(ValueError, match=r"^structure\.s_product must hold non-negative numbers"):
+            call(flipped)
 
 
 @pytest.mark.parametrize("bias", [True, False])
