@@ -262,6 +262,18 @@ def _check_device(device) -> str:
     return device
 
 
+def _check_steps_per_graph(steps_per_graph, graph: bool, here: str) -> int:
+    """``steps_per_graph``, the steps that one replay of the step's CUDA graph takes (:ref:`ch-engine`): a positive
+    integer, above 1 only where the step is captured as a graph (``graph``: a GPU, with cuda_graph 'auto' or True);
+    ValueError naming it otherwise, ``here`` saying the device and cuda_graph at hand.  The lever's one check,
+    torch-free."""
+    k = _checks.positive_int(steps_per_graph, "steps_per_graph")
+    if k > 1 and not graph:
+        raise ValueError(f"steps_per_graph = {k} takes several steps per CUDA graph replay, which needs a GPU with "
+                         f"cuda_graph 'auto' or True (here {here}); use steps_per_graph=1")
+    return k
+
+
 def required_device_type(device: str, cuda: bool | None = None) -> str | None:
     """The kind of device on which a finished run must have been trained to be read back, as it is, for a call with
     ``device`` (on a machine with a CUDA device, ``cuda=True``; without, False; this one, None): "cuda" for a call
@@ -367,11 +379,9 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
         if int(dev.split(":")[1]) >= count:
             raise ValueError(f"device {dev!r} asked for, but torch sees {count} CUDA device(s), cuda:0 to "
                              f"cuda:{count - 1}; use one of them, 'cuda' or 'auto'")
-    # (device_type asks torch about "auto" only here, for the GPU-only lever)
-    if p["steps_per_graph"] > 1 and (p["cuda_graph"] is False or device_type(dev, cuda) == "cpu"):
-        raise ValueError(f"steps_per_graph = {p['steps_per_graph']} takes several steps per CUDA graph replay, which "
-                         f"needs a GPU with cuda_graph 'auto' or True (here device {dev!r}, cuda_graph "
-                         f"{p['cuda_graph']!r}); use steps_per_graph=1")
+    if p["steps_per_graph"] > 1:  # (device_type asks torch about "auto" only here, for the GPU-only lever)
+        graph = p["cuda_graph"] is not False and device_type(dev, cuda) != "cpu"
+        _check_steps_per_graph(p["steps_per_graph"], graph, f"device {dev!r}, cuda_graph {p['cuda_graph']!r}")
     if p["cuda_graph"] is True and device_type(dev, cuda) == "cpu":
         raise ValueError(f"cuda_graph=True asks for the step captured as a CUDA graph, which needs a GPU (here device "
                          f"{dev!r}); use cuda_graph='auto' (a graph where there is a GPU) or False")

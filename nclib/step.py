@@ -143,7 +143,8 @@ class AdamStep:
         self.capture_error_mode = _check_capture_mode(capture_error_mode)
         self.is_cuda = self.device.type == "cuda"
         self.use_graph = self.is_cuda and cuda_graph in ("auto", True)
-        self.steps_per_graph = _check_steps_per_graph(steps_per_graph, self.use_graph)
+        self.steps_per_graph = _check_steps_per_graph(steps_per_graph, self.use_graph,
+                                                      f"device {str(self.device)!r}, cuda_graph {cuda_graph!r}")
         #: Whether Adam is the fused CUDA implementation (always on a GPU).
         self.fused = self.is_cuda
         if self.is_cuda:
@@ -502,12 +503,13 @@ def _check_index_dtype(idx: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} must hold integer row indices (torch.int64 or torch.int32), got dtype {idx.dtype}")
 
 
-def _check_steps_per_graph(steps_per_graph, use_graph: bool) -> int:
-    k = _checks.positive_int(steps_per_graph, "steps_per_graph")
-    if k > 1 and not use_graph:
-        raise ValueError(f"steps_per_graph = {k} takes several steps per CUDA graph replay, which needs a GPU with "
-                         f"cuda_graph 'auto' or True; use steps_per_graph=1 here")
-    return k
+def _check_steps_per_graph(steps_per_graph, use_graph: bool, here: str) -> int:
+    """``steps_per_graph`` checked as a run's parameters check it (:func:`nclib.parameters.checked`): a positive
+    integer, above 1 only where the step is captured as a graph (``use_graph``); ``here`` names the device and
+    cuda_graph in the refusal."""
+    from . import parameters  # loaded already, for Adam's constants
+
+    return parameters._check_steps_per_graph(steps_per_graph, use_graph, here)
 
 
 class GroupedAdamStep(AdamStep):
@@ -549,7 +551,8 @@ class GroupedAdamStep(AdamStep):
         self.capture_error_mode = _check_capture_mode(capture_error_mode)
         self.batch_size, self.lr = first.batch_size, first.lr
         self.use_graph = self.is_cuda and cuda_graph in ("auto", True)
-        self.steps_per_graph = _check_steps_per_graph(steps_per_graph, self.use_graph)
+        self.steps_per_graph = _check_steps_per_graph(steps_per_graph, self.use_graph,
+                                                      f"device {str(self.device)!r}, cuda_graph {cuda_graph!r}")
         self.params = [p for s in steps for p in s.params]
         self.fused = self.is_cuda
         if self.is_cuda:

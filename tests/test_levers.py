@@ -333,6 +333,9 @@ def test_grouping_refusals_name_the_argument():
     assert a.group is None and ahead.group is None and a.step._grouped_state is None
     with pytest.raises(ValueError, match="cuda_graph"):
         nstep.GroupedAdamStep([a.step], cuda_graph="yes")
+    with pytest.raises(ValueError, match="^steps_per_graph = 2 takes several steps"):  # no CUDA graph on the CPU
+        nstep.GroupedAdamStep([a.step], steps_per_graph=2)
+    assert a.step._grouped_state is None
     # the engines' schedules and capture modes must agree too: another step decay of the learning rate, or a
     # run whose worker thread needs the thread-local capture grouped after one that does not
     for other in (dict(lr_milestones=[4]), dict(lr_gamma=0.5), dict(deferred_metrics=True), dict(precision="bf16")):
@@ -375,6 +378,16 @@ def test_lever_parameters_are_refused_by_name():
     w = torch.nn.Parameter(torch.zeros(2))
     with pytest.raises(ValueError, match="steps_per_graph"):
         nstep.AdamStep([w], lambda idx: (w * w).sum(), "cpu", lr=0.1, batch_size=2, steps_per_graph=3)
+    # the step refuses as a run's parameters do (one check, nclib.parameters'), naming the device at hand
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="^steps_per_graph must be a positive integer"):
+            nstep.AdamStep([w], lambda idx: (w * w).sum(), "cpu", lr=0.1, batch_size=2, steps_per_graph=bad)
+    for cuda_graph in ("auto", False):
+        with pytest.raises(ValueError, match="^steps_per_graph = 3 takes several steps .* device 'cpu'"):
+            nstep.AdamStep([w], lambda idx: (w * w).sum(), "cpu", lr=0.1, batch_size=2, cuda_graph=cuda_graph,
+                           steps_per_graph=3)
+        with pytest.raises(ValueError, match="^steps_per_graph = 3 takes several steps .* device 'cpu'"):
+            train.check_params(**{**KW, "device": "cpu", "cuda_graph": cuda_graph, "steps_per_graph": 3})
 
 
 # ------------------------------------------------------------------------------------------ on a GPU
