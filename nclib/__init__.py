@@ -12,7 +12,8 @@ A.2), ``ufmtrain`` (the unconstrained feature model
 trained by Adam, set against the closed form, and the tables of such runs), ``data``, ``letters`` (the
 letters-synthetic stand-in for EMNIST letters), ``datafiles`` (reading the data files, with their checks), ``models``,
 ``parameters`` (the training engine's one parameter list, its defaults and checks, and the grammar of a value written
-as text), ``step`` (one optimizer step: Adam, CUDA streams and graphs), ``floor`` (the least time of a step on a GPU),
+as text; the reference code's decays, K x 1e-5), ``step`` (one optimizer step: Adam, CUDA streams and graphs),
+``floor`` (the least time of a step on a GPU),
 ``engine`` (one run's training state: data, model, step, metrics), ``train`` (runs: plans, training side by side,
 the command line), ``resume`` (a stopped run continued: what it must share with the call that started it, its
 checkpoint read back), ``runfolder`` (one run's folder while it trains: history, checkpoint, provenance

@@ -5,8 +5,9 @@ Torch-free, so that what reads or checks the parameters without training (the fi
 sweeps' grids and plans, the training notebook's parameters cell) need not import torch: the one grammar of a
 parameter's value written as text on a command line (:func:`parse_value`, :func:`parse_setting`,
 :func:`parse_settings`), the parameter list with its defaults (:data:`DEFAULTS`), the check of a whole parameter set (:func:`check_params`, or
-:func:`checked` for a set that trains on another machine), and which parameters define what a run is
-(:func:`defining_params`).
+:func:`checked` for a set that trains on another machine), which parameters define what a run is
+(:func:`defining_params`), and the reference code's decay convention that ``lam_W="reference"`` and
+``lam_H="reference"`` name, lam = K x 1e-5 (:func:`reference_decay`, :func:`from_reference_decay`).
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import re
 import numpy as np
 
 from . import ROOT, _checks, data, runs
-from .ufm import REFERENCE_DECAY, reference_decay
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 #: The initializations of the network (:func:`nclib.models.build_model`).
@@ -215,6 +215,33 @@ PLACE_KEYS = ("out_dir", "run_name")
 SEED_LIMIT = 2 ** 64
 
 
+# ------------------------------------------------------------------ the reference code's decays
+
+#: The reference code's weight decay wd and feature decay fd (Dang et al. 2023: 1e-5 each); ``lam_W="reference"``
+#: and ``lam_H="reference"`` mean K times this in (4.3)'s normalization (:func:`from_reference_decay`).
+REFERENCE_DECAY = 1e-5
+
+
+def from_reference_decay(weight_decay: float, feature_decay: float, K: int) -> tuple[float, float]:
+    """(lam_W, lam_H) of (4.3) equivalent to a reference-style loss (Dang et al. 2023, ``sep_decay``).
+
+    That loss is mean((P h + b - y)^2)/2 over the N*K entries + wd/2 sum ||W_j||^2 + fd/2 sum_i ||h_i||^2
+    (full batch), i.e. (4.3) divided by K with lam_W = K wd and lam_H = K fd.  Adam is invariant to this
+    rescaling of the loss (up to its eps), so both follow the same trajectory (chapter :ref:`ch-engine`).
+    """
+    wd = _checks.nonneg_float(weight_decay, "weight_decay")
+    fd = _checks.nonneg_float(feature_decay, "feature_decay")
+    K = _checks.positive_int(K, "K")
+    return K * wd, K * fd
+
+
+def reference_decay(K: int) -> float:
+    """The value of the decays ``"reference"`` for K classes: the reference code's wd = fd = :data:`REFERENCE_DECAY`
+    in (4.3)'s normalization, K x 1e-5 (:func:`from_reference_decay`), rounded to 15 decimals so that K = 26 gives
+    2.6e-4 and not 2.6000000000000003e-4 (chapter :ref:`ch-engine`)."""
+    return round(from_reference_decay(REFERENCE_DECAY, REFERENCE_DECAY, K)[0], 15)
+
+
 def defining_params(p: dict) -> dict:
     """The parameters of a checked set ``p`` (:func:`check_params`) that say what the run is: all of
     :data:`DEFAULTS` but
@@ -299,7 +326,7 @@ def check_params(**params) -> dict:
     of :ref:`ch-engine`), validated before anything is loaded or written: a ValueError names the parameter and says
     what to fix (``counts`` of one class too: every feature is then its class mean, NC1 is 0 whatever the network
     learnt).  Also normalizes: ``lam_W`` equal on every layer becomes one number, ``"reference"`` decays become
-    K x 1e-5 (:func:`nclib.ufm.reference_decay`), ``batch_size`` None becomes ``"full"``, a list of ``counts``
+    K x 1e-5 (:func:`reference_decay`), ``batch_size`` None becomes ``"full"``, a list of ``counts``
     (a tuple, an array, whole numbers such as 4.0) becomes a list of ints, a ``data_path`` becomes absolute (``~``
     expanded, from the working folder: a relative path given in another folder names another file, and so another
     run), a run without ``run_name`` gets :func:`run_names`'s.  Torch is imported only to ask whether a CUDA device

@@ -78,7 +78,7 @@ from .parameters import (DEFAULTS, EXECUTION_KEYS, INITS, LEVER_KEYS, MEMBER_KEY
                          unshared_keys)
 from .engine import (Engine, group_engines, lr_at, time_side_by_side,  # noqa: F401 (re-exported)
                      train_epochs_together)
-from .ufm import REFERENCE_DECAY, from_reference_decay  # noqa: F401 (re-exported)
+from .parameters import REFERENCE_DECAY, from_reference_decay  # noqa: F401 (re-exported)
 from .runfolder import RunFolder, TrainingDiverged  # noqa: F401 (TrainingDiverged re-exported)
 from .resume import check_resume, device_key, first_output_folders, resume_checkpoints  # noqa: F401 (device_key)
 

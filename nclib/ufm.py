@@ -637,30 +637,3 @@ def tie_tolerance(out) -> float:
     if out.size == 0:
         raise ValueError(f"out must hold at least one output, got shape {out.shape}")
     return 1e-9 * float(np.abs(out).max())
-
-
-# ------------------------------------------------------------------ decays of other codes
-
-#: The reference code's weight decay wd and feature decay fd (Dang et al. 2023: 1e-5 each); ``lam_W="reference"``
-#: and ``lam_H="reference"`` mean K times this in (4.3)'s normalization (:func:`from_reference_decay`).
-REFERENCE_DECAY = 1e-5
-
-
-def from_reference_decay(weight_decay: float, feature_decay: float, K: int) -> tuple[float, float]:
-    """(lam_W, lam_H) of (4.3) equivalent to a reference-style loss (Dang et al. 2023, ``sep_decay``).
-
-    That loss is mean((P h + b - y)^2)/2 over the N*K entries + wd/2 sum ||W_j||^2 + fd/2 sum_i ||h_i||^2
-    (full batch), i.e. (4.3) divided by K with lam_W = K wd and lam_H = K fd.  Adam is invariant to this
-    rescaling of the loss (up to its eps), so both follow the same trajectory (chapter :ref:`ch-engine`).
-    """
-    wd = _checks.nonneg_float(weight_decay, "weight_decay")
-    fd = _checks.nonneg_float(feature_decay, "feature_decay")
-    K = _checks.positive_int(K, "K")
-    return K * wd, K * fd
-
-
-def reference_decay(K: int) -> float:
-    """The value of the decays ``"reference"`` for K classes: the reference code's wd = fd = :data:`REFERENCE_DECAY`
-    in (4.3)'s normalization, K x 1e-5 (:func:`from_reference_decay`), rounded to 15 decimals so that K = 26 gives
-    2.6e-4 and not 2.6000000000000003e-4 (chapter :ref:`ch-engine`)."""
-    return round(from_reference_decay(REFERENCE_DECAY, REFERENCE_DECAY, K)[0], 15)

@@ -18,6 +18,7 @@ import nclib.data  # noqa: E402
 import nclib.figures as figures  # noqa: E402
 import nclib.figures.analysis  # noqa: E402
 import nclib.imbalance  # noqa: E402
+import nclib.parameters  # noqa: E402
 import nclib.plotting  # noqa: E402
 from nclib import minority  # noqa: E402
 import nclib.train  # noqa: E402
@@ -1521,7 +1522,7 @@ def test_figure_configurations_take_the_reference_decays():
         assert p["lam_W"] == p["lam_H"] == "reference"
         K = len(p["counts"])
         resolved = nclib.train.check_params(**figures.train_kwargs(dict(p, data_path=None, dataset="synthetic"), 1))
-        assert resolved["lam_W"] == resolved["lam_H"] == nclib.ufm.reference_decay(K)
+        assert resolved["lam_W"] == resolved["lam_H"] == nclib.parameters.reference_decay(K)
 
 
 def test_check_stalls_asserts_each_stalled_run_is_next_to_a_local_minimizer(monkeypatch):

@@ -1,6 +1,7 @@
 """The one grammar of a parameter's value written as text (nclib.parameters.parse_value, parse_setting): lists in
 brackets, numbers, booleans and none, the text keys kept as text, the refusals by name; and the scripts that take
-``--set NAME=VALUE`` (scripts/stability_runs.py, scripts/figure_notebook.py) reading one word to one value."""
+``--set NAME=VALUE`` (scripts/stability_runs.py, scripts/figure_notebook.py) reading one word to one value; the
+reference code's decays, K x 1e-5, that the decays "reference" name."""
 from __future__ import annotations
 
 import json
@@ -351,6 +352,40 @@ def test_checking_parameters_needs_no_torch():
             "p.check_params(dataset='synthetic', counts=[5, 3], batch_size='full'); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_parameter_list_imports_no_closed_forms():
+    """Reading the decays "reference" takes the reference code's convention from this module, not the closed forms
+    of nclib.ufm, which bring in Lemma A.2's scipy.optimize."""
+    import subprocess
+    import sys
+
+    code = ("import sys, nclib.parameters; "
+            "print([m for m in ('nclib.ufm', 'nclib.lemmas', 'scipy') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_reference_decay_is_k_times_the_reference_codes_decays():
+    """lam_W = K wd and lam_H = K fd, each from its own decay; reference_decay(26) is 2.6e-4 exactly, not
+    2.6000000000000003e-4."""
+    assert parameters.from_reference_decay(1e-5, 3e-5, 10) == pytest.approx((1e-4, 3e-4), rel=1e-15, abs=0)
+    assert 26 * parameters.REFERENCE_DECAY != 2.6e-4  # what the rounding is for
+    assert parameters.reference_decay(26) == 2.6e-4 and parameters.reference_decay(10) == 1e-4
+    q = parameters.check_params(dataset="synthetic", counts=[5, 3, 2], batch_size="full")
+    assert q["lam_W"] == q["lam_H"] == parameters.reference_decay(3) == 3e-5  # what "reference" resolves to
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: parameters.from_reference_decay(-1e-5, 1e-5, 10), "weight_decay"),
+    (lambda: parameters.from_reference_decay(1e-5, float("nan"), 10), "feature_decay"),
+    (lambda: parameters.from_reference_decay(1e-5, 1e-5, 0), "K"),
+    (lambda: parameters.from_reference_decay(1e-5, 1e-5, 10 ** 400), "K"),  # beyond float64, once an OverflowError
+    (lambda: parameters.reference_decay(2.5), "K"),
+])
+def test_bad_reference_decays_are_refused_by_name(call, name):
+    with pytest.raises(ValueError, match=f"^{name}"):
+        call()
 
 
 def test_unshared_keys_are_what_runs_trained_together_may_not_differ_in():

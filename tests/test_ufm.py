@@ -335,7 +335,6 @@ def test_mode_strengths_where_a_is_too_small_for_l_over_a(L):
     (lambda: ufm.objective([np.eye(2)], [[10 ** 400] * 5, [0] * 5], None, [3, 2], 0.1, 0.1), "H"),
     (lambda: ufm.mode_strengths([1.0], 10 ** 400, 0.1, 0.1, 2), "N"),
     (lambda: ufm.mode_strengths([1.0], 6, 0.1, 0.1, 10 ** 400), "L"),
-    (lambda: ufm.from_reference_decay(1e-5, 1e-5, 10 ** 400), "K"),
     (lambda: ufm.minimum_value([3, 2], 0.1, 0.1, L=10 ** 12), "L"),
     (lambda: ufm.global_minimizer([3, 2], 0.1, 0.1, L=10 ** 7), "L"),
 ])
@@ -428,14 +427,6 @@ def test_decays_whose_products_leave_the_normal_floats_go_through_logarithms():
     g = ufm.global_minimizer(n, 1e-200, 1e-200, L=2)
     np.testing.assert_allclose(np.linalg.svd(ufm.head_product(g.Ws), compute_uv=False), st.s_product,
                                rtol=1e-12, atol=0)
-
-
-def test_reference_decay_is_k_times_the_reference_codes_decays():
-    """lam_W = K wd and lam_H = K fd, each from its own decay; reference_decay(26) is 2.6e-4 exactly, not
-    2.6000000000000003e-4."""
-    assert ufm.from_reference_decay(1e-5, 3e-5, 10) == pytest.approx((1e-4, 3e-4), rel=1e-15, abs=0)
-    assert 26 * ufm.REFERENCE_DECAY != 2.6e-4  # what the rounding is for
-    assert ufm.reference_decay(26) == 2.6e-4 and ufm.reference_decay(10) == 1e-4
 
 
 def test_tie_tolerance_is_1e_9_of_the_largest_output():

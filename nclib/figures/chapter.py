@@ -23,7 +23,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import _checks, data, plotting, ufm
+from .. import _checks, data, plotting
+from ..parameters import REFERENCE_DECAY
 from ..rounding import at_least, at_most, round_down, round_up, written, written_column
 from .analysis import (NEAR_BOUND, ORDER_KEYS, RunTheory, collapse_verdicts, final_rows, metric_drops, order_by,
                        order_held, orders_without_spikes, run_theory, stalls)
@@ -164,7 +165,7 @@ def _settings_glue(f: Figure, scale: str, runs: Mapping[int, Run], check: Mappin
         "epochs": f"{epochs:,}", "N": f"{int(n.sum()):,}", "counts": comma_list(sorted(n.tolist(), reverse=True)),
         "divisor": str(scale_settings(scale)["divisor"]), "width": f"{p['width']:,}", "lr": written(p['lr'], 6),
         "gamma": written(p['lr_gamma'], 6), "batch": str(p["batch_size"]), "decay": written(p['lam_W'], 6),
-        "wd": written(ufm.REFERENCE_DECAY, 6), "milestone": comma_list(f"{m:,}" for m in p["lr_milestones"]),
+        "wd": written(REFERENCE_DECAY, 6), "milestone": comma_list(f"{m:,}" for m in p["lr_milestones"]),
         "metric-every": str(p["metric_every"]), "precision": precisions(runs),
         "device": " / ".join(sorted({r["device"] for r in rows})), "smallest-count": str(int(n.min())),
         "depth": str(p["depth"]), **({} if _dropped(runs) is None else {"dropped": f"{_dropped(runs):,}"}),

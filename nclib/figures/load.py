@@ -15,8 +15,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import _checks, data, provenance, runs, ufm
-from ..parameters import EXECUTION_KEYS, PLACE_KEYS
+from .. import _checks, data, provenance, runs
+from ..parameters import EXECUTION_KEYS, PLACE_KEYS, reference_decay
 from ..runs import NC_COLUMNS, device_kind, load_run, metric_epochs
 from .config import HISTORY_KEYS, INPUT_DIM, L_VALUES, RESULTS, check_scale, figure, figure_parameters
 
@@ -485,7 +485,7 @@ def check_run(run: Run, fig, scale: str) -> list[str]:
     for k in CONFIG_KEYS:
         want, got = cfg[k], p.get(k)
         if k in ("lam_W", "lam_H") and want == "reference":  # K x 1e-5, as nclib.train resolves it
-            want = ufm.reference_decay(len(cfg["counts"]))
+            want = reference_decay(len(cfg["counts"]))
         if not _same_value(want, got):
             problems.append(f"L={L}: {k} = {got!r}, the figure's configuration has {want!r}")
     if run_counts(p).tolist() != list(cfg["counts"]):

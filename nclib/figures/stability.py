@@ -27,8 +27,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import ROOT, _checks, ufm
-from ..parameters import DEFAULTS, EXECUTION_KEYS, NOTEBOOK_PARAMETERS
+from .. import ROOT, _checks
+from ..parameters import DEFAULTS, EXECUTION_KEYS, NOTEBOOK_PARAMETERS, reference_decay
 from ..rounding import written
 from ..runs import json_values, load_class_accuracy, load_run, metric_epochs, recorded_status
 from .analysis import run_theory
@@ -124,7 +124,7 @@ def setting_differences(params: Mapping, **overrides) -> dict:
     """{name: (recorded, wanted)} for each parameter that defines a stability run (all but :data:`FREE_KEYS` and the
     precision, which its folder name states, :func:`load_stability`) that a run's ``params`` record otherwise than
     :func:`pair_kwargs` of its seed with ``overrides`` gives (decays ``"reference"`` read as
-    :func:`nclib.ufm.reference_decay`; compared as :func:`nclib.runs.json_values`; a parameter the run does not
+    :func:`nclib.parameters.reference_decay`; compared as :func:`nclib.runs.json_values`; a parameter the run does not
     record, added since it was made, counts at its default); empty for a run of the stability setting.  ValueError
     from :func:`pair_kwargs` for overrides it refuses.
     Chapters: :ref:`ch-fig1` (the precision stability runs it awaits)."""
@@ -132,7 +132,7 @@ def setting_differences(params: Mapping, **overrides) -> dict:
     want = {k: v for k, v in shared.items() if k not in FREE_KEYS + ("precision",)}  # the folder name has it
     for key in ("lam_W", "lam_H"):
         if want[key] == "reference":
-            want[key] = ufm.reference_decay(run_counts(shared).size)
+            want[key] = reference_decay(run_counts(shared).size)
     want = json_values(want)
     # a parameter added after a run was made is recorded at its default
     recorded = {k: params.get(k, DEFAULTS.get(k)) for k in want}
