@@ -9,9 +9,9 @@ alive (:func:`nclib.minority.alive_modes`) and the accuracy of each class.  :dat
 reading of such a run: at the global minimum, or at another critical point of Lemma A.2
 (:func:`nclib.minority.partial_minimum`).  :func:`read_ufm_table` reads the tables of such runs that
 ``scripts/minority_runs.py`` writes (:data:`UFM_FIELDS`, then :data:`UFM_HISTORY_FIELDS`, a summary of the
-objective's history, in a table made since they were added).  The closed form itself (the collapse decays, the
-classes a global minimizer still separates, the other critical points) is :mod:`nclib.minority`'s, which imports
-nothing of this module.
+objective's history, in a table made since they were added), whose class counts are :func:`table_counts`.  The
+closed form itself (the collapse decays, the classes a global minimizer still separates, the other critical points)
+is :mod:`nclib.minority`'s, which imports nothing of this module.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import ROOT, _checks, minority, ufm
+from . import ROOT, _checks, imbalance, minority, ufm
 from .imbalance import label_matrix, mode_blocks
 from .parameters import ADAM_BETAS, ADAM_EPS
 
@@ -236,6 +236,24 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
 
 
 # ------------------------------------------------------------------------------------------ the tables of UFM runs
+
+#: What the class counts of a profile (Section 5's, :data:`nclib.imbalance.PROFILES`) are divided by in the CPU runs
+#: of :ref:`ch-minority`, so that a sweep takes a few CPU minutes: the UFM tables (:func:`table_counts`) and the MLP
+#: sweep of ``scripts/minority_runs.py``.  Both profiles' counts are multiples of it, so every collapse decay lambda_k
+#: of the scaled profile is COUNT_DIVISOR^(1/(L+1)) times the full profile's (checked in that chapter).
+COUNT_DIVISOR = 10
+
+
+def table_counts(profile: str) -> np.ndarray:
+    """The class counts n of the UFM table of ``profile`` (``ufm-PROFILE.csv``): the counts of Definition 4.1 for
+    the paper's profile (Section 5, :data:`nclib.imbalance.PROFILES`, largest first) each divided by
+    :data:`COUNT_DIVISOR`, rounded down (CIFAR-10: 50, 50, 40, ..., 10, N = 300; EMNIST letters: 150, 5 x 60,
+    20 x 5, N = 550).  Used by ``scripts/minority_runs.py`` and in :ref:`ch-minority`.  ValueError naming
+    ``profile`` for one that is not a key of that dict."""
+    if not isinstance(profile, str) or profile not in imbalance.PROFILES:
+        raise ValueError(f"profile must be one of {sorted(imbalance.PROFILES)}, got {profile!r}")
+    return imbalance.class_counts(imbalance.PROFILES[profile]) // COUNT_DIVISOR
+
 
 #: The columns of a table of UFM runs, ``ufm-PROFILE.csv`` (results/minority/README.md says what each holds), one
 #: row per run of :func:`train_ufm`, as ``scripts/minority_runs.py`` writes them and :func:`read_ufm_table` reads them.

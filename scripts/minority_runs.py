@@ -56,18 +56,17 @@ OUT = nclib.ROOT / "results" / "minority"
 #: The CIFAR-10 subset beside the checkout (``../shared/data/cifar10_subset.npz``, where the committed runs read it;
 #: ``--data-path`` to read it elsewhere).
 DATA_PATH = str(data.SHARED_CIFAR10)
-#: The CPU scale of the MLP runs: the CIFAR-10 profile's counts divided by 10 (N = 300), width 128, full batch.
+#: The CPU scale of the MLP runs: the CIFAR-10 profile's counts divided by nclib.ufmtrain.COUNT_DIVISOR (N = 300),
+#: width 128, full batch.
 MLP = dict(dataset="cifar10", width=128, depth=6, bias=True,
            epochs=1000, batch_size="full", lr=1e-3, lr_milestones=(700,), lr_gamma=0.1, metric_every=100,
            seed=0, device="cpu")
 #: The decays of the MLP runs: for each head depth L, a log grid across the thresholds of the scaled profile.
 MLP_DECAYS = {1: np.geomspace(0.006, 0.03, 8), 3: np.geomspace(0.004, 0.02, 5)}
-#: The divisor of the paper's class counts for the CPU runs (MLP and UFM).
-SCALE = 10
 
 
 def mlp_counts() -> list[int]:
-    return (data.preset_counts("cifar10") // SCALE).tolist()
+    return (data.preset_counts("cifar10") // ufmtrain.COUNT_DIVISOR).tolist()
 
 
 #: Local Dask workers of the MLP sweeps (one thread each).
@@ -95,7 +94,8 @@ def run_mlp(out_dir: pathlib.Path, data_path: str = DATA_PATH, workers: int = ML
         print(f"L = {L}: {time.time() - t0:.1f} s", flush=True)
 
 
-#: The UFM sweep: profiles scaled by 1/SCALE, L, bias, decays relative to the thresholds, seeds.
+#: The UFM sweep: profiles scaled by 1/nclib.ufmtrain.COUNT_DIVISOR (its table_counts), L, bias, decays relative to
+#: the thresholds, seeds.
 UFM_LS = (1, 2, 3, 6)
 #: lambda / (the largest collapse decay of the profile, L and bias): 8 points from well inside to past the thresholds.
 UFM_RELATIVE = np.geomspace(0.1, 1.5, 8)
@@ -110,7 +110,7 @@ def ufm_seeds(profile: str, bias: bool, L: int) -> tuple:
 
 
 def ufm_rows(profile: str):
-    n = imbalance.class_counts(imbalance.PROFILES[profile]) // SCALE
+    n = ufmtrain.table_counts(profile)
     for bias in (True, False):
         for L in UFM_LS:
             top = float(minority.mode_thresholds(n, L, bias)["lam"].max())
@@ -126,7 +126,7 @@ def rows_like(table: pathlib.Path, profile: str):
     are not this sweep's, is refused with a ValueError naming ``like``.  The decays :func:`ufm_rows`
     computes have moved by a few ulps since the committed tables were made (the collapse decays and the spectrum were
     later made exact to the last bit), so a replica of those takes them from the table."""
-    n = imbalance.class_counts(imbalance.PROFILES[profile]) // SCALE
+    n = ufmtrain.table_counts(profile)
     try:
         rows = ufmtrain.read_ufm_table(table)
     except (ValueError, OSError) as e:  # a file it refuses, or no file it can read
@@ -194,7 +194,8 @@ def ufm_provenance(profile: str, rows: int, wall_s: float) -> dict:
             "wall_time_s": round(wall_s, 1),
             "settings": {"steps": UFM_STEPS, "lr": UFM_LR, "final_lr_factor": ufmtrain.FINAL_LR_FACTOR,
                          "record_every": UFM_RECORD_EVERY,
-                         "L": list(UFM_LS), "relative_decays": [float(v) for v in UFM_RELATIVE], "scale": SCALE}}
+                         "L": list(UFM_LS), "relative_decays": [float(v) for v in UFM_RELATIVE],
+                         "scale": ufmtrain.COUNT_DIVISOR}}
 
 
 def run_ufm(profile: str, path: pathlib.Path, like: pathlib.Path | None = None, overwrite: bool = False) -> None:

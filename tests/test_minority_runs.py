@@ -16,7 +16,6 @@ import pytest
 import numpy as np
 
 import nclib
-import nclib.imbalance as imb
 import nclib.minority as mino
 import nclib.ufm as ufm
 import nclib.ufmtrain as ufmtrain
@@ -87,7 +86,7 @@ def test_the_ufm_sweep_on_a_small_grid(tmp_path, monkeypatch):
     plan = [(bias, L, rel, seed) for bias in (True, False) for L in (1, 2) for rel in (0.5, 1.5)
             for seed in ((0, 1, 2) if bias and L == 2 else (0,))]
     assert [(r["bias"], r["L"], r["seed"]) for r in rows] == [(str(b), str(L), str(s)) for b, L, _, s in plan]
-    n = imb.class_counts(imb.PROFILES["cifar10"]) // 10
+    n = ufmtrain.table_counts("cifar10")
     for r, (bias, L, rel, _) in zip(rows, plan):
         lam = float(np.float64(rel) * mino.mode_thresholds(n, L, bias)["lam"].max())
         assert float(r["lam"]) == lam and float(r["minimum"]) == ufm.minimum_value(n, lam, lam, L=L, bias=bias)
@@ -155,7 +154,7 @@ def test_like_trains_the_runs_of_a_table_again(tmp_path):
     assert [(r["bias"], r["L"], r["lam"], r["seed"]) for r in again] == [(r["bias"], r["L"], r["lam"], r["seed"])
                                                                           for r in before]
     assert [r["bias"] for r in again] == ["True", "True", "False"]
-    n = imb.class_counts(imb.PROFILES["cifar10"]) // 10
+    n = ufmtrain.table_counts("cifar10")
     for a, b in zip(before, again):
         np.testing.assert_allclose(float(b["value"]), float(a["value"]), rtol=1e-13)
         assert (a["modes_theory"], a["classes_correct"], a["classes_theory"]) == (
@@ -345,7 +344,7 @@ def test_the_provenance_settings_are_the_scripts_and_the_committed_ones():
                        "final_lr_factor": ufmtrain.FINAL_LR_FACTOR, "record_every": minority_runs.UFM_RECORD_EVERY,
                        "L": list(minority_runs.UFM_LS),
                        "relative_decays": [float(v) for v in minority_runs.UFM_RELATIVE],
-                       "scale": minority_runs.SCALE}
+                       "scale": ufmtrain.COUNT_DIVISOR}
     assert inspect.signature(ufmtrain.train_ufm).parameters["final_lr_factor"].default == ufmtrain.FINAL_LR_FACTOR
     for profile in ("cifar10", "emnist-letters"):
         made = json.loads((nclib.ROOT / "results" / "replica-cpu" / "minority"

@@ -261,6 +261,23 @@ def test_refusals_by_name():
         ufmtrain.train_ufm(n, 0.01, 0.01, L=L, bias=True, steps=10, start=(Ws, H, [True, False]))
 
 
+def test_table_counts_are_each_profiles_counts_divided_by_ten():
+    """The class counts of the minority chapter's UFM tables, largest first: CIFAR-10's 500, 500, ..., 100, 100 and
+    EMNIST letters' 1 x 1500, 5 x 600, 20 x 50 (Section 5), each divided by COUNT_DIVISOR = 10."""
+    assert ufmtrain.COUNT_DIVISOR == 10
+    cifar = ufmtrain.table_counts("cifar10")
+    assert cifar.tolist() == [50, 50, 40, 40, 30, 30, 20, 20, 10, 10] and cifar.sum() == 300
+    letters = ufmtrain.table_counts("emnist-letters")
+    assert letters.tolist() == [150] + [60] * 5 + [5] * 20 and letters.sum() == 550
+    assert cifar.dtype.kind == letters.dtype.kind == "i"
+
+
+@pytest.mark.parametrize("profile", ["cifar100", "CIFAR10", "", None, ["cifar10"], [(500, 2), (100, 2)]])
+def test_table_counts_refuse_a_profile_that_is_not_the_papers(profile):
+    with pytest.raises(ValueError, match="^profile must be one of"):
+        ufmtrain.table_counts(profile)
+
+
 def test_small_start_ends_at_a_local_minimizer_of_the_partial_form():
     # the second mode starts inside the basin of x = 0 (Lemma A.2) and stays there; the first reaches its minimizer
     n, L = [6, 4, 2], 2
