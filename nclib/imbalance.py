@@ -219,11 +219,6 @@ def _pair_arrays(pairs) -> tuple[np.ndarray, np.ndarray, float]:
     return sizes, mults, float(np.dot(sizes, mults))
 
 
-def _group_arrays(groups) -> tuple[np.ndarray, np.ndarray, float]:
-    """:func:`_pair_arrays` of the groups after :func:`check_groups`."""
-    return _pair_arrays(check_groups(groups))
-
-
 def group_matrix(groups) -> np.ndarray:
     """The m x m group matrix G of Theorem 4.4 / Theorem B.1, reconstructed from the proof of B.1.
 
@@ -251,37 +246,6 @@ def group_matrix(groups) -> np.ndarray:
     np.subtract(0.0, G, out=G)  # diag(sqrt(N_i)) - v t^T / N: 0 - x off the diagonal, then -x + sqrt(N_i) on it
     G[np.diag_indices(sizes.size)] += np.sqrt(sizes)
     return G
-
-
-def secular_function(groups, mu) -> np.ndarray:
-    """The secular function w(mu) = 1 - (1/N) sum_i l_i N_i^2 / (N_i - mu) of Y-bar Y-bar^T (Theorem 4.4).
-
-    det(mu I - G G^T) = prod_i (mu - N_i) * w(mu) because G G^T = diag(N_i) - v v^T / N with
-    v_i = N_i sqrt(l_i) (matrix determinant lemma; the secular equation of :cite:`golub1973some`).
-    Its zeros are the m eigenvalues of G G^T: 0 and one in each interval (N_{i+1}, N_i).  Since
-    sum_i l_i N_i = N it equals -(mu / N) sum_i l_i N_i / (N_i - mu), the form the solver uses.
-    ``mu`` may be a scalar or an array of real numbers, read as float64: a Python int beyond int64 too, which
-    numpy keeps as an object, is read as the nearest float64, as an int64 above 2^53 is (one beyond float64's
-    range is refused).  A value equal to some N_i gives -inf: the pole's term l_i N_i^2 / (N_i - mu) is
-    l_i N_i^2 / +0 = +inf, the sizes being distinct and N_i - N_i = +0.  No chapter calls it:
-    ``tests/test_spectrum.py`` uses it as an independent check that the squares of :func:`group_singular_values`
-    are zeros of w.
-    """
-    sizes, mults, N = _group_arrays(groups)
-    raw = _checks.array(mu, "mu")
-    if raw.dtype == object:  # Python ints beyond int64 (or numbers of several types): each must be a real number
-        if not all(_checks.real_number(v) for v in raw.ravel()):
-            raise ValueError("mu must be a real number or an array of real numbers (no text, bools or complex "
-                             "numbers)")
-    elif raw.dtype == bool or not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)) \
-            or _checks._mixes_bools(mu):
-        raise ValueError(f"mu must be a real number or an array of real numbers, got dtype {raw.dtype}")
-    mu = _checks._as_float64(raw, "mu")
-    if not np.all(np.isfinite(mu)):
-        raise ValueError("mu must be finite")
-    with np.errstate(divide="ignore"):
-        terms = (mults * sizes**2) / (sizes - mu[..., None])
-    return 1.0 - terms.sum(axis=-1) / N
 
 
 #: The most iterations per root of the secular solver (:func:`secular_iterations` counts them): a handful are
@@ -398,7 +362,7 @@ def _solver_arrays(pairs) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def _group_sigma(sizes: np.ndarray, mults: np.ndarray, N: float) -> np.ndarray:
-    """:func:`group_singular_values` from the arrays of :func:`_group_arrays`: sqrt of the roots, then 0."""
+    """:func:`group_singular_values` from the arrays of :func:`_solver_arrays`: sqrt of the roots, then 0."""
     return np.concatenate([np.sqrt(_secular_roots(sizes, mults, N)[0]), [0.0]])
 
 
