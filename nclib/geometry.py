@@ -220,5 +220,5 @@ def geometry_defined(n, lam_W, lam_H, L=1, bias=True, d=None) -> bool:
     if d is None or d >= n.size:
         return True
     structure = ufm.structure(n, lam, lam_H, L=L, bias=bias)
-    return not ufm._cut_splits(structure.s_product, structure.kappa, d)
+    return not ufm.width_splits_modes(structure.s_product, structure.kappa, d)
 

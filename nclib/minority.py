@@ -111,7 +111,7 @@ def _least_dead_decay(kappa: float, N: int, L: int, guess: float) -> float:
 
     def dead(bits: int) -> bool:
         lam = float(np.int64(bits).view(np.float64))
-        return bool(ufm._gap(np.array([kappa]), N, np.full(L, lam), lam, L)[0] >= 0)
+        return bool(ufm.threshold_gap_unchecked(np.array([kappa]), N, np.full(L, lam), lam, L)[0] >= 0)
 
     top = int(np.float64(np.finfo(np.float64).max).view(np.int64))
     guess_bits = int(np.float64(guess).view(np.int64))
@@ -233,7 +233,7 @@ def alive_at_minimum(n, lam_W, lam_H, L: int = 1, bias: bool = True) -> np.ndarr
     4.1-4.3, hidden widths >= K): a boolean mask, True where the mode's strength
     (:func:`nclib.ufm.mode_strengths`) is > 0, i.e. where its threshold gap (:func:`nclib.ufm.threshold_gap`) is < 0;
     at a gap of exactly 0 the mode counts as collapsed (both are minimizers there)."""
-    n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
+    n, lam, lam_H, L, bias, _ = ufm.check_problem(n, lam_W, lam_H, L, bias)
     return _alive_at_minimum(problem_spectrum(n, bias), _checks.count_total(n), lam, lam_H, L)
 
 
@@ -274,7 +274,7 @@ def partial_minimum(n, lam_W, lam_H, L: int, bias: bool, alive) -> float:
     critical a_c for L = 3): ``alive`` may keep it, :func:`nonzero_minimizer_exists`.  A mode in ``alive`` without a
     nonzero minimizer (for L = 1 every mode past its threshold): ValueError naming ``alive``.
     """
-    n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
+    n, lam, lam_H, L, bias, _ = ufm.check_problem(n, lam_W, lam_H, L, bias)
     kappa = problem_spectrum(n, bias)
     alive = np.asarray(alive)
     if alive.shape != kappa.shape or alive.dtype != bool:
@@ -297,12 +297,12 @@ def partial_point(n, lam_W, lam_H, L: int, bias: bool, alive) -> ufm.Minimizer:
     :ref:`sec-minority-ufm`, starts Adam near both kinds.  ``value`` is :func:`partial_minimum`'s.  ValueError naming
     ``alive`` as there, and ``d`` and ``L`` where the L - 1 layers of width K would not fit the bound of
     :func:`nclib._checks.width`, before anything is allocated."""
-    checked = ufm._check_problem(n, lam_W, lam_H, L, bias, layers=True)  # the layers' memory, before any SVD
+    checked = ufm.check_problem(n, lam_W, lam_H, L, bias, layers=True)  # the layers' memory, before any SVD
     value = partial_minimum(n, lam_W, lam_H, L, bias, alive)  # checks alive against the decays
     n, lam, lam_H, L, bias, d = checked
     U, kappa, Vt = ufm.problem_svd(n, bias)
-    s = ufm._nonzero_branch(kappa, _checks.count_total(n), lam, lam_H, L, np.asarray(alive))
-    Ws, H, b = ufm._mode_point(n, bias, U, Vt, s, lam, lam_H, L, d)
+    s = ufm.nonzero_strengths(kappa, _checks.count_total(n), lam, lam_H, L, np.asarray(alive))
+    Ws, H, b = ufm.point_from_strengths(n, bias, U, Vt, s, lam, lam_H, L, d)
     return ufm.Minimizer(Ws=Ws, H=H, b=b, value=value)
 
 
@@ -310,9 +310,9 @@ def _kept_values(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: in
     """Per mode, its value (s - kappa)^2/(2N) + (L+1)/2 t at its nonzero local minimizer s (the global one where the
     mode is alive at the global minimizer; for L >= 2 also the local one past its threshold), NaN where it has
     none; arguments already validated."""
-    s = ufm._nonzero_branch(kappa, N, lam, lam_H, L)
-    t, _, _ = ufm._mode_factors(s, lam, lam_H)
-    return np.where(s > 0, ufm._mode_values(kappa, s, t, N, L), np.nan)
+    s = ufm.nonzero_strengths(kappa, N, lam, lam_H, L)
+    t, _, _ = ufm.balanced_factors(s, lam, lam_H)
+    return np.where(s > 0, ufm.scalar_problem_values(kappa, s, t, N, L), np.nan)
 
 
 def nonzero_minimizer_exists(n, lam_W, lam_H, L: int = 1, bias: bool = True) -> np.ndarray:
@@ -320,9 +320,9 @@ def nonzero_minimizer_exists(n, lam_W, lam_H, L: int = 1, bias: bool = True) -> 
     at the global minimizer (:func:`alive_at_minimum`) and, for L >= 2, those past their collapse decay whose scalar
     problem (Lemma A.2) still has one, where 0 is the global minimizer and the nonzero point a worse local one.  A
     trained model can keep such a mode alive, e.g. one started near the global minimizer of a smaller decay."""
-    n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
+    n, lam, lam_H, L, bias, _ = ufm.check_problem(n, lam_W, lam_H, L, bias)
     kappa = problem_spectrum(n, bias)
-    return ufm._nonzero_branch(kappa, _checks.count_total(n), lam, lam_H, L) > 0
+    return ufm.nonzero_strengths(kappa, _checks.count_total(n), lam, lam_H, L) > 0
 
 
 def alive_without_weakest(n, lam_W, lam_H, L: int, bias: bool, dead: int) -> np.ndarray:
@@ -333,7 +333,7 @@ def alive_without_weakest(n, lam_W, lam_H, L: int, bias: bool, dead: int) -> np.
     mode is weaker than one at 0; for L = 1 and ``dead`` > 0 a saddle.  With a bias and equal counts the weakest
     mode tells the two smallest classes apart (:ref:`ch-fig1`, "Where the runs stopped").  ``dead`` = 0 gives the
     global minimizer's modes; ValueError naming ``dead`` when it is negative or more than the modes alive there."""
-    n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
+    n, lam, lam_H, L, bias, _ = ufm.check_problem(n, lam_W, lam_H, L, bias)
     kappa = problem_spectrum(n, bias)
     alive = _alive_at_minimum(kappa, _checks.count_total(n), lam, lam_H, L)
     if isinstance(dead, bool) or not isinstance(dead, (int, np.integer)) or not 0 <= dead <= int(alive.sum()):
@@ -358,7 +358,7 @@ def partial_minima(n, lam_W, lam_H, L: int, bias: bool) -> dict:
     difference between the mode's value at 0, kappa^2/(2N), and at its nonzero minimizer, so no row is below the
     first).  ValueError naming ``L`` for L < 2, where points with modes at 0 are saddles (Lemma A.2 has no local
     minimizer at 0 for L = 1)."""
-    n, lam, lam_H, L, bias, _ = ufm._check_problem(n, lam_W, lam_H, L, bias)
+    n, lam, lam_H, L, bias, _ = ufm.check_problem(n, lam_W, lam_H, L, bias)
     if L < 2:
         raise ValueError(f"L must be >= 2 for local minimizers with modes at 0 (Lemma A.2), got {L}")
     kappa = problem_spectrum(n, bias)

@@ -16,7 +16,7 @@ from scipy.sparse import linalg as splinalg
 
 from . import _checks, ufm
 from .imbalance import label_matrix
-from .ufm import Minimizer, _check_problem, _value_and_gradients, objective
+from .ufm import Minimizer, check_problem, objective, objective_and_gradients
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class _Problem:
 
     def value_and_grad(self, x):
         Ws, H, b = self.unpack(x)
-        f, dWs, dH, db = _value_and_gradients(Ws, H, b, self.Y, self.lam, self.lam_H)
+        f, dWs, dH, db = objective_and_gradients(Ws, H, b, self.Y, self.lam, self.lam_H)
         parts = [g.ravel() for g in dWs] + [dH.ravel()] + ([db] if b is not None else [])
         return f, np.concatenate(parts)
 
@@ -169,7 +169,7 @@ def minimize(n, lam_W, lam_H, L=1, bias=True, d=None, seed=0, scales=(0.1, 1.0, 
     more than MAX_WIDTH^2 entries together is refused naming d and L (:func:`nclib._checks.width`) before anything
     is allocated. Used in :ref:`ch-thm41`, :ref:`ch-thm42` and :ref:`ch-thm43`.
     """
-    n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d, layers=True)
+    n, lam, lam_H, L, bias, d = check_problem(n, lam_W, lam_H, L, bias, d, layers=True)
     seed = _checks.nonneg_int(seed, "seed")
     try:
         scales = tuple(_checks.positive_float(s, "scales") for s in scales)
@@ -304,7 +304,7 @@ def verify(n, lam_W, lam_H, L=1, bias=True, d=None, seed=0) -> dict:
     lam_W1 W_1^T W_1 = lam_H H H^T (``balance``), with P = W_L ... W_1 and E = H-bar D; ``result`` is the
     numerical minimizer. Used in :ref:`ch-thm41`, :ref:`ch-thm42` and :ref:`ch-thm43`.
     """
-    n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d, layers=True)
+    n, lam, lam_H, L, bias, d = check_problem(n, lam_W, lam_H, L, bias, d, layers=True)
     if bias and n.size == 1:
         raise ValueError("n must hold at least two classes with a bias: for one class M = 0 and the minimum is 0, "
                          "so no relative gap to report")

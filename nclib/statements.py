@@ -38,7 +38,7 @@ def soft_threshold_relations_error(W, H, n, lam_W, lam_H, bias: bool = True) -> 
     lam_H = _checks.positive_float(lam_H, "lam_H")
     U, kappa, Vt = ufm.problem_svd(n, _checks.flag(bias, "bias"))
     G = ufm.weighted_class_means(H, n) @ Vt.T  # E V: column k is g_k
-    T = np.diag(np.maximum(kappa - N * ufm._sqrt_product(lam_W, lam_H), 0.0))
+    T = np.diag(np.maximum(kappa - N * ufm.sqrt_decay_product(lam_W, lam_H), 0.0))
     ratio = np.sqrt(lam_H) / np.sqrt(lam_W)
     return float(max(np.abs(U.T @ W @ G - T).max(), np.abs(U.T @ W @ W.T @ U - ratio * T).max(),
                      np.abs(G.T @ G - T / ratio).max()))
@@ -69,7 +69,7 @@ def theorem43_x_star(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool
     the logarithms).  Used in :ref:`ch-thm43` and :ref:`ch-errata-theory`.
     """
     a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, L)
-    kappa, N, lam, lam_H, L = ufm._mode_args(kappa, N, lam_W, lam_H, L)  # the arguments as lemma_a2_a checked them
+    kappa, N, lam, lam_H, L = ufm.check_mode_args(kappa, N, lam_W, lam_H, L)  # as lemma_a2_a checked them
     printed_a = _checks.flag(printed_a, "printed_a")
     a = a / (N if printed_a else 1)
     x = np.zeros_like(a)
@@ -101,7 +101,7 @@ def theorem43_sigma_squared(kappa, N: int, lam_W, lam_H: float, L: int, printed_
     :ref:`ch-errata-theory`.
     """
     x = theorem43_x_star(kappa, N, lam_W, lam_H, L, printed_a)
-    _, N, lam, lam_H, L = ufm._mode_args(kappa, N, lam_W, lam_H, L)  # the arguments as theorem43_x_star checked them
+    _, N, lam, lam_H, L = ufm.check_mode_args(kappa, N, lam_W, lam_H, L)  # as theorem43_x_star checked them
     with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
         inner = N * lam_H / theorem43_c(lam, L)
         direct = inner ** (1.0 / L) * x
@@ -121,7 +121,7 @@ def theorem43_value(kappa, N: int, lam_W, lam_H: float, L: int, printed_a: bool 
     """
     x = theorem43_x_star(kappa, N, lam_W, lam_H, L, printed_a)
     a = ufm.lemma_a2_a(kappa, N, lam_W, lam_H, L) / (N if printed_a else 1)
-    kappa, N, lam, lam_H, L = ufm._mode_args(kappa, N, lam_W, lam_H, L)
+    kappa, N, lam, lam_H, L = ufm.check_mode_args(kappa, N, lam_W, lam_H, L)
     alive = kappa > 0
     # a_k x_k^* where a_k is below the normal floats but x_k^* > 0: in logarithms, as theorem43_x_star found x_k^*;
     # 0 at x_k^* = 0, also where a_k overflowed to inf (a tiny kappa_k), which inf * 0 would make NaN

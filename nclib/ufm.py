@@ -37,14 +37,19 @@ from .imbalance import BLOCK_RTOL, label_matrix, mode_blocks, ybar
 
 
 # --------------------------------------------------------------------------------------------
-# input checks shared by this module and nclib.solvers
+# the checked arguments of a problem (4.1)-(4.3), read the same way by every module that solves one
 # --------------------------------------------------------------------------------------------
 
-def _check_problem(n, lam_W, lam_H, L, bias, d=None, layers=False):
-    """Validated (n, lam_W array, lam_H, L, bias, d) for the closed forms and the solver; d (default K) at most
-    max(K, :data:`nclib._checks.MAX_WIDTH`), and, with ``layers`` (the caller builds the point's L layers), at most
-    the width whose L - 1 layers of d x d fit the bound of :func:`nclib._checks.width`, refused naming d and L
-    before anything is allocated."""
+def check_problem(n, lam_W, lam_H, L, bias, d=None, layers=False):
+    """The checked arguments ``(n, lam_W, lam_H, L, bias, d)`` of the objective (4.1)-(4.3) of Definition 3.1 with
+    positive decays, as Theorems 4.1-4.3 take them: the class counts ``n`` (an int64 array), the depth ``L`` >= 1,
+    ``lam_W`` as L positive decays lambda_W1..lambda_WL (one number is every layer's), ``lam_H`` positive, ``bias`` a
+    bool and the hidden width d (default K) at most max(K, :data:`nclib._checks.MAX_WIDTH`), and, with ``layers``
+    (the caller builds the point's L layers), at most the width whose L - 1 layers of d x d fit the bound of
+    :func:`nclib._checks.width`, refused naming d and L before anything is allocated.  A ValueError names the
+    argument refused.  The closed forms of this module, the solver of :mod:`nclib.solvers`, the critical points of
+    :mod:`nclib.minority` and the Adam runs of :mod:`nclib.ufmtrain` check their arguments with it, so that they
+    refuse the same inputs in the same words."""
     n = _checks.counts(n)
     L = _checks.positive_int(L, "L")
     lam_W = _checks.layer_lambdas(lam_W, L, "lam_W", positive=True)
@@ -142,11 +147,13 @@ def objective(Ws: Sequence[np.ndarray], H, b, n, lam_W, lam_H) -> float:
     return float(value)
 
 
-def _value_and_gradients(Ws, H, b, Y, lam_W, lam_H) -> tuple[float, list, np.ndarray, np.ndarray | None]:
-    """The objective (4.3) of :func:`objective` and its gradients, written out for the solvers' inner loops
-    (:mod:`nclib.solvers`, :func:`nclib.ufmtrain.train_ufm`; arguments unchecked, ``lam_W`` L numbers, ``Y`` the
-    K x N label matrix): with R = (W_L...W_1 H + b 1^T - Y)/N, dF/dW_j = (W_L...W_(j+1))^T R (W_(j-1)...W_1 H)^T +
-    lam_Wj W_j, dF/dH = (W_L...W_1)^T R + lam_H H and dF/db = R 1 (``b`` None: the bias-free model (4.1), no db).
+def objective_and_gradients(Ws, H, b, Y, lam_W, lam_H) -> tuple[float, list, np.ndarray, np.ndarray | None]:
+    """The objective (4.3) of :func:`objective` and its gradients, written out for the inner loops of the solver of
+    :mod:`nclib.solvers` and of the Adam runs of :func:`nclib.ufmtrain.train_ufm`, which call it at every step
+    (arguments as those callers checked them, not checked again: ``Ws`` of chaining shapes, ``H`` d x N, ``b`` a
+    length-K vector or None, ``Y`` the K x N label matrix, ``lam_W`` L numbers, ``lam_H`` a number): with
+    R = (W_L...W_1 H + b 1^T - Y)/N, dF/dW_j = (W_L...W_(j+1))^T R (W_(j-1)...W_1 H)^T + lam_Wj W_j,
+    dF/dH = (W_L...W_1)^T R + lam_H H and dF/db = R 1 (``b`` None: the bias-free model (4.1), no db).
     Returns (value, [dF/dW_1, ..., dF/dW_L], dF/dH, dF/db or None)."""
     N = H.shape[1]
     forward = [H]
@@ -194,7 +201,7 @@ def lemma_a2_a(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
     render the same, so the print may be right (erratum T1 of :ref:`ch-errata-theory`, possibly an OCR
     artefact). Infinite for kappa = 0. Used in :ref:`ch-thm43`.
     """
-    return _a(*_mode_args(kappa, N, lam_W, lam_H, L))
+    return _a(*check_mode_args(kappa, N, lam_W, lam_H, L))
 
 
 def _a(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
@@ -204,9 +211,14 @@ def _a(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.n
         return np.where(kappa > 0, scale / np.where(kappa > 0, kappa, 1.0) ** 2, np.inf)
 
 
-def _mode_args(kappa, N, lam_W, lam_H, L):
-    """The checked arguments (kappa as a 1-D float64 array, N, per-layer lam, lam_H, L) of the per-mode functions
-    :func:`threshold_gap`, :func:`mode_strengths` and :func:`value_from_spectrum`; ValueError naming the argument otherwise."""
+def check_mode_args(kappa, N, lam_W, lam_H, L):
+    """The checked arguments ``(kappa, N, lam, lam_H, L)`` of the scalar problems of Theorems 4.1-4.3, one per
+    singular value kappa_k of M (Lemma A.2 for L >= 2, the soft threshold for L = 1): ``kappa`` as a 1-D float64 array
+    of non-negative numbers (:func:`nclib._checks.singular_values`), the sample count ``N`` a positive int, ``lam``
+    the L positive weight decays (``lam_W`` one number or L of them), ``lam_H`` positive and the depth ``L`` >= 1; a
+    ValueError naming the argument refused.  The per-mode functions :func:`lemma_a2_a`, :func:`threshold_gap`,
+    :func:`mode_strengths` and :func:`value_from_spectrum` check their arguments with it, and the statements of
+    Theorem 4.3 in :mod:`nclib.statements` read their arguments back from it as those checked them."""
     L = _checks.positive_int(L, "L")
     lam = _checks.layer_lambdas(lam_W, L, "lam_W")
     lam_H = _checks.positive_float(lam_H, "lam_H")
@@ -224,12 +236,15 @@ def threshold_gap(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
     threshold of Theorems 4.1 and 4.2. The paper's prose after Theorem 4.3 says the modes collapse
     when it is negative, the reverse (erratum T6). Used in :ref:`ch-thm43` and :ref:`ch-errata-theory`.
     """
-    return _gap(*_mode_args(kappa, N, lam_W, lam_H, L))
+    return threshold_gap_unchecked(*check_mode_args(kappa, N, lam_W, lam_H, L))
 
 
-def _gap(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
-    """:func:`threshold_gap` of checked arguments, written so that its sign is decided by the same floats as the
-    minimizer's: for L = 1 as (N r - kappa)(N r + kappa) with r = sqrt(lam_W lam_H), the soft threshold of
+def threshold_gap_unchecked(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
+    """The gap of Theorem 4.3, :func:`threshold_gap`, of arguments that :func:`check_mode_args` (or
+    :func:`check_problem`, with ``kappa`` a spectrum of :func:`problem_svd`) already checked, not checked again: the
+    closed forms here decide from it which modes survive, and :mod:`nclib.minority` searches with it, float by float,
+    the least decay at which the closed form kills a mode.  Written so that its sign is decided by the same floats as
+    the minimizer's: for L = 1 as (N r - kappa)(N r + kappa) with r = sqrt(lam_W lam_H), the soft threshold of
     :func:`_mode_products`; for L >= 2 as kappa^2 (L-1)^((L-1)/L) (a - a_c) / a_c with a of :func:`lemma_a2_a` and
     a_c of :func:`nclib.lemmas.lemma_a2_critical_a`, the comparison :func:`nclib.lemmas.lemma_a2_minimizer` makes
     (the same quantity: a / a_c = L^2 N (N lam_H prod lam_W)^(1/L) / (kappa^2 (L-1)^((L-1)/L))), so the sign of a
@@ -239,7 +254,7 @@ def _gap(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np
     float range is infinite."""
     with np.errstate(over="ignore", invalid="ignore"):
         if L == 1:
-            t = N * _sqrt_product(lam[0], lam_H)
+            t = N * sqrt_decay_product(lam[0], lam_H)
             return (t - kappa) * (t + kappa)
         depth = float((L - 1) ** ((L - 1) / L))
         a_c = lemmas.lemma_a2_critical_a(L)
@@ -248,8 +263,11 @@ def _gap(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np
         return np.where((kappa ** 2 > 0) & np.isfinite(ratio), kappa ** 2 * (depth * ratio), first)
 
 
-def _sqrt_product(lam_W: float, lam_H: float) -> float:
-    """sqrt(lam_W lam_H), in logs where the product leaves the float range."""
+def sqrt_decay_product(lam_W: float, lam_H: float) -> float:
+    """sqrt(lam_W lam_H) of one weight decay and the feature decay, in logs where the product leaves the float range:
+    N times it is the soft threshold of Theorems 4.1 and 4.2, whose modes keep the strength (kappa - N sqrt(lam_W
+    lam_H))_+.  Positive decays, checked by the caller (:func:`check_problem`, :func:`check_mode_args`): the closed
+    forms here and :func:`nclib.statements.soft_threshold_relations_error`, which writes the theorems' T with it."""
     with np.errstate(over="ignore", under="ignore"):
         prod = lam_W * lam_H
         return float(np.sqrt(prod) if _normal(prod) else np.exp(0.5 * (np.log(lam_W) + np.log(lam_H))))
@@ -260,23 +278,26 @@ def _mode_products(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: 
     # a mode is alive iff its threshold_gap is negative (at 0 the tie goes to the collapsed mode, as in
     # nclib.lemmas.lemma_a2_minimizer): decided by the one formula, so that a strength is never > 0 where
     # threshold_gap >= 0
-    alive = _gap(kappa, N, lam, lam_H, L) < 0
-    return _nonzero_branch(kappa, N, lam, lam_H, L, alive)
+    alive = threshold_gap_unchecked(kappa, N, lam, lam_H, L) < 0
+    return nonzero_strengths(kappa, N, lam, lam_H, L, alive)
 
 
-def _nonzero_branch(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int,
+def nonzero_strengths(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int,
                     where: np.ndarray | None = None) -> np.ndarray:
     """The strength s_i of each mode at the nonzero local minimizer of its scalar problem, 0 where it has none:
     for L = 1 the soft threshold (kappa - N sqrt(lam_W lam_H))_+; for L >= 2 kappa x^L / (1 + x^L) at the largest
     stationary point x of Lemma A.2, which is a local minimizer wherever it exists (a below the top of
     L x^(L-1) / (x^L + 1)^2), also past the mode's threshold, where 0 is the global one.  Only the modes of the mask
-    ``where`` (default all) are computed, the others are 0."""
+    ``where`` (default all) are computed, the others are 0.  Arguments as :func:`check_mode_args` returns them, not
+    checked again: the closed forms here keep the modes whose threshold gap is negative, and :mod:`nclib.minority`
+    builds from it the other critical points of Lemma A.2 (:func:`nclib.minority.partial_point`) and the modes that
+    have a nonzero local minimizer at all."""
     s = np.zeros_like(kappa)
     if where is None:
         where = np.ones(kappa.shape, dtype=bool)
     if L == 1:  # the soft threshold (an infinite one removes every mode)
         with np.errstate(over="ignore"):
-            return np.where(where, np.maximum(kappa - N * _sqrt_product(lam[0], lam_H), 0.0), 0.0)
+            return np.where(where, np.maximum(kappa - N * sqrt_decay_product(lam[0], lam_H), 0.0), 0.0)
     a = _a(kappa, N, lam, lam_H, L)
     for i, (k, ai) in enumerate(zip(kappa, a)):
         if k > 0 and where[i] and np.isfinite(ai):
@@ -300,14 +321,19 @@ def mode_strengths(kappa, N, lam_W, lam_H, L=1) -> np.ndarray:
 
     Vectorised over ``kappa`` for the plots against lambda in :ref:`ch-thm41` and :ref:`ch-thm43` (hidden widths >= K).
     """
-    kappa, N, lam, lam_H, L = _mode_args(kappa, N, lam_W, lam_H, L)
+    kappa, N, lam, lam_H, L = check_mode_args(kappa, N, lam_W, lam_H, L)
     return _mode_products(kappa, N, lam, lam_H, L)
 
 
-def _mode_factors(s: np.ndarray, lam: np.ndarray, lam_H: float):
-    """Balanced factors of a singular value s over L weight layers and E (AM-GM equality case).
+def balanced_factors(s: np.ndarray, lam: np.ndarray, lam_H: float):
+    """Balanced factors of each singular value s_i of W_L ... W_1 E over the L weight layers and E = H-bar D (the
+    AM-GM equality case), as every global minimizer of (4.1)-(4.3) splits a mode's strength (Theorems 4.1-4.3).
 
-    Returns (t, a, e): t_i = lam_Wj a_ij^2 = lam_H e_i^2 = (lam_H prod_j lam_Wj s_i^2)^(1/(L+1)).
+    Returns (t, a, e): t_i = lam_Wj a_ij^2 = lam_H e_i^2 = (lam_H prod_j lam_Wj s_i^2)^(1/(L+1)); ``a`` is L x K
+    (layer j, mode i).  ``s`` non-negative strengths (:func:`mode_strengths`, :func:`nonzero_strengths`), ``lam``
+    the L decays and ``lam_H`` as :func:`check_mode_args` returns them, not checked again: :func:`structure`, the
+    points of :func:`point_from_strengths` and the values of :mod:`nclib.minority`'s critical points are built
+    from them.
     """
     L = lam.size
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
@@ -411,13 +437,13 @@ def structure(n, lam_W, lam_H, L=1, bias=True, d=None) -> Structure:
     kappa among the surviving modes, the minimizers keep any d-dimensional part of that group and no one
     geometry is shared by all of them: ValueError naming ``d``.
     """
-    n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d)
+    n, lam, lam_H, L, bias, d = check_problem(n, lam_W, lam_H, L, bias, d)
     M = problem_matrix(n, bias)
     U, kappa, Vt = problem_svd(n, bias)
     N = _checks.count_total(n)
     s = _mode_products(kappa, N, lam, lam_H, L)
     _cut(s, kappa, d)
-    t, a, e = _mode_factors(s, lam, lam_H)
+    t, a, e = balanced_factors(s, lam, lam_H)
     s_product = np.prod(a, axis=0)
     return Structure(M=M, U=U, kappa=kappa, V=Vt.T, s_product=s_product, s_features=e)
 
@@ -426,23 +452,30 @@ def _cut(s: np.ndarray, kappa: np.ndarray, d: int) -> None:
     """Put at 0, in place, the modes beyond the hidden width ``d`` (a rank-d product carries the top d modes at
     most); ValueError naming ``d`` when the cut splits surviving modes of equal kappa (then the minimizer is not
     unique up to the rotations inside a group, :func:`structure`)."""
-    if _cut_splits(s, kappa, d):
+    if width_splits_modes(s, kappa, d):
         raise ValueError(f"d={d} splits surviving modes of equal singular value {kappa[d]:.6g} (equal to within "
                          f"BLOCK_RTOL = {BLOCK_RTOL:g} times the largest, {kappa[0]:.6g}): the global minimizers keep "
                          f"any {d}-dimensional part of them, with no one geometry")
     s[d:] = 0.0
 
 
-def _cut_splits(s: np.ndarray, kappa: np.ndarray, d: int) -> bool:
+def width_splits_modes(s: np.ndarray, kappa: np.ndarray, d: int) -> bool:
     """Whether the hidden width ``d`` cuts a group of equal kappa among the surviving modes (strengths ``s``): equal
     to within ``BLOCK_RTOL`` times the largest kappa, the groups of :func:`nclib.imbalance.mode_blocks` (distinct
-    values closer than that, which class counts give only beyond about 5e7 per class, count as one group)."""
+    values closer than that, which class counts give only beyond about 5e7 per class, count as one group).  There the
+    global minimizers of Theorems 4.1-4.3 under width d keep any d-dimensional part of the group and share no one
+    geometry: :func:`structure` refuses such a ``d``, and :func:`nclib.geometry.geometry_defined` reads it as no
+    geometry to compare with.  ``s`` and ``kappa`` as :func:`structure` gives them (``s_product``, ``kappa``), ``d``
+    a positive int checked by the caller."""
     return bool(d < s.size and s[d] > 0 and kappa[d - 1] - kappa[d] <= BLOCK_RTOL * kappa[0])
 
 
-def _mode_values(kappa, s, t, N, L):
-    """Per-mode values (kappa - s)^2/(2N) + (L+1)/2 t of the reduced problem at strengths ``s`` that are each 0 or a
-    stationary point of the mode's scalar problem (the closed forms' strengths; ``t`` of :func:`_mode_factors`).
+def scalar_problem_values(kappa, s, t, N, L):
+    """Per-mode values (kappa - s)^2/(2N) + (L+1)/2 t of the reduced problem of Theorems 4.1-4.3 at strengths ``s``
+    that are each 0 or a stationary point of the mode's scalar problem (Lemma A.2; the closed forms' strengths, ``t``
+    of :func:`balanced_factors`).  Their sum is the global minimum (:func:`value_from_spectrum`,
+    :func:`global_minimizer`); :mod:`nclib.minority` sums those of the modes a critical point keeps.  Arguments as
+    :func:`check_mode_args` returns them, not checked again.
 
     The residual kappa - s is not taken as a difference: where s is within an ulp of kappa (tiny decays) the
     difference is an ulp of kappa or 0, and its square, about 1e-33, swamps a true minimum near 1e-40.  It comes
@@ -464,10 +497,10 @@ def value_from_spectrum(kappa, N: int, lam_W, lam_H: float, L: int = 1) -> float
     values of the mixed reading (I - n 1^T/N) D^2, the notation note) would predict. Used in
     :ref:`ch-thm42` and :ref:`ch-errata-theory`.
     """
-    kappa, N, lam, lam_H, L = _mode_args(kappa, N, lam_W, lam_H, L)
+    kappa, N, lam, lam_H, L = check_mode_args(kappa, N, lam_W, lam_H, L)
     s = _mode_products(kappa, N, lam, lam_H, L)
-    t, _, _ = _mode_factors(s, lam, lam_H)
-    return float(np.sum(_mode_values(kappa, s, t, N, L)))
+    t, _, _ = balanced_factors(s, lam, lam_H)
+    return float(np.sum(scalar_problem_values(kappa, s, t, N, L)))
 
 
 def minimum_value(n, lam_W, lam_H, L=1, bias=True) -> float:
@@ -485,7 +518,7 @@ def minimum_value(n, lam_W, lam_H, L=1, bias=True) -> float:
     the plain formulas give NaN. Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`, :ref:`ch-errata-theory`,
     :ref:`ch-minority`, :ref:`ch-engine` and :ref:`ch-sweeps`.
     """
-    n, lam, lam_H, L, bias, _ = _check_problem(n, lam_W, lam_H, L, bias)
+    n, lam, lam_H, L, bias, _ = check_problem(n, lam_W, lam_H, L, bias)
     return value_from_spectrum(problem_svd(n, bias)[1], _checks.count_total(n), lam, lam_H, L)
 
 
@@ -515,27 +548,28 @@ def global_minimizer(n, lam_W, lam_H, L=1, bias=True, d=None) -> Minimizer:
     Used in :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`, :ref:`ch-metrics`, :ref:`ch-errata-theory`,
     :ref:`ch-errata-metrics` and :ref:`ch-minority`.
     """
-    n, lam, lam_H, L, bias, d = _check_problem(n, lam_W, lam_H, L, bias, d, layers=True)
+    n, lam, lam_H, L, bias, d = check_problem(n, lam_W, lam_H, L, bias, d, layers=True)
     U, kappa, Vt = problem_svd(n, bias)
     N = _checks.count_total(n)
     s = _mode_products(kappa, N, lam, lam_H, L)
     s[min(d, n.size):] = 0.0
-    t, _, _ = _mode_factors(s, lam, lam_H)
-    Ws, H, b = _mode_point(n, bias, U, Vt, s, lam, lam_H, L, d)
-    return Minimizer(Ws=Ws, H=H, b=b, value=float(np.sum(_mode_values(kappa, s, t, N, L))))
+    t, _, _ = balanced_factors(s, lam, lam_H)
+    Ws, H, b = point_from_strengths(n, bias, U, Vt, s, lam, lam_H, L, d)
+    return Minimizer(Ws=Ws, H=H, b=b, value=float(np.sum(scalar_problem_values(kappa, s, t, N, L))))
 
 
-def _mode_point(n, bias, U, Vt, s, lam, lam_H, L, d):
+def point_from_strengths(n, bias, U, Vt, s, lam, lam_H, L, d):
     """The point (Ws, H, b) of (4.1)-(4.3) whose head product has the singular values ``s`` (one per mode of
     :func:`problem_svd`'s ``U``, ``Vt``; the first d modes, d >= the number of nonzero ones): E = H-bar D =
     R diag(e) V^T, W_1 = R diag(a_1) R^T, ..., W_L = U diag(a_L) R^T with balanced factors lam_Wj a_j^2 =
-    lam_H e^2 (:func:`_mode_factors`), every sample at its class mean, b = n/N (bias) or None; R embeds the first
+    lam_H e^2 (:func:`balanced_factors`), every sample at its class mean, b = n/N (bias) or None; R embeds the first
     min(d, K) modes into the hidden space of width d.  The global minimizer (:func:`global_minimizer`) and the
     other critical points of Lemma A.2 (:func:`nclib.minority.partial_point`) are such points.  Arguments as
-    :func:`_check_problem` returns them."""
+    :func:`check_problem` returns them (``U``, ``Vt`` of :func:`problem_svd`, ``s`` of :func:`mode_strengths` or
+    :func:`nonzero_strengths`), not checked again."""
     K = n.size
     r = min(d, K)
-    _, a, e = _mode_factors(s, lam, lam_H)
+    _, a, e = balanced_factors(s, lam, lam_H)
     R = np.zeros((d, K))
     R[np.arange(r), np.arange(r)] = 1.0  # embeds the first r modes into the hidden space
     Ws = []

@@ -132,7 +132,7 @@ def _lr_factor(step: int, steps: int, final: float) -> float:
 
 
 def _check_width(n, lam, lam_H, L, bias, d):
-    """The arguments of :func:`nclib.ufm._check_problem`, with a hidden width below K refused by name."""
+    """The arguments of :func:`nclib.ufm.check_problem`, with a hidden width below K refused by name."""
     if d < n.size:
         raise ValueError(f"d must be at least K={n.size} (the closed form's hidden width), got {d}")
     return n, lam, lam_H, L, bias, d
@@ -146,7 +146,7 @@ def init_ufm(n, L: int, bias: bool = True, d: int | None = None, init_scale: flo
     ``numpy.random.default_rng(seed)``.  The paper gives no initialization (Section 5 trains the MLP, not the free
     model): this one is the book's choice, the start of :func:`train_ufm` in chapter :ref:`ch-minority`, section
     :ref:`sec-minority-ufm`.  ValueError naming ``d`` for d < K (see :func:`train_ufm`)."""
-    n, _, _, L, bias, d = _check_width(*ufm._check_problem(n, 1.0, 1.0, L, bias, d, layers=True))
+    n, _, _, L, bias, d = _check_width(*ufm.check_problem(n, 1.0, 1.0, L, bias, d, layers=True))
     init_scale = _checks.positive_float(init_scale, "init_scale")
     seed = _checks.nonneg_int(seed, "seed")
     rng = np.random.default_rng(seed)
@@ -176,7 +176,7 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
     allocated.  ``seed`` and ``init_scale``
     are refused by name when bad also with a ``start``, where they are unused.
     """
-    n, lam, lam_H, L, bias, d = _check_width(*ufm._check_problem(n, lam_W, lam_H, L, bias, d, layers=True))
+    n, lam, lam_H, L, bias, d = _check_width(*ufm.check_problem(n, lam_W, lam_H, L, bias, d, layers=True))
     if bias and n.size == 1:
         raise ValueError("n must hold at least two classes with a bias: for one class M = 0 and the minimum is 0, "
                          "so no relative gap to report")
@@ -212,7 +212,7 @@ def train_ufm(n, lam_W, lam_H, L: int = 1, bias: bool = True, d: int | None = No
     beta1, beta2 = ADAM_BETAS
     history = []
     for k in range(steps):
-        value, dWs, dH, db = ufm._value_and_gradients(Ws, H, b, Y, lam, lam_H)
+        value, dWs, dH, db = ufm.objective_and_gradients(Ws, H, b, Y, lam, lam_H)
         if k % record_every == 0:
             history.append(value)
         grads = [*dWs, dH] + ([db] if bias else [])

@@ -552,7 +552,8 @@ def test_partial_point_refuses_layers_too_large_for_memory_before_anything_is_al
     monkeypatch.setattr(_checks, "MAX_WIDTH", 4)
     monkeypatch.setattr(mino, "problem_spectrum",
                         lambda *a: pytest.fail("the spectrum was computed before the refusal"))
-    monkeypatch.setattr(ufm, "_mode_point", lambda *a: pytest.fail("the layers were built before the refusal"))
+    monkeypatch.setattr(ufm, "point_from_strengths",
+                        lambda *a: pytest.fail("the layers were built before the refusal"))
     with pytest.raises(ValueError, match=r"^d must be at most 2 with L=3 layers: .*got d=3 "):
         mino.partial_point([3, 2, 1], 0.01, 0.01, 3, True, np.array([True, True, False]))
     monkeypatch.undo()

@@ -15,7 +15,7 @@ VALUE_RTOL, STRUCT_ATOL = solvers.VALUE_RTOL, solvers.STRUCT_ATOL
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_gradient_matches_finite_differences(bias):
-    # the kernel nclib.ufm._value_and_gradients, shared with nclib.ufmtrain.train_ufm, through the flat problem
+    # the kernel nclib.ufm.objective_and_gradients, shared with nclib.ufmtrain.train_ufm, through the flat problem
     rng = np.random.default_rng(0)
     n = np.array([3, 2, 2])
     prob = solvers._Problem(n, np.array([0.02, 0.05, 0.01]), 0.03, 3, bias, 4)

@@ -124,7 +124,7 @@ def test_theorem43_sigma_squared_is_the_first_layer_at_the_global_minimizer(n, l
 def test_theorem43_sigma_squared_where_n_lam_h_over_c_leaves_the_floats(L, k, lam_W, lam_H):
     """N lam_H / c beyond the float range (1e311 for L = 2, where c = 1e-10; N lam_H = 1e309 for L = 1) with
     sigma_k^2 itself a float: against (N lam_H / c)^(1/L) x_k^* in 50 digits and the first layer's balanced factor
-    t / lam_W1 (ufm._mode_factors), where it once read inf; a collapsed mode is 0, where inf * 0 once read NaN."""
+    t / lam_W1 (ufm.balanced_factors), where it once read inf; a collapsed mode is 0, where inf * 0 once read NaN."""
     import mpmath
 
     kappa, N = [k, 0.0], 10
@@ -136,7 +136,7 @@ def test_theorem43_sigma_squared_where_n_lam_h_over_c_leaves_the_floats(L, k, la
         want = float((N * mpmath.mpf(lam_H) / c) ** (mpmath.mpf(1) / L) * mpmath.mpf(x[0]))
     np.testing.assert_allclose(sig2, [want, 0.0], rtol=1e-12, atol=0)
     s = ufm.mode_strengths(kappa, N, lam_W, lam_H, L)
-    t = ufm._mode_factors(s, np.array(lam_W, dtype=float), lam_H)[0]
+    t = ufm.balanced_factors(s, np.array(lam_W, dtype=float), lam_H)[0]
     np.testing.assert_allclose(sig2, t / lam_W[0], rtol=1e-12, atol=0)
     with np.errstate(all="raise"):  # a mode that collapses at decays of 1e308: 0, not inf * 0
         assert statements.theorem43_sigma_squared([1.0], 6, 0.1, 1e308, 2).tolist() == [0.0]

@@ -203,7 +203,8 @@ def test_a_deep_head_too_wide_for_memory_is_refused_naming_d_and_l_before_anythi
     (160 GB) passed the width check, and the SVD and the layers followed until memory ran out; now refused naming d
     and L before either is made (the patched functions fail the test where they are reached)."""
     monkeypatch.setattr(ufm, "problem_svd", lambda *a: pytest.fail("the SVD was computed before the refusal"))
-    monkeypatch.setattr(ufm, "_mode_point", lambda *a: pytest.fail("the layers were built before the refusal"))
+    monkeypatch.setattr(ufm, "point_from_strengths",
+                        lambda *a: pytest.fail("the layers were built before the refusal"))
     with pytest.raises(ValueError, match=r"^d must be at most 316 with L=1,000 layers: .*got d=10,000 "):
         ufm.global_minimizer([3, 2], 0.1, 0.1, L=1000, d=_checks.MAX_WIDTH)
     with pytest.raises(ValueError, match=r"^d must be at most 7,071 with L=3 layers: .*got d=100,000 "):
