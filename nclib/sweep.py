@@ -68,7 +68,7 @@ from .sweepmanifest import (SweepBusy, call_record, folder_state, lock_sweep, re
                             record_call, record_result, update_manifest)
 from .sweeptable import (PROVENANCE_COLUMNS, SUMMARY, MixedCodeVersions,  # noqa: F401 (the table's names)
                          NoRuns, UnrecordedRuns, load_summary, read_provenance, recorded_outcome, summary, table_row)
-from .sweepplan import FINAL, _kept_error, _refuse_other_data, _refuse_other_run, _step, next_step, plan
+from .sweepplan import FINAL, kept_run_error, next_step, plan, refuse_other_data, refuse_other_run, step_for_status
 
 
 # --------------------------------------------------------------------------------------------- one run
@@ -121,7 +121,7 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
     (:data:`RESUME_ADVICE`).  A folder that, once locked, holds a run with other defining parameters
     (another call made it after this call's :func:`plan`) is an error too, the refusal of :func:`plan`, and its run
     is left as it is; so is a run it would keep that was trained on other data than ``data_path`` holds now
-    (:func:`nclib.sweepplan._refuse_other_data`)."""
+    (:func:`nclib.sweepplan.refuse_other_data`)."""
     run_dir = pathlib.Path(params["out_dir"]) / params["run_name"]
     error = restarted = None
     step = "leave"
@@ -132,10 +132,10 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
 
         try:
             def first(dirs, statuses):  # the folder as it is now: another call may have made its run meanwhile
-                _refuse_other_run(dirs[0], want)
-                step = _step(dirs[0], statuses[0])
+                refuse_other_run(dirs[0], want)
+                step = step_for_status(dirs[0], statuses[0])
                 if step == "keep":  # a run is kept only for the data it was trained on
-                    _refuse_other_data(params, dirs[0])
+                    refuse_other_data(params, dirs[0])
                 return step
 
             step, _ = train.run_under_lock([params], first)
@@ -143,9 +143,9 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
             why, told = f"{type(refused).__name__}: {refused}", str(refused)
 
             def again(dirs, statuses):  # locked again: a run that another process finished meanwhile is kept
-                _refuse_other_run(dirs[0], want)
+                refuse_other_run(dirs[0], want)
                 if statuses[0] in FINAL:
-                    _refuse_other_data(params, dirs[0])
+                    refuse_other_data(params, dirs[0])
                     return "keep"
                 if statuses[0] == "failed" or (restart_refused and statuses[0] in RESUMABLE):
                     return "start"
@@ -272,7 +272,7 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
         for item in planned:
             name = item["params"]["run_name"]
             status, step = next_step(out_dir / name)
-            error = _kept_error(item["params"], out_dir / name, loaded) if step == "keep" else None
+            error = kept_run_error(item["params"], out_dir / name, loaded) if step == "keep" else None
             if error is not None:  # trained on other data: neither kept as this point's run nor trained again
                 other[name] = {"status": status, "error": error, "state": folder_state(out_dir / name)}
             elif step in ("keep", "leave"):
@@ -399,7 +399,7 @@ def list_points(grid: dict, fixed: dict | None, out_dir, tie: dict | None = None
     "failed" for a run whose attempt failed before its folder was written), ``next`` (what a task would do with it,
     :func:`next_step`) and ``error`` (the run's error, or None), status and error as the sweep's table gives them
     (:func:`nclib.sweeptable.recorded_outcome`), but for the runs a task would keep, which are compared with the
-    data their ``data_path`` holds now, as the task compares them (:func:`nclib.sweepplan._kept_error`, each data
+    data their ``data_path`` holds now, as the task compares them (:func:`nclib.sweepplan.kept_run_error`, each data
     selection loaded once): on other data, or a file that no longer loads, its ``next`` is "refuse" (the task
     neither keeps nor trains it) and its error the :class:`nclib.runs.OtherData` the task meets; on its own data it
     is kept, and an OtherData error that ``sweep.json`` keeps from an earlier call (the data since put back) is not
@@ -416,7 +416,7 @@ def list_points(grid: dict, fixed: dict | None, out_dir, tie: dict | None = None
         prov, damaged = read_provenance(run_dir)  # a damaged one: its error, naming it, as in the table
         found, error = recorded_outcome(name, status, manifest, prov, run_dir)
         if step == "keep":
-            other = _kept_error(item["params"], run_dir, loaded)
+            other = kept_run_error(item["params"], run_dir, loaded)
             if other is not None:  # trained on other data: a task neither keeps it nor trains it again
                 step, error = "refuse", other
             elif error is not None and error.startswith(f"{OtherData.__name__}:"):  # the data are back: kept

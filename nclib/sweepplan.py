@@ -4,8 +4,10 @@ leaves to another process or refuses, read from the run folders of its output fo
 :func:`plan` checks every point of the grid before anything is submitted, and finds the run that a folder already holds
 under another name; :func:`next_step` says what a rerun does with a run folder in each state.  Two refusals are asked
 again by the runner once it holds a run folder's lock, where another process may have changed the folder since the
-plan: a folder holding a run with other parameters (:func:`_refuse_other_run`), and a run it would keep that was
-trained on other data than its ``data_path`` holds now (:func:`_refuse_other_data`, :class:`nclib.runs.OtherData`).
+plan: a folder holding a run with other parameters (:func:`refuse_other_run`), and a run it would keep that was
+trained on other data than its ``data_path`` holds now (:func:`refuse_other_data`,
+:class:`nclib.runs.OtherData`).  :func:`step_for_status` is what a rerun does with a folder in each recorded status,
+in the plan and under the lock alike.
 Torch-free: a sweep's points are checked on a login node too.
 """
 from __future__ import annotations
@@ -22,10 +24,10 @@ from .sweepmanifest import MANIFEST, call_record, check_fixed, read_manifest
 
 #: Statuses (:func:`nclib.runs.run_status`) that a rerun of the sweep keeps: a finished run, and a diverged one
 #: (the divergence is the result of its parameters; delete its folder to train it again), each on its own data
-#: only (:func:`_refuse_other_data`).
+#: only (:func:`refuse_other_data`).
 FINAL = ("finished", "diverged")
 
-#: What a sweep advises for a run it would keep that was trained on other data (:func:`_refuse_other_data`).
+#: What a sweep advises for a run it would keep that was trained on other data (:func:`refuse_other_data`).
 DATA_ADVICE = ("put the run's data back at that path (the run is then kept), use another out_dir, or delete the run "
                "folder, which the next call trains again on these data")
 
@@ -156,25 +158,31 @@ def _other_run_text(run_dir: pathlib.Path, differ: dict) -> str:
 
 # --------------------------------------------------------------------------------------------- a run folder
 
-def _refuse_other_run(run_dir: pathlib.Path, want: dict) -> None:
+def refuse_other_run(run_dir: pathlib.Path, want: dict) -> None:
     """ValueError (:func:`_other_run_text`) where the ``params.json`` of ``run_dir`` records another run than the
     one whose defining parameters are ``want`` (:func:`nclib.parameters.defining_params`): read under the folder's
     lock, so that a point is refused, as :func:`plan` refuses it, where another call (one that ties a parameter
-    this one does not, say) made its run in that folder after this call's plan."""
+    this one does not, say) made its run in that folder after this call's plan.  The worker of
+    :mod:`nclib.sweep` asks it once it holds the folder's lock.  ``run_dir`` a :class:`pathlib.Path`, ``want`` the
+    defining parameters of a checked parameter set (:func:`nclib.parameters.check_params`), as the worker has them;
+    a folder without ``params.json`` holds no run and is never refused."""
     if (run_dir / "params.json").is_file():
         differ = runs.differing_params(run_dir, want)
         if differ:
             raise ValueError(_other_run_text(run_dir, differ))
 
 
-def _refuse_other_data(params: dict, run_dir: pathlib.Path, loaded: dict | None = None) -> None:
+def refuse_other_data(params: dict, run_dir: pathlib.Path, loaded: dict | None = None) -> None:
     """:class:`~nclib.runs.OtherData` where the run that a sweep would keep in ``run_dir`` (finished or diverged) was
     trained on other data than the ``data_path`` of its checked parameters ``params`` holds now
     (:func:`nclib.runs.refuse_other_data`, the comparison of :func:`nclib.train.plan`), or where that file no longer
     loads, so that the run cannot be compared with it: an error of the run in the sweep's table, not a silent keep,
     and not a run trained again (nothing is deleted; :data:`DATA_ADVICE` says what to do).  ``loaded``: a dict this
     function fills, from the data-defining parameters (:data:`nclib.data.LOAD_KEYS`) to what loading them gave, so
-    that a sweep whose kept runs share one data selection loads it once, not once per run."""
+    that a sweep whose kept runs share one data selection loads it once, not once per run.  The worker of
+    :mod:`nclib.sweep` asks it under the folder's lock before it keeps a run; :func:`kept_run_error` gives its
+    refusal as text.  ``params`` as :func:`nclib.parameters.check_params` returns them, ``run_dir`` a
+    :class:`pathlib.Path`."""
     now = None
     if params["data_path"] is not None:
         loaded = {} if loaded is None else loaded
@@ -194,20 +202,25 @@ def _refuse_other_data(params: dict, run_dir: pathlib.Path, loaded: dict | None 
     runs.refuse_other_data(params, [run_dir], DATA_ADVICE, now=now)
 
 
-def _kept_error(params: dict, run_dir: pathlib.Path, loaded: dict | None = None) -> str | None:
-    """The error of a run that :func:`nclib.sweep.run_sweep` would keep (:func:`_refuse_other_data`, ``loaded`` as
-    there), "OtherData: ...", or None where it is kept."""
+def kept_run_error(params: dict, run_dir: pathlib.Path, loaded: dict | None = None) -> str | None:
+    """The error of a run that :func:`nclib.sweep.run_sweep` would keep (:func:`refuse_other_data`, ``loaded`` as
+    there), "OtherData: ...", or None where it is kept: the error :func:`nclib.sweep.run_sweep` records for such a
+    run instead of keeping it, and the one :func:`nclib.sweep.list_points` shows.  Arguments as
+    :func:`refuse_other_data` takes them."""
     try:
-        _refuse_other_data(params, run_dir, loaded)
+        refuse_other_data(params, run_dir, loaded)
     except OtherData as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
 
 
-def _step(run_dir, status: str) -> str:
+def step_for_status(run_dir, status: str) -> str:
     """What a sweep does with a run folder whose recorded status is ``status`` and that no live process writes:
     "keep" a finished or diverged run, "resume" a stopped, dead or failed one (:data:`nclib.runs.RESUMABLE`) from
-    its checkpoint, "start" anything else from epoch 0 (an absent run, or one without a checkpoint)."""
+    its checkpoint, "start" anything else from epoch 0 (an absent run, or one without a checkpoint).  The one rule
+    of both readings of a folder: :func:`next_step` in the plan, and the worker of :mod:`nclib.sweep` once it holds
+    the folder's lock.  ``status`` one of :data:`nclib.runs.STATUSES`, as :func:`nclib.runs.run_status` or
+    :func:`nclib.runs.recorded_status` read it from ``run_dir`` (a run folder, :class:`pathlib.Path` or str)."""
     if status in FINAL:
         return "keep"
     if status in RESUMABLE and checkpoints.has_checkpoint(run_dir):
@@ -218,18 +231,19 @@ def _step(run_dir, status: str) -> str:
 def next_step(run_dir) -> tuple[str, str]:
     """(status, step) of a run folder on a rerun of a sweep (:ref:`ch-sweeps`): its :func:`nclib.runs.run_status` and
     what the sweep does with the folder: "keep", "leave", "resume", "start" or "refuse".  Finished and diverged runs
-    are kept (on their own data only: the sweep then compares them, :func:`_refuse_other_data`); a run another live
+    are kept (on their own data only: the sweep then compares them, :func:`refuse_other_data`); a run another live
     process writes (it holds the folder's lock) is left to it; a stopped, dead (killed without recording an end) or
     failed run (:data:`nclib.runs.RESUMABLE`) is resumed where it has a checkpoint to resume from, as
     ``resume="auto"`` of the command line and the training notebook do, else started again, as is an absent one (and
-    a failed run whose resume is refused, :func:`nclib.sweep._run_point`).  A run not kept whose lock file names a
-    writer on another host (:func:`nclib.locks.other_host_lock`) is refused: its run is an error naming the lock file
-    to remove.  What the folder holds may change after this reading; the worker decides again once it holds the
-    folder's lock (:func:`nclib.train.run_under_lock`)."""
+    a failed run whose resume is refused, by the worker of :func:`nclib.sweep.run_sweep` and
+    :func:`nclib.sweep.run_point`).  A run not kept whose lock file names a writer on another host
+    (:func:`nclib.locks.other_host_lock`) is refused: its run is an error naming the lock file to remove.  What the
+    folder holds may change after this reading; the worker decides again once it holds the folder's lock
+    (:func:`nclib.train.run_under_lock`)."""
     status = run_status(run_dir)
     if status == "running":
         return status, "leave"
-    step = _step(run_dir, status)
+    step = step_for_status(run_dir, status)
     if step != "keep" and other_host_lock(run_dir) is not None:
         return status, "refuse"
     return status, step
