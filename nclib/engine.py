@@ -244,7 +244,7 @@ class Engine:
         if not torch.is_tensor(gen) or gen.dtype != own_gen.dtype or gen.shape != own_gen.shape:
             raise ValueError(f"state['gen'] must be the batch generator's state, a {own_gen.dtype} tensor of the "
                              f"shape {tuple(own_gen.shape)}")
-        self.step._checked_state(state, lr)
+        self.step.check_state(state, lr)
         self.model.load_state_dict(state["model"])
         self.gen.set_state(state["gen"].cpu())
         self.step.load_state_dict(state, lr)  # last: on a GPU the run's stream waits for the copies above

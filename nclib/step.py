@@ -419,7 +419,7 @@ class AdamStep:
         """Continue from :meth:`state_dict` (``opt``, ``steps_done``) at learning rate ``lr``, before any step,
         so that a CUDA graph is captured after it.  On a GPU this run's stream then waits for every copy queued
         so far on the current stream (the loaded parameters too, when they were loaded before this call)."""
-        lr, steps_done = self._checked_state(state, lr)  # everything refused before anything is loaded
+        lr, steps_done = self.check_state(state, lr)  # everything refused before anything is loaded
         # How this call steps is its own: Optimizer.load_state_dict would also bring back the checkpoint's group
         # settings, e.g. capturable=False from a run stepped by a GroupedAdamStep, which no graph can capture.
         own = [{k: v for k, v in g.items() if k not in ("params", "lr")} for g in self.opt.param_groups]
@@ -441,10 +441,13 @@ class AdamStep:
         if self.stream is not None:
             self.stream.wait_stream(torch.cuda.current_stream(self.device))
 
-    def _checked_state(self, state, lr) -> tuple[float, int]:
+    def check_state(self, state, lr) -> tuple[float, int]:
         """``(lr, steps_done)`` of a :meth:`load_state_dict` call, checked without loading anything: a RuntimeError
         once a step was taken or the run grouped, a ValueError naming ``lr`` or ``state`` (its keys, Adam's
-        parameter groups and the shapes of its moments against this run's parameters, the steps taken)."""
+        parameter groups and the shapes of its moments against this run's parameters, the steps taken).  Asked by
+        :meth:`load_state_dict` and, before it loads the model's tensors, by
+        :meth:`nclib.engine.Engine.load_state_dict`, so that a checkpoint a run cannot take is refused before any
+        part of it is loaded."""
         if self.started or self._grouped_state is not None:
             raise RuntimeError("load_state_dict must come before the run's first step (and before grouping)")
         lr = _checks.positive_float(lr, "lr")
