@@ -76,9 +76,9 @@ import numpy as np
 from . import _checks, imbalance
 # The readers and checks of nclib.datafiles, public here too (nclib.data.load_npz, nclib.data.DamagedFileError, ...).
 from .datafiles import (CIFAR10_CLASSES, EMNIST_ORIENTATIONS, FILE_CLASSES, LETTERS,  # noqa: F401
-                        SHARED_CIFAR10, SHARED_CIFAR10_SHA256, DamagedFileError, _error_text, check_images,
-                        check_labels, emnist_raw_files, load_cifar10_torchvision, load_emnist_letters_torchvision,
-                        load_npz, npz_record, sha256_file)
+                        SHARED_CIFAR10, SHARED_CIFAR10_SHA256, DamagedFileError, check_images, check_labels,
+                        emnist_raw_files, load_cifar10_torchvision, load_emnist_letters_torchvision, load_npz,
+                        npz_record, reader_error_text, sha256_file)
 
 DATASETS = ("cifar10", "emnist-letters", "letters-synthetic", "synthetic")
 #: How a preset's counts are given to the classes (:func:`preset_counts`).
@@ -477,7 +477,7 @@ def _slice_record(path, n_rows: int) -> dict | None:
                 return None
             members = {k: np.asarray(f[k]) for k in SLICE_KEYS if k in f.files}
     except (ValueError, zipfile.BadZipFile, EOFError, zlib.error, struct.error, NotImplementedError) as exc:
-        raise DamagedFileError(path, _error_text(exc)) from exc
+        raise DamagedFileError(path, reader_error_text(exc)) from exc
 
     def refuse(what):
         raise ValueError(f"data_path {str(path)!r} holds rows cut from another file (its member source_rows), but "

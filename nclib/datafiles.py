@@ -54,8 +54,12 @@ class DamagedFileError(ValueError):
                          f"or re-download it and compare the sha256 with the original's (nclib.datafiles.sha256_file)")
 
 
-def _error_text(exc: BaseException) -> str:
-    """'module.Name: message' of a reader's exception (zlib.error, zipfile.BadZipFile, _pickle.UnpicklingError)."""
+def reader_error_text(exc: BaseException) -> str:
+    """'module.Name: message' of a reader's exception (zlib.error, zipfile.BadZipFile, _pickle.UnpicklingError), the
+    name alone where the message is empty; a builtin exception is named without its module ('ValueError: ...').  The
+    problem that :class:`DamagedFileError` names for a data file its reader could not read: the readers here and
+    those of :mod:`nclib.data` and :mod:`nclib.letters` write it so, from the exception they caught (``exc``, any
+    exception; it is only read).  Used by ``scripts/gpu_data_slice.py``."""
     kind = type(exc).__name__ if type(exc).__module__ == "builtins" else f"{type(exc).__module__}.{type(exc).__name__}"
     return f"{kind}: {exc}" if str(exc) else kind
 
@@ -222,9 +226,9 @@ def load_npz(path):
                 problem = ("it holds pickled (object) data, which is not loaded (allow_pickle=False): a damaged "
                            "file, or arrays saved from Python objects instead of numbers")
             raise DamagedFileError(path, problem) from exc
-        raise DamagedFileError(path, _error_text(exc)) from exc
+        raise DamagedFileError(path, reader_error_text(exc)) from exc
     except (zipfile.BadZipFile, EOFError, zlib.error, struct.error, NotImplementedError) as exc:
-        raise DamagedFileError(path, _error_text(exc)) from exc
+        raise DamagedFileError(path, reader_error_text(exc)) from exc
     if x is None:
         raise ValueError(f"data_path {str(path)!r} must hold arrays x_train and y_train, has {files}")
     return x, _int64_if_exact(y), {str(path.name): sha256_file(path)}
@@ -284,7 +288,7 @@ def npz_record(path, dataset: str) -> dict:
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
             record = {k: np.asarray(f[k]) for k in keys if k in f.files}
     except (ValueError, zipfile.BadZipFile, EOFError, zlib.error, struct.error, NotImplementedError) as exc:
-        raise DamagedFileError(path, _error_text(exc)) from exc
+        raise DamagedFileError(path, reader_error_text(exc)) from exc
     rendering = [k for k in ("fonts", "images_sha256") if k in record]
     if "note" in record and "letters-synthetic" in str(record["note"]):
         rendering.append("note")
@@ -384,7 +388,7 @@ def load_cifar10_torchvision(root, train: bool = True, download: bool = False, v
                     if len(entry.get("labels", entry.get("fine_labels", []))) != len(entry["data"]):
                         raise ValueError("as many labels as images")
             except Exception as inner:  # noqa: BLE001 - any failure marks this file as the damaged one
-                raise DamagedFileError(folder / f, _error_text(inner)) from exc
+                raise DamagedFileError(folder / f, reader_error_text(inner)) from exc
         raise
     classes = [c.decode() if isinstance(c, bytes) else str(c) for c in ds.classes]
     if classes != list(CIFAR10_CLASSES):
@@ -460,7 +464,7 @@ def _unpack_gz(gz: pathlib.Path, path: pathlib.Path) -> None:
         if not _idx_whole(path):
             os.replace(tmp, path)
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise DamagedFileError(gz, _error_text(exc)) from exc
+        raise DamagedFileError(gz, reader_error_text(exc)) from exc
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -34,7 +34,7 @@ import zlib
 import numpy as np
 
 from . import _checks, data
-from .datafiles import LETTERS, DamagedFileError, _error_text, check_images, load_npz, temporary_path
+from .datafiles import LETTERS, DamagedFileError, check_images, load_npz, reader_error_text, temporary_path
 
 #: The stand-in's display name, used in run names, provenance, legends and titles.
 LETTERS_SYNTHETIC_LABEL = "letters-synthetic (a stand-in for EMNIST letters, rendered from matplotlib's fonts)"
@@ -162,7 +162,7 @@ def read_letters_synthetic(path, counts, seed: int = 0) -> tuple[np.ndarray, np.
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:
             meta = {k: np.asarray(f[k]) for k in keys if k in f.files}
     except (ValueError, zipfile.BadZipFile, EOFError, zlib.error, struct.error, NotImplementedError) as exc:
-        raise DamagedFileError(path, _error_text(exc)) from exc
+        raise DamagedFileError(path, reader_error_text(exc)) from exc
     missing = [k for k in keys if k not in meta]
     if missing:
         raise ValueError(f"data_path {str(path)!r} is not a letters-synthetic rendering of "

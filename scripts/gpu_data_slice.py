@@ -82,7 +82,7 @@ def stale(path) -> str | None:
             made = int(f["slice_format"]) if "slice_format" in f.files else 1
             y = np.asarray(f["y_train"]) if "y_train" in f.files else None
     except (ValueError, TypeError, zipfile.BadZipFile, EOFError, zlib.error, struct.error) as exc:
-        raise datafiles.DamagedFileError(path, datafiles._error_text(exc)) from exc
+        raise datafiles.DamagedFileError(path, datafiles.reader_error_text(exc)) from exc
     if missing or made != SLICE_FORMAT:
         return (f"{path} is a slice of form {made}, not the form {SLICE_FORMAT} that scripts/gpu_data_slice.py writes"
                 + (f" (it lacks {', '.join(missing)})" if missing else ""))
