@@ -9,7 +9,7 @@ is a ratio of noise to noise (erratum M6, :ref:`ch-errata-metrics`). This module
 * :func:`nc1` -- tr(Sigma_W Sigma_B^+)/K, without a d x d pseudo-inverse, with Sigma_B cut to the rank it has at the
   global minimizer (:func:`between_class_rank`) so that NC1 stays continuous when modes collapse;
   :func:`separation_cutoff` is the smallest separation of the class means it keeps, as a fraction of the largest
-  |entry| of the features (the bound on the rounding error of the class means derived at ``_rounding_level``).
+  |entry| of the features (the bound on the rounding error of the class means derived at :func:`rounding_level`).
 
 NC2 and NC3 are in :mod:`nclib.geometry`; all five from a network's features, labels and head weights are
 :func:`nclib.metrics.collapse_metrics`. Features and labels are read as :mod:`nclib._samples` reads them.
@@ -71,12 +71,12 @@ def nc1(features, labels, num_classes: int | None = None, rtol: float | None = N
     rounding: class means equal in exact arithmetic are rarely equal bit for bit once averaged in floating point,
     and A would then hold rounding errors whose inverse squares give NC1 ~ 1e30. (N + 2) eps max|x_ij| is a
     first-order bound on the rounding error of each entry of A and C as computed here (derived at
-    ``_rounding_level``: each entry is a difference of averages of at most N feature entries), so relative to the
+    ``rounding_level``: each entry is a difference of averages of at most N feature entries), so relative to the
     size of the features, offset included, not to the size of A; A counts as zero when no singular value exceeds
     sqrt(d K) times it (the cutoff above drops every direction), C when every entry is within it. An offset common
     to all the features raises that bound without being a collapse, so where it drops a direction that the
     relative cutoff keeps (every direction where A passes for zero), the features are read again about the
-    midrange of each column (:func:`_about_reference`), where the bound, (N + 3) eps times their largest distance
+    midrange of each column (:func:`about_midrange`), where the bound, (N + 3) eps times their largest distance
     from it, scales with their spread, and the directions are cut with that bound; only A still zero there counts
     as coinciding means, and 0 is returned only for features all equal, whatever their offset (wherever
     (1 + sqrt(d K)) (N + 3) eps < 1, N below 1e13 at d = 2048, K = 26).
@@ -93,18 +93,21 @@ def nc1(features, labels, num_classes: int | None = None, rtol: float | None = N
     X = _features(features)
     y, n = _labels(labels, X.shape[0], num_classes)
     if rtol is not None:
-        rtol = _relative_cutoff(rtol, "rtol")
+        rtol = relative_cutoff(rtol, "rtol")
     if rank is not None:
         if not _checks._is_integral(rank) or not 0 <= int(rank) <= n.size - 1:
             raise ValueError(f"rank must be an integer 0..K-1 = 0..{n.size - 1}, got {rank!r}")
         rank = int(rank)
     X = _unit_peak(X)  # NC1 is scale free: an exact rescaling keeps every step in range
-    return _nc1(X, y, n, _means(X, y, n.size), rtol, rank)
+    return nc1_from_means(X, y, n, _means(X, y, n.size), rtol, rank)
 
 
-def _relative_cutoff(value, name: str) -> float:
-    """A cutoff relative to the largest singular value, 0 <= value < 1: at 1 or above even the largest is dropped,
-    and NC1 would be 0 whatever the features."""
+def relative_cutoff(value, name: str) -> float:
+    """A cutoff relative to the largest singular value, 0 <= value < 1, as a float: at 1 or above even the largest is
+    dropped, and NC1 would be 0 whatever the features.  ValueError naming ``name`` for a negative value, one of 1 or
+    more, or no number.  The check of ``rtol`` of :func:`nc1` and of ``rcond`` of
+    :func:`nclib.printed_metrics.printed_nc1`, Section 5's NC1 as printed, whose pseudo-inverse takes the same kind
+    of cutoff."""
     x = _checks.nonneg_float(value, name)
     if x >= 1:
         raise ValueError(f"{name} must be below 1 (a fraction of the largest singular value; at 1 or above every "
@@ -131,7 +134,7 @@ def between_class_rank(structure) -> int:
     return int(min(np.count_nonzero(s_p > 0), s_p.size - 1))
 
 
-def _rounding_level(X: np.ndarray, centred: bool = False) -> float:
+def rounding_level(X: np.ndarray, centred: bool = False) -> float:
     """A first-order bound on the rounding error of each entry of A = [h_k - h_G] and of C = [h_{k,i} - h_k] as this
     module computes them from validated float64 features X (N x d): (N + 2) eps m, with m = max |x_ij|.
 
@@ -144,15 +147,18 @@ def _rounding_level(X: np.ndarray, centred: bool = False) -> float:
     value of A within that cannot be told from 0 (:func:`_directions`), nor A from the zero matrix when all are. The
     bound scales with the features, offset included, not with the class means.
 
-    ``centred=True``: X holds the differences x_ij - c_j from a reference c (:func:`_about_reference`), each
+    ``centred=True``: X holds the differences x_ij - c_j from a reference c (:func:`about_midrange`), each
     rounded once (off by at most u |x_ij - c_j| <= u m), which moves a class mean, h_G and so each entry of A or C by
-    at most eps m more: the bound is then (N + 3) eps m."""
+    at most eps m more: the bound is then (N + 3) eps m.
+
+    ``X`` as :func:`nc1` reads the features (finite float64, N x d, N >= 1; not checked again).  Shared with
+    :func:`nclib.printed_metrics.printed_nc1`, which reads class means that coincide to this level as Sigma_B = 0."""
     peak = max(float(X.max()), -float(X.min()))
     return _level_factor(X.shape[0], centred) * peak
 
 
 def _level_factor(N: int, centred: bool = False) -> float:
-    """The rounding level of :func:`_rounding_level` per unit of max |x_ij|: (N + 2) eps, or (N + 3) eps centred.
+    """The rounding level of :func:`rounding_level` per unit of max |x_ij|: (N + 2) eps, or (N + 3) eps centred.
     The one place this bound is written: :func:`nc1` and :func:`separation_cutoff` both take it from here."""
     return (N + 2 + centred) * np.finfo(np.float64).eps
 
@@ -166,7 +172,7 @@ def _separation_bound(d: int, K: int, level: float) -> float:
 def separation_cutoff(N: int, K: int, d: int) -> float:
     """The second cutoff of :func:`nc1` on the singular values of A = [h_k - h_G] (Section 5's Sigma_B = A A^T / K),
     as a fraction of max |x_ij|: sqrt(d K) (N + 2) eps, the bound on the rounding error of A in norm derived at
-    :func:`_rounding_level`. Chapter :ref:`ch-metrics`, section :ref:`sec-metrics-nc1`.
+    :func:`rounding_level`. Chapter :ref:`ch-metrics`, section :ref:`sec-metrics-nc1`.
 
     A separation of the class means (a singular value of A) above this fraction of the largest |entry| of the
     features is never dropped by it; one at or below it is dropped, read as absent, wherever the midrange
@@ -179,9 +185,9 @@ def separation_cutoff(N: int, K: int, d: int) -> float:
     return float(_separation_bound(d, K, _level_factor(N)))  # the cutoff nc1 applies, per unit of max |x_ij|
 
 
-def _about_reference(X: np.ndarray) -> tuple[np.ndarray, float]:
+def about_midrange(X: np.ndarray) -> tuple[np.ndarray, float]:
     """The features about the midrange c_j = (min_i x_ij + max_i x_ij)/2 of each column, rescaled by a power of two
-    (:func:`_unit_peak`), and their rounding level (:func:`_rounding_level`, centred).
+    (:func:`_unit_peak`), and their rounding level (:func:`rounding_level`, centred).
 
     Differences of the features are unchanged by the shift (Sigma_B and Sigma_W with them), but the rounding level
     is now relative to the spread, not to the size of an offset common to all of them: about the midrange, features
@@ -189,14 +195,18 @@ def _about_reference(X: np.ndarray) -> tuple[np.ndarray, float]:
     1 + sqrt(d K) times the level of one global mean while (1 + sqrt(d K)) (N + 3) eps < 1, so A (no singular value
     above sqrt(d K) times the level: no entry either) and C cannot both pass for zero. Read only where the rounding
     of the features as given decides a direction of A (:func:`_directions`), so that every other input keeps the
-    plain computation bit for bit."""
+    plain computation bit for bit.  ``X`` as for :func:`rounding_level`; shared with
+    :func:`nclib.printed_metrics.printed_nc1`, which reads its features again about their midrange where this
+    module does."""
     c = X.min(axis=0) / 2 + X.max(axis=0) / 2  # halves first: no overflow
     Xc = _unit_peak(X - c)
-    return Xc, _rounding_level(Xc, centred=True)
+    return Xc, rounding_level(Xc, centred=True)
 
 
-def _zero_to_rounding(M: np.ndarray, level: float) -> bool:
-    """Whether every entry of M is within the rounding level of :func:`_rounding_level`."""
+def zero_to_rounding(M: np.ndarray, level: float) -> bool:
+    """Whether every entry of the array ``M`` is within ``level``, the rounding level of :func:`rounding_level` (or
+    of :func:`about_midrange`): then M, a matrix of class-mean separations A or of within-class deviations C of
+    Section 5, cannot be told from the zero matrix.  Shared with :func:`nclib.printed_metrics.printed_nc1`."""
     return bool(np.all(np.abs(M) <= level))
 
 
@@ -206,7 +216,7 @@ def _directions(A: np.ndarray, keep: int, rtol: float, level: float) -> tuple[np
 
     Of the ``keep`` largest singular values, those above ``rtol`` times the largest (the SVD's own rounding, relative
     to ||A||_2) and above sqrt(d K) ``level`` are kept. ``level`` bounds the rounding error of each entry of A as
-    computed (:func:`_rounding_level`), so the error matrix has spectral norm at most its Frobenius norm,
+    computed (:func:`rounding_level`), so the error matrix has spectral norm at most its Frobenius norm,
     sqrt(d K) ``level``, and by Weyl's inequality a singular value of A that is 0 in exact arithmetic is computed
     within it: no direction that the class means do not span in exact arithmetic is inverted, whatever the offset or
     the within-class spread that set ``level``. The flag is True when that bound, not the relative cutoff, dropped a
@@ -219,10 +229,13 @@ def _directions(A: np.ndarray, keep: int, rtol: float, level: float) -> tuple[np
     return U[:, :r], s[:r], r, r < max(relative, 1)
 
 
-def _nc1(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: float | None,
+def nc1_from_means(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: float | None,
          rank: int | None = None) -> float:
-    """NC1 of :func:`nc1` from validated float64 features (rescaled by :func:`_unit_peak`), labels, counts, class
-    means and rank r."""
+    """NC1 = tr(Sigma_W Sigma_B^+)/K of Section 5 as :func:`nc1` computes it, from features, labels and class counts
+    already checked as :func:`nc1` checks them (float64 features rescaled by :func:`_unit_peak`, labels ``y`` 0..K-1,
+    counts ``n``), their class means ``means`` (K x d), the relative cutoff ``rtol`` (None: max(d, K) eps) and the
+    rank r (None: K - 1), none checked again.  :func:`nclib.metrics.collapse_metrics` computes the class means once
+    for NC1, NC2 and NC3, and passes them here."""
     N, d = X.shape
     K = n.size
     if rank is None:
@@ -233,14 +246,14 @@ def _nc1(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: f
         rtol = max(d, K) * np.finfo(np.float64).eps
     keep = min(rank, d)
     A = (means - (n @ means) / N).T  # d x K
-    U_A, s_A, r, by_rounding = _directions(A, keep, rtol, _rounding_level(X))  # offset included in the level
+    U_A, s_A, r, by_rounding = _directions(A, keep, rtol, rounding_level(X))  # offset included in the level
     if by_rounding:  # a direction within the rounding of the features as given: read again about their midrange,
-        X, level = _about_reference(X)  # to the rounding of their spread (an offset raises the level, not A)
+        X, level = about_midrange(X)  # to the rounding of their spread (an offset raises the level, not A)
         means = _means(X, y, K)
         A = (means - (n @ means) / N).T
         U_A, s_A, r, _ = _directions(A, keep, rtol, level)
         if r == 0:  # Sigma_B = 0 to rounding: the class means coincide
-            return 0.0 if _zero_to_rounding(X - means[y], level) else float("inf")
+            return 0.0 if zero_to_rounding(X - means[y], level) else float("inf")
     C = X - means[y]  # within-class deviations, N x d (a fresh array: X is never modified)
     Z = C @ (U_A / s_A)  # N x r: rows are (A_r^+ (h_{k,i} - h_k))^T, U_A / s_A = (A_r^+)^T
     return float(np.einsum("ij,ij->", Z, Z) / N)

@@ -38,7 +38,8 @@ import numpy as np
 
 from . import _checks, ufm
 from ._samples import _features, _labels, _means, _peak_exponent, _unit_peak
-from .feature_collapse import _nc1, between_class_rank, class_means, nc1, separation_cutoff  # noqa: F401 (re-exported)
+from .feature_collapse import (between_class_rank, class_means, nc1, nc1_from_means,  # noqa: F401 (re-exported)
+                               separation_cutoff)
 from .geometry import (geometry_defined, geometry_metrics, nc2_wh_at_labels, nc3_compares,  # noqa: F401
                        normalized_distance)  # (re-exported)
 
@@ -134,9 +135,9 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     if width < K:  # only the top `width` modes can survive
         if not geometry_defined(n, lam_W, lam_H, L, bias, width):  # no one target geometry
             rank = min(width, between_class_rank(structure))
-            return {"nc1": _nc1(X, y, n, means, None, rank), **{k: float("nan") for k in _GEOMETRY_KEYS}}
+            return {"nc1": nc1_from_means(X, y, n, means, None, rank), **{k: float("nan") for k in _GEOMETRY_KEYS}}
         structure = ufm.structure(n, lam_W, lam_H, L=L, bias=bias, d=width)
-    out = {"nc1": _nc1(X, y, n, means, None, between_class_rank(structure))}
+    out = {"nc1": nc1_from_means(X, y, n, means, None, between_class_rank(structure))}
     out.update(geometry_metrics(P, E, structure))
     return out
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _checks, statements
 from ._samples import _features, _labels, _means, _unit_peak
-from .feature_collapse import _about_reference, _relative_cutoff, _rounding_level, _zero_to_rounding
+from .feature_collapse import about_midrange, relative_cutoff, rounding_level, zero_to_rounding
 
 
 #: NumPy's default cutoff of ``numpy.linalg.pinv``, relative to the largest singular value.
@@ -58,7 +58,7 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
     y, n = _labels(labels, X.shape[0], num_classes)
     K, (N, d) = n.size, X.shape
     if rcond is not None:
-        rcond = _relative_cutoff(rcond, "rcond")
+        rcond = relative_cutoff(rcond, "rcond")
     if rank is not None:
         if not _checks._is_integral(rank) or not 0 <= int(rank) <= min(d, K - 1):
             raise ValueError(f"rank must be an integer 0..min(d, K-1) = 0..{min(d, K - 1)}, got {rank!r}")
@@ -68,11 +68,11 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
     X = _unit_peak(X)  # the ratio is scale free: an exact rescaling keeps the d x d products in range
     means = _means(X, y, K)
     A = (means - X.mean(axis=0)).T  # d x K
-    if _zero_to_rounding(A, _rounding_level(X)):  # zero to the rounding of the features, offset included
-        X, level = _about_reference(X)  # read again about their midrange, as nc1 does
+    if zero_to_rounding(A, rounding_level(X)):  # zero to the rounding of the features, offset included
+        X, level = about_midrange(X)  # read again about their midrange, as nc1 does
         means = _means(X, y, K)
         A = (means - X.mean(axis=0)).T
-        if _zero_to_rounding(A, level):  # Sigma_B = 0 to rounding: pinv(0) = 0, as printed
+        if zero_to_rounding(A, level):  # Sigma_B = 0 to rounding: pinv(0) = 0, as printed
             return 0.0
     C = X - means[y]
     S_W, S_B = C.T @ C / N, A @ A.T / K

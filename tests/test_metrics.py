@@ -722,9 +722,9 @@ def test_the_rounding_level_is_n_plus_2_eps_and_n_plus_3_eps_about_a_reference()
     (N + 3) eps for the features read about their midrange, which are rounded once more."""
     eps = np.finfo(np.float64).eps
     X = np.array([[-0.5, 2.0], [0.5, 1.0], [0.25, -3.0], [1.0, 1.5], [0.0, 2.5]])  # N = 5, max |x| = 3
-    np.testing.assert_allclose(fc._rounding_level(X), (5 + 2) * eps * 3.0, rtol=1e-15)
-    np.testing.assert_allclose(fc._rounding_level(X, centred=True), (5 + 3) * eps * 3.0, rtol=1e-15)
-    Xc, level = fc._about_reference(X)
+    np.testing.assert_allclose(fc.rounding_level(X), (5 + 2) * eps * 3.0, rtol=1e-15)
+    np.testing.assert_allclose(fc.rounding_level(X, centred=True), (5 + 3) * eps * 3.0, rtol=1e-15)
+    Xc, level = fc.about_midrange(X)
     np.testing.assert_allclose(level, (5 + 3) * eps * np.abs(Xc).max(), rtol=1e-15)
 
 
@@ -756,7 +756,7 @@ def test_a_separation_within_the_rounding_bound_of_a_is_dropped_and_one_above_it
         bound = m.separation_cutoff(N, K, d) * np.abs(X).max()
         np.testing.assert_allclose(bound, np.sqrt(d * K) * (N + 2) * eps * np.abs(X).max(), rtol=1e-15)
         # the cutoff nc1 applies to these features: sqrt(d K) times the level of each entry of A
-        np.testing.assert_allclose(bound, np.sqrt(d * K) * fc._rounding_level(X), rtol=1e-15)
+        np.testing.assert_allclose(bound, np.sqrt(d * K) * fc.rounding_level(X), rtol=1e-15)
         s_A = np.linalg.svd(means.T, compute_uv=False)  # A = means^T, exact
         assert s_A[1] > max(d, K) * eps * s_A[0] or delta == 0  # every separation passes the relative cutoff
         if s_A[1] > bound:
@@ -888,7 +888,7 @@ def test_class_means_that_coincide_about_the_midrange_still_give_the_sigma_b_zer
     X_same = np.tile(np.random.default_rng(6).standard_normal((3, 2)), (3, 1))
     for offset in (0.0, 0.3, 0.5, 1.0, 1.856, -2.5):
         X = X_same + offset
-        Xc, _ = fc._about_reference(X)
+        Xc, _ = fc.about_midrange(X)
         means, _ = m.class_means(Xc, y)
         assert np.any(means != Xc.mean(axis=0))  # about the midrange, still not equal bit for bit
         assert m.nc1(X, y) == np.inf and pm.printed_nc1(X, y) == 0.0
