@@ -15,7 +15,12 @@ from typing import Sequence
 import numpy as np
 
 
-def _is_integral(x) -> bool:
+def is_integral(x) -> bool:
+    """Whether ``x`` is an integer as Python's numbers tower counts them (an int or a numpy integer), a bool not:
+    the test under :func:`positive_int` and :func:`nonneg_int`, and under the checks of a count, a rank or a seed
+    in :mod:`nclib.imbalance`, :mod:`nclib.feature_collapse`, :mod:`nclib.printed_metrics` and
+    :mod:`nclib.figures.stability`.  An integer-valued float (4.0) is not one; any ``x`` is answered, nothing is
+    refused."""
     if isinstance(x, (bool, np.bool_)):
         return False
     if isinstance(x, numbers.Integral):
@@ -23,16 +28,20 @@ def _is_integral(x) -> bool:
     return False
 
 
-def _mixes_bools(a) -> bool:
+def mixes_bools(a) -> bool:
     """Whether a list or tuple holds a bool among its numbers at any depth: numpy reads [True, 2] as the integers
-    [1, 2] and [[True, 2.0]] as floats, so the dtype alone never shows it."""
+    [1, 2] and [[True, 2.0]] as floats, so the dtype alone never shows it.  False for anything else (an array, a
+    tensor, a number; ragged nested lists, which the caller's own conversion refuses).  :func:`counts`,
+    :func:`matrix`, :func:`vector` and :func:`singular_values` ask it, and so do the checks of features, labels,
+    outputs, head weights and the profile mu (:mod:`nclib._samples`, :mod:`nclib.accuracy`, :mod:`nclib.metrics`,
+    :mod:`nclib.imbalance`), so that each refuses bools by name."""
     if not isinstance(a, (list, tuple)):
         return False
     try:
         items = np.asarray(a, dtype=object).ravel()
     except Exception:  # ragged: the caller's own conversion refuses it
         return False
-    return any(isinstance(v, (bool, np.bool_)) or _mixes_bools(v) for v in items)
+    return any(isinstance(v, (bool, np.bool_)) or mixes_bools(v) for v in items)
 
 
 #: The largest finite float64, about 1.8e308: a number beyond it is refused by name (:func:`positive_int`,
@@ -43,7 +52,7 @@ FLOAT_MAX = float(np.finfo(np.float64).max)
 
 def _shown(value) -> str:
     """``value`` as a refusal quotes it: its repr, or its number of digits for an integer beyond float64."""
-    if _is_integral(value) and abs(int(value)) > FLOAT_MAX:  # int > float compares exactly, without converting
+    if is_integral(value) and abs(int(value)) > FLOAT_MAX:  # int > float compares exactly, without converting
         return f"an integer of {len(str(abs(int(value))))} digits"
     return repr(value)
 
@@ -64,7 +73,7 @@ def positive_int(value, name: str) -> int:
     """An integer >= 1 (``L``, ``d``, ``K``, ``N``, an epoch count, ...), at most :data:`FLOAT_MAX`: every such
     count enters float arithmetic (N lam_H, L N, the depth (L-1)/L), where a larger Python int raises an
     OverflowError."""
-    if not _is_integral(value) or int(value) < 1:
+    if not is_integral(value) or int(value) < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if int(value) > FLOAT_MAX:
         raise ValueError(f"{name} must be at most {FLOAT_MAX:.3g} (a float64), got {_shown(value)}")
@@ -81,9 +90,9 @@ def counts(n, name: str = "n") -> np.ndarray:
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence of class counts, got shape {arr.shape}")
     if (arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating))
-            or _mixes_bools(n)):
+            or mixes_bools(n)):
         raise ValueError(f"{name} must hold integer class counts, got dtype {arr.dtype}"
-                         + (" with a bool among them" if _mixes_bools(n) else ""))
+                         + (" with a bool among them" if mixes_bools(n) else ""))
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
             raise ValueError(f"{name} must hold integer class counts, got {arr.tolist()}")
@@ -230,9 +239,11 @@ def layer_lambdas(lam_W, L: int, name: str = "lam_W", positive: bool = True) -> 
     return np.array([check(v, f"{name}[{j}]") for j, v in enumerate(values)], dtype=np.float64)
 
 
-def _as_float64(raw: np.ndarray, name: str) -> np.ndarray:
-    """An array of real numbers as float64; ValueError naming ``name`` where one is beyond :data:`FLOAT_MAX` (a
-    Python int of 10**400 in an object array), which numpy's conversion refuses with an OverflowError."""
+def as_float64(raw: np.ndarray, name: str) -> np.ndarray:
+    """The numpy array ``raw`` of real numbers (its dtype already checked by the caller) as float64; ValueError naming
+    ``name`` where one is beyond :data:`FLOAT_MAX` (a Python int of 10**400 in an object array), which numpy's
+    conversion refuses with an OverflowError.  Under :func:`vector` and :func:`matrix`, and the check of the
+    profile mu in :mod:`nclib.imbalance`."""
     try:
         return raw.astype(np.float64)
     except OverflowError:
@@ -264,9 +275,9 @@ def matrix(a, name: str, shape: Sequence[int | None] | None = None) -> np.ndarra
             raise ValueError(f"{name} must hold real numbers (no text, bools or complex numbers)")
     elif not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
         raise ValueError(f"{name} must hold real numbers, got dtype {raw.dtype}")
-    if _mixes_bools(a):
+    if mixes_bools(a):
         raise ValueError(f"{name} must hold real numbers, not bools")
-    arr = _as_float64(raw, name)  # real numbers only, checked above
+    arr = as_float64(raw, name)  # real numbers only, checked above
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {arr.shape}")
     if shape is not None:
@@ -286,9 +297,9 @@ def vector(a, name: str, size: int | None = None) -> np.ndarray:
     if raw.dtype == object:
         if not all(real_number(v) for v in raw.ravel()):
             raise ValueError(f"{name} must hold real numbers (no text, bools or complex numbers)")
-    elif not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)) or _mixes_bools(a):
+    elif not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)) or mixes_bools(a):
         raise ValueError(f"{name} must hold real numbers (no text, bools or complex numbers), got dtype {raw.dtype}")
-    arr = _as_float64(raw, name)
+    arr = as_float64(raw, name)
     if arr.ndim != 1 or (size is not None and arr.size != size):
         want = "1-D" if size is None else f"of length {size}"
         raise ValueError(f"{name} must be {want}, got shape {arr.shape}")
@@ -327,9 +338,9 @@ def singular_values(kappa, name: str = "kappa") -> np.ndarray:
     arr = np.atleast_1d(np.asarray(kappa))
     if arr.dtype == object:
         arr = np.array([_real_float(v) if real_number(v) else np.nan for v in arr.ravel()]).reshape(arr.shape)
-    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)) or _mixes_bools(kappa):
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)) or mixes_bools(kappa):
         raise ValueError(f"{name} must hold real singular values, got dtype {arr.dtype}"
-                         + (" with a bool among them" if _mixes_bools(kappa) else ""))
+                         + (" with a bool among them" if mixes_bools(kappa) else ""))
     arr = arr.astype(np.float64)
     if arr.ndim != 1 or arr.size == 0 or np.any(~np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"{name} must be a non-empty 1-D array of finite non-negative singular values")
@@ -342,7 +353,7 @@ def singular_values(kappa, name: str = "kappa") -> np.ndarray:
 
 def nonneg_int(value, name: str) -> int:
     """An integer >= 0 (a random seed, an epoch index)."""
-    if not _is_integral(value) or int(value) < 0:
+    if not is_integral(value) or int(value) < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     return int(value)
 
@@ -355,3 +366,8 @@ def auto_flag(value, name: str):
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise ValueError(f"{name} must be 'auto', True or False, got {value!r}")
+
+
+# The former names of three checks above, which the checks of nclib.imbalance and nclib.accuracy still call; they go
+# once those call is_integral, mixes_bools and as_float64.
+_is_integral, _mixes_bools, _as_float64 = is_integral, mixes_bools, as_float64

@@ -27,7 +27,7 @@ def _features(features, name: str = "features") -> np.ndarray:
     arr = _checks.array(features, name)
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise ValueError(f"{name} must be a real float array (N x d), got dtype {arr.dtype}")
-    if _checks._mixes_bools(features):  # numpy reads [[True, 2.0]] as floats
+    if _checks.mixes_bools(features):  # numpy reads [[True, 2.0]] as floats
         raise ValueError(f"{name} must be a real float array (N x d), not bools")
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array of shape (N, d), one row per sample; got shape {arr.shape}")
@@ -51,7 +51,7 @@ def _class_indices(labels, name: str = "labels") -> tuple[np.ndarray, int, int]:
         raise ValueError(f"{name} must be a 1-D array of class indices, got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} must hold at least one class index, got none")
-    if arr.dtype == bool or _checks._mixes_bools(labels):  # numpy reads [0, True, 1] as integers
+    if arr.dtype == bool or _checks.mixes_bools(labels):  # numpy reads [0, True, 1] as integers
         raise ValueError(f"{name} must hold integer class indices 0..K-1, got booleans")
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):

@@ -95,7 +95,7 @@ def nc1(features, labels, num_classes: int | None = None, rtol: float | None = N
     if rtol is not None:
         rtol = relative_cutoff(rtol, "rtol")
     if rank is not None:
-        if not _checks._is_integral(rank) or not 0 <= int(rank) <= n.size - 1:
+        if not _checks.is_integral(rank) or not 0 <= int(rank) <= n.size - 1:
             raise ValueError(f"rank must be an integer 0..K-1 = 0..{n.size - 1}, got {rank!r}")
         rank = int(rank)
     X = _unit_peak(X)  # NC1 is scale free: an exact rescaling keeps every step in range

@@ -64,7 +64,7 @@ def _head_direction(Ws, d: int, K: int | None = None) -> np.ndarray:
         W = _checks.array(W, f"Ws[{j}]")
         if W.ndim != 2 or W.dtype == bool or not (np.issubdtype(W.dtype, np.floating) or np.issubdtype(W.dtype, np.integer)):
             raise ValueError(f"Ws[{j}] must be a 2-D real array, got shape {W.shape} and dtype {W.dtype}")
-        if _checks._mixes_bools(Ws[j]):  # numpy reads [[True, 2.0]] as floats
+        if _checks.mixes_bools(Ws[j]):  # numpy reads [[True, 2.0]] as floats
             raise ValueError(f"Ws[{j}] must be a 2-D real array, not bools")
         if W.shape[1] != cols:
             what = f"the feature dimension d={d}" if j == 0 else f"the {cols} rows of Ws[{j - 1}]"

@@ -60,7 +60,7 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
     if rcond is not None:
         rcond = relative_cutoff(rcond, "rcond")
     if rank is not None:
-        if not _checks._is_integral(rank) or not 0 <= int(rank) <= min(d, K - 1):
+        if not _checks.is_integral(rank) or not 0 <= int(rank) <= min(d, K - 1):
             raise ValueError(f"rank must be an integer 0..min(d, K-1) = 0..{min(d, K - 1)}, got {rank!r}")
         rank = int(rank)
     if rank == 0:

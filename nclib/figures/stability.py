@@ -69,7 +69,7 @@ def _checked_pairs(runs) -> Mapping:
         got = "an empty mapping" if isinstance(runs, Mapping) else type(runs).__name__
         raise ValueError(f"runs must hold at least one stability run, a mapping {{(precision, seed): Run}}, got {got}")
     for key, run in runs.items():
-        if not (isinstance(key, tuple) and len(key) == 2 and key[0] in PRECISIONS and _checks._is_integral(key[1])):
+        if not (isinstance(key, tuple) and len(key) == 2 and key[0] in PRECISIONS and _checks.is_integral(key[1])):
             raise ValueError(f"runs must be keyed by (precision, seed), a precision of {PRECISIONS}, got {key!r}")
         _checked_run(run, f"runs[{key!r}]")
     return runs
@@ -426,7 +426,7 @@ def _checked_rows(rows, keys) -> list:
         lacks = [k for k in keys if k not in r]
         if lacks:
             raise ValueError(f"rows[{i}] lacks the column(s) {lacks} of stability_rows")
-        if r["precision"] not in PRECISIONS or not _checks._is_integral(r["seed"]) or int(r["seed"]) < 0 \
+        if r["precision"] not in PRECISIONS or not _checks.is_integral(r["seed"]) or int(r["seed"]) < 0 \
                 or not isinstance(r["spiked"], (bool, np.bool_)):
             raise ValueError(f"rows[{i}] must have a precision of {PRECISIONS}, a seed >= 0 and spiked True or "
                              f"False, got {r['precision']!r}, {r['seed']!r}, {r['spiked']!r}")
