@@ -24,7 +24,7 @@ notation the bound takes ("at least 6.278 × 10⁴" beside a column's 6.28 × 10
 Used in the chapters :ref:`ch-setting`, :ref:`ch-engine`, :ref:`ch-train`, :ref:`ch-sweeps`, :ref:`ch-metrics`,
 :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`, :ref:`ch-lemma-a1`, :ref:`ch-lemma-a2`, :ref:`ch-spectrum`,
 :ref:`ch-minority`, :ref:`ch-fig1` to :ref:`ch-fig4`, :ref:`ch-figures-summary`, :ref:`ch-errata-theory` and
-:ref:`ch-errata-metrics`, and by ``nclib.sweep``.
+:ref:`ch-errata-metrics`, and by ``nclib.sweepcli`` (the table a sweep prints) and the package ``nclib.figures``.
 """
 from __future__ import annotations
 
