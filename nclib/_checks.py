@@ -367,7 +367,3 @@ def auto_flag(value, name: str):
         return bool(value)
     raise ValueError(f"{name} must be 'auto', True or False, got {value!r}")
 
-
-# The former names of three checks above, which the checks of nclib.imbalance and nclib.accuracy still call; they go
-# once those call is_integral, mixes_bools and as_float64.
-_is_integral, _mixes_bools, _as_float64 = is_integral, mixes_bools, as_float64

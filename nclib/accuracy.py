@@ -48,7 +48,7 @@ def _predictions(outputs, labels, num_classes: int | None = None) -> tuple[np.nd
         if not np.issubdtype(out.dtype, np.integer):
             raise ValueError(f"outputs must be an N x K array of scores or N integer predictions, got dtype "
                              f"{out.dtype}")
-        if _checks._mixes_bools(outputs):  # numpy reads [0, True, 1] as integers
+        if _checks.mixes_bools(outputs):  # numpy reads [0, True, 1] as integers
             raise ValueError("outputs must be N x K scores or N integer predictions, not booleans")
         if out.size == 0:
             raise ValueError("outputs must hold at least one sample")
@@ -62,7 +62,7 @@ def _predictions(outputs, labels, num_classes: int | None = None) -> tuple[np.nd
     if y.ndim != 1 or y.size != pred.size:
         raise ValueError(f"labels must be 1-D with one entry per row of outputs ({pred.size}), got shape {y.shape}")
     # the bools of a list show only in the list itself (numpy reads [0, True, 1] as integers): refused there
-    y, lo, hi = _class_indices(labels if _checks._mixes_bools(labels) else y, "labels")
+    y, lo, hi = _class_indices(labels if _checks.mixes_bools(labels) else y, "labels")
     if lo < 0:
         raise ValueError(f"labels must hold non-negative integer class indices, got the value {_shown(lo)}")
     if num_classes is not None:

@@ -66,11 +66,11 @@ def check_groups(groups) -> list[tuple[int, int]]:
         if len(pair) != 2:
             raise ValueError(f"groups[{i}] must be a pair (N_i, l_i), got {pair!r}")
         N_i, l_i = pair
-        if not _checks._is_integral(N_i) or int(N_i) < 1:
+        if not _checks.is_integral(N_i) or int(N_i) < 1:
             raise ValueError(f"groups[{i}]: N_i must be a positive integer class size, got {N_i!r}")
         if int(N_i) >= 2 ** 53:  # the spectrum is computed in float64, which holds every integer only below 2**53
             raise ValueError(f"groups[{i}]: N_i must be below 2**53, got {N_i!r}")
-        if not _checks._is_integral(l_i) or int(l_i) < 1:
+        if not _checks.is_integral(l_i) or int(l_i) < 1:
             raise ValueError(f"groups[{i}]: l_i must be a positive integer number of classes (l_i >= 1), got {l_i!r}")
         out.append((int(N_i), int(l_i)))
     sizes = [N for N, _ in out]

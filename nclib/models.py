@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from . import _checks
-from .parameters import INITS  # the parameter list names the choices; build_model checks them
+from .parameters import INITS, SEED_LIMIT  # the parameter list names the choices; build_model checks them
 
 
 class CollapseNet(nn.Module):
@@ -126,8 +126,6 @@ def build_model(in_dim: int, K: int, L: int, width: int = 2048, depth: int = 6, 
     :ref:`ch-engine`.  ``seed``: None or an integer 0 <= seed < 2**64 (torch's generators take 64 bits, as
     :func:`nclib.parameters.check_params` says), a ValueError naming it otherwise.
     """
-    from .parameters import SEED_LIMIT
-
     if not isinstance(init, str) or init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     if seed is not None:

@@ -289,11 +289,11 @@ def _check_device(device) -> str:
     return device
 
 
-def _check_steps_per_graph(steps_per_graph, graph: bool, here: str) -> int:
+def check_steps_per_graph(steps_per_graph, graph: bool, here: str) -> int:
     """``steps_per_graph``, the steps that one replay of the step's CUDA graph takes (:ref:`ch-engine`): a positive
     integer, above 1 only where the step is captured as a graph (``graph``: a GPU, with cuda_graph 'auto' or True);
     ValueError naming it otherwise, ``here`` saying the device and cuda_graph at hand.  The lever's one check,
-    torch-free."""
+    torch-free: :func:`checked` and the steps of :mod:`nclib.step` call it."""
     k = _checks.positive_int(steps_per_graph, "steps_per_graph")
     if k > 1 and not graph:
         raise ValueError(f"steps_per_graph = {k} takes several steps per CUDA graph replay, which needs a GPU with "
@@ -408,7 +408,7 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
                              f"cuda:{count - 1}; use one of them, 'cuda' or 'auto'")
     if p["steps_per_graph"] > 1:  # (device_type asks torch about "auto" only here, for the GPU-only lever)
         graph = p["cuda_graph"] is not False and device_type(dev, cuda) != "cpu"
-        _check_steps_per_graph(p["steps_per_graph"], graph, f"device {dev!r}, cuda_graph {p['cuda_graph']!r}")
+        check_steps_per_graph(p["steps_per_graph"], graph, f"device {dev!r}, cuda_graph {p['cuda_graph']!r}")
     if p["cuda_graph"] is True and device_type(dev, cuda) == "cpu":
         raise ValueError(f"cuda_graph=True asks for the step captured as a CUDA graph, which needs a GPU (here device "
                          f"{dev!r}); use cuda_graph='auto' (a graph where there is a GPU) or False")

@@ -33,7 +33,8 @@ from typing import Callable, Iterable
 import torch
 
 from . import _checks
-from .parameters import ADAM_BETAS, ADAM_EPS  # Adam's betas and eps: PyTorch's defaults (the paper's optimizer)
+# Adam's betas and eps (PyTorch's defaults, the paper's optimizer) and the one check of steps_per_graph
+from .parameters import ADAM_BETAS, ADAM_EPS, check_steps_per_graph
 
 #: Eager steps before a CUDA graph is captured (cuBLAS handles and Adam's state exist by then).
 WARMUP_STEPS = 3
@@ -143,8 +144,8 @@ class AdamStep:
         self.capture_error_mode = _check_capture_mode(capture_error_mode)
         self.is_cuda = self.device.type == "cuda"
         self.use_graph = self.is_cuda and cuda_graph in ("auto", True)
-        self.steps_per_graph = _check_steps_per_graph(steps_per_graph, self.use_graph,
-                                                      f"device {str(self.device)!r}, cuda_graph {cuda_graph!r}")
+        self.steps_per_graph = check_steps_per_graph(steps_per_graph, self.use_graph,
+                                                     f"device {str(self.device)!r}, cuda_graph {cuda_graph!r}")
         #: Whether Adam is the fused CUDA implementation (always on a GPU).
         self.fused = self.is_cuda
         if self.is_cuda:
@@ -506,15 +507,6 @@ def _check_index_dtype(idx: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} must hold integer row indices (torch.int64 or torch.int32), got dtype {idx.dtype}")
 
 
-def _check_steps_per_graph(steps_per_graph, use_graph: bool, here: str) -> int:
-    """``steps_per_graph`` checked as a run's parameters check it (:func:`nclib.parameters.checked`): a positive
-    integer, above 1 only where the step is captured as a graph (``use_graph``); ``here`` names the device and
-    cuda_graph in the refusal."""
-    from . import parameters  # loaded already, for Adam's constants
-
-    return parameters._check_steps_per_graph(steps_per_graph, use_graph, here)
-
-
 class GroupedAdamStep(AdamStep):
     """One step of several runs at once (:ref:`ch-engine`): each run's F_B and its backward pass, then ONE Adam
     step over every run's parameters (on a GPU one fused multi-tensor launch, captured with the runs' forward
@@ -554,8 +546,8 @@ class GroupedAdamStep(AdamStep):
         self.capture_error_mode = _check_capture_mode(capture_error_mode)
         self.batch_size, self.lr = first.batch_size, first.lr
         self.use_graph = self.is_cuda and cuda_graph in ("auto", True)
-        self.steps_per_graph = _check_steps_per_graph(steps_per_graph, self.use_graph,
-                                                      f"device {str(self.device)!r}, cuda_graph {cuda_graph!r}")
+        self.steps_per_graph = check_steps_per_graph(steps_per_graph, self.use_graph,
+                                                     f"device {str(self.device)!r}, cuda_graph {cuda_graph!r}")
         self.params = [p for s in steps for p in s.params]
         self.fused = self.is_cuda
         if self.is_cuda:

@@ -11,6 +11,7 @@ import warnings
 
 import pandas as pd
 
+from . import _checks
 from .grid import SWEEP_KEYS
 from .locks import RunLockedElsewhere, other_host_lock
 from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, OtherData, atomic_write_text, load_class_accuracy, load_run,
@@ -185,8 +186,6 @@ def summary(out_dir) -> pd.DataFrame:
     the table warns naming them (:class:`UnrecordedRuns`).
     :class:`NoRuns` (a ValueError) where ``out_dir`` does not exist or holds no run of a sweep; ValueError where it
     is a file, or no path (a number, None; the empty path, which is the current folder)."""
-    from . import _checks
-
     out_dir = pathlib.Path(_checks.path_arg(out_dir, "out_dir", "the path of a sweep's output folder"))
     if not out_dir.exists():  # before any task of a job array has started, say
         raise NoRuns(f"out_dir {str(out_dir)!r} holds no run of a sweep: there is no such folder")

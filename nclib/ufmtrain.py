@@ -111,7 +111,7 @@ def at_global_minimum(gap):
     ([1e-9, True], which numpy reads as floats), nor nested lists numpy cannot read as one array."""
     values = _checks.array(gap, "gap")
     real = np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
-    if values.dtype == bool or not real or _checks._mixes_bools(gap):
+    if values.dtype == bool or not real or _checks.mixes_bools(gap):
         raise ValueError(f"gap must be real numbers (relative gaps to the minimum), got {gap!r:.200}")
     if np.isnan(values).any():
         raise ValueError(f"gap must not be NaN, got {gap!r:.200}")
