@@ -42,9 +42,9 @@ def test_notebook_smoke_run_with_papermill(tmp_path):
     assert any("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
 
 
-def _papermill(tmp_path, *args, out="train.ipynb"):
+def _papermill(tmp_path, *args, out="train.ipynb", env=()):
     bindir = pathlib.Path(sys.executable).parent
-    env = {**os.environ, "MPLBACKEND": "agg", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "MPLBACKEND": "agg", "OMP_NUM_THREADS": "1", **dict(env)}
     cmd = (f"{bindir / 'jupytext'} --to ipynb -o - {NOTEBOOK} | {bindir / 'papermill'} - {tmp_path / out} -k python3 "
            f"--cwd {NOTEBOOK.parent} " + " ".join(args))
     return subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, env=env, timeout=300)
@@ -128,6 +128,19 @@ def test_notebook_resumes_a_stopped_run_and_never_deletes_one(tmp_path):
     proc = _papermill(tmp_path, base, "-p seed 1 -p overwrite True")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((folder / "params.json").read_text())["seed"] == 1
+
+
+def test_a_smoke_run_without_out_dir_refuses_max_train_s(tmp_path):
+    """Without out_dir a smoke run trains in a temporary folder that the notebook deletes at its end, so a run that
+    max_train_s stopped could never be continued: refused naming max_train_s and out_dir, before any folder is
+    made; with out_dir the same call stops the run and keeps it (test_notebook_resumes_a_stopped_run_...)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = _papermill(tmp_path, "-p max_train_s 0 -y 'L_values: [1]'", env={"TMPDIR": str(tmp)})
+    out = proc.stderr + proc.stdout
+    assert proc.returncode != 0
+    assert "ValueError: max_train_s = 0 needs out_dir in a smoke run" in out, out[-3000:]
+    assert not list(tmp.glob("nclib-smoke-*"))  # no temporary run folder was made
 
 
 def test_notebook_refuses_a_head_depth_given_twice(tmp_path):
