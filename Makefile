@@ -37,7 +37,7 @@ book: $(STAMP)
 # notebooks in _build/jupyter_execute).  Each chapter is executed once, by the build, which fails on any cell
 # that raises, so on each chapter's own asserts.  nbval is not run a second time here: on two chapters
 # (engine, thm43) the build executed them in 122 s and nbval took 146 s for the same cells in the same kind of
-# fresh kernel, doubling the time for no check the build lacks.
+# fresh kernel (commit 31191e8, two CPU cores), doubling the time for no check the build lacks.
 test: $(STAMP) browser book
 	$(PY) -m pytest tests -p no:cacheprovider
 
