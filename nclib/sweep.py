@@ -17,8 +17,9 @@ process is writing (it holds the run folder's lock; the table reports it as "run
 once it holds the run folder's lock (:func:`nclib.train.run_under_lock`), so a run another process finished meanwhile
 is kept.  What the sweep does with each point (trained, kept, resumed, left or refused) is decided by
 :mod:`nclib.sweepplan`, its ``plan``, ``next_step`` and ``FINAL`` taken up here; this module trains the points.
-A resume that is refused (the run started at another commit, on another device or CPU model) starts a
-failed run again; a stopped or dead one is reported with what resumes it, and ``--restart-refused`` starts it again.
+A resume that is refused (the run started at another commit, on another device or CPU model, or with other torch
+threads) leaves a stopped, dead or failed run as it is, reported with what resumes it; ``--restart-refused`` starts it
+again, with a note (:class:`RunRestarted`).
 A failing run is written to the table with its error and does not stop the others.
 
 The runs of one output folder share every parameter that no grid sweeps: a call whose ``--set`` values or
@@ -81,6 +82,12 @@ RESUME_ADVICE = ("a run resumes only where it started: the same checkout (commit
                  "restart_refused=True (--restart-refused), which deletes it")
 
 
+class RunRestarted(UserWarning):
+    """A run whose resume was refused was trained again from the start, as ``restart_refused``
+    (``--restart-refused``) asks, deleting what its folder held (:func:`_train_point`); the command line prints it as a
+    note, and the table's ``restarted`` column keeps the refusal."""
+
+
 #: Held by the one :func:`_run_point` of a process that records warnings: the warnings filter is the process's, and
 #: two threads entering and leaving ``warnings.catch_warnings`` out of order would leave the first one's recorder in
 #: place, so that later warnings went to a finished run's list and were lost.
@@ -115,13 +122,15 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
     (:func:`nclib.train.run_under_lock`); never raises for the run's own failure: returns ``{"status": the folder's
     run_status after, "error": None or "Type: message", "restarted": None or why a run was trained again from the
     start ("Type: message" of the refused resume), "fresh": whether the run was started from the start as
-    planned, "state": the folder's :func:`nclib.sweepmanifest.folder_state` after}``.  A failed run whose resume
-    is refused (the code changed since, say) is trained again from the start, as is, with ``restart_refused``, a
-    stopped or dead one; without it, such a run is an error whose message says what resumes it
-    (:data:`RESUME_ADVICE`).  A folder that, once locked, holds a run with other defining parameters
-    (another call made it after this call's :func:`plan`) is an error too, the refusal of :func:`plan`, and its run
-    is left as it is; so is a run it would keep that was trained on other data than ``data_path`` holds now
-    (:func:`nclib.sweepplan.refuse_other_data`)."""
+    planned, "state": the folder's :func:`nclib.sweepmanifest.folder_state` after}``.  A stopped, dead or failed
+    run whose resume is refused (the code changed since, say) is trained again from the start only with
+    ``restart_refused``, with a :class:`RunRestarted` warning naming it; without it, the run is left as it is, an
+    error whose message says what resumes it (:data:`RESUME_ADVICE`).  A failed run is no exception: it holds the
+    checkpoint of an earlier stop (a job's time limit or ``scancel``, SIGTERM, ends a run resumed from one as
+    failed), and what it holds is deleted only where the caller asks.  A folder that, once locked, holds a run with
+    other defining parameters (another call made it after this call's :func:`plan`) is an error too, the refusal of
+    :func:`plan`, and its run is left as it is; so is a run it would keep that was trained on other data than
+    ``data_path`` holds now (:func:`nclib.sweepplan.refuse_other_data`)."""
     run_dir = pathlib.Path(params["out_dir"]) / params["run_name"]
     error = restarted = None
     step = "leave"
@@ -147,14 +156,17 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
                 if statuses[0] in FINAL:
                     refuse_other_data(params, dirs[0])
                     return "keep"
-                if statuses[0] == "failed" or (restart_refused and statuses[0] in RESUMABLE):
+                if restart_refused and statuses[0] in RESUMABLE:
                     return "start"
                 raise ResumeRefused(f"{told}; {RESUME_ADVICE}", run_dir)
 
-            # a failed run is never kept as a result, and its checkpoint was a convenience: it starts again, and
-            # so does a stopped or dead one where the caller asks for it; the table says so
+            # a run is deleted only where the caller asks for it, a failed one too (a SIGTERM at a job's time limit
+            # fails a run that resumed from a checkpoint); the table and a note say so
             if train.run_under_lock([params], again)[0] == "start":
                 restarted = why
+                warnings.warn(f"run folder {str(run_dir)!r} was trained again from the start, deleting what it held "
+                              f"(restart_refused, --restart-refused): its resume was refused ({why})", RunRestarted,
+                              stacklevel=2)
     except RunLockedElsewhere as exc:  # a writer on another host, whose end cannot be seen from here: an error,
         error = f"{type(exc).__name__}: {exc}"  # whose message names the lock file to remove
     except RunFolderBusy:  # another process holds the run folder's lock: its run, not an error of this one
@@ -240,11 +252,11 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     diverged runs kept, each once its data are found to be what its ``data_path`` holds now, else an error of the
     table, :class:`nclib.runs.OtherData`, and nothing trained; stopped, dead and failed ones resumed from their
     checkpoint, or started again without one), decided again by each worker once it holds the run folder's lock.  A
-    failed run whose resume is refused starts again; a stopped or dead one so refused (another commit, device or CPU
-    model) is an error saying what resumes it, or with ``restart_refused=True`` starts again too (the table's
-    ``restarted`` says why). ``scheduler``: None (a LocalCluster of ``workers`` processes, one thread each; by
-    default one per core but no more than the runs to train, or a single one when the runs ask for resources, as
-    ``device="cuda..."`` runs do), a
+    stopped, dead or failed run whose resume is refused (another commit, device or CPU model) is an error saying what
+    resumes it, or with ``restart_refused=True`` starts again (the table's ``restarted`` says why, and a
+    :class:`RunRestarted` warning names it). ``scheduler``: None (a LocalCluster of ``workers`` processes, one thread
+    each; by default one per core but no more than the runs to train, or a single one when the runs ask for
+    resources, as ``device="cuda..."`` runs do), a
     scheduler address ``"tcp://HOST:8786"`` or a dask cluster object (dask-jobqueue's ``SLURMCluster``...); any
     other value, a malformed address included, is refused by name before anything is planned or written.  A call
     with runs to train reaches its scheduler before it records itself in ``sweep.json``: one where no scheduler

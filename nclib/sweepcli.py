@@ -114,8 +114,8 @@ def main(argv=None) -> pd.DataFrame:
     ap.add_argument("--resources", action="append", default=[], metavar="NAME=AMOUNT",
                     help="Dask resources each run asks for (default GPU=1 for device=cuda)")
     ap.add_argument("--restart-refused", action="store_true",
-                    help="train again from the start a stopped or dead run whose resume is refused (another "
-                         "commit, device or CPU model), deleting it")
+                    help="train again from the start a stopped, dead or failed run whose resume is refused "
+                         "(another commit, device, CPU model or torch threads), deleting it; a note names each")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--list-points", action="store_true",
                     help="print the grid's points (index, run name, what its folder holds, its run's error) and "

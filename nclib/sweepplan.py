@@ -234,12 +234,12 @@ def next_step(run_dir) -> tuple[str, str]:
     are kept (on their own data only: the sweep then compares them, :func:`refuse_other_data`); a run another live
     process writes (it holds the folder's lock) is left to it; a stopped, dead (killed without recording an end) or
     failed run (:data:`nclib.runs.RESUMABLE`) is resumed where it has a checkpoint to resume from, as
-    ``resume="auto"`` of the command line and the training notebook do, else started again, as is an absent one (and
-    a failed run whose resume is refused, by the worker of :func:`nclib.sweep.run_sweep` and
-    :func:`nclib.sweep.run_point`).  A run not kept whose lock file names a writer on another host
-    (:func:`nclib.locks.other_host_lock`) is refused: its run is an error naming the lock file to remove.  What the
-    folder holds may change after this reading; the worker decides again once it holds the folder's lock
-    (:func:`nclib.train.run_under_lock`)."""
+    ``resume="auto"`` of the command line and the training notebook do, else started again, as is an absent one (a
+    run whose resume is refused is started again only on request, ``restart_refused``, by the worker of
+    :func:`nclib.sweep.run_sweep` and :func:`nclib.sweep.run_point`).  A run not kept whose lock file names a writer
+    on another host (:func:`nclib.locks.other_host_lock`) is refused: its run is an error naming the lock file to
+    remove.  What the folder holds may change after this reading; the worker decides again once it holds the folder's
+    lock (:func:`nclib.train.run_under_lock`)."""
     status = run_status(run_dir)
     if status == "running":
         return status, "leave"

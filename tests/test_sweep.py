@@ -11,6 +11,7 @@ import pathlib
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -714,10 +715,11 @@ def test_dead_runs_are_resumed_or_restarted_and_a_live_one_is_left_alone(schedul
     assert {n: _files(out / n) for n in names[:2]} == kept
 
 
-def test_a_failed_run_trained_again_from_the_start_says_so_in_the_table(scheduler, tmp_path, monkeypatch):
-    """A failed run whose resume is refused (here its provenance names another card) is trained again from the
-    start by the sweep's rerun; the table's 'restarted' column gives the refusal, and keeps it on the next rerun,
-    which leaves the finished run as it is."""
+def test_a_failed_run_whose_resume_is_refused_is_kept_unless_a_restart_is_asked(scheduler, tmp_path, monkeypatch):
+    """A failed run whose resume is refused (here its provenance names another card) is left as it is by the
+    sweep's rerun, an error naming --restart-refused, as a stopped one is: it holds the checkpoint of an earlier
+    stop.  With restart_refused it is trained again from the start, a RunRestarted warning naming it; the table's
+    'restarted' column gives the refusal, and keeps it on the next rerun, which leaves the finished run as it is."""
     out = tmp_path / "sweep"
     grid = {"seed": [0, 1]}
     names = [run_name_for(p) for p in expand_grid(grid)]
@@ -733,13 +735,58 @@ def test_a_failed_run_trained_again_from_the_start_says_so_in_the_table(schedule
     prov_path = folder / "provenance.json"
     prov_path.write_text(json.dumps({**json.loads(prov_path.read_text()), "device_name": "NVIDIA H200"}))
     assert sweep.next_step(folder) == ("failed", "resume")
-    again = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
+    failed = _files(folder)
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always")
+        refused = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
+    assert not [w for w in notes if w.category is sweep.RunRestarted]
+    assert refused["status"].tolist() == ["failed", "finished"] and sweep.exit_status(refused) == 1
+    assert refused["error"][0].startswith("ResumeRefused: ") and "--restart-refused" in refused["error"][0]
+    assert refused["restarted"].isna().all() and _files(folder) == failed
+    with pytest.warns(sweep.RunRestarted) as restarted:
+        again = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False, restart_refused=True)
+    assert [str(folder) in str(w.message) for w in restarted.list if w.category is sweep.RunRestarted] == [True]
     assert again["status"].tolist() == ["finished", "finished"] and again["error"].isna().all()
     assert again["restarted"][0].startswith("ResumeRefused: ") and "another device" in again["restarted"][0]
     assert pd.isna(again["restarted"][1])
     kept = _files(folder)
     third = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
     assert third["restarted"].tolist()[0] == again["restarted"][0] and _files(folder) == kept
+
+
+def test_a_task_ended_by_sigterm_after_a_checkpoint_is_not_deleted_by_a_task_that_cannot_resume_it(tmp_path,
+                                                                                                    monkeypatch,
+                                                                                                    capsys):
+    """A task's run stopped with a checkpoint, resumed, then sent SIGTERM (a job's time limit, scancel): written as
+    failed with the error Terminated, its checkpoint kept.  The task submitted again where the run cannot resume
+    (another CPU model, as with other torch threads or after a git pull) leaves it as it is, exit status 1, the
+    error naming --restart-refused; with --restart-refused it trains it again from the start, and a note names it."""
+    out = tmp_path / "out"
+    args = ["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out),
+            "--point", "0"]
+    folder = out / "seed-0"
+    assert sweep.main([*args, "--set", "max_train_s=0"])["status"].tolist() == ["stopped"]
+    monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: os.kill(os.getpid(), signal.SIGTERM))
+    with pytest.raises(SystemExit) as ended:
+        sweep.main(args)
+    monkeypatch.undo()
+    assert ended.value.code == 128 + signal.SIGTERM
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["status"] == "failed" and prov["error"].startswith("Terminated: ")
+    assert (folder / runs.CHECKPOINT).is_file() and sweep.next_step(folder) == ("failed", "resume")
+    _elsewhere_cpu(folder)
+    before = _files(folder)
+    capsys.readouterr()
+    refused = sweep.main(args)
+    assert refused["status"].tolist() == ["failed"] and sweep.exit_status(refused) == 1
+    assert refused["error"][0].startswith("ResumeRefused: ") and "--restart-refused" in refused["error"][0]
+    assert _files(folder) == before and f"{sweep.PROG}: note: " not in capsys.readouterr().err
+    again = sweep.main([*args, "--restart-refused"])
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"{sweep.PROG}: note: ")]
+    assert again["status"].tolist() == ["finished"] and again["restarted"][0].startswith("ResumeRefused: ")
+    assert len(notes) == 1 and str(folder) in notes[0], notes
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 4)]
 
 
 def test_the_lock_left_by_a_writer_on_another_host_is_reported_not_passed_over(scheduler, tmp_path):

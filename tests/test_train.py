@@ -1606,10 +1606,10 @@ def test_a_run_finished_after_a_failed_call_carries_no_error(tmp_path, monkeypat
         np.testing.assert_array_equal(ha[col], hb[col], err_msg=col)
 
 
-def test_a_failed_run_whose_resume_is_refused_starts_again_in_a_sweep(tmp_path, monkeypatch):
+def test_a_failed_run_whose_resume_is_refused_is_kept_by_a_sweep_unless_a_restart_is_asked(tmp_path, monkeypatch):
     """A sweep's rerun resumes a failed run from its checkpoint; where the resume is refused (here the run's card
-    is another, as after a change of the code), the run is trained again from the start, as a failed run was
-    before it could resume, instead of staying failed."""
+    is another, as after a change of the code), the run is left as it is, an error, as a stopped run is: it holds
+    the checkpoint of an earlier stop.  With restart_refused it is trained again from the start."""
     p = train.check_params(**RESUME_KW, out_dir=tmp_path, run_name="r")
     folder = train.run(**{**p, "max_train_s": 0})
     monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: 1 / 0)
@@ -1621,9 +1621,14 @@ def test_a_failed_run_whose_resume_is_refused_starts_again_in_a_sweep(tmp_path, 
     assert sweep.next_step(folder) == ("failed", "resume")
     with pytest.raises(train.ResumeRefused, match="another device"):
         train.run(**{**p, "resume": True})
-    result = sweep._run_point(p)
+    before = prov_path.read_bytes()
+    kept = sweep._run_point(p)
+    assert (kept["status"], kept["restarted"], kept["fresh"]) == ("failed", None, False)
+    assert kept["error"].startswith("ResumeRefused: ") and prov_path.read_bytes() == before
+    result = sweep._run_point(p, restart_refused=True)
     assert (result["status"], result["error"], result["fresh"]) == ("finished", None, False)
     assert result["restarted"].startswith("ResumeRefused: ") and "another device" in result["restarted"]
+    assert [w[0] for w in result["warnings"]] == [sweep.RunRestarted]
     assert [s["from_epoch"] for s in json.loads(prov_path.read_text())["segments"]] == [0]  # from the start
 
 
