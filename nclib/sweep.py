@@ -68,7 +68,8 @@ from .sweepcli import EPILOG, PROG, exit_status, main  # noqa: F401 (python -m n
 from .sweepmanifest import (SweepBusy, call_record, folder_state, lock_sweep, read_manifest,  # noqa: F401
                             record_call, record_result, update_manifest)
 from .sweeptable import (PROVENANCE_COLUMNS, SUMMARY, MixedCodeVersions,  # noqa: F401 (the table's names)
-                         NoRuns, UnrecordedRuns, load_summary, read_provenance, recorded_outcome, summary, table_row)
+                         NoRuns, TableNotWritten, UnrecordedRuns, load_summary, read_provenance, recorded_outcome,
+                         summary, table_row)
 from .sweepplan import FINAL, kept_run_error, next_step, plan, refuse_other_data, refuse_other_run, step_for_status
 
 

@@ -23,13 +23,14 @@ with status 1, :class:`nclib.sweeptable.NoRuns`: no point has a run yet); with `
 the tasks of a job array (:func:`nclib.sweep.run_point`); neither takes ``--workers``, ``--scheduler`` or
 ``--resources``, nor ``--list-points``, which trains nothing, ``--restart-refused``.  The command prints the table's
 main columns (each error cut short: ``sweep.csv`` holds it whole; with ``--point`` and ``--list-points``, which
-write no ``sweep.csv``, a cut error follows whole on stderr, and ``sweep.json`` keeps the error of a run whose
-folder does not record it) and exits with status 1 when a run failed, carries an error or was never trained
-(:func:`exit_status`; a divergence is a result, status 0; ``--list-points`` lists points, no outcome, and exits with
-0) or the file system refuses flock locks (:class:`nclib.locks.LockUnsupported`), 2 for a usage error (a parameter,
-value or combination of flags refused, a ``--scheduler`` address refused or one where no scheduler answers, the call
-then left out of ``sweep.json``), 3 when another sweep is running in the same ``--out-dir``
-(:class:`nclib.sweepmanifest.SweepBusy`).
+write no ``sweep.csv``, a cut error follows whole on stderr, and ``sweep.json`` keeps the error of a run whose folder
+does not record it) and exits with status 1 when a run failed, carries an error or was never trained
+(:func:`exit_status`; a divergence is a result, status 0; ``--list-points`` lists points, no outcome, and exits with 0)
+or the file system refuses flock locks (:class:`nclib.locks.LockUnsupported`), 2 for a usage error (a parameter, value
+or combination of flags refused, a ``--scheduler`` address refused or one where no scheduler answers, the call then left
+out of ``sweep.json``, an ``--out-dir`` that cannot be made or written, :func:`nclib.sweepplan.writable_out_dir`:
+``--summary-only`` prints the table of a folder it cannot write and says in a note that ``sweep.csv`` was not written),
+3 when another sweep is running in the same ``--out-dir`` (:class:`nclib.sweepmanifest.SweepBusy`).
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ from .grid import parse_fixed, parse_grid, parse_tie
 from .rounding import written
 from .runs import OtherData
 from .sweepmanifest import MANIFEST, SweepBusy, forget_absent
-from .sweeptable import SUMMARY, NoRuns, summary
+from .sweepplan import writable_out_dir
+from .sweeptable import SUMMARY, NoRuns, TableNotWritten, summary
 
 #: The command line's name, in its messages.
 PROG = "python -m nclib.sweep"
@@ -69,8 +71,9 @@ exit status:
      and diverged runs included: the table's status says which); --list-points
   1  a run failed or carries an error, or a point has no run yet (absent), or no
      point has one; or the file system refuses flock locks
-  2  a usage error: a parameter, value or combination of options refused, or a
-     --scheduler that does not answer (nothing recorded)
+  2  a usage error: a parameter, value or combination of options refused, a
+     --scheduler that does not answer (nothing recorded), or an --out-dir that
+     cannot be made or written (a file, a read-only file system)
   3  another sweep is running in --out-dir
 
 a job array (Slurm), one point per task:
@@ -176,7 +179,7 @@ def main(argv=None) -> pd.DataFrame:
         _whole_errors(df, ap.prog)
         folder = pathlib.Path(ns.out_dir) / df["run_name"][0]
         print(folder if folder.is_dir() else pathlib.Path(ns.out_dir) / MANIFEST)  # none: the error is recorded there
-    else:
+    elif not any(issubclass(w.category, TableNotWritten) for w in caught):  # a note said it was not written
         print(pathlib.Path(ns.out_dir) / SUMMARY)
     return df
 
@@ -215,6 +218,7 @@ def _command(ns) -> pd.DataFrame:
             raise ValueError(f"--summary-only rewrites {SUMMARY} from the run folders and starts no run; it takes "
                              f"no {', '.join(given)}")
         if ns.forget_absent and pathlib.Path(ns.out_dir).is_dir():
+            writable_out_dir(ns.out_dir)  # sweep.json is rewritten
             gone = forget_absent(ns.out_dir)
             print(f"{PROG}: note: forgot {len(gone)} point{'s' * (len(gone) != 1)} without a run folder"
                   f"{': ' + ', '.join(gone) if gone else ''}", file=sys.stderr)

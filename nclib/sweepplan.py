@@ -13,6 +13,7 @@ Torch-free: a sweep's points are checked on a login node too.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 
 from . import checkpoints, data, parameters, runs
@@ -47,6 +48,27 @@ def _folder_runs(out_dir: pathlib.Path) -> dict:
     return found
 
 
+def writable_out_dir(out_dir) -> pathlib.Path:
+    """``out_dir``, a sweep's output folder (:ref:`ch-sweeps`), as a path that this process can make and write in:
+    ValueError naming ``out_dir`` where it is a file or lies under one, or where this process may not write it (a
+    read-only file system, a folder of another user), nor, where it does not exist yet, the nearest folder above it
+    that exists, in which it would be made.  :func:`plan` checks it, so that a sweep, a task of a job array and
+    ``--list-points`` alike refuse such a folder before anything is written, rather than each task of an array
+    failing on its first write.  Nothing is written: the system is asked (``os.access``)."""
+    out_dir = pathlib.Path(parameters.check_out_dir(out_dir))
+    there = out_dir
+    while not os.path.lexists(there) and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        where = "is a file" if there == out_dir else f"lies under the file {str(there)!r}"
+        raise ValueError(f"out_dir {str(out_dir)!r} {where}, not a folder: give --out-dir a folder")
+    if not os.access(there, os.R_OK | os.W_OK | os.X_OK):
+        where = "" if there == out_dir else f", nor the folder {str(there)!r} above it in which it would be made"
+        raise ValueError(f"out_dir {str(out_dir)!r} cannot be written by this process{where} (a read-only file "
+                         f"system, or a folder of another user): give --out-dir a folder it may write")
+    return out_dir
+
+
 def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dict | None = None) -> list[dict]:
     """The checked parameters of every run of the sweep (:func:`nclib.parameters.check_params` of fixed + point,
     with ``out_dir`` and the point's run name), in grid order; nothing is written.  ``tie``: parameters that take
@@ -56,8 +78,9 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
     seed 0 being the default) is that run: it keeps its folder and name, and the table lists it once.
     A relative ``data_path`` is made absolute here (:func:`nclib.parameters.checked`, with
     :func:`nclib.grid.absolute_data_path`), from this process's working folder, so that workers started
-    elsewhere read the same file.  ValueError naming the parameter when a point is refused, two points are the same
-    run, an existing run folder holds a run with other parameters, or a parameter that the grid does not sweep
+    elsewhere read the same file.  ValueError naming ``out_dir`` where this process could not make or write it
+    (:func:`writable_out_dir`), and naming the parameter when a point is refused, two points are the same run, an
+    existing run folder holds a run with other parameters, or a parameter that the grid does not sweep
     differs from the value (or the tie) an earlier call recorded in ``out_dir/sweep.json`` (the runs of one folder
     share them).  ``remote``: the runs train on other machines, which are taken to have a GPU
     (:func:`nclib.parameters.checked` with ``cuda=True``): ``device="cuda"`` and the GPU-only ``steps_per_graph``
@@ -68,7 +91,7 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
     fixed = {k: plain(v) for k, v in fixed.items()}
     if out_dir is None:
         raise ValueError("out_dir must be a folder for the run folders and sweep.csv, got None")
-    out_dir = pathlib.Path(parameters.check_out_dir(out_dir)).resolve()
+    out_dir = writable_out_dir(out_dir).resolve()
     if (out_dir / MANIFEST).is_file():
         check_fixed(call_record(grid, fixed, tie), read_manifest(out_dir), out_dir)
     present = _folder_runs(out_dir)

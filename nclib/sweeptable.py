@@ -45,6 +45,12 @@ class UnrecordedRuns(UserWarning):
     a folder holding a run with other parameters), records them and trains none that is finished."""
 
 
+class TableNotWritten(UserWarning):
+    """:func:`summary` could not write ``sweep.csv`` into the output folder (a read-only file system, a folder of
+    another user, a full disk): the table is returned all the same, and the command line prints it and says so in a
+    note; a ``sweep.csv`` already there is an earlier call's."""
+
+
 class NoRuns(ValueError):
     """The output folder holds no run of a sweep: it does not exist, or it holds neither ``sweep.json`` nor a run
     folder, as before the first task of a job array has started.  Every point of the sweep is then without a run,
@@ -183,7 +189,8 @@ def summary(out_dir) -> pd.DataFrame:
     added goes beside its neighbours in that call's grid); without it, every run folder in ``out_dir`` by name.
     Run folders that ``sweep.json`` does not list (copied in from another node's output folder, say) follow the
     recorded runs, by name, with a column ``recorded`` (True for the others; the column is there only then), and
-    the table warns naming them (:class:`UnrecordedRuns`).
+    the table warns naming them (:class:`UnrecordedRuns`).  Where ``sweep.csv`` cannot be written (a read-only
+    folder), the table is returned all the same, with a :class:`TableNotWritten` warning.
     :class:`NoRuns` (a ValueError) where ``out_dir`` does not exist or holds no run of a sweep; ValueError where it
     is a file, or no path (a number, None; the empty path, which is the current folder)."""
     out_dir = pathlib.Path(_checks.path_arg(out_dir, "out_dir", "the path of a sweep's output folder"))
@@ -224,7 +231,12 @@ def summary(out_dir) -> pd.DataFrame:
                       f"which checks and records them and trains none that is finished", UnrecordedRuns,
                       stacklevel=2)
     df = pd.DataFrame(rows)
-    atomic_write_text(out_dir / SUMMARY, df.to_csv(index=False))
+    try:
+        atomic_write_text(out_dir / SUMMARY, df.to_csv(index=False))
+    except OSError as exc:  # the table is read, not written: it is the answer all the same
+        warnings.warn(f"{SUMMARY} could not be written into {str(out_dir)!r} ({type(exc).__name__}: {exc}): the table "
+                      f"is returned without it, and a {SUMMARY} there is an earlier call's", TableNotWritten,
+                      stacklevel=2)
     return df
 
 

@@ -367,6 +367,65 @@ def test_an_out_dir_that_is_no_path_is_refused_by_name(tmp_path, monkeypatch, ou
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("under", [False, True])
+def test_an_out_dir_that_is_a_file_or_under_one_is_refused_by_name_before_anything_is_written(tmp_path, capsys, under):
+    """--out-dir naming a file, or a path under one: every mode that plans the grid refuses it, naming out_dir, the
+    command line with status 2 (--list-points too, so that no array is submitted whose every task would fail)."""
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "runs" if under else tmp_path / "file"
+    named = re.escape(f"out_dir {str(out)!r}")
+    for call in (lambda: sweep.plan({"seed": [0]}, TINY, out), lambda: sweep.list_points({"seed": [0]}, TINY, out),
+                 lambda: sweep.run_point({"seed": [0]}, TINY, out, 0),
+                 lambda: sweep.run_sweep({"seed": [0]}, TINY, out, workers=1, progress=False)):
+        with pytest.raises(ValueError, match=named):
+            call()
+    argv = ["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out)]
+    for mode in (["--list-points"], ["--point", "0"], []):
+        with pytest.raises(SystemExit) as exc:
+            sweep.main([*argv, *mode])
+        assert exc.value.code == 2 and str(out) in capsys.readouterr().err, mode
+    assert [p.name for p in tmp_path.iterdir()] == ["file"] and (tmp_path / "file").read_text() == "x"
+
+
+def _read_only(folder):
+    """A command prefix that runs a command with ``folder`` mounted read-only, in a user and mount namespace of its
+    own (``unshare -Urm``: the mount is seen by that command alone); the test is skipped where the system makes
+    no such namespace (no unshare, user namespaces disabled)."""
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" || exit 97; shift; exec "$@"'
+    prefix = ["unshare", "-Urm", "sh", "-c", script, "sh", str(folder)]
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare: a read-only mount cannot be made here")
+    probe = subprocess.run([*prefix, "sh", "-c", f"! touch {shlex.quote(str(folder / 'probe'))} 2>/dev/null"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no read-only mount in a namespace of its own here: {probe.stderr.decode()[-300:]}")
+    return prefix
+
+
+def test_a_read_only_out_dir_is_refused_when_planning_and_summarized_without_its_table_file(tmp_path):
+    """An output folder on a read-only file system: --list-points, a task (--point) and a sweep refuse it with
+    status 2, naming it, and so do they a folder to be made in it; --summary-only prints the table and says in a
+    note that sweep.csv could not be written, with the status of the table; nothing in the folder changes."""
+    out = tmp_path / "out"
+    argv = ["--grid", "seed=0,1", *[f"--set={k}={_text(v)}" for k, v in TINY.items()]]
+    with worker_threads():
+        sweep.run_point({"seed": [0, 1]}, TINY, out, 0)
+    before = _files(out)
+    prefix = _read_only(out)
+    command = [*prefix, sys.executable, "-m", "nclib.sweep"]
+    for folder in (out, out / "new"):
+        for mode in (["--list-points"], ["--point", "1"], ["--workers", "1", "--no-progress"]):
+            refused = subprocess.run([*command, *argv, "--out-dir", str(folder), *mode], capture_output=True, text=True)
+            assert refused.returncode == 2 and f"out_dir {str(folder)!r}" in refused.stderr, (mode, refused.stderr)
+    summarized = subprocess.run([*command, "--summary-only", "--out-dir", str(out)], capture_output=True, text=True)
+    shown = summarized.stdout.splitlines()
+    assert summarized.returncode == 1, summarized.stderr  # point 1 has no run yet: the table's status
+    assert shown[0].split()[:2] == ["run_name", "status"] and [line.split()[:2] for line in shown[1:]] == [
+        ["seed-0", "finished"], ["seed-1", "absent"]], shown  # the table, and no path of a sweep.csv after it
+    assert sweep.SUMMARY in summarized.stderr and "Read-only file system" in summarized.stderr
+    assert _files(out) == before and not (out / sweep.SUMMARY).exists()
+
+
 def test_the_command_line_refuses_by_name(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         sweep.main(["--grid", "lam_w=1e-3,1e-2", "--out-dir", str(tmp_path / "out")])
