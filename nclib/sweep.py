@@ -142,7 +142,7 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
 
         try:
             def first(dirs, statuses):  # the folder as it is now: another call may have made its run meanwhile
-                refuse_other_run(dirs[0], want)
+                refuse_other_run(dirs[0], want, params)
                 step = step_for_status(dirs[0], statuses[0])
                 if step == "keep":  # a run is kept only for the data it was trained on
                     refuse_other_data(params, dirs[0])
@@ -153,7 +153,7 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
             why, told = f"{type(refused).__name__}: {refused}", str(refused)
 
             def again(dirs, statuses):  # locked again: a run that another process finished meanwhile is kept
-                refuse_other_run(dirs[0], want)
+                refuse_other_run(dirs[0], want, params)
                 if statuses[0] in FINAL:
                     refuse_other_data(params, dirs[0])
                     return "keep"

@@ -82,9 +82,11 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
     (:func:`writable_out_dir`), and naming the parameter when a point is refused, two points are the same run, an
     existing run folder holds a run with other parameters, or a parameter that the grid does not sweep
     differs from the value (or the tie) an earlier call recorded in ``out_dir/sweep.json`` (the runs of one folder
-    share them).  ``remote``: the runs train on other machines, which are taken to have a GPU
-    (:func:`nclib.parameters.checked` with ``cuda=True``): ``device="cuda"`` and the GPU-only ``steps_per_graph``
-    are accepted where this machine has none, and each worker checks them again."""
+    share them).  A run recorded with another ``data_path`` is the point's where it was trained on the data that the
+    point's ``data_path`` holds now (:func:`_differing`): the runs of two clusters, each with its copy of the data at a
+    path of its own, merge into one folder.  ``remote``: the runs train on other machines, which are taken to have a GPU
+    (:func:`nclib.parameters.checked` with ``cuda=True``): ``device="cuda"`` and the GPU-only ``steps_per_graph`` are
+    accepted where this machine has none, and each worker checks them again."""
     fixed = {} if fixed is None else fixed
     check_names(grid, fixed)
     tie = check_tie(tie, grid, fixed)
@@ -95,6 +97,7 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
     if (out_dir / MANIFEST).is_file():
         check_fixed(call_record(grid, fixed, tie), read_manifest(out_dir), out_dir)
     present = _folder_runs(out_dir)
+    loaded: dict = {}  # each data selection's checksum, read once (_data_sha256), where only a data_path differs
     indexed: dict = {}  # the folders by what they record, once per set of defining parameters (_folder_index)
     planned, seen, first_of = [], set(), {}  # the names planned; {what a point is: its first name}
     for point in expand_grid(grid, tie):
@@ -110,7 +113,7 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
                 indexed[tuple(want)] = _folder_index(present, tuple(want))
             maybe = indexed[tuple(want)].get(_record_key(runs.json_values(want), p["device"]), [])
             same = [n for n in maybe if present[n].get("device", DEFAULTS["device"]) == p["device"]
-                    and not runs.differing_params(out_dir / n, want, present[n])]
+                    and not _differing(out_dir / n, want, p, loaded, present[n])]
             if same:
                 name = p["run_name"] = same[0]
         # what the point is: the run, and where it trains (a grid over device compares devices)
@@ -121,7 +124,7 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
         seen.add(name)
         first_of[key] = name
         if (out_dir / name / "params.json").is_file():
-            differ = runs.differing_params(out_dir / name, want)
+            differ = _differing(out_dir / name, want, p, loaded)
             # and a run trained on a CPU is not kept for a GPU (asked only then, so that torch answers for "auto"
             # only then; on remote workers "auto" is not known here)
             if runs.recorded_device_type(out_dir / name) == "cpu" and not (remote and p["device"] == "auto"):
@@ -131,6 +134,39 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
                 raise ValueError(_other_run_text(out_dir / name, differ))
         planned.append({"point": point, "params": p})
     return planned
+
+
+def _differing(run_dir: pathlib.Path, want: dict, params: dict | None, loaded: dict, saved=False) -> dict:
+    """:func:`nclib.runs.differing_params` of the run folder ``run_dir`` and a point's defining parameters ``want``
+    (``saved`` as there), but for a ``data_path`` that names another file holding the data the run was trained on:
+    the ``data_sha256`` that its ``provenance.json`` records is that of the data which the ``data_path`` of the
+    point's checked parameters ``params`` selects now (:func:`nclib.runs.data_sha256_now`, the checksum a resume and
+    a kept run are compared by).  A run copied from the output folder of another cluster, whose data lay at another
+    path there, so holds its point (:ref:`ch-sweeps`).  The data are loaded only where ``data_path`` is all that
+    differs, once per data selection (``loaded``, :func:`_data_sha256`); a file that does not load matches no run.
+    ``params`` None compares ``data_path`` as written."""
+    differ = runs.differing_params(run_dir, want, saved)
+    if set(differ) != {"data_path"} or params is None or params["data_path"] is None:
+        return differ
+    try:
+        then = json.loads((run_dir / "provenance.json").read_text()).get("data_sha256")
+    except (OSError, ValueError, AttributeError):
+        return differ
+    return {} if then is not None and _data_sha256(params, loaded) == then else differ
+
+
+def _data_sha256(params: dict, loaded: dict):
+    """The ``data_sha256`` of the data that the checked parameters ``params`` select now
+    (:func:`nclib.runs.data_sha256_now`), or the exception loading them raised; ``loaded``, a dict this function
+    fills, maps each setting of the data-defining parameters (:data:`nclib.data.LOAD_KEYS`) to that answer, so that
+    a sweep whose runs share one data selection loads it once."""
+    key = json.dumps({k: params[k] for k in data.LOAD_KEYS}, sort_keys=True, default=str)
+    if key not in loaded:
+        try:
+            loaded[key] = runs.data_sha256_now(params)
+        except Exception as exc:  # noqa: BLE001 - a file that does not load: the caller says what follows
+            loaded[key] = exc
+    return loaded[key]
 
 
 def _comparable(value):
@@ -181,16 +217,17 @@ def _other_run_text(run_dir: pathlib.Path, differ: dict) -> str:
 
 # --------------------------------------------------------------------------------------------- a run folder
 
-def refuse_other_run(run_dir: pathlib.Path, want: dict) -> None:
+def refuse_other_run(run_dir: pathlib.Path, want: dict, params: dict | None = None) -> None:
     """ValueError (:func:`_other_run_text`) where the ``params.json`` of ``run_dir`` records another run than the
     one whose defining parameters are ``want`` (:func:`nclib.parameters.defining_params`): read under the folder's
     lock, so that a point is refused, as :func:`plan` refuses it, where another call (one that ties a parameter
     this one does not, say) made its run in that folder after this call's plan.  The worker of
     :mod:`nclib.sweep` asks it once it holds the folder's lock.  ``run_dir`` a :class:`pathlib.Path`, ``want`` the
     defining parameters of a checked parameter set (:func:`nclib.parameters.check_params`), as the worker has them;
-    a folder without ``params.json`` holds no run and is never refused."""
+    ``params``: the point's checked parameters, whose ``data_path`` holds a run recorded with another one where its
+    data are the run's (:func:`_differing`); a folder without ``params.json`` holds no run and is never refused."""
     if (run_dir / "params.json").is_file():
-        differ = runs.differing_params(run_dir, want)
+        differ = _differing(run_dir, want, params, {})
         if differ:
             raise ValueError(_other_run_text(run_dir, differ))
 
@@ -208,15 +245,8 @@ def refuse_other_data(params: dict, run_dir: pathlib.Path, loaded: dict | None =
     :class:`pathlib.Path`."""
     now = None
     if params["data_path"] is not None:
-        loaded = {} if loaded is None else loaded
-        key = json.dumps({k: params[k] for k in data.LOAD_KEYS}, sort_keys=True, default=str)
-        if key not in loaded:
-            try:
-                loaded[key] = runs.data_sha256_now(params)
-            except Exception as exc:  # noqa: BLE001 - the file no longer loads: the run kept is not confirmed either
-                loaded[key] = exc
-        got = loaded[key]
-        if isinstance(got, Exception):
+        got = _data_sha256(params, {} if loaded is None else loaded)
+        if isinstance(got, Exception):  # the file no longer loads: the run kept is not confirmed either
             raise OtherData(f"run folder {str(run_dir)!r} holds a run whose data cannot be compared with what "
                             f"data_path {params['data_path']!r} holds now, which does not load "
                             f"({type(got).__name__}: {got}); {DATA_ADVICE}", run_dir,

@@ -1515,6 +1515,46 @@ def test_run_folders_the_record_does_not_list_are_listed_marked_and_named(tmp_pa
     assert (node_b / sweepmanifest.MANIFEST).read_bytes() == record
 
 
+def test_runs_merged_from_a_cluster_whose_data_lay_at_another_path_hold_their_points_on_the_same_data(tmp_path,
+                                                                                                      monkeypatch):
+    """Two clusters, each with its copy of one data file at a path of its own: the run folders of the first, copied
+    into the second's output folder, hold its points there, since the data_sha256 they record is that of the data
+    its data_path holds: the list of points keeps them, the sweep run again keeps them without a cluster, and a task
+    keeps its run under its folder's lock, nothing written into the runs.  A run whose data differ from what the
+    point's data_path holds now is refused, naming data_path."""
+    here, there = tmp_path / "cluster-x" / "c.npz", tmp_path / "cluster-y" / "c.npz"
+    here.parent.mkdir()
+    there.parent.mkdir()
+    _data_writer(here, seed=3)()
+    shutil.copy(here, there)
+
+    def on(path):
+        return {**{k: v for k, v in TINY.items() if k != "dim"}, "dataset": "cifar10", "data_path": str(path)}
+
+    grid, made, merged = {"seed": [0, 1]}, tmp_path / "runs-x", tmp_path / "runs-y"
+    for point in range(2):
+        assert sweep.run_point(grid, on(here), made, point)["error"].isna().all()
+    for name in ("seed-0", "seed-1"):
+        shutil.copytree(made / name, merged / name)
+    copied = {name: _files(merged / name) for name in ("seed-0", "seed-1")}
+    listed = sweep.list_points(grid, on(there), merged)
+    assert listed["next"].tolist() == ["keep", "keep"] and listed["error"].isna().all()
+    monkeypatch.setattr(sweep, "_client", lambda *args, **kwargs: (_ for _ in ()).throw(OSError("no cluster")))
+    table = sweep.run_sweep(grid, on(there), merged, progress=False)
+    assert table["status"].tolist() == ["finished"] * 2 and table["error"].isna().all()
+    assert sweep.exit_status(table) == 0
+    assert table["data_path"].tolist() == [str(here)] * 2  # each run's path as it recorded it
+    task = sweep.run_point(grid, on(there), merged, 1)
+    assert task["status"].tolist() == ["finished"] and task["error"].isna().all()
+    assert {name: _files(merged / name) for name in ("seed-0", "seed-1")} == copied
+    # other data at the second cluster's path: the copied run is another run
+    _data_writer(there, seed=4)()
+    other = tmp_path / "runs-other"
+    shutil.copytree(made / "seed-0", other / "seed-0")
+    with pytest.raises(ValueError, match=re.escape(str(other / "seed-0")) + ".*data_path"):
+        sweep.plan(grid, on(there), other)
+
+
 def test_a_relative_data_path_is_made_absolute_for_the_workers(scheduler, tmp_path, monkeypatch):
     """The workers of the module's cluster run in another folder than the client: a data_path relative to the
     client's folder is made absolute before it reaches them, so the run reads the client's file."""
