@@ -62,8 +62,8 @@ import numpy as np
 import pandas as pd
 
 from . import _checks, parameters
-from .locks import RunFolderBusy, RunLockedElsewhere
-from .runs import RESUMABLE, OtherData, ResumeRefused, run_status
+from .locks import RunFolderBusy, RunLockedElsewhere, Terminated
+from .runs import RESUMABLE, OtherData, ResumeRefused, recorded_status, run_status
 from .sweepcli import EPILOG, PROG, exit_status, main  # noqa: F401 (python -m nclib.sweep)
 from .sweepmanifest import (SweepBusy, call_record, folder_state, lock_sweep, read_manifest,  # noqa: F401
                             record_call, record_result, update_manifest)
@@ -450,9 +450,11 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
     outcome in ``sweep.json`` (under that file's own lock) and writes no ``sweep.csv``: :func:`summary`
     (``--summary-only``) writes the table of all the tasks' runs once they have ended.  A run folder whose
     ``provenance.json`` is damaged reads "dead" (:func:`nclib.runs.recorded_status`): a warning naming the file says
-    so (a note of the command line) before the run is resumed or trained again.  Returns the run's row of the
-    table.  Points are checked as :func:`plan` checks them (for this machine); ValueError naming ``point`` for an
-    index outside the grid."""
+    so (a note of the command line) before the run is resumed or trained again.  Returns the run's row of the table.
+    SIGTERM, while :func:`nclib.locks.sigterm_raises` holds (the command line), raises :class:`nclib.locks.Terminated`
+    through this call, its ``failed_run`` the run folder that the signal ended as failed, or None where it came before
+    the task had opened its run (while it imported torch or loaded the data).  Points are checked as :func:`plan` checks
+    them (for this machine); ValueError naming ``point`` for an index outside the grid."""
     if isinstance(point, bool) or not isinstance(point, (int, np.integer)):
         raise ValueError(f"point (--point) must be the index of a grid point, an integer, got {point!r}")
     restart_refused = _checks.flag(restart_refused, "restart_refused")
@@ -469,7 +471,14 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
     if damaged is not None:  # the folder reads "dead": resumed from its checkpoint, or trained again from the start
         warnings.warn(f"{damaged}; its run reads as dead: resumed from its checkpoint where it has one, else trained "
                       f"again from the start", stacklevel=2)
-    result = _run_point(params, restart_refused)
+    run_dir = out_dir / params["run_name"]
+    before = folder_state(run_dir)
+    try:
+        result = _run_point(params, restart_refused)
+    except Terminated as exc:  # SIGTERM: whether it ended this task's run as failed, or came before the run opened
+        opened = folder_state(run_dir) != before and recorded_status(run_dir) == "failed"
+        exc.failed_run = run_dir if opened else None
+        raise
     _warn_again(result)
     manifest = update_manifest(out_dir, lambda m: record_result(m, params["run_name"], result))
     grid_keys = list(planned[point]["point"])

@@ -97,10 +97,11 @@ def main(argv=None) -> pd.DataFrame:
     follows whole on stderr, and the last line is the path of the run folder, or of sweep.json where the run has no
     folder), with ``--summary-only`` the table rebuilt from the folders (:func:`nclib.sweeptable.summary`).
     Warnings (runs of several code versions, :class:`nclib.sweeptable.MixedCodeVersions`) are printed as notes on
-    stderr.  SIGTERM (a job's time limit, ``scancel``) ends it as Ctrl-C would, with status 143 (128 + SIGTERM), as
-    the signal itself would: the run of ``--point`` written as failed with its error and its folder's lock given
-    back (:func:`nclib.locks.sigterm_raises`); a sweep's local cluster closed, the runs its workers were training
-    left dead (their lock files, of this host, are taken over by the next call)."""
+    stderr.  SIGTERM (a job's time limit, ``scancel``) ends it as Ctrl-C would, with status 143 (128 + SIGTERM), as the
+    signal itself would: the run of ``--point``, where the task had opened it, written as failed with its error and its
+    folder's lock given back (:func:`nclib.locks.sigterm_raises`), the message naming that folder only then; a sweep's
+    local cluster closed, the runs its workers were training left dead (their lock files, of this host, are taken over
+    by the next call)."""
     ap = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
@@ -141,9 +142,11 @@ def main(argv=None) -> pd.DataFrame:
             warnings.simplefilter("always")
             df = _command(ns)
     except locks.Terminated as exc:  # a job's time limit, scancel: what it was training is recorded, and unlocked
-        done = ("the run it was training is written as failed, its folder unlocked" if ns.point is not None else
-                None if ns.summary_only or ns.list_points or ns.scheduler else
-                "a local cluster is closed with it, the runs its workers were training left dead")
+        failed = getattr(exc, "failed_run", None)  # a task's run, where the signal ended it (nclib.sweep.run_point)
+        done = (None if failed is None else f"its run {str(failed)!r} is written as failed, its folder unlocked")
+        if ns.point is None:
+            done = (None if ns.summary_only or ns.list_points or ns.scheduler else
+                    "a local cluster is closed with it, the runs its workers were training left dead")
         ap.exit(128 + signal.SIGTERM, f"{ap.prog}: {exc}{f': {done}' if done else ''}\n")
     except NoRuns as exc:  # no point has a run yet (no task has started): the status of a point without a run
         ap.exit(1, f"{ap.prog}: error: {exc}\n")

@@ -848,6 +848,31 @@ def test_a_task_ended_by_sigterm_after_a_checkpoint_is_not_deleted_by_a_task_tha
     assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 4)]
 
 
+@pytest.mark.parametrize("opened", [False, True])
+def test_sigterm_names_a_tasks_run_as_written_failed_only_where_the_task_had_opened_it(tmp_path, monkeypatch, capsys,
+                                                                                        opened):
+    """SIGTERM to a task (--point) ends it with status 143.  Where the signal comes while the run trains, the run
+    is written as failed and the message names its folder; where it comes before the task opened its run (here as
+    it takes the run folder's lock, as while it imports torch), no run is written and the message names none."""
+    out = tmp_path / "out"
+    folder = out / "seed-0"
+
+    def sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    if opened:
+        monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: sigterm())
+    else:
+        monkeypatch.setattr(locks, "lock_runs", sigterm)
+    with pytest.raises(SystemExit) as ended:
+        sweep.main(["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out),
+                    "--point", "0"])
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert ended.value.code == 128 + signal.SIGTERM and (str(folder) in err) == opened, err
+    assert runs.recorded_status(folder) == ("failed" if opened else "absent") and not (folder / locks.LOCK).exists()
+
+
 def test_the_lock_left_by_a_writer_on_another_host_is_reported_not_passed_over(scheduler, tmp_path):
     """A run stopped, then killed on another node of a cluster: its lock names that host, and no live process
     holds it here.  Whether that writer has ended cannot be seen from this host, so the run is not trained; the
