@@ -89,6 +89,13 @@ a job array (Slurm), one point per task:
 book/training/sweeps.md (the chapter "Sweeps on Dask") gives the details."""
 
 
+#: What the command says when SIGTERM ends a sweep on a local cluster (:func:`main`).
+LOCAL_SWEEP_ENDED = ("a local cluster is closed with it, and the runs its workers were training are left dead, each "
+                     "with this host's lock file: a later call on this host takes them over, one on another host "
+                     "refuses them until the files are removed; in a batch job, train the points as the tasks of a "
+                     "job array (--point), which end their runs as failed and unlocked")
+
+
 def main(argv=None) -> pd.DataFrame:
     """``python -m nclib.sweep --grid NAME=V1,V2 ... --set NAME=VALUE ... --out-dir DIR``:
     :func:`nclib.sweep.run_sweep` from the shell (:ref:`ch-sweeps`); prints the table's main columns and the path of
@@ -100,8 +107,10 @@ def main(argv=None) -> pd.DataFrame:
     stderr.  SIGTERM (a job's time limit, ``scancel``) ends it as Ctrl-C would, with status 143 (128 + SIGTERM), as the
     signal itself would: the run of ``--point``, where the task had opened it, written as failed with its error and its
     folder's lock given back (:func:`nclib.locks.sigterm_raises`), the message naming that folder only then; a sweep's
-    local cluster closed, the runs its workers were training left dead (their lock files, of this host, are taken over
-    by the next call)."""
+    local cluster closed, the runs its workers were training left dead with this host's lock files
+    (:data:`LOCAL_SWEEP_ENDED`), which a later call on this host takes over and one on another host refuses
+    (:class:`nclib.locks.RunLockedElsewhere`) until they are removed: in a batch job, whose next job may run on
+    another node, a job array's tasks (``--point``) end their runs cleanly."""
     ap = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
@@ -145,8 +154,7 @@ def main(argv=None) -> pd.DataFrame:
         failed = getattr(exc, "failed_run", None)  # a task's run, where the signal ended it (nclib.sweep.run_point)
         done = (None if failed is None else f"its run {str(failed)!r} is written as failed, its folder unlocked")
         if ns.point is None:
-            done = (None if ns.summary_only or ns.list_points or ns.scheduler else
-                    "a local cluster is closed with it, the runs its workers were training left dead")
+            done = None if ns.summary_only or ns.list_points or ns.scheduler else LOCAL_SWEEP_ENDED
         ap.exit(128 + signal.SIGTERM, f"{ap.prog}: {exc}{f': {done}' if done else ''}\n")
     except NoRuns as exc:  # no point has a run yet (no task has started): the status of a point without a run
         ap.exit(1, f"{ap.prog}: error: {exc}\n")

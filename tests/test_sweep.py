@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import warnings
 
 import dask
@@ -871,6 +872,36 @@ def test_sigterm_names_a_tasks_run_as_written_failed_only_where_the_task_had_ope
     err = capsys.readouterr().err
     assert ended.value.code == 128 + signal.SIGTERM and (str(folder) in err) == opened, err
     assert runs.recorded_status(folder) == ("failed" if opened else "absent") and not (folder / locks.LOCK).exists()
+
+
+def test_sigterm_to_a_local_sweep_leaves_its_runs_dead_with_this_hosts_lock(tmp_path, monkeypatch):
+    """SIGTERM to a sweep on a local cluster (the time limit of the batch job it runs in): status 143, the cluster
+    closed, and the run its worker was training left dead with the lock file of this host, which a later call on
+    this host takes over and one on another host refuses (here this host seen under another name): the reason a
+    batch job trains the points as a job array's tasks."""
+    out = tmp_path / "out"
+    folder = out / "seed-0"
+    sets = [f"--set={k}={_text(v)}" for k, v in {**TINY, "epochs": 10 ** 6, "metric_every": 100}.items()]
+    proc = subprocess.Popen([sys.executable, "-m", "nclib.sweep", "--grid", "seed=0", *sets, "--out-dir", str(out),
+                             "--workers", "1", "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:  # polled: the run trains, past its first rows
+        while proc.poll() is None and not ((folder / "history.csv").is_file()
+                                           and len(runs.load_history(folder)["epoch"]) >= 2):
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        proc.terminate()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert runs.run_status(folder) == "dead"
+    assert locks.read_lock_file(folder / locks.LOCK)["host"] == socket.gethostname()
+    assert sweep.next_step(folder) == ("dead", "start")  # this host: its lock taken over, the run trained again
+    monkeypatch.setattr(socket, "gethostname", lambda: "another-node")
+    assert sweep.next_step(folder) == ("dead", "refuse")  # another host: refused until the lock file is removed
 
 
 def test_the_lock_left_by_a_writer_on_another_host_is_reported_not_passed_over(scheduler, tmp_path):
