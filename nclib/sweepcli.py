@@ -75,6 +75,8 @@ exit status:
      --scheduler that does not answer (nothing recorded), or an --out-dir that
      cannot be made or written (a file, a read-only file system)
   3  another sweep is running in --out-dir
+  143  sent SIGTERM (a job's time limit, scancel): with --point, the run it had
+       opened is written as failed and its folder unlocked
 
 a job array (Slurm), one point per task:
   ARGS="--grid lam_W=1e-3,1e-2 --grid seed=0,1 --set dataset=synthetic \\

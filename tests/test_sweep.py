@@ -871,6 +871,7 @@ def test_sigterm_names_a_tasks_run_as_written_failed_only_where_the_task_had_ope
     monkeypatch.undo()
     err = capsys.readouterr().err
     assert ended.value.code == 128 + signal.SIGTERM and (str(folder) in err) == opened, err
+    assert str(ended.value.code) in re.findall(r"^  (\d+)  ", sweep.EPILOG, re.M)  # a status --help lists
     assert runs.recorded_status(folder) == ("failed" if opened else "absent") and not (folder / locks.LOCK).exists()
 
 
@@ -2312,6 +2313,37 @@ def test_the_help_gives_a_job_array_whose_indices_are_its_points(tmp_path, capsy
     # each task trains with one torch thread, as a Dask worker does (a CPU run resumes only with as many)
     wrap = re.search(r'--wrap "([^"]*)"', sweep.EPILOG).group(1).split()
     assert wrap[0] == "OMP_NUM_THREADS=1" and wrap[1:5] == ["python", "-m", "nclib.sweep", "$ARGS"]
+
+
+def test_the_list_of_points_gives_what_a_task_would_do_in_its_fourth_field(tmp_path, capsys):
+    """--list-points prints point, run_name, found and next as its first four fields, an error after them: the
+    chapter's awk line picks the points a task would train (next start or resume) from it, for --array, and leaves
+    out a finished run (keep), one a live process writes (leave) and one a lock of another host holds (refuse)."""
+    out, grid = tmp_path / "out", {"seed": [0, 1, 2, 3, 4]}
+    names = [run_name_for(p) for p in expand_grid(grid)]
+    with worker_threads():
+        train.run(**TINY, seed=0, out_dir=out, run_name=names[0], progress=False)
+        train.run(**TINY, seed=1, out_dir=out, run_name=names[1], max_train_s=0, progress=False)
+        train.run(**TINY, seed=4, out_dir=out, run_name=names[4], max_train_s=0, progress=False)
+    _kill(out / names[4])
+    (out / names[4] / locks.LOCK).write_text(json.dumps({"pid": 12, "host": "another-node"}) + "\n")
+    holder = _hold_lock(out / names[2])
+    try:
+        capsys.readouterr()
+        listed = sweep.main(["--grid", "seed=0,1,2,3,4", *[f"--set={k}={_text(v)}" for k, v in TINY.items()],
+                             "--out-dir", str(out), "--list-points"])
+        shown = capsys.readouterr().out
+    finally:
+        holder.stdin.close()
+        assert holder.wait(timeout=30) == 0
+    assert listed["next"].tolist() == ["keep", "resume", "leave", "start", "refuse"] and listed["error"].notna()[4]
+    fields = [line.split() for line in shown.splitlines()]
+    assert fields[0][:4] == ["point", "run_name", "found", "next"]
+    assert [f[:4] for f in fields[1:]] == [[str(i), n, s, x] for i, n, s, x in listed[["point", "run_name", "found",
+                                                                                          "next"]].values.tolist()]
+    todo = subprocess.run(["bash", "-c", "awk 'NR>1 && ($4==\"start\" || $4==\"resume\") {print $1}' | paste -sd, -"],
+                          input=shown, capture_output=True, text=True, check=True).stdout.strip()
+    assert todo == "1,3"
 
 
 def test_exit_status_refuses_what_is_not_a_sweeps_table():
