@@ -2373,11 +2373,24 @@ def test_command_line_refusals_use_the_command_lines_spelling(tmp_path, capsys, 
     assert not (tmp_path / "out").exists()
 
 
-def test_a_local_cluster_opens_no_dashboard_and_no_fixed_port():
-    client, cluster = sweep._client(None, 1, {})
+def test_a_local_cluster_opens_no_dashboard_and_no_fixed_port_and_its_workers_have_one_thread(monkeypatch):
+    """The local cluster of a sweep: its scheduler's web server on a free port of this machine only, serving no
+    dashboard (its page /status is not found), and OMP_NUM_THREADS=1 in its workers, which Dask sets (here started
+    from an environment without it), so that N runs use N cores."""
+    import urllib.error
+    import urllib.request
+
+    with monkeypatch.context() as env:
+        env.delenv("OMP_NUM_THREADS", raising=False)
+        client, cluster = sweep._client(None, 1, {})
     try:
         addresses = [s.getsockname()[:2] for s in cluster.scheduler.http_server._sockets.values()]
         assert addresses and all(host == "127.0.0.1" and port != 8787 for host, port in addresses)
+        assert list(client.run(lambda: os.environ.get("OMP_NUM_THREADS")).values()) == ["1"]  # read in the worker
+        no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with pytest.raises(urllib.error.HTTPError) as page:
+            no_proxy.open(f"http://127.0.0.1:{addresses[0][1]}/status", timeout=30)
+        assert page.value.code == 404
     finally:
         client.close()
         cluster.close()
