@@ -20,8 +20,9 @@
 #    contains $EXPECT_GPU (default H200 there: every budget and timing of these jobs is an H200's); in FULL mode,
 #    PRECISION is given and is the precision that the stability pairs committed in results/stability/ decide
 #    (scripts/land_gpu_runs.py decision, the check of the landing: a job before any pair is committed, or in
-#    another precision, is refused), and a piece's first command can finish the piece in one machine's two commands
-#    at PRECISION (scripts/gpu_budget.py pieces --piece, from the committed job PLAN_FROM); in STABILITY mode, no
+#    another precision, is refused), and a piece's first command can finish the piece at PRECISION in what this
+#    machine's commands leave its notebooks at the slow end of the runbook's times, from TIME_LEFT_S where given
+#    (plan_seconds; scripts/gpu_budget.py pieces --piece, from the committed job PLAN_FROM); in STABILITY mode, no
 #    run folder of $STABILITY_OUT is one that its pairs can neither keep nor make again (scripts/stability_runs.py --check-out: a run that ended with other parameters, a
 #    CPU trial left there, would fail its seed's pair after the machine started); in every mode, PRECISION is tf32
 #    or fp32;
@@ -96,8 +97,9 @@
 # its log.txt and cuda_tests.txt in $STAGE/logs/ as callN-log.txt and callN-cuda_tests.txt, and the next job's
 # archive holds them (logs/): the last job's figures_gpu.tar.gz carries the record of every job on the machine.
 # TIME_LEFT_S (instead of BUDGET_S; FULL and STABILITY modes, a first command too): the time left on the GPU machine
-# as the command starts; BUDGET_S is then that less 40 s, at most 570 (560 in STABILITY mode). In both modes a
-# BUDGET_S, given or so computed, under RESERVE_S + 60 is refused. LEVERS_FROM: a lever record (a stability job's
+# as the command starts; BUDGET_S is then that less 40 s, at most 570 (560 in STABILITY mode), and a FULL piece's
+# first command plans the piece against what it leaves. In both modes a BUDGET_S, given or so computed, under
+# RESERVE_S + 60 is refused. LEVERS_FROM: a lever record (a stability job's
 # bench_levers_tf32.json, measured at PRECISION, else refused): its fastest lever that ends where the plain engine
 # does joins the notebooks' settings.
 # FULL mode, and STABILITY mode, refuse to start from a checkout whose code differs
@@ -194,9 +196,11 @@ FULL_EPOCHS=${FULL_EPOCHS:-}
 EXPECT_GPU=${EXPECT_GPU-$([ -n "$FULL$STABILITY" ] && echo H200)}
 # FULL and STABILITY modes: the time left on the GPU machine as this command starts (a FULL piece's second command:
 # the time left after the first; a first command where the machine has less than its full time left); BUDGET_S is
-# then that less 40 s (the command's start and the files' way back), at most 570 (STABILITY: 560), and refused
-# under RESERVE_S + 60
+# then that less LEFT_MARGIN_S (the command's start and the files' way back), at most MOST_BUDGET_S (budget_of_left),
+# and refused under RESERVE_S + 60
 TIME_LEFT_S=${TIME_LEFT_S:-}
+LEFT_MARGIN_S=40
+MOST_BUDGET_S=$([ -n "$FULL" ] && echo 570 || echo 560)
 # FULL mode: a lever record (benchmarks/bench_train.py --levers --json, e.g. a stability job's
 # bench_levers_tf32.json): its fastest lever that ends where the plain engine does is added to the notebooks'
 # settings (scripts/gpu_budget.py levers); the job refuses to start when the record cannot be read or was measured
@@ -205,12 +209,21 @@ LEVERS_FROM=${LEVERS_FROM:-}
 # FULL mode: the repository root whose committed stability pairs (results/stability/) decide PRECISION, checked before
 # anything runs (scripts/land_gpu_runs.py decision); this checkout, unless a CPU test of the script names a fixture's
 DECISION_ROOT=${DECISION_ROOT:-.}
-# FULL mode, a piece's first command: the piece must finish in one machine's two commands at PRECISION, at the speed
-# of the committed GPU job PLAN_FROM (its calibration.json and engine benchmark outputs: scripts/gpu_budget.py pieces
-# --precision), its notebooks in at most PLAN_S s (the two commands' max_train_s at their high end, scripts/README.md,
-# "Why three pieces"); checked before anything runs
+# FULL mode, a piece's first command: the piece must finish in what this machine's commands leave its notebooks at
+# PRECISION, at the speed of the committed GPU job PLAN_FROM (its calibration.json and engine benchmark outputs:
+# scripts/gpu_budget.py pieces --precision); checked before anything runs. What the commands leave is planned at the
+# slow end of the runbook's times (scripts/README.md, "Why three pieces"; plan_seconds), from the seconds left as this
+# command starts: TIME_LEFT_S where given, else a whole machine's FULL_LEFT_S (its 900 s less the slowest start, 120
+# s). Each command trains its BUDGET_S less its setup before the notebook (FIRST_SETUP_S: the install and the
+# stop-and-resume CUDA tests; SECOND_SETUP_S, a second command's, runs no CUDA test) and less RESERVE_S; the first
+# ends by its BUDGET_S, and the second starts WAY_S later (the runbook's "less 30") with what is left, where that
+# gives it a BUDGET_S it accepts (RESERVE_S + 60 or more). A piece that misses the slow end by a little would finish
+# only on a machine that started fast, and what is still stopped at the machine's end is lost with it
 PLAN_FROM=${PLAN_FROM:-results/figures/gpu/logs/call1}
-PLAN_S=610
+FULL_LEFT_S=780
+FIRST_SETUP_S=55
+SECOND_SETUP_S=22
+WAY_S=30
 # what makes .gpu/ (scripts/gpu_prepare.sh), the preparation files: its scripts and the library code that makes its
 # contents (nclib.letters renders the letters, nclib.data selects the CIFAR-10 slice's rows, nclib.datafiles reads
 # and writes the files); a .gpu/ made by other forms of them than this checkout's is refused. scripts/gpu_prepare.sh
@@ -235,6 +248,9 @@ if [ -n "$FULL" ]; then
 fi
 
 elapsed() { echo $(( $(date +%s) - T0 )); }
+# the BUDGET_S of a command that starts with $1 s left on the GPU machine (TIME_LEFT_S): that less LEFT_MARGIN_S, at
+# most MOST_BUDGET_S
+budget_of_left() { echo $(( $1 - LEFT_MARGIN_S < MOST_BUDGET_S ? $1 - LEFT_MARGIN_S : MOST_BUDGET_S )); }
 # "status S" for a command's exit status S, and what 124 (timeout's status) means for that command, $2
 status_text() { if [ "$1" -eq 124 ]; then echo "status 124 ($2)"; else echo "status $1"; fi; }
 
@@ -326,15 +342,16 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
         "STABILITY='$STABILITY'"
       return 2
     fi
-    local left=$(( 10#$TIME_LEFT_S )) most=$([ -n "$FULL" ] && echo 570 || echo 560)  # base 10: 0570 is not octal
-    BUDGET_S=$(( left - 40 < most ? left - 40 : most ))
+    local left=$(( 10#$TIME_LEFT_S ))  # base 10: 0570 is not octal
+    TIME_LEFT_S=$left
+    BUDGET_S=$(budget_of_left "$left")
     # the setup before the notebook (install, versions; about 22 s when resuming) and a minute of training at least
     if (( BUDGET_S < RESERVE_S + 60 )); then
       echo "refused: TIME_LEFT_S=$TIME_LEFT_S leaves BUDGET_S=$BUDGET_S s, under the RESERVE_S=$RESERVE_S s kept after"
       echo "training and 60 s for the setup and some training: max_train_s would be about 0 or negative"
       return 2
     fi
-    echo "BUDGET_S=$BUDGET_S: the $left s left on the GPU machine less 40 s, at most $most"
+    echo "BUDGET_S=$BUDGET_S: the $left s left on the GPU machine less $LEFT_MARGIN_S s, at most $MOST_BUDGET_S"
   elif [ -n "$FULL$STABILITY" ] && (( BUDGET_S < RESERVE_S + 60 )); then
     # a BUDGET_S given (or the default against a larger RESERVE_S) with the same floor: its setup would cost GPU
     # time and then train nothing (FULL: max_train_s about 0 or negative; STABILITY: no pair, no measurement)
@@ -387,24 +404,51 @@ except ValueError as exc: sys.exit(f'PIECE refused: {exc} (or L1,L6 for L = 1 an
   fi
 }
 
+# FULL mode, a piece's first command: the seconds of notebooks this machine's commands leave the piece at the slow
+# end of the runbook's times (the constants after PLAN_FROM above), in PLAN_S; PLAN_STARTS, the notebooks they come
+# in (2 where the time left after this command gives a second command a BUDGET_S it accepts, else 1); PLAN_WHY, how
+plan_seconds() {
+  local left=${TIME_LEFT_S:-$FULL_LEFT_S} first rest budget2 from
+  first=$(( BUDGET_S - FIRST_SETUP_S - RESERVE_S ))
+  rest=$(( left - BUDGET_S - WAY_S ))
+  budget2=$(budget_of_left "$rest")
+  if [ -n "$TIME_LEFT_S" ]; then from="TIME_LEFT_S=$TIME_LEFT_S s left as this command starts"
+  else from="a whole machine's $FULL_LEFT_S s left as its first command starts (its 900 s less the slowest start)"; fi
+  if (( budget2 >= RESERVE_S + 60 )); then
+    PLAN_STARTS=2 PLAN_S=$(( first + budget2 - SECOND_SETUP_S - RESERVE_S ))
+    PLAN_WHY="this command's $first s and a second command's $(( PLAN_S - first )) s (its TIME_LEFT_S=$rest,"
+    PLAN_WHY+=" BUDGET_S=$budget2), from $from"
+  else
+    PLAN_STARTS=1 PLAN_S=$first
+    PLAN_WHY="this command's alone (BUDGET_S=$BUDGET_S less $FIRST_SETUP_S s of setup and RESERVE_S=$RESERVE_S s):"
+    PLAN_WHY+=" the $rest s left after it give a second command a BUDGET_S under RESERVE_S + 60 s, which it refuses;"
+    PLAN_WHY+=" from $from"
+  fi
+}
+
 # FULL mode, a piece's first command: status 0 when each figure's piece (PIECE, or its three runs) can finish its
-# epochs (FULL_EPOCHS, TEST_EPOCHS, else the paper's) at PRECISION in one machine's two commands, PLAN_S s of
-# notebooks, at the committed job's speed (PLAN_FROM; with the lever of LEVERS_FROM, and for Figures 2 and 4 the
-# letters read from LETTERS_DATA where it exists): scripts/gpu_budget.py pieces --piece; status 1, and why, where
-# one cannot, or where it cannot be planned (no committed calibration there, say)
+# epochs (FULL_EPOCHS, TEST_EPOCHS, else the paper's) at PRECISION in what this machine's commands leave its
+# notebooks (plan_seconds: PLAN_S s in PLAN_STARTS notebooks), at the committed job's speed (PLAN_FROM; with the
+# lever of LEVERS_FROM, and for Figures 2 and 4 the letters read from LETTERS_DATA where it exists):
+# scripts/gpu_budget.py pieces --piece; status 1, and why, where one cannot, or where it cannot be planned (no
+# committed calibration there, say)
 fits_one_machine() {
   local f more
+  plan_seconds
+  echo "FULL mode: the piece's notebooks have $PLAN_S s on this machine: $PLAN_WHY"
   for f in $FIGURES; do
     more=()
     if [ -n "$LEVERS_FROM" ]; then more+=(--levers "$LEVERS_FROM"); fi
     case $f in 2|4) if [ -f "$LETTERS_DATA" ]; then more+=(--data-s 1); fi ;; esac
     if ! "$PY" scripts/gpu_budget.py pieces "$f" --calibration "$PLAN_FROM/calibration.json" --precision "$PRECISION" \
-        --piece "${PIECE:-L1-L3-L6}" --epochs "${TEST_EPOCHS:-${FULL_EPOCHS:-12000}}" --starts 2 --budget-s "$PLAN_S" \
-        "${more[@]}"; then
+        --piece "${PIECE:-L1-L3-L6}" --epochs "${TEST_EPOCHS:-${FULL_EPOCHS:-12000}}" --starts "$PLAN_STARTS" \
+        --budget-s "$PLAN_S" "${more[@]}"; then
       echo "refused: FULL mode starts a piece only where scripts/gpu_budget.py pieces (above) plans it to finish in"
-      echo "one machine's two commands ($PLAN_S s of notebooks) at PRECISION=$PRECISION, from the committed job in"
+      echo "the $PLAN_S s that this machine's commands leave its notebooks at the slow end of the runbook's times"
+      echo "(how: the line 'the piece's notebooks have ...' above), at PRECISION=$PRECISION, from the committed job in"
       echo "$PLAN_FROM (its calibration.json and bench_train_gpu*.txt): a piece that does not fit is made in smaller"
-      echo "pieces (scripts/README.md, \"Why three pieces\"); a job that cannot be planned from is named above"
+      echo "pieces, or on a machine with more time left (scripts/README.md, \"Why three pieces\"); a job that cannot"
+      echo "be planned from is named above"
       return 1
     fi
   done

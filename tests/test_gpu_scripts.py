@@ -874,7 +874,8 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case, decided
     assert ("FULL mode starts a piece only where" in done.stdout) == (case in ("piece-fp32", "whole-figure",
                                                                               "no-calibration"))
     if case in ("piece-fp32", "whole-figure"):  # the piece and its predicted seconds against the two commands'
-        assert re.search(r"Figure 1, L(6|1-L3-L6) at (fp32|tf32): \d+ s, more than 610 s", done.stdout)
+        plan, _ = slow_end_plan(530)  # the default BUDGET_S on a whole machine
+        assert re.search(rf"Figure 1, L(6|1-L3-L6) at (fp32|tf32): \d+ s, more than {plan} s", done.stdout)
     if case == "no-calibration":
         assert f"no calibration in '{tmp_path / 'no-job' / 'calibration.json'}'" in done.stdout
     if case == "decided-fp32":  # the decision and the piece (L1 in strict fp32) accepted, refused for the device
@@ -910,6 +911,60 @@ def test_gpu_figures_script_refuses_before_anything_runs(tmp_path, case, decided
                        "short-default-budget": "BUDGET_S=530 ", "least-budget": "LEVERS_FROM="}[case]
         assert refused_for in done.stdout
         assert ("LEVERS_FROM=" in done.stdout) == (case == "least-budget")  # refused for the lever record only
+
+
+def slow_end_plan(budget_s: int, left: int = 900 - 120) -> tuple[int, int]:
+    """FULL mode's seconds of notebooks for a piece whose first command has ``budget_s`` and starts with ``left`` s
+    left on the machine (a whole machine's 900 s less the slowest start, 120 s, unless TIME_LEFT_S says), at the slow
+    end of scripts/README.md's times ("Why three pieces"), and the notebooks they come in: the first command trains
+    its BUDGET_S less 55 s of setup and RESERVE_S (60 s); a second starts 30 s after the first's BUDGET_S with the
+    rest, its BUDGET_S that less 40 s (at most 570), and trains that less 22 s of setup and RESERVE_S, where its
+    BUDGET_S is RESERVE_S + 60 s or more (else it is refused, and the first command trains alone)."""
+    first, second = budget_s - 55 - 60, min(left - budget_s - 30 - 40, 570)
+    return (first + second - 22 - 60, 2) if second >= 60 + 60 else (first, 1)
+
+
+@pytest.mark.parametrize("given, piece, precision, admitted", [
+    (dict(BUDGET_S="570"), "L6", "tf32", True),  # the runbook's first command on a whole machine
+    (dict(BUDGET_S="570"), "L1-L3", "tf32", False),  # it fits the high end of the two commands (610 s) only
+    (dict(BUDGET_S="570"), "L3", "fp32", False),  # likewise
+    (dict(TIME_LEFT_S="630"), "L6", "tf32", True),  # no second command after it: the first alone, one notebook
+    (dict(TIME_LEFT_S="200"), "L6", "tf32", False)])  # a shortened first command: about 45 s of training
+def test_gpu_figures_script_plans_a_piece_against_the_time_the_machine_has_left(tmp_path, decided, given, piece,
+                                                                                 precision, admitted):
+    """A FULL piece's first command plans the piece against what the machine's commands leave its notebooks at the
+    slow end of the runbook's times (:func:`slow_end_plan`), from TIME_LEFT_S where given: a first command given
+    the 200 s a machine has left refuses L6 (status 2, naming the piece's seconds against the plan's), where it
+    used to plan against both commands' 610 s and train about 50 s of a piece that would be lost with the machine;
+    on a whole machine the pieces scripts/README.md lists pass (refused next for the device: no CUDA here), and
+    those that fit only the high end are refused. The piece's seconds count as many notebooks as the plan has."""
+    out, stage = tmp_path / "out", tmp_path / "stage"
+    env = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="auto", FIGURES="1", FULL="1", PIECE=piece,
+               PRECISION=precision, DECISION_ROOT=decided[precision], ALLOW_DIRTY="1", STAGE=str(stage),
+               DATA=str(fake_cifar(tmp_path / "cifar.npz")), OMP_NUM_THREADS="1")
+    for name in ("BUDGET_S", "TIME_LEFT_S", "LEVERS_FROM", "TEST_EPOCHS", "FULL_EPOCHS", "RESERVE_S"):
+        env.pop(name, None)
+    env.update(given)
+    done = subprocess.run(["bash", "scripts/gpu_figures.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, (done.stdout + done.stderr)[-2000:]
+    assert [p.name for p in out.iterdir()] == ["log.txt"] and not stage.exists()
+    if "TIME_LEFT_S" in given:
+        left = int(given["TIME_LEFT_S"])
+        plan, starts = slow_end_plan(min(left - 40, 570), left)
+    else:
+        plan, starts = slow_end_plan(int(given["BUDGET_S"]))
+    said = re.search(rf"^Figure 1, {piece} at {precision}: (\d+) s, (within|more than) (\d+) s of one machine$",
+                     done.stdout, re.M)
+    assert said and int(said.group(3)) == plan and (said.group(2) == "within") == admitted
+    gpu_budget = _script("gpu_budget")
+    job = ROOT / "results" / "figures" / "gpu" / "logs" / "call1"
+    cal = json.loads((job / "calibration.json").read_text())
+    slower, apart = gpu_budget.precision_speeds(job / "calibration.json", precision, cal["precision"])
+    want = figures.piece_seconds(cal, 1, gpu_budget.piece_of(piece), slower=slower, apart_ratio=apart, starts=starts)
+    assert said.group(1) == f"{want:.0f}"
+    assert ("FULL mode starts a piece only where" in done.stdout) == (not admitted)
+    assert ("torch sees no CUDA device" in done.stdout) == admitted  # a piece that fits is refused next, for the device
 
 
 def test_gpu_figures_script_refuses_a_python_pip_cannot_install_into(tmp_path):
