@@ -79,7 +79,8 @@
 # trains toward 12,000 epochs (FULL_EPOCHS: fewer, the first FULL_EPOCHS epochs of the paper's run) with
 # max_train_s = the seconds left (BUDGET_S - elapsed - RESERVE_S, default 60; MAX_TRAIN_S overrides), so its
 # runs stop with a checkpoint when the job's time is up; the next job running the
-# same command on the same (warm) machine resumes them (resume=true) until they finish; with RESUME=1 (the runbook's
+# same command on the same (warm) machine resumes them (resume=true) until they finish (the log's last lines give
+# that command in full: RESUME=1, TIME_LEFT_S, and this command's settings; next_command); with RESUME=1 (the runbook's
 # second command) it refuses, status 2, where $STAGE holds no run of its piece, as on a fresh machine, where it would
 # train the piece from epoch 0 in what is left. The runs live in
 # $STAGE (default /var/tmp/nclib-gpu-stage, outside the repository copy, which each job refreshes; gone with the
@@ -134,6 +135,12 @@ export PYTHONUNBUFFERED=1  # a step stopped by its timeout keeps every line it p
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
 BUDGET_GIVEN=${BUDGET_S:-}
+# FULL mode: the settings that a piece's next command on this machine must share with this one, as the environment
+# gives them, before any default (next_command writes them into that command; those not given keep their defaults)
+NEXT_SHARES="LEVERS_FROM EXTRA_SETS FULL_EPOCHS TEST_EPOCHS DATA LETTERS_DATA STAGE PY DEVICE EXPECT_GPU RESERVE_S"
+NEXT_SHARES+=" DECISION_ROOT ALLOW_DIRTY FORCE_SHIM"
+declare -A GIVEN=()
+for name in $NEXT_SHARES; do if [ -n "${!name+set}" ]; then GIVEN[$name]=${!name}; fi; done
 BUDGET_S=${BUDGET_S:-530}
 export PY=${PY:-python3}  # scripts/gpu_run_figure.sh runs the notebooks with the same interpreter
 DEVICE=${DEVICE:-auto}
@@ -902,9 +909,10 @@ for d in filter(lambda d: pathlib.Path(d).is_dir(), sys.argv[1:]):
     || echo "Figure $1: the runs' statuses could not be read (above); the job goes on"
 }
 
-# FULL mode, among the last lines of the log: the runs of the pieces stopped with a checkpoint, which a second command
-# on this machine, started at once, resumes (without a checkpoint a run cannot be resumed, on any machine), and the
-# runs that did not finish and cannot continue (diverged, or without a checkpoint), which it leaves out
+# FULL mode, among the last lines of the log: the runs of the pieces stopped with a checkpoint, which the next command
+# on this machine, started at once, resumes (without a checkpoint a run cannot be resumed, on any machine), with that
+# command in full (next_command), and the runs that did not finish and cannot continue (diverged, or without a
+# checkpoint), which it leaves out
 stopped_runs() {
   local f d stopped=() stuck=()
   for f in $FIGURES; do
@@ -914,13 +922,48 @@ stopped_runs() {
     done < <(piece_runs "$f")
   done
   if [ "${#stopped[@]}" -gt 0 ]; then
-    echo "FULL mode: stopped with a checkpoint: ${stopped[*]} (the same command with TIME_LEFT_S, at once, resumes them)"
+    echo "FULL mode: stopped with a checkpoint: ${stopped[*]} (the next command, below, resumes them on this machine)"
+    next_command
   else
     echo "FULL mode: no run is stopped with a checkpoint: a second command would resume none"
   fi
   if [ "${#stuck[@]}" -gt 0 ]; then
     echo "FULL mode: cannot continue (no checkpoint): ${stuck[*]}; a second command leaves them out"
   fi
+}
+
+# FULL mode: the runbook's next command, which resumes this command's stopped runs on this machine, as one line to
+# paste (RESUME=1, TIME_LEFT_S in place of any BUDGET_S; this command's figures, piece and precision, and each
+# setting of NEXT_SHARES that its environment gave), and where its TIME_LEFT_S comes from: the seconds left as this
+# command started (TIME_LEFT_S, else a whole machine's FULL_LEFT_S) less those it ran and WAY_S
+next_command() {
+  local left=${TIME_LEFT_S:-$FULL_LEFT_S} ran next name words=('OUT="$OUT"' FULL=1 RESUME=1)
+  ran=$(elapsed)
+  next=$(( left - ran - WAY_S > 0 ? left - ran - WAY_S : 0 ))
+  words+=("$(setting FIGURES "$FIGURES")")
+  if [ -n "$PIECE" ]; then words+=("$(setting PIECE "$PIECE")"); fi
+  words+=("$(setting PRECISION "$PRECISION")" "TIME_LEFT_S=$next")
+  for name in $NEXT_SHARES; do
+    if [ -n "${GIVEN[$name]+set}" ]; then words+=("$(setting "$name" "${GIVEN[$name]}")"); fi
+  done
+  echo "FULL mode: the next command, at once (the machine goes back after 30 s idle):"
+  echo "${words[*]} bash scripts/gpu_figures.sh"
+  echo "FULL mode: its TIME_LEFT_S=$next is the $left s left as this command started ($([ -n "$TIME_LEFT_S" ] \
+    && echo "its TIME_LEFT_S" || echo "a whole machine's 900 s less the slowest start")) less the $ran s it ran"
+  echo "and $WAY_S s for the way to the next; where the GPU time left as this command ended is known, give that less"
+  echo "$WAY_S s instead"
+  if (( $(budget_of_left "$next") < RESERVE_S + 60 )); then
+    echo "FULL mode: TIME_LEFT_S=$next gives the next command a BUDGET_S under RESERVE_S + 60 s, which it refuses:"
+    echo "hand the machine back (the stopped runs go with it) unless the GPU time left, less $WAY_S s, is at least"
+    echo "$(( RESERVE_S + 60 + LEFT_MARGIN_S )) s"
+  fi
+}
+
+# NAME=VALUE as a shell reads it back: VALUE bare where no character of it needs quoting, else quoted
+setting() {
+  if [[ "$2" =~ ^[A-Za-z0-9_./:,+=@%-]+$ ]]; then printf '%s=%s' "$1" "$2"
+  elif [[ "$2" != *"'"* ]]; then printf "%s='%s'" "$1" "$2"
+  else printf '%s=%q' "$1" "$2"; fi
 }
 
 # the status of the run folder $1 (nclib.runs.run_status), or "unreadable"

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import pathlib
+import shlex
 import shutil
 import subprocess
 import sys
@@ -91,6 +92,35 @@ def run_gpu_figures(env: dict) -> str:
     return done.stdout
 
 
+#: What scripts/gpu_figures.sh reads from its environment, which a test's environment may give: a command pasted from
+#: a log into an environment without them gets only what the command itself gives.
+SCRIPT_SETTINGS = ("OUT", "PY", "DEVICE", "FIGURES", "PIECE", "PRECISION", "FULL", "RESUME", "STABILITY", "BUDGET_S",
+                   "TIME_LEFT_S", "RESERVE_S", "MAX_TRAIN_S", "TEST_EPOCHS", "FULL_EPOCHS", "EXTRA_SETS", "DATA",
+                   "LETTERS_DATA", "STAGE", "DECISION_ROOT", "ALLOW_DIRTY", "LEVERS_FROM", "EXPECT_GPU", "FORCE_SHIM",
+                   "RESULTS_ROOT", "NOTEBOOK_ROOT", "PLAN_FROM", "CUDA_TESTS")
+
+
+def next_command(log: str) -> tuple[str, dict]:
+    """The command that a FULL command's log gives for resuming its stopped runs, the one line a person pastes, and
+    the settings it gives, as a shell reads them (``OUT`` as the unexpanded ``$OUT``); asserts that the log gives one
+    such line and that it runs the script."""
+    lines = [line for line in log.splitlines() if line.startswith('OUT="$OUT" ')]
+    assert len(lines) == 1, log[-3000:]
+    words = shlex.split(lines[0])
+    assert words[-2:] == ["bash", "scripts/gpu_figures.sh"] and all("=" in w for w in words[:-2]), lines[0]
+    return lines[0], dict(w.split("=", 1) for w in words[:-2])
+
+
+def run_pasted(line: str, out: pathlib.Path) -> str:
+    """``line`` run by bash from the repository root, as a person pastes it, in this environment without any of the
+    script's settings but ``OUT``; asserts that it ended with status 0 and returns its stdout."""
+    env = {k: v for k, v in os.environ.items() if k not in SCRIPT_SETTINGS}
+    done = subprocess.run(["bash", "-c", line], cwd=ROOT, env=dict(env, OUT=str(out), OMP_NUM_THREADS="1"),
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    return done.stdout
+
+
 def test_gpu_figures_script_runs_end_to_end_on_the_cpu(tmp_path):
     out, results, notebooks = tmp_path / "out", tmp_path / "results", tmp_path / "notebooks"
     # the benchmark's first line names the variables of its command that its caller set: only OMP_NUM_THREADS
@@ -158,17 +188,20 @@ def test_gpu_figures_script_names_an_engine_benchmark_that_failed(tmp_path):
 
 def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path, decided):
     """FULL=1, the paper's epochs in several calls: the first call's runs stop with checkpoints (MAX_TRAIN_S=0:
-    at their first metric epoch), the archive leaves the checkpoints out, and the same command again resumes
-    them to the end (the second with RESUME=1, as the runbook's second command), keeping the first call's executed
+    at their first metric epoch), the archive leaves the checkpoints out, and the second command, which the first
+    one's log gives in full (RESUME=1, TIME_LEFT_S in place of a budget, and the first command's settings), pasted
+    into a shell whose environment gives none of them, resumes them to the end, keeping the first call's executed
     notebook as a segment."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="3", FULL="1",
                 PRECISION="tf32", DECISION_ROOT=decided["tf32"], ALLOW_DIRTY="1", STAGE=str(stage),
                 DATA=str(fake_cifar(tmp_path / "cifar.npz")),
                 EXTRA_SETS="width=32 metric_every=1 lr=0.001", OMP_NUM_THREADS="1")
+    for name in ("BUDGET_S", "TIME_LEFT_S", "PIECE", "RESUME"):
+        base.pop(name, None)
 
-    def call(**env):
-        log = run_gpu_figures(dict(base, **env))
+    def call(line=None, **env):
+        log = run_gpu_figures(dict(base, **env)) if line is None else run_pasted(line, out)
         with tarfile.open(out / "figures_gpu.tar.gz") as tar:
             names = tar.getnames()
         assert not any("checkpoint" in n for n in names) and sum(n.endswith("history.csv") for n in names) == 3
@@ -185,7 +218,14 @@ def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path, dec
         run = gpu / "fig1" / f"fig1-L{L}"
         assert json.loads((run / "provenance.json").read_text())["status"] == "stopped"
         assert (run / "checkpoint.pt").is_file()
-    log, names = call(RESUME="1")  # the runbook's second command: refused only where the stage holds no run
+    line, given = next_command(log)
+    assert {k: given[k] for k in ("OUT", "FULL", "RESUME", "FIGURES", "PRECISION", "EXTRA_SETS", "STAGE")} == \
+        {"OUT": "$OUT", "FULL": "1", "RESUME": "1", "FIGURES": "1", "PRECISION": "tf32",
+         "EXTRA_SETS": "width=32 metric_every=1 lr=0.001", "STAGE": str(stage)}
+    # the time left as a whole machine's first command starts, less what the command ran and the way to the next
+    assert 0 < int(given["TIME_LEFT_S"]) <= 900 - 120 - 30
+    assert not {"PIECE", "BUDGET_S", "MAX_TRAIN_S"} & set(given)  # the whole figure; a budget from TIME_LEFT_S
+    log, names = call(line)  # the runbook's second command: refused only where the stage holds no run
     assert "RESUME=1: " in log and "resuming: 1" in log and "resume=true" in log
     # the first command's log comes back in the second command's archive: nothing is copied between the two
     with tarfile.open(out / "figures_gpu.tar.gz") as tar:
@@ -212,7 +252,8 @@ def test_gpu_figures_script_full_mode_stops_and_resumes_on_the_cpu(tmp_path, dec
 
 def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_path, decided):
     """FULL=1 with PIECE: a figure made one piece of its runs at a time (a letters figure does not fit one GPU
-    machine): PIECE=L1 stops and resumes its one run, keeping its own notebook and segment; PIECE=L3-L6 makes
+    machine): PIECE=L1 stops and resumes its one run (by the second command its log gives, which names the piece),
+    keeping its own notebook and segment; PIECE=L3-L6 makes
     the other two side by side; together they are the figure's three runs."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", TEST_EPOCHS="2", FULL="1",
@@ -223,10 +264,13 @@ def test_gpu_figures_script_full_mode_makes_a_figure_in_pieces_on_the_cpu(tmp_pa
     def call(**env):
         return run_gpu_figures(dict(base, **env))
 
-    assert "resume=false" in call(PIECE="L1", MAX_TRAIN_S="0")
+    log = call(PIECE="L1", MAX_TRAIN_S="0")
+    assert "resume=false" in log
     gpu = stage / "results" / "figures" / "gpu" / "fig1"
     assert sorted(p.name for p in gpu.glob("fig1-L*")) == ["fig1-L1"] and (gpu / "fig1-L1" / "checkpoint.pt").is_file()
-    assert "resuming: 1" in call(PIECE="L1")
+    line, given = next_command(log)  # the second command that the log gives names the piece
+    assert (given["FIGURES"], given["PIECE"], given["PRECISION"], given["RESUME"]) == ("1", "L1", "tf32", "1")
+    assert "resuming: 1" in run_pasted(line, out)
     assert "resuming: none" in call(PIECE="L3,L6")  # L3-L6 spelled as the runs it names, not as a range
     runs = figures.load_figure(1, "gpu", root=stage / "results" / "figures")
     assert sorted(runs) == [1, 3, 6]
