@@ -42,7 +42,9 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         prints the precision that the committed stability pairs of results/stability/ decide (the check of land and
         promote, decided_precision); status 2, and why, where none is decided, or where it is not Q: FULL mode of
         scripts/gpu_figures.sh checks its PRECISION so before any GPU time is spent, since runs of another
-        precision, or made before a decision is committed, never land.
+        precision, or made before a decision is committed, never land; and a stability job's pairs, unpacked into
+        results/stability/, are read so before they are committed (scripts/README.md), so that a damaged pair or
+        a run folder that is no run of the setting is caught before the commit.
 
 ``--epochs`` (default: the paper's 12,000) is the epoch count a run must have finished to land (a trial of the
 tooling); promote takes only runs of the paper's epochs, so shorter runs never replace a figure's.  ``--root``

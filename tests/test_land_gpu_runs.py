@@ -283,6 +283,49 @@ def test_land_and_promote_take_only_the_precision_the_committed_stability_pairs_
         land_gpu_runs.decided_precision(root)
 
 
+@pytest.mark.parametrize("damage", [None, "cut-short", "stray"])
+def test_decision_checks_the_unpacked_stability_pairs_before_they_are_committed(bare_root, tmp_path, capsys, damage):
+    """scripts/README.md's landing of a stability job: its stability.tar.gz (the whole pairs, as scripts/gpu_figures.sh
+    archives them) unpacked into the checkout with the job's logs beside, then `land_gpu_runs.py decision` before the
+    commit, which reads the pairs as the landing of the figure runs and FULL mode will once they are committed. It
+    prints the decision of the job's pair; a pair damaged on its way (a history cut short) or a run folder left in
+    results/stability/ that is no run of the setting (a CPU trial's, of another width) is refused, status 2, naming
+    the folder, so that neither is committed."""
+    from nclib.figures import stability
+
+    job = _gpu_pair(tmp_path / "job" / "results" / "stability", engaged=True)
+    archive = tmp_path / "FILES" / "stability.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        for run in sorted(job.iterdir()):
+            tar.add(run, arcname=f"results/stability/{run.name}")
+    root = bare_root
+    folder = root / "results" / "stability"
+    if damage == "stray":  # left there before the job's pairs came
+        trial = shutil.copytree(stability.RESULTS_CPU / "fig1-L6-fp32-seed1", folder / "fig1-L6-fp32-seed1")
+        params = json.loads((trial / "params.json").read_text())
+        (trial / "params.json").write_text(json.dumps(dict(params, width=16)))
+    with tarfile.open(archive) as tar:  # tar xzf FILES/stability.tar.gz -C .
+        tar.extractall(root, filter="data")
+    (folder / "logs" / "job-1").mkdir(parents=True)
+    (folder / "logs" / "job-1" / "log.txt").write_text("decision: tf32 (...)\n")
+    named = None
+    if damage == "cut-short":
+        named = folder / stability.run_name("tf32", 0)
+        lines = (named / "history.csv").read_text().splitlines(keepends=True)
+        (named / "history.csv").write_text("".join(lines[:-2]))
+    elif damage == "stray":
+        named = folder / "fig1-L6-fp32-seed1"
+    capsys.readouterr()
+    status = land_gpu_runs.main(["decision", "--root", str(root)])
+    said = capsys.readouterr()
+    if damage is None:
+        assert status == 0 and said.out.startswith("decision: tf32 (")
+    else:
+        assert status == 2 and said.out == "" and str(named) in said.err, said.err
+        assert {"cut-short": "its history holds", "stray": "'width': (16, 2048)"}[damage] in said.err
+
+
 def test_nothing_lands_or_is_promoted_before_the_stability_pairs_decide(bare_root, tmp_path):
     """With no stability pair committed (results/ before the stability job) no precision is decided, and a figure run
     of any precision, bf16 among them, is refused: land lands nothing (status 2) and promote moves nothing."""
