@@ -13,9 +13,11 @@ there the figure keeps its committed runs and its chapter builds unchanged; so a
         goes to results/figures/pieces/fig<k>/jobs/NAME/: its executed notebook(s) and its earlier segments'
         notebooks as the job wrote them, the earlier commands' logs and CUDA test reports that the archive holds
         (logs/call<N>-*.txt), the .txt files of FILES (log.txt) and landed.json (which runs landed, which were
-        refused and why).  A run that did not finish, or finished fewer epochs, or was trained in any of its calls
-        from code that was not its commit's (nclib.figures.made_clean_problems: git_dirty, or changed files
-        recorded beside it), or whose folder cannot be read or is not named by it
+        refused and why, and where and when they came from: the archive's path as given and its sha256, the time
+        of the landing in UTC, and the commit of the checkout whose code landed them and whether that code was
+        the commit's, nclib.provenance.git_state).  A run that did not finish, or finished fewer epochs, or was
+        trained in any of its calls from code that was not its commit's (nclib.figures.made_clean_problems:
+        git_dirty, or changed files recorded beside it), or whose folder cannot be read or is not named by it
         (fig<k>-L<L> with the L of its params, and its run_name), is reported and not landed: it never becomes a
         figure's run; nor is a run made in another precision, on another GPU model, with another torch, another
         NC3 or other training data (data_sha256) than the runs of its figure landed before, in this job or an
@@ -53,6 +55,7 @@ tooling); promote takes only runs of the paper's epochs, so shorter runs never r
 from __future__ import annotations
 
 import argparse
+import datetime
 import gzip
 import json
 import pathlib
@@ -65,7 +68,8 @@ import tempfile
 import zlib
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
-from nclib import ROOT, figures  # noqa: E402
+from nclib import ROOT, figures, provenance  # noqa: E402
+from nclib.datafiles import sha256_file  # noqa: E402
 from nclib.figures import stability  # noqa: E402
 from nclib.runs import is_write_temporary, load_run  # noqa: E402
 
@@ -125,7 +129,7 @@ def _runs_in(tree: pathlib.Path) -> list[pathlib.Path]:
 
 def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None = None) -> dict:
     """Land the finished runs of the GPU job whose outputs are in ``files``; returns {"landed": [...],
-    "refused": {run: why}} (module docstring)."""
+    "refused": {run: why}} (module docstring).  Each figure's landed.json holds these and :func:`landing_source`."""
     files, root = pathlib.Path(files), pathlib.Path(root)
     archive = files / "figures_gpu.tar.gz"
     if not archive.is_file():
@@ -135,6 +139,7 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
         raise ValueError(f"job must name the job in letters, digits, '.', '_' or '-', got {job!r}")
     want = figures.scale_settings("gpu")["epochs"] if epochs is None else epochs
     decision = decided_precision(root)  # no figure run lands before the committed stability pairs decide
+    source = landing_source(archive)
     landed, refused = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         tree = pathlib.Path(tmp)
@@ -204,9 +209,21 @@ def land(files: pathlib.Path, job: str, root: pathlib.Path, epochs: int | None =
             for text in sorted((tree / EARLIER_LOGS).glob("*.txt")) + sorted(files.glob("*.txt")):
                 shutil.copy2(text, record / text.name)
             mine = {"landed": [n for n in landed if n.startswith(f"fig{fig}-")],
-                    "refused": {n: why for n, why in refused.items() if n.startswith(f"fig{fig}-")}}
+                    "refused": {n: why for n, why in refused.items() if n.startswith(f"fig{fig}-")}, **source}
             (record / "landed.json").write_text(json.dumps(mine, indent=2) + "\n")
     return {"landed": landed, "refused": refused}
+
+
+def landing_source(archive: pathlib.Path) -> dict:
+    """Where and when a landing's runs came from, for its landed.json: the ``archive`` (a job's figures_gpu.tar.gz)
+    by its path as given and its sha256, so that the file the runs were taken from can be told from another of the
+    same name; ``landed_utc``, the time of the landing; and ``checkout``, the ``git_commit`` of the checkout whose
+    code landed them (this script's, whose nclib made the checks) and ``git_dirty``, whether that code differed
+    from it (:func:`nclib.provenance.git_state`: both None where git cannot say)."""
+    state = provenance.git_state(ROOT)
+    return {"archive": str(archive), "archive_sha256": sha256_file(archive),
+            "landed_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "checkout": {"git_commit": state["git_commit"], "git_dirty": state["git_dirty"]}}
 
 
 def _landed_arithmetic(here: pathlib.Path) -> dict:

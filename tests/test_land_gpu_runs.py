@@ -3,10 +3,13 @@ committed runs, and made its runs only once all three are there (on fixture run 
 from __future__ import annotations
 
 import csv
+import datetime
+import hashlib
 import io
 import json
 import pathlib
 import shutil
+import subprocess
 import tarfile
 from unittest.mock import ANY
 
@@ -14,7 +17,7 @@ import numpy as np
 import pytest
 
 import nclib
-from nclib import figures, train
+from nclib import figures, provenance, train
 
 from test_gpu_scripts import _script
 from test_stability import _gpu_pair
@@ -121,7 +124,8 @@ def test_pieces_land_beside_the_figure_and_replace_it_once_complete(root, tmp_pa
     record = pieces / "jobs" / "job-a"
     assert (record / "log.txt").read_text() == "the log of job-a\n"
     assert (record / "call1-log.txt").read_text() == "the first command's log of job-a\n"
-    assert json.loads((record / "landed.json").read_text()) == {"landed": ["fig1-L1", "fig1-L3"], "refused": {}}
+    written = json.loads((record / "landed.json").read_text())
+    assert {k: written[k] for k in ("landed", "refused")} == {"landed": ["fig1-L1", "fig1-L3"], "refused": {}}
     assert [p.name for p in (record / "notebooks").iterdir()] == ["fig1.L1-L3.run.ipynb"]
     with pytest.raises(ValueError, match="job 'job-a' has landed"):  # a job's record is never replaced
         land_gpu_runs.land(first, "job-a", root)
@@ -147,6 +151,32 @@ def test_pieces_land_beside_the_figure_and_replace_it_once_complete(root, tmp_pa
     assert sorted(p.name for p in (root / "book" / "figures" / "gpu").iterdir()) == ["fig1.L1-L3.run.ipynb",
                                                                                      "fig1.L6.run.ipynb"]
     assert not pieces.exists()
+
+
+def test_landed_json_records_where_and_when_the_runs_came_from(root, tmp_path, monkeypatch):
+    """A job's landed.json records, beside which runs landed and which were refused, where they came from: the
+    archive by its path as given on the command line (here relative) and its sha256, the time of the landing in UTC,
+    and the commit of the checkout whose code landed them with whether that code was the commit's
+    (nclib.provenance.git_state), so that two archives of one name, or one landed by other code, can be told
+    apart."""
+    job_outputs(tmp_path, "job", "L1-L3", [dict(L=1), dict(L=3, epochs=6000)])
+    monkeypatch.chdir(tmp_path)
+    before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    assert land_gpu_runs.main(["land", "job", "--job", "job-a", "--root", str(root)]) == 0
+    after = datetime.datetime.now(datetime.timezone.utc)
+    written = json.loads((root / "results" / "figures" / "pieces" / "fig1" / "jobs" / "job-a" / "landed.json")
+                         .read_text())
+    assert written["landed"] == ["fig1-L1"] and sorted(written["refused"]) == ["fig1-L3"]
+    assert written["archive"] == "job/figures_gpu.tar.gz"
+    assert written["archive_sha256"] == hashlib.sha256((tmp_path / written["archive"]).read_bytes()).hexdigest()
+    landed = datetime.datetime.fromisoformat(written["landed_utc"])
+    assert landed.utcoffset() == datetime.timedelta(0) and before <= landed <= after
+    state = provenance.git_state(nclib.ROOT)
+    assert written["checkout"] == {"git_commit": state["git_commit"], "git_dirty": state["git_dirty"]}
+    if state["git_commit"] is not None:  # git can say: the commit checked out where the script lies
+        head = subprocess.run(["git", "-C", str(nclib.ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True)
+        assert written["checkout"]["git_commit"] == head.stdout.strip() and isinstance(state["git_dirty"], bool)
 
 
 def test_a_run_lands_without_the_temporary_files_of_writes_a_kill_cut_off(root, tmp_path):
