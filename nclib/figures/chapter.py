@@ -646,7 +646,8 @@ def figure_chapter(fig, scale: str | None = None, root=None) -> FigureChapter:
     rows = final_rows(runs)
     theory = {L: run_theory(run.params) for L, run in runs.items()}
     return FigureChapter(figure=f, scale=scale, runs=runs, check=check, rows=rows, theory=theory,
-                         verdicts=collapse_verdicts(rows, theory), glue=figure_glue(f, scale, runs, check, rows, theory),
+                         verdicts=collapse_verdicts(rows, theory),
+                         glue=figure_glue(f, scale, runs, check, rows, theory),
                          tables=figure_tables(f, runs, check, rows, theory))
 
 
