@@ -83,10 +83,11 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
     existing run folder holds a run with other parameters, or a parameter that the grid does not sweep
     differs from the value (or the tie) an earlier call recorded in ``out_dir/sweep.json`` (the runs of one folder
     share them).  A run recorded with another ``data_path`` is the point's where it was trained on the data that the
-    point's ``data_path`` holds now (:func:`_differing`): the runs of two clusters, each with its copy of the data at a
-    path of its own, merge into one folder.  ``remote``: the runs train on other machines, which are taken to have a GPU
-    (:func:`nclib.parameters.checked` with ``cuda=True``): ``device="cuda"`` and the GPU-only ``steps_per_graph`` are
-    accepted where this machine has none, and each worker checks them again."""
+    point's ``data_path`` holds now and the sweep keeps it (finished or diverged, :func:`_differing`): the runs of two
+    clusters, each with its copy of the data at a path of its own, merge into one folder; such a run it would resume
+    is refused, since a resume compares ``data_path`` as written.  ``remote``: the runs train on other machines,
+    which are taken to have a GPU (:func:`nclib.parameters.checked` with ``cuda=True``): ``device="cuda"`` and the
+    GPU-only ``steps_per_graph`` are accepted where this machine has none, and each worker checks them again."""
     fixed = {} if fixed is None else fixed
     check_names(grid, fixed)
     tie = check_tie(tie, grid, fixed)
@@ -142,7 +143,10 @@ def _differing(run_dir: pathlib.Path, want: dict, params: dict | None, loaded: d
     the ``data_sha256`` that its ``provenance.json`` records is that of the data which the ``data_path`` of the
     point's checked parameters ``params`` selects now (:func:`nclib.runs.data_sha256_now`, the checksum a resume and
     a kept run are compared by).  A run copied from the output folder of another cluster, whose data lay at another
-    path there, so holds its point (:ref:`ch-sweeps`).  The data are loaded only where ``data_path`` is all that
+    path there, so holds its point (:ref:`ch-sweeps`), where the sweep keeps it (finished or diverged, :data:`FINAL`).
+    A run it would resume (stopped, dead or failed) on the same data is refused, ValueError (:func:`_copied_run_text`):
+    a resume compares ``data_path`` as written (:func:`nclib.resume.check_resume`), so the plan refuses the run
+    rather than planning a resume that would then be refused.  The data are loaded only where ``data_path`` is all that
     differs, once per data selection (``loaded``, :func:`_data_sha256`); a file that does not load matches no run.
     ``params`` None compares ``data_path`` as written."""
     differ = runs.differing_params(run_dir, want, saved)
@@ -152,7 +156,23 @@ def _differing(run_dir: pathlib.Path, want: dict, params: dict | None, loaded: d
         then = json.loads((run_dir / "provenance.json").read_text()).get("data_sha256")
     except (OSError, ValueError, AttributeError):
         return differ
-    return {} if then is not None and _data_sha256(params, loaded) == then else differ
+    if then is None or _data_sha256(params, loaded) != then:
+        return differ
+    status = runs.recorded_status(run_dir)
+    if status not in FINAL:
+        raise ValueError(_copied_run_text(run_dir, status, differ["data_path"]))
+    return {}
+
+
+def _copied_run_text(run_dir: pathlib.Path, status: str, paths: tuple) -> str:
+    """The refusal of a run folder holding a run that a sweep would resume (``status``) and that was started with
+    another ``data_path`` than its point's, on the same data: ``paths`` (recorded, wanted), as
+    :func:`nclib.runs.differing_params` gives them."""
+    then, now = paths
+    return (f"run folder {str(run_dir)!r} holds a {status} run started with data_path {then!r}, whose data are those "
+            f"that data_path {now!r} holds now, but a copied run resumes only with the data_path it started with: "
+            f"give the data the same path on both clusters (a symlink) and run the sweep with that data_path, or "
+            f"delete the run folder, which the next call trains again from the start")
 
 
 def _data_sha256(params: dict, loaded: dict):
@@ -225,7 +245,8 @@ def refuse_other_run(run_dir: pathlib.Path, want: dict, params: dict | None = No
     :mod:`nclib.sweep` asks it once it holds the folder's lock.  ``run_dir`` a :class:`pathlib.Path`, ``want`` the
     defining parameters of a checked parameter set (:func:`nclib.parameters.check_params`), as the worker has them;
     ``params``: the point's checked parameters, whose ``data_path`` holds a run recorded with another one where its
-    data are the run's (:func:`_differing`); a folder without ``params.json`` holds no run and is never refused."""
+    data are the run's and the run is kept (:func:`_differing`, which refuses such a run it would resume); a folder
+    without ``params.json`` holds no run and is never refused."""
     if (run_dir / "params.json").is_file():
         differ = _differing(run_dir, want, params, {})
         if differ:

@@ -1612,6 +1612,39 @@ def test_runs_merged_from_a_cluster_whose_data_lay_at_another_path_hold_their_po
         sweep.plan(grid, on(there), other)
 
 
+def test_a_stopped_run_copied_from_a_cluster_whose_data_lay_at_another_path_is_refused_in_the_plan(tmp_path):
+    """A stopped run copied from a cluster whose data lay at another path, the same bytes: its resume would be
+    refused (a run resumes only at the data_path it started with), so the plan refuses it, naming both paths, before
+    the list of points calls it a resume and before a task is tried; nothing is written into it.  At the path it
+    started with (a symlink of that name on both clusters) it resumes in the merged folder."""
+    here, there = tmp_path / "cluster-x" / "c.npz", tmp_path / "cluster-y" / "c.npz"
+    here.parent.mkdir()
+    there.parent.mkdir()
+    _data_writer(here, seed=3)()
+    shutil.copy(here, there)
+
+    def on(path, **more):
+        return {**{k: v for k, v in TINY.items() if k != "dim"}, "dataset": "cifar10", "data_path": str(path), **more}
+
+    grid, made, merged = {"seed": [0]}, tmp_path / "runs-x", tmp_path / "runs-y"
+    with worker_threads():
+        assert sweep.run_point(grid, on(here, max_train_s=0), made, 0)["status"].tolist() == ["stopped"]
+    shutil.copytree(made / "seed-0", merged / "seed-0")
+    copied = _files(merged / "seed-0")
+    assert sweep.next_step(merged / "seed-0") == ("stopped", "resume")
+    for call in (lambda: sweep.list_points(grid, on(there), merged),
+                 lambda: sweep.run_point(grid, on(there), merged, 0)):
+        with pytest.raises(ValueError) as refused:
+            call()
+        assert _names(refused.value, str(merged / "seed-0"), "data_path", str(here), str(there), "symlink")
+    assert _files(merged / "seed-0") == copied and not (merged / sweepmanifest.MANIFEST).exists()
+    # its own data_path, as a path both clusters hold, resumes it there
+    assert sweep.list_points(grid, on(here), merged)["next"].tolist() == ["resume"]
+    with worker_threads():
+        resumed = sweep.run_point(grid, on(here), merged, 0)
+    assert resumed["status"].tolist() == ["finished"] and resumed["error"].isna().all()
+
+
 def test_a_relative_data_path_is_made_absolute_for_the_workers(scheduler, tmp_path, monkeypatch):
     """The workers of the module's cluster run in another folder than the client: a data_path relative to the
     client's folder is made absolute before it reaches them, so the run reads the client's file."""
