@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+from collections.abc import Mapping
 
 from . import checkpoints, data, parameters, runs
 from .grid import check_names, check_tie, expand_grid, plain, run_name_for
-from .locks import other_host_lock
-from .parameters import DEFAULTS
-from .runs import RESUMABLE, OtherData, run_status
+from .locks import other_host_lock, run_folder_path
+from .parameters import DEFAULTS, EXECUTION_KEYS, PLACE_KEYS
+from .runs import RESUMABLE, STATUSES, OtherData, run_status
 from .sweepmanifest import MANIFEST, call_record, check_fixed, read_manifest
 
 #: Statuses (:func:`nclib.runs.run_status`) that a rerun of the sweep keeps: a finished run, and a diverged one
@@ -237,16 +238,53 @@ def _other_run_text(run_dir: pathlib.Path, differ: dict) -> str:
 
 # --------------------------------------------------------------------------------------------- a run folder
 
+# The defining parameters (nclib.parameters.defining_params) of every run, whatever its data set: what
+# refuse_other_run asks its want to hold.
+_ALWAYS_DEFINING = tuple(k for k in DEFAULTS if k not in {*EXECUTION_KEYS, *PLACE_KEYS, "device", "download",
+                                                         "verify_checksums", "data_path", "dim", "spread"})
+
+
+def _checked_point(params, name: str = "params") -> dict:
+    """``params``, a point's checked parameters, as the functions below read them: a dict holding ``data_path`` and
+    every parameter that loading its data reads (:data:`nclib.data.LOAD_KEYS`, :func:`_data_sha256`); ValueError
+    naming ``name`` otherwise."""
+    missing = [k for k in data.LOAD_KEYS if k not in params] if isinstance(params, Mapping) else None
+    if missing is None or missing:
+        raise ValueError(f"{name} must be a point's checked parameters (nclib.parameters.check_params), a dict "
+                         f"holding {list(data.LOAD_KEYS)}" + (f", got {params!r:.200}" if missing is None else
+                                                              f"; it lacks {missing}"))
+    return params
+
+
+def _checked_loaded(loaded) -> dict | None:
+    """``loaded``, None or the dict of data checksums a caller shares (:func:`_data_sha256`); ValueError naming
+    ``loaded`` otherwise."""
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ValueError(f"loaded must be None or a dict (the data checksums read so far), got {loaded!r:.200}")
+    return loaded
+
+
 def refuse_other_run(run_dir: pathlib.Path, want: dict, params: dict | None = None) -> None:
     """ValueError (:func:`_other_run_text`) where the ``params.json`` of ``run_dir`` records another run than the
     one whose defining parameters are ``want`` (:func:`nclib.parameters.defining_params`): read under the folder's
     lock, so that a point is refused, as :func:`plan` refuses it, where another call (one that ties a parameter
     this one does not, say) made its run in that folder after this call's plan.  The worker of
-    :mod:`nclib.sweep` asks it once it holds the folder's lock.  ``run_dir`` a :class:`pathlib.Path`, ``want`` the
-    defining parameters of a checked parameter set (:func:`nclib.parameters.check_params`), as the worker has them;
-    ``params``: the point's checked parameters, whose ``data_path`` holds a run recorded with another one where its
-    data are the run's and the run is kept (:func:`_differing`, which refuses such a run it would resume); a folder
-    without ``params.json`` holds no run and is never refused."""
+    :mod:`nclib.sweep` asks it once it holds the folder's lock.  ``run_dir`` a :class:`pathlib.Path` or str, ``want``
+    the defining parameters of a checked parameter set (:func:`nclib.parameters.check_params`), as the worker has
+    them; ``params``: the point's checked parameters, whose ``data_path`` holds a run recorded with another one where
+    its data are the run's and the run is kept (:func:`_differing`, which refuses such a run it would resume); a
+    folder without ``params.json`` holds no run and is never refused.  ValueError naming ``run_dir`` for anything but
+    a path (:func:`nclib.locks.run_folder_path`), ``want`` for anything but a dict holding the parameters that
+    define every run, and ``params`` unless None or a dict holding what loading the data reads
+    (:data:`nclib.data.LOAD_KEYS`), before the folder is read."""
+    run_dir = run_folder_path(run_dir)
+    missing = [k for k in _ALWAYS_DEFINING if k not in want] if isinstance(want, Mapping) else None
+    if missing is None or missing:
+        raise ValueError(f"want must be the defining parameters of a checked set (nclib.parameters.defining_params), "
+                         f"a dict holding {list(_ALWAYS_DEFINING)}" + (f", got {want!r:.200}" if missing is None else
+                                                                     f"; it lacks {missing}"))
+    if params is not None:
+        _checked_point(params)
     if (run_dir / "params.json").is_file():
         differ = _differing(run_dir, want, params, {})
         if differ:
@@ -263,7 +301,10 @@ def refuse_other_data(params: dict, run_dir: pathlib.Path, loaded: dict | None =
     that a sweep whose kept runs share one data selection loads it once, not once per run.  The worker of
     :mod:`nclib.sweep` asks it under the folder's lock before it keeps a run; :func:`kept_run_error` gives its
     refusal as text.  ``params`` as :func:`nclib.parameters.check_params` returns them, ``run_dir`` a
-    :class:`pathlib.Path`."""
+    :class:`pathlib.Path` or str.  ValueError naming ``params`` for anything but a dict holding what loading the
+    data reads (:data:`nclib.data.LOAD_KEYS`), ``run_dir`` for anything but a path
+    (:func:`nclib.locks.run_folder_path`) and ``loaded`` unless None or a dict, before anything is read."""
+    params, run_dir, loaded = _checked_point(params), run_folder_path(run_dir), _checked_loaded(loaded)
     now = None
     if params["data_path"] is not None:
         got = _data_sha256(params, {} if loaded is None else loaded)
@@ -280,7 +321,7 @@ def kept_run_error(params: dict, run_dir: pathlib.Path, loaded: dict | None = No
     """The error of a run that :func:`nclib.sweep.run_sweep` would keep (:func:`refuse_other_data`, ``loaded`` as
     there), "OtherData: ...", or None where it is kept: the error :func:`nclib.sweep.run_sweep` records for such a
     run instead of keeping it, and the one :func:`nclib.sweep.list_points` shows.  Arguments as
-    :func:`refuse_other_data` takes them."""
+    :func:`refuse_other_data` takes them, refused as there (ValueError naming the argument)."""
     try:
         refuse_other_data(params, run_dir, loaded)
     except OtherData as exc:
@@ -294,7 +335,14 @@ def step_for_status(run_dir, status: str) -> str:
     its checkpoint, "start" anything else from epoch 0 (an absent run, or one without a checkpoint).  The one rule
     of both readings of a folder: :func:`next_step` in the plan, and the worker of :mod:`nclib.sweep` once it holds
     the folder's lock.  ``status`` one of :data:`nclib.runs.STATUSES`, as :func:`nclib.runs.run_status` or
-    :func:`nclib.runs.recorded_status` read it from ``run_dir`` (a run folder, :class:`pathlib.Path` or str)."""
+    :func:`nclib.runs.recorded_status` read it from ``run_dir`` (a run folder, :class:`pathlib.Path` or str), but
+    "running": a folder that a live process writes is left to it (:func:`next_step`), never started again, which
+    would delete its run.  ValueError naming ``run_dir`` for anything but a path (:func:`nclib.locks.run_folder_path`)
+    and ``status`` for anything else, a misspelled status among them, before the folder is read."""
+    run_dir = run_folder_path(run_dir)
+    if status not in STATUSES or status == "running":
+        raise ValueError(f"status must be one of {[s for s in STATUSES if s != 'running']} (nclib.runs.STATUSES "
+                         f"of a folder that no live process writes), got {status!r}")
     if status in FINAL:
         return "keep"
     if status in RESUMABLE and checkpoints.has_checkpoint(run_dir):

@@ -25,9 +25,9 @@ import pytest
 import torch
 from dask.distributed import LocalCluster
 
-from nclib import ROOT, locks, runs, sweep, sweepmanifest, sweeptable, train, ufm
+from nclib import ROOT, locks, runs, sweep, sweepmanifest, sweepplan, sweeptable, train, ufm
 from nclib.grid import SWEEP_KEYS, expand_grid, parse_fixed, parse_grid, parse_tie, run_name_for
-from nclib.parameters import DEFAULTS, EXECUTION_KEYS
+from nclib.parameters import DEFAULTS, EXECUTION_KEYS, defining_params
 
 TINY = dict(dataset="synthetic", counts=[6, 3, 2], dim=4, width=16, depth=1, epochs=4, batch_size="full",
             metric_every=2, device="cpu", lr=1e-2, lam_H=1e-3)
@@ -1643,6 +1643,40 @@ def test_a_stopped_run_copied_from_a_cluster_whose_data_lay_at_another_path_is_r
     with worker_threads():
         resumed = sweep.run_point(grid, on(here), merged, 0)
     assert resumed["status"].tolist() == ["finished"] and resumed["error"].isna().all()
+
+
+def test_the_refusals_asked_under_a_run_folder_s_lock_refuse_bad_arguments_naming_them(tmp_path):
+    """step_for_status, refuse_other_run, refuse_other_data and kept_run_error, which the worker asks under a run
+    folder's lock, refuse what they cannot read with a ValueError naming the argument: a misspelled status (which
+    would read as a run to start again, deleting it) and "running" (a live writer's folder), a folder that is no
+    path, defining parameters or a point's parameters that lack what is compared, and a cache that is no dict."""
+    p = train.check_params(**TINY, out_dir=tmp_path, run_name="r")
+    want, folder = defining_params(p), tmp_path / "r"
+    train.run(**p)
+    assert sweepplan.step_for_status(folder, "finished") == "keep"
+    assert sweepplan.step_for_status(str(folder), "absent") == "start"
+    assert sweepplan.refuse_other_run(str(folder), want, p) is None
+    assert sweepplan.kept_run_error(p, str(folder), {}) is None
+    files = _files(folder)
+    lacking = {k: v for k, v in want.items() if k != "epochs"}
+    refusals = [("status", lambda: sweepplan.step_for_status(folder, "finishd")),
+                ("status", lambda: sweepplan.step_for_status(folder, "running")),
+                ("status", lambda: sweepplan.step_for_status(folder, None)),
+                ("run_dir", lambda: sweepplan.step_for_status(None, "finished")),
+                ("run_dir", lambda: sweepplan.refuse_other_run("", want)),
+                ("want", lambda: sweepplan.refuse_other_run("/tmp", {})),
+                ("want", lambda: sweepplan.refuse_other_run(folder, lacking)),
+                ("want", lambda: sweepplan.refuse_other_run(folder, list(want))),
+                ("params", lambda: sweepplan.refuse_other_run(folder, want, {"data_path": None})),
+                ("params", lambda: sweepplan.refuse_other_data({}, folder)),
+                ("run_dir", lambda: sweepplan.refuse_other_data(p, 3)),
+                ("loaded", lambda: sweepplan.refuse_other_data(p, folder, [])),
+                ("params", lambda: sweepplan.kept_run_error({}, "/tmp")),
+                ("run_dir", lambda: sweepplan.kept_run_error(p, None))]
+    for name, call in refusals:
+        with pytest.raises(ValueError, match=f"^{name} must"):
+            call()
+    assert _files(folder) == files
 
 
 def test_a_relative_data_path_is_made_absolute_for_the_workers(scheduler, tmp_path, monkeypatch):
