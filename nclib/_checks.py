@@ -146,6 +146,8 @@ def _real_float(value) -> float:
 def nonneg_float(value, name: str) -> float:
     """A finite real number >= 0 (a weight decay), at most :data:`FLOAT_MAX`; bools and text are refused, not read
     as numbers."""
+    if isinstance(value, float) and 0 <= value <= FLOAT_MAX:  # at once for a float (a decay read at every step)
+        return float(value)
     if not real_number(value):
         raise ValueError(f"{name} must be a non-negative number, got {value!r}")
     x = _real_float(value)
@@ -157,6 +159,8 @@ def nonneg_float(value, name: str) -> float:
 def positive_float(value, name: str) -> float:
     """A finite real number > 0 (a learning rate, a decay that must not vanish), at most :data:`FLOAT_MAX`; bools
     and text are refused, not read as numbers, and 0 is refused with its own message."""
+    if isinstance(value, float) and 0 < value <= FLOAT_MAX:  # at once for a float (a decay read at every step)
+        return float(value)
     if not real_number(value) or not np.isfinite(_real_float(value)) or _real_float(value) < 0:
         raise ValueError(f"{name} must be a finite positive number, got {_shown(value)}")
     x = float(value)
@@ -230,6 +234,11 @@ def layer_lambdas(lam_W, L: int, name: str = "lam_W", positive: bool = True) -> 
     check = positive_float if positive else nonneg_float
     if np.ndim(lam_W) == 0:
         return np.full(L, check(lam_W, name))
+    if isinstance(lam_W, np.ndarray) and lam_W.dtype == np.float64 and lam_W.shape == (L,):
+        # the decays of a checked problem, read again at every step of a loop: passed as the loop below would pass
+        # them, in one sweep of Python floats (NaN fails both comparisons; a bad one gets the loop's message)
+        if all((0 < v if positive else 0 <= v) and v < math.inf for v in lam_W.tolist()):
+            return lam_W.copy()
     arr = np.asarray(lam_W, dtype=object)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be one number or a flat sequence of L={L} numbers, got shape {arr.shape}")
@@ -335,6 +344,11 @@ def singular_values(kappa, name: str = "kappa") -> np.ndarray:
     """Singular values (of M, one per mode): a non-empty 1-D float64 array of finite non-negative real numbers, each
     0 or within :data:`KAPPA_RANGE`; text, bools and complex numbers are refused, a list mixing number types
     (sympy's Float, say) is read."""
+    lo, hi = KAPPA_RANGE
+    if isinstance(kappa, float) or (isinstance(kappa, np.ndarray) and kappa.dtype == np.float64 and kappa.ndim == 1):
+        arr = np.array(kappa, dtype=np.float64, ndmin=1)  # a float or a float64 vector: at once where every value is
+        if arr.size and all(v == 0 or lo <= v <= hi for v in arr.tolist()):  # good (NaN fails both comparisons)
+            return arr
     arr = np.atleast_1d(np.asarray(kappa))
     if arr.dtype == object:
         arr = np.array([_real_float(v) if real_number(v) else np.nan for v in arr.ravel()]).reshape(arr.shape)
@@ -344,7 +358,6 @@ def singular_values(kappa, name: str = "kappa") -> np.ndarray:
     arr = arr.astype(np.float64)
     if arr.ndim != 1 or arr.size == 0 or np.any(~np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"{name} must be a non-empty 1-D array of finite non-negative singular values")
-    lo, hi = KAPPA_RANGE
     if np.any((arr > 0) & ((arr < lo) | (arr > hi))):
         raise ValueError(f"{name} must hold 0 or values in [{lo:.3g}, {hi:.3g}], where kappa^2 is a normal float64, "
                          f"got {arr[(arr > 0) & ((arr < lo) | (arr > hi))][0]:.3g}")

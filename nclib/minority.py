@@ -111,7 +111,7 @@ def _least_dead_decay(kappa: float, N: int, L: int, guess: float) -> float:
 
     def dead(bits: int) -> bool:
         lam = float(np.int64(bits).view(np.float64))
-        return bool(ufm.threshold_gap_unchecked(np.array([kappa]), N, np.full(L, lam), lam, L)[0] >= 0)
+        return bool(ufm.threshold_gap(kappa, N, lam, lam, L)[0] >= 0)
 
     top = int(np.float64(np.finfo(np.float64).max).view(np.int64))
     guess_bits = int(np.float64(guess).view(np.int64))

@@ -149,12 +149,58 @@ def objective(Ws: Sequence[np.ndarray], H, b, n, lam_W, lam_H) -> float:
 
 def objective_and_gradients(Ws, H, b, Y, lam_W, lam_H) -> tuple[float, list, np.ndarray, np.ndarray | None]:
     """The objective (4.3) of :func:`objective` and its gradients, written out for the inner loops of the solver of
-    :mod:`nclib.solvers` and of the Adam runs of :func:`nclib.ufmtrain.train_ufm`, which call it at every step
-    (arguments as those callers checked them, not checked again: ``Ws`` of chaining shapes, ``H`` d x N, ``b`` a
-    length-K vector or None, ``Y`` the K x N label matrix, ``lam_W`` L numbers, ``lam_H`` a number): with
-    R = (W_L...W_1 H + b 1^T - Y)/N, dF/dW_j = (W_L...W_(j+1))^T R (W_(j-1)...W_1 H)^T + lam_Wj W_j,
-    dF/dH = (W_L...W_1)^T R + lam_H H and dF/db = R 1 (``b`` None: the bias-free model (4.1), no db).
-    Returns (value, [dF/dW_1, ..., dF/dW_L], dF/dH, dF/db or None)."""
+    :mod:`nclib.solvers` and of the Adam runs of :func:`nclib.ufmtrain.train_ufm`, which call it at every step:
+    ``Ws = [W_1, ..., W_L]`` of chaining shapes, ``H`` d x N, ``b`` a length-K vector or None, ``Y`` the K x N
+    label matrix (:func:`nclib.imbalance.label_matrix`; any real K x N target is taken), ``lam_W`` one number or L
+    non-negative numbers, ``lam_H`` a non-negative number: with R = (W_L...W_1 H + b 1^T - Y)/N,
+    dF/dW_j = (W_L...W_(j+1))^T R (W_(j-1)...W_1 H)^T + lam_Wj W_j, dF/dH = (W_L...W_1)^T R + lam_H H and
+    dF/db = R 1 (``b`` None: the bias-free model (4.1), no db).  Returns (value, [dF/dW_1, ..., dF/dW_L], dF/dH,
+    dF/db or None).  A ValueError names a bad argument (a shape that does not chain, a NaN or inf, a negative
+    decay); the finite float64 arrays of those loops are checked by their shapes and, only where the value comes out
+    NaN or inf, by their entries, so that a step costs a few comparisons more."""
+    Ws, H, b, Y, lam_W, lam_H = _gradient_args(Ws, H, b, Y, lam_W, lam_H)
+    value, dWs, dH, db = _objective_and_gradients(Ws, H, b, Y, lam_W, lam_H)
+    if not math.isfinite(value):  # a NaN or inf among the entries, named; a finite point whose value overflows passes
+        for name, a in [(f"Ws[{j}]", W) for j, W in enumerate(Ws)] + [("H", H), ("b", b), ("Y", Y)]:
+            if a is not None and not np.all(np.isfinite(a)):
+                raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return value, dWs, dH, db
+
+
+def _float_matrix(a) -> bool:
+    """Whether ``a`` is already a 2-D float64 numpy array, which :func:`objective_and_gradients` takes as it is."""
+    return isinstance(a, np.ndarray) and a.ndim == 2 and a.dtype == np.float64
+
+
+def _gradient_args(Ws, H, b, Y, lam_W, lam_H):
+    """The checked arguments of :func:`objective_and_gradients`: float64 arrays are taken as they are (their entries
+    are read there only where the value is not finite), anything else through :func:`nclib._checks.matrix` and
+    :func:`nclib._checks.vector`; the shapes must chain, ``Y`` K x N with K the rows of W_L and N the columns of
+    ``H``."""
+    Ws = _layer_list(Ws)
+    L = len(Ws)
+    H = H if _float_matrix(H) else _checks.matrix(H, "H")
+    Y = Y if _float_matrix(Y) else _checks.matrix(Y, "Y")
+    cols = H.shape[0]
+    for j, W in enumerate(Ws):
+        if not _float_matrix(W):
+            Ws[j] = W = _checks.matrix(W, f"Ws[{j}]")
+        if W.shape[1] != cols:
+            raise ValueError(f"Ws[{j}] must have {cols} columns (the rows of "
+                             f"{'H' if j == 0 else f'Ws[{j - 1}]'}), got shape {W.shape}")
+        cols = W.shape[0]
+    if Y.shape != (cols, H.shape[1]):
+        raise ValueError(f"Y must have shape {(cols, H.shape[1])} (the rows of Ws[{L - 1}], the columns of H), "
+                         f"got {Y.shape}")
+    if b is not None and not (isinstance(b, np.ndarray) and b.dtype == np.float64 and b.shape == (cols,)):
+        b = _checks.vector(b, "b", cols)
+    lam_W = _checks.layer_lambdas(lam_W, L, "lam_W", positive=False)
+    lam_H = _checks.nonneg_float(lam_H, "lam_H")
+    return Ws, H, b, Y, lam_W, lam_H
+
+
+def _objective_and_gradients(Ws, H, b, Y, lam_W, lam_H):
+    """:func:`objective_and_gradients` of checked arguments."""
     N = H.shape[1]
     forward = [H]
     for W in Ws:
@@ -217,8 +263,9 @@ def check_mode_args(kappa, N, lam_W, lam_H, L):
     of non-negative numbers (:func:`nclib._checks.singular_values`), the sample count ``N`` a positive int, ``lam``
     the L positive weight decays (``lam_W`` one number or L of them), ``lam_H`` positive and the depth ``L`` >= 1; a
     ValueError naming the argument refused.  The per-mode functions :func:`lemma_a2_a`, :func:`threshold_gap`,
-    :func:`mode_strengths` and :func:`value_from_spectrum` check their arguments with it, and the statements of
-    Theorem 4.3 in :mod:`nclib.statements` read their arguments back from it as those checked them."""
+    :func:`mode_strengths`, :func:`nonzero_strengths` and :func:`value_from_spectrum` check their arguments with it,
+    and the statements of Theorem 4.3 in :mod:`nclib.statements` read their arguments back from it as those checked
+    them."""
     L = _checks.positive_int(L, "L")
     lam = _checks.layer_lambdas(lam_W, L, "lam_W")
     lam_H = _checks.positive_float(lam_H, "lam_H")
@@ -236,14 +283,14 @@ def threshold_gap(kappa, N: int, lam_W, lam_H: float, L: int) -> np.ndarray:
     threshold of Theorems 4.1 and 4.2. The paper's prose after Theorem 4.3 says the modes collapse
     when it is negative, the reverse (erratum T6). Used in :ref:`ch-thm43` and :ref:`ch-errata-theory`.
     """
-    return threshold_gap_unchecked(*check_mode_args(kappa, N, lam_W, lam_H, L))
+    return _threshold_gap(*check_mode_args(kappa, N, lam_W, lam_H, L))
 
 
-def threshold_gap_unchecked(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
-    """The gap of Theorem 4.3, :func:`threshold_gap`, of arguments that :func:`check_mode_args` (or
-    :func:`check_problem`, with ``kappa`` a spectrum of :func:`problem_svd`) already checked, not checked again: the
-    closed forms here decide from it which modes survive, and :mod:`nclib.minority` searches with it, float by float,
-    the least decay at which the closed form kills a mode.  Written so that its sign is decided by the same floats as
+def _threshold_gap(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int) -> np.ndarray:
+    """:func:`threshold_gap` of arguments that :func:`check_mode_args` (or :func:`check_problem`, with ``kappa`` a
+    spectrum of :func:`problem_svd`) checked: the closed forms here decide from it which modes survive
+    (:mod:`nclib.minority` searches with :func:`threshold_gap`, float by float, the least decay at which the closed
+    form kills a mode).  Written so that its sign is decided by the same floats as
     the minimizer's: for L = 1 as (N r - kappa)(N r + kappa) with r = sqrt(lam_W lam_H), the soft threshold of
     :func:`_mode_products`; for L >= 2 as kappa^2 (L-1)^((L-1)/L) (a - a_c) / a_c with a of :func:`lemma_a2_a` and
     a_c of :func:`nclib.lemmas.lemma_a2_critical_a`, the comparison :func:`nclib.lemmas.lemma_a2_minimizer` makes
@@ -254,7 +301,7 @@ def threshold_gap_unchecked(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: f
     float range is infinite."""
     with np.errstate(over="ignore", invalid="ignore"):
         if L == 1:
-            t = N * sqrt_decay_product(lam[0], lam_H)
+            t = N * _sqrt_decay_product(lam[0], lam_H)
             return (t - kappa) * (t + kappa)
         depth = float((L - 1) ** ((L - 1) / L))
         a_c = lemmas.lemma_a2_critical_a(L)
@@ -266,8 +313,13 @@ def threshold_gap_unchecked(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: f
 def sqrt_decay_product(lam_W: float, lam_H: float) -> float:
     """sqrt(lam_W lam_H) of one weight decay and the feature decay, in logs where the product leaves the float range:
     N times it is the soft threshold of Theorems 4.1 and 4.2, whose modes keep the strength (kappa - N sqrt(lam_W
-    lam_H))_+.  Positive decays, checked by the caller (:func:`check_problem`, :func:`check_mode_args`): the closed
-    forms here and :func:`nclib.statements.soft_threshold_relations_error`, which writes the theorems' T with it."""
+    lam_H))_+.  Used by the closed forms here and by :func:`nclib.statements.soft_threshold_relations_error`, which
+    writes the theorems' T with it.  ValueError naming ``lam_W`` or ``lam_H`` unless a finite positive number."""
+    return _sqrt_decay_product(_checks.positive_float(lam_W, "lam_W"), _checks.positive_float(lam_H, "lam_H"))
+
+
+def _sqrt_decay_product(lam_W: float, lam_H: float) -> float:
+    """:func:`sqrt_decay_product` of checked positive decays."""
     with np.errstate(over="ignore", under="ignore"):
         prod = lam_W * lam_H
         return float(np.sqrt(prod) if _normal(prod) else np.exp(0.5 * (np.log(lam_W) + np.log(lam_H))))
@@ -278,26 +330,38 @@ def _mode_products(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: 
     # a mode is alive iff its threshold_gap is negative (at 0 the tie goes to the collapsed mode, as in
     # nclib.lemmas.lemma_a2_minimizer): decided by the one formula, so that a strength is never > 0 where
     # threshold_gap >= 0
-    alive = threshold_gap_unchecked(kappa, N, lam, lam_H, L) < 0
-    return nonzero_strengths(kappa, N, lam, lam_H, L, alive)
+    alive = _threshold_gap(kappa, N, lam, lam_H, L) < 0
+    return _nonzero_strengths(kappa, N, lam, lam_H, L, alive)
 
 
-def nonzero_strengths(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int,
-                    where: np.ndarray | None = None) -> np.ndarray:
+def nonzero_strengths(kappa, N: int, lam_W, lam_H: float, L: int, where=None) -> np.ndarray:
     """The strength s_i of each mode at the nonzero local minimizer of its scalar problem, 0 where it has none:
     for L = 1 the soft threshold (kappa - N sqrt(lam_W lam_H))_+; for L >= 2 kappa x^L / (1 + x^L) at the largest
     stationary point x of Lemma A.2, which is a local minimizer wherever it exists (a below the top of
     L x^(L-1) / (x^L + 1)^2), also past the mode's threshold, where 0 is the global one.  Only the modes of the mask
-    ``where`` (default all) are computed, the others are 0.  Arguments as :func:`check_mode_args` returns them, not
-    checked again: the closed forms here keep the modes whose threshold gap is negative, and :mod:`nclib.minority`
-    builds from it the other critical points of Lemma A.2 (:func:`nclib.minority.partial_point`) and the modes that
-    have a nonzero local minimizer at all."""
+    ``where`` (default all), a bool mask of ``kappa``'s shape, are computed, the others are 0.  The closed forms here
+    keep the modes whose threshold gap is negative, and :mod:`nclib.minority` builds from it the other critical points
+    of Lemma A.2 (:func:`nclib.minority.partial_point`) and the modes that have a nonzero local minimizer at all.
+    Arguments as :func:`check_mode_args` checks them (``lam_W`` one number or L), and ``where``: a ValueError names a
+    bad one."""
+    kappa, N, lam, lam_H, L = check_mode_args(kappa, N, lam_W, lam_H, L)
+    if where is not None:
+        where = np.asarray(where)
+        if where.dtype != bool or where.shape != kappa.shape:
+            raise ValueError(f"where must be None or a bool mask of shape {kappa.shape} (one per kappa), got "
+                             f"{where.dtype} {where.shape}")
+    return _nonzero_strengths(kappa, N, lam, lam_H, L, where)
+
+
+def _nonzero_strengths(kappa: np.ndarray, N: int, lam: np.ndarray, lam_H: float, L: int,
+                       where: np.ndarray | None = None) -> np.ndarray:
+    """:func:`nonzero_strengths` of arguments that :func:`check_mode_args` checked."""
     s = np.zeros_like(kappa)
     if where is None:
         where = np.ones(kappa.shape, dtype=bool)
     if L == 1:  # the soft threshold (an infinite one removes every mode)
         with np.errstate(over="ignore"):
-            return np.where(where, np.maximum(kappa - N * sqrt_decay_product(lam[0], lam_H), 0.0), 0.0)
+            return np.where(where, np.maximum(kappa - N * _sqrt_decay_product(lam[0], lam_H), 0.0), 0.0)
     a = _a(kappa, N, lam, lam_H, L)
     for i, (k, ai) in enumerate(zip(kappa, a)):
         if k > 0 and where[i] and np.isfinite(ai):
@@ -325,16 +389,30 @@ def mode_strengths(kappa, N, lam_W, lam_H, L=1) -> np.ndarray:
     return _mode_products(kappa, N, lam, lam_H, L)
 
 
-def balanced_factors(s: np.ndarray, lam: np.ndarray, lam_H: float):
+def balanced_factors(s, lam, lam_H: float):
     """Balanced factors of each singular value s_i of W_L ... W_1 E over the L weight layers and E = H-bar D (the
     AM-GM equality case), as every global minimizer of (4.1)-(4.3) splits a mode's strength (Theorems 4.1-4.3).
 
     Returns (t, a, e): t_i = lam_Wj a_ij^2 = lam_H e_i^2 = (lam_H prod_j lam_Wj s_i^2)^(1/(L+1)); ``a`` is L x K
-    (layer j, mode i).  ``s`` non-negative strengths (:func:`mode_strengths`, :func:`nonzero_strengths`), ``lam``
-    the L decays and ``lam_H`` as :func:`check_mode_args` returns them, not checked again: :func:`structure`, the
-    points of :func:`point_from_strengths` and the values of :mod:`nclib.minority`'s critical points are built
-    from them.
+    (layer j, mode i).  ``s`` finite non-negative strengths (:func:`mode_strengths`, :func:`nonzero_strengths`),
+    ``lam`` the L positive decays lambda_W1..lambda_WL (L >= 1 of them, a list or an array) and ``lam_H`` a positive
+    number; a ValueError names a bad one.  :func:`structure`, the points of :func:`point_from_strengths` and the
+    values of :mod:`nclib.minority`'s critical points are built from them.
     """
+    return _balanced_factors(_checks.strengths(s, "s"), _decays(lam), _checks.positive_float(lam_H, "lam_H"))
+
+
+def _decays(lam) -> np.ndarray:
+    """``lam`` checked as L >= 1 positive decays lambda_W1..lambda_WL (one number is one layer's): a float64 array;
+    ValueError naming ``lam``."""
+    size = _checks.array(lam, "lam").size  # ragged lists refused by name
+    if size == 0:
+        raise ValueError("lam must hold the L >= 1 positive decays lambda_W1..lambda_WL, got none")
+    return _checks.layer_lambdas(lam, size, "lam")
+
+
+def _balanced_factors(s: np.ndarray, lam: np.ndarray, lam_H: float):
+    """:func:`balanced_factors` of checked arguments."""
     L = lam.size
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         direct = (lam_H * np.prod(lam) * s ** 2) ** (1.0 / (L + 1))
@@ -443,7 +521,7 @@ def structure(n, lam_W, lam_H, L=1, bias=True, d=None) -> Structure:
     N = _checks.count_total(n)
     s = _mode_products(kappa, N, lam, lam_H, L)
     _cut(s, kappa, d)
-    t, a, e = balanced_factors(s, lam, lam_H)
+    t, a, e = _balanced_factors(s, lam, lam_H)
     s_product = np.prod(a, axis=0)
     return Structure(M=M, U=U, kappa=kappa, V=Vt.T, s_product=s_product, s_features=e)
 
@@ -452,21 +530,29 @@ def _cut(s: np.ndarray, kappa: np.ndarray, d: int) -> None:
     """Put at 0, in place, the modes beyond the hidden width ``d`` (a rank-d product carries the top d modes at
     most); ValueError naming ``d`` when the cut splits surviving modes of equal kappa (then the minimizer is not
     unique up to the rotations inside a group, :func:`structure`)."""
-    if width_splits_modes(s, kappa, d):
+    if _width_splits_modes(s, kappa, d):
         raise ValueError(f"d={d} splits surviving modes of equal singular value {kappa[d]:.6g} (equal to within "
                          f"BLOCK_RTOL = {BLOCK_RTOL:g} times the largest, {kappa[0]:.6g}): the global minimizers keep "
                          f"any {d}-dimensional part of them, with no one geometry")
     s[d:] = 0.0
 
 
-def width_splits_modes(s: np.ndarray, kappa: np.ndarray, d: int) -> bool:
+def width_splits_modes(s, kappa, d: int) -> bool:
     """Whether the hidden width ``d`` cuts a group of equal kappa among the surviving modes (strengths ``s``): equal
     to within ``BLOCK_RTOL`` times the largest kappa, the groups of :func:`nclib.imbalance.mode_blocks` (distinct
     values closer than that, which class counts give only beyond about 5e7 per class, count as one group).  There the
     global minimizers of Theorems 4.1-4.3 under width d keep any d-dimensional part of the group and share no one
     geometry: :func:`structure` refuses such a ``d``, and :func:`nclib.geometry.geometry_defined` reads it as no
-    geometry to compare with.  ``s`` and ``kappa`` as :func:`structure` gives them (``s_product``, ``kappa``), ``d``
-    a positive int checked by the caller."""
+    geometry to compare with.  ``s`` and ``kappa`` as :func:`structure` gives them (``s_product``, ``kappa``: finite,
+    non-negative, of one length, kappa non-increasing), ``d`` a positive int; a ValueError names a bad one."""
+    kappa = _checks.singular_values(kappa)
+    if np.any(np.diff(kappa) > 0):
+        raise ValueError(f"kappa must be non-increasing (the order of problem_svd), got {kappa.tolist()}")
+    return _width_splits_modes(_checks.strengths(s, "s", kappa.size), kappa, _checks.positive_int(d, "d"))
+
+
+def _width_splits_modes(s: np.ndarray, kappa: np.ndarray, d: int) -> bool:
+    """:func:`width_splits_modes` of checked arguments."""
     return bool(d < s.size and s[d] > 0 and kappa[d - 1] - kappa[d] <= BLOCK_RTOL * kappa[0])
 
 
@@ -474,8 +560,9 @@ def scalar_problem_values(kappa, s, t, N, L):
     """Per-mode values (kappa - s)^2/(2N) + (L+1)/2 t of the reduced problem of Theorems 4.1-4.3 at strengths ``s``
     that are each 0 or a stationary point of the mode's scalar problem (Lemma A.2; the closed forms' strengths, ``t``
     of :func:`balanced_factors`).  Their sum is the global minimum (:func:`value_from_spectrum`,
-    :func:`global_minimizer`); :mod:`nclib.minority` sums those of the modes a critical point keeps.  Arguments as
-    :func:`check_mode_args` returns them, not checked again.
+    :func:`global_minimizer`); :mod:`nclib.minority` sums those of the modes a critical point keeps.  ``kappa`` as
+    :func:`check_mode_args` checks it, ``s`` and ``t`` finite non-negative numbers, one per kappa, the sample count
+    ``N`` and the depth ``L`` positive integers; a ValueError names a bad one.
 
     The residual kappa - s is not taken as a difference: where s is within an ulp of kappa (tiny decays) the
     difference is an ulp of kappa or 0, and its square, about 1e-33, swamps a true minimum near 1e-40.  It comes
@@ -483,6 +570,13 @@ def scalar_problem_values(kappa, s, t, N, L):
     (s - kappa)/N + t/s = 0, so kappa - s = N t / s, to the relative rounding of s and t (for L = 1 it is
     N sqrt(lam_W lam_H), the soft threshold; for L >= 2 kappa / (1 + x^L) of Lemma A.2), at most kappa; kappa where
     s = 0."""
+    kappa = _checks.singular_values(kappa)
+    s, t = _checks.strengths(s, "s", kappa.size), _checks.strengths(t, "t", kappa.size)
+    return _scalar_problem_values(kappa, s, t, _checks.positive_int(N, "N"), _checks.positive_int(L, "L"))
+
+
+def _scalar_problem_values(kappa: np.ndarray, s: np.ndarray, t: np.ndarray, N: int, L: int) -> np.ndarray:
+    """:func:`scalar_problem_values` of checked arguments."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         residual = np.where(s > 0, np.minimum(N * t / np.where(s > 0, s, 1.0), kappa), kappa)
     return residual ** 2 / N / 2 + 0.5 * (L + 1) * t
@@ -499,8 +593,8 @@ def value_from_spectrum(kappa, N: int, lam_W, lam_H: float, L: int = 1) -> float
     """
     kappa, N, lam, lam_H, L = check_mode_args(kappa, N, lam_W, lam_H, L)
     s = _mode_products(kappa, N, lam, lam_H, L)
-    t, _, _ = balanced_factors(s, lam, lam_H)
-    return float(np.sum(scalar_problem_values(kappa, s, t, N, L)))
+    t, _, _ = _balanced_factors(s, lam, lam_H)
+    return float(np.sum(_scalar_problem_values(kappa, s, t, N, L)))
 
 
 def minimum_value(n, lam_W, lam_H, L=1, bias=True) -> float:
@@ -553,9 +647,9 @@ def global_minimizer(n, lam_W, lam_H, L=1, bias=True, d=None) -> Minimizer:
     N = _checks.count_total(n)
     s = _mode_products(kappa, N, lam, lam_H, L)
     s[min(d, n.size):] = 0.0
-    t, _, _ = balanced_factors(s, lam, lam_H)
+    t, _, _ = _balanced_factors(s, lam, lam_H)
     Ws, H, b = point_from_strengths(n, bias, U, Vt, s, lam, lam_H, L, d)
-    return Minimizer(Ws=Ws, H=H, b=b, value=float(np.sum(scalar_problem_values(kappa, s, t, N, L))))
+    return Minimizer(Ws=Ws, H=H, b=b, value=float(np.sum(_scalar_problem_values(kappa, s, t, N, L))))
 
 
 def point_from_strengths(n, bias, U, Vt, s, lam, lam_H, L, d):
@@ -564,12 +658,19 @@ def point_from_strengths(n, bias, U, Vt, s, lam, lam_H, L, d):
     R diag(e) V^T, W_1 = R diag(a_1) R^T, ..., W_L = U diag(a_L) R^T with balanced factors lam_Wj a_j^2 =
     lam_H e^2 (:func:`balanced_factors`), every sample at its class mean, b = n/N (bias) or None; R embeds the first
     min(d, K) modes into the hidden space of width d.  The global minimizer (:func:`global_minimizer`) and the
-    other critical points of Lemma A.2 (:func:`nclib.minority.partial_point`) are such points.  Arguments as
-    :func:`check_problem` returns them (``U``, ``Vt`` of :func:`problem_svd`, ``s`` of :func:`mode_strengths` or
-    :func:`nonzero_strengths`), not checked again."""
+    other critical points of Lemma A.2 (:func:`nclib.minority.partial_point`) are such points.  ``n``, ``bias``,
+    the decays ``lam`` (one number or L), ``lam_H``, ``L`` and ``d`` as :func:`check_problem` checks them (with the
+    point's layers), ``U`` and ``Vt`` K x K (:func:`problem_svd`), ``s`` K finite non-negative strengths
+    (:func:`mode_strengths`, :func:`nonzero_strengths`), 0 beyond the first d; a ValueError names a bad one."""
+    n, lam, lam_H, L, bias, d = check_problem(n, lam, lam_H, L, bias, d, layers=True)
     K = n.size
+    U, Vt = _checks.matrix(U, "U", (K, K)), _checks.matrix(Vt, "Vt", (K, K))
+    s = _checks.strengths(s, "s", K)
+    if np.any(s[d:] > 0):
+        raise ValueError(f"s must be 0 beyond the first d={d} modes (a width-d point carries d modes at most), got "
+                         f"{s.tolist()}")
     r = min(d, K)
-    _, a, e = balanced_factors(s, lam, lam_H)
+    _, a, e = _balanced_factors(s, lam, lam_H)
     R = np.zeros((d, K))
     R[np.arange(r), np.arange(r)] = 1.0  # embeds the first r modes into the hidden space
     Ws = []

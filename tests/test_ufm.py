@@ -345,6 +345,75 @@ def test_bad_input(call, name):
         call()
 
 
+_Y = label_matrix(np.array([3, 2]))
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: ufm.balanced_factors([-1, 2], [0.1], -0.1), "s"),  # once NaN
+    (lambda: ufm.balanced_factors([1, 2], [0.1], -0.1), "lam_H"),
+    (lambda: ufm.balanced_factors([1, 2], [0.1, 0.0], 0.1), "lam[1]"),
+    (lambda: ufm.balanced_factors([1, 2], [], 0.1), "lam"),
+    (lambda: ufm.balanced_factors([1, np.nan], [0.1], 0.1), "s"),
+    (lambda: ufm.sqrt_decay_product(-1e-3, 1e-3), "lam_W"),  # once NaN
+    (lambda: ufm.sqrt_decay_product(1e-3, 0.0), "lam_H"),
+    (lambda: ufm.sqrt_decay_product("0.1", 1e-3), "lam_W"),
+    (lambda: ufm.threshold_gap([1.0], 5, [0.1, 0.1], 0.1, 1), "lam_W"),
+    (lambda: ufm.nonzero_strengths([1.0, -1.0], 5, 0.1, 0.1, 2), "kappa"),
+    (lambda: ufm.nonzero_strengths([1.0], 5.0, 0.1, 0.1, 2), "N"),
+    (lambda: ufm.nonzero_strengths([1.0, 0.5], 5, 0.1, 0.1, 2, [1, 0]), "where"),  # ints, not a mask
+    (lambda: ufm.nonzero_strengths([1.0, 0.5], 5, 0.1, 0.1, 2, [True]), "where"),
+    (lambda: ufm.scalar_problem_values([1.0, 0.5], [0.5], [0.1, 0.1], 5, 2), "s"),
+    (lambda: ufm.scalar_problem_values([1.0], [0.5], [-0.1], 5, 2), "t"),
+    (lambda: ufm.scalar_problem_values([1.0], [0.5], [0.1], 5, 0), "L"),
+    (lambda: ufm.width_splits_modes([1.0, 0.5], [0.5, 1.0], 1), "kappa"),  # not the non-increasing order
+    (lambda: ufm.width_splits_modes([1.0, 0.5], [1.0, 0.5], 0), "d"),
+    (lambda: ufm.width_splits_modes([1.0, -0.5], [1.0, 0.5], 1), "s"),
+    (lambda: ufm.point_from_strengths([3, 2], True, np.eye(2), np.eye(2), [1.0, 0.0], [0.1], 0.1, 2, 2), "lam"),
+    (lambda: ufm.point_from_strengths([3, 2], True, np.eye(3), np.eye(2), [1.0, 0.0], 0.1, 0.1, 1, 2), "U"),
+    (lambda: ufm.point_from_strengths([3, 2], True, np.eye(2), np.eye(2), [1.0, 0.5], 0.1, 0.1, 1, 1), "s"),
+    (lambda: ufm.point_from_strengths([3, 2], 1, np.eye(2), np.eye(2), [1.0, 0.0], 0.1, 0.1, 1, 2), "bias"),
+    (lambda: ufm.objective_and_gradients([np.eye(2)], np.ones((3, 5)), None, _Y, [0.1], 0.1), "Ws.0."),
+    (lambda: ufm.objective_and_gradients([np.eye(2)], np.ones((2, 5)), None, _Y[:, :4], [0.1], 0.1), "Y"),
+    (lambda: ufm.objective_and_gradients([np.eye(2)], np.ones((2, 5)), np.ones(3), _Y, [0.1], 0.1), "b"),
+    (lambda: ufm.objective_and_gradients([np.eye(2)], np.ones((2, 5)), None, _Y, [-0.1], 0.1), "lam_W"),
+    (lambda: ufm.objective_and_gradients([np.eye(2)], np.ones((2, 5)), None, _Y, [0.1], np.nan), "lam_H"),
+    (lambda: ufm.objective_and_gradients([np.eye(2)], np.full((2, 5), np.nan), None, _Y, [0.1], 0.1), "H"),
+    (lambda: ufm.objective_and_gradients([np.eye(2)], np.ones((2, 5)), np.array([0.0, np.inf]), _Y, [0.1], 0.1),
+     "b"),
+    (lambda: ufm.objective_and_gradients(np.eye(2), np.ones((2, 5)), None, _Y, [0.1], 0.1), "Ws"),
+])
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # an inf is named after the product it reached
+def test_the_pieces_of_the_closed_forms_refuse_bad_input(call, name):
+    """The pieces that the closed forms, nclib.minority, nclib.solvers and nclib.ufmtrain share once took their
+    arguments unchecked: balanced_factors gave NaN for a negative strength or decay, sqrt_decay_product NaN for a
+    negative decay; now each refuses naming the argument."""
+    with pytest.raises(ValueError, match=f"^{name.replace('[', '.').replace(']', '.')}"):
+        call()
+
+
+def test_the_pieces_of_the_closed_forms_give_the_closed_forms_numbers():
+    """The checked pieces, called as a chapter would call them (lists, one decay for every layer), give the numbers
+    of the closed forms built from them: the global minimum, and the objective and its gradient at the minimizer."""
+    n, lam, L = [6, 3, 2], 0.01, 2
+    N = sum(n)
+    _, kappa, Vt = ufm.problem_svd(np.array(n), True)
+    s = ufm.nonzero_strengths(kappa.tolist(), N, lam, lam, L, (ufm.threshold_gap(kappa, N, lam, lam, L) < 0).tolist())
+    np.testing.assert_allclose(s, ufm.mode_strengths(kappa, N, lam, lam, L), rtol=0, atol=0)
+    t, a, e = ufm.balanced_factors(s.tolist(), [lam] * L, lam)
+    np.testing.assert_allclose(lam * a ** 2, np.vstack([t] * L), rtol=1e-14, atol=0)  # lam_Wj a_j^2 = t
+    np.testing.assert_allclose(lam * e ** 2, t, rtol=1e-14, atol=0)  # lam_H e^2 = t
+    value = float(np.sum(ufm.scalar_problem_values(kappa.tolist(), s.tolist(), t.tolist(), N, L)))
+    assert value == pytest.approx(ufm.minimum_value(n, lam, lam, L), rel=1e-14)
+    g = ufm.global_minimizer(n, lam, lam, L)
+    f, dWs, dH, db = ufm.objective_and_gradients([W.tolist() for W in g.Ws], g.H.tolist(), g.b.tolist(),
+                                                 label_matrix(np.array(n)).tolist(), lam, lam)
+    assert f == pytest.approx(ufm.objective(g.Ws, g.H, g.b, n, lam, lam), rel=1e-14)
+    assert max(np.abs(d).max() for d in [*dWs, dH, db]) < 1e-12  # a critical point
+    assert ufm.sqrt_decay_product(0.04, 0.01) == pytest.approx(0.02, rel=1e-15)
+    assert not ufm.width_splits_modes([2.0, 1.0, 0.0], [3.0, 2.0, 0.0], 2)
+    assert ufm.width_splits_modes([2.0, 2.0, 0.0], [3.0, 3.0, 0.0], 1)
+
+
 @pytest.mark.parametrize("L", [1, 2, 3])
 def test_a_sample_count_near_the_top_of_float64_gives_numbers_not_an_overflow(L):
     """N = 10**308, a float64: the closed forms once multiplied it by L or 2 as Python ints, beyond the float range,
