@@ -32,9 +32,8 @@ def mixes_bools(a) -> bool:
     """Whether a list or tuple holds a bool among its numbers at any depth: numpy reads [True, 2] as the integers
     [1, 2] and [[True, 2.0]] as floats, so the dtype alone never shows it.  False for anything else (an array, a
     tensor, a number; ragged nested lists, which the caller's own conversion refuses).  :func:`counts`,
-    :func:`matrix`, :func:`vector` and :func:`singular_values` ask it, and so do the checks of features, labels,
-    outputs, head weights and the profile mu (:mod:`nclib._samples`, :mod:`nclib.accuracy`, :mod:`nclib.metrics`,
-    :mod:`nclib.imbalance`), so that each refuses bools by name."""
+    :func:`matrix`, :func:`vector` and :func:`singular_values` ask it, and so does any check elsewhere in nclib that
+    reads an array of numbers itself, so that each refuses bools by name."""
     if not isinstance(a, (list, tuple)):
         return False
     try:
@@ -248,11 +247,10 @@ def layer_lambdas(lam_W, L: int, name: str = "lam_W", positive: bool = True) -> 
     return np.array([check(v, f"{name}[{j}]") for j, v in enumerate(values)], dtype=np.float64)
 
 
-def as_float64(raw: np.ndarray, name: str) -> np.ndarray:
+def _as_float64(raw: np.ndarray, name: str) -> np.ndarray:
     """The numpy array ``raw`` of real numbers (its dtype already checked by the caller) as float64; ValueError naming
     ``name`` where one is beyond :data:`FLOAT_MAX` (a Python int of 10**400 in an object array), which numpy's
-    conversion refuses with an OverflowError.  Under :func:`vector` and :func:`matrix`, and the check of the
-    profile mu in :mod:`nclib.imbalance`."""
+    conversion refuses with an OverflowError.  Under :func:`vector` and :func:`matrix`."""
     try:
         return raw.astype(np.float64)
     except OverflowError:
@@ -286,7 +284,7 @@ def matrix(a, name: str, shape: Sequence[int | None] | None = None) -> np.ndarra
         raise ValueError(f"{name} must hold real numbers, got dtype {raw.dtype}")
     if mixes_bools(a):
         raise ValueError(f"{name} must hold real numbers, not bools")
-    arr = as_float64(raw, name)  # real numbers only, checked above
+    arr = _as_float64(raw, name)  # real numbers only, checked above
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {arr.shape}")
     if shape is not None:
@@ -308,7 +306,7 @@ def vector(a, name: str, size: int | None = None) -> np.ndarray:
             raise ValueError(f"{name} must hold real numbers (no text, bools or complex numbers)")
     elif not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)) or mixes_bools(a):
         raise ValueError(f"{name} must hold real numbers (no text, bools or complex numbers), got dtype {raw.dtype}")
-    arr = as_float64(raw, name)
+    arr = _as_float64(raw, name)
     if arr.ndim != 1 or (size is not None and arr.size != size):
         want = "1-D" if size is None else f"of length {size}"
         raise ValueError(f"{name} must be {want}, got shape {arr.shape}")
