@@ -49,7 +49,7 @@ def mixes_bools(a) -> bool:
 FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
-def _shown(value) -> str:
+def shown(value) -> str:
     """``value`` as a refusal quotes it: its repr, or its number of digits for an integer beyond float64."""
     if is_integral(value) and abs(int(value)) > FLOAT_MAX:  # int > float compares exactly, without converting
         return f"an integer of {len(str(abs(int(value))))} digits"
@@ -75,7 +75,7 @@ def positive_int(value, name: str) -> int:
     if not is_integral(value) or int(value) < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if int(value) > FLOAT_MAX:
-        raise ValueError(f"{name} must be at most {FLOAT_MAX:.3g} (a float64), got {_shown(value)}")
+        raise ValueError(f"{name} must be at most {FLOAT_MAX:.3g} (a float64), got {shown(value)}")
     return int(value)
 
 
@@ -151,7 +151,7 @@ def nonneg_float(value, name: str) -> float:
         raise ValueError(f"{name} must be a non-negative number, got {value!r}")
     x = _real_float(value)
     if not np.isfinite(x) or x < 0:
-        raise ValueError(f"{name} must be a finite non-negative number, got {_shown(value)}")
+        raise ValueError(f"{name} must be a finite non-negative number, got {shown(value)}")
     return x
 
 
@@ -161,7 +161,7 @@ def positive_float(value, name: str) -> float:
     if isinstance(value, float) and 0 < value <= FLOAT_MAX:  # at once for a float (a decay read at every step)
         return float(value)
     if not real_number(value) or not np.isfinite(_real_float(value)) or _real_float(value) < 0:
-        raise ValueError(f"{name} must be a finite positive number, got {_shown(value)}")
+        raise ValueError(f"{name} must be a finite positive number, got {shown(value)}")
     x = float(value)
     if x == 0:
         raise ValueError(f"{name} must be strictly positive, got {value!r}")

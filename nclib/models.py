@@ -131,7 +131,7 @@ def build_model(in_dim: int, K: int, L: int, width: int = 2048, depth: int = 6, 
     if seed is not None:
         seed = _checks.nonneg_int(seed, "seed")
         if seed >= SEED_LIMIT:  # torch.manual_seed raises "Overflow when unpacking long long", naming no argument
-            raise ValueError(f"seed must be below 2**64 (torch's generators take 64 bits), got {_checks._shown(seed)}")
+            raise ValueError(f"seed must be below 2**64 (torch's generators take 64 bits), got {_checks.shown(seed)}")
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
