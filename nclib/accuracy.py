@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks
-from ._samples import _class_indices, _shown
+from . import _checks, _samples
 
 
 def _predictions(outputs, labels, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
@@ -33,7 +32,7 @@ def _predictions(outputs, labels, num_classes: int | None = None) -> tuple[np.nd
 
     K is the number of columns of N x K outputs, else ``num_classes``, else the largest label + 1. Labels are
     integers or integer-valued floats, as every metric of :mod:`nclib.metrics` reads them
-    (:func:`nclib._samples._class_indices`); N predictions must be integers 0..K-1, and ``num_classes`` must equal the
+    (:func:`nclib._samples.class_indices`); N predictions must be integers 0..K-1, and ``num_classes`` must equal the
     columns of N x K outputs (the arg-max of a row picks among those K classes, no more and no fewer)."""
     out = _checks.array(outputs, "outputs")
     if out.dtype == bool:
@@ -53,7 +52,8 @@ def _predictions(outputs, labels, num_classes: int | None = None) -> tuple[np.nd
         if out.size == 0:
             raise ValueError("outputs must hold at least one sample")
         if int(out.min()) < 0:
-            raise ValueError(f"outputs must hold non-negative class predictions, got {_shown(int(out.min()))}")
+            raise ValueError(f"outputs must hold non-negative class predictions, got "
+                             f"{_samples.shown_index(int(out.min()))}")
         pred = out
         K_out = None
     else:
@@ -62,26 +62,28 @@ def _predictions(outputs, labels, num_classes: int | None = None) -> tuple[np.nd
     if y.ndim != 1 or y.size != pred.size:
         raise ValueError(f"labels must be 1-D with one entry per row of outputs ({pred.size}), got shape {y.shape}")
     # the bools of a list show only in the list itself (numpy reads [0, True, 1] as integers): refused there
-    y, lo, hi = _class_indices(labels if _checks.mixes_bools(labels) else y, "labels")
+    y, lo, hi = _samples.class_indices(labels if _checks.mixes_bools(labels) else y, "labels")
     if lo < 0:
-        raise ValueError(f"labels must hold non-negative integer class indices, got the value {_shown(lo)}")
+        raise ValueError(f"labels must hold non-negative integer class indices, got the value "
+                         f"{_samples.shown_index(lo)}")
     if num_classes is not None:
         K = _checks.positive_int(num_classes, "num_classes")
         if K_out is not None and K != K_out:
             raise ValueError(f"num_classes must equal the number of columns of outputs ({K_out}), one score per "
                              f"class, got {K}")
         if hi >= K:
-            raise ValueError(f"num_classes must exceed every label, got {K} with a label {_shown(hi)}")
+            raise ValueError(f"num_classes must exceed every label, got {K} with a label {_samples.shown_index(hi)}")
     elif K_out is not None:
         K = K_out
         if hi >= K:
-            raise ValueError(f"labels must be < K={K} (the number of columns of outputs), got {_shown(hi)}")
+            raise ValueError(f"labels must be < K={K} (the number of columns of outputs), got "
+                             f"{_samples.shown_index(hi)}")
     else:
         K = hi + 1
     if K_out is None and int(pred.max()) >= K:
         source = "num_classes" if num_classes is not None else "the largest label + 1"
         raise ValueError(f"outputs must hold class predictions 0..K-1 with K={K} ({source}), got the value "
-                         f"{_shown(int(pred.max()))}")
+                         f"{_samples.shown_index(int(pred.max()))}")
     return pred.astype(np.int64), y.astype(np.int64), K
 
 

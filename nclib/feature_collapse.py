@@ -18,21 +18,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks
-from ._samples import _features, _labels, _means, _peak_exponent, _unit_peak
+from . import _checks, _samples
 
 
 def class_means(features, labels, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The class means h_k = (1/n_k) sum_i h_{k,i} of Section 5, as a K x d float64 array, and n.
 
-    Averaged after a rescaling of the features by a power of two (:func:`_unit_peak`) and scaled back, since a sum
-    of entries near the top of the float64 range overflows: finite for any finite features, and bit for bit the
-    plain average wherever that neither overflows nor leaves the normal range. Chapter :ref:`ch-metrics`.
+    Averaged after a rescaling of the features by a power of two (:func:`nclib._samples.unit_peak`) and scaled
+    back, since a sum of entries near the top of the float64 range overflows: finite for any finite features, and bit
+    for bit the plain average wherever that neither overflows nor leaves the normal range. Chapter :ref:`ch-metrics`.
     """
-    X = _features(features)
-    y, n = _labels(labels, X.shape[0], num_classes)
-    e = _peak_exponent(X)
-    return np.ldexp(_means(np.ldexp(X, -e), y, n.size), e), n
+    X = _samples.features(features)
+    y, n = _samples.labels(labels, X.shape[0], num_classes)
+    e = _samples.peak_exponent(X)
+    return np.ldexp(_samples.means(np.ldexp(X, -e), y, n.size), e), n
 
 
 def nc1(features, labels, num_classes: int | None = None, rtol: float | None = None,
@@ -82,24 +81,24 @@ def nc1(features, labels, num_classes: int | None = None, rtol: float | None = N
     (1 + sqrt(d K)) (N + 3) eps < 1, N below 1e13 at d = 2048, K = 26).
 
     Scale: NC1 is computed from the features rescaled by a power of two to a largest |entry| in [0.5, 1)
-    (:func:`_unit_peak`), exactly, so that neither an SVD of entries near the top of the float64 range nor the
-    inverse of singular values near its bottom leaves it: any finite features give a number, unchanged by the
-    rescaling wherever the plain computation stays in range.
+    (:func:`nclib._samples.unit_peak`), exactly, so that neither an SVD of entries near the top of the float64 range
+    nor the inverse of singular values near its bottom leaves it: any finite features give a number, unchanged by
+    the rescaling wherever the plain computation stays in range.
 
     features: N x d array (float32 or float64); labels: N integers 0..K-1 (K = ``num_classes`` or
     max label + 1), every class with at least one sample (so K <= N; a larger label is refused before
     anything is allocated).
     """
-    X = _features(features)
-    y, n = _labels(labels, X.shape[0], num_classes)
+    X = _samples.features(features)
+    y, n = _samples.labels(labels, X.shape[0], num_classes)
     if rtol is not None:
         rtol = relative_cutoff(rtol, "rtol")
     if rank is not None:
         if not _checks.is_integral(rank) or not 0 <= int(rank) <= n.size - 1:
             raise ValueError(f"rank must be an integer 0..K-1 = 0..{n.size - 1}, got {rank!r}")
         rank = int(rank)
-    X = _unit_peak(X)  # NC1 is scale free: an exact rescaling keeps every step in range
-    return nc1_from_means(X, y, n, _means(X, y, n.size), rtol, rank)
+    X = _samples.unit_peak(X)  # NC1 is scale free: an exact rescaling keeps every step in range
+    return nc1_from_means(X, y, n, _samples.means(X, y, n.size), rtol, rank)
 
 
 def relative_cutoff(value, name: str) -> float:
@@ -187,7 +186,7 @@ def separation_cutoff(N: int, K: int, d: int) -> float:
 
 def about_midrange(X: np.ndarray) -> tuple[np.ndarray, float]:
     """The features about the midrange c_j = (min_i x_ij + max_i x_ij)/2 of each column, rescaled by a power of two
-    (:func:`_unit_peak`), and their rounding level (:func:`rounding_level`, centred).
+    (:func:`nclib._samples.unit_peak`), and their rounding level (:func:`rounding_level`, centred).
 
     Differences of the features are unchanged by the shift (Sigma_B and Sigma_W with them), but the rounding level
     is now relative to the spread, not to the size of an offset common to all of them: about the midrange, features
@@ -199,7 +198,7 @@ def about_midrange(X: np.ndarray) -> tuple[np.ndarray, float]:
     :func:`nclib.printed_metrics.printed_nc1`, which reads its features again about their midrange where this
     module does."""
     c = X.min(axis=0) / 2 + X.max(axis=0) / 2  # halves first: no overflow
-    Xc = _unit_peak(X - c)
+    Xc = _samples.unit_peak(X - c)
     return Xc, rounding_level(Xc, centred=True)
 
 
@@ -232,10 +231,10 @@ def _directions(A: np.ndarray, keep: int, rtol: float, level: float) -> tuple[np
 def nc1_from_means(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarray, rtol: float | None,
          rank: int | None = None) -> float:
     """NC1 = tr(Sigma_W Sigma_B^+)/K of Section 5 as :func:`nc1` computes it, from features, labels and class counts
-    already checked as :func:`nc1` checks them (float64 features rescaled by :func:`_unit_peak`, labels ``y`` 0..K-1,
-    counts ``n``), their class means ``means`` (K x d), the relative cutoff ``rtol`` (None: max(d, K) eps) and the
-    rank r (None: K - 1), none checked again.  :func:`nclib.metrics.collapse_metrics` computes the class means once
-    for NC1, NC2 and NC3, and passes them here."""
+    already checked as :func:`nc1` checks them (float64 features rescaled by :func:`nclib._samples.unit_peak`, labels
+    ``y`` 0..K-1, counts ``n``), their class means ``means`` (K x d), the relative cutoff ``rtol`` (None: max(d, K)
+    eps) and the rank r (None: K - 1), none checked again.  :func:`nclib.metrics.collapse_metrics` computes the class
+    means once for NC1, NC2 and NC3, and passes them here."""
     N, d = X.shape
     K = n.size
     if rank is None:
@@ -249,7 +248,7 @@ def nc1_from_means(X: np.ndarray, y: np.ndarray, n: np.ndarray, means: np.ndarra
     U_A, s_A, r, by_rounding = _directions(A, keep, rtol, rounding_level(X))  # offset included in the level
     if by_rounding:  # a direction within the rounding of the features as given: read again about their midrange,
         X, level = about_midrange(X)  # to the rounding of their spread (an offset raises the level, not A)
-        means = _means(X, y, K)
+        means = _samples.means(X, y, K)
         A = (means - (n @ means) / N).T
         U_A, s_A, r, _ = _directions(A, keep, rtol, level)
         if r == 0:  # Sigma_B = 0 to rounding: the class means coincide

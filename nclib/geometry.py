@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, ufm
-from ._samples import _unit_peak
+from . import _checks, _samples, ufm
 from .imbalance import BLOCK_RTOL, mode_blocks
 
 
 def _normalized(X: np.ndarray) -> np.ndarray:
     """X / ||X||_F, with the convention normalized(0) = 0, for any finite X: ||X||_F is taken after
-    :func:`_unit_peak`, since the sum of squares of entries below 1e-154 underflows and above 1e154 overflows."""
-    Y = _unit_peak(X)
+    :func:`nclib._samples.unit_peak`, since the sum of squares of entries below 1e-154 underflows and above 1e154
+    overflows."""
+    Y = _samples.unit_peak(X)
     nrm = np.linalg.norm(Y)
     return Y / nrm if nrm > 0 else np.zeros_like(Y)
 
@@ -141,7 +141,7 @@ def geometry_metrics(P, E, structure, block_rtol: float = BLOCK_RTOL) -> dict[st
     # every metric is scale free: P, E and the predicted strengths are normalized before any product is
     # formed, so that no Gram matrix under- or overflows and the values do not change when P or E is scaled
     P, E = _normalized(P), _normalized(E)
-    s_p, s_f = _unit_peak(s_p), _unit_peak(s_f)
+    s_p, s_f = _samples.unit_peak(s_p), _samples.unit_peak(s_f)
     T_W = (U * s_p**2) @ U.T
     T_H = (V * s_f**2) @ V.T
     T_WH = (U * (s_p * s_f)) @ V.T

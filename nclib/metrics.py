@@ -36,8 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, ufm
-from ._samples import _features, _labels, _means, _peak_exponent, _unit_peak
+from . import _checks, _samples, ufm
 from .feature_collapse import (between_class_rank, class_means, nc1, nc1_from_means,  # noqa: F401 (re-exported)
                                separation_cutoff)
 from .geometry import (geometry_defined, geometry_metrics, nc2_wh_at_labels, nc3_compares,  # noqa: F401
@@ -50,10 +49,11 @@ from .geometry import (geometry_defined, geometry_metrics, nc2_wh_at_labels, nc3
 
 def _head_direction(Ws, d: int, K: int | None = None) -> np.ndarray:
     """P = W_L ... W_1 (K x d) in float64 up to a positive factor, checking that the shapes chain (W_1 has d
-    columns). The running product is rescaled by a power of two after each factor (:func:`_unit_peak`), and where
-    a product with W_j overflows or falls near the bottom of the float64 range, it is formed again with W_j rescaled
-    too: factors the scale-free metrics do not see, so that the product of finite weights of any size stays
-    finite and accurate, while an ordinary W_j (d x d) is neither copied nor scanned."""
+    columns). The running product is rescaled by a power of two after each factor
+    (:func:`nclib._samples.unit_peak`), and where a product with W_j overflows or falls near the bottom of the float64
+    range, it is formed again with W_j rescaled too: factors the scale-free metrics do not see, so that the product
+    of finite weights of any size stays finite and accurate, while an ordinary W_j (d x d) is neither copied nor
+    scanned."""
     if isinstance(Ws, np.ndarray) or not hasattr(Ws, "__len__"):
         raise ValueError("Ws must be a list [W_1, ..., W_L] of 2-D arrays (W_1 applied first)")
     if len(Ws) == 0:
@@ -75,14 +75,14 @@ def _head_direction(Ws, d: int, K: int | None = None) -> np.ndarray:
         mats.append(W)
     if K is not None and mats[-1].shape[0] != K:
         raise ValueError(f"Ws[-1] (W_L) must have K={K} rows, one per class; got shape {mats[-1].shape}")
-    P = _unit_peak(mats[-1].astype(np.float64))
+    P = _samples.unit_peak(mats[-1].astype(np.float64))
     for W in mats[-2::-1]:
         W = W.astype(np.float64, copy=False)
         with np.errstate(over="ignore", under="ignore"):
             Q = P @ W  # K x d_(j-1): never a d x d product
-        if not np.all(np.isfinite(Q)) or _peak_exponent(Q) < -768:  # overflow, or entries at risk of underflow
-            Q = P @ np.ldexp(W, -_peak_exponent(W))
-        P = _unit_peak(Q)
+        if not np.all(np.isfinite(Q)) or _samples.peak_exponent(Q) < -768:  # overflow, or entries at risk of underflow
+            Q = P @ np.ldexp(W, -_samples.peak_exponent(W))
+        P = _samples.unit_peak(Q)
     return P
 
 
@@ -113,7 +113,7 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     centred, so a non-zero global feature mean (0 at every minimizer, Theorem 4.2) shows up in
     nc2_h and nc2_wh.
     """
-    X = _features(features)
+    X = _samples.features(features)
     N, d = X.shape
     if isinstance(Ws, np.ndarray) or not hasattr(Ws, "__len__") or len(Ws) == 0:
         raise ValueError("Ws must be a non-empty list [W_1, ..., W_L] of 2-D arrays (W_1 applied first)")
@@ -121,14 +121,14 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     if W_L.ndim != 2:
         raise ValueError(f"Ws[-1] (W_L) must be a 2-D array of shape (K, d_(L-1)), got shape {W_L.shape}")
     K = W_L.shape[0]
-    y, n = _labels(labels, N, num_classes=K, head=True)
+    y, n = _samples.labels(labels, N, num_classes=K, head=True)
     L = len(Ws)
     lam_W = _checks.layer_lambdas(lam_W, L, "lam_W")
     lam_H = _checks.positive_float(lam_H, "lam_H")
     bias = _checks.flag(bias, "bias")
     P = _head_direction(Ws, d, K)
-    X = _unit_peak(X)  # every metric is scale free: an exact rescaling keeps every step in range (nc1)
-    means = _means(X, y, K)  # K x d
+    X = _samples.unit_peak(X)  # every metric is scale free: an exact rescaling keeps every step in range (nc1)
+    means = _samples.means(X, y, K)  # K x d
     E = means.T * np.sqrt(n)[None, :]  # H-bar D, d x K, up to the power of two
     width = min([d] + [np.shape(W)[0] for W in Ws[:-1]])  # the feature dimension and the hidden widths
     structure = ufm.structure(n, lam_W, lam_H, L=L, bias=bias)
@@ -159,7 +159,7 @@ def bias_error(b, labels, num_classes: int | None = None) -> float:
         num_classes = _checks.positive_int(num_classes, "num_classes")
         if b.size != num_classes:
             raise ValueError(f"b must have num_classes={num_classes} entries, got {b.size}")
-    y, n = _labels(labels, _checks.array(labels, "labels").size, num_classes=num_classes)
+    y, n = _samples.labels(labels, _checks.array(labels, "labels").size, num_classes=num_classes)
     if b.size != n.size:
         raise ValueError(f"b must have one entry per class of labels, K={n.size} (labels 0..{n.size - 1}), "
                          f"got {b.size}")
@@ -171,15 +171,15 @@ def global_mean_norm(features) -> float:
     minimizer: proof of Theorem 4.2, eq. (B.5)-(B.7)). features: N x d. Chapter :ref:`ch-metrics`.
 
     Scale-safe like the rest of the module: the norm is taken of h_G rescaled by a power of two
-    (:func:`_unit_peak`) and scaled back, since the sum of squares of entries above 1e154 overflows and below 1e-154
-    underflows; where the sum of N entries near the top of the float64 range overflows, h_G is the mean of the
-    rescaled features, scaled back. The result is inf only when ||h_G|| itself exceeds the float64 range."""
-    X = _features(features)
+    (:func:`nclib._samples.unit_peak`) and scaled back, since the sum of squares of entries above 1e154 overflows and
+    below 1e-154 underflows; where the sum of N entries near the top of the float64 range overflows, h_G is the mean
+    of the rescaled features, scaled back. The result is inf only when ||h_G|| itself exceeds the float64 range."""
+    X = _samples.features(features)
     with np.errstate(over="ignore", invalid="ignore"):
         h_G = X.mean(axis=0)
     if not np.all(np.isfinite(h_G)):  # the sum of N finite entries overflowed: average the rescaled features
-        e = _peak_exponent(X)
+        e = _samples.peak_exponent(X)
         h_G = np.ldexp(np.ldexp(X, -e).mean(axis=0), e)  # |h_G| <= max |x_ij|: finite
     with np.errstate(over="ignore", under="ignore"):  # squares of entries far below the peak may underflow: negligible
-        return float(np.ldexp(np.linalg.norm(_unit_peak(h_G)), _peak_exponent(h_G)))
+        return float(np.ldexp(np.linalg.norm(_samples.unit_peak(h_G)), _samples.peak_exponent(h_G)))
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, statements
-from ._samples import _features, _labels, _means, _unit_peak
+from . import _checks, _samples, statements
 from .feature_collapse import about_midrange, relative_cutoff, rounding_level, zero_to_rounding
 
 
@@ -54,8 +53,8 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
     features: N x d; labels: N integers 0..K-1 (K = ``num_classes`` or the largest label + 1), every class
     with a sample. Used by :ref:`ch-metrics` and :ref:`ch-errata-metrics`.
     """
-    X = _features(features)
-    y, n = _labels(labels, X.shape[0], num_classes)
+    X = _samples.features(features)
+    y, n = _samples.labels(labels, X.shape[0], num_classes)
     K, (N, d) = n.size, X.shape
     if rcond is not None:
         rcond = relative_cutoff(rcond, "rcond")
@@ -65,12 +64,12 @@ def printed_nc1(features, labels, num_classes: int | None = None, rcond: float |
         rank = int(rank)
     if rank == 0:
         return 0.0  # no between-class direction: the pseudo-inverse of the zero matrix
-    X = _unit_peak(X)  # the ratio is scale free: an exact rescaling keeps the d x d products in range
-    means = _means(X, y, K)
+    X = _samples.unit_peak(X)  # the ratio is scale free: an exact rescaling keeps the d x d products in range
+    means = _samples.means(X, y, K)
     A = (means - X.mean(axis=0)).T  # d x K
     if zero_to_rounding(A, rounding_level(X)):  # zero to the rounding of the features, offset included
         X, level = about_midrange(X)  # read again about their midrange, as nc1 does
-        means = _means(X, y, K)
+        means = _samples.means(X, y, K)
         A = (means - X.mean(axis=0)).T
         if zero_to_rounding(A, level):  # Sigma_B = 0 to rounding: pinv(0) = 0, as printed
             return 0.0

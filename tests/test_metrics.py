@@ -14,6 +14,7 @@ import nclib.minority as mino
 import nclib.printed_metrics as pm
 import nclib.solvers as solvers
 import nclib.ufm as ufm
+from nclib import _samples
 
 CIFAR = [500, 500, 400, 400, 300, 300, 200, 200, 100, 100]
 EMNIST_SMALL = [150] + [60] * 5 + [5] * 20  # the EMNIST-letters shape (1 x 1500, 5 x 600, 20 x 50) / 10
@@ -538,7 +539,7 @@ def test_metrics_do_not_change_when_the_weights_and_features_are_scaled():
     X_small, y_small = rng.standard_normal((5, 4)), np.array([0, 0, 1, 1, 1])
     W_2 = np.full((2, 3), 0.9)
     with np.errstate(over="ignore"):
-        assert not np.all(np.isfinite(m._unit_peak(W_2) @ np.full((3, 4), 1e308)))
+        assert not np.all(np.isfinite(_samples.unit_peak(W_2) @ np.full((3, 4), 1e308)))
     huge = m.collapse_metrics(X_small, y_small, [np.full((3, 4), 1e308), W_2], lam, lam, bias=False)
     plain = m.collapse_metrics(X_small, y_small, [np.ones((3, 4)), W_2], lam, lam, bias=False)
     np.testing.assert_allclose([huge[k] for k in KEYS], [plain[k] for k in KEYS], rtol=0, atol=1e-14)
