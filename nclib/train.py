@@ -256,17 +256,25 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     same epoch).  Every run folder is locked (:func:`nclib.locks.lock_run`) before it is checked, written or
     deleted, until the call ends; ``overwrite=True`` deletes only the files a run writes, and only once the
     data and the networks are built (:ref:`ch-train`, :ref:`ch-engine`).  The folders that hold the lock files of
-    writers on other hosts are all named in one refusal (:func:`nclib.locks.lock_runs`).
+    writers on other hosts are all named in one refusal (:func:`nclib.locks.lock_runs`).  SIGTERM, while
+    :func:`nclib.locks.sigterm_raises` holds (the command line, :func:`main`), raises
+    :class:`nclib.locks.Terminated` through this call, its ``failed_runs`` the folders of the runs it was training,
+    written as failed, or empty where no run was open (the signal came before the folders were opened, while the
+    data loaded, or after every run had ended).
     """
-    plist = _checked_runs(runs, shared)
-    run_dirs = [_run_dir(q) for q in plist]
-    # one writer per run folder, from before anything is checked, written or deleted until the end
-    locks = _locks.lock_runs(run_dirs)
     try:
-        return _train_locked(runs, shared, plist, run_dirs)
-    finally:
-        for lock in reversed(locks):
-            lock.release()
+        plist = _checked_runs(runs, shared)
+        run_dirs = [_run_dir(q) for q in plist]
+        # one writer per run folder, from before anything is checked, written or deleted until the end
+        locks = _locks.lock_runs(run_dirs)
+        try:
+            return _train_locked(runs, shared, plist, run_dirs)
+        finally:
+            for lock in reversed(locks):
+                lock.release()
+    except _locks.Terminated as exc:  # SIGTERM: the runs it ended as failed, where the training part recorded them
+        exc.failed_runs = getattr(exc, "failed_runs", [])
+        raise
 
 
 def _exists_message(run_dirs, existing) -> str:
@@ -355,11 +363,15 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
         diverged = _train_epochs(engines, active, stop, p, start, t_start, show_objective=len(folders) == 1)
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
+        failed = []
         for folder in list(active):  # every run still open is written as failed, then the error is raised
             try:
                 stop(folder, "failed", error)
+                failed.append(folder.run_dir)
             except BaseException as also:  # noqa: PERF203 - each folder must be finished
                 exc.add_note(f"while writing run {folder.p['run_name']!r} as failed: {type(also).__name__}: {also}")
+        if isinstance(exc, _locks.Terminated):  # SIGTERM: the command line says which runs it ended as failed
+            exc.failed_runs = failed
         raise
     errors = []
     for folder in list(active):
@@ -530,16 +542,24 @@ def main(argv=None) -> list[pathlib.Path]:
     ValueError) or run folder prints one line to stderr (and, for runs of which some can continue, the ``--L`` that
     continues them) and exits with status 2, a divergence (:class:`TrainingDiverged`: after every run's status line
     and the ``--L`` of the runs that did not diverge) or a file that cannot be written (OSError) with status 1,
-    without a traceback.  SIGTERM (a batch job's time limit, ``scancel``) ends it as Ctrl-C would, the runs written
-    as failed with its error and their folders' locks given back (:func:`nclib.locks.sigterm_raises`), and with
-    status 143 (128 + SIGTERM), as the signal itself would."""
+    without a traceback.  SIGTERM (a batch job's time limit, ``scancel``) ends it as Ctrl-C would, the runs it was
+    training written as failed with its error and their folders' locks given back
+    (:func:`nclib.locks.sigterm_raises`), with one line on stderr that names those folders, or says that no run was
+    open (the signal came before the runs' folders were opened, as while the data loaded, or after every run had
+    ended: nothing is written as failed), and with status 143 (128 + SIGTERM), as the signal itself would."""
     ns = vars(_parser().parse_args(argv))
     try:
         with _locks.sigterm_raises():
             return _command(ns)
-    except _locks.Terminated as exc:
-        print(f"python -m nclib.train: {exc}: the runs it was training are written as failed, their folders "
-              f"unlocked", file=sys.stderr)
+    except _locks.Terminated as exc:  # the folders run_many wrote as failed, none where it had no run open
+        failed = getattr(exc, "failed_runs", [])
+        done = (f"the runs it was training are written as failed, their folders unlocked: "
+                f"{', '.join(repr(str(d)) for d in failed)}" if failed else
+                "no run was open, none is written as failed (the signal came before the runs' folders were opened, "
+                "or after every run had ended)")
+        print(f"python -m nclib.train: {exc}: {done}", file=sys.stderr)
+        for note in getattr(exc, "__notes__", []):  # a run that could not be written as failed
+            print(f"python -m nclib.train: {note}", file=sys.stderr)
         raise SystemExit(128 + signal.SIGTERM) from None
 
 

@@ -3,6 +3,7 @@ import contextlib
 import json
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import time
@@ -526,6 +527,60 @@ def test_command_line_reports_every_run_when_one_diverges_and_never_advises_dele
     path, = train.main([*argv[:-2], "1"])  # the stopped run, without the diverged one
     assert path == folders[0] and runs.run_status(path) == "stopped"
     assert train.load_history(path)["epoch"].tolist() == [0, 2, 4]
+
+
+def _sigterm(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("when", ["data", "training", "report"])
+def test_sigterm_to_the_command_line_names_the_runs_it_wrote_as_failed_or_none(tmp_path, capsys, monkeypatch, when):
+    """SIGTERM to ``python -m nclib.train`` (a job's time limit, scancel) ends it with status 143.  Sent while the
+    runs train, both are written as failed (the error Terminated) and the message names their folders; sent while
+    the data load, before any run folder is opened, or after every run has ended (as their status lines are
+    printed), no run is written as failed and the message names no folder.  No folder keeps a lock file."""
+    argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--L", "1",
+            "2", "--epochs", "3", "--batch-size", "full", "--metric-every", "3", "--out-dir", str(tmp_path),
+            "--progress", "false", "--run-tag", "t"]
+    folders = [tmp_path / "t-L1", tmp_path / "t-L2"]
+    if when == "data":
+        monkeypatch.setattr(data, "load_for", _sigterm)
+    elif when == "training":
+        monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: _sigterm())
+    else:
+        monkeypatch.setattr(train, "_report", _sigterm)
+    with pytest.raises(SystemExit) as ended:
+        train.main(argv)
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert ended.value.code == 128 + signal.SIGTERM
+    status = {"data": "absent", "training": "failed", "report": "finished"}[when]
+    assert [runs.recorded_status(d) for d in folders] == [status, status]
+    assert [str(d) in err for d in folders] == [when == "training"] * 2, err
+    if when == "training":
+        assert all(json.loads((d / "provenance.json").read_text())["error"].startswith("Terminated: ")
+                   for d in folders)
+    assert not any((d / locks.LOCK).exists() for d in folders)
+
+
+def test_run_many_records_on_the_sigterm_exception_the_folders_it_wrote_as_failed(tmp_path, monkeypatch):
+    """run_many, ended by SIGTERM's exception (nclib.locks.Terminated), records on it the folders of the runs it
+    wrote as failed: none before they were opened, every open run's while they train."""
+    def terminated(*args, **kwargs):
+        raise locks.Terminated("the process was sent SIGTERM")
+
+    members = [dict(L=1, run_name="a"), dict(L=2, run_name="b")]
+    kw = dict(SMALL, epochs=2, batch_size="full", out_dir=tmp_path)
+    monkeypatch.setattr(data, "load_for", terminated)
+    with pytest.raises(locks.Terminated) as before:
+        train.run_many(members, **kw)
+    assert before.value.failed_runs == []
+    monkeypatch.undo()
+    monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: terminated())
+    with pytest.raises(locks.Terminated) as during:
+        train.run_many(members, **kw)
+    assert during.value.failed_runs == [tmp_path / "a", tmp_path / "b"]
+    assert [runs.recorded_status(d) for d in during.value.failed_runs] == ["failed", "failed"]
 
 
 def test_command_line_values_follow_the_one_grammar(tmp_path, capsys):
