@@ -275,7 +275,7 @@ def history_summary(history, steps: int, record_every: int = 1) -> dict:
     recorded every ``record_every`` steps of ``steps``, then at the end): ``best_value``, the lowest value, and
     ``best_step``, the first step at it; ``largest_rise``, the largest ratio of a value to the lowest value up to its
     step (1.0 when the objective never rose), and ``rise_step``, the first step at it.  Written by
-    ``scripts/minority_runs.py``, read in :ref:`ch-minority`.  ValueError naming ``history`` where it is not a 1-D
+    ``scripts/minority_runs.py``, read in :ref:`ch-minority-runs`.  ValueError naming ``history`` where it is not a 1-D
     sequence of finite positive numbers (the objective with positive decays is positive, and each value is divided
     by the lowest before it) or its length is not that of such a record."""
     steps = _checks.positive_int(steps, "steps")
