@@ -258,9 +258,10 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     data and the networks are built (:ref:`ch-train`, :ref:`ch-engine`).  The folders that hold the lock files of
     writers on other hosts are all named in one refusal (:func:`nclib.locks.lock_runs`).  SIGTERM, while
     :func:`nclib.locks.sigterm_raises` holds (the command line, :func:`main`), raises
-    :class:`nclib.locks.Terminated` through this call, its ``failed_runs`` the folders of the runs it was training,
-    written as failed, or empty where no run was open (the signal came before the folders were opened, while the
-    data loaded, or after every run had ended).
+    :class:`nclib.locks.Terminated` through this call, its ``open_runs`` the folders of the runs the signal
+    ended (those it was training, or the one it was finishing; empty where the signal came before the folders were
+    opened, while the data loaded, or after every run had ended) and its ``failed_runs`` those of them whose folder
+    records "failed" (one that could not be written is left out, its error in a note of the exception).
     """
     try:
         plist = _checked_runs(runs, shared)
@@ -272,7 +273,8 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
         finally:
             for lock in reversed(locks):
                 lock.release()
-    except _locks.Terminated as exc:  # SIGTERM: the runs it ended as failed, where the training part recorded them
+    except _locks.Terminated as exc:  # SIGTERM: the runs it ended, where the training part recorded them
+        exc.open_runs = getattr(exc, "open_runs", [])
         exc.failed_runs = getattr(exc, "failed_runs", [])
         raise
 
@@ -363,7 +365,7 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
         diverged = _train_epochs(engines, active, stop, p, start, t_start, show_objective=len(folders) == 1)
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
-        failed = []
+        opened, failed = [f.run_dir for f in active], []
         for folder in list(active):  # every run still open is written as failed, then the error is raised
             try:
                 stop(folder, "failed", error)
@@ -371,13 +373,16 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
             except BaseException as also:  # noqa: PERF203 - each folder must be finished
                 exc.add_note(f"while writing run {folder.p['run_name']!r} as failed: {type(also).__name__}: {also}")
         if isinstance(exc, _locks.Terminated):  # SIGTERM: the command line says which runs it ended as failed
-            exc.failed_runs = failed
+            exc.open_runs, exc.failed_runs = opened, failed
         raise
     errors = []
     for folder in list(active):
         try:
             stop(folder, "finished", None)
         except BaseException as exc:  # noqa: PERF203 - finish every folder, then raise the first error
+            if isinstance(exc, _locks.Terminated):  # it ended this run's finish: RunFolder.finish wrote it failed
+                exc.open_runs = [folder.run_dir]
+                exc.failed_runs = [d for d in exc.open_runs if _runs.recorded_status(d) == "failed"]
             errors.append(exc)
     if errors:
         raise errors[0]
@@ -544,17 +549,20 @@ def main(argv=None) -> list[pathlib.Path]:
     and the ``--L`` of the runs that did not diverge) or a file that cannot be written (OSError) with status 1,
     without a traceback.  SIGTERM (a batch job's time limit, ``scancel``) ends it as Ctrl-C would, the runs it was
     training written as failed with its error and their folders' locks given back
-    (:func:`nclib.locks.sigterm_raises`), with one line on stderr that names those folders, or says that no run was
-    open (the signal came before the runs' folders were opened, as while the data loaded, or after every run had
-    ended: nothing is written as failed), and with status 143 (128 + SIGTERM), as the signal itself would."""
+    (:func:`nclib.locks.sigterm_raises`), with one line on stderr that names the folders written as failed and
+    those that could not be (each with its error on a line of its own), or says that no run was open (the signal
+    came before the runs' folders were opened, as while the data loaded, or after every run had ended: nothing is
+    written as failed), and with status 143 (128 + SIGTERM), as the signal itself would."""
     ns = vars(_parser().parse_args(argv))
     try:
         with _locks.sigterm_raises():
             return _command(ns)
-    except _locks.Terminated as exc:  # the folders run_many wrote as failed, none where it had no run open
-        failed = getattr(exc, "failed_runs", [])
-        done = (f"the runs it was training are written as failed, their folders unlocked: "
-                f"{', '.join(repr(str(d)) for d in failed)}" if failed else
+    except _locks.Terminated as exc:  # the runs run_many ended, and those of them it wrote as failed
+        opened, failed = getattr(exc, "open_runs", []), getattr(exc, "failed_runs", [])
+        unwritten = [d for d in opened if d not in failed]
+        named = {"written as failed": failed, "that could not be written as failed": unwritten}
+        done = ("; ".join(f"the runs {what}: {', '.join(repr(str(d)) for d in folders)}"
+                          for what, folders in named.items() if folders) + "; their folders unlocked" if opened else
                 "no run was open, none is written as failed (the signal came before the runs' folders were opened, "
                 "or after every run had ended)")
         print(f"python -m nclib.train: {exc}: {done}", file=sys.stderr)

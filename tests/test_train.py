@@ -533,30 +533,49 @@ def _sigterm(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-@pytest.mark.parametrize("when", ["data", "training", "report"])
+@pytest.mark.parametrize("when", ["data", "training", "unwritable", "finishing", "report"])
 def test_sigterm_to_the_command_line_names_the_runs_it_wrote_as_failed_or_none(tmp_path, capsys, monkeypatch, when):
     """SIGTERM to ``python -m nclib.train`` (a job's time limit, scancel) ends it with status 143.  Sent while the
-    runs train, both are written as failed (the error Terminated) and the message names their folders; sent while
-    the data load, before any run folder is opened, or after every run has ended (as their status lines are
-    printed), no run is written as failed and the message names no folder.  No folder keeps a lock file."""
+    runs train, both are written as failed (the error Terminated) and the message names their folders, or, where
+    their folders cannot be written (a full disk), names them as runs that could not be written as failed, never as
+    no run open; sent while the first run is being finished, that run is written as failed and named, the other
+    finishes; sent while the data load, before any run folder is opened, or after every run has ended (as their
+    status lines are printed), no run is written as failed and the message names no folder.  No folder keeps a
+    lock file."""
     argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--L", "1",
             "2", "--epochs", "3", "--batch-size", "full", "--metric-every", "3", "--out-dir", str(tmp_path),
             "--progress", "false", "--run-tag", "t"]
     folders = [tmp_path / "t-L1", tmp_path / "t-L2"]
     if when == "data":
         monkeypatch.setattr(data, "load_for", _sigterm)
-    elif when == "training":
+    elif when in ("training", "unwritable"):
         monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: _sigterm())
+    elif when == "finishing":  # the first finish's last flush is ended by the signal, once
+        flush, sent = train.RunFolder.flush, []
+        monkeypatch.setattr(train.RunFolder, "flush", lambda self, wait=False: (
+            _sigterm() if wait and not sent and not sent.append(1) else flush(self, wait)))
     else:
         monkeypatch.setattr(train, "_report", _sigterm)
+    if when == "unwritable":  # no folder can be written as failed
+        finish = train.RunFolder.finish
+
+        def full_disk(self, status, error=None):
+            if status == "failed":
+                raise OSError(28, "No space left on device")
+            finish(self, status, error)
+        monkeypatch.setattr(train.RunFolder, "finish", full_disk)
     with pytest.raises(SystemExit) as ended:
         train.main(argv)
     monkeypatch.undo()
     err = capsys.readouterr().err
     assert ended.value.code == 128 + signal.SIGTERM
-    status = {"data": "absent", "training": "failed", "report": "finished"}[when]
-    assert [runs.recorded_status(d) for d in folders] == [status, status]
-    assert [str(d) in err for d in folders] == [when == "training"] * 2, err
+    status = {"data": ["absent"] * 2, "training": ["failed"] * 2, "unwritable": ["dead"] * 2,
+              "finishing": ["failed", "finished"], "report": ["finished"] * 2}[when]
+    assert [runs.recorded_status(d) for d in folders] == status
+    named = {"training": [True, True], "unwritable": [True, True], "finishing": [True, False]}.get(when, [False] * 2)
+    assert [str(d) in err for d in folders] == named, err
+    assert ("no run was open" in err) == (when in ("data", "report")), err
+    assert ("could not be written as failed" in err) == (when == "unwritable"), err
     if when == "training":
         assert all(json.loads((d / "provenance.json").read_text())["error"].startswith("Terminated: ")
                    for d in folders)
@@ -574,12 +593,12 @@ def test_run_many_records_on_the_sigterm_exception_the_folders_it_wrote_as_faile
     monkeypatch.setattr(data, "load_for", terminated)
     with pytest.raises(locks.Terminated) as before:
         train.run_many(members, **kw)
-    assert before.value.failed_runs == []
+    assert before.value.open_runs == before.value.failed_runs == []
     monkeypatch.undo()
     monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: terminated())
     with pytest.raises(locks.Terminated) as during:
         train.run_many(members, **kw)
-    assert during.value.failed_runs == [tmp_path / "a", tmp_path / "b"]
+    assert during.value.open_runs == during.value.failed_runs == [tmp_path / "a", tmp_path / "b"]
     assert [runs.recorded_status(d) for d in during.value.failed_runs] == ["failed", "failed"]
 
 
