@@ -18,6 +18,7 @@ minimum) and the critical point of Lemma A.2 whose value is nearest the run's ob
 """
 from __future__ import annotations
 
+import os
 import pathlib
 
 import numpy as np
@@ -75,6 +76,13 @@ def count_alive(frame, tol: float = minority.ALIVE_TOL) -> pd.DataFrame:
     return frame
 
 
+def _folder(folder) -> pathlib.Path:
+    """``folder`` as a path: ValueError naming it where it is no path (a str or os.PathLike) or an empty one."""
+    if isinstance(folder, bytes) or not isinstance(folder, (str, os.PathLike)) or not str(folder):
+        raise ValueError(f"folder must be the path of a folder, got {folder!r}")
+    return pathlib.Path(folder)
+
+
 def ufm_frame(folder) -> pd.DataFrame:
     """The UFM runs of both profiles (:data:`PROFILES`) in ``folder`` (its ``ufm-PROFILE.csv``, read by
     :func:`nclib.ufmtrain.read_ufm_table`, floats to the last bit), one row per run in the tables' order, with:
@@ -82,8 +90,9 @@ def ufm_frame(folder) -> pd.DataFrame:
     Theorem 4.3, :func:`nclib.minority.mode_thresholds`, at the table's counts); ``global``, whether it ends at the
     global minimum (:func:`nclib.ufmtrain.at_global_minimum`); ``classes_lost``, how many fewer classes it
     classifies than the global minimizer; and the modes alive counted again by :func:`count_alive`, the file's own
-    count kept as ``file_modes_alive``.  ValueError naming ``folder`` where a profile's table is missing."""
-    folder = pathlib.Path(folder)
+    count kept as ``file_modes_alive``.  ValueError naming ``folder`` where it is no path or a profile's table is
+    missing."""
+    folder = _folder(folder)
     missing = [p for p in PROFILES if not (folder / f"ufm-{p}.csv").is_file()]
     if missing:
         raise ValueError(f"folder {str(folder)!r} has no UFM table of {missing} (ufm-PROFILE.csv)")
@@ -105,12 +114,10 @@ def ufm_frame(folder) -> pd.DataFrame:
 
 def _at_partial_collapse(row) -> bool:
     """Whether a run sits at the critical point that keeps exactly its own alive modes (the others at x = 0)."""
-    try:
-        point = minority.partial_minimum(ufmtrain.table_counts(row["profile"]), row["lam"], row["lam"],
-                                         int(row["L"]), bool(row["bias"]), row["alive"])
-    except ValueError:  # it keeps a mode that has no nonzero minimizer at its decay: at no such point
-        return False
-    return at_critical_value(row["value"], point)
+    n, lam, L, bias = ufmtrain.table_counts(row["profile"]), row["lam"], int(row["L"]), bool(row["bias"])
+    if np.any(row["alive"] & ~minority.nonzero_minimizer_exists(n, lam, lam, L, bias)):
+        return False  # it keeps a mode that has no nonzero minimizer at its decay: at no such point
+    return at_critical_value(row["value"], minority.partial_minimum(n, lam, lam, L, bias, row["alive"]))
 
 
 def place_deep_runs(frame) -> pd.DataFrame:
@@ -152,8 +159,8 @@ def mlp_frame(folder) -> tuple[pd.DataFrame, pd.DataFrame]:
     objective (:func:`nclib.minority.nearest_partial_minimum`, for L >= 2), ``modes_lost`` (that point's modes at 0
     that the global minimizer keeps), ``above_nearest``, ``runner_up`` and ``runner_up_above``.  ValueError naming
     ``folder`` where its table is missing or lists other runs than its run folders, or a run is not finished, has
-    no class accuracies or decays lam_W and lam_H that differ."""
-    folder = pathlib.Path(folder)
+    no class accuracies or decays lam_W and lam_H that differ, and where it is no path."""
+    folder = _folder(folder)
     if not folder.is_dir():
         raise ValueError(f"folder {str(folder)!r} is not a folder of MLP runs")
     if not (folder / sweeptable.SUMMARY).is_file():

@@ -2,6 +2,7 @@
 (chapters ch-minority and ch-minority-runs): where a run of the UFM ends (the global minimum, a partial collapse, or
 neither), its modes counted again at a tolerance, the committed tables and MLP runs read as those chapters read them,
 and the refusals by name."""
+import json
 import shutil
 
 import numpy as np
@@ -131,3 +132,43 @@ def test_a_folder_of_mlp_runs_that_is_not_one_is_refused_by_name(tmp_path):
     shutil.rmtree(next(d for d in sorted(copy.iterdir()) if d.is_dir()))
     with pytest.raises(ValueError, match="^folder .*: its sweep.csv lists"):
         mruns.mlp_frame(copy)
+
+
+@pytest.mark.parametrize("change", ["status", "lam_H"])
+def test_an_mlp_run_unfinished_or_with_other_decays_is_refused_by_name(tmp_path, change):
+    """A run folder of the MLP that did not finish, or whose lam_H is not its lam_W (the UFM it is set against ties
+    them), is refused naming ``folder`` and the run."""
+    copy = tmp_path / "mlp"
+    shutil.copytree(RESULTS / "mlp-cifar10", copy)
+    run = sorted(d for d in copy.iterdir() if d.is_dir())[0]
+    name = "provenance.json" if change == "status" else "params.json"
+    record = json.loads((run / name).read_text())
+    if change == "status":
+        record["status"] = "stopped"
+    else:
+        record["lam_H"] = 2 * record["lam_W"]
+    (run / name).write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=rf"^folder .*: the run {run.name} is not a finished run"):
+        mruns.mlp_frame(copy)
+
+
+@pytest.mark.parametrize("folder", [None, 3, b"results", ""])
+def test_a_folder_that_is_no_path_is_refused_by_name(folder):
+    for read in (mruns.ufm_frame, mruns.mlp_frame):
+        with pytest.raises(ValueError, match="^folder must be the path of a folder"):
+            read(folder)
+
+
+def test_a_run_that_keeps_a_mode_without_a_nonzero_minimizer_is_placed_as_jumped():
+    """L = 3 with a bias, CIFAR-10's table counts, twice the last threshold: no mode has a nonzero minimizer there,
+    so a run whose strengths keep every mode is at no partial collapse (and not at the global minimum, the origin):
+    jumped, where partial_minimum itself would refuse its alive modes."""
+    n, L = ufmtrain.table_counts("cifar10"), 3
+    kappa = mino.problem_spectrum(n, True)
+    lam = 2 * mino.mode_thresholds(n, L, True)["lam"].max()
+    assert not mino.nonzero_minimizer_exists(n, lam, lam, L, True).any()
+    deep = mruns.place_deep_runs(mruns.count_alive(pd.DataFrame([_row(L, lam, 3 * ufm.minimum_value(n, lam, lam, L=L),
+                                                                     0.9 * kappa)])))
+    assert deep["jumped"].tolist() == [True] and deep["partial"].tolist() == [False]
+    with pytest.raises(ValueError, match="^alive keeps a mode"):
+        mino.partial_minimum(n, lam, lam, L, True, deep["alive"].iloc[0])
