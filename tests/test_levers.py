@@ -176,18 +176,23 @@ def test_deferred_metrics_across_a_stop_and_resume(tmp_path):
     _assert_same_histories(plain, parts)
 
 
-def test_a_deferred_run_that_diverges_ends_at_the_same_row(tmp_path):
+@pytest.mark.parametrize("epochs, max_train_s", [(12, None), (2, None), (12, 0)])
+def test_a_deferred_run_that_diverges_ends_at_the_same_row(tmp_path, epochs, max_train_s):
     """A divergence is seen one metric epoch later with deferred_metrics; the run is still written as diverged,
-    its history ending at the row that shows it, as the plain engine's does, and the other runs go on."""
-    kw = dict(KW, epochs=12, lr_milestones=[], divergence_factor=2.0, lr=0.2)  # L = 3 and 6 diverge at epoch 2
+    its history ending at the row that shows it, as the plain engine's does, and the other runs go on.  Where
+    no later metric epoch comes, the diverging one is checked at once: it is the run's last (epochs 2), or the
+    call stops there for time (max_train_s 0), and a diverged run keeps no checkpoint."""
+    kw = dict(KW, epochs=epochs, lr_milestones=[], divergence_factor=2.0, lr=0.2, max_train_s=max_train_s)
+    ended = "finished" if max_train_s is None else "stopped"  # L = 3 and 6 diverge at epoch 2, L = 1 goes on
     histories = {}
     for deferred in (False, True):
         with pytest.raises(train.TrainingDiverged) as err:
             train.run_many(MEMBERS, out_dir=tmp_path / str(deferred), deferred_metrics=deferred, **kw)
         runs = [tmp_path / str(deferred) / m["run_name"] for m in MEMBERS]
         histories[deferred] = [train.load_history(r) for r in runs]
-        assert [_status(r) for r in runs] == ["finished", "diverged", "diverged"]
+        assert [_status(r) for r in runs] == [ended, "diverged", "diverged"]
         assert str(err.value).count("diverged at epoch 2") == 2
+        assert [(r / train.CHECKPOINT).exists() for r in runs] == [ended == "stopped", False, False]
     for ha, hb in zip(histories[False], histories[True]):
         assert ha["epoch"].tolist() == hb["epoch"].tolist()
         for col in COLUMNS:
