@@ -716,7 +716,7 @@ def test_two_writers_on_one_folder_the_second_refused_and_a_killed_run_recognise
         for kw in (dict(), dict(overwrite=True), dict(resume=True)):
             with pytest.raises(locks.RunFolderBusy, match=f"run folder {str(folder)!r} is being written by another "
                                                          f"process \\(pid {proc.pid}") as err:
-                train.run(**LONG, out_dir=tmp_path, run_name="r", **kw)
+                train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0, **kw)  # not refused: stops at once
             assert err.value.run_dir == folder and err.value.owner["pid"] == proc.pid
         with pytest.raises(locks.RunFolderBusy):
             runs.plan_runs([folder])
@@ -735,7 +735,7 @@ def test_two_writers_on_one_folder_the_second_refused_and_a_killed_run_recognise
     with pytest.warns(RuntimeWarning, match=f"taking over the lock of process {proc.pid} .* which ended without "
                                             f"releasing it"):
         with pytest.raises(runs.RunExists, match="resume=True") as err:  # it offers the resume
-            train.run(**LONG, out_dir=tmp_path, run_name="r")
+            train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)
     assert err.value.status == "dead" and err.value.run_dir == folder
     assert runs.run_status(folder) == "dead"
     # resume continues from the last complete checkpoint
@@ -997,7 +997,7 @@ def test_a_stopped_run_whose_provenance_is_unreadable_is_refused_naming_its_fold
     assert runs.run_status(folder) == "dead"
     with pytest.raises(runs.ResumeRefused, match=f"run folder {str(folder)!r} cannot be resumed: its provenance.json "
                                                  f"cannot be read") as err:
-        train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True)
+        train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)  # not refused: stops at once
     assert err.value.run_dir == folder
 
 
@@ -1022,10 +1022,10 @@ def test_a_crash_before_the_first_checkpoint_leaves_a_dead_run_that_only_overwri
     assert not (folder / runs.CHECKPOINT).exists()
     with pytest.warns(RuntimeWarning, match=f"taking over the lock of process {proc.pid}"):
         with pytest.raises(runs.RunExists) as first:
-            train.run(**LONG, out_dir=tmp_path, run_name="r")
+            train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)
     assert first.value.status == "dead" and "resume=True" not in str(first.value)  # nothing to resume offered
     with pytest.raises(runs.ResumeRefused, match=f"run folder {str(folder)!r} .*holds no checkpoint.pt"):
-        train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True)
+        train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)  # not refused: stops at once
     with pytest.raises(runs.RunExists, match="holds a dead run without a checkpoint") as err:
         runs.plan_runs([folder])
     assert err.value.run_dir == folder
@@ -1115,7 +1115,8 @@ def test_resume_refuses_data_rewritten_at_the_same_path(tmp_path):
     before = _files(folder)
     with pytest.raises(runs.ResumeRefused, match=f"run folder {str(folder)!r} cannot be resumed: the data differ "
                                                  f"from those it started on: data_sha256 ") as err:
-        train.run(**kw, out_dir=tmp_path, run_name="r", resume=True)
+        # max_train_s 0: a resume that is not refused stops at its first metric epoch, and fails here, not trains on
+        train.run(**kw, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)
     assert err.value.run_dir == folder and str(npz) in str(err.value)
     assert _files(folder) == before and runs.run_status(folder) == "stopped"
 
