@@ -1014,6 +1014,37 @@ def test_a_resume_refused_for_its_parameters_or_code_never_loads_the_data(tmp_pa
         train.run(**LONG, out_dir=tmp_path, run_name="absent", resume=True)
 
 
+@pytest.mark.parametrize("ended", ["finished", "diverged"])
+def test_a_finished_or_diverged_run_is_not_resumed_even_with_its_checkpoint_left(tmp_path, monkeypatch, ended):
+    """A finished or diverged run is refused by its status, before the data are loaded (else a finished run was
+    refused only after the load, for its missing checkpoint, and a diverged one never told that overwrite=True
+    trains it again).  Also where the checkpoint of its earlier stop is still there: a call killed after it wrote
+    the final provenance, before it deleted the checkpoint, leaves that (here put back by hand)."""
+    from nclib import data
+
+    kw = dict(TINY, epochs=10, metric_every=5, lr=0.01)
+    if ended == "diverged":  # the rate steps up 1000-fold after epoch 5, where the first call stops
+        kw.update(lr_milestones=(5,), lr_gamma=1000.0)
+    folder = train.run(**kw, out_dir=tmp_path, run_name="r", max_train_s=0)  # stopped at epoch 5
+    stop = {name: (folder / name).read_bytes() for name in (runs.CHECKPOINT, runs.CHECKSUM)}
+    if ended == "diverged":
+        with pytest.raises(train.TrainingDiverged, match="diverged at epoch 10"):
+            train.run(**kw, out_dir=tmp_path, run_name="r", resume=True)
+    else:
+        train.run(**kw, out_dir=tmp_path, run_name="r", resume=True)
+    assert runs.run_status(folder) == ended and not (folder / runs.CHECKPOINT).exists()
+    monkeypatch.setattr(data, "load_for", lambda p: pytest.fail("the data were loaded before the refusal"))
+    for left in (False, True):
+        if left:  # the crash between the final provenance and the checkpoint's deletion
+            for name, content in stop.items():
+                (folder / name).write_bytes(content)
+        before = _files(folder)
+        with pytest.raises(runs.ResumeRefused, match=rf"\b{ended}\b") as err:
+            train.run(**kw, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)
+        assert err.value.run_dir == folder and _files(folder) == before
+        assert ("overwrite" in str(err.value)) is (ended == "diverged")  # the way to train it again, offered
+
+
 def test_a_crash_before_the_first_checkpoint_leaves_a_dead_run_that_only_overwrite_replaces(tmp_path):
     proc = _child(crash_in_save=True, **LONG, out_dir=str(tmp_path), run_name="r", max_train_s=0)
     proc.communicate(timeout=300)
