@@ -260,7 +260,7 @@ def _idx_bytes(array):
 
 
 @pytest.mark.parametrize("which, how", [("images", "truncated"), ("labels", "truncated"), ("images", "padded"),
-                                        ("images", "gz")])
+                                        ("images", "gz"), ("images", "float type"), ("labels", "header cut")])
 def test_damaged_emnist_idx_file_is_named(tmp_path, which, how):
     labels = np.repeat(np.arange(1, 27), 2)
     images = np.zeros((labels.size, 28, 28), np.uint8)
@@ -275,6 +275,10 @@ def test_damaged_emnist_idx_file_is_named(tmp_path, which, how):
         path.write_bytes(raw[: len(raw) - 7])
     elif how == "padded":  # longer than its header says: not the file the header describes either
         path.write_bytes(raw + bytes(7))
+    elif how == "float type":  # type byte 0x0D, float32 values: not the unsigned bytes of EMNIST (0x08)
+        path.write_bytes(raw[:2] + b"\x0d" + raw[3:])
+    elif how == "header cut":  # 3 dimensions announced, the file ends inside the first one's size
+        path.write_bytes(b"\0\0\x08\x03\0\0")
     else:  # only a truncated .gz copy lies there, as if the download of the official archive broke off
         path.unlink()
         path = path.with_name(path.name + ".gz")
