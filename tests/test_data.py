@@ -277,6 +277,24 @@ def test_emnist_letters_torchvision_format(emnist_root):
     assert set(ts.provenance["source_sha256"]) == {f.name for f in files}
 
 
+@pytest.mark.parametrize("bad", [0, 27])
+def test_emnist_letters_labels_outside_1_to_26_are_refused_by_the_reader(tmp_path, bad):
+    """load_emnist_letters_torchvision returns labels 0..25 or refuses the files, naming data_path: torchvision's
+    letters labels 1..26 are shifted down by one, so a 0 or a 27 in the labels file is no letter (data.load's
+    check_labels refuses it again, but the reader is called on its own too)."""
+    labels = np.repeat(np.arange(1, 27), 2)
+    labels[5] = bad
+    (tmp_path / "EMNIST" / "raw").mkdir(parents=True)
+    images_file, labels_file = data.emnist_raw_files(tmp_path)
+    images_file.write_bytes(_idx(np.zeros((labels.size, 28, 28), np.uint8)))
+    labels_file.write_bytes(_idx(labels))
+    with pytest.raises(ValueError, match="^data_path") as err:
+        datafiles.load_emnist_letters_torchvision(tmp_path)
+    assert str(tmp_path) in str(err.value)
+    labels_file.write_bytes(_idx(np.repeat(np.arange(1, 27), 2)))  # the same files with letters only: read
+    assert datafiles.load_emnist_letters_torchvision(tmp_path)[1].tolist() == np.repeat(np.arange(26), 2).tolist()
+
+
 def test_emnist_unpacked_by_two_processes_at_once_comes_back_whole(emnist_root, monkeypatch):
     """The fault: two processes unpacking one .gz shared one temporary file; the second emptied it while the first
     wrote, and the first renamed a partly zeroed file into place (the size check passed).  Here a second unpacking
