@@ -1534,21 +1534,30 @@ def test_a_stopped_run_resumes_exactly(tmp_path):
 
 def test_the_training_time_leaves_out_writing_the_checkpoints(tmp_path, monkeypatch):
     """train_time_s and the history's wall_time count the training loop, not the checkpoints written when
-    max_train_s stops the runs: with a clock that jumps by a million seconds while each checkpoint is written, the
-    provenance of a stopped run records the training time its checkpoint holds (which ends before any checkpoint
-    is written), the call's wall_time_s holds the jumps, and the resumed run's times and history hold none."""
+    max_train_s stops the runs: with a clock that jumps by a million seconds while each checkpoint is written and
+    while it is committed, the provenance of a stopped run records the training time its checkpoint holds (which
+    ends before any checkpoint is written, also for the second run, whose checkpoint is written after the first's:
+    its clock stopped with the first's, and writing its own does not start it again), the call's wall_time_s holds
+    the jumps, and the resumed run's times and history hold none."""
+    from nclib import runfolder
+
     jump, shift = 1e6, [0.0]
-    clock, commit = time.perf_counter, checkpoints.commit_checkpoint
+    clock, save, commit = time.perf_counter, runfolder.torch.save, checkpoints.commit_checkpoint
+
+    def saving_takes_a_jump(obj, f):
+        save(obj, f)
+        shift[0] += jump
 
     def writing_takes_a_jump(run_dir, epoch):
         commit(run_dir, epoch)
         shift[0] += jump
 
     monkeypatch.setattr(time, "perf_counter", lambda: clock() + shift[0])
+    monkeypatch.setattr(runfolder.torch, "save", saving_takes_a_jump)
     monkeypatch.setattr(checkpoints, "commit_checkpoint", writing_takes_a_jump)
     members = RESUME_MEMBERS[:2]  # trained together: neither run counts the other's checkpoint either
     parts = train.run_many(members, out_dir=tmp_path, max_train_s=0, **RESUME_KW)
-    assert shift[0] == 2 * jump and [_status(p) for p in parts] == ["stopped"] * 2
+    assert shift[0] == 4 * jump and [_status(p) for p in parts] == ["stopped"] * 2
     stopped = {}
     for p in parts:
         prov = json.loads((p / "provenance.json").read_text())
@@ -1557,7 +1566,7 @@ def test_the_training_time_leaves_out_writing_the_checkpoints(tmp_path, monkeypa
         assert prov["wall_time_s"] >= prov["train_time_s"] + jump and prov["train_time_s"] < jump
         stopped[p.name] = prov["train_time_s"]
     parts = train.run_many(members, out_dir=tmp_path, resume=True, **RESUME_KW)
-    assert shift[0] == 2 * jump  # a finished run writes no checkpoint
+    assert shift[0] == 4 * jump  # a finished run writes no checkpoint
     for p in parts:
         prov, history = json.loads((p / "provenance.json").read_text()), train.load_history(p)
         assert prov["status"] == "finished" and history["epoch"].tolist() == [0, 2, 4, 6]
