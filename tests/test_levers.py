@@ -199,6 +199,36 @@ def test_a_deferred_run_that_diverges_ends_at_the_same_row(tmp_path, epochs, max
             np.testing.assert_array_equal(ha[col], hb[col])
 
 
+def test_a_deferred_run_that_diverges_drops_the_later_row_its_worker_still_computes(tmp_path, monkeypatch):
+    """With a worker thread (async_metrics) a row stays pending until its host metrics are computed; the row after
+    the diverging one, recorded before the divergence is seen, is dropped also while it is still pending (its
+    metrics are held here until the run drops its later rows): the history ends at the row that shows it."""
+    import threading
+
+    from nclib import runfolder
+
+    real_metrics, real_drop = train.Engine.host_metrics, runfolder.RunFolder.drop_rows_after
+    dropped, calls = threading.Event(), []
+
+    def held(self, payload):  # the third row's (epoch 4's) metrics, in the worker thread
+        calls.append(None)
+        if len(calls) == 3:
+            assert dropped.wait(timeout=60), "the run never dropped its later rows"
+        return real_metrics(self, payload)
+
+    def drop_rows_after(self, epoch):
+        real_drop(self, epoch)
+        dropped.set()
+
+    monkeypatch.setattr(train.Engine, "host_metrics", held)
+    monkeypatch.setattr(runfolder.RunFolder, "drop_rows_after", drop_rows_after)
+    kw = dict(KW, epochs=12, lr_milestones=[], divergence_factor=2.0, lr=0.2)  # L = 3 diverges at epoch 2
+    with pytest.raises(train.TrainingDiverged, match="diverged at epoch 2"):
+        train.run_many(MEMBERS[1:2], out_dir=tmp_path, deferred_metrics=True, async_metrics=True, **kw)
+    assert dropped.is_set() and len(calls) == 3
+    assert _status(tmp_path / "L3") == "diverged" and train.load_history(tmp_path / "L3")["epoch"].tolist() == [0, 2]
+
+
 @pytest.mark.parametrize("setting", list(SETTINGS))
 def test_adam_in_backward_runs_equal_plain_runs_number_for_number(tmp_path, setting):
     """Each parameter's Adam step taken by a hook inside the backward pass gives the plain runs, across the lr
