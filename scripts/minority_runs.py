@@ -29,7 +29,8 @@ largest ratio of the value at a step to the lowest value up to that step (1.0 fo
 and ``rise_step``, the first step at it.  nclib.ufmtrain.read_ufm_table reads such a table and the committed ones,
 made before the last four columns were added.  Beside the table, ``ufm-PROFILE.provenance.json``: the command, the
 git commit, the CPU and the BLAS kernels numpy runs on it (a run of float64 Adam is reproducible bit for bit only
-with the same ones), the versions, the threads, the wall time and the settings.  Run with OMP_NUM_THREADS=1.
+with the same ones; ``OPENBLAS_CORETYPE`` in the environment chooses them, and the file records it), the versions, the
+threads, the wall time and the settings.  Run with OMP_NUM_THREADS=1.
 """
 from __future__ import annotations
 
@@ -185,11 +186,15 @@ def blas_core() -> str | None:
 
 
 def ufm_provenance(profile: str, rows: int, wall_s: float) -> dict:
-    """Where and how a UFM table was made: the command, commit, CPU, BLAS kernels, versions, threads, wall time."""
+    """Where and how a UFM table was made: the command, commit, CPU, BLAS kernels, versions, threads, wall time.
+    The kernels are those OpenBLAS reports (``blas_core``) and the environment's ``OPENBLAS_CORETYPE``, which chooses
+    them on any CPU that can run them (None where it is not set: OpenBLAS chose by the CPU), so that one machine can
+    make again a table made with other kernels (results/minority/README.md)."""
     return {"profile": profile, "rows": rows, "command_line": list(sys.argv), "made_utc":
             datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             **provenance.git_state(), "host_cpu": provenance.cpu_name(), "cpu_model": provenance.cpu_model(),
-            "blas_core": blas_core(), "versions": provenance.versions(),
+            "blas_core": blas_core(), "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+            "versions": provenance.versions(),
             "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
             "wall_time_s": round(wall_s, 1),
             "settings": {"steps": UFM_STEPS, "lr": UFM_LR, "final_lr_factor": ufmtrain.FINAL_LR_FACTOR,
