@@ -26,8 +26,8 @@ nclib.ufmtrain.UFM_HISTORY_FIELDS, four that summarize the run's objective (4.3)
 history with ``record_every=1``, the values after 0, 1, ..., 4000 Adam steps; recording leaves the run as it is, bit
 for bit): ``best_value``, the lowest of these values, and ``best_step``, the first step at it; ``largest_rise``, the
 largest ratio of the value at a step to the lowest value up to that step (1.0 for an objective that never rose),
-and ``rise_step``, the first step at it.  nclib.ufmtrain.read_ufm_table reads such a table and the committed ones,
-made before the last four columns were added.  Beside the table, ``ufm-PROFILE.provenance.json``: the command, the
+and ``rise_step``, the first step at it.  nclib.ufmtrain.read_ufm_table reads such a table and those made before
+the last four columns were added.  Beside the table, ``ufm-PROFILE.provenance.json``: the command, the
 git commit, the CPU and the BLAS kernels numpy runs on it (a run of float64 Adam is reproducible bit for bit only
 with the same ones; ``OPENBLAS_CORETYPE`` in the environment chooses them, and the file records it), the versions, the
 threads, the wall time and the settings.  Run with OMP_NUM_THREADS=1.
