@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import ctypes
 import datetime
 import io
 import json
@@ -166,25 +165,6 @@ def ufm_row(profile: str, n, bias: bool, L: int, lam: float, seed: int) -> dict:
                 **{k: repr(v) if isinstance(v, float) else v for k, v in summary.items()})
 
 
-def blas_core() -> str | None:
-    """The kernels numpy's OpenBLAS chose on this CPU (its ``get_corename``, e.g. "SkylakeX"), None where numpy's
-    BLAS does not say: the float64 products of train_ufm are its."""
-    import glob
-
-    import numpy
-    libs = glob.glob(os.path.join(os.path.dirname(numpy.__file__), os.pardir, "numpy.libs", "lib*openblas*"))
-    for lib in libs:
-        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename64_",
-                     "openblas_get_corename"):
-            try:
-                f = getattr(ctypes.CDLL(lib), name)
-            except (OSError, AttributeError):
-                continue
-            f.restype = ctypes.c_char_p
-            return f().decode()
-    return None
-
-
 def ufm_provenance(profile: str, rows: int, wall_s: float) -> dict:
     """Where and how a UFM table was made: the command, commit, CPU, BLAS kernels, versions, threads, wall time.
     The kernels are those OpenBLAS reports (``blas_core``) and the environment's ``OPENBLAS_CORETYPE``, which chooses
@@ -193,7 +173,7 @@ def ufm_provenance(profile: str, rows: int, wall_s: float) -> dict:
     return {"profile": profile, "rows": rows, "command_line": list(sys.argv), "made_utc":
             datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             **provenance.git_state(), "host_cpu": provenance.cpu_name(), "cpu_model": provenance.cpu_model(),
-            "blas_core": blas_core(), "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+            "blas_core": provenance.blas_core(), "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
             "versions": provenance.versions(),
             "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
             "wall_time_s": round(wall_s, 1),

@@ -344,7 +344,7 @@ def test_the_provenance_records_the_blas_kernels_and_the_one_forced(monkeypatch)
 
     monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
     made = minority_runs.ufm_provenance("cifar10", 1, 0.0)
-    assert made["openblas_coretype"] is None and made["blas_core"] == minority_runs.blas_core()
+    assert made["openblas_coretype"] is None and made["blas_core"] == provenance.blas_core()
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
     assert minority_runs.ufm_provenance("cifar10", 1, 0.0)["openblas_coretype"] == "Haswell"
     cpuinfo = pathlib.Path("/proc/cpuinfo")
