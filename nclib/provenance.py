@@ -362,3 +362,25 @@ def cpu_name() -> str:
     except AttributeError:  # a torch without it
         capability = "unknown kernels"
     return f"{cpu_model()} ({capability})"
+
+
+def blas_core() -> str | None:
+    """The kernels numpy's OpenBLAS runs on this CPU, as OpenBLAS names them (its ``get_corename``, e.g. "Haswell" or
+    "SkylakeX"); None where numpy's BLAS does not say.  OpenBLAS picks them by the CPU unless the environment's
+    ``OPENBLAS_CORETYPE`` names them (read when numpy loads it); the float64 products of
+    :func:`nclib.ufmtrain.train_ufm` are its, and a run is reproducible bit for bit only with the same kernels
+    (results/minority/README.md: one machine gives either table set of :ref:`ch-minority` by choosing them)."""
+    import ctypes
+    import glob
+
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "lib*openblas*"))
+    for lib in libs:
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename64_",
+                     "openblas_get_corename"):
+            try:
+                f = getattr(ctypes.CDLL(lib), name)
+            except (OSError, AttributeError):
+                continue
+            f.restype = ctypes.c_char_p
+            return f().decode()
+    return None

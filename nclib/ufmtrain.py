@@ -257,8 +257,8 @@ def table_counts(profile: str) -> np.ndarray:
 
 #: The columns of a table of UFM runs, ``ufm-PROFILE.csv`` (results/minority/README.md says what each holds), one
 #: row per run of :func:`train_ufm`, as ``scripts/minority_runs.py`` writes them and :func:`read_ufm_table` reads them.
-#: The committed tables of :ref:`ch-minority` have these columns only; a table the script writes now has
-#: :data:`UFM_HISTORY_FIELDS` after them.
+#: A table the script writes now, the committed tables of :ref:`ch-minority` among them, has
+#: :data:`UFM_HISTORY_FIELDS` after them; a table written before those columns existed has these only.
 UFM_FIELDS = ("profile", "bias", "L", "lam", "seed", "init_scale", "steps", "lr", "value", "minimum", "gap",
               "modes_alive", "modes_theory", "classes_correct", "classes_theory", "at_origin", "s", "s_theory",
               "class_acc")
@@ -328,8 +328,8 @@ def read_ufm_table(path) -> list[dict]:
     ``best_step`` and ``rise_step`` ints; ``lam``, ``init_scale``, ``lr``, ``value``, ``minimum``, ``gap``,
     ``best_value`` and ``largest_rise`` floats to the last bit (the script writes each as its repr, which Python's
     float, correctly rounded, gives back); ``s``, ``s_theory`` and ``class_acc`` float64 arrays of one entry per mode
-    or class (the space-separated 6 significant digits written).  A row of a table without the history columns (the
-    committed tables of :ref:`ch-minority`) has no such keys.  Used in :ref:`ch-minority`, in :ref:`ch-fig3` and
+    or class (the space-separated 6 significant digits written).  A row of a table without the history columns (one
+    written before the script wrote them) has no such keys.  Used in :ref:`ch-minority`, in :ref:`ch-fig3` and
     :ref:`ch-fig4` (through :func:`trained_ufm_at_minimum`) and by
     ``scripts/minority_runs.py`` (``--like``).  ValueError naming ``path`` for a header other than these two, a value
     that is not of its column's type (a float not written as its repr, NaN or inf, a flag other than True or

@@ -26,16 +26,16 @@ nclib.ufmtrain.UFM_HISTORY_FIELDS, four that summarize the run's objective (4.3)
 history with ``record_every=1``, the values after 0, 1, ..., 4000 Adam steps; recording leaves the run as it is, bit
 for bit): ``best_value``, the lowest of these values, and ``best_step``, the first step at it; ``largest_rise``, the
 largest ratio of the value at a step to the lowest value up to that step (1.0 for an objective that never rose),
-and ``rise_step``, the first step at it.  nclib.ufmtrain.read_ufm_table reads such a table and the committed ones,
-made before the last four columns were added.  Beside the table, ``ufm-PROFILE.provenance.json``: the command, the
+and ``rise_step``, the first step at it.  nclib.ufmtrain.read_ufm_table reads such a table and those made before
+the last four columns were added.  Beside the table, ``ufm-PROFILE.provenance.json``: the command, the
 git commit, the CPU and the BLAS kernels numpy runs on it (a run of float64 Adam is reproducible bit for bit only
-with the same ones), the versions, the threads, the wall time and the settings.  Run with OMP_NUM_THREADS=1.
+with the same ones; ``OPENBLAS_CORETYPE`` in the environment chooses them, and the file records it), the versions, the
+threads, the wall time and the settings.  Run with OMP_NUM_THREADS=1.
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import ctypes
 import datetime
 import io
 import json
@@ -165,31 +165,16 @@ def ufm_row(profile: str, n, bias: bool, L: int, lam: float, seed: int) -> dict:
                 **{k: repr(v) if isinstance(v, float) else v for k, v in summary.items()})
 
 
-def blas_core() -> str | None:
-    """The kernels numpy's OpenBLAS chose on this CPU (its ``get_corename``, e.g. "SkylakeX"), None where numpy's
-    BLAS does not say: the float64 products of train_ufm are its."""
-    import glob
-
-    import numpy
-    libs = glob.glob(os.path.join(os.path.dirname(numpy.__file__), os.pardir, "numpy.libs", "lib*openblas*"))
-    for lib in libs:
-        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename64_",
-                     "openblas_get_corename"):
-            try:
-                f = getattr(ctypes.CDLL(lib), name)
-            except (OSError, AttributeError):
-                continue
-            f.restype = ctypes.c_char_p
-            return f().decode()
-    return None
-
-
 def ufm_provenance(profile: str, rows: int, wall_s: float) -> dict:
-    """Where and how a UFM table was made: the command, commit, CPU, BLAS kernels, versions, threads, wall time."""
+    """Where and how a UFM table was made: the command, commit, CPU, BLAS kernels, versions, threads, wall time.
+    The kernels are those OpenBLAS reports (``blas_core``) and the environment's ``OPENBLAS_CORETYPE``, which chooses
+    them on any CPU that can run them (None where it is not set: OpenBLAS chose by the CPU), so that one machine can
+    make again a table made with other kernels (results/minority/README.md)."""
     return {"profile": profile, "rows": rows, "command_line": list(sys.argv), "made_utc":
             datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             **provenance.git_state(), "host_cpu": provenance.cpu_name(), "cpu_model": provenance.cpu_model(),
-            "blas_core": blas_core(), "versions": provenance.versions(),
+            "blas_core": provenance.blas_core(), "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+            "versions": provenance.versions(),
             "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
             "wall_time_s": round(wall_s, 1),
             "settings": {"steps": UFM_STEPS, "lr": UFM_LR, "final_lr_factor": ufmtrain.FINAL_LR_FACTOR,

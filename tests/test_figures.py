@@ -1959,16 +1959,18 @@ def test_every_committed_run_is_the_clean_record_of_its_parameters():
 
 
 def test_the_minority_results_name_clean_commits_of_this_history():
-    """The minority chapter's results that are no run folder record their commits too: the replica's UFM tables in
-    their provenance files (``results/replica-cpu/minority/ufm-*.provenance.json``, from a clean checkout) and both
+    """The minority chapter's results that are no run folder record their commits too: the UFM tables, committed and
+    replica, in their provenance files (``results/minority/ufm-*.provenance.json`` and
+    ``results/replica-cpu/minority/ufm-*.provenance.json``, each from a clean checkout) and both
     MLP sweeps in their tables (``sweep.csv``'s ``git_commit``, the commits of their run folders); every one is a
     commit of this history where git can say (the run folders' own commits are checked with every committed run)."""
     import pandas as pd
 
     minority = nclib.ROOT / "results" / "minority"
     replica = nclib.ROOT / "results" / "replica-cpu" / "minority"
-    ufm = [json.loads(path.read_text()) for path in sorted(replica.glob("ufm-*.provenance.json"))]
-    assert len(ufm) == 2 and all(p["git_dirty"] is False and p["git_dirty_paths"] == [] for p in ufm)
+    ufm = [json.loads(path.read_text()) for folder in (minority, replica)
+           for path in sorted(folder.glob("ufm-*.provenance.json"))]
+    assert len(ufm) == 4 and all(p["git_dirty"] is False and p["git_dirty_paths"] == [] for p in ufm)
     tables = {folder: pd.read_csv(folder / "mlp-cifar10" / "sweep.csv") for folder in (minority, replica)}
     for folder, table in tables.items():
         runs = {_read(path).provenance["git_commit"] for path, _ in COMMITTED_RUNS if folder in path.parents}

@@ -299,20 +299,25 @@ def test_train_ufm_decays_the_rate_to_final_lr_factor_by_default():
 
 
 def test_read_ufm_table_types_the_committed_rows_and_refuses_a_bad_file(tmp_path):
-    """The committed CIFAR-10 table read back typed, its floats equal to the text written to the last bit; a file
-    whose header, value types or vector lengths are not a UFM table's is refused naming path."""
+    """The committed CIFAR-10 table read back typed (its columns and the summary of each run's objective history),
+    its floats equal to the text written to the last bit; a file whose header, value types or vector lengths are not
+    a UFM table's is refused naming path."""
     import nclib
     path = nclib.ROOT / "results" / "minority" / "ufm-cifar10.csv"
     rows = ufmtrain.read_ufm_table(path)
     lines = path.read_text().splitlines()
-    assert len(rows) == len(lines) - 1 == 112 and tuple(lines[0].split(",")) == ufmtrain.UFM_FIELDS
+    assert len(rows) == len(lines) - 1 == 112
+    assert tuple(lines[0].split(",")) == ufmtrain.UFM_FIELDS + ufmtrain.UFM_HISTORY_FIELDS
     first = lines[1].split(",")
     r = rows[0]
     assert (r["profile"], r["bias"], r["L"], r["seed"], r["steps"]) == ("cifar10", True, 1, 0, 4000)
     assert r["at_origin"] is False and r["lr"] == 0.05
     assert type(r["L"]) is int and type(r["bias"]) is bool and type(r["lam"]) is float
     assert r["lam"] == 0.0023570226039551587 and repr(r["lam"]) == first[3]  # to the last bit
-    assert r["value"] == float(first[8]) and r["gap"] == 0.0
+    assert r["value"] == float(first[8]) and r["gap"] == 1.3373019671140784e-16 and repr(r["gap"]) == first[10]
+    assert (r["best_value"], r["best_step"], r["largest_rise"], r["rise_step"]) == (
+        0.10377452624079339, 2357, 1.001069222940109, 1959)
+    assert type(r["best_step"]) is int and repr(r["best_value"]) == first[19]
     assert r["s"].dtype == np.float64 and r["s"].shape == r["s_theory"].shape == r["class_acc"].shape == (10,)
     np.testing.assert_array_equal(r["class_acc"], np.ones(10))
     assert r["s_theory"][-1] == 0.0 and r["s"][0] == 6.36396
@@ -343,26 +348,32 @@ def test_read_ufm_table_types_the_committed_rows_and_refuses_a_bad_file(tmp_path
     assert ufmtrain.read_ufm_table(bad) == []
 
 
-def test_read_ufm_table_reads_the_history_columns_of_a_table_made_now(tmp_path):
-    """A table with the summary of the objective's history after the committed columns (as scripts/minority_runs.py
-    writes it now): read typed, the floats to the last bit, beside a committed table's rows, which have no such keys;
-    a summary no history gives, or the columns out of order, refused naming path."""
+def test_read_ufm_table_reads_a_table_with_and_without_the_history_columns(tmp_path):
+    """The committed tables end with the summary of each run's objective history (as scripts/minority_runs.py writes
+    it now); a table made before those columns existed has none.  Both are read typed, the columns they share alike,
+    the floats to the last bit; a summary no history gives, or the columns out of order, refused naming path."""
     import nclib
     committed = nclib.ROOT / "results" / "minority" / "ufm-cifar10.csv"
-    lines = committed.read_text().splitlines()
+    made_now = committed.read_text().splitlines()
     header = ",".join(ufmtrain.UFM_FIELDS + ufmtrain.UFM_HISTORY_FIELDS)
-    assert header == lines[0] + ",best_value,best_step,largest_rise,rise_step"
+    assert made_now[0] == header
+    # the same rows without the last four columns: a table as the script wrote them before (no comma in a value)
+    lines = [",".join(line.split(",")[:len(ufmtrain.UFM_FIELDS)]) for line in made_now[:3]]
+    assert lines[0] == ",".join(ufmtrain.UFM_FIELDS)
+    before = tmp_path / "before.csv"
+    before.write_text("\n".join(lines) + "\n")
     value = lines[1].split(",")[8]
     made = tmp_path / "made.csv"
     made.write_text(f"{header}\n{lines[1]},0.10377452624079331,3999,1.0009986859274964,1340\n"
                     f"{lines[2]},{value},0,1.0,0\n")
     rows = ufmtrain.read_ufm_table(made)
-    old = ufmtrain.read_ufm_table(committed)[:2]
+    old = ufmtrain.read_ufm_table(before)
     assert set(old[0]) == set(ufmtrain.UFM_FIELDS)
     assert set(rows[0]) == set(ufmtrain.UFM_FIELDS + ufmtrain.UFM_HISTORY_FIELDS)
-    for new, before in zip(rows, old):  # the committed columns read alike
-        assert {k: v for k, v in new.items() if not isinstance(v, np.ndarray) and k in before} == \
-            {k: v for k, v in before.items() if not isinstance(v, np.ndarray)}
+    for new, earlier, full in zip(rows, old, ufmtrain.read_ufm_table(committed)):  # the shared columns read alike
+        assert {k: v for k, v in new.items() if not isinstance(v, np.ndarray) and k in earlier} == \
+            {k: v for k, v in earlier.items() if not isinstance(v, np.ndarray)} == \
+            {k: v for k, v in full.items() if not isinstance(v, np.ndarray) and k in earlier}
     r = rows[0]
     assert (r["best_value"], r["best_step"], r["largest_rise"], r["rise_step"]) == (
         0.10377452624079331, 3999, 1.0009986859274964, 1340)
