@@ -1603,6 +1603,9 @@ def test_runs_merged_from_a_cluster_whose_data_lay_at_another_path_hold_their_po
     assert table["data_path"].tolist() == [str(here)] * 2  # each run's path as it recorded it
     task = sweep.run_point(grid, on(there), merged, 1)
     assert task["status"].tolist() == ["finished"] and task["error"].isna().all()
+    # the task kept the run under its folder's lock, not refused it for its data_path (the row alone would not
+    # tell: a finished run's table row hides what sweep.json saved)
+    assert sweepmanifest.read_manifest(merged)["errors"] == {}
     assert {name: _files(merged / name) for name in ("seed-0", "seed-1")} == copied
     # other data at the second cluster's path: the copied run is another run
     _data_writer(there, seed=4)()
