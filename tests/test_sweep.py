@@ -1032,6 +1032,30 @@ def test_a_rerun_of_a_finished_sweep_reaches_no_cluster(tmp_path, monkeypatch):
     assert reached == []
 
 
+def test_a_rerun_whose_only_run_left_is_being_written_by_another_process_reaches_no_cluster(tmp_path, monkeypatch):
+    """Every point finished but one, whose folder another live process holds (a task of a job array training it):
+    the rerun leaves that run to its writer, trains nothing and reaches no cluster (nclib.sweep._client is never
+    called); its table reports the run as running."""
+    out = tmp_path / "out"
+    sweep.run_point({"seed": [0, 1]}, TINY, out, 0)
+    reached = []
+
+    def no_cluster(*args, **kwargs):
+        reached.append(args)
+        raise OSError("no cluster here")
+
+    monkeypatch.setattr(sweep, "_client", no_cluster)
+    holder = _hold_lock(out / "seed-1")
+    try:
+        assert sweep.next_step(out / "seed-1") == ("running", "leave")
+        table = sweep.run_sweep({"seed": [0, 1]}, TINY, out, progress=False)
+        assert table["status"].tolist() == ["finished", "running"] and table["error"].isna().all()
+        assert reached == [] and sorted(p.name for p in (out / "seed-1").iterdir()) == [locks.LOCK]
+    finally:
+        holder.stdin.close()
+        assert holder.wait(timeout=30) == 0
+
+
 def test_a_sweep_with_nothing_to_train_clears_the_errors_its_folders_replaced(scheduler, tmp_path):
     """A run kept as finished while sweep.json still holds an error from an earlier sweep (a lock of another host,
     since removed, and the run finished by hand): the rerun trains nothing and writes the manifest without it."""
