@@ -464,7 +464,8 @@ def test_a_forked_child_leaving_the_lock_leaves_it_to_its_holder(tmp_path):
     """The fault: a process forked while its parent held a run folder's lock (a worker pool, a subprocess made by
     fork) released it on leaving the with block: it removed the lock file, and the folder the lock made, while the
     parent still held the flock on the removed file, so a second writer took a new lock beside the parent's.  The
-    child now only closes its copy of the descriptor; the lock, its file and its folder stay the holder's."""
+    child now only closes its copy of the descriptor; the lock, its file and its folder stay the holder's.  A child
+    that asks once its parent has given the lock back holds none: it sees no owner and takes the lock itself."""
     folder = tmp_path / "new"  # made by the lock: the holder removes it on release, the child must not
     other = ("import sys\nfrom nclib import locks\ntry:\n    locks.lock_run(sys.argv[1], retry_s=0)\n"
              "except locks.RunFolderBusy:\n    sys.exit(3)\n")
@@ -485,6 +486,30 @@ def test_a_forked_child_leaving_the_lock_leaves_it_to_its_holder(tmp_path):
                                 text=True, timeout=120)
         assert second.returncode == 3, second.stderr  # refused: the parent holds the lock still
     assert not folder.exists()  # the holder's release removed the file and the folder it made
+    # a child forked while the parent held the lock, asking after the parent gave it back: it holds nothing (its copy
+    # of the descriptor is no lock of its own), so it sees no owner and takes the lock itself
+    lock = locks.lock_run(folder, retry_s=0)
+    released, asked = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(asked)
+            os.read(released, 1)  # the parent has released
+            code = 4 if locks.lock_owner(folder) is not None else 5
+            if code == 5:
+                with locks.lock_run(folder, retry_s=0) as own:
+                    code = 0 if own.pid == os.getpid() and locks.lock_owner(folder)["pid"] == own.pid else 6
+        finally:
+            os._exit(code)
+    os.close(released)
+    lock.release()
+    os.write(asked, b"x")
+    os.close(asked)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert not folder.exists()  # the child's own lock made the folder again and removed it on release
 
 def test_a_writer_waiting_for_a_lock_takes_it_when_its_holder_removed_the_folder(tmp_path, monkeypatch):
     """The fault: a writer that made a run folder removes it, empty, when it gives its lock back; a second writer
