@@ -875,6 +875,36 @@ def test_sigterm_names_a_tasks_run_as_written_failed_only_where_the_task_had_ope
     assert runs.recorded_status(folder) == ("failed" if opened else "absent") and not (folder / locks.LOCK).exists()
 
 
+def test_sigterm_before_a_task_opens_a_run_an_earlier_attempt_left_failed_names_no_run(tmp_path, monkeypatch, capsys):
+    """A task's run already reads "failed" (an earlier attempt ended by SIGTERM after a checkpoint).  SIGTERM to the
+    next task before it opens that run (as it takes the run folder's lock): the task did not end the run, so
+    Terminated names no failed run and the message names no folder; the folder is as the earlier attempt left it."""
+    out = tmp_path / "out"
+    folder = out / "seed-0"
+    args = ["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out),
+            "--point", "0"]
+
+    def sigterm(*_, **__):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    assert sweep.main([*args, "--set", "max_train_s=0"])["status"].tolist() == ["stopped"]
+    with monkeypatch.context() as m:
+        m.setattr(train.Engine, "host_metrics", lambda self, payload: sigterm())
+        with pytest.raises(SystemExit):
+            sweep.main(args)
+    assert runs.recorded_status(folder) == "failed"
+    before = _files(folder)
+    capsys.readouterr()
+    monkeypatch.setattr(locks, "lock_runs", sigterm)
+    with locks.sigterm_raises(), pytest.raises(locks.Terminated) as ended:
+        sweep.run_point({"seed": [0]}, TINY, out, 0)
+    assert ended.value.failed_run is None
+    with pytest.raises(SystemExit) as exited:
+        sweep.main(args)
+    assert exited.value.code == 128 + signal.SIGTERM and str(folder) not in capsys.readouterr().err
+    assert _files(folder) == before and runs.recorded_status(folder) == "failed"
+
+
 def test_sigterm_to_a_local_sweep_leaves_its_runs_dead_with_this_hosts_lock(tmp_path, monkeypatch):
     """SIGTERM to a sweep on a local cluster (the time limit of the batch job it runs in): status 143, the cluster
     closed, and the run its worker was training left dead with the lock file of this host, which a later call on
