@@ -2608,7 +2608,8 @@ def test_two_runs_of_one_worker_leave_the_warnings_filter_as_it_was(monkeypatch)
     """The fault: two runs trained at once in one worker process (``--nthreads 2``) each entered and left the
     process's warnings recorder; leaving out of order put the first run's recorder back, so that later warnings of
     the process went to a finished run's list.  Now one run records at a time: the first run (entered first, left
-    first) lists its warning, the second lists none, and after both the process warns as before."""
+    first) lists its warning, the second lists none, and after both the process warns as before.  A run lists every
+    warning it gave, a repeated one each time and a DeprecationWarning too, whatever the process's filter."""
     import threading
 
     a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
@@ -2642,3 +2643,18 @@ def test_two_runs_of_one_worker_leave_the_warnings_filter_as_it_was(monkeypatch)
     assert (warnings.showwarning, getattr(warnings, "_showwarnmsg_impl", None), list(warnings.filters)) == before
     with pytest.warns(RuntimeWarning, match="later"):
         warnings.warn("later", RuntimeWarning)
+    # every warning of a run is listed, a repeated one each time it came, whatever the process's filter would show
+    # (here Python's defaults: a RuntimeWarning once per line, a DeprecationWarning not at all)
+
+    def repeating(params, restart_refused=False):
+        for _ in range(2):
+            warnings.warn("taking over the lock", RuntimeWarning)
+        warnings.warn("old API", DeprecationWarning)
+        return {"status": "finished", "error": None, "restarted": None, "fresh": True}
+
+    monkeypatch.setattr(sweep, "_train_point", repeating)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", RuntimeWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        listed = sweep._run_point({"name": "c"})["warnings"]
+    assert listed == [(RuntimeWarning, "taking over the lock")] * 2 + [(DeprecationWarning, "old API")]
