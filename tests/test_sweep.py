@@ -2052,7 +2052,8 @@ def test_a_damaged_sweep_record_is_named_by_its_path(tmp_path, capsys, text, nam
 def test_the_record_keeps_each_call_once_and_the_errors_its_folders_do_not_hold(tmp_path, monkeypatch):
     """record_call lists a call once (the tasks of a job array make the same call) with its planned points and
     refuses other fixed parameters, leaving sweep.json as it was; record_result keeps the error of a run whose folder
-    does not record it and why a run was trained again, until the run is fine or starts afresh."""
+    does not record it and why a run was trained again, until the run is fine or starts afresh; an error saved
+    without its folder's state drops the state an earlier error was saved with, which is not its own."""
     monkeypatch.chdir(tmp_path)
     call = sweepmanifest.call_record({"seed": np.arange(2)}, {"epochs": np.int64(3), "data_path": "x.npz"}, {})
     assert call == {"grid": {"seed": [0, 1]}, "fixed": {"epochs": 3, "data_path": os.path.abspath("x.npz")},
@@ -2085,6 +2086,14 @@ def test_the_record_keeps_each_call_once_and_the_errors_its_folders_do_not_hold(
     sweepmanifest.record_result(manifest, "seed-1", {"status": "finished", "error": None, "restarted": None,
                                                      "fresh": True})
     assert manifest["restarted"] == {}
+    # an error saved with its folder's state, then one without a state: the first state is not the second's, and
+    # the second error holds for the folder (absent here) as it is
+    sweepmanifest.record_result(manifest, "seed-0", {"status": "stopped", "error": "KilledWorker: a", "state": "f0"})
+    sweepmanifest.record_result(manifest, "seed-0", {"status": "absent", "error": "KilledWorker: b"})
+    assert manifest["errors"] == {"seed-0": "KilledWorker: b"} and "seed-0" not in manifest["error_states"]
+    assert sweeptable.recorded_outcome("seed-0", "absent", manifest, {}, tmp_path / "seed-0") == \
+        ("failed", "KilledWorker: b")
+    sweepmanifest.record_result(manifest, "seed-0", {"status": "finished", "error": None})
     manifest["errors"]["seed-1"] = "RunLockedElsewhere: another host"
     sweepmanifest.record_call(manifest, call, planned, tmp_path, kept=["seed-1"])
     assert manifest["errors"] == {} and manifest["calls"] == [{**call, "runs": ["seed-0", "seed-1"]}]
@@ -2270,14 +2279,18 @@ def test_forget_absent_drops_the_points_without_a_run_folder_and_keeps_the_other
     """A grid with a point given by mistake (seed 7 of a job array cancelled before its task ran): the summary exits
     with status 1 until --forget-absent forgets that point; the call that made seed 0 is kept, a call that made
     nothing (seed 8, failed before its folder was written) is dropped, its error printed, and a sweep running in the
-    folder refuses the forgetting (exit 3)."""
+    folder refuses the forgetting (exit 3).  A forgotten point's note that it was trained again from the start goes
+    with it: recorded again, its row has none."""
     out = tmp_path / "out"
     sweep.run_point({"seed": [0, 7]}, TINY, out, 0)
     sweepmanifest.update_manifest(out, lambda m: sweepmanifest.record_call(
         m, sweepmanifest.call_record({"seed": [8]}, TINY, {}), sweep.plan({"seed": [8]}, TINY, out), out))
     sweepmanifest.update_manifest(out, lambda m: m["errors"].update({"seed-8": "ValueError: before its folder"}))
+    # seed 7 was once trained again from the start, its folder deleted by hand since
+    sweepmanifest.update_manifest(out, lambda m: m.setdefault("restarted", {}).update({"seed-7": "ResumeRefused: x"}))
     table = sweep.summary(out)
     assert table["status"].tolist() == ["finished", "absent", "failed"] and sweep.exit_status(table) == 1
+    assert table["restarted"].tolist()[1] == "ResumeRefused: x"
     with sweepmanifest.lock_sweep(out):
         with pytest.raises(SystemExit) as exc:
             sweep.main(["--summary-only", "--forget-absent", "--out-dir", str(out)])
@@ -2292,8 +2305,9 @@ def test_forget_absent_drops_the_points_without_a_run_folder_and_keeps_the_other
     assert table["run_name"].tolist() == ["seed-0"] and sweep.exit_status(table) == 0
     manifest = sweepmanifest.read_manifest(out)
     assert [c["grid"] for c in manifest["calls"]] == [{"seed": [0, 7]}] and manifest["grid"] == {"seed": [0, 7]}
-    assert manifest["errors"] == {} and sweepmanifest.forget_absent(out) == {}
-    sweep.run_point({"seed": [0, 7]}, TINY, out, 0)  # seed 7 recorded again, without an error
+    assert manifest["errors"] == {} and manifest["restarted"] == {} and sweepmanifest.forget_absent(out) == {}
+    sweep.run_point({"seed": [0, 7]}, TINY, out, 0)  # seed 7 recorded again, without an error or a restart
+    assert sweep.summary(out)["restarted"].isna().all()
     assert sweepmanifest.forget_absent(out) == {"seed-7": None}
     # the same grid again: its point without a run is recorded, and absent, again
     sweep.run_point({"seed": [0, 7]}, TINY, out, 0)
