@@ -45,7 +45,7 @@ import pandas as pd
 from . import locks, parameters
 from .grid import parse_fixed, parse_grid, parse_tie
 from .rounding import written
-from .runs import OtherData
+from .runs import OtherData, RunExists
 from .sweepmanifest import MANIFEST, SweepBusy, forget_absent
 from .sweepplan import writable_out_dir
 from .sweeptable import SUMMARY, NoRuns, TableNotWritten, summary
@@ -277,15 +277,17 @@ def _command(ns) -> pd.DataFrame:
 def exit_status(table: pd.DataFrame) -> int:
     """The command's exit status for a sweep's table: 1 when a run failed, carries an error other than its
     divergence (a divergence is a result; a diverged run trained on other data than its data file holds now,
-    :class:`nclib.runs.OtherData`, is an error), or is absent (its point was never trained: a task of a job array that
+    :class:`nclib.runs.OtherData`, or another call's run in the point's folder, :class:`nclib.runs.RunExists`, is an
+    error), or is absent (its point was never trained: a task of a job array that
     never ran, a sweep whose cluster never started), else 0 (a stopped run and a dead one without an error, which
     the next call resumes, included).  ``table``: a sweep's table (:func:`nclib.sweep.run_sweep`), with its ``status``
     column; ValueError otherwise."""
     if not isinstance(table, pd.DataFrame) or "status" not in table:
         raise ValueError("table must be a sweep's table (a DataFrame with a status column)")
     status = table["status"]
-    errors = other_data = pd.Series(False, index=table.index)
+    errors = refused = pd.Series(False, index=table.index)
     if "error" in table:
         errors = table["error"].notna()
-        other_data = errors & table["error"].astype(str).str.startswith(f"{OtherData.__name__}:")
-    return int(bool((status.isin(("failed", "absent")) | (errors & (status != "diverged")) | other_data).any()))
+        refused = errors & table["error"].astype(str).str.startswith((f"{OtherData.__name__}:",
+                                                                      f"{RunExists.__name__}:"))
+    return int(bool((status.isin(("failed", "absent")) | (errors & (status != "diverged")) | refused).any()))

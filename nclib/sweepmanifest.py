@@ -336,7 +336,8 @@ def record_result(manifest: dict, name: str, result: dict) -> None:
     ``restarted`` and ``fresh``, whether and why it was trained again from the start): the folder records a diverged
     or failed run's error itself; others (refused before the folder was written, a killed worker, a lock of another
     host, a run whose resume was refused, a failed one included, a finished or diverged run trained on other data than
-    its data file holds now, :class:`nclib.runs.OtherData`) are kept in the manifest's ``errors``, with the folder's
+    its data file holds now, :class:`nclib.runs.OtherData`, a folder holding another call's run,
+    :class:`nclib.runs.RunExists`) are kept in the manifest's ``errors``, with the folder's
     state in its ``error_states`` where the result gives it, so that the table drops the error once a later call has
     written the run (:func:`nclib.sweeptable.recorded_outcome`); why a run was trained again from the start is kept
     until a fresh start replaces the run.  ValueError naming the argument that is not what it should be.  Used in
@@ -348,9 +349,10 @@ def record_result(manifest: dict, name: str, result: dict) -> None:
             result.get("state") is None or isinstance(result["state"], str)):
         raise ValueError(f"result must be a dict with the run's status and error (and its folder's state, a "
                          f"folder_state), got {result!r}")
-    # a refusal to keep a diverged run for other data, or to resume a failed one, is no error of its folder
+    # a refusal to keep a diverged run for other data, to take another call's run for this point, or to resume a
+    # failed one, is no error of its folder
     own = result["status"] in ("diverged", "failed") and not str(result["error"]).startswith(
-        (f"{runs.OtherData.__name__}:", f"{runs.ResumeRefused.__name__}:"))
+        (f"{runs.OtherData.__name__}:", f"{runs.RunExists.__name__}:", f"{runs.ResumeRefused.__name__}:"))
     if result["error"] and not own:
         manifest["errors"][name] = result["error"]
         if "state" in result:

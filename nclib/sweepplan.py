@@ -133,7 +133,7 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
                 kind = parameters.required_device_type(p["device"], True if remote else None)
                 differ.update(runs.device_difference(out_dir / name, kind))
             if differ:
-                raise ValueError(_other_run_text(out_dir / name, differ))
+                raise _other_run(out_dir / name, differ)
         planned.append({"point": point, "params": p})
     return planned
 
@@ -229,11 +229,14 @@ def _folder_index(present: dict, keys: tuple) -> dict:
     return index
 
 
-def _other_run_text(run_dir: pathlib.Path, differ: dict) -> str:
+def _other_run(run_dir: pathlib.Path, differ: dict) -> runs.RunExists:
     """The refusal of a run folder that holds a run with other parameters (``differ``, as
-    :func:`nclib.runs.differing_params` gives them) than a point of the sweep."""
-    return (f"run folder {str(run_dir)!r} holds a run with other parameters: {runs.differences_text(differ)}; use "
-            f"another out_dir (or delete the folder)")
+    :func:`nclib.runs.differing_params` gives them) than a point of the sweep: a :class:`nclib.runs.RunExists` (a
+    ValueError), so that the error a worker saves for it under the folder's lock reads "RunExists: ..." and the
+    sweep's table keeps it beside the finished run it names (:func:`nclib.sweeptable.recorded_outcome`)."""
+    return runs.RunExists(f"run folder {str(run_dir)!r} holds a run with other parameters: "
+                          f"{runs.differences_text(differ)}; use another out_dir (or delete the folder)", run_dir,
+                          runs.recorded_status(run_dir))
 
 
 # --------------------------------------------------------------------------------------------- a run folder
@@ -265,10 +268,10 @@ def _checked_loaded(loaded) -> dict | None:
 
 
 def refuse_other_run(run_dir: pathlib.Path, want: dict, params: dict | None = None) -> None:
-    """ValueError (:func:`_other_run_text`) where the ``params.json`` of ``run_dir`` records another run than the
-    one whose defining parameters are ``want`` (:func:`nclib.parameters.defining_params`): read under the folder's
-    lock, so that a point is refused, as :func:`plan` refuses it, where another call (one that ties a parameter
-    this one does not, say) made its run in that folder after this call's plan.  The worker of
+    """:class:`nclib.runs.RunExists` (a ValueError, :func:`_other_run`) where the ``params.json`` of ``run_dir``
+    records another run than the one whose defining parameters are ``want`` (:func:`nclib.parameters.defining_params`):
+    read under the folder's lock, so that a point is refused, as :func:`plan` refuses it, where another call (one that
+    ties a parameter this one does not, say) made its run in that folder after this call's plan.  The worker of
     :mod:`nclib.sweep` asks it once it holds the folder's lock.  ``run_dir`` a :class:`pathlib.Path` or str, ``want``
     the defining parameters of a checked parameter set (:func:`nclib.parameters.check_params`), as the worker has
     them; ``params``: the point's checked parameters, whose ``data_path`` holds a run recorded with another one where
@@ -288,7 +291,7 @@ def refuse_other_run(run_dir: pathlib.Path, want: dict, params: dict | None = No
     if (run_dir / "params.json").is_file():
         differ = _differing(run_dir, want, params, {})
         if differ:
-            raise ValueError(_other_run_text(run_dir, differ))
+            raise _other_run(run_dir, differ)
 
 
 def refuse_other_data(params: dict, run_dir: pathlib.Path, loaded: dict | None = None) -> None:

@@ -14,8 +14,8 @@ import pandas as pd
 from . import _checks
 from .grid import SWEEP_KEYS
 from .locks import RunLockedElsewhere, other_host_lock
-from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, OtherData, atomic_write_text, load_class_accuracy, load_run,
-                   read_record, run_status)
+from .runs import (CLASS_ACCURACY, HISTORY_COLUMNS, OtherData, RunExists, atomic_write_text, load_class_accuracy,
+                   load_run, read_record, run_status)
 from .sweepmanifest import MANIFEST, folder_state, read_manifest
 
 #: The table a sweep writes into its output folder.
@@ -118,9 +118,9 @@ def table_row(out_dir: pathlib.Path, name: str, point: dict, manifest: dict, gri
 def _outlived(error: str, name: str, status: str, manifest: dict, run_dir: pathlib.Path | None) -> bool:
     """Whether the error ``error`` that ``sweep.json`` (``manifest``) saved for the run ``name`` no longer holds for
     its folder ``run_dir`` (None: not known) of status ``status``: see :func:`recorded_outcome`."""
-    if status in ("finished", "diverged") and not error.startswith((f"{OtherData.__name__}:",
-                                                                     f"{RunLockedElsewhere.__name__}:")):
-        return True  # the folder holds the run's result: only other data, or another host's lock, stand against it
+    kept = (OtherData, RunExists, RunLockedElsewhere)  # other data, another call's run, another host's lock
+    if status in ("finished", "diverged") and not error.startswith(tuple(f"{e.__name__}:" for e in kept)):
+        return True  # the folder holds the run's result: only the errors above stand against it
     if run_dir is None:
         return False
     states = manifest.get("error_states") or {}
@@ -139,10 +139,13 @@ def recorded_outcome(name: str, status: str, manifest: dict, prov: dict,
     that error holds for the folder ``run_dir``: not once the folder has changed since the error was saved (its
     :func:`nclib.sweepmanifest.folder_state` is another: a later call, of a sweep, a task or
     :func:`nclib.train.run`, wrote the run), not for a finished or diverged run unless the error is that its data
-    file now holds other data (:class:`nclib.runs.OtherData`) or the refusal below, and not a saved refusal for the
-    lock file of a writer on another host (:class:`nclib.locks.RunLockedElsewhere`) once ``run_dir`` holds no such
-    file (it was removed, as that refusal said to: the next call is not refused).  The table reads what the last call
-    recorded and loads no data: an OtherData error stays until a call checks the data again.  Else,
+    file now holds other data (:class:`nclib.runs.OtherData`), that the folder holds another call's run, with other
+    parameters (:class:`nclib.runs.RunExists`, a worker's refusal under the folder's lock,
+    :func:`nclib.sweepplan.refuse_other_run`: the point has no run of its own), or the refusal below, and not a
+    saved refusal for the lock file of a writer on another host (:class:`nclib.locks.RunLockedElsewhere`) once
+    ``run_dir`` holds no such file (it was removed, as that refusal said to: the next call is not refused).  The
+    table reads what the last call recorded and loads no data: an OtherData error stays until a call checks the
+    data again.  Else,
     for a run that the next call would train (neither finished, diverged nor running) in a folder ``run_dir`` whose
     lock file names a writer on another host (:func:`nclib.locks.other_host_lock`), the refusal that call meets
     (naming the file to remove); else the error its provenance ``prov`` records, or None.  Used in

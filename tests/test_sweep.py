@@ -1229,7 +1229,9 @@ def test_a_run_another_call_made_after_the_plan_is_refused_under_the_lock_not_ta
     """The fault: two calls differing only in a tie (lam_H tied to lam_W, or at its default) name their run
     lam_W-0.1 alike.  B plans while the folder is empty, A then trains there, and B's worker kept A's run as its own
     (a finished one) or resumed it, or with restart_refused deleted it: B's run never existed.  Under the lock B
-    compares its parameters with the folder's, as its plan does: an error naming lam_H, A's run left as it is."""
+    compares its parameters with the folder's, as its plan does: an error naming lam_H, A's run left as it is.  The
+    table keeps that error (exit status 1) while the folder holds A's run, finished or not: B's point has no run of
+    its own."""
     out = tmp_path / "out"
     planned = sweep.plan({"lam_W": [0.1]}, UNTIED, out)  # B, before A's run exists
     assert planned[0]["params"]["run_name"] == "lam_W-0.1" and planned[0]["params"]["lam_H"] != 0.1
@@ -1240,9 +1242,13 @@ def test_a_run_another_call_made_after_the_plan_is_refused_under_the_lock_not_ta
     result = sweep._run_point(planned[0]["params"], restart_refused=True)
     assert result["status"] == left and result["fresh"] is False and result["restarted"] is None
     folder = str(out / "lam_W-0.1")
-    assert result["error"].startswith("ValueError") and folder in result["error"]
+    assert result["error"].startswith("RunExists: ") and folder in result["error"]
     assert _names(result["error"].replace(folder, ""), "lam_H", "0.1", str(planned[0]["params"]["lam_H"]))
     assert _files(out / "lam_W-0.1") == before
+    sweepmanifest.update_manifest(out, lambda m: sweepmanifest.record_result(m, "lam_W-0.1", result))
+    table = sweep.summary(out)
+    assert table["status"].tolist() == [left] and table["error"].tolist() == [result["error"]]
+    assert sweep.exit_status(table) == 1
     with pytest.raises(ValueError, match="lam_H"):  # as B's plan now refuses it
         sweep.plan({"lam_W": [0.1]}, UNTIED, out)
 
@@ -1412,7 +1418,7 @@ def test_a_run_with_other_parameters_made_after_a_refused_resume_is_refused_unde
     result = sweep._run_point(p, restart_refused=True)
     assert len(calls) == 2 and other["files"] and runs.run_status(folder) == "finished"
     assert result["status"] == "finished" and result["restarted"] is None and result["fresh"] is False
-    assert result["error"].startswith("ValueError") and _names(result["error"], "lr", "0.02", "0.01")
+    assert result["error"].startswith("RunExists: ") and _names(result["error"], "lr", "0.02", "0.01")
     assert _files(folder) == other["files"]
 
 
@@ -2489,6 +2495,8 @@ def test_exit_status_refuses_what_is_not_a_sweeps_table():
     assert sweep.exit_status(pd.DataFrame({"status": ["finished", "stopped"], "error": [None, None]})) == 0
     assert sweep.exit_status(pd.DataFrame({"status": ["finished", "stopped"], "error": [None, "x"]})) == 1
     assert sweep.exit_status(pd.DataFrame({"status": ["finished", "absent"], "error": [None, None]})) == 1
+    for refused in ("OtherData: x", "RunExists: x"):  # a diverged run that is not this point's result
+        assert sweep.exit_status(pd.DataFrame({"status": ["finished", "diverged"], "error": [None, refused]})) == 1
     for bad in (pd.DataFrame({"seed": [0]}), {"status": ["failed"]}):
         with pytest.raises(ValueError, match="table must be a sweep's table"):
             sweep.exit_status(bad)
