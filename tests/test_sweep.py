@@ -2099,6 +2099,9 @@ def test_the_record_keeps_each_call_once_and_the_errors_its_folders_do_not_hold(
     assert manifest["errors"] == {"seed-0": "KilledWorker: b"} and "seed-0" not in manifest["error_states"]
     assert sweeptable.recorded_outcome("seed-0", "absent", manifest, {}, tmp_path / "seed-0") == \
         ("failed", "KilledWorker: b")
+    # a diverged folder records its own error, but not a refusal to take it for this point: that one is kept
+    sweepmanifest.record_result(manifest, "seed-0", {"status": "diverged", "error": "RunExists: another call's"})
+    assert manifest["errors"] == {"seed-0": "RunExists: another call's"}
     sweepmanifest.record_result(manifest, "seed-0", {"status": "finished", "error": None})
     manifest["errors"]["seed-1"] = "RunLockedElsewhere: another host"
     sweepmanifest.record_call(manifest, call, planned, tmp_path, kept=["seed-1"])
