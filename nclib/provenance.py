@@ -4,6 +4,8 @@ imported only to read its version.
 """
 from __future__ import annotations
 
+import ctypes
+import glob
 import hashlib
 import os
 import pathlib
@@ -370,9 +372,6 @@ def blas_core() -> str | None:
     ``OPENBLAS_CORETYPE`` names them (read when numpy loads it); the float64 products of
     :func:`nclib.ufmtrain.train_ufm` are its, and a run is reproducible bit for bit only with the same kernels
     (results/minority/README.md: one machine gives either table set of :ref:`ch-minority` by choosing them)."""
-    import ctypes
-    import glob
-
     libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "lib*openblas*"))
     for lib in libs:
         for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename64_",
