@@ -118,6 +118,12 @@ def flag(value, name: str) -> bool:
     return bool(value)
 
 
+def real_dtype(dtype) -> bool:
+    """Whether an array of ``dtype`` holds real numbers: numpy floats or integers, not bools, complex numbers, text or
+    objects (the arrays of features, weights and samples that the metrics of Section 5 read)."""
+    return bool(np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer))
+
+
 def real_number(value) -> bool:
     """Whether ``value`` is a real number: a Python or numpy int or float, or anything numpy reads as a 0-d int or
     float array (a 0-d numpy array or torch tensor); not a bool, a string or a complex number (``float("0.1")``
@@ -130,7 +136,7 @@ def real_number(value) -> bool:
         arr = np.asarray(value)
     except Exception:  # noqa: BLE001 - whatever numpy cannot read is not a number
         return False
-    return arr.ndim == 0 and (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating))
+    return arr.ndim == 0 and real_dtype(arr.dtype)
 
 
 def _real_float(value) -> float:

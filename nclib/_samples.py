@@ -33,7 +33,7 @@ def features(features, name: str = "features") -> np.ndarray:
     ValueError naming ``name``: bools, text or complex numbers, a shape other than N x d with N, d >= 1, NaN or
     inf."""
     arr = _checks.array(features, name)
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+    if not _checks.real_dtype(arr.dtype):
         raise ValueError(f"{name} must be a real float array (N x d), got dtype {arr.dtype}")
     if _checks.mixes_bools(features):  # numpy reads [[True, 2.0]] as floats
         raise ValueError(f"{name} must be a real float array (N x d), not bools")
@@ -128,8 +128,7 @@ def labels(labels, N: int, num_classes: int | None = None, name: str = "labels",
 def _real_array(X, name: str) -> np.ndarray:
     """``X`` itself if it is a numpy array of real numbers (floats or integers, no bools), else a ValueError naming
     ``name``: the arrays that :func:`means` and :func:`peak_exponent` compute with, which their callers checked."""
-    if not isinstance(X, np.ndarray) or X.dtype == bool or not (
-            np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+    if not isinstance(X, np.ndarray) or not _checks.real_dtype(X.dtype):
         raise ValueError(f"{name} must be a numpy array of real numbers, got "
                          f"{f'dtype {X.dtype}' if isinstance(X, np.ndarray) else type(X).__name__}")
     return X

@@ -62,7 +62,7 @@ def _head_direction(Ws, d: int, K: int | None = None) -> np.ndarray:
     cols = d
     for j, W in enumerate(Ws):
         W = _checks.array(W, f"Ws[{j}]")
-        if W.ndim != 2 or W.dtype == bool or not (np.issubdtype(W.dtype, np.floating) or np.issubdtype(W.dtype, np.integer)):
+        if W.ndim != 2 or not _checks.real_dtype(W.dtype):
             raise ValueError(f"Ws[{j}] must be a 2-D real array, got shape {W.shape} and dtype {W.dtype}")
         if _checks.mixes_bools(Ws[j]):  # numpy reads [[True, 2.0]] as floats
             raise ValueError(f"Ws[{j}] must be a 2-D real array, not bools")

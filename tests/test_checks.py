@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from nclib import _checks, solvers
+from nclib import _checks, _samples, solvers
 
 
 @pytest.mark.parametrize("value", [-1, -1e-300, np.nan, np.inf, -np.inf, "1e-3", True, np.bool_(False), 1 + 0j, None])
@@ -190,3 +190,16 @@ def test_every_path_argument_is_refused_by_its_name(bad):
             call(bad)
     with pytest.raises(ValueError, match="^out_dir must be"):  # blank too: no folder is named so
         parameters.check_out_dir("  ")
+
+
+def test_real_dtype_takes_floats_and_integers_and_refuses_bools_complex_text_objects():
+    for dtype in (np.float16, np.float32, np.float64, np.int8, np.int64, np.uint8, np.uint64):
+        assert _checks.real_dtype(np.dtype(dtype)), dtype
+    for dtype in (np.bool_, np.complex64, np.complex128, np.str_, np.bytes_, object, "datetime64[s]"):
+        assert not _checks.real_dtype(np.dtype(dtype)), dtype
+    # the samples, weights and numbers read through it refuse what it refuses, by name
+    with pytest.raises(ValueError, match="features"):
+        _samples.features(np.ones((2, 2), dtype=complex))
+    with pytest.raises(ValueError, match="X"):
+        _samples.peak_exponent(np.array([True, False]))
+    assert not _checks.real_number(np.complex128(1)) and _checks.real_number(np.uint8(3))
