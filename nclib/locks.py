@@ -12,7 +12,8 @@ deletes anything in a run folder of :mod:`nclib.train`, and what a refused write
 - :func:`lock_owner` says which live process holds a folder's lock (a live owner: the run is "running");
 - the command lines end on SIGTERM (a batch job's time limit, ``scancel``) as on Ctrl-C (:func:`sigterm_raises`):
   the runs they were writing recorded, their locks given back and their lock files removed, where the signal's
-  default would leave the lock file of a process gone, which a writer on another host is refused.
+  default would leave the lock file of a process gone, which a writer on another host is refused; inside the epoch
+  loop the signal is noted (:func:`sigterm_deferred`) and the runs stop with a checkpoint at their next metric epoch.
 
 A process never opens the lock file of a folder whose lock it holds (:func:`lock_owner`, :func:`lock_run` and
 :func:`other_host_lock` answer from the locks it holds, by the folder's resolved path, and the takeover reads the
@@ -460,7 +461,26 @@ def lock_runs(run_dirs, retry_s: float = 1.0) -> list[RunLock]:
 
 class Terminated(BaseException):
     """The process was sent SIGTERM while :func:`sigterm_raises` held: raised in its main thread, as Ctrl-C raises
-    KeyboardInterrupt, and like it no Exception, so that no ``except Exception`` takes it for a run's own failure."""
+    KeyboardInterrupt, and like it no Exception, so that no ``except Exception`` takes it for a run's own failure.
+    A training call sets on it the run folders it ended (:func:`nclib.train.run_many`): ``open_runs`` (every run
+    the signal ended), of which ``stopped_runs`` (stopped with a checkpoint, the signal noted inside the epoch loop:
+    :func:`sigterm_deferred`) and ``failed_runs`` (written "failed")."""
+
+
+class _RaiseTerminated:
+    """The SIGTERM handler of :func:`sigterm_raises`: puts back the handler found on entry (``previous``), so that a
+    second SIGTERM ends the process as before, and raises :class:`Terminated`."""
+
+    def __init__(self, previous):
+        self.previous = previous
+
+    def ended(self) -> Terminated:
+        """The handler found on entry put back, and the :class:`Terminated` to raise."""
+        signal.signal(signal.SIGTERM, self.previous)
+        return Terminated("the process was sent SIGTERM (a job's time limit, scancel, kill)")
+
+    def __call__(self, signum, frame):
+        raise self.ended()
 
 
 @contextlib.contextmanager
@@ -468,12 +488,14 @@ def sigterm_raises():
     """While held, SIGTERM (a batch job's time limit, ``scancel``, ``kill``) raises :class:`Terminated` in the main
     thread instead of ending the process at once, so that the calls it unwinds do what they do for Ctrl-C: a
     training call records the runs it was writing as "failed" with that error (:func:`nclib.train.run_many`), and
-    every run folder's lock is given back, its lock file removed (:meth:`RunLock.release`).  Ended by the signal's
-    default, the process would leave its runs "running" and the lock file naming its host, which a writer on
-    another host is refused (:class:`RunLockedElsewhere`) until someone removes it.  The first SIGTERM puts the
-    handler found on entry back, so that a second one ends the process as before; leaving restores it too.  Outside
-    the main thread, or where the handler found was not set from Python (it could not be put back), it changes
-    nothing.  Used by the command lines, :func:`nclib.train.main` and :func:`nclib.sweepcli.main`."""
+    every run folder's lock is given back, its lock file removed (:meth:`RunLock.release`); inside the epoch loop,
+    where :func:`sigterm_deferred` holds, the signal is noted instead and the runs stop with a checkpoint at their
+    next metric epoch before Terminated is raised.  Ended by the signal's default, the process would leave its runs
+    "running" and the lock file naming its host, which a writer on another host is refused
+    (:class:`RunLockedElsewhere`) until someone removes it.  The first SIGTERM that raises puts the handler found on
+    entry back, so that a later one ends the process as before; leaving restores it too.  Outside the main thread,
+    or where the handler found was not set from Python (it could not be put back), it changes nothing.  Used by the
+    command lines, :func:`nclib.train.main` and :func:`nclib.sweepcli.main`."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -481,13 +503,52 @@ def sigterm_raises():
     if previous is None:
         yield
         return
-
-    def raise_terminated(signum, frame):
-        signal.signal(signal.SIGTERM, previous)
-        raise Terminated("the process was sent SIGTERM (a job's time limit, scancel, kill)")
-
-    signal.signal(signal.SIGTERM, raise_terminated)
+    signal.signal(signal.SIGTERM, _RaiseTerminated(previous))
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class SigtermNoted:
+    """What :func:`sigterm_deferred` yields: ``pending`` turns True when a first SIGTERM is noted (the handler only
+    sets it), and :meth:`ended` gives the :class:`Terminated` to raise once the runs have stopped."""
+
+    def __init__(self, raising: _RaiseTerminated | None = None):
+        self.raising, self.pending = raising, False
+
+    def __call__(self, signum, frame):
+        if self.pending:  # a second SIGTERM while the stop is pending: raised at once, as sigterm_raises does
+            self.raising(signum, frame)
+        self.pending = True
+
+    def ended(self) -> Terminated:
+        """The :class:`Terminated` of the noted signal, the handler found on entry to :func:`sigterm_raises` put
+        back (a later SIGTERM ends the process, as after a SIGTERM raised at once).  ValueError where no SIGTERM
+        is pending."""
+        if not self.pending:
+            raise ValueError("no SIGTERM is pending: nothing ended the call")
+        self.pending = False
+        return self.raising.ended()
+
+
+@contextlib.contextmanager
+def sigterm_deferred():
+    """While held inside :func:`sigterm_raises` (in the main thread), a first SIGTERM raises nothing: it is noted
+    (the :class:`SigtermNoted` yielded turns ``pending``), so that a loop that checks it at its own moments (the
+    epoch loop of :func:`nclib.train.run_many`, at its metric epochs) stops its runs with a checkpoint, as
+    ``max_train_s`` stops them, and then raises :meth:`SigtermNoted.ended`; a second SIGTERM while one is pending
+    raises :class:`Terminated` at once.  Leaving puts :func:`sigterm_raises`'s handler back, a signal still pending
+    kept in ``pending`` for the caller.  Without :func:`sigterm_raises` (or outside the main thread) it changes
+    nothing: the SIGTERM handler stays as it is and ``pending`` stays False."""
+    handler = (signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None)
+    if not isinstance(handler, _RaiseTerminated):
+        yield SigtermNoted()
+        return
+    noted = SigtermNoted(handler)
+    signal.signal(signal.SIGTERM, noted)
+    try:
+        yield noted
+    finally:
+        if signal.getsignal(signal.SIGTERM) is noted:  # not where a second SIGTERM or ended() put another back
+            signal.signal(signal.SIGTERM, handler)

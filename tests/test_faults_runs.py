@@ -809,6 +809,49 @@ def test_sigterm_raises_terminated_in_the_main_thread_once_and_puts_the_handler_
         signal.signal(signal.SIGTERM, before)
 
 
+def test_sigterm_deferred_notes_a_first_sigterm_and_raises_a_second_at_once():
+    """Inside sigterm_raises, sigterm_deferred turns a first SIGTERM into a note (``pending``), whose ``ended`` is
+    the Terminated to raise, the handler found on entry put back; a second SIGTERM while one is pending raises at
+    once; left with nothing pending, sigterm_raises's handler is back (a SIGTERM raises at once).  Without
+    sigterm_raises it changes nothing, and ``ended`` with nothing pending is refused."""
+    seen = []
+
+    def previous(signum, frame):
+        seen.append(signum)
+
+    before = signal.signal(signal.SIGTERM, previous)
+    try:
+        with locks.sigterm_raises():
+            raising = signal.getsignal(signal.SIGTERM)
+            with locks.sigterm_deferred() as noted:
+                os.kill(os.getpid(), signal.SIGTERM)  # noted, not raised
+                assert noted.pending
+                ended = noted.ended()
+            assert isinstance(ended, locks.Terminated) and signal.getsignal(signal.SIGTERM) is previous
+        with locks.sigterm_raises():
+            with pytest.raises(locks.Terminated):
+                with locks.sigterm_deferred() as noted:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    assert noted.pending
+                    os.kill(os.getpid(), signal.SIGTERM)  # the second: raised at once
+            assert signal.getsignal(signal.SIGTERM) is previous and seen == []
+        with locks.sigterm_raises():
+            with locks.sigterm_deferred() as noted:
+                pass
+            assert not noted.pending and signal.getsignal(signal.SIGTERM) is not previous
+            with pytest.raises(locks.Terminated):
+                os.kill(os.getpid(), signal.SIGTERM)
+        with locks.sigterm_deferred() as noted:  # no sigterm_raises: the handler found stays
+            assert signal.getsignal(signal.SIGTERM) is previous
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == [signal.SIGTERM] and not noted.pending
+        with pytest.raises(ValueError, match="no SIGTERM is pending"):
+            noted.ended()
+        assert raising is not previous
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 #: The flags of a run that trains until it is stopped (LONG), for each command line.
 LONG_CLI = {"nclib.train": ["--dataset", "synthetic", "--width", "16", "--depth", "1", "--epochs", str(10**6),
                             "--metric-every", "5", "--batch-size", "full", "--lam-W", "1e-3", "--lam-H", "1e-3",
