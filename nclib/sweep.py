@@ -127,8 +127,9 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
     run whose resume is refused (the code changed since, say) is trained again from the start only with
     ``restart_refused``, with a :class:`RunRestarted` warning naming it; without it, the run is left as it is, an
     error whose message says what resumes it (:data:`RESUME_ADVICE`).  A failed run is no exception: it holds the
-    checkpoint of an earlier stop (a job's time limit or ``scancel``, SIGTERM, ends a run resumed from one as
-    failed), and what it holds is deleted only where the caller asks.  A folder that, once locked, holds a run with
+    checkpoint of an earlier stop (a job's SIGTERM, its time limit or ``scancel``, that comes outside the epoch loop,
+    as while the data load, ends a run resumed from one as failed), and what it holds is deleted only where the
+    caller asks.  A folder that, once locked, holds a run with
     other defining parameters (another call made it after this call's :func:`plan`) is an error too, the refusal of
     :func:`plan`, and its run is left as it is; so is a run it would keep that was trained on other data than
     ``data_path`` holds now (:func:`nclib.sweepplan.refuse_other_data`)."""
@@ -161,7 +162,7 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
                     return "start"
                 raise ResumeRefused(f"{told}; {RESUME_ADVICE}", run_dir)
 
-            # a run is deleted only where the caller asks for it, a failed one too (a SIGTERM at a job's time limit
+            # a run is deleted only where the caller asks for it, a failed one too (a SIGTERM outside the epoch loop
             # fails a run that resumed from a checkpoint); the table and a note say so
             if train.run_under_lock([params], again)[0] == "start":
                 restarted = why
@@ -452,9 +453,12 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
     ``provenance.json`` is damaged reads "dead" (:func:`nclib.runs.recorded_status`): a warning naming the file says
     so (a note of the command line) before the run is resumed or trained again.  Returns the run's row of the table.
     SIGTERM, while :func:`nclib.locks.sigterm_raises` holds (the command line), raises :class:`nclib.locks.Terminated`
-    through this call, its ``failed_run`` the run folder that the signal ended as failed, or None where it came before
-    the task had opened its run (while it imported torch or loaded the data).  Points are checked as :func:`plan` checks
-    them (for this machine); ValueError naming ``point`` for an index outside the grid."""
+    through this call: sent while the run trains, once the run has stopped with a checkpoint at its next metric
+    epoch, as ``max_train_s`` stops it (its ``stopped_run`` the run folder: the next task resumes it), else at once,
+    its ``failed_run`` the run folder that the signal ended as failed (as while the run's folder was being opened or
+    finished, or a second SIGTERM while the stop was pending), both None where it came before the task had opened its
+    run (while it imported torch or loaded the data) or once the run had trained its last epoch.  Points are checked
+    as :func:`plan` checks them (for this machine); ValueError naming ``point`` for an index outside the grid."""
     if isinstance(point, bool) or not isinstance(point, (int, np.integer)):
         raise ValueError(f"point (--point) must be the index of a grid point, an integer, got {point!r}")
     restart_refused = _checks.flag(restart_refused, "restart_refused")
@@ -475,9 +479,10 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
     before = folder_state(run_dir)
     try:
         result = _run_point(params, restart_refused)
-    except Terminated as exc:  # SIGTERM: whether it ended this task's run as failed, or came before the run opened
-        opened = folder_state(run_dir) != before and recorded_status(run_dir) == "failed"
-        exc.failed_run = run_dir if opened else None
+    except Terminated as exc:  # SIGTERM: whether it stopped this task's run, ended it as failed, or came before
+        status = recorded_status(run_dir) if folder_state(run_dir) != before else None  # the task wrote the folder
+        exc.stopped_run = run_dir if status == "stopped" else None
+        exc.failed_run = run_dir if status == "failed" else None
         raise
     _warn_again(result)
     manifest = update_manifest(out_dir, lambda m: record_result(m, params["run_name"], result))

@@ -75,8 +75,10 @@ exit status:
      --scheduler that does not answer (nothing recorded), or an --out-dir that
      cannot be made or written (a file, a read-only file system)
   3  another sweep is running in --out-dir
-  143  sent SIGTERM (a job's time limit, scancel): with --point, the run it had
-       opened is written as failed and its folder unlocked
+  143  sent SIGTERM (a job's time limit, scancel): with --point, a run training
+       stops with a checkpoint at its next metric epoch (the next task resumes
+       it; a second SIGTERM, or one outside training, writes it failed), its
+       folder unlocked
 
 a job array (Slurm), one point per task:
   ARGS="--grid lam_W=1e-3,1e-2 --grid seed=0,1 --set dataset=synthetic \\
@@ -95,7 +97,7 @@ book/training/sweeps.md (the chapter "Sweeps on Dask") gives the details."""
 LOCAL_SWEEP_ENDED = ("a local cluster is closed with it, and the runs its workers were training are left dead, each "
                      "with this host's lock file: a later call on this host takes them over, one on another host "
                      "refuses them until the files are removed; in a batch job, train the points as the tasks of a "
-                     "job array (--point), which end their runs as failed and unlocked")
+                     "job array (--point), which stop their runs with a checkpoint and unlock them")
 
 
 def main(argv=None) -> pd.DataFrame:
@@ -107,8 +109,10 @@ def main(argv=None) -> pd.DataFrame:
     folder), with ``--summary-only`` the table rebuilt from the folders (:func:`nclib.sweeptable.summary`).
     Warnings (runs of several code versions, :class:`nclib.sweeptable.MixedCodeVersions`) are printed as notes on
     stderr.  SIGTERM (a job's time limit, ``scancel``) ends it as Ctrl-C would, with status 143 (128 + SIGTERM), as the
-    signal itself would: the run of ``--point``, where the task had opened it, written as failed with its error and its
-    folder's lock given back (:func:`nclib.locks.sigterm_raises`), the message naming that folder only then; a sweep's
+    signal itself would: the run of ``--point``, where it was training, stopped with a checkpoint at its next metric
+    epoch (as ``max_train_s`` stops it; the next task resumes it), or, where the task had opened it but the signal came
+    outside training (or twice), written as failed with its error, its folder's lock given back either way
+    (:func:`nclib.locks.sigterm_raises`), the message naming that folder and what it holds only then; a sweep's
     local cluster closed, the runs its workers were training left dead with this host's lock files
     (:data:`LOCAL_SWEEP_ENDED`), which a later call on this host takes over and one on another host refuses
     (:class:`nclib.locks.RunLockedElsewhere`) until they are removed: in a batch job, whose next job may run on
@@ -154,7 +158,10 @@ def main(argv=None) -> pd.DataFrame:
             df = _command(ns)
     except locks.Terminated as exc:  # a job's time limit, scancel: what it was training is recorded, and unlocked
         failed = getattr(exc, "failed_run", None)  # a task's run, where the signal ended it (nclib.sweep.run_point)
-        done = (None if failed is None else f"its run {str(failed)!r} is written as failed, its folder unlocked")
+        stopped = getattr(exc, "stopped_run", None)
+        done = (f"its run {str(stopped)!r} stopped with a checkpoint at the metric epoch after the signal, its "
+                f"folder unlocked: the next task (or sweep) resumes it" if stopped is not None else
+                None if failed is None else f"its run {str(failed)!r} is written as failed, its folder unlocked")
         if ns.point is None:
             done = None if ns.summary_only or ns.list_points or ns.scheduler else LOCAL_SWEEP_ENDED
         ap.exit(128 + signal.SIGTERM, f"{ap.prog}: {exc}{f': {done}' if done else ''}\n")

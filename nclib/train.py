@@ -23,7 +23,9 @@ trains :mod:`nclib.runfolder`, and the checks of a resumed run against the call 
 With ``max_train_s`` a call stops its runs at the first metric epoch past that many seconds and writes a
 checkpoint; a later call with ``resume=True`` and the same parameters continues them exactly where they stopped
 (the tests compare the histories with an uninterrupted run's, number for number), so a run longer than one call
-allows (a GPU job's time limit) is made in several.
+allows (a GPU job's time limit) is made in several.  Under the command lines a SIGTERM (a batch job's time limit,
+``scancel``) that comes while the runs train stops them the same way at their next metric epoch, then ends the
+process (:func:`run_many`).
 
 The objective (4.3), with H = [h_1, ..., h_N] the backbone features of all N training samples and
 P = W_L ... W_1::
@@ -258,9 +260,15 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     data and the networks are built (:ref:`ch-train`, :ref:`ch-engine`).  The folders that hold the lock files of
     writers on other hosts are all named in one refusal (:func:`nclib.locks.lock_runs`).  SIGTERM, while
     :func:`nclib.locks.sigterm_raises` holds (the command line, :func:`main`), raises
-    :class:`nclib.locks.Terminated` through this call, its ``open_runs`` the folders of the runs the signal
-    ended (those it was training, or the one it was finishing; empty where the signal came before the folders were
-    opened, while the data loaded, or after every run had ended) and its ``failed_runs`` those of them whose folder
+    :class:`nclib.locks.Terminated` through this call.  Sent while the runs are in the epoch loop, it is first only
+    noted (:func:`nclib.locks.sigterm_deferred`): at the runs' next metric epoch every run still training stops as a
+    ``max_train_s`` stop does (its rows recorded and checked for divergence, every checkpoint written, then
+    committed, status "stopped"), and then Terminated is raised; noted at the last metric epoch, the runs finish
+    ("finished") before it is raised.  A second SIGTERM while the stop is pending, and one that comes outside the
+    loop (while the data load, while a run's folder is opened or finished), raise at once, the runs still open
+    written "failed" with its error.  Its ``open_runs`` are the folders of the runs the signal ended (empty where it
+    came before the folders were opened, or once every run had trained its last epoch), of which ``stopped_runs``
+    those that stopped with a checkpoint (resumed with ``resume=True``) and ``failed_runs`` those whose folder
     records "failed" (one that could not be written is left out, its error in a note of the exception).
     """
     try:
@@ -275,6 +283,7 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
                 lock.release()
     except _locks.Terminated as exc:  # SIGTERM: the runs it ended, where the training part recorded them
         exc.open_runs = getattr(exc, "open_runs", [])
+        exc.stopped_runs = getattr(exc, "stopped_runs", [])
         exc.failed_runs = getattr(exc, "failed_runs", [])
         raise
 
@@ -362,18 +371,20 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
         if not p["resume"]:
             for folder in list(active):
                 folder.record(0)
-        diverged = _train_epochs(engines, active, stop, p, start, t_start, show_objective=len(folders) == 1)
+        diverged, sigterm = _train_epochs(engines, active, stop, p, start, t_start, show_objective=len(folders) == 1)
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
-        opened, failed = [f.run_dir for f in active], []
+        # the runs stopped with a checkpoint before a second SIGTERM raised (a stop noted, then the signal again)
+        stopped = [f.run_dir for f in folders if f not in active and f.prov.get("status") == "stopped"]
+        opened, failed = [*stopped, *(f.run_dir for f in active)], []
         for folder in list(active):  # every run still open is written as failed, then the error is raised
             try:
                 stop(folder, "failed", error)
                 failed.append(folder.run_dir)
             except BaseException as also:  # noqa: PERF203 - each folder must be finished
                 exc.add_note(f"while writing run {folder.p['run_name']!r} as failed: {type(also).__name__}: {also}")
-        if isinstance(exc, _locks.Terminated):  # SIGTERM: the command line says which runs it ended as failed
-            exc.open_runs, exc.failed_runs = opened, failed
+        if isinstance(exc, _locks.Terminated):  # SIGTERM: the command line says which runs it stopped or failed
+            exc.open_runs, exc.stopped_runs, exc.failed_runs = opened, stopped, failed
         raise
     errors = []
     for folder in list(active):
@@ -381,9 +392,18 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
             stop(folder, "finished", None)
         except BaseException as exc:  # noqa: PERF203 - finish every folder, then raise the first error
             if isinstance(exc, _locks.Terminated):  # it ended this run's finish: RunFolder.finish wrote it failed
-                exc.open_runs = [folder.run_dir]
+                exc.open_runs, exc.stopped_runs = [folder.run_dir], []
                 exc.failed_runs = [d for d in exc.open_runs if _runs.recorded_status(d) == "failed"]
             errors.append(exc)
+    if sigterm.pending and not any(isinstance(e, _locks.Terminated) for e in errors):
+        # a SIGTERM noted in the epoch loop: raised now that the runs stopped with their checkpoints (or, noted at
+        # the last metric epoch, finished)
+        ended = sigterm.ended()
+        ended.stopped_runs = [f.run_dir for f in folders if f.prov.get("status") == "stopped"]
+        ended.open_runs, ended.failed_runs = list(ended.stopped_runs), []
+        for exc in errors:  # a run whose finish failed: its folder says how
+            ended.add_note(f"while finishing a run: {type(exc).__name__}: {exc}")
+        raise ended
     if errors:
         raise errors[0]
     if diverged:
@@ -420,54 +440,61 @@ def _engines(plist, run_dirs, existing, code) -> tuple[list[Engine], list, int]:
     return engines, checkpoints, start
 
 
-def _train_epochs(engines, active, stop, p, start, t_start, show_objective) -> list[str]:
+def _train_epochs(engines, active, stop, p, start, t_start, show_objective) -> tuple[list[str], _locks.SigtermNoted]:
     """The epochs ``start + 1 .. p["epochs"]`` of the runs of ``engines``, each at the rate of :func:`lr_at`; every
     ``metric_every`` epochs and at the last the :class:`RunFolder` s in ``active`` record their rows, and a run
     whose row diverges is stopped (``stop(folder, "diverged", why)``) after its later rows are dropped.  With
-    ``max_train_s`` (seconds since ``t_start``) passed at a recorded epoch before the last, every run still active
-    saves its checkpoint and stops "stopped".  Returns why each diverged run diverged."""
+    ``max_train_s`` (seconds since ``t_start``) passed at a recorded epoch before the last, or a SIGTERM noted since
+    the loop began (:func:`nclib.locks.sigterm_deferred`, held around this loop only: the signal handler sets a flag,
+    read here at metric epochs, no host synchronisation added), every run still active saves its checkpoint and
+    stops "stopped".  Returns why each diverged run diverged, and the :class:`~nclib.locks.SigtermNoted` of the
+    loop: ``pending`` where a SIGTERM was noted (the caller finishes the runs left, those of a signal noted at the
+    last metric epoch, then raises its :meth:`~nclib.locks.SigtermNoted.ended`).  A second SIGTERM while one is
+    pending raises :class:`~nclib.locks.Terminated` here at once."""
     diverged = []
     names = [folder.p["run_name"] for folder in active]
     bar = tqdm(range(start + 1, p["epochs"] + 1), disable=not p["progress"], desc=", ".join(names), mininterval=1.0)
-    for epoch in bar:
-        lr = lr_at(epoch, p["lr"], p["lr_milestones"], p["lr_gamma"])
-        if p["grouped_adam"]:  # one Adam for all the runs (a diverged run is stepped on, but not recorded)
-            engines[0].group.set_lr(lr)
-            train_epochs_together(engines)
-        for folder in ([] if p["grouped_adam"] else active):  # queues each run's epoch (a GPU: on its stream)
-            folder.engine.set_lr(lr)
-            folder.engine.train_epoch()
-        if epoch % p["metric_every"] == 0 or epoch == p["epochs"]:
-            for folder in active:
-                folder.record(epoch)
-            out_of_time = (p["max_train_s"] is not None and epoch < p["epochs"]
-                           and time.perf_counter() - t_start >= p["max_train_s"])
-            for folder in list(active):
-                for row in folder.rows_to_check(wait=epoch == p["epochs"] or out_of_time):
-                    why = folder.divergence(row)
-                    if why is not None:
-                        folder.drop_rows_after(row["epoch"])
-                        diverged.append(why)
-                        stop(folder, "diverged", why)
-                        break
-                    if show_objective:
-                        bar.set_postfix(objective=f"{row['objective']:.3e}", refresh=False)
-            if not active:
-                break
-            if out_of_time:
-                for folder in active:  # every run's training time ends here, before any checkpoint is written
-                    folder.stop_clock()
-                # out of time: each run keeps its state and stops; every checkpoint is written before any is
-                # committed, so that a write that fails leaves the runs at one epoch, their previous checkpoints
+    with _locks.sigterm_deferred() as sigterm:
+        for epoch in bar:
+            lr = lr_at(epoch, p["lr"], p["lr_milestones"], p["lr_gamma"])
+            if p["grouped_adam"]:  # one Adam for all the runs (a diverged run is stepped on, but not recorded)
+                engines[0].group.set_lr(lr)
+                train_epochs_together(engines)
+            for folder in ([] if p["grouped_adam"] else active):  # queues each run's epoch (a GPU: on its stream)
+                folder.engine.set_lr(lr)
+                folder.engine.train_epoch()
+            if epoch % p["metric_every"] == 0 or epoch == p["epochs"]:
                 for folder in active:
-                    folder.save_checkpoint(epoch)
-                for folder in active:
-                    folder.commit_checkpoint(epoch)
+                    folder.record(epoch)
+                # out of time, or a job's SIGTERM noted (a flag, read only here): stop, unless at the last epoch
+                stopping = epoch < p["epochs"] and (sigterm.pending or (
+                    p["max_train_s"] is not None and time.perf_counter() - t_start >= p["max_train_s"]))
                 for folder in list(active):
-                    stop(folder, "stopped", None)
-                break
+                    for row in folder.rows_to_check(wait=epoch == p["epochs"] or stopping):
+                        why = folder.divergence(row)
+                        if why is not None:
+                            folder.drop_rows_after(row["epoch"])
+                            diverged.append(why)
+                            stop(folder, "diverged", why)
+                            break
+                        if show_objective:
+                            bar.set_postfix(objective=f"{row['objective']:.3e}", refresh=False)
+                if not active:
+                    break
+                if stopping:
+                    for folder in active:  # every run's training time ends here, before any checkpoint is written
+                        folder.stop_clock()
+                    # each run keeps its state and stops; every checkpoint is written before any is committed, so
+                    # that a write that fails leaves the runs at one epoch, their previous checkpoints
+                    for folder in active:
+                        folder.save_checkpoint(epoch)
+                    for folder in active:
+                        folder.commit_checkpoint(epoch)
+                    for folder in list(active):
+                        stop(folder, "stopped", None)
+                    break
     bar.close()
-    return diverged
+    return diverged, sigterm
 
 
 # --------------------------------------------------------------------------------------------- CLI
@@ -482,17 +509,21 @@ class_accuracy.csv, provenance.json (and checkpoint.pt while a run is stopped); 
 results/runs/ in the repository; the run name is <run-tag>-L<L>, or without --run-tag
 <dataset>-L<L>-<bias|nobias>-seed<seed> (the names of the training notebook); --run-name names the folder of a
 single L exactly.  A folder that holds a run is never replaced without --overwrite true; --resume true continues a
-stopped run from its checkpoint, and a run whose process was killed from the checkpoint of an earlier
---max-train-s stop, if it has one (checkpoints are written only there; without one the run must start again).
+stopped run from its checkpoint, and a run whose process was killed or failed from its last checkpoint, if it has
+one (checkpoints are written only where a run stops: at --max-train-s, or at the metric epoch after a SIGTERM;
+without one the run must start again).
 --resume auto does what the training notebook does, so that one command serves every job of a run split over
 several (with --max-train-s below the job's time limit): it starts the runs when no folder holds them, continues
 them from their checkpoints when they stopped, prints their folders when they finished with these parameters, and
 refuses anything else.  Errors in the arguments print one line and exit with status 2; a run that diverges exits
 with status 1, after the status line of every run (the other runs go on to their end or their stop; leave the
-diverged one out of later calls).  A flag's value is read by nclib.parameters.parse_value, the grammar of every
-command line of the repository (--counts [500,100,20] or a preset name; also, for short, --counts 500,100,20), but
---L and --lr-milestones, which take integers apart (--L 1 3 6, --lr-milestones 6000; --lr-milestones alone for
-none)."""
+diverged one out of later calls).  SIGTERM (a job's time limit, scancel) stops the runs that train at their next
+metric epoch, each with its checkpoint, and exits with status 143; the job's grace period before SIGKILL (Slurm's
+KillWait, or sbatch --signal=TERM@<seconds>) should exceed one metric interval and a checkpoint's write.  A second
+SIGTERM, or one outside training, writes the open runs as failed.  A flag's value is read by
+nclib.parameters.parse_value, the grammar of every command line of the repository (--counts [500,100,20] or a preset
+name; also, for short, --counts 500,100,20), but --L and --lr-milestones, which take integers apart (--L 1 3 6,
+--lr-milestones 6000; --lr-milestones alone for none)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -547,24 +578,30 @@ def main(argv=None) -> list[pathlib.Path]:
     ValueError) or run folder prints one line to stderr (and, for runs of which some can continue, the ``--L`` that
     continues them) and exits with status 2, a divergence (:class:`TrainingDiverged`: after every run's status line
     and the ``--L`` of the runs that did not diverge) or a file that cannot be written (OSError) with status 1,
-    without a traceback.  SIGTERM (a batch job's time limit, ``scancel``) ends it as Ctrl-C would, the runs it was
-    training written as failed with its error and their folders' locks given back
-    (:func:`nclib.locks.sigterm_raises`), with one line on stderr that names the folders written as failed and
-    those that could not be (each with its error on a line of its own), or says that no run was open (the signal
-    came before the runs' folders were opened, as while the data loaded, or after every run had ended: nothing is
-    written as failed), and with status 143 (128 + SIGTERM), as the signal itself would."""
+    without a traceback.  SIGTERM (a batch job's time limit, ``scancel``) ends it as Ctrl-C would, its folders'
+    locks given back (:func:`nclib.locks.sigterm_raises`): sent while the runs train, they stop with a checkpoint at
+    their next metric epoch, as at ``--max-train-s``, and ``--resume true`` (or ``auto``) continues them; sent
+    outside training (while a run's folder is opened or finished), or a second time while the stop is pending, the
+    runs still open are written as failed with its error (:func:`run_many`).  One line on stderr names the folders
+    stopped with a checkpoint, those written as failed and those that could not be (each with its error on a line
+    of its own), or says that no run was open (the signal came before the runs' folders were opened, as while the
+    data loaded, or once every run had trained its last epoch: nothing is stopped or written as failed); the
+    status is 143 (128 + SIGTERM), as the signal itself would give."""
     ns = vars(_parser().parse_args(argv))
     try:
         with _locks.sigterm_raises():
             return _command(ns)
-    except _locks.Terminated as exc:  # the runs run_many ended, and those of them it wrote as failed
+    except _locks.Terminated as exc:  # the runs run_many ended: stopped with a checkpoint, or written as failed
         opened, failed = getattr(exc, "open_runs", []), getattr(exc, "failed_runs", [])
-        unwritten = [d for d in opened if d not in failed]
-        named = {"written as failed": failed, "that could not be written as failed": unwritten}
+        stopped = getattr(exc, "stopped_runs", [])
+        unwritten = [d for d in opened if d not in failed and d not in stopped]
+        named = {"stopped with a checkpoint at the metric epoch after the signal (continue them from it with "
+                 "--resume true or auto)": stopped, "written as failed": failed,
+                 "that could not be written as failed": unwritten}
         done = ("; ".join(f"the runs {what}: {', '.join(repr(str(d)) for d in folders)}"
                           for what, folders in named.items() if folders) + "; their folders unlocked" if opened else
-                "no run was open, none is written as failed (the signal came before the runs' folders were opened, "
-                "or after every run had ended)")
+                "no run was open, none is stopped or written as failed (the signal came before the runs' folders "
+                "were opened, as while the data loaded, or once every run had trained its last epoch)")
         print(f"python -m nclib.train: {exc}: {done}", file=sys.stderr)
         for note in getattr(exc, "__notes__", []):  # a run that could not be written as failed
             print(f"python -m nclib.train: {note}", file=sys.stderr)

@@ -861,14 +861,16 @@ LONG_CLI = {"nclib.train": ["--dataset", "synthetic", "--width", "16", "--depth"
 
 
 @pytest.mark.parametrize("command", list(LONG_CLI))
-def test_sigterm_ends_a_command_line_with_its_run_written_as_failed_and_unlocked(tmp_path, command):
+def test_sigterm_stops_a_command_lines_run_with_a_checkpoint_unlocked_and_resumed_exactly(tmp_path, command):
     """SIGTERM to a command line training a run (a job's time limit, scancel): it ends with status 143 as the signal
-    would, but as Ctrl-C ends it, not at once: the run is written "failed" with the error Terminated, and its lock
-    given back and its lock file removed, where the signal's default left it "running" with the lock file of this
-    host, which a writer on another host is refused.  The next call starts it again (it wrote no checkpoint)."""
+    would, but not at once: the run stops at its next metric epoch as a max_train_s stop does, "stopped" with its
+    checkpoint and no error, its lock given back and its lock file removed, and the message names its folder; the
+    signal's default left it "running" with the lock file of this host.  The next call resumes it, to the history
+    of an uninterrupted run, number for number; the sweep's table gives it as stopped, no error (exit status 0)."""
     folder = tmp_path / ("r" if command == "nclib.train" else "seed-0")
+    env = {**ENV, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # resumed here: this process's torch threads
     proc = subprocess.Popen([sys.executable, "-m", command, *LONG_CLI[command], "--out-dir", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         while proc.poll() is None and len(_epochs(folder)) < 3:  # polled: the run trains, past its first rows
             time.sleep(0.05)
@@ -881,13 +883,24 @@ def test_sigterm_ends_a_command_line_with_its_run_written_as_failed_and_unlocked
             proc.wait()
     assert proc.returncode == 128 + signal.SIGTERM, err
     prov = json.loads((folder / "provenance.json").read_text())
-    assert prov["status"] == "failed" and prov["error"].startswith("Terminated: "), prov.get("error")
+    assert prov["status"] == "stopped" and "error" not in prov, prov.get("error")
+    assert repr(str(folder)) in err and "stopped with a checkpoint" in err, err
     assert not (folder / locks.LOCK).exists() and locks.lock_owner(folder) is None
     assert not [f.name for f in folder.iterdir() if f.name.endswith(".tmp")]
-    assert len(_epochs(folder)) >= 3 and sweep.next_step(folder) == ("failed", "start")
-    if command == "nclib.sweep":  # the table gives the run's error, from its folder
+    stopped_at = _epochs(folder)[-1]
+    assert stopped_at >= 10 and stopped_at % 5 == 0 and sweep.next_step(folder) == ("stopped", "resume")
+    assert checkpoints.recorded_epoch(folder) == stopped_at
+    if command == "nclib.sweep":  # the table gives the run as stopped, without an error: no failure of the sweep
         table = sweep.summary(tmp_path)
-        assert table["status"].tolist() == ["failed"] and table["error"][0] == prov["error"]
+        assert table["status"].tolist() == ["stopped"] and table["error"].isna().all()
+        assert sweep.exit_status(table) == 0
+        sweep.run_point({"seed": [0]}, {**{k: v for k, v in LONG.items() if k != "progress"}, "max_train_s": 0},
+                        tmp_path, 0)
+    else:
+        train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0, resume=True)
+    assert runs.run_status(folder) == "stopped" and _epochs(folder)[-1] == stopped_at + 5
+    ref = train.run(**{**LONG, "epochs": stopped_at + 5}, out_dir=tmp_path / "whole", run_name="whole")
+    _same_history(ref, folder)  # as if it had never been sent SIGTERM
 
 
 def test_overwrite_waits_for_no_one_and_a_lock_is_released_on_every_exit(tmp_path):

@@ -814,25 +814,50 @@ def test_a_failed_run_whose_resume_is_refused_is_kept_unless_a_restart_is_asked(
     assert third["restarted"].tolist()[0] == again["restarted"][0] and _files(folder) == kept
 
 
+def _sigterm(*_, **__):
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _sigterm_at_finish(monkeypatch):
+    """SIGTERM sent, once, as a run is finished (the last flush of its rows), after the epoch loop: the run is
+    written as failed, as today."""
+    flush, sent = train.RunFolder.flush, []
+    monkeypatch.setattr(train.RunFolder, "flush", lambda self, wait=False: (
+        _sigterm() if wait and not sent and not sent.append(1) else flush(self, wait)))
+
+
+def _sigterm_at_call(monkeypatch, n):
+    """SIGTERM sent, once, from the ``n``-th call of Engine.host_metrics (one per metric epoch, epoch 0 first)."""
+    host_metrics, calls = train.Engine.host_metrics, []
+
+    def sends(self, payload):
+        calls.append(1)
+        if len(calls) == n:
+            _sigterm()
+        return host_metrics(self, payload)
+    monkeypatch.setattr(train.Engine, "host_metrics", sends)
+
+
 def test_a_task_ended_by_sigterm_after_a_checkpoint_is_not_deleted_by_a_task_that_cannot_resume_it(tmp_path,
                                                                                                     monkeypatch,
                                                                                                     capsys):
-    """A task's run stopped with a checkpoint, resumed, then sent SIGTERM (a job's time limit, scancel): written as
-    failed with the error Terminated, its checkpoint kept.  The task submitted again where the run cannot resume
-    (another CPU model, as with other torch threads or after a git pull) leaves it as it is, exit status 1, the
-    error naming --restart-refused; with --restart-refused it trains it again from the start, and a note names it."""
+    """A task's run stopped with a checkpoint, resumed, then sent SIGTERM (a job's time limit, scancel) outside the
+    epoch loop, as it finishes: written as failed with the error Terminated, its checkpoint kept.  The task
+    submitted again where the run cannot resume (another CPU model, as with other torch threads or after a git
+    pull) leaves it as it is, exit status 1, the error naming --restart-refused; with --restart-refused it trains it
+    again from the start, and a note names it."""
     out = tmp_path / "out"
     args = ["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out),
             "--point", "0"]
     folder = out / "seed-0"
     assert sweep.main([*args, "--set", "max_train_s=0"])["status"].tolist() == ["stopped"]
-    monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: os.kill(os.getpid(), signal.SIGTERM))
+    _sigterm_at_finish(monkeypatch)
     with pytest.raises(SystemExit) as ended:
         sweep.main(args)
     monkeypatch.undo()
     assert ended.value.code == 128 + signal.SIGTERM
-    prov = json.loads((folder / "provenance.json").read_text())
-    assert prov["status"] == "failed" and prov["error"].startswith("Terminated: ")
+    prov = json.loads((folder / "provenance.json").read_text())  # its last rows' flush ended by the signal
+    assert prov["status"] == "failed" and "Terminated: " in prov["error"]
     assert (folder / runs.CHECKPOINT).is_file() and sweep.next_step(folder) == ("failed", "resume")
     _elsewhere_cpu(folder)
     before = _files(folder)
@@ -849,56 +874,69 @@ def test_a_task_ended_by_sigterm_after_a_checkpoint_is_not_deleted_by_a_task_tha
     assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 4)]
 
 
-@pytest.mark.parametrize("opened", [False, True])
-def test_sigterm_names_a_tasks_run_as_written_failed_only_where_the_task_had_opened_it(tmp_path, monkeypatch, capsys,
-                                                                                        opened):
-    """SIGTERM to a task (--point) ends it with status 143.  Where the signal comes while the run trains, the run
-    is written as failed and the message names its folder; where it comes before the task opened its run (here as
-    it takes the run folder's lock, as while it imports torch), no run is written and the message names none."""
+@pytest.mark.parametrize("when", ["before", "initialization", "training", "twice"])
+def test_sigterm_to_a_task_stops_its_run_with_a_checkpoint_or_names_it_failed_only_where_it_had_opened_it(
+        tmp_path, monkeypatch, capsys, when):
+    """SIGTERM to a task (--point) ends it with status 143.  Sent while the run trains (in the epoch loop), the run
+    stops at that metric epoch with a checkpoint, "stopped" with no error: the message names its folder, the next
+    task resumes it, and the table gives it as stopped, which is no failure of the sweep (exit status 0).  A second
+    SIGTERM while that stop is pending, or one outside the loop (as the epoch-0 row is recorded), writes it as
+    failed and the message names its folder; one before the task opened its run (here as it takes the run folder's
+    lock, as while it imports torch) writes no run and the message names none."""
     out = tmp_path / "out"
     folder = out / "seed-0"
-
-    def sigterm(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    if opened:
-        monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: sigterm())
-    else:
-        monkeypatch.setattr(locks, "lock_runs", sigterm)
+    if when == "before":
+        monkeypatch.setattr(locks, "lock_runs", _sigterm)
+    else:  # the row of epoch 0 (outside the loop), or of epoch 2, the first in the loop
+        _sigterm_at_call(monkeypatch, 1 if when == "initialization" else 2)
+    if when == "twice":  # the second SIGTERM as the checkpoint is written
+        save = train.RunFolder.save_checkpoint
+        monkeypatch.setattr(train.RunFolder, "save_checkpoint", lambda self, epoch: (_sigterm(), save(self, epoch)))
     with pytest.raises(SystemExit) as ended:
         sweep.main(["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out),
                     "--point", "0"])
     monkeypatch.undo()
     err = capsys.readouterr().err
-    assert ended.value.code == 128 + signal.SIGTERM and (str(folder) in err) == opened, err
+    assert ended.value.code == 128 + signal.SIGTERM and (str(folder) in err) == (when != "before"), err
     assert str(ended.value.code) in re.findall(r"^  (\d+)  ", sweep.EPILOG, re.M)  # a status --help lists
-    assert runs.recorded_status(folder) == ("failed" if opened else "absent") and not (folder / locks.LOCK).exists()
+    status = {"before": "absent", "training": "stopped"}.get(when, "failed")
+    assert runs.recorded_status(folder) == status and not (folder / locks.LOCK).exists()
+    assert ("stopped with a checkpoint" in err) == (when == "training"), err
+    if when == "training":
+        assert train.load_history(folder)["epoch"].tolist() == [0, 2]
+        assert sweep.next_step(folder) == ("stopped", "resume")
+        table = sweep.summary(out)
+        assert table["status"].tolist() == ["stopped"] and table["error"].isna().all()
+        assert sweep.exit_status(table) == 0
+        again = sweep.run_point({"seed": [0]}, TINY, out, 0)  # the next task resumes it
+        assert again["status"].tolist() == ["finished"]
+        prov = json.loads((folder / "provenance.json").read_text())
+        assert [(s["from_epoch"], s["to_epoch"], s["status"]) for s in prov["segments"]] == [(0, 2, "stopped"),
+                                                                                             (2, 4, "finished")]
 
 
 def test_sigterm_before_a_task_opens_a_run_an_earlier_attempt_left_failed_names_no_run(tmp_path, monkeypatch, capsys):
-    """A task's run already reads "failed" (an earlier attempt ended by SIGTERM after a checkpoint).  SIGTERM to the
-    next task before it opens that run (as it takes the run folder's lock): the task did not end the run, so
-    Terminated names no failed run and the message names no folder; the folder is as the earlier attempt left it."""
+    """A task's run already reads "failed" (an earlier attempt ended by SIGTERM as it finished, after a checkpoint).
+    SIGTERM to the next task before it opens that run (as it takes the run folder's lock): the task did not end the
+    run, so Terminated names no failed or stopped run and the message names no folder; the folder is as the earlier
+    attempt left it."""
     out = tmp_path / "out"
     folder = out / "seed-0"
     args = ["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out),
             "--point", "0"]
 
-    def sigterm(*_, **__):
-        os.kill(os.getpid(), signal.SIGTERM)
-
     assert sweep.main([*args, "--set", "max_train_s=0"])["status"].tolist() == ["stopped"]
     with monkeypatch.context() as m:
-        m.setattr(train.Engine, "host_metrics", lambda self, payload: sigterm())
+        _sigterm_at_finish(m)
         with pytest.raises(SystemExit):
             sweep.main(args)
     assert runs.recorded_status(folder) == "failed"
     before = _files(folder)
     capsys.readouterr()
-    monkeypatch.setattr(locks, "lock_runs", sigterm)
+    monkeypatch.setattr(locks, "lock_runs", _sigterm)
     with locks.sigterm_raises(), pytest.raises(locks.Terminated) as ended:
         sweep.run_point({"seed": [0]}, TINY, out, 0)
-    assert ended.value.failed_run is None
+    assert ended.value.failed_run is None and ended.value.stopped_run is None
     with pytest.raises(SystemExit) as exited:
         sweep.main(args)
     assert exited.value.code == 128 + signal.SIGTERM and str(folder) not in capsys.readouterr().err

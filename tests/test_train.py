@@ -533,29 +533,53 @@ def _sigterm(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-@pytest.mark.parametrize("when", ["data", "training", "unwritable", "finishing", "report"])
-def test_sigterm_to_the_command_line_names_the_runs_it_wrote_as_failed_or_none(tmp_path, capsys, monkeypatch, when):
+def _sigterm_at_call(monkeypatch, n):
+    """SIGTERM sent from the ``n``-th call of Engine.host_metrics (one per run per metric epoch, the epoch-0 rows
+    first), once."""
+    host_metrics, calls = train.Engine.host_metrics, []
+
+    def sends(self, payload):
+        calls.append(1)
+        if len(calls) == n:
+            _sigterm()
+        return host_metrics(self, payload)
+    monkeypatch.setattr(train.Engine, "host_metrics", sends)
+
+
+@pytest.mark.parametrize("when", ["data", "initialization", "training", "twice", "last epoch", "unwritable",
+                                  "finishing", "report"])
+def test_sigterm_to_the_command_line_names_the_runs_it_stopped_or_wrote_as_failed_or_none(tmp_path, capsys,
+                                                                                          monkeypatch, when):
     """SIGTERM to ``python -m nclib.train`` (a job's time limit, scancel) ends it with status 143.  Sent while the
-    runs train, both are written as failed (the error Terminated) and the message names their folders, or, where
-    their folders cannot be written (a full disk), names them as runs that could not be written as failed, never as
-    no run open; sent while the first run is being finished, that run is written as failed and named, the other
-    finishes; sent while the data load, before any run folder is opened, or after every run has ended (as their
-    status lines are printed), no run is written as failed and the message names no folder.  No folder keeps a
-    lock file."""
+    runs train (in the epoch loop), both stop at that metric epoch with a checkpoint, "stopped", and the message
+    names their folders as stopped; a second SIGTERM while that stop is pending (as the checkpoints are written)
+    writes both as failed.  Sent outside the loop: while the epoch-0 rows are recorded, both are written as failed
+    (the error Terminated) and named, or, where their folders cannot be written (a full disk), named as runs that
+    could not be written as failed, never as no run open; while the first run is being finished, that run is
+    written as failed and named, the other finishes; while the data load, before any run folder is opened, at the
+    last metric epoch (the runs finish) or after every run has ended (as their status lines are printed), no run is
+    stopped or written as failed and the message names no folder.  No folder keeps a lock file."""
     argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--L", "1",
-            "2", "--epochs", "3", "--batch-size", "full", "--metric-every", "3", "--out-dir", str(tmp_path),
+            "2", "--epochs", "6", "--batch-size", "full", "--metric-every", "3", "--out-dir", str(tmp_path),
             "--progress", "false", "--run-tag", "t"]
     folders = [tmp_path / "t-L1", tmp_path / "t-L2"]
     if when == "data":
         monkeypatch.setattr(data, "load_for", _sigterm)
-    elif when in ("training", "unwritable"):
-        monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: _sigterm())
+    elif when in ("initialization", "unwritable"):  # the first epoch-0 row, before the epoch loop
+        _sigterm_at_call(monkeypatch, 1)
+    elif when in ("training", "twice"):  # the first run's row of epoch 3, in the loop
+        _sigterm_at_call(monkeypatch, 3)
+    elif when == "last epoch":  # the first run's row of epoch 6, the last
+        _sigterm_at_call(monkeypatch, 5)
     elif when == "finishing":  # the first finish's last flush is ended by the signal, once
         flush, sent = train.RunFolder.flush, []
         monkeypatch.setattr(train.RunFolder, "flush", lambda self, wait=False: (
             _sigterm() if wait and not sent and not sent.append(1) else flush(self, wait)))
     else:
         monkeypatch.setattr(train, "_report", _sigterm)
+    if when == "twice":  # the second SIGTERM as the first checkpoint is written
+        save = train.RunFolder.save_checkpoint
+        monkeypatch.setattr(train.RunFolder, "save_checkpoint", lambda self, epoch: (_sigterm(), save(self, epoch)))
     if when == "unwritable":  # no folder can be written as failed
         finish = train.RunFolder.finish
 
@@ -569,16 +593,22 @@ def test_sigterm_to_the_command_line_names_the_runs_it_wrote_as_failed_or_none(t
     monkeypatch.undo()
     err = capsys.readouterr().err
     assert ended.value.code == 128 + signal.SIGTERM
-    status = {"data": ["absent"] * 2, "training": ["failed"] * 2, "unwritable": ["dead"] * 2,
+    status = {"data": ["absent"] * 2, "initialization": ["failed"] * 2, "training": ["stopped"] * 2,
+              "twice": ["failed"] * 2, "last epoch": ["finished"] * 2, "unwritable": ["dead"] * 2,
               "finishing": ["failed", "finished"], "report": ["finished"] * 2}[when]
     assert [runs.recorded_status(d) for d in folders] == status
-    named = {"training": [True, True], "unwritable": [True, True], "finishing": [True, False]}.get(when, [False] * 2)
+    named = {"initialization": [True, True], "training": [True, True], "twice": [True, True],
+             "unwritable": [True, True], "finishing": [True, False]}.get(when, [False] * 2)
     assert [str(d) in err for d in folders] == named, err
-    assert ("no run was open" in err) == (when in ("data", "report")), err
+    assert ("no run was open" in err) == (when in ("data", "last epoch", "report")), err
     assert ("could not be written as failed" in err) == (when == "unwritable"), err
-    if when == "training":
+    assert ("stopped with a checkpoint" in err) == (when == "training"), err
+    if when in ("initialization", "twice"):
         assert all(json.loads((d / "provenance.json").read_text())["error"].startswith("Terminated: ")
                    for d in folders)
+    if when == "training":  # stopped as max_train_s stops: at epoch 3, with its checkpoint, and no error
+        assert all(train.load_history(d)["epoch"].tolist() == [0, 3] and checkpoints.has_checkpoint(d)
+                   and "error" not in json.loads((d / "provenance.json").read_text()) for d in folders)
     assert not any((d / locks.LOCK).exists() for d in folders)
 
 
@@ -600,6 +630,53 @@ def test_run_many_records_on_the_sigterm_exception_the_folders_it_wrote_as_faile
         train.run_many(members, **kw)
     assert during.value.open_runs == during.value.failed_runs == [tmp_path / "a", tmp_path / "b"]
     assert [runs.recorded_status(d) for d in during.value.failed_runs] == ["failed", "failed"]
+
+
+def test_a_sigterm_in_the_epoch_loop_stops_the_runs_with_a_checkpoint_and_they_resume_exactly(tmp_path, monkeypatch):
+    """SIGTERM while run_many's runs train, under sigterm_raises (the command lines): noted, not raised, until the
+    runs' next metric epoch (here the one whose rows it came with), where both stop as max_train_s stops them, each
+    with its checkpoint; then Terminated is raised, its stopped_runs (and open_runs) both folders, its failed_runs
+    none, the folders unlocked.  A resume continues them to the histories and step counts of an uninterrupted
+    call, number for number, across the step decay of the learning rate after epoch 3."""
+    whole = train.run_many(RESUME_MEMBERS[:2], out_dir=tmp_path / "whole", **RESUME_KW)
+    _sigterm_at_call(monkeypatch, 3)  # the first run's row of epoch 2 (epoch 0's rows are calls 1 and 2)
+    with locks.sigterm_raises(), pytest.raises(locks.Terminated) as ended:
+        train.run_many(RESUME_MEMBERS[:2], out_dir=tmp_path / "parts", **RESUME_KW)
+    monkeypatch.undo()
+    parts = [tmp_path / "parts" / m["run_name"] for m in RESUME_MEMBERS[:2]]
+    assert ended.value.stopped_runs == ended.value.open_runs == parts and ended.value.failed_runs == []
+    assert [_status(d) for d in parts] == ["stopped"] * 2 and not any((d / locks.LOCK).exists() for d in parts)
+    assert [train.load_history(d)["epoch"].tolist() for d in parts] == [[0, 2]] * 2
+    assert all(checkpoints.has_checkpoint(d) and sweep.next_step(d) == ("stopped", "resume") for d in parts)
+    assert train.run_many(RESUME_MEMBERS[:2], out_dir=tmp_path / "parts", resume=True, **RESUME_KW) == parts
+    for a, b in zip(whole, parts):
+        ha, hb = train.load_history(a), train.load_history(b)
+        for col in train.REPRODUCIBLE_COLUMNS:
+            np.testing.assert_array_equal(ha[col], hb[col], err_msg=f"{b.name}: {col}")
+        pb = json.loads((b / "provenance.json").read_text())
+        assert pb["steps"] == json.loads((a / "provenance.json").read_text())["steps"]
+        assert [(s["from_epoch"], s["to_epoch"], s["status"]) for s in pb["segments"]] == \
+            [(0, 2, "stopped"), (2, 6, "finished")]
+
+
+def test_without_sigterm_raises_the_epoch_loop_defers_nothing(tmp_path):
+    """Outside sigterm_raises (a notebook, a Dask worker) the epoch loop leaves the SIGTERM handler as it is: the
+    handler of the caller is the one in place while the runs train."""
+    seen = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        host_metrics = train.Engine.host_metrics
+
+        def sends(self, payload):
+            seen.append(signal.getsignal(signal.SIGTERM))
+            return host_metrics(self, payload)
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(train.Engine, "host_metrics", sends)
+            train.run(**SMALL, epochs=2, metric_every=1, batch_size="full", out_dir=tmp_path, run_name="r")
+        handler = signal.getsignal(signal.SIGTERM)
+        assert len(seen) == 3 and all(h is handler for h in seen)
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def test_command_line_values_follow_the_one_grammar(tmp_path, capsys):
