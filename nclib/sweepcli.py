@@ -83,12 +83,12 @@ exit status:
 a job array (Slurm), one point per task:
   ARGS="--grid lam_W=1e-3,1e-2 --grid seed=0,1 --set dataset=synthetic \\
         --set batch_size=full --out-dir runs/d"
-  python -m nclib.sweep $ARGS --list-points        # the points, 0 to 3
+  .venv/bin/python -m nclib.sweep $ARGS --list-points   # the points, 0 to 3
   sbatch --array=0-3 \\
-    --wrap "OMP_NUM_THREADS=1 python -m nclib.sweep $ARGS --point \\$SLURM_ARRAY_TASK_ID"
+    --wrap "OMP_NUM_THREADS=1 .venv/bin/python -m nclib.sweep $ARGS --point \\$SLURM_ARRAY_TASK_ID"
   # OMP_NUM_THREADS=1: a CPU run resumes only with the torch threads it started with,
   # one in a Dask worker
-  python -m nclib.sweep --summary-only --out-dir runs/d   # once the tasks have ended
+  .venv/bin/python -m nclib.sweep --summary-only --out-dir runs/d   # once the tasks have ended
 
 book/training/sweeps.md (the chapter "Sweeps on Dask") gives the details."""
 

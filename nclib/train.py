@@ -68,7 +68,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from . import ROOT, _checks, data, parameters, provenance  # noqa: F401 (ROOT re-exported)
+from . import ROOT, _checks, data, imbalance, parameters, provenance  # noqa: F401 (ROOT re-exported)
 from . import checkpoints as _checkpoints
 from . import locks as _locks
 from . import runs as _runs
@@ -553,7 +553,9 @@ def _parser() -> argparse.ArgumentParser:
                             help=f"one value for every head layer, one per layer, or reference (default {default})")
         elif name == "counts":
             ap.add_argument(flag, type=value_of(name), default=None,
-                            help="a preset name, or the counts: [n1,n2,...] or n1,n2,...")
+                            help=f"a preset, {' or '.join(sorted(imbalance.PROFILES))} (Section 5's profiles), or the "
+                                 "counts: [n1,n2,...] or n1,n2,... (default the dataset's own: cifar10's, the "
+                                 "letters' emnist-letters, [20,10,5] for synthetic)")
         elif name == "resume":
             ap.add_argument(flag, type=value_of(name), default=default,
                             help=f"true/false/auto (default {default}; auto: see below)")
