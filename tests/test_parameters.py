@@ -23,6 +23,8 @@ figure_notebook = _script("figure_notebook")
     ("[6,3,2]", [6, 3, 2]),
     ("[ 1e-3 , reference ]", [1e-3, "reference"]),
     ("[]", []),
+    ("[ ]", []),  # the spaces inside an empty list dropped as around any value
+    ("[1,[ ],[ 2 ]]", [1, [], [2]]),
     ("[1,[2,[3,4]],[]]", [1, [2, [3, 4]], []]),
     ("12", 12),
     ("-3", -3),
@@ -118,6 +120,8 @@ def test_bad_values_are_refused_by_name():
         parse_value(12, "counts")
     with pytest.raises(ValueError, match="--grid seed"):
         parameters.split_items("0,,1", "--grid seed")
+    with pytest.raises(ValueError, match="^--grid seed .*an empty item"):  # blank is empty too
+        parameters.split_items("0, ,1", "--grid seed")
     assert parameters.split_items("1,[2,3],[[4]]") == ["1", "[2,3]", "[[4]]"]
     # a ']' before its '[' is unbalanced though the count comes out even, also in a text key's --grid values
     with pytest.raises(ValueError, match=r"^--grid class_order .*unbalanced"):
