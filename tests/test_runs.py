@@ -1,0 +1,56 @@
+"""The run folder's contract (nclib.runs) on folders written by hand, without training: what a history with rows
+run together is, and which recorded devices differ from the device a call asks for."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nclib import runs
+
+
+def _folder(path, status="finished", params=None, **provenance):
+    """A run folder holding ``params.json`` and a ``provenance.json`` with ``status`` and ``provenance``."""
+    path.mkdir(parents=True)
+    (path / "params.json").write_text(runs.to_json(params or {"epochs": 5}))
+    (path / "provenance.json").write_text(runs.to_json({"status": status, **provenance}))
+    return path
+
+
+def _history(path, rows):
+    """``history.csv`` of ``path`` with one row per list of values (the header: every column)."""
+    lines = [",".join(runs.HISTORY_COLUMNS)] + [",".join(map(str, r)) for r in rows]
+    (path / "history.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_a_first_history_row_holding_two_rows_is_refused_naming_row_1(tmp_path):
+    """Rows run together (a newline lost) are refused wherever they are, the first row too: its extra values were
+    otherwise dropped and the row read as the first of the two."""
+    row = [0] + [0.5] * (len(runs.HISTORY_COLUMNS) - 1)
+    _history(tmp_path, [row + row, [5] + row[1:]])
+    with pytest.raises(ValueError, match=f"history.csv row 1 has {2 * len(row)} values"):
+        runs.load_history(tmp_path)
+    _history(tmp_path, [row, [5] + row[1:]])
+    assert runs.load_history(tmp_path)["epoch"].tolist() == [0, 5]
+
+
+@pytest.mark.parametrize("recorded, kind, differ", [
+    ("cpu", "cuda", {"device": ("cpu", "cuda")}),
+    ("cuda:1", "cpu", {"device": ("cuda", "cpu")}),
+    ("cuda:1", "cuda", {}),  # a card is of its kind
+    ("cuda", "cuda:0", {}),
+    ("mps", "cuda", {"device": ("mps", "cuda")}),  # no kind nclib trains on: differs from every kind
+    ("mps", "cpu", {"device": ("mps", "cpu")}),
+    (None, "cuda", {}),  # a folder that records no device differs from none
+    (None, "cpu", {}),
+    ("cpu", None, {}),  # any device
+])
+def test_a_recorded_device_differs_only_in_its_kind(tmp_path, recorded, kind, differ):
+    folder = _folder(tmp_path / "r", **({} if recorded is None else {"device": recorded}))
+    assert runs.device_difference(folder, kind) == differ
+    if kind is not None:  # a plan for that kind skips the finished run or refuses it, by the same difference
+        if differ:
+            with pytest.raises(runs.RunExists):
+                runs.plan_runs([folder], devices=[runs.device_kind(kind)])
+        else:
+            assert runs.plan_runs([folder], devices=[runs.device_kind(kind)]) == "skip"
