@@ -1,5 +1,6 @@
 """The run folder's contract (nclib.runs) on folders written by hand, without training: what a history with rows
-run together is, and which recorded devices differ from the device a call asks for."""
+run together is, which recorded devices differ from the device a call asks for, which runs a data check refuses,
+and what a plan offers to continue beside a run not yet started."""
 from __future__ import annotations
 
 import json
@@ -54,3 +55,41 @@ def test_a_recorded_device_differs_only_in_its_kind(tmp_path, recorded, kind, di
                 runs.plan_runs([folder], devices=[runs.device_kind(kind)])
         else:
             assert runs.plan_runs([folder], devices=[runs.device_kind(kind)]) == "skip"
+
+
+def test_a_run_that_records_no_data_checksum_is_refused_as_trained_on_other_data(tmp_path):
+    """refuse_other_data keeps only runs whose provenance records the data's checksum now: a run that records
+    another one, none, or no readable provenance is refused (OtherData naming it), never read back as a result of
+    these data."""
+    now = "a" * 64
+    params = {"data_path": str(tmp_path / "data.npz")}
+    same = _folder(tmp_path / "same", data_sha256=now)
+    runs.refuse_other_data(params, [same], "train it again", now=now)  # the data it was trained on: kept
+    other = _folder(tmp_path / "other", data_sha256="b" * 64)
+    unrecorded = _folder(tmp_path / "unrecorded")
+    unreadable = _folder(tmp_path / "unreadable")
+    (unreadable / "provenance.json").write_text("{")
+    for folder in (other, unrecorded, unreadable):
+        with pytest.raises(runs.OtherData) as refused:
+            runs.refuse_other_data(params, [same, folder], "train it again", now=now)
+        assert refused.value.run_dir == folder
+    runs.refuse_other_data({"data_path": None}, [unrecorded], "train it again", now=now)  # no file to check
+
+
+def test_a_plan_with_parameters_offers_the_stopped_run_beside_one_not_started(tmp_path):
+    """A stopped run with its checkpoint beside a run not yet started, the wanted parameters given: the plan refuses
+    the call naming the run not started, and offers the stopped one to continue by itself (continuable), as it
+    does without parameters; the run not started has no parameters to differ in."""
+    want = {"epochs": 5}
+    stopped = _folder(tmp_path / "stopped", "stopped", params=want)
+    (stopped / runs.CHECKPOINT).write_bytes(b"state")
+    absent = tmp_path / "absent"
+    for params in (None, [want, want]):
+        with pytest.raises(runs.RunExists) as refused:
+            runs.plan_runs([stopped, absent], params=params)
+        assert (refused.value.run_dir, refused.value.status) == (absent, "absent")
+        assert refused.value.continuable == (stopped,), params
+    assert runs.plan_runs([stopped], params=[want]) == "resume"
+    with pytest.raises(runs.RunExists) as refused:  # other parameters: refused naming the stopped run
+        runs.plan_runs([stopped, absent], params=[{"epochs": 6}, want])
+    assert refused.value.run_dir == stopped and refused.value.continuable == ()
