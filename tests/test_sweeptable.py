@@ -1,20 +1,21 @@
 """A sweep's table (nclib.sweeptable) read from run folders written by hand, without training: which columns a run's
-history gives, and the row of a run whose provenance a clear cut off has already deleted."""
+history gives, the row of a run whose provenance a clear cut off has already deleted, and which rows the lock file
+of a writer on another host makes an error."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from nclib import runs, sweeptable
+from nclib import locks, runs, sweeptable
 
 PARAMS = {"lr": 0.01, "seed": 3, "counts": [6, 3], "max_train_s": 5.0}
 
 
-def _run(folder, status="finished", history=((0, 0.1), (5, 0.01)), provenance=True):
+def _run(folder, status="finished", history=((0, 0.1), (5, 0.01)), provenance=True, **recorded):
     """A run folder: ``params.json``, ``history.csv`` (rows (epoch, lr), every other column a number of its own:
     row i, column j holds i + j / 100), and unless ``provenance`` is False a ``provenance.json`` recording
-    ``status``."""
+    ``status`` and ``recorded``."""
     folder.mkdir(parents=True)
     (folder / "params.json").write_text(runs.to_json(PARAMS))
     rest = [c for c in runs.HISTORY_COLUMNS if c not in ("epoch", "lr")]
@@ -22,7 +23,7 @@ def _run(folder, status="finished", history=((0, 0.1), (5, 0.01)), provenance=Tr
     lines = [",".join(["epoch", "lr", *rest])] + [",".join(map(str, r)) for r in rows]
     (folder / "history.csv").write_text("\n".join(lines) + "\n")
     if provenance:
-        (folder / "provenance.json").write_text(runs.to_json({"status": status, "git_commit": "0" * 40}))
+        (folder / "provenance.json").write_text(runs.to_json({"status": status, "git_commit": "0" * 40, **recorded}))
     return folder
 
 
@@ -54,3 +55,23 @@ def test_a_run_whose_provenance_a_cut_off_clear_deleted_is_a_dead_row_without_er
     assert table["run_name"].tolist() == ["a", "b"] and table["status"].tolist() == ["finished", "dead"]
     assert table["error"].isna().tolist() == [True, True]
     assert table["epoch"].isna().tolist() == [False, True]
+
+
+def test_the_lock_file_of_another_host_is_an_error_only_for_a_run_the_next_call_would_train(tmp_path):
+    """A finished or diverged run holds its result, which the next call keeps whatever lock file its folder holds:
+    its row gives its own account (none, or the divergence its provenance records).  A stopped run, which the next
+    call would resume, is refused that lock: its row gives that refusal (RunLockedElsewhere, naming the file)."""
+    diverged = "TrainingDiverged: the objective became NaN/inf at epoch 5"
+    _run(tmp_path / "diverged", "diverged", error=diverged)
+    _run(tmp_path / "finished")
+    _run(tmp_path / "stopped", "stopped")
+    for name in ("diverged", "finished", "stopped"):
+        (tmp_path / name / locks.LOCK).write_text(json.dumps({"pid": 4242, "host": "node17"}) + "\n")
+    table = sweeptable.summary(tmp_path)
+    assert table["status"].tolist() == ["diverged", "finished", "stopped"]
+    assert table["error"][0] == diverged and table["error"].isna().tolist()[1:] == [True, False]
+    assert table["error"][2].startswith("RunLockedElsewhere: ")
+    assert str(tmp_path / "stopped" / locks.LOCK) in table["error"][2]
+    for name, status, error in (("diverged", "diverged", diverged), ("finished", "finished", None)):
+        prov = {"error": error} if error else {}
+        assert sweeptable.recorded_outcome(name, status, {}, prov, tmp_path / name) == (status, error)
