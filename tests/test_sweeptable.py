@@ -1,9 +1,10 @@
 """A sweep's table (nclib.sweeptable) read from run folders written by hand, without training: which columns a run's
-history gives, the row of a run whose provenance a clear cut off has already deleted, and which rows the lock file
-of a writer on another host makes an error."""
+history gives, the row of a run whose provenance a clear cut off has already deleted, which rows the lock file of a
+writer on another host makes an error, and the rows of a folder without a sweep record."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
@@ -75,3 +76,15 @@ def test_the_lock_file_of_another_host_is_an_error_only_for_a_run_the_next_call_
     for name, status, error in (("diverged", "diverged", diverged), ("finished", "finished", None)):
         prov = {"error": error} if error else {}
         assert sweeptable.recorded_outcome(name, status, {}, prov, tmp_path / name) == (status, error)
+
+
+def test_a_folder_without_a_sweep_record_lists_its_run_folders_by_name_as_recorded(tmp_path):
+    """Without sweep.json every run folder of out_dir is a row, by name; none is marked or warned of as unrecorded
+    (that is for folders beside a record that does not list them): no column ``recorded``, no UnrecordedRuns."""
+    for name in ("b", "a", "c"):
+        _run(tmp_path / name)
+    (tmp_path / "notes").mkdir()  # no params.json: no run folder
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sweeptable.UnrecordedRuns)
+        table = sweeptable.summary(tmp_path)
+    assert table["run_name"].tolist() == ["a", "b", "c"] and "recorded" not in table.columns
