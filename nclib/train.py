@@ -519,7 +519,8 @@ refuses anything else.  Errors in the arguments print one line and exit with sta
 with status 1, after the status line of every run (the other runs go on to their end or their stop; leave the
 diverged one out of later calls).  SIGTERM (a job's time limit, scancel) stops the runs that train at their next
 metric epoch, each with its checkpoint, and exits with status 143; the job's grace period before SIGKILL (Slurm's
-KillWait, or sbatch --signal=TERM@<seconds>) should exceed one metric interval and a checkpoint's write.  A second
+KillWait, or sbatch --signal=B:TERM@<seconds> with this command exec-ed as the job's batch shell, which alone B:
+signals) should exceed one metric interval and a checkpoint's write.  A second
 SIGTERM, or one outside training, writes the open runs as failed.  A flag's value is read by
 nclib.parameters.parse_value, the grammar of every command line of the repository (--counts [500,100,20] or a preset
 name; also, for short, --counts 500,100,20), but --L and --lr-milestones, which take integers apart (--L 1 3 6,
