@@ -250,7 +250,8 @@ def _int64_if_exact(y: np.ndarray) -> np.ndarray:
 #: The members of an .npz that say where its data come from, and the provenance keys :func:`npz_record` gives them
 #: (``source`` is the run's own key, the reader; the file's ``source`` is the copy the pixels were taken from).
 NPZ_RECORD = {"source": "file_source", "lossy_jpeg": "lossy_jpeg"}
-#: The sha256 of the shared CIFAR-10 subset ``cifar10_subset.npz`` as ../shared/data/README.md gives it.  A run's
+#: The sha256 of the shared CIFAR-10 subset ``cifar10_subset.npz`` (``scripts/make_cifar10_subset.py`` makes it
+#: from its public JPEG source, this file byte for byte).  A run's
 #: provenance says whether its .npz is that file byte for byte (``shared_subset``): a copy changed since keeps the
 #: file's own ``source`` and ``lossy_jpeg`` members, and would otherwise pass as the documented subset.
 SHARED_CIFAR10_SHA256 = "fb6aa27c81be7fb3149aa4a8d8f3b09d89373f3edcc91230c63cdfc399ce60d2"
@@ -258,7 +259,7 @@ SHARED_CIFAR10_SHA256 = "fb6aa27c81be7fb3149aa4a8d8f3b09d89373f3edcc91230c63cdfc
 #: (:ref:`ch-train`) reads when it is given no ``data_path``, and the default of ``scripts/minority_runs.py``.
 SHARED_CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10_subset.npz"
 #: How an EMNIST letters .npz may store its images, named by its optional ``orientation`` member: transposed, as
-#: ``torchvision.datasets.EMNIST`` returns them (the form ../shared/data/README.md specifies, and the one taken when
+#: ``torchvision.datasets.EMNIST`` returns them (the form :mod:`nclib.data` describes, and the one taken when
 #: the member is absent), or already upright.
 EMNIST_ORIENTATIONS = ("torchvision_raw_idx_transposed", "upright")
 
@@ -271,7 +272,7 @@ def npz_record(path, dataset: str) -> dict:
 
     ValueError naming ``data_path`` for an .npz whose own members say it holds other data: ``classes`` other than
     the dataset's names in label order (:data:`CLASS_NAMES`: :data:`CIFAR10_CLASSES`, or :data:`LETTERS` a..z for
-    EMNIST letters, as ../shared/data/README.md specifies; the labels would get wrong names and counts), or, read as
+    EMNIST letters, as :mod:`nclib.data` describes; the labels would get wrong names and counts), or, read as
     EMNIST letters, a
     letters-synthetic rendering (``fonts``, ``images_sha256``, a ``note`` naming it: the stand-in keeps its name) or
     an ``orientation`` that is not one of :data:`EMNIST_ORIENTATIONS` (the letters would reach the network turned);

@@ -13,7 +13,7 @@ older form of this script, or for other class counts than the figures that read 
 missing) says nothing of the file.
 
 The GPU machine gets a copy of the repository and of the small ignored folder ``.gpu/``, nothing else, and the
-34 MB ``cifar10_subset.npz`` (a JPEG-decoded copy of CIFAR-10, see ../shared/data/README.md) is too large to
+34 MB ``cifar10_subset.npz`` (a JPEG-decoded copy of CIFAR-10, scripts/make_cifar10_subset.py) is too large to
 travel with them whole. The runs at the paper's
 settings take counts[k] rows of class k by ``nclib.data.select_per_class(..., seed=0, selection="random")``;
 this script keeps exactly those rows, in their original order. Loading the slice then selects every row of

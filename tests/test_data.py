@@ -12,7 +12,8 @@ import pytest
 import nclib
 from nclib import data, datafiles, imbalance, runs
 
-#: The shared JPEG-decoded CIFAR-10 subset beside the checkout (../shared/data/README.md); tests on it skip without it.
+#: The shared JPEG-decoded CIFAR-10 subset beside the checkout (scripts/make_cifar10_subset.py); tests on it skip
+#: without it.
 SHARED_CIFAR = data.SHARED_CIFAR10
 
 PER_CLASS = 10  # fixture train rows per class (2 in each of the 5 batch files)
@@ -324,7 +325,7 @@ def test_emnist_unpacked_by_two_processes_at_once_comes_back_whole(emnist_root, 
 
 
 def test_emnist_letters_npz_in_raw_orientation_comes_back_upright(tmp_path, emnist_root):
-    """An .npz as ../shared/data/README.md specifies an EMNIST subset: x_train transposed (torchvision's raw
+    """An .npz as nclib.data describes an EMNIST subset: x_train transposed (torchvision's raw
     orientation), y_train 0..25, and its optional members, which nothing requires."""
     _, upright, labels = emnist_root
     path = tmp_path / "emnist.npz"
@@ -466,7 +467,7 @@ def test_npz_classes_must_be_cifar10s_in_label_order(tmp_path):
 
 
 def test_emnist_npz_classes_must_be_a_to_z_in_label_order(tmp_path):
-    """An EMNIST letters .npz's classes (../shared/data/README.md specifies one) are read as a CIFAR-10 file's: a..z
+    """An EMNIST letters .npz's classes (nclib.data describes one) are read as a CIFAR-10 file's: a..z
     in label order is taken, another coding is refused naming data_path (label 0 would be called "a")."""
     y = np.repeat(np.arange(26), 2)
     x = np.random.default_rng(5).integers(0, 256, (y.size, 28, 28), dtype=np.uint8)
@@ -558,7 +559,7 @@ def test_a_run_on_the_shared_cifar10_subset_says_its_pixels_are_jpeg_decoded():
 
 @pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="the shared CIFAR-10 subset is not beside the checkout")
 def test_a_changed_copy_of_the_shared_subset_does_not_pass_as_it(tmp_path):
-    """The provenance says whether the .npz is the shared subset byte for byte (the sha256 of shared/data/README.md):
+    """The provenance says whether the .npz is the shared subset byte for byte (nclib.datafiles.SHARED_CIFAR10_SHA256):
     a copy with its pixels changed keeps the file's own source member, and is read, but as another file."""
     ts = data.load("cifar10", data_path=SHARED_CIFAR, counts=[2] * 10)
     assert ts.provenance["shared_subset"] is True
