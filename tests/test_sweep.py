@@ -2497,7 +2497,7 @@ def test_the_help_gives_a_job_array_whose_indices_are_its_points(tmp_path, capsy
     assert listed["point"].tolist() == list(range(last + 1)) and not (tmp_path / "d").exists()
     # each task trains with one torch thread, as a Dask worker does (a CPU run resumes only with as many)
     wrap = re.search(r'--wrap "([^"]*)"', sweep.EPILOG).group(1).split()
-    assert wrap[0] == "OMP_NUM_THREADS=1" and wrap[1:5] == ["python", "-m", "nclib.sweep", "$ARGS"]
+    assert wrap[0] == "OMP_NUM_THREADS=1" and wrap[1:5] == [".venv/bin/python", "-m", "nclib.sweep", "$ARGS"]
 
 
 def test_the_list_of_points_gives_what_a_task_would_do_in_its_fourth_field(tmp_path, capsys):
