@@ -512,15 +512,22 @@ def sigterm_raises():
 
 class SigtermNoted:
     """What :func:`sigterm_deferred` yields: ``pending`` turns True when a first SIGTERM is noted (the handler only
-    sets it), and :meth:`ended` gives the :class:`Terminated` to raise once the runs have stopped."""
+    sets it), and :meth:`ended` gives the :class:`Terminated` to raise once the runs have stopped.  Once the loop
+    has begun its stop (:meth:`begin_stop`, ``stopping``), every SIGTERM is only noted, a second one too, so that
+    no signal cuts the stop short between two runs' checkpoints or status writes."""
 
     def __init__(self, raising: _RaiseTerminated | None = None):
-        self.raising, self.pending = raising, False
+        self.raising, self.pending, self.stopping = raising, False, False
 
     def __call__(self, signum, frame):
-        if self.pending:  # a second SIGTERM while the stop is pending: raised at once, as sigterm_raises does
+        if self.pending and not self.stopping:  # a second SIGTERM while the stop is pending: raised at once
             self.raising(signum, frame)
         self.pending = True
+
+    def begin_stop(self) -> None:
+        """The stop has begun (the runs' checkpoints are about to be written, or they are about to finish): from now
+        on a SIGTERM is noted, never raised, so that the runs end at one epoch before :meth:`ended` is raised."""
+        self.stopping = True
 
     def ended(self) -> Terminated:
         """The :class:`Terminated` of the noted signal, the handler found on entry to :func:`sigterm_raises` put
@@ -538,9 +545,12 @@ def sigterm_deferred():
     (the :class:`SigtermNoted` yielded turns ``pending``), so that a loop that checks it at its own moments (the
     epoch loop of :func:`nclib.train.run_many`, at its metric epochs) stops its runs with a checkpoint, as
     ``max_train_s`` stops them, and then raises :meth:`SigtermNoted.ended`; a second SIGTERM while one is pending
-    raises :class:`Terminated` at once.  Leaving puts :func:`sigterm_raises`'s handler back, a signal still pending
-    kept in ``pending`` for the caller.  Without :func:`sigterm_raises` (or outside the main thread) it changes
-    nothing: the SIGTERM handler stays as it is and ``pending`` stays False."""
+    raises :class:`Terminated` at once, unless the stop has begun (:meth:`SigtermNoted.begin_stop`): then it is
+    noted too, and the stop goes on to its end.  Leaving puts :func:`sigterm_raises`'s handler back, a signal still
+    pending kept in ``pending`` for the caller; left with a signal pending once the stop has begun, the handler that
+    notes stays until the caller takes :meth:`SigtermNoted.ended`, so that the runs the caller ends after the loop
+    (those that reach their last epoch) are not cut short either.  Without :func:`sigterm_raises` (or outside the
+    main thread) it changes nothing: the SIGTERM handler stays as it is and ``pending`` stays False."""
     handler = (signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None)
     if not isinstance(handler, _RaiseTerminated):
         yield SigtermNoted()
@@ -549,6 +559,11 @@ def sigterm_deferred():
     signal.signal(signal.SIGTERM, noted)
     try:
         yield noted
-    finally:
+    except BaseException:
         if signal.getsignal(signal.SIGTERM) is noted:  # not where a second SIGTERM or ended() put another back
             signal.signal(signal.SIGTERM, handler)
+        raise
+    if signal.getsignal(signal.SIGTERM) is noted and not (noted.pending and noted.stopping):
+        signal.signal(signal.SIGTERM, handler)
+    # else the stop of a noted signal has begun: a further SIGTERM stays noted while the caller ends the runs (at the
+    # last epoch it finishes them), until ended() puts back the handler found on entry to sigterm_raises

@@ -456,7 +456,8 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
     through this call: sent while the run trains, once the run has stopped with a checkpoint at its next metric
     epoch, as ``max_train_s`` stops it (its ``stopped_run`` the run folder: the next task resumes it), else at once,
     its ``failed_run`` the run folder that the signal ended as failed (as while the run's folder was being opened or
-    finished, or a second SIGTERM while the stop was pending), both None where it came before the task had opened its
+    finished, or a second SIGTERM while the stop was pending, before the run reached its metric epoch; once the stop
+    has begun a further SIGTERM is only noted), both None where it came before the task had opened its
     run (while it imported torch or loaded the data) or once the run had trained its last epoch.  Points are checked
     as :func:`plan` checks them (for this machine); ValueError naming ``point`` for an index outside the grid."""
     if isinstance(point, bool) or not isinstance(point, (int, np.integer)):

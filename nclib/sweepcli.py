@@ -77,7 +77,8 @@ exit status:
   3  another sweep is running in --out-dir
   143  sent SIGTERM (a job's time limit, scancel): with --point, a run training
        stops with a checkpoint at its next metric epoch (the next task resumes
-       it; a second SIGTERM, or one outside training, writes it failed), its
+       it; a second SIGTERM before that epoch, or one outside training, writes
+       it failed; one once the stop has begun does not cut it short), its
        folder unlocked
 
 a job array (Slurm), one point per task:
@@ -110,8 +111,9 @@ def main(argv=None) -> pd.DataFrame:
     Warnings (runs of several code versions, :class:`nclib.sweeptable.MixedCodeVersions`) are printed as notes on
     stderr.  SIGTERM (a job's time limit, ``scancel``) ends it as Ctrl-C would, with status 143 (128 + SIGTERM), as the
     signal itself would: the run of ``--point``, where it was training, stopped with a checkpoint at its next metric
-    epoch (as ``max_train_s`` stops it; the next task resumes it), or, where the task had opened it but the signal came
-    outside training (or twice), written as failed with its error, its folder's lock given back either way
+    epoch (as ``max_train_s`` stops it; the next task resumes it; a further SIGTERM once that stop has begun is only
+    noted), or, where the task had opened it but the signal came outside training (or twice before that epoch),
+    written as failed with its error, its folder's lock given back either way
     (:func:`nclib.locks.sigterm_raises`), the message naming that folder and what it holds only then; a sweep's
     local cluster closed, the runs its workers were training left dead with this host's lock files
     (:data:`LOCAL_SWEEP_ENDED`), which a later call on this host takes over and one on another host refuses

@@ -264,12 +264,14 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     noted (:func:`nclib.locks.sigterm_deferred`): at the runs' next metric epoch every run still training stops as a
     ``max_train_s`` stop does (its rows recorded and checked for divergence, every checkpoint written, then
     committed, status "stopped"), and then Terminated is raised; noted at the last metric epoch, the runs finish
-    ("finished") before it is raised.  A second SIGTERM while the stop is pending, and one that comes outside the
-    loop (while the data load, while a run's folder is opened or finished), raise at once, the runs still open
-    written "failed" with its error.  Its ``open_runs`` are the folders of the runs the signal ended (empty where it
-    came before the folders were opened, or once every run had trained its last epoch), of which ``stopped_runs``
-    those that stopped with a checkpoint (resumed with ``resume=True``) and ``failed_runs`` those whose folder
-    records "failed" (one that could not be written is left out, its error in a note of the exception).
+    ("finished") before it is raised.  Once the loop has reached that metric epoch (or a ``max_train_s`` stop has
+    begun), a further SIGTERM is only noted, so that every run ends at that one epoch.  A second SIGTERM while the
+    stop is pending (before that epoch), and one that comes outside the loop (while the data load, while a run's
+    folder is opened or finished), raise at once, the runs still open written "failed" with its error.  Its
+    ``open_runs`` are the folders of the runs the signal ended (empty where it came before the folders were opened,
+    or once every run had trained its last epoch), of which ``stopped_runs`` those that stopped with a checkpoint
+    (resumed with ``resume=True``) and ``failed_runs`` those whose folder records "failed" (one that could not be
+    written is left out, its error in a note of the exception).
     """
     try:
         plist = _checked_runs(runs, shared)
@@ -450,7 +452,9 @@ def _train_epochs(engines, active, stop, p, start, t_start, show_objective) -> t
     stops "stopped".  Returns why each diverged run diverged, and the :class:`~nclib.locks.SigtermNoted` of the
     loop: ``pending`` where a SIGTERM was noted (the caller finishes the runs left, those of a signal noted at the
     last metric epoch, then raises its :meth:`~nclib.locks.SigtermNoted.ended`).  A second SIGTERM while one is
-    pending raises :class:`~nclib.locks.Terminated` here at once."""
+    pending raises :class:`~nclib.locks.Terminated` here at once, until the metric epoch of the stop is reached:
+    from there (:meth:`~nclib.locks.SigtermNoted.begin_stop`, also where ``max_train_s`` stops the runs) every
+    SIGTERM is only noted, so that the runs end at one epoch, every checkpoint written and committed."""
     diverged = []
     names = [folder.p["run_name"] for folder in active]
     bar = tqdm(range(start + 1, p["epochs"] + 1), disable=not p["progress"], desc=", ".join(names), mininterval=1.0)
@@ -467,8 +471,11 @@ def _train_epochs(engines, active, stop, p, start, t_start, show_objective) -> t
                 for folder in active:
                     folder.record(epoch)
                 # out of time, or a job's SIGTERM noted (a flag, read only here): stop, unless at the last epoch
-                stopping = epoch < p["epochs"] and (sigterm.pending or (
+                noted = sigterm.pending
+                stopping = epoch < p["epochs"] and (noted or (
                     p["max_train_s"] is not None and time.perf_counter() - t_start >= p["max_train_s"]))
+                if stopping or noted:  # the stop (at the last epoch the finish) begins: a SIGTERM now only noted
+                    sigterm.begin_stop()
                 for folder in list(active):
                     for row in folder.rows_to_check(wait=epoch == p["epochs"] or stopping):
                         why = folder.divergence(row)
@@ -520,11 +527,11 @@ with status 1, after the status line of every run (the other runs go on to their
 diverged one out of later calls).  SIGTERM (a job's time limit, scancel) stops the runs that train at their next
 metric epoch, each with its checkpoint, and exits with status 143; the job's grace period before SIGKILL (Slurm's
 KillWait, or sbatch --signal=B:TERM@<seconds> with this command exec-ed as the job's batch shell, which alone B:
-signals) should exceed one metric interval and a checkpoint's write.  A second
-SIGTERM, or one outside training, writes the open runs as failed.  A flag's value is read by
-nclib.parameters.parse_value, the grammar of every command line of the repository (--counts [500,100,20] or a preset
-name; also, for short, --counts 500,100,20), but --L and --lr-milestones, which take integers apart (--L 1 3 6,
---lr-milestones 6000; --lr-milestones alone for none)."""
+signals) should exceed one metric interval and a checkpoint's write.  A second SIGTERM before the runs reach that
+metric epoch, or one outside training, writes the open runs as failed; once the stop has begun, further SIGTERMs do
+not cut it short.  A flag's value is read by nclib.parameters.parse_value, the grammar of every command line of the
+repository (--counts [500,100,20] or a preset name; also, for short, --counts 500,100,20), but --L and
+--lr-milestones, which take integers apart (--L 1 3 6, --lr-milestones 6000; --lr-milestones alone for none)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -584,8 +591,9 @@ def main(argv=None) -> list[pathlib.Path]:
     without a traceback.  SIGTERM (a batch job's time limit, ``scancel``) ends it as Ctrl-C would, its folders'
     locks given back (:func:`nclib.locks.sigterm_raises`): sent while the runs train, they stop with a checkpoint at
     their next metric epoch, as at ``--max-train-s``, and ``--resume true`` (or ``auto``) continues them; sent
-    outside training (while a run's folder is opened or finished), or a second time while the stop is pending, the
-    runs still open are written as failed with its error (:func:`run_many`).  One line on stderr names the folders
+    outside training (while a run's folder is opened or finished), or a second time while the stop is pending
+    (before the runs reach that metric epoch; once they have, a further SIGTERM is only noted and the stop goes on),
+    the runs still open are written as failed with its error (:func:`run_many`).  One line on stderr names the folders
     stopped with a checkpoint, those written as failed and those that could not be (each with its error on a line
     of its own), or says that no run was open (the signal came before the runs' folders were opened, as while the
     data loaded, or once every run had trained its last epoch: nothing is stopped or written as failed); the

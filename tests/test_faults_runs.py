@@ -852,6 +852,46 @@ def test_sigterm_deferred_notes_a_first_sigterm_and_raises_a_second_at_once():
         signal.signal(signal.SIGTERM, before)
 
 
+def test_once_the_stop_has_begun_every_sigterm_is_noted_until_ended():
+    """Once the loop has begun its stop (``begin_stop``: the runs' checkpoints about to be written), a SIGTERM,
+    a second one too, is noted and never raised, so that no signal cuts the stop short between two runs; left with
+    a signal pending after the stop began, sigterm_deferred keeps noting (the runs the caller finishes after the
+    loop are not cut short either) until ``ended`` puts back the handler found on entry to sigterm_raises.  A stop
+    begun with nothing noted (max_train_s) notes the first SIGTERM and the second alike; one that ends with nothing
+    noted leaves sigterm_raises's handler back, which raises at once."""
+    seen = []
+
+    def previous(signum, frame):
+        seen.append(signum)
+
+    before = signal.signal(signal.SIGTERM, previous)
+    try:
+        for first_before_stop in (True, False):  # a noted signal's stop, or max_train_s's
+            with locks.sigterm_raises():
+                with locks.sigterm_deferred() as noted:
+                    if first_before_stop:
+                        os.kill(os.getpid(), signal.SIGTERM)
+                    noted.begin_stop()
+                    for _ in range(3):
+                        os.kill(os.getpid(), signal.SIGTERM)  # noted, not raised
+                    assert noted.pending and noted.stopping
+                assert signal.getsignal(signal.SIGTERM) is noted  # the caller finishes runs: still noting
+                os.kill(os.getpid(), signal.SIGTERM)
+                ended = noted.ended()
+                assert isinstance(ended, locks.Terminated) and signal.getsignal(signal.SIGTERM) is previous
+                assert not noted.pending and seen == []
+        with locks.sigterm_raises():
+            raising = signal.getsignal(signal.SIGTERM)
+            with locks.sigterm_deferred() as noted:
+                noted.begin_stop()  # a stop with nothing noted: sigterm_raises's handler back on leaving
+            assert not noted.pending and signal.getsignal(signal.SIGTERM) is raising
+            with pytest.raises(locks.Terminated):
+                os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == []
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 #: The flags of a run that trains until it is stopped (LONG), for each command line.
 LONG_CLI = {"nclib.train": ["--dataset", "synthetic", "--width", "16", "--depth", "1", "--epochs", str(10**6),
                             "--metric-every", "5", "--batch-size", "full", "--lam-W", "1e-3", "--lam-H", "1e-3",

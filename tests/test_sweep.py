@@ -826,14 +826,16 @@ def _sigterm_at_finish(monkeypatch):
         _sigterm() if wait and not sent and not sent.append(1) else flush(self, wait)))
 
 
-def _sigterm_at_call(monkeypatch, n):
-    """SIGTERM sent, once, from the ``n``-th call of Engine.host_metrics (one per metric epoch, epoch 0 first)."""
+def _sigterm_at_call(monkeypatch, n, times=1):
+    """SIGTERM sent, ``times`` times in turn, from the ``n``-th call of Engine.host_metrics (one per metric epoch,
+    epoch 0 first)."""
     host_metrics, calls = train.Engine.host_metrics, []
 
     def sends(self, payload):
         calls.append(1)
         if len(calls) == n:
-            _sigterm()
+            for _ in range(times):
+                _sigterm()
         return host_metrics(self, payload)
     monkeypatch.setattr(train.Engine, "host_metrics", sends)
 
@@ -874,35 +876,46 @@ def test_a_task_ended_by_sigterm_after_a_checkpoint_is_not_deleted_by_a_task_tha
     assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 4)]
 
 
-@pytest.mark.parametrize("when", ["before", "initialization", "training", "twice"])
+@pytest.mark.parametrize("when", ["before", "initialization", "training", "twice", "in the stop"])
 def test_sigterm_to_a_task_stops_its_run_with_a_checkpoint_or_names_it_failed_only_where_it_had_opened_it(
         tmp_path, monkeypatch, capsys, when):
     """SIGTERM to a task (--point) ends it with status 143.  Sent while the run trains (in the epoch loop), the run
     stops at that metric epoch with a checkpoint, "stopped" with no error: the message names its folder, the next
-    task resumes it, and the table gives it as stopped, which is no failure of the sweep (exit status 0).  A second
-    SIGTERM while that stop is pending, or one outside the loop (as the epoch-0 row is recorded), writes it as
-    failed and the message names its folder; one before the task opened its run (here as it takes the run folder's
-    lock, as while it imports torch) writes no run and the message names none."""
+    task resumes it, and the table gives it as stopped, which is no failure of the sweep (exit status 0), also where
+    more SIGTERMs come once the stop has begun (as the checkpoint is written and committed, as the run is finished).
+    A second SIGTERM while that stop is merely pending (before the loop reaches the metric epoch), or one outside
+    the loop (as the epoch-0 row is recorded), writes it as failed and the message names its folder; one before the
+    task opened its run (here as it takes the run folder's lock, as while it imports torch) writes no run and the
+    message names none.  No SIGTERM reaches the handler found (here one that records it, not the process's end)."""
     out = tmp_path / "out"
     folder = out / "seed-0"
     if when == "before":
         monkeypatch.setattr(locks, "lock_runs", _sigterm)
-    else:  # the row of epoch 0 (outside the loop), or of epoch 2, the first in the loop
-        _sigterm_at_call(monkeypatch, 1 if when == "initialization" else 2)
-    if when == "twice":  # the second SIGTERM as the checkpoint is written
-        save = train.RunFolder.save_checkpoint
-        monkeypatch.setattr(train.RunFolder, "save_checkpoint", lambda self, epoch: (_sigterm(), save(self, epoch)))
-    with pytest.raises(SystemExit) as ended:
-        sweep.main(["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out),
-                    "--point", "0"])
+    else:  # the row of epoch 0 (outside the loop), or of epoch 2, the first in the loop (twice there: "twice")
+        _sigterm_at_call(monkeypatch, 1 if when == "initialization" else 2, times=2 if when == "twice" else 1)
+    if when == "in the stop":  # a SIGTERM as the checkpoint is written, one as it is committed, one at the finish
+        for name in ("save_checkpoint", "commit_checkpoint", "finish"):
+            def sends(self, *args, _method=getattr(train.RunFolder, name), **kwargs):
+                _sigterm()
+                return _method(self, *args, **kwargs)
+            monkeypatch.setattr(train.RunFolder, name, sends)
+    reached = []
+    found = signal.signal(signal.SIGTERM, lambda signum, frame: reached.append(signum))
+    try:
+        with pytest.raises(SystemExit) as ended:
+            sweep.main(["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir",
+                        str(out), "--point", "0"])
+    finally:
+        signal.signal(signal.SIGTERM, found)
     monkeypatch.undo()
     err = capsys.readouterr().err
+    assert reached == [], reached
     assert ended.value.code == 128 + signal.SIGTERM and (str(folder) in err) == (when != "before"), err
     assert str(ended.value.code) in re.findall(r"^  (\d+)  ", sweep.EPILOG, re.M)  # a status --help lists
-    status = {"before": "absent", "training": "stopped"}.get(when, "failed")
+    status = {"before": "absent", "training": "stopped", "in the stop": "stopped"}.get(when, "failed")
     assert runs.recorded_status(folder) == status and not (folder / locks.LOCK).exists()
-    assert ("stopped with a checkpoint" in err) == (when == "training"), err
-    if when == "training":
+    assert ("stopped with a checkpoint" in err) == (when in ("training", "in the stop")), err
+    if when in ("training", "in the stop"):
         assert train.load_history(folder)["epoch"].tolist() == [0, 2]
         assert sweep.next_step(folder) == ("stopped", "resume")
         table = sweep.summary(out)

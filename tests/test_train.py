@@ -536,29 +536,58 @@ def _sigterm(*args, **kwargs):
 def _sigterm_at_call(monkeypatch, n):
     """SIGTERM sent from the ``n``-th call of Engine.host_metrics (one per run per metric epoch, the epoch-0 rows
     first), once."""
+    _sigterm_at_calls(monkeypatch, (n,))
+
+
+def _sigterm_at_calls(monkeypatch, ns):
+    """SIGTERM sent from each of the calls of Engine.host_metrics numbered in ``ns`` (counted from 1)."""
     host_metrics, calls = train.Engine.host_metrics, []
 
     def sends(self, payload):
         calls.append(1)
-        if len(calls) == n:
+        if len(calls) in ns:
             _sigterm()
         return host_metrics(self, payload)
     monkeypatch.setattr(train.Engine, "host_metrics", sends)
 
 
-@pytest.mark.parametrize("when", ["data", "initialization", "training", "twice", "last epoch", "unwritable",
-                                  "finishing", "report"])
+@contextlib.contextmanager
+def _sigterm_recorded():
+    """SIGTERM's handler, while held, one that records the signal (the list yielded), not the default that would
+    end the test process: the handler that sigterm_raises finds and puts back."""
+    reached = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: reached.append(signum))
+    try:
+        yield reached
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _sigterms_in_the_stop(monkeypatch):
+    """SIGTERM sent as each run's checkpoint is written, as each is committed, and as each run's folder is finished
+    (by RunFolder.save_checkpoint, commit_checkpoint and finish): every moment of a stop between two runs."""
+    for name in ("save_checkpoint", "commit_checkpoint", "finish"):
+        def sends(self, *args, _method=getattr(train.RunFolder, name), **kwargs):
+            _sigterm()
+            return _method(self, *args, **kwargs)
+        monkeypatch.setattr(train.RunFolder, name, sends)
+
+
+@pytest.mark.parametrize("when", ["data", "initialization", "training", "twice", "in the stop", "last epoch",
+                                  "unwritable", "finishing", "report"])
 def test_sigterm_to_the_command_line_names_the_runs_it_stopped_or_wrote_as_failed_or_none(tmp_path, capsys,
                                                                                           monkeypatch, when):
     """SIGTERM to ``python -m nclib.train`` (a job's time limit, scancel) ends it with status 143.  Sent while the
     runs train (in the epoch loop), both stop at that metric epoch with a checkpoint, "stopped", and the message
-    names their folders as stopped; a second SIGTERM while that stop is pending (as the checkpoints are written)
-    writes both as failed.  Sent outside the loop: while the epoch-0 rows are recorded, both are written as failed
-    (the error Terminated) and named, or, where their folders cannot be written (a full disk), named as runs that
-    could not be written as failed, never as no run open; while the first run is being finished, that run is
-    written as failed and named, the other finishes; while the data load, before any run folder is opened, at the
-    last metric epoch (the runs finish) or after every run has ended (as their status lines are printed), no run is
-    stopped or written as failed and the message names no folder.  No folder keeps a lock file."""
+    names their folders as stopped, also where more SIGTERMs come once the stop has begun (as each checkpoint is
+    written and committed, as each run is finished); a second SIGTERM while that stop is merely pending (before the
+    loop reaches the metric epoch) writes both as failed.  Sent outside the loop: while the epoch-0 rows are
+    recorded, both are written as failed (the error Terminated) and named, or, where their folders cannot be
+    written (a full disk), named as runs that could not be written as failed, never as no run open; while the first
+    run is being finished, that run is written as failed and named, the other finishes; while the data load, before
+    any run folder is opened, at the last metric epoch (the runs finish) or after every run has ended (as their
+    status lines are printed), no run is stopped or written as failed and the message names no folder.  No folder
+    keeps a lock file, and no SIGTERM reaches the handler found (here one that records it, not the process's end)."""
     argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--L", "1",
             "2", "--epochs", "6", "--batch-size", "full", "--metric-every", "3", "--out-dir", str(tmp_path),
             "--progress", "false", "--run-tag", "t"]
@@ -567,8 +596,10 @@ def test_sigterm_to_the_command_line_names_the_runs_it_stopped_or_wrote_as_faile
         monkeypatch.setattr(data, "load_for", _sigterm)
     elif when in ("initialization", "unwritable"):  # the first epoch-0 row, before the epoch loop
         _sigterm_at_call(monkeypatch, 1)
-    elif when in ("training", "twice"):  # the first run's row of epoch 3, in the loop
+    elif when in ("training", "in the stop"):  # the first run's row of epoch 3, in the loop
         _sigterm_at_call(monkeypatch, 3)
+    elif when == "twice":  # the rows of epoch 3 of both runs, before the loop reads the flag at that epoch
+        _sigterm_at_calls(monkeypatch, (3, 4))
     elif when == "last epoch":  # the first run's row of epoch 6, the last
         _sigterm_at_call(monkeypatch, 5)
     elif when == "finishing":  # the first finish's last flush is ended by the signal, once
@@ -577,9 +608,8 @@ def test_sigterm_to_the_command_line_names_the_runs_it_stopped_or_wrote_as_faile
             _sigterm() if wait and not sent and not sent.append(1) else flush(self, wait)))
     else:
         monkeypatch.setattr(train, "_report", _sigterm)
-    if when == "twice":  # the second SIGTERM as the first checkpoint is written
-        save = train.RunFolder.save_checkpoint
-        monkeypatch.setattr(train.RunFolder, "save_checkpoint", lambda self, epoch: (_sigterm(), save(self, epoch)))
+    if when == "in the stop":  # more SIGTERMs once the stop has begun, each noted
+        _sigterms_in_the_stop(monkeypatch)
     if when == "unwritable":  # no folder can be written as failed
         finish = train.RunFolder.finish
 
@@ -588,28 +618,58 @@ def test_sigterm_to_the_command_line_names_the_runs_it_stopped_or_wrote_as_faile
                 raise OSError(28, "No space left on device")
             finish(self, status, error)
         monkeypatch.setattr(train.RunFolder, "finish", full_disk)
-    with pytest.raises(SystemExit) as ended:
+    with _sigterm_recorded() as reached, pytest.raises(SystemExit) as ended:
         train.main(argv)
     monkeypatch.undo()
     err = capsys.readouterr().err
-    assert ended.value.code == 128 + signal.SIGTERM
+    assert ended.value.code == 128 + signal.SIGTERM and reached == []  # no SIGTERM left to the handler found
     status = {"data": ["absent"] * 2, "initialization": ["failed"] * 2, "training": ["stopped"] * 2,
-              "twice": ["failed"] * 2, "last epoch": ["finished"] * 2, "unwritable": ["dead"] * 2,
+              "twice": ["failed"] * 2, "in the stop": ["stopped"] * 2, "last epoch": ["finished"] * 2,
+              "unwritable": ["dead"] * 2,
               "finishing": ["failed", "finished"], "report": ["finished"] * 2}[when]
     assert [runs.recorded_status(d) for d in folders] == status
     named = {"initialization": [True, True], "training": [True, True], "twice": [True, True],
-             "unwritable": [True, True], "finishing": [True, False]}.get(when, [False] * 2)
+             "in the stop": [True, True], "unwritable": [True, True], "finishing": [True, False]}.get(when, [False] * 2)
     assert [str(d) in err for d in folders] == named, err
     assert ("no run was open" in err) == (when in ("data", "last epoch", "report")), err
     assert ("could not be written as failed" in err) == (when == "unwritable"), err
-    assert ("stopped with a checkpoint" in err) == (when == "training"), err
+    assert ("stopped with a checkpoint" in err) == (when in ("training", "in the stop")), err
     if when in ("initialization", "twice"):
         assert all(json.loads((d / "provenance.json").read_text())["error"].startswith("Terminated: ")
                    for d in folders)
-    if when == "training":  # stopped as max_train_s stops: at epoch 3, with its checkpoint, and no error
-        assert all(train.load_history(d)["epoch"].tolist() == [0, 3] and checkpoints.has_checkpoint(d)
+    if when in ("training", "in the stop"):  # stopped as max_train_s stops: at epoch 3, with its checkpoint, no error
+        assert all(train.load_history(d)["epoch"].tolist() == [0, 3] and checkpoints.recorded_epoch(d) == 3
                    and "error" not in json.loads((d / "provenance.json").read_text()) for d in folders)
     assert not any((d / locks.LOCK).exists() for d in folders)
+
+
+@pytest.mark.parametrize("stop", ["sigterm", "max_train_s"])
+def test_sigterms_during_a_stop_are_noted_and_the_runs_stop_at_one_epoch_and_resume(tmp_path, monkeypatch, stop):
+    """SIGTERMs that come once a stop has begun (as each run's checkpoint is written, as each is committed, as each
+    run is finished) cut nothing short: the stop of a noted SIGTERM, or of max_train_s during which a first and a
+    second SIGTERM come, leaves every run "stopped" at one epoch with its checkpoint of that epoch, then
+    Terminated is raised naming them all as stopped; a resume (``--resume auto``'s next job) continues them to the
+    histories of an uninterrupted call.  Before, a second SIGTERM between two runs' commits left one run with the
+    new checkpoint and one without, which no resume accepts."""
+    whole = train.run_many(RESUME_MEMBERS[:2], out_dir=tmp_path / "whole", **RESUME_KW)
+    parts = [tmp_path / "parts" / m["run_name"] for m in RESUME_MEMBERS[:2]]
+    if stop == "sigterm":
+        _sigterm_at_call(monkeypatch, 3)  # the first run's row of epoch 2: the stop there
+    _sigterms_in_the_stop(monkeypatch)
+    kw = dict(RESUME_KW, max_train_s=0) if stop == "max_train_s" else RESUME_KW
+    with _sigterm_recorded() as reached, locks.sigterm_raises(), pytest.raises(locks.Terminated) as ended:
+        train.run_many(RESUME_MEMBERS[:2], out_dir=tmp_path / "parts", **kw)
+    monkeypatch.undo()
+    assert reached == []  # every SIGTERM noted: none reached the handler found (a process's end)
+    assert ended.value.stopped_runs == ended.value.open_runs == parts and ended.value.failed_runs == []
+    assert [_status(d) for d in parts] == ["stopped"] * 2 and not any((d / locks.LOCK).exists() for d in parts)
+    assert [train.load_history(d)["epoch"].tolist() for d in parts] == [[0, 2]] * 2
+    assert [checkpoints.recorded_epoch(d) for d in parts] == [2, 2]
+    assert train.run_many(RESUME_MEMBERS[:2], out_dir=tmp_path / "parts", resume=True, **RESUME_KW) == parts
+    for a, b in zip(whole, parts):
+        ha, hb = train.load_history(a), train.load_history(b)
+        for col in train.REPRODUCIBLE_COLUMNS:
+            np.testing.assert_array_equal(ha[col], hb[col], err_msg=f"{b.name}: {col}")
 
 
 def test_run_many_records_on_the_sigterm_exception_the_folders_it_wrote_as_failed(tmp_path, monkeypatch):
