@@ -535,8 +535,9 @@ class SigtermNoted:
         is pending."""
         if not self.pending:
             raise ValueError("no SIGTERM is pending: nothing ended the call")
+        ended = self.raising.ended()  # the handler found put back first: no window where a signal raises unnoted
         self.pending = False
-        return self.raising.ended()
+        return ended
 
 
 @contextlib.contextmanager

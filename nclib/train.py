@@ -366,51 +366,59 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
         folder.finish(status, error)
 
     try:
-        # inside the try: where a later run's folder cannot be written, the folders made before it end "failed"
-        for eng, d, note, c in zip(engines, run_dirs, decays, checkpoints):
-            folders.append(RunFolder(eng, d, started, t_start, run_dirs, note, code, c))
-            active.append(folders[-1])
-        if not p["resume"]:
-            for folder in list(active):
-                folder.record(0)
-        diverged, sigterm = _train_epochs(engines, active, stop, p, start, t_start, show_objective=len(folders) == 1)
-    except BaseException as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        # the runs stopped with a checkpoint before a second SIGTERM raised (a stop noted, then the signal again)
-        stopped = [f.run_dir for f in folders if f not in active and f.prov.get("status") == "stopped"]
-        opened, failed = [*stopped, *(f.run_dir for f in active)], []
-        for folder in list(active):  # every run still open is written as failed, then the error is raised
-            try:
-                stop(folder, "failed", error)
-                failed.append(folder.run_dir)
-            except BaseException as also:  # noqa: PERF203 - each folder must be finished
-                exc.add_note(f"while writing run {folder.p['run_name']!r} as failed: {type(also).__name__}: {also}")
-        if isinstance(exc, _locks.Terminated):  # SIGTERM: the command line says which runs it stopped or failed
-            exc.open_runs, exc.stopped_runs, exc.failed_runs = opened, stopped, failed
-        raise
-    errors = []
-    for folder in list(active):
         try:
-            stop(folder, "finished", None)
-        except BaseException as exc:  # noqa: PERF203 - finish every folder, then raise the first error
-            if isinstance(exc, _locks.Terminated):  # it ended this run's finish: RunFolder.finish wrote it failed
-                exc.open_runs, exc.stopped_runs = [folder.run_dir], []
-                exc.failed_runs = [d for d in exc.open_runs if _runs.recorded_status(d) == "failed"]
-            errors.append(exc)
-    if sigterm.pending and not any(isinstance(e, _locks.Terminated) for e in errors):
-        # a SIGTERM noted in the epoch loop: raised now that the runs stopped with their checkpoints (or, noted at
-        # the last metric epoch, finished)
-        ended = sigterm.ended()
-        ended.stopped_runs = [f.run_dir for f in folders if f.prov.get("status") == "stopped"]
-        ended.open_runs, ended.failed_runs = list(ended.stopped_runs), []
-        for exc in errors:  # a run whose finish failed: its folder says how
-            ended.add_note(f"while finishing a run: {type(exc).__name__}: {exc}")
-        raise ended
-    if errors:
-        raise errors[0]
+            # inside the try: where a later run's folder cannot be written, the folders made before it end "failed"
+            for eng, d, note, c in zip(engines, run_dirs, decays, checkpoints):
+                folders.append(RunFolder(eng, d, started, t_start, run_dirs, note, code, c))
+                active.append(folders[-1])
+            if not p["resume"]:
+                for folder in list(active):
+                    folder.record(0)
+            diverged, sigterm = _train_epochs(engines, active, stop, p, start, t_start,
+                                              show_objective=len(folders) == 1)
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            for folder in list(active):  # every run still open is written as failed, then the error is raised
+                try:
+                    stop(folder, "failed", error)
+                except BaseException as also:  # noqa: PERF203 - each folder must be finished
+                    exc.add_note(f"while writing run {folder.p['run_name']!r} as failed: "
+                                 f"{type(also).__name__}: {also}")
+            raise
+        errors = []
+        for folder in list(active):
+            try:
+                stop(folder, "finished", None)
+            except BaseException as exc:  # noqa: PERF203 - finish every folder, then raise the first error
+                errors.append(exc)  # a SIGTERM that ended this run's finish: RunFolder.finish wrote it failed
+        if sigterm.pending and not any(isinstance(e, _locks.Terminated) for e in errors):
+            # a SIGTERM noted in the epoch loop: raised now that the runs stopped with their checkpoints (or, noted
+            # at the last metric epoch, finished)
+            ended = sigterm.ended()
+            for exc in errors:  # a run whose finish failed: its folder says how
+                ended.add_note(f"while finishing a run: {type(exc).__name__}: {exc}")
+            raise ended
+        if errors:
+            raise errors[0]
+    except _locks.Terminated as exc:  # SIGTERM, wherever it landed: the runs it ended, as their folders record
+        _name_ended(exc, folders)
+        raise
     if diverged:
         raise TrainingDiverged("; ".join(diverged), run_dirs)
     return run_dirs
+
+
+def _name_ended(exc: _locks.Terminated, folders) -> None:
+    """Sets on ``exc`` (SIGTERM's exception, raised through :func:`_train_locked`) the runs of the
+    :class:`RunFolder` s ``folders`` (every folder the call opened) that it ended, read from the status each folder
+    records now, not from the runs the loop still held: ``stopped_runs`` ("stopped", with a checkpoint),
+    ``failed_runs`` ("failed", also a run a second SIGTERM ended while it was being finished as diverged) and
+    ``open_runs``, those and the runs that could not be written as failed (still "running" on disk).  A run that
+    finished or diverged before the signal is no run it ended."""
+    status = {f.run_dir: _runs.recorded_status(f.run_dir) for f in folders}
+    exc.stopped_runs = [d for d, s in status.items() if s == "stopped"]
+    exc.failed_runs = [d for d, s in status.items() if s == "failed"]
+    exc.open_runs = [d for d, s in status.items() if s not in ("finished", "diverged")]
 
 
 def _engines(plist, run_dirs, existing, code) -> tuple[list[Engine], list, int]:

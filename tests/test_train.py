@@ -649,8 +649,8 @@ def test_sigterms_during_a_stop_are_noted_and_the_runs_stop_at_one_epoch_and_res
     run is finished) cut nothing short: the stop of a noted SIGTERM, or of max_train_s during which a first and a
     second SIGTERM come, leaves every run "stopped" at one epoch with its checkpoint of that epoch, then
     Terminated is raised naming them all as stopped; a resume (``--resume auto``'s next job) continues them to the
-    histories of an uninterrupted call.  Before, a second SIGTERM between two runs' commits left one run with the
-    new checkpoint and one without, which no resume accepts."""
+    histories of an uninterrupted call (a run with the new checkpoint beside one without, as a second SIGTERM
+    between two runs' commits would leave them, is refused by every resume)."""
     whole = train.run_many(RESUME_MEMBERS[:2], out_dir=tmp_path / "whole", **RESUME_KW)
     parts = [tmp_path / "parts" / m["run_name"] for m in RESUME_MEMBERS[:2]]
     if stop == "sigterm":
@@ -670,6 +670,50 @@ def test_sigterms_during_a_stop_are_noted_and_the_runs_stop_at_one_epoch_and_res
         ha, hb = train.load_history(a), train.load_history(b)
         for col in train.REPRODUCIBLE_COLUMNS:
             np.testing.assert_array_equal(ha[col], hb[col], err_msg=f"{b.name}: {col}")
+
+
+@pytest.mark.parametrize("where", ["a diverged run's finish", "as the noted signal is raised"])
+def test_a_sigterm_names_every_run_it_ended_from_what_its_folder_records(tmp_path, monkeypatch, where):
+    """The runs a SIGTERM ended are read from what every opened folder records, not from the runs the epoch loop
+    still held.  A first SIGTERM noted at a metric epoch after the loop read its flag there, as the first run
+    diverges, and a second as that run is finished as diverged (the stop still pending: raised at once): that run,
+    which had left the loop's runs, is written failed by its finish and named with the other, written failed too.
+    A signal that lands as the noted one is raised (here Terminated raised by
+    SigtermNoted.ended itself, bare) names both runs, stopped, as the noted signal would have."""
+    members = [dict(L=1, run_name="a"), dict(L=2, run_name="b")]
+    kw = dict(SMALL, epochs=6, batch_size="full", metric_every=3, out_dir=tmp_path)
+    folders = [tmp_path / "a", tmp_path / "b"]
+    if where == "a diverged run's finish":
+        divergence, finish = train.RunFolder.divergence, train.RunFolder.finish
+
+        def diverges(self, row):  # the first run's row of epoch 3: the first SIGTERM, after the flag was read
+            if row["epoch"] == 3 and self.p["run_name"] == "a":
+                _sigterm()
+                return "run 'a' diverged at epoch 3 (here by the test)"
+            return divergence(self, row)
+
+        def finishes(self, status, error=None):  # the diverged run's finish: a second SIGTERM in its last flush
+            if status == "diverged":
+                flush = self.flush
+                self.flush = lambda wait=False: (_sigterm(), flush(wait))
+            return finish(self, status, error)
+        monkeypatch.setattr(train.RunFolder, "divergence", diverges)
+        monkeypatch.setattr(train.RunFolder, "finish", finishes)
+    else:
+        _sigterm_at_call(monkeypatch, 3)  # the first run's row of epoch 3: the runs stop there
+
+        def cut(self):
+            self.raising.ended()
+            raise locks.Terminated("the process was sent SIGTERM")
+        monkeypatch.setattr(locks.SigtermNoted, "ended", cut)
+    with _sigterm_recorded() as reached, locks.sigterm_raises(), pytest.raises(locks.Terminated) as ended:
+        train.run_many(members, **kw)
+    monkeypatch.undo()
+    assert reached == [] and ended.value.open_runs == folders
+    status = "failed" if where == "a diverged run's finish" else "stopped"
+    assert [runs.recorded_status(d) for d in folders] == [status] * 2
+    assert ended.value.failed_runs == (folders if status == "failed" else [])
+    assert ended.value.stopped_runs == (folders if status == "stopped" else [])
 
 
 def test_run_many_records_on_the_sigterm_exception_the_folders_it_wrote_as_failed(tmp_path, monkeypatch):
