@@ -271,7 +271,9 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     ``open_runs`` are the folders of the runs the signal ended (empty where it came before the folders were opened,
     or once every run had trained its last epoch), of which ``stopped_runs`` those that stopped with a checkpoint
     (resumed with ``resume=True``) and ``failed_runs`` those whose folder records "failed" (one that could not be
-    written is left out, its error in a note of the exception).
+    written is left out, its error in a note of the exception); its ``diverged_runs`` are the runs that diverged
+    before the signal ended the call or at the metric epoch of its stop (why each did in a note), which
+    :class:`TrainingDiverged` would have named had the signal not come.
     """
     try:
         plist = _checked_runs(runs, shared)
@@ -287,6 +289,7 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
         exc.open_runs = getattr(exc, "open_runs", [])
         exc.stopped_runs = getattr(exc, "stopped_runs", [])
         exc.failed_runs = getattr(exc, "failed_runs", [])
+        exc.diverged_runs = getattr(exc, "diverged_runs", [])
         raise
 
 
@@ -414,11 +417,17 @@ def _name_ended(exc: _locks.Terminated, folders) -> None:
     records now, not from the runs the loop still held: ``stopped_runs`` ("stopped", with a checkpoint),
     ``failed_runs`` ("failed", also a run a second SIGTERM ended while it was being finished as diverged) and
     ``open_runs``, those and the runs that could not be written as failed (still "running" on disk).  A run that
-    finished or diverged before the signal is no run it ended."""
+    finished or diverged is no run it ended; the diverged ones, at the epoch of the stop or before it, are
+    ``diverged_runs``, and a note of ``exc`` says why each diverged, as :class:`TrainingDiverged` would."""
     status = {f.run_dir: _runs.recorded_status(f.run_dir) for f in folders}
     exc.stopped_runs = [d for d, s in status.items() if s == "stopped"]
     exc.failed_runs = [d for d, s in status.items() if s == "failed"]
     exc.open_runs = [d for d, s in status.items() if s not in ("finished", "diverged")]
+    exc.diverged_runs = [d for d, s in status.items() if s == "diverged"]
+    why = [f.prov.get("error") or f"run {f.p['run_name']!r} diverged" for f in folders
+           if status[f.run_dir] == "diverged"]
+    if why:
+        exc.add_note(f"diverged: {'; '.join(why)}")
 
 
 def _engines(plist, run_dirs, existing, code) -> tuple[list[Engine], list, int]:
@@ -527,19 +536,20 @@ single L exactly.  A folder that holds a run is never replaced without --overwri
 stopped run from its checkpoint, and a run whose process was killed or failed from its last checkpoint, if it has
 one (checkpoints are written only where a run stops: at --max-train-s, or at the metric epoch after a SIGTERM;
 without one the run must start again).
---resume auto does what the training notebook does, so that one command serves every job of a run split over
-several (with --max-train-s below the job's time limit): it starts the runs when no folder holds them, continues
-them from their checkpoints when they stopped, prints their folders when they finished with these parameters, and
-refuses anything else.  Errors in the arguments print one line and exit with status 2; a run that diverges exits
-with status 1, after the status line of every run (the other runs go on to their end or their stop; leave the
-diverged one out of later calls).  SIGTERM (a job's time limit, scancel) stops the runs that train at their next
-metric epoch, each with its checkpoint, and exits with status 143; the job's grace period before SIGKILL (Slurm's
-KillWait, or sbatch --signal=B:TERM@<seconds> with this command exec-ed as the job's batch shell, which alone B:
-signals) should exceed one metric interval and a checkpoint's write.  A second SIGTERM before the runs reach that
-metric epoch, or one outside training, writes the open runs as failed; once the stop has begun, further SIGTERMs do
-not cut it short.  A flag's value is read by nclib.parameters.parse_value, the grammar of every command line of the
-repository (--counts [500,100,20] or a preset name; also, for short, --counts 500,100,20), but --L and
---lr-milestones, which take integers apart (--L 1 3 6, --lr-milestones 6000; --lr-milestones alone for none)."""
+--resume auto does what the training notebook does, so that one command serves every job of a run split over several
+(with --max-train-s below the job's time limit): it starts the runs when no folder holds them, continues them from their
+checkpoints when they stopped, prints their folders when they finished with these parameters, and refuses anything else.
+Errors in the arguments print one line and exit with status 2; a run that diverges exits with status 1, after the status
+line of every run (the other runs go on to their end or their stop; leave the diverged one out of later calls).  SIGTERM
+(a job's time limit, scancel) stops the runs that train at their next metric epoch, each with its checkpoint, and exits
+with status 143; the job's grace period before SIGKILL (Slurm's KillWait, or sbatch --signal=B:TERM@<seconds> with this
+command exec-ed as the job's batch shell, which alone B: signals) should exceed one metric interval and a checkpoint's
+write.  A second SIGTERM before the runs reach that metric epoch, or one outside training, writes the open runs as
+failed; once the stop has begun, further SIGTERMs do not cut it short.  A run that diverged before the stop, or at its
+metric epoch, is named with its status line and the --L that leaves it out, and the status stays 143.  A flag's value is
+read by nclib.parameters.parse_value, the grammar of every command line of the repository (--counts [500,100,20] or a
+preset name; also, for short, --counts 500,100,20), but --L and --lr-milestones, which take integers apart (--L 1 3 6,
+--lr-milestones 6000; --lr-milestones alone for none)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -603,26 +613,30 @@ def main(argv=None) -> list[pathlib.Path]:
     (before the runs reach that metric epoch; once they have, a further SIGTERM is only noted and the stop goes on),
     the runs still open are written as failed with its error (:func:`run_many`).  One line on stderr names the folders
     stopped with a checkpoint, those written as failed and those that could not be (each with its error on a line
-    of its own), or says that no run was open (the signal came before the runs' folders were opened, as while the
-    data loaded, or once every run had trained its last epoch: nothing is stopped or written as failed); the
-    status is 143 (128 + SIGTERM), as the signal itself would give."""
+    of its own), and those that diverged, or says that no run was open (the signal came before the runs' folders
+    were opened, as while the data loaded, or once every run had trained its last epoch: nothing is stopped, written
+    as failed or diverged); a run that diverged before the signal, or at the metric epoch of its stop, is said as a
+    divergence is, its status line before that line, why it diverged and the ``--L`` that leaves it out of later
+    calls after it.  The status is 143 (128 + SIGTERM), as the signal itself would give, also where a run diverged:
+    the process was terminated, and the next job (``--resume auto``) is told of the diverged run by its refusal."""
     ns = vars(_parser().parse_args(argv))
     try:
         with _locks.sigterm_raises():
             return _command(ns)
     except _locks.Terminated as exc:  # the runs run_many ended: stopped with a checkpoint, or written as failed
         opened, failed = getattr(exc, "open_runs", []), getattr(exc, "failed_runs", [])
-        stopped = getattr(exc, "stopped_runs", [])
+        stopped, diverged = getattr(exc, "stopped_runs", []), getattr(exc, "diverged_runs", [])
         unwritten = [d for d in opened if d not in failed and d not in stopped]
         named = {"stopped with a checkpoint at the metric epoch after the signal (continue them from it with "
                  "--resume true or auto)": stopped, "written as failed": failed,
-                 "that could not be written as failed": unwritten}
+                 "that could not be written as failed": unwritten, "that diverged (their status lines above)": diverged}
         done = ("; ".join(f"the runs {what}: {', '.join(repr(str(d)) for d in folders)}"
-                          for what, folders in named.items() if folders) + "; their folders unlocked" if opened else
+                          for what, folders in named.items() if folders) + "; their folders unlocked"
+                if opened or diverged else
                 "no run was open, none is stopped or written as failed (the signal came before the runs' folders "
                 "were opened, as while the data loaded, or once every run had trained its last epoch)")
         print(f"python -m nclib.train: {exc}: {done}", file=sys.stderr)
-        for note in getattr(exc, "__notes__", []):  # a run that could not be written as failed
+        for note in getattr(exc, "__notes__", []):  # a run not written as failed, why runs diverged, the --L left
             print(f"python -m nclib.train: {note}", file=sys.stderr)
         raise SystemExit(128 + signal.SIGTERM) from None
 
@@ -676,6 +690,13 @@ def _command(ns: dict) -> list[pathlib.Path]:
             print(f"python -m nclib.train: leave the diverged runs out of later calls: {flag_L(others)}",
                   file=sys.stderr)
         raise SystemExit(1) from None
+    except _locks.Terminated as exc:  # SIGTERM (main says what it ended); the runs that diverged said as above
+        diverged = {pathlib.Path(d).name for d in getattr(exc, "diverged_runs", [])}
+        _report(getattr(exc, "diverged_runs", []))
+        others = [m["run_name"] for m in members if m["run_name"] not in diverged]
+        if diverged and others:
+            exc.add_note(f"leave the diverged runs out of later calls: {flag_L(others)}")
+        raise
     except ValueError as exc:  # the argument or run folder refused, named in the message
         print(f"python -m nclib.train: error: {exc}", file=sys.stderr)
         if getattr(exc, "continuable", ()):  # runs in different states: the ones that continue in a call of their own

@@ -643,6 +643,39 @@ def test_sigterm_to_the_command_line_names_the_runs_it_stopped_or_wrote_as_faile
     assert not any((d / locks.LOCK).exists() for d in folders)
 
 
+@pytest.mark.parametrize("diverging", ["one at the stop", "both at the stop", "one before a last-epoch signal"])
+def test_a_run_that_diverged_before_or_at_a_sigterms_stop_is_named_as_a_divergence(tmp_path, capsys, monkeypatch,
+                                                                                   diverging):
+    """SIGTERM to ``python -m nclib.train`` whose runs diverge at the metric epoch where the noted signal stops them
+    (one or both), or where one diverged before and the signal is noted at the last metric epoch (the other
+    finishes): status 143 (the process was terminated), the message names the diverged runs' folders, never "no
+    run was open", and, as for a divergence, each diverged run's status line, why it diverged, and the ``--L`` of
+    the runs that did not diverge (where any), which leaves it out of later calls."""
+    argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--L", "1",
+            "2", "--epochs", "6", "--batch-size", "full", "--metric-every", "3", "--out-dir", str(tmp_path),
+            "--progress", "false", "--run-tag", "t"]
+    folders = [tmp_path / "t-L1", tmp_path / "t-L2"]
+    diverges = ("t-L1", "t-L2") if diverging == "both at the stop" else ("t-L1",)
+    divergence = train.RunFolder.divergence
+    monkeypatch.setattr(train.RunFolder, "divergence", lambda self, row: (
+        f"run {self.p['run_name']!r} diverged at epoch {row['epoch']} (here by the test)"
+        if row["epoch"] == 3 and self.p["run_name"] in diverges else divergence(self, row)))
+    _sigterm_at_call(monkeypatch, 5 if diverging == "one before a last-epoch signal" else 3)
+    with _sigterm_recorded() as reached, pytest.raises(SystemExit) as ended:
+        train.main(argv)
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert ended.value.code == 128 + signal.SIGTERM and reached == []
+    other = {"one at the stop": "stopped", "both at the stop": "diverged"}.get(diverging, "finished")
+    assert [runs.recorded_status(d) for d in folders] == ["diverged", other]
+    assert "no run was open" not in err and "the runs that diverged (their status lines above): " in err, err
+    for name in diverges:
+        assert f"{name}: diverged at epoch 3 of 6" in err and f"run {name!r} diverged at epoch 3" in err, err
+    assert str(folders[0]) in err and (str(folders[1]) in err) == (other != "finished"), err
+    assert ("leave the diverged runs out of later calls: --L 2\n" in err) == (other != "diverged"), err
+    assert ("stopped with a checkpoint" in err) == (other == "stopped"), err
+
+
 @pytest.mark.parametrize("stop", ["sigterm", "max_train_s"])
 def test_sigterms_during_a_stop_are_noted_and_the_runs_stop_at_one_epoch_and_resume(tmp_path, monkeypatch, stop):
     """SIGTERMs that come once a stop has begun (as each run's checkpoint is written, as each is committed, as each
