@@ -273,7 +273,9 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     (resumed with ``resume=True``) and ``failed_runs`` those whose folder records "failed" (one that could not be
     written is left out, its error in a note of the exception); its ``diverged_runs`` are the runs that diverged
     before the signal ended the call or at the metric epoch of its stop (why each did in a note), which
-    :class:`TrainingDiverged` would have named had the signal not come.
+    :class:`TrainingDiverged` would have named had the signal not come.  Where the stop of a noted SIGTERM fails
+    (its checkpoint cannot be written: a full disk), that error is raised, the runs written as failed, with a note
+    that a SIGTERM had come and naming every run stopped or written as failed.
     """
     try:
         plist = _checked_runs(runs, shared)
@@ -368,6 +370,7 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
         active.remove(folder)
         folder.finish(status, error)
 
+    sigterm = _locks.SigtermNoted()  # nothing noted outside the epoch loop
     try:
         try:
             # inside the try: where a later run's folder cannot be written, the folders made before it end "failed"
@@ -377,8 +380,9 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
             if not p["resume"]:
                 for folder in list(active):
                     folder.record(0)
-            diverged, sigterm = _train_epochs(engines, active, stop, p, start, t_start,
-                                              show_objective=len(folders) == 1)
+            with _locks.sigterm_deferred() as sigterm:  # the epoch loop only: a SIGTERM there is noted
+                diverged = _train_epochs(engines, active, stop, p, start, t_start, sigterm,
+                                         show_objective=len(folders) == 1)
         except BaseException as exc:
             error = f"{type(exc).__name__}: {exc}"
             for folder in list(active):  # every run still open is written as failed, then the error is raised
@@ -387,6 +391,14 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
                 except BaseException as also:  # noqa: PERF203 - each folder must be finished
                     exc.add_note(f"while writing run {folder.p['run_name']!r} as failed: "
                                  f"{type(also).__name__}: {also}")
+            if sigterm.pending and not isinstance(exc, _locks.Terminated):  # the stop of a noted SIGTERM failed
+                ended = _recorded(folders)
+                said = {"stopped": "stopped with a checkpoint", "failed": "written as failed"}
+                exc.add_note("; ".join([
+                    "a SIGTERM had come (a job's time limit, scancel): noted, the runs were to stop with a checkpoint "
+                    "at their next metric epoch when this error ended them",
+                    *(f"the runs {what}: {', '.join(repr(str(d)) for d in ended[status])}"
+                      for status, what in said.items() if ended[status])]))
             raise
         errors = []
         for folder in list(active):
@@ -419,15 +431,23 @@ def _name_ended(exc: _locks.Terminated, folders) -> None:
     ``open_runs``, those and the runs that could not be written as failed (still "running" on disk).  A run that
     finished or diverged is no run it ended; the diverged ones, at the epoch of the stop or before it, are
     ``diverged_runs``, and a note of ``exc`` says why each diverged, as :class:`TrainingDiverged` would."""
-    status = {f.run_dir: _runs.recorded_status(f.run_dir) for f in folders}
-    exc.stopped_runs = [d for d, s in status.items() if s == "stopped"]
-    exc.failed_runs = [d for d, s in status.items() if s == "failed"]
-    exc.open_runs = [d for d, s in status.items() if s not in ("finished", "diverged")]
-    exc.diverged_runs = [d for d, s in status.items() if s == "diverged"]
+    ended = _recorded(folders)
+    exc.stopped_runs, exc.failed_runs, exc.diverged_runs = ended["stopped"], ended["failed"], ended["diverged"]
+    exc.open_runs = [f.run_dir for f in folders if f.run_dir not in ended["finished"] + ended["diverged"]]
     why = [f.prov.get("error") or f"run {f.p['run_name']!r} diverged" for f in folders
-           if status[f.run_dir] == "diverged"]
+           if f.run_dir in ended["diverged"]]
     if why:
         exc.add_note(f"diverged: {'; '.join(why)}")
+
+
+def _recorded(folders) -> dict[str, list[pathlib.Path]]:
+    """The run folders of the :class:`RunFolder` s ``folders`` by the status each records now
+    (:func:`nclib.runs.recorded_status`: "dead" for one still "running" on disk), every status of
+    :data:`nclib.runs.STATUSES` a key."""
+    ended = {status: [] for status in _runs.STATUSES}
+    for f in folders:
+        ended[_runs.recorded_status(f.run_dir)].append(f.run_dir)
+    return ended
 
 
 def _engines(plist, run_dirs, existing, code) -> tuple[list[Engine], list, int]:
@@ -459,66 +479,66 @@ def _engines(plist, run_dirs, existing, code) -> tuple[list[Engine], list, int]:
     return engines, checkpoints, start
 
 
-def _train_epochs(engines, active, stop, p, start, t_start, show_objective) -> tuple[list[str], _locks.SigtermNoted]:
+def _train_epochs(engines, active, stop, p, start, t_start, sigterm, show_objective) -> list[str]:
     """The epochs ``start + 1 .. p["epochs"]`` of the runs of ``engines``, each at the rate of :func:`lr_at`; every
     ``metric_every`` epochs and at the last the :class:`RunFolder` s in ``active`` record their rows, and a run
     whose row diverges is stopped (``stop(folder, "diverged", why)``) after its later rows are dropped.  With
     ``max_train_s`` (seconds since ``t_start``) passed at a recorded epoch before the last, or a SIGTERM noted since
-    the loop began (:func:`nclib.locks.sigterm_deferred`, held around this loop only: the signal handler sets a flag,
-    read here at metric epochs, no host synchronisation added), every run still active saves its checkpoint and
-    stops "stopped".  Returns why each diverged run diverged, and the :class:`~nclib.locks.SigtermNoted` of the
-    loop: ``pending`` where a SIGTERM was noted (the caller finishes the runs left, those of a signal noted at the
-    last metric epoch, then raises its :meth:`~nclib.locks.SigtermNoted.ended`).  A second SIGTERM while one is
-    pending raises :class:`~nclib.locks.Terminated` here at once, until the metric epoch of the stop is reached:
-    from there (:meth:`~nclib.locks.SigtermNoted.begin_stop`, also where ``max_train_s`` stops the runs) every
-    SIGTERM is only noted, so that the runs end at one epoch, every checkpoint written and committed."""
+    the loop began (``sigterm``, the :class:`~nclib.locks.SigtermNoted` of :func:`nclib.locks.sigterm_deferred`,
+    which the caller holds around this loop only: the signal handler sets a flag, read here at metric epochs, no
+    host synchronisation added), every run still active saves its checkpoint and stops "stopped".  Returns why each
+    diverged run diverged; ``sigterm`` is left ``pending`` where a SIGTERM was noted (the caller finishes the runs
+    left, those of a signal noted at the last metric epoch, then raises its :meth:`~nclib.locks.SigtermNoted.ended`).
+    A second SIGTERM while one is pending raises :class:`~nclib.locks.Terminated` here at once, until the metric
+    epoch of the stop is reached: from there (:meth:`~nclib.locks.SigtermNoted.begin_stop`, also where
+    ``max_train_s`` stops the runs) every SIGTERM is only noted, so that the runs end at one epoch, every checkpoint
+    written and committed."""
     diverged = []
     names = [folder.p["run_name"] for folder in active]
     bar = tqdm(range(start + 1, p["epochs"] + 1), disable=not p["progress"], desc=", ".join(names), mininterval=1.0)
-    with _locks.sigterm_deferred() as sigterm:
-        for epoch in bar:
-            lr = lr_at(epoch, p["lr"], p["lr_milestones"], p["lr_gamma"])
-            if p["grouped_adam"]:  # one Adam for all the runs (a diverged run is stepped on, but not recorded)
-                engines[0].group.set_lr(lr)
-                train_epochs_together(engines)
-            for folder in ([] if p["grouped_adam"] else active):  # queues each run's epoch (a GPU: on its stream)
-                folder.engine.set_lr(lr)
-                folder.engine.train_epoch()
-            if epoch % p["metric_every"] == 0 or epoch == p["epochs"]:
+    for epoch in bar:
+        lr = lr_at(epoch, p["lr"], p["lr_milestones"], p["lr_gamma"])
+        if p["grouped_adam"]:  # one Adam for all the runs (a diverged run is stepped on, but not recorded)
+            engines[0].group.set_lr(lr)
+            train_epochs_together(engines)
+        for folder in ([] if p["grouped_adam"] else active):  # queues each run's epoch (a GPU: on its stream)
+            folder.engine.set_lr(lr)
+            folder.engine.train_epoch()
+        if epoch % p["metric_every"] == 0 or epoch == p["epochs"]:
+            for folder in active:
+                folder.record(epoch)
+            # out of time, or a job's SIGTERM noted (a flag, read only here): stop, unless at the last epoch
+            noted = sigterm.pending
+            stopping = epoch < p["epochs"] and (noted or (
+                p["max_train_s"] is not None and time.perf_counter() - t_start >= p["max_train_s"]))
+            if stopping or noted:  # the stop (at the last epoch the finish) begins: a SIGTERM now only noted
+                sigterm.begin_stop()
+            for folder in list(active):
+                for row in folder.rows_to_check(wait=epoch == p["epochs"] or stopping):
+                    why = folder.divergence(row)
+                    if why is not None:
+                        folder.drop_rows_after(row["epoch"])
+                        diverged.append(why)
+                        stop(folder, "diverged", why)
+                        break
+                    if show_objective:
+                        bar.set_postfix(objective=f"{row['objective']:.3e}", refresh=False)
+            if not active:
+                break
+            if stopping:
+                for folder in active:  # every run's training time ends here, before any checkpoint is written
+                    folder.stop_clock()
+                # each run keeps its state and stops; every checkpoint is written before any is committed, so
+                # that a write that fails leaves the runs at one epoch, their previous checkpoints
                 for folder in active:
-                    folder.record(epoch)
-                # out of time, or a job's SIGTERM noted (a flag, read only here): stop, unless at the last epoch
-                noted = sigterm.pending
-                stopping = epoch < p["epochs"] and (noted or (
-                    p["max_train_s"] is not None and time.perf_counter() - t_start >= p["max_train_s"]))
-                if stopping or noted:  # the stop (at the last epoch the finish) begins: a SIGTERM now only noted
-                    sigterm.begin_stop()
+                    folder.save_checkpoint(epoch)
+                for folder in active:
+                    folder.commit_checkpoint(epoch)
                 for folder in list(active):
-                    for row in folder.rows_to_check(wait=epoch == p["epochs"] or stopping):
-                        why = folder.divergence(row)
-                        if why is not None:
-                            folder.drop_rows_after(row["epoch"])
-                            diverged.append(why)
-                            stop(folder, "diverged", why)
-                            break
-                        if show_objective:
-                            bar.set_postfix(objective=f"{row['objective']:.3e}", refresh=False)
-                if not active:
-                    break
-                if stopping:
-                    for folder in active:  # every run's training time ends here, before any checkpoint is written
-                        folder.stop_clock()
-                    # each run keeps its state and stops; every checkpoint is written before any is committed, so
-                    # that a write that fails leaves the runs at one epoch, their previous checkpoints
-                    for folder in active:
-                        folder.save_checkpoint(epoch)
-                    for folder in active:
-                        folder.commit_checkpoint(epoch)
-                    for folder in list(active):
-                        stop(folder, "stopped", None)
-                    break
+                    stop(folder, "stopped", None)
+                break
     bar.close()
-    return diverged, sigterm
+    return diverged
 
 
 # --------------------------------------------------------------------------------------------- CLI
@@ -605,7 +625,8 @@ def main(argv=None) -> list[pathlib.Path]:
     status line goes to stderr and its folder to stdout.  A refused argument (by argparse, as an unknown flag, or a
     ValueError) or run folder prints one line to stderr (and, for runs of which some can continue, the ``--L`` that
     continues them) and exits with status 2, a divergence (:class:`TrainingDiverged`: after every run's status line
-    and the ``--L`` of the runs that did not diverge) or a file that cannot be written (OSError) with status 1,
+    and the ``--L`` of the runs that did not diverge) or a file that cannot be written (OSError; its notes on lines
+    of their own, as that a SIGTERM had come whose stop it cut short and the runs it left failed) with status 1,
     without a traceback.  SIGTERM (a batch job's time limit, ``scancel``) ends it as Ctrl-C would, its folders'
     locks given back (:func:`nclib.locks.sigterm_raises`): sent while the runs train, they stop with a checkpoint at
     their next metric epoch, as at ``--max-train-s``, and ``--resume true`` (or ``auto``) continues them; sent
@@ -705,6 +726,8 @@ def _command(ns: dict) -> list[pathlib.Path]:
         raise SystemExit(2) from None
     except OSError as exc:  # a folder that cannot be written, a full disk: the file is in the message
         print(f"python -m nclib.train: {type(exc).__name__}: {exc}", file=sys.stderr)
+        for note in getattr(exc, "__notes__", []):  # a SIGTERM whose stop it cut short, the runs it failed
+            print(f"python -m nclib.train: {note}", file=sys.stderr)
         raise SystemExit(1) from None
     _report(out)
     return out

@@ -676,6 +676,31 @@ def test_a_run_that_diverged_before_or_at_a_sigterms_stop_is_named_as_a_divergen
     assert ("stopped with a checkpoint" in err) == (other == "stopped"), err
 
 
+def test_a_sigterms_stop_that_fails_says_the_signal_came_and_names_every_run_written_failed(tmp_path, capsys,
+                                                                                            monkeypatch):
+    """A SIGTERM noted in the epoch loop, then the stop at its metric epoch fails (a checkpoint cannot be written: a
+    full disk): the command line exits with that error's status 1, and says, after the error, that a SIGTERM had
+    come and names both runs, each written as failed with that error, not only the one whose file the error
+    names."""
+    argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--L", "1",
+            "2", "--epochs", "6", "--batch-size", "full", "--metric-every", "3", "--out-dir", str(tmp_path),
+            "--progress", "false", "--run-tag", "t"]
+    folders = [tmp_path / "t-L1", tmp_path / "t-L2"]
+    _sigterm_at_call(monkeypatch, 3)  # the first run's row of epoch 3: the runs stop there
+
+    def full_disk(self, epoch):
+        raise OSError(28, "No space left on device", str(self.run_dir / "checkpoint.pt.tmp"))
+    monkeypatch.setattr(train.RunFolder, "save_checkpoint", full_disk)
+    with _sigterm_recorded() as reached, pytest.raises(SystemExit) as ended:
+        train.main(argv)
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert ended.value.code == 1 and reached == [] and "No space left on device" in err, err
+    assert [runs.recorded_status(d) for d in folders] == ["failed"] * 2
+    note, = [line for line in err.splitlines() if "a SIGTERM had come" in line]
+    assert "the runs written as failed: " + ", ".join(repr(str(d)) for d in folders) in note, err
+
+
 @pytest.mark.parametrize("stop", ["sigterm", "max_train_s"])
 def test_sigterms_during_a_stop_are_noted_and_the_runs_stop_at_one_epoch_and_resume(tmp_path, monkeypatch, stop):
     """SIGTERMs that come once a stop has begun (as each run's checkpoint is written, as each is committed, as each
