@@ -457,7 +457,8 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
     epoch, as ``max_train_s`` stops it (its ``stopped_run`` the run folder: the next task resumes it), else at once,
     its ``failed_run`` the run folder that the signal ended as failed (as while the run's folder was being opened or
     finished, or a second SIGTERM while the stop was pending, before the run reached its metric epoch; once the stop
-    has begun a further SIGTERM is only noted), both None where it came before the task had opened its
+    has begun a further SIGTERM is only noted), its ``diverged_run`` the run folder where the run diverged at the
+    metric epoch where the signal would have stopped it, all None where it came before the task had opened its
     run (while it imported torch or loaded the data) or once the run had trained its last epoch.  Points are checked
     as :func:`plan` checks them (for this machine); ValueError naming ``point`` for an index outside the grid."""
     if isinstance(point, bool) or not isinstance(point, (int, np.integer)):
@@ -484,6 +485,7 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
         status = recorded_status(run_dir) if folder_state(run_dir) != before else None  # the task wrote the folder
         exc.stopped_run = run_dir if status == "stopped" else None
         exc.failed_run = run_dir if status == "failed" else None
+        exc.diverged_run = run_dir if status == "diverged" else None
         raise
     _warn_again(result)
     manifest = update_manifest(out_dir, lambda m: record_result(m, params["run_name"], result))

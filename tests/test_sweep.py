@@ -25,7 +25,7 @@ import pytest
 import torch
 from dask.distributed import LocalCluster
 
-from nclib import ROOT, locks, runs, sweep, sweepmanifest, sweepplan, sweeptable, train, ufm
+from nclib import ROOT, checkpoints, locks, runs, sweep, sweepmanifest, sweepplan, sweeptable, train, ufm
 from nclib.grid import SWEEP_KEYS, expand_grid, parse_fixed, parse_grid, parse_tie, run_name_for
 from nclib.parameters import DEFAULTS, EXECUTION_KEYS, defining_params
 
@@ -926,6 +926,33 @@ def test_sigterm_to_a_task_stops_its_run_with_a_checkpoint_or_names_it_failed_on
         prov = json.loads((folder / "provenance.json").read_text())
         assert [(s["from_epoch"], s["to_epoch"], s["status"]) for s in prov["segments"]] == [(0, 2, "stopped"),
                                                                                              (2, 4, "finished")]
+
+
+def test_sigterm_to_a_task_whose_run_diverges_at_the_stop_names_it_diverged(tmp_path, monkeypatch, capsys):
+    """A task sent SIGTERM while its run trains, the run diverging at the metric epoch where the noted signal
+    would stop it: status 143, the run "diverged" (not stopped, no checkpoint), its folder named as diverged and
+    unlocked, and the table gives it as diverged."""
+    out = tmp_path / "out"
+    folder = out / "seed-0"
+    _sigterm_at_call(monkeypatch, 2)  # the row of epoch 2, the first in the loop
+    divergence = train.RunFolder.divergence
+    monkeypatch.setattr(train.RunFolder, "divergence", lambda self, row: (
+        "diverged here by the test" if row["epoch"] == 2 else divergence(self, row)))
+    reached = []
+    found = signal.signal(signal.SIGTERM, lambda signum, frame: reached.append(signum))
+    try:
+        with pytest.raises(SystemExit) as ended:
+            sweep.main(["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir",
+                        str(out), "--point", "0"])
+    finally:
+        signal.signal(signal.SIGTERM, found)
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert reached == [] and ended.value.code == 128 + signal.SIGTERM
+    assert f"its run {str(folder)!r} diverged" in err and "stopped with a checkpoint" not in err, err
+    assert runs.recorded_status(folder) == "diverged" and not (folder / locks.LOCK).exists()
+    assert not checkpoints.has_checkpoint(folder)
+    assert sweep.summary(out)["status"].tolist() == ["diverged"]
 
 
 def test_sigterm_before_a_task_opens_a_run_an_earlier_attempt_left_failed_names_no_run(tmp_path, monkeypatch, capsys):
