@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from nclib import checkpoints, data, imbalance, locks, parameters, provenance, runs, sweep, train, ufm
+from nclib import checkpoints, data, imbalance, locks, parameters, provenance, runs, sweep, train, traincli, ufm
 
 SMALL = dict(dataset="synthetic", counts=[20, 10, 5], dim=16, width=64, depth=2, progress=False, device="cpu")
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
@@ -607,7 +607,7 @@ def test_sigterm_to_the_command_line_names_the_runs_it_stopped_or_wrote_as_faile
         monkeypatch.setattr(train.RunFolder, "flush", lambda self, wait=False: (
             _sigterm() if wait and not sent and not sent.append(1) else flush(self, wait)))
     else:
-        monkeypatch.setattr(train, "_report", _sigterm)
+        monkeypatch.setattr(traincli, "_report", _sigterm)
     if when == "in the stop":  # more SIGTERMs once the stop has begun, each noted
         _sigterms_in_the_stop(monkeypatch)
     if when == "unwritable":  # no folder can be written as failed
