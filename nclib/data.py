@@ -81,6 +81,10 @@ from .datafiles import (CIFAR10_CLASSES, EMNIST_ORIENTATIONS, FILE_CLASSES, LETT
                         npz_record, reader_error_text, sha256_file)
 
 DATASETS = ("cifar10", "emnist-letters", "letters-synthetic", "synthetic")
+#: The class counts of each dataset where ``counts`` is not given: the paper's profile of its data set (Section 5),
+#: the EMNIST letters profile for their stand-in, and three small classes for the synthetic data.
+DEFAULT_COUNTS = {"cifar10": "cifar10", "emnist-letters": "emnist-letters", "letters-synthetic": "emnist-letters",
+                  "synthetic": [20, 10, 5]}
 #: How a preset's counts are given to the classes (:func:`preset_counts`).
 CLASS_ORDERS = ("reference", "ascending", "descending")
 #: Which samples of a class a run takes (:func:`select_per_class`); the first is the default, the only one the
@@ -196,8 +200,7 @@ def resolve_counts(dataset: str, counts=None, class_order: str = "reference") ->
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     defaulted = counts is None
     if counts is None:
-        counts = {"cifar10": "cifar10", "emnist-letters": "emnist-letters",
-                  "letters-synthetic": "emnist-letters"}.get(dataset, [20, 10, 5])
+        counts = DEFAULT_COUNTS[dataset]
     if isinstance(counts, str):
         if counts not in imbalance.PROFILES:
             raise ValueError(f"counts must be a list of class counts or one of the presets "

@@ -77,8 +77,9 @@ def _parser() -> argparse.ArgumentParser:
         elif name == "counts":
             ap.add_argument(flag, type=value_of(name), default=None,
                             help=f"a preset, {' or '.join(sorted(imbalance.PROFILES))} (Section 5's profiles), or the "
-                                 "counts: [n1,n2,...] or n1,n2,... (default the dataset's own: cifar10's, the "
-                                 "letters' emnist-letters, [20,10,5] for synthetic)")
+                                 "counts: [n1,n2,...] or n1,n2,... (default, by dataset: " + ", ".join(
+                                     f"{d} {c if isinstance(c, str) else '[' + ','.join(map(str, c)) + ']'}"
+                                     for d, c in data.DEFAULT_COUNTS.items()) + ")")
         elif name == "resume":
             ap.add_argument(flag, type=value_of(name), default=default,
                             help=f"true/false/auto (default {default}; auto: see below)")

@@ -803,6 +803,12 @@ def test_resolve_counts_is_what_load_trains_on():
     n, profile = data.resolve_counts("synthetic")
     assert profile == "explicit" and n.tolist() == [20, 10, 5]
     assert data.load("synthetic").counts.tolist() == [20, 10, 5]
+    # every dataset's default is the one DEFAULT_COUNTS names (what python -m nclib.train --help lists)
+    assert set(data.DEFAULT_COUNTS) == set(data.DATASETS)
+    for dataset, default in data.DEFAULT_COUNTS.items():
+        n, profile = data.resolve_counts(dataset)
+        assert profile == (default if isinstance(default, str) else "explicit")
+        assert n.tolist() == (data.preset_counts(default).tolist() if isinstance(default, str) else default)
     with pytest.raises(ValueError, match="class_order"):
         data.resolve_counts("synthetic", [3, 2], "sideways")
     with pytest.raises(ValueError, match="dataset must be one of"):
