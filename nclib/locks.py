@@ -464,7 +464,9 @@ class Terminated(BaseException):
     KeyboardInterrupt, and like it no Exception, so that no ``except Exception`` takes it for a run's own failure.
     A training call sets on it the run folders it ended (:func:`nclib.train.run_many`): ``open_runs`` (every run
     the signal ended), of which ``stopped_runs`` (stopped with a checkpoint, the signal noted inside the epoch loop:
-    :func:`sigterm_deferred`) and ``failed_runs`` (written "failed")."""
+    :func:`sigterm_deferred`), ``failed_runs`` (written "failed") and ``diverged_runs`` (diverged before the stop or
+    at its metric epoch); a sweep's task (:func:`nclib.sweep.run_point`) sets its one run's folder as
+    ``stopped_run``, ``failed_run`` or ``diverged_run`` (the others None)."""
 
 
 class _RaiseTerminated:

@@ -85,8 +85,8 @@ def _a(status: str) -> str:
 
 
 #: The statuses of a run that its checkpoint continues (:func:`plan_runs`, ``resume=True``): stopped by
-#: ``max_train_s``, dead (its writer was killed), or failed (an error in a call after a stop that left a
-#: checkpoint).  Without a checkpoint such a run can only start again.
+#: ``max_train_s`` or a job's SIGTERM, dead (its writer was killed), or failed (an error in a call after a stop
+#: that left a checkpoint).  Without a checkpoint such a run can only start again.
 RESUMABLE = ("stopped", "dead", "failed")
 
 
@@ -403,8 +403,8 @@ def recorded_status(run_dir) -> str:
 
 def run_status(run_dir) -> str:
     """The state of a run folder, one of :data:`STATUSES`: "running" while a live process holds its lock,
-    otherwise "absent" (nothing there), "finished", "stopped" (by ``max_train_s``: ``resume=True`` continues it
-    from its checkpoint), "diverged", "failed", or "dead" (the provenance still says "running" but no live
+    otherwise "absent" (nothing there), "finished", "stopped" (by ``max_train_s`` or a job's SIGTERM:
+    ``resume=True`` continues it from its checkpoint), "diverged", "failed", or "dead" (the provenance still says "running" but no live
     process holds the lock: its writer was killed or crashed; ``resume=True`` continues from the last complete
     checkpoint where one exists; a folder whose lock file names a writer on another host reads so too, and
     :func:`plan_runs` and :func:`nclib.locks.lock_run` refuse it, :class:`nclib.locks.RunLockedElsewhere`).  Reads

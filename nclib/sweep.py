@@ -127,9 +127,9 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
     run whose resume is refused (the code changed since, say) is trained again from the start only with
     ``restart_refused``, with a :class:`RunRestarted` warning naming it; without it, the run is left as it is, an
     error whose message says what resumes it (:data:`RESUME_ADVICE`).  A failed run is no exception: it holds the
-    checkpoint of an earlier stop (a job's SIGTERM, its time limit or ``scancel``, that comes outside the epoch loop,
-    as while the data load, ends a run resumed from one as failed), and what it holds is deleted only where the
-    caller asks.  A folder that, once locked, holds a run with
+    checkpoint of an earlier stop (a job's SIGTERM, its time limit or ``scancel``, that comes while the run's folder
+    is opened or finished, outside the epoch loop, ends a run resumed from one as failed), and what it holds is
+    deleted only where the caller asks.  A folder that, once locked, holds a run with
     other defining parameters (another call made it after this call's :func:`plan`) is an error too, the refusal of
     :func:`plan`, and its run is left as it is; so is a run it would keep that was trained on other data than
     ``data_path`` holds now (:func:`nclib.sweepplan.refuse_other_data`)."""

@@ -164,8 +164,8 @@ def main(argv=None) -> pd.DataFrame:
         diverged = getattr(exc, "diverged_run", None)
         done = (f"its run {str(stopped)!r} stopped with a checkpoint at the metric epoch after the signal, its "
                 f"folder unlocked: the next task (or sweep) resumes it" if stopped is not None else
-                f"its run {str(diverged)!r} diverged at the metric epoch after the signal (the table gives it as "
-                f"diverged), its folder unlocked" if diverged is not None else
+                f"its run {str(diverged)!r} diverged (the table gives it as diverged), its folder unlocked"
+                if diverged is not None else
                 None if failed is None else f"its run {str(failed)!r} is written as failed, its folder unlocked")
         if ns.point is None:
             done = None if ns.summary_only or ns.list_points or ns.scheduler else LOCAL_SWEEP_ENDED

@@ -28,8 +28,8 @@ Written with ``np.savez_compressed``, it is the file the committed runs read byt
 array against the sha256 of the committed runs' file (:data:`ARRAY_SHA256`) before it writes, and then says whether the
 whole file's sha256 is that one too (a run's provenance records ``shared_subset`` only then; the arrays are what the
 runs train on either way).  A source checkout at another commit, a missing or unreadable image, or a decoder that
-gives other pixels (another Pillow or libjpeg) stops it with status 1, naming the first array that differs, and
-nothing is written.
+gives other pixels (another Pillow or libjpeg) stops it with status 1, naming every array that differs, and nothing
+is written; an output file that exists already is never replaced (status 2).
 
 CIFAR-10: A. Krizhevsky, *Learning Multiple Layers of Features from Tiny Images*, University of Toronto, 2009 (cite
 it for the data).
@@ -99,7 +99,8 @@ def subset(source) -> dict[str, np.ndarray]:
             folder = src / split / name
             kept = sorted(p.name for p in folder.glob("*.jpg"))[:k] if folder.is_dir() else []
             if len(kept) < k:
-                raise ValueError(f"source: {str(folder)!r} holds {len(kept)} .jpg files, the subset keeps the first {k}")
+                raise ValueError(f"source: {str(folder)!r} holds {len(kept)} .jpg files, "
+                                 f"the subset keeps the first {k}")
             for fname in kept:
                 files.append(f"{split}/{name}/{fname}")
                 images.append(decode(folder / fname))

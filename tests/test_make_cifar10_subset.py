@@ -54,7 +54,6 @@ def test_the_subset_keeps_the_first_files_of_each_class_class_major(tmp_path, mo
 def test_a_source_without_a_folder_or_short_of_files_is_refused_by_name(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="^source must be a checkout"):
         make.subset(tmp_path / "none")
-    monkeypatch.setattr(make, "PER_CLASS", {"train": 2, "test": 1})
     src = _source(tmp_path / "src", {"train": 1, "test": 1})  # 2 train files per class, 3 wanted
     monkeypatch.setattr(make, "PER_CLASS", {"train": 3, "test": 1})
     with pytest.raises(ValueError, match=r"^source: .*airplane' holds 2 \.jpg files, the subset keeps the first 3"):
@@ -81,7 +80,8 @@ def test_the_array_record_names_a_changed_value():
     assert all("other values (sha256 " in w for w in wrong)
 
 
-@pytest.mark.skipif(not datafiles.SHARED_CIFAR10.is_file(), reason="the shared CIFAR-10 subset is not beside the checkout")
+@pytest.mark.skipif(not datafiles.SHARED_CIFAR10.is_file(),
+                    reason="the shared CIFAR-10 subset is not beside the checkout")
 def test_the_array_record_is_that_of_the_shared_file():
     assert hashlib.sha256(datafiles.SHARED_CIFAR10.read_bytes()).hexdigest() == datafiles.SHARED_CIFAR10_SHA256
     with np.load(datafiles.SHARED_CIFAR10, allow_pickle=False) as z:
