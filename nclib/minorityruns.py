@@ -6,7 +6,8 @@ read by :func:`nclib.ufmtrain.read_ufm_table`): :func:`ufm_frame` reads the tabl
 into one frame, with each run's decay over its last threshold and its modes alive counted again from its strengths
 (:func:`count_alive`); :func:`place_deep_runs` says where each run with L >= 2 ended: at the global minimum, at a
 *partial collapse* (the critical point of (4.3) that keeps exactly the run's alive modes at their nonzero minimizer
-and puts every other at x = 0 of Lemma A.2, :func:`nclib.minority.partial_minimum`) or at neither, a *jumped* run.
+and puts every other at x = 0 of Lemma A.2, :func:`nclib.minority.partial_minimum`) or at neither, a *jumped* run;
+:func:`seed_spread` says where the seeds of a setting trained at several seeds end apart.
 A run is at a critical point when its objective is within a relative :data:`nclib.ufmtrain.AT_MINIMUM_GAP` of the
 point's value (:func:`at_critical_value`), the measure by which a run is at the global minimum.
 
@@ -135,6 +136,36 @@ def place_deep_runs(frame) -> pd.DataFrame:
     deep["band"] = pd.cut(deep["rel"], [lo for lo, _, _ in BANDS] + [BANDS[-1][1]],
                           labels=[label for _, _, label in BANDS])
     return deep
+
+
+def seed_spread(deep) -> pd.DataFrame:
+    """The runs with L >= 2 (:func:`place_deep_runs`) of the settings trained at several seeds, profile, bias and L
+    alike, grouped by L and decay (lambda / lambda_last to six digits, ``decay``): per group the seeds' fewest and
+    most modes alive (``min``, ``max``), its number of ``runs``, whether they end apart (``differ``: not the same number of modes alive),
+    the spread of the modes alive among those of them at a critical point (``spread``: global minimum or partial
+    collapse; 0 where fewer than two are) and whether one seed ends at the global minimum and another at a partial
+    collapse (``kinds``).  The committed tables have one such setting, CIFAR-10 with a bias (:ref:`ch-minority`,
+    :ref:`ch-minority-runs`).  ValueError naming ``deep`` where it lacks the columns of such a frame, or holds no
+    setting with several seeds, or several settings with several seeds (their runs would be grouped together)."""
+    deep = _frame(deep, ("profile", "bias", "L", "rel", "seed", "modes_alive", "global", "partial"), "deep")
+    seeds = deep.groupby(["profile", "bias", "L"])["seed"].nunique()
+    several = seeds[seeds > 1]
+    settings = {(profile, bool(bias)) for profile, bias, _ in several.index}
+    if len(settings) != 1:
+        raise ValueError(f"deep must hold runs at several seeds for one profile and bias, got {sorted(settings)}")
+    (profile, bias), = settings
+    trio = deep[(deep["profile"] == profile) & (deep["bias"].astype(bool) == bias)
+                & deep["L"].isin(several.index.get_level_values("L"))]
+    trio = trio.assign(decay=trio["rel"].round(6))
+    groups = trio.groupby(["L", "decay"])
+    out = groups["modes_alive"].agg(["min", "max"])
+    out["runs"] = groups.size()
+    out["differ"] = out["min"] < out["max"]
+    at_point = trio[trio["global"] | trio["partial"]].groupby(["L", "decay"])
+    out["spread"] = (at_point["modes_alive"].agg(lambda v: int(v.max() - v.min()))
+                     .reindex(out.index, fill_value=0).astype(int))
+    out["kinds"] = (at_point["global"].any() & at_point["partial"].any()).reindex(out.index, fill_value=False)
+    return out
 
 
 def _nearest_point(n, lam, L: int, bias: bool, objective, gap) -> dict:

@@ -172,3 +172,37 @@ def test_a_run_that_keeps_a_mode_without_a_nonzero_minimizer_is_placed_as_jumped
     assert deep["jumped"].tolist() == [True] and deep["partial"].tolist() == [False]
     with pytest.raises(ValueError, match="^alive keeps a mode"):
         mino.partial_minimum(n, lam, lam, L, True, deep["alive"].iloc[0])
+
+
+def _seed_rows(profile, bias, L, rel, modes, kinds):
+    """Runs of one setting at one decay, one per seed: their modes alive and where each ended ("g", "p" or "j")."""
+    return [dict(profile=profile, bias=bias, L=L, rel=rel, seed=seed, modes_alive=m, **{"global": k == "g"},
+                 partial=k == "p") for seed, (m, k) in enumerate(zip(modes, kinds))]
+
+
+def test_the_seeds_of_a_setting_are_compared_per_l_and_decay():
+    """Three seeds of CIFAR-10 with a bias at two decays of L = 2 and one of L = 3, beside a setting with one seed:
+    the fewest and most modes alive, whether the seeds end apart, the spread among those at a critical point and
+    whether one is at the global minimum and another at a partial collapse; decays equal to six digits group."""
+    rows = (_seed_rows("cifar10", True, 2, 0.1, [8, 9, 9], "pgg") + _seed_rows("cifar10", True, 2, 0.5 + 1e-9,
+            [5, 5, 5], "ggg") + _seed_rows("cifar10", True, 3, 0.5, [2, 4, 7], "ppj")
+            + _seed_rows("emnist-letters", True, 2, 0.1, [1], "g"))
+    rows[4]["rel"] = 0.5  # the same decay to six digits as its two other seeds
+    out = mruns.seed_spread(pd.DataFrame(rows))
+    assert out.index.tolist() == [(2, 0.1), (2, 0.5), (3, 0.5)]
+    assert out["min"].tolist() == [8, 5, 2] and out["max"].tolist() == [9, 5, 7] and out["runs"].tolist() == [3] * 3
+    assert out["differ"].tolist() == [True, False, True]
+    assert out["spread"].tolist() == [1, 0, 2]  # the jumped run of L = 3 is left out of the spread
+    assert out["kinds"].tolist() == [True, False, False]
+
+
+def test_seed_spread_refuses_a_frame_without_exactly_one_setting_at_several_seeds_by_name():
+    one_seed = pd.DataFrame(_seed_rows("cifar10", True, 2, 0.1, [8], "g"))
+    with pytest.raises(ValueError, match="^deep must hold runs at several seeds for one profile and bias"):
+        mruns.seed_spread(one_seed)
+    two = pd.DataFrame(_seed_rows("cifar10", True, 2, 0.1, [8, 9], "gp") + _seed_rows("cifar10", False, 2, 0.1,
+                                                                                        [8, 9], "gp"))
+    with pytest.raises(ValueError, match="^deep must hold runs at several seeds for one profile and bias"):
+        mruns.seed_spread(two)
+    with pytest.raises(ValueError, match="^deep"):
+        mruns.seed_spread(one_seed.drop(columns="seed"))
