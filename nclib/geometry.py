@@ -11,7 +11,8 @@ minimizer of ``nclib.ufm``:
 * :func:`geometry_metrics` -- NC2^W, NC2^H, NC2^{WH}, NC3 of the product P = W_L...W_1 and of E = H-bar D against
   the structure predicted by Theorems 4.1-4.3, and :func:`normalized_distance`, the distance every NC2 takes;
 * :func:`geometry_defined` -- whether NC2 and NC3 have a target for a network's counts, decays and width;
-  :func:`nc3_compares` -- what NC3 compares, modes or classes;
+  :func:`nc3_compares` -- what NC3 compares, modes or classes, and :func:`recorded_nc3_compares`, what a run's
+  NC3 compared, made before or since that was recorded;
 * :func:`nc2_wh_at_labels` -- the NC2^{WH} of class-mean outputs equal to the labels, against which a run's
   NC2^{WH} shows whether it measures more than the fit.
 
@@ -173,6 +174,31 @@ def nc3_compares(bias) -> str:
     a run's provenance records it (``nc3_compares``, :ref:`ch-metrics`): "modes" with a bias (the blocks of equal
     singular value of Y-bar), "classes" without (class with class, Appendix C)."""
     return "modes" if _checks.flag(bias, "bias") else "classes"
+
+
+#: What the NC3 of a bias-free run recorded before the bias-free NC3 compared class with class compares: each block
+#: of classes of equal count as a whole, as the blocks of equal singular value are compared with a bias
+#: (:func:`recorded_nc3_compares`).  At a global minimizer it is 0 as Appendix C's is; away from one it also weighs
+#: the norms of a block's classes against each other, and it does not see a class lost from a block: where the
+#: classifier row and the class mean of one class are 0 and the block's other classes are aligned at one ratio of the
+#: norm of a row to that of its class mean, the block adds 0 to NC3^2, while Appendix C's NC3 adds 1 to NC3^2 for the
+#: lost class (:ref:`ch-fig3`, at the point next to which its L = 6 run stopped).
+NC3_EQUAL_COUNT_BLOCKS = "blocks of equal counts"
+
+
+def recorded_nc3_compares(bias, recorded=None) -> str:
+    """What a run's ``nc3`` column compares: ``recorded``, the ``nc3_compares`` of its provenance
+    (:func:`nc3_compares`), where it is recorded.  A run recorded without it was made before the bias-free NC3
+    compared class with class: with a bias its NC3 is the same ("modes"), without one it compared each block of
+    classes of equal count as a whole, :data:`NC3_EQUAL_COUNT_BLOCKS` (:ref:`ch-metrics`).  ValueError naming
+    ``recorded`` unless it is None or one of those three, and ``bias`` unless it is a bool."""
+    known = ("modes", "classes", NC3_EQUAL_COUNT_BLOCKS)
+    if recorded is not None and recorded not in known:
+        raise ValueError(f"recorded must be None or one of {list(known)}, got {recorded!r}")
+    bias = _checks.flag(bias, "bias")
+    if recorded is not None:
+        return recorded
+    return "modes" if bias else NC3_EQUAL_COUNT_BLOCKS
 
 
 def nc2_wh_at_labels(n, lam_W, lam_H, L=1, bias=True) -> float:

@@ -13,6 +13,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from .geometry import NC3_EQUAL_COUNT_BLOCKS, recorded_nc3_compares
 from .runs import load_run
 
 #: The line style of each head depth's curves, in the order of L: where two runs' curves coincide (both at 100 %
@@ -127,14 +128,39 @@ def _checked_curves(runs: Mapping) -> Mapping:
     return runs
 
 
-def collapse_panels(runs, axes=None, legend_title: str | None = None):
+def nc3_label(compared: Iterable[str]) -> str:
+    """The axis label of the NC3 panel of runs whose NC3 compared ``compared`` (each run's
+    :func:`nclib.geometry.recorded_nc3_compares`): "NC3", and on a second line "(blocks of equal counts)" where the
+    runs were made before the bias-free NC3 compared class with class (", some runs" where only some were), so that
+    a panel of such runs does not pass for Appendix C's NC3 (:ref:`ch-metrics`, :ref:`ch-fig3`).  ValueError naming
+    ``compared`` unless it holds at least one of "modes", "classes" and :data:`NC3_EQUAL_COUNT_BLOCKS`, and nothing
+    else."""
+    if isinstance(compared, str) or not isinstance(compared, Iterable):
+        raise ValueError(f"compared must be a collection of what each run's NC3 compared, got {compared!r}")
+    compared = set(compared)
+    known = {"modes", "classes", NC3_EQUAL_COUNT_BLOCKS}
+    if not compared or not compared <= known:
+        raise ValueError(f"compared must hold at least one of {sorted(known)} and nothing else, got {sorted(compared)}")
+    if NC3_EQUAL_COUNT_BLOCKS not in compared:
+        return MATH_NAMES["nc3"]
+    which = "" if len(compared) == 1 else ", some runs"
+    return f"{MATH_NAMES['nc3']}\n({NC3_EQUAL_COUNT_BLOCKS}{which})"
+
+
+def collapse_panels(runs, axes=None, legend_title: str | None = None, nc3_compares: Mapping | None = None):
     """Draw the six panels of Figures 1-4 for ``runs`` ({L: (params, history)} or a list of run folders).
 
-    Returns the matplotlib Figure.  Each L has its own colour and line style (:data:`LINE_STYLES`).  ``axes``: six Axes to draw into (default: a new figure of 3 rows x 2 columns).
+    Returns the matplotlib Figure.  Each L has its own colour and line style (:data:`LINE_STYLES`).  ``axes``: six
+    Axes to draw into (default: a new figure of 3 rows x 2 columns).
     The legend names each curve "L = ..." and its title the dataset (:func:`dataset_label`, from the runs' data
     records where run folders are given) and the bias case, unless ``legend_title`` is given (:ref:`ch-train`;
-    with the theory's targets, :func:`nclib.figures.draw_panels`).  ValueError naming ``runs`` unless it is one
-    of those forms, with at least one run whose history holds every panel's column.
+    with the theory's targets, :func:`nclib.figures.draw_panels`).  The NC3 panel's label says which NC3 the runs
+    compared (:func:`nc3_label`): ``nc3_compares`` ({L: what the run's NC3 compared}, as
+    :attr:`nclib.figures.Run.nc3_compares` gives it) where given, else, for run folders, their provenance
+    (:func:`nclib.geometry.recorded_nc3_compares`); runs given as {L: (params, history)} without it get the plain
+    label "NC3".  ValueError naming ``runs`` unless it is
+    one of those forms, with at least one run whose history holds every panel's column, and ``nc3_compares``
+    unless it is None or a mapping with an entry for each run's L.
     """
     import matplotlib
     import matplotlib.layout_engine
@@ -145,14 +171,26 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
                          f"{str(runs)!r}")
     if not isinstance(runs, (Mapping, Iterable)):
         raise ValueError(f"runs must be {{L: (params, history)}} or a list of run folders, got {type(runs).__name__}")
+    if nc3_compares is not None and not isinstance(nc3_compares, Mapping):
+        raise ValueError(f"nc3_compares must be a mapping {{L: what the run's NC3 compared}} or None, got "
+                         f"{type(nc3_compares).__name__}")
     data_by_L = None
     if not isinstance(runs, Mapping):  # run folders: their data records name the data too (dataset_label)
         read = _read_runs(runs, "runs")
         runs = {L: (params, history) for L, (params, history, _) in read.items()}
         data_by_L = {L: provenance.get("data") for L, (_, _, provenance) in read.items()}
+        if nc3_compares is None:  # and their provenance what their NC3 compared
+            nc3_compares = {L: recorded_nc3_compares(params["bias"], provenance.get("nc3_compares"))
+                            for L, (params, _, provenance) in read.items()}
     if not runs:
         raise ValueError("runs must hold at least one run")
     _checked_curves(runs)
+    labels = {key: label for key, label, _ in PANELS}
+    if nc3_compares is not None:
+        missing = sorted(set(runs) - set(nc3_compares))
+        if missing:
+            raise ValueError(f"nc3_compares must say what the NC3 of every run compared, it lacks L = {missing}")
+        labels["nc3"] = nc3_label(nc3_compares[L] for L in runs)
     if axes is None:
         # three rows of two: at the width of a book page each panel stays readable (2 x 3 halves the text)
         fig, axes = plt.subplots(3, 2, figsize=(8, 9), constrained_layout=True)
@@ -175,7 +213,7 @@ def collapse_panels(runs, axes=None, legend_title: str | None = None):
         if log:
             ax.set_yscale("log")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
+        ax.set_ylabel(labels[key])
         ax.grid(True, which="major", alpha=0.3)
         if key in PERCENT_KEYS:
             ax.set_ylim(-2, 102)

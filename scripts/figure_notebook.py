@@ -380,7 +380,8 @@ def redraw_panels(path, fig, scale: str, root=None) -> pathlib.Path:
             raise ValueError(f"path {str(path)!r} made runs with {name} = {given!r}, the run folders of Figure "
                              f"{f.number} hold {name} = {', '.join(map(repr, held))}")
     legend = figures.figure_legend(runs, scale)
-    drawn = plotting.collapse_panels(figures.as_plot_runs(runs), legend_title=legend)
+    drawn = plotting.collapse_panels(figures.as_plot_runs(runs), legend_title=legend,
+                                     nc3_compares={L: r.nc3_compares for L, r in runs.items()})
     buffer = io.BytesIO()
     drawn.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     width, height = drawn.get_size_inches() * drawn.dpi

@@ -17,6 +17,7 @@ import nclib  # noqa: E402
 import nclib.data  # noqa: E402
 import nclib.figures as figures  # noqa: E402
 import nclib.figures.analysis  # noqa: E402
+import nclib.geometry  # noqa: E402
 import nclib.imbalance  # noqa: E402
 import nclib.parameters  # noqa: E402
 import nclib.plotting  # noqa: E402
@@ -818,6 +819,45 @@ def test_drawing(tiny):
     with pytest.raises(ValueError, match="runs must hold"):
         figures.draw_theory({})
 
+
+def test_collapse_panels_say_which_nc3_the_runs_compared(tiny, tmp_path):
+    """The panels the executed notebooks are redrawn with (nclib.plotting.collapse_panels) label NC3 from the runs,
+    as the chapters' panels do: a bias-free run folder recorded before its provenance said what NC3 compares
+    compared blocks of equal counts, and its NC3 axis says so; with a bias, or recorded since, the label is "NC3"."""
+    for fig in (1, 3):
+        for L, r in figures.load_figure(fig, "tiny", root=tiny).items():
+            shutil.copytree(r.path, tmp_path / f"fig{fig}" / r.path.name)
+            prov = json.loads((r.path / "provenance.json").read_text())
+            del prov["nc3_compares"]
+            (tmp_path / f"fig{fig}" / r.path.name / "provenance.json").write_text(json.dumps(prov))
+    older = {fig: sorted((tmp_path / f"fig{fig}").iterdir()) for fig in (1, 3)}
+    assert nclib.plotting.collapse_panels(older[3]).axes[4].get_ylabel() == "NC3\n(blocks of equal counts)"
+    assert nclib.plotting.collapse_panels(older[1]).axes[4].get_ylabel() == "NC3"
+    made_now = [r.path for r in figures.load_figure(3, "tiny", root=tiny).values()]
+    assert nclib.plotting.collapse_panels(made_now).axes[4].get_ylabel() == "NC3"
+    assert nclib.plotting.collapse_panels([*made_now[:2], older[3][2]]).axes[4].get_ylabel() == (
+        "NC3\n(blocks of equal counts, some runs)")
+    # as the redraw gives them: {L: (params, history)} and what each run's NC3 compared
+    runs = figures.load_figure(3, "tiny", root=tiny)
+    plain = nclib.plotting.collapse_panels(figures.as_plot_runs(runs))
+    blocks = nclib.plotting.collapse_panels(figures.as_plot_runs(runs),
+                                            nc3_compares={L: figures.NC3_EQUAL_COUNT_BLOCKS for L in runs})
+    assert (plain.axes[4].get_ylabel(), blocks.axes[4].get_ylabel()) == ("NC3", "NC3\n(blocks of equal counts)")
+    plt.close("all")
+    with pytest.raises(ValueError, match="nc3_compares.*lacks L = \\[6\\]"):
+        nclib.plotting.collapse_panels(figures.as_plot_runs(runs), nc3_compares={1: "classes", 3: "classes"})
+    with pytest.raises(ValueError, match="nc3_compares must be a mapping"):
+        nclib.plotting.collapse_panels(figures.as_plot_runs(runs), nc3_compares=["classes"])
+    for bad in ("classes", [], ["rows"]):
+        with pytest.raises(ValueError, match="compared"):
+            nclib.plotting.nc3_label(bad)
+    # the rule for a run's record: what it recorded, else with a bias modes and without one blocks of equal counts
+    assert [nclib.geometry.recorded_nc3_compares(b, rec) for b, rec in
+            ((True, None), (False, None), (False, "classes"))] == ["modes", figures.NC3_EQUAL_COUNT_BLOCKS, "classes"]
+    with pytest.raises(ValueError, match="recorded"):
+        nclib.geometry.recorded_nc3_compares(False, "rows")
+    with pytest.raises(ValueError, match="bias"):
+        nclib.geometry.recorded_nc3_compares(0)
 
 def test_draw_theory_plots_what_its_labels_say(tiny):
     """Each curve of draw_theory is the quantity its label names, run by run: (a) the objective (4.3) less the

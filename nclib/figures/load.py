@@ -16,6 +16,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import _checks, data, provenance, runs
+from ..geometry import NC3_EQUAL_COUNT_BLOCKS, recorded_nc3_compares  # noqa: F401 (re-exported)
 from ..parameters import EXECUTION_KEYS, PLACE_KEYS, reference_decay
 from ..runs import NC_COLUMNS, device_kind, load_run, metric_epochs
 from .config import HISTORY_KEYS, INPUT_DIM, L_VALUES, RESULTS, check_scale, figure, figure_parameters
@@ -38,25 +39,10 @@ class Run:
 
     @property
     def nc3_compares(self) -> str:
-        """What the run's ``nc3`` column compares, as its provenance records it
-        (:func:`nclib.metrics.nc3_compares`: "modes" with a bias, "classes" without).  A run recorded without it
-        was made before the bias-free NC3 compared class with class: with a bias its NC3 is the same ("modes"),
-        without one it compared each block of classes of equal count as a whole, :data:`NC3_EQUAL_COUNT_BLOCKS`
-        (:ref:`ch-metrics`)."""
-        recorded = self.provenance.get("nc3_compares")
-        if recorded is not None:
-            return recorded
-        return "modes" if self.params["bias"] else NC3_EQUAL_COUNT_BLOCKS
-
-
-#: What the NC3 of a bias-free run recorded before the bias-free NC3 compared class with class compares: each block
-#: of classes of equal count as a whole, as the blocks of equal singular value are compared with a bias
-#: (:attr:`Run.nc3_compares`).  At a global minimizer it is 0 as Appendix C's is; away from one it also weighs the
-#: norms of a block's classes against each other, and it does not see a class lost from a block: where the classifier
-#: row and the class mean of one class are 0 and the block's other classes are aligned at one ratio of the norm of a
-#: row to that of its class mean, the block adds 0 to NC3^2, while Appendix C's NC3 adds 1 to NC3^2 for the lost
-#: class (:ref:`ch-fig3`, at the point next to which its L = 6 run stopped).
-NC3_EQUAL_COUNT_BLOCKS = "blocks of equal counts"
+        """What the run's ``nc3`` column compares, as its provenance records it, or, recorded before that was, as
+        its bias case says (:func:`nclib.geometry.recorded_nc3_compares`: "modes" with a bias, "classes" or, made
+        earlier without one, :data:`NC3_EQUAL_COUNT_BLOCKS`)."""
+        return recorded_nc3_compares(self.params["bias"], self.provenance.get("nc3_compares"))
 
 
 # --------------------------------------------------------------------------------------------- arguments

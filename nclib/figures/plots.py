@@ -11,7 +11,7 @@ from .. import plotting
 from ..runs import NC_COLUMNS
 from .analysis import run_theory
 from .config import check_scale, scale_settings
-from .load import NC3_EQUAL_COUNT_BLOCKS, Run, checked_runs
+from .load import Run, checked_runs
 
 
 def as_plot_runs(runs: Mapping[int, Run]) -> dict:
@@ -74,17 +74,15 @@ def draw_panels(runs: Mapping[int, Run], scale: str = "cpu-scale"):
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
     checked_runs(runs)
-    fig = plotting.collapse_panels(as_plot_runs(runs), legend_title=figure_legend(runs, scale))
+    # runs recorded before the bias-free NC3 compared class with class say so on their NC3 panel (a second line)
+    fig = plotting.collapse_panels(as_plot_runs(runs), legend_title=figure_legend(runs, scale),
+                                   nc3_compares={L: r.nc3_compares for L, r in runs.items()})
     panel = dict(zip((key for key, _, _ in plotting.PANELS), fig.axes))
     # the target alone, short enough to stay beside its panel; the theorem it comes from (with a bias Theorem 4.3,
     # without one its form with M = D) is the caption's
     for key in NC_COLUMNS:
-        panel[key].set_ylabel(f"{panel[key].get_ylabel()} (target 0)")
-    # runs recorded before the bias-free NC3 compared class with class say so on their NC3 panel
-    compared = {r.nc3_compares for r in runs.values()}
-    if NC3_EQUAL_COUNT_BLOCKS in compared:
-        which = "" if len(compared) == 1 else ", some runs"
-        panel["nc3"].set_ylabel(f"{panel['nc3'].get_ylabel()}\n({NC3_EQUAL_COUNT_BLOCKS}{which})")
+        name, *rest = panel[key].get_ylabel().split("\n", 1)
+        panel[key].set_ylabel("\n".join([f"{name} (target 0)", *rest]))
     panel["train_acc"].axhline(100, color="0.5", ls="-", lw=0.5)  # thin and solid: the dashes are those of L's curves
     last = max(int(r.history["epoch"][-1]) for r in runs.values())
     milestones = sorted({int(m) for r in runs.values() for m in r.params.get("lr_milestones") or [] if m < last})
