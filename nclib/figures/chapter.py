@@ -586,9 +586,12 @@ def _input_cells(runs: Mapping[int, Run]) -> list[str]:
              if p["selection"] == "first" else f"a permutation of each class's rows by seed {seed}")
     shown = _one({r.provenance["data"].get("input", "the images as stored") for r in runs.values()})
     norm, ref = p["normalization"], data.REFERENCE_NORMALIZATION.get(p["dataset"])
+    # the letters' constants are not in the closest public code, which has no EMNIST, but in its EMNIST variant
+    whose = ("the EMNIST variant of the closest public code" if ref == (data.EMNIST_MEAN, data.EMNIST_STD)
+             else "the closest public code's")
     scaled = ("x / 255" if norm == "none" else "the subset's own mean and std per channel" if norm == "standardize"
-              else "per channel, mean ({}), std ({}) (the closest public code's)".format(
-                  *(", ".join(f"{v:.4f}" for v in t) for t in ref)))
+              else "per channel, mean ({}), std ({}) ({})".format(
+                  *(", ".join(f"{v:.4f}" for v in t) for t in ref), whose))
     return ["varies" if v is None else v for v in (None if seed is None else drawn, shown, scaled)]
 
 
