@@ -892,6 +892,41 @@ def test_once_the_stop_has_begun_every_sigterm_is_noted_until_ended():
         signal.signal(signal.SIGTERM, before)
 
 
+
+def test_each_sigterm_handler_is_put_back_however_its_block_is_left():
+    """sigterm_raises left with no signal puts back the handler it found.  sigterm_deferred left by an error of the
+    loop (no signal noted) puts back sigterm_raises's handler, and so does leaving it with a signal noted before any
+    stop began (the loop ended first): the caller's finish of the runs is no stop, and a second SIGTERM there
+    raises at once, the handler found put back."""
+    seen = []
+
+    def previous(signum, frame):
+        seen.append(signum)
+
+    before = signal.signal(signal.SIGTERM, previous)
+    try:
+        with locks.sigterm_raises():
+            pass
+        assert signal.getsignal(signal.SIGTERM) is previous
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == [signal.SIGTERM]
+        with locks.sigterm_raises():
+            raising = signal.getsignal(signal.SIGTERM)
+            with pytest.raises(RuntimeError, match="the loop's own error"):
+                with locks.sigterm_deferred() as noted:
+                    raise RuntimeError("the loop's own error")
+            assert not noted.pending and signal.getsignal(signal.SIGTERM) is raising
+            with locks.sigterm_deferred() as noted:
+                os.kill(os.getpid(), signal.SIGTERM)  # noted; the loop ends before it begins a stop
+            assert noted.pending and not noted.stopping and signal.getsignal(signal.SIGTERM) is raising
+            with pytest.raises(locks.Terminated):
+                os.kill(os.getpid(), signal.SIGTERM)  # the second: raised at once
+            assert signal.getsignal(signal.SIGTERM) is previous
+        assert seen == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 #: The flags of a run that trains until it is stopped (LONG), for each command line.
 LONG_CLI = {"nclib.train": ["--dataset", "synthetic", "--width", "16", "--depth", "1", "--epochs", str(10**6),
                             "--metric-every", "5", "--batch-size", "full", "--lam-W", "1e-3", "--lam-H", "1e-3",
