@@ -574,7 +574,7 @@ def _sigterms_in_the_stop(monkeypatch):
 
 
 @pytest.mark.parametrize("when", ["data", "initialization", "training", "twice", "in the stop", "last epoch",
-                                  "unwritable", "finishing", "report"])
+                                  "last epoch, then finishing", "unwritable", "finishing", "report"])
 def test_sigterm_to_the_command_line_names_the_runs_it_stopped_or_wrote_as_failed_or_none(tmp_path, capsys,
                                                                                           monkeypatch, when):
     """SIGTERM to ``python -m nclib.train`` (a job's time limit, scancel) ends it with status 143.  Sent while the
@@ -585,9 +585,10 @@ def test_sigterm_to_the_command_line_names_the_runs_it_stopped_or_wrote_as_faile
     recorded, both are written as failed (the error Terminated) and named, or, where their folders cannot be
     written (a full disk), named as runs that could not be written as failed, never as no run open; while the first
     run is being finished, that run is written as failed and named, the other finishes; while the data load, before
-    any run folder is opened, at the last metric epoch (the runs finish) or after every run has ended (as their
-    status lines are printed), no run is stopped or written as failed and the message names no folder.  No folder
-    keeps a lock file, and no SIGTERM reaches the handler found (here one that records it, not the process's end)."""
+    any run folder is opened, at the last metric epoch (the runs finish, also where more SIGTERMs come as each is
+    finished) or after every run has ended (as their status lines are printed), no run is stopped or written as
+    failed and the message names no folder.  No folder keeps a lock file, no run diverged is said, and no SIGTERM
+    reaches the handler found (here one that records it, not the process's end)."""
     argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--L", "1",
             "2", "--epochs", "6", "--batch-size", "full", "--metric-every", "3", "--out-dir", str(tmp_path),
             "--progress", "false", "--run-tag", "t"]
@@ -600,7 +601,7 @@ def test_sigterm_to_the_command_line_names_the_runs_it_stopped_or_wrote_as_faile
         _sigterm_at_call(monkeypatch, 3)
     elif when == "twice":  # the rows of epoch 3 of both runs, before the loop reads the flag at that epoch
         _sigterm_at_calls(monkeypatch, (3, 4))
-    elif when == "last epoch":  # the first run's row of epoch 6, the last
+    elif when in ("last epoch", "last epoch, then finishing"):  # the first run's row of epoch 6, the last
         _sigterm_at_call(monkeypatch, 5)
     elif when == "finishing":  # the first finish's last flush is ended by the signal, once
         flush, sent = train.RunFolder.flush, []
@@ -608,7 +609,7 @@ def test_sigterm_to_the_command_line_names_the_runs_it_stopped_or_wrote_as_faile
             _sigterm() if wait and not sent and not sent.append(1) else flush(self, wait)))
     else:
         monkeypatch.setattr(traincli, "_report", _sigterm)
-    if when == "in the stop":  # more SIGTERMs once the stop has begun, each noted
+    if when in ("in the stop", "last epoch, then finishing"):  # more SIGTERMs once the stop has begun, each noted
         _sigterms_in_the_stop(monkeypatch)
     if when == "unwritable":  # no folder can be written as failed
         finish = train.RunFolder.finish
@@ -625,13 +626,14 @@ def test_sigterm_to_the_command_line_names_the_runs_it_stopped_or_wrote_as_faile
     assert ended.value.code == 128 + signal.SIGTERM and reached == []  # no SIGTERM left to the handler found
     status = {"data": ["absent"] * 2, "initialization": ["failed"] * 2, "training": ["stopped"] * 2,
               "twice": ["failed"] * 2, "in the stop": ["stopped"] * 2, "last epoch": ["finished"] * 2,
-              "unwritable": ["dead"] * 2,
+              "last epoch, then finishing": ["finished"] * 2, "unwritable": ["dead"] * 2,
               "finishing": ["failed", "finished"], "report": ["finished"] * 2}[when]
     assert [runs.recorded_status(d) for d in folders] == status
     named = {"initialization": [True, True], "training": [True, True], "twice": [True, True],
              "in the stop": [True, True], "unwritable": [True, True], "finishing": [True, False]}.get(when, [False] * 2)
     assert [str(d) in err for d in folders] == named, err
-    assert ("no run was open" in err) == (when in ("data", "last epoch", "report")), err
+    assert ("no run was open" in err) == (when in ("data", "last epoch", "last epoch, then finishing", "report")), err
+    assert "diverged" not in err, err  # no run diverged: no status line, no --L that leaves one out
     assert ("could not be written as failed" in err) == (when == "unwritable"), err
     assert ("stopped with a checkpoint" in err) == (when in ("training", "in the stop")), err
     if when in ("initialization", "twice"):
@@ -669,6 +671,7 @@ def test_a_run_that_diverged_before_or_at_a_sigterms_stop_is_named_as_a_divergen
     other = {"one at the stop": "stopped", "both at the stop": "diverged"}.get(diverging, "finished")
     assert [runs.recorded_status(d) for d in folders] == ["diverged", other]
     assert "no run was open" not in err and "the runs that diverged (their status lines above): " in err, err
+    assert "could not be written as failed" not in err, err  # a diverged run is written: no run the signal ended
     for name in diverges:
         assert f"{name}: diverged at epoch 3 of 6" in err and f"run {name!r} diverged at epoch 3" in err, err
     assert str(folders[0]) in err and (str(folders[1]) in err) == (other != "finished"), err
@@ -676,17 +679,21 @@ def test_a_run_that_diverged_before_or_at_a_sigterms_stop_is_named_as_a_divergen
     assert ("stopped with a checkpoint" in err) == (other == "stopped"), err
 
 
+@pytest.mark.parametrize("stop", ["sigterm", "max_train_s"])
 def test_a_sigterms_stop_that_fails_says_the_signal_came_and_names_every_run_written_failed(tmp_path, capsys,
-                                                                                            monkeypatch):
+                                                                                            monkeypatch, stop):
     """A SIGTERM noted in the epoch loop, then the stop at its metric epoch fails (a checkpoint cannot be written: a
     full disk): the command line exits with that error's status 1, and says, after the error, that a SIGTERM had
     come and names both runs, each written as failed with that error, not only the one whose file the error
-    names."""
+    names.  The same failure of a --max-train-s stop, no signal sent, says nothing of a SIGTERM."""
     argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--L", "1",
             "2", "--epochs", "6", "--batch-size", "full", "--metric-every", "3", "--out-dir", str(tmp_path),
             "--progress", "false", "--run-tag", "t"]
     folders = [tmp_path / "t-L1", tmp_path / "t-L2"]
-    _sigterm_at_call(monkeypatch, 3)  # the first run's row of epoch 3: the runs stop there
+    if stop == "sigterm":
+        _sigterm_at_call(monkeypatch, 3)  # the first run's row of epoch 3: the runs stop there
+    else:
+        argv += ["--max-train-s", "0"]  # the runs stop at epoch 3 for time
 
     def full_disk(self, epoch):
         raise OSError(28, "No space left on device", str(self.run_dir / "checkpoint.pt.tmp"))
@@ -697,8 +704,10 @@ def test_a_sigterms_stop_that_fails_says_the_signal_came_and_names_every_run_wri
     err = capsys.readouterr().err
     assert ended.value.code == 1 and reached == [] and "No space left on device" in err, err
     assert [runs.recorded_status(d) for d in folders] == ["failed"] * 2
-    note, = [line for line in err.splitlines() if "a SIGTERM had come" in line]
-    assert "the runs written as failed: " + ", ".join(repr(str(d)) for d in folders) in note, err
+    notes = [line for line in err.splitlines() if "a SIGTERM had come" in line]
+    assert len(notes) == (stop == "sigterm"), err
+    if notes:
+        assert "the runs written as failed: " + ", ".join(repr(str(d)) for d in folders) in notes[0], err
 
 
 @pytest.mark.parametrize("stop", ["sigterm", "max_train_s"])
@@ -776,7 +785,8 @@ def test_a_sigterm_names_every_run_it_ended_from_what_its_folder_records(tmp_pat
 
 def test_run_many_records_on_the_sigterm_exception_the_folders_it_wrote_as_failed(tmp_path, monkeypatch):
     """run_many, ended by SIGTERM's exception (nclib.locks.Terminated), records on it the folders of the runs it
-    wrote as failed: none before they were opened, every open run's while they train."""
+    wrote as failed: none before they were opened (and none stopped or diverged), every open run's while they
+    train."""
     def terminated(*args, **kwargs):
         raise locks.Terminated("the process was sent SIGTERM")
 
@@ -786,6 +796,7 @@ def test_run_many_records_on_the_sigterm_exception_the_folders_it_wrote_as_faile
     with pytest.raises(locks.Terminated) as before:
         train.run_many(members, **kw)
     assert before.value.open_runs == before.value.failed_runs == []
+    assert before.value.stopped_runs == before.value.diverged_runs == []
     monkeypatch.undo()
     monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: terminated())
     with pytest.raises(locks.Terminated) as during:
