@@ -563,10 +563,12 @@ def _sigterm_recorded():
         signal.signal(signal.SIGTERM, before)
 
 
-def _sigterms_in_the_stop(monkeypatch):
+def _sigterms_in_the_stop(monkeypatch, also=()):
     """SIGTERM sent as each run's checkpoint is written, as each is committed, and as each run's folder is finished
-    (by RunFolder.save_checkpoint, commit_checkpoint and finish): every moment of a stop between two runs."""
-    for name in ("save_checkpoint", "commit_checkpoint", "finish"):
+    (by RunFolder.save_checkpoint, commit_checkpoint and finish): every moment of a stop between two runs; with
+    ``also`` ("rows_to_check",) also as each run's rows are checked for divergence, at every metric epoch of the
+    loop (so only for a stop at its first)."""
+    for name in ("save_checkpoint", "commit_checkpoint", "finish", *also):
         def sends(self, *args, _method=getattr(train.RunFolder, name), **kwargs):
             _sigterm()
             return _method(self, *args, **kwargs)
@@ -634,6 +636,7 @@ def test_sigterm_to_the_command_line_names_the_runs_it_stopped_or_wrote_as_faile
     assert [str(d) in err for d in folders] == named, err
     assert ("no run was open" in err) == (when in ("data", "last epoch", "last epoch, then finishing", "report")), err
     assert "diverged" not in err, err  # no run diverged: no status line, no --L that leaves one out
+    assert "a SIGTERM had come" not in err, err  # said only where another error cut a SIGTERM's stop short
     assert ("could not be written as failed" in err) == (when == "unwritable"), err
     assert ("stopped with a checkpoint" in err) == (when in ("training", "in the stop")), err
     if when in ("initialization", "twice"):
@@ -712,8 +715,9 @@ def test_a_sigterms_stop_that_fails_says_the_signal_came_and_names_every_run_wri
 
 @pytest.mark.parametrize("stop", ["sigterm", "max_train_s"])
 def test_sigterms_during_a_stop_are_noted_and_the_runs_stop_at_one_epoch_and_resume(tmp_path, monkeypatch, stop):
-    """SIGTERMs that come once a stop has begun (as each run's checkpoint is written, as each is committed, as each
-    run is finished) cut nothing short: the stop of a noted SIGTERM, or of max_train_s during which a first and a
+    """SIGTERMs that come once a stop has begun (as each run's rows of the stop's metric epoch are checked for
+    divergence, as each run's checkpoint is written, as each is committed, as each run is finished) cut nothing
+    short: the stop of a noted SIGTERM, or of max_train_s during which a first and a
     second SIGTERM come, leaves every run "stopped" at one epoch with its checkpoint of that epoch, then
     Terminated is raised naming them all as stopped; a resume (``--resume auto``'s next job) continues them to the
     histories of an uninterrupted call (a run with the new checkpoint beside one without, as a second SIGTERM
@@ -722,7 +726,7 @@ def test_sigterms_during_a_stop_are_noted_and_the_runs_stop_at_one_epoch_and_res
     parts = [tmp_path / "parts" / m["run_name"] for m in RESUME_MEMBERS[:2]]
     if stop == "sigterm":
         _sigterm_at_call(monkeypatch, 3)  # the first run's row of epoch 2: the stop there
-    _sigterms_in_the_stop(monkeypatch)
+    _sigterms_in_the_stop(monkeypatch, also=("rows_to_check",))  # epoch 2 is the loop's first metric epoch
     kw = dict(RESUME_KW, max_train_s=0) if stop == "max_train_s" else RESUME_KW
     with _sigterm_recorded() as reached, locks.sigterm_raises(), pytest.raises(locks.Terminated) as ended:
         train.run_many(RESUME_MEMBERS[:2], out_dir=tmp_path / "parts", **kw)
