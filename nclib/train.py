@@ -272,7 +272,8 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     before the signal ended the call or at the metric epoch of its stop (why each did in a note), which
     :class:`TrainingDiverged` would have named had the signal not come.  Where the stop of a noted SIGTERM fails
     (its checkpoint cannot be written: a full disk), that error is raised, the runs written as failed, with a note
-    that a SIGTERM had come and naming every run stopped or written as failed.
+    that a SIGTERM had come and naming every run stopped or written as failed.  Where the finishes of several runs
+    fail (a full disk, a SIGTERM), the first run's error is raised, every other run's in a note that names it.
     """
     try:
         plist = _checked_runs(runs, shared)
@@ -402,16 +403,19 @@ def _train_locked(runs, shared, plist, run_dirs) -> list[pathlib.Path]:
             try:
                 stop(folder, "finished", None)
             except BaseException as exc:  # noqa: PERF203 - finish every folder, then raise the first error
-                errors.append(exc)  # a SIGTERM that ended this run's finish: RunFolder.finish wrote it failed
-        if sigterm.pending and not any(isinstance(e, _locks.Terminated) for e in errors):
+                errors.append((folder, exc))  # a SIGTERM that ended this run's finish: RunFolder.finish wrote it failed
+        said = [f"while finishing run {f.p['run_name']!r}: {type(e).__name__}: {e}" for f, e in errors]
+        if sigterm.pending and not any(isinstance(e, _locks.Terminated) for _, e in errors):
             # a SIGTERM noted in the epoch loop: raised now that the runs stopped with their checkpoints (or, noted
             # at the last metric epoch, finished)
             ended = sigterm.ended()
-            for exc in errors:  # a run whose finish failed: its folder says how
-                ended.add_note(f"while finishing a run: {type(exc).__name__}: {exc}")
+            for note in said:  # a run whose finish failed: its folder says how
+                ended.add_note(note)
             raise ended
-        if errors:
-            raise errors[0]
+        if errors:  # the first error, every other run's in its notes (a SIGTERM's too, or an OSError's)
+            for note in said[1:]:
+                errors[0][1].add_note(note)
+            raise errors[0][1]
     except _locks.Terminated as exc:  # SIGTERM, wherever it landed: the runs it ended, as their folders record
         _name_ended(exc, folders)
         raise

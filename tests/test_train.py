@@ -713,6 +713,36 @@ def test_a_sigterms_stop_that_fails_says_the_signal_came_and_names_every_run_wri
         assert "the runs written as failed: " + ", ".join(repr(str(d)) for d in folders) in notes[0], err
 
 
+@pytest.mark.parametrize("first", ["full disk", "sigterm"])
+def test_a_full_disk_and_a_sigterm_as_the_runs_finish_are_both_said(tmp_path, capsys, monkeypatch, first):
+    """After the last epoch one run's finish fails (a full disk) and a SIGTERM ends the other's (that run written
+    failed): the command line exits with the status of the first run's error (1 for the disk, 143 for the signal)
+    and says the other run's error on a line of its own, naming that run: neither is left unsaid."""
+    argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--L", "1",
+            "2", "--epochs", "6", "--batch-size", "full", "--metric-every", "3", "--out-dir", str(tmp_path),
+            "--progress", "false", "--run-tag", "t"]
+    disk, signalled = ("t-L1", "t-L2") if first == "full disk" else ("t-L2", "t-L1")
+    finish, flush, sent = train.RunFolder.finish, train.RunFolder.flush, []
+
+    def full_disk(self, status, error=None):
+        if status == "finished" and self.p["run_name"] == disk:
+            raise OSError(28, "No space left on device", str(self.run_dir / "provenance.json"))
+        finish(self, status, error)
+    monkeypatch.setattr(train.RunFolder, "finish", full_disk)
+    monkeypatch.setattr(train.RunFolder, "flush", lambda self, wait=False: (  # the finish's last flush, once
+        _sigterm() if wait and self.p["run_name"] == signalled and not sent and not sent.append(1)
+        else flush(self, wait)))
+    with _sigterm_recorded() as reached, pytest.raises(SystemExit) as ended:
+        train.main(argv)
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert ended.value.code == (1 if first == "full disk" else 128 + signal.SIGTERM) and reached == [], err
+    assert runs.recorded_status(tmp_path / signalled) == "failed" and "No space left on device" in err, err
+    other = (f"while finishing run {signalled!r}: Terminated: " if first == "full disk" else
+             f"while finishing run {disk!r}: OSError: ")
+    assert f"python -m nclib.train: {other}" in err, err
+
+
 @pytest.mark.parametrize("stop", ["sigterm", "max_train_s"])
 def test_sigterms_during_a_stop_are_noted_and_the_runs_stop_at_one_epoch_and_resume(tmp_path, monkeypatch, stop):
     """SIGTERMs that come once a stop has begun (as each run's rows of the stop's metric epoch are checked for
