@@ -22,7 +22,8 @@ from .train import TrainingDiverged, run_many, run_planned
 
 #: The choices the command line lists in ``--help`` (the checks themselves are those of :func:`check_params`).
 CHOICES = {"dataset": data.DATASETS, "class_order": data.CLASS_ORDERS, "selection": data.SELECTIONS,
-           "normalization": data.NORMALIZATIONS, "init": INITS, "precision": PRECISIONS, "device": ("auto", "cpu", "cuda", "cuda:<i>"),
+           "normalization": data.NORMALIZATIONS, "init": INITS, "precision": PRECISIONS,
+           "device": ("auto", "cpu", "cuda", "cuda:<i>"),
            "cuda_graph": ("auto", "true", "false"), "async_metrics": ("auto", "true", "false")}
 
 _EPILOG = """output: one run folder per L, <out-dir>/<run name>, holding params.json, history.csv,
