@@ -3,6 +3,7 @@ SIGKILL and a crash while the checkpoint is written, SIGTERM to the command line
 run, damaged checkpoints,
 and the command line's answer to a user error.  Tiny synthetic runs; a second process or a kill runs in a
 subprocess."""
+import contextlib
 import errno
 import fcntl
 import json
@@ -772,10 +773,10 @@ def test_two_writers_on_one_folder_the_second_refused_and_a_killed_run_recognise
     assert prov["dead_segments"] == 1
 
 
-def test_sigterm_raises_terminated_in_the_main_thread_once_and_puts_the_handler_back():
-    """Held, SIGTERM raises Terminated (no Exception, as KeyboardInterrupt is none) and puts back the handler it
-    found, so that a second SIGTERM is that handler's; left, the handler found is back.  In another thread, where no
-    handler can be set, it changes nothing."""
+@contextlib.contextmanager
+def _recording_sigterm():
+    """For the block, a SIGTERM handler found by the code under test that only records each signal it gets (not the
+    process's end): yields the list of signals it got and the handler; the handler found before is put back."""
     seen = []
 
     def previous(signum, frame):
@@ -783,6 +784,16 @@ def test_sigterm_raises_terminated_in_the_main_thread_once_and_puts_the_handler_
 
     before = signal.signal(signal.SIGTERM, previous)
     try:
+        yield seen, previous
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_sigterm_raises_terminated_in_the_main_thread_once_and_puts_the_handler_back():
+    """Held, SIGTERM raises Terminated (no Exception, as KeyboardInterrupt is none) and puts back the handler it
+    found, so that a second SIGTERM is that handler's; left, the handler found is back.  In another thread, where no
+    handler can be set, it changes nothing."""
+    with _recording_sigterm() as (seen, previous):
         assert not issubclass(locks.Terminated, Exception)
         with pytest.raises(locks.Terminated):
             with locks.sigterm_raises():
@@ -805,8 +816,6 @@ def test_sigterm_raises_terminated_in_the_main_thread_once_and_puts_the_handler_
         thread.start()
         thread.join()
         assert in_thread == [previous]
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 def test_sigterm_deferred_notes_a_first_sigterm_and_raises_a_second_at_once():
@@ -814,13 +823,7 @@ def test_sigterm_deferred_notes_a_first_sigterm_and_raises_a_second_at_once():
     the Terminated to raise, the handler found on entry put back; a second SIGTERM while one is pending raises at
     once; left with nothing pending, sigterm_raises's handler is back (a SIGTERM raises at once).  Without
     sigterm_raises it changes nothing, and ``ended`` with nothing pending is refused."""
-    seen = []
-
-    def previous(signum, frame):
-        seen.append(signum)
-
-    before = signal.signal(signal.SIGTERM, previous)
-    try:
+    with _recording_sigterm() as (seen, previous):
         with locks.sigterm_raises():
             raising = signal.getsignal(signal.SIGTERM)
             with locks.sigterm_deferred() as noted:
@@ -848,8 +851,6 @@ def test_sigterm_deferred_notes_a_first_sigterm_and_raises_a_second_at_once():
         with pytest.raises(ValueError, match="no SIGTERM is pending"):
             noted.ended()
         assert raising is not previous
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 def test_once_the_stop_has_begun_every_sigterm_is_noted_until_ended():
@@ -859,13 +860,7 @@ def test_once_the_stop_has_begun_every_sigterm_is_noted_until_ended():
     loop are not cut short either) until ``ended`` puts back the handler found on entry to sigterm_raises.  A stop
     begun with nothing noted (max_train_s) notes the first SIGTERM and the second alike; one that ends with nothing
     noted leaves sigterm_raises's handler back, which raises at once."""
-    seen = []
-
-    def previous(signum, frame):
-        seen.append(signum)
-
-    before = signal.signal(signal.SIGTERM, previous)
-    try:
+    with _recording_sigterm() as (seen, previous):
         for first_before_stop in (True, False):  # a noted signal's stop, or max_train_s's
             with locks.sigterm_raises():
                 with locks.sigterm_deferred() as noted:
@@ -888,8 +883,6 @@ def test_once_the_stop_has_begun_every_sigterm_is_noted_until_ended():
             with pytest.raises(locks.Terminated):
                 os.kill(os.getpid(), signal.SIGTERM)
         assert seen == []
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 
@@ -898,13 +891,7 @@ def test_each_sigterm_handler_is_put_back_however_its_block_is_left():
     loop (no signal noted) puts back sigterm_raises's handler, and so does leaving it with a signal noted before any
     stop began (the loop ended first): the caller's finish of the runs is no stop, and a second SIGTERM there
     raises at once, the handler found put back."""
-    seen = []
-
-    def previous(signum, frame):
-        seen.append(signum)
-
-    before = signal.signal(signal.SIGTERM, previous)
-    try:
+    with _recording_sigterm() as (seen, previous):
         with locks.sigterm_raises():
             pass
         assert signal.getsignal(signal.SIGTERM) is previous
@@ -923,8 +910,6 @@ def test_each_sigterm_handler_is_put_back_however_its_block_is_left():
                 os.kill(os.getpid(), signal.SIGTERM)  # the second: raised at once
             assert signal.getsignal(signal.SIGTERM) is previous
         assert seen == [signal.SIGTERM]
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 #: The flags of a run that trains until it is stopped (LONG), for each command line.

@@ -876,6 +876,20 @@ def test_a_task_ended_by_sigterm_after_a_checkpoint_is_not_deleted_by_a_task_tha
     assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 4)]
 
 
+def _point_task(out) -> tuple[int, list]:
+    """``python -m nclib.sweep --point 0`` of the one-seed grid of TINY runs in ``out``, with a SIGTERM handler found
+    that only records a signal (not the process's end): the task's exit status and the signals that reached it."""
+    reached = []
+    found = signal.signal(signal.SIGTERM, lambda signum, frame: reached.append(signum))
+    try:
+        with pytest.raises(SystemExit) as ended:
+            sweep.main(["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir",
+                        str(out), "--point", "0"])
+    finally:
+        signal.signal(signal.SIGTERM, found)
+    return ended.value.code, reached
+
+
 @pytest.mark.parametrize("when", ["before", "initialization", "training", "twice", "in the stop"])
 def test_sigterm_to_a_task_stops_its_run_with_a_checkpoint_or_names_it_failed_only_where_it_had_opened_it(
         tmp_path, monkeypatch, capsys, when):
@@ -899,19 +913,12 @@ def test_sigterm_to_a_task_stops_its_run_with_a_checkpoint_or_names_it_failed_on
                 _sigterm()
                 return _method(self, *args, **kwargs)
             monkeypatch.setattr(train.RunFolder, name, sends)
-    reached = []
-    found = signal.signal(signal.SIGTERM, lambda signum, frame: reached.append(signum))
-    try:
-        with pytest.raises(SystemExit) as ended:
-            sweep.main(["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir",
-                        str(out), "--point", "0"])
-    finally:
-        signal.signal(signal.SIGTERM, found)
+    code, reached = _point_task(out)
     monkeypatch.undo()
     err = capsys.readouterr().err
     assert reached == [], reached
-    assert ended.value.code == 128 + signal.SIGTERM and (str(folder) in err) == (when != "before"), err
-    assert str(ended.value.code) in re.findall(r"^  (\d+)  ", sweep.EPILOG, re.M)  # a status --help lists
+    assert code == 128 + signal.SIGTERM and (str(folder) in err) == (when != "before"), err
+    assert str(code) in re.findall(r"^  (\d+)  ", sweep.EPILOG, re.M)  # a status --help lists
     status = {"before": "absent", "training": "stopped", "in the stop": "stopped"}.get(when, "failed")
     assert runs.recorded_status(folder) == status and not (folder / locks.LOCK).exists()
     assert ("stopped with a checkpoint" in err) == (when in ("training", "in the stop")), err
@@ -938,17 +945,10 @@ def test_sigterm_to_a_task_whose_run_diverges_at_the_stop_names_it_diverged(tmp_
     divergence = train.RunFolder.divergence
     monkeypatch.setattr(train.RunFolder, "divergence", lambda self, row: (
         "diverged here by the test" if row["epoch"] == 2 else divergence(self, row)))
-    reached = []
-    found = signal.signal(signal.SIGTERM, lambda signum, frame: reached.append(signum))
-    try:
-        with pytest.raises(SystemExit) as ended:
-            sweep.main(["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir",
-                        str(out), "--point", "0"])
-    finally:
-        signal.signal(signal.SIGTERM, found)
+    code, reached = _point_task(out)
     monkeypatch.undo()
     err = capsys.readouterr().err
-    assert reached == [] and ended.value.code == 128 + signal.SIGTERM
+    assert reached == [] and code == 128 + signal.SIGTERM
     assert f"its run {str(folder)!r} diverged" in err and "stopped with a checkpoint" not in err, err
     assert runs.recorded_status(folder) == "diverged" and not (folder / locks.LOCK).exists()
     assert not checkpoints.has_checkpoint(folder)
