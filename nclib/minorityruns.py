@@ -141,12 +141,13 @@ def place_deep_runs(frame) -> pd.DataFrame:
 def seed_spread(deep) -> pd.DataFrame:
     """The runs with L >= 2 (:func:`place_deep_runs`) of the settings trained at several seeds, profile, bias and L
     alike, grouped by L and decay (lambda / lambda_last to six digits, ``decay``): per group the seeds' fewest and
-    most modes alive (``min``, ``max``), its number of ``runs``, whether they end apart (``differ``: not the same number of modes alive),
-    the spread of the modes alive among those of them at a critical point (``spread``: global minimum or partial
-    collapse; 0 where fewer than two are) and whether one seed ends at the global minimum and another at a partial
-    collapse (``kinds``).  The committed tables have one such setting, CIFAR-10 with a bias (:ref:`ch-minority`,
-    :ref:`ch-minority-runs`).  ValueError naming ``deep`` where it lacks the columns of such a frame, or holds no
-    setting with several seeds, or several settings with several seeds (their runs would be grouped together)."""
+    most modes alive (``min``, ``max``), its number of ``runs``, whether they end apart (``differ``: not the same
+    number of modes alive), the spread of the modes alive among those of them at a critical point (``spread``:
+    global minimum or partial collapse; 0 where fewer than two are) and whether one seed ends at the global minimum
+    and another at a partial collapse (``kinds``).  The committed tables have one such setting, CIFAR-10 with a bias
+    (:ref:`ch-minority`, :ref:`ch-minority-runs`).  ValueError naming ``deep`` where it lacks the columns of such a
+    frame, or holds no setting with several seeds, or several settings with several seeds (their runs would be
+    grouped together)."""
     deep = _frame(deep, ("profile", "bias", "L", "rel", "seed", "modes_alive", "global", "partial"), "deep")
     seeds = deep.groupby(["profile", "bias", "L"])["seed"].nunique()
     several = seeds[seeds > 1]

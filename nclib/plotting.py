@@ -137,10 +137,14 @@ def nc3_label(compared: Iterable[str]) -> str:
     else."""
     if isinstance(compared, str) or not isinstance(compared, Iterable):
         raise ValueError(f"compared must be a collection of what each run's NC3 compared, got {compared!r}")
+    compared = list(compared)
+    if not all(isinstance(c, str) for c in compared):
+        raise ValueError(f"compared must hold texts (what each run's NC3 compared), got {compared!r}")
     compared = set(compared)
     known = {"modes", "classes", NC3_EQUAL_COUNT_BLOCKS}
     if not compared or not compared <= known:
-        raise ValueError(f"compared must hold at least one of {sorted(known)} and nothing else, got {sorted(compared)}")
+        raise ValueError(f"compared must hold at least one of {sorted(known)} and nothing else, "
+                         f"got {sorted(compared)}")
     if NC3_EQUAL_COUNT_BLOCKS not in compared:
         return MATH_NAMES["nc3"]
     which = "" if len(compared) == 1 else ", some runs"

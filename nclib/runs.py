@@ -402,14 +402,14 @@ def recorded_status(run_dir) -> str:
 
 
 def run_status(run_dir) -> str:
-    """The state of a run folder, one of :data:`STATUSES`: "running" while a live process holds its lock,
-    otherwise "absent" (nothing there), "finished", "stopped" (by ``max_train_s`` or a job's SIGTERM:
-    ``resume=True`` continues it from its checkpoint), "diverged", "failed", or "dead" (the provenance still says "running" but no live
-    process holds the lock: its writer was killed or crashed; ``resume=True`` continues from the last complete
+    """The state of a run folder, one of :data:`STATUSES`: "running" while a live process holds its lock, otherwise
+    "absent" (nothing there), "finished", "stopped" (by ``max_train_s`` or a job's SIGTERM: ``resume=True``
+    continues it from its checkpoint), "diverged", "failed", or "dead" (the provenance still says "running" but no
+    live process holds the lock: its writer was killed or crashed; ``resume=True`` continues from the last complete
     checkpoint where one exists; a folder whose lock file names a writer on another host reads so too, and
     :func:`plan_runs` and :func:`nclib.locks.lock_run` refuse it, :class:`nclib.locks.RunLockedElsewhere`).  Reads
-    only the folder's files (no torch) (:ref:`ch-train`).  ValueError naming
-    ``run_dir`` for an empty path (the current directory) or anything but a path."""
+    only the folder's files (no torch) (:ref:`ch-train`).  ValueError naming ``run_dir`` for an empty path (the
+    current directory) or anything but a path."""
     return "running" if lock_owner(run_dir) is not None else recorded_status(run_dir)
 
 

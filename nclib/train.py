@@ -273,7 +273,9 @@ def run_many(runs, **shared) -> list[pathlib.Path]:
     :class:`TrainingDiverged` would have named had the signal not come.  Where the stop of a noted SIGTERM fails
     (its checkpoint cannot be written: a full disk), that error is raised, the runs written as failed, with a note
     that a SIGTERM had come and naming every run stopped or written as failed.  Where the finishes of several runs
-    fail (a full disk, a SIGTERM), the first run's error is raised, every other run's in a note that names it.
+    fail (a full disk, a SIGTERM), the first run's error is raised, every other run's in a note that names it; where
+    a SIGTERM noted in the loop is pending and no finish was ended by one, that Terminated is raised instead, every
+    failed finish in its notes.
     """
     try:
         plist = _checked_runs(runs, shared)

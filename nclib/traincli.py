@@ -26,6 +26,10 @@ CHOICES = {"dataset": data.DATASETS, "class_order": data.CLASS_ORDERS, "selectio
            "device": ("auto", "cpu", "cuda", "cuda:<i>"),
            "cuda_graph": ("auto", "true", "false"), "async_metrics": ("auto", "true", "false")}
 
+#: The first line of ``--help``: what the command does.
+DESCRIPTION = ("Train one run per --L of objective (4.3) of Section 5 (an MLP backbone, an L-layer linear head, "
+               "Adam) and record its collapse metrics.")
+
 _EPILOG = """output: one run folder per L, <out-dir>/<run name>, holding params.json, history.csv,
 class_accuracy.csv, provenance.json (and checkpoint.pt while a run is stopped); out-dir defaults to
 results/runs/ in the repository; the run name is <run-tag>-L<L>, or without --run-tag
@@ -54,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     """The command line's flags: one per key of :data:`DEFAULTS` (``max_train_s`` is ``--max-train-s``), each value
     read by :func:`nclib.parameters.parse_value`, and ``--run-tag``."""
     ap = parameters.one_line_errors(argparse.ArgumentParser(  # argparse's refusals as main's: one line
-        prog="python -m nclib.train", description=__doc__.split("\n")[0], epilog=_EPILOG,
+        prog="python -m nclib.train", description=DESCRIPTION, epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter))
 
     def value_of(key):  # parse_value for one flag; its refusal reaches the user as argparse's error line
@@ -79,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
             ap.add_argument(flag, type=value_of(name), default=None,
                             help=f"a preset, {' or '.join(sorted(imbalance.PROFILES))} (Section 5's profiles), or the "
                                  "counts: [n1,n2,...] or n1,n2,... (default, by dataset: " + ", ".join(
-                                     f"{d} {c if isinstance(c, str) else '[' + ','.join(map(str, c)) + ']'}"
+                                     f"{d}: {'preset ' + c if isinstance(c, str) else '[' + ','.join(map(str, c)) + ']'}"
                                      for d, c in data.DEFAULT_COUNTS.items()) + ")")
         elif name == "resume":
             ap.add_argument(flag, type=value_of(name), default=default,
@@ -118,7 +122,9 @@ def main(argv=None) -> list[pathlib.Path]:
     as failed or diverged); a run that diverged before the signal, or at the metric epoch of its stop, is said as a
     divergence is, its status line before that line, why it diverged and the ``--L`` that leaves it out of later
     calls after it.  The status is 143 (128 + SIGTERM), as the signal itself would give, also where a run diverged:
-    the process was terminated, and the next job (``--resume auto``) is told of the diverged run by its refusal."""
+    the process was terminated, and the next job (``--resume auto``) is told of the diverged run by its refusal.
+    Where the runs' finishes fail in turn, the first run's error decides the status (1 for a full disk before a
+    SIGTERM that ends the next finish, which is then said in a note), as :func:`nclib.train.run_many` raises it."""
     ns = vars(_parser().parse_args(argv))
     try:
         with _locks.sigterm_raises():

@@ -885,7 +885,6 @@ def test_once_the_stop_has_begun_every_sigterm_is_noted_until_ended():
         assert seen == []
 
 
-
 def test_each_sigterm_handler_is_put_back_however_its_block_is_left():
     """sigterm_raises left with no signal puts back the handler it found.  sigterm_deferred left by an error of the
     loop (no signal noted) puts back sigterm_raises's handler, and so does leaving it with a signal noted before any

@@ -848,16 +848,19 @@ def test_collapse_panels_say_which_nc3_the_runs_compared(tiny, tmp_path):
         nclib.plotting.collapse_panels(figures.as_plot_runs(runs), nc3_compares={1: "classes", 3: "classes"})
     with pytest.raises(ValueError, match="nc3_compares must be a mapping"):
         nclib.plotting.collapse_panels(figures.as_plot_runs(runs), nc3_compares=["classes"])
-    for bad in ("classes", [], ["rows"]):
+    for bad in ("classes", [], ["rows"], [["modes"]]):
         with pytest.raises(ValueError, match="compared"):
             nclib.plotting.nc3_label(bad)
     # the rule for a run's record: what it recorded, else with a bias modes and without one blocks of equal counts
     assert [nclib.geometry.recorded_nc3_compares(b, rec) for b, rec in
             ((True, None), (False, None), (False, "classes"))] == ["modes", figures.NC3_EQUAL_COUNT_BLOCKS, "classes"]
-    with pytest.raises(ValueError, match="recorded"):
-        nclib.geometry.recorded_nc3_compares(False, "rows")
+    for bias, recorded in ((False, "rows"), (True, "classes"), (True, figures.NC3_EQUAL_COUNT_BLOCKS),
+                          (False, "modes"), (False, figures.NC3_EQUAL_COUNT_BLOCKS)):
+        with pytest.raises(ValueError, match="^recorded"):  # unknown, or not what its bias case records
+            nclib.geometry.recorded_nc3_compares(bias, recorded)
     with pytest.raises(ValueError, match="bias"):
         nclib.geometry.recorded_nc3_compares(0)
+
 
 def test_draw_theory_plots_what_its_labels_say(tiny):
     """Each curve of draw_theory is the quantity its label names, run by run: (a) the objective (4.3) less the

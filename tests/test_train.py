@@ -445,6 +445,19 @@ def test_a_run_that_diverges_stops_alone(tmp_path, monkeypatch):
     assert provs["L2-nobias"]["steps"] == 4 * 4 and provs["L3"]["steps"] == 12 * 4
 
 
+def test_command_line_help_says_what_it_does_and_each_dataset_s_default_counts(capsys):
+    """``--help`` exits 0 with the command's own first line (not a module docstring's) and, for --counts, each
+    dataset's default counts as data.DEFAULT_COUNTS names them."""
+    with pytest.raises(SystemExit) as ended:
+        train.main(["--help"])
+    shown = capsys.readouterr().out
+    assert ended.value.code == 0 and shown.startswith("usage: python -m nclib.train ")
+    bare = "".join(shown.split())  # argparse wraps the help, also at a hyphen
+    assert "".join(traincli.DESCRIPTION.split()) in bare
+    assert "".join("default, by dataset: cifar10: preset cifar10, emnist-letters: preset emnist-letters, "
+                   "letters-synthetic: preset emnist-letters, synthetic: [20,10,5])".split()) in bare
+
+
 def test_command_line_one_run_per_L(tmp_path, capsys):
     paths = train.main(["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1",
                         "--L", "1", "2", "--epochs", "3", "--batch-size", "full", "--lr-milestones",
