@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
             ap.add_argument(flag, type=value_of(name), default=None,
                             help=f"a preset, {' or '.join(sorted(imbalance.PROFILES))} (Section 5's profiles), or the "
                                  "counts: [n1,n2,...] or n1,n2,... (default, by dataset: " + ", ".join(
-                                     f"{d}: {'preset ' + c if isinstance(c, str) else '[' + ','.join(map(str, c)) + ']'}"
+                                     f"{d}: " + (f"preset {c}" if isinstance(c, str) else f"[{','.join(map(str, c))}]")
                                      for d, c in data.DEFAULT_COUNTS.items()) + ")")
         elif name == "resume":
             ap.add_argument(flag, type=value_of(name), default=default,
