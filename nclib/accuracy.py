@@ -13,7 +13,7 @@ Chapter :ref:`ch-metrics` computes the accuracy at a closed-form minimizer; the 
 ``train_acc`` and ``class_accuracy.csv``: the records that the training chapters (:ref:`ch-engine`, :ref:`ch-train`,
 :ref:`ch-sweeps`), the figure chapters :ref:`ch-fig1` to :ref:`ch-fig4` and :ref:`ch-minority` read. The accuracy of
 the closed-form minimizers, whose samples are grouped by class and whose collapsed modes leave ties that need a
-tolerance, is :func:`nclib.ufm.minimizer_accuracy` and :func:`nclib.minority.grouped_class_accuracy`.
+tolerance, is :func:`nclib.minority.minimizer_accuracy` and :func:`nclib.minority.grouped_class_accuracy`.
 
 Labels are read as the metrics of :mod:`nclib.metrics` read them (integers, or floats with integer values), by the
 same checks (:mod:`nclib._samples`); scores are finite real numbers, compared in float64. Torch tensors are read by

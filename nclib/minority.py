@@ -14,9 +14,13 @@ the decays only through their product Pi = lam_H lam_W1 ... lam_WL: mode k dies 
 
     Pi >= Pi_k = (kappa_k^2 (L-1)^((L-1)/L) / (L^2 N))^L / N        (L = 1: Pi_k = kappa_k^2 / N^2),
 
-i.e. once lambda >= lambda_k = Pi_k^(1/(L+1)).  The classes a global minimizer still classifies are read off the
-closed-form minimizer of :func:`nclib.ufm.global_minimizer`, class by class.  The unconstrained feature model trained
-by Adam, which the chapter sets against all this, and the tables of such runs are :mod:`nclib.ufmtrain`'s.
+i.e. once lambda >= lambda_k = Pi_k^(1/(L+1)).  The classes a global minimizer still classifies are read off its
+outputs (:func:`minimizer_outputs`, those of the closed-form minimizer of :func:`nclib.ufm.global_minimizer`): each
+sample's margin, its own output minus the largest other one (:func:`class_margins`), with outputs within 1e-9 times the
+largest one read as a tie (:func:`tie_tolerance`), gives the training accuracy of Section 5 at the minimizer, overall
+(:func:`minimizer_accuracy`) and class by class (:func:`minimizer_class_accuracy`, :func:`grouped_class_accuracy`).
+The unconstrained feature model trained by Adam, which the chapter sets against all this, and the tables of such runs
+are :mod:`nclib.ufmtrain`'s.
 """
 from __future__ import annotations
 
@@ -152,10 +156,77 @@ def mode_thresholds(n, L: int, bias: bool = True) -> dict:
 
 # ------------------------------------------------------------------------------------------ the minimizer
 
+def minimizer_outputs(n, lam_W, lam_H, L=1, bias=True) -> np.ndarray:
+    """The K x N outputs W_L ... W_1 H + b 1^T of the head of Definition 3.1 (W_L ... W_1 H without a bias) at the
+    closed-form global minimizer of (4.1)/(4.2)/(4.3) (Theorems 4.1, 4.2 and 4.3, :func:`nclib.ufm.global_minimizer`).
+
+    One column per sample, grouped by class as :func:`nclib.imbalance.label_matrix` orders them; every feature equals
+    its class mean there, so a class's columns are equal.  They are the outputs at every global minimizer of hidden
+    widths >= K (the strengths of the modes fix W_L ... W_1 H-bar D, and b* = n/N), except at a decay where some
+    mode's scalar problem (Lemma A.2) has two minimizers, where they are those of the minimizer with the mode
+    collapsed.  Section 5's training accuracy at the minimizer is read from them (:func:`minimizer_accuracy`, and
+    class by class :func:`minimizer_class_accuracy`).  Arguments as :func:`nclib.ufm.global_minimizer` (ValueError
+    naming a bad one).
+    """
+    g = ufm.global_minimizer(n, lam_W, lam_H, L, bias)
+    out = ufm.head_product(g.Ws) @ g.H
+    return out if g.b is None else out + g.b[:, None]
+
+
+def minimizer_accuracy(n, lam_W, lam_H, L=1, bias=True) -> float:
+    """The training accuracy of the closed-form global minimizer of (4.1)/(4.2)/(4.3)
+    (:func:`nclib.ufm.global_minimizer`).
+
+    The fraction of the N samples whose output W_L ... W_1 h (+ b) is largest, strictly, at the sample's own class, by
+    more than 1e-9 times the largest output (a tie counts as an error). At every global minimizer each feature equals
+    its class mean and the outputs are fixed by the strengths of the modes (Theorems 4.1-4.3), so this is the accuracy
+    at all of them, except at a decay where some mode's scalar problem (Lemma A.2) has two minimizers. It is 1 when
+    the decays are weak enough and falls below 1 when they collapse the modes that separate minority classes. A run
+    whose training accuracy stays below it is not near a global minimizer (chapters :ref:`ch-fig1` to :ref:`ch-fig4`).
+    """
+    n = _checks.counts(n)
+    return float(np.mean(class_margins(minimizer_outputs(n, lam_W, lam_H, L, bias), n) > 0))
+
+
+def class_margins(out, n) -> np.ndarray:
+    """Per sample, its output at its own class minus the largest other output, for the K x N outputs ``out`` of
+    samples grouped by class (``n``, as :func:`nclib.imbalance.label_matrix` orders them): the training accuracy of
+    Section 5 at the global minimizers of Theorems 4.1-4.3 is the fraction of positive margins
+    (:func:`minimizer_accuracy`; class by class, :func:`grouped_class_accuracy`).  Margins within 1e-9 times the
+    largest output (:func:`tie_tolerance`) are 0: the modes past their threshold (Theorems 4.1-4.3) leave exact ties
+    between classes, which rounding turns into margins of +-1e-16, and a tie counts as an error.  Used in
+    :ref:`ch-minority`."""
+    n = _checks.counts(n)
+    out = _checks.matrix(out, "out", (n.size, int(n.sum())))
+    y = np.repeat(np.arange(n.size), n)
+    cols = np.arange(y.size)
+    own = out[y, cols]
+    others = out.copy()
+    others[y, cols] = -np.inf
+    margin = own - others.max(axis=0)
+    return np.where(np.abs(margin) <= tie_tolerance(out), 0.0, margin)
+
+
+def tie_tolerance(out) -> float:
+    """How close two outputs of the K x N ``out`` are to count as a tie: 1e-9 times the largest output.
+
+    A mode past its threshold has row k of U^T W_L ... W_1 and column k of H-bar D V equal to 0 at every global
+    minimizer (the last bullet of Theorem 4.3; Theorems 4.1 and 4.2 for L = 1), and the classes that only such modes
+    told apart get equal outputs there: exactly equal in the closed form, apart by rounding (about 1e-16 of the
+    largest output) in floats.  The paper reads no tie (its training accuracy, Section 5, is that of a trained
+    network); this tolerance is the book's rule for the closed form (chapter :ref:`ch-minority`, section
+    :ref:`sec-minority-phase`), relative so that outputs all small (a mode just alive) still separate classes
+    (:func:`class_margins`, :func:`grouped_class_accuracy`)."""
+    out = _checks.matrix(out, "out")
+    if out.size == 0:
+        raise ValueError(f"out must hold at least one output, got shape {out.shape}")
+    return 1e-9 * float(np.abs(out).max())
+
+
 #: How :func:`grouped_class_accuracy` reads a tie between the largest outputs (within 1e-9 times the largest output, the
-#: rule of :func:`nclib.ufm.class_margins`): "error", no class wins it (the closed form decides nothing there);
-#: "argmax", the lowest class index wins it, as an arg-max of the outputs breaks an exact tie and as a trained network's
-#: read-out breaks one by its residues (one of the tied classes right, the others wrong).
+#: rule of :func:`class_margins`): "error", no class wins it (the closed form decides nothing there); "argmax", the
+#: lowest class index wins it, as an arg-max of the outputs breaks an exact tie and as a trained network's read-out
+#: breaks one by its residues (one of the tied classes right, the others wrong).
 TIES = ("error", "argmax")
 
 
@@ -165,12 +236,12 @@ def grouped_class_accuracy(out, n, ties: str = "error") -> np.ndarray:
     :func:`nclib.imbalance.label_matrix` orders them: the class counts ``n`` stand for the labels.  Entry k is the
     fraction of class k's samples whose own output is largest, strictly.
 
-    Ties: two outputs within 1e-9 times the largest output (:func:`nclib.ufm.tie_tolerance`) tie.  With ``ties`` =
-    "error" (the default, as in :func:`nclib.ufm.minimizer_accuracy`) a tie for the largest output counts as an
-    error; with "argmax" it goes to the lowest tied class index (:data:`TIES`).  The collapsed modes of Theorems
-    4.1-4.3 leave exact ties between the classes they no longer separate, which rounding turns into differences of
-    1e-16: hence the tolerance.  :func:`nclib.accuracy.class_accuracy` is the form for a trained network: N x K outputs
-    (one row per sample), labels in any order, and an exact tie to the lowest class index, with no tolerance.
+    Ties: two outputs within 1e-9 times the largest output (:func:`tie_tolerance`) tie.  With ``ties`` = "error" (the
+    default, as in :func:`minimizer_accuracy`) a tie for the largest output counts as an error; with "argmax" it goes
+    to the lowest tied class index (:data:`TIES`).  The collapsed modes of Theorems 4.1-4.3 leave exact ties between
+    the classes they no longer separate, which rounding turns into differences of 1e-16: hence the tolerance.
+    :func:`nclib.accuracy.class_accuracy` is the form for a trained network: N x K outputs (one row per sample),
+    labels in any order, and an exact tie to the lowest class index, with no tolerance.
     Chapter :ref:`ch-minority`, section :ref:`sec-minority-phase`."""
     n = _checks.counts(n)
     out = _checks.matrix(out, "out", (n.size, int(n.sum())))
@@ -178,9 +249,9 @@ def grouped_class_accuracy(out, n, ties: str = "error") -> np.ndarray:
         raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
     y = class_labels(n)
     if ties == "error":
-        correct = ufm.class_margins(out, n) > 0
+        correct = class_margins(out, n) > 0
     else:
-        top = out >= out.max(axis=0, keepdims=True) - ufm.tie_tolerance(out)  # the classes tied for the largest output
+        top = out >= out.max(axis=0, keepdims=True) - tie_tolerance(out)  # the classes tied for the largest output
         correct = np.argmax(top, axis=0) == y  # the lowest of them
     return np.bincount(y, weights=correct.astype(np.float64), minlength=n.size) / n
 
@@ -189,13 +260,13 @@ def minimizer_class_accuracy(n, lam_W, lam_H, L: int = 1, bias: bool = True, tie
     """The training accuracy of each class at the closed-form global minimizer of (4.1)-(4.3) (Theorems 4.1-4.3,
     :func:`nclib.ufm.global_minimizer`): 1 or 0 per class, since every feature equals its class mean there.
 
-    Its mean weighted by n is :func:`nclib.ufm.minimizer_accuracy`.  At a decay where some mode's scalar problem has
-    two minimizers (exactly at a threshold) it describes the one with the mode collapsed.  Collapsed modes leave
+    Its mean weighted by n is :func:`minimizer_accuracy`.  At a decay where some mode's scalar problem has two
+    minimizers (exactly at a threshold) it describes the one with the mode collapsed.  Collapsed modes leave
     classes whose outputs tie: ``ties`` (:data:`TIES`) says how a tie is read, as an error (no class of it right) or
     as an arg-max breaks it (one right), the reading to set against a trained network, which classifies one.
     """
     n = _checks.counts(n)
-    return grouped_class_accuracy(ufm.minimizer_outputs(n, lam_W, lam_H, L=L, bias=bias), n, ties)
+    return grouped_class_accuracy(minimizer_outputs(n, lam_W, lam_H, L=L, bias=bias), n, ties)
 
 
 def alive_modes(s, kappa, tol: float = ALIVE_TOL) -> np.ndarray:

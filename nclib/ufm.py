@@ -4,8 +4,9 @@ Implements the objective of Definition 3.1 / (4.1)-(4.3) of the paper and the cl
 Theorems 4.1 (bias-free UFM), 4.2 (UFM with bias) and 4.3 (L-layer head with bias; its bias-free
 analogue is obtained with ``bias=False``), built on Lemma A.2 (the scalar function g(x) = 1/(x^L + 1) + a x,
 :mod:`nclib.lemmas`, which also holds Lemma A.1): the parameter a of each singular value
-(:func:`lemma_a2_a`), the modes' strengths, the geometry, the global minimizer and its outputs
-(:func:`minimizer_outputs`).
+(:func:`lemma_a2_a`), the modes' strengths, the geometry, the global minimizer (:func:`global_minimizer`) and
+the norm of its global feature mean (:func:`minimizer_global_mean_norm`).  Which classes a global minimizer
+separates (its outputs, their margins and ties, its training accuracy) is :mod:`nclib.minority`'s.
 Used in :ref:`ch-lemma-a2`, :ref:`ch-thm41`, :ref:`ch-thm42`, :ref:`ch-thm43`
 and :ref:`ch-errata-theory`.
 
@@ -684,37 +685,6 @@ def point_from_strengths(n, bias, U, Vt, s, lam, lam_H, L, d):
     return Ws, H, b
 
 
-def minimizer_outputs(n, lam_W, lam_H, L=1, bias=True) -> np.ndarray:
-    """The K x N outputs W_L ... W_1 H + b 1^T of the head of Definition 3.1 (W_L ... W_1 H without a bias) at the
-    closed-form global minimizer of (4.1)/(4.2)/(4.3) (Theorems 4.1, 4.2 and 4.3, :func:`global_minimizer`).
-
-    One column per sample, grouped by class as :func:`nclib.imbalance.label_matrix` orders them; every feature equals
-    its class mean there, so a class's columns are equal.  They are the outputs at every global minimizer of hidden
-    widths >= K (the strengths of the modes fix W_L ... W_1 H-bar D, and b* = n/N), except at a decay where some
-    mode's scalar problem (Lemma A.2) has two minimizers, where they are those of the minimizer with the mode
-    collapsed.  Section 5's training accuracy at the minimizer is read from them (:func:`minimizer_accuracy`, and
-    class by class :func:`nclib.minority.minimizer_class_accuracy`).  Arguments as :func:`global_minimizer`
-    (ValueError naming a bad one).
-    """
-    g = global_minimizer(n, lam_W, lam_H, L, bias)
-    out = head_product(g.Ws) @ g.H
-    return out if g.b is None else out + g.b[:, None]
-
-
-def minimizer_accuracy(n, lam_W, lam_H, L=1, bias=True) -> float:
-    """The training accuracy of the closed-form global minimizer of (4.1)/(4.2)/(4.3) (:func:`global_minimizer`).
-
-    The fraction of the N samples whose output W_L ... W_1 h (+ b) is largest, strictly, at the sample's own class, by
-    more than 1e-9 times the largest output (a tie counts as an error). At every global minimizer each feature equals
-    its class mean and the outputs are fixed by the strengths of the modes (Theorems 4.1-4.3), so this is the accuracy
-    at all of them, except at a decay where some mode's scalar problem (Lemma A.2) has two minimizers. It is 1 when
-    the decays are weak enough and falls below 1 when they collapse the modes that separate minority classes. A run
-    whose training accuracy stays below it is not near a global minimizer (chapters :ref:`ch-fig1` to :ref:`ch-fig4`).
-    """
-    n = _checks.counts(n)
-    return float(np.mean(class_margins(minimizer_outputs(n, lam_W, lam_H, L, bias), n) > 0))
-
-
 def minimizer_global_mean_norm(n, lam_W, lam_H, L=1, bias=True) -> float:
     """||h_G|| at every global minimizer of (4.1), (4.2) or (4.3) (Theorems 4.1-4.3; hidden widths >= K), where
     h_G = (1/N) sum_{k,i} h_{k,i} is the global feature mean of Section 5, the mean of all N features; except, for
@@ -737,38 +707,3 @@ def minimizer_global_mean_norm(n, lam_W, lam_H, L=1, bias=True) -> float:
         return 0.0
     root_n = np.sqrt(_checks.counts(n).astype(np.float64))
     return float(np.linalg.norm(st.s_features * (st.V.T @ root_n)) / root_n.dot(root_n))
-
-
-def class_margins(out, n) -> np.ndarray:
-    """Per sample, its output at its own class minus the largest other output, for the K x N outputs ``out`` of
-    samples grouped by class (``n``, as :func:`nclib.imbalance.label_matrix` orders them): the training accuracy of
-    Section 5 at the global minimizers of Theorems 4.1-4.3 is the fraction of positive margins
-    (:func:`minimizer_accuracy`; class by class, :func:`nclib.minority.grouped_class_accuracy`).  Margins within 1e-9
-    times the largest output (:func:`tie_tolerance`) are 0: the modes past their threshold (Theorems 4.1-4.3) leave
-    exact ties between classes, which rounding turns into margins of +-1e-16, and a tie counts as an error.  Used in
-    :ref:`ch-minority`."""
-    n = _checks.counts(n)
-    out = _checks.matrix(out, "out", (n.size, int(n.sum())))
-    y = np.repeat(np.arange(n.size), n)
-    cols = np.arange(y.size)
-    own = out[y, cols]
-    others = out.copy()
-    others[y, cols] = -np.inf
-    margin = own - others.max(axis=0)
-    return np.where(np.abs(margin) <= tie_tolerance(out), 0.0, margin)
-
-
-def tie_tolerance(out) -> float:
-    """How close two outputs of the K x N ``out`` are to count as a tie: 1e-9 times the largest output.
-
-    A mode past its threshold has row k of U^T W_L ... W_1 and column k of H-bar D V equal to 0 at every global
-    minimizer (the last bullet of Theorem 4.3; Theorems 4.1 and 4.2 for L = 1), and the classes that only such modes
-    told apart get equal outputs there: exactly equal in the closed form, apart by rounding (about 1e-16 of the
-    largest output) in floats.  The paper reads no tie (its training accuracy, Section 5, is that of a trained
-    network); this tolerance is the book's rule for the closed form (chapter :ref:`ch-minority`, section
-    :ref:`sec-minority-phase`), relative so that outputs all small (a mode just alive) still separate classes
-    (:func:`class_margins`, :func:`nclib.minority.grouped_class_accuracy`)."""
-    out = _checks.matrix(out, "out")
-    if out.size == 0:
-        raise ValueError(f"out must hold at least one output, got shape {out.shape}")
-    return 1e-9 * float(np.abs(out).max())

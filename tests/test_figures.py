@@ -396,9 +396,9 @@ def test_theory_matches_nclib_ufm_and_bounds_the_objective(tiny):
             # the network's features are constrained, so its objective never goes below the UFM minimum
             assert np.all(run.history["objective"] >= th.minimum * (1 - 1e-12))
             # the accuracy of the global minimizers at the run's decays, and at decays that collapse small classes
-            assert th.minimizer_accuracy == nclib.ufm.minimizer_accuracy(n, 1e-3, 1e-3, L, bias) == 1.0
+            assert th.minimizer_accuracy == minority.minimizer_accuracy(n, 1e-3, 1e-3, L, bias) == 1.0
             strong = figures.run_theory(dict(run.params, lam_W=1e-2, lam_H=1e-2))
-            want = nclib.ufm.minimizer_accuracy(n, 1e-2, 1e-2, L, bias)
+            want = minority.minimizer_accuracy(n, 1e-2, 1e-2, L, bias)
             assert strong.minimizer_accuracy == want and (want < 1) is (L > 1)
     with pytest.raises(ValueError, match="lam_H must be strictly positive"):
         figures.run_theory(dict(run.params, lam_H=0.0))

@@ -189,6 +189,122 @@ def test_a_weak_minority_mode_is_alive_under_strong_imbalance():
     assert both == pytest.approx(ufm.minimum_value(n, lam, lam, 2, False), rel=1e-12, abs=0)  # abs=0: about 2e-7
 
 
+def test_a_mode_alive_by_a_margin_of_1e_7_still_separates_its_classes():
+    """The tie tolerance (1e-9 of the largest output) lies between rounding (1e-16) and the outputs of a mode just
+    alive.  n = [12, 2, 2, 2] bias-free, L = 1: the three minority modes (kappa = sqrt(2)) collapse at
+    sqrt(lam_W lam_H) = sqrt(2) / N.  At a decay 1e-7 (relative) below that they are alive with
+    s = sqrt(2) 1e-7, each minority sample's margin is s / sqrt(2) = 1e-7 against a largest output of 0.59, and
+    every sample is right; 1e-7 above, they are collapsed, the minority samples tie and count as errors."""
+    n, N = [12, 2, 2, 2], 18
+    star = np.sqrt(2) / N
+    for rel, accuracy in ((1e-7, 1.0), (-1e-7, 12 / 18)):
+        lam = star * (1 - rel)
+        g = ufm.global_minimizer(n, lam, lam, L=1, bias=False)
+        out = ufm.head_product(g.Ws) @ g.H
+        assert np.abs(out).max() == pytest.approx((np.sqrt(12) - np.sqrt(2)) / np.sqrt(12), rel=1e-6)
+        margins = mino.class_margins(out, n)
+        np.testing.assert_allclose(margins[12:], max(rel, 0.0), rtol=1e-6, atol=0)
+        assert np.all(margins[:12] > 0.5)
+        assert mino.minimizer_accuracy(n, lam, lam, L=1, bias=False) == pytest.approx(accuracy, abs=1e-15)
+
+
+def test_tie_tolerance_is_1e_9_of_the_largest_output():
+    """Outputs within 1e-9 times the largest one are a tie (margin 0); a margin of 5e-9 of it is not."""
+    # abs=0: approx's implicit abs of 1e-12 is 3e-4 of 3e-9
+    assert mino.tie_tolerance([[2.0, -3.0]]) == pytest.approx(3e-9, rel=1e-15, abs=0)
+    n = [2, 1]  # columns 0 and 1 of class 0, column 2 of class 1; the largest output is 1
+    out = np.array([[1.0, 1.0, 0.0], [1.0 - 5e-9, 1.0 - 5e-10, 0.5]])
+    np.testing.assert_allclose(mino.class_margins(out, n), [5e-9, 0.0, 0.5], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("n, lam_W, lam_H, L, bias", [
+    ([5, 3, 2], 0.01, 0.02, 1, True),
+    ([4, 7, 1, 3], 0.01, 0.02, 3, False),
+    ([12, 2, 2, 2], 0.05, 0.05, 3, True),   # the minority modes collapse: accuracy below 1
+    ([12, 2, 2, 2], 0.1, 0.1, 1, False),
+])
+def test_minimizer_accuracy_matches_the_numerical_minimizer(n, lam_W, lam_H, L, bias):
+    """The accuracy of the closed-form minimizer equals that of nclib.solvers.minimize's point, which never looks
+    at an SVD of Y-bar. Collapsed modes leave exact ties between classes (margins at rounding level, errors); every
+    other margin must be clearly away from 0, or the comparison would be meaningless."""
+    want = mino.minimizer_accuracy(n, lam_W, lam_H, L, bias)
+    num = solvers.minimize(n, lam_W, lam_H, L=L, bias=bias, seed=0)
+    out = ufm.head_product(num.Ws) @ num.H + (num.b[:, None] if bias else 0.0)
+    y = np.repeat(np.arange(len(n)), n)
+    own = out[y, np.arange(y.size)]
+    others = out.copy()
+    others[y, np.arange(y.size)] = -np.inf
+    margin = own - others.max(axis=0)
+    tie = np.abs(margin) < 1e-9
+    assert np.all(tie | (np.abs(margin) > 1e-3))
+    assert want == np.mean(margin > 1e-3)
+
+
+def test_minimizer_accuracy_by_hand():
+    # weak decays: every sample right; decays so strong that every mode collapses: with a bias the output is
+    # b* = n/N for every sample (the majority class wins, 12 of 18), bias-free it is 0 (all ties: none right)
+    assert mino.minimizer_accuracy([12, 2, 2, 2], 1e-3, 1e-3, 1, True) == 1.0
+    assert mino.minimizer_accuracy([12, 2, 2, 2], 0.2, 0.2, 1, True) == pytest.approx(12 / 18, abs=1e-15)
+    assert mino.minimizer_accuracy([12, 2, 2, 2], 0.2, 0.2, 1, False) == 0.0
+    with pytest.raises(ValueError, match="^L must"):
+        mino.minimizer_accuracy([3, 2], 0.1, 0.1, 0)
+    with pytest.raises(ValueError, match="lam_H"):
+        mino.minimizer_accuracy([3, 2], 0.1, -1.0, 1)
+
+
+@pytest.mark.parametrize("n, lam_W, lam_H, L, bias", [
+    ([5, 3, 2], 0.01, 0.02, 1, True),
+    ([5, 3, 2], 0.01, 0.02, 1, False),
+    ([9, 6, 4, 1], [0.01, 0.03, 0.002], 0.02, 3, True),
+    ([9, 6, 4, 1], [0.01, 0.03, 0.002], 0.02, 3, False),
+    ([12, 2, 2, 2], 0.05, 0.05, 3, True),  # the minority modes collapse
+])
+def test_minimizer_outputs_are_the_heads_outputs_at_the_global_minimizer(n, lam_W, lam_H, L, bias):
+    """W_L ... W_1 H + b 1^T of global_minimizer's point, multiplied here layer by layer, and, independently of that
+    point, U diag(s) V^T D^-1 Y + b* 1^T from the SVD of M and the modes' strengths (the reduction of nclib.ufm's module
+    docstring: W_L ... W_1 H-bar D = U diag(s) V^T, H = H-bar Y, b* = n/N)."""
+    g = ufm.global_minimizer(n, lam_W, lam_H, L=L, bias=bias)
+    out = mino.minimizer_outputs(n, lam_W, lam_H, L=L, bias=bias)
+    N, Y = sum(n), imb.label_matrix(n)
+    want = g.H
+    for W in g.Ws:
+        want = W @ want
+    assert (g.b is None) == (not bias)
+    want = want + (g.b[:, None] if bias else 0.0)  # the minimizer's own b
+    assert out.shape == (len(n), N)
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-14)
+    U, kappa, Vt = ufm.problem_svd(n, bias)
+    s = ufm.mode_strengths(kappa, N, lam_W, lam_H, L)
+    b_ones = np.outer(np.asarray(n) / N, np.ones(N)) if bias else 0.0  # b* 1^T
+    by_modes = U @ np.diag(s) @ Vt @ np.diag(1 / np.sqrt(n)) @ Y + b_ones
+    np.testing.assert_allclose(out, by_modes, rtol=0, atol=1e-12)
+
+
+def test_minimizer_outputs_by_hand_and_refusals():
+    # decays so strong that every mode collapses: the output of every sample is b* = n/N with a bias, 0 without
+    n = [12, 2, 2, 2]
+    b_star = np.array(n)[:, None] / 18
+    np.testing.assert_allclose(mino.minimizer_outputs(n, 0.2, 0.2, 1, True), np.tile(b_star, 18), rtol=1e-15, atol=0)
+    assert not mino.minimizer_outputs(n, 0.2, 0.2, 3, False).any()
+    for args, name in [(([3, 0], 0.1, 0.1), "n"), (([3, 2], 0.0, 0.1), "lam_W"), (([3, 2], 0.1, -1.0), "lam_H"),
+                       (([3, 2], [0.1, 0.1], 0.1, 1), "lam_W"), (([3, 2], 0.1, 0.1, 0), "L"),
+                       (([3, 2], 0.1, 0.1, 1, "yes"), "bias"), (([3, 2], 0.1, 0.1, 1, 1), "bias")]:
+        with pytest.raises(ValueError, match=f"^{name}"):
+            mino.minimizer_outputs(*args)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: mino.class_margins(np.ones((2, 4)), [3, 2]), "out"),
+    (lambda: mino.tie_tolerance([["1"]]), "out"),  # text is not read as numbers
+    (lambda: mino.tie_tolerance(np.zeros((0, 3))), "out"),  # no largest output
+    (lambda: mino.tie_tolerance([[1.0, np.nan]]), "out"),
+    (lambda: mino.class_margins(np.ones((2, 5)), [3, 0]), "n"),
+])
+def test_margins_and_ties_refuse_bad_input_by_name(call, name):
+    with pytest.raises(ValueError, match=f"^{name}"):
+        call()
+
+
 def test_grouped_class_accuracy_by_hand():
     n = [2, 1]
     # sample 1 (class 0) is right, sample 2 (class 0) and sample 3 (class 1) tie between classes 0 and 1
@@ -229,7 +345,7 @@ def test_grouped_class_accuracy_against_the_arg_max_of_metrics():
 def test_minimizer_class_accuracy_matches_the_total(n, lam, L, bias):
     acc = mino.minimizer_class_accuracy(n, lam, lam, L=L, bias=bias)
     assert set(np.unique(acc)) <= {0.0, 1.0}  # collapsed classes: all or none of a class
-    assert acc @ np.array(n) / sum(n) == pytest.approx(ufm.minimizer_accuracy(n, lam, lam, L=L, bias=bias), abs=1e-15)
+    assert acc @ np.array(n) / sum(n) == pytest.approx(mino.minimizer_accuracy(n, lam, lam, L=L, bias=bias), abs=1e-15)
 
 
 def test_minimizer_class_accuracy_extremes():
@@ -269,7 +385,7 @@ def test_phase_diagram_counts_fall_with_the_decay():
         # just below the k-th smallest collapse decay the modes alive are those of larger decay
         for lam, modes in zip(lams, pd["modes"]):
             assert modes == int(np.sum(th > lam))
-        np.testing.assert_allclose(pd["accuracy"], [ufm.minimizer_accuracy(n, l, l, L=L) for l in lams], atol=1e-15)
+        np.testing.assert_allclose(pd["accuracy"], [mino.minimizer_accuracy(n, l, l, L=L) for l in lams], atol=1e-15)
 
 
 def test_refusals_by_name():

@@ -27,6 +27,7 @@ from dask.distributed import LocalCluster
 
 from nclib import ROOT, checkpoints, locks, runs, sweep, sweepmanifest, sweepplan, sweeptable, train, ufm
 from nclib.grid import SWEEP_KEYS, expand_grid, parse_fixed, parse_grid, parse_tie, run_name_for
+from nclib.minority import minimizer_accuracy
 from nclib.parameters import DEFAULTS, EXECUTION_KEYS, defining_params
 
 TINY = dict(dataset="synthetic", counts=[6, 3, 2], dim=4, width=16, depth=1, epochs=4, batch_size="full",
@@ -1949,7 +1950,7 @@ def test_the_readmes_sweep_demo_ends_as_the_readme_says(scheduler, tmp_path):
     counts, lams = fixed["counts"], table["lam_W"].to_numpy()
     assert (table["status"] == "finished").all() and (table["lam_H"].to_numpy() == lams).all()  # tied
     assert lams.tolist() == [1e-3, 1e-2, 1e-1]
-    best = [ufm.minimizer_accuracy(counts, lam, lam, L=1, bias=True) for lam in lams]
+    best = [minimizer_accuracy(counts, lam, lam, L=1, bias=True) for lam in lams]
     assert table["final_train_acc"].tolist() == best
     assert best[:2] == [1.0, 1.0] and best[2] == max(counts) / sum(counts)
     assert table[[f"class_acc_{k}" for k in range(3)]].to_numpy()[2].tolist() == [1.0, 0.0, 0.0]

@@ -245,25 +245,6 @@ def test_a_width_that_cuts_a_block_of_collapsed_modes_is_accepted():
     assert top == pytest.approx(0.6545434, abs=1e-7)
 
 
-def test_a_mode_alive_by_a_margin_of_1e_7_still_separates_its_classes():
-    """The tie tolerance (1e-9 of the largest output) lies between rounding (1e-16) and the outputs of a mode just
-    alive.  n = [12, 2, 2, 2] bias-free, L = 1: the three minority modes (kappa = sqrt(2)) collapse at
-    sqrt(lam_W lam_H) = sqrt(2) / N.  At a decay 1e-7 (relative) below that they are alive with
-    s = sqrt(2) 1e-7, each minority sample's margin is s / sqrt(2) = 1e-7 against a largest output of 0.59, and
-    every sample is right; 1e-7 above, they are collapsed, the minority samples tie and count as errors."""
-    n, N = [12, 2, 2, 2], 18
-    star = np.sqrt(2) / N
-    for rel, acc in ((1e-7, 1.0), (-1e-7, 12 / 18)):
-        lam = star * (1 - rel)
-        g = ufm.global_minimizer(n, lam, lam, L=1, bias=False)
-        out = ufm.head_product(g.Ws) @ g.H
-        assert np.abs(out).max() == pytest.approx((np.sqrt(12) - np.sqrt(2)) / np.sqrt(12), rel=1e-6)
-        margins = ufm.class_margins(out, n)
-        np.testing.assert_allclose(margins[12:], max(rel, 0.0), rtol=1e-6, atol=0)
-        assert np.all(margins[:12] > 0.5)
-        assert ufm.minimizer_accuracy(n, lam, lam, L=1, bias=False) == pytest.approx(acc, abs=1e-15)
-
-
 def test_d_smaller_than_K_keeps_top_modes():
     n, lam_W, lam_H = [8, 6, 4, 3, 2], 0.002, 0.002
     full = ufm.global_minimizer(n, lam_W, lam_H, L=2, bias=False)
@@ -302,11 +283,6 @@ def test_mode_strengths_where_a_is_too_small_for_l_over_a(L):
     (lambda: ufm.objective([np.ones((2, 2))], np.ones((2, 5)), np.ones(3), [3, 2], 0.1, 0.1), "b"),
     (lambda: ufm.objective([], np.ones((2, 5)), None, [3, 2], 0.1, 0.1), "Ws"),
     (lambda: ufm.objective([np.ones((2, 2))], np.ones((2, 5)), None, [3, 2], [0.1, 0.1], 0.1), "lam_W"),
-    (lambda: ufm.class_margins(np.ones((2, 4)), [3, 2]), "out"),
-    (lambda: ufm.tie_tolerance([["1"]]), "out"),  # text is not read as numbers
-    (lambda: ufm.tie_tolerance(np.zeros((0, 3))), "out"),  # no largest output
-    (lambda: ufm.tie_tolerance([[1.0, np.nan]]), "out"),
-    (lambda: ufm.class_margins(np.ones((2, 5)), [3, 0]), "n"),
     (lambda: ufm.lemma_a2_a([[1.0, 2.0]], 10, 0.1, 0.1, 2), "kappa"),
     (lambda: ufm.mode_strengths([], 10, 0.1, 0.1), "kappa"),
     (lambda: ufm.value_from_spectrum([], 10, 0.1, 0.1), "kappa"),
@@ -499,15 +475,6 @@ def test_decays_whose_products_leave_the_normal_floats_go_through_logarithms():
                                rtol=1e-12, atol=0)
 
 
-def test_tie_tolerance_is_1e_9_of_the_largest_output():
-    """Outputs within 1e-9 times the largest one are a tie (margin 0); a margin of 5e-9 of it is not."""
-    # abs=0: approx's implicit abs of 1e-12 is 3e-4 of 3e-9
-    assert ufm.tie_tolerance([[2.0, -3.0]]) == pytest.approx(3e-9, rel=1e-15, abs=0)
-    n = [2, 1]  # columns 0 and 1 of class 0, column 2 of class 1; the largest output is 1
-    out = np.array([[1.0, 1.0, 0.0], [1.0 - 5e-9, 1.0 - 5e-10, 0.5]])
-    np.testing.assert_allclose(ufm.class_margins(out, n), [5e-9, 0.0, 0.5], rtol=1e-6, atol=0)
-
-
 def test_repeated_singular_values_of_ybar_are_one_float():
     """problem_svd sets each repeated singular value (sqrt(N_i) l_i - 1 times, Theorem 4.4), which the SVD returns
     a few ulps apart, to one float, so that the modes of one value live or die together at every decay.  EMNIST's
@@ -617,84 +584,6 @@ def test_value_from_spectrum(n, lam_W, lam_H, L, bias):
         assert ufm.value_from_spectrum(kappa, N, lam_W, lam_H) == pytest.approx(want, rel=1e-13, abs=0)
     with pytest.raises(ValueError, match="^kappa"):
         ufm.value_from_spectrum([-1e-3], 10, 0.1, 0.1)
-
-
-@pytest.mark.parametrize("n, lam_W, lam_H, L, bias", [
-    ([5, 3, 2], 0.01, 0.02, 1, True),
-    ([4, 7, 1, 3], 0.01, 0.02, 3, False),
-    ([12, 2, 2, 2], 0.05, 0.05, 3, True),   # the minority modes collapse: accuracy below 1
-    ([12, 2, 2, 2], 0.1, 0.1, 1, False),
-])
-def test_minimizer_accuracy_matches_the_numerical_minimizer(n, lam_W, lam_H, L, bias):
-    """The accuracy of the closed-form minimizer equals that of nclib.solvers.minimize's point, which never looks
-    at an SVD of Y-bar. Collapsed modes leave exact ties between classes (margins at rounding level, errors); every
-    other margin must be clearly away from 0, or the comparison would be meaningless."""
-    from nclib import solvers
-
-    want = ufm.minimizer_accuracy(n, lam_W, lam_H, L, bias)
-    num = solvers.minimize(n, lam_W, lam_H, L=L, bias=bias, seed=0)
-    out = ufm.head_product(num.Ws) @ num.H + (num.b[:, None] if bias else 0.0)
-    y = np.repeat(np.arange(len(n)), n)
-    own = out[y, np.arange(y.size)]
-    others = out.copy()
-    others[y, np.arange(y.size)] = -np.inf
-    margin = own - others.max(axis=0)
-    tie = np.abs(margin) < 1e-9
-    assert np.all(tie | (np.abs(margin) > 1e-3))
-    assert want == np.mean(margin > 1e-3)
-
-
-def test_minimizer_accuracy_by_hand():
-    # weak decays: every sample right; decays so strong that every mode collapses: with a bias the output is
-    # b* = n/N for every sample (the majority class wins, 12 of 18), bias-free it is 0 (all ties: none right)
-    assert ufm.minimizer_accuracy([12, 2, 2, 2], 1e-3, 1e-3, 1, True) == 1.0
-    assert ufm.minimizer_accuracy([12, 2, 2, 2], 0.2, 0.2, 1, True) == pytest.approx(12 / 18, abs=1e-15)
-    assert ufm.minimizer_accuracy([12, 2, 2, 2], 0.2, 0.2, 1, False) == 0.0
-    with pytest.raises(ValueError, match="^L must"):
-        ufm.minimizer_accuracy([3, 2], 0.1, 0.1, 0)
-    with pytest.raises(ValueError, match="lam_H"):
-        ufm.minimizer_accuracy([3, 2], 0.1, -1.0, 1)
-
-
-@pytest.mark.parametrize("n, lam_W, lam_H, L, bias", [
-    ([5, 3, 2], 0.01, 0.02, 1, True),
-    ([5, 3, 2], 0.01, 0.02, 1, False),
-    ([9, 6, 4, 1], [0.01, 0.03, 0.002], 0.02, 3, True),
-    ([9, 6, 4, 1], [0.01, 0.03, 0.002], 0.02, 3, False),
-    ([12, 2, 2, 2], 0.05, 0.05, 3, True),  # the minority modes collapse
-])
-def test_minimizer_outputs_are_the_heads_outputs_at_the_global_minimizer(n, lam_W, lam_H, L, bias):
-    """W_L ... W_1 H + b 1^T of global_minimizer's point, multiplied here layer by layer, and, independently of that
-    point, U diag(s) V^T D^-1 Y + b* 1^T from the SVD of M and the modes' strengths (the reduction of the module's
-    docstring: W_L ... W_1 H-bar D = U diag(s) V^T, H = H-bar Y, b* = n/N)."""
-    g = ufm.global_minimizer(n, lam_W, lam_H, L=L, bias=bias)
-    out = ufm.minimizer_outputs(n, lam_W, lam_H, L=L, bias=bias)
-    N, Y = sum(n), label_matrix(n)
-    want = g.H
-    for W in g.Ws:
-        want = W @ want
-    assert (g.b is None) == (not bias)
-    want = want + (g.b[:, None] if bias else 0.0)  # the minimizer's own b
-    assert out.shape == (len(n), N)
-    np.testing.assert_allclose(out, want, rtol=0, atol=1e-14)
-    U, kappa, Vt = ufm.problem_svd(n, bias)
-    s = ufm.mode_strengths(kappa, N, lam_W, lam_H, L)
-    b_ones = np.outer(np.asarray(n) / N, np.ones(N)) if bias else 0.0  # b* 1^T
-    by_modes = U @ np.diag(s) @ Vt @ np.diag(1 / np.sqrt(n)) @ Y + b_ones
-    np.testing.assert_allclose(out, by_modes, rtol=0, atol=1e-12)
-
-
-def test_minimizer_outputs_by_hand_and_refusals():
-    # decays so strong that every mode collapses: the output of every sample is b* = n/N with a bias, 0 without
-    n = [12, 2, 2, 2]
-    b_star = np.array(n)[:, None] / 18
-    np.testing.assert_allclose(ufm.minimizer_outputs(n, 0.2, 0.2, 1, True), np.tile(b_star, 18), rtol=1e-15, atol=0)
-    assert not ufm.minimizer_outputs(n, 0.2, 0.2, 3, False).any()
-    for args, name in [(([3, 0], 0.1, 0.1), "n"), (([3, 2], 0.0, 0.1), "lam_W"), (([3, 2], 0.1, -1.0), "lam_H"),
-                       (([3, 2], [0.1, 0.1], 0.1, 1), "lam_W"), (([3, 2], 0.1, 0.1, 0), "L"),
-                       (([3, 2], 0.1, 0.1, 1, "yes"), "bias"), (([3, 2], 0.1, 0.1, 1, 1), "bias")]:
-        with pytest.raises(ValueError, match=f"^{name}"):
-            ufm.minimizer_outputs(*args)
 
 
 def test_a_kappa_whose_square_leaves_the_normal_floats_is_refused_by_name():

@@ -33,7 +33,7 @@ class RunTheory:
     number of nonzero modes; ``minimum``: the global minimum of (4.3) over free features (a lower bound of
     the run's objective whenever every hidden width is >= K); ``b_star``: n/N (bias case, Theorems 4.2/4.3)
     or None; ``minimizer_accuracy``: the training accuracy of every global minimizer
-    (:func:`nclib.ufm.minimizer_accuracy`); ``global_mean_norm``: the norm of the global feature mean at every
+    (:func:`nclib.minority.minimizer_accuracy`); ``global_mean_norm``: the norm of the global feature mean at every
     global minimizer (:func:`nclib.ufm.minimizer_global_mean_norm`: 0 with a bias, a positive number without).
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig4`.
     """
@@ -86,7 +86,7 @@ def run_theory(params: Mapping) -> RunTheory:
     b_star = n / n.sum() if bias else None
     return RunTheory(n=n, L=L, bias=bias, lam_W=lam_W, lam_H=lam_H, kappa=st.kappa, s_product=st.s_product,
                      alive=alive, minimum=float(minimum), b_star=b_star,
-                     minimizer_accuracy=ufm.minimizer_accuracy(n, lam_W, lam_H, L, bias),
+                     minimizer_accuracy=minority.minimizer_accuracy(n, lam_W, lam_H, L, bias),
                      global_mean_norm=ufm.minimizer_global_mean_norm(n, lam_W, lam_H, L, bias))
 
 
