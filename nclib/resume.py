@@ -63,10 +63,10 @@ def check_resume(run_dirs, plist, code) -> list[dict]:
     each (:func:`nclib.parameters.check_params`); ``code``: this call's commit, changes, CPU and torch threads
     (:data:`CODE_KEYS`).  ValueError naming the argument for anything else, before a folder is read."""
     run_dirs = run_folder_paths(run_dirs)
-    plist = _one_per_folder(plist, "plist", "checked parameter set (a dict)", len(run_dirs),
-                            lambda q: isinstance(q, dict) and {"device", "run_name"} <= set(q))
     if not run_dirs:
         raise ValueError("run_dirs must hold at least one run folder to resume, got none")
+    plist = _one_per_folder(plist, "plist", "checked parameter set (a dict)", len(run_dirs),
+                            lambda q: isinstance(q, dict) and {"device", "run_name"} <= set(q))
     if not isinstance(code, Mapping) or not set(CODE_KEYS) <= set(code):
         raise ValueError(f"code must be the call's code and machine, a mapping with {list(CODE_KEYS)}, got "
                          f"{code!r:.200}")

@@ -2032,3 +2032,18 @@ def test_plan_runs_reads_numpy_bools_as_bools(tmp_path):
         with pytest.raises(ValueError, match="overwrite must be True or False"):
             runs.plan_runs([folder], overwrite=bad)
     assert not folder.exists()
+
+
+def test_check_resume_without_run_folders_blames_run_dirs_not_plist(tmp_path):
+    """What was wrong: check_resume([], [a parameter set], code) said that plist must hold one parameter set per
+    run folder (0), where the call names no run folder at all.  run_dirs is checked first, as resume_checkpoints
+    does; a plist that does not fit the folders given is still refused by name."""
+    from nclib import resume
+
+    p = train.check_params(dataset="synthetic", batch_size="full", out_dir=str(tmp_path), run_name="r")
+    code = dict.fromkeys(resume.CODE_KEYS)
+    for plist in ([p], [], None):
+        with pytest.raises(ValueError, match="^run_dirs must hold at least one run folder"):
+            resume.check_resume([], plist, code)
+    with pytest.raises(ValueError, match="^plist must hold one"):
+        resume.check_resume([tmp_path / "r"], [], code)
