@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import pickle
 from collections.abc import Mapping
 
 import torch
@@ -143,6 +144,20 @@ def check_resume(run_dirs, plist, code) -> list[dict]:
     return provs
 
 
+# What loading a checkpoint whose bytes are those its writer recorded (its sha256 matched) may meet that says
+# nothing of the bytes: memory short, of the host (MemoryError) or of a GPU (torch.OutOfMemoryError, torch.cuda's
+# too), a device's own error (torch.AcceleratorError: a CUDA error), a file system's (OSError: the file was read
+# whole a moment before).  Raised as they are, never as CheckpointDamaged, which a sweep's restart_refused answers by
+# deleting the run: a transient shortage must not destroy a good run.
+_NOT_THE_BYTES = (MemoryError, torch.cuda.OutOfMemoryError, OSError,
+                  *((torch.AcceleratorError,) if hasattr(torch, "AcceleratorError") else ()))
+# What loading raises where the bytes are no checkpoint of this code (other bytes recorded with their sha256): no zip
+# archive or a cut one (RuntimeError of torch's reader, EOFError), a pickle the weights-only unpickler refuses
+# (pickle.UnpicklingError), content that is not a checkpoint's (LookupError, TypeError, ValueError, OverflowError of
+# its epoch).  Only these are a damaged checkpoint; the RuntimeErrors of _NOT_THE_BYTES are caught before them.
+_UNREADABLE = (pickle.UnpicklingError, EOFError, RuntimeError, LookupError, TypeError, ValueError, OverflowError)
+
+
 def resume_checkpoints(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
     """The rest of the checks of ``resume=True`` (:ref:`ch-engine`) once the data ``ts`` are loaded and the networks
     built (``engines``, :class:`nclib.engine.Engine`, one per folder), after :func:`check_resume`, which read the
@@ -152,7 +167,9 @@ def resume_checkpoints(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
     and loads; the runs stopped at the same epoch.  Refusals are :class:`ResumeRefused` (:class:`CheckpointDamaged`
     for the checkpoint) naming the folder,
     before anything is written but a checkpoint whose writer recorded it and was cut off before its rename (then
-    renamed).  Returns the epoch the runs continue from and their checkpoints.  ValueError naming ``run_dirs``,
+    renamed).  A load that runs short of memory (the host's or a GPU's), or meets a GPU's or a file system's error,
+    raises that error as it is, the run left as it is: its checkpoint is not damaged, and a call with the memory
+    resumes it.  Returns the epoch the runs continue from and their checkpoints.  ValueError naming ``run_dirs``,
     ``provs``, ``engines`` or ``ts`` for anything but those, before a folder is read."""
     run_dirs = run_folder_paths(run_dirs)
     if not run_dirs:
@@ -186,7 +203,9 @@ def resume_checkpoints(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
             c = torch.load(path, map_location=eng.device, weights_only=True)
             epoch = int(c["epoch"])
             ok = epoch == int(record["epoch"]) and {"engine", "rows", "initial_objective", "limit"} <= set(c)
-        except Exception as exc:  # noqa: BLE001 - any failure to read it is a damaged checkpoint
+        except _NOT_THE_BYTES:  # memory short, a GPU's error, a read that failed now: the run is kept as it is
+            raise
+        except _UNREADABLE as exc:
             raise CheckpointDamaged(f"checkpoint {str(path)!r} matches its sha256 but cannot be read "
                                     f"({type(exc).__name__}: {str(exc)[:200]}); start the run again with "
                                     f"{setting_text('overwrite', True, without='--resume')}", d, path) from None

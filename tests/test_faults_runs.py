@@ -2047,3 +2047,57 @@ def test_check_resume_without_run_folders_blames_run_dirs_not_plist(tmp_path):
             resume.check_resume([], plist, code)
     with pytest.raises(ValueError, match="^plist must hold one"):
         resume.check_resume([tmp_path / "r"], [], code)
+
+
+_SHORT = [MemoryError, torch.OutOfMemoryError, OSError,
+          *((torch.AcceleratorError,) if hasattr(torch, "AcceleratorError") else ())]
+
+
+@pytest.mark.parametrize("error", _SHORT, ids=lambda e: e.__name__)
+def test_a_checkpoint_load_short_of_memory_raises_that_error_and_keeps_the_run(tmp_path, monkeypatch, error):
+    """What was wrong: a checkpoint whose sha256 matched, loaded while the GPU (or the host) was short of memory,
+    was refused as damaged (CheckpointDamaged), which tells the user to start the run again and lets a sweep's
+    restart_refused delete it.  The shortage, a GPU's error or a file system's is raised as it is, nothing is
+    written, and once it has passed the run resumes from that checkpoint."""
+    folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)  # stopped at epoch 5
+    real = torch.load
+
+    def short(f, *args, **kwargs):
+        if pathlib.Path(f).name == runs.CHECKPOINT:
+            raise error("CUDA out of memory. Tried to allocate 512.00 MiB")
+        return real(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", short)
+    before = _files(folder)
+    with pytest.raises(error) as err:
+        train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)
+    assert type(err.value) is error and not isinstance(err.value, runs.ResumeRefused)
+    assert _files(folder) == before and runs.run_status(folder) == "stopped"
+    monkeypatch.undo()
+    train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)  # a resume stops at once
+    assert runs.run_status(folder) == "stopped" and _epochs(folder) == [0, 5, 10]
+
+
+@pytest.mark.parametrize("content", ["text", "list", "no-epoch", "epoch-text", "epoch-inf", "other-class"])
+def test_bytes_that_match_their_sha256_but_hold_no_checkpoint_are_refused_as_damaged(tmp_path, content):
+    """A file recorded with its own sha256 whose bytes are no checkpoint of this code (written by something else):
+    no zip archive, a pickle the weights-only unpickler refuses, content without the checkpoint's epoch, or one that
+    is no whole number.  Each is CheckpointDamaged naming the file, the folder left as it is, now that only these
+    errors of a load count as a damaged checkpoint."""
+    folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)  # stopped at epoch 5
+    tmp, path = folder / (runs.CHECKPOINT + ".tmp"), folder / runs.CHECKPOINT
+    path.unlink()
+    if content == "text":
+        tmp.write_bytes(b"not a checkpoint at all\n" * 8)
+    else:
+        obj = {"list": [5], "no-epoch": {"engine": {}}, "epoch-text": {"epoch": "five"},
+               "epoch-inf": {"epoch": float("inf")}, "other-class": {"epoch": 5, "x": types.SimpleNamespace()}}
+        torch.save(obj[content], tmp)
+    checkpoints.commit_checkpoint(folder, 5)  # recorded with its sha256: only its content can refuse it
+    assert checkpoints.verify_checkpoint(folder)["epoch"] == 5
+    before = _files(folder)
+    with pytest.raises(runs.CheckpointDamaged, match=f"checkpoint {re.escape(repr(str(path)))} matches its sha256 "
+                                                     f"but cannot be read") as err:
+        train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)
+    assert err.value.path == path and err.value.run_dir == folder
+    assert _files(folder) == before and runs.run_status(folder) == "stopped"

@@ -2762,3 +2762,30 @@ def test_two_runs_of_one_worker_leave_the_warnings_filter_as_it_was(monkeypatch)
         warnings.simplefilter("ignore", DeprecationWarning)
         listed = sweep._run_point({"name": "c"})["warnings"]
     assert listed == [(RuntimeWarning, "taking over the lock")] * 2 + [(DeprecationWarning, "old API")]
+
+
+def test_a_sweep_keeps_a_run_whose_checkpoint_a_gpu_short_of_memory_could_not_load(tmp_path, monkeypatch):
+    """What was wrong: a CUDA out-of-memory error while a stopped run's checkpoint loaded (its sha256 matching) was
+    taken for a damaged checkpoint, a refused resume; with restart_refused the sweep then deleted the good run and
+    trained it again.  The shortage is the point's error, the run is left as it is with no restart noted, and the
+    next call resumes it."""
+    kw = dict(TINY, epochs=10**6, out_dir=str(tmp_path), run_name="r", progress=False)
+    folder = train.run(**kw, max_train_s=0)  # stopped, with a checkpoint
+    p = train.check_params(**kw, max_train_s=0)
+    real = torch.load
+
+    def short(f, *args, **kwargs):
+        if pathlib.Path(f).name == runs.CHECKPOINT:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 512.00 MiB")
+        return real(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", short)
+    before = _files(folder)
+    result = sweep._run_point(p, restart_refused=True)
+    assert result["status"] == "stopped" and result["error"].startswith("OutOfMemoryError: ")
+    assert result["restarted"] is None and result["fresh"] is False and result["warnings"] == []
+    assert _files(folder) == before
+    monkeypatch.undo()
+    resumed = sweep._run_point(p, restart_refused=True)  # resumed, and stopped again at once
+    assert resumed["status"] == "stopped" and resumed["error"] is None and resumed["restarted"] is None
+    assert train.load_history(folder)["epoch"].tolist() == [0, 2, 4]
