@@ -84,9 +84,10 @@ RESUME_ADVICE = ("a run resumes only where it started: the same checkout (commit
 
 
 class RunRestarted(UserWarning):
-    """A run whose resume was refused was trained again from the start, as ``restart_refused``
-    (``--restart-refused``) asks, deleting what its folder held (:func:`_train_point`); the command line prints it as a
-    note, and the table's ``restarted`` column keeps the refusal."""
+    """A run whose resume was refused is trained again from the start, as ``restart_refused``
+    (``--restart-refused``) asks, deleting what its folder held (:func:`_train_point`); warned once the run is given
+    up, before the new training, which may still fail or diverge.  The command line prints it as a note, and the
+    table's ``restarted`` column keeps the refusal."""
 
 
 #: Held by the one :func:`_run_point` of a process that records warnings: the warnings filter is the process's, and
@@ -122,10 +123,13 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
     """Train (or resume, or keep) one grid point, deciding under the run folder's lock what its folder needs
     (:func:`nclib.train.run_under_lock`); never raises for the run's own failure: returns ``{"status": the folder's
     run_status after, "error": None or "Type: message", "restarted": None or why a run was trained again from the
-    start ("Type: message" of the refused resume), "fresh": whether the run was started from the start as
-    planned, "state": the folder's :func:`nclib.sweepmanifest.folder_state` after}``.  A stopped, dead or failed
+    start ("Type: message" of the refused resume), "fresh": whether the run was started from the start, as planned
+    or as a restart, "state": the folder's :func:`nclib.sweepmanifest.folder_state` after}``; ``restarted`` and
+    ``fresh`` are set once the locked folder is given to a training from the start, so a training that then fails or
+    diverges still reports the run it replaced.  A stopped, dead or failed
     run whose resume is refused (the code changed since, say) is trained again from the start only with
-    ``restart_refused``, with a :class:`RunRestarted` warning naming it; without it, the run is left as it is, an
+    ``restart_refused``, with a :class:`RunRestarted` warning naming it, given before that training; without it, the
+    run is left as it is, an
     error whose message says what resumes it (:data:`RESUME_ADVICE`).  A failed run is no exception: it holds the
     checkpoint of an earlier stop (a job's SIGTERM, its time limit or ``scancel``, that comes while the run's folder
     is opened or finished, outside the epoch loop, ends a run resumed from one as failed), and what it holds is
@@ -135,7 +139,7 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
     ``data_path`` holds now (:func:`nclib.sweepplan.refuse_other_data`)."""
     run_dir = pathlib.Path(params["out_dir"]) / params["run_name"]
     error = restarted = None
-    step = "leave"
+    fresh = False  # set as the plan answers "start", before training: a run that then fails was replaced all the same
     try:
         from . import train
 
@@ -143,32 +147,36 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
 
         try:
             def first(dirs, statuses):  # the folder as it is now: another call may have made its run meanwhile
+                nonlocal fresh
                 refuse_other_run(dirs[0], want, params)
                 step = step_for_status(dirs[0], statuses[0])
                 if step == "keep":  # a run is kept only for the data it was trained on
                     refuse_other_data(params, dirs[0])
+                fresh = step == "start"
                 return step
 
-            step, _ = train.run_under_lock([params], first)
+            train.run_under_lock([params], first)
         except ResumeRefused as refused:
             why, told = f"{type(refused).__name__}: {refused}", str(refused)
 
             def again(dirs, statuses):  # locked again: a run that another process finished meanwhile is kept
+                nonlocal fresh, restarted
                 refuse_other_run(dirs[0], want, params)
                 if statuses[0] in FINAL:
                     refuse_other_data(params, dirs[0])
                     return "keep"
                 if restart_refused and statuses[0] in RESUMABLE:
+                    # a run is deleted only where the caller asks for it, a failed one too (a SIGTERM outside the
+                    # epoch loop fails a run that resumed from a checkpoint); the table and a note say so, now that
+                    # the run is given up, so that a new training that fails or diverges cannot lose them
+                    restarted, fresh = why, True
+                    warnings.warn(f"run folder {str(run_dir)!r} is trained again from the start, deleting what it "
+                                  f"held (restart_refused, --restart-refused): its resume was refused ({why})",
+                                  RunRestarted, stacklevel=4)
                     return "start"
                 raise ResumeRefused(f"{told}; {RESUME_ADVICE}", run_dir)
 
-            # a run is deleted only where the caller asks for it, a failed one too (a SIGTERM outside the epoch loop
-            # fails a run that resumed from a checkpoint); the table and a note say so
-            if train.run_under_lock([params], again)[0] == "start":
-                restarted = why
-                warnings.warn(f"run folder {str(run_dir)!r} was trained again from the start, deleting what it held "
-                              f"(restart_refused, --restart-refused): its resume was refused ({why})", RunRestarted,
-                              stacklevel=2)
+            train.run_under_lock([params], again)
     except RunLockedElsewhere as exc:  # a writer on another host, whose end cannot be seen from here: an error,
         error = f"{type(exc).__name__}: {exc}"  # whose message names the lock file to remove
     except RunFolderBusy:  # another process holds the run folder's lock: its run, not an error of this one
@@ -176,7 +184,7 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
     except Exception as exc:  # noqa: BLE001 - a failing run is reported, the sweep goes on
         error = f"{type(exc).__name__}: {exc}"
     return {"status": run_status(run_dir), "error": error, "state": folder_state(run_dir), "restarted": restarted,
-            "fresh": step == "start"}
+            "fresh": fresh}
 
 
 # --------------------------------------------------------------------------------------------- the sweep

@@ -2789,3 +2789,38 @@ def test_a_sweep_keeps_a_run_whose_checkpoint_a_gpu_short_of_memory_could_not_lo
     resumed = sweep._run_point(p, restart_refused=True)  # resumed, and stopped again at once
     assert resumed["status"] == "stopped" and resumed["error"] is None and resumed["restarted"] is None
     assert train.load_history(folder)["epoch"].tolist() == [0, 2, 4]
+
+
+def test_a_restart_whose_new_training_fails_still_notes_the_run_it_replaced(tmp_path, monkeypatch):
+    """What was wrong: a stopped run whose resume is refused is deleted and trained again with restart_refused; where
+    that new training failed (or diverged), the point reported no restart, no RunRestarted warning, and fresh False,
+    so that sweep.json kept an older 'restarted' note for a run that had been replaced.  Both are set, and the note
+    given, once the run is given up, before its new training."""
+    kw = dict(TINY, epochs=10**6, out_dir=str(tmp_path), run_name="r", progress=False)
+    folder = train.run(**kw, max_train_s=0)  # stopped, with a checkpoint
+    prov_path = folder / "provenance.json"  # a resume is refused: started on another card
+    prov_path.write_text(json.dumps({**json.loads(prov_path.read_text()), "device_name": "NVIDIA H200"}))
+    monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: 1 / 0)  # the new training fails
+    result = sweep._run_point(train.check_params(**kw), restart_refused=True)
+    assert result["status"] == "failed" and result["error"].startswith("ZeroDivisionError: ")
+    assert result["restarted"].startswith("ResumeRefused: ") and "another device" in result["restarted"]
+    assert result["fresh"] is True
+    notes = [message for category, message in result["warnings"] if category is sweep.RunRestarted]
+    assert len(notes) == 1 and str(folder) in notes[0]
+    assert json.loads(prov_path.read_text())["device_name"] != "NVIDIA H200"  # the old run is gone
+    manifest = {"runs": {}, "errors": {}, "restarted": {"r": "ResumeRefused: an earlier call's refusal"}}
+    sweepmanifest.record_result(manifest, "r", result)
+    assert manifest["restarted"] == {"r": result["restarted"]}
+
+
+def test_a_planned_start_whose_training_fails_is_fresh(tmp_path, monkeypatch):
+    """A point planned "start" (its folder holds no run) whose training fails was reported not fresh, so sweep.json
+    kept a 'restarted' note of the run the folder held before; the start is recorded as the plan answers it."""
+    kw = dict(TINY, out_dir=str(tmp_path), run_name="r", progress=False)
+    monkeypatch.setattr(train.Engine, "host_metrics", lambda self, payload: 1 / 0)
+    result = sweep._run_point(train.check_params(**kw), restart_refused=True)
+    assert result["status"] == "failed" and result["error"].startswith("ZeroDivisionError: ")
+    assert result["fresh"] is True and result["restarted"] is None and result["warnings"] == []
+    manifest = {"runs": {}, "errors": {}, "restarted": {"r": "ResumeRefused: an earlier call's refusal"}}
+    sweepmanifest.record_result(manifest, "r", result)
+    assert manifest["restarted"] == {}
