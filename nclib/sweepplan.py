@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from . import checkpoints, data, parameters, runs
 from .grid import check_names, check_tie, expand_grid, plain, run_name_for
 from .locks import other_host_lock, run_folder_path
-from .parameters import DEFAULTS, EXECUTION_KEYS, PLACE_KEYS
+from .parameters import DEFAULTS
 from .runs import RESUMABLE, STATUSES, OtherData, run_status
 from .sweepmanifest import MANIFEST, call_record, check_fixed, read_manifest
 
@@ -241,10 +241,13 @@ def _other_run(run_dir: pathlib.Path, differ: dict) -> runs.RunExists:
 
 # --------------------------------------------------------------------------------------------- a run folder
 
-# The defining parameters (nclib.parameters.defining_params) of every run, whatever its data set: what
-# refuse_other_run asks its want to hold.
-_ALWAYS_DEFINING = tuple(k for k in DEFAULTS if k not in {*EXECUTION_KEYS, *PLACE_KEYS, "device", "download",
-                                                         "verify_checksums", "data_path", "dim", "spread"})
+def _always_defining() -> list[str]:
+    """The defining parameters (:func:`nclib.parameters.defining_params`) of every run, whatever its data set: those
+    it gives the defaults on each of :data:`nclib.data.DATASETS`, in common, read from it so that a parameter it
+    leaves out on some data set (``dim`` and ``spread`` but on the synthetic mixture) is never asked for here.  What
+    :func:`refuse_other_run` asks its ``want`` to hold."""
+    sets = [parameters.defining_params({**DEFAULTS, "dataset": name}) for name in data.DATASETS]
+    return [k for k in DEFAULTS if all(k in s for s in sets)]
 
 
 def _checked_point(params, name: str = "params") -> dict:
@@ -281,11 +284,12 @@ def refuse_other_run(run_dir: pathlib.Path, want: dict, params: dict | None = No
     define every run, and ``params`` unless None or a dict holding what loading the data reads
     (:data:`nclib.data.LOAD_KEYS`), before the folder is read."""
     run_dir = run_folder_path(run_dir)
-    missing = [k for k in _ALWAYS_DEFINING if k not in want] if isinstance(want, Mapping) else None
+    always = _always_defining()
+    missing = [k for k in always if k not in want] if isinstance(want, Mapping) else None
     if missing is None or missing:
         raise ValueError(f"want must be the defining parameters of a checked set (nclib.parameters.defining_params), "
-                         f"a dict holding {list(_ALWAYS_DEFINING)}" + (f", got {want!r:.200}" if missing is None else
-                                                                     f"; it lacks {missing}"))
+                         f"a dict holding {always}" + (f", got {want!r:.200}" if missing is None else
+                                                       f"; it lacks {missing}"))
     if params is not None:
         _checked_point(params)
     if (run_dir / "params.json").is_file():

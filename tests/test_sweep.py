@@ -2824,3 +2824,27 @@ def test_a_planned_start_whose_training_fails_is_fresh(tmp_path, monkeypatch):
     manifest = {"runs": {}, "errors": {}, "restarted": {"r": "ResumeRefused: an earlier call's refusal"}}
     sweepmanifest.record_result(manifest, "r", result)
     assert manifest["restarted"] == {}
+
+
+def test_a_parameter_that_defines_runs_on_some_data_sets_only_leaves_the_workers_working(tmp_path, monkeypatch):
+    """What was wrong: the worker's check that its run folder holds no other call's run asked the point's defining
+    parameters to hold a list written out by hand (every parameter but the per-data-set ones of defining_params,
+    data_path, dim and spread, repeated).  A parameter that defining_params came to leave out on some data set, as
+    it leaves out dim and spread, would have made every point of that data set an error.  The list is read from
+    defining_params: here width, left out on the synthetic mixture, and the point trains; a want lacking a parameter
+    that defines runs on every data set is still refused by name."""
+    from nclib import data, parameters
+
+    real = parameters.defining_params
+
+    def width_not_on_synthetic(p):
+        return {k: v for k, v in real(p).items() if not (k == "width" and p["dataset"] == "synthetic")}
+
+    monkeypatch.setattr(parameters, "defining_params", width_not_on_synthetic)
+    for name in data.DATASETS:
+        want = parameters.defining_params({**DEFAULTS, "dataset": name})
+        assert sweepplan.refuse_other_run(tmp_path / "none", want) is None
+        with pytest.raises(ValueError, match=r"^want must .*it lacks \['epochs'\]"):
+            sweepplan.refuse_other_run(tmp_path / "none", {k: v for k, v in want.items() if k != "epochs"})
+    result = sweep._run_point(train.check_params(**TINY, out_dir=str(tmp_path), run_name="r", progress=False))
+    assert result["error"] is None and result["status"] == "finished" and result["fresh"] is True
