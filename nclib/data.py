@@ -364,12 +364,13 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
     each class (:func:`select_per_class`); the data sets drawn from the seed take only ``"random"``.  ``normalization``:
     ``"reference"`` (the reference code's per-channel constants :data:`CIFAR10_MEAN`/:data:`CIFAR10_STD`,
     or :data:`EMNIST_MEAN`/:data:`EMNIST_STD` for the letters), ``"standardize"`` (per-channel mean and std of
-    the selected subset; a constant channel is refused) or ``"none"`` (x/255).  Letters reach the network as
-    :func:`letters_input` makes them (32 x 32 x 3); ``images`` keeps the 28 x 28 originals, upright.  Arrays read
-    from a file pass :func:`check_images` and :func:`check_labels` (uint8 pixels in the dataset's shape, labels
-    0..K-1, one per image) before any row is selected, and an .npz whose ``classes`` are not its dataset's in label
-    order (CIFAR-10's, or a..z), or a letters-synthetic rendering given as EMNIST letters, is refused naming
-    ``data_path``; a truncated, empty or
+    the selected subset, per coordinate for the synthetic mixture; a constant channel or coordinate is refused, as
+    the mixture's are with ``spread=0`` and one class, or with a single point) or ``"none"`` (x/255).  Letters reach
+    the network as :func:`letters_input` makes them (32 x 32 x 3); ``images`` keeps the 28 x 28 originals, upright.
+    Arrays read from a file pass :func:`check_images` and :func:`check_labels` (uint8 pixels in the dataset's
+    shape, labels 0..K-1, one per image) before any row is selected, and an .npz whose ``classes`` are not its
+    dataset's in label order (CIFAR-10's, or a..z), or a letters-synthetic rendering given as EMNIST letters, is
+    refused naming ``data_path``; a truncated, empty or
     corrupted file raises :class:`DamagedFileError` naming it (chapter :ref:`ch-train`).  ``verify_checksums``
     concerns torchvision's md5 checks of CIFAR-10's python batches alone: EMNIST's IDX files and the .npz files
     have no official checksums, and are read the same either way (their sha256 is recorded in the provenance; an
@@ -398,13 +399,19 @@ def load(dataset: str = "cifar10", data_path=None, counts=None, class_order: str
 def _mixture_set(n, data_path, seed, normalization, dim, spread, prov) -> TrainingSet:
     """:func:`load`'s ``synthetic`` set: the Gaussian mixture of :func:`gaussian_mixture`, which has no pixels, so
     ``"reference"`` and ``"none"`` leave it as drawn and ``"standardize"`` scales each coordinate; adds its source to
-    ``prov``."""
+    ``prov``.  ValueError for ``"standardize"`` when a coordinate is constant (``spread=0`` with one class, or a
+    single point), which has no std to divide by, as :func:`_network_input` refuses a constant channel."""
     source_path("synthetic", data_path)  # refuses a data_path: the mixture reads no file
     x, y = gaussian_mixture(n, dim=dim, seed=seed, spread=spread)
+    if normalization == "standardize" and np.any(flat := (x == x[0]).all(axis=0)):
+        raise ValueError(f"normalization 'standardize' divides each coordinate by its std, but coordinate "
+                         f"{int(np.argmax(flat))} of the synthetic mixture is constant (counts {n.tolist()}, spread "
+                         f"{spread}): use spread > 0 and more than one point, more than one class, or normalization "
+                         f"'reference' or 'none'")
     prov.update(source=f"Gaussian mixture, dim={dim}, spread={spread}", source_sha256={})
     ts = TrainingSet("synthetic", x, y, n, tuple(str(k) for k in range(n.size)), x.copy(), prov)
     if normalization == "standardize":
-        ts.x = ((x - x.mean(0)) / np.maximum(x.std(0), 1e-12)).astype(np.float32)
+        ts.x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
     ts.provenance["data_sha256"] = sha256_arrays(ts.x, ts.y)
     return ts
 

@@ -913,3 +913,16 @@ def test_the_provenance_hashes_the_inputs_and_the_images_with_the_labels(tmp_pat
     raw = data.load("cifar10", data_path=tmp_path / "sub.npz", counts=[2] * 10, normalization="none")
     assert raw.provenance["images_sha256"] == ts.provenance["images_sha256"]
     assert raw.provenance["data_sha256"] != ts.provenance["data_sha256"]
+
+
+@pytest.mark.parametrize("kw", [dict(counts=[5], spread=0.0), dict(counts=[1], spread=1.0)], ids=["spread-0", "one"])
+def test_a_constant_coordinate_of_the_mixture_cannot_be_standardized(kw):
+    """What was wrong: load's docstring refused a constant channel under normalization="standardize", and the image
+    path does, but the synthetic mixture divided by max(std, 1e-12): spread 0 with one class (or a single point)
+    gave every coordinate 0, std 0, without a word.  Such a coordinate is refused naming normalization, as a
+    constant channel is; spread 0 with two classes, whose coordinates differ, is standardized to std 1."""
+    with pytest.raises(ValueError, match=r"^normalization 'standardize' .*coordinate 0 .*constant"):
+        data.load("synthetic", dim=2, normalization="standardize", **kw)
+    assert np.isfinite(data.load("synthetic", dim=2, **kw).x).all()  # "reference" leaves it as drawn
+    two = data.load("synthetic", counts=[3, 2], spread=0.0, dim=2, normalization="standardize")
+    np.testing.assert_allclose(two.x.std(0), 1, rtol=1e-6, atol=0)
