@@ -14,7 +14,6 @@ parameters and trains them, :mod:`nclib.runfolder` writes their run folders.
 from __future__ import annotations
 
 import copy
-import platform
 import time
 
 import numpy as np
@@ -121,8 +120,11 @@ class Engine:
 
     @property
     def device_name(self) -> str:
-        """The device as run folders name it: the GPU's name, else the CPU's (provenance, and what resume checks)."""
-        return torch.cuda.get_device_name(self.device) if self.is_cuda else (platform.processor() or "cpu")
+        """The device as run folders name it (provenance, and what resume checks): the GPU's name, else ``"cpu"``
+        for every CPU.  The CPU's model is the provenance's ``host_cpu`` (:func:`nclib.provenance.cpu_name`), which a
+        resume of a CPU run compares on its own; a fixed name here, not ``platform.processor()`` (``uname -p``,
+        "x86_64" on some systems and "" on others), so that the same CPU under another system is no other device."""
+        return torch.cuda.get_device_name(self.device) if self.is_cuda else "cpu"
 
     # -- the data -------------------------------------------------------------------------------------
     def batches(self) -> torch.Tensor:

@@ -293,3 +293,29 @@ def test_the_capture_mode_follows_deferred_metrics_and_refuses_other_parameters(
                       ({**p, "deferred_metrics": 1}, r"p\['deferred_metrics'\] must be True or False")):
         with pytest.raises(ValueError, match=f"^{name}"):
             engine.capture_mode(bad)
+
+
+def test_a_cpu_run_names_its_device_cpu_whatever_the_system_calls_the_processor(tmp_path, monkeypatch):
+    """What was wrong: a CPU engine's device_name was platform.processor() (uname -p), "" on some systems (recorded
+    "cpu") and "x86_64" on others, so that a CPU run stopped under one system was refused as started on "another
+    device" when resumed on the same CPU under the other.  device_name is "cpu" on every CPU (every committed CPU
+    provenance records that); the CPU's model is host_cpu, which the resume compares on its own."""
+    import json
+    import platform
+
+    from nclib import provenance, runs
+
+    names = []
+    for processor in ("", "x86_64", "aarch64"):
+        monkeypatch.setattr(platform, "processor", lambda processor=processor: processor)
+        names.append(_engine().device_name)
+    assert names == ["cpu"] * 3
+    monkeypatch.setattr(provenance, "cpu_name", lambda: "the CPU model")  # one CPU, whatever /proc/cpuinfo says
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    kw = dict(KW, epochs=10**6, metric_every=2, out_dir=tmp_path, run_name="r")
+    folder = train.run(**kw, max_train_s=0)  # stopped at epoch 2
+    monkeypatch.setattr(platform, "processor", lambda: "x86_64")
+    train.run(**kw, max_train_s=0, resume=True)  # the same CPU under another system: resumed, not refused
+    assert runs.run_status(folder) == "stopped" and train.load_history(folder)["epoch"].tolist() == [0, 2, 4]
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["device_name"] == "cpu" and prov["host_cpu"] == "the CPU model"
