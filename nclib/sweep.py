@@ -75,7 +75,7 @@ from .sweepplan import FINAL, kept_run_error, next_step, plan, refuse_other_data
 
 # --------------------------------------------------------------------------------------------- one run
 
-#: What a refusal to resume a run advises (:func:`_run_point`).
+#: What a refusal to resume a run advises (:func:`_train_point`).
 RESUME_ADVICE = ("a run resumes only where it started: the same checkout (commit and uncommitted changes, a job's log "
                  "written into it included), torch, "
                  "device and, on a CPU, CPU model, on the same data; resume it there (on a cluster, a job "
@@ -197,10 +197,16 @@ def task_resources(params: dict, resources: dict | None = None) -> dict | None:
     if not isinstance(params, dict) or "device" not in params:
         raise ValueError(f"params must be a run's parameter set, a dict with its device, got {params!r:.200}")
     if resources is not None:
-        if not isinstance(resources, dict) or not all(isinstance(k, str) for k in resources):
-            raise ValueError(f"resources must be a dict of resource name -> positive amount, got {resources!r:.200}")
-        return {k: resource_amount(k, v, "resources") for k, v in resources.items()}
+        return _checked_resources(resources)
     return {"GPU": 1} if str(params["device"]).startswith("cuda") else None
+
+
+def _checked_resources(resources) -> dict:
+    """``resources`` of :func:`run_sweep` and :func:`task_resources`, a dict of resource name -> positive amount
+    (:func:`resource_amount`), returned as a new dict; ValueError naming ``resources`` otherwise."""
+    if not isinstance(resources, dict) or not all(isinstance(k, str) for k in resources):
+        raise ValueError(f"resources must be a dict of resource name -> positive amount, got {resources!r:.200}")
+    return {k: resource_amount(k, v, "resources") for k, v in resources.items()}
 
 
 def resource_amount(name: str, value, what: str):
@@ -343,10 +349,7 @@ def _check_sweep_args(workers, scheduler, resources, progress, restart_refused) 
                          "run the sweep")
     _check_scheduler(scheduler)
     if resources is not None:
-        if not isinstance(resources, dict) or not all(isinstance(k, str) for k in resources):
-            raise ValueError(f"resources must be a dict of resource name -> positive amount, got {resources!r}")
-        for k, v in resources.items():
-            resource_amount(k, v, "resources")
+        _checked_resources(resources)  # the rule task_resources applies to each run, before anything is planned
     return workers, progress, restart_refused
 
 

@@ -2848,3 +2848,15 @@ def test_a_parameter_that_defines_runs_on_some_data_sets_only_leaves_the_workers
             sweepplan.refuse_other_run(tmp_path / "none", {k: v for k, v in want.items() if k != "epochs"})
     result = sweep._run_point(train.check_params(**TINY, out_dir=str(tmp_path), run_name="r", progress=False))
     assert result["error"] is None and result["status"] == "finished" and result["fresh"] is True
+
+
+@pytest.mark.parametrize("bad", [{"GPU": 0}, {"GPU": -1}, {"GPU": float("inf")}, {"GPU": True}, {"GPU": "1"},
+                                 {1: 1}, [("GPU", 1)], "GPU=1"], ids=repr)
+def test_run_sweep_refuses_the_resources_that_task_resources_refuses(tmp_path, bad):
+    """run_sweep checks its resources before anything is planned or written, by the rule task_resources applies to
+    each run (one check for both): each bad value is refused naming resources by both, and nothing is written."""
+    with pytest.raises(ValueError, match="^resources"):
+        sweep.task_resources({"device": "cpu"}, bad)
+    with pytest.raises(ValueError, match="^resources"):
+        sweep.run_sweep({"seed": [0]}, TINY, tmp_path / "out", resources=bad, progress=False)
+    assert not (tmp_path / "out").exists()
