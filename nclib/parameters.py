@@ -173,16 +173,19 @@ DEFAULTS: dict = dict(
     seed=0, device="auto", precision="fp32", cuda_graph="auto", grouped_adam=False, steps_per_graph=1,
     deferred_metrics=False, adam_in_backward=False,
     metric_every=100, divergence_factor=1e4, async_metrics="auto",
-    out_dir=None, run_name=None, overwrite=False, progress=True, max_train_s=None, resume=False,
+    out_dir=None, run_name=None, overwrite=False, progress=True, max_train_s=None, checkpoint_every=None,
+    resume=False,
 )
 
 #: Parameters that say how one call trains, not what the run is: a call that resumes a run (``resume=True``) may
 #: set them differently from the call that started it (every other parameter must be the same).  ``cuda_graph``
 #: says only whether a GPU launches the steps as a captured graph or one kernel at a time: the same kernels in the
 #: same order (a graph run takes eager warm-up steps in every call, and ``"auto"`` goes on eagerly where capture
-#: fails; on the CPU the steps are always eager).
-EXECUTION_KEYS = ("progress", "overwrite", "max_train_s", "resume", "async_metrics", "cuda_graph", "grouped_adam",
-                  "steps_per_graph", "deferred_metrics", "adam_in_backward")
+#: fails; on the CPU the steps are always eager).  ``checkpoint_every`` says only how often a call writes the
+#: checkpoint a killed run continues from (:func:`check_checkpoint_every`); the write draws no random number and
+#: changes no state.
+EXECUTION_KEYS = ("progress", "overwrite", "max_train_s", "checkpoint_every", "resume", "async_metrics",
+                  "cuda_graph", "grouped_adam", "steps_per_graph", "deferred_metrics", "adam_in_backward")
 
 #: The engine's opt-in speed levers (:ref:`ch-engine`), off by default until a GPU has measured them; each changes
 #: where the work is launched, not the arithmetic of a run (hence execution keys):
@@ -421,6 +424,7 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
         p["data_path"] = absolute_data_path(path)
     if p["max_train_s"] is not None:
         p["max_train_s"] = _checks.nonneg_float(p["max_train_s"], "max_train_s")
+    p["checkpoint_every"] = check_checkpoint_every(p["checkpoint_every"], p["metric_every"])
     p["out_dir"] = str(ROOT / "results" / "runs") if p["out_dir"] is None else check_out_dir(p["out_dir"])
     if p["run_name"] is None:
         p["run_name"] = run_names([p["L"]], None, dataset=p["dataset"], bias=p["bias"], seed=p["seed"])[0]
@@ -430,6 +434,24 @@ def checked(params: dict, cuda: bool | None = None) -> dict:
         # class counts does): [4.0, 2.0] is the run of [4, 2], one folder and one record
         p["counts"] = n.tolist()
     return p
+
+
+def check_checkpoint_every(checkpoint_every, metric_every: int):
+    """``checkpoint_every``, the epochs between the periodic checkpoints of a run (:ref:`ch-engine`): None (a run
+    writes a checkpoint only when it stops, ``max_train_s`` or a job's SIGTERM) or a positive integer that is a
+    multiple of ``metric_every``, since a checkpoint holds the history up to a metric epoch and is written there.  A
+    run killed outright (SIGKILL, an out-of-memory kill, a lost node) then loses at most that many epochs:
+    ``resume=True`` continues it from its last checkpoint.  ValueError naming ``checkpoint_every`` (and
+    ``metric_every`` where it is no multiple of it) otherwise; ``metric_every`` itself must be a positive
+    integer."""
+    metric_every = _checks.positive_int(metric_every, "metric_every")
+    if checkpoint_every is None:
+        return None
+    every = _checks.positive_int(checkpoint_every, "checkpoint_every (None or a positive number of epochs)")
+    if every % metric_every:
+        raise ValueError(f"checkpoint_every must be a multiple of metric_every (a checkpoint is written at a metric "
+                         f"epoch), got checkpoint_every = {every} and metric_every = {metric_every}")
+    return every
 
 
 def check_milestones(milestones, name: str = "lr_milestones") -> list[int]:

@@ -1,9 +1,9 @@
-"""One run's folder while it trains (:ref:`ch-train`): params.json and provenance.json at the start, history.csv
-and class_accuracy.csv rewritten atomically after every metric epoch, the checkpoint when a run stops, the final
-provenance; and :class:`TrainingDiverged`, which a run that blows up ends with.  :mod:`nclib.runs` is the folder's
-contract (names, files, statuses, plans), :mod:`nclib.locks` its one writer (the lock) and :mod:`nclib.checkpoints`
-the commit and check of its checkpoint (the checksum beside it); :mod:`nclib.train` makes the engines and drives
-them.
+"""One run's folder while it trains (:ref:`ch-train`): params.json and provenance.json at the start, history.csv and
+class_accuracy.csv rewritten atomically after every metric epoch, the checkpoint when a run stops (and every
+``checkpoint_every`` epochs while it trains), the final provenance; and :class:`TrainingDiverged`, which a run that
+blows up ends with.  :mod:`nclib.runs` is the folder's contract (names, files, statuses, plans), :mod:`nclib.locks`
+its one writer (the lock) and :mod:`nclib.checkpoints` the commit and check of its checkpoint (the checksum beside
+it); :mod:`nclib.train` makes the engines and drives them.
 """
 from __future__ import annotations
 
@@ -87,13 +87,14 @@ class PendingRow:
 
 
 class RunFolder:
-    """One run's folder while it trains: params.json and provenance.json at the start, history.csv rewritten
-    atomically after every metric epoch (rows in epoch order, metrics of a GPU run computed in a worker
-    thread), the final provenance at the end; a checkpoint when ``max_train_s`` stops the run.  A resumed run
-    (``checkpoint`` given) keeps its params.json and provenance.json and adds a segment to the provenance's
-    ``segments`` (one per call: when, from which epoch to which, on what, with which levers and whether the host
-    metrics ran in a worker thread, how long, the error it ended with; a call whose process was killed is marked
-    "dead" when a later call resumes the run).  The provenance's ``error`` is the last call's only: a run resumed
+    """One run's folder while it trains: params.json and provenance.json at the start, history.csv rewritten atomically
+    after every metric epoch (rows in epoch order, metrics of a GPU run computed in a worker thread), the final
+    provenance at the end; a checkpoint when ``max_train_s`` stops the run, and every ``checkpoint_every`` epochs
+    while it trains (its status stays "running").  A resumed run (``checkpoint`` given) keeps its params.json and
+    provenance.json and adds a segment to the provenance's ``segments`` (one per call: when, from which epoch to
+    which, on what, with which levers and whether the host metrics ran in a worker thread, how long, the error it
+    ended with; a call whose process was killed is marked "dead" when a later call resumes the run; each records its
+    ``max_train_s`` and ``checkpoint_every``).  The provenance's ``error`` is the last call's only: a run resumed
     after a failed call and finished has none."""
 
     def __init__(self, engine: Engine, run_dir: pathlib.Path, started: str, t_start: float, together: list,
@@ -111,6 +112,7 @@ class RunFolder:
                    "git_diff_sha256": code["git_diff_sha256"], "device_name": dev_name,
                    "host_cpu": code["host_cpu"], "torch_threads": code["torch_threads"],
                    "torch": code["versions"]["torch"], "max_train_s": p["max_train_s"],
+                   "checkpoint_every": p["checkpoint_every"],
                    "levers": {k: p[k] for k in LEVER_KEYS}, "async_metrics": use_async,
                    "products_precision": matmul,
                    "command_line": list(sys.argv)}
@@ -267,26 +269,30 @@ class RunFolder:
     def stop_clock(self) -> None:
         """End the run's training time (``train_time_s``, and so the ``wall_time`` a resumed run's history goes on
         from) once its recorded rows are written: the checkpoint and the provenance written after it are not
-        training.  Only the first call counts."""
+        training.  Only the first call counts.  A periodic checkpoint (``checkpoint_every``) does not call it: the
+        run trains on after it."""
         self.flush(wait=True)
         if self.t_stopped is None:
             self.t_stopped = time.perf_counter()
 
     def save_checkpoint(self, epoch: int) -> None:
         """Write the state of metric epoch ``epoch`` to ``checkpoint.pt.tmp`` and flush it to disk: the engine's
-        state, the history so far and the divergence limit, all a later call with ``resume=True`` needs to
-        continue exactly, and the run's seconds so far (``time_s``: its ``wall_time_s`` and ``train_time_s``, the
-        latter up to :meth:`stop_clock`, before the checkpoint is written), from which a call resuming after this
-        one was killed, before its provenance recorded them, goes on counting (the history's ``wall_time`` never
-        goes back).  It is not yet the run's checkpoint: :meth:`commit_checkpoint` makes it so, once every run of
-        the call has written its own, so that a write that fails (a full disk) leaves all of them at their
-        previous checkpoint, which they continue from together."""
-        self.stop_clock()
+        state, the history so far (every row recorded, written first) and the divergence limit, all a later call
+        with ``resume=True`` needs to continue exactly, and the run's seconds so far (``time_s``: its
+        ``wall_time_s`` and ``train_time_s``, the latter up to :meth:`stop_clock` for a run that stops, up to now for
+        a periodic checkpoint, after which the run trains on), from which a call resuming after this one was killed,
+        before its provenance recorded them, goes on counting (the history's ``wall_time`` never goes back).
+        Nothing of the run changes: its state is copied, no random number is drawn.  It is not yet the run's
+        checkpoint: :meth:`commit_checkpoint` makes it so, once every run of the call has written its own, so that a
+        write that fails (a full disk) leaves all of them at their previous checkpoint, which they continue from
+        together."""
+        self.flush(wait=True)
         now = time.perf_counter()
+        trained_until = now if self.t_stopped is None else self.t_stopped
         state = {"format": 1, "epoch": int(epoch), "engine": self.engine.state_dict(), "rows": self.rows,
                  "initial_objective": self.initial_objective, "limit": self.limit,
                  "time_s": {"wall_time_s": self.before["wall_time_s"] + now - self.t_start,
-                            "train_time_s": self.before["train_time_s"] + self.t_stopped - self.t_train}}
+                            "train_time_s": self.before["train_time_s"] + trained_until - self.t_train}}
         with open(self.run_dir / (CHECKPOINT + ".tmp"), "wb") as f:
             torch.save(state, f)
             f.flush()
@@ -300,8 +306,9 @@ class RunFolder:
     def finish(self, status: str, error: str | None = None) -> None:
         """Flush the last rows and write the final provenance, also when that flush itself fails (a
         metric computed in the worker thread raised): then the status is "failed" and the error says so.
-        A finished or diverged run's checkpoint is removed (a diverged run is never resumed); "stopped" (by
-        ``max_train_s``) and "failed" keep it."""
+        A finished or diverged run's checkpoint is removed (a diverged run is never resumed, a finished one needs
+        none); "stopped" (by ``max_train_s`` or a job's SIGTERM) and "failed" keep their latest one, a periodic one
+        (``checkpoint_every``) too."""
         eng, prov = self.engine, self.prov
         try:
             try:

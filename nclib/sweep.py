@@ -12,7 +12,8 @@ sweep again reads each run folder's state with :func:`nclib.runs.run_status` and
 diverged) runs, where they were trained on the data their ``data_path`` holds now (else the run is an error of the
 table, :class:`nclib.runs.OtherData`, and is neither kept as a result nor trained again), resumes (``resume=True``)
 from its checkpoint a run that ``max_train_s`` stopped, a "dead" one (whose process was killed) and a failed one (an
-error after such a stop), starts again such a run without a checkpoint, and leaves alone a run that another live
+error after such a stop, or after a periodic checkpoint of ``checkpoint_every``), starts again such a run without a
+checkpoint, and leaves alone a run that another live
 process is writing (it holds the run folder's lock; the table reports it as "running").  Each worker decides again
 once it holds the run folder's lock (:func:`nclib.train.run_under_lock`), so a run another process finished meanwhile
 is kept.  What the sweep does with each point (trained, kept, resumed, left or refused) is decided by

@@ -108,7 +108,7 @@ def table_row(out_dir: pathlib.Path, name: str, point: dict, manifest: dict, gri
     row["restarted"] = manifest.get("restarted", {}).get(name)
     for k in PROVENANCE_COLUMNS:
         row[k] = (prov.get("versions") or {}).get("torch") if k == "torch" else prov.get(k)
-    skip = set(SWEEP_KEYS) | {"max_train_s"}
+    skip = set(SWEEP_KEYS) | {"max_train_s", "checkpoint_every"}  # how the first call ran, not what the run is
     for k, v in params.items():
         if k not in grid_keys and k not in skip:
             row[k] = _cell(v)
@@ -181,8 +181,8 @@ def summary(out_dir) -> pd.DataFrame:
     of class k at the last epoch), ``restarted`` (for a run that a rerun trained again from the start because its resume
     was refused, the refusal; else empty), the provenance of :data:`PROVENANCE_COLUMNS` (wall and training time,
     GPU or CPU model, torch version, git commit, whether the checkout had uncommitted changes and the sha256 of
-    those changes), then every other parameter of the run (lists as JSON) but ``max_train_s`` and the sweep's own
-    keys (:data:`nclib.grid.SWEEP_KEYS`), which say how a call ran, not what the run is.  A table whose runs were
+    those changes), then every other parameter of the run (lists as JSON) but ``max_train_s``, ``checkpoint_every``
+    and the sweep's own keys (:data:`nclib.grid.SWEEP_KEYS`), which say how a call ran, not what the run is.  A table whose runs were
     trained from several versions of the code warns (:class:`MixedCodeVersions`) naming them.  Read from the run
     folders and ``sweep.json`` only (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`): it shows
     what they and the last sweep or task recorded, the errors saved in ``sweep.json`` that still hold

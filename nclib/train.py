@@ -9,8 +9,9 @@ one imbalanced subset (:mod:`nclib.data`) and writes one run folder::
     provenance.json   git commit and dirty flag (and the output folders left out of it), package versions,
                       device, precision, wall time, data sha256, command line, status ("running", "finished",
                       "stopped", "diverged" or "failed"), and one segment per call that trained it
-                      (``max_train_s`` and ``resume``)
-    checkpoint.pt     while a run can be continued (stopped, and a failed or dead run that wrote one before):
+                      (``max_train_s``, ``checkpoint_every`` and ``resume``)
+    checkpoint.pt     while a run can be continued (stopped, and a failed or dead run that wrote one before: at
+                      a stop, or every ``checkpoint_every`` epochs):
                       what ``resume=True`` continues from, and beside it
                       checkpoint.pt.sha256 (its sha256, size and epoch, checked before it is read)
     .lock             while a process writes the folder: its pid and host (one writer per run folder)
@@ -25,7 +26,10 @@ checkpoint; a later call with ``resume=True`` and the same parameters continues 
 (the tests compare the histories with an uninterrupted run's, number for number), so a run longer than one call
 allows (a GPU job's time limit) is made in several.  Under the command lines a SIGTERM (a batch job's time limit,
 ``scancel``) that comes while the runs train stops them the same way at their next metric epoch, then ends the
-process (:func:`run_many`).
+process (:func:`run_many`).  A run killed outright (SIGKILL, an out-of-memory kill, a lost node, a preemption
+without grace period) writes nothing more: with ``checkpoint_every`` a call also writes a checkpoint every that many
+epochs while the runs train, so that ``resume=True`` continues such a run from its last one, at most that many
+epochs lost (without, from its last stop's checkpoint, or from epoch 0).
 
 The objective (4.3), with H = [h_1, ..., h_N] the backbone features of all N training samples and
 P = W_L ... W_1::
@@ -222,9 +226,11 @@ def run(**params) -> pathlib.Path:
     metric epoch run in a worker thread while training goes on; rows reach history.csv in epoch order as they
     complete),
     ``out_dir``, ``run_name``, ``overwrite``), calls (``max_train_s``: None, or the seconds after which the
-    run stops at its next metric epoch with status "stopped" and a checkpoint; ``resume``: continue a stopped
-    run from its checkpoint; every parameter but :data:`EXECUTION_KEYS` must equal the first call's, and the
-    code, device (type and name) and torch version the first call's).  Raises ValueError for bad parameters
+    run stops at its next metric epoch with status "stopped" and a checkpoint; ``checkpoint_every``: None, or
+    the epochs, a multiple of ``metric_every``, between the checkpoints a call writes while its runs train, from
+    which a run killed outright continues; ``resume``: continue a stopped, dead or failed run from its checkpoint;
+    every parameter but :data:`EXECUTION_KEYS` must equal the first call's, and the code, device (type and name)
+    and torch version the first call's).  Raises ValueError for bad parameters
     (before any file is written) and :class:`TrainingDiverged` on NaN/inf or divergence (the history so far is
     kept).  The run folder is locked for the call (one writer, :func:`nclib.locks.lock_run`); its refusals are
     ValueErrors of their own: :class:`~nclib.locks.RunFolderBusy` (another live process writes the folder),
@@ -489,13 +495,17 @@ def _train_epochs(engines, active, stop, p, start, t_start, sigterm, show_object
     ``max_train_s`` (seconds since ``t_start``) passed at a recorded epoch before the last, or a SIGTERM noted since
     the loop began (``sigterm``, the :class:`~nclib.locks.SigtermNoted` of :func:`nclib.locks.sigterm_deferred`,
     which the caller holds around this loop only: the signal handler sets a flag, read here at metric epochs, no
-    host synchronisation added), every run still active saves its checkpoint and stops "stopped".  Returns why each
-    diverged run diverged; ``sigterm`` is left ``pending`` where a SIGTERM was noted (the caller finishes the runs
-    left, those of a signal noted at the last metric epoch, then raises its :meth:`~nclib.locks.SigtermNoted.ended`).
-    A second SIGTERM while one is pending raises :class:`~nclib.locks.Terminated` here at once, until the metric
-    epoch of the stop is reached: from there (:meth:`~nclib.locks.SigtermNoted.begin_stop`, also where
-    ``max_train_s`` stops the runs) every SIGTERM is only noted, so that the runs end at one epoch, every checkpoint
-    written and committed."""
+    host synchronisation added), every run still active saves its checkpoint and stops "stopped".  With
+    ``checkpoint_every``, at each metric epoch before the last that is a multiple of it and no stop's, every run
+    still active, its rows checked for divergence first, saves its checkpoint, every one is then committed (the
+    stop's two phases: a write that fails leaves all at their previous checkpoint) and the runs train on, their
+    status "running" and their clocks going: a run killed later (SIGKILL, a lost node) is "dead" and continues from
+    it.  Returns why each diverged run diverged; ``sigterm`` is left ``pending`` where a SIGTERM was noted (the
+    caller finishes the runs left, those of a signal noted at the last metric epoch, then raises its
+    :meth:`~nclib.locks.SigtermNoted.ended`).  A second SIGTERM while one is pending raises
+    :class:`~nclib.locks.Terminated` here at once, until the metric epoch of the stop is reached: from there
+    (:meth:`~nclib.locks.SigtermNoted.begin_stop`, also where ``max_train_s`` stops the runs) every SIGTERM is only
+    noted, so that the runs end at one epoch, every checkpoint written and committed."""
     diverged = []
     names = [folder.p["run_name"] for folder in active]
     bar = tqdm(range(start + 1, p["epochs"] + 1), disable=not p["progress"], desc=", ".join(names), mininterval=1.0)
@@ -514,10 +524,13 @@ def _train_epochs(engines, active, stop, p, start, t_start, sigterm, show_object
             noted = sigterm.pending
             stopping = epoch < p["epochs"] and (noted or (
                 p["max_train_s"] is not None and time.perf_counter() - t_start >= p["max_train_s"]))
+            # a periodic checkpoint, where no stop writes one and the run goes on after it
+            periodic = (not stopping and epoch < p["epochs"] and p["checkpoint_every"] is not None
+                        and epoch % p["checkpoint_every"] == 0)
             if stopping or noted:  # the stop (at the last epoch the finish) begins: a SIGTERM now only noted
                 sigterm.begin_stop()
-            for folder in list(active):
-                for row in folder.rows_to_check(wait=epoch == p["epochs"] or stopping):
+            for folder in list(active):  # every row checked before a checkpoint: a diverged run is not saved
+                for row in folder.rows_to_check(wait=epoch == p["epochs"] or stopping or periodic):
                     why = folder.divergence(row)
                     if why is not None:
                         folder.drop_rows_after(row["epoch"])
@@ -540,6 +553,11 @@ def _train_epochs(engines, active, stop, p, start, t_start, sigterm, show_object
                 for folder in list(active):
                     stop(folder, "stopped", None)
                 break
+            if periodic:  # as a stop writes them, all saved before any is committed; the clocks run on
+                for folder in active:
+                    folder.save_checkpoint(epoch)
+                for folder in active:
+                    folder.commit_checkpoint(epoch)
     bar.close()
     return diverged
 
