@@ -31,13 +31,15 @@ DESCRIPTION = ("Train one run per --L of objective (4.3) of Section 5 (an MLP ba
                "Adam) and record its collapse metrics.")
 
 _EPILOG = """output: one run folder per L, <out-dir>/<run name>, holding params.json, history.csv,
-class_accuracy.csv, provenance.json (and checkpoint.pt while a run is stopped); out-dir defaults to
+class_accuracy.csv, provenance.json (and checkpoint.pt while a run is stopped, and from the first periodic
+checkpoint on while it trains with --checkpoint-every, until it finishes); out-dir defaults to
 results/runs/ in the repository; the run name is <run-tag>-L<L>, or without --run-tag
 <dataset>-L<L>-<bias|nobias>-seed<seed> (the names of the training notebook); --run-name names the folder of a
 single L exactly.  A folder that holds a run is never replaced without --overwrite true; --resume true continues a
 stopped run from its checkpoint, and a run whose process was killed or failed from its last checkpoint, if it has
-one (checkpoints are written only where a run stops: at --max-train-s, or at the metric epoch after a SIGTERM;
-without one the run must start again).
+one (checkpoints are written where a run stops: at --max-train-s, or at the metric epoch after a SIGTERM; and, with
+--checkpoint-every N, every N epochs while it trains, so that a job killed outright, SIGKILL, an out-of-memory kill,
+a lost node or a preemption without grace period, loses at most N epochs; without one the run must start again).
 --resume auto does what the training notebook does, so that one command serves every job of a run split over several
 (with --max-train-s below the job's time limit): it starts the runs when no folder holds them, continues them from their
 checkpoints when they stopped, prints their folders when they finished with these parameters, and refuses anything else.
@@ -85,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
                                  "counts: [n1,n2,...] or n1,n2,... (default, by dataset: " + ", ".join(
                                      f"{d}: " + (f"preset {c}" if isinstance(c, str) else f"[{','.join(map(str, c))}]")
                                      for d, c in data.DEFAULT_COUNTS.items()) + ")")
+        elif name == "checkpoint_every":
+            ap.add_argument(flag, type=value_of(name), default=default,
+                            help="none, or the epochs between the checkpoints written while the runs train, a "
+                                 "multiple of --metric-every: a run killed outright loses at most that many (default "
+                                 "none: a checkpoint only where the runs stop)")
         elif name == "resume":
             ap.add_argument(flag, type=value_of(name), default=default,
                             help=f"true/false/auto (default {default}; auto: see below)")

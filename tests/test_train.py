@@ -953,6 +953,22 @@ def test_command_line_takes_the_reference_decays_by_name(tmp_path):
     assert named["lam_W"] == default["lam_W"] == train.check_params(dataset="synthetic", counts=[6, 4], batch_size="full")["lam_W"]
 
 
+def test_command_line_checkpoint_every_reaches_the_run_and_is_refused_by_name(tmp_path, capsys):
+    """--checkpoint-every N is the run's checkpoint_every (recorded in its call's segment; none by default); one that
+    is no multiple of --metric-every is refused (status 2) naming both, before anything is written."""
+    argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--epochs",
+            "4", "--batch-size", "full", "--metric-every", "1", "--progress", "false"]
+    for flag, want in ((["--checkpoint-every", "2"], 2), (["--checkpoint-every", "none"], None), ([], None)):
+        path, = train.main([*argv, *flag, "--out-dir", str(tmp_path / str(want) / str(len(flag)))])
+        params, _, prov = train.load_run(path)
+        assert params["checkpoint_every"] == prov["segments"][0]["checkpoint_every"] == want, flag
+    with pytest.raises(SystemExit) as exit_:
+        train.main([*argv, "--metric-every", "2", "--checkpoint-every", "3", "--out-dir", str(tmp_path / "bad")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "checkpoint_every must be a multiple of metric_every" in err, err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_every_metric_column_is_computed_and_named(tmp_path, monkeypatch):
     """The evaluation writes exactly runs.METRIC_COLUMNS (and the class accuracies), with and without bias and
     with a decay of 0 (NaN for NC2/NC3 then), and the panels and tables name the columns of runs.NC_COLUMNS."""
