@@ -16,7 +16,7 @@ resume, holding the folder's lock, reads a checkpoint only after :func:`verify_c
 recorded (:class:`nclib.runs.CheckpointDamaged` otherwise); :func:`has_checkpoint` says, reading only, whether a
 folder holds one to resume from, and :func:`no_checkpoint` is the refusal where it does not.  The file names, the
 atomic write and the refusals are those of the run-folder contract, :mod:`nclib.runs`, which this module imports
-(:func:`nclib.runs.plan_runs` imports :func:`has_checkpoint` where it is called).
+(:mod:`nclib.runplan`, a call's plan, imports this module to ask whether a folder holds a checkpoint).
 """
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def _recorded_tmp(run_dir: pathlib.Path) -> bool:
 def recorded_epoch(run_dir) -> int | None:
     """The epoch that the :data:`CHECKSUM` record of ``run_dir``'s checkpoint holds (:func:`commit_checkpoint`
     records it), or None where the record cannot be read (:func:`verify_checkpoint` refuses that checkpoint):
-    what :func:`nclib.runs.plan_runs` compares between the runs of one call, reading only.  ValueError naming
+    what :func:`nclib.runplan.plan_runs` compares between the runs of one call, reading only.  ValueError naming
     ``run_dir`` for an empty path or anything but a path (:func:`nclib.locks.run_folder_path`)."""
     run_dir = run_folder_path(run_dir)
     try:

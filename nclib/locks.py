@@ -7,7 +7,7 @@ deletes anything in a run folder of :mod:`nclib.train`, and what a refused write
   refused (:class:`RunFolderBusy`);
 - a lock file written on another host is refused (:class:`RunLockedElsewhere`): whether its writer lives cannot
   be seen from here; :func:`other_host_lock` reads such a record, so that a plan refuses the folder before any
-  lock is taken (:func:`nclib.runs.plan_runs`);
+  lock is taken (:func:`nclib.runplan.plan_runs`);
 - a file system that refuses ``flock`` is :class:`LockUnsupported`, never mistaken for a busy lock;
 - :func:`lock_owner` says which live process holds a folder's lock (a live owner: the run is "running");
 - the command lines end on SIGTERM (a batch job's time limit, ``scancel``) as on Ctrl-C (:func:`sigterm_raises`):
@@ -207,7 +207,7 @@ def other_host_lock(run_dir) -> dict | None:
     """What the lock file of ``run_dir`` records of its writer where that writer is on another host, else None (no
     lock file, an empty or damaged one, one written on this host).  A folder with such a record and no process
     holding its lock here is one :func:`lock_run` refuses (:class:`RunLockedElsewhere`), and
-    :func:`nclib.runs.plan_runs` refuses it too, before any lock is taken.  Reads only, and not at all a folder
+    :func:`nclib.runplan.plan_runs` refuses it too, before any lock is taken.  Reads only, and not at all a folder
     whose lock this process holds."""
     run_dir = run_folder_path(run_dir)
     with _GUARD:

@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from . import ROOT, _checks, data, runs
+from . import ROOT, _checks, data, runplan, runs
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 #: The initializations of the network (:func:`nclib.models.build_model`).
@@ -260,7 +260,7 @@ def defining_params(p: dict) -> dict:
     - ``dim`` and ``spread`` but for the synthetic Gaussian mixture, the only data they shape.
 
     A run folder holds the run ``p`` asks for iff its ``params.json`` records these values
-    (:func:`nclib.runs.differing_params`); resuming, planning a run and planning a sweep all compare these."""
+    (:func:`nclib.runplan.differing_params`); resuming, planning a run and planning a sweep all compare these."""
     if not isinstance(p, dict) or set(p) != set(DEFAULTS):
         raise ValueError(f"p must be a checked parameter set (check_params), got {p!r:.200}")
     skip = {*EXECUTION_KEYS, *PLACE_KEYS, "device", "download", "verify_checksums"}
@@ -274,20 +274,21 @@ def defining_params(p: dict) -> dict:
 def device_type(device: str, cuda: bool | None = None) -> str:
     """The kind of device, "cpu" or "cuda", on which a run with ``device`` ("auto", "cpu", "cuda", "cuda:i")
     trains on a machine that has a CUDA device (``cuda=True``), has none (False) or is this one (None: torch is
-    asked): "auto" is "cuda" where there is one, any other its kind as :func:`nclib.runs.device_kind` reads it.
+    asked): "auto" is "cuda" where there is one, any other its kind as :func:`nclib.runplan.device_kind` reads it.
     What a finished run's provenance is compared with, since ``device`` itself does not define a run
     (:func:`defining_params`).  ValueError naming ``device`` for anything else ("mps", which nclib does not train
     on, "gpu", no text)."""
     _check_device(device)
     if device == "auto":
         return "cuda" if (_cuda_available() if cuda is None else cuda) else "cpu"
-    return runs.device_kind(device)
+    return runplan.device_kind(device)
 
 
 def _check_device(device) -> str:
     """``device`` as a parameter names it: ``auto`` (a GPU where torch sees one, else the CPU), or a device of a
-    kind (:func:`nclib.runs.device_kind`): ``cpu``, ``cuda`` or ``cuda:i``; ValueError naming ``device`` otherwise."""
-    if device != "auto" and runs.device_kind(device) is None:
+    kind (:func:`nclib.runplan.device_kind`): ``cpu``, ``cuda`` or ``cuda:i``; ValueError naming ``device``
+    otherwise."""
+    if device != "auto" and runplan.device_kind(device) is None:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:i', got {device!r}")
     return device
 
@@ -308,7 +309,7 @@ def required_device_type(device: str, cuda: bool | None = None) -> str | None:
     """The kind of device on which a finished run must have been trained to be read back, as it is, for a call with
     ``device`` (on a machine with a CUDA device, ``cuda=True``; without, False; this one, None): "cuda" for a call
     that trains on a GPU, since a run trained on a CPU has neither TF32 products nor the GPU's kernels; None (any)
-    for a call on a CPU, which reads a run trained on a GPU as it is (:func:`nclib.runs.plan_runs`)."""
+    for a call on a CPU, which reads a run trained on a GPU as it is (:func:`nclib.runplan.plan_runs`)."""
     return "cuda" if device_type(device, cuda) == "cuda" else None
 
 

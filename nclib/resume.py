@@ -15,6 +15,7 @@ import torch
 
 from . import checkpoints as _checkpoints
 from . import parameters, provenance
+from . import runplan as _runplan
 from . import runs as _runs
 from .locks import run_folder_paths
 from .parameters import defining_params
@@ -88,10 +89,10 @@ def check_resume(run_dirs, plist, code) -> list[dict]:
                                            f"{setting_text('overwrite', True, without='--resume')}, which deletes "
                                            f"it)"), d)
     for d, q in zip(run_dirs, plist):
-        differ = _runs.differing_params(d, defining_params(q))
+        differ = _runplan.differing_params(d, defining_params(q))
         if differ:
             raise ResumeRefused(f"run {q['run_name']!r} cannot be resumed: it was started with other parameters: "
-                                f"{_runs.differences_text(differ)}", d)
+                                f"{_runplan.differences_text(differ)}", d)
         try:
             prov = json.loads((d / "provenance.json").read_text())
         except (OSError, ValueError) as exc:  # a run status reads as dead; its provenance is needed from here on
@@ -216,7 +217,7 @@ def resume_checkpoints(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
         checkpoints.append(c)
     epochs_at = sorted({int(c["epoch"]) for c in checkpoints})
     if len(epochs_at) > 1:
-        apart = _runs.epochs_apart_advice({d: int(c["epoch"]) for d, c in zip(run_dirs, checkpoints)})
+        apart = _runplan.epochs_apart_advice({d: int(c["epoch"]) for d, c in zip(run_dirs, checkpoints)})
         raise ResumeRefused(f"the runs cannot be resumed together: they stopped at different epochs {epochs_at}; "
                             f"{apart}", run_dirs[0])
     return epochs_at[0], checkpoints

@@ -26,7 +26,7 @@ import json
 import os
 import pathlib
 
-from . import locks, parameters, runs
+from . import locks, parameters, runplan, runs
 from .grid import absolute_data_path, check_names, check_tie, plain
 from .parameters import DEFAULTS, EXECUTION_KEYS
 from .runs import atomic_write_text
@@ -159,7 +159,7 @@ def check_fixed(call: dict, manifest: dict, out_dir) -> None:
         given = {*call["fixed"], *call["tie"], *(then.get("fixed") or {}), *(then.get("tie") or {})}
         for k in [k for k in DEFAULTS if k in given and k not in varied and k not in EXECUTION_KEYS]:
             (was, was_default), (now, now_default) = _setting(then, k), _setting(call, k)
-            if was != now and not (k == "data_path" and runs.same_file(was, now)):
+            if was != now and not (k == "data_path" and runplan.same_file(was, now)):
                 flag = ("tie", "--tie") if k in call["tie"] else ("fixed", "--set")
                 raise ValueError(
                     f"{flag[0]}[{k!r}] ({flag[1]} {k}): the sweeps of {str(out_dir)!r} ran with "

@@ -17,7 +17,7 @@ import os
 import pathlib
 from collections.abc import Mapping
 
-from . import checkpoints, data, parameters, runs
+from . import checkpoints, data, parameters, runplan, runs
 from .grid import check_names, check_tie, expand_grid, plain, run_name_for
 from .locks import other_host_lock, run_folder_path
 from .parameters import DEFAULTS
@@ -129,9 +129,9 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
             differ = _differing(out_dir / name, want, p, loaded)
             # and a run trained on a CPU is not kept for a GPU (asked only then, so that torch answers for "auto"
             # only then; on remote workers "auto" is not known here)
-            if runs.recorded_device_type(out_dir / name) == "cpu" and not (remote and p["device"] == "auto"):
+            if runplan.recorded_device_type(out_dir / name) == "cpu" and not (remote and p["device"] == "auto"):
                 kind = parameters.required_device_type(p["device"], True if remote else None)
-                differ.update(runs.device_difference(out_dir / name, kind))
+                differ.update(runplan.device_difference(out_dir / name, kind))
             if differ:
                 raise _other_run(out_dir / name, differ)
         planned.append({"point": point, "params": p})
@@ -139,10 +139,10 @@ def plan(grid: dict, fixed: dict | None, out_dir, remote: bool = False, tie: dic
 
 
 def _differing(run_dir: pathlib.Path, want: dict, params: dict | None, loaded: dict, saved=False) -> dict:
-    """:func:`nclib.runs.differing_params` of the run folder ``run_dir`` and a point's defining parameters ``want``
+    """:func:`nclib.runplan.differing_params` of the run folder ``run_dir`` and a point's defining parameters ``want``
     (``saved`` as there), but for a ``data_path`` that names another file holding the data the run was trained on:
     the ``data_sha256`` that its ``provenance.json`` records is that of the data which the ``data_path`` of the
-    point's checked parameters ``params`` selects now (:func:`nclib.runs.data_sha256_now`, the checksum a resume and
+    point's checked parameters ``params`` selects now (:func:`nclib.runplan.data_sha256_now`, the checksum a resume and
     a kept run are compared by).  A run copied from the output folder of another cluster, whose data lay at another
     path there, so holds its point (:ref:`ch-sweeps`), where the sweep keeps it (finished or diverged, :data:`FINAL`).
     A run it would resume (stopped, dead or failed) on the same data is refused, ValueError (:func:`_copied_run_text`):
@@ -150,7 +150,7 @@ def _differing(run_dir: pathlib.Path, want: dict, params: dict | None, loaded: d
     rather than planning a resume that would then be refused.  The data are loaded only where ``data_path`` is all that
     differs, once per data selection (``loaded``, :func:`_data_sha256`); a file that does not load matches no run.
     ``params`` None compares ``data_path`` as written."""
-    differ = runs.differing_params(run_dir, want, saved)
+    differ = runplan.differing_params(run_dir, want, saved)
     if set(differ) != {"data_path"} or params is None or params["data_path"] is None:
         return differ
     try:
@@ -168,7 +168,7 @@ def _differing(run_dir: pathlib.Path, want: dict, params: dict | None, loaded: d
 def _copied_run_text(run_dir: pathlib.Path, status: str, paths: tuple) -> str:
     """The refusal of a run folder holding a run that a sweep would resume (``status``) and that was started with
     another ``data_path`` than its point's, on the same data: ``paths`` (recorded, wanted), as
-    :func:`nclib.runs.differing_params` gives them."""
+    :func:`nclib.runplan.differing_params` gives them."""
     then, now = paths
     return (f"run folder {str(run_dir)!r} holds a {status} run started with data_path {then!r}, whose data are those "
             f"that data_path {now!r} holds now, but a copied run resumes only with the data_path it started with: "
@@ -178,13 +178,13 @@ def _copied_run_text(run_dir: pathlib.Path, status: str, paths: tuple) -> str:
 
 def _data_sha256(params: dict, loaded: dict):
     """The ``data_sha256`` of the data that the checked parameters ``params`` select now
-    (:func:`nclib.runs.data_sha256_now`), or the exception loading them raised; ``loaded``, a dict this function
+    (:func:`nclib.runplan.data_sha256_now`), or the exception loading them raised; ``loaded``, a dict this function
     fills, maps each setting of the data-defining parameters (:data:`nclib.data.LOAD_KEYS`) to that answer, so that
     a sweep whose runs share one data selection loads it once."""
     key = json.dumps({k: params[k] for k in data.LOAD_KEYS}, sort_keys=True, default=str)
     if key not in loaded:
         try:
-            loaded[key] = runs.data_sha256_now(params)
+            loaded[key] = runplan.data_sha256_now(params)
         except Exception as exc:  # noqa: BLE001 - a file that does not load: the caller says what follows
             loaded[key] = exc
     return loaded[key]
@@ -208,7 +208,7 @@ def _comparable(value):
 def _record_key(values: dict, device) -> str:
     """The text under which :func:`plan` looks a run up among the folders of its output folder: the defining
     parameters ``values`` (JSON values) and the ``device``, :func:`_comparable`, but ``data_path`` (a path spelled
-    otherwise may name the same file, which :func:`nclib.runs.differing_params` then finds).  Two records that
+    otherwise may name the same file, which :func:`nclib.runplan.differing_params` then finds).  Two records that
     ``differing_params`` takes for one run share the key; the folders under a point's key are then compared with
     the point one by one, so the key finds them but decides nothing."""
     return json.dumps([_comparable({k: v for k, v in values.items() if k != "data_path"}), _comparable(device)],
@@ -218,7 +218,7 @@ def _record_key(values: dict, device) -> str:
 def _folder_index(present: dict, keys: tuple) -> dict:
     """{:func:`_record_key`: the names of the folders under it, in the order of ``present``} of the run folders
     ``present`` ({name: params.json as recorded}, :func:`_folder_runs`), each recording the defining parameters
-    ``keys`` (a key it lacks reads as its default, as :func:`nclib.runs.differing_params` reads it) and its device:
+    ``keys`` (a key it lacks reads as its default, as :func:`nclib.runplan.differing_params` reads it) and its device:
     built once per plan and set of keys, so that a point finds the folders that may hold its run without comparing
     it with every folder."""
     defaults = runs.json_values({k: DEFAULTS.get(k) for k in keys})
@@ -231,11 +231,11 @@ def _folder_index(present: dict, keys: tuple) -> dict:
 
 def _other_run(run_dir: pathlib.Path, differ: dict) -> runs.RunExists:
     """The refusal of a run folder that holds a run with other parameters (``differ``, as
-    :func:`nclib.runs.differing_params` gives them) than a point of the sweep: a :class:`nclib.runs.RunExists` (a
+    :func:`nclib.runplan.differing_params` gives them) than a point of the sweep: a :class:`nclib.runs.RunExists` (a
     ValueError), so that the error a worker saves for it under the folder's lock reads "RunExists: ..." and the
     sweep's table keeps it beside the finished run it names (:func:`nclib.sweeptable.recorded_outcome`)."""
     return runs.RunExists(f"run folder {str(run_dir)!r} holds a run with other parameters: "
-                          f"{runs.differences_text(differ)}; use another out_dir (or delete the folder)", run_dir,
+                          f"{runplan.differences_text(differ)}; use another out_dir (or delete the folder)", run_dir,
                           runs.recorded_status(run_dir))
 
 
@@ -301,7 +301,7 @@ def refuse_other_run(run_dir: pathlib.Path, want: dict, params: dict | None = No
 def refuse_other_data(params: dict, run_dir: pathlib.Path, loaded: dict | None = None) -> None:
     """:class:`~nclib.runs.OtherData` where the run that a sweep would keep in ``run_dir`` (finished or diverged) was
     trained on other data than the ``data_path`` of its checked parameters ``params`` holds now
-    (:func:`nclib.runs.refuse_other_data`, the comparison of :func:`nclib.train.plan`), or where that file no longer
+    (:func:`nclib.runplan.refuse_other_data`, the comparison of :func:`nclib.train.plan`), or where that file no longer
     loads, so that the run cannot be compared with it: an error of the run in the sweep's table, not a silent keep,
     and not a run trained again (nothing is deleted; :data:`DATA_ADVICE` says what to do).  ``loaded``: a dict this
     function fills, from the data-defining parameters (:data:`nclib.data.LOAD_KEYS`) to what loading them gave, so
@@ -321,7 +321,7 @@ def refuse_other_data(params: dict, run_dir: pathlib.Path, loaded: dict | None =
                             f"({type(got).__name__}: {got}); {DATA_ADVICE}", run_dir,
                             runs.recorded_status(run_dir)) from got
         now = got
-    runs.refuse_other_data(params, [run_dir], DATA_ADVICE, now=now)
+    runplan.refuse_other_data(params, [run_dir], DATA_ADVICE, now=now)
 
 
 def kept_run_error(params: dict, run_dir: pathlib.Path, loaded: dict | None = None) -> str | None:

@@ -72,6 +72,7 @@ from tqdm import tqdm
 from . import ROOT, _checks, data, parameters, provenance  # noqa: F401 (ROOT re-exported)
 from . import checkpoints as _checkpoints
 from . import locks as _locks
+from . import runplan as _runplan
 from . import runs as _runs
 from .runs import (CHECKPOINT, CHECKSUM, CLASS_ACCURACY, HISTORY_COLUMNS, REPRODUCIBLE_COLUMNS,  # noqa: F401
                    CheckpointDamaged, ResumeRefused, RunExists, atomic_write_text,
@@ -95,7 +96,7 @@ def plan(runs, **shared) -> str:
     parameters; for a call on a GPU, trained on one: :func:`nclib.parameters.required_device_type`; on the data
     its ``data_path`` holds now, whose checksum is compared once they are loaded: :func:`_refuse_other_data`);
     anything else (another writer, other parameters, a run trained on a CPU for a call on a GPU, a diverged run,
-    runs in different states) is refused by :func:`nclib.runs.plan_runs` naming the folder, and finished runs whose
+    runs in different states) is refused by :func:`nclib.runplan.plan_runs` naming the folder, and finished runs whose
     data file now holds other data by :class:`~nclib.runs.OtherData` (a :class:`~nclib.runs.RunExists`).
     Parameters are checked as by :func:`run_many`."""
     return _plan(_checked_runs(runs, shared))
@@ -104,9 +105,9 @@ def plan(runs, **shared) -> str:
 def _plan(plist: list[dict]) -> str:
     """:func:`plan` of checked parameters (:func:`_checked_runs`); a "skip" only once the data are found to be the
     runs' own (:func:`_refuse_other_data`)."""
-    todo = _runs.plan_runs([_run_dir(q) for q in plist], overwrite=plist[0]["overwrite"],
-                           params=[defining_params(q) for q in plist],
-                           devices=[parameters.required_device_type(q["device"]) for q in plist])
+    todo = _runplan.plan_runs([_run_dir(q) for q in plist], overwrite=plist[0]["overwrite"],
+                              params=[defining_params(q) for q in plist],
+                              devices=[parameters.required_device_type(q["device"]) for q in plist])
     if todo == "skip":
         _refuse_other_data(plist)
     return todo
@@ -114,15 +115,15 @@ def _plan(plist: list[dict]) -> str:
 
 def _refuse_other_data(plist: list[dict]) -> None:
     """Refuse to read back finished runs (checked parameters ``plist``, trained together: one data set) as the result
-    of a call whose data file now holds other data (:func:`nclib.runs.refuse_other_data`: the file rewritten at the
+    of a call whose data file now holds other data (:func:`nclib.runplan.refuse_other_data`: the file rewritten at the
     same path since, say).  Refused, not trained again: a careful researcher wants to know that the file changed, and
     a finished run is never deleted unasked (:class:`~nclib.runs.OtherData`, a :class:`~nclib.runs.RunExists`,
     naming the folder, both checksums and the path; ``overwrite=True`` trains the runs again on the data there now,
     deleting them)."""
-    _runs.refuse_other_data(plist[0], [_run_dir(q) for q in plist],
-                            f"put the run's data back at that path, give the runs another run name or out_dir, or "
-                            f"train them again on these data with {setting_text('overwrite', True, without='--resume')}"
-                            f", which deletes them")
+    _runplan.refuse_other_data(plist[0], [_run_dir(q) for q in plist],
+                               f"put the run's data back at that path, give the runs another run name or out_dir, "
+                               f"or train them again on these data with "
+                               f"{setting_text('overwrite', True, without='--resume')}, which deletes them")
 
 
 def _run_dir(q: dict) -> pathlib.Path:

@@ -844,7 +844,7 @@ full_figures() {
     for kv in "${EXTRA[@]}"; do sets+=("$kv"); done
     if [ "$resume" = true ]; then
       # only the runs with a checkpoint continue: one beside them that diverged, stopped without one, or finished
-      # (runs of one call continue together only when each can: nclib.runs.plan_runs) would refuse them all
+      # (runs of one call continue together only when each can: nclib.runplan.plan_runs) would refuse them all
       local Ls d left=()
       Ls=$(checkpointed_runs "$f" | sed 's/.*-L//' | paste -sd, -)
       if [ "$Ls" != "$(piece_runs "$f" | sed 's/.*-L//' | paste -sd, -)" ]; then

@@ -44,7 +44,7 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's nclib, not an installed one
-from nclib import parameters, train  # noqa: E402
+from nclib import parameters, runplan, train  # noqa: E402
 from nclib import runs as runs_contract  # noqa: E402
 from nclib.figures import stability  # noqa: E402
 
@@ -70,10 +70,10 @@ def pair_states(runs, shared, cuda: bool | None = None) -> list[tuple[str, dict 
         status = runs_contract.run_status(path)
         if status not in stability.ENDED:
             out.append(("absent" if status == "absent" else "cut", None))
-        elif runs_contract.differing_params(path, parameters.defining_params(want)):
+        elif runplan.differing_params(path, parameters.defining_params(want)):
             out.append(("other", None))
         else:
-            other = runs_contract.device_difference(path, parameters.required_device_type(want["device"], cuda))
+            other = runplan.device_difference(path, parameters.required_device_type(want["device"], cuda))
             if other:
                 trained, here = other["device"]
                 raise OtherDevice(f"run folder {str(path)!r} holds a run trained on {trained}, and this machine "
@@ -108,7 +108,7 @@ def stray_runs(out, overrides, cuda: bool | None = None) -> dict[str, str]:
         if state == "other":
             want = parameters.defining_params(train.check_params(**{**shared, **run[0]}))
             found[str(path)] = (f"run folder {str(path)!r} holds a run that ended with other parameters than these "
-                                f"pairs': {runs_contract.differences_text(runs_contract.differing_params(path, want))}")
+                                f"pairs': {runplan.differences_text(runplan.differing_params(path, want))}")
     return found
 
 

@@ -24,7 +24,7 @@ import pytest
 import torch
 
 import nclib
-from nclib import checkpoints, locks, runs, sweep, train
+from nclib import checkpoints, locks, runplan, runs, sweep, train
 
 TINY = dict(dataset="synthetic", width=16, depth=1, batch_size="full", lam_W=1e-3, lam_H=1e-3, progress=False,
             device="cpu")
@@ -234,7 +234,7 @@ def test_an_overwrite_cut_off_while_it_clears_leaves_a_dead_run_that_only_overwr
         # the run again rather than trying a resume that would be refused
         assert not checkpoints.has_checkpoint(folder) and sweep.next_step(folder) == ("dead", "start")
         with pytest.raises(runs.RunExists, match="dead run without a checkpoint") as refused:
-            runs.plan_runs([folder])
+            runplan.plan_runs([folder])
         assert refused.value.status == "dead" and refused.value.continuable == ()
         said = "has no provenance.json beside it" if "checkpoint.pt" in left else "holds no checkpoint.pt"
         with pytest.raises(runs.ResumeRefused, match=said):
@@ -373,7 +373,7 @@ def test_a_plan_refuses_the_lock_file_of_another_host_as_the_lock_does(tmp_path)
     for d in folders:
         for overwrite in (False, True):
             with pytest.raises(locks.RunLockedElsewhere) as refused:
-                runs.plan_runs([d], overwrite=overwrite)
+                runplan.plan_runs([d], overwrite=overwrite)
             assert refused.value.run_dir == d and str(d / locks.LOCK) in str(refused.value)
             with pytest.raises(locks.RunLockedElsewhere):
                 locks.lock_run(d, retry_s=0)
@@ -383,16 +383,16 @@ def test_a_plan_refuses_the_lock_file_of_another_host_as_the_lock_does(tmp_path)
     busy = locks.lock_run(tmp_path / "b")  # a live writer here: its refusal, naming the other host's file too
     try:
         with pytest.raises(locks.RunFolderBusy) as refused:
-            runs.plan_runs([stopped, tmp_path / "b"])
+            runplan.plan_runs([stopped, tmp_path / "b"])
         assert not isinstance(refused.value, locks.RunLockedElsewhere)
         assert str(stopped / locks.LOCK) in str(refused.value)
     finally:
         busy.release()
     assert {d: _files(d) for d in folders} == before
     (stopped / locks.LOCK).write_text(json.dumps({"pid": 12, "host": socket.gethostname()}) + "\n")
-    assert locks.other_host_lock(stopped) is None and runs.plan_runs([stopped]) == "resume"
+    assert locks.other_host_lock(stopped) is None and runplan.plan_runs([stopped]) == "resume"
     (stopped / locks.LOCK).unlink()
-    assert runs.plan_runs([stopped]) == "resume"
+    assert runplan.plan_runs([stopped]) == "resume"
 
 
 def test_a_failure_after_the_lock_is_taken_gives_it_back(tmp_path, monkeypatch):
@@ -447,7 +447,7 @@ def test_the_holder_of_a_lock_answers_from_it_without_opening_its_file_again(tmp
             assert locks.lock_owner(d)["pid"] == os.getpid() and runs.run_status(d) == "running"
             assert locks.other_host_lock(d) is None
             with pytest.raises(locks.RunFolderBusy, match=f"pid {os.getpid()}"):
-                runs.plan_runs([d])
+                runplan.plan_runs([d])
             with pytest.raises(locks.RunFolderBusy, match=f"pid {os.getpid()}"):
                 locks.lock_run(d, retry_s=0)
     finally:
@@ -745,7 +745,7 @@ def test_two_writers_on_one_folder_the_second_refused_and_a_killed_run_recognise
                 train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0, **kw)  # not refused: stops at once
             assert err.value.run_dir == folder and err.value.owner["pid"] == proc.pid
         with pytest.raises(locks.RunFolderBusy):
-            runs.plan_runs([folder])
+            runplan.plan_runs([folder])
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
     finally:
@@ -756,7 +756,7 @@ def test_two_writers_on_one_folder_the_second_refused_and_a_killed_run_recognise
     assert json.loads((folder / "provenance.json").read_text())["status"] == "running"
     assert runs.run_status(folder) == "dead" and locks.lock_owner(folder) is None
     assert json.loads((folder / locks.LOCK).read_text())["pid"] == proc.pid  # the dead writer's lock is still there
-    assert runs.plan_runs([folder]) == "resume"
+    assert runplan.plan_runs([folder]) == "resume"
     # the next call takes the dead writer's lock over, saying so, and refuses to replace the run
     with pytest.warns(RuntimeWarning, match=f"taking over the lock of process {proc.pid} .* which ended without "
                                             f"releasing it"):
@@ -977,7 +977,7 @@ def test_overwrite_waits_for_no_one_and_a_lock_is_released_on_every_exit(tmp_pat
     assert not (tmp_path / "refused").exists()
     folder = train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="done")
     assert runs.run_status(folder) == "finished" and not (folder / locks.LOCK).exists()
-    assert runs.plan_runs([folder]) == "skip" and runs.run_status(tmp_path / "nothing") == "absent"
+    assert runplan.plan_runs([folder]) == "skip" and runs.run_status(tmp_path / "nothing") == "absent"
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
@@ -1039,7 +1039,7 @@ def test_a_crash_between_the_checkpoints_record_and_its_rename_resumes_from_the_
     assert epoch == (1 if first else 2) * LONG["metric_every"]
     assert (folder / runs.CHECKPOINT).is_file() is not first  # the previous checkpoint, if any, stayed
     tmp = (folder / (runs.CHECKPOINT + ".tmp")).read_bytes()
-    assert runs.plan_runs([folder]) == "resume"
+    assert runplan.plan_runs([folder]) == "resume"
     assert (folder / (runs.CHECKPOINT + ".tmp")).read_bytes() == tmp  # planning reads only
     with pytest.warns(RuntimeWarning, match=f"taking over the lock of process {proc.pid}"):
         train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0, resume=True)
@@ -1198,7 +1198,7 @@ def test_a_crash_before_the_first_checkpoint_leaves_a_dead_run_that_only_overwri
     with pytest.raises(runs.ResumeRefused, match=f"run folder {str(folder)!r} .*holds no checkpoint.pt"):
         train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)  # not refused: stops at once
     with pytest.raises(runs.RunExists, match="holds a dead run without a checkpoint") as err:
-        runs.plan_runs([folder])
+        runplan.plan_runs([folder])
     assert err.value.run_dir == folder
     train.run(**LONG, out_dir=tmp_path, run_name="r", overwrite=True, max_train_s=0)
     assert runs.run_status(folder) == "stopped" and not (folder / (runs.CHECKPOINT + ".tmp")).exists()
@@ -1332,7 +1332,7 @@ def test_a_finished_run_is_not_read_back_as_a_result_of_other_data(tmp_path, mon
 @pytest.mark.parametrize("params", [5, "data.npz", {"dataset": "cifar10"}])
 def test_the_data_check_refuses_what_is_no_runs_parameters_by_name(tmp_path, params):
     with pytest.raises(ValueError, match="params must be a run's checked parameters"):
-        runs.refuse_other_data(params, [tmp_path], "advice")
+        runplan.refuse_other_data(params, [tmp_path], "advice")
 
 
 @pytest.mark.parametrize("name, run_dirs, advice", [("run_dirs", "rr", "advice"), ("run_dirs", 5, "advice"),
@@ -1346,24 +1346,24 @@ def test_the_data_check_refuses_one_path_or_advice_that_is_no_text_by_name(tmp_p
     run_dirs = [tmp_path / "r"] if run_dirs is None else run_dirs
     for data_path in (str(tmp_path / "data.npz"), None):
         with pytest.raises(ValueError, match=rf"^{name} must be") as err:
-            runs.refuse_other_data({"data_path": data_path}, run_dirs, advice, now="0" * 64)
+            runplan.refuse_other_data({"data_path": data_path}, run_dirs, advice, now="0" * 64)
         assert not isinstance(err.value, runs.OtherData)
 
 
 @pytest.mark.parametrize("now", [5, "abc", "A" * 64, b"0" * 64])
 def test_the_data_check_refuses_a_checksum_that_is_no_sha256_by_name(tmp_path, now):
     with pytest.raises(ValueError, match="now must be None or the data's SHA-256"):
-        runs.refuse_other_data({"data_path": str(tmp_path / "data.npz")}, [tmp_path], "advice", now=now)
+        runplan.refuse_other_data({"data_path": str(tmp_path / "data.npz")}, [tmp_path], "advice", now=now)
 
 
 def test_the_data_check_compares_a_given_checksum_without_loading(tmp_path, monkeypatch):
     # the checksum a caller loaded already (a sweep, once per data selection) is compared as the loaded one is
     (tmp_path / "provenance.json").write_text(json.dumps({"data_sha256": "a" * 64}))
-    monkeypatch.setattr(runs, "load_for", lambda params: pytest.fail("loaded although the checksum was given"))
+    monkeypatch.setattr(runplan, "load_for", lambda params: pytest.fail("loaded although the checksum was given"))
     params = {"data_path": str(tmp_path / "data.npz")}
-    runs.refuse_other_data(params, [tmp_path], "advice", now="a" * 64)
+    runplan.refuse_other_data(params, [tmp_path], "advice", now="a" * 64)
     with pytest.raises(runs.OtherData, match="bbbbbbbbbbbb... now; advice"):
-        runs.refuse_other_data(params, [tmp_path], "advice", now="b" * 64)
+        runplan.refuse_other_data(params, [tmp_path], "advice", now="b" * 64)
 
 
 def test_differing_params_compares_numpy_values_as_numbers(tmp_path):
@@ -1371,8 +1371,8 @@ def test_differing_params_compares_numpy_values_as_numbers(tmp_path):
     (tmp_path / "params.json").write_text(json.dumps({"epochs": 400, "counts": [3, 2, 1], "lr": 1e-4}))
     same = {"epochs": np.int64(400), "counts": np.array([3, 2, 1]), "lr": np.float64(1e-4)}
     assert runs.json_values(same) == {"epochs": 400, "counts": [3, 2, 1], "lr": 1e-4}
-    assert runs.differing_params(tmp_path, same) == {}
-    assert runs.differing_params(tmp_path, {**same, "epochs": np.int64(401)}) == {"epochs": (400, 401)}
+    assert runplan.differing_params(tmp_path, same) == {}
+    assert runplan.differing_params(tmp_path, {**same, "epochs": np.int64(401)}) == {"epochs": (400, 401)}
     assert runs.json_values({"out_dir": tmp_path, "milestones": (6000,)}) == {"out_dir": str(tmp_path),
                                                                              "milestones": [6000]}
     # one encoder: what json_values compares is what to_json writes into params.json, read back
@@ -1405,11 +1405,11 @@ def test_a_data_path_spelled_otherwise_is_the_same_file(tmp_path, monkeypatch):
     for name in ("a.npz", "b.npz"):
         (tmp_path / "data" / name).write_bytes(b"x")
     (tmp_path / "params.json").write_text(json.dumps({"data_path": "data/a.npz"}))
-    assert runs.differing_params(tmp_path, {"data_path": str(tmp_path / "data" / "a.npz")}) == {}
-    assert runs.differing_params(tmp_path, {"data_path": "./data/../data/a.npz"}) == {}
-    assert runs.differing_params(tmp_path, {"data_path": str(tmp_path / "data" / "b.npz")}) == \
+    assert runplan.differing_params(tmp_path, {"data_path": str(tmp_path / "data" / "a.npz")}) == {}
+    assert runplan.differing_params(tmp_path, {"data_path": "./data/../data/a.npz"}) == {}
+    assert runplan.differing_params(tmp_path, {"data_path": str(tmp_path / "data" / "b.npz")}) == \
         {"data_path": ("data/a.npz", str(tmp_path / "data" / "b.npz"))}
-    assert runs.differing_params(tmp_path, {"data_path": "data/missing.npz"}) == \
+    assert runplan.differing_params(tmp_path, {"data_path": "data/missing.npz"}) == \
         {"data_path": ("data/a.npz", "data/missing.npz")}
 
 
@@ -1419,10 +1419,10 @@ def test_a_parameter_an_older_run_lacks_reads_as_its_default(tmp_path):
     from nclib.parameters import DEFAULTS
 
     (tmp_path / "params.json").write_text(json.dumps({"epochs": 400}))
-    assert runs.differing_params(tmp_path, {"epochs": 400, "init": DEFAULTS["init"]}) == {}
+    assert runplan.differing_params(tmp_path, {"epochs": 400, "init": DEFAULTS["init"]}) == {}
     other = "orthogonal" if DEFAULTS["init"] != "orthogonal" else "pytorch"
-    assert runs.differing_params(tmp_path, {"epochs": 400, "init": other}) == {"init": (DEFAULTS["init"], other)}
-    assert runs.differing_params(tmp_path / "absent", {"epochs": 400, "init": None}) == {"epochs": (None, 400)}
+    assert runplan.differing_params(tmp_path, {"epochs": 400, "init": other}) == {"init": (DEFAULTS["init"], other)}
+    assert runplan.differing_params(tmp_path / "absent", {"epochs": 400, "init": None}) == {"epochs": (None, 400)}
 
 
 def test_a_damaged_history_is_refused_naming_the_folder_and_the_row(tmp_path):
@@ -1483,8 +1483,8 @@ def test_plan_runs_refuses_one_path_for_a_list_of_folders(tmp_path):
     folder = train.run(**TINY, epochs=5, out_dir=str(tmp_path), run_name="r")
     for one in (str(folder), folder, bytes(folder)):
         with pytest.raises(ValueError, match="^run_dirs"):
-            runs.plan_runs(one)
-    assert runs.plan_runs([str(folder)]) == runs.plan_runs((folder,)) == "skip"
+            runplan.plan_runs(one)
+    assert runplan.plan_runs([str(folder)]) == runplan.plan_runs((folder,)) == "skip"
 
 
 def test_a_finished_run_is_skipped_only_when_every_run_of_the_call_is(tmp_path):
@@ -1494,11 +1494,11 @@ def test_a_finished_run_is_skipped_only_when_every_run_of_the_call_is(tmp_path):
     finished = train.run(**TINY, epochs=5, out_dir=tmp_path, run_name="done")
     stopped = train.run(**LONG, out_dir=tmp_path, run_name="cut", max_train_s=0)
     assert runs.run_status(stopped) == "stopped" and checkpoints.has_checkpoint(stopped)
-    assert runs.plan_runs([finished]) == "skip" and runs.plan_runs([stopped]) == "resume"
+    assert runplan.plan_runs([finished]) == "skip" and runplan.plan_runs([stopped]) == "resume"
     for other, continuable in ((tmp_path / "new", ()), (stopped, (stopped,))):
         for order in ([finished, other], [other, finished]):
             with pytest.raises(runs.RunExists) as info:
-                runs.plan_runs(order)
+                runplan.plan_runs(order)
             first = next(d for d in order if d != stopped)
             assert info.value.run_dir == first and info.value.status == ("finished" if first == finished else "absent")
             assert info.value.continuable == continuable
@@ -1515,9 +1515,9 @@ def test_a_folder_whose_provenance_says_absent_is_a_dead_run(tmp_path):
         (folder / "provenance.json").write_text(json.dumps({"status": recorded}))
         assert runs.recorded_status(folder) == runs.run_status(folder) == "dead", recorded
         with pytest.raises(runs.RunExists) as info:
-            runs.plan_runs([folder])
+            runplan.plan_runs([folder])
         assert info.value.status == "dead" and info.value.continuable == ()
-        assert runs.plan_runs([folder], overwrite=True) == "start"
+        assert runplan.plan_runs([folder], overwrite=True) == "start"
 
 
 def test_one_path_one_device_or_one_dict_for_many_run_folders_is_refused_by_name(tmp_path, monkeypatch):
@@ -1532,16 +1532,16 @@ def test_one_path_one_device_or_one_dict_for_many_run_folders_is_refused_by_name
     before = {d: _files(d) for d in folders}
     for devices in ("cpu", "cu", {"x": "cpu", "y": "cpu"}, ["cpu", "gpu"], ["cpu"], 3):
         with pytest.raises(ValueError, match="^devices"):
-            runs.plan_runs(folders, devices=devices)
+            runplan.plan_runs(folders, devices=devices)
     params = json.loads((folders[0] / "params.json").read_text())
     for bad in (params, {"x": params, "y": params}, "ab", [params, "lr=0.1"], [params]):
         with pytest.raises(ValueError, match="^params"):
-            runs.plan_runs(folders, params=bad)
-    assert runs.plan_runs(folders, params=[params, None], devices=("cpu", None)) == "skip"
+            runplan.plan_runs(folders, params=bad)
+    assert runplan.plan_runs(folders, params=[params, None], devices=("cpu", None)) == "skip"
     readers = (runs.load_history, runs.load_run, runs.load_class_accuracy, runs.read_params,
                checkpoints.has_checkpoint, checkpoints.settle_checkpoint, checkpoints.verify_checkpoint,
-               checkpoints.no_checkpoint, runs.recorded_device_type,
-               lambda d: runs.differing_params(d, {"epochs": 5}), lambda d: runs.device_difference(d, "cpu"),
+               checkpoints.no_checkpoint, runplan.recorded_device_type,
+               lambda d: runplan.differing_params(d, {"epochs": 5}), lambda d: runplan.device_difference(d, "cpu"),
                lambda d: checkpoints.commit_checkpoint(d, 5))
     for call in (locks.lock_run, locks.lock_owner, runs.recorded_status, runs.run_status, runs.clear_run_folder,
                  *readers):  # the readers too: load_history("") read ./history.csv, load_history(None) TypeError
@@ -1550,7 +1550,7 @@ def test_one_path_one_device_or_one_dict_for_many_run_folders_is_refused_by_name
                 call(bad)
     for bad in ([""], [folders[0], None]):
         with pytest.raises(ValueError, match="^run_dirs"):
-            runs.plan_runs(bad)
+            runplan.plan_runs(bad)
         with pytest.raises(ValueError, match="^run_dirs"):
             locks.lock_runs(bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x", "y"]  # no lock, no folder made, nothing cleared
@@ -1570,12 +1570,13 @@ def test_the_run_folder_functions_refuse_bad_arguments_by_name(tmp_path):
     (tmp_path / (runs.CHECKPOINT + ".tmp")).write_bytes(b"x")
     before = _files(tmp_path)
     refusals = [("params", lambda: runs.json_values(5)), ("params", lambda: runs.json_values([("epochs", 5)])),
-                ("want", lambda: runs.differing_params(tmp_path, 5)),
-                ("want", lambda: runs.differing_params(tmp_path, ["epochs"])),
-                ("saved", lambda: runs.differing_params(tmp_path, {"epochs": 5}, saved=5)),
-                ("differ", lambda: runs.differences_text(5)), ("differ", lambda: runs.differences_text({"lr": 1})),
-                ("kind", lambda: runs.device_difference(tmp_path, "gpu")),
-                ("kind", lambda: runs.device_difference(tmp_path, 0)),
+                ("want", lambda: runplan.differing_params(tmp_path, 5)),
+                ("want", lambda: runplan.differing_params(tmp_path, ["epochs"])),
+                ("saved", lambda: runplan.differing_params(tmp_path, {"epochs": 5}, saved=5)),
+                ("differ", lambda: runplan.differences_text(5)),
+                ("differ", lambda: runplan.differences_text({"lr": 1})),
+                ("kind", lambda: runplan.device_difference(tmp_path, "gpu")),
+                ("kind", lambda: runplan.device_difference(tmp_path, 0)),
                 ("root", lambda: provenance.git_state(root=5)), ("root", lambda: provenance.git_state(root="")),
                 ("root", lambda: provenance.code_state(root=5)),
                 ("path", lambda: locks.read_lock_file(5)), ("path", lambda: locks.read_lock_file("")),
@@ -1588,9 +1589,9 @@ def test_the_run_folder_functions_refuse_bad_arguments_by_name(tmp_path):
         with pytest.raises(ValueError, match=rf"^{name}\b"):
             call()
     assert _files(tmp_path) == before
-    assert runs.device_difference(tmp_path, "cuda:0") == {} == runs.device_difference(tmp_path, "cuda")
-    assert runs.device_difference(tmp_path, "cpu") == {"device": ("cuda", "cpu")}
-    assert runs.differing_params(tmp_path, {"epochs": 6}, saved=None) == {"epochs": (None, 6)}
+    assert runplan.device_difference(tmp_path, "cuda:0") == {} == runplan.device_difference(tmp_path, "cuda")
+    assert runplan.device_difference(tmp_path, "cpu") == {"device": ("cuda", "cpu")}
+    assert runplan.differing_params(tmp_path, {"epochs": 6}, saved=None) == {"epochs": (None, 6)}
     checkpoints.commit_checkpoint(tmp_path, np.int64(3))
     assert json.loads((tmp_path / runs.CHECKSUM).read_text())["epoch"] == 3
 
@@ -1599,27 +1600,27 @@ def test_the_run_folder_functions_refuse_bad_arguments_by_name(tmp_path):
                                           ("junk", None)])
 def test_every_reader_of_a_device_reads_one_kind(tmp_path, device, kind):
     """The fault: five readers of a device's kind disagreed where it named no kind they knew: for "mps" the figures'
-    device_kind gave None, parameters.device_type raised, runs.recorded_device_type gave "mps".  All read
-    runs.device_kind now: a parameter of no kind is refused naming it, a recorded one has no kind and differs from
+    device_kind gave None, parameters.device_type raised, runplan.recorded_device_type gave "mps".  All read
+    runplan.device_kind now: a parameter of no kind is refused naming it, a recorded one has no kind and differs from
     every kind a plan asks for."""
     import nclib.figures
     from nclib import parameters
 
-    assert runs.device_kind(device) == nclib.figures.device_kind(device) == kind
+    assert runplan.device_kind(device) == nclib.figures.device_kind(device) == kind
     if kind is None:
         with pytest.raises(ValueError, match="^device must be"):
             parameters.device_type(device)
     else:
         assert parameters.device_type(device) == kind == parameters.device_type(device, cuda=False)
     (tmp_path / "provenance.json").write_text(json.dumps({"status": "finished", "device": device}))
-    assert runs.recorded_device_type(tmp_path) == kind
+    assert runplan.recorded_device_type(tmp_path) == kind
     for want in ("cpu", "cuda", "cuda:0"):
-        wanted = runs.device_kind(want)
+        wanted = runplan.device_kind(want)
         differ = {} if kind == wanted else {"device": (kind or device, wanted)}
-        assert runs.device_difference(tmp_path, want) == differ
-    assert runs.device_difference(tmp_path, None) == {}
+        assert runplan.device_difference(tmp_path, want) == differ
+    assert runplan.device_difference(tmp_path, None) == {}
     for nothing in ("auto", "cpu:0", "cuda:x", " cuda", "", None, 3):  # no device of a kind, or not yet resolved
-        assert runs.device_kind(nothing) is None
+        assert runplan.device_kind(nothing) is None
 
 
 def test_read_record_reads_a_json_object_and_names_the_file_that_holds_none(tmp_path):
@@ -1869,7 +1870,7 @@ def test_a_checkpoint_that_cannot_be_written_leaves_every_run_of_the_call_at_one
     assert exc.value.errno == errno.ENOSPC and saved == [10, 10]
     assert [runs.run_status(d) for d in folders] == ["failed"] * 2
     assert [json.loads((d / runs.CHECKSUM).read_text())["epoch"] for d in folders] == [5, 5]
-    assert runs.plan_runs(folders) == "resume"
+    assert runplan.plan_runs(folders) == "resume"
     train.run_many(pair, **LONG, out_dir=tmp_path, max_train_s=0, resume=True)
     assert [runs.run_status(d) for d in folders] == ["stopped"] * 2
     assert [_epochs(d) for d in folders] == [[0, 5, 10]] * 2
@@ -1887,17 +1888,17 @@ def test_a_plan_refuses_runs_whose_checkpoints_are_at_different_epochs_and_its_a
     assert (checkpoints.recorded_epoch(a), checkpoints.recorded_epoch(str(b))) == (15, 5)  # what the plan compares
     before = {d: _files(d) for d in folders}
     with pytest.raises(runs.RunExists) as exc:
-        runs.plan_runs(folders)
+        runplan.plan_runs(folders)
     assert exc.value.run_dir == b and exc.value.status == "stopped" and exc.value.continuable == ()
-    assert str(exc.value).endswith(runs.epochs_apart_advice({a: 15, b: 5}))  # the plan's refusal carries the advice
+    assert str(exc.value).endswith(runplan.epochs_apart_advice({a: 15, b: 5}))  # the plan's refusal carries the advice
     assert checkpoints.recorded_epoch(tmp_path / "none") is None  # no record: no epoch, read, never refused
     with pytest.raises(ValueError, match="^run_dir"):
         checkpoints.recorded_epoch("")
     assert {d: _files(d) for d in folders} == before  # planning reads only
     while _epochs(b)[-1] < _epochs(a)[-1]:  # the advice: b alone, a metric epoch per call
-        assert runs.plan_runs([b]) == "resume"
+        assert runplan.plan_runs([b]) == "resume"
         train.run_many(pair[1:], **LONG, out_dir=tmp_path, max_train_s=0, resume=True)
-    assert _epochs(b) == _epochs(a) == [0, 5, 10, 15] and runs.plan_runs(folders) == "resume"
+    assert _epochs(b) == _epochs(a) == [0, 5, 10, 15] and runplan.plan_runs(folders) == "resume"
     train.run_many(pair, **LONG, out_dir=tmp_path, max_train_s=0, resume=True)
     assert [runs.run_status(d) for d in folders] == ["stopped"] * 2 and _epochs(a) == _epochs(b) == [0, 5, 10, 15, 20]
 
@@ -1908,10 +1909,10 @@ def test_the_advice_for_checkpoints_at_different_epochs_names_the_runs_behind_an
     metric epoch per call (max_train_s=0), and names no run at the leading epoch as one to bring there; bad
     arguments refused naming ``epochs``."""
     lead, behind, also_behind, level = (tmp_path / name for name in ("lead-run", "behind-run", "late-run", "tied-run"))
-    assert runs.epochs_apart_advice({}) is None
-    assert runs.epochs_apart_advice({lead: 15}) is None
-    assert runs.epochs_apart_advice({lead: 15, level: 15, behind: np.int64(15)}) is None
-    advice = runs.epochs_apart_advice({lead: 15, behind: 5, also_behind: 10, level: 15})
+    assert runplan.epochs_apart_advice({}) is None
+    assert runplan.epochs_apart_advice({lead: 15}) is None
+    assert runplan.epochs_apart_advice({lead: 15, level: 15, behind: np.int64(15)}) is None
+    advice = runplan.epochs_apart_advice({lead: 15, behind: 5, also_behind: 10, level: 15})
     assert all(f"{d.name} {e}" in advice for d, e in ((lead, 15), (behind, 5), (also_behind, 10), (level, 15)))
     # each run named once with its epoch; the runs behind once more, as those to resume alone up to epoch 15
     assert [advice.count(d.name) for d in (lead, level, behind, also_behind)] == [1, 1, 2, 2]
@@ -1919,7 +1920,7 @@ def test_the_advice_for_checkpoints_at_different_epochs_names_the_runs_behind_an
     for bad in ([(lead, 15), (behind, 5)], {str(lead): 15, behind: 5}, {lead: -1, behind: 5}, {lead: 15.0},
                 {lead: True, behind: 0}, None):
         with pytest.raises(ValueError, match="^epochs"):
-            runs.epochs_apart_advice(bad)
+            runplan.epochs_apart_advice(bad)
 
 
 def test_a_run_folder_that_cannot_be_made_leaves_the_others_failed_not_running(tmp_path, monkeypatch):
@@ -1976,7 +1977,7 @@ def test_a_history_that_cannot_be_written_ends_the_runs_record_where_the_file_do
         prov = json.loads((folder / "provenance.json").read_text())
         assert prov["status"] == "failed" and _epochs(folder)[-1] == last
         assert prov["segments"][-1]["to_epoch"] == last
-    assert stopped == tmp_path / "resumed" and runs.plan_runs([stopped]) == "resume"
+    assert stopped == tmp_path / "resumed" and runplan.plan_runs([stopped]) == "resume"
 
 
 def test_a_file_system_without_flock_locks_is_refused_by_its_own_error(tmp_path, monkeypatch):
@@ -2026,11 +2027,11 @@ def test_run_under_lock_decides_from_the_locked_folder_and_refuses_what_it_decid
 def test_plan_runs_reads_numpy_bools_as_bools(tmp_path):
     folder = tmp_path / "a"
     for flag in (False, True):  # a numpy bool (a value read from an array) counts as the bool it is
-        got = runs.plan_runs([folder], overwrite=np.bool_(flag))
-        assert got == runs.plan_runs([folder], overwrite=flag) == "start"
+        got = runplan.plan_runs([folder], overwrite=np.bool_(flag))
+        assert got == runplan.plan_runs([folder], overwrite=flag) == "start"
     for bad in (0, 1, "yes"):
         with pytest.raises(ValueError, match="overwrite must be True or False"):
-            runs.plan_runs([folder], overwrite=bad)
+            runplan.plan_runs([folder], overwrite=bad)
     assert not folder.exists()
 
 

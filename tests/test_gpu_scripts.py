@@ -293,7 +293,7 @@ def test_gpu_figures_script_full_mode_resumes_the_runs_beside_a_diverged_one(tmp
     (a diverged run beside it would refuse them both), list only it as the one a second command resumes, and leave
     the diverged run's folder as it is. So too for a run that finished beside one that stopped (runs of one call
     stop together, but a run may have been finished by a call of its own): runs continue together only when each
-    can (nclib.runs.plan_runs), so with it in the call the notebook would be refused."""
+    can (nclib.runplan.plan_runs), so with it in the call the notebook would be refused."""
     out, stage = tmp_path / "out", tmp_path / "stage"
     base = dict(os.environ, OUT=str(out), PY=sys.executable, DEVICE="cpu", FIGURES="1", PIECE="L3-L6",
                 TEST_EPOCHS="3", FULL="1", PRECISION="tf32", DECISION_ROOT=decided["tf32"], ALLOW_DIRTY="1",

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from nclib import runs
+from nclib import runplan, runs
 
 
 def _folder(path, status="finished", params=None, **provenance):
@@ -48,13 +48,13 @@ def test_a_first_history_row_holding_two_rows_is_refused_naming_row_1(tmp_path):
 ])
 def test_a_recorded_device_differs_only_in_its_kind(tmp_path, recorded, kind, differ):
     folder = _folder(tmp_path / "r", **({} if recorded is None else {"device": recorded}))
-    assert runs.device_difference(folder, kind) == differ
+    assert runplan.device_difference(folder, kind) == differ
     if kind is not None:  # a plan for that kind skips the finished run or refuses it, by the same difference
         if differ:
             with pytest.raises(runs.RunExists):
-                runs.plan_runs([folder], devices=[runs.device_kind(kind)])
+                runplan.plan_runs([folder], devices=[runplan.device_kind(kind)])
         else:
-            assert runs.plan_runs([folder], devices=[runs.device_kind(kind)]) == "skip"
+            assert runplan.plan_runs([folder], devices=[runplan.device_kind(kind)]) == "skip"
 
 
 def test_a_run_that_records_no_data_checksum_is_refused_as_trained_on_other_data(tmp_path):
@@ -64,16 +64,16 @@ def test_a_run_that_records_no_data_checksum_is_refused_as_trained_on_other_data
     now = "a" * 64
     params = {"data_path": str(tmp_path / "data.npz")}
     same = _folder(tmp_path / "same", data_sha256=now)
-    runs.refuse_other_data(params, [same], "train it again", now=now)  # the data it was trained on: kept
+    runplan.refuse_other_data(params, [same], "train it again", now=now)  # the data it was trained on: kept
     other = _folder(tmp_path / "other", data_sha256="b" * 64)
     unrecorded = _folder(tmp_path / "unrecorded")
     unreadable = _folder(tmp_path / "unreadable")
     (unreadable / "provenance.json").write_text("{")
     for folder in (other, unrecorded, unreadable):
         with pytest.raises(runs.OtherData) as refused:
-            runs.refuse_other_data(params, [same, folder], "train it again", now=now)
+            runplan.refuse_other_data(params, [same, folder], "train it again", now=now)
         assert refused.value.run_dir == folder
-    runs.refuse_other_data({"data_path": None}, [unrecorded], "train it again", now=now)  # no file to check
+    runplan.refuse_other_data({"data_path": None}, [unrecorded], "train it again", now=now)  # no file to check
 
 
 def test_a_plan_with_parameters_offers_the_stopped_run_beside_one_not_started(tmp_path):
@@ -86,10 +86,10 @@ def test_a_plan_with_parameters_offers_the_stopped_run_beside_one_not_started(tm
     absent = tmp_path / "absent"
     for params in (None, [want, want]):
         with pytest.raises(runs.RunExists) as refused:
-            runs.plan_runs([stopped, absent], params=params)
+            runplan.plan_runs([stopped, absent], params=params)
         assert (refused.value.run_dir, refused.value.status) == (absent, "absent")
         assert refused.value.continuable == (stopped,), params
-    assert runs.plan_runs([stopped], params=[want]) == "resume"
+    assert runplan.plan_runs([stopped], params=[want]) == "resume"
     with pytest.raises(runs.RunExists) as refused:  # other parameters: refused naming the stopped run
-        runs.plan_runs([stopped, absent], params=[{"epochs": 6}, want])
+        runplan.plan_runs([stopped, absent], params=[{"epochs": 6}, want])
     assert refused.value.run_dir == stopped and refused.value.continuable == ()

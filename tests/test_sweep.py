@@ -25,7 +25,7 @@ import pytest
 import torch
 from dask.distributed import LocalCluster
 
-from nclib import ROOT, checkpoints, locks, runs, sweep, sweepmanifest, sweepplan, sweeptable, train, ufm
+from nclib import ROOT, checkpoints, locks, runplan, runs, sweep, sweepmanifest, sweepplan, sweeptable, train, ufm
 from nclib.grid import SWEEP_KEYS, expand_grid, parse_fixed, parse_grid, parse_tie, run_name_for
 from nclib.minority import minimizer_accuracy
 from nclib.parameters import DEFAULTS, EXECUTION_KEYS, defining_params
@@ -1233,13 +1233,13 @@ def test_a_rerun_loads_each_data_selection_once_to_check_the_runs_it_keeps(sched
     first = sweep.run_sweep(grid, fixed, out, scheduler=scheduler, progress=False)
     assert first["status"].tolist() == ["finished"] * 6
     loads = []
-    real = runs.load_for
+    real = runplan.load_for
 
     def counted(params):
         loads.append(params["seed"])
         return real(params)
 
-    monkeypatch.setattr(runs, "load_for", counted)
+    monkeypatch.setattr(runplan, "load_for", counted)
     again = sweep.run_sweep(grid, fixed, out, scheduler=scheduler, progress=False)
     assert again["status"].tolist() == ["finished"] * 6 and sweep.exit_status(again) == 0
     assert sorted(loads) == [0, 1]  # once per seed, not once per run (six before)
@@ -1561,13 +1561,13 @@ def test_a_plan_compares_each_point_only_with_the_folders_that_may_hold_its_run(
     whole = json.loads((out / names[1] / "params.json").read_text())
     (out / names[1] / "params.json").write_text(json.dumps({**whole, "epochs": 4.0}))
     compared = []
-    real = runs.differing_params
+    real = runplan.differing_params
 
     def counted(run_dir, *args, **kw):
         compared.append(pathlib.Path(run_dir).name)
         return real(run_dir, *args, **kw)
 
-    monkeypatch.setattr(runs, "differing_params", counted)
+    monkeypatch.setattr(runplan, "differing_params", counted)
     planned = sweep.plan({"lam_W": decays, "seed": [0, 1]}, TINY, out)
     assert [q["params"]["run_name"] for q in planned[::2]] == [run_name_for({"lam_W": v}) for v in decays]
     assert [q["params"]["run_name"] for q in planned[1::2]] == [run_name_for({"lam_W": v, "seed": 1}) for v in decays]
@@ -2066,8 +2066,8 @@ def test_the_list_of_points_refuses_a_run_trained_on_other_data_as_its_task_does
     grid, out = {"lr": [1e-2, 1e3]}, tmp_path / "out"  # lr = 1000 diverges
     assert [sweep.run_point(grid, fixed, out, i)["status"][0] for i in (0, 1)] == ["finished", "diverged"]
     loads = []
-    real = runs.load_for
-    monkeypatch.setattr(runs, "load_for", lambda params: loads.append(params["seed"]) or real(params))
+    real = runplan.load_for
+    monkeypatch.setattr(runplan, "load_for", lambda params: loads.append(params["seed"]) or real(params))
     kept = sweep.list_points(grid, fixed, out)
     assert kept["next"].tolist() == ["keep", "keep"] and pd.isna(kept["error"][0]) and loads == [0]
     write()  # other data at the same path

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from nclib import checkpoints, data, imbalance, locks, parameters, provenance, runs, sweep, train, traincli, ufm
+from nclib import (checkpoints, data, imbalance, locks, parameters, provenance, runplan, runs, sweep, train, traincli,
+                   ufm)
 
 SMALL = dict(dataset="synthetic", counts=[20, 10, 5], dim=16, width=64, depth=2, progress=False, device="cpu")
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
@@ -531,7 +532,7 @@ def test_command_line_reports_every_run_when_one_diverges_and_never_advises_dele
         assert f"{d.name}: {status} at epoch 2 of 6" in err and str(d) in out.split()
     before = {f: f.read_bytes() for d in folders for f in d.iterdir()}
     with pytest.raises(runs.RunExists) as refused:
-        runs.plan_runs(folders)
+        runplan.plan_runs(folders)
     assert refused.value.continuable == (folders[0],) and refused.value.run_dir == folders[1]
     with pytest.raises(SystemExit) as exit_:
         train.main(argv)
@@ -1951,7 +1952,7 @@ def test_resume_refuses_what_would_not_be_the_same_run(tmp_path, monkeypatch):
     train.run_many(RESUME_MEMBERS[:1], out_dir=tmp_path, resume=True, max_train_s=0, **RESUME_KW)
     with pytest.raises(train.ResumeRefused, match=r"stopped at different epochs \[2, 4\]") as apart:
         train.run_many(RESUME_MEMBERS, out_dir=tmp_path, resume=True, **RESUME_KW)
-    assert str(apart.value).endswith(runs.epochs_apart_advice(dict(zip(parts, (4, 2, 2)))))  # how to join them
+    assert str(apart.value).endswith(runplan.epochs_apart_advice(dict(zip(parts, (4, 2, 2)))))  # how to join them
     assert [_status(p) for p in parts] == ["stopped"] * 3  # nothing refused was touched
 
 

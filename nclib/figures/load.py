@@ -18,7 +18,8 @@ import numpy as np
 from .. import _checks, data, provenance, runs
 from ..geometry import NC3_EQUAL_COUNT_BLOCKS, recorded_nc3_compares  # noqa: F401 (re-exported)
 from ..parameters import EXECUTION_KEYS, PLACE_KEYS, reference_decay
-from ..runs import NC_COLUMNS, device_kind, load_run, metric_epochs
+from ..runplan import device_kind
+from ..runs import NC_COLUMNS, load_run, metric_epochs
 from .config import HISTORY_KEYS, INPUT_DIM, L_VALUES, RESULTS, check_scale, figure, figure_parameters
 
 
@@ -279,7 +280,7 @@ def _steps_problems(run: Run, N: int) -> list[str]:
 def provenance_problems(run: Run, device: str | None = None) -> list[str]:
     """What keeps a run's ``provenance.json`` from being the record of the run its ``params.json`` describe, each
     problem naming the run's L and the key: a key of :data:`PROVENANCE_TYPES` missing or of another type; the precision
-    of the products (``precision``) other than the parameters'; the kind of device (:func:`nclib.runs.device_kind` of
+    of the products (``precision``) other than the parameters'; the kind of device (:func:`nclib.runplan.device_kind` of
     ``device``) other than ``device`` (``"cpu"`` or ``"cuda"``; None: the parameters' where they name one, any where
     they say ``"auto"``); ``data_sha256`` not a sha256, or not the one its data record (``data``) holds;
     ``parameter_count`` other than :func:`parameter_count` of the parameters; ``N`` and ``K`` other than the run's
