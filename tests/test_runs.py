@@ -1,21 +1,10 @@
 """The run folder's contract (nclib.runs) on folders written by hand, without training: what a history with rows
-run together is, which recorded devices differ from the device a call asks for, which runs a data check refuses,
-and what a plan offers to continue beside a run not yet started."""
+run together is.  The plan over such folders (nclib.runplan) is tested in test_runplan.py."""
 from __future__ import annotations
-
-import json
 
 import pytest
 
-from nclib import runplan, runs
-
-
-def _folder(path, status="finished", params=None, **provenance):
-    """A run folder holding ``params.json`` and a ``provenance.json`` with ``status`` and ``provenance``."""
-    path.mkdir(parents=True)
-    (path / "params.json").write_text(runs.to_json(params or {"epochs": 5}))
-    (path / "provenance.json").write_text(runs.to_json({"status": status, **provenance}))
-    return path
+from nclib import runs
 
 
 def _history(path, rows):
@@ -33,63 +22,3 @@ def test_a_first_history_row_holding_two_rows_is_refused_naming_row_1(tmp_path):
         runs.load_history(tmp_path)
     _history(tmp_path, [row, [5] + row[1:]])
     assert runs.load_history(tmp_path)["epoch"].tolist() == [0, 5]
-
-
-@pytest.mark.parametrize("recorded, kind, differ", [
-    ("cpu", "cuda", {"device": ("cpu", "cuda")}),
-    ("cuda:1", "cpu", {"device": ("cuda", "cpu")}),
-    ("cuda:1", "cuda", {}),  # a card is of its kind
-    ("cuda", "cuda:0", {}),
-    ("mps", "cuda", {"device": ("mps", "cuda")}),  # no kind nclib trains on: differs from every kind
-    ("mps", "cpu", {"device": ("mps", "cpu")}),
-    (None, "cuda", {}),  # a folder that records no device differs from none
-    (None, "cpu", {}),
-    ("cpu", None, {}),  # any device
-])
-def test_a_recorded_device_differs_only_in_its_kind(tmp_path, recorded, kind, differ):
-    folder = _folder(tmp_path / "r", **({} if recorded is None else {"device": recorded}))
-    assert runplan.device_difference(folder, kind) == differ
-    if kind is not None:  # a plan for that kind skips the finished run or refuses it, by the same difference
-        if differ:
-            with pytest.raises(runs.RunExists):
-                runplan.plan_runs([folder], devices=[runplan.device_kind(kind)])
-        else:
-            assert runplan.plan_runs([folder], devices=[runplan.device_kind(kind)]) == "skip"
-
-
-def test_a_run_that_records_no_data_checksum_is_refused_as_trained_on_other_data(tmp_path):
-    """refuse_other_data keeps only runs whose provenance records the data's checksum now: a run that records
-    another one, none, or no readable provenance is refused (OtherData naming it), never read back as a result of
-    these data."""
-    now = "a" * 64
-    params = {"data_path": str(tmp_path / "data.npz")}
-    same = _folder(tmp_path / "same", data_sha256=now)
-    runplan.refuse_other_data(params, [same], "train it again", now=now)  # the data it was trained on: kept
-    other = _folder(tmp_path / "other", data_sha256="b" * 64)
-    unrecorded = _folder(tmp_path / "unrecorded")
-    unreadable = _folder(tmp_path / "unreadable")
-    (unreadable / "provenance.json").write_text("{")
-    for folder in (other, unrecorded, unreadable):
-        with pytest.raises(runs.OtherData) as refused:
-            runplan.refuse_other_data(params, [same, folder], "train it again", now=now)
-        assert refused.value.run_dir == folder
-    runplan.refuse_other_data({"data_path": None}, [unrecorded], "train it again", now=now)  # no file to check
-
-
-def test_a_plan_with_parameters_offers_the_stopped_run_beside_one_not_started(tmp_path):
-    """A stopped run with its checkpoint beside a run not yet started, the wanted parameters given: the plan refuses
-    the call naming the run not started, and offers the stopped one to continue by itself (continuable), as it
-    does without parameters; the run not started has no parameters to differ in."""
-    want = {"epochs": 5}
-    stopped = _folder(tmp_path / "stopped", "stopped", params=want)
-    (stopped / runs.CHECKPOINT).write_bytes(b"state")
-    absent = tmp_path / "absent"
-    for params in (None, [want, want]):
-        with pytest.raises(runs.RunExists) as refused:
-            runplan.plan_runs([stopped, absent], params=params)
-        assert (refused.value.run_dir, refused.value.status) == (absent, "absent")
-        assert refused.value.continuable == (stopped,), params
-    assert runplan.plan_runs([stopped], params=[want]) == "resume"
-    with pytest.raises(runs.RunExists) as refused:  # other parameters: refused naming the stopped run
-        runplan.plan_runs([stopped, absent], params=[{"epochs": 6}, want])
-    assert refused.value.run_dir == stopped and refused.value.continuable == ()
