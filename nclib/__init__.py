@@ -18,7 +18,9 @@ as text; the reference code's decays, K x 1e-5), ``step`` (one optimizer step: A
 the command line), ``resume`` (a stopped run continued: what it must share with the call that started it, its
 checkpoint read back), ``runfolder`` (one run's folder while it trains: history, checkpoint, provenance
 segments), ``provenance`` (the commit and software versions a run or a benchmark records), ``runs`` (the run-folder
-contract: names, history columns, status, plans), ``checkpoints`` (a stopped run's checkpoint committed and verified),
+contract: names, files and history columns, status, a folder written, read back and cleared), ``runplan`` (a call's
+plan over its run folders: their runs' parameters, data and device set against the call's; start, resume or skip),
+``checkpoints`` (a stopped run's checkpoint committed and verified),
 ``locks`` (one writer per run folder), ``grid`` (a sweep's grid and its points), ``sweepplan`` (which points a sweep
 trains, keeps, resumes or refuses), ``sweep`` (grids of runs on Dask or a job array), ``sweepcli`` (its command line,
 ``python -m nclib.sweep``), ``sweepmanifest`` (a sweep's record, ``sweep.json``, and the locks of its output folder),
