@@ -213,8 +213,9 @@ class Engine:
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """What a stopped run needs to continue exactly (``max_train_s``, ``resume``): the model, Adam's state,
-        the batch generator's state and the steps taken.  Taken at a metric epoch, when no loss is pending.  Its
+        """What a run needs to continue exactly from its checkpoint (``resume``; written when ``max_train_s`` or a
+        job's SIGTERM stops it, and every ``checkpoint_every`` epochs while it trains): the model, Adam's state, the
+        batch generator's state and the steps taken.  Taken at a metric epoch, when no loss is pending.  Its
         tensors are copies, not the training tensors, so steps taken after it leave it as it was; the model's and
         Adam's are made on the device (12 bytes a parameter, 0.4-0.6 GB for the paper's width-2048 networks)."""
         step = self.step.state_dict()  # refuses pending steps, waits for the device
