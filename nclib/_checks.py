@@ -10,7 +10,7 @@ import math
 import numbers
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -384,3 +384,18 @@ def auto_flag(value, name: str):
         return bool(value)
     raise ValueError(f"{name} must be 'auto', True or False, got {value!r}")
 
+
+
+def one_per_folder(values, name: str, what: str, n: int, fits) -> list:
+    """``values`` as a list of one entry per run folder (``n`` of them), each one that ``fits`` (a predicate): what a
+    call over several run folders takes beside them (their parameters, devices, provenances, engines), in the
+    folders' order: a list, tuple or numpy array.  A str, bytes or mapping (one value for every folder, whose
+    characters or keys are no entries), a set (no order), anything else that is no sequence, a length other than
+    ``n`` and an entry that does not fit are refused with a ValueError naming ``name``."""
+    ordered = isinstance(values, (Sequence, np.ndarray)) and not isinstance(values, (str, bytes))
+    if not ordered or len(values) != n:
+        raise ValueError(f"{name} must hold one {what} per run folder ({n}), got {values!r:.200}")
+    for x in values:
+        if not fits(x):
+            raise ValueError(f"{name} must hold one {what} per run folder, got {x!r:.200} among them")
+    return list(values)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import torch
 
+from . import _checks
 from . import checkpoints as _checkpoints
 from . import parameters, provenance
 from . import runplan as _runplan
@@ -37,14 +38,6 @@ def device_key(device) -> str | None:
     return str(d) if d.index is not None else "cuda"
 
 
-def _one_per_folder(values, name: str, what: str, n: int, fits) -> list:
-    """``values`` as a list of one entry per run folder (``n`` of them), each one that ``fits``; ValueError naming
-    ``name`` otherwise."""
-    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, (list, tuple)) or len(values) != n \
-            or not all(fits(v) for v in values):
-        raise ValueError(f"{name} must hold one {what} per run folder ({n}), got {values!r:.200}")
-    return list(values)
-
 
 #: What :func:`check_resume` reads of the call's code and machine (``code``: :func:`nclib.provenance.git_state` and
 #: the CPU and torch's threads, as :func:`nclib.train.run_many` records them).
@@ -67,8 +60,8 @@ def check_resume(run_dirs, plist, code) -> list[dict]:
     run_dirs = run_folder_paths(run_dirs)
     if not run_dirs:
         raise ValueError("run_dirs must hold at least one run folder to resume, got none")
-    plist = _one_per_folder(plist, "plist", "checked parameter set (a dict)", len(run_dirs),
-                            lambda q: isinstance(q, dict) and {"device", "run_name"} <= set(q))
+    plist = _checks.one_per_folder(plist, "plist", "checked parameter set (a dict)", len(run_dirs),
+                                   lambda q: isinstance(q, dict) and {"device", "run_name"} <= set(q))
     if not isinstance(code, Mapping) or not set(CODE_KEYS) <= set(code):
         raise ValueError(f"code must be the call's code and machine, a mapping with {list(CODE_KEYS)}, got "
                          f"{code!r:.200}")
@@ -175,10 +168,10 @@ def resume_checkpoints(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
     run_dirs = run_folder_paths(run_dirs)
     if not run_dirs:
         raise ValueError("run_dirs must hold at least one run folder to resume, got none")
-    provs = _one_per_folder(provs, "provs", "provenance (a dict, as check_resume returns it)", len(run_dirs),
-                            lambda prov: isinstance(prov, dict))
-    engines = _one_per_folder(engines, "engines", "Engine", len(run_dirs),
-                              lambda eng: all(hasattr(eng, a) for a in ("device", "device_name", "p")))
+    provs = _checks.one_per_folder(provs, "provs", "provenance (a dict, as check_resume returns it)", len(run_dirs),
+                                   lambda prov: isinstance(prov, dict))
+    engines = _checks.one_per_folder(engines, "engines", "Engine", len(run_dirs),
+                                     lambda eng: all(hasattr(eng, a) for a in ("device", "device_name", "p")))
     if not isinstance(getattr(ts, "provenance", None), Mapping) or "data_sha256" not in ts.provenance:
         raise ValueError(f"ts must be the loaded training set (nclib.data.load_for), got {type(ts).__name__}")
     here = {"device": device_key(str(engines[0].device)), "device_name": engines[0].device_name,

@@ -205,9 +205,12 @@ def plan_runs(run_dirs, overwrite: bool = False, params=None, devices=None) -> s
     folder (one dict or one device type for all of them, whose keys or characters would be compared one per run)."""
     overwrite = _checks.flag(overwrite, "overwrite")
     run_dirs = run_folder_paths(run_dirs)  # one folder alone refused: its characters are no folders
-    params = _one_per_folder(params, "params", "dict", lambda x: x is None or isinstance(x, dict), len(run_dirs))
-    devices = _one_per_folder(devices, "devices", "device type ('cpu', 'cuda' or None)",
-                              lambda x: x in (None, "cpu", "cuda"), len(run_dirs))
+    if params is not None:
+        params = _checks.one_per_folder(params, "params", "dict", len(run_dirs),
+                                        lambda x: x is None or isinstance(x, dict))
+    if devices is not None:
+        devices = _checks.one_per_folder(devices, "devices", "device type ('cpu', 'cuda' or None)", len(run_dirs),
+                                         lambda x: x in (None, "cpu", "cuda"))
     status = {d: run_status(d) for d in run_dirs}
     # the lock files of writers on other hosts, which lock_run refuses: refused here too, every one named at once
     elsewhere = {d: o for d in run_dirs if status[d] != "running" and (o := other_host_lock(d)) is not None}
@@ -282,19 +285,6 @@ def epochs_apart_advice(epochs) -> str | None:
             f"{setting_text('max_train_s', 0)}, which trains a run to its next metric epoch and stops it there, "
             f"until it stops at epoch {lead}; then all of them continue together")
 
-
-def _one_per_folder(values, name: str, what: str, fits, n: int) -> list | None:
-    """``values`` (None, or one entry per run folder of :func:`plan_runs`, each one that ``fits``) as a list; a
-    str, bytes or dict (one value for every folder, whose characters or keys are no entries), anything else that
-    is no list of ``n`` entries, and an entry that does not fit are refused with a ValueError naming ``name``."""
-    if values is None:
-        return None
-    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__len__") or len(values) != n:
-        raise ValueError(f"{name} must hold one {what} per run folder ({n}), got {values!r}")
-    for x in values:
-        if not fits(x):
-            raise ValueError(f"{name} must hold one {what} per run folder, got {x!r} among them")
-    return list(values)
 
 
 def _mixed_advice(status: dict, resumable: dict) -> str:

@@ -203,3 +203,22 @@ def test_real_dtype_takes_floats_and_integers_and_refuses_bools_complex_text_obj
     with pytest.raises(ValueError, match="X"):
         _samples.peak_exponent(np.array([True, False]))
     assert not _checks.real_number(np.complex128(1)) and _checks.real_number(np.uint8(3))
+
+
+def test_one_per_folder_takes_an_ordered_entry_per_folder():
+    """One entry per run folder, in the folders' order: a list, a tuple or an array, returned as a list."""
+    fits = lambda x: x in ("cpu", "cuda", None)  # noqa: E731
+    assert _checks.one_per_folder(("cpu", None), "devices", "device", 2, fits) == ["cpu", None]
+    assert _checks.one_per_folder(np.array(["cpu", "cuda"]), "devices", "device", 2, fits) == ["cpu", "cuda"]
+    got = [{"a": 1}]
+    out = _checks.one_per_folder(got, "plist", "dict", 1, lambda q: isinstance(q, dict))
+    assert out == got and out is not got and out[0] is got[0]
+
+
+@pytest.mark.parametrize("values", ["cc", b"cc", {"cpu": 1, "cuda": 2}, {"cpu", "cuda"}, (x for x in "ab"), None,
+                                    ["cpu"], ["cpu", "cuda", "cpu"], ["cpu", "tpu"]])
+def test_one_per_folder_refuses_by_name(values):
+    """A str, bytes or mapping (one value for all the folders), a set (no order), a generator or None (no sequence),
+    the wrong count and an entry that does not fit: a ValueError naming the argument."""
+    with pytest.raises(ValueError, match=r"^devices must hold one device per run folder"):
+        _checks.one_per_folder(values, "devices", "device", 2, lambda x: x in ("cpu", "cuda", None))
