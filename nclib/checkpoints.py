@@ -1,5 +1,6 @@
-"""A stopped run's checkpoint, committed and verified, without torch: the file from which ``resume=True`` continues
-a run stopped by ``max_train_s`` (or killed) is never read as another, nor half-written (:ref:`ch-engine`).
+"""A run's checkpoint, committed and verified, without torch: the file from which ``resume=True`` continues a run
+stopped by ``max_train_s`` or a job's SIGTERM, or killed or failed after a checkpoint (one of a stop, or of
+``checkpoint_every`` while it trained), is never read as another, nor half-written (:ref:`ch-engine`).
 
 The commit protocol (:func:`commit_checkpoint`):
 

@@ -5,7 +5,8 @@ A run folder holds ``params.json``, ``history.csv`` (one row per metric epoch, t
 :data:`HISTORY_COLUMNS`), ``class_accuracy.csv`` (:data:`CLASS_ACCURACY`; runs made before it was recorded have
 none) and ``provenance.json``; each is written atomically by :func:`atomic_write_text`, whose temporary file a
 kill can leave behind (:func:`is_write_temporary`: the next call that writes the run deletes it).  A run stopped by
-``max_train_s`` also holds :data:`CHECKPOINT` and its sha256 beside it (:data:`CHECKSUM`).
+``max_train_s`` or a job's SIGTERM, and one that trains with ``checkpoint_every`` once it has passed that many epochs,
+also holds :data:`CHECKPOINT` and its sha256 beside it (:data:`CHECKSUM`).
 
 The contract that keeps a run folder whole (:ref:`ch-engine`):
 
@@ -23,7 +24,7 @@ set against the call's, and whether it starts, resumes or skips them (:func:`ncl
 "resume" for runs whose checkpoints are at different epochs, :func:`nclib.runplan.epochs_apart_advice`), is the
 plan of :mod:`nclib.runplan`, which imports this module (this module never imports it).
 
-A stopped run's checkpoint is committed and verified by :mod:`nclib.checkpoints`: written to
+A run's checkpoint is committed and verified by :mod:`nclib.checkpoints`: written to
 ``checkpoint.pt.tmp``, its sha256 recorded in :data:`CHECKSUM` (the commit point), then renamed to
 :data:`CHECKPOINT`, and read by a resume only once its bytes are those its writer recorded
 (:class:`CheckpointDamaged` otherwise).  That module imports this one (the file names, the atomic write, the
@@ -82,8 +83,9 @@ STATUSES = ("absent", "running", "finished", "stopped", "diverged", "failed", "d
 
 
 #: The statuses of a run that its checkpoint continues (:func:`nclib.runplan.plan_runs`, ``resume=True``): stopped by
-#: ``max_train_s`` or a job's SIGTERM, dead (its writer was killed), or failed (an error in a call after a stop
-#: that left a checkpoint).  Without a checkpoint such a run can only start again.
+#: ``max_train_s`` or a job's SIGTERM, dead (its writer was killed), or failed (an error in a call), each from the
+#: last checkpoint it holds: that of a stop, or the latest of ``checkpoint_every``.  Without a checkpoint such a run
+#: can only start again.
 RESUMABLE = ("stopped", "dead", "failed")
 
 
