@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import pathlib
 import pickle
+import re
 from collections.abc import Mapping
 
 import torch
@@ -145,10 +146,15 @@ def check_resume(run_dirs, plist, code) -> list[dict]:
 # deleting the run: a transient shortage must not destroy a good run.
 _NOT_THE_BYTES = (MemoryError, torch.cuda.OutOfMemoryError, OSError,
                   *((torch.AcceleratorError,) if hasattr(torch, "AcceleratorError") else ()))
+# The host's memory short, as torch's CPU allocator reports it: a plain RuntimeError, no MemoryError ("[enforce fail
+# at alloc_cpu.cpp:...] ... DefaultCPUAllocator: can't allocate memory: you tried to allocate ... bytes", "not enough
+# memory" on Windows), and a GPU's as some CUDA paths report it ("CUDA error: out of memory").  Raised as it is too.
+_ALLOCATOR_FAILED = re.compile(r"can't allocate memory|not enough memory|out of memory", re.IGNORECASE)
 # What loading raises where the bytes are no checkpoint of this code (other bytes recorded with their sha256): no zip
 # archive or a cut one (RuntimeError of torch's reader, EOFError), a pickle the weights-only unpickler refuses
 # (pickle.UnpicklingError), content that is not a checkpoint's (LookupError, TypeError, ValueError, OverflowError of
-# its epoch).  Only these are a damaged checkpoint; the RuntimeErrors of _NOT_THE_BYTES are caught before them.
+# its epoch).  Only these are a damaged checkpoint; the RuntimeErrors of _NOT_THE_BYTES are caught before them, and
+# those of an allocator that could not allocate (_ALLOCATOR_FAILED) are told apart from them by their text.
 _UNREADABLE = (pickle.UnpicklingError, EOFError, RuntimeError, LookupError, TypeError, ValueError, OverflowError)
 
 
@@ -200,6 +206,8 @@ def resume_checkpoints(run_dirs, provs, engines, ts) -> tuple[int, list[dict]]:
         except _NOT_THE_BYTES:  # memory short, a GPU's error, a read that failed now: the run is kept as it is
             raise
         except _UNREADABLE as exc:
+            if isinstance(exc, RuntimeError) and _ALLOCATOR_FAILED.search(str(exc)):  # memory short, not the bytes
+                raise
             raise CheckpointDamaged(f"checkpoint {str(path)!r} matches its sha256 but cannot be read "
                                     f"({type(exc).__name__}: {str(exc)[:200]}); start the run again with "
                                     f"{setting_text('overwrite', True, without='--resume')}", d, path) from None

@@ -2079,6 +2079,102 @@ def test_a_checkpoint_load_short_of_memory_raises_that_error_and_keeps_the_run(t
     assert runs.run_status(folder) == "stopped" and _epochs(folder) == [0, 5, 10]
 
 
+#: What torch's CPU allocator raises where the host's memory is short (a plain RuntimeError: POSIX, then Windows),
+#: and a RuntimeError some CUDA paths raise for a GPU's; beside them what torch's reader raises for bytes that are no
+#: checkpoint.  Only the latter are a damaged checkpoint.
+_ALLOCATOR_FAILED = ["[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                     "tried to allocate 4194304 bytes. Error code 12 (Cannot allocate memory)",
+                     "[enforce fail at alloc_cpu.cpp:114] data. DefaultCPUAllocator: not enough memory: you tried to "
+                     "allocate 4194304 bytes.",
+                     "CUDA error: out of memory"]
+_NO_CHECKPOINT = ["PytorchStreamReader failed reading file data/0: invalid header or archive is corrupted",
+                  "Invalid magic number; corrupt file?"]
+
+
+@pytest.mark.parametrize("message, short", [*((m, True) for m in _ALLOCATOR_FAILED),
+                                            *((m, False) for m in _NO_CHECKPOINT)],
+                         ids=["cpu-posix", "cpu-windows", "cuda", "bad-archive", "bad-magic"])
+def test_an_allocator_that_cannot_allocate_is_no_damaged_checkpoint(tmp_path, monkeypatch, message, short):
+    """What was wrong: on the CPU torch reports a host short of memory as a plain RuntimeError (its allocator's
+    "can't allocate memory"), not MemoryError, and a checkpoint load that met one was refused as damaged
+    (CheckpointDamaged), which a sweep's restart_refused answers by deleting the run.  Such a RuntimeError is raised
+    as it is, the run left as it is; the RuntimeErrors of bytes that are no checkpoint are still CheckpointDamaged."""
+    folder = train.run(**LONG, out_dir=tmp_path, run_name="r", max_train_s=0)  # stopped at epoch 5
+    real = torch.load
+
+    def failing(f, *args, **kwargs):
+        if pathlib.Path(f).name == runs.CHECKPOINT:
+            raise RuntimeError(message)
+        return real(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", failing)
+    before = _files(folder)
+    with pytest.raises((RuntimeError, runs.CheckpointDamaged)) as err:
+        train.run(**LONG, out_dir=tmp_path, run_name="r", resume=True, max_train_s=0)
+    assert type(err.value) is (RuntimeError if short else runs.CheckpointDamaged)
+    assert _files(folder) == before and runs.run_status(folder) == "stopped"
+
+
+# A second process: resume=True of the stopped run of train.run(**json argv[1]), its checkpoint loaded with the
+# process's address space capped (RLIMIT_AS) at what it holds then and 2 MiB more, so that the first 4 MiB tensor of
+# the checkpoint cannot be allocated, as on a host short of memory (glibc's mmap threshold is fixed by the parent:
+# memory freed earlier cannot serve it).  Prints what the resume raised as JSON, or that the cap cannot be set here.
+CAPPED_LOAD = """
+import json, pathlib, resource, sys
+import torch
+from nclib import runs, train
+real = torch.load
+def capped(f, *args, **kwargs):
+    if pathlib.Path(f).name != runs.CHECKPOINT:
+        return real(f, *args, **kwargs)
+    with open("/proc/self/status") as status:
+        held = int(next(line for line in status if line.startswith("VmSize:")).split()[1]) * 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (held + 2**21, hard))
+    except (ValueError, OSError) as exc:
+        print(json.dumps({"unsupported": str(exc)}))
+        sys.exit(0)
+    try:
+        return real(f, *args, **kwargs)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+torch.load = capped
+try:
+    train.run(**json.loads(sys.argv[1]), resume=True)
+except Exception as exc:
+    print(json.dumps({"type": type(exc).__name__, "refused": isinstance(exc, runs.ResumeRefused), "text": str(exc)}))
+else:
+    print(json.dumps({"type": None}))
+"""
+
+
+def test_a_checkpoint_load_the_host_cannot_allocate_keeps_the_run(tmp_path):
+    """The real thing: a resume whose checkpoint load the CPU allocator cannot serve (the address space capped with
+    RLIMIT_AS in a second process) raises the allocator's RuntimeError, not CheckpointDamaged, the folder left byte
+    for byte as it was, and the run resumes from that checkpoint once memory is there.  Skipped where the address
+    space cannot be capped (no RLIMIT_AS, no /proc/self/status)."""
+    resource = pytest.importorskip("resource")
+    if not hasattr(resource, "RLIMIT_AS") or not pathlib.Path("/proc/self/status").exists():
+        pytest.skip("the address space cannot be capped here (RLIMIT_AS and /proc/self/status are Linux's)")
+    # a 1024-wide layer: its weight and Adam's moments are tensors of 4 MiB, past the cap's 2 MiB
+    kw = dict(TINY, counts=[20, 10, 5], dim=64, width=1024, depth=2, epochs=4, metric_every=2, run_name="r")
+    folder = train.run(**kw, out_dir=tmp_path, max_train_s=0)  # stopped at epoch 2
+    before = _files(folder)
+    env = {**ENV, "OMP_NUM_THREADS": str(torch.get_num_threads()), "MALLOC_MMAP_THRESHOLD_": "131072"}
+    proc = subprocess.run([sys.executable, "-c", CAPPED_LOAD, json.dumps(dict(kw, out_dir=str(tmp_path)))],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    if "unsupported" in got:
+        pytest.skip(f"RLIMIT_AS cannot be set here: {got['unsupported']}")
+    assert got["type"] == "RuntimeError" and not got["refused"], got
+    assert "DefaultCPUAllocator" in got["text"], got  # the allocator failed, not something else
+    assert _files(folder) == before and runs.run_status(folder) == "stopped"
+    train.run(**kw, out_dir=tmp_path, resume=True)
+    assert runs.run_status(folder) == "finished" and _epochs(folder) == [0, 2, 4]
+
+
 @pytest.mark.parametrize("content", ["text", "list", "no-epoch", "epoch-text", "epoch-inf", "other-class"])
 def test_bytes_that_match_their_sha256_but_hold_no_checkpoint_are_refused_as_damaged(tmp_path, content):
     """A file recorded with its own sha256 whose bytes are no checkpoint of this code (written by something else):
