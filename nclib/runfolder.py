@@ -267,20 +267,29 @@ class RunFolder:
                 f"{self.run_dir / 'history.csv'}")
 
     def stop_clock(self) -> None:
-        """End the run's training time (``train_time_s``, and so the ``wall_time`` a resumed run's history goes on
-        from) once its recorded rows are written: the checkpoint and the provenance written after it are not
-        training.  Only the first call counts.  A periodic checkpoint (``checkpoint_every``) does not call it: the
-        run trains on after it."""
+        """Stop the run's training time (``train_time_s``, the history's ``wall_time`` and the ``time_s`` of its
+        checkpoint) once its recorded rows are written: the checkpoint and the provenance written after it are not
+        training.  Only the first call counts.  A stop calls it for good; a periodic checkpoint (``checkpoint_every``)
+        calls it before its writes and :meth:`restart_clock` after them, the run training on."""
         self.flush(wait=True)
         if self.t_stopped is None:
             self.t_stopped = time.perf_counter()
+
+    def restart_clock(self) -> None:
+        """Start the run's training time again after :meth:`stop_clock` (a periodic checkpoint written, the run
+        training on), the seconds it stood left out: its origin ``t_train`` moves on by them, so that the history's
+        ``wall_time`` goes on from its last row and ``train_time_s`` (and so ``steps_per_s``) counts training only.
+        Nothing happens where the clock runs."""
+        if self.t_stopped is not None:
+            self.t_train += time.perf_counter() - self.t_stopped
+            self.t_stopped = None
 
     def save_checkpoint(self, epoch: int) -> None:
         """Write the state of metric epoch ``epoch`` to ``checkpoint.pt.tmp`` and flush it to disk: the engine's
         state, the history so far (every row recorded, written first) and the divergence limit, all a later call
         with ``resume=True`` needs to continue exactly, and the run's seconds so far (``time_s``: its
-        ``wall_time_s`` and ``train_time_s``, the latter up to :meth:`stop_clock` for a run that stops, up to now for
-        a periodic checkpoint, after which the run trains on), from which a call resuming after this one was killed,
+        ``wall_time_s`` and ``train_time_s``, the latter up to :meth:`stop_clock`, which a stop and a periodic
+        checkpoint call before their writes, or up to now), from which a call resuming after this one was killed,
         before its provenance recorded them, goes on counting (the history's ``wall_time`` never goes back).
         Nothing of the run changes: its state is copied, no random number is drawn.  It is not yet the run's
         checkpoint: :meth:`commit_checkpoint` makes it so, once every run of the call has written its own, so that a

@@ -500,10 +500,11 @@ def _train_epochs(engines, active, stop, p, start, t_start, sigterm, show_object
     ``checkpoint_every``, at each metric epoch before the last that is a multiple of it and no stop's, every run
     still active, its rows checked for divergence first, saves its checkpoint, every one is then committed (the
     stop's two phases: a write that fails leaves all at their previous checkpoint) and the runs train on, their
-    status "running" and their clocks going: a run killed later (SIGKILL, a lost node) is "dead" and continues from
-    it.  Returns why each diverged run diverged; ``sigterm`` is left ``pending`` where a SIGTERM was noted (the
-    caller finishes the runs left, those of a signal noted at the last metric epoch, then raises its
-    :meth:`~nclib.locks.SigtermNoted.ended`).  A second SIGTERM while one is pending raises
+    status "running", their clocks stopped while the checkpoints are written (:meth:`RunFolder.stop_clock`, then
+    :meth:`RunFolder.restart_clock`: the writing is no training time): a run killed later (SIGKILL, a lost node) is
+    "dead" and continues from it.  Returns why each diverged run diverged; ``sigterm`` is left ``pending`` where a
+    SIGTERM was noted (the caller finishes the runs left, those of a signal noted at the last metric epoch, then
+    raises its :meth:`~nclib.locks.SigtermNoted.ended`).  A second SIGTERM while one is pending raises
     :class:`~nclib.locks.Terminated` here at once, until the metric epoch of the stop is reached: from there
     (:meth:`~nclib.locks.SigtermNoted.begin_stop`, also where ``max_train_s`` stops the runs) every SIGTERM is only
     noted, so that the runs end at one epoch, every checkpoint written and committed."""
@@ -554,11 +555,15 @@ def _train_epochs(engines, active, stop, p, start, t_start, sigterm, show_object
                 for folder in list(active):
                     stop(folder, "stopped", None)
                 break
-            if periodic:  # as a stop writes them, all saved before any is committed; the clocks run on
+            if periodic:  # as a stop writes them, all saved before any is committed, the clocks stopped meanwhile
+                for folder in active:  # the writing is no training: train_time_s and wall_time leave it out
+                    folder.stop_clock()
                 for folder in active:
                     folder.save_checkpoint(epoch)
                 for folder in active:
                     folder.commit_checkpoint(epoch)
+                for folder in active:
+                    folder.restart_clock()
     bar.close()
     return diverged
 

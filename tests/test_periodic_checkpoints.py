@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -229,3 +230,50 @@ def test_checkpoint_every_reaches_a_sweep_s_runs_and_may_change_between_its_call
     assert "checkpoint_every" not in sweep.summary(out_dir).columns
     with pytest.raises(ValueError, match=r"grid \(--grid\): \['checkpoint_every'\] say how a call trains"):
         grid.check_names({"checkpoint_every": [2, 4]}, {})
+
+
+def test_the_writing_of_periodic_checkpoints_is_no_training_time(tmp_path, monkeypatch):
+    """What was wrong: the seconds a call spent saving and committing periodic checkpoints counted as training: the
+    provenance's train_time_s (and so steps_per_s), the history's wall_time and a later checkpoint's time_s held them,
+    where the history's columns say they leave the writing of checkpoints out.  Here time.perf_counter is a clock of
+    the test's own, a microsecond a reading, and every commit takes JUMP seconds of it: three runs fail as epoch 11
+    begins, after their checkpoints of epochs 4 and 8 (six commits), and are resumed with a checkpoint every 2 epochs
+    (three more, at epoch 10).  No run's training time, history row or checkpoint holds a jump; the wall times hold
+    them all, and the history's wall_time never goes back, the resumed rows counting on from the checkpoint."""
+    jump, clock = 1000.0, [0.0]
+
+    def perf_counter():
+        clock[0] += 1e-6
+        return clock[0]
+
+    commit, lr_at = runfolder.RunFolder.commit_checkpoint, train.lr_at
+
+    def slow_commit(self, epoch):
+        clock[0] += jump
+        return commit(self, epoch)
+
+    def failing(epoch, *args, **kwargs):
+        if epoch == KILLED_AT:
+            raise RuntimeError("a fault in epoch 11")
+        return lr_at(epoch, *args, **kwargs)
+
+    monkeypatch.setattr(time, "perf_counter", perf_counter)
+    monkeypatch.setattr(runfolder.RunFolder, "commit_checkpoint", slow_commit)
+    monkeypatch.setattr(train, "lr_at", failing)
+    with pytest.raises(RuntimeError, match="a fault in epoch 11"):
+        train.run_many(MEMBERS, out_dir=tmp_path, checkpoint_every=EVERY, **KW)
+    monkeypatch.setattr(train, "lr_at", lr_at)
+    folders = [tmp_path / m["run_name"] for m in MEMBERS]
+    for folder in folders:
+        prov = json.loads((folder / "provenance.json").read_text())
+        saved = torch.load(folder / runs.CHECKPOINT, weights_only=False)["time_s"]
+        assert saved["train_time_s"] < jump and saved["wall_time_s"] >= 3 * jump  # epoch 4's three commits
+        assert prov["train_time_s"] < jump and prov["wall_time_s"] >= 6 * jump
+        assert train.load_history(folder)["wall_time"].max() < jump
+    train.run_many(MEMBERS, out_dir=tmp_path, checkpoint_every=2, resume=True, **KW)
+    for folder in folders:
+        prov, wall = json.loads((folder / "provenance.json").read_text()), train.load_history(folder)["wall_time"]
+        assert prov["status"] == "finished" and [s["to_epoch"] for s in prov["segments"]] == [10, 12]
+        assert prov["train_time_s"] < jump and prov["wall_time_s"] >= 9 * jump
+        assert prov["steps_per_s"] == prov["steps"] / prov["train_time_s"]
+        assert wall.max() < jump and (np.diff(wall) >= 0).all()
