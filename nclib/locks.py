@@ -516,7 +516,8 @@ class SigtermNoted:
     """What :func:`sigterm_deferred` yields: ``pending`` turns True when a first SIGTERM is noted (the handler only
     sets it), and :meth:`ended` gives the :class:`Terminated` to raise once the runs have stopped.  Once the loop
     has begun its stop (:meth:`begin_stop`, ``stopping``), every SIGTERM is only noted, a second one too, so that
-    no signal cuts the stop short between two runs' checkpoints or status writes."""
+    no signal cuts the stop short between two runs' checkpoints or status writes; :meth:`held` does the same for
+    the writing of a periodic checkpoint, after which the runs train on."""
 
     def __init__(self, raising: _RaiseTerminated | None = None):
         self.raising, self.pending, self.stopping = raising, False, False
@@ -530,6 +531,20 @@ class SigtermNoted:
         """The stop has begun (the runs' checkpoints are about to be written, or they are about to finish): from now
         on a SIGTERM is noted, never raised, so that the runs end at one epoch before :meth:`ended` is raised."""
         self.stopping = True
+
+    @contextlib.contextmanager
+    def held(self):
+        """While held, every SIGTERM is only noted, a second one too, as once the stop has begun: writes that must
+        reach every run or none (the saves and commits of a periodic checkpoint, ``checkpoint_every``) are not cut
+        short between two runs.  Left with no SIGTERM pending, the rule before it is back (where no stop had begun, a
+        SIGTERM while one is pending raises at once again); left with one pending, every SIGTERM stays noted, as
+        after :meth:`begin_stop`, so that the caller stops its runs with nothing cut short; left by an error, nothing
+        is put back (the error goes on, and :func:`sigterm_deferred` puts back its own handler)."""
+        before = self.stopping
+        self.stopping = True
+        yield self  # an error raised here leaves every SIGTERM noted
+        if not self.pending:
+            self.stopping = before
 
     def ended(self) -> Terminated:
         """The :class:`Terminated` of the noted signal, the handler found on entry to :func:`sigterm_raises` put

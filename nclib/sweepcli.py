@@ -162,8 +162,9 @@ def main(argv=None) -> pd.DataFrame:
         failed = getattr(exc, "failed_run", None)  # a task's run, where the signal ended it (nclib.sweep.run_point)
         stopped = getattr(exc, "stopped_run", None)
         diverged = getattr(exc, "diverged_run", None)
-        done = (f"its run {str(stopped)!r} stopped with a checkpoint at the metric epoch after the signal, its "
-                f"folder unlocked: the next task (or sweep) resumes it" if stopped is not None else
+        done = (f"its run {str(stopped)!r} stopped with a checkpoint at the metric epoch after the signal (or at "
+                f"the one whose periodic checkpoint it was writing as it came), its folder unlocked: the next task "
+                f"(or sweep) resumes it" if stopped is not None else
                 f"its run {str(diverged)!r} diverged (the table gives it as diverged), its folder unlocked"
                 if diverged is not None else
                 None if failed is None else f"its run {str(failed)!r} is written as failed, its folder unlocked")

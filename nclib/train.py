@@ -25,8 +25,9 @@ With ``max_train_s`` a call stops its runs at the first metric epoch past that m
 checkpoint; a later call with ``resume=True`` and the same parameters continues them exactly where they stopped
 (the tests compare the histories with an uninterrupted run's, number for number), so a run longer than one call
 allows (a GPU job's time limit) is made in several.  Under the command lines a SIGTERM (a batch job's time limit,
-``scancel``) that comes while the runs train stops them the same way at their next metric epoch, then ends the
-process (:func:`run_many`).  A run killed outright (SIGKILL, an out-of-memory kill, a lost node, a preemption
+``scancel``) that comes while the runs train stops them the same way at their next metric epoch (or, where it comes
+as they write a periodic checkpoint, at that checkpoint's epoch), then ends the process (:func:`run_many`).  A run
+killed outright (SIGKILL, an out-of-memory kill, a lost node, a preemption
 without grace period) writes nothing more: with ``checkpoint_every`` a call also writes a checkpoint every that many
 epochs while the runs train, so that ``resume=True`` continues such a run from its last one, at most that many
 epochs lost (without, from its last stop's checkpoint, or from epoch 0).
@@ -502,12 +503,15 @@ def _train_epochs(engines, active, stop, p, start, t_start, sigterm, show_object
     stop's two phases: a write that fails leaves all at their previous checkpoint) and the runs train on, their
     status "running", their clocks stopped while the checkpoints are written (:meth:`RunFolder.stop_clock`, then
     :meth:`RunFolder.restart_clock`: the writing is no training time): a run killed later (SIGKILL, a lost node) is
-    "dead" and continues from it.  Returns why each diverged run diverged; ``sigterm`` is left ``pending`` where a
-    SIGTERM was noted (the caller finishes the runs left, those of a signal noted at the last metric epoch, then
-    raises its :meth:`~nclib.locks.SigtermNoted.ended`).  A second SIGTERM while one is pending raises
-    :class:`~nclib.locks.Terminated` here at once, until the metric epoch of the stop is reached: from there
-    (:meth:`~nclib.locks.SigtermNoted.begin_stop`, also where ``max_train_s`` stops the runs) every SIGTERM is only
-    noted, so that the runs end at one epoch, every checkpoint written and committed."""
+    "dead" and continues from it.  While they are written every SIGTERM is only noted, a second one too
+    (:meth:`~nclib.locks.SigtermNoted.held`), so that no signal leaves the runs' checkpoints at two epochs; one noted
+    by the time every checkpoint is committed stops the runs there, "stopped", each holding its checkpoint of that
+    epoch (sooner than the next metric epoch, within a job's grace period).  Returns why each diverged run diverged;
+    ``sigterm`` is left ``pending`` where a SIGTERM was noted (the caller finishes the runs left, those of a signal
+    noted at the last metric epoch, then raises its :meth:`~nclib.locks.SigtermNoted.ended`).  A second SIGTERM
+    while one is pending raises :class:`~nclib.locks.Terminated` here at once, until the metric epoch of the stop is
+    reached: from there (:meth:`~nclib.locks.SigtermNoted.begin_stop`, also where ``max_train_s`` stops the runs)
+    every SIGTERM is only noted, so that the runs end at one epoch, every checkpoint written and committed."""
     diverged = []
     names = [folder.p["run_name"] for folder in active]
     bar = tqdm(range(start + 1, p["epochs"] + 1), disable=not p["progress"], desc=", ".join(names), mininterval=1.0)
@@ -555,13 +559,19 @@ def _train_epochs(engines, active, stop, p, start, t_start, sigterm, show_object
                 for folder in list(active):
                     stop(folder, "stopped", None)
                 break
-            if periodic:  # as a stop writes them, all saved before any is committed, the clocks stopped meanwhile
-                for folder in active:  # the writing is no training: train_time_s and wall_time leave it out
-                    folder.stop_clock()
-                for folder in active:
-                    folder.save_checkpoint(epoch)
-                for folder in active:
-                    folder.commit_checkpoint(epoch)
+            if periodic:  # as a stop writes them, all saved before any is committed, every SIGTERM only noted
+                with sigterm.held():
+                    for folder in active:  # the writing is no training: train_time_s and wall_time leave it out
+                        folder.stop_clock()
+                    for folder in active:
+                        folder.save_checkpoint(epoch)
+                    for folder in active:
+                        folder.commit_checkpoint(epoch)
+                if sigterm.pending:  # noted by now: every run holds its checkpoint of this epoch, and stops here
+                    sigterm.begin_stop()
+                    for folder in list(active):
+                        stop(folder, "stopped", None)
+                    break
                 for folder in active:
                     folder.restart_clock()
     bar.close()

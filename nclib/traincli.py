@@ -48,8 +48,10 @@ line of every run (the other runs go on to their end or their stop; leave the di
 (a job's time limit, scancel) stops the runs that train at their next metric epoch, each with its checkpoint, and exits
 with status 143; the job's grace period before SIGKILL (Slurm's KillWait, or sbatch --signal=B:TERM@<seconds> with this
 command exec-ed as the job's batch shell, which alone B: signals) should exceed one metric interval and a checkpoint's
-write.  A second SIGTERM before the runs reach that metric epoch, or one outside training, writes the open runs as
-failed; once the stop has begun, further SIGTERMs do not cut it short.  A run that diverged before the stop, or at its
+write.  A SIGTERM that comes while the runs write a periodic checkpoint, a second one too, is only noted, and the runs
+stop at that checkpoint's epoch once every run's is committed.  A second SIGTERM before the runs reach the metric epoch
+of their stop, or one outside training, writes the open runs as failed; once the stop has begun, further SIGTERMs do
+not cut it short.  A run that diverged before the stop, or at its
 metric epoch, is named with its status line and the --L that leaves it out, and the status stays 143.  A flag's value is
 read by nclib.parameters.parse_value, the grammar of every command line of the repository (--counts [500,100,20] or a
 preset name; also, for short, --counts 500,100,20), but --L and --lr-milestones, which take integers apart (--L 1 3 6,
@@ -119,7 +121,8 @@ def main(argv=None) -> list[pathlib.Path]:
     of their own, as that a SIGTERM had come whose stop it cut short and the runs it left failed) with status 1,
     without a traceback.  SIGTERM (a batch job's time limit, ``scancel``) ends it as Ctrl-C would, its folders'
     locks given back (:func:`nclib.locks.sigterm_raises`): sent while the runs train, they stop with a checkpoint at
-    their next metric epoch, as at ``--max-train-s``, and ``--resume true`` (or ``auto``) continues them; sent
+    their next metric epoch, as at ``--max-train-s`` (sent, once or twice, as they write a periodic checkpoint, at
+    that checkpoint's epoch), and ``--resume true`` (or ``auto``) continues them; sent
     outside training (while a run's folder is opened or finished), or a second time while the stop is pending
     (before the runs reach that metric epoch; once they have, a further SIGTERM is only noted and the stop goes on),
     the runs still open are written as failed with its error (:func:`run_many`).  One line on stderr names the folders
@@ -140,8 +143,9 @@ def main(argv=None) -> list[pathlib.Path]:
         opened, failed = getattr(exc, "open_runs", []), getattr(exc, "failed_runs", [])
         stopped, diverged = getattr(exc, "stopped_runs", []), getattr(exc, "diverged_runs", [])
         unwritten = [d for d in opened if d not in failed and d not in stopped]
-        named = {"stopped with a checkpoint at the metric epoch after the signal (continue them from it with "
-                 "--resume true or auto)": stopped, "written as failed": failed,
+        named = {"stopped with a checkpoint at the metric epoch after the signal, or at the one whose periodic "
+                 "checkpoint they were writing as it came (continue them from it with --resume true or auto)": stopped,
+                 "written as failed": failed,
                  "that could not be written as failed": unwritten, "that diverged (their status lines above)": diverged}
         done = ("; ".join(f"the runs {what}: {', '.join(repr(str(d)) for d in folders)}"
                           for what, folders in named.items() if folders) + "; their folders unlocked"

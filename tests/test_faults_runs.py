@@ -885,6 +885,39 @@ def test_once_the_stop_has_begun_every_sigterm_is_noted_until_ended():
         assert seen == []
 
 
+def test_a_held_sigterm_is_only_noted_and_the_rule_comes_back_when_none_came():
+    """``held`` (the writing of a periodic checkpoint) notes every SIGTERM, a second one too, as a begun stop does.
+    Left with none noted, the epoch loop's rule is back: a first SIGTERM noted, a second raised at once.  Left with
+    one noted, every later SIGTERM stays noted (the caller stops its runs), until ``ended``.  Inside a begun stop it
+    changes nothing."""
+    with _recording_sigterm() as (seen, previous):
+        with locks.sigterm_raises():
+            with pytest.raises(locks.Terminated):
+                with locks.sigterm_deferred() as noted:
+                    with noted.held():
+                        assert noted.stopping and not noted.pending
+                    assert not noted.stopping
+                    os.kill(os.getpid(), signal.SIGTERM)  # noted
+                    assert noted.pending
+                    os.kill(os.getpid(), signal.SIGTERM)  # the second: raised at once
+        with locks.sigterm_raises():
+            with locks.sigterm_deferred() as noted:
+                with noted.held():
+                    for _ in range(3):
+                        os.kill(os.getpid(), signal.SIGTERM)  # noted, not raised
+                assert noted.pending and noted.stopping
+                os.kill(os.getpid(), signal.SIGTERM)  # after the hold too
+            assert signal.getsignal(signal.SIGTERM) is noted
+            assert isinstance(noted.ended(), locks.Terminated) and signal.getsignal(signal.SIGTERM) is previous
+        with locks.sigterm_raises():
+            with locks.sigterm_deferred() as noted:
+                noted.begin_stop()
+                with noted.held():
+                    pass
+                assert noted.stopping and not noted.pending
+        assert seen == []
+
+
 def test_each_sigterm_handler_is_put_back_however_its_block_is_left():
     """sigterm_raises left with no signal puts back the handler it found.  sigterm_deferred left by an error of the
     loop (no signal noted) puts back sigterm_raises's handler, and so does leaving it with a signal noted before any

@@ -1,6 +1,7 @@
 """Periodic checkpoints (``checkpoint_every``): a run writes a checkpoint every that many epochs while it trains, so
 that a run killed outright (SIGKILL, an out-of-memory kill, a lost node) or failed continues from its last one with
 ``resume=True``, on the numbers of an uninterrupted run.  Tiny synthetic CPU runs; a kill runs in a subprocess."""
+import contextlib
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 import nclib
-from nclib import checkpoints, grid, parameters, runfolder, runs, sweep, train
+from nclib import checkpoints, grid, locks, parameters, runfolder, runs, sweep, train
 
 # mini-batches of 4 of 21 samples (the batch generator's state must survive a checkpoint), an lr step after epoch 6,
 # rows every 2 epochs; with checkpoint_every 4 the checkpoints fall at epochs 4 and 8 (12 is the last: none there)
@@ -277,3 +278,68 @@ def test_the_writing_of_periodic_checkpoints_is_no_training_time(tmp_path, monke
         assert prov["train_time_s"] < jump and prov["wall_time_s"] >= 9 * jump
         assert prov["steps_per_s"] == prov["steps"] / prov["train_time_s"]
         assert wall.max() < jump and (np.diff(wall) >= 0).all()
+
+
+@contextlib.contextmanager
+def _sigterm_recorded():
+    """SIGTERM's handler, while held, one that records the signal (the list yielded) rather than ending the test
+    process: the handler that sigterm_raises finds and puts back."""
+    reached = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: reached.append(signum))
+    try:
+        yield reached
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+@pytest.mark.parametrize("method, run, signals", [("commit_checkpoint", "L1", 2), ("save_checkpoint", "L3", 2),
+                                                 ("commit_checkpoint", "L6", 1)])
+def test_sigterms_while_a_periodic_checkpoint_is_written_stop_every_run_at_its_epoch(tmp_path, monkeypatch, method,
+                                                                                     run, signals):
+    """What was wrong: a second SIGTERM (scancel twice) while the runs' periodic checkpoints of epoch 8 were being
+    saved and committed raised Terminated between two commits: the runs failed with checkpoints at epochs 8 and 4,
+    which no later call resumes together.  Now every SIGTERM is only noted while they are written (real signals,
+    as the command line holds them: one or two, sent as one run saves or commits its checkpoint), and once every
+    checkpoint of epoch 8 is committed the runs stop there, "stopped", each holding it: the call raises Terminated
+    naming them, and the plan resumes them together to the numbers of an uninterrupted run."""
+    real = getattr(runfolder.RunFolder, method)
+
+    def signalling(self, epoch):
+        real(self, epoch)
+        if epoch == LAST_CHECKPOINT and self.p["run_name"] == run:
+            for _ in range(signals):
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(runfolder.RunFolder, method, signalling)
+    with _sigterm_recorded() as reached, locks.sigterm_raises(), pytest.raises(locks.Terminated) as ended:
+        train.run_many(MEMBERS, out_dir=tmp_path / "parts", checkpoint_every=EVERY, **KW)
+    monkeypatch.undo()
+    folders = [tmp_path / "parts" / m["run_name"] for m in MEMBERS]
+    assert reached == [] and ended.value.stopped_runs == folders and ended.value.failed_runs == []
+    assert [runs.run_status(f) for f in folders] == ["stopped"] * 3
+    assert [checkpoints.recorded_epoch(f) for f in folders] == [LAST_CHECKPOINT] * 3
+    assert [train.load_history(f)["epoch"].tolist() for f in folders] == [[0, 2, 4, 6, 8]] * 3
+    todo, resumed = train.run_planned(MEMBERS, out_dir=tmp_path / "parts", **KW)
+    assert todo == "resume"
+    for a, b in zip(train.run_many(MEMBERS, out_dir=tmp_path / "whole", **KW), resumed):
+        _assert_same_history(b, a)
+
+
+def test_after_a_periodic_checkpoint_a_second_sigterm_raises_at_once_again(tmp_path, monkeypatch):
+    """The periodic checkpoint holds SIGTERM as only noted for its writes alone: two SIGTERMs as epoch 5 begins,
+    after the checkpoints of epoch 4, follow the rule of the epoch loop again (the second, while the first's stop is
+    pending, raises Terminated at once): the runs are written failed, each with its checkpoint of epoch 4."""
+    real = train.lr_at
+
+    def signalling(epoch, *args, **kwargs):
+        if epoch == EVERY + 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(epoch, *args, **kwargs)
+
+    monkeypatch.setattr(train, "lr_at", signalling)
+    with _sigterm_recorded() as reached, locks.sigterm_raises(), pytest.raises(locks.Terminated) as ended:
+        train.run_many(MEMBERS, out_dir=tmp_path, checkpoint_every=EVERY, **KW)
+    folders = [tmp_path / m["run_name"] for m in MEMBERS]
+    assert reached == [] and ended.value.failed_runs == folders and ended.value.stopped_runs == []
+    assert [checkpoints.recorded_epoch(f) for f in folders] == [EVERY] * 3
