@@ -20,7 +20,7 @@ checkpoint read back), ``runfolder`` (one run's folder while it trains: history,
 segments), ``provenance`` (the commit and software versions a run or a benchmark records), ``runs`` (the run-folder
 contract: names, files and history columns, status, a folder written, read back and cleared), ``runplan`` (a call's
 plan over its run folders: their runs' parameters, data and device set against the call's; start, resume or skip),
-``checkpoints`` (a stopped run's checkpoint committed and verified),
+``checkpoints`` (a run's checkpoint, a stop's or a periodic one, committed and verified),
 ``locks`` (one writer per run folder), ``grid`` (a sweep's grid and its points), ``sweepplan`` (which points a sweep
 trains, keeps, resumes or refuses), ``sweep`` (grids of runs on Dask or a job array), ``sweepcli`` (its command line,
 ``python -m nclib.sweep``), ``sweepmanifest`` (a sweep's record, ``sweep.json``, and the locks of its output folder),

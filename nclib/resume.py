@@ -39,7 +39,6 @@ def device_key(device) -> str | None:
     return str(d) if d.index is not None else "cuda"
 
 
-
 #: What :func:`check_resume` reads of the call's code and machine (``code``: :func:`nclib.provenance.git_state` and
 #: the CPU and torch's threads, as :func:`nclib.train.run_many` records them).
 CODE_KEYS = ("git_commit", "git_diff_sha256", "host_cpu", "torch_threads")

@@ -1,9 +1,9 @@
 """One run's folder while it trains (:ref:`ch-train`): params.json and provenance.json at the start, history.csv and
 class_accuracy.csv rewritten atomically after every metric epoch, the checkpoint when a run stops (and every
 ``checkpoint_every`` epochs while it trains), the final provenance; and :class:`TrainingDiverged`, which a run that
-blows up ends with.  :mod:`nclib.runs` is the folder's contract (names, files, statuses, plans), :mod:`nclib.locks`
-its one writer (the lock) and :mod:`nclib.checkpoints` the commit and check of its checkpoint (the checksum beside
-it); :mod:`nclib.train` makes the engines and drives them.
+blows up ends with.  :mod:`nclib.runs` is the folder's contract (names, files, statuses), :mod:`nclib.runplan`
+a call's plan over its folders, :mod:`nclib.locks` its one writer (the lock) and :mod:`nclib.checkpoints` the commit
+and check of its checkpoint (the checksum beside it); :mod:`nclib.train` makes the engines and drives them.
 """
 from __future__ import annotations
 

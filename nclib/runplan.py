@@ -286,7 +286,6 @@ def epochs_apart_advice(epochs) -> str | None:
             f"until it stops at epoch {lead}; then all of them continue together")
 
 
-
 def _mixed_advice(status: dict, resumable: dict) -> str:
     """What to do with runs of one call that cannot continue together (:func:`plan_runs`): the runs that can
     continue keep their checkpoints, and only runs that cannot are ever advised to be deleted."""
