@@ -2023,7 +2023,8 @@ def test_a_failed_run_whose_resume_is_refused_is_kept_by_a_sweep_unless_a_restar
     assert (kept["status"], kept["restarted"], kept["fresh"]) == ("failed", None, False)
     assert kept["error"].startswith("ResumeRefused: ") and prov_path.read_bytes() == before
     result = sweep._run_point(p, restart_refused=True)
-    assert (result["status"], result["error"], result["fresh"]) == ("finished", None, False)
+    # trained again from the start: fresh, as the restart is (sweep._train_point)
+    assert (result["status"], result["error"], result["fresh"]) == ("finished", None, True)
     assert result["restarted"].startswith("ResumeRefused: ") and "another device" in result["restarted"]
     assert [w[0] for w in result["warnings"]] == [sweep.RunRestarted]
     assert [s["from_epoch"] for s in json.loads(prov_path.read_text())["segments"]] == [0]  # from the start
