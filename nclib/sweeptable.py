@@ -182,14 +182,14 @@ def summary(out_dir) -> pd.DataFrame:
     was refused, the refusal; else empty), the provenance of :data:`PROVENANCE_COLUMNS` (wall and training time,
     GPU or CPU model, torch version, git commit, whether the checkout had uncommitted changes and the sha256 of
     those changes), then every other parameter of the run (lists as JSON) but ``max_train_s``, ``checkpoint_every``
-    and the sweep's own keys (:data:`nclib.grid.SWEEP_KEYS`), which say how a call ran, not what the run is.  A table whose runs were
-    trained from several versions of the code warns (:class:`MixedCodeVersions`) naming them.  Read from the run
-    folders and ``sweep.json`` only (torch-free), so it is rebuilt without training (:ref:`ch-sweeps`): it shows
-    what they and the last sweep or task recorded, the errors saved in ``sweep.json`` that still hold
-    (:func:`recorded_outcome`), and loads no data (a run found trained on other data stays an error until a sweep
-    or a task checks its data again).  The rows follow
-    ``sweep.json``, in the grid order of the calls (:func:`nclib.sweepmanifest.record_call`: a point a later call
-    added goes beside its neighbours in that call's grid); without it, every run folder in ``out_dir`` by name.
+    and the sweep's own keys (:data:`nclib.grid.SWEEP_KEYS`), which say how a call ran, not what the run is.  A
+    table whose runs were trained from several versions of the code warns (:class:`MixedCodeVersions`) naming them.
+    Read from the run folders and ``sweep.json`` only (torch-free), so it is rebuilt without training
+    (:ref:`ch-sweeps`): it shows what they and the last sweep or task recorded, the errors saved in ``sweep.json``
+    that still hold (:func:`recorded_outcome`), and loads no data (a run found trained on other data stays an error
+    until a sweep or a task checks its data again).  The rows follow ``sweep.json``, in the grid order of the calls
+    (:func:`nclib.sweepmanifest.record_call`: a point a later call added goes beside its neighbours in that call's
+    grid); without it, every run folder in ``out_dir`` by name.
     Run folders that ``sweep.json`` does not list (copied in from another node's output folder, say) follow the
     recorded runs, by name, with a column ``recorded`` (True for the others; the column is there only then), and
     the table warns naming them (:class:`UnrecordedRuns`).  Where ``sweep.csv`` cannot be written (a read-only

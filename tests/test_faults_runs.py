@@ -1923,7 +1923,7 @@ def test_a_plan_refuses_runs_whose_checkpoints_are_at_different_epochs_and_its_a
     with pytest.raises(runs.RunExists) as exc:
         runplan.plan_runs(folders)
     assert exc.value.run_dir == b and exc.value.status == "stopped" and exc.value.continuable == ()
-    assert str(exc.value).endswith(runplan.epochs_apart_advice({a: 15, b: 5}))  # the plan's refusal carries the advice
+    assert str(exc.value).endswith(runplan.epochs_apart_advice({a: 15, b: 5}))  # the plan's refusal ends with the advice
     assert checkpoints.recorded_epoch(tmp_path / "none") is None  # no record: no epoch, read, never refused
     with pytest.raises(ValueError, match="^run_dir"):
         checkpoints.recorded_epoch("")
