@@ -1,7 +1,6 @@
 """Periodic checkpoints (``checkpoint_every``): a run writes a checkpoint every that many epochs while it trains, so
 that a run killed outright (SIGKILL, an out-of-memory kill, a lost node) or failed continues from its last one with
 ``resume=True``, on the numbers of an uninterrupted run.  Tiny synthetic CPU runs; a kill runs in a subprocess."""
-import contextlib
 import json
 import os
 import signal
@@ -15,6 +14,7 @@ import torch
 
 import nclib
 from nclib import checkpoints, grid, locks, parameters, runfolder, runs, sweep, train
+from test_train import _sigterm_recorded
 
 # mini-batches of 4 of 21 samples (the batch generator's state must survive a checkpoint), an lr step after epoch 6,
 # rows every 2 epochs; with checkpoint_every 4 the checkpoints fall at epochs 4 and 8 (12 is the last: none there)
@@ -279,17 +279,6 @@ def test_the_writing_of_periodic_checkpoints_is_no_training_time(tmp_path, monke
         assert prov["steps_per_s"] == prov["steps"] / prov["train_time_s"]
         assert wall.max() < jump and (np.diff(wall) >= 0).all()
 
-
-@contextlib.contextmanager
-def _sigterm_recorded():
-    """SIGTERM's handler, while held, one that records the signal (the list yielded) rather than ending the test
-    process: the handler that sigterm_raises finds and puts back."""
-    reached = []
-    before = signal.signal(signal.SIGTERM, lambda signum, frame: reached.append(signum))
-    try:
-        yield reached
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 @pytest.mark.parametrize("method, run, signals", [("commit_checkpoint", "L1", 2), ("save_checkpoint", "L3", 2),
