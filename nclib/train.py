@@ -490,6 +490,19 @@ def _engines(plist, run_dirs, existing, code) -> tuple[list[Engine], list, int]:
     return engines, checkpoints, start
 
 
+def _write_checkpoints(active, epoch: int) -> None:
+    """The checkpoints of metric epoch ``epoch`` of the :class:`RunFolder` s in ``active``, a stop's or a periodic one:
+    every run's training clock stopped first (the writing is no training: ``train_time_s`` and the history's
+    ``wall_time`` leave it out), then every checkpoint written before any is committed, so that a write that fails
+    leaves the runs at one epoch, their previous checkpoints."""
+    for folder in active:
+        folder.stop_clock()
+    for folder in active:
+        folder.save_checkpoint(epoch)
+    for folder in active:
+        folder.commit_checkpoint(epoch)
+
+
 def _train_epochs(engines, active, stop, p, start, t_start, sigterm, show_objective) -> list[str]:
     """The epochs ``start + 1 .. p["epochs"]`` of the runs of ``engines``, each at the rate of :func:`lr_at`; every
     ``metric_every`` epochs and at the last the :class:`RunFolder` s in ``active`` record their rows, and a run
@@ -547,26 +560,14 @@ def _train_epochs(engines, active, stop, p, start, t_start, sigterm, show_object
                         bar.set_postfix(objective=f"{row['objective']:.3e}", refresh=False)
             if not active:
                 break
-            if stopping:
-                for folder in active:  # every run's training time ends here, before any checkpoint is written
-                    folder.stop_clock()
-                # each run keeps its state and stops; every checkpoint is written before any is committed, so
-                # that a write that fails leaves the runs at one epoch, their previous checkpoints
-                for folder in active:
-                    folder.save_checkpoint(epoch)
-                for folder in active:
-                    folder.commit_checkpoint(epoch)
+            if stopping:  # each run keeps its state and stops
+                _write_checkpoints(active, epoch)
                 for folder in list(active):
                     stop(folder, "stopped", None)
                 break
-            if periodic:  # as a stop writes them, all saved before any is committed, every SIGTERM only noted
+            if periodic:  # as a stop writes them, every SIGTERM only noted meanwhile
                 with sigterm.held():
-                    for folder in active:  # the writing is no training: train_time_s and wall_time leave it out
-                        folder.stop_clock()
-                    for folder in active:
-                        folder.save_checkpoint(epoch)
-                    for folder in active:
-                        folder.commit_checkpoint(epoch)
+                    _write_checkpoints(active, epoch)
                 if sigterm.pending:  # noted by now: every run holds its checkpoint of this epoch, and stops here
                     sigterm.begin_stop()
                     for folder in list(active):
