@@ -385,7 +385,6 @@ def auto_flag(value, name: str):
     raise ValueError(f"{name} must be 'auto', True or False, got {value!r}")
 
 
-
 def one_per_folder(values, name: str, what: str, n: int, fits) -> list:
     """``values`` as a list of one entry per run folder (``n`` of them), each one that ``fits`` (a predicate): what a
     call over several run folders takes beside them (their parameters, devices, provenances, engines), in the

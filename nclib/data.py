@@ -114,7 +114,6 @@ REFERENCE_NORMALIZATION = {"cifar10": (CIFAR10_MEAN, CIFAR10_STD), "emnist-lette
 LETTERS_INPUT_SIZE = 32
 
 
-
 @dataclasses.dataclass
 class TrainingSet:
     """The training subset a run uses (objective (4.3) sums over exactly these N samples).

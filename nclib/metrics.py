@@ -86,7 +86,6 @@ def _head_direction(Ws, d: int, K: int | None = None) -> np.ndarray:
     return P
 
 
-
 _GEOMETRY_KEYS = ("nc2_w", "nc2_h", "nc2_wh", "nc3")
 
 
@@ -140,7 +139,6 @@ def collapse_metrics(features, labels, Ws, lam_W, lam_H, bias: bool = True) -> d
     out = {"nc1": nc1_from_means(X, y, n, means, None, between_class_rank(structure))}
     out.update(geometry_metrics(P, E, structure))
     return out
-
 
 
 # ---------------------------------------------------------------------------------------------
