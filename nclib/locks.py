@@ -232,10 +232,14 @@ class RunLock:
         self.record, self.pid = record or {}, os.getpid()  # what the lock file says of this process
 
     def release(self) -> None:
-        """Remove the lock file and give the lock back; a folder the lock created and nothing filled is removed.  In a
-        process forked from the holder (the lock's ``pid`` is not this process's) only this process's copy of the
-        descriptor is closed: the lock stays the holder's, with its file and folder, since removing the file would
-        let a second writer take a new lock while the holder still writes."""
+        """Remove the lock file and give the lock back; a folder the lock created and nothing filled is removed.  The
+        file is removed only where the one at the folder's :data:`LOCK` path is the file this lock's descriptor holds
+        (same device and inode, compared without opening the file again: the module's notes): where the holder's
+        file was removed by hand too early, or the run folder renamed, and a second writer then locked a new file
+        at that path, removing that file would read the second writer's live run as not running and let a third
+        writer in beside it.  In a process forked from the holder (the lock's ``pid`` is not this process's) only
+        this process's copy of the descriptor is closed: the lock stays the holder's, with its file and folder,
+        since removing the file would let a second writer take a new lock while the holder still writes."""
         if self.fd is None:
             return
         if self.pid != os.getpid():  # a fork's copy: the flock is the holder's, and close() does not give it back
@@ -248,7 +252,8 @@ class RunLock:
             return
         with _GUARD:  # out of the registry as the flock goes, no other thread of this process in between
             try:
-                (self.run_dir / LOCK).unlink(missing_ok=True)
+                if self._holds_file_at_path():
+                    (self.run_dir / LOCK).unlink(missing_ok=True)
             finally:
                 key = os.path.realpath(self.run_dir)
                 if _HELD.get(key) is self:
@@ -260,6 +265,16 @@ class RunLock:
                 self.run_dir.rmdir()  # only when empty
             except OSError:
                 pass
+
+    def _holds_file_at_path(self) -> bool:
+        """Whether the file at ``run_dir/.lock`` is the one this lock's descriptor holds (same device and inode):
+        False where none is there, or another (a second writer's, made after this one's was removed)."""
+        try:
+            at_path = os.stat(self.run_dir / LOCK)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        held = os.fstat(self.fd)
+        return (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino)
 
     def __enter__(self):
         return self

@@ -656,6 +656,39 @@ def test_a_release_removes_the_lock_file_before_it_gives_the_lock_back(tmp_path,
             os.close(fd)
 
 
+@pytest.mark.parametrize("moved", ["removed by hand", "folder renamed"])
+def test_a_release_leaves_the_lock_file_of_a_writer_that_locked_the_folder_after_it(tmp_path, moved):
+    """The fault: a release unlinked whatever lock file was at the folder's path.  Where the holder's file was removed
+    by hand too early (the refusal of a lock file written on another host tells people to remove it), or the run
+    folder renamed and made again, a second process then locked a new file there; the first writer's release removed
+    that file, so the second's live run read as not running and a third writer took the folder beside it.  A release
+    now removes the file only where it is the one its own descriptor holds."""
+    folder = tmp_path / "r"
+    first = locks.lock_run(folder, retry_s=0)
+    (folder / "history.csv").write_text("epoch\n")  # a run's file: the folder is kept on release
+    if moved == "removed by hand":
+        (folder / locks.LOCK).unlink()
+    else:
+        folder.rename(tmp_path / "r-old")
+        folder.mkdir()
+    holder = ("import sys\nfrom nclib import locks\nlock = locks.lock_run(sys.argv[1], retry_s=0)\n"
+              "print('locked', flush=True)\nsys.stdin.read()\nlock.release()\n")
+    second = subprocess.Popen([sys.executable, "-c", holder, str(folder)], env=ENV, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert second.stdout.readline() == "locked\n", second.stderr.read()
+        inode = os.stat(folder / locks.LOCK).st_ino
+        first.release()
+        assert first.fd is None and os.stat(folder / locks.LOCK).st_ino == inode  # the second writer's file stays
+        assert locks.lock_owner(folder)["pid"] == second.pid and runs.run_status(folder) == "running"
+        with pytest.raises(locks.RunFolderBusy) as err:  # a third writer is refused while the second one writes
+            locks.lock_run(folder, retry_s=0)
+        assert err.value.owner["pid"] == second.pid
+    finally:
+        second.communicate("", timeout=120)
+    assert second.returncode == 0 and not (folder / locks.LOCK).exists() and locks.lock_owner(folder) is None
+
+
 def test_a_lock_record_is_flushed_to_disk_once_written(tmp_path, monkeypatch):
     """The lock file's record (pid, host) is what a refused writer, and a writer on another host after a crash, is
     told of the holder: it is fsync'd once written, each time a lock is taken."""
