@@ -62,11 +62,16 @@ def commit_checkpoint(run_dir, epoch: int) -> None:
 def _recorded_tmp(run_dir: pathlib.Path) -> bool:
     """Whether ``checkpoint.pt.tmp`` holds exactly the bytes :data:`CHECKSUM` records: a checkpoint committed
     (:func:`commit_checkpoint`) whose rename a crash cut off.  False where either file is missing or unreadable,
-    also when another process moves it meanwhile."""
+    also when another process moves it meanwhile.  The file is hashed only where its size is the recorded one: a
+    save cut off (a writer killed mid-save) leaves a file of another size, and a checkpoint of the paper's networks
+    is half a gigabyte to read on every call."""
     try:
         record = json.loads((run_dir / CHECKSUM).read_text())
         want = (str(record["sha256"]), int(record["bytes"]))
-        return _sha256(run_dir / (CHECKPOINT + ".tmp")) == want
+        tmp = run_dir / (CHECKPOINT + ".tmp")
+        if os.path.getsize(tmp) != want[1]:
+            return False
+        return _sha256(tmp) == want
     except (OSError, ValueError, KeyError, TypeError):
         return False
 

@@ -1339,6 +1339,31 @@ def test_a_settled_checkpoints_rename_is_made_durable(tmp_path, monkeypatch):
     assert checkpoints.verify_checkpoint(tmp_path)["epoch"] == 4
 
 
+def test_a_temporary_checkpoint_of_another_size_than_recorded_is_not_hashed(tmp_path, monkeypatch):
+    """The fault: has_checkpoint and settle_checkpoint hashed the whole checkpoint.pt.tmp (half a gigabyte for the
+    paper's networks) on every call, even where its size differs from the recorded one, as a save cut off leaves it.
+    A file of another size is now refused without being read; one of the recorded size is hashed, and is a
+    committed checkpoint only where its sha256 is the recorded one too."""
+    (tmp_path / "provenance.json").write_text("{}")
+    tmp = tmp_path / (runs.CHECKPOINT + ".tmp")
+    tmp.write_bytes(b"state")
+    checkpoints.commit_checkpoint(tmp_path, 4)
+    os.replace(tmp_path / runs.CHECKPOINT, tmp)  # the rename cut off: committed, under its temporary name
+    real, hashed = checkpoints.sha256_file, []
+    monkeypatch.setattr(checkpoints, "sha256_file",
+                        lambda path: (hashed.append(pathlib.Path(path).name), real(path))[1])
+    for cut in (b"sta", b"state, then more"):  # a save cut off, and a later save of another size
+        tmp.write_bytes(cut)
+        assert not checkpoints.has_checkpoint(tmp_path) and not checkpoints.settle_checkpoint(tmp_path)
+    assert hashed == [] and tmp.read_bytes() == b"state, then more"  # never hashed, never renamed
+    tmp.write_bytes(b"stale")  # the recorded size, other bytes: hashed, and refused
+    assert not checkpoints.has_checkpoint(tmp_path) and hashed == [tmp.name]
+    tmp.write_bytes(b"state")  # the recorded bytes: a committed checkpoint, put in place
+    assert checkpoints.has_checkpoint(tmp_path) and hashed == [tmp.name] * 2
+    assert checkpoints.settle_checkpoint(tmp_path) and (tmp_path / runs.CHECKPOINT).read_bytes() == b"state"
+    assert checkpoints.verify_checkpoint(tmp_path)["epoch"] == 4
+
+
 def test_resume_refuses_data_rewritten_at_the_same_path(tmp_path):
     """The fault: stop a run, rewrite the data file at the same path, resume: the run finished as "finished" and
     its provenance kept the old data hash."""
