@@ -178,7 +178,7 @@ class AdamStep:
         keeping its state where ``self.opt`` finds it for a checkpoint; a post-accumulate-grad hook steps it and
         frees the gradient as soon as the backward pass has accumulated it (the lever ``adam_in_backward``)."""
         group = self.opt.param_groups[0]
-        self.in_backward, self._hooks, self._in_step = {}, [], False
+        self.in_backward, self._in_step = {}, False
         for p in self.params:
             opt = torch.optim.Adam([p], lr=group["lr"], betas=ADAM_BETAS, eps=ADAM_EPS,
                                    fused=True if self.is_cuda else None,
@@ -186,7 +186,7 @@ class AdamStep:
             opt.state = self.opt.state  # one state dict (keyed by parameter) for all: state_dict reads it
             opt.param_groups[0]["lr"] = group["lr"]  # the same object: set_lr fills it once for all
             self.in_backward[p] = opt
-            self._hooks.append(p.register_post_accumulate_grad_hook(self._step_in_backward))
+            p.register_post_accumulate_grad_hook(self._step_in_backward)  # kept by p; its handle would only remove it
 
     def _step_in_backward(self, p: torch.nn.Parameter) -> None:
         """The hook: Adam on ``p`` during a step's backward pass (any other backward pass of the model only
