@@ -101,6 +101,20 @@ def products_precision(device, allow_tf32: bool) -> str:
         return (torch.backends.cuda.matmul if kind == "cuda" else torch.backends.mkldnn.matmul).fp32_precision
 
 
+def _adam(params: list, lr, device: torch.device, use_graph: bool) -> torch.optim.Adam:
+    """Adam over ``params`` as every way of stepping makes it (the training of Section 5: torch's betas and eps,
+    :data:`nclib.parameters.ADAM_BETAS` and ``ADAM_EPS``), so that a setting of Adam is changed in one place.  On a
+    GPU (``device`` a CUDA device) it is fused, capturable where the steps are captured in a CUDA graph
+    (``use_graph``), and its rate a tensor in device memory, so that a captured graph sees the schedule's changes
+    (``fill_``): ``lr`` a float is copied there, a tensor (another Adam's rate, shared) taken as it is.  On the
+    CPU it is torch's default implementation with the float ``lr``."""
+    if device.type != "cuda":
+        return torch.optim.Adam(params, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+    if not isinstance(lr, torch.Tensor):
+        lr = torch.tensor(lr, device=device)
+    return torch.optim.Adam(params, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS, fused=True, capturable=use_graph)
+
+
 class AdamStep:
     """One Adam step on ``objective(idx)``, the mini-batch objective F_B of (4.3) for the batch rows ``idx``
     (:ref:`ch-engine`).
@@ -148,12 +162,7 @@ class AdamStep:
                                                      f"device {str(self.device)!r}, cuda_graph {cuda_graph!r}")
         #: Whether Adam is the fused CUDA implementation (always on a GPU).
         self.fused = self.is_cuda
-        if self.is_cuda:
-            # A tensor lr lives in device memory, so a captured graph sees schedule changes (fill_).
-            self.opt = torch.optim.Adam(self.params, lr=torch.tensor(lr, device=self.device), betas=ADAM_BETAS,
-                                        eps=ADAM_EPS, fused=True, capturable=self.use_graph)
-        else:
-            self.opt = torch.optim.Adam(self.params, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+        self.opt = _adam(self.params, lr, self.device, self.use_graph)
         self.lr = lr
         #: Adam applied inside the backward pass: {parameter: its own Adam}, stepped by a hook as soon as the
         #: parameter's gradient is complete (None: one Adam step after the backward pass).
@@ -180,9 +189,7 @@ class AdamStep:
         group = self.opt.param_groups[0]
         self.in_backward, self._in_step = {}, False
         for p in self.params:
-            opt = torch.optim.Adam([p], lr=group["lr"], betas=ADAM_BETAS, eps=ADAM_EPS,
-                                   fused=True if self.is_cuda else None,
-                                   capturable=self.use_graph if self.is_cuda else False)
+            opt = _adam([p], group["lr"], self.device, self.use_graph)
             opt.state = self.opt.state  # one state dict (keyed by parameter) for all: state_dict reads it
             opt.param_groups[0]["lr"] = group["lr"]  # the same object: set_lr fills it once for all
             self.in_backward[p] = opt
@@ -550,11 +557,7 @@ class GroupedAdamStep(AdamStep):
                                                      f"device {str(self.device)!r}, cuda_graph {cuda_graph!r}")
         self.params = [p for s in steps for p in s.params]
         self.fused = self.is_cuda
-        if self.is_cuda:
-            self.opt = torch.optim.Adam(self.params, lr=torch.tensor(self.lr, device=self.device), betas=ADAM_BETAS,
-                                        eps=ADAM_EPS, fused=True, capturable=self.use_graph)
-        else:
-            self.opt = torch.optim.Adam(self.params, lr=self.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+        self.opt = _adam(self.params, self.lr, self.device, self.use_graph)
         for s in steps:  # one state; each run's optimizer reads its parameters' part for its checkpoint
             for p in s.params:
                 if p in s.opt.state:
