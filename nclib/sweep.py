@@ -14,7 +14,8 @@ table, :class:`nclib.runs.OtherData`, and is neither kept as a result nor traine
 from its checkpoint a run that ``max_train_s`` stopped, a "dead" one (whose process was killed) and a failed one (an
 error after such a stop, or after a periodic checkpoint of ``checkpoint_every``), starts again such a run without a
 checkpoint, and leaves alone a run that another live
-process is writing (it holds the run folder's lock; the table reports it as "running").  Each worker decides again
+process is writing (it holds the run folder's lock; the table reports it as "running", and a :class:`RunLeft`
+note names that process's pid and host).  Each worker decides again
 once it holds the run folder's lock (:func:`nclib.train.run_under_lock`), so a run another process finished meanwhile
 is kept.  What the sweep does with each point (trained, kept, resumed, left or refused) is decided by
 :mod:`nclib.sweepplan`, its ``plan``, ``next_step`` and ``FINAL`` taken up here; this module trains the points.
@@ -63,7 +64,7 @@ import numpy as np
 import pandas as pd
 
 from . import _checks, parameters
-from .locks import RunFolderBusy, RunLockedElsewhere, Terminated
+from .locks import RunFolderBusy, RunLockedElsewhere, Terminated, lock_owner
 from .runs import RESUMABLE, OtherData, ResumeRefused, recorded_status, run_status
 from .sweepcli import EPILOG, PROG, exit_status, main  # noqa: F401 (python -m nclib.sweep)
 from .sweepmanifest import (SweepBusy, call_record, folder_state, lock_sweep, read_manifest,  # noqa: F401
@@ -89,6 +90,23 @@ class RunRestarted(UserWarning):
     (``--restart-refused``) asks, deleting what its folder held (:func:`_train_point`); warned once the run is given
     up, before the new training, which may still fail or diverge.  The command line prints it as a note, and the
     table's ``restarted`` column keeps the refusal."""
+
+
+class RunLeft(UserWarning):
+    """A point whose run folder another live process holds (its lock: a task of a job array, a worker of another
+    call) is left to that process: not trained here, and no error of this call, its status "running"
+    (:func:`_train_point`, :func:`run_sweep`).  The command line prints it as a note naming the folder and the
+    holder's pid and host, so that a job array submitted twice does not read as two runs of the point."""
+
+
+def _leave(run_dir: pathlib.Path, owner: dict | None) -> None:
+    """Warn :class:`RunLeft` for ``run_dir``, whose lock the live process ``owner`` (its lock record: pid, host,
+    since) holds."""
+    owner = owner or {}
+    since = f", since {owner['since']}" if owner.get("since") else ""
+    warnings.warn(f"run folder {str(run_dir)!r} is being trained by another process (pid {owner.get('pid')} on host "
+                  f"{owner.get('host')!r}{since}): left to that process, nothing trained or written here",
+                  RunLeft, stacklevel=3)
 
 
 #: Held by the one :func:`_run_point` of a process that records warnings: the warnings filter is the process's, and
@@ -180,8 +198,8 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
             train.run_under_lock([params], again)
     except RunLockedElsewhere as exc:  # a writer on another host, whose end cannot be seen from here: an error,
         error = f"{type(exc).__name__}: {exc}"  # whose message names the lock file to remove
-    except RunFolderBusy:  # another process holds the run folder's lock: its run, not an error of this one
-        pass
+    except RunFolderBusy as exc:  # another process holds the run folder's lock: its run, not an error of this one
+        _leave(run_dir, exc.owner)  # a note naming that process, where a second task of the point would say nothing
     except Exception as exc:  # noqa: BLE001 - a failing run is reported, the sweep goes on
         error = f"{type(exc).__name__}: {exc}"
     return {"status": run_status(run_dir), "error": error, "state": folder_state(run_dir), "restarted": restarted,
@@ -265,7 +283,8 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
     :func:`nclib.train.run` across its parameters.
 
     Every point is checked (:func:`plan`) before anything is submitted.  A run folder already in ``out_dir`` is
-    kept, left to the live process writing it, resumed or started again as :func:`next_step` says (finished and
+    kept, left to the live process writing it (a :class:`RunLeft` warning names it), resumed or started again as
+    :func:`next_step` says (finished and
     diverged runs kept, each once its data are found to be what its ``data_path`` holds now, else an error of the
     table, :class:`nclib.runs.OtherData`, and nothing trained; stopped, dead and failed ones resumed from their
     checkpoint, or started again without one), decided again by each worker once it holds the run folder's lock.  A
@@ -306,6 +325,9 @@ def run_sweep(grid: dict, fixed: dict | None = None, out_dir=None, workers: int 
                 other[name] = {"status": status, "error": error, "state": folder_state(out_dir / name)}
             elif step in ("keep", "leave"):
                 kept.append(name)
+                owner = lock_owner(out_dir / name) if step == "leave" else None
+                if owner is not None:  # None: its writer has ended since, and the table gives what it left
+                    _leave(out_dir / name, owner)
             else:
                 todo.append(item["params"])
 
@@ -459,7 +481,8 @@ def run_point(grid: dict, fixed: dict | None, out_dir, point: int, tie: dict | N
     The task takes only its run folder's lock, never the sweep's (``.sweep.lock``), so the tasks of an array train
     side by side in one folder, beside a whole sweep too; a run is still trained by one process at a time, which
     decides what the folder needs once it holds the lock (:func:`_run_point`: a run another task or the sweep
-    finished is kept, one it trains is left to it).  The task records every point of the grid and its run's
+    finished is kept, one it trains is left to it, with a :class:`RunLeft` warning naming its pid and host).  The
+    task records every point of the grid and its run's
     outcome in ``sweep.json`` (under that file's own lock) and writes no ``sweep.csv``: :func:`summary`
     (``--summary-only``) writes the table of all the tasks' runs once they have ended.  A run folder whose
     ``provenance.json`` is damaged reads "dead" (:func:`nclib.runs.recorded_status`): a warning naming the file says

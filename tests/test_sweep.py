@@ -734,7 +734,8 @@ def _kill(run_dir):
 
 def test_dead_runs_are_resumed_or_restarted_and_a_live_one_is_left_alone(scheduler, tmp_path):
     """seed 0: killed after a checkpoint (dead, resumed from it); seed 1: killed without one (dead, started
-    again); seed 2: another live process holds its folder's lock (running: not trained, reported as running)."""
+    again); seed 2: another live process holds its folder's lock (running: not trained, reported as running, a
+    note naming that process)."""
     out = tmp_path / "sweep"
     grid = {"seed": [0, 1, 2]}
     names = [run_name_for(p) for p in expand_grid(grid)]
@@ -748,10 +749,16 @@ def test_dead_runs_are_resumed_or_restarted_and_a_live_one_is_left_alone(schedul
     try:
         assert [runs.run_status(out / n) for n in names] == ["dead", "dead", "running"]
         assert [sweep.next_step(out / n)[1] for n in names] == ["resume", "start", "leave"]
-        # the workers take over the two dead runs' locks; their warnings come back to the sweep, one per run
-        with pytest.warns(RuntimeWarning, match="taking over the lock") as taken:
+        # the workers take over the two dead runs' locks; their warnings come back to the sweep, one per run; the
+        # live one is left to its writer, a note naming it
+        with warnings.catch_warnings(record=True) as taken:
+            warnings.simplefilter("always")
             df = sweep.run_sweep(grid, TINY, out, scheduler=scheduler, progress=False)
-        assert sorted(n for n in names[:2] for w in taken if f"/{n}'" in str(w.message)) == names[:2]
+        over = [str(w.message) for w in taken if w.category is RuntimeWarning and "taking over the lock" in
+                str(w.message)]
+        assert sorted(n for n in names[:2] for m in over if f"/{n}'" in m) == names[:2], over
+        assert [_names_holder(str(w.message), out / names[2], holder.pid) for w in taken
+                if w.category is sweep.RunLeft] == [True]
         assert df["status"].tolist() == ["finished", "finished", "running"]
         assert df["error"].isna().all() and df["epoch"].tolist()[:2] == [4, 4] and np.isnan(df["epoch"][2])
         assert sorted(p.name for p in (out / names[2]).iterdir()) == [locks.LOCK]  # nothing written beside it
@@ -1157,12 +1164,47 @@ def test_a_rerun_whose_only_run_left_is_being_written_by_another_process_reaches
     holder = _hold_lock(out / "seed-1")
     try:
         assert sweep.next_step(out / "seed-1") == ("running", "leave")
-        table = sweep.run_sweep({"seed": [0, 1]}, TINY, out, progress=False)
+        with pytest.warns(sweep.RunLeft) as left:
+            table = sweep.run_sweep({"seed": [0, 1]}, TINY, out, progress=False)
         assert table["status"].tolist() == ["finished", "running"] and table["error"].isna().all()
         assert reached == [] and sorted(p.name for p in (out / "seed-1").iterdir()) == [locks.LOCK]
     finally:
         holder.stdin.close()
         assert holder.wait(timeout=30) == 0
+    assert [_names_holder(str(w.message), out / "seed-1", holder.pid) for w in left] == [True]
+
+
+def _names_holder(message: str, run_dir, pid: int) -> bool:
+    """Whether ``message`` names the run folder ``run_dir`` and the process ``pid`` of this host holding it."""
+    rest = message.replace(repr(str(run_dir)), "", 1)
+    return rest != message and re.search(rf"\b{pid}\b", rest) is not None and repr(socket.gethostname()) in rest
+
+
+def test_a_task_whose_point_another_process_trains_leaves_it_and_names_that_process(tmp_path, capsys):
+    """A job array submitted twice: the second task of a point finds its run folder's lock held by a live process
+    (the first task).  It trains nothing and exits with status 0, the run reported as running with no error, and a
+    note names the run folder and the pid and host of the process holding it (nclib.sweep.RunLeft): before, the
+    task printed only the run's name and "running", like a success."""
+    out = tmp_path / "out"
+    folder = out / "seed-0"
+    holder = _hold_lock(folder)
+    try:
+        capsys.readouterr()
+        table = sweep.main(["--grid", "seed=0", *[f"--set={k}={_text(v)}" for k, v in TINY.items()],
+                            "--out-dir", str(out), "--point", "0"])
+        err = capsys.readouterr().err
+        with pytest.warns(sweep.RunLeft) as left:
+            again = sweep.run_point({"seed": [0]}, TINY, out, 0)
+        assert sorted(p.name for p in folder.iterdir()) == [locks.LOCK]  # nothing written beside the lock
+    finally:
+        holder.stdin.close()
+        assert holder.wait(timeout=30) == 0
+    for t in (table, again):
+        assert t["status"].tolist() == ["running"] and t["error"].isna().all() and sweep.exit_status(t) == 0
+    notes = [line for line in err.splitlines() if f"{sweep.PROG}: note: " in line]
+    assert [_names_holder(n, folder, holder.pid) for n in notes] == [True], err
+    assert [_names_holder(str(w.message), folder, holder.pid) for w in left] == [True]
+    assert sweep.run_point({"seed": [0]}, TINY, out, 0)["status"].tolist() == ["finished"]  # once it has ended
 
 
 def test_a_sweep_with_nothing_to_train_clears_the_errors_its_folders_replaced(scheduler, tmp_path):
