@@ -94,8 +94,10 @@ class RunFolder:
     provenance.json and adds a segment to the provenance's ``segments`` (one per call: when, from which epoch to
     which, on what, with which levers and whether the host metrics ran in a worker thread, how long, the error it
     ended with; a call whose process was killed is marked "dead" when a later call resumes the run; each records its
-    ``max_train_s`` and ``checkpoint_every``).  The provenance's ``error`` is the last call's only: a run resumed
-    after a failed call and finished has none."""
+    ``max_train_s`` and ``checkpoint_every``).  So the execution keys of params.json
+    (:data:`nclib.parameters.EXECUTION_KEYS`: ``checkpoint_every``, ``max_train_s``, the levers...) are those of the
+    call that started the run, though a resume may give others: how each call trained is its segment's.  The
+    provenance's ``error`` is the last call's only: a run resumed after a failed call and finished has none."""
 
     def __init__(self, engine: Engine, run_dir: pathlib.Path, started: str, t_start: float, together: list,
                  decays: str, code: dict, checkpoint: dict | None = None):

@@ -3,7 +3,8 @@
 ``run(**params)`` trains one network (an MLP backbone and an L-layer linear head, :mod:`nclib.models`) on
 one imbalanced subset (:mod:`nclib.data`) and writes one run folder::
 
-    params.json       every parameter, defaults filled in
+    params.json       every parameter of the call that started the run, defaults filled in (a resumed run keeps
+                      it: its execution keys, checkpoint_every and max_train_s among them, are that call's)
     history.csv       one row per metric epoch (epoch 0 = the initialization)
     class_accuracy.csv  per metric epoch the training accuracy of each class (which classes a run misses)
     provenance.json   git commit and dirty flag (and the output folders left out of it), package versions,
