@@ -907,8 +907,9 @@ def test_sigterm_to_a_task_stops_its_run_with_a_checkpoint_or_names_it_failed_on
     more SIGTERMs come once the stop has begun (as the checkpoint is written and committed, as the run is finished).
     A second SIGTERM while that stop is merely pending (before the loop reaches the metric epoch), or one outside
     the loop (as the epoch-0 row is recorded), writes it as failed and the message names its folder; one before the
-    task opened its run (here as it takes the run folder's lock, as while it imports torch) writes no run and the
-    message names none.  No SIGTERM reaches the handler found (here one that records it, not the process's end)."""
+    task opened its run (here as it takes the run folder's lock, as while it imports torch) writes no run folder,
+    at most sweep.json, and the message, one line, names none.  No SIGTERM reaches the handler found (here one that
+    records it, not the process's end)."""
     out = tmp_path / "out"
     folder = out / "seed-0"
     if when == "before":
@@ -930,6 +931,9 @@ def test_sigterm_to_a_task_stops_its_run_with_a_checkpoint_or_names_it_failed_on
     status = {"before": "absent", "training": "stopped", "in the stop": "stopped"}.get(when, "failed")
     assert runs.recorded_status(folder) == status and not (folder / locks.LOCK).exists()
     assert ("stopped with a checkpoint" in err) == (when in ("training", "in the stop")), err
+    if when == "before":  # one line on stderr, and no run folder: at most sweep.json, recording the grid's points
+        assert len(err.splitlines()) == 1 and not folder.exists(), err
+        assert {f.name for f in out.iterdir()} <= {sweepmanifest.MANIFEST, sweepmanifest.MANIFEST_LOCK}
     if when in ("training", "in the stop"):
         assert train.load_history(folder)["epoch"].tolist() == [0, 2]
         assert sweep.next_step(folder) == ("stopped", "resume")
@@ -989,6 +993,36 @@ def test_sigterm_before_a_task_opens_a_run_an_earlier_attempt_left_failed_names_
         sweep.main(args)
     assert exited.value.code == 128 + signal.SIGTERM and str(folder) not in capsys.readouterr().err
     assert _files(folder) == before and runs.recorded_status(folder) == "failed"
+
+
+#: A sitecustomize module that sends its own process SIGTERM as the process imports pandas, which nclib.sweep
+#: imports before its command line has set its SIGTERM handler.
+_SIGTERM_AT_IMPORT = """
+import importlib.abc, os, signal, sys
+
+class SigtermAtImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+sys.meta_path.insert(0, SigtermAtImport())
+"""
+
+
+def test_sigterm_as_a_task_starts_up_ends_it_at_once_printing_and_writing_nothing(tmp_path):
+    """SIGTERM to a task while Python imports the command's modules (here as it imports pandas), before the command
+    line has set its handler: the signal's default ends the process at once (status 143 to the shell, -SIGTERM to
+    Popen), with nothing on stdout or stderr and nothing written, the output folder not even made."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_SIGTERM_AT_IMPORT)
+    out = tmp_path / "out"
+    task = subprocess.run([sys.executable, "-m", "nclib.sweep", "--grid", "seed=0",
+                           *[f"--set={k}={_text(v)}" for k, v in TINY.items()], "--out-dir", str(out), "--point", "0"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)])})
+    assert task.returncode == -signal.SIGTERM, task.stderr
+    assert task.stdout == "" and task.stderr == "" and not out.exists()
 
 
 def test_sigterm_to_a_local_sweep_leaves_its_runs_dead_with_this_hosts_lock(tmp_path, monkeypatch):
