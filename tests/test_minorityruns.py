@@ -43,27 +43,82 @@ def _row(L, lam, value, s, profile="cifar10", bias=True):
             "global": bool(ufmtrain.at_global_minimum(value / minimum - 1))}
 
 
-def test_the_runs_with_a_deep_head_are_placed_at_the_minimum_at_a_partial_collapse_or_neither():
-    """CIFAR-10's table counts with a bias, L = 3, half the last threshold: a run at the global minimizer's value and
-    strengths, one at the value of the critical point without the weakest mode the minimizer keeps (its strengths
-    those of that point), one far above every critical point, and a run with L = 1, which is not placed."""
+def _write_ufm_tables(folder, rows, modes_alive, classes_correct):
+    """The runs ``rows`` (of :func:`_row`) written as UFM tables in ``folder``, one per profile, as
+    scripts/minority_runs.py writes them: the file's own count of modes alive and of classes classified
+    (``modes_alive``, ``classes_correct``, one per row; its class accuracies that many ones, then zeros), the closed
+    form's minimum, gap and classes of the global minimizer, floats as their repr."""
+    def text(value):
+        if isinstance(value, np.ndarray):
+            return " ".join(repr(float(v)) for v in value)
+        return repr(float(value)) if isinstance(value, float) else str(value)
+
+    lines = {p: [",".join(ufmtrain.UFM_FIELDS)] for p in mruns.PROFILES}
+    for r, alive, right in zip(rows, modes_alive, classes_correct):
+        n, L, lam, bias = ufmtrain.table_counts(r["profile"]), r["L"], r["lam"], r["bias"]
+        minimum = ufm.minimum_value(n, lam, lam, L=L, bias=bias)
+        theory = mino.minimizer_class_accuracy(n, lam, lam, L=L, bias=bias)
+        values = dict(r, seed=0, init_scale=1.0, steps=4000, lr=0.05, minimum=minimum, gap=r["value"] / minimum - 1,
+                      modes_alive=alive, classes_correct=right, classes_theory=int((theory == 1).sum()),
+                      at_origin=not np.any(r["s"]),
+                      s_theory=ufm.mode_strengths(mino.problem_spectrum(n, bias), n.sum(), lam, lam, L=L),
+                      class_acc=np.r_[np.ones(right), np.zeros(n.size - right)])
+        lines[r["profile"]].append(",".join(text(values[c]) for c in ufmtrain.UFM_FIELDS))
+    for profile, table in lines.items():
+        (folder / f"ufm-{profile}.csv").write_text("\n".join(table) + "\n")
+
+
+def test_the_runs_with_a_deep_head_are_placed_at_the_minimum_at_a_partial_collapse_or_neither(tmp_path):
+    """CIFAR-10's table counts with a bias, L = 3, read from tables written here (:func:`ufm_frame`).  At half the last
+    threshold: a run at the global minimizer's value and strengths, one at the value of the critical point without
+    the weakest mode the minimizer keeps (its strengths those of that point), one far above every critical point and
+    one a relative 1e-5 above the minimum (not at it, by AT_MINIMUM_GAP = 1e-6, nor at a partial collapse), and a run
+    with L = 1, which is not placed.  At a tenth of it (below 0.3): one at the global minimum and one at the origin,
+    although the minimizer keeps modes there; at 1.5 times it (above 1), one at the origin, the global minimizer
+    there.  One EMNIST run with L = 1, as a frame of both profiles holds.  The classes each run classifies, its modes
+    alive by the file, and the bands, set by hand below from these settings."""
     n, L = ufmtrain.table_counts("cifar10"), 3
     kappa = mino.problem_spectrum(n, True)
-    lam = 0.5 * mino.mode_thresholds(n, L, True)["lam"].max()
+    last = mino.mode_thresholds(n, L, True)["lam"].max()
+    lam, low, high = 0.5 * last, 0.1 * last, 1.5 * last
     keep = mino.alive_without_weakest(n, lam, lam, L, True, 1)
     at_min = ufm.mode_strengths(kappa, n.sum(), lam, lam, L=L)
+    origin_low = mino.partial_minimum(n, low, low, L, True, np.zeros(kappa.size, bool))
     rows = [_row(L, lam, ufm.minimum_value(n, lam, lam, L=L), at_min),
             _row(L, lam, mino.partial_minimum(n, lam, lam, L, True, keep), np.where(keep, at_min, 0.0)),
             _row(L, lam, 3 * ufm.minimum_value(n, lam, lam, L=L), 0.9 * kappa),
-            _row(1, lam, ufm.minimum_value(n, lam, lam, L=1), ufm.mode_strengths(kappa, n.sum(), lam, lam, L=1))]
-    deep = mruns.place_deep_runs(mruns.count_alive(pd.DataFrame(rows)))
-    assert list(deep.index) == [0, 1, 2]
-    assert deep["global"].tolist() == [True, False, False]
-    assert deep["partial"].tolist() == [False, True, False]
-    assert deep["jumped"].tolist() == [False, False, True]
-    assert deep["modes_alive"].tolist() == [int(keep.sum()) + 1, int(keep.sum()), int((kappa > 0).sum())]
-    assert deep["fewer_modes"].tolist() == [False, True, False] and deep["more_modes"].tolist() == [False, False, True]
-    assert (deep["band"] == "0.3 to 1").all() and not deep["origin_wrongly"].any()
+            _row(1, lam, ufm.minimum_value(n, lam, lam, L=1), ufm.mode_strengths(kappa, n.sum(), lam, lam, L=1)),
+            _row(L, lam, (1 + 1e-5) * ufm.minimum_value(n, lam, lam, L=L), at_min),
+            _row(L, low, ufm.minimum_value(n, low, low, L=L), ufm.mode_strengths(kappa, n.sum(), low, low, L=L)),
+            _row(L, low, origin_low, np.zeros(kappa.size)),
+            _row(L, high, ufm.minimum_value(n, high, high, L=L), np.zeros(kappa.size)),
+            _row(1, 1e-3, ufm.minimum_value(ufmtrain.table_counts("emnist-letters"), 1e-3, 1e-3, L=1, bias=False),
+                 np.ones(26), profile="emnist-letters", bias=False)]
+    # with L = 3 the global minimizer keeps 7 modes and classifies 8 classes at half the last threshold, 9 and all 10
+    # at a tenth of it, none past it (the origin); with L = 1 at the same decay, 9 and 10
+    assert [r["modes_theory"] for r in rows[:8]] == [7, 7, 7, 9, 7, 9, 9, 0]
+    # the file's own counts: the run far above keeps the 9 modes of nonzero kappa, more than the minimizer's 7; the
+    # partial collapse classifies 6 classes, the run at the origin below the last threshold none (the two largest
+    # classes tie for the largest output, b = n / N, and a tie counts as wrong)
+    _write_ufm_tables(tmp_path, rows, [7, 6, 9, 9, 7, 9, 0, 0, 26], [8, 6, 8, 10, 8, 10, 0, 0, 26])
+    frame = mruns.ufm_frame(tmp_path)
+    np.testing.assert_allclose(frame["rel"][:8], [0.5, 0.5, 0.5, 0.5 * last / mino.mode_thresholds(n, 1, True)[
+        "lam"].max(), 0.5, 0.1, 0.1, 1.5], rtol=1e-15)
+    assert frame["global"].tolist() == [True, False, False, True, False, True, False, True, True]
+    assert frame["classes_theory"].tolist() == [8, 8, 8, 10, 8, 10, 10, 0, 26]
+    assert frame["classes_lost"].tolist() == [0, 2, 0, 0, 0, 0, 10, 0, 0]
+    assert frame["file_modes_alive"].tolist() == [7, 6, 9, 9, 7, 9, 0, 0, 26]
+    deep = mruns.place_deep_runs(frame)
+    assert list(deep.index) == [0, 1, 2, 4, 5, 6, 7]
+    assert deep["global"].tolist() == [True, False, False, False, True, False, True]
+    assert deep["partial"].tolist() == [False, True, False, False, False, True, False]  # the origin: a critical point
+    assert deep["jumped"].tolist() == [False, False, True, True, False, False, False]
+    assert deep["modes_alive"].tolist() == [int(keep.sum()) + 1, int(keep.sum()), int((kappa > 0).sum()), 7, 9, 0, 0]
+    assert deep["fewer_modes"].tolist() == [False, True, False, False, False, True, False]
+    assert deep["more_modes"].tolist() == [False, False, True, False, False, False, False]
+    assert deep["band"].tolist() == ["0.3 to 1"] * 4 + ["below 0.3"] * 2 + ["above 1"]
+    # at the origin wrongly: only below the last threshold, where the global minimizer keeps modes
+    assert deep["origin_wrongly"].tolist() == [False] * 5 + [True, False]
 
 
 def test_the_modes_alive_are_counted_again_at_a_tolerance_of_each_mode_s_own_kappa():
