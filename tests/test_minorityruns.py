@@ -2,6 +2,7 @@
 (chapters ch-minority and ch-minority-runs): where a run of the UFM ends (the global minimum, a partial collapse, or
 neither), its modes counted again at a tolerance, the committed tables and MLP runs read as those chapters read them,
 and the refusals by name."""
+import csv
 import json
 import shutil
 
@@ -175,6 +176,61 @@ def test_the_committed_mlp_runs_are_read_beside_the_ufm_at_their_decays():
     for _, r in frame.iterrows():  # the theory's columns, from the decay alone
         assert r["modes_theory"] == int(mino.alive_at_minimum(n, r["lam"], r["lam"], L=r["L"]).sum())
         assert r["minimum"] == ufm.minimum_value(n, r["lam"], r["lam"], L=r["L"])
+
+
+def _run_files(run):
+    """A run folder's params, its history's epoch, objective and train_acc columns and its class accuracies at the
+    last record, read with csv and json alone (floats as Python parses them, to the last bit)."""
+    params = json.loads((run / "params.json").read_text())
+    with open(run / "history.csv", newline="") as f:
+        history = list(csv.DictReader(f))
+    with open(run / "class_accuracy.csv", newline="") as f:
+        final = list(csv.reader(f))[-1][1:]
+    return params, {c: np.array([float(r[c]) for r in history]) for c in ("epoch", "objective", "train_acc")}, \
+        np.array([float(v) for v in final])
+
+
+@pytest.mark.parametrize("edited", [False, True])
+def test_each_mlp_run_s_last_records_are_read_from_its_own_files(tmp_path, edited):
+    """Per run, against its own files: the records' spacing is its metric_every, train_acc and the objective its
+    history's last (the last three kept), the classes it classifies those whose last accuracy is 1, the gap
+    relative to the UFM's minimum, and with L = 1 the nearest critical point the global minimizer (above it by the
+    gap).  The theory's classes read a tie of the minimizer's largest outputs as an arg-max (one tied class right)
+    or as an error (none): never fewer the first way, and more at the decays past a threshold where two classes
+    tie.  ``edited``: a copy of the runs where one run classifies a class on half its samples at its last record
+    and had another training accuracy at the record before."""
+    folder = RESULTS / "mlp-cifar10"
+    if edited:
+        folder = tmp_path / "mlp"
+        shutil.copytree(RESULTS / "mlp-cifar10", folder)
+        run = folder / "L-1_lam_W-0.01196"
+        lines = (run / "class_accuracy.csv").read_text().splitlines()
+        assert lines[-1].startswith("1000,0.0,")
+        (run / "class_accuracy.csv").write_text("\n".join(lines[:-1] + ["1000,0.5," + lines[-1][9:]]) + "\n")
+        lines = (run / "history.csv").read_text().splitlines()
+        assert lines[-2].startswith("900,") and lines[-2].count(",0.9333333333333333,") == 1
+        lines[-2] = lines[-2].replace(",0.9333333333333333,", ",0.9,")
+        (run / "history.csv").write_text("\n".join(lines) + "\n")
+    _, frame = mruns.mlp_frame(folder)
+    for _, r in frame.iterrows():
+        params, history, final = _run_files(folder / r["name"])
+        n, lam, L, bias = np.array(params["counts"]), params["lam_H"], params["L"], params["bias"]
+        assert r["record_every"] == params["metric_every"] == history["epoch"][-1] - history["epoch"][-2]
+        assert r["train_acc"] == history["train_acc"][-1] and r["objective"] == history["objective"][-1]
+        assert len(r["objective_last"]) == 3
+        np.testing.assert_array_equal(r["objective_last"], history["objective"][-3:])
+        assert r["classes_correct"] == int((final == 1).sum())
+        minimum = ufm.minimum_value(n, lam, lam, L=L, bias=bias)
+        assert r["gap"] == (history["objective"][-1] - minimum) / minimum
+        if L == 1:
+            assert r["above_nearest"] == r["gap"] and r["modes_lost"] == 0
+        for column, ties in (("classes_theory", "argmax"), ("classes_strict", "error")):
+            assert r[column] == int((mino.minimizer_class_accuracy(n, lam, lam, L=L, bias=bias, ties=ties) == 1).sum())
+    assert (frame["classes_theory"] >= frame["classes_strict"]).all()
+    assert (frame["classes_theory"] > frame["classes_strict"]).any()
+    if edited:  # the class right on half its samples is not counted, nor the record before the last read
+        assert frame.set_index("name").loc["L-1_lam_W-0.01196", ["classes_correct", "train_acc"]].tolist() == [
+            8, 0.9333333333333333]
 
 
 def test_a_folder_of_mlp_runs_that_is_not_one_is_refused_by_name(tmp_path):
