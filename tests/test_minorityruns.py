@@ -292,19 +292,22 @@ def _seed_rows(profile, bias, L, rel, modes, kinds):
 
 
 def test_the_seeds_of_a_setting_are_compared_per_l_and_decay():
-    """Three seeds of CIFAR-10 with a bias at two decays of L = 2 and one of L = 3, beside a setting with one seed:
-    the fewest and most modes alive, whether the seeds end apart, the spread among those at a critical point and
-    whether one is at the global minimum and another at a partial collapse; decays equal to six digits group."""
+    """Three seeds of CIFAR-10 with a bias at two decays of L = 2 and one of L = 3, two more seeds of L = 2 at a decay
+    0.0004 above one of those, beside a setting with one seed: the fewest and most modes alive, whether the seeds end
+    apart, the spread among those at a critical point and whether one is at the global minimum and another at a
+    partial collapse; decays equal to six digits group, decays that differ in the fourth do not."""
     rows = (_seed_rows("cifar10", True, 2, 0.1, [8, 9, 9], "pgg") + _seed_rows("cifar10", True, 2, 0.5 + 1e-9,
             [5, 5, 5], "ggg") + _seed_rows("cifar10", True, 3, 0.5, [2, 4, 7], "ppj")
+            + _seed_rows("cifar10", True, 2, 0.5004, [4, 4], "gg")
             + _seed_rows("emnist-letters", True, 2, 0.1, [1], "g"))
     rows[4]["rel"] = 0.5  # the same decay to six digits as its two other seeds
     out = mruns.seed_spread(pd.DataFrame(rows))
-    assert out.index.tolist() == [(2, 0.1), (2, 0.5), (3, 0.5)]
-    assert out["min"].tolist() == [8, 5, 2] and out["max"].tolist() == [9, 5, 7] and out["runs"].tolist() == [3] * 3
-    assert out["differ"].tolist() == [True, False, True]
-    assert out["spread"].tolist() == [1, 0, 2]  # the jumped run of L = 3 is left out of the spread
-    assert out["kinds"].tolist() == [True, False, False]
+    assert out.index.tolist() == [(2, 0.1), (2, 0.5), (2, 0.5004), (3, 0.5)]
+    assert out["min"].tolist() == [8, 5, 4, 2] and out["max"].tolist() == [9, 5, 4, 7]
+    assert out["runs"].tolist() == [3, 3, 2, 3]
+    assert out["differ"].tolist() == [True, False, False, True]
+    assert out["spread"].tolist() == [1, 0, 0, 2]  # the jumped run of L = 3 is left out of the spread
+    assert out["kinds"].tolist() == [True, False, False, False]
 
 
 def test_seed_spread_refuses_a_frame_without_exactly_one_setting_at_several_seeds_by_name():
