@@ -145,6 +145,21 @@ def test_train_ufm_reaches_the_closed_form(L, bias, lam):
     assert not r.at_origin
 
 
+def test_train_ufm_reads_the_classes_with_the_bias():
+    """n = [6, 4, 2], L = 1, with a bias, midway between the first two collapse decays, started at the global
+    minimizer: one mode alive, and class_acc is the closed form's, [1, 0, 0], read from W H + b 1^T.  Without b the
+    outputs W H would put the second class right too, so a class accuracy that left out the bias would read
+    [1, 1, 0]."""
+    n = [6, 4, 2]
+    lam = mino.mode_thresholds(n, 1, True)["lam"][:2].mean()
+    g = ufm.global_minimizer(n, lam, lam, L=1, bias=True)
+    r = ufmtrain.train_ufm(n, lam, lam, L=1, bias=True, steps=1, lr=1e-12, start=(g.Ws, g.H, g.b))
+    assert abs(r.gap) < ufmtrain.AT_MINIMUM_GAP and r.alive_theory.tolist() == [True, False, False]
+    np.testing.assert_array_equal(r.class_acc, mino.minimizer_class_accuracy(n, lam, lam, L=1, bias=True))
+    np.testing.assert_array_equal(r.class_acc, [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(mino.grouped_class_accuracy(ufm.head_product(r.Ws) @ r.H, n), [1.0, 1.0, 0.0])
+
+
 def test_train_ufm_small_start_ends_at_the_origin():
     # Lemma A.2: for L >= 2 the origin is a local minimizer; a small start stays in its basin
     n, lam = [6, 4, 2], 0.01
