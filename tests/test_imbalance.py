@@ -87,6 +87,8 @@ def test_class_labels_are_the_columns_of_the_label_matrix():
     np.testing.assert_array_equal(imb.label_matrix(n).argmax(axis=0), imb.class_labels(n))
     with pytest.raises(ValueError, match="positive"):
         imb.class_labels([2, 0])
+    with pytest.raises(ValueError, match=r"^n sums to N = 9223372036854775813 samples, more than an array can index"):
+        imb.class_labels([2 ** 62, 2 ** 62, 5])  # N = 2**63 + 5: every count fits in int64, their sum does not
 
 
 def test_random_groups_are_valid_grouped_profiles():
@@ -182,3 +184,17 @@ def test_small_classes_of_counts_near_2_to_the_63_are_exact():
         n = rng.integers(1, 2 ** 63 - 1, size=int(rng.integers(1, 9)), dtype=np.int64).tolist()
         average = Fraction(sum(n), len(n))
         assert imb.small_classes(n).tolist() == [k for k, v in enumerate(n) if v < average]
+
+
+def test_the_multiplicities_of_a_huge_total_are_scaled_by_an_even_power_of_two(monkeypatch):
+    """A total N = sum N_i l_i of 961 bits is above the 2**960 that _pair_arrays forms unscaled, so the l_i are divided
+    by 2**2, the even power of two that brings it there (2**1 would, but its square root is not exact).  Float64 holds
+    such an N, so the group matrix and its singular values (Theorem 4.4) equal, bit for bit, those computed with the
+    l_i unscaled (the bound raised past N).  With the l_i divided by 2**1, G_11 came out as -2**-52, not 2**-52."""
+    groups = [(3, 3 * 2 ** 957 + 12345), (2, 5 ** 300 + 1), (1, 7)]
+    assert sum(N * l for N, l in groups).bit_length() == 961
+    scaled = [imb.group_matrix(groups), imb.group_singular_values(groups)]
+    monkeypatch.setattr(imb, "_UNSCALED_BITS", 1000)
+    unscaled = [imb.group_matrix(groups), imb.group_singular_values(groups)]
+    for a, b in zip(scaled, unscaled):
+        np.testing.assert_array_equal(a, b)
