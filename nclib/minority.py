@@ -518,3 +518,25 @@ def partial_point_metrics(n, lam_W, lam_H, L: int, bias: bool, alive) -> dict[st
     point = partial_point(n, lam_W, lam_H, L, bias, alive)  # checks every argument
     n = _checks.counts(n)
     return metrics.collapse_metrics(point.H.T, class_labels(n), point.Ws, lam_W, lam_H, bias)
+
+
+def partial_point_spread_nc1(n, lam_W, lam_H, L: int, bias: bool, alive, spread, seed: int = 0) -> float:
+    """NC1 of Section 5 (with a bias) or Appendix C (without), as :func:`nclib.metrics.collapse_metrics` computes
+    it (at the rank of Sigma_B at the global minimizer), at the features of the critical point :func:`partial_point`
+    moved off their class means: each entry plus an independent normal number of standard deviation ``spread``
+    times the largest |entry| of the features (``numpy.random.default_rng(seed)``).  With ``alive`` the modes of
+    :func:`alive_at_minimum` the point is the global minimizer.
+
+    What a network near the point with some within-class spread left would read.  At the point itself NC1 is 0
+    (:func:`partial_point_metrics`), but not continuous there when it puts at 0 a mode the global minimizer keeps:
+    the class means then span fewer directions than the rank NC1 keeps, the smallest between-class singular value
+    kept is only the spread's own, and the spread along it is divided by it, so NC1 stays far from 0 however small
+    the spread, while at the global minimizer it shrinks as spread^2.  ValueError naming ``spread`` unless it is a
+    finite positive number, ``seed`` unless a non-negative integer, and the others as :func:`partial_point` does.
+    Chapters: :ref:`ch-fig2`, :ref:`ch-fig3`."""
+    spread = _checks.positive_float(spread, "spread")
+    seed = _checks.nonneg_int(seed, "seed")
+    point = partial_point(n, lam_W, lam_H, L, bias, alive)  # checks every other argument
+    X = point.H.T
+    X = X + spread * np.abs(X).max() * np.random.default_rng(seed).standard_normal(X.shape)
+    return metrics.collapse_metrics(X, class_labels(_checks.counts(n)), point.Ws, lam_W, lam_H, bias)["nc1"]

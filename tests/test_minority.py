@@ -765,3 +765,27 @@ def test_adam_returns_to_a_partial_point_with_the_weakest_at_zero_and_leaves_the
         ends[name] = r.value / p.value - 1
     assert abs(ends["minimizer"]) < 1e-10
     assert ends["saddle"] < -1e-2
+
+
+def test_partial_point_spread_nc1_is_not_continuous_at_a_point_with_a_mode_at_zero():
+    """At the global minimizer NC1 of the features plus a spread falls as the spread's square; at the point of Lemma
+    A.2 with the weakest mode at 0 (L = 2, with a bias: the rank NC1 keeps is K - 1, the point's class means span one
+    direction fewer) it stays far from 0 however small the spread, while at the point itself it is 0."""
+    n, lam, L = [30, 30, 10, 10], 1e-3, 2
+    best = mino.alive_at_minimum(n, lam, lam, L, True)
+    assert best.sum() == 3  # every mode but the zero mode of Y-bar
+    lost = mino.alive_without_weakest(n, lam, lam, L, True, 1)
+    at_best = [mino.partial_point_spread_nc1(n, lam, lam, L, True, best, s) for s in (1e-3, 1e-4)]
+    at_lost = [mino.partial_point_spread_nc1(n, lam, lam, L, True, lost, s) for s in (1e-3, 1e-4)]
+    assert np.isclose(at_best[0] / at_best[1], 100, rtol=0.05) and at_best[0] < 1e-3
+    assert min(at_lost) > 1 and mino.partial_point_metrics(n, lam, lam, L, True, lost)["nc1"] < 1e-12
+    # seeded: the same seed gives the same number, another seed another
+    assert mino.partial_point_spread_nc1(n, lam, lam, L, True, lost, 1e-3) == at_lost[0]
+    assert mino.partial_point_spread_nc1(n, lam, lam, L, True, lost, 1e-3, seed=1) != at_lost[0]
+    for bad in (0, -1e-3, float("nan"), "0.1"):
+        with pytest.raises(ValueError, match=r"^spread must"):
+            mino.partial_point_spread_nc1(n, lam, lam, L, True, lost, bad)
+    with pytest.raises(ValueError, match=r"^seed must"):
+        mino.partial_point_spread_nc1(n, lam, lam, L, True, lost, 1e-3, seed=-1)
+    with pytest.raises(ValueError, match=r"^alive must"):
+        mino.partial_point_spread_nc1(n, lam, lam, L, True, np.array([True, False]), 1e-3)
