@@ -2688,3 +2688,36 @@ def test_collapse_verdicts_judge_each_run_and_leave_out_a_problem_without_a_coll
             figures.collapse_verdicts(gpu1.rows, theory)
     with pytest.raises(ValueError, match="^row must be a run of the problem of theory"):  # as collapse_verdict
         figures.collapse_verdicts([{**gpu1.rows[0], "minimum": gpu1.rows[0]["minimum"] * 2}], gpu1.theory)
+
+
+def test_stall_nc2_sets_a_run_against_its_point_and_the_two_next_to_it():
+    """Figure 2's L = 6 run (18 modes at 0): its final NC2 against those of its point and of the points with 17 and
+    19 modes at 0, computed here from nclib.minority; with its final NC2 replaced by the point's the distance is
+    0 and the neighbours' is what separates the points; a run ending next to the point with 1 mode at 0 has the
+    global minimizer (NC2 0 to rounding, distance inf) as one neighbour."""
+    runs = figures.load_figure(2, "gpu")
+    got = figures.stall_nc2(runs)
+    assert sorted(got) == [3, 6] and got[6]["dead"] == 18 and sorted(got[6]["neighbours"]) == [17, 19]
+    th = figures.run_theory(runs[6].params)
+    at = {}
+    for dead in (17, 18, 19):
+        keep = minority.alive_without_weakest(th.n, th.lam_W, th.lam_H, 6, th.bias, dead)
+        at[dead] = minority.partial_point_metrics(th.n, th.lam_W, th.lam_H, 6, th.bias, keep)
+    h = runs[6].history
+    keys = ("nc2_w", "nc2_h", "nc2_wh")
+    off = max(abs(h[k][-1] / at[18][k] - 1) for k in keys)
+    nxt = min(abs(h[k][-1] / at[d][k] - 1) for d in (17, 19) for k in keys)
+    assert np.isclose(got[6]["off"], off, rtol=1e-12) and np.isclose(got[6]["next_off"], nxt, rtol=1e-12)
+    assert 0 < got[6]["off"] < got[6]["next_off"]
+    # the run's NC2 moved onto its point's: off 0, the neighbours still apart
+    on = _with_history(runs[6], **{k: np.r_[h[k][:-1], at[18][k]] for k in keys})
+    moved = figures.stall_nc2({6: on})[6]
+    assert moved["off"] < 1e-12 < moved["next_off"]
+    assert np.isclose(moved["next_off"], min(abs(at[18][k] / at[d][k] - 1) for d in (17, 19) for k in keys))
+    # Figure 1's L = 6 (1 mode at 0): the global minimizer is a neighbour, its NC2 0 to rounding
+    fig1 = figures.stall_nc2(figures.load_figure(1, "gpu"))
+    assert sorted(fig1) == [6] and sorted(fig1[6]["neighbours"]) == [0, 2]
+    assert max(fig1[6]["neighbours"][0].values()) < 1e-12
+    assert figures.stall_nc2({1: runs[1]}) == {}  # L = 1 fits the labels: no stall
+    with pytest.raises(ValueError, match=r"^runs must"):
+        figures.stall_nc2({})

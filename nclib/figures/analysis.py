@@ -164,6 +164,53 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     return out
 
 
+
+#: The NC2 metrics :func:`stall_nc2` sets a stalled run against its nearest local minimizer with modes at 0.
+NC2_KEYS = ("nc2_w", "nc2_h", "nc2_wh")
+
+
+def stall_nc2(runs: Mapping[int, Run]) -> dict[int, dict]:
+    """{L: NC2^W, NC2^H and NC2^{WH} of Section 5 / Appendix C at the end of a stalled run (:func:`stalls`) with
+    L >= 2, against the local minimizer of Lemma A.2 nearest its final objective and the two next to it}: a test of
+    that point by a measure that does not use the objective.
+
+    For each run: ``final`` and ``at_point`` ({key: value} of :data:`NC2_KEYS`, the run's last record and
+    :func:`nclib.minority.partial_point_metrics` at the point), ``dead`` (how many of the weakest modes the point puts
+    at 0), ``off`` (the largest over the three of |final / at point - 1|), ``neighbours`` ({dead: {key: value}} at
+    the points of the chain with one mode fewer and one more at 0, :func:`nclib.minority.alive_without_weakest`,
+    those that exist; the one with none at 0 is the global minimizer, where every NC2 is 0 to rounding) and
+    ``next_off`` (the smallest |final / there - 1| over the neighbours and the three; inf against a value 0).
+    ValueError naming ``runs`` as :func:`stalls` does, and naming the run where its point keeps a mode the global
+    minimizer puts at 0 (``kept`` of :func:`nclib.minority.nearest_partial_minimum`), whose neighbours are not those.
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig3`.
+    """
+    checked_runs(runs, columns=NC2_KEYS)
+    out = {}
+    for L, st in stalls(runs).items():
+        place = st["partial"]
+        if place is None:  # L = 1: no local minimizer with modes at 0
+            continue
+        if place["kept"]:
+            raise ValueError(f"run L={L}: its nearest point keeps {place['kept']} modes the global minimizer puts "
+                             "at 0; the chain of alive_without_weakest does not hold it")
+        th, h = run_theory(runs[L].params), runs[L].history
+        final = {k: float(h[k][-1]) for k in NC2_KEYS}
+        at_point = {k: st["partial_metrics"][k] for k in NC2_KEYS}
+        dead = place["dead"]
+        neighbours = {}
+        for other in (dead - 1, dead + 1):
+            if 0 <= other <= th.alive:
+                keep = minority.alive_without_weakest(th.n, th.lam_W, th.lam_H, L, th.bias, other)
+                there = minority.partial_point_metrics(th.n, th.lam_W, th.lam_H, L, th.bias, keep)
+                neighbours[other] = {k: there[k] for k in NC2_KEYS}
+
+        def rel(values):
+            return [abs(final[k] / values[k] - 1) if values[k] != 0 else math.inf for k in NC2_KEYS]
+
+        out[L] = dict(final=final, at_point=at_point, dead=dead, off=max(rel(at_point)), neighbours=neighbours,
+                      next_off=min(min(rel(v)) for v in neighbours.values()))
+    return out
+
 #: The final values whose L-orderings the figure chapters state (:func:`order_by` keys of :func:`final_rows`).
 ORDER_KEYS = ("nc1", "nc3", "gap")
 
