@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from nclib import runplan, runs
+from nclib import parameters, runplan, runs
 
 
 def _folder(path, status="finished", params=None, **provenance):
@@ -37,6 +37,45 @@ def test_a_recorded_device_differs_only_in_its_kind(tmp_path, recorded, kind, di
                 runplan.plan_runs([folder], devices=[runplan.device_kind(kind)])
         else:
             assert runplan.plan_runs([folder], devices=[runplan.device_kind(kind)]) == "skip"
+
+
+@pytest.mark.parametrize("device, cuda, kind", [
+    ("cuda", True, "cuda"), ("cuda:1", True, "cuda"), ("auto", True, "cuda"),  # a call that trains on a GPU
+    ("cuda", False, "cuda"),  # a GPU named: its kind, though this machine has none (checked refuses the call)
+    ("cpu", True, None), ("auto", False, None), ("cpu", False, None),  # on a CPU: a run of any device is read
+])
+def test_a_call_on_a_gpu_requires_a_run_trained_on_one(device, cuda, kind):
+    """required_device_type: the kind of device a finished run must have been trained on to be read back by a call
+    with ``device`` on a machine with (cuda=True) or without (False) a CUDA device; "auto" is the GPU where there
+    is one.  A device of no kind is refused naming it."""
+    assert parameters.required_device_type(device, cuda) == kind
+
+
+def test_the_device_required_here_asks_torch_only_for_auto(monkeypatch):
+    """cuda=None is this machine: "auto" is "cuda" where torch sees a GPU, any other device its own kind."""
+    for seen, auto in ((True, "cuda"), (False, None)):
+        monkeypatch.setattr(parameters, "_cuda_available", lambda: seen)
+        assert parameters.required_device_type("auto") == auto
+        assert parameters.required_device_type("cuda:0") == "cuda" and parameters.required_device_type("cpu") is None
+    for bad in ("gpu", "mps", "cuda:", "", None):
+        with pytest.raises(ValueError, match="^device must be"):
+            parameters.required_device_type(bad, True)
+
+
+@pytest.mark.parametrize("device", ["cuda", "auto"])
+def test_a_plan_on_a_gpu_never_takes_a_finished_cpu_run_as_its_result(tmp_path, device):
+    """The plan of a call that trains on a GPU (as nclib.train.run and nclib.sweepplan make it) refuses a finished
+    run whose provenance records the CPU, naming its device, instead of skipping it as done; the same folder is
+    skipped by a call on a CPU, and a finished GPU run by both."""
+    cpu_run = _folder(tmp_path / "cpu", device="cpu")
+    gpu_run = _folder(tmp_path / "gpu", device="cuda:0")
+    on_gpu = [parameters.required_device_type(device, True)]
+    with pytest.raises(runs.RunExists, match=r"device = 'cpu', now 'cuda'") as refused:
+        runplan.plan_runs([cpu_run], devices=on_gpu)
+    assert (refused.value.run_dir, refused.value.status) == (cpu_run, "finished")
+    assert runplan.plan_runs([gpu_run], devices=on_gpu) == "skip"
+    for on_cpu in ([parameters.required_device_type("auto", False)], [parameters.required_device_type("cpu", True)]):
+        assert runplan.plan_runs([cpu_run], devices=on_cpu) == runplan.plan_runs([gpu_run], devices=on_cpu) == "skip"
 
 
 def test_a_run_that_records_no_data_checksum_is_refused_as_trained_on_other_data(tmp_path):
