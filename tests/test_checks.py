@@ -153,6 +153,34 @@ def test_layer_lambdas_refuse_a_depth_beyond_max_depth_before_allocating():
     assert lam.shape == (10 ** 6,) and np.all(lam == 0.5)
 
 
+def test_layer_lambdas_refuse_a_bad_decay_in_a_float64_array_as_in_a_list():
+    """A float64 array of L decays, as the solvers' loops pass them, takes a quick path; a decay of 0 where decays
+    must be positive, or an infinite one, is refused there as in a list, naming the decay's place."""
+    for lam in (np.array([0.1, 0.2]), np.array([0.1, 0.0])):
+        assert _checks.layer_lambdas(lam, 2, positive=False).tolist() == lam.tolist()
+    got = _checks.layer_lambdas(np.array([0.1, 0.2]), 2)
+    assert got.tolist() == [0.1, 0.2] == _checks.layer_lambdas([0.1, 0.2], 2).tolist()
+    for bad, positive, words in (([0.1, 0.0], True, r"\[1\] must be strictly positive, got 0.0"),
+                                 ([0.1, np.inf], True, r"\[1\] must be a finite positive number, got inf"),
+                                 ([0.1, np.inf], False, r"\[1\] must be a finite non-negative number, got inf"),
+                                 ([np.nan, 0.1], False, r"\[0\] must be a finite non-negative number, got nan"),
+                                 ([-0.1, 0.1], False, r"\[0\] must be a finite non-negative number")):
+        for lam in (bad, np.array(bad)):
+            with pytest.raises(ValueError, match=rf"^lam_W{words}"):
+                _checks.layer_lambdas(lam, 2, positive=positive)
+
+
+def test_singular_values_refuse_a_value_below_kappa_range_in_every_form():
+    """A nonzero kappa below KAPPA_RANGE (kappa^2 would round to 0: a live mode read as kappa = 0) is refused as a
+    float and in a float64 array, which take a quick path, as in a list; 0 and the range's ends are taken."""
+    lo, hi = _checks.KAPPA_RANGE
+    for bad in (1e-170, np.array([1e-170]), np.array([2.0, 1e-170]), [1e-170], 1e200, np.array([1e200])):
+        with pytest.raises(ValueError, match=r"^kappa must hold 0 or values in \[1.49e-154, 1.34e\+154\]"):
+            _checks.singular_values(bad)
+    for good in (0.0, np.array([0.0, lo, hi]), lo):
+        assert _checks.singular_values(good).tolist() == np.atleast_1d(good).tolist()
+
+
 def test_array_reads_tensors_detached_and_refuses_ragged_input_by_name():
     """A numpy array comes back as it is; a torch tensor, also one that requires grad, as its values; nested lists
     numpy cannot read as one array raise a ValueError naming the argument, as do matrix and vector."""
