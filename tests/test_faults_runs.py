@@ -1710,7 +1710,8 @@ def test_every_reader_of_a_device_reads_one_kind(tmp_path, device, kind):
         differ = {} if kind == wanted else {"device": (kind or device, wanted)}
         assert runplan.device_difference(tmp_path, want) == differ
     assert runplan.device_difference(tmp_path, None) == {}
-    for nothing in ("auto", "cpu:0", "cuda:x", " cuda", "", None, 3):  # no device of a kind, or not yet resolved
+    # no device of a kind ("cuda:" names no card), or not yet resolved
+    for nothing in ("auto", "cpu:0", "cuda:", "cuda:x", " cuda", "", None, 3):
         assert runplan.device_kind(nothing) is None
 
 

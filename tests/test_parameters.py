@@ -193,6 +193,7 @@ SMALL = dict(dataset="synthetic", counts=[5, 3], device="cpu", batch_size="full"
     (dict(batch_size=9), "batch_size 9 is larger than the N = 8 training samples"),
     (dict(seed=2 ** 64), r"seed must be below 2\*\*64"),
     (dict(device="cuda:x"), "device must be"),
+    (dict(device="cuda:"), "^device must be"),  # no card's index
     (dict(device="gpu"), "device must be"),
     (dict(bias=1), "bias must be True or False"),
     (dict(cuda_graph="yes"), "cuda_graph must be 'auto', True or False"),
