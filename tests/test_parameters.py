@@ -194,6 +194,9 @@ SMALL = dict(dataset="synthetic", counts=[5, 3], device="cpu", batch_size="full"
     (dict(seed=2 ** 64), r"seed must be below 2\*\*64"),
     (dict(device="cuda:x"), "device must be"),
     (dict(device="cuda:"), "^device must be"),  # no card's index
+    (dict(feature_dim=0), "^feature_dim must be a positive integer, got 0"),
+    (dict(feature_dim=2.5), "^feature_dim must be a positive integer, got 2.5"),
+    (dict(feature_dim=True), "^feature_dim must be a positive integer, got True"),
     (dict(device="gpu"), "device must be"),
     (dict(bias=1), "bias must be True or False"),
     (dict(cuda_graph="yes"), "cuda_graph must be 'auto', True or False"),
