@@ -281,6 +281,24 @@ def test_a_card_this_machine_lacks_is_refused_by_name(monkeypatch):
         parameters.check_params(**{**SMALL, "device": "cuda:0"})
 
 
+def test_a_machine_said_to_have_no_gpu_refuses_a_gpu_device(monkeypatch):
+    """checked(params, cuda=False) checks for a machine without a CUDA device whatever torch sees here: a GPU
+    named is refused, "auto" and "cpu" taken; cuda=True takes a GPU without asking torch, but never "cuda:",
+    which names no card."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    for device in ("cuda", "cuda:0"):
+        with pytest.raises(ValueError, match=f"^device '{device}' asked for, but torch sees no CUDA device"):
+            parameters.checked({**SMALL, "device": device}, cuda=False)
+        assert parameters.checked({**SMALL, "device": device}, cuda=True)["device"] == device
+    for device in ("auto", "cpu"):
+        assert parameters.checked({**SMALL, "device": device}, cuda=False)["device"] == device
+    for cuda in (True, False, None):
+        with pytest.raises(ValueError, match="^device must be 'auto', 'cpu', 'cuda' or 'cuda:i', got 'cuda:'"):
+            parameters.checked({**SMALL, "device": "cuda:"}, cuda=cuda)
+
 def test_counts_given_as_whole_numbers_are_one_list_of_ints():
     """Class counts are checked as every function of counts checks them (whole numbers such as 4.0 are counts) and
     recorded as ints: [4.0, 2.0] is the run of [4, 2] (the fault: recorded as floats, a sweep planned two folders
