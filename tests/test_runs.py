@@ -1,6 +1,9 @@
 """The run folder's contract (nclib.runs) on folders written by hand, without training: what a history with rows
-run together is.  The plan over such folders (nclib.runplan) is tested in test_runplan.py."""
+run together is, what a failed write leaves.  The plan over such folders
+(nclib.runplan) is tested in test_runplan.py."""
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -22,3 +25,22 @@ def test_a_first_history_row_holding_two_rows_is_refused_naming_row_1(tmp_path):
         runs.load_history(tmp_path)
     _history(tmp_path, [row, [5] + row[1:]])
     assert runs.load_history(tmp_path)["epoch"].tolist() == [0, 5]
+
+
+def test_a_write_that_fails_at_its_replace_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    """atomic_write_text writes a temporary file and replaces the file with it: where the replace fails, its
+    OSError reaches the caller, the file keeps its earlier text and the temporary file is removed."""
+    target = tmp_path / "history.csv"
+    runs.atomic_write_text(target, "epoch\n0\n")
+    tried = []
+
+    def refused(src, dst):
+        tried.append(os.path.basename(src))
+        raise OSError("replace refused")
+
+    monkeypatch.setattr(runs.os, "replace", refused)
+    with pytest.raises(OSError, match="^replace refused$"):
+        runs.atomic_write_text(target, "epoch\n0\n5\n")
+    assert len(tried) == 1 and tried[0].startswith(".history.csv.") and tried[0].endswith(".tmp")
+    assert os.listdir(tmp_path) == ["history.csv"] and target.read_text() == "epoch\n0\n"
+
