@@ -1,8 +1,9 @@
 """The run folder's contract (nclib.runs) on folders written by hand, without training: what a history with rows
-run together is, what a failed write leaves.  The plan over such folders
+run together is, what a failed write leaves, which params.json is a record.  The plan over such folders
 (nclib.runplan) is tested in test_runplan.py."""
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -44,3 +45,13 @@ def test_a_write_that_fails_at_its_replace_leaves_the_old_file_and_no_temporary(
     assert len(tried) == 1 and tried[0].startswith(".history.csv.") and tried[0].endswith(".tmp")
     assert os.listdir(tmp_path) == ["history.csv"] and target.read_text() == "epoch\n0\n"
 
+
+@pytest.mark.parametrize("text", ["[1]", '"x"', "5", "null", "{", ""])
+def test_a_params_json_that_holds_no_dict_reads_as_none(tmp_path, text):
+    """read_params gives the recorded parameters only where params.json holds a JSON object: a list, text, a
+    number, null or no JSON at all read as None, as a missing file does, which every caller takes as no record."""
+    assert runs.read_params(tmp_path) is None
+    (tmp_path / "params.json").write_text(text)
+    assert runs.read_params(tmp_path) is None
+    (tmp_path / "params.json").write_text(json.dumps({"epochs": 5, "lr": 0.001}))
+    assert runs.read_params(tmp_path) == {"epochs": 5, "lr": 0.001}
