@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import shutil
 
@@ -2708,12 +2709,17 @@ def test_stall_nc2_sets_a_run_against_its_point_and_the_two_next_to_it():
     off = max(abs(h[k][-1] / at[18][k] - 1) for k in keys)
     nxt = min(abs(h[k][-1] / at[d][k] - 1) for d in (17, 19) for k in keys)
     assert np.isclose(got[6]["off"], off, rtol=1e-12) and np.isclose(got[6]["next_off"], nxt, rtol=1e-12)
-    assert 0 < got[6]["off"] < got[6]["next_off"]
+    assert 0 < got[6]["off"] < got[6]["next_off"] and got[6]["ratio"] == got[6]["next_off"] / got[6]["off"]
     # the run's NC2 moved onto its point's: off 0, the neighbours still apart
     on = _with_history(runs[6], **{k: np.r_[h[k][:-1], at[18][k]] for k in keys})
     moved = figures.stall_nc2({6: on})[6]
-    assert moved["off"] < 1e-12 < moved["next_off"]
+    assert moved["off"] < 1e-12 < moved["next_off"] and moved["ratio"] > 1e10
+    assert moved["ratio"] == (math.inf if moved["off"] == 0 else moved["next_off"] / moved["off"])
     assert np.isclose(moved["next_off"], min(abs(at[18][k] / at[d][k] - 1) for d in (17, 19) for k in keys))
+    # moved onto the NC2 of the point with 19 modes at 0 (the objective still next to 18's): the NC2 pick out
+    # another point than the objective does, ratio below 1
+    astray = figures.stall_nc2({6: _with_history(runs[6], **{k: np.r_[h[k][:-1], at[19][k]] for k in keys})})[6]
+    assert astray["dead"] == 18 and astray["next_off"] < 1e-12 < astray["off"] and astray["ratio"] < 1e-10
     # Figure 1's L = 6 (1 mode at 0): the global minimizer is a neighbour, its NC2 0 to rounding
     fig1 = figures.stall_nc2(figures.load_figure(1, "gpu"))
     assert sorted(fig1) == [6] and sorted(fig1[6]["neighbours"]) == [0, 2]

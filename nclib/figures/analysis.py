@@ -164,7 +164,6 @@ def stalls(runs: Mapping[int, Run]) -> dict[int, dict]:
     return out
 
 
-
 #: The NC2 metrics :func:`stall_nc2` sets a stalled run against its nearest local minimizer with modes at 0.
 NC2_KEYS = ("nc2_w", "nc2_h", "nc2_wh")
 
@@ -172,14 +171,17 @@ NC2_KEYS = ("nc2_w", "nc2_h", "nc2_wh")
 def stall_nc2(runs: Mapping[int, Run]) -> dict[int, dict]:
     """{L: NC2^W, NC2^H and NC2^{WH} of Section 5 / Appendix C at the end of a stalled run (:func:`stalls`) with
     L >= 2, against the local minimizer of Lemma A.2 nearest its final objective and the two next to it}: a test of
-    that point by a measure that does not use the objective.
+    that point by a measure that does not use the objective.  The NC2 pick out the same point of the chain as the
+    objective does when ``off < next_off``: every final NC2 is nearer its value at the point than any is to its value
+    at either neighbour.
 
     For each run: ``final`` and ``at_point`` ({key: value} of :data:`NC2_KEYS`, the run's last record and
     :func:`nclib.minority.partial_point_metrics` at the point), ``dead`` (how many of the weakest modes the point puts
     at 0), ``off`` (the largest over the three of |final / at point - 1|), ``neighbours`` ({dead: {key: value}} at
     the points of the chain with one mode fewer and one more at 0, :func:`nclib.minority.alive_without_weakest`,
-    those that exist; the one with none at 0 is the global minimizer, where every NC2 is 0 to rounding) and
-    ``next_off`` (the smallest |final / there - 1| over the neighbours and the three; inf against a value 0).
+    those that exist; the one with none at 0 is the global minimizer, where every NC2 is 0 to rounding),
+    ``next_off`` (the smallest |final / there - 1| over the neighbours and the three; inf against a value 0) and
+    ``ratio`` (``next_off / off``: how many times as far off the neighbours are; inf where ``off`` is 0).
     ValueError naming ``runs`` as :func:`stalls` does, and naming the run where its point keeps a mode the global
     minimizer puts at 0 (``kept`` of :func:`nclib.minority.nearest_partial_minimum`), whose neighbours are not those.
     Chapters: :ref:`ch-fig1` to :ref:`ch-fig3`.
@@ -209,7 +211,9 @@ def stall_nc2(runs: Mapping[int, Run]) -> dict[int, dict]:
 
         out[L] = dict(final=final, at_point=at_point, dead=dead, off=max(rel(at_point)), neighbours=neighbours,
                       next_off=min(min(rel(v)) for v in neighbours.values()))
+        out[L]["ratio"] = out[L]["next_off"] / out[L]["off"] if out[L]["off"] > 0 else math.inf
     return out
+
 
 #: The final values whose L-orderings the figure chapters state (:func:`order_by` keys of :func:`final_rows`).
 ORDER_KEYS = ("nc1", "nc3", "gap")
