@@ -533,7 +533,7 @@ def partial_point_spread_nc1(n, lam_W, lam_H, L: int, bias: bool, alive, spread,
     kept is only the spread's own, and the spread along it is divided by it, so NC1 stays far from 0 however small
     the spread, while at the global minimizer it shrinks as spread^2.  ValueError naming ``spread`` unless it is a
     finite positive number, ``seed`` unless a non-negative integer, and the others as :func:`partial_point` does.
-    Chapters: :ref:`ch-fig2`, :ref:`ch-fig3`."""
+    Chapters: :ref:`ch-fig1` to :ref:`ch-fig3`."""
     spread = _checks.positive_float(spread, "spread")
     seed = _checks.nonneg_int(seed, "seed")
     point = partial_point(n, lam_W, lam_H, L, bias, alive)  # checks every other argument
