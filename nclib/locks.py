@@ -234,7 +234,8 @@ class RunLock:
     def release(self) -> None:
         """Remove the lock file and give the lock back; a folder the lock created and nothing filled is removed.  The
         file is removed only where the one at the folder's :data:`LOCK` path is the file this lock's descriptor holds
-        (same device and inode, compared without opening the file again: the module's notes): where the holder's
+        (same device and inode, compared without opening the file again: the module's notes; a file whose ``stat``
+        fails, ``ESTALE`` on NFS say, is left, and the lock is given back all the same): where the holder's
         file was removed by hand too early, or the run folder renamed, and a second writer then locked a new file
         at that path, removing that file would read the second writer's live run as not running and let a third
         writer in beside it.  In a process forked from the holder (the lock's ``pid`` is not this process's) only
@@ -268,12 +269,14 @@ class RunLock:
 
     def _holds_file_at_path(self) -> bool:
         """Whether the file at ``run_dir/.lock`` is the one this lock's descriptor holds (same device and inode):
-        False where none is there, or another (a second writer's, made after this one's was removed)."""
+        False where none is there, or another (a second writer's, made after this one's was removed), and False
+        where either file cannot be read (any OSError: on NFS, ``ESTALE`` for a file another client removed, the
+        removed-by-hand case itself), since a file not provably this lock's is left where it is."""
         try:
             at_path = os.stat(self.run_dir / LOCK)
-        except (FileNotFoundError, NotADirectoryError):
+            held = os.fstat(self.fd)
+        except OSError:
             return False
-        held = os.fstat(self.fd)
         return (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino)
 
     def __enter__(self):

@@ -689,6 +689,38 @@ def test_a_release_leaves_the_lock_file_of_a_writer_that_locked_the_folder_after
     assert second.returncode == 0 and not (folder / locks.LOCK).exists() and locks.lock_owner(folder) is None
 
 
+@pytest.mark.parametrize("lock_file", ["in place", "removed by another client"])
+def test_a_release_whose_stat_of_the_lock_file_fails_gives_the_lock_back(tmp_path, monkeypatch, lock_file):
+    """The fault: a release compared the file at the folder's lock path with its own descriptor's, and an OSError of
+    that stat other than FileNotFoundError (ESTALE on NFS, for a file another client removed: the removed-by-hand case
+    the comparison is there for) went up from release, skipping the removal of the folder the lock made.  A stat that
+    fails now reads as a file not provably this lock's: it is left where it is, and the lock is given back."""
+    folder = tmp_path / "r"
+    lock = locks.lock_run(folder, retry_s=0)
+    assert lock.created
+    path = folder / locks.LOCK
+    if lock_file != "in place":
+        path.unlink()
+    real_stat = os.stat
+
+    def stale(target, *args, **kwargs):  # the NFS answer for a file handle whose file another client removed
+        if pathlib.Path(target) == path:
+            raise OSError(errno.ESTALE, os.strerror(errno.ESTALE), str(target))
+        return real_stat(target, *args, **kwargs)
+
+    monkeypatch.setattr(locks.os, "stat", stale)
+    lock.release()
+    monkeypatch.undo()
+    assert lock.fd is None and locks.lock_owner(folder) is None
+    if lock_file == "in place":  # left, its record this process's; the flock is given back: a second writer takes it
+        assert locks.read_lock_file(path)["pid"] == os.getpid()
+        with pytest.warns(RuntimeWarning, match="taking over the lock"):
+            with locks.lock_run(folder, retry_s=0) as again:
+                assert again.fd is not None and locks.lock_owner(folder) == again.record
+    else:  # nothing left in the folder the lock made: it is removed, as a release without the failing stat does
+        assert not folder.exists()
+
+
 def test_a_lock_record_is_flushed_to_disk_once_written(tmp_path, monkeypatch):
     """The lock file's record (pid, host) is what a refused writer, and a writer on another host after a crash, is
     told of the holder: it is fsync'd once written, each time a lock is taken."""
