@@ -55,6 +55,7 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import socket
 import sys
 import threading
 import uuid
@@ -93,19 +94,27 @@ class RunRestarted(UserWarning):
 
 
 class RunLeft(UserWarning):
-    """A point whose run folder another live process holds (its lock: a task of a job array, a worker of another
-    call) is left to that process: not trained here, and no error of this call, its status "running"
-    (:func:`_train_point`, :func:`run_sweep`).  The command line prints it as a note naming the folder and the
-    holder's pid and host, so that a job array submitted twice does not read as two runs of the point."""
+    """A point whose run folder a live process holds (its lock: a task of a job array, a worker of another call) is
+    left to that process: not trained here, nothing written in its run folder, and no error of this call, its status
+    "running" (:func:`_train_point`, :func:`run_sweep`).  The command line prints it as a note naming the folder and
+    the holder's pid and host, so that a job array submitted twice does not read as two runs of the point.  The
+    holder may be the very process that took up the point (a lock taken by hand in a notebook, another thread's run):
+    the note then says so rather than naming another process."""
 
 
 def _leave(run_dir: pathlib.Path, owner: dict | None) -> None:
     """Warn :class:`RunLeft` for ``run_dir``, whose lock the live process ``owner`` (its lock record: pid, host,
-    since) holds."""
+    since) holds: another process, or this one where the record's pid and host are this process's (the host as
+    :func:`nclib.locks.write_lock_record` writes it)."""
     owner = owner or {}
     since = f", since {owner['since']}" if owner.get("since") else ""
-    warnings.warn(f"run folder {str(run_dir)!r} is being trained by another process (pid {owner.get('pid')} on host "
-                  f"{owner.get('host')!r}{since}): left to that process, nothing trained or written here",
+    holder = f"pid {owner.get('pid')} on host {owner.get('host')!r}{since}"
+    if owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+        held = (f"is held by the process that took up this point ({holder}), through a lock taken outside this "
+                f"point's training (by hand, or by another of its threads): left to that lock")
+    else:
+        held = f"is being trained by another process ({holder}): left to that process"
+    warnings.warn(f"run folder {str(run_dir)!r} {held}, nothing trained and nothing written in the run folder",
                   RunLeft, stacklevel=3)
 
 
@@ -198,8 +207,8 @@ def _train_point(params: dict, restart_refused: bool = False) -> dict:
             train.run_under_lock([params], again)
     except RunLockedElsewhere as exc:  # a writer on another host, whose end cannot be seen from here: an error,
         error = f"{type(exc).__name__}: {exc}"  # whose message names the lock file to remove
-    except RunFolderBusy as exc:  # another process holds the run folder's lock: its run, not an error of this one
-        _leave(run_dir, exc.owner)  # a note naming that process, where a second task of the point would say nothing
+    except RunFolderBusy as exc:  # a live process (another, or this one) holds the run folder's lock: its run, not an
+        _leave(run_dir, exc.owner)  # error of this one; a note names it, where a second task of the point said nothing
     except Exception as exc:  # noqa: BLE001 - a failing run is reported, the sweep goes on
         error = f"{type(exc).__name__}: {exc}"
     return {"status": run_status(run_dir), "error": error, "state": folder_state(run_dir), "restarted": restarted,

@@ -1238,7 +1238,36 @@ def test_a_task_whose_point_another_process_trains_leaves_it_and_names_that_proc
     notes = [line for line in err.splitlines() if f"{sweep.PROG}: note: " in line]
     assert [_names_holder(n, folder, holder.pid) for n in notes] == [True], err
     assert [_names_holder(str(w.message), folder, holder.pid) for w in left] == [True]
+    assert all("another process" in str(w.message) for w in left), left
     assert sweep.run_point({"seed": [0]}, TINY, out, 0)["status"].tolist() == ["finished"]  # once it has ended
+
+
+def test_a_point_whose_lock_this_process_holds_is_left_with_a_note_naming_this_process(tmp_path, monkeypatch):
+    """The fault: a point whose run folder's lock the very process taking it up holds (a lock taken by hand in a
+    notebook, another thread's run) was left with a note saying that another process trained it, under this
+    process's own pid.  A task (run_point) and a sweep (run_sweep, whose plan leaves the point) now name this process
+    as the holder, with its pid and host; the run folder stays as it was, and nothing reaches a cluster."""
+    out = tmp_path / "out"
+    sweep.run_point({"seed": [0, 1]}, TINY, out, 0)
+    reached = []
+    monkeypatch.setattr(sweep, "_client", lambda *args, **kwargs: reached.append(args))
+    folder = out / "seed-1"
+    lock = locks.lock_run(folder, retry_s=0)
+    try:
+        record = (folder / locks.LOCK).read_bytes()
+        with warnings.catch_warnings(record=True) as notes:
+            warnings.simplefilter("always")
+            task = sweep.run_point({"seed": [0, 1]}, TINY, out, 1)
+            table = sweep.run_sweep({"seed": [0, 1]}, TINY, out, progress=False)
+        assert sorted(p.name for p in folder.iterdir()) == [locks.LOCK]
+        assert (folder / locks.LOCK).read_bytes() == record
+    finally:
+        lock.release()
+    assert task["status"].tolist() == ["running"] and task["error"].isna().all() and sweep.exit_status(task) == 0
+    assert table["status"].tolist() == ["finished", "running"] and table["error"].isna().all() and reached == []
+    left = [str(w.message) for w in notes if w.category is sweep.RunLeft]
+    assert [_names_holder(m, folder, os.getpid()) for m in left] == [True, True], [str(w.message) for w in notes]
+    assert not any("another process" in m for m in left), left
 
 
 def test_a_sweep_with_nothing_to_train_clears_the_errors_its_folders_replaced(scheduler, tmp_path):
