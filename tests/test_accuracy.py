@@ -100,6 +100,18 @@ def test_predictions_and_num_classes_are_checked_against_the_classes():
     np.testing.assert_array_equal(acc.class_accuracy(np.array([0, 0, 1, 2, 3]), y, num_classes=4)[:3], [1.0, 1.0, 0.5])
 
 
+def test_a_label_outside_the_score_columns_is_refused_by_name():
+    """With N x K scores the classes are 0..K-1: a label of K (one past the last column) or of -1 names no class the
+    arg-max can pick, and is refused naming labels rather than read as a miss (accuracy) or as an extra class
+    (class_accuracy). One label less than K, and 0, are read."""
+    scores = np.eye(3)  # predictions 0, 1, 2
+    for call in (acc.accuracy, acc.class_accuracy):
+        for bad in ([0, 1, 3], [-1, 1, 2]):
+            with pytest.raises(ValueError, match="^labels"):
+                call(scores, np.array(bad))
+    assert acc.accuracy(scores, np.array([0, 1, 1])) == pytest.approx(2 / 3, rel=1e-15, abs=0)
+    np.testing.assert_array_equal(acc.class_accuracy(scores, np.array([0, 1, 1])), [1.0, 0.5, np.nan])
+
 def test_class_accuracy_of_predicted_classes_has_at_most_n_classes():
     """With N predicted classes for outputs, K (num_classes, else the largest label + 1) is at most N: N samples fill
     at most N of the K entries, and K = 10**11 would be K counters allocated (745 GiB); refused by name before that.
