@@ -154,6 +154,22 @@ def test_geometry_is_defined_where_collapse_metrics_gives_numbers(L, bias):
     assert not m.geometry_defined(split, lam, lam, L, bias, d=2) and m.geometry_defined(narrow, lam, lam, L, bias, 2)
 
 
+@pytest.mark.parametrize("L", [1, 3])
+def test_a_width_of_k_minus_1_splits_the_two_smallest_equal_counts_without_a_bias(L):
+    """Without a bias the modes are the classes (kappa = sqrt n): a width d = K - 1 keeps all but one of them, and
+    where the two smallest counts are equal and both survive, as for n = [8, 6, 4, 2, 2], it splits their pair, so
+    the minimizers share no one geometry: geometry_defined is False and collapse_metrics gives NaN for NC2 and NC3
+    (NC1 still 0 to rounding). With a bias the zero mode of Y-bar never survives and K - 1 modes fit in d = K - 1;
+    a width K - 2 (cutting between 4 and 2) is defined without a bias too."""
+    n, lam = [8, 6, 4, 2, 2], 0.01
+    st = ufm.structure(n, lam, lam, L=L, bias=False)
+    assert np.all(st.s_product > 0) and st.kappa[-2] == st.kappa[-1]  # the pair survives with equal kappa
+    assert not m.geometry_defined(n, lam, lam, L, False, d=4)
+    assert m.geometry_defined(n, lam, lam, L, False, d=3) and m.geometry_defined(n, lam, lam, L, True, d=4)
+    mz = ufm.global_minimizer(n, lam, lam, L=L, bias=False, d=4)
+    out = m.collapse_metrics(mz.H.T, imb.class_labels(n), mz.Ws, lam, lam, bias=False)
+    assert out["nc1"] <= 1e-12 and all(np.isnan(out[k]) for k in KEYS[1:])
+
 def test_geometry_defined_refuses_bad_arguments_by_name():
     """Each argument of geometry_defined is checked: a ValueError naming it (zero decays allowed, negative not)."""
     for kw, name in ((dict(n=[3, 0]), "n"), (dict(lam_W=-1.0), "lam_W"), (dict(lam_W=[0.1, 0.1]), "lam_W"),
