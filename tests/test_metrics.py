@@ -404,7 +404,8 @@ def test_bias_free_nc3_compares_class_with_class_as_appendix_c_does():
 
 def test_class_by_class_nc3_needs_the_diagonal_of_d_and_keeps_a_faint_surviving_class():
     """The class basis is taken only for a diagonal M with non-negative entries (D); a diagonal M with a negative
-    entry has U != V and keeps the modes.  A class whose mode survives faintly (1e-170 of the largest) still counts."""
+    entry has U != V and keeps the modes, one with a zero entry is still D.  A class whose mode survives faintly (1e-170
+    of the largest) still counts."""
     rng = np.random.default_rng(13)
     d = 7
     R, _ = np.linalg.qr(rng.standard_normal((d, 4)))
@@ -420,6 +421,12 @@ def test_class_by_class_nc3_needs_the_diagonal_of_d_and_keeps_a_faint_surviving_
     P_d = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     E_d = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])  # class 2's mean points elsewhere than its row of P
     np.testing.assert_allclose(m.geometry_metrics(P_d, E_d, st_d)["nc3"], np.sqrt(2.0), rtol=1e-12)
+    # a zero on the diagonal is non-negative too: classes 0 and 1 of equal entry are compared one by one, each
+    # aligned (w_1 = 2 g_1), so NC3 = 0, where one block {0, 1} would weigh their norms against each other
+    D0 = np.diag([1.0, 1.0, 0.0])
+    st_0 = ufm.Structure(M=D0, U=np.eye(3), kappa=np.diag(D0).copy(), V=np.eye(3), s_product=np.diag(D0).copy(),
+                         s_features=np.diag(D0).copy())
+    assert m.geometry_metrics(np.diag([1.0, 2.0, 0.0]), np.diag([1.0, 1.0, 0.0]), st_0)["nc3"] == 0.0
 
 
 def test_nc2_wh_sees_only_the_outputs_of_the_class_means():
