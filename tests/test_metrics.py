@@ -993,6 +993,11 @@ def test_bad_input_raises_value_error_naming_the_argument():
         m.collapse_metrics(X[:, :4], y, Ws, 1e-3, 1e-3)  # W_1 has 5 columns, features have 4
     with pytest.raises(ValueError, match=r"Ws\[1\]"):
         m.collapse_metrics(X, y, [Ws[0], Ws[1][:, :3]], 1e-3, 1e-3)  # W_2 does not chain onto W_1
+    for j, bad in ((0, np.nan), (1, np.inf), (1, -np.inf)):  # a head weight without a value has no direction
+        Ws_bad = [W.copy() for W in Ws]
+        Ws_bad[j][0, 0] = bad
+        with pytest.raises(ValueError, match=rf"^Ws\[{j}\]"):
+            m.collapse_metrics(X, y, Ws_bad, 1e-3, 1e-3)
     with pytest.raises(ValueError, match="Ws"):
         m.collapse_metrics(X, y, [], 1e-3, 1e-3)
     with pytest.raises(ValueError, match="lam_W"):
