@@ -76,6 +76,11 @@ def test_bad_input_raises_value_error_naming_the_argument():
         acc.accuracy(np.eye(3, dtype=bool), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="^outputs"):  # one float per sample is neither scores nor classes
         acc.accuracy(np.array([0.2, 0.9, 0.7]), [0, 1, 1])
+    for call in (acc.accuracy, acc.class_accuracy):  # no sample: no fraction to take
+        with pytest.raises(ValueError, match="^outputs"):
+            call(np.array([], dtype=np.int64), np.array([], dtype=np.int64))
+        with pytest.raises(ValueError, match="^outputs"):
+            call(np.zeros((0, 3)), np.array([], dtype=np.int64))
 
 
 def test_predictions_and_num_classes_are_checked_against_the_classes():
