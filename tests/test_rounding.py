@@ -19,6 +19,21 @@ def test_bounds_round_outward(x, up, down):
     assert round_up(x) == nb(up) and round_down(x) == nb(down)
 
 
+@pytest.mark.parametrize("x, sig, text", [(0.125, 2, "0.12"), (0.375, 2, "0.38"), (2.5, 1, "2"), (3.5, 1, "4"),
+                                          (-0.125, 2, "-0.12"), (1250.0, 2, "1,200")])
+def test_written_rounds_an_exact_tie_to_even(x, sig, text):
+    """Each x is a tie at sig figures in binary as in decimal (its shortest decimal ends in the 5): written rounds it
+    to the even last figure, as its docstring says, not away from zero; a column writes it so too."""
+    assert written(x, sig) == text and written_column([x], sig) == [text]
+
+
+def test_kept_zeros_keep_the_thousands_separators():
+    """A whole number written to all its figures with its trailing zeros kept (zeros=True, and every column) is still
+    grouped by thousands: 1,234, as the prose writes it, never 1234."""
+    assert written(1234.0, 4, zeros=True) == written(1234.0, 4) == "1,234"
+    assert written_column([1234.0, 5678.0, 12.5], 4) == ["1,234", "5,678", "12.50"]
+    assert number(written(1234.0, 4, zeros=True)) == 1234.0
+
 @pytest.mark.parametrize("x, sig, text", [(6.37e-7, 2, "6.4 × 10⁻⁷"), (0.000123, 2, "0.00012"), (2600.0, 3, "2,600"),
                                           (9.96, 2, "10"), (-3.1e-9, 1, "-3 × 10⁻⁹"), (123456.0, 3, "123,000"),
                                           (7.25e7, 3, "7.25 × 10⁷"), (0.5, 3, "0.5"),
