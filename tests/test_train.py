@@ -1703,6 +1703,50 @@ def test_git_state_counts_a_submodule_not_checked_out_by_its_recorded_commit(tmp
     assert provenance.git_state(root)["git_commit"] is None
 
 
+def test_git_state_names_the_first_20_changed_files_and_counts_them_all(tmp_path):
+    """With 21 new code files the state is dirty and names the first 20 in git's order (``git_dirty_paths``, at most
+    20), while its hash covers all 21: the 21st file's contents change it."""
+    root = _git_checkout(tmp_path / "repo")
+    names = [f"m{i:02d}.py" for i in range(21)]
+    for name in names:
+        (root / name).write_text(f"{name[:-3]} = 1\n")
+    state = provenance.git_state(root)
+    assert state["git_dirty"] is True and state["git_dirty_paths"] == names[:20]
+    (root / names[20]).write_text("m20 = 2\n")  # the file the names leave out
+    again = provenance.git_state(root)
+    assert again["git_dirty_paths"] == names[:20] and again["git_diff_sha256"] not in (None, state["git_diff_sha256"])
+
+
+def test_unknown_commits_cannot_say_in_a_shallow_clone(tmp_path):
+    """A shallow clone lacks the commits before its depth: a commit of the history it does not hold is not known to
+    be foreign, so unknown_commits says None; the full clone of the same history knows it (an empty list)."""
+    repo = _git_checkout(tmp_path / "repo")
+    first = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                           check=True).stdout.strip()
+    (repo / "code.py").write_text("x = 2\n")
+    _git(repo, "commit", "-q", "-am", "second")
+    for depth, want in ((["--depth", "1"], None), ([], [])):
+        clone = tmp_path / f"clone{len(depth)}"
+        _git(tmp_path, "clone", "-q", "--no-local", *depth, f"file://{repo}", str(clone))
+        assert provenance.unknown_commits([first], root=clone) == want
+
+
+def test_git_state_that_cannot_list_the_untracked_files_is_none(tmp_path, monkeypatch):
+    """Where git cannot list the untracked files (``ls-files --others`` fails, here made to fail), the state cannot
+    say which code ran: all four entries are None, not a clean checkout."""
+    root = _git_checkout(tmp_path / "repo")
+    assert provenance.git_state(root)["git_dirty"] is False
+    real = subprocess.run
+
+    def failing(args, **kw):
+        if args[:2] == ["git", "ls-files"] and "--others" in args:
+            return subprocess.CompletedProcess(args, 128, b"", b"fatal: cannot list")
+        return real(args, **kw)
+    monkeypatch.setattr(provenance.subprocess, "run", failing)
+    assert provenance.git_state(root) == dict.fromkeys(("git_commit", "git_dirty", "git_dirty_paths",
+                                                        "git_diff_sha256"))
+
+
 def test_letters_resume_whether_rendered_or_read_ahead(tmp_path):
     """A letters-synthetic run started on letters rendered in the call resumes on the same letters read from a
     rendering saved ahead (data_path), and the other way round, ending as the uninterrupted run; the synthetic
