@@ -479,10 +479,11 @@ def test_command_line_resume_auto_serves_every_job_of_a_split_run(tmp_path, caps
     argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--L", "1",
             "2", "--epochs", "6", "--batch-size", "full", "--lr-milestones", "--metric-every", "2", "--out-dir",
             str(tmp_path), "--progress", "false", "--max-train-s", "0", "--resume", "Auto"]
-    statuses = []
+    statuses, said = [], []
     for call in range(4):
         with pytest.warns(RuntimeWarning, match="taking over the lock") if call == 2 else contextlib.nullcontext():
             paths = train.main(argv)
+        said.append(capsys.readouterr())
         statuses.append([train.load_run(p)[2]["status"] for p in paths])
         if call == 1:  # the job is killed after its runs stopped at epoch 4: provenance "running", a dead lock
             for path in paths:
@@ -491,10 +492,11 @@ def test_command_line_resume_auto_serves_every_job_of_a_split_run(tmp_path, caps
                 (path / locks.LOCK).write_text(json.dumps({"pid": 2 ** 22 + 1, "host": socket.gethostname()}) + "\n")
                 assert runs.run_status(path) == "dead"
     assert statuses == [["stopped"] * 2, ["stopped"] * 2, ["finished"] * 2, ["finished"] * 2]
-    out, err = capsys.readouterr()
+    out, err = "".join(o for o, _ in said), "".join(e for _, e in said)
     assert out.split().count(str(paths[1])) == 4
     assert "synthetic-L2-bias-seed0: stopped at epoch 2 of 6" in err and "finished at epoch 6 of 6" in err
-    assert err.count("finished already, read, not trained") == 1
+    # only the last call, which trained nothing, says so
+    assert ["finished already, read, not trained" in e for _, e in said] == [False, False, False, True]
     for path in paths:
         prov = train.load_run(path)[2]
         assert [(s["from_epoch"], s["to_epoch"]) for s in prov["segments"]] == [(0, 2), (2, 4), (4, 6)]
@@ -693,6 +695,8 @@ def test_a_run_that_diverged_before_or_at_a_sigterms_stop_is_named_as_a_divergen
         assert f"{name}: diverged at epoch 3 of 6" in err and f"run {name!r} diverged at epoch 3" in err, err
     assert str(folders[0]) in err and (str(folders[1]) in err) == (other != "finished"), err
     assert ("leave the diverged runs out of later calls: --L 2\n" in err) == (other != "diverged"), err
+    # every run diverged: no run is left to name, and no advice with an empty --L
+    assert ("leave the diverged runs out of later calls" in err) == (other != "diverged"), err
     assert ("stopped with a checkpoint" in err) == (other == "stopped"), err
 
 
@@ -913,6 +917,21 @@ def test_command_line_values_follow_the_one_grammar(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         train.main([*argv, "--run-name", "x", "--width", "[16"])
     assert exit_.value.code == 2 and "--width" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_command_line_refuses_a_run_name_for_more_than_one_run(tmp_path, capsys):
+    """--run-name names the folder of one run: with two values of --L, or with --run-tag, it is refused (status 2)
+    before anything is written, rather than training the first L alone; with one L it names that run's folder."""
+    argv = ["--dataset", "synthetic", "--counts", "6,4", "--dim", "8", "--width", "16", "--depth", "1", "--epochs",
+            "2", "--batch-size", "full", "--metric-every", "2", "--progress", "false", "--out-dir", str(tmp_path)]
+    for extra in (["--L", "1", "2", "--run-name", "one"], ["--L", "1", "--run-name", "one", "--run-tag", "t"]):
+        with pytest.raises(SystemExit) as exit_:
+            train.main([*argv, *extra])
+        assert exit_.value.code == 2, extra
+        assert not tmp_path.exists() or not any(tmp_path.iterdir()), extra
+    capsys.readouterr()
+    assert train.main([*argv, "--L", "2", "--run-name", "one"]) == [tmp_path / "one"]
+    assert train.load_run(tmp_path / "one")[0]["L"] == 2
 
 
 def test_command_line_refuses_a_depth_below_1_naming_the_flag(tmp_path, capsys):
