@@ -2127,6 +2127,19 @@ def test_a_task_of_a_job_array_prints_its_runs_error_whole(tmp_path, capsys):
     assert not (out / sweep.SUMMARY).exists()
 
 
+def test_the_printed_table_cuts_only_errors_longer_than_60_characters(capsys):
+    """An error of at most 60 characters is printed whole; a longer one is cut to its first 57 and "...", 60 in all,
+    and only such an error follows whole on stderr; a point without one is blank."""
+    from nclib import sweepcli
+
+    assert sweepcli._cut("e" * 60) == "e" * 60
+    assert sweepcli._cut("e" * 57 + "f" * 4) == "e" * 57 + "..."
+    assert sweepcli._cut(None) == sweepcli._cut(float("nan")) == ""
+    df = pd.DataFrame({"run_name": ["a", "b", "c"], "error": ["e" * 60, "e" * 61, None]})
+    sweepcli._whole_errors(df, "prog")
+    assert capsys.readouterr().err.splitlines() == [f"prog: error of b: {'e' * 61}"]
+
+
 def test_a_point_whose_run_failed_before_its_folder_is_listed_as_the_table_gives_it(tmp_path, capsys):
     """The fault: a run that failed before its folder was written (a damaged data file) was "failed" in the table
     but "absent" in --list-points, without its error, and its task's last line named a folder that does not exist.
@@ -2696,7 +2709,11 @@ def test_exit_status_refuses_what_is_not_a_sweeps_table():
                                          (["--grid", "seed=0", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"],
                                           ["--workers", "--scheduler"]),
                                          (["--grid", "seed=0", "--list-points", "--restart-refused"],
-                                          ["--list-points", "--restart-refused"])])
+                                          ["--list-points", "--restart-refused"]),
+                                         (["--grid", "seed=0", "--list-points", "--point", "0"],
+                                          ["--list-points", "--point"]),
+                                         (["--point", "0", "--summary-only"], ["--point", "--summary-only"]),
+                                         (["--grid", "seed=0", "--forget-absent"], ["--forget-absent"])])
 def test_command_line_refusals_use_the_command_lines_spelling(tmp_path, capsys, argv, named):
     with pytest.raises(SystemExit) as exc:
         sweep.main([*argv, *[f"--set={k}={_text(v)}" for k, v in TINY.items()],
