@@ -170,6 +170,23 @@ def test_verify_measures_its_errors_at_a_point_off_the_minimizer(monkeypatch):
         assert r[key] == pytest.approx(value, rel=1e-12, abs=0), key
 
 
+def test_verify_measures_the_balance_of_adjacent_layers_not_only_of_W_1_and_H(monkeypatch):
+    """At a solver's point with only its last layer W_2 doubled, W_1 and H stay balanced, and ``balance`` is the
+    distance of lam_W2 W_2^T W_2 from lam_W1 W_1 W_1^T, three times the latter."""
+    n, lam_W, lam_H = [5, 3, 2], [0.01, 0.02], 0.02
+    found = solvers.minimize
+
+    def doubled(*args, **kwargs):
+        res = found(*args, **kwargs)
+        return dataclasses.replace(res, Ws=[res.Ws[0], 2 * res.Ws[1]])
+
+    monkeypatch.setattr(solvers, "minimize", doubled)
+    r = solvers.verify(n, lam_W, lam_H, L=2, bias=True)
+    W1, W2 = r["result"].Ws
+    want = np.abs(lam_W[1] * W2.T @ W2 - lam_W[0] * W1 @ W1.T).max()
+    assert want > 0.01 and r["balance"] == pytest.approx(want, rel=1e-12, abs=0)
+
+
 def test_random_instances_keep_lam_H_off_the_thresholds():
     """No mode's threshold lies within a factor 1 + margin of an instance's lam_H: Theorem 4.3's gap has one sign
     for every mode over [lam_H / (1 + margin), lam_H (1 + margin)]."""
@@ -235,6 +252,16 @@ def test_minimize_keeps_the_lowest_of_its_starts():
     assert res.value <= lowest + 9e-14 * max(1.0, abs(lowest))
     # a converged start: the polish moves it by rounding
     assert res.value == pytest.approx(lowest, rel=VALUE_RTOL, abs=0)
+
+
+@pytest.mark.parametrize("L", [1, 2, 3])
+def test_continuation_runs_are_made_for_a_deep_head_only(L):
+    """For L >= 2 each of ``continuations`` continuation runs adds one value, its scale NaN, after the random starts;
+    for L = 1, which has no spurious minimum at zero, none is made."""
+    res = solvers.minimize([3, 2, 1], 0.01, 0.01, L=L, scales=(1.0,), repeats=1, continuations=2, maxiter=200)
+    extra = 2 if L >= 2 else 0
+    assert len(res.run_values) == len(res.run_scales) == 1 + extra
+    assert res.run_scales[0] == 1.0 and all(np.isnan(s) for s in res.run_scales[1:])
 
 
 @pytest.mark.parametrize("kwargs, name", [
