@@ -2691,6 +2691,32 @@ def test_collapse_verdicts_judge_each_run_and_leave_out_a_problem_without_a_coll
         figures.collapse_verdicts([{**gpu1.rows[0], "minimum": gpu1.rows[0]["minimum"] * 2}], gpu1.theory)
 
 
+def test_stall_spread_nc1_is_nc1_near_the_point_and_near_the_global_minimizer():
+    """Figure 2's stalled runs: per spread, NC1 of nclib.minority.partial_point_spread_nc1 at the run's point and at
+    the global minimizer, computed here; the change at the point and the factors at the global minimizer derived
+    from them; at the global minimizer NC1 falls as the spread's square (a factor of 100 per tenfold spread) while at
+    the point it barely moves; L = 1 has no entry; refusals of the spreads."""
+    runs = figures.load_figure(2, "gpu")
+    got = figures.stall_spread_nc1(runs, spreads=(1e-2, 1e-3))
+    assert sorted(got) == [3, 6]
+    stalled = figures.stalls(runs)
+    for L in (3, 6):
+        th = figures.run_theory(runs[L].params)
+        args = (th.n, th.lam_W, th.lam_H, L, th.bias)
+        point = [minority.partial_point_spread_nc1(*args, stalled[L]["partial"]["alive"], s) for s in (1e-2, 1e-3)]
+        best = [minority.partial_point_spread_nc1(*args, minority.alive_at_minimum(*args), s) for s in (1e-2, 1e-3)]
+        assert got[L]["point"] == point and got[L]["global"] == best
+        assert got[L]["point_change"] == max(point) / min(point) - 1 and got[L]["global_factors"] == [best[0] / best[1]]
+        assert got[L]["point_change"] < 0.05 and np.isclose(got[L]["global_factors"][0], 100, rtol=0.05)
+        assert min(point) > 1e4 * max(best)
+    assert figures.stall_spread_nc1({1: runs[1]}) == {}  # L = 1 fits the labels: no stall
+    for bad in ((1e-2,), 1e-2, "ab", (1e-3, 1e-2), (1e-2, 1e-2), (1e-2, 0.0), (1e-2, math.nan)):
+        with pytest.raises(ValueError, match=r"^spreads must"):
+            figures.stall_spread_nc1(runs, spreads=bad)
+    with pytest.raises(ValueError, match=r"^runs must"):
+        figures.stall_spread_nc1({})
+
+
 def test_stall_nc2_sets_a_run_against_its_point_and_the_two_next_to_it():
     """Figure 2's L = 6 run (18 modes at 0): its final NC2 against those of its point and of the points with 17 and
     19 modes at 0, computed here from nclib.minority; with its final NC2 replaced by the point's the distance is

@@ -43,9 +43,10 @@ from .load import (CONFIG_KEYS, DATA_RECORD_KEYS, NC2_ROUNDING, NC3_EQUAL_COUNT_
 from .events import (RISE_KEYS, SPIKE_FACTOR, accuracy_dips, first_epoch, largest_rise, lr_step, next_milestone,
                      other_spikes, positive_values, record_rises, recorded_every, rise_factor, rise_ratios,
                      settled_epoch, spikes)
-from .analysis import (DROP_KEYS, NC2_KEYS, NEAR_BOUND, ORDER_KEYS, VERDICT_KEYS, RunTheory, check_runs, check_stalls,
-                       collapse_verdict, collapse_verdicts, final_rows, metric_drops, order_by, order_held,
-                       orders_without_spikes, run_theory, stall_nc2, stalls, wall_time_s)
+from .analysis import (DROP_KEYS, NC2_KEYS, NEAR_BOUND, ORDER_KEYS, SPREADS, VERDICT_KEYS, RunTheory, check_runs,
+                       check_stalls, collapse_verdict, collapse_verdicts, final_rows, metric_drops, order_by,
+                       order_held, orders_without_spikes, run_theory, stall_nc2, stall_spread_nc1, stalls,
+                       wall_time_s)
 from .speed import (BENCHMARKS, GPU_LOGS, LETTERS_BENCHMARK, NOTEBOOK_OVERHEAD_S, RECORD_FIELDS,
                     RECORD_FIGURE_FIELDS, budget_lines, calibrated_seconds, fewest_pieces, figure_parameter_counts,
                     gpu_log_files, gpu_logs, logged_figure, piece_seconds, read_benchmark, read_benchmark_record,

@@ -215,6 +215,39 @@ def stall_nc2(runs: Mapping[int, Run]) -> dict[int, dict]:
     return out
 
 
+#: The spreads :func:`stall_spread_nc1` adds to the features, of their largest |entry|: a hundredfold range.
+SPREADS = (1e-2, 1e-3, 1e-4)
+
+
+def stall_spread_nc1(runs: Mapping[int, Run], spreads=SPREADS) -> dict[int, dict]:
+    """{L: NC1 of Section 5 / Appendix C near the local minimizer of Lemma A.2 nearest the final objective of a
+    stalled run (:func:`stalls`) with L >= 2, and near the global minimizer}: that NC1 is 0 at such a point but not
+    continuous there, which the chapters state.  For each run: ``point`` and ``global``, one NC1 per spread of
+    ``spreads`` (decreasing, each a fraction of the features' largest |entry|,
+    :func:`nclib.minority.partial_point_spread_nc1` at the point and at the global minimizer); ``point_change``
+    (the largest NC1 at the point over its smallest, minus 1: how little it moves as the spread shrinks) and
+    ``global_factors`` (each NC1 at the global minimizer over the next, at the smaller spread: the square law gives
+    the square of the spreads' ratio).  ValueError naming ``runs`` as :func:`stalls` does, and ``spreads`` unless it
+    holds at least two finite positive numbers, decreasing.  Chapters: :ref:`ch-fig1` to :ref:`ch-fig3`."""
+    if isinstance(spreads, (str, bytes)) or not hasattr(spreads, "__len__") or len(spreads) < 2:
+        raise ValueError(f"spreads must hold at least two spreads, got {spreads!r}")
+    spreads = [_checks.positive_float(s, "spreads") for s in spreads]
+    if any(a <= b for a, b in zip(spreads, spreads[1:])):
+        raise ValueError(f"spreads must decrease, got {spreads}")
+    out = {}
+    for L, st in stalls(runs).items():
+        if st["partial"] is None:  # L = 1: no local minimizer with modes at 0
+            continue
+        th = run_theory(runs[L].params)
+        args = (th.n, th.lam_W, th.lam_H, L, th.bias)
+        best = minority.alive_at_minimum(*args)
+        point = [minority.partial_point_spread_nc1(*args, st["partial"]["alive"], s) for s in spreads]
+        at_best = [minority.partial_point_spread_nc1(*args, best, s) for s in spreads]
+        out[L] = {"point": point, "global": at_best, "point_change": max(point) / min(point) - 1,
+                  "global_factors": [a / b for a, b in zip(at_best, at_best[1:])]}
+    return out
+
+
 #: The final values whose L-orderings the figure chapters state (:func:`order_by` keys of :func:`final_rows`).
 ORDER_KEYS = ("nc1", "nc3", "gap")
 
