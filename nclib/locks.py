@@ -219,7 +219,22 @@ def other_host_lock(run_dir) -> dict | None:
 
 def _on_another_host(record: dict) -> bool:
     """Whether a lock record names a host, and one other than this: a writer whose life cannot be seen from here."""
-    return record.get("host") not in (None, socket.gethostname())
+    return record.get("host") not in (None, _this_process()["host"])
+
+
+def _this_process() -> dict:
+    """This process as a lock record names its writer: its pid and host."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def is_this_process(record) -> bool:
+    """Whether the lock record ``record`` (:func:`lock_owner`, ``RunFolderBusy.owner``) names this process: its pid
+    and host as :func:`write_lock_record` writes them (a lock this process holds, taken by another of its threads or
+    by hand).  ValueError naming ``record`` unless it is a mapping."""
+    if not isinstance(record, Mapping):
+        raise ValueError(f"record must be a lock record (a mapping of pid, host...), got {type(record).__name__}")
+    me = _this_process()
+    return record.get("pid") == me["pid"] and record.get("host") == me["host"]
 
 
 class RunLock:
@@ -428,7 +443,7 @@ def _claim(run_dir: pathlib.Path, fd: int, created: bool) -> RunLock:
 def write_lock_record(fd: int) -> dict:
     """Write this process's record (pid, host, since, command line) into the lock file open as ``fd``, whose lock
     it holds: what a refused writer is told of the holder.  Returns the record."""
-    me = {"pid": os.getpid(), "host": socket.gethostname(),
+    me = {**_this_process(),
           "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
           "command_line": list(sys.argv)}
     os.ftruncate(fd, 0)
@@ -446,7 +461,7 @@ def _elsewhere_message(locked: dict) -> str:
     return (f"run folder{'' if one else 's'} {folders} hold{'s' if one else ''} the lock file of "
             f"{'a writer' if one else 'writers'} on another host: {files}; whether "
             f"{'that process still runs' if one else 'those processes still run'} cannot be seen from "
-            f"{socket.gethostname()!r}: remove {'the file' if one else 'each file'} once its process has ended")
+            f"{_this_process()['host']!r}: remove {'the file' if one else 'each file'} once its process has ended")
 
 
 def lock_runs(run_dirs, retry_s: float = 1.0) -> list[RunLock]:

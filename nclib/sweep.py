@@ -55,7 +55,6 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
-import socket
 import sys
 import threading
 import uuid
@@ -65,7 +64,7 @@ import numpy as np
 import pandas as pd
 
 from . import _checks, parameters
-from .locks import RunFolderBusy, RunLockedElsewhere, Terminated, lock_owner
+from .locks import RunFolderBusy, RunLockedElsewhere, Terminated, is_this_process, lock_owner
 from .runs import RESUMABLE, OtherData, ResumeRefused, recorded_status, run_status
 from .sweepcli import EPILOG, PROG, exit_status, main  # noqa: F401 (python -m nclib.sweep)
 from .sweepmanifest import (SweepBusy, call_record, folder_state, lock_sweep, read_manifest,  # noqa: F401
@@ -104,12 +103,11 @@ class RunLeft(UserWarning):
 
 def _leave(run_dir: pathlib.Path, owner: dict | None) -> None:
     """Warn :class:`RunLeft` for ``run_dir``, whose lock the live process ``owner`` (its lock record: pid, host,
-    since) holds: another process, or this one where the record's pid and host are this process's (the host as
-    :func:`nclib.locks.write_lock_record` writes it)."""
+    since) holds: another process, or this one (:func:`nclib.locks.is_this_process`)."""
     owner = owner or {}
     since = f", since {owner['since']}" if owner.get("since") else ""
     holder = f"pid {owner.get('pid')} on host {owner.get('host')!r}{since}"
-    if owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+    if is_this_process(owner):
         held = (f"is held by the process that took up this point ({holder}), through a lock taken outside this "
                 f"point's training (by hand, or by another of its threads): left to that lock")
     else:

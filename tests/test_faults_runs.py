@@ -312,6 +312,22 @@ def test_the_lock_file_of_another_host_is_refused_by_its_own_error(tmp_path):
         assert locks.lock_owner(folder)["pid"] == os.getpid()
 
 
+def test_is_this_process_reads_a_lock_record_for_this_pid_and_host(tmp_path):
+    """The record of a lock this process holds names it; one of another pid on this host, or of this pid on another
+    host, or with neither, does not; anything but a mapping is refused naming record."""
+    folder = tmp_path / "r"
+    with locks.lock_run(folder, retry_s=0):
+        assert locks.is_this_process(locks.lock_owner(folder))
+        assert locks.is_this_process(locks.read_lock_file(folder / locks.LOCK))
+    host = socket.gethostname()
+    assert not locks.is_this_process({"pid": os.getpid() + 1, "host": host})
+    assert not locks.is_this_process({"pid": os.getpid(), "host": host + "-other"})
+    assert not locks.is_this_process({"pid": None, "host": None}) and not locks.is_this_process({})
+    for bad in (None, [os.getpid(), host], "pid"):
+        with pytest.raises(ValueError, match=r"^record must be"):
+            locks.is_this_process(bad)
+
+
 def test_every_run_folder_locked_on_another_host_is_named_in_one_refusal(tmp_path, capsys):
     """The fault: a job whose three run folders held lock files of a node that died was refused on the first, then,
     once its file was removed, on the next: one queued job per folder.  Now one refusal names every such folder and
